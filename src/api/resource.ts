@@ -1,0 +1,51 @@
+// The envelope every configuration object shares (Kubernetes style), with the position it was
+// read from so that every message can say file:line:column.
+
+export interface SourcePosition {
+  file: string;
+  line: number;
+  column: number;
+}
+
+export interface ObjectMeta {
+  name: string;
+  namespace: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  /** Set by the config store: increases on every change of this object. */
+  resourceVersion?: string;
+  creationTimestamp?: string;
+}
+
+/** Every kind Rigging reads. `Workload` is the local runtime's own kind (`rig up`). */
+export const KINDS = [
+  'VirtualService',
+  'DestinationRule',
+  'Gateway',
+  'ServiceEntry',
+  'Sidecar',
+  'WorkloadEntry',
+  'WorkloadGroup',
+  'PeerAuthentication',
+  'RequestAuthentication',
+  'AuthorizationPolicy',
+  'Telemetry',
+  'Service',
+  'Namespace',
+  'Workload',
+] as const;
+
+export type Kind = (typeof KINDS)[number];
+
+export interface Resource<S = Record<string, unknown>> {
+  apiVersion: string;
+  kind: Kind;
+  metadata: ObjectMeta;
+  spec: S;
+  source?: SourcePosition;
+}
+
+/** `Kind/namespace/name`: the identity of a resource in a store. */
+export function resourceKey(r: { kind: string; metadata: { namespace: string; name: string } }): string {
+  return `${r.kind}/${r.metadata.namespace}/${r.metadata.name}`;
+}

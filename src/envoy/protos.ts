@@ -1,0 +1,76 @@
+// Loads the subset of Envoy's v3 API that Rigging speaks, from the .proto files that ship inside
+// @grpc/grpc-js-xds (folder deps/). Field names keep Envoy's snake_case, and the well-known types
+// follow the proto3 JSON mapping (Duration "1.5s", wrappers as plain values, Struct as JSON,
+// Any with "@type"), so a decoded resource has exactly the shape of Envoy's YAML/JSON config.
+import { createRequire } from 'node:module';
+import fs from 'node:fs';
+import path from 'node:path';
+import protobuf from 'protobufjs';
+import { installJsonWrappers } from './wkt-json.ts';
+
+const require = createRequire(import.meta.url);
+const DEPS = path.join(path.dirname(require.resolve('@grpc/grpc-js-xds/package.json')), 'deps');
+const INCLUDE_DIRS = [
+  ...['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => path.join(DEPS, d)),
+  path.dirname(require.resolve('protobufjs/package.json')),
+];
+
+/** The proto files Rigging uses; everything they import is loaded with them. */
+export const PROTO_FILES = [
+  'envoy/config/bootstrap/v3/bootstrap.proto',
+  'envoy/config/listener/v3/listener.proto',
+  'envoy/config/route/v3/route.proto',
+  'envoy/config/cluster/v3/cluster.proto',
+  'envoy/config/endpoint/v3/endpoint.proto',
+  'envoy/service/discovery/v3/ads.proto',
+  'envoy/service/discovery/v3/discovery.proto',
+  'envoy/admin/v3/config_dump.proto',
+  'envoy/extensions/transport_sockets/tls/v3/tls.proto',
+  'envoy/extensions/transport_sockets/tls/v3/secret.proto',
+  'envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto',
+  'envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.proto',
+  'envoy/extensions/filters/network/rbac/v3/rbac.proto',
+  'envoy/extensions/filters/network/local_ratelimit/v3/local_rate_limit.proto',
+  'envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.proto',
+  'envoy/extensions/filters/listener/http_inspector/v3/http_inspector.proto',
+  'envoy/extensions/filters/listener/original_dst/v3/original_dst.proto',
+  'envoy/extensions/filters/http/router/v3/router.proto',
+  'envoy/extensions/filters/http/fault/v3/fault.proto',
+  'envoy/extensions/filters/http/cors/v3/cors.proto',
+  'envoy/extensions/filters/http/rbac/v3/rbac.proto',
+  'envoy/extensions/filters/http/jwt_authn/v3/config.proto',
+  'envoy/extensions/filters/http/local_ratelimit/v3/local_rate_limit.proto',
+  'envoy/extensions/access_loggers/file/v3/file.proto',
+  'envoy/extensions/access_loggers/stream/v3/stream.proto',
+  'envoy/extensions/load_balancing_policies/round_robin/v3/round_robin.proto',
+  'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
+  'envoy/extensions/transport_sockets/raw_buffer/v3/raw_buffer.proto',
+  'envoy/config/trace/v3/zipkin.proto',
+  'envoy/config/trace/v3/opentelemetry.proto',
+];
+
+let root: protobuf.Root | undefined;
+
+/** The protobuf root with every type Rigging uses (loaded once, on first use). */
+export function envoyRoot(): protobuf.Root {
+  if (root) return root;
+  installJsonWrappers();
+  const r = new protobuf.Root();
+  r.resolvePath = (_origin, target) => {
+    if (path.isAbsolute(target)) return target;
+    for (const dir of INCLUDE_DIRS) {
+      const candidate = path.join(dir, target);
+      if (fs.existsSync(candidate)) return candidate;
+    }
+    return target;
+  };
+  r.loadSync(PROTO_FILES, { keepCase: true });
+  r.resolveAll();
+  root = r;
+  return r;
+}
+
+/** Looks a message type up by its full name, e.g. `envoy.config.cluster.v3.Cluster`. */
+export function messageType(fullName: string): protobuf.Type {
+  return envoyRoot().lookupType(fullName);
+}
