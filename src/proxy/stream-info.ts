@@ -1,0 +1,81 @@
+// Envoy's StreamInfo: what happened to one HTTP request or one TCP connection. The proxy fills
+// it along the request path; telemetry (metrics, access logs, spans) reads it when the stream ends.
+
+export interface PeerInfo {
+  /** SPIFFE id from the peer's certificate, e.g. spiffe://cluster.local/ns/default/sa/bookinfo-productpage. */
+  principal?: string;
+  /** Istio peer metadata from the metadata exchange: WORKLOAD_NAME, NAMESPACE, LABELS, CLUSTER_ID, … */
+  metadata?: Record<string, unknown>;
+}
+
+export interface StreamInfo {
+  /** Wall-clock start, ms since the epoch. */
+  startTime: number;
+  /** performance.now() at start, for durations. */
+  startMonotonic: number;
+  direction: 'inbound' | 'outbound' | 'gateway';
+  /** 'HTTP/1.0' | 'HTTP/1.1' | 'HTTP/2' | 'TCP' (grpc is HTTP/2 with content-type application/grpc). */
+  protocol: string;
+  isGrpc?: boolean;
+
+  method?: string;
+  path?: string;
+  authority?: string;
+  scheme?: string;
+  userAgent?: string;
+  requestId?: string;
+  forwardedFor?: string;
+
+  /** 0 until a response was started or decided. */
+  responseCode: number;
+  grpcStatus?: number;
+  /** Bit set of ResponseFlag. */
+  responseFlags: number;
+  /** %RESPONSE_CODE_DETAILS%, e.g. "via_upstream", "route_not_found", "rbac_access_denied". */
+  responseCodeDetails?: string;
+
+  bytesReceived: number;
+  bytesSent: number;
+  /** Set when the stream ends: total duration in ms. */
+  durationMs?: number;
+  /** Time from the first upstream byte sent to the first byte of response headers, ms. */
+  upstreamServiceTimeMs?: number;
+
+  routeName?: string;
+  upstreamCluster?: string;
+  upstreamHost?: string;
+  upstreamLocalAddress?: string;
+  upstreamTransportFailureReason?: string;
+  downstreamRemoteAddress?: string;
+  downstreamLocalAddress?: string;
+  requestedServerName?: string;
+
+  /** The other side of the connection seen by this proxy: for inbound the caller, for outbound the callee. */
+  downstreamPeer?: PeerInfo;
+  upstreamPeer?: PeerInfo;
+  /** mTLS on the connection this proxy accepted (inbound) or made (outbound). */
+  mtls: boolean;
+
+  /** Trace context of the span this proxy created, if sampled. */
+  traceId?: string;
+  spanId?: string;
+  parentSpanId?: string;
+  sampled?: boolean;
+
+  /** Free-form per-filter state (Envoy's filter state / dynamic metadata). */
+  filterState?: Record<string, unknown>;
+}
+
+export function newStreamInfo(direction: StreamInfo['direction'], protocol: string): StreamInfo {
+  return {
+    startTime: Date.now(),
+    startMonotonic: performance.now(),
+    direction,
+    protocol,
+    responseCode: 0,
+    responseFlags: 0,
+    bytesReceived: 0,
+    bytesSent: 0,
+    mtls: false,
+  };
+}
