@@ -1,0 +1,26 @@
+// Kubernetes core/v1 Service and Namespace: the fields Rigging reads. The full object is
+// structurally checked against Kubernetes' schema (see ../schema/).
+
+export interface ServicePortSpec {
+  name?: string;
+  port: number;
+  /** A port number or the name of a container port. */
+  targetPort?: number | string;
+  protocol?: 'TCP' | 'UDP' | 'SCTP';
+  /** e.g. `http`, `http2`, `grpc`, `kubernetes.io/h2c`: tells the mesh the protocol when the name does not. */
+  appProtocol?: string;
+  nodePort?: number;
+}
+
+export interface ServiceSpec {
+  ports?: ServicePortSpec[];
+  selector?: Record<string, string>;
+  clusterIP?: string;
+  clusterIPs?: string[];
+  type?: 'ClusterIP' | 'NodePort' | 'LoadBalancer' | 'ExternalName';
+  externalName?: string;
+  [field: string]: unknown;
+}
+
+/** Namespaces carry only metadata for the mesh (labels such as `istio-injection`). */
+export type NamespaceSpec = Record<string, unknown>;

@@ -1,0 +1,47 @@
+/**
+ * `local.rigging.dev/v1alpha1` `Workload`: a process that `rig up` runs on this machine, the
+ * local runtime's stand-in for a Kubernetes Deployment plus its pods.
+ *
+ * ```yaml
+ * apiVersion: local.rigging.dev/v1alpha1
+ * kind: Workload
+ * metadata: { name: reviews-v1, namespace: default, labels: { app: reviews, version: v1 } }
+ * spec:
+ *   serviceAccount: bookinfo-reviews   # default: default
+ *   replicas: 2                        # >= 1, default 1
+ *   command: [node, reviews.ts]        # required, non-empty
+ *   args: [--port, "9080"]
+ *   env: { LOG_LEVEL: info }
+ *   cwd: ./apps                        # relative to the directory of this file
+ *   ports: [{ name: http, port: 9080, protocol: TCP }]
+ *   readinessProbe: { httpGet: { path: /health, port: 9080 }, periodSeconds: 2 }
+ * ```
+ * The workload's labels are `metadata.labels`; Services select workloads by them as in Kubernetes.
+ */
+export interface WorkloadSpec {
+  serviceAccount?: string;
+  replicas?: number;
+  command: string[];
+  args?: string[];
+  env?: Record<string, string>;
+  cwd?: string;
+  ports?: WorkloadPort[];
+  readinessProbe?: WorkloadProbe;
+}
+
+export interface WorkloadPort {
+  name?: string;
+  port: number;
+  protocol?: string;
+}
+
+export interface WorkloadProbe {
+  httpGet?: { path: string; port: number };
+  tcpSocket?: { port: number };
+  initialDelaySeconds?: number;
+  periodSeconds?: number;
+  timeoutSeconds?: number;
+  failureThreshold?: number;
+}
+
+export const WORKLOAD_API_VERSION = 'local.rigging.dev/v1alpha1';

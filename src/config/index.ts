@@ -1,0 +1,4 @@
+// Config stores: where resources live once loaded, with typed change events.
+export type { ConfigEvent, ConfigEventType, ConfigHandler, ConfigStore } from './store.ts';
+export type { MemoryConfigStoreOptions } from './memory-store.ts';
+export { MemoryConfigStore } from './memory-store.ts';
