@@ -1,0 +1,262 @@
+// The certificate authority: signs workload CSRs into short-lived SPIFFE certificates (ECDSA
+// P-256 keys, URI SAN spiffe://<td>/ns/<ns>/sa/<sa>), serves the control plane's TLS identity
+// for :15012, and rotates its root with an overlap during which both roots are trusted.
+import crypto, { type webcrypto } from 'node:crypto';
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { RigError } from '../core/errors.ts';
+import { silentLogger, type Logger } from '../core/log.ts';
+import { generateKey, privateKeyPem, publicKeyFrom, x509 } from './ca-crypto.ts';
+import { bundlePem, loadOrCreateSelfSigned, loadPluginCa, rotateSelfSigned, saveRoots, type KeyCertBundle } from './ca-keycert-store.ts';
+import { ServingCertProvider } from './ca-serving-cert.ts';
+import { checkIdentityPart } from './spiffe.ts';
+
+export interface CertificateAuthorityOptions {
+  /** The state directory; the CA keeps its files in `<stateDir>/ca`. */
+  stateDir: string;
+  trustDomain?: string;
+  /** A directory with Istio plug-in CA files (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem). */
+  pluginCaDir?: string;
+  /** Default workload certificate lifetime (Istio: 24 h). */
+  workloadCertTtlSeconds?: number;
+  /** Longest lifetime a workload may ask for (Istio: 90 days). */
+  maxWorkloadCertTtlSeconds?: number;
+  /** Lifetime of a self-signed root (Istio: 10 years). */
+  rootCertTtlSeconds?: number;
+  /** Lifetime of the control plane's serving certificate; it is renewed at 80% of it. */
+  servingCertTtlSeconds?: number;
+  /** Extra DNS names / IPs for the serving certificate (istiod.istio-system.svc, localhost and 127.0.0.1 are always there). */
+  servingHosts?: string[];
+  log?: Logger;
+}
+
+export interface SignRequest {
+  csrPem: string;
+  /** The authenticated caller's SPIFFE id; the certificate is issued for it alone. */
+  identity: string;
+  ttlSeconds?: number;
+}
+
+export class CaError extends Error {
+  readonly grpcCode: grpc.status;
+  constructor(grpcCode: grpc.status, message: string) {
+    super(message);
+    this.name = 'CaError';
+    this.grpcCode = grpcCode;
+  }
+}
+
+const DAY = 86_400;
+const SERVING_HOSTS = ['istiod.istio-system.svc', 'istiod.istio-system.svc.cluster.local', 'localhost', '127.0.0.1', '::1'];
+
+function randomSerial(): string {
+  // 128 random bits with the top bit clear, so the DER INTEGER stays positive.
+  const b = crypto.randomBytes(16);
+  b[0]! &= 0x7f;
+  return b.toString('hex');
+}
+
+function isIp(host: string): boolean {
+  return /^[\d.]+$/.test(host) || host.includes(':');
+}
+
+export class CertificateAuthority {
+  readonly trustDomain: string;
+  readonly caDir: string;
+  readonly workloadCertTtlSeconds: number;
+  readonly maxWorkloadCertTtlSeconds: number;
+  private bundle: KeyCertBundle;
+  private readonly opts: CertificateAuthorityOptions;
+  private readonly log: Logger;
+  private readonly serving = new ServingCertProvider();
+  private servingTimer: NodeJS.Timeout | undefined;
+  private servingCert: crypto.X509Certificate | undefined;
+  private readonly rootListeners = new Set<(bundlePem: string) => void>();
+
+  constructor(bundle: KeyCertBundle, opts: CertificateAuthorityOptions) {
+    this.bundle = bundle;
+    this.opts = opts;
+    this.trustDomain = opts.trustDomain ?? 'cluster.local';
+    this.caDir = path.join(opts.stateDir, 'ca');
+    this.workloadCertTtlSeconds = opts.workloadCertTtlSeconds ?? DAY;
+    this.maxWorkloadCertTtlSeconds = opts.maxWorkloadCertTtlSeconds ?? 90 * DAY;
+    this.log = opts.log ?? silentLogger;
+  }
+
+  get source(): KeyCertBundle['source'] {
+    return this.bundle.source;
+  }
+
+  /** The trust bundle (PEM): every root workloads must trust, the current one first. */
+  trustBundlePem(): string {
+    return bundlePem(this.bundle.roots);
+  }
+
+  /** The root(s) as parsed certificates, the current one first. */
+  roots(): readonly crypto.X509Certificate[] {
+    return this.bundle.roots;
+  }
+
+  /** Called with the new trust bundle whenever the roots change (rotation, end of overlap). */
+  onRootsChanged(listener: (bundlePem: string) => void): () => void {
+    this.rootListeners.add(listener);
+    return () => this.rootListeners.delete(listener);
+  }
+
+  /**
+   * Signs a PEM CSR for `identity`. Returns Istio's cert_chain: the workload certificate, the
+   * intermediates, and last the trust bundle (all roots in one PEM element).
+   */
+  async sign(req: SignRequest): Promise<string[]> {
+    let csr: x509.Pkcs10CertificateRequest;
+    try {
+      csr = new x509.Pkcs10CertificateRequest(req.csrPem);
+    } catch (err) {
+      throw new CaError(grpc.status.INVALID_ARGUMENT, `csr: not a PEM PKCS#10 certificate request (${(err as Error).message})`);
+    }
+    if (!(await csr.verify())) throw new CaError(grpc.status.INVALID_ARGUMENT, 'csr: signature does not verify');
+    const keyAlg = csr.publicKey.algorithm as webcrypto.RsaHashedKeyAlgorithm & webcrypto.EcKeyAlgorithm;
+    const keyOk = (keyAlg.name === 'ECDSA' && ['P-256', 'P-384'].includes(keyAlg.namedCurve)) || (keyAlg.name.startsWith('RSA') && keyAlg.modulusLength >= 2048);
+    if (!keyOk) throw new CaError(grpc.status.INVALID_ARGUMENT, `csr: key ${keyAlg.name} ${keyAlg.namedCurve ?? keyAlg.modulusLength ?? ''} is not accepted; use ECDSA P-256 (or RSA >= 2048)`);
+    const san = csr.extensions.find((e) => e instanceof x509.SubjectAlternativeNameExtension);
+    for (const name of san?.names.items ?? []) {
+      if (name.type !== 'url' || name.value !== req.identity) {
+        throw new CaError(grpc.status.PERMISSION_DENIED, `csr asks for ${name.type} "${name.value}" but the caller is authenticated as "${req.identity}"`);
+      }
+    }
+    const ttl = req.ttlSeconds && req.ttlSeconds > 0 ? req.ttlSeconds : this.workloadCertTtlSeconds;
+    if (ttl > this.maxWorkloadCertTtlSeconds) {
+      throw new CaError(grpc.status.INVALID_ARGUMENT, `validity_duration ${ttl}s exceeds the CA's maximum of ${this.maxWorkloadCertTtlSeconds}s`);
+    }
+    const leaf = await this.issue(csr.publicKey, { uris: [req.identity], ttlSeconds: ttl, serverAuth: true, clientAuth: true });
+    this.log.info({ identity: req.identity, serial: leaf.serialNumber, notAfter: leaf.notAfter.toISOString() }, 'issued workload certificate');
+    return [leaf.toString('pem') + '\n', ...this.bundle.intermediates.map((c) => c.toString()), this.trustBundlePem()];
+  }
+
+  private async issue(
+    publicKey: x509.PublicKey,
+    p: { uris?: string[]; dns?: string[]; ips?: string[]; ttlSeconds: number; serverAuth: boolean; clientAuth: boolean },
+  ): Promise<x509.X509Certificate> {
+    const signer = this.bundle.signingCert;
+    const now = Date.now();
+    // Never outlive the signing certificate.
+    const notAfter = new Date(Math.min(now + p.ttlSeconds * 1000, Date.parse(signer.validTo)));
+    const names: x509.JsonGeneralName[] = [
+      ...(p.uris ?? []).map((value) => ({ type: 'url' as const, value })),
+      ...(p.dns ?? []).map((value) => ({ type: 'dns' as const, value })),
+      ...(p.ips ?? []).map((value) => ({ type: 'ip' as const, value })),
+    ];
+    const usages = [...(p.serverAuth ? [x509.ExtendedKeyUsage.serverAuth] : []), ...(p.clientAuth ? [x509.ExtendedKeyUsage.clientAuth] : [])];
+    const issuerCert = new x509.X509Certificate(new Uint8Array(signer.raw));
+    return x509.X509CertificateGenerator.create({
+      serialNumber: randomSerial(),
+      // Istio's workload certificates have an empty subject and a critical SAN.
+      subject: '',
+      issuer: issuerCert.subjectName,
+      notBefore: new Date(now),
+      notAfter,
+      publicKey,
+      signingKey: this.bundle.signingKey.cryptoKey,
+      signingAlgorithm: this.bundle.signingKey.algorithm,
+      extensions: [
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
+        new x509.ExtendedKeyUsageExtension(usages),
+        new x509.BasicConstraintsExtension(false, undefined, true),
+        await x509.AuthorityKeyIdentifierExtension.create(issuerCert.publicKey),
+        new x509.SubjectAlternativeNameExtension(names, true),
+      ],
+    });
+  }
+
+  /** Issues (and keeps renewing) the control plane's serving certificate for :15012. */
+  private async renewServingCert(): Promise<void> {
+    const key = generateKey('ec-p256');
+    const hosts = [...new Set([...SERVING_HOSTS, ...(this.opts.servingHosts ?? [])])];
+    const ttl = this.opts.servingCertTtlSeconds ?? DAY;
+    const cert = await this.issue(await publicKeyFrom(key), {
+      uris: [`spiffe://${this.trustDomain}/ns/istio-system/sa/istiod`],
+      dns: hosts.filter((h) => !isIp(h)),
+      ips: hosts.filter(isIp),
+      ttlSeconds: ttl,
+      serverAuth: true,
+      clientAuth: false,
+    });
+    const chainPem = [cert.toString('pem') + '\n', ...this.bundle.intermediates.map((c) => c.toString())].join('');
+    this.servingCert = new crypto.X509Certificate(cert.toString('pem'));
+    this.serving.update({ certificate: Buffer.from(chainPem), privateKey: Buffer.from(privateKeyPem(key)) }, Buffer.from(this.trustBundlePem()));
+    clearTimeout(this.servingTimer);
+    const lifetime = cert.notAfter.getTime() - cert.notBefore.getTime();
+    const delay = Math.min(cert.notBefore.getTime() + lifetime * 0.8 - Date.now(), 2 ** 31 - 1);
+    this.servingTimer = setTimeout(() => {
+      this.renewServingCert().catch((err: unknown) => this.log.error({ err }, 'renewing the serving certificate failed'));
+    }, Math.max(delay, 1000));
+    this.servingTimer.unref();
+  }
+
+  /** The serving certificate currently presented on :15012 (for diagnostics and tests). */
+  currentServingCert(): crypto.X509Certificate | undefined {
+    return this.servingCert;
+  }
+
+  /**
+   * TLS credentials for the control plane's :15012 gRPC server (ADS over TLS and the certificate
+   * service). Client certificates are requested but optional; the certificate follows renewals
+   * and root rotations without restarting the server.
+   */
+  serverCredentials(): grpc.ServerCredentials {
+    return grpc.experimental.createCertificateProviderServerCredentials(this.serving, this.serving, false);
+  }
+
+  /**
+   * Starts a new self-signed root. The old root stays in the trust bundle (overlap) until
+   * `endRootOverlap()`; new certificates are signed by the new root from now on.
+   */
+  async rotateRoot(opts: { dropOld?: boolean } = {}): Promise<void> {
+    if (this.bundle.source !== 'self-signed') {
+      throw new RigError('MESH_ERR_USAGE', 'the CA uses plug-in CA files: rotate by replacing them (root-cert.pem with both roots during the overlap) and restarting');
+    }
+    this.bundle = await rotateSelfSigned(this.caDir, this.bundle, this.trustDomain, this.opts.rootCertTtlSeconds ?? 10 * 365 * DAY, opts.dropOld ?? false);
+    this.log.info({ roots: this.bundle.roots.length, subject: this.bundle.signingCert.subject }, 'rotated the root CA');
+    await this.renewServingCert();
+    this.notifyRoots();
+  }
+
+  /** Ends a rotation's overlap: only the current root stays trusted. */
+  endRootOverlap(): void {
+    if (this.bundle.roots.length <= 1) return;
+    const current = this.bundle.roots[0]!;
+    this.bundle = { ...this.bundle, roots: [current] };
+    if (this.bundle.source === 'self-signed') saveRoots(this.caDir, this.bundle.roots);
+    this.serving.updateCa(Buffer.from(this.trustBundlePem()));
+    this.notifyRoots();
+  }
+
+  private notifyRoots(): void {
+    const pem = this.trustBundlePem();
+    for (const l of this.rootListeners) l(pem);
+  }
+
+  /** Stops renewing the serving certificate. */
+  close(): void {
+    clearTimeout(this.servingTimer);
+  }
+
+  /** @internal used by createCertificateAuthority */
+  async start(): Promise<void> {
+    await this.renewServingCert();
+  }
+}
+
+/** Loads (or creates on first start) the CA and issues the control plane's serving certificate. */
+export async function createCertificateAuthority(opts: CertificateAuthorityOptions): Promise<CertificateAuthority> {
+  const trustDomain = opts.trustDomain ?? 'cluster.local';
+  const problem = checkIdentityPart('trust domain', trustDomain);
+  if (problem) throw new RigError('MESH_ERR_USAGE', problem);
+  const log = opts.log ?? silentLogger;
+  const bundle = opts.pluginCaDir
+    ? await loadPluginCa(opts.pluginCaDir, log)
+    : await loadOrCreateSelfSigned(path.join(opts.stateDir, 'ca'), trustDomain, opts.rootCertTtlSeconds ?? 10 * 365 * DAY, log);
+  const ca = new CertificateAuthority(bundle, { ...opts, trustDomain });
+  await ca.start();
+  return ca;
+}

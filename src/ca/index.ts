@@ -1,0 +1,10 @@
+export { createCertificateAuthority, CertificateAuthority, CaError } from './ca.ts';
+export type { CertificateAuthorityOptions, SignRequest } from './ca.ts';
+export { addCaService } from './ca-service.ts';
+export { BootstrapTokenAuthenticator, AuthenticationError, bearerToken } from './ca-authenticator.ts';
+export type { CaAuthenticator, CaCaller } from './ca-authenticator.ts';
+export { BootstrapTokens, TOKEN_AUDIENCE, TOKEN_ISSUER } from './ca-tokens.ts';
+export type { IssuedToken, VerifiedToken } from './ca-tokens.ts';
+export { CA_FILES } from './ca-keycert-store.ts';
+export { spiffeId, parseSpiffeId } from './spiffe.ts';
+export { defaultStateDir } from './ca-state-dir.ts';
