@@ -1,0 +1,14 @@
+// The string a consistent-hash balancer hashes for a host: Envoy's address string ("1.2.3.4:80",
+// "[::1]:80") or, with use_hostname_for_hashing, the hostname.
+import type { Host } from '../host.ts';
+
+export function hostHashKey(h: Host, useHostname: boolean): string {
+  if (useHostname && h.hostname) return h.hostname;
+  if (h.port === 0 && h.address.startsWith('/')) return h.address;
+  return h.address.includes(':') ? `[${h.address}]:${h.port}` : `${h.address}:${h.port}`;
+}
+
+/** A uniformly random 64-bit hash, for requests without a hash policy value. */
+export function randomHash(random: () => number): bigint {
+  return (BigInt(Math.floor(random() * 0x100000000)) << 32n) | BigInt(Math.floor(random() * 0x100000000));
+}

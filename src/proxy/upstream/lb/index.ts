@@ -1,0 +1,205 @@
+// Load balancers by lb_policy name (Envoy's cluster load balancers), behind a registry.
+//
+//   setup()                                    registers the built-in policies (idempotent; called by createLoadBalancer)
+//   createLoadBalancer(policy, hosts, cluster) a LoadBalancer for the current host set
+//   checkLbConfig(policy, cluster)             { errors, warnings } with field paths: call when a
+//                                              Cluster is accepted (errors → NACK, warnings → log)
+//   registerLoadBalancer(factory)              adds a policy (LoadBalancerFactory)
+//   compileHashPolicy(route.hash_policy)       → request → { hash, setCookie } (see hash-policy.ts)
+//
+// A LoadBalancer is immutable with respect to the host set: rebuild it when hosts are added or
+// removed, or when a host's healthFlags change (health checker / outlier detector "change"
+// events). Config is compiled once per cluster object (cached), so rebuilding is cheap.
+// Built-in policies: ROUND_ROBIN, LEAST_REQUEST, RANDOM, RING_HASH, MAGLEV. All honour health
+// flags, priorities (overprovisioning factor), locality weights, the panic threshold and
+// LoadBalancerContext.attempted; RING_HASH and MAGLEV use LoadBalancerContext.hash.
+import type { Host } from '../host.ts';
+import type { LoadBalancer, LoadBalancerFactory } from './load-balancer.ts';
+import { RigError } from '../../../core/errors.ts';
+import { double, newIssues, object, string, uint, warnUnsupported, type ConfigIssues, type Json } from './config-fields.ts';
+import { compileCommonLbConfig, type CommonLbConfig } from './lb-config.ts';
+import { PriorityLoadBalancer, type PickerFactory } from './priority-lb.ts';
+import { roundRobinPicker } from './round-robin.ts';
+import { leastRequestPicker } from './least-request.ts';
+import { randomPicker } from './random.ts';
+import { RING_HASH_DEFAULTS, ringHashPicker } from './ring-hash.ts';
+import { MAGLEV_DEFAULT_TABLE_SIZE, MAGLEV_MAX_TABLE_SIZE, isPrime, maglevPicker } from './maglev.ts';
+
+export type { LoadBalancer, LoadBalancerContext, LoadBalancerFactory } from './load-balancer.ts';
+export { compileHashPolicy } from './hash-policy.ts';
+export type { HashPolicyFn, HashPolicyRequest, HashPolicyResult, SetCookie } from './hash-policy.ts';
+export { computePriorityLoad, groupByPriority } from './priority-lb.ts';
+export type { PriorityLoad } from './priority-lb.ts';
+
+export interface LoadBalancerOptions {
+  /** Uniform random in [0, 1) (tests inject a seeded one); default Math.random. */
+  random?: () => number;
+}
+
+const registry = new Map<string, LoadBalancerFactory>();
+
+export function registerLoadBalancer(factory: LoadBalancerFactory): void {
+  registry.set(factory.policy, factory);
+}
+
+export function registeredPolicies(): string[] {
+  return [...registry.keys()];
+}
+
+/** A policy built on the shared priority/locality/panic logic, with its own per-host-list picker. */
+interface PolicyDefinition<C> {
+  readonly policy: string;
+  readonly hashBased: boolean;
+  compile(cluster: Json, issues: ConfigIssues): C;
+  picker(config: C, common: CommonLbConfig, random: () => number): PickerFactory;
+}
+
+interface Compiled<C> {
+  common: CommonLbConfig;
+  config: C;
+}
+
+function policyFactory<C>(def: PolicyDefinition<C>): LoadBalancerFactory & {
+  check(cluster: Json): ConfigIssues;
+  createWith(hosts: readonly Host[], cluster: Json, options: LoadBalancerOptions): LoadBalancer;
+} {
+  const cache = new WeakMap<object, Compiled<C>>();
+  const compile = (cluster: Json): Compiled<C> => {
+    let c = cache.get(cluster);
+    if (c) return c;
+    const issues = newIssues();
+    c = { common: compileCommonLbConfig(cluster, issues), config: def.compile(cluster, issues) };
+    if (issues.errors.length > 0) {
+      throw new RigError('MESH_ERR_INVALID_CONFIG', `cluster ${String(cluster.name ?? '')} (${def.policy}): ${issues.errors.join('; ')}`);
+    }
+    cache.set(cluster, c);
+    return c;
+  };
+  const createWith = (hosts: readonly Host[], cluster: Json, options: LoadBalancerOptions): LoadBalancer => {
+    const { common, config } = compile(cluster);
+    const random = options.random ?? Math.random;
+    return new PriorityLoadBalancer(hosts, common, def.picker(config, common, random), { hashBased: def.hashBased, random });
+  };
+  return {
+    policy: def.policy,
+    create: (hosts, cluster) => createWith(hosts, cluster, {}),
+    createWith,
+    check(cluster) {
+      const issues = newIssues();
+      compileCommonLbConfig(cluster, issues);
+      def.compile(cluster, issues);
+      return issues;
+    },
+  };
+}
+
+const builtins = [
+  policyFactory({
+    policy: 'ROUND_ROBIN',
+    hashBased: false,
+    compile(cluster, issues) {
+      const rr = object(cluster.round_robin_lb_config, 'round_robin_lb_config', issues);
+      warnUnsupported(rr, [], 'round_robin_lb_config', issues);
+      return undefined;
+    },
+    picker: (_c, _common, random) => roundRobinPicker(random),
+  }),
+  policyFactory({
+    policy: 'LEAST_REQUEST',
+    hashBased: false,
+    compile(cluster, issues) {
+      const path = 'least_request_lb_config';
+      const lr = object(cluster.least_request_lb_config, path, issues);
+      warnUnsupported(lr, ['choice_count', 'active_request_bias'], path, issues);
+      const choiceCount = uint(lr, 'choice_count', path, issues, 2);
+      if (choiceCount < 2) issues.errors.push(`${path}.choice_count: must be at least 2, got ${choiceCount}`);
+      const bias = object(lr?.active_request_bias, `${path}.active_request_bias`, issues);
+      const activeRequestBias = double(bias, 'default_value', `${path}.active_request_bias`, issues, 1);
+      if (activeRequestBias < 0) issues.errors.push(`${path}.active_request_bias.default_value: must not be negative`);
+      return { choiceCount: Math.max(2, choiceCount), activeRequestBias: Math.max(0, activeRequestBias) };
+    },
+    picker: (c, _common, random) => leastRequestPicker(c, random),
+  }),
+  policyFactory({
+    policy: 'RANDOM',
+    hashBased: false,
+    compile: () => undefined,
+    picker: (_c, _common, random) => randomPicker(random),
+  }),
+  policyFactory({
+    policy: 'RING_HASH',
+    hashBased: true,
+    compile(cluster, issues) {
+      const path = 'ring_hash_lb_config';
+      const rh = object(cluster.ring_hash_lb_config, path, issues);
+      warnUnsupported(rh, ['minimum_ring_size', 'maximum_ring_size', 'hash_function'], path, issues);
+      const max = RING_HASH_DEFAULTS.maximumRingSize;
+      const minimumRingSize = uint(rh, 'minimum_ring_size', path, issues, RING_HASH_DEFAULTS.minimumRingSize);
+      const maximumRingSize = uint(rh, 'maximum_ring_size', path, issues, max);
+      if (minimumRingSize < 1 || minimumRingSize > max) issues.errors.push(`${path}.minimum_ring_size: must be between 1 and ${max}, got ${minimumRingSize}`);
+      if (maximumRingSize < 1 || maximumRingSize > max) issues.errors.push(`${path}.maximum_ring_size: must be between 1 and ${max}, got ${maximumRingSize}`);
+      if (minimumRingSize > maximumRingSize) issues.errors.push(`${path}: minimum_ring_size (${minimumRingSize}) must not exceed maximum_ring_size (${maximumRingSize})`);
+      const fn = string(rh, 'hash_function', path, issues) ?? 'XX_HASH';
+      if (fn !== 'XX_HASH') issues.errors.push(`${path}.hash_function: ${fn} is not supported, use XX_HASH (the default)`);
+      return { minimumRingSize, maximumRingSize };
+    },
+    picker: (c, common, random) => ringHashPicker({ ...c, useHostnameForHashing: common.useHostnameForHashing }, random),
+  }),
+  policyFactory({
+    policy: 'MAGLEV',
+    hashBased: true,
+    compile(cluster, issues) {
+      const path = 'maglev_lb_config';
+      const mg = object(cluster.maglev_lb_config, path, issues);
+      warnUnsupported(mg, ['table_size'], path, issues);
+      const tableSize = uint(mg, 'table_size', path, issues, MAGLEV_DEFAULT_TABLE_SIZE);
+      if (!isPrime(tableSize) || tableSize > MAGLEV_MAX_TABLE_SIZE) {
+        issues.errors.push(`${path}.table_size: must be a prime number no larger than ${MAGLEV_MAX_TABLE_SIZE}, got ${tableSize}`);
+      }
+      return { tableSize: isPrime(tableSize) ? tableSize : MAGLEV_DEFAULT_TABLE_SIZE };
+    },
+    picker: (c, common, random) => maglevPicker({ ...c, useHostnameForHashing: common.useHostnameForHashing }, random),
+  }),
+];
+
+let isSetUp = false;
+
+export function setup(): void {
+  if (isSetUp) return;
+  isSetUp = true;
+  for (const f of builtins) registerLoadBalancer(f);
+}
+
+function factoryFor(policy: string): LoadBalancerFactory {
+  setup();
+  const f = registry.get(policy);
+  if (!f) {
+    throw new RigError('MESH_ERR_INVALID_CONFIG', `lb_policy ${policy} is not supported: use one of ${registeredPolicies().join(', ')}`);
+  }
+  return f;
+}
+
+/** The effective lb_policy of an Envoy Cluster (ROUND_ROBIN when unset). */
+export function lbPolicyOf(cluster: Json): string {
+  return typeof cluster.lb_policy === 'string' ? cluster.lb_policy : 'ROUND_ROBIN';
+}
+
+export function createLoadBalancer(policy: string, hosts: readonly Host[], clusterConfig: Record<string, unknown>, options: LoadBalancerOptions = {}): LoadBalancer {
+  const f = factoryFor(policy);
+  const builtin = builtins.find((b) => b === f);
+  return builtin ? builtin.createWith(hosts, clusterConfig, options) : f.create(hosts, clusterConfig);
+}
+
+/** Problems in the cluster's load-balancing config (errors reject the cluster; warnings name ignored fields). */
+export function checkLbConfig(policy: string, clusterConfig: Record<string, unknown>): ConfigIssues {
+  const issues = newIssues();
+  let f: LoadBalancerFactory;
+  try {
+    f = factoryFor(policy);
+  } catch (err) {
+    issues.errors.push(`lb_policy: ${(err as Error).message}`);
+    return issues;
+  }
+  const builtin = builtins.find((b) => b === f);
+  return builtin ? builtin.check(clusterConfig) : issues;
+}

@@ -1,0 +1,65 @@
+// The cluster-level load-balancing settings every policy shares (Envoy's common_lb_config and the
+// load assignment's policy), compiled once per cluster config.
+//
+// Locality weights come from `clusterConfig.load_assignment.endpoints[]` (LocalityLbEndpoints:
+// locality, priority, load_balancing_weight): a STATIC/STRICT_DNS cluster carries it itself; for an
+// EDS cluster the cluster manager passes the current ClusterLoadAssignment there.
+import type { Locality } from '../host.ts';
+import { bool, list, object, percent, uint, warnUnsupported, type ConfigIssues, type Json } from './config-fields.ts';
+
+export interface CommonLbConfig {
+  /** healthy_panic_threshold in percent (default 50; 0 disables panic mode). */
+  readonly panicThreshold: number;
+  /** common_lb_config.locality_weighted_lb_config is set. */
+  readonly localityWeighted: boolean;
+  /** load_assignment.policy.overprovisioning_factor in percent (default 140). */
+  readonly overprovisioningFactor: number;
+  /** load_assignment.policy.weighted_priority_health: priority health by host weight, not count. */
+  readonly weightedPriorityHealth: boolean;
+  /** Locality weight by localityKey(priority, locality). */
+  readonly localityWeights: ReadonlyMap<string, number>;
+  /** consistent_hashing_lb_config.use_hostname_for_hashing (ring hash / maglev). */
+  readonly useHostnameForHashing: boolean;
+}
+
+export function localityKey(priority: number, l: Locality): string {
+  return `${priority}|${l.region ?? ''}|${l.zone ?? ''}|${l.sub_zone ?? ''}`;
+}
+
+const COMMON_FIELDS = ['healthy_panic_threshold', 'locality_weighted_lb_config', 'consistent_hashing_lb_config'];
+
+export function compileCommonLbConfig(cluster: Json, issues: ConfigIssues): CommonLbConfig {
+  const common = object(cluster.common_lb_config, 'common_lb_config', issues);
+  warnUnsupported(common, COMMON_FIELDS, 'common_lb_config', issues);
+  const panicThreshold = percent(common, 'healthy_panic_threshold', 'common_lb_config', issues, 50);
+  const localityWeighted = object(common?.locality_weighted_lb_config, 'common_lb_config.locality_weighted_lb_config', issues) !== undefined;
+  const ch = object(common?.consistent_hashing_lb_config, 'common_lb_config.consistent_hashing_lb_config', issues);
+  warnUnsupported(ch, ['use_hostname_for_hashing'], 'common_lb_config.consistent_hashing_lb_config', issues);
+  const useHostnameForHashing = bool(ch, 'use_hostname_for_hashing', 'common_lb_config.consistent_hashing_lb_config', issues, false);
+
+  const la = object(cluster.load_assignment, 'load_assignment', issues);
+  const policy = object(la?.policy, 'load_assignment.policy', issues);
+  const overprovisioningFactor = uint(policy, 'overprovisioning_factor', 'load_assignment.policy', issues, 140);
+  if (overprovisioningFactor === 0) issues.errors.push('load_assignment.policy.overprovisioning_factor: must be greater than 0');
+  const weightedPriorityHealth = bool(policy, 'weighted_priority_health', 'load_assignment.policy', issues, false);
+
+  const localityWeights = new Map<string, number>();
+  list(la?.endpoints, 'load_assignment.endpoints', issues).forEach((e, i) => {
+    const path = `load_assignment.endpoints[${i}]`;
+    const lle = object(e, path, issues);
+    if (!lle) return;
+    const locality = (object(lle.locality, `${path}.locality`, issues) ?? {}) as Locality;
+    const priority = uint(lle, 'priority', path, issues, 0);
+    const weight = uint(lle, 'load_balancing_weight', path, issues, 0);
+    if (weight > 0) localityWeights.set(localityKey(priority, locality), weight);
+  });
+
+  return {
+    panicThreshold,
+    localityWeighted,
+    overprovisioningFactor: overprovisioningFactor || 140,
+    weightedPriorityHealth,
+    localityWeights,
+    useHostnameForHashing,
+  };
+}

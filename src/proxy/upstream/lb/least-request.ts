@@ -1,0 +1,80 @@
+// LEAST_REQUEST: with equal weights, "power of N choices" (choice_count random hosts, default 2,
+// the one with the fewest active requests wins); with unequal weights, an EDF schedule where a
+// host's weight is divided by (active requests + 1)^active_request_bias each time it is scheduled.
+import type { Host } from '../host.ts';
+import type { LoadBalancerContext } from './load-balancer.ts';
+import { EdfScheduler } from './edf-scheduler.ts';
+import type { HostPicker } from './priority-lb.ts';
+import { allEqual } from './round-robin.ts';
+import { allAttempted, firstNotAttempted } from './attempted.ts';
+
+export interface LeastRequestConfig {
+  /** choice_count (default 2). */
+  choiceCount: number;
+  /** active_request_bias (default 1.0). */
+  activeRequestBias: number;
+}
+
+class ChoicePicker implements HostPicker {
+  readonly #hosts: readonly Host[];
+  readonly #choices: number;
+  readonly #random: () => number;
+
+  constructor(hosts: readonly Host[], choices: number, random: () => number) {
+    this.#hosts = hosts;
+    this.#choices = choices;
+    this.#random = random;
+  }
+
+  pick(ctx: LoadBalancerContext | undefined): Host | undefined {
+    const hosts = this.#hosts;
+    const n = hosts.length;
+    const attempted = ctx?.attempted;
+    const avoid = attempted !== undefined && attempted.size > 0 && !allAttempted(hosts, attempted);
+    let best: Host | undefined;
+    for (let c = 0; c < this.#choices; c++) {
+      const i = Math.floor(this.#random() * n);
+      let h = hosts[i];
+      if (avoid && attempted.has(h)) h = firstNotAttempted(hosts, i, attempted) as Host;
+      if (best === undefined || h.activeRequests < best.activeRequests) best = h;
+    }
+    return best;
+  }
+}
+
+class WeightedLeastRequestPicker implements HostPicker {
+  readonly #edf = new EdfScheduler<number>();
+  readonly #hosts: readonly Host[];
+  readonly #weightOf: (i: number) => number;
+
+  constructor(hosts: readonly Host[], weights: readonly number[], bias: number, random: () => number) {
+    this.#hosts = hosts;
+    this.#weightOf =
+      bias === 0
+        ? (i) => weights[i]
+        : bias === 1
+          ? (i) => weights[i] / (hosts[i].activeRequests + 1)
+          : (i) => weights[i] / Math.pow(hosts[i].activeRequests + 1, bias);
+    hosts.forEach((_, i) => this.#edf.add(this.#weightOf(i), i));
+    const skip = Math.floor(random() * hosts.length);
+    for (let i = 0; i < skip; i++) this.#edf.pickAndAdd(this.#weightOf);
+  }
+
+  pick(ctx: LoadBalancerContext | undefined): Host | undefined {
+    const attempted = ctx?.attempted;
+    let first: Host | undefined;
+    for (let tries = 0; tries < this.#hosts.length; tries++) {
+      const h = this.#hosts[this.#edf.pickAndAdd(this.#weightOf) as number];
+      if (attempted === undefined || attempted.size === 0 || !attempted.has(h)) return h;
+      first ??= h;
+    }
+    return first;
+  }
+}
+
+export function leastRequestPicker(config: LeastRequestConfig, random: () => number) {
+  return (hosts: readonly Host[], weights: readonly number[]): HostPicker =>
+    allEqual(weights)
+      ? new ChoicePicker(hosts, config.choiceCount, random)
+      : new WeightedLeastRequestPicker(hosts, weights, config.activeRequestBias, random);
+}

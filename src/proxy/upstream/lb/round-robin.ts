@@ -1,0 +1,65 @@
+// ROUND_ROBIN: plain rotation when all weights are equal, otherwise an EDF schedule in which each
+// host appears in proportion to its weight. Both start at a random point so that many proxies do
+// not hit the same host in lockstep.
+import type { Host } from '../host.ts';
+import type { LoadBalancerContext } from './load-balancer.ts';
+import { EdfScheduler } from './edf-scheduler.ts';
+import type { HostPicker } from './priority-lb.ts';
+
+export function allEqual(weights: readonly number[]): boolean {
+  for (let i = 1; i < weights.length; i++) if (weights[i] !== weights[0]) return false;
+  return true;
+}
+
+class RotationPicker implements HostPicker {
+  readonly #hosts: readonly Host[];
+  #next: number;
+
+  constructor(hosts: readonly Host[], random: () => number) {
+    this.#hosts = hosts;
+    this.#next = Math.floor(random() * hosts.length);
+  }
+
+  pick(ctx: LoadBalancerContext | undefined): Host | undefined {
+    const hosts = this.#hosts;
+    const attempted = ctx?.attempted;
+    let first: Host | undefined;
+    for (let tries = 0; tries < hosts.length; tries++) {
+      const h = hosts[this.#next];
+      if (++this.#next === hosts.length) this.#next = 0;
+      if (attempted === undefined || attempted.size === 0 || !attempted.has(h)) return h;
+      first ??= h;
+    }
+    return first;
+  }
+}
+
+class WeightedPicker implements HostPicker {
+  readonly #edf = new EdfScheduler<number>();
+  readonly #hosts: readonly Host[];
+  readonly #weightOf: (i: number) => number;
+
+  constructor(hosts: readonly Host[], weights: readonly number[], random: () => number) {
+    this.#hosts = hosts;
+    this.#weightOf = (i) => weights[i];
+    hosts.forEach((_, i) => this.#edf.add(weights[i], i));
+    const skip = Math.floor(random() * hosts.length);
+    for (let i = 0; i < skip; i++) this.#edf.pickAndAdd(this.#weightOf);
+  }
+
+  pick(ctx: LoadBalancerContext | undefined): Host | undefined {
+    const attempted = ctx?.attempted;
+    let first: Host | undefined;
+    for (let tries = 0; tries < this.#hosts.length; tries++) {
+      const h = this.#hosts[this.#edf.pickAndAdd(this.#weightOf) as number];
+      if (attempted === undefined || attempted.size === 0 || !attempted.has(h)) return h;
+      first ??= h;
+    }
+    return first;
+  }
+}
+
+export function roundRobinPicker(random: () => number) {
+  return (hosts: readonly Host[], weights: readonly number[]): HostPicker =>
+    allEqual(weights) ? new RotationPicker(hosts, random) : new WeightedPicker(hosts, weights, random);
+}
