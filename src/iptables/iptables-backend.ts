@@ -44,12 +44,17 @@ function missing(bin: string, err: unknown): RigError {
   );
 }
 
-export function backend(name: BackendName): Backend {
+/** Runs the tool in the current network namespace, or in a named one (`ip netns exec NAME`). */
+function inNetns(netns: string | undefined, bin: string, args: string[], input?: string): Promise<RunResult> {
+  return netns ? run('ip', ['netns', 'exec', netns, bin, ...args], input) : run(bin, args, input);
+}
+
+export function backend(name: BackendName, netns?: string): Backend {
   return {
     name,
     async save(family) {
       const bin = binary(name, family, 'save');
-      const r = await run(bin, []).catch((err: unknown) => {
+      const r = await inNetns(netns, bin, []).catch((err: unknown) => {
         throw missing(bin, err);
       });
       if (r.code !== 0) throw new RigError('MESH_ERR_UNAVAILABLE', `${bin} failed (exit ${r.code}): ${r.stderr.trim()}`);
@@ -57,7 +62,7 @@ export function backend(name: BackendName): Backend {
     },
     async restore(family, text) {
       const bin = binary(name, family, 'restore');
-      const r = await run(bin, ['--noflush', '--wait'], text).catch((err: unknown) => {
+      const r = await inNetns(netns, bin, ['--noflush', '--wait'], text).catch((err: unknown) => {
         throw missing(bin, err);
       });
       if (r.code !== 0) {
@@ -76,11 +81,11 @@ function ruleCount(saved: string): number {
  * The backend holding the most rules in this network namespace; on a tie (e.g. a fresh
  * namespace), the one the system's `iptables` command uses, else nft.
  */
-export async function detectBackend(): Promise<Backend> {
+export async function detectBackend(netns?: string): Promise<Backend> {
   const counts = await Promise.all(
     BACKEND_NAMES.map(async (n) => {
       try {
-        return ruleCount(await backend(n).save(4));
+        return ruleCount(await backend(n, netns).save(4));
       } catch {
         return -1;
       }
@@ -88,8 +93,8 @@ export async function detectBackend(): Promise<Backend> {
   );
   const [nft, legacy] = counts as [number, number];
   if (nft < 0 && legacy < 0) throw new RigError('MESH_ERR_UNAVAILABLE', 'neither iptables-nft-save nor iptables-legacy-save works here: install iptables (Debian: apt-get install iptables) and run as root');
-  if (legacy > nft) return backend('legacy');
-  if (nft > legacy) return backend('nft');
+  if (legacy > nft) return backend('legacy', netns);
+  if (nft > legacy) return backend('nft', netns);
   const v = await run('iptables', ['--version']).catch(() => undefined);
-  return backend(v?.stdout.includes('legacy') ? 'legacy' : 'nft');
+  return backend(v?.stdout.includes('legacy') ? 'legacy' : 'nft', netns);
 }

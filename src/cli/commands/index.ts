@@ -14,5 +14,7 @@ export interface CommandEntry {
 }
 
 export const COMMANDS: CommandEntry[] = [
+  { name: 'iptables', summary: 'set up (or remove) transparent traffic capture in this network namespace', load: () => import('./iptables.ts') },
+  { name: 'exec', summary: 'run a command inside a workload pod\'s network namespace (rig up --isolation netns)', load: () => import('./exec.ts') },
   { name: 'version', summary: 'print the client (and control plane) version', load: () => import('./version.ts') },
 ];
