@@ -12,9 +12,10 @@ import type { ObjectMeta, Resource, SourcePosition } from './resource.ts';
 import { KINDS, resourceKey } from './resource.ts';
 import type { Locator } from './source-map.ts';
 import { YamlLocator } from './source-map.ts';
+import type { ValidateOptions } from './validation/index.ts';
 import { validateResource } from './validation/index.ts';
 
-export interface LoadOptions {
+export interface LoadOptions extends ValidateOptions {
   /** Namespace of resources that name none (default `default`). */
   defaultNamespace?: string;
   /** Run structural and semantic validation (default true). Invalid resources are left out of `resources`. */
@@ -227,7 +228,7 @@ function toResource(value: unknown, locator: Locator, opts: LoadOptions, diagnos
     });
   }
   if (opts.validate !== false) {
-    const found = validateResource(resource, obj, locator);
+    const found = validateResource(resource, obj, locator, opts);
     diagnostics.push(...found);
     if (found.some((d) => d.severity === 'Error')) ok = false;
   }

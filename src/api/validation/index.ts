@@ -1,12 +1,76 @@
-// Validation of one resource: structure against the official schema, then Istio's semantic rules.
+// Validation of one resource: structure against the official schema, then Istio's semantic
+// rules (only on a structurally sound spec, so that rules can trust the types).
 import type { Diagnostic } from '../diagnostic.ts';
 import type { Resource } from '../resource.ts';
 import type { Locator } from '../source-map.ts';
 import { fixedLocator } from '../source-map.ts';
+import type * as T from '../index.ts';
+import { validateDestinationRule } from './destination-rule.ts';
+import { validateGateway } from './gateway.ts';
+import { validateMetadataName, validateNamespace, validateService, validateWorkload } from './kubernetes.ts';
+import { Reporter } from './reporter.ts';
+import { validateAuthorizationPolicy, validatePeerAuthentication, validateRequestAuthentication } from './security.ts';
+import { validateServiceEntry } from './service-entry.ts';
+import { validateSidecar, validateWorkloadEntry, validateWorkloadGroup } from './sidecar.ts';
+import { validateStructure } from './structural.ts';
+import type { TelemetryOptions } from './telemetry.ts';
+import { validateTelemetry } from './telemetry.ts';
+import { validateVirtualService } from './virtual-service.ts';
 
-/** All problems of one resource. `raw` is the object as written (defaults to the resource itself). */
-export function validateResource(resource: Resource, raw?: Record<string, unknown>, locator?: Locator): Diagnostic[] {
-  void raw;
-  void (locator ?? fixedLocator(resource.source));
-  return [];
+export interface ValidateOptions {
+  telemetry?: TelemetryOptions;
+}
+
+const REQUIRES_SPEC = new Set(['ServiceEntry', 'WorkloadEntry', 'WorkloadGroup', 'Workload']);
+
+/** All problems of one resource. `raw` is the object as written (default: the resource); `locator` maps field paths to positions. */
+export function validateResource(resource: Resource, raw?: Record<string, unknown>, locator?: Locator, opts: ValidateOptions = {}): Diagnostic[] {
+  const r = new Reporter(resource, locator ?? fixedLocator(resource.source));
+  try {
+    const spec = raw ? raw.spec : resource.spec;
+    validateMetadataName(r);
+    if ((spec === undefined || spec === null) && REQUIRES_SPEC.has(resource.kind)) {
+      r.error(['spec'], `${resource.kind} needs a spec`, 'add spec');
+      return r.diagnostics;
+    }
+    if (!validateStructure(resource, spec ?? {}, r)) return r.diagnostics;
+    validateSemantics(resource, r, opts);
+  } catch (err) {
+    r.error([], `internal validation error: ${(err as Error).message}`, 'please report this; the resource was not accepted');
+  }
+  return r.diagnostics;
+}
+
+function validateSemantics(res: Resource, r: Reporter, opts: ValidateOptions): void {
+  const spec = res.spec as unknown;
+  switch (res.kind) {
+    case 'VirtualService':
+      return validateVirtualService(spec as T.VirtualServiceSpec, r);
+    case 'DestinationRule':
+      return validateDestinationRule(spec as T.DestinationRuleSpec, r);
+    case 'Gateway':
+      return validateGateway(spec as T.GatewaySpec, r);
+    case 'ServiceEntry':
+      return validateServiceEntry(spec as T.ServiceEntrySpec, r);
+    case 'Sidecar':
+      return validateSidecar(spec as T.SidecarSpec, r);
+    case 'WorkloadEntry':
+      return validateWorkloadEntry(spec as T.WorkloadEntrySpec, r);
+    case 'WorkloadGroup':
+      return validateWorkloadGroup(spec as T.WorkloadGroupSpec, r);
+    case 'PeerAuthentication':
+      return validatePeerAuthentication(spec as T.PeerAuthenticationSpec, r);
+    case 'RequestAuthentication':
+      return validateRequestAuthentication(spec as T.RequestAuthenticationSpec, r);
+    case 'AuthorizationPolicy':
+      return validateAuthorizationPolicy(spec as T.AuthorizationPolicySpec, r);
+    case 'Telemetry':
+      return validateTelemetry(spec as T.TelemetrySpec, r, opts.telemetry);
+    case 'Service':
+      return validateService(spec as T.ServiceSpec, r);
+    case 'Namespace':
+      return validateNamespace(r);
+    case 'Workload':
+      return validateWorkload(spec as T.WorkloadSpec, r);
+  }
 }

@@ -1,0 +1,83 @@
+// Kubernetes Service and Namespace rules (the API server's), and the local Workload kind's.
+import { isIP } from 'node:net';
+import type { ServiceSpec } from '../types/kubernetes.ts';
+import type { WorkloadSpec } from '../types/workload.ts';
+import { checkLabels } from './common.ts';
+import type { Reporter } from './reporter.ts';
+import { isDns1123Label, isDns1123Subdomain, isPort } from './rules.ts';
+
+const IANA_SVC_NAME = /^(?=.*[a-z])[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?$/;
+
+export function validateService(spec: ServiceSpec, r: Reporter): void {
+  const ports = spec.ports ?? [];
+  const names = new Set<string>();
+  const pairs = new Set<string>();
+  ports.forEach((p, i) => {
+    const path = ['spec', 'ports', i];
+    if (!isPort(p.port)) r.error([...path, 'port'], `port ${p.port} is out of range`, 'use a port from 1 to 65535');
+    if (ports.length > 1 && !p.name) r.error([...path, 'name'], 'every port needs a name when a Service has more than one', 'name the port, e.g. http or grpc-api');
+    if (p.name !== undefined) {
+      if (!isDns1123Label(p.name)) r.error([...path, 'name'], `"${p.name}" is not a valid port name`, 'port names are DNS labels: lower-case letters, digits and -');
+      if (names.has(p.name)) r.error([...path, 'name'], `port name "${p.name}" is used twice`, 'give each port its own name');
+      names.add(p.name);
+    }
+    const pair = `${p.port}/${p.protocol ?? 'TCP'}`;
+    if (pairs.has(pair)) r.error([...path, 'port'], `port ${pair} is listed twice`, 'list each port once');
+    pairs.add(pair);
+    const tp = p.targetPort;
+    if (typeof tp === 'number' && !isPort(tp)) r.error([...path, 'targetPort'], `targetPort ${tp} is out of range`, 'use a port from 1 to 65535');
+    if (typeof tp === 'string' && !/^\d+$/.test(tp) && !IANA_SVC_NAME.test(tp)) r.error([...path, 'targetPort'], `"${tp}" is not a port number or port name`, 'use a number or a container port name of up to 15 characters');
+    if (typeof tp === 'string' && /^\d+$/.test(tp) && !isPort(Number(tp))) r.error([...path, 'targetPort'], `targetPort ${tp} is out of range`, 'use a port from 1 to 65535');
+  });
+  checkLabels(spec.selector, ['spec', 'selector'], r);
+  if (spec.type === 'ExternalName') {
+    if (!spec.externalName || !isDns1123Subdomain(spec.externalName.toLowerCase())) r.error(['spec', 'externalName'], 'an ExternalName Service needs externalName, a DNS name', 'set externalName: api.example.com');
+  } else if (spec.externalName !== undefined) {
+    r.error(['spec', 'externalName'], 'externalName is only used with type ExternalName', 'set type: ExternalName or remove externalName');
+  }
+  if (spec.clusterIP !== undefined && spec.clusterIP !== '' && spec.clusterIP !== 'None' && !isIP(spec.clusterIP)) r.error(['spec', 'clusterIP'], `"${spec.clusterIP}" is not an IP address`, 'use an IP address, "None" (headless) or leave it out');
+  if (!ports.length && spec.type !== 'ExternalName' && spec.clusterIP !== 'None') r.error(['spec', 'ports'], 'a Service needs at least one port', 'add ports: [{ name: http, port: 80 }]');
+}
+
+export function validateNamespace(r: Reporter): void {
+  if (!isDns1123Label(r.resource.metadata.name)) r.error(['metadata', 'name'], `"${r.resource.metadata.name}" is not a valid namespace name`, 'namespace names are DNS labels: lower-case letters, digits and -, 63 characters');
+}
+
+export function validateWorkload(spec: WorkloadSpec, r: Reporter): void {
+  if (spec.serviceAccount !== undefined && !isDns1123Subdomain(spec.serviceAccount)) r.error(['spec', 'serviceAccount'], `"${spec.serviceAccount}" is not a service account name`, 'use a DNS-style name such as bookinfo-reviews');
+  const names = new Set<string>();
+  const numbers = new Set<number>();
+  spec.ports?.forEach((p, i) => {
+    const path = ['spec', 'ports', i];
+    if (numbers.has(p.port)) r.error([...path, 'port'], `port ${p.port} is listed twice`, 'list each port once');
+    numbers.add(p.port);
+    if (p.name !== undefined) {
+      if (!IANA_SVC_NAME.test(p.name)) r.error([...path, 'name'], `"${p.name}" is not a valid port name`, 'use up to 15 lower-case letters, digits and -');
+      if (names.has(p.name)) r.error([...path, 'name'], `port name "${p.name}" is used twice`, 'give each port its own name');
+      names.add(p.name);
+    }
+  });
+  for (const k of Object.keys(spec.env ?? {})) {
+    if (k === '' || k.includes('=') || k.includes('\0')) r.error(['spec', 'env', k], `"${k}" is not an environment variable name`, 'use names such as LOG_LEVEL', { key: true });
+  }
+  const probe = spec.readinessProbe;
+  if (probe) {
+    if (!!probe.httpGet === !!probe.tcpSocket) r.error(['spec', 'readinessProbe'], probe.httpGet ? 'only one of httpGet and tcpSocket may be set' : 'a readiness probe needs httpGet or tcpSocket', 'set exactly one of them');
+    if (probe.httpGet && !probe.httpGet.path.startsWith('/')) r.error(['spec', 'readinessProbe', 'httpGet', 'path'], `path "${probe.httpGet.path}" must start with /`, 'write /health or similar');
+    const port = probe.httpGet?.port ?? probe.tcpSocket?.port;
+    if (port !== undefined && spec.ports?.length && !numbers.has(port)) r.warn(['spec', 'readinessProbe'], `the probe's port ${port} is not one of the workload's ports`, 'probe a port the workload declares');
+  }
+  if (spec.cwd !== undefined && spec.cwd.includes('\0')) r.error(['spec', 'cwd'], 'cwd is not a valid path', 'write a directory path');
+}
+
+export function validateMetadataName(r: Reporter): void {
+  const { kind, metadata } = r.resource;
+  const name = metadata.name;
+  if (kind === 'Service') {
+    if (!/^[a-z]([-a-z0-9]*[a-z0-9])?$/.test(name) || name.length > 63) r.error(['metadata', 'name'], `"${name}" is not a valid Service name`, 'Service names start with a letter: lower-case letters, digits and -, 63 characters');
+  } else if (kind !== 'Namespace' && !isDns1123Subdomain(name)) {
+    r.error(['metadata', 'name'], `"${name}" is not a valid name`, 'names are lower-case letters, digits, - and ., 253 characters');
+  }
+  if (metadata.namespace && !isDns1123Label(metadata.namespace)) r.error(['metadata', 'namespace'], `"${metadata.namespace}" is not a valid namespace name`, 'namespace names are DNS labels: lower-case letters, digits and -');
+  checkLabels(metadata.labels, ['metadata', 'labels'], r);
+}

@@ -1,0 +1,58 @@
+// Sidecar, WorkloadEntry and WorkloadGroup rules, after Istio's validating webhook.
+import type { SidecarSpec, WorkloadEntrySpec, WorkloadGroupSpec } from '../types/networking.ts';
+import { checkLabels, checkSelector } from './common.ts';
+import type { Reporter } from './reporter.ts';
+import { HOST_HINT, hostProblem, isDns1123Label, isPort } from './rules.ts';
+import { validateWorkloadEndpoint } from './service-entry.ts';
+
+export function validateSidecar(spec: SidecarSpec, r: Reporter): void {
+  checkSelector(spec.workloadSelector, ['spec', 'workloadSelector'], r);
+  const inPorts = new Set<number>();
+  spec.ingress?.forEach((l, i) => {
+    const path = ['spec', 'ingress', i];
+    const n = l.port?.number;
+    if (n === undefined || !isPort(n)) r.error([...path, 'port', 'number'], `ingress port ${String(n)} is missing or out of range`, 'use a port from 1 to 65535');
+    else if (inPorts.has(n)) r.error([...path, 'port', 'number'], `ingress port ${n} is listed twice`, 'list each port once');
+    else inPorts.add(n);
+    if (l.defaultEndpoint !== undefined && !/^(127\.0\.0\.1|0\.0\.0\.0|\[::1\]|\[::\]):\d+$|^unix:\/\/[/@]/.test(l.defaultEndpoint)) {
+      r.error([...path, 'defaultEndpoint'], `"${l.defaultEndpoint}" is not a valid default endpoint`, 'write 127.0.0.1:PORT, 0.0.0.0:PORT or unix:///path');
+    }
+  });
+  let catchAll = 0;
+  spec.egress?.forEach((l, i) => {
+    const path = ['spec', 'egress', i];
+    if (!l.port) catchAll++;
+    if (l.port?.number !== undefined && !isPort(l.port.number)) r.error([...path, 'port', 'number'], `port ${l.port.number} is out of range`, 'use a port from 1 to 65535');
+    if (!l.hosts.length) r.error([...path, 'hosts'], 'an egress listener needs hosts', 'add hosts such as "./*" or "istio-system/*"');
+    l.hosts.forEach((h, j) => {
+      const slash = h.indexOf('/');
+      if (slash < 0) return r.error([...path, 'hosts', j], `"${h}" must be of the form namespace/dnsName`, `write "./${h}" or "*/${h}"`);
+      const ns = h.slice(0, slash);
+      const host = h.slice(slash + 1);
+      if (ns !== '*' && ns !== '.' && ns !== '~' && !isDns1123Label(ns)) r.error([...path, 'hosts', j], `"${ns}" is not a namespace`, 'use a namespace name, "." or "*"');
+      const p = hostProblem(host, { allowIP: true });
+      if (p) r.error([...path, 'hosts', j], p, HOST_HINT);
+    });
+  });
+  if (catchAll > 1) r.error(['spec', 'egress'], 'only one egress listener may omit the port (the catch-all)', 'give the other egress listeners a port');
+  const otp = spec.outboundTrafficPolicy;
+  if (otp?.egressProxy && otp.mode !== 'ALLOW_ANY') r.error(['spec', 'outboundTrafficPolicy', 'egressProxy'], 'egressProxy is only used with mode ALLOW_ANY', 'set mode: ALLOW_ANY or remove egressProxy');
+}
+
+export function validateWorkloadEntry(spec: WorkloadEntrySpec, r: Reporter): void {
+  validateWorkloadEndpoint(spec, ['spec'], r);
+  if (spec.serviceAccount !== undefined && !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(spec.serviceAccount)) r.error(['spec', 'serviceAccount'], `"${spec.serviceAccount}" is not a service account name`, 'use a DNS-style name');
+}
+
+export function validateWorkloadGroup(spec: WorkloadGroupSpec, r: Reporter): void {
+  if (spec.template.address) r.error(['spec', 'template', 'address'], 'a WorkloadGroup template cannot set an address', 'remove address: each workload registers its own');
+  validateWorkloadEndpoint({ ...spec.template, address: spec.template.address ?? '0.0.0.0' }, ['spec', 'template'], r);
+  checkLabels(spec.metadata?.labels, ['spec', 'metadata', 'labels'], r);
+  const probe = spec.probe;
+  if (probe) {
+    const ways = (['httpGet', 'tcpSocket', 'exec', 'grpc'] as const).filter((k) => probe[k] !== undefined);
+    if (ways.length !== 1) r.error(['spec', 'probe'], ways.length ? `only one of ${ways.join(', ')} may be set` : 'a probe needs httpGet, tcpSocket, exec or grpc', 'set exactly one probe method');
+    if (probe.httpGet && !isPort(probe.httpGet.port)) r.error(['spec', 'probe', 'httpGet', 'port'], `port ${probe.httpGet.port} is out of range`, 'use a port from 1 to 65535');
+    if (probe.tcpSocket && !isPort(probe.tcpSocket.port)) r.error(['spec', 'probe', 'tcpSocket', 'port'], `port ${probe.tcpSocket.port} is out of range`, 'use a port from 1 to 65535');
+  }
+}
