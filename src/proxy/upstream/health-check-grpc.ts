@@ -1,0 +1,98 @@
+// gRPC active health checks (Envoy's grpc_health_check): grpc.health.v1.Health/Check with
+// `service_name`; healthy only when the answer is SERVING. Any other answer or gRPC status fails the
+// host at once; UNAVAILABLE (no connection) and DEADLINE_EXCEEDED count as network failures.
+// One channel per host, plaintext (h2c).
+import * as grpc from '@grpc/grpc-js';
+import protobuf from 'protobufjs';
+import type { Host } from './host.ts';
+import { CheckResult, type Prober } from './health-check-prober.ts';
+import { list, object, string, warnUnsupported, type ConfigIssues, type Json } from './lb/config-fields.ts';
+
+const HEALTH_PROTO = `syntax = "proto3";
+package grpc.health.v1;
+message HealthCheckRequest { string service = 1; }
+message HealthCheckResponse {
+  enum ServingStatus { UNKNOWN = 0; SERVING = 1; NOT_SERVING = 2; SERVICE_UNKNOWN = 3; }
+  ServingStatus status = 1;
+}`;
+
+const root = protobuf.parse(HEALTH_PROTO).root;
+export const HealthCheckRequest = root.lookupType('grpc.health.v1.HealthCheckRequest');
+export const HealthCheckResponse = root.lookupType('grpc.health.v1.HealthCheckResponse');
+export const SERVING = 1;
+const CHECK_PATH = '/grpc.health.v1.Health/Check';
+
+export interface GrpcCheckConfig {
+  serviceName: string;
+  authority?: string;
+  metadata: [string, string][];
+}
+
+export function compileGrpcCheck(o: Json, path: string, issues: ConfigIssues): GrpcCheckConfig {
+  warnUnsupported(o, ['service_name', 'authority', 'initial_metadata'], path, issues);
+  const metadata: [string, string][] = [];
+  list(o.initial_metadata, `${path}.initial_metadata`, issues).forEach((h, i) => {
+    const hp = `${path}.initial_metadata[${i}]`;
+    const hv = object(object(h, hp, issues)?.header, `${hp}.header`, issues);
+    const key = string(hv, 'key', `${hp}.header`, issues);
+    if (key) metadata.push([key.toLowerCase(), string(hv, 'value', `${hp}.header`, issues) ?? '']);
+  });
+  return { serviceName: string(o, 'service_name', path, issues) ?? '', authority: string(o, 'authority', path, issues) || undefined, metadata };
+}
+
+const serialize = (v: { service: string }) => Buffer.from(HealthCheckRequest.encode(HealthCheckRequest.create(v)).finish());
+const deserialize = (b: Buffer) => HealthCheckResponse.toObject(HealthCheckResponse.decode(b), { enums: Number }) as { status?: number };
+
+export class GrpcProber implements Prober {
+  readonly #config: GrpcCheckConfig;
+  readonly #clients = new Map<Host, grpc.Client>();
+
+  constructor(config: GrpcCheckConfig) {
+    this.#config = config;
+  }
+
+  #client(host: Host): grpc.Client {
+    let c = this.#clients.get(host);
+    if (!c) {
+      const target = host.address.includes(':') ? `ipv6:[${host.address}]:${host.port}` : `${host.address}:${host.port}`;
+      const options: grpc.ChannelOptions = this.#config.authority ? { 'grpc.default_authority': this.#config.authority } : {};
+      c = new grpc.Client(target, grpc.credentials.createInsecure(), options);
+      this.#clients.set(host, c);
+    }
+    return c;
+  }
+
+  probe(host: Host, timeoutMs: number): Promise<CheckResult> {
+    const metadata = new grpc.Metadata();
+    for (const [k, v] of this.#config.metadata) metadata.add(k, v);
+    return new Promise((resolve) => {
+      this.#client(host).makeUnaryRequest(
+        CHECK_PATH,
+        serialize,
+        deserialize,
+        { service: this.#config.serviceName },
+        metadata,
+        { deadline: Date.now() + timeoutMs },
+        (err, res) => {
+          if (err) {
+            if (err.code === grpc.status.DEADLINE_EXCEEDED) resolve(CheckResult.Timeout);
+            else if (err.code === grpc.status.UNAVAILABLE) resolve(CheckResult.NetworkFailure);
+            else resolve(CheckResult.ActiveFailure);
+            return;
+          }
+          resolve(res?.status === SERVING ? CheckResult.Success : CheckResult.ActiveFailure);
+        },
+      );
+    });
+  }
+
+  forget(host: Host): void {
+    this.#clients.get(host)?.close();
+    this.#clients.delete(host);
+  }
+
+  close(): void {
+    for (const c of this.#clients.values()) c.close();
+    this.#clients.clear();
+  }
+}
