@@ -1,0 +1,9 @@
+// What the xDS client feeds: the proxy runtime. For each resource type the client hands over the
+// complete current set (name → resource in Envoy's JSON shape); the sink validates and applies
+// it atomically and returns the problems it found: [] → ACK, otherwise NACK with those messages
+// and the sink keeps its previous config for that type.
+import type { EnvoyJson } from '../../envoy/index.ts';
+
+export interface XdsSink {
+  apply(typeUrl: string, resources: ReadonlyMap<string, EnvoyJson>): string[];
+}
