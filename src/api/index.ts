@@ -16,3 +16,7 @@ export type * from './types/telemetry.ts';
 export type * from './types/kubernetes.ts';
 export type { WorkloadPort, WorkloadProbe, WorkloadSpec } from './types/workload.ts';
 export { WORKLOAD_API_VERSION } from './types/workload.ts';
+export type { AnalyzeOptions } from './analysis/index.ts';
+export { analyze } from './analysis/index.ts';
+export type { MessageName } from './analysis/messages.ts';
+export { MESSAGES, documentationUrl } from './analysis/messages.ts';

@@ -20,11 +20,18 @@ export interface LoadOptions extends ValidateOptions {
   defaultNamespace?: string;
   /** Run structural and semantic validation (default true). Invalid resources are left out of `resources`. */
   validate?: boolean;
+  /**
+   * The same Kind/namespace/name twice: 'error' (default: a configuration must be unambiguous; the
+   * first stays) or 'keep' (each document is checked on its own, as `istioctl validate` does).
+   */
+  duplicates?: 'error' | 'keep';
 }
 
 export interface LoadResult {
   resources: Resource[];
   diagnostics: Diagnostic[];
+  /** The files read (loadPaths only). */
+  files?: string[];
 }
 
 const ENVELOPE_FIELDS = new Set(['apiVersion', 'kind', 'metadata', 'spec', 'status']);
@@ -78,15 +85,17 @@ export function loadDocuments(text: string, file: string, opts: LoadOptions = {}
       if (built) resources.push(built);
     }
   }
-  return { resources: dropDuplicates(resources, diagnostics), diagnostics };
+  return { resources: opts.duplicates === 'keep' ? resources : dropDuplicates(resources, diagnostics), diagnostics };
 }
 
 /** Reads files and directories (recursively: *.yaml, *.yml, *.json); `-` reads standard input. */
 export async function loadPaths(paths: readonly string[], opts: LoadOptions = {}): Promise<LoadResult> {
   const resources: Resource[] = [];
   const diagnostics: Diagnostic[] = [];
+  const files: string[] = [];
   for (const p of paths) {
     for (const file of await filesOf(p, diagnostics)) {
+      files.push(file);
       let text: string;
       try {
         text = file === '-' ? await readStdin() : await readFile(file, 'utf8');
@@ -99,7 +108,7 @@ export async function loadPaths(paths: readonly string[], opts: LoadOptions = {}
       diagnostics.push(...r.diagnostics);
     }
   }
-  return { resources: dropDuplicates(resources, diagnostics), diagnostics };
+  return { resources: opts.duplicates === 'keep' ? resources : dropDuplicates(resources, diagnostics), diagnostics, files };
 }
 
 /** The configuration files under a path, sorted; a file named explicitly is read whatever its extension. */

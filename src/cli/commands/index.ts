@@ -16,5 +16,7 @@ export interface CommandEntry {
 export const COMMANDS: CommandEntry[] = [
   { name: 'iptables', summary: 'set up (or remove) transparent traffic capture in this network namespace', load: () => import('./iptables.ts') },
   { name: 'exec', summary: 'run a command inside a workload pod\'s network namespace (rig up --isolation netns)', load: () => import('./exec.ts') },
+  { name: 'validate', summary: 'validate Istio and Rigging configuration files (schema and semantic rules)', load: () => import('./validate.ts') },
+  { name: 'analyze', summary: 'analyze configuration across resources, like istioctl analyze', load: () => import('./analyze.ts') },
   { name: 'version', summary: 'print the client (and control plane) version', load: () => import('./version.ts') },
 ];
