@@ -140,7 +140,9 @@ class Network implements PodNetwork {
         ].join('\n') + '\n',
       );
       const be = await detectBackend(netns);
-      await be.restore(4, `*filter\n-A OUTPUT -o eth0 ! -d ${this.subnet} -j REJECT --reject-with icmp-net-unreachable\nCOMMIT\n`);
+      // Matched on the destination after NAT (captured connections now go to 127.0.0.1): an
+      // interface match would see the route chosen before the capture rules rewrote it.
+      await be.restore(4, `*filter\n-A OUTPUT ! -d ${this.subnet} -m addrtype ! --dst-type LOCAL -j REJECT --reject-with icmp-net-unreachable\nCOMMIT\n`);
       if (opts.iptables !== false) {
         const cfg: IptablesConfig = { ...DEFAULT_CONFIG, excludeInboundPorts: [15090, 15021, 15020], redirectDns: true, ...opts.iptables };
         await applyRules(be, cfg);

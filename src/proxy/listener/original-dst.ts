@@ -47,9 +47,10 @@ export function originalDstUnavailableReason(): string | undefined {
 }
 
 /**
- * The pre-REDIRECT destination of an accepted TCP connection, or undefined when the connection
- * was not redirected, the socket has no file descriptor (closed, or not a TCP socket), or the
- * addon is unavailable.
+ * The pre-REDIRECT destination of an accepted TCP connection (for a connection conntrack saw but
+ * no rule rewrote, that is its own local address, as with Envoy's original_dst), or undefined
+ * when conntrack does not track it, the socket has no file descriptor (closed, or not a TCP
+ * socket), or the addon is unavailable.
  */
 export function getOriginalDst(socket: net.Socket): OriginalDst | undefined {
   const a = load();
