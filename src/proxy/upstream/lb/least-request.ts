@@ -62,13 +62,15 @@ class WeightedLeastRequestPicker implements HostPicker {
 
   pick(ctx: LoadBalancerContext | undefined): Host | undefined {
     const attempted = ctx?.attempted;
-    let first: Host | undefined;
-    for (let tries = 0; tries < this.#hosts.length; tries++) {
-      const h = this.#hosts[this.#edf.pickAndAdd(this.#weightOf) as number];
-      if (attempted === undefined || attempted.size === 0 || !attempted.has(h)) return h;
-      first ??= h;
+    let i = this.#edf.pickAndAdd(this.#weightOf) as number;
+    if (attempted === undefined || attempted.size === 0 || !attempted.has(this.#hosts[i])) return this.#hosts[i];
+    if (allAttempted(this.#hosts, attempted)) return this.#hosts[i];
+    // Keep following the schedule for a while; a heavy attempted host can hold it for several turns.
+    for (let tries = 1; tries < 2 * this.#hosts.length; tries++) {
+      i = this.#edf.pickAndAdd(this.#weightOf) as number;
+      if (!attempted.has(this.#hosts[i])) return this.#hosts[i];
     }
-    return first;
+    return firstNotAttempted(this.#hosts, i, attempted);
   }
 }
 

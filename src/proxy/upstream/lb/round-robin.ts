@@ -5,6 +5,7 @@ import type { Host } from '../host.ts';
 import type { LoadBalancerContext } from './load-balancer.ts';
 import { EdfScheduler } from './edf-scheduler.ts';
 import type { HostPicker } from './priority-lb.ts';
+import { allAttempted, firstNotAttempted } from './attempted.ts';
 
 export function allEqual(weights: readonly number[]): boolean {
   for (let i = 1; i < weights.length; i++) if (weights[i] !== weights[0]) return false;
@@ -49,13 +50,15 @@ class WeightedPicker implements HostPicker {
 
   pick(ctx: LoadBalancerContext | undefined): Host | undefined {
     const attempted = ctx?.attempted;
-    let first: Host | undefined;
-    for (let tries = 0; tries < this.#hosts.length; tries++) {
-      const h = this.#hosts[this.#edf.pickAndAdd(this.#weightOf) as number];
-      if (attempted === undefined || attempted.size === 0 || !attempted.has(h)) return h;
-      first ??= h;
+    let i = this.#edf.pickAndAdd(this.#weightOf) as number;
+    if (attempted === undefined || attempted.size === 0 || !attempted.has(this.#hosts[i])) return this.#hosts[i];
+    if (allAttempted(this.#hosts, attempted)) return this.#hosts[i];
+    // Keep following the schedule for a while; a heavy attempted host can hold it for several turns.
+    for (let tries = 1; tries < 2 * this.#hosts.length; tries++) {
+      i = this.#edf.pickAndAdd(this.#weightOf) as number;
+      if (!attempted.has(this.#hosts[i])) return this.#hosts[i];
     }
-    return first;
+    return firstNotAttempted(this.#hosts, i, attempted);
   }
 }
 
