@@ -1,0 +1,289 @@
+// `rig proxy --xds-address HOST:PORT` and the workload flags: builds the Envoy v3 bootstrap a
+// sidecar or router needs to fetch everything else over ADS (Istio's pilot-agent does the same
+// from pod metadata): node id and metadata (CONTRACTS §3), dynamic_resources ADS, the xds-grpc
+// cluster and admin.
+import os from 'node:os';
+import type { Command } from 'commander';
+import { RigError } from '../../core/errors.ts';
+import { HTTP_PROTOCOL_OPTIONS_TYPE, UPSTREAM_TLS_TYPE, type EnvoyJson } from '../../envoy/index.ts';
+
+export interface XdsCliOptions {
+  xdsAddress?: string;
+  xdsTls?: boolean;
+  mode?: string;
+  namespace?: string;
+  workloadName?: string;
+  serviceAccount?: string;
+  labels?: string;
+  instanceIp?: string;
+  clusterId?: string;
+  workloadPort?: string[];
+  interception?: string;
+  bind?: string;
+  outboundPort?: string;
+  inboundPort?: string[];
+  appPort?: string[];
+  upstreamPort?: string[];
+  caAddress?: string;
+  caRootFile?: string;
+  tokenFile?: string;
+  trustDomain?: string;
+}
+
+/** The workload identity the flags describe (what the proxy asks the CA for). */
+export interface IdentityFlags {
+  caAddress: string;
+  caRootFile: string;
+  tokenFile?: string;
+  trustDomain: string;
+  namespace: string;
+  serviceAccount: string;
+  /** Sent to the CA as IstioCertificateRequest.metadata. */
+  metadata: Record<string, string>;
+}
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+/** Declares the xDS and workload flags on `rig proxy`. */
+export function addXdsOptions(cmd: Command): Command {
+  return cmd
+    .option('--xds-address <host:port>', 'control plane ADS address (istiod: 15010 plaintext, 15012 TLS); builds the bootstrap from the flags below')
+    .option('--xds-tls', 'connect to the control plane over TLS, trusting --ca-root-file (port 15012)')
+    .option('--mode <mode>', 'sidecar or router (gateway)', 'sidecar')
+    .option('--namespace <ns>', 'workload namespace', 'default')
+    .option('--workload-name <name>', 'workload (pod) name; part of the node id')
+    .option('--service-account <sa>', 'workload service account (its SPIFFE identity)', 'default')
+    .option('--labels <k=v,...>', 'workload labels, e.g. app=reviews,version=v1')
+    .option('--instance-ip <ip>', 'workload IP (default: 127.0.0.1 in explicit mode, else the first non-loopback IPv4)')
+    .option('--cluster-id <id>', 'cluster id (CLUSTER_ID)', 'Kubernetes')
+    .option('--workload-port <port[/name][/protocol]>', 'a port the application serves, e.g. 9080/http/HTTP (repeatable)', collect)
+    .option('--interception <mode>', 'explicit (no iptables; HTTP_PROXY and per-port listeners) or redirect (iptables)', 'explicit')
+    .option('--bind <ip>', 'explicit mode: address the sidecar listens on', '127.0.0.1')
+    .option('--outbound-port <n>', 'explicit mode: port of the outbound HTTP proxy listener', '15001')
+    .option('--inbound-port <workloadPort=n>', 'explicit mode: sidecar port serving a workload port to the mesh (repeatable)', collect)
+    .option('--app-port <workloadPort=n>', 'explicit mode: where the application really listens on 127.0.0.1 (repeatable; default the workload port)', collect)
+    .option('--upstream-port <fqdn:port=n>', 'explicit mode: extra loopback listener for one upstream service port (repeatable)', collect)
+    .option('--ca-address <host:port>', 'certificate authority (default: the xDS host, port 15012)')
+    .option('--ca-root-file <file>', 'root certificate(s) to trust for the CA (enables workload certificates)')
+    .option('--token-file <file>', 'bootstrap token sent to the CA and the control plane')
+    .option('--trust-domain <domain>', 'SPIFFE trust domain', 'cluster.local');
+}
+
+const PROTOCOLS = ['HTTP', 'HTTP2', 'HTTPS', 'GRPC', 'GRPC-WEB', 'TCP', 'TLS', 'MONGO', 'MYSQL', 'REDIS', 'UDP'];
+const NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+const LABEL_KEY = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
+const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$/;
+
+function parsePort(v: string | undefined, flag: string, errors: string[]): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < 1 || n > 65535) {
+    errors.push(`${flag}: "${v}" is not a port (1-65535)`);
+    return undefined;
+  }
+  return n;
+}
+
+/** HOST:PORT (IPv6 as [addr]:port). */
+export function parseHostPort(v: string, flag: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(v);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port < 1 || port > 65535) throw new RigError('MESH_ERR_USAGE', `${flag}: "${v}" is not HOST:PORT (e.g. 127.0.0.1:15010)`);
+  return { host: m[1] ?? m[2]!, port };
+}
+
+function parseLabels(v: string | undefined, errors: string[]): Record<string, string> {
+  const labels: Record<string, string> = {};
+  if (!v) return labels;
+  for (const pair of v.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const eq = pair.indexOf('=');
+    const key = eq < 0 ? pair : pair.slice(0, eq);
+    const value = eq < 0 ? '' : pair.slice(eq + 1);
+    if (eq < 0) errors.push(`--labels: "${pair}" is not key=value`);
+    else if (!LABEL_KEY.test(key) || key.length > 316) errors.push(`--labels: invalid label key "${key}"`);
+    else if (!LABEL_VALUE.test(value) || value.length > 63) errors.push(`--labels: invalid value "${value}" for label ${key}`);
+    else labels[key] = value;
+  }
+  return labels;
+}
+
+/** `P=N` pairs (repeatable flags) keyed by the left side. */
+function parsePortMap(values: string[] | undefined, flag: string, keyOk: (k: string) => boolean, keyHint: string, errors: string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const v of values ?? []) {
+    const eq = v.lastIndexOf('=');
+    const key = eq < 0 ? '' : v.slice(0, eq);
+    if (eq < 0 || !keyOk(key)) {
+      errors.push(`${flag}: "${v}" is not ${keyHint}=PORT`);
+      continue;
+    }
+    if (key in out) errors.push(`${flag}: ${key} is given twice`);
+    const port = parsePort(v.slice(eq + 1), flag, errors);
+    if (port !== undefined) out[key] = port;
+  }
+  return out;
+}
+
+interface WorkloadPort {
+  port: number;
+  name?: string;
+  protocol?: string;
+}
+
+function parseWorkloadPorts(values: string[] | undefined, errors: string[]): WorkloadPort[] {
+  const ports: WorkloadPort[] = [];
+  for (const v of values ?? []) {
+    const [p, name, protocol, ...rest] = v.split('/');
+    const port = parsePort(p, '--workload-port', errors);
+    if (rest.length) errors.push(`--workload-port: "${v}" has too many parts; use PORT[/name][/protocol]`);
+    if (port === undefined) continue;
+    const wp: WorkloadPort = { port };
+    if (name) {
+      if (!NAME.test(name)) errors.push(`--workload-port: invalid port name "${name}"`);
+      wp.name = name;
+    }
+    if (protocol) {
+      const proto = protocol.toUpperCase();
+      if (!PROTOCOLS.includes(proto)) errors.push(`--workload-port: unknown protocol "${protocol}"; use one of ${PROTOCOLS.join(', ')}`);
+      wp.protocol = proto;
+    }
+    if (ports.some((x) => x.port === port)) errors.push(`--workload-port: port ${port} is given twice`);
+    ports.push(wp);
+  }
+  return ports;
+}
+
+function defaultInstanceIp(explicit: boolean): string {
+  if (explicit) return '127.0.0.1';
+  for (const addrs of Object.values(os.networkInterfaces())) {
+    for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return '127.0.0.1';
+}
+
+function fail(errors: string[]): never {
+  throw new RigError('MESH_ERR_USAGE', `invalid proxy flags:\n  ${errors.join('\n  ')}`);
+}
+
+function xdsCluster(host: string, port: number, tls: EnvoyJson | undefined): EnvoyJson {
+  const isIp = /^[\d.]+$/.test(host) || host.includes(':');
+  return {
+    name: 'xds-grpc',
+    type: isIp ? 'STATIC' : 'STRICT_DNS',
+    connect_timeout: '1s',
+    load_assignment: { cluster_name: 'xds-grpc', endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: host, port_value: port } } } }] }] },
+    typed_extension_protocol_options: {
+      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': HTTP_PROTOCOL_OPTIONS_TYPE, explicit_http_config: { http2_protocol_options: {} } },
+    },
+    ...(tls ? { transport_socket: { name: 'envoy.transport_sockets.tls', typed_config: tls } } : {}),
+  };
+}
+
+/** Builds the Envoy v3 bootstrap for a proxy fetching its config over ADS. Throws a RigError listing every bad flag. */
+export function bootstrapFromOptions(opts: XdsCliOptions): EnvoyJson {
+  const errors: string[] = [];
+  if (!opts.xdsAddress) fail(['--xds-address is required to build a bootstrap']);
+  let xds: { host: string; port: number } | undefined;
+  try {
+    xds = parseHostPort(opts.xdsAddress, '--xds-address');
+  } catch (err) {
+    errors.push((err as Error).message);
+  }
+  const mode = opts.mode ?? 'sidecar';
+  if (mode !== 'sidecar' && mode !== 'router') errors.push(`--mode: "${mode}" is not sidecar or router`);
+  const interception = opts.interception ?? 'explicit';
+  if (interception !== 'explicit' && interception !== 'redirect') errors.push(`--interception: "${interception}" is not explicit or redirect`);
+  const namespace = opts.namespace ?? 'default';
+  if (!NAME.test(namespace)) errors.push(`--namespace: invalid namespace "${namespace}"`);
+  const serviceAccount = opts.serviceAccount ?? 'default';
+  if (!NAME.test(serviceAccount)) errors.push(`--service-account: invalid service account "${serviceAccount}"`);
+  const workload = opts.workloadName;
+  if (!workload) errors.push('--workload-name is required with --xds-address (it names the proxy to the control plane)');
+  else if (!NAME.test(workload)) errors.push(`--workload-name: invalid name "${workload}"`);
+  const labels = parseLabels(opts.labels, errors);
+  const ports = parseWorkloadPorts(opts.workloadPort, errors);
+  const explicit = mode === 'sidecar' && interception === 'explicit';
+  const ip = opts.instanceIp ?? defaultInstanceIp(explicit);
+  if (!/^[\d.]+$/.test(ip) && !ip.includes(':')) errors.push(`--instance-ip: "${ip}" is not an IP address`);
+  if (opts.xdsTls && !opts.caRootFile) errors.push('--xds-tls needs --ca-root-file (the root that signed the control plane certificate)');
+
+  const metadata: EnvoyJson = {
+    NAMESPACE: namespace,
+    LABELS: labels,
+    SERVICE_ACCOUNT: serviceAccount,
+    INSTANCE_IPS: ip,
+    WORKLOAD_NAME: workload ?? '',
+    CLUSTER_ID: opts.clusterId ?? 'Kubernetes',
+    INTERCEPTION_MODE: explicit || mode === 'router' ? 'NONE' : 'REDIRECT',
+    RIG_WORKLOAD_PORTS: ports,
+  };
+  if (explicit) {
+    const known = new Set(ports.map((p) => String(p.port)));
+    const isWorkloadPort = (k: string) => known.has(k);
+    const inboundPorts = parsePortMap(opts.inboundPort, '--inbound-port', isWorkloadPort, 'WORKLOADPORT (a --workload-port)', errors);
+    const appPorts = parsePortMap(opts.appPort, '--app-port', isWorkloadPort, 'WORKLOADPORT (a --workload-port)', errors);
+    const upstreamPorts = parsePortMap(opts.upstreamPort, '--upstream-port', (k) => /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?:\d{1,5}$/i.test(k), 'FQDN:PORT', errors);
+    const missing = ports.filter((p) => inboundPorts[String(p.port)] === undefined).map((p) => p.port);
+    if (missing.length) errors.push(`explicit mode: each --workload-port needs --inbound-port (missing for ${missing.join(', ')}), e.g. --inbound-port ${missing[0]}=<sidecar port>`);
+    for (const p of ports) appPorts[String(p.port)] ??= p.port;
+    const outboundPort = parsePort(opts.outboundPort ?? '15001', '--outbound-port', errors);
+    const bind = opts.bind ?? '127.0.0.1';
+    if (!/^[\d.]+$/.test(bind) && !bind.includes(':')) errors.push(`--bind: "${bind}" is not an IP address`);
+    const taken = new Map<number, string>();
+    const claim = (port: number | undefined, what: string) => {
+      if (port === undefined) return;
+      const other = taken.get(port);
+      if (other) errors.push(`port ${port} is used for both ${other} and ${what}`);
+      taken.set(port, what);
+    };
+    claim(outboundPort, '--outbound-port');
+    for (const [k, n] of Object.entries(inboundPorts)) claim(n, `--inbound-port ${k}`);
+    for (const [k, n] of Object.entries(upstreamPorts)) claim(n, `--upstream-port ${k}`);
+    metadata.RIG_EXPLICIT = { bind, outboundPort, inboundPorts, appPorts, ...(Object.keys(upstreamPorts).length ? { upstreamPorts } : {}) };
+  } else {
+    for (const [flag, v] of [['--inbound-port', opts.inboundPort], ['--app-port', opts.appPort], ['--upstream-port', opts.upstreamPort]] as const) {
+      if (v?.length) errors.push(`${flag} only applies to a sidecar with --interception explicit`);
+    }
+  }
+  if (errors.length) fail(errors);
+
+  const tls = opts.xdsTls
+    ? { '@type': UPSTREAM_TLS_TYPE, sni: 'istiod.istio-system.svc', common_tls_context: { validation_context: { trusted_ca: { filename: opts.caRootFile } } } }
+    : undefined;
+  return {
+    node: {
+      id: `${mode}~${ip}~${workload}.${namespace}~${namespace}.svc.cluster.local`,
+      cluster: `${workload}.${namespace}`,
+      metadata,
+    },
+    dynamic_resources: {
+      ads_config: { api_type: 'GRPC', transport_api_version: 'V3', set_node_on_first_message_only: true, grpc_services: [{ envoy_grpc: { cluster_name: 'xds-grpc' } }] },
+      cds_config: { ads: {}, resource_api_version: 'V3' },
+      lds_config: { ads: {}, resource_api_version: 'V3' },
+    },
+    static_resources: { clusters: [xdsCluster(xds!.host, xds!.port, tls)] },
+    admin: { address: { socket_address: { address: '127.0.0.1', port_value: 15000 } } },
+  };
+}
+
+/** The workload identity settings, or undefined when the flags ask for none (no --ca-root-file). */
+export function identityFromOptions(opts: XdsCliOptions): IdentityFlags | undefined {
+  if (!opts.caRootFile) return undefined;
+  let caAddress = opts.caAddress;
+  if (!caAddress) {
+    if (!opts.xdsAddress) throw new RigError('MESH_ERR_USAGE', '--ca-root-file needs --ca-address (or --xds-address, whose host serves the CA on 15012)');
+    const { host } = parseHostPort(opts.xdsAddress, '--xds-address');
+    caAddress = `${host.includes(':') ? `[${host}]` : host}:15012`;
+  } else {
+    parseHostPort(caAddress, '--ca-address');
+  }
+  return {
+    caAddress,
+    caRootFile: opts.caRootFile,
+    tokenFile: opts.tokenFile,
+    trustDomain: opts.trustDomain ?? 'cluster.local',
+    namespace: opts.namespace ?? 'default',
+    serviceAccount: opts.serviceAccount ?? 'default',
+    metadata: { WorkloadName: opts.workloadName ?? '', WorkloadIP: opts.instanceIp ?? '', ClusterID: opts.clusterId ?? 'Kubernetes' },
+  };
+}
