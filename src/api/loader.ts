@@ -171,7 +171,7 @@ function itemsOf(root: Node, pos: (o: number | undefined) => SourcePosition, dia
 function toResource(value: unknown, locator: Locator, opts: LoadOptions, diagnostics: Diagnostic[]): Resource | undefined {
   const at = locator.locate([]);
   const envelopeError = (message: string, hint: string, path: (string | number)[] = []): undefined => {
-    diagnostics.push({ severity: 'Error', code: 'RIG0002', message, hint, source: locator.locate(path, { key: path.length > 0 }) ?? at, path: path.length ? formatPath(path) : undefined });
+    diagnostics.push({ severity: 'Error', code: 'RIG0002', message, hint, source: locator.locate(path) ?? at, path: path.length ? formatPath(path) : undefined });
     return undefined;
   };
   if (value === null || value === undefined) return undefined;

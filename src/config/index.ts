@@ -2,3 +2,5 @@
 export type { ConfigEvent, ConfigEventType, ConfigHandler, ConfigStore } from './store.ts';
 export type { MemoryConfigStoreOptions } from './memory-store.ts';
 export { MemoryConfigStore } from './memory-store.ts';
+export type { DiagnosticsHandler, FileConfigStoreOptions, FileDiagnostics } from './file-store.ts';
+export { FileConfigStore } from './file-store.ts';

@@ -9,7 +9,7 @@ import { isHeaderName, isIpOrCidr, isPort } from './rules.ts';
 export function validatePeerAuthentication(spec: PeerAuthenticationSpec, r: Reporter): void {
   checkSelector(spec.selector, ['spec', 'selector'], r);
   if (spec.portLevelMtls && !Object.keys(spec.selector?.matchLabels ?? {}).length) {
-    r.error(['spec', 'portLevelMtls'], 'portLevelMtls requires a workload selector', 'add selector.matchLabels to say which workloads the port settings apply to');
+    r.error(['spec', 'portLevelMtls'], 'portLevelMtls requires a workload selector', 'add selector.matchLabels to say which workloads the port settings apply to', { key: true });
   }
   for (const port of Object.keys(spec.portLevelMtls ?? {})) {
     if (!/^\d+$/.test(port) || !isPort(Number(port))) r.error(['spec', 'portLevelMtls', port], `"${port}" is not a port number`, 'use port numbers from 1 to 65535 as keys', { key: true });
@@ -83,7 +83,7 @@ export function validateAuthorizationPolicy(spec: AuthorizationPolicySpec, r: Re
   checkAttachment(spec, r);
   const action = spec.action ?? 'ALLOW';
   if (action === 'CUSTOM') {
-    if (!spec.provider?.name) r.error(['spec', 'provider'], 'a CUSTOM policy needs provider.name', 'name the extension provider that decides (from the mesh config)');
+    if (!spec.provider?.name) r.error(spec.provider ? ['spec', 'provider'] : ['spec', 'action'], 'a CUSTOM policy needs provider.name', 'name the extension provider that decides (from the mesh config)');
     if (!spec.rules?.length) r.error(['spec', 'rules'], 'a CUSTOM policy needs at least one rule', 'add rules saying which requests go to the provider');
   } else if (spec.provider) {
     r.error(['spec', 'provider'], `provider can only be used with action CUSTOM, not ${action}`, 'set action: CUSTOM or remove provider');

@@ -74,7 +74,7 @@ export function hostCovers(a: string, b: string): boolean {
 function checkHttpRoute(route: HTTPRoute, path: FieldPath, delegateVs: boolean, r: Reporter): void {
   const kinds = (['route', 'redirect', 'directResponse', 'delegate'] as const).filter((k) => route[k] !== undefined && !(k === 'route' && route.route?.length === 0));
   if (kinds.length === 0) r.error(path, 'an HTTP route needs one of route, redirect, directResponse or delegate', 'add route with at least one destination');
-  else if (kinds.length > 1) r.error([...path, kinds[1]], `${kinds.join(' and ')} cannot be combined in one HTTP route`, `keep only one of ${kinds.join(', ')}`);
+  else if (kinds.length > 1) r.error([...path, kinds[1]], `${kinds.join(' and ')} cannot be combined in one HTTP route`, `keep only one of ${kinds.join(', ')}`, { key: true });
   if (route.delegate && delegateVs) r.error([...path, 'delegate'], 'a delegate VirtualService cannot delegate again', 'route to destinations directly');
   if (route.rewrite && (route.redirect || route.directResponse)) r.error([...path, 'rewrite'], `rewrite cannot be used with ${route.redirect ? 'redirect' : 'directResponse'}`, 'remove rewrite');
   if (route.mirror && route.mirrors) r.error([...path, 'mirrors'], 'mirror and mirrors cannot both be set', 'move the mirror into mirrors');
