@@ -14,6 +14,7 @@ export interface CommandEntry {
 }
 
 export const COMMANDS: CommandEntry[] = [
+  { name: 'controlplane', summary: 'run the control plane: service registry and xDS server (istiod)', load: () => import('./controlplane.ts') },
   { name: 'iptables', summary: 'set up (or remove) transparent traffic capture in this network namespace', load: () => import('./iptables.ts') },
   { name: 'exec', summary: 'run a command inside a workload pod\'s network namespace (rig up --isolation netns)', load: () => import('./exec.ts') },
   { name: 'validate', summary: 'validate Istio and Rigging configuration files (schema and semantic rules)', load: () => import('./validate.ts') },

@@ -1,0 +1,162 @@
+// Istio's MeshConfig (the subset Rigging honours), parsed from a YAML/JSON file. Unknown fields
+// are errors with their path, so a typo never silently changes mesh behaviour.
+import { readFile } from 'node:fs/promises';
+import { parse } from 'yaml';
+import { RigError } from '../core/errors.ts';
+
+export type OutboundMode = 'ALLOW_ANY' | 'REGISTRY_ONLY';
+
+export interface ProxyDefaults {
+  discoveryAddress?: string;
+  proxyMetadata?: Record<string, string>;
+  holdApplicationUntilProxyStarts?: boolean;
+  tracing?: { sampling?: number; zipkin?: { address?: string }; openTelemetry?: { address?: string } };
+  concurrency?: number;
+  drainDuration?: string;
+  terminationDrainDuration?: string;
+}
+
+export interface MeshConfig {
+  rootNamespace: string;
+  trustDomain: string;
+  trustDomainAliases: string[];
+  outboundTrafficPolicy: { mode: OutboundMode };
+  defaultConfig: ProxyDefaults;
+  enableTracing: boolean;
+  accessLogFile: string;
+  accessLogEncoding: 'TEXT' | 'JSON';
+  accessLogFormat: string;
+  enableAutoMtls: boolean;
+  connectTimeout: string;
+  protocolDetectionTimeout: string;
+  ingressSelector: string;
+  defaultProviders: { metrics?: string[]; tracing?: string[]; accessLogging?: string[] };
+  extensionProviders: Record<string, unknown>[];
+  enablePrometheusMerge: boolean;
+  localityLbSetting?: Record<string, unknown>;
+}
+
+export const DEFAULT_MESH_CONFIG: MeshConfig = Object.freeze({
+  rootNamespace: 'istio-system',
+  trustDomain: 'cluster.local',
+  trustDomainAliases: [],
+  outboundTrafficPolicy: { mode: 'ALLOW_ANY' },
+  defaultConfig: {},
+  enableTracing: true,
+  accessLogFile: '',
+  accessLogEncoding: 'TEXT',
+  accessLogFormat: '',
+  enableAutoMtls: true,
+  connectTimeout: '10s',
+  protocolDetectionTimeout: '0s',
+  ingressSelector: 'ingressgateway',
+  defaultProviders: {},
+  extensionProviders: [],
+  enablePrometheusMerge: true,
+}) as MeshConfig;
+
+type FieldKind = 'string' | 'boolean' | 'number' | 'object' | 'array' | 'stringArray' | 'stringMap';
+const FIELDS: Record<string, FieldKind> = {
+  rootNamespace: 'string',
+  trustDomain: 'string',
+  trustDomainAliases: 'stringArray',
+  outboundTrafficPolicy: 'object',
+  defaultConfig: 'object',
+  enableTracing: 'boolean',
+  accessLogFile: 'string',
+  accessLogEncoding: 'string',
+  accessLogFormat: 'string',
+  enableAutoMtls: 'boolean',
+  connectTimeout: 'string',
+  protocolDetectionTimeout: 'string',
+  ingressSelector: 'string',
+  defaultProviders: 'object',
+  extensionProviders: 'array',
+  enablePrometheusMerge: 'boolean',
+  localityLbSetting: 'object',
+};
+const DEFAULT_CONFIG_FIELDS: Record<string, FieldKind> = {
+  discoveryAddress: 'string',
+  proxyMetadata: 'stringMap',
+  holdApplicationUntilProxyStarts: 'boolean',
+  tracing: 'object',
+  concurrency: 'number',
+  drainDuration: 'string',
+  terminationDrainDuration: 'string',
+};
+const DURATION = /^\d+(\.\d+)?(ms|s|m|h)$/;
+
+function typeOk(kind: FieldKind, v: unknown): boolean {
+  switch (kind) {
+    case 'object':
+      return typeof v === 'object' && v !== null && !Array.isArray(v);
+    case 'array':
+      return Array.isArray(v);
+    case 'stringArray':
+      return Array.isArray(v) && v.every((x) => typeof x === 'string');
+    case 'stringMap':
+      return typeof v === 'object' && v !== null && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'string');
+    default:
+      return typeof v === kind;
+  }
+}
+
+function checkFields(obj: Record<string, unknown>, fields: Record<string, FieldKind>, prefix: string, errors: string[]): void {
+  for (const [k, v] of Object.entries(obj)) {
+    const kind = fields[k];
+    if (!kind) errors.push(`${prefix}${k}: unknown field (known: ${Object.keys(fields).join(', ')})`);
+    else if (!typeOk(kind, v)) errors.push(`${prefix}${k}: expected ${kind}, got ${JSON.stringify(v)}`);
+  }
+}
+
+/** Validates a MeshConfig object and fills Istio's defaults; throws a RigError listing every problem. */
+export function parseMeshConfig(input: unknown, where = 'mesh config'): MeshConfig {
+  if (input === null || input === undefined) return structuredClone(DEFAULT_MESH_CONFIG);
+  if (typeof input !== 'object' || Array.isArray(input)) throw new RigError('MESH_ERR_INVALID_CONFIG', `${where}: expected a mapping of MeshConfig fields`);
+  const obj = input as Record<string, unknown>;
+  const errors: string[] = [];
+  checkFields(obj, FIELDS, '', errors);
+  const otp = obj.outboundTrafficPolicy as Record<string, unknown> | undefined;
+  if (otp && typeOk('object', otp)) {
+    checkFields(otp, { mode: 'string' }, 'outboundTrafficPolicy.', errors);
+    if (otp.mode !== undefined && otp.mode !== 'ALLOW_ANY' && otp.mode !== 'REGISTRY_ONLY') errors.push(`outboundTrafficPolicy.mode: must be ALLOW_ANY or REGISTRY_ONLY, got ${JSON.stringify(otp.mode)}`);
+  }
+  if (obj.defaultConfig && typeOk('object', obj.defaultConfig)) checkFields(obj.defaultConfig as Record<string, unknown>, DEFAULT_CONFIG_FIELDS, 'defaultConfig.', errors);
+  if (obj.accessLogEncoding !== undefined && obj.accessLogEncoding !== 'TEXT' && obj.accessLogEncoding !== 'JSON') errors.push(`accessLogEncoding: must be TEXT or JSON, got ${JSON.stringify(obj.accessLogEncoding)}`);
+  for (const f of ['connectTimeout', 'protocolDetectionTimeout'] as const) {
+    if (typeof obj[f] === 'string' && !DURATION.test(obj[f] as string)) errors.push(`${f}: invalid duration ${JSON.stringify(obj[f])} (e.g. "10s", "500ms")`);
+  }
+  if (typeof obj.rootNamespace === 'string' && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(obj.rootNamespace)) errors.push(`rootNamespace: ${JSON.stringify(obj.rootNamespace)} is not a valid namespace name`);
+  if (errors.length) throw new RigError('MESH_ERR_INVALID_CONFIG', `${where}: invalid MeshConfig:\n  ${errors.join('\n  ')}\n(fix the fields above; see Istio's MeshConfig reference for the shape)`);
+  const d = structuredClone(DEFAULT_MESH_CONFIG);
+  return {
+    ...d,
+    ...(obj as Partial<MeshConfig>),
+    outboundTrafficPolicy: { mode: ((otp?.mode as OutboundMode | undefined) ?? d.outboundTrafficPolicy.mode) },
+    defaultConfig: { ...(obj.defaultConfig as ProxyDefaults | undefined) },
+  };
+}
+
+/** Reads a mesh config file (YAML or JSON; a top-level `meshConfig:` or `mesh:` wrapper as in Istio's ConfigMap/IstioOperator is accepted). */
+export async function loadMeshConfig(file: string): Promise<MeshConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new RigError('MESH_ERR_FILE', `cannot read mesh config ${file}: ${(err as Error).message}`);
+  }
+  let doc: unknown;
+  try {
+    doc = parse(text);
+  } catch (err) {
+    throw new RigError('MESH_ERR_INVALID_CONFIG', `${file}: YAML syntax error: ${(err as Error).message.split('\n')[0]}`);
+  }
+  if (doc && typeof doc === 'object' && !Array.isArray(doc)) {
+    const o = doc as Record<string, unknown>;
+    if (Object.keys(o).length === 1 && (o.meshConfig || o.mesh)) {
+      doc = o.meshConfig ?? o.mesh;
+      if (typeof doc === 'string') doc = parse(doc);
+    }
+  }
+  return parseMeshConfig(doc, file);
+}

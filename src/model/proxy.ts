@@ -1,0 +1,160 @@
+// A connected proxy as the control plane sees it: parsed from the xDS node (id + Istio metadata,
+// plus Rigging's explicit-mode keys; see docs/CONTRACTS.md §3). Bad metadata is an error naming
+// the key, so a misconfigured proxy is told why it was refused.
+
+export type ProxyType = 'sidecar' | 'router';
+
+export interface WorkloadPortDecl {
+  port: number;
+  name?: string;
+  protocol?: string;
+}
+
+export interface ExplicitConfig {
+  bind: string;
+  outboundPort: number;
+  inboundPorts: Record<string, number>;
+  appPorts: Record<string, number>;
+  upstreamPorts: Record<string, number>;
+}
+
+export interface Proxy {
+  /** The full node id, e.g. `sidecar~10.0.0.1~reviews-v1-0.default~default.svc.cluster.local`. */
+  id: string;
+  type: ProxyType;
+  ipAddresses: string[];
+  /** `<pod>.<namespace>`: what proxy-status prints. */
+  name: string;
+  namespace: string;
+  labels: Record<string, string>;
+  serviceAccount: string;
+  workloadName: string;
+  clusterId: string;
+  istioVersion: string;
+  interceptionMode: 'REDIRECT' | 'TPROXY' | 'NONE';
+  /** `grpc` for proxyless gRPC clients. */
+  generator?: string;
+  workloadPorts: WorkloadPortDecl[];
+  explicit?: ExplicitConfig;
+  metadata: Record<string, unknown>;
+}
+
+export class NodeError extends Error {}
+
+function str(v: unknown, key: string): string | undefined {
+  if (v === undefined || v === null || v === '') return undefined;
+  if (typeof v !== 'string') throw new NodeError(`node metadata ${key} must be a string, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function portNumber(v: unknown, key: string): number {
+  const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 65535) throw new NodeError(`node metadata ${key} must be a port number (0-65535), got ${JSON.stringify(v)}`);
+  return n;
+}
+
+function portMap(v: unknown, key: string): Record<string, number> {
+  if (v === undefined || v === null) return {};
+  if (typeof v !== 'object' || Array.isArray(v)) throw new NodeError(`node metadata ${key} must be an object of port → port`);
+  const out: Record<string, number> = {};
+  for (const [k, p] of Object.entries(v)) out[k] = portNumber(p, `${key}.${k}`);
+  return out;
+}
+
+function stringMap(v: unknown, key: string): Record<string, string> {
+  if (v === undefined || v === null) return {};
+  if (typeof v !== 'object' || Array.isArray(v)) throw new NodeError(`node metadata ${key} must be an object of strings`);
+  const out: Record<string, string> = {};
+  for (const [k, s] of Object.entries(v)) out[k] = String(s);
+  return out;
+}
+
+/** Metadata values may arrive as JSON strings (Istio's agent flattens some); accept both. */
+function maybeJson(v: unknown): unknown {
+  if (typeof v === 'string' && (v.startsWith('{') || v.startsWith('['))) {
+    try {
+      return JSON.parse(v);
+    } catch {
+      return v;
+    }
+  }
+  return v;
+}
+
+function parseWorkloadPorts(v: unknown): WorkloadPortDecl[] {
+  v = maybeJson(v);
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) throw new NodeError('node metadata RIG_WORKLOAD_PORTS must be a list of { port, name?, protocol? }');
+  return v.map((p, i) => {
+    if (typeof p !== 'object' || p === null) throw new NodeError(`node metadata RIG_WORKLOAD_PORTS[${i}] must be an object`);
+    const o = p as Record<string, unknown>;
+    return { port: portNumber(o.port, `RIG_WORKLOAD_PORTS[${i}].port`), name: str(o.name, `RIG_WORKLOAD_PORTS[${i}].name`), protocol: str(o.protocol, `RIG_WORKLOAD_PORTS[${i}].protocol`) };
+  });
+}
+
+function parseExplicit(v: unknown): ExplicitConfig | undefined {
+  v = maybeJson(v);
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'object' || Array.isArray(v)) throw new NodeError('node metadata RIG_EXPLICIT must be an object { bind, outboundPort, inboundPorts, appPorts, upstreamPorts? }');
+  const o = v as Record<string, unknown>;
+  return {
+    bind: str(o.bind, 'RIG_EXPLICIT.bind') ?? '127.0.0.1',
+    outboundPort: o.outboundPort === undefined ? 0 : portNumber(o.outboundPort, 'RIG_EXPLICIT.outboundPort'),
+    inboundPorts: portMap(o.inboundPorts, 'RIG_EXPLICIT.inboundPorts'),
+    appPorts: portMap(o.appPorts, 'RIG_EXPLICIT.appPorts'),
+    upstreamPorts: portMap(o.upstreamPorts, 'RIG_EXPLICIT.upstreamPorts'),
+  };
+}
+
+/** Parses an xDS node (JSON shape: `{ id, cluster, metadata }`) into a Proxy; throws NodeError on bad input. */
+export function parseNode(node: unknown): Proxy {
+  if (!node || typeof node !== 'object') throw new NodeError('the first DiscoveryRequest must carry a node');
+  const n = node as { id?: unknown; metadata?: unknown };
+  if (typeof n.id !== 'string' || n.id === '') throw new NodeError('node.id is missing');
+  const md = (n.metadata && typeof n.metadata === 'object' ? n.metadata : {}) as Record<string, unknown>;
+  const parts = n.id.split('~');
+  let type: ProxyType = 'sidecar';
+  let ip: string | undefined;
+  let podDotNs: string | undefined;
+  if (parts.length === 4) {
+    if (parts[0] !== 'sidecar' && parts[0] !== 'router') throw new NodeError(`node.id "${n.id}": type must be sidecar or router`);
+    type = parts[0];
+    ip = parts[1] || undefined;
+    podDotNs = parts[2];
+  } else if (md.NAMESPACE === undefined) {
+    throw new NodeError(`node.id "${n.id}" is not of the form sidecar~<ip>~<pod>.<ns>~<ns>.svc.cluster.local and metadata has no NAMESPACE`);
+  }
+  const namespace = str(md.NAMESPACE, 'NAMESPACE') ?? podDotNs?.slice(podDotNs.indexOf('.') + 1) ?? 'default';
+  const ipsText = str(md.INSTANCE_IPS, 'INSTANCE_IPS');
+  const ipAddresses = ipsText ? ipsText.split(',').map((s) => s.trim()).filter(Boolean) : ip ? [ip] : [];
+  const labels = stringMap(maybeJson(md.LABELS), 'LABELS');
+  const mode = str(md.INTERCEPTION_MODE, 'INTERCEPTION_MODE') ?? (md.RIG_EXPLICIT ? 'NONE' : 'REDIRECT');
+  if (mode !== 'REDIRECT' && mode !== 'TPROXY' && mode !== 'NONE') throw new NodeError(`node metadata INTERCEPTION_MODE must be REDIRECT, TPROXY or NONE, got "${mode}"`);
+  const explicit = parseExplicit(md.RIG_EXPLICIT);
+  if (explicit && mode !== 'NONE') throw new NodeError('node metadata RIG_EXPLICIT requires INTERCEPTION_MODE NONE');
+  const workloadName = str(md.WORKLOAD_NAME, 'WORKLOAD_NAME') ?? labels.app ?? podDotNs?.split('.')[0] ?? n.id;
+  const podName = podDotNs ? podDotNs.slice(0, podDotNs.lastIndexOf('.') > 0 ? podDotNs.lastIndexOf('.') : undefined) : workloadName;
+  const generator = str(md.GENERATOR, 'GENERATOR');
+  return {
+    id: n.id,
+    type,
+    ipAddresses,
+    name: `${podName}.${namespace}`,
+    namespace,
+    labels,
+    serviceAccount: str(md.SERVICE_ACCOUNT, 'SERVICE_ACCOUNT') ?? 'default',
+    workloadName,
+    clusterId: str(md.CLUSTER_ID, 'CLUSTER_ID') ?? 'Kubernetes',
+    istioVersion: str(md.ISTIO_VERSION, 'ISTIO_VERSION') ?? '',
+    interceptionMode: mode,
+    generator,
+    workloadPorts: parseWorkloadPorts(md.RIG_WORKLOAD_PORTS),
+    explicit,
+    metadata: md,
+  };
+}
+
+/** The SPIFFE identity of a workload. */
+export function spiffeId(trustDomain: string, namespace: string, serviceAccount: string): string {
+  return `spiffe://${trustDomain}/ns/${namespace}/sa/${serviceAccount}`;
+}

@@ -1,0 +1,170 @@
+// The push context (Istio's PushContext): an immutable, versioned snapshot of config and
+// registry, with the indices generators need. Built once per debounced change; generators read
+// only from it. `memo` caches derived values for this snapshot (same inputs, same outputs).
+import type { Resource } from '../api/index.ts';
+import type { DestinationRuleSpec, GatewaySpec, SidecarSpec, VirtualServiceSpec } from '../api/index.ts';
+import type { PeerAuthenticationSpec } from '../api/index.ts';
+import type { RegistrySnapshot } from '../registry/service-registry.ts';
+import type { MeshConfig } from './mesh-config.ts';
+import type { Endpoint, Service } from './service.ts';
+import { hostMatches, isExportedTo, resolveShortName, selectorMatches } from './service.ts';
+import type { Proxy } from './proxy.ts';
+
+export interface Credential {
+  certificateChain?: Buffer;
+  privateKey?: Buffer;
+  caCertificate?: Buffer;
+}
+
+/** Looks up a `credentialName` (a Kubernetes TLS secret's stand-in); undefined when absent. */
+export type CredentialSource = (name: string) => Credential | undefined;
+
+export interface PushContextInput {
+  version: string;
+  mesh: MeshConfig;
+  resources: readonly Resource[];
+  registry: RegistrySnapshot;
+  credentials?: CredentialSource;
+}
+
+export class PushContext {
+  readonly version: string;
+  readonly mesh: MeshConfig;
+  readonly resources: readonly Resource[];
+  readonly services: readonly Service[];
+  readonly serviceByHost: ReadonlyMap<string, Service>;
+  readonly endpoints: ReadonlyMap<string, ReadonlyMap<number, readonly Endpoint[]>>;
+  readonly virtualServices: readonly Resource<VirtualServiceSpec>[];
+  readonly destinationRules: readonly Resource<DestinationRuleSpec>[];
+  readonly gateways: readonly Resource<GatewaySpec>[];
+  readonly sidecars: readonly Resource<SidecarSpec>[];
+  readonly peerAuthentications: readonly Resource<PeerAuthenticationSpec>[];
+  readonly credentials: CredentialSource;
+  /** True when some VirtualService matches on sourceLabels (route tables then depend on proxy labels). */
+  readonly usesSourceLabels: boolean;
+  readonly createdAt = Date.now();
+  readonly #memo = new Map<string, unknown>();
+
+  constructor(input: PushContextInput) {
+    this.version = input.version;
+    this.mesh = input.mesh;
+    const sorted = [...input.resources].sort(byCreation);
+    this.resources = sorted;
+    this.services = input.registry.services;
+    this.serviceByHost = new Map(this.services.map((s) => [s.hostname, s]));
+    this.endpoints = input.registry.endpoints;
+    const ofKind = <S>(k: string) => sorted.filter((r) => r.kind === k) as Resource<S>[];
+    this.virtualServices = ofKind<VirtualServiceSpec>('VirtualService');
+    this.destinationRules = ofKind<DestinationRuleSpec>('DestinationRule');
+    this.gateways = ofKind<GatewaySpec>('Gateway');
+    this.sidecars = ofKind<SidecarSpec>('Sidecar');
+    this.peerAuthentications = ofKind<PeerAuthenticationSpec>('PeerAuthentication');
+    this.credentials = input.credentials ?? (() => undefined);
+    this.usesSourceLabels = this.virtualServices.some((vs) => JSON.stringify(vs.spec).includes('"sourceLabels"'));
+  }
+
+  /** Memoizes a derived value for this snapshot. */
+  memo<T>(key: string, build: () => T): T {
+    if (this.#memo.has(key)) return this.#memo.get(key) as T;
+    const v = build();
+    this.#memo.set(key, v);
+    return v;
+  }
+
+  endpointsOf(hostname: string, port: number): readonly Endpoint[] {
+    return this.endpoints.get(hostname)?.get(port) ?? [];
+  }
+
+  /** The Sidecar resource that applies to a proxy: workload-selecting first, then the namespace default, then the root namespace's. */
+  sidecarFor(proxy: Proxy): Resource<SidecarSpec> | undefined {
+    const inNs = this.sidecars.filter((s) => s.metadata.namespace === proxy.namespace);
+    return (
+      inNs.find((s) => s.spec.workloadSelector?.matchLabels && selectorMatches(s.spec.workloadSelector.matchLabels, proxy.labels)) ??
+      inNs.find((s) => !s.spec.workloadSelector) ??
+      this.sidecars.find((s) => s.metadata.namespace === this.mesh.rootNamespace && !s.spec.workloadSelector)
+    );
+  }
+
+  outboundMode(proxy: Proxy): 'ALLOW_ANY' | 'REGISTRY_ONLY' {
+    return this.sidecarFor(proxy)?.spec.outboundTrafficPolicy?.mode ?? this.mesh.outboundTrafficPolicy.mode;
+  }
+
+  /** The services a proxy may see: exportTo, then the Sidecar's egress hosts (`ns/host`, `./*`, `*\/*`). */
+  visibleServices(proxy: Proxy): readonly Service[] {
+    const sidecar = this.sidecarFor(proxy);
+    const key = `visible|${proxy.namespace}|${sidecar ? `${sidecar.metadata.namespace}/${sidecar.metadata.name}` : ''}`;
+    return this.memo(key, () => {
+      const egressHosts = sidecar?.spec.egress?.flatMap((e) => e.hosts);
+      return this.services.filter((s) => {
+        if (!isExportedTo(s.exportTo, s.namespace, proxy.namespace)) return false;
+        if (!egressHosts) return true;
+        return egressHosts.some((h) => {
+          const slash = h.indexOf('/');
+          const ns = h.slice(0, slash);
+          const host = h.slice(slash + 1);
+          const nsOk = ns === '*' || ns === '~' ? ns === '*' : ns === '.' ? s.namespace === proxy.namespace : s.namespace === ns;
+          return nsOk && hostMatches(host, s.hostname);
+        });
+      });
+    });
+  }
+
+  /** The DestinationRule for a host as seen from a proxy's namespace (Istio: proxy namespace, service namespace, root namespace). */
+  destinationRuleFor(proxyNamespace: string, service: Service): Resource<DestinationRuleSpec> | undefined {
+    return this.memo(`dr|${proxyNamespace}|${service.hostname}`, () => {
+      const candidates = this.destinationRules.filter((dr) => {
+        if (!isExportedTo(dr.spec.exportTo, dr.metadata.namespace, proxyNamespace)) return false;
+        return hostMatches(resolveShortName(dr.spec.host, dr.metadata.namespace), service.hostname);
+      });
+      const pick = (ns: string) => mostSpecific(candidates.filter((dr) => dr.metadata.namespace === ns));
+      return pick(proxyNamespace) ?? pick(service.namespace) ?? pick(this.mesh.rootNamespace) ?? mostSpecific(candidates);
+    });
+  }
+
+  /** VirtualServices bound to `gateway` (`mesh` for sidecars), exported to the namespace, whose hosts match `host`. */
+  virtualServicesFor(namespace: string, gateway: string, host: string): Resource<VirtualServiceSpec>[] {
+    return this.virtualServices.filter((vs) => {
+      if (!vs.spec.hosts?.length) return false; // delegates are reached only through their parent
+      if (!isExportedTo(vs.spec.exportTo, vs.metadata.namespace, namespace)) return false;
+      if (!bindsTo(vs, gateway)) return false;
+      return vs.spec.hosts.some((h) => hostMatches(resolveShortName(h, vs.metadata.namespace), host));
+    });
+  }
+
+  delegate(name: string, namespace: string): Resource<VirtualServiceSpec> | undefined {
+    return this.virtualServices.find((vs) => vs.metadata.name === name && vs.metadata.namespace === namespace);
+  }
+}
+
+/** Whether a VirtualService applies to `gateway` (`mesh`, or `namespace/name` of a Gateway). */
+export function bindsTo(vs: Resource<VirtualServiceSpec>, gateway: string): boolean {
+  const gws = vs.spec.gateways?.length ? vs.spec.gateways : ['mesh'];
+  return gws.some((g) => qualifyGateway(g, vs.metadata.namespace) === gateway);
+}
+
+export function qualifyGateway(g: string, namespace: string): string {
+  return g === 'mesh' || g.includes('/') ? g : `${namespace}/${g}`;
+}
+
+function mostSpecific<T extends Resource<DestinationRuleSpec>>(list: T[]): T | undefined {
+  // An exact host beats a wildcard; a longer wildcard beats a shorter one; then the oldest.
+  let best: T | undefined;
+  for (const dr of list) {
+    if (!best) best = dr;
+    else if (specificity(dr.spec.host) > specificity(best.spec.host)) best = dr;
+  }
+  return best;
+}
+
+function specificity(host: string): number {
+  return host.startsWith('*') ? host.length : 1_000_000;
+}
+
+function byCreation(a: Resource, b: Resource): number {
+  const ta = a.metadata.creationTimestamp ?? '';
+  const tb = b.metadata.creationTimestamp ?? '';
+  if (ta !== tb) return ta < tb ? -1 : 1;
+  const ka = `${a.kind}/${a.metadata.namespace}/${a.metadata.name}`;
+  const kb = `${b.kind}/${b.metadata.namespace}/${b.metadata.name}`;
+  return ka < kb ? -1 : ka > kb ? 1 : 0;
+}

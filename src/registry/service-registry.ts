@@ -1,0 +1,256 @@
+// The service registry: turns Kubernetes Services, ServiceEntries, WorkloadEntries and the
+// workloads of connected proxies (auto-registration) into services and endpoints. It knows
+// nothing about files: config arrives as Resources, workloads through upsert/remove, so a
+// Kubernetes registry can feed the same model later.
+import type { Resource } from '../api/index.ts';
+import type { ServiceSpec } from '../api/index.ts';
+import type { ServiceEntrySpec, WorkloadEntrySpec } from '../api/index.ts';
+import type { Endpoint, Resolution, Service, ServicePort } from '../model/service.ts';
+import { normalizeProtocol, protocolOf, selectorMatches } from '../model/service.ts';
+import type { VipAllocator } from './vip-allocator.ts';
+
+/** A running workload instance that may back services. */
+export interface WorkloadInstance {
+  /** Unique key (proxy id, or `WorkloadEntry/ns/name`). */
+  key: string;
+  name: string;
+  namespace: string;
+  labels: Record<string, string>;
+  serviceAccount: string;
+  address: string;
+  /** Declared ports: name → number (for named targetPorts / ServiceEntry port names). */
+  namedPorts: Record<string, number>;
+  /** Declared port numbers (empty: unknown, every targetPort is accepted). */
+  ports: number[];
+  /** Explicit mode: workload port → the sidecar's inbound port (what the mesh connects to). */
+  meshPorts?: Record<string, number>;
+  tlsMode: 'istio' | 'disabled';
+  locality: string;
+  weight: number;
+}
+
+export interface RegistrySnapshot {
+  services: Service[];
+  /** hostname → service port → endpoints. */
+  endpoints: Map<string, Map<number, Endpoint[]>>;
+  workloads: WorkloadInstance[];
+}
+
+export const TLS_MODE_LABEL = 'security.istio.io/tlsMode';
+const EXPORT_TO_ANNOTATION = 'networking.istio.io/exportTo';
+
+export class ServiceRegistry {
+  readonly #vips: VipAllocator;
+  readonly #domainSuffix: string;
+  readonly #workloads = new Map<string, WorkloadInstance>();
+  #version = 0;
+
+  constructor(vips: VipAllocator, domainSuffix = 'cluster.local') {
+    this.#vips = vips;
+    this.#domainSuffix = domainSuffix;
+  }
+
+  /** Increases whenever the set of auto-registered workloads changes. */
+  get version(): number {
+    return this.#version;
+  }
+
+  upsertWorkload(w: WorkloadInstance): void {
+    const prev = this.#workloads.get(w.key);
+    if (prev && JSON.stringify(prev) === JSON.stringify(w)) return;
+    this.#workloads.set(w.key, w);
+    this.#version++;
+  }
+
+  removeWorkload(key: string): boolean {
+    const had = this.#workloads.delete(key);
+    if (had) this.#version++;
+    return had;
+  }
+
+  hasWorkload(key: string): boolean {
+    return this.#workloads.has(key);
+  }
+
+  /** Builds services and endpoints from the given config resources and the registered workloads. */
+  snapshot(resources: readonly Resource[]): RegistrySnapshot {
+    const services: Service[] = [];
+    const byHost = new Map<string, Service>();
+    const workloads = [...this.#workloads.values()];
+    for (const r of resources) if (r.kind === 'WorkloadEntry') workloads.push(fromWorkloadEntry(r as Resource<WorkloadEntrySpec>));
+    const endpoints = new Map<string, Map<number, Endpoint[]>>();
+    const add = (svc: Service, eps: Endpoint[]) => {
+      if (byHost.has(svc.hostname)) return; // first (oldest) definition of a host wins, as in Istio
+      byHost.set(svc.hostname, svc);
+      services.push(svc);
+      const perPort = new Map<number, Endpoint[]>();
+      for (const p of svc.ports) perPort.set(p.port, []);
+      for (const e of eps) perPort.get(e.servicePort)?.push(e);
+      endpoints.set(svc.hostname, perPort);
+    };
+    const sorted = [...resources].sort(byCreation);
+    for (const r of sorted) {
+      if (r.kind === 'Service') {
+        const svc = this.#fromKubeService(r as Resource<ServiceSpec>);
+        if (svc) add(svc, svc.selector ? instancesFor(svc, workloads) : []);
+      } else if (r.kind === 'ServiceEntry') {
+        for (const [svc, eps] of this.#fromServiceEntry(r as unknown as Resource<ServiceEntrySpec>, workloads)) add(svc, eps);
+      }
+    }
+    return { services, endpoints, workloads };
+  }
+
+  #fromKubeService(r: Resource<ServiceSpec>): Service | undefined {
+    const spec = r.spec ?? {};
+    if (spec.type === 'ExternalName') return undefined;
+    const ns = r.metadata.namespace;
+    const hostname = `${r.metadata.name}.${ns}.svc.${this.#domainSuffix}`;
+    const ports: ServicePort[] = (spec.ports ?? [])
+      .filter((p) => (p.protocol ?? 'TCP') !== 'UDP')
+      .map((p) => ({ name: p.name ?? '', port: p.port, protocol: protocolOf(p.name, p.appProtocol), targetPort: p.targetPort }));
+    const headless = spec.clusterIP === 'None';
+    const address = headless ? '0.0.0.0' : spec.clusterIP && spec.clusterIP !== '' ? spec.clusterIP : this.#vips.allocate(`${ns}/${hostname}`);
+    const exportTo = r.metadata.annotations?.[EXPORT_TO_ANNOTATION]?.split(',').map((s) => s.trim()).filter(Boolean) ?? [];
+    return {
+      source: 'Service',
+      hostname,
+      name: r.metadata.name,
+      namespace: ns,
+      address,
+      ports,
+      resolution: headless ? 'Passthrough' : 'ClientSideLB',
+      meshExternal: false,
+      exportTo,
+      selector: spec.selector && Object.keys(spec.selector).length ? spec.selector : undefined,
+      labels: r.metadata.labels ?? {},
+      subjectAltNames: [],
+    };
+  }
+
+  #fromServiceEntry(r: Resource<ServiceEntrySpec>, workloads: WorkloadInstance[]): [Service, Endpoint[]][] {
+    const spec = r.spec;
+    const ns = r.metadata.namespace;
+    const resolution = seResolution(spec.resolution);
+    const ports: ServicePort[] = (spec.ports ?? []).map((p) => ({ name: p.name, port: p.number, protocol: p.protocol ? normalizeProtocol(p.protocol) : protocolOf(p.name), targetPort: p.targetPort }));
+    const out: [Service, Endpoint[]][] = [];
+    const hosts = spec.hosts ?? [];
+    for (const [i, host] of hosts.entries()) {
+      const declared = spec.addresses?.[0];
+      const address = declared ?? (host.startsWith('*') || resolution === 'Passthrough' ? '0.0.0.0' : this.#vips.allocate(`${ns}/${host}`));
+      const svc: Service = {
+        source: 'ServiceEntry',
+        hostname: host,
+        name: host,
+        namespace: ns,
+        address: declared && hosts.length > 1 ? spec.addresses?.[i] ?? declared : address,
+        ports,
+        resolution,
+        meshExternal: spec.location !== 'MESH_INTERNAL',
+        exportTo: spec.exportTo ?? [],
+        selector: spec.workloadSelector?.matchLabels,
+        labels: r.metadata.labels ?? {},
+        subjectAltNames: spec.subjectAltNames ?? [],
+      };
+      const eps: Endpoint[] = [];
+      if (spec.workloadSelector) eps.push(...instancesFor(svc, workloads.filter((w) => w.namespace === ns)));
+      else if (spec.endpoints?.length) {
+        for (const e of spec.endpoints) {
+          const w = fromWorkloadEntrySpec(e, `ServiceEntry/${ns}/${r.metadata.name}`, r.metadata.name, ns);
+          for (const p of ports) eps.push(endpointFor(svc, p, w, e.ports?.[p.name] ?? p.targetPort as number ?? p.port));
+        }
+      } else if (resolution === 'DNS' || resolution === 'DNSRoundRobin') {
+        // No endpoints: the host itself is resolved by DNS.
+        for (const p of ports) eps.push({ address: host, port: (p.targetPort as number | undefined) ?? p.port, servicePort: p.port, hostname: host, labels: {}, namespace: ns, serviceAccount: '', workloadName: '', tlsMode: 'disabled', locality: '', weight: 1, healthy: true });
+      }
+      out.push([svc, eps]);
+    }
+    return out;
+  }
+}
+
+function byCreation(a: Resource, b: Resource): number {
+  const ta = a.metadata.creationTimestamp ?? '';
+  const tb = b.metadata.creationTimestamp ?? '';
+  if (ta !== tb) return ta < tb ? -1 : 1;
+  const ka = `${a.metadata.namespace}/${a.metadata.name}`;
+  const kb = `${b.metadata.namespace}/${b.metadata.name}`;
+  return ka < kb ? -1 : ka > kb ? 1 : 0;
+}
+
+function seResolution(r: ServiceEntrySpec['resolution']): Resolution {
+  switch (r) {
+    case 'STATIC':
+      return 'ClientSideLB';
+    case 'DNS':
+    case 'DYNAMIC_DNS':
+      return 'DNS';
+    case 'DNS_ROUND_ROBIN':
+      return 'DNSRoundRobin';
+    default:
+      return 'Passthrough';
+  }
+}
+
+function fromWorkloadEntry(r: Resource<WorkloadEntrySpec>): WorkloadInstance {
+  return fromWorkloadEntrySpec(r.spec, `WorkloadEntry/${r.metadata.namespace}/${r.metadata.name}`, r.metadata.name, r.metadata.namespace, r.metadata.labels);
+}
+
+function fromWorkloadEntrySpec(spec: WorkloadEntrySpec, key: string, name: string, namespace: string, metaLabels?: Record<string, string>): WorkloadInstance {
+  const labels = { ...metaLabels, ...spec.labels };
+  return {
+    key,
+    name,
+    namespace,
+    labels,
+    serviceAccount: spec.serviceAccount ?? 'default',
+    address: spec.address ?? '',
+    namedPorts: spec.ports ?? {},
+    ports: Object.values(spec.ports ?? {}),
+    tlsMode: labels[TLS_MODE_LABEL] === 'istio' ? 'istio' : 'disabled',
+    locality: spec.locality ?? '',
+    weight: spec.weight ?? 1,
+  };
+}
+
+/** The endpoints of `svc` on the workloads its selector matches. */
+function instancesFor(svc: Service, workloads: readonly WorkloadInstance[]): Endpoint[] {
+  const out: Endpoint[] = [];
+  for (const w of workloads) {
+    if (w.namespace !== svc.namespace || !selectorMatches(svc.selector, w.labels) || !w.address) continue;
+    for (const p of svc.ports) {
+      const target = resolveTargetPort(p, w);
+      if (target !== undefined) out.push(endpointFor(svc, p, w, target));
+    }
+  }
+  return out;
+}
+
+function resolveTargetPort(p: ServicePort, w: WorkloadInstance): number | undefined {
+  let target: number | undefined;
+  if (typeof p.targetPort === 'string') target = /^\d+$/.test(p.targetPort) ? Number(p.targetPort) : w.namedPorts[p.targetPort];
+  else if (typeof p.targetPort === 'number') target = p.targetPort;
+  else target = w.namedPorts[p.name] ?? p.port;
+  if (target === undefined) return undefined;
+  if (w.ports.length && !w.ports.includes(target)) return undefined;
+  // Explicit mode: only ports the sidecar serves are reachable.
+  if (w.meshPorts && w.meshPorts[String(target)] === undefined) return undefined;
+  return target;
+}
+
+function endpointFor(svc: Service, p: ServicePort, w: WorkloadInstance, workloadPort: number): Endpoint {
+  const meshPort = w.meshPorts ? w.meshPorts[String(workloadPort)] : undefined;
+  return {
+    address: w.address,
+    port: meshPort ?? workloadPort,
+    servicePort: p.port,
+    hostname: svc.hostname,
+    labels: w.labels,
+    namespace: w.namespace,
+    serviceAccount: w.serviceAccount,
+    workloadName: w.name,
+    tlsMode: w.tlsMode,
+    locality: w.locality,
+    weight: w.weight,
+    healthy: true,
+  };
+}

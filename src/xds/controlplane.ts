@@ -1,0 +1,128 @@
+// `startControlPlane(opts)`: config store → registry → push context → ADS, plus the monitoring
+// HTTP server. Returns the running object (ports, stop()). Other parts attach to its gRPC server:
+//   cp.grpcServer.addService(definition, implementation)   // e.g. the CA's IstioCertificateService
+//   await cp.bindTls(15012, grpc.ServerCredentials.createSsl(...))   // ADS + CA over TLS
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type http from 'node:http';
+import * as grpc from '@grpc/grpc-js';
+import type { ConfigStore } from '../config/store.ts';
+import { RigError } from '../core/errors.ts';
+import type { Logger } from '../core/log.ts';
+import { silentLogger } from '../core/log.ts';
+import type { MeshConfig } from '../model/mesh-config.ts';
+import { DEFAULT_MESH_CONFIG } from '../model/mesh-config.ts';
+import type { CredentialSource } from '../model/push-context.ts';
+import { directoryCredentials } from '../registry/credentials.ts';
+import { ServiceRegistry } from '../registry/service-registry.ts';
+import { VipAllocator } from '../registry/vip-allocator.ts';
+import { createDebugServer, listen } from './server/debug-server.ts';
+import { DiscoveryServer } from './server/discovery-server.ts';
+import { adsServiceDefinition, bindServer, createGrpcServer } from './server/grpc-server.ts';
+import type { ControlPlaneMetrics } from './server/metrics.ts';
+import { createMetrics } from './server/metrics.ts';
+
+export interface ControlPlaneOptions {
+  store: ConfigStore;
+  mesh?: MeshConfig;
+  /** Keeps allocated VIPs (and, with the CA, keys) across restarts; none = in memory. */
+  stateDir?: string;
+  /** Directory of `credentialName` secrets (`<dir>/<name>/tls.crt|tls.key|ca.crt`); default `<stateDir>/credentials`. */
+  credentialsDir?: string;
+  credentials?: CredentialSource;
+  host?: string;
+  /** 0 picks a free port. Defaults: 15010 and 15014. */
+  xdsPort?: number;
+  monitoringPort?: number;
+  /** Writes `{"xds":n,"monitoring":n}` once both listen. */
+  portsFile?: string;
+  log?: Logger;
+  debounceMs?: number;
+  debounceMaxMs?: number;
+  workloadGraceMs?: number;
+}
+
+export interface ControlPlane {
+  readonly id: string;
+  readonly ports: { xds: number; monitoring: number; xdsTls?: number };
+  readonly discovery: DiscoveryServer;
+  readonly metrics: ControlPlaneMetrics;
+  readonly grpcServer: grpc.Server;
+  /** Serves the same gRPC services (ADS, CA) over TLS on another port; returns the bound port. */
+  bindTls(port: number, credentials: grpc.ServerCredentials): Promise<number>;
+  stop(): Promise<void>;
+}
+
+export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
+  const log = opts.log ?? silentLogger;
+  const host = opts.host ?? '127.0.0.1';
+  const mesh = opts.mesh ?? DEFAULT_MESH_CONFIG;
+  if (opts.stateDir) fs.mkdirSync(opts.stateDir, { recursive: true });
+  const credentialsDir = opts.credentialsDir ?? (opts.stateDir ? path.join(opts.stateDir, 'credentials') : undefined);
+  const credentials = opts.credentials ?? (credentialsDir ? directoryCredentials(credentialsDir) : undefined);
+  const metrics = createMetrics();
+  const registry = new ServiceRegistry(new VipAllocator(opts.stateDir));
+  const discovery = new DiscoveryServer({ store: opts.store, mesh, registry, credentials, log: log.child({ component: 'xds' }), metrics, debounceMs: opts.debounceMs, debounceMaxMs: opts.debounceMaxMs, workloadGraceMs: opts.workloadGraceMs });
+  discovery.start();
+  const id = `rig-controlplane-${os.hostname()}-${process.pid}`;
+
+  const grpcServer = createGrpcServer();
+  grpcServer.addService(adsServiceDefinition(), { streamAggregatedResources: (call: never) => discovery.handleStream(call) } as never);
+  let xds: number;
+  try {
+    xds = await bindServer(grpcServer, host, opts.xdsPort ?? 15010, grpc.ServerCredentials.createInsecure());
+  } catch (err) {
+    discovery.stop();
+    throw new RigError('MESH_ERR_PORT_IN_USE', `cannot listen for xDS on ${host}:${opts.xdsPort ?? 15010}: ${(err as Error).message} (choose another with --xds-port, 0 = any free port)`);
+  }
+  const debug: http.Server = createDebugServer({ discovery, metrics, controlPlaneId: id });
+  let monitoring: number;
+  try {
+    monitoring = await listen(debug, host, opts.monitoringPort ?? 15014);
+  } catch (err) {
+    discovery.stop();
+    grpcServer.forceShutdown();
+    throw new RigError('MESH_ERR_PORT_IN_USE', `cannot listen for monitoring on ${host}:${opts.monitoringPort ?? 15014}: ${(err as Error).message} (choose another with --monitoring-port, 0 = any free port)`);
+  }
+  const ports: ControlPlane['ports'] = { xds, monitoring };
+  const writePorts = () => {
+    if (!opts.portsFile) return;
+    const tmp = `${opts.portsFile}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, JSON.stringify(ports));
+    fs.renameSync(tmp, opts.portsFile);
+  };
+  writePorts();
+  log.info({ xds, monitoring, host, services: discovery.push.services.length }, 'control plane listening');
+
+  return {
+    id,
+    ports,
+    discovery,
+    metrics,
+    grpcServer,
+    async bindTls(port, creds) {
+      const bound = await bindServer(grpcServer, host, port, creds);
+      ports.xdsTls = bound;
+      writePorts();
+      return bound;
+    },
+    async stop() {
+      discovery.stop();
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(() => {
+          grpcServer.forceShutdown();
+          resolve();
+        }, 2000);
+        grpcServer.tryShutdown(() => {
+          clearTimeout(t);
+          resolve();
+        });
+        // Open ADS streams never end by themselves.
+        setImmediate(() => grpcServer.forceShutdown());
+      });
+      debug.closeAllConnections();
+      await new Promise<void>((resolve) => debug.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,81 @@
+// One ADS stream (state of the world): the proxy, what it watches per type, what was sent, ACKed
+// and NACKed (version_info, nonce, error_detail), and the per-name hashes that let a push send
+// only what changed for this proxy.
+import type { EnvoyJson } from '../../envoy/index.ts';
+import type { Proxy } from '../../model/proxy.ts';
+
+export interface NackRecord {
+  version: string;
+  nonce: string;
+  message: string;
+  at: string;
+}
+
+export interface WatchState {
+  /** Requested names; undefined = wildcard. */
+  names: string[] | undefined;
+  nonceSent?: string;
+  versionSent?: string;
+  sentAt?: string;
+  nonceAcked?: string;
+  versionAcked?: string;
+  ackedAt?: string;
+  lastNack?: NackRecord;
+  /** name → hash of what the proxy was sent last (what it holds, unless NACKed). */
+  sent: Map<string, string>;
+  /** Full-state types: hash of the whole set last sent. */
+  setHash?: string;
+  /** name → resource as last sent (for config_dump). */
+  resources: Map<string, EnvoyJson>;
+  pushes: number;
+}
+
+export class AdsConnection {
+  readonly id: string;
+  readonly proxy: Proxy;
+  readonly connectedAt = new Date();
+  readonly peer: string;
+  readonly watches = new Map<string, WatchState>();
+  closed = false;
+  /** The stream's write buffer is full: pushes wait for 'drain' (a client that does not read cannot grow our memory). */
+  blocked = false;
+  /** Timestamp of the change that the next response answers (for convergence time). */
+  pendingSince?: number;
+  readonly #send: (msg: DiscoveryResponseJson) => boolean;
+
+  constructor(id: string, proxy: Proxy, peer: string, send: (msg: DiscoveryResponseJson) => boolean) {
+    this.id = id;
+    this.proxy = proxy;
+    this.peer = peer;
+    this.#send = send;
+  }
+
+  send(msg: DiscoveryResponseJson): boolean {
+    if (this.closed) return false;
+    return this.#send(msg);
+  }
+
+  watch(typeUrl: string): WatchState {
+    let w = this.watches.get(typeUrl);
+    if (!w) {
+      w = { names: undefined, sent: new Map(), resources: new Map(), pushes: 0 };
+      this.watches.set(typeUrl, w);
+    }
+    return w;
+  }
+}
+
+export interface DiscoveryResponseJson {
+  version_info: string;
+  type_url: string;
+  nonce: string;
+  resources: { type_url: string; value: Uint8Array }[];
+}
+
+/** Sync state of one type as istioctl proxy-status shows it. */
+export function syncState(w: WatchState | undefined): 'SYNCED' | 'STALE' | 'NOT SENT' | 'NACK' {
+  if (!w || !w.nonceSent) return 'NOT SENT';
+  if (w.lastNack && w.lastNack.nonce === w.nonceSent) return 'NACK';
+  if (w.nonceAcked === w.nonceSent) return 'SYNCED';
+  return 'STALE';
+}

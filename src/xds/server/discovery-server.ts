@@ -1,0 +1,361 @@
+// The discovery server (Istio's pilot/pkg/xds): debounces config and registry changes, builds
+// an immutable push context, and pushes to every ADS stream only what changed for it. Handles
+// ACK/NACK per type, auto-registration of proxies, and keeps per-proxy status.
+import { performance } from 'node:perf_hooks';
+import * as grpc from '@grpc/grpc-js';
+import type { ConfigStore } from '../../config/store.ts';
+import type { Logger } from '../../core/log.ts';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, XDS_TYPES_IN_ORDER, EnvoyJsonError } from '../../envoy/index.ts';
+import type { EnvoyJson } from '../../envoy/index.ts';
+import type { MeshConfig } from '../../model/mesh-config.ts';
+import type { CredentialSource } from '../../model/push-context.ts';
+import { PushContext } from '../../model/push-context.ts';
+import { NodeError, parseNode } from '../../model/proxy.ts';
+import { workloadFromProxy } from '../../registry/auto-registration.ts';
+import type { ServiceRegistry } from '../../registry/service-registry.ts';
+import { AdsConnection } from './ads-connection.ts';
+import type { DiscoveryResponseJson, WatchState } from './ads-connection.ts';
+import { GENERATORS } from './generators.ts';
+import type { ControlPlaneMetrics } from './metrics.ts';
+import type { PackedResource } from './resource-cache.ts';
+import { pack } from './resource-cache.ts';
+
+export interface DiscoveryServerOptions {
+  store: ConfigStore;
+  mesh: MeshConfig;
+  registry: ServiceRegistry;
+  credentials?: CredentialSource;
+  log: Logger;
+  metrics: ControlPlaneMetrics;
+  /** Quiet period before a push (default 100 ms). */
+  debounceMs?: number;
+  /** Longest a push waits under a steady stream of changes (default 1 s). */
+  debounceMaxMs?: number;
+  /** How long an auto-registered workload outlives its last stream (default 5 s). */
+  workloadGraceMs?: number;
+}
+
+export interface DiscoveryRequestJson {
+  version_info?: string;
+  node?: unknown;
+  resource_names?: string[];
+  type_url?: string;
+  response_nonce?: string;
+  error_detail?: { code?: number; message?: string };
+}
+
+type AdsCall = grpc.ServerDuplexStream<DiscoveryRequestJson, DiscoveryResponseJson>;
+
+const CHUNK = 64;
+
+export class DiscoveryServer {
+  readonly connections = new Map<string, AdsConnection>();
+  readonly #o: Required<Omit<DiscoveryServerOptions, 'credentials'>> & { credentials?: CredentialSource };
+  readonly #log: Logger;
+  #push: PushContext;
+  #pushCounter = 0;
+  #nonce = 0;
+  #conCounter = 0;
+  #firstEventAt: number | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  readonly #liveByProxy = new Map<string, number>();
+  readonly #graceTimers = new Map<string, NodeJS.Timeout>();
+  #unsubscribe: (() => void) | undefined;
+  #lastPush: { version: string; at: string; reason: string; durationMs: number; proxies: number } | undefined;
+  #pushReasons = new Set<string>();
+
+  constructor(opts: DiscoveryServerOptions) {
+    this.#o = { debounceMs: 100, debounceMaxMs: 1000, workloadGraceMs: 5000, ...opts };
+    this.#log = opts.log;
+    this.#push = this.#build();
+  }
+
+  get push(): PushContext {
+    return this.#push;
+  }
+
+  get lastPush() {
+    return this.#lastPush;
+  }
+
+  start(): void {
+    this.#unsubscribe = this.#o.store.onChange((events) => {
+      for (const e of events) this.#o.metrics.configEvents.inc({ type: e.resource.kind, event: e.type });
+      this.requestPush('config');
+    });
+    this.#push = this.#build();
+  }
+
+  stop(): void {
+    this.#unsubscribe?.();
+    clearTimeout(this.#timer);
+    for (const t of this.#graceTimers.values()) clearTimeout(t);
+    this.#graceTimers.clear();
+  }
+
+  /** Schedules a debounced full push (config or registry change). */
+  requestPush(reason: string): void {
+    this.#o.metrics.pushTriggers.inc({ type: reason });
+    this.#pushReasons.add(reason);
+    const now = Date.now();
+    this.#firstEventAt ??= now;
+    clearTimeout(this.#timer);
+    const wait = Math.max(0, Math.min(this.#o.debounceMs, this.#firstEventAt + this.#o.debounceMaxMs - now));
+    this.#timer = setTimeout(() => this.#flush(), wait);
+  }
+
+  #build(): PushContext {
+    const t0 = performance.now();
+    const resources = this.#o.store.list();
+    const registry = this.#o.registry.snapshot(resources);
+    const version = `${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}/${++this.#pushCounter}`;
+    const push = new PushContext({ version, mesh: this.#o.mesh, resources, registry, credentials: this.#o.credentials });
+    const m = this.#o.metrics;
+    m.pushContextInit.observe((performance.now() - t0) / 1000);
+    m.services.set(push.services.length);
+    m.virtualServices.set(push.virtualServices.length);
+    m.destinationRuleSubsets.set(push.destinationRules.reduce((n, dr) => n + (dr.spec.subsets?.length ?? 0), 0));
+    let eps = 0;
+    for (const ports of push.endpoints.values()) for (const list of ports.values()) eps += list.length;
+    m.endpoints.set(eps);
+    return push;
+  }
+
+  #flush(): void {
+    const triggeredAt = this.#firstEventAt ?? Date.now();
+    this.#firstEventAt = undefined;
+    const reasons = [...this.#pushReasons].join(',');
+    this.#pushReasons.clear();
+    let push: PushContext;
+    try {
+      push = this.#build();
+    } catch (err) {
+      // The last good snapshot stays in force.
+      this.#o.metrics.internalErrors.inc();
+      this.#log.error({ err }, 'building the push context failed; keeping the previous configuration');
+      return;
+    }
+    this.#push = push;
+    const t0 = performance.now();
+    const cons = [...this.connections.values()];
+    for (const c of cons) c.pendingSince ??= triggeredAt;
+    let i = 0;
+    const step = () => {
+      if (this.#push !== push) return; // a newer snapshot took over; it pushes to everyone
+      const end = Math.min(cons.length, i + CHUNK);
+      for (; i < end; i++) if (!cons[i].closed) this.#pushConnection(cons[i], push, false);
+      if (i < cons.length) setImmediate(step);
+      else {
+        this.#lastPush = { version: push.version, at: new Date().toISOString(), reason: reasons, durationMs: Math.round(performance.now() - t0), proxies: cons.length };
+        this.#log.debug({ version: push.version, proxies: cons.length, reasons }, 'push complete');
+      }
+    };
+    step();
+  }
+
+  #pushConnection(con: AdsConnection, push: PushContext, force: boolean): void {
+    if (con.blocked) return;
+    for (const typeUrl of XDS_TYPES_IN_ORDER) if (con.watches.has(typeUrl)) this.#pushType(con, typeUrl, push, force);
+    con.pendingSince = undefined;
+  }
+
+  #pack(typeUrl: string, con: AdsConnection, w: WatchState, generated: EnvoyJson[]): PackedResource[] {
+    const out: PackedResource[] = [];
+    for (const r of generated) {
+      try {
+        out.push(pack(typeUrl, r));
+      } catch (err) {
+        this.#o.metrics.internalErrors.inc();
+        const name = (r.name ?? r.cluster_name) as string;
+        this.#log.error({ proxy: con.proxy.id, type: typeUrl, resource: name, err: err instanceof EnvoyJsonError ? err.message : String(err) }, 'generated resource does not fit its Envoy type; keeping the previous one');
+        const prev = w.resources.get(name);
+        if (prev) out.push(pack(typeUrl, prev));
+      }
+    }
+    return out;
+  }
+
+  #pushType(con: AdsConnection, typeUrl: string, push: PushContext, force: boolean): void {
+    const gen = GENERATORS[typeUrl];
+    const w = con.watches.get(typeUrl);
+    if (!gen || !w) return;
+    const t0 = performance.now();
+    let generated: EnvoyJson[];
+    try {
+      generated = gen.generate(push, con.proxy, w.names);
+    } catch (err) {
+      this.#o.metrics.internalErrors.inc();
+      this.#log.error({ proxy: con.proxy.id, type: gen.short, err }, 'generating resources failed');
+      return;
+    }
+    const packed = this.#pack(typeUrl, con, w, generated);
+    let toSend: PackedResource[];
+    if (gen.fullState) {
+      const setHash = packed.map((p) => p.hash).join('');
+      if (!force && setHash === w.setHash) return;
+      w.setHash = setHash;
+      toSend = packed;
+      if (typeUrl === CLUSTER_TYPE) {
+        // Envoy re-warms a changed cluster: it needs its endpoints again.
+        const eds = con.watches.get(ENDPOINT_TYPE);
+        for (const p of packed) if (eds && w.sent.get(p.name) !== p.hash) eds.sent.delete(p.name);
+      }
+      w.sent = new Map(packed.map((p) => [p.name, p.hash]));
+      w.resources = new Map(packed.map((p) => [p.name, p.json]));
+    } else {
+      toSend = force ? packed : packed.filter((p) => w.sent.get(p.name) !== p.hash);
+      if (!toSend.length && !force) return;
+      for (const p of toSend) {
+        w.sent.set(p.name, p.hash);
+        w.resources.set(p.name, p.json);
+      }
+    }
+    const nonce = `${(++this.#nonce).toString(36)}-${push.version.slice(push.version.indexOf('/') + 1)}`;
+    const ok = con.send({ version_info: push.version, type_url: typeUrl, nonce, resources: toSend.map((p) => p.any) });
+    w.nonceSent = nonce;
+    w.versionSent = push.version;
+    w.sentAt = new Date().toISOString();
+    w.pushes++;
+    const m = this.#o.metrics;
+    m.pushes.inc({ type: gen.short });
+    m.pushTime.observe({ type: gen.short }, (performance.now() - t0) / 1000);
+    m.configSize.observe({ type: gen.short }, toSend.reduce((n, p) => n + p.any.value.length, 0));
+    if (con.pendingSince !== undefined) m.convergence.observe((Date.now() - con.pendingSince) / 1000);
+    if (!ok) con.blocked = true;
+  }
+
+  /** Serves one ADS stream. */
+  handleStream(call: AdsCall): void {
+    let con: AdsConnection | undefined;
+    const peer = call.getPeer();
+    const fail = (code: grpc.status, details: string) => {
+      this.#log.warn({ peer, details }, 'rejecting ADS stream');
+      call.emit('error', { code, details });
+    };
+    call.on('data', (req: DiscoveryRequestJson) => {
+      try {
+        if (!con) {
+          let proxy;
+          try {
+            proxy = parseNode(req.node);
+          } catch (err) {
+            if (err instanceof NodeError) return fail(grpc.status.INVALID_ARGUMENT, err.message);
+            throw err;
+          }
+          con = new AdsConnection(`${proxy.id}-${++this.#conCounter}`, proxy, peer, (msg) => call.write(msg));
+          const c = con;
+          call.on('drain', () => {
+            c.blocked = false;
+            if (!c.closed) this.#pushConnection(c, this.#push, false);
+          });
+          this.#connect(con);
+        }
+        this.#onRequest(con, req);
+      } catch (err) {
+        this.#o.metrics.internalErrors.inc();
+        this.#log.error({ err, peer }, 'internal error handling a DiscoveryRequest');
+      }
+    });
+    const close = () => {
+      if (con && !con.closed) this.#disconnect(con);
+    };
+    call.on('end', () => {
+      close();
+      call.end();
+    });
+    call.on('error', close);
+    call.on('close', close);
+    call.on('cancelled', close);
+  }
+
+  #connect(con: AdsConnection): void {
+    this.connections.set(con.id, con);
+    this.#o.metrics.xdsConnected.inc({ version: con.proxy.istioVersion || 'unknown' });
+    this.#log.info({ proxy: con.proxy.id, peer: con.peer, type: con.proxy.type }, 'proxy connected');
+    const w = workloadFromProxy(con.proxy);
+    if (!w) return;
+    this.#liveByProxy.set(w.key, (this.#liveByProxy.get(w.key) ?? 0) + 1);
+    const t = this.#graceTimers.get(w.key);
+    if (t) {
+      clearTimeout(t);
+      this.#graceTimers.delete(w.key);
+    }
+    const before = this.#o.registry.version;
+    this.#o.registry.upsertWorkload(w);
+    if (this.#o.registry.version !== before) this.requestPush('endpoint');
+  }
+
+  #disconnect(con: AdsConnection): void {
+    con.closed = true;
+    this.connections.delete(con.id);
+    this.#o.metrics.xdsConnected.dec({ version: con.proxy.istioVersion || 'unknown' });
+    this.#log.info({ proxy: con.proxy.id }, 'proxy disconnected');
+    const key = con.proxy.id;
+    const live = (this.#liveByProxy.get(key) ?? 0) - 1;
+    if (live > 0) {
+      this.#liveByProxy.set(key, live);
+      return;
+    }
+    this.#liveByProxy.delete(key);
+    if (!this.#o.registry.hasWorkload(key)) return;
+    const timer = setTimeout(() => {
+      this.#graceTimers.delete(key);
+      if (this.#liveByProxy.has(key)) return;
+      if (this.#o.registry.removeWorkload(key)) this.requestPush('endpoint');
+    }, this.#o.workloadGraceMs);
+    timer.unref();
+    this.#graceTimers.set(key, timer);
+  }
+
+  #onRequest(con: AdsConnection, req: DiscoveryRequestJson): void {
+    const typeUrl = req.type_url ?? '';
+    const gen = GENERATORS[typeUrl];
+    if (!gen) {
+      this.#log.warn({ proxy: con.proxy.id, type: typeUrl }, 'request for an unknown type URL ignored');
+      return;
+    }
+    const w = con.watch(typeUrl);
+    const rawNames = req.resource_names ?? [];
+    const names = gen.fullState && (rawNames.length === 0 || (rawNames.length === 1 && rawNames[0] === '*')) ? undefined : rawNames;
+    const nonce = req.response_nonce ?? '';
+    if (nonce) {
+      if (nonce !== w.nonceSent) {
+        this.#o.metrics.expiredNonce.inc({ type: gen.short });
+        return;
+      }
+      if (req.error_detail && (req.error_detail.code || req.error_detail.message)) {
+        w.lastNack = { version: w.versionSent ?? '', nonce, message: req.error_detail.message ?? '', at: new Date().toISOString() };
+        this.#o.metrics.rejects.inc({ type: gen.short });
+        this.#log.warn({ proxy: con.proxy.id, type: gen.short, version: w.versionSent, error: req.error_detail.message }, 'proxy rejected configuration (NACK)');
+      } else {
+        w.nonceAcked = nonce;
+        w.versionAcked = req.version_info ?? '';
+        w.ackedAt = new Date().toISOString();
+        if (w.lastNack && w.lastNack.nonce !== nonce) w.lastNack = undefined;
+      }
+      if (!sameNames(w.names, names)) {
+        const added = (names ?? []).filter((n) => !w.names?.includes(n));
+        for (const n of w.names ?? []) if (!names?.includes(n)) {
+          w.sent.delete(n);
+          w.resources.delete(n);
+        }
+        w.names = names;
+        if (gen.fullState || added.length) this.#pushType(con, typeUrl, this.#push, gen.fullState);
+      }
+      return;
+    }
+    // A new subscription (or a reconnect): send the full current state of the type.
+    w.names = names;
+    w.sent.clear();
+    w.resources.clear();
+    w.setHash = undefined;
+    this.#pushType(con, typeUrl, this.#push, true);
+  }
+}
+
+function sameNames(a: string[] | undefined, b: string[] | undefined): boolean {
+  if (!a || !b) return a === b;
+  if (a.length !== b.length) return false;
+  const s = new Set(a);
+  return b.every((n) => s.has(n));
+}

@@ -1,0 +1,307 @@
+// CDS: one cluster per visible service port and per DestinationRule subset, plus the inbound
+// clusters of a sidecar's workload ports and Istio's infrastructure clusters.
+import type { Resource } from '../../api/index.ts';
+import type { DestinationRuleSpec, LoadBalancerSettings } from '../../api/index.ts';
+import { HTTP_PROTOCOL_OPTIONS_TYPE } from '../../envoy/index.ts';
+import type { EnvoyJson } from '../../envoy/index.ts';
+import type { PushContext } from '../../model/push-context.ts';
+import type { Proxy } from '../../model/proxy.ts';
+import { spiffeId } from '../../model/proxy.ts';
+import type { Service, ServicePort } from '../../model/service.ts';
+import { isHttp2Protocol, isHttpProtocol, protocolOf, selectorMatches } from '../../model/service.ts';
+import { envoyDuration, toSeconds } from './duration.ts';
+import { endpointJson } from './endpoint-builder.ts';
+import { BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER, inboundClusterName, outboundClusterName } from './names.ts';
+import { RAW_BUFFER_SOCKET, istioMutualUpstream, originationUpstream } from './tls.ts';
+import type { PortPolicy } from './traffic-policy.ts';
+import { effectivePolicy } from './traffic-policy.ts';
+
+const MAX = 4294967295;
+const ADS_EDS = { ads: {}, initial_fetch_timeout: '0s', resource_api_version: 'V3' };
+
+/** Every cluster of a proxy (CDS is wildcard: the full set each time). */
+export function buildClusters(push: PushContext, proxy: Proxy): EnvoyJson[] {
+  if (proxy.generator === 'grpc') return buildGrpcClusters(push, proxy);
+  const out = [...outboundClusters(push, proxy)];
+  if (proxy.type === 'sidecar') out.push(...inboundClusters(push, proxy));
+  out.push(...infraClusters(push, proxy));
+  return out;
+}
+
+/** Outbound clusters are the same for every proxy of a namespace/Sidecar scope: built once per snapshot. */
+export function outboundClusters(push: PushContext, proxy: Proxy): EnvoyJson[] {
+  const sidecar = push.sidecarFor(proxy);
+  const key = `cds|${proxy.namespace}|${sidecar?.metadata.name ?? ''}|${proxy.explicit ? 'x' : ''}`;
+  return push.memo(key, () => {
+    const out: EnvoyJson[] = [];
+    for (const svc of push.visibleServices(proxy)) {
+      const dr = push.destinationRuleFor(proxy.namespace, svc);
+      for (const port of svc.ports) {
+        out.push(serviceCluster(push, proxy, svc, port, dr, ''));
+        for (const s of dr?.spec.subsets ?? []) out.push(serviceCluster(push, proxy, svc, port, dr, s.name));
+      }
+    }
+    return out;
+  });
+}
+
+/** Proxyless gRPC: plain EDS clusters with round robin (what grpc-js-xds accepts). */
+function buildGrpcClusters(push: PushContext, proxy: Proxy): EnvoyJson[] {
+  return push.memo(`cds-grpc|${proxy.namespace}`, () => {
+    const out: EnvoyJson[] = [];
+    for (const svc of push.visibleServices(proxy)) {
+      const dr = push.destinationRuleFor(proxy.namespace, svc);
+      for (const port of svc.ports) {
+        for (const subset of ['', ...(dr?.spec.subsets ?? []).map((s) => s.name)]) {
+          const name = outboundClusterName(port.port, subset, svc.hostname);
+          out.push({ name, type: 'EDS', eds_cluster_config: { eds_config: { ads: {}, resource_api_version: 'V3' }, service_name: name }, metadata: serviceMetadata(svc, port, subset) });
+        }
+      }
+    }
+    return out;
+  });
+}
+
+function serviceMetadata(svc: Service, port: ServicePort, subset: string): EnvoyJson {
+  const istio: EnvoyJson = { services: [{ host: svc.hostname, name: svc.name, namespace: svc.namespace }], default_original_port: port.port };
+  if (subset) istio.subset = subset;
+  return { filter_metadata: { istio } };
+}
+
+export function serviceCluster(push: PushContext, proxy: Proxy, svc: Service, port: ServicePort, dr: Resource<DestinationRuleSpec> | undefined, subset: string): EnvoyJson {
+  const name = outboundClusterName(port.port, subset, svc.hostname);
+  const policy = effectivePolicy(dr, subset, port.port);
+  const c: EnvoyJson = { name, connect_timeout: envoyDuration(policy.connectionPool?.tcp?.connectTimeout ?? push.mesh.connectTimeout) };
+  switch (svc.resolution) {
+    case 'ClientSideLB':
+      c.type = 'EDS';
+      c.eds_cluster_config = { eds_config: ADS_EDS, service_name: name };
+      break;
+    case 'DNS':
+    case 'DNSRoundRobin': {
+      c.type = svc.resolution === 'DNS' ? 'STRICT_DNS' : 'LOGICAL_DNS';
+      c.dns_lookup_family = 'V4_ONLY';
+      const eps = push.endpointsOf(svc.hostname, port.port);
+      c.load_assignment = eps.length ? { cluster_name: name, endpoints: [{ lb_endpoints: eps.map((e) => endpointJson(e)) }] } : { cluster_name: name };
+      break;
+    }
+    case 'Passthrough':
+      c.type = 'ORIGINAL_DST';
+      if (proxy.explicit) c.original_dst_lb_config = { use_http_header: true, http_header_name: ':authority' };
+      break;
+  }
+  applyLoadBalancer(c, policy.loadBalancer, svc.resolution === 'Passthrough');
+  applyConnectionPool(c, policy, port);
+  applyOutlierDetection(c, policy);
+  c.metadata = serviceMetadata(svc, port, subset);
+  applyTls(c, push, svc, port, subset, policy);
+  return c;
+}
+
+function applyLoadBalancer(c: EnvoyJson, lb: LoadBalancerSettings | undefined, originalDst: boolean): void {
+  if (originalDst) {
+    c.lb_policy = 'CLUSTER_PROVIDED';
+    return;
+  }
+  if (lb?.consistentHash) {
+    if (lb.consistentHash.maglev) {
+      c.lb_policy = 'MAGLEV';
+      if (lb.consistentHash.maglev.tableSize) c.maglev_lb_config = { table_size: lb.consistentHash.maglev.tableSize };
+    } else {
+      c.lb_policy = 'RING_HASH';
+      const min = lb.consistentHash.ringHash?.minimumRingSize ?? lb.consistentHash.minimumRingSize;
+      if (min) c.ring_hash_lb_config = { minimum_ring_size: min };
+    }
+    return;
+  }
+  switch (lb?.simple) {
+    case 'RANDOM':
+      c.lb_policy = 'RANDOM';
+      break;
+    case 'ROUND_ROBIN':
+      break; // Envoy's default (the field's zero value)
+    case 'PASSTHROUGH':
+      c.type = 'ORIGINAL_DST';
+      delete c.eds_cluster_config;
+      c.lb_policy = 'CLUSTER_PROVIDED';
+      return;
+    default:
+      // Istio's default is LEAST_REQUEST.
+      c.lb_policy = 'LEAST_REQUEST';
+  }
+  const warmup = lb?.warmup?.duration ?? lb?.warmupDurationSecs;
+  if (warmup && (c.lb_policy === undefined || c.lb_policy === 'LEAST_REQUEST')) {
+    const slow: EnvoyJson = { slow_start_window: envoyDuration(/^\d+$/.test(warmup) ? `${warmup}s` : warmup) };
+    if (lb?.warmup?.aggression) slow.aggression = { default_value: lb.warmup.aggression, runtime_key: 'upstream.warmup.aggression' };
+    if (lb?.warmup?.minimumPercent !== undefined) slow.min_weight_percent = { value: lb.warmup.minimumPercent };
+    c[c.lb_policy === undefined ? 'round_robin_lb_config' : 'least_request_lb_config'] = { slow_start_config: slow };
+  }
+}
+
+function applyConnectionPool(c: EnvoyJson, policy: PortPolicy, port: ServicePort): void {
+  const tcp = policy.connectionPool?.tcp;
+  const http = policy.connectionPool?.http;
+  c.circuit_breakers = {
+    thresholds: [
+      {
+        max_connections: tcp?.maxConnections ?? MAX,
+        max_pending_requests: http?.http1MaxPendingRequests ?? MAX,
+        max_requests: http?.http2MaxRequests ?? MAX,
+        max_retries: http?.maxRetries ?? MAX,
+        track_remaining: true,
+      },
+    ],
+  };
+  if (tcp?.tcpKeepalive) {
+    const ka: EnvoyJson = {};
+    if (tcp.tcpKeepalive.probes) ka.keepalive_probes = tcp.tcpKeepalive.probes;
+    if (tcp.tcpKeepalive.time) ka.keepalive_time = Math.round(toSeconds(tcp.tcpKeepalive.time));
+    if (tcp.tcpKeepalive.interval) ka.keepalive_interval = Math.round(toSeconds(tcp.tcpKeepalive.interval));
+    c.upstream_connection_options = { tcp_keepalive: ka };
+  }
+  const common: EnvoyJson = {};
+  if (http?.idleTimeout) common.idle_timeout = envoyDuration(http.idleTimeout);
+  if (http?.maxRequestsPerConnection) common.max_requests_per_connection = http.maxRequestsPerConnection;
+  if (tcp?.maxConnectionDuration) common.max_connection_duration = envoyDuration(tcp.maxConnectionDuration);
+  const h2 = isHttp2Protocol(port.protocol) || http?.h2UpgradePolicy === 'UPGRADE';
+  if (!isHttpProtocol(port.protocol) && !Object.keys(common).length) return;
+  const opts: EnvoyJson = { '@type': HTTP_PROTOCOL_OPTIONS_TYPE };
+  if (Object.keys(common).length) opts.common_http_protocol_options = common;
+  if (http?.useClientProtocol) opts.use_downstream_protocol_config = { http_protocol_options: {}, http2_protocol_options: {} };
+  else opts.explicit_http_config = h2 ? { http2_protocol_options: http?.maxConcurrentStreams ? { max_concurrent_streams: http.maxConcurrentStreams } : {} } : { http_protocol_options: {} };
+  c.typed_extension_protocol_options = { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': opts };
+}
+
+function applyOutlierDetection(c: EnvoyJson, policy: PortPolicy): void {
+  const od = policy.outlierDetection;
+  if (!od) return;
+  const o: EnvoyJson = { enforcing_success_rate: 0 };
+  const c5xx = od.consecutive5xxErrors ?? od.consecutiveErrors;
+  if (c5xx !== undefined) {
+    o.consecutive_5xx = c5xx;
+    o.enforcing_consecutive_5xx = c5xx > 0 ? 100 : 0;
+  }
+  if (od.consecutiveGatewayErrors !== undefined) {
+    o.consecutive_gateway_failure = od.consecutiveGatewayErrors;
+    o.enforcing_consecutive_gateway_failure = od.consecutiveGatewayErrors > 0 ? 100 : 0;
+  }
+  if (od.splitExternalLocalOriginErrors) {
+    o.split_external_local_origin_errors = true;
+    if (od.consecutiveLocalOriginFailures !== undefined) {
+      o.consecutive_local_origin_failure = od.consecutiveLocalOriginFailures;
+      o.enforcing_consecutive_local_origin_failure = 100;
+    }
+  }
+  if (od.interval) o.interval = envoyDuration(od.interval);
+  if (od.baseEjectionTime) o.base_ejection_time = envoyDuration(od.baseEjectionTime);
+  if (od.maxEjectionPercent !== undefined) o.max_ejection_percent = od.maxEjectionPercent;
+  c.outlier_detection = o;
+  if (od.minHealthPercent !== undefined) c.common_lb_config = { healthy_panic_threshold: { value: od.minHealthPercent } };
+}
+
+/** Server identities allowed to serve a service: its endpoints' service accounts plus declared SANs. */
+function serviceSans(push: PushContext, svc: Service, port: ServicePort): string[] {
+  const sans = new Set(svc.subjectAltNames);
+  for (const e of push.endpointsOf(svc.hostname, port.port)) if (e.tlsMode === 'istio' && e.serviceAccount) sans.add(spiffeId(push.mesh.trustDomain, e.namespace, e.serviceAccount));
+  return [...sans].sort();
+}
+
+function applyTls(c: EnvoyJson, push: PushContext, svc: Service, port: ServicePort, subset: string, policy: PortPolicy): void {
+  const h2 = isHttp2Protocol(port.protocol);
+  const sni = `outbound_.${port.port}_.${subset}_.${svc.hostname}`;
+  const tls = policy.tls;
+  if (tls?.mode === 'DISABLE') return;
+  if (tls?.mode === 'ISTIO_MUTUAL') {
+    c.transport_socket = istioMutualUpstream(tls.sni ?? sni, tls.subjectAltNames ?? serviceSans(push, svc, port), h2);
+    return;
+  }
+  if (tls?.mode === 'SIMPLE' || tls?.mode === 'MUTUAL') {
+    c.transport_socket = originationUpstream(tls, svc.hostname.startsWith('*') ? '' : svc.hostname, h2);
+    return;
+  }
+  if (!push.mesh.enableAutoMtls || svc.resolution === 'Passthrough') return;
+  // Auto mTLS: Istio mTLS to endpoints that have a sidecar (EDS marks them tlsMode: istio), plaintext otherwise.
+  c.transport_socket_matches = [
+    { name: 'tlsMode-istio', match: { tlsMode: 'istio' }, transport_socket: istioMutualUpstream(sni, serviceSans(push, svc, port), h2) },
+    { name: 'tlsMode-disabled', match: {}, transport_socket: RAW_BUFFER_SOCKET },
+  ];
+}
+
+/** A sidecar's inbound clusters: `inbound|P||` → the application (explicit: 127.0.0.1:appPorts[P]). */
+export function inboundClusters(push: PushContext, proxy: Proxy): EnvoyJson[] {
+  const out: EnvoyJson[] = [];
+  for (const p of inboundPorts(push, proxy)) {
+    const name = inboundClusterName(p.port);
+    const c: EnvoyJson = {
+      name,
+      type: 'STATIC',
+      connect_timeout: envoyDuration(push.mesh.connectTimeout),
+      load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: p.appPort } } } }] }] },
+      circuit_breakers: { thresholds: [{ max_connections: MAX, max_pending_requests: MAX, max_requests: MAX, max_retries: MAX, track_remaining: true }] },
+    };
+    if (!proxy.explicit) c.upstream_bind_config = { source_address: { address: '127.0.0.6', port_value: 0 } };
+    if (isHttp2Protocol(p.protocol)) c.typed_extension_protocol_options = { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': HTTP_PROTOCOL_OPTIONS_TYPE, explicit_http_config: { http2_protocol_options: {} } } };
+    out.push(c);
+  }
+  return out;
+}
+
+export interface InboundPort {
+  port: number;
+  appPort: number;
+  protocol: ServicePort['protocol'];
+  name?: string;
+}
+
+/** The workload ports a sidecar serves inbound (explicit mode: those with an inbound port), with their protocol. */
+export function inboundPorts(push: PushContext, proxy: Proxy): InboundPort[] {
+  const out: InboundPort[] = [];
+  for (const wp of proxy.workloadPorts) {
+    const proto = inboundProtocol(push, proxy, wp.port, wp.name, wp.protocol);
+    if (proxy.explicit) {
+      const appPort = proxy.explicit.appPorts[String(wp.port)];
+      if (proxy.explicit.inboundPorts[String(wp.port)] === undefined || appPort === undefined) continue;
+      out.push({ port: wp.port, appPort, protocol: proto, name: wp.name });
+    } else out.push({ port: wp.port, appPort: wp.port, protocol: proto, name: wp.name });
+  }
+  return out;
+}
+
+/** Istio takes the protocol of an inbound port from the services that target it; then from the port's own declaration. */
+function inboundProtocol(push: PushContext, proxy: Proxy, port: number, name: string | undefined, declared: string | undefined): ServicePort['protocol'] {
+  for (const svc of push.services) {
+    if (svc.namespace !== proxy.namespace || !svc.selector || !selectorMatches(svc.selector, proxy.labels)) continue;
+    for (const sp of svc.ports) {
+      const target = typeof sp.targetPort === 'number' ? sp.targetPort : typeof sp.targetPort === 'string' ? (sp.targetPort === name ? port : Number(sp.targetPort)) : sp.port;
+      if (target === port && sp.protocol !== 'UNKNOWN') return sp.protocol;
+    }
+  }
+  const explicitProto = declared && declared.toUpperCase() !== 'TCP' ? declared : undefined;
+  const p = protocolOf(name, undefined, explicitProto);
+  return p;
+}
+
+function infraClusters(push: PushContext, proxy: Proxy): EnvoyJson[] {
+  const passthrough: EnvoyJson = {
+    name: PASSTHROUGH_CLUSTER,
+    type: 'ORIGINAL_DST',
+    connect_timeout: envoyDuration(push.mesh.connectTimeout),
+    lb_policy: 'CLUSTER_PROVIDED',
+    circuit_breakers: { thresholds: [{ max_connections: MAX, max_pending_requests: MAX, max_requests: MAX, max_retries: MAX, track_remaining: true }] },
+    typed_extension_protocol_options: { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': HTTP_PROTOCOL_OPTIONS_TYPE, use_downstream_protocol_config: { http_protocol_options: {}, http2_protocol_options: {} } } },
+  };
+  // Explicit mode has no original destination on the socket: the target comes from the request's authority.
+  if (proxy.explicit || proxy.type === 'router') passthrough.original_dst_lb_config = { use_http_header: true, http_header_name: ':authority' };
+  const out: EnvoyJson[] = [passthrough, { name: BLACKHOLE_CLUSTER, type: 'STATIC', connect_timeout: envoyDuration(push.mesh.connectTimeout) }];
+  if (proxy.type === 'sidecar' && !proxy.explicit) {
+    out.push({
+      name: INBOUND_PASSTHROUGH_CLUSTER,
+      type: 'ORIGINAL_DST',
+      connect_timeout: envoyDuration(push.mesh.connectTimeout),
+      lb_policy: 'CLUSTER_PROVIDED',
+      upstream_bind_config: { source_address: { address: '127.0.0.6', port_value: 0 } },
+      circuit_breakers: { thresholds: [{ max_connections: MAX, max_pending_requests: MAX, max_requests: MAX, max_retries: MAX, track_remaining: true }] },
+    });
+  }
+  return out;
+}

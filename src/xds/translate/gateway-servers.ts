@@ -1,0 +1,31 @@
+// Which Gateways configure a router proxy, and the hosts a server exposes to a VirtualService.
+import type { Resource } from '../../api/index.ts';
+import type { GatewaySpec, Server } from '../../api/index.ts';
+import type { PushContext } from '../../model/push-context.ts';
+import type { Proxy } from '../../model/proxy.ts';
+import { selectorMatches } from '../../model/service.ts';
+
+/** Gateways whose selector matches the proxy's labels (in any namespace, as Istio does by default). */
+export function gatewaysFor(push: PushContext, proxy: Proxy): Resource<GatewaySpec>[] {
+  return push.memo(`gws|${JSON.stringify(proxy.labels)}`, () => push.gateways.filter((g) => selectorMatches(g.spec.selector, proxy.labels)));
+}
+
+/** The server's hosts visible to a VirtualService in `vsNamespace` (`ns/host`, `./host`, `*\/host`, `host`). */
+export function serverHosts(server: Server, vsNamespace: string, gatewayNamespace: string): string[] {
+  const out: string[] = [];
+  for (const h of server.hosts ?? []) {
+    const slash = h.indexOf('/');
+    if (slash < 0) {
+      out.push(h);
+      continue;
+    }
+    const ns = h.slice(0, slash);
+    if (ns === '*' || ns === vsNamespace || (ns === '.' && vsNamespace === gatewayNamespace)) out.push(h.slice(slash + 1));
+  }
+  return out;
+}
+
+/** A server's hosts without namespace prefixes, for SNI matching. */
+export function plainServerHosts(server: Server): string[] {
+  return (server.hosts ?? []).map((h) => h.slice(h.indexOf('/') + 1));
+}

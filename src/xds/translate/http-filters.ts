@@ -1,0 +1,72 @@
+// The one place that builds HTTP connection managers' filter lists (inbound, outbound, gateway)
+// and decorates HCMs. Later features append to the tables below, in Istio's order:
+// authn (jwt_authn) → authz (rbac) → fault → cors → stats → router.
+//   - authz/jwt translation: add a stage `{ name: 'authn' | 'authz', build }` returning filters;
+//   - observability: add a stage `stats` and/or an HCM decorator (access_log, tracing).
+import { CORS_TYPE, FAULT_TYPE, ROUTER_TYPE } from '../../envoy/index.ts';
+import type { EnvoyJson } from '../../envoy/index.ts';
+import type { PushContext } from '../../model/push-context.ts';
+import type { Proxy } from '../../model/proxy.ts';
+
+export type HcmKind = 'inbound' | 'outbound' | 'gateway';
+
+export interface HttpFilterContext {
+  push: PushContext;
+  proxy: Proxy;
+  kind: HcmKind;
+  /** The workload port (inbound) or listener port (outbound/gateway). */
+  port: number;
+}
+
+export interface HttpFilterStage {
+  name: 'authn' | 'authz' | 'fault' | 'cors' | 'stats';
+  build(ctx: HttpFilterContext): EnvoyJson[];
+}
+
+export type HcmDecorator = (ctx: HttpFilterContext, hcm: EnvoyJson) => void;
+
+/** Fault and CORS act on per-route config only (typed_per_filter_config), as in Istio. */
+const HTTP_FILTER_STAGES: HttpFilterStage[] = [
+  { name: 'fault', build: (ctx) => (ctx.kind === 'inbound' ? [] : [{ name: 'envoy.filters.http.fault', typed_config: { '@type': FAULT_TYPE } }]) },
+  { name: 'cors', build: (ctx) => (ctx.kind === 'inbound' ? [] : [{ name: 'envoy.filters.http.cors', typed_config: { '@type': CORS_TYPE } }]) },
+];
+
+const HCM_DECORATORS: HcmDecorator[] = [];
+
+const STAGE_ORDER = ['authn', 'authz', 'fault', 'cors', 'stats'] as const;
+
+/** Registers an additional filter stage (called once from the feature's setup). */
+export function addHttpFilterStage(stage: HttpFilterStage): void {
+  HTTP_FILTER_STAGES.push(stage);
+  HTTP_FILTER_STAGES.sort((a, b) => STAGE_ORDER.indexOf(a.name) - STAGE_ORDER.indexOf(b.name));
+}
+
+/** Registers an HCM decorator (access logs, tracing…), called once from the feature's setup. */
+export function addHcmDecorator(d: HcmDecorator): void {
+  HCM_DECORATORS.push(d);
+}
+
+export function httpFilters(ctx: HttpFilterContext): EnvoyJson[] {
+  const out: EnvoyJson[] = [];
+  for (const stage of HTTP_FILTER_STAGES) out.push(...stage.build(ctx));
+  out.push({ name: 'envoy.filters.http.router', typed_config: { '@type': ROUTER_TYPE } });
+  return out;
+}
+
+/** Builds an HTTP connection manager with the filter list and decorators for its context. */
+export function buildHcm(ctx: HttpFilterContext, opts: { statPrefix: string; routes: EnvoyJson; extra?: EnvoyJson }): EnvoyJson {
+  const hcm: EnvoyJson = {
+    '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+    stat_prefix: opts.statPrefix,
+    ...opts.routes,
+    http_filters: httpFilters(ctx),
+    ...(ctx.kind === 'gateway' ? { use_remote_address: true } : {}),
+    normalize_path: true,
+    path_with_escaped_slashes_action: 'KEEP_UNCHANGED',
+    upgrade_configs: [{ upgrade_type: 'websocket' }],
+    stream_idle_timeout: '0s',
+    ...opts.extra,
+  };
+  for (const d of HCM_DECORATORS) d(ctx, hcm);
+  return hcm;
+}

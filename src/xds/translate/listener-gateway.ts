@@ -1,0 +1,114 @@
+// LDS for routers (ingress/egress gateways): one listener per Gateway server port, with HTTP,
+// HTTPS (SIMPLE / MUTUAL / ISTIO_MUTUAL termination), TLS PASSTHROUGH (by SNI) and TCP chains.
+import type { Resource } from '../../api/index.ts';
+import type { GatewaySpec, Server } from '../../api/index.ts';
+import type { EnvoyJson } from '../../envoy/index.ts';
+import type { PushContext } from '../../model/push-context.ts';
+import { bindsTo } from '../../model/push-context.ts';
+import type { Proxy } from '../../model/proxy.ts';
+import { hostsIntersect, normalizeProtocol, isHttpProtocol, resolveShortName } from '../../model/service.ts';
+import { gatewaysFor, plainServerHosts, serverHosts } from './gateway-servers.ts';
+import { buildHcm } from './http-filters.ts';
+import { tcpProxy, needsTlsInspector, TLS_INSPECTOR } from './listener-inbound.ts';
+import { BLACKHOLE_CLUSTER, gatewayHttpsRouteName, gatewayRouteName, listenerName } from './names.ts';
+import { destinationsTarget } from './route-config.ts';
+import type { RouteContext } from './route-builder.ts';
+import { gatewayDownstream } from './tls.ts';
+
+const RDS_SOURCE = { ads: {}, initial_fetch_timeout: '0s', resource_api_version: 'V3' };
+
+interface BoundServer {
+  gw: Resource<GatewaySpec>;
+  server: Server;
+}
+
+export function gatewayListeners(push: PushContext, proxy: Proxy): EnvoyJson[] {
+  const byPort = new Map<number, BoundServer[]>();
+  for (const gw of gatewaysFor(push, proxy)) {
+    for (const server of gw.spec.servers ?? []) {
+      const list = byPort.get(server.port.number) ?? [];
+      list.push({ gw, server });
+      byPort.set(server.port.number, list);
+    }
+  }
+  const bind = proxy.explicit?.bind ?? '0.0.0.0';
+  const out: EnvoyJson[] = [];
+  for (const [port, servers] of [...byPort.entries()].sort((a, b) => a[0] - b[0])) {
+    const chains = dedupe(servers.flatMap((bs) => serverChains(push, proxy, port, bs)));
+    if (!chains.length) continue;
+    const listener: EnvoyJson = { name: listenerName('0.0.0.0', port), address: { socket_address: { address: servers[0].server.bind ?? bind, port_value: port } }, traffic_direction: 'OUTBOUND', filter_chains: chains };
+    if (needsTlsInspector(chains)) listener.listener_filters = [TLS_INSPECTOR];
+    out.push(listener);
+  }
+  return out;
+}
+
+function dedupe(chains: EnvoyJson[]): EnvoyJson[] {
+  const seen = new Set<string>();
+  return chains.filter((c) => {
+    const k = JSON.stringify(c.filter_chain_match ?? {});
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
+function hcm(push: PushContext, proxy: Proxy, port: number, routeName: string): EnvoyJson {
+  return {
+    name: 'envoy.filters.network.http_connection_manager',
+    typed_config: buildHcm(
+      { push, proxy, kind: 'gateway', port },
+      { statPrefix: `outbound_0.0.0.0_${port}`, routes: { rds: { route_config_name: routeName, config_source: RDS_SOURCE } }, extra: { http2_protocol_options: {} } },
+    ),
+  };
+}
+
+function serverChains(push: PushContext, proxy: Proxy, port: number, { gw, server }: BoundServer): EnvoyJson[] {
+  const protocol = normalizeProtocol(server.port.protocol ?? 'HTTP');
+  const hosts = plainServerHosts(server).filter((h) => h !== '*');
+  const sni: EnvoyJson = hosts.length ? { server_names: hosts } : {};
+  const tlsMode = server.tls?.mode;
+  const gwKey = `${gw.metadata.namespace}/${gw.metadata.name}`;
+  if (isHttpProtocol(protocol) || (server.tls?.httpsRedirect && protocol !== 'HTTPS')) {
+    return [{ filters: [hcm(push, proxy, port, gatewayRouteName(port))] }];
+  }
+  if ((protocol === 'HTTPS' || protocol === 'TLS') && tlsMode && tlsMode !== 'PASSTHROUGH' && tlsMode !== 'AUTO_PASSTHROUGH') {
+    const alpn = protocol === 'HTTPS' ? ['h2', 'http/1.1'] : [];
+    const filters = protocol === 'HTTPS' ? [hcm(push, proxy, port, gatewayHttpsRouteName(port, server.port.name, gw.metadata.name, gw.metadata.namespace))] : [tcpProxy(`outbound_${port}`, l4Target(push, proxy, port, gwKey, server) ?? { cluster: BLACKHOLE_CLUSTER })];
+    return [{ filter_chain_match: sni, transport_socket: gatewayDownstream(server.tls!, alpn), filters }];
+  }
+  if (protocol === 'HTTPS' || protocol === 'TLS') {
+    // Passthrough: route by SNI per the VirtualServices' tls routes.
+    const ctx: RouteContext = { push, proxy, gateway: gwKey, port, grpc: false };
+    const out: EnvoyJson[] = [];
+    for (const vs of push.virtualServices) {
+      if (!bindsTo(vs, gwKey)) continue;
+      const vsHosts = serverHosts(server, vs.metadata.namespace, gw.metadata.namespace);
+      for (const r of vs.spec.tls ?? []) {
+        for (const m of r.match ?? []) {
+          if (m.port !== undefined && m.port !== port) continue;
+          const names = m.sniHosts.map((h) => resolveShortName(h, vs.metadata.namespace)).filter((h) => vsHosts.some((sh) => hostsIntersect(sh, h)));
+          if (names.length && r.route?.length) out.push({ filter_chain_match: { server_names: names }, filters: [tcpProxy(`outbound_${port}`, destinationsTarget(ctx, r.route, vs.metadata.namespace))] });
+        }
+      }
+    }
+    return out;
+  }
+  const target = l4Target(push, proxy, port, gwKey, server);
+  return target ? [{ filters: [tcpProxy(`outbound_${port}`, target)] }] : [];
+}
+
+function l4Target(push: PushContext, proxy: Proxy, port: number, gwKey: string, server: Server): EnvoyJson | undefined {
+  const ctx: RouteContext = { push, proxy, gateway: gwKey, port, grpc: false };
+  const gwNs = gwKey.slice(0, gwKey.indexOf('/'));
+  for (const vs of push.virtualServices) {
+    if (!bindsTo(vs, gwKey)) continue;
+    const hosts = serverHosts(server, vs.metadata.namespace, gwNs);
+    if (!(vs.spec.hosts ?? []).some((h) => hosts.some((sh) => hostsIntersect(sh, resolveShortName(h, vs.metadata.namespace))))) continue;
+    for (const r of vs.spec.tcp ?? []) {
+      const applies = !r.match?.length || r.match.some((m) => m.port === undefined || m.port === port);
+      if (applies && r.route?.length) return destinationsTarget(ctx, r.route, vs.metadata.namespace);
+    }
+  }
+  return undefined;
+}

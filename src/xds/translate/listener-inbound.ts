@@ -1,0 +1,63 @@
+// Inbound filter chains of a sidecar, per workload port, shaped by PeerAuthentication:
+// STRICT → TLS only; PERMISSIVE → tls_inspector picks a TLS or a plaintext chain; DISABLE → plaintext.
+import { TCP_PROXY_TYPE, TLS_INSPECTOR_TYPE } from '../../envoy/index.ts';
+import type { EnvoyJson } from '../../envoy/index.ts';
+import type { PushContext } from '../../model/push-context.ts';
+import type { Proxy } from '../../model/proxy.ts';
+import { isHttpProtocol } from '../../model/service.ts';
+import type { InboundPort } from './cluster-builder.ts';
+import { buildHcm } from './http-filters.ts';
+import { inboundClusterName } from './names.ts';
+import { inboundMtlsMode } from './peer-authentication.ts';
+import type { MtlsMode } from './peer-authentication.ts';
+import { istioMutualDownstream } from './tls.ts';
+
+export const TLS_INSPECTOR: EnvoyJson = { name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': TLS_INSPECTOR_TYPE } };
+
+export function tcpProxy(statPrefix: string, target: EnvoyJson): EnvoyJson {
+  return { name: 'envoy.filters.network.tcp_proxy', typed_config: { '@type': TCP_PROXY_TYPE, stat_prefix: statPrefix, ...target } };
+}
+
+function inboundHcm(push: PushContext, proxy: Proxy, p: InboundPort): EnvoyJson {
+  const cluster = inboundClusterName(p.port);
+  const typed = buildHcm(
+    { push, proxy, kind: 'inbound', port: p.port },
+    {
+      statPrefix: `inbound_0.0.0.0_${p.port}`,
+      routes: {
+        route_config: {
+          name: cluster,
+          virtual_hosts: [
+            {
+              name: `inbound|http|${p.port}`,
+              domains: ['*'],
+              routes: [{ name: 'default', match: { prefix: '/' }, route: { cluster, timeout: '0s', max_stream_duration: { max_stream_duration: '0s', grpc_timeout_header_max: '0s' } }, decorator: { operation: `:${p.port}/*` } }],
+            },
+          ],
+          validate_clusters: false,
+        },
+      },
+      extra: { forward_client_cert_details: 'APPEND_FORWARD', set_current_client_cert_details: { subject: true, dns: true, uri: true } },
+    },
+  );
+  return { name: 'envoy.filters.network.http_connection_manager', typed_config: typed };
+}
+
+/** Chains for one workload port (`match` adds e.g. destination_port for virtualInbound). */
+export function inboundChains(push: PushContext, proxy: Proxy, p: InboundPort, match: EnvoyJson = {}): EnvoyJson[] {
+  const filters = [isHttpProtocol(p.protocol) ? inboundHcm(push, proxy, p) : tcpProxy(inboundClusterName(p.port), { cluster: inboundClusterName(p.port) })];
+  return chainsForMode(inboundMtlsMode(push, proxy, p.port), inboundClusterName(p.port), filters, match);
+}
+
+export function chainsForMode(mode: MtlsMode, name: string, filters: EnvoyJson[], match: EnvoyJson): EnvoyJson[] {
+  const withMatch = (m: EnvoyJson) => (Object.keys(m).length ? { filter_chain_match: m } : {});
+  if (mode === 'DISABLE') return [{ name, ...withMatch(match), filters }];
+  const tls = { name, filter_chain_match: { ...match, transport_protocol: 'tls' }, filters, transport_socket: istioMutualDownstream() };
+  if (mode === 'STRICT') return [tls];
+  return [tls, { name: `${name}-plaintext`, filter_chain_match: { ...match, transport_protocol: 'raw_buffer' }, filters }];
+}
+
+/** Whether any chain needs the tls_inspector to see the transport protocol. */
+export function needsTlsInspector(chains: EnvoyJson[]): boolean {
+  return chains.some((c) => (c.filter_chain_match as EnvoyJson | undefined)?.transport_protocol !== undefined || (c.filter_chain_match as EnvoyJson | undefined)?.server_names !== undefined);
+}

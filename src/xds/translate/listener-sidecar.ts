@@ -1,0 +1,158 @@
+// LDS for sidecars. Explicit mode (INTERCEPTION_MODE NONE, docs/CONTRACTS.md §3): the
+// `http_proxy` listener, one inbound listener per workload port, per-upstream loopback
+// listeners. REDIRECT mode: virtualOutbound (15001) with original destination handing off to
+// per-port outbound listeners, and virtualInbound (15006).
+import { ORIGINAL_DST_TYPE } from '../../envoy/index.ts';
+import type { EnvoyJson } from '../../envoy/index.ts';
+import type { PushContext } from '../../model/push-context.ts';
+import type { Proxy } from '../../model/proxy.ts';
+import type { Service, ServicePort } from '../../model/service.ts';
+import { isHttpProtocol, resolveShortName } from '../../model/service.ts';
+import { inboundPorts } from './cluster-builder.ts';
+import { buildHcm } from './http-filters.ts';
+import { TLS_INSPECTOR, chainsForMode, inboundChains, needsTlsInspector, tcpProxy } from './listener-inbound.ts';
+import { BLACKHOLE_CLUSTER, HTTP_PROXY_ROUTE, INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PORT, OUTBOUND_PORT, PASSTHROUGH_CLUSTER, VIRTUAL_INBOUND, VIRTUAL_OUTBOUND, listenerName } from './names.ts';
+import { inboundMtlsMode } from './peer-authentication.ts';
+import { destinationsTarget, tcpTarget } from './route-config.ts';
+import type { RouteContext } from './route-builder.ts';
+
+const RDS_SOURCE = { ads: {}, initial_fetch_timeout: '0s', resource_api_version: 'V3' };
+
+function address(ip: string, port: number): EnvoyJson {
+  return { socket_address: { address: ip, port_value: port } };
+}
+
+function hcmFilter(push: PushContext, proxy: Proxy, port: number, statPrefix: string, routeName: string, extra?: EnvoyJson): EnvoyJson {
+  return {
+    name: 'envoy.filters.network.http_connection_manager',
+    typed_config: buildHcm({ push, proxy, kind: 'outbound', port }, { statPrefix, routes: { rds: { route_config_name: routeName, config_source: RDS_SOURCE } }, extra }),
+  };
+}
+
+function withInspector(listener: EnvoyJson, chains: EnvoyJson[]): EnvoyJson {
+  if (needsTlsInspector(chains)) listener.listener_filters = [TLS_INSPECTOR, ...((listener.listener_filters as EnvoyJson[] | undefined) ?? [])];
+  return listener;
+}
+
+export function explicitListeners(push: PushContext, proxy: Proxy): EnvoyJson[] {
+  const x = proxy.explicit!;
+  const out: EnvoyJson[] = [];
+  if (x.outboundPort) {
+    out.push({
+      name: HTTP_PROXY_ROUTE,
+      address: address(x.bind, x.outboundPort),
+      traffic_direction: 'OUTBOUND',
+      filter_chains: [
+        {
+          filters: [
+            hcmFilter(push, proxy, x.outboundPort, 'outbound_http_proxy', HTTP_PROXY_ROUTE, {
+              http_protocol_options: { allow_absolute_url: true },
+              http2_protocol_options: { allow_connect: true },
+              upgrade_configs: [{ upgrade_type: 'websocket' }, { upgrade_type: 'CONNECT' }],
+            }),
+          ],
+        },
+      ],
+    });
+  }
+  for (const p of inboundPorts(push, proxy)) {
+    const port = x.inboundPorts[String(p.port)];
+    const chains = inboundChains(push, proxy, p);
+    out.push(withInspector({ name: listenerName(x.bind, port), address: address(x.bind, port), traffic_direction: 'INBOUND', filter_chains: chains }, chains));
+  }
+  for (const [hostPort, localPort] of Object.entries(x.upstreamPorts)) {
+    const resolved = resolveUpstream(push, proxy, hostPort);
+    if (!resolved) continue;
+    const [svc, sp] = resolved;
+    const name = listenerName(x.bind, localPort);
+    const routeName = `${svc.hostname}:${sp.port}`;
+    const filters = isHttpProtocol(sp.protocol)
+      ? [hcmFilter(push, proxy, sp.port, `outbound_${routeName}`, routeName)]
+      : [tcpProxy(`outbound|${sp.port}||${svc.hostname}`, tcpTarget(ctxFor(push, proxy, sp.port), svc, sp))];
+    out.push({ name, address: address(x.bind, localPort), traffic_direction: 'OUTBOUND', filter_chains: [{ filters }] });
+  }
+  return out;
+}
+
+function ctxFor(push: PushContext, proxy: Proxy, port: number): RouteContext {
+  return { push, proxy, gateway: 'mesh', port, grpc: false };
+}
+
+/** `host:port` of RIG_EXPLICIT.upstreamPorts → the service port (short names resolve in the proxy's namespace). */
+export function resolveUpstream(push: PushContext, proxy: Proxy, hostPort: string): [Service, ServicePort] | undefined {
+  const i = hostPort.lastIndexOf(':');
+  if (i < 0) return undefined;
+  const port = Number(hostPort.slice(i + 1));
+  const host = hostPort.slice(0, i);
+  const candidates = [host, resolveShortName(host, proxy.namespace), `${host}.svc.cluster.local`];
+  for (const c of candidates) {
+    const svc = push.serviceByHost.get(c);
+    const sp = svc?.ports.find((p) => p.port === port);
+    if (svc && sp) return [svc, sp];
+  }
+  return undefined;
+}
+
+export function redirectListeners(push: PushContext, proxy: Proxy): EnvoyJson[] {
+  const out: EnvoyJson[] = [];
+  const passthrough = push.outboundMode(proxy) === 'REGISTRY_ONLY' ? BLACKHOLE_CLUSTER : PASSTHROUGH_CLUSTER;
+  out.push({
+    name: VIRTUAL_OUTBOUND,
+    address: address('0.0.0.0', OUTBOUND_PORT),
+    use_original_dst: true,
+    traffic_direction: 'OUTBOUND',
+    filter_chains: [{ name: 'virtualOutbound-catchall-tcp', filters: [tcpProxy(passthrough, { cluster: passthrough })] }],
+  });
+  out.push(...outboundPortListeners(push, proxy));
+  const chains: EnvoyJson[] = [];
+  for (const p of inboundPorts(push, proxy)) chains.push(...inboundChains(push, proxy, p, { destination_port: p.port }));
+  chains.push(...chainsForMode(inboundMtlsMode(push, proxy, 0), 'virtualInbound-catchall', [tcpProxy(INBOUND_PASSTHROUGH_CLUSTER, { cluster: INBOUND_PASSTHROUGH_CLUSTER })], {}));
+  const original = { name: 'envoy.filters.listener.original_dst', typed_config: { '@type': ORIGINAL_DST_TYPE } };
+  out.push(withInspector({ name: VIRTUAL_INBOUND, address: address('0.0.0.0', INBOUND_PORT), traffic_direction: 'INBOUND', listener_filters: [original], filter_chains: chains }, chains));
+  return out;
+}
+
+/** Per service port: HTTP ports share `0.0.0.0_<port>` (RDS by port); TCP/TLS get `<vip>_<port>`. */
+function outboundPortListeners(push: PushContext, proxy: Proxy): EnvoyJson[] {
+  return push.memo(`lds-out|${proxy.namespace}|${push.sidecarFor(proxy)?.metadata.name ?? ''}|${push.usesSourceLabels ? JSON.stringify(proxy.labels) : ''}`, () => {
+    const listeners = new Map<string, EnvoyJson>();
+    const services = push.visibleServices(proxy);
+    for (const svc of services) {
+      for (const sp of svc.ports) {
+        if (isHttpProtocol(sp.protocol)) {
+          const name = listenerName('0.0.0.0', sp.port);
+          if (!listeners.has(name)) listeners.set(name, { name, address: address('0.0.0.0', sp.port), bind_to_port: false, traffic_direction: 'OUTBOUND', filter_chains: [{ filters: [hcmFilter(push, proxy, sp.port, `outbound_0.0.0.0_${sp.port}`, String(sp.port))] }] });
+        }
+      }
+    }
+    for (const svc of services) {
+      for (const sp of svc.ports) {
+        if (isHttpProtocol(sp.protocol)) continue;
+        const ip = svc.address || '0.0.0.0';
+        const name = listenerName(ip, sp.port);
+        if (listeners.has(name)) continue;
+        const ctx = ctxFor(push, proxy, sp.port);
+        const chains: EnvoyJson[] = [];
+        for (const vs of push.virtualServicesFor(proxy.namespace, 'mesh', svc.hostname)) {
+          for (const r of vs.spec.tls ?? []) {
+            for (const m of r.match ?? []) {
+              if (m.port !== undefined && m.port !== sp.port) continue;
+              const sni = m.sniHosts.map((h) => resolveShortName(h, vs.metadata.namespace));
+              const match: EnvoyJson = { server_names: sni };
+              if (m.destinationSubnets?.length) match.prefix_ranges = m.destinationSubnets.map(cidr);
+              if (r.route?.length) chains.push({ filter_chain_match: match, filters: [tcpProxy(`outbound|${sp.port}||${svc.hostname}`, destinationsTarget(ctx, r.route, vs.metadata.namespace))] });
+            }
+          }
+        }
+        chains.push({ filters: [tcpProxy(`outbound|${sp.port}||${svc.hostname}`, tcpTarget(ctx, svc, sp))] });
+        listeners.set(name, withInspector({ name, address: address(ip, sp.port), bind_to_port: false, traffic_direction: 'OUTBOUND', filter_chains: chains }, chains));
+      }
+    }
+    return [...listeners.values()];
+  });
+}
+
+function cidr(s: string): EnvoyJson {
+  const [ip, len] = s.split('/');
+  return { address_prefix: ip, prefix_len: len === undefined ? (ip.includes(':') ? 128 : 32) : Number(len) };
+}

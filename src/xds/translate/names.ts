@@ -1,0 +1,45 @@
+// Istio's resource names (docs/CONTRACTS.md §2).
+
+export function outboundClusterName(port: number, subset: string, host: string): string {
+  return `outbound|${port}|${subset}|${host}`;
+}
+
+export function inboundClusterName(port: number): string {
+  return `inbound|${port}||`;
+}
+
+export function parseClusterName(name: string): { direction: 'outbound' | 'inbound'; port: number; subset: string; host: string } | undefined {
+  const p = name.split('|');
+  if (p.length !== 4 || (p[0] !== 'outbound' && p[0] !== 'inbound')) return undefined;
+  return { direction: p[0], port: Number(p[1]), subset: p[2], host: p[3] };
+}
+
+export const PASSTHROUGH_CLUSTER = 'PassthroughCluster';
+export const BLACKHOLE_CLUSTER = 'BlackHoleCluster';
+export const INBOUND_PASSTHROUGH_CLUSTER = 'InboundPassthroughCluster';
+export const VIRTUAL_OUTBOUND = 'virtualOutbound';
+export const VIRTUAL_INBOUND = 'virtualInbound';
+export const HTTP_PROXY_ROUTE = 'http_proxy';
+export const OUTBOUND_PORT = 15001;
+export const INBOUND_PORT = 15006;
+
+export function listenerName(address: string, port: number): string {
+  return `${address}_${port}`;
+}
+
+export function gatewayRouteName(port: number): string {
+  return `http.${port}`;
+}
+
+export function gatewayHttpsRouteName(port: number, portName: string, gwName: string, gwNamespace: string): string {
+  return `https.${port}.${portName}.${gwName}.${gwNamespace}`;
+}
+
+/** SDS name of a gateway/DR credential (Istio's `kubernetes://<name>`). */
+export function credentialSecretName(name: string): string {
+  return `kubernetes://${name}`;
+}
+
+export const CA_CERT_SUFFIX = '-cacert';
+export const WORKLOAD_SECRET = 'default';
+export const ROOT_CA_SECRET = 'ROOTCA';

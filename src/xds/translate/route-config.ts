@@ -1,0 +1,186 @@
+// RDS: route configurations by name — sidecar port routes (`9080`), the explicit-mode proxy
+// route (`http_proxy`), per-upstream and proxyless gRPC routes (`host:port`), gateway routes
+// (`http.<port>`, `https.<port>.<portName>.<gw>.<ns>`).
+import type { Resource } from '../../api/index.ts';
+import type { GatewaySpec, RouteDestination, Server } from '../../api/index.ts';
+import type { EnvoyJson } from '../../envoy/index.ts';
+import type { PushContext } from '../../model/push-context.ts';
+import { bindsTo } from '../../model/push-context.ts';
+import type { Proxy } from '../../model/proxy.ts';
+import type { Service, ServicePort } from '../../model/service.ts';
+import { hostsIntersect, isHttpProtocol, resolveShortName } from '../../model/service.ts';
+import { gatewaysFor, serverHosts } from './gateway-servers.ts';
+import { HTTP_PROXY_ROUTE, PASSTHROUGH_CLUSTER, gatewayHttpsRouteName, outboundClusterName } from './names.ts';
+import type { RouteContext } from './route-builder.ts';
+import { clusterFor, defaultRoute, hashPolicyFor, virtualServiceRoutes } from './route-builder.ts';
+
+type DomainMode = 'both' | 'withPort' | 'proxy';
+
+function scopeKey(push: PushContext, proxy: Proxy): string {
+  const sc = push.sidecarFor(proxy);
+  return `${proxy.namespace}|${sc?.metadata.name ?? ''}|${proxy.generator ?? ''}|${push.usesSourceLabels ? JSON.stringify(proxy.labels) : ''}`;
+}
+
+/** The route configuration named `name` for a proxy, or undefined when the name means nothing to it. */
+export function buildRouteConfig(push: PushContext, proxy: Proxy, name: string): EnvoyJson | undefined {
+  if (proxy.type === 'router') return push.memo(`rds|gw|${name}|${JSON.stringify(proxy.labels)}|${proxy.namespace}`, () => gatewayRouteConfig(push, proxy, name));
+  return push.memo(`rds|${name}|${scopeKey(push, proxy)}`, () => sidecarRouteConfig(push, proxy, name));
+}
+
+function sidecarRouteConfig(push: PushContext, proxy: Proxy, name: string): EnvoyJson | undefined {
+  if (name === HTTP_PROXY_ROUTE) return explicitProxyRoutes(push, proxy);
+  const hostPort = /^(.+):(\d+)$/.exec(name);
+  if (hostPort) {
+    const svc = push.serviceByHost.get(hostPort[1]);
+    const port = svc?.ports.find((p) => p.port === Number(hostPort[2]));
+    if (!svc || !port) return undefined;
+    const ctx = routeContext(push, proxy, port.port);
+    const domains = proxy.generator === 'grpc' ? serviceDomains(svc, port, proxy, 'both') : ['*'];
+    return { name, virtual_hosts: [{ name, domains, routes: serviceRoutes(ctx, svc, port) }], validate_clusters: false };
+  }
+  if (!/^\d+$/.test(name)) return undefined;
+  const portNum = Number(name);
+  const ctx = routeContext(push, proxy, portNum);
+  const used = new Set<string>();
+  const vhosts: EnvoyJson[] = [];
+  for (const svc of push.visibleServices(proxy)) {
+    const port = svc.ports.find((p) => p.port === portNum && (isHttpProtocol(p.protocol) || p.protocol === 'UNKNOWN'));
+    if (!port) continue;
+    const domains = unique(serviceDomains(svc, port, proxy, 'both'), used);
+    if (domains.length) vhosts.push({ name: `${svc.hostname}:${portNum}`, domains, routes: serviceRoutes(ctx, svc, port) });
+  }
+  vhosts.push(catchAll(push, proxy, false));
+  return { name, virtual_hosts: vhosts, validate_clusters: false };
+}
+
+function routeContext(push: PushContext, proxy: Proxy, port: number, gateway = 'mesh'): RouteContext {
+  return { push, proxy, gateway, port, grpc: proxy.generator === 'grpc' };
+}
+
+function serviceRoutes(ctx: RouteContext, svc: Service, port: ServicePort): EnvoyJson[] {
+  const vsList = ctx.push.virtualServicesFor(ctx.proxy.namespace, ctx.gateway, svc.hostname).filter((vs) => vs.spec.http?.length);
+  if (vsList.length) return virtualServiceRoutes(ctx, vsList);
+  return [defaultRoute(ctx, outboundClusterName(port.port, '', svc.hostname), hashPolicyFor(ctx, svc.hostname))];
+}
+
+/** Istio's virtual host domains for a service port, as seen from the proxy's namespace. */
+export function serviceDomains(svc: Service, port: ServicePort, proxy: Proxy, mode: DomainMode): string[] {
+  const names = [svc.hostname];
+  if (svc.source === 'Service') {
+    const [name, ns] = [svc.name, svc.namespace];
+    if (ns === proxy.namespace) names.push(name);
+    names.push(`${name}.${ns}`, `${name}.${ns}.svc`);
+  }
+  if (svc.address && svc.address !== '0.0.0.0') names.push(svc.address);
+  const out: string[] = [];
+  const bare = mode === 'both' || (mode === 'proxy' && port.port === 80);
+  for (const n of names) {
+    if (bare) out.push(n);
+    out.push(`${n}:${port.port}`);
+  }
+  return out;
+}
+
+function unique(domains: string[], used: Set<string>): string[] {
+  const out = domains.filter((d) => !used.has(d));
+  for (const d of out) used.add(d);
+  return out;
+}
+
+/** The target of non-HTTP traffic to a service port: the first applicable tcp route, else the service. */
+export function tcpTarget(ctx: RouteContext, svc: Service, port: ServicePort): EnvoyJson {
+  for (const vs of ctx.push.virtualServicesFor(ctx.proxy.namespace, ctx.gateway, svc.hostname)) {
+    for (const r of vs.spec.tcp ?? []) {
+      const applies = !r.match?.length || r.match.some((m) => (m.port === undefined || m.port === port.port) && (!m.sourceNamespace || m.sourceNamespace === ctx.proxy.namespace));
+      if (applies && r.route?.length) return destinationsTarget(ctx, r.route, vs.metadata.namespace);
+    }
+  }
+  return { cluster: outboundClusterName(port.port, '', svc.hostname) };
+}
+
+export function destinationsTarget(ctx: RouteContext, dests: RouteDestination[], ns: string): EnvoyJson {
+  if (dests.length === 1) return { cluster: clusterFor(ctx, dests[0].destination, ns) };
+  return { weighted_clusters: { clusters: dests.filter((d) => (d.weight ?? 0) > 0).map((d) => ({ name: clusterFor(ctx, d.destination, ns), weight: d.weight ?? 0 })) } };
+}
+
+function connectRoute(target: EnvoyJson): EnvoyJson {
+  return { name: 'connect', match: { connect_matcher: {} }, route: { ...target, timeout: '0s', upgrade_configs: [{ upgrade_type: 'CONNECT', connect_config: {} }] } };
+}
+
+function catchAll(push: PushContext, proxy: Proxy, withConnect: boolean): EnvoyJson {
+  if (push.outboundMode(proxy) === 'REGISTRY_ONLY') {
+    return { name: 'block_all', domains: ['*'], routes: [{ name: 'block_all', match: { prefix: '/' }, direct_response: { status: 502 } }] };
+  }
+  const routes: EnvoyJson[] = [];
+  if (withConnect) routes.push(connectRoute({ cluster: PASSTHROUGH_CLUSTER }));
+  routes.push({ name: 'allow_any', match: { prefix: '/' }, route: { cluster: PASSTHROUGH_CLUSTER, timeout: '0s', max_stream_duration: { max_stream_duration: '0s', grpc_timeout_header_max: '0s' } } });
+  return { name: 'allow_any', domains: ['*'], routes };
+}
+
+/** `http_proxy`: every visible service host:port, absolute-form and CONNECT (explicit mode). */
+function explicitProxyRoutes(push: PushContext, proxy: Proxy): EnvoyJson {
+  const used = new Set<string>();
+  const vhosts: EnvoyJson[] = [];
+  for (const svc of push.visibleServices(proxy)) {
+    for (const port of svc.ports) {
+      const domains = unique(serviceDomains(svc, port, proxy, 'proxy'), used);
+      if (!domains.length) continue;
+      const ctx = routeContext(push, proxy, port.port);
+      const routes = [connectRoute(tcpTarget(ctx, svc, port))];
+      if (isHttpProtocol(port.protocol) || port.protocol === 'UNKNOWN') routes.push(...serviceRoutes(ctx, svc, port));
+      vhosts.push({ name: `${svc.hostname}:${port.port}`, domains, routes });
+    }
+  }
+  vhosts.push(catchAll(push, proxy, true));
+  return { name: HTTP_PROXY_ROUTE, virtual_hosts: vhosts, validate_clusters: false };
+}
+
+/** Gateway routes: VirtualServices bound to the Gateways whose servers on this port select the proxy. */
+function gatewayRouteConfig(push: PushContext, proxy: Proxy, name: string): EnvoyJson | undefined {
+  const http = /^http\.(\d+)$/.exec(name);
+  const https = /^https\.(\d+)\.([^.]+)\.([^.]+)\.(.+)$/.exec(name);
+  if (!http && !https) return undefined;
+  const port = Number((http ?? https)![1]);
+  const servers: { gw: Resource<GatewaySpec>; server: Server }[] = [];
+  for (const gw of gatewaysFor(push, proxy)) {
+    for (const server of gw.spec.servers ?? []) {
+      if (server.port.number !== port) continue;
+      if (https) {
+        if (gatewayHttpsRouteName(port, server.port.name, gw.metadata.name, gw.metadata.namespace) !== name) continue;
+      } else if (server.tls && !server.tls.httpsRedirect && isTlsProtocol(server.port.protocol)) continue;
+      servers.push({ gw, server });
+    }
+  }
+  if (!servers.length) return undefined;
+  const byHost = new Map<string, EnvoyJson>();
+  for (const { gw, server } of servers) {
+    const gwKey = `${gw.metadata.namespace}/${gw.metadata.name}`;
+    const ctx = routeContext(push, proxy, port, gwKey);
+    for (const vs of push.virtualServices) {
+      if (!vs.spec.http?.length || !bindsTo(vs, gwKey)) continue;
+      const hosts = serverHosts(server, vs.metadata.namespace, gw.metadata.namespace);
+      for (const h of vs.spec.hosts ?? []) {
+        const host = resolveShortName(h, vs.metadata.namespace);
+        if (!hosts.some((sh) => hostsIntersect(sh, host))) continue;
+        const routes = virtualServiceRoutes(ctx, [vs]);
+        if (!routes.length) continue;
+        const existing = byHost.get(host);
+        if (existing) {
+          (existing.routes as EnvoyJson[]).push(...routes);
+          continue;
+        }
+        const vh: EnvoyJson = { name: `${host}:${port}`, domains: host === '*' ? ['*'] : [host, `${host}:${port}`], routes };
+        if (server.tls?.httpsRedirect) vh.require_tls = 'ALL';
+        byHost.set(host, vh);
+      }
+    }
+  }
+  const vhosts = [...byHost.values()];
+  if (!vhosts.length) vhosts.push({ name: `blackhole:${port}`, domains: ['*'], routes: [{ name: 'default', match: { prefix: '/' }, direct_response: { status: 404 } }] });
+  return { name, virtual_hosts: vhosts, validate_clusters: false };
+}
+
+export function isTlsProtocol(p: string | undefined): boolean {
+  const u = (p ?? '').toUpperCase();
+  return u === 'HTTPS' || u === 'TLS';
+}

@@ -1,0 +1,109 @@
+// Transport sockets: Istio mutual TLS with the proxy's own SDS secrets (`default`, `ROOTCA`),
+// DestinationRule client TLS (SIMPLE/MUTUAL with files or credentialName), gateway server TLS.
+import type { ClientTLSSettings, ServerTLSSettings } from '../../api/index.ts';
+import { DOWNSTREAM_TLS_TYPE, UPSTREAM_TLS_TYPE } from '../../envoy/index.ts';
+import type { EnvoyJson } from '../../envoy/index.ts';
+import { CA_CERT_SUFFIX, ROOT_CA_SECRET, WORKLOAD_SECRET, credentialSecretName } from './names.ts';
+
+export const ADS_SDS = { ads: {}, resource_api_version: 'V3' } as const;
+
+/** ALPN Istio offers when connecting to a sidecar (with the metadata-exchange marker). */
+export const ALPN_IN_MESH = ['istio-peer-exchange', 'istio'];
+export const ALPN_IN_MESH_H2 = ['istio-peer-exchange', 'istio', 'h2'];
+/** ALPN a sidecar's inbound mTLS chain accepts. */
+export const ALPN_DOWNSTREAM = ['istio-peer-exchange', 'h2', 'http/1.1'];
+const TLS_PARAMS = { tls_minimum_protocol_version: 'TLSv1_2', tls_maximum_protocol_version: 'TLSv1_3' };
+
+function sds(name: string): EnvoyJson {
+  return { name, sds_config: ADS_SDS };
+}
+
+function tlsSocket(typeUrl: string, ctx: EnvoyJson): EnvoyJson {
+  return { name: 'envoy.transport_sockets.tls', typed_config: { '@type': typeUrl, ...ctx } };
+}
+
+export const RAW_BUFFER_SOCKET: EnvoyJson = {
+  name: 'envoy.transport_sockets.raw_buffer',
+  typed_config: { '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer' },
+};
+
+function sanMatchers(sans: readonly string[]): EnvoyJson[] {
+  return sans.map((s) => ({ san_type: s.startsWith('spiffe://') ? 'URI' : 'DNS', matcher: { exact: s } }));
+}
+
+/** Client side of Istio mTLS: the workload cert, the mesh root, the server identities accepted. */
+export function istioMutualUpstream(sni: string, sans: readonly string[], h2: boolean): EnvoyJson {
+  return tlsSocket(UPSTREAM_TLS_TYPE, {
+    common_tls_context: {
+      tls_params: TLS_PARAMS,
+      alpn_protocols: h2 ? ALPN_IN_MESH_H2 : ALPN_IN_MESH,
+      tls_certificate_sds_secret_configs: [sds(WORKLOAD_SECRET)],
+      combined_validation_context: {
+        default_validation_context: sans.length ? { match_typed_subject_alt_names: sanMatchers(sans) } : {},
+        validation_context_sds_secret_config: sds(ROOT_CA_SECRET),
+      },
+    },
+    sni,
+  });
+}
+
+/** Server side of Istio mTLS on a sidecar's inbound chain: client certificates are required. */
+export function istioMutualDownstream(): EnvoyJson {
+  return tlsSocket(DOWNSTREAM_TLS_TYPE, {
+    common_tls_context: {
+      tls_params: TLS_PARAMS,
+      alpn_protocols: ALPN_DOWNSTREAM,
+      tls_certificate_sds_secret_configs: [sds(WORKLOAD_SECRET)],
+      combined_validation_context: { default_validation_context: {}, validation_context_sds_secret_config: sds(ROOT_CA_SECRET) },
+    },
+    require_client_certificate: true,
+  });
+}
+
+/** DestinationRule tls SIMPLE / MUTUAL (TLS origination), from files or a credentialName. */
+export function originationUpstream(tls: ClientTLSSettings, defaultSni: string, h2: boolean): EnvoyJson {
+  const common: EnvoyJson = { tls_params: TLS_PARAMS, alpn_protocols: h2 ? ['h2', 'http/1.1'] : ['http/1.1'] };
+  const validation: EnvoyJson = {};
+  if (tls.subjectAltNames?.length) validation.match_typed_subject_alt_names = sanMatchers(tls.subjectAltNames);
+  if (tls.credentialName) {
+    if (tls.mode === 'MUTUAL') common.tls_certificate_sds_secret_configs = [sds(credentialSecretName(tls.credentialName))];
+    if (!tls.insecureSkipVerify) common.combined_validation_context = { default_validation_context: validation, validation_context_sds_secret_config: sds(credentialSecretName(tls.credentialName + CA_CERT_SUFFIX)) };
+  } else {
+    if (tls.mode === 'MUTUAL' && tls.clientCertificate && tls.privateKey) common.tls_certificates = [{ certificate_chain: { filename: tls.clientCertificate }, private_key: { filename: tls.privateKey } }];
+    if (tls.caCertificates && !tls.insecureSkipVerify) validation.trusted_ca = { filename: tls.caCertificates };
+    if (!tls.insecureSkipVerify && Object.keys(validation).length) common.validation_context = validation;
+  }
+  return tlsSocket(UPSTREAM_TLS_TYPE, { common_tls_context: common, sni: tls.sni ?? defaultSni });
+}
+
+/** Gateway server TLS (SIMPLE / MUTUAL / ISTIO_MUTUAL), certificates from files or credentialName over SDS. */
+export function gatewayDownstream(tls: ServerTLSSettings, alpn: string[]): EnvoyJson {
+  const common: EnvoyJson = { alpn_protocols: alpn };
+  const mutual = tls.mode === 'MUTUAL' || tls.mode === 'OPTIONAL_MUTUAL';
+  if (tls.mode === 'ISTIO_MUTUAL') {
+    common.tls_certificate_sds_secret_configs = [sds(WORKLOAD_SECRET)];
+    common.combined_validation_context = { default_validation_context: {}, validation_context_sds_secret_config: sds(ROOT_CA_SECRET) };
+  } else if (tls.credentialName) {
+    common.tls_certificate_sds_secret_configs = [sds(credentialSecretName(tls.credentialName))];
+    if (mutual) common.combined_validation_context = { default_validation_context: validationOf(tls), validation_context_sds_secret_config: sds(credentialSecretName(tls.credentialName + CA_CERT_SUFFIX)) };
+  } else {
+    if (tls.serverCertificate && tls.privateKey) common.tls_certificates = [{ certificate_chain: { filename: tls.serverCertificate }, private_key: { filename: tls.privateKey } }];
+    if (mutual && tls.caCertificates) common.validation_context = { ...validationOf(tls), trusted_ca: { filename: tls.caCertificates } };
+  }
+  const params: EnvoyJson = {};
+  if (tls.minProtocolVersion) params.tls_minimum_protocol_version = tls.minProtocolVersion;
+  if (tls.maxProtocolVersion) params.tls_maximum_protocol_version = tls.maxProtocolVersion;
+  if (tls.cipherSuites?.length) params.cipher_suites = tls.cipherSuites;
+  if (Object.keys(params).length) common.tls_params = params;
+  const ctx: EnvoyJson = { common_tls_context: common };
+  if (tls.mode === 'MUTUAL' || tls.mode === 'ISTIO_MUTUAL') ctx.require_client_certificate = true;
+  return tlsSocket(DOWNSTREAM_TLS_TYPE, ctx);
+}
+
+function validationOf(tls: ServerTLSSettings): EnvoyJson {
+  const v: EnvoyJson = {};
+  if (tls.subjectAltNames?.length) v.match_typed_subject_alt_names = sanMatchers(tls.subjectAltNames);
+  if (tls.verifyCertificateSpki?.length) v.verify_certificate_spki = tls.verifyCertificateSpki;
+  if (tls.verifyCertificateHash?.length) v.verify_certificate_hash = tls.verifyCertificateHash;
+  return v;
+}
