@@ -16,7 +16,7 @@ export interface KeyCertBundle {
   signingKey: SigningKey;
   /** The certificate whose key signs workload certificates (the root itself when self-signed). */
   signingCert: crypto.X509Certificate;
-  /** Certificates between the signing certificate and the root, signing certificate excluded. */
+  /** What follows a leaf in a chain: the signing certificate (unless it is a root) and the intermediates above it, root excluded. */
   intermediates: crypto.X509Certificate[];
   /** The trust bundle: every root workloads must trust (the current root first). */
   roots: crypto.X509Certificate[];
@@ -98,8 +98,9 @@ export async function loadPluginCa(dir: string, log: Logger): Promise<KeyCertBun
   if (!isUsableCa(signingCert!)) throw new RigError('MESH_ERR_INVALID_CONFIG', `${caCertFile} is not a CA certificate (basicConstraints CA:TRUE is required)`);
   const isRoot = (c: crypto.X509Certificate) => roots.some((r) => r.fingerprint256 === c.fingerprint256);
   // cert-chain.pem usually starts with ca-cert.pem and may end with the root: keep what lies between.
-  const intermediates = chain.filter((c) => c.fingerprint256 !== signingCert!.fingerprint256 && !isRoot(c));
-  if (!isRoot(signingCert!)) verifyChain([signingCert!, ...intermediates], roots, dir);
+  const above = chain.filter((c) => c.fingerprint256 !== signingCert!.fingerprint256 && !isRoot(c));
+  const intermediates = isRoot(signingCert!) ? [] : [signingCert!, ...above];
+  if (intermediates.length) verifyChain(intermediates, roots, dir);
   return { source: 'plugin', signingKey: await signingKeyFrom(keyObject, keyFile), signingCert: signingCert!, intermediates, roots };
 }
 

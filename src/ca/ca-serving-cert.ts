@@ -27,7 +27,10 @@ export class ServingCertProvider implements Provider {
 
   addCaCertificateListener(listener: CaListener): void {
     this.caListeners.add(listener);
-    if (this.ca) listener({ caCertificate: this.ca });
+    // Asynchronously: grpc-js registers its watcher only after adding the listener.
+    queueMicrotask(() => {
+      if (this.ca && this.caListeners.has(listener)) listener({ caCertificate: this.ca });
+    });
   }
 
   removeCaCertificateListener(listener: CaListener): void {
@@ -36,7 +39,9 @@ export class ServingCertProvider implements Provider {
 
   addIdentityCertificateListener(listener: IdentityListener): void {
     this.identityListeners.add(listener);
-    if (this.identity) listener(this.identity);
+    queueMicrotask(() => {
+      if (this.identity && this.identityListeners.has(listener)) listener(this.identity);
+    });
   }
 
   removeIdentityCertificateListener(listener: IdentityListener): void {

@@ -19,5 +19,6 @@ export const COMMANDS: CommandEntry[] = [
   { name: 'exec', summary: 'run a command inside a workload pod\'s network namespace (rig up --isolation netns)', load: () => import('./exec.ts') },
   { name: 'validate', summary: 'validate Istio and Rigging configuration files (schema and semantic rules)', load: () => import('./validate.ts') },
   { name: 'analyze', summary: 'analyze configuration across resources, like istioctl analyze', load: () => import('./analyze.ts') },
+  { name: 'token', summary: 'issue or revoke bootstrap tokens that workloads present to the CA', load: () => import('./token.ts') },
   { name: 'version', summary: 'print the client (and control plane) version', load: () => import('./version.ts') },
 ];

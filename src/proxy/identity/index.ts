@@ -1,0 +1,5 @@
+export { IdentityManager, secrets, DEFAULT_SECRET, ROOT_SECRET } from './identity-manager.ts';
+export type { IdentityManagerOptions, IdentityCertificate, IdentityState, IdentityEvents } from './identity-manager.ts';
+export { CaClient } from './identity-ca-client.ts';
+export type { CaClientOptions } from './identity-ca-client.ts';
+export { createKeyAndCsr } from './identity-csr.ts';

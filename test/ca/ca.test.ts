@@ -1,0 +1,192 @@
+// The certificate authority over real gRPC + TLS, its files on disk, and what openssl says of
+// the certificates it issues.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import { BootstrapTokens, createCertificateAuthority } from '../../src/ca/index.ts';
+import { CaClient, createKeyAndCsr } from '../../src/proxy/identity/index.ts';
+import { runRig } from '../helpers/cli.ts';
+import { openssl, serveCa, tempDir } from './ca-test-helpers.ts';
+
+const REVIEWS = 'spiffe://cluster.local/ns/default/sa/reviews';
+
+async function request(port: number, rootPem: string, tokenFile: string | undefined, spiffeId: string, ttlSeconds = 0): Promise<string[]> {
+  const client = new CaClient({ address: `127.0.0.1:${port}`, rootPem: Buffer.from(rootPem), tokenFile });
+  try {
+    const { csrPem } = await createKeyAndCsr(spiffeId);
+    return await client.createCertificate(csrPem, ttlSeconds, { WorkloadName: 'reviews-v1' });
+  } finally {
+    client.close();
+  }
+}
+
+function writeToken(dir: string, token: string): string {
+  const file = path.join(dir, `token-${Math.random().toString(36).slice(2)}`);
+  fs.writeFileSync(file, token);
+  return file;
+}
+
+test('issues a 24 h ECDSA P-256 certificate with the SPIFFE URI SAN that openssl verifies against the root', async (t) => {
+  const stateDir = tempDir(t);
+  const ca = await createCertificateAuthority({ stateDir });
+  t.after(() => ca.close());
+  // Root generated on first start, persisted, key private.
+  const caDir = path.join(stateDir, 'ca');
+  assert.equal(fs.statSync(path.join(caDir, 'ca-key.pem')).mode & 0o777, 0o600);
+  assert.match(openssl(['x509', '-in', path.join(caDir, 'root-cert.pem'), '-noout', '-text']), /CA:TRUE/);
+  const { port } = await serveCa(t, ca, stateDir);
+  const token = await new BootstrapTokens(stateDir).issue({ namespace: 'default', serviceAccount: 'reviews' });
+  const chain = await request(port, ca.trustBundlePem(), writeToken(stateDir, token.token), REVIEWS);
+  assert.equal(chain.length, 2);
+  const dir = tempDir(t);
+  fs.writeFileSync(path.join(dir, 'leaf.pem'), chain[0]!);
+  fs.writeFileSync(path.join(dir, 'root.pem'), chain[1]!);
+  const text = openssl(['x509', '-in', 'leaf.pem', '-noout', '-text'], dir);
+  assert.match(text, /URI:spiffe:\/\/cluster\.local\/ns\/default\/sa\/reviews/);
+  assert.match(text, /ASN1 OID: prime256v1/);
+  assert.match(text, /TLS Web Server Authentication, TLS Web Client Authentication/);
+  assert.match(text, /CA:FALSE/);
+  const notBefore = Date.parse(/Not Before: (.+)/.exec(text)![1]!);
+  const notAfter = Date.parse(/Not After : (.+)/.exec(text)![1]!);
+  assert.equal((notAfter - notBefore) / 1000, 86_400);
+  assert.equal(openssl(['verify', '-CAfile', 'root.pem', 'leaf.pem'], dir).trim(), 'leaf.pem: OK');
+  // A requested lifetime is honoured.
+  const short = await request(port, ca.trustBundlePem(), writeToken(stateDir, token.token), REVIEWS, 600);
+  fs.writeFileSync(path.join(dir, 'short.pem'), short[0]!);
+  const shortText = openssl(['x509', '-in', 'short.pem', '-noout', '-dates'], dir);
+  assert.equal((Date.parse(/notAfter=(.+)/.exec(shortText)![1]!) - Date.parse(/notBefore=(.+)/.exec(shortText)![1]!)) / 1000, 600);
+  // The control plane's serving certificate is signed by the same root and names istiod.
+  const serving = ca.currentServingCert()!;
+  assert.match(serving.subjectAltName ?? '', /DNS:istiod\.istio-system\.svc/);
+  assert.match(serving.subjectAltName ?? '', /IP Address:127\.0\.0\.1/);
+  // A restart loads the same root.
+  const again = await createCertificateAuthority({ stateDir });
+  t.after(() => again.close());
+  assert.equal(again.trustBundlePem(), ca.trustBundlePem());
+});
+
+test('refuses a CSR for another identity, a missing token, a revoked token and a token from another CA', async (t) => {
+  const stateDir = tempDir(t);
+  const ca = await createCertificateAuthority({ stateDir });
+  t.after(() => ca.close());
+  const { port } = await serveCa(t, ca, stateDir);
+  const root = ca.trustBundlePem();
+  const tokens = new BootstrapTokens(stateDir);
+  const reviewsToken = writeToken(stateDir, (await tokens.issue({ namespace: 'default', serviceAccount: 'reviews' })).token);
+
+  await assert.rejects(request(port, root, reviewsToken, 'spiffe://cluster.local/ns/default/sa/ratings'), (err: grpc.ServiceError) => {
+    assert.equal(err.code, grpc.status.PERMISSION_DENIED);
+    assert.match(err.details, /asks for url "spiffe:\/\/cluster\.local\/ns\/default\/sa\/ratings" but the caller is authenticated as "spiffe:\/\/cluster\.local\/ns\/default\/sa\/reviews"/);
+    return true;
+  });
+  await assert.rejects(request(port, root, undefined, REVIEWS), (err: grpc.ServiceError) => err.code === grpc.status.UNAUTHENTICATED && /no credential/.test(err.details));
+
+  // Revoked with the CLI, in another process: refused from then on.
+  const revoked = await tokens.issue({ namespace: 'default', serviceAccount: 'reviews' });
+  const revokedFile = writeToken(stateDir, revoked.token);
+  await request(port, root, revokedFile, REVIEWS);
+  const res = await runRig(['token', 'revoke', '--token-file', revokedFile, '--state-dir', stateDir]);
+  assert.equal(res.code, 0, res.stderr);
+  assert.match(res.stdout, new RegExp(`token ${revoked.jti} revoked`));
+  await assert.rejects(request(port, root, revokedFile, REVIEWS), (err: grpc.ServiceError) => err.code === grpc.status.UNAUTHENTICATED && /revoked/.test(err.details));
+  // Other tokens still work.
+  await request(port, root, reviewsToken, REVIEWS);
+
+  // A token signed by another control plane's key.
+  const otherDir = tempDir(t);
+  const foreign = writeToken(stateDir, (await new BootstrapTokens(otherDir).issue({ namespace: 'default', serviceAccount: 'reviews' })).token);
+  await assert.rejects(request(port, root, foreign, REVIEWS), (err: grpc.ServiceError) => err.code === grpc.status.UNAUTHENTICATED && /signature verification failed/.test(err.details));
+  // An expired token.
+  const expired = await tokens.issue({ namespace: 'default', serviceAccount: 'reviews', ttlSeconds: 1 });
+  await new Promise((r) => setTimeout(r, 1100));
+  await assert.rejects(request(port, root, writeToken(stateDir, expired.token), REVIEWS), (err: grpc.ServiceError) => err.code === grpc.status.UNAUTHENTICATED && /"exp"/.test(err.details));
+});
+
+test('rig token issue prints a token the CA accepts for exactly that identity', async (t) => {
+  const stateDir = tempDir(t);
+  const res = await runRig(['token', 'issue', '--namespace', 'bookinfo', '--service-account', 'bookinfo-ratings', '--state-dir', stateDir, '--ttl', '1h', '-o', 'json']);
+  assert.equal(res.code, 0, res.stderr);
+  const out = JSON.parse(res.stdout) as { token: string; identity: string; expiresAt: string };
+  assert.equal(out.identity, 'spiffe://cluster.local/ns/bookinfo/sa/bookinfo-ratings');
+  const v = await new BootstrapTokens(stateDir).verify(out.token);
+  assert.equal(v.identity, out.identity);
+  assert.ok(Math.abs(v.expiresAt.getTime() - Date.now() - 3_600_000) < 60_000);
+  const bad = await runRig(['token', 'issue', '--namespace', 'default', '--service-account', 'x', '--state-dir', stateDir, '--ttl', 'forever']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--ttl: "forever" is not a lifetime/);
+});
+
+test('uses plug-in CA files (root → intermediate) and rejects mismatched ones', async (t) => {
+  const dir = tempDir(t);
+  const ossl = (...args: string[]) => openssl(args, dir);
+  fs.writeFileSync(path.join(dir, 'ext.cnf'), '[ca]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\n');
+  ossl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'root-key.pem', '-out', 'root-cert.pem', '-days', '30', '-subj', '/O=Example Corp/CN=Example Root CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
+  ossl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca-key.pem', '-out', 'ca.csr', '-subj', '/O=Example Corp/CN=Intermediate CA cluster1');
+  ossl('x509', '-req', '-in', 'ca.csr', '-CA', 'root-cert.pem', '-CAkey', 'root-key.pem', '-CAcreateserial', '-out', 'ca-cert.pem', '-days', '10', '-extfile', 'ext.cnf', '-extensions', 'ca');
+  fs.writeFileSync(path.join(dir, 'cert-chain.pem'), fs.readFileSync(path.join(dir, 'ca-cert.pem'), 'utf8') + fs.readFileSync(path.join(dir, 'root-cert.pem'), 'utf8'));
+  fs.chmodSync(path.join(dir, 'ca-key.pem'), 0o600);
+  const stateDir = tempDir(t);
+  const ca = await createCertificateAuthority({ stateDir, pluginCaDir: dir });
+  t.after(() => ca.close());
+  assert.equal(ca.source, 'plugin');
+  assert.equal(fs.existsSync(path.join(stateDir, 'ca', 'ca-key.pem')), false, 'no self-signed root is made');
+  const { port } = await serveCa(t, ca, stateDir);
+  const token = writeToken(stateDir, (await new BootstrapTokens(stateDir).issue({ namespace: 'default', serviceAccount: 'reviews' })).token);
+  const chain = await request(port, fs.readFileSync(path.join(dir, 'root-cert.pem'), 'utf8'), token, REVIEWS);
+  assert.equal(chain.length, 3, 'leaf, intermediate, root');
+  fs.writeFileSync(path.join(dir, 'leaf.pem'), chain[0]!);
+  fs.writeFileSync(path.join(dir, 'inter.pem'), chain[1]!);
+  assert.match(ossl('x509', '-in', 'leaf.pem', '-noout', '-issuer'), /Intermediate CA cluster1/);
+  assert.equal(ossl('verify', '-CAfile', 'root-cert.pem', '-untrusted', 'inter.pem', 'leaf.pem').trim(), 'leaf.pem: OK');
+
+  // A key that does not belong to ca-cert.pem is refused with a clear message.
+  ossl('genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', 'other-key.pem');
+  const bad = tempDir(t);
+  for (const f of ['ca-cert.pem', 'root-cert.pem', 'cert-chain.pem']) fs.copyFileSync(path.join(dir, f), path.join(bad, f));
+  fs.copyFileSync(path.join(dir, 'other-key.pem'), path.join(bad, 'ca-key.pem'));
+  await assert.rejects(createCertificateAuthority({ stateDir, pluginCaDir: bad }), /ca-key\.pem does not match the public key of .*ca-cert\.pem/);
+  // An intermediate not signed by the given root is refused.
+  const stranger = tempDir(t);
+  openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'k.pem', '-out', 'root-cert.pem', '-days', '30', '-subj', '/CN=Stranger'], stranger);
+  for (const f of ['ca-cert.pem', 'ca-key.pem']) fs.copyFileSync(path.join(dir, f), path.join(stranger, f));
+  await assert.rejects(createCertificateAuthority({ stateDir, pluginCaDir: stranger }), /is not signed by any root in root-cert\.pem/);
+});
+
+test('root rotation: the new root signs, both roots are trusted during the overlap, then only the new one', async (t) => {
+  const stateDir = tempDir(t);
+  const ca = await createCertificateAuthority({ stateDir });
+  t.after(() => ca.close());
+  const { port } = await serveCa(t, ca, stateDir);
+  const token = writeToken(stateDir, (await new BootstrapTokens(stateDir).issue({ namespace: 'default', serviceAccount: 'reviews' })).token);
+  const oldRoot = ca.trustBundlePem();
+  const before = await request(port, oldRoot, token, REVIEWS);
+  let notified = '';
+  ca.onRootsChanged((pem) => (notified = pem));
+  await ca.rotateRoot();
+  const bundle = ca.trustBundlePem();
+  assert.equal(bundle.match(/BEGIN CERTIFICATE/g)?.length, 2);
+  assert.equal(notified, bundle);
+  assert.ok(bundle.endsWith(oldRoot), 'the old root stays, after the new one');
+  assert.equal(fs.readFileSync(path.join(stateDir, 'ca', 'root-cert.pem'), 'utf8'), bundle);
+  // The serving certificate now chains to the new root: a client trusting the bundle connects.
+  const after = await request(port, bundle, token, REVIEWS);
+  assert.equal(after.at(-1), bundle, 'workloads receive both roots');
+  const dir = tempDir(t);
+  fs.writeFileSync(path.join(dir, 'bundle.pem'), bundle);
+  fs.writeFileSync(path.join(dir, 'new-root.pem'), bundle.slice(0, bundle.length - oldRoot.length));
+  fs.writeFileSync(path.join(dir, 'old.pem'), before[0]!);
+  fs.writeFileSync(path.join(dir, 'new.pem'), after[0]!);
+  // Old and new workload certificates are both valid against the overlap bundle.
+  assert.equal(openssl(['verify', '-CAfile', 'bundle.pem', 'old.pem'], dir).trim(), 'old.pem: OK');
+  assert.equal(openssl(['verify', '-CAfile', 'bundle.pem', 'new.pem'], dir).trim(), 'new.pem: OK');
+  assert.equal(openssl(['verify', '-CAfile', 'new-root.pem', 'new.pem'], dir).trim(), 'new.pem: OK');
+  assert.throws(() => openssl(['verify', '-CAfile', 'new-root.pem', 'old.pem'], dir));
+  // End of the overlap; a restart keeps the state.
+  ca.endRootOverlap();
+  assert.equal(ca.trustBundlePem().match(/BEGIN CERTIFICATE/g)?.length, 1);
+  const restarted = await createCertificateAuthority({ stateDir });
+  t.after(() => restarted.close());
+  assert.equal(restarted.trustBundlePem(), ca.trustBundlePem());
+});
