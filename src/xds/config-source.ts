@@ -1,22 +1,28 @@
-// Opens the config store the control plane serves from: a watched directory (the foundation's
-// FileConfigStore) or, with no directory, an empty in-memory store.
-import type { ConfigStore } from '../config/store.ts';
-import * as config from '../config/index.ts';
-import { RigError } from '../core/errors.ts';
+// Opens the config store the control plane serves from: a watched directory (FileConfigStore:
+// an invalid file is reported and its last valid resources stay in force) or, with no
+// directory, an empty in-memory store.
+import type { ConfigStore } from '../config/index.ts';
+import { FileConfigStore, MemoryConfigStore } from '../config/index.ts';
+import { formatDiagnostic } from '../api/index.ts';
 import type { Logger } from '../core/log.ts';
 
 export interface OpenedStore {
   store: ConfigStore;
+  /** Current number of configuration problems (for the config-errors metric). */
+  errorCount(): number;
   close(): Promise<void>;
 }
 
 export async function openConfigStore(dir: string | undefined, log: Logger): Promise<OpenedStore> {
-  if (!dir) return { store: new config.MemoryConfigStore({ logger: log }), close: async () => {} };
-  const FileStore = (config as Record<string, unknown>).FileConfigStore as
-    | (new (opts: { paths: string[]; logger?: Logger }) => ConfigStore & { start?(): Promise<unknown>; close?(): Promise<void> | void })
-    | undefined;
-  if (!FileStore) throw new RigError('MESH_ERR_UNAVAILABLE', 'the file config store is not available in this build');
-  const store = new FileStore({ paths: [dir], logger: log });
-  await store.start?.();
-  return { store, close: async () => void (await store.close?.()) };
+  if (!dir) return { store: new MemoryConfigStore({ logger: log }), errorCount: () => 0, close: async () => {} };
+  const store = new FileConfigStore({ dir, logger: log });
+  store.onDiagnostics((reports) => {
+    for (const r of reports) {
+      if (!r.diagnostics.length) log.info({ file: r.file }, 'configuration file is valid again');
+      for (const d of r.diagnostics) log[d.severity === 'Error' ? 'error' : 'warn']({ file: r.file, keptLastValid: r.keptLastValid }, formatDiagnostic(d));
+    }
+  });
+  await store.start();
+  for (const d of store.diagnostics()) log[d.severity === 'Error' ? 'error' : 'warn'](formatDiagnostic(d));
+  return { store, errorCount: () => store.diagnostics().filter((d) => d.severity === 'Error').length, close: () => store.close() };
 }

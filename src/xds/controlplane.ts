@@ -41,6 +41,8 @@ export interface ControlPlaneOptions {
   debounceMs?: number;
   debounceMaxMs?: number;
   workloadGraceMs?: number;
+  /** Current number of rejected configuration problems (exported as a metric). */
+  configErrors?: () => number;
 }
 
 export interface ControlPlane {
@@ -61,7 +63,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   if (opts.stateDir) fs.mkdirSync(opts.stateDir, { recursive: true });
   const credentialsDir = opts.credentialsDir ?? (opts.stateDir ? path.join(opts.stateDir, 'credentials') : undefined);
   const credentials = opts.credentials ?? (credentialsDir ? directoryCredentials(credentialsDir) : undefined);
-  const metrics = createMetrics();
+  const metrics = createMetrics(opts.configErrors);
   const registry = new ServiceRegistry(new VipAllocator(opts.stateDir));
   const discovery = new DiscoveryServer({ store: opts.store, mesh, registry, credentials, log: log.child({ component: 'xds' }), metrics, debounceMs: opts.debounceMs, debounceMaxMs: opts.debounceMaxMs, workloadGraceMs: opts.workloadGraceMs });
   discovery.start();

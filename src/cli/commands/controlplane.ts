@@ -51,6 +51,7 @@ export function define(cmd: Command): void {
         monitoringPort: port(o.monitoringPort, '--monitoring-port'),
         portsFile: o.portsFile,
         log,
+        configErrors: store.errorCount,
       });
       const stop = async (signal: string) => {
         log.info({ signal }, 'stopping control plane');

@@ -18,9 +18,11 @@ export interface ControlPlaneMetrics {
   destinationRuleSubsets: client.Gauge;
   endpoints: client.Gauge;
   configEvents: client.Counter<'type' | 'event'>;
+  configErrors: client.Gauge;
 }
 
-export function createMetrics(): ControlPlaneMetrics {
+/** `configErrors` reports the config store's current number of rejected problems. */
+export function createMetrics(configErrors?: () => number): ControlPlaneMetrics {
   const registry = new client.Registry();
   const registers = [registry];
   const m: ControlPlaneMetrics = {
@@ -40,6 +42,9 @@ export function createMetrics(): ControlPlaneMetrics {
     destinationRuleSubsets: new client.Gauge({ name: 'pilot_destrule_subsets', help: 'Duplicate subsets across destination rules for same host', registers }),
     endpoints: new client.Gauge({ name: 'pilot_endpoints', help: 'Total endpoints known to the control plane (Rigging).', registers }),
     configEvents: new client.Counter({ name: 'pilot_k8s_cfg_events', help: 'Events from the config store.', labelNames: ['type', 'event'], registers }),
+    configErrors: new client.Gauge({ name: 'pilot_total_rejected_configs', help: 'Configuration problems (errors) currently rejected by the config store.', registers, collect() {
+        if (configErrors) this.set(configErrors());
+      } }),
   };
   return m;
 }

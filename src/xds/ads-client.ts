@@ -1,0 +1,116 @@
+// A minimal state-of-the-world ADS client over @grpc/grpc-js, for tests, the scale benchmark and
+// debugging a control plane by hand. Requests are JSON-shaped DiscoveryRequests; responses come
+// back with resources unpacked (or, with `decode: false`, only version/nonce/type and sizes).
+import * as grpc from '@grpc/grpc-js';
+import { decodeMessage, encodeMessage, messageType } from '../envoy/index.ts';
+import type { AnyMessage, EnvoyJson } from '../envoy/index.ts';
+
+export interface AdsResponse {
+  version_info: string;
+  nonce: string;
+  type_url: string;
+  /** Unpacked resources (empty when decode is false). */
+  resources: EnvoyJson[];
+  resourceCount: number;
+}
+
+export interface AdsClientOptions {
+  /** Unpack resources (default true). */
+  decode?: boolean;
+}
+
+const ADS_PATH = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
+
+export class AdsClient {
+  readonly #client: grpc.Client;
+  readonly #call: grpc.ClientDuplexStream<EnvoyJson, AdsResponse>;
+  readonly #node: EnvoyJson;
+  readonly #waiters: { pred: (r: AdsResponse) => boolean; resolve: (r: AdsResponse) => void }[] = [];
+  readonly responses: AdsResponse[] = [];
+  #sentNode = false;
+  ended: grpc.StatusObject | undefined;
+  readonly #endWaiters: ((s: grpc.StatusObject) => void)[] = [];
+  onResponse: ((r: AdsResponse) => void) | undefined;
+
+  constructor(address: string, node: EnvoyJson, opts: AdsClientOptions = {}) {
+    const decode = opts.decode ?? true;
+    const Response = messageType('envoy.service.discovery.v3.DiscoveryResponse');
+    this.#client = new grpc.Client(address, grpc.credentials.createInsecure());
+    this.#node = node;
+    this.#call = this.#client.makeBidiStreamRequest(
+      ADS_PATH,
+      (req: EnvoyJson) => Buffer.from(encodeMessage('envoy.service.discovery.v3.DiscoveryRequest', req)),
+      (buf: Buffer): AdsResponse => {
+        if (decode) {
+          const o = decodeMessage('envoy.service.discovery.v3.DiscoveryResponse', buf) as EnvoyJson & { resources?: EnvoyJson[] };
+          return { version_info: String(o.version_info ?? ''), nonce: String(o.nonce ?? ''), type_url: String(o.type_url ?? ''), resources: o.resources ?? [], resourceCount: o.resources?.length ?? 0 };
+        }
+        const m = Response.decode(buf) as unknown as { version_info: string; nonce: string; type_url: string; resources: AnyMessage[] };
+        return { version_info: m.version_info, nonce: m.nonce, type_url: m.type_url, resources: [], resourceCount: m.resources.length };
+      },
+    );
+    this.#call.on('data', (r: AdsResponse) => {
+      this.responses.push(r);
+      this.onResponse?.(r);
+      for (let i = 0; i < this.#waiters.length; i++) {
+        if (this.#waiters[i].pred(r)) {
+          this.#waiters[i].resolve(r);
+          this.#waiters.splice(i, 1);
+          i--;
+        }
+      }
+    });
+    this.#call.on('status', (s: grpc.StatusObject) => {
+      this.ended = s;
+      for (const w of this.#endWaiters.splice(0)) w(s);
+    });
+    this.#call.on('error', () => {});
+  }
+
+  /** Sends a DiscoveryRequest; the node is attached to the first one. */
+  send(req: { type_url: string; resource_names?: string[]; version_info?: string; response_nonce?: string; error_detail?: { code: number; message: string } }): void {
+    const msg: EnvoyJson = { ...req };
+    if (!this.#sentNode) {
+      msg.node = this.#node;
+      this.#sentNode = true;
+    }
+    this.#call.write(msg);
+  }
+
+  subscribe(typeUrl: string, names?: string[]): void {
+    this.send({ type_url: typeUrl, resource_names: names });
+  }
+
+  ack(r: AdsResponse, names?: string[]): void {
+    this.send({ type_url: r.type_url, version_info: r.version_info, response_nonce: r.nonce, resource_names: names });
+  }
+
+  nack(r: AdsResponse, message: string, lastGoodVersion = '', names?: string[]): void {
+    this.send({ type_url: r.type_url, version_info: lastGoodVersion, response_nonce: r.nonce, resource_names: names, error_detail: { code: 3, message } });
+  }
+
+  /** Resolves with the next response (already received or future) for `typeUrl` that satisfies `pred`. */
+  next(typeUrl: string, pred: (r: AdsResponse) => boolean = () => true, timeoutMs = 5000, after = 0): Promise<AdsResponse> {
+    const have = this.responses.slice(after).find((r) => r.type_url === typeUrl && pred(r));
+    if (have) return Promise.resolve(have);
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`no ${typeUrl} response within ${timeoutMs} ms`)), timeoutMs);
+      this.#waiters.push({ pred: (r) => r.type_url === typeUrl && pred(r), resolve: (r) => (clearTimeout(t), resolve(r)) });
+    });
+  }
+
+  /** Resolves when the server ends the stream. */
+  closed(timeoutMs = 5000): Promise<grpc.StatusObject> {
+    if (this.ended) return Promise.resolve(this.ended);
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('stream still open')), timeoutMs);
+      this.#endWaiters.push((s) => (clearTimeout(t), resolve(s)));
+    });
+  }
+
+  close(): void {
+    this.#call.cancel();
+    this.#client.close();
+  }
+}
+

@@ -1,0 +1,244 @@
+// ADS over real gRPC: subscriptions, ACK/NACK and status, resource names, auto-registration,
+// debounced pushes of only what changed, reconnects, and hostile clients.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import { MemoryConfigStore } from '../../src/config/index.ts';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../src/envoy/index.ts';
+import type { EnvoyJson } from '../../src/envoy/index.ts';
+import { AdsClient } from '../../src/xds/ads-client.ts';
+import { startControlPlane } from '../../src/xds/controlplane.ts';
+import type { ControlPlane } from '../../src/xds/controlplane.ts';
+import { parseYaml } from './fixtures.ts';
+
+const BOOKINFO = `
+apiVersion: v1
+kind: Service
+metadata: { name: reviews, namespace: default }
+spec: { selector: { app: reviews }, ports: [{ name: http, port: 9080 }] }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: productpage, namespace: default }
+spec: { selector: { app: productpage }, ports: [{ name: http, port: 9080 }] }
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: reviews, namespace: default }
+spec:
+  host: reviews
+  subsets:
+  - { name: v1, labels: { version: v1 } }
+  - { name: v2, labels: { version: v2 } }
+`;
+
+const VS_V2 = `
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: reviews, namespace: default }
+spec:
+  hosts: [reviews]
+  http:
+  - route: [{ destination: { host: reviews, subset: v2 } }]
+`;
+
+function node(name: string, app: string, version: string, inbound: number): EnvoyJson {
+  return {
+    id: `sidecar~127.0.0.1~${name}.default~default.svc.cluster.local`,
+    metadata: {
+      NAMESPACE: 'default',
+      LABELS: { app, version },
+      SERVICE_ACCOUNT: `bookinfo-${app}`,
+      INSTANCE_IPS: '127.0.0.1',
+      WORKLOAD_NAME: `${app}-${version}`,
+      INTERCEPTION_MODE: 'NONE',
+      ISTIO_VERSION: '1.24.0',
+      RIG_WORKLOAD_PORTS: [{ port: 9080, name: 'http' }],
+      RIG_EXPLICIT: { bind: '127.0.0.1', outboundPort: inbound - 1, inboundPorts: { '9080': inbound }, appPorts: { '9080': inbound + 1 } },
+    },
+  };
+}
+
+async function start(t: { after(fn: () => unknown): void }, yaml = BOOKINFO): Promise<{ cp: ControlPlane; store: MemoryConfigStore; addr: string; clients: AdsClient[]; client(n: EnvoyJson): AdsClient }> {
+  const store = new MemoryConfigStore();
+  store.apply(parseYaml(yaml));
+  const cp = await startControlPlane({ store, xdsPort: 0, monitoringPort: 0, debounceMs: 10, debounceMaxMs: 100, workloadGraceMs: 50 });
+  const clients: AdsClient[] = [];
+  t.after(async () => {
+    for (const c of clients) c.close();
+    await cp.stop();
+  });
+  const addr = `127.0.0.1:${cp.ports.xds}`;
+  return { cp, store, addr, clients, client: (n) => {
+    const c = new AdsClient(addr, n);
+    clients.push(c);
+    return c;
+  } };
+}
+
+async function syncz(cp: ControlPlane): Promise<EnvoyJson[]> {
+  const res = await fetch(`http://127.0.0.1:${cp.ports.monitoring}/debug/syncz`);
+  return (await res.json()) as EnvoyJson[];
+}
+
+async function metric(cp: ControlPlane, name: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${cp.ports.monitoring}/metrics`)).text();
+  return text.split('\n').filter((l) => l.startsWith(name)).reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+}
+
+async function until<T>(fn: () => Promise<T | undefined> | T | undefined, what: string, ms = 5000): Promise<T> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const v = await fn();
+    if (v) return v;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+test('an explicit-mode sidecar gets CDS, LDS, RDS, EDS; ACKs show as SYNCED', async (t) => {
+  const { cp, client } = await start(t);
+  const c = client(node('reviews-v1-0', 'reviews', 'v1', 21001));
+  // Behave like Envoy: ACK every response with the names currently watched.
+  const watched = new Map<string, string[] | undefined>();
+  c.onResponse = (r) => c.ack(r, watched.get(r.type_url));
+  c.subscribe(CLUSTER_TYPE);
+  const cds = await c.next(CLUSTER_TYPE);
+  const names = cds.resources.map((r) => r.name).sort();
+  assert.deepEqual(names, ['BlackHoleCluster', 'PassthroughCluster', 'inbound|9080||', 'outbound|9080|v1|reviews.default.svc.cluster.local', 'outbound|9080|v2|reviews.default.svc.cluster.local', 'outbound|9080||productpage.default.svc.cluster.local', 'outbound|9080||reviews.default.svc.cluster.local']);
+  const inbound = cds.resources.find((r) => r.name === 'inbound|9080||') as EnvoyJson;
+  assert.deepEqual(inbound.load_assignment, { cluster_name: 'inbound|9080||', endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: 21002 } } } }] }] });
+  c.subscribe(LISTENER_TYPE);
+  const lds = await c.next(LISTENER_TYPE);
+  assert.deepEqual(lds.resources.map((l) => l.name).sort(), ['127.0.0.1_21001', 'http_proxy']);
+  watched.set(ROUTE_TYPE, ['http_proxy']);
+  c.subscribe(ROUTE_TYPE, ['http_proxy']);
+  const rds = await c.next(ROUTE_TYPE);
+  assert.equal(rds.resources.length, 1);
+  const vhost = ((rds.resources[0].virtual_hosts as EnvoyJson[]).find((v) => v.name === 'reviews.default.svc.cluster.local:9080')) as EnvoyJson;
+  assert.ok((vhost.domains as string[]).includes('reviews:9080'));
+  const edsNames = cds.resources.filter((r) => r.type === 'EDS').map((r) => r.name as string);
+  watched.set(ENDPOINT_TYPE, edsNames);
+  c.subscribe(ENDPOINT_TYPE, edsNames);
+  const eds = await c.next(ENDPOINT_TYPE, (r) => r.resources.some((e) => e.cluster_name === 'outbound|9080|v1|reviews.default.svc.cluster.local' && e.endpoints !== undefined));
+  const v1 = eds.resources.find((r) => r.cluster_name === 'outbound|9080|v1|reviews.default.svc.cluster.local') as EnvoyJson;
+  // The sidecar registered itself: its inbound port is the endpoint, marked as having a sidecar.
+  const ep = ((v1.endpoints as EnvoyJson[])[0].lb_endpoints as EnvoyJson[])[0];
+  assert.deepEqual((ep.endpoint as EnvoyJson).address, { socket_address: { address: '127.0.0.1', port_value: 21001 } });
+  assert.deepEqual(((ep.metadata as EnvoyJson).filter_metadata as EnvoyJson)['envoy.transport_socket_match'], { tlsMode: 'istio' });
+  const row = await until(async () => (await syncz(cp)).find((r) => r.endpoint_status === 'SYNCED' && r.route_status === 'SYNCED' && r.cluster_status === 'SYNCED' && r.listener_status === 'SYNCED'), 'SYNCED');
+  assert.equal(row.proxy, 'reviews-v1-0.default');
+  assert.equal(row.cluster_status, 'SYNCED');
+  assert.equal(row.listener_status, 'SYNCED');
+});
+
+test('a NACK keeps status and is reported; a later good config clears it; only changed types are pushed', async (t) => {
+  const { cp, store, client } = await start(t);
+  const c = client(node('productpage-v1-0', 'productpage', 'v1', 21011));
+  // Its own registration changes the clusters (server identities): ACK every CDS response.
+  c.onResponse = (r) => {
+    if (r.type_url === CLUSTER_TYPE) c.ack(r);
+  };
+  c.subscribe(CLUSTER_TYPE);
+  await c.next(CLUSTER_TYPE);
+  c.subscribe(ROUTE_TYPE, ['http_proxy']);
+  const first = await c.next(ROUTE_TYPE);
+  const before = await metric(cp, 'pilot_total_xds_rejects');
+  c.nack(first, 'route rejected by test', '', ['http_proxy']);
+  const row = await until(async () => (await syncz(cp)).find((r) => r.route_status === 'NACK' && r.cluster_status === 'SYNCED'), 'NACK status');
+  assert.equal((row.route_nack as EnvoyJson).message, 'route rejected by test');
+  assert.equal(row.cluster_status, 'SYNCED');
+  assert.equal(await metric(cp, 'pilot_total_xds_rejects'), before + 1);
+  const seen = c.responses.length;
+  store.apply(parseYaml(VS_V2));
+  const second = await c.next(ROUTE_TYPE, (r) => r.nonce !== first.nonce);
+  const vhost = ((second.resources[0].virtual_hosts as EnvoyJson[]).find((v) => v.name === 'reviews.default.svc.cluster.local:9080')) as EnvoyJson;
+  assert.equal(((vhost.routes as EnvoyJson[]).at(-1)!.route as EnvoyJson).cluster, 'outbound|9080|v2|reviews.default.svc.cluster.local');
+  c.ack(second, ['http_proxy']);
+  const fixed = await until(async () => (await syncz(cp)).find((r) => r.route_status === 'SYNCED'), 'SYNCED after a good config');
+  assert.equal(fixed.route_nack, undefined);
+  // The VirtualService changed routes only: no new CDS response was sent.
+  assert.equal(c.responses.slice(seen).filter((r) => r.type_url === CLUSTER_TYPE).length, 0);
+});
+
+test('RDS and EDS honour resource_names; a reconnect gets the full state again', async (t) => {
+  const { client } = await start(t);
+  const n = node('productpage-v1-0', 'productpage', 'v1', 21021);
+  const c = client(n);
+  c.subscribe(ENDPOINT_TYPE, ['outbound|9080||productpage.default.svc.cluster.local']);
+  const eds = await c.next(ENDPOINT_TYPE);
+  assert.deepEqual(eds.resources.map((r) => r.cluster_name), ['outbound|9080||productpage.default.svc.cluster.local']);
+  c.ack(eds, ['outbound|9080||productpage.default.svc.cluster.local', 'outbound|9080||reviews.default.svc.cluster.local']);
+  const added = await c.next(ENDPOINT_TYPE, (r) => r.nonce !== eds.nonce);
+  assert.deepEqual(added.resources.map((r) => r.cluster_name), ['outbound|9080||reviews.default.svc.cluster.local']);
+  c.subscribe(ROUTE_TYPE, ['no-such-route', 'http_proxy']);
+  const rds = await c.next(ROUTE_TYPE);
+  assert.deepEqual(rds.resources.map((r) => r.name), ['http_proxy']);
+  c.close();
+  const again = client(n);
+  again.send({ type_url: ENDPOINT_TYPE, version_info: eds.version_info, resource_names: ['outbound|9080||productpage.default.svc.cluster.local'] });
+  const re = await again.next(ENDPOINT_TYPE);
+  assert.deepEqual(re.resources.map((r) => r.cluster_name), ['outbound|9080||productpage.default.svc.cluster.local']);
+});
+
+test('auto-registered endpoints follow their proxies and leave a grace period after the stream ends', async (t) => {
+  const { client } = await start(t);
+  const watcher = client(node('productpage-v1-0', 'productpage', 'v1', 21031));
+  const cluster = 'outbound|9080|v2|reviews.default.svc.cluster.local';
+  watcher.subscribe(ENDPOINT_TYPE, [cluster]);
+  const empty = await watcher.next(ENDPOINT_TYPE);
+  assert.equal(empty.resources[0].endpoints, undefined);
+  watcher.ack(empty, [cluster]);
+  const reviews = client(node('reviews-v2-0', 'reviews', 'v2', 21041));
+  reviews.subscribe(CLUSTER_TYPE);
+  const withEp = await watcher.next(ENDPOINT_TYPE, (r) => r.resources[0]?.endpoints !== undefined);
+  const lb = ((withEp.resources[0].endpoints as EnvoyJson[])[0].lb_endpoints as EnvoyJson[])[0];
+  assert.equal((((lb.endpoint as EnvoyJson).address as EnvoyJson).socket_address as EnvoyJson).port_value, 21041);
+  watcher.ack(withEp, [cluster]);
+  reviews.close();
+  const gone = await watcher.next(ENDPOINT_TYPE, (r) => r.nonce !== withEp.nonce && r.resources[0]?.endpoints === undefined);
+  assert.equal(gone.resources[0].cluster_name, cluster);
+});
+
+test('bad clients: malformed node, unknown type URL, garbage bytes, never-ACKing and churning clients leave the server serving others', async (t) => {
+  const { cp, addr, client } = await start(t);
+  const bad = client({ id: 'not-a-node-id' });
+  bad.subscribe(CLUSTER_TYPE);
+  const status = await bad.closed();
+  assert.equal(status.code, grpc.status.INVALID_ARGUMENT);
+  assert.match(status.details, /node\.id "not-a-node-id"/);
+
+  const badMeta = client({ id: 'sidecar~127.0.0.1~x.default~default.svc.cluster.local', metadata: { RIG_EXPLICIT: { bind: '127.0.0.1', inboundPorts: { '80': 'many' } } } });
+  badMeta.subscribe(CLUSTER_TYPE);
+  assert.match((await badMeta.closed()).details, /RIG_EXPLICIT\.inboundPorts\.80/);
+
+  const odd = client(node('odd-0', 'odd', 'v1', 21051));
+  odd.subscribe('type.googleapis.com/envoy.config.unknown.v3.Thing');
+  odd.subscribe(CLUSTER_TYPE);
+  assert.ok((await odd.next(CLUSTER_TYPE)).resources.length > 0);
+
+  // Raw garbage on the wire: the call fails, the server does not.
+  const raw = new grpc.Client(addr, grpc.credentials.createInsecure());
+  const call = raw.makeBidiStreamRequest('/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources', (b: Buffer) => b, (b: Buffer) => b);
+  const rawDone = new Promise<grpc.StatusObject>((resolve) => call.on('status', resolve));
+  call.on('error', () => {});
+  call.write(Buffer.from([0xff, 0xff, 0xff, 0x0f, 0x01, 0x02]));
+  assert.notEqual((await rawDone).code, grpc.status.OK);
+  raw.close();
+
+  // A client that never ACKs still gets later updates, and does not hold back another proxy.
+  const silent = client(node('silent-0', 'silent', 'v1', 21061));
+  silent.subscribe(CLUSTER_TYPE);
+  await silent.next(CLUSTER_TYPE);
+
+  for (let i = 0; i < 100; i++) {
+    const churn = new AdsClient(addr, node(`churn-${i}`, 'churn', 'v1', 22000 + i * 3));
+    churn.subscribe(CLUSTER_TYPE);
+    if (i % 10 === 0) await churn.next(CLUSTER_TYPE);
+    churn.close();
+  }
+  const good = client(node('good-0', 'productpage', 'v1', 21071));
+  good.subscribe(CLUSTER_TYPE);
+  assert.ok((await good.next(CLUSTER_TYPE)).resources.some((r) => r.name === 'outbound|9080||reviews.default.svc.cluster.local'));
+  await until(() => (cp.discovery.connections.size === 3 ? true : undefined), 'churned connections to be gone');
+});
