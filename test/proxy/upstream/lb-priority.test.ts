@@ -158,3 +158,15 @@ test('config errors name the field; unsupported fields are warnings', () => {
   ]);
   assert.throws(() => createLoadBalancer('MAGLEV', [], { name: 'c', maglev_lb_config: { table_size: 4 } }), /cluster c \(MAGLEV\): maglev_lb_config.table_size/);
 });
+
+test('an EDS assignment passed as options.loadAssignment supplies locality weights and overprovisioning', () => {
+  const a = { zone: 'a' };
+  const b = { zone: 'b' };
+  const hosts = [host(1, { locality: a }), host(2, { locality: b })];
+  const cluster = { common_lb_config: { locality_weighted_lb_config: {} } };
+  const loadAssignment = { cluster_name: 'eds', endpoints: [{ locality: a, load_balancing_weight: 9 }, { locality: b, load_balancing_weight: 1 }] };
+  const lb = createLoadBalancer('ROUND_ROBIN', hosts, cluster, { loadAssignment });
+  const counts = countPicks(() => lb.pick(), 1000);
+  assert.equal(counts.get(hosts[0]), 900);
+  assert.throws(() => createLoadBalancer('ROUND_ROBIN', hosts, cluster, { loadAssignment: { cluster_name: 'eds', policy: { overprovisioning_factor: 0 } } }), /load assignment eds: load_assignment.policy.overprovisioning_factor: must be greater than 0/);
+});

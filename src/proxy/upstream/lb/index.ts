@@ -1,7 +1,9 @@
 // Load balancers by lb_policy name (Envoy's cluster load balancers), behind a registry.
 //
 //   setup()                                    registers the built-in policies (idempotent; called by createLoadBalancer)
-//   createLoadBalancer(policy, hosts, cluster) a LoadBalancer for the current host set
+//   createLoadBalancer(policy, hosts, cluster, { loadAssignment })
+//                                              a LoadBalancer for the current host set; pass the
+//                                              EDS ClusterLoadAssignment JSON for locality weights
 //   checkLbConfig(policy, cluster)             { errors, warnings } with field paths: call when a
 //                                              Cluster is accepted (errors → NACK, warnings → log)
 //   registerLoadBalancer(factory)              adds a policy (LoadBalancerFactory)
@@ -17,7 +19,7 @@ import type { Host } from '../host.ts';
 import type { LoadBalancer, LoadBalancerFactory } from './load-balancer.ts';
 import { RigError } from '../../../core/errors.ts';
 import { double, newIssues, object, string, uint, warnUnsupported, type ConfigIssues, type Json } from './config-fields.ts';
-import { compileCommonLbConfig, type CommonLbConfig } from './lb-config.ts';
+import { compileAssignmentLbSettings, compileClusterLbSettings, compileCommonLbConfig, type AssignmentLbSettings, type ClusterLbSettings, type CommonLbConfig } from './lb-config.ts';
 import { PriorityLoadBalancer, type PickerFactory } from './priority-lb.ts';
 import { roundRobinPicker } from './round-robin.ts';
 import { leastRequestPicker } from './least-request.ts';
@@ -32,8 +34,28 @@ export { computePriorityLoad, groupByPriority } from './priority-lb.ts';
 export type { PriorityLoad } from './priority-lb.ts';
 
 export interface LoadBalancerOptions {
+  /**
+   * The cluster's current ClusterLoadAssignment (EDS, Envoy JSON) for locality weights and the
+   * overprovisioning factor; default: clusterConfig.load_assignment (STATIC / STRICT_DNS clusters).
+   */
+  loadAssignment?: Record<string, unknown>;
   /** Uniform random in [0, 1) (tests inject a seeded one); default Math.random. */
   random?: () => number;
+}
+
+const assignmentCache = new WeakMap<object, AssignmentLbSettings>();
+
+/** Compiled once per assignment object (a load balancer is rebuilt on every health change). */
+function assignmentSettings(la: Json | undefined): AssignmentLbSettings {
+  if (!la) return compileAssignmentLbSettings(undefined, 'load_assignment', newIssues());
+  let s = assignmentCache.get(la);
+  if (!s) {
+    const issues = newIssues();
+    s = compileAssignmentLbSettings(la, 'load_assignment', issues);
+    if (issues.errors.length > 0) throw new RigError('MESH_ERR_INVALID_CONFIG', `load assignment ${String(la.cluster_name ?? '')}: ${issues.errors.join('; ')}`);
+    assignmentCache.set(la, s);
+  }
+  return s;
 }
 
 const registry = new Map<string, LoadBalancerFactory>();
@@ -55,7 +77,7 @@ interface PolicyDefinition<C> {
 }
 
 interface Compiled<C> {
-  common: CommonLbConfig;
+  cluster: ClusterLbSettings;
   config: C;
 }
 
@@ -68,7 +90,7 @@ function policyFactory<C>(def: PolicyDefinition<C>): LoadBalancerFactory & {
     let c = cache.get(cluster);
     if (c) return c;
     const issues = newIssues();
-    c = { common: compileCommonLbConfig(cluster, issues), config: def.compile(cluster, issues) };
+    c = { cluster: compileClusterLbSettings(cluster, issues), config: def.compile(cluster, issues) };
     if (issues.errors.length > 0) {
       throw new RigError('MESH_ERR_INVALID_CONFIG', `cluster ${String(cluster.name ?? '')} (${def.policy}): ${issues.errors.join('; ')}`);
     }
@@ -76,7 +98,10 @@ function policyFactory<C>(def: PolicyDefinition<C>): LoadBalancerFactory & {
     return c;
   };
   const createWith = (hosts: readonly Host[], cluster: Json, options: LoadBalancerOptions): LoadBalancer => {
-    const { common, config } = compile(cluster);
+    const compiled = compile(cluster);
+    const config = compiled.config;
+    const la = options.loadAssignment ?? (cluster.load_assignment as Json | undefined);
+    const common: CommonLbConfig = { ...compiled.cluster, ...assignmentSettings(la) };
     const random = options.random ?? Math.random;
     return new PriorityLoadBalancer(hosts, common, def.picker(config, common, random), { hashBased: def.hashBased, random });
   };

@@ -1,9 +1,10 @@
 // The cluster-level load-balancing settings every policy shares (Envoy's common_lb_config and the
 // load assignment's policy), compiled once per cluster config.
 //
-// Locality weights come from `clusterConfig.load_assignment.endpoints[]` (LocalityLbEndpoints:
-// locality, priority, load_balancing_weight): a STATIC/STRICT_DNS cluster carries it itself; for an
-// EDS cluster the cluster manager passes the current ClusterLoadAssignment there.
+// Locality weights and the overprovisioning factor come from a ClusterLoadAssignment
+// (endpoints[].{locality, priority, load_balancing_weight}, policy): a STATIC/STRICT_DNS cluster
+// carries it as `load_assignment`; for an EDS cluster the caller passes the current assignment
+// (createLoadBalancer's `options.loadAssignment`).
 import type { Locality } from '../host.ts';
 import { bool, list, object, percent, uint, warnUnsupported, type ConfigIssues, type Json } from './config-fields.ts';
 
@@ -28,7 +29,11 @@ export function localityKey(priority: number, l: Locality): string {
 
 const COMMON_FIELDS = ['healthy_panic_threshold', 'locality_weighted_lb_config', 'consistent_hashing_lb_config'];
 
-export function compileCommonLbConfig(cluster: Json, issues: ConfigIssues): CommonLbConfig {
+export type ClusterLbSettings = Pick<CommonLbConfig, 'panicThreshold' | 'localityWeighted' | 'useHostnameForHashing'>;
+export type AssignmentLbSettings = Pick<CommonLbConfig, 'overprovisioningFactor' | 'weightedPriorityHealth' | 'localityWeights'>;
+
+/** The cluster's own settings (common_lb_config). */
+export function compileClusterLbSettings(cluster: Json, issues: ConfigIssues): ClusterLbSettings {
   const common = object(cluster.common_lb_config, 'common_lb_config', issues);
   warnUnsupported(common, COMMON_FIELDS, 'common_lb_config', issues);
   const panicThreshold = percent(common, 'healthy_panic_threshold', 'common_lb_config', issues, 50);
@@ -36,30 +41,29 @@ export function compileCommonLbConfig(cluster: Json, issues: ConfigIssues): Comm
   const ch = object(common?.consistent_hashing_lb_config, 'common_lb_config.consistent_hashing_lb_config', issues);
   warnUnsupported(ch, ['use_hostname_for_hashing'], 'common_lb_config.consistent_hashing_lb_config', issues);
   const useHostnameForHashing = bool(ch, 'use_hostname_for_hashing', 'common_lb_config.consistent_hashing_lb_config', issues, false);
+  return { panicThreshold, localityWeighted, useHostnameForHashing };
+}
 
-  const la = object(cluster.load_assignment, 'load_assignment', issues);
-  const policy = object(la?.policy, 'load_assignment.policy', issues);
-  const overprovisioningFactor = uint(policy, 'overprovisioning_factor', 'load_assignment.policy', issues, 140);
-  if (overprovisioningFactor === 0) issues.errors.push('load_assignment.policy.overprovisioning_factor: must be greater than 0');
-  const weightedPriorityHealth = bool(policy, 'weighted_priority_health', 'load_assignment.policy', issues, false);
-
+/** Settings from a ClusterLoadAssignment (policy, locality weights); `path` names it in errors. */
+export function compileAssignmentLbSettings(la: Json | undefined, path: string, issues: ConfigIssues): AssignmentLbSettings {
+  const policy = object(la?.policy, `${path}.policy`, issues);
+  const overprovisioningFactor = uint(policy, 'overprovisioning_factor', `${path}.policy`, issues, 140);
+  if (overprovisioningFactor === 0) issues.errors.push(`${path}.policy.overprovisioning_factor: must be greater than 0`);
+  const weightedPriorityHealth = bool(policy, 'weighted_priority_health', `${path}.policy`, issues, false);
   const localityWeights = new Map<string, number>();
-  list(la?.endpoints, 'load_assignment.endpoints', issues).forEach((e, i) => {
-    const path = `load_assignment.endpoints[${i}]`;
-    const lle = object(e, path, issues);
+  list(la?.endpoints, `${path}.endpoints`, issues).forEach((e, i) => {
+    const ep = `${path}.endpoints[${i}]`;
+    const lle = object(e, ep, issues);
     if (!lle) return;
-    const locality = (object(lle.locality, `${path}.locality`, issues) ?? {}) as Locality;
-    const priority = uint(lle, 'priority', path, issues, 0);
-    const weight = uint(lle, 'load_balancing_weight', path, issues, 0);
+    const locality = (object(lle.locality, `${ep}.locality`, issues) ?? {}) as Locality;
+    const priority = uint(lle, 'priority', ep, issues, 0);
+    const weight = uint(lle, 'load_balancing_weight', ep, issues, 0);
     if (weight > 0) localityWeights.set(localityKey(priority, locality), weight);
   });
+  return { overprovisioningFactor: overprovisioningFactor || 140, weightedPriorityHealth, localityWeights };
+}
 
-  return {
-    panicThreshold,
-    localityWeighted,
-    overprovisioningFactor: overprovisioningFactor || 140,
-    weightedPriorityHealth,
-    localityWeights,
-    useHostnameForHashing,
-  };
+export function compileCommonLbConfig(cluster: Json, issues: ConfigIssues): CommonLbConfig {
+  const la = object(cluster.load_assignment, 'load_assignment', issues);
+  return { ...compileClusterLbSettings(cluster, issues), ...compileAssignmentLbSettings(la, 'load_assignment', issues) };
 }
