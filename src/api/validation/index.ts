@@ -34,16 +34,15 @@ export function validateResource(resource: Resource, raw?: Record<string, unknow
       return r.diagnostics;
     }
     if (!validateStructure(resource, spec ?? {}, r)) return r.diagnostics;
-    validateSemantics(resource, r, opts);
+    validateSemantics(resource.kind, spec ?? {}, r, opts);
   } catch (err) {
     r.error([], `internal validation error: ${(err as Error).message}`, 'please report this; the resource was not accepted');
   }
   return r.diagnostics;
 }
 
-function validateSemantics(res: Resource, r: Reporter, opts: ValidateOptions): void {
-  const spec = res.spec as unknown;
-  switch (res.kind) {
+function validateSemantics(kind: Resource['kind'], spec: unknown, r: Reporter, opts: ValidateOptions): void {
+  switch (kind) {
     case 'VirtualService':
       return validateVirtualService(spec as T.VirtualServiceSpec, r);
     case 'DestinationRule':

@@ -1,0 +1,125 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { analyze, loadDocuments } from '../../src/api/index.ts';
+
+const BASE = `apiVersion: v1
+kind: Service
+metadata: {name: reviews}
+spec:
+  ports: [{name: http, port: 9080}]
+  selector: {app: reviews}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  subsets: [{name: v1, labels: {version: v1}}]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["bookinfo.example.com"]}]
+`;
+
+function run(extra: string) {
+  const { resources, diagnostics } = loadDocuments(`${BASE}---\n${extra}`, 'mesh.yaml');
+  assert.deepEqual(diagnostics.filter((d) => d.severity === 'Error'), [], 'the input itself is valid');
+  return analyze(resources).map((d) => `${d.code} ${d.severity} ${d.resource} ${d.path ?? ''}: ${d.message}`);
+}
+
+test('a consistent configuration has no messages', () => {
+  assert.deepEqual(
+    run(`apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http: [{route: [{destination: {host: reviews.default.svc.cluster.local, subset: v1}}]}]
+`),
+    [],
+  );
+});
+
+test('IST0101: unknown host, subset and gateway', () => {
+  const out = run(`apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: front}
+spec:
+  hosts: [bookinfo.example.com]
+  gateways: [gw, missing-gw]
+  http:
+  - route:
+    - {destination: {host: reviews, subset: v9}, weight: 50}
+    - {destination: {host: nowhere}, weight: 50}
+`);
+  assert.ok(out.some((m) => m.startsWith('IST0101 Error VirtualService default/front spec.gateways[1]: Referenced gateway not found: "missing-gw"')), out.join('\n'));
+  assert.ok(out.some((m) => m.includes('spec.http[0].route[0].destination.subset: Referenced host+subset in destinationrule not found: "reviews+v9"')), out.join('\n'));
+  assert.ok(out.some((m) => m.includes('spec.http[0].route[1].destination.host: Referenced host not found: "nowhere"')), out.join('\n'));
+  assert.equal(out.length, 3, out.join('\n'));
+});
+
+test('IST0109: two VirtualServices for one host on the mesh; IST0131: unreachable rules', () => {
+  const out = run(`apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: a}
+spec:
+  hosts: [reviews]
+  http:
+  - route: [{destination: {host: reviews}}]
+  - match: [{uri: {prefix: /api}}]
+    route: [{destination: {host: reviews}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: b}
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  http:
+  - match: [{headers: {end-user: {exact: jason}}}, {headers: {end-user: {exact: jason}}}]
+    route: [{destination: {host: reviews}}]
+`);
+  assert.ok(out.some((m) => m.startsWith('IST0109 Error VirtualService default/b') && m.includes('define the same host reviews.default.svc.cluster.local')), out.join('\n'));
+  assert.ok(out.some((m) => m.startsWith('IST0131 Info VirtualService default/a spec.http[1]')), out.join('\n'));
+  assert.ok(out.some((m) => m.startsWith('IST0131 Info VirtualService default/b spec.http[0].match[1]')), out.join('\n'));
+});
+
+test('IST0118 port without protocol, IST0112 port required, IST0127 selector without workload', () => {
+  const out = run(`apiVersion: v1
+kind: Service
+metadata: {name: multi}
+spec:
+  ports: [{name: web, port: 80}, {name: grpc-api, port: 90}, {name: db, port: 5432, appProtocol: tcp}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: multi}
+spec:
+  hosts: [multi]
+  http: [{route: [{destination: {host: multi}}]}]
+---
+apiVersion: local.rigging.dev/v1alpha1
+kind: Workload
+metadata: {name: reviews-v1, labels: {app: reviews, version: v1}}
+spec: {command: [node, reviews.ts]}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: typo}
+spec:
+  selector: {matchLabels: {app: reveiws}}
+  rules: [{to: [{operation: {methods: [GET]}}]}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: fine}
+spec:
+  selector: {matchLabels: {app: reviews}}
+  rules: [{to: [{operation: {methods: [GET]}}]}]
+`);
+  assert.deepEqual(out.filter((m) => m.startsWith('IST0118')).map((m) => m.split(':')[0]), ['IST0118 Info Service default/multi spec.ports[0]']);
+  assert.ok(out.some((m) => m.startsWith('IST0112 Error VirtualService default/multi spec.http[0].route[0].destination')), out.join('\n'));
+  assert.deepEqual(out.filter((m) => m.startsWith('IST0127')).map((m) => m.split(':')[0]), ['IST0127 Warning AuthorizationPolicy default/typo spec.selector.matchLabels']);
+});

@@ -1,0 +1,168 @@
+// The file store against a real directory and real filesystem events.
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { mkdtemp, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import type { TestContext } from 'node:test';
+import type { ConfigEvent, FileDiagnostics } from '../../src/config/index.ts';
+import { FileConfigStore } from '../../src/config/index.ts';
+
+const vsYaml = (name: string, subset: string) => `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: ${name}
+spec:
+  hosts: [${name}]
+  http:
+  - route:
+    - destination: {host: ${name}, subset: ${subset}}
+`;
+
+async function setup(t: TestContext) {
+  const dir = await mkdtemp(join(tmpdir(), 'rig-file-store-'));
+  const store = new FileConfigStore({ dir, debounceMs: 30 });
+  const events: ConfigEvent[] = [];
+  const reports: FileDiagnostics[] = [];
+  store.onChange((b) => events.push(...b));
+  store.onDiagnostics((r) => reports.push(...r));
+  t.after(async () => {
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  return { dir, store, events, reports };
+}
+
+/** Resolves when `check` holds after a change or report; fails after 10 s with `what`. */
+function until(store: FileConfigStore, check: () => boolean, what: string): Promise<void> {
+  if (check()) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const done = () => {
+      if (!check()) return;
+      clearTimeout(timer);
+      offChange();
+      offDiag();
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      offChange();
+      offDiag();
+      reject(new Error(`timed out waiting for: ${what}`));
+    }, 10_000);
+    const offChange = store.onChange(done);
+    const offDiag = store.onDiagnostics(done);
+  });
+}
+
+const subsetOf = (store: FileConfigStore, name: string) =>
+  (store.get('VirtualService', 'default', name)?.spec as { http: { route: { destination: { subset: string } }[] }[] } | undefined)?.http[0].route[0].destination.subset;
+
+test('loads a directory recursively at start, with positions', async (t) => {
+  const { dir, store } = await setup(t);
+  await mkdir(join(dir, 'nested/deeper'), { recursive: true });
+  await writeFile(join(dir, 'a.yaml'), vsYaml('reviews', 'v1'));
+  await writeFile(join(dir, 'nested/deeper/b.yml'), '# ratings\n' + vsYaml('ratings', 'v1'));
+  await writeFile(join(dir, 'nested/notes.txt'), 'not configuration');
+  await store.start();
+  assert.deepEqual(store.list().map((r) => r.metadata.name).sort(), ['ratings', 'reviews']);
+  const ratings = store.get('VirtualService', 'default', 'ratings')!;
+  assert.deepEqual(ratings.source, { file: join(dir, 'nested/deeper/b.yml'), line: 2, column: 1 });
+  assert.equal(store.diagnostics().length, 0);
+});
+
+test('rapid edits are coalesced and end in the last content, versions only increase', async (t) => {
+  const { dir, store, events } = await setup(t);
+  await store.start();
+  const file = join(dir, 'reviews.yaml');
+  // Synchronous writes: the whole burst lands before the store's debounce timer can run.
+  for (let i = 1; i <= 20; i++) writeFileSync(file, vsYaml('reviews', `v${i}`));
+  await until(store, () => subsetOf(store, 'reviews') === 'v20', 'the last edit applied');
+  assert.deepEqual(events.map((e) => e.type), ['add'], 'one event for the burst of 20 writes');
+  for (let i = 21; i <= 25; i++) {
+    await writeFile(file, vsYaml('reviews', `v${i}`));
+    await until(store, () => subsetOf(store, 'reviews') === `v${i}`, `edit ${i} applied`);
+  }
+  const versions = events.map((e) => e.version);
+  assert.ok(versions.every((v, i) => i === 0 || v > versions[i - 1]), 'strictly increasing versions');
+  assert.equal(store.version, versions[versions.length - 1]);
+});
+
+test('an invalid save is reported and the last valid config stays; the fix applies and clears the report', async (t) => {
+  const { dir, store, reports } = await setup(t);
+  const file = join(dir, 'reviews.yaml');
+  await writeFile(file, vsYaml('reviews', 'v1'));
+  await store.start();
+  const version = store.version;
+  await writeFile(file, vsYaml('reviews', 'v2').replace('subset: v2', 'subset: v2, weigth: 3'));
+  await until(store, () => reports.some((r) => r.diagnostics.length > 0), 'the invalid file reported');
+  const bad = reports.find((r) => r.diagnostics.length > 0)!;
+  assert.equal(bad.file, file);
+  assert.equal(bad.keptLastValid, true);
+  assert.match(bad.diagnostics[0].message, /unknown field "weigth"/);
+  assert.deepEqual({ line: bad.diagnostics[0].source?.line, column: bad.diagnostics[0].source?.column }, { line: 9, column: 48 });
+  assert.equal(subsetOf(store, 'reviews'), 'v1', 'the last valid version stays in force');
+  assert.equal(store.version, version, 'no event for the invalid save');
+  await writeFile(file, vsYaml('reviews', 'v3'));
+  await until(store, () => subsetOf(store, 'reviews') === 'v3', 'the fix applied');
+  await until(store, () => reports.at(-1)?.diagnostics.length === 0, 'the report cleared');
+  assert.equal(store.diagnostics().length, 0);
+});
+
+test('delete removes the resources, re-create adds them back', async (t) => {
+  const { dir, store, events } = await setup(t);
+  const file = join(dir, 'reviews.yaml');
+  await writeFile(file, vsYaml('reviews', 'v1'));
+  await store.start();
+  await rm(file);
+  await until(store, () => store.list().length === 0, 'the resource deleted');
+  assert.equal(events.at(-1)?.type, 'delete');
+  await writeFile(file, vsYaml('reviews', 'v2'));
+  await until(store, () => subsetOf(store, 'reviews') === 'v2', 'the resource re-created');
+  assert.equal(events.at(-1)?.type, 'add');
+});
+
+test("an editor's save-by-rename and a file renamed keep the resources without spurious deletes", async (t) => {
+  const { dir, store, events } = await setup(t);
+  const file = join(dir, 'reviews.yaml');
+  await writeFile(file, vsYaml('reviews', 'v1'));
+  await store.start();
+  const tmp = join(dir, '.reviews.yaml.swp');
+  await writeFile(tmp, vsYaml('reviews', 'v2'));
+  await rename(tmp, file);
+  await until(store, () => subsetOf(store, 'reviews') === 'v2', 'the renamed-over file applied');
+  assert.deepEqual(events.map((e) => e.type), ['add', 'update']);
+  await rename(file, join(dir, 'renamed.yaml'));
+  await writeFile(join(dir, 'ratings.yaml'), vsYaml('ratings', 'v1'));
+  await until(store, () => store.get('VirtualService', 'default', 'ratings') !== undefined, 'the next change seen');
+  assert.equal(subsetOf(store, 'reviews'), 'v2');
+  assert.deepEqual(events.map((e) => e.type), ['add', 'update', 'add'], 'moving a file is not a delete');
+  assert.equal(store.get('VirtualService', 'default', 'reviews')?.source?.file, join(dir, 'renamed.yaml'));
+});
+
+test('the same resource in two files is an error naming both; the first stays in force', async (t) => {
+  const { dir, store, reports } = await setup(t);
+  await writeFile(join(dir, 'a.yaml'), vsYaml('reviews', 'v1'));
+  await store.start();
+  await writeFile(join(dir, 'b.yaml'), vsYaml('reviews', 'v2'));
+  await until(store, () => reports.some((r) => r.file === join(dir, 'b.yaml')), 'the duplicate reported');
+  const dup = reports.find((r) => r.file === join(dir, 'b.yaml'))!.diagnostics[0];
+  assert.match(dup.message, /defined in two files/);
+  assert.ok(dup.message.includes(join(dir, 'a.yaml')) && dup.source?.file === join(dir, 'b.yaml'), 'names both places');
+  assert.equal(subsetOf(store, 'reviews'), 'v1');
+  await rm(join(dir, 'a.yaml'));
+  await until(store, () => subsetOf(store, 'reviews') === 'v2', 'the other definition takes over once the first is gone');
+});
+
+test('writeFile applies atomically and returns the problems; removeFile deletes', async (t) => {
+  const { store } = await setup(t);
+  await store.start();
+  assert.deepEqual(await store.writeFile('apps/reviews.yaml', vsYaml('reviews', 'v1')), []);
+  assert.equal(subsetOf(store, 'reviews'), 'v1');
+  const problems = await store.writeFile('apps/reviews.yaml', 'kind: [');
+  assert.equal(problems[0].severity, 'Error');
+  assert.equal(subsetOf(store, 'reviews'), 'v1', 'kept');
+  await assert.rejects(store.writeFile('../escape.yaml', ''), /outside/);
+  await store.removeFile('apps/reviews.yaml');
+  assert.equal(store.list().length, 0);
+});
