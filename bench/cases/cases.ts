@@ -1,0 +1,186 @@
+// The benchmark's cases: what runs between the load generator and the upstream. Every case
+// starts its own processes (upstream and proxies pinned to the server core) and reports n/a
+// with a reason when it cannot run at this commit, never a made-up figure.
+import { startNginxProxy, startNginxUpstream } from '../servers/nginx.ts';
+import { startHaproxy } from '../servers/haproxy.ts';
+import { startRigProxy } from '../servers/rig-proxy.ts';
+import { startGrpcUpstream } from '../servers/grpc-upstream.ts';
+import type { Server } from '../servers/server.ts';
+import type { LoadProtocol } from '../load/open-loop.ts';
+import { COMMANDS } from '../../src/cli/commands/index.ts';
+
+export interface Topology {
+  /** Where the load generator connects. */
+  entryPort: number;
+  /** Every process of the case, upstream first, in start order. */
+  servers: Server[];
+}
+
+export interface CaseContext {
+  serverCore: number;
+  /** Extra node flags for every rig proxy of the case (a profile, for example). */
+  rigNodeFlags?: string[];
+}
+
+export interface BenchCase {
+  id: string;
+  title: string;
+  protocol: LoadProtocol;
+  proxy: 'none' | 'rig' | 'haproxy' | 'nginx';
+  hops: 0 | 1 | 2;
+  /** Why the case cannot run at this commit, or null. */
+  unavailable(): string | null;
+  /** When the probe through a started topology fails: n/a with this reason instead of a failure. */
+  naWhenProbeFails?: string;
+  start(ctx: CaseContext, started: Server[]): Promise<Topology>;
+}
+
+function rigMissing(): string | null {
+  return COMMANDS.some((c) => c.name === 'proxy') ? null : '`rig proxy` is not in this commit yet (issue 4)';
+}
+
+const always = () => null;
+
+/** Starts servers in order, recording each in `started` so the caller can stop them on failure. */
+async function chain(started: Server[], ...steps: ((prevPort: number) => Promise<Server>)[]): Promise<Topology> {
+  let port = 0;
+  for (const step of steps) {
+    const s = await step(port);
+    started.push(s);
+    port = s.port;
+  }
+  return { entryPort: port, servers: started };
+}
+
+const rig = (ctx: CaseContext, name: string, role: Server['role'], http2 = false) => (up: number) =>
+  startRigProxy({ name, role, core: ctx.serverCore, upstreamPort: up, upstreamHttp2: http2, nodeFlags: ctx.rigNodeFlags });
+
+export const CASES: BenchCase[] = [
+  {
+    id: 'direct',
+    title: 'direct (client → nginx upstream)',
+    protocol: 'h1',
+    proxy: 'none',
+    hops: 0,
+    unavailable: always,
+    start: (ctx, s) => chain(s, () => startNginxUpstream({ core: ctx.serverCore })),
+  },
+  {
+    id: 'rig-1hop',
+    title: 'rig proxy, one hop',
+    protocol: 'h1',
+    proxy: 'rig',
+    hops: 1,
+    unavailable: rigMissing,
+    start: (ctx, s) => chain(s, () => startNginxUpstream({ core: ctx.serverCore }), rig(ctx, 'rig-proxy', 'proxy')),
+  },
+  {
+    id: 'rig-2hop',
+    title: 'rig proxy, two hops (client sidecar → server sidecar), plaintext',
+    protocol: 'h1',
+    proxy: 'rig',
+    hops: 2,
+    unavailable: rigMissing,
+    start: (ctx, s) =>
+      chain(s, () => startNginxUpstream({ core: ctx.serverCore }), rig(ctx, 'rig-server-proxy', 'server-proxy'), rig(ctx, 'rig-client-proxy', 'client-proxy')),
+  },
+  {
+    id: 'rig-2hop-mtls',
+    title: 'rig proxy, two hops, mTLS between the sidecars',
+    protocol: 'h1',
+    proxy: 'rig',
+    hops: 2,
+    unavailable: () => rigMissing() ?? 'mTLS between rig proxies (TLS transport sockets, issue 6) is not available yet',
+    start: () => Promise.reject(new Error('not available')),
+  },
+  {
+    id: 'haproxy-1hop',
+    title: 'HAProxy, one hop',
+    protocol: 'h1',
+    proxy: 'haproxy',
+    hops: 1,
+    unavailable: always,
+    start: (ctx, s) =>
+      chain(s, () => startNginxUpstream({ core: ctx.serverCore }), (up) => startHaproxy({ name: 'haproxy', role: 'proxy', core: ctx.serverCore, upstreamPort: up })),
+  },
+  {
+    id: 'haproxy-2hop',
+    title: 'HAProxy, two hops',
+    protocol: 'h1',
+    proxy: 'haproxy',
+    hops: 2,
+    unavailable: always,
+    start: (ctx, s) =>
+      chain(
+        s,
+        () => startNginxUpstream({ core: ctx.serverCore }),
+        (up) => startHaproxy({ name: 'haproxy-server', role: 'server-proxy', core: ctx.serverCore, upstreamPort: up }),
+        (up) => startHaproxy({ name: 'haproxy-client', role: 'client-proxy', core: ctx.serverCore, upstreamPort: up }),
+      ),
+  },
+  {
+    id: 'nginx-1hop',
+    title: 'nginx as proxy, one hop',
+    protocol: 'h1',
+    proxy: 'nginx',
+    hops: 1,
+    unavailable: always,
+    start: (ctx, s) => chain(s, () => startNginxUpstream({ core: ctx.serverCore }), (up) => startNginxProxy({ core: ctx.serverCore, upstreamPort: up })),
+  },
+  {
+    id: 'rig-1hop-telemetry-off',
+    title: 'rig proxy, one hop, telemetry off',
+    protocol: 'h1',
+    proxy: 'rig',
+    hops: 1,
+    unavailable: () => rigMissing() ?? 'telemetry (metrics, tracing) in rig proxy (issue 7) is not available yet',
+    start: () => Promise.reject(new Error('not available')),
+  },
+  {
+    id: 'rig-1hop-telemetry-on',
+    title: 'rig proxy, one hop, telemetry on (metrics, 1% tracing)',
+    protocol: 'h1',
+    proxy: 'rig',
+    hops: 1,
+    unavailable: () => rigMissing() ?? 'telemetry (metrics, tracing) in rig proxy (issue 7) is not available yet',
+    start: () => Promise.reject(new Error('not available')),
+  },
+  {
+    id: 'h2-direct',
+    title: 'HTTP/2 direct (client → nginx h2c upstream)',
+    protocol: 'h2',
+    proxy: 'none',
+    hops: 0,
+    unavailable: always,
+    start: (ctx, s) => chain(s, () => startNginxUpstream({ core: ctx.serverCore, http2: true })),
+  },
+  {
+    id: 'h2-rig-1hop',
+    title: 'HTTP/2 through rig proxy, one hop (h2c both sides)',
+    protocol: 'h2',
+    proxy: 'rig',
+    hops: 1,
+    unavailable: rigMissing,
+    naWhenProbeFails: 'rig proxy did not forward an HTTP/2 (h2c) request',
+    start: (ctx, s) => chain(s, () => startNginxUpstream({ core: ctx.serverCore, http2: true }), rig(ctx, 'rig-proxy', 'proxy', true)),
+  },
+  {
+    id: 'grpc-direct',
+    title: 'gRPC direct (grpc-js client → grpc-js server)',
+    protocol: 'grpc',
+    proxy: 'none',
+    hops: 0,
+    unavailable: always,
+    start: (ctx, s) => chain(s, () => startGrpcUpstream({ core: ctx.serverCore })),
+  },
+  {
+    id: 'grpc-rig-1hop',
+    title: 'gRPC through rig proxy, one hop',
+    protocol: 'grpc',
+    proxy: 'rig',
+    hops: 1,
+    unavailable: rigMissing,
+    naWhenProbeFails: 'rig proxy did not forward a gRPC call',
+    start: (ctx, s) => chain(s, () => startGrpcUpstream({ core: ctx.serverCore }), rig(ctx, 'rig-proxy', 'proxy', true)),
+  },
+];

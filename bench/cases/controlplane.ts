@@ -1,0 +1,32 @@
+// The control plane's scale benchmark (issue 3 §7) lives in bench/controlplane/, written with
+// the control plane. This runs it when it exists at this commit and reports n/a otherwise.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+
+export interface ControlPlaneFigures {
+  services: number;
+  proxies: number;
+  /** From the change until every proxy ACKed the new version. */
+  ackAllMs: number;
+  rssMB: number;
+  cpuSeconds?: number;
+  [k: string]: unknown;
+}
+
+export interface ControlPlaneOutcome {
+  figures: ControlPlaneFigures | null;
+  reason: string;
+}
+
+const ENTRY = path.join(import.meta.dirname, '../controlplane/index.ts');
+
+export async function runControlPlaneBench(opts: { smoke: boolean }): Promise<ControlPlaneOutcome> {
+  if (!existsSync(ENTRY)) return { figures: null, reason: 'bench/controlplane/ (the control plane scale benchmark, issue 3) is not in this commit yet' };
+  try {
+    const mod = (await import(ENTRY)) as { runScaleBench?: (o: { smoke: boolean }) => Promise<ControlPlaneFigures> };
+    if (typeof mod.runScaleBench !== 'function') return { figures: null, reason: 'bench/controlplane/index.ts does not export runScaleBench()' };
+    return { figures: await mod.runScaleBench(opts), reason: '' };
+  } catch (err) {
+    return { figures: null, reason: `control plane benchmark failed: ${(err as Error).message}` };
+  }
+}

@@ -1,0 +1,197 @@
+// Runs one case: start its topology, probe it, then measure latency at a fixed rate (open
+// loop) and throughput at saturation, reading every server's CPU and memory from /proc.
+import type { BenchCase, CaseContext } from './cases.ts';
+import type { Server } from '../servers/server.ts';
+import { probe } from '../load/probe.ts';
+import { runOpenLoopLoad, type OpenLoopResult } from '../load/open-loop-driver.ts';
+import { saturate, type SaturationResult } from '../load/saturate.ts';
+import { coreBusySeconds, cpuSeconds, peakRssBytes, resetPeakRss, rssBytes } from '../lib/proc-stats.ts';
+
+export interface MeasureSettings {
+  loadCore: number;
+  serverCore: number;
+  rate: number;
+  connections: number;
+  warmupMs: number;
+  durationMs: number;
+  loadProcesses: number;
+  saturationConnections: number;
+  saturationThreads: number;
+  saturationS: number;
+  saturationWarmupS: number;
+  /** A window in which other processes used more than this (vCPU) of our cores is measured again. */
+  maxForeignVcpu: number;
+  retries: number;
+  rigNodeFlags?: string[];
+}
+
+export interface ServerFigures {
+  name: string;
+  role: Server['role'];
+  startupMs: number;
+  rssIdleMB: number;
+  rssAt1000MB: number;
+  /** vCPU used while serving the fixed rate (CPU seconds per wall second). */
+  vcpuAtRate: number;
+  rssSaturationMB: number;
+  cpuSecondsPer1000AtSaturation: number;
+}
+
+/** CPU that processes outside the benchmark used on its cores during a window (vCPU). */
+export interface Disturbance {
+  serverCore: number;
+  /** Unknown (null) during saturation: wrk's own use is not separated. */
+  loadCore: number | null;
+  attempts: number;
+}
+
+export interface CaseResult {
+  id: string;
+  title: string;
+  protocol: string;
+  proxy: string;
+  hops: number;
+  status: 'ok' | 'n/a' | 'failed';
+  reason?: string;
+  latency?: OpenLoopResult;
+  saturation?: SaturationResult;
+  servers?: ServerFigures[];
+  disturbance?: { latency: Disturbance; saturation: Disturbance };
+}
+
+const MB = 2 ** 20;
+const round = (v: number, digits = 3) => Number(v.toFixed(digits));
+
+interface Snapshot {
+  t: number;
+  serverCore: number;
+  loadCore: number;
+  servers: number[];
+  generators: number;
+  self: number;
+}
+
+function snapshot(m: MeasureSettings, servers: Server[], generatorPids: number[] = []): Snapshot {
+  const self = process.cpuUsage();
+  return {
+    t: performance.now(),
+    serverCore: coreBusySeconds(m.serverCore),
+    loadCore: coreBusySeconds(m.loadCore),
+    servers: servers.map((s) => cpuSeconds(s.proc.pid)),
+    generators: generatorPids.reduce((a, p) => a + cpuSeconds(p), 0),
+    self: (self.user + self.system) / 1e6,
+  };
+}
+
+interface Window {
+  wall: number;
+  serverCpu: number[];
+  foreignServerCore: number;
+  foreignLoadCore: number;
+}
+
+function window(a: Snapshot, b: Snapshot): Window {
+  const wall = (b.t - a.t) / 1000;
+  const serverCpu = b.servers.map((v, i) => v - a.servers[i]);
+  const ours = serverCpu.reduce((x, y) => x + y, 0);
+  return {
+    wall,
+    serverCpu,
+    foreignServerCore: Math.max(0, (b.serverCore - a.serverCore - ours) / wall),
+    foreignLoadCore: Math.max(0, (b.loadCore - a.loadCore - (b.generators - a.generators) - (b.self - a.self)) / wall),
+  };
+}
+
+async function latencyWindow(c: BenchCase, servers: Server[], entryPort: number, m: MeasureSettings) {
+  let a: Snapshot | undefined;
+  let b: Snapshot | undefined;
+  const latency = await runOpenLoopLoad({
+    protocol: c.protocol,
+    port: entryPort,
+    rate: m.rate,
+    connections: m.connections,
+    warmupMs: m.warmupMs,
+    durationMs: m.durationMs,
+    processes: m.loadProcesses,
+    core: m.loadCore,
+    onMeasuring: (pids) => (a = snapshot(m, servers, pids)),
+    onEnded: (pids) => (b = snapshot(m, servers, pids)),
+  });
+  if (!a || !b) throw new Error('the load generator never reported its measured window');
+  return { latency, w: window(a, b) };
+}
+
+async function measureTopology(c: BenchCase, servers: Server[], entryPort: number, m: MeasureSettings): Promise<CaseResult> {
+  const idle = servers.map((s) => rssBytes(s.proc.pid));
+
+  let lat: Awaited<ReturnType<typeof latencyWindow>>;
+  let latAttempts = 0;
+  do {
+    for (const s of servers) resetPeakRss(s.proc.pid);
+    lat = await latencyWindow(c, servers, entryPort, m);
+    latAttempts++;
+  } while (latAttempts <= m.retries && Math.max(lat.w.foreignServerCore, lat.w.foreignLoadCore) > m.maxForeignVcpu);
+  const rssAtRate = servers.map((s) => peakRssBytes(s.proc.pid));
+
+  const sat = { protocol: c.protocol, port: entryPort, connections: m.saturationConnections, threads: m.saturationThreads, core: m.loadCore };
+  if (m.saturationWarmupS > 0) await saturate({ ...sat, durationS: m.saturationWarmupS });
+  let saturation: SaturationResult;
+  let satW: Window;
+  let satAttempts = 0;
+  do {
+    for (const s of servers) resetPeakRss(s.proc.pid);
+    const a = snapshot(m, servers);
+    saturation = await saturate({ ...sat, durationS: m.saturationS });
+    satW = window(a, snapshot(m, servers));
+    satAttempts++;
+  } while (satAttempts <= m.retries && satW.foreignServerCore > m.maxForeignVcpu);
+
+  return {
+    id: c.id,
+    title: c.title,
+    protocol: c.protocol,
+    proxy: c.proxy,
+    hops: c.hops,
+    status: 'ok',
+    latency: lat.latency,
+    saturation,
+    servers: servers.map((s, i) => ({
+      name: s.name,
+      role: s.role,
+      startupMs: round(s.startupMs, 1),
+      rssIdleMB: round(idle[i] / MB, 1),
+      rssAt1000MB: round(rssAtRate[i] / MB, 1),
+      vcpuAtRate: round(lat.w.serverCpu[i] / lat.w.wall),
+      rssSaturationMB: round(peakRssBytes(s.proc.pid) / MB, 1),
+      cpuSecondsPer1000AtSaturation: round(satW.serverCpu[i] / (saturation.requests / 1000), 4),
+    })),
+    disturbance: {
+      latency: { serverCore: round(lat.w.foreignServerCore), loadCore: round(lat.w.foreignLoadCore), attempts: latAttempts },
+      saturation: { serverCore: round(satW.foreignServerCore), loadCore: null, attempts: satAttempts },
+    },
+  };
+}
+
+export async function runCase(c: BenchCase, m: MeasureSettings): Promise<CaseResult> {
+  const head = { id: c.id, title: c.title, protocol: c.protocol, proxy: c.proxy, hops: c.hops };
+  const why = c.unavailable();
+  if (why) return { ...head, status: 'n/a', reason: why };
+  const started: Server[] = [];
+  const ctx: CaseContext = { serverCore: m.serverCore, rigNodeFlags: m.rigNodeFlags };
+  try {
+    const topo = await c.start(ctx, started);
+    try {
+      await probe(c.protocol, topo.entryPort);
+    } catch (err) {
+      if (c.naWhenProbeFails) return { ...head, status: 'n/a', reason: `${c.naWhenProbeFails}: ${(err as Error).message}` };
+      throw err;
+    }
+    const crashed = Promise.race(topo.servers.map((s) => s.proc.exited.then((w) => Promise.reject(new Error(`${w} during the measurement:\n${s.proc.output().trim()}`)))));
+    crashed.catch(() => {});
+    return await Promise.race([measureTopology(c, topo.servers, topo.entryPort, m), crashed]);
+  } catch (err) {
+    return { ...head, status: 'failed', reason: (err as Error).message };
+  } finally {
+    for (const s of started.reverse()) await s.stop();
+  }
+}

@@ -1,0 +1,97 @@
+// Every process the benchmark starts, pinned to a core with taskset, so that all of them are
+// stopped at the end of a case and also when the run fails or is interrupted (Ctrl-C).
+import os from 'node:os';
+import { spawn, spawnSync, type ChildProcess, type StdioOptions } from 'node:child_process';
+
+export interface Managed {
+  name: string;
+  child: ChildProcess;
+  pid: number;
+  /** Everything the process wrote to stderr/stdout (capped), for error messages. */
+  output(): string;
+  /** Resolves with a description when the process exits. */
+  exited: Promise<string>;
+}
+
+export interface StartOptions {
+  name: string;
+  core: number;
+  command: string;
+  args: string[];
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  stdio?: StdioOptions;
+}
+
+const live = new Set<ChildProcess>();
+let niceness = 0;
+
+/** Niceness for every process started from now on (negative: ahead of other work on the machine). */
+export function setNiceness(n: number): void {
+  niceness = n;
+}
+let hooked = false;
+
+function killAllSync(): void {
+  for (const c of live) c.kill('SIGKILL');
+  live.clear();
+}
+
+function hookExit(): void {
+  if (hooked) return;
+  hooked = true;
+  process.on('exit', killAllSync);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(sig, () => {
+      process.stderr.write(`\nbench: ${sig}: stopping the servers it started\n`);
+      killAllSync();
+      process.exit(130);
+    });
+  }
+}
+
+/** Starts `command args` pinned to one core (nice and taskset exec it, so the pid is the command's). */
+export function startPinned(opts: StartOptions): Managed {
+  hookExit();
+  const pinned = ['taskset', '-c', String(opts.core), opts.command, ...opts.args];
+  const argv = niceness !== 0 ? ['nice', '-n', String(niceness), ...pinned] : pinned;
+  const child = spawn(argv[0], argv.slice(1), {
+    env: opts.env ?? process.env,
+    cwd: opts.cwd,
+    stdio: opts.stdio ?? ['ignore', 'pipe', 'pipe'],
+  });
+  if (child.pid === undefined) throw new Error(`could not start ${opts.name} (${opts.command})`);
+  live.add(child);
+  let out = '';
+  const keep = (d: Buffer) => {
+    out = (out + d.toString()).slice(-8000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const exited = new Promise<string>((resolve) => {
+    child.once('close', (code, signal) => {
+      live.delete(child);
+      resolve(`${opts.name} exited (${signal ?? `code ${code}`})`);
+    });
+    child.once('error', (err) => {
+      live.delete(child);
+      resolve(`${opts.name} could not run: ${err.message}`);
+    });
+  });
+  return { name: opts.name, child, pid: child.pid, output: () => out, exited };
+}
+
+/** SIGTERM, then SIGKILL after graceMs; resolves once the process is gone. */
+export async function stop(m: Managed, graceMs = 3000): Promise<void> {
+  if (m.child.exitCode !== null || m.child.signalCode !== null) return;
+  const timer = setTimeout(() => m.child.kill('SIGKILL'), graceMs);
+  m.child.kill('SIGTERM');
+  await m.exited;
+  clearTimeout(timer);
+}
+
+/** Pins the calling process (all its threads) to a core, with the niceness set for the run. */
+export function pinSelf(core: number): void {
+  spawnSync('taskset', ['-a', '-p', '-c', String(core), String(process.pid)], { stdio: 'ignore' });
+  if (niceness !== 0) os.setPriority(niceness);
+}

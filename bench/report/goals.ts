@@ -1,0 +1,71 @@
+// The goals of issue 10 §2, checked against one run's results: each is met, not met, or n/a
+// (with the reason) when a case it needs could not run.
+import type { CaseResult, ServerFigures } from '../cases/measure.ts';
+import type { ControlPlaneFigures } from '../cases/controlplane.ts';
+
+export interface GoalCheck {
+  goal: string;
+  measured: string;
+  target: string;
+  status: 'met' | 'not met' | 'n/a';
+  note?: string;
+}
+
+const ms = (v: number) => `${v >= 0 ? '+' : ''}${v.toFixed(3)} ms`;
+
+function find(results: CaseResult[], id: string): CaseResult | undefined {
+  return results.find((r) => r.id === id);
+}
+
+function whyNot(...cases: (CaseResult | undefined)[]): string {
+  return cases
+    .filter((c) => c?.status !== 'ok')
+    .map((c) => (c ? `${c.id}: ${c.status} (${c.reason?.split('\n')[0]})` : 'case not run'))
+    .join('; ');
+}
+
+function check(goal: string, target: string, value: number | undefined, limit: number, fmt: (v: number) => string, missing: string, higherIsBetter = false): GoalCheck {
+  if (value === undefined || Number.isNaN(value)) return { goal, measured: '—', target, status: 'n/a', note: missing };
+  const ok = higherIsBetter ? value >= limit : value <= limit;
+  return { goal, measured: fmt(value), target, status: ok ? 'met' : 'not met' };
+}
+
+function proxies(r: CaseResult | undefined): ServerFigures[] {
+  return r?.status === 'ok' ? (r.servers ?? []).filter((s) => s.role !== 'upstream') : [];
+}
+
+function worst(r: CaseResult | undefined, k: keyof ServerFigures): number | undefined {
+  const ps = proxies(r);
+  return ps.length ? Math.max(...ps.map((p) => p[k] as number)) : undefined;
+}
+
+export function checkGoals(results: CaseResult[], cp: ControlPlaneFigures | null, cpReason: string): GoalCheck[] {
+  const direct = find(results, 'direct');
+  const out: GoalCheck[] = [];
+  for (const id of ['rig-2hop', 'rig-2hop-mtls']) {
+    const two = find(results, id);
+    const added = (k: 'p50' | 'p90' | 'p99') => (two?.status === 'ok' && direct?.status === 'ok' ? two.latency!.latency[k] - direct.latency!.latency[k] : undefined);
+    const label = id === 'rig-2hop' ? 'plaintext' : 'mTLS';
+    for (const [k, limit] of [['p50', 0.3], ['p90', 0.5], ['p99', 0.8]] as const) {
+      out.push(check(`two-hop added latency ${k}, ${label}, 1000 rps`, `≤ +${limit} ms`, added(k), limit, ms, whyNot(direct, two)));
+    }
+  }
+  const rig1 = find(results, 'rig-1hop');
+  const hap1 = find(results, 'haproxy-1hop');
+  const ratio = rig1?.status === 'ok' && hap1?.status === 'ok' ? rig1.saturation!.rps / hap1.saturation!.rps : undefined;
+  out.push(check('one-hop max throughput vs HAProxy (same run)', '≥ 50%', ratio, 0.5, (v) => `${(v * 100).toFixed(1)}%`, whyNot(rig1, hap1), true));
+  const mb = (v: number) => `${v.toFixed(1)} MB`;
+  for (const [id, label] of [['rig-1hop', 'one hop'], ['rig-2hop', 'two hops, worst proxy']] as const) {
+    const r = find(results, id);
+    out.push(check(`CPU per proxy at 1000 rps (${label})`, '≤ 0.10 vCPU', worst(r, 'vcpuAtRate'), 0.1, (v) => `${v.toFixed(3)} vCPU`, whyNot(r)));
+    out.push(check(`RSS per proxy at 1000 rps (${label})`, '≤ 60 MB', worst(r, 'rssAt1000MB'), 60, mb, whyNot(r)));
+    out.push(check(`RSS per proxy at saturation (${label})`, '≤ 80 MB', worst(r, 'rssSaturationMB'), 80, mb, whyNot(r)));
+  }
+  const tOff = find(results, 'rig-1hop-telemetry-off');
+  const tOn = find(results, 'rig-1hop-telemetry-on');
+  const cost = tOff?.status === 'ok' && tOn?.status === 'ok' ? 1 - tOn.saturation!.rps / tOff.saturation!.rps : undefined;
+  out.push(check('telemetry cost (metrics, 1% tracing) on max throughput', '≤ 15%', cost, 0.15, (v) => `${(v * 100).toFixed(1)}%`, whyNot(tOff, tOn)));
+  out.push(check('control plane: 2000 proxies ACKed after a change', '≤ 2 s', cp?.ackAllMs, 2000, (v) => `${(v / 1000).toFixed(2)} s`, cpReason));
+  out.push(check('control plane RSS at 1000 services / 2000 proxies', '≤ 1 GB', cp?.rssMB, 1024, mb, cpReason));
+  return out;
+}

@@ -1,0 +1,81 @@
+// The human summary of a run: goals (met / not met), then one row per case.
+import type { CaseResult, ServerFigures } from '../cases/measure.ts';
+import type { GoalCheck } from './goals.ts';
+import type { ControlPlaneOutcome } from '../cases/controlplane.ts';
+import type { BenchRun } from './result-file.ts';
+
+const f3 = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? '—' : v.toFixed(3));
+
+function proxyCell(r: CaseResult, k: keyof ServerFigures, digits: number): string {
+  const ps = (r.servers ?? []).filter((s) => s.role !== 'upstream');
+  return ps.length ? ps.map((p) => (p[k] as number).toFixed(digits)).join(' / ') : '—';
+}
+
+function baselineFor(r: CaseResult, results: CaseResult[]): CaseResult | undefined {
+  const id = r.protocol === 'h1' ? 'direct' : `${r.protocol}-direct`;
+  return results.find((x) => x.id === id && x.status === 'ok');
+}
+
+export function renderMarkdown(run: BenchRun): string {
+  const { results, goals, controlPlane } = run;
+  const lines: string[] = [];
+  lines.push(`# Benchmark ${run.date} at ${run.commit}${run.smoke ? ' (smoke run: figures are not meaningful)' : ''}`, '');
+  lines.push(
+    `Machine: ${run.machine.nproc} vCPU ${run.machine.cpuModel}${run.machine.hypervisor ? ' (VM)' : ''}, Node ${run.machine.node}, load average before/after ${run.loadAverage.before} / ${run.loadAverage.after}. ` +
+      `Servers pinned to core ${run.settings.serverCore}, load generator to core ${run.settings.loadCore}; ` +
+      `latency at ${run.settings.rate} requests/s over ${run.settings.connections} keep-alive connections, sends spread evenly (open loop, measured from each request's due time), ` +
+      `${run.settings.durationMs / 1000} s after ${run.settings.warmupMs / 1000} s warm-up; max throughput with ${run.settings.saturationConnections} connections for ${run.settings.saturationS} s.`,
+    '',
+  );
+  lines.push('## Goals (issue 10 §2)', '', '| goal | measured | target | status |', '| --- | --- | --- | --- |');
+  for (const g of goals) lines.push(`| ${g.goal} | ${g.measured} | ${g.target} | ${statusCell(g)} |`);
+  lines.push('', '## Cases', '');
+  lines.push(
+    '| case | p50 ms | p90 ms | p99 ms | p99.9 ms | added p50 / p90 / p99 ms | max rps | proxy CPU s per 1000 req (sat.) | proxy vCPU at 1000 rps | proxy RSS MB idle / 1000 rps / sat. | gen. send lag p99 ms | foreign vCPU server core (lat. / sat.) |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+  );
+  for (const r of results) {
+    if (r.status !== 'ok') {
+      lines.push(`| ${r.id} | ${r.status}: ${(r.reason ?? '').split('\n')[0].replace(/\|/g, '\\|')} ||||||||||| `);
+      continue;
+    }
+    const l = r.latency!.latency;
+    const base = baselineFor(r, results);
+    const added = base && r.hops > 0 ? (['p50', 'p90', 'p99'] as const).map((k) => f3(l[k] - base.latency!.latency[k])).join(' / ') : '—';
+    const rss = (r.servers ?? []).some((s) => s.role !== 'upstream')
+      ? `${proxyCell(r, 'rssIdleMB', 1)} · ${proxyCell(r, 'rssAt1000MB', 1)} · ${proxyCell(r, 'rssSaturationMB', 1)}`
+      : '—';
+    const errs = r.latency!.errors + r.latency!.unfinished + r.saturation!.errors;
+    lines.push(
+      `| ${r.id}${errs ? ` (${errs} errors)` : ''} | ${f3(l.p50)} | ${f3(l.p90)} | ${f3(l.p99)} | ${f3(l.p999)} | ${added} | ${Math.round(r.saturation!.rps)} | ` +
+        `${proxyCell(r, 'cpuSecondsPer1000AtSaturation', 4)} | ${proxyCell(r, 'vcpuAtRate', 3)} | ${rss} | ${f3(r.latency!.sendLag.p99)} | ${disturbed(r)} |`,
+    );
+  }
+  lines.push(
+    '',
+    'Cells with two values are the two proxies of a two-hop case: server-side / client-side. "Added" is relative to the direct case of the same protocol. ' +
+      '"Foreign vCPU" is what processes outside the benchmark used on the servers\' core during the window (a busy machine disturbs the figures; such windows are re-measured up to ' +
+      `${run.settings.retries} times). Send lag: how late the generator wrote requests due on an idle connection (charged to latency).`,
+  );
+  lines.push('', '## Control plane (1000 services, 2000 simulated proxies)', '');
+  lines.push(controlPlaneLine(controlPlane));
+  return lines.join('\n') + '\n';
+}
+
+function disturbed(r: CaseResult): string {
+  const d = r.disturbance;
+  if (!d) return '—';
+  const cell = (x: { serverCore: number; attempts: number }) => `${x.serverCore.toFixed(2)}${x.attempts > 1 ? ` (${x.attempts} tries)` : ''}`;
+  return `${cell(d.latency)} / ${cell(d.saturation)}`;
+}
+
+function statusCell(g: GoalCheck): string {
+  if (g.status === 'n/a') return `n/a: ${(g.note ?? '').replace(/\|/g, '\\|')}`;
+  return g.status === 'met' ? '**met**' : '**not met**';
+}
+
+function controlPlaneLine(cp: ControlPlaneOutcome): string {
+  if (!cp.figures) return `n/a: ${cp.reason}`;
+  const f = cp.figures;
+  return `${f.proxies} proxies, ${f.services} services: all ACKed ${(f.ackAllMs / 1000).toFixed(2)} s after the change; RSS ${f.rssMB.toFixed(0)} MB${f.cpuSeconds !== undefined ? `; CPU ${f.cpuSeconds.toFixed(2)} s` : ''}.`;
+}

@@ -1,0 +1,133 @@
+// `npm run bench`: the data plane against direct, HAProxy and nginx, plus the control plane's
+// scale benchmark; writes bench/results/<date>-<commit>.{json,md} and prints the summary.
+// `npm run bench -- --smoke` runs every case for ~2 s (CI keeps it working; figures meaningless).
+import { parseArgs } from 'node:util';
+import { execFileSync } from 'node:child_process';
+import os from 'node:os';
+import { ensurePackages } from './lib/debian-deps.ts';
+import { machineInfo } from './lib/machine.ts';
+import { pinSelf, setNiceness } from './lib/process-group.ts';
+import { CASES } from './cases/cases.ts';
+import { runCase, type CaseResult, type MeasureSettings } from './cases/measure.ts';
+import { runControlPlaneBench } from './cases/controlplane.ts';
+import { checkGoals } from './report/goals.ts';
+import { renderMarkdown } from './report/markdown.ts';
+import { writeResultFiles, RESULTS_DIR, type BenchRun } from './report/result-file.ts';
+import path from 'node:path';
+import { profileCase } from './profile/profile.ts';
+
+const USAGE = `usage: npm run bench -- [options]
+  --smoke                 every case for ~2 s (also: RIG_BENCH_SMOKE=1); results go to a temp dir
+  --only a,b              run only these cases (ids: ${CASES.map((c) => c.id).join(', ')})
+  --duration S            seconds measured at the fixed rate (default 30)
+  --rate N                requests per second for the latency figures (default 1000)
+  --saturation S          seconds of wrk/h2load per case (default 15)
+  --load-processes N      open-loop generator processes on the load core (default 1)
+  --profile               also run rig-1hop under --cpu-prof and print the top self-time functions
+  --out DIR               where to write the result files (default bench/results)
+  --nice N                niceness of every process of the benchmark (default -10: ahead of other work)
+  --max-foreign V         re-measure a window in which other processes used more than V vCPU of a
+                          benchmark core (default 0.05); --retries N times at most (default 2)
+  --no-control-plane      skip the control plane scale benchmark`;
+
+function git(args: string[]): string {
+  return execFileSync('git', args, { encoding: 'utf8', cwd: import.meta.dirname }).trim();
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      smoke: { type: 'boolean', default: process.env.RIG_BENCH_SMOKE === '1' },
+      only: { type: 'string' },
+      duration: { type: 'string' },
+      rate: { type: 'string' },
+      saturation: { type: 'string' },
+      'load-processes': { type: 'string' },
+      profile: { type: 'boolean', default: false },
+      out: { type: 'string' },
+      nice: { type: 'string' },
+      'max-foreign': { type: 'string' },
+      retries: { type: 'string' },
+      'no-control-plane': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE + '\n');
+    return;
+  }
+  const num = (v: string | undefined, def: number, name: string, min = Number.MIN_VALUE) => {
+    if (v === undefined) return def;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min) throw new Error(`--${name} ${v}: expected a number ≥ ${min === Number.MIN_VALUE ? '0 (not 0)' : min}`);
+    return n;
+  };
+  const smoke = values.smoke;
+  const only = values.only?.split(',').map((s) => s.trim()).filter(Boolean);
+  const unknown = only?.filter((id) => !CASES.some((c) => c.id === id));
+  if (unknown?.length) throw new Error(`--only: unknown case ${unknown.join(', ')} (known: ${CASES.map((c) => c.id).join(', ')})`);
+  if (os.availableParallelism() < 2) throw new Error('the benchmark needs 2 cores (servers on core 1, load generator on core 0)');
+
+  const settings: MeasureSettings = {
+    loadCore: 0,
+    serverCore: 1,
+    rate: num(values.rate, 1000, 'rate'),
+    connections: 16,
+    warmupMs: smoke ? 300 : 5000,
+    durationMs: num(values.duration, smoke ? 1.5 : 30, 'duration') * 1000,
+    loadProcesses: num(values['load-processes'], 1, 'load-processes'),
+    saturationConnections: 32,
+    saturationThreads: 1,
+    saturationS: num(values.saturation, smoke ? 1 : 15, 'saturation'),
+    saturationWarmupS: smoke ? 0 : 2,
+    maxForeignVcpu: num(values['max-foreign'], 0.05, 'max-foreign', 0),
+    retries: smoke ? 0 : num(values.retries, 2, 'retries', 0),
+  };
+  setNiceness(num(values.nice, -10, 'nice', -20));
+  const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
+  ensurePackages(undefined, log);
+  pinSelf(settings.loadCore); // keep the orchestrator off the servers' core
+
+  const loadBefore = os.loadavg().map((v) => v.toFixed(2)).join(' ');
+  const results: CaseResult[] = [];
+  for (const c of CASES.filter((c) => !only || only.includes(c.id))) {
+    log(`${c.id}: ${c.title}`);
+    const r = await runCase(c, settings);
+    if (r.status !== 'ok') log(`${c.id}: ${r.status}: ${r.reason}`);
+    else log(`${c.id}: p50 ${r.latency!.latency.p50.toFixed(3)} ms, p99 ${r.latency!.latency.p99.toFixed(3)} ms, max ${Math.round(r.saturation!.rps)} rps`);
+    results.push(r);
+  }
+  const controlPlane = values['no-control-plane'] || only
+    ? { figures: null, reason: 'skipped (--no-control-plane or --only)' }
+    : await runControlPlaneBench({ smoke });
+
+  const commit = git(['rev-parse', '--short', 'HEAD']);
+  const run: BenchRun = {
+    date: new Date().toISOString().slice(0, 10),
+    commit,
+    dirty: git(['status', '--porcelain', '--untracked-files=no', '--', '../src']) !== '',
+    smoke,
+    machine: machineInfo(),
+    loadAverage: { before: loadBefore, after: os.loadavg().map((v) => v.toFixed(2)).join(' ') },
+    settings,
+    results,
+    controlPlane,
+    goals: checkGoals(results, controlPlane.figures, controlPlane.reason),
+  };
+  const md = renderMarkdown(run);
+  const files = writeResultFiles(run, md, values.out ?? (smoke ? path.join(os.tmpdir(), 'rig-bench-smoke-results') : RESULTS_DIR));
+  process.stdout.write('\n' + md);
+  log(`results: ${files.json}`);
+
+  if (values.profile) process.stdout.write('\n' + (await profileCase(settings)));
+  const failed = results.filter((r) => r.status === 'failed');
+  if (failed.length) {
+    log(`${failed.length} case(s) failed: ${failed.map((r) => r.id).join(', ')}`);
+    process.exitCode = 1;
+  }
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`bench: ${err.message}\n`);
+  process.exitCode = 1;
+});
