@@ -21,8 +21,9 @@ export function endpointJson(e: Endpoint): EnvoyJson {
   return lb;
 }
 
-function localityOf(l: string): EnvoyJson | undefined {
-  if (!l) return undefined;
+/** Always present (possibly empty), as Istio sends it: gRPC clients reject endpoints without one. */
+function localityOf(l: string): EnvoyJson {
+  if (!l) return {};
   const [region, zone, subZone] = l.split('/');
   const out: EnvoyJson = {};
   if (region) out.region = region;
@@ -55,10 +56,7 @@ export function buildLoadAssignment(push: PushContext, proxyNamespace: string, c
       byLocality.set(e.locality, list);
     }
     const endpoints = [...byLocality.entries()].map(([loc, eps]) => {
-      const le: EnvoyJson = { lb_endpoints: eps, load_balancing_weight: eps.reduce((n, e) => n + ((e.load_balancing_weight as number) ?? 1), 0) };
-      const locality = localityOf(loc);
-      if (locality) le.locality = locality;
-      return le;
+      return { locality: localityOf(loc), lb_endpoints: eps, load_balancing_weight: eps.reduce((n, e) => n + ((e.load_balancing_weight as number) ?? 1), 0) };
     });
     return endpoints.length ? { cluster_name: clusterName, endpoints } : { cluster_name: clusterName };
   });
