@@ -20,5 +20,12 @@ export const COMMANDS: CommandEntry[] = [
   { name: 'validate', summary: 'validate Istio and Rigging configuration files (schema and semantic rules)', load: () => import('./validate.ts') },
   { name: 'analyze', summary: 'analyze configuration across resources, like istioctl analyze', load: () => import('./analyze.ts') },
   { name: 'token', summary: 'issue or revoke bootstrap tokens that workloads present to the CA', load: () => import('./token.ts') },
+  { name: 'up', summary: 'run a local mesh: control plane, gateways, and every workload with its sidecar', load: () => import('./up.ts') },
+  { name: 'demo', summary: 'run the Bookinfo demo mesh with its ingress gateway on 127.0.0.1:8080 and traffic', load: () => import('./demo.ts') },
+  { name: 'status', summary: 'show the processes of the local mesh (state, pids, sidecar ports)', load: () => import('./status.ts') },
+  { name: 'logs', summary: 'print the logs of a workload, replica, gateway or the control plane of the local mesh', load: () => import('./logs.ts') },
+  { name: 'apply', summary: 'validate and add or replace configuration in the running local mesh', load: () => import('./apply.ts') },
+  { name: 'delete', summary: 'remove configuration applied to the running local mesh', load: () => import('./delete.ts') },
+  { name: 'down', summary: 'stop the local mesh started by rig up (from another terminal)', load: () => import('./down.ts') },
   { name: 'version', summary: 'print the client (and control plane) version', load: () => import('./version.ts') },
 ];

@@ -1,0 +1,32 @@
+// `rig apply` / `rig delete`: the configuration applied to a local mesh lives in the state
+// directory's `applied/` folder, one file per resource (`<kind>.<namespace>.<name>.yaml`), which
+// the running `rig up` watches; applying replaces the resource, deleting removes its file.
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { stringify } from 'yaml';
+import type { Resource } from '../api/index.ts';
+
+export function appliedFileName(r: Pick<Resource, 'kind' | 'metadata'>): string {
+  const ns = r.metadata.namespace || '_cluster';
+  return `${r.kind.toLowerCase()}.${ns}.${r.metadata.name}.yaml`;
+}
+
+export function applyResource(dir: string, r: Resource): 'created' | 'configured' {
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, appliedFileName(r));
+  const existed = existsSync(file);
+  const { resourceVersion: _rv, creationTimestamp: _ct, ...metadata } = r.metadata;
+  const doc = { apiVersion: r.apiVersion, kind: r.kind, metadata, spec: r.spec };
+  const tmp = path.join(dir, `.${process.pid}-${Date.now()}.rig-tmp`);
+  writeFileSync(tmp, stringify(doc));
+  renameSync(tmp, file);
+  return existed ? 'configured' : 'created';
+}
+
+/** Removes an applied resource; false when it was not applied with `rig apply`. */
+export function deleteResource(dir: string, r: Pick<Resource, 'kind' | 'metadata'>): boolean {
+  const file = path.join(dir, appliedFileName(r));
+  if (!existsSync(file)) return false;
+  rmSync(file);
+  return true;
+}

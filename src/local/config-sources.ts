@@ -1,0 +1,144 @@
+// The configuration of a running local mesh, as one ConfigStore: the paths given to `rig up -f`
+// (directories watched recursively, single files polled), plus the directory `rig apply` writes
+// to, which wins over them (as `kubectl apply` replaces an object). Every source keeps its last
+// valid content when a file turns invalid; problems are reported, never applied.
+import { unwatchFile, watchFile, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Diagnostic, Resource } from '../api/index.ts';
+import { formatDiagnostic, hasErrors, loadDocuments, resourceKey } from '../api/index.ts';
+import { FileConfigStore, MemoryConfigStore } from '../config/index.ts';
+import { RigError } from '../core/errors.ts';
+
+interface Source {
+  list(): Resource[];
+  problems(): Diagnostic[];
+  close(): Promise<void>;
+}
+
+/** One file, polled (a rename-on-save by an editor is seen too). */
+class WatchedFile implements Source {
+  readonly file: string;
+  #resources: Resource[] = [];
+  #diagnostics: Diagnostic[] = [];
+  readonly #onChange: () => void;
+
+  constructor(file: string, onChange: () => void) {
+    this.file = file;
+    this.#onChange = onChange;
+  }
+
+  async start(): Promise<void> {
+    await this.#load();
+    watchFile(this.file, { interval: 250 }, () => void this.#load().then(this.#onChange));
+  }
+
+  async #load(): Promise<void> {
+    let text: string;
+    try {
+      text = await readFile(this.file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        this.#resources = [];
+        this.#diagnostics = [];
+        return;
+      }
+      this.#diagnostics = [{ severity: 'Error', code: 'RIG0005', message: `cannot read ${this.file}: ${(err as Error).message}`, source: { file: this.file, line: 0, column: 0 } }];
+      return;
+    }
+    const r = loadDocuments(text, this.file, { duplicates: 'error' });
+    this.#diagnostics = r.diagnostics;
+    if (!hasErrors(r.diagnostics)) this.#resources = r.resources;
+  }
+
+  list(): Resource[] {
+    return this.#resources;
+  }
+  problems(): Diagnostic[] {
+    return this.#diagnostics;
+  }
+  async close(): Promise<void> {
+    unwatchFile(this.file);
+  }
+}
+
+class WatchedDir implements Source {
+  readonly store: FileConfigStore;
+  constructor(dir: string, onChange: () => void) {
+    this.store = new FileConfigStore({ dir });
+    this.store.onChange(onChange);
+    this.store.onDiagnostics(onChange);
+  }
+  list(): Resource[] {
+    return this.store.list();
+  }
+  problems(): Diagnostic[] {
+    return this.store.diagnostics();
+  }
+  close(): Promise<void> {
+    return this.store.close();
+  }
+}
+
+export class ConfigSources {
+  /** The merged configuration; the control plane and the supervisor read this one. */
+  readonly store = new MemoryConfigStore();
+  readonly #sources: Source[] = [];
+  readonly #problemHandlers = new Set<(problems: string[]) => void>();
+  #lastProblems = '';
+
+  /** `paths`: what `rig up -f` named; `appliedDir`: where `rig apply` writes (highest precedence). */
+  static async open(paths: readonly string[], appliedDir: string): Promise<ConfigSources> {
+    const cfg = new ConfigSources();
+    const onChange = () => cfg.#merge();
+    for (const p of paths) {
+      const abs = path.resolve(p);
+      let isDir: boolean;
+      try {
+        isDir = statSync(abs).isDirectory();
+      } catch {
+        throw new RigError('MESH_ERR_FILE', `${p}: no such file or directory (given with -f)`);
+      }
+      if (isDir) {
+        const d = new WatchedDir(abs, onChange);
+        await d.store.start();
+        cfg.#sources.push(d);
+      } else {
+        const f = new WatchedFile(abs, onChange);
+        await f.start();
+        cfg.#sources.push(f);
+      }
+    }
+    const applied = new WatchedDir(appliedDir, onChange);
+    await applied.store.start();
+    cfg.#sources.push(applied);
+    cfg.#merge();
+    return cfg;
+  }
+
+  #merge(): void {
+    // Later sources win: a resource applied with `rig apply` replaces the one from -f.
+    const byKey = new Map<string, Resource>();
+    for (const s of this.#sources) for (const r of s.list()) byKey.set(resourceKey(r), r);
+    this.store.replaceAll([...byKey.values()]);
+    const problems = this.problems();
+    const fp = problems.join('\n');
+    if (fp !== this.#lastProblems) {
+      this.#lastProblems = fp;
+      for (const h of this.#problemHandlers) h(problems);
+    }
+  }
+
+  /** Current problems (errors and warnings) of every source, formatted with file:line. */
+  problems(): string[] {
+    return this.#sources.flatMap((s) => s.problems().map(formatDiagnostic));
+  }
+
+  onProblems(handler: (problems: string[]) => void): void {
+    this.#problemHandlers.add(handler);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.#sources.map((s) => s.close()));
+  }
+}

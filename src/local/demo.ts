@@ -1,0 +1,44 @@
+// `rig demo`: Bookinfo on a local mesh, with Istio's bookinfo Gateway and DestinationRules,
+// the ingress gateway bound on the host, tracing at 100 %, and traffic to /productpage.
+import { fileURLToPath } from 'node:url';
+import { DEFAULT_MESH_CONFIG, type MeshConfig } from '../model/mesh-config.ts';
+import type { Supervisor } from './supervisor.ts';
+import { describePorts } from './run-up.ts';
+
+export const BOOKINFO_DIR = fileURLToPath(new URL('../../examples/bookinfo/', import.meta.url));
+
+export const DEMO_PATHS = [`${BOOKINFO_DIR}local`, `${BOOKINFO_DIR}networking/bookinfo-gateway.yaml`, `${BOOKINFO_DIR}networking/destination-rule-all.yaml`];
+
+/** Istio's demo profile: every request traced. */
+export function demoMeshConfig(base: MeshConfig = DEFAULT_MESH_CONFIG): MeshConfig {
+  return { ...base, enableTracing: true, defaultConfig: { ...base.defaultConfig, tracing: { ...base.defaultConfig.tracing, sampling: 100 } } };
+}
+
+/** The productpage URL through the ingress gateway. */
+export function productPageUrl(sup: Supervisor): string {
+  const gw = sup.processes().find((p) => p.name === 'istio-ingressgateway');
+  const hostPort = gw?.ports.gateway?.['8080'] ?? 8080;
+  const bind = sup.opts.gatewayBind ?? '127.0.0.1';
+  const host = bind === '0.0.0.0' ? '127.0.0.1' : bind.includes(':') ? `[${bind}]` : bind;
+  return `http://${host}:${hostPort}/productpage`;
+}
+
+export function whereToLook(sup: Supervisor, stateDirFlag: string): string[] {
+  const s = sup.status();
+  const lines = [
+    '',
+    `Bookinfo is up. Open ${productPageUrl(sup)}`,
+    '  (sign in as "jason" to see the request-routing task: rig apply -f examples/bookinfo/networking/virtual-service-reviews-test-v2.yaml)',
+    '',
+    'Sidecar and gateway metrics (Prometheus):',
+    ...s.processes.filter((p) => p.ports.stats).map((p) => `  ${p.name.padEnd(22)} http://127.0.0.1:${p.ports.stats}/stats/prometheus`),
+    `Control plane monitoring:  http://127.0.0.1:${s.controlPlane?.monitoringPort}/metrics`,
+    '',
+    'Processes and ports:',
+    ...s.processes.map((p) => `  ${p.name.padEnd(22)} ${describePorts(p)}`),
+    '',
+    `More: rig status${stateDirFlag}   rig logs productpage-v1${stateDirFlag}   rig apply -f FILE${stateDirFlag}   Ctrl-C (or rig down${stateDirFlag}) stops everything.`,
+    '',
+  ];
+  return lines;
+}

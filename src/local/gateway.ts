@@ -1,0 +1,87 @@
+// An ingress or egress gateway: `rig proxy --mode router` labelled as Istio's gateways are, so
+// that Istio's own Gateway resources select it. Its Gateway servers are bound on the host at
+// `bind`, each declared port P on hostPorts[P] (P itself unless remapped, e.g. for tests).
+import { checkPortFree } from './ports.ts';
+import { removePortsFile, readPortsFile } from './ports-file.ts';
+import { gatewayArgs } from './proxy-args.ts';
+import type { GatewayPlan } from './mesh-plan.ts';
+import { proxyEcho, proxyReadiness, type RuntimeContext } from './replica.ts';
+import { rigCommand } from './rig-command.ts';
+import type { ProcessStatus } from './status.ts';
+import { SupervisedProcess } from './supervised-process.ts';
+
+export class GatewayRuntime {
+  readonly plan: GatewayPlan;
+  readonly hostPorts: Record<string, number>;
+  readonly process: SupervisedProcess;
+  readonly #portsFile: string;
+  #problem: string | undefined;
+
+  private constructor(plan: GatewayPlan, hostPorts: Record<string, number>, process_: SupervisedProcess, portsFile: string) {
+    this.plan = plan;
+    this.hostPorts = hostPorts;
+    this.process = process_;
+    this.#portsFile = portsFile;
+  }
+
+  /** A fingerprint of what requires restarting the gateway when it changes (its ports). */
+  static fingerprint(plan: GatewayPlan): string {
+    return plan.ports.join(',');
+  }
+
+  static async create(plan: GatewayPlan, bind: string, remap: Record<string, number>, ctx: RuntimeContext): Promise<GatewayRuntime> {
+    const hostPorts: Record<string, number> = {};
+    for (const p of plan.ports) hostPorts[p] = remap[p] === 0 ? await ctx.allocatePort() : (remap[p] ?? p);
+    const portsFile = ctx.runFile(`${plan.name}.proxy-ports.json`);
+    const common = await ctx.proxyCommon(portsFile, plan.name);
+    const rig = rigCommand(gatewayArgs(plan, bind, hostPorts, common));
+    const proc = new SupervisedProcess({
+      name: plan.name,
+      command: rig.command,
+      args: rig.args,
+      env: { ...process.env, RIG_STATE_DIR: ctx.stateRoot },
+      cwd: process.cwd(),
+      logFile: ctx.logFile(plan.name),
+      print: ctx.print(plan.name),
+      echo: proxyEcho,
+      readiness: proxyReadiness(portsFile),
+      beforeStart: async () => removePortsFile(portsFile),
+    });
+    const gw = new GatewayRuntime(plan, hostPorts, proc, portsFile);
+    proc.on('state', () => ctx.onChange());
+    return gw;
+  }
+
+  /** Checks that every host port is free first, so that a port in use is reported as such. */
+  async start(bind: string): Promise<string | undefined> {
+    const problems: string[] = [];
+    for (const [port, hostPort] of Object.entries(this.hostPorts)) {
+      await checkPortFree(bind, hostPort, `${this.plan.name}: Gateway server port ${port}`).catch((err: Error) => problems.push(err.message));
+    }
+    this.#problem = problems.length ? problems.join('; ') : undefined;
+    await this.process.start();
+    return this.#problem;
+  }
+
+  async stop(): Promise<void> {
+    await this.process.stop();
+    removePortsFile(this.#portsFile);
+  }
+
+  status(): ProcessStatus {
+    const ports = readPortsFile(this.#portsFile) ?? {};
+    return {
+      name: this.plan.name,
+      kind: 'gateway',
+      namespace: this.plan.namespace,
+      state: this.process.state,
+      pid: this.process.pid,
+      proxyPid: this.process.pid,
+      restarts: this.process.restarts,
+      message: this.process.message ?? this.#problem,
+      ports: { gateway: this.hostPorts, admin: ports.admin, stats: ports.stats, ready: ports.ready },
+      logs: { proxy: `logs/${this.plan.name}.log` },
+      since: this.process.since.toISOString(),
+    };
+  }
+}

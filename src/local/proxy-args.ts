@@ -1,0 +1,64 @@
+// The command lines of `rig proxy` for a workload's sidecar and for a gateway in explicit mode
+// (docs/CONTRACTS.md §3 and §4). Node metadata is given by flags; the proxy picks its admin,
+// stats and readiness ports and writes them to its ports file.
+import type { GatewayPlan, ReplicaPlan } from './mesh-plan.ts';
+import type { ReplicaPorts } from './replica-ports.ts';
+
+export interface ProxyCommon {
+  xdsAddress: string;
+  portsFile: string;
+  /** Certificates: the CA's address, its root certificate and this proxy's bootstrap token. */
+  ca?: { address: string; rootFile: string; tokenFile: string };
+  /** Extra flags, e.g. the tracing sampling rate of `rig demo`. */
+  extra?: string[];
+}
+
+function labelsFlag(labels: Record<string, string>): string {
+  return Object.entries(labels)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
+}
+
+function common(c: ProxyCommon): string[] {
+  const args = ['--xds-address', c.xdsAddress, '--admin-port', '0', '--stats-port', '0', '--ready-port', '0', '--ports-file', c.portsFile];
+  if (c.ca) args.push('--ca-address', c.ca.address, '--ca-root-file', c.ca.rootFile, '--token-file', c.ca.tokenFile);
+  return [...args, ...(c.extra ?? [])];
+}
+
+export function sidecarArgs(replica: ReplicaPlan, ports: ReplicaPorts, c: ProxyCommon): string[] {
+  const args = [
+    'proxy',
+    '--mode', 'sidecar',
+    '--namespace', replica.namespace,
+    '--workload-name', replica.workload,
+    '--pod-name', replica.name,
+    '--service-account', replica.serviceAccount,
+    '--labels', labelsFlag(replica.labels),
+    '--instance-ip', '127.0.0.1',
+    '--interception', 'explicit',
+    '--bind', '127.0.0.1',
+    '--outbound-port', String(ports.outbound),
+  ];
+  for (const p of replica.spec.ports ?? []) {
+    args.push('--workload-port', [p.port, p.name ?? '', p.protocol ?? ''].join('/').replace(/\/+$/, ''));
+    args.push('--inbound-port', `${p.port}=${ports.inbound[p.port]}`, '--app-port', `${p.port}=${ports.app[p.port]}`);
+  }
+  return [...args, ...common(c)];
+}
+
+export function gatewayArgs(gw: GatewayPlan, bind: string, portMap: Record<string, number>, c: ProxyCommon): string[] {
+  const args = [
+    'proxy',
+    '--mode', 'router',
+    '--namespace', gw.namespace,
+    '--workload-name', gw.name,
+    '--pod-name', `${gw.name}-0`,
+    '--service-account', gw.serviceAccount,
+    '--labels', labelsFlag(gw.labels),
+    '--instance-ip', '127.0.0.1',
+    '--interception', 'explicit',
+    '--bind', bind,
+  ];
+  for (const [port, hostPort] of Object.entries(portMap)) args.push('--inbound-port', `${port}=${hostPort}`);
+  return [...args, ...common(c)];
+}

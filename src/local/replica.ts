@@ -1,0 +1,135 @@
+// One workload replica in explicit mode: its application and its sidecar, each supervised, with
+// the loopback ports the pair uses. The replica is ready when both are.
+import type { PortAllocator } from './ports.ts';
+import { httpProbe, tcpProbe, type Probe } from './probe.ts';
+import { readPortsFile, removePortsFile } from './ports-file.ts';
+import { sidecarArgs, type ProxyCommon } from './proxy-args.ts';
+import { allocateReplicaPorts, releaseReplicaPorts, type ReplicaPorts } from './replica-ports.ts';
+import type { ReplicaPlan } from './mesh-plan.ts';
+import { rigCommand } from './rig-command.ts';
+import type { ProcessStatus, ProcessState } from './status.ts';
+import { SupervisedProcess } from './supervised-process.ts';
+import { resolveCommand, workloadEnv } from './workload-env.ts';
+
+export interface RuntimeContext {
+  stateRoot: string;
+  logFile(name: string): string;
+  runFile(name: string): string;
+  print(name: string): (line: string) => void;
+  proxyCommon(portsFile: string, name: string): Promise<ProxyCommon>;
+  /** A free loopback port, not handed out before. */
+  allocatePort(): Promise<number>;
+  onChange(): void;
+}
+
+/** Proxy output on the terminal: warnings and errors only (everything is in the log file). */
+export function proxyEcho(line: string): boolean {
+  if (!line.startsWith('{')) return true;
+  try {
+    return ((JSON.parse(line) as { level?: number }).level ?? 30) >= 40;
+  } catch {
+    return true;
+  }
+}
+
+/** Ready when the proxy has written its ports file and answers /healthz/ready. */
+export function proxyReadiness(portsFile: string): Probe {
+  return async () => {
+    const ports = readPortsFile(portsFile);
+    return ports?.ready ? httpProbe('127.0.0.1', ports.ready, '/healthz/ready')() : false;
+  };
+}
+
+export function combinedState(a: ProcessState, b: ProcessState): ProcessState {
+  const order: ProcessState[] = ['failed', 'crashed', 'stopping', 'starting', 'stopped', 'ready'];
+  return order.find((s) => a === s || b === s) ?? a;
+}
+
+export class ReplicaRuntime {
+  readonly plan: ReplicaPlan;
+  readonly ports: ReplicaPorts;
+  readonly app: SupervisedProcess;
+  readonly proxy: SupervisedProcess;
+  readonly #proxyPortsFile: string;
+
+  private constructor(plan: ReplicaPlan, ports: ReplicaPorts, ctx: RuntimeContext, proxyCommon: ProxyCommon, portsFile: string) {
+    this.plan = plan;
+    this.ports = ports;
+    this.#proxyPortsFile = portsFile;
+    const env = { ...workloadEnv(plan, ports), RIG_STATE_DIR: ctx.stateRoot };
+    const [command, ...args] = [...plan.spec.command, ...(plan.spec.args ?? [])];
+    this.app = new SupervisedProcess({
+      name: plan.name,
+      command: resolveCommand(command),
+      args,
+      env,
+      cwd: plan.cwd,
+      logFile: ctx.logFile(plan.name),
+      print: ctx.print(plan.name),
+      readiness: this.#appProbe(),
+      periodMs: (plan.spec.readinessProbe?.periodSeconds ?? 1) * 1000,
+      failureThreshold: plan.spec.readinessProbe?.failureThreshold,
+    });
+    const rig = rigCommand(sidecarArgs(plan, ports, proxyCommon));
+    this.proxy = new SupervisedProcess({
+      name: `${plan.name}/istio-proxy`,
+      command: rig.command,
+      args: rig.args,
+      env: { ...process.env, RIG_STATE_DIR: ctx.stateRoot },
+      cwd: process.cwd(),
+      logFile: ctx.logFile(`${plan.name}.istio-proxy`),
+      print: ctx.print(`${plan.name}/proxy`),
+      echo: proxyEcho,
+      readiness: proxyReadiness(portsFile),
+      beforeStart: async () => removePortsFile(portsFile),
+    });
+    for (const p of [this.app, this.proxy]) p.on('state', () => ctx.onChange());
+  }
+
+  static async create(plan: ReplicaPlan, allocator: PortAllocator, ctx: RuntimeContext): Promise<ReplicaRuntime> {
+    const ports = await allocateReplicaPorts(plan, allocator);
+    const portsFile = ctx.runFile(`${plan.name}.proxy-ports.json`);
+    return new ReplicaRuntime(plan, ports, ctx, await ctx.proxyCommon(portsFile, plan.name), portsFile);
+  }
+
+  #appProbe(): Probe | undefined {
+    const rp = this.plan.spec.readinessProbe;
+    const toApp = (port: number) => this.ports.app[port] ?? port;
+    const timeout = (rp?.timeoutSeconds ?? 1) * 1000;
+    if (rp?.httpGet) return httpProbe('127.0.0.1', toApp(rp.httpGet.port), rp.httpGet.path, timeout);
+    if (rp?.tcpSocket) return tcpProbe('127.0.0.1', toApp(rp.tcpSocket.port), timeout);
+    const first = this.plan.spec.ports?.[0];
+    return first ? tcpProbe('127.0.0.1', toApp(first.port)) : undefined;
+  }
+
+  async start(): Promise<void> {
+    await Promise.all([this.proxy.start(), this.app.start()]);
+  }
+
+  async stop(allocator: PortAllocator): Promise<void> {
+    await this.app.stop();
+    await this.proxy.stop();
+    removePortsFile(this.#proxyPortsFile);
+    releaseReplicaPorts(this.ports, allocator);
+  }
+
+  status(): ProcessStatus {
+    const proxyPorts = readPortsFile(this.#proxyPortsFile) ?? {};
+    const state = combinedState(this.app.state, this.proxy.state);
+    const message = this.app.message ? `app: ${this.app.message}` : this.proxy.message ? `sidecar: ${this.proxy.message}` : undefined;
+    return {
+      name: this.plan.name,
+      kind: 'workload',
+      workload: this.plan.workload,
+      namespace: this.plan.namespace,
+      state,
+      pid: this.app.pid,
+      proxyPid: this.proxy.pid,
+      restarts: this.app.restarts + this.proxy.restarts,
+      message,
+      ports: { inbound: this.ports.inbound, app: this.ports.app, outbound: this.ports.outbound, admin: proxyPorts.admin, stats: proxyPorts.stats, ready: proxyPorts.ready },
+      logs: { app: `logs/${this.plan.name}.log`, proxy: `logs/${this.plan.name}.istio-proxy.log` },
+      since: (this.app.since > this.proxy.since ? this.app.since : this.proxy.since).toISOString(),
+    };
+  }
+}

@@ -1,0 +1,63 @@
+// The status file `rig up` keeps in its state directory, read by `rig status`, `rig logs`,
+// `rig down` and `rig apply` from other terminals.
+
+export const PROCESS_STATES = ['starting', 'ready', 'crashed', 'failed', 'stopping', 'stopped'] as const;
+export type ProcessState = (typeof PROCESS_STATES)[number];
+
+export interface ProxyPorts {
+  /** Workload port → the sidecar's inbound listener port (the mesh reaches the workload there). */
+  inbound?: Record<string, number>;
+  /** Workload port → the loopback port the application listens on. */
+  app?: Record<string, number>;
+  outbound?: number;
+  admin?: number;
+  stats?: number;
+  ready?: number;
+  /** Gateway server port (as declared in the Gateway) → host port it is bound on. */
+  gateway?: Record<string, number>;
+}
+
+export interface ProcessStatus {
+  /** The replica (`reviews-v1-0`), gateway (`istio-ingressgateway`) or `controlplane`. */
+  name: string;
+  kind: 'workload' | 'gateway' | 'controlplane';
+  /** The Workload this replica belongs to. */
+  workload?: string;
+  namespace?: string;
+  state: ProcessState;
+  /** The application's pid (for gateways and the control plane: their own pid). */
+  pid?: number;
+  /** The sidecar's pid. */
+  proxyPid?: number;
+  restarts: number;
+  /** Why the process is not ready (crash reason, probe failure, missing command...). */
+  message?: string;
+  ports: ProxyPorts;
+  /** Log files, relative to the state directory. */
+  logs: { app?: string; proxy?: string };
+  since: string;
+}
+
+export interface MeshStatus {
+  /** The `rig up` process. */
+  pid: number;
+  startedAt: string;
+  /** Set once every process was ready for the first time. */
+  readyAt?: string;
+  cwd: string;
+  configPaths: string[];
+  /** The directory `rig apply` writes to; the control plane and `rig up` watch it. */
+  appliedDir: string;
+  controlPlane?: { xdsAddress: string; monitoringPort?: number };
+  gatewayBind: string;
+  processes: ProcessStatus[];
+  /** Config problems currently refused (the last good config stays in force). */
+  configErrors: string[];
+}
+
+export function overallState(processes: readonly ProcessStatus[]): ProcessState {
+  if (processes.some((p) => p.state === 'failed')) return 'failed';
+  if (processes.some((p) => p.state === 'crashed')) return 'crashed';
+  if (processes.every((p) => p.state === 'ready')) return 'ready';
+  return 'starting';
+}

@@ -1,0 +1,230 @@
+// `rig up`: a whole mesh on one machine. The control plane runs inside this process, fed by the
+// watched configuration; every Workload replica runs as its app plus its sidecar, and the
+// gateways as `rig proxy --mode router`. Workloads and gateways follow the configuration as it
+// changes; the status file in the state directory tells other `rig` commands what runs where.
+import path from 'node:path';
+import pino from 'pino';
+import type { Resource } from '../api/index.ts';
+import type { Logger } from '../core/log.ts';
+import type { MeshConfig } from '../model/mesh-config.ts';
+import { startControlPlane, type ControlPlane } from '../xds/controlplane.ts';
+import { ConfigSources } from './config-sources.ts';
+import { GatewayRuntime } from './gateway.ts';
+import type { LogConsole } from './log-output.ts';
+import { gatewayPlans, workloadReplicas, type GatewayPlan, type ReplicaPlan } from './mesh-plan.ts';
+import { PortAllocator } from './ports.ts';
+import type { ProxyCommon } from './proxy-args.ts';
+import { reapLeftovers } from './reaper.ts';
+import { ReplicaRuntime, type RuntimeContext } from './replica.ts';
+import { isAlive, type StateDir } from './state-dir.ts';
+import { overallState, type MeshStatus, type ProcessStatus } from './status.ts';
+import { RigError } from '../core/errors.ts';
+
+export interface UpOptions {
+  paths: string[];
+  stateDir: StateDir;
+  console: LogConsole;
+  /** Where Gateway servers are bound on the host (default 127.0.0.1). */
+  gatewayBind?: string;
+  /** Gateway server port → host port, for ports that must not be bound as declared. */
+  gatewayPorts?: Record<string, number>;
+  /** Run the ingress gateway even when no Gateway selects it yet (default true). */
+  ingress?: boolean;
+  /** xDS port of the control plane (default: any free port). */
+  xdsPort?: number;
+  /** Extra flags for every `rig proxy`. */
+  proxyArgs?: string[];
+  /** Istio's MeshConfig (outboundTrafficPolicy, tracing sampling...). */
+  mesh?: MeshConfig;
+}
+
+export class Supervisor {
+  readonly opts: UpOptions;
+  readonly startedAt = new Date();
+  readyAt: Date | undefined;
+  readonly #allocator = new PortAllocator();
+  readonly #replicas = new Map<string, ReplicaRuntime>();
+  readonly #gateways = new Map<string, { rt: GatewayRuntime; fingerprint: string }>();
+  #config: ConfigSources | undefined;
+  #cp: ControlPlane | undefined;
+  #cpLog: Logger | undefined;
+  #configErrors: string[] = [];
+  #statusTimer: NodeJS.Timeout | undefined;
+  #reconciling: Promise<void> = Promise.resolve();
+  #stopping = false;
+  #readyWaiters: (() => void)[] = [];
+
+  constructor(opts: UpOptions) {
+    this.opts = opts;
+  }
+
+  get #bind(): string {
+    return this.opts.gatewayBind ?? '127.0.0.1';
+  }
+
+  async start(): Promise<void> {
+    const sd = this.opts.stateDir;
+    const previous = sd.readStatus();
+    if (previous && isAlive(previous.pid) && previous.pid !== process.pid) {
+      throw new RigError('MESH_ERR_UNAVAILABLE', `a local mesh is already running from ${sd.root} (rig up, pid ${previous.pid}); stop it with \`rig down\` or use another --state-dir`);
+    }
+    sd.ensure();
+    const reaped = reapLeftovers(sd.root);
+    if (reaped) this.opts.console.info(`stopped ${reaped} process(es) left running by an earlier rig up that did not exit cleanly`);
+
+    this.#config = await ConfigSources.open(this.opts.paths, sd.appliedDir);
+    this.#reportProblems(this.#config.problems());
+    this.#config.onProblems((p) => this.#reportProblems(p));
+
+    this.#cpLog = pino({ level: process.env.RIG_LOG_LEVEL ?? 'info', name: 'controlplane' }, pino.destination({ dest: sd.logFile('controlplane'), mkdir: true, sync: false }));
+    this.#cp = await startControlPlane({ store: this.#config.store, stateDir: sd.controlPlaneDir, mesh: this.opts.mesh, xdsPort: this.opts.xdsPort ?? 0, monitoringPort: 0, log: this.#cpLog });
+    this.opts.console.info(`control plane: xDS on 127.0.0.1:${this.#cp.ports.xds}, monitoring on http://127.0.0.1:${this.#cp.ports.monitoring}`);
+    this.#config.store.onChange(() => this.#scheduleReconcile());
+    this.#writeStatus();
+    await this.#scheduleReconcile();
+  }
+
+  #reportProblems(problems: string[]): void {
+    const errors = problems.filter((p) => / Error \[/.test(p));
+    if (errors.length) {
+      this.opts.console.error(`configuration has ${errors.length} error(s); the last valid configuration of those files stays in force:`);
+      for (const p of errors) this.opts.console.error(`  ${p}`);
+    } else if (this.#configErrors.length) {
+      this.opts.console.info('configuration problems resolved');
+    }
+    this.#configErrors = errors;
+    this.#scheduleStatus();
+  }
+
+  #context(): RuntimeContext {
+    const sd = this.opts.stateDir;
+    return {
+      stateRoot: sd.root,
+      logFile: (name) => sd.logFile(name),
+      runFile: (name) => path.join(sd.runDir, name),
+      print: (name) => this.opts.console.writer(name),
+      proxyCommon: async (portsFile) => this.#proxyCommon(portsFile),
+      allocatePort: () => this.#allocator.allocate(),
+      onChange: () => this.#onProcessChange(),
+    };
+  }
+
+  async #proxyCommon(portsFile: string): Promise<ProxyCommon> {
+    return { xdsAddress: `127.0.0.1:${this.#cp!.ports.xds}`, portsFile, extra: this.opts.proxyArgs };
+  }
+
+  #scheduleReconcile(): Promise<void> {
+    this.#reconciling = this.#reconciling.then(() => this.#reconcile()).catch((err: unknown) => this.opts.console.error(`reconcile failed: ${(err as Error).stack ?? err}`));
+    return this.#reconciling;
+  }
+
+  /** Makes the running replicas and gateways match the configuration. */
+  async #reconcile(): Promise<void> {
+    if (this.#stopping || !this.#config) return;
+    const resources: Resource[] = this.#config.store.list();
+    const desired = new Map<string, ReplicaPlan>(workloadReplicas(resources).map((r) => [r.name, r]));
+    const gateways = new Map<string, GatewayPlan>(gatewayPlans(resources, { ingress: this.opts.ingress ?? true }).map((g) => [g.name, g]));
+    const ctx = this.#context();
+    const stops: Promise<void>[] = [];
+    for (const [name, rt] of this.#replicas) {
+      const want = desired.get(name);
+      if (!want || want.fingerprint !== rt.plan.fingerprint) {
+        this.opts.console.info(`${want ? 'restarting' : 'stopping'} ${name}${want ? ' (its Workload changed)' : ''}`);
+        this.#replicas.delete(name);
+        stops.push(rt.stop(this.#allocator));
+      }
+    }
+    for (const [name, g] of this.#gateways) {
+      const want = gateways.get(name);
+      if (!want || GatewayRuntime.fingerprint(want) !== g.fingerprint) {
+        this.#gateways.delete(name);
+        stops.push(g.rt.stop());
+      }
+    }
+    await Promise.all(stops);
+    const starts: Promise<void>[] = [];
+    for (const [name, plan] of desired) {
+      if (this.#replicas.has(name)) continue;
+      const rt = await ReplicaRuntime.create(plan, this.#allocator, ctx);
+      this.#replicas.set(name, rt);
+      starts.push(rt.start());
+    }
+    for (const [name, plan] of gateways) {
+      if (this.#gateways.has(name)) continue;
+      const rt = await GatewayRuntime.create(plan, this.#bind, this.opts.gatewayPorts ?? {}, ctx);
+      this.#gateways.set(name, { rt, fingerprint: GatewayRuntime.fingerprint(plan) });
+      starts.push(
+        rt.start(this.#bind).then((problem) => {
+          if (problem) this.opts.console.error(problem);
+        }),
+      );
+    }
+    await Promise.all(starts);
+    this.#onProcessChange();
+  }
+
+  #onProcessChange(): void {
+    this.#scheduleStatus();
+    if (!this.readyAt && this.#replicas.size + this.#gateways.size > 0 && overallState(this.processes()) === 'ready') {
+      this.readyAt = new Date();
+      for (const w of this.#readyWaiters.splice(0)) w();
+    }
+  }
+
+  /** Resolves the first time every process is ready. */
+  whenReady(): Promise<void> {
+    if (this.readyAt) return Promise.resolve();
+    return new Promise((resolve) => this.#readyWaiters.push(resolve));
+  }
+
+  processes(): ProcessStatus[] {
+    return [...[...this.#gateways.values()].map((g) => g.rt.status()), ...[...this.#replicas.values()].map((r) => r.status())].sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+
+  status(): MeshStatus {
+    return {
+      pid: process.pid,
+      startedAt: this.startedAt.toISOString(),
+      readyAt: this.readyAt?.toISOString(),
+      cwd: process.cwd(),
+      configPaths: this.opts.paths.map((p) => path.resolve(p)),
+      appliedDir: this.opts.stateDir.appliedDir,
+      controlPlane: this.#cp ? { xdsAddress: `127.0.0.1:${this.#cp.ports.xds}`, monitoringPort: this.#cp.ports.monitoring } : undefined,
+      gatewayBind: this.#bind,
+      processes: this.processes(),
+      configErrors: this.#configErrors,
+    };
+  }
+
+  #scheduleStatus(): void {
+    if (this.#statusTimer || this.#stopping) return;
+    this.#statusTimer = setTimeout(() => {
+      this.#statusTimer = undefined;
+      this.#writeStatus();
+    }, 50);
+  }
+
+  #writeStatus(): void {
+    if (this.#stopping) return;
+    try {
+      this.opts.stateDir.writeStatus(this.status());
+    } catch (err) {
+      this.opts.console.error(`cannot write the status file: ${(err as Error).message}`);
+    }
+  }
+
+  /** Stops every process (apps first, then sidecars and gateways), then the control plane. */
+  async stop(): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    clearTimeout(this.#statusTimer);
+    await this.#reconciling;
+    await Promise.all([...[...this.#replicas.values()].map((r) => r.stop(this.#allocator)), ...[...this.#gateways.values()].map((g) => g.rt.stop())]);
+    this.#replicas.clear();
+    this.#gateways.clear();
+    await this.#cp?.stop();
+    await this.#config?.close();
+    this.#cpLog?.flush();
+    this.opts.stateDir.removeStatus(process.pid);
+  }
+}

@@ -1,0 +1,39 @@
+// The environment of a workload's application in explicit mode: where to listen (a loopback
+// port only its sidecar uses) and where its outbound calls go (its sidecar, as an HTTP proxy),
+// plus the downward-API facts a Kubernetes pod would see. The Workload's own `env` wins.
+import type { ReplicaPlan } from './mesh-plan.ts';
+import type { ReplicaPorts } from './replica-ports.ts';
+
+export function workloadEnv(replica: ReplicaPlan, ports: ReplicaPorts, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const proxy = `http://127.0.0.1:${ports.outbound}`;
+  const env: NodeJS.ProcessEnv = { ...base };
+  // Calls to the app's own ports stay direct; everything else goes through the sidecar.
+  const noProxy = Object.values(ports.app).flatMap((p) => [`127.0.0.1:${p}`, `localhost:${p}`]).join(',');
+  Object.assign(env, {
+    HTTP_PROXY: proxy,
+    HTTPS_PROXY: proxy,
+    http_proxy: proxy,
+    https_proxy: proxy,
+    NO_PROXY: noProxy,
+    no_proxy: noProxy,
+    // Node's http/https (and fetch, with CONNECT) honour the variables above only with this set.
+    NODE_USE_ENV_PROXY: '1',
+    HOST: '127.0.0.1',
+    POD_NAME: replica.name,
+    POD_NAMESPACE: replica.namespace,
+    SERVICE_ACCOUNT: replica.serviceAccount,
+    INSTANCE_IP: '127.0.0.1',
+  });
+  const declared = replica.spec.ports ?? [];
+  if (declared.length > 0) env.PORT = String(ports.app[declared[0].port]);
+  for (const p of declared) {
+    env[`PORT_${p.port}`] = String(ports.app[p.port]);
+    if (p.name) env[`PORT_${p.name.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`] = String(ports.app[p.port]);
+  }
+  return { ...env, ...(replica.spec.env ?? {}) };
+}
+
+/** `node` runs on the Node.js that runs rig (the project's Node 24, which runs .ts files). */
+export function resolveCommand(command: string): string {
+  return command === 'node' ? process.execPath : command;
+}
