@@ -171,6 +171,8 @@ export class OutlierDetector extends EventEmitter<OutlierDetectorEvents> {
   readonly #random: () => number;
   readonly #active: { value: number };
   #timer: NodeJS.Timeout | undefined;
+  /** The last interval's external-origin success rate statistics (−1 when not computed), for /clusters. */
+  lastSuccessRate = { average: -1, threshold: -1 };
 
   constructor(config: OutlierConfig, hosts: readonly Host[], options: OutlierDetectorOptions = {}) {
     super();
@@ -348,10 +350,14 @@ export class OutlierDetector extends EventEmitter<OutlierDetectorEvents> {
   #successRate(local: boolean): void {
     const c = this.config;
     const hosts = this.#volumes(local, c.successRateRequestVolume);
-    if (hosts.length === 0 || hosts.length < c.successRateMinimumHosts) return;
+    if (hosts.length === 0 || hosts.length < c.successRateMinimumHosts) {
+      if (!local) this.lastSuccessRate = { average: -1, threshold: -1 };
+      return;
+    }
     const mean = hosts.reduce((a, h) => a + h.rate, 0) / hosts.length;
     const variance = hosts.reduce((a, h) => a + (h.rate - mean) ** 2, 0) / hosts.length;
     const threshold = mean - c.successRateStdevFactor * Math.sqrt(variance);
+    if (!local) this.lastSuccessRate = { average: mean, threshold };
     const type = local ? EjectionType.LocalOriginSuccessRate : EjectionType.SuccessRate;
     for (const h of hosts) if (h.rate < threshold) this.#eject(h.host, h.m, type);
   }

@@ -133,6 +133,8 @@ test('success-rate ejection: hosts below mean − stdev_factor × stdev, given e
   d.sweep();
   assert.deepEqual(hosts.map((h) => d.isEjected(h)), [false, false, false, false, false, true]);
   assert.equal(stat('ejections_enforced_success_rate'), 1);
+  assert.ok(Math.abs(d.lastSuccessRate.average - 92.833) < 0.01, `average ${d.lastSuccessRate.average}`);
+  assert.ok(d.lastSuccessRate.threshold > 60 && d.lastSuccessRate.threshold < 98);
   // Too few hosts with enough volume: no success-rate verdict.
   const pair = [host(10), host(11)];
   const few = detector({ consecutive_5xx: 1000, success_rate_request_volume: 50, max_ejection_percent: 100 }, pair);
