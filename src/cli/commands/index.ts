@@ -20,6 +20,7 @@ export const COMMANDS: CommandEntry[] = [
   { name: 'validate', summary: 'validate Istio and Rigging configuration files (schema and semantic rules)', load: () => import('./validate.ts') },
   { name: 'analyze', summary: 'analyze configuration across resources, like istioctl analyze', load: () => import('./analyze.ts') },
   { name: 'token', summary: 'issue or revoke bootstrap tokens that workloads present to the CA', load: () => import('./token.ts') },
+  { name: 'proxy', summary: 'run the data plane proxy (Envoy-compatible): static bootstrap or xDS', load: () => import('./proxy.ts') },
   { name: 'up', summary: 'run a local mesh: control plane, gateways, and every workload with its sidecar', load: () => import('./up.ts') },
   { name: 'demo', summary: 'run the Bookinfo demo mesh with its ingress gateway on 127.0.0.1:8080 and traffic', load: () => import('./demo.ts') },
   { name: 'status', summary: 'show the processes of the local mesh (state, pids, sidecar ports)', load: () => import('./status.ts') },

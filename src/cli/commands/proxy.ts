@@ -1,0 +1,138 @@
+// `rig proxy`: the data plane. From a static Envoy bootstrap (-c) or, with --xds-address, from a
+// bootstrap built from the workload flags with ADS to the control plane (and workload certificates
+// from the CA when --ca-root-file is given).
+import fs from 'node:fs';
+import http from 'node:http';
+import type { Command } from 'commander';
+import { RigError } from '../../core/errors.ts';
+import { createLogger } from '../../core/log.ts';
+import { readBootstrapFile, parseBootstrap } from '../../proxy/bootstrap/bootstrap.ts';
+import { addXdsOptions, bootstrapFromOptions, identityFromOptions, type XdsCliOptions } from '../../proxy/bootstrap/flags.ts';
+import { ProxyRuntime } from '../../proxy/runtime.ts';
+import { createAdminHandler, createReadyHandler, listen } from '../../proxy/admin/admin-server.ts';
+import type { EnvoyJson } from '../../envoy/index.ts';
+
+interface ProxyOptions extends XdsCliOptions {
+  config?: string;
+  adminPort?: string;
+  readyPort?: string;
+  portsFile?: string;
+  drainTimeout: string;
+  logLevel?: string;
+  logFormat?: string;
+}
+
+function port(v: string | undefined, flag: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n > 65535) throw new RigError('MESH_ERR_USAGE', `${flag}: "${v}" is not a port (0-65535; 0 picks a free one)`);
+  return n;
+}
+
+export function define(cmd: Command): void {
+  cmd
+    .option('-c, --config <file>', 'Envoy v3 bootstrap (YAML or JSON)')
+    .option('--admin-port <n>', 'admin port on 127.0.0.1 (default: the bootstrap admin address, else 15000; 0 = pick)')
+    .option('--ready-port <n>', 'readiness port serving /healthz/ready (default 15021; 0 = pick)')
+    .option('--ports-file <file>', 'write the bound ports as JSON once listening')
+    .option('--drain-timeout <seconds>', 'on SIGTERM, how long in-flight requests may take', '5')
+    .option('--log-level <level>', 'trace, debug, info, warn, error')
+    .option('--log-format <format>', 'json or text', 'json');
+  addXdsOptions(cmd);
+  cmd.action(async (opts: ProxyOptions) => run(opts));
+}
+
+async function run(opts: ProxyOptions): Promise<void> {
+  const log = createLogger({ level: opts.logLevel, format: opts.logFormat === 'text' ? 'text' : 'json', name: 'proxy' });
+  let raw: EnvoyJson;
+  let source: string;
+  if (opts.config && opts.xdsAddress) throw new RigError('MESH_ERR_USAGE', 'use either -c/--config or --xds-address, not both');
+  if (opts.config) {
+    raw = readBootstrapFile(opts.config);
+    source = opts.config;
+  } else if (opts.xdsAddress) {
+    raw = bootstrapFromOptions(opts);
+    source = '--xds-address flags';
+  } else throw new RigError('MESH_ERR_USAGE', 'rig proxy needs -c <bootstrap.yaml> or --xds-address HOST:PORT');
+  const bootstrap = parseBootstrap(raw, source);
+  for (const w of bootstrap.warnings) log.warn(w);
+  const rt = new ProxyRuntime({ node: bootstrap.node, log });
+  const errors = rt.addStatic(bootstrap.staticResources);
+  if (errors.length) throw new RigError('MESH_ERR_INVALID_CONFIG', `${source}: invalid static resources:\n` + errors.map((e) => '  ' + e).join('\n'));
+
+  const adminPort = port(opts.adminPort, '--admin-port') ?? bootstrap.admin?.port ?? 15000;
+  const adminHost = opts.adminPort !== undefined ? '127.0.0.1' : (bootstrap.admin?.address ?? '127.0.0.1');
+  const readyPort = port(opts.readyPort, '--ready-port') ?? 15021;
+  let quitting = false;
+  const drainMs = Number(opts.drainTimeout) * 1000;
+  if (!Number.isFinite(drainMs) || drainMs < 0) throw new RigError('MESH_ERR_USAGE', `--drain-timeout: "${opts.drainTimeout}" is not a number of seconds`);
+
+  const admin = http.createServer(
+    createAdminHandler({
+      runtime: rt,
+      bootstrap: raw,
+      commandLine: process.argv.slice(2),
+      onQuit: () => void shutdown('quitquitquit'),
+      setLogLevel: (level) => {
+        if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal'].includes(level)) return false;
+        log.level = level;
+        return true;
+      },
+    }),
+  );
+  const ready = http.createServer(createReadyHandler(rt));
+  const ports: Record<string, unknown> = {};
+  try {
+    ports.admin = await listen(admin, adminHost, adminPort);
+    ports.ready = await listen(ready, '0.0.0.0', readyPort);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new RigError(err.code === 'EADDRINUSE' ? 'MESH_ERR_PORT_IN_USE' : 'MESH_ERR_UNAVAILABLE', `cannot listen for admin/readiness: ${err.message} (choose another with --admin-port / --ready-port, or 0)`);
+  }
+
+  const stoppers: (() => void)[] = [];
+  if (bootstrap.dynamic) {
+    const { XdsClient } = await import('../../proxy/xds-client/index.ts');
+    const xds = new XdsClient({ bootstrap: raw, sink: rt, log, tokenFile: opts.tokenFile });
+    xds.start();
+    stoppers.push(() => xds.stop());
+    const identity = opts.xdsAddress ? identityFromOptions(opts) : undefined;
+    if (identity) {
+      const { IdentityManager } = await import('../../proxy/identity/index.ts');
+      const im = new IdentityManager({ ...identity, sink: rt, log });
+      im.start().catch((e: unknown) => log.error({ err: (e as Error).message }, 'workload certificate'));
+      stoppers.push(() => im.stop());
+    }
+  }
+
+  await rt.settled();
+  const failed = rt.listeners.listeners().filter((l) => l.state === 'failed');
+  if (failed.length && !bootstrap.dynamic) {
+    throw new RigError('MESH_ERR_PORT_IN_USE', failed.map((l) => `listener ${l.config.name}: ${l.error}`).join('; '));
+  }
+  ports.listeners = rt.listeners.boundPorts();
+  if (opts.portsFile) {
+    const tmp = `${opts.portsFile}.tmp-${process.pid}`;
+    fs.writeFileSync(tmp, JSON.stringify(ports) + '\n');
+    fs.renameSync(tmp, opts.portsFile);
+  }
+  log.info({ ports, node: bootstrap.node.id }, 'rig proxy started');
+
+  async function shutdown(why: string): Promise<void> {
+    if (quitting) return;
+    quitting = true;
+    log.info({ why, drainMs }, 'draining');
+    for (const s of stoppers) s();
+    await rt.drain(drainMs);
+    rt.stop();
+    admin.close();
+    ready.close();
+    admin.closeAllConnections();
+    ready.closeAllConnections();
+    log.info('stopped');
+    log.flush?.();
+    setTimeout(() => process.exit(0), 50).unref();
+  }
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+}

@@ -1,0 +1,181 @@
+// Envoy's admin API (127.0.0.1:15000 by default): /ready, /server_info, /config_dump, /stats
+// (text, ?format=json, ?filter=), /stats/prometheus, /clusters, /listeners, /drain_listeners,
+// /healthcheck/fail|ok, /logging?level=, /quitquitquit. Plus the readiness endpoint (15021
+// /healthz/ready) served by a second, tiny server.
+import type http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { EnvoyJson } from '../../envoy/index.ts';
+import { VERSION } from '../../core/version.ts';
+import type { ProxyRuntime } from '../runtime.ts';
+import { configDump } from './config-dump.ts';
+import { HealthFlag } from '../upstream/host.ts';
+
+export interface AdminOptions {
+  runtime: ProxyRuntime;
+  bootstrap: EnvoyJson;
+  commandLine: string[];
+  /** Called for POST /quitquitquit. */
+  onQuit: () => void;
+  setLogLevel: (level: string) => boolean;
+}
+
+function send(res: http.ServerResponse, status: number, body: string | object, type?: string): void {
+  const text = typeof body === 'string' ? body : JSON.stringify(body, null, 2) + '\n';
+  res.writeHead(status, { 'content-type': type ?? (typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/json'), 'cache-control': 'no-cache, max-age=0' });
+  res.end(text);
+}
+
+function healthFlags(f: number): string {
+  if (f === 0) return 'healthy';
+  const out: string[] = [];
+  if (f & HealthFlag.FailedActiveHc) out.push('/failed_active_hc');
+  if (f & HealthFlag.FailedOutlierCheck) out.push('/failed_outlier_check');
+  if (f & HealthFlag.FailedEdsHealth) out.push('/failed_eds_health');
+  if (f & HealthFlag.DegradedEdsHealth) out.push('/degraded_eds_health');
+  if (f & HealthFlag.PendingActiveHc) out.push('/pending_active_hc');
+  return out.join('');
+}
+
+function promName(n: string): { name: string; labels: string } {
+  const m = /^cluster\.(.+)\.([a-z0-9_]+)$/.exec(n);
+  if (m) return { name: `envoy_cluster_${m[2]}`, labels: `{envoy_cluster_name="${m[1].replace(/"/g, '\\"')}"}` };
+  const h = /^http\.(.+)\.([a-z0-9_]+)$/.exec(n);
+  if (h) return { name: `envoy_http_${h[2]}`, labels: `{envoy_http_conn_manager_prefix="${h[1]}"}` };
+  const l = /^listener\.(.+)\.([a-z0-9_]+)$/.exec(n);
+  if (l) return { name: `envoy_listener_${l[2]}`, labels: `{envoy_listener_address="${l[1]}"}` };
+  return { name: 'envoy_' + n.replace(/[^a-zA-Z0-9_]/g, '_'), labels: '' };
+}
+
+export function createAdminHandler(o: AdminOptions): http.RequestListener {
+  const rt = o.runtime;
+  return (req, res) => {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    const q = url.searchParams;
+    const json = q.get('format') === 'json';
+    const post = req.method === 'POST';
+    switch (url.pathname) {
+      case '/':
+        return send(res, 200, ['/ready', '/server_info', '/config_dump', '/stats', '/stats/prometheus', '/clusters', '/listeners', 'POST /drain_listeners', 'POST /healthcheck/fail', 'POST /healthcheck/ok', 'POST /logging?level=', 'POST /quitquitquit'].join('\n') + '\n');
+      case '/ready': {
+        const state = rt.state();
+        return send(res, state === 'LIVE' ? 200 : 503, state + '\n');
+      }
+      case '/server_info': {
+        const up = Math.floor((Date.now() - rt.startedAt) / 1000);
+        return send(res, 200, { version: `rigging/${VERSION}`, state: rt.state(), hot_restart_version: 'disabled', command_line_options: { argv: o.commandLine }, node: o.bootstrap.node ?? {}, uptime_current_epoch: `${up}s`, uptime_all_epochs: `${up}s` });
+      }
+      case '/config_dump':
+        return send(res, 200, configDump(rt, o.bootstrap, { includeEds: q.has('include_eds'), resource: q.get('resource') ?? undefined }));
+      case '/stats': {
+        let stats = rt.stats.all();
+        const f = q.get('filter');
+        if (f) {
+          let re: RegExp;
+          try {
+            re = new RegExp(f);
+          } catch (e) {
+            return send(res, 400, `invalid filter regex: ${(e as Error).message}\n`);
+          }
+          stats = stats.filter((s) => re.test(s.name));
+        }
+        if (q.has('usedonly')) stats = stats.filter((s) => s.value !== 0);
+        if (json) return send(res, 200, { stats: stats.map((s) => ({ name: s.name, value: s.value })) });
+        return send(res, 200, stats.map((s) => `${s.name}: ${s.value}`).join('\n') + '\n');
+      }
+      case '/stats/prometheus': {
+        const lines: string[] = [];
+        const typed = new Set<string>();
+        for (const s of rt.stats.all()) {
+          const p = promName(s.name);
+          if (!typed.has(p.name)) {
+            typed.add(p.name);
+            lines.push(`# TYPE ${p.name} ${s.kind}`);
+          }
+          lines.push(`${p.name}${p.labels} ${s.value}`);
+        }
+        return send(res, 200, lines.join('\n') + '\n', 'text/plain; version=0.0.4');
+      }
+      case '/clusters': {
+        const clusters = rt.ctx.clusters.all();
+        if (json) {
+          return send(res, 200, {
+            cluster_statuses: clusters.map((c) => ({
+              name: c.name,
+              added_via_api: !rt.ctx.clusters.isStatic(c.name),
+              host_statuses: c.hosts().map((h) => ({
+                address: { socket_address: { address: h.address, port_value: h.port } },
+                stats: [{ name: 'rq_active', value: h.activeRequests, type: 'GAUGE' }],
+                health_status: { eds_health_status: h.edsFlags ? 'UNHEALTHY' : 'HEALTHY', failed_active_health_check: Boolean(h.healthFlags & HealthFlag.FailedActiveHc), failed_outlier_check: Boolean(h.healthFlags & HealthFlag.FailedOutlierCheck) },
+                weight: h.weight,
+                locality: h.locality,
+                priority: h.priority,
+              })),
+            })),
+          });
+        }
+        const lines: string[] = [];
+        for (const c of clusters) {
+          lines.push(`${c.name}::default_priority::max_connections::${c.config.maxConnections}`);
+          lines.push(`${c.name}::added_via_api::${!rt.ctx.clusters.isStatic(c.name)}`);
+          for (const h of c.hooks) for (const l of h.adminInfo?.() ?? []) lines.push(`${c.name}::${l}`);
+          for (const h of c.hosts()) {
+            const p = `${c.name}::${h.key}`;
+            lines.push(`${p}::rq_active::${h.activeRequests}`, `${p}::health_flags::${healthFlags(h.healthFlags)}`, `${p}::weight::${h.weight}`, `${p}::priority::${h.priority}`, `${p}::region::${h.locality.region ?? ''}`, `${p}::zone::${h.locality.zone ?? ''}`, `${p}::hostname::${h.hostname ?? ''}`);
+          }
+        }
+        return send(res, 200, lines.join('\n') + '\n');
+      }
+      case '/listeners': {
+        const ls = rt.listeners.listeners();
+        if (json) return send(res, 200, { listener_statuses: ls.map((l) => ({ name: l.config.name, local_address: { socket_address: { address: l.config.address, port_value: l.boundPort || l.config.port } }, state: l.state, error: l.error })) });
+        return send(res, 200, ls.map((l) => `${l.config.name}::${l.config.address}:${l.boundPort || l.config.port}`).join('\n') + '\n');
+      }
+      case '/drain_listeners':
+        if (!post) return send(res, 405, 'use POST\n');
+        rt.ctx.draining = true;
+        rt.listeners.stopAccepting();
+        return send(res, 200, 'OK\n');
+      case '/healthcheck/fail':
+        if (!post) return send(res, 405, 'use POST\n');
+        rt.healthCheckFailed = true;
+        return send(res, 200, 'OK\n');
+      case '/healthcheck/ok':
+        if (!post) return send(res, 405, 'use POST\n');
+        rt.healthCheckFailed = false;
+        return send(res, 200, 'OK\n');
+      case '/logging': {
+        if (!post) return send(res, 405, 'use POST\n');
+        const level = q.get('level');
+        if (!level || !o.setLogLevel(level)) return send(res, 400, 'usage: POST /logging?level=<trace|debug|info|warn|error|fatal>\n');
+        return send(res, 200, `active loggers:\n  rig: ${level}\n`);
+      }
+      case '/quitquitquit':
+        if (!post) return send(res, 405, 'use POST\n');
+        send(res, 200, 'OK\n');
+        o.onQuit();
+        return;
+      default:
+        return send(res, 404, `no admin endpoint ${url.pathname}; GET / lists them\n`);
+    }
+  };
+}
+
+export function createReadyHandler(rt: ProxyRuntime): http.RequestListener {
+  return (req, res) => {
+    if (req.url === '/healthz/ready' || req.url?.startsWith('/healthz/ready?')) {
+      const ok = rt.isReady();
+      return send(res, ok ? 200 : 503, ok ? '' : `${rt.healthCheckFailed ? 'health check failed' : rt.state()}\n`);
+    }
+    send(res, 404, 'not found\n');
+  };
+}
+
+export function listen(server: http.Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}

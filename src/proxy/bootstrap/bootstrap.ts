@@ -1,0 +1,75 @@
+// Loads an Envoy v3 Bootstrap (YAML or JSON file): checks it against the proto (unknown fields,
+// types, with paths), and extracts what the proxy uses: node, static_resources, dynamic_resources
+// and admin. Top-level sections we do not implement are reported as warnings.
+import fs from 'node:fs';
+import YAML from 'yaml';
+import { checkMessage, type EnvoyJson } from '../../envoy/index.ts';
+import { RigError } from '../../core/errors.ts';
+import { Issues, Reader } from '../config/reader.ts';
+import type { NodeInfo } from '../context.ts';
+import type { StaticResources } from '../runtime.ts';
+
+export interface Bootstrap {
+  readonly node: NodeInfo;
+  readonly staticResources: StaticResources;
+  readonly dynamic: boolean;
+  readonly admin?: { address: string; port: number };
+  readonly raw: EnvoyJson;
+  readonly warnings: string[];
+}
+
+export function readBootstrapFile(file: string): EnvoyJson {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new RigError('MESH_ERR_FILE', `cannot read bootstrap ${file}: ${(e as Error).message}`);
+  }
+  try {
+    const doc = file.endsWith('.json') ? JSON.parse(text) : YAML.parse(text);
+    if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw new Error('expected a mapping at the top level');
+    return doc as EnvoyJson;
+  } catch (e) {
+    throw new RigError('MESH_ERR_INVALID_CONFIG', `${file}: not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${(e as Error).message}`);
+  }
+}
+
+/** Validates and splits a bootstrap; throws a RigError listing every problem. */
+export function parseBootstrap(raw: EnvoyJson, source: string): Bootstrap {
+  const schema = checkMessage('envoy.config.bootstrap.v3.Bootstrap', raw);
+  if (schema.length) {
+    throw new RigError('MESH_ERR_INVALID_CONFIG', `${source}: invalid Envoy bootstrap:\n` + schema.map((i) => `  ${i.path || '(root)'}: ${i.message}`).join('\n'));
+  }
+  const issues = new Issues();
+  const r = new Reader(raw, '', issues);
+  const n = r.obj('node');
+  const node: NodeInfo = { id: n?.str('id') ?? '', cluster: n?.str('cluster') ?? '', metadata: (n?.opaque('metadata') as Record<string, unknown> | undefined) ?? {} };
+  n?.accept('locality', 'user_agent_name', 'user_agent_version', 'user_agent_build_version', 'extensions', 'client_features', 'listening_addresses');
+  n?.done();
+  const sr = r.obj('static_resources');
+  const staticResources: StaticResources = {
+    listeners: (sr?.list('listeners') ?? []) as EnvoyJson[],
+    clusters: (sr?.list('clusters') ?? []) as EnvoyJson[],
+    secrets: (sr?.list('secrets') ?? []) as EnvoyJson[],
+  };
+  sr?.done();
+  const dr = r.obj('dynamic_resources');
+  if (dr) dr.accept(...Object.keys(dr.raw));
+  let admin: Bootstrap['admin'];
+  const a = r.obj('admin');
+  if (a) {
+    const sa = a.obj('address')?.obj('socket_address');
+    if (sa) {
+      admin = { address: sa.str('address', '127.0.0.1'), port: sa.num('port_value', 15000) };
+      sa.accept('protocol');
+      sa.done();
+    }
+    a.accept('address', 'access_log_path', 'access_log', 'profile_path', 'socket_options');
+    a.done();
+  }
+  r.accept('layered_runtime', 'stats_config', 'stats_flush_interval', 'overload_manager', 'cluster_manager', 'bootstrap_extensions', 'stats_sinks', 'tracing');
+  for (const k of ['stats_config', 'overload_manager', 'tracing', 'stats_sinks', 'bootstrap_extensions']) if (r.has(k)) issues.warn(k, `${k} is not supported by rig proxy and is ignored`);
+  r.done();
+  if (issues.errors.length) throw new RigError('MESH_ERR_INVALID_CONFIG', `${source}: ${issues.errors.join('; ')}`);
+  return { node, staticResources, dynamic: dr !== undefined, admin, raw, warnings: issues.warnings };
+}

@@ -1,0 +1,40 @@
+// What compiled configs and the request path share of the running proxy: the live cluster set,
+// routes from RDS, secrets, stats, stream observers and the node identity.
+import type net from 'node:net';
+import type { Logger } from '../core/log.ts';
+import type { ClusterManager } from './upstream/cluster-manager.ts';
+import type { RouteTable } from './routing/route-config.ts';
+import type { SecretStore } from './tls/secrets.ts';
+import type { Stats } from './stats/stats.ts';
+import type { StreamInfo } from './stream-info.ts';
+import type { RequestHead, ResponseHead } from './filters/filter.ts';
+
+/** Called once per finished HTTP stream or TCP connection (metrics, access logs, spans). */
+export type StreamObserver = (info: StreamInfo, request: RequestHead | undefined, response: ResponseHead | undefined) => void;
+
+/** A route configuration slot: inline, or named and filled by RDS (undefined until it arrives). */
+export interface RouteHolder {
+  readonly name: string;
+  table: RouteTable | undefined;
+}
+
+export interface NodeInfo {
+  id: string;
+  cluster: string;
+  metadata: Record<string, unknown>;
+}
+
+export interface ProxyContext {
+  readonly stats: Stats;
+  readonly clusters: ClusterManager;
+  readonly secrets: SecretStore;
+  readonly log: Logger;
+  readonly node: NodeInfo;
+  readonly observers: StreamObserver[];
+  /** RDS route configuration by name (created on first reference). */
+  routeHolder(name: string): RouteHolder;
+  /** Set while draining: responses carry Connection: close, h2 sessions get GOAWAY. */
+  draining: boolean;
+  /** Original destination of a redirected connection (interception part), when available. */
+  originalDst(socket: net.Socket): { address: string; port: number } | undefined;
+}

@@ -1,0 +1,24 @@
+// The extension table: every built-in filter, access logger, tracer and cluster hook registers
+// itself through an explicit setup() call listed here (no import side effects). To add one,
+// append its setup to EXTENSIONS.
+import { registerNetworkFilter } from './network/network-filter.ts';
+import { registerHttpFilter } from './filters/registry.ts';
+import { httpConnectionManagerFactory } from './http/connection-manager.ts';
+import { tcpProxyFactory } from './tcp/tcp-proxy.ts';
+import { setup as setupLoadBalancers } from './upstream/lb/index.ts';
+
+export { registerHttpFilter, registerNetworkFilter };
+
+const EXTENSIONS: (() => void)[] = [
+  () => registerNetworkFilter(httpConnectionManagerFactory),
+  () => registerNetworkFilter(tcpProxyFactory),
+  setupLoadBalancers,
+];
+
+let done = false;
+
+export function setupExtensions(): void {
+  if (done) return;
+  done = true;
+  for (const s of EXTENSIONS) s();
+}

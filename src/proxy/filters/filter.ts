@@ -1,0 +1,125 @@
+/**
+ * The HTTP filter contract (Envoy's StreamDecoderFilter/StreamEncoderFilter, grpc-js-xds' http filter
+ * registry). How to add a filter, e.g. `envoy.filters.http.fault`:
+ *
+ * 1. Write `src/proxy/filters/<name>/filter.ts` exporting an `HttpFilterFactory` and a `setup()` that
+ *    calls `registerHttpFilter(factory)` (from `../registry.ts`), then add your `setup` to the list
+ *    in `src/proxy/extensions.ts` (one line, no import side effects).
+ * 2. `compile(r, ctx)` runs once per LDS/RDS update, never per request: read `typed_config` through
+ *    the Reader (`r.str/num/bool/durationMs/obj/objs`, `r.raw` for the plain JSON), report problems
+ *    with `ctx.issues.error(r.at('field'), msg)` (→ NACK, previous config kept) and call `r.done()`
+ *    so that fields you do not read are reported as unsupported. Return an immutable compiled config.
+ *    `compilePerRoute` does the same for `typed_per_filter_config` entries (route, virtual host,
+ *    weighted cluster) whose `@type` is in `perRouteTypeUrls`.
+ * 3. `create(config, cb)` runs per stream and must be cheap (a small object, no parsing). Return a
+ *    filter whose hooks run in chain order:
+ *    - `decodeHeaders(head, endStream)`: mutate `head` (method, path, authority, headers) freely.
+ *      Return `Continue`, or `StopIteration` and later call `cb.continueDecoding()` (e.g. after a
+ *      fault delay or a JWKS fetch), or call `cb.sendLocalReply({...})` and return `StopIteration`
+ *      (e.g. RBAC 403, rate limit 429 with `flags: ResponseFlag.RateLimited`).
+ *    - `decodeData(body, true)`: when any filter in the chain defines it, the request body is buffered
+ *      (up to the connection manager's limit, else 413) and handed over once, whole.
+ *    - `encodeHeaders(head, endStream)` / `encodeData(chunk, endStream)`: see and mutate the response
+ *      (also local replies) in reverse chain order. Encoding never stops.
+ *    - `onDestroy()`: the stream ended (completed or reset); clear timers here.
+ *    Per-route config: `cb.perRouteConfig(ctx.name)` gives what `compilePerRoute` returned for the
+ *    matched route (route, else virtual host), undefined when none.
+ * Local replies are gRPC-aware (HTTP 200 + grpc-status for gRPC requests) and fill the StreamInfo
+ * (response code, flags, details). The router (`envoy.filters.http.router`) is always last.
+ */
+import type { StreamInfo } from '../stream-info.ts';
+import type { Issues, Reader } from '../config/reader.ts';
+import type { Stats } from '../stats/stats.ts';
+
+export const FilterStatus = { Continue: 0, StopIteration: 1 } as const;
+export type FilterStatus = (typeof FilterStatus)[keyof typeof FilterStatus];
+
+/** Header names are lower case; repeated headers are arrays (node's IncomingHttpHeaders shape). */
+export type HeaderMap = Record<string, string | string[] | undefined>;
+
+export interface RequestHead {
+  method: string;
+  /** Path with query string, as on the request line (origin form). */
+  path: string;
+  /** :authority / Host. */
+  authority: string;
+  /** 'http' or 'https' (x-forwarded-proto for the upstream). */
+  scheme: string;
+  /** Request headers without pseudo headers and without hop-by-hop headers. */
+  headers: HeaderMap;
+}
+
+export interface ResponseHead {
+  status: number;
+  headers: HeaderMap;
+}
+
+export interface LocalReply {
+  status: number;
+  body?: string;
+  headers?: HeaderMap;
+  /** Bits of ResponseFlag (src/proxy/response-flags.ts). */
+  flags?: number;
+  /** %RESPONSE_CODE_DETAILS%, e.g. "rbac_access_denied_matched_policy[none]". */
+  details?: string;
+  /** For gRPC requests: the grpc-status to send (default: mapped from the HTTP status). */
+  grpcStatus?: number;
+}
+
+/** The downstream connection a stream arrived on. */
+export interface ConnectionInfo {
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+  /** Server name the client asked for (SNI), when TLS. */
+  readonly sni?: string;
+  readonly tls: boolean;
+  /** URI SAN (SPIFFE id) of the client certificate, when mTLS. */
+  readonly peerPrincipal?: string;
+  /** All URI/DNS SANs of the client certificate. */
+  readonly peerSans?: readonly string[];
+}
+
+export interface StreamCallbacks {
+  readonly streamInfo: StreamInfo;
+  readonly connection: ConnectionInfo;
+  /** Compiled per-route config of the named filter for the matched route (route, else virtual host). */
+  perRouteConfig<T>(filterName: string): T | undefined;
+  /** Re-run route matching after the filter changed headers the routes match on. */
+  clearRouteCache(): void;
+  /** Resumes the decoder chain after a StopIteration. */
+  continueDecoding(): void;
+  /** Ends the stream with a locally generated response (no upstream request is made). */
+  sendLocalReply(reply: LocalReply): void;
+}
+
+export interface HttpFilter {
+  decodeHeaders?(head: RequestHead, endStream: boolean): FilterStatus;
+  decodeData?(body: Buffer, endStream: boolean): FilterStatus;
+  decodeTrailers?(trailers: HeaderMap): FilterStatus;
+  encodeHeaders?(head: ResponseHead, endStream: boolean): void;
+  encodeData?(chunk: Buffer, endStream: boolean): void;
+  onDestroy?(): void;
+}
+
+export interface FilterCompileContext {
+  /** The filter's name in the HCM's http_filters (the key of typed_per_filter_config). */
+  readonly name: string;
+  /** The HCM's stat_prefix, e.g. "outbound_0.0.0.0_9080". */
+  readonly statPrefix: string;
+  readonly stats: Stats;
+  readonly issues: Issues;
+}
+
+export interface HttpFilterFactory<C = unknown, R = unknown> {
+  /** Canonical extension name, e.g. "envoy.filters.http.fault". */
+  readonly name: string;
+  /** typed_config @type URLs this factory accepts. */
+  readonly typeUrls: readonly string[];
+  /** typed_per_filter_config @type URLs this factory accepts. */
+  readonly perRouteTypeUrls?: readonly string[];
+  compile(config: Reader, ctx: FilterCompileContext): C;
+  compilePerRoute?(config: Reader, ctx: { readonly issues: Issues }): R;
+  create(config: C, cb: StreamCallbacks): HttpFilter;
+}

@@ -1,0 +1,62 @@
+// The HTTP filter registry: factories keyed by extension name and by typed_config @type URL.
+// Filled by explicit setup() calls (src/proxy/extensions.ts), never by import side effects.
+import type { HttpFilterFactory } from './filter.ts';
+import { Reader, type Issues } from '../config/reader.ts';
+
+const byTypeUrl = new Map<string, HttpFilterFactory>();
+const byPerRouteTypeUrl = new Map<string, HttpFilterFactory>();
+const byName = new Map<string, HttpFilterFactory>();
+
+export function registerHttpFilter<C, R>(factory: HttpFilterFactory<C, R>): void {
+  const f = factory as HttpFilterFactory;
+  byName.set(f.name, f);
+  for (const t of f.typeUrls) byTypeUrl.set(t, f);
+  for (const t of f.perRouteTypeUrls ?? []) byPerRouteTypeUrl.set(t, f);
+}
+
+/** The factory for an http_filters entry: by typed_config @type, else by the filter's name. */
+export function httpFilterFactory(typeUrl: string | undefined, name: string): HttpFilterFactory | undefined {
+  return (typeUrl ? byTypeUrl.get(typeUrl) : undefined) ?? byName.get(name);
+}
+
+export function registeredHttpFilters(): string[] {
+  return [...byName.keys()].sort();
+}
+
+/**
+ * Compiles a typed_per_filter_config map (route, virtual host or weighted cluster) into
+ * filter name → compiled per-route config. An unknown type is an error unless the entry is
+ * a FilterConfig with is_optional.
+ */
+export function compilePerFilterConfigs(r: Reader, key: string): ReadonlyMap<string, unknown> | undefined {
+  const raw = r.get(key);
+  if (raw === undefined) return undefined;
+  const out = new Map<string, unknown>();
+  for (const [name, v] of Object.entries(raw as Record<string, unknown>)) {
+    const path = r.at(key) + '.' + name;
+    let cfg = v as Record<string, unknown>;
+    let optional = false;
+    if (cfg?.['@type'] === 'type.googleapis.com/envoy.config.route.v3.FilterConfig') {
+      optional = cfg.is_optional === true;
+      if (cfg.disabled === true) {
+        out.set(name, DISABLED);
+        continue;
+      }
+      cfg = (cfg.config ?? {}) as Record<string, unknown>;
+    }
+    const typeUrl = String(cfg?.['@type'] ?? '');
+    const f = byPerRouteTypeUrl.get(typeUrl);
+    if (!f || !f.compilePerRoute) {
+      if (optional) r.issues.warn(path, `no filter supports per-route config ${typeUrl}; ignored (is_optional)`);
+      else r.issues.error(path, `no HTTP filter supports per-route config of type ${typeUrl || '(missing @type)'}`);
+      continue;
+    }
+    out.set(name, f.compilePerRoute(new Reader(cfg, path, r.issues), { issues: r.issues }));
+  }
+  return out;
+}
+
+/** Per-route marker: the filter is disabled for this route (FilterConfig.disabled). */
+export const DISABLED = Symbol('filter disabled');
+
+export type { Issues };

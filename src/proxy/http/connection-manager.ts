@@ -1,0 +1,147 @@
+// envoy.filters.network.http_connection_manager: a terminal network filter. Each compiled HCM owns
+// one node:http server (HTTP/1.1) and one node:http2 server (h2c prior knowledge, h2 via ALPN),
+// neither listening itself: the listener hands accepted sockets over with emit('connection').
+// Connections keep the HCM they were accepted with; an LDS update only affects new connections.
+import http from 'node:http';
+import http2 from 'node:http2';
+import type net from 'node:net';
+import { HCM_TYPE } from '../../envoy/index.ts';
+import type { DownstreamConnection, NetworkCompileContext, NetworkFilter, NetworkFilterFactory } from '../network/network-filter.ts';
+import type { Reader } from '../config/reader.ts';
+import { compileHcm, type HcmConfig } from './hcm-config.ts';
+import { HttpStream, type ConnState } from './http-stream.ts';
+import { handleTunnel } from './tunnel.ts';
+import type { ProxyContext } from '../context.ts';
+
+const kState = Symbol('rig.connState');
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+
+type StatefulSocket = net.Socket & { [kState]?: ConnState };
+
+function stateOf(socket: unknown): ConnState {
+  return (socket as StatefulSocket)[kState]!;
+}
+
+function onH1Request(req: http.IncomingMessage, res: http.ServerResponse): void {
+  new HttpStream(stateOf(req.socket), req, res, false).start();
+}
+
+function onH2Request(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void {
+  new HttpStream(stateOf(req.socket), req, res, true).start();
+}
+
+function onTunnel(req: http.IncomingMessage, socket: net.Socket, head: Buffer): void {
+  handleTunnel(stateOf(socket), req, socket, head);
+}
+
+export class ConnectionManager implements NetworkFilter {
+  readonly config: HcmConfig;
+  private readonly ctx: ProxyContext;
+  private h1: http.Server | undefined;
+  private h2: http2.Http2Server | undefined;
+  private readonly sessions = new Set<http2.ServerHttp2Session>();
+
+  constructor(config: HcmConfig, ctx: ProxyContext) {
+    this.config = config;
+    this.ctx = ctx;
+  }
+
+  private h1Server(): http.Server {
+    if (this.h1) return this.h1;
+    const c = this.config;
+    const s = http.createServer(
+      {
+        maxHeaderSize: c.maxRequestHeadersKb * 1024,
+        requestTimeout: c.requestTimeoutMs,
+        headersTimeout: c.requestHeadersTimeoutMs || 60_000,
+        keepAliveTimeout: c.idleTimeoutMs,
+        requireHostHeader: false,
+        noDelay: true,
+      },
+      onH1Request,
+    );
+    s.keepAliveTimeout = c.idleTimeoutMs;
+    s.on('upgrade', onTunnel);
+    s.on('connect', onTunnel);
+    s.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
+      if (!socket.writable) return socket.destroy();
+      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
+    });
+    this.h1 = s;
+    return s;
+  }
+
+  private h2Server(): http2.Http2Server {
+    if (this.h2) return this.h2;
+    const c = this.config;
+    const s = http2.createServer({ maxSessionMemory: 64, settings: { enableConnectProtocol: false }, maxHeaderListPairs: 256, maxSendHeaderBlockLength: c.maxRequestHeadersKb * 1024 }, onH2Request);
+    s.on('session', (session: http2.ServerHttp2Session) => {
+      this.sessions.add(session);
+      session.once('close', () => this.sessions.delete(session));
+      if (this.ctx.draining) session.goaway();
+    });
+    s.setTimeout(c.idleTimeoutMs);
+    this.h2 = s;
+    return s;
+  }
+
+  onConnection(conn: DownstreamConnection): boolean {
+    const socket = conn.socket as StatefulSocket;
+    const stats = this.config.stats;
+    const info = conn.info;
+    socket[kState] = {
+      hcm: this.config,
+      ctx: this.ctx,
+      info,
+      originalDst: conn.originalDst,
+      remoteAddr: `${info.remoteAddress}:${info.remotePort}`,
+      localAddr: `${info.localAddress}:${info.localPort}`,
+    };
+    stats.cxTotal.value++;
+    stats.cxActive.value++;
+    socket.once('close', () => {
+      stats.cxActive.value--;
+    });
+    const codec = this.config.codec;
+    if (codec === 'HTTP2' || (codec === 'AUTO' && conn.alpn === 'h2')) return this.toH2(socket);
+    if (codec === 'HTTP1' || conn.alpn === 'http/1.1' || info.tls) return this.toH1(socket);
+    // Plaintext AUTO: h2c with prior knowledge when the client starts with the HTTP/2 preface.
+    socket.once('data', (chunk: Buffer) => {
+      socket.pause();
+      socket.unshift(chunk);
+      const n = Math.min(chunk.length, H2_PREFACE.length);
+      if (n >= 3 && chunk.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) this.toH2(socket);
+      else this.toH1(socket);
+      socket.resume();
+    });
+    return false;
+  }
+
+  private toH1(socket: net.Socket): boolean {
+    this.config.stats.cxHttp1Total.value++;
+    this.h1Server().emit('connection', socket);
+    return false;
+  }
+
+  private toH2(socket: net.Socket): boolean {
+    this.config.stats.cxHttp2Total.value++;
+    this.h2Server().emit('connection', socket);
+    return false;
+  }
+
+  /** Draining: idle HTTP/1.1 keep-alives are closed, HTTP/2 sessions get GOAWAY. */
+  drain(): void {
+    this.h1?.closeIdleConnections();
+    for (const s of this.sessions) s.goaway();
+  }
+}
+
+export const httpConnectionManagerFactory: NetworkFilterFactory = {
+  name: 'envoy.filters.network.http_connection_manager',
+  typeUrls: [HCM_TYPE],
+  terminal: true,
+  compile(config: Reader, ctx: NetworkCompileContext): NetworkFilter {
+    return new ConnectionManager(compileHcm(config, ctx), ctx.proxy);
+  },
+};

@@ -1,0 +1,252 @@
+// HttpConnectionManager compiled once per LDS update: route source (inline or RDS holder), HTTP
+// filter chain (factories from the registry with compiled configs), access loggers, tracer,
+// header handling options, timeouts and stats.
+import { Reader } from '../config/reader.ts';
+import type { NetworkCompileContext } from '../network/network-filter.ts';
+import { httpFilterFactory } from '../filters/registry.ts';
+import type { HttpFilterFactory } from '../filters/filter.ts';
+import { compileRouteConfig } from '../routing/route-config.ts';
+import type { RouteHolder } from '../context.ts';
+import { compileAccessLogs, type AccessLogger } from '../access-log/access-log.ts';
+import { compileTracer, type Tracer } from './tracer.ts';
+import { StatusCounters, type Stat } from '../stats/stats.ts';
+
+export interface CompiledHttpFilter {
+  readonly name: string;
+  readonly factory: HttpFilterFactory;
+  readonly config: unknown;
+}
+
+export interface HcmStats {
+  readonly rqTotal: Stat;
+  readonly rqActive: Stat;
+  readonly rqHttp1: Stat;
+  readonly rqHttp2: Stat;
+  readonly cxTotal: Stat;
+  readonly cxActive: Stat;
+  readonly cxHttp1Total: Stat;
+  readonly cxHttp2Total: Stat;
+  readonly cxDestroyRemote: Stat;
+  readonly rqTimeout: Stat;
+  readonly rqIdleTimeout: Stat;
+  readonly codes: StatusCounters;
+  readonly noRoute: Stat;
+  readonly noCluster: Stat;
+  readonly rqDirectResponse: Stat;
+  readonly rqRedirect: Stat;
+}
+
+export interface HcmConfig {
+  readonly statPrefix: string;
+  readonly codec: 'AUTO' | 'HTTP1' | 'HTTP2';
+  readonly routes: RouteHolder;
+  readonly filters: readonly CompiledHttpFilter[];
+  readonly accessLogs: readonly AccessLogger[];
+  readonly tracer: Tracer | undefined;
+  readonly direction: 'inbound' | 'outbound' | 'gateway';
+  readonly useRemoteAddress: boolean;
+  readonly skipXffAppend: boolean;
+  readonly xffTrustedHops: number;
+  readonly via?: string;
+  readonly generateRequestId: boolean;
+  readonly preserveExternalRequestId: boolean;
+  readonly serverName: string;
+  /** 0 OVERWRITE, 1 APPEND_IF_ABSENT, 2 PASS_THROUGH */
+  readonly serverHeader: number;
+  readonly suppressEnvoyHeaders: boolean;
+  readonly streamIdleTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly requestHeadersTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly maxRequestHeadersKb: number;
+  readonly drainTimeoutMs: number;
+  readonly upgrades: ReadonlyMap<string, boolean>;
+  readonly allowAbsoluteUrl: boolean;
+  readonly acceptHttp10: boolean;
+  readonly stripPort: 0 | 1 | 2;
+  readonly normalizePath: boolean;
+  readonly mergeSlashes: boolean;
+  /** 0 none, 1 SANITIZE, 2 FORWARD_ONLY, 3 APPEND_FORWARD, 4 SANITIZE_SET, 5 ALWAYS_FORWARD_ONLY */
+  readonly xfcc: number;
+  readonly xfccSubject: boolean;
+  readonly xfccUri: boolean;
+  readonly xfccDns: boolean;
+  readonly maxRequestBodyBytes: number;
+  readonly stats: HcmStats;
+}
+
+const ROUTER = 'envoy.filters.http.router';
+const XFCC = ['SANITIZE', 'SANITIZE', 'FORWARD_ONLY', 'APPEND_FORWARD', 'SANITIZE_SET', 'ALWAYS_FORWARD_ONLY'];
+
+export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
+  const { issues, proxy } = ctx;
+  const statPrefix = r.str('stat_prefix');
+  if (!statPrefix) issues.error(r.at('stat_prefix'), 'missing stat_prefix');
+  const codec = r.str('codec_type', 'AUTO');
+  if (!['AUTO', 'HTTP1', 'HTTP2'].includes(codec)) issues.error(r.at('codec_type'), `unsupported codec_type ${codec}; supported: AUTO, HTTP1, HTTP2`);
+
+  let routes: RouteHolder;
+  const rc = r.obj('route_config');
+  const rds = r.obj('rds');
+  if (rc && rds) issues.error(r.path, 'route_config and rds are alternatives; set only one');
+  if (rc) {
+    routes = { name: rc.str('name'), table: compileRouteConfig(rc.raw, rc.path, issues) };
+    rc.accept(...Object.keys(rc.raw));
+  } else if (rds) {
+    const name = rds.str('route_config_name');
+    if (!name) issues.error(rds.at('route_config_name'), 'missing route_config_name');
+    rds.accept('config_source');
+    rds.done();
+    routes = proxy.routeHolder(name);
+  } else {
+    issues.error(r.path, 'an http_connection_manager needs route_config or rds');
+    routes = { name: '', table: undefined };
+  }
+  if (r.has('scoped_routes')) issues.error(r.at('scoped_routes'), 'scoped_routes are not supported');
+
+  const filters: CompiledHttpFilter[] = [];
+  const fl = r.objs('http_filters');
+  let sawRouter = false;
+  let suppressEnvoyHeaders = false;
+  fl.forEach((f, i) => {
+    const name = f.str('name');
+    const tc = f.obj('typed_config');
+    const typeUrl = tc?.str('@type');
+    const optional = f.bool('is_optional', false);
+    const disabled = f.bool('disabled', false);
+    f.done();
+    if (sawRouter) issues.error(f.path, 'the router must be the last HTTP filter');
+    if (name === ROUTER || typeUrl?.endsWith('.router.v3.Router')) {
+      sawRouter = true;
+      if (i !== fl.length - 1) issues.error(f.path, 'the router must be the last HTTP filter');
+      if (tc) {
+        suppressEnvoyHeaders = tc.bool('suppress_envoy_headers', false);
+        tc.accept('start_child_span', 'dynamic_stats', 'upstream_log', 'strict_check_headers', 'respect_expected_rq_timeout');
+        tc.done();
+      }
+      return;
+    }
+    const factory = httpFilterFactory(typeUrl, name);
+    if (!factory) {
+      if (optional) issues.warn(f.path, `no HTTP filter implements ${typeUrl ?? name}; skipped (is_optional)`);
+      else issues.error(f.path, `unsupported HTTP filter ${typeUrl ?? name}`);
+      tc?.accept(...Object.keys(tc.raw));
+      return;
+    }
+    if (disabled) {
+      tc?.accept(...Object.keys(tc.raw));
+      return;
+    }
+    const config = factory.compile(tc ?? new Reader({}, f.at('typed_config'), issues), { name, statPrefix, stats: proxy.stats, issues });
+    filters.push({ name, factory, config });
+  });
+  if (!sawRouter) issues.error(r.at('http_filters'), 'the HTTP filter chain must end with envoy.filters.http.router');
+
+  const accessLogs = compileAccessLogs(r.objs('access_log'));
+  const tracer = compileTracer(r.obj('tracing'), { issues, statPrefix, direction: ctx.direction });
+
+  const upgrades = new Map<string, boolean>();
+  for (const u of r.objs('upgrade_configs')) {
+    upgrades.set(u.str('upgrade_type').toLowerCase(), u.bool('enabled', true));
+    u.accept('filters');
+    u.done();
+  }
+  let idleTimeoutMs = 3600_000;
+  let maxRequestHeadersKb = r.num('max_request_headers_kb', 60);
+  const cpo = r.obj('common_http_protocol_options');
+  if (cpo) {
+    idleTimeoutMs = cpo.durationMs('idle_timeout', idleTimeoutMs);
+    cpo.accept('headers_with_underscores_action', 'max_connection_duration', 'max_headers_count', 'max_stream_duration', 'max_requests_per_connection');
+    cpo.done();
+  }
+  let allowAbsoluteUrl = true;
+  let acceptHttp10 = false;
+  const hpo = r.obj('http_protocol_options');
+  if (hpo) {
+    allowAbsoluteUrl = hpo.bool('allow_absolute_url', true);
+    acceptHttp10 = hpo.bool('accept_http_10', false);
+    hpo.accept('default_host_for_http_10', 'header_key_format', 'enable_trailers', 'allow_chunked_length', 'override_stream_error_on_invalid_http_message');
+    hpo.done();
+  }
+  const h2o = r.obj('http2_protocol_options');
+  h2o?.accept(...Object.keys(h2o.raw));
+  if (maxRequestHeadersKb > 8192) {
+    issues.error(r.at('max_request_headers_kb'), 'must be at most 8192');
+    maxRequestHeadersKb = 60;
+  }
+  const xfcc = XFCC.indexOf(r.str('forward_client_cert_details', 'SANITIZE'));
+  let xfccSubject = false;
+  let xfccUri = false;
+  let xfccDns = false;
+  const sccd = r.obj('set_current_client_cert_details');
+  if (sccd) {
+    xfccSubject = sccd.bool('subject', false);
+    xfccUri = sccd.bool('uri', false);
+    xfccDns = sccd.bool('dns', false);
+    sccd.accept('cert', 'chain');
+    sccd.done();
+  }
+  const sht = r.str('server_header_transformation', 'OVERWRITE');
+  const stripAny = r.bool('strip_any_host_port', false);
+  const stripMatching = r.bool('strip_matching_host_port', false);
+  const p = `http.${statPrefix}.`;
+  const s = proxy.stats;
+  const stats: HcmStats = {
+    rqTotal: s.counter(p + 'downstream_rq_total'),
+    rqActive: s.gauge(p + 'downstream_rq_active'),
+    rqHttp1: s.counter(p + 'downstream_rq_http1_total'),
+    rqHttp2: s.counter(p + 'downstream_rq_http2_total'),
+    cxTotal: s.counter(p + 'downstream_cx_total'),
+    cxActive: s.gauge(p + 'downstream_cx_active'),
+    cxHttp1Total: s.counter(p + 'downstream_cx_http1_total'),
+    cxHttp2Total: s.counter(p + 'downstream_cx_http2_total'),
+    cxDestroyRemote: s.counter(p + 'downstream_cx_destroy_remote'),
+    rqTimeout: s.counter(p + 'downstream_rq_timeout'),
+    rqIdleTimeout: s.counter(p + 'downstream_rq_idle_timeout'),
+    codes: new StatusCounters(s, p + 'downstream_rq_'),
+    noRoute: s.counter(p + 'no_route'),
+    noCluster: s.counter(p + 'no_cluster'),
+    rqDirectResponse: s.counter(p + 'rq_direct_response'),
+    rqRedirect: s.counter(p + 'rq_redirect'),
+  };
+  const config: HcmConfig = {
+    statPrefix,
+    codec: codec as HcmConfig['codec'],
+    routes,
+    filters,
+    accessLogs,
+    tracer,
+    direction: ctx.direction,
+    useRemoteAddress: r.bool('use_remote_address', false),
+    skipXffAppend: r.bool('skip_xff_append', false),
+    xffTrustedHops: r.num('xff_num_trusted_hops', 0),
+    via: r.str('via') || undefined,
+    generateRequestId: r.bool('generate_request_id', true),
+    preserveExternalRequestId: r.bool('preserve_external_request_id', false),
+    serverName: r.str('server_name', 'envoy'),
+    serverHeader: sht === 'APPEND_IF_ABSENT' ? 1 : sht === 'PASS_THROUGH' ? 2 : 0,
+    suppressEnvoyHeaders,
+    streamIdleTimeoutMs: r.durationMs('stream_idle_timeout', 300_000),
+    requestTimeoutMs: r.durationMs('request_timeout', 0),
+    requestHeadersTimeoutMs: r.durationMs('request_headers_timeout', 0),
+    idleTimeoutMs,
+    maxRequestHeadersKb,
+    drainTimeoutMs: r.durationMs('drain_timeout', 5000),
+    upgrades,
+    allowAbsoluteUrl,
+    acceptHttp10,
+    stripPort: stripAny ? 2 : stripMatching ? 1 : 0,
+    normalizePath: r.bool('normalize_path', false),
+    mergeSlashes: r.bool('merge_slashes', false),
+    xfcc: xfcc < 0 ? 1 : xfcc,
+    xfccSubject,
+    xfccUri,
+    xfccDns,
+    maxRequestBodyBytes: 1 << 20,
+    stats,
+  };
+  r.accept('generate_request_id', 'local_reply_config', 'path_with_escaped_slashes_action', 'stream_error_on_invalid_http_message', 'http3_protocol_options', 'request_id_extension', 'early_header_mutation_extensions', 'delayed_close_timeout', 'use_remote_address');
+  if (r.has('local_reply_config')) issues.warn(r.at('local_reply_config'), 'local_reply_config is not supported; default local replies are sent');
+  r.done();
+  return config;
+}

@@ -1,0 +1,790 @@
+// One HTTP request through the connection manager: request head → route → HTTP filters → router
+// (cluster, host, upstream attempt with retries and timeouts) → response back through the
+// encoder filters, filling the StreamInfo on the way. One object per request; no per-request
+// closures on the common path (node's and undici's callbacks land on methods).
+import { randomUUID } from 'node:crypto';
+import { PassThrough } from 'node:stream';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import type { Dispatcher } from 'undici';
+import { FilterStatus, type ConnectionInfo, type HeaderMap, type HttpFilter, type LocalReply, type RequestHead, type ResponseHead, type StreamCallbacks } from '../filters/filter.ts';
+import { DISABLED } from '../filters/registry.ts';
+import { ResponseFlag } from '../response-flags.ts';
+import { newStreamInfo, type StreamInfo } from '../stream-info.ts';
+import type { ProxyContext } from '../context.ts';
+import type { HcmConfig } from './hcm-config.ts';
+import { ActionKind, matchRoute, redirectLocation, rewritePath, type Route, type WeightedCluster } from '../routing/route-config.ts';
+import { RetryOn, backoffMs, type RetryPolicy } from '../routing/retry-policy.ts';
+import type { Cluster, UpstreamHost } from '../upstream/cluster.ts';
+import { DiscoveryType } from '../upstream/cluster-config.ts';
+import { UpstreamOutcome } from '../upstream/cluster-hooks.ts';
+import { UpstreamRequest, isConnectFailure, type AttemptOwner } from './upstream-request.ts';
+import { grpcStatusFor, isGrpcContentType } from './local-reply.ts';
+import type { Span } from './tracer.ts';
+
+export type DownstreamRequest = IncomingMessage | Http2ServerRequest;
+export type DownstreamResponse = ServerResponse | Http2ServerResponse;
+
+/** Per downstream connection state shared by its streams. */
+export interface ConnState {
+  readonly hcm: HcmConfig;
+  readonly ctx: ProxyContext;
+  readonly info: ConnectionInfo;
+  readonly originalDst?: { address: string; port: number };
+  readonly remoteAddr: string;
+  readonly localAddr: string;
+}
+
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'te', 'expect', 'host'];
+const RESPONSE_HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade'];
+
+function firstValue(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** Parses a grpc-timeout header ("100m", "2S") into ms; undefined when absent or malformed. */
+export function parseGrpcTimeout(v: string | undefined): number | undefined {
+  if (!v) return undefined;
+  const m = /^(\d{1,8})([HMSmun])$/.exec(v);
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  switch (m[2]) {
+    case 'H':
+      return n * 3600_000;
+    case 'M':
+      return n * 60_000;
+    case 'S':
+      return n * 1000;
+    case 'm':
+      return n;
+    case 'u':
+      return n / 1000;
+    default:
+      return n / 1e6;
+  }
+}
+
+export class HttpStream implements StreamCallbacks, AttemptOwner {
+  readonly streamInfo: StreamInfo;
+  readonly connection: ConnectionInfo;
+  private readonly conn: ConnState;
+  private readonly req: DownstreamRequest;
+  /** ServerResponse or Http2ServerResponse (the compat API shares these methods). */
+  private readonly res: ServerResponse;
+  private readonly head: RequestHead;
+  private readonly isH2: boolean;
+  private isGrpc = false;
+  private route: Route | undefined;
+  private routeResolved = false;
+  private filters: HttpFilter[] | undefined;
+  private filterIndex = 0;
+  private body: Buffer | undefined;
+  private hasBody: boolean;
+  private bodyStream: PassThrough | undefined;
+  private done = false;
+  private responseStarted = false;
+  private resHead: ResponseHead | undefined;
+  private span: Span | undefined;
+  private cluster: Cluster | undefined;
+  private weighted: WeightedCluster | undefined;
+  private retry: RetryPolicy | undefined;
+  private retriesLeft = 0;
+  private attempt: UpstreamRequest | undefined;
+  private attempted: Set<UpstreamHost> | undefined;
+  private hash: bigint | undefined;
+  private setCookie: string | undefined;
+  private timeoutMs = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private admitted = 0;
+  private upstreamStart = 0;
+  private dispatchOpts: Dispatcher.DispatchOptions | undefined;
+  private readonly onDownstreamClose = (): void => this.downstreamClosed();
+  private readonly onDrain = (): void => this.attempt?.resume();
+
+  constructor(conn: ConnState, req: DownstreamRequest, res: DownstreamResponse, isH2: boolean) {
+    this.conn = conn;
+    this.req = req;
+    this.res = res as ServerResponse;
+    this.isH2 = isH2;
+    this.connection = conn.info;
+    const hcm = conn.hcm;
+    const info = (this.streamInfo = newStreamInfo(hcm.direction, isH2 ? 'HTTP/2' : req.httpVersion === '1.0' ? 'HTTP/1.0' : 'HTTP/1.1'));
+    info.downstreamRemoteAddress = conn.remoteAddr;
+    info.downstreamLocalAddress = conn.localAddr;
+    info.requestedServerName = conn.info.sni;
+    info.mtls = conn.info.tls && conn.info.peerPrincipal !== undefined;
+    if (conn.info.peerPrincipal) info.downstreamPeer = { principal: conn.info.peerPrincipal };
+    const headers = req.headers as HeaderMap;
+    let authority: string;
+    let path = req.url ?? '/';
+    if (isH2) {
+      authority = (headers[':authority'] as string | undefined) ?? (headers.host as string | undefined) ?? '';
+      for (const k of Object.keys(headers)) if (k.charCodeAt(0) === 58) delete headers[k];
+    } else authority = (headers.host as string | undefined) ?? '';
+    let scheme = conn.info.tls ? 'https' : 'http';
+    if (path.charCodeAt(0) !== 47 && path !== '*' && hcm.allowAbsoluteUrl && req.method !== 'CONNECT') {
+      // Absolute form (explicit forward proxy): GET http://host:port/path HTTP/1.1
+      const m = /^(https?):\/\/([^/?#]+)(.*)$/i.exec(path);
+      if (m) {
+        scheme = m[1].toLowerCase();
+        authority = m[2];
+        path = m[3] || '/';
+      }
+    }
+    if (hcm.stripPort) authority = stripPort(authority, hcm.stripPort, conn.info.localPort);
+    this.isGrpc = isGrpcContentType(headers['content-type']);
+    info.isGrpc = this.isGrpc;
+    this.hasBody = isH2 ? !(req as Http2ServerRequest).stream.endAfterHeaders : headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0');
+    for (const h of HOP_BY_HOP) if (headers[h] !== undefined) delete headers[h];
+    if (req.headers.te === undefined && this.isGrpc) headers.te = 'trailers';
+    this.head = { method: req.method ?? 'GET', path, authority, scheme, headers };
+    info.method = this.head.method;
+    info.path = path;
+    info.authority = authority;
+    info.scheme = scheme;
+    info.userAgent = firstValue(headers['user-agent']);
+    info.forwardedFor = firstValue(headers['x-forwarded-for']);
+    info.bytesReceived = Number(headers['content-length'] ?? 0) || 0;
+  }
+
+  start(): void {
+    const hcm = this.conn.hcm;
+    const s = hcm.stats;
+    s.rqTotal.value++;
+    s.rqActive.value++;
+    if (this.isH2) s.rqHttp2.value++;
+    else s.rqHttp1.value++;
+    this.res.once('close', this.onDownstreamClose);
+    this.prepareHeaders();
+    if (hcm.tracer) this.span = hcm.tracer.startSpan(this.head, this.streamInfo);
+    if (hcm.filters.length) {
+      const fs: HttpFilter[] = [];
+      for (const f of hcm.filters) {
+        if (this.perRouteConfigRaw(f.name) === DISABLED) continue;
+        fs.push(f.factory.create(f.config, this));
+      }
+      this.filters = fs;
+      this.runDecodeHeaders();
+    } else this.decodeBodyThenRoute();
+  }
+
+  private prepareHeaders(): void {
+    const hcm = this.conn.hcm;
+    const h = this.head.headers;
+    const remoteIp = this.conn.info.remoteAddress;
+    if (!hcm.skipXffAppend && hcm.useRemoteAddress) {
+      const x = h['x-forwarded-for'];
+      h['x-forwarded-for'] = x === undefined ? remoteIp : `${Array.isArray(x) ? x.join(',') : x}, ${remoteIp}`;
+    }
+    if (hcm.useRemoteAddress || h['x-forwarded-proto'] === undefined) h['x-forwarded-proto'] = this.head.scheme;
+    let rid = firstValue(h['x-request-id']);
+    if (hcm.generateRequestId && (rid === undefined || (hcm.useRemoteAddress && !hcm.preserveExternalRequestId))) {
+      rid = randomUUID();
+      h['x-request-id'] = rid;
+    }
+    this.streamInfo.requestId = rid;
+    if (hcm.via) h.via = h.via === undefined ? hcm.via : `${firstValue(h.via)}, ${hcm.via}`;
+    if (hcm.xfcc !== 2 && hcm.xfcc !== 5) {
+      // SANITIZE / SANITIZE_SET / APPEND_FORWARD on a connection without a client certificate.
+      if (hcm.xfcc === 1 || hcm.xfcc === 4 || !this.conn.info.peerPrincipal) {
+        if (hcm.xfcc !== 3) delete h['x-forwarded-client-cert'];
+      }
+      if ((hcm.xfcc === 3 || hcm.xfcc === 4) && this.conn.info.peerPrincipal) {
+        const v = `URI=${this.conn.info.peerPrincipal}`;
+        const prev = hcm.xfcc === 3 ? firstValue(h['x-forwarded-client-cert']) : undefined;
+        h['x-forwarded-client-cert'] = prev ? `${prev},${v}` : v;
+      }
+    }
+  }
+
+  // === route ===
+
+  private resolveRoute(): Route | undefined {
+    if (this.routeResolved) return this.route;
+    this.routeResolved = true;
+    const table = this.conn.hcm.routes.table;
+    const vh = table?.findVirtualHost(this.head.authority);
+    this.route = vh ? matchRoute(vh, this.head, this.isGrpc) : undefined;
+    if (this.route) this.streamInfo.routeName = this.route.name;
+    return this.route;
+  }
+
+  clearRouteCache(): void {
+    this.routeResolved = false;
+    this.route = undefined;
+  }
+
+  private perRouteConfigRaw(name: string): unknown {
+    const r = this.resolveRoute();
+    if (!r) return undefined;
+    return this.weighted?.perFilter?.get(name) ?? r.perFilter?.get(name);
+  }
+
+  perRouteConfig<T>(filterName: string): T | undefined {
+    const v = this.perRouteConfigRaw(filterName);
+    return v === DISABLED ? undefined : (v as T | undefined);
+  }
+
+  // === decoder filter chain ===
+
+  private runDecodeHeaders(): void {
+    const fs = this.filters!;
+    const end = !this.hasBody;
+    while (this.filterIndex < fs.length) {
+      const f = fs[this.filterIndex++];
+      if (!f.decodeHeaders) continue;
+      const st = f.decodeHeaders(this.head, end);
+      if (this.done || this.responseStarted) return;
+      if (st === FilterStatus.StopIteration) return;
+    }
+    this.decodeBodyThenRoute();
+  }
+
+  continueDecoding(): void {
+    if (this.done || this.responseStarted) return;
+    if (this.body === undefined && this.filterIndex <= (this.filters?.length ?? 0) && !this.decodingData) this.runDecodeHeaders();
+    else this.runDecodeData();
+  }
+
+  private decodingData = false;
+
+  private decodeBodyThenRoute(): void {
+    const needsBody = this.filters?.some((f) => f.decodeData !== undefined) ?? false;
+    const route = this.resolveRoute();
+    const bufferForRetry = route?.retry !== undefined && this.hasBody && !this.isH2 && Number(this.req.headers['content-length'] ?? Infinity) <= this.conn.hcm.maxRequestBodyBytes;
+    if (this.hasBody && (needsBody || bufferForRetry)) {
+      this.readBody(needsBody);
+      return;
+    }
+    this.routeRequest();
+  }
+
+  private chunks: Buffer[] | undefined;
+  private chunkBytes = 0;
+  private readonly onBodyData = (c: Buffer): void => {
+    this.chunkBytes += c.length;
+    if (this.chunkBytes > this.conn.hcm.maxRequestBodyBytes) {
+      this.req.off('data', this.onBodyData);
+      this.sendLocalReply({ status: 413, body: 'Payload Too Large', details: 'request_payload_too_large' });
+      return;
+    }
+    this.chunks!.push(c);
+  };
+  private readonly onBodyEnd = (): void => {
+    if (this.done) return;
+    this.body = Buffer.concat(this.chunks!);
+    this.streamInfo.bytesReceived = this.body.length;
+    this.chunks = undefined;
+    if (this.runFiltersOnBody) {
+      this.decodingData = true;
+      this.filterIndex = 0;
+      this.runDecodeData();
+    } else this.routeRequest();
+  };
+  private runFiltersOnBody = false;
+
+  private readBody(runFilters: boolean): void {
+    this.runFiltersOnBody = runFilters;
+    this.chunks = [];
+    this.req.on('data', this.onBodyData);
+    this.req.once('end', this.onBodyEnd);
+  }
+
+  private runDecodeData(): void {
+    const fs = this.filters!;
+    while (this.filterIndex < fs.length) {
+      const f = fs[this.filterIndex++];
+      if (!f.decodeData) continue;
+      const st = f.decodeData(this.body!, true);
+      if (this.done || this.responseStarted) return;
+      if (st === FilterStatus.StopIteration) return;
+    }
+    this.filterIndex = fs.length + 1;
+    this.routeRequest();
+  }
+
+  // === router ===
+
+  private routeRequest(): void {
+    const hcm = this.conn.hcm;
+    const route = this.resolveRoute();
+    const info = this.streamInfo;
+    if (!route) {
+      hcm.stats.noRoute.value++;
+      this.sendLocalReply({ status: 404, flags: ResponseFlag.NoRouteFound, details: 'route_not_found' });
+      return;
+    }
+    switch (route.action) {
+      case ActionKind.Direct:
+        hcm.stats.rqDirectResponse.value++;
+        this.sendDirect(route);
+        return;
+      case ActionKind.Redirect:
+        hcm.stats.rqRedirect.value++;
+        this.sendLocalReply({ status: route.redirect!.status, headers: { location: redirectLocation(route, this.head) }, details: 'direct_response' });
+        return;
+      case ActionKind.NonForwarding:
+        this.sendLocalReply({ status: 404, flags: ResponseFlag.NoRouteFound, details: 'route_not_found' });
+        return;
+    }
+    let name = route.cluster;
+    if (route.action === ActionKind.Weighted) {
+      let pick = Math.random() * route.totalWeight;
+      for (const w of route.weighted) {
+        pick -= w.weight;
+        if (pick < 0) {
+          this.weighted = w;
+          break;
+        }
+      }
+      this.weighted ??= route.weighted[route.weighted.length - 1];
+      name = this.weighted.name;
+    } else if (route.action === ActionKind.ClusterHeader) name = firstValue(this.head.headers[route.clusterHeader]) ?? '';
+    const cluster = this.conn.ctx.clusters.get(name);
+    info.upstreamCluster = name;
+    if (!cluster) {
+      hcm.stats.noCluster.value++;
+      this.sendLocalReply({ status: route.clusterNotFoundCode, flags: ResponseFlag.NoClusterFound, details: 'cluster_not_found' });
+      return;
+    }
+    this.cluster = cluster;
+    const head = this.head;
+    let ops = route.requestOps;
+    if (this.weighted && !this.weighted.requestOps.empty) ops = this.weighted.requestOps.then(ops);
+    if (!ops.empty) ops.apply(head.headers, info, head);
+    if (route.prefixRewrite !== undefined || route.regexRewrite) {
+      head.headers['x-envoy-original-path'] = head.path;
+      head.path = rewritePath(route, head.path);
+    }
+    const hostRewrite = this.weighted?.hostRewrite ?? route.hostRewrite;
+    if (hostRewrite !== undefined) head.authority = hostRewrite;
+    else if (route.hostRewriteHeader) {
+      const v = firstValue(head.headers[route.hostRewriteHeader]);
+      if (v) head.authority = v;
+    }
+    if (route.hashPolicy) {
+      const qi = head.path.indexOf('?');
+      const h = route.hashPolicy({ headers: head.headers, remoteAddress: this.connection.remoteAddress, remotePort: this.connection.remotePort, query: qi >= 0 ? head.path.slice(qi + 1) : undefined });
+      this.hash = h.hash;
+      this.setCookie = h.setCookie?.header;
+    }
+    this.timeoutMs = route.timeoutMs;
+    if (route.grpcTimeoutMaxMs !== undefined && this.isGrpc) {
+      const g = parseGrpcTimeout(firstValue(head.headers['grpc-timeout']));
+      if (g !== undefined) {
+        let t = Math.max(g - route.grpcTimeoutOffsetMs, 1);
+        if (route.grpcTimeoutMaxMs > 0) t = Math.min(t, route.grpcTimeoutMaxMs);
+        this.timeoutMs = t;
+      }
+    }
+    this.retry = route.retry;
+    this.retriesLeft = route.retry?.numRetries ?? 0;
+    if (this.span) this.span.injectContext(head);
+    if (!hcm.suppressEnvoyHeaders && this.timeoutMs > 0) head.headers['x-envoy-expected-rq-timeout-ms'] = String(Math.round(this.timeoutMs));
+    this.upstreamStart = performance.now();
+    if (this.timeoutMs > 0) this.timer = setTimeout(onGlobalTimeout, this.timeoutMs, this);
+    this.sendAttempt(false);
+  }
+
+  private sendDirect(route: Route): void {
+    const body = route.directBody;
+    const headers: HeaderMap = {};
+    if (body) headers['content-type'] = 'text/plain';
+    route.responseOps.apply(headers, this.streamInfo, this.head);
+    this.respondLocally(route.directStatus, headers, body ?? '', 0, 'direct_response');
+  }
+
+  private sendAttempt(isRetry: boolean): void {
+    const cluster = this.cluster!;
+    const info = this.streamInfo;
+    for (const h of cluster.hooks) {
+      if (!h.admit) continue;
+      const refused = h.admit(isRetry);
+      if (refused) {
+        this.releaseAdmissions();
+        if (isRetry) {
+          // Envoy: a retry refused by the circuit breaker ends with the last upstream response.
+          this.failUpstream(503, ResponseFlag.UpstreamOverflow, 'upstream_reset_before_response_started{overflow}', 'upstream connect error or disconnect/reset before headers. reset reason: overflow');
+        } else {
+          cluster.s.rqPendingOverflow.value++;
+          this.sendLocalReply({ status: 503, flags: refused, details: 'upstream_reset_before_response_started{overflow}', body: 'upstream connect error or disconnect/reset before headers. reset reason: overflow', headers: { 'x-envoy-overloaded': 'true' } });
+        }
+        return;
+      }
+      this.admitted++;
+    }
+    let host: UpstreamHost | undefined;
+    if (cluster.config.type === DiscoveryType.OriginalDst) {
+      const dst = this.originalDestination();
+      if (dst) host = cluster.originalDstHost(dst.address, dst.port);
+    } else host = cluster.pick(this.hash !== undefined || this.attempted ? { hash: this.hash, attempted: this.retry?.avoidPreviousHosts ? this.attempted : undefined } : undefined);
+    if (!host) {
+      cluster.s.cxNoneHealthy.value++;
+      this.releaseAdmissions();
+      this.failUpstream(503, ResponseFlag.NoHealthyUpstream, 'no_healthy_upstream', 'no healthy upstream');
+      return;
+    }
+    (this.attempted ??= new Set()).add(host);
+    info.upstreamHost = host.key;
+    host.activeRequests++;
+    cluster.s.rqTotal.value++;
+    cluster.s.rqActive.value++;
+    const a = new UpstreamRequest(this, cluster, host);
+    this.attempt = a;
+    const h2 = cluster.config.http2 || (cluster.config.useDownstreamProtocol && this.isH2);
+    a.start(cluster.pool(host, h2), this.buildDispatch(), this.retry?.perTryTimeoutMs ?? 0);
+  }
+
+  private originalDestination(): { address: string; port: number } | undefined {
+    const hdr = firstValue(this.head.headers['x-envoy-original-dst-host']);
+    const target = hdr ?? (this.conn.originalDst ? undefined : this.head.authority);
+    if (target) {
+      const i = target.lastIndexOf(':');
+      if (i > 0) return { address: target.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(target.slice(i + 1)) };
+      return { address: target, port: this.head.scheme === 'https' ? 443 : 80 };
+    }
+    return this.conn.originalDst;
+  }
+
+  private buildDispatch(): Dispatcher.DispatchOptions {
+    if (this.dispatchOpts && this.body !== undefined) return this.dispatchOpts;
+    const head = this.head;
+    head.headers.host = head.authority;
+    let body: Buffer | PassThrough | null = null;
+    if (this.body !== undefined) body = this.body;
+    else if (this.hasBody) {
+      this.bodyStream = new PassThrough();
+      this.req.pipe(this.bodyStream);
+      body = this.bodyStream;
+    }
+    this.dispatchOpts = {
+      path: head.path,
+      method: head.method as Dispatcher.HttpMethod,
+      headers: head.headers as IncomingHttpHeaders,
+      body,
+      idempotent: false,
+      blocking: false,
+      headersTimeout: 0,
+      bodyTimeout: 0,
+    };
+    return this.dispatchOpts;
+  }
+
+  private releaseAdmissions(): void {
+    if (!this.admitted || !this.cluster) return;
+    let n = 0;
+    for (const h of this.cluster.hooks) {
+      if (!h.admit) continue;
+      if (n++ >= this.admitted) break;
+      h.release?.(this.retriesLeft < (this.retry?.numRetries ?? 0));
+    }
+    this.admitted = 0;
+  }
+
+  private endAttempt(a: UpstreamRequest, outcome: number, status: number): void {
+    a.host.activeRequests--;
+    a.cluster.s.rqActive.value--;
+    for (const h of a.cluster.hooks) h.onResult?.(a.host, outcome, status);
+    this.releaseAdmissions();
+    if (this.attempt === a) this.attempt = undefined;
+  }
+
+  /** Whether another attempt may be made now (retries left, body replayable). */
+  private canRetry(): boolean {
+    if (!this.retry || this.retriesLeft <= 0 || this.done || this.responseStarted) return false;
+    if (this.hasBody && this.body === undefined) return !(this.req.readableDidRead ?? true) && this.bodyStream === undefined;
+    return true;
+  }
+
+  private scheduleRetry(): void {
+    this.retriesLeft--;
+    this.cluster!.s.rqRetry.value++;
+    const n = this.retry!.numRetries - this.retriesLeft - 1;
+    this.retryTimer = setTimeout(onRetryTimer, backoffMs(this.retry!, n), this);
+  }
+
+  retryNow(): void {
+    this.retryTimer = undefined;
+    if (this.done || this.responseStarted) return;
+    this.sendAttempt(true);
+  }
+
+  private retriableStatus(status: number, headers: IncomingHttpHeaders): boolean {
+    const p = this.retry;
+    if (!p) return false;
+    const on = p.retryOn;
+    if (on & RetryOn.S5xx && status >= 500) return true;
+    if (on & RetryOn.GatewayError && (status === 502 || status === 503 || status === 504)) return true;
+    if (on & RetryOn.Retriable4xx && status === 409) return true;
+    if (on & RetryOn.RetriableStatusCodes && p.retriableStatusCodes.has(status)) return true;
+    if (on & RetryOn.EnvoyRateLimited && headers['x-envoy-ratelimited'] !== undefined) return true;
+    if (on & RetryOn.RetriableHeaders && p.retriableHeaders.length) {
+      const fake: RequestHead = { method: '', path: '', authority: '', scheme: '', headers: headers as HeaderMap };
+      if (p.retriableHeaders.some((m) => m.match(fake))) return true;
+    }
+    if (this.isGrpc && on & (RetryOn.GrpcCancelled | RetryOn.GrpcDeadlineExceeded | RetryOn.GrpcResourceExhausted | RetryOn.GrpcUnavailable | RetryOn.GrpcInternal)) {
+      const gs = Number(firstValue(headers['grpc-status']) ?? -1);
+      if (gs === 1 && on & RetryOn.GrpcCancelled) return true;
+      if (gs === 4 && on & RetryOn.GrpcDeadlineExceeded) return true;
+      if (gs === 8 && on & RetryOn.GrpcResourceExhausted) return true;
+      if (gs === 14 && on & RetryOn.GrpcUnavailable) return true;
+      if (gs === 13 && on & RetryOn.GrpcInternal) return true;
+    }
+    return false;
+  }
+
+  onAttemptHeaders(a: UpstreamRequest, status: number, headers: IncomingHttpHeaders): void {
+    if (this.retry && this.retriableStatus(status, headers)) {
+      if (this.canRetry()) {
+        a.cancel();
+        this.endAttempt(a, status >= 500 ? UpstreamOutcome.Http5xx : UpstreamOutcome.Success, status);
+        a.cluster.s.codes.record(status);
+        this.scheduleRetry();
+        return;
+      }
+      this.streamInfo.responseFlags |= ResponseFlag.UpstreamRetryLimitExceeded;
+      this.cluster!.s.rqRetryLimitExceeded.value++;
+    } else if (this.retriesLeft < (this.retry?.numRetries ?? 0)) this.cluster!.s.rqRetrySuccess.value++;
+    const info = this.streamInfo;
+    info.upstreamServiceTimeMs = performance.now() - this.upstreamStart;
+    info.responseCodeDetails = 'via_upstream';
+    a.cluster.s.codes.record(status);
+    const hcm = this.conn.hcm;
+    for (const h of RESPONSE_HOP_BY_HOP) if (headers[h] !== undefined) delete headers[h];
+    const out = headers as HeaderMap;
+    const route = this.route!;
+    if (this.weighted && !this.weighted.responseOps.empty) this.weighted.responseOps.apply(out, info, this.head);
+    if (!route.responseOps.empty) route.responseOps.apply(out, info, this.head);
+    if (!hcm.suppressEnvoyHeaders) out['x-envoy-upstream-service-time'] = String(Math.round(info.upstreamServiceTimeMs));
+    if (this.setCookie) out['set-cookie'] = out['set-cookie'] === undefined ? this.setCookie : [...[out['set-cookie']].flat(), this.setCookie];
+    if (hcm.serverHeader === 0 || (hcm.serverHeader === 1 && out.server === undefined)) out.server = hcm.serverName;
+    if (this.isGrpc) {
+      const gs = out['grpc-status'];
+      if (gs !== undefined) info.grpcStatus = Number(firstValue(gs));
+    }
+    this.writeResponseHead(status, out);
+  }
+
+  onAttemptData(a: UpstreamRequest, chunk: Buffer): void {
+    if (this.done) return;
+    this.streamInfo.bytesSent += chunk.length;
+    const fs = this.filters;
+    if (fs) for (let i = fs.length - 1; i >= 0; i--) fs[i].encodeData?.(chunk, false);
+    if (!this.res.write(chunk)) {
+      a.pause();
+      this.res.once('drain', this.onDrain);
+    }
+  }
+
+  onAttemptEnd(a: UpstreamRequest, trailers: IncomingHttpHeaders): void {
+    this.endAttempt(a, UpstreamOutcome.Success, this.resHead?.status ?? 0);
+    if (this.done) return;
+    const info = this.streamInfo;
+    const fs = this.filters;
+    if (fs) for (let i = fs.length - 1; i >= 0; i--) fs[i].encodeData?.(EMPTY, true);
+    let hasTrailers = false;
+    for (const _k in trailers) {
+      hasTrailers = true;
+      break;
+    }
+    if (hasTrailers) {
+      if (trailers['grpc-status'] !== undefined) info.grpcStatus = Number(firstValue(trailers['grpc-status']));
+      this.res.addTrailers(trailers as Record<string, string>);
+    }
+    this.res.end();
+    this.finish();
+  }
+
+  onAttemptError(a: UpstreamRequest, err: Error): void {
+    const connectFailure = !a.headersReceived && isConnectFailure(err);
+    this.endAttempt(a, connectFailure ? UpstreamOutcome.ConnectFailed : UpstreamOutcome.Reset, 0);
+    if (this.done) return;
+    const info = this.streamInfo;
+    info.upstreamTransportFailureReason = err.message;
+    if (this.responseStarted) {
+      // Mid-body: the downstream stream can only be reset.
+      info.responseFlags |= ResponseFlag.UpstreamConnectionTermination;
+      a.cluster.s.rqRxReset.value++;
+      this.resetDownstream();
+      return;
+    }
+    const on = this.retry?.retryOn ?? 0;
+    const retriable = connectFailure ? on & (RetryOn.ConnectFailure | RetryOn.S5xx | RetryOn.GatewayError | RetryOn.Reset) : on & (RetryOn.Reset | RetryOn.S5xx | RetryOn.GatewayError);
+    if (retriable && this.canRetry()) {
+      this.scheduleRetry();
+      return;
+    }
+    if (retriable && this.retry) info.responseFlags |= ResponseFlag.UpstreamRetryLimitExceeded;
+    if (connectFailure) {
+      a.cluster.s.cxConnectFail.value++;
+      this.failUpstream(503, ResponseFlag.UpstreamConnectionFailure, 'upstream_reset_before_response_started{connection_failure}', `upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: ${err.message}`);
+    } else {
+      a.cluster.s.rqRxReset.value++;
+      this.failUpstream(503, ResponseFlag.UpstreamConnectionTermination, 'upstream_reset_before_response_started{connection_termination}', 'upstream connect error or disconnect/reset before headers. reset reason: connection termination');
+    }
+  }
+
+  onAttemptPerTryTimeout(a: UpstreamRequest): void {
+    if (this.done || this.attempt !== a) return;
+    a.cluster.s.rqPerTryTimeout.value++;
+    if (a.headersReceived) {
+      a.cancel();
+      this.endAttempt(a, UpstreamOutcome.Timeout, 0);
+      this.streamInfo.responseFlags |= ResponseFlag.UpstreamRequestTimeout;
+      this.resetDownstream();
+      return;
+    }
+    a.cancel();
+    this.endAttempt(a, UpstreamOutcome.Timeout, 0);
+    if (this.canRetry()) {
+      this.scheduleRetry();
+      return;
+    }
+    this.failUpstream(504, ResponseFlag.UpstreamRequestTimeout, 'upstream_per_try_timeout', 'upstream request timeout');
+  }
+
+  onGlobalTimeout(): void {
+    this.timer = undefined;
+    if (this.done) return;
+    if (this.cluster) this.cluster.s.rqTimeout.value++;
+    const a = this.attempt;
+    if (a) {
+      a.cancel();
+      this.endAttempt(a, UpstreamOutcome.Timeout, 0);
+    }
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.responseStarted) {
+      this.streamInfo.responseFlags |= ResponseFlag.UpstreamRequestTimeout;
+      this.resetDownstream();
+      return;
+    }
+    this.sendLocalReply({ status: 504, flags: ResponseFlag.UpstreamRequestTimeout, details: 'upstream_response_timeout', body: 'upstream request timeout' });
+  }
+
+  private failUpstream(status: number, flag: number, details: string, body: string): void {
+    this.sendLocalReply({ status, flags: flag, details, body });
+  }
+
+  // === responses ===
+
+  private writeResponseHead(status: number, headers: HeaderMap): void {
+    const resHead: ResponseHead = { status, headers };
+    this.resHead = resHead;
+    const fs = this.filters;
+    if (fs) for (let i = fs.length - 1; i >= 0; i--) fs[i].encodeHeaders?.(resHead, false);
+    this.responseStarted = true;
+    this.streamInfo.responseCode = resHead.status;
+    if (this.conn.ctx.draining && !this.isH2) resHead.headers.connection = 'close';
+    try {
+      this.res.writeHead(resHead.status, resHead.headers as Record<string, string | string[]>);
+    } catch (e) {
+      // Invalid header from upstream or a filter: Envoy answers 502 (UPE).
+      this.streamInfo.responseFlags |= ResponseFlag.UpstreamProtocolError;
+      this.conn.ctx.log.debug({ err: (e as Error).message }, 'invalid response head');
+      this.responseStarted = false;
+      this.attempt?.cancel();
+      this.respondLocally(502, { 'content-type': 'text/plain' }, 'upstream sent an invalid response', 0, 'upstream_protocol_error');
+    }
+  }
+
+  sendLocalReply(reply: LocalReply): void {
+    if (this.done) return;
+    if (this.responseStarted) {
+      this.streamInfo.responseFlags |= reply.flags ?? 0;
+      this.resetDownstream();
+      return;
+    }
+    const headers: HeaderMap = { ...reply.headers };
+    let status = reply.status;
+    let body = reply.body ?? '';
+    if (this.isGrpc) {
+      headers['content-type'] = 'application/grpc';
+      const gs = reply.grpcStatus ?? grpcStatusFor(status);
+      headers['grpc-status'] = String(gs);
+      if (body) headers['grpc-message'] = encodeURIComponent(body);
+      this.streamInfo.grpcStatus = gs;
+      status = 200;
+      body = '';
+    } else if (body && headers['content-type'] === undefined) headers['content-type'] = 'text/plain';
+    this.streamInfo.responseFlags |= reply.flags ?? 0;
+    if (this.route && !this.route.responseOps.empty && reply.status >= 300) this.route.responseOps.apply(headers, this.streamInfo, this.head);
+    this.respondLocally(status, headers, body, 0, reply.details ?? 'local_reply');
+  }
+
+  private respondLocally(status: number, headers: HeaderMap, body: string, _flags: number, details: string): void {
+    const info = this.streamInfo;
+    info.responseCodeDetails = details;
+    const hcm = this.conn.hcm;
+    if (hcm.serverHeader !== 2 && headers.server === undefined) headers.server = hcm.serverName;
+    const buf = body ? Buffer.from(body) : EMPTY;
+    headers['content-length'] = String(buf.length);
+    this.writeResponseHead(status, headers);
+    if (this.done) return;
+    info.bytesSent += buf.length;
+    const fs = this.filters;
+    if (fs) for (let i = fs.length - 1; i >= 0; i--) fs[i].encodeData?.(buf, true);
+    this.res.end(this.head.method === 'HEAD' ? undefined : buf);
+    this.attempt?.cancel();
+    this.finish();
+  }
+
+  private resetDownstream(): void {
+    this.attempt?.cancel();
+    if (this.isH2) (this.res as unknown as Http2ServerResponse).stream?.close(2);
+    else this.res.destroy();
+    this.finish();
+  }
+
+  private downstreamClosed(): void {
+    if (this.done) return;
+    // The client went away before the response completed.
+    this.streamInfo.responseFlags |= ResponseFlag.DownstreamConnectionTermination;
+    const a = this.attempt;
+    if (a) {
+      a.cancel();
+      this.endAttempt(a, UpstreamOutcome.Success, 0);
+      a.cluster.s.rqTxReset.value++;
+    }
+    this.bodyStream?.destroy();
+    this.finish();
+  }
+
+  private finish(): void {
+    if (this.done) return;
+    this.done = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.releaseAdmissions();
+    const hcm = this.conn.hcm;
+    hcm.stats.rqActive.value--;
+    const info = this.streamInfo;
+    info.durationMs = performance.now() - info.startMonotonic;
+    if (info.responseCode) hcm.stats.codes.record(info.responseCode);
+    if (this.cluster) this.cluster.s.rqCompleted.value++;
+    const fs = this.filters;
+    if (fs) for (const f of fs) f.onDestroy?.();
+    this.span?.finish(info, this.head, this.resHead);
+    for (const l of hcm.accessLogs) l.log(info, this.head, this.resHead);
+    const obs = this.conn.ctx.observers;
+    for (let i = 0; i < obs.length; i++) obs[i](info, this.head, this.resHead);
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function onGlobalTimeout(s: HttpStream): void {
+  s.onGlobalTimeout();
+}
+
+function onRetryTimer(s: HttpStream): void {
+  s.retryNow();
+}
+
+function stripPort(authority: string, mode: number, listenerPort: number): string {
+  const i = authority.lastIndexOf(':');
+  if (i <= 0 || authority.endsWith(']')) return authority;
+  if (mode === 2 || authority.slice(i + 1) === String(listenerPort)) return authority.slice(0, i);
+  return authority;
+}
+

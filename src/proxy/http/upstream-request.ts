@@ -1,0 +1,102 @@
+// One attempt of a request to one upstream host, as an undici dispatch handler. The stream
+// (http-stream.ts) owns retry and response decisions; this class only relays events and keeps the
+// per-try timer.
+import type { Dispatcher } from 'undici';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { UpstreamHost, Cluster } from '../upstream/cluster.ts';
+
+export interface AttemptOwner {
+  onAttemptHeaders(a: UpstreamRequest, status: number, headers: IncomingHttpHeaders): void;
+  onAttemptData(a: UpstreamRequest, chunk: Buffer): void;
+  onAttemptEnd(a: UpstreamRequest, trailers: IncomingHttpHeaders): void;
+  onAttemptError(a: UpstreamRequest, err: Error): void;
+  onAttemptPerTryTimeout(a: UpstreamRequest): void;
+}
+
+export class UpstreamRequest implements Dispatcher.DispatchHandler {
+  readonly owner: AttemptOwner;
+  readonly host: UpstreamHost;
+  readonly cluster: Cluster;
+  controller: Dispatcher.DispatchController | undefined;
+  /** Set when the owner gave up on this attempt (retry, timeout, downstream reset): later events are dropped. */
+  cancelled = false;
+  done = false;
+  headersReceived = false;
+  startedAt = 0;
+  private perTryTimer: NodeJS.Timeout | undefined;
+
+  constructor(owner: AttemptOwner, cluster: Cluster, host: UpstreamHost) {
+    this.owner = owner;
+    this.cluster = cluster;
+    this.host = host;
+  }
+
+  start(pool: Dispatcher, opts: Dispatcher.DispatchOptions, perTryTimeoutMs: number): void {
+    this.startedAt = performance.now();
+    if (perTryTimeoutMs > 0) this.perTryTimer = setTimeout(onPerTry, perTryTimeoutMs, this);
+    pool.dispatch(opts, this);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.cancelled) controller.abort(new Error('cancelled'));
+  }
+
+  onResponseStart(_c: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders): void {
+    if (this.cancelled) return;
+    this.headersReceived = true;
+    this.owner.onAttemptHeaders(this, status, headers);
+  }
+
+  onResponseData(_c: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (!this.cancelled) this.owner.onAttemptData(this, chunk);
+  }
+
+  onResponseEnd(_c: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
+    this.clearTimer();
+    this.done = true;
+    if (!this.cancelled) this.owner.onAttemptEnd(this, trailers);
+  }
+
+  onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
+    this.clearTimer();
+    this.done = true;
+    if (!this.cancelled) this.owner.onAttemptError(this, err);
+  }
+
+  pause(): void {
+    this.controller?.pause();
+  }
+
+  resume(): void {
+    this.controller?.resume();
+  }
+
+  /** Abandons the attempt (the connection is reset if the request is in flight). */
+  cancel(): void {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    this.clearTimer();
+    if (!this.done) this.controller?.abort(new Error('request cancelled by proxy'));
+  }
+
+  clearTimer(): void {
+    if (this.perTryTimer) {
+      clearTimeout(this.perTryTimer);
+      this.perTryTimer = undefined;
+    }
+  }
+}
+
+function onPerTry(a: UpstreamRequest): void {
+  a.owner.onAttemptPerTryTimeout(a);
+}
+
+const CONNECT_FAILURE_CODES = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EADDRNOTAVAIL']);
+
+/** True when the error happened before a connection was established (Envoy's connect-failure, UF). */
+export function isConnectFailure(err: Error): boolean {
+  const code = (err as { code?: string }).code ?? '';
+  if (CONNECT_FAILURE_CODES.has(code)) return true;
+  return code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL') || /CERT|UNABLE_TO_VERIFY|SELF_SIGNED/.test(code) || err.message.includes('do not match any of the configured subject alt names');
+}

@@ -1,0 +1,141 @@
+// Envoy's Listener compiled once per LDS update: address, listener filters, filter chains with
+// their match criteria, transport socket (TLS) and network filters (from the registry).
+import type { Issues} from '../config/reader.ts';
+import { Reader } from '../config/reader.ts';
+import { readSocketAddress } from '../upstream/cluster-config.ts';
+import { readTransportSocket, type TlsContext } from '../tls/tls-context.ts';
+import { networkFilterFactory, type NetworkFilter } from '../network/network-filter.ts';
+import type { ProxyContext } from '../context.ts';
+import type { StreamInfo } from '../stream-info.ts';
+import { TLS_INSPECTOR_TYPE, HTTP_INSPECTOR_TYPE, ORIGINAL_DST_TYPE } from '../../envoy/index.ts';
+
+export interface CidrRange {
+  readonly address: string;
+  readonly prefixLen: number;
+}
+
+export interface FilterChainMatch {
+  readonly destinationPort?: number;
+  readonly prefixRanges: readonly CidrRange[];
+  readonly serverNames: readonly string[];
+  readonly transportProtocol?: string;
+  readonly applicationProtocols: readonly string[];
+  readonly sourcePrefixRanges: readonly CidrRange[];
+  readonly sourcePorts: readonly number[];
+}
+
+export interface FilterChain {
+  readonly name: string;
+  readonly match: FilterChainMatch;
+  readonly tls: TlsContext | undefined;
+  readonly filters: readonly NetworkFilter[];
+}
+
+export interface ListenerConfig {
+  readonly name: string;
+  readonly address: string;
+  readonly port: number;
+  readonly bindToPort: boolean;
+  readonly useOriginalDst: boolean;
+  readonly tlsInspector: boolean;
+  readonly httpInspector: boolean;
+  readonly direction: StreamInfo['direction'];
+  readonly filterChains: readonly FilterChain[];
+  readonly defaultChain: FilterChain | undefined;
+  /** Listener filters wait this long for the first bytes (listener_filters_timeout, default 15s). */
+  readonly inspectTimeoutMs: number;
+  readonly continueOnInspectTimeout: boolean;
+  readonly raw: Record<string, unknown>;
+}
+
+function readCidrs(list: Reader[]): CidrRange[] {
+  return list.map((c) => {
+    const out = { address: c.str('address_prefix'), prefixLen: c.num('prefix_len', -1) };
+    c.done();
+    return out;
+  });
+}
+
+function readChain(r: Reader, ctx: { proxy: ProxyContext; listenerName: string; direction: StreamInfo['direction'] }, issues: Issues, index: number): FilterChain {
+  const name = r.str('name', `chain-${index}`);
+  const m = r.obj('filter_chain_match');
+  let match: FilterChainMatch = { prefixRanges: [], serverNames: [], applicationProtocols: [], sourcePrefixRanges: [], sourcePorts: [] };
+  if (m) {
+    match = {
+      destinationPort: m.has('destination_port') ? m.num('destination_port', 0) : undefined,
+      prefixRanges: readCidrs(m.objs('prefix_ranges')),
+      serverNames: m.strs('server_names').map((s) => s.toLowerCase()),
+      transportProtocol: m.str('transport_protocol') || undefined,
+      applicationProtocols: m.strs('application_protocols'),
+      sourcePrefixRanges: readCidrs(m.objs('source_prefix_ranges')),
+      sourcePorts: m.list('source_ports').map(Number),
+    };
+    m.accept('source_type', 'direct_source_prefix_ranges');
+    m.done();
+  }
+  const tls = readTransportSocket(r.obj('transport_socket'), true);
+  const filters: NetworkFilter[] = [];
+  const fl = r.objs('filters');
+  if (!fl.length) issues.error(r.at('filters'), 'a filter chain needs at least one network filter');
+  fl.forEach((f, i) => {
+    const fname = f.str('name');
+    const tc = f.obj('typed_config');
+    const typeUrl = tc?.str('@type');
+    f.done();
+    const factory = networkFilterFactory(typeUrl, fname);
+    if (!factory) {
+      issues.error(f.path, `unsupported network filter ${typeUrl ?? fname}`);
+      tc?.accept(...Object.keys(tc.raw));
+      return;
+    }
+    if (factory.terminal !== (i === fl.length - 1)) issues.error(f.path, factory.terminal ? `${factory.name} is terminal and must be the last filter` : `the last network filter must be terminal (http_connection_manager or tcp_proxy), not ${factory.name}`);
+    filters.push(factory.compile(tc ?? new Reader({}, f.at('typed_config'), issues), { issues, proxy: ctx.proxy, listenerName: ctx.listenerName, direction: ctx.direction }));
+  });
+  r.accept('metadata', 'transport_socket_connect_timeout');
+  r.done();
+  return { name, match, tls, filters };
+}
+
+export function compileListener(raw: Record<string, unknown>, path: string, issues: Issues, proxy: ProxyContext): ListenerConfig {
+  const r = new Reader(raw, path, issues);
+  const name = r.str('name');
+  if (!name) issues.error(r.at('name'), 'a listener needs a name');
+  const sa = readSocketAddress(r.obj('address'), issues, r.at('address')) ?? { address: '0.0.0.0', port: 0 };
+  const tdir = r.str('traffic_direction', 'UNSPECIFIED');
+  const direction: StreamInfo['direction'] = tdir === 'INBOUND' ? 'inbound' : tdir === 'OUTBOUND' ? 'outbound' : proxy.node.id.startsWith('router~') ? 'gateway' : 'outbound';
+  let tlsInspector = false;
+  let httpInspector = false;
+  let useOriginalDst = r.bool('use_original_dst', false);
+  for (const lf of r.objs('listener_filters')) {
+    const n = lf.str('name');
+    const tc = lf.obj('typed_config');
+    const t = tc?.str('@type') ?? '';
+    if (t === TLS_INSPECTOR_TYPE || n === 'envoy.filters.listener.tls_inspector') tlsInspector = true;
+    else if (t === HTTP_INSPECTOR_TYPE || n === 'envoy.filters.listener.http_inspector') httpInspector = true;
+    else if (t === ORIGINAL_DST_TYPE || n === 'envoy.filters.listener.original_dst') useOriginalDst = true;
+    else issues.error(lf.path, `unsupported listener filter ${t || n}; supported: tls_inspector, http_inspector, original_dst`);
+    tc?.accept(...Object.keys(tc.raw));
+    tc?.done();
+    lf.accept('filter_disabled');
+    lf.done();
+  }
+  const ctx = { proxy, listenerName: name, direction };
+  const filterChains = r.objs('filter_chains').map((c, i) => readChain(c, ctx, issues, i));
+  const dc = r.obj('default_filter_chain');
+  const defaultChain = dc ? readChain(dc, ctx, issues, -1) : undefined;
+  if (!filterChains.length && !defaultChain) issues.error(r.at('filter_chains'), 'a listener needs at least one filter chain');
+  const seen = new Map<string, string>();
+  for (const c of filterChains) {
+    const key = JSON.stringify(c.match);
+    const other = seen.get(key);
+    if (other !== undefined) issues.error(r.at('filter_chains'), `filter chains "${other}" and "${c.name}" have the same filter_chain_match`);
+    seen.set(key, c.name);
+  }
+  const inspectTimeoutMs = r.durationMs('listener_filters_timeout', 15000);
+  const continueOnInspectTimeout = r.bool('continue_on_listener_filters_timeout', false);
+  const bindToPort = r.bool('bind_to_port', true);
+  r.accept('stat_prefix', 'metadata', 'per_connection_buffer_limit_bytes', 'access_log', 'socket_options', 'enable_reuse_port', 'connection_balance_config', 'drain_type', 'freebind', 'transparent', 'tcp_fast_open_queue_length', 'reuse_port');
+  if (r.has('access_log')) issues.warn(r.at('access_log'), 'listener-level access_log is not supported; use the connection manager or tcp_proxy access_log');
+  r.done();
+  return { name, address: sa.address, port: sa.port, bindToPort, useOriginalDst, tlsInspector, httpInspector, direction, filterChains, defaultChain, inspectTimeoutMs, continueOnInspectTimeout, raw };
+}

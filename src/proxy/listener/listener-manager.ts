@@ -1,0 +1,283 @@
+// Binds listeners and runs the accept path: original destination (handoff to a bind_to_port:false
+// listener for that address, as Envoy does for virtualOutbound/virtualInbound), listener filters
+// (tls_inspector, http_inspector), filter chain selection, TLS termination with SAN checks, then the
+// network filters. An LDS update swaps the config a bound listener uses for new connections;
+// connections already accepted keep the config they started with. A removed listener stops
+// accepting and drains.
+import net from 'node:net';
+import tls from 'node:tls';
+import type { ListenerConfig, FilterChain } from './listener-config.ts';
+import { selectFilterChain, type ConnectionFacts } from './filter-chain-match.ts';
+import { looksLikeTls, parseClientHello, inspectHttp } from './client-hello.ts';
+import type { ProxyContext } from '../context.ts';
+import type { ConnectionInfo } from '../filters/filter.ts';
+import type { DownstreamConnection } from '../network/network-filter.ts';
+import { spiffeId, parseSans } from '../tls/tls-context.ts';
+import type { Stat } from '../stats/stats.ts';
+
+interface ListenerStats {
+  cxTotal: Stat;
+  cxActive: Stat;
+  noChain: Stat;
+}
+
+export class ActiveListener {
+  config: ListenerConfig;
+  server: net.Server | undefined;
+  boundPort = 0;
+  state: 'pending' | 'listening' | 'failed' | 'unbound' = 'pending';
+  error?: string;
+  readonly stats: ListenerStats;
+  private readonly manager: ListenerManager;
+
+  constructor(config: ListenerConfig, manager: ListenerManager) {
+    this.config = config;
+    this.manager = manager;
+    const p = `listener.${config.address}_${config.port}.`;
+    const s = manager.ctx.stats;
+    this.stats = { cxTotal: s.counter(p + 'downstream_cx_total'), cxActive: s.gauge(p + 'downstream_cx_active'), noChain: s.counter(p + 'no_filter_chain_match') };
+  }
+
+  bind(): Promise<void> {
+    if (!this.config.bindToPort) {
+      this.state = 'unbound';
+      return Promise.resolve();
+    }
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
+    this.server = server;
+    server.on('connection', (s: net.Socket) => this.manager.accept(this, s));
+    return new Promise((resolve) => {
+      server.once('error', (e: NodeJS.ErrnoException) => {
+        this.state = 'failed';
+        this.error = e.code === 'EADDRINUSE' ? `address ${this.config.address}:${this.config.port} is already in use` : e.message;
+        this.manager.ctx.log.error({ listener: this.config.name, err: this.error }, 'listener failed to bind');
+        resolve();
+      });
+      server.listen({ host: this.config.address, port: this.config.port, backlog: 1024 }, () => {
+        this.state = 'listening';
+        this.boundPort = (server.address() as net.AddressInfo).port;
+        resolve();
+      });
+    });
+  }
+
+  /** Stops accepting; established connections carry on (and drain). */
+  close(): void {
+    this.server?.close();
+    for (const c of [...this.config.filterChains, ...(this.config.defaultChain ? [this.config.defaultChain] : [])]) for (const f of c.filters) f.drain?.();
+  }
+}
+
+function readFirstBytes(socket: net.Socket, enough: (b: Buffer) => boolean, timeoutMs: number, done: (b: Buffer | undefined) => void): void {
+  let buf: Buffer = Buffer.alloc(0);
+  const finish = (ok: boolean) => {
+    clearTimeout(timer);
+    socket.off('data', onData);
+    socket.off('end', onEnd);
+    socket.pause();
+    if (buf.length) socket.unshift(buf);
+    done(ok ? buf : undefined);
+  };
+  const onData = (c: Buffer) => {
+    buf = buf.length ? Buffer.concat([buf, c]) : c;
+    if (enough(buf) || buf.length > 16384) finish(true);
+  };
+  const onEnd = () => finish(true);
+  const timer = setTimeout(() => finish(false), timeoutMs);
+  socket.on('data', onData);
+  socket.once('end', onEnd);
+  socket.resume();
+}
+
+export class ListenerManager {
+  readonly ctx: ProxyContext;
+  private readonly active = new Map<string, ActiveListener>();
+  private pending: Promise<void>[] = [];
+  private stopped = false;
+
+  constructor(ctx: ProxyContext) {
+    this.ctx = ctx;
+  }
+
+  listeners(): ActiveListener[] {
+    return [...this.active.values()];
+  }
+
+  get(name: string): ActiveListener | undefined {
+    return this.active.get(name);
+  }
+
+  /** Installs the complete set of listeners (static + LDS). */
+  apply(configs: readonly ListenerConfig[]): void {
+    const names = new Set(configs.map((c) => c.name));
+    for (const [name, l] of this.active) {
+      if (!names.has(name)) {
+        this.active.delete(name);
+        l.close();
+      }
+    }
+    for (const c of configs) {
+      const old = this.active.get(c.name);
+      if (old && old.config.address === c.address && old.config.port === c.port && old.config.bindToPort === c.bindToPort && old.state !== 'failed') {
+        old.config = c;
+        continue;
+      }
+      if (old) old.close();
+      const l = new ActiveListener(c, this);
+      this.active.set(c.name, l);
+      if (!this.stopped) this.pending.push(l.bind());
+    }
+  }
+
+  /** Resolves when every listener applied so far has bound (or failed). */
+  async settled(): Promise<void> {
+    while (this.pending.length) {
+      const p = this.pending;
+      this.pending = [];
+      await Promise.all(p);
+    }
+  }
+
+  /** Stops accepting everywhere (drain); established connections go on. */
+  stopAccepting(): void {
+    this.stopped = true;
+    for (const l of this.active.values()) l.close();
+  }
+
+  private handoff(dst: { address: string; port: number }): ListenerConfig | undefined {
+    let wildcard: ListenerConfig | undefined;
+    for (const l of this.active.values()) {
+      const c = l.config;
+      if (c.bindToPort || c.port !== dst.port) continue;
+      if (c.address === dst.address) return c;
+      if (c.address === '0.0.0.0' || c.address === '::') wildcard = c;
+    }
+    return wildcard;
+  }
+
+  accept(l: ActiveListener, socket: net.Socket): void {
+    let config = l.config;
+    l.stats.cxTotal.value++;
+    l.stats.cxActive.value++;
+    socket.once('close', () => l.stats.cxActive.value--);
+    socket.on('error', () => undefined);
+    let originalDst: { address: string; port: number } | undefined;
+    if (config.useOriginalDst) {
+      originalDst = this.ctx.originalDst(socket);
+      if (originalDst && !(originalDst.address === socket.localAddress && originalDst.port === socket.localPort)) {
+        const target = this.handoff(originalDst);
+        if (target) config = target;
+      }
+    }
+    const facts: ConnectionFacts = {
+      destinationPort: originalDst?.port ?? socket.localPort ?? 0,
+      destinationIp: originalDst?.address ?? socket.localAddress ?? '',
+      transportProtocol: 'raw_buffer',
+      applicationProtocols: [],
+      sourceIp: socket.remoteAddress ?? '',
+      sourcePort: socket.remotePort ?? 0,
+    };
+    if (!config.tlsInspector && !config.httpInspector) return this.dispatch(l, config, socket, facts, originalDst);
+    readFirstBytes(
+      socket,
+      (b) => {
+        const t = looksLikeTls(b);
+        if (t === 'more') return false;
+        if (t === 'tls') return !config.tlsInspector || parseClientHello(b) !== undefined;
+        return !config.httpInspector || inspectHttp(b) !== 'more';
+      },
+      config.inspectTimeoutMs,
+      (b) => {
+        if (!b && !config.continueOnInspectTimeout) {
+          socket.destroy();
+          return;
+        }
+        if (b && config.tlsInspector && looksLikeTls(b) === 'tls') {
+          const hello = parseClientHello(b);
+          facts.transportProtocol = 'tls';
+          facts.serverName = hello?.serverName;
+          facts.applicationProtocols = hello?.alpn ?? [];
+        } else if (b && config.httpInspector) {
+          const h = inspectHttp(b);
+          if (h && h !== 'more') facts.applicationProtocols = [h];
+        }
+        this.dispatch(l, config, socket, facts, originalDst);
+      },
+    );
+  }
+
+  private dispatch(l: ActiveListener, config: ListenerConfig, socket: net.Socket, facts: ConnectionFacts, originalDst: { address: string; port: number } | undefined): void {
+    const chain = selectFilterChain(config, facts);
+    if (!chain) {
+      l.stats.noChain.value++;
+      socket.destroy();
+      return;
+    }
+    const info: ConnectionInfo = {
+      remoteAddress: socket.remoteAddress ?? '',
+      remotePort: socket.remotePort ?? 0,
+      localAddress: facts.destinationIp,
+      localPort: facts.destinationPort,
+      sni: facts.serverName,
+      tls: false,
+    };
+    if (!chain.tls) {
+      socket.resume();
+      return this.runFilters(chain, { socket, info, direction: config.direction, originalDst });
+    }
+    let secureContext;
+    try {
+      secureContext = chain.tls.secureContext(this.ctx.secrets);
+    } catch (e) {
+      this.ctx.log.warn({ listener: config.name, chain: chain.name, err: (e as Error).message }, 'TLS not ready; connection closed');
+      socket.destroy();
+      return;
+    }
+    const tlsCtx = chain.tls;
+    const ts = new tls.TLSSocket(socket, {
+      isServer: true,
+      secureContext,
+      ALPNProtocols: tlsCtx.alpn.length ? [...tlsCtx.alpn] : undefined,
+      requestCert: tlsCtx.requireClientCert || tlsCtx.verifiesPeer,
+      rejectUnauthorized: tlsCtx.requireClientCert,
+    });
+    ts.on('error', () => ts.destroy());
+    const timer = setTimeout(() => ts.destroy(), config.inspectTimeoutMs);
+    ts.once('secure', () => {
+      clearTimeout(timer);
+      const cert = ts.getPeerCertificate();
+      const hasCert = cert && Object.keys(cert).length > 0;
+      if (hasCert && tlsCtx.verifiesPeer && !ts.authorized) {
+        ts.destroy();
+        return;
+      }
+      const bad = hasCert || tlsCtx.requireClientCert ? tlsCtx.checkPeer(hasCert ? cert : undefined) : undefined;
+      if (bad) {
+        this.ctx.log.debug({ listener: config.name, err: bad }, 'client certificate refused');
+        ts.destroy();
+        return;
+      }
+      const tinfo: ConnectionInfo = {
+        ...info,
+        tls: true,
+        sni: (ts as tls.TLSSocket & { servername?: string }).servername || info.sni,
+        peerPrincipal: hasCert ? spiffeId(cert) : undefined,
+        peerSans: hasCert && cert.subjectaltname ? parseSans(cert.subjectaltname).map(([, v]) => v) : undefined,
+      };
+      this.runFilters(chain, { socket: ts, info: tinfo, direction: config.direction, originalDst, alpn: ts.alpnProtocol || undefined });
+    });
+    socket.resume();
+  }
+
+  private runFilters(chain: FilterChain, conn: DownstreamConnection): void {
+    for (const f of chain.filters) if (!f.onConnection(conn)) return;
+    conn.socket.destroy();
+  }
+
+  /** Ports bound per listener name (for --ports-file). */
+  boundPorts(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const l of this.active.values()) if (l.state === 'listening') out[l.config.name] = l.boundPort;
+    return out;
+  }
+}

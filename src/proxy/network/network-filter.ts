@@ -1,0 +1,59 @@
+// Network filters (Envoy's envoy.filters.network.*): the listener's filter chain runs them in order
+// on each accepted connection. Non-terminal filters (rbac, local_ratelimit) inspect the connection
+// and may close it; the last filter is terminal (http_connection_manager, tcp_proxy) and takes the
+// socket over. Add one: export a NetworkFilterFactory and a setup() calling
+// registerNetworkFilter(factory), listed in src/proxy/extensions.ts. `compile` runs once per LDS
+// update (read config through the Reader, call r.done()); `onConnection` runs per connection.
+import type net from 'node:net';
+import type { Reader, Issues } from '../config/reader.ts';
+import type { ConnectionInfo } from '../filters/filter.ts';
+import type { ProxyContext } from '../context.ts';
+import type { StreamInfo } from '../stream-info.ts';
+
+export interface NetworkCompileContext {
+  readonly issues: Issues;
+  readonly proxy: ProxyContext;
+  readonly listenerName: string;
+  readonly direction: StreamInfo['direction'];
+}
+
+/** A downstream connection as the filter chain sees it. */
+export interface DownstreamConnection {
+  readonly socket: net.Socket;
+  readonly info: ConnectionInfo;
+  /** Bytes read ahead by listener filters (tls_inspector / http_inspector), already unshifted. */
+  readonly direction: StreamInfo['direction'];
+  /** Original destination (use_original_dst / original_dst listener filter), when known. */
+  readonly originalDst?: { address: string; port: number };
+  /** ALPN negotiated on a TLS connection the listener terminated. */
+  readonly alpn?: string;
+}
+
+export interface NetworkFilter {
+  /** true to go on with the next filter; false when the filter closed (or took over) the connection. */
+  onConnection(conn: DownstreamConnection): boolean;
+  /** The listener is draining (SIGTERM / LDS removal): finish in-flight work, close idle connections. */
+  drain?(): void;
+}
+
+export interface NetworkFilterFactory {
+  readonly name: string;
+  readonly typeUrls: readonly string[];
+  /** Terminal filters must come last in a chain and take the socket over. */
+  readonly terminal: boolean;
+  compile(config: Reader, ctx: NetworkCompileContext): NetworkFilter;
+}
+
+const byType = new Map<string, NetworkFilterFactory>();
+const byName = new Map<string, NetworkFilterFactory>();
+
+export function registerNetworkFilter(f: NetworkFilterFactory): void {
+  byName.set(f.name, f);
+  for (const t of f.typeUrls) byType.set(t, f);
+}
+
+export function networkFilterFactory(typeUrl: string | undefined, name: string): NetworkFilterFactory | undefined {
+  return (typeUrl ? byType.get(typeUrl) : undefined) ?? byName.get(name);
+}
+
+export type { Issues };

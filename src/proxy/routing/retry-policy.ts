@@ -1,0 +1,100 @@
+// Envoy's RetryPolicy (route or virtual host), compiled once: retry_on as a bit set.
+import type { Reader } from '../config/reader.ts';
+import { readHeaderMatcher, type HeaderMatcher } from './header-matcher.ts';
+
+export const RetryOn = {
+  S5xx: 1 << 0,
+  GatewayError: 1 << 1,
+  Reset: 1 << 2,
+  ConnectFailure: 1 << 3,
+  Retriable4xx: 1 << 4,
+  RefusedStream: 1 << 5,
+  RetriableStatusCodes: 1 << 6,
+  RetriableHeaders: 1 << 7,
+  GrpcCancelled: 1 << 8,
+  GrpcDeadlineExceeded: 1 << 9,
+  GrpcResourceExhausted: 1 << 10,
+  GrpcUnavailable: 1 << 11,
+  GrpcInternal: 1 << 12,
+  ResetBeforeRequest: 1 << 13,
+  EnvoyRateLimited: 1 << 14,
+} as const;
+
+const NAMES: Record<string, number> = {
+  '5xx': RetryOn.S5xx,
+  'gateway-error': RetryOn.GatewayError,
+  reset: RetryOn.Reset,
+  'connect-failure': RetryOn.ConnectFailure,
+  'retriable-4xx': RetryOn.Retriable4xx,
+  'refused-stream': RetryOn.RefusedStream,
+  'retriable-status-codes': RetryOn.RetriableStatusCodes,
+  'retriable-headers': RetryOn.RetriableHeaders,
+  cancelled: RetryOn.GrpcCancelled,
+  'deadline-exceeded': RetryOn.GrpcDeadlineExceeded,
+  'resource-exhausted': RetryOn.GrpcResourceExhausted,
+  unavailable: RetryOn.GrpcUnavailable,
+  internal: RetryOn.GrpcInternal,
+  'reset-before-request': RetryOn.ResetBeforeRequest,
+  'envoy-ratelimited': RetryOn.EnvoyRateLimited,
+};
+
+export interface RetryPolicy {
+  readonly retryOn: number;
+  readonly numRetries: number;
+  readonly perTryTimeoutMs: number;
+  readonly perTryIdleTimeoutMs: number;
+  readonly baseIntervalMs: number;
+  readonly maxIntervalMs: number;
+  readonly retriableStatusCodes: ReadonlySet<number>;
+  readonly retriableHeaders: readonly HeaderMatcher[];
+  /** retry_host_predicate envoy.retry_host_predicates.previous_hosts */
+  readonly avoidPreviousHosts: boolean;
+  readonly hostSelectionMaxAttempts: number;
+}
+
+export function parseRetryOn(text: string, path: string, r: Reader): number {
+  let bits = 0;
+  for (const part of text.split(',')) {
+    const p = part.trim();
+    if (!p) continue;
+    const b = NAMES[p];
+    if (b === undefined) r.issues.error(path, `unknown retry_on value "${p}"; expected one of ${Object.keys(NAMES).join(', ')}`);
+    else bits |= b;
+  }
+  return bits;
+}
+
+export function readRetryPolicy(r: Reader): RetryPolicy {
+  const retryOn = parseRetryOn(r.str('retry_on'), r.at('retry_on'), r);
+  const numRetries = r.num('num_retries', 1);
+  const perTryTimeoutMs = r.durationMs('per_try_timeout', 0);
+  const perTryIdleTimeoutMs = r.durationMs('per_try_idle_timeout', 0);
+  let baseIntervalMs = 25;
+  let maxIntervalMs = 250;
+  const bo = r.obj('retry_back_off');
+  if (bo) {
+    baseIntervalMs = bo.durationMs('base_interval', 25);
+    if (baseIntervalMs <= 0) bo.issues.error(bo.at('base_interval'), 'must be greater than zero');
+    maxIntervalMs = bo.durationMs('max_interval', baseIntervalMs * 10);
+    if (maxIntervalMs < baseIntervalMs) bo.issues.error(bo.at('max_interval'), 'must be at least base_interval');
+    bo.done();
+  }
+  const retriableStatusCodes = new Set(r.list('retriable_status_codes').map(Number));
+  const retriableHeaders = r.objs('retriable_headers').map(readHeaderMatcher);
+  let avoidPreviousHosts = false;
+  for (const p of r.objs('retry_host_predicate')) {
+    const name = p.str('name');
+    const t = p.get('typed_config') as Record<string, unknown> | undefined;
+    if (name === 'envoy.retry_host_predicates.previous_hosts' || String(t?.['@type'] ?? '').endsWith('PreviousHostsPredicate')) avoidPreviousHosts = true;
+    else p.issues.error(p.path, `unsupported retry host predicate ${name || String(t?.['@type'])}; supported: envoy.retry_host_predicates.previous_hosts`);
+  }
+  const hostSelectionMaxAttempts = r.num('host_selection_retry_max_attempts', 1);
+  r.done();
+  return { retryOn, numRetries, perTryTimeoutMs, perTryIdleTimeoutMs, baseIntervalMs, maxIntervalMs, retriableStatusCodes, retriableHeaders, avoidPreviousHosts, hostSelectionMaxAttempts };
+}
+
+/** Full-jitter exponential backoff as Envoy does it: random in [0, min(base * 2^n, max)). */
+export function backoffMs(p: RetryPolicy, attempt: number): number {
+  const ceiling = Math.min(p.baseIntervalMs * 2 ** attempt, p.maxIntervalMs);
+  return Math.random() * ceiling;
+}

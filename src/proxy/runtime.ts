@@ -1,0 +1,305 @@
+/**
+ * ProxyRuntime: the data plane's config sink and lifecycle.
+ *
+ *   const rt = new ProxyRuntime({ node, log });
+ *   rt.addStatic({ listeners, clusters, secrets })   // bootstrap static_resources → errors[]
+ *   rt.apply(typeUrl, resources, version?)           // xDS state of the world for one type → errors[]
+ *                                                    //   ([] = ACK; otherwise NACK, previous config kept)
+ *   await rt.settled()                               // listeners bound
+ *   rt.isReady()                                     // first config applied, listeners bound, clusters warm
+ *   rt.observers.push((info, req, res) => ...)       // stream-end observers (metrics, access logs)
+ *   await rt.drain(ms); rt.stop()                    // SIGTERM: stop accepting, finish in-flight, close
+ *
+ * apply() accepts LISTENER_TYPE, ROUTE_TYPE, CLUSTER_TYPE, ENDPOINT_TYPE and SECRET_TYPE
+ * (src/envoy/type-urls.ts). Each resource is checked against its proto (unknown fields, types),
+ * then compiled into immutable internal config (route tables, matchers, regexes, header ops,
+ * filter configs); fields we read but do not implement are logged as warnings naming them.
+ * `resources` is the complete current set of that type (name → Envoy JSON); the xDS client
+ * keeps its own cache for RDS/EDS and passes the whole set each time.
+ */
+import type net from 'node:net';
+import { checkMessage, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE, type EnvoyJson } from '../envoy/index.ts';
+import { silentLogger, type Logger } from '../core/log.ts';
+import { Issues } from './config/reader.ts';
+import { Stats } from './stats/stats.ts';
+import { SecretStore, compileSecret, type Secret } from './tls/secrets.ts';
+import { ClusterManager } from './upstream/cluster-manager.ts';
+import { compileCluster, compileLoadAssignment, type ClusterConfig, type LoadAssignment } from './upstream/cluster-config.ts';
+import { ListenerManager } from './listener/listener-manager.ts';
+import { compileListener, type ListenerConfig } from './listener/listener-config.ts';
+import { compileRouteConfig, type RouteTable } from './routing/route-config.ts';
+import type { NodeInfo, ProxyContext, RouteHolder, StreamObserver } from './context.ts';
+import { setupExtensions } from './extensions.ts';
+import { getOriginalDst } from './listener/original-dst.ts';
+
+const TYPE_NAMES: Record<string, string> = {
+  [LISTENER_TYPE]: 'envoy.config.listener.v3.Listener',
+  [ROUTE_TYPE]: 'envoy.config.route.v3.RouteConfiguration',
+  [CLUSTER_TYPE]: 'envoy.config.cluster.v3.Cluster',
+  [ENDPOINT_TYPE]: 'envoy.config.endpoint.v3.ClusterLoadAssignment',
+  [SECRET_TYPE]: 'envoy.extensions.transport_sockets.tls.v3.Secret',
+};
+
+const KIND: Record<string, string> = { [LISTENER_TYPE]: 'listener', [ROUTE_TYPE]: 'route configuration', [CLUSTER_TYPE]: 'cluster', [ENDPOINT_TYPE]: 'cluster load assignment', [SECRET_TYPE]: 'secret' };
+
+export interface DumpEntry {
+  raw: EnvoyJson;
+  version: string;
+  lastUpdated: string;
+}
+
+export interface ProxyRuntimeOptions {
+  node: NodeInfo;
+  log?: Logger;
+}
+
+export interface StaticResources {
+  listeners?: EnvoyJson[];
+  clusters?: EnvoyJson[];
+  secrets?: EnvoyJson[];
+}
+
+class Context implements ProxyContext {
+  readonly stats = new Stats();
+  readonly secrets = new SecretStore();
+  readonly clusters: ClusterManager;
+  readonly log: Logger;
+  readonly node: NodeInfo;
+  readonly observers: StreamObserver[] = [];
+  readonly holders = new Map<string, RouteHolder>();
+  draining = false;
+
+  constructor(node: NodeInfo, log: Logger) {
+    this.node = node;
+    this.log = log;
+    this.clusters = new ClusterManager(this.stats, this.secrets, log);
+  }
+
+  routeHolder(name: string): RouteHolder {
+    let h = this.holders.get(name);
+    if (!h) {
+      h = { name, table: undefined };
+      this.holders.set(name, h);
+    }
+    return h;
+  }
+
+  originalDst(socket: net.Socket): { address: string; port: number } | undefined {
+    return getOriginalDst(socket);
+  }
+}
+
+export class ProxyRuntime {
+  readonly ctx: Context;
+  readonly listeners: ListenerManager;
+  readonly log: Logger;
+  readonly startedAt = Date.now();
+  /** Raw resources as applied, for /config_dump: static ones and dynamic ones per type. */
+  readonly staticDump = { listeners: [] as DumpEntry[], clusters: [] as DumpEntry[], secrets: [] as DumpEntry[] };
+  readonly dynamicDump = new Map<string, Map<string, DumpEntry>>();
+  /** The latest warnings per type (unsupported fields), for the admin and the log. */
+  readonly warnings = new Map<string, string[]>();
+  healthCheckFailed = false;
+  private staticListeners: ListenerConfig[] = [];
+  private dynamicListeners: ListenerConfig[] = [];
+  private readonly staticSecretNames = new Set<string>();
+  private routeTables = new Map<string, RouteTable>();
+  private applied = new Set<string>();
+  private initialized = false;
+
+  constructor(opts: ProxyRuntimeOptions) {
+    setupExtensions();
+    this.log = opts.log ?? silentLogger;
+    this.ctx = new Context(opts.node, this.log);
+    this.listeners = new ListenerManager(this.ctx);
+  }
+
+  get stats(): Stats {
+    return this.ctx.stats;
+  }
+
+  get observers(): StreamObserver[] {
+    return this.ctx.observers;
+  }
+
+  /** Installs the bootstrap's static_resources; returns every error (nothing is applied if any). */
+  addStatic(res: StaticResources): string[] {
+    const errors: string[] = [];
+    const warnings: string[] = [];
+    const secrets: Secret[] = [];
+    (res.secrets ?? []).forEach((raw, i) => {
+      const s = this.compileOne(SECRET_TYPE, raw, `static_resources.secrets[${i}]`, errors, warnings, (r, p, is) => compileSecret(r, p, is));
+      if (s) secrets.push(s);
+    });
+    for (const s of secrets) {
+      this.ctx.secrets.set(s);
+      this.staticSecretNames.add(s.name);
+    }
+    const clusters: ClusterConfig[] = [];
+    (res.clusters ?? []).forEach((raw, i) => {
+      const c = this.compileOne(CLUSTER_TYPE, raw, `static_resources.clusters[${i}]`, errors, warnings, compileCluster);
+      if (c) clusters.push(c);
+    });
+    const listeners: ListenerConfig[] = [];
+    (res.listeners ?? []).forEach((raw, i) => {
+      const l = this.compileOne(LISTENER_TYPE, raw, `static_resources.listeners[${i}]`, errors, warnings, (r, p, is) => compileListener(r, p, is, this.ctx));
+      if (l) listeners.push(l);
+    });
+    dupes(clusters.map((c) => c.name), 'cluster', errors);
+    dupes(listeners.map((l) => l.name), 'listener', errors);
+    this.logWarnings('static_resources', warnings);
+    if (errors.length) return errors;
+    const now = new Date().toISOString();
+    for (const c of clusters) {
+      const issues = new Issues();
+      this.ctx.clusters.addStatic(c, issues);
+      errors.push(...issues.errors);
+      this.staticDump.clusters.push({ raw: c.raw, version: '', lastUpdated: now });
+    }
+    this.staticListeners = listeners;
+    for (const l of listeners) this.staticDump.listeners.push({ raw: l.raw, version: '', lastUpdated: now });
+    for (const s of secrets) this.staticDump.secrets.push({ raw: s.raw, version: '', lastUpdated: now });
+    this.listeners.apply([...this.staticListeners, ...this.dynamicListeners]);
+    if (listeners.length || clusters.length) this.initialized = true;
+    return errors;
+  }
+
+  private compileOne<T>(typeUrl: string, raw: EnvoyJson, path: string, errors: string[], warnings: string[], compile: (raw: EnvoyJson, path: string, issues: Issues) => T): T | undefined {
+    const name = String(raw?.name ?? raw?.cluster_name ?? '');
+    const label = `${KIND[typeUrl]} "${name}"`;
+    const schema = checkMessage(TYPE_NAMES[typeUrl], raw);
+    if (schema.length) {
+      for (const s of schema) errors.push(`${label}: ${path}${s.path ? '.' + s.path : ''}: ${s.message}`);
+      return undefined;
+    }
+    const issues = new Issues();
+    let out: T | undefined;
+    try {
+      out = compile(raw, path, issues);
+    } catch (e) {
+      issues.error(path, `internal error while compiling: ${(e as Error).message}`);
+    }
+    for (const e of issues.errors) errors.push(`${label}: ${e}`);
+    for (const w of issues.warnings) warnings.push(`${label}: ${w}`);
+    return issues.errors.length ? undefined : out;
+  }
+
+  private logWarnings(what: string, warnings: string[]): void {
+    if (warnings.length) this.log.warn({ warnings }, `${what}: ${warnings.length} unsupported field(s) ignored`);
+  }
+
+  /** xDS state of the world for one resource type. Returns the errors ([] = ACK). */
+  apply(typeUrl: string, resources: ReadonlyMap<string, EnvoyJson>, version = ''): string[] {
+    const errors: string[] = [];
+    const warnings: string[] = [];
+    const kind = KIND[typeUrl];
+    if (!kind) return [`unsupported resource type ${typeUrl}`];
+    const compiled = new Map<string, unknown>();
+    for (const [name, raw] of resources) {
+      const rname = String(raw?.name ?? raw?.cluster_name ?? '');
+      if (rname !== name) errors.push(`${kind} "${name}": the resource is named "${rname}"`);
+      const v = this.compileOne(typeUrl, raw, '', errors, warnings, (r, p, is) => {
+        switch (typeUrl) {
+          case LISTENER_TYPE:
+            return compileListener(r, p, is, this.ctx);
+          case ROUTE_TYPE:
+            return compileRouteConfig(r, p, is);
+          case CLUSTER_TYPE:
+            return compileCluster(r, p, is);
+          case ENDPOINT_TYPE:
+            return compileLoadAssignment(r, p, is);
+          default:
+            return compileSecret(r, p, is);
+        }
+      });
+      if (v !== undefined) compiled.set(name, v);
+    }
+    if (typeUrl === LISTENER_TYPE) {
+      const statics = new Set(this.staticListeners.map((l) => l.name));
+      for (const n of compiled.keys()) if (statics.has(n)) errors.push(`listener "${n}" is defined statically in the bootstrap and cannot be replaced by LDS`);
+    }
+    this.warnings.set(typeUrl, warnings);
+    this.logWarnings(kind, warnings);
+    if (errors.length) return errors;
+    switch (typeUrl) {
+      case LISTENER_TYPE:
+        this.dynamicListeners = [...compiled.values()] as ListenerConfig[];
+        this.listeners.apply([...this.staticListeners, ...this.dynamicListeners]);
+        break;
+      case ROUTE_TYPE:
+        this.routeTables = compiled as Map<string, RouteTable>;
+        for (const [name, h] of this.ctx.holders) h.table = this.routeTables.get(name);
+        for (const [name, t] of this.routeTables) this.ctx.routeHolder(name).table = t;
+        break;
+      case CLUSTER_TYPE: {
+        const issues = new Issues();
+        this.ctx.clusters.applyDynamic([...compiled.values()] as ClusterConfig[], issues);
+        if (issues.errors.length) return issues.errors;
+        break;
+      }
+      case ENDPOINT_TYPE:
+        this.ctx.clusters.applyAssignments(new Map([...compiled].map(([k, v]) => [(v as LoadAssignment).clusterName || k, v as LoadAssignment])));
+        break;
+      case SECRET_TYPE:
+        this.ctx.secrets.replace(compiled as Map<string, Secret>, this.staticSecretNames);
+        break;
+    }
+    const now = new Date().toISOString();
+    const dump = new Map<string, DumpEntry>();
+    for (const [name, raw] of resources) dump.set(name, { raw, version, lastUpdated: this.dynamicDump.get(typeUrl)?.get(name)?.raw === raw ? this.dynamicDump.get(typeUrl)!.get(name)!.lastUpdated : now });
+    this.dynamicDump.set(typeUrl, dump);
+    this.applied.add(typeUrl);
+    if (typeUrl === LISTENER_TYPE) this.initialized = true;
+    return [];
+  }
+
+  /** Resolves once every listener applied so far has bound or failed. */
+  settled(): Promise<void> {
+    return this.listeners.settled();
+  }
+
+  /** Envoy's server state: LIVE once the first config is applied, listeners bound and clusters warm. */
+  state(): 'LIVE' | 'INITIALIZING' | 'DRAINING' {
+    if (this.ctx.draining) return 'DRAINING';
+    if (!this.initialized || !this.ctx.clusters.warm()) return 'INITIALIZING';
+    for (const l of this.listeners.listeners()) if (l.state === 'pending') return 'INITIALIZING';
+    return 'LIVE';
+  }
+
+  isReady(): boolean {
+    return this.state() === 'LIVE' && !this.healthCheckFailed;
+  }
+
+  routeTable(name: string): RouteTable | undefined {
+    return this.ctx.holders.get(name)?.table;
+  }
+
+  /** In-flight HTTP requests across all connection managers. */
+  activeRequests(): number {
+    let n = 0;
+    for (const s of this.stats.all()) if (s.name.endsWith('.downstream_rq_active') || (s.name.startsWith('tcp.') && s.name.endsWith('.downstream_cx_active'))) n += s.value;
+    return n;
+  }
+
+  /** Stops accepting, marks responses Connection: close / sends GOAWAY, waits for in-flight requests (up to timeoutMs). */
+  async drain(timeoutMs: number): Promise<void> {
+    this.ctx.draining = true;
+    this.listeners.stopAccepting();
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline && this.activeRequests() > 0) await new Promise((r) => setTimeout(r, 50));
+  }
+
+  /** Closes every upstream pool and timer. */
+  stop(): void {
+    this.listeners.stopAccepting();
+    this.ctx.clusters.close(true);
+  }
+}
+
+function dupes(names: string[], kind: string, errors: string[]): void {
+  const seen = new Set<string>();
+  for (const n of names) {
+    if (seen.has(n)) errors.push(`${kind} "${n}" is defined more than once`);
+    seen.add(n);
+  }
+}

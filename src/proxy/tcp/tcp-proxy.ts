@@ -1,0 +1,198 @@
+// envoy.filters.network.tcp_proxy: a terminal network filter relaying bytes to a host of the
+// configured cluster (or of weighted_clusters), with connect timeout, idle timeout (default 1h),
+// half-close, ORIGINAL_DST support and a StreamInfo per connection.
+import net from 'node:net';
+import tls from 'node:tls';
+import { TCP_PROXY_TYPE } from '../../envoy/index.ts';
+import type { DownstreamConnection, NetworkCompileContext, NetworkFilter, NetworkFilterFactory } from '../network/network-filter.ts';
+import type { Reader } from '../config/reader.ts';
+import { compileAccessLogs, type AccessLogger } from '../access-log/access-log.ts';
+import { newStreamInfo } from '../stream-info.ts';
+import { ResponseFlag } from '../response-flags.ts';
+import { DiscoveryType } from '../upstream/cluster-config.ts';
+import { UpstreamOutcome } from '../upstream/cluster-hooks.ts';
+import type { ProxyContext } from '../context.ts';
+import type { Stat } from '../stats/stats.ts';
+import type { Host } from '../upstream/host.ts';
+import { pipeSockets } from './pipe.ts';
+
+interface TcpProxyConfig {
+  statPrefix: string;
+  clusters: { name: string; weight: number }[];
+  totalWeight: number;
+  idleTimeoutMs: number;
+  maxConnectAttempts: number;
+  accessLogs: AccessLogger[];
+  cxTotal: Stat;
+  cxActive: Stat;
+  cxNoRoute: Stat;
+}
+
+class TcpProxy implements NetworkFilter {
+  private readonly c: TcpProxyConfig;
+  private readonly ctx: ProxyContext;
+  private readonly direction: NetworkCompileContext['direction'];
+
+  constructor(c: TcpProxyConfig, ctx: ProxyContext, direction: NetworkCompileContext['direction']) {
+    this.c = c;
+    this.ctx = ctx;
+    this.direction = direction;
+  }
+
+  onConnection(conn: DownstreamConnection): boolean {
+    const c = this.c;
+    const socket = conn.socket;
+    c.cxTotal.value++;
+    c.cxActive.value++;
+    const info = newStreamInfo(this.direction, 'TCP');
+    info.downstreamRemoteAddress = `${conn.info.remoteAddress}:${conn.info.remotePort}`;
+    info.downstreamLocalAddress = `${conn.info.localAddress}:${conn.info.localPort}`;
+    info.requestedServerName = conn.info.sni;
+    info.mtls = conn.info.tls && conn.info.peerPrincipal !== undefined;
+    if (conn.info.peerPrincipal) info.downstreamPeer = { principal: conn.info.peerPrincipal };
+    const end = () => {
+      c.cxActive.value--;
+      info.durationMs = performance.now() - info.startMonotonic;
+      for (const l of c.accessLogs) l.log(info, undefined, undefined);
+      for (const o of this.ctx.observers) o(info, undefined, undefined);
+    };
+    let name = c.clusters[0]?.name ?? '';
+    if (c.clusters.length > 1) {
+      let p = Math.random() * c.totalWeight;
+      name = c.clusters.find((x) => (p -= x.weight) < 0)?.name ?? name;
+    }
+    info.upstreamCluster = name;
+    const cluster = this.ctx.clusters.get(name);
+    socket.on('error', () => undefined);
+    if (!cluster) {
+      c.cxNoRoute.value++;
+      info.responseFlags |= ResponseFlag.NoClusterFound;
+      socket.destroy();
+      end();
+      return false;
+    }
+    socket.pause();
+    let attempts = 0;
+    const tried = new Set<Host>();
+    const tryConnect = (): void => {
+      attempts++;
+      let host;
+      if (cluster.config.type === DiscoveryType.OriginalDst) {
+        const d = conn.originalDst;
+        host = d ? cluster.originalDstHost(d.address, d.port) : undefined;
+      } else host = cluster.pick({ attempted: tried });
+      if (!host) {
+        info.responseFlags |= ResponseFlag.NoHealthyUpstream;
+        cluster.s.cxNoneHealthy.value++;
+        socket.destroy();
+        end();
+        return;
+      }
+      tried.add(host);
+      for (const h of cluster.hooks) {
+        if (h.admitConnection && !h.admitConnection(host)) {
+          info.responseFlags |= ResponseFlag.UpstreamOverflow;
+          socket.destroy();
+          end();
+          return;
+        }
+      }
+      info.upstreamHost = host.key;
+      const tlsCtx = cluster.config.tls;
+      let up: net.Socket;
+      try {
+        up = tlsCtx
+          ? tls.connect({ host: host.address, port: host.port, ...tlsCtx.clientOptions(this.ctx.secrets, host.hostname) })
+          : net.connect({ host: host.address, port: host.port, allowHalfOpen: true });
+      } catch (e) {
+        info.upstreamTransportFailureReason = (e as Error).message;
+        info.responseFlags |= ResponseFlag.UpstreamConnectionFailure;
+        socket.destroy();
+        end();
+        return;
+      }
+      host.activeRequests++;
+      cluster.s.cxTotal.value++;
+      const timer = setTimeout(() => up.destroy(new Error('connect timeout')), cluster.config.connectTimeoutMs);
+      let connected = false;
+      up.once('error', (e) => {
+        if (connected) return;
+        clearTimeout(timer);
+        host.activeRequests--;
+        cluster.s.cxConnectFail.value++;
+        for (const h of cluster.hooks) {
+          h.onResult?.(host, UpstreamOutcome.ConnectFailed, 0);
+          h.connectionClosed?.(host);
+        }
+        info.upstreamTransportFailureReason = e.message;
+        if (attempts < c.maxConnectAttempts && !socket.destroyed) return tryConnect();
+        info.responseFlags |= ResponseFlag.UpstreamConnectionFailure;
+        socket.destroy();
+        end();
+      });
+      up.once(tlsCtx ? 'secureConnect' : 'connect', () => {
+        connected = true;
+        clearTimeout(timer);
+        cluster.s.cxActive.value++;
+        for (const h of cluster.hooks) h.onResult?.(host, UpstreamOutcome.Success, 0);
+        pipeSockets(socket, up, c.idleTimeoutMs, (r) => {
+          host.activeRequests--;
+          cluster.s.cxActive.value--;
+          for (const h of cluster.hooks) h.connectionClosed?.(host);
+          info.bytesReceived = r.aToB;
+          info.bytesSent = r.bToA;
+          if (r.reason === 'idle') info.responseFlags |= ResponseFlag.StreamIdleTimeout;
+          else if (r.reason.startsWith('upstream')) info.responseFlags |= ResponseFlag.UpstreamConnectionTermination;
+          end();
+        });
+        socket.resume();
+      });
+    };
+    tryConnect();
+    return false;
+  }
+}
+
+export const tcpProxyFactory: NetworkFilterFactory = {
+  name: 'envoy.filters.network.tcp_proxy',
+  typeUrls: [TCP_PROXY_TYPE],
+  terminal: true,
+  compile(r: Reader, ctx: NetworkCompileContext): NetworkFilter {
+    const statPrefix = r.str('stat_prefix');
+    if (!statPrefix) ctx.issues.error(r.at('stat_prefix'), 'missing stat_prefix');
+    const clusters: { name: string; weight: number }[] = [];
+    if (r.has('cluster')) clusters.push({ name: r.str('cluster'), weight: 1 });
+    const wc = r.obj('weighted_clusters');
+    if (wc) {
+      for (const c of wc.objs('clusters')) {
+        clusters.push({ name: c.str('name'), weight: c.num('weight', 0) });
+        c.accept('metadata_match');
+        c.done();
+      }
+      wc.done();
+    }
+    if (clusters.length === 0) ctx.issues.error(r.path, 'tcp_proxy needs cluster or weighted_clusters');
+    const idleTimeoutMs = r.durationMs('idle_timeout', 3600_000);
+    const maxConnectAttempts = r.num('max_connect_attempts', 1);
+    const accessLogs = compileAccessLogs(r.objs('access_log'));
+    r.accept('metadata_match', 'hash_policy');
+    r.done();
+    const s = ctx.proxy.stats;
+    const p = `tcp.${statPrefix}.`;
+    return new TcpProxy(
+      {
+        statPrefix,
+        clusters,
+        totalWeight: clusters.reduce((a, c) => a + c.weight, 0),
+        idleTimeoutMs,
+        maxConnectAttempts,
+        accessLogs,
+        cxTotal: s.counter(p + 'downstream_cx_total'),
+        cxActive: s.gauge(p + 'downstream_cx_active'),
+        cxNoRoute: s.counter(p + 'downstream_cx_no_route'),
+      },
+      ctx.proxy,
+      ctx.direction,
+    );
+  },
+};

@@ -1,0 +1,208 @@
+// DownstreamTlsContext / UpstreamTlsContext compiled once: certificates inline or from SDS secrets
+// by name, trust bundle, SAN matchers (match_typed_subject_alt_names, for SPIFFE URIs), ALPN, TLS
+// versions, SNI, require_client_certificate. The node:tls SecureContext is built lazily and rebuilt
+// when the secret store changes, so rotation applies to new connections only.
+import tls from 'node:tls';
+import type { Reader } from '../config/reader.ts';
+import { readStringMatcher, type StringMatcher } from '../routing/string-matcher.ts';
+import { readDataSource, type SecretStore } from './secrets.ts';
+
+interface SanMatcher {
+  type: 'URI' | 'DNS' | 'EMAIL' | 'IP_ADDRESS' | 'ANY';
+  matcher: StringMatcher;
+}
+
+const VERSIONS: Record<string, tls.SecureVersion | undefined> = { TLS_AUTO: undefined, TLSv1_0: 'TLSv1', TLSv1_1: 'TLSv1.1', TLSv1_2: 'TLSv1.2', TLSv1_3: 'TLSv1.3' };
+
+export class TlsContext {
+  readonly alpn: readonly string[];
+  readonly sni: string | undefined;
+  readonly requireClientCert: boolean;
+  private certSecret?: string;
+  private caSecret?: string;
+  private inlineCert?: string;
+  private inlineKey?: string;
+  private inlineCa?: string;
+  private readonly sans: SanMatcher[];
+  private minVersion?: tls.SecureVersion;
+  private maxVersion?: tls.SecureVersion;
+  private ciphers?: string;
+  private cached?: tls.SecureContext;
+  private cachedVersion = -1;
+  readonly isServer: boolean;
+
+  constructor(r: Reader, isServer: boolean) {
+    this.isServer = isServer;
+    const c = r.obj('common_tls_context') ?? (r.path ? undefined : undefined);
+    this.requireClientCert = isServer ? r.bool('require_client_certificate', false) : false;
+    this.sni = isServer ? undefined : r.str('sni') || undefined;
+    r.accept('allow_renegotiation', 'max_session_keys', 'session_timeout', 'disable_stateless_session_resumption', 'disable_stateful_session_resumption');
+    const sans: SanMatcher[] = [];
+    let alpn: string[] = [];
+    if (c) {
+      alpn = c.strs('alpn_protocols');
+      const p = c.obj('tls_params');
+      if (p) {
+        this.minVersion = VERSIONS[p.str('tls_minimum_protocol_version', 'TLS_AUTO')];
+        this.maxVersion = VERSIONS[p.str('tls_maximum_protocol_version', 'TLS_AUTO')];
+        const cs = p.strs('cipher_suites');
+        if (cs.length) this.ciphers = cs.join(':');
+        p.accept('ecdh_curves', 'signature_algorithms');
+        p.done();
+      }
+      const certs = c.objs('tls_certificates');
+      if (certs.length > 1) c.issues.warn(c.at('tls_certificates'), 'only the first certificate is used');
+      if (certs[0]) {
+        this.inlineCert = readDataSource(certs[0].obj('certificate_chain'));
+        this.inlineKey = readDataSource(certs[0].obj('private_key'));
+        certs[0].done();
+      }
+      for (const s of c.objs('tls_certificate_sds_secret_configs')) {
+        this.certSecret = s.str('name');
+        s.accept('sds_config');
+        s.done();
+      }
+      const readValidation = (v: Reader) => {
+        this.inlineCa = readDataSource(v.obj('trusted_ca'));
+        for (const m of v.objs('match_typed_subject_alt_names')) {
+          const t = m.str('san_type', 'SAN_TYPE_UNSPECIFIED');
+          const mr = m.obj('matcher');
+          if (!mr) m.issues.error(m.at('matcher'), 'missing matcher');
+          else sans.push({ type: (t === 'SAN_TYPE_UNSPECIFIED' ? 'ANY' : t) as SanMatcher['type'], matcher: readStringMatcher(mr) });
+          m.done();
+        }
+        for (const m of v.objs('match_subject_alt_names')) sans.push({ type: 'ANY', matcher: readStringMatcher(m) });
+        v.accept('trust_chain_verification');
+        v.done();
+      };
+      const vc = c.obj('validation_context');
+      if (vc) readValidation(vc);
+      const vs = c.obj('validation_context_sds_secret_config');
+      if (vs) {
+        this.caSecret = vs.str('name');
+        vs.accept('sds_config');
+        vs.done();
+      }
+      const cvc = c.obj('combined_validation_context');
+      if (cvc) {
+        const d = cvc.obj('default_validation_context');
+        if (d) readValidation(d);
+        const s = cvc.obj('validation_context_sds_secret_config');
+        if (s) {
+          this.caSecret = s.str('name');
+          s.accept('sds_config');
+          s.done();
+        }
+        cvc.done();
+      }
+      c.done();
+    }
+    r.done();
+    this.alpn = alpn;
+    this.sans = sans;
+    if (isServer && !this.inlineCert && !this.certSecret) r.issues.error(r.path, 'a DownstreamTlsContext needs a certificate (tls_certificates or tls_certificate_sds_secret_configs)');
+    if (this.requireClientCert && !this.inlineCa && !this.caSecret) r.issues.error(r.at('require_client_certificate'), 'requires a validation context (trusted CA) to verify client certificates');
+  }
+
+  /** Secret names this context needs that the store does not have yet (the listener/cluster is not ready). */
+  missingSecrets(store: SecretStore): string[] {
+    const out: string[] = [];
+    if (this.certSecret && !store.get(this.certSecret)?.certChain) out.push(this.certSecret);
+    if (this.caSecret && !store.get(this.caSecret)?.trustedCa) out.push(this.caSecret);
+    return out;
+  }
+
+  get verifiesPeer(): boolean {
+    return Boolean(this.inlineCa || this.caSecret);
+  }
+
+  /** The node:tls SecureContext for the current secrets; throws when a secret is missing. */
+  secureContext(store: SecretStore): tls.SecureContext {
+    if (this.cached && this.cachedVersion === store.version) return this.cached;
+    const certSecret = this.certSecret ? store.get(this.certSecret) : undefined;
+    const caSecret = this.caSecret ? store.get(this.caSecret) : undefined;
+    const missing = this.missingSecrets(store);
+    if (missing.length) throw new Error(`TLS secret(s) not available yet: ${missing.join(', ')}`);
+    const cert = certSecret?.certChain ?? this.inlineCert;
+    const key = certSecret?.privateKey ?? this.inlineKey;
+    const ca = [this.inlineCa, caSecret?.trustedCa].filter((x): x is string => Boolean(x));
+    this.cached = tls.createSecureContext({
+      cert,
+      key,
+      ca: ca.length ? ca : undefined,
+      minVersion: this.minVersion ?? 'TLSv1.2',
+      maxVersion: this.maxVersion,
+      ciphers: this.ciphers,
+    });
+    this.cachedVersion = store.version;
+    return this.cached;
+  }
+
+  /** node:tls client options for an upstream connection (SNI, ALPN, trust, SAN check). */
+  clientOptions(store: SecretStore, hostname: string | undefined): tls.ConnectionOptions {
+    return {
+      secureContext: this.secureContext(store),
+      servername: this.sni ?? hostname,
+      ALPNProtocols: this.alpn.length ? [...this.alpn] : undefined,
+      rejectUnauthorized: this.verifiesPeer,
+      checkServerIdentity: (_host, cert) => {
+        const e = this.checkPeer(cert);
+        return e ? new Error(e) : undefined;
+      },
+    };
+  }
+
+  /** Checks the peer certificate's SANs against match_typed_subject_alt_names; an error text or undefined. */
+  checkPeer(cert: tls.PeerCertificate | undefined): string | undefined {
+    if (!this.sans.length) return undefined;
+    if (!cert || !cert.subjectaltname) return 'peer presented no certificate with subject alt names';
+    const sans = parseSans(cert.subjectaltname);
+    for (const m of this.sans) {
+      for (const [t, v] of sans) if ((m.type === 'ANY' || m.type === t) && m.matcher.match(v)) return undefined;
+    }
+    return `peer certificate SANs [${cert.subjectaltname}] do not match any of the configured subject alt names`;
+  }
+}
+
+/** Parses node's "URI:spiffe://..., DNS:foo" into [type, value] pairs. */
+export function parseSans(text: string): [string, string][] {
+  const out: [string, string][] = [];
+  for (const part of text.split(/,\s*/)) {
+    const i = part.indexOf(':');
+    if (i < 0) continue;
+    const t = part.slice(0, i);
+    out.push([t === 'IP Address' ? 'IP_ADDRESS' : t === 'email' ? 'EMAIL' : t, part.slice(i + 1)]);
+  }
+  return out;
+}
+
+/** The first URI SAN (the SPIFFE id) of a certificate. */
+export function spiffeId(cert: tls.PeerCertificate | undefined): string | undefined {
+  if (!cert?.subjectaltname) return undefined;
+  for (const [t, v] of parseSans(cert.subjectaltname)) if (t === 'URI') return v;
+  return undefined;
+}
+
+const DOWNSTREAM_TLS = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext';
+const UPSTREAM_TLS = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext';
+const RAW_BUFFER = 'type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer';
+
+/** Reads a TransportSocket: undefined for plaintext (raw_buffer or absent), a TlsContext for TLS. */
+export function readTransportSocket(r: Reader | undefined, isServer: boolean): TlsContext | undefined {
+  if (!r) return undefined;
+  const name = r.str('name');
+  const tc = r.obj('typed_config');
+  r.done();
+  if (!tc) {
+    if (name && name !== 'envoy.transport_sockets.raw_buffer' && name !== 'raw_buffer') r.issues.error(r.path, `transport socket ${name} needs a typed_config`);
+    return undefined;
+  }
+  const t = tc.str('@type');
+  if (t === RAW_BUFFER) {
+    tc.done();
+    return undefined;
+  }
+  if (t === (isServer ? DOWNSTREAM_TLS : UPSTREAM_TLS)) return new TlsContext(tc, isServer);
+  r.issues.error(tc.at('@type'), `unsupported transport socket ${t}; supported: ${isServer ? 'DownstreamTlsContext' : 'UpstreamTlsContext'}, RawBuffer`);
+  return undefined;
+}

@@ -1,0 +1,261 @@
+// Envoy's Cluster (CDS or static) and ClusterLoadAssignment (EDS or load_assignment) compiled
+// once per update into immutable configs.
+import type { Issues} from '../config/reader.ts';
+import { Reader } from '../config/reader.ts';
+import type { Locality } from './host.ts';
+import { HealthFlag } from './host.ts';
+import { readTransportSocket, type TlsContext } from '../tls/tls-context.ts';
+import { checkLbConfig } from './lb/index.ts';
+
+export const DiscoveryType = { Static: 'STATIC', StrictDns: 'STRICT_DNS', LogicalDns: 'LOGICAL_DNS', Eds: 'EDS', OriginalDst: 'ORIGINAL_DST' } as const;
+
+export interface EndpointSpec {
+  /** IP or DNS name (resolved for STRICT_DNS / LOGICAL_DNS). */
+  readonly address: string;
+  readonly port: number;
+  readonly hostname?: string;
+  readonly weight: number;
+  readonly locality: Locality;
+  readonly priority: number;
+  readonly metadata: Record<string, Record<string, unknown>>;
+  /** HealthFlag bits from health_status. */
+  readonly healthFlags: number;
+}
+
+export interface LoadAssignment {
+  readonly clusterName: string;
+  readonly endpoints: readonly EndpointSpec[];
+  readonly raw: Record<string, unknown>;
+}
+
+export interface TransportSocketMatch {
+  readonly name: string;
+  readonly match: Record<string, unknown>;
+  readonly tls: TlsContext | undefined;
+}
+
+export interface ClusterConfig {
+  readonly name: string;
+  readonly type: string;
+  readonly connectTimeoutMs: number;
+  readonly lbPolicy: string;
+  readonly edsServiceName: string;
+  readonly loadAssignment?: LoadAssignment;
+  readonly dnsRefreshMs: number;
+  readonly dnsFamily: 4 | 6 | 0;
+  /** Speak HTTP/2 upstream (h2c without TLS, h2 via ALPN with TLS). */
+  readonly http2: boolean;
+  /** Use the downstream protocol (use_downstream_protocol_config / USE_DOWNSTREAM_PROTOCOL). */
+  readonly useDownstreamProtocol: boolean;
+  readonly maxRequestsPerConnection: number;
+  readonly idleTimeoutMs: number;
+  readonly maxConnections: number;
+  readonly tls: TlsContext | undefined;
+  readonly transportSocketMatches: readonly TransportSocketMatch[];
+  /** Raw JSON of the policies other parts compile (circuit breakers, outlier detection, health checks, LB config). */
+  readonly raw: Record<string, unknown>;
+}
+
+const HTTP_OPTS = 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
+
+const HEALTH: Record<string, number> = {
+  UNKNOWN: 0,
+  HEALTHY: 0,
+  UNHEALTHY: HealthFlag.FailedEdsHealth,
+  DRAINING: HealthFlag.FailedEdsHealth,
+  TIMEOUT: HealthFlag.FailedEdsHealth,
+  DEGRADED: HealthFlag.DegradedEdsHealth,
+};
+
+function readSocketAddress(r: Reader | undefined, issues: Issues, path: string): { address: string; port: number } | undefined {
+  if (!r) {
+    issues.error(path, 'missing address');
+    return undefined;
+  }
+  const sa = r.obj('socket_address');
+  if (!sa) {
+    if (r.has('pipe')) issues.error(r.at('pipe'), 'pipe addresses are not supported');
+    else issues.error(r.at('socket_address'), 'missing socket_address');
+    r.done();
+    return undefined;
+  }
+  const address = sa.str('address');
+  const port = sa.num('port_value', 0);
+  if (!address) issues.error(sa.at('address'), 'missing address');
+  const proto = sa.str('protocol', 'TCP');
+  if (proto !== 'TCP') issues.error(sa.at('protocol'), `only TCP is supported (got ${proto})`);
+  sa.accept('resolver_name', 'ipv4_compat');
+  sa.done();
+  r.done();
+  return { address, port };
+}
+
+export { readSocketAddress };
+
+export function compileLoadAssignment(raw: Record<string, unknown>, path: string, issues: Issues): LoadAssignment {
+  const r = new Reader(raw, path, issues);
+  const clusterName = r.str('cluster_name');
+  const endpoints: EndpointSpec[] = [];
+  for (const le of r.objs('endpoints')) {
+    const lr = le.obj('locality');
+    const locality: Locality = lr ? { region: lr.str('region') || undefined, zone: lr.str('zone') || undefined, sub_zone: lr.str('sub_zone') || undefined } : {};
+    lr?.done();
+    const priority = le.num('priority', 0);
+    le.accept('load_balancing_weight', 'metadata');
+    for (const lb of le.objs('lb_endpoints')) {
+      const ep = lb.obj('endpoint');
+      const healthFlags = HEALTH[lb.str('health_status', 'UNKNOWN')] ?? 0;
+      const weight = lb.num('load_balancing_weight', 1);
+      const md = (lb.opaque('metadata') as { filter_metadata?: Record<string, Record<string, unknown>> } | undefined)?.filter_metadata ?? {};
+      lb.done();
+      if (!ep) {
+        issues.error(lb.at('endpoint'), 'missing endpoint');
+        continue;
+      }
+      const sa = readSocketAddress(ep.obj('address'), issues, ep.at('address'));
+      const hostname = ep.str('hostname') || undefined;
+      ep.accept('health_check_config');
+      ep.done();
+      if (sa) endpoints.push({ ...sa, hostname, weight, locality, priority, metadata: md, healthFlags });
+    }
+    le.done();
+  }
+  r.accept('policy');
+  r.done();
+  return { clusterName, endpoints, raw };
+}
+
+export function compileCluster(raw: Record<string, unknown>, path: string, issues: Issues): ClusterConfig {
+  const r = new Reader(raw, path, issues);
+  const name = r.str('name');
+  if (!name) issues.error(r.at('name'), 'a cluster needs a name');
+  let type = r.str('type', 'STATIC');
+  const ct = r.obj('cluster_type');
+  if (ct) {
+    issues.error(ct.path, `custom cluster types are not supported (${ct.str('name')})`);
+    ct.done();
+  }
+  if (!Object.values(DiscoveryType).includes(type as never)) {
+    issues.error(r.at('type'), `unsupported cluster type ${type}; supported: ${Object.values(DiscoveryType).join(', ')}`);
+    type = 'STATIC';
+  }
+  const connectTimeoutMs = r.durationMs('connect_timeout', 5000);
+  const lbPolicy = r.str('lb_policy', 'ROUND_ROBIN');
+  const lb = checkLbConfig(lbPolicy, raw);
+  for (const e of lb.errors) issues.error(path, e);
+  for (const w of lb.warnings) issues.warn(path, w);
+  let edsServiceName = name;
+  const eds = r.obj('eds_cluster_config');
+  if (eds) {
+    edsServiceName = eds.str('service_name') || name;
+    eds.accept('eds_config');
+    eds.done();
+  }
+  const la = r.obj('load_assignment');
+  const loadAssignment = la ? compileLoadAssignment(la.raw, la.path, issues) : undefined;
+  if (type === DiscoveryType.Eds && loadAssignment) issues.warn(r.at('load_assignment'), 'ignored for an EDS cluster (endpoints come from EDS)');
+  if ((type === DiscoveryType.Static || type === DiscoveryType.StrictDns || type === DiscoveryType.LogicalDns) && !loadAssignment) issues.error(r.at('load_assignment'), `a ${type} cluster needs load_assignment`);
+  if (type === DiscoveryType.LogicalDns && loadAssignment && loadAssignment.endpoints.length !== 1) issues.error(r.at('load_assignment'), 'a LOGICAL_DNS cluster needs exactly one endpoint');
+  const dnsRefreshMs = r.durationMs('dns_refresh_rate', 5000);
+  const fam = r.str('dns_lookup_family', 'AUTO');
+  const dnsFamily = fam === 'V4_ONLY' ? 4 : fam === 'V6_ONLY' ? 6 : fam === 'V4_PREFERRED' ? 4 : 0;
+
+  let http2 = r.has('http2_protocol_options');
+  r.accept('http_protocol_options');
+  let useDownstreamProtocol = r.str('protocol_selection', 'USE_CONFIGURED_PROTOCOL') === 'USE_DOWNSTREAM_PROTOCOL';
+  let maxRequestsPerConnection = r.num('max_requests_per_connection', 0);
+  let idleTimeoutMs = 3600_000;
+  const chpo = r.obj('common_http_protocol_options');
+  const readCommon = (c: Reader) => {
+    idleTimeoutMs = c.durationMs('idle_timeout', idleTimeoutMs);
+    if (c.has('max_requests_per_connection')) maxRequestsPerConnection = c.num('max_requests_per_connection', 0);
+    c.accept('max_connection_duration', 'headers_with_underscores_action', 'max_headers_count', 'max_stream_duration');
+    c.done();
+  };
+  if (chpo) readCommon(chpo);
+  const teo = r.get('typed_extension_protocol_options') as Record<string, Record<string, unknown>> | undefined;
+  for (const [k, v] of Object.entries(teo ?? {})) {
+    const p = new Reader(v, r.at('typed_extension_protocol_options') + '.' + k, issues);
+    if (p.str('@type') !== HTTP_OPTS) {
+      issues.error(p.at('@type'), `unsupported protocol options ${p.str('@type')}`);
+      continue;
+    }
+    const c = p.obj('common_http_protocol_options');
+    if (c) readCommon(c);
+    const e = p.obj('explicit_http_config');
+    if (e) {
+      http2 = e.has('http2_protocol_options');
+      e.accept('http_protocol_options', 'http2_protocol_options');
+      e.done();
+    }
+    const d = p.obj('use_downstream_protocol_config');
+    if (d) {
+      useDownstreamProtocol = true;
+      d.accept('http_protocol_options', 'http2_protocol_options');
+      d.done();
+    }
+    const a = p.obj('auto_config');
+    if (a) {
+      // ALPN-negotiated with TLS; h1 without.
+      http2 = true;
+      a.accept('http_protocol_options', 'http2_protocol_options', 'alternate_protocols_cache_options');
+      a.done();
+    }
+    p.accept('upstream_http_protocol_options', 'upstream_protocol_options');
+    p.done();
+  }
+  const tls = readTransportSocket(r.obj('transport_socket'), false);
+  const transportSocketMatches: TransportSocketMatch[] = r.objs('transport_socket_matches').map((m) => {
+    const out = { name: m.str('name'), match: (m.opaque('match') ?? {}) as Record<string, unknown>, tls: readTransportSocket(m.obj('transport_socket'), false) };
+    m.done();
+    return out;
+  });
+  let maxConnections = 1024;
+  const cb = r.obj('circuit_breakers');
+  if (cb) {
+    const t = (cb.raw.thresholds as Record<string, unknown>[] | undefined)?.find((x) => (x.priority ?? 'DEFAULT') === 'DEFAULT');
+    if (t?.max_connections !== undefined) maxConnections = Number(t.max_connections);
+    cb.accept(...Object.keys(cb.raw));
+    cb.done();
+  }
+  // Compiled by the upstream-policies part (outlier detection, health checks, LB configs): accepted here.
+  r.accept(
+    'outlier_detection',
+    'health_checks',
+    'common_lb_config',
+    'ring_hash_lb_config',
+    'maglev_lb_config',
+    'least_request_lb_config',
+    'round_robin_lb_config',
+    'load_balancing_policy',
+    'metadata',
+    'alt_stat_name',
+    'filters',
+    'upstream_connection_options',
+    'per_connection_buffer_limit_bytes',
+    'respect_dns_ttl',
+    'lb_subset_config',
+    'track_cluster_stats',
+    'cleanup_interval',
+  );
+  if (r.has('original_dst_lb_config')) r.accept('original_dst_lb_config');
+  r.done();
+  return {
+    name,
+    type,
+    connectTimeoutMs,
+    lbPolicy,
+    edsServiceName,
+    loadAssignment,
+    dnsRefreshMs,
+    dnsFamily,
+    http2,
+    useDownstreamProtocol,
+    maxRequestsPerConnection,
+    idleTimeoutMs,
+    maxConnections,
+    tls,
+    transportSocketMatches,
+    raw,
+  };
+}

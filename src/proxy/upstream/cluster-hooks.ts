@@ -1,0 +1,70 @@
+// Where circuit breakers, outlier detection and active health checks plug into a cluster.
+// A ClusterHookFactory is registered by name (explicit setup(), see src/proxy/extensions.ts) and
+// asked for a hook each time a cluster is built from its (CDS or static) config; it reads the
+// cluster's raw JSON (circuit_breakers, outlier_detection, health_checks) itself and returns
+// undefined when the cluster does not configure it.
+import type { Host } from './host.ts';
+import type { ClusterConfig } from './cluster-config.ts';
+import type { Stats } from '../stats/stats.ts';
+import type { Issues } from '../config/reader.ts';
+
+/** How an upstream attempt ended, as outlier detection classifies it. */
+export const UpstreamOutcome = {
+  /** A response with a non-5xx status (or 5xx not considered an error). */
+  Success: 0,
+  /** HTTP 5xx from the upstream (status given). */
+  Http5xx: 1,
+  /** Connect failure / refused (local origin). */
+  ConnectFailed: 2,
+  /** Connection reset or terminated mid-request (local origin). */
+  Reset: 3,
+  /** Per-try or route timeout (local origin). */
+  Timeout: 4,
+} as const;
+
+/** What a hook sees of its cluster. */
+export interface ClusterHandle {
+  readonly name: string;
+  readonly config: ClusterConfig;
+  readonly stats: Stats;
+  /** Stat names are `${statPrefix}<name>`, e.g. "cluster.foo.upstream_rq_pending_overflow". */
+  readonly statPrefix: string;
+  hosts(): readonly Host[];
+  /** Call after changing Host.healthFlags: the load balancer is rebuilt over the new health. */
+  healthChanged(): void;
+}
+
+export interface ClusterHook {
+  /**
+   * Before a request (or a retry) is sent: return 0 to admit, or ResponseFlag bits (UpstreamOverflow)
+   * to refuse it (→ 503 UO, x-envoy-overloaded). Every admitted request gets exactly one release().
+   */
+  admit?(retry: boolean): number;
+  release?(retry: boolean): void;
+  /** Before connecting a new upstream connection to `host`: false refuses (max_connections). */
+  admitConnection?(host: Host): boolean;
+  connectionClosed?(host: Host): void;
+  /** Each attempt's result per host (outlier detection). */
+  onResult?(host: Host, outcome: number, status: number): void;
+  /** EDS/DNS changed the host set (hosts keep identity by key across updates). */
+  onHostsChanged?(hosts: readonly Host[]): void;
+  /** Lines for admin /clusters (e.g. "outlier::success_rate_ejection_threshold::-1"). */
+  adminInfo?(): string[];
+  /** The cluster was replaced or removed: stop timers and sockets. */
+  stop(): void;
+}
+
+export interface ClusterHookFactory {
+  readonly name: string;
+  create(cluster: ClusterHandle, issues: Issues): ClusterHook | undefined;
+}
+
+const factories = new Map<string, ClusterHookFactory>();
+
+export function registerClusterHook(f: ClusterHookFactory): void {
+  factories.set(f.name, f);
+}
+
+export function clusterHookFactories(): Iterable<ClusterHookFactory> {
+  return factories.values();
+}

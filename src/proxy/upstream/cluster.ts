@@ -1,0 +1,283 @@
+// A live cluster: its hosts (kept by key across EDS/DNS updates so that health and in-flight
+// counts survive), its load balancer (rebuilt on host or health change), one undici pool per host
+// (keep-alive, h2 multiplexing), its stats and the hooks of circuit breakers / outlier detection /
+// health checks (cluster-hooks.ts). A CDS update builds a new Cluster; the old one closes its
+// pools gracefully, so in-flight requests finish on the connections they started on.
+import { Pool, buildConnector, type Dispatcher } from 'undici';
+import type { Host, Locality } from './host.ts';
+import type { LoadBalancer, LoadBalancerContext } from './lb/load-balancer.ts';
+import type { ClusterConfig, EndpointSpec } from './cluster-config.ts';
+import { clusterHookFactories, type ClusterHandle, type ClusterHook } from './cluster-hooks.ts';
+import { StatusCounters, type Stat, type Stats } from '../stats/stats.ts';
+import type { Issues } from '../config/reader.ts';
+import type { SecretStore } from '../tls/secrets.ts';
+import type { TlsContext } from '../tls/tls-context.ts';
+import { createLoadBalancer } from './lb/index.ts';
+
+export class UpstreamHost implements Host {
+  readonly key: string;
+  readonly address: string;
+  readonly port: number;
+  readonly hostname?: string;
+  weight: number;
+  locality: Locality;
+  priority: number;
+  metadata: Record<string, Record<string, unknown>>;
+  healthFlags: number;
+  activeRequests = 0;
+  /** Health bits that came from EDS; the rest (active HC, outlier) belong to the hooks. */
+  edsFlags: number;
+
+  constructor(e: EndpointSpec) {
+    this.key = `${e.address.includes(':') ? `[${e.address}]` : e.address}:${e.port}`;
+    this.address = e.address;
+    this.port = e.port;
+    this.hostname = e.hostname;
+    this.weight = e.weight;
+    this.locality = e.locality;
+    this.priority = e.priority;
+    this.metadata = e.metadata;
+    this.edsFlags = e.healthFlags;
+    this.healthFlags = e.healthFlags;
+  }
+}
+
+export interface ClusterStats {
+  readonly rqTotal: Stat;
+  readonly rqActive: Stat;
+  readonly rqCompleted: Stat;
+  readonly rqTimeout: Stat;
+  readonly rqPerTryTimeout: Stat;
+  readonly rqRetry: Stat;
+  readonly rqRetrySuccess: Stat;
+  readonly rqRetryLimitExceeded: Stat;
+  readonly rqPendingOverflow: Stat;
+  readonly rqRxReset: Stat;
+  readonly rqTxReset: Stat;
+  readonly cxTotal: Stat;
+  readonly cxActive: Stat;
+  readonly cxConnectFail: Stat;
+  readonly cxNoneHealthy: Stat;
+  readonly cxDestroy: Stat;
+  readonly membershipTotal: Stat;
+  readonly membershipHealthy: Stat;
+  readonly codes: StatusCounters;
+}
+
+function sameMatch(want: Record<string, unknown>, md: Record<string, Record<string, unknown>>): boolean {
+  const have = md['envoy.transport_socket_match'] ?? {};
+  for (const [k, v] of Object.entries(want)) if (have[k] !== v) return false;
+  return true;
+}
+
+export class Cluster implements ClusterHandle {
+  readonly name: string;
+  readonly config: ClusterConfig;
+  readonly stats: Stats;
+  readonly statPrefix: string;
+  readonly s: ClusterStats;
+  readonly hooks: readonly ClusterHook[];
+  /** Hosts discovered and not yet resolved (EDS cluster before its first assignment, DNS pending). */
+  initialized = false;
+  private hostList: UpstreamHost[] = [];
+  private byKey = new Map<string, UpstreamHost>();
+  private balancer: LoadBalancer;
+  private readonly pools = new Map<string, Dispatcher>();
+  private readonly secrets: SecretStore;
+  private closed = false;
+
+  constructor(config: ClusterConfig, stats: Stats, secrets: SecretStore, issues: Issues) {
+    this.name = config.name;
+    this.config = config;
+    this.stats = stats;
+    this.secrets = secrets;
+    this.statPrefix = `cluster.${config.name}.`;
+    const p = this.statPrefix;
+    this.s = {
+      rqTotal: stats.counter(p + 'upstream_rq_total'),
+      rqActive: stats.gauge(p + 'upstream_rq_active'),
+      rqCompleted: stats.counter(p + 'upstream_rq_completed'),
+      rqTimeout: stats.counter(p + 'upstream_rq_timeout'),
+      rqPerTryTimeout: stats.counter(p + 'upstream_rq_per_try_timeout'),
+      rqRetry: stats.counter(p + 'upstream_rq_retry'),
+      rqRetrySuccess: stats.counter(p + 'upstream_rq_retry_success'),
+      rqRetryLimitExceeded: stats.counter(p + 'upstream_rq_retry_limit_exceeded'),
+      rqPendingOverflow: stats.counter(p + 'upstream_rq_pending_overflow'),
+      rqRxReset: stats.counter(p + 'upstream_rq_rx_reset'),
+      rqTxReset: stats.counter(p + 'upstream_rq_tx_reset'),
+      cxTotal: stats.counter(p + 'upstream_cx_total'),
+      cxActive: stats.gauge(p + 'upstream_cx_active'),
+      cxConnectFail: stats.counter(p + 'upstream_cx_connect_fail'),
+      cxNoneHealthy: stats.counter(p + 'upstream_cx_none_healthy'),
+      cxDestroy: stats.counter(p + 'upstream_cx_destroy'),
+      membershipTotal: stats.gauge(p + 'membership_total'),
+      membershipHealthy: stats.gauge(p + 'membership_healthy'),
+      codes: new StatusCounters(stats, p + 'upstream_rq_'),
+    };
+    this.balancer = createLoadBalancer(config.lbPolicy, [], config.raw);
+    const hooks: ClusterHook[] = [];
+    for (const f of clusterHookFactories()) {
+      const h = f.create(this, issues);
+      if (h) hooks.push(h);
+    }
+    this.hooks = hooks;
+  }
+
+  hosts(): readonly UpstreamHost[] {
+    return this.hostList;
+  }
+
+  /** The current hosts as endpoint specs (EDS health only), to seed a replacement cluster. */
+  endpointSpecs(): EndpointSpec[] {
+    return this.hostList.map((h) => ({ address: h.address, port: h.port, hostname: h.hostname, weight: h.weight, locality: h.locality, priority: h.priority, metadata: h.metadata, healthFlags: h.edsFlags }));
+  }
+
+  /** Replaces the host set, keeping Host objects (health, active requests, pools) by key. */
+  setEndpoints(endpoints: readonly EndpointSpec[]): void {
+    const next: UpstreamHost[] = [];
+    const nextByKey = new Map<string, UpstreamHost>();
+    for (const e of endpoints) {
+      const fresh = new UpstreamHost(e);
+      if (nextByKey.has(fresh.key)) continue;
+      const old = this.byKey.get(fresh.key);
+      let h = fresh;
+      if (old) {
+        old.weight = e.weight;
+        old.locality = e.locality;
+        old.priority = e.priority;
+        old.metadata = e.metadata;
+        old.healthFlags = (old.healthFlags & ~old.edsFlags) | e.healthFlags;
+        old.edsFlags = e.healthFlags;
+        h = old;
+      }
+      next.push(h);
+      nextByKey.set(h.key, h);
+    }
+    for (const [k] of this.byKey) {
+      if (!nextByKey.has(k)) {
+        const pool = this.pools.get(k);
+        if (pool) {
+          this.pools.delete(k);
+          void pool.close().catch(() => undefined);
+        }
+      }
+    }
+    this.hostList = next;
+    this.byKey = nextByKey;
+    this.initialized = true;
+    for (const h of this.hooks) h.onHostsChanged?.(next);
+    this.healthChanged();
+  }
+
+  healthChanged(): void {
+    this.balancer = createLoadBalancer(this.config.lbPolicy, this.hostList, this.config.raw);
+    this.s.membershipTotal.value = this.hostList.length;
+    let healthy = 0;
+    for (const h of this.hostList) if (h.healthFlags === 0) healthy++;
+    this.s.membershipHealthy.value = healthy;
+  }
+
+  pick(ctx: LoadBalancerContext | undefined): UpstreamHost | undefined {
+    return this.balancer.pick(ctx) as UpstreamHost | undefined;
+  }
+
+  /** A host for an original-destination address (ORIGINAL_DST clusters), created on first use. */
+  originalDstHost(address: string, port: number): UpstreamHost {
+    const key = `${address.includes(':') ? `[${address}]` : address}:${port}`;
+    let h = this.byKey.get(key);
+    if (!h) {
+      h = new UpstreamHost({ address, port, weight: 1, locality: {}, priority: 0, metadata: {}, healthFlags: 0 });
+      this.byKey.set(key, h);
+      this.hostList = [...this.hostList, h];
+      this.s.membershipTotal.value = this.hostList.length;
+    }
+    return h;
+  }
+
+  private tlsFor(host: UpstreamHost): TlsContext | undefined {
+    for (const m of this.config.transportSocketMatches) if (sameMatch(m.match, host.metadata)) return m.tls;
+    return this.config.tls;
+  }
+
+  /** The connection pool of a host (created on first use). */
+  pool(host: UpstreamHost, h2: boolean): Dispatcher {
+    const key = h2 ? host.key + '#h2' : host.key;
+    const p = this.pools.get(key);
+    if (p) return p;
+    const cfg = this.config;
+    const tls = this.tlsFor(host);
+    const servername = tls?.sni ?? host.hostname;
+    const connectOpts = { timeout: cfg.connectTimeoutMs, allowH2: h2, servername, ALPNProtocols: tls?.alpn.length ? [...tls.alpn] : undefined };
+    let connect: buildConnector.connector;
+    if (tls) {
+      const secrets = this.secrets;
+      let inner: buildConnector.connector | undefined;
+      let version = -1;
+      connect = (opts, cb) => {
+        if (!inner || version !== secrets.version) {
+          let secureContext;
+          try {
+            secureContext = tls.secureContext(secrets);
+          } catch (e) {
+            cb(e as Error, null);
+            return;
+          }
+          version = secrets.version;
+          inner = buildConnector({
+            ...connectOpts,
+            secureContext,
+            rejectUnauthorized: tls.verifiesPeer,
+            checkServerIdentity: (_host, cert) => {
+              const err = tls.checkPeer(cert);
+              return err ? new Error(err) : undefined;
+            },
+          });
+        }
+        inner(opts, cb);
+      };
+    } else connect = buildConnector(connectOpts);
+    const pool = new Pool(`${tls ? 'https' : 'http'}://${host.key}`, {
+      connections: cfg.maxConnections,
+      pipelining: 1,
+      keepAliveTimeout: cfg.idleTimeoutMs,
+      keepAliveMaxTimeout: cfg.idleTimeoutMs,
+      maxRequestsPerClient: cfg.maxRequestsPerConnection || undefined,
+      headersTimeout: 0,
+      bodyTimeout: 0,
+      allowH2: h2,
+      useH2c: h2 && !tls,
+      connect,
+    } as Pool.Options);
+    const s = this.s;
+    pool.on('connect', () => {
+      s.cxTotal.value++;
+      s.cxActive.value++;
+    });
+    pool.on('disconnect', () => {
+      s.cxActive.value--;
+      s.cxDestroy.value++;
+    });
+    pool.on('connectionError', () => {
+      s.cxConnectFail.value++;
+    });
+    this.pools.set(key, pool);
+    return pool;
+  }
+
+  /** Stops the hooks and closes every pool once its in-flight requests are done. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const h of this.hooks) h.stop();
+    for (const p of this.pools.values()) void p.close().catch(() => undefined);
+    this.pools.clear();
+  }
+
+  /** Closes pools right away (shutdown after the drain period). */
+  destroy(): void {
+    this.closed = true;
+    for (const h of this.hooks) h.stop();
+    for (const p of this.pools.values()) void p.destroy().catch(() => undefined);
+    this.pools.clear();
+  }
+}
