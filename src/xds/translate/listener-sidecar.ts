@@ -30,7 +30,7 @@ function hcmFilter(push: PushContext, proxy: Proxy, port: number, statPrefix: st
 }
 
 function withInspector(listener: EnvoyJson, chains: EnvoyJson[]): EnvoyJson {
-  if (needsTlsInspector(chains)) listener.listener_filters = [TLS_INSPECTOR, ...((listener.listener_filters as EnvoyJson[] | undefined) ?? [])];
+  if (needsTlsInspector(chains)) listener.listener_filters = [...((listener.listener_filters as EnvoyJson[] | undefined) ?? []), TLS_INSPECTOR];
   return listener;
 }
 

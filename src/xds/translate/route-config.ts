@@ -8,7 +8,7 @@ import type { PushContext } from '../../model/push-context.ts';
 import { bindsTo } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
 import type { Service, ServicePort } from '../../model/service.ts';
-import { hostsIntersect, isHttpProtocol, resolveShortName } from '../../model/service.ts';
+import { hostMatches, hostsIntersect, isHttpProtocol, resolveShortName } from '../../model/service.ts';
 import { gatewaysFor, serverHosts } from './gateway-servers.ts';
 import { HTTP_PROXY_ROUTE, PASSTHROUGH_CLUSTER, gatewayHttpsRouteName, outboundClusterName } from './names.ts';
 import type { RouteContext } from './route-builder.ts';
@@ -159,9 +159,13 @@ function gatewayRouteConfig(push: PushContext, proxy: Proxy, name: string): Envo
     for (const vs of push.virtualServices) {
       if (!vs.spec.http?.length || !bindsTo(vs, gwKey)) continue;
       const hosts = serverHosts(server, vs.metadata.namespace, gw.metadata.namespace);
+      // The virtual host is the narrower of each intersecting (server host, VirtualService host) pair.
+      const vhostNames = new Set<string>();
       for (const h of vs.spec.hosts ?? []) {
-        const host = resolveShortName(h, vs.metadata.namespace);
-        if (!hosts.some((sh) => hostsIntersect(sh, host))) continue;
+        const vsHost = resolveShortName(h, vs.metadata.namespace);
+        for (const sh of hosts) if (hostsIntersect(sh, vsHost)) vhostNames.add(hostMatches(sh, vsHost) ? vsHost : sh);
+      }
+      for (const host of vhostNames) {
         const routes = virtualServiceRoutes(ctx, [vs]);
         if (!routes.length) continue;
         const existing = byHost.get(host);
