@@ -4,6 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import { silentLogger, type Logger } from '../core/log.ts';
 import { AuthenticationError, type CaAuthenticator, type CaCaller } from './ca-authenticator.ts';
 import { CaError, type CertificateAuthority } from './ca.ts';
+import { takeTlsStamp } from './ca-transport-mark.ts';
 import { certificateServiceDefinition, type IstioCertificateRequest, type IstioCertificateResponse } from './ca-proto.ts';
 
 async function authenticate(authenticators: readonly CaAuthenticator[], metadata: grpc.Metadata): Promise<CaCaller> {
@@ -14,10 +15,25 @@ async function authenticate(authenticators: readonly CaAuthenticator[], metadata
   throw new AuthenticationError(`no credential: send "authorization: Bearer <token>" (accepted: ${authenticators.map((a) => a.name).join(', ') || 'none configured'})`);
 }
 
-/** Adds the certificate service to a gRPC server (the control plane's :15012 TLS server). */
-export function addCaService(server: grpc.Server, ca: CertificateAuthority, authenticators: readonly CaAuthenticator[], log: Logger = silentLogger): void {
+export interface CaServiceOptions {
+  log?: Logger;
+  /** Refuse requests that did not come through `ca.serverCredentials()` (default true: bearer tokens never travel in clear). */
+  requireTls?: boolean;
+}
+
+/**
+ * Adds the certificate service to a gRPC server. When the server also listens in plaintext (the
+ * control plane's 15010), requests there are refused: the CA answers on the TLS port (15012) only.
+ */
+export function addCaService(server: grpc.Server, ca: CertificateAuthority, authenticators: readonly CaAuthenticator[], opts: CaServiceOptions = {}): void {
+  const log = opts.log ?? silentLogger;
+  const requireTls = opts.requireTls ?? true;
   const createCertificate: grpc.handleUnaryCall<IstioCertificateRequest, IstioCertificateResponse> = (call, callback) => {
     const peer = call.getPeer();
+    if (!takeTlsStamp(call.metadata) && requireTls) {
+      callback({ code: grpc.status.UNAUTHENTICATED, details: 'the CA signs only over TLS: connect to the control plane TLS port (15012)' });
+      return;
+    }
     authenticate(authenticators, call.metadata)
       .then((caller) => ca.sign({ csrPem: call.request.csr, identity: caller.identity, ttlSeconds: Number(call.request.validity_duration) || undefined }))
       .then((chain) => callback(null, { cert_chain: chain }))

@@ -9,6 +9,7 @@ import { silentLogger, type Logger } from '../core/log.ts';
 import { generateKey, privateKeyPem, publicKeyFrom, x509 } from './ca-crypto.ts';
 import { bundlePem, loadOrCreateSelfSigned, loadPluginCa, rotateSelfSigned, saveRoots, type KeyCertBundle } from './ca-keycert-store.ts';
 import { ServingCertProvider } from './ca-serving-cert.ts';
+import { withTlsStamp } from './ca-transport-mark.ts';
 import { checkIdentityPart } from './spiffe.ts';
 
 export interface CertificateAuthorityOptions {
@@ -204,7 +205,7 @@ export class CertificateAuthority {
    * and root rotations without restarting the server.
    */
   serverCredentials(): grpc.ServerCredentials {
-    return grpc.experimental.createCertificateProviderServerCredentials(this.serving, this.serving, false);
+    return withTlsStamp(grpc.experimental.createCertificateProviderServerCredentials(this.serving, this.serving, false));
   }
 
   /**

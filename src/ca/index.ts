@@ -1,6 +1,9 @@
 export { createCertificateAuthority, CertificateAuthority, CaError } from './ca.ts';
 export type { CertificateAuthorityOptions, SignRequest } from './ca.ts';
 export { addCaService } from './ca-service.ts';
+export type { CaServiceOptions } from './ca-service.ts';
+export { attachCertificateAuthority } from './ca-attach.ts';
+export type { CaAttachOptions, CaAttachTarget, AttachedCa } from './ca-attach.ts';
 export { BootstrapTokenAuthenticator, AuthenticationError, bearerToken } from './ca-authenticator.ts';
 export type { CaAuthenticator, CaCaller } from './ca-authenticator.ts';
 export { BootstrapTokens, TOKEN_AUDIENCE, TOKEN_ISSUER } from './ca-tokens.ts';

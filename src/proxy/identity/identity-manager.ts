@@ -181,7 +181,7 @@ export class IdentityManager extends EventEmitter<IdentityEvents> {
       const chain = await client.createCertificate(key.csrPem, this.opts.certTtlSeconds ?? 0, this.opts.metadata ?? {});
       if (this.stopped) return;
       const cert = this.check(chain, key.privateKeyPem);
-      const problems = this.opts.sink.apply(SECRET_TYPE, secrets(cert, key.privateKeyPem));
+      const problems = this.opts.sink.apply(SECRET_TYPE, secrets(cert, key.privateKeyPem), cert.serialNumber);
       if (problems.length) throw new Error(`the proxy refused the new certificate: ${problems.join('; ')}`);
       this.current = cert;
       this.issuedCount++;

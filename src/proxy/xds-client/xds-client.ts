@@ -351,7 +351,7 @@ export class XdsClient extends EventEmitter<XdsClientEvents> {
       next = new Map([...w.resources].filter(([n]) => w.names.has(n)));
       for (const [n, r] of resources) if (w.names.has(n)) next.set(n, r);
     }
-    const problems = this.applyToSink(w.typeUrl, next);
+    const problems = this.applyToSink(w.typeUrl, next, res.version_info);
     if (problems.length) {
       this.reject(w, res, problems);
       return;
@@ -367,9 +367,9 @@ export class XdsClient extends EventEmitter<XdsClientEvents> {
     this.followDependencies(w);
   }
 
-  private applyToSink(typeUrl: string, resources: ReadonlyMap<string, EnvoyJson>): string[] {
+  private applyToSink(typeUrl: string, resources: ReadonlyMap<string, EnvoyJson>, version: string): string[] {
     try {
-      return this.opts.sink.apply(typeUrl, resources);
+      return this.opts.sink.apply(typeUrl, resources, version);
     } catch (err) {
       this.log.error({ typeUrl, err }, 'the proxy failed to apply an xDS update');
       return [`internal error applying the update: ${(err as Error).message}`];
@@ -414,7 +414,7 @@ export class XdsClient extends EventEmitter<XdsClientEvents> {
     if (removed.some((n) => w.resources.has(n))) {
       // A cluster or listener is gone: its endpoints / routes go too.
       const next = new Map([...w.resources].filter(([n]) => names.has(n)));
-      const problems = this.applyToSink(w.typeUrl, next);
+      const problems = this.applyToSink(w.typeUrl, next, w.version);
       if (problems.length) this.log.error({ typeUrl: w.typeUrl, problems }, 'the proxy refused to drop unreferenced resources');
       else w.resources = next;
     }

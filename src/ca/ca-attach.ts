@@ -1,0 +1,40 @@
+// Attaches the CA to the control plane: loads or creates it in the state directory, adds the
+// certificate service (bootstrap-token authentication) to the control plane's gRPC server, and
+// serves that server over TLS on :15012 with the CA-signed serving certificate.
+import type * as grpc from '@grpc/grpc-js';
+import type { CaAuthenticator } from './ca-authenticator.ts';
+import { BootstrapTokenAuthenticator } from './ca-authenticator.ts';
+import { createCertificateAuthority, type CertificateAuthority, type CertificateAuthorityOptions } from './ca.ts';
+import { addCaService } from './ca-service.ts';
+import { BootstrapTokens } from './ca-tokens.ts';
+
+export interface CaAttachTarget {
+  grpcServer: grpc.Server;
+  bindTls(port: number, credentials: grpc.ServerCredentials): Promise<number>;
+}
+
+export interface CaAttachOptions extends CertificateAuthorityOptions {
+  /** The TLS port (Istio: 15012; 0 picks a free one). */
+  tlsPort?: number;
+  /** Extra authenticators tried after the bootstrap tokens (e.g. Kubernetes service-account tokens). */
+  authenticators?: CaAuthenticator[];
+}
+
+export interface AttachedCa {
+  ca: CertificateAuthority;
+  tokens: BootstrapTokens;
+  tlsPort: number;
+}
+
+export async function attachCertificateAuthority(target: CaAttachTarget, opts: CaAttachOptions): Promise<AttachedCa> {
+  const ca = await createCertificateAuthority(opts);
+  const tokens = new BootstrapTokens(opts.stateDir);
+  addCaService(target.grpcServer, ca, [new BootstrapTokenAuthenticator(tokens), ...(opts.authenticators ?? [])], { log: opts.log });
+  try {
+    const tlsPort = await target.bindTls(opts.tlsPort ?? 15012, ca.serverCredentials());
+    return { ca, tokens, tlsPort };
+  } catch (err) {
+    ca.close();
+    throw err;
+  }
+}
