@@ -4,11 +4,11 @@
 // exact cleanup, on both iptables backends.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { RIG_MAIN } from '../helpers/cli.ts';
-import { execInNetns } from '../../src/local/netns/index.ts';
+import { execInNetns, removeNetns } from '../../src/local/netns/index.ts';
 import { originalDstAvailable } from '../../src/proxy/listener/original-dst.ts';
-import { leftovers, podNetwork, rootSkipReason, startAgent, startProbeServer, testPrefix } from './helpers.ts';
+import { leftovers, PROBE, podNetwork, rootSkipReason, startAgent, startProbeServer, testPrefix } from './helpers.ts';
 
 const skip = rootSkipReason() ?? (originalDstAvailable() ? undefined : 'the native addon is not built (npm run build:native)');
 const OUTSIDE = '203.0.113.9'; // TEST-NET-3: no pod, no route out of the pod
@@ -108,4 +108,27 @@ test('rig iptables as an unprivileged user fails with a clear message', { skip: 
     });
   assert.equal(r.code, 1);
   assert.match(r.stderr, /iptables-nft-save failed.*(Permission denied|not permitted)/s);
+});
+
+test('IPv6: ip6tables capture and the original destination (IP6T_SO_ORIGINAL_DST)', { skip }, async (t) => {
+  const netns = `${testPrefix('v6')}-0`;
+  t.after(() => removeNetns(netns));
+  const sh = async (cmd: string) => {
+    const r = await execInNetns(netns, 'sh', ['-c', cmd]);
+    assert.equal(r.code, 0, `${cmd}: ${r.stderr}`);
+    return r.stdout;
+  };
+  execFileSync('ip', ['netns', 'add', netns]);
+  // An on-link IPv6 route (on a veth pair inside the namespace) so that connections reach OUTPUT.
+  await sh('ip link set lo up && ip link add v0 type veth peer name v1 && ip link set v0 up && ip link set v1 up && ip -6 addr add fd00:5::1/64 dev v0 nodad && ip -6 route add fd00:99::/64 dev v0');
+  await rig(netns, ['--ipv6', '-b', '']);
+  assert.match(await sh('ip6tables-save -t nat'), /-A ISTIO_OUTPUT -d ::1\/128 -j RETURN/);
+  const server = spawn('ip', ['netns', 'exec', netns, process.execPath, PROBE, 'listen', '15001', '::'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.after(() => server.kill('SIGKILL'));
+  await new Promise((r) => server.stdout.once('data', r));
+  const client = await execInNetns(netns, process.execPath, ['-e', "require('net').connect({host:'fd00:99::7',port:443}).setEncoding('utf8').on('data',(d)=>process.stdout.write(d))"]);
+  const reply = JSON.parse(client.stdout) as { port: number; orig: unknown };
+  assert.deepEqual([reply.port, reply.orig], [15001, { address: 'fd00:99::7', port: 443 }]);
+  await rig(netns, ['--cleanup']);
+  assert.doesNotMatch(await sh('ip6tables-save; iptables-save'), /ISTIO_/);
 });
