@@ -170,3 +170,36 @@ test('an EDS assignment passed as options.loadAssignment supplies locality weigh
   assert.equal(counts.get(hosts[0]), 900);
   assert.throws(() => createLoadBalancer('ROUND_ROBIN', hosts, cluster, { loadAssignment: { cluster_name: 'eds', policy: { overprovisioning_factor: 0 } } }), /load assignment eds: load_assignment.policy.overprovisioning_factor: must be greater than 0/);
 });
+
+test('load_balancing_policy (typed extensions) takes precedence over lb_policy; the first supported policy wins', () => {
+  const hosts = [1, 2, 3].map((i) => host(i));
+  const maglev = {
+    name: 'typed',
+    load_balancing_policy: {
+      policies: [
+        { typed_extension_config: { name: 'custom', typed_config: { '@type': 'type.googleapis.com/acme.lb.v1.Magic' } } },
+        { typed_extension_config: { name: 'envoy.load_balancing_policies.maglev', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.load_balancing_policies.maglev.v3.Maglev', table_size: 4 } } },
+      ],
+    },
+  };
+  assert.match(checkLbConfig('ROUND_ROBIN', maglev).errors.join(), /maglev_lb_config.table_size: must be a prime/);
+  assert.throws(() => createLoadBalancer('ROUND_ROBIN', hosts, maglev), /table_size/);
+  const ringCluster = {
+    load_balancing_policy: {
+      policies: [{ typed_extension_config: { typed_config: { '@type': 'type.googleapis.com/envoy.extensions.load_balancing_policies.ring_hash.v3.RingHash', minimum_ring_size: 64, use_hostname_for_hashing: true } } }],
+    },
+  };
+  assert.deepEqual(checkLbConfig('ROUND_ROBIN', ringCluster), { errors: [], warnings: [] });
+  const ring = createLoadBalancer('ROUND_ROBIN', hosts, ringCluster);
+  const hash = 12345678901234n;
+  for (let i = 0; i < 5; i++) assert.equal(ring.pick({ hash }), ring.pick({ hash }), 'a hash policy, not round robin');
+  const unknown = { load_balancing_policy: { policies: [{ typed_extension_config: { typed_config: { '@type': 'type.googleapis.com/acme.lb.v1.Magic' } } }] } };
+  assert.match(checkLbConfig('ROUND_ROBIN', unknown).errors.join(), /none of \[type.googleapis.com\/acme.lb.v1.Magic\] is supported/);
+  const rrLocality = {
+    load_balancing_policy: { policies: [{ typed_extension_config: { typed_config: { '@type': 'type.googleapis.com/envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin', locality_lb_config: { locality_weighted_lb_config: {} } } } }] },
+    load_assignment: { endpoints: [{ locality: { zone: 'a' }, load_balancing_weight: 1 }, { locality: { zone: 'b' }, load_balancing_weight: 4 }] },
+  };
+  const lhosts = [host(1, { locality: { zone: 'a' } }), host(2, { locality: { zone: 'b' } })];
+  const rr = createLoadBalancer('ROUND_ROBIN', lhosts, rrLocality);
+  assert.equal(countPicks(() => rr.pick(), 500).get(lhosts[1]), 400);
+});

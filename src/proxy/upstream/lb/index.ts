@@ -4,6 +4,7 @@
 //   createLoadBalancer(policy, hosts, cluster, { loadAssignment })
 //                                              a LoadBalancer for the current host set; pass the
 //                                              EDS ClusterLoadAssignment JSON for locality weights
+//   resolveLbPolicy(cluster, issues)           the effective policy (load_balancing_policy or lb_policy)
 //   checkLbConfig(policy, cluster)             { errors, warnings } with field paths: call when a
 //                                              Cluster is accepted (errors → NACK, warnings → log)
 //   registerLoadBalancer(factory)              adds a policy (LoadBalancerFactory)
@@ -25,12 +26,14 @@ import { roundRobinPicker } from './round-robin.ts';
 import { leastRequestPicker } from './least-request.ts';
 import { randomPicker } from './random.ts';
 import { RING_HASH_DEFAULTS, ringHashPicker } from './ring-hash.ts';
+import { resolveLbPolicy } from './lb-policy-config.ts';
 import { MAGLEV_DEFAULT_TABLE_SIZE, MAGLEV_MAX_TABLE_SIZE, isPrime, maglevPicker } from './maglev.ts';
 
 export type { LoadBalancer, LoadBalancerContext, LoadBalancerFactory } from './load-balancer.ts';
 export { compileHashPolicy } from './hash-policy.ts';
 export type { HashPolicyFn, HashPolicyRequest, HashPolicyResult, SetCookie } from './hash-policy.ts';
 export { computePriorityLoad, groupByPriority } from './priority-lb.ts';
+export { resolveLbPolicy } from './lb-policy-config.ts';
 export type { PriorityLoad } from './priority-lb.ts';
 
 export interface LoadBalancerOptions {
@@ -204,12 +207,19 @@ function factoryFor(policy: string): LoadBalancerFactory {
   return f;
 }
 
-/** The effective lb_policy of an Envoy Cluster (ROUND_ROBIN when unset). */
-export function lbPolicyOf(cluster: Json): string {
-  return typeof cluster.lb_policy === 'string' ? cluster.lb_policy : 'ROUND_ROBIN';
-}
-
+/**
+ * A load balancer for `hosts`. `policy` is the cluster's lb_policy; a cluster with
+ * load_balancing_policy (typed extensions) uses that instead, as in Envoy. Throws RigError
+ * (MESH_ERR_INVALID_CONFIG) on bad config: run checkLbConfig when the cluster is accepted.
+ */
 export function createLoadBalancer(policy: string, hosts: readonly Host[], clusterConfig: Record<string, unknown>, options: LoadBalancerOptions = {}): LoadBalancer {
+  if (clusterConfig.load_balancing_policy !== undefined) {
+    const issues = newIssues();
+    const resolved = resolveLbPolicy(clusterConfig, issues);
+    if (!resolved) throw new RigError('MESH_ERR_INVALID_CONFIG', `cluster ${String(clusterConfig.name ?? '')}: ${issues.errors.join('; ')}`);
+    policy = resolved.policy;
+    clusterConfig = resolved.cluster;
+  }
   const f = factoryFor(policy);
   const builtin = builtins.find((b) => b === f);
   return builtin ? builtin.createWith(hosts, clusterConfig, options) : f.create(hosts, clusterConfig);
@@ -218,6 +228,12 @@ export function createLoadBalancer(policy: string, hosts: readonly Host[], clust
 /** Problems in the cluster's load-balancing config (errors reject the cluster; warnings name ignored fields). */
 export function checkLbConfig(policy: string, clusterConfig: Record<string, unknown>): ConfigIssues {
   const issues = newIssues();
+  if (clusterConfig.load_balancing_policy !== undefined) {
+    const resolved = resolveLbPolicy(clusterConfig, issues);
+    if (!resolved) return issues;
+    policy = resolved.policy;
+    clusterConfig = resolved.cluster;
+  }
   let f: LoadBalancerFactory;
   try {
     f = factoryFor(policy);
@@ -226,5 +242,7 @@ export function checkLbConfig(policy: string, clusterConfig: Record<string, unkn
     return issues;
   }
   const builtin = builtins.find((b) => b === f);
-  return builtin ? builtin.check(clusterConfig) : issues;
+  if (!builtin) return issues;
+  const own = builtin.check(clusterConfig);
+  return { errors: [...issues.errors, ...own.errors], warnings: [...issues.warnings, ...own.warnings] };
 }
