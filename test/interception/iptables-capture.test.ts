@@ -55,6 +55,11 @@ for (const backend of ['nft', 'legacy']) {
     let r = await app.connect(OUTSIDE, 80);
     assert.deepEqual(r.reply?.orig, { address: OUTSIDE, port: 80 });
     assert.equal(r.reply?.port, 15001);
+    // Service VIPs: a ClusterIP-like address and an auto-allocated ServiceEntry VIP (class E).
+    for (const vip of ['10.96.0.12', '240.240.0.1']) {
+      r = await app.connect(vip, 9080);
+      assert.deepEqual([r.reply?.port, r.reply?.orig], [15001, { address: vip, port: 9080 }], vip);
+    }
     r = await app.connect(peer.address, 9000);
     assert.deepEqual([r.reply?.port, r.reply?.orig], [15001, { address: peer.address, port: 9000 }]);
     // Excluded outbound port: straight to the peer.
