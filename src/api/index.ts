@@ -15,7 +15,7 @@ export type * from './types/security.ts';
 export type * from './types/telemetry.ts';
 export type * from './types/kubernetes.ts';
 export type { WorkloadPort, WorkloadProbe, WorkloadSpec } from './types/workload.ts';
-export { WORKLOAD_API_VERSION } from './types/workload.ts';
+export { WORKLOAD_API_VERSION, workloadCwd } from './types/workload.ts';
 export type { AnalyzeOptions } from './analysis/index.ts';
 export { analyze } from './analysis/index.ts';
 export type { MessageName } from './analysis/messages.ts';

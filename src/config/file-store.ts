@@ -54,6 +54,8 @@ export class FileConfigStore implements ConfigStore {
   /** Problems that involve several files (duplicates), by file. */
   #crossFile = new Map<string, Diagnostic[]>();
   #lastReported = new Map<string, string>();
+  /** A problem with the directory itself (missing, unreadable). */
+  #rootProblem: Diagnostic[] = [];
   #watcher: FSWatcher | undefined;
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> = Promise.resolve();
@@ -91,21 +93,40 @@ export class FileConfigStore implements ConfigStore {
   /** Every current problem, file by file. */
   diagnostics(): Diagnostic[] {
     const out: Diagnostic[] = [];
-    for (const file of [...this.#files.keys()].sort()) out.push(...this.#problemsOf(file));
+    for (const file of [this.dir, ...[...this.#files.keys()].sort()]) out.push(...this.#problemsOf(file));
     return out;
   }
 
   /** Loads the directory and, unless `watch: false`, starts watching it. */
   async start(): Promise<void> {
     await mkdir(this.dir, { recursive: true });
-    if (this.#opts.watch !== false) {
-      this.#watcher = watch(this.dir, { recursive: true }, () => this.#schedule());
-      this.#watcher.on('error', (err) => {
-        this.#log.warn({ err }, 'watch error; rescanning');
-        this.#schedule();
-      });
-    }
     await this.sync();
+  }
+
+  /** Watches the directory while it exists; when it disappears, polls until it is back. */
+  #ensureWatcher(rootExists: boolean): void {
+    if (this.#opts.watch === false || this.#closed) return;
+    if (!rootExists) {
+      this.#watcher?.close();
+      this.#watcher = undefined;
+      clearTimeout(this.#timer);
+      this.#timer = setTimeout(() => void this.sync(), 1000);
+      return;
+    }
+    if (this.#watcher) return;
+    try {
+      this.#watcher = watch(this.dir, { recursive: true }, () => this.#schedule());
+    } catch (err) {
+      this.#log.warn({ err }, 'cannot watch the configuration directory; retrying');
+      this.#timer = setTimeout(() => void this.sync(), 1000);
+      return;
+    }
+    this.#watcher.on('error', (err) => {
+      this.#log.warn({ err }, 'watch error; rescanning');
+      this.#watcher?.close();
+      this.#watcher = undefined;
+      this.#schedule();
+    });
   }
 
   /** Rescans now (also what every coalesced burst of events does); resolves when applied. */
@@ -154,8 +175,19 @@ export class FileConfigStore implements ConfigStore {
 
   async #flush(): Promise<void> {
     if (this.#closed) return;
+    // Watch first, then list: a change made in between is seen by the next flush.
+    this.#ensureWatcher(await isDirectory(this.dir));
     const listed: Diagnostic[] = [];
     const files = await filesOf(this.dir, listed);
+    const rootMissing = listed.some((d) => d.source?.file === this.dir);
+    if (rootMissing) {
+      this.#ensureWatcher(false);
+      // The whole directory is gone (being replaced, unmounted…): keep the configuration, say so.
+      this.#rootProblem = listed.filter((d) => d.source?.file === this.dir).map((d) => ({ ...d, hint: 'the configuration in force is kept until the directory is back' }));
+      this.#report();
+      return;
+    }
+    this.#rootProblem = [];
     const present = new Set(files);
     const changed = new Set<string>();
     for (const file of [...this.#files.keys()]) {
@@ -228,12 +260,13 @@ export class FileConfigStore implements ConfigStore {
   }
 
   #problemsOf(file: string): Diagnostic[] {
+    if (file === this.dir) return this.#rootProblem;
     return [...(this.#files.get(file)?.diagnostics ?? []), ...(this.#crossFile.get(file) ?? [])];
   }
 
   #report(): void {
     const reports: FileDiagnostics[] = [];
-    const files = new Set([...this.#files.keys(), ...this.#lastReported.keys()]);
+    const files = new Set([this.dir, ...this.#files.keys(), ...this.#lastReported.keys()]);
     for (const file of [...files].sort()) {
       const diagnostics = this.#problemsOf(file);
       const fingerprint = JSON.stringify(diagnostics);
@@ -251,5 +284,13 @@ export class FileConfigStore implements ConfigStore {
         this.#log.error({ err }, 'diagnostics handler failed');
       }
     }
+  }
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory();
+  } catch {
+    return false;
   }
 }

@@ -123,3 +123,20 @@ spec:
   assert.ok(out.some((m) => m.startsWith('IST0112 Error VirtualService default/multi spec.http[0].route[0].destination')), out.join('\n'));
   assert.deepEqual(out.filter((m) => m.startsWith('IST0127')).map((m) => m.split(':')[0]), ['IST0127 Warning AuthorizationPolicy default/typo spec.selector.matchLabels']);
 });
+
+test('IST0101 warnings: a mesh VirtualService host and a DestinationRule host that nothing defines', () => {
+  const out = run(`apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ghost}
+spec:
+  hosts: [ghost]
+  http: [{route: [{destination: {host: reviews}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ghost}
+spec:
+  host: ghost.other.svc.cluster.local
+`);
+  assert.deepEqual(out.map((m) => m.split(':')[0]), ['IST0101 Warning VirtualService default/ghost spec.hosts[0]', 'IST0101 Warning DestinationRule default/ghost spec.host']);
+});

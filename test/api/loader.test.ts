@@ -3,7 +3,7 @@ import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { loadDocuments, loadPaths } from '../../src/api/index.ts';
+import { loadDocuments, loadPaths, workloadCwd } from '../../src/api/index.ts';
 
 const SERVICE = `apiVersion: v1
 kind: Service
@@ -102,4 +102,11 @@ test('loadPaths reads directories recursively and reports missing paths and dupl
   assert.ok(dup.message.includes(`${join(dir, 'a.yaml')}:1:1`) && dup.source?.file === join(dir, 'sub/b.yml'));
   const kept = await loadPaths([dir], { duplicates: 'keep' });
   assert.equal(kept.resources.length, 2);
+});
+
+test('workloadCwd resolves spec.cwd against the directory of the defining file', () => {
+  const spec = { command: ['node'], cwd: './apps' };
+  assert.equal(workloadCwd({ spec, source: { file: 'examples/bookinfo/workloads.yaml' } }, '/repo'), '/repo/examples/bookinfo/apps');
+  assert.equal(workloadCwd({ spec: { command: ['node'] }, source: { file: '/etc/rig/w.yaml' } }, '/repo'), '/etc/rig');
+  assert.equal(workloadCwd({ spec: { command: ['node'], cwd: '/srv/app' } }, '/repo'), '/srv/app');
 });

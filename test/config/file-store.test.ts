@@ -166,3 +166,15 @@ test('writeFile applies atomically and returns the problems; removeFile deletes'
   await store.removeFile('apps/reviews.yaml');
   assert.equal(store.list().length, 0);
 });
+
+test('when the whole directory disappears the configuration stays, and comes back with it', async (t) => {
+  const { dir, store, reports } = await setup(t);
+  await writeFile(join(dir, 'reviews.yaml'), vsYaml('reviews', 'v1'));
+  await store.start();
+  await rm(dir, { recursive: true });
+  await until(store, () => reports.some((r) => r.file === dir && r.diagnostics.length > 0), 'the missing directory reported');
+  assert.equal(subsetOf(store, 'reviews'), 'v1', 'kept');
+  await mkdir(dir);
+  await writeFile(join(dir, 'reviews.yaml'), vsYaml('reviews', 'v2'));
+  await until(store, () => subsetOf(store, 'reviews') === 'v2', 'the new directory watched again');
+});

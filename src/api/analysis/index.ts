@@ -55,6 +55,7 @@ class Analysis {
 
   run(): Diagnostic[] {
     this.virtualServices();
+    this.destinationRules();
     this.selectors();
     this.servicePorts();
     this.singletons('Sidecar', 'workloadSelector', 'MultipleSidecarsWithoutWorkloadSelectors');
@@ -93,6 +94,9 @@ class Analysis {
       const mesh = gws.length === 0 || gws.includes('mesh');
       for (const [i, host] of (vs.spec.hosts ?? []).entries()) {
         const fq = this.fqdn(host, ns);
+        if (mesh && !host.includes('*') && !this.lookup(host, ns)) {
+          this.report('ReferencedResourceNotFound', vs, ['spec', 'hosts', i], `Referenced host not found: "${host}" (no Service or ServiceEntry defines it, so the mesh has no traffic to route for it)`, 'define a Service or ServiceEntry for this host, fix the name, or bind the VirtualService to a gateway', 'Warning');
+        }
         if (mesh) {
           const other = meshHosts.get(fq);
           if (other) this.report('ConflictingMeshGatewayVirtualServiceHosts', vs, ['spec', 'hosts', i], `The VirtualServices ${describe(other)} and ${describe(vs)} associated with mesh gateway define the same host ${fq}, which leads to undefined behavior`, 'merge the conflicting VirtualServices into a single resource');
@@ -137,6 +141,13 @@ class Analysis {
         vs.spec[proto]?.forEach((t, i) => t.route?.forEach((rd, j) => checkDest(rd.destination, ['spec', proto, i, 'route', j, 'destination'])));
       }
       this.ineffectiveMatches(vs);
+    }
+  }
+
+  destinationRules(): void {
+    for (const dr of this.of<T.DestinationRuleSpec>('DestinationRule')) {
+      if (dr.spec.host.includes('*') || this.lookup(dr.spec.host, dr.metadata.namespace)) continue;
+      this.report('ReferencedResourceNotFound', dr, ['spec', 'host'], `Referenced host not found: "${dr.spec.host}"; this DestinationRule applies to nothing`, 'define a Service or ServiceEntry for this host, or fix the name', 'Warning');
     }
   }
 

@@ -1,3 +1,5 @@
+import { dirname, resolve } from 'node:path';
+
 /**
  * `local.rigging.dev/v1alpha1` `Workload`: a process that `rig up` runs on this machine, the
  * local runtime's stand-in for a Kubernetes Deployment plus its pods.
@@ -45,3 +47,12 @@ export interface WorkloadProbe {
 }
 
 export const WORKLOAD_API_VERSION = 'local.rigging.dev/v1alpha1';
+
+/**
+ * The directory a workload runs in: `spec.cwd` resolved against the directory of the file that
+ * defined it (or `baseDir` when it came from no file), defaulting to that directory.
+ */
+export function workloadCwd(resource: { spec: WorkloadSpec; source?: { file: string } }, baseDir = process.cwd()): string {
+  const fileDir = resource.source && resource.source.file !== '<stdin>' ? dirname(resolve(baseDir, resource.source.file)) : resolve(baseDir);
+  return resolve(fileDir, resource.spec.cwd ?? '.');
+}
