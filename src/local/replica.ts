@@ -123,6 +123,8 @@ export class ReplicaRuntime {
       workload: this.plan.workload,
       namespace: this.plan.namespace,
       state,
+      appState: this.app.state,
+      proxyState: this.proxy.state,
       pid: this.app.pid,
       proxyPid: this.proxy.pid,
       restarts: this.app.restarts + this.proxy.restarts,

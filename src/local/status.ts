@@ -25,6 +25,9 @@ export interface ProcessStatus {
   workload?: string;
   namespace?: string;
   state: ProcessState;
+  /** For workload replicas: the states of the app and of its sidecar, whose combination is `state`. */
+  appState?: ProcessState;
+  proxyState?: ProcessState;
   /** The application's pid (for gateways and the control plane: their own pid). */
   pid?: number;
   /** The sidecar's pid. */

@@ -1,0 +1,133 @@
+// `rig up` as a user runs it: real processes from a directory of Workloads, `rig status`,
+// `rig logs`, `rig apply` refusing bad files, a bad workload reported while the rest runs, the
+// watched directory followed, and `rig down` leaving nothing running.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { leftovers, startMesh, type Mesh } from './mesh-harness.ts';
+
+function workload(name: string, command: string[], extra = ''): string {
+  return `apiVersion: local.rigging.dev/v1alpha1
+kind: Workload
+metadata: { name: ${name}, labels: { app: ${name} } }
+spec:
+  command: ${JSON.stringify(command)}
+  ports: [{ name: http, port: 9080 }]
+  readinessProbe: { httpGet: { path: /, port: 9080 } }
+${extra}`;
+}
+
+const ECHO = ['node', '-e', "require('node:http').createServer((q, s) => s.end(process.env.POD_NAME + ' via ' + process.env.HTTP_PROXY)).listen(+process.env.PORT, process.env.HOST, () => console.log('echo up'))"];
+
+function get(port: number, p = '/'): Promise<string> {
+  return new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port, path: p, agent: false }, (res) => {
+      let b = '';
+      res.on('data', (c) => (b += c));
+      res.on('end', () => resolve(b));
+    }).on('error', reject);
+  });
+}
+
+describe('rig up', () => {
+  const config = mkdtempSync(path.join(os.tmpdir(), 'rig-up-config-'));
+  let mesh: Mesh;
+
+  before(async () => {
+    writeFileSync(path.join(config, 'echo.yaml'), workload('echo', ECHO));
+    writeFileSync(path.join(config, 'broken.yaml'), workload('broken', ['rig-test-no-such-binary']));
+    mesh = await startMesh('up', ['-f', config, '--no-ingress']);
+  });
+  after(async () => {
+    await mesh?.stop();
+    rmSync(config, { recursive: true, force: true });
+  });
+
+  it('runs every workload replica with its environment, and reports one that cannot start', async () => {
+    const s = await mesh.waitFor((s) => s.processes.some((p) => p.name === 'echo-0' && p.appState === 'ready') && s.processes.some((p) => p.name === 'broken-0' && p.state === 'failed'), 'echo running and broken failed');
+    const echo = s.processes.find((p) => p.name === 'echo-0')!;
+    const body = await get(echo.ports.app!['9080']);
+    assert.equal(body, `echo-0 via http://127.0.0.1:${echo.ports.outbound}`);
+    const broken = s.processes.find((p) => p.name === 'broken-0')!;
+    assert.match(broken.message ?? '', /command "rig-test-no-such-binary" not found/);
+    assert.ok(echo.ports.inbound?.['9080'] && echo.ports.outbound);
+  });
+
+  it('rig status lists the processes in text and JSON', async () => {
+    const text = await mesh.rig(['status']);
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /^echo-0 /m);
+    assert.match(text.stdout, /broken-0: app: command "rig-test-no-such-binary" not found/);
+    const json = JSON.parse((await mesh.rig(['status', '-o', 'json'])).stdout) as { processes: { name: string }[] };
+    assert.deepEqual(json.processes.map((p) => p.name).sort(), ['broken-0', 'echo-0']);
+  });
+
+  it('rig logs prints what the app wrote', async () => {
+    const logs = await mesh.rig(['logs', 'echo']);
+    assert.equal(logs.code, 0, logs.stderr);
+    assert.match(logs.stdout, /echo up/);
+    const unknown = await mesh.rig(['logs', 'nope']);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /no workload, replica or gateway named "nope"/);
+  });
+
+  it('rig apply refuses an invalid file and changes nothing; a valid one starts its workload', async () => {
+    const bad = path.join(config, '..', `bad-${process.pid}.yaml`);
+    writeFileSync(bad, workload('second', ['node', '-e', '1'], '  replicas: 0\n'));
+    try {
+      const refused = await mesh.rig(['apply', '-f', bad]);
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /replicas/);
+      assert.match(refused.stderr, /nothing was applied/);
+    } finally {
+      rmSync(bad, { force: true });
+    }
+    const applied = await mesh.rig(['apply', '-f', '-'], workload('second', ECHO));
+    assert.equal(applied.code, 0, applied.stderr);
+    assert.match(applied.stdout, /Workload default\/second created/);
+    await mesh.waitFor((s) => s.processes.some((p) => p.name === 'second-0' && !!p.pid), 'second-0 running');
+    const deleted = await mesh.rig(['delete', '-f', '-'], workload('second', ECHO));
+    assert.equal(deleted.code, 0, deleted.stderr);
+    await mesh.waitFor((s) => !s.processes.some((p) => p.name === 'second-0'), 'second-0 gone');
+  });
+
+  it('follows the watched directory: a removed file stops its workload', async () => {
+    rmSync(path.join(config, 'broken.yaml'));
+    await mesh.waitFor((s) => !s.processes.some((p) => p.name === 'broken-0'), 'broken-0 gone');
+  });
+
+  it('rig down stops everything and leaves nothing running', async () => {
+    assert.ok(leftovers(mesh.stateDir).length > 0);
+    const down = await mesh.rig(['down']);
+    assert.equal(down.code, 0, down.stderr);
+    assert.match(down.stdout, /local mesh stopped/);
+    assert.notEqual(mesh.child.exitCode ?? mesh.child.signalCode, null);
+    assert.deepEqual(leftovers(mesh.stateDir), []);
+    const status = await mesh.rig(['status']);
+    assert.equal(status.code, 1);
+    assert.match(status.stderr, /no local mesh is running/);
+  });
+});
+
+describe('rig up killed without a chance to clean up', () => {
+  it('rig down finds and stops what it left running', async (t) => {
+    const config = mkdtempSync(path.join(os.tmpdir(), 'rig-up-config-'));
+    writeFileSync(path.join(config, 'echo.yaml'), workload('echo', ECHO));
+    const mesh = await startMesh('up', ['-f', config, '--no-ingress']);
+    t.after(async () => {
+      await mesh.stop();
+      rmSync(config, { recursive: true, force: true });
+    });
+    await mesh.waitFor((s) => s.processes.some((p) => p.name === 'echo-0' && p.appState === 'ready'), 'echo-0 ready');
+    mesh.child.kill('SIGKILL');
+    await new Promise((r) => mesh.child.once('exit', r));
+    assert.ok(leftovers(mesh.stateDir).length > 0, 'the app and its sidecar outlive a SIGKILLed rig up');
+    const down = await mesh.rig(['down']);
+    assert.equal(down.code, 0, down.stderr);
+    assert.match(down.stdout, /leftover process\(es\) killed/);
+    assert.deepEqual(leftovers(mesh.stateDir), []);
+  });
+});
