@@ -243,3 +243,17 @@ test('reports subscribed resources the control plane never sends, and still proc
   const eds = client.state().types.find((s) => s.typeUrl === ENDPOINT_TYPE)!;
   assert.deepEqual(eds.doesNotExist, ['outbound|1||ghost']);
 });
+
+test('a rejected first cluster update still lets the listeners be fetched (as Envoy initializes)', async (t) => {
+  const { server, client } = await setup(t);
+  await server.waitFor(isType(CLUSTER_TYPE));
+  const nonce = server.push(CLUSTER_TYPE, 'v1', [staticCluster('bad-one')]);
+  const nack = await server.waitFor(isType(CLUSTER_TYPE, acks(nonce)));
+  assert.equal(nack.version_info ?? '', '');
+  assert.ok(nack.error_detail);
+  const lds = await server.waitFor(isType(LISTENER_TYPE));
+  assert.deepEqual(lds.resource_names ?? [], []);
+  const n = server.push(LISTENER_TYPE, 'l1', [httpListener('0.0.0.0_9080', 9080, '9080')]);
+  await server.waitFor(isType(LISTENER_TYPE, acks(n)));
+  assert.deepEqual(client.state().types.find((s) => s.typeUrl === ROUTE_TYPE)!.subscribed, ['9080']);
+});

@@ -153,6 +153,7 @@ export class XdsClient extends EventEmitter<XdsClientEvents> {
     if (!this.stopped) return;
     this.stopped = false;
     this.client = new grpc.Client(this.server.target, this.server.credentials, { ...this.server.channelOptions, 'grpc.keepalive_time_ms': 30_000 });
+    if (!this.clustersWarm) this.armWarmTimer();
     this.openStream();
   }
 
@@ -382,6 +383,11 @@ export class XdsClient extends EventEmitter<XdsClientEvents> {
     this.log.warn({ typeUrl: w.typeUrl, version: res.version_info, keptVersion: w.version, details }, 'xDS update rejected (NACK); keeping the previous config');
     this.sendRequest(w, { nonce: res.nonce, error: details });
     this.emit('nack', w.typeUrl, res.version_info, details);
+    // As in Envoy, a rejected update still ends the clusters' initial fetch: listeners follow.
+    if (!this.clustersWarm) {
+      const eds = this.watches.get(ENDPOINT_TYPE)!;
+      if (w.typeUrl === ENDPOINT_TYPE || (w.typeUrl === CLUSTER_TYPE && [...eds.names].every((n) => eds.resources.has(n)))) this.clustersWarmed();
+    }
   }
 
   /** After an accepted update, adjust the EDS/RDS subscriptions it implies. */
@@ -391,13 +397,20 @@ export class XdsClient extends EventEmitter<XdsClientEvents> {
       if (!this.clustersWarm) {
         const eds = this.watches.get(ENDPOINT_TYPE)!;
         if (eds.names.size === 0) this.clustersWarmed();
-        else this.warmTimer ??= setTimeout(() => this.clustersWarmed(), this.fetchTimeoutMs);
+        else this.armWarmTimer();
       }
     } else if (w.typeUrl === ENDPOINT_TYPE) {
       if (!this.clustersWarm && [...w.names].every((n) => w.resources.has(n))) this.clustersWarmed();
     } else if (w.typeUrl === LISTENER_TYPE) {
       this.resubscribe(this.watches.get(ROUTE_TYPE)!, rdsNamesOf(w.resources.values()));
     }
+  }
+
+  /** Listeners wait for clusters at most one fetch timeout (Envoy's initial_fetch_timeout). */
+  private armWarmTimer(): void {
+    clearTimeout(this.warmTimer);
+    this.warmTimer = setTimeout(() => this.clustersWarmed(), this.fetchTimeoutMs);
+    this.warmTimer.unref();
   }
 
   private clustersWarmed(): void {
