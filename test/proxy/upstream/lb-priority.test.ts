@@ -203,3 +203,15 @@ test('load_balancing_policy (typed extensions) takes precedence over lb_policy; 
   const rr = createLoadBalancer('ROUND_ROBIN', lhosts, rrLocality);
   assert.equal(countPicks(() => rr.pick(), 500).get(lhosts[1]), 400);
 });
+
+test('retry priority: excluded (already attempted) priorities give their load to the others', () => {
+  const hosts = [...hostsAt(0, 3, 0, 0), ...hostsAt(1, 2, 0, 10), ...hostsAt(2, 2, 0, 20)];
+  for (const policy of POLICIES) {
+    const lb = createLoadBalancer(policy, hosts, {}, { random: seeded(4) });
+    const prio = (excluded: number[]) => new Set([...countPicks(() => lb.pick({ excludedPriorities: new Set(excluded), hash: BigInt(Math.floor(Math.random() * 1e9)) }), 300).keys()].map((h) => h?.priority));
+    assert.deepEqual(prio([]), new Set([0]), policy);
+    assert.deepEqual(prio([0]), new Set([1]), policy);
+    assert.deepEqual(prio([0, 1]), new Set([2]), policy);
+    assert.deepEqual(prio([0, 1, 2]), new Set([0]), `${policy}: everything excluded falls back to the normal load`);
+  }
+});

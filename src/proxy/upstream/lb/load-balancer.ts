@@ -8,6 +8,11 @@ export interface LoadBalancerContext {
   hash?: bigint;
   /** Hosts already tried by this request (retry host predicate previous_hosts): avoid them when possible. */
   attempted?: ReadonlySet<Host>;
+  /**
+   * Retry priority envoy.retry_priorities.previous_priorities: priorities already attempted, whose
+   * share of the load goes to the others (ignored when it would leave no available priority).
+   */
+  excludedPriorities?: ReadonlySet<number>;
 }
 
 export interface LoadBalancer {

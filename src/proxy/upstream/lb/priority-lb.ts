@@ -74,7 +74,11 @@ export interface PriorityLoad {
   panic: boolean[];
 }
 
-export function computePriorityLoad(byPriority: readonly (readonly Host[])[], config: CommonLbConfig): PriorityLoad {
+/**
+ * Envoy's priority load; `excluded` priorities (retry priority previous_priorities) count as having
+ * no available hosts.
+ */
+export function computePriorityLoad(byPriority: readonly (readonly Host[])[], config: CommonLbConfig, excluded?: ReadonlySet<number>): PriorityLoad {
   const n = Math.max(1, byPriority.length);
   const health = new Array<number>(n).fill(0);
   const degradedAvail = new Array<number>(n).fill(0);
@@ -85,7 +89,7 @@ export function computePriorityLoad(byPriority: readonly (readonly Host[])[], co
 
   for (let p = 0; p < byPriority.length; p++) {
     const hosts = byPriority[p];
-    if (hosts.length === 0) continue;
+    if (hosts.length === 0 || excluded?.has(p)) continue;
     let hw = 0;
     let dw = 0;
     let tw = 0;
@@ -172,18 +176,21 @@ export class PriorityLoadBalancer implements LoadBalancer {
   readonly #hashBased: boolean;
   readonly #random: () => number;
   readonly #empty: boolean;
+  readonly #byPriority: Host[][];
+  readonly #config: CommonLbConfig;
+  /** Cumulative load tables with some priorities excluded, by their sorted list. */
+  readonly #excludedTables = new Map<string, Uint8Array>();
 
   constructor(hosts: readonly Host[], config: CommonLbConfig, makePicker: PickerFactory, options: PriorityLbOptions) {
     this.#hashBased = options.hashBased;
     this.#random = options.random;
     this.#empty = hosts.length === 0;
     const byPriority = groupByPriority(hosts);
+    this.#byPriority = byPriority;
+    this.#config = config;
     this.load = computePriorityLoad(byPriority, config);
     const n = this.load.healthy.length;
-    this.#cumulative = new Uint8Array(2 * n);
-    let acc = 0;
-    for (let i = 0; i < n; i++) this.#cumulative[i] = acc += this.load.healthy[i];
-    for (let i = 0; i < n; i++) this.#cumulative[n + i] = acc += this.load.degraded[i];
+    this.#cumulative = cumulativeTable(this.load);
 
     this.#slots = [];
     for (let p = 0; p < n; p++) {
@@ -213,11 +220,25 @@ export class PriorityLoadBalancer implements LoadBalancer {
     return makePicker(hosts, hosts.map(hostWeight));
   }
 
+  #excludedTable(excluded: ReadonlySet<number>): Uint8Array {
+    const key = [...excluded].sort((a, b) => a - b).join(',');
+    let t = this.#excludedTables.get(key);
+    if (!t) {
+      const load = computePriorityLoad(this.#byPriority, this.#config, excluded);
+      // Nothing left outside the excluded priorities: keep the normal load (as Envoy does).
+      const available = load.healthy.some((l, p) => l > 0 && !excluded.has(p)) || load.degraded.some((l, p) => l > 0 && !excluded.has(p));
+      t = available && !load.panic.every(Boolean) ? cumulativeTable(load) : this.#cumulative;
+      this.#excludedTables.set(key, t);
+    }
+    return t;
+  }
+
   pick(ctx?: LoadBalancerContext): Host | undefined {
     if (this.#empty) return undefined;
     const hash = ctx?.hash;
     const r = this.#hashBased && hash !== undefined ? Number(hash % 100n) : Math.floor(this.#random() * 100);
-    const cumulative = this.#cumulative;
+    const excluded = ctx?.excludedPriorities;
+    const cumulative = excluded && excluded.size > 0 ? this.#excludedTable(excluded) : this.#cumulative;
     const n = this.#slots.length;
     let i = 0;
     while (i < cumulative.length - 1 && r >= cumulative[i]) i++;
@@ -232,6 +253,15 @@ export class PriorityLoadBalancer implements LoadBalancer {
     }
     return picker?.pick(ctx);
   }
+}
+
+function cumulativeTable(load: PriorityLoad): Uint8Array {
+  const n = load.healthy.length;
+  const t = new Uint8Array(2 * n);
+  let acc = 0;
+  for (let i = 0; i < n; i++) t[i] = acc += load.healthy[i];
+  for (let i = 0; i < n; i++) t[n + i] = acc += load.degraded[i];
+  return t;
 }
 
 function localityChooser(all: readonly Host[], eligible: readonly Host[], priority: number, config: CommonLbConfig, makePicker: PickerFactory): LocalityChooser | undefined {
