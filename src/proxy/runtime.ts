@@ -169,7 +169,7 @@ export class ProxyRuntime {
     const label = `${KIND[typeUrl]} "${name}"`;
     const schema = checkMessage(TYPE_NAMES[typeUrl], raw);
     if (schema.length) {
-      for (const s of schema) errors.push(`${label}: ${path}${s.path ? '.' + s.path : ''}: ${s.message}`);
+      for (const s of schema) errors.push(`${label}: ${[path, s.path].filter(Boolean).join('.') || '(root)'}: ${s.message}`);
       return undefined;
     }
     const issues = new Issues();
