@@ -33,7 +33,7 @@ export class GatewayRuntime {
     const hostPorts: Record<string, number> = {};
     for (const p of plan.ports) hostPorts[p] = remap[p] === 0 ? await ctx.allocatePort() : (remap[p] ?? p);
     const portsFile = ctx.runFile(`${plan.name}.proxy-ports.json`);
-    const common = await ctx.proxyCommon(portsFile, plan.name);
+    const common = await ctx.proxyCommon(portsFile, plan.name, { namespace: plan.namespace, serviceAccount: plan.serviceAccount });
     const rig = rigCommand(gatewayArgs(plan, bind, hostPorts, common));
     const proc = new SupervisedProcess({
       name: plan.name,

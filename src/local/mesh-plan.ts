@@ -1,7 +1,6 @@
 // From the configuration to the processes of a local mesh: every Workload replica (its app and
 // its sidecar, with the loopback ports they use) and the gateways that Gateway resources select.
-import path from 'node:path';
-import type { Resource, WorkloadSpec } from '../api/index.ts';
+import { workloadCwd, type Resource, type WorkloadSpec } from '../api/index.ts';
 
 export const INGRESS_LABELS = { istio: 'ingressgateway', app: 'istio-ingressgateway' } as const;
 export const EGRESS_LABELS = { istio: 'egressgateway', app: 'istio-egressgateway' } as const;
@@ -37,8 +36,7 @@ export function workloadReplicas(resources: readonly Resource[]): ReplicaPlan[] 
   for (const r of resources) {
     if (r.kind !== 'Workload') continue;
     const spec = r.spec as unknown as WorkloadSpec;
-    const dir = r.source?.file && r.source.file !== '<stdin>' ? path.dirname(path.resolve(r.source.file)) : process.cwd();
-    const cwd = path.resolve(dir, spec.cwd ?? '.');
+    const cwd = workloadCwd({ spec, source: r.source });
     const labels = { ...(r.metadata.labels ?? {}) };
     const fingerprint = JSON.stringify({ spec: { ...spec, replicas: undefined }, labels, cwd, ns: r.metadata.namespace });
     for (let i = 0; i < (spec.replicas ?? 1); i++) {

@@ -16,7 +16,7 @@ export interface RuntimeContext {
   logFile(name: string): string;
   runFile(name: string): string;
   print(name: string): (line: string) => void;
-  proxyCommon(portsFile: string, name: string): Promise<ProxyCommon>;
+  proxyCommon(portsFile: string, name: string, identity: { namespace: string; serviceAccount: string }): Promise<ProxyCommon>;
   /** A free loopback port, not handed out before. */
   allocatePort(): Promise<number>;
   onChange(): void;
@@ -89,7 +89,7 @@ export class ReplicaRuntime {
   static async create(plan: ReplicaPlan, allocator: PortAllocator, ctx: RuntimeContext): Promise<ReplicaRuntime> {
     const ports = await allocateReplicaPorts(plan, allocator);
     const portsFile = ctx.runFile(`${plan.name}.proxy-ports.json`);
-    return new ReplicaRuntime(plan, ports, ctx, await ctx.proxyCommon(portsFile, plan.name), portsFile);
+    return new ReplicaRuntime(plan, ports, ctx, await ctx.proxyCommon(portsFile, plan.name, { namespace: plan.namespace, serviceAccount: plan.serviceAccount }), portsFile);
   }
 
   #appProbe(): Probe | undefined {

@@ -7,6 +7,8 @@ import pino from 'pino';
 import type { Resource } from '../api/index.ts';
 import type { Logger } from '../core/log.ts';
 import type { MeshConfig } from '../model/mesh-config.ts';
+import { writeFileSync } from 'node:fs';
+import { attachCertificateAuthority, type AttachedCa } from '../ca/index.ts';
 import { startControlPlane, type ControlPlane } from '../xds/controlplane.ts';
 import { ConfigSources } from './config-sources.ts';
 import { GatewayRuntime } from './gateway.ts';
@@ -48,6 +50,8 @@ export class Supervisor {
   #config: ConfigSources | undefined;
   #cp: ControlPlane | undefined;
   #cpLog: Logger | undefined;
+  #ca: AttachedCa | undefined;
+  #caRootFile = '';
   #configErrors: string[] = [];
   #statusTimer: NodeJS.Timeout | undefined;
   #reconciling: Promise<void> = Promise.resolve();
@@ -78,7 +82,10 @@ export class Supervisor {
 
     this.#cpLog = pino({ level: process.env.RIG_LOG_LEVEL ?? 'info', name: 'controlplane' }, pino.destination({ dest: sd.logFile('controlplane'), mkdir: true, sync: false }));
     this.#cp = await startControlPlane({ store: this.#config.store, stateDir: sd.controlPlaneDir, mesh: this.opts.mesh, xdsPort: this.opts.xdsPort ?? 0, monitoringPort: 0, log: this.#cpLog });
-    this.opts.console.info(`control plane: xDS on 127.0.0.1:${this.#cp.ports.xds}, monitoring on http://127.0.0.1:${this.#cp.ports.monitoring}`);
+    this.#ca = await attachCertificateAuthority(this.#cp, { stateDir: sd.controlPlaneDir, tlsPort: 0, trustDomain: this.opts.mesh?.trustDomain, log: this.#cpLog });
+    this.#caRootFile = path.join(sd.runDir, 'root-cert.pem');
+    writeFileSync(this.#caRootFile, this.#ca.ca.trustBundlePem());
+    this.opts.console.info(`control plane: xDS on 127.0.0.1:${this.#cp.ports.xds}, CA on 127.0.0.1:${this.#ca.tlsPort}, monitoring on http://127.0.0.1:${this.#cp.ports.monitoring}`);
     this.#config.store.onChange(() => this.#scheduleReconcile());
     this.#writeStatus();
     await this.#scheduleReconcile();
@@ -103,14 +110,23 @@ export class Supervisor {
       logFile: (name) => sd.logFile(name),
       runFile: (name) => path.join(sd.runDir, name),
       print: (name) => this.opts.console.writer(name),
-      proxyCommon: async (portsFile) => this.#proxyCommon(portsFile),
+      proxyCommon: async (portsFile, name, identity) => this.#proxyCommon(portsFile, name, identity),
       allocatePort: () => this.#allocator.allocate(),
       onChange: () => this.#onProcessChange(),
     };
   }
 
-  async #proxyCommon(portsFile: string): Promise<ProxyCommon> {
-    return { xdsAddress: `127.0.0.1:${this.#cp!.ports.xds}`, portsFile, extra: this.opts.proxyArgs };
+  /** Every proxy gets a bootstrap token for its identity, with which it asks the CA for its certificate. */
+  async #proxyCommon(portsFile: string, name: string, identity: { namespace: string; serviceAccount: string }): Promise<ProxyCommon> {
+    const tokenFile = path.join(this.opts.stateDir.runDir, `${name}.token`);
+    const issued = await this.#ca!.tokens.issue({ ...identity, trustDomain: this.opts.mesh?.trustDomain, ttlSeconds: 7 * 24 * 3600 });
+    writeFileSync(tokenFile, issued.token, { mode: 0o600 });
+    return {
+      xdsAddress: `127.0.0.1:${this.#cp!.ports.xds}`,
+      portsFile,
+      ca: { address: `127.0.0.1:${this.#ca!.tlsPort}`, rootFile: this.#caRootFile, tokenFile },
+      extra: this.opts.proxyArgs,
+    };
   }
 
   #scheduleReconcile(): Promise<void> {
@@ -223,6 +239,7 @@ export class Supervisor {
     this.#replicas.clear();
     this.#gateways.clear();
     await this.#cp?.stop();
+    this.#ca?.ca.close();
     await this.#config?.close();
     this.#cpLog?.flush();
     this.opts.stateDir.removeStatus(process.pid);
