@@ -15,6 +15,8 @@ export interface CommandEntry {
 
 export const COMMANDS: CommandEntry[] = [
   { name: 'controlplane', summary: 'run the control plane: service registry and xDS server (istiod)', load: () => import('./controlplane.ts') },
+  { name: 'proxy-status', summary: 'sync status of every proxy connected to the control plane (CDS/LDS/EDS/RDS)', aliases: ['ps'], load: () => import('./proxy-status.ts') },
+  { name: 'proxy-config', summary: "a proxy's clusters, listeners, routes, endpoints or secrets, as istioctl shows them", aliases: ['pc'], load: () => import('./proxy-config.ts') },
   { name: 'iptables', summary: 'set up (or remove) transparent traffic capture in this network namespace', load: () => import('./iptables.ts') },
   { name: 'exec', summary: 'run a command inside a workload pod\'s network namespace (rig up --isolation netns)', load: () => import('./exec.ts') },
   { name: 'validate', summary: 'validate Istio and Rigging configuration files (schema and semantic rules)', load: () => import('./validate.ts') },

@@ -94,6 +94,7 @@ export function serviceCluster(push: PushContext, proxy: Proxy, svc: Service, po
   applyConnectionPool(c, policy, port);
   applyOutlierDetection(c, policy);
   c.metadata = serviceMetadata(svc, port, subset);
+  if (dr) ((c.metadata as EnvoyJson).filter_metadata as { istio: EnvoyJson }).istio.config = `/apis/networking.istio.io/v1/namespaces/${dr.metadata.namespace}/destination-rule/${dr.metadata.name}`;
   applyTls(c, push, svc, port, subset, policy);
   return c;
 }

@@ -228,7 +228,9 @@ function buildRoute(ctx: RouteContext, vs: Resource<VirtualServiceSpec>, r: HTTP
   const ns = vs.metadata.namespace;
   const route: EnvoyJson = { match: routeMatch(m) };
   if (r.name || m?.name) route.name = [r.name, m?.name].filter(Boolean).join('.');
-  route.decorator = { operation: `${vsKey}:${r.name ?? index}` };
+  const [vsNs, vsName] = vsKey.split('/');
+  route.metadata = { filter_metadata: { istio: { config: `/apis/networking.istio.io/v1/namespaces/${vsNs}/virtual-service/${vsName}` } } };
+  route.decorator = { operation: `${vsName}.${vsNs}:${r.name ?? index}` };
   if (r.directResponse) {
     route.direct_response = { status: r.directResponse.status };
     const body = r.directResponse.body;
