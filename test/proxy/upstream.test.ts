@@ -3,11 +3,11 @@
 // request body rules for retries.
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { configure, deadPort, httpListener, request, routeConfig, startRuntime, startUpstream, staticCluster, type Harness, type Upstream } from './harness.ts';
 import { formatResponseFlags } from '../../src/proxy/response-flags.ts';
 
-async function setup(t: import('node:test').TestContext, clusters: Record<string, unknown>[], routes: Record<string, unknown>[], ups: Upstream[]): Promise<Harness> {
+async function setup(t: TestContext, clusters: Record<string, unknown>[], routes: Record<string, unknown>[], ups: Upstream[]): Promise<Harness> {
   const h = await startRuntime();
   t.after(async () => {
     h.close();

@@ -1,0 +1,153 @@
+// `rig proxy -c bootstrap.yaml` as a process: Envoy's documented front-proxy and weighted-split
+// bootstraps run unchanged, the admin API answers, bad bootstraps fail with paths, SIGTERM drains.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { stringify } from 'yaml';
+import { runRig, spawnRig, stopProcess } from '../helpers/cli.ts';
+import { request, startUpstream, deadPort } from './harness.ts';
+
+async function waitForFile(file: string, child: { exitCode: number | null }, stderr: () => string): Promise<Record<string, unknown>> {
+  for (let i = 0; i < 400; i++) {
+    if (fs.existsSync(file)) return JSON.parse(fs.readFileSync(file, 'utf8'));
+    if (child.exitCode !== null) throw new Error(`rig proxy exited ${child.exitCode}: ${stderr()}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error('no ports file: ' + stderr());
+}
+
+function frontProxy(listenPort: number, clusters: Record<string, unknown>[], routes: Record<string, unknown>[]) {
+  // As in Envoy's "quick start" static configuration.
+  return {
+    admin: { address: { socket_address: { address: '127.0.0.1', port_value: 9901 } } },
+    static_resources: {
+      listeners: [
+        {
+          name: 'listener_0',
+          address: { socket_address: { address: '127.0.0.1', port_value: listenPort } },
+          filter_chains: [
+            {
+              filters: [
+                {
+                  name: 'envoy.filters.network.http_connection_manager',
+                  typed_config: {
+                    '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+                    stat_prefix: 'ingress_http',
+                    access_log: [],
+                    http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } }],
+                    route_config: { name: 'local_route', virtual_hosts: [{ name: 'local_service', domains: ['*'], routes }] },
+                  },
+                },
+              ],
+            },
+          ],
+        },
+      ],
+      clusters,
+    },
+  };
+}
+
+function cluster(name: string, port: number, type = 'LOGICAL_DNS') {
+  return {
+    name,
+    type,
+    connect_timeout: '0.25s',
+    dns_lookup_family: 'V4_ONLY',
+    lb_policy: 'ROUND_ROBIN',
+    load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: type === 'STATIC' ? '127.0.0.1' : 'localhost', port_value: port } } } }] }] },
+  };
+}
+
+test('Envoy quick-start front proxy and a weighted split run unchanged; admin endpoints answer; SIGTERM drains', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rig-proxy-'));
+  const v1 = await startUpstream('v1');
+  const v2 = await startUpstream('v2');
+  let slowSeen = false;
+  const slow = await startUpstream('slow', (_q, res) => {
+    slowSeen = true;
+    setTimeout(() => res.end('finished'), 300);
+    return true;
+  });
+  const listenPort = await deadPort();
+  const boot = frontProxy(
+    listenPort,
+    [cluster('service_v1', v1.port), cluster('service_v2', v2.port, 'STRICT_DNS'), cluster('slow', slow.port, 'STATIC')],
+    [
+      { match: { prefix: '/slow' }, route: { cluster: 'slow' } },
+      { match: { prefix: '/split' }, route: { weighted_clusters: { clusters: [{ name: 'service_v1', weight: 50 }, { name: 'service_v2', weight: 50 }] } } },
+      { match: { prefix: '/' }, route: { host_rewrite_literal: 'www.envoyproxy.io', cluster: 'service_v1' } },
+    ],
+  );
+  const file = path.join(dir, 'envoy.yaml');
+  fs.writeFileSync(file, stringify(boot));
+  const portsFile = path.join(dir, 'ports.json');
+  const child = spawnRig(['proxy', '-c', file, '--admin-port', '0', '--ready-port', '0', '--ports-file', portsFile, '--drain-timeout', '3']);
+  let stderr = '';
+  child.stderr!.on('data', (c) => (stderr += c));
+  t.after(async () => {
+    await stopProcess(child);
+    await v1.close();
+    await v2.close();
+    await slow.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const ports = (await waitForFile(portsFile, child, () => stderr)) as { admin: number; ready: number; listeners: Record<string, number> };
+  assert.equal(ports.listeners.listener_0, listenPort);
+  let r = await request(listenPort, { path: '/' });
+  assert.equal(r.status, 200);
+  assert.equal(r.json().headers.host, 'www.envoyproxy.io');
+  const seen = new Set<string>();
+  for (let i = 0; i < 40; i++) seen.add((await request(listenPort, { path: '/split' })).json().server);
+  assert.deepEqual([...seen].sort(), ['v1', 'v2']);
+
+  assert.equal((await request(ports.admin, { path: '/ready' })).body, 'LIVE\n');
+  assert.equal((await request(ports.ready, { path: '/healthz/ready' })).status, 200);
+  const stats = (await request(ports.admin, { path: '/stats?format=json' })).json<{ stats: { name: string; value: number }[] }>().stats;
+  const v = (n: string) => stats.find((s) => s.name === n)?.value;
+  assert.equal(v('http.ingress_http.downstream_rq_total'), 41);
+  assert.equal((v('cluster.service_v1.upstream_rq_2xx') ?? 0) + (v('cluster.service_v2.upstream_rq_2xx') ?? 0), 41);
+  assert.match((await request(ports.admin, { path: '/stats' })).body, /^cluster\.service_v1\.upstream_rq_total: \d+$/m);
+  const dump = (await request(ports.admin, { path: '/config_dump' })).json<{ configs: { '@type': string; static_listeners?: unknown[]; static_clusters?: unknown[] }[] }>();
+  assert.deepEqual(dump.configs.map((c) => c['@type'].split('.').pop()), ['BootstrapConfigDump', 'ClustersConfigDump', 'ListenersConfigDump', 'RoutesConfigDump', 'SecretsConfigDump']);
+  assert.equal(dump.configs[1].static_clusters!.length, 3);
+  assert.match((await request(ports.admin, { path: '/clusters' })).body, new RegExp(`service_v1::127\\.0\\.0\\.1:${v1.port}::health_flags::healthy`));
+  assert.match((await request(ports.admin, { path: '/listeners' })).body, new RegExp(`listener_0::127\\.0\\.0\\.1:${listenPort}`));
+  assert.equal((await request(ports.admin, { path: '/server_info' })).json<{ state: string }>().state, 'LIVE');
+  assert.equal((await request(ports.admin, { path: '/healthcheck/fail', method: 'POST' })).status, 200);
+  assert.equal((await request(ports.ready, { path: '/healthz/ready' })).status, 503);
+  await request(ports.admin, { path: '/healthcheck/ok', method: 'POST' });
+  assert.equal((await request(ports.admin, { path: '/logging?level=debug', method: 'POST' })).status, 200);
+
+  // SIGTERM with a request in flight: it completes, new connections are refused, the process exits 0.
+  const pending = request(listenPort, { path: '/slow' });
+  while (!slowSeen) await new Promise((r) => setTimeout(r, 5));
+  child.kill('SIGTERM');
+  const done = await pending;
+  assert.equal(done.status, 200);
+  assert.equal(done.body, 'finished');
+  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+  assert.equal(code, 0);
+  await assert.rejects(request(listenPort, { path: '/' }), /ECONNREFUSED/);
+});
+
+test('an invalid bootstrap fails with every problem and its path', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rig-proxy-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const boot = frontProxy(1, [{ ...cluster('c', 1, 'STATIC'), conect_timeout: '1s' }], [{ match: { prefix: '/' }, route: { cluster: 'c' } }]);
+  const file = path.join(dir, 'bad.yaml');
+  fs.writeFileSync(file, stringify(boot));
+  let r = await runRig(['proxy', '-c', file, '--admin-port', '0', '--ready-port', '0']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /static_resources\.clusters\[0\]\.conect_timeout: unknown field/);
+  const boot2 = frontProxy(1, [cluster('c', 1, 'STATIC')], [{ match: { safe_regex: { regex: '[' } }, route: { cluster: 'c' } }]);
+  fs.writeFileSync(file, stringify(boot2));
+  r = await runRig(['proxy', '-c', file, '--admin-port', '0', '--ready-port', '0']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /listener "listener_0": .*route_config\.virtual_hosts\[0\]\.routes\[0\]\.match\.safe_regex\.regex: invalid regular expression/);
+  r = await runRig(['proxy', '-c', path.join(dir, 'missing.yaml')]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /cannot read bootstrap/);
+});
