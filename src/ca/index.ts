@@ -10,4 +10,3 @@ export { BootstrapTokens, TOKEN_AUDIENCE, TOKEN_ISSUER } from './ca-tokens.ts';
 export type { IssuedToken, VerifiedToken } from './ca-tokens.ts';
 export { CA_FILES } from './ca-keycert-store.ts';
 export { spiffeId, parseSpiffeId } from './spiffe.ts';
-export { defaultStateDir } from './ca-state-dir.ts';

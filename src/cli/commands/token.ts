@@ -1,10 +1,11 @@
 // `rig token issue|revoke`: local bootstrap tokens that let a workload started by hand prove its
 // identity to the control plane's CA (rig up issues one per workload itself).
 import fs from 'node:fs';
+import path from 'node:path';
 import type { Command } from 'commander';
 import { RigError } from '../../core/errors.ts';
 import { BootstrapTokens } from '../../ca/ca-tokens.ts';
-import { defaultStateDir } from '../../ca/ca-state-dir.ts';
+import { StateDir } from '../../local/state-dir.ts';
 
 interface IssueOptions {
   namespace: string;
@@ -19,6 +20,17 @@ interface IssueOptions {
 interface RevokeOptions {
   tokenFile?: string;
   stateDir?: string;
+}
+
+/**
+ * The control plane state directory holding the CA: as given to `rig controlplane --state-dir`; a
+ * `rig up` state directory (with controlplane/ inside) also works; default: `rig up`'s in the
+ * working directory (.rig/controlplane).
+ */
+function caStateDir(dir: string | undefined): string {
+  if (!dir) return new StateDir().controlPlaneDir;
+  const nested = new StateDir(dir).controlPlaneDir;
+  return !fs.existsSync(path.join(dir, 'ca')) && fs.existsSync(path.join(nested, 'ca')) ? nested : dir;
 }
 
 const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
@@ -38,12 +50,12 @@ export function define(cmd: Command): void {
     .requiredOption('--service-account <sa>', 'workload service account')
     .option('--trust-domain <domain>', 'SPIFFE trust domain', 'cluster.local')
     .option('--ttl <duration>', 'token lifetime (s, m, h, d)', '365d')
-    .option('--state-dir <dir>', 'control plane state directory (default $RIG_STATE_DIR or ~/.rig)')
+    .option('--state-dir <dir>', 'state directory of `rig controlplane` (or of `rig up`; default .rig/controlplane)')
     .option('--out-file <file>', 'write the token to this file (mode 0600) instead of stdout')
     .option('-o, --output <format>', 'text (the token) or json (token, id, identity, expiry)', 'text')
     .action(async (opts: IssueOptions) => {
       if (opts.output !== 'text' && opts.output !== 'json') throw new RigError('MESH_ERR_USAGE', `unknown output format "${opts.output}": use text or json`);
-      const tokens = new BootstrapTokens(opts.stateDir ?? defaultStateDir());
+      const tokens = new BootstrapTokens(caStateDir(opts.stateDir));
       const t = await tokens.issue({ namespace: opts.namespace, serviceAccount: opts.serviceAccount, trustDomain: opts.trustDomain, ttlSeconds: parseTtl(opts.ttl) });
       if (opts.outFile) {
         fs.writeFileSync(opts.outFile, t.token + '\n', { mode: 0o600 });
@@ -62,7 +74,7 @@ export function define(cmd: Command): void {
     .description('revoke a bootstrap token (given whole, by file, or by its id); the CA refuses it from then on')
     .argument('[token-or-id]', 'the token itself or its id (jti)')
     .option('--token-file <file>', 'read the token to revoke from this file')
-    .option('--state-dir <dir>', 'control plane state directory (default $RIG_STATE_DIR or ~/.rig)')
+    .option('--state-dir <dir>', 'state directory of `rig controlplane` (or of `rig up`; default .rig/controlplane)')
     .action((tokenOrId: string | undefined, opts: RevokeOptions) => {
       let value = tokenOrId;
       if (opts.tokenFile) {
@@ -73,7 +85,7 @@ export function define(cmd: Command): void {
         }
       }
       if (!value) throw new RigError('MESH_ERR_USAGE', 'rig token revoke needs a token, a token id (jti) or --token-file FILE');
-      const jti = new BootstrapTokens(opts.stateDir ?? defaultStateDir()).revoke(value);
+      const jti = new BootstrapTokens(caStateDir(opts.stateDir)).revoke(value);
       process.stdout.write(`token ${jti} revoked\n`);
     });
 }
