@@ -6,6 +6,9 @@ import { registerHttpFilter } from './filters/registry.ts';
 import { httpConnectionManagerFactory } from './http/connection-manager.ts';
 import { tcpProxyFactory } from './tcp/tcp-proxy.ts';
 import { setup as setupLoadBalancers } from './upstream/lb/index.ts';
+import { setup as setupCircuitBreakers } from './upstream/circuit-breaker-hook.ts';
+import { setup as setupOutlierDetection } from './upstream/outlier-detection-hook.ts';
+import { setup as setupHealthChecks } from './upstream/health-check-hook.ts';
 
 export { registerHttpFilter, registerNetworkFilter };
 
@@ -13,6 +16,9 @@ const EXTENSIONS: (() => void)[] = [
   () => registerNetworkFilter(httpConnectionManagerFactory),
   () => registerNetworkFilter(tcpProxyFactory),
   setupLoadBalancers,
+  setupCircuitBreakers,
+  setupOutlierDetection,
+  setupHealthChecks,
 ];
 
 let done = false;

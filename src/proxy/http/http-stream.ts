@@ -407,7 +407,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
           // Envoy: a retry refused by the circuit breaker ends with the last upstream response.
           this.failUpstream(503, ResponseFlag.UpstreamOverflow, 'upstream_reset_before_response_started{overflow}', 'upstream connect error or disconnect/reset before headers. reset reason: overflow');
         } else {
-          cluster.s.rqPendingOverflow.value++;
+          // upstream_rq_pending_overflow is counted by the circuit breaker that refused.
           this.sendLocalReply({ status: 503, flags: refused, details: 'upstream_reset_before_response_started{overflow}', body: 'upstream connect error or disconnect/reset before headers. reset reason: overflow', headers: { 'x-envoy-overloaded': 'true' } });
         }
         return;

@@ -1,0 +1,91 @@
+// Circuit breakers as a cluster hook (cluster-hooks.ts): the router asks admit(retry) before each
+// upstream attempt and calls release(retry) when it ends; connection pools ask admitConnection.
+//
+// Mapping to Envoy's resources: every attempt takes a max_requests slot, a retry also a max_retries
+// slot (or retry-budget slot). For HTTP/1.1 clusters an attempt beyond max_connections waits in the
+// pool's queue (the pool holds at most max_connections connections, one request each), so it also
+// takes a max_pending_requests slot until an earlier attempt finishes: attempts in flight never
+// exceed max_connections + max_pending_requests. Refusals count upstream_rq_pending_overflow /
+// upstream_rq_retry_overflow here (the router must not count them again).
+import type { ClusterHandle, ClusterHook, ClusterHookFactory } from './cluster-hooks.ts';
+import type { Host } from './host.ts';
+import { ResponseFlag } from '../response-flags.ts';
+import { CircuitBreakers, RESOURCE_PRIORITIES, compileCircuitBreakers, type ResourceManager } from './circuit-breaker.ts';
+import { registerClusterHook } from './cluster-hooks.ts';
+
+class CircuitBreakerHook implements ClusterHook {
+  readonly #cb: CircuitBreakers;
+  readonly #rm: ResourceManager;
+  readonly #queues: boolean;
+
+  constructor(cb: CircuitBreakers, queues: boolean) {
+    this.#cb = cb;
+    this.#rm = cb.forPriority('DEFAULT');
+    this.#queues = queues;
+  }
+
+  admit(retry: boolean): number {
+    const rm = this.#rm;
+    if (retry && !rm.retries.tryAcquire()) return ResponseFlag.UpstreamOverflow;
+    if (!rm.requests.tryAcquire()) {
+      if (retry) rm.retries.release();
+      return ResponseFlag.UpstreamOverflow;
+    }
+    if (this.#queues && rm.requests.count > rm.thresholds.maxConnections && !rm.pending.tryAcquire()) {
+      rm.requests.release();
+      if (retry) rm.retries.release();
+      return ResponseFlag.UpstreamOverflow;
+    }
+    return 0;
+  }
+
+  release(retry: boolean): void {
+    const rm = this.#rm;
+    rm.requests.release();
+    if (retry) rm.retries.release();
+    // A finished attempt frees a connection for the oldest queued one.
+    if (rm.pending.count > 0) rm.pending.release();
+  }
+
+  admitConnection(host: Host): boolean {
+    if (!this.#rm.connections.tryAcquire()) return false;
+    if (this.#cb.tryAcquireHostConnection(host)) return true;
+    this.#rm.connections.release();
+    return false;
+  }
+
+  connectionClosed(host: Host): void {
+    this.#rm.connections.release();
+    this.#cb.releaseHostConnection(host);
+  }
+
+  adminInfo(): string[] {
+    const lines: string[] = [];
+    for (const p of RESOURCE_PRIORITIES) {
+      const t = this.#cb.forPriority(p).thresholds;
+      const prefix = `${p.toLowerCase()}_priority::`;
+      lines.push(`${prefix}max_connections::${t.maxConnections}`, `${prefix}max_pending_requests::${t.maxPendingRequests}`, `${prefix}max_requests::${t.maxRequests}`, `${prefix}max_retries::${t.maxRetries}`);
+    }
+    return lines;
+  }
+
+  stop(): void {}
+}
+
+export const circuitBreakerHookFactory: ClusterHookFactory = {
+  name: 'envoy.circuit_breakers',
+  create(cluster: ClusterHandle, issues) {
+    const path = `cluster ${cluster.name}`;
+    const local = { errors: [] as string[], warnings: [] as string[] };
+    const c = compileCircuitBreakers(cluster.config.raw, local);
+    for (const e of local.errors) issues.error(path, e);
+    for (const w of local.warnings) issues.warn(path, w);
+    if (local.errors.length > 0) return undefined;
+    const cb = new CircuitBreakers(c.thresholds, c.perHostMaxConnections, cluster.stats, cluster.statPrefix);
+    return new CircuitBreakerHook(cb, !cluster.config.http2);
+  },
+};
+
+export function setup(): void {
+  registerClusterHook(circuitBreakerHookFactory);
+}

@@ -1,0 +1,55 @@
+// Active health checking as a cluster hook (cluster-hooks.ts): the cluster's HealthChecker follows
+// its host set; health changes rebuild the load balancer; a passing check un-ejects an outlier
+// (successful_active_health_check_uneject_host); the first attempt's result marks the cluster as
+// having traffic (ends no_traffic_interval).
+import type { ClusterHandle, ClusterHook, ClusterHookFactory } from './cluster-hooks.ts';
+import { registerClusterHook } from './cluster-hooks.ts';
+import type { Host } from './host.ts';
+import { HealthChecker, compileHealthChecks } from './health-check.ts';
+import { outlierDetectorOf } from './outlier-detection-hook.ts';
+
+class HealthCheckHook implements ClusterHook {
+  readonly #hc: HealthChecker;
+  #traffic = false;
+
+  constructor(hc: HealthChecker) {
+    this.#hc = hc;
+  }
+
+  onResult(): void {
+    if (this.#traffic) return;
+    this.#traffic = true;
+    this.#hc.markTraffic();
+  }
+
+  onHostsChanged(hosts: readonly Host[]): void {
+    this.#hc.updateHosts(hosts);
+  }
+
+  stop(): void {
+    this.#hc.close();
+  }
+}
+
+export const healthCheckHookFactory: ClusterHookFactory = {
+  name: 'envoy.health_checkers',
+  create(cluster: ClusterHandle, issues) {
+    const path = `cluster ${cluster.name}`;
+    const local = { errors: [] as string[], warnings: [] as string[] };
+    const config = compileHealthChecks(cluster.config.raw, local);
+    for (const e of local.errors) issues.error(path, e);
+    for (const w of local.warnings) issues.warn(path, w);
+    if (!config || local.errors.length > 0) return undefined;
+    const hc = new HealthChecker(config, cluster.hosts(), {
+      stats: cluster.stats,
+      prefix: cluster.statPrefix,
+      onSuccess: (h) => outlierDetectorOf(cluster)?.onActiveHealthCheckSuccess(h),
+    });
+    hc.on('change', () => cluster.healthChanged());
+    return new HealthCheckHook(hc);
+  },
+};
+
+export function setup(): void {
+  registerClusterHook(healthCheckHookFactory);
+}

@@ -1,0 +1,120 @@
+// Circuit breakers, outlier detection and active health checks inside the running proxy: real
+// downstream requests through a listener, real upstream servers on 127.0.0.1:0.
+import assert from 'node:assert/strict';
+import type http from 'node:http';
+import { test, type TestContext } from 'node:test';
+import { configure, httpListener, request, routeConfig, startRuntime, startUpstream, staticCluster, type Harness, type Upstream } from '../harness.ts';
+import { formatResponseFlags } from '../../../src/proxy/response-flags.ts';
+
+async function setup(t: TestContext, clusters: Record<string, unknown>[], ups: Upstream[]): Promise<Harness> {
+  const h = await startRuntime();
+  t.after(async () => {
+    h.close();
+    for (const u of ups) await u.close();
+  });
+  const routes = clusters.map((c) => ({ match: { prefix: `/${String(c.name)}` }, route: { cluster: c.name } }));
+  await configure(h, { clusters, routes: [routeConfig('r', routes)], listeners: [httpListener('l', 'r')] });
+  return h;
+}
+
+const stat = (h: Harness, name: string) => h.rt.stats.all().find((s) => s.name === name)?.value;
+
+/** Polls `cond` every 10 ms, failing after `tries` polls (no timing assertion: a bound on waiting). */
+async function eventually(cond: () => boolean | Promise<boolean>, what: string, tries = 500): Promise<void> {
+  for (let i = 0; i < tries; i++) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}
+
+test('circuit breaker: max_connections + max_pending_requests are admitted, the rest get 503 UO', async (t) => {
+  const held: http.ServerResponse[] = [];
+  let active = 0;
+  let peak = 0;
+  const up = await startUpstream('cb', (_req, res) => {
+    active++;
+    peak = Math.max(peak, active);
+    res.on('finish', () => active--);
+    held.push(res);
+    return true;
+  });
+  const h = await setup(t, [staticCluster('cb', [up.port], { circuit_breakers: { thresholds: [{ max_connections: 2, max_pending_requests: 3, track_remaining: true }] } })], [up]);
+  const port = h.port('l');
+  const replies = Array.from({ length: 10 }, () => request(port, { path: '/cb' }));
+  const settled: { status: number; overloaded?: string }[] = [];
+  for (const r of replies) void r.then((x) => settled.push({ status: x.status, overloaded: x.headers['x-envoy-overloaded'] as string | undefined }));
+  await eventually(() => settled.length === 5 && held.length === 2, 'five refusals and two upstream requests');
+  assert.deepEqual(settled, Array(5).fill({ status: 503, overloaded: 'true' }));
+  assert.equal(stat(h, 'cluster.cb.upstream_rq_pending_overflow'), 5);
+  assert.equal(stat(h, 'cluster.cb.circuit_breakers.default.rq_pending_open'), 1);
+  assert.equal(stat(h, 'cluster.cb.circuit_breakers.default.remaining_pending'), 0);
+  assert.ok(h.streams.some((s) => formatResponseFlags(s.responseFlags) === 'UO'));
+  // Finishing upstream requests lets the queued ones through, two at a time.
+  while (settled.length < 10) {
+    await eventually(() => held.length > 0 || settled.length === 10, 'an upstream request');
+    held.shift()?.end('ok');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  assert.deepEqual(settled.slice(5).map((s) => s.status), [200, 200, 200, 200, 200]);
+  assert.equal(up.requests.length, 5);
+  assert.equal(peak, 2);
+  assert.equal(stat(h, 'cluster.cb.circuit_breakers.default.remaining_pending'), 3);
+});
+
+test('outlier detection: a host failing with consecutive 5xx leaves the rotation and comes back', async (t) => {
+  let failing = true;
+  const bad = await startUpstream('bad', (_req, res) => {
+    if (!failing) return false;
+    res.writeHead(500);
+    res.end('boom');
+    return true;
+  });
+  const good = await startUpstream('good');
+  const h = await setup(
+    t,
+    [staticCluster('od', [bad.port, good.port], { outlier_detection: { consecutive_5xx: 3, interval: '0.05s', base_ejection_time: '0.3s', max_ejection_percent: 100 } })],
+    [bad, good],
+  );
+  const port = h.port('l');
+  let fives = 0;
+  for (let i = 0; i < 6; i++) if ((await request(port, { path: '/od' })).status === 500) fives++;
+  assert.equal(fives, 3, 'round robin: every other request hit the bad host until it was ejected');
+  assert.equal(stat(h, 'cluster.od.outlier_detection.ejections_active'), 1);
+  assert.equal(stat(h, 'cluster.od.outlier_detection.ejections_enforced_consecutive_5xx'), 1);
+  for (let i = 0; i < 10; i++) assert.equal((await request(port, { path: '/od' })).status, 200);
+  assert.equal(bad.requests.length, 3);
+  failing = false;
+  await eventually(() => stat(h, 'cluster.od.outlier_detection.ejections_active') === 0, 'the host to return');
+  for (let i = 0; i < 4; i++) await request(port, { path: '/od' });
+  assert.ok(bad.requests.length > 3, 'the returned host gets traffic again');
+});
+
+test('active health checks: a host failing its check is removed, and restored when it passes', async (t) => {
+  let sick = false;
+  const healthz = (name: string, isSick: () => boolean) =>
+    startUpstream(name, (req, res) => {
+      if (req.url !== '/healthz') return false;
+      res.writeHead(isSick() ? 503 : 200);
+      res.end();
+      return true;
+    });
+  const a = await healthz('a', () => sick);
+  const b = await healthz('b', () => false);
+  const hc = { timeout: '1s', interval: '0.03s', no_traffic_interval: '0.03s', unhealthy_threshold: 1, healthy_threshold: 1, http_health_check: { path: '/healthz' } };
+  const h = await setup(t, [staticCluster('hc', [a.port, b.port], { health_checks: [hc] })], [a, b]);
+  const port = h.port('l');
+  await eventually(() => stat(h, 'cluster.hc.health_check.healthy') === 2, 'both hosts healthy');
+  const servers = async (n: number) => {
+    const seen = new Set<string>();
+    for (let i = 0; i < n; i++) seen.add((await request(port, { path: '/hc' })).json().server);
+    return seen;
+  };
+  assert.deepEqual(await servers(4), new Set(['a', 'b']));
+  sick = true;
+  await eventually(() => stat(h, 'cluster.hc.health_check.healthy') === 1, 'host a to fail its check');
+  assert.deepEqual(await servers(6), new Set(['b']));
+  sick = false;
+  await eventually(() => stat(h, 'cluster.hc.health_check.healthy') === 2, 'host a to pass again');
+  assert.deepEqual(await servers(4), new Set(['a', 'b']));
+});
