@@ -36,7 +36,7 @@ export function gatewayListeners(push: PushContext, proxy: Proxy): EnvoyJson[] {
   for (const [port, servers] of [...byPort.entries()].sort((a, b) => a[0] - b[0])) {
     const chains = dedupe(servers.flatMap((bs) => serverChains(push, proxy, port, bs)));
     if (!chains.length) continue;
-    const listener: EnvoyJson = { name: listenerName('0.0.0.0', port), address: { socket_address: { address: servers[0].server.bind ?? bind, port_value: port } }, traffic_direction: 'OUTBOUND', filter_chains: chains };
+    const listener: EnvoyJson = { name: listenerName('0.0.0.0', port), address: { socket_address: { address: servers[0].server.bind ?? bind, port_value: proxy.explicit?.inboundPorts[String(port)] ?? port } }, traffic_direction: 'OUTBOUND', filter_chains: chains };
     if (needsTlsInspector(chains)) listener.listener_filters = [TLS_INSPECTOR];
     out.push(listener);
   }
