@@ -37,12 +37,14 @@ export function validateGateway(spec: GatewaySpec, r: Reporter): void {
     if (needsTls && !tls) r.error([...path, 'tls'], `a ${protocol} server needs tls settings`, 'add tls: { mode: SIMPLE, credentialName: my-cert }');
     if (tls) {
       const mode = tls.mode ?? 'PASSTHROUGH';
-      if (!needsTls && !tls.httpsRedirect) r.error([...path, 'tls'], `tls settings on a ${protocol || 'plain'} server have no effect`, 'use protocol HTTPS or TLS, or keep only httpsRedirect');
+      if (!needsTls && !tls.httpsRedirect) r.warn([...path, 'tls'], `tls settings on a ${protocol || 'plain'} server have no effect`, 'use protocol HTTPS or TLS, or keep only httpsRedirect');
       if ((mode === 'SIMPLE' || mode === 'MUTUAL' || mode === 'OPTIONAL_MUTUAL') && needsTls) {
         const hasCreds = tls.credentialName || tls.credentialNames?.length || tls.tlsCertificates?.length || (tls.serverCertificate && tls.privateKey);
         if (!hasCreds) r.error([...path, 'tls'], `TLS mode ${mode} needs a certificate: credentialName, or serverCertificate and privateKey`, 'add credentialName (a secret) or serverCertificate/privateKey files');
         if (mode !== 'SIMPLE' && !tls.credentialName && !tls.credentialNames?.length && !tls.caCertificates) r.error([...path, 'tls'], `TLS mode ${mode} needs caCertificates to verify clients`, 'add caCertificates or use credentialName');
       }
+      const sources = (['credentialName', 'credentialNames', 'tlsCertificates'] as const).filter((k) => tls[k] !== undefined);
+      if (sources.length > 1) r.error([...path, 'tls', sources[1]], `only one of ${sources.join(', ')} can be set`, 'provide the certificates one way');
       if (tls.credentialName && (tls.serverCertificate || tls.privateKey)) r.error([...path, 'tls', 'credentialName'], 'credentialName cannot be combined with serverCertificate/privateKey', 'use one way of providing the certificate');
       if (mode === 'ISTIO_MUTUAL' && (tls.credentialName || tls.serverCertificate || tls.privateKey || tls.caCertificates)) r.error([...path, 'tls'], 'ISTIO_MUTUAL uses the mesh certificates; no certificate fields may be set', 'remove the certificate fields');
       if ((mode === 'PASSTHROUGH' || mode === 'AUTO_PASSTHROUGH') && protocol === 'HTTPS') r.warn([...path, 'tls', 'mode'], `TLS mode ${mode} (the default) passes HTTPS through without terminating it`, 'set mode: SIMPLE to terminate TLS at the gateway, or use protocol TLS');

@@ -84,7 +84,7 @@ export function validateAuthorizationPolicy(spec: AuthorizationPolicySpec, r: Re
   const action = spec.action ?? 'ALLOW';
   if (action === 'CUSTOM') {
     if (!spec.provider?.name) r.error(spec.provider ? ['spec', 'provider'] : ['spec', 'action'], 'a CUSTOM policy needs provider.name', 'name the extension provider that decides (from the mesh config)');
-    if (!spec.rules?.length) r.error(['spec', 'rules'], 'a CUSTOM policy needs at least one rule', 'add rules saying which requests go to the provider');
+    if (!spec.rules?.length) r.warn(spec.rules ? ['spec', 'rules'] : ['spec', 'action'], 'a CUSTOM policy without rules never sends a request to the provider', 'add rules saying which requests go to the provider');
   } else if (spec.provider) {
     r.error(['spec', 'provider'], `provider can only be used with action CUSTOM, not ${action}`, 'set action: CUSTOM or remove provider');
   }
@@ -152,5 +152,5 @@ export function validateAuthorizationPolicy(spec: AuthorizationPolicySpec, r: Re
 function checkWildcard(v: string, path: FieldPath, r: Reporter): void {
   if (v === '') r.error(path, 'value must not be empty', 'remove the empty entry or use "*"');
   const inner = v.length > 1 ? v.slice(1, -1) : '';
-  if (inner.includes('*') || (v.startsWith('*') && v.endsWith('*') && v.length > 1)) r.error(path, `"${v}": "*" is only allowed as a prefix, a suffix or alone`, 'use prefix* , *suffix or *');
+  if (inner.includes('*') || (v.startsWith('*') && v.endsWith('*') && v.length > 1)) r.warn(path, `"${v}": a "*" that is not a prefix, a suffix or the whole value is matched literally`, 'use prefix*, *suffix or *');
 }

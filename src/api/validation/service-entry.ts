@@ -60,6 +60,7 @@ export function validateWorkloadEndpoint(e: WorkloadEntrySpec, path: FieldPath, 
     }
   }
   for (const [name, port] of Object.entries(e.ports ?? {})) {
+    if (name.length >= 63 || !/^[a-zA-Z0-9](?:[-a-zA-Z0-9]*[a-zA-Z0-9])?$/.test(name)) r.error([...path, 'ports', name], `"${name}" is not a valid port name`, 'use letters, digits and -', { key: true });
     if (!isPort(port)) r.error([...path, 'ports', name], `port ${port} is out of range`, 'use a port from 1 to 65535');
     if (portNames && !portNames.has(name)) r.error([...path, 'ports', name], `port "${name}" is not one of the ServiceEntry's ports`, `map one of: ${[...portNames].join(', ') || '(none defined)'}`, { key: true });
   }

@@ -52,6 +52,7 @@ export function validateWorkloadGroup(spec: WorkloadGroupSpec, r: Reporter): voi
   if (probe) {
     const ways = (['httpGet', 'tcpSocket', 'exec', 'grpc'] as const).filter((k) => probe[k] !== undefined);
     if (ways.length !== 1) r.error(['spec', 'probe'], ways.length ? `only one of ${ways.join(', ')} may be set` : 'a probe needs httpGet, tcpSocket, exec or grpc', 'set exactly one probe method');
+    if (probe.httpGet?.scheme && !['HTTP', 'HTTPS'].includes(probe.httpGet.scheme)) r.error(['spec', 'probe', 'httpGet', 'scheme'], `scheme "${probe.httpGet.scheme}" must be HTTP or HTTPS`, 'use HTTP or HTTPS');
     if (probe.httpGet && !isPort(probe.httpGet.port)) r.error(['spec', 'probe', 'httpGet', 'port'], `port ${probe.httpGet.port} is out of range`, 'use a port from 1 to 65535');
     if (probe.tcpSocket && !isPort(probe.tcpSocket.port)) r.error(['spec', 'probe', 'tcpSocket', 'port'], `port ${probe.tcpSocket.port} is out of range`, 'use a port from 1 to 65535');
   }

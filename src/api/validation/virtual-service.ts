@@ -165,7 +165,7 @@ function checkHttpMatch(m: HTTPMatchRequest, path: FieldPath, r: Reporter): void
   for (const f of ['headers', 'withoutHeaders', 'queryParams'] as const) {
     for (const [name, sm] of Object.entries(m[f] ?? {})) {
       if (f !== 'queryParams' && !isHeaderName(name)) r.error([...path, f, name], `"${name}" is not a header name`, 'use a header name such as end-user', { key: true });
-      if (f !== 'queryParams' && name !== name.toLowerCase()) r.error([...path, f, name], `header name "${name}" must be lower case`, `write "${name.toLowerCase()}"`, { key: true });
+      if (f !== 'queryParams' && name !== name.toLowerCase()) r.warn([...path, f, name], `header names are matched case-insensitively; Istio documents them in lower case`, `write "${name.toLowerCase()}"`, { key: true });
       if (f === 'headers' && ['uri', 'scheme', 'method', 'authority'].includes(name)) r.warn([...path, f, name], `a header match on "${name}" is ignored`, `use the ${name} match instead`, { key: true });
       checkStringMatch(sm ?? {}, [...path, f, name], r, true);
     }
