@@ -13,7 +13,7 @@ export interface LatencySummary {
 /** Nearest-rank percentile of an ascending array (p in 0..100). */
 export function percentile(sorted: ArrayLike<number>, p: number): number {
   if (sorted.length === 0) return NaN;
-  const rank = Math.ceil((p / 100) * sorted.length);
+  const rank = Math.ceil((p * sorted.length) / 100 - 1e-9); // 99.9% of 1000 is rank 999, not 1000
   return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))];
 }
 

@@ -91,8 +91,12 @@ export class H1Connection implements LoadConnection {
     if (this.#status >= 200 && this.#status < 300) this.#rec.done(due, this.#inflightSent, end);
     else this.#rec.failed(due, `status ${this.#status}`);
     this.#state = HEAD;
-    if (this.#closeAfter) this.#socket!.destroy();
-    else this.#next();
+    if (this.#closeAfter) {
+      // Forget the socket now: a request due before its 'close' event must wait for the new one.
+      this.#socket!.destroy();
+      this.#socket = null;
+      this.#reconnect();
+    } else this.#next();
   }
 
   #onClose(s: net.Socket): void {
@@ -102,18 +106,18 @@ export class H1Connection implements LoadConnection {
       this.#rec.failed(this.#inflightDue, 'connection closed mid-response');
       this.#inflightDue = -1;
     }
+    this.#reconnect();
+  }
+
+  #reconnect(): void {
     if (this.#closed) {
       for (const due of this.#queue) this.#rec.failed(due, 'not sent');
       this.#queue = [];
       return;
     }
-    const retry = () => {
-      if (this.#closed) return;
-      const n = net.connect({ host: this.#host, port: this.#port, noDelay: true });
-      n.once('connect', () => this.#attach(n));
-      n.once('error', () => setTimeout(retry, 10));
-    };
-    retry();
+    const n = net.connect({ host: this.#host, port: this.#port, noDelay: true });
+    n.once('connect', () => this.#attach(n));
+    n.once('error', () => setTimeout(() => this.#reconnect(), 10));
   }
 
   #head(text: string): void {

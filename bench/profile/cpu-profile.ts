@@ -16,8 +16,30 @@ export interface SelfTime {
   fn: string;
   where: string;
   ms: number;
-  /** Share of the busy time (idle and GC-less "program" excluded from nothing: idle only). */
+  /** Share of the busy (non-idle) time. */
   share: number;
+}
+
+/** Where a function lives: our code, a dependency, Node's own JavaScript, or native code. */
+export function category(where: string): string {
+  if (where.startsWith('src/')) return where.split('/').slice(0, 3).join('/');
+  const dep = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(where);
+  if (dep) return `dependency ${dep[1]}`;
+  if (where.startsWith('node:')) return 'node core (JavaScript)';
+  return 'native (V8 builtins, syscalls, GC)';
+}
+
+/** Self time summed per category, largest first. */
+export function byCategory(rows: SelfTime[]): { category: string; ms: number; share: number }[] {
+  const m = new Map<string, { ms: number; share: number }>();
+  for (const r of rows) {
+    const c = category(r.where);
+    const t = m.get(c) ?? { ms: 0, share: 0 };
+    t.ms += r.ms;
+    t.share += r.share;
+    m.set(c, t);
+  }
+  return [...m].map(([c, t]) => ({ category: c, ...t })).sort((a, b) => b.ms - a.ms);
 }
 
 export function selfTimes(file: string, stripPrefix = ''): SelfTime[] {

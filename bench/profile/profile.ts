@@ -9,7 +9,7 @@ import { probe } from '../load/probe.ts';
 import { saturate } from '../load/saturate.ts';
 import { scratchDir } from '../servers/server.ts';
 import { REPO_ROOT } from '../servers/rig-proxy.ts';
-import { selfTimes } from './cpu-profile.ts';
+import { byCategory, selfTimes } from './cpu-profile.ts';
 
 export async function profileCase(m: MeasureSettings, caseId = 'rig-1hop', top = 25): Promise<string> {
   const c = CASES.find((x) => x.id === caseId)!;
@@ -28,8 +28,12 @@ export async function profileCase(m: MeasureSettings, caseId = 'rig-1hop', top =
   }
   const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
   if (files.length === 0) return `Profile of ${caseId}: no .cpuprofile written (the proxy did not exit cleanly on SIGTERM)\n`;
-  const rows = selfTimes(path.join(dir, files[0]), REPO_ROOT + '/').slice(0, top);
+  const all = selfTimes(path.join(dir, files[0]), REPO_ROOT + '/');
+  const rows = all.slice(0, top);
   const lines = [`## CPU profile: ${caseId} at saturation (${Math.round(rps)} rps, wrk -c${m.saturationConnections}), top ${top} by self time`, '', '| self % | self ms | function | where |', '| --- | --- | --- | --- |'];
   for (const t of rows) lines.push(`| ${(t.share * 100).toFixed(1)} | ${t.ms.toFixed(0)} | ${t.fn} | ${t.where} |`);
+  lines.push('', '| self % | where (all functions) |', '| --- | --- |');
+  for (const c of byCategory(all)) lines.push(`| ${(c.share * 100).toFixed(1)} | ${c.category} |`);
+  lines.push('', 'The whole life of the process is profiled (start-up included); native self time includes the write/read system calls.');
   return lines.join('\n') + '\n';
 }

@@ -91,9 +91,9 @@ export async function startRigProxy(opts: RigProxyOptions): Promise<Server> {
       name: opts.name,
       core: opts.core,
       command: process.execPath,
-      args: [...(opts.nodeFlags ?? []), RIG_MAIN, 'proxy', '-c', conf, ...(opts.rigFlags ?? [])],
+      // Readiness would default to Istio's fixed 15021: let the proxy pick a free port.
+      args: [...(opts.nodeFlags ?? []), RIG_MAIN, 'proxy', '-c', conf, '--ready-port', '0', '--log-level', 'warn', ...(opts.rigFlags ?? [])],
       cwd: dir,
-      env: { ...process.env, RIG_LOG_LEVEL: process.env.RIG_LOG_LEVEL ?? 'warn' },
     },
     opts.role,
     port,
