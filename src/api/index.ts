@@ -6,7 +6,7 @@ export { KIND_INFO, apiVersionsOf, isKind } from './kinds.ts';
 export type { Diagnostic, Severity } from './diagnostic.ts';
 export { SEVERITIES, formatDiagnostic, formatPath, hasErrors } from './diagnostic.ts';
 export type { LoadOptions, LoadResult } from './loader.ts';
-export { describeResource, filesOf, isConfigFile, loadDocuments, loadPaths } from './loader.ts';
+export { SKIPPED_KIND, describeResource, filesOf, isConfigFile, loadDocuments, loadPaths } from './loader.ts';
 export type { FieldPath, Locator } from './source-map.ts';
 export type { ValidateOptions } from './validation/index.ts';
 export { validateResource } from './validation/index.ts';

@@ -34,6 +34,9 @@ export interface LoadResult {
   files?: string[];
 }
 
+/** The code of the note for a document of a kind Rigging does not read (severity Info). */
+export const SKIPPED_KIND = 'RIG0003';
+
 const ENVELOPE_FIELDS = new Set(['apiVersion', 'kind', 'metadata', 'spec', 'status']);
 const MAX_ALIASES = 1000;
 
@@ -189,7 +192,8 @@ function toResource(value: unknown, locator: Locator, opts: LoadOptions, diagnos
     if (likelyTypo || OWNED_GROUPS.has(group)) {
       return envelopeError(`unknown kind "${kind}" for ${apiVersion}`, likelyTypo ? `did you mean "${near}"?` : `Rigging reads: ${KINDS.join(', ')}`, ['kind']);
     }
-    diagnostics.push({ severity: 'Warning', code: 'RIG0003', message: `${apiVersion} ${kind} is not a kind Rigging reads; ignored`, hint: 'remove it from the configuration, or ignore this warning if the file is shared with Kubernetes', source: at, resource: describe(kind, obj) });
+    // Manifests shared with Kubernetes carry Deployments, ServiceAccounts…: noted, not warned about.
+    diagnostics.push({ severity: 'Info', code: SKIPPED_KIND, message: `${apiVersion} ${kind} is not a kind Rigging reads; ignored`, hint: 'nothing to do if the file is shared with Kubernetes; otherwise remove it', source: at, resource: describe(kind, obj) });
     return undefined;
   }
   const accepted = apiVersionsOf(kind);

@@ -47,7 +47,7 @@ test('JSON, a kind: List and a top-level sequence are read; a Namespace has no n
   assert.equal(b.resources[0].metadata.name, 'reviews');
 });
 
-test('older served versions are accepted; kinds of other APIs are ignored with a warning', () => {
+test('older served versions are accepted; kinds of other APIs are noted (Info) and not read', () => {
   const vs = `apiVersion: networking.istio.io/v1alpha3
 kind: VirtualService
 metadata: {name: r}
@@ -62,7 +62,7 @@ metadata: {name: reviews}
   const { resources, diagnostics } = loadDocuments(vs, 'x.yaml');
   assert.equal(resources.length, 1);
   assert.equal(diagnostics.length, 1);
-  assert.equal(diagnostics[0].severity, 'Warning');
+  assert.equal(diagnostics[0].severity, 'Info');
   assert.match(diagnostics[0].message, /apps\/v1 Deployment is not a kind Rigging reads/);
 });
 

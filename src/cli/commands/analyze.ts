@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import { stringify } from 'yaml';
 import type { Diagnostic, Severity } from '../../api/index.ts';
-import { SEVERITIES, analyze, documentationUrl, loadPaths } from '../../api/index.ts';
+import { SEVERITIES, SKIPPED_KIND, analyze, documentationUrl, loadPaths } from '../../api/index.ts';
 import { RigError } from '../../core/errors.ts';
 
 interface Options {
@@ -31,7 +31,7 @@ export function define(cmd: Command): void {
       const showAt = level(opts.outputThreshold, '--output-threshold');
       if (!['text', 'json', 'yaml'].includes(opts.output)) throw new RigError('MESH_ERR_USAGE', `unknown output format "${opts.output}": use text, json or yaml`);
       const loaded = await loadPaths(opts.filename, { defaultNamespace: opts.namespace });
-      const messages = [...loaded.diagnostics, ...analyze(loaded.resources, { rootNamespace: opts.rootNamespace })].sort(bySeverityThenPlace);
+      const messages = [...loaded.diagnostics.filter((d) => d.code !== SKIPPED_KIND), ...analyze(loaded.resources, { rootNamespace: opts.rootNamespace })].sort(bySeverityThenPlace);
       const shown = messages.filter((m) => rank(m.severity) >= rank(showAt));
       if (opts.output === 'text') {
         if (shown.length === 0) process.stdout.write(`✔ No validation issues found when analyzing ${opts.filename.join(', ')}.\n`);
