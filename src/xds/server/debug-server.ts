@@ -66,7 +66,7 @@ export function createDebugServer(o: DebugServerOptions): http.Server {
         case '/debug/configz':
           return json(res, 200, d.push.resources);
         case '/debug/push_status':
-          return json(res, 200, { version: d.push.version, last: d.lastPush, proxies: d.connections.size });
+          return json(res, 200, { version: d.push.version, last: d.lastPush, proxies: d.connections.size, memory: process.memoryUsage() });
         default:
           return json(res, 404, { error: `unknown path ${url.pathname}`, paths: ['/metrics', '/ready', '/version', '/debug/syncz', '/debug/adsz', '/debug/config_dump?proxyID=', '/debug/registryz', '/debug/endpointz', '/debug/configz', '/debug/push_status'] });
       }

@@ -65,7 +65,7 @@ export class DiscoveryServer {
   #pushReasons = new Set<string>();
 
   constructor(opts: DiscoveryServerOptions) {
-    this.#o = { debounceMs: 100, debounceMaxMs: 1000, workloadGraceMs: 5000, ...opts };
+    this.#o = { ...opts, debounceMs: opts.debounceMs ?? 100, debounceMaxMs: opts.debounceMaxMs ?? 1000, workloadGraceMs: opts.workloadGraceMs ?? 5000 };
     this.#log = opts.log;
     this.#push = this.#build();
   }

@@ -1,0 +1,158 @@
+// Control plane scale benchmark (issue 3 §7): N services, M simulated sidecars in separate
+// load-generator processes, one VirtualService changed; measures the time until every proxy has
+// ACKed the new route version, and the control plane's RSS and CPU (it runs as its own process).
+// Standalone: `node bench/controlplane/index.ts [--services 1000] [--proxies 2000] [--generators 2]`
+// prints the figures as JSON; the bench harness calls runScaleBench().
+import { fork, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { cpuSeconds, peakRssBytes, rssBytes } from '../lib/proc-stats.ts';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const RIG = path.join(HERE, '../../src/cli/main.ts');
+const PORT = 8080;
+
+export interface ScaleOptions {
+  services?: number;
+  proxies?: number;
+  generators?: number;
+  namespaces?: number;
+  smoke?: boolean;
+}
+
+export interface ScaleFigures {
+  services: number;
+  proxies: number;
+  /** From the file change until every proxy ACKed the new route version. */
+  ackAllMs: number;
+  /** Median proxy's ACK delay. */
+  ackP50Ms: number;
+  rssMB: number;
+  peakRssMB: number;
+  /** Control-plane CPU seconds spent from the change until all ACKed. */
+  cpuSeconds: number;
+  /** Control-plane CPU seconds to connect and sync all proxies. */
+  connectCpuSeconds: number;
+  connectMs: number;
+  goalMet: boolean;
+}
+
+function configYaml(services: number, namespaces: number): string {
+  const docs: string[] = [];
+  for (let i = 0; i < services; i++) {
+    const ns = `ns-${i % namespaces}`;
+    docs.push(`apiVersion: v1\nkind: Service\nmetadata: { name: svc-${i}, namespace: ${ns} }\nspec: { selector: { app: svc-${i} }, ports: [{ name: http, port: ${PORT} }] }`);
+  }
+  return docs.join('\n---\n') + '\n';
+}
+
+function vsYaml(timeout: string): string {
+  return `apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: { name: svc-0, namespace: ns-0 }\nspec:\n  hosts: [svc-0]\n  http: [{ route: [{ destination: { host: svc-0 } }], timeout: ${timeout} }]\n`;
+}
+
+async function waitFor<T>(fn: () => T | undefined, what: string, ms: number): Promise<T> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const v = fn();
+    if (v !== undefined) return v;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+export async function runScaleBench(opts: ScaleOptions = {}): Promise<ScaleFigures> {
+  const services = opts.services ?? (opts.smoke ? 100 : 1000);
+  const proxies = opts.proxies ?? (opts.smoke ? 200 : 2000);
+  const generatorsN = opts.generators ?? 2;
+  const namespaces = opts.namespaces ?? 10;
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rig-cp-scale-'));
+  const dir = path.join(tmp, 'config');
+  fs.mkdirSync(dir);
+  fs.writeFileSync(path.join(dir, 'services.yaml'), configYaml(services, namespaces));
+  fs.writeFileSync(path.join(dir, 'vs.yaml'), vsYaml('10s'));
+  const portsFile = path.join(tmp, 'ports.json');
+  const cp = fork(RIG, ['controlplane', '--config', dir, '--xds-port', '0', '--monitoring-port', '0', '--ports-file', portsFile, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  const gens: ChildProcess[] = [];
+  try {
+    const ports = await waitFor(() => (fs.existsSync(portsFile) ? (JSON.parse(fs.readFileSync(portsFile, 'utf8')) as { xds: number }) : undefined), 'the control plane', 30_000);
+    const pid = cp.pid!;
+    const acks: number[] = [];
+    const status = new Map<ChildProcess, { withRoutes: number; versions: string[] }>();
+    let connectedCount = 0;
+    const cpu0 = cpuSeconds(pid);
+    const t0 = Date.now();
+    const per = Math.ceil(proxies / generatorsN);
+    for (let g = 0; g < generatorsN; g++) {
+      const count = Math.min(per, proxies - g * per);
+      const child = fork(path.join(HERE, 'load-generator.ts'), [JSON.stringify({ address: `127.0.0.1:${ports.xds}`, from: g * per, count, services, namespaces, port: PORT })], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      child.on('message', (m: { type: string; count?: number; at?: number; withRoutes?: number; versions?: string[] }) => {
+        if (m.type === 'connected') connectedCount += m.count ?? 0;
+        if (m.type === 'acked') acks.push(m.at!);
+        if (m.type === 'status') status.set(child, { withRoutes: m.withRoutes!, versions: m.versions! });
+      });
+      gens.push(child);
+    }
+    // Synced: every proxy holds the same route version, and it stays so for a second.
+    let stableSince = 0;
+    let lastKey = '';
+    await waitFor(() => {
+      for (const g of gens) g.send({ type: 'status' });
+      const all = [...status.values()];
+      const withRoutes = all.reduce((n, s) => n + s.withRoutes, 0);
+      const versions = new Set(all.flatMap((s) => s.versions));
+      const key = [...versions].join(',');
+      if (withRoutes === proxies && versions.size === 1) {
+        if (key !== lastKey) {
+          lastKey = key;
+          stableSince = Date.now();
+        }
+        return Date.now() - stableSince > 1500 ? true : undefined;
+      }
+      lastKey = '';
+      return undefined;
+    }, 'all proxies to sync', 600_000);
+    const connectMs = Date.now() - t0 - 1500;
+    const connectCpuSeconds = cpuSeconds(pid) - cpu0;
+    for (const g of gens) g.send({ type: 'watch' });
+    await new Promise((r) => setTimeout(r, 200));
+    const cpu1 = cpuSeconds(pid);
+    const change = Date.now();
+    fs.writeFileSync(path.join(dir, 'vs.yaml'), vsYaml('5s'));
+    await waitFor(() => (acks.length >= proxies ? true : undefined), `${proxies} ACKs of the new version (got ${acks.length})`, 120_000);
+    const delays = acks.map((a) => a - change).sort((a, b) => a - b);
+    const figures: ScaleFigures = {
+      services,
+      proxies,
+      ackAllMs: delays.at(-1)!,
+      ackP50Ms: delays[Math.floor(delays.length / 2)],
+      rssMB: Math.round(rssBytes(pid) / 1e6),
+      peakRssMB: Math.round(peakRssBytes(pid) / 1e6),
+      cpuSeconds: Number((cpuSeconds(pid) - cpu1).toFixed(2)),
+      connectCpuSeconds: Number(connectCpuSeconds.toFixed(2)),
+      connectMs,
+      goalMet: false,
+    };
+    figures.goalMet = figures.ackAllMs <= 2000 && figures.peakRssMB <= 1000;
+    return figures;
+  } finally {
+    for (const g of gens) {
+      g.send({ type: 'stop' });
+      g.kill('SIGKILL');
+    }
+    cp.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 200));
+    if (cp.exitCode === null) cp.kill('SIGKILL');
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
+  const arg = (name: string) => {
+    const i = process.argv.indexOf(name);
+    return i > 0 ? Number(process.argv[i + 1]) : undefined;
+  };
+  const figures = await runScaleBench({ services: arg('--services'), proxies: arg('--proxies'), generators: arg('--generators'), smoke: process.argv.includes('--smoke') });
+  process.stdout.write(JSON.stringify(figures, null, 2) + '\n');
+}
