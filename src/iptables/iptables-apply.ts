@@ -54,13 +54,13 @@ export function transaction(state: Record<Table, TableState>, want: TableRules[]
   return out.length ? out.join('\n') + '\n' : '';
 }
 
-function families(cfg: IptablesConfig | undefined, ipv6Cleanup: boolean): Family[] {
-  return cfg ? (cfg.ipv6 ? [4, 6] : [4]) : ipv6Cleanup ? [4, 6] : [4];
+function families(ipv6: boolean): Family[] {
+  return ipv6 ? [4, 6] : [4];
 }
 
 /** Programs the capture rules in the current network namespace (idempotent). */
 export async function applyRules(be: Backend, cfg: IptablesConfig): Promise<void> {
-  for (const family of families(cfg, false)) {
+  for (const family of families(cfg.ipv6)) {
     const state = parseState(await be.save(family));
     const text = transaction(state, generateRules(cfg, family));
     if (text) await be.restore(family, text);
@@ -70,7 +70,7 @@ export async function applyRules(be: Backend, cfg: IptablesConfig): Promise<void
 /** Removes our chains and the jumps into them; reports whether anything was there. */
 export async function cleanupRules(be: Backend, opts: { ipv6?: boolean } = {}): Promise<boolean> {
   let found = false;
-  for (const family of families(undefined, opts.ipv6 ?? true)) {
+  for (const family of families(opts.ipv6 ?? true)) {
     let saved: string;
     try {
       saved = await be.save(family);
@@ -88,7 +88,7 @@ export async function cleanupRules(be: Backend, opts: { ipv6?: boolean } = {}): 
 }
 
 export function dryRun(cfg: IptablesConfig): string {
-  return families(cfg, false)
+  return families(cfg.ipv6)
     .map((f) => `# ${f === 4 ? 'iptables' : 'ip6tables'}-restore --noflush\n${formatRules(generateRules(cfg, f))}`)
     .join('');
 }

@@ -24,7 +24,7 @@ export interface IptablesConfig {
   excludeOutboundCidrs: string[];
   /** Capture DNS (UDP and TCP port 53) to dnsPort. */
   redirectDns: boolean;
-  /** Capture DNS to any server; otherwise only queries to dnsServers. */
+  /** Capture DNS to any server; otherwise only queries to dnsServers (Istio's default). */
   captureAllDns: boolean;
   dnsServers: string[];
   dnsPort: number;
@@ -44,7 +44,7 @@ export const DEFAULT_CONFIG: IptablesConfig = {
   includeOutboundCidrs: '*',
   excludeOutboundCidrs: [],
   redirectDns: false,
-  captureAllDns: true,
+  captureAllDns: false,
   dnsServers: [],
   dnsPort: 15053,
   ipv6: false,

@@ -56,7 +56,7 @@ test('inbound capture off: no PREROUTING jump and no proxy-to-own-pod redirect',
 });
 
 test('DNS capture: UDP and TCP 53 to the DNS port except the proxy, conntrack zones in raw', () => {
-  const all = generateRules(cfg({ redirectDns: true }), 4);
+  const all = generateRules(cfg({ redirectDns: true, captureAllDns: true }), 4);
   const t = all.find((x) => x.table === 'nat')!;
   assert.ok(t.jumps.includes('-A OUTPUT -p udp -m udp --dport 53 -j ISTIO_OUTPUT_DNS'));
   assert.ok(t.rules.includes('-A ISTIO_OUTPUT -p tcp -m tcp --dport 53 -j REDIRECT --to-ports 15053'));
@@ -66,7 +66,7 @@ test('DNS capture: UDP and TCP 53 to the DNS port except the proxy, conntrack zo
   const raw = all.find((x) => x.table === 'raw')!;
   assert.deepEqual(raw.jumps, ['-A OUTPUT -p udp -j ISTIO_OUTPUT_DNS', '-A PREROUTING -p udp -j ISTIO_PREROUTING_DNS']);
   // Only some servers: matched by address.
-  const some = nat(cfg({ redirectDns: true, captureAllDns: false, dnsServers: ['10.96.0.10'] }));
+  const some = nat(cfg({ redirectDns: true, dnsServers: ['10.96.0.10'] }));
   assert.ok(some.rules.includes('-A ISTIO_OUTPUT_DNS -p udp -m udp --dport 53 -d 10.96.0.10/32 -j REDIRECT --to-ports 15053'));
 });
 

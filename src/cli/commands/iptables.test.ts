@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { runRig } from '../../../test/helpers/cli.ts';
 
 test('rig iptables --dry-run prints the rules as iptables-restore input, changing nothing', async () => {
-  const r = await runRig(['iptables', '--dry-run', '-p', '15101', '-z', '15106', '-u', '1500', '-g', '1501', '-b', '9080', '--redirect-dns', '--dns-port', '15153', '--ipv6']);
+  const r = await runRig(['iptables', '--dry-run', '-p', '15101', '-z', '15106', '-u', '1500', '-g', '1501', '-b', '9080', '--redirect-dns', '--dns-servers', '10.96.0.10,fd00::10', '--dns-port', '15153', '--ipv6']);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^# iptables-restore --noflush\n\*nat\n/);
   assert.match(r.stdout, /# ip6tables-restore --noflush/);
@@ -12,7 +12,8 @@ test('rig iptables --dry-run prints the rules as iptables-restore input, changin
   assert.match(r.stdout, /-A ISTIO_INBOUND -p tcp -m tcp --dport 9080 -j ISTIO_IN_REDIRECT/);
   assert.match(r.stdout, /--uid-owner 1500 -j RETURN/);
   assert.match(r.stdout, /--gid-owner 1501 -j RETURN/);
-  assert.match(r.stdout, /--to-ports 15153/);
+  assert.match(r.stdout, /--dport 53 -d 10\.96\.0\.10\/32 -j REDIRECT --to-ports 15153/);
+  assert.match(r.stdout, /--dport 53 -d fd00::10\/128 -j REDIRECT --to-ports 15153/);
   assert.match(r.stdout, /-s ::6\/128 -o lo -j RETURN/);
 });
 

@@ -29,7 +29,7 @@ interface Opts {
   includeOutboundCidrs?: string;
   excludeOutboundCidrs?: string;
   redirectDns?: boolean;
-  captureAllDns: boolean;
+  captureAllDns?: boolean;
   dnsServers?: string;
   dnsPort: string;
   ipv6?: boolean;
@@ -45,9 +45,10 @@ export function configFromOptions(o: Opts): IptablesConfig {
   const uids = parseIdList('--proxy-uid', o.proxyUid);
   const redirectDns = o.redirectDns ?? false;
   let dnsServers: string[] = [];
-  if (redirectDns && !o.captureAllDns) {
+  const captureAllDns = o.captureAllDns ?? false;
+  if (redirectDns && !captureAllDns) {
     dnsServers = o.dnsServers !== undefined ? parseAddressList('--dns-servers', o.dnsServers) : nameserversFromResolvConf(readResolvConf());
-    if (dnsServers.length === 0) throw new RigError('MESH_ERR_USAGE', '--capture-all-dns=false needs DNS servers: none in /etc/resolv.conf; pass --dns-servers');
+    if (dnsServers.length === 0) throw new RigError('MESH_ERR_USAGE', '--redirect-dns: no nameserver in /etc/resolv.conf to capture; pass --dns-servers or --capture-all-dns');
   }
   return {
     ...DEFAULT_CONFIG,
@@ -62,7 +63,7 @@ export function configFromOptions(o: Opts): IptablesConfig {
     includeOutboundCidrs: includeCidrs.trim() === '*' ? '*' : parseCidrList('--include-outbound-ip-ranges', includeCidrs),
     excludeOutboundCidrs: parseCidrList('--exclude-outbound-ip-ranges', excludeCidrs),
     redirectDns,
-    captureAllDns: o.captureAllDns,
+    captureAllDns,
     dnsServers,
     dnsPort: parsePort('--dns-port', o.dnsPort),
     ipv6: o.ipv6 ?? false,
@@ -103,8 +104,8 @@ export function define(cmd: Command): void {
     .option('-i, --include-outbound-ip-ranges <cidrs>', 'outbound destinations (CIDRs) to capture: "*" for all, "" for none', '*')
     .option('-x, --exclude-outbound-ip-ranges <cidrs>', 'outbound destinations (CIDRs) never captured', '')
     .option('--redirect-dns', 'capture DNS (UDP and TCP port 53) to the proxy\'s DNS port')
-    .option('--no-capture-all-dns', 'capture only DNS queries to --dns-servers (default: all port-53 traffic)')
-    .option('--dns-servers <ips>', 'DNS servers whose queries are captured with --no-capture-all-dns (default: /etc/resolv.conf)')
+    .option('--capture-all-dns', 'capture DNS queries to any server, not only to --dns-servers')
+    .option('--dns-servers <ips>', 'DNS servers whose queries are captured (default: the nameservers of /etc/resolv.conf)')
     .option('--dns-port <port>', 'the proxy\'s DNS port', String(d.dnsPort))
     .option('--ipv6', 'also program ip6tables')
     .option('--iptables-backend <name>', `iptables implementation: ${BACKEND_NAMES.join(' or ')} (default: detected)`)

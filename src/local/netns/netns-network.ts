@@ -144,7 +144,7 @@ class Network implements PodNetwork {
       // interface match would see the route chosen before the capture rules rewrote it.
       await be.restore(4, `*filter\n-A OUTPUT ! -d ${this.subnet} -m addrtype ! --dst-type LOCAL -j REJECT --reject-with icmp-net-unreachable\nCOMMIT\n`);
       if (opts.iptables !== false) {
-        const cfg: IptablesConfig = { ...DEFAULT_CONFIG, excludeInboundPorts: [15090, 15021, 15020], redirectDns: true, ...opts.iptables };
+        const cfg: IptablesConfig = { ...DEFAULT_CONFIG, excludeInboundPorts: [15090, 15021, 15020], redirectDns: true, captureAllDns: true, ...opts.iptables };
         await applyRules(be, cfg);
       }
     } catch (err) {
