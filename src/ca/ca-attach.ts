@@ -1,9 +1,10 @@
 // Attaches the CA to the control plane: loads or creates it in the state directory, adds the
-// certificate service (bootstrap-token authentication) to the control plane's gRPC server, and
-// serves that server over TLS on :15012 with the CA-signed serving certificate.
+// certificate service (client-certificate, then bootstrap-token authentication) to the control
+// plane's gRPC server, and serves that server over TLS on :15012 with the CA-signed serving
+// certificate.
 import type * as grpc from '@grpc/grpc-js';
 import type { CaAuthenticator } from './ca-authenticator.ts';
-import { BootstrapTokenAuthenticator } from './ca-authenticator.ts';
+import { BootstrapTokenAuthenticator, ClientCertificateAuthenticator } from './ca-authenticator.ts';
 import { createCertificateAuthority, type CertificateAuthority, type CertificateAuthorityOptions } from './ca.ts';
 import { addCaService } from './ca-service.ts';
 import { BootstrapTokens } from './ca-tokens.ts';
@@ -29,7 +30,8 @@ export interface AttachedCa {
 export async function attachCertificateAuthority(target: CaAttachTarget, opts: CaAttachOptions): Promise<AttachedCa> {
   const ca = await createCertificateAuthority(opts);
   const tokens = new BootstrapTokens(opts.stateDir);
-  addCaService(target.grpcServer, ca, [new BootstrapTokenAuthenticator(tokens), ...(opts.authenticators ?? [])], { log: opts.log });
+  const authenticators = [new ClientCertificateAuthenticator(tokens), new BootstrapTokenAuthenticator(tokens), ...(opts.authenticators ?? [])];
+  addCaService(target.grpcServer, ca, authenticators, { log: opts.log });
   try {
     const tlsPort = await target.bindTls(opts.tlsPort ?? 15012, ca.serverCredentials());
     return { ca, tokens, tlsPort };

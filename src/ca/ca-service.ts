@@ -2,14 +2,14 @@
 // authenticate the caller, then sign its CSR for exactly that identity.
 import * as grpc from '@grpc/grpc-js';
 import { silentLogger, type Logger } from '../core/log.ts';
-import { AuthenticationError, type CaAuthenticator, type CaCaller } from './ca-authenticator.ts';
+import { AuthenticationError, type CaAuthenticator, type CaCallContext, type CaCaller } from './ca-authenticator.ts';
 import { CaError, type CertificateAuthority } from './ca.ts';
 import { takeTlsStamp } from './ca-transport-mark.ts';
 import { certificateServiceDefinition, type IstioCertificateRequest, type IstioCertificateResponse } from './ca-proto.ts';
 
-async function authenticate(authenticators: readonly CaAuthenticator[], metadata: grpc.Metadata): Promise<CaCaller> {
+async function authenticate(authenticators: readonly CaAuthenticator[], ctx: CaCallContext): Promise<CaCaller> {
   for (const a of authenticators) {
-    const caller = await a.authenticate(metadata);
+    const caller = await a.authenticate(ctx);
     if (caller) return caller;
   }
   throw new AuthenticationError(`no credential: send "authorization: Bearer <token>" (accepted: ${authenticators.map((a) => a.name).join(', ') || 'none configured'})`);
@@ -34,7 +34,7 @@ export function addCaService(server: grpc.Server, ca: CertificateAuthority, auth
       callback({ code: grpc.status.UNAUTHENTICATED, details: 'the CA signs only over TLS: connect to the control plane TLS port (15012)' });
       return;
     }
-    authenticate(authenticators, call.metadata)
+    authenticate(authenticators, { metadata: call.metadata, peerCertificate: call.getAuthContext().sslPeerCertificate })
       .then((caller) => ca.sign({ csrPem: call.request.csr, identity: caller.identity, ttlSeconds: Number(call.request.validity_duration) || undefined }))
       .then((chain) => callback(null, { cert_chain: chain }))
       .catch((err: unknown) => {

@@ -33,6 +33,9 @@ interface Revoked {
   jti: string;
   /** Seconds since the epoch; entries are dropped once the token would have expired anyway. */
   exp: number;
+  /** The token's identity and when it was revoked (seconds): certificates issued before then cannot renew by themselves. */
+  sub?: string;
+  at?: number;
 }
 
 export class TokenError extends Error {
@@ -45,7 +48,7 @@ export class TokenError extends Error {
 export class BootstrapTokens {
   readonly dir: string;
   private key: { mtimeMs: number; key: crypto.KeyObject } | undefined;
-  private revoked: { mtimeMs: number; jtis: Set<string> } | undefined;
+  private revoked: { mtimeMs: number; jtis: Set<string>; identities: Map<string, number> } | undefined;
 
   /** Tokens live in `<stateDir>/ca`, beside the CA's own files. */
   constructor(stateDir: string) {
@@ -107,18 +110,27 @@ export class BootstrapTokens {
     return { token, jti, identity, expiresAt: new Date((now + ttl) * 1000) };
   }
 
-  private revokedJtis(): Set<string> {
+  private revocations(): { jtis: Set<string>; identities: Map<string, number> } {
     const file = path.join(this.dir, REVOKED_FILE);
     let mtimeMs: number;
     try {
       mtimeMs = fs.statSync(file).mtimeMs;
     } catch {
-      return new Set();
+      return { jtis: new Set(), identities: new Map() };
     }
     if (this.revoked?.mtimeMs !== mtimeMs) {
-      this.revoked = { mtimeMs, jtis: new Set(readRevoked(file).map((r) => r.jti)) };
+      const list = readRevoked(file);
+      const identities = new Map<string, number>();
+      for (const r of list) if (r.sub && r.at) identities.set(r.sub, Math.max(r.at, identities.get(r.sub) ?? 0));
+      this.revoked = { mtimeMs, jtis: new Set(list.map((r) => r.jti)), identities };
     }
-    return this.revoked.jtis;
+    return this.revoked;
+  }
+
+  /** When a token for this identity was last revoked (ms since the epoch), if ever. */
+  identityRevokedAt(identity: string): number | undefined {
+    const at = this.revocations().identities.get(identity);
+    return at === undefined ? undefined : at * 1000;
   }
 
   /** Verifies a token: signature, issuer, audience, lifetime, revocation, and a SPIFFE subject. */
@@ -133,7 +145,7 @@ export class BootstrapTokens {
     }
     if (!payload.sub || !parseSpiffeId(payload.sub)) throw new TokenError('invalid bootstrap token: its subject is not a SPIFFE workload id');
     if (!payload.jti || !payload.exp) throw new TokenError('invalid bootstrap token: jti and exp are required');
-    if (this.revokedJtis().has(payload.jti)) throw new TokenError(`bootstrap token ${payload.jti} has been revoked`);
+    if (this.revocations().jtis.has(payload.jti)) throw new TokenError(`bootstrap token ${payload.jti} has been revoked`);
     return { identity: payload.sub, jti: payload.jti, expiresAt: new Date(payload.exp * 1000) };
   }
 
@@ -141,6 +153,7 @@ export class BootstrapTokens {
   revoke(tokenOrJti: string): string {
     let jti = tokenOrJti;
     let exp = Math.floor(Date.now() / 1000) + 365 * 86_400;
+    let sub: string | undefined;
     if (tokenOrJti.split('.').length === 3) {
       let claims: jose.JWTPayload;
       try {
@@ -151,13 +164,14 @@ export class BootstrapTokens {
       if (!claims.jti) throw new RigError('MESH_ERR_USAGE', 'the token has no jti claim: it was not issued by rig');
       jti = claims.jti;
       exp = claims.exp ?? exp;
+      sub = claims.sub;
     } else if (!/^[0-9a-f-]{36}$/i.test(jti)) {
       throw new RigError('MESH_ERR_USAGE', `"${tokenOrJti}" is neither a token nor a token id (jti)`);
     }
     const file = path.join(this.dir, REVOKED_FILE);
     const now = Date.now() / 1000;
     const list = readRevoked(file).filter((r) => r.exp > now && r.jti !== jti);
-    list.push({ jti, exp });
+    list.push({ jti, exp, ...(sub ? { sub, at: Math.ceil(now) } : {}) });
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     writeFileAtomic(file, JSON.stringify(list, null, 2) + '\n', 0o644);
     return jti;

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { addCaService, BootstrapTokenAuthenticator, BootstrapTokens, type CertificateAuthority } from '../../src/ca/index.ts';
+import { addCaService, BootstrapTokenAuthenticator, BootstrapTokens, ClientCertificateAuthenticator, type CertificateAuthority } from '../../src/ca/index.ts';
 
 export function tempDir(t: TestContext, prefix = 'rig-ca-'): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -14,10 +14,11 @@ export function tempDir(t: TestContext, prefix = 'rig-ca-'): string {
   return dir;
 }
 
-/** Serves the CA's IstioCertificateService over TLS on 127.0.0.1 (port 0 unless given). */
+/** Serves the CA's IstioCertificateService over TLS on 127.0.0.1 (port 0 unless given), authenticating as attachCertificateAuthority does. */
 export async function serveCa(t: TestContext, ca: CertificateAuthority, stateDir: string, port = 0): Promise<{ port: number; server: grpc.Server }> {
   const server = new grpc.Server();
-  addCaService(server, ca, [new BootstrapTokenAuthenticator(new BootstrapTokens(stateDir))]);
+  const tokens = new BootstrapTokens(stateDir);
+  addCaService(server, ca, [new ClientCertificateAuthenticator(tokens), new BootstrapTokenAuthenticator(tokens)]);
   const bound = await new Promise<number>((resolve, reject) => server.bindAsync(`127.0.0.1:${port}`, ca.serverCredentials(), (err, p) => (err ? reject(err) : resolve(p))));
   t.after(() => server.forceShutdown());
   return { port: bound, server };

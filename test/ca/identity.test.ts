@@ -119,3 +119,19 @@ test('a proxy asking for an identity its token does not prove gets no certificat
   assert.match(m.state().lastError!.message, /PERMISSION_DENIED: .*ratings.* authenticated as .*reviews/);
   assert.equal(sink.updates.length, 0);
 });
+
+test('renews over mutual TLS with the current certificate once the token is gone, but not after the token is revoked', async (t) => {
+  const { stateDir, ca, rootFile, tokenFile } = await setup(t, { workloadCertTtlSeconds: 2 });
+  const { port } = await serveCa(t, ca, stateDir);
+  const { m } = manager(t, ca, port, rootFile, tokenFile);
+  await m.start();
+  const token = fs.readFileSync(tokenFile, 'utf8');
+  fs.writeFileSync(tokenFile, 'not-a-token');
+  const [renewed] = (await once(m, 'issued')) as [{ serialNumber: string }];
+  assert.ok(renewed.serialNumber, 'renewed with the client certificate alone');
+  // Revoking the token cuts off renewals by certificates issued before the revocation.
+  fs.writeFileSync(tokenFile, token);
+  new BootstrapTokens(stateDir).revoke(token);
+  const [err] = (await once(m, 'error')) as [Error];
+  assert.match(m.state().lastError!.message, /UNAUTHENTICATED: bootstrap token .* has been revoked/, err.message);
+});

@@ -2,6 +2,9 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { once } from 'node:events';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, HCM_TYPE, LISTENER_TYPE, ROUTE_TYPE, ROUTER_TYPE, type EnvoyJson } from '../../src/envoy/index.ts';
 import { XdsClient, type XdsSink } from '../../src/proxy/xds-client/index.ts';
 import { AdsTestServer, type RecordedRequest } from './ads-test-server.ts';
@@ -256,4 +259,20 @@ test('a rejected first cluster update still lets the listeners be fetched (as En
   const n = server.push(LISTENER_TYPE, 'l1', [httpListener('0.0.0.0_9080', 9080, '9080')]);
   await server.waitFor(isType(LISTENER_TYPE, acks(n)));
   assert.deepEqual(client.state().types.find((s) => s.typeUrl === ROUTE_TYPE)!.subscribed, ['9080']);
+});
+
+test('the bearer token is never sent over a plaintext xDS connection', async (t) => {
+  const server = new AdsTestServer();
+  const port = await server.start();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rig-xds-token-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  fs.writeFileSync(path.join(dir, 'token'), 'secret-token');
+  const client = new XdsClient({ bootstrap: bootstrap(port), sink: new RecordingSink(), tokenFile: path.join(dir, 'token') });
+  t.after(async () => {
+    client.stop();
+    await server.stop();
+  });
+  client.start();
+  await server.waitFor(isType(CLUSTER_TYPE));
+  assert.deepEqual(server.metadata[0]!.get('authorization'), []);
 });

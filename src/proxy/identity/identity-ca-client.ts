@@ -1,5 +1,6 @@
 // The proxy's side of istio.v1.auth.IstioCertificateService: a TLS channel to the CA trusting the
-// given roots, and the bootstrap token (read afresh for each call) as the bearer credential.
+// given roots, the bootstrap token (read afresh for each call) as the bearer credential, and, for
+// renewals, the current workload certificate as the client certificate.
 import fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { certificateServiceClient, type IstioCertificateRequest, type IstioCertificateResponse } from '../../ca/ca-proto.ts';
@@ -12,25 +13,32 @@ export interface CaClientOptions {
   tokenFile?: string;
   /** Name the CA's certificate is verified against (Istio's: istiod.istio-system.svc). */
   serverName?: string;
+  /** The workload's current certificate, presented over mutual TLS so renewals need no token. */
+  clientCertificate?: { privateKeyPem: string; certChainPem: string };
 }
 
 export class CaClient {
   private readonly client: grpc.Client;
   private readonly tokenFile: string | undefined;
+  private readonly hasClientCert: boolean;
 
   constructor(opts: CaClientOptions) {
     const Client = certificateServiceClient();
     const serverName = opts.serverName ?? 'istiod.istio-system.svc';
-    this.client = new Client(opts.address, grpc.credentials.createSsl(opts.rootPem), {
+    const cc = opts.clientCertificate;
+    const credentials = cc ? grpc.credentials.createSsl(opts.rootPem, Buffer.from(cc.privateKeyPem), Buffer.from(cc.certChainPem)) : grpc.credentials.createSsl(opts.rootPem);
+    this.client = new Client(opts.address, credentials, {
       'grpc.ssl_target_name_override': serverName,
       'grpc.default_authority': serverName,
     });
     this.tokenFile = opts.tokenFile;
+    this.hasClientCert = cc !== undefined;
   }
 
   private metadata(): grpc.Metadata {
     const md = new grpc.Metadata();
-    if (this.tokenFile) {
+    // Without a client certificate the token is required; with one it is sent when readable.
+    if (this.tokenFile && (!this.hasClientCert || fs.existsSync(this.tokenFile))) {
       const token = fs.readFileSync(this.tokenFile, 'utf8').trim();
       md.set('authorization', `Bearer ${token}`);
     }

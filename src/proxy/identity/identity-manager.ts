@@ -67,7 +67,10 @@ export class IdentityManager extends EventEmitter<IdentityEvents> {
   private readonly log: Logger;
   private readonly backoff: Backoff;
   private client: CaClient | undefined;
+  /** What the client was built with: root file content and the serial of the client certificate. */
+  private clientKey = '';
   private rootFilePem = '';
+  private currentKeyPem = '';
   private current: IdentityCertificate | undefined;
   private timer: NodeJS.Timeout | undefined;
   private nextRenewal: Date | undefined;
@@ -162,12 +165,21 @@ export class IdentityManager extends EventEmitter<IdentityEvents> {
     }
   }
 
-  /** A CA client trusting the current content of the root file. */
+  /** A CA client trusting the current content of the root file, presenting the current certificate while it is valid. */
   private caClient(): CaClient {
     const pem = fs.readFileSync(this.opts.caRootFile, 'utf8');
-    if (!this.client || pem !== this.rootFilePem) {
+    const cert = this.current && this.current.notAfter.getTime() > Date.now() ? this.current : undefined;
+    const key = `${pem}\n${cert?.serialNumber ?? ''}`;
+    if (!this.client || key !== this.clientKey) {
       this.client?.close();
-      this.client = new CaClient({ address: this.opts.caAddress, rootPem: Buffer.from(pem), tokenFile: this.opts.tokenFile, serverName: this.opts.caServerName });
+      this.client = new CaClient({
+        address: this.opts.caAddress,
+        rootPem: Buffer.from(pem),
+        tokenFile: this.opts.tokenFile,
+        serverName: this.opts.caServerName,
+        clientCertificate: cert && { privateKeyPem: this.currentKeyPem, certChainPem: cert.certChainPem },
+      });
+      this.clientKey = key;
       this.rootFilePem = pem;
     }
     return this.client;
@@ -184,6 +196,7 @@ export class IdentityManager extends EventEmitter<IdentityEvents> {
       const problems = this.opts.sink.apply(SECRET_TYPE, secrets(cert, key.privateKeyPem), cert.serialNumber);
       if (problems.length) throw new Error(`the proxy refused the new certificate: ${problems.join('; ')}`);
       this.current = cert;
+      this.currentKeyPem = key.privateKeyPem;
       this.issuedCount++;
       this.lastError = undefined;
       this.backoff.reset();

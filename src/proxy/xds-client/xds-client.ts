@@ -36,7 +36,7 @@ export interface XdsClientOptions {
   bootstrap: EnvoyJson;
   sink: XdsSink;
   log?: Logger;
-  /** A file holding a bearer token, sent as `authorization` on every stream (read afresh each time). */
+  /** A file holding a bearer token, sent as `authorization` on every stream over TLS (read afresh each time). */
   tokenFile?: string;
   backoff?: BackoffOptions;
   /**
@@ -196,7 +196,8 @@ export class XdsClient extends EventEmitter<XdsClientEvents> {
 
   private metadata(): grpc.Metadata {
     const md = new grpc.Metadata();
-    if (this.opts.tokenFile) {
+    // Like grpc's call credentials, the token only travels over TLS.
+    if (this.opts.tokenFile && this.server.secure) {
       try {
         const token = fs.readFileSync(this.opts.tokenFile, 'utf8').trim();
         if (token) md.set('authorization', `Bearer ${token}`);

@@ -14,6 +14,8 @@ export interface XdsServerTarget {
   /** For logs and the admin state. */
   display: string;
   credentials: grpc.ChannelCredentials;
+  /** Whether the channel uses TLS (tokens are sent only then). */
+  secure: boolean;
   channelOptions: grpc.ChannelOptions;
   /** Problems that do not stop the client but that the operator must know (unsupported fields). */
   warnings: string[];
@@ -80,7 +82,7 @@ export function xdsServerTarget(bootstrap: EnvoyJson): XdsServerTarget {
   const google = obj(svc.google_grpc);
   if (google) {
     const uri = typeof google.target_uri === 'string' && google.target_uri ? google.target_uri : fail('dynamic_resources.ads_config.grpc_services[0].google_grpc.target_uri', 'missing');
-    return { target: uri, display: uri, credentials: grpc.credentials.createInsecure(), channelOptions: {}, warnings };
+    return { target: uri, display: uri, credentials: grpc.credentials.createInsecure(), secure: false, channelOptions: {}, warnings };
   }
   const clusterName = obj(svc.envoy_grpc)?.cluster_name;
   if (typeof clusterName !== 'string' || !clusterName) fail('dynamic_resources.ads_config.grpc_services[0]', 'expected envoy_grpc.cluster_name or google_grpc.target_uri');
@@ -111,7 +113,7 @@ export function xdsServerTarget(bootstrap: EnvoyJson): XdsServerTarget {
   if (socket && socket.name !== 'envoy.transport_sockets.raw_buffer' && obj(socket.typed_config)) {
     const { credentials, sni } = tlsCredentials(socket, `${path}.transport_socket`, warnings);
     const channelOptions: grpc.ChannelOptions = sni ? { 'grpc.ssl_target_name_override': sni, 'grpc.default_authority': sni } : {};
-    return { target, display: `${target.replace(/^dns:/, '')} (TLS)`, credentials, channelOptions, warnings };
+    return { target, display: `${target.replace(/^dns:/, '')} (TLS)`, credentials, secure: true, channelOptions, warnings };
   }
-  return { target, display: target.replace(/^dns:/, ''), credentials: grpc.credentials.createInsecure(), channelOptions: {}, warnings };
+  return { target, display: target.replace(/^dns:/, ''), credentials: grpc.credentials.createInsecure(), secure: false, channelOptions: {}, warnings };
 }
