@@ -12,6 +12,8 @@ export interface ReplicaPlan {
   workload: string;
   namespace: string;
   index: number;
+  /** How many replicas the Workload has. */
+  replicas: number;
   labels: Record<string, string>;
   serviceAccount: string;
   spec: WorkloadSpec;
@@ -45,6 +47,7 @@ export function workloadReplicas(resources: readonly Resource[]): ReplicaPlan[] 
         workload: r.metadata.name,
         namespace: r.metadata.namespace,
         index: i,
+        replicas: spec.replicas ?? 1,
         labels,
         serviceAccount: spec.serviceAccount ?? 'default',
         spec,

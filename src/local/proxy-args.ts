@@ -30,8 +30,8 @@ export function sidecarArgs(replica: ReplicaPlan, ports: ReplicaPorts, c: ProxyC
     'proxy',
     '--mode', 'sidecar',
     '--namespace', replica.namespace,
-    '--workload-name', replica.workload,
-    '--pod-name', replica.name,
+    // The node id must be unique per proxy: a workload with several replicas names each one.
+    '--workload-name', replica.replicas > 1 ? replica.name : replica.workload,
     '--service-account', replica.serviceAccount,
     '--labels', labelsFlag(replica.labels),
     '--instance-ip', '127.0.0.1',
@@ -52,7 +52,6 @@ export function gatewayArgs(gw: GatewayPlan, bind: string, portMap: Record<strin
     '--mode', 'router',
     '--namespace', gw.namespace,
     '--workload-name', gw.name,
-    '--pod-name', `${gw.name}-0`,
     '--service-account', gw.serviceAccount,
     '--labels', labelsFlag(gw.labels),
     '--instance-ip', '127.0.0.1',

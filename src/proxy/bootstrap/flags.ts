@@ -240,6 +240,16 @@ export function bootstrapFromOptions(opts: XdsCliOptions): EnvoyJson {
     for (const [k, n] of Object.entries(inboundPorts)) claim(n, `--inbound-port ${k}`);
     for (const [k, n] of Object.entries(upstreamPorts)) claim(n, `--upstream-port ${k}`);
     metadata.RIG_EXPLICIT = { bind, outboundPort, inboundPorts, appPorts, ...(Object.keys(upstreamPorts).length ? { upstreamPorts } : {}) };
+  } else if (mode === 'router' && interception === 'explicit' && opts.inboundPort?.length) {
+    // A gateway on a shared host (rig up): Gateway server port P is bound at --bind, on the host
+    // port --inbound-port P=N (CONTRACTS §3).
+    const inboundPorts = parsePortMap(opts.inboundPort, '--inbound-port', (k) => /^\d{1,5}$/.test(k), 'GATEWAYPORT', errors);
+    const bind = opts.bind ?? '127.0.0.1';
+    if (!/^[\d.]+$/.test(bind) && !bind.includes(':')) errors.push(`--bind: "${bind}" is not an IP address`);
+    for (const [flag, v] of [['--app-port', opts.appPort], ['--upstream-port', opts.upstreamPort]] as const) {
+      if (v?.length) errors.push(`${flag} only applies to a sidecar with --interception explicit`);
+    }
+    metadata.RIG_EXPLICIT = { bind, inboundPorts, appPorts: {} };
   } else {
     for (const [flag, v] of [['--inbound-port', opts.inboundPort], ['--app-port', opts.appPort], ['--upstream-port', opts.upstreamPort]] as const) {
       if (v?.length) errors.push(`${flag} only applies to a sidecar with --interception explicit`);
