@@ -12,6 +12,7 @@ import { describeResource, filesOf, hasErrors, loadDocuments, resourceKey } from
 import type { Kind } from '../api/resource.ts';
 import type { Logger } from '../core/log.ts';
 import { silentLogger } from '../core/log.ts';
+import { RigError } from '../core/errors.ts';
 import { MemoryConfigStore } from './memory-store.ts';
 import type { ConfigHandler, ConfigStore } from './store.ts';
 
@@ -20,6 +21,8 @@ export interface FileConfigStoreOptions extends Pick<LoadOptions, 'defaultNamesp
   dir: string;
   /** Quiet time that ends a burst of filesystem events (default 100 ms). */
   debounceMs?: number;
+  /** Create the directory if it does not exist (default: a missing directory is an error). */
+  create?: boolean;
   /** Watch for changes after start() (default true). */
   watch?: boolean;
   logger?: Logger;
@@ -99,7 +102,14 @@ export class FileConfigStore implements ConfigStore {
 
   /** Loads the directory and, unless `watch: false`, starts watching it. */
   async start(): Promise<void> {
-    await mkdir(this.dir, { recursive: true });
+    if (this.#opts.create) await mkdir(this.dir, { recursive: true });
+    let st;
+    try {
+      st = await stat(this.dir);
+    } catch {
+      throw new RigError('MESH_ERR_FILE', `configuration directory ${this.dir} does not exist: create it, or fix the path`);
+    }
+    if (!st.isDirectory()) throw new RigError('MESH_ERR_FILE', `${this.dir} is a file; the configuration store watches a directory (put the file in one)`);
     await this.sync();
   }
 

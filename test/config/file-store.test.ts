@@ -178,3 +178,15 @@ test('when the whole directory disappears the configuration stays, and comes bac
   await writeFile(join(dir, 'reviews.yaml'), vsYaml('reviews', 'v2'));
   await until(store, () => subsetOf(store, 'reviews') === 'v2', 'the new directory watched again');
 });
+
+test('start() fails clearly on a missing directory or a file, unless asked to create it', async (t) => {
+  const base = await mkdtemp(join(tmpdir(), 'rig-file-store-'));
+  t.after(() => rm(base, { recursive: true, force: true }));
+  await assert.rejects(new FileConfigStore({ dir: join(base, 'missing'), watch: false }).start(), /configuration directory .*missing does not exist/);
+  await writeFile(join(base, 'one.yaml'), vsYaml('reviews', 'v1'));
+  await assert.rejects(new FileConfigStore({ dir: join(base, 'one.yaml'), watch: false }).start(), /is a file/);
+  const created = new FileConfigStore({ dir: join(base, 'new/dir'), create: true, watch: false });
+  await created.start();
+  assert.equal(created.list().length, 0);
+  await created.close();
+});
