@@ -22,7 +22,7 @@ test('a gateway binds its Gateway server ports at --bind on the mapped host port
   const gw: GatewayPlan = { name: 'istio-ingressgateway', namespace: 'istio-system', labels: { istio: 'ingressgateway', app: 'istio-ingressgateway' }, serviceAccount: 'istio-ingressgateway-service-account', ports: [8080] };
   const args = gatewayArgs(gw, '127.0.0.1', { 8080: 18080 }, common);
   const b = bootstrapFromOptions(parse(args.slice(1)));
-  const node = b.node as EnvoyJson;
+  const node = b.node as { id: string; metadata: EnvoyJson };
   assert.equal(node.id, 'router~127.0.0.1~istio-ingressgateway.istio-system~istio-system.svc.cluster.local');
   assert.deepEqual(node.metadata.LABELS, { istio: 'ingressgateway', app: 'istio-ingressgateway' });
   assert.deepEqual(node.metadata.RIG_EXPLICIT, { bind: '127.0.0.1', inboundPorts: { 8080: 18080 }, appPorts: {} });
@@ -31,7 +31,7 @@ test('a gateway binds its Gateway server ports at --bind on the mapped host port
 test("a replica's sidecar flags carry its identity, labels and explicit ports", () => {
   const replica = { name: 'reviews-v2-0', workload: 'reviews-v2', namespace: 'default', index: 0, labels: { app: 'reviews', version: 'v2' }, serviceAccount: 'bookinfo-reviews', spec: { command: ['node'], ports: [{ name: 'http', port: 9080 }] }, cwd: '/', fingerprint: '', replicas: 1 } as ReplicaPlan;
   const args = sidecarArgs(replica, { inbound: { 9080: 20001 }, app: { 9080: 20002 }, outbound: 20003 }, common);
-  const node = bootstrapFromOptions(parse(args.slice(1))).node as EnvoyJson;
+  const node = bootstrapFromOptions(parse(args.slice(1))).node as { metadata: EnvoyJson };
   assert.equal(node.metadata.SERVICE_ACCOUNT, 'bookinfo-reviews');
   assert.equal(node.metadata.WORKLOAD_NAME, 'reviews-v2');
   assert.deepEqual(node.metadata.RIG_WORKLOAD_PORTS, [{ port: 9080, name: 'http' }]);
