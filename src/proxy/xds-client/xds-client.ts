@@ -152,7 +152,12 @@ export class XdsClient extends EventEmitter<XdsClientEvents> {
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
-    this.client = new grpc.Client(this.server.target, this.server.credentials, { ...this.server.channelOptions, 'grpc.keepalive_time_ms': 30_000 });
+    this.client = new grpc.Client(this.server.target, this.server.credentials, {
+      ...this.server.channelOptions,
+      'grpc.keepalive_time_ms': 30_000,
+      // A mesh's full cluster or listener set can be large (grpc's default limit is 4 MB).
+      'grpc.max_receive_message_length': 256 << 20,
+    });
     if (!this.clustersWarm) this.armWarmTimer();
     this.openStream();
   }
