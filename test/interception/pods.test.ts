@@ -3,11 +3,11 @@
 // nothing left behind — after a normal stop and after a crash.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { cleanupNetnsLeftovers } from '../../src/local/netns/index.ts';
+import { cleanupNetnsLeftovers, removeNetns } from '../../src/local/netns/index.ts';
 import { RIG_MAIN, runRig } from '../helpers/cli.ts';
 import { leftovers, podNetwork, rootSkipReason, startAgent, startProbeServer, testPrefix } from './helpers.ts';
 
@@ -122,4 +122,14 @@ test('without root, pods fail with an error naming the explicit mode', { skip },
     execFile('setpriv', ['--reuid=1337', '--regid=1337', '--clear-groups', '--', process.execPath, '-e', script], (_e, stdout) => resolve(stdout)),
   );
   assert.match(out, /need root.*explicit proxy mode/s);
+});
+
+test('a namespace left by an earlier run is reported, not reused', { skip }, async (t) => {
+  const net = await podNetwork(t, 'dup');
+  const stale = `${testPrefix('dup')}-web-0`;
+  execFileSync('ip', ['netns', 'add', stale]);
+  t.after(() => removeNetns(stale));
+  await assert.rejects(net.createPod('web'), new RegExp(`${stale} already exists .*rig down --force`));
+  assert.equal(net.pods.length, 0);
+  assert.equal((await net.createPod('web', { replica: 1 })).netns, `${testPrefix('dup')}-web-1`);
 });

@@ -36,9 +36,13 @@ interface Opts {
   dryRun?: boolean;
   cleanup?: boolean;
   iptablesBackend?: string;
+  istioInboundInterceptionMode: string;
 }
 
 export function configFromOptions(o: Opts): IptablesConfig {
+  if (o.istioInboundInterceptionMode.toUpperCase() !== 'REDIRECT') {
+    throw new RigError('MESH_ERR_USAGE', `-m/--istio-inbound-interception-mode: "${o.istioInboundInterceptionMode}" is not supported; only REDIRECT (TPROXY, which keeps the client's source address, is not implemented)`);
+  }
   const inboundPorts = o.inboundPorts ?? o.includeInboundPorts;
   const includeCidrs = o.includeOutboundCidrs ?? o.includeOutboundIpRanges;
   const excludeCidrs = o.excludeOutboundCidrs ?? o.excludeOutboundIpRanges;
@@ -93,6 +97,7 @@ export function define(cmd: Command): void {
         'inbound TCP to the inbound capture port, outbound TCP to the proxy port, except the proxy\'s own traffic\n' +
         '(by UID/GID). Needs root (CAP_NET_ADMIN). Without it, use the explicit proxy mode (rig up without --isolation netns).',
     )
+    .option('-m, --istio-inbound-interception-mode <mode>', 'inbound interception mode (only REDIRECT is supported)', 'REDIRECT')
     .option('-p, --envoy-port <port>', 'port to which all outbound TCP traffic is redirected', String(d.proxyPort))
     .option('-z, --inbound-capture-port <port>', 'port to which all inbound TCP traffic is redirected', String(d.inboundCapturePort))
     .option('-u, --proxy-uid <uids>', 'UID(s) of the proxy, whose traffic is never captured (comma list)', d.proxyUids.join(','))

@@ -10,7 +10,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { RigError } from '../../core/errors.ts';
 import { silentLogger, type Logger } from '../../core/log.ts';
 import { applyRules, detectBackend, DEFAULT_CONFIG, type IptablesConfig } from '../../iptables/index.ts';
-import { execInNetns, ip, ipQuiet, requireNetnsSupport, spawnInNetns, type InNetnsOptions } from './netns-command.ts';
+import { execInNetns, ip, ipQuiet, listNetns, requireNetnsSupport, spawnInNetns, type InNetnsOptions } from './netns-command.ts';
 import { bridgeName, hostVethName, releaseSubnet, reserveSubnet, subnetBase, type Reservation } from './netns-addresses.ts';
 import type { ChildProcess } from 'node:child_process';
 import type { RunResult } from '../../iptables/iptables-backend.ts';
@@ -115,6 +115,9 @@ class Network implements PodNetwork {
     const replica = opts.replica ?? this.pods.filter((p) => p.workload === workload).length;
     const netns = `${this.#nsPrefix}-${workload}-${replica}`;
     if (this.pods.some((p) => p.netns === netns)) throw new RigError('MESH_ERR_USAGE', `pod ${netns} already exists`);
+    if ((await listNetns()).includes(netns)) {
+      throw new RigError('MESH_ERR_UNAVAILABLE', `network namespace ${netns} already exists (left by an earlier run, or another rig up with the same prefix): run \`rig down --force\` to remove leftovers`);
+    }
     if (this.#nextHost > 254) throw new RigError('MESH_ERR_UNAVAILABLE', `pod network ${this.subnet} is full (253 pods)`);
     const address = `${subnetBase(this.#res.index)}.${this.#nextHost++}`;
     const hostVeth = hostVethName(this.#res.index, this.#nextVeth++);
