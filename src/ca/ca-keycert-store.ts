@@ -96,6 +96,7 @@ export async function loadPluginCa(dir: string, log: Logger): Promise<KeyCertBun
   const chain = fs.existsSync(chainFile) ? parseCerts(readFile(chainFile, 'certificate chain'), chainFile) : [signingCert!];
   if (!signingCert!.checkPrivateKey(keyObject)) throw new RigError('MESH_ERR_INVALID_CONFIG', `${keyFile} does not match the public key of ${caCertFile}`);
   if (!isUsableCa(signingCert!)) throw new RigError('MESH_ERR_INVALID_CONFIG', `${caCertFile} is not a CA certificate (basicConstraints CA:TRUE is required)`);
+  if (Date.parse(signingCert!.validTo) <= Date.now()) throw new RigError('MESH_ERR_INVALID_CONFIG', `${caCertFile} expired on ${signingCert!.validTo}; install renewed plug-in CA files`);
   const isRoot = (c: crypto.X509Certificate) => roots.some((r) => r.fingerprint256 === c.fingerprint256);
   // cert-chain.pem usually starts with ca-cert.pem and may end with the root: keep what lies between.
   const above = chain.filter((c) => c.fingerprint256 !== signingCert!.fingerprint256 && !isRoot(c));

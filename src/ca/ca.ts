@@ -258,6 +258,10 @@ export async function createCertificateAuthority(opts: CertificateAuthorityOptio
     ? await loadPluginCa(opts.pluginCaDir, log)
     : await loadOrCreateSelfSigned(path.join(opts.stateDir, 'ca'), trustDomain, opts.rootCertTtlSeconds ?? 10 * 365 * DAY, log);
   const ca = new CertificateAuthority(bundle, { ...opts, trustDomain });
+  if (bundle.source === 'self-signed' && Date.parse(bundle.signingCert.validTo) <= Date.now()) {
+    log.warn({ notAfter: bundle.signingCert.validTo }, 'the self-signed root has expired: starting a new root (workloads must trust the new root-cert.pem)');
+    await ca.rotateRoot({ dropOld: true });
+  }
   await ca.start();
   return ca;
 }

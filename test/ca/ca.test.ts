@@ -1,11 +1,13 @@
 // The certificate authority over real gRPC + TLS, its files on disk, and what openssl says of
 // the certificates it issues.
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { BootstrapTokens, createCertificateAuthority } from '../../src/ca/index.ts';
+import { x509 } from '../../src/ca/ca-crypto.ts';
 import { CaClient, createKeyAndCsr } from '../../src/proxy/identity/index.ts';
 import { runRig } from '../helpers/cli.ts';
 import { openssl, serveCa, tempDir } from './ca-test-helpers.ts';
@@ -189,4 +191,29 @@ test('root rotation: the new root signs, both roots are trusted during the overl
   const restarted = await createCertificateAuthority({ stateDir });
   t.after(() => restarted.close());
   assert.equal(restarted.trustBundlePem(), ca.trustBundlePem());
+});
+
+test('an expired self-signed root is replaced on start; an expired plug-in CA is refused', async (t) => {
+  const stateDir = tempDir(t);
+  const first = await createCertificateAuthority({ stateDir, rootCertTtlSeconds: 61 });
+  first.close();
+  const oldRoot = first.trustBundlePem();
+  await new Promise((r) => setTimeout(r, 1200));
+  const ca = await createCertificateAuthority({ stateDir });
+  t.after(() => ca.close());
+  assert.notEqual(ca.trustBundlePem(), oldRoot);
+  assert.equal(ca.roots().length, 1, 'the expired root is not kept');
+  assert.ok(Date.parse(ca.roots()[0]!.validTo) > Date.now() + 365 * 86_400_000);
+
+  const plugin = tempDir(t);
+  const key = crypto.generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const keys = { privateKey: key.privateKey.toCryptoKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign']), publicKey: key.publicKey.toCryptoKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['verify']) };
+  const expired = await x509.X509CertificateGenerator.createSelfSigned({
+    name: 'CN=Old', keys: keys as never, signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+    notBefore: new Date('2020-01-01T00:00:00Z'), notAfter: new Date('2021-01-01T00:00:00Z'), extensions: [new x509.BasicConstraintsExtension(true, undefined, true)],
+  });
+  fs.writeFileSync(path.join(plugin, 'ca-cert.pem'), expired.toString('pem'));
+  fs.writeFileSync(path.join(plugin, 'ca-key.pem'), key.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+  fs.copyFileSync(path.join(plugin, 'ca-cert.pem'), path.join(plugin, 'root-cert.pem'));
+  await assert.rejects(createCertificateAuthority({ stateDir, pluginCaDir: plugin }), /ca-cert\.pem expired on .*2021/);
 });
