@@ -130,6 +130,8 @@ export class XdsClient extends EventEmitter<XdsClientEvents> {
   private retryTimer: NodeJS.Timeout | undefined;
   private stopped = true;
   private lastDisconnect: XdsClientState['lastDisconnect'];
+  /** Stream attempts in a row that ended without a response. */
+  private failures = 0;
 
   constructor(opts: XdsClientOptions) {
     super();
@@ -237,6 +239,7 @@ export class XdsClient extends EventEmitter<XdsClientEvents> {
       if (!gotResponse) {
         gotResponse = true;
         this.backoff.reset();
+        this.failures = 0;
         if (!this.connected) {
           this.connected = true;
           this.log.info({ server: this.server.display }, 'connected to the control plane');
@@ -274,7 +277,13 @@ export class XdsClient extends EventEmitter<XdsClientEvents> {
     if (this.stopped) return;
     const delay = this.backoff.next();
     if (wasConnected) this.emit('disconnected', reason);
-    this.log[wasConnected ? 'warn' : 'debug']({ server: this.server.display, reason, retryInMs: delay }, 'xDS stream ended; keeping the last good config and reconnecting');
+    this.failures = wasConnected ? 1 : this.failures + 1;
+    // Warn on the first failure of a series and then ever more rarely (1, 2, 4, 8... attempts).
+    const loud = (this.failures & (this.failures - 1)) === 0;
+    this.log[loud ? 'warn' : 'debug'](
+      { server: this.server.display, reason, attempt: this.failures, retryInMs: delay },
+      wasConnected ? 'xDS stream ended; keeping the last good config and reconnecting' : 'cannot reach the control plane; retrying',
+    );
     this.retryTimer = setTimeout(() => this.openStream(), delay);
   }
 
