@@ -8,6 +8,7 @@ export { SEVERITIES, formatDiagnostic, formatPath, hasErrors } from './diagnosti
 export type { LoadOptions, LoadResult } from './loader.ts';
 export { SKIPPED_KIND, describeResource, filesOf, isConfigFile, loadDocuments, loadPaths } from './loader.ts';
 export type { FieldPath, Locator } from './source-map.ts';
+export { locatorOf } from './source-map.ts';
 export type { ValidateOptions } from './validation/index.ts';
 export { validateResource } from './validation/index.ts';
 export type * from './types/networking.ts';

@@ -11,7 +11,7 @@ import { KIND_INFO, OWNED_GROUPS, apiVersionsOf, isKind } from './kinds.ts';
 import type { ObjectMeta, Resource, SourcePosition } from './resource.ts';
 import { KINDS, resourceKey } from './resource.ts';
 import type { Locator } from './source-map.ts';
-import { YamlLocator } from './source-map.ts';
+import { YamlLocator, rememberLocator } from './source-map.ts';
 import type { ValidateOptions } from './validation/index.ts';
 import { validateResource } from './validation/index.ts';
 
@@ -245,7 +245,9 @@ function toResource(value: unknown, locator: Locator, opts: LoadOptions, diagnos
     diagnostics.push(...found);
     if (found.some((d) => d.severity === 'Error')) ok = false;
   }
-  return ok ? resource : undefined;
+  if (!ok) return undefined;
+  rememberLocator(resource, locator);
+  return resource;
 }
 
 function stringMap(v: unknown, path: string[], locator: Locator, diagnostics: Diagnostic[]): Record<string, string> | undefined | null {

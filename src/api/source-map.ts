@@ -11,6 +11,18 @@ export interface Locator {
   locate(path: FieldPath, opts?: { key?: boolean }): SourcePosition | undefined;
 }
 
+const locators = new WeakMap<object, Locator>();
+
+/** Remembers where a loaded resource's fields were written (used by analysis to point at fields). */
+export function rememberLocator(resource: object, locator: Locator): void {
+  locators.set(resource, locator);
+}
+
+/** The locator of a resource returned by the loader, if it came from YAML/JSON text. */
+export function locatorOf(resource: object): Locator | undefined {
+  return locators.get(resource);
+}
+
 /** A locator for a resource that has no YAML behind it (built in code): everything points at the resource. */
 export function fixedLocator(source: SourcePosition | undefined): Locator {
   return { locate: () => source };

@@ -140,3 +140,22 @@ spec:
 `);
   assert.deepEqual(out.map((m) => m.split(':')[0]), ['IST0101 Warning VirtualService default/ghost spec.hosts[0]', 'IST0101 Warning DestinationRule default/ghost spec.host']);
 });
+
+test('IST0145: two gateways for the same workloads, port and host; positions point at the field', () => {
+  const { resources } = loadDocuments(`${BASE}---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw2, namespace: other}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 443, name: https, protocol: HTTPS}
+    hosts: ["*.example.com"]
+    tls: {mode: SIMPLE, credentialName: cert}
+  - port: {number: 80, name: http, protocol: HTTP}
+    hosts: ["*.example.com"]
+`, 'gw.yaml');
+  const out = analyze(resources);
+  assert.deepEqual(out.map((d) => [d.code, d.resource, d.path, d.source?.line, d.source?.column]), [['IST0145', 'Gateway other/gw2', 'spec.servers[1]', 31, 5]]);
+  assert.match(out[0].message, /Conflict with gateways default\/gw \(workload selector istio=ingressgateway, port 80/);
+});

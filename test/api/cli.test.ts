@@ -73,7 +73,7 @@ spec:
 `);
   const text = await runRig(['analyze', '-f', dir]);
   assert.equal(text.code, 79, text.stdout + text.stderr);
-  assert.ok(text.stdout.startsWith(`Error [IST0101] (VirtualService default/reviews ${join(dir, 'mesh.yaml')}:7:1) spec.http[0].route[0].destination.subset: Referenced host+subset in destinationrule not found: "reviews+v1"`), text.stdout);
+  assert.ok(text.stdout.startsWith(`Error [IST0101] (VirtualService default/reviews ${join(dir, 'mesh.yaml')}:12:57) spec.http[0].route[0].destination.subset: Referenced host+subset in destinationrule not found: "reviews+v1"`), text.stdout);
   assert.match(text.stdout, /Info \[IST0118\] \(Service default\/reviews/);
   assert.match(text.stderr, /Analyzers found issues/);
   const json = await runRig(['analyze', '-f', dir, '-o', 'json', '--output-threshold', 'Warning']);

@@ -5,6 +5,7 @@ import type { Diagnostic } from '../diagnostic.ts';
 import { formatPath } from '../diagnostic.ts';
 import type { Resource } from '../resource.ts';
 import type { FieldPath } from '../source-map.ts';
+import { locatorOf } from '../source-map.ts';
 import type * as T from '../index.ts';
 import { portProtocol } from '../validation/rules.ts';
 import { hostCovers } from '../validation/virtual-service.ts';
@@ -50,12 +51,13 @@ class Analysis {
   }
 
   report(name: MessageName, r: Resource<unknown>, path: FieldPath, message: string, hint?: string, level = MESSAGES[name].level as Diagnostic['severity']): void {
-    this.out.push({ severity: level, code: MESSAGES[name].code, message, hint, source: r.source, resource: `${r.kind} ${r.metadata.namespace ? r.metadata.namespace + '/' : ''}${r.metadata.name}`, path: path.length ? formatPath(path) : undefined });
+    this.out.push({ severity: level, code: MESSAGES[name].code, message, hint, source: locatorOf(r)?.locate(path) ?? r.source, resource: `${r.kind} ${r.metadata.namespace ? r.metadata.namespace + '/' : ''}${r.metadata.name}`, path: path.length ? formatPath(path) : undefined });
   }
 
   run(): Diagnostic[] {
     this.virtualServices();
     this.destinationRules();
+    this.gateways();
     this.selectors();
     this.servicePorts();
     this.singletons('Sidecar', 'workloadSelector', 'MultipleSidecarsWithoutWorkloadSelectors');
@@ -149,6 +151,23 @@ class Analysis {
       if (dr.spec.host.includes('*') || this.lookup(dr.spec.host, dr.metadata.namespace)) continue;
       this.report('ReferencedResourceNotFound', dr, ['spec', 'host'], `Referenced host not found: "${dr.spec.host}"; this DestinationRule applies to nothing`, 'define a Service or ServiceEntry for this host, or fix the name', 'Warning');
     }
+  }
+
+  /** Two Gateways on the same workloads (same selector) serving one host on one port: Envoy gets conflicting listeners. */
+  gateways(): void {
+    const gws = this.of<T.GatewaySpec>('Gateway');
+    const hostOf = (h: string) => (h.includes('/') ? h.slice(h.indexOf('/') + 1) : h);
+    gws.forEach((gw, i) => {
+      for (const earlier of gws.slice(0, i)) {
+        if (!isDeepStrictEqual(gw.spec.selector ?? {}, earlier.spec.selector ?? {})) continue;
+        gw.spec.servers?.forEach((s, j) => {
+          const clash = earlier.spec.servers?.find((o) => o.port.number === s.port.number && o.hosts.some((oh) => s.hosts.some((h) => hostCovers(hostOf(oh), hostOf(h)) || hostCovers(hostOf(h), hostOf(oh)))));
+          if (!clash) return;
+          const selector = Object.entries(gw.spec.selector ?? {}).map(([k, v]) => `${k}=${v}`).join(',');
+          this.report('ConflictingGateways', gw, ['spec', 'servers', j], `Conflict with gateways ${describe(earlier)} (workload selector ${selector}, port ${s.port.number}, hosts ${s.hosts.join(',')})`, 'serve each host and port from one Gateway, or use distinct hosts');
+        });
+      }
+    });
   }
 
   gatewayKey(ref: string, ns: string): string {
