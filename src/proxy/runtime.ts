@@ -289,9 +289,10 @@ export class ProxyRuntime {
     while (Date.now() < deadline && this.activeRequests() > 0) await new Promise((r) => setTimeout(r, 50));
   }
 
-  /** Closes every upstream pool and timer. */
+  /** Closes every downstream connection, upstream pool and timer. */
   stop(): void {
     this.listeners.stopAccepting();
+    this.listeners.destroyConnections();
     this.ctx.clusters.close(true);
   }
 }

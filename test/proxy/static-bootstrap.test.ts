@@ -96,7 +96,7 @@ test('Envoy quick-start front proxy and a weighted split run unchanged; admin en
   });
   const ports = (await waitForFile(portsFile, child, () => stderr)) as { admin: number; ready: number; listeners: Record<string, number> };
   assert.equal(ports.listeners.listener_0, listenPort);
-  let r = await request(listenPort, { path: '/' });
+  const r = await request(listenPort, { path: '/' });
   assert.equal(r.status, 200);
   assert.equal(r.json().headers.host, 'www.envoyproxy.io');
   const seen = new Set<string>();

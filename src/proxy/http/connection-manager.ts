@@ -111,9 +111,12 @@ export class ConnectionManager implements NetworkFilter {
       socket.pause();
       socket.unshift(chunk);
       const n = Math.min(chunk.length, H2_PREFACE.length);
+      // http2 reads the unshifted bytes itself (socket.read() on the next tick): no resume.
       if (n >= 3 && chunk.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) this.toH2(socket);
-      else this.toH1(socket);
-      socket.resume();
+      else {
+        this.toH1(socket);
+        socket.resume();
+      }
     });
     return false;
   }

@@ -99,6 +99,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
   private admitted = 0;
   private upstreamStart = 0;
   private dispatchOpts: Dispatcher.DispatchOptions | undefined;
+  private grpcTrailers: Record<string, string> | undefined;
   private readonly onDownstreamClose = (): void => this.downstreamClosed();
   private readonly onDrain = (): void => this.attempt?.resume();
 
@@ -116,6 +117,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     info.mtls = conn.info.tls && conn.info.peerPrincipal !== undefined;
     if (conn.info.peerPrincipal) info.downstreamPeer = { principal: conn.info.peerPrincipal };
     const headers = req.headers as HeaderMap;
+    const method = req.method ?? 'GET';
     let authority: string;
     let path = req.url ?? '/';
     if (isH2) {
@@ -123,7 +125,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
       for (const k of Object.keys(headers)) if (k.charCodeAt(0) === 58) delete headers[k];
     } else authority = (headers.host as string | undefined) ?? '';
     let scheme = conn.info.tls ? 'https' : 'http';
-    if (path.charCodeAt(0) !== 47 && path !== '*' && hcm.allowAbsoluteUrl && req.method !== 'CONNECT') {
+    if (path.charCodeAt(0) !== 47 && path !== '*' && hcm.allowAbsoluteUrl && method !== 'CONNECT') {
       // Absolute form (explicit forward proxy): GET http://host:port/path HTTP/1.1
       const m = /^(https?):\/\/([^/?#]+)(.*)$/i.exec(path);
       if (m) {
@@ -138,7 +140,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     this.hasBody = isH2 ? !(req as Http2ServerRequest).stream.endAfterHeaders : headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0');
     for (const h of HOP_BY_HOP) if (headers[h] !== undefined) delete headers[h];
     if (req.headers.te === undefined && this.isGrpc) headers.te = 'trailers';
-    this.head = { method: req.method ?? 'GET', path, authority, scheme, headers };
+    this.head = { method, path, authority, scheme, headers };
     info.method = this.head.method;
     info.path = path;
     info.authority = authority;
@@ -562,6 +564,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     if (this.isGrpc) {
       const gs = out['grpc-status'];
       if (gs !== undefined) info.grpcStatus = Number(firstValue(gs));
+      if (this.isH2) this.grpcTrailers = takeGrpcStatus(out);
     }
     this.writeResponseHead(status, out);
   }
@@ -591,7 +594,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     if (hasTrailers) {
       if (trailers['grpc-status'] !== undefined) info.grpcStatus = Number(firstValue(trailers['grpc-status']));
       this.res.addTrailers(trailers as Record<string, string>);
-    }
+    } else if (this.grpcTrailers) this.res.addTrailers(this.grpcTrailers);
     this.res.end();
     this.finish();
   }
@@ -718,8 +721,10 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     const hcm = this.conn.hcm;
     if (hcm.serverHeader !== 2 && headers.server === undefined) headers.server = hcm.serverName;
     const buf = body ? Buffer.from(body) : EMPTY;
-    headers['content-length'] = String(buf.length);
+    const trailers = this.isGrpc && this.isH2 ? takeGrpcStatus(headers) : undefined;
+    if (!trailers) headers['content-length'] = String(buf.length);
     this.writeResponseHead(status, headers);
+    if (trailers) this.res.addTrailers(trailers);
     if (this.done) return;
     info.bytesSent += buf.length;
     const fs = this.filters;
@@ -772,6 +777,24 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
 }
 
 const EMPTY = Buffer.alloc(0);
+const GRPC_STATUS_HEADERS = ['grpc-status', 'grpc-message', 'grpc-status-details-bin'];
+
+/**
+ * A gRPC Trailers-Only response (grpc-status among the headers) is re-sent over HTTP/2 as headers
+ * followed by trailers: node's compat response cannot end a stream on its HEADERS frame.
+ */
+function takeGrpcStatus(headers: HeaderMap): Record<string, string> | undefined {
+  if (headers['grpc-status'] === undefined) return undefined;
+  const t: Record<string, string> = {};
+  for (const k of GRPC_STATUS_HEADERS) {
+    const v = headers[k];
+    if (v !== undefined) {
+      t[k] = Array.isArray(v) ? v[0] : v;
+      delete headers[k];
+    }
+  }
+  return t;
+}
 
 function onGlobalTimeout(s: HttpStream): void {
   s.onGlobalTimeout();

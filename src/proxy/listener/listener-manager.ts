@@ -93,6 +93,7 @@ export class ListenerManager {
   readonly ctx: ProxyContext;
   private readonly active = new Map<string, ActiveListener>();
   private pending: Promise<void>[] = [];
+  private readonly sockets = new Set<net.Socket>();
   private stopped = false;
 
   constructor(ctx: ProxyContext) {
@@ -144,6 +145,12 @@ export class ListenerManager {
     for (const l of this.active.values()) l.close();
   }
 
+  /** Closes every accepted connection (after the drain period). */
+  destroyConnections(): void {
+    for (const s of this.sockets) s.destroy();
+    this.sockets.clear();
+  }
+
   private handoff(dst: { address: string; port: number }): ListenerConfig | undefined {
     let wildcard: ListenerConfig | undefined;
     for (const l of this.active.values()) {
@@ -159,7 +166,11 @@ export class ListenerManager {
     let config = l.config;
     l.stats.cxTotal.value++;
     l.stats.cxActive.value++;
-    socket.once('close', () => l.stats.cxActive.value--);
+    this.sockets.add(socket);
+    socket.once('close', () => {
+      l.stats.cxActive.value--;
+      this.sockets.delete(socket);
+    });
     socket.on('error', () => undefined);
     let originalDst: { address: string; port: number } | undefined;
     if (config.useOriginalDst) {

@@ -132,8 +132,12 @@ export class Cluster implements ClusterHandle {
     return this.hostList.map((h) => ({ address: h.address, port: h.port, hostname: h.hostname, weight: h.weight, locality: h.locality, priority: h.priority, metadata: h.metadata, healthFlags: h.edsFlags }));
   }
 
+  /** The EDS ClusterLoadAssignment (Envoy JSON) behind the hosts: locality weights for the balancer. */
+  loadAssignment: Record<string, unknown> | undefined;
+
   /** Replaces the host set, keeping Host objects (health, active requests, pools) by key. */
-  setEndpoints(endpoints: readonly EndpointSpec[]): void {
+  setEndpoints(endpoints: readonly EndpointSpec[], loadAssignment?: Record<string, unknown>): void {
+    if (loadAssignment) this.loadAssignment = loadAssignment;
     const next: UpstreamHost[] = [];
     const nextByKey = new Map<string, UpstreamHost>();
     for (const e of endpoints) {
@@ -170,7 +174,7 @@ export class Cluster implements ClusterHandle {
   }
 
   healthChanged(): void {
-    this.balancer = createLoadBalancer(this.config.lbPolicy, this.hostList, this.config.raw);
+    this.balancer = createLoadBalancer(this.config.lbPolicy, this.hostList, this.config.raw, { loadAssignment: this.loadAssignment });
     this.s.membershipTotal.value = this.hostList.length;
     let healthy = 0;
     for (const h of this.hostList) if (h.healthFlags === 0) healthy++;
@@ -207,7 +211,7 @@ export class Cluster implements ClusterHandle {
     const cfg = this.config;
     const tls = this.tlsFor(host);
     const servername = tls?.sni ?? host.hostname;
-    const connectOpts = { timeout: cfg.connectTimeoutMs, allowH2: h2, servername, ALPNProtocols: tls?.alpn.length ? [...tls.alpn] : undefined };
+    const connectOpts = { timeout: cfg.connectTimeoutMs, allowH2: h2, useH2c: h2 && !tls, servername, ALPNProtocols: tls?.alpn.length ? [...tls.alpn] : undefined };
     let connect: buildConnector.connector;
     if (tls) {
       const secrets = this.secrets;

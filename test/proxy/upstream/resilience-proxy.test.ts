@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import type http from 'node:http';
 import { test, type TestContext } from 'node:test';
-import { configure, httpListener, request, routeConfig, startRuntime, startUpstream, staticCluster, type Harness, type Upstream } from '../harness.ts';
+import { ENDPOINT_TYPE, addr, configure, httpListener, request, routeConfig, startRuntime, startUpstream, staticCluster, type Harness, type Upstream } from '../harness.ts';
 import { formatResponseFlags } from '../../../src/proxy/response-flags.ts';
 
 async function setup(t: TestContext, clusters: Record<string, unknown>[], ups: Upstream[]): Promise<Harness> {
@@ -117,4 +117,40 @@ test('active health checks: a host failing its check is removed, and restored wh
   sick = false;
   await eventually(() => stat(h, 'cluster.hc.health_check.healthy') === 2, 'host a to pass again');
   assert.deepEqual(await servers(4), new Set(['a', 'b']));
+});
+
+test('EDS locality weights and priorities steer traffic (locality_weighted_lb_config, failover)', async (t) => {
+  const [a, b, c] = await Promise.all([startUpstream('a'), startUpstream('b'), startUpstream('c')]);
+  const eds = { name: 'eds', type: 'EDS', connect_timeout: '1s', eds_cluster_config: { eds_config: { ads: {} } }, common_lb_config: { locality_weighted_lb_config: {} } };
+  const h = await setup(t, [eds], [a, b, c]);
+  const ep = (port: number, health?: string) => ({ endpoint: { address: addr(port) }, ...(health ? { health_status: health } : {}) });
+  const assign = (bHealth?: string) =>
+    h.apply(ENDPOINT_TYPE, [
+      {
+        cluster_name: 'eds',
+        endpoints: [
+          { locality: { zone: 'z1' }, load_balancing_weight: 1, lb_endpoints: [ep(a.port)] },
+          { locality: { zone: 'z2' }, load_balancing_weight: 3, lb_endpoints: [ep(b.port, bHealth)] },
+          { locality: { zone: 'z3' }, priority: 1, load_balancing_weight: 1, lb_endpoints: [ep(c.port)] },
+        ],
+      },
+    ]);
+  assert.deepEqual(assign(), []);
+  await h.rt.settled();
+  const port = h.port('l');
+  const count = async (n: number) => {
+    const seen: Record<string, number> = {};
+    for (let i = 0; i < n; i++) {
+      const s = (await request(port, { path: '/eds' })).json().server;
+      seen[s] = (seen[s] ?? 0) + 1;
+    }
+    return seen;
+  };
+  assert.deepEqual(await count(40), { a: 10, b: 30 }, 'locality weights 1:3 (EDF schedule is exact)');
+  // z2 unhealthy: P0 keeps half its hosts → health 70%: P0 (only z1) takes 70%, P1 the rest.
+  assert.deepEqual(assign('UNHEALTHY'), []);
+  await h.rt.settled();
+  const seen = await count(200);
+  assert.equal(seen.b, undefined);
+  assert.ok(seen.a > 110 && seen.a < 170 && seen.c > 30, `failover split ${JSON.stringify(seen)}`);
 });
