@@ -159,3 +159,18 @@ spec:
   assert.deepEqual(out.map((d) => [d.code, d.resource, d.path, d.source?.line, d.source?.column]), [['IST0145', 'Gateway other/gw2', 'spec.servers[1]', 31, 5]]);
   assert.match(out[0].message, /Conflict with gateways default\/gw \(workload selector istio=ingressgateway, port 80/);
 });
+
+test('a short host that names a Service of another namespace gets a hint with the full name', () => {
+  const { resources } = loadDocuments(`${BASE}---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: front, namespace: web}
+spec:
+  hosts: [bookinfo.example.com]
+  gateways: [default/gw]
+  http: [{route: [{destination: {host: reviews}}]}]
+`, 'x.yaml');
+  const [msg] = analyze(resources);
+  assert.equal(msg.code, 'IST0101');
+  assert.match(msg.hint ?? '', /a Service reviews exists in namespace default \(reviews\.default\.svc\.cluster\.local\)/);
+});

@@ -122,7 +122,7 @@ class Analysis {
       const checkDest = (d: T.Destination, path: FieldPath) => {
         const found = this.lookup(d.host, ns);
         if (!found) {
-          this.report('ReferencedResourceNotFound', vs, [...path, 'host'], `Referenced host not found: "${d.host}"`, 'define a Service or ServiceEntry for this host, or fix the name');
+          this.report('ReferencedResourceNotFound', vs, [...path, 'host'], `Referenced host not found: "${d.host}"`, this.elsewhere(d.host, ns) ?? 'define a Service or ServiceEntry for this host, or fix the name');
           return;
         }
         if (d.subset !== undefined) {
@@ -168,6 +168,14 @@ class Analysis {
         });
       }
     });
+  }
+
+  /** A hint when a short name misses because the Service lives in another namespace. */
+  elsewhere(host: string, ns: string): string | undefined {
+    if (host.includes('.') || host.includes('*')) return undefined;
+    const found = [...this.services.values()].filter((s) => s.metadata.name === host && s.metadata.namespace !== ns);
+    if (!found.length) return undefined;
+    return `a short name means ${host}.${ns}.svc.${this.domain}; a Service ${host} exists in ${found.map((s) => `namespace ${s.metadata.namespace} (${host}.${s.metadata.namespace}.svc.${this.domain})`).join(', ')}: use its full name`;
   }
 
   gatewayKey(ref: string, ns: string): string {

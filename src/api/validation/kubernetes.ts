@@ -40,6 +40,8 @@ export function validateService(spec: ServiceSpec, r: Reporter): void {
 }
 
 export function validateNamespace(r: Reporter): void {
+  const injection = r.resource.metadata.labels?.['istio-injection'];
+  if (injection !== undefined && injection !== 'enabled' && injection !== 'disabled') r.warn(['metadata', 'labels', 'istio-injection'], `istio-injection is "${injection}": only "enabled" turns injection on`, 'write istio-injection: enabled (or disabled)');
   if (!isDns1123Label(r.resource.metadata.name)) r.error(['metadata', 'name'], `"${r.resource.metadata.name}" is not a valid namespace name`, 'namespace names are DNS labels: lower-case letters, digits and -, 63 characters');
 }
 
