@@ -5,7 +5,7 @@ import { checkPortFree } from './ports.ts';
 import { removePortsFile, readPortsFile } from './ports-file.ts';
 import { gatewayArgs } from './proxy-args.ts';
 import type { GatewayPlan } from './mesh-plan.ts';
-import { proxyEcho, proxyReadiness, type RuntimeContext } from './replica.ts';
+import { proxyEcho, proxyReadiness, readable, type RuntimeContext } from './replica.ts';
 import { rigCommand } from './rig-command.ts';
 import type { ProcessStatus } from './status.ts';
 import { SupervisedProcess } from './supervised-process.ts';
@@ -33,19 +33,21 @@ export class GatewayRuntime {
     const hostPorts: Record<string, number> = {};
     for (const p of plan.ports) hostPorts[p] = remap[p] === 0 ? await ctx.allocatePort() : (remap[p] ?? p);
     const portsFile = ctx.runFile(`${plan.name}.proxy-ports.json`);
-    const common = await ctx.proxyCommon(portsFile, plan.name, { namespace: plan.namespace, serviceAccount: plan.serviceAccount });
-    const rig = rigCommand(gatewayArgs(plan, bind, hostPorts, common));
-    const proc = new SupervisedProcess({
+    const identity = { namespace: plan.namespace, serviceAccount: plan.serviceAccount };
+    const proc: SupervisedProcess = new SupervisedProcess({
       name: plan.name,
-      command: rig.command,
-      args: rig.args,
+      command: process.execPath,
+      args: [],
       env: { ...process.env, RIG_STATE_DIR: ctx.stateRoot },
       cwd: process.cwd(),
       logFile: ctx.logFile(plan.name),
-      print: ctx.print(plan.name),
+      print: readable(ctx.print(plan.name)),
       echo: proxyEcho,
       readiness: proxyReadiness(portsFile),
-      beforeStart: async () => removePortsFile(portsFile),
+      beforeStart: async () => {
+        removePortsFile(portsFile);
+        proc.spec.args = rigCommand(gatewayArgs(plan, bind, hostPorts, await ctx.proxyCommon(portsFile, plan.name, identity))).args;
+      },
     });
     const gw = new GatewayRuntime(plan, hostPorts, proc, portsFile);
     proc.on('state', () => ctx.onChange());
@@ -79,7 +81,7 @@ export class GatewayRuntime {
       proxyPid: this.process.pid,
       restarts: this.process.restarts,
       message: this.process.message ?? this.#problem,
-      ports: { gateway: this.hostPorts, admin: ports.admin, stats: ports.stats, ready: ports.ready },
+      ports: { gateway: this.hostPorts, admin: ports.admin, stats: ports.stats ?? ports.admin, ready: ports.ready },
       logs: { proxy: `logs/${this.plan.name}.log` },
       since: this.process.since.toISOString(),
     };

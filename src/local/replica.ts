@@ -22,6 +22,8 @@ export interface RuntimeContext {
   onChange(): void;
 }
 
+const LEVELS: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
+
 /** Proxy output on the terminal: warnings and errors only (everything is in the log file). */
 export function proxyEcho(line: string): boolean {
   if (!line.startsWith('{')) return true;
@@ -30,6 +32,22 @@ export function proxyEcho(line: string): boolean {
   } catch {
     return true;
   }
+}
+
+/** A JSON log line (pino) as one readable line: `WARN message key=value ...`. */
+export function readableLogLine(line: string): string {
+  if (!line.startsWith('{')) return line;
+  try {
+    const { level, time: _t, pid: _p, hostname: _h, name: _n, msg, ...rest } = JSON.parse(line) as Record<string, unknown>;
+    const extra = Object.entries(rest).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
+    return [LEVELS[level as number] ?? String(level), msg, ...extra].filter((x) => x !== undefined && x !== '').join(' ');
+  } catch {
+    return line;
+  }
+}
+
+export function readable(print: (line: string) => void): (line: string) => void {
+  return (line) => print(readableLogLine(line));
 }
 
 /** Ready when the proxy has written its ports file and answers /healthz/ready. */
@@ -52,7 +70,7 @@ export class ReplicaRuntime {
   readonly proxy: SupervisedProcess;
   readonly #proxyPortsFile: string;
 
-  private constructor(plan: ReplicaPlan, ports: ReplicaPorts, ctx: RuntimeContext, proxyCommon: ProxyCommon, portsFile: string) {
+  private constructor(plan: ReplicaPlan, ports: ReplicaPorts, ctx: RuntimeContext, portsFile: string) {
     this.plan = plan;
     this.ports = ports;
     this.#proxyPortsFile = portsFile;
@@ -70,26 +88,32 @@ export class ReplicaRuntime {
       periodMs: (plan.spec.readinessProbe?.periodSeconds ?? 1) * 1000,
       failureThreshold: plan.spec.readinessProbe?.failureThreshold,
     });
-    const rig = rigCommand(sidecarArgs(plan, ports, proxyCommon));
-    this.proxy = new SupervisedProcess({
+    // The sidecar's flags need the control plane (its address, a bootstrap token from its CA):
+    // they are made when the sidecar starts, so the app can start while the control plane does.
+    const identity = { namespace: plan.namespace, serviceAccount: plan.serviceAccount };
+    const proxy: SupervisedProcess = new SupervisedProcess({
       name: `${plan.name}/istio-proxy`,
-      command: rig.command,
-      args: rig.args,
+      command: process.execPath,
+      args: [],
       env: { ...process.env, RIG_STATE_DIR: ctx.stateRoot },
       cwd: process.cwd(),
       logFile: ctx.logFile(`${plan.name}.istio-proxy`),
-      print: ctx.print(`${plan.name}/proxy`),
+      print: readable(ctx.print(`${plan.name}/proxy`)),
       echo: proxyEcho,
       readiness: proxyReadiness(portsFile),
-      beforeStart: async () => removePortsFile(portsFile),
+      beforeStart: async () => {
+        removePortsFile(portsFile);
+        proxy.spec.args = rigCommand(sidecarArgs(plan, ports, await ctx.proxyCommon(portsFile, plan.name, identity))).args;
+      },
     });
+    this.proxy = proxy;
     for (const p of [this.app, this.proxy]) p.on('state', () => ctx.onChange());
   }
 
   static async create(plan: ReplicaPlan, allocator: PortAllocator, ctx: RuntimeContext): Promise<ReplicaRuntime> {
     const ports = await allocateReplicaPorts(plan, allocator);
     const portsFile = ctx.runFile(`${plan.name}.proxy-ports.json`);
-    return new ReplicaRuntime(plan, ports, ctx, await ctx.proxyCommon(portsFile, plan.name, { namespace: plan.namespace, serviceAccount: plan.serviceAccount }), portsFile);
+    return new ReplicaRuntime(plan, ports, ctx, portsFile);
   }
 
   #appProbe(): Probe | undefined {
@@ -129,7 +153,7 @@ export class ReplicaRuntime {
       proxyPid: this.proxy.pid,
       restarts: this.app.restarts + this.proxy.restarts,
       message,
-      ports: { inbound: this.ports.inbound, app: this.ports.app, outbound: this.ports.outbound, admin: proxyPorts.admin, stats: proxyPorts.stats, ready: proxyPorts.ready },
+      ports: { inbound: this.ports.inbound, app: this.ports.app, outbound: this.ports.outbound, admin: proxyPorts.admin, stats: proxyPorts.stats ?? proxyPorts.admin, ready: proxyPorts.ready },
       logs: { app: `logs/${this.plan.name}.log`, proxy: `logs/${this.plan.name}.istio-proxy.log` },
       since: (this.app.since > this.proxy.since ? this.app.since : this.proxy.since).toISOString(),
     };

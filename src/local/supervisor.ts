@@ -52,6 +52,7 @@ export class Supervisor {
   #cpLog: Logger | undefined;
   #ca: AttachedCa | undefined;
   #caRootFile = '';
+  #cpReady: Promise<void> = Promise.resolve();
   #configErrors: string[] = [];
   #statusTimer: NodeJS.Timeout | undefined;
   #reconciling: Promise<void> = Promise.resolve();
@@ -80,15 +81,24 @@ export class Supervisor {
     this.#reportProblems(this.#config.problems());
     this.#config.onProblems((p) => this.#reportProblems(p));
 
+    // The control plane starts while the apps do; sidecars and gateways wait for it (#proxyCommon).
+    this.#cpReady = this.#startControlPlane();
+    this.#cpReady.catch(() => undefined);
+    this.#config.store.onChange(() => this.#scheduleReconcile());
+    const reconciled = this.#scheduleReconcile();
+    await this.#cpReady;
+    this.#writeStatus();
+    await reconciled;
+  }
+
+  async #startControlPlane(): Promise<void> {
+    const sd = this.opts.stateDir;
     this.#cpLog = pino({ level: process.env.RIG_LOG_LEVEL ?? 'info', name: 'controlplane' }, pino.destination({ dest: sd.logFile('controlplane'), mkdir: true, sync: false }));
-    this.#cp = await startControlPlane({ store: this.#config.store, stateDir: sd.controlPlaneDir, mesh: this.opts.mesh, xdsPort: this.opts.xdsPort ?? 0, monitoringPort: 0, log: this.#cpLog });
+    this.#cp = await startControlPlane({ store: this.#config!.store, stateDir: sd.controlPlaneDir, mesh: this.opts.mesh, xdsPort: this.opts.xdsPort ?? 0, monitoringPort: 0, log: this.#cpLog });
     this.#ca = await attachCertificateAuthority(this.#cp, { stateDir: sd.controlPlaneDir, tlsPort: 0, trustDomain: this.opts.mesh?.trustDomain, log: this.#cpLog });
     this.#caRootFile = path.join(sd.runDir, 'root-cert.pem');
     writeFileSync(this.#caRootFile, this.#ca.ca.trustBundlePem());
     this.opts.console.info(`control plane: xDS on 127.0.0.1:${this.#cp.ports.xds}, CA on 127.0.0.1:${this.#ca.tlsPort}, monitoring on http://127.0.0.1:${this.#cp.ports.monitoring}`);
-    this.#config.store.onChange(() => this.#scheduleReconcile());
-    this.#writeStatus();
-    await this.#scheduleReconcile();
   }
 
   #reportProblems(problems: string[]): void {
@@ -118,6 +128,7 @@ export class Supervisor {
 
   /** Every proxy gets a bootstrap token for its identity, with which it asks the CA for its certificate. */
   async #proxyCommon(portsFile: string, name: string, identity: { namespace: string; serviceAccount: string }): Promise<ProxyCommon> {
+    await this.#cpReady;
     const tokenFile = path.join(this.opts.stateDir.runDir, `${name}.token`);
     const issued = await this.#ca!.tokens.issue({ ...identity, trustDomain: this.opts.mesh?.trustDomain, ttlSeconds: 7 * 24 * 3600 });
     writeFileSync(tokenFile, issued.token, { mode: 0o600 });
