@@ -34,6 +34,11 @@ for (const backend of ['nft', 'legacy']) {
     const net = await podNetwork(t, `cap${tag}`);
     const pod = await net.createPod('app', { iptables: false });
     const peer = await net.createPod('peer', { iptables: false });
+    const probe = await execInNetns(pod.netns, `iptables-${backend}-restore`, ['--noflush', '--test'], { input: '*nat\nCOMMIT\n' });
+    if (probe.code !== 0) {
+      t.skip(`iptables-${backend} does not work with this kernel: ${probe.stderr.trim()}`);
+      return;
+    }
     // The "proxy" listens on the capture ports; the "app" serves 8080; 15021 is excluded inbound.
     await startProbeServer(t, net, pod, [15001, 15006, 8080, 15021]);
     await startProbeServer(t, net, peer, [9000, 9001]);
