@@ -5,8 +5,8 @@ import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { CLUSTER_TYPE, ENDPOINT_TYPE, HCM_TYPE, LISTENER_TYPE, ROUTE_TYPE, ROUTER_TYPE, type EnvoyJson } from '../../src/envoy/index.ts';
-import { XdsClient, type XdsSink } from '../../src/proxy/xds-client/index.ts';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, HCM_TYPE, LISTENER_TYPE, ROUTE_TYPE, ROUTER_TYPE, SECRET_TYPE, type EnvoyJson } from '../../src/envoy/index.ts';
+import { shareSecrets, XdsClient, type XdsSink } from '../../src/proxy/xds-client/index.ts';
 import { AdsTestServer, type RecordedRequest } from './ads-test-server.ts';
 
 function bootstrap(port: number): EnvoyJson {
@@ -275,4 +275,43 @@ test('the bearer token is never sent over a plaintext xDS connection', async (t)
   client.start();
   await server.waitFor(isType(CLUSTER_TYPE));
   assert.deepEqual(server.metadata[0]!.get('authorization'), []);
+});
+
+test('subscribes over ADS to the secrets the TLS contexts name (not the local default/ROOTCA), merged with the identity secrets', async (t) => {
+  const server = new AdsTestServer();
+  const port = await server.start();
+  const sink = new RecordingSink();
+  const shared = shareSecrets(sink);
+  const client = new XdsClient({ bootstrap: bootstrap(port), sink: shared.xds, backoff: { initialMs: 50 } });
+  t.after(async () => {
+    client.stop();
+    await server.stop();
+  });
+  client.start();
+  const tls = (certs: string[], ca?: string) => ({
+    name: 'envoy.transport_sockets.tls',
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+      common_tls_context: {
+        tls_certificate_sds_secret_configs: certs.map((name) => ({ name, sds_config: { ads: {}, resource_api_version: 'V3' } })),
+        ...(ca ? { validation_context_sds_secret_config: { name: ca, sds_config: { ads: {}, resource_api_version: 'V3' } } } : {}),
+      },
+    },
+  });
+  await server.waitFor(isType(CLUSTER_TYPE));
+  server.push(CLUSTER_TYPE, 'v1', [{ ...staticCluster('egress'), transport_socket: tls(['kubernetes://client-cert'], 'kubernetes://client-cert-cacert') }, { ...staticCluster('mesh'), transport_socket: tls(['default'], 'ROOTCA') }]);
+  const sds = await server.waitFor(isType(SECRET_TYPE));
+  assert.deepEqual(sds.resource_names, ['kubernetes://client-cert', 'kubernetes://client-cert-cacert']);
+  // The identity's secrets and the control plane's reach the proxy together.
+  const secret = (name: string): EnvoyJson => ({ name, validation_context: { trusted_ca: { inline_string: 'x' } } });
+  assert.deepEqual(shared.identity.apply(SECRET_TYPE, new Map([['ROOTCA', secret('ROOTCA')]]), '1'), []);
+  const n = server.push(SECRET_TYPE, 's1', [secret('kubernetes://client-cert'), secret('kubernetes://client-cert-cacert')]);
+  await server.waitFor(isType(SECRET_TYPE, acks(n)));
+  assert.deepEqual(sink.names(SECRET_TYPE), ['ROOTCA', 'kubernetes://client-cert', 'kubernetes://client-cert-cacert']);
+  assert.deepEqual(shared.identity.apply(SECRET_TYPE, new Map([['ROOTCA', secret('ROOTCA')], ['default', secret('default')]]), '2'), []);
+  assert.deepEqual(sink.names(SECRET_TYPE), ['ROOTCA', 'default', 'kubernetes://client-cert', 'kubernetes://client-cert-cacert']);
+  // A listener-side reference is followed too.
+  server.push(LISTENER_TYPE, 'l1', [{ ...httpListener('gw', 8443, 'https.8443'), filter_chains: [{ ...(httpListener('gw', 8443, 'https.8443').filter_chains as EnvoyJson[])[0], transport_socket: tls(['kubernetes://gw-cert']) }] }]);
+  const sds2 = await server.waitFor(isType(SECRET_TYPE, (r) => (r.resource_names ?? []).includes('kubernetes://gw-cert')));
+  assert.deepEqual(sds2.resource_names, ['kubernetes://client-cert', 'kubernetes://client-cert-cacert', 'kubernetes://gw-cert']);
 });

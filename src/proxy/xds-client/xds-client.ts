@@ -12,6 +12,7 @@ import {
   ENDPOINT_TYPE,
   LISTENER_TYPE,
   ROUTE_TYPE,
+  SECRET_TYPE,
   encodeMessage,
   messageType,
   unpackAny,
@@ -20,14 +21,14 @@ import {
 import { VERSION } from '../../core/version.ts';
 import { silentLogger, type Logger } from '../../core/log.ts';
 import { Backoff, type BackoffOptions } from './backoff.ts';
-import { edsNamesOf, rdsNamesOf } from './xds-dependencies.ts';
+import { edsNamesOf, rdsNamesOf, sdsNamesOf } from './xds-dependencies.ts';
 import { xdsServerTarget, type XdsServerTarget } from './xds-server-target.ts';
 import type { XdsSink } from './xds-sink.ts';
 
 const ADS_METHOD = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
 const RESOURCE_WRAPPER_TYPE = 'type.googleapis.com/envoy.service.discovery.v3.Resource';
-/** Subscription order (make before break): clusters, their endpoints, listeners, their routes. */
-const TYPES = [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE] as const;
+/** Subscription order (make before break): clusters, their endpoints, listeners, their routes, secrets. */
+const TYPES = [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE] as const;
 const WILDCARD_TYPES = new Set<string>([CLUSTER_TYPE, LISTENER_TYPE]);
 const INVALID_ARGUMENT = 3;
 
@@ -265,7 +266,7 @@ export class XdsClient extends EventEmitter<XdsClientEvents> {
     // After a reconnect the proxy already holds config: resubscribe to everything at once (in
     // order), with the versions it has, so the control plane can resume.
     if (this.clustersWarm) {
-      for (const t of [ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE]) this.maybeSubscribe(this.watches.get(t)!);
+      for (const t of [ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE]) this.maybeSubscribe(this.watches.get(t)!);
     }
   }
 
@@ -418,6 +419,10 @@ export class XdsClient extends EventEmitter<XdsClientEvents> {
       if (!this.clustersWarm && [...w.names].every((n) => w.resources.has(n))) this.clustersWarmed();
     } else if (w.typeUrl === LISTENER_TYPE) {
       this.resubscribe(this.watches.get(ROUTE_TYPE)!, rdsNamesOf(w.resources.values()));
+    }
+    if (w.typeUrl === CLUSTER_TYPE || w.typeUrl === LISTENER_TYPE) {
+      const secrets = sdsNamesOf(this.watches.get(CLUSTER_TYPE)!.resources.values(), this.watches.get(LISTENER_TYPE)!.resources.values());
+      this.resubscribe(this.watches.get(SECRET_TYPE)!, secrets);
     }
   }
 

@@ -1,7 +1,7 @@
 // The names a state-of-the-world client must subscribe to for the non-wildcard types, derived
 // from what it holds (as grpc-js-xds's dependency manager joins LDS→RDS and CDS→EDS): EDS for the
 // EDS clusters' service names, RDS for the route configurations the listeners' HTTP connection
-// managers name.
+// managers name, SDS for the secrets their TLS contexts fetch over ADS.
 import { HCM_TYPE, type EnvoyJson } from '../../envoy/index.ts';
 
 type Json = Record<string, unknown>;
@@ -45,5 +45,37 @@ export function rdsNamesOf(listeners: Iterable<EnvoyJson>): Set<string> {
       }
     }
   }
+  return names;
+}
+
+/** Secrets made in the proxy itself (Istio's agent serves them), never fetched from the control plane. */
+export const LOCAL_SECRETS: ReadonlySet<string> = new Set(['default', 'ROOTCA']);
+
+const SDS_KEYS = new Set(['tls_certificate_sds_secret_configs', 'validation_context_sds_secret_config']);
+
+function collectSds(v: unknown, names: Set<string>, depth: number): void {
+  if (depth > 64 || !v || typeof v !== 'object') return;
+  if (Array.isArray(v)) {
+    for (const x of v) collectSds(x, names, depth + 1);
+    return;
+  }
+  for (const [k, x] of Object.entries(v as Json)) {
+    if (SDS_KEYS.has(k)) {
+      for (const c of Array.isArray(x) ? x : [x]) {
+        const cfg = asObject(c);
+        const name = cfg?.name;
+        // Only secrets whose source is ADS; others (e.g. the agent's sds-grpc) are local.
+        if (typeof name === 'string' && name && asObject(asObject(cfg.sds_config)?.ads) && !LOCAL_SECRETS.has(name)) names.add(name);
+      }
+    } else {
+      collectSds(x, names, depth + 1);
+    }
+  }
+}
+
+/** Names of the secrets that clusters' and listeners' TLS contexts fetch over ADS (SDS). */
+export function sdsNamesOf(...resourceSets: Iterable<EnvoyJson>[]): Set<string> {
+  const names = new Set<string>();
+  for (const set of resourceSets) for (const r of set) collectSds(r, names, 0);
   return names;
 }
