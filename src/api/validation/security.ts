@@ -1,5 +1,6 @@
 // security.istio.io rules: PeerAuthentication, RequestAuthentication, AuthorizationPolicy,
 // after Istio's validating webhook and the CRDs' rules.
+import { createPublicKey } from 'node:crypto';
 import type { AuthorizationPolicySpec, JWTRule, PeerAuthenticationSpec, RequestAuthenticationSpec } from '../types/security.ts';
 import type { FieldPath } from '../source-map.ts';
 import { checkAttachment, checkDuration, checkSelector } from './common.ts';
@@ -68,8 +69,15 @@ function jwksProblem(text: string): string | undefined {
   }
   const keys = (v as { keys?: unknown })?.keys;
   if (!Array.isArray(keys)) return 'it has no "keys" list';
-  for (const k of keys) {
-    if (!k || typeof k !== 'object' || typeof (k as { kty?: unknown }).kty !== 'string') return 'every key needs a "kty"';
+  for (const [i, k] of keys.entries()) {
+    const kty = (k as { kty?: unknown } | null)?.kty;
+    if (typeof kty !== 'string') return `keys[${i}] has no "kty"`;
+    if (kty === 'oct') continue;
+    try {
+      createPublicKey({ key: k as JsonWebKey, format: 'jwk' });
+    } catch (err) {
+      return `keys[${i}] (${kty}) is not a usable public key: ${(err as Error).message}`;
+    }
   }
   return undefined;
 }
