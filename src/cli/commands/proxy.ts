@@ -92,14 +92,16 @@ async function run(opts: ProxyOptions): Promise<void> {
 
   const stoppers: (() => void)[] = [];
   if (bootstrap.dynamic) {
-    const { XdsClient } = await import('../../proxy/xds-client/index.ts');
-    const xds = new XdsClient({ bootstrap: raw, sink: rt, log, tokenFile: opts.tokenFile });
+    const { XdsClient, shareSecrets } = await import('../../proxy/xds-client/index.ts');
+    // SDS secrets come from the control plane (credentials) and from the workload identity (default, ROOTCA).
+    const sinks = shareSecrets(rt);
+    const xds = new XdsClient({ bootstrap: raw, sink: sinks.xds, log, tokenFile: opts.tokenFile });
     xds.start();
     stoppers.push(() => xds.stop());
     const identity = opts.xdsAddress ? identityFromOptions(opts) : undefined;
     if (identity) {
       const { IdentityManager } = await import('../../proxy/identity/index.ts');
-      const im = new IdentityManager({ ...identity, sink: rt, log });
+      const im = new IdentityManager({ ...identity, sink: sinks.identity, log });
       im.start().catch((e: unknown) => log.error({ err: (e as Error).message }, 'workload certificate'));
       stoppers.push(() => im.stop());
     }
