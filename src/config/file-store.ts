@@ -63,6 +63,7 @@ export class FileConfigStore implements ConfigStore {
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> = Promise.resolve();
   #closed = false;
+  #burstStart: number | undefined;
 
   constructor(opts: FileConfigStoreOptions) {
     this.#opts = opts;
@@ -177,10 +178,18 @@ export class FileConfigStore implements ConfigStore {
     return join(this.dir, relative(root, target));
   }
 
+  /** Debounce, but never postpone a rescan by more than 10 quiet periods: a file rewritten without pause still gets applied. */
   #schedule(): void {
     if (this.#closed) return;
+    const quiet = this.#opts.debounceMs ?? 100;
+    const now = Date.now();
+    this.#burstStart ??= now;
     clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => void this.sync(), this.#opts.debounceMs ?? 100);
+    const wait = Math.max(0, Math.min(quiet, this.#burstStart + 10 * quiet - now));
+    this.#timer = setTimeout(() => {
+      this.#burstStart = undefined;
+      void this.sync();
+    }, wait);
   }
 
   async #flush(): Promise<void> {

@@ -1,6 +1,7 @@
 // security.istio.io rules: PeerAuthentication, RequestAuthentication, AuthorizationPolicy,
 // after Istio's validating webhook and the CRDs' rules.
 import { createPublicKey } from 'node:crypto';
+import type { JsonWebKey } from 'node:crypto';
 import type { AuthorizationPolicySpec, JWTRule, PeerAuthenticationSpec, RequestAuthenticationSpec } from '../types/security.ts';
 import type { FieldPath } from '../source-map.ts';
 import { checkAttachment, checkDuration, checkSelector } from './common.ts';
