@@ -133,3 +133,15 @@ test('a namespace left by an earlier run is reported, not reused', { skip }, asy
   assert.equal(net.pods.length, 0);
   assert.equal((await net.createPod('web', { replica: 1 })).netns, `${testPrefix('dup')}-web-1`);
 });
+
+test('pods created concurrently get distinct replicas, addresses and interfaces', { skip }, async (t) => {
+  const net = await podNetwork(t, 'par');
+  const pods = await Promise.all([net.createPod('w', { iptables: false }), net.createPod('w', { iptables: false }), net.createPod('w', { iptables: false })]);
+  assert.deepEqual(pods.map((p) => p.replica).sort(), [0, 1, 2]);
+  assert.equal(new Set(pods.map((p) => p.address)).size, 3);
+  await net.deletePod(pods[1]);
+  const again = await net.createPod('w', { iptables: false });
+  assert.deepEqual([again.replica, again.address], [1, pods[1].address], 'a freed replica number and address are reused');
+  await net.destroy();
+  assert.deepEqual(leftovers(testPrefix('par'), net.bridge), []);
+});

@@ -96,8 +96,8 @@ class Network implements PodNetwork {
   readonly #res: Reservation;
   readonly #nsPrefix: string;
   readonly #log: Logger;
-  #nextHost = 2;
-  #nextVeth = 0;
+  /** Host veth of each pod, by namespace (its name derives from the pod's address). */
+  readonly #veths = new Map<string, string>();
   #destroyed = false;
 
   constructor(res: Reservation, gateway: string, nsPrefix: string, log: Logger) {
@@ -112,19 +112,25 @@ class Network implements PodNetwork {
   async createPod(workload: string, opts: CreatePodOptions = {}): Promise<Pod> {
     if (this.#destroyed) throw new RigError('MESH_ERR_INTERNAL', 'createPod on a destroyed pod network');
     if (!NAME_RE.test(workload)) throw new RigError('MESH_ERR_USAGE', `workload name "${workload}" must be lowercase letters, digits and '-' (a DNS label)`);
-    const replica = opts.replica ?? this.pods.filter((p) => p.workload === workload).length;
+    // Everything up to the push is synchronous, so concurrent createPod calls get distinct
+    // replicas, addresses and interface names.
+    const replica = opts.replica ?? nextReplica(this.pods, workload);
     const netns = `${this.#nsPrefix}-${workload}-${replica}`;
     if (this.pods.some((p) => p.netns === netns)) throw new RigError('MESH_ERR_USAGE', `pod ${netns} already exists`);
-    if ((await listNetns()).includes(netns)) {
-      throw new RigError('MESH_ERR_UNAVAILABLE', `network namespace ${netns} already exists (left by an earlier run, or another rig up with the same prefix): run \`rig down --force\` to remove leftovers`);
-    }
-    if (this.#nextHost > 254) throw new RigError('MESH_ERR_UNAVAILABLE', `pod network ${this.subnet} is full (253 pods)`);
-    const address = `${subnetBase(this.#res.index)}.${this.#nextHost++}`;
-    const hostVeth = hostVethName(this.#res.index, this.#nextVeth++);
+    const host = freeHost(this.pods);
+    if (host === undefined) throw new RigError('MESH_ERR_UNAVAILABLE', `pod network ${this.subnet} is full (253 pods)`);
+    const address = `${subnetBase(this.#res.index)}.${host}`;
+    const hostVeth = hostVethName(this.#res.index, host);
     const tmpPeer = `${hostVeth}c`;
     const resolvConf = `${NETNS_ETC}/${netns}/resolv.conf`;
     const pod: Pod = { netns, workload, replica, address, resolvConf };
     this.pods.push(pod);
+    this.#veths.set(netns, hostVeth);
+    if ((await listNetns()).includes(netns)) {
+      this.#veths.delete(netns);
+      this.pods.splice(this.pods.indexOf(pod), 1); // not ours: leave it alone
+      throw new RigError('MESH_ERR_UNAVAILABLE', `network namespace ${netns} already exists (left by an earlier run, or another rig up with the same prefix): run \`rig down --force\` to remove leftovers`);
+    }
     try {
       mkdirSync(`${NETNS_ETC}/${netns}`, { recursive: true });
       writeFileSync(resolvConf, this.#resolvConf(opts));
@@ -177,6 +183,10 @@ class Network implements PodNetwork {
 
   async deletePod(pod: Pod): Promise<void> {
     await removeNetns(pod.netns);
+    // Gone with the namespace, unless the pod was half made (the peer never moved into it).
+    const veth = this.#veths.get(pod.netns);
+    if (veth) await ipQuiet(['link', 'del', veth]);
+    this.#veths.delete(pod.netns);
     const i = this.pods.indexOf(pod);
     if (i >= 0) this.pods.splice(i, 1);
   }
@@ -185,12 +195,24 @@ class Network implements PodNetwork {
     if (this.#destroyed) return;
     this.#destroyed = true;
     for (const pod of [...this.pods]) await this.deletePod(pod);
-    // Host-side veths die with their namespace; delete any left over from a half-made pod.
-    for (let v = 0; v < this.#nextVeth; v++) await ipQuiet(['link', 'del', hostVethName(this.#res.index, v)]);
     await ipQuiet(['link', 'del', this.bridge]);
     releaseSubnet(this.#res.index);
     this.#log.info({ bridge: this.bridge }, 'pod network removed');
   }
+}
+
+/** The lowest free host number of the /24 (.1 is the bridge). */
+function freeHost(pods: readonly Pod[]): number | undefined {
+  const taken = new Set(pods.map((p) => Number(p.address.split('.')[3])));
+  for (let h = 2; h <= 254; h++) if (!taken.has(h)) return h;
+  return undefined;
+}
+
+function nextReplica(pods: readonly Pod[], workload: string): number {
+  const taken = new Set(pods.filter((p) => p.workload === workload).map((p) => p.replica));
+  let n = 0;
+  while (taken.has(n)) n++;
+  return n;
 }
 
 /** Kills what runs in the namespace, deletes it (and with it its veth) and its /etc/netns dir. */
