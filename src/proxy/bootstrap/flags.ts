@@ -108,7 +108,7 @@ function parseLabels(v: string | undefined, errors: string[]): Record<string, st
 }
 
 /** `P=N` pairs (repeatable flags) keyed by the left side. */
-function parsePortMap(values: string[] | undefined, flag: string, keyOk: (k: string) => boolean, keyHint: string, errors: string[]): Record<string, number> {
+function parsePortMap(values: string[] | undefined, flag: string, keyOk: (k: string) => boolean, keyHint: string, errors: string[], seen = new Set<string>()): Record<string, number> {
   const out: Record<string, number> = {};
   for (const v of values ?? []) {
     const eq = v.lastIndexOf('=');
@@ -117,7 +117,8 @@ function parsePortMap(values: string[] | undefined, flag: string, keyOk: (k: str
       errors.push(`${flag}: "${v}" is not ${keyHint}=PORT`);
       continue;
     }
-    if (key in out) errors.push(`${flag}: ${key} is given twice`);
+    if (seen.has(key)) errors.push(`${flag}: ${key} is given twice`);
+    seen.add(key);
     const port = parsePort(v.slice(eq + 1), flag, errors);
     if (port !== undefined) out[key] = port;
   }
@@ -220,10 +221,11 @@ export function bootstrapFromOptions(opts: XdsCliOptions): EnvoyJson {
   if (explicit) {
     const known = new Set(ports.map((p) => String(p.port)));
     const isWorkloadPort = (k: string) => known.has(k);
-    const inboundPorts = parsePortMap(opts.inboundPort, '--inbound-port', isWorkloadPort, 'WORKLOADPORT (a --workload-port)', errors);
+    const inboundGiven = new Set<string>();
+    const inboundPorts = parsePortMap(opts.inboundPort, '--inbound-port', isWorkloadPort, 'WORKLOADPORT (a --workload-port)', errors, inboundGiven);
     const appPorts = parsePortMap(opts.appPort, '--app-port', isWorkloadPort, 'WORKLOADPORT (a --workload-port)', errors);
     const upstreamPorts = parsePortMap(opts.upstreamPort, '--upstream-port', (k) => /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?:\d{1,5}$/i.test(k), 'FQDN:PORT', errors);
-    const missing = ports.filter((p) => inboundPorts[String(p.port)] === undefined).map((p) => p.port);
+    const missing = ports.filter((p) => !inboundGiven.has(String(p.port))).map((p) => p.port);
     if (missing.length) errors.push(`explicit mode: each --workload-port needs --inbound-port (missing for ${missing.join(', ')}), e.g. --inbound-port ${missing[0]}=<sidecar port>`);
     for (const p of ports) appPorts[String(p.port)] ??= p.port;
     const outboundPort = parsePort(opts.outboundPort ?? '15001', '--outbound-port', errors);
