@@ -5,7 +5,7 @@ import { checkPortFree } from './ports.ts';
 import { removePortsFile, readPortsFile } from './ports-file.ts';
 import { gatewayArgs } from './proxy-args.ts';
 import type { GatewayPlan } from './mesh-plan.ts';
-import { proxyEcho, proxyReadiness, readable, type RuntimeContext } from './replica.ts';
+import { proxyEcho, proxyReadiness, readable, watchState, type RuntimeContext } from './replica.ts';
 import { rigCommand } from './rig-command.ts';
 import type { ProcessStatus } from './status.ts';
 import { SupervisedProcess } from './supervised-process.ts';
@@ -50,7 +50,7 @@ export class GatewayRuntime {
       },
     });
     const gw = new GatewayRuntime(plan, hostPorts, proc, portsFile);
-    proc.on('state', () => ctx.onChange());
+    watchState(proc, ctx);
     return gw;
   }
 

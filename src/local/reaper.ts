@@ -25,8 +25,8 @@ export function findLeftovers(stateRoot: string): number[] {
   return out;
 }
 
-/** Kills leftover processes (and their process groups); returns how many there were. */
-export function reapLeftovers(stateRoot: string): number {
+/** Kills leftover processes (and their process groups) and waits until they are gone; returns how many there were. */
+export async function reapLeftovers(stateRoot: string): Promise<number> {
   const pids = findLeftovers(stateRoot);
   for (const pid of pids) {
     if (!killGroup(pid, 'SIGKILL')) {
@@ -37,5 +37,7 @@ export function reapLeftovers(stateRoot: string): number {
       }
     }
   }
+  // SIGKILL is delivered asynchronously: wait (a little) until none of them runs any more.
+  for (let i = 0; i < 100 && findLeftovers(stateRoot).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
   return pids.length;
 }

@@ -17,6 +17,8 @@ export interface RuntimeContext {
   runFile(name: string): string;
   print(name: string): (line: string) => void;
   proxyCommon(portsFile: string, name: string, identity: { namespace: string; serviceAccount: string }): Promise<ProxyCommon>;
+  /** Tells the user about a state change worth knowing (crash, failure). */
+  notice(line: string, isError: boolean): void;
   /** A free loopback port, not handed out before. */
   allocatePort(): Promise<number>;
   onChange(): void;
@@ -56,6 +58,21 @@ export function proxyReadiness(portsFile: string): Probe {
     const ports = readPortsFile(portsFile);
     return ports?.ready ? httpProbe('127.0.0.1', ports.ready, '/healthz/ready')() : false;
   };
+}
+
+/** Status updates, and a line on the terminal when a process crashes, fails or recovers. */
+export function watchState(p: SupervisedProcess, ctx: RuntimeContext): void {
+  let wasDown = false;
+  p.on('state', (state) => {
+    ctx.onChange();
+    if (state === 'crashed' || state === 'failed') {
+      wasDown = true;
+      ctx.notice(`${p.spec.name} ${state}: ${p.message ?? ''}${state === 'failed' ? ' — fix the Workload and save the file to retry' : ''}`, true);
+    } else if (state === 'ready' && wasDown) {
+      wasDown = false;
+      ctx.notice(`${p.spec.name} is ready again (restarts: ${p.restarts})`, false);
+    }
+  });
 }
 
 export function combinedState(a: ProcessState, b: ProcessState): ProcessState {
@@ -107,7 +124,7 @@ export class ReplicaRuntime {
       },
     });
     this.proxy = proxy;
-    for (const p of [this.app, this.proxy]) p.on('state', () => ctx.onChange());
+    for (const p of [this.app, this.proxy]) watchState(p, ctx);
   }
 
   static async create(plan: ReplicaPlan, allocator: PortAllocator, ctx: RuntimeContext): Promise<ReplicaRuntime> {

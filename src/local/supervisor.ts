@@ -74,7 +74,7 @@ export class Supervisor {
       throw new RigError('MESH_ERR_UNAVAILABLE', `a local mesh is already running from ${sd.root} (rig up, pid ${previous.pid}); stop it with \`rig down\` or use another --state-dir`);
     }
     sd.ensure();
-    const reaped = reapLeftovers(sd.root);
+    const reaped = await reapLeftovers(sd.root);
     if (reaped) this.opts.console.info(`stopped ${reaped} process(es) left running by an earlier rig up that did not exit cleanly`);
 
     this.#config = await ConfigSources.open(this.opts.paths, sd.appliedDir);
@@ -122,6 +122,7 @@ export class Supervisor {
       print: (name) => this.opts.console.writer(name),
       proxyCommon: async (portsFile, name, identity) => this.#proxyCommon(portsFile, name, identity),
       allocatePort: () => this.#allocator.allocate(),
+      notice: (line, isError) => (isError ? this.opts.console.error(line) : this.opts.console.info(line)),
       onChange: () => this.#onProcessChange(),
     };
   }

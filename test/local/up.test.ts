@@ -94,6 +94,18 @@ describe('rig up', () => {
     await mesh.waitFor((s) => !s.processes.some((p) => p.name === 'second-0'), 'second-0 gone');
   });
 
+  it('keeps the last valid config when a watched file turns invalid, and reports it', async () => {
+    const before = mesh.process('echo-0')!;
+    writeFileSync(path.join(config, 'echo.yaml'), workload('echo', ECHO, '  replicas: -1\n'));
+    const s = await mesh.waitFor((s) => s.configErrors.length > 0, 'the config error in the status');
+    assert.match(s.configErrors.join('\n'), /echo\.yaml:\d+:\d+: Error .*replicas/);
+    assert.equal(mesh.process('echo-0')?.pid, before.pid);
+    assert.match((await mesh.rig(['status'])).stdout, /configuration errors \(the last valid configuration stays in force\)/);
+    writeFileSync(path.join(config, 'echo.yaml'), workload('echo', ECHO));
+    await mesh.waitFor((s) => s.configErrors.length === 0, 'the config error cleared');
+    assert.equal(mesh.process('echo-0')?.pid, before.pid);
+  });
+
   it('follows the watched directory: a removed file stops its workload', async () => {
     rmSync(path.join(config, 'broken.yaml'));
     await mesh.waitFor((s) => !s.processes.some((p) => p.name === 'broken-0'), 'broken-0 gone');
@@ -129,5 +141,36 @@ describe('rig up killed without a chance to clean up', () => {
     assert.equal(down.code, 0, down.stderr);
     assert.match(down.stdout, /leftover process\(es\) killed/);
     assert.deepEqual(leftovers(mesh.stateDir), []);
+  });
+});
+
+describe('rig up with a Gateway port already in use', () => {
+  it('says which port is taken and by what Gateway server, and keeps the workloads running', async (t) => {
+    const config = mkdtempSync(path.join(os.tmpdir(), 'rig-up-config-'));
+    const busy = http.createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+    const port = (busy.address() as { port: number }).port;
+    writeFileSync(path.join(config, 'echo.yaml'), workload('echo', ECHO));
+    writeFileSync(
+      path.join(config, 'gateway.yaml'),
+      `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: { name: gw }
+spec:
+  selector: { istio: ingressgateway }
+  servers:
+  - port: { number: 8080, name: http, protocol: HTTP }
+    hosts: ["*"]
+`,
+    );
+    const mesh = await startMesh('up', ['-f', config, '--gateway-port', `8080=${port}`], { gatewayPorts: [] });
+    t.after(async () => {
+      await mesh.stop();
+      busy.close();
+      rmSync(config, { recursive: true, force: true });
+    });
+    const s = await mesh.waitFor((s) => /already in use/.test(s.processes.find((p) => p.name === 'istio-ingressgateway')?.message ?? ''), 'the port problem reported');
+    assert.match(s.processes.find((p) => p.name === 'istio-ingressgateway')!.message!, new RegExp(`Gateway server port 8080: 127\\.0\\.0\\.1:${port} is already in use`));
+    await mesh.waitFor((s) => s.processes.some((p) => p.name === 'echo-0' && p.appState === 'ready'), 'echo-0 still runs');
   });
 });

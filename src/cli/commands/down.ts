@@ -21,7 +21,7 @@ export function define(cmd: Command): void {
           process.stderr.write(`rig up (pid ${s.pid}) did not stop within ${opts.timeout}s; killed it\n`);
         }
       }
-      const reaped = reapLeftovers(sd.root);
+      const reaped = await reapLeftovers(sd.root);
       if (!s && reaped === 0) throw new RigError('MESH_ERR_NOT_FOUND', `no local mesh is running from ${sd.root}`);
       process.stdout.write(`local mesh stopped${reaped ? ` (and ${reaped} leftover process(es) killed)` : ''}\n`);
     });
