@@ -289,7 +289,7 @@ function dropDuplicates(resources: Resource[], diagnostics: Diagnostic[]): Resou
   return out;
 }
 
-export function duplicateDiagnostic(r: Resource, first: Resource): Diagnostic {
+function duplicateDiagnostic(r: Resource, first: Resource): Diagnostic {
   const where = (s?: SourcePosition) => (s ? `${s.file}:${s.line}:${s.column}` : 'another source');
   return {
     severity: 'Error',

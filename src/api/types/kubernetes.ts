@@ -19,8 +19,23 @@ export interface ServiceSpec {
   clusterIPs?: string[];
   type?: 'ClusterIP' | 'NodePort' | 'LoadBalancer' | 'ExternalName';
   externalName?: string;
-  [field: string]: unknown;
+  externalIPs?: string[];
+  sessionAffinity?: 'ClientIP' | 'None';
+  sessionAffinityConfig?: { clientIP?: { timeoutSeconds?: number } };
+  publishNotReadyAddresses?: boolean;
+  internalTrafficPolicy?: 'Cluster' | 'Local';
+  externalTrafficPolicy?: 'Cluster' | 'Local';
+  ipFamilies?: ('' | 'IPv4' | 'IPv6')[];
+  ipFamilyPolicy?: 'SingleStack' | 'PreferDualStack' | 'RequireDualStack';
+  loadBalancerIP?: string;
+  loadBalancerClass?: string;
+  loadBalancerSourceRanges?: string[];
+  allocateLoadBalancerNodePorts?: boolean;
+  healthCheckNodePort?: number;
+  trafficDistribution?: string;
 }
 
 /** Namespaces carry only metadata for the mesh (labels such as `istio-injection`). */
-export type NamespaceSpec = Record<string, unknown>;
+export interface NamespaceSpec {
+  finalizers?: string[];
+}
