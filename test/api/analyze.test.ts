@@ -174,3 +174,15 @@ spec:
   assert.equal(msg.code, 'IST0101');
   assert.match(msg.hint ?? '', /a Service reviews exists in namespace default \(reviews\.default\.svc\.cluster\.local\)/);
 });
+
+test('IST0134: a TCP ServiceEntry port without addresses', () => {
+  const { resources } = loadDocuments(`apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: db}
+spec:
+  hosts: [db.example.com]
+  ports: [{number: 5432, name: tcp-pg, protocol: TCP}, {number: 443, name: https, protocol: TLS}]
+  resolution: DNS
+`, 'se.yaml');
+  assert.deepEqual(analyze(resources).map((d) => [d.code, d.severity, d.path]), [['IST0134', 'Warning', 'spec.ports[0]']]);
+});

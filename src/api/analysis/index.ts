@@ -58,6 +58,7 @@ class Analysis {
     this.virtualServices();
     this.destinationRules();
     this.gateways();
+    this.serviceEntries();
     this.selectors();
     this.servicePorts();
     this.singletons('Sidecar', 'workloadSelector', 'MultipleSidecarsWithoutWorkloadSelectors');
@@ -168,6 +169,17 @@ class Analysis {
         });
       }
     });
+  }
+
+  /** A TCP port without addresses captures that port for every destination (Istio's IST0134). */
+  serviceEntries(): void {
+    for (const se of this.entries) {
+      if (se.spec.addresses?.length) continue;
+      se.spec.ports?.forEach((p, i) => {
+        if (p.protocol && p.protocol.toUpperCase() !== 'TCP') return;
+        this.report('ServiceEntryAddressesRequired', se, ['spec', 'ports', i], `ServiceEntry addresses are required for this protocol (port ${p.number}, ${p.protocol ?? 'no protocol'})`, 'add spec.addresses with the service\'s IP addresses, or declare an application protocol (HTTP, TLS…)');
+      });
+    }
   }
 
   /** A hint when a short name misses because the Service lives in another namespace. */

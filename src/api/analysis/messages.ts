@@ -11,6 +11,7 @@ export const MESSAGES = {
   NoMatchingWorkloadsFound: { code: 'IST0127', level: 'Warning' },
   VirtualServiceIneffectiveMatch: { code: 'IST0131', level: 'Info' },
   VirtualServiceHostNotFoundInGateway: { code: 'IST0132', level: 'Warning' },
+  ServiceEntryAddressesRequired: { code: 'IST0134', level: 'Warning' },
   ConflictingGateways: { code: 'IST0145', level: 'Error' },
   MultipleTelemetriesWithoutWorkloadSelectors: { code: 'IST0152', level: 'Error' },
 } as const satisfies Record<string, { code: string; level: Severity }>;
