@@ -174,3 +174,26 @@ test('a port already in use is a clear error', async (t) => {
   const p = await proxy(t, await deadPort());
   await assert.rejects(startDnsProxy({ port: p.port, table: TABLE, upstream: [] }), /DNS proxy: 127\.0\.0\.1:\d+ is already in use/);
 });
+
+test('EDNS: an OPT record is echoed; answers too large for UDP are truncated so the client retries over TCP', async (t) => {
+  const many = { table: { 'big.default.svc.cluster.local': { ips: Array.from({ length: 20 }, (_, i) => `10.97.0.${i + 1}`) } } };
+  const p = await startDnsProxy({ port: 0, table: many, upstream: [] });
+  t.after(() => p.close());
+  const ask = (edns: number | undefined) =>
+    dnsPacket.encode({
+      type: 'query',
+      id: 9,
+      flags: dnsPacket.RECURSION_DESIRED,
+      questions: [{ type: 'A', class: 'IN', name: 'big.default.svc.cluster.local' }],
+      additionals: edns ? [{ type: 'OPT', name: '.', udpPayloadSize: edns, extendedRcode: 0, ednsVersion: 0, flags: 0, flag_do: false, options: [] } as dnsPacket.Answer] : [],
+    });
+  // 20 A records (~1 KB: dns-packet does not compress names): over the 512 bytes of plain DNS...
+  const plain = await udpAsk(p.port, ask(undefined));
+  assert.ok((plain.flags ?? 0) & dnsPacket.TRUNCATED_RESPONSE);
+  assert.equal(plain.answers?.length, 0);
+  // ...within an EDNS client's 1232, and complete over TCP.
+  const edns = await udpAsk(p.port, ask(1232));
+  assert.equal(edns.answers?.length, 20);
+  assert.equal(edns.additionals?.[0]?.type, 'OPT');
+  assert.equal((await tcpAsk(p.port, ask(undefined))).answers?.length, 20);
+});

@@ -46,6 +46,8 @@ export interface DnsProxy {
 
 const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4 } as const;
 const UDP_LIMIT = 512;
+/** The UDP payload size we advertise and accept at most (the DNS flag day 2020 value). */
+const EDNS_PAYLOAD = 1232;
 const TCP_IDLE_MS = 10_000;
 
 export async function startDnsProxy(opts: DnsProxyOptions): Promise<DnsProxy> {
@@ -58,10 +60,12 @@ export async function startDnsProxy(opts: DnsProxyOptions): Promise<DnsProxy> {
   let names: CompiledNameTable = compile(opts.table);
   const stats: DnsProxyStats = { queries: 0, answeredLocally: 0, forwarded: 0, upstreamFailures: 0, malformed: 0 };
 
-  function reply(query: Packet, rcode: number, answers: Answer[] = [], authoritative = false): Buffer {
+  function reply(query: Packet, rcode: number, answers: Answer[] = [], authoritative = false, truncated = false): Buffer {
     const rd = (query.flags ?? 0) & dnsPacket.RECURSION_DESIRED;
-    const flags = rd | dnsPacket.RECURSION_AVAILABLE | (authoritative ? dnsPacket.AUTHORITATIVE_ANSWER : 0) | rcode;
-    return dnsPacket.encode({ id: query.id, type: 'response', flags, questions: query.questions, answers });
+    const flags = rd | dnsPacket.RECURSION_AVAILABLE | (authoritative ? dnsPacket.AUTHORITATIVE_ANSWER : 0) | (truncated ? dnsPacket.TRUNCATED_RESPONSE : 0) | rcode;
+    // A query with EDNS (an OPT record) gets one back (RFC 6891 7).
+    const additionals: Answer[] = ednsOf(query) ? [{ type: 'OPT', name: '.', udpPayloadSize: EDNS_PAYLOAD, extendedRcode: 0, ednsVersion: 0, flags: 0, flag_do: false, options: [] } as Answer] : [];
+    return dnsPacket.encode({ id: query.id, type: 'response', flags, questions: query.questions, answers, additionals });
   }
 
   /** The local answer for a query, or undefined to forward it. */
@@ -91,11 +95,10 @@ export async function startDnsProxy(opts: DnsProxyOptions): Promise<DnsProxy> {
     const local = answerLocally(questions[0]);
     if (local) {
       stats.answeredLocally++;
-      let out = reply(query, RCODE.NOERROR, local, true);
-      if (transport === 'udp' && out.length > UDP_LIMIT) {
-        out = dnsPacket.encode({ id: query.id, type: 'response', flags: ((query.flags ?? 0) & dnsPacket.RECURSION_DESIRED) | dnsPacket.TRUNCATED_RESPONSE | dnsPacket.AUTHORITATIVE_ANSWER, questions: query.questions, answers: [] });
-      }
-      return out;
+      const out = reply(query, RCODE.NOERROR, local, true);
+      // Over UDP, an answer larger than the client accepts is truncated: it retries over TCP.
+      const limit = Math.min(EDNS_PAYLOAD, Math.max(UDP_LIMIT, ednsOf(query)?.udpPayloadSize ?? UDP_LIMIT));
+      return transport === 'udp' && out.length > limit ? reply(query, RCODE.NOERROR, [], true, true) : out;
     }
     stats.forwarded++;
     try {
@@ -195,4 +198,8 @@ async function bindBoth(
       if (port !== 0 || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 10) throw err;
     }
   }
+}
+
+function ednsOf(query: Packet): { udpPayloadSize: number } | undefined {
+  return (query.additionals ?? []).find((a) => a.type === 'OPT') as { udpPayloadSize: number } | undefined;
 }
