@@ -5,7 +5,8 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
-import { createPodNetwork, type Pod, type PodNetwork } from '../../src/local/netns/index.ts';
+import { cleanupNetnsLeftovers, createPodNetwork, type Pod, type PodNetwork } from '../../src/local/netns/index.ts';
+import { listReservations } from '../../src/local/netns/netns-addresses.ts';
 
 export const PROBE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'probe.ts');
 
@@ -28,7 +29,21 @@ export function testPrefix(tag: string): string {
   return `rigt${process.pid.toString(36)}${tag}`;
 }
 
+/** Removes what test runs killed before their cleanup (CI timeout, SIGKILL) left behind. */
+async function reapDeadTestRuns(): Promise<void> {
+  for (const r of listReservations()) {
+    let alive = true;
+    try {
+      process.kill(r.pid, 0);
+    } catch {
+      alive = false;
+    }
+    if (!alive && r.nsPrefix.startsWith('rigt')) await cleanupNetnsLeftovers({ nsPrefix: r.nsPrefix });
+  }
+}
+
 export async function podNetwork(t: TestContext, tag: string): Promise<PodNetwork> {
+  await reapDeadTestRuns();
   const net = await createPodNetwork({ nsPrefix: testPrefix(tag) });
   t.after(() => net.destroy());
   return net;
