@@ -6,9 +6,10 @@
 // /usr/include/node); node-gyp is never allowed to download them. The addon uses Node-API, so
 // headers of another Node major version build a module that loads in this one.
 import { spawnSync } from 'node:child_process';
-import { existsSync, realpathSync } from 'node:fs';
+import { existsSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const nativeDir = path.join(root, 'native');
@@ -24,8 +25,29 @@ function fail(what) {
   process.exit(0);
 }
 
-if (process.platform !== 'linux') fail(`SO_ORIGINAL_DST is Linux-only (this is ${process.platform})`);
 if (process.env.RIG_SKIP_NATIVE) fail('RIG_SKIP_NATIVE is set');
+const built = path.join(nativeDir, 'build', 'Release', 'rig_native.node');
+
+// Up to date (newer than its sources, and it loads): nothing to do, unless --force. This keeps a
+// repeated `npm install` from deleting a module that running processes may be loading.
+function upToDate() {
+  if (!existsSync(built)) return false;
+  const mtime = statSync(built).mtimeMs;
+  const sources = [path.join(nativeDir, 'binding.gyp'), path.join(nativeDir, 'src', 'original-dst.c')];
+  if (sources.some((f) => statSync(f).mtimeMs > mtime)) return false;
+  try {
+    createRequire(import.meta.url)(built);
+    return true;
+  } catch {
+    return false;
+  }
+}
+if (!process.argv.includes('--force') && process.platform === 'linux' && upToDate()) {
+  process.stdout.write(`rigging: native addon up to date (${path.relative(root, built)}; \`npm run build:native\` rebuilds it)\n`);
+  process.exit(0);
+}
+
+if (process.platform !== 'linux') fail(`SO_ORIGINAL_DST is Linux-only (this is ${process.platform})`);
 
 function hasHeaders(dir) {
   return dir && existsSync(path.join(dir, 'include', 'node', 'node_api.h'));
@@ -60,9 +82,7 @@ const res = spawnSync(cmd, [...pre, 'rebuild', `--nodedir=${nodedir}`, '--loglev
 if (res.error) fail(`could not run node-gyp: ${res.error.message}`);
 if (res.status !== 0) fail(`node-gyp rebuild exited with status ${res.status} (see the compiler output above)`);
 
-const built = path.join(nativeDir, 'build', 'Release', 'rig_native.node');
 try {
-  const { createRequire } = await import('node:module');
   createRequire(import.meta.url)(built);
 } catch (err) {
   fail(`the built module does not load: ${err.message}`);
