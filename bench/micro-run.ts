@@ -17,7 +17,7 @@ if (files.length === 0) {
 const failed: string[] = [];
 for (const f of files) {
   process.stdout.write(`\n## ${f}\n`);
-  const p = startPinned({ name: f, core: 1, command: process.execPath, args: [path.join(MICRO, f)], stdio: ['ignore', 'inherit', 'inherit'] });
+  const p = startPinned({ name: f, core: 1, command: process.execPath, args: [path.join(MICRO, f)], stdio: ['ignore', 'inherit', 'inherit'], kind: 'load' });
   const why = await p.exited;
   if (p.child.exitCode !== 0) failed.push(`${f}: ${why}`);
 }

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { ensurePackages } from './lib/debian-deps.ts';
 import { machineInfo } from './lib/machine.ts';
-import { pinSelf, setNiceness } from './lib/process-group.ts';
+import { configureScheduling, pinSelf } from './lib/process-group.ts';
 import { CASES } from './cases/cases.ts';
 import { runCase, type CaseResult, type MeasureSettings } from './cases/measure.ts';
 import { runControlPlaneBench } from './cases/controlplane.ts';
@@ -25,7 +25,9 @@ const USAGE = `usage: npm run bench -- [options]
   --load-processes N      open-loop generator processes on the load core (default 1)
   --profile               also run rig-1hop under --cpu-prof and print the top self-time functions
   --out DIR               where to write the result files (default bench/results)
-  --nice N                niceness of every process of the benchmark (default -10: ahead of other work)
+  --nice N                niceness of the load generator, wrk and h2load (default -20 as root)
+  --no-fifo               servers under test at normal priority (default as root: SCHED_FIFO, so
+                          that other work on a shared machine does not delay them)
   --max-foreign V         re-measure a window in which other processes used more than V vCPU of a
                           benchmark core (default 0.05); --retries N times at most (default 2)
   --no-control-plane      skip the control plane scale benchmark`;
@@ -36,6 +38,7 @@ function git(args: string[]): string {
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
+    allowNegative: true,
     options: {
       smoke: { type: 'boolean', default: process.env.RIG_BENCH_SMOKE === '1' },
       only: { type: 'string' },
@@ -46,9 +49,10 @@ async function main(): Promise<void> {
       profile: { type: 'boolean', default: false },
       out: { type: 'string' },
       nice: { type: 'string' },
+      fifo: { type: 'boolean', default: true },
       'max-foreign': { type: 'string' },
       retries: { type: 'string' },
-      'no-control-plane': { type: 'boolean', default: false },
+      'control-plane': { type: 'boolean', default: true },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -83,7 +87,10 @@ async function main(): Promise<void> {
     maxForeignVcpu: num(values['max-foreign'], 0.05, 'max-foreign', 0),
     retries: smoke ? 0 : num(values.retries, 2, 'retries', 0),
   };
-  setNiceness(num(values.nice, -10, 'nice', -20));
+  configureScheduling({
+    serversFifo: values.fifo && process.getuid?.() === 0,
+    niceness: num(values.nice, process.getuid?.() === 0 ? -20 : 0, 'nice', -20),
+  });
   const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
   ensurePackages(undefined, log);
   pinSelf(settings.loadCore); // keep the orchestrator off the servers' core
@@ -97,7 +104,7 @@ async function main(): Promise<void> {
     else log(`${c.id}: p50 ${r.latency!.latency.p50.toFixed(3)} ms, p99 ${r.latency!.latency.p99.toFixed(3)} ms, max ${Math.round(r.saturation!.rps)} rps`);
     results.push(r);
   }
-  const controlPlane = values['no-control-plane'] || only
+  const controlPlane = !values['control-plane'] || only
     ? { figures: null, reason: 'skipped (--no-control-plane or --only)' }
     : await runControlPlaneBench({ smoke });
 

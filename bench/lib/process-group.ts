@@ -1,6 +1,7 @@
 // Every process the benchmark starts, pinned to a core with taskset, so that all of them are
 // stopped at the end of a case and also when the run fails or is interrupted (Ctrl-C).
 import os from 'node:os';
+import { processTree } from './proc-stats.ts';
 import { spawn, spawnSync, type ChildProcess, type StdioOptions } from 'node:child_process';
 
 export interface Managed {
@@ -21,19 +22,37 @@ export interface StartOptions {
   env?: NodeJS.ProcessEnv;
   cwd?: string;
   stdio?: StdioOptions;
+  /** A server under test (default), the open-loop generator or a saturating load tool; see configureScheduling. */
+  kind?: 'server' | 'generator' | 'load';
 }
 
 const live = new Set<ChildProcess>();
-let niceness = 0;
+let scheduling = { serversFifo: false, niceness: 0 };
 
-/** Niceness for every process started from now on (negative: ahead of other work on the machine). */
-export function setNiceness(n: number): void {
-  niceness = n;
+/**
+ * How the benchmark's processes compete with the rest of the machine. The servers under test and
+ * the open-loop generator may run SCHED_FIFO: they sleep in epoll and, when woken, run at once
+ * instead of queueing behind other work on their core. Saturating tools (wrk, h2load) keep the
+ * CPU busy, so they get a niceness instead (a busy real-time task would starve the core).
+ */
+export function configureScheduling(s: { serversFifo: boolean; niceness: number }): void {
+  scheduling = s;
+}
+
+function killTree(pid: number): void {
+  // Children first is not needed for SIGKILL; the whole tree, since nginx's worker outlives a killed master.
+  for (const p of processTree(pid)) {
+    try {
+      process.kill(p, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
 }
 let hooked = false;
 
 function killAllSync(): void {
-  for (const c of live) c.kill('SIGKILL');
+  for (const c of live) killTree(c.pid!);
   live.clear();
 }
 
@@ -50,11 +69,17 @@ function hookExit(): void {
   }
 }
 
-/** Starts `command args` pinned to one core (nice and taskset exec it, so the pid is the command's). */
+/** Starts `command args` pinned to one core (chrt/nice and taskset exec it, so the pid is the command's). */
 export function startPinned(opts: StartOptions): Managed {
   hookExit();
   const pinned = ['taskset', '-c', String(opts.core), opts.command, ...opts.args];
-  const argv = niceness !== 0 ? ['nice', '-n', String(niceness), ...pinned] : pinned;
+  const realtime = (opts.kind ?? 'server') !== 'load';
+  const argv =
+    realtime && scheduling.serversFifo
+      ? ['chrt', '-f', '1', ...pinned]
+      : scheduling.niceness !== 0
+        ? ['nice', '-n', String(scheduling.niceness), ...pinned]
+        : pinned;
   const child = spawn(argv[0], argv.slice(1), {
     env: opts.env ?? process.env,
     cwd: opts.cwd,
@@ -84,7 +109,7 @@ export function startPinned(opts: StartOptions): Managed {
 /** SIGTERM, then SIGKILL after graceMs; resolves once the process is gone. */
 export async function stop(m: Managed, graceMs = 3000): Promise<void> {
   if (m.child.exitCode !== null || m.child.signalCode !== null) return;
-  const timer = setTimeout(() => m.child.kill('SIGKILL'), graceMs);
+  const timer = setTimeout(() => killTree(m.pid), graceMs);
   m.child.kill('SIGTERM');
   await m.exited;
   clearTimeout(timer);
@@ -93,5 +118,5 @@ export async function stop(m: Managed, graceMs = 3000): Promise<void> {
 /** Pins the calling process (all its threads) to a core, with the niceness set for the run. */
 export function pinSelf(core: number): void {
   spawnSync('taskset', ['-a', '-p', '-c', String(core), String(process.pid)], { stdio: 'ignore' });
-  if (niceness !== 0) os.setPriority(niceness);
+  if (scheduling.niceness !== 0) os.setPriority(scheduling.niceness);
 }

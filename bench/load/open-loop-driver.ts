@@ -62,16 +62,16 @@ export async function runOpenLoopLoad(run: OpenLoopRun): Promise<OpenLoopResult>
         phaseMs: (j * 1000) / run.rate,
         warmupMs: run.warmupMs,
         durationMs: run.durationMs,
-        spin: procs === 1,
+        timing: procs === 1 ? 'clock' : 'timer',
       };
       const gen = startPinned({
         name: `open-loop-${j}`,
         core: run.core,
         command: process.execPath,
-        // The busy-polling loop allocates ~300 MB/s; a large young generation makes scavenges rare
-        // (a few per second, ~0.5 ms each) instead of one every 10 ms.
-        args: ['--max-semi-space-size=128', '--min-semi-space-size=128', GENERATOR, JSON.stringify(cfg)],
+        // A large young generation makes scavenges (each a pause of the generator) rare.
+        args: ['--max-semi-space-size=64', '--min-semi-space-size=64', GENERATOR, JSON.stringify(cfg)],
         stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+        kind: 'generator',
       });
       pids.push(gen.pid);
       return new Promise<void>((resolve, reject) => {

@@ -8,6 +8,8 @@ import { H1Connection } from './h1-connection.ts';
 import { H2Connection } from './h2-connection.ts';
 import { GrpcConnection } from './grpc-connection.ts';
 import { summarize, type LatencySummary } from '../lib/percentiles.ts';
+import { Worker } from 'node:worker_threads';
+import type { ClockConfig } from './clock-worker.ts';
 
 export type LoadProtocol = 'h1' | 'h2' | 'grpc';
 
@@ -26,8 +28,13 @@ export interface OpenLoopConfig {
   phaseMs: number;
   warmupMs: number;
   durationMs: number;
-  /** Busy-poll the clock (accurate; use with one process per core) or sleep with timers. */
-  spin: boolean;
+  /**
+   * How sends are timed: 'clock' sleeps until each due time on a worker thread (the default; run
+   * the process SCHED_FIFO for exact wake-ups), 'spin' busy-polls the clock between I/O events
+   * (exact on an idle core, but a spinner loses the CPU to any other work there), 'timer' uses
+   * millisecond timers (for several generator processes sharing a core).
+   */
+  timing: 'clock' | 'spin' | 'timer';
 }
 
 export type OpenLoopMessage =
@@ -47,6 +54,9 @@ export interface OpenLoopProcessResult {
 }
 
 const DRAIN_MS = 5000;
+const CLOCK = new URL('./clock-worker.ts', import.meta.url);
+/** Typical delivery time of the clock's message (measured under SCHED_FIFO: 30-60 µs). */
+const CLOCK_LEAD_MS = 0.06;
 
 function connect(cfg: OpenLoopConfig, rec: Recorder): LoadConnection {
   if (cfg.protocol === 'h2') return new H2Connection(cfg.host, cfg.port, cfg.path, rec);
@@ -70,18 +80,36 @@ export async function runOpenLoop(cfg: OpenLoopConfig, emit: (m: OpenLoopMessage
   let next = base;
   let scheduled = 0;
 
-  await new Promise<void>((resolve) => {
+  const sendDue = () => {
+    if (k === firstRecorded) emit({ type: 'measuring' });
+    if (next >= rec.recordFrom) scheduled++;
+    conns[k % conns.length].send(next);
+    k++;
+    next = base + k * interval;
+  };
+  await new Promise<void>((resolve, reject) => {
+    if (cfg.timing === 'clock') {
+      const clock = new Worker(CLOCK, { workerData: { origin: performance.timeOrigin, base, interval, leadMs: CLOCK_LEAD_MS, end: endDue } satisfies ClockConfig });
+      clock.on('error', reject);
+      clock.on('message', (tick: number) => {
+        if (tick < 0) {
+          void clock.terminate();
+          return resolve();
+        }
+        while (performance.now() < next) {
+          // at most CLOCK_LEAD_MS early: wait out the rest on the CPU
+        }
+        sendDue();
+      });
+      return;
+    }
     const tick = () => {
       const now = performance.now();
       while (next <= now) {
         if (next >= endDue) return resolve();
-        if (k === firstRecorded) emit({ type: 'measuring' });
-        if (next >= rec.recordFrom) scheduled++;
-        conns[k % conns.length].send(next);
-        k++;
-        next = base + k * interval;
+        sendDue();
       }
-      if (cfg.spin || next - now < 2) setImmediate(tick);
+      if (cfg.timing === 'spin' || next - now < 2) setImmediate(tick);
       else setTimeout(tick, next - now - 1);
     };
     tick();

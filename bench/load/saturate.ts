@@ -27,7 +27,7 @@ export interface SaturationRun {
 }
 
 async function runTool(name: string, core: number, command: string, args: string[]): Promise<string> {
-  const p = startPinned({ name, core, command, args });
+  const p = startPinned({ name, core, command, args, kind: 'load' });
   const why = await p.exited;
   if (p.child.exitCode !== 0) throw new Error(`${why}: ${command} ${args.join(' ')}\n${p.output().trim()}`);
   return p.output();

@@ -46,7 +46,7 @@ async function load(port: number, path: string): Promise<{ result: OpenLoopProce
     phaseMs: 0,
     warmupMs: 50, // 20 requests
     durationMs: 250, // 100 requests
-    spin: false,
+    timing: 'clock',
   };
   const messages: string[] = [];
   let result: OpenLoopProcessResult | undefined;
