@@ -31,7 +31,15 @@ export class GatewayRuntime {
 
   static async create(plan: GatewayPlan, bind: string, remap: Record<string, number>, ctx: RuntimeContext): Promise<GatewayRuntime> {
     const hostPorts: Record<string, number> = {};
-    for (const p of plan.ports) hostPorts[p] = remap[p] === 0 ? await ctx.allocatePort() : (remap[p] ?? p);
+    const root = process.getuid?.() === 0;
+    for (const p of plan.ports) {
+      if (remap[p] !== undefined) hostPorts[p] = remap[p] === 0 ? await ctx.allocatePort() : remap[p];
+      else if (p < 1024 && !root) {
+        // Istio's examples use 80 and 443, which only root may bind: take a free port and say so.
+        hostPorts[p] = await ctx.allocatePort();
+        ctx.notice(`${plan.name}: Gateway server port ${p} is bound on ${bind}:${hostPorts[p]} (ports below 1024 need root; choose one with --gateway-port ${p}=PORT)`, false);
+      } else hostPorts[p] = p;
+    }
     const portsFile = ctx.runFile(`${plan.name}.proxy-ports.json`);
     const identity = { namespace: plan.namespace, serviceAccount: plan.serviceAccount };
     const proc: SupervisedProcess = new SupervisedProcess({

@@ -36,6 +36,8 @@ export interface UpOptions {
   xdsPort?: number;
   /** Extra flags for every `rig proxy`. */
   proxyArgs?: string[];
+  /** `credentialName` secrets as <dir>/<name>/{tls.crt,tls.key,ca.crt} (default: <state-dir>/controlplane/credentials). */
+  credentialsDir?: string;
   /** Istio's MeshConfig (outboundTrafficPolicy, tracing sampling...). */
   mesh?: MeshConfig;
 }
@@ -94,7 +96,7 @@ export class Supervisor {
   async #startControlPlane(): Promise<void> {
     const sd = this.opts.stateDir;
     this.#cpLog = pino({ level: process.env.RIG_LOG_LEVEL ?? 'info', name: 'controlplane' }, pino.destination({ dest: sd.logFile('controlplane'), mkdir: true, sync: false }));
-    this.#cp = await startControlPlane({ store: this.#config!.store, stateDir: sd.controlPlaneDir, mesh: this.opts.mesh, xdsPort: this.opts.xdsPort ?? 0, monitoringPort: 0, log: this.#cpLog });
+    this.#cp = await startControlPlane({ store: this.#config!.store, stateDir: sd.controlPlaneDir, credentialsDir: this.opts.credentialsDir, mesh: this.opts.mesh, xdsPort: this.opts.xdsPort ?? 0, monitoringPort: 0, log: this.#cpLog });
     this.#ca = await attachCertificateAuthority(this.#cp, { stateDir: sd.controlPlaneDir, tlsPort: 0, trustDomain: this.opts.mesh?.trustDomain, log: this.#cpLog });
     this.#caRootFile = path.join(sd.runDir, 'root-cert.pem');
     writeFileSync(this.#caRootFile, this.#ca.ca.trustBundlePem());

@@ -14,6 +14,7 @@ export interface UpFlags {
   ingress: boolean;
   xdsPort?: string;
   meshConfig?: string;
+  credentialsDir?: string;
 }
 
 export function parsePortMap(values: readonly string[]): Record<string, number> {
@@ -35,11 +36,15 @@ export function defineUpOptions(cmd: Command): Command {
     .option('--gateway-bind <address>', 'host address the gateways bind their Gateway server ports on', '127.0.0.1')
     .option('--gateway-port <map...>', 'bind Gateway server port P on host port H instead of P (P=H, repeatable)', [])
     .option('--xds-port <port>', 'xDS port of the control plane (default: any free port)')
-    .option('--mesh-config <file>', "Istio MeshConfig YAML (e.g. outboundTrafficPolicy: {mode: REGISTRY_ONLY})");
+    .option('--mesh-config <file>', "Istio MeshConfig YAML (e.g. outboundTrafficPolicy: {mode: REGISTRY_ONLY})")
+    .option('--credentials-dir <dir>', 'Gateway credentialName secrets as DIR/<name>/{tls.crt,tls.key,ca.crt} (default: STATE-DIR/controlplane/credentials)');
 }
 
 export async function upOptions(flags: UpFlags, paths: string[]) {
   const mesh = flags.meshConfig ? await loadMeshConfig(flags.meshConfig) : undefined;
+  if (flags.xdsPort !== undefined && !(/^\d+$/.test(flags.xdsPort) && Number(flags.xdsPort) <= 65535)) {
+    throw new RigError('MESH_ERR_USAGE', `--xds-port "${flags.xdsPort}": give a port number (0 = any free port)`);
+  }
   return {
     paths,
     stateDir: new StateDir(flags.stateDir),
@@ -47,6 +52,7 @@ export async function upOptions(flags: UpFlags, paths: string[]) {
     gatewayPorts: parsePortMap(flags.gatewayPort),
     ingress: flags.ingress,
     xdsPort: flags.xdsPort === undefined ? undefined : Number(flags.xdsPort),
+    credentialsDir: flags.credentialsDir,
     mesh,
   };
 }
