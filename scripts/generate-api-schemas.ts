@@ -1,6 +1,7 @@
 // Extracts the structural schemas Rigging validates against into committed data files, so the
 // package never reads anything outside itself at run time:
-//   - Istio: each kind's openAPIV3Schema (spec) from Istio's CRD file (Apache-2.0);
+//   - Istio: each kind's openAPIV3Schema (spec) from Istio's CRD file (Apache-2.0), with its
+//     CEL rules (x-kubernetes-validations), evaluated by src/api/validation/cel-rules.ts;
 //   - Kubernetes Service/Namespace spec: generated from the `kubernetes-models` type definitions (MIT),
 //     which are generated from Kubernetes' own OpenAPI document.
 // Usage: node scripts/generate-api-schemas.ts [path/to/customresourcedefinitions.gen.yaml]

@@ -50,14 +50,14 @@ function checkTrafficPolicy(tp: TrafficPolicy, path: FieldPath, r: Reporter, top
     const tcp = [...path, 'connectionPool', 'tcp'];
     checkDuration(cp.tcp.connectTimeout, [...tcp, 'connectTimeout'], r);
     checkDuration(cp.tcp.maxConnectionDuration, [...tcp, 'maxConnectionDuration'], r);
-    checkDuration(cp.tcp.idleTimeout, [...tcp, 'idleTimeout'], r, 0);
+    checkDuration(cp.tcp.idleTimeout, [...tcp, 'idleTimeout'], r);
     checkDuration(cp.tcp.tcpKeepalive?.time, [...tcp, 'tcpKeepalive', 'time'], r);
     checkDuration(cp.tcp.tcpKeepalive?.interval, [...tcp, 'tcpKeepalive', 'interval'], r);
     if (cp.tcp.maxConnections !== undefined && cp.tcp.maxConnections < 0) r.error([...tcp, 'maxConnections'], 'maxConnections must be >= 0', 'use a positive number');
   }
   if (cp?.http) {
     const http = [...path, 'connectionPool', 'http'];
-    checkDuration(cp.http.idleTimeout, [...http, 'idleTimeout'], r, 0);
+    checkDuration(cp.http.idleTimeout, [...http, 'idleTimeout'], r);
     for (const k of ['http1MaxPendingRequests', 'http2MaxRequests', 'maxRequestsPerConnection', 'maxRetries', 'maxConcurrentStreams'] as const) {
       const v = cp.http[k];
       if (v !== undefined && v < 0) r.error([...http, k], `${k} must be >= 0`, 'use a positive number');

@@ -12,7 +12,8 @@ import { Reporter } from './reporter.ts';
 import { validateAuthorizationPolicy, validatePeerAuthentication, validateRequestAuthentication } from './security.ts';
 import { validateServiceEntry } from './service-entry.ts';
 import { validateSidecar, validateWorkloadEntry, validateWorkloadGroup } from './sidecar.ts';
-import { validateStructure } from './structural.ts';
+import { checkCelRules } from './cel-rules.ts';
+import { istioSchemaFor, validateStructure } from './structural.ts';
 import type { TelemetryOptions } from './telemetry.ts';
 import { validateTelemetry } from './telemetry.ts';
 import { validateVirtualService } from './virtual-service.ts';
@@ -34,11 +35,27 @@ export function validateResource(resource: Resource, raw?: Record<string, unknow
       return r.diagnostics;
     }
     if (!validateStructure(resource, spec ?? {}, r)) return r.diagnostics;
+    const before = r.diagnostics.length;
     validateSemantics(resource.kind, spec ?? {}, r, opts);
+    checkIstioRules(resource, spec ?? {}, r, r.diagnostics.slice(before), locator);
   } catch (err) {
     r.error([], `internal validation error: ${(err as Error).message}`, 'please report this; the resource was not accepted');
   }
   return r.diagnostics;
+}
+
+/**
+ * The CRD's own CEL rules, after the semantic rules: a CEL failure is reported unless a semantic
+ * rule already said something about that field (its message says more, and what to do).
+ */
+function checkIstioRules(resource: Resource, spec: unknown, r: Reporter, semantic: readonly Diagnostic[], locator: Locator | undefined): void {
+  const schema = istioSchemaFor(resource);
+  if (schema === undefined) return;
+  const cel = new Reporter(resource, locator ?? fixedLocator(resource.source));
+  checkCelRules(schema, spec, ['spec'], cel);
+  const said = semantic.filter((d) => d.severity === 'Error').map((d) => d.path ?? '');
+  const overlaps = (a: string, b: string) => a === b || a.startsWith(b + '.') || a.startsWith(b + '[') || b.startsWith(a + '.') || b.startsWith(a + '[');
+  for (const d of cel.diagnostics) if (!said.some((p) => overlaps(p, d.path ?? ''))) r.diagnostics.push(d);
 }
 
 function validateSemantics(kind: Resource['kind'], spec: unknown, r: Reporter, opts: ValidateOptions): void {

@@ -26,6 +26,13 @@ function compiler(): Ajv {
   return ajv;
 }
 
+/** The Istio CRD schema (spec) of a resource's kind and version; undefined for the other kinds. */
+export function istioSchemaFor(resource: Resource): unknown {
+  const entry = ISTIO_SCHEMAS[resource.kind];
+  const index = entry?.versions[resource.apiVersion.slice(resource.apiVersion.indexOf('/') + 1)];
+  return index === undefined ? undefined : entry.schemas[index];
+}
+
 function validatorFor(resource: Resource): ValidateFunction | undefined {
   const key = `${resource.kind}@${resource.apiVersion}`;
   let fn = compiled.get(key);
@@ -34,11 +41,8 @@ function validatorFor(resource: Resource): ValidateFunction | undefined {
   if (resource.kind === 'Workload') schema = WORKLOAD_SCHEMA;
   else if (resource.kind === 'Service' || resource.kind === 'Namespace') schema = KUBERNETES_SCHEMAS[resource.kind];
   else {
-    const entry = ISTIO_SCHEMAS[resource.kind];
-    const version = resource.apiVersion.slice(resource.apiVersion.indexOf('/') + 1);
-    const index = entry?.versions[version];
-    if (index === undefined) return undefined;
-    schema = entry.schemas[index];
+    schema = istioSchemaFor(resource);
+    if (schema === undefined) return undefined;
   }
   fn = compiler().compile(closed(schema) as object);
   compiled.set(key, fn);
