@@ -78,8 +78,8 @@ export class ClusterManager {
         break;
       case DiscoveryType.Eds: {
         const la = this.assignments.get(config.edsServiceName);
-        if (la) cluster.setEndpoints(la.endpoints);
-        else if (old && old.config.edsServiceName === config.edsServiceName && old.initialized) cluster.setEndpoints(old.endpointSpecs());
+        if (la) cluster.setEndpoints(la.endpoints, la.raw);
+        else if (old && old.config.edsServiceName === config.edsServiceName && old.initialized) cluster.setEndpoints(old.endpointSpecs(), old.loadAssignment);
         break;
       }
       case DiscoveryType.StrictDns:
@@ -102,7 +102,7 @@ export class ClusterManager {
     for (const c of this.clusters.values()) {
       if (c.config.type !== DiscoveryType.Eds) continue;
       const la = this.assignments.get(c.config.edsServiceName);
-      c.setEndpoints(la?.endpoints ?? []);
+      c.setEndpoints(la?.endpoints ?? [], la?.raw);
     }
     this.onChange();
   }
