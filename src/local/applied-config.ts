@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import type { Resource } from '../api/index.ts';
+import { workloadCwd, type Resource, type WorkloadSpec } from '../api/index.ts';
 
 export function appliedFileName(r: Pick<Resource, 'kind' | 'metadata'>): string {
   const ns = r.metadata.namespace || '_cluster';
@@ -16,7 +16,9 @@ export function applyResource(dir: string, r: Resource): 'created' | 'configured
   const file = path.join(dir, appliedFileName(r));
   const existed = existsSync(file);
   const { resourceVersion: _rv, creationTimestamp: _ct, ...metadata } = r.metadata;
-  const doc = { apiVersion: r.apiVersion, kind: r.kind, metadata, spec: r.spec };
+  // A Workload's cwd is relative to the file it came from: keep it pointing there.
+  const spec = r.kind === 'Workload' ? { ...r.spec, cwd: workloadCwd({ spec: r.spec as unknown as WorkloadSpec, source: r.source }) } : r.spec;
+  const doc = { apiVersion: r.apiVersion, kind: r.kind, metadata, spec };
   const tmp = path.join(dir, `.${process.pid}-${Date.now()}.rig-tmp`);
   writeFileSync(tmp, stringify(doc));
   renameSync(tmp, file);
