@@ -250,15 +250,20 @@ export class ListenerManager {
       secureContext,
       ALPNProtocols: tlsCtx.alpn.length ? [...tlsCtx.alpn] : undefined,
       requestCert: tlsCtx.requireClientCert || tlsCtx.verifiesPeer,
-      rejectUnauthorized: tlsCtx.requireClientCert,
+      rejectUnauthorized: false,
     });
     ts.on('error', () => ts.destroy());
     const timer = setTimeout(() => ts.destroy(), config.inspectTimeoutMs);
     ts.once('secure', () => {
       clearTimeout(timer);
+      // As tls.Server's onServerSocketSecure does: http2 waits for 'secureConnect' while this is set.
+      (ts as unknown as { secureConnecting: boolean }).secureConnecting = false;
       const cert = ts.getPeerCertificate();
       const hasCert = cert && Object.keys(cert).length > 0;
-      if (hasCert && tlsCtx.verifiesPeer && !ts.authorized) {
+      // A TLSSocket made outside tls.Server never sets `authorized`; ask the handle as tls.Server does.
+      const verifyError = hasCert && tlsCtx.verifiesPeer ? (ts as unknown as { _handle?: { verifyError(): Error | null } })._handle?.verifyError() : undefined;
+      if (verifyError || (tlsCtx.requireClientCert && !hasCert)) {
+        this.ctx.log.debug({ listener: config.name, err: verifyError?.message ?? 'no client certificate' }, 'client certificate refused');
         ts.destroy();
         return;
       }
@@ -277,7 +282,7 @@ export class ListenerManager {
       };
       this.runFilters(chain, { socket: ts, info: tinfo, direction: config.direction, originalDst, alpn: ts.alpnProtocol || undefined });
     });
-    socket.resume();
+    // No resume(): the TLS socket reads the bytes tls_inspector put back itself (on the next tick).
   }
 
   private runFilters(chain: FilterChain, conn: DownstreamConnection): void {

@@ -1,0 +1,163 @@
+// TLS on both sides with certificates from SDS secrets (applied like the identity part does):
+// mutual TLS with SPIFFE SAN matching, refused peers, rotation, filter chain selection by SNI and
+// transport protocol (tls_inspector), h2 via ALPN, upstream TLS origination.
+import assert from 'node:assert/strict';
+import http2 from 'node:http2';
+import https from 'node:https';
+import tls from 'node:tls';
+import type { AddressInfo } from 'node:net';
+import { X509Certificate } from 'node:crypto';
+import { test } from 'node:test';
+import { addr, configure, request, routeConfig, startRuntime, startUpstream, staticCluster, SECRET_TYPE, HCM, ROUTER } from './harness.ts';
+import { makePki, sdsSecrets } from './certs.ts';
+
+const DOWNSTREAM_TLS = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext';
+const UPSTREAM_TLS = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext';
+const SDS = (name: string) => ({ name, sds_config: { ads: {} } });
+const CLIENT_ID = 'spiffe://cluster.local/ns/default/sa/client';
+
+function hcm(route: string) {
+  return { name: 'envoy.filters.network.http_connection_manager', typed_config: { '@type': HCM, stat_prefix: route, rds: { route_config_name: route, config_source: { ads: {} } }, http_filters: [ROUTER], forward_client_cert_details: 'SANITIZE_SET', set_current_client_cert_details: { uri: true } } };
+}
+
+function mtlsContext(sanPrefix: string, alpn: string[] = ['h2', 'http/1.1']) {
+  return {
+    '@type': DOWNSTREAM_TLS,
+    require_client_certificate: true,
+    common_tls_context: {
+      alpn_protocols: alpn,
+      tls_certificate_sds_secret_configs: [SDS('default')],
+      combined_validation_context: { default_validation_context: { match_typed_subject_alt_names: [{ san_type: 'URI', matcher: { prefix: sanPrefix } }] }, validation_context_sds_secret_config: SDS('ROOTCA') },
+    },
+  };
+}
+
+function tlsGet(port: number, opts: tls.ConnectionOptions, path = '/'): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.request({ host: '127.0.0.1', port, path, headers: { host: 'svc' }, agent: false, ...(opts as https.RequestOptions) }, (res) => {
+      let body = '';
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('mTLS inbound with SDS secrets, SPIFFE SAN matching, SNI chains, ALPN h2, rotation', async (t) => {
+  const pki = makePki();
+  const other = makePki('Other CA');
+  const up = await startUpstream('app');
+  const h = await startRuntime();
+  t.after(async () => {
+    h.close();
+    await up.close();
+    pki.cleanup();
+    other.cleanup();
+  });
+  const server = pki.leaf('server', ['URI:spiffe://cluster.local/ns/default/sa/server', 'DNS:svc.mesh']);
+  const client = pki.leaf('client', [`URI:${CLIENT_ID}`]);
+  const stranger = pki.leaf('stranger', ['URI:spiffe://evil.local/ns/x/sa/y']);
+  const foreign = other.leaf('foreign', [`URI:${CLIENT_ID}`]);
+  assert.deepEqual(h.apply(SECRET_TYPE, sdsSecrets(server, pki.ca)), []);
+  await configure(h, {
+    clusters: [staticCluster('app', [up.port])],
+    routes: [routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'app' } }]), routeConfig('plain', [{ match: { prefix: '/' }, direct_response: { status: 200, body: { inline_string: 'plaintext chain' } } }])],
+    listeners: [
+      {
+        name: 'inbound',
+        address: addr(0),
+        listener_filters: [{ name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector' } }],
+        filter_chains: [
+          { name: 'sni', filter_chain_match: { server_names: ['svc.mesh'], transport_protocol: 'tls' }, transport_socket: { name: 'envoy.transport_sockets.tls', typed_config: mtlsContext('spiffe://cluster.local/') }, filters: [hcm('r')] },
+          { name: 'tls-any', filter_chain_match: { transport_protocol: 'tls' }, transport_socket: { name: 'envoy.transport_sockets.tls', typed_config: mtlsContext('spiffe://cluster.local/ns/nowhere/') }, filters: [hcm('r')] },
+          { name: 'plain', filter_chain_match: { transport_protocol: 'raw_buffer' }, filters: [hcm('plain')] },
+        ],
+      },
+    ],
+  });
+  const port = h.port('inbound');
+  const ok = await tlsGet(port, { servername: 'svc.mesh', ca: pki.ca, cert: client.cert, key: client.key, ALPNProtocols: ['http/1.1'] });
+  assert.equal(ok.status, 200);
+  const echo = JSON.parse(ok.body);
+  assert.equal(echo.headers['x-forwarded-client-cert'], `URI=${CLIENT_ID}`);
+  assert.equal(echo.headers['x-forwarded-proto'], 'https');
+  const info = h.streams.at(-1)!;
+  assert.equal(info.mtls, true);
+  assert.equal(info.downstreamPeer?.principal, CLIENT_ID);
+  assert.equal(info.requestedServerName, 'svc.mesh');
+
+  // Plaintext on the same port goes to the raw_buffer chain.
+  assert.equal((await request(port)).body, 'plaintext chain');
+  // A client SAN outside the chain's matcher, a foreign CA, or no certificate: refused.
+  await assert.rejects(tlsGet(port, { servername: 'svc.mesh', ca: pki.ca, cert: stranger.cert, key: stranger.key }));
+  await assert.rejects(tlsGet(port, { servername: 'svc.mesh', ca: pki.ca, cert: foreign.cert, key: foreign.key }));
+  await assert.rejects(tlsGet(port, { servername: 'svc.mesh', ca: pki.ca }));
+  // Another SNI selects the other TLS chain, whose SAN matcher refuses this client.
+  await assert.rejects(tlsGet(port, { servername: 'other.mesh', ca: pki.ca, cert: client.cert, key: client.key, checkServerIdentity: () => undefined }), /socket hang up|ECONNRESET/);
+
+  // h2 negotiated by ALPN.
+  const session = http2.connect(`https://127.0.0.1:${port}`, { servername: 'svc.mesh', ca: pki.ca, cert: client.cert, key: client.key });
+  t.after(() => session.destroy());
+  const h2body = await new Promise<string>((resolve, reject) => {
+    const s = session.request({ ':path': '/over-h2' }, { endStream: true });
+    let b = '';
+    s.on('data', (d) => (b += d));
+    s.on('end', () => resolve(b));
+    s.on('error', reject);
+  });
+  assert.equal(JSON.parse(h2body).url, '/over-h2');
+  assert.equal(h.streams.at(-1)!.protocol, 'HTTP/2');
+
+  // Rotation: a new certificate from SDS is served to new connections.
+  const rotated = pki.leaf('server2', ['URI:spiffe://cluster.local/ns/default/sa/server', 'DNS:svc.mesh']);
+  assert.deepEqual(h.apply(SECRET_TYPE, sdsSecrets(rotated, pki.ca)), []);
+  const serial = await new Promise<string>((resolve, reject) => {
+    const s = tls.connect({ host: '127.0.0.1', port, servername: 'svc.mesh', ca: pki.ca, cert: client.cert, key: client.key }, () => {
+      resolve(s.getPeerCertificate().serialNumber);
+      s.destroy();
+    });
+    s.on('error', reject);
+  });
+  assert.equal(serial, new X509Certificate(rotated.cert).serialNumber);
+});
+
+test('upstream TLS origination verifies the server SAN; a mismatch is a connection failure', async (t) => {
+  const pki = makePki();
+  const h = await startRuntime();
+  const server = pki.leaf('backend', ['URI:spiffe://cluster.local/ns/default/sa/backend']);
+  const backend = tls.createServer({ cert: server.cert, key: server.key, ca: pki.ca, requestCert: true }, (s) => {
+    s.once('data', () => {
+      const peer = s.getPeerCertificate().subjectaltname ?? '';
+      const body = `peer=${peer}`;
+      s.end(`HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+    });
+  });
+  await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+  const bport = (backend.address() as AddressInfo).port;
+  t.after(() => {
+    h.close();
+    backend.close();
+    pki.cleanup();
+  });
+  const client = pki.leaf('client', [`URI:${CLIENT_ID}`]);
+  assert.deepEqual(h.apply(SECRET_TYPE, sdsSecrets(client, pki.ca)), []);
+  const upstreamTls = (san: string) => ({
+    transport_socket: {
+      name: 'envoy.transport_sockets.tls',
+      typed_config: { '@type': UPSTREAM_TLS, sni: 'backend.mesh', common_tls_context: { tls_certificate_sds_secret_configs: [SDS('default')], combined_validation_context: { default_validation_context: { match_typed_subject_alt_names: [{ san_type: 'URI', matcher: { exact: san } }] }, validation_context_sds_secret_config: SDS('ROOTCA') } } },
+    },
+  });
+  await configure(h, {
+    clusters: [staticCluster('good', [bport], upstreamTls('spiffe://cluster.local/ns/default/sa/backend')), staticCluster('bad', [bport], upstreamTls('spiffe://cluster.local/ns/default/sa/someone-else'))],
+    routes: [routeConfig('r', [{ match: { prefix: '/good' }, route: { cluster: 'good' } }, { match: { prefix: '/bad' }, route: { cluster: 'bad' } }])],
+    listeners: [{ name: 'out', address: addr(0), filter_chains: [{ filters: [hcm('r')] }] }],
+  });
+  const good = await request(h.port('out'), { path: '/good' });
+  assert.equal(good.status, 200);
+  assert.equal(good.body, `peer=URI:${CLIENT_ID}`);
+  const bad = await request(h.port('out'), { path: '/bad' });
+  assert.equal(bad.status, 503);
+  assert.match(bad.body, /connection failure/);
+  assert.equal(h.streams.at(-1)!.responseFlags !== 0, true);
+});
