@@ -80,7 +80,6 @@ export async function runScaleBench(opts: ScaleOptions = {}): Promise<ScaleFigur
     const pid = cp.pid!;
     const acks: number[] = [];
     const status = new Map<ChildProcess, { withRoutes: number; versions: string[] }>();
-    let connectedCount = 0;
     const cpu0 = cpuSeconds(pid);
     const t0 = Date.now();
     const per = Math.ceil(proxies / generatorsN);
@@ -88,7 +87,6 @@ export async function runScaleBench(opts: ScaleOptions = {}): Promise<ScaleFigur
       const count = Math.min(per, proxies - g * per);
       const child = fork(path.join(HERE, 'load-generator.ts'), [JSON.stringify({ address: `127.0.0.1:${ports.xds}`, from: g * per, count, services, namespaces, port: PORT })], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
       child.on('message', (m: { type: string; count?: number; at?: number; withRoutes?: number; versions?: string[] }) => {
-        if (m.type === 'connected') connectedCount += m.count ?? 0;
         if (m.type === 'acked') acks.push(m.at!);
         if (m.type === 'status') status.set(child, { withRoutes: m.withRoutes!, versions: m.versions! });
       });

@@ -28,7 +28,6 @@ const rdsNames = [String(job.port)];
 const clients: AdsClient[] = [];
 const routeVersion = new Map<AdsClient, string>();
 let watching: string | undefined;
-let connected = 0;
 
 for (let k = job.from; k < job.from + job.count; k++) {
   const svc = k % job.services;
@@ -55,9 +54,7 @@ for (let k = job.from; k < job.from + job.count; k++) {
   c.subscribe(ENDPOINT_TYPE, edsNames);
   c.subscribe(LISTENER_TYPE);
   c.subscribe(ROUTE_TYPE, rdsNames);
-  connected++;
 }
-send({ type: 'connected', count: connected });
 
 process.on('message', (m: { type: string }) => {
   if (m.type === 'status') send({ type: 'status', withRoutes: routeVersion.size, versions: [...new Set(routeVersion.values())] });

@@ -28,6 +28,10 @@ export interface WatchState {
   /** name → resource as last sent (for config_dump). */
   resources: Map<string, EnvoyJson>;
   pushes: number;
+  /** A response is out and not yet ACKed/NACKed: further pushes of this type wait (flow control). */
+  awaiting: boolean;
+  /** A push was held back while awaiting; it is sent when the answer arrives. */
+  pending: boolean;
 }
 
 export class AdsConnection {
@@ -58,7 +62,7 @@ export class AdsConnection {
   watch(typeUrl: string): WatchState {
     let w = this.watches.get(typeUrl);
     if (!w) {
-      w = { names: undefined, sent: new Map(), resources: new Map(), pushes: 0 };
+      w = { names: undefined, sent: new Map(), resources: new Map(), pushes: 0, awaiting: false, pending: false };
       this.watches.set(typeUrl, w);
     }
     return w;

@@ -179,6 +179,12 @@ export class DiscoveryServer {
     const gen = GENERATORS[typeUrl];
     const w = con.watches.get(typeUrl);
     if (!gen || !w) return;
+    // Flow control (as go-control-plane's state of the world): one response per type in flight;
+    // a proxy that is slow to ACK, or never does, gets the latest state once it answers.
+    if (w.awaiting && !force) {
+      w.pending = true;
+      return;
+    }
     const t0 = performance.now();
     let generated: EnvoyJson[];
     try {
@@ -213,6 +219,8 @@ export class DiscoveryServer {
     const nonce = `${(++this.#nonce).toString(36)}-${push.version.slice(push.version.indexOf('/') + 1)}`;
     const ok = con.send({ version_info: push.version, type_url: typeUrl, nonce, resources: toSend.map((p) => p.any) });
     w.nonceSent = nonce;
+    w.awaiting = true;
+    w.pending = false;
     w.versionSent = push.version;
     w.sentAt = new Date().toISOString();
     w.pushes++;
@@ -333,15 +341,17 @@ export class DiscoveryServer {
         w.ackedAt = new Date().toISOString();
         if (w.lastNack && w.lastNack.nonce !== nonce) w.lastNack = undefined;
       }
+      w.awaiting = false;
       if (!sameNames(w.names, names)) {
         const added = (names ?? []).filter((n) => !w.names?.includes(n));
-        for (const n of w.names ?? []) if (!names?.includes(n)) {
+        for (const n of w.names ?? []) {
+          if (names?.includes(n)) continue;
           w.sent.delete(n);
           w.resources.delete(n);
         }
         w.names = names;
-        if (gen.fullState || added.length) this.#pushType(con, typeUrl, this.#push, gen.fullState);
-      }
+        if (gen.fullState || added.length || w.pending) this.#pushType(con, typeUrl, this.#push, gen.fullState);
+      } else if (w.pending) this.#pushType(con, typeUrl, this.#push, false);
       return;
     }
     // A new subscription (or a reconnect): send the full current state of the type.
