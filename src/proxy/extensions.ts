@@ -9,6 +9,9 @@ import { setup as setupLoadBalancers } from './upstream/lb/index.ts';
 import { setup as setupCircuitBreakers } from './upstream/circuit-breaker-hook.ts';
 import { setup as setupOutlierDetection } from './upstream/outlier-detection-hook.ts';
 import { setup as setupHealthChecks } from './upstream/health-check-hook.ts';
+import { setup as setupRbac } from './filters/rbac/rbac-filter.ts';
+import { rbacNetworkFilterFactory } from './network/rbac-network-filter.ts';
+import { setup as setupJwtAuthn } from './filters/jwt-authn/jwt-authn-filter.ts';
 
 export { registerHttpFilter, registerNetworkFilter };
 
@@ -19,6 +22,9 @@ const EXTENSIONS: (() => void)[] = [
   setupCircuitBreakers,
   setupOutlierDetection,
   setupHealthChecks,
+  setupRbac,
+  () => registerNetworkFilter(rbacNetworkFilterFactory),
+  setupJwtAuthn,
 ];
 
 let done = false;
