@@ -174,7 +174,9 @@ function itemsOf(root: Node, pos: (o: number | undefined) => SourcePosition, dia
 function toResource(value: unknown, locator: Locator, opts: LoadOptions, diagnostics: Diagnostic[]): Resource | undefined {
   const at = locator.locate([]);
   const envelopeError = (message: string, hint: string, path: (string | number)[] = []): undefined => {
-    diagnostics.push({ severity: 'Error', code: 'RIG0002', message, hint, source: locator.locate(path) ?? at, path: path.length ? formatPath(path) : undefined });
+    const obj = value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+    const resource = obj && typeof obj.kind === 'string' ? describe(obj.kind, obj) : undefined;
+    diagnostics.push({ severity: 'Error', code: 'RIG0002', message, hint, source: locator.locate(path) ?? at, resource, path: path.length ? formatPath(path) : undefined });
     return undefined;
   };
   if (value === null || value === undefined) return undefined;
