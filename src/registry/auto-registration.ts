@@ -2,10 +2,17 @@
 // workload instance; it is removed a grace period after its last stream ends.
 import type { Proxy } from '../model/proxy.ts';
 import type { WorkloadInstance } from './service-registry.ts';
+import { TLS_MODE_LABEL } from './service-registry.ts';
 
-/** The workload instance a proxy stands for, or undefined when it cannot back services (gateway, proxyless, no IP). */
+/**
+ * The workload instance a proxy stands for, or undefined when it has no address. Gateways
+ * (routers) back their own Service (e.g. istio-egressgateway) on the ports they declare; like
+ * Istio's uninjected gateway pods they are plaintext endpoints unless labelled
+ * `security.istio.io/tlsMode: istio`.
+ */
 export function workloadFromProxy(proxy: Proxy): WorkloadInstance | undefined {
-  if (proxy.type !== 'sidecar' || proxy.ipAddresses.length === 0) return undefined;
+  if (proxy.ipAddresses.length === 0) return undefined;
+  const router = proxy.type === 'router';
   const namedPorts: Record<string, number> = {};
   for (const p of proxy.workloadPorts) if (p.name) namedPorts[p.name] = p.port;
   const locality = proxy.labels['topology.istio.io/locality'] ?? '';
@@ -18,9 +25,10 @@ export function workloadFromProxy(proxy: Proxy): WorkloadInstance | undefined {
     address: proxy.ipAddresses[0],
     namedPorts,
     ports: proxy.workloadPorts.map((p) => p.port),
-    meshPorts: proxy.explicit ? proxy.explicit.inboundPorts : undefined,
-    // A proxyless gRPC client has no sidecar; every other auto-registered proxy terminates mesh mTLS.
-    tlsMode: proxy.generator === 'grpc' ? 'disabled' : 'istio',
+    // A gateway serves its ports itself; a sidecar in explicit mode serves them on its inbound ports.
+    meshPorts: proxy.explicit && !router ? proxy.explicit.inboundPorts : undefined,
+    // A proxyless gRPC client has no sidecar; a sidecar terminates mesh mTLS.
+    tlsMode: router ? (proxy.labels[TLS_MODE_LABEL] === 'istio' ? 'istio' : 'disabled') : proxy.generator === 'grpc' ? 'disabled' : 'istio',
     locality: locality.replaceAll('.', '/'),
     weight: 1,
   };
