@@ -420,7 +420,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     if (cluster.config.type === DiscoveryType.OriginalDst) {
       const dst = this.originalDestination();
       if (dst) host = cluster.originalDstHost(dst.address, dst.port);
-    } else host = cluster.pick(this.hash !== undefined || this.attempted ? { hash: this.hash, attempted: this.retry?.avoidPreviousHosts ? this.attempted : undefined } : undefined);
+    } else host = cluster.pick(this.hash !== undefined || this.attempted ? { hash: this.hash, attempted: this.retry?.avoidPreviousHosts ? this.attempted : undefined, excludedPriorities: this.excludedPriorities() } : undefined);
     if (!host) {
       cluster.s.cxNoneHealthy.value++;
       this.releaseAdmissions();
@@ -436,6 +436,15 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     this.attempt = a;
     const h2 = cluster.config.http2 || (cluster.config.useDownstreamProtocol && this.isH2);
     a.start(cluster.pool(host, h2), this.buildDispatch(), this.retry?.perTryTimeoutMs ?? 0);
+  }
+
+  /** retry_priority previous_priorities: once update_frequency hosts were tried, avoid their priorities. */
+  private excludedPriorities(): Set<number> | undefined {
+    const freq = this.retry?.previousPrioritiesFrequency ?? 0;
+    if (freq === 0 || !this.attempted || this.attempted.size < freq) return undefined;
+    const out = new Set<number>();
+    for (const h of this.attempted) out.add(h.priority);
+    return out;
   }
 
   private originalDestination(): { address: string; port: number } | undefined {

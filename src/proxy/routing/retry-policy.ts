@@ -50,6 +50,8 @@ export interface RetryPolicy {
   /** retry_host_predicate envoy.retry_host_predicates.previous_hosts */
   readonly avoidPreviousHosts: boolean;
   readonly hostSelectionMaxAttempts: number;
+  /** retry_priority envoy.retry_priorities.previous_priorities update_frequency (0: no retry priority). */
+  readonly previousPrioritiesFrequency: number;
 }
 
 export function parseRetryOn(text: string, path: string, r: Reader): number {
@@ -89,8 +91,18 @@ export function readRetryPolicy(r: Reader): RetryPolicy {
     else p.issues.error(p.path, `unsupported retry host predicate ${name || String(t?.['@type'])}; supported: envoy.retry_host_predicates.previous_hosts`);
   }
   const hostSelectionMaxAttempts = r.num('host_selection_retry_max_attempts', 1);
+  let previousPrioritiesFrequency = 0;
+  const rp = r.obj('retry_priority');
+  if (rp) {
+    const t = rp.get('typed_config') as Record<string, unknown> | undefined;
+    const name = rp.str('name');
+    if (name === 'envoy.retry_priorities.previous_priorities' || String(t?.['@type'] ?? '').endsWith('PreviousPrioritiesConfig')) {
+      previousPrioritiesFrequency = Math.max(1, Number(t?.update_frequency ?? 1) || 1);
+    } else rp.issues.error(rp.path, `unsupported retry priority ${name || String(t?.['@type'])}; supported: envoy.retry_priorities.previous_priorities`);
+    rp.done();
+  }
   r.done();
-  return { retryOn, numRetries, perTryTimeoutMs, perTryIdleTimeoutMs, baseIntervalMs, maxIntervalMs, retriableStatusCodes, retriableHeaders, avoidPreviousHosts, hostSelectionMaxAttempts };
+  return { retryOn, numRetries, perTryTimeoutMs, perTryIdleTimeoutMs, baseIntervalMs, maxIntervalMs, retriableStatusCodes, retriableHeaders, avoidPreviousHosts, hostSelectionMaxAttempts, previousPrioritiesFrequency };
 }
 
 /** Full-jitter exponential backoff as Envoy does it: random in [0, min(base * 2^n, max)). */

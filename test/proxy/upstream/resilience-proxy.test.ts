@@ -154,3 +154,58 @@ test('EDS locality weights and priorities steer traffic (locality_weighted_lb_co
   assert.equal(seen.b, undefined);
   assert.ok(seen.a > 110 && seen.a < 170 && seen.c > 30, `failover split ${JSON.stringify(seen)}`);
 });
+
+test('retry priority previous_priorities sends the retry to the next priority', async (t) => {
+  const p0 = await startUpstream('p0', (_req, res) => {
+    res.writeHead(503);
+    res.end('p0 down');
+    return true;
+  });
+  const p1 = await startUpstream('p1');
+  const h = await startRuntime();
+  t.after(async () => {
+    h.close();
+    await p0.close();
+    await p1.close();
+  });
+  const cluster = {
+    name: 'prio',
+    type: 'STATIC',
+    connect_timeout: '1s',
+    load_assignment: { cluster_name: 'prio', endpoints: [{ priority: 0, lb_endpoints: [{ endpoint: { address: addr(p0.port) } }] }, { priority: 1, lb_endpoints: [{ endpoint: { address: addr(p1.port) } }] }] },
+  };
+  const retry = { retry_on: '5xx', num_retries: 1, retry_back_off: { base_interval: '0.001s' } };
+  const previous = { name: 'envoy.retry_priorities.previous_priorities', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig', update_frequency: 1 } };
+  const routes = [
+    { match: { prefix: '/plain' }, route: { cluster: 'prio', retry_policy: retry } },
+    { match: { prefix: '/prio' }, route: { cluster: 'prio', retry_policy: { ...retry, retry_priority: previous } } },
+  ];
+  await configure(h, { clusters: [cluster], routes: [routeConfig('r', routes)], listeners: [httpListener('l', 'r')] });
+  const port = h.port('l');
+  assert.equal((await request(port, { path: '/plain' })).status, 503, 'without retry priority the retry stays on P0');
+  for (let i = 0; i < 3; i++) assert.equal((await request(port, { path: '/prio' })).json().server, 'p1');
+});
+
+test('a cluster with load_balancing_policy (typed maglev) decodes and balances consistently by header', async (t) => {
+  const ups = await Promise.all(['u1', 'u2', 'u3'].map((n) => startUpstream(n)));
+  const cluster = staticCluster(
+    'mg',
+    ups.map((u) => u.port),
+    { load_balancing_policy: { policies: [{ typed_extension_config: { name: 'envoy.load_balancing_policies.maglev', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.load_balancing_policies.maglev.v3.Maglev', table_size: 131 } } }] } },
+  );
+  const h = await startRuntime();
+  t.after(async () => {
+    h.close();
+    for (const u of ups) await u.close();
+  });
+  const routes = [{ match: { prefix: '/' }, route: { cluster: 'mg', hash_policy: [{ header: { header_name: 'x-user' } }] } }];
+  await configure(h, { clusters: [cluster], routes: [routeConfig('r', routes)], listeners: [httpListener('l', 'r')] });
+  const port = h.port('l');
+  const servers = new Set<string>();
+  for (let u = 0; u < 12; u++) {
+    const first = (await request(port, { headers: { 'x-user': `user-${u}` } })).json().server;
+    servers.add(first);
+    for (let i = 0; i < 3; i++) assert.equal((await request(port, { headers: { 'x-user': `user-${u}` } })).json().server, first, `user-${u} stays on ${first}`);
+  }
+  assert.ok(servers.size > 1, 'different users spread over hosts');
+});
