@@ -190,3 +190,27 @@ test('start() fails clearly on a missing directory or a file, unless asked to cr
   assert.equal(created.list().length, 0);
   await created.close();
 });
+
+test('a file rewritten without pause is still applied while the writes go on', async (t) => {
+  const { dir, store } = await setup(t);
+  const file = join(dir, 'reviews.yaml');
+  await writeFile(file, vsYaml('reviews', 'v0'));
+  await store.start();
+  let stop = false;
+  let n = 0;
+  const writer = (async () => {
+    while (!stop) {
+      await writeFile(file, vsYaml('reviews', `v${++n}`));
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  })();
+  t.after(async () => {
+    stop = true;
+    await writer;
+  });
+  await until(store, () => subsetOf(store, 'reviews') !== 'v0', 'an update applied during the stream of writes');
+  assert.equal(stop, false, 'applied while the writer was still running');
+  stop = true;
+  await writer;
+  await until(store, () => subsetOf(store, 'reviews') === `v${n}`, 'the last write applied');
+});
