@@ -115,7 +115,7 @@ export function createAdminHandler(o: AdminOptions): http.RequestListener {
         }
         const lines: string[] = [];
         for (const c of clusters) {
-          lines.push(`${c.name}::default_priority::max_connections::${c.config.maxConnections}`);
+          // <priority>_priority::max_* lines come from the circuit breaker hook's adminInfo().
           lines.push(`${c.name}::added_via_api::${!rt.ctx.clusters.isStatic(c.name)}`);
           for (const h of c.hooks) for (const l of h.adminInfo?.() ?? []) lines.push(`${c.name}::${l}`);
           for (const h of c.hosts()) {

@@ -1,7 +1,8 @@
 // Circuit breakers, outlier detection and active health checks inside the running proxy: real
 // downstream requests through a listener, real upstream servers on 127.0.0.1:0.
 import assert from 'node:assert/strict';
-import type http from 'node:http';
+import http from 'node:http';
+import { createAdminHandler, listen } from '../../../src/proxy/admin/admin-server.ts';
 import { test, type TestContext } from 'node:test';
 import { ENDPOINT_TYPE, addr, configure, httpListener, request, routeConfig, startRuntime, startUpstream, staticCluster, type Harness, type Upstream } from '../harness.ts';
 import { formatResponseFlags } from '../../../src/proxy/response-flags.ts';
@@ -114,6 +115,14 @@ test('active health checks: a host failing its check is removed, and restored wh
   sick = true;
   await eventually(() => stat(h, 'cluster.hc.health_check.healthy') === 1, 'host a to fail its check');
   assert.deepEqual(await servers(6), new Set(['b']));
+  const admin = http.createServer(createAdminHandler({ runtime: h.rt, bootstrap: {}, commandLine: [], onQuit: () => undefined, setLogLevel: () => true }));
+  const adminPort = await listen(admin, '127.0.0.1', 0);
+  t.after(() => admin.close());
+  const clusters = (await request(adminPort, { path: '/clusters' })).body.split('\n');
+  assert.ok(clusters.includes(`hc::127.0.0.1:${a.port}::health_flags::/failed_active_hc`), clusters.join('\n'));
+  assert.ok(clusters.includes(`hc::127.0.0.1:${b.port}::health_flags::healthy`));
+  assert.ok(clusters.includes('hc::default_priority::max_pending_requests::1024'));
+  assert.equal(clusters.filter((l) => l === 'hc::default_priority::max_connections::1024').length, 1);
   sick = false;
   await eventually(() => stat(h, 'cluster.hc.health_check.healthy') === 2, 'host a to pass again');
   assert.deepEqual(await servers(4), new Set(['a', 'b']));
