@@ -1,6 +1,6 @@
 // envoy.filters.network.rbac: the same engine on a connection's L4 attributes (peer identity,
 // addresses, ports, SNI); header/path/metadata rules never match. A denial closes the connection
-// before the terminal filter sees it. Stats: <stat_prefix>.rbac.allowed|denied|shadow_*.
+// before the terminal filter sees it. Stats: <stat_prefix>rbac.allowed|denied|shadow_* (Istio: "tcp.").
 import { NETWORK_RBAC_TYPE } from '../../envoy/index.ts';
 import { evaluateRbac, readRbacConfig } from '../filters/rbac/rbac-filter.ts';
 import type { NetworkFilterFactory } from './network-filter.ts';
@@ -12,7 +12,7 @@ export const rbacNetworkFilterFactory: NetworkFilterFactory = {
   compile(r, ctx) {
     const statPrefix = r.str('stat_prefix');
     if (!statPrefix) r.issues.error(r.at('stat_prefix'), 'the network RBAC filter needs a stat_prefix');
-    const c = readRbacConfig(r, ctx.proxy.stats, `${statPrefix}.`);
+    const c = readRbacConfig(r, ctx.proxy.stats, statPrefix);
     const mode = r.str('enforcement_type', 'ONE_TIME_ON_FIRST_BYTE');
     if (mode !== 'ONE_TIME_ON_FIRST_BYTE') r.issues.error(r.at('enforcement_type'), `enforcement_type ${mode} is not supported by rig proxy (ONE_TIME_ON_FIRST_BYTE only)`);
     r.accept('delay_deny');

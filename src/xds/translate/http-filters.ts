@@ -7,6 +7,7 @@ import { CORS_TYPE, FAULT_TYPE, ROUTER_TYPE } from '../../envoy/index.ts';
 import type { EnvoyJson } from '../../envoy/index.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
+import { authnStage, authzStage } from './security/security-filters.ts';
 
 export type HcmKind = 'inbound' | 'outbound' | 'gateway';
 
@@ -27,6 +28,8 @@ export type HcmDecorator = (ctx: HttpFilterContext, hcm: EnvoyJson) => void;
 
 /** Fault and CORS act on per-route config only (typed_per_filter_config), as in Istio. */
 const HTTP_FILTER_STAGES: HttpFilterStage[] = [
+  authnStage,
+  authzStage,
   { name: 'fault', build: (ctx) => (ctx.kind === 'inbound' ? [] : [{ name: 'envoy.filters.http.fault', typed_config: { '@type': FAULT_TYPE } }]) },
   { name: 'cors', build: (ctx) => (ctx.kind === 'inbound' ? [] : [{ name: 'envoy.filters.http.cors', typed_config: { '@type': CORS_TYPE } }]) },
 ];

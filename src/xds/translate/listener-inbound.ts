@@ -11,6 +11,7 @@ import { inboundClusterName } from './names.ts';
 import { inboundMtlsMode } from './peer-authentication.ts';
 import type { MtlsMode } from './peer-authentication.ts';
 import { istioMutualDownstream } from './tls.ts';
+import { networkRbacFilters } from './security/security-filters.ts';
 
 export const TLS_INSPECTOR: EnvoyJson = { name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': TLS_INSPECTOR_TYPE } };
 
@@ -45,7 +46,7 @@ function inboundHcm(push: PushContext, proxy: Proxy, p: InboundPort): EnvoyJson 
 
 /** Chains for one workload port (`match` adds e.g. destination_port for virtualInbound). */
 export function inboundChains(push: PushContext, proxy: Proxy, p: InboundPort, match: EnvoyJson = {}): EnvoyJson[] {
-  const filters = [isHttpProtocol(p.protocol) ? inboundHcm(push, proxy, p) : tcpProxy(inboundClusterName(p.port), { cluster: inboundClusterName(p.port) })];
+  const filters = isHttpProtocol(p.protocol) ? [inboundHcm(push, proxy, p)] : [...networkRbacFilters(push, proxy), tcpProxy(inboundClusterName(p.port), { cluster: inboundClusterName(p.port) })];
   return chainsForMode(inboundMtlsMode(push, proxy, p.port), inboundClusterName(p.port), filters, match);
 }
 

@@ -1,0 +1,79 @@
+// The security filters of a proxy's listeners: jwt_authn (authn stage) and the RBAC filters
+// (authz stage, AUDIT → DENY → ALLOW) of HTTP connection managers on inbound and gateway
+// listeners, and network RBAC filters in front of tcp_proxy on inbound TCP chains.
+import type { AuthorizationPolicySpec, RequestAuthenticationSpec } from '../../../api/index.ts';
+import { HTTP_RBAC_TYPE, NETWORK_RBAC_TYPE } from '../../../envoy/index.ts';
+import type { EnvoyJson } from '../../../envoy/index.ts';
+import { createLogger, type Logger } from '../../../core/log.ts';
+import type { PushContext } from '../../../model/push-context.ts';
+import type { Proxy } from '../../../model/proxy.ts';
+import type { HttpFilterContext, HttpFilterStage } from '../http-filters.ts';
+import { buildRbac, type AuthzAction } from './authz-rbac.ts';
+import { buildJwtAuthn } from './jwt-authn.ts';
+import { hasTargetRef, policiesFor } from './security-scope.ts';
+
+const ACTIONS: AuthzAction[] = ['AUDIT', 'DENY', 'ALLOW'];
+
+let log: Logger | undefined;
+const warned = new Set<string>();
+
+/** Each dropped rule or field is logged once per control-plane process. */
+function warn(notes: string[]): void {
+  for (const n of notes) {
+    if (warned.has(n) || warned.size > 10_000) continue;
+    warned.add(n);
+    (log ??= createLogger({ name: 'security' })).warn(n);
+  }
+}
+
+function targetRefNotes(push: PushContext): void {
+  for (const r of push.resources) {
+    if ((r.kind === 'AuthorizationPolicy' || r.kind === 'RequestAuthentication') && hasTargetRef((r.spec ?? {}) as AuthorizationPolicySpec)) {
+      warn([`${r.kind} ${r.metadata.namespace}/${r.metadata.name}: targetRef is not supported yet; policy not applied (use selector)`]);
+    }
+  }
+}
+
+function rbacFilters(push: PushContext, proxy: Proxy, tcp: boolean): EnvoyJson[] {
+  const policies = policiesFor<AuthorizationPolicySpec>(push, 'AuthorizationPolicy', proxy).filter((p) => (p.spec?.action ?? 'ALLOW') !== 'CUSTOM');
+  targetRefNotes(push);
+  const out: EnvoyJson[] = [];
+  for (const action of ACTIONS) {
+    const b = buildRbac(policies, action, { trustDomain: push.mesh.trustDomain, tcp });
+    if (!b) continue;
+    warn(b.notes);
+    out.push(
+      tcp
+        ? { name: 'envoy.filters.network.rbac', typed_config: { '@type': NETWORK_RBAC_TYPE, rules: b.rules, stat_prefix: 'tcp.' } }
+        : { name: 'envoy.filters.http.rbac', typed_config: { '@type': HTTP_RBAC_TYPE, rules: b.rules } },
+    );
+  }
+  const custom = policiesFor<AuthorizationPolicySpec>(push, 'AuthorizationPolicy', proxy).filter((p) => p.spec?.action === 'CUSTOM');
+  warn(custom.map((p) => `AuthorizationPolicy ${p.metadata.namespace}/${p.metadata.name}: action CUSTOM (external authorization) is not supported yet; policy not applied`));
+  return out;
+}
+
+function applies(ctx: HttpFilterContext): boolean {
+  return ctx.kind === 'inbound' || ctx.kind === 'gateway';
+}
+
+export const authnStage: HttpFilterStage = {
+  name: 'authn',
+  build(ctx) {
+    if (!applies(ctx)) return [];
+    const b = ctx.push.memo(`jwt|${ctx.proxy.namespace}|${JSON.stringify(ctx.proxy.labels)}`, () => buildJwtAuthn(policiesFor<RequestAuthenticationSpec>(ctx.push, 'RequestAuthentication', ctx.proxy)));
+    if (!b) return [];
+    warn(b.notes);
+    return [b.filter];
+  },
+};
+
+export const authzStage: HttpFilterStage = {
+  name: 'authz',
+  build: (ctx) => (applies(ctx) ? ctx.push.memo(`rbac|http|${ctx.proxy.namespace}|${JSON.stringify(ctx.proxy.labels)}`, () => rbacFilters(ctx.push, ctx.proxy, false)) : []),
+};
+
+/** Network RBAC filters for an inbound TCP chain (placed before tcp_proxy). */
+export function networkRbacFilters(push: PushContext, proxy: Proxy): EnvoyJson[] {
+  return push.memo(`rbac|tcp|${proxy.namespace}|${JSON.stringify(proxy.labels)}`, () => rbacFilters(push, proxy, true));
+}
