@@ -101,7 +101,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
   private dispatchOpts: Dispatcher.DispatchOptions | undefined;
   private grpcTrailers: Record<string, string> | undefined;
   private readonly onDownstreamClose = (): void => this.downstreamClosed();
-  private readonly onDrain = (): void => this.attempt?.resume();
+  private onDrain: (() => void) | undefined;
 
   constructor(conn: ConnState, req: DownstreamRequest, res: DownstreamResponse, isH2: boolean) {
     this.conn = conn;
@@ -212,6 +212,10 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     return this.route;
   }
 
+  matchedRoute(): Route | undefined {
+    return this.resolveRoute();
+  }
+
   clearRouteCache(): void {
     this.routeResolved = false;
     this.route = undefined;
@@ -264,18 +268,22 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
 
   private chunks: Buffer[] | undefined;
   private chunkBytes = 0;
-  private readonly onBodyData = (c: Buffer): void => {
+  private runFiltersOnBody = false;
+
+  private onBodyData(c: Buffer): void {
+    if (this.done) return;
     this.chunkBytes += c.length;
     if (this.chunkBytes > this.conn.hcm.maxRequestBodyBytes) {
-      this.req.off('data', this.onBodyData);
+      this.chunks = undefined;
       this.sendLocalReply({ status: 413, body: 'Payload Too Large', details: 'request_payload_too_large' });
       return;
     }
-    this.chunks!.push(c);
-  };
-  private readonly onBodyEnd = (): void => {
-    if (this.done) return;
-    this.body = Buffer.concat(this.chunks!);
+    this.chunks?.push(c);
+  }
+
+  private onBodyEnd(): void {
+    if (this.done || !this.chunks) return;
+    this.body = Buffer.concat(this.chunks);
     this.streamInfo.bytesReceived = this.body.length;
     this.chunks = undefined;
     if (this.runFiltersOnBody) {
@@ -283,14 +291,14 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
       this.filterIndex = 0;
       this.runDecodeData();
     } else this.routeRequest();
-  };
-  private runFiltersOnBody = false;
+  }
 
+  /** Buffers the whole request body (filters with decodeData, or a retry policy on a small body). */
   private readBody(runFilters: boolean): void {
     this.runFiltersOnBody = runFilters;
     this.chunks = [];
-    this.req.on('data', this.onBodyData);
-    this.req.once('end', this.onBodyEnd);
+    this.req.on('data', (c: Buffer) => this.onBodyData(c));
+    this.req.once('end', () => this.onBodyEnd());
   }
 
   private runDecodeData(): void {
@@ -585,7 +593,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     if (fs) for (let i = fs.length - 1; i >= 0; i--) fs[i].encodeData?.(chunk, false);
     if (!this.res.write(chunk)) {
       a.pause();
-      this.res.once('drain', this.onDrain);
+      this.res.once('drain', (this.onDrain ??= () => this.attempt?.resume()));
     }
   }
 
@@ -689,6 +697,11 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     this.streamInfo.responseCode = resHead.status;
     if (this.conn.ctx.draining && !this.isH2) resHead.headers.connection = 'close';
     try {
+      // Head, body and end usually arrive in the same tick from undici: one write instead of three.
+      if (!this.isH2) {
+        this.res.cork();
+        process.nextTick(uncork, this.res);
+      }
       this.res.writeHead(resHead.status, resHead.headers as Record<string, string | string[]>);
     } catch (e) {
       // Invalid header from upstream or a filter: Envoy answers 502 (UPE).
@@ -803,6 +816,10 @@ function takeGrpcStatus(headers: HeaderMap): Record<string, string> | undefined 
     }
   }
   return t;
+}
+
+function uncork(res: ServerResponse): void {
+  res.uncork();
 }
 
 function onGlobalTimeout(s: HttpStream): void {
