@@ -3,7 +3,7 @@
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_MESH_CONFIG, type MeshConfig } from '../model/mesh-config.ts';
 import type { Supervisor } from './supervisor.ts';
-import { describePorts } from './run-up.ts';
+import { describePorts } from './status.ts';
 
 export const BOOKINFO_DIR = fileURLToPath(new URL('../../examples/bookinfo/', import.meta.url));
 

@@ -6,6 +6,23 @@ export const INGRESS_LABELS = { istio: 'ingressgateway', app: 'istio-ingressgate
 export const EGRESS_LABELS = { istio: 'egressgateway', app: 'istio-egressgateway' } as const;
 export const GATEWAY_NAMESPACE = 'istio-system';
 
+/**
+ * Upstreams reached through a local port of the sidecar instead of HTTP_PROXY, for clients that
+ * do not honour proxies: `sidecar.rigging.dev/upstreams: "ratings:9080, details.default:9080"`.
+ */
+export const UPSTREAMS_ANNOTATION = 'sidecar.rigging.dev/upstreams';
+
+/** The `host:port` entries of the annotation; throws naming the bad entry. */
+export function parseUpstreams(value: string | undefined): string[] {
+  const out: string[] = [];
+  for (const item of (value ?? '').split(',').map((x) => x.trim()).filter(Boolean)) {
+    const m = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?):(\d{1,5})$/i.exec(item);
+    if (!m || Number(m[3]) < 1 || Number(m[3]) > 65535) throw new Error(`annotation ${UPSTREAMS_ANNOTATION}: "${item}" is not HOST:PORT (e.g. ratings:9080)`);
+    out.push(item);
+  }
+  return out;
+}
+
 export interface ReplicaPlan {
   /** `reviews-v1-0`: the workload name and the replica's index, like a pod name. */
   name: string;
@@ -17,6 +34,10 @@ export interface ReplicaPlan {
   labels: Record<string, string>;
   serviceAccount: string;
   spec: WorkloadSpec;
+  /** The annotation's upstreams, `host:port` (see UPSTREAMS_ANNOTATION). */
+  upstreams: string[];
+  /** Why this replica cannot start (reported as its state), if anything. */
+  problem?: string;
   /** The directory the app runs in (spec.cwd relative to the file that declared the Workload). */
   cwd: string;
   source?: string;
@@ -40,7 +61,14 @@ export function workloadReplicas(resources: readonly Resource[]): ReplicaPlan[] 
     const spec = r.spec as unknown as WorkloadSpec;
     const cwd = workloadCwd({ spec, source: r.source });
     const labels = { ...(r.metadata.labels ?? {}) };
-    const fingerprint = JSON.stringify({ spec: { ...spec, replicas: undefined }, labels, cwd, ns: r.metadata.namespace });
+    let upstreams: string[] = [];
+    let problem: string | undefined;
+    try {
+      upstreams = parseUpstreams(r.metadata.annotations?.[UPSTREAMS_ANNOTATION]);
+    } catch (err) {
+      problem = (err as Error).message;
+    }
+    const fingerprint = JSON.stringify({ spec: { ...spec, replicas: undefined }, labels, cwd, ns: r.metadata.namespace, upstreams });
     for (let i = 0; i < (spec.replicas ?? 1); i++) {
       out.push({
         name: `${r.metadata.name}-${i}`,
@@ -51,6 +79,8 @@ export function workloadReplicas(resources: readonly Resource[]): ReplicaPlan[] 
         labels,
         serviceAccount: spec.serviceAccount ?? 'default',
         spec,
+        upstreams,
+        problem,
         cwd,
         source: r.source ? `${r.source.file}:${r.source.line}` : undefined,
         fingerprint,

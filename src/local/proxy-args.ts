@@ -44,6 +44,7 @@ export function sidecarArgs(replica: ReplicaPlan, ports: ReplicaPorts, c: ProxyC
     args.push('--workload-port', [p.port, p.name ?? '', p.protocol ?? ''].join('/').replace(/\/+$/, ''));
     args.push('--inbound-port', `${p.port}=${ports.inbound[p.port]}`, '--app-port', `${p.port}=${ports.app[p.port]}`);
   }
+  for (const [hostPort, local] of Object.entries(ports.upstream)) args.push('--upstream-port', `${hostPort}=${local}`);
   return [...args, ...common(c)];
 }
 

@@ -9,6 +9,8 @@ export interface ReplicaPorts {
   inbound: Record<string, number>;
   app: Record<string, number>;
   outbound: number;
+  /** `host:port` of an upstream → the sidecar's local port for it. */
+  upstream: Record<string, number>;
 }
 
 export async function allocateReplicaPorts(replica: ReplicaPlan, ports: PortAllocator): Promise<ReplicaPorts> {
@@ -18,9 +20,11 @@ export async function allocateReplicaPorts(replica: ReplicaPlan, ports: PortAllo
     inbound[p.port] = await ports.allocate();
     app[p.port] = await ports.allocate();
   }
-  return { inbound, app, outbound: await ports.allocate() };
+  const upstream: Record<string, number> = {};
+  for (const u of replica.upstreams) upstream[u] = await ports.allocate();
+  return { inbound, app, outbound: await ports.allocate(), upstream };
 }
 
 export function releaseReplicaPorts(rp: ReplicaPorts, ports: PortAllocator): void {
-  for (const p of [...Object.values(rp.inbound), ...Object.values(rp.app), rp.outbound]) ports.release(p);
+  for (const p of [...Object.values(rp.inbound), ...Object.values(rp.app), ...Object.values(rp.upstream), rp.outbound]) ports.release(p);
 }

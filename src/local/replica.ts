@@ -104,6 +104,9 @@ export class ReplicaRuntime {
       readiness: this.#appProbe(),
       periodMs: (plan.spec.readinessProbe?.periodSeconds ?? 1) * 1000,
       failureThreshold: plan.spec.readinessProbe?.failureThreshold,
+      beforeStart: async () => {
+        if (plan.problem) throw new Error(plan.problem);
+      },
     });
     // The sidecar's flags need the control plane (its address, a bootstrap token from its CA):
     // they are made when the sidecar starts, so the app can start while the control plane does.

@@ -3,7 +3,6 @@
 // every child on the way out (see supervised-process.ts).
 import { LogConsole } from './log-output.ts';
 import { Supervisor, type UpOptions } from './supervisor.ts';
-import type { ProcessStatus } from './status.ts';
 
 export async function runInForeground(opts: Omit<UpOptions, 'console'>, onReady?: (sup: Supervisor) => void | Promise<void>, onStop?: () => void): Promise<void> {
   const console_ = new LogConsole();
@@ -41,14 +40,4 @@ export async function runInForeground(opts: Omit<UpOptions, 'console'>, onReady?
   });
   // Stay in the foreground until a signal stops us.
   await new Promise(() => undefined);
-}
-
-export function describePorts(p: ProcessStatus): string {
-  const parts: string[] = [];
-  if (p.ports.gateway) parts.push(`gateway ${Object.entries(p.ports.gateway).map(([d, h]) => (d === String(h) ? d : `${d}→${h}`)).join(',')}`);
-  if (p.ports.inbound && Object.keys(p.ports.inbound).length) parts.push(`inbound ${Object.entries(p.ports.inbound).map(([w, i]) => `${w}→${i}`).join(',')}`);
-  if (p.ports.outbound) parts.push(`outbound ${p.ports.outbound}`);
-  if (p.ports.admin) parts.push(`admin ${p.ports.admin}`);
-  if (p.ports.stats) parts.push(`stats ${p.ports.stats}`);
-  return parts.join('  ');
 }

@@ -64,3 +64,14 @@ export function overallState(processes: readonly ProcessStatus[]): ProcessState 
   if (processes.every((p) => p.state === 'ready')) return 'ready';
   return 'starting';
 }
+
+/** One line of a process's ports, e.g. `inbound 9080→40123  outbound 35787  admin 36613  stats 36613`. */
+export function describePorts(p: ProcessStatus): string {
+  const parts: string[] = [];
+  if (p.ports.gateway) parts.push(`gateway ${Object.entries(p.ports.gateway).map(([d, h]) => (d === String(h) ? d : `${d}→${h}`)).join(',')}`);
+  if (p.ports.inbound && Object.keys(p.ports.inbound).length) parts.push(`inbound ${Object.entries(p.ports.inbound).map(([w, i]) => `${w}→${i}`).join(',')}`);
+  if (p.ports.outbound) parts.push(`outbound ${p.ports.outbound}`);
+  if (p.ports.admin) parts.push(`admin ${p.ports.admin}`);
+  if (p.ports.stats) parts.push(`stats ${p.ports.stats}`);
+  return parts.join('  ');
+}

@@ -30,6 +30,12 @@ export function workloadEnv(replica: ReplicaPlan, ports: ReplicaPorts, base: Nod
     env[`PORT_${p.port}`] = String(ports.app[p.port]);
     if (p.name) env[`PORT_${p.name.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`] = String(ports.app[p.port]);
   }
+  // Kubernetes' service environment variables, pointing at the sidecar's port for that upstream.
+  for (const [hostPort, local] of Object.entries(ports.upstream)) {
+    const name = hostPort.split(/[.:]/)[0].toUpperCase().replace(/-/g, '_');
+    env[`${name}_SERVICE_HOST`] = '127.0.0.1';
+    env[`${name}_SERVICE_PORT`] = String(local);
+  }
   return { ...env, ...(replica.spec.env ?? {}) };
 }
 

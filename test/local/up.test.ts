@@ -2,17 +2,17 @@
 // `rig logs`, `rig apply` refusing bad files, a bad workload reported while the rest runs, the
 // watched directory followed, and `rig down` leaving nothing running.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { leftovers, startMesh, type Mesh } from './mesh-harness.ts';
 
-function workload(name: string, command: string[], extra = ''): string {
+function workload(name: string, command: string[], extra = '', annotations = '{}'): string {
   return `apiVersion: local.rigging.dev/v1alpha1
 kind: Workload
-metadata: { name: ${name}, labels: { app: ${name} } }
+metadata: { name: ${name}, labels: { app: ${name} }, annotations: ${annotations} }
 spec:
   command: ${JSON.stringify(command)}
   ports: [{ name: http, port: 9080 }]
@@ -39,6 +39,8 @@ describe('rig up', () => {
   before(async () => {
     writeFileSync(path.join(config, 'echo.yaml'), workload('echo', ECHO));
     writeFileSync(path.join(config, 'broken.yaml'), workload('broken', ['rig-test-no-such-binary']));
+    const upstreams = (v: string) => `{ "sidecar.rigging.dev/upstreams": "${v}" }`;
+    writeFileSync(path.join(config, 'client.yaml'), workload('client', ECHO, '', upstreams('ratings:9080')) + '---\n' + workload('badclient', ECHO, '', upstreams('ratings')));
     mesh = await startMesh('up', ['-f', config, '--no-ingress']);
   });
   after(async () => {
@@ -56,13 +58,22 @@ describe('rig up', () => {
     assert.ok(echo.ports.inbound?.['9080'] && echo.ports.outbound);
   });
 
+  it('gives a workload a local port per annotated upstream, as Kubernetes service variables', async () => {
+    const s = await mesh.waitFor((s) => s.processes.some((p) => p.name === 'client-0' && !!p.pid) && s.processes.some((p) => p.name === 'badclient-0' && p.state === 'failed'), 'client running, badclient failed');
+    const client = s.processes.find((p) => p.name === 'client-0')!;
+    const env = readFileSync(`/proc/${client.pid}/environ`, 'utf8').split('\0');
+    assert.ok(env.includes('RATINGS_SERVICE_HOST=127.0.0.1'));
+    assert.ok(env.some((e) => /^RATINGS_SERVICE_PORT=\d+$/.test(e)));
+    assert.match(s.processes.find((p) => p.name === 'badclient-0')!.message ?? '', /"ratings" is not HOST:PORT/);
+  });
+
   it('rig status lists the processes in text and JSON', async () => {
     const text = await mesh.rig(['status']);
     assert.equal(text.code, 0, text.stderr);
     assert.match(text.stdout, /^echo-0 /m);
     assert.match(text.stdout, /broken-0: app: command "rig-test-no-such-binary" not found/);
     const json = JSON.parse((await mesh.rig(['status', '-o', 'json'])).stdout) as { processes: { name: string }[] };
-    assert.deepEqual(json.processes.map((p) => p.name).sort(), ['broken-0', 'echo-0']);
+    assert.deepEqual(json.processes.map((p) => p.name).sort(), ['badclient-0', 'broken-0', 'client-0', 'echo-0']);
   });
 
   it('rig logs prints what the app wrote', async () => {

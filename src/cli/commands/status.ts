@@ -2,9 +2,8 @@
 // `rig up` from this state directory: state, restarts, pids and the sidecar's ports.
 import type { Command } from 'commander';
 import { RigError } from '../../core/errors.ts';
-import { describePorts } from '../../local/run-up.ts';
 import { DEFAULT_STATE_DIR, StateDir } from '../../local/state-dir.ts';
-import { overallState } from '../../local/status.ts';
+import { describePorts, overallState } from '../../local/status.ts';
 
 export function define(cmd: Command): void {
   cmd
