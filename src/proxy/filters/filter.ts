@@ -30,6 +30,7 @@
 import type { StreamInfo } from '../stream-info.ts';
 import type { Issues, Reader } from '../config/reader.ts';
 import type { Stats } from '../stats/stats.ts';
+import type { Route } from '../routing/route-config.ts';
 
 export const FilterStatus = { Continue: 0, StopIteration: 1 } as const;
 export type FilterStatus = (typeof FilterStatus)[keyof typeof FilterStatus];
@@ -86,6 +87,8 @@ export interface StreamCallbacks {
   readonly connection: ConnectionInfo;
   /** Compiled per-route config of the named filter for the matched route (route, else virtual host). */
   perRouteConfig<T>(filterName: string): T | undefined;
+  /** The route the request matches now (cluster, rate_limits, raw config), undefined when none. */
+  matchedRoute(): Route | undefined;
   /** Re-run route matching after the filter changed headers the routes match on. */
   clearRouteCache(): void;
   /** Resumes the decoder chain after a StopIteration. */

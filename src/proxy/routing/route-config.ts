@@ -12,6 +12,7 @@ import { readHeaderOps } from './header-ops.ts';
 import { readRetryPolicy, type RetryPolicy } from './retry-policy.ts';
 import { compileHashPolicy, type HashPolicyFn } from '../upstream/lb/index.ts';
 import { compileRegex, type Regex } from './string-matcher.ts';
+import { readRateLimits, type RateLimitPolicy } from '../filters/local-ratelimit/rate-limit-actions.ts';
 
 export const PathKind = { Prefix: 0, Exact: 1, Regex: 2, SeparatedPrefix: 3, Connect: 4 } as const;
 export const ActionKind = { Cluster: 0, Weighted: 1, ClusterHeader: 2, Redirect: 3, Direct: 4, NonForwarding: 5 } as const;
@@ -76,6 +77,9 @@ export interface Route {
   readonly responseOps: HeaderOps;
   /** typed_per_filter_config of the route over that of its virtual host. */
   readonly perFilter?: ReadonlyMap<string, unknown>;
+  /** RouteAction rate_limits, and the virtual host's (for the rate limit filters). */
+  readonly rateLimits?: readonly RateLimitPolicy[];
+  readonly vhostRateLimits?: readonly RateLimitPolicy[];
   readonly raw: Record<string, unknown>;
 }
 
@@ -130,7 +134,7 @@ function readMatch(m: Reader, issues: Issues): Pick<Route, 'pathKind' | 'pathVal
   } else if (m.has('path_separated_prefix')) {
     pathKind = PathKind.SeparatedPrefix;
     pathValue = m.str('path_separated_prefix');
-    if (!pathValue.startsWith('/') || (pathValue.length > 1 && pathValue.endsWith('/')) || /[?#]/.test(pathValue)) issues.error(m.at('path_separated_prefix'), 'must start with "/", not end with "/" and contain no "?" or "#"');
+    if (!/^\/[^?#]*[^?#/]$/.test(pathValue)) issues.error(m.at('path_separated_prefix'), 'must start with "/", not end with "/" (so "/" alone is invalid) and contain no "?" or "#"');
   } else if (m.has('connect_matcher')) {
     pathKind = PathKind.Connect;
     m.obj('connect_matcher')?.done();
@@ -181,6 +185,7 @@ interface Shared {
   vhostRetry?: RetryPolicy;
   vhostPerFilter?: ReadonlyMap<string, unknown>;
   vhostHash?: HashPolicyFn;
+  vhostRateLimits?: readonly RateLimitPolicy[];
 }
 
 function readRoute(r: Reader, vhost: VirtualHost, shared: Shared, issues: Issues, index: number): Route {
@@ -214,6 +219,7 @@ function readRoute(r: Reader, vhost: VirtualHost, shared: Shared, issues: Issues
     requestOps: routeReqOps.then(shared.vhostRequestOps),
     responseOps: routeResOps.then(shared.vhostResponseOps),
     perFilter,
+    vhostRateLimits: shared.vhostRateLimits,
     raw: r.raw,
   } as {
     -readonly [K in keyof Route]: Route[K];
@@ -274,6 +280,8 @@ function readRoute(r: Reader, vhost: VirtualHost, shared: Shared, issues: Issues
     const rp = ra.obj('retry_policy');
     if (rp) base.retry = readRetryPolicy(rp);
     if (ra.has('hash_policy')) base.hashPolicy = readHashPolicies(ra);
+    base.rateLimits = readRateLimits(ra);
+    ra.accept('include_vh_rate_limits');
     const upgrades = new Map<string, boolean>();
     base.upgrades = upgrades;
     for (const u of ra.objs('upgrade_configs')) {
@@ -348,6 +356,7 @@ export function compileRouteConfig(raw: Record<string, unknown>, path: string, i
       vhostRetry: vr ? readRetryPolicy(vr) : undefined,
       vhostPerFilter: compilePerFilterConfigs(v, 'typed_per_filter_config'),
       vhostHash: v.has('hash_policy') ? readHashPolicies(v) : undefined,
+      vhostRateLimits: readRateLimits(v),
     };
     v.accept('metadata', 'include_request_attempt_count', 'include_attempt_count_in_response');
     vhost.routes = v.objs('routes').map((rr, i) => readRoute(rr, vhost, shared, issues, i));

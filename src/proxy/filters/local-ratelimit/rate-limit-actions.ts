@@ -1,0 +1,110 @@
+// Envoy's route/virtual host `rate_limits` (config.route.v3.RateLimit): each entry's actions build
+// one descriptor (a list of key/value entries) for a request; the local rate limit filter matches
+// them against its configured descriptors. Compiled with the route configuration.
+import type { Reader } from '../../config/reader.ts';
+import type { ConnectionInfo, RequestHead } from '../filter.ts';
+import { headerValue, readHeaderMatcher, type HeaderMatcher } from '../../routing/header-matcher.ts';
+
+export interface DescriptorEntry {
+  readonly key: string;
+  readonly value: string;
+}
+
+export interface RateLimitInput {
+  readonly head: RequestHead;
+  readonly conn: ConnectionInfo;
+  /** The route's target cluster (destination_cluster). */
+  readonly cluster: string;
+}
+
+/** One action: the entry it contributes, null to drop the whole descriptor, undefined to add nothing. */
+type Action = (x: RateLimitInput) => DescriptorEntry | null | undefined;
+
+export interface RateLimitPolicy {
+  readonly stage: number;
+  readonly actions: readonly Action[];
+}
+
+function readAction(r: Reader): Action | undefined {
+  const kinds = Object.keys(r.raw).filter((k) => r.raw[k] !== undefined && r.raw[k] !== null);
+  if (kinds.length !== 1) {
+    r.issues.error(r.path, `a rate limit action needs exactly one kind (got ${kinds.join(', ') || 'none'})`);
+    return undefined;
+  }
+  const kind = kinds[0];
+  const a = r.obj(kind)!;
+  let act: Action | undefined;
+  switch (kind) {
+    case 'destination_cluster':
+      act = (x) => ({ key: 'destination_cluster', value: x.cluster });
+      break;
+    case 'remote_address':
+      act = (x) => ({ key: 'remote_address', value: x.conn.remoteAddress });
+      break;
+    case 'generic_key': {
+      const key = a.str('descriptor_key', 'generic_key');
+      const value = a.str('descriptor_value');
+      if (!value) a.issues.error(a.at('descriptor_value'), 'generic_key needs a descriptor_value');
+      act = () => ({ key, value });
+      break;
+    }
+    case 'request_headers': {
+      const name = a.str('header_name').toLowerCase();
+      const key = a.str('descriptor_key');
+      const skip = a.bool('skip_if_absent', false);
+      if (!name) a.issues.error(a.at('header_name'), 'request_headers needs a header_name');
+      if (!key) a.issues.error(a.at('descriptor_key'), 'request_headers needs a descriptor_key');
+      act = (x) => {
+        const v = headerValue(x.head, name);
+        if (v === undefined) return skip ? undefined : null;
+        return { key, value: v };
+      };
+      break;
+    }
+    case 'header_value_match': {
+      const key = a.str('descriptor_key', 'header_match');
+      const value = a.str('descriptor_value');
+      const expect = a.bool('expect_match', true);
+      const ms: HeaderMatcher[] = a.objs('headers').map((h) => readHeaderMatcher(h));
+      if (!value) a.issues.error(a.at('descriptor_value'), 'header_value_match needs a descriptor_value');
+      act = (x) => (ms.every((m) => m.match(x.head)) === expect ? { key, value } : null);
+      break;
+    }
+    default:
+      a.issues.error(r.at(kind), `rate limit action "${kind}" is not supported by rig proxy (destination_cluster, remote_address, generic_key, request_headers, header_value_match)`);
+      a.accept(...Object.keys(a.raw));
+  }
+  a.done();
+  r.done();
+  return act;
+}
+
+/** Reads a `rate_limits` list. */
+export function readRateLimits(r: Reader, key = 'rate_limits'): readonly RateLimitPolicy[] | undefined {
+  if (!r.has(key)) return undefined;
+  return r.objs(key).map((p) => {
+    const stage = p.num('stage', 0);
+    const actions = p.objs('actions').flatMap((a) => readAction(a) ?? []);
+    if (!actions.length) p.issues.error(p.at('actions'), 'a rate limit needs at least one action');
+    if (p.has('limit')) p.issues.error(p.at('limit'), 'rate limit overrides (limit) are not supported by rig proxy');
+    p.accept('disable_key', 'limit');
+    p.done();
+    return { stage, actions };
+  });
+}
+
+/** The descriptors a request produces for a stage (one per policy whose actions all apply). */
+export function descriptorsFor(policies: readonly RateLimitPolicy[], stage: number, x: RateLimitInput): DescriptorEntry[][] {
+  const out: DescriptorEntry[][] = [];
+  outer: for (const p of policies) {
+    if (p.stage !== stage) continue;
+    const d: DescriptorEntry[] = [];
+    for (const a of p.actions) {
+      const e = a(x);
+      if (e === null) continue outer;
+      if (e) d.push(e);
+    }
+    if (d.length) out.push(d);
+  }
+  return out;
+}
