@@ -150,11 +150,11 @@ test('config errors name the field; unsupported fields are warnings', () => {
   assert.match(checkLbConfig('LEAST_REQUEST', { least_request_lb_config: { choice_count: 1 } }).errors.join(), /choice_count: must be at least 2/);
   assert.match(checkLbConfig('WEIGHTED_MAGIC', {}).errors.join(), /lb_policy WEIGHTED_MAGIC is not supported/);
   assert.match(checkLbConfig('ROUND_ROBIN', { common_lb_config: { healthy_panic_threshold: { value: 150 } } }).errors.join(), /healthy_panic_threshold.value: must be between 0 and 100/);
-  const w = checkLbConfig('ROUND_ROBIN', { common_lb_config: { zone_aware_lb_config: {} }, round_robin_lb_config: { slow_start_config: {} } });
+  const w = checkLbConfig('ROUND_ROBIN', { common_lb_config: { zone_aware_lb_config: {} }, round_robin_lb_config: { slow_start_config: { slow_start_window: '1s', endpoint_warming_policy: 'X' } } });
   assert.deepEqual(w.errors, []);
   assert.deepEqual(w.warnings, [
     'common_lb_config.zone_aware_lb_config: not supported by Rigging, ignored',
-    'round_robin_lb_config.slow_start_config: not supported by Rigging, ignored',
+    'round_robin_lb_config.slow_start_config.endpoint_warming_policy: not supported by Rigging, ignored',
   ]);
   assert.throws(() => createLoadBalancer('MAGLEV', [], { name: 'c', maglev_lb_config: { table_size: 4 } }), /cluster c \(MAGLEV\): maglev_lb_config.table_size/);
 });
@@ -214,4 +214,37 @@ test('retry priority: excluded (already attempted) priorities give their load to
     assert.deepEqual(prio([0, 1]), new Set([2]), policy);
     assert.deepEqual(prio([0, 1, 2]), new Set([0]), `${policy}: everything excluded falls back to the normal load`);
   }
+});
+
+test('slow start: a new host ramps up over slow_start_window (min_weight_percent, aggression)', () => {
+  for (const policy of ['ROUND_ROBIN', 'LEAST_REQUEST']) {
+    let now = 0;
+    const key = policy === 'ROUND_ROBIN' ? 'round_robin_lb_config' : 'least_request_lb_config';
+    const cluster = { [key]: { slow_start_config: { slow_start_window: '60s', aggression: { default_value: 2, runtime_key: 'x' } } } };
+    const old = host(1);
+    createLoadBalancer(policy, [old], cluster, { now: () => now });
+    now = 100_000;
+    const fresh = host(2);
+    const lb = createLoadBalancer(policy, [old, fresh], cluster, { now: () => now, random: seeded(9) });
+    const share = () => (countPicks(() => lb.pick(), 20000).get(fresh) ?? 0) / 20000;
+    const expect = (f: number) => f / (1 + f);
+    assert.ok(Math.abs(share() - expect(Math.sqrt(1 / 60))) < 0.02, `${policy}: just joined → (1/60)^(1/2)`);
+    now += 30_000;
+    assert.ok(Math.abs(share() - expect(Math.sqrt(0.5))) < 0.02, `${policy}: half the window with aggression 2`);
+    now += 30_000;
+    assert.ok(Math.abs(share() - 0.5) < 0.02, `${policy}: after the window, full weight`);
+  }
+  // With aggression 1 the first second is below min_weight_percent (1/60 < 10%): the floor applies.
+  let t0 = 0;
+  const linear = { round_robin_lb_config: { slow_start_config: { slow_start_window: '60s', min_weight_percent: { value: 10 } } } };
+  const a = host(3);
+  createLoadBalancer('ROUND_ROBIN', [a], linear, { now: () => t0 });
+  t0 = 1_000_000;
+  const b = host(4);
+  const lb = createLoadBalancer('ROUND_ROBIN', [a, b], linear, { now: () => t0, random: seeded(3) });
+  const bShare = (countPicks(() => lb.pick(), 22000).get(b) ?? 0) / 22000;
+  assert.ok(Math.abs(bShare - 0.1 / 1.1) < 0.02, `floor: ${bShare}`);
+  assert.deepEqual(checkLbConfig('ROUND_ROBIN', { round_robin_lb_config: { slow_start_config: { slow_start_window: '10s', aggression: { default_value: 0 } } } }).errors, [
+    'round_robin_lb_config.slow_start_config.aggression.default_value: must be greater than 0, got 0',
+  ]);
 });

@@ -13,7 +13,8 @@
 // A LoadBalancer is immutable with respect to the host set: rebuild it when hosts are added or
 // removed, or when a host's healthFlags change (health checker / outlier detector "change"
 // events). Config is compiled once per cluster object (cached), so rebuilding is cheap.
-// Built-in policies: ROUND_ROBIN, LEAST_REQUEST, RANDOM, RING_HASH, MAGLEV. All honour health
+// Built-in policies: ROUND_ROBIN and LEAST_REQUEST (both with slow_start_config), RANDOM,
+// RING_HASH, MAGLEV. All honour health
 // flags, priorities (overprovisioning factor), locality weights, the panic threshold and
 // LoadBalancerContext.attempted; RING_HASH and MAGLEV use LoadBalancerContext.hash.
 import type { Host } from '../host.ts';
@@ -27,6 +28,7 @@ import { leastRequestPicker } from './least-request.ts';
 import { randomPicker } from './random.ts';
 import { RING_HASH_DEFAULTS, ringHashPicker } from './ring-hash.ts';
 import { resolveLbPolicy } from './lb-policy-config.ts';
+import { compileSlowStart, trackJoins, type SlowStartConfig } from './slow-start.ts';
 import { MAGLEV_DEFAULT_TABLE_SIZE, MAGLEV_MAX_TABLE_SIZE, isPrime, maglevPicker } from './maglev.ts';
 
 export type { LoadBalancer, LoadBalancerContext, LoadBalancerFactory } from './load-balancer.ts';
@@ -37,6 +39,8 @@ export { resolveLbPolicy } from './lb-policy-config.ts';
 export type { PriorityLoad } from './priority-lb.ts';
 
 export interface LoadBalancerOptions {
+  /** Monotonic milliseconds (slow start; tests inject a clock); default performance.now. */
+  now?: () => number;
   /**
    * The cluster's current ClusterLoadAssignment (EDS, Envoy JSON) for locality weights and the
    * overprovisioning factor; default: clusterConfig.load_assignment (STATIC / STRICT_DNS clusters).
@@ -76,7 +80,9 @@ interface PolicyDefinition<C> {
   readonly policy: string;
   readonly hashBased: boolean;
   compile(cluster: Json, issues: ConfigIssues): C;
-  picker(config: C, common: CommonLbConfig, random: () => number): PickerFactory;
+  picker(config: C, common: CommonLbConfig, random: () => number, now: () => number): PickerFactory;
+  /** The policy's slow_start_config, if any: host join times are tracked at every build. */
+  slowStart?(config: C): SlowStartConfig | undefined;
 }
 
 interface Compiled<C> {
@@ -106,7 +112,9 @@ function policyFactory<C>(def: PolicyDefinition<C>): LoadBalancerFactory & {
     const la = options.loadAssignment ?? (cluster.load_assignment as Json | undefined);
     const common: CommonLbConfig = { ...compiled.cluster, ...assignmentSettings(la) };
     const random = options.random ?? Math.random;
-    return new PriorityLoadBalancer(hosts, common, def.picker(config, common, random), { hashBased: def.hashBased, random });
+    const now = options.now ?? (() => performance.now());
+    if (def.slowStart?.(config)) trackJoins(hosts, now());
+    return new PriorityLoadBalancer(hosts, common, def.picker(config, common, random, now), { hashBased: def.hashBased, random });
   };
   return {
     policy: def.policy,
@@ -127,10 +135,11 @@ const builtins = [
     hashBased: false,
     compile(cluster, issues) {
       const rr = object(cluster.round_robin_lb_config, 'round_robin_lb_config', issues);
-      warnUnsupported(rr, [], 'round_robin_lb_config', issues);
-      return undefined;
+      warnUnsupported(rr, ['slow_start_config'], 'round_robin_lb_config', issues);
+      return { slowStart: compileSlowStart(rr, 'round_robin_lb_config', issues) };
     },
-    picker: (_c, _common, random) => roundRobinPicker(random),
+    picker: (c, _common, random, now) => roundRobinPicker(random, c.slowStart, now),
+    slowStart: (c) => c.slowStart,
   }),
   policyFactory({
     policy: 'LEAST_REQUEST',
@@ -138,15 +147,16 @@ const builtins = [
     compile(cluster, issues) {
       const path = 'least_request_lb_config';
       const lr = object(cluster.least_request_lb_config, path, issues);
-      warnUnsupported(lr, ['choice_count', 'active_request_bias'], path, issues);
+      warnUnsupported(lr, ['choice_count', 'active_request_bias', 'slow_start_config'], path, issues);
       const choiceCount = uint(lr, 'choice_count', path, issues, 2);
       if (choiceCount < 2) issues.errors.push(`${path}.choice_count: must be at least 2, got ${choiceCount}`);
       const bias = object(lr?.active_request_bias, `${path}.active_request_bias`, issues);
       const activeRequestBias = double(bias, 'default_value', `${path}.active_request_bias`, issues, 1);
       if (activeRequestBias < 0) issues.errors.push(`${path}.active_request_bias.default_value: must not be negative`);
-      return { choiceCount: Math.max(2, choiceCount), activeRequestBias: Math.max(0, activeRequestBias) };
+      return { choiceCount: Math.max(2, choiceCount), activeRequestBias: Math.max(0, activeRequestBias), slowStart: compileSlowStart(lr, path, issues) };
     },
-    picker: (c, _common, random) => leastRequestPicker(c, random),
+    picker: (c, _common, random, now) => leastRequestPicker(c, random, now),
+    slowStart: (c) => c.slowStart,
   }),
   policyFactory({
     policy: 'RANDOM',

@@ -7,12 +7,14 @@ import { EdfScheduler } from './edf-scheduler.ts';
 import type { HostPicker } from './priority-lb.ts';
 import { allEqual } from './round-robin.ts';
 import { allAttempted, firstNotAttempted } from './attempted.ts';
+import { anyInSlowStart, slowStartFactor, type SlowStartConfig } from './slow-start.ts';
 
 export interface LeastRequestConfig {
   /** choice_count (default 2). */
   choiceCount: number;
   /** active_request_bias (default 1.0). */
   activeRequestBias: number;
+  slowStart?: SlowStartConfig;
 }
 
 class ChoicePicker implements HostPicker {
@@ -47,14 +49,15 @@ class WeightedLeastRequestPicker implements HostPicker {
   readonly #hosts: readonly Host[];
   readonly #weightOf: (i: number) => number;
 
-  constructor(hosts: readonly Host[], weights: readonly number[], bias: number, random: () => number) {
+  constructor(hosts: readonly Host[], weights: readonly number[], bias: number, random: () => number, scale?: (i: number) => number) {
     this.#hosts = hosts;
+    const w = scale ? (i: number) => weights[i] * scale(i) : (i: number) => weights[i];
     this.#weightOf =
       bias === 0
-        ? (i) => weights[i]
+        ? w
         : bias === 1
-          ? (i) => weights[i] / (hosts[i].activeRequests + 1)
-          : (i) => weights[i] / Math.pow(hosts[i].activeRequests + 1, bias);
+          ? (i) => w(i) / (hosts[i].activeRequests + 1)
+          : (i) => w(i) / Math.pow(hosts[i].activeRequests + 1, bias);
     hosts.forEach((_, i) => this.#edf.add(this.#weightOf(i), i));
     const skip = Math.floor(random() * hosts.length);
     for (let i = 0; i < skip; i++) this.#edf.pickAndAdd(this.#weightOf);
@@ -74,9 +77,14 @@ class WeightedLeastRequestPicker implements HostPicker {
   }
 }
 
-export function leastRequestPicker(config: LeastRequestConfig, random: () => number) {
-  return (hosts: readonly Host[], weights: readonly number[]): HostPicker =>
-    allEqual(weights)
+export function leastRequestPicker(config: LeastRequestConfig, random: () => number, now: () => number = () => performance.now()) {
+  return (hosts: readonly Host[], weights: readonly number[]): HostPicker => {
+    const ss = config.slowStart;
+    if (ss && anyInSlowStart(hosts, ss, now())) {
+      return new WeightedLeastRequestPicker(hosts, weights, config.activeRequestBias, random, (i) => slowStartFactor(hosts[i], ss, now()));
+    }
+    return allEqual(weights)
       ? new ChoicePicker(hosts, config.choiceCount, random)
       : new WeightedLeastRequestPicker(hosts, weights, config.activeRequestBias, random);
+  };
 }

@@ -6,6 +6,7 @@ import type { LoadBalancerContext } from './load-balancer.ts';
 import { EdfScheduler } from './edf-scheduler.ts';
 import type { HostPicker } from './priority-lb.ts';
 import { allAttempted, firstNotAttempted } from './attempted.ts';
+import { anyInSlowStart, slowStartFactor, type SlowStartConfig } from './slow-start.ts';
 
 export function allEqual(weights: readonly number[]): boolean {
   for (let i = 1; i < weights.length; i++) if (weights[i] !== weights[0]) return false;
@@ -78,9 +79,9 @@ class WeightedPicker implements HostPicker {
   readonly #hosts: readonly Host[];
   readonly #weightOf: (i: number) => number;
 
-  constructor(hosts: readonly Host[], weights: readonly number[], random: () => number) {
+  constructor(hosts: readonly Host[], weights: readonly number[], random: () => number, scale?: (i: number) => number) {
     this.#hosts = hosts;
-    this.#weightOf = (i) => weights[i];
+    this.#weightOf = scale ? (i) => weights[i] * scale(i) : (i) => weights[i];
     hosts.forEach((_, i) => this.#edf.add(weights[i], i));
     const skip = Math.floor(random() * hosts.length);
     for (let i = 0; i < skip; i++) this.#edf.pickAndAdd(this.#weightOf);
@@ -109,8 +110,12 @@ function integerTotal(weights: readonly number[]): number | undefined {
   return total <= MAX_UNROLLED ? total : undefined;
 }
 
-export function roundRobinPicker(random: () => number) {
+export function roundRobinPicker(random: () => number, slowStart?: SlowStartConfig, now: () => number = () => performance.now()) {
   return (hosts: readonly Host[], weights: readonly number[]): HostPicker => {
+    if (slowStart && anyInSlowStart(hosts, slowStart, now())) {
+      // Weights change with time: the EDF schedule re-reads them at every pick.
+      return new WeightedPicker(hosts, weights, random, (i) => slowStartFactor(hosts[i], slowStart, now()));
+    }
     if (allEqual(weights)) return new RotationPicker(hosts, random);
     const total = integerTotal(weights);
     return total !== undefined ? new CyclePicker(hosts, weights, total, random) : new WeightedPicker(hosts, weights, random);
