@@ -5,6 +5,7 @@ import { registerNetworkFilter } from './network/network-filter.ts';
 import { registerHttpFilter } from './filters/registry.ts';
 import { httpConnectionManagerFactory } from './http/connection-manager.ts';
 import { tcpProxyFactory } from './tcp/tcp-proxy.ts';
+import { setup as setupFileAccessLog } from './access-log/file-access-log.ts';
 import { setup as setupLoadBalancers } from './upstream/lb/index.ts';
 import { setup as setupCircuitBreakers } from './upstream/circuit-breaker-hook.ts';
 import { setup as setupOutlierDetection } from './upstream/outlier-detection-hook.ts';
@@ -22,6 +23,7 @@ export { registerHttpFilter, registerNetworkFilter };
 const EXTENSIONS: (() => void)[] = [
   () => registerNetworkFilter(httpConnectionManagerFactory),
   () => registerNetworkFilter(tcpProxyFactory),
+  setupFileAccessLog,
   setupLoadBalancers,
   setupCircuitBreakers,
   setupOutlierDetection,

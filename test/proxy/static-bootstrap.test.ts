@@ -20,7 +20,7 @@ async function waitForFile(file: string, child: { exitCode: number | null }, std
   throw new Error('no ports file: ' + stderr());
 }
 
-function frontProxy(listenPort: number, clusters: Record<string, unknown>[], routes: Record<string, unknown>[]) {
+function frontProxy(listenPort: number, clusters: Record<string, unknown>[], routes: Record<string, unknown>[], accessLog: Record<string, unknown>[] = []) {
   // As in Envoy's "quick start" static configuration.
   return {
     admin: { address: { socket_address: { address: '127.0.0.1', port_value: 9901 } } },
@@ -37,7 +37,7 @@ function frontProxy(listenPort: number, clusters: Record<string, unknown>[], rou
                   typed_config: {
                     '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
                     stat_prefix: 'ingress_http',
-                    access_log: [],
+                    access_log: accessLog,
                     http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } }],
                     route_config: { name: 'local_route', virtual_hosts: [{ name: 'local_service', domains: ['*'], routes }] },
                   },
@@ -82,13 +82,20 @@ test('Envoy quick-start front proxy and a weighted split run unchanged; admin en
       { match: { prefix: '/split' }, route: { weighted_clusters: { clusters: [{ name: 'service_v1', weight: 50 }, { name: 'service_v2', weight: 50 }] } } },
       { match: { prefix: '/' }, route: { host_rewrite_literal: 'www.envoyproxy.io', cluster: 'service_v1' } },
     ],
+    [
+      { name: 'envoy.access_loggers.stdout', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog' } },
+      { name: 'envoy.access_loggers.file', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog', path: path.join(dir, 'access.log') } },
+      { name: 'json', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog', path: path.join(dir, 'access.json'), log_format: { json_format: { code: '%RESPONSE_CODE%', path: '%REQ(:PATH)%', flags: '%RESPONSE_FLAGS%', upstream: '%UPSTREAM_CLUSTER%' } } } },
+    ],
   );
   const file = path.join(dir, 'envoy.yaml');
   fs.writeFileSync(file, stringify(boot));
   const portsFile = path.join(dir, 'ports.json');
   const child = spawnRig(['proxy', '-c', file, '--admin-port', '0', '--ready-port', '0', '--ports-file', portsFile, '--drain-timeout', '3']);
   let stderr = '';
+  let stdout = '';
   child.stderr!.on('data', (c) => (stderr += c));
+  child.stdout!.on('data', (c) => (stdout += c));
   t.after(async () => {
     await stopProcess(child);
     await v1.close();
@@ -104,6 +111,17 @@ test('Envoy quick-start front proxy and a weighted split run unchanged; admin en
   const seen = new Set<string>();
   for (let i = 0; i < 40; i++) seen.add((await request(listenPort, { path: '/split' })).json().server);
   assert.deepEqual([...seen].sort(), ['v1', 'v2']);
+
+  // Access logs: Envoy's default text format on stdout and in a file, and a JSON format.
+  let log = '';
+  for (let i = 0; i < 200 && log.split('\n').length < 42; i++) {
+    await new Promise((r) => setTimeout(r, 25));
+    log = fs.existsSync(path.join(dir, 'access.log')) ? fs.readFileSync(path.join(dir, 'access.log'), 'utf8') : '';
+  }
+  assert.match(log, /^\[\d{4}-\d\d-\d\dT[^\]]+\] "GET \/split HTTP\/1\.1" 200 - 0 \d+ \d+ \d+ "-" "-" "[0-9a-f-]{36}" "127\.0\.0\.1:\d+" "127\.0\.0\.1:\d+"$/m);
+  const json = fs.readFileSync(path.join(dir, 'access.json'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(json[0], { code: 200, path: '/', flags: null, upstream: 'service_v1' });
+  assert.match(stdout, /"GET \/ HTTP\/1\.1" 200 /);
 
   assert.equal((await request(ports.admin, { path: '/ready' })).body, 'LIVE\n');
   assert.equal((await request(ports.ready, { path: '/healthz/ready' })).status, 200);
