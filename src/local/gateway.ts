@@ -66,7 +66,7 @@ export class GatewayRuntime {
   async start(bind: string): Promise<string | undefined> {
     const problems: string[] = [];
     for (const [port, hostPort] of Object.entries(this.hostPorts)) {
-      await checkPortFree(bind, hostPort, `${this.plan.name}: Gateway server port ${port}`).catch((err: Error) => problems.push(err.message));
+      await checkPortFree(bind, hostPort, `${this.plan.name}: Gateway server port ${port}`).catch((err: Error) => problems.push(`${err.message} (e.g. --gateway-port ${port}=${Number(port) + 10000 <= 65535 ? Number(port) + 10000 : 0})`));
     }
     this.#problem = problems.length ? problems.join('; ') : undefined;
     await this.process.start();
