@@ -15,6 +15,8 @@ export type AuthzAction = 'ALLOW' | 'DENY' | 'AUDIT';
 
 interface BuildCtx {
   trustDomain: string;
+  /** Workload port → the port the proxy's listener really sees (explicit mode binds other ports). */
+  listenerPort: (port: number) => number;
   policyNamespace: string;
   tcp: boolean;
   /** Set when the rule uses a field that cannot be generated (HTTP-only on TCP, or invalid). */
@@ -73,7 +75,7 @@ const PERMISSION_FIELDS: [keyof Operation, keyof Operation, Gen][] = [
     (v, c) => {
       const n = Number(v);
       if (!Number.isInteger(n) || n < 1 || n > 65535) c.skipped.push(`port "${v}" is not a port number`);
-      else return { destination_port: n };
+      else return { destination_port: c.listenerPort(n) };
       return undefined;
     },
   ],
@@ -185,14 +187,14 @@ export interface RbacBuild {
 }
 
 /** Builds the RBAC rules for one action from the policies that apply to a proxy; undefined when none. */
-export function buildRbac(policies: readonly Resource<AuthorizationPolicySpec>[], action: AuthzAction, opts: { trustDomain: string; tcp: boolean }): RbacBuild | undefined {
+export function buildRbac(policies: readonly Resource<AuthorizationPolicySpec>[], action: AuthzAction, opts: { trustDomain: string; tcp: boolean; listenerPort?: (port: number) => number }): RbacBuild | undefined {
   const mine = policies.filter((p) => (p.spec?.action ?? 'ALLOW') === action);
   if (!mine.length) return undefined;
   const policiesOut: Record<string, EnvoyJson> = {};
   const notes: string[] = [];
   for (const p of mine) {
     (p.spec?.rules ?? []).forEach((rule, i) => {
-      const c: BuildCtx = { trustDomain: opts.trustDomain, policyNamespace: p.metadata.namespace, tcp: opts.tcp, skipped: [] };
+      const c: BuildCtx = { trustDomain: opts.trustDomain, listenerPort: opts.listenerPort ?? ((n) => n), policyNamespace: p.metadata.namespace, tcp: opts.tcp, skipped: [] };
       const out = rulePolicy(rule ?? {}, action, c);
       const name = `ns[${p.metadata.namespace}]-policy[${p.metadata.name}]-rule[${i}]`;
       for (const s of c.skipped) notes.push(`${p.metadata.namespace}/${p.metadata.name} rule[${i}]: ${s}; ${out ? 'field ignored' : 'rule ignored'}`);
