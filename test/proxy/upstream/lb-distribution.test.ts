@@ -187,3 +187,26 @@ test('no hosts: pick returns undefined', () => {
     assert.equal(createLoadBalancer(policy, [], {}).pick(), undefined);
   }
 });
+
+test('consistent hashing uses the endpoint metadata envoy.lb hash_key, then the hostname option, then the address', () => {
+  const keyed = (i: number, address: string) => ({ ...host(i, { address }), metadata: { 'envoy.lb': { hash_key: `pod-${i}` } } });
+  const a = [0, 1, 2, 3].map((i) => keyed(i, `10.1.0.${i}`));
+  const b = [0, 1, 2, 3].map((i) => keyed(i, `10.2.0.${i}`));
+  const named = (i: number, address: string) => ({ ...host(i, { address }), hostname: `pod-${i}.svc` });
+  const c = [0, 1, 2, 3].map((i) => named(i, `10.3.0.${i}`));
+  const d = [0, 1, 2, 3].map((i) => named(i, `10.4.0.${i}`));
+  const byHostname = { common_lb_config: { consistent_hashing_lb_config: { use_hostname_for_hashing: true } } };
+  for (const policy of ['RING_HASH', 'MAGLEV']) {
+    const [la, lb] = [createLoadBalancer(policy, a, {}), createLoadBalancer(policy, b, {})];
+    const [lc, ld] = [createLoadBalancer(policy, c, byHostname), createLoadBalancer(policy, d, byHostname)];
+    const [lc2, ld2] = [createLoadBalancer(policy, c, {}), createLoadBalancer(policy, d, {})];
+    let differ = 0;
+    for (let k = 0; k < 300; k++) {
+      const hash = xxHash64(`k${k}`);
+      assert.equal(a.indexOf(la.pick({ hash }) as (typeof a)[number]), b.indexOf(lb.pick({ hash }) as (typeof b)[number]), `${policy}: same hash_key, same place`);
+      assert.equal(c.indexOf(lc.pick({ hash }) as (typeof c)[number]), d.indexOf(ld.pick({ hash }) as (typeof d)[number]), `${policy}: same hostname, same place`);
+      if (c.indexOf(lc2.pick({ hash }) as (typeof c)[number]) !== d.indexOf(ld2.pick({ hash }) as (typeof d)[number])) differ++;
+    }
+    assert.ok(differ > 50, `${policy}: by address the placements differ (${differ})`);
+  }
+});

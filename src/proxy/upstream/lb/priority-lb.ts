@@ -180,6 +180,8 @@ export class PriorityLoadBalancer implements LoadBalancer {
   readonly #config: CommonLbConfig;
   /** Cumulative load tables with some priorities excluded, by their sorted list. */
   readonly #excludedTables = new Map<string, Uint8Array>();
+  /** The one picker to use when P0 takes all the load without locality choice (the common case). */
+  readonly #direct: HostPicker | undefined;
 
   constructor(hosts: readonly Host[], config: CommonLbConfig, makePicker: PickerFactory, options: PriorityLbOptions) {
     this.#hashBased = options.hashBased;
@@ -208,6 +210,9 @@ export class PriorityLoadBalancer implements LoadBalancer {
       }
       this.#slots.push(slot);
     }
+    const first = this.#slots[0];
+    const allOnFirst = this.#cumulative[0] === 100 && !first.healthyLocalities;
+    this.#direct = allOnFirst ? (first.panic ? first.all : first.healthy) : undefined;
   }
 
   #build(hosts: readonly Host[], priority: number, config: CommonLbConfig, makePicker: PickerFactory): HostPicker | undefined {
@@ -234,6 +239,7 @@ export class PriorityLoadBalancer implements LoadBalancer {
   }
 
   pick(ctx?: LoadBalancerContext): Host | undefined {
+    if (this.#direct !== undefined && (ctx === undefined || ctx.excludedPriorities === undefined || ctx.excludedPriorities.size === 0)) return this.#direct.pick(ctx);
     if (this.#empty) return undefined;
     const hash = ctx?.hash;
     const r = this.#hashBased && hash !== undefined ? Number(hash % 100n) : Math.floor(this.#random() * 100);
