@@ -226,3 +226,56 @@ test('tcp_proxy relays bytes with half-close; CONNECT tunnels and absolute-form 
   });
   assert.match(miss, /^HTTP\/1\.1 404/);
 });
+
+test('ORIGINAL_DST passthrough: absolute-form requests and CONNECT reach the address they name; the header only with use_http_header', async (t) => {
+  const echo = await echoServer(t);
+  const up = await startUpstream('external');
+  const other = await startUpstream('other');
+  const h = await startRuntime();
+  t.after(async () => {
+    h.close();
+    await up.close();
+    await other.close();
+  });
+  await configure(h, {
+    clusters: [
+      { name: 'PassthroughCluster', type: 'ORIGINAL_DST', lb_policy: 'CLUSTER_PROVIDED', connect_timeout: '1s' },
+      { name: 'ByHeader', type: 'ORIGINAL_DST', lb_policy: 'CLUSTER_PROVIDED', connect_timeout: '1s', original_dst_lb_config: { use_http_header: true } },
+    ],
+    routes: [
+      {
+        name: 'http_proxy',
+        virtual_hosts: [
+          { name: 'hdr', domains: ['by-header'], routes: [{ match: { prefix: '/' }, route: { cluster: 'ByHeader' } }] },
+          { name: 'allow_any', domains: ['*'], routes: [{ match: { connect_matcher: {} }, route: { cluster: 'PassthroughCluster', upgrade_configs: [{ upgrade_type: 'CONNECT' }] } }, { match: { prefix: '/' }, route: { cluster: 'PassthroughCluster' } }] },
+        ],
+      },
+    ],
+    listeners: [httpListener('http_proxy', 'http_proxy')],
+  });
+  const port = h.port('http_proxy');
+  // The header is ignored without use_http_header: the authority decides.
+  const r = await request(port, { path: `http://127.0.0.1:${up.port}/ext?q=1`, headers: { 'x-envoy-original-dst-host': `127.0.0.1:${other.port}` } });
+  assert.equal(r.json().server, 'external');
+  assert.equal(r.json().url, '/ext?q=1');
+  assert.equal(h.streams.at(-1)!.upstreamHost, `127.0.0.1:${up.port}`);
+  const byHeader = await request(port, { path: '/x', headers: { host: 'by-header', 'x-envoy-original-dst-host': `127.0.0.1:${other.port}` } });
+  assert.equal(byHeader.json().server, 'other');
+
+  const p = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  p.write(`CONNECT 127.0.0.1:${echo} HTTP/1.1\r\nHost: 127.0.0.1:${echo}\r\n\r\n`);
+  const tunnel = await new Promise<string>((resolve) => {
+    let s = '';
+    let sent = false;
+    p.on('data', (d) => {
+      s += d;
+      if (!sent && s.includes('\r\n\r\n')) {
+        sent = true;
+        p.end('raw bytes');
+      }
+    });
+    p.on('end', () => resolve(s));
+  });
+  assert.match(tunnel, /^HTTP\/1\.1 200/);
+  assert.ok(tunnel.endsWith('raw bytes'));
+});

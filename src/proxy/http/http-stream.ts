@@ -455,13 +455,17 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     return out;
   }
 
+  /**
+   * ORIGINAL_DST: the header (only with use_http_header), else the redirected connection's original
+   * destination, else, on an explicit forward-proxy connection, the request's authority.
+   */
   private originalDestination(): { address: string; port: number } | undefined {
-    const hdr = firstValue(this.head.headers['x-envoy-original-dst-host']);
-    const target = hdr ?? (this.conn.originalDst ? undefined : this.head.authority);
+    const hname = this.cluster!.config.originalDstHeader;
+    const target = (hname ? firstValue(this.head.headers[hname]) : undefined) ?? (this.conn.originalDst ? undefined : this.head.authority);
     if (target) {
       const i = target.lastIndexOf(':');
-      if (i > 0) return { address: target.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(target.slice(i + 1)) };
-      return { address: target, port: this.head.scheme === 'https' ? 443 : 80 };
+      if (i > 0 && !target.endsWith(']')) return { address: target.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(target.slice(i + 1)) };
+      return { address: target.replace(/^\[|\]$/g, ''), port: this.head.scheme === 'https' ? 443 : 80 };
     }
     return this.conn.originalDst;
   }

@@ -52,6 +52,8 @@ export interface ClusterConfig {
   readonly maxConnections: number;
   readonly tls: TlsContext | undefined;
   readonly transportSocketMatches: readonly TransportSocketMatch[];
+  /** ORIGINAL_DST with original_dst_lb_config.use_http_header: the header naming host:port. */
+  readonly originalDstHeader?: string;
   /** Raw JSON of the policies other parts compile (circuit breakers, outlier detection, health checks, LB config). */
   readonly raw: Record<string, unknown>;
 }
@@ -141,9 +143,13 @@ export function compileCluster(raw: Record<string, unknown>, path: string, issue
   }
   const connectTimeoutMs = r.durationMs('connect_timeout', 5000);
   const lbPolicy = r.str('lb_policy', 'ROUND_ROBIN');
-  const lb = checkLbConfig(lbPolicy, raw);
-  for (const e of lb.errors) issues.error(path, e);
-  for (const w of lb.warnings) issues.warn(path, w);
+  if (type === DiscoveryType.OriginalDst) {
+    if (!['CLUSTER_PROVIDED', 'ORIGINAL_DST_LB', 'ROUND_ROBIN'].includes(lbPolicy)) issues.error(r.at('lb_policy'), `an ORIGINAL_DST cluster needs lb_policy CLUSTER_PROVIDED (got ${lbPolicy})`);
+  } else {
+    const lb = checkLbConfig(lbPolicy, raw);
+    for (const e of lb.errors) issues.error(path, e);
+    for (const w of lb.warnings) issues.warn(path, w);
+  }
   let edsServiceName = name;
   const eds = r.obj('eds_cluster_config');
   if (eds) {
@@ -238,7 +244,14 @@ export function compileCluster(raw: Record<string, unknown>, path: string, issue
     'track_cluster_stats',
     'cleanup_interval',
   );
-  if (r.has('original_dst_lb_config')) r.accept('original_dst_lb_config');
+  let originalDstHeader: string | undefined;
+  const od = r.obj('original_dst_lb_config');
+  if (od) {
+    if (od.bool('use_http_header', false)) originalDstHeader = (od.str('http_header_name') || 'x-envoy-original-dst-host').toLowerCase();
+    else od.accept('http_header_name');
+    od.accept('upstream_port_override', 'metadata_key');
+    od.done();
+  }
   r.done();
   return {
     name,
@@ -256,6 +269,7 @@ export function compileCluster(raw: Record<string, unknown>, path: string, issue
     maxConnections,
     tls,
     transportSocketMatches,
+    originalDstHeader,
     raw,
   };
 }

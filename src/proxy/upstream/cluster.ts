@@ -64,6 +64,8 @@ export interface ClusterStats {
   readonly codes: StatusCounters;
 }
 
+const NO_BALANCER: LoadBalancer = { pick: () => undefined };
+
 function sameMatch(want: Record<string, unknown>, md: Record<string, Record<string, unknown>>): boolean {
   const have = md['envoy.transport_socket_match'] ?? {};
   for (const [k, v] of Object.entries(want)) if (have[k] !== v) return false;
@@ -114,7 +116,7 @@ export class Cluster implements ClusterHandle {
       membershipHealthy: stats.gauge(p + 'membership_healthy'),
       codes: new StatusCounters(stats, p + 'upstream_rq_'),
     };
-    this.balancer = createLoadBalancer(config.lbPolicy, [], config.raw);
+    this.balancer = this.newBalancer([]);
     const hooks: ClusterHook[] = [];
     for (const f of clusterHookFactories()) {
       const h = f.create(this, issues);
@@ -171,6 +173,11 @@ export class Cluster implements ClusterHandle {
     this.initialized = true;
     for (const h of this.hooks) h.onHostsChanged?.(next);
     this.healthChanged();
+  }
+
+  /** ORIGINAL_DST clusters pick by destination address (originalDstHost), not by a balancer. */
+  private newBalancer(hosts: readonly UpstreamHost[]): LoadBalancer {
+    return this.config.type === 'ORIGINAL_DST' ? NO_BALANCER : createLoadBalancer(this.config.lbPolicy, hosts, this.config.raw);
   }
 
   healthChanged(): void {
