@@ -1,0 +1,232 @@
+// RequestAuthentication end to end: YAML → generated jwt_authn + RBAC → the real proxy, with a
+// JWKS server on 127.0.0.1:0 whose keys the test rotates and breaks. Each bad token gets Istio's
+// (Envoy's) answer; a request without a token passes authentication and is left to authorization.
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { test } from 'node:test';
+import { SignJWT, exportJWK, generateKeyPair, type JWK } from 'jose';
+import { startSidecar } from './sidecar-harness.ts';
+
+const ISS = 'https://issuer.test';
+
+interface Jwks {
+  url: string;
+  keys: JWK[];
+  fetches: number;
+  failing: boolean;
+  close(): Promise<void>;
+}
+
+async function jwksServer(): Promise<Jwks> {
+  const j: Jwks = { url: '', keys: [], fetches: 0, failing: false, close: async () => undefined };
+  const server = http.createServer((_req, res) => {
+    j.fetches++;
+    if (j.failing) {
+      res.writeHead(500).end('down');
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: j.keys }));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  j.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks.json`;
+  j.close = () =>
+    new Promise<void>((r) => {
+      server.closeAllConnections();
+      server.close(() => r());
+    });
+  return j;
+}
+
+async function keyPair(kid: string) {
+  const { publicKey, privateKey } = await generateKeyPair('RS256', { extractable: true });
+  const jwk = { ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' };
+  return { jwk, privateKey, kid };
+}
+
+type Key = Awaited<ReturnType<typeof keyPair>>;
+
+async function token(key: Key, claims: Record<string, unknown> = {}, opts: { iss?: string; aud?: string | string[]; exp?: number; nbf?: number } = {}): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  const jwt = new SignJWT({ sub: 'alice', ...claims })
+    .setProtectedHeader({ alg: 'RS256', kid: key.kid })
+    .setIssuer(opts.iss ?? ISS)
+    .setAudience(opts.aud ?? 'httpbin')
+    .setIssuedAt(now - 10)
+    .setExpirationTime(opts.exp ?? now + 3600);
+  if (opts.nbf !== undefined) jwt.setNotBefore(opts.nbf);
+  return jwt.sign(key.privateKey);
+}
+
+function b64url(o: unknown): string {
+  return Buffer.from(JSON.stringify(o)).toString('base64url');
+}
+
+function yaml(jwksUri: string, extra = ''): string {
+  return `
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: { name: jwt, namespace: foo }
+spec:
+  selector: { matchLabels: { app: httpbin } }
+  jwtRules:
+  - issuer: ${ISS}
+    jwksUri: ${jwksUri}
+    audiences: [httpbin, other-aud]
+${extra}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: secure-needs-jwt, namespace: foo }
+spec:
+  action: DENY
+  rules:
+  - from: [{ source: { notRequestPrincipals: ["*"] } }]
+    to: [{ operation: { paths: ["/secure*"] } }]
+`;
+}
+
+test('JWT: each bad token gets its answer, missing tokens are left to authorization, JWKS refresh on unknown kid', async (t) => {
+  const jwks = await jwksServer();
+  const s = await startSidecar();
+  t.after(async () => {
+    await s.close();
+    await jwks.close();
+  });
+  const k1 = await keyPair('k1');
+  const k2 = await keyPair('k2');
+  const stranger = await keyPair('k1'); // same kid, another key: a forged signature
+  jwks.keys = [k1.jwk];
+  await s.configure(yaml(jwks.url));
+  const now = Math.floor(Date.now() / 1000);
+  const bearer = (tok: string) => ({ authorization: `Bearer ${tok}` });
+  const call = (tok: string | undefined, path = '/secure') => s.http({ path, headers: tok === undefined ? {} : bearer(tok) });
+
+  const ok = await call(await token(k1));
+  assert.equal(ok.status, 200);
+  assert.equal(JSON.parse(ok.body).headers.authorization, undefined, 'the token is not forwarded by default');
+
+  const cases: [string, Promise<string>, number, string][] = [
+    ['expired', token(k1, {}, { exp: now - 3600 }), 401, 'Jwt is expired'],
+    ['not yet valid', token(k1, {}, { nbf: now + 3600 }), 401, 'Jwt not yet valid'],
+    ['wrong issuer', token(k1, {}, { iss: 'https://evil.test' }), 401, 'Jwt issuer is not configured'],
+    ['wrong audience', token(k1, {}, { aud: 'someone-else' }), 403, 'Audiences in Jwt are not allowed'],
+    ['bad signature', token(stranger), 401, 'Jwt verification fails'],
+    ['none algorithm', Promise.resolve(`${b64url({ alg: 'none', typ: 'JWT' })}.${b64url({ iss: ISS, sub: 'alice', aud: 'httpbin', exp: now + 3600 })}.`), 401, 'Jwt header [alg] is not supported'],
+    ['not a JWT', Promise.resolve('abc.def'), 401, 'Jwt is not in the form of Header.Payload.Signature with two dots and 3 sections'],
+  ];
+  for (const [name, tok, status, body] of cases) {
+    for (const path of ['/secure', '/public']) {
+      const r = await call(await tok, path);
+      assert.equal(r.status, status, `${name} on ${path}`);
+      assert.equal(r.body, body, name);
+      assert.match(String(r.headers['www-authenticate']), /^Bearer realm="http:\/\/httpbin\.foo\/(secure|public)", error="(invalid_token|insufficient_scope)"$/);
+    }
+  }
+  // No token: authentication passes; the DENY policy refuses /secure only.
+  assert.equal((await call(undefined, '/public')).status, 200);
+  assert.equal((await call(undefined, '/secure')).status, 403);
+  assert.equal(s.app.requests.filter((r) => r.url === '/secure').length, 1, 'only the valid token reached the app on /secure');
+
+  // Unknown kid: the proxy fetches the JWKS again and then accepts the new key.
+  const before = jwks.fetches;
+  jwks.keys = [k1.jwk, k2.jwk];
+  assert.equal((await call(await token(k2))).status, 200);
+  assert.equal(jwks.fetches, before + 1);
+
+  // The JWKS server fails: an unknown kid cannot be resolved, the last good keys still work.
+  jwks.failing = true;
+  const k3 = await keyPair('k3');
+  const r3 = await call(await token(k3));
+  assert.equal(r3.status, 401);
+  assert.equal(r3.body, "Jwks doesn't have key to match kid or alg from Jwt");
+  assert.equal(jwks.fetches, before + 2);
+  assert.equal((await call(await token(k1))).status, 200);
+  assert.equal((await call(await token(k2))).status, 200);
+  const stat = s.h.rt.stats.all().find((x) => x.name === 'http.inbound_0.0.0.0_9080.jwt_authn.denied');
+  assert.equal(stat?.value, 15);
+});
+
+test('JWT: token locations, forwarding, payload and claim headers, inline JWKS', async (t) => {
+  const s = await startSidecar();
+  t.after(() => s.close());
+  const k = await keyPair('inline');
+  const jwksInline = JSON.stringify({ keys: [k.jwk] });
+  await s.configure(`
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: { name: jwt, namespace: foo }
+spec:
+  jwtRules:
+  - issuer: ${ISS}
+    jwks: '${jwksInline}'
+    fromHeaders: [{ name: x-jwt, prefix: "Token " }]
+    fromParams: [tok]
+    fromCookies: [session]
+    forwardOriginalToken: true
+    outputPayloadToHeader: x-jwt-payload
+    outputClaimToHeaders: [{ header: x-sub, claim: sub }, { header: x-team, claim: team }]
+`);
+  const tok = await token(k, { team: 'blue' });
+  const viaHeader = await s.http({ headers: { 'x-jwt': `Token ${tok}` } });
+  assert.equal(viaHeader.status, 200);
+  const echo = JSON.parse(viaHeader.body);
+  assert.equal(echo.headers['x-jwt'], `Token ${tok}`, 'forwardOriginalToken keeps the token');
+  assert.equal(echo.headers['x-sub'], 'alice');
+  assert.equal(echo.headers['x-team'], 'blue');
+  assert.equal(JSON.parse(Buffer.from(echo.headers['x-jwt-payload'], 'base64url').toString()).team, 'blue');
+  assert.equal((await s.http({ path: `/q?tok=${tok}&a=1` })).status, 200);
+  assert.equal((await s.http({ headers: { cookie: `a=b; session=${tok}` } })).status, 200);
+  // The default Authorization location is not used once locations are configured: the token there is ignored.
+  assert.equal((await s.http({ headers: { authorization: 'Bearer garbage' } })).status, 200);
+  assert.equal((await s.http({ headers: { 'x-jwt': 'Token garbage.x.y' } })).status, 401);
+  assert.equal((await s.http({ path: '/q?tok=garbage.x.y' })).status, 401);
+});
+
+test('JWT claims in AuthorizationPolicy: requestPrincipals, request.auth.claims/audiences/presenter/principal, experimental metadata', async (t) => {
+  const s = await startSidecar();
+  t.after(() => s.close());
+  const k = await keyPair('c');
+  await s.configure(`
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: { name: jwt, namespace: istio-system }
+spec:
+  jwtRules: [{ issuer: "${ISS}", jwks: '${JSON.stringify({ keys: [k.jwk] })}' }]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: jwt-rules, namespace: foo }
+spec:
+  rules:
+  - from: [{ source: { requestPrincipals: ["${ISS}/alice"] } }]
+    to: [{ operation: { paths: ["/principal"] } }]
+  - from: [{ source: { requestPrincipals: ["*"], notRequestPrincipals: ["${ISS}/mallory"] } }]
+    to: [{ operation: { paths: ["/any-but-mallory"] } }]
+  - to: [{ operation: { paths: ["/claims"] } }]
+    when: [{ key: "request.auth.claims[groups]", values: ["admins"] }, { key: "request.auth.claims[org][name]", values: ["acme"] }]
+  - to: [{ operation: { paths: ["/aud"] } }]
+    when: [{ key: request.auth.audiences, values: ["aud2"] }, { key: request.auth.presenter, values: ["web-*"] }, { key: request.auth.principal, values: ["*/alice"] }]
+  - to: [{ operation: { paths: ["/meta"] } }]
+    when: [{ key: "experimental.envoy.filters.http.jwt_authn[${ISS}][sub]", values: ["alice"] }]
+`);
+  const alice = await token(k, { groups: ['dev', 'admins'], org: { name: 'acme' }, azp: 'web-app' }, { aud: ['aud1', 'aud2'] });
+  const bob = await token(k, { sub: 'bob', groups: ['dev'] });
+  const mallory = await token(k, { sub: 'mallory' });
+  const call = (path: string, tok?: string) => s.http({ path, headers: tok ? { authorization: `Bearer ${tok}` } : {} });
+  const expect: [string, string | undefined, number][] = [
+    ['/principal', alice, 200],
+    ['/principal', bob, 403],
+    ['/principal', undefined, 403],
+    ['/any-but-mallory', bob, 200],
+    ['/any-but-mallory', mallory, 403],
+    ['/any-but-mallory', undefined, 403],
+    ['/claims', alice, 200],
+    ['/claims', bob, 403],
+    ['/aud', alice, 200],
+    ['/aud', bob, 403],
+    ['/meta', alice, 200],
+    ['/meta', bob, 403],
+  ];
+  for (const [path, tok, want] of expect) assert.equal((await call(path, tok)).status, want, `${path} ${tok === alice ? 'alice' : tok === bob ? 'bob' : tok ? 'mallory' : 'no token'}`);
+});
