@@ -25,6 +25,56 @@ export function isPrime(n: number): boolean {
   return true;
 }
 
+/**
+ * Recently built tables by (table size, host keys, weights): a host that is ejected and returns,
+ * or a health flap, rebuilds the same table, which costs ~5–10 ms for 65537 slots.
+ */
+const recentTables = new Map<string, Uint32Array>();
+const RECENT_TABLES = 8;
+
+function buildTable(keys: readonly string[], weights: readonly number[], m: number): Uint32Array {
+  const size = BigInt(m);
+  const maxWeight = Math.max(...weights);
+  const entries = keys.map((key, i) => ({
+    offset: Number(xxHash64(key) % size),
+    skip: Number(xxHash64(key, 1n) % BigInt(m - 1)) + 1,
+    weight: weights[i] / maxWeight,
+    target: 0,
+    next: 0,
+  }));
+  const table = new Uint32Array(m).fill(0xffffffff);
+  let filled = 0;
+  for (let iteration = 1; filled < m; iteration++) {
+    for (let i = 0; i < entries.length && filled < m; i++) {
+      const e = entries[i];
+      if (iteration * e.weight < e.target) continue;
+      e.target += 1;
+      let c = (e.offset + e.skip * e.next) % m;
+      while (table[c] !== 0xffffffff) {
+        e.next++;
+        c = (e.offset + e.skip * e.next) % m;
+      }
+      table[c] = i;
+      e.next++;
+      filled++;
+    }
+  }
+  return table;
+}
+
+function tableFor(keys: readonly string[], weights: readonly number[], m: number): Uint32Array {
+  const id = `${m}\n${keys.join('\n')}\n${weights.join(',')}`;
+  let table = recentTables.get(id);
+  if (table) {
+    recentTables.delete(id);
+  } else {
+    table = buildTable(keys, weights, m);
+    if (recentTables.size >= RECENT_TABLES) recentTables.delete(recentTables.keys().next().value as string);
+  }
+  recentTables.set(id, table);
+  return table;
+}
+
 export class MaglevPicker implements HostPicker {
   readonly #table: Uint32Array;
   readonly #size: bigint;
@@ -33,38 +83,16 @@ export class MaglevPicker implements HostPicker {
 
   constructor(hosts: readonly Host[], weights: readonly number[], config: MaglevConfig, random: () => number) {
     this.#random = random;
-    const m = config.tableSize;
-    this.#size = BigInt(m);
+    this.#size = BigInt(config.tableSize);
     // Build from hosts sorted by key so the table does not depend on the order hosts arrived in.
     const order = hosts.map((h, i) => ({ h, w: weights[i], key: hostHashKey(h, config.useHostnameForHashing) }));
     order.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     this.#hosts = order.map((e) => e.h);
-    const maxWeight = Math.max(...order.map((e) => e.w));
-    const entries = order.map((e) => ({
-      offset: Number(xxHash64(e.key) % this.#size),
-      skip: Number(xxHash64(e.key, 1n) % BigInt(m - 1)) + 1,
-      weight: e.w / maxWeight,
-      target: 0,
-      next: 0,
-    }));
-    const table = new Uint32Array(m).fill(0xffffffff);
-    let filled = 0;
-    for (let iteration = 1; filled < m; iteration++) {
-      for (let i = 0; i < entries.length && filled < m; i++) {
-        const e = entries[i];
-        if (iteration * e.weight < e.target) continue;
-        e.target += 1;
-        let c = (e.offset + e.skip * e.next) % m;
-        while (table[c] !== 0xffffffff) {
-          e.next++;
-          c = (e.offset + e.skip * e.next) % m;
-        }
-        table[c] = i;
-        e.next++;
-        filled++;
-      }
-    }
-    this.#table = table;
+    this.#table = tableFor(
+      order.map((e) => e.key),
+      order.map((e) => e.w),
+      config.tableSize,
+    );
   }
 
   pick(ctx: LoadBalancerContext | undefined): Host | undefined {
