@@ -29,7 +29,7 @@ const USAGE = `usage: npm run bench -- [options]
   --no-fifo               servers under test at normal priority (default as root: SCHED_FIFO, so
                           that other work on a shared machine does not delay them)
   --max-foreign V         re-measure a window in which other processes used more than V vCPU of a
-                          benchmark core (default 0.05); --retries N times at most (default 2)
+                          benchmark core (default 0.25); --retries N times at most (default 1)
   --no-control-plane      skip the control plane scale benchmark`;
 
 function git(args: string[]): string {
@@ -84,8 +84,8 @@ async function main(): Promise<void> {
     saturationThreads: 1,
     saturationS: num(values.saturation, smoke ? 1 : 15, 'saturation'),
     saturationWarmupS: smoke ? 0 : 2,
-    maxForeignVcpu: num(values['max-foreign'], 0.05, 'max-foreign', 0),
-    retries: smoke ? 0 : num(values.retries, 2, 'retries', 0),
+    maxForeignVcpu: num(values['max-foreign'], 0.25, 'max-foreign', 0),
+    retries: smoke ? 0 : num(values.retries, 1, 'retries', 0),
   };
   configureScheduling({
     serversFifo: values.fifo && process.getuid?.() === 0,

@@ -39,6 +39,16 @@ export function configureScheduling(s: { serversFifo: boolean; niceness: number 
   scheduling = s;
 }
 
+/**
+ * Node flags for a Node process that runs SCHED_FIFO: V8's parallel GC threads spin-wait for
+ * each other, and same-priority real-time threads on one core never preempt one another, so a
+ * major GC livelocks (seen: the generator stuck at 100% of its core). On one core the GC helper
+ * threads buy nothing anyway; marking then runs incrementally on the main thread.
+ */
+export function realtimeNodeFlags(): string[] {
+  return scheduling.serversFifo ? ['--single-threaded-gc'] : [];
+}
+
 function killTree(pid: number): void {
   // Children first is not needed for SIGKILL; the whole tree, since nginx's worker outlives a killed master.
   for (const p of processTree(pid)) {

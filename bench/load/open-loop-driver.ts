@@ -2,7 +2,7 @@
 // caller when the measured window starts and ends (to sample the servers' CPU exactly over it),
 // and merges the processes' samples into one latency distribution.
 import path from 'node:path';
-import { startPinned, stop } from '../lib/process-group.ts';
+import { realtimeNodeFlags, startPinned, stop } from '../lib/process-group.ts';
 import { summarize, type LatencySummary } from '../lib/percentiles.ts';
 import type { LoadProtocol, OpenLoopConfig, OpenLoopMessage, OpenLoopProcessResult } from './open-loop.ts';
 
@@ -69,13 +69,20 @@ export async function runOpenLoopLoad(run: OpenLoopRun): Promise<OpenLoopResult>
         core: run.core,
         command: process.execPath,
         // A large young generation makes scavenges (each a pause of the generator) rare.
-        args: ['--max-semi-space-size=64', '--min-semi-space-size=64', GENERATOR, JSON.stringify(cfg)],
+        args: [...realtimeNodeFlags(), '--max-semi-space-size=64', '--min-semi-space-size=64', GENERATOR, JSON.stringify(cfg)],
         stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
         kind: 'generator',
       });
       pids.push(gen.pid);
       return new Promise<void>((resolve, reject) => {
         let got = false;
+        // A generator that overruns its schedule by far is stuck: stop it rather than wait forever.
+        const limitMs = startAt - Date.now() + run.warmupMs + run.durationMs + 30_000;
+        const watchdog = setTimeout(() => {
+          reject(new Error(`load generator did not finish within ${Math.round(limitMs / 1000)} s:\n${gen.output().trim()}`));
+          void stop(gen);
+        }, limitMs);
+        void gen.exited.then(() => clearTimeout(watchdog));
         gen.child.on('message', (m: OpenLoopMessage) => {
           if (m.type === 'measuring' && ++measuring === procs) run.onMeasuring?.(pids);
           else if (m.type === 'ended' && ++ended === procs) run.onEnded?.(pids);

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { stringify } from 'yaml';
 import { scratchDir, startServer, type Server } from './server.ts';
 import { freePort } from '../lib/ports.ts';
+import { realtimeNodeFlags } from '../lib/process-group.ts';
 
 export const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
 export const RIG_MAIN = path.join(REPO_ROOT, 'src/cli/main.ts');
@@ -92,7 +93,7 @@ export async function startRigProxy(opts: RigProxyOptions): Promise<Server> {
       core: opts.core,
       command: process.execPath,
       // Readiness would default to Istio's fixed 15021: let the proxy pick a free port.
-      args: [...(opts.nodeFlags ?? []), RIG_MAIN, 'proxy', '-c', conf, '--ready-port', '0', '--log-level', 'warn', ...(opts.rigFlags ?? [])],
+      args: [...realtimeNodeFlags(), ...(opts.nodeFlags ?? []), RIG_MAIN, 'proxy', '-c', conf, '--ready-port', '0', '--log-level', 'warn', ...(opts.rigFlags ?? [])],
       cwd: dir,
     },
     opts.role,
