@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { createLoadBalancer } from '../../../src/proxy/upstream/lb/index.ts';
+import { checkLbConfig, createLoadBalancer } from '../../../src/proxy/upstream/lb/index.ts';
 import { xxHash64 } from '../../../src/proxy/upstream/lb/xxhash.ts';
 import type { Host } from '../../../src/proxy/upstream/host.ts';
 import { countPicks, host, seeded } from './hosts.ts';
@@ -209,4 +209,24 @@ test('consistent hashing uses the endpoint metadata envoy.lb hash_key, then the 
     }
     assert.ok(differ > 50, `${policy}: by address the placements differ (${differ})`);
   }
+});
+
+test('hash_balance_factor bounds a busy host: its keys spill to the next host, other keys stay', () => {
+  const bounded = { common_lb_config: { consistent_hashing_lb_config: { hash_balance_factor: 150 } } };
+  for (const policy of ['RING_HASH', 'MAGLEV']) {
+    const hosts = [0, 1, 2, 3].map((i) => host(i));
+    const plain = createLoadBalancer(policy, hosts, {});
+    const lb = createLoadBalancer(policy, hosts, bounded);
+    const keys = Array.from({ length: 400 }, (_, k) => xxHash64(`key-${k}`));
+    for (const hash of keys) assert.equal(lb.pick({ hash }), plain.pick({ hash }), `${policy}: idle hosts → plain consistent hashing`);
+    hosts[0].activeRequests = 10;
+    for (const hash of keys) {
+      const before = plain.pick({ hash });
+      const after = lb.pick({ hash });
+      assert.notEqual(after, hosts[0], `${policy}: the busy host takes no new request`);
+      if (before !== hosts[0]) assert.equal(after, before, `${policy}: keys of other hosts stay`);
+      else assert.equal(lb.pick({ hash }), after, `${policy}: spill-over is stable per key`);
+    }
+  }
+  assert.match(checkLbConfig('RING_HASH', { common_lb_config: { consistent_hashing_lb_config: { hash_balance_factor: 50 } } }).errors.join(), /hash_balance_factor: must be at least 100/);
 });

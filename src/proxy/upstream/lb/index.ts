@@ -181,7 +181,7 @@ const builtins = [
       if (fn !== 'XX_HASH') issues.errors.push(`${path}.hash_function: ${fn} is not supported, use XX_HASH (the default)`);
       return { minimumRingSize, maximumRingSize };
     },
-    picker: (c, common, random) => ringHashPicker({ ...c, useHostnameForHashing: common.useHostnameForHashing }, random),
+    picker: (c, common, random) => ringHashPicker({ ...c, useHostnameForHashing: common.useHostnameForHashing, hashBalanceFactor: common.hashBalanceFactor }, random),
   }),
   policyFactory({
     policy: 'MAGLEV',
@@ -196,7 +196,7 @@ const builtins = [
       }
       return { tableSize: isPrime(tableSize) ? tableSize : MAGLEV_DEFAULT_TABLE_SIZE };
     },
-    picker: (c, common, random) => maglevPicker({ ...c, useHostnameForHashing: common.useHostnameForHashing }, random),
+    picker: (c, common, random) => maglevPicker({ ...c, useHostnameForHashing: common.useHostnameForHashing, hashBalanceFactor: common.hashBalanceFactor }, random),
   }),
 ];
 

@@ -21,6 +21,8 @@ export interface CommonLbConfig {
   readonly localityWeights: ReadonlyMap<string, number>;
   /** consistent_hashing_lb_config.use_hostname_for_hashing (ring hash / maglev). */
   readonly useHostnameForHashing: boolean;
+  /** consistent_hashing_lb_config.hash_balance_factor in percent (0: unbounded). */
+  readonly hashBalanceFactor: number;
 }
 
 export function localityKey(priority: number, l: Locality): string {
@@ -29,7 +31,7 @@ export function localityKey(priority: number, l: Locality): string {
 
 const COMMON_FIELDS = ['healthy_panic_threshold', 'locality_weighted_lb_config', 'consistent_hashing_lb_config'];
 
-export type ClusterLbSettings = Pick<CommonLbConfig, 'panicThreshold' | 'localityWeighted' | 'useHostnameForHashing'>;
+export type ClusterLbSettings = Pick<CommonLbConfig, 'panicThreshold' | 'localityWeighted' | 'useHostnameForHashing' | 'hashBalanceFactor'>;
 export type AssignmentLbSettings = Pick<CommonLbConfig, 'overprovisioningFactor' | 'weightedPriorityHealth' | 'localityWeights'>;
 
 /** The cluster's own settings (common_lb_config). */
@@ -39,9 +41,13 @@ export function compileClusterLbSettings(cluster: Json, issues: ConfigIssues): C
   const panicThreshold = percent(common, 'healthy_panic_threshold', 'common_lb_config', issues, 50);
   const localityWeighted = object(common?.locality_weighted_lb_config, 'common_lb_config.locality_weighted_lb_config', issues) !== undefined;
   const ch = object(common?.consistent_hashing_lb_config, 'common_lb_config.consistent_hashing_lb_config', issues);
-  warnUnsupported(ch, ['use_hostname_for_hashing'], 'common_lb_config.consistent_hashing_lb_config', issues);
+  warnUnsupported(ch, ['use_hostname_for_hashing', 'hash_balance_factor'], 'common_lb_config.consistent_hashing_lb_config', issues);
   const useHostnameForHashing = bool(ch, 'use_hostname_for_hashing', 'common_lb_config.consistent_hashing_lb_config', issues, false);
-  return { panicThreshold, localityWeighted, useHostnameForHashing };
+  const hashBalanceFactor = uint(ch, 'hash_balance_factor', 'common_lb_config.consistent_hashing_lb_config', issues, 0);
+  if (hashBalanceFactor > 0 && hashBalanceFactor < 100) {
+    issues.errors.push(`common_lb_config.consistent_hashing_lb_config.hash_balance_factor: must be at least 100 (percent of the average load), got ${hashBalanceFactor}`);
+  }
+  return { panicThreshold, localityWeighted, useHostnameForHashing, hashBalanceFactor: hashBalanceFactor >= 100 ? hashBalanceFactor : 0 };
 }
 
 /** Settings from a ClusterLoadAssignment (policy, locality weights); `path` names it in errors. */

@@ -8,11 +8,14 @@ import type { LoadBalancerContext } from './load-balancer.ts';
 import type { HostPicker } from './priority-lb.ts';
 import { xxHash64 } from './xxhash.ts';
 import { hostHashKey, randomHash } from './hash-key.ts';
-import { allAttempted } from './attempted.ts';
+import { BoundedLoad } from './bounded-load.ts';
+import { walk } from './ring-hash.ts';
 
 export interface MaglevConfig {
   tableSize: number;
   useHostnameForHashing: boolean;
+  /** hash_balance_factor (0: unbounded). */
+  hashBalanceFactor: number;
 }
 
 export const MAGLEV_DEFAULT_TABLE_SIZE = 65537;
@@ -80,6 +83,7 @@ export class MaglevPicker implements HostPicker {
   readonly #size: bigint;
   readonly #hosts: readonly Host[];
   readonly #random: () => number;
+  readonly #bounded: BoundedLoad | undefined;
 
   constructor(hosts: readonly Host[], weights: readonly number[], config: MaglevConfig, random: () => number) {
     this.#random = random;
@@ -93,21 +97,13 @@ export class MaglevPicker implements HostPicker {
       order.map((e) => e.w),
       config.tableSize,
     );
+    this.#bounded = config.hashBalanceFactor > 0 ? new BoundedLoad(this.#hosts, order.map((e) => e.w), config.hashBalanceFactor) : undefined;
   }
 
   pick(ctx: LoadBalancerContext | undefined): Host | undefined {
     const h = ctx?.hash ?? randomHash(this.#random);
-    const slot = Number(h % this.#size);
-    const host = this.#hosts[this.#table[slot]];
-    const attempted = ctx?.attempted;
-    if (attempted === undefined || attempted.size === 0 || !attempted.has(host) || allAttempted(this.#hosts, attempted)) return host;
-    // Neighbouring slots belong to pseudo-random hosts: probing forward gives a stable fallback per key.
-    const m = this.#table.length;
-    for (let k = 1; k < m; k++) {
-      const next = this.#hosts[this.#table[(slot + k) % m]];
-      if (!attempted.has(next)) return next;
-    }
-    return host;
+    // Neighbouring slots belong to pseudo-random hosts: walking forward gives a stable fallback per key.
+    return walk(this.#hosts, this.#table, Number(h % this.#size), ctx?.attempted, this.#bounded);
   }
 }
 

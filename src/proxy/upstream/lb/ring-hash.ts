@@ -8,11 +8,14 @@ import type { HostPicker } from './priority-lb.ts';
 import { xxHash64 } from './xxhash.ts';
 import { hostHashKey, randomHash } from './hash-key.ts';
 import { allAttempted } from './attempted.ts';
+import { BoundedLoad } from './bounded-load.ts';
 
 export interface RingHashConfig {
   minimumRingSize: number;
   maximumRingSize: number;
   useHostnameForHashing: boolean;
+  /** hash_balance_factor (0: unbounded). */
+  hashBalanceFactor: number;
 }
 
 export const RING_HASH_DEFAULTS = { minimumRingSize: 1024, maximumRingSize: 8 * 1024 * 1024 } as const;
@@ -22,10 +25,12 @@ export class RingHashPicker implements HostPicker {
   readonly #owners: Uint32Array;
   readonly #hosts: readonly Host[];
   readonly #random: () => number;
+  readonly #bounded: BoundedLoad | undefined;
 
   constructor(hosts: readonly Host[], weights: readonly number[], config: RingHashConfig, random: () => number) {
     this.#hosts = hosts;
     this.#random = random;
+    this.#bounded = config.hashBalanceFactor > 0 ? new BoundedLoad(hosts, weights, config.hashBalanceFactor) : undefined;
     const sum = weights.reduce((a, b) => a + b, 0);
     const normalized = weights.map((w) => w / sum);
     const minWeight = Math.min(...normalized);
@@ -59,16 +64,27 @@ export class RingHashPicker implements HostPicker {
       else hi = mid;
     }
     if (lo === hashes.length) lo = 0;
-    const host = this.#hosts[this.#owners[lo]];
-    const attempted = ctx?.attempted;
-    if (attempted === undefined || attempted.size === 0 || !attempted.has(host) || allAttempted(this.#hosts, attempted)) return host;
-    // Walk clockwise to the next host not tried yet: a stable fallback for this key.
-    for (let k = 1; k < hashes.length; k++) {
-      const next = this.#hosts[this.#owners[(lo + k) % hashes.length]];
-      if (!attempted.has(next)) return next;
-    }
-    return host;
+    return walk(this.#hosts, this.#owners, lo, ctx?.attempted, this.#bounded);
   }
+}
+
+/**
+ * From position `start` of `owners` (ring points or maglev slots → host index), the first host that
+ * was not attempted and, with bounded loads, is not full; the hashed host when none qualifies.
+ */
+export function walk(hosts: readonly Host[], owners: Uint32Array, start: number, attempted: ReadonlySet<Host> | undefined, bounded: BoundedLoad | undefined): Host {
+  const first = hosts[owners[start]];
+  const avoid = attempted !== undefined && attempted.size > 0 && !allAttempted(hosts, attempted);
+  if (!bounded && (!avoid || !attempted.has(first))) return first;
+  const total = bounded ? bounded.total() : 0;
+  const n = owners.length;
+  for (let k = 0; k < n; k++) {
+    const i = owners[(start + k) % n];
+    if (avoid && attempted.has(hosts[i])) continue;
+    if (bounded && bounded.full(i, total)) continue;
+    return hosts[i];
+  }
+  return first;
 }
 
 export function ringHashPicker(config: RingHashConfig, random: () => number) {
