@@ -8,6 +8,7 @@ import type { SecretStore } from './tls/secrets.ts';
 import type { Stats } from './stats/stats.ts';
 import type { StreamInfo } from './stream-info.ts';
 import type { RequestHead, ResponseHead } from './filters/filter.ts';
+import type { OverloadState } from './overload/overload-manager.ts';
 
 /** Called once per finished HTTP stream or TCP connection (metrics, access logs, spans). */
 export type StreamObserver = (info: StreamInfo, request: RequestHead | undefined, response: ResponseHead | undefined) => void;
@@ -33,6 +34,8 @@ export interface ProxyContext {
   readonly observers: StreamObserver[];
   /** RDS route configuration by name (created on first reference). */
   routeHolder(name: string): RouteHolder;
+  /** The overload manager's verdicts (src/proxy/overload), when the bootstrap configures one. */
+  overload?: OverloadState;
   /** Set while draining: responses carry Connection: close, h2 sessions get GOAWAY. */
   draining: boolean;
   /** Original destination of a redirected connection (interception part), when available. */

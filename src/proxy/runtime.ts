@@ -31,6 +31,7 @@ import { compileRouteConfig, type RouteTable } from './routing/route-config.ts';
 import type { NodeInfo, ProxyContext, RouteHolder, StreamObserver } from './context.ts';
 import { setupExtensions } from './extensions.ts';
 import { getOriginalDst } from './listener/original-dst.ts';
+import type { OverloadState } from './overload/overload-manager.ts';
 
 const TYPE_NAMES: Record<string, string> = {
   [LISTENER_TYPE]: 'envoy.config.listener.v3.Listener',
@@ -68,6 +69,7 @@ class Context implements ProxyContext {
   readonly observers: StreamObserver[] = [];
   readonly holders = new Map<string, RouteHolder>();
   draining = false;
+  overload: OverloadState | undefined;
 
   constructor(node: NodeInfo, log: Logger) {
     this.node = node;

@@ -34,7 +34,7 @@ async function setup(t: { after(fn: () => unknown): void }) {
     { match: { prefix: '/plain' }, route: { cluster: 'up' } },
     { match: { prefix: '/' }, route: { cluster: 'up' }, typed_per_filter_config: { 'envoy.filters.http.cors': policy } },
   ];
-  await configure(h, { clusters: [staticCluster('up', [up.port])], routes: [routeConfig('r', routes)], listeners: [httpListener('l', 'r', { http_filters: [CORS, ROUTER] })] });
+  await configure(h, { clusters: [staticCluster('up', [up.port])], routes: [routeConfig('r', routes as never)], listeners: [httpListener('l', 'r', { http_filters: [CORS, ROUTER] })] });
   return { h, up, port: h.port('l') };
 }
 

@@ -25,7 +25,7 @@ async function setup(t: { after(fn: () => unknown): void }, filterConfig: object
   });
   await configure(h, {
     clusters: [staticCluster('up', [up.port])],
-    routes: [routeConfig('r', routes)],
+    routes: [routeConfig('r', routes as never)],
     listeners: [httpListener('l', 'r', { http_filters: [{ name: 'envoy.filters.http.local_ratelimit', typed_config: filterConfig }, ROUTER] })],
   });
   return { h, up, port: h.port('l') };

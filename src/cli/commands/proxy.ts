@@ -91,6 +91,13 @@ async function run(opts: ProxyOptions): Promise<void> {
   }
 
   const stoppers: (() => void)[] = [];
+  if (bootstrap.overload) {
+    const { OverloadManager } = await import('../../proxy/overload/overload-manager.ts');
+    const om = new OverloadManager(bootstrap.overload, rt.stats);
+    rt.ctx.overload = om;
+    om.start();
+    stoppers.push(() => om.stop());
+  }
   if (bootstrap.dynamic) {
     const { XdsClient, shareSecrets } = await import('../../proxy/xds-client/index.ts');
     // SDS secrets come from the control plane (credentials) and from the workload identity (default, ROOTCA).

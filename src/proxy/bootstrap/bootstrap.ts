@@ -8,12 +8,15 @@ import { RigError } from '../../core/errors.ts';
 import { Issues, Reader } from '../config/reader.ts';
 import type { NodeInfo } from '../context.ts';
 import type { StaticResources } from '../runtime.ts';
+import { readOverloadConfig, type OverloadConfig } from '../overload/overload-config.ts';
 
 export interface Bootstrap {
   readonly node: NodeInfo;
   readonly staticResources: StaticResources;
   readonly dynamic: boolean;
   readonly admin?: { address: string; port: number };
+  /** overload_manager, compiled (src/proxy/overload). */
+  readonly overload?: OverloadConfig;
   readonly raw: EnvoyJson;
   readonly warnings: string[];
 }
@@ -67,9 +70,11 @@ export function parseBootstrap(raw: EnvoyJson, source: string): Bootstrap {
     a.accept('address', 'access_log_path', 'access_log', 'profile_path', 'socket_options');
     a.done();
   }
-  r.accept('layered_runtime', 'stats_config', 'stats_flush_interval', 'overload_manager', 'cluster_manager', 'bootstrap_extensions', 'stats_sinks', 'tracing');
-  for (const k of ['stats_config', 'overload_manager', 'tracing', 'stats_sinks', 'bootstrap_extensions']) if (r.has(k)) issues.warn(k, `${k} is not supported by rig proxy and is ignored`);
+  const om = r.obj('overload_manager');
+  const overload = om ? readOverloadConfig(om) : undefined;
+  r.accept('layered_runtime', 'stats_config', 'stats_flush_interval', 'cluster_manager', 'bootstrap_extensions', 'stats_sinks', 'tracing');
+  for (const k of ['stats_config', 'tracing', 'stats_sinks', 'bootstrap_extensions']) if (r.has(k)) issues.warn(k, `${k} is not supported by rig proxy and is ignored`);
   r.done();
   if (issues.errors.length) throw new RigError('MESH_ERR_INVALID_CONFIG', `${source}: ${issues.errors.join('; ')}`);
-  return { node, staticResources, dynamic: dr !== undefined, admin, raw, warnings: issues.warnings };
+  return { node, staticResources, dynamic: dr !== undefined, admin, overload, raw, warnings: issues.warnings };
 }

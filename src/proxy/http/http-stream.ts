@@ -160,6 +160,10 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     this.res.once('close', this.onDownstreamClose);
     this.prepareHeaders();
     if (hcm.tracer) this.span = hcm.tracer.startSpan(this.head, this.streamInfo);
+    if (this.conn.ctx.overload?.shedRequest()) {
+      this.sendLocalReply({ status: 503, body: 'envoy overloaded', flags: ResponseFlag.OverloadManager, details: 'overload_manager' });
+      return;
+    }
     if (hcm.filters.length) {
       const fs: HttpFilter[] = [];
       for (const f of hcm.filters) {
@@ -699,7 +703,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     if (fs) for (let i = fs.length - 1; i >= 0; i--) fs[i].encodeHeaders?.(resHead, false);
     this.responseStarted = true;
     this.streamInfo.responseCode = resHead.status;
-    if (this.conn.ctx.draining && !this.isH2) resHead.headers.connection = 'close';
+    if (!this.isH2 && (this.conn.ctx.draining || this.conn.ctx.overload?.disableKeepAlive())) resHead.headers.connection = 'close';
     try {
       // Head, body and end usually arrive in the same tick from undici: one write instead of three.
       if (!this.isH2) {

@@ -163,6 +163,7 @@ export class ListenerManager {
   }
 
   accept(l: ActiveListener, socket: net.Socket): void {
+    if (this.ctx.overload?.rejectConnection()) return void socket.destroy();
     let config = l.config;
     l.stats.cxTotal.value++;
     l.stats.cxActive.value++;

@@ -1,0 +1,156 @@
+// The overload manager: a real `rig proxy` process with Envoy's overload_manager bootstrap section
+// sheds requests under an artificially low heap limit; in-process, event-loop lag sheds requests
+// (503 OM, Connection: close) and recovers, and heap pressure closes new connections.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { stringify } from 'yaml';
+import { runRig, spawnRig, stopProcess } from '../helpers/cli.ts';
+import { configure, deadPort, httpListener, request, routeConfig, startRuntime, startUpstream, staticCluster } from '../proxy/harness.ts';
+import { Issues, Reader } from '../../src/proxy/config/reader.ts';
+import { readOverloadConfig, OverloadAction } from '../../src/proxy/overload/overload-config.ts';
+import { OverloadManager } from '../../src/proxy/overload/overload-manager.ts';
+import { formatResponseFlags } from '../../src/proxy/response-flags.ts';
+
+const HEAP = 'envoy.resource_monitors.fixed_heap';
+const LAG = 'rig.resource_monitors.event_loop_lag';
+const heapMonitor = (bytes: number) => ({ name: HEAP, typed_config: { '@type': 'type.googleapis.com/envoy.extensions.resource_monitors.fixed_heap.v3.FixedHeapConfig', max_heap_size_bytes: bytes } });
+const lagMonitor = (lag: string) => ({ name: LAG, typed_config: { '@type': 'type.googleapis.com/google.protobuf.Struct', value: { max_lag: lag } } });
+
+function compile(raw: object) {
+  const issues = new Issues();
+  const c = readOverloadConfig(new Reader(raw, 'overload_manager', issues));
+  return { c, issues };
+}
+
+async function setup(t: { after(fn: () => unknown): void }, overload: object) {
+  const up = await startUpstream('up');
+  const h = await startRuntime();
+  const { c, issues } = compile(overload);
+  assert.deepEqual(issues.errors, []);
+  const om = new OverloadManager(c, h.rt.stats);
+  h.rt.ctx.overload = om;
+  t.after(async () => {
+    om.stop();
+    h.close();
+    await up.close();
+  });
+  await configure(h, { clusters: [staticCluster('up', [up.port])], listeners: [httpListener('l', routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'up' } }]))] });
+  return { h, om, up, port: h.port('l') };
+}
+
+function stat(h: { rt: { stats: { all(): { name: string; value: number }[] } } }, name: string): number {
+  return h.rt.stats.all().find((s) => s.name === name)?.value ?? 0;
+}
+
+test('event-loop lag above max_lag sheds new requests with 503 OM and Connection: close, then recovers', async (t) => {
+  const trigger = [{ name: LAG, threshold: { value: 1 } }];
+  const { h, om, up, port } = await setup(t, {
+    refresh_interval: '3600s',
+    resource_monitors: [lagMonitor('0.1s')],
+    actions: [{ name: OverloadAction.StopAcceptingRequests, triggers: trigger }, { name: OverloadAction.DisableHttpKeepAlive, triggers: trigger }],
+  });
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.after(() => agent.destroy());
+  let r = await request(port, { agent });
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.connection, 'keep-alive');
+
+  const until = Date.now() + 300;
+  while (Date.now() < until); // block the event loop: the lag monitor sees ~300 ms
+  await new Promise((res) => setTimeout(res, 50));
+  om.refresh();
+  assert.ok(om.isActive(OverloadAction.StopAcceptingRequests));
+  assert.equal(stat(h, `overload.${OverloadAction.StopAcceptingRequests}.active`), 1);
+  assert.ok(stat(h, `overload.${LAG}.pressure`) >= 100);
+  r = await request(port, { agent });
+  assert.equal(r.status, 503);
+  assert.equal(r.body, 'envoy overloaded');
+  assert.equal(r.headers.connection, 'close');
+  assert.equal(formatResponseFlags(h.streams.at(-1)!.responseFlags), 'OM');
+  assert.equal(stat(h, 'overload.shed_requests'), 1);
+  assert.equal(up.requests.length, 1, 'shed requests never reach the upstream');
+
+  await new Promise((res) => setTimeout(res, 50));
+  om.refresh();
+  assert.equal(om.isActive(OverloadAction.StopAcceptingRequests), false, 'below the threshold again');
+  r = await request(port, { agent });
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.connection, 'keep-alive');
+});
+
+test('heap above max_heap_size_bytes closes new connections; existing config recovers when the action clears', async (t) => {
+  const { h, om, port } = await setup(t, {
+    refresh_interval: '3600s',
+    resource_monitors: [heapMonitor(1024)],
+    actions: [{ name: OverloadAction.StopAcceptingConnections, triggers: [{ name: HEAP, scaled: { scaling_threshold: 0.5, saturation_threshold: 0.9 } }] }],
+  });
+  assert.equal((await request(port)).status, 200, 'nothing happens before the first refresh');
+  om.refresh();
+  await assert.rejects(request(port), /ECONNRESET|socket hang up/);
+  assert.equal(stat(h, 'overload.rejected_connections'), 1);
+  h.rt.ctx.overload = undefined;
+  assert.equal((await request(port)).status, 200);
+});
+
+test('invalid overload_manager config is reported with paths', () => {
+  const { issues } = compile({
+    resource_monitors: [{ name: 'envoy.resource_monitors.injected_resource', typed_config: { '@type': 'type.googleapis.com/google.protobuf.Struct', value: {} } }, heapMonitor(0)],
+    actions: [{ name: 'envoy.overload_actions.shrink_heap', triggers: [{ name: HEAP, threshold: { value: 2 } }] }, { name: OverloadAction.StopAcceptingRequests, triggers: [] }],
+  });
+  const all = issues.errors.join('\n');
+  assert.match(all, /resource monitor "envoy.resource_monitors.injected_resource" is not supported/);
+  assert.match(all, /resource_monitors\[1\]\.typed_config\.max_heap_size_bytes: fixed_heap needs a positive max_heap_size_bytes/);
+  assert.match(all, /actions\[0\]\.name: overload action "envoy.overload_actions.shrink_heap" is not supported/);
+  assert.match(all, /threshold value must be in \[0, 1\]/);
+  assert.match(all, /actions\[1\]\.triggers: an overload action needs at least one trigger/);
+});
+
+test('rig proxy with overload_manager in its bootstrap sheds requests under an artificially low heap limit', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rig-overload-'));
+  const up = await startUpstream('up');
+  const listenPort = await deadPort();
+  const listener = httpListener('l', routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'up' } }]));
+  (listener as { address: unknown }).address = { socket_address: { address: '127.0.0.1', port_value: listenPort } };
+  const boot = {
+    static_resources: { listeners: [listener], clusters: [staticCluster('up', [up.port])] },
+    overload_manager: { refresh_interval: '0.05s', resource_monitors: [heapMonitor(1)], actions: [{ name: OverloadAction.StopAcceptingRequests, triggers: [{ name: HEAP, threshold: { value: 0.95 } }] }] },
+  };
+  const file = path.join(dir, 'envoy.yaml');
+  fs.writeFileSync(file, stringify(boot));
+  const portsFile = path.join(dir, 'ports.json');
+  const child = spawnRig(['proxy', '-c', file, '--admin-port', '0', '--ready-port', '0', '--ports-file', portsFile]);
+  let stderr = '';
+  child.stderr!.on('data', (c) => (stderr += c));
+  t.after(async () => {
+    await stopProcess(child);
+    await up.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  for (let i = 0; i < 400 && !fs.existsSync(portsFile); i++) {
+    if (child.exitCode !== null) throw new Error(`rig proxy exited: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  // Until the first refresh the proxy forwards; afterwards every new request is shed.
+  let r = await request(listenPort);
+  let forwarded = 0;
+  for (let i = 0; i < 100 && r.status !== 503; i++) {
+    forwarded++;
+    await new Promise((res) => setTimeout(res, 20));
+    r = await request(listenPort);
+  }
+  assert.equal(r.status, 503, stderr);
+  assert.equal(r.body, 'envoy overloaded');
+  for (let i = 0; i < 5; i++) assert.equal((await request(listenPort)).status, 503);
+  assert.equal(up.requests.length, forwarded, 'shed requests never reach the upstream');
+  assert.doesNotMatch(stderr, /overload_manager is not supported/);
+
+  // A bad overload_manager stops rig proxy with the field path.
+  fs.writeFileSync(file, stringify({ ...boot, overload_manager: { resource_monitors: [heapMonitor(0)], actions: [] } }));
+  const bad = await runRig(['proxy', '-c', file, '--admin-port', '0', '--ready-port', '0']);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /overload_manager\.resource_monitors\[0\]\.typed_config\.max_heap_size_bytes/);
+});
