@@ -32,8 +32,13 @@ class OutlierDetectionHook implements ClusterHook {
       this.#od.reportResult(host, { localOrigin: local });
       return;
     }
+    // No status: a TCP proxy connection, complete once connected.
+    if (status === 0) {
+      this.#od.reportResult(host, { localOrigin: 'success_final' });
+      return;
+    }
     this.#od.reportResult(host, { localOrigin: 'success' });
-    if (status > 0) this.#od.reportResult(host, { status });
+    this.#od.reportResult(host, { status });
   }
 
   onHostsChanged(hosts: readonly Host[]): void {

@@ -4,7 +4,7 @@
 //   od.on('change', (host, ejected) => rebuild the cluster's load balancer);
 //   Router, after every upstream attempt:
 //     od.reportResult(host, { status })                       response headers arrived (gRPC: status mapped from grpc-status)
-//     od.reportResult(host, { localOrigin: 'connect_failed' | 'timeout' | 'reset' | 'success' })
+//     od.reportResult(host, { localOrigin: 'connect_failed' | 'timeout' | 'reset' | 'success' | 'success_final' })
 //   Cluster manager: od.updateHosts(hosts) on membership change; od.close() when the cluster goes.
 //   Health checker: od.onActiveHealthCheckSuccess(host) (successful_active_health_check_uneject_host).
 //
@@ -49,7 +49,12 @@ export interface OutlierConfig {
   alwaysEjectOneHost: boolean;
 }
 
-export type LocalOriginResult = 'connect_failed' | 'timeout' | 'reset' | 'success';
+/**
+ * 'success': the connection worked, a response code follows (HTTP); 'success_final': the
+ * connection worked and nothing follows (TCP proxy) — it counts as a success (200) even without
+ * split_external_local_origin_errors.
+ */
+export type LocalOriginResult = 'connect_failed' | 'timeout' | 'reset' | 'success' | 'success_final';
 
 export interface OutlierResult {
   /** HTTP status of the upstream response (external origin). */
@@ -234,7 +239,7 @@ export class OutlierDetector extends EventEmitter<OutlierDetectorEvents> {
     if (result.localOrigin !== undefined) {
       if (c.splitExternalLocalOriginErrors) {
         m.localTotal++;
-        if (result.localOrigin === 'success') {
+        if (result.localOrigin === 'success' || result.localOrigin === 'success_final') {
           m.localSuccess++;
           m.consecutiveLocal = 0;
         } else if (++m.consecutiveLocal === c.consecutiveLocalOriginFailure) {
@@ -243,7 +248,7 @@ export class OutlierDetector extends EventEmitter<OutlierDetectorEvents> {
         return;
       }
       if (result.localOrigin === 'success') return;
-      this.#httpCode(host, m, result.localOrigin === 'timeout' ? 504 : 503);
+      this.#httpCode(host, m, result.localOrigin === 'success_final' ? 200 : result.localOrigin === 'timeout' ? 504 : 503);
       return;
     }
     if (result.status !== undefined) this.#httpCode(host, m, result.status);

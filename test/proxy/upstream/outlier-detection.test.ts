@@ -108,6 +108,16 @@ test('local-origin errors count as 5xx unless split_external_local_origin_errors
   merged.d.reportResult(hosts[0], { localOrigin: 'reset' });
   assert.equal(merged.d.isEjected(hosts[0]), true);
 
+  // A TCP connection that worked (success_final) breaks a run of connect failures.
+  const tcp = [host(5), host(6)];
+  const t1 = detector({ consecutive_5xx: 2, max_ejection_percent: 100 }, tcp);
+  t1.d.reportResult(tcp[0], { localOrigin: 'connect_failed' });
+  t1.d.reportResult(tcp[0], { localOrigin: 'success_final' });
+  t1.d.reportResult(tcp[0], { localOrigin: 'connect_failed' });
+  assert.equal(t1.d.isEjected(tcp[0]), false);
+  t1.d.reportResult(tcp[0], { localOrigin: 'connect_failed' });
+  assert.equal(t1.d.isEjected(tcp[0]), true);
+
   const more = [host(3), host(4)];
   const split = detector({ consecutive_5xx: 3, consecutive_local_origin_failure: 2, split_external_local_origin_errors: true, max_ejection_percent: 100 }, more);
   split.d.reportResult(more[0], { localOrigin: 'connect_failed' });
