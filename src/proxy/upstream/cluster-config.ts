@@ -160,7 +160,8 @@ export function compileCluster(raw: Record<string, unknown>, path: string, issue
   const la = r.obj('load_assignment');
   const loadAssignment = la ? compileLoadAssignment(la.raw, la.path, issues) : undefined;
   if (type === DiscoveryType.Eds && loadAssignment) issues.warn(r.at('load_assignment'), 'ignored for an EDS cluster (endpoints come from EDS)');
-  if ((type === DiscoveryType.Static || type === DiscoveryType.StrictDns || type === DiscoveryType.LogicalDns) && !loadAssignment) issues.error(r.at('load_assignment'), `a ${type} cluster needs load_assignment`);
+  // A STATIC cluster without load_assignment has no hosts (Envoy accepts it: Istio's BlackHoleCluster).
+  if ((type === DiscoveryType.StrictDns || type === DiscoveryType.LogicalDns) && !loadAssignment) issues.error(r.at('load_assignment'), `a ${type} cluster needs load_assignment`);
   if (type === DiscoveryType.LogicalDns && loadAssignment && loadAssignment.endpoints.length !== 1) issues.error(r.at('load_assignment'), 'a LOGICAL_DNS cluster needs exactly one endpoint');
   const dnsRefreshMs = r.durationMs('dns_refresh_rate', 5000);
   const fam = r.str('dns_lookup_family', 'AUTO');
