@@ -158,7 +158,11 @@ test('TCP: connect-only check, and hosts added/removed while running', async (t)
   const a = host(1, { address: '127.0.0.1', port });
   const hc = start(t, { tcp_health_check: {} }, [a]);
   await until(hc, a, true);
-  const b = host(2, { address: '127.0.0.1', port: 1 }); // nothing listens on port 1
+  const closed = net.createServer();
+  await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+  const deadPort = (closed.address() as AddressInfo).port;
+  await new Promise<void>((r) => closed.close(() => r()));
+  const b = host(2, { address: '127.0.0.1', port: deadPort });
   hc.updateHosts([a, b]);
   assert.equal(healthFlagsString(b), '/failed_active_hc/pending_active_hc');
   await once(hc, 'checked');
