@@ -2,10 +2,13 @@
 // downstream requests through a listener, real upstream servers on 127.0.0.1:0.
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { createAdminHandler, listen } from '../../../src/proxy/admin/admin-server.ts';
 import { test, type TestContext } from 'node:test';
 import { ENDPOINT_TYPE, addr, configure, httpListener, request, routeConfig, startRuntime, startUpstream, staticCluster, type Harness, type Upstream } from '../harness.ts';
 import { formatResponseFlags } from '../../../src/proxy/response-flags.ts';
+import { TCP_PROXY_TYPE } from '../../../src/envoy/index.ts';
 
 async function setup(t: TestContext, clusters: Record<string, unknown>[], ups: Upstream[]): Promise<Harness> {
   const h = await startRuntime();
@@ -217,4 +220,47 @@ test('a cluster with load_balancing_policy (typed maglev) decodes and balances c
     for (let i = 0; i < 3; i++) assert.equal((await request(port, { headers: { 'x-user': `user-${u}` } })).json().server, first, `user-${u} stays on ${first}`);
   }
   assert.ok(servers.size > 1, 'different users spread over hosts');
+});
+
+test('circuit breaker on a TCP proxy cluster: connections beyond max_connections are refused (UO)', async (t) => {
+  const echo = net.createServer((s) => s.pipe(s));
+  await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+  const sockets = new Set<net.Socket>();
+  echo.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  const h = await startRuntime();
+  t.after(async () => {
+    h.close();
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((r) => echo.close(() => r()));
+  });
+  const echoPort = (echo.address() as AddressInfo).port;
+  const tcpListener = { name: 'tcp', address: addr(0), filter_chains: [{ filters: [{ name: 'envoy.filters.network.tcp_proxy', typed_config: { '@type': TCP_PROXY_TYPE, stat_prefix: 'tcp', cluster: 'cbtcp' } }] }] };
+  await configure(h, { clusters: [staticCluster('cbtcp', [echoPort], { circuit_breakers: { thresholds: [{ max_connections: 1 }] } })], listeners: [tcpListener] });
+  const port = h.port('tcp');
+  const talk = (s: net.Socket, text: string) =>
+    new Promise<string>((resolve) => {
+      s.once('data', (d) => resolve(d.toString()));
+      s.once('close', () => resolve('<closed>'));
+      s.write(text);
+    });
+  const connect = async () => {
+    const s = net.connect(port, '127.0.0.1');
+    s.on('error', () => undefined);
+    await new Promise((r) => s.once('connect', r));
+    return s;
+  };
+  const first = await connect();
+  t.after(() => first.destroy());
+  assert.equal(await talk(first, 'hello'), 'hello');
+  const second = await connect();
+  assert.equal(await talk(second, 'nope'), '<closed>');
+  assert.equal(stat(h, 'cluster.cbtcp.upstream_cx_overflow'), 1);
+  first.destroy();
+  await eventually(() => stat(h, 'cluster.cbtcp.circuit_breakers.default.cx_open') === 0, 'the connection slot to free up');
+  const third = await connect();
+  t.after(() => third.destroy());
+  assert.equal(await talk(third, 'again'), 'again');
 });
