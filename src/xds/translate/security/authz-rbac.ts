@@ -204,5 +204,7 @@ export function buildRbac(policies: readonly Resource<AuthorizationPolicySpec>[]
   // DENY/AUDIT policies without rules match nothing: no filter needed. ALLOW keeps an empty policy set (allow nothing).
   if (action !== 'ALLOW' && Object.keys(policiesOut).length === 0) return undefined;
   const envoyAction = action === 'AUDIT' ? 'LOG' : action;
-  return { action, rules: { ...(envoyAction === 'ALLOW' ? {} : { action: envoyAction }), policies: policiesOut }, notes };
+  // No policies (allow nothing) is `rules: {}`: an empty map does not survive protobuf encoding.
+  const hasPolicies = Object.keys(policiesOut).length > 0;
+  return { action, rules: { ...(envoyAction === 'ALLOW' ? {} : { action: envoyAction }), ...(hasPolicies ? { policies: policiesOut } : {}) }, notes };
 }
