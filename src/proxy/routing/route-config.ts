@@ -286,6 +286,12 @@ function readRoute(r: Reader, vhost: VirtualHost, shared: Shared, issues: Issues
     base.upgrades = upgrades;
     for (const u of ra.objs('upgrade_configs')) {
       upgrades.set(u.str('upgrade_type').toLowerCase(), u.bool('enabled', true));
+      // connect_config: terminate CONNECT and tunnel the payload, which is what CONNECT routes do here.
+      const cc = u.obj('connect_config');
+      if (cc) {
+        if (cc.bool('allow_post', false)) cc.issues.warn(cc.at('allow_post'), 'POST tunnelling is not supported; only CONNECT is tunnelled');
+        cc.done();
+      }
       u.done();
     }
     ra.done();
