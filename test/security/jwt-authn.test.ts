@@ -6,6 +6,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { SignJWT, exportJWK, generateKeyPair, type JWK } from 'jose';
+import { JWT_AUTHN_TYPE } from '../../src/envoy/index.ts';
+import { httpListener, LISTENER_TYPE, ROUTER, routeConfig, startRuntime } from '../proxy/harness.ts';
 import { startSidecar } from './sidecar-harness.ts';
 
 const ISS = 'https://issuer.test';
@@ -229,4 +231,20 @@ spec:
     ['/meta', bob, 403],
   ];
   for (const [path, tok, want] of expect) assert.equal((await call(path, tok)).status, want, `${path} ${tok === alice ? 'alice' : tok === bob ? 'bob' : tok ? 'mallory' : 'no token'}`);
+});
+
+test('jwt_authn config errors are refused with the field path', async (t) => {
+  const h = await startRuntime();
+  t.after(() => h.close());
+  const listener = (cfg: Record<string, unknown>) =>
+    httpListener('l', routeConfig('r', [{ match: { prefix: '/' }, direct_response: { status: 200 } }]), { http_filters: [{ name: 'envoy.filters.http.jwt_authn', typed_config: { '@type': JWT_AUTHN_TYPE, ...cfg } }, ROUTER] });
+  const bad: [Record<string, unknown>, RegExp][] = [
+    [{ providers: { p: { issuer: ISS, local_jwks: { inline_string: 'not json' } } } }, /providers.p.local_jwks: JWKS is not JSON/],
+    [{ providers: { p: { issuer: ISS, local_jwks: { inline_string: '{"keys":[{"n":"x"}]}' } } } }, /every JWKS key needs a "kty"/],
+    [{ providers: { p: { issuer: ISS } } }, /providers.p: a provider needs remote_jwks or local_jwks/],
+    [{ providers: { p: { issuer: ISS, remote_jwks: { http_uri: { uri: 'ftp://x', cluster: 'c', timeout: '1s' } } } } }, /remote_jwks needs an http\(s\) uri/],
+    [{ providers: { p: { issuer: ISS, local_jwks: { inline_string: '{"keys":[]}' } } }, rules: [{ match: { prefix: '/' }, requires: { provider_name: 'q' } }] }, /rules\[0\].requires.provider_name: unknown provider "q"/],
+    [{ rules: [{ match: { prefix: '/' }, requirement_name: 'nope' }] }, /no requirement named "nope"/],
+  ];
+  for (const [cfg, msg] of bad) assert.match(h.apply(LISTENER_TYPE, [listener(cfg)]).join('\n'), msg);
 });
