@@ -3,6 +3,7 @@
 // request body rules for retries.
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { test, type TestContext } from 'node:test';
 import { configure, deadPort, httpListener, request, routeConfig, startRuntime, startUpstream, staticCluster, type Harness, type Upstream } from './harness.ts';
 import { formatResponseFlags } from '../../src/proxy/response-flags.ts';
@@ -151,4 +152,41 @@ test('streamed request bodies and large responses keep their bytes; keep-alive u
   assert.equal(big.body.length, 5 << 20);
   for (let i = 0; i < 20; i++) await request(port, { path: '/small', agent });
   assert.equal(up.connections, 1, 'one pooled upstream connection served every request');
+});
+
+test('aborted uploads and upstreams that reset mid-body never take the proxy down', async (t) => {
+  const up = await startUpstream('up', (req, res) => {
+    if (req.url === '/reset') {
+      req.socket.destroy();
+      return true;
+    }
+    res.end('ok');
+    return true;
+  });
+  // The harness reads the whole body before calling the handler; /reset-early resets on headers.
+  const early = http.createServer((req) => req.socket.destroy());
+  await new Promise<void>((r) => early.listen(0, '127.0.0.1', r));
+  t.after(() => early.close());
+  const earlyPort = (early.address() as AddressInfo).port;
+  const h = await setup(t, [staticCluster('up', [up.port]), staticCluster('early', [earlyPort])], [{ match: { prefix: '/early' }, route: { cluster: 'early' } }, { match: { prefix: '/' }, route: { cluster: 'up' } }], [up]);
+  const port = h.port('l');
+  // A client that sends part of a chunked body and disappears.
+  const q = http.request({ host: '127.0.0.1', port, path: '/upload', method: 'POST' });
+  q.on('error', () => undefined);
+  q.write('x'.repeat(10_000));
+  await new Promise((r) => setTimeout(r, 50));
+  q.destroy();
+  // An upstream that resets while the body is still streaming.
+  const big = http.request({ host: '127.0.0.1', port, path: '/early', method: 'POST' });
+  const status = new Promise<number>((resolve) => {
+    big.on('response', (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    big.on('error', () => resolve(-1));
+  });
+  for (let i = 0; i < 20; i++) big.write('y'.repeat(64 * 1024));
+  big.end();
+  assert.ok([503, -1].includes(await status));
+  assert.equal((await request(port, { path: '/after' })).body, 'ok', 'the proxy still serves');
 });

@@ -301,6 +301,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
   private readBody(runFilters: boolean): void {
     this.runFiltersOnBody = runFilters;
     this.chunks = [];
+    this.req.on('error', noop);
     this.req.on('data', (c: Buffer) => this.onBodyData(c));
     this.req.once('end', () => this.onBodyEnd());
   }
@@ -482,6 +483,10 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     if (this.body !== undefined) body = this.body;
     else if (this.hasBody) {
       this.bodyStream = new PassThrough();
+      // undici destroys the body stream with the request's error; the downstream request may
+      // abort too. Both are handled through the attempt's callbacks, never as uncaught errors.
+      this.bodyStream.on('error', noop);
+      this.req.on('error', noop);
       this.req.pipe(this.bodyStream);
       body = this.bodyStream;
     }
@@ -825,6 +830,8 @@ function takeGrpcStatus(headers: HeaderMap): Record<string, string> | undefined 
   }
   return t;
 }
+
+function noop(): void {}
 
 function uncork(res: ServerResponse): void {
   res.uncork();

@@ -54,6 +54,8 @@ export class ActiveListener {
         resolve();
       });
       server.listen({ host: this.config.address, port: this.config.port, backlog: 1024 }, () => {
+        server.removeAllListeners('error');
+        server.on('error', (e) => this.manager.ctx.log.error({ listener: this.config.name, err: e.message }, 'listener error'));
         this.state = 'listening';
         this.boundPort = (server.address() as net.AddressInfo).port;
         resolve();
