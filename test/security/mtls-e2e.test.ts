@@ -206,5 +206,11 @@ spec:
   assert.equal((await viaSleep()).status, 200);
   assert.equal(await mtlsGet(inbound, rootPem, await meshCert(caDir, 'spiffe://cluster.local/ns/foo/sa/other', new Date(now - 60_000), new Date(now + 3600_000))), 403);
   assert.equal(await plainGet(inbound), 403);
+
+  // DISABLE: the sidecar serves plaintext only.
+  store.delete('AuthorizationPolicy', 'foo', 'only-sleep');
+  store.apply(parseYaml(peerAuth('DISABLE')));
+  await waitFor('DISABLE to reach the sidecar', async () => ((await mtlsGet(inbound, rootPem, good)) === 'refused' ? true : undefined));
+  assert.equal(await plainGet(inbound), 200);
 });
 
