@@ -1,0 +1,120 @@
+// Bookinfo on a real local mesh for the task tests: `rig demo --no-traffic` with the ingress
+// gateway's port 8080 remapped to a free port, plus helpers to drive it the way Istio's task
+// documentation does (browse /productpage, sign in as jason, apply YAML, read proxy stats).
+import http from 'node:http';
+import path from 'node:path';
+import { REPO_ROOT } from '../helpers/cli.ts';
+import { startMesh, type Mesh } from '../local/mesh-harness.ts';
+
+export const NETWORKING = path.join(REPO_ROOT, 'examples/bookinfo/networking');
+
+export interface Response {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+  ms: number;
+}
+
+export function request(port: number, p: string, opts: { method?: string; headers?: Record<string, string>; body?: string; timeoutMs?: number } = {}): Promise<Response> {
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: p, method: opts.method ?? 'GET', headers: opts.headers, agent: false, timeout: opts.timeoutMs ?? 20_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body, ms: Date.now() - started }));
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${p}: no answer in ${opts.timeoutMs ?? 20_000} ms`)));
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+/** The reviews workload named on a product page, or what the page said instead. */
+export function reviewsServedBy(html: string): string {
+  const m = /Reviews served by: <b class="workload">(reviews-v\d)<\/b>/.exec(html);
+  if (m) return m[1];
+  if (html.includes('product reviews are currently unavailable')) return 'unavailable';
+  return 'none';
+}
+
+export async function eventually<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+export class Bookinfo {
+  readonly mesh: Mesh;
+  readonly gatewayPort: number;
+
+  private constructor(mesh: Mesh, gatewayPort: number) {
+    this.mesh = mesh;
+    this.gatewayPort = gatewayPort;
+  }
+
+  static async start(args: string[] = []): Promise<Bookinfo> {
+    const mesh = await startMesh('demo', ['--no-traffic', ...args]);
+    try {
+      const s = await mesh.waitFor((s) => !!s.readyAt, 'every Bookinfo process ready', 60_000);
+      const gw = s.processes.find((p) => p.name === 'istio-ingressgateway')!;
+      return new Bookinfo(mesh, gw.ports.gateway!['8080']);
+    } catch (err) {
+      await mesh.stop();
+      throw err;
+    }
+  }
+
+  page(cookie?: string): Promise<Response> {
+    return request(this.gatewayPort, '/productpage', { headers: cookie ? { cookie } : {} });
+  }
+
+  async login(user: string): Promise<string> {
+    const res = await request(this.gatewayPort, '/login', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `username=${encodeURIComponent(user)}&passwd=password` });
+    if (res.status !== 302) throw new Error(`login answered ${res.status}: ${res.body.slice(0, 200)}`);
+    return String(res.headers['set-cookie']).split(';')[0];
+  }
+
+  /** Who serves reviews for `n` page loads. */
+  async servedBy(n: number, cookie?: string): Promise<Record<string, number>> {
+    const counts: Record<string, number> = {};
+    for (let i = 0; i < n; i++) {
+      const who = reviewsServedBy((await this.page(cookie)).body);
+      counts[who] = (counts[who] ?? 0) + 1;
+    }
+    return counts;
+  }
+
+  /** `rig apply` a file of examples/bookinfo/networking, or YAML text. */
+  async apply(fileOrYaml: string): Promise<void> {
+    const isYaml = fileOrYaml.includes('\n');
+    const res = await this.mesh.rig(['apply', '-f', isYaml ? '-' : path.join(NETWORKING, fileOrYaml)], isYaml ? fileOrYaml : undefined);
+    if (res.code !== 0) throw new Error(`rig apply ${isYaml ? '-' : fileOrYaml} failed: ${res.stderr}`);
+  }
+
+  async delete(fileOrYaml: string): Promise<void> {
+    const isYaml = fileOrYaml.includes('\n');
+    const res = await this.mesh.rig(['delete', '-f', isYaml ? '-' : path.join(NETWORKING, fileOrYaml)], isYaml ? fileOrYaml : undefined);
+    if (res.code !== 0) throw new Error(`rig delete failed: ${res.stderr}`);
+  }
+
+  /** The Prometheus text of a replica's sidecar (or a gateway). */
+  async stats(name: string): Promise<string> {
+    const p = this.mesh.process(name);
+    if (!p?.ports.stats) throw new Error(`${name} has no stats port`);
+    return (await request(p.ports.stats, '/stats/prometheus')).body;
+  }
+
+  stop(): Promise<void> {
+    return this.mesh.stop();
+  }
+}
