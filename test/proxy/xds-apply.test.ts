@@ -42,7 +42,7 @@ test('invalid updates are NACKed with every error and the previous config keeps 
   // A schema error (unknown field) is reported with its path.
   const schemaErrs = h.apply(CLUSTER_TYPE, [{ ...edsCluster('a'), conect_timeout: '1s' }]);
   assert.match(schemaErrs.join('\n'), /cluster "a": conect_timeout: unknown field/);
-  const lErrs = h.apply(LISTENER_TYPE, [httpListener('l', 'r', { http_filters: [{ name: 'envoy.filters.http.nope', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault' } }] })]);
+  const lErrs = h.apply(LISTENER_TYPE, [httpListener('l', 'r', { http_filters: [{ name: 'envoy.filters.http.nope', typed_config: { '@type': 'type.googleapis.com/google.protobuf.Struct', value: {} } }] })]);
   assert.match(lErrs.join('\n'), /unsupported HTTP filter/);
   assert.match(lErrs.join('\n'), /must end with envoy.filters.http.router/);
   // Still serving the old config.
