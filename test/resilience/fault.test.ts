@@ -3,6 +3,7 @@
 // max_active_faults, in the per-route shape the control plane generates (Istio's).
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import http2 from 'node:http2';
 import { test } from 'node:test';
 import { configure, httpListener, request, routeConfig, startRuntime, startUpstream, staticCluster, ROUTER, LISTENER_TYPE, type Harness } from '../proxy/harness.ts';
 import { formatResponseFlags } from '../../src/proxy/response-flags.ts';
@@ -163,4 +164,27 @@ test('unsupported or invalid fault config is refused (NACK) with the field path'
   assert.match(bad({ abort: { http_status: 700, percentage: pct(10) } }), /http_status must be in \[200, 600\)/);
   assert.match(bad({ delay: { percentage: pct(10) } }), /exactly one of fixed_delay, header_delay/);
   assert.equal(bad({ abort: { http_status: 503, percentage: pct(10) } }), '');
+});
+
+test('over HTTP/2 a gRPC abort is a trailers-only response with grpc-status', async (t) => {
+  const routes = [{ match: { prefix: '/' }, route: { cluster: 'up' }, typed_per_filter_config: { 'envoy.filters.http.fault': { '@type': FAULT, abort: { percentage: pct(100), grpc_status: 8 } } } }];
+  const { h, port, up } = await setup(t, routes);
+  const client = http2.connect(`http://127.0.0.1:${port}`);
+  t.after(() => client.close());
+  const res = await new Promise<{ headers: http2.IncomingHttpHeaders; trailers: http2.IncomingHttpHeaders }>((resolve, reject) => {
+    const s = client.request({ ':method': 'POST', ':path': '/pkg.Svc/Method', 'content-type': 'application/grpc', te: 'trailers' });
+    let headers: http2.IncomingHttpHeaders = {};
+    let trailers: http2.IncomingHttpHeaders = {};
+    s.on('response', (hd) => (headers = hd));
+    s.on('trailers', (tr) => (trailers = tr));
+    s.on('error', reject);
+    s.on('close', () => resolve({ headers, trailers }));
+    s.resume();
+    s.end(Buffer.from([0, 0, 0, 0, 0]));
+  });
+  assert.equal(res.headers[':status'], 200);
+  assert.equal(res.trailers['grpc-status'] ?? res.headers['grpc-status'], '8');
+  assert.equal(h.streams.at(-1)!.protocol, 'HTTP/2');
+  assert.equal(formatResponseFlags(h.streams.at(-1)!.responseFlags), 'FI');
+  assert.equal(up.requests.length, 0);
 });
