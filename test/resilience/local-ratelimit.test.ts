@@ -1,6 +1,7 @@
 // Local rate limits through the real proxy: the HTTP filter's token buckets (filter-wide, per
 // route, per descriptor from route rate_limits actions) and the network filter.
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { test } from 'node:test';
 import { configure, httpListener, request, routeConfig, startRuntime, startUpstream, staticCluster, ROUTER, HCM, type Harness } from '../proxy/harness.ts';
 import { formatResponseFlags } from '../../src/proxy/response-flags.ts';
@@ -50,6 +51,7 @@ test('a bucket of N tokens lets N requests through, then 429 RL with x-ratelimit
   assert.ok(Number(replies[0].headers['x-ratelimit-reset']) > 3000);
   assert.equal(replies[7].body, 'local_rate_limited');
   assert.equal(replies[7].headers['x-limited-by'], 'rig');
+  assert.equal(replies[7].headers['x-envoy-ratelimited'], 'true');
   assert.equal(replies[0].headers['x-limited-by'], undefined, 'only on limited responses');
   assert.equal(up.requests.length, 5);
   assert.equal(formatResponseFlags(h.streams.at(-1)!.responseFlags), 'RL');
@@ -111,6 +113,20 @@ test('filter_enforced 0% only counts, and adds request_headers_to_add_when_not_e
   assert.equal(a.json().headers['x-would-limit'], undefined);
   assert.equal(b.json().headers['x-would-limit'], 'true');
   assert.deepEqual(['rate_limited', 'enforced'].map((s) => stat(h, `rl.http_local_rate_limit.${s}`)), [1, 0]);
+});
+
+test('local_rate_limit_per_downstream_connection gives every connection its own bucket', async (t) => {
+  const cfg = limit({ token_bucket: { max_tokens: 2, fill_interval: '3600s' }, local_rate_limit_per_downstream_connection: true });
+  const { port } = await setup(t, cfg, [{ match: { prefix: '/' }, route: { cluster: 'up' } }]);
+  const a = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const b = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.after(() => {
+    a.destroy();
+    b.destroy();
+  });
+  const on = async (agent: http.Agent) => (await request(port, { agent })).status;
+  assert.deepEqual([await on(a), await on(a), await on(a)], [200, 200, 429]);
+  assert.deepEqual([await on(b), await on(b), await on(b)], [200, 200, 429], 'a second connection starts full');
 });
 
 test('invalid limits and unsupported actions are refused (NACK)', async (t) => {

@@ -37,6 +37,8 @@ export interface LocalRateLimitSettings {
   readonly vhRateLimits: number;
   readonly alwaysConsumeDefault: boolean;
   readonly resourceExhausted: boolean;
+  /** local_rate_limit_per_downstream_connection: every connection gets its own buckets. */
+  readonly perConnection: boolean;
   /** Stats, bound on first use (per-route configs are compiled without the stats store). */
   stats?: RateLimitStats;
 }
@@ -61,6 +63,27 @@ function readDescriptors(r: Reader, issues: Issues): LimitDescriptor[] {
   });
 }
 
+export interface Buckets {
+  readonly bucket?: TokenBucket;
+  readonly descriptors: readonly LimitDescriptor[];
+}
+
+const connBuckets = new WeakMap<object, WeakMap<LocalRateLimitSettings, Buckets>>();
+
+function fresh(b: TokenBucket): TokenBucket {
+  return new TokenBucket(b.maxTokens, b.tokensPerFill, b.fillIntervalMs);
+}
+
+/** The buckets a request on `conn` draws from: the config's own, or the connection's copies. */
+export function bucketsFor(s: LocalRateLimitSettings, conn: object): Buckets {
+  if (!s.perConnection) return s;
+  let m = connBuckets.get(conn);
+  if (!m) connBuckets.set(conn, (m = new WeakMap()));
+  let b = m.get(s);
+  if (!b) m.set(s, (b = { bucket: s.bucket && fresh(s.bucket), descriptors: s.descriptors.map((d) => ({ entries: d.entries, bucket: fresh(d.bucket) })) }));
+  return b;
+}
+
 export function readLocalRateLimit(r: Reader): LocalRateLimitSettings {
   const issues = r.issues;
   const statPrefix = r.str('stat_prefix');
@@ -78,7 +101,7 @@ export function readLocalRateLimit(r: Reader): LocalRateLimitSettings {
   if (!['OVERRIDE', 'INCLUDE', 'IGNORE'].includes(vh)) issues.error(r.at('vh_rate_limits'), `unknown value "${vh}" (OVERRIDE, INCLUDE or IGNORE)`);
   const whenNot = r.get('request_headers_to_add_when_not_enforced');
   const notEnforcedOps = readHeaderOps(new Reader(whenNot === undefined ? {} : { request_headers_to_add: whenNot }, r.path, issues), 'request');
-  for (const k of ['local_rate_limit_per_downstream_connection', 'local_cluster_rate_limit', 'max_dynamic_descriptors']) {
+  for (const k of ['local_cluster_rate_limit', 'max_dynamic_descriptors']) {
     if (r.has(k) && r.get(k) !== false) issues.error(r.at(k), `${k} is not supported by rig proxy`);
   }
   const s: LocalRateLimitSettings = {
@@ -95,6 +118,7 @@ export function readLocalRateLimit(r: Reader): LocalRateLimitSettings {
     vhRateLimits,
     alwaysConsumeDefault: r.bool('always_consume_default_token_bucket', true),
     resourceExhausted: r.bool('rate_limited_as_resource_exhausted', false),
+    perConnection: r.bool('local_rate_limit_per_downstream_connection', false),
   };
   r.done();
   return s;

@@ -4,7 +4,8 @@
 // matching configured descriptor's bucket is consumed first, then the default bucket (unless
 // always_consume_default_token_bucket is false). filter_enabled samples whether the filter runs,
 // filter_enforced whether a limited request is refused (status, default 429, flag RL,
-// response_headers_to_add). x-ratelimit-limit/-remaining/-reset with DRAFT_VERSION_03.
+// response_headers_to_add, x-envoy-ratelimited). x-ratelimit-limit/-remaining/-reset with
+// DRAFT_VERSION_03. With local_rate_limit_per_downstream_connection each connection has its own buckets.
 // Stats: <stat_prefix>.http_local_rate_limit.{enabled,enforced,rate_limited,ok}.
 import { LOCAL_RATELIMIT_TYPE } from '../../../envoy/index.ts';
 import { sample } from '../../config/fractional-percent.ts';
@@ -13,7 +14,7 @@ import { ActionKind } from '../../routing/route-config.ts';
 import type { Stats } from '../../stats/stats.ts';
 import { FilterStatus, type HeaderMap, type HttpFilter, type HttpFilterFactory, type RequestHead, type ResponseHead, type StreamCallbacks } from '../filter.ts';
 import { registerHttpFilter } from '../registry.ts';
-import { rateLimitStats, readLocalRateLimit, VhRateLimits, type LimitDescriptor, type LocalRateLimitSettings, type RateLimitStats } from './local-ratelimit-config.ts';
+import { bucketsFor, rateLimitStats, readLocalRateLimit, VhRateLimits, type LimitDescriptor, type LocalRateLimitSettings, type RateLimitStats } from './local-ratelimit-config.ts';
 import { descriptorsFor, type DescriptorEntry, type RateLimitPolicy } from './rate-limit-actions.ts';
 import type { TokenBucket } from './token-bucket.ts';
 
@@ -52,7 +53,8 @@ class LocalRateLimitFilter implements HttpFilter {
     const st = statsOf(s, this.c.root);
     if (!sample(s.filterEnabled)) return FilterStatus.Continue;
     st.enabled.value++;
-    const matched = s.descriptors.length ? this.matchDescriptors(s, head) : [];
+    const b = bucketsFor(s, this.cb.connection);
+    const matched = b.descriptors.length ? this.matchDescriptors(s, b.descriptors, head) : [];
     let allowed = true;
     for (const d of matched) {
       this.reported ??= d.bucket;
@@ -62,11 +64,11 @@ class LocalRateLimitFilter implements HttpFilter {
         break;
       }
     }
-    if (allowed && s.bucket && (!matched.length || s.alwaysConsumeDefault)) {
-      this.reported ??= s.bucket;
-      if (!s.bucket.consume()) {
+    if (allowed && b.bucket && (!matched.length || s.alwaysConsumeDefault)) {
+      this.reported ??= b.bucket;
+      if (!b.bucket.consume()) {
         allowed = false;
-        this.reported = s.bucket;
+        this.reported = b.bucket;
       }
     }
     if (s.xRateLimitHeaders) this.s = s;
@@ -80,13 +82,13 @@ class LocalRateLimitFilter implements HttpFilter {
       return FilterStatus.Continue;
     }
     st.enforced.value++;
-    const headers: HeaderMap = {};
+    const headers: HeaderMap = { 'x-envoy-ratelimited': 'true' };
     if (!s.responseOps.empty) s.responseOps.apply(headers, this.cb.streamInfo, head);
     this.cb.sendLocalReply({ status: s.status, body: 'local_rate_limited', headers, flags: ResponseFlag.RateLimited, details: 'local_rate_limited', grpcStatus: s.resourceExhausted ? 8 : 14 });
     return FilterStatus.StopIteration;
   }
 
-  private matchDescriptors(s: LocalRateLimitSettings, head: RequestHead): LimitDescriptor[] {
+  private matchDescriptors(s: LocalRateLimitSettings, configured: readonly LimitDescriptor[], head: RequestHead): LimitDescriptor[] {
     const route = this.cb.matchedRoute();
     if (!route) return [];
     let policies: readonly RateLimitPolicy[] = [];
@@ -99,7 +101,7 @@ class LocalRateLimitFilter implements HttpFilter {
     const cluster = route.action === ActionKind.Weighted ? '' : route.cluster;
     const out: LimitDescriptor[] = [];
     for (const req of descriptorsFor(policies, s.stage, { head, conn: this.cb.connection, cluster })) {
-      for (const d of s.descriptors) if (sameEntries(d.entries, req) && !out.includes(d)) out.push(d);
+      for (const d of configured) if (sameEntries(d.entries, req) && !out.includes(d)) out.push(d);
     }
     return out;
   }
