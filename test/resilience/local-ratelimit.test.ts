@@ -99,6 +99,15 @@ test('descriptors from route rate_limits actions get their own buckets; gRPC req
   assert.equal(up.requests.filter((q) => q.headers['x-user'] === 'alice').length, 2);
 });
 
+test('masked_remote_address limits a whole client subnet', async (t) => {
+  const cfg = limit({
+    token_bucket: { max_tokens: 1000, fill_interval: '3600s' },
+    descriptors: [{ entries: [{ key: 'masked_remote_address', value: '127.0.0.0/24' }], token_bucket: { max_tokens: 2, fill_interval: '3600s' } }],
+  });
+  const { port } = await setup(t, cfg, [{ match: { prefix: '/' }, route: { cluster: 'up', rate_limits: [{ actions: [{ masked_remote_address: { v4_prefix_mask_len: 24 } }] }] } }]);
+  assert.deepEqual([(await request(port)).status, (await request(port)).status, (await request(port)).status], [200, 200, 429]);
+});
+
 test('filter_enforced 0% only counts, and adds request_headers_to_add_when_not_enforced', async (t) => {
   const cfg = limit({
     token_bucket: { max_tokens: 1, fill_interval: '3600s' },
@@ -133,14 +142,14 @@ test('invalid limits and unsupported actions are refused (NACK)', async (t) => {
   const h = await startRuntime();
   t.after(() => h.close());
   const errs = h.apply('type.googleapis.com/envoy.config.listener.v3.Listener', [
-    httpListener('l', routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'up', rate_limits: [{ actions: [{ masked_remote_address: { v4_prefix_mask_len: 24 } }] }] } }]), {
+    httpListener('l', routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'up', rate_limits: [{ actions: [{ source_cluster: {} }] }] } }]), {
       http_filters: [{ name: 'envoy.filters.http.local_ratelimit', typed_config: limit({ token_bucket: { max_tokens: 0, fill_interval: '0s' } }) }, ROUTER],
     }),
   ]);
   const all = errs.join('\n');
   assert.match(all, /max_tokens must be a positive integer/);
   assert.match(all, /fill_interval must be a positive duration/);
-  assert.match(all, /rate limit action "masked_remote_address" is not supported/);
+  assert.match(all, /rate limit action "source_cluster" is not supported/);
 });
 
 test('the network filter closes connections beyond its bucket before the HTTP connection manager sees them', async (t) => {

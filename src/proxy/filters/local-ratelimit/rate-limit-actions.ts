@@ -4,6 +4,7 @@
 import type { Reader } from '../../config/reader.ts';
 import type { ConnectionInfo, RequestHead } from '../filter.ts';
 import { headerValue, readHeaderMatcher, type HeaderMatcher } from '../../routing/header-matcher.ts';
+import { maskAddress } from './masked-address.ts';
 
 export interface DescriptorEntry {
   readonly key: string;
@@ -41,6 +42,14 @@ function readAction(r: Reader): Action | undefined {
     case 'remote_address':
       act = (x) => ({ key: 'remote_address', value: x.conn.remoteAddress });
       break;
+    case 'masked_remote_address': {
+      const v4 = a.num('v4_prefix_mask_len', 32);
+      const v6 = a.num('v6_prefix_mask_len', 128);
+      if (!(v4 >= 0 && v4 <= 32)) a.issues.error(a.at('v4_prefix_mask_len'), 'must be in [0, 32]');
+      if (!(v6 >= 0 && v6 <= 128)) a.issues.error(a.at('v6_prefix_mask_len'), 'must be in [0, 128]');
+      act = (x) => ({ key: 'masked_remote_address', value: maskAddress(x.conn.remoteAddress, v4, v6) });
+      break;
+    }
     case 'generic_key': {
       const key = a.str('descriptor_key', 'generic_key');
       const value = a.str('descriptor_value');
@@ -71,7 +80,7 @@ function readAction(r: Reader): Action | undefined {
       break;
     }
     default:
-      a.issues.error(r.at(kind), `rate limit action "${kind}" is not supported by rig proxy (destination_cluster, remote_address, generic_key, request_headers, header_value_match)`);
+      a.issues.error(r.at(kind), `rate limit action "${kind}" is not supported by rig proxy (destination_cluster, remote_address, masked_remote_address, generic_key, request_headers, header_value_match)`);
       a.accept(...Object.keys(a.raw));
   }
   a.done();
