@@ -36,6 +36,10 @@ export interface ScaleFigures {
   /** Control-plane CPU seconds to connect and sync all proxies. */
   connectCpuSeconds: number;
   connectMs: number;
+  /** From the change until the control plane had written the push to every stream. */
+  pushWrittenMs: number;
+  /** Generating and writing that push (after the store reload and debounce). */
+  pushDurationMs: number;
   goalMet: boolean;
 }
 
@@ -76,40 +80,28 @@ export async function runScaleBench(opts: ScaleOptions = {}): Promise<ScaleFigur
   const cp = fork(RIG, ['controlplane', '--config', dir, '--xds-port', '0', '--monitoring-port', '0', '--ports-file', portsFile, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
   const gens: ChildProcess[] = [];
   try {
-    const ports = await waitFor(() => (fs.existsSync(portsFile) ? (JSON.parse(fs.readFileSync(portsFile, 'utf8')) as { xds: number }) : undefined), 'the control plane', 30_000);
+    const ports = await waitFor(() => (fs.existsSync(portsFile) ? (JSON.parse(fs.readFileSync(portsFile, 'utf8')) as { xds: number; monitoring: number }) : undefined), 'the control plane', 30_000);
     const pid = cp.pid!;
     const acks: number[] = [];
-    const status = new Map<ChildProcess, { withRoutes: number; versions: string[] }>();
+    const status = new Map<ChildProcess, { withRoutes: number; quietMs: number }>();
     const cpu0 = cpuSeconds(pid);
     const t0 = Date.now();
     const per = Math.ceil(proxies / generatorsN);
     for (let g = 0; g < generatorsN; g++) {
       const count = Math.min(per, proxies - g * per);
       const child = fork(path.join(HERE, 'load-generator.ts'), [JSON.stringify({ address: `127.0.0.1:${ports.xds}`, from: g * per, count, services, namespaces, port: PORT })], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-      child.on('message', (m: { type: string; count?: number; at?: number; withRoutes?: number; versions?: string[] }) => {
+      child.on('message', (m: { type: string; at?: number; withRoutes?: number; quietMs?: number }) => {
         if (m.type === 'acked') acks.push(m.at!);
-        if (m.type === 'status') status.set(child, { withRoutes: m.withRoutes!, versions: m.versions! });
+        if (m.type === 'status') status.set(child, { withRoutes: m.withRoutes!, quietMs: m.quietMs! });
       });
       gens.push(child);
     }
-    // Synced: every proxy holds the same route version, and it stays so for a second.
-    let stableSince = 0;
-    let lastKey = '';
+    // Synced: every proxy has its routes and no response of any type went out for 1.5 s.
     await waitFor(() => {
       for (const g of gens) g.send({ type: 'status' });
       const all = [...status.values()];
       const withRoutes = all.reduce((n, s) => n + s.withRoutes, 0);
-      const versions = new Set(all.flatMap((s) => s.versions));
-      const key = [...versions].join(',');
-      if (withRoutes === proxies && versions.size === 1) {
-        if (key !== lastKey) {
-          lastKey = key;
-          stableSince = Date.now();
-        }
-        return Date.now() - stableSince > 1500 ? true : undefined;
-      }
-      lastKey = '';
-      return undefined;
+      return all.length === gens.length && withRoutes === proxies && all.every((s) => s.quietMs > 1500) ? true : undefined;
     }, 'all proxies to sync', 600_000);
     const connectMs = Date.now() - t0 - 1500;
     const connectCpuSeconds = cpuSeconds(pid) - cpu0;
@@ -120,6 +112,8 @@ export async function runScaleBench(opts: ScaleOptions = {}): Promise<ScaleFigur
     fs.writeFileSync(path.join(dir, 'vs.yaml'), vsYaml('5s'));
     await waitFor(() => (acks.length >= proxies ? true : undefined), `${proxies} ACKs of the new version (got ${acks.length})`, 120_000);
     const delays = acks.map((a) => a - change).sort((a, b) => a - b);
+    // When the control plane finished generating and writing the push (config store reload + debounce + push).
+    const last = ((await (await fetch(`http://127.0.0.1:${ports.monitoring}/debug/push_status`)).json()) as { last?: { at: string; durationMs: number } }).last;
     const figures: ScaleFigures = {
       services,
       proxies,
@@ -130,6 +124,8 @@ export async function runScaleBench(opts: ScaleOptions = {}): Promise<ScaleFigur
       cpuSeconds: Number((cpuSeconds(pid) - cpu1).toFixed(2)),
       connectCpuSeconds: Number(connectCpuSeconds.toFixed(2)),
       connectMs,
+      pushWrittenMs: last ? Date.parse(last.at) - change : -1,
+      pushDurationMs: last?.durationMs ?? -1,
       goalMet: false,
     };
     figures.goalMet = figures.ackAllMs <= 2000 && figures.peakRssMB <= 1000;

@@ -27,7 +27,9 @@ const rdsNames = [String(job.port)];
 
 const clients: AdsClient[] = [];
 const routeVersion = new Map<AdsClient, string>();
-let watching: string | undefined;
+/** Route version each client held when the parent said "watch"; undefined = not watching. */
+let baseline: Map<AdsClient, string> | undefined;
+let lastResponseAt = Date.now();
 
 for (let k = job.from; k < job.from + job.count; k++) {
   const svc = k % job.services;
@@ -43,11 +45,15 @@ for (let k = job.from; k < job.from + job.count; k++) {
   );
   clients.push(c);
   c.onResponse = (r: AdsResponse) => {
+    lastResponseAt = Date.now();
     const names = r.type_url === ENDPOINT_TYPE ? edsNames : r.type_url === ROUTE_TYPE ? rdsNames : undefined;
     c.ack(r, names);
-    if (r.type_url === ROUTE_TYPE) {
-      routeVersion.set(c, r.version_info);
-      if (watching !== undefined && r.version_info !== watching) send({ type: 'acked', at: Date.now() });
+    if (r.type_url !== ROUTE_TYPE) return;
+    routeVersion.set(c, r.version_info);
+    const before = baseline?.get(c);
+    if (baseline && before !== undefined && before !== r.version_info) {
+      baseline.delete(c);
+      send({ type: 'acked', at: Date.now() });
     }
   };
   c.subscribe(CLUSTER_TYPE);
@@ -57,12 +63,11 @@ for (let k = job.from; k < job.from + job.count; k++) {
 }
 
 process.on('message', (m: { type: string }) => {
-  if (m.type === 'status') send({ type: 'status', withRoutes: routeVersion.size, versions: [...new Set(routeVersion.values())] });
-  // From now on, report every ACK of a route version other than the current one.
+  if (m.type === 'status') send({ type: 'status', withRoutes: routeVersion.size, quietMs: Date.now() - lastResponseAt });
+  // From now on, report each client's first ACK of a route version other than the one it holds.
   if (m.type === 'watch') {
-    const versions = [...new Set(routeVersion.values())];
-    watching = versions.length === 1 ? versions[0] : versions.sort().at(-1);
-    send({ type: 'watching', version: watching });
+    baseline = new Map(routeVersion);
+    send({ type: 'watching' });
   }
   if (m.type === 'stop') {
     for (const c of clients) c.close();

@@ -41,6 +41,8 @@ export interface ControlPlaneOptions {
   debounceMs?: number;
   debounceMaxMs?: number;
   workloadGraceMs?: number;
+  /** In-flight (un-ACKed) response bytes above which pushes queue (default 128 MiB). */
+  maxInflightBytes?: number;
   /** Current number of rejected configuration problems (exported as a metric). */
   configErrors?: () => number;
 }
@@ -65,7 +67,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const credentials = opts.credentials ?? (credentialsDir ? directoryCredentials(credentialsDir) : undefined);
   const metrics = createMetrics(opts.configErrors);
   const registry = new ServiceRegistry(new VipAllocator(opts.stateDir));
-  const discovery = new DiscoveryServer({ store: opts.store, mesh, registry, credentials, log: log.child({ component: 'xds' }), metrics, debounceMs: opts.debounceMs, debounceMaxMs: opts.debounceMaxMs, workloadGraceMs: opts.workloadGraceMs });
+  const discovery = new DiscoveryServer({ store: opts.store, mesh, registry, credentials, log: log.child({ component: 'xds' }), metrics, debounceMs: opts.debounceMs, debounceMaxMs: opts.debounceMaxMs, workloadGraceMs: opts.workloadGraceMs, maxInflightBytes: opts.maxInflightBytes });
   discovery.start();
   const id = `rig-controlplane-${os.hostname()}-${process.pid}`;
 

@@ -59,10 +59,10 @@ function node(name: string, app: string, version: string, inbound: number): Envo
   };
 }
 
-async function start(t: { after(fn: () => unknown): void }, yaml = BOOKINFO): Promise<{ cp: ControlPlane; store: MemoryConfigStore; addr: string; clients: AdsClient[]; client(n: EnvoyJson): AdsClient }> {
+async function start(t: { after(fn: () => unknown): void }, yaml = BOOKINFO, maxInflightBytes?: number): Promise<{ cp: ControlPlane; store: MemoryConfigStore; addr: string; clients: AdsClient[]; client(n: EnvoyJson): AdsClient }> {
   const store = new MemoryConfigStore();
   store.apply(parseYaml(yaml));
-  const cp = await startControlPlane({ store, xdsPort: 0, monitoringPort: 0, debounceMs: 10, debounceMaxMs: 100, workloadGraceMs: 50 });
+  const cp = await startControlPlane({ store, xdsPort: 0, monitoringPort: 0, debounceMs: 10, debounceMaxMs: 100, workloadGraceMs: 50, maxInflightBytes });
   const clients: AdsClient[] = [];
   t.after(async () => {
     for (const c of clients) c.close();
@@ -254,4 +254,16 @@ test('bad clients: malformed node, unknown type URL, garbage bytes, never-ACKing
   good.subscribe(CLUSTER_TYPE);
   assert.ok((await good.next(CLUSTER_TYPE)).resources.some((r) => r.name === 'outbound|9080||reviews.default.svc.cluster.local'));
   await until(() => (cp.discovery.connections.size === 4 ? true : undefined), 'churned connections to be gone');
+});
+
+test('pushes beyond the in-flight byte budget wait for ACKs (push throttle)', async (t) => {
+  const { client } = await start(t, BOOKINFO, 1);
+  const a = client(node('a-0', 'a', 'v1', 21091));
+  a.subscribe(CLUSTER_TYPE);
+  const first = await a.next(CLUSTER_TYPE);
+  const b = client(node('b-0', 'b', 'v1', 21095));
+  b.subscribe(CLUSTER_TYPE);
+  await assert.rejects(b.next(CLUSTER_TYPE, () => true, 300), /no .* response within 300 ms/);
+  a.ack(first);
+  assert.ok((await b.next(CLUSTER_TYPE)).resources.length > 0);
 });

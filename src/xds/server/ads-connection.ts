@@ -32,6 +32,8 @@ export interface WatchState {
   awaiting: boolean;
   /** A push was held back while awaiting; it is sent when the answer arrives. */
   pending: boolean;
+  /** Bytes of the response awaiting its ACK/NACK (counted against the server's in-flight budget). */
+  inflightBytes: number;
 }
 
 export class AdsConnection {
@@ -62,7 +64,7 @@ export class AdsConnection {
   watch(typeUrl: string): WatchState {
     let w = this.watches.get(typeUrl);
     if (!w) {
-      w = { names: undefined, sent: new Map(), resources: new Map(), pushes: 0, awaiting: false, pending: false };
+      w = { names: undefined, sent: new Map(), resources: new Map(), pushes: 0, awaiting: false, pending: false, inflightBytes: 0 };
       this.watches.set(typeUrl, w);
     }
     return w;

@@ -33,6 +33,12 @@ export interface DiscoveryServerOptions {
   debounceMaxMs?: number;
   /** How long an auto-registered workload outlives its last stream (default 5 s). */
   workloadGraceMs?: number;
+  /**
+   * Bytes of responses sent and not yet ACKed, across all proxies, above which further pushes
+   * queue until ACKs arrive (Istio's push throttle; bounds memory when thousands of proxies
+   * are slow to read). Default 128 MiB.
+   */
+  maxInflightBytes?: number;
 }
 
 export interface DiscoveryRequestJson {
@@ -63,9 +69,12 @@ export class DiscoveryServer {
   #unsubscribe: (() => void) | undefined;
   #lastPush: { version: string; at: string; reason: string; durationMs: number; proxies: number } | undefined;
   #pushReasons = new Set<string>();
+  #inflightBytes = 0;
+  /** Pushes waiting for in-flight budget, by `connection id|type URL` (force wins). */
+  readonly #throttled = new Map<string, { con: AdsConnection; typeUrl: string; force: boolean }>();
 
   constructor(opts: DiscoveryServerOptions) {
-    this.#o = { ...opts, debounceMs: opts.debounceMs ?? 100, debounceMaxMs: opts.debounceMaxMs ?? 1000, workloadGraceMs: opts.workloadGraceMs ?? 5000 };
+    this.#o = { ...opts, debounceMs: opts.debounceMs ?? 100, debounceMaxMs: opts.debounceMaxMs ?? 1000, workloadGraceMs: opts.workloadGraceMs ?? 5000, maxInflightBytes: opts.maxInflightBytes ?? 128 << 20 };
     this.#log = opts.log;
     this.#push = this.#build();
   }
@@ -185,6 +194,11 @@ export class DiscoveryServer {
       w.pending = true;
       return;
     }
+    if (this.#inflightBytes >= this.#o.maxInflightBytes) {
+      const key = `${con.id}|${typeUrl}`;
+      this.#throttled.set(key, { con, typeUrl, force: force || (this.#throttled.get(key)?.force ?? false) });
+      return;
+    }
     const t0 = performance.now();
     let generated: EnvoyJson[];
     try {
@@ -218,6 +232,10 @@ export class DiscoveryServer {
     }
     const nonce = `${(++this.#nonce).toString(36)}-${push.version.slice(push.version.indexOf('/') + 1)}`;
     const ok = con.send({ version_info: push.version, type_url: typeUrl, nonce, resources: toSend.map((p) => p.any) });
+    const bytes = toSend.reduce((n, p) => n + p.any.value.length, 0);
+    this.#release(w);
+    w.inflightBytes = bytes;
+    this.#inflightBytes += bytes;
     w.nonceSent = nonce;
     w.awaiting = true;
     w.pending = false;
@@ -227,9 +245,22 @@ export class DiscoveryServer {
     const m = this.#o.metrics;
     m.pushes.inc({ type: gen.short });
     m.pushTime.observe({ type: gen.short }, (performance.now() - t0) / 1000);
-    m.configSize.observe({ type: gen.short }, toSend.reduce((n, p) => n + p.any.value.length, 0));
+    m.configSize.observe({ type: gen.short }, bytes);
     if (con.pendingSince !== undefined) m.convergence.observe((Date.now() - con.pendingSince) / 1000);
     if (!ok) con.blocked = true;
+  }
+
+  #release(w: WatchState): void {
+    this.#inflightBytes -= w.inflightBytes;
+    w.inflightBytes = 0;
+  }
+
+  #drainThrottled(): void {
+    for (const [key, item] of this.#throttled) {
+      if (this.#inflightBytes >= this.#o.maxInflightBytes) return;
+      this.#throttled.delete(key);
+      if (!item.con.closed) this.#pushType(item.con, item.typeUrl, this.#push, item.force);
+    }
   }
 
   /** Serves one ADS stream. */
@@ -295,6 +326,9 @@ export class DiscoveryServer {
 
   #disconnect(con: AdsConnection): void {
     con.closed = true;
+    for (const w of con.watches.values()) this.#release(w);
+    for (const key of this.#throttled.keys()) if (key.startsWith(`${con.id}|`)) this.#throttled.delete(key);
+    this.#drainThrottled();
     this.connections.delete(con.id);
     this.#o.metrics.xdsConnected.dec({ version: con.proxy.istioVersion || 'unknown' });
     this.#log.info({ proxy: con.proxy.id }, 'proxy disconnected');
@@ -342,6 +376,7 @@ export class DiscoveryServer {
         if (w.lastNack && w.lastNack.nonce !== nonce) w.lastNack = undefined;
       }
       w.awaiting = false;
+      this.#release(w);
       if (!sameNames(w.names, names)) {
         const added = (names ?? []).filter((n) => !w.names?.includes(n));
         for (const n of w.names ?? []) {
@@ -352,6 +387,7 @@ export class DiscoveryServer {
         w.names = names;
         if (gen.fullState || added.length || w.pending) this.#pushType(con, typeUrl, this.#push, gen.fullState);
       } else if (w.pending) this.#pushType(con, typeUrl, this.#push, false);
+      this.#drainThrottled();
       return;
     }
     // A new subscription (or a reconnect): send the full current state of the type.

@@ -80,7 +80,17 @@ const PERMISSION_FIELDS: [keyof Operation, keyof Operation, Gen][] = [
     },
   ],
   ['methods', 'notMethods', httpOnly((v) => ({ header: headerMatcher(':method', v) }), 'methods')],
-  ['paths', 'notPaths', httpOnly((v) => ({ url_path: { path: stringMatcher(v) } }), 'paths')],
+  [
+    'paths',
+    'notPaths',
+    httpOnly((v, c) => {
+      if (v.includes('{')) {
+        c.skipped.push(`path template "${v}" ({*}, {**}) is not supported yet`);
+        return undefined;
+      }
+      return { url_path: { path: stringMatcher(v) } };
+    }, 'paths'),
+  ],
 ];
 
 /** `when` keys: whether they are permissions (destination side) or principals, and their matcher. */
