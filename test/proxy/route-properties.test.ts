@@ -95,7 +95,7 @@ test('header ops: removals, then additions with each append action, on any start
       const headers: Record<string, string | string[] | undefined> = { ...start };
       ops.apply(headers, newStreamInfo('outbound', 'HTTP/1.1'), undefined);
       const model: Record<string, string[]> = {};
-      for (const [k, v] of Object.entries(start)) if (!removes.includes(k)) model[k] = [v];
+      for (const [k, v] of Object.entries(start)) if (!(removes as string[]).includes(k)) model[k] = [v];
       for (const [k, v, a] of adds) {
         const has = model[k] !== undefined;
         if (a === 'APPEND_IF_EXISTS_OR_ADD') model[k] = [...(model[k] ?? []), v];
