@@ -27,7 +27,10 @@ function onH1Request(req: http.IncomingMessage, res: http.ServerResponse): void 
 }
 
 function onH2Request(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void {
-  new HttpStream(stateOf(req.socket), req, res, true).start();
+  // A stream reset before its request event (rapid reset) has no socket left to read the state from.
+  const state = req.stream.destroyed ? undefined : (stateOf(req.socket) as ConnState | undefined);
+  if (!state) return void req.stream.destroy();
+  new HttpStream(state, req, res, true).start();
 }
 
 function onTunnel(req: http.IncomingMessage, socket: net.Socket, head: Buffer): void {
