@@ -190,3 +190,26 @@ test('aborted uploads and upstreams that reset mid-body never take the proxy dow
   assert.ok([503, -1].includes(await status));
   assert.equal((await request(port, { path: '/after' })).body, 'ok', 'the proxy still serves');
 });
+
+test('stream_idle_timeout → 408 SI; normalize_path and merge_slashes rewrite the path before routing', async (t) => {
+  const up = await startUpstream('up', (req, res) => {
+    if (req.url === '/hang') return true;
+    res.end(req.url);
+    return true;
+  });
+  const h = await startRuntime();
+  t.after(async () => {
+    h.close();
+    await up.close();
+  });
+  await configure(h, {
+    clusters: [staticCluster('up', [up.port])],
+    routes: [routeConfig('r', [{ match: { prefix: '/b/' }, route: { cluster: 'up' } }, { match: { path: '/hang' }, route: { cluster: 'up', timeout: '0s' } }])],
+    listeners: [httpListener('l', 'r', { stream_idle_timeout: '0.2s', normalize_path: true, merge_slashes: true })],
+  });
+  const port = h.port('l');
+  const r = await request(port, { path: '/hang' });
+  assert.equal(r.status, 408);
+  assert.equal(formatResponseFlags(h.streams.at(-1)!.responseFlags), 'SI');
+  assert.equal((await request(port, { path: '/a/../b//c/./d?x=/../y' })).body, '/b/c/d?x=/../y');
+});

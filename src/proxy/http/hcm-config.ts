@@ -59,7 +59,6 @@ export interface HcmConfig {
   readonly requestHeadersTimeoutMs: number;
   readonly idleTimeoutMs: number;
   readonly maxRequestHeadersKb: number;
-  readonly drainTimeoutMs: number;
   readonly upgrades: ReadonlyMap<string, boolean>;
   readonly allowAbsoluteUrl: boolean;
   readonly acceptHttp10: boolean;
@@ -143,7 +142,7 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
   if (!sawRouter) issues.error(r.at('http_filters'), 'the HTTP filter chain must end with envoy.filters.http.router');
 
   const accessLogs = compileAccessLogs(r.objs('access_log'));
-  const tracer = compileTracer(r.obj('tracing'), { issues, statPrefix, direction: ctx.direction });
+  const tracer = compileTracer(r.obj('tracing'), { issues, statPrefix, direction: ctx.direction, proxy });
 
   const upgrades = new Map<string, boolean>();
   for (const u of r.objs('upgrade_configs')) {
@@ -231,7 +230,6 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
     requestHeadersTimeoutMs: r.durationMs('request_headers_timeout', 0),
     idleTimeoutMs,
     maxRequestHeadersKb,
-    drainTimeoutMs: r.durationMs('drain_timeout', 5000),
     upgrades,
     allowAbsoluteUrl,
     acceptHttp10,

@@ -96,6 +96,8 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
   private timeoutMs = 0;
   private timer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
+  /** stream_idle_timeout: refreshed by response activity. */
+  private idleTimer: NodeJS.Timeout | undefined;
   private admitted = 0;
   private upstreamStart = 0;
   private dispatchOpts: Dispatcher.DispatchOptions | undefined;
@@ -135,6 +137,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
       }
     }
     if (hcm.stripPort) authority = stripPort(authority, hcm.stripPort, conn.info.localPort);
+    if ((hcm.normalizePath || hcm.mergeSlashes) && path.charCodeAt(0) === 47) path = normalizePath(path, hcm.normalizePath, hcm.mergeSlashes);
     this.isGrpc = isGrpcContentType(headers['content-type']);
     info.isGrpc = this.isGrpc;
     this.hasBody = isH2 ? !(req as Http2ServerRequest).stream.endAfterHeaders : headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0');
@@ -158,6 +161,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     if (this.isH2) s.rqHttp2.value++;
     else s.rqHttp1.value++;
     this.res.once('close', this.onDownstreamClose);
+    if (hcm.streamIdleTimeoutMs > 0) this.idleTimer = setTimeout(onIdleTimeout, hcm.streamIdleTimeoutMs, this);
     this.prepareHeaders();
     if (hcm.tracer) this.span = hcm.tracer.startSpan(this.head, this.streamInfo);
     if (this.conn.ctx.overload?.shedRequest()) {
@@ -487,6 +491,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
       // abort too. Both are handled through the attempt's callbacks, never as uncaught errors.
       this.bodyStream.on('error', noop);
       this.req.on('error', noop);
+      if (this.idleTimer) this.req.on('data', () => this.idleTimer?.refresh());
       this.req.pipe(this.bodyStream);
       body = this.bodyStream;
     }
@@ -567,6 +572,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
   }
 
   onAttemptHeaders(a: UpstreamRequest, status: number, headers: IncomingHttpHeaders): void {
+    this.idleTimer?.refresh();
     if (this.retry && this.retriableStatus(status, headers)) {
       if (this.canRetry()) {
         a.cancel();
@@ -601,6 +607,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
 
   onAttemptData(a: UpstreamRequest, chunk: Buffer): void {
     if (this.done) return;
+    this.idleTimer?.refresh();
     this.streamInfo.bytesSent += chunk.length;
     const fs = this.filters;
     if (fs) for (let i = fs.length - 1; i >= 0; i--) fs[i].encodeData?.(chunk, false);
@@ -675,6 +682,19 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
       return;
     }
     this.failUpstream(504, ResponseFlag.UpstreamRequestTimeout, 'upstream_per_try_timeout', 'upstream request timeout');
+  }
+
+  onIdleTimeout(): void {
+    this.idleTimer = undefined;
+    if (this.done) return;
+    this.conn.hcm.stats.rqIdleTimeout.value++;
+    this.attempt?.cancel();
+    if (this.responseStarted) {
+      this.streamInfo.responseFlags |= ResponseFlag.StreamIdleTimeout;
+      this.resetDownstream();
+      return;
+    }
+    this.sendLocalReply({ status: 408, flags: ResponseFlag.StreamIdleTimeout, details: 'stream_idle_timeout', body: 'stream timeout' });
   }
 
   onGlobalTimeout(): void {
@@ -795,6 +815,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     this.done = true;
     if (this.timer) clearTimeout(this.timer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.idleTimer) clearTimeout(this.idleTimer);
     this.releaseAdmissions();
     const hcm = this.conn.hcm;
     hcm.stats.rqActive.value--;
@@ -835,6 +856,22 @@ function noop(): void {}
 
 function uncork(res: ServerResponse): void {
   res.uncork();
+}
+
+function onIdleTimeout(s: HttpStream): void {
+  s.onIdleTimeout();
+}
+
+/**
+ * normalize_path (RFC 3986 dot segments, as Envoy's Chromium-based normalizer) and merge_slashes,
+ * on the path part only; the query string is kept as sent.
+ */
+export function normalizePath(full: string, normalize: boolean, merge: boolean): string {
+  const qi = full.indexOf('?');
+  let p = qi >= 0 ? full.slice(0, qi) : full;
+  if (normalize) p = new URL(p, 'http://h').pathname;
+  if (merge) p = p.replace(/\/{2,}/g, '/');
+  return qi >= 0 ? p + full.slice(qi) : p;
 }
 
 function onGlobalTimeout(s: HttpStream): void {
