@@ -115,7 +115,7 @@ async function startProxy(t: TestContext, dir: string, name: string, args: strin
   const tokenFile = path.join(dir, `${name}.token`);
   fs.writeFileSync(tokenFile, cp.token, { mode: 0o600 });
   let stderr = '';
-  const p = spawnRig(['proxy', '--xds-address', `127.0.0.1:${cp.xds}`, '--ca-address', `127.0.0.1:${cp.ca}`, '--ca-root-file', cp.root, '--token-file', tokenFile, '--admin-port', '0', '--ready-port', '0', '--log-format', 'text', ...args]);
+  const p = spawnRig(['proxy', '--xds-address', `127.0.0.1:${cp.xds}`, '--ca-address', `127.0.0.1:${cp.ca}`, '--ca-root-file', cp.root, '--token-file', tokenFile, '--admin-port', '0', '--ready-port', '0', '--stats-port', '0', '--log-format', 'text', ...args]);
   p.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
   t.after(async () => {
     await stopProcess(p);

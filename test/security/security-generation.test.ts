@@ -89,26 +89,31 @@ test('generated RBAC and jwt_authn listeners fit Envoy types and survive a proto
   const listeners = GENERATORS[LISTENER_TYPE].generate(push, sidecar, undefined);
   const httpIn = listeners.find((l) => l.name === `127.0.0.1_${sidecar.explicit!.inboundPorts['9080']}`)!;
   const hcm = filtersOf(httpIn)[0][0].typed_config as EnvoyJson;
-  const names = (hcm.http_filters as EnvoyJson[]).map((f) => [f.name, ((f.typed_config as EnvoyJson).rules as EnvoyJson | undefined)?.action ?? '']);
-  assert.deepEqual(names.slice(0, 4), [
+  const security = (hcm.http_filters as EnvoyJson[]).filter((f) => f.name === 'envoy.filters.http.jwt_authn' || f.name === 'envoy.filters.http.rbac');
+  const names = security.map((f) => [f.name, ((f.typed_config as EnvoyJson).rules as EnvoyJson | undefined)?.action ?? '']);
+  assert.deepEqual(names, [
     ['envoy.filters.http.jwt_authn', ''],
     ['envoy.filters.http.rbac', 'LOG'],
     ['envoy.filters.http.rbac', 'DENY'],
     ['envoy.filters.http.rbac', ''],
   ]);
-  const allow = ((hcm.http_filters as EnvoyJson[])[3].typed_config as EnvoyJson).rules as { policies: Record<string, EnvoyJson> };
+  const allow = (security[3].typed_config as EnvoyJson).rules as { policies: Record<string, EnvoyJson> };
   assert.deepEqual(Object.keys(allow.policies), ['ns[foo]-policy[everything]-rule[0]']);
-  const jwt = (hcm.http_filters as EnvoyJson[])[0].typed_config as EnvoyJson;
+  const jwt = security[0].typed_config as EnvoyJson;
   assert.deepEqual(jwt.rules, [{ match: { prefix: '/' }, requires: { requires_any: { requirements: [{ provider_name: 'origins-0' }, { provider_name: 'origins-1' }, { allow_missing: {} }] } } }]);
-  assert.equal(((jwt.providers as EnvoyJson)['origins-0'].remote_jwks as EnvoyJson).http_uri && JSON.stringify((jwt.providers as EnvoyJson)['origins-0']).includes('outbound|8443||issuer.test'), true);
+  const origins0 = (jwt.providers as Record<string, EnvoyJson>)['origins-0'];
+  assert.deepEqual(origins0.remote_jwks, { http_uri: { uri: 'https://issuer.test:8443/jwks.json', cluster: 'outbound|8443||issuer.test', timeout: '5s' }, cache_duration: '300s' });
+  assert.equal(origins0.payload_in_metadata, 'https://issuer.test');
 
   // TCP: the ALLOW rule uses HTTP-only fields → dropped (allow nothing); the DENY rule keeps its port.
   const tcpIn = listeners.find((l) => l.name === `127.0.0.1_${sidecar.explicit!.inboundPorts['9090']}`)!;
   const tcpFilters = filtersOf(tcpIn)[0];
+  // The RBAC filters come first (other filters such as stats may sit between them and tcp_proxy).
   assert.deepEqual(
-    tcpFilters.map((f) => f.name),
-    ['envoy.filters.network.rbac', 'envoy.filters.network.rbac', 'envoy.filters.network.rbac', 'envoy.filters.network.tcp_proxy'],
+    tcpFilters.slice(0, 3).map((f) => f.name),
+    ['envoy.filters.network.rbac', 'envoy.filters.network.rbac', 'envoy.filters.network.rbac'],
   );
+  assert.equal(tcpFilters.at(-1)?.name, 'envoy.filters.network.tcp_proxy');
   const tcpRules = tcpFilters.slice(0, 3).map((f) => (f.typed_config as EnvoyJson).rules as EnvoyJson);
   assert.deepEqual(tcpRules[2], {});
   assert.deepEqual(JSON.stringify(tcpRules[1]).includes(`"destination_port":${sidecar.explicit!.inboundPorts['9090']}`), true);
