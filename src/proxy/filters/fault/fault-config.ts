@@ -40,7 +40,6 @@ function readDelay(r: Reader): FaultDelay {
   r.obj('header_delay')?.done();
   const fixedMs = fixed ? r.durationMs('fixed_delay', 0) : undefined;
   if (fixedMs !== undefined && fixedMs < 0) r.issues.error(r.at('fixed_delay'), 'the delay must not be negative');
-  if (r.has('type')) r.accept('type'); // deprecated FaultDelayType (FIXED only)
   r.done();
   return { fixedMs, fromHeader: header, percentage };
 }
