@@ -120,7 +120,7 @@ test('Envoy quick-start front proxy and a weighted split run unchanged; admin en
   }
   assert.match(log, /^\[\d{4}-\d\d-\d\dT[^\]]+\] "GET \/split HTTP\/1\.1" 200 - 0 \d+ \d+ \d+ "-" "-" "[0-9a-f-]{36}" "127\.0\.0\.1:\d+" "127\.0\.0\.1:\d+"$/m);
   const json = fs.readFileSync(path.join(dir, 'access.json'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  assert.deepEqual(json[0], { code: 200, path: '/', flags: null, upstream: 'service_v1' });
+  assert.deepEqual(json[0], { code: 200, path: '/', flags: '-', upstream: 'service_v1' });
   assert.match(stdout, /"GET \/ HTTP\/1\.1" 200 /);
 
   assert.equal((await request(ports.admin, { path: '/ready' })).body, 'LIVE\n');

@@ -55,6 +55,8 @@ const SIMPLE: Record<string, Getter> = {
 
 export interface LogFormatter {
   format(i: StreamInfo, q: RequestHead | undefined, r: ResponseHead | undefined): string;
+  /** A format that is a single command: its raw value (undefined when missing), for JSON. */
+  value?: Getter;
 }
 
 /** Compiles one format string; unknown commands are reported through `error`. */
@@ -88,6 +90,7 @@ export function compileLogFormat(text: string, error: (msg: string) => void): Lo
   }
   if (last < text.length) parts.push(text.slice(last).replace(/%%/g, '%'));
   return {
+    value: parts.length === 1 && typeof parts[0] !== 'string' ? parts[0] : undefined,
     format(i, q, r) {
       let s = '';
       for (const p of parts) {
@@ -108,8 +111,10 @@ export function compileJsonFormat(obj: Record<string, unknown>, error: (msg: str
   const build = (i: StreamInfo, q: RequestHead | undefined, r: ResponseHead | undefined): Record<string, unknown> => {
     const out: Record<string, unknown> = {};
     for (const [k, f] of entries) {
-      const s = f.format(i, q, r);
-      out[k] = s === '-' ? null : /^-?\d+$/.test(s) && s.length < 16 ? Number(s) : s.startsWith('{') ? JSON.parse(s) : s;
+      // A single command keeps its type (numbers stay numbers) and a missing value is null, as in Envoy.
+      if ('value' in f && f.value) out[k] = f.value(i, q, r) ?? null;
+      else if ('value' in f) out[k] = f.format(i, q, r);
+      else out[k] = JSON.parse(f.format(i, q, r));
     }
     return out;
   };
