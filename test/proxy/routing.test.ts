@@ -153,3 +153,39 @@ test('weighted clusters split traffic by weight', async (t) => {
   // Keep-alive pooling: a handful of upstream connections served 400 requests.
   assert.ok(a.connections + b.connections <= 8, `upstream connections: ${a.connections + b.connections}`);
 });
+
+test('require_tls redirects plaintext to https; attempt counts go up and down when asked', async (t) => {
+  const bad = await startUpstream('bad', (_q, res) => {
+    res.writeHead(503);
+    res.end();
+    return true;
+  });
+  const good = await startUpstream('good');
+  const h = await startRuntime();
+  t.after(async () => {
+    h.close();
+    await bad.close();
+    await good.close();
+  });
+  await configure(h, {
+    clusters: [staticCluster('c', [bad.port, good.port])],
+    routes: [
+      {
+        name: 'r',
+        virtual_hosts: [
+          { name: 'secure', domains: ['secure.test'], require_tls: 'ALL', routes: [{ match: { prefix: '/' }, route: { cluster: 'c' } }] },
+          { name: 'counted', domains: ['*'], include_request_attempt_count: true, include_attempt_count_in_response: true, routes: [{ match: { prefix: '/' }, route: { cluster: 'c', retry_policy: { retry_on: '5xx', num_retries: 3, retry_host_predicate: [{ name: 'envoy.retry_host_predicates.previous_hosts' }], retry_back_off: { base_interval: '0.001s' } } } }] },
+        ],
+      },
+    ],
+    listeners: [httpListener('l', 'r')],
+  });
+  const r = await request(h.port('l'), { path: '/p?q=1', headers: { host: 'secure.test' } });
+  assert.equal(r.status, 301);
+  assert.equal(r.headers.location, 'https://secure.test/p?q=1');
+  const c = await request(h.port('l'), { path: '/x' });
+  assert.equal(c.status, 200);
+  const tries = Number(c.headers['x-envoy-attempt-count']);
+  assert.ok(tries === 1 || tries === 2, `attempts ${tries}`);
+  assert.equal(c.json().headers['x-envoy-attempt-count'], String(tries));
+});

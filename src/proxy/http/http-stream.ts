@@ -99,6 +99,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
   /** stream_idle_timeout: refreshed by response activity. */
   private idleTimer: NodeJS.Timeout | undefined;
   private admitted = 0;
+  private attempts = 0;
   private upstreamStart = 0;
   private dispatchOpts: Dispatcher.DispatchOptions | undefined;
   private grpcTrailers: Record<string, string> | undefined;
@@ -334,6 +335,11 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
       this.sendLocalReply({ status: 404, flags: ResponseFlag.NoRouteFound, details: 'route_not_found' });
       return;
     }
+    if (route.vhost.requireTls && !this.connection.tls && (route.vhost.requireTls === 2 || !isInternal(this.connection.remoteAddress))) {
+      // require_tls: ALL, or EXTERNAL_ONLY for a client outside loopback/private ranges.
+      this.sendLocalReply({ status: 301, headers: { location: `https://${this.head.authority}${this.head.path}` }, details: 'direct_response' });
+      return;
+    }
     switch (route.action) {
       case ActionKind.Direct:
         hcm.stats.rqDirectResponse.value++;
@@ -445,6 +451,8 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
       return;
     }
     (this.attempted ??= new Set()).add(host);
+    this.attempts++;
+    if (this.route!.vhost.attemptCountToUpstream) this.head.headers['x-envoy-attempt-count'] = String(this.attempts);
     info.upstreamHost = host.key;
     host.activeRequests++;
     cluster.s.rqTotal.value++;
@@ -595,6 +603,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     if (this.weighted && !this.weighted.responseOps.empty) this.weighted.responseOps.apply(out, info, this.head);
     if (!route.responseOps.empty) route.responseOps.apply(out, info, this.head);
     if (!hcm.suppressEnvoyHeaders) out['x-envoy-upstream-service-time'] = String(Math.round(info.upstreamServiceTimeMs));
+    if (route.vhost.attemptCountToDownstream) out['x-envoy-attempt-count'] = String(this.attempts);
     if (this.setCookie) out['set-cookie'] = out['set-cookie'] === undefined ? this.setCookie : [...[out['set-cookie']].flat(), this.setCookie];
     if (hcm.serverHeader === 0 || (hcm.serverHeader === 1 && out.server === undefined)) out.server = hcm.serverName;
     if (this.isGrpc) {
@@ -853,6 +862,12 @@ function takeGrpcStatus(headers: HeaderMap): Record<string, string> | undefined 
 }
 
 function noop(): void {}
+
+/** Envoy's default internal addresses: loopback and RFC 1918 / unique-local ranges. */
+function isInternal(ip: string): boolean {
+  const v4 = ip.startsWith('::ffff:') ? ip.slice(7) : ip;
+  return v4.startsWith('127.') || v4.startsWith('10.') || v4.startsWith('192.168.') || /^172\.(1[6-9]|2\d|3[01])\./.test(v4) || ip === '::1' || /^f[cd]/i.test(ip);
+}
 
 function uncork(res: ServerResponse): void {
   res.uncork();

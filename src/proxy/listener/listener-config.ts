@@ -134,7 +134,8 @@ export function compileListener(raw: Record<string, unknown>, path: string, issu
   const inspectTimeoutMs = r.durationMs('listener_filters_timeout', 15000);
   const continueOnInspectTimeout = r.bool('continue_on_listener_filters_timeout', false);
   const bindToPort = r.bool('bind_to_port', true);
-  r.accept('stat_prefix', 'metadata', 'per_connection_buffer_limit_bytes', 'access_log', 'socket_options', 'enable_reuse_port', 'connection_balance_config', 'drain_type', 'freebind', 'transparent', 'tcp_fast_open_queue_length', 'reuse_port');
+  // Accepted without effect: naming, buffer sizing, reuse-port and connection balancing (one event loop), drain type.
+  r.accept('stat_prefix', 'metadata', 'per_connection_buffer_limit_bytes', 'access_log', 'enable_reuse_port', 'connection_balance_config', 'drain_type', 'reuse_port');
   if (r.has('access_log')) issues.warn(r.at('access_log'), 'listener-level access_log is not supported; use the connection manager or tcp_proxy access_log');
   r.done();
   return { name, address: sa.address, port: sa.port, bindToPort, useOriginalDst, tlsInspector, httpInspector, direction, filterChains, defaultChain, inspectTimeoutMs, continueOnInspectTimeout, raw };

@@ -88,6 +88,9 @@ export interface VirtualHost {
   readonly domains: readonly string[];
   readonly routes: readonly Route[];
   readonly requireTls: number;
+  /** x-envoy-attempt-count on upstream requests / downstream responses. */
+  readonly attemptCountToUpstream: boolean;
+  readonly attemptCountToDownstream: boolean;
 }
 
 export interface RouteTable {
@@ -354,7 +357,7 @@ export function compileRouteConfig(raw: Record<string, unknown>, path: string, i
     const domains = v.strs('domains').map((d) => d.toLowerCase());
     if (!domains.length) issues.error(v.at('domains'), 'a virtual host needs at least one domain');
     const rtls = v.str('require_tls', 'NONE');
-    const vhost: { -readonly [K in keyof VirtualHost]: VirtualHost[K] } = { name: vname, domains, routes: [], requireTls: rtls === 'ALL' ? 2 : rtls === 'EXTERNAL_ONLY' ? 1 : 0 };
+    const vhost: { -readonly [K in keyof VirtualHost]: VirtualHost[K] } = { name: vname, domains, routes: [], requireTls: rtls === 'ALL' ? 2 : rtls === 'EXTERNAL_ONLY' ? 1 : 0, attemptCountToUpstream: false, attemptCountToDownstream: false };
     const vr = v.obj('retry_policy');
     const shared: Shared = {
       vhostRequestOps: readHeaderOps(v, 'request').then(cfgReqOps),
@@ -364,7 +367,9 @@ export function compileRouteConfig(raw: Record<string, unknown>, path: string, i
       vhostHash: v.has('hash_policy') ? readHashPolicies(v) : undefined,
       vhostRateLimits: readRateLimits(v),
     };
-    v.accept('metadata', 'include_request_attempt_count', 'include_attempt_count_in_response');
+    vhost.attemptCountToUpstream = v.bool('include_request_attempt_count', false);
+    vhost.attemptCountToDownstream = v.bool('include_attempt_count_in_response', false);
+    v.accept('metadata');
     vhost.routes = v.objs('routes').map((rr, i) => readRoute(rr, vhost, shared, issues, i));
     v.done();
     for (const d of domains) {

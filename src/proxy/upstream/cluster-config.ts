@@ -236,12 +236,11 @@ export function compileCluster(raw: Record<string, unknown>, path: string, issue
     'round_robin_lb_config',
     'load_balancing_policy',
     'metadata',
+    // Without an observable effect here: buffer sizing, DNS TTL use, stats naming and cleanup timing.
     'alt_stat_name',
-    'filters',
     'upstream_connection_options',
     'per_connection_buffer_limit_bytes',
     'respect_dns_ttl',
-    'lb_subset_config',
     'track_cluster_stats',
     'cleanup_interval',
   );
