@@ -180,3 +180,27 @@ test('a denial answers 403 "RBAC: access denied" with the matched policy in the 
   const app = s.app.requests.map((r) => r.method);
   assert.deepEqual(app, ['GET']);
 });
+
+test('istio.io/dry-run policies are evaluated as shadow rules: counted, never enforced', async (t) => {
+  const s = await startSidecar();
+  t.after(() => s.close());
+  await s.configure(`
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: deny-post, namespace: foo, annotations: { istio.io/dry-run: "true" } }
+spec: { action: DENY, rules: [{ to: [{ operation: { methods: ["POST"] } }] }] }
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: only-get, namespace: foo, annotations: { istio.io/dry-run: "true" } }
+spec: { rules: [{ to: [{ operation: { methods: ["GET"] } }] }] }
+`);
+  assert.equal((await s.http({ method: 'POST' })).status, 200);
+  assert.equal((await s.http({ method: 'PUT' })).status, 200);
+  assert.equal(await s.tcp({}), 'ping');
+  const stat = (n: string) => s.h.rt.stats.all().find((x) => x.name === n)?.value;
+  assert.equal(stat('http.inbound_0.0.0.0_9080.rbac.istio_dry_run_deny_shadow_denied'), 1);
+  assert.equal(stat('http.inbound_0.0.0.0_9080.rbac.istio_dry_run_allow_shadow_denied'), 2);
+  const md = s.h.streams.map((i) => i.filterState?.['envoy.filters.http.rbac'] as Record<string, string> | undefined);
+  assert.equal(md[0]?.shadow_effective_policy_id, 'ns[foo]-policy[deny-post]-rule[0]');
+});

@@ -190,19 +190,21 @@ function rulePolicy(rule: Rule, action: AuthzAction, c: BuildCtx): EnvoyJson | u
 
 export interface RbacBuild {
   action: AuthzAction;
-  /** RBAC `rules` (the envoy.config.rbac.v3.RBAC message). */
-  rules: EnvoyJson;
+  /**
+   * The RBAC filter's fields: `rules` (enforced policies) and, for policies annotated
+   * `istio.io/dry-run: "true"`, `shadow_rules` with Istio's `istio_dry_run_<action>_` stat prefix.
+   */
+  config: EnvoyJson;
   /** Why rules were dropped or narrowed, for logs: `ns/name rule[i]: reason`. */
   notes: string[];
 }
 
-/** Builds the RBAC rules for one action from the policies that apply to a proxy; undefined when none. */
-export function buildRbac(policies: readonly Resource<AuthorizationPolicySpec>[], action: AuthzAction, opts: { trustDomain: string; tcp: boolean; listenerPort?: (port: number) => number }): RbacBuild | undefined {
-  const mine = policies.filter((p) => (p.spec?.action ?? 'ALLOW') === action);
-  if (!mine.length) return undefined;
+export const DRY_RUN_ANNOTATION = 'istio.io/dry-run';
+
+function rbacMessage(policies: readonly Resource<AuthorizationPolicySpec>[], action: AuthzAction, opts: { trustDomain: string; tcp: boolean; listenerPort?: (port: number) => number }, notes: string[]): EnvoyJson | undefined {
+  if (!policies.length) return undefined;
   const policiesOut: Record<string, EnvoyJson> = {};
-  const notes: string[] = [];
-  for (const p of mine) {
+  for (const p of policies) {
     (p.spec?.rules ?? []).forEach((rule, i) => {
       const c: BuildCtx = { trustDomain: opts.trustDomain, listenerPort: opts.listenerPort ?? ((n) => n), policyNamespace: p.metadata.namespace, tcp: opts.tcp, skipped: [] };
       const out = rulePolicy(rule ?? {}, action, c);
@@ -211,10 +213,24 @@ export function buildRbac(policies: readonly Resource<AuthorizationPolicySpec>[]
       if (out) policiesOut[name] = out;
     });
   }
-  // DENY/AUDIT policies without rules match nothing: no filter needed. ALLOW keeps an empty policy set (allow nothing).
+  // DENY/AUDIT policies without rules match nothing: no engine needed. ALLOW keeps an empty policy set (allow nothing).
   if (action !== 'ALLOW' && Object.keys(policiesOut).length === 0) return undefined;
   const envoyAction = action === 'AUDIT' ? 'LOG' : action;
-  // No policies (allow nothing) is `rules: {}`: an empty map does not survive protobuf encoding.
+  // No policies (allow nothing) is `{}`: an empty map does not survive protobuf encoding.
   const hasPolicies = Object.keys(policiesOut).length > 0;
-  return { action, rules: { ...(envoyAction === 'ALLOW' ? {} : { action: envoyAction }), ...(hasPolicies ? { policies: policiesOut } : {}) }, notes };
+  return { ...(envoyAction === 'ALLOW' ? {} : { action: envoyAction }), ...(hasPolicies ? { policies: policiesOut } : {}) };
+}
+
+/** Builds the RBAC filter config for one action from the policies that apply to a proxy; undefined when none. */
+export function buildRbac(policies: readonly Resource<AuthorizationPolicySpec>[], action: AuthzAction, opts: { trustDomain: string; tcp: boolean; listenerPort?: (port: number) => number }): RbacBuild | undefined {
+  const mine = policies.filter((p) => (p.spec?.action ?? 'ALLOW') === action);
+  const dryRun = (p: Resource<AuthorizationPolicySpec>) => p.metadata.annotations?.[DRY_RUN_ANNOTATION] === 'true';
+  const notes: string[] = [];
+  const rules = rbacMessage(mine.filter((p) => !dryRun(p)), action, opts, notes);
+  const shadow = rbacMessage(mine.filter(dryRun), action, opts, notes);
+  if (!rules && !shadow) return undefined;
+  const config: EnvoyJson = {};
+  if (rules) config.rules = rules;
+  if (shadow) Object.assign(config, { shadow_rules: shadow, shadow_rules_stat_prefix: `istio_dry_run_${action.toLowerCase()}_` });
+  return { action, config, notes };
 }

@@ -44,8 +44,8 @@ function rbacFilters(push: PushContext, proxy: Proxy, tcp: boolean): EnvoyJson[]
     warn(b.notes);
     out.push(
       tcp
-        ? { name: 'envoy.filters.network.rbac', typed_config: { '@type': NETWORK_RBAC_TYPE, rules: b.rules, stat_prefix: 'tcp.' } }
-        : { name: 'envoy.filters.http.rbac', typed_config: { '@type': HTTP_RBAC_TYPE, rules: b.rules } },
+        ? { name: 'envoy.filters.network.rbac', typed_config: { '@type': NETWORK_RBAC_TYPE, ...b.config, stat_prefix: 'tcp.' } }
+        : { name: 'envoy.filters.http.rbac', typed_config: { '@type': HTTP_RBAC_TYPE, ...b.config } },
     );
   }
   const custom = policiesFor<AuthorizationPolicySpec>(push, 'AuthorizationPolicy', proxy).filter((p) => p.spec?.action === 'CUSTOM');
