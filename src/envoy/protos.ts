@@ -55,6 +55,9 @@ export const PROTO_FILES = [
   'envoy/extensions/resource_monitors/fixed_heap/v3/fixed_heap.proto',
   'envoy/config/trace/v3/zipkin.proto',
   'envoy/config/trace/v3/opentelemetry.proto',
+  'envoy/extensions/access_loggers/filters/cel/v3/cel.proto',
+  'udpa/type/v1/typed_struct.proto',
+  'xds/type/v3/typed_struct.proto',
 ];
 
 let root: protobuf.Root | undefined;

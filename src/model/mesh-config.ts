@@ -3,6 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse } from 'yaml';
 import { RigError } from '../core/errors.ts';
+import { checkExtensionProviders } from '../telemetry/extension-providers.ts';
 
 export type OutboundMode = 'ALLOW_ANY' | 'REGISTRY_ONLY';
 
@@ -127,6 +128,9 @@ export function parseMeshConfig(input: unknown, where = 'mesh config'): MeshConf
     if (typeof obj[f] === 'string' && !DURATION.test(obj[f] as string)) errors.push(`${f}: invalid duration ${JSON.stringify(obj[f])} (e.g. "10s", "500ms")`);
   }
   if (typeof obj.rootNamespace === 'string' && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(obj.rootNamespace)) errors.push(`rootNamespace: ${JSON.stringify(obj.rootNamespace)} is not a valid namespace name`);
+  errors.push(...checkExtensionProviders(obj.extensionProviders));
+  const dp = obj.defaultProviders as Record<string, unknown> | undefined;
+  if (dp && typeOk('object', dp)) checkFields(dp, { metrics: 'stringArray', tracing: 'stringArray', accessLogging: 'stringArray' }, 'defaultProviders.', errors);
   if (errors.length) throw new RigError('MESH_ERR_INVALID_CONFIG', `${where}: invalid MeshConfig:\n  ${errors.join('\n  ')}\n(fix the fields above; see Istio's MeshConfig reference for the shape)`);
   const d = structuredClone(DEFAULT_MESH_CONFIG);
   return {

@@ -31,6 +31,7 @@ import { compileRouteConfig, type RouteTable } from './routing/route-config.ts';
 import type { NodeInfo, ProxyContext, RouteHolder, StreamObserver } from './context.ts';
 import { setupExtensions } from './extensions.ts';
 import { getOriginalDst } from './listener/original-dst.ts';
+import { attachTelemetry } from './telemetry/proxy-telemetry.ts';
 import type { OverloadState } from './overload/overload-manager.ts';
 
 const TYPE_NAMES: Record<string, string> = {
@@ -113,6 +114,7 @@ export class ProxyRuntime {
     setupExtensions();
     this.log = opts.log ?? silentLogger;
     this.ctx = new Context(opts.node, this.log);
+    attachTelemetry(this.ctx);
     this.listeners = new ListenerManager(this.ctx);
   }
 

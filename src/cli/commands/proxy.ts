@@ -11,11 +11,13 @@ import { addXdsOptions, bootstrapFromOptions, identityFromOptions, type XdsCliOp
 import { ProxyRuntime } from '../../proxy/runtime.ts';
 import { createAdminHandler, createReadyHandler, listen } from '../../proxy/admin/admin-server.ts';
 import type { EnvoyJson } from '../../envoy/index.ts';
+import { createStatsHandler } from '../../proxy/telemetry/index.ts';
 
 interface ProxyOptions extends XdsCliOptions {
   config?: string;
   adminPort?: string;
   readyPort?: string;
+  statsPort?: string;
   portsFile?: string;
   drainTimeout: string;
   logLevel?: string;
@@ -34,6 +36,7 @@ export function define(cmd: Command): void {
     .option('-c, --config <file>', 'Envoy v3 bootstrap (YAML or JSON)')
     .option('--admin-port <n>', 'admin port on 127.0.0.1 (default: the bootstrap admin address, else 15000; 0 = pick)')
     .option('--ready-port <n>', 'readiness port serving /healthz/ready (default 15021; 0 = pick)')
+    .option('--stats-port <n>', 'Prometheus port serving /stats/prometheus (default 15090; 0 = pick)')
     .option('--ports-file <file>', 'write the bound ports as JSON once listening')
     .option('--drain-timeout <seconds>', 'on SIGTERM, how long in-flight requests may take', '5')
     .option('--log-level <level>', 'trace, debug, info, warn, error')
@@ -63,6 +66,7 @@ async function run(opts: ProxyOptions): Promise<void> {
   const adminPort = port(opts.adminPort, '--admin-port') ?? bootstrap.admin?.port ?? 15000;
   const adminHost = opts.adminPort !== undefined ? '127.0.0.1' : (bootstrap.admin?.address ?? '127.0.0.1');
   const readyPort = port(opts.readyPort, '--ready-port') ?? 15021;
+  const statsPort = port(opts.statsPort, '--stats-port') ?? 15090;
   let quitting = false;
   const drainMs = Number(opts.drainTimeout) * 1000;
   if (!Number.isFinite(drainMs) || drainMs < 0) throw new RigError('MESH_ERR_USAGE', `--drain-timeout: "${opts.drainTimeout}" is not a number of seconds`);
@@ -81,13 +85,15 @@ async function run(opts: ProxyOptions): Promise<void> {
     }),
   );
   const ready = http.createServer(createReadyHandler(rt));
+  const statsServer = http.createServer(createStatsHandler(rt.stats));
   const ports: Record<string, unknown> = {};
   try {
     ports.admin = await listen(admin, adminHost, adminPort);
     ports.ready = await listen(ready, '0.0.0.0', readyPort);
+    ports.stats = await listen(statsServer, '0.0.0.0', statsPort);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    throw new RigError(err.code === 'EADDRINUSE' ? 'MESH_ERR_PORT_IN_USE' : 'MESH_ERR_UNAVAILABLE', `cannot listen for admin/readiness: ${err.message} (choose another with --admin-port / --ready-port, or 0)`);
+    throw new RigError(err.code === 'EADDRINUSE' ? 'MESH_ERR_PORT_IN_USE' : 'MESH_ERR_UNAVAILABLE', `cannot listen for admin/readiness/stats: ${err.message} (choose another with --admin-port / --ready-port / --stats-port, or 0)`);
   }
 
   const stoppers: (() => void)[] = [];
@@ -136,8 +142,10 @@ async function run(opts: ProxyOptions): Promise<void> {
     rt.stop();
     admin.close();
     ready.close();
+    statsServer.close();
     admin.closeAllConnections();
     ready.closeAllConnections();
+    statsServer.closeAllConnections();
     log.info('stopped');
     log.flush?.();
     setTimeout(() => process.exit(0), 50).unref();

@@ -3,6 +3,7 @@
 import type { RequestHead, ResponseHead } from '../filters/filter.ts';
 import type { StreamInfo } from '../stream-info.ts';
 import { formatResponseFlags } from '../response-flags.ts';
+import { extraLogOperator } from '../telemetry/access-log-operators.ts';
 
 export const DEFAULT_FORMAT =
   '[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" %RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%" "%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%"\n';
@@ -74,6 +75,15 @@ export function compileLogFormat(text: string, error: (msg: string) => void): Lo
       if (cmd === 'REQ') g = (_i, q) => reqHeader(q, main) ?? (alt ? reqHeader(q, alt) : undefined);
       else g = (_i, _q, r) => header(r?.headers, main) ?? (alt ? header(r?.headers, alt) : undefined);
     } else if (cmd === 'ENVIRONMENT') g = () => process.env[arg ?? ''];
+    else if (!g || arg) {
+      // Istio's and Envoy's other commands (CONNECTION_TERMINATION_DETAILS, START_TIME(fmt), CEL(expr), ...).
+      try {
+        g = extraLogOperator(cmd, arg) ?? g;
+      } catch (e) {
+        error((e as Error).message);
+        continue;
+      }
+    }
     if (!g) {
       error(`unsupported access log command %${cmd}%`);
       continue;

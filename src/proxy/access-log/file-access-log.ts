@@ -6,6 +6,7 @@ import { FILE_ACCESS_LOG_TYPE } from '../../envoy/index.ts';
 import type { Reader, Issues } from '../config/reader.ts';
 import { registerAccessLogger, type AccessLogger, type AccessLoggerFactory } from './access-log.ts';
 import { DEFAULT_FORMAT, compileJsonFormat, compileLogFormat, type LogFormatter } from './access-log-format.ts';
+import { compileLogFilter, type LogPredicate } from '../telemetry/access-log-filter.ts';
 
 const STDOUT = 'type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog';
 const STDERR = 'type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StderrAccessLog';
@@ -47,12 +48,15 @@ class FileAccessLogger implements AccessLogger {
   private readonly dest: Destination;
   private readonly fmt: LogFormatter;
   private readonly newline: boolean;
-  constructor(dest: Destination, fmt: LogFormatter, newline: boolean) {
+  private readonly filter: LogPredicate | undefined;
+  constructor(dest: Destination, fmt: LogFormatter, newline: boolean, filter?: LogPredicate) {
     this.dest = dest;
     this.fmt = fmt;
     this.newline = newline;
+    this.filter = filter;
   }
   log(...a: Parameters<AccessLogger['log']>): void {
+    if (this.filter && !this.filter(...a)) return;
     const line = this.fmt.format(...a);
     this.dest.write(this.newline && !line.endsWith('\n') ? line + '\n' : line);
   }
@@ -67,11 +71,8 @@ export const fileAccessLogFactory: AccessLoggerFactory = {
     if (!path) issues.error(r.at('path'), 'a file access log needs a path');
     const fmt = readFormat(r, issues);
     r.done();
-    if (filter) {
-      issues.warn(filter.path, 'access log filters are not supported yet; every request is logged');
-      filter.accept(...Object.keys(filter.raw));
-    }
-    return new FileAccessLogger(destination(path || '/dev/stdout'), fmt, true);
+    // AccessLog.filter: CEL extension filter (Istio's Telemetry filter.expression), status code, flags, ...
+    return new FileAccessLogger(destination(path || '/dev/stdout'), fmt, true, filter ? compileLogFilter(filter) : undefined);
   },
 };
 

@@ -9,6 +9,7 @@ import { VERSION } from '../../core/version.ts';
 import type { ProxyRuntime } from '../runtime.ts';
 import { configDump } from './config-dump.ts';
 import { HealthFlag } from '../upstream/host.ts';
+import { prometheusText, PROMETHEUS_CONTENT_TYPE } from '../telemetry/prometheus-endpoint.ts';
 
 export interface AdminOptions {
   runtime: ProxyRuntime;
@@ -34,16 +35,6 @@ function healthFlags(f: number): string {
   if (f & HealthFlag.DegradedEdsHealth) out.push('/degraded_eds_health');
   if (f & HealthFlag.PendingActiveHc) out.push('/pending_active_hc');
   return out.join('');
-}
-
-function promName(n: string): { name: string; labels: string } {
-  const m = /^cluster\.(.+)\.([a-z0-9_]+)$/.exec(n);
-  if (m) return { name: `envoy_cluster_${m[2]}`, labels: `{envoy_cluster_name="${m[1].replace(/"/g, '\\"')}"}` };
-  const h = /^http\.(.+)\.([a-z0-9_]+)$/.exec(n);
-  if (h) return { name: `envoy_http_${h[2]}`, labels: `{envoy_http_conn_manager_prefix="${h[1]}"}` };
-  const l = /^listener\.(.+)\.([a-z0-9_]+)$/.exec(n);
-  if (l) return { name: `envoy_listener_${l[2]}`, labels: `{envoy_listener_address="${l[1]}"}` };
-  return { name: 'envoy_' + n.replace(/[^a-zA-Z0-9_]/g, '_'), labels: '' };
 }
 
 export function createAdminHandler(o: AdminOptions): http.RequestListener {
@@ -82,19 +73,13 @@ export function createAdminHandler(o: AdminOptions): http.RequestListener {
         if (json) return send(res, 200, { stats: stats.map((s) => ({ name: s.name, value: s.value })) });
         return send(res, 200, stats.map((s) => `${s.name}: ${s.value}`).join('\n') + '\n');
       }
-      case '/stats/prometheus': {
-        const lines: string[] = [];
-        const typed = new Set<string>();
-        for (const s of rt.stats.all()) {
-          const p = promName(s.name);
-          if (!typed.has(p.name)) {
-            typed.add(p.name);
-            lines.push(`# TYPE ${p.name} ${s.kind}`);
-          }
-          lines.push(`${p.name}${p.labels} ${s.value}`);
-        }
-        return send(res, 200, lines.join('\n') + '\n', 'text/plain; version=0.0.4');
-      }
+      case '/stats/prometheus':
+        // Envoy stats, Istio's standard metrics and process metrics (src/proxy/telemetry).
+        prometheusText(rt.stats).then(
+          (text) => send(res, 200, text, PROMETHEUS_CONTENT_TYPE),
+          (e: unknown) => send(res, 500, `cannot render metrics: ${(e as Error).message}\n`),
+        );
+        return;
       case '/clusters': {
         const clusters = rt.ctx.clusters.all();
         if (json) {

@@ -6,6 +6,7 @@
 import type { Reader, Issues } from '../config/reader.ts';
 import type { RequestHead, ResponseHead } from '../filters/filter.ts';
 import type { StreamInfo } from '../stream-info.ts';
+import type { ProxyContext } from '../context.ts';
 
 export interface Span {
   /** Adds trace context to the request about to go upstream (traceparent, b3...). */
@@ -23,6 +24,8 @@ export interface TracerContext {
   /** The HCM's stat_prefix and traffic direction (Istio: inbound/outbound). */
   readonly statPrefix: string;
   readonly direction: StreamInfo['direction'];
+  /** The running proxy (node, stats, collector clusters). */
+  readonly proxy: ProxyContext;
 }
 
 export interface TracerFactory {

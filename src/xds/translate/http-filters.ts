@@ -8,6 +8,7 @@ import type { EnvoyJson } from '../../envoy/index.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
 import { authnStage, authzStage } from './security/security-filters.ts';
+import { statsStage, telemetryDecorator } from '../telemetry/index.ts';
 
 export type HcmKind = 'inbound' | 'outbound' | 'gateway';
 
@@ -32,9 +33,10 @@ const HTTP_FILTER_STAGES: HttpFilterStage[] = [
   authzStage,
   { name: 'fault', build: (ctx) => (ctx.kind === 'inbound' ? [] : [{ name: 'envoy.filters.http.fault', typed_config: { '@type': FAULT_TYPE } }]) },
   { name: 'cors', build: (ctx) => (ctx.kind === 'inbound' ? [] : [{ name: 'envoy.filters.http.cors', typed_config: { '@type': CORS_TYPE } }]) },
+  statsStage,
 ];
 
-const HCM_DECORATORS: HcmDecorator[] = [];
+const HCM_DECORATORS: HcmDecorator[] = [telemetryDecorator];
 
 const STAGE_ORDER = ['authn', 'authz', 'fault', 'cors', 'stats'] as const;
 

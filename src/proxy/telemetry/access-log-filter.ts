@@ -1,0 +1,88 @@
+// Envoy's AccessLogFilter (AccessLog.filter): extension_filter with a CEL expression (Istio's
+// Telemetry accessLogging.filter.expression, e.g. `response.code >= 400`), status_code_filter,
+// duration_filter, response_flag_filter, not_health_check_filter, traceable_filter, and/or.
+import type { Reader } from '../config/reader.ts';
+import type { RequestHead, ResponseHead } from '../filters/filter.ts';
+import type { StreamInfo } from '../stream-info.ts';
+import { formatResponseFlags } from '../response-flags.ts';
+import { compileCel } from './cel-attributes.ts';
+
+export type LogPredicate = (info: StreamInfo, req: RequestHead | undefined, res: ResponseHead | undefined) => boolean;
+
+export const CEL_FILTER_TYPE = 'type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter';
+
+function comparison(r: Reader | undefined, get: (i: StreamInfo) => number): LogPredicate {
+  const op = r?.str('op', 'EQ') ?? 'EQ';
+  const v = r?.obj('value');
+  const value = v?.num('default_value', 0) ?? 0;
+  v?.accept('runtime_key');
+  v?.done();
+  r?.done();
+  if (op === 'GE') return (i) => get(i) >= value;
+  if (op === 'LE') return (i) => get(i) <= value;
+  if (op !== 'EQ') r?.issues.error(r.at('op'), `comparison op must be EQ, GE or LE, got ${op}`);
+  return (i) => get(i) === value;
+}
+
+export function compileLogFilter(r: Reader): LogPredicate {
+  const keys = Object.keys(r.raw);
+  if (keys.length !== 1) {
+    r.issues.error(r.path, `an access log filter has exactly one of its filter fields, got ${keys.join(', ') || 'none'}`);
+    return () => true;
+  }
+  const key = keys[0];
+  switch (key) {
+    case 'extension_filter': {
+      const e = r.obj(key)!;
+      const tc = e.obj('typed_config');
+      e.accept('name');
+      e.done();
+      if (tc?.str('@type') !== CEL_FILTER_TYPE) {
+        r.issues.error(e.at('typed_config'), `unsupported access log extension filter ${tc?.str('@type') ?? '(none)'}; supported: ${CEL_FILTER_TYPE}`);
+        return () => true;
+      }
+      const expr = tc.str('expression');
+      tc.done();
+      try {
+        const p = compileCel(expr);
+        return (i, req, res) => {
+          try {
+            return p(i, req, res) === true;
+          } catch {
+            return false; // Envoy: an expression that fails to evaluate does not log.
+          }
+        };
+      } catch (err) {
+        r.issues.error(tc.at('expression'), `invalid CEL expression ${JSON.stringify(expr)}: ${(err as Error).message}`);
+        return () => true;
+      }
+    }
+    case 'status_code_filter':
+      return comparison(r.obj(key)!.obj('comparison'), (i) => i.responseCode);
+    case 'duration_filter':
+      return comparison(r.obj(key)!.obj('comparison'), (i) => i.durationMs ?? 0);
+    case 'response_flag_filter': {
+      const f = r.obj(key)!;
+      const flags = new Set(f.strs('flags'));
+      f.done();
+      if (!flags.size) return (i) => i.responseFlags !== 0;
+      return (i) => formatResponseFlags(i.responseFlags).split(',').some((x) => flags.has(x));
+    }
+    case 'not_health_check_filter':
+      r.accept(key);
+      return (_i, req) => req?.headers['x-envoy-internal-health-check'] === undefined;
+    case 'traceable_filter':
+      r.accept(key);
+      return (i) => i.sampled === true;
+    case 'and_filter':
+    case 'or_filter': {
+      const f = r.obj(key)!;
+      const subs = f.objs('filters').map((x) => compileLogFilter(x));
+      f.done();
+      return key === 'and_filter' ? (i, q, s) => subs.every((p) => p(i, q, s)) : (i, q, s) => subs.some((p) => p(i, q, s));
+    }
+  }
+  r.issues.error(r.at(key), `unsupported access log filter ${key}; supported: extension_filter (CEL), status_code_filter, duration_filter, response_flag_filter, not_health_check_filter, traceable_filter, and_filter, or_filter`);
+  r.accept(key);
+  return () => true;
+}

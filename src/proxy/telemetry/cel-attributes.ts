@@ -1,0 +1,77 @@
+// CEL expressions over Istio's/Envoy's attribute vocabulary (request.*, response.*, source.*,
+// destination.*, connection.*, upstream.*, xds.*), as used by Telemetry access log filters
+// (`response.code >= 400`) and metric tag overrides. Compiled once with @marcbachmann/cel-js;
+// the activation is built only when an expression runs.
+import { Environment } from '@marcbachmann/cel-js';
+import type { RequestHead, ResponseHead, HeaderMap } from '../filters/filter.ts';
+import type { StreamInfo } from '../stream-info.ts';
+import { formatResponseFlags } from '../response-flags.ts';
+
+export type CelProgram = (info: StreamInfo, request: RequestHead | undefined, response: ResponseHead | undefined) => unknown;
+
+let env: Environment | undefined;
+
+function environment(): Environment {
+  env ??= new Environment({ unlistedVariablesAreDyn: true, homogeneousAggregateLiterals: false });
+  return env;
+}
+
+function headers(h: HeaderMap | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (h) for (const [k, v] of Object.entries(h)) if (v !== undefined) out[k] = Array.isArray(v) ? v.join(',') : v;
+  return out;
+}
+
+function splitAddress(a: string | undefined): { address: string; port: number } {
+  if (!a) return { address: '', port: 0 };
+  const i = a.lastIndexOf(':');
+  return i > 0 ? { address: a.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(a.slice(i + 1)) || 0 } : { address: a, port: 0 };
+}
+
+/** Envoy's attributes for one finished stream. */
+export function attributes(info: StreamInfo, request: RequestHead | undefined, response: ResponseHead | undefined): Record<string, unknown> {
+  const path = request?.path ?? info.path ?? '';
+  const q = path.indexOf('?');
+  const src = splitAddress(info.downstreamRemoteAddress);
+  const dst = splitAddress(info.downstreamLocalAddress);
+  const up = splitAddress(info.upstreamHost);
+  return {
+    request: {
+      path,
+      url_path: q >= 0 ? path.slice(0, q) : path,
+      host: request?.authority ?? info.authority ?? '',
+      scheme: request?.scheme ?? info.scheme ?? '',
+      method: request?.method ?? info.method ?? '',
+      headers: headers(request?.headers),
+      referer: String(request?.headers.referer ?? ''),
+      useragent: info.userAgent ?? '',
+      time: new Date(info.startTime),
+      id: info.requestId ?? '',
+      protocol: info.protocol,
+      duration: (info.durationMs ?? 0) / 1000,
+      size: info.bytesReceived,
+      total_size: info.bytesReceived,
+    },
+    response: {
+      code: info.responseCode,
+      code_details: info.responseCodeDetails ?? '',
+      flags: info.responseFlags,
+      flags_string: formatResponseFlags(info.responseFlags),
+      grpc_status: info.grpcStatus ?? 0,
+      headers: headers(response?.headers),
+      size: info.bytesSent,
+      total_size: info.bytesSent,
+    },
+    source: { ...src, principal: info.downstreamPeer?.principal ?? '' },
+    destination: dst,
+    connection: { mtls: info.mtls, requested_server_name: info.requestedServerName ?? '', uri_san_peer_certificate: info.downstreamPeer?.principal ?? '' },
+    upstream: { ...up, transport_failure_reason: info.upstreamTransportFailureReason ?? '' },
+    xds: { cluster_name: info.upstreamCluster ?? '', route_name: info.routeName ?? '' },
+  };
+}
+
+/** Compiles an expression; throws with the parser's message when it is not valid CEL. */
+export function compileCel(expression: string): CelProgram {
+  const fn = environment().parse(expression) as (ctx: Record<string, unknown>) => unknown;
+  return (info, request, response) => fn(attributes(info, request, response));
+}

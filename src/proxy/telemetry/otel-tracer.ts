@@ -1,0 +1,277 @@
+// The HCM tracer for Envoy's envoy.tracers.zipkin (ZipkinConfig) and envoy.tracers.opentelemetry
+// (OpenTelemetryConfig, http_service) providers, built on OpenTelemetry's SDK. Per request:
+// extract the caller's context (W3C / B3), honour its sampling decision (or x-envoy-force-trace),
+// else sample at random_sampling percent; a sampled request gets a SERVER span (inbound) or a
+// CLIENT span (outbound, gateway) named as Istio's route decorator (`<service host>:<port>/*`),
+// tagged with Istio's/Envoy's span tags; the context is injected into the upstream request.
+// Unsampled requests still propagate the decision (sampled=0).
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, TraceFlags, type Span as OtelSpan } from '@opentelemetry/api';
+import type { Reader } from '../config/reader.ts';
+import type { RequestHead, ResponseHead } from '../filters/filter.ts';
+import type { StreamInfo } from '../stream-info.ts';
+import { formatResponseFlags } from '../response-flags.ts';
+import { registerTracer, type Span, type Tracer, type TracerContext, type TracerFactory } from '../http/tracer.ts';
+import { extractContext, injectContext, newSpanId, newTraceId, type TraceContext } from './trace-context.ts';
+import { spanPipeline, type ExportKind, type SpanPipeline } from './span-export.ts';
+import { attachTelemetry } from './proxy-telemetry.ts';
+import { serviceOfAuthority, serviceOfCluster } from './istio-metrics.ts';
+import type { LocalPeer } from './peer-metadata.ts';
+
+export const ZIPKIN_CONFIG_TYPE = 'type.googleapis.com/envoy.config.trace.v3.ZipkinConfig';
+export const OTEL_CONFIG_TYPE = 'type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig';
+
+type CustomTag = (req: RequestHead) => string | undefined;
+
+interface TracerConfig {
+  readonly pipeline: SpanPipeline;
+  /** Percent (0-100) for requests without a sampling decision. */
+  readonly randomPercent: number;
+  readonly overallPercent: number;
+  readonly kind: SpanKind;
+  readonly maxPathLength: number;
+  readonly customTags: readonly (readonly [string, CustomTag])[];
+  readonly nodeId: string;
+  readonly local: LocalPeer;
+  readonly meshId: string;
+  readonly direction: StreamInfo['direction'];
+}
+
+function first(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** Istio's span name: the route decorator `<host>:<port>/*` of the destination service. */
+function spanName(c: TracerConfig, info: StreamInfo, req: RequestHead): string {
+  const cluster = info.upstreamCluster ?? '';
+  const svc = serviceOfCluster(cluster) ?? serviceOfAuthority(req.authority, c.direction === 'inbound' ? c.local.labels.namespace : 'unknown');
+  const parts = cluster.split('|');
+  const port = parts.length === 4 && parts[1] ? parts[1] : (/:(\d+)$/.exec(req.authority)?.[1] ?? '');
+  return svc.host === 'unknown' ? `${req.authority || '-'}/*` : `${svc.host}${port ? ':' + port : ''}/*`;
+}
+
+class RecordingSpan implements Span {
+  private readonly c: TracerConfig;
+  private readonly span: OtelSpan;
+  private readonly ctx: TraceContext | undefined;
+
+  constructor(c: TracerConfig, span: OtelSpan, ctx: TraceContext | undefined) {
+    this.c = c;
+    this.span = span;
+    this.ctx = ctx;
+  }
+
+  injectContext(head: RequestHead): void {
+    const sc = this.span.spanContext();
+    injectContext(head.headers, sc.traceId, sc.spanId, this.ctx?.parentSpanId, true, this.ctx?.tracestate, this.ctx?.b3Single ?? false);
+  }
+
+  finish(info: StreamInfo, req: RequestHead, res: ResponseHead | undefined): void {
+    const c = this.c;
+    const s = this.span;
+    let url = `${req.scheme}://${req.authority}${info.path ?? req.path}`;
+    if (url.length > c.maxPathLength) url = url.slice(0, c.maxPathLength);
+    const peer = c.direction === 'inbound' ? info.downstreamPeer : info.upstreamPeer;
+    s.updateName(spanName(c, info, req));
+    s.setAttributes({
+      node_id: c.nodeId,
+      zone: '',
+      component: 'proxy',
+      'upstream_cluster': info.upstreamCluster ?? '-',
+      'upstream_cluster.name': info.upstreamCluster ?? '-',
+      'http.method': req.method,
+      'http.url': url,
+      'http.protocol': info.protocol,
+      'http.status_code': String(info.responseCode),
+      response_flags: formatResponseFlags(info.responseFlags),
+      response_size: String(info.bytesSent),
+      request_size: String(info.bytesReceived),
+      downstream_cluster: first(req.headers['x-envoy-downstream-service-cluster']) ?? '-',
+      user_agent: info.userAgent ?? '-',
+      'guid:x-request-id': info.requestId ?? '',
+      'peer.address': info.downstreamRemoteAddress ?? '',
+      'istio.canonical_service': c.local.labels.canonicalService,
+      'istio.canonical_revision': c.local.labels.canonicalRevision,
+      'istio.namespace': c.local.labels.namespace,
+      'istio.mesh_id': c.meshId,
+    });
+    if (peer?.principal) s.setAttribute('peer.principal', peer.principal);
+    if (info.upstreamHost) s.setAttribute('upstream_host', info.upstreamHost);
+    if (info.isGrpc && info.grpcStatus !== undefined) s.setAttribute('grpc.status_code', String(info.grpcStatus));
+    for (const [tag, get] of c.customTags) {
+      const v = get(req);
+      if (v !== undefined) s.setAttribute(tag, v);
+    }
+    if (info.responseCode >= 500 || info.responseCode === 0 || (info.isGrpc && (info.grpcStatus ?? 0) !== 0)) {
+      s.setAttribute('error', 'true');
+      s.setStatus({ code: SpanStatusCode.ERROR });
+    }
+    s.end(info.startTime + (info.durationMs ?? 0));
+    void res;
+  }
+}
+
+/** Propagates a "not sampled" decision downstream. */
+class UnsampledSpan implements Span {
+  private readonly traceId: string;
+  private readonly spanId = newSpanId();
+  private readonly ctx: TraceContext | undefined;
+
+  constructor(traceId: string, ctx: TraceContext | undefined) {
+    this.traceId = traceId;
+    this.ctx = ctx;
+  }
+
+  injectContext(head: RequestHead): void {
+    injectContext(head.headers, this.traceId, this.spanId, this.ctx?.parentSpanId, false, this.ctx?.tracestate, this.ctx?.b3Single ?? false);
+  }
+
+  finish(): void {}
+}
+
+class OtelHcmTracer implements Tracer {
+  private readonly c: TracerConfig;
+
+  constructor(c: TracerConfig) {
+    this.c = c;
+  }
+
+  startSpan(head: RequestHead, info: StreamInfo): Span {
+    const c = this.c;
+    const incoming = extractContext(head.headers);
+    let sampled = incoming?.sampled;
+    if (head.headers['x-envoy-force-trace'] !== undefined) sampled = true;
+    sampled ??= Math.random() * 100 < c.randomPercent;
+    if (sampled && c.overallPercent < 100) sampled = Math.random() * 100 < c.overallPercent;
+    info.sampled = sampled;
+    if (!sampled) {
+      const traceId = incoming?.traceId ?? newTraceId();
+      info.traceId = traceId;
+      return new UnsampledSpan(traceId, incoming);
+    }
+    const parent = incoming?.parentSpanId ? trace.setSpanContext(ROOT_CONTEXT, { traceId: incoming.traceId, spanId: incoming.parentSpanId, traceFlags: TraceFlags.SAMPLED, isRemote: true }) : ROOT_CONTEXT;
+    const span = c.pipeline.tracer.startSpan(`${head.authority}/*`, { kind: c.kind, startTime: info.startTime }, parent);
+    const sc = span.spanContext();
+    info.traceId = sc.traceId;
+    info.spanId = sc.spanId;
+    info.parentSpanId = incoming?.parentSpanId;
+    return new RecordingSpan(c, span, incoming);
+  }
+}
+
+function percent(r: Reader, key: string, def: number): number {
+  const o = r.obj(key);
+  if (!o) return def;
+  const v = o.num('value', def);
+  o.done();
+  if (v < 0 || v > 100) {
+    r.issues.error(r.at(key), `must be a percentage between 0 and 100, got ${v}`);
+    return def;
+  }
+  return v;
+}
+
+function compileCustomTags(r: Reader): [string, CustomTag][] {
+  const out: [string, CustomTag][] = [];
+  for (const t of r.objs('custom_tags')) {
+    const tag = t.str('tag');
+    const lit = t.obj('literal');
+    const env = t.obj('environment');
+    const hdr = t.obj('request_header');
+    if (lit) {
+      const v = lit.str('value');
+      out.push([tag, () => v]);
+      lit.done();
+    } else if (env) {
+      const name = env.str('name');
+      const def = env.str('default_value');
+      const v = process.env[name] ?? def;
+      out.push([tag, () => v]);
+      env.done();
+    } else if (hdr) {
+      const name = hdr.str('name').toLowerCase();
+      const def = hdr.str('default_value') || undefined;
+      out.push([tag, (req) => first(req.headers[name]) ?? def]);
+      hdr.done();
+    } else t.issues.error(t.path, 'a custom tag needs literal, environment or request_header (metadata tags are not supported)');
+    t.done();
+  }
+  return out;
+}
+
+function compileProvider(tracing: Reader, ctx: TracerContext, serviceName: string): { kind: ExportKind; cluster: string; path: string; hostname?: string; timeoutMs: number } | undefined {
+  const p = tracing.obj('provider')!;
+  p.accept('name');
+  const tc = p.obj('typed_config')!;
+  p.done();
+  const t = tc.str('@type');
+  if (t === ZIPKIN_CONFIG_TYPE) {
+    const cluster = tc.str('collector_cluster');
+    if (!cluster) ctx.issues.error(tc.at('collector_cluster'), 'the Zipkin tracer needs collector_cluster');
+    const version = tc.str('collector_endpoint_version', 'HTTP_JSON');
+    if (version !== 'HTTP_JSON') ctx.issues.error(tc.at('collector_endpoint_version'), `only HTTP_JSON (Zipkin v2 JSON) is supported, got ${version}`);
+    const out = { kind: 'zipkin' as const, cluster, path: tc.str('collector_endpoint', '/api/v2/spans'), hostname: tc.str('collector_hostname') || undefined, timeoutMs: 10_000 };
+    tc.accept('trace_id_128bit', 'shared_span_context', 'split_spans_for_request');
+    tc.done();
+    return out;
+  }
+  const hs = tc.obj('http_service');
+  if (tc.has('grpc_service') || !hs) {
+    ctx.issues.error(tc.at('grpc_service'), 'the OpenTelemetry tracer exports over OTLP/HTTP only: set http_service (Istio: the opentelemetry provider\'s `http` field)');
+    tc.accept(...Object.keys(tc.raw));
+    return undefined;
+  }
+  const uri = hs.obj('http_uri');
+  const raw = uri?.str('uri') ?? '';
+  const cluster = uri?.str('cluster') ?? '';
+  const timeoutMs = uri?.durationMs('timeout', 10_000) ?? 10_000;
+  uri?.done();
+  let path = '/v1/traces';
+  let hostname: string | undefined;
+  try {
+    const u = new URL(/^[a-z]+:\/\//i.test(raw) ? raw : `http://${raw}`);
+    if (u.pathname && u.pathname !== '/') path = u.pathname;
+    hostname = u.host || undefined;
+  } catch {
+    ctx.issues.error(hs.at('http_uri'), `invalid uri ${JSON.stringify(raw)}`);
+  }
+  if (!cluster) ctx.issues.error(hs.at('http_uri'), 'http_uri.cluster names the collector cluster');
+  if (hs.has('request_headers_to_add')) ctx.issues.error(hs.at('request_headers_to_add'), 'request_headers_to_add is not supported for span export');
+  hs.done();
+  tc.accept('service_name', 'resource_detectors');
+  if (tc.has('sampler')) ctx.issues.error(tc.at('sampler'), 'sampler extensions are not supported; use the HCM random_sampling');
+  tc.done();
+  void serviceName;
+  return { kind: 'opentelemetry', cluster, path, hostname, timeoutMs };
+}
+
+export const otelTracerFactory: TracerFactory = {
+  name: 'envoy.tracers.opentelemetry',
+  typeUrls: [ZIPKIN_CONFIG_TYPE, OTEL_CONFIG_TYPE],
+  compile(tracing, ctx) {
+    const t = attachTelemetry(ctx.proxy);
+    const local = t.local;
+    const otelName = tracing.obj('provider')?.obj('typed_config')?.raw.service_name;
+    const serviceName = typeof otelName === 'string' && otelName ? otelName : `${local.labels.canonicalService}.${local.labels.namespace}`;
+    const target = compileProvider(tracing, ctx, serviceName);
+    const config: TracerConfig = {
+      pipeline: spanPipeline(t.stats, t.clusters, { ...(target ?? { kind: 'zipkin', cluster: '', path: '/api/v2/spans', timeoutMs: 10_000 }), serviceName }),
+      randomPercent: percent(tracing, 'random_sampling', 100),
+      overallPercent: percent(tracing, 'overall_sampling', 100),
+      kind: ctx.direction === 'inbound' ? SpanKind.SERVER : SpanKind.CLIENT,
+      maxPathLength: tracing.num('max_path_tag_length', 256),
+      customTags: compileCustomTags(tracing),
+      nodeId: t.node.id,
+      local,
+      meshId: typeof t.node.metadata.MESH_ID === 'string' ? t.node.metadata.MESH_ID : 'cluster.local',
+      direction: ctx.direction,
+    };
+    percent(tracing, 'client_sampling', 100);
+    tracing.accept('verbose', 'spawn_upstream_span');
+    tracing.done();
+    return new OtelHcmTracer(config);
+  },
+};
+
+export function setupTracers(): void {
+  registerTracer(otelTracerFactory);
+}

@@ -1,0 +1,67 @@
+// The Prometheus endpoint (`/stats/prometheus` on the stats port 15090 and on the admin port):
+// the proxy's Envoy-style stats in Envoy's Prometheus naming, Istio's standard metrics and the
+// process metrics (CPU, RSS, event-loop lag) from the proxy's prom-client registry.
+import type http from 'node:http';
+import type { Stats } from '../stats/stats.ts';
+import { telemetryOf } from './proxy-telemetry.ts';
+
+export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+function escape(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
+
+/** Envoy's Prometheus name for a stat: the scope's name becomes a label (envoy_cluster_name, ...). */
+function promName(n: string): { name: string; labels: string } {
+  const m = /^cluster\.(.+)\.([a-z0-9_]+)$/.exec(n);
+  if (m) return { name: `envoy_cluster_${m[2]}`, labels: `{envoy_cluster_name="${escape(m[1])}"}` };
+  const h = /^http\.(.+)\.([a-z0-9_]+)$/.exec(n);
+  if (h) return { name: `envoy_http_${h[2]}`, labels: `{envoy_http_conn_manager_prefix="${escape(h[1])}"}` };
+  const l = /^listener\.(.+)\.([a-z0-9_]+)$/.exec(n);
+  if (l) return { name: `envoy_listener_${l[2]}`, labels: `{envoy_listener_address="${escape(l[1])}"}` };
+  const t = /^tcp\.(.+)\.([a-z0-9_]+)$/.exec(n);
+  if (t) return { name: `envoy_tcp_${t[2]}`, labels: `{envoy_tcp_prefix="${escape(t[1])}"}` };
+  return { name: 'envoy_' + n.replace(/[^a-zA-Z0-9_]/g, '_'), labels: '' };
+}
+
+/** Envoy stats in the text exposition format, series of one metric grouped under one TYPE line. */
+export function envoyStatsText(stats: Stats): string {
+  const groups = new Map<string, { kind: string; lines: string[] }>();
+  for (const s of stats.all()) {
+    const p = promName(s.name);
+    let g = groups.get(p.name);
+    if (!g) groups.set(p.name, (g = { kind: s.kind, lines: [] }));
+    g.lines.push(`${p.name}${p.labels} ${s.value}`);
+  }
+  let out = '';
+  for (const [name, g] of groups) out += `# TYPE ${name} ${g.kind}\n${g.lines.join('\n')}\n`;
+  return out;
+}
+
+/** The whole scrape: Envoy stats, then Istio's and the process metrics. */
+export async function prometheusText(stats: Stats): Promise<string> {
+  const t = telemetryOf(stats);
+  return envoyStatsText(stats) + (t ? await t.registry.metrics() : '');
+}
+
+/** Request handler of the stats port: GET /stats/prometheus (Istio's 15090). */
+export function createStatsHandler(stats: Stats): http.RequestListener {
+  return (req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path !== '/stats/prometheus' && path !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end('not found: the stats port serves /stats/prometheus\n');
+      return;
+    }
+    prometheusText(stats).then(
+      (text) => {
+        res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE });
+        res.end(text);
+      },
+      (e: unknown) => {
+        res.writeHead(500, { 'content-type': 'text/plain' });
+        res.end(`cannot render metrics: ${(e as Error).message}\n`);
+      },
+    );
+  };
+}

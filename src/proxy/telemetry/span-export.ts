@@ -1,0 +1,171 @@
+// Span export off the request path: an OpenTelemetry BasicTracerProvider per (provider, collector
+// cluster, endpoint, service name) and proxy, batching spans (BatchSpanProcessor) to an exporter
+// whose collector address is resolved from the Envoy cluster at each export (as Envoy's tracers
+// use collector_cluster). A collector that is down or a full queue only drop spans, counted in the
+// proxy's stats: tracing.<zipkin|opentelemetry>.spans_sent / spans_dropped / reports_sent /
+// reports_failed / reports_skipped_no_cluster.
+import { BasicTracerProvider, BatchSpanProcessor, type ReadableSpan, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { ZipkinExporter } from '@opentelemetry/exporter-zipkin';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import type { Context, Span, Tracer as OtelTracer } from '@opentelemetry/api';
+import type { ClusterManager } from '../upstream/cluster-manager.ts';
+import type { Stat, Stats } from '../stats/stats.ts';
+
+export type ExportKind = 'zipkin' | 'opentelemetry';
+
+export interface ExportTarget {
+  readonly kind: ExportKind;
+  readonly cluster: string;
+  /** Path on the collector (/api/v2/spans, /v1/traces). */
+  readonly path: string;
+  /** Host header for the collector, when the config names one. */
+  readonly hostname?: string;
+  readonly serviceName: string;
+  readonly timeoutMs: number;
+}
+
+interface ExportStats {
+  spansSent: Stat;
+  spansDropped: Stat;
+  reportsSent: Stat;
+  reportsFailed: Stat;
+  reportsSkipped: Stat;
+}
+
+const MAX_QUEUE = 2048;
+export const FLUSH_INTERVAL_MS = 1000;
+
+/** Sends to the current address of the collector cluster; one delegate exporter per URL. */
+class ClusterExporter implements SpanExporter {
+  private readonly t: ExportTarget;
+  private readonly clusters: ClusterManager;
+  private readonly s: ExportStats;
+  private readonly byUrl = new Map<string, SpanExporter>();
+  pending = 0;
+
+  constructor(t: ExportTarget, clusters: ClusterManager, s: ExportStats) {
+    this.t = t;
+    this.clusters = clusters;
+    this.s = s;
+  }
+
+  private url(): string | undefined {
+    const host = this.clusters.get(this.t.cluster)?.hosts()[0];
+    if (!host) return undefined;
+    const addr = host.address.includes(':') ? `[${host.address}]` : host.address;
+    return `http://${addr}:${host.port}${this.t.path}`;
+  }
+
+  private delegate(url: string): SpanExporter {
+    let e = this.byUrl.get(url);
+    if (!e) {
+      const headers = this.t.hostname ? { host: this.t.hostname } : undefined;
+      e = this.t.kind === 'zipkin' ? new ZipkinExporter({ url, headers, serviceName: this.t.serviceName }) : new OTLPTraceExporter({ url, headers, timeoutMillis: this.t.timeoutMs });
+      this.byUrl.set(url, e);
+    }
+    return e;
+  }
+
+  export(spans: ReadableSpan[], done: (r: ExportResult) => void): void {
+    const n = spans.length;
+    const finish = (r: ExportResult) => {
+      this.pending -= n;
+      if (r.code === ExportResultCode.SUCCESS) {
+        this.s.spansSent.value += n;
+        this.s.reportsSent.value++;
+      } else {
+        this.s.spansDropped.value += n;
+        this.s.reportsFailed.value++;
+      }
+      done(r);
+    };
+    const url = this.url();
+    if (!url) {
+      this.s.reportsSkipped.value++;
+      finish({ code: ExportResultCode.FAILED, error: new Error(`collector cluster ${this.t.cluster} has no endpoint`) });
+      return;
+    }
+    try {
+      this.delegate(url).export(spans, finish);
+    } catch (e) {
+      finish({ code: ExportResultCode.FAILED, error: e as Error });
+    }
+  }
+
+  async shutdown(): Promise<void> {
+    await Promise.all([...this.byUrl.values()].map((e) => e.shutdown()));
+  }
+}
+
+/** Drops (and counts) spans beyond the queue bound instead of letting the batch processor drop them silently. */
+class BoundedProcessor implements SpanProcessor {
+  private readonly inner: BatchSpanProcessor;
+  private readonly exporter: ClusterExporter;
+  private readonly dropped: Stat;
+
+  constructor(exporter: ClusterExporter, dropped: Stat) {
+    this.exporter = exporter;
+    this.dropped = dropped;
+    this.inner = new BatchSpanProcessor(exporter, { maxQueueSize: MAX_QUEUE, maxExportBatchSize: 512, scheduledDelayMillis: FLUSH_INTERVAL_MS, exportTimeoutMillis: 10_000 });
+  }
+
+  onStart(span: Span, ctx: Context): void {
+    this.inner.onStart(span as never, ctx);
+  }
+
+  onEnd(span: ReadableSpan): void {
+    if (this.exporter.pending >= MAX_QUEUE) {
+      this.dropped.value++;
+      return;
+    }
+    this.exporter.pending++;
+    this.inner.onEnd(span);
+  }
+
+  forceFlush(): Promise<void> {
+    return this.inner.forceFlush();
+  }
+
+  shutdown(): Promise<void> {
+    return this.inner.shutdown();
+  }
+}
+
+export interface SpanPipeline {
+  readonly tracer: OtelTracer;
+  flush(): Promise<void>;
+}
+
+const pipelines = new WeakMap<Stats, Map<string, SpanPipeline>>();
+
+/** The pipeline for a target, shared by every connection manager of the proxy that uses it. */
+export function spanPipeline(stats: Stats, clusters: ClusterManager, t: ExportTarget): SpanPipeline {
+  let m = pipelines.get(stats);
+  if (!m) pipelines.set(stats, (m = new Map()));
+  const key = `${t.kind}|${t.cluster}|${t.path}|${t.hostname ?? ''}|${t.serviceName}|${t.timeoutMs}`;
+  let p = m.get(key);
+  if (p) return p;
+  const pre = `tracing.${t.kind}.`;
+  const s: ExportStats = {
+    spansSent: stats.counter(pre + 'spans_sent'),
+    spansDropped: stats.counter(pre + 'spans_dropped'),
+    reportsSent: stats.counter(pre + 'reports_sent'),
+    reportsFailed: stats.counter(pre + 'reports_failed'),
+    reportsSkipped: stats.counter(pre + 'reports_skipped_no_cluster'),
+  };
+  const exporter = new ClusterExporter(t, clusters, s);
+  const provider = new BasicTracerProvider({
+    resource: resourceFromAttributes({ 'service.name': t.serviceName }),
+    spanProcessors: [new BoundedProcessor(exporter, s.spansDropped)],
+  });
+  p = { tracer: provider.getTracer('rigging-proxy'), flush: () => provider.forceFlush() };
+  m.set(key, p);
+  return p;
+}
+
+/** Flushes every span pipeline of a proxy (tests, shutdown). */
+export async function flushSpans(stats: Stats): Promise<void> {
+  await Promise.all([...(pipelines.get(stats)?.values() ?? [])].map((p) => p.flush()));
+}

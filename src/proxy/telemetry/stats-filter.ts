@@ -1,0 +1,86 @@
+// istio.stats as an HTTP filter (records Istio's request metrics when the stream ends) and as a
+// network filter placed before tcp_proxy (connection opened/closed and byte counters).
+import { FilterStatus, type HttpFilter, type HttpFilterFactory, type RequestHead, type ResponseHead, type StreamCallbacks } from '../filters/filter.ts';
+import type { NetworkFilterFactory, NetworkFilter, DownstreamConnection } from '../network/network-filter.ts';
+import { newStreamInfo } from '../stream-info.ts';
+import type { Reader } from '../config/reader.ts';
+import { attachTelemetry, telemetryOf } from './proxy-telemetry.ts';
+import { compileStatsConfig, STATS_FILTER, type StatsConfig } from './stats-config.ts';
+import { recordHttp, tcpChildren } from './stats-recorder.ts';
+
+class HttpStatsFilter implements HttpFilter {
+  private readonly c: StatsConfig;
+  private readonly cb: StreamCallbacks;
+  private request: RequestHead | undefined;
+  private response: ResponseHead | undefined;
+
+  constructor(c: StatsConfig, cb: StreamCallbacks) {
+    this.c = c;
+    this.cb = cb;
+  }
+
+  decodeHeaders(head: RequestHead): FilterStatus {
+    this.request = head;
+    return FilterStatus.Continue;
+  }
+
+  encodeHeaders(head: ResponseHead): void {
+    this.response = head;
+  }
+
+  onDestroy(): void {
+    // Also local replies and resets (response code 0, flags such as DC), as Istio reports them.
+    recordHttp(this.c, this.cb.streamInfo, this.request, this.response);
+  }
+}
+
+export const httpStatsFilterFactory: HttpFilterFactory<StatsConfig | undefined> = {
+  name: STATS_FILTER,
+  typeUrls: [],
+  compile(r, ctx) {
+    const t = telemetryOf(ctx.stats);
+    if (!t) {
+      ctx.issues.error(r.path, 'istio.stats: this proxy has no telemetry state (ProxyRuntime attaches it)');
+      r.accept(...Object.keys(r.raw));
+      return undefined;
+    }
+    const direction = ctx.statPrefix.startsWith('inbound') ? 'inbound' : 'outbound';
+    return compileStatsConfig(r, direction, t);
+  },
+  create(config, cb) {
+    return config ? new HttpStatsFilter(config, cb) : {};
+  },
+};
+
+class TcpStatsFilter implements NetworkFilter {
+  private readonly c: StatsConfig;
+
+  constructor(c: StatsConfig) {
+    this.c = c;
+  }
+
+  onConnection(conn: DownstreamConnection): boolean {
+    const info = newStreamInfo(conn.direction, 'TCP');
+    info.mtls = conn.info.tls && conn.info.peerPrincipal !== undefined;
+    if (conn.info.peerPrincipal) info.downstreamPeer = { principal: conn.info.peerPrincipal };
+    const ch = tcpChildren(this.c, info);
+    ch.opened?.inc();
+    const socket = conn.socket;
+    socket.once('close', () => {
+      ch.closed?.inc();
+      ch.received?.inc(socket.bytesRead);
+      ch.sent?.inc(socket.bytesWritten);
+    });
+    return true;
+  }
+}
+
+export const tcpStatsFilterFactory: NetworkFilterFactory = {
+  name: STATS_FILTER,
+  typeUrls: [],
+  terminal: false,
+  compile(r: Reader, ctx) {
+    const t = attachTelemetry(ctx.proxy);
+    return new TcpStatsFilter(compileStatsConfig(r, ctx.direction, t));
+  },
+};

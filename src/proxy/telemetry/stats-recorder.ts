@@ -1,0 +1,107 @@
+// Records one finished stream into Istio's metrics. Label sets are cached per
+// (peer metadata, principal, cluster, authority, code/grpc/mtls/protocol, flags) in nested maps.
+import type { RequestHead, ResponseHead } from '../filters/filter.ts';
+import type { PeerInfo, StreamInfo } from '../stream-info.ts';
+import { peerLabels, principalLabels, UNKNOWN, UNKNOWN_PEER, type PeerLabels } from './peer-metadata.ts';
+import { applyOverride, httpResponseLabels, peerLabelValues, serviceOfAuthority, serviceOfCluster, type HttpChildren, type PeerSide, type TcpChildren } from './istio-metrics.ts';
+import type { StatsConfig } from './stats-config.ts';
+
+const NONE = {};
+type Level<T> = Map<unknown, T>;
+
+function child<T>(m: Level<T>, k: unknown, make: () => T): T {
+  let v = m.get(k);
+  if (v === undefined) m.set(k, (v = make()));
+  return v;
+}
+
+function spiffe(td: string, ns: string, sa: string): string {
+  return td && ns !== UNKNOWN && sa !== UNKNOWN ? `spiffe://${td}/ns/${ns}/sa/${sa}` : '';
+}
+
+function peerOf(p: PeerInfo | undefined): PeerLabels {
+  if (p?.metadata) return peerLabels(p.metadata);
+  if (p?.principal) return principalLabels(p.principal);
+  return UNKNOWN_PEER;
+}
+
+/** The peer side as seen by this reporter. */
+function side(cfg: StatsConfig, info: StreamInfo, authority: string): PeerSide {
+  const local = cfg.telemetry.local.labels;
+  const td = cfg.trustDomain;
+  if (cfg.reporter === 'destination') {
+    const p = info.downstreamPeer;
+    return {
+      peer: peerOf(p),
+      peerPrincipal: p?.principal ?? '',
+      localPrincipal: info.mtls ? spiffe(td, local.namespace, local.serviceAccount) : '',
+      service: serviceOfCluster(info.upstreamCluster) ?? serviceOfAuthority(authority, local.namespace),
+    };
+  }
+  const p = info.upstreamPeer;
+  const peer = peerOf(p);
+  // A peer that answered the metadata exchange is a sidecar: with Istio's auto mTLS the hop is mutual TLS.
+  return {
+    peer,
+    peerPrincipal: p?.principal ?? (p?.metadata ? spiffe(td, peer.namespace, peer.serviceAccount) : ''),
+    localPrincipal: p ? spiffe(td, local.namespace, local.serviceAccount) : '',
+    service: serviceOfCluster(info.upstreamCluster) ?? serviceOfAuthority(authority, UNKNOWN),
+  };
+}
+
+interface HttpCache {
+  generation: number;
+  root: Level<Level<Level<Level<Level<Level<HttpChildren>>>>>>;
+}
+
+const httpCaches = new WeakMap<StatsConfig, HttpCache>();
+
+function makeHttpChildren(cfg: StatsConfig, info: StreamInfo, authority: string, req: RequestHead | undefined, res: ResponseHead | undefined): HttpChildren {
+  const m = cfg.telemetry.metrics;
+  const base = { ...peerLabelValues(cfg.reporter, cfg.telemetry.local.labels, side(cfg, info, authority), info.mtls, info.isGrpc ? 'grpc' : 'http'), ...httpResponseLabels(info) };
+  const o = cfg.overrides;
+  const labels = (n: 'requests_total' | 'request_duration_milliseconds' | 'request_bytes' | 'response_bytes') => applyOverride(base, o.get(n), info, req, res, m.extraLabels);
+  return {
+    requests: o.get('requests_total')?.drop ? undefined : m.requests.labels(labels('requests_total')),
+    duration: o.get('request_duration_milliseconds')?.drop ? undefined : m.duration.labels(labels('request_duration_milliseconds')),
+    requestBytes: o.get('request_bytes')?.drop ? undefined : m.requestBytes.labels(labels('request_bytes')),
+    responseBytes: o.get('response_bytes')?.drop ? undefined : m.responseBytes.labels(labels('response_bytes')),
+  };
+}
+
+export function recordHttp(cfg: StatsConfig, info: StreamInfo, req: RequestHead | undefined, res: ResponseHead | undefined): void {
+  const authority = req?.authority ?? info.authority ?? '';
+  let ch: HttpChildren;
+  if (cfg.dynamic) ch = makeHttpChildren(cfg, info, authority, req, res);
+  else {
+    let c = httpCaches.get(cfg);
+    const gen = cfg.telemetry.metrics.generation;
+    if (!c || c.generation !== gen) httpCaches.set(cfg, (c = { generation: gen, root: new Map() }));
+    const peer = cfg.reporter === 'destination' ? info.downstreamPeer : info.upstreamPeer;
+    const cluster = info.upstreamCluster ?? '';
+    // The authority only matters when the cluster name does not name the service.
+    const authKey = cluster.startsWith('outbound|') ? '' : authority;
+    const codeKey = (((info.responseCode * 32 + (info.grpcStatus ?? -1) + 1) * 2 + (info.mtls ? 1 : 0)) * 2 + (info.isGrpc ? 1 : 0));
+    const l6 = child(child(child(child(child(c.root, peer?.metadata ?? NONE, () => new Map()), peer?.principal ?? '', () => new Map()), cluster, () => new Map()), authKey, () => new Map()), codeKey, () => new Map());
+    ch = l6.get(info.responseFlags) ?? makeHttpChildren(cfg, info, authority, req, res);
+    l6.set(info.responseFlags, ch);
+  }
+  ch.requests?.inc();
+  ch.duration?.observe(info.durationMs ?? 0);
+  ch.requestBytes?.observe(info.bytesReceived);
+  ch.responseBytes?.observe(info.bytesSent);
+}
+
+/** TCP children for a connection (computed at open and again at close, when peers and flags are known). */
+export function tcpChildren(cfg: StatsConfig, info: StreamInfo): TcpChildren {
+  const m = cfg.telemetry.metrics;
+  const base = { ...peerLabelValues(cfg.reporter, cfg.telemetry.local.labels, side(cfg, info, ''), info.mtls, 'tcp'), response_flags: httpResponseLabels(info).response_flags };
+  const o = cfg.overrides;
+  const labels = (n: 'tcp_sent_bytes_total' | 'tcp_received_bytes_total' | 'tcp_connections_opened_total' | 'tcp_connections_closed_total') => applyOverride(base, o.get(n), info, undefined, undefined, m.extraLabels);
+  return {
+    sent: o.get('tcp_sent_bytes_total')?.drop ? undefined : m.tcpSent.labels(labels('tcp_sent_bytes_total')),
+    received: o.get('tcp_received_bytes_total')?.drop ? undefined : m.tcpReceived.labels(labels('tcp_received_bytes_total')),
+    opened: o.get('tcp_connections_opened_total')?.drop ? undefined : m.tcpOpened.labels(labels('tcp_connections_opened_total')),
+    closed: o.get('tcp_connections_closed_total')?.drop ? undefined : m.tcpClosed.labels(labels('tcp_connections_closed_total')),
+  };
+}

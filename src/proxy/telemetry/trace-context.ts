@@ -1,0 +1,91 @@
+// Trace context propagation: W3C traceparent/tracestate, B3 multi-header (x-b3-*) and B3 single
+// (`b3`), plus Envoy's x-envoy-force-trace. Extraction takes the first present format in that
+// order; injection writes W3C and B3 multi (and `b3` when the request came with it), so that both
+// OpenTelemetry- and Zipkin-instrumented applications continue the trace.
+import { randomBytes } from 'node:crypto';
+import type { HeaderMap } from '../filters/filter.ts';
+
+export interface TraceContext {
+  traceId: string;
+  /** The caller's span (our parent); undefined for a new trace. */
+  parentSpanId?: string;
+  /** The caller's decision; undefined when it made none. */
+  sampled?: boolean;
+  tracestate?: string;
+  /** The request carried a single `b3` header. */
+  b3Single: boolean;
+}
+
+function first(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+const HEX32 = /^[0-9a-f]{32}$/;
+const HEX16 = /^[0-9a-f]{16}$/;
+const ZERO32 = '0'.repeat(32);
+const ZERO16 = '0'.repeat(16);
+
+function traceId(v: string | undefined): string | undefined {
+  if (!v) return undefined;
+  const s = v.toLowerCase().padStart(32, '0');
+  return HEX32.test(s) && s !== ZERO32 ? s : undefined;
+}
+
+function spanId(v: string | undefined): string | undefined {
+  if (!v) return undefined;
+  const s = v.toLowerCase();
+  return HEX16.test(s) && s !== ZERO16 ? s : undefined;
+}
+
+export function newTraceId(): string {
+  return randomBytes(16).toString('hex');
+}
+
+export function newSpanId(): string {
+  return randomBytes(8).toString('hex');
+}
+
+/** The incoming trace context, or undefined when the request carries none (or only malformed ones). */
+export function extractContext(h: HeaderMap): TraceContext | undefined {
+  const tp = first(h.traceparent);
+  if (tp) {
+    const m = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})/.exec(tp.trim().toLowerCase());
+    if (m && m[1] !== 'ff' && m[2] !== ZERO32 && m[3] !== ZERO16) {
+      return { traceId: m[2], parentSpanId: m[3], sampled: (parseInt(m[4], 16) & 1) === 1, tracestate: first(h.tracestate), b3Single: false };
+    }
+  }
+  const b3 = first(h.b3);
+  if (b3) {
+    const p = b3.trim().split('-');
+    if (p.length === 1) {
+      // Only a sampling decision ("0", "1", "d").
+      if (p[0] === '0' || p[0] === '1' || p[0] === 'd') return { traceId: newTraceId(), sampled: p[0] !== '0', b3Single: true };
+    } else {
+      const t = traceId(p[0]);
+      const s = spanId(p[1]);
+      if (t && s) return { traceId: t, parentSpanId: s, sampled: p[2] === undefined ? undefined : p[2] === '1' || p[2] === 'd', b3Single: true };
+    }
+  }
+  const t = traceId(first(h['x-b3-traceid']));
+  const s = spanId(first(h['x-b3-spanid']));
+  const sampledH = first(h['x-b3-sampled']);
+  const flags = first(h['x-b3-flags']);
+  const sampled = flags === '1' ? true : sampledH === undefined ? undefined : sampledH === '1' || sampledH === 'true';
+  if (t && s) return { traceId: t, parentSpanId: s, sampled, b3Single: false };
+  if (sampled !== undefined) return { traceId: newTraceId(), sampled, b3Single: false };
+  return undefined;
+}
+
+const PROPAGATION_HEADERS = ['traceparent', 'tracestate', 'b3', 'x-b3-traceid', 'x-b3-spanid', 'x-b3-parentspanid', 'x-b3-sampled', 'x-b3-flags'];
+
+/** Writes the context of span `spanId` (the parent of the next hop) into the request headers. */
+export function injectContext(h: HeaderMap, traceIdHex: string, spanIdHex: string, parentSpanId: string | undefined, sampled: boolean, tracestate: string | undefined, b3Single: boolean): void {
+  for (const k of PROPAGATION_HEADERS) if (h[k] !== undefined) delete h[k];
+  h.traceparent = `00-${traceIdHex}-${spanIdHex}-${sampled ? '01' : '00'}`;
+  if (tracestate) h.tracestate = tracestate;
+  h['x-b3-traceid'] = traceIdHex;
+  h['x-b3-spanid'] = spanIdHex;
+  if (parentSpanId) h['x-b3-parentspanid'] = parentSpanId;
+  h['x-b3-sampled'] = sampled ? '1' : '0';
+  if (b3Single) h.b3 = `${traceIdHex}-${spanIdHex}-${sampled ? '1' : '0'}${parentSpanId ? '-' + parentSpanId : ''}`;
+}

@@ -1,0 +1,75 @@
+// MeshConfig.extensionProviders that Rigging implements (Istio's shapes): prometheus, zipkin,
+// opentelemetry (OTLP/HTTP through its `http` field) and envoyFileAccessLog. Checked when the
+// mesh config is read, so a typo or an unsupported provider is an error naming the entry.
+export interface ZipkinProvider {
+  service: string;
+  port: number;
+  maxTagLength?: number;
+  path?: string;
+}
+
+export interface OpenTelemetryProvider {
+  service: string;
+  port: number;
+  maxTagLength?: number;
+  http?: { path?: string; timeout?: string; headers?: unknown[] };
+}
+
+export interface FileAccessLogProvider {
+  path?: string;
+  logFormat?: { text?: string; labels?: Record<string, unknown> };
+}
+
+export interface ExtensionProvider {
+  name: string;
+  prometheus?: Record<string, never>;
+  zipkin?: ZipkinProvider;
+  opentelemetry?: OpenTelemetryProvider;
+  envoyFileAccessLog?: FileAccessLogProvider;
+}
+
+const KINDS = ['prometheus', 'zipkin', 'opentelemetry', 'envoyFileAccessLog'];
+const UNSUPPORTED = ['skywalking', 'datadog', 'lightstep', 'stackdriver', 'envoyOtelAls', 'envoyHttpAls', 'envoyTcpAls', 'envoyExtAuthzHttp', 'envoyExtAuthzGrpc', 'sds'];
+const FIELDS: Record<string, string[]> = {
+  prometheus: [],
+  zipkin: ['service', 'port', 'maxTagLength', 'enable64bitTraceId', 'path', 'headers'],
+  opentelemetry: ['service', 'port', 'maxTagLength', 'http', 'resourceDetectors'],
+  envoyFileAccessLog: ['path', 'logFormat'],
+};
+
+function isObj(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Problems in MeshConfig.extensionProviders, one message per problem (empty when valid). */
+export function checkExtensionProviders(list: unknown): string[] {
+  if (list === undefined) return [];
+  if (!Array.isArray(list)) return ['extensionProviders: expected a list'];
+  const errors: string[] = [];
+  const names = new Set<string>();
+  list.forEach((p, i) => {
+    const at = `extensionProviders[${i}]`;
+    if (!isObj(p)) return void errors.push(`${at}: expected a mapping with name and one provider kind`);
+    if (typeof p.name !== 'string' || !p.name) errors.push(`${at}.name: required`);
+    else if (names.has(p.name)) errors.push(`${at}.name: "${p.name}" is used by another provider`);
+    else names.add(p.name);
+    const kinds = Object.keys(p).filter((k) => k !== 'name');
+    if (kinds.length !== 1) return void errors.push(`${at}: exactly one provider kind expected (${KINDS.join(', ')}), got ${kinds.join(', ') || 'none'}`);
+    const kind = kinds[0];
+    if (UNSUPPORTED.includes(kind)) return void errors.push(`${at}.${kind}: this provider kind is not supported by Rigging (supported: ${KINDS.join(', ')})`);
+    if (!KINDS.includes(kind)) return void errors.push(`${at}.${kind}: unknown provider kind (supported: ${KINDS.join(', ')})`);
+    const cfg = p[kind];
+    if (!isObj(cfg)) return void errors.push(`${at}.${kind}: expected a mapping`);
+    for (const k of Object.keys(cfg)) if (!FIELDS[kind].includes(k)) errors.push(`${at}.${kind}.${k}: unknown field (known: ${FIELDS[kind].join(', ') || 'none'})`);
+    if (kind === 'zipkin' || kind === 'opentelemetry') {
+      if (typeof cfg.service !== 'string' || !cfg.service) errors.push(`${at}.${kind}.service: required (the collector's host, e.g. zipkin.istio-system.svc.cluster.local)`);
+      if (typeof cfg.port !== 'number' || !Number.isInteger(cfg.port) || cfg.port < 1 || cfg.port > 65535) errors.push(`${at}.${kind}.port: required, a port number`);
+    }
+    if (kind === 'opentelemetry' && cfg.http === undefined) errors.push(`${at}.opentelemetry.http: Rigging exports OTLP over HTTP only; set http: { path: /v1/traces }`);
+    if (kind === 'envoyFileAccessLog' && cfg.logFormat !== undefined) {
+      const lf = cfg.logFormat;
+      if (!isObj(lf) || (lf.text !== undefined && lf.labels !== undefined)) errors.push(`${at}.envoyFileAccessLog.logFormat: set either text or labels`);
+    }
+  });
+  return errors;
+}

@@ -1,0 +1,220 @@
+// Envoy config for a proxy's telemetry, from the Telemetry API (telemetry-policy.ts) and the mesh
+// config: the HCM's access_log entries and tracing block, the istio.stats filter config
+// (TypedStruct stats.PluginConfig, see src/proxy/telemetry/stats-config.ts) and the
+// peer metadata filter. Providers come from MeshConfig.extensionProviders plus Istio's built-ins
+// "prometheus" (metrics) and "envoy" (access log to /dev/stdout).
+import type { EnvoyJson } from '../../envoy/index.ts';
+import type { PushContext } from '../../model/push-context.ts';
+import type { Proxy } from '../../model/proxy.ts';
+import type { MetricsOverrides } from '../../api/types/telemetry.ts';
+import type { ExtensionProvider } from '../../telemetry/extension-providers.ts';
+import { effectiveTelemetry, type TrafficMode } from './telemetry-policy.ts';
+
+const TYPED_STRUCT = 'type.googleapis.com/udpa.type.v1.TypedStruct';
+const FILE_ACCESS_LOG = 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog';
+const CEL_FILTER = 'type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter';
+const ZIPKIN = 'type.googleapis.com/envoy.config.trace.v3.ZipkinConfig';
+const OTEL = 'type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig';
+
+/** Istio's default text access log format. */
+export const ISTIO_TEXT_FORMAT =
+  '[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" %RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% %CONNECTION_TERMINATION_DETAILS% "%UPSTREAM_TRANSPORT_FAILURE_REASON%" %BYTES_RECEIVED% %BYTES_SENT% %DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%" "%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%" %UPSTREAM_CLUSTER% %UPSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS% %REQUESTED_SERVER_NAME% %ROUTE_NAME%\n';
+
+/** Istio's default JSON access log fields. */
+export const ISTIO_JSON_FORMAT: Record<string, string> = {
+  start_time: '%START_TIME%',
+  route_name: '%ROUTE_NAME%',
+  method: '%REQ(:METHOD)%',
+  path: '%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%',
+  protocol: '%PROTOCOL%',
+  response_code: '%RESPONSE_CODE%',
+  response_flags: '%RESPONSE_FLAGS%',
+  response_code_details: '%RESPONSE_CODE_DETAILS%',
+  connection_termination_details: '%CONNECTION_TERMINATION_DETAILS%',
+  bytes_received: '%BYTES_RECEIVED%',
+  bytes_sent: '%BYTES_SENT%',
+  duration: '%DURATION%',
+  upstream_service_time: '%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%',
+  x_forwarded_for: '%REQ(X-FORWARDED-FOR)%',
+  user_agent: '%REQ(USER-AGENT)%',
+  request_id: '%REQ(X-REQUEST-ID)%',
+  authority: '%REQ(:AUTHORITY)%',
+  upstream_host: '%UPSTREAM_HOST%',
+  upstream_cluster: '%UPSTREAM_CLUSTER%',
+  upstream_local_address: '%UPSTREAM_LOCAL_ADDRESS%',
+  downstream_local_address: '%DOWNSTREAM_LOCAL_ADDRESS%',
+  downstream_remote_address: '%DOWNSTREAM_REMOTE_ADDRESS%',
+  requested_server_name: '%REQUESTED_SERVER_NAME%',
+  upstream_transport_failure_reason: '%UPSTREAM_TRANSPORT_FAILURE_REASON%',
+};
+
+const METRIC_NAMES: Record<string, string[]> = {
+  ALL_METRICS: [],
+  REQUEST_COUNT: ['requests_total'],
+  REQUEST_DURATION: ['request_duration_milliseconds'],
+  REQUEST_SIZE: ['request_bytes'],
+  RESPONSE_SIZE: ['response_bytes'],
+  TCP_OPENED_CONNECTIONS: ['tcp_connections_opened_total'],
+  TCP_CLOSED_CONNECTIONS: ['tcp_connections_closed_total'],
+  TCP_SENT_BYTES: ['tcp_sent_bytes_total'],
+  TCP_RECEIVED_BYTES: ['tcp_received_bytes_total'],
+};
+
+function typedStruct(typeUrl: string, value: EnvoyJson): EnvoyJson {
+  return { '@type': TYPED_STRUCT, type_url: typeUrl, value };
+}
+
+function providers(push: PushContext): Map<string, ExtensionProvider> {
+  return push.memo('telemetry-providers', () => new Map((push.mesh.extensionProviders as unknown as ExtensionProvider[]).map((p) => [p.name, p])));
+}
+
+/** `ns/host` or `host` → the registry's FQDN when known. */
+function serviceHost(push: PushContext, service: string): string {
+  const host = service.includes('/') ? service.slice(service.indexOf('/') + 1) : service;
+  for (const h of [host, `${host}.svc.cluster.local`]) if (push.serviceByHost.has(h)) return h;
+  return host;
+}
+
+export function modeOf(kind: 'inbound' | 'outbound' | 'gateway'): TrafficMode {
+  return kind === 'inbound' ? 'SERVER' : 'CLIENT';
+}
+
+// === metrics ===
+
+function statsValue(push: PushContext, overrides: MetricsOverrides[], reporter: 'SERVER' | 'CLIENT'): EnvoyJson {
+  const metrics: EnvoyJson[] = [];
+  for (const o of overrides) {
+    const names = o.match?.customMetric ? [o.match.customMetric] : (METRIC_NAMES[o.match?.metric ?? 'ALL_METRICS'] ?? null);
+    if (names === null) continue; // gRPC message counts: not produced by Rigging.
+    const remove: string[] = [];
+    const dimensions: Record<string, string> = {};
+    for (const [tag, op] of Object.entries(o.tagOverrides ?? {})) {
+      if (op.operation === 'REMOVE') remove.push(tag);
+      else if (op.value !== undefined) dimensions[tag] = op.value;
+    }
+    for (const name of names.length ? names : ['']) {
+      const m: EnvoyJson = {};
+      if (name) m.name = name;
+      if (o.disabled) m.drop = true;
+      if (remove.length) m.tags_to_remove = remove;
+      if (Object.keys(dimensions).length) m.dimensions = dimensions;
+      metrics.push(m);
+    }
+  }
+  const v: EnvoyJson = { reporter, rigging_trust_domain: push.mesh.trustDomain };
+  if (metrics.length) v.metrics = metrics;
+  return v;
+}
+
+/** The istio.stats config for a proxy and mode, undefined when no Prometheus provider is active. */
+export function statsFilterConfig(push: PushContext, proxy: Proxy, mode: TrafficMode): EnvoyJson | undefined {
+  const eff = effectiveTelemetry(push, proxy, mode).metrics;
+  const names = eff?.providers.length ? eff.providers : (push.mesh.defaultProviders?.metrics ?? ['prometheus']);
+  const all = providers(push);
+  const prom = names.some((n) => (n === 'prometheus' && !all.has(n)) || all.get(n)?.prometheus !== undefined);
+  if (!prom) return undefined;
+  return typedStruct('type.googleapis.com/stats.PluginConfig', statsValue(push, eff?.overrides ?? [], mode));
+}
+
+export function peerMetadataFilter(mode: TrafficMode): EnvoyJson {
+  const headers = [{ istio_headers: {} }];
+  const value = mode === 'SERVER' ? { downstream_discovery: headers, downstream_propagation: headers } : { upstream_discovery: headers, upstream_propagation: headers };
+  return { name: 'envoy.filters.http.peer_metadata', typed_config: typedStruct('type.googleapis.com/io.istio.http.peer_metadata.Config', value) };
+}
+
+// === access logs ===
+
+function fileLog(path: string, format: { text?: string; labels?: Record<string, unknown> }, filter: string | undefined): EnvoyJson {
+  const log_format = format.labels ? { json_format: format.labels } : { text_format_source: { inline_string: format.text ?? ISTIO_TEXT_FORMAT } };
+  const entry: EnvoyJson = { name: 'envoy.access_loggers.file', typed_config: { '@type': FILE_ACCESS_LOG, path, log_format } };
+  if (filter) entry.filter = { extension_filter: { name: 'envoy.access_loggers.extension_filters.cel', typed_config: { '@type': CEL_FILTER, expression: filter } } };
+  return entry;
+}
+
+/** Mesh accessLogEncoding / accessLogFormat (Istio: JSON format is a JSON object of labels). */
+function meshFormat(push: PushContext): { text?: string; labels?: Record<string, unknown> } {
+  const f = push.mesh.accessLogFormat;
+  if (push.mesh.accessLogEncoding === 'JSON') {
+    if (f) {
+      try {
+        return { labels: JSON.parse(f) as Record<string, unknown> };
+      } catch {
+        return { labels: ISTIO_JSON_FORMAT };
+      }
+    }
+    return { labels: ISTIO_JSON_FORMAT };
+  }
+  return { text: f ? (f.endsWith('\n') ? f : f + '\n') : ISTIO_TEXT_FORMAT };
+}
+
+export function accessLogEntries(push: PushContext, proxy: Proxy, mode: TrafficMode): EnvoyJson[] {
+  const eff = effectiveTelemetry(push, proxy, mode).accessLogs;
+  const all = providers(push);
+  if (!eff) {
+    if (push.mesh.defaultProviders?.accessLogging?.length) return push.mesh.defaultProviders.accessLogging.flatMap((n) => providerLog(push, all, n, undefined));
+    return push.mesh.accessLogFile ? [fileLog(push.mesh.accessLogFile, meshFormat(push), undefined)] : [];
+  }
+  return eff.filter((a) => !a.disabled).flatMap((a) => providerLog(push, all, a.provider, a.filter));
+}
+
+function providerLog(push: PushContext, all: Map<string, ExtensionProvider>, name: string, filter: string | undefined): EnvoyJson[] {
+  const p = all.get(name);
+  if (!p && name === 'envoy') return [fileLog('/dev/stdout', meshFormat(push), filter)];
+  const f = p?.envoyFileAccessLog;
+  if (!f) return [];
+  const format = f.logFormat?.labels ? { labels: f.logFormat.labels } : f.logFormat?.text ? { text: f.logFormat.text.endsWith('\n') ? f.logFormat.text : f.logFormat.text + '\n' } : meshFormat(push);
+  return [fileLog(f.path || '/dev/stdout', format, filter)];
+}
+
+// === tracing ===
+
+function zipkinProvider(cluster: string, path: string): EnvoyJson {
+  return { name: 'envoy.tracers.zipkin', typed_config: { '@type': ZIPKIN, collector_cluster: cluster, collector_endpoint: path, collector_endpoint_version: 'HTTP_JSON', trace_id_128bit: true, shared_span_context: false } };
+}
+
+function serviceName(proxy: Proxy): string {
+  const l = proxy.labels;
+  return `${l['service.istio.io/canonical-name'] ?? l.app ?? l['app.kubernetes.io/name'] ?? proxy.workloadName}.${proxy.namespace}`;
+}
+
+export function tracingConfig(push: PushContext, proxy: Proxy, mode: TrafficMode): EnvoyJson | undefined {
+  const eff = effectiveTelemetry(push, proxy, mode).tracing;
+  const all = providers(push);
+  const mesh = push.mesh;
+  let provider: EnvoyJson | undefined;
+  let maxTag = 256;
+  const names = eff?.providers.length ? eff.providers : (mesh.defaultProviders?.tracing ?? []);
+  const p = names.map((n) => all.get(n)).find((x) => x?.zipkin || x?.opentelemetry);
+  if (p?.zipkin) {
+    const host = serviceHost(push, p.zipkin.service);
+    provider = zipkinProvider(`outbound|${p.zipkin.port}||${host}`, p.zipkin.path ?? '/api/v2/spans');
+    maxTag = p.zipkin.maxTagLength ?? maxTag;
+  } else if (p?.opentelemetry) {
+    const o = p.opentelemetry;
+    const host = serviceHost(push, o.service);
+    const path = o.http?.path ?? '/v1/traces';
+    provider = {
+      name: 'envoy.tracers.opentelemetry',
+      typed_config: { '@type': OTEL, http_service: { http_uri: { uri: `http://${host}:${o.port}${path.startsWith('/') ? path : '/' + path}`, cluster: `outbound|${o.port}||${host}`, timeout: o.http?.timeout ?? '10s' } }, service_name: serviceName(proxy) },
+    };
+    maxTag = o.maxTagLength ?? maxTag;
+  } else if (!names.length) {
+    // Legacy mesh tracing: enableTracing + defaultConfig.tracing.zipkin.address (Istio's default zipkin.istio-system:9411).
+    if (!mesh.enableTracing) return undefined;
+    const address = mesh.defaultConfig.tracing?.zipkin?.address ?? `zipkin.${mesh.rootNamespace}:9411`;
+    const i = address.lastIndexOf(':');
+    const host = serviceHost(push, i > 0 ? address.slice(0, i) : address);
+    provider = zipkinProvider(`outbound|${i > 0 ? address.slice(i + 1) : '9411'}||${host}`, '/api/v2/spans');
+  } else return undefined;
+  let sampling = eff?.randomSamplingPercentage ?? mesh.defaultConfig.tracing?.sampling ?? 1;
+  if (eff?.disableSpanReporting) sampling = 0;
+  const tracing: EnvoyJson = { client_sampling: { value: 100 }, random_sampling: { value: sampling }, overall_sampling: { value: 100 }, max_path_tag_length: maxTag, provider };
+  const tags: EnvoyJson[] = [];
+  for (const [tag, t] of Object.entries(eff?.customTags ?? {})) {
+    if (t.literal) tags.push({ tag, literal: { value: t.literal.value ?? '' } });
+    else if (t.environment) tags.push({ tag, environment: { name: t.environment.name, default_value: t.environment.defaultValue ?? '' } });
+    else if (t.header) tags.push({ tag, request_header: { name: t.header.name, default_value: t.header.defaultValue ?? '' } });
+  }
+  if (tags.length) tracing.custom_tags = tags;
+  return tracing;
+}
