@@ -53,8 +53,6 @@ export class RemoteJwks implements JwksSource {
   private expiresAt = 0;
   private inflight: Promise<boolean> | undefined;
   private readonly kidsTried = new Set<string>();
-  /** Last fetch error, for logs and the 401 details. */
-  lastError: string | undefined;
 
   constructor(uri: string, timeoutMs: number, cacheMs: number) {
     this.uri = uri;
@@ -69,11 +67,9 @@ export class RemoteJwks implements JwksSource {
         if (res.status !== 200) throw new Error(`JWKS server answered ${res.status}`);
         this.resolver = createLocalJWKSet(parseJwks(await res.text()));
         this.expiresAt = Date.now() + this.cacheMs;
-        this.lastError = undefined;
         return true;
-      } catch (e) {
+      } catch {
         // Keep the last good keys; try again on the next request after a short pause.
-        this.lastError = (e as Error).message;
         if (this.resolver) this.expiresAt = Date.now() + Math.min(this.cacheMs, 5000);
         return false;
       } finally {
