@@ -160,10 +160,12 @@ export class Cluster implements ClusterHandle {
       nextByKey.set(h.key, h);
     }
     for (const [k] of this.byKey) {
-      if (!nextByKey.has(k)) {
-        const pool = this.pools.get(k);
+      if (nextByKey.has(k)) continue;
+      // A removed host's pools (HTTP/1.1 and h2) finish their in-flight requests, then close.
+      for (const pk of [k, k + '#h2']) {
+        const pool = this.pools.get(pk);
         if (pool) {
-          this.pools.delete(k);
+          this.pools.delete(pk);
           void pool.close().catch(() => undefined);
         }
       }
