@@ -26,7 +26,7 @@ export interface WatchState {
   /** Full-state types: hash of the whole set last sent. */
   setHash?: string;
   /** name → resource as last sent (for config_dump). */
-  resources: Map<string, EnvoyJson>;
+  resources: Map<string, { json: EnvoyJson }>;
   pushes: number;
   /** A response is out and not yet ACKed/NACKed: further pushes of this type wait (flow control). */
   awaiting: boolean;

@@ -178,7 +178,7 @@ export class DiscoveryServer {
         const name = (r.name ?? r.cluster_name) as string;
         this.#log.error({ proxy: con.proxy.id, type: typeUrl, resource: name, err: err instanceof EnvoyJsonError ? err.message : String(err) }, 'generated resource does not fit its Envoy type; keeping the previous one');
         const prev = w.resources.get(name);
-        if (prev) out.push(pack(typeUrl, prev));
+        if (prev) out.push(prev as PackedResource);
       }
     }
     return out;
@@ -221,13 +221,13 @@ export class DiscoveryServer {
         for (const p of packed) if (eds && w.sent.get(p.name) !== p.hash) eds.sent.delete(p.name);
       }
       w.sent = new Map(packed.map((p) => [p.name, p.hash]));
-      w.resources = new Map(packed.map((p) => [p.name, p.json]));
+      w.resources = new Map(packed.map((p) => [p.name, p]));
     } else {
       toSend = force ? packed : packed.filter((p) => w.sent.get(p.name) !== p.hash);
       if (!toSend.length && !force) return;
       for (const p of toSend) {
         w.sent.set(p.name, p.hash);
-        w.resources.set(p.name, p.json);
+        w.resources.set(p.name, p);
       }
     }
     const nonce = `${(++this.#nonce).toString(36)}-${push.version.slice(push.version.indexOf('/') + 1)}`;

@@ -15,6 +15,7 @@ export type AuthzAction = 'ALLOW' | 'DENY' | 'AUDIT';
 
 interface BuildCtx {
   trustDomain: string;
+  trustDomainAliases: readonly string[];
   /** Workload port → the port the proxy's listener really sees (explicit mode binds other ports). */
   listenerPort: (port: number) => number;
   policyNamespace: string;
@@ -53,13 +54,27 @@ function httpOnly(gen: Gen, what: string): Gen {
   };
 }
 
+/**
+ * A peer principal (`<td>/ns/<ns>/sa/<sa>` or a pattern). As in Istio, a principal in the local
+ * trust domain or one of its aliases matches that identity in all of them.
+ */
+function principal(v: string, c: BuildCtx): EnvoyJson {
+  if (v === '*') return authenticated(stringMatcher(v));
+  const slash = v.indexOf('/');
+  const td = slash > 0 ? v.slice(0, slash) : '';
+  const domains = [c.trustDomain, ...c.trustDomainAliases];
+  if (!c.trustDomainAliases.length || !domains.includes(td) || v.startsWith('*')) return authenticated(stringMatcher(v, SPIFFE));
+  const rest = v.slice(slash);
+  return { or_ids: { ids: domains.map((d) => authenticated(stringMatcher(d + rest, SPIFFE))) } };
+}
+
 function serviceAccount(v: string, c: BuildCtx): EnvoyJson {
   const [ns, sa] = v.includes('/') ? v.split('/', 2) : [c.policyNamespace, v];
   return authenticated({ exact: `${SPIFFE}${c.trustDomain}/ns/${ns}/sa/${sa}` });
 }
 
 const PRINCIPAL_FIELDS: [keyof Source, keyof Source | undefined, Gen][] = [
-  ['principals', 'notPrincipals', (v) => authenticated(stringMatcher(v, v === '*' ? '' : SPIFFE))],
+  ['principals', 'notPrincipals', principal],
   ['serviceAccounts', 'notServiceAccounts', serviceAccount],
   ['requestPrincipals', 'notRequestPrincipals', httpOnly((v) => ({ metadata: metadataString(['request.auth.principal'], v) }), 'requestPrincipals')],
   ['namespaces', 'notNamespaces', (v) => authenticated(nsRegex(v))],
@@ -98,7 +113,7 @@ function conditionGen(key: string): { permission: boolean; gen: Gen } | undefine
   if (key === 'source.ip') return { permission: false, gen: ip('direct_remote_ip') };
   if (key === 'remote.ip') return { permission: false, gen: ip('remote_ip') };
   if (key === 'source.namespace') return { permission: false, gen: (v) => authenticated(nsRegex(v)) };
-  if (key === 'source.principal') return { permission: false, gen: (v) => authenticated(stringMatcher(v, v === '*' ? '' : SPIFFE)) };
+  if (key === 'source.principal') return { permission: false, gen: principal };
   if (key === 'source.serviceAccount') return { permission: false, gen: serviceAccount };
   if (key === 'destination.ip') return { permission: true, gen: ip('destination_ip') };
   if (key === 'destination.port') return { permission: true, gen: PERMISSION_FIELDS[1][2] };
@@ -199,14 +214,22 @@ export interface RbacBuild {
   notes: string[];
 }
 
+export interface RbacOptions {
+  trustDomain: string;
+  trustDomainAliases?: readonly string[];
+  tcp: boolean;
+  /** Workload port → listener port (explicit mode). */
+  listenerPort?: (port: number) => number;
+}
+
 export const DRY_RUN_ANNOTATION = 'istio.io/dry-run';
 
-function rbacMessage(policies: readonly Resource<AuthorizationPolicySpec>[], action: AuthzAction, opts: { trustDomain: string; tcp: boolean; listenerPort?: (port: number) => number }, notes: string[]): EnvoyJson | undefined {
+function rbacMessage(policies: readonly Resource<AuthorizationPolicySpec>[], action: AuthzAction, opts: RbacOptions, notes: string[]): EnvoyJson | undefined {
   if (!policies.length) return undefined;
   const policiesOut: Record<string, EnvoyJson> = {};
   for (const p of policies) {
     (p.spec?.rules ?? []).forEach((rule, i) => {
-      const c: BuildCtx = { trustDomain: opts.trustDomain, listenerPort: opts.listenerPort ?? ((n) => n), policyNamespace: p.metadata.namespace, tcp: opts.tcp, skipped: [] };
+      const c: BuildCtx = { trustDomain: opts.trustDomain, trustDomainAliases: opts.trustDomainAliases ?? [], listenerPort: opts.listenerPort ?? ((n) => n), policyNamespace: p.metadata.namespace, tcp: opts.tcp, skipped: [] };
       const out = rulePolicy(rule ?? {}, action, c);
       const name = `ns[${p.metadata.namespace}]-policy[${p.metadata.name}]-rule[${i}]`;
       for (const s of c.skipped) notes.push(`${p.metadata.namespace}/${p.metadata.name} rule[${i}]: ${s}; ${out ? 'field ignored' : 'rule ignored'}`);
@@ -222,7 +245,7 @@ function rbacMessage(policies: readonly Resource<AuthorizationPolicySpec>[], act
 }
 
 /** Builds the RBAC filter config for one action from the policies that apply to a proxy; undefined when none. */
-export function buildRbac(policies: readonly Resource<AuthorizationPolicySpec>[], action: AuthzAction, opts: { trustDomain: string; tcp: boolean; listenerPort?: (port: number) => number }): RbacBuild | undefined {
+export function buildRbac(policies: readonly Resource<AuthorizationPolicySpec>[], action: AuthzAction, opts: RbacOptions): RbacBuild | undefined {
   const mine = policies.filter((p) => (p.spec?.action ?? 'ALLOW') === action);
   const dryRun = (p: Resource<AuthorizationPolicySpec>) => p.metadata.annotations?.[DRY_RUN_ANNOTATION] === 'true';
   const notes: string[] = [];

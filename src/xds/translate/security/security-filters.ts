@@ -39,7 +39,7 @@ function rbacFilters(push: PushContext, proxy: Proxy, tcp: boolean): EnvoyJson[]
   targetRefNotes(push);
   const out: EnvoyJson[] = [];
   for (const action of ACTIONS) {
-    const b = buildRbac(policies, action, { trustDomain: push.mesh.trustDomain, tcp, listenerPort: (n) => proxy.explicit?.inboundPorts[String(n)] ?? n });
+    const b = buildRbac(policies, action, { trustDomain: push.mesh.trustDomain, trustDomainAliases: push.mesh.trustDomainAliases, tcp, listenerPort: (n) => proxy.explicit?.inboundPorts[String(n)] ?? n });
     if (!b) continue;
     warn(b.notes);
     out.push(
