@@ -5,7 +5,9 @@ import { test } from 'node:test';
 import { isDeepStrictEqual } from 'node:util';
 import { LISTENER_TYPE, checkMessage, packAny, unpackAny } from '../../src/envoy/index.ts';
 import type { EnvoyJson } from '../../src/envoy/index.ts';
+import type { AuthorizationPolicySpec, Resource } from '../../src/api/index.ts';
 import { GENERATORS } from '../../src/xds/server/generators.ts';
+import { buildRbac } from '../../src/xds/translate/security/authz-rbac.ts';
 import { buildPush, explicitSidecar, gatewayProxy, parseYaml } from '../xds/fixtures.ts';
 
 const YAML = `
@@ -118,4 +120,20 @@ test('generated RBAC and jwt_authn listeners fit Envoy types and survive a proto
   assert.deepEqual(tcpRules[2], {});
   assert.deepEqual(JSON.stringify(tcpRules[1]).includes(`"destination_port":${sidecar.explicit!.inboundPorts['9090']}`), true);
   assert.equal(JSON.stringify(tcpRules[1]).includes(':method'), false);
+});
+
+test('principals in the trust domain or an alias match the identity in every one of them (Istio)', () => {
+  const [policy] = parseYaml(`
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: p, namespace: foo }
+spec:
+  rules: [{ from: [{ source: { principals: ["old.td/ns/a/sa/b", "other.td/ns/a/sa/b", "*/sa/c"] } }] }]
+`) as Resource<AuthorizationPolicySpec>[];
+  const b = buildRbac([policy], 'ALLOW', { trustDomain: 'new.td', trustDomainAliases: ['old.td'], tcp: false })!;
+  const ids = JSON.stringify((b.config.rules as { policies: Record<string, EnvoyJson> }).policies['ns[foo]-policy[p]-rule[0]'].principals);
+  assert.ok(ids.includes('"exact":"spiffe://new.td/ns/a/sa/b"') && ids.includes('"exact":"spiffe://old.td/ns/a/sa/b"'), ids);
+  // A foreign trust domain is not expanded: three exact identities in all.
+  assert.deepEqual(ids.match(/"exact":"spiffe:\/\/[^"]+"/g), ['"exact":"spiffe://new.td/ns/a/sa/b"', '"exact":"spiffe://old.td/ns/a/sa/b"', '"exact":"spiffe://other.td/ns/a/sa/b"']);
+  assert.ok(ids.includes('"suffix":"/sa/c"'), ids);
 });
