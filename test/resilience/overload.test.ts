@@ -130,14 +130,15 @@ test('rig proxy with overload_manager in its bootstrap sheds requests under an a
     await up.close();
     fs.rmSync(dir, { recursive: true, force: true });
   });
-  for (let i = 0; i < 400 && !fs.existsSync(portsFile); i++) {
+  for (let i = 0; i < 1200 && !fs.existsSync(portsFile); i++) {
     if (child.exitCode !== null) throw new Error(`rig proxy exited: ${stderr}`);
     await new Promise((r) => setTimeout(r, 25));
   }
+  assert.ok(fs.existsSync(portsFile), `rig proxy did not start: ${stderr}`);
   // Until the first refresh the proxy forwards; afterwards every new request is shed.
   let r = await request(listenPort);
   let forwarded = 0;
-  for (let i = 0; i < 100 && r.status !== 503; i++) {
+  for (let i = 0; i < 500 && r.status !== 503; i++) {
     forwarded++;
     await new Promise((res) => setTimeout(res, 20));
     r = await request(listenPort);
