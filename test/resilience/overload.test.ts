@@ -50,7 +50,7 @@ test('event-loop lag above max_lag sheds new requests with 503 OM and Connection
   const trigger = [{ name: LAG, threshold: { value: 1 } }];
   const { h, om, up, port } = await setup(t, {
     refresh_interval: '3600s',
-    resource_monitors: [lagMonitor('0.1s')],
+    resource_monitors: [lagMonitor('0.2s')],
     actions: [{ name: OverloadAction.StopAcceptingRequests, triggers: trigger }, { name: OverloadAction.DisableHttpKeepAlive, triggers: trigger }],
   });
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
@@ -59,8 +59,8 @@ test('event-loop lag above max_lag sheds new requests with 503 OM and Connection
   assert.equal(r.status, 200);
   assert.equal(r.headers.connection, 'keep-alive');
 
-  const until = Date.now() + 300;
-  while (Date.now() < until); // block the event loop: the lag monitor sees ~300 ms
+  const until = Date.now() + 500;
+  while (Date.now() < until); // block the event loop: the lag monitor sees ~500 ms
   await new Promise((res) => setTimeout(res, 50));
   om.refresh();
   assert.ok(om.isActive(OverloadAction.StopAcceptingRequests));
@@ -74,8 +74,11 @@ test('event-loop lag above max_lag sheds new requests with 503 OM and Connection
   assert.equal(stat(h, 'overload.shed_requests'), 1);
   assert.equal(up.requests.length, 1, 'shed requests never reach the upstream');
 
-  await new Promise((res) => setTimeout(res, 50));
-  om.refresh();
+  // Recovery on the first refresh below the threshold (retried: a loaded machine may lag on its own).
+  for (let i = 0; i < 100 && om.isActive(OverloadAction.StopAcceptingRequests); i++) {
+    await new Promise((res) => setTimeout(res, 50));
+    om.refresh();
+  }
   assert.equal(om.isActive(OverloadAction.StopAcceptingRequests), false, 'below the threshold again');
   r = await request(port, { agent });
   assert.equal(r.status, 200);
