@@ -161,3 +161,44 @@ test('upstream TLS origination verifies the server SAN; a mismatch is a connecti
   assert.match(bad.body, /connection failure/);
   assert.equal(h.streams.at(-1)!.responseFlags !== 0, true);
 });
+
+test('TLS passthrough by SNI: tls_inspector picks a tcp_proxy chain and the handshake reaches the backend', async (t) => {
+  const pki = makePki();
+  const backendCert = pki.leaf('backend', ['DNS:passthrough.mesh']);
+  const backend = tls.createServer({ cert: backendCert.cert, key: backendCert.key }, (s) => s.end(`hello ${s.servername}`));
+  await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+  const h = await startRuntime();
+  t.after(() => {
+    h.close();
+    backend.close();
+    pki.cleanup();
+  });
+  const tcp = (cluster: string) => ({ name: 'envoy.filters.network.tcp_proxy', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy', stat_prefix: cluster, cluster } });
+  await configure(h, {
+    clusters: [staticCluster('backend', [(backend.address() as AddressInfo).port])],
+    listeners: [
+      {
+        name: 'sni',
+        address: addr(0),
+        listener_filters: [{ name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector' } }],
+        filter_chains: [{ filter_chain_match: { server_names: ['passthrough.mesh'] }, filters: [tcp('backend')] }],
+      },
+    ],
+  });
+  const got = await new Promise<string>((resolve, reject) => {
+    const s = tls.connect({ host: '127.0.0.1', port: h.port('sni'), servername: 'passthrough.mesh', ca: pki.ca });
+    let d = '';
+    s.on('data', (c) => (d += c));
+    s.on('end', () => resolve(d));
+    s.on('error', reject);
+  });
+  assert.equal(got, 'hello passthrough.mesh');
+  // No chain for another name: the connection is closed.
+  await assert.rejects(
+    new Promise((resolve, reject) => {
+      const s = tls.connect({ host: '127.0.0.1', port: h.port('sni'), servername: 'other.mesh', ca: pki.ca }, () => resolve(undefined));
+      s.on('error', reject);
+    }),
+  );
+  assert.equal(h.rt.stats.all().find((s) => s.name.endsWith('.no_filter_chain_match'))?.value, 1);
+});
