@@ -22,6 +22,8 @@ interface BuildCtx {
   tcp: boolean;
   /** Set when the rule uses a field that cannot be generated (HTTP-only on TCP, or invalid). */
   skipped: string[];
+  /** How many of `skipped` are HTTP-only fields on TCP: expected (Istio documents it), not logged. */
+  httpOnTcp: number;
 }
 
 type Gen = (v: string, c: BuildCtx) => EnvoyJson | undefined;
@@ -48,6 +50,7 @@ function httpOnly(gen: Gen, what: string): Gen {
   return (v, c) => {
     if (c.tcp) {
       c.skipped.push(`${what} applies to HTTP only`);
+      c.httpOnTcp++;
       return undefined;
     }
     return gen(v, c);
@@ -229,10 +232,10 @@ function rbacMessage(policies: readonly Resource<AuthorizationPolicySpec>[], act
   const policiesOut: Record<string, EnvoyJson> = {};
   for (const p of policies) {
     (p.spec?.rules ?? []).forEach((rule, i) => {
-      const c: BuildCtx = { trustDomain: opts.trustDomain, trustDomainAliases: opts.trustDomainAliases ?? [], listenerPort: opts.listenerPort ?? ((n) => n), policyNamespace: p.metadata.namespace, tcp: opts.tcp, skipped: [] };
+      const c: BuildCtx = { trustDomain: opts.trustDomain, trustDomainAliases: opts.trustDomainAliases ?? [], listenerPort: opts.listenerPort ?? ((n) => n), policyNamespace: p.metadata.namespace, tcp: opts.tcp, skipped: [], httpOnTcp: 0 };
       const out = rulePolicy(rule ?? {}, action, c);
       const name = `ns[${p.metadata.namespace}]-policy[${p.metadata.name}]-rule[${i}]`;
-      for (const s of c.skipped) notes.push(`${p.metadata.namespace}/${p.metadata.name} rule[${i}]: ${s}; ${out ? 'field ignored' : 'rule ignored'}`);
+      if (c.skipped.length > c.httpOnTcp) for (const s of c.skipped) notes.push(`${p.metadata.namespace}/${p.metadata.name} rule[${i}]: ${s}; ${out ? 'field ignored' : 'rule ignored'}`);
       if (out) policiesOut[name] = out;
     });
   }
