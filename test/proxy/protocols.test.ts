@@ -279,3 +279,35 @@ test('ORIGINAL_DST passthrough: absolute-form requests and CONNECT reach the add
   assert.match(tunnel, /^HTTP\/1\.1 200/);
   assert.ok(tunnel.endsWith('raw bytes'));
 });
+
+test('grpc-timeout sets the route timeout (max_stream_duration.grpc_timeout_header_max) with a gRPC-aware timeout reply', async (t) => {
+  const hung = http2.createServer(() => undefined);
+  await new Promise<void>((r) => hung.listen(0, '127.0.0.1', r));
+  const h = await startRuntime();
+  const sessions: http2.ClientHttp2Session[] = [];
+  t.after(() => {
+    for (const s of sessions) s.destroy();
+    h.close();
+    hung.close();
+  });
+  await configure(h, {
+    clusters: [staticCluster('hung', [(hung.address() as AddressInfo).port], H2)],
+    routes: [routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'hung', timeout: '60s', max_stream_duration: { grpc_timeout_header_max: '10s' } } }])],
+    listeners: [httpListener('l', 'r')],
+  });
+  const session = http2.connect(`http://127.0.0.1:${h.port('l')}`);
+  sessions.push(session);
+  const headers = await new Promise<http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader>((resolve, reject) => {
+    const s = session.request({ ':path': '/svc/M', ':method': 'POST', 'content-type': 'application/grpc', te: 'trailers', 'grpc-timeout': '150m' });
+    let got: Record<string, unknown> = {};
+    s.on('response', (hd) => (got = { ...hd }));
+    s.on('trailers', (tr) => (got = { ...got, ...tr }));
+    s.on('close', () => resolve(got as never));
+    s.on('error', reject);
+    s.end(Buffer.from([0, 0, 0, 0, 0]));
+  });
+  assert.equal(headers[':status'], 200);
+  assert.equal(headers['grpc-status'], '14');
+  assert.equal(decodeURIComponent(String(headers['grpc-message'])), 'upstream request timeout');
+  assert.equal(formatResponseFlags(h.streams.at(-1)!.responseFlags), 'UT');
+});
