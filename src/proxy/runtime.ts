@@ -266,6 +266,8 @@ export class ProxyRuntime {
   state(): 'LIVE' | 'INITIALIZING' | 'DRAINING' {
     if (this.ctx.draining) return 'DRAINING';
     if (!this.initialized || !this.ctx.clusters.warm()) return 'INITIALIZING';
+    // Listeners warm as in Envoy: every route configuration they name via RDS has arrived.
+    for (const h of this.ctx.holders.values()) if (!h.table) return 'INITIALIZING';
     for (const l of this.listeners.listeners()) if (l.state === 'pending') return 'INITIALIZING';
     return 'LIVE';
   }

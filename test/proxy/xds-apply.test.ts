@@ -16,12 +16,11 @@ test('invalid updates are NACKed with every error and the previous config keeps 
     await a.close();
   });
   assert.equal(h.rt.state(), 'INITIALIZING');
-  await configure(h, {
-    clusters: [edsCluster('a')],
-    endpoints: [cla('a', [a.port])],
-    routes: [routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'a' } }])],
-    listeners: [httpListener('l', 'r')],
-  });
+  await configure(h, { clusters: [edsCluster('a')], listeners: [httpListener('l', 'r')] });
+  assert.equal(h.rt.state(), 'INITIALIZING', 'EDS and RDS still missing');
+  await configure(h, { endpoints: [cla('a', [a.port])] });
+  assert.equal(h.rt.state(), 'INITIALIZING', 'RDS still missing');
+  await configure(h, { routes: [routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'a' } }])] });
   assert.equal(h.rt.state(), 'LIVE');
   const port = h.port('l');
   assert.equal((await request(port)).json().server, 'a');
