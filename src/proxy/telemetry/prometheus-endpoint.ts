@@ -13,8 +13,9 @@ function escape(v: string): string {
 
 /** Envoy's Prometheus name for a stat: the scope's name becomes a label (envoy_cluster_name, ...). */
 function promName(n: string): { name: string; labels: string } {
-  const m = /^cluster\.(.+)\.([a-z0-9_]+)$/.exec(n);
-  if (m) return { name: `envoy_cluster_${m[2]}`, labels: `{envoy_cluster_name="${escape(m[1])}"}` };
+  // Cluster names contain dots (FQDNs): the name ends where the stat (with an optional sub-scope) begins.
+  const m = /^cluster\.(.+?)\.((?:circuit_breakers\.(?:default|high)|outlier_detection|health_check|lb_subsets|http1|http2)\.)?([a-z0-9_]+)$/.exec(n);
+  if (m) return { name: `envoy_cluster_${(m[2] ?? '').replace(/\./g, '_')}${m[3]}`, labels: `{envoy_cluster_name="${escape(m[1])}"}` };
   const h = /^http\.(.+)\.([a-z0-9_]+)$/.exec(n);
   if (h) return { name: `envoy_http_${h[2]}`, labels: `{envoy_http_conn_manager_prefix="${escape(h[1])}"}` };
   const l = /^listener\.(.+)\.([a-z0-9_]+)$/.exec(n);

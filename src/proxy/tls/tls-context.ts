@@ -3,6 +3,7 @@
 // versions, SNI, require_client_certificate. The node:tls SecureContext is built lazily and rebuilt
 // when the secret store changes, so rotation applies to new connections only.
 import tls from 'node:tls';
+import { constants } from 'node:crypto';
 import type { Reader } from '../config/reader.ts';
 import { readStringMatcher, type StringMatcher } from '../routing/string-matcher.ts';
 import { readDataSource, type SecretStore } from './secrets.ts';
@@ -133,6 +134,9 @@ export class TlsContext {
       minVersion: this.minVersion ?? 'TLSv1.2',
       maxVersion: this.maxVersion,
       ciphers: this.ciphers,
+      // Server sockets are TLSSockets outside a tls.Server: a client resuming with a session ticket gets
+      // an "internal error" alert on every reconnect. No tickets: full handshakes.
+      secureOptions: constants.SSL_OP_NO_TICKET,
     });
     this.cachedVersion = store.version;
     return this.cached;
