@@ -46,7 +46,7 @@ const NODE = {
   },
 };
 
-async function waitFor<T>(fn: () => T | undefined | Promise<T | undefined>, what: string, ms = 10_000): Promise<T> {
+async function waitFor<T>(fn: () => T | undefined | Promise<T | undefined>, what: string, ms = 30_000): Promise<T> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
     const v = await fn();
@@ -109,7 +109,7 @@ test('rig controlplane serves a watched directory; proxy-status and proxy-config
 
   // A live edit reaches the proxy; an invalid file is refused and the last good config stays.
   fs.writeFileSync(path.join(dir, 'vs.yaml'), VS);
-  const rds = await c.next(ROUTE_TYPE, (r) => r.nonce !== firstRds.nonce, 10_000);
+  const rds = await c.next(ROUTE_TYPE, (r) => r.nonce !== firstRds.nonce, 30_000);
   assert.ok(JSON.stringify(rds.resources).includes('outbound|9080|v2|reviews.default.svc.cluster.local'));
   const seen = c.responses.length;
   fs.writeFileSync(path.join(dir, 'vs.yaml'), VS.replace('hosts: [reviews]', 'hosts: 42'));

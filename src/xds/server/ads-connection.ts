@@ -11,6 +11,13 @@ export interface NackRecord {
   at: string;
 }
 
+/** A resource as sent (the interned packed form: shared by every proxy that holds the same content). */
+export interface SentResource {
+  name: string;
+  hash: string;
+  json: EnvoyJson;
+}
+
 export interface WatchState {
   /** Requested names; undefined = wildcard. */
   names: string[] | undefined;
@@ -21,12 +28,10 @@ export interface WatchState {
   versionAcked?: string;
   ackedAt?: string;
   lastNack?: NackRecord;
-  /** name → hash of what the proxy was sent last (what it holds, unless NACKed). */
-  sent: Map<string, string>;
-  /** Full-state types: hash of the whole set last sent. */
-  setHash?: string;
-  /** name → resource as last sent (for config_dump). */
-  resources: Map<string, { json: EnvoyJson }>;
+  /** Types sent piecewise (RDS, EDS, SDS): name → what the proxy was sent last (what it holds, unless NACKed). */
+  sent: Map<string, SentResource>;
+  /** Full-state types (LDS, CDS): the whole set last sent. */
+  full: SentResource[] | undefined;
   pushes: number;
   /** A response is out and not yet ACKed/NACKed: further pushes of this type wait (flow control). */
   awaiting: boolean;
@@ -64,7 +69,7 @@ export class AdsConnection {
   watch(typeUrl: string): WatchState {
     let w = this.watches.get(typeUrl);
     if (!w) {
-      w = { names: undefined, sent: new Map(), resources: new Map(), pushes: 0, awaiting: false, pending: false, inflightBytes: 0 };
+      w = { names: undefined, sent: new Map(), full: undefined, pushes: 0, awaiting: false, pending: false, inflightBytes: 0 };
       this.watches.set(typeUrl, w);
     }
     return w;

@@ -20,7 +20,10 @@ function redact(secret: EnvoyJson): EnvoyJson {
 
 export function configDump(con: AdsConnection): EnvoyJson {
   const w = (t: string) => con.watches.get(t);
-  const list = (t: string) => [...(w(t)?.resources.values() ?? [])].map((r) => r.json);
+  const list = (t: string) => {
+    const ws = w(t);
+    return (ws?.full ?? [...(ws?.sent.values() ?? [])]).map((r) => r.json);
+  };
   const version = (t: string) => w(t)?.versionSent ?? '';
   const updated = (t: string) => w(t)?.sentAt ?? '';
   return {

@@ -177,7 +177,7 @@ export class DiscoveryServer {
         this.#o.metrics.internalErrors.inc();
         const name = (r.name ?? r.cluster_name) as string;
         this.#log.error({ proxy: con.proxy.id, type: typeUrl, resource: name, err: err instanceof EnvoyJsonError ? err.message : String(err) }, 'generated resource does not fit its Envoy type; keeping the previous one');
-        const prev = w.resources.get(name);
+        const prev = w.full ? w.full.find((r) => r.name === name) : w.sent.get(name);
         if (prev) out.push(prev as PackedResource);
       }
     }
@@ -211,24 +211,20 @@ export class DiscoveryServer {
     const packed = this.#pack(typeUrl, con, w, generated);
     let toSend: PackedResource[];
     if (gen.fullState) {
-      const setHash = packed.map((p) => p.hash).join('');
-      if (!force && setHash === w.setHash) return;
-      w.setHash = setHash;
+      const prev = w.full;
+      if (!force && prev && prev.length === packed.length && prev.every((r, i) => r.hash === packed[i].hash)) return;
       toSend = packed;
-      if (typeUrl === CLUSTER_TYPE) {
+      const eds = typeUrl === CLUSTER_TYPE ? con.watches.get(ENDPOINT_TYPE) : undefined;
+      if (eds) {
         // Envoy re-warms a changed cluster: it needs its endpoints again.
-        const eds = con.watches.get(ENDPOINT_TYPE);
-        for (const p of packed) if (eds && w.sent.get(p.name) !== p.hash) eds.sent.delete(p.name);
+        const before = new Map(prev?.map((r) => [r.name, r.hash]));
+        for (const p of packed) if (before.get(p.name) !== p.hash) eds.sent.delete(p.name);
       }
-      w.sent = new Map(packed.map((p) => [p.name, p.hash]));
-      w.resources = new Map(packed.map((p) => [p.name, p]));
+      w.full = packed;
     } else {
-      toSend = force ? packed : packed.filter((p) => w.sent.get(p.name) !== p.hash);
+      toSend = force ? packed : packed.filter((p) => w.sent.get(p.name)?.hash !== p.hash);
       if (!toSend.length && !force) return;
-      for (const p of toSend) {
-        w.sent.set(p.name, p.hash);
-        w.resources.set(p.name, p);
-      }
+      for (const p of toSend) w.sent.set(p.name, p);
     }
     const nonce = `${(++this.#nonce).toString(36)}-${push.version.slice(push.version.indexOf('/') + 1)}`;
     const ok = con.send({ version_info: push.version, type_url: typeUrl, nonce, resources: toSend.map((p) => p.any) });
@@ -382,7 +378,6 @@ export class DiscoveryServer {
         for (const n of w.names ?? []) {
           if (names?.includes(n)) continue;
           w.sent.delete(n);
-          w.resources.delete(n);
         }
         w.names = names;
         if (gen.fullState || added.length || w.pending) this.#pushType(con, typeUrl, this.#push, gen.fullState);
@@ -393,8 +388,7 @@ export class DiscoveryServer {
     // A new subscription (or a reconnect): send the full current state of the type.
     w.names = names;
     w.sent.clear();
-    w.resources.clear();
-    w.setHash = undefined;
+    w.full = undefined;
     this.#pushType(con, typeUrl, this.#push, true);
   }
 }
