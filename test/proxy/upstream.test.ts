@@ -213,3 +213,11 @@ test('stream_idle_timeout → 408 SI; normalize_path and merge_slashes rewrite t
   assert.equal(formatResponseFlags(h.streams.at(-1)!.responseFlags), 'SI');
   assert.equal((await request(port, { path: '/a/../b//c/./d?x=/../y' })).body, '/b/c/d?x=/../y');
 });
+
+test('the route timeout holds when Istio also sends max_stream_duration: 0s (no limit)', async (t) => {
+  const up = await startUpstream('up', () => true);
+  const h = await setup(t, [staticCluster('up', [up.port])], [{ match: { prefix: '/' }, route: { cluster: 'up', timeout: '0.3s', max_stream_duration: { max_stream_duration: '0s', grpc_timeout_header_max: '0s' } } }], [up]);
+  const r = await request(h.port('l'), { path: '/slow' });
+  assert.equal(r.status, 504);
+  assert.equal(flags(h), 'UT');
+});

@@ -275,7 +275,9 @@ function readRoute(r: Reader, vhost: VirtualHost, shared: Shared, issues: Issues
     if (msd) {
       if (msd.has('grpc_timeout_header_max')) base.grpcTimeoutMaxMs = msd.durationMs('grpc_timeout_header_max', 0);
       base.grpcTimeoutOffsetMs = msd.durationMs('grpc_timeout_header_offset', 0);
-      if (msd.has('max_stream_duration')) base.timeoutMs = Math.min(base.timeoutMs || Infinity, msd.durationMs('max_stream_duration', 0));
+      // max_stream_duration 0 means no limit (Istio always emits it); otherwise it caps the route timeout.
+      const maxMs = msd.durationMs('max_stream_duration', 0);
+      if (maxMs > 0) base.timeoutMs = Math.min(base.timeoutMs || Infinity, maxMs);
       msd.done();
     }
     if (ra.has('max_grpc_timeout')) base.grpcTimeoutMaxMs = ra.durationMs('max_grpc_timeout', 0);
