@@ -159,10 +159,10 @@ export function accessLogEntries(push: PushContext, proxy: Proxy, mode: TrafficM
 
 function providerLog(push: PushContext, all: Map<string, ExtensionProvider>, name: string, filter: string | undefined): EnvoyJson[] {
   const p = all.get(name);
-  if (!p && name === 'envoy') return [fileLog('/dev/stdout', meshFormat(push), filter)];
+  if (!p && name === 'envoy') return [fileLog(push.mesh.accessLogFile || '/dev/stdout', meshFormat(push), filter)];
   const f = p?.envoyFileAccessLog;
   if (!f) return [];
-  const format = f.logFormat?.labels ? { labels: f.logFormat.labels } : f.logFormat?.text ? { text: f.logFormat.text.endsWith('\n') ? f.logFormat.text : f.logFormat.text + '\n' } : meshFormat(push);
+  const format = f.logFormat?.labels ? { labels: f.logFormat.labels } : f.logFormat?.text ? { text: f.logFormat.text.endsWith('\n') ? f.logFormat.text : f.logFormat.text + '\n' } : { text: ISTIO_TEXT_FORMAT };
   return [fileLog(f.path || '/dev/stdout', format, filter)];
 }
 
