@@ -1,0 +1,148 @@
+// Telemetry API and MeshConfig -> per-proxy HCM config: Istio's inheritance (root namespace,
+// namespace, workload), CLIENT/SERVER modes, metric overrides into istio.stats, access log
+// enable/disable/filter, tracing providers and sampling; bad providers are clear errors; the
+// overrides take effect in a running sidecar's Prometheus output.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { LISTENER_TYPE, type EnvoyJson } from '../../src/envoy/index.ts';
+import { parseMeshConfig } from '../../src/model/mesh-config.ts';
+import type { Proxy } from '../../src/model/proxy.ts';
+import type { PushContext } from '../../src/model/push-context.ts';
+import { GENERATORS } from '../../src/xds/server/generators.ts';
+import { buildPush, explicitSidecar, parseYaml } from '../xds/fixtures.ts';
+import { SERVICES_YAML, scrape, startMesh, viaProxy } from './mesh.ts';
+
+function hcms(push: PushContext, proxy: Proxy): { inbound: EnvoyJson; outbound: EnvoyJson } {
+  const out: EnvoyJson[] = [];
+  JSON.stringify(GENERATORS[LISTENER_TYPE].generate(push, proxy, undefined), (_k, v: unknown) => {
+    if (v && typeof v === 'object' && String((v as EnvoyJson)['@type']).endsWith('HttpConnectionManager')) out.push(v as EnvoyJson);
+    return v;
+  });
+  const inbound = out.find((h) => String(h.stat_prefix).startsWith('inbound'));
+  const outbound = out.find((h) => !String(h.stat_prefix).startsWith('inbound'));
+  assert.ok(inbound && outbound, 'an inbound and an outbound connection manager');
+  return { inbound, outbound };
+}
+
+function filter(hcm: EnvoyJson, name: string): EnvoyJson | undefined {
+  return (hcm.http_filters as EnvoyJson[]).find((f) => f.name === name);
+}
+
+function statsValue(hcm: EnvoyJson): EnvoyJson {
+  return ((filter(hcm, 'istio.stats')!.typed_config as EnvoyJson).value as EnvoyJson) ?? {};
+}
+
+const PROVIDERS = [
+  { name: 'zipkin', zipkin: { service: 'zipkin.istio-system.svc.cluster.local', port: 9411 } },
+  { name: 'otel', opentelemetry: { service: 'otel.istio-system.svc.cluster.local', port: 4318, http: { path: '/v1/traces' } } },
+  { name: 'json-log', envoyFileAccessLog: { path: '/tmp/json.log', logFormat: { labels: { code: '%RESPONSE_CODE%' } } } },
+];
+
+const TELEMETRY = `---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: { name: mesh-default, namespace: istio-system }
+spec:
+  tracing: [{ providers: [{ name: zipkin }], randomSamplingPercentage: 10 }]
+  metrics: [{ overrides: [{ match: { metric: REQUEST_SIZE }, disabled: true }] }]
+  accessLogging: [{ providers: [{ name: json-log }] }]
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: { name: ns-default, namespace: default }
+spec:
+  tracing: [{ randomSamplingPercentage: 50, customTags: { team: { literal: { value: bookinfo } } } }]
+  metrics:
+  - overrides:
+    - match: { metric: ALL_METRICS, mode: CLIENT }
+      tagOverrides: { request_protocol: { operation: REMOVE } }
+    - match: { metric: REQUEST_COUNT, mode: SERVER }
+      tagOverrides: { request_host: { value: request.host } }
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: { name: reviews, namespace: default }
+spec:
+  selector: { matchLabels: { app: reviews } }
+  tracing: [{ providers: [{ name: otel }] }]
+  accessLogging: [{ match: { mode: SERVER }, disabled: true }]
+`;
+
+test('Telemetry inheritance and modes become access_log, tracing and istio.stats config', () => {
+  const pp = explicitSidecar('productpage-v1-0', 'default', { app: 'productpage', version: 'v1' }, 'bookinfo-productpage', [{ port: 9080, name: 'http' }]);
+  const rv = explicitSidecar('reviews-v1-0', 'default', { app: 'reviews', version: 'v1' }, 'bookinfo-reviews', [{ port: 9080, name: 'http' }]);
+  const push = buildPush(parseYaml(SERVICES_YAML(['productpage', 'reviews']) + TELEMETRY), [pp, rv], { mesh: { extensionProviders: PROVIDERS } });
+  const p = hcms(push, pp);
+  const r = hcms(push, rv);
+
+  // Tracing: provider from the mesh, sampling from the namespace, provider overridden for reviews.
+  const pt = p.outbound.tracing as EnvoyJson;
+  assert.deepEqual(pt.random_sampling, { value: 50 });
+  assert.equal(((pt.provider as EnvoyJson).typed_config as EnvoyJson).collector_cluster, 'outbound|9411||zipkin.istio-system.svc.cluster.local');
+  assert.deepEqual(pt.custom_tags, [{ tag: 'team', literal: { value: 'bookinfo' } }]);
+  const rt = (r.inbound.tracing as EnvoyJson).provider as EnvoyJson;
+  assert.equal(rt.name, 'envoy.tracers.opentelemetry');
+  assert.deepEqual(((rt.typed_config as EnvoyJson).http_service as EnvoyJson).http_uri, { uri: 'http://otel.istio-system.svc.cluster.local:4318/v1/traces', cluster: 'outbound|4318||otel.istio-system.svc.cluster.local', timeout: '10s' });
+  assert.equal((rt.typed_config as EnvoyJson).service_name, 'reviews.default');
+
+  // Metrics: REQUEST_SIZE dropped everywhere; request_protocol removed on CLIENT only; a CEL dimension on SERVER only.
+  const ps = statsValue(p.outbound);
+  assert.equal(ps.reporter, 'CLIENT');
+  assert.deepEqual(ps.metrics, [{ name: 'request_bytes', drop: true }, { tags_to_remove: ['request_protocol'] }]);
+  const ss = statsValue(r.inbound);
+  assert.equal(ss.reporter, 'SERVER');
+  assert.deepEqual(ss.metrics, [{ name: 'request_bytes', drop: true }, { name: 'requests_total', dimensions: { request_host: 'request.host' } }]);
+  // The metadata exchange runs first in the chain, the router last.
+  assert.equal((r.inbound.http_filters as EnvoyJson[])[0].name, 'envoy.filters.http.peer_metadata');
+
+  // Access logs: the mesh provider everywhere, except reviews' server side (disabled there).
+  assert.equal(((p.outbound.access_log as EnvoyJson[])[0].typed_config as EnvoyJson).path, '/tmp/json.log');
+  assert.equal(((r.outbound.access_log as EnvoyJson[])[0].typed_config as EnvoyJson).path, '/tmp/json.log');
+  assert.equal(r.inbound.access_log, undefined);
+  assert.equal(p.inbound.access_log !== undefined, true);
+});
+
+test('mesh config defaults: accessLogFile/Encoding/Format, enableTracing with defaultConfig.tracing, no stats without Prometheus', () => {
+  const pp = explicitSidecar('productpage-v1-0', 'default', { app: 'productpage' }, 'bookinfo-productpage', [{ port: 9080, name: 'http' }]);
+  const mesh = parseMeshConfig({ accessLogFile: '/dev/stdout', accessLogEncoding: 'TEXT', accessLogFormat: '%RESPONSE_CODE% %REQ(:PATH)%', defaultConfig: { tracing: { sampling: 100, zipkin: { address: 'zipkin.obs:9411' } } }, defaultProviders: { metrics: [] } });
+  const h = hcms(buildPush(parseYaml(SERVICES_YAML(['productpage'])), [pp], { mesh }), pp).outbound;
+  const log = (h.access_log as EnvoyJson[])[0].typed_config as EnvoyJson;
+  assert.deepEqual(log.log_format, { text_format_source: { inline_string: '%RESPONSE_CODE% %REQ(:PATH)%\n' } });
+  assert.deepEqual((h.tracing as EnvoyJson).random_sampling, { value: 100 });
+  assert.equal((((h.tracing as EnvoyJson).provider as EnvoyJson).typed_config as EnvoyJson).collector_cluster, 'outbound|9411||zipkin.obs');
+  assert.equal(filter(h, 'istio.stats'), undefined, 'defaultProviders.metrics: [] turns metrics off');
+
+  const off = parseMeshConfig({ enableTracing: false });
+  const h2 = hcms(buildPush(parseYaml(SERVICES_YAML(['productpage'])), [pp], { mesh: off }), pp).outbound;
+  assert.equal(h2.tracing, undefined);
+  assert.equal(h2.access_log, undefined);
+  assert.ok(filter(h2, 'istio.stats'), "Istio's default: Prometheus metrics on");
+});
+
+test('bad extension providers are errors naming the entry', () => {
+  assert.throws(() => parseMeshConfig({ extensionProviders: [{ name: 'sky', skywalking: { service: 'x', port: 1 } }] }), /extensionProviders\[0\]\.skywalking: this provider kind is not supported/);
+  assert.throws(() => parseMeshConfig({ extensionProviders: [{ name: 'z', zipkin: { port: 9411 } }] }), /extensionProviders\[0\]\.zipkin\.service: required/);
+  assert.throws(() => parseMeshConfig({ extensionProviders: [{ name: 'o', opentelemetry: { service: 'otel', port: 4317 } }] }), /opentelemetry\.http: Rigging exports OTLP over HTTP only/);
+  assert.throws(() => parseMeshConfig({ extensionProviders: [{ name: 'a', prometheus: {} }, { name: 'a', prometheus: {} }] }), /"a" is used by another provider/);
+  assert.throws(() => parseMeshConfig({ defaultProviders: { metrics: 'prometheus' } }), /defaultProviders\.metrics: expected stringArray/);
+});
+
+test('metric overrides take effect in a running sidecar: dropped metric, removed tag, CEL dimension', async (t) => {
+  const mesh = await startMesh({
+    yaml:
+      SERVICES_YAML(['productpage', 'reviews']) +
+      `---\napiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: { name: m, namespace: istio-system }\nspec:\n  metrics:\n  - overrides:\n    - { match: { metric: REQUEST_SIZE }, disabled: true }\n    - { match: { metric: ALL_METRICS, mode: CLIENT }, tagOverrides: { request_protocol: { operation: REMOVE } } }\n    - { match: { metric: REQUEST_COUNT, mode: SERVER }, tagOverrides: { request_method: { value: request.method } } }\n`,
+    workloads: [
+      { name: 'productpage-v1', labels: { app: 'productpage' }, sa: 'bookinfo-productpage' },
+      { name: 'reviews-v1', labels: { app: 'reviews' }, sa: 'bookinfo-reviews' },
+    ],
+  });
+  t.after(() => mesh.close());
+  assert.equal((await viaProxy(mesh.sidecars['productpage-v1'].outbound, 'http://reviews:9080/')).status, 200);
+  const client = await scrape(mesh.sidecars['productpage-v1'].stats);
+  const server = await scrape(mesh.sidecars['reviews-v1'].stats);
+  assert.doesNotMatch(client + server, /^istio_request_bytes_count\{/m);
+  assert.match(client, /^istio_requests_total\{reporter="source",.*request_protocol="",.*\} 1$/m);
+  assert.match(server, /^istio_requests_total\{reporter="destination",.*request_protocol="http",.*request_method="GET"\} 1$/m);
+  assert.match(server, /^istio_response_bytes_count\{reporter="destination",.*request_method="".*\} 1$/m, 'the dimension is only on requests_total');
+});
