@@ -14,6 +14,8 @@ import { checkGoals } from './report/goals.ts';
 import { renderMarkdown } from './report/markdown.ts';
 import { writeResultFiles, RESULTS_DIR, type BenchRun } from './report/result-file.ts';
 import path from 'node:path';
+import { snapshotHead } from './lib/source-snapshot.ts';
+import { useRigSource } from './servers/rig-proxy.ts';
 import { profileCase } from './profile/profile.ts';
 
 const USAGE = `usage: npm run bench -- [options]
@@ -25,6 +27,7 @@ const USAGE = `usage: npm run bench -- [options]
   --load-processes N      open-loop generator processes on the load core (default 1)
   --profile               also run rig-1hop under --cpu-prof and print the top self-time functions
   --out DIR               where to write the result files (default bench/results)
+  --worktree              run rig from the working tree (default: a snapshot of the committed HEAD)
   --nice N                niceness of the load generator, wrk and h2load (default -20 as root)
   --no-fifo               servers under test at normal priority (default as root: SCHED_FIFO, so
                           that other work on a shared machine does not delay them)
@@ -53,6 +56,7 @@ async function main(): Promise<void> {
       'max-foreign': { type: 'string' },
       retries: { type: 'string' },
       'control-plane': { type: 'boolean', default: true },
+      worktree: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -95,6 +99,7 @@ async function main(): Promise<void> {
   ensurePackages(undefined, log);
   pinSelf(settings.loadCore); // keep the orchestrator off the servers' core
 
+  if (!values.worktree) useRigSource(snapshotHead());
   const loadBefore = os.loadavg().map((v) => v.toFixed(2)).join(' ');
   const results: CaseResult[] = [];
   for (const c of CASES.filter((c) => !only || only.includes(c.id))) {
@@ -112,7 +117,7 @@ async function main(): Promise<void> {
   const run: BenchRun = {
     date: new Date().toISOString().slice(0, 10),
     commit,
-    dirty: git(['status', '--porcelain', '--untracked-files=no', '--', '../src']) !== '',
+    dirty: values.worktree && git(['status', '--porcelain', '--', '../src']) !== '',
     smoke,
     machine: machineInfo(),
     loadAverage: { before: loadBefore, after: os.loadavg().map((v) => v.toFixed(2)).join(' ') },
@@ -134,7 +139,10 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: Error) => {
-  process.stderr.write(`bench: ${err.message}\n`);
-  process.exitCode = 1;
-});
+main()
+  .catch((err: Error) => {
+    process.stderr.write(`bench: ${err.message}\n`);
+    process.exitCode = 1;
+  })
+  // Exit even if a timed-out control plane benchmark left work pending; the exit hook stops its processes.
+  .finally(() => process.exit());

@@ -1,13 +1,17 @@
 // The benchmark's cases: what runs between the load generator and the upstream. Every case
 // starts its own processes (upstream and proxies pinned to the server core) and reports n/a
 // with a reason when it cannot run at this commit, never a made-up figure.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { startNginxProxy, startNginxUpstream } from '../servers/nginx.ts';
 import { startHaproxy } from '../servers/haproxy.ts';
 import { startRigProxy } from '../servers/rig-proxy.ts';
 import { startGrpcUpstream } from '../servers/grpc-upstream.ts';
+import { makeMeshCerts } from '../servers/mtls-certs.ts';
+import { startOtlpSink } from '../servers/otlp-sink.ts';
 import type { Server } from '../servers/server.ts';
 import type { LoadProtocol } from '../load/open-loop.ts';
-import { COMMANDS } from '../../src/cli/commands/index.ts';
+import { rigSourceRoot } from '../servers/rig-proxy.ts';
 
 export interface Topology {
   /** Where the load generator connects. */
@@ -18,6 +22,8 @@ export interface Topology {
 
 export interface CaseContext {
   serverCore: number;
+  /** Where helpers outside the pod (a trace collector) run: with the load generator. */
+  loadCore: number;
   /** Extra node flags for every rig proxy of the case (a profile, for example). */
   rigNodeFlags?: string[];
 }
@@ -36,7 +42,8 @@ export interface BenchCase {
 }
 
 function rigMissing(): string | null {
-  return COMMANDS.some((c) => c.name === 'proxy') ? null : '`rig proxy` is not in this commit yet (issue 4)';
+  const table = readFileSync(path.join(rigSourceRoot(), 'src/cli/commands/index.ts'), 'utf8');
+  return /name: 'proxy'/.test(table) ? null : '`rig proxy` is not in this commit yet (issue 4)';
 }
 
 const always = () => null;
@@ -90,8 +97,16 @@ export const CASES: BenchCase[] = [
     protocol: 'h1',
     proxy: 'rig',
     hops: 2,
-    unavailable: () => rigMissing() ?? 'mTLS between rig proxies (TLS transport sockets, issue 6) is not available yet',
-    start: () => Promise.reject(new Error('not available')),
+    unavailable: rigMissing,
+    start: (ctx, s) => {
+      const { client, server } = makeMeshCerts();
+      return chain(
+        s,
+        () => startNginxUpstream({ core: ctx.serverCore }),
+        (up) => startRigProxy({ name: 'rig-server-proxy', role: 'server-proxy', core: ctx.serverCore, upstreamPort: up, nodeFlags: ctx.rigNodeFlags, downstreamTls: { own: server, peer: client.spiffe } }),
+        (up) => startRigProxy({ name: 'rig-client-proxy', role: 'client-proxy', core: ctx.serverCore, upstreamPort: up, nodeFlags: ctx.rigNodeFlags, upstreamTls: { own: client, peer: server.spiffe } }),
+      );
+    },
   },
   {
     id: 'haproxy-1hop',
@@ -133,8 +148,8 @@ export const CASES: BenchCase[] = [
     protocol: 'h1',
     proxy: 'rig',
     hops: 1,
-    unavailable: () => rigMissing() ?? 'telemetry (metrics, tracing) in rig proxy (issue 7) is not available yet',
-    start: () => Promise.reject(new Error('not available')),
+    unavailable: rigMissing,
+    start: (ctx, s) => chain(s, () => startNginxUpstream({ core: ctx.serverCore }), rig(ctx, 'rig-proxy', 'proxy')),
   },
   {
     id: 'rig-1hop-telemetry-on',
@@ -142,8 +157,16 @@ export const CASES: BenchCase[] = [
     protocol: 'h1',
     proxy: 'rig',
     hops: 1,
-    unavailable: () => rigMissing() ?? 'telemetry (metrics, tracing) in rig proxy (issue 7) is not available yet',
-    start: () => Promise.reject(new Error('not available')),
+    unavailable: rigMissing,
+    start: async (ctx, s) => {
+      const sink = await startOtlpSink({ core: ctx.loadCore });
+      s.push(sink);
+      const up = await startNginxUpstream({ core: ctx.serverCore });
+      s.push(up);
+      const proxy = await startRigProxy({ name: 'rig-proxy', role: 'proxy', core: ctx.serverCore, upstreamPort: up.port, nodeFlags: ctx.rigNodeFlags, telemetryCollectorPort: sink.port });
+      s.push(proxy);
+      return { entryPort: proxy.port, servers: s };
+    },
   },
   {
     id: 'h2-direct',

@@ -25,6 +25,8 @@ export interface MeasureSettings {
   rigNodeFlags?: string[];
 }
 
+export const PROXY_ROLES: readonly Server['role'][] = ['proxy', 'client-proxy', 'server-proxy'];
+
 export interface ServerFigures {
   name: string;
   role: Server['role'];
@@ -40,6 +42,8 @@ export interface ServerFigures {
 /** CPU that processes outside the benchmark used on its cores during a window (vCPU). */
 export interface Disturbance {
   serverCore: number;
+  /** vCPU the servers under test used on their core (at saturation: < 0.9 means the load tool was the bottleneck). */
+  serversOnServerCore: number;
   /** Unknown (null) during saturation: wrk's own use is not separated. */
   loadCore: number | null;
   attempts: number;
@@ -86,19 +90,22 @@ function snapshot(m: MeasureSettings, servers: Server[], generatorPids: number[]
 interface Window {
   wall: number;
   serverCpu: number[];
+  /** vCPU our servers used on the server core: near 1 when they, not the load tool, are the bottleneck. */
+  serverCoreOurs: number;
   foreignServerCore: number;
   foreignLoadCore: number;
 }
 
-function window(a: Snapshot, b: Snapshot): Window {
+function window(m: MeasureSettings, servers: Server[], a: Snapshot, b: Snapshot): Window {
   const wall = (b.t - a.t) / 1000;
   const serverCpu = b.servers.map((v, i) => v - a.servers[i]);
-  const ours = serverCpu.reduce((x, y) => x + y, 0);
+  const on = (core: number) => serverCpu.reduce((x, y, i) => (servers[i].core === core ? x + y : x), 0);
   return {
     wall,
     serverCpu,
-    foreignServerCore: Math.max(0, (b.serverCore - a.serverCore - ours) / wall),
-    foreignLoadCore: Math.max(0, (b.loadCore - a.loadCore - (b.generators - a.generators) - (b.self - a.self)) / wall),
+    serverCoreOurs: on(m.serverCore) / wall,
+    foreignServerCore: Math.max(0, (b.serverCore - a.serverCore - on(m.serverCore)) / wall),
+    foreignLoadCore: Math.max(0, (b.loadCore - a.loadCore - on(m.loadCore) - (b.generators - a.generators) - (b.self - a.self)) / wall),
   };
 }
 
@@ -118,7 +125,7 @@ async function latencyWindow(c: BenchCase, servers: Server[], entryPort: number,
     onEnded: (pids) => (b = snapshot(m, servers, pids)),
   });
   if (!a || !b) throw new Error('the load generator never reported its measured window');
-  return { latency, w: window(a, b) };
+  return { latency, w: window(m, servers, a, b) };
 }
 
 async function measureTopology(c: BenchCase, servers: Server[], entryPort: number, m: MeasureSettings): Promise<CaseResult> {
@@ -142,7 +149,7 @@ async function measureTopology(c: BenchCase, servers: Server[], entryPort: numbe
     for (const s of servers) resetPeakRss(s.proc.pid);
     const a = snapshot(m, servers);
     saturation = await saturate({ ...sat, durationS: m.saturationS });
-    satW = window(a, snapshot(m, servers));
+    satW = window(m, servers, a, snapshot(m, servers));
     satAttempts++;
   } while (satAttempts <= m.retries && satW.foreignServerCore > m.maxForeignVcpu);
 
@@ -166,8 +173,8 @@ async function measureTopology(c: BenchCase, servers: Server[], entryPort: numbe
       cpuSecondsPer1000AtSaturation: round(satW.serverCpu[i] / (saturation.requests / 1000), 4),
     })),
     disturbance: {
-      latency: { serverCore: round(lat.w.foreignServerCore), loadCore: round(lat.w.foreignLoadCore), attempts: latAttempts },
-      saturation: { serverCore: round(satW.foreignServerCore), loadCore: null, attempts: satAttempts },
+      latency: { serverCore: round(lat.w.foreignServerCore), serversOnServerCore: round(lat.w.serverCoreOurs), loadCore: round(lat.w.foreignLoadCore), attempts: latAttempts },
+      saturation: { serverCore: round(satW.foreignServerCore), serversOnServerCore: round(satW.serverCoreOurs), loadCore: null, attempts: satAttempts },
     },
   };
 }
@@ -177,7 +184,7 @@ export async function runCase(c: BenchCase, m: MeasureSettings): Promise<CaseRes
   const why = c.unavailable();
   if (why) return { ...head, status: 'n/a', reason: why };
   const started: Server[] = [];
-  const ctx: CaseContext = { serverCore: m.serverCore, rigNodeFlags: m.rigNodeFlags };
+  const ctx: CaseContext = { serverCore: m.serverCore, loadCore: m.loadCore, rigNodeFlags: m.rigNodeFlags };
   try {
     const topo = await c.start(ctx, started);
     try {

@@ -1,6 +1,7 @@
 // Every process the benchmark starts, pinned to a core with taskset, so that all of them are
 // stopped at the end of a case and also when the run fails or is interrupted (Ctrl-C).
 import os from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { processTree } from './proc-stats.ts';
 import { spawn, spawnSync, type ChildProcess, type StdioOptions } from 'node:child_process';
 
@@ -64,6 +65,14 @@ let hooked = false;
 function killAllSync(): void {
   for (const c of live) killTree(c.pid!);
   live.clear();
+  // And whatever else descends from us (the control plane benchmark forks its own processes).
+  for (const pid of processTree(process.pid).slice(1)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
 }
 
 function hookExit(): void {
@@ -83,19 +92,25 @@ function hookExit(): void {
 export function startPinned(opts: StartOptions): Managed {
   hookExit();
   const pinned = ['taskset', '-c', String(opts.core), opts.command, ...opts.args];
-  const realtime = (opts.kind ?? 'server') !== 'load';
-  const argv =
-    realtime && scheduling.serversFifo
-      ? ['chrt', '-f', '1', ...pinned]
-      : scheduling.niceness !== 0
-        ? ['nice', '-n', String(scheduling.niceness), ...pinned]
-        : pinned;
+  const realtime = (opts.kind ?? 'server') !== 'load' && scheduling.serversFifo;
+  const niced = !realtime && scheduling.niceness !== 0;
+  const argv = realtime ? ['chrt', '-f', '1', ...pinned] : niced ? ['nice', '-n', String(scheduling.niceness), ...pinned] : pinned;
   const child = spawn(argv[0], argv.slice(1), {
     env: opts.env ?? process.env,
     cwd: opts.cwd,
     stdio: opts.stdio ?? ['ignore', 'pipe', 'pipe'],
+    // With autogroup scheduling (Linux's default), niceness only counts within a session: a new
+    // session gets its own group, whose niceness we set so that it counts against other sessions.
+    detached: niced,
   });
   if (child.pid === undefined) throw new Error(`could not start ${opts.name} (${opts.command})`);
+  if (niced) {
+    try {
+      writeFileSync(`/proc/${child.pid}/autogroup`, String(scheduling.niceness));
+    } catch {
+      // no autogroup scheduling, or not permitted: the process niceness still applies
+    }
+  }
   live.add(child);
   let out = '';
   const keep = (d: Buffer) => {

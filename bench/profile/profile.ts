@@ -8,7 +8,7 @@ import type { Server } from '../servers/server.ts';
 import { probe } from '../load/probe.ts';
 import { saturate } from '../load/saturate.ts';
 import { scratchDir } from '../servers/server.ts';
-import { REPO_ROOT } from '../servers/rig-proxy.ts';
+import { rigSourceRoot } from '../servers/rig-proxy.ts';
 import { byCategory, selfTimes } from './cpu-profile.ts';
 
 export async function profileCase(m: MeasureSettings, caseId = 'rig-1hop', top = 25): Promise<string> {
@@ -19,7 +19,7 @@ export async function profileCase(m: MeasureSettings, caseId = 'rig-1hop', top =
   const started: Server[] = [];
   let rps = 0;
   try {
-    const topo = await c.start({ serverCore: m.serverCore, rigNodeFlags: ['--cpu-prof', '--cpu-prof-dir', dir] }, started);
+    const topo = await c.start({ serverCore: m.serverCore, loadCore: m.loadCore, rigNodeFlags: ['--cpu-prof', '--cpu-prof-dir', dir] }, started);
     await probe(c.protocol, topo.entryPort);
     const r = await saturate({ protocol: c.protocol, port: topo.entryPort, connections: m.saturationConnections, threads: m.saturationThreads, durationS: m.saturationS, core: m.loadCore });
     rps = r.rps;
@@ -28,7 +28,7 @@ export async function profileCase(m: MeasureSettings, caseId = 'rig-1hop', top =
   }
   const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
   if (files.length === 0) return `Profile of ${caseId}: no .cpuprofile written (the proxy did not exit cleanly on SIGTERM)\n`;
-  const all = selfTimes(path.join(dir, files[0]), REPO_ROOT + '/');
+  const all = selfTimes(path.join(dir, files[0]), rigSourceRoot() + '/');
   const rows = all.slice(0, top);
   const lines = [`## CPU profile: ${caseId} at saturation (${Math.round(rps)} rps, wrk -c${m.saturationConnections}), top ${top} by self time`, '', '| self % | self ms | function | where |', '| --- | --- | --- | --- |'];
   for (const t of rows) lines.push(`| ${(t.share * 100).toFixed(1)} | ${t.ms.toFixed(0)} | ${t.fn} | ${t.where} |`);

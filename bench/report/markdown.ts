@@ -1,5 +1,5 @@
 // The human summary of a run: goals (met / not met), then one row per case.
-import type { CaseResult, ServerFigures } from '../cases/measure.ts';
+import { PROXY_ROLES, type CaseResult, type ServerFigures } from '../cases/measure.ts';
 import type { GoalCheck } from './goals.ts';
 import type { ControlPlaneOutcome } from '../cases/controlplane.ts';
 import type { BenchRun } from './result-file.ts';
@@ -7,7 +7,7 @@ import type { BenchRun } from './result-file.ts';
 const f3 = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? '—' : v.toFixed(3));
 
 function proxyCell(r: CaseResult, k: keyof ServerFigures, digits: number): string {
-  const ps = (r.servers ?? []).filter((s) => s.role !== 'upstream');
+  const ps = (r.servers ?? []).filter((s) => PROXY_ROLES.includes(s.role));
   return ps.length ? ps.map((p) => (p[k] as number).toFixed(digits)).join(' / ') : '—';
 }
 
@@ -42,12 +42,12 @@ export function renderMarkdown(run: BenchRun): string {
     const l = r.latency!.latency;
     const base = baselineFor(r, results);
     const added = base && r.hops > 0 ? (['p50', 'p90', 'p99'] as const).map((k) => f3(l[k] - base.latency!.latency[k])).join(' / ') : '—';
-    const rss = (r.servers ?? []).some((s) => s.role !== 'upstream')
+    const rss = (r.servers ?? []).some((s) => PROXY_ROLES.includes(s.role))
       ? `${proxyCell(r, 'rssIdleMB', 1)} · ${proxyCell(r, 'rssAt1000MB', 1)} · ${proxyCell(r, 'rssSaturationMB', 1)}`
       : '—';
     const errs = r.latency!.errors + r.latency!.unfinished + r.saturation!.errors;
     lines.push(
-      `| ${r.id}${errs ? ` (${errs} errors)` : ''} | ${f3(l.p50)} | ${f3(l.p90)} | ${f3(l.p99)} | ${f3(l.p999)} | ${added} | ${Math.round(r.saturation!.rps)} | ` +
+      `| ${r.id}${errs ? ` (${errs} errors)` : ''} | ${f3(l.p50)} | ${f3(l.p90)} | ${f3(l.p99)} | ${f3(l.p999)} | ${added} | ${Math.round(r.saturation!.rps)}${saturated(r)} | ` +
         `${proxyCell(r, 'cpuSecondsPer1000AtSaturation', 4)} | ${proxyCell(r, 'vcpuAtRate', 3)} | ${rss} | ${f3(r.latency!.sendLag.p99)} | ${disturbed(r)} |`,
     );
   }
@@ -62,6 +62,12 @@ export function renderMarkdown(run: BenchRun): string {
   return lines.join('\n') + '\n';
 }
 
+/** Marks a throughput the servers did not limit (their core was not busy: the load tool was). */
+function saturated(r: CaseResult): string {
+  const busy = r.disturbance?.saturation.serversOnServerCore;
+  return busy !== undefined && busy < 0.9 ? ` (client-bound: servers at ${busy.toFixed(2)} vCPU)` : '';
+}
+
 function disturbed(r: CaseResult): string {
   const d = r.disturbance;
   if (!d) return '—';
@@ -71,7 +77,8 @@ function disturbed(r: CaseResult): string {
 
 function statusCell(g: GoalCheck): string {
   if (g.status === 'n/a') return `n/a: ${(g.note ?? '').replace(/\|/g, '\\|')}`;
-  return g.status === 'met' ? '**met**' : '**not met**';
+  const note = g.note ? ` (${g.note.replace(/\|/g, '\\|')})` : '';
+  return (g.status === 'met' ? '**met**' : '**not met**') + note;
 }
 
 function controlPlaneLine(cp: ControlPlaneOutcome): string {

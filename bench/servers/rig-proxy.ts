@@ -6,9 +6,20 @@ import { stringify } from 'yaml';
 import { scratchDir, startServer, type Server } from './server.ts';
 import { freePort } from '../lib/ports.ts';
 import { realtimeNodeFlags } from '../lib/process-group.ts';
+import type { WorkloadCert } from './mtls-certs.ts';
+import { REPO_ROOT } from '../lib/source-snapshot.ts';
 
-export const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
-export const RIG_MAIN = path.join(REPO_ROOT, 'src/cli/main.ts');
+let rigRoot = REPO_ROOT;
+
+/** Runs `rig proxy` from this source tree (see lib/source-snapshot.ts). */
+export function useRigSource(root: string): void {
+  rigRoot = root;
+}
+
+/** The source tree `rig proxy` runs from (file names in profiles are relative to it). */
+export function rigSourceRoot(): string {
+  return rigRoot;
+}
 
 export interface RigProxyOptions {
   name: string;
@@ -17,14 +28,75 @@ export interface RigProxyOptions {
   upstreamPort: number;
   /** Talk HTTP/2 (h2c) to the upstream, for HTTP/2 and gRPC cases. */
   upstreamHttp2?: boolean;
+  /** Terminate mTLS on the listener with this certificate, requiring the peer's SPIFFE identity. */
+  downstreamTls?: { own: WorkloadCert; peer: string };
+  /** Originate mTLS to the upstream with this certificate, verifying the peer's SPIFFE identity. */
+  upstreamTls?: { own: WorkloadCert; peer: string };
+  /** Telemetry on: Istio's request metrics (istio.stats) and OpenTelemetry tracing of 1% of requests to this collector port. */
+  telemetryCollectorPort?: number;
   /** Extra node flags, e.g. --cpu-prof for a profile. */
   nodeFlags?: string[];
   /** Extra `rig proxy` flags. */
   rigFlags?: string[];
 }
 
-export function rigBootstrap(listenPort: number, adminPort: number, upstreamPort: number, upstreamHttp2: boolean): object {
-  const socket = (port: number) => ({ socket_address: { address: '127.0.0.1', port_value: port } });
+/** Istio's mTLS between sidecars: own certificate, the mesh root, the peer's SPIFFE URI. */
+function tlsSocket(kind: 'Downstream' | 'Upstream', tls: { own: WorkloadCert; peer: string }): object {
+  return {
+    name: 'envoy.transport_sockets.tls',
+    typed_config: {
+      '@type': `type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.${kind}TlsContext`,
+      ...(kind === 'Downstream' ? { require_client_certificate: true } : { sni: 'outbound_.80_._.bench.default.svc.cluster.local' }),
+      common_tls_context: {
+        tls_certificates: [{ certificate_chain: { filename: tls.own.cert }, private_key: { filename: tls.own.key } }],
+        validation_context: { trusted_ca: { filename: tls.own.ca }, match_typed_subject_alt_names: [{ san_type: 'URI', matcher: { exact: tls.peer } }] },
+      },
+    },
+  };
+}
+
+const socket = (port: number) => ({ socket_address: { address: '127.0.0.1', port_value: port } });
+
+const ROUTER = { name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } };
+
+/** What Istio's sidecar has for telemetry: the istio.stats filter, and a tracer sampling 1%. */
+function telemetry(collectorPort: number) {
+  return {
+    filters: [
+      {
+        name: 'istio.stats',
+        typed_config: { '@type': 'type.googleapis.com/udpa.type.v1.TypedStruct', type_url: 'type.googleapis.com/stats.PluginConfig', value: {} },
+      },
+      ROUTER,
+    ],
+    tracing: {
+      random_sampling: { value: 1 },
+      provider: {
+        name: 'envoy.tracers.opentelemetry',
+        typed_config: {
+          '@type': 'type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig',
+          http_service: { http_uri: { uri: `http://127.0.0.1:${collectorPort}/v1/traces`, cluster: 'bench_collector', timeout: '1s' } },
+          service_name: 'bench.default',
+        },
+      },
+    },
+    cluster: {
+      name: 'bench_collector',
+      type: 'STATIC',
+      connect_timeout: '1s',
+      load_assignment: { cluster_name: 'bench_collector', endpoints: [{ lb_endpoints: [{ endpoint: { address: socket(collectorPort) } }] }] },
+    },
+  };
+}
+
+export function rigBootstrap(
+  listenPort: number,
+  adminPort: number,
+  upstreamPort: number,
+  opts: Pick<RigProxyOptions, 'upstreamHttp2' | 'downstreamTls' | 'upstreamTls' | 'telemetryCollectorPort'> = {},
+): object {
+  const upstreamHttp2 = opts.upstreamHttp2 ?? false;
+  const tel = opts.telemetryCollectorPort ? telemetry(opts.telemetryCollectorPort) : undefined;
   return {
     node: { id: 'bench~127.0.0.1~bench.default~default.svc.cluster.local', cluster: 'bench' },
     admin: { address: socket(adminPort) },
@@ -46,12 +118,12 @@ export function rigBootstrap(listenPort: number, adminPort: number, upstreamPort
                       name: 'bench_route',
                       virtual_hosts: [{ name: 'bench', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'bench_upstream' } }] }],
                     },
-                    http_filters: [
-                      { name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } },
-                    ],
+                    http_filters: tel ? tel.filters : [ROUTER],
+                    ...(tel ? { tracing: tel.tracing } : {}),
                   },
                 },
               ],
+              ...(opts.downstreamTls ? { transport_socket: tlsSocket('Downstream', opts.downstreamTls) } : {}),
             },
           ],
         },
@@ -75,7 +147,9 @@ export function rigBootstrap(listenPort: number, adminPort: number, upstreamPort
                 },
               }
             : {}),
+          ...(opts.upstreamTls ? { transport_socket: tlsSocket('Upstream', opts.upstreamTls) } : {}),
         },
+        ...(tel ? [tel.cluster] : []),
       ],
     },
   };
@@ -86,14 +160,14 @@ export async function startRigProxy(opts: RigProxyOptions): Promise<Server> {
   const adminPort = await freePort();
   const dir = scratchDir(opts.name);
   const conf = path.join(dir, 'bootstrap.yaml');
-  writeFileSync(conf, stringify(rigBootstrap(port, adminPort, opts.upstreamPort, opts.upstreamHttp2 ?? false)));
+  writeFileSync(conf, stringify(rigBootstrap(port, adminPort, opts.upstreamPort, opts)));
   return startServer(
     {
       name: opts.name,
       core: opts.core,
       command: process.execPath,
       // Readiness would default to Istio's fixed 15021: let the proxy pick a free port.
-      args: [...realtimeNodeFlags(), ...(opts.nodeFlags ?? []), RIG_MAIN, 'proxy', '-c', conf, '--ready-port', '0', '--log-level', 'warn', ...(opts.rigFlags ?? [])],
+      args: [...realtimeNodeFlags(), ...(opts.nodeFlags ?? []), path.join(rigRoot, 'src/cli/main.ts'), 'proxy', '-c', conf, '--ready-port', '0', '--log-level', 'warn', ...(opts.rigFlags ?? [])],
       cwd: dir,
     },
     opts.role,

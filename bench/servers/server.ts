@@ -8,18 +8,21 @@ import { waitForPort } from '../lib/ports.ts';
 export interface Server {
   name: string;
   /** What the server is in the topology; CPU and memory are reported per role. */
-  role: 'upstream' | 'proxy' | 'client-proxy' | 'server-proxy';
+  role: 'upstream' | 'proxy' | 'client-proxy' | 'server-proxy' | 'collector';
   port: number;
+  core: number;
   proc: Managed;
   /** Milliseconds from spawn until the port accepted connections. */
   startupMs: number;
   stop(graceMs?: number): Promise<void>;
 }
 
+const scratch: string[] = [];
+
 /** A temporary directory for one server's config and logs, removed when the run ends. */
 export function scratchDir(prefix: string): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), `rig-bench-${prefix}-`));
-  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  if (scratch.push(dir) === 1) process.once('exit', () => scratch.forEach((d) => rmSync(d, { recursive: true, force: true })));
   return dir;
 }
 
@@ -42,5 +45,5 @@ export async function startServer(
     throw err;
   }
   exitedEarly.catch(() => {}); // a later exit is noticed by the case through proc.exited
-  return { name: start.name, role, port, proc, startupMs: performance.now() - t0, stop: (graceMs?: number) => stop(proc, graceMs) };
+  return { name: start.name, role, port, core: start.core, proc, startupMs: performance.now() - t0, stop: (graceMs?: number) => stop(proc, graceMs) };
 }
