@@ -31,6 +31,9 @@ export interface ScaleFigures {
   ackP50Ms: number;
   rssMB: number;
   peakRssMB: number;
+  /** V8 heap in use and memory outside it (buffers) in the control plane after the push. */
+  heapUsedMB: number;
+  externalMB: number;
   /** Control-plane CPU seconds spent from the change until all ACKed. */
   cpuSeconds: number;
   /** Control-plane CPU seconds to connect and sync all proxies. */
@@ -113,7 +116,8 @@ export async function runScaleBench(opts: ScaleOptions = {}): Promise<ScaleFigur
     await waitFor(() => (acks.length >= proxies ? true : undefined), `${proxies} ACKs of the new version (got ${acks.length})`, 120_000);
     const delays = acks.map((a) => a - change).sort((a, b) => a - b);
     // When the control plane finished generating and writing the push (config store reload + debounce + push).
-    const last = ((await (await fetch(`http://127.0.0.1:${ports.monitoring}/debug/push_status`)).json()) as { last?: { at: string; durationMs: number } }).last;
+    const status2 = ((await (await fetch(`http://127.0.0.1:${ports.monitoring}/debug/push_status`)).json()) as { last?: { at: string; durationMs: number }; memory: { heapUsed: number; external: number } });
+    const last = status2.last;
     const figures: ScaleFigures = {
       services,
       proxies,
@@ -121,6 +125,8 @@ export async function runScaleBench(opts: ScaleOptions = {}): Promise<ScaleFigur
       ackP50Ms: delays[Math.floor(delays.length / 2)],
       rssMB: Math.round(rssBytes(pid) / 1e6),
       peakRssMB: Math.round(peakRssBytes(pid) / 1e6),
+      heapUsedMB: Math.round(status2.memory.heapUsed / 1e6),
+      externalMB: Math.round(status2.memory.external / 1e6),
       cpuSeconds: Number((cpuSeconds(pid) - cpu1).toFixed(2)),
       connectCpuSeconds: Number(connectCpuSeconds.toFixed(2)),
       connectMs,
