@@ -89,3 +89,12 @@ test('VIPs are stable for the same host across restarts (state directory)', (t) 
   fs.writeFileSync(path.join(dir, 'vips.json'), '{not json');
   assert.throws(() => new VipAllocator(dir), /cannot read allocated VIPs/);
 });
+
+test('auto-registration: sidecars are mTLS endpoints unless labelled security.istio.io/tlsMode: disabled', async () => {
+  const { workloadFromProxy } = await import('./auto-registration.ts');
+  const { parseNode } = await import('../model/proxy.ts');
+  const node = (labels: Record<string, string>) => parseNode({ id: 'sidecar~127.0.0.1~a-0.ns~ns.svc.cluster.local', metadata: { NAMESPACE: 'ns', LABELS: labels, INSTANCE_IPS: '127.0.0.1' } });
+  assert.equal(workloadFromProxy(node({ app: 'a' }))?.tlsMode, 'istio');
+  assert.equal(workloadFromProxy(node({ app: 'a', 'security.istio.io/tlsMode': 'disabled' }))?.tlsMode, 'disabled');
+  assert.equal(workloadFromProxy(parseNode({ id: 'x', metadata: { NAMESPACE: 'ns' } })), undefined);
+});
