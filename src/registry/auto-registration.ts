@@ -27,6 +27,8 @@ export function workloadFromProxy(proxy: Proxy): WorkloadInstance | undefined {
     ports: proxy.workloadPorts.map((p) => p.port),
     // A gateway serves its ports itself; a sidecar in explicit mode serves them on its inbound ports.
     meshPorts: proxy.explicit && !router ? proxy.explicit.inboundPorts : undefined,
+    // ...and may have been moved to other host ports (CONTRACTS §3: bind:(inboundPorts[P] ?? P)).
+    hostPorts: proxy.explicit && router ? proxy.explicit.inboundPorts : undefined,
     // A proxyless gRPC client has no sidecar; a sidecar terminates mesh mTLS unless its workload
     // is labelled `security.istio.io/tlsMode: disabled` (e.g. a runtime without a CA).
     tlsMode: router ? (proxy.labels[TLS_MODE_LABEL] === 'istio' ? 'istio' : 'disabled') : proxy.generator === 'grpc' || proxy.labels[TLS_MODE_LABEL] === 'disabled' ? 'disabled' : 'istio',

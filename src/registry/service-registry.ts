@@ -22,8 +22,10 @@ export interface WorkloadInstance {
   namedPorts: Record<string, number>;
   /** Declared port numbers (empty: unknown, every targetPort is accepted). */
   ports: number[];
-  /** Explicit mode: workload port → the sidecar's inbound port (what the mesh connects to). */
+  /** Explicit mode: workload port → the sidecar's inbound port (what the mesh connects to); other ports are unreachable. */
   meshPorts?: Record<string, number>;
+  /** A gateway moved to other host ports (explicit mode): port → host port; unlisted ports stay. */
+  hostPorts?: Record<string, number>;
   tlsMode: 'istio' | 'disabled';
   locality: string;
   weight: number;
@@ -238,7 +240,7 @@ function resolveTargetPort(p: ServicePort, w: WorkloadInstance): number | undefi
 }
 
 function endpointFor(svc: Service, p: ServicePort, w: WorkloadInstance, workloadPort: number): Endpoint {
-  const meshPort = w.meshPorts ? w.meshPorts[String(workloadPort)] : undefined;
+  const meshPort = w.meshPorts?.[String(workloadPort)] ?? w.hostPorts?.[String(workloadPort)];
   return {
     address: w.address,
     port: meshPort ?? workloadPort,

@@ -119,11 +119,14 @@ test('a gateway backs its own Service (egress through a gateway): plaintext endp
   const { parseNode } = await import('../../src/model/proxy.ts');
   const gw = parseNode({
     id: 'router~127.0.0.1~istio-egressgateway-0.istio-system~istio-system.svc.cluster.local',
-    metadata: { NAMESPACE: 'istio-system', LABELS: { istio: 'egressgateway' }, INSTANCE_IPS: '127.0.0.1', INTERCEPTION_MODE: 'NONE', RIG_WORKLOAD_PORTS: [{ port: 8443, name: 'https' }], RIG_EXPLICIT: { bind: '127.0.0.1' } },
+    metadata: { NAMESPACE: 'istio-system', LABELS: { istio: 'egressgateway' }, INSTANCE_IPS: '127.0.0.1', INTERCEPTION_MODE: 'NONE', RIG_WORKLOAD_PORTS: [{ port: 8443, name: 'https' }, { port: 8080, name: 'http' }], RIG_EXPLICIT: { bind: '127.0.0.1', inboundPorts: { '8080': 18080 } } },
   });
-  const push = buildPush(parseYaml(`apiVersion: v1\nkind: Service\nmetadata: { name: istio-egressgateway, namespace: istio-system }\nspec: { selector: { istio: egressgateway }, ports: [{ name: https, port: 443, targetPort: 8443 }] }`), [gw]);
+  const push = buildPush(parseYaml(`apiVersion: v1\nkind: Service\nmetadata: { name: istio-egressgateway, namespace: istio-system }\nspec: { selector: { istio: egressgateway }, ports: [{ name: https, port: 443, targetPort: 8443 }, { name: http, port: 80, targetPort: 8080 }] }`), [gw]);
   const eds = GENERATORS['type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment'].generate(push, client, ['outbound|443||istio-egressgateway.istio-system.svc.cluster.local']);
   const lb = (((eds[0].endpoints as EnvoyJson[])[0].lb_endpoints as EnvoyJson[])[0]) as EnvoyJson;
   assert.deepEqual((lb.endpoint as EnvoyJson).address, { socket_address: { address: '127.0.0.1', port_value: 8443 } });
   assert.deepEqual(((lb.metadata as EnvoyJson).filter_metadata as EnvoyJson)['envoy.transport_socket_match'], { tlsMode: 'disabled' });
+  // A gateway port moved to another host port (rig up --gateway-port) is reached there.
+  const moved = GENERATORS['type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment'].generate(push, client, ['outbound|80||istio-egressgateway.istio-system.svc.cluster.local']);
+  assert.equal(JSON.stringify(moved).includes('"port_value":18080'), true);
 });
