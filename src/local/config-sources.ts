@@ -2,7 +2,7 @@
 // (directories watched recursively, single files polled), plus the directory `rig apply` writes
 // to, which wins over them (as `kubectl apply` replaces an object). Every source keeps its last
 // valid content when a file turns invalid; problems are reported, never applied.
-import { unwatchFile, watchFile, statSync } from 'node:fs';
+import { mkdirSync, statSync, unwatchFile, watchFile } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Diagnostic, Resource } from '../api/index.ts';
@@ -62,12 +62,21 @@ class WatchedFile implements Source {
   }
 }
 
+/** How often a watched directory is rescanned besides its filesystem events. */
+const RESCAN_MS = 500;
+
 class WatchedDir implements Source {
   readonly store: FileConfigStore;
+  // Node's recursive fs.watch on Linux stops reporting a file once it was deleted (a file that
+  // `rig delete` removed and `rig apply` wrote again, an editor's delete-and-create), so the
+  // directory is also rescanned (a stat per file) to keep "takes effect within a second".
+  readonly #rescan: NodeJS.Timeout;
   constructor(dir: string, onChange: () => void) {
     this.store = new FileConfigStore({ dir });
     this.store.onChange(onChange);
     this.store.onDiagnostics(onChange);
+    this.#rescan = setInterval(() => void this.store.sync().catch(() => undefined), RESCAN_MS);
+    this.#rescan.unref();
   }
   list(): Resource[] {
     return this.store.list();
@@ -76,6 +85,7 @@ class WatchedDir implements Source {
     return this.store.diagnostics();
   }
   close(): Promise<void> {
+    clearInterval(this.#rescan);
     return this.store.close();
   }
 }
@@ -90,7 +100,18 @@ export class ConfigSources {
   /** `paths`: what `rig up -f` named; `appliedDir`: where `rig apply` writes (highest precedence). */
   static async open(paths: readonly string[], appliedDir: string): Promise<ConfigSources> {
     const cfg = new ConfigSources();
-    const onChange = () => cfg.#merge();
+    try {
+      await cfg.#open(paths, appliedDir);
+    } catch (err) {
+      await cfg.close();
+      throw err;
+    }
+    cfg.#merge();
+    return cfg;
+  }
+
+  async #open(paths: readonly string[], appliedDir: string): Promise<void> {
+    const onChange = () => this.#merge();
     for (const p of paths) {
       const abs = path.resolve(p);
       let isDir: boolean;
@@ -101,19 +122,18 @@ export class ConfigSources {
       }
       if (isDir) {
         const d = new WatchedDir(abs, onChange);
+        this.#sources.push(d);
         await d.store.start();
-        cfg.#sources.push(d);
       } else {
         const f = new WatchedFile(abs, onChange);
+        this.#sources.push(f);
         await f.start();
-        cfg.#sources.push(f);
       }
     }
+    mkdirSync(appliedDir, { recursive: true });
     const applied = new WatchedDir(appliedDir, onChange);
+    this.#sources.push(applied);
     await applied.store.start();
-    cfg.#sources.push(applied);
-    cfg.#merge();
-    return cfg;
   }
 
   #merge(): void {

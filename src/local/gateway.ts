@@ -2,6 +2,7 @@
 // that Istio's own Gateway resources select it. Its Gateway servers are bound on the host at
 // `bind`, each declared port P on hostPorts[P] (P itself unless remapped, e.g. for tests).
 import { checkPortFree } from './ports.ts';
+import { allOf, tcpProbe } from './probe.ts';
 import { removePortsFile, readPortsFile } from './ports-file.ts';
 import { gatewayArgs } from './proxy-args.ts';
 import type { GatewayPlan } from './mesh-plan.ts';
@@ -51,7 +52,8 @@ export class GatewayRuntime {
       logFile: ctx.logFile(plan.name),
       print: readable(ctx.print(plan.name)),
       echo: proxyEcho,
-      readiness: proxyReadiness(portsFile),
+      // Ready once its Gateway servers listen (the proxy itself is ready before its config arrives).
+      readiness: allOf([proxyReadiness(portsFile), ...Object.values(hostPorts).map((p) => tcpProbe(bind === '0.0.0.0' || bind === '::' ? '127.0.0.1' : bind, p))]),
       beforeStart: async () => {
         removePortsFile(portsFile);
         proc.spec.args = rigCommand(gatewayArgs(plan, bind, hostPorts, await ctx.proxyCommon(portsFile, plan.name, identity))).args;

@@ -20,8 +20,7 @@ function labelsFlag(labels: Record<string, string>): string {
 }
 
 function common(c: ProxyCommon): string[] {
-  // Prometheus stats are served on the admin port (/stats/prometheus) until the proxy has --stats-port.
-  const args = ['--xds-address', c.xdsAddress, '--admin-port', '0', '--ready-port', '0', '--ports-file', c.portsFile];
+  const args = ['--xds-address', c.xdsAddress, '--admin-port', '0', '--stats-port', '0', '--ready-port', '0', '--ports-file', c.portsFile];
   if (c.ca) args.push('--ca-address', c.ca.address, '--ca-root-file', c.ca.rootFile, '--token-file', c.ca.tokenFile);
   return [...args, ...(c.extra ?? [])];
 }

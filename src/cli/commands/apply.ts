@@ -8,7 +8,8 @@ import { DEFAULT_STATE_DIR, StateDir, isAlive } from '../../local/state-dir.ts';
 
 export async function validated(paths: string[] | undefined, verb: string): Promise<Resource[]> {
   if (!paths?.length) throw new RigError('MESH_ERR_USAGE', `rig ${verb} needs -f PATH (files or directories, or - for standard input)`);
-  const { resources, diagnostics } = await loadPaths(paths, { duplicates: 'error' });
+  // As kubectl: the same resource twice is applied in order (the last one wins).
+  const { resources, diagnostics } = await loadPaths(paths, { duplicates: 'keep' });
   for (const d of diagnostics) (d.severity === 'Error' ? process.stderr : process.stdout).write(formatDiagnostic(d) + '\n');
   if (hasErrors(diagnostics)) {
     throw new RigError('MESH_ERR_INVALID_CONFIG', `refused: ${diagnostics.filter((d) => d.severity === 'Error').length} error(s) above; nothing was ${verb === 'apply' ? 'applied' : 'deleted'}`);
