@@ -189,3 +189,31 @@ test('require_tls redirects plaintext to https; attempt counts go up and down wh
   assert.ok(tries === 1 || tries === 2, `attempts ${tries}`);
   assert.equal(c.json().headers['x-envoy-attempt-count'], String(tries));
 });
+
+test('request mirroring: copies reach the mirror with a -shadow host; a mirror that never answers does not hold the primary', async (t) => {
+  const primary = await startUpstream('primary');
+  const mirrored: string[] = [];
+  const shadow = await startUpstream('shadow', (req) => {
+    mirrored.push(`${req.method} ${req.headers.host} ${req.url}`);
+    return true; // never answers
+  });
+  const h = await startRuntime();
+  t.after(async () => {
+    h.close();
+    await primary.close();
+    await shadow.close();
+  });
+  await configure(h, {
+    clusters: [staticCluster('primary', [primary.port]), staticCluster('shadow', [shadow.port])],
+    routes: [routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'primary', request_mirror_policies: [{ cluster: 'shadow', runtime_fraction: { default_value: { numerator: 100 } } }] } }])],
+    listeners: [httpListener('l', 'r')],
+  });
+  const r = await request(h.port('l'), { path: '/m?x=1', headers: { host: 'reviews:9080' } });
+  assert.equal(r.status, 200);
+  assert.equal(r.json().server, 'primary');
+  const p = await request(h.port('l'), { path: '/post', method: 'POST', body: 'payload', headers: { host: 'reviews:9080' } });
+  assert.equal(p.json().body, 'payload');
+  while (mirrored.length < 2) await new Promise((res) => setTimeout(res, 5));
+  assert.deepEqual(mirrored, ['GET reviews-shadow:9080 /m?x=1', 'POST reviews-shadow:9080 /post']);
+  assert.equal(shadow.requests[1].body, 'payload');
+});

@@ -51,11 +51,11 @@ test('invalid updates are NACKed with every error and the previous config keeps 
 test('unsupported fields are accepted with a warning that names them', async (t) => {
   const h = await startRuntime();
   t.after(() => h.close());
-  const errs = h.apply(ROUTE_TYPE, [routeConfig('r', [{ match: { prefix: '/', runtime_fraction: { default_value: { numerator: 50 } } }, route: { cluster: 'a', request_mirror_policies: [{ cluster: 'a' }] } }])]);
+  const errs = h.apply(ROUTE_TYPE, [routeConfig('r', [{ match: { prefix: '/', runtime_fraction: { default_value: { numerator: 50 } } }, route: { cluster: 'a', internal_redirect_policy: { max_internal_redirects: 2 } } }])]);
   assert.deepEqual(errs, []);
   const w = h.rt.warnings.get(ROUTE_TYPE)!.join('\n');
   assert.match(w, /match\.runtime_fraction.*not supported/);
-  assert.match(w, /route\.request_mirror_policies.*not supported/);
+  assert.match(w, /route\.internal_redirect_policy.*not supported/);
 });
 
 test('EDS, RDS and LDS updates apply to new requests without dropping one in flight', async (t) => {

@@ -267,7 +267,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
   private decodeBodyThenRoute(): void {
     const needsBody = this.filters?.some((f) => f.decodeData !== undefined) ?? false;
     const route = this.resolveRoute();
-    const bufferForRetry = route?.retry !== undefined && this.hasBody && !this.isH2 && Number(this.req.headers['content-length'] ?? Infinity) <= this.conn.hcm.maxRequestBodyBytes;
+    const bufferForRetry = (route?.retry !== undefined || (route?.mirrors.length ?? 0) > 0) && this.hasBody && !this.isH2 && Number(this.req.headers['content-length'] ?? Infinity) <= this.conn.hcm.maxRequestBodyBytes;
     if (this.hasBody && (needsBody || bufferForRetry)) {
       this.readBody(needsBody);
       return;
@@ -407,9 +407,28 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     this.retriesLeft = route.retry?.numRetries ?? 0;
     if (this.span) this.span.injectContext(head);
     if (!hcm.suppressEnvoyHeaders && this.timeoutMs > 0) head.headers['x-envoy-expected-rq-timeout-ms'] = String(Math.round(this.timeoutMs));
+    if (route.mirrors.length) this.sendMirrors(route);
     this.upstreamStart = performance.now();
     if (this.timeoutMs > 0) this.timer = setTimeout(onGlobalTimeout, this.timeoutMs, this);
     this.sendAttempt(false);
+  }
+
+  /** Shadow copies (fire and forget): host gets "-shadow", streamed bodies are not mirrored. */
+  private sendMirrors(route: Route): void {
+    if (this.hasBody && this.body === undefined) return;
+    for (const m of route.mirrors) {
+      if (m.fraction < 1 && Math.random() >= m.fraction) continue;
+      const cluster = this.conn.ctx.clusters.get(m.cluster);
+      const host = cluster?.pick(undefined);
+      if (!cluster || !host) continue;
+      const headers: HeaderMap = { ...this.head.headers, host: m.shadowSuffix ? shadowHost(this.head.authority) : this.head.authority };
+      cluster.s.rqTotal.value++;
+      const timeout = this.timeoutMs || 15_000;
+      cluster.pool(host, cluster.config.http2).dispatch(
+        { path: this.head.path, method: this.head.method as Dispatcher.HttpMethod, headers: headers as IncomingHttpHeaders, body: this.body ?? null, headersTimeout: timeout, bodyTimeout: timeout },
+        new MirrorHandler(cluster),
+      );
+    }
   }
 
   private sendDirect(route: Route): void {
@@ -862,6 +881,31 @@ function takeGrpcStatus(headers: HeaderMap): Record<string, string> | undefined 
 }
 
 function noop(): void {}
+
+/** "reviews:9080" → "reviews-shadow:9080", as Envoy names mirrored requests' hosts. */
+function shadowHost(authority: string): string {
+  const i = authority.lastIndexOf(':');
+  return i > 0 && !authority.endsWith(']') ? `${authority.slice(0, i)}-shadow${authority.slice(i)}` : `${authority}-shadow`;
+}
+
+/** Discards a mirrored response, counting its status on the mirror cluster. */
+class MirrorHandler implements Dispatcher.DispatchHandler {
+  private readonly cluster: Cluster;
+  constructor(cluster: Cluster) {
+    this.cluster = cluster;
+  }
+  onRequestStart(): void {}
+  onResponseStart(_c: Dispatcher.DispatchController, status: number): void {
+    this.cluster.s.codes.record(status);
+  }
+  onResponseData(): void {}
+  onResponseEnd(): void {
+    this.cluster.s.rqCompleted.value++;
+  }
+  onResponseError(): void {
+    this.cluster.s.rqRxReset.value++;
+  }
+}
 
 /** Envoy's default internal addresses: loopback and RFC 1918 / unique-local ranges. */
 function isInternal(ip: string): boolean {

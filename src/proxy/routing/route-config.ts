@@ -26,6 +26,35 @@ export interface WeightedCluster {
   readonly hostRewrite?: string;
 }
 
+export interface Mirror {
+  readonly cluster: string;
+  /** Share of requests mirrored, 0..1 (runtime_fraction.default_value; 1 when absent). */
+  readonly fraction: number;
+  readonly shadowSuffix: boolean;
+}
+
+const DENOMINATORS: Record<string, number> = { HUNDRED: 100, TEN_THOUSAND: 10_000, MILLION: 1_000_000 };
+
+function readMirror(m: Reader): Mirror {
+  const cluster = m.str('cluster');
+  if (!cluster) m.issues.error(m.at('cluster'), 'a mirror policy needs a cluster');
+  let fraction = 1;
+  const rf = m.obj('runtime_fraction');
+  if (rf) {
+    const dv = rf.obj('default_value');
+    if (dv) {
+      fraction = dv.num('numerator', 0) / (DENOMINATORS[dv.str('denominator', 'HUNDRED')] ?? 100);
+      dv.done();
+    }
+    rf.accept('runtime_key');
+    rf.done();
+  }
+  const shadowSuffix = !m.bool('disable_shadow_host_suffix_append', false);
+  m.accept('trace_sampled');
+  m.done();
+  return { cluster, fraction: Math.min(1, Math.max(0, fraction)), shadowSuffix };
+}
+
 export interface Redirect {
   readonly scheme?: string;
   readonly host?: string;
@@ -66,6 +95,8 @@ export interface Route {
   readonly grpcTimeoutMaxMs?: number;
   readonly grpcTimeoutOffsetMs: number;
   readonly retry?: RetryPolicy;
+  /** request_mirror_policies: shadow copies, fire and forget. */
+  readonly mirrors: readonly Mirror[];
   /** Compiled hash_policy (route, else virtual host); undefined when none. */
   readonly hashPolicy?: HashPolicyFn;
   readonly upgrades: ReadonlyMap<string, boolean>;
@@ -216,6 +247,7 @@ function readRoute(r: Reader, vhost: VirtualHost, shared: Shared, issues: Issues
     grpcTimeoutOffsetMs: 0,
     grpcTimeoutMaxMs: undefined as number | undefined,
     retry: shared.vhostRetry,
+    mirrors: [] as Mirror[],
     hashPolicy: shared.vhostHash,
     upgrades: new Map<string, boolean>() as ReadonlyMap<string, boolean>,
     directStatus: 0,
@@ -282,6 +314,7 @@ function readRoute(r: Reader, vhost: VirtualHost, shared: Shared, issues: Issues
     }
     if (ra.has('max_grpc_timeout')) base.grpcTimeoutMaxMs = ra.durationMs('max_grpc_timeout', 0);
     if (ra.has('grpc_timeout_offset')) base.grpcTimeoutOffsetMs = ra.durationMs('grpc_timeout_offset', 0);
+    base.mirrors = ra.objs('request_mirror_policies').map(readMirror);
     const rp = ra.obj('retry_policy');
     if (rp) base.retry = readRetryPolicy(rp);
     if (ra.has('hash_policy')) base.hashPolicy = readHashPolicies(ra);
