@@ -67,7 +67,9 @@ export class Bookinfo {
     try {
       const s = await mesh.waitFor((s) => !!s.readyAt, 'every Bookinfo process ready', 60_000);
       const gw = s.processes.find((p) => p.name === 'istio-ingressgateway')!;
-      return new Bookinfo(mesh, gw.ports.gateway!['8080']);
+      const bi = new Bookinfo(mesh, gw.ports.gateway!['8080']);
+      await eventually('the product page through the gateway', async () => ((await bi.page()).status === 200 ? true : undefined), 30_000);
+      return bi;
     } catch (err) {
       await mesh.stop();
       throw err;
