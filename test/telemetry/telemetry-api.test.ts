@@ -142,7 +142,8 @@ test('metric overrides take effect in a running sidecar: dropped metric, removed
   const client = await scrape(mesh.sidecars['productpage-v1'].stats);
   const server = await scrape(mesh.sidecars['reviews-v1'].stats);
   assert.doesNotMatch(client + server, /^istio_request_bytes_count\{/m);
-  assert.match(client, /^istio_requests_total\{reporter="source",.*request_protocol="",.*\} 1$/m);
+  assert.match(client, /^istio_requests_total\{reporter="source",.*destination_cluster="Kubernetes",connection_security_policy="unknown",response_code="200".*\} 1$/m, 'request_protocol removed on the client');
   assert.match(server, /^istio_requests_total\{reporter="destination",.*request_protocol="http",.*request_method="GET"\} 1$/m);
-  assert.match(server, /^istio_response_bytes_count\{reporter="destination",.*request_method="".*\} 1$/m, 'the dimension is only on requests_total');
+  assert.match(server, /^istio_response_bytes_count\{reporter="destination",.*request_protocol="http",.*\} 1$/m);
+  assert.doesNotMatch(server, /^istio_response_bytes_count\{.*request_method=/m, 'the dimension is only on requests_total');
 });

@@ -1,14 +1,14 @@
-// Istio's standard metrics (names, types, buckets and labels as Istio's stats plugin writes them)
-// on a prom-client registry. Label values are computed once per distinct (peer, principal,
-// cluster, authority, code/grpc/mtls/protocol, flags) and the prom-client children are cached in
-// nested maps keyed by those values: a request does map lookups and increments, no label
-// strings are built (except for user-defined CEL dimensions, evaluated per request).
-import { Counter, Histogram, type Registry } from 'prom-client';
+// Istio's standard metrics (names, types, buckets and labels as Istio's stats plugin writes them).
+// Label values are computed once per distinct (peer, principal, cluster, authority,
+// code/grpc/mtls/protocol, flags) and the metric cells are cached in nested maps keyed by those
+// values (stats-recorder.ts): a request does map lookups and increments, no label strings are
+// built (except for user-defined CEL dimensions, evaluated per request).
 import type { RequestHead, ResponseHead } from '../filters/filter.ts';
 import type { StreamInfo } from '../stream-info.ts';
 import { formatResponseFlags } from '../response-flags.ts';
 import { UNKNOWN, UNKNOWN_PEER, type PeerLabels } from './peer-metadata.ts';
 import type { CelProgram } from './cel-attributes.ts';
+import { CounterFamily, HistogramFamily, type CounterCell, type HistogramCell } from './metric-families.ts';
 
 /** Istio's metric names without the `istio_` prefix (the names Telemetry overrides and PluginConfig use). */
 export const HTTP_METRICS = ['requests_total', 'request_duration_milliseconds', 'request_bytes', 'response_bytes'] as const;
@@ -91,17 +91,17 @@ export function serviceOfAuthority(authority: string, localNamespace: string): S
 }
 
 export interface HttpChildren {
-  readonly requests?: Counter.Internal;
-  readonly duration?: Histogram.Internal<string>;
-  readonly requestBytes?: Histogram.Internal<string>;
-  readonly responseBytes?: Histogram.Internal<string>;
+  readonly requests?: CounterCell;
+  readonly duration?: HistogramCell;
+  readonly requestBytes?: HistogramCell;
+  readonly responseBytes?: HistogramCell;
 }
 
 export interface TcpChildren {
-  readonly sent?: Counter.Internal;
-  readonly received?: Counter.Internal;
-  readonly opened?: Counter.Internal;
-  readonly closed?: Counter.Internal;
+  readonly sent?: CounterCell;
+  readonly received?: CounterCell;
+  readonly opened?: CounterCell;
+  readonly closed?: CounterCell;
 }
 
 /** What differs between two reports of the same peer pair. */
@@ -113,50 +113,18 @@ export interface PeerSide {
 }
 
 export class IstioMetrics {
-  private readonly registry: Registry;
-  private extra: string[] = [];
-  requests!: Counter;
-  duration!: Histogram;
-  requestBytes!: Histogram;
-  responseBytes!: Histogram;
-  tcpSent!: Counter;
-  tcpReceived!: Counter;
-  tcpOpened!: Counter;
-  tcpClosed!: Counter;
-  /** Bumped when the metric families are re-created (new dimension names): label caches reset. */
-  generation = 0;
+  readonly requests = new CounterFamily('istio_requests_total', 'Total number of requests handled by the proxy');
+  readonly duration = new HistogramFamily('istio_request_duration_milliseconds', 'Duration of requests in milliseconds', DURATION_BUCKETS);
+  readonly requestBytes = new HistogramFamily('istio_request_bytes', 'Size of HTTP request bodies', SIZE_BUCKETS);
+  readonly responseBytes = new HistogramFamily('istio_response_bytes', 'Size of HTTP response bodies', SIZE_BUCKETS);
+  readonly tcpSent = new CounterFamily('istio_tcp_sent_bytes_total', 'Bytes sent in responses over TCP connections');
+  readonly tcpReceived = new CounterFamily('istio_tcp_received_bytes_total', 'Bytes received in requests over TCP connections');
+  readonly tcpOpened = new CounterFamily('istio_tcp_connections_opened_total', 'TCP connections opened');
+  readonly tcpClosed = new CounterFamily('istio_tcp_connections_closed_total', 'TCP connections closed');
 
-  constructor(registry: Registry) {
-    this.registry = registry;
-    this.create();
-  }
-
-  /** Makes sure the families carry these extra label names (custom dimensions). */
-  ensureDimensions(names: Iterable<string>): void {
-    const add = [...names].filter((n) => !HTTP_LABELS.includes(n) && !this.extra.includes(n));
-    if (!add.length) return;
-    for (const n of ['istio_requests_total', 'istio_request_duration_milliseconds', 'istio_request_bytes', 'istio_response_bytes', 'istio_tcp_sent_bytes_total', 'istio_tcp_received_bytes_total', 'istio_tcp_connections_opened_total', 'istio_tcp_connections_closed_total']) this.registry.removeSingleMetric(n);
-    this.extra = [...this.extra, ...add].sort();
-    this.create();
-    this.generation++;
-  }
-
-  get extraLabels(): readonly string[] {
-    return this.extra;
-  }
-
-  private create(): void {
-    const r = [this.registry];
-    const http = [...HTTP_LABELS, ...this.extra];
-    const tcp = [...TCP_LABELS, ...this.extra];
-    this.requests = new Counter({ name: 'istio_requests_total', help: 'Total number of requests handled by the proxy', labelNames: http, registers: r });
-    this.duration = new Histogram({ name: 'istio_request_duration_milliseconds', help: 'Duration of requests in milliseconds', labelNames: http, buckets: DURATION_BUCKETS, registers: r });
-    this.requestBytes = new Histogram({ name: 'istio_request_bytes', help: 'Size of HTTP request bodies', labelNames: http, buckets: SIZE_BUCKETS, registers: r });
-    this.responseBytes = new Histogram({ name: 'istio_response_bytes', help: 'Size of HTTP response bodies', labelNames: http, buckets: SIZE_BUCKETS, registers: r });
-    this.tcpSent = new Counter({ name: 'istio_tcp_sent_bytes_total', help: 'Bytes sent in responses over TCP connections', labelNames: tcp, registers: r });
-    this.tcpReceived = new Counter({ name: 'istio_tcp_received_bytes_total', help: 'Bytes received in requests over TCP connections', labelNames: tcp, registers: r });
-    this.tcpOpened = new Counter({ name: 'istio_tcp_connections_opened_total', help: 'TCP connections opened', labelNames: tcp, registers: r });
-    this.tcpClosed = new Counter({ name: 'istio_tcp_connections_closed_total', help: 'TCP connections closed', labelNames: tcp, registers: r });
+  /** Prometheus text exposition of every family. */
+  render(): string {
+    return [this.requests, this.duration, this.requestBytes, this.responseBytes, this.tcpSent, this.tcpReceived, this.tcpOpened, this.tcpClosed].map((f) => f.render()).join('');
   }
 }
 
@@ -192,12 +160,11 @@ export function peerLabelValues(reporter: Reporter, local: PeerLabels, side: Pee
   };
 }
 
-/** Applies REMOVE overrides ("" = absent in Prometheus) and evaluated dimensions. */
-export function applyOverride(labels: Record<string, string>, o: MetricOverride | undefined, info: StreamInfo, req: RequestHead | undefined, res: ResponseHead | undefined, extra: readonly string[]): Record<string, string> {
+/** Applies REMOVE overrides (the label is left out) and evaluated dimensions. */
+export function applyOverride(labels: Record<string, string>, o: MetricOverride | undefined, info: StreamInfo, req: RequestHead | undefined, res: ResponseHead | undefined): Record<string, string> {
+  if (!o) return labels;
   const out = { ...labels };
-  for (const n of extra) out[n] ??= '';
-  if (!o) return out;
-  for (const n of o.remove) if (n in out) out[n] = '';
+  for (const n of o.remove) delete out[n];
   for (const [n, p] of o.dimensions) {
     let v: unknown;
     try {

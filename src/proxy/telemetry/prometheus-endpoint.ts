@@ -1,6 +1,6 @@
 // The Prometheus endpoint (`/stats/prometheus` on the stats port 15090 and on the admin port):
-// the proxy's Envoy-style stats in Envoy's Prometheus naming, Istio's standard metrics and the
-// process metrics (CPU, RSS, event-loop lag) from the proxy's prom-client registry.
+// the proxy's Envoy-style stats in Envoy's Prometheus naming, Istio's standard metrics
+// (metric-families.ts) and the process metrics (CPU, RSS, event-loop lag) from prom-client.
 import type http from 'node:http';
 import type { Stats } from '../stats/stats.ts';
 import { telemetryOf } from './proxy-telemetry.ts';
@@ -42,7 +42,7 @@ export function envoyStatsText(stats: Stats): string {
 /** The whole scrape: Envoy stats, then Istio's and the process metrics. */
 export async function prometheusText(stats: Stats): Promise<string> {
   const t = telemetryOf(stats);
-  return envoyStatsText(stats) + (t ? await t.registry.metrics() : '');
+  return envoyStatsText(stats) + (t ? t.metrics.render() + (await t.registry.metrics()) : '');
 }
 
 /** Request handler of the stats port: GET /stats/prometheus (Istio's 15090). */

@@ -23,7 +23,7 @@ export class ProxyTelemetry {
     this.local = localPeer(ctx.node);
     // process_cpu_seconds_total, process_resident_memory_bytes, nodejs_eventloop_lag_seconds, ...
     collectDefaultMetrics({ register: this.registry });
-    this.metrics = new IstioMetrics(this.registry);
+    this.metrics = new IstioMetrics();
   }
 }
 

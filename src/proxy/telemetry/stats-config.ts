@@ -76,6 +76,5 @@ export function compileStatsConfig(r: Reader, direction: StreamInfo['direction']
   }
   const names = new Set<string>();
   for (const o of overrides.values()) for (const [l] of o.dimensions) names.add(l);
-  telemetry.metrics.ensureDimensions(names);
   return { reporter, trustDomain, overrides, dynamic: names.size > 0, telemetry };
 }

@@ -49,10 +49,7 @@ function side(cfg: StatsConfig, info: StreamInfo, authority: string): PeerSide {
   };
 }
 
-interface HttpCache {
-  generation: number;
-  root: Level<Level<Level<Level<Level<Level<HttpChildren>>>>>>;
-}
+type HttpCache = Level<Level<Level<Level<Level<Level<HttpChildren>>>>>>;
 
 const httpCaches = new WeakMap<StatsConfig, HttpCache>();
 
@@ -60,12 +57,12 @@ function makeHttpChildren(cfg: StatsConfig, info: StreamInfo, authority: string,
   const m = cfg.telemetry.metrics;
   const base = { ...peerLabelValues(cfg.reporter, cfg.telemetry.local.labels, side(cfg, info, authority), info.mtls, info.isGrpc ? 'grpc' : 'http'), ...httpResponseLabels(info) };
   const o = cfg.overrides;
-  const labels = (n: 'requests_total' | 'request_duration_milliseconds' | 'request_bytes' | 'response_bytes') => applyOverride(base, o.get(n), info, req, res, m.extraLabels);
+  const labels = (n: 'requests_total' | 'request_duration_milliseconds' | 'request_bytes' | 'response_bytes') => applyOverride(base, o.get(n), info, req, res);
   return {
-    requests: o.get('requests_total')?.drop ? undefined : m.requests.labels(labels('requests_total')),
-    duration: o.get('request_duration_milliseconds')?.drop ? undefined : m.duration.labels(labels('request_duration_milliseconds')),
-    requestBytes: o.get('request_bytes')?.drop ? undefined : m.requestBytes.labels(labels('request_bytes')),
-    responseBytes: o.get('response_bytes')?.drop ? undefined : m.responseBytes.labels(labels('response_bytes')),
+    requests: o.get('requests_total')?.drop ? undefined : m.requests.child(labels('requests_total')),
+    duration: o.get('request_duration_milliseconds')?.drop ? undefined : m.duration.child(labels('request_duration_milliseconds')),
+    requestBytes: o.get('request_bytes')?.drop ? undefined : m.requestBytes.child(labels('request_bytes')),
+    responseBytes: o.get('response_bytes')?.drop ? undefined : m.responseBytes.child(labels('response_bytes')),
   };
 }
 
@@ -75,14 +72,13 @@ export function recordHttp(cfg: StatsConfig, info: StreamInfo, req: RequestHead 
   if (cfg.dynamic) ch = makeHttpChildren(cfg, info, authority, req, res);
   else {
     let c = httpCaches.get(cfg);
-    const gen = cfg.telemetry.metrics.generation;
-    if (!c || c.generation !== gen) httpCaches.set(cfg, (c = { generation: gen, root: new Map() }));
+    if (!c) httpCaches.set(cfg, (c = new Map()));
     const peer = cfg.reporter === 'destination' ? info.downstreamPeer : info.upstreamPeer;
     const cluster = info.upstreamCluster ?? '';
     // The authority only matters when the cluster name does not name the service.
     const authKey = cluster.startsWith('outbound|') ? '' : authority;
     const codeKey = (((info.responseCode * 32 + (info.grpcStatus ?? -1) + 1) * 2 + (info.mtls ? 1 : 0)) * 2 + (info.isGrpc ? 1 : 0));
-    const l6 = child(child(child(child(child(c.root, peer?.metadata ?? NONE, () => new Map()), peer?.principal ?? '', () => new Map()), cluster, () => new Map()), authKey, () => new Map()), codeKey, () => new Map());
+    const l6 = child(child(child(child(child(c, peer?.metadata ?? NONE, () => new Map()), peer?.principal ?? '', () => new Map()), cluster, () => new Map()), authKey, () => new Map()), codeKey, () => new Map());
     ch = l6.get(info.responseFlags) ?? makeHttpChildren(cfg, info, authority, req, res);
     l6.set(info.responseFlags, ch);
   }
@@ -97,11 +93,11 @@ export function tcpChildren(cfg: StatsConfig, info: StreamInfo): TcpChildren {
   const m = cfg.telemetry.metrics;
   const base = { ...peerLabelValues(cfg.reporter, cfg.telemetry.local.labels, side(cfg, info, ''), info.mtls, 'tcp'), response_flags: httpResponseLabels(info).response_flags };
   const o = cfg.overrides;
-  const labels = (n: 'tcp_sent_bytes_total' | 'tcp_received_bytes_total' | 'tcp_connections_opened_total' | 'tcp_connections_closed_total') => applyOverride(base, o.get(n), info, undefined, undefined, m.extraLabels);
+  const labels = (n: 'tcp_sent_bytes_total' | 'tcp_received_bytes_total' | 'tcp_connections_opened_total' | 'tcp_connections_closed_total') => applyOverride(base, o.get(n), info, undefined, undefined);
   return {
-    sent: o.get('tcp_sent_bytes_total')?.drop ? undefined : m.tcpSent.labels(labels('tcp_sent_bytes_total')),
-    received: o.get('tcp_received_bytes_total')?.drop ? undefined : m.tcpReceived.labels(labels('tcp_received_bytes_total')),
-    opened: o.get('tcp_connections_opened_total')?.drop ? undefined : m.tcpOpened.labels(labels('tcp_connections_opened_total')),
-    closed: o.get('tcp_connections_closed_total')?.drop ? undefined : m.tcpClosed.labels(labels('tcp_connections_closed_total')),
+    sent: o.get('tcp_sent_bytes_total')?.drop ? undefined : m.tcpSent.child(labels('tcp_sent_bytes_total')),
+    received: o.get('tcp_received_bytes_total')?.drop ? undefined : m.tcpReceived.child(labels('tcp_received_bytes_total')),
+    opened: o.get('tcp_connections_opened_total')?.drop ? undefined : m.tcpOpened.child(labels('tcp_connections_opened_total')),
+    closed: o.get('tcp_connections_closed_total')?.drop ? undefined : m.tcpClosed.child(labels('tcp_connections_closed_total')),
   };
 }
