@@ -91,7 +91,7 @@ test('Envoy quick-start front proxy and a weighted split run unchanged; admin en
   const file = path.join(dir, 'envoy.yaml');
   fs.writeFileSync(file, stringify(boot));
   const portsFile = path.join(dir, 'ports.json');
-  const child = spawnRig(['proxy', '-c', file, '--admin-port', '0', '--ready-port', '0', '--ports-file', portsFile, '--drain-timeout', '3']);
+  const child = spawnRig(['proxy', '-c', file, '--admin-port', '0', '--ready-port', '0', '--stats-port', '0', '--ports-file', portsFile, '--drain-timeout', '3']);
   let stderr = '';
   let stdout = '';
   child.stderr!.on('data', (c) => (stderr += c));
@@ -159,7 +159,7 @@ test('an invalid bootstrap fails with every problem and its path', async (t) => 
   const boot = frontProxy(1, [{ ...cluster('c', 1, 'STATIC'), conect_timeout: '1s' }], [{ match: { prefix: '/' }, route: { cluster: 'c' } }]);
   const file = path.join(dir, 'bad.yaml');
   fs.writeFileSync(file, stringify(boot));
-  const r = await runRig(['proxy', '-c', file, '--admin-port', '0', '--ready-port', '0']);
+  const r = await runRig(['proxy', '-c', file, '--admin-port', '0', '--ready-port', '0', '--stats-port', '0']);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /static_resources\.clusters\[0\]\.conect_timeout: unknown field/);
   // The same checks in-process (a process start is slow): a bad regex deep in a route, a missing file.
