@@ -2,6 +2,7 @@
 // kept on NACK, warnings for unsupported fields, EDS/RDS/LDS updates without dropping requests.
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import http2 from 'node:http2';
 import { test } from 'node:test';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, addr, configure, httpListener, request, routeConfig, startRuntime, startUpstream } from './harness.ts';
 
@@ -104,5 +105,48 @@ test('EDS, RDS and LDS updates apply to new requests without dropping one in fli
   assert.deepEqual(h.apply(CLUSTER_TYPE, []), []);
   assert.equal((await request(port, { path: '/x' })).status, 503);
   assert.deepEqual(h.apply(LISTENER_TYPE, []), []);
+  await assert.rejects(request(port), /ECONNREFUSED/);
+});
+
+test('draining: in-flight requests finish, keep-alive responses say Connection: close, HTTP/2 gets GOAWAY, new connections are refused', async (t) => {
+  let release: (() => void) | undefined;
+  const up = await startUpstream('up', (req, res) => {
+    if (req.url !== '/slow') return false;
+    release = () => res.end('finished');
+    return true;
+  });
+  const h = await startRuntime();
+  t.after(async () => {
+    h.close();
+    await up.close();
+  });
+  await configure(h, {
+    clusters: [{ name: 'c', type: 'STATIC', connect_timeout: '1s', load_assignment: cla('c', [up.port]) }],
+    routes: [routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'c' } }])],
+    listeners: [httpListener('l', 'r')],
+  });
+  const port = h.port('l');
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.after(() => agent.destroy());
+  assert.equal((await request(port, { agent })).status, 200);
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  t.after(() => session.destroy());
+  await new Promise<void>((r, j) => {
+    const s = session.request({ ':path': '/' }, { endStream: true });
+    s.resume();
+    s.on('end', r);
+    s.on('error', j);
+  });
+  const goaway = new Promise<void>((r) => session.once('goaway', () => r()));
+  const inflight = request(port, { path: '/slow' });
+  while (!release) await new Promise((r) => setTimeout(r, 5));
+  const drained = h.rt.drain(5000);
+  assert.equal(h.rt.state(), 'DRAINING');
+  await goaway;
+  release!();
+  const done = await inflight;
+  assert.equal(done.body, 'finished');
+  assert.equal(done.headers.connection, 'close');
+  await drained;
   await assert.rejects(request(port), /ECONNREFUSED/);
 });
