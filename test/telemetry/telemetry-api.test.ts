@@ -147,3 +147,22 @@ test('metric overrides take effect in a running sidecar: dropped metric, removed
   assert.match(server, /^istio_response_bytes_count\{reporter="destination",.*request_protocol="http",.*\} 1$/m);
   assert.doesNotMatch(server, /^istio_response_bytes_count\{.*request_method=/m, 'the dimension is only on requests_total');
 });
+
+test('inbound TCP chains get istio.stats before tcp_proxy and the access logs on tcp_proxy', () => {
+  const db = explicitSidecar('mysql-v1-0', 'default', { app: 'mysql' }, 'mysql', [{ port: 3306, name: 'tcp' }]);
+  const yaml = `apiVersion: v1\nkind: Service\nmetadata: { name: mysql, namespace: default }\nspec: { selector: { app: mysql }, ports: [{ name: tcp, port: 3306 }] }\n`;
+  const push = buildPush(parseYaml(yaml), [db], { mesh: parseMeshConfig({ accessLogFile: '/dev/stdout' }) });
+  const chains: EnvoyJson[][] = [];
+  JSON.stringify(GENERATORS[LISTENER_TYPE].generate(push, db, undefined), (_k, v: unknown) => {
+    const f = (v as EnvoyJson | undefined)?.filters as EnvoyJson[] | undefined;
+    if (Array.isArray(f) && f.some((x) => x.name === 'envoy.filters.network.tcp_proxy' && String((x.typed_config as EnvoyJson).stat_prefix) === 'inbound|3306||')) chains.push(f);
+    return v;
+  });
+  assert.ok(chains.length >= 1);
+  for (const f of chains) {
+    const names = f.map((x) => x.name);
+    assert.equal(names.indexOf('istio.stats'), names.length - 2, names.join(','));
+    const tp = f[f.length - 1].typed_config as EnvoyJson;
+    assert.equal(((tp.access_log as EnvoyJson[])[0].typed_config as EnvoyJson).path, '/dev/stdout');
+  }
+});

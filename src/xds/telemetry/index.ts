@@ -26,6 +26,13 @@ export const telemetryDecorator: HcmDecorator = (ctx, hcm) => {
   if (tracing) hcm.tracing = tracing;
 };
 
+/** The tcp_proxy filter of an inbound chain with the Telemetry/mesh access logs added. */
+export function withTcpAccessLogs(push: PushContext, proxy: Proxy, tcpProxy: EnvoyJson): EnvoyJson {
+  const logs = accessLogEntries(push, proxy, 'SERVER');
+  if (!logs.length) return tcpProxy;
+  return { ...tcpProxy, typed_config: { ...(tcpProxy.typed_config as EnvoyJson), access_log: logs } };
+}
+
 /** Network filters for an inbound TCP chain (before tcp_proxy). */
 export function tcpTelemetryFilters(push: PushContext, proxy: Proxy): EnvoyJson[] {
   const cfg = statsFilterConfig(push, proxy, 'SERVER');

@@ -12,7 +12,7 @@ import { inboundMtlsMode } from './peer-authentication.ts';
 import type { MtlsMode } from './peer-authentication.ts';
 import { istioMutualDownstream } from './tls.ts';
 import { networkRbacFilters } from './security/security-filters.ts';
-import { tcpTelemetryFilters } from '../telemetry/index.ts';
+import { tcpTelemetryFilters, withTcpAccessLogs } from '../telemetry/index.ts';
 
 export const TLS_INSPECTOR: EnvoyJson = { name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': TLS_INSPECTOR_TYPE } };
 
@@ -47,7 +47,7 @@ function inboundHcm(push: PushContext, proxy: Proxy, p: InboundPort): EnvoyJson 
 
 /** Chains for one workload port (`match` adds e.g. destination_port for virtualInbound). */
 export function inboundChains(push: PushContext, proxy: Proxy, p: InboundPort, match: EnvoyJson = {}): EnvoyJson[] {
-  const filters = isHttpProtocol(p.protocol) ? [inboundHcm(push, proxy, p)] : [...networkRbacFilters(push, proxy), ...tcpTelemetryFilters(push, proxy), tcpProxy(inboundClusterName(p.port), { cluster: inboundClusterName(p.port) })];
+  const filters = isHttpProtocol(p.protocol) ? [inboundHcm(push, proxy, p)] : [...networkRbacFilters(push, proxy), ...tcpTelemetryFilters(push, proxy), withTcpAccessLogs(push, proxy, tcpProxy(inboundClusterName(p.port), { cluster: inboundClusterName(p.port) }))];
   return chainsForMode(inboundMtlsMode(push, proxy, p.port), inboundClusterName(p.port), filters, match);
 }
 
