@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { test, type TestContext } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import WebSocket, { WebSocketServer } from 'ws';
-import { addr, configure, httpListener, request, routeConfig, startRuntime, startUpstream, staticCluster } from './harness.ts';
+import { addr, configure, deadPort, httpListener, request, routeConfig, startRuntime, startUpstream, staticCluster } from './harness.ts';
 import { formatResponseFlags } from '../../src/proxy/response-flags.ts';
 
 const H2 = { typed_extension_protocol_options: { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions', explicit_http_config: { http2_protocol_options: {} } } } };
@@ -310,4 +310,26 @@ test('grpc-timeout sets the route timeout (max_stream_duration.grpc_timeout_head
   assert.equal(headers['grpc-status'], '14');
   assert.equal(decodeURIComponent(String(headers['grpc-message'])), 'upstream request timeout');
   assert.equal(formatResponseFlags(h.streams.at(-1)!.responseFlags), 'UT');
+});
+
+test('tcp_proxy idle_timeout closes a silent connection; a refused upstream closes the downstream (UF)', async (t) => {
+  const silent = net.createServer(() => undefined);
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  const h = await startRuntime();
+  t.after(() => {
+    h.close();
+    silent.close();
+  });
+  const dead = await deadPort();
+  const tcp = (name: string, cluster: string, extra: Record<string, unknown> = {}) => ({ name, address: addr(0), filter_chains: [{ filters: [{ name: 'envoy.filters.network.tcp_proxy', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy', stat_prefix: name, cluster, ...extra } }] }] });
+  await configure(h, { clusters: [staticCluster('silent', [(silent.address() as AddressInfo).port]), staticCluster('dead', [dead])], listeners: [tcp('idle', 'silent', { idle_timeout: '0.2s' }), tcp('refused', 'dead')] });
+  for (const l of ['idle', 'refused']) {
+    const c = net.connect({ port: h.port(l), host: '127.0.0.1' });
+    c.on('error', () => undefined);
+    await new Promise((r) => c.once('close', r));
+  }
+  while (h.streams.filter((s) => s.protocol === 'TCP').length < 2) await new Promise((r) => setTimeout(r, 5));
+  const flagsOf = (cluster: string) => formatResponseFlags(h.streams.find((s) => s.upstreamCluster === cluster)!.responseFlags);
+  assert.equal(flagsOf('silent'), 'SI');
+  assert.equal(flagsOf('dead'), 'UF');
 });
