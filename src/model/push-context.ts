@@ -65,7 +65,8 @@ export class PushContext {
 
   /** Memoizes a derived value for this snapshot. */
   memo<T>(key: string, build: () => T): T {
-    if (this.#memo.has(key)) return this.#memo.get(key) as T;
+    const hit = this.#memo.get(key);
+    if (hit !== undefined || this.#memo.has(key)) return hit as T;
     const v = build();
     this.#memo.set(key, v);
     return v;

@@ -34,6 +34,11 @@ function localityOf(l: string): EnvoyJson {
 
 /** The load assignment for `outbound|port|subset|host` as seen from a proxy namespace; undefined when the cluster is unknown. */
 export function buildLoadAssignment(push: PushContext, proxyNamespace: string, clusterName: string): EnvoyJson | undefined {
+  // Every proxy of a namespace asks for the same names on every push: one lookup per name.
+  return push.memo(`eds-ns|${proxyNamespace}|${clusterName}`, () => loadAssignment(push, proxyNamespace, clusterName));
+}
+
+function loadAssignment(push: PushContext, proxyNamespace: string, clusterName: string): EnvoyJson | undefined {
   const parsed = parseClusterName(clusterName);
   if (!parsed || parsed.direction !== 'outbound') return undefined;
   const svc = push.serviceByHost.get(parsed.host);
