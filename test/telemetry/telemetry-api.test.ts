@@ -3,6 +3,7 @@
 // enable/disable/filter, tracing providers and sampling; bad providers are clear errors; the
 // overrides take effect in a running sidecar's Prometheus output.
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { test } from 'node:test';
 import { LISTENER_TYPE, type EnvoyJson } from '../../src/envoy/index.ts';
 import { parseMeshConfig } from '../../src/model/mesh-config.ts';
@@ -165,4 +166,28 @@ test('inbound TCP chains get istio.stats before tcp_proxy and the access logs on
     const tp = f[f.length - 1].typed_config as EnvoyJson;
     assert.equal(((tp.access_log as EnvoyJson[])[0].typed_config as EnvoyJson).path, '/dev/stdout');
   }
+});
+
+test('Host headers chosen by clients cannot grow the label sets without bound', async (t) => {
+  const mesh = await startMesh({
+    yaml: SERVICES_YAML(['productpage', 'reviews']),
+    workloads: [
+      { name: 'productpage-v1', labels: { app: 'productpage' }, sa: 'bookinfo-productpage' },
+      { name: 'reviews-v1', labels: { app: 'reviews' }, sa: 'bookinfo-reviews' },
+    ],
+  });
+  t.after(() => mesh.close());
+  const rv = mesh.sidecars['reviews-v1'];
+  // Straight to the inbound port (plaintext is PERMISSIVE's), each request with another Host.
+  for (let i = 0; i < 300; i++) {
+    const status = await new Promise<number>((resolve, reject) => {
+      http.get({ host: '127.0.0.1', port: rv.inbound, path: '/', headers: { host: `h${i}.example` }, agent: false }, (res) => resolve(res.resume().statusCode ?? 0)).on('error', reject);
+    });
+    assert.equal(status, 200);
+  }
+  const series = (await scrape(rv.stats)).split('\n').filter((l) => l.startsWith('istio_requests_total{'));
+  assert.equal(series.length, 257, '256 hosts, then one series for the rest');
+  const total = series.reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+  assert.equal(total, 300);
+  assert.ok(series.some((l) => l.includes('destination_service="unknown"') && l.endsWith(' 44')));
 });

@@ -2,6 +2,7 @@
 //   { reporter?: "CLIENT"|"SERVER"|"SERVER_GATEWAY"  (default: from the listener direction),
 //     metrics?: [{ name?: "requests_total"|…  (empty: every metric), drop?: bool,
 //                  tags_to_remove?: [label…], dimensions?: { label: "<CEL expression>" } }],
+//     disable_host_header_fallback?: bool,
 //     rigging_trust_domain?: "cluster.local" }   (Rigging: to name the local SPIFFE principal)
 // compiled once per listener update. Shared by the HTTP filter and the network (TCP) filter.
 import type { Reader } from '../config/reader.ts';
@@ -21,6 +22,8 @@ export interface StatsConfig {
   readonly overrides: ReadonlyMap<MetricName, MetricOverride>;
   /** Some metric has CEL dimensions: labels are computed per request. */
   readonly dynamic: boolean;
+  /** Istio's disable_host_header_fallback: no destination service from the Host header. */
+  readonly noHostFallback: boolean;
   readonly telemetry: ProxyTelemetry;
 }
 
@@ -29,12 +32,14 @@ export function compileStatsConfig(r: Reader, direction: StreamInfo['direction']
   let reporter: Reporter = direction === 'inbound' ? 'destination' : 'source';
   const overrides = new Map<MetricName, { drop: boolean; remove: Set<string>; dimensions: [string, ReturnType<typeof compileCel>][] }>();
   let trustDomain = '';
+  let noHostFallback = false;
   if (v) {
     const rep = v.str('reporter');
     if (rep === 'SERVER' || rep === 'SERVER_GATEWAY') reporter = 'destination';
     else if (rep === 'CLIENT') reporter = 'source';
     else if (rep) v.issues.error(v.at('reporter'), `reporter must be CLIENT, SERVER or SERVER_GATEWAY, got ${rep}`);
     trustDomain = v.str('rigging_trust_domain');
+    noHostFallback = v.bool('disable_host_header_fallback', false);
     for (const m of v.objs('metrics')) {
       const name = m.str('name');
       if (name && !ALL.includes(name as MetricName)) {
@@ -70,11 +75,11 @@ export function compileStatsConfig(r: Reader, direction: StreamInfo['direction']
         }
       }
     }
-    v.accept('disable_host_header_fallback', 'stat_prefix', 'debug', 'rotate_interval', 'graceful_deletion_interval');
+    v.accept('stat_prefix', 'debug', 'rotate_interval', 'graceful_deletion_interval');
     if (v.has('definitions')) v.issues.error(v.at('definitions'), 'custom metric definitions are not supported; use dimensions on the standard metrics');
     v.done();
   }
   const names = new Set<string>();
   for (const o of overrides.values()) for (const [l] of o.dimensions) names.add(l);
-  return { reporter, trustDomain, overrides, dynamic: names.size > 0, telemetry };
+  return { reporter, trustDomain, overrides, dynamic: names.size > 0, noHostFallback, telemetry };
 }

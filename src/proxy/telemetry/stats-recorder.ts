@@ -7,6 +7,8 @@ import { applyOverride, httpResponseLabels, peerLabelValues, serviceOfAuthority,
 import type { StatsConfig } from './stats-config.ts';
 
 const NONE = {};
+const MAX_HOSTS = 256;
+const OTHER_HOST = '\u0000other';
 type Level<T> = Map<unknown, T>;
 
 function child<T>(m: Level<T>, k: unknown, make: () => T): T {
@@ -69,17 +71,20 @@ function makeHttpChildren(cfg: StatsConfig, info: StreamInfo, authority: string,
 export function recordHttp(cfg: StatsConfig, info: StreamInfo, req: RequestHead | undefined, res: ResponseHead | undefined): void {
   const authority = req?.authority ?? info.authority ?? '';
   let ch: HttpChildren;
-  if (cfg.dynamic) ch = makeHttpChildren(cfg, info, authority, req, res);
+  if (cfg.dynamic) ch = makeHttpChildren(cfg, info, cfg.noHostFallback ? '' : authority, req, res);
   else {
     let c = httpCaches.get(cfg);
     if (!c) httpCaches.set(cfg, (c = new Map()));
     const peer = cfg.reporter === 'destination' ? info.downstreamPeer : info.upstreamPeer;
     const cluster = info.upstreamCluster ?? '';
-    // The authority only matters when the cluster name does not name the service.
-    const authKey = cluster.startsWith('outbound|') ? '' : authority;
+    // The authority only matters when the cluster name does not name the service; the Host header
+    // is the client's to choose, so at most MAX_HOSTS distinct ones get their own label set.
+    let authKey = cluster.startsWith('outbound|') || cfg.noHostFallback ? '' : authority;
     const codeKey = (((info.responseCode * 32 + (info.grpcStatus ?? -1) + 1) * 2 + (info.mtls ? 1 : 0)) * 2 + (info.isGrpc ? 1 : 0));
-    const l6 = child(child(child(child(child(c, peer?.metadata ?? NONE, () => new Map()), peer?.principal ?? '', () => new Map()), cluster, () => new Map()), authKey, () => new Map()), codeKey, () => new Map());
-    ch = l6.get(info.responseFlags) ?? makeHttpChildren(cfg, info, authority, req, res);
+    const byHost = child(child(child(c, peer?.metadata ?? NONE, () => new Map()), peer?.principal ?? '', () => new Map()), cluster, () => new Map());
+    if (authKey && !byHost.has(authKey) && byHost.size >= MAX_HOSTS) authKey = OTHER_HOST;
+    const l6 = child(child(byHost, authKey, () => new Map()), codeKey, () => new Map());
+    ch = l6.get(info.responseFlags) ?? makeHttpChildren(cfg, info, authKey === OTHER_HOST ? '' : authKey, req, res);
     l6.set(info.responseFlags, ch);
   }
   ch.requests?.inc();
