@@ -8,6 +8,8 @@ import type { StatsConfig } from './stats-config.ts';
 
 const NONE = {};
 const MAX_HOSTS = 256;
+const MAX_PEERS = 1024;
+const OTHER_PEER = {};
 const OTHER_HOST = '\u0000other';
 type Level<T> = Map<unknown, T>;
 
@@ -21,27 +23,27 @@ function spiffe(td: string, ns: string, sa: string): string {
   return td && ns !== UNKNOWN && sa !== UNKNOWN ? `spiffe://${td}/ns/${ns}/sa/${sa}` : '';
 }
 
-function peerOf(p: PeerInfo | undefined): PeerLabels {
-  if (p?.metadata) return peerLabels(p.metadata);
+function peerOf(p: PeerInfo | undefined, ignoreMetadata: boolean): PeerLabels {
+  if (p?.metadata && !ignoreMetadata) return peerLabels(p.metadata);
   if (p?.principal) return principalLabels(p.principal);
   return UNKNOWN_PEER;
 }
 
 /** The peer side as seen by this reporter. */
-function side(cfg: StatsConfig, info: StreamInfo, authority: string): PeerSide {
+function side(cfg: StatsConfig, info: StreamInfo, authority: string, ignoreMetadata = false): PeerSide {
   const local = cfg.telemetry.local.labels;
   const td = cfg.trustDomain;
   if (cfg.reporter === 'destination') {
     const p = info.downstreamPeer;
     return {
-      peer: peerOf(p),
+      peer: peerOf(p, ignoreMetadata),
       peerPrincipal: p?.principal ?? '',
       localPrincipal: info.mtls ? spiffe(td, local.namespace, local.serviceAccount) : '',
       service: serviceOfCluster(info.upstreamCluster) ?? serviceOfAuthority(authority, local.namespace),
     };
   }
   const p = info.upstreamPeer;
-  const peer = peerOf(p);
+  const peer = peerOf(p, ignoreMetadata);
   // A peer that answered the metadata exchange is a sidecar: with Istio's auto mTLS the hop is mutual TLS.
   return {
     peer,
@@ -55,9 +57,9 @@ type HttpCache = Level<Level<Level<Level<Level<Level<HttpChildren>>>>>>;
 
 const httpCaches = new WeakMap<StatsConfig, HttpCache>();
 
-function makeHttpChildren(cfg: StatsConfig, info: StreamInfo, authority: string, req: RequestHead | undefined, res: ResponseHead | undefined): HttpChildren {
+function makeHttpChildren(cfg: StatsConfig, info: StreamInfo, authority: string, req: RequestHead | undefined, res: ResponseHead | undefined, ignoreMetadata = false): HttpChildren {
   const m = cfg.telemetry.metrics;
-  const base = { ...peerLabelValues(cfg.reporter, cfg.telemetry.local.labels, side(cfg, info, authority), info.mtls, info.isGrpc ? 'grpc' : 'http'), ...httpResponseLabels(info) };
+  const base = { ...peerLabelValues(cfg.reporter, cfg.telemetry.local.labels, side(cfg, info, authority, ignoreMetadata), info.mtls, info.isGrpc ? 'grpc' : 'http'), ...httpResponseLabels(info) };
   const o = cfg.overrides;
   const labels = (n: 'requests_total' | 'request_duration_milliseconds' | 'request_bytes' | 'response_bytes') => applyOverride(base, o.get(n), info, req, res);
   return {
@@ -81,10 +83,13 @@ export function recordHttp(cfg: StatsConfig, info: StreamInfo, req: RequestHead 
     // is the client's to choose, so at most MAX_HOSTS distinct ones get their own label set.
     let authKey = cluster.startsWith('outbound|') || cfg.noHostFallback ? '' : authority;
     const codeKey = (((info.responseCode * 32 + (info.grpcStatus ?? -1) + 1) * 2 + (info.mtls ? 1 : 0)) * 2 + (info.isGrpc ? 1 : 0));
-    const byHost = child(child(child(c, peer?.metadata ?? NONE, () => new Map()), peer?.principal ?? '', () => new Map()), cluster, () => new Map());
+    // Peer metadata arrives in headers too: past MAX_PEERS distinct peers, new ones count as unknown.
+    let peerKey: object = peer?.metadata ?? NONE;
+    if (peerKey !== NONE && !c.has(peerKey) && c.size >= MAX_PEERS) peerKey = OTHER_PEER;
+    const byHost = child(child(child(c, peerKey, () => new Map()), peer?.principal ?? '', () => new Map()), cluster, () => new Map());
     if (authKey && !byHost.has(authKey) && byHost.size >= MAX_HOSTS) authKey = OTHER_HOST;
     const l6 = child(child(byHost, authKey, () => new Map()), codeKey, () => new Map());
-    ch = l6.get(info.responseFlags) ?? makeHttpChildren(cfg, info, authKey === OTHER_HOST ? '' : authKey, req, res);
+    ch = l6.get(info.responseFlags) ?? makeHttpChildren(cfg, info, authKey === OTHER_HOST ? '' : authKey, req, res, peerKey === OTHER_PEER);
     l6.set(info.responseFlags, ch);
   }
   ch.requests?.inc();
@@ -93,8 +98,24 @@ export function recordHttp(cfg: StatsConfig, info: StreamInfo, req: RequestHead 
   ch.responseBytes?.observe(info.bytesSent);
 }
 
-/** TCP children for a connection (computed at open and again at close, when peers and flags are known). */
+const tcpCaches = new WeakMap<StatsConfig, Map<string, [TcpChildren?, TcpChildren?]>>();
+
+/** TCP cells for a connection, cached per (peer principal, mTLS) unless CEL dimensions are configured. */
 export function tcpChildren(cfg: StatsConfig, info: StreamInfo): TcpChildren {
+  if (cfg.dynamic) return makeTcpChildren(cfg, info);
+  let c = tcpCaches.get(cfg);
+  if (!c) tcpCaches.set(cfg, (c = new Map()));
+  const principal = info.downstreamPeer?.principal ?? '';
+  let pair = c.get(principal);
+  if (!pair) {
+    if (c.size >= MAX_PEERS) return makeTcpChildren(cfg, info);
+    c.set(principal, (pair = [undefined, undefined]));
+  }
+  const i = info.mtls ? 1 : 0;
+  return (pair[i] ??= makeTcpChildren(cfg, info));
+}
+
+function makeTcpChildren(cfg: StatsConfig, info: StreamInfo): TcpChildren {
   const m = cfg.telemetry.metrics;
   const base = { ...peerLabelValues(cfg.reporter, cfg.telemetry.local.labels, side(cfg, info, ''), info.mtls, 'tcp'), response_flags: httpResponseLabels(info).response_flags };
   const o = cfg.overrides;
