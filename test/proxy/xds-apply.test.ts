@@ -150,3 +150,33 @@ test('draining: in-flight requests finish, keep-alive responses say Connection: 
   await drained;
   await assert.rejects(request(port), /ECONNREFUSED/);
 });
+
+test('an LDS update drains connections of a changed listener and keeps those of an unchanged one', async (t) => {
+  const up = await startUpstream('up');
+  const h = await startRuntime();
+  t.after(async () => {
+    h.close();
+    await up.close();
+  });
+  await configure(h, {
+    clusters: [{ name: 'c', type: 'STATIC', connect_timeout: '1s', load_assignment: cla('c', [up.port]) }],
+    routes: [routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'c' } }])],
+    listeners: [httpListener('l', 'r', { server_name: 'one' })],
+  });
+  const port = h.port('l');
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.after(() => agent.destroy());
+  const peer = () => h.streams.at(-1)!.downstreamRemoteAddress;
+
+  assert.equal((await request(port, { agent })).headers.server, 'one');
+  const first = peer();
+  assert.deepEqual(h.apply(LISTENER_TYPE, [httpListener('l', 'r', { server_name: 'one' })]), []);
+  assert.equal((await request(port, { agent })).headers.server, 'one');
+  assert.equal(peer(), first, 'an identical LDS push keeps the keep-alive connection');
+
+  assert.deepEqual(h.apply(LISTENER_TYPE, [httpListener('l', 'r', { server_name: 'two' })]), []);
+  for (let i = 0; i < 200 && Object.keys(agent.freeSockets).length > 0; i++) await new Promise((r) => setTimeout(r, 5));
+  const after = await request(port, { agent });
+  assert.equal(after.headers.server, 'two', 'the request after a change runs with the new listener config');
+  assert.notEqual(peer(), first, 'the idle connection of the old config was closed');
+});

@@ -43,6 +43,7 @@ export class ConnectionManager implements NetworkFilter {
   private h1: http.Server | undefined;
   private h2: http2.Http2Server | undefined;
   private readonly sessions = new Set<http2.ServerHttp2Session>();
+  private draining = false;
 
   constructor(config: HcmConfig, ctx: ProxyContext) {
     this.config = config;
@@ -60,10 +61,16 @@ export class ConnectionManager implements NetworkFilter {
         keepAliveTimeout: c.idleTimeoutMs,
         requireHostHeader: false,
         noDelay: true,
+        // How often header/request timeouts (slowloris) are checked.
+        connectionsCheckingInterval: 1000,
       },
       onH1Request,
     );
+    // The server never listens itself (sockets are handed to it), but node tracks connections,
+    // enforces headersTimeout/requestTimeout and can close idle ones only once it "listens".
+    s.emit('listening');
     s.keepAliveTimeout = c.idleTimeoutMs;
+    if (this.draining) closeAfterResponse(s);
     s.on('upgrade', onTunnel);
     s.on('connect', onTunnel);
     s.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
@@ -82,7 +89,7 @@ export class ConnectionManager implements NetworkFilter {
     s.on('session', (session: http2.ServerHttp2Session) => {
       this.sessions.add(session);
       session.once('close', () => this.sessions.delete(session));
-      if (this.ctx.draining) session.goaway();
+      if (this.ctx.draining || this.draining) session.goaway();
     });
     s.setTimeout(c.idleTimeoutMs);
     this.h2 = s;
@@ -136,11 +143,26 @@ export class ConnectionManager implements NetworkFilter {
     return false;
   }
 
-  /** Draining: idle HTTP/1.1 keep-alives are closed, HTTP/2 sessions get GOAWAY. */
+  /**
+   * Draining: idle HTTP/1.1 keep-alives are closed, busy ones get `Connection: close` on their
+   * response, HTTP/2 sessions get GOAWAY (new ones too).
+   */
   drain(): void {
-    this.h1?.closeIdleConnections();
+    if (this.draining) return;
+    this.draining = true;
+    if (this.h1) {
+      closeAfterResponse(this.h1);
+      // Closes idle keep-alives and stops the connection-checking timer; busy connections finish.
+      this.h1.close(() => {});
+    }
     for (const s of this.sessions) s.goaway();
   }
+}
+
+function closeAfterResponse(server: http.Server): void {
+  server.prependListener('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+    res.shouldKeepAlive = false;
+  });
 }
 
 export const httpConnectionManagerFactory: NetworkFilterFactory = {

@@ -5,6 +5,7 @@
 // connections already accepted keep the config they started with. A removed listener stops
 // accepting and drains.
 import net from 'node:net';
+import { isDeepStrictEqual } from 'node:util';
 import tls from 'node:tls';
 import type { ListenerConfig, FilterChain } from './listener-config.ts';
 import { selectFilterChain, type ConnectionFacts } from './filter-chain-match.ts';
@@ -66,8 +67,12 @@ export class ActiveListener {
   /** Stops accepting; established connections carry on (and drain). */
   close(): void {
     this.server?.close();
-    for (const c of [...this.config.filterChains, ...(this.config.defaultChain ? [this.config.defaultChain] : [])]) for (const f of c.filters) f.drain?.();
+    drainChains(this.config);
   }
+}
+
+function drainChains(config: ListenerConfig): void {
+  for (const c of [...config.filterChains, ...(config.defaultChain ? [config.defaultChain] : [])]) for (const f of c.filters) f.drain?.();
 }
 
 function readFirstBytes(socket: net.Socket, enough: (b: Buffer) => boolean, timeoutMs: number, done: (b: Buffer | undefined) => void): void {
@@ -122,7 +127,13 @@ export class ListenerManager {
     for (const c of configs) {
       const old = this.active.get(c.name);
       if (old && old.config.address === c.address && old.config.port === c.port && old.config.bindToPort === c.bindToPort && old.state !== 'failed') {
+        // As Envoy: an unchanged listener keeps its connections; a changed one takes new
+        // connections with the new config and drains the old connections (an authorization
+        // policy must not stay bypassed on a pooled keep-alive connection).
+        if (isDeepStrictEqual(old.config.raw, c.raw)) continue;
+        const previous = old.config;
         old.config = c;
+        drainChains(previous);
         continue;
       }
       if (old) old.close();
