@@ -11,7 +11,7 @@ import { addXdsOptions, bootstrapFromOptions, identityFromOptions, type XdsCliOp
 import { ProxyRuntime } from '../../proxy/runtime.ts';
 import { createAdminHandler, createReadyHandler, listen } from '../../proxy/admin/admin-server.ts';
 import type { EnvoyJson } from '../../envoy/index.ts';
-import { createStatsHandler } from '../../proxy/telemetry/index.ts';
+import { createStatsHandler, flushSpans } from '../../proxy/telemetry/index.ts';
 
 interface ProxyOptions extends XdsCliOptions {
   config?: string;
@@ -139,6 +139,8 @@ async function run(opts: ProxyOptions): Promise<void> {
     log.info({ why, drainMs }, 'draining');
     for (const s of stoppers) s();
     await rt.drain(drainMs);
+    // Batched spans go out before exit (bounded: a collector that is down costs at most 2 s).
+    await Promise.race([flushSpans(rt.stats), new Promise((r) => setTimeout(r, 2000).unref())]);
     rt.stop();
     admin.close();
     ready.close();
