@@ -9,6 +9,7 @@ import { createLogger } from '../../core/log.ts';
 import { readBootstrapFile, parseBootstrap } from '../../proxy/bootstrap/bootstrap.ts';
 import { addXdsOptions, bootstrapFromOptions, identityFromOptions, type XdsCliOptions } from '../../proxy/bootstrap/flags.ts';
 import { ProxyRuntime } from '../../proxy/runtime.ts';
+import { trimHeapWhenReady } from '../../proxy/heap-trim.ts';
 import { createAdminHandler, createReadyHandler, listen } from '../../proxy/admin/admin-server.ts';
 import type { EnvoyJson } from '../../envoy/index.ts';
 import { createStatsHandler, flushSpans } from '../../proxy/telemetry/index.ts';
@@ -132,6 +133,7 @@ async function run(opts: ProxyOptions): Promise<void> {
     fs.renameSync(tmp, opts.portsFile);
   }
   log.info({ ports, node: bootstrap.node.id }, 'rig proxy started');
+  stoppers.push(trimHeapWhenReady(() => rt.state() === 'LIVE', (ms) => log.debug({ pauseMs: Math.round(ms) }, 'start-up heap returned to the OS')));
 
   async function shutdown(why: string): Promise<void> {
     if (quitting) return;
