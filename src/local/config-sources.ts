@@ -9,6 +9,7 @@ import type { Diagnostic, Resource } from '../api/index.ts';
 import { formatDiagnostic, hasErrors, loadDocuments, resourceKey } from '../api/index.ts';
 import { FileConfigStore, MemoryConfigStore } from '../config/index.ts';
 import { RigError } from '../core/errors.ts';
+import { gatewayServices } from './gateway-services.ts';
 
 interface Source {
   list(): Resource[];
@@ -140,7 +141,8 @@ export class ConfigSources {
     // Later sources win: a resource applied with `rig apply` replaces the one from -f.
     const byKey = new Map<string, Resource>();
     for (const s of this.#sources) for (const r of s.list()) byKey.set(resourceKey(r), r);
-    this.store.replaceAll([...byKey.values()]);
+    const resources = [...byKey.values()];
+    this.store.replaceAll([...resources, ...gatewayServices(resources)]);
     const problems = this.problems();
     const fp = problems.join('\n');
     if (fp !== this.#lastProblems) {

@@ -1,0 +1,62 @@
+// Istio's "Egress Gateways" task through the real processes of `rig up`: a Gateway selecting
+// `istio: egressgateway` starts the egress gateway, and the VirtualService of
+// examples/bookinfo/tasks/egress-gateway routes the mesh's calls to edition.cnn.com to
+// istio-egressgateway.istio-system.svc.cluster.local (the Service `rig up` defines for it, as
+// Istio's installation does), which sends them to the host. A local HTTP server stands in for it.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { REPO_ROOT } from '../helpers/cli.ts';
+import { DEMO_PATHS } from '../../src/local/demo.ts';
+import { startMesh, type Mesh } from '../local/mesh-harness.ts';
+import { eventually, request } from './bookinfo-mesh.ts';
+
+const TASK = path.join(REPO_ROOT, 'examples/bookinfo/tasks/egress-gateway');
+
+describe('Istio task: egress gateway for HTTP traffic', () => {
+  let server: http.Server;
+  let mesh: Mesh;
+  const seen: string[] = [];
+
+  before(async () => {
+    server = http.createServer((req, res) => {
+      seen.push(`${req.headers.host} ${req.url}`);
+      res.end('cnn stand-in');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    mesh = await startMesh('up', ['-f', ...DEMO_PATHS, path.join(TASK, 'egress-gateway-cnn.yaml')], { gatewayPorts: [8080, 80] });
+    await mesh.waitFor((s) => !!s.readyAt && !!s.processes.find((p) => p.name === 'istio-egressgateway'), 'every process ready, the egress gateway too', 60_000);
+    const se = readFileSync(path.join(TASK, 'service-entry-local-standin.yaml'), 'utf8').replace('http-port: 18080', `http-port: ${port}`);
+    const applied = await mesh.rig(['apply', '-f', '-'], se);
+    assert.equal(applied.code, 0, applied.stderr);
+  });
+  after(async () => {
+    await mesh?.stop();
+    server?.close();
+    server?.closeAllConnections();
+  });
+
+  const gatewayRequests = async (): Promise<number> => {
+    const text = (await request(mesh.process('istio-egressgateway')!.ports.stats!, '/stats/prometheus')).body;
+    const m = /^envoy_cluster_upstream_rq_total\{[^}]*cluster_name="outbound\|80\|\|edition\.cnn\.com"[^}]*\} (\d+)/m.exec(text);
+    return m ? Number(m[1]) : 0;
+  };
+
+  it('a workload calling http://edition.cnn.com/politics goes through the egress gateway', async () => {
+    const outbound = mesh.process('productpage-v1-0')!.ports.outbound!;
+    const res = await eventually('edition.cnn.com answered through the egress gateway', async () => {
+      const r = await request(outbound, 'http://edition.cnn.com/politics', { headers: { host: 'edition.cnn.com' }, timeoutMs: 3000 });
+      return r.status === 200 && (await gatewayRequests()) > 0 ? r : undefined;
+    });
+    assert.equal(res.body, 'cnn stand-in');
+    const before_ = await gatewayRequests();
+    const n = seen.length;
+    for (let i = 0; i < 3; i++) assert.equal((await request(outbound, 'http://edition.cnn.com/politics', { headers: { host: 'edition.cnn.com' } })).status, 200);
+    assert.equal((await gatewayRequests()) - before_, 3, 'every call passed through the egress gateway');
+    assert.deepEqual(seen.slice(n), Array(3).fill('edition.cnn.com /politics'));
+  });
+});
