@@ -36,6 +36,8 @@ export interface Endpoint {
   address: string;
   /** The port the endpoint is reached at for this service port. */
   port: number;
+  /** The workload's own port behind `port` (differs in explicit mode); PeerAuthentication portLevelMtls keys on it. */
+  workloadPort: number;
   servicePort: number;
   hostname: string;
   labels: Record<string, string>;

@@ -162,7 +162,7 @@ export class ServiceRegistry {
         }
       } else if (resolution === 'DNS' || resolution === 'DNSRoundRobin') {
         // No endpoints: the host itself is resolved by DNS.
-        for (const p of ports) eps.push({ address: host, port: (p.targetPort as number | undefined) ?? p.port, servicePort: p.port, hostname: host, labels: {}, namespace: ns, serviceAccount: '', workloadName: '', tlsMode: 'disabled', locality: '', weight: 1, healthy: true });
+        for (const p of ports) eps.push({ address: host, port: (p.targetPort as number | undefined) ?? p.port, workloadPort: (p.targetPort as number | undefined) ?? p.port, servicePort: p.port, hostname: host, labels: {}, namespace: ns, serviceAccount: '', workloadName: '', tlsMode: 'disabled', locality: '', weight: 1, healthy: true });
       }
       out.push([svc, eps]);
     }
@@ -244,6 +244,7 @@ function endpointFor(svc: Service, p: ServicePort, w: WorkloadInstance, workload
   return {
     address: w.address,
     port: meshPort ?? workloadPort,
+    workloadPort,
     servicePort: p.port,
     hostname: svc.hostname,
     labels: w.labels,

@@ -10,7 +10,7 @@ import { spiffeId } from '../../model/proxy.ts';
 import type { Service, ServicePort } from '../../model/service.ts';
 import { isHttp2Protocol, isHttpProtocol, protocolOf, selectorMatches } from '../../model/service.ts';
 import { envoyDuration, toSeconds } from './duration.ts';
-import { endpointJson } from './endpoint-builder.ts';
+import { acceptsIstioMtls, endpointJson } from './endpoint-builder.ts';
 import { BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER, inboundClusterName, outboundClusterName } from './names.ts';
 import { RAW_BUFFER_SOCKET, istioMutualUpstream, originationUpstream } from './tls.ts';
 import type { PortPolicy } from './traffic-policy.ts';
@@ -82,7 +82,7 @@ export function serviceCluster(push: PushContext, proxy: Proxy, svc: Service, po
       c.type = svc.resolution === 'DNS' ? 'STRICT_DNS' : 'LOGICAL_DNS';
       c.dns_lookup_family = 'V4_ONLY';
       const eps = push.endpointsOf(svc.hostname, port.port);
-      c.load_assignment = eps.length ? { cluster_name: name, endpoints: [{ lb_endpoints: eps.map((e) => endpointJson(e)) }] } : { cluster_name: name };
+      c.load_assignment = eps.length ? { cluster_name: name, endpoints: [{ lb_endpoints: eps.map((e) => endpointJson(push, e)) }] } : { cluster_name: name };
       break;
     }
     case 'Passthrough':
@@ -203,7 +203,7 @@ function applyOutlierDetection(c: EnvoyJson, policy: PortPolicy): void {
 /** Server identities allowed to serve a service: its endpoints' service accounts plus declared SANs. */
 function serviceSans(push: PushContext, svc: Service, port: ServicePort): string[] {
   const sans = new Set(svc.subjectAltNames);
-  for (const e of push.endpointsOf(svc.hostname, port.port)) if (e.tlsMode === 'istio' && e.serviceAccount) sans.add(spiffeId(push.mesh.trustDomain, e.namespace, e.serviceAccount));
+  for (const e of push.endpointsOf(svc.hostname, port.port)) if (e.serviceAccount && acceptsIstioMtls(push, e)) sans.add(spiffeId(push.mesh.trustDomain, e.namespace, e.serviceAccount));
   return [...sans].sort();
 }
 
@@ -221,7 +221,8 @@ function applyTls(c: EnvoyJson, push: PushContext, svc: Service, port: ServicePo
     return;
   }
   if (!push.mesh.enableAutoMtls || svc.resolution === 'Passthrough') return;
-  // Auto mTLS: Istio mTLS to endpoints that have a sidecar (EDS marks them tlsMode: istio), plaintext otherwise.
+  // Auto mTLS: Istio mTLS to endpoints that have a sidecar not DISABLEd by PeerAuthentication (EDS marks
+  // them tlsMode: istio), plaintext otherwise.
   c.transport_socket_matches = [
     { name: 'tlsMode-istio', match: { tlsMode: 'istio' }, transport_socket: istioMutualUpstream(sni, serviceSans(push, svc, port), h2) },
     { name: 'tlsMode-disabled', match: {}, transport_socket: RAW_BUFFER_SOCKET },

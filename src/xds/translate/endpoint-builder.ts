@@ -1,18 +1,25 @@
 // EDS: the ClusterLoadAssignment of an outbound cluster, endpoints grouped by locality, with the
-// metadata auto mTLS needs (`envoy.transport_socket_match: { tlsMode: istio }` for sidecars).
+// metadata auto mTLS needs (`envoy.transport_socket_match: { tlsMode: istio }` for sidecars whose
+// PeerAuthentication accepts mTLS on the endpoint's port; `disabled` when it says DISABLE, as Istio does).
 import type { EnvoyJson } from '../../envoy/index.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import type { Endpoint } from '../../model/service.ts';
 import { labelsMatch } from '../../model/service.ts';
 import { parseClusterName } from './names.ts';
+import { workloadMtlsMode } from './peer-authentication.ts';
 
-export function endpointJson(e: Endpoint): EnvoyJson {
+/** Auto mTLS: whether clients originate Istio mTLS to this endpoint (it has a sidecar that does not DISABLE mTLS on its port). */
+export function acceptsIstioMtls(push: PushContext, e: Endpoint): boolean {
+  return e.tlsMode === 'istio' && workloadMtlsMode(push, e.namespace, e.labels, e.workloadPort) !== 'DISABLE';
+}
+
+export function endpointJson(push: PushContext, e: Endpoint): EnvoyJson {
   const lb: EnvoyJson = {
     endpoint: { address: { socket_address: { address: e.address, port_value: e.port } } },
     health_status: e.healthy ? 'HEALTHY' : 'UNHEALTHY',
     metadata: {
       filter_metadata: {
-        'envoy.transport_socket_match': { tlsMode: e.tlsMode },
+        'envoy.transport_socket_match': { tlsMode: acceptsIstioMtls(push, e) ? 'istio' : 'disabled' },
         istio: { workload: `${e.workloadName};${e.namespace};${e.labels['app'] ?? ''};${e.labels['version'] ?? ''};` },
       },
     },
@@ -57,7 +64,7 @@ function loadAssignment(push: PushContext, proxyNamespace: string, clusterName: 
     for (const e of push.endpointsOf(svc.hostname, parsed.port)) {
       if (!labelsMatch(subsetLabels, e.labels)) continue;
       const list = byLocality.get(e.locality) ?? [];
-      list.push(endpointJson(e));
+      list.push(endpointJson(push, e));
       byLocality.set(e.locality, list);
     }
     const endpoints = [...byLocality.entries()].map(([loc, eps]) => {
