@@ -207,7 +207,8 @@ export class Cluster implements ClusterHandle {
     return h;
   }
 
-  private tlsFor(host: UpstreamHost): TlsContext | undefined {
+  /** The transport socket for `host`: the first transport_socket_matches entry its metadata matches, else the cluster's. */
+  tlsFor(host: UpstreamHost): TlsContext | undefined {
     for (const m of this.config.transportSocketMatches) if (sameMatch(m.match, host.metadata)) return m.tls;
     return this.config.tls;
   }
@@ -259,6 +260,7 @@ export class Cluster implements ClusterHandle {
       bodyTimeout: 0,
       allowH2: h2,
       useH2c: h2 && !tls,
+      localAddress: cfg.sourceAddress,
       connect,
     } as Pool.Options);
     const s = this.s;
