@@ -267,3 +267,23 @@ test('pushes beyond the in-flight byte budget wait for ACKs (push throttle)', as
   a.ack(first);
   assert.ok((await b.next(CLUSTER_TYPE)).resources.length > 0);
 });
+
+test('a VirtualService-only change pushes routes; a change batched with a DestinationRule still pushes clusters', async (t) => {
+  const { store, client } = await start(t);
+  const c = client(node('productpage-v1-0', 'productpage', 'v1', 21061));
+  c.onResponse = (r) => c.ack(r, r.type_url === ROUTE_TYPE ? ['http_proxy'] : undefined);
+  c.subscribe(CLUSTER_TYPE);
+  await c.next(CLUSTER_TYPE);
+  c.subscribe(ROUTE_TYPE, ['http_proxy']);
+  const first = await c.next(ROUTE_TYPE);
+  // Let the proxy's own registration push settle.
+  await new Promise((r) => setTimeout(r, 300));
+  const seen = c.responses.length;
+  store.apply(parseYaml(VS_V2));
+  await c.next(ROUTE_TYPE, (r) => r.nonce !== first.nonce && r.version_info !== first.version_info);
+  assert.equal(c.responses.slice(seen).filter((r) => r.type_url === CLUSTER_TYPE).length, 0);
+  const v3 = BOOKINFO.slice(BOOKINFO.indexOf('apiVersion: networking.istio.io/v1\nkind: DestinationRule')) + '  - { name: v3, labels: { version: v3 } }\n';
+  store.apply(parseYaml(VS_V2.replace('subset: v2', 'subset: v1') + '---\n' + v3));
+  const cds = await c.next(CLUSTER_TYPE, (r) => r.resources.some((x) => x.name === 'outbound|9080|v3|reviews.default.svc.cluster.local'));
+  assert.ok(cds.resources.some((x) => x.name === 'outbound|9080|v1|reviews.default.svc.cluster.local'));
+});

@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import type { ConfigStore } from '../../config/store.ts';
 import type { Logger } from '../../core/log.ts';
-import { CLUSTER_TYPE, ENDPOINT_TYPE, XDS_TYPES_IN_ORDER, EnvoyJsonError } from '../../envoy/index.ts';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, XDS_TYPES_IN_ORDER, EnvoyJsonError } from '../../envoy/index.ts';
 import type { EnvoyJson } from '../../envoy/index.ts';
 import type { MeshConfig } from '../../model/mesh-config.ts';
 import type { CredentialSource } from '../../model/push-context.ts';
@@ -54,6 +54,14 @@ type AdsCall = grpc.ServerDuplexStream<DiscoveryRequestJson, DiscoveryResponseJs
 
 const CHUNK = 64;
 
+/**
+ * Config kinds whose changes can only alter listeners and routes: clusters, endpoints and secrets
+ * are generated without reading them, so a push caused by them alone skips CDS, EDS and SDS (as
+ * Istio skips EDS for VirtualService changes).
+ */
+const ROUTING_ONLY_KINDS: ReadonlySet<string> = new Set(['VirtualService']);
+const ROUTING_TYPES: readonly string[] = [LISTENER_TYPE, ROUTE_TYPE];
+
 export class DiscoveryServer {
   readonly connections = new Map<string, AdsConnection>();
   readonly #o: Required<Omit<DiscoveryServerOptions, 'credentials'>> & { credentials?: CredentialSource };
@@ -69,6 +77,10 @@ export class DiscoveryServer {
   #unsubscribe: (() => void) | undefined;
   #lastPush: { version: string; at: string; reason: string; durationMs: number; proxies: number } | undefined;
   #pushReasons = new Set<string>();
+  /** Whether a change since the last push may affect more than listeners and routes. */
+  #pushAllTypes = false;
+  /** A push of every type is still being written (a newer push that takes over must cover every type too). */
+  #writingAllTypes = false;
   #inflightBytes = 0;
   /** Pushes waiting for in-flight budget, by `connection id|type URL` (force wins). */
   readonly #throttled = new Map<string, { con: AdsConnection; typeUrl: string; force: boolean }>();
@@ -90,7 +102,7 @@ export class DiscoveryServer {
   start(): void {
     this.#unsubscribe = this.#o.store.onChange((events) => {
       for (const e of events) this.#o.metrics.configEvents.inc({ type: e.resource.kind, event: e.type });
-      this.requestPush('config');
+      this.requestPush('config', events.every((e) => ROUTING_ONLY_KINDS.has(e.resource.kind)) ? 'routing' : 'all');
     });
     this.#push = this.#build();
   }
@@ -102,10 +114,11 @@ export class DiscoveryServer {
     this.#graceTimers.clear();
   }
 
-  /** Schedules a debounced full push (config or registry change). */
-  requestPush(reason: string): void {
+  /** Schedules a debounced push (config or registry change); `routing`: only listeners and routes can have changed. */
+  requestPush(reason: string, scope: 'all' | 'routing' = 'all'): void {
     this.#o.metrics.pushTriggers.inc({ type: reason });
     this.#pushReasons.add(reason);
+    if (scope === 'all') this.#pushAllTypes = true;
     const now = Date.now();
     this.#firstEventAt ??= now;
     clearTimeout(this.#timer);
@@ -135,16 +148,21 @@ export class DiscoveryServer {
     this.#firstEventAt = undefined;
     const reasons = [...this.#pushReasons].join(',');
     this.#pushReasons.clear();
+    const all = this.#pushAllTypes || this.#writingAllTypes;
+    const types = all ? XDS_TYPES_IN_ORDER : ROUTING_TYPES;
+    this.#pushAllTypes = false;
     let push: PushContext;
     try {
       push = this.#build();
     } catch (err) {
-      // The last good snapshot stays in force.
+      // The last good snapshot stays in force; the next push still covers every pending change.
+      this.#pushAllTypes = all;
       this.#o.metrics.internalErrors.inc();
       this.#log.error({ err }, 'building the push context failed; keeping the previous configuration');
       return;
     }
     this.#push = push;
+    this.#writingAllTypes = all;
     const t0 = performance.now();
     const cons = [...this.connections.values()];
     for (const c of cons) c.pendingSince ??= triggeredAt;
@@ -152,9 +170,10 @@ export class DiscoveryServer {
     const step = () => {
       if (this.#push !== push) return; // a newer snapshot took over; it pushes to everyone
       const end = Math.min(cons.length, i + CHUNK);
-      for (; i < end; i++) if (!cons[i].closed) this.#pushConnection(cons[i], push, false);
+      for (; i < end; i++) if (!cons[i].closed) this.#pushConnection(cons[i], push, false, types);
       if (i < cons.length) setImmediate(step);
       else {
+        this.#writingAllTypes = false;
         this.#lastPush = { version: push.version, at: new Date().toISOString(), reason: reasons, durationMs: Math.round(performance.now() - t0), proxies: cons.length };
         this.#log.debug({ version: push.version, proxies: cons.length, reasons }, 'push complete');
       }
@@ -162,9 +181,9 @@ export class DiscoveryServer {
     step();
   }
 
-  #pushConnection(con: AdsConnection, push: PushContext, force: boolean): void {
+  #pushConnection(con: AdsConnection, push: PushContext, force: boolean, types: readonly string[] = XDS_TYPES_IN_ORDER): void {
     if (con.blocked) return;
-    for (const typeUrl of XDS_TYPES_IN_ORDER) if (con.watches.has(typeUrl)) this.#pushType(con, typeUrl, push, force);
+    for (const typeUrl of types) if (con.watches.has(typeUrl)) this.#pushType(con, typeUrl, push, force);
     con.pendingSince = undefined;
   }
 
