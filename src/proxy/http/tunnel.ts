@@ -44,8 +44,9 @@ function pickHost(cluster: Cluster, authority: string, conn: ConnState): Upstrea
 
 function connectUpstream(cluster: Cluster, host: UpstreamHost, conn: ConnState): net.Socket {
   const tlsCtx = cluster.config.tls;
-  const opts = { host: host.address, port: host.port, allowHalfOpen: true };
-  if (tlsCtx) return tls.connect({ host: host.address, port: host.port, ...tlsCtx.clientOptions(conn.ctx.secrets, host.hostname) });
+  const opts = { host: host.address, port: host.port, localAddress: cluster.config.sourceAddress, allowHalfOpen: true };
+  // localAddress reaches the underlying net.connect (missing from tls.ConnectionOptions' type).
+  if (tlsCtx) return tls.connect({ host: host.address, port: host.port, localAddress: cluster.config.sourceAddress, ...tlsCtx.clientOptions(conn.ctx.secrets, host.hostname) } as tls.ConnectionOptions);
   return net.connect(opts);
 }
 

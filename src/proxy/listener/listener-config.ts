@@ -36,7 +36,10 @@ export interface ListenerConfig {
   readonly address: string;
   readonly port: number;
   readonly bindToPort: boolean;
+  /** use_original_dst: hand connections to the listener of their original destination (Envoy's virtual listener). */
   readonly useOriginalDst: boolean;
+  /** use_original_dst or the original_dst listener filter: filter chains match the original destination. */
+  readonly readOriginalDst: boolean;
   readonly tlsInspector: boolean;
   readonly httpInspector: boolean;
   readonly direction: StreamInfo['direction'];
@@ -105,14 +108,15 @@ export function compileListener(raw: Record<string, unknown>, path: string, issu
   const direction: StreamInfo['direction'] = tdir === 'INBOUND' ? 'inbound' : tdir === 'OUTBOUND' ? 'outbound' : proxy.node.id.startsWith('router~') ? 'gateway' : 'outbound';
   let tlsInspector = false;
   let httpInspector = false;
-  let useOriginalDst = r.bool('use_original_dst', false);
+  const useOriginalDst = r.bool('use_original_dst', false);
+  let readOriginalDst = useOriginalDst;
   for (const lf of r.objs('listener_filters')) {
     const n = lf.str('name');
     const tc = lf.obj('typed_config');
     const t = tc?.str('@type') ?? '';
     if (t === TLS_INSPECTOR_TYPE || n === 'envoy.filters.listener.tls_inspector') tlsInspector = true;
     else if (t === HTTP_INSPECTOR_TYPE || n === 'envoy.filters.listener.http_inspector') httpInspector = true;
-    else if (t === ORIGINAL_DST_TYPE || n === 'envoy.filters.listener.original_dst') useOriginalDst = true;
+    else if (t === ORIGINAL_DST_TYPE || n === 'envoy.filters.listener.original_dst') readOriginalDst = true;
     else issues.error(lf.path, `unsupported listener filter ${t || n}; supported: tls_inspector, http_inspector, original_dst`);
     tc?.accept(...Object.keys(tc.raw));
     tc?.done();
@@ -138,5 +142,5 @@ export function compileListener(raw: Record<string, unknown>, path: string, issu
   r.accept('stat_prefix', 'metadata', 'per_connection_buffer_limit_bytes', 'access_log', 'enable_reuse_port', 'connection_balance_config', 'drain_type', 'reuse_port');
   if (r.has('access_log')) issues.warn(r.at('access_log'), 'listener-level access_log is not supported; use the connection manager or tcp_proxy access_log');
   r.done();
-  return { name, address: sa.address, port: sa.port, bindToPort, useOriginalDst, tlsInspector, httpInspector, direction, filterChains, defaultChain, inspectTimeoutMs, continueOnInspectTimeout, raw };
+  return { name, address: sa.address, port: sa.port, bindToPort, useOriginalDst, readOriginalDst, tlsInspector, httpInspector, direction, filterChains, defaultChain, inspectTimeoutMs, continueOnInspectTimeout, raw };
 }

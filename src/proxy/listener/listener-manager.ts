@@ -187,9 +187,9 @@ export class ListenerManager {
     });
     socket.on('error', () => undefined);
     let originalDst: { address: string; port: number } | undefined;
-    if (config.useOriginalDst) {
+    if (config.readOriginalDst) {
       originalDst = this.ctx.originalDst(socket);
-      if (originalDst && !(originalDst.address === socket.localAddress && originalDst.port === socket.localPort)) {
+      if (config.useOriginalDst && originalDst && !(originalDst.address === socket.localAddress && originalDst.port === socket.localPort)) {
         const target = this.handoff(originalDst);
         if (target) config = target;
       }

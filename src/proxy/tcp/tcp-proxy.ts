@@ -102,8 +102,9 @@ class TcpProxy implements NetworkFilter {
       let up: net.Socket;
       try {
         up = tlsCtx
-          ? tls.connect({ host: host.address, port: host.port, ...tlsCtx.clientOptions(this.ctx.secrets, host.hostname) })
-          : net.connect({ host: host.address, port: host.port, allowHalfOpen: true });
+          ? // localAddress reaches the underlying net.connect (missing from tls.ConnectionOptions' type).
+            tls.connect({ host: host.address, port: host.port, localAddress: cluster.config.sourceAddress, ...tlsCtx.clientOptions(this.ctx.secrets, host.hostname) } as tls.ConnectionOptions)
+          : net.connect({ host: host.address, port: host.port, localAddress: cluster.config.sourceAddress, allowHalfOpen: true });
       } catch (e) {
         info.upstreamTransportFailureReason = (e as Error).message;
         info.responseFlags |= ResponseFlag.UpstreamConnectionFailure;

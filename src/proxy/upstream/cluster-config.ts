@@ -1,5 +1,6 @@
 // Envoy's Cluster (CDS or static) and ClusterLoadAssignment (EDS or load_assignment) compiled
 // once per update into immutable configs.
+import { isIP } from 'node:net';
 import type { Issues} from '../config/reader.ts';
 import { Reader } from '../config/reader.ts';
 import type { Locality } from './host.ts';
@@ -54,6 +55,9 @@ export interface ClusterConfig {
   readonly transportSocketMatches: readonly TransportSocketMatch[];
   /** ORIGINAL_DST with original_dst_lb_config.use_http_header: the header naming host:port. */
   readonly originalDstHeader?: string;
+  /** upstream_bind_config.source_address: the local address upstream sockets bind (Istio's
+   *  inbound clusters use 127.0.0.6, which the capture rules never redirect). */
+  readonly sourceAddress?: string;
   /** Raw JSON of the policies other parts compile (circuit breakers, outlier detection, health checks, LB config). */
   readonly raw: Record<string, unknown>;
 }
@@ -252,6 +256,7 @@ export function compileCluster(raw: Record<string, unknown>, path: string, issue
     od.accept('upstream_port_override', 'metadata_key');
     od.done();
   }
+  const sourceAddress = readBindConfig(r.obj('upstream_bind_config'), issues);
   r.done();
   return {
     name,
@@ -270,6 +275,25 @@ export function compileCluster(raw: Record<string, unknown>, path: string, issue
     tls,
     transportSocketMatches,
     originalDstHeader,
+    sourceAddress,
     raw,
   };
+}
+
+function readBindConfig(r: Reader | undefined, issues: Issues): string | undefined {
+  if (!r) return undefined;
+  const sa = r.obj('source_address');
+  r.done();
+  if (!sa) {
+    issues.error(r.at('source_address'), 'upstream_bind_config needs a source_address');
+    return undefined;
+  }
+  const address = sa.str('address');
+  if (isIP(address) === 0) issues.error(sa.at('address'), `source address "${address}" is not an IP address`);
+  // Every upstream connection of the cluster binds it: one fixed port could serve one connection only.
+  if (sa.num('port_value', 0) !== 0) issues.error(sa.at('port_value'), 'a fixed source port is not supported (use 0: the kernel picks one per connection)');
+  const proto = sa.str('protocol', 'TCP');
+  if (proto !== 'TCP') issues.error(sa.at('protocol'), `only TCP is supported (got ${proto})`);
+  sa.done();
+  return address || undefined;
 }

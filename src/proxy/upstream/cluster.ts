@@ -260,6 +260,7 @@ export class Cluster implements ClusterHandle {
       bodyTimeout: 0,
       allowH2: h2,
       useH2c: h2 && !tls,
+      localAddress: cfg.sourceAddress,
       connect,
     } as Pool.Options);
     const s = this.s;
