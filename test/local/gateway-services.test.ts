@@ -1,0 +1,50 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { loadDocuments } from '../../src/api/index.ts';
+import { gatewayServices } from '../../src/local/gateway-services.ts';
+
+const load = (yaml: string) => loadDocuments(yaml, 'test.yaml').resources;
+
+const EGRESS_GATEWAY = `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: { name: istio-egressgateway }
+spec:
+  selector: { istio: egressgateway }
+  servers:
+  - port: { number: 80, name: http, protocol: HTTP }
+    hosts: [edition.cnn.com]
+  - port: { number: 443, name: tls, protocol: TLS }
+    hosts: [edition.cnn.com]
+    tls: { mode: PASSTHROUGH }
+`;
+
+describe('gatewayServices', () => {
+  it('defines istio-egressgateway.istio-system with the selected Gateway server ports, named by protocol', () => {
+    const [svc, ...rest] = gatewayServices(load(EGRESS_GATEWAY));
+    assert.equal(rest.length, 0, 'no Gateway selects the ingress gateway');
+    assert.equal(svc.kind, 'Service');
+    assert.deepEqual(svc.metadata, { name: 'istio-egressgateway', namespace: 'istio-system', labels: { istio: 'egressgateway', app: 'istio-egressgateway' } });
+    assert.deepEqual(svc.spec, {
+      selector: { istio: 'egressgateway', app: 'istio-egressgateway' },
+      ports: [
+        { name: 'http-80', port: 80 },
+        { name: 'tls-443', port: 443 },
+      ],
+    });
+  });
+
+  it('a Service of the same name the user declares wins', () => {
+    const user = `apiVersion: v1
+kind: Service
+metadata: { name: istio-egressgateway, namespace: istio-system }
+spec:
+  selector: { istio: egressgateway }
+  ports: [{ name: http2, port: 80 }]
+`;
+    assert.deepEqual(gatewayServices(load(`${EGRESS_GATEWAY}---\n${user}`)), []);
+  });
+
+  it('defines nothing without Gateways', () => {
+    assert.deepEqual(gatewayServices([]), []);
+  });
+});
