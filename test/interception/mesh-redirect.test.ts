@@ -31,6 +31,8 @@ test('a plain curl to a service VIP goes through both sidecars', { skip: rootSki
     return JSON.parse(r.stdout) as { remote: string; local: string; headers: Record<string, string> };
   }, () => `curl http://${VIP}:9080/hello in the client pod\n${mesh.log('client')}\n${mesh.log('echo')}`);
   assert.ok(seen.headers['x-request-id'], 'the client sidecar added x-request-id');
+  // Mutual TLS between the sidecars: the server side saw the client's SPIFFE certificate.
+  assert.match(seen.headers['x-forwarded-client-cert'] ?? '', /URI=spiffe:\/\/cluster\.local\/ns\/default\/sa\/client(;|$)/);
   assert.equal(seen.headers['x-envoy-peer-metadata-id'], undefined, 'the server sidecar stripped the peer metadata headers');
   // The server sidecar reaches the app from Istio's inbound passthrough source, on the pod address.
   assert.equal(seen.remote, '127.0.0.6');
