@@ -56,13 +56,17 @@ async function waitFor<T>(fn: () => T | undefined | Promise<T | undefined>, what
   throw new Error(`timed out waiting for ${what}`);
 }
 
-async function startCp(dir: string, stateDir: string, children: ChildProcess[]): Promise<{ xds: number; monitoring: number; child: ChildProcess; stderr: () => string }> {
+async function startCp(dir: string, stateDir: string, children: ChildProcess[]): Promise<{ xds: number; monitoring: number; xdsTls: number; child: ChildProcess; stderr: () => string }> {
   const portsFile = path.join(stateDir, `ports-${children.length}.json`);
-  const child = spawnRig(['controlplane', '--config', dir, '--state-dir', stateDir, '--xds-port', '0', '--monitoring-port', '0', '--ports-file', portsFile]);
+  const child = spawnRig(['controlplane', '--config', dir, '--state-dir', stateDir, '--xds-port', '0', '--monitoring-port', '0', '--tls-port', '0', '--ports-file', portsFile]);
   children.push(child);
   let err = '';
   child.stderr?.on('data', (b: Buffer) => (err += b));
-  const ports = await waitFor(() => (fs.existsSync(portsFile) ? (JSON.parse(fs.readFileSync(portsFile, 'utf8')) as { xds: number; monitoring: number }) : undefined), `ports file (stderr: ${err})`);
+  // The ports file is written when xDS listens and again once the CA's TLS port is bound.
+  const ports = await waitFor(() => {
+    const p = fs.existsSync(portsFile) ? (JSON.parse(fs.readFileSync(portsFile, 'utf8')) as { xds: number; monitoring: number; xdsTls?: number }) : undefined;
+    return p?.xdsTls ? (p as { xds: number; monitoring: number; xdsTls: number }) : undefined;
+  }, `ports file (stderr: ${err})`);
   return { ...ports, child, stderr: () => err };
 }
 
@@ -144,4 +148,28 @@ test('a mesh config with an unknown field is refused with its path; an unreachab
   const ps = await runRig(['proxy-status', '--controlplane', 'http://127.0.0.1:1']);
   assert.equal(ps.code, 1);
   assert.match(ps.stderr, /cannot reach http:\/\/127\.0\.0\.1:1\/debug\/syncz/);
+});
+
+test('rig controlplane serves the CA on its TLS port with a certificate from the root it keeps in the state directory', async (t) => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rig-cp-ca-'));
+  const dir = path.join(tmp, 'config');
+  const state = path.join(tmp, 'state');
+  fs.mkdirSync(dir);
+  fs.writeFileSync(path.join(dir, 'services.yaml'), SERVICES);
+  const children: ChildProcess[] = [];
+  t.after(async () => {
+    for (const c of children) await stopProcess(c);
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+  const cp = await startCp(dir, state, children);
+  const root = path.join(state, 'ca', 'root-cert.pem');
+  assert.ok(fs.existsSync(root), 'the root is kept in <state-dir>/ca');
+  const { execFileSync } = await import('node:child_process');
+  const out = execFileSync('openssl', ['s_client', '-connect', `127.0.0.1:${cp.xdsTls}`, '-CAfile', root, '-servername', 'istiod.istio-system.svc'], { input: '', timeout: 20_000 }).toString();
+  assert.match(out, /Verify return code: 0 \(ok\)/);
+  // A restart keeps the same root.
+  const before = fs.readFileSync(root, 'utf8');
+  await stopProcess(cp.child);
+  await startCp(dir, state, children);
+  assert.equal(fs.readFileSync(root, 'utf8'), before);
 });

@@ -1,4 +1,8 @@
 // `rig controlplane`: the control plane (istiod's role) serving xDS for a config directory.
+import { rmSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import type { Command } from 'commander';
 import { RigError } from '../../core/errors.ts';
 import { createLogger } from '../../core/log.ts';
@@ -11,6 +15,9 @@ interface Options {
   host: string;
   xdsPort: string;
   monitoringPort: string;
+  tlsPort: string;
+  pluginCaDir?: string;
+  ca: boolean;
   portsFile?: string;
   logFormat: 'json' | 'text';
   logLevel?: string;
@@ -31,7 +38,10 @@ export function define(cmd: Command): void {
     .option('--host <address>', 'address to listen on', '127.0.0.1')
     .option('--xds-port <port>', 'plaintext ADS port (0 = pick a free one)', '15010')
     .option('--monitoring-port <port>', 'metrics and debug HTTP port (0 = pick a free one)', '15014')
-    .option('--ports-file <file>', 'write the bound ports as JSON {"xds":n,"monitoring":n} once listening')
+    .option('--tls-port <port>', 'TLS port serving ADS and the certificate authority (IstioCertificateService) (0 = pick a free one)', '15012')
+    .option('--plugin-ca-dir <dir>', "use your own CA, as Istio's plug-in CA: ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem")
+    .option('--no-ca', 'run without the certificate authority and the TLS port (no workload certificates, no mTLS)')
+    .option('--ports-file <file>', 'write the bound ports as JSON {"xds":n,"monitoring":n,"xdsTls":n} once listening')
     .option('--log-format <format>', 'json or text', 'json')
     .option('--log-level <level>', 'trace, debug, info, warn, error')
     .action(async (o: Options) => {
@@ -53,8 +63,27 @@ export function define(cmd: Command): void {
         log,
         configErrors: store.errorCount,
       });
+      let closeCa = () => {};
+      if (o.ca) {
+        const { attachCertificateAuthority } = await import('../../ca/index.ts');
+        // Without a state directory the CA lives for this run only (its root is not kept).
+        const caStateDir = o.stateDir ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'rig-ca-')));
+        const { ca, tlsPort } = await attachCertificateAuthority(cp, {
+          stateDir: caStateDir,
+          trustDomain: mesh.trustDomain,
+          pluginCaDir: o.pluginCaDir,
+          tlsPort: port(o.tlsPort, '--tls-port'),
+          log,
+        });
+        log.info({ tlsPort, caDir: path.join(caStateDir, 'ca'), persistent: Boolean(o.stateDir) }, 'certificate authority serving on the TLS port');
+        closeCa = () => {
+          ca.close();
+          if (!o.stateDir) rmSync(caStateDir, { recursive: true, force: true });
+        };
+      }
       const stop = async (signal: string) => {
         log.info({ signal }, 'stopping control plane');
+        closeCa();
         await cp.stop();
         await store.close();
         process.exit(0);
