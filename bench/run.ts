@@ -14,6 +14,7 @@ import { checkGoals } from './report/goals.ts';
 import { renderMarkdown } from './report/markdown.ts';
 import { writeResultFiles, RESULTS_DIR, type BenchRun } from './report/result-file.ts';
 import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import { snapshotHead } from './lib/source-snapshot.ts';
 import { useRigSource } from './servers/rig-proxy.ts';
 import { profileCase } from './profile/profile.ts';
@@ -28,6 +29,7 @@ const USAGE = `usage: npm run bench -- [options]
   --profile               also run rig-1hop under --cpu-prof and print the top self-time functions
   --out DIR               where to write the result files (default bench/results)
   --worktree              run rig from the working tree (default: a snapshot of the committed HEAD)
+  --render FILE.json      rewrite the .md summary of an earlier result file (goals re-checked)
   --nice N                niceness of the load generator, wrk and h2load (default -20 as root)
   --no-fifo               servers under test at normal priority (default as root: SCHED_FIFO, so
                           that other work on a shared machine does not delay them)
@@ -57,11 +59,20 @@ async function main(): Promise<void> {
       retries: { type: 'string' },
       'control-plane': { type: 'boolean', default: true },
       worktree: { type: 'boolean', default: false },
+      render: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
   if (values.help) {
     process.stdout.write(USAGE + '\n');
+    return;
+  }
+  if (values.render) {
+    const run = JSON.parse(readFileSync(values.render, 'utf8')) as BenchRun;
+    run.goals = checkGoals(run.results, run.controlPlane.figures, run.controlPlane.reason);
+    const md = renderMarkdown(run);
+    writeResultFiles(run, md, path.dirname(values.render));
+    process.stdout.write(md);
     return;
   }
   const num = (v: string | undefined, def: number, name: string, min = Number.MIN_VALUE) => {
@@ -99,6 +110,7 @@ async function main(): Promise<void> {
   ensurePackages(undefined, log);
   pinSelf(settings.loadCore); // keep the orchestrator off the servers' core
 
+  const commit = git(['rev-parse', '--short', 'HEAD']); // before the snapshot: the commit measured
   if (!values.worktree) useRigSource(snapshotHead());
   const loadBefore = os.loadavg().map((v) => v.toFixed(2)).join(' ');
   const results: CaseResult[] = [];
@@ -113,7 +125,6 @@ async function main(): Promise<void> {
     ? { figures: null, reason: 'skipped (--no-control-plane or --only)' }
     : await runControlPlaneBench({ smoke });
 
-  const commit = git(['rev-parse', '--short', 'HEAD']);
   const run: BenchRun = {
     date: new Date().toISOString().slice(0, 10),
     commit,
@@ -131,7 +142,12 @@ async function main(): Promise<void> {
   process.stdout.write('\n' + md);
   log(`results: ${files.json}`);
 
-  if (values.profile) process.stdout.write('\n' + (await profileCase(settings)));
+  if (values.profile) {
+    // V8's sampling profiler thread cannot interrupt a SCHED_FIFO main thread of equal priority on
+    // one core (the profile comes out nearly empty): profile at normal priority.
+    configureScheduling({ serversFifo: false, niceness: 0 });
+    process.stdout.write('\n' + (await profileCase(settings)));
+  }
   const failed = results.filter((r) => r.status === 'failed');
   if (failed.length) {
     log(`${failed.length} case(s) failed: ${failed.map((r) => r.id).join(', ')}`);

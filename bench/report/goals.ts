@@ -2,6 +2,7 @@
 // (with the reason) when a case it needs could not run.
 import { PROXY_ROLES, type CaseResult, type ServerFigures } from '../cases/measure.ts';
 import type { ControlPlaneFigures } from '../cases/controlplane.ts';
+import { coreIdle } from './markdown.ts';
 
 export interface GoalCheck {
   goal: string;
@@ -54,8 +55,8 @@ export function checkGoals(results: CaseResult[], cp: ControlPlaneFigures | null
   const hap1 = find(results, 'haproxy-1hop');
   const ratio = rig1?.status === 'ok' && hap1?.status === 'ok' ? rig1.saturation!.rps / hap1.saturation!.rps : undefined;
   const tp = check('one-hop max throughput vs HAProxy (same run)', '≥ 50%', ratio, 0.5, (v) => `${(v * 100).toFixed(1)}%`, whyNot(rig1, hap1), true);
-  const hapBusy = hap1?.disturbance?.saturation.serversOnServerCore;
-  if (hapBusy !== undefined && hapBusy < 0.9) tp.note = `HAProxy's run was client-bound (servers at ${hapBusy.toFixed(2)} vCPU): the ratio flatters rig`;
+  const hapIdle = coreIdle(hap1);
+  if (hapIdle !== undefined && hapIdle > 0.1) tp.note = `HAProxy's run was client-bound (server core ${(hapIdle * 100).toFixed(0)}% idle): the ratio flatters rig`;
   out.push(tp);
   const mb = (v: number) => `${v.toFixed(1)} MB`;
   for (const [id, label] of [['rig-1hop', 'one hop'], ['rig-2hop', 'two hops, worst proxy']] as const) {

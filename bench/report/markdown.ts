@@ -62,10 +62,16 @@ export function renderMarkdown(run: BenchRun): string {
   return lines.join('\n') + '\n';
 }
 
-/** Marks a throughput the servers did not limit (their core was not busy: the load tool was). */
+/** Marks a throughput the servers did not limit (their core had idle time: the load tool was the bottleneck). */
 function saturated(r: CaseResult): string {
-  const busy = r.disturbance?.saturation.serversOnServerCore;
-  return busy !== undefined && busy < 0.9 ? ` (client-bound: servers at ${busy.toFixed(2)} vCPU)` : '';
+  const idle = coreIdle(r);
+  return idle !== undefined && idle > 0.1 ? ` (client-bound: server core ${(idle * 100).toFixed(0)}% idle)` : '';
+}
+
+/** Idle share of the server core during saturation (ours and foreign work subtracted). */
+export function coreIdle(r: CaseResult | undefined): number | undefined {
+  const d = r?.disturbance?.saturation;
+  return d ? Math.max(0, 1 - d.serversOnServerCore - d.serverCore) : undefined;
 }
 
 function disturbed(r: CaseResult): string {
