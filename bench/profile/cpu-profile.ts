@@ -22,7 +22,8 @@ export interface SelfTime {
 
 /** Where a function lives: our code, a dependency, Node's own JavaScript, or native code. */
 export function category(where: string): string {
-  if (where.startsWith('src/')) return where.split('/').slice(0, 3).join('/');
+  const file = where.replace(/:\d+$/, '');
+  if (file.startsWith('src/')) return file.split('/').slice(0, 3).join('/');
   const dep = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(where);
   if (dep) return `dependency ${dep[1]}`;
   if (where.startsWith('node:')) return 'node core (JavaScript)';
