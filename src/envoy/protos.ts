@@ -58,6 +58,8 @@ export const PROTO_FILES = [
   'envoy/extensions/access_loggers/filters/cel/v3/cel.proto',
   'udpa/type/v1/typed_struct.proto',
   'xds/type/v3/typed_struct.proto',
+  // Istio's DNS name table (NDS), from this repository.
+  path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../proto/istio/networking/nds/v1/nds.proto'),
 ];
 
 let root: protobuf.Root | undefined;

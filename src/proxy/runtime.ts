@@ -18,7 +18,7 @@
  * keeps its own cache for RDS/EDS and passes the whole set each time.
  */
 import type net from 'node:net';
-import { checkMessage, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE, type EnvoyJson } from '../envoy/index.ts';
+import { checkMessage, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, NDS_TYPE, ROUTE_TYPE, SECRET_TYPE, type EnvoyJson } from '../envoy/index.ts';
 import { silentLogger, type Logger } from '../core/log.ts';
 import { Issues } from './config/reader.ts';
 import { Stats } from './stats/stats.ts';
@@ -95,6 +95,8 @@ class Context implements ProxyContext {
 export class ProxyRuntime {
   readonly ctx: Context;
   readonly listeners: ListenerManager;
+  /** Receives Istio's NDS NameTable (its JSON shape) in REDIRECT mode; returns the errors ([] = ACK). */
+  nameTableSink: ((table: EnvoyJson) => string[]) | undefined;
   readonly log: Logger;
   readonly startedAt = Date.now();
   /** Raw resources as applied, for /config_dump: static ones and dynamic ones per type. */
@@ -194,6 +196,7 @@ export class ProxyRuntime {
 
   /** xDS state of the world for one resource type. Returns the errors ([] = ACK). */
   apply(typeUrl: string, resources: ReadonlyMap<string, EnvoyJson>, version = ''): string[] {
+    if (typeUrl === NDS_TYPE) return this.nameTableSink ? this.nameTableSink(resources.get('') ?? { table: {} }) : [];
     const errors: string[] = [];
     const warnings: string[] = [];
     const kind = KIND[typeUrl];

@@ -19,6 +19,7 @@ interface ProxyOptions extends XdsCliOptions {
   adminPort?: string;
   readyPort?: string;
   statsPort?: string;
+  dnsPort?: string;
   portsFile?: string;
   drainTimeout: string;
   logLevel?: string;
@@ -38,6 +39,7 @@ export function define(cmd: Command): void {
     .option('--admin-port <n>', 'admin port on 127.0.0.1 (default: the bootstrap admin address, else 15000; 0 = pick)')
     .option('--ready-port <n>', 'readiness port serving /healthz/ready (default 15021; 0 = pick)')
     .option('--stats-port <n>', 'Prometheus port serving /stats/prometheus (default 15090; 0 = pick)')
+    .option('--dns-port <n>', 'REDIRECT mode: DNS proxy port on 127.0.0.1 answering from the control plane\'s name table (default 15053; 0 = pick)')
     .option('--ports-file <file>', 'write the bound ports as JSON once listening')
     .option('--drain-timeout <seconds>', 'on SIGTERM, how long in-flight requests may take', '5')
     .option('--log-level <level>', 'trace, debug, info, warn, error')
@@ -98,6 +100,19 @@ async function run(opts: ProxyOptions): Promise<void> {
   }
 
   const stoppers: (() => void)[] = [];
+  // Istio's agent DNS: a sidecar that captures traffic (REDIRECT) also answers the pod's DNS.
+  if (bootstrap.node.metadata.INTERCEPTION_MODE === 'REDIRECT') {
+    const { startSidecarDns } = await import('../../proxy/dns/dns-sidecar.ts');
+    const ns = bootstrap.node.metadata.NAMESPACE;
+    const dnsPort = port(opts.dnsPort, '--dns-port') ?? 15053;
+    try {
+      const dns = await startSidecarDns(rt, { port: dnsPort, namespace: typeof ns === 'string' ? ns : undefined, logger: log.child({ component: 'dns' }) });
+      ports.dns = dns.port;
+      stoppers.push(() => void dns.close());
+    } catch (e) {
+      throw new RigError('MESH_ERR_PORT_IN_USE', `cannot start the DNS proxy: ${(e as Error).message} (choose another port with --dns-port, or 0)`);
+    }
+  }
   if (bootstrap.overload) {
     const { OverloadManager } = await import('../../proxy/overload/overload-manager.ts');
     const om = new OverloadManager(bootstrap.overload, rt.stats);

@@ -11,6 +11,7 @@ import {
   CLUSTER_TYPE,
   ENDPOINT_TYPE,
   LISTENER_TYPE,
+  NDS_TYPE,
   ROUTE_TYPE,
   SECRET_TYPE,
   encodeMessage,
@@ -28,8 +29,9 @@ import type { XdsSink } from './xds-sink.ts';
 const ADS_METHOD = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
 const RESOURCE_WRAPPER_TYPE = 'type.googleapis.com/envoy.service.discovery.v3.Resource';
 /** Subscription order (make before break): clusters, their endpoints, listeners, their routes, secrets. */
-const TYPES = [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE] as const;
-const WILDCARD_TYPES = new Set<string>([CLUSTER_TYPE, LISTENER_TYPE]);
+const TYPES = [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE, NDS_TYPE] as const;
+// NDS: one unnamed NameTable (Istio's), subscribed by sidecars that capture DNS.
+const WILDCARD_TYPES = new Set<string>([CLUSTER_TYPE, LISTENER_TYPE, NDS_TYPE]);
 const INVALID_ARGUMENT = 3;
 
 export interface XdsClientOptions {
@@ -127,6 +129,7 @@ export class XdsClient extends EventEmitter<XdsClientEvents> {
   private streamsOpened = 0;
   /** Until clusters (and their endpoints) are in, listeners wait: Envoy's initialization order. */
   private clustersWarm = false;
+  private readonly capturesDns: boolean;
   private warmTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private stopped = true;
@@ -142,6 +145,9 @@ export class XdsClient extends EventEmitter<XdsClientEvents> {
     for (const w of this.server.warnings) this.log.warn(w);
     const node = (opts.bootstrap.node ?? {}) as EnvoyJson;
     this.node = { user_agent_name: 'rigging', user_agent_version: VERSION, ...node };
+    const md = (node.metadata ?? {}) as Record<string, unknown>;
+    // Istio's agent asks for the name table when it captures DNS (REDIRECT mode here).
+    this.capturesDns = md.DNS_CAPTURE === 'true' || md.INTERCEPTION_MODE === 'REDIRECT';
     this.backoff = new Backoff(opts.backoff);
     this.fetchTimeoutMs = opts.initialFetchTimeoutMs ?? 15_000;
     this.responseType = messageType('envoy.service.discovery.v3.DiscoveryResponse');
@@ -267,6 +273,7 @@ export class XdsClient extends EventEmitter<XdsClientEvents> {
     // order), with the versions it has, so the control plane can resume.
     if (this.clustersWarm) {
       for (const t of [ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE]) this.maybeSubscribe(this.watches.get(t)!);
+      if (this.capturesDns) this.maybeSubscribe(this.watches.get(NDS_TYPE)!);
     }
   }
 
@@ -337,8 +344,9 @@ export class XdsClient extends EventEmitter<XdsClientEvents> {
         }
         if (any.type_url !== res.type_url) throw new Error(`type ${any.type_url} does not match the response's type_url ${res.type_url}`);
         const json = unpackAny(any);
-        const name = res.type_url === ENDPOINT_TYPE ? json.cluster_name : json.name;
-        if (typeof name !== 'string' || !name) throw new Error(res.type_url === ENDPOINT_TYPE ? 'cluster_name is empty' : 'name is empty');
+        // The NameTable has no name: it is the one resource of its type.
+        const name = res.type_url === ENDPOINT_TYPE ? json.cluster_name : res.type_url === NDS_TYPE ? '' : json.name;
+        if (typeof name !== 'string' || (!name && res.type_url !== NDS_TYPE)) throw new Error(res.type_url === ENDPOINT_TYPE ? 'cluster_name is empty' : 'name is empty');
         if (resources.has(name)) throw new Error(`duplicate resource name "${name}"`);
         resources.set(name, json);
       } catch (err) {
@@ -438,6 +446,7 @@ export class XdsClient extends EventEmitter<XdsClientEvents> {
     this.clustersWarm = true;
     clearTimeout(this.warmTimer);
     this.maybeSubscribe(this.watches.get(LISTENER_TYPE)!);
+    if (this.capturesDns) this.maybeSubscribe(this.watches.get(NDS_TYPE)!);
   }
 
   private resubscribe(w: Watch, names: Set<string>): void {

@@ -1,19 +1,20 @@
 // xDS generators by type URL (Istio's XdsResourceGenerator): pure functions of (push context,
 // proxy, requested names) → resources in Envoy's JSON shape.
-import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE } from '../../envoy/index.ts';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, NDS_TYPE, ROUTE_TYPE, SECRET_TYPE } from '../../envoy/index.ts';
 import type { EnvoyJson } from '../../envoy/index.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
 import { buildClusters } from '../translate/cluster-builder.ts';
 import { buildLoadAssignment } from '../translate/endpoint-builder.ts';
 import { buildListeners } from '../translate/listener-builder.ts';
+import { buildNameTable } from '../translate/name-table.ts';
 import { buildRouteConfig } from '../translate/route-config.ts';
 import { buildSecret } from '../translate/secret-builder.ts';
 
 export interface XdsGenerator {
   typeUrl: string;
   /** Short name used in metrics and status (`cds`, `eds`…). */
-  short: 'cds' | 'eds' | 'lds' | 'rds' | 'sds';
+  short: 'cds' | 'eds' | 'lds' | 'rds' | 'sds' | 'nds';
   /** State of the world sends every resource of the type in each response (LDS, CDS). */
   fullState: boolean;
   generate(push: PushContext, proxy: Proxy, names: readonly string[] | undefined): EnvoyJson[];
@@ -47,6 +48,8 @@ export const GENERATORS: Record<string, XdsGenerator> = {
     fullState: false,
     generate: (push, _proxy, names) => (names ?? []).map((n) => buildSecret(push, n)).filter((r): r is EnvoyJson => r !== undefined),
   },
+  // One unnamed NameTable per proxy (Istio's NDS), recomputed on every push like EDS.
+  [NDS_TYPE]: { typeUrl: NDS_TYPE, short: 'nds', fullState: true, generate: (push, proxy) => buildNameTable(push, proxy) },
 };
 
 /** The name of a resource of any xDS type (ClusterLoadAssignment names itself `cluster_name`). */
