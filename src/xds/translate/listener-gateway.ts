@@ -4,7 +4,7 @@ import type { Resource } from '../../api/index.ts';
 import type { GatewaySpec, Server } from '../../api/index.ts';
 import type { EnvoyJson } from '../../envoy/index.ts';
 import type { PushContext } from '../../model/push-context.ts';
-import { bindsTo } from '../../model/push-context.ts';
+import { bindsTo, qualifyGateway } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
 import { hostsIntersect, normalizeProtocol, isHttpProtocol, resolveShortName } from '../../model/service.ts';
 import { gatewaysFor, plainServerHosts, serverHosts } from './gateway-servers.ts';
@@ -87,6 +87,7 @@ function serverChains(push: PushContext, proxy: Proxy, port: number, { gw, serve
       for (const r of vs.spec.tls ?? []) {
         for (const m of r.match ?? []) {
           if (m.port !== undefined && m.port !== port) continue;
+          if (m.gateways?.length && !m.gateways.some((g) => qualifyGateway(g, vs.metadata.namespace) === gwKey)) continue;
           const names = m.sniHosts.map((h) => resolveShortName(h, vs.metadata.namespace)).filter((h) => vsHosts.some((sh) => hostsIntersect(sh, h)));
           if (names.length && r.route?.length) out.push({ filter_chain_match: { server_names: names }, filters: [tcpProxy(`outbound_${port}`, destinationsTarget(ctx, r.route, vs.metadata.namespace))] });
         }

@@ -5,6 +5,7 @@
 import { ORIGINAL_DST_TYPE } from '../../envoy/index.ts';
 import type { EnvoyJson } from '../../envoy/index.ts';
 import type { PushContext } from '../../model/push-context.ts';
+import { qualifyGateway } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
 import type { Service, ServicePort } from '../../model/service.ts';
 import { isHttpProtocol, resolveShortName } from '../../model/service.ts';
@@ -137,6 +138,7 @@ function outboundPortListeners(push: PushContext, proxy: Proxy): EnvoyJson[] {
           for (const r of vs.spec.tls ?? []) {
             for (const m of r.match ?? []) {
               if (m.port !== undefined && m.port !== sp.port) continue;
+              if (m.gateways?.length && !m.gateways.some((g) => qualifyGateway(g, vs.metadata.namespace) === 'mesh')) continue;
               const sni = m.sniHosts.map((h) => resolveShortName(h, vs.metadata.namespace));
               const match: EnvoyJson = { server_names: sni };
               if (m.destinationSubnets?.length) match.prefix_ranges = m.destinationSubnets.map(cidr);

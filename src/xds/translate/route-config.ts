@@ -5,7 +5,7 @@ import type { Resource } from '../../api/index.ts';
 import type { GatewaySpec, RouteDestination, Server } from '../../api/index.ts';
 import type { EnvoyJson } from '../../envoy/index.ts';
 import type { PushContext } from '../../model/push-context.ts';
-import { bindsTo } from '../../model/push-context.ts';
+import { bindsTo, qualifyGateway } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
 import type { Service, ServicePort } from '../../model/service.ts';
 import { hostMatches, hostsIntersect, isHttpProtocol, resolveShortName } from '../../model/service.ts';
@@ -103,6 +103,27 @@ export function destinationsTarget(ctx: RouteContext, dests: RouteDestination[],
   return { weighted_clusters: { clusters: dests.filter((d) => (d.weight ?? 0) > 0).map((d) => ({ name: clusterFor(ctx, d.destination, ns), weight: d.weight ?? 0 })) } };
 }
 
+/**
+ * The target of a CONNECT to a service port by a `tls` route (explicit mode): the tunnel's
+ * authority stands for the SNI the client sends inside it, as with a TLS client that connects
+ * to the host it names. Undefined when no tls route of a VirtualService bound here matches.
+ */
+function tlsConnectTarget(ctx: RouteContext, svc: Service, port: ServicePort): EnvoyJson | undefined {
+  for (const vs of ctx.push.virtualServicesFor(ctx.proxy.namespace, ctx.gateway, svc.hostname)) {
+    const ns = vs.metadata.namespace;
+    const vsGateways = vs.spec.gateways?.length ? vs.spec.gateways : ['mesh'];
+    for (const r of vs.spec.tls ?? []) {
+      const applies = r.match.some((m) => {
+        if (m.port !== undefined && m.port !== port.port) return false;
+        if (!(m.gateways?.length ? m.gateways : vsGateways).some((g) => qualifyGateway(g, ns) === ctx.gateway)) return false;
+        return m.sniHosts.some((h) => hostMatches(resolveShortName(h, ns), svc.hostname));
+      });
+      if (applies && r.route?.length) return destinationsTarget(ctx, r.route, ns);
+    }
+  }
+  return undefined;
+}
+
 function connectRoute(target: EnvoyJson): EnvoyJson {
   return { name: 'connect', match: { connect_matcher: {} }, route: { ...target, timeout: '0s', upgrade_configs: [{ upgrade_type: 'CONNECT', connect_config: {} }] } };
 }
@@ -126,7 +147,7 @@ function explicitProxyRoutes(push: PushContext, proxy: Proxy): EnvoyJson {
       const domains = unique(serviceDomains(svc, port, proxy, 'proxy'), used);
       if (!domains.length) continue;
       const ctx = routeContext(push, proxy, port.port);
-      const routes = [connectRoute(tcpTarget(ctx, svc, port))];
+      const routes = [connectRoute(tlsConnectTarget(ctx, svc, port) ?? tcpTarget(ctx, svc, port))];
       if (isHttpProtocol(port.protocol) || port.protocol === 'UNKNOWN') routes.push(...serviceRoutes(ctx, svc, port));
       vhosts.push({ name: `${svc.hostname}:${port.port}`, domains, routes });
     }

@@ -1,0 +1,81 @@
+// Istio's "Egress Gateways" task for HTTPS traffic through the real processes of `rig up`: the
+// app opens TLS to edition.cnn.com:443 through its sidecar (HTTPS_PROXY → CONNECT), the sidecar
+// routes it by SNI to the egress gateway, which passes it through to the host. A local HTTPS
+// server with a certificate for edition.cnn.com stands in for it; the client checks that
+// certificate end to end, and the egress gateway's stats show the connections.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { REPO_ROOT } from '../helpers/cli.ts';
+import { DEMO_PATHS } from '../../src/local/demo.ts';
+import { startMesh, type Mesh } from '../local/mesh-harness.ts';
+import { eventually, request } from './bookinfo-mesh.ts';
+
+const TASK = path.join(REPO_ROOT, 'examples/bookinfo/tasks/egress-gateway');
+const HOST = 'edition.cnn.com';
+
+function callThroughSidecar(outboundPort: number, ca: string): Promise<{ status: number; body: string }> {
+  const agent = new https.Agent({ proxyEnv: { HTTPS_PROXY: `http://127.0.0.1:${outboundPort}` }, ca });
+  return new Promise((resolve, reject) => {
+    https
+      .get(`https://${HOST}/politics`, { agent, timeout: 5000 }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      })
+      .on('error', reject)
+      .on('timeout', function (this: { destroy(e: Error): void }) {
+        this.destroy(new Error('timeout'));
+      });
+  });
+}
+
+describe('Istio task: egress gateway for HTTPS traffic (PASSTHROUGH)', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'rig-egress-https-'));
+  let server: https.Server;
+  let mesh: Mesh;
+  let ca = '';
+
+  before(async () => {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', `/CN=${HOST}`, '-addext', `subjectAltName=DNS:${HOST}`, '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });
+    ca = readFileSync(path.join(dir, 'cert.pem'), 'utf8');
+    server = https.createServer({ key: readFileSync(path.join(dir, 'key.pem')), cert: ca }, (_req, res) => res.end('cnn stand-in over TLS'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    mesh = await startMesh('up', ['-f', ...DEMO_PATHS, path.join(TASK, 'egress-gateway-cnn-https.yaml')], { gatewayPorts: [8080, 443] });
+    await mesh.waitFor((s) => !!s.readyAt && !!s.processes.find((p) => p.name === 'istio-egressgateway'), 'every process ready, the egress gateway too', 60_000);
+    const se = readFileSync(path.join(TASK, 'service-entry-local-standin-https.yaml'), 'utf8').replace('tls: 18443', `tls: ${port}`);
+    const applied = await mesh.rig(['apply', '-f', '-'], se);
+    assert.equal(applied.code, 0, applied.stderr);
+  });
+  after(async () => {
+    await mesh?.stop();
+    server?.close();
+    server?.closeAllConnections();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const gatewayConnections = async (): Promise<number> => {
+    const text = (await request(mesh.process('istio-egressgateway')!.ports.stats!, '/stats/prometheus')).body;
+    const m = /^envoy_cluster_upstream_cx_total\{[^}]*cluster_name="outbound\|443\|\|edition\.cnn\.com"[^}]*\} (\d+)/m.exec(text);
+    return m ? Number(m[1]) : 0;
+  };
+
+  it('TLS to edition.cnn.com passes through the egress gateway undecrypted', async () => {
+    const outbound = mesh.process('productpage-v1-0')!.ports.outbound!;
+    const res = await eventually('edition.cnn.com answered through the egress gateway', async () => {
+      const r = await callThroughSidecar(outbound, ca);
+      return r.status === 200 && (await gatewayConnections()) > 0 ? r : undefined;
+    });
+    assert.equal(res.body, 'cnn stand-in over TLS');
+    const before_ = await gatewayConnections();
+    assert.equal((await callThroughSidecar(outbound, ca)).status, 200);
+    assert.equal((await gatewayConnections()) - before_, 1, 'the connection passed through the egress gateway');
+  });
+});
