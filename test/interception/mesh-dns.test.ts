@@ -3,6 +3,7 @@
 // (with their addresses or auto-allocated VIPs); unknown names fail cleanly.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { leftovers, rootSkipReason, testPrefix } from './helpers.ts';
 import { eventually, FIXTURES, startMesh } from './mesh.ts';
@@ -70,6 +71,14 @@ test('the sidecar answers the pod DNS from the control plane name table', { skip
   const tcp = await mesh.exec(pod, process.execPath, [path.join(FIXTURES, 'dns-ask.ts'), mesh.net.gateway, 'reviews.default.svc.cluster.local']);
   assert.deepEqual(JSON.parse(tcp.stdout), { rcode: 'NOERROR', answers: ['10.96.0.60'] });
   assert.equal((await getent('reviews')).code, 0, 'the sidecar still answers after the failed forward');
+
+  // A new service reaches the sidecar's table with the next push.
+  writeFileSync(path.join(mesh.configDir, 'details.yaml'), 'apiVersion: v1\nkind: Service\nmetadata: { name: details, namespace: default }\nspec:\n  clusterIP: 10.96.0.62\n  selector: { app: details }\n  ports: [{ name: http, port: 9080 }]\n');
+  const added = await eventually(async () => {
+    const r = await getent('details.default.svc.cluster.local.');
+    return r.code === 0 ? first(r.stdout) : undefined;
+  }, () => `details never resolved\n${mesh.log('client')}`);
+  assert.equal(added, '10.96.0.62');
 
   await mesh.net.destroy();
   assert.deepEqual(leftovers(testPrefix('dns'), mesh.net.bridge), []);
