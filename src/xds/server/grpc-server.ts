@@ -2,15 +2,15 @@
 // (and ADS over TLS on 15012) attach to the same server: `addService(definition, impl)` and
 // `bindTls(port, credentials)`.
 import * as grpc from '@grpc/grpc-js';
-import { decodeMessage, messageType } from '../../envoy/index.ts';
+import { decodeMessage } from '../../envoy/index.ts';
 import type { DiscoveryResponseJson } from './ads-connection.ts';
 import type { DiscoveryRequestJson } from './discovery-server.ts';
+import { encodeDiscoveryResponse } from './response-encoder.ts';
 
 const ADS_PATH = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
 
-/** The ADS service definition (state of the world; delta xDS is answered UNIMPLEMENTED by grpc-js), with (de)serializers from src/envoy's protobuf types (JSON shape in, bytes out). */
+/** The ADS service definition (state of the world; delta xDS is answered UNIMPLEMENTED by grpc-js), requests decoded with src/envoy's protobuf types, responses assembled from per-resource pieces encoded once. */
 export function adsServiceDefinition(): grpc.ServiceDefinition {
-  const Response = messageType('envoy.service.discovery.v3.DiscoveryResponse');
   const method = (path: string, originalName: string) => ({
     path,
     requestStream: true,
@@ -18,7 +18,7 @@ export function adsServiceDefinition(): grpc.ServiceDefinition {
     originalName,
     requestDeserialize: (buf: Buffer) => decodeMessage('envoy.service.discovery.v3.DiscoveryRequest', buf) as DiscoveryRequestJson,
     requestSerialize: () => Buffer.alloc(0),
-    responseSerialize: (msg: DiscoveryResponseJson) => Buffer.from(Response.encode(msg as never).finish()),
+    responseSerialize: (msg: DiscoveryResponseJson) => encodeDiscoveryResponse(msg),
     responseDeserialize: (buf: Buffer) => buf as never,
   });
   return {
