@@ -23,7 +23,7 @@ export interface SelfTime {
 /** Where a function lives: our code, a dependency, Node's own JavaScript, or native code. */
 export function category(where: string): string {
   const file = where.replace(/:\d+$/, '');
-  if (file.startsWith('src/')) return file.split('/').slice(0, 3).join('/');
+  if (file.startsWith('src/') || file.startsWith('dist/')) return file.replace(/^dist\//, 'src/').split('/').slice(0, 3).join('/');
   const dep = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(where);
   if (dep) return `dependency ${dep[1]}`;
   if (where.startsWith('node:')) return 'node core (JavaScript)';

@@ -1,6 +1,6 @@
 // `rig proxy -c bootstrap.yaml` with a static Envoy v3 bootstrap: one listener (HTTP connection
 // manager, route "/" to one cluster) in front of one STATIC endpoint.
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { scratchDir, startServer, type Server } from './server.ts';
@@ -14,6 +14,12 @@ let rigRoot = REPO_ROOT;
 /** Runs `rig proxy` from this source tree (see lib/source-snapshot.ts). */
 export function useRigSource(root: string): void {
   rigRoot = root;
+}
+
+/** The compiled entry point when the tree has been built (the snapshot is), else the source one (--worktree). */
+function rigEntry(): string {
+  const compiled = path.join(rigRoot, 'dist/cli/main.js');
+  return rigRoot !== REPO_ROOT && existsSync(compiled) ? compiled : path.join(rigRoot, 'src/cli/main.ts');
 }
 
 /** The source tree `rig proxy` runs from (file names in profiles are relative to it). */
@@ -167,7 +173,7 @@ export async function startRigProxy(opts: RigProxyOptions): Promise<Server> {
       core: opts.core,
       command: process.execPath,
       // Readiness would default to Istio's fixed 15021: let the proxy pick a free port.
-      args: [...realtimeNodeFlags(), ...(opts.nodeFlags ?? []), path.join(rigRoot, 'src/cli/main.ts'), 'proxy', '-c', conf, '--ready-port', '0', '--log-level', 'warn', ...(opts.rigFlags ?? [])],
+      args: [...realtimeNodeFlags(), ...(opts.nodeFlags ?? []), rigEntry(), 'proxy', '-c', conf, '--ready-port', '0', '--stats-port', '0', '--log-level', 'warn', ...(opts.rigFlags ?? [])],
       cwd: dir,
     },
     opts.role,
