@@ -41,8 +41,14 @@ function localityOf(l: string): EnvoyJson {
 
 /** The load assignment for `outbound|port|subset|host` as seen from a proxy namespace; undefined when the cluster is unknown. */
 export function buildLoadAssignment(push: PushContext, proxyNamespace: string, clusterName: string): EnvoyJson | undefined {
-  // Every proxy of a namespace asks for the same names on every push: one lookup per name.
-  return push.memo(`eds-ns|${proxyNamespace}|${clusterName}`, () => loadAssignment(push, proxyNamespace, clusterName));
+  // Every proxy of a namespace asks for the same names on every push: one lookup per name, keyed
+  // by the requested name itself (its hash is cached in the string; a composed key is hashed anew).
+  const table = push.memo(`eds-ns|${proxyNamespace}`, () => new Map<string, EnvoyJson | undefined>());
+  const hit = table.get(clusterName);
+  if (hit !== undefined || table.has(clusterName)) return hit;
+  const built = loadAssignment(push, proxyNamespace, clusterName);
+  table.set(clusterName, built);
+  return built;
 }
 
 function loadAssignment(push: PushContext, proxyNamespace: string, clusterName: string): EnvoyJson | undefined {
