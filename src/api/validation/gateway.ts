@@ -47,7 +47,9 @@ export function validateGateway(spec: GatewaySpec, r: Reporter): void {
       if (sources.length > 1) r.error([...path, 'tls', sources[1]], `only one of ${sources.join(', ')} can be set`, 'provide the certificates one way');
       if (tls.credentialName && (tls.serverCertificate || tls.privateKey)) r.error([...path, 'tls', 'credentialName'], 'credentialName cannot be combined with serverCertificate/privateKey', 'use one way of providing the certificate');
       if (mode === 'ISTIO_MUTUAL' && (tls.credentialName || tls.serverCertificate || tls.privateKey || tls.caCertificates)) r.error([...path, 'tls'], 'ISTIO_MUTUAL uses the mesh certificates; no certificate fields may be set', 'remove the certificate fields');
-      if ((mode === 'PASSTHROUGH' || mode === 'AUTO_PASSTHROUGH') && protocol === 'HTTPS') r.warn([...path, 'tls', 'mode'], `TLS mode ${mode} (the default) passes HTTPS through without terminating it`, 'set mode: SIMPLE to terminate TLS at the gateway, or use protocol TLS');
+      // Only the implicit default is suspicious: Istio's own "Ingress Gateway without TLS Termination"
+      // task writes protocol HTTPS with mode PASSTHROUGH on purpose.
+      if (tls.mode === undefined && protocol === 'HTTPS') r.warn([...path, 'tls'], 'TLS mode PASSTHROUGH (the default) passes HTTPS through without terminating it', 'set mode: SIMPLE to terminate TLS at the gateway, or mode: PASSTHROUGH to say it is meant');
     }
     if (s.name !== undefined && s.name === '') r.error([...path, 'name'], 'server name must not be empty', 'remove name or give one');
   });
