@@ -3,7 +3,7 @@
 // host's weight is divided by (active requests + 1)^active_request_bias each time it is scheduled.
 import type { Host } from '../host.ts';
 import type { LoadBalancerContext } from './load-balancer.ts';
-import { EdfScheduler } from './edf-scheduler.ts';
+import { EdfPicker } from './edf-picker.ts';
 import type { HostPicker } from './priority-lb.ts';
 import { allEqual } from './round-robin.ts';
 import { allAttempted, firstNotAttempted } from './attempted.ts';
@@ -44,47 +44,25 @@ class ChoicePicker implements HostPicker {
   }
 }
 
-class WeightedLeastRequestPicker implements HostPicker {
-  readonly #edf = new EdfScheduler<number>();
-  readonly #hosts: readonly Host[];
-  readonly #weightOf: (i: number) => number;
-
-  constructor(hosts: readonly Host[], weights: readonly number[], bias: number, random: () => number, scale?: (i: number) => number) {
-    this.#hosts = hosts;
-    const w = scale ? (i: number) => weights[i] * scale(i) : (i: number) => weights[i];
-    this.#weightOf =
-      bias === 0
-        ? w
-        : bias === 1
-          ? (i) => w(i) / (hosts[i].activeRequests + 1)
-          : (i) => w(i) / Math.pow(hosts[i].activeRequests + 1, bias);
-    hosts.forEach((_, i) => this.#edf.add(this.#weightOf(i), i));
-    const skip = Math.floor(random() * hosts.length);
-    for (let i = 0; i < skip; i++) this.#edf.pickAndAdd(this.#weightOf);
-  }
-
-  pick(ctx: LoadBalancerContext | undefined): Host | undefined {
-    const attempted = ctx?.attempted;
-    let i = this.#edf.pickAndAdd(this.#weightOf) as number;
-    if (attempted === undefined || attempted.size === 0 || !attempted.has(this.#hosts[i])) return this.#hosts[i];
-    if (allAttempted(this.#hosts, attempted)) return this.#hosts[i];
-    // Keep following the schedule for a while; a heavy attempted host can hold it for several turns.
-    for (let tries = 1; tries < 2 * this.#hosts.length; tries++) {
-      i = this.#edf.pickAndAdd(this.#weightOf) as number;
-      if (!attempted.has(this.#hosts[i])) return this.#hosts[i];
-    }
-    return firstNotAttempted(this.#hosts, i, attempted);
-  }
+/** Weights divided by (active requests + 1)^bias, re-read at every pick. */
+function leastRequestWeights(hosts: readonly Host[], weights: readonly number[], bias: number, scale?: (i: number) => number): (i: number) => number {
+  const w = scale ? (i: number) => weights[i] * scale(i) : (i: number) => weights[i];
+  return bias === 0
+    ? w
+    : bias === 1
+      ? (i) => w(i) / (hosts[i].activeRequests + 1)
+      : (i) => w(i) / Math.pow(hosts[i].activeRequests + 1, bias);
 }
 
 export function leastRequestPicker(config: LeastRequestConfig, random: () => number, now: () => number = () => performance.now()) {
   return (hosts: readonly Host[], weights: readonly number[]): HostPicker => {
     const ss = config.slowStart;
     if (ss && anyInSlowStart(hosts, ss, now())) {
-      return new WeightedLeastRequestPicker(hosts, weights, config.activeRequestBias, random, (i) => slowStartFactor(hosts[i], ss, now()));
+      const scale = (i: number) => slowStartFactor(hosts[i], ss, now());
+      return new EdfPicker(hosts, leastRequestWeights(hosts, weights, config.activeRequestBias, scale), random);
     }
     return allEqual(weights)
       ? new ChoicePicker(hosts, config.choiceCount, random)
-      : new WeightedLeastRequestPicker(hosts, weights, config.activeRequestBias, random);
+      : new EdfPicker(hosts, leastRequestWeights(hosts, weights, config.activeRequestBias), random);
   };
 }

@@ -5,6 +5,7 @@ import type { Host } from '../host.ts';
 import type { LoadBalancerContext } from './load-balancer.ts';
 import { EdfScheduler } from './edf-scheduler.ts';
 import type { HostPicker } from './priority-lb.ts';
+import { EdfPicker } from './edf-picker.ts';
 import { allAttempted, firstNotAttempted } from './attempted.ts';
 import { anyInSlowStart, slowStartFactor, type SlowStartConfig } from './slow-start.ts';
 
@@ -74,33 +75,6 @@ class CyclePicker implements HostPicker {
   }
 }
 
-class WeightedPicker implements HostPicker {
-  readonly #edf = new EdfScheduler<number>();
-  readonly #hosts: readonly Host[];
-  readonly #weightOf: (i: number) => number;
-
-  constructor(hosts: readonly Host[], weights: readonly number[], random: () => number, scale?: (i: number) => number) {
-    this.#hosts = hosts;
-    this.#weightOf = scale ? (i) => weights[i] * scale(i) : (i) => weights[i];
-    hosts.forEach((_, i) => this.#edf.add(weights[i], i));
-    const skip = Math.floor(random() * hosts.length);
-    for (let i = 0; i < skip; i++) this.#edf.pickAndAdd(this.#weightOf);
-  }
-
-  pick(ctx: LoadBalancerContext | undefined): Host | undefined {
-    const attempted = ctx?.attempted;
-    let i = this.#edf.pickAndAdd(this.#weightOf) as number;
-    if (attempted === undefined || attempted.size === 0 || !attempted.has(this.#hosts[i])) return this.#hosts[i];
-    if (allAttempted(this.#hosts, attempted)) return this.#hosts[i];
-    // Keep following the schedule for a while; a heavy attempted host can hold it for several turns.
-    for (let tries = 1; tries < 2 * this.#hosts.length; tries++) {
-      i = this.#edf.pickAndAdd(this.#weightOf) as number;
-      if (!attempted.has(this.#hosts[i])) return this.#hosts[i];
-    }
-    return firstNotAttempted(this.#hosts, i, attempted);
-  }
-}
-
 function integerTotal(weights: readonly number[]): number | undefined {
   let total = 0;
   for (const w of weights) {
@@ -114,10 +88,11 @@ export function roundRobinPicker(random: () => number, slowStart?: SlowStartConf
   return (hosts: readonly Host[], weights: readonly number[]): HostPicker => {
     if (slowStart && anyInSlowStart(hosts, slowStart, now())) {
       // Weights change with time: the EDF schedule re-reads them at every pick.
-      return new WeightedPicker(hosts, weights, random, (i) => slowStartFactor(hosts[i], slowStart, now()));
+      const initial = (i: number) => weights[i];
+      return new EdfPicker(hosts, (i) => weights[i] * slowStartFactor(hosts[i], slowStart, now()), random, initial);
     }
     if (allEqual(weights)) return new RotationPicker(hosts, random);
     const total = integerTotal(weights);
-    return total !== undefined ? new CyclePicker(hosts, weights, total, random) : new WeightedPicker(hosts, weights, random);
+    return total !== undefined ? new CyclePicker(hosts, weights, total, random) : new EdfPicker(hosts, (i) => weights[i], random);
   };
 }
