@@ -79,6 +79,33 @@ function urlPathPredicate(r: Reader): Predicate {
   return (x) => (x.head ? m.match(pathOnly(x.head.path)) : false);
 }
 
+/** Rules Permission and Principal both have, with the same meaning. */
+type SharedRuleKind = 'any' | 'header' | 'url_path' | 'urlPath' | 'metadata';
+
+function readSharedRule(r: Reader, kind: SharedRuleKind): Predicate {
+  switch (kind) {
+    case 'any':
+      return r.bool('any', false) ? ANY : NONE;
+    case 'header':
+      return headerPredicate(r.obj('header')!);
+    case 'url_path':
+    case 'urlPath':
+      return urlPathPredicate(r.obj(kind)!);
+    case 'metadata': {
+      const m = readMetadataMatcher(r.obj('metadata')!);
+      return (x) => m(x.metadata);
+    }
+  }
+}
+
+/** and_rules/or_rules (`rules`) of a Permission, and_ids/or_ids (`ids`) of a Principal. */
+function readRuleSet(r: Reader, kind: string, field: string, read: (r: Reader) => Predicate): Predicate {
+  const set = r.obj(kind)!;
+  const ps = set.objs(field).map(read);
+  set.done();
+  return kind.startsWith('and') ? and(ps) : or(ps);
+}
+
 function oneOf(r: Reader): string | undefined {
   const present = Object.keys(r.raw).filter((k) => k !== '@type' && r.raw[k] !== undefined && r.raw[k] !== null);
   if (present.length !== 1) {
@@ -96,22 +123,15 @@ export function readPermission(r: Reader): Predicate {
     case 'and_rules':
     case 'andRules':
     case 'or_rules':
-    case 'orRules': {
-      const set = r.obj(kind)!;
-      const ps = set.objs('rules').map(readPermission);
-      set.done();
-      p = kind.startsWith('and') ? and(ps) : or(ps);
+    case 'orRules':
+      p = readRuleSet(r, kind, 'rules', readPermission);
       break;
-    }
     case 'any':
-      p = r.bool('any', false) ? ANY : NONE;
-      break;
     case 'header':
-      p = headerPredicate(r.obj('header')!);
-      break;
     case 'url_path':
     case 'urlPath':
-      p = urlPathPredicate(r.obj(kind)!);
+    case 'metadata':
+      p = readSharedRule(r, kind);
       break;
     case 'destination_ip':
     case 'destinationIp': {
@@ -132,11 +152,6 @@ export function readPermission(r: Reader): Predicate {
       const end = range.num('end', 0);
       range.done();
       p = (x) => x.conn.localPort >= start && x.conn.localPort < end;
-      break;
-    }
-    case 'metadata': {
-      const m = readMetadataMatcher(r.obj('metadata')!);
-      p = (x) => m(x.metadata);
       break;
     }
     case 'not_rule':
@@ -169,15 +184,15 @@ export function readPrincipal(r: Reader): Predicate {
     case 'and_ids':
     case 'andIds':
     case 'or_ids':
-    case 'orIds': {
-      const set = r.obj(kind)!;
-      const ps = set.objs('ids').map(readPrincipal);
-      set.done();
-      p = kind.startsWith('and') ? and(ps) : or(ps);
+    case 'orIds':
+      p = readRuleSet(r, kind, 'ids', readPrincipal);
       break;
-    }
     case 'any':
-      p = r.bool('any', false) ? ANY : NONE;
+    case 'header':
+    case 'url_path':
+    case 'urlPath':
+    case 'metadata':
+      p = readSharedRule(r, kind);
       break;
     case 'authenticated': {
       const a = r.obj('authenticated')!;
@@ -205,18 +220,6 @@ export function readPrincipal(r: Reader): Predicate {
     case 'remoteIp': {
       const m = readCidr(r.obj(kind)!);
       p = (x) => m(x.remoteIp);
-      break;
-    }
-    case 'header':
-      p = headerPredicate(r.obj('header')!);
-      break;
-    case 'url_path':
-    case 'urlPath':
-      p = urlPathPredicate(r.obj(kind)!);
-      break;
-    case 'metadata': {
-      const m = readMetadataMatcher(r.obj('metadata')!);
-      p = (x) => m(x.metadata);
       break;
     }
     case 'not_id':
