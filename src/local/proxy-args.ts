@@ -47,6 +47,28 @@ export function sidecarArgs(replica: ReplicaPlan, ports: ReplicaPorts, c: ProxyC
   return [...args, ...common(c)];
 }
 
+/**
+ * A pod's sidecar (`--isolation netns`): traffic captured by the pod's iptables rules, Istio's
+ * fixed ports (15000 admin, 15001/15006 listeners, 15021 ready, 15090 stats) inside the pod.
+ */
+export function podSidecarArgs(replica: ReplicaPlan, address: string, c: ProxyCommon): string[] {
+  const args = [
+    'proxy',
+    '--mode', 'sidecar',
+    '--namespace', replica.namespace,
+    '--workload-name', replica.replicas > 1 ? replica.name : replica.workload,
+    '--service-account', replica.serviceAccount,
+    '--labels', labelsFlag(replica.labels),
+    '--instance-ip', address,
+    '--interception', 'redirect',
+    '--xds-address', c.xdsAddress,
+    '--ports-file', c.portsFile,
+  ];
+  for (const p of replica.spec.ports ?? []) args.push('--workload-port', [p.port, p.name ?? '', p.protocol ?? ''].join('/').replace(/\/+$/, ''));
+  if (c.ca) args.push('--ca-address', c.ca.address, '--ca-root-file', c.ca.rootFile, '--token-file', c.ca.tokenFile);
+  return [...args, ...(c.extra ?? [])];
+}
+
 export function gatewayArgs(gw: GatewayPlan, bind: string, portMap: Record<string, number>, c: ProxyCommon): string[] {
   const args = [
     'proxy',

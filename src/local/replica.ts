@@ -1,15 +1,19 @@
-// One workload replica in explicit mode: its application and its sidecar, each supervised, with
-// the loopback ports the pair uses. The replica is ready when both are.
+// One workload replica: its application and its sidecar, each supervised. In explicit mode with
+// the loopback ports the pair uses; with `--isolation netns` in its own pod (network namespace),
+// the app on its own ports and the sidecar capturing its traffic. The replica is ready when both are.
+import path from 'node:path';
 import type { PortAllocator } from './ports.ts';
 import { httpProbe, tcpProbe, type Probe } from './probe.ts';
 import { readPortsFile, removePortsFile } from './ports-file.ts';
-import { sidecarArgs, type ProxyCommon } from './proxy-args.ts';
+import { chownSync } from 'node:fs';
+import { netnsArgv, PROXY_UID, type Pod, type PodNetwork } from './netns/index.ts';
+import { podSidecarArgs, sidecarArgs, type ProxyCommon } from './proxy-args.ts';
 import { allocateReplicaPorts, releaseReplicaPorts, type ReplicaPorts } from './replica-ports.ts';
 import type { ReplicaPlan } from './mesh-plan.ts';
 import { rigCommand } from './rig-command.ts';
 import type { ProcessStatus, ProcessState } from './status.ts';
 import { SupervisedProcess } from './supervised-process.ts';
-import { resolveCommand, workloadEnv } from './workload-env.ts';
+import { podEnv, resolveCommand, workloadEnv } from './workload-env.ts';
 
 export interface RuntimeContext {
   stateRoot: string;
@@ -22,6 +26,8 @@ export interface RuntimeContext {
   /** A free loopback port, not handed out before. */
   allocatePort(): Promise<number>;
   onChange(): void;
+  /** `--isolation netns`: every replica runs in its own pod of this network (redirect-mode sidecar). */
+  network?: PodNetwork;
 }
 
 const LEVELS: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
@@ -52,11 +58,11 @@ export function readable(print: (line: string) => void): (line: string) => void 
   return (line) => print(readableLogLine(line));
 }
 
-/** Ready when the proxy has written its ports file and answers /healthz/ready. */
-export function proxyReadiness(portsFile: string): Probe {
+/** Ready when the proxy has written its ports file and answers /healthz/ready (at `host`: a pod's address). */
+export function proxyReadiness(portsFile: string, host = '127.0.0.1'): Probe {
   return async () => {
     const ports = readPortsFile(portsFile);
-    return ports?.ready ? httpProbe('127.0.0.1', ports.ready, '/healthz/ready')() : false;
+    return ports?.ready ? httpProbe(host, ports.ready, '/healthz/ready')() : false;
   };
 }
 
@@ -86,17 +92,24 @@ export class ReplicaRuntime {
   readonly app: SupervisedProcess;
   readonly proxy: SupervisedProcess;
   readonly #proxyPortsFile: string;
+  /** `--isolation netns`: the replica's pod and its network. */
+  readonly pod: Pod | undefined;
+  readonly #network: PodNetwork | undefined;
 
-  private constructor(plan: ReplicaPlan, ports: ReplicaPorts, ctx: RuntimeContext, portsFile: string) {
+  private constructor(plan: ReplicaPlan, ports: ReplicaPorts, ctx: RuntimeContext, portsFile: string, pod: Pod | undefined) {
     this.plan = plan;
     this.ports = ports;
     this.#proxyPortsFile = portsFile;
-    const env = { ...workloadEnv(plan, ports), RIG_STATE_DIR: ctx.stateRoot };
+    this.pod = pod;
+    this.#network = pod ? ctx.network : undefined;
+    const env = { ...(pod ? podEnv(plan, pod.address) : workloadEnv(plan, ports)), RIG_STATE_DIR: ctx.stateRoot };
     const [command, ...args] = [...plan.spec.command, ...(plan.spec.args ?? [])];
+    // In a pod the app runs unchanged on its own ports, through `ip netns exec` (which execs it).
+    const [appCommand, ...appArgs] = pod ? netnsArgv(pod.netns, resolveCommand(command), args) : [resolveCommand(command), ...args];
     this.app = new SupervisedProcess({
       name: plan.name,
-      command: resolveCommand(command),
-      args,
+      command: appCommand,
+      args: appArgs,
       env,
       cwd: plan.cwd,
       logFile: ctx.logFile(plan.name),
@@ -113,17 +126,25 @@ export class ReplicaRuntime {
     const identity = { namespace: plan.namespace, serviceAccount: plan.serviceAccount };
     const proxy: SupervisedProcess = new SupervisedProcess({
       name: `${plan.name}/istio-proxy`,
-      command: process.execPath,
+      command: pod ? 'ip' : process.execPath,
       args: [],
       env: { ...process.env, RIG_STATE_DIR: ctx.stateRoot },
-      cwd: process.cwd(),
+      // The pod's sidecar runs as the proxy user, which may not be able to enter the user's directory.
+      cwd: pod ? path.dirname(portsFile) : process.cwd(),
       logFile: ctx.logFile(`${plan.name}.istio-proxy`),
       print: readable(ctx.print(`${plan.name}/proxy`)),
       echo: proxyEcho,
-      readiness: proxyReadiness(portsFile),
+      readiness: proxyReadiness(portsFile, pod?.address),
       beforeStart: async () => {
         removePortsFile(portsFile);
-        proxy.spec.args = rigCommand(sidecarArgs(plan, ports, await ctx.proxyCommon(portsFile, plan.name, identity))).args;
+        const common = await ctx.proxyCommon(portsFile, plan.name, identity);
+        if (!pod) {
+          proxy.spec.args = rigCommand(sidecarArgs(plan, ports, common)).args;
+          return;
+        }
+        if (common.ca) chownSync(common.ca.tokenFile, PROXY_UID, PROXY_UID);
+        const rig = rigCommand(podSidecarArgs(plan, pod.address, common));
+        proxy.spec.args = netnsArgv(pod.netns, rig.command, rig.args, { uid: PROXY_UID }).slice(1);
       },
     });
     this.proxy = proxy;
@@ -131,19 +152,24 @@ export class ReplicaRuntime {
   }
 
   static async create(plan: ReplicaPlan, allocator: PortAllocator, ctx: RuntimeContext): Promise<ReplicaRuntime> {
-    const ports = await allocateReplicaPorts(plan, allocator);
     const portsFile = ctx.runFile(`${plan.name}.proxy-ports.json`);
-    return new ReplicaRuntime(plan, ports, ctx, portsFile);
+    if (!ctx.network) return new ReplicaRuntime(plan, await allocateReplicaPorts(plan, allocator), ctx, portsFile, undefined);
+    const pod = await ctx.network.createPod(plan.workload, { replica: plan.index, namespace: plan.namespace });
+    const own = Object.fromEntries((plan.spec.ports ?? []).map((p) => [p.port, p.port]));
+    return new ReplicaRuntime(plan, { inbound: {}, app: own, outbound: 0, upstream: {} }, ctx, portsFile, pod);
   }
 
+  // A pod's app is probed on the pod's address from the host (like the kubelet): the connection
+  // is captured to the sidecar's inbound listener, which passes it to the app.
   #appProbe(): Probe | undefined {
     const rp = this.plan.spec.readinessProbe;
+    const host = this.pod?.address ?? '127.0.0.1';
     const toApp = (port: number) => this.ports.app[port] ?? port;
     const timeout = (rp?.timeoutSeconds ?? 1) * 1000;
-    if (rp?.httpGet) return httpProbe('127.0.0.1', toApp(rp.httpGet.port), rp.httpGet.path, timeout);
-    if (rp?.tcpSocket) return tcpProbe('127.0.0.1', toApp(rp.tcpSocket.port), timeout);
+    if (rp?.httpGet) return httpProbe(host, toApp(rp.httpGet.port), rp.httpGet.path, timeout);
+    if (rp?.tcpSocket) return tcpProbe(host, toApp(rp.tcpSocket.port), timeout);
     const first = this.plan.spec.ports?.[0];
-    return first ? tcpProbe('127.0.0.1', toApp(first.port)) : undefined;
+    return first ? tcpProbe(host, toApp(first.port)) : undefined;
   }
 
   async start(): Promise<void> {
@@ -154,7 +180,8 @@ export class ReplicaRuntime {
     await this.app.stop();
     await this.proxy.stop();
     removePortsFile(this.#proxyPortsFile);
-    releaseReplicaPorts(this.ports, allocator);
+    if (this.pod) await this.#network?.deletePod(this.pod);
+    else releaseReplicaPorts(this.ports, allocator);
   }
 
   status(): ProcessStatus {
@@ -166,6 +193,7 @@ export class ReplicaRuntime {
       kind: 'workload',
       workload: this.plan.workload,
       namespace: this.plan.namespace,
+      ...(this.pod ? { netns: this.pod.netns, address: this.pod.address } : {}),
       state,
       appState: this.app.state,
       proxyState: this.proxy.state,

@@ -24,6 +24,9 @@ export interface ProcessStatus {
   /** The Workload this replica belongs to. */
   workload?: string;
   namespace?: string;
+  /** `--isolation netns`: the replica's network namespace and its address on the pod bridge. */
+  netns?: string;
+  address?: string;
   state: ProcessState;
   /** For workload replicas: the states of the app and of its sidecar, whose combination is `state`. */
   appState?: ProcessState;
@@ -53,6 +56,8 @@ export interface MeshStatus {
   appliedDir: string;
   controlPlane?: { xdsAddress: string; monitoringPort?: number };
   gatewayBind: string;
+  /** explicit (HTTP_PROXY, loopback ports) or netns (a network namespace per replica). */
+  isolation?: 'explicit' | 'netns';
   processes: ProcessStatus[];
   /** Config problems currently refused (the last good config stays in force). */
   configErrors: string[];

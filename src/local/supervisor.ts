@@ -7,11 +7,12 @@ import pino from 'pino';
 import type { Resource } from '../api/index.ts';
 import type { Logger } from '../core/log.ts';
 import type { MeshConfig } from '../model/mesh-config.ts';
-import { writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, writeFileSync } from 'node:fs';
 import { attachCertificateAuthority, type AttachedCa } from '../ca/index.ts';
 import { startControlPlane, type ControlPlane } from '../xds/controlplane.ts';
 import { ConfigSources } from './config-sources.ts';
 import { GatewayRuntime } from './gateway.ts';
+import { cleanupNetnsLeftovers, createPodNetwork, PROXY_UID, type PodNetwork } from './netns/index.ts';
 import type { LogConsole } from './log-output.ts';
 import { gatewayPlans, workloadReplicas, type GatewayPlan, type ReplicaPlan } from './mesh-plan.ts';
 import { PortAllocator } from './ports.ts';
@@ -40,6 +41,10 @@ export interface UpOptions {
   credentialsDir?: string;
   /** Istio's MeshConfig (outboundTrafficPolicy, tracing sampling...). */
   mesh?: MeshConfig;
+  /** explicit (default): HTTP_PROXY and loopback ports; netns: a network namespace per replica (Linux, root). */
+  isolation?: 'explicit' | 'netns';
+  /** Prefix of the pods' network namespace names (default `rig`). */
+  netnsPrefix?: string;
 }
 
 export class Supervisor {
@@ -60,6 +65,7 @@ export class Supervisor {
   #reconciling: Promise<void> = Promise.resolve();
   #stopping = false;
   #readyWaiters: (() => void)[] = [];
+  #network: PodNetwork | undefined;
 
   constructor(opts: UpOptions) {
     this.opts = opts;
@@ -67,6 +73,11 @@ export class Supervisor {
 
   get #bind(): string {
     return this.opts.gatewayBind ?? '127.0.0.1';
+  }
+
+  /** Where the control plane and CA listen: the pod bridge's address when pods must reach them. */
+  get #cpHost(): string {
+    return this.#network?.gateway ?? '127.0.0.1';
   }
 
   async start(): Promise<void> {
@@ -78,6 +89,7 @@ export class Supervisor {
     sd.ensure();
     const reaped = await reapLeftovers(sd.root);
     if (reaped) this.opts.console.info(`stopped ${reaped} process(es) left running by an earlier rig up that did not exit cleanly`);
+    if (this.opts.isolation === 'netns') await this.#startPodNetwork();
 
     this.#config = await ConfigSources.open(this.opts.paths, sd.appliedDir);
     this.#reportProblems(this.#config.problems());
@@ -93,14 +105,26 @@ export class Supervisor {
     await reconciled;
   }
 
+  async #startPodNetwork(): Promise<void> {
+    const nsPrefix = this.opts.netnsPrefix ?? 'rig';
+    const left = await cleanupNetnsLeftovers({ nsPrefix });
+    if (left.namespaces.length + left.links.length) this.opts.console.info(`removed pods and links left by an earlier rig up: ${[...left.namespaces, ...left.links].join(', ')}`);
+    this.#network = await createPodNetwork({ nsPrefix });
+    // The sidecars run as the proxy user: they reach the state directory and write their ports files in run/.
+    chmodSync(this.opts.stateDir.root, 0o755);
+    chownSync(this.opts.stateDir.runDir, PROXY_UID, PROXY_UID);
+    this.opts.console.info(`pod network: bridge ${this.#network.bridge}, ${this.#network.subnet}, gateway ${this.#network.gateway}`);
+  }
+
   async #startControlPlane(): Promise<void> {
     const sd = this.opts.stateDir;
     this.#cpLog = pino({ level: process.env.RIG_LOG_LEVEL ?? 'info', name: 'controlplane' }, pino.destination({ dest: sd.logFile('controlplane'), mkdir: true, sync: false }));
-    this.#cp = await startControlPlane({ store: this.#config!.store, stateDir: sd.controlPlaneDir, credentialsDir: this.opts.credentialsDir, mesh: this.opts.mesh, xdsPort: this.opts.xdsPort ?? 0, monitoringPort: 0, log: this.#cpLog });
+    this.#cp = await startControlPlane({ store: this.#config!.store, stateDir: sd.controlPlaneDir, credentialsDir: this.opts.credentialsDir, mesh: this.opts.mesh, host: this.#cpHost, xdsPort: this.opts.xdsPort ?? 0, monitoringPort: 0, log: this.#cpLog });
     this.#ca = await attachCertificateAuthority(this.#cp, { stateDir: sd.controlPlaneDir, tlsPort: 0, trustDomain: this.opts.mesh?.trustDomain, log: this.#cpLog });
     this.#caRootFile = path.join(sd.runDir, 'root-cert.pem');
     writeFileSync(this.#caRootFile, this.#ca.ca.trustBundlePem());
-    this.opts.console.info(`control plane: xDS on 127.0.0.1:${this.#cp.ports.xds}, CA on 127.0.0.1:${this.#ca.tlsPort}, monitoring on http://127.0.0.1:${this.#cp.ports.monitoring}`);
+    const h = this.#cpHost;
+    this.opts.console.info(`control plane: xDS on ${h}:${this.#cp.ports.xds}, CA on ${h}:${this.#ca.tlsPort}, monitoring on http://${h}:${this.#cp.ports.monitoring}`);
   }
 
   #reportProblems(problems: string[]): void {
@@ -126,6 +150,7 @@ export class Supervisor {
       allocatePort: () => this.#allocator.allocate(),
       notice: (line, isError) => (isError ? this.opts.console.error(line) : this.opts.console.info(line)),
       onChange: () => this.#onProcessChange(),
+      network: this.#network,
     };
   }
 
@@ -136,9 +161,9 @@ export class Supervisor {
     const issued = await this.#ca!.tokens.issue({ ...identity, trustDomain: this.opts.mesh?.trustDomain, ttlSeconds: 7 * 24 * 3600 });
     writeFileSync(tokenFile, issued.token, { mode: 0o600 });
     return {
-      xdsAddress: `127.0.0.1:${this.#cp!.ports.xds}`,
+      xdsAddress: `${this.#cpHost}:${this.#cp!.ports.xds}`,
       portsFile,
-      ca: { address: `127.0.0.1:${this.#ca!.tlsPort}`, rootFile: this.#caRootFile, tokenFile },
+      ca: { address: `${this.#cpHost}:${this.#ca!.tlsPort}`, rootFile: this.#caRootFile, tokenFile },
       extra: this.opts.proxyArgs,
     };
   }
@@ -219,8 +244,9 @@ export class Supervisor {
       cwd: process.cwd(),
       configPaths: this.opts.paths.map((p) => path.resolve(p)),
       appliedDir: this.opts.stateDir.appliedDir,
-      controlPlane: this.#cp ? { xdsAddress: `127.0.0.1:${this.#cp.ports.xds}`, monitoringPort: this.#cp.ports.monitoring } : undefined,
+      controlPlane: this.#cp ? { xdsAddress: `${this.#cpHost}:${this.#cp.ports.xds}`, monitoringPort: this.#cp.ports.monitoring } : undefined,
       gatewayBind: this.#bind,
+      isolation: this.opts.isolation ?? 'explicit',
       processes: this.processes(),
       configErrors: this.#configErrors,
     };
@@ -254,6 +280,7 @@ export class Supervisor {
     this.#gateways.clear();
     await this.#cp?.stop();
     this.#ca?.ca.close();
+    await this.#network?.destroy();
     await this.#config?.close();
     this.#cpLog?.flush();
     this.opts.stateDir.removeStatus(process.pid);

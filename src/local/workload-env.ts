@@ -39,6 +39,21 @@ export function workloadEnv(replica: ReplicaPlan, ports: ReplicaPorts, base: Nod
   return { ...env, ...(replica.spec.env ?? {}) };
 }
 
+const PROXY_VARS = ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy', 'NO_PROXY', 'no_proxy', 'NODE_USE_ENV_PROXY'];
+
+/** A pod's app (`--isolation netns`): its own ports on every address, no proxy (traffic is captured). */
+export function podEnv(replica: ReplicaPlan, address: string, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...base, HOST: '0.0.0.0', POD_NAME: replica.name, POD_NAMESPACE: replica.namespace, SERVICE_ACCOUNT: replica.serviceAccount, INSTANCE_IP: address };
+  for (const v of PROXY_VARS) delete env[v];
+  const declared = replica.spec.ports ?? [];
+  if (declared.length > 0) env.PORT = String(declared[0].port);
+  for (const p of declared) {
+    env[`PORT_${p.port}`] = String(p.port);
+    if (p.name) env[`PORT_${p.name.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`] = String(p.port);
+  }
+  return { ...env, ...(replica.spec.env ?? {}) };
+}
+
 /** `node` runs on the Node.js that runs rig (the project's Node 24, which runs .ts files). */
 export function resolveCommand(command: string): string {
   return command === 'node' ? process.execPath : command;

@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { RigError } from '../../core/errors.ts';
 import { loadMeshConfig } from '../../model/mesh-config.ts';
+import { requireNetnsSupport } from '../../local/netns/index.ts';
 import { runInForeground } from '../../local/run-up.ts';
 import { DEFAULT_STATE_DIR, StateDir } from '../../local/state-dir.ts';
 
@@ -15,7 +16,11 @@ export interface UpFlags {
   xdsPort?: string;
   meshConfig?: string;
   credentialsDir?: string;
+  isolation: string;
+  netnsPrefix: string;
 }
+
+const ISOLATIONS = ['explicit', 'netns'] as const;
 
 export function parsePortMap(values: readonly string[]): Record<string, number> {
   const out: Record<string, number> = {};
@@ -37,6 +42,8 @@ export function defineUpOptions(cmd: Command): Command {
     .option('--gateway-port <map...>', 'bind Gateway server port P on host port H instead of P (P=H, repeatable)', [])
     .option('--xds-port <port>', 'xDS port of the control plane (default: any free port)')
     .option('--mesh-config <file>', "Istio MeshConfig YAML (e.g. outboundTrafficPolicy: {mode: REGISTRY_ONLY})")
+    .option('--isolation <mode>', 'explicit: apps use HTTP_PROXY, no privileges; netns: a network namespace per replica with transparent capture (Linux, root)', 'explicit')
+    .option('--netns-prefix <prefix>', 'with --isolation netns: prefix of the pods\' namespace names (rig exec --prefix)', 'rig')
     .option('--credentials-dir <dir>', 'Gateway credentialName secrets as DIR/<name>/{tls.crt,tls.key,ca.crt} (default: STATE-DIR/controlplane/credentials)');
 }
 
@@ -45,8 +52,15 @@ export async function upOptions(flags: UpFlags, paths: string[]) {
   if (flags.xdsPort !== undefined && !(/^\d+$/.test(flags.xdsPort) && Number(flags.xdsPort) <= 65535)) {
     throw new RigError('MESH_ERR_USAGE', `--xds-port "${flags.xdsPort}": give a port number (0 = any free port)`);
   }
+  const isolation = ISOLATIONS.find((i) => i === flags.isolation);
+  if (!isolation) {
+    throw new RigError('MESH_ERR_USAGE', `--isolation "${flags.isolation}": use explicit (HTTP_PROXY, no privileges) or netns (a network namespace per replica; Linux, root)`);
+  }
+  if (isolation === 'netns') await requireNetnsSupport();
   return {
     paths,
+    isolation,
+    netnsPrefix: flags.netnsPrefix,
     stateDir: new StateDir(flags.stateDir),
     gatewayBind: flags.gatewayBind,
     gatewayPorts: parsePortMap(flags.gatewayPort),
