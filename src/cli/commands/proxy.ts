@@ -10,7 +10,8 @@ import { readBootstrapFile, parseBootstrap } from '../../proxy/bootstrap/bootstr
 import { addXdsOptions, bootstrapFromOptions, identityFromOptions, type XdsCliOptions } from '../../proxy/bootstrap/flags.ts';
 import { ProxyRuntime } from '../../proxy/runtime.ts';
 import { trimHeapWhenReady } from '../../proxy/heap-trim.ts';
-import { createAdminHandler, createReadyHandler, listen } from '../../proxy/admin/admin-server.ts';
+import { createAdminHandler, createReadyHandler } from '../../proxy/admin/admin-server.ts';
+import { listen } from '../../core/listen.ts';
 import type { EnvoyJson } from '../../envoy/index.ts';
 import { createStatsHandler, flushSpans } from '../../proxy/telemetry/index.ts';
 

@@ -3,7 +3,6 @@
 // /healthcheck/fail|ok, /logging?level=, /quitquitquit. Plus the readiness endpoint (15021
 // /healthz/ready) served by a second, tiny server.
 import type http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { EnvoyJson } from '../../envoy/index.ts';
 import { VERSION } from '../../core/version.ts';
 import type { ProxyRuntime } from '../runtime.ts';
@@ -155,12 +154,4 @@ export function createReadyHandler(rt: ProxyRuntime): http.RequestListener {
   };
 }
 
-export function listen(server: http.Server, host: string, port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve((server.address() as AddressInfo).port);
-    });
-  });
-}
+export { listen } from '../../core/listen.ts';

@@ -3,7 +3,6 @@
 // /debug/endpointz, /debug/configz, /debug/push_status) that `rig proxy-status` and
 // `rig proxy-config` read.
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { VERSION } from '../../core/version.ts';
 import type { AdsConnection } from './ads-connection.ts';
 import { configDump, syncStatus } from './config-dump.ts';
@@ -71,15 +70,5 @@ export function createDebugServer(o: DebugServerOptions): http.Server {
           return json(res, 404, { error: `unknown path ${url.pathname}`, paths: ['/metrics', '/ready', '/version', '/debug/syncz', '/debug/adsz', '/debug/config_dump?proxyID=', '/debug/registryz', '/debug/endpointz', '/debug/configz', '/debug/push_status'] });
       }
     })().catch((err: unknown) => json(res, 500, { error: String(err) }));
-  });
-}
-
-export function listen(server: http.Server, host: string, port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve((server.address() as AddressInfo).port);
-    });
   });
 }
