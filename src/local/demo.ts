@@ -3,7 +3,7 @@
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_MESH_CONFIG, type MeshConfig } from '../model/mesh-config.ts';
 import type { Supervisor } from './supervisor.ts';
-import { describePorts } from './status.ts';
+import { controlPlaneHost, describePorts } from './status.ts';
 
 export const BOOKINFO_DIR = fileURLToPath(new URL('../../examples/bookinfo/', import.meta.url));
 
@@ -31,8 +31,8 @@ export function whereToLook(sup: Supervisor, stateDirFlag: string): string[] {
     '  (sign in as "jason" to see the request-routing task: rig apply -f examples/bookinfo/networking/virtual-service-reviews-test-v2.yaml)',
     '',
     'Sidecar and gateway metrics (Prometheus):',
-    ...s.processes.filter((p) => p.ports.stats).map((p) => `  ${p.name.padEnd(22)} http://127.0.0.1:${p.ports.stats}/stats/prometheus`),
-    `Control plane monitoring:  http://127.0.0.1:${s.controlPlane?.monitoringPort}/metrics`,
+    ...s.processes.filter((p) => p.ports.stats).map((p) => `  ${p.name.padEnd(22)} http://${p.address ?? '127.0.0.1'}:${p.ports.stats}/stats/prometheus`),
+    `Control plane monitoring:  http://${controlPlaneHost(s)}:${s.controlPlane?.monitoringPort}/metrics`,
     '',
     'Processes and ports:',
     ...s.processes.map((p) => `  ${p.name.padEnd(22)} ${describePorts(p)}`),

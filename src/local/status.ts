@@ -63,6 +63,11 @@ export interface MeshStatus {
   configErrors: string[];
 }
 
+/** The host the control plane listens on (127.0.0.1, or the pod bridge's address with --isolation netns). */
+export function controlPlaneHost(s: MeshStatus): string {
+  return s.controlPlane?.xdsAddress.replace(/:\d+$/, '') ?? '127.0.0.1';
+}
+
 export function overallState(processes: readonly ProcessStatus[]): ProcessState {
   if (processes.some((p) => p.state === 'failed')) return 'failed';
   if (processes.some((p) => p.state === 'crashed')) return 'crashed';
@@ -72,7 +77,7 @@ export function overallState(processes: readonly ProcessStatus[]): ProcessState 
 
 /** One line of a process's ports, e.g. `inbound 9080→40123  outbound 35787  admin 36613  stats 36613`. */
 export function describePorts(p: ProcessStatus): string {
-  const parts: string[] = [];
+  const parts: string[] = p.address ? [`pod ${p.address}`] : [];
   if (p.ports.gateway) parts.push(`gateway ${Object.entries(p.ports.gateway).map(([d, h]) => (d === String(h) ? d : `${d}→${h}`)).join(',')}`);
   if (p.ports.inbound && Object.keys(p.ports.inbound).length) parts.push(`inbound ${Object.entries(p.ports.inbound).map(([w, i]) => `${w}→${i}`).join(',')}`);
   if (p.ports.outbound) parts.push(`outbound ${p.ports.outbound}`);

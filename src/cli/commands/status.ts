@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import { RigError } from '../../core/errors.ts';
 import { DEFAULT_STATE_DIR, StateDir } from '../../local/state-dir.ts';
-import { describePorts, overallState } from '../../local/status.ts';
+import { controlPlaneHost, describePorts, overallState } from '../../local/status.ts';
 
 export function define(cmd: Command): void {
   cmd
@@ -21,7 +21,7 @@ export function define(cmd: Command): void {
       const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
       const line = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ');
       const out = [
-        `mesh: ${overallState(s.processes)} (rig up pid ${s.pid}, control plane xDS ${s.controlPlane?.xdsAddress ?? '-'}, monitoring ${s.controlPlane?.monitoringPort ? `http://127.0.0.1:${s.controlPlane.monitoringPort}` : '-'})`,
+        `mesh: ${overallState(s.processes)} (rig up pid ${s.pid}, control plane xDS ${s.controlPlane?.xdsAddress ?? '-'}, monitoring ${s.controlPlane?.monitoringPort ? `http://${controlPlaneHost(s)}:${s.controlPlane.monitoringPort}` : '-'})`,
         line(header),
         ...rows.map(line),
       ];
