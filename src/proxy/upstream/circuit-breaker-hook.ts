@@ -11,7 +11,7 @@ import type { ClusterHandle, ClusterHook, ClusterHookFactory } from './cluster-h
 import type { Host } from './host.ts';
 import { ResponseFlag } from '../response-flags.ts';
 import { CircuitBreakers, RESOURCE_PRIORITIES, compileCircuitBreakers, type ResourceManager } from './circuit-breaker.ts';
-import { registerClusterHook } from './cluster-hooks.ts';
+import { compileHookConfig, registerClusterHook } from './cluster-hooks.ts';
 
 class CircuitBreakerHook implements ClusterHook {
   readonly #cb: CircuitBreakers;
@@ -75,12 +75,8 @@ class CircuitBreakerHook implements ClusterHook {
 export const circuitBreakerHookFactory: ClusterHookFactory = {
   name: 'envoy.circuit_breakers',
   create(cluster: ClusterHandle, issues) {
-    const path = `cluster ${cluster.name}`;
-    const local = { errors: [] as string[], warnings: [] as string[] };
-    const c = compileCircuitBreakers(cluster.config.raw, local);
-    for (const e of local.errors) issues.error(path, e);
-    for (const w of local.warnings) issues.warn(path, w);
-    if (local.errors.length > 0) return undefined;
+    const c = compileHookConfig(cluster, issues, compileCircuitBreakers);
+    if (!c) return undefined;
     const cb = new CircuitBreakers(c.thresholds, c.perHostMaxConnections, cluster.stats, cluster.statPrefix);
     return new CircuitBreakerHook(cb, !cluster.config.http2);
   },

@@ -7,6 +7,7 @@ import type { Host } from './host.ts';
 import type { ClusterConfig } from './cluster-config.ts';
 import type { Stats } from '../stats/stats.ts';
 import type { Issues } from '../config/reader.ts';
+import { newIssues, type ConfigIssues, type Json } from './lb/config-fields.ts';
 
 /** How an upstream attempt ended, as outlier detection classifies it. */
 export const UpstreamOutcome = {
@@ -57,6 +58,19 @@ export interface ClusterHook {
 export interface ClusterHookFactory {
   readonly name: string;
   create(cluster: ClusterHandle, issues: Issues): ClusterHook | undefined;
+}
+
+/**
+ * Runs `compile` over the cluster's raw config and reports its errors and warnings under
+ * "cluster <name>"; undefined when there were errors (the hook is then not created).
+ */
+export function compileHookConfig<T>(cluster: ClusterHandle, issues: Issues, compile: (cluster: Json, issues: ConfigIssues) => T): T | undefined {
+  const path = `cluster ${cluster.name}`;
+  const local = newIssues();
+  const config = compile(cluster.config.raw, local);
+  for (const e of local.errors) issues.error(path, e);
+  for (const w of local.warnings) issues.warn(path, w);
+  return local.errors.length > 0 ? undefined : config;
 }
 
 const factories = new Map<string, ClusterHookFactory>();

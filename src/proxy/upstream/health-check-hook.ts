@@ -3,7 +3,7 @@
 // (successful_active_health_check_uneject_host); the first attempt's result marks the cluster as
 // having traffic (ends no_traffic_interval).
 import type { ClusterHandle, ClusterHook, ClusterHookFactory } from './cluster-hooks.ts';
-import { registerClusterHook } from './cluster-hooks.ts';
+import { compileHookConfig, registerClusterHook } from './cluster-hooks.ts';
 import type { Host } from './host.ts';
 import { HealthChecker, compileHealthChecks } from './health-check.ts';
 import { outlierDetectorOf } from './outlier-detection-hook.ts';
@@ -34,12 +34,8 @@ class HealthCheckHook implements ClusterHook {
 export const healthCheckHookFactory: ClusterHookFactory = {
   name: 'envoy.health_checkers',
   create(cluster: ClusterHandle, issues) {
-    const path = `cluster ${cluster.name}`;
-    const local = { errors: [] as string[], warnings: [] as string[] };
-    const config = compileHealthChecks(cluster.config.raw, local);
-    for (const e of local.errors) issues.error(path, e);
-    for (const w of local.warnings) issues.warn(path, w);
-    if (!config || local.errors.length > 0) return undefined;
+    const config = compileHookConfig(cluster, issues, compileHealthChecks);
+    if (!config) return undefined;
     const hc = new HealthChecker(config, cluster.hosts(), {
       stats: cluster.stats,
       prefix: cluster.statPrefix,

@@ -2,7 +2,7 @@
 // cluster's OutlierDetector; ejections and returns rebuild the cluster's load balancer.
 // /clusters shows outlier::success_rate_average / success_rate_ejection_threshold (−1: not computed).
 import type { ClusterHandle, ClusterHook, ClusterHookFactory } from './cluster-hooks.ts';
-import { UpstreamOutcome, registerClusterHook } from './cluster-hooks.ts';
+import { UpstreamOutcome, compileHookConfig, registerClusterHook } from './cluster-hooks.ts';
 import type { Host } from './host.ts';
 import { OutlierDetector, compileOutlierDetection, type LocalOriginResult } from './outlier-detection.ts';
 
@@ -58,12 +58,8 @@ class OutlierDetectionHook implements ClusterHook {
 export const outlierDetectionHookFactory: ClusterHookFactory = {
   name: 'envoy.outlier_detection',
   create(cluster: ClusterHandle, issues) {
-    const path = `cluster ${cluster.name}`;
-    const local = { errors: [] as string[], warnings: [] as string[] };
-    const config = compileOutlierDetection(cluster.config.raw, local);
-    for (const e of local.errors) issues.error(path, e);
-    for (const w of local.warnings) issues.warn(path, w);
-    if (!config || local.errors.length > 0) return undefined;
+    const config = compileHookConfig(cluster, issues, compileOutlierDetection);
+    if (!config) return undefined;
     const od = new OutlierDetector(config, cluster.hosts(), { stats: cluster.stats, prefix: cluster.statPrefix });
     od.on('change', () => cluster.healthChanged());
     byCluster.set(cluster, od);
