@@ -13,7 +13,7 @@ import type { ReplicaPlan } from './mesh-plan.ts';
 import { rigCommand } from './rig-command.ts';
 import type { ProcessStatus, ProcessState } from './status.ts';
 import { SupervisedProcess } from './supervised-process.ts';
-import { podEnv, resolveCommand, workloadEnv } from './workload-env.ts';
+import { commandExists, podEnv, resolveCommand, workloadEnv } from './workload-env.ts';
 
 export interface RuntimeContext {
   stateRoot: string;
@@ -119,6 +119,7 @@ export class ReplicaRuntime {
       failureThreshold: plan.spec.readinessProbe?.failureThreshold,
       beforeStart: async () => {
         if (plan.problem) throw new Error(plan.problem);
+        if (pod && !commandExists(resolveCommand(command), plan.cwd, env)) throw new Error(`command "${command}" not found (in ${plan.cwd}, or on PATH)`);
       },
     });
     // The sidecar's flags need the control plane (its address, a bootstrap token from its CA):

@@ -1,6 +1,8 @@
 // The environment of a workload's application in explicit mode: where to listen (a loopback
 // port only its sidecar uses) and where its outbound calls go (its sidecar, as an HTTP proxy),
 // plus the downward-API facts a Kubernetes pod would see. The Workload's own `env` wins.
+import { accessSync, constants, statSync } from 'node:fs';
+import path from 'node:path';
 import type { ReplicaPlan } from './mesh-plan.ts';
 import type { ReplicaPorts } from './replica-ports.ts';
 
@@ -52,6 +54,23 @@ export function podEnv(replica: ReplicaPlan, address: string, base: NodeJS.Proce
     if (p.name) env[`PORT_${p.name.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`] = String(p.port);
   }
   return { ...env, ...(replica.spec.env ?? {}) };
+}
+
+/**
+ * Whether `command` would be found by exec in `cwd` (a path, or a name on PATH). A command run
+ * through `ip netns exec` would otherwise only fail inside it, as a crash without a reason.
+ */
+export function commandExists(command: string, cwd: string, env: NodeJS.ProcessEnv = process.env): boolean {
+  const executable = (file: string) => {
+    try {
+      accessSync(file, constants.X_OK);
+      return statSync(file).isFile();
+    } catch {
+      return false;
+    }
+  };
+  if (command.includes('/')) return executable(path.resolve(cwd, command));
+  return (env.PATH ?? '').split(path.delimiter).some((dir) => dir !== '' && executable(path.join(dir, command)));
 }
 
 /** `node` runs on the Node.js that runs rig (the project's Node 24, which runs .ts files). */

@@ -44,7 +44,8 @@ test('rig up --isolation netns: pods with transparent sidecars, torn down by rig
   const prefix = `rigu${process.pid.toString(36)}`;
   const config = mkdtempSync(path.join(os.tmpdir(), 'rig-netns-up-'));
   chmodSync(config, 0o755);
-  writeFileSync(path.join(config, 'mesh.yaml'), workload('echo') + '---\n' + workload('client'));
+  const broken = workload('broken').replace(/command: .*/, 'command: [rig-test-no-such-binary]');
+  writeFileSync(path.join(config, 'mesh.yaml'), [workload('echo'), workload('client'), broken].join('---\n'));
   const mesh = await startMesh('up', ['-f', config, '--no-ingress', '--isolation', 'netns', '--netns-prefix', prefix]);
   t.after(async () => {
     await mesh.stop();
@@ -52,7 +53,9 @@ test('rig up --isolation netns: pods with transparent sidecars, torn down by rig
     rmSync(config, { recursive: true, force: true });
   });
 
-  const s: MeshStatus = await mesh.waitFor((st) => st.processes.length === 2 && st.processes.every((p) => p.state === 'ready'), 'both pods ready');
+  const ready = (st: MeshStatus, name: string) => st.processes.some((p) => p.name === name && p.state === 'ready');
+  const s: MeshStatus = await mesh.waitFor((st) => ready(st, 'echo-0') && ready(st, 'client-0') && st.processes.some((p) => p.name === 'broken-0' && p.appState === 'failed'), 'echo and client ready, broken failed');
+  assert.match(s.processes.find((p) => p.name === 'broken-0')?.message ?? '', /command "rig-test-no-such-binary" not found/);
   const echo = s.processes.find((p) => p.name === 'echo-0')!;
   const client = s.processes.find((p) => p.name === 'client-0')!;
   assert.equal(echo.netns, `${prefix}-echo-0`);
@@ -106,4 +109,27 @@ test('rig up --isolation: an unknown mode is a usage error', async () => {
   const r = await runRig(['up', '-f', os.tmpdir(), '--isolation', 'vm']);
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /--isolation "vm": use explicit .* or netns/);
+});
+
+test('rig down --force removes the pods of a rig up --isolation netns that was killed', { skip: rootSkipReason() }, async (t) => {
+  const prefix = `rigk${process.pid.toString(36)}`;
+  const config = mkdtempSync(path.join(os.tmpdir(), 'rig-netns-kill-'));
+  chmodSync(config, 0o755);
+  writeFileSync(path.join(config, 'mesh.yaml'), workload('echo'));
+  const mesh = await startMesh('up', ['-f', config, '--no-ingress', '--isolation', 'netns', '--netns-prefix', prefix]);
+  t.after(async () => {
+    await mesh.stop();
+    await cleanupNetnsLeftovers({ nsPrefix: prefix, force: true });
+    rmSync(config, { recursive: true, force: true });
+  });
+  await mesh.waitFor((st) => st.processes.some((p) => p.name === 'echo-0' && p.netns !== undefined), 'the echo pod');
+  mesh.child.kill('SIGKILL');
+  await new Promise((r) => mesh.child.once('exit', r));
+  assert.deepEqual(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').filter((l) => l.startsWith(`${prefix}-`)).map((l) => l.split(' ')[0]), [`${prefix}-echo-0`], 'the killed rig up left its pod');
+
+  const down = await mesh.rig(['down', '--force', '--netns-prefix', prefix]);
+  assert.equal(down.code, 0, down.stderr);
+  assert.match(down.stdout, new RegExp(`removed leftover pods and links: .*${prefix}-echo-0`));
+  assert.deepEqual(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').filter((l) => l.startsWith(`${prefix}-`)), []);
+  assert.ok(!listReservations().some((r) => r.nsPrefix === prefix), 'subnet reservation and bridge removed');
 });
