@@ -15,6 +15,14 @@ interface SanMatcher {
 
 const VERSIONS: Record<string, tls.SecureVersion | undefined> = { TLS_AUTO: undefined, TLSv1_0: 'TLSv1', TLSv1_1: 'TLSv1.1', TLSv1_2: 'TLSv1.2', TLSv1_3: 'TLSv1.3' };
 
+/** The secret name of an SdsSecretConfig (its sds_config is accepted, not read). */
+function sdsSecretName(s: Reader): string {
+  const name = s.str('name');
+  s.accept('sds_config');
+  s.done();
+  return name;
+}
+
 export class TlsContext {
   readonly alpn: readonly string[];
   readonly sni: string | undefined;
@@ -58,11 +66,7 @@ export class TlsContext {
         this.inlineKey = readDataSource(certs[0].obj('private_key'));
         certs[0].done();
       }
-      for (const s of c.objs('tls_certificate_sds_secret_configs')) {
-        this.certSecret = s.str('name');
-        s.accept('sds_config');
-        s.done();
-      }
+      for (const s of c.objs('tls_certificate_sds_secret_configs')) this.certSecret = sdsSecretName(s);
       const readValidation = (v: Reader) => {
         this.inlineCa = readDataSource(v.obj('trusted_ca'));
         for (const m of v.objs('match_typed_subject_alt_names')) {
@@ -79,21 +83,13 @@ export class TlsContext {
       const vc = c.obj('validation_context');
       if (vc) readValidation(vc);
       const vs = c.obj('validation_context_sds_secret_config');
-      if (vs) {
-        this.caSecret = vs.str('name');
-        vs.accept('sds_config');
-        vs.done();
-      }
+      if (vs) this.caSecret = sdsSecretName(vs);
       const cvc = c.obj('combined_validation_context');
       if (cvc) {
         const d = cvc.obj('default_validation_context');
         if (d) readValidation(d);
         const s = cvc.obj('validation_context_sds_secret_config');
-        if (s) {
-          this.caSecret = s.str('name');
-          s.accept('sds_config');
-          s.done();
-        }
+        if (s) this.caSecret = sdsSecretName(s);
         cvc.done();
       }
       c.done();
