@@ -60,20 +60,21 @@ export function parsePort(flag: string, value: string): number {
   return n;
 }
 
-/** A comma-separated port list; '' is the empty list. */
-export function parsePortList(flag: string, value: string): number[] {
+/** The trimmed, non-empty items of a comma-separated flag value. */
+function commaItems(value: string): string[] {
   return value
     .split(',')
     .map((s) => s.trim())
-    .filter((s) => s !== '')
-    .map((s) => parsePort(flag, s));
+    .filter((s) => s !== '');
+}
+
+/** A comma-separated port list; '' is the empty list. */
+export function parsePortList(flag: string, value: string): number[] {
+  return commaItems(value).map((s) => parsePort(flag, s));
 }
 
 export function parseIdList(flag: string, value: string): number[] {
-  const ids = value
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s !== '');
+  const ids = commaItems(value);
   for (const id of ids) if (!/^\d+$/.test(id) || Number(id) > 0xfffffffe) throw usage(flag, `"${id}" is not a numeric user/group id`);
   if (ids.length === 0) throw usage(flag, 'needs at least one id');
   return ids.map(Number);
@@ -91,18 +92,11 @@ export function parseCidr(flag: string, value: string): string {
 }
 
 export function parseCidrList(flag: string, value: string): string[] {
-  return value
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s !== '')
-    .map((s) => parseCidr(flag, s));
+  return commaItems(value).map((s) => parseCidr(flag, s));
 }
 
 export function parseAddressList(flag: string, value: string): string[] {
-  const out = value
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s !== '');
+  const out = commaItems(value);
   for (const a of out) if (!net.isIP(a)) throw usage(flag, `"${a}" is not an IP address`);
   return out;
 }
