@@ -21,8 +21,7 @@
 // circuit_breakers.<default|high>.{cx_open,rq_pending_open,rq_open,rq_retry_open,cx_pool_open} and,
 // with track_remaining, remaining_{cx,pending,rq,retries,cx_pools}.
 import type { Host } from './host.ts';
-import { RigError } from '../../core/errors.ts';
-import { list, newIssues, object, percent, string, uint, warnUnsupported, type ConfigIssues, type Json } from './lb/config-fields.ts';
+import { compileOrThrow, list, newIssues, object, percent, string, uint, warnUnsupported, type ConfigIssues, type Json } from './lb/config-fields.ts';
 
 /** The part of the proxy's Stats the breakers use (src/proxy/stats has the implementation). */
 export interface StatSink {
@@ -168,9 +167,7 @@ export class CircuitBreakers {
 
   /** From an Envoy Cluster's circuit_breakers; stats named `<prefix>upstream_cx_overflow` etc. (prefix e.g. "cluster.<name>."). */
   static fromCluster(cluster: Json, stats?: StatSink, prefix?: string): CircuitBreakers {
-    const issues = newIssues();
-    const c = compileCircuitBreakers(cluster, issues);
-    if (issues.errors.length > 0) throw new RigError('MESH_ERR_INVALID_CONFIG', `cluster ${String(cluster.name ?? '')}: ${issues.errors.join('; ')}`);
+    const c = compileOrThrow(cluster, compileCircuitBreakers);
     return new CircuitBreakers(c.thresholds, c.perHostMaxConnections, stats, prefix ?? `cluster.${String(cluster.name ?? '')}.`);
   }
 

@@ -20,8 +20,7 @@
 // interval_jitter_percent. The first check runs after a random initial_jitter.
 import { EventEmitter } from 'node:events';
 import { HealthFlag, type Host } from './host.ts';
-import { RigError } from '../../core/errors.ts';
-import { durationMs, list, newIssues, object, uint, warnUnsupported, type ConfigIssues, type Json } from './lb/config-fields.ts';
+import { compileOrThrow, durationMs, list, newIssues, object, uint, warnUnsupported, type ConfigIssues, type Json } from './lb/config-fields.ts';
 import { LocalStats, type StatSink } from './circuit-breaker.ts';
 import { CheckResult, type Prober } from './health-check-prober.ts';
 import { HttpProber, compileHttpCheck } from './health-check-http.ts';
@@ -176,9 +175,7 @@ export class HealthChecker extends EventEmitter<HealthCheckerEvents> {
 
   /** A checker for the cluster, or undefined when it has no health_checks. Throws RigError on bad config. */
   static fromCluster(cluster: Json, hosts: readonly Host[], options: HealthCheckerOptions = {}): HealthChecker | undefined {
-    const issues = newIssues();
-    const config = compileHealthChecks(cluster, issues);
-    if (issues.errors.length > 0) throw new RigError('MESH_ERR_INVALID_CONFIG', `cluster ${String(cluster.name ?? '')}: ${issues.errors.join('; ')}`);
+    const config = compileOrThrow(cluster, compileHealthChecks);
     return config && new HealthChecker(config, hosts, { prefix: `cluster.${String(cluster.name ?? '')}.`, ...options });
   }
 

@@ -18,8 +18,7 @@
 // base_ejection_time)) (+ jitter); each interval a host stays in service lowers its multiplier by one.
 import { EventEmitter } from 'node:events';
 import { HealthFlag, type Host } from './host.ts';
-import { RigError } from '../../core/errors.ts';
-import { bool, durationMs, newIssues, object, uint, warnUnsupported, type ConfigIssues, type Json } from './lb/config-fields.ts';
+import { bool, compileOrThrow, durationMs, newIssues, object, uint, warnUnsupported, type ConfigIssues, type Json } from './lb/config-fields.ts';
 import { LocalStats, type StatSink } from './circuit-breaker.ts';
 
 export interface OutlierConfig {
@@ -196,9 +195,7 @@ export class OutlierDetector extends EventEmitter<OutlierDetectorEvents> {
 
   /** A detector for the cluster, or undefined when the cluster has no outlier_detection. Throws RigError on bad config. */
   static fromCluster(cluster: Json, hosts: readonly Host[], options: OutlierDetectorOptions = {}): OutlierDetector | undefined {
-    const issues = newIssues();
-    const config = compileOutlierDetection(cluster, issues);
-    if (issues.errors.length > 0) throw new RigError('MESH_ERR_INVALID_CONFIG', `cluster ${String(cluster.name ?? '')}: ${issues.errors.join('; ')}`);
+    const config = compileOrThrow(cluster, compileOutlierDetection);
     return config && new OutlierDetector(config, hosts, { prefix: `cluster.${String(cluster.name ?? '')}.`, ...options });
   }
 

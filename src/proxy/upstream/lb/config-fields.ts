@@ -3,6 +3,7 @@
 // accept but do not implement. Shared by the load balancers, circuit breakers, outlier detection
 // and health checking.
 import { parseDuration } from '../../../envoy/index.ts';
+import { RigError } from '../../../core/errors.ts';
 
 export interface ConfigIssues {
   errors: string[];
@@ -14,6 +15,14 @@ export function newIssues(): ConfigIssues {
 }
 
 export type Json = Record<string, unknown>;
+
+/** `compile` over a whole Cluster outside a proxy's config load: errors throw a RigError naming the cluster, warnings are dropped. */
+export function compileOrThrow<T>(cluster: Json, compile: (cluster: Json, issues: ConfigIssues) => T): T {
+  const issues = newIssues();
+  const config = compile(cluster, issues);
+  if (issues.errors.length > 0) throw new RigError('MESH_ERR_INVALID_CONFIG', `cluster ${String(cluster.name ?? '')}: ${issues.errors.join('; ')}`);
+  return config;
+}
 
 export function object(v: unknown, path: string, issues: ConfigIssues): Json | undefined {
   if (v === undefined || v === null) return undefined;
