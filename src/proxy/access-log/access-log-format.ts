@@ -3,6 +3,7 @@
 import type { RequestHead, ResponseHead } from '../filters/filter.ts';
 import type { StreamInfo } from '../stream-info.ts';
 import { formatResponseFlags } from '../response-flags.ts';
+import { headerValue } from '../routing/header-matcher.ts';
 import { extraLogOperator } from '../telemetry/access-log-operators.ts';
 
 export const DEFAULT_FORMAT =
@@ -16,19 +17,7 @@ function header(h: Record<string, string | string[] | undefined> | undefined, na
 }
 
 function reqHeader(q: RequestHead | undefined, name: string): string | undefined {
-  if (!q) return undefined;
-  switch (name) {
-    case ':method':
-      return q.method;
-    case ':path':
-      return q.path;
-    case ':authority':
-    case 'host':
-      return q.authority;
-    case ':scheme':
-      return q.scheme;
-  }
-  return header(q.headers, name);
+  return q ? headerValue(q, name) : undefined;
 }
 
 const SIMPLE: Record<string, Getter> = {
