@@ -1,7 +1,7 @@
 // Envoy's HeaderMatcher and QueryParameterMatcher, compiled once per route config.
 import type { Reader } from '../config/reader.ts';
 import type { RequestHead } from '../filters/filter.ts';
-import { compileRegex, readStringMatcher, type StringMatcher } from './string-matcher.ts';
+import { readRegexMatcher, readStringMatcher, type StringMatcher } from './string-matcher.ts';
 
 export interface HeaderMatcher {
   match(head: RequestHead): boolean;
@@ -44,10 +44,7 @@ export function readHeaderMatcher(r: Reader): HeaderMatcher {
     const s = r.str('contains_match');
     test = (v) => v.includes(s);
   } else if (r.has('safe_regex_match')) {
-    const sr = r.obj('safe_regex_match')!;
-    const re = compileRegex(sr.str('regex'), sr.at('regex'), r.issues);
-    sr.accept('google_re2');
-    sr.done();
+    const re = readRegexMatcher(r.obj('safe_regex_match')!);
     test = (v) => re?.full(v) ?? false;
   } else if (r.has('range_match')) {
     const rr = r.obj('range_match')!;

@@ -54,11 +54,11 @@ export function compileRegex(pattern: string, path: string, issues: Issues, case
 }
 
 /** Reads a RegexMatcher ({ regex, google_re2? }). */
-export function readRegexMatcher(r: Reader): Regex | undefined {
-  const pattern = r.str('regex');
+export function readRegexMatcher(r: Reader, caseInsensitive = false): Regex | undefined {
+  const re = compileRegex(r.str('regex'), r.at('regex'), r.issues, caseInsensitive);
   r.accept('google_re2');
   r.done();
-  return compileRegex(pattern, r.at('regex'), r.issues);
+  return re;
 }
 
 export interface StringMatcher {
@@ -87,10 +87,7 @@ export function readStringMatcher(r: Reader): StringMatcher {
     const v = norm(r.str('contains'));
     m = { match: (s) => norm(s).includes(v) };
   } else if (r.has('safe_regex')) {
-    const sr = r.obj('safe_regex')!;
-    const re = compileRegex(sr.str('regex'), sr.at('regex'), r.issues, ic);
-    sr.accept('google_re2');
-    sr.done();
+    const re = readRegexMatcher(r.obj('safe_regex')!, ic);
     if (re) m = { match: (s) => re.full(s) };
   }
   r.done();

@@ -3,7 +3,7 @@
 import type { Reader } from '../../config/reader.ts';
 import type { RequestHead } from '../filter.ts';
 import { readHeaderMatcher, type HeaderMatcher } from '../../routing/header-matcher.ts';
-import { compileRegex } from '../../routing/string-matcher.ts';
+import { readRegexMatcher } from '../../routing/string-matcher.ts';
 import { JwtStatus, type JwtProvider } from './jwt-provider.ts';
 
 /** Verification outcome of every provider the request was checked against. */
@@ -105,10 +105,7 @@ export function readRule(r: Reader, providers: ReadonlyMap<string, JwtProvider>,
       const p = norm(m.str('path'));
       pathTest = (x) => norm(x) === p;
     } else if (m.has('safe_regex')) {
-      const sr = m.obj('safe_regex')!;
-      const re = compileRegex(sr.str('regex'), sr.at('regex'), r.issues);
-      sr.accept('google_re2');
-      sr.done();
+      const re = readRegexMatcher(m.obj('safe_regex')!);
       pathTest = (x) => re?.full(x) ?? false;
     } else m.issues.error(m.path, 'a jwt_authn rule match needs prefix, path or safe_regex');
     headers = m.objs('headers').map(readHeaderMatcher);
