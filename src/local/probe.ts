@@ -4,10 +4,11 @@ import net from 'node:net';
 
 export type Probe = () => Promise<boolean>;
 
-export function httpProbe(host: string, port: number, path: string, timeoutMs = 1000): Probe {
+/** `localAddress`: the source address (a pod's probes come from the pod network's prober address). */
+export function httpProbe(host: string, port: number, path: string, timeoutMs = 1000, localAddress?: string): Probe {
   return () =>
     new Promise((resolve) => {
-      const req = http.get({ host, port, path, timeout: timeoutMs, agent: false }, (res) => {
+      const req = http.get({ host, port, path, timeout: timeoutMs, agent: false, localAddress }, (res) => {
         res.resume();
         resolve((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 400);
       });
@@ -16,10 +17,10 @@ export function httpProbe(host: string, port: number, path: string, timeoutMs = 
     });
 }
 
-export function tcpProbe(host: string, port: number, timeoutMs = 1000): Probe {
+export function tcpProbe(host: string, port: number, timeoutMs = 1000, localAddress?: string): Probe {
   return () =>
     new Promise((resolve) => {
-      const sock = net.connect({ host, port });
+      const sock = net.connect({ host, port, localAddress });
       const done = (ok: boolean) => {
         sock.destroy();
         resolve(ok);

@@ -160,17 +160,18 @@ export class ReplicaRuntime {
     return new ReplicaRuntime(plan, { inbound: {}, app: own, outbound: 0, upstream: {} }, ctx, portsFile, pod);
   }
 
-  // A pod's app is probed on the pod's address from the host (like the kubelet): the connection
-  // is captured to the sidecar's inbound listener, which passes it to the app.
+  // A pod's app is probed on the pod's address from the pod network's prober address, which the
+  // pod's capture rules let through to the app (the sidecar would refuse plaintext under STRICT mTLS).
   #appProbe(): Probe | undefined {
     const rp = this.plan.spec.readinessProbe;
     const host = this.pod?.address ?? '127.0.0.1';
+    const from = this.pod ? this.#network?.prober : undefined;
     const toApp = (port: number) => this.ports.app[port] ?? port;
     const timeout = (rp?.timeoutSeconds ?? 1) * 1000;
-    if (rp?.httpGet) return httpProbe(host, toApp(rp.httpGet.port), rp.httpGet.path, timeout);
-    if (rp?.tcpSocket) return tcpProbe(host, toApp(rp.tcpSocket.port), timeout);
+    if (rp?.httpGet) return httpProbe(host, toApp(rp.httpGet.port), rp.httpGet.path, timeout, from);
+    if (rp?.tcpSocket) return tcpProbe(host, toApp(rp.tcpSocket.port), timeout, from);
     const first = this.plan.spec.ports?.[0];
-    return first ? tcpProbe(host, toApp(first.port)) : undefined;
+    return first ? tcpProbe(host, toApp(first.port), 1000, from) : undefined;
   }
 
   async start(): Promise<void> {

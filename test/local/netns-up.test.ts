@@ -2,7 +2,7 @@
 // sidecar; an unchanged curl in one pod reaches another workload by its service name through both
 // sidecars, `rig status` names the pods, and `rig down` leaves no namespace, link or rule behind.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -45,7 +45,9 @@ test('rig up --isolation netns: pods with transparent sidecars, torn down by rig
   const config = mkdtempSync(path.join(os.tmpdir(), 'rig-netns-up-'));
   chmodSync(config, 0o755);
   const broken = workload('broken').replace(/command: .*/, 'command: [rig-test-no-such-binary]');
-  writeFileSync(path.join(config, 'mesh.yaml'), [workload('echo'), workload('client'), broken].join('---\n'));
+  // STRICT mTLS: readiness probes still reach the apps (from the prober address), plaintext from the host does not.
+  const strict = 'apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: { name: default, namespace: istio-system }\nspec: { mtls: { mode: STRICT } }\n';
+  writeFileSync(path.join(config, 'mesh.yaml'), [workload('echo'), workload('client'), broken, strict].join('---\n'));
   const mesh = await startMesh('up', ['-f', config, '--no-ingress', '--isolation', 'netns', '--netns-prefix', prefix]);
   t.after(async () => {
     await mesh.stop();
@@ -76,6 +78,9 @@ test('rig up --isolation netns: pods with transparent sidecars, torn down by rig
   assert.ok(seen.headers['x-request-id'], 'the client sidecar added x-request-id');
   assert.ok(Number(stats(prefix, 'client').get('cluster.outbound|9080||echo.default.svc.cluster.local.upstream_rq_200')) >= 1, 'client sidecar counted the request');
   assert.ok(Number(stats(prefix, 'echo').get('cluster.inbound|9080||.upstream_rq_200')) >= 1, 'echo sidecar counted the request');
+
+  const plain = spawnSync('curl', ['-sS', '-m', '3', `http://${echo.address}:9080/`], { encoding: 'utf8' });
+  assert.notEqual(plain.status, 0, `plaintext from the host is refused under STRICT: ${plain.stdout}`);
 
   const res = listReservations().find((r) => r.nsPrefix === prefix);
   assert.ok(res, 'rig up reserved a pod subnet');
