@@ -149,9 +149,15 @@ test('a NACK keeps status and is reported; a later good config clears it; only c
   assert.equal((row.route_nack as EnvoyJson).message, 'route rejected by test');
   assert.equal(row.cluster_status, 'SYNCED');
   assert.equal(await metric(cp, 'pilot_total_xds_rejects'), before + 1);
+  // Let the pushes caused by the proxy's own registration settle (the debounce waits at most 1 s),
+  // so that whatever comes next is caused by the VirtualService alone.
+  for (let n = -1; n !== c.responses.length; ) {
+    n = c.responses.length;
+    await new Promise((r) => setTimeout(r, 1200));
+  }
   const seen = c.responses.length;
   store.apply(parseYaml(VS_V2));
-  const second = await c.next(ROUTE_TYPE, (r) => r.nonce !== first.nonce);
+  const second = await c.next(ROUTE_TYPE, (r) => r.nonce !== first.nonce && JSON.stringify(r.resources).includes('outbound|9080|v2|reviews'));
   const vhost = ((second.resources[0].virtual_hosts as EnvoyJson[]).find((v) => v.name === 'reviews.default.svc.cluster.local:9080')) as EnvoyJson;
   assert.equal(((vhost.routes as EnvoyJson[]).at(-1)!.route as EnvoyJson).cluster, 'outbound|9080|v2|reviews.default.svc.cluster.local');
   c.ack(second, ['http_proxy']);
@@ -278,6 +284,12 @@ test('a VirtualService-only change pushes routes; a change batched with a Destin
   const first = await c.next(ROUTE_TYPE);
   // Let the proxy's own registration push settle.
   await new Promise((r) => setTimeout(r, 300));
+  // Let the pushes caused by the proxy's own registration settle (the debounce waits at most 1 s),
+  // so that whatever comes next is caused by the VirtualService alone.
+  for (let n = -1; n !== c.responses.length; ) {
+    n = c.responses.length;
+    await new Promise((r) => setTimeout(r, 1200));
+  }
   const seen = c.responses.length;
   store.apply(parseYaml(VS_V2));
   await c.next(ROUTE_TYPE, (r) => r.nonce !== first.nonce && r.version_info !== first.version_info);
