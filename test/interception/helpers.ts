@@ -113,11 +113,17 @@ export function leftovers(prefix: string, bridge: string): string[] {
   const index = bridge.replace(/^rigb/, '');
   const netns = sh('ip netns list').split('\n').filter((l) => l.startsWith(prefix));
   const dirs = sh(`ls /etc/netns 2>/dev/null || true`).split('\n').filter((l) => l.startsWith(prefix));
-  const links = sh('ip -o link show')
-    .split('\n')
-    .map((l) => /^\d+: ([^:@]+)/.exec(l)?.[1] ?? '')
-    .filter((n) => n === bridge || n.startsWith(`rigv${index}p`));
+  // Tests run concurrently: once released, this network's subnet index (and so its bridge and veth
+  // names) may already belong to another test's network; only what is still ours counts.
+  const owner = listReservations().find((r) => String(r.index) === index)?.nsPrefix;
+  const reused = owner !== undefined && owner !== '' && owner !== prefix;
+  const links = reused
+    ? []
+    : sh('ip -o link show')
+        .split('\n')
+        .map((l) => /^\d+: ([^:@]+)/.exec(l)?.[1] ?? '')
+        .filter((n) => n === bridge || n.startsWith(`rigv${index}p`));
   const rules = sh('(iptables-nft-save; iptables-legacy-save) 2>/dev/null || true').split('\n').filter((l) => l.includes('ISTIO_'));
-  const reservation = sh(`ls /run/rig-netns 2>/dev/null || true`).split('\n').filter((l) => l === `${index}.json`);
+  const reservation = owner !== undefined && !reused ? [`${index}.json`] : [];
   return [...netns.map((n) => `netns ${n}`), ...dirs.map((d) => `/etc/netns/${d}`), ...links.map((l) => `link ${l}`), ...rules.map((r) => `host rule ${r}`), ...reservation.map((r) => `reservation ${r}`)];
 }
