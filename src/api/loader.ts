@@ -219,6 +219,7 @@ function toResource(value: unknown, locator: Locator, opts: LoadOptions, diagnos
   if (labels === null || annotations === null) return undefined;
   if (labels) metadata.labels = labels;
   if (annotations) metadata.annotations = annotations;
+  if (!readMetadataExtras(m, metadata, locator, diagnostics, describe(kind, obj))) return undefined;
   const resource: Resource = {
     apiVersion,
     kind,
@@ -250,6 +251,40 @@ function toResource(value: unknown, locator: Locator, opts: LoadOptions, diagnos
   if (!ok) return undefined;
   rememberLocator(resource, locator);
   return resource;
+}
+
+const METADATA_FIELDS = ['name', 'namespace', 'labels', 'annotations', 'creationTimestamp'];
+// Written by the Kubernetes API server (or kubectl) into manifests exported from a cluster;
+// they mean nothing to a configuration file.
+const SERVER_SET_METADATA = new Set(['uid', 'resourceVersion', 'generation', 'managedFields', 'selfLink', 'ownerReferences', 'finalizers', 'deletionTimestamp', 'deletionGracePeriodSeconds', 'generateName']);
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+
+/**
+ * creationTimestamp is kept: ties between competing policies break by age, as in Istio. Fields the
+ * API server sets are noted and dropped; anything else in metadata is an unknown field.
+ */
+function readMetadataExtras(m: Record<string, unknown>, metadata: ObjectMeta, locator: Locator, diagnostics: Diagnostic[], resource: string | undefined): boolean {
+  let ok = true;
+  for (const [key, value] of Object.entries(m)) {
+    const path = ['metadata', key];
+    const source = locator.locate(path, { key: true });
+    if (key === 'creationTimestamp') {
+      if (value === null) continue;
+      if (typeof value !== 'string' || !RFC3339.test(value) || Number.isNaN(Date.parse(value))) {
+        diagnostics.push({ severity: 'Error', code: 'IST0106', message: 'metadata.creationTimestamp must be an RFC 3339 time', hint: 'write it as "2024-01-31T12:00:00Z", or leave it out', source: locator.locate(path), resource, path: formatPath(path) });
+        ok = false;
+        continue;
+      }
+      metadata.creationTimestamp = new Date(value).toISOString();
+    } else if (SERVER_SET_METADATA.has(key)) {
+      diagnostics.push({ severity: 'Info', code: 'RIG0006', message: `metadata.${key} is set by the Kubernetes API server; ignored`, hint: 'nothing to do; remove it to keep the file clean', source, resource, path: formatPath(path) });
+    } else if (!METADATA_FIELDS.includes(key)) {
+      const near = closest(key, METADATA_FIELDS);
+      diagnostics.push({ severity: 'Error', code: 'IST0106', message: `unknown field "metadata.${key}"`, hint: distance(key, near) <= 3 ? `did you mean "${near}"?` : `metadata has ${METADATA_FIELDS.join(', ')}`, source, resource, path: formatPath(path) });
+      ok = false;
+    }
+  }
+  return ok;
 }
 
 function stringMap(v: unknown, path: string[], locator: Locator, diagnostics: Diagnostic[]): Record<string, string> | undefined | null {

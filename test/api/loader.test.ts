@@ -110,3 +110,22 @@ test('workloadCwd resolves spec.cwd against the directory of the defining file',
   assert.equal(workloadCwd({ spec: { command: ['node'] }, source: { file: '/etc/rig/w.yaml' } }, '/repo'), '/etc/rig');
   assert.equal(workloadCwd({ spec: { command: ['node'], cwd: '/srv/app' } }, '/repo'), '/srv/app');
 });
+
+test('metadata: creationTimestamp is kept, server-set fields are noted, unknown fields are errors', () => {
+  const withMeta = (extra: string) => SERVICE.replace('  name: reviews\n', `  name: reviews\n${extra}`);
+  const kept = loadDocuments(withMeta('  creationTimestamp: "2024-01-31T12:00:00+01:00"\n  uid: 1f0c\n  resourceVersion: "42"\n'), 'svc.yaml');
+  assert.equal(kept.resources[0].metadata.creationTimestamp, '2024-01-31T11:00:00.000Z');
+  assert.equal(kept.resources[0].metadata.resourceVersion, undefined);
+  assert.deepEqual(kept.diagnostics.map((d) => [d.severity, d.code, d.path, d.source?.line]), [
+    ['Info', 'RIG0006', 'metadata.uid', 6],
+    ['Info', 'RIG0006', 'metadata.resourceVersion', 7],
+  ]);
+
+  const badTime = loadDocuments(withMeta('  creationTimestamp: yesterday\n'), 'svc.yaml');
+  assert.equal(badTime.resources.length, 0);
+  assert.match(badTime.diagnostics[0].message, /creationTimestamp must be an RFC 3339 time/);
+
+  const typo = loadDocuments(withMeta('  lables: {app: reviews}\n'), 'svc.yaml');
+  assert.equal(typo.resources.length, 0);
+  assert.deepEqual([typo.diagnostics[0].path, typo.diagnostics[0].hint], ['metadata.lables', 'did you mean "labels"?']);
+});
