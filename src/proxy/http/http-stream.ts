@@ -18,7 +18,7 @@ import { RetryOn, backoffMs, type RetryPolicy } from '../routing/retry-policy.ts
 import type { Cluster, UpstreamHost } from '../upstream/cluster.ts';
 import { DiscoveryType } from '../upstream/cluster-config.ts';
 import { UpstreamOutcome } from '../upstream/cluster-hooks.ts';
-import { UpstreamRequest, isConnectFailure, type AttemptOwner } from './upstream-request.ts';
+import { UpstreamRequest, isConnectFailure, isProtocolError, type AttemptOwner } from './upstream-request.ts';
 import { grpcStatusFor, isGrpcContentType } from './local-reply.ts';
 import type { Span } from './tracer.ts';
 
@@ -687,6 +687,9 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     if (connectFailure) {
       a.cluster.s.cxConnectFail.value++;
       this.failUpstream(503, ResponseFlag.UpstreamConnectionFailure, 'upstream_reset_before_response_started{connection_failure}', `upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: ${err.message}`);
+    } else if (isProtocolError(err)) {
+      a.cluster.s.rqRxReset.value++;
+      this.failUpstream(502, ResponseFlag.UpstreamProtocolError, 'upstream_reset_before_response_started{protocol_error}', 'upstream connect error or disconnect/reset before headers. reset reason: protocol error');
     } else {
       a.cluster.s.rqRxReset.value++;
       this.failUpstream(503, ResponseFlag.UpstreamConnectionTermination, 'upstream_reset_before_response_started{connection_termination}', 'upstream connect error or disconnect/reset before headers. reset reason: connection termination');
@@ -770,7 +773,9 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
       this.conn.ctx.log.debug({ err: (e as Error).message }, 'invalid response head');
       this.responseStarted = false;
       this.attempt?.cancel();
-      this.respondLocally(502, { 'content-type': 'text/plain' }, 'upstream sent an invalid response', 0, 'upstream_protocol_error');
+      // Headers already out (or the 502 itself failed): the stream can only be reset.
+      if (this.res.headersSent || this.streamInfo.responseCodeDetails === 'upstream_protocol_error') this.resetDownstream();
+      else this.respondLocally(502, { 'content-type': 'text/plain' }, 'upstream sent an invalid response', 0, 'upstream_protocol_error');
     }
   }
 

@@ -43,7 +43,8 @@ export class UpstreamRequest implements Dispatcher.DispatchHandler {
   }
 
   onResponseStart(_c: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders): void {
-    if (this.cancelled) return;
+    // 1xx (102, 103…) are not the response: dropped, as Envoy does without proxying 1xx.
+    if (this.cancelled || status < 200) return;
     this.headersReceived = true;
     this.owner.onAttemptHeaders(this, status, headers);
   }
@@ -99,4 +100,13 @@ export function isConnectFailure(err: Error): boolean {
   const code = (err as { code?: string }).code ?? '';
   if (CONNECT_FAILURE_CODES.has(code)) return true;
   return code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL') || /CERT|UNABLE_TO_VERIFY|SELF_SIGNED/.test(code) || err.message.includes('do not match any of the configured subject alt names');
+}
+
+/**
+ * True when the upstream broke HTTP (unparsable status line or header, content-length with
+ * transfer-encoding, an unsolicited 100 Continue): Envoy's protocol_error, 502 UPE.
+ */
+export function isProtocolError(err: Error): boolean {
+  const code = (err as { code?: string }).code;
+  return err.name === 'HTTPParserError' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || (code === 'UND_ERR_SOCKET' && (err.message === 'bad response' || err.message === 'bad upgrade'));
 }
