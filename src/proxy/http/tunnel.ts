@@ -2,7 +2,6 @@
 // The route decides (upgrade_configs on the HCM or the route, Envoy's semantics: an upgrade or
 // CONNECT that is not enabled is refused with 403); the bytes then flow both ways untouched.
 import net from 'node:net';
-import tls from 'node:tls';
 import type { IncomingMessage } from 'node:http';
 import type { ConnState } from './http-stream.ts';
 import { matchRoute, ActionKind, type Route } from '../routing/route-config.ts';
@@ -45,8 +44,7 @@ function pickHost(cluster: Cluster, authority: string, conn: ConnState): Upstrea
 function connectUpstream(cluster: Cluster, host: UpstreamHost, conn: ConnState): net.Socket {
   const tlsCtx = cluster.config.tls;
   const opts = { host: host.address, port: host.port, localAddress: cluster.config.sourceAddress, allowHalfOpen: true };
-  // localAddress reaches the underlying net.connect (missing from tls.ConnectionOptions' type).
-  if (tlsCtx) return tls.connect({ host: host.address, port: host.port, localAddress: cluster.config.sourceAddress, ...tlsCtx.clientOptions(conn.ctx.secrets, host.hostname) } as tls.ConnectionOptions);
+  if (tlsCtx) return tlsCtx.connect(conn.ctx.secrets, host, cluster.config.sourceAddress);
   return net.connect(opts);
 }
 

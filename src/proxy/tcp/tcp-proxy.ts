@@ -1,8 +1,10 @@
 // envoy.filters.network.tcp_proxy: a terminal network filter relaying bytes to a host of the
 // configured cluster (or of weighted_clusters), with connect timeout, idle timeout (default 1h),
-// half-close, ORIGINAL_DST support and a StreamInfo per connection.
+// half-close, ORIGINAL_DST support and a StreamInfo per connection. Upstream network filters
+// (Cluster.filters, cluster hooks' onUpstreamConnection) run on a new upstream connection before
+// bytes flow; ConnectionObservers of the downstream connection hear of upstream readiness and the end.
 import net from 'node:net';
-import tls from 'node:tls';
+import type tls from 'node:tls';
 import { TCP_PROXY_TYPE } from '../../envoy/index.ts';
 import type { DownstreamConnection, NetworkCompileContext, NetworkFilter, NetworkFilterFactory } from '../network/network-filter.ts';
 import type { Reader } from '../config/reader.ts';
@@ -10,7 +12,9 @@ import { compileAccessLogs, type AccessLogger } from '../access-log/access-log.t
 import { newStreamInfo } from '../stream-info.ts';
 import { ResponseFlag } from '../response-flags.ts';
 import { DiscoveryType } from '../upstream/cluster-config.ts';
-import { UpstreamOutcome } from '../upstream/cluster-hooks.ts';
+import { UpstreamOutcome, type ClusterHook } from '../upstream/cluster-hooks.ts';
+import type { StreamInfo } from '../stream-info.ts';
+import { spiffeId } from '../tls/tls-context.ts';
 import type { ProxyContext } from '../context.ts';
 import type { Stat } from '../stats/stats.ts';
 import type { Host } from '../upstream/host.ts';
@@ -49,12 +53,14 @@ class TcpProxy implements NetworkFilter {
     info.downstreamLocalAddress = `${conn.info.localAddress}:${conn.info.localPort}`;
     info.requestedServerName = conn.info.sni;
     info.mtls = conn.info.tls && conn.info.peerPrincipal !== undefined;
-    if (conn.info.peerPrincipal) info.downstreamPeer = { principal: conn.info.peerPrincipal };
+    if (conn.info.peerPrincipal || conn.peerMetadata) info.downstreamPeer = { principal: conn.info.peerPrincipal, metadata: conn.peerMetadata };
+    const observers = conn.observers;
     const end = () => {
       c.cxActive.value--;
       info.durationMs = performance.now() - info.startMonotonic;
       for (const l of c.accessLogs) l.log(info, undefined, undefined);
       for (const o of this.ctx.observers) o(info, undefined, undefined);
+      if (observers) for (const o of observers) o.closed(info);
     };
     let name = c.clusters[0]?.name ?? '';
     if (c.clusters.length > 1) {
@@ -102,8 +108,7 @@ class TcpProxy implements NetworkFilter {
       let up: net.Socket;
       try {
         up = tlsCtx
-          ? // localAddress reaches the underlying net.connect (missing from tls.ConnectionOptions' type).
-            tls.connect({ host: host.address, port: host.port, localAddress: cluster.config.sourceAddress, ...tlsCtx.clientOptions(this.ctx.secrets, host.hostname) } as tls.ConnectionOptions)
+          ? tlsCtx.connect(this.ctx.secrets, host, cluster.config.sourceAddress)
           : net.connect({ host: host.address, port: host.port, localAddress: cluster.config.sourceAddress, allowHalfOpen: true });
       } catch (e) {
         info.upstreamTransportFailureReason = (e as Error).message;
@@ -136,6 +141,26 @@ class TcpProxy implements NetworkFilter {
         clearTimeout(timer);
         cluster.s.cxActive.value++;
         for (const h of cluster.hooks) h.onResult?.(host, UpstreamOutcome.Success, 0);
+        if (tlsCtx) {
+          const principal = spiffeId((up as tls.TLSSocket).getPeerCertificate());
+          if (principal) info.upstreamPeer = { principal };
+        }
+        const filters = cluster.hooks.filter((h) => h.onUpstreamConnection);
+        if (filters.length === 0) return relay();
+        up.on('error', () => undefined);
+        void runUpstreamFilters(filters, up, info).then((ok) => {
+          if (!ok) info.responseFlags |= ResponseFlag.UpstreamConnectionTermination;
+          if (ok && !socket.destroyed && !up.destroyed) return relay();
+          host.activeRequests--;
+          cluster.s.cxActive.value--;
+          for (const h of cluster.hooks) h.connectionClosed?.(host);
+          up.destroy();
+          socket.destroy();
+          end();
+        });
+      });
+      const relay = () => {
+        if (observers) for (const o of observers) o.upstreamReady?.(info);
         pipeSockets(socket, up, c.idleTimeoutMs, (r) => {
           host.activeRequests--;
           cluster.s.cxActive.value--;
@@ -147,9 +172,21 @@ class TcpProxy implements NetworkFilter {
           end();
         });
         socket.resume();
-      });
+        up.resume();
+      };
     };
     tryConnect();
+    return false;
+  }
+}
+
+/** Cluster.filters in order; false when one failed (the connection is then closed). */
+async function runUpstreamFilters(hooks: readonly ClusterHook[], up: net.Socket, info: StreamInfo): Promise<boolean> {
+  try {
+    for (const h of hooks) await h.onUpstreamConnection!(up, info);
+    return true;
+  } catch (e) {
+    info.upstreamTransportFailureReason = (e as Error).message;
     return false;
   }
 }

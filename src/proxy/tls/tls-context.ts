@@ -1,9 +1,11 @@
 // DownstreamTlsContext / UpstreamTlsContext compiled once: certificates inline or from SDS secrets
 // by name, trust bundle, SAN matchers (match_typed_subject_alt_names, for SPIFFE URIs), ALPN, TLS
-// versions, SNI, require_client_certificate. The node:tls SecureContext is built lazily and rebuilt
-// when the secret store changes, so rotation applies to new connections only.
+// versions, SNI, require_client_certificate, session resumption. The node:tls SecureContext is
+// built lazily and rebuilt when the secret store changes, so rotation applies to new connections
+// only; a rebuilt context has new ticket keys and an empty client session cache, so no session
+// made under the old certificates or trust bundle is resumed.
 import tls from 'node:tls';
-import { constants } from 'node:crypto';
+import { constants, randomBytes } from 'node:crypto';
 import type { Reader } from '../config/reader.ts';
 import { readStringMatcher, type StringMatcher } from '../routing/string-matcher.ts';
 import { readDataSource, type SecretStore } from './secrets.ts';
@@ -12,6 +14,9 @@ interface SanMatcher {
   type: 'URI' | 'DNS' | 'EMAIL' | 'IP_ADDRESS' | 'ANY';
   matcher: StringMatcher;
 }
+
+/** Most client sessions kept per upstream context (one per host). */
+const MAX_CLIENT_SESSIONS = 1024;
 
 const VERSIONS: Record<string, tls.SecureVersion | undefined> = { TLS_AUTO: undefined, TLSv1_0: 'TLSv1', TLSv1_1: 'TLSv1.1', TLSv1_2: 'TLSv1.2', TLSv1_3: 'TLSv1.3' };
 
@@ -38,6 +43,13 @@ export class TlsContext {
   private ciphers?: string;
   private cached?: tls.SecureContext;
   private cachedVersion = -1;
+  /** Server: session_timeout (seconds) and disable_stateless_session_resumption (no tickets). */
+  private sessionTimeout?: number;
+  private noTickets = false;
+  /** Server: OpenSSL refuses to resume a session of a context without one when it verifies peers. */
+  private readonly sessionIdContext = randomBytes(16).toString('hex');
+  /** Client: the last session per host, for resumption (Envoy keeps max_session_keys per context). */
+  private readonly sessions = new Map<string, Buffer>();
   readonly isServer: boolean;
 
   constructor(r: Reader, isServer: boolean) {
@@ -45,7 +57,14 @@ export class TlsContext {
     const c = r.obj('common_tls_context') ?? (r.path ? undefined : undefined);
     this.requireClientCert = isServer ? r.bool('require_client_certificate', false) : false;
     this.sni = isServer ? undefined : r.str('sni') || undefined;
-    r.accept('allow_renegotiation', 'max_session_keys', 'session_timeout', 'disable_stateless_session_resumption', 'disable_stateful_session_resumption');
+    if (isServer) {
+      this.sessionTimeout = r.has('session_timeout') ? Math.max(1, Math.round(r.durationMs('session_timeout', 0) / 1000)) : undefined;
+      this.noTickets = r.bool('disable_stateless_session_resumption', false);
+      // Stateful (session id) resumption needs a server-side session store, which node:tls only
+      // keeps inside a tls.Server: without tickets there is no resumption, as with this flag.
+      r.accept('disable_stateful_session_resumption');
+    }
+    r.accept('allow_renegotiation', 'max_session_keys');
     const sans: SanMatcher[] = [];
     let alpn: string[] = [];
     if (c) {
@@ -130,16 +149,33 @@ export class TlsContext {
       minVersion: this.minVersion ?? 'TLSv1.2',
       maxVersion: this.maxVersion,
       ciphers: this.ciphers,
-      // Server sockets are TLSSockets outside a tls.Server: a client resuming with a session ticket gets
-      // an "internal error" alert on every reconnect. No tickets: full handshakes.
-      secureOptions: constants.SSL_OP_NO_TICKET,
+      ...(this.isServer ? { sessionIdContext: this.sessionIdContext, sessionTimeout: this.sessionTimeout, secureOptions: this.noTickets ? constants.SSL_OP_NO_TICKET : 0 } : {}),
     });
     this.cachedVersion = store.version;
+    this.sessions.clear();
     return this.cached;
   }
 
+  /**
+   * Opens an upstream TLS connection to `host`, resuming the last session made with this host
+   * under the current secrets (no full handshake per connection).
+   */
+  connect(store: SecretStore, host: { address: string; port: number; hostname?: string; key: string }, localAddress?: string): tls.TLSSocket {
+    const opts = this.clientOptions(store, host.hostname);
+    const version = this.cachedVersion;
+    // localAddress reaches the underlying net.connect (missing from tls.ConnectionOptions' type).
+    const socket = tls.connect({ host: host.address, port: host.port, localAddress, ...opts, session: this.sessions.get(host.key) } as tls.ConnectionOptions);
+    socket.on('session', (session: Buffer) => {
+      if (version !== this.cachedVersion) return;
+      this.sessions.delete(host.key);
+      if (this.sessions.size >= MAX_CLIENT_SESSIONS) this.sessions.delete(this.sessions.keys().next().value!);
+      this.sessions.set(host.key, session);
+    });
+    return socket;
+  }
+
   /** node:tls client options for an upstream connection (SNI, ALPN, trust, SAN check). */
-  clientOptions(store: SecretStore, hostname: string | undefined): tls.ConnectionOptions {
+  private clientOptions(store: SecretStore, hostname: string | undefined): tls.ConnectionOptions {
     return {
       secureContext: this.secureContext(store),
       servername: this.sni ?? hostname,

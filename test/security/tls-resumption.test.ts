@@ -1,0 +1,186 @@
+// TLS session resumption on both sides of the proxy (issue 6 §7: no full handshake per
+// connection): the inbound mTLS listener resumes a client's session (openssl s_client -reconnect
+// and node's isSessionReused) and still knows the client's SPIFFE id; upstream TLS connections of
+// HTTP pools and tcp_proxy resume the session of their host; secrets rotation starts over with
+// full handshakes (no session made under the old certificates is resumed).
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import tls from 'node:tls';
+import type { AddressInfo } from 'node:net';
+import { X509Certificate } from 'node:crypto';
+import { test } from 'node:test';
+import { addr, configure, request, routeConfig, startRuntime, startUpstream, staticCluster, SECRET_TYPE, HCM, ROUTER } from '../proxy/harness.ts';
+import { makePki, sdsSecrets } from '../proxy/certs.ts';
+
+const DOWNSTREAM_TLS = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext';
+const UPSTREAM_TLS = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext';
+const TCP_PROXY = 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
+const SDS = (name: string) => ({ name, sds_config: { ads: {} } });
+const CLIENT_ID = 'spiffe://cluster.local/ns/default/sa/client';
+const SERVER_ID = 'spiffe://cluster.local/ns/default/sa/server';
+
+interface Exchange {
+  reused: boolean;
+  session?: Buffer;
+  response: string;
+}
+
+/** One HTTP/1.1 request over a fresh TLS connection, offering `session`; resolves once the server closed. */
+function exchange(port: number, opts: tls.ConnectionOptions, session?: Buffer): Promise<Exchange> {
+  return new Promise((resolve, reject) => {
+    let latest: Buffer | undefined;
+    let response = '';
+    const s = tls.connect({ host: '127.0.0.1', port, servername: 'svc.mesh', ALPNProtocols: ['http/1.1'], ...opts, session }, () => {
+      s.write('GET /who HTTP/1.1\r\nhost: svc\r\nconnection: close\r\n\r\n');
+    });
+    s.on('session', (b: Buffer) => (latest = b));
+    s.on('data', (d: Buffer) => (response += d.toString()));
+    s.on('end', () => resolve({ reused: s.isSessionReused(), session: latest, response }));
+    s.on('error', reject);
+  });
+}
+
+test('inbound mTLS resumes client sessions (tickets), keeps the peer identity, and starts over after rotation', async (t) => {
+  const pki = makePki();
+  const up = await startUpstream('app');
+  const h = await startRuntime();
+  t.after(async () => {
+    h.close();
+    await up.close();
+    pki.cleanup();
+  });
+  const server = pki.leaf('server', [`URI:${SERVER_ID}`, 'DNS:svc.mesh']);
+  const client = pki.leaf('client', [`URI:${CLIENT_ID}`]);
+  assert.deepEqual(h.apply(SECRET_TYPE, sdsSecrets(server, pki.ca)), []);
+  await configure(h, {
+    clusters: [staticCluster('app', [up.port])],
+    routes: [routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'app' } }])],
+    listeners: [
+      {
+        name: 'inbound',
+        address: addr(0),
+        filter_chains: [
+          {
+            transport_socket: {
+              name: 'envoy.transport_sockets.tls',
+              typed_config: {
+                '@type': DOWNSTREAM_TLS,
+                require_client_certificate: true,
+                common_tls_context: {
+                  alpn_protocols: ['h2', 'http/1.1'],
+                  tls_certificate_sds_secret_configs: [SDS('default')],
+                  combined_validation_context: { default_validation_context: { match_typed_subject_alt_names: [{ san_type: 'URI', matcher: { prefix: 'spiffe://cluster.local/' } }] }, validation_context_sds_secret_config: SDS('ROOTCA') },
+                },
+              },
+            },
+            filters: [{ name: 'envoy.filters.network.http_connection_manager', typed_config: { '@type': HCM, stat_prefix: 'in', rds: { route_config_name: 'r', config_source: { ads: {} } }, http_filters: [ROUTER], forward_client_cert_details: 'SANITIZE_SET', set_current_client_cert_details: { uri: true } } }],
+          },
+        ],
+      },
+    ],
+  });
+  const port = h.port('inbound');
+  const creds = { ca: pki.ca, cert: client.cert, key: client.key };
+
+  for (const maxVersion of ['TLSv1.2', 'TLSv1.3'] as const) {
+    const first = await exchange(port, { ...creds, maxVersion });
+    assert.equal(first.reused, false, maxVersion);
+    assert.ok(first.session, `${maxVersion}: the proxy sent a session ticket`);
+    const again = await exchange(port, { ...creds, maxVersion }, first.session);
+    assert.equal(again.reused, true, `${maxVersion}: the second connection resumed the session`);
+    // The resumed connection still carries the client's verified SPIFFE id.
+    assert.match(again.response, /^HTTP\/1\.1 200/);
+    assert.ok(again.response.includes(`"x-forwarded-client-cert":"URI=${CLIENT_ID}"`), again.response);
+    assert.equal(h.streams.at(-1)!.downstreamPeer?.principal, CLIENT_ID);
+  }
+
+  // openssl s_client -reconnect: five reconnections with the first session, each "Reused".
+  fs.writeFileSync(path.join(pki.dir, 'c.crt'), client.cert);
+  fs.writeFileSync(path.join(pki.dir, 'c.key'), client.key);
+  const stdout = await new Promise<string>((resolve) => {
+    const args = ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'svc.mesh', '-CAfile', path.join(pki.dir, 'ca.crt'), '-cert', path.join(pki.dir, 'c.crt'), '-key', path.join(pki.dir, 'c.key'), '-tls1_2', '-reconnect'];
+    const child = execFile('openssl', args, { timeout: 10_000 }, (_err, out) => resolve(String(out)));
+    child.stdin?.end();
+  });
+  assert.equal(stdout.match(/^Reused, /gm)?.length, 5, stdout);
+
+  // Rotation: a session from before is not resumed; the new certificate is presented.
+  const held = (await exchange(port, { ...creds, maxVersion: 'TLSv1.3' })).session;
+  const rotated = pki.leaf('server2', [`URI:${SERVER_ID}`, 'DNS:svc.mesh']);
+  assert.deepEqual(h.apply(SECRET_TYPE, sdsSecrets(rotated, pki.ca)), []);
+  const afterRotation = await new Promise<{ reused: boolean; serial: string }>((resolve, reject) => {
+    const s = tls.connect({ host: '127.0.0.1', port, servername: 'svc.mesh', ...creds, session: held }, () => {
+      resolve({ reused: s.isSessionReused(), serial: s.getPeerCertificate().serialNumber });
+      s.destroy();
+    });
+    s.on('error', reject);
+  });
+  assert.deepEqual(afterRotation, { reused: false, serial: new X509Certificate(rotated.cert).serialNumber });
+});
+
+test('upstream TLS (HTTP pool and tcp_proxy) resumes the session per host; new client secrets mean a full handshake', async (t) => {
+  const pki = makePki();
+  const backendCert = pki.leaf('backend', ['URI:spiffe://cluster.local/ns/default/sa/backend']);
+  const handshakes: { reused: boolean; peerSerial: string }[] = [];
+  const backend = tls.createServer({ cert: backendCert.cert, key: backendCert.key, ca: pki.ca, requestCert: true, rejectUnauthorized: true }, (s) => {
+    handshakes.push({ reused: s.isSessionReused(), peerSerial: s.getPeerCertificate().serialNumber });
+    s.once('data', () => s.end('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok'));
+  });
+  await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+  const h = await startRuntime();
+  t.after(() => {
+    h.close();
+    backend.close();
+    pki.cleanup();
+  });
+  const client = pki.leaf('client', [`URI:${CLIENT_ID}`]);
+  assert.deepEqual(h.apply(SECRET_TYPE, sdsSecrets(client, pki.ca)), []);
+  const transport = {
+    transport_socket: {
+      name: 'envoy.transport_sockets.tls',
+      typed_config: {
+        '@type': UPSTREAM_TLS,
+        sni: 'backend.mesh',
+        common_tls_context: {
+          tls_certificate_sds_secret_configs: [SDS('default')],
+          combined_validation_context: { default_validation_context: { match_typed_subject_alt_names: [{ san_type: 'URI', matcher: { exact: 'spiffe://cluster.local/ns/default/sa/backend' } }] }, validation_context_sds_secret_config: SDS('ROOTCA') },
+        },
+      },
+    },
+  };
+  const bport = (backend.address() as AddressInfo).port;
+  await configure(h, {
+    clusters: [staticCluster('http', [bport], transport), staticCluster('tcp', [bport], transport)],
+    routes: [routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'http' } }])],
+    listeners: [
+      { name: 'out', address: addr(0), filter_chains: [{ filters: [{ name: 'envoy.filters.network.http_connection_manager', typed_config: { '@type': HCM, stat_prefix: 'out', rds: { route_config_name: 'r', config_source: { ads: {} } }, http_filters: [ROUTER] } }] }] },
+      { name: 'tcp', address: addr(0), filter_chains: [{ filters: [{ name: 'envoy.filters.network.tcp_proxy', typed_config: { '@type': TCP_PROXY, stat_prefix: 'tcp', cluster: 'tcp' } }] }] },
+    ],
+  });
+  // The backend closes every connection, so each request is a new upstream connection.
+  for (let i = 0; i < 4; i++) assert.equal((await request(h.port('out'))).body, 'ok');
+  assert.deepEqual(
+    handshakes.map((x) => x.reused),
+    [false, true, true, true],
+  );
+  handshakes.length = 0;
+  for (let i = 0; i < 3; i++) assert.equal((await request(h.port('tcp'))).body, 'ok');
+  assert.deepEqual(
+    handshakes.map((x) => x.reused),
+    [false, true, true],
+  );
+
+  // New client certificate: the cached sessions (made with the old one) are not offered.
+  handshakes.length = 0;
+  const renewed = pki.leaf('client2', [`URI:${CLIENT_ID}`]);
+  assert.deepEqual(h.apply(SECRET_TYPE, sdsSecrets(renewed, pki.ca)), []);
+  assert.equal((await request(h.port('out'))).body, 'ok');
+  assert.equal((await request(h.port('out'))).body, 'ok');
+  const serial = new X509Certificate(renewed.cert).serialNumber;
+  assert.deepEqual(handshakes, [
+    { reused: false, peerSerial: serial },
+    { reused: true, peerSerial: serial },
+  ]);
+});
