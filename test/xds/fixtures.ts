@@ -1,6 +1,9 @@
 // Test fixtures: push contexts built from YAML through the real loader, and proxies as the
 // local runtime starts them (explicit mode), as pods (REDIRECT), gateways and proxyless gRPC.
+import { isDeepStrictEqual } from 'node:util';
 import { loadDocuments, loadPaths } from '../../src/api/index.ts';
+import { checkMessage, packAny, unpackAny } from '../../src/envoy/index.ts';
+import type { EnvoyJson } from '../../src/envoy/index.ts';
 import type { Resource } from '../../src/api/index.ts';
 import { DEFAULT_MESH_CONFIG } from '../../src/model/mesh-config.ts';
 import type { MeshConfig } from '../../src/model/mesh-config.ts';
@@ -76,4 +79,11 @@ export function gatewayProxy(labels: Record<string, string> = { istio: 'ingressg
 
 export function grpcProxy(ns = 'default'): Proxy {
   return parseNode({ id: `sidecar~127.0.0.1~grpc-client-0.${ns}~${ns}.svc.cluster.local`, metadata: { NAMESPACE: ns, GENERATOR: 'grpc', LABELS: { app: 'client' } } });
+}
+
+/** Asserts that a generated resource fits its Envoy type and survives a protobuf round trip unchanged. */
+export function assertEnvoyResource(typeUrl: string, r: EnvoyJson): void {
+  const issues = checkMessage(typeUrl.slice(typeUrl.lastIndexOf('/') + 1), r);
+  if (issues.length) throw new Error(`${String(r.name ?? r.cluster_name)} does not fit ${typeUrl}: ${issues.join('; ')}`);
+  if (!isDeepStrictEqual(unpackAny(packAny(typeUrl, r)), r)) throw new Error(`${String(r.name ?? r.cluster_name)} changes in a protobuf round trip`);
 }

@@ -102,7 +102,7 @@ test('explicit mode: names and ports follow the contract', async () => {
   const split = routes[2].route as EnvoyJson;
   assert.deepEqual(split.weighted_clusters, { clusters: [{ name: 'outbound|9080|v1|reviews.default.svc.cluster.local', weight: 50 }, { name: 'outbound|9080|v3|reviews.default.svc.cluster.local', weight: 50 }] });
   assert.equal(split.timeout, '3s');
-  assert.deepEqual(split.retry_policy, { retry_on: '5xx,gateway-error,retriable-status-codes', num_retries: 3, host_selection_retry_max_attempts: 5, retriable_status_codes: [503], per_try_timeout: '1s' });
+  assert.deepEqual(split.retry_policy, { retry_on: '5xx,gateway-error,retriable-status-codes', num_retries: 3, host_selection_retry_max_attempts: 5, retriable_status_codes: [503], per_try_timeout: '1s', retry_host_predicate: [{ name: 'envoy.retry_host_predicates.previous_hosts', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate' } }] });
   // Inbound: STRICT from the mesh-wide policy, the app behind 127.0.0.1:appPort.
   const inbound = all.listeners.find((l) => l.name === '127.0.0.1_30001') as EnvoyJson;
   assert.deepEqual((inbound.filter_chains as EnvoyJson[]).map((c) => c.filter_chain_match), [{ transport_protocol: 'tls' }]);

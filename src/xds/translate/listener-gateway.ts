@@ -4,14 +4,16 @@ import type { Resource } from '../../api/index.ts';
 import type { GatewaySpec, Server } from '../../api/index.ts';
 import type { EnvoyJson } from '../../envoy/index.ts';
 import type { PushContext } from '../../model/push-context.ts';
-import { bindsTo, qualifyGateway } from '../../model/push-context.ts';
+import { bindsTo } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
 import { hostsIntersect, normalizeProtocol, isHttpProtocol, resolveShortName } from '../../model/service.ts';
 import { gatewaysFor, plainServerHosts, serverHosts } from './gateway-servers.ts';
 import { buildHcm } from './http-filters.ts';
 import { tcpProxy, needsTlsInspector, TLS_INSPECTOR } from './listener-inbound.ts';
 import { BLACKHOLE_CLUSTER, gatewayHttpsRouteName, gatewayRouteName, listenerName } from './names.ts';
-import { destinationsTarget } from './route-config.ts';
+import { destinationsTarget, l4MatchApplies, tcpRouteTargets } from './route-config.ts';
+import type { TcpRouteTarget } from './route-config.ts';
+import { cidr } from './listener-sidecar.ts';
 import type { RouteContext } from './route-builder.ts';
 import { gatewayDownstream } from './tls.ts';
 
@@ -86,8 +88,7 @@ function serverChains(push: PushContext, proxy: Proxy, port: number, { gw, serve
       const vsHosts = serverHosts(server, vs.metadata.namespace, gw.metadata.namespace);
       for (const r of vs.spec.tls ?? []) {
         for (const m of r.match ?? []) {
-          if (m.port !== undefined && m.port !== port) continue;
-          if (m.gateways?.length && !m.gateways.some((g) => qualifyGateway(g, vs.metadata.namespace) === gwKey)) continue;
+          if (!l4MatchApplies(ctx, vs, m, port)) continue;
           const names = m.sniHosts.map((h) => resolveShortName(h, vs.metadata.namespace)).filter((h) => vsHosts.some((sh) => hostsIntersect(sh, h)));
           if (names.length && r.route?.length) out.push({ filter_chain_match: { server_names: names }, filters: [tcpProxy(`outbound_${port}`, destinationsTarget(ctx, r.route, vs.metadata.namespace))] });
         }
@@ -95,21 +96,21 @@ function serverChains(push: PushContext, proxy: Proxy, port: number, { gw, serve
     }
     return out;
   }
-  const target = l4Target(push, proxy, port, gwKey, server);
-  return target ? [{ filters: [tcpProxy(`outbound_${port}`, target)] }] : [];
+  return l4Routes(push, proxy, port, gwKey, server).map((t) => (t.subnets.length ? { filter_chain_match: { prefix_ranges: t.subnets.map(cidr) }, filters: [tcpProxy(`outbound_${port}`, t.target)] } : { filters: [tcpProxy(`outbound_${port}`, t.target)] }));
 }
 
 function l4Target(push: PushContext, proxy: Proxy, port: number, gwKey: string, server: Server): EnvoyJson | undefined {
+  return l4Routes(push, proxy, port, gwKey, server).find((t) => !t.subnets.length)?.target;
+}
+
+/** The tcp routes of VirtualServices bound to the gateway whose hosts the server exposes, with their matches (gateways, port, source) applied. */
+function l4Routes(push: PushContext, proxy: Proxy, port: number, gwKey: string, server: Server): TcpRouteTarget[] {
   const ctx: RouteContext = { push, proxy, gateway: gwKey, port, grpc: false };
   const gwNs = gwKey.slice(0, gwKey.indexOf('/'));
-  for (const vs of push.virtualServices) {
-    if (!bindsTo(vs, gwKey)) continue;
+  const vsList = push.virtualServices.filter((vs) => {
+    if (!bindsTo(vs, gwKey)) return false;
     const hosts = serverHosts(server, vs.metadata.namespace, gwNs);
-    if (!(vs.spec.hosts ?? []).some((h) => hosts.some((sh) => hostsIntersect(sh, resolveShortName(h, vs.metadata.namespace))))) continue;
-    for (const r of vs.spec.tcp ?? []) {
-      const applies = !r.match?.length || r.match.some((m) => m.port === undefined || m.port === port);
-      if (applies && r.route?.length) return destinationsTarget(ctx, r.route, vs.metadata.namespace);
-    }
-  }
-  return undefined;
+    return (vs.spec.hosts ?? []).some((h) => hosts.some((sh) => hostsIntersect(sh, resolveShortName(h, vs.metadata.namespace))));
+  });
+  return tcpRouteTargets(ctx, vsList, port);
 }

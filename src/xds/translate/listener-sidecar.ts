@@ -5,7 +5,6 @@
 import { ORIGINAL_DST_TYPE } from '../../envoy/index.ts';
 import type { EnvoyJson } from '../../envoy/index.ts';
 import type { PushContext } from '../../model/push-context.ts';
-import { qualifyGateway } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
 import type { Service, ServicePort } from '../../model/service.ts';
 import { isHttpProtocol, resolveShortName } from '../../model/service.ts';
@@ -14,7 +13,7 @@ import { buildHcm } from './http-filters.ts';
 import { TLS_INSPECTOR, chainsForMode, inboundChains, needsTlsInspector, tcpProxy } from './listener-inbound.ts';
 import { BLACKHOLE_CLUSTER, HTTP_PROXY_ROUTE, INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PORT, OUTBOUND_PORT, PASSTHROUGH_CLUSTER, VIRTUAL_INBOUND, VIRTUAL_OUTBOUND, listenerName } from './names.ts';
 import { inboundMtlsMode } from './peer-authentication.ts';
-import { destinationsTarget, tcpTarget } from './route-config.ts';
+import { destinationsTarget, l4MatchApplies, tcpRouteTargets, tcpTarget } from './route-config.ts';
 import type { RouteContext } from './route-builder.ts';
 
 const RDS_SOURCE = { ads: {}, initial_fetch_timeout: '0s', resource_api_version: 'V3' };
@@ -134,19 +133,22 @@ function outboundPortListeners(push: PushContext, proxy: Proxy): EnvoyJson[] {
         if (listeners.has(name)) continue;
         const ctx = ctxFor(push, proxy, sp.port);
         const chains: EnvoyJson[] = [];
-        for (const vs of push.virtualServicesFor(proxy.namespace, 'mesh', svc.hostname)) {
+        const vsList = push.virtualServicesFor(proxy.namespace, 'mesh', svc.hostname);
+        const statPrefix = `outbound|${sp.port}||${svc.hostname}`;
+        for (const vs of vsList) {
           for (const r of vs.spec.tls ?? []) {
             for (const m of r.match ?? []) {
-              if (m.port !== undefined && m.port !== sp.port) continue;
-              if (m.gateways?.length && !m.gateways.some((g) => qualifyGateway(g, vs.metadata.namespace) === 'mesh')) continue;
+              if (!l4MatchApplies(ctx, vs, m, sp.port)) continue;
               const sni = m.sniHosts.map((h) => resolveShortName(h, vs.metadata.namespace));
               const match: EnvoyJson = { server_names: sni };
               if (m.destinationSubnets?.length) match.prefix_ranges = m.destinationSubnets.map(cidr);
-              if (r.route?.length) chains.push({ filter_chain_match: match, filters: [tcpProxy(`outbound|${sp.port}||${svc.hostname}`, destinationsTarget(ctx, r.route, vs.metadata.namespace))] });
+              if (r.route?.length) chains.push({ filter_chain_match: match, filters: [tcpProxy(statPrefix, destinationsTarget(ctx, r.route, vs.metadata.namespace))] });
             }
           }
         }
-        chains.push({ filters: [tcpProxy(`outbound|${sp.port}||${svc.hostname}`, tcpTarget(ctx, svc, sp))] });
+        const tcpRoutes = tcpRouteTargets(ctx, vsList, sp.port);
+        for (const t of tcpRoutes) if (t.subnets.length) chains.push({ filter_chain_match: { prefix_ranges: t.subnets.map(cidr) }, filters: [tcpProxy(statPrefix, t.target)] });
+        chains.push({ filters: [tcpProxy(statPrefix, tcpRoutes.find((t) => !t.subnets.length)?.target ?? { cluster: statPrefix })] });
         listeners.set(name, withInspector({ name, address: address(ip, sp.port), bind_to_port: false, traffic_direction: 'OUTBOUND', filter_chains: chains }, chains));
       }
     }
@@ -154,7 +156,7 @@ function outboundPortListeners(push: PushContext, proxy: Proxy): EnvoyJson[] {
   });
 }
 
-function cidr(s: string): EnvoyJson {
+export function cidr(s: string): EnvoyJson {
   const [ip, len] = s.split('/');
   return { address_prefix: ip, prefix_len: len === undefined ? (ip.includes(':') ? 128 : 32) : Number(len) };
 }

@@ -3,7 +3,7 @@
 // fault and CORS per route, delegation; plus the default route of a service.
 import type { Resource } from '../../api/index.ts';
 import type { CorsPolicy, Destination, HTTPFaultInjection, HTTPMatchRequest, HTTPRetry, HTTPRoute, Headers, HeaderOperations, StringMatch, VirtualServiceSpec } from '../../api/index.ts';
-import { CORS_TYPE, FAULT_TYPE } from '../../envoy/index.ts';
+import { CORS_TYPE, FAULT_TYPE, PREVIOUS_HOSTS_TYPE, PREVIOUS_PRIORITIES_TYPE } from '../../envoy/index.ts';
 import type { EnvoyJson } from '../../envoy/index.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import { qualifyGateway } from '../../model/push-context.ts';
@@ -23,10 +23,13 @@ export interface RouteContext {
   grpc: boolean;
 }
 
-/** Istio's default retry policy for HTTP routes. */
+const PREVIOUS_HOSTS: EnvoyJson = { name: 'envoy.retry_host_predicates.previous_hosts', typed_config: { '@type': PREVIOUS_HOSTS_TYPE } };
+
+/** Istio's default retry policy for HTTP routes (a retry avoids the hosts already tried). */
 export const DEFAULT_RETRY: EnvoyJson = {
   retry_on: 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes',
   num_retries: 2,
+  retry_host_predicate: [PREVIOUS_HOSTS],
   retriable_status_codes: [503],
   host_selection_retry_max_attempts: 5,
 };
@@ -163,7 +166,8 @@ function percent(value: number | undefined): EnvoyJson {
 const REDIRECT_CODES: Record<number, string> = { 301: 'MOVED_PERMANENTLY', 302: 'FOUND', 303: 'SEE_OTHER', 307: 'TEMPORARY_REDIRECT', 308: 'PERMANENT_REDIRECT' };
 const GRPC_CODES = ['OK', 'CANCELLED', 'UNKNOWN', 'INVALID_ARGUMENT', 'DEADLINE_EXCEEDED', 'NOT_FOUND', 'ALREADY_EXISTS', 'PERMISSION_DENIED', 'RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION', 'ABORTED', 'OUT_OF_RANGE', 'UNIMPLEMENTED', 'INTERNAL', 'UNAVAILABLE', 'DATA_LOSS', 'UNAUTHENTICATED'];
 
-function retryPolicy(r: HTTPRetry | undefined): EnvoyJson | undefined {
+/** `grpc`: proxyless clients get only what grpc-js-xds implements (no host predicates or retry priorities). */
+function retryPolicy(r: HTTPRetry | undefined, grpc: boolean): EnvoyJson | undefined {
   if (!r) return DEFAULT_RETRY;
   if (!r.attempts) return undefined;
   const codes: number[] = [];
@@ -178,6 +182,10 @@ function retryPolicy(r: HTTPRetry | undefined): EnvoyJson | undefined {
   else if (on.includes('retriable-status-codes')) p.retriable_status_codes = [503];
   if (r.perTryTimeout) p.per_try_timeout = envoyDuration(r.perTryTimeout);
   if (r.backoff) p.retry_back_off = { base_interval: envoyDuration(r.backoff) };
+  if (grpc) return p;
+  if (r.retryIgnorePreviousHosts !== false) p.retry_host_predicate = [PREVIOUS_HOSTS];
+  // Istio: retries go to other localities (lower priorities) once the first has been tried.
+  if (r.retryRemoteLocalities) p.retry_priority = { name: 'envoy.retry_priorities.previous_priorities', typed_config: { '@type': PREVIOUS_PRIORITIES_TYPE, update_frequency: 2 } };
   return p;
 }
 
@@ -267,7 +275,7 @@ function buildRoute(ctx: RouteContext, vs: Resource<VirtualServiceSpec>, r: HTTP
     if (r.rewrite?.uriRegexRewrite) action.regex_rewrite = { pattern: { regex: r.rewrite.uriRegexRewrite.match ?? '' }, substitution: r.rewrite.uriRegexRewrite.rewrite ?? '' };
     if (r.rewrite?.authority) action.host_rewrite_literal = r.rewrite.authority;
     if (!ctx.grpc || r.timeout) action.timeout = r.timeout ? envoyDuration(r.timeout) : '0s';
-    const retry = ctx.grpc && !r.retries ? undefined : retryPolicy(r.retries);
+    const retry = ctx.grpc && !r.retries ? undefined : retryPolicy(r.retries, ctx.grpc);
     if (retry) action.retry_policy = retry;
     const mirrors: EnvoyJson[] = [];
     if (r.mirror) mirrors.push({ cluster: clusterFor(ctx, r.mirror, ns), runtime_fraction: { default_value: percent(r.mirrorPercentage?.value ?? r.mirrorPercent) } });

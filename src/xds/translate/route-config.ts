@@ -2,13 +2,13 @@
 // route (`http_proxy`), per-upstream and proxyless gRPC routes (`host:port`), gateway routes
 // (`http.<port>`, `https.<port>.<portName>.<gw>.<ns>`).
 import type { Resource } from '../../api/index.ts';
-import type { GatewaySpec, RouteDestination, Server } from '../../api/index.ts';
+import type { GatewaySpec, L4MatchAttributes, RouteDestination, Server, VirtualServiceSpec } from '../../api/index.ts';
 import type { EnvoyJson } from '../../envoy/index.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import { bindsTo, qualifyGateway } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
 import type { Service, ServicePort } from '../../model/service.ts';
-import { hostMatches, hostsIntersect, isHttpProtocol, resolveShortName } from '../../model/service.ts';
+import { hostMatches, hostsIntersect, isHttpProtocol, labelsMatch, resolveShortName } from '../../model/service.ts';
 import { gatewaysFor, serverHosts } from './gateway-servers.ts';
 import { HTTP_PROXY_ROUTE, PASSTHROUGH_CLUSTER, gatewayHttpsRouteName, outboundClusterName } from './names.ts';
 import type { RouteContext } from './route-builder.ts';
@@ -87,15 +87,47 @@ function unique(domains: string[], used: Set<string>): string[] {
   return out;
 }
 
-/** The target of non-HTTP traffic to a service port: the first applicable tcp route, else the service. */
-export function tcpTarget(ctx: RouteContext, svc: Service, port: ServicePort): EnvoyJson {
-  for (const vs of ctx.push.virtualServicesFor(ctx.proxy.namespace, ctx.gateway, svc.hostname)) {
+/** Whether an L4 (tcp/tls) match applies to traffic on `port` through `ctx.gateway` from `ctx.proxy` (its own `gateways`, else the VirtualService's). */
+export function l4MatchApplies(ctx: RouteContext, vs: Resource<VirtualServiceSpec>, m: L4MatchAttributes, port: number): boolean {
+  const ns = vs.metadata.namespace;
+  const gateways = m.gateways?.length ? m.gateways : vs.spec.gateways?.length ? vs.spec.gateways : ['mesh'];
+  if (!gateways.some((g) => qualifyGateway(g, ns) === ctx.gateway)) return false;
+  if (m.port !== undefined && m.port !== port) return false;
+  if (m.sourceLabels && !labelsMatch(m.sourceLabels, ctx.proxy.labels)) return false;
+  if (m.sourceNamespace && m.sourceNamespace !== ctx.proxy.namespace) return false;
+  return true;
+}
+
+export interface TcpRouteTarget {
+  /** destinationSubnets of the match (a filter chain of their own); empty: the port's default. */
+  subnets: string[];
+  target: EnvoyJson;
+}
+
+/** The tcp routes of VirtualServices that apply on `port`, in order: one entry per match with destinationSubnets, then the first catch-all. */
+export function tcpRouteTargets(ctx: RouteContext, vsList: readonly Resource<VirtualServiceSpec>[], port: number): TcpRouteTarget[] {
+  const out: TcpRouteTarget[] = [];
+  for (const vs of vsList) {
     for (const r of vs.spec.tcp ?? []) {
-      const applies = !r.match?.length || r.match.some((m) => (m.port === undefined || m.port === port.port) && (!m.sourceNamespace || m.sourceNamespace === ctx.proxy.namespace));
-      if (applies && r.route?.length) return destinationsTarget(ctx, r.route, vs.metadata.namespace);
+      if (!r.route?.length) continue;
+      const matches = r.match?.length ? r.match.filter((m) => l4MatchApplies(ctx, vs, m, port)) : l4MatchApplies(ctx, vs, {}, port) ? [{}] : [];
+      for (const m of matches as L4MatchAttributes[]) {
+        const target = destinationsTarget(ctx, r.route, vs.metadata.namespace);
+        if (m.destinationSubnets?.length) out.push({ subnets: m.destinationSubnets, target });
+        else {
+          out.push({ subnets: [], target });
+          return out;
+        }
+      }
     }
   }
-  return { cluster: outboundClusterName(port.port, '', svc.hostname) };
+  return out;
+}
+
+/** The target of non-HTTP traffic to a service port: the first applicable tcp route without destinationSubnets, else the service. */
+export function tcpTarget(ctx: RouteContext, svc: Service, port: ServicePort): EnvoyJson {
+  const routes = tcpRouteTargets(ctx, ctx.push.virtualServicesFor(ctx.proxy.namespace, ctx.gateway, svc.hostname), port.port);
+  return routes.find((r) => !r.subnets.length)?.target ?? { cluster: outboundClusterName(port.port, '', svc.hostname) };
 }
 
 export function destinationsTarget(ctx: RouteContext, dests: RouteDestination[], ns: string): EnvoyJson {
@@ -111,13 +143,8 @@ export function destinationsTarget(ctx: RouteContext, dests: RouteDestination[],
 function tlsConnectTarget(ctx: RouteContext, svc: Service, port: ServicePort): EnvoyJson | undefined {
   for (const vs of ctx.push.virtualServicesFor(ctx.proxy.namespace, ctx.gateway, svc.hostname)) {
     const ns = vs.metadata.namespace;
-    const vsGateways = vs.spec.gateways?.length ? vs.spec.gateways : ['mesh'];
     for (const r of vs.spec.tls ?? []) {
-      const applies = r.match.some((m) => {
-        if (m.port !== undefined && m.port !== port.port) return false;
-        if (!(m.gateways?.length ? m.gateways : vsGateways).some((g) => qualifyGateway(g, ns) === ctx.gateway)) return false;
-        return m.sniHosts.some((h) => hostMatches(resolveShortName(h, ns), svc.hostname));
-      });
+      const applies = r.match.some((m) => l4MatchApplies(ctx, vs, m, port.port) && m.sniHosts.some((h) => hostMatches(resolveShortName(h, ns), svc.hostname)));
       if (applies && r.route?.length) return destinationsTarget(ctx, r.route, ns);
     }
   }
