@@ -20,6 +20,7 @@ import { DiscoveryType } from '../upstream/cluster-config.ts';
 import { UpstreamOutcome } from '../upstream/cluster-hooks.ts';
 import { UpstreamRequest, isConnectFailure, isProtocolError, type AttemptOwner } from './upstream-request.ts';
 import { grpcStatusFor, isGrpcContentType } from './local-reply.ts';
+import { sanitizeRequestHeaders } from './header-sanitizing.ts';
 import type { Span } from './tracer.ts';
 
 export type DownstreamRequest = IncomingMessage | Http2ServerRequest;
@@ -74,6 +75,8 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
   private readonly head: RequestHead;
   private readonly isH2: boolean;
   private isGrpc = false;
+  /** Envoy's internal request (header-sanitizing.ts): decides require_tls EXTERNAL_ONLY. */
+  private internal = false;
   private route: Route | undefined;
   private routeResolved = false;
   private filters: HttpFilter[] | undefined;
@@ -189,6 +192,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
       h['x-forwarded-for'] = x === undefined ? remoteIp : `${Array.isArray(x) ? x.join(',') : x}, ${remoteIp}`;
     }
     if (hcm.useRemoteAddress || h['x-forwarded-proto'] === undefined) h['x-forwarded-proto'] = this.head.scheme;
+    this.internal = sanitizeRequestHeaders(h, { useRemoteAddress: hcm.useRemoteAddress, xffTrustedHops: hcm.xffTrustedHops, remoteIp, internal: hcm.internalAddresses, internalOnly: hcm.routes.table?.internalOnlyHeaders ?? NONE });
     let rid = firstValue(h['x-request-id']);
     if (hcm.generateRequestId && (rid === undefined || (hcm.useRemoteAddress && !hcm.preserveExternalRequestId))) {
       rid = randomUUID();
@@ -335,7 +339,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
       this.sendLocalReply({ status: 404, flags: ResponseFlag.NoRouteFound, details: 'route_not_found' });
       return;
     }
-    if (route.vhost.requireTls && !this.connection.tls && (route.vhost.requireTls === 2 || !isInternal(this.connection.remoteAddress))) {
+    if (route.vhost.requireTls && !this.connection.tls && (route.vhost.requireTls === 2 || !this.internal)) {
       // require_tls: ALL, or EXTERNAL_ONLY for a client outside loopback/private ranges.
       this.sendLocalReply({ status: 301, headers: { location: `https://${this.head.authority}${this.head.path}` }, details: 'direct_response' });
       return;
@@ -811,6 +815,9 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     const buf = body ? Buffer.from(body) : EMPTY;
     const trailers = this.isGrpc && this.isH2 ? takeGrpcStatus(headers) : undefined;
     if (!trailers) headers['content-length'] = String(buf.length);
+    // HTTP/1 answered before its body was read (408 mid-body, 413, a filter's reply): the rest of
+    // the body cannot be told from a next request, so the connection closes, as Envoy does.
+    if (!this.isH2 && this.hasBody && !this.req.complete) headers.connection = 'close';
     this.writeResponseHead(status, headers);
     if (trailers) this.res.addTrailers(trailers);
     if (this.done) return;
@@ -866,6 +873,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
 }
 
 const EMPTY = Buffer.alloc(0);
+const NONE: readonly string[] = [];
 const GRPC_STATUS_HEADERS = ['grpc-status', 'grpc-message', 'grpc-status-details-bin'];
 
 /**
@@ -910,12 +918,6 @@ class MirrorHandler implements Dispatcher.DispatchHandler {
   onResponseError(): void {
     this.cluster.s.rqRxReset.value++;
   }
-}
-
-/** Envoy's default internal addresses: loopback and RFC 1918 / unique-local ranges. */
-function isInternal(ip: string): boolean {
-  const v4 = ip.startsWith('::ffff:') ? ip.slice(7) : ip;
-  return v4.startsWith('127.') || v4.startsWith('10.') || v4.startsWith('192.168.') || /^172\.(1[6-9]|2\d|3[01])\./.test(v4) || ip === '::1' || /^f[cd]/i.test(ip);
 }
 
 function uncork(res: ServerResponse): void {
