@@ -10,6 +10,7 @@ import type { RouteHolder } from '../context.ts';
 import { compileAccessLogs, type AccessLogger } from '../access-log/access-log.ts';
 import { compileTracer, type Tracer } from './tracer.ts';
 import { StatusCounters, type Stat } from '../stats/stats.ts';
+import { compileInternalAddresses, type InternalAddresses } from './header-sanitizing.ts';
 
 export interface CompiledHttpFilter {
   readonly name: string;
@@ -47,6 +48,8 @@ export interface HcmConfig {
   readonly useRemoteAddress: boolean;
   readonly skipXffAppend: boolean;
   readonly xffTrustedHops: number;
+  /** internal_address_config (default: RFC 1918, loopback, RFC 4193). */
+  readonly internalAddresses: InternalAddresses;
   readonly via?: string;
   readonly generateRequestId: boolean;
   readonly preserveExternalRequestId: boolean;
@@ -136,7 +139,7 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
       tc?.accept(...Object.keys(tc.raw));
       return;
     }
-    const config = factory.compile(tc ?? new Reader({}, f.at('typed_config'), issues), { name, statPrefix, stats: proxy.stats, issues });
+    const config = factory.compile(tc ?? new Reader({}, f.at('typed_config'), issues), { name, statPrefix, stats: proxy.stats, issues, clusters: proxy.clusters });
     filters.push({ name, factory, config });
   });
   if (!sawRouter) issues.error(r.at('http_filters'), 'the HTTP filter chain must end with envoy.filters.http.router');
@@ -219,6 +222,7 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
     useRemoteAddress: r.bool('use_remote_address', false),
     skipXffAppend: r.bool('skip_xff_append', false),
     xffTrustedHops: r.num('xff_num_trusted_hops', 0),
+    internalAddresses: compileInternalAddresses(r.obj('internal_address_config')),
     via: r.str('via') || undefined,
     generateRequestId: r.bool('generate_request_id', true),
     preserveExternalRequestId: r.bool('preserve_external_request_id', false),

@@ -127,6 +127,8 @@ export interface VirtualHost {
 export interface RouteTable {
   readonly name: string;
   readonly virtualHosts: readonly VirtualHost[];
+  /** internal_only_headers: removed from external requests (lower case). */
+  readonly internalOnlyHeaders: readonly string[];
   readonly raw: Record<string, unknown>;
   findVirtualHost(authority: string): VirtualHost | undefined;
 }
@@ -378,7 +380,8 @@ export function compileRouteConfig(raw: Record<string, unknown>, path: string, i
   const name = r.str('name');
   const cfgReqOps = readHeaderOps(r, 'request');
   const cfgResOps = readHeaderOps(r, 'response');
-  r.accept('validate_clusters', 'max_direct_response_body_size_bytes', 'internal_only_headers', 'ignore_port_in_host_matching');
+  r.accept('validate_clusters', 'max_direct_response_body_size_bytes', 'ignore_port_in_host_matching');
+  const internalOnlyHeaders = r.strs('internal_only_headers').map((h) => h.toLowerCase());
   const ignorePort = r.bool('ignore_port_in_host_matching', false);
   const exact = new Map<string, VirtualHost>();
   const suffixes: [string, VirtualHost][] = [];
@@ -436,6 +439,7 @@ export function compileRouteConfig(raw: Record<string, unknown>, path: string, i
   return {
     name,
     virtualHosts: vhosts,
+    internalOnlyHeaders,
     raw,
     findVirtualHost(authority) {
       let vh = cache.get(authority);

@@ -1,0 +1,91 @@
+// Envoy's internal/external request rules: x-envoy-* headers that steer a proxy survive only on
+// internal requests; a gateway (use_remote_address) never trusts them from outside.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { configure, httpListener, request, routeConfig, startRuntime, startUpstream, staticCluster } from './harness.ts';
+
+const STEERING = {
+  'x-envoy-retry-on': '5xx',
+  'x-envoy-max-retries': '7',
+  'x-envoy-upstream-rq-timeout-ms': '1',
+  'x-envoy-force-trace': 'true',
+  'x-envoy-internal': 'true',
+  'x-envoy-decorator-operation': 'spoofed',
+  'x-envoy-external-address': '198.51.100.1',
+  'x-envoy-peer-metadata-id': 'sidecar~1.2.3.4~a.b~b.svc.cluster.local',
+  'x-internal-secret': 'leak',
+};
+
+test('x-envoy-* steering headers: kept on internal requests, stripped from external ones, edge requests get x-envoy-external-address', async (t) => {
+  const up = await startUpstream('up');
+  const h = await startRuntime();
+  t.after(async () => {
+    h.close();
+    await up.close();
+  });
+  const routes = routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'up' } }], ['*'], { internal_only_headers: ['X-Internal-Secret'] });
+  await configure(h, {
+    clusters: [staticCluster('up', [up.port])],
+    listeners: [
+      httpListener('gateway', routes, { use_remote_address: true }),
+      httpListener('gateway_public', routes, { use_remote_address: true, internal_address_config: { cidr_ranges: [{ address_prefix: '10.0.0.0', prefix_len: 8 }] } }),
+      httpListener('sidecar', routes, { use_remote_address: false }),
+      httpListener('sidecar_hop', routes, { use_remote_address: false, xff_num_trusted_hops: 1 }),
+    ],
+  });
+  const seen = async (listener: string, extra: Record<string, string> = {}) => {
+    const r = await request(h.port(listener), { headers: { ...STEERING, ...extra } });
+    assert.equal(r.status, 200);
+    return r.json().headers;
+  };
+
+  // Gateway, loopback client, no earlier XFF: internal (loopback is in Envoy's default ranges).
+  let got = await seen('gateway');
+  assert.equal(got['x-envoy-internal'], 'true');
+  assert.equal(got['x-envoy-retry-on'], '5xx');
+  assert.equal(got['x-internal-secret'], 'leak');
+  assert.equal(got['x-forwarded-for'], '127.0.0.1');
+
+  // Gateway, a client that claims an earlier hop: external edge request.
+  got = await seen('gateway', { 'x-forwarded-for': '203.0.113.7' });
+  for (const k of ['x-envoy-retry-on', 'x-envoy-max-retries', 'x-envoy-upstream-rq-timeout-ms', 'x-envoy-force-trace', 'x-envoy-internal', 'x-envoy-decorator-operation', 'x-internal-secret']) assert.equal(got[k], undefined, k);
+  assert.equal(got['x-envoy-external-address'], '127.0.0.1');
+  assert.equal(got['x-forwarded-for'], '203.0.113.7, 127.0.0.1');
+  // Not a steering header: the peer metadata exchange must keep working across an edge.
+  assert.equal(got['x-envoy-peer-metadata-id'], STEERING['x-envoy-peer-metadata-id']);
+
+  // internal_address_config without loopback: the same loopback client is external.
+  got = await seen('gateway_public');
+  assert.equal(got['x-envoy-retry-on'], undefined);
+  assert.equal(got['x-envoy-internal'], undefined);
+  assert.equal(got['x-envoy-external-address'], '127.0.0.1');
+
+  // Sidecar (no use_remote_address): internal only when XFF holds one internal address.
+  got = await seen('sidecar', { 'x-forwarded-for': '10.1.2.3' });
+  assert.equal(got['x-envoy-internal'], 'true');
+  assert.equal(got['x-envoy-max-retries'], '7');
+  got = await seen('sidecar');
+  assert.equal(got['x-envoy-max-retries'], undefined);
+  assert.equal(got['x-internal-secret'], undefined);
+  // Not an edge: the address the edge recorded travels on.
+  assert.equal(got['x-envoy-external-address'], '198.51.100.1');
+  assert.equal(got['x-envoy-decorator-operation'], 'spoofed');
+  got = await seen('sidecar', { 'x-forwarded-for': '203.0.113.7' });
+  assert.equal(got['x-envoy-retry-on'], undefined);
+
+  // One trusted hop: the client is the second address from the right, and XFF must hold exactly two.
+  got = await seen('sidecar_hop', { 'x-forwarded-for': '192.168.1.1, 10.0.0.9' });
+  assert.equal(got['x-envoy-internal'], 'true');
+  got = await seen('sidecar_hop', { 'x-forwarded-for': '203.0.113.7, 10.0.0.9' });
+  assert.equal(got['x-envoy-internal'], undefined);
+  assert.equal(got['x-envoy-retry-on'], undefined);
+});
+
+test('internal_address_config: a prefix that is not an address is a config error with its path', async (t) => {
+  const h = await startRuntime();
+  t.after(() => h.close());
+  await assert.rejects(
+    configure(h, { listeners: [httpListener('l', routeConfig('r', [{ match: { prefix: '/' }, direct_response: { status: 200 } }]), { internal_address_config: { cidr_ranges: [{ address_prefix: 'ten.0.0.0', prefix_len: 8 }] } })] }),
+    /internal_address_config\.cidr_ranges\[0\]\.address_prefix.*not an IPv4 or IPv6 address/,
+  );
+});
