@@ -7,6 +7,13 @@ import { checkExtensionProviders } from '../telemetry/extension-providers.ts';
 
 export type OutboundMode = 'ALLOW_ANY' | 'REGISTRY_ONLY';
 
+export interface LocalityLbSettingConfig {
+  distribute?: { from?: string; to?: Record<string, number> }[];
+  failover?: { from?: string; to?: string }[];
+  failoverPriority?: string[];
+  enabled?: boolean;
+}
+
 export interface ProxyDefaults {
   discoveryAddress?: string;
   proxyMetadata?: Record<string, string>;
@@ -34,7 +41,8 @@ export interface MeshConfig {
   defaultProviders: { metrics?: string[]; tracing?: string[]; accessLogging?: string[] };
   extensionProviders: Record<string, unknown>[];
   enablePrometheusMerge: boolean;
-  localityLbSetting?: Record<string, unknown>;
+  /** Istio's mesh-wide default (a DestinationRule's setting replaces it); Istio's default is `{ enabled: true }`. */
+  localityLbSetting?: LocalityLbSettingConfig;
 }
 
 export const DEFAULT_MESH_CONFIG: MeshConfig = Object.freeze({
@@ -54,6 +62,7 @@ export const DEFAULT_MESH_CONFIG: MeshConfig = Object.freeze({
   defaultProviders: {},
   extensionProviders: [],
   enablePrometheusMerge: true,
+  localityLbSetting: { enabled: true },
 }) as MeshConfig;
 
 type FieldKind = 'string' | 'boolean' | 'number' | 'object' | 'array' | 'stringArray' | 'stringMap';
@@ -110,6 +119,26 @@ function checkFields(obj: Record<string, unknown>, fields: Record<string, FieldK
   }
 }
 
+function checkLocalityLbSetting(l: Record<string, unknown>): string[] {
+  const errors: string[] = [];
+  checkFields(l, { distribute: 'array', failover: 'array', failoverPriority: 'stringArray', enabled: 'boolean' }, 'localityLbSetting.', errors);
+  const distribute = Array.isArray(l.distribute) ? (l.distribute as unknown[]) : [];
+  const failover = Array.isArray(l.failover) ? (l.failover as unknown[]) : [];
+  if (distribute.length && failover.length) errors.push('localityLbSetting: distribute and failover cannot both be set');
+  distribute.forEach((d, i) => {
+    const o = (typeOk('object', d) ? d : {}) as Record<string, unknown>;
+    checkFields(o, { from: 'string', to: 'object' }, `localityLbSetting.distribute[${i}].`, errors);
+    const sum = Object.values((o.to ?? {}) as Record<string, unknown>).reduce<number>((n, w) => n + (typeof w === 'number' ? w : NaN), 0);
+    if (sum !== 100) errors.push(`localityLbSetting.distribute[${i}].to: the weights must be numbers adding up to 100, got ${JSON.stringify(o.to)}`);
+  });
+  failover.forEach((f, i) => {
+    const o = (typeOk('object', f) ? f : {}) as Record<string, unknown>;
+    checkFields(o, { from: 'string', to: 'string' }, `localityLbSetting.failover[${i}].`, errors);
+    if (o.from === undefined || o.to === undefined || o.from === o.to) errors.push(`localityLbSetting.failover[${i}]: needs from and to, two different regions`);
+  });
+  return errors;
+}
+
 /** Validates a MeshConfig object and fills Istio's defaults; throws a RigError listing every problem. */
 export function parseMeshConfig(input: unknown, where = 'mesh config'): MeshConfig {
   if (input === null || input === undefined) return structuredClone(DEFAULT_MESH_CONFIG);
@@ -129,6 +158,7 @@ export function parseMeshConfig(input: unknown, where = 'mesh config'): MeshConf
   }
   if (typeof obj.rootNamespace === 'string' && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(obj.rootNamespace)) errors.push(`rootNamespace: ${JSON.stringify(obj.rootNamespace)} is not a valid namespace name`);
   errors.push(...checkExtensionProviders(obj.extensionProviders));
+  if (obj.localityLbSetting && typeOk('object', obj.localityLbSetting)) errors.push(...checkLocalityLbSetting(obj.localityLbSetting as Record<string, unknown>));
   const dp = obj.defaultProviders as Record<string, unknown> | undefined;
   if (dp && typeOk('object', dp)) checkFields(dp, { metrics: 'stringArray', tracing: 'stringArray', accessLogging: 'stringArray' }, 'defaultProviders.', errors);
   if (errors.length) throw new RigError('MESH_ERR_INVALID_CONFIG', `${where}: invalid MeshConfig:\n  ${errors.join('\n  ')}\n(fix the fields above; see Istio's MeshConfig reference for the shape)`);

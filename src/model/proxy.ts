@@ -1,6 +1,7 @@
 // A connected proxy as the control plane sees it: parsed from the xDS node (id + Istio metadata,
 // plus Rigging's explicit-mode keys; see docs/CONTRACTS.md §3). Bad metadata is an error naming
 // the key, so a misconfigured proxy is told why it was refused.
+import { localityFromLabels } from './service.ts';
 
 export type ProxyType = 'sidecar' | 'router';
 
@@ -32,6 +33,8 @@ export interface Proxy {
   clusterId: string;
   istioVersion: string;
   interceptionMode: 'REDIRECT' | 'TPROXY' | 'NONE';
+  /** `region/zone/subzone`: node.locality, else from the labels (istio-locality, topology.kubernetes.io/region|zone, topology.istio.io/subzone). */
+  locality: string;
   /** `grpc` for proxyless gRPC clients. */
   generator?: string;
   workloadPorts: WorkloadPortDecl[];
@@ -106,10 +109,19 @@ function parseExplicit(v: unknown): ExplicitConfig | undefined {
   };
 }
 
+function nodeLocality(v: unknown): string {
+  if (v === undefined || v === null) return '';
+  if (typeof v !== 'object' || Array.isArray(v)) throw new NodeError('node.locality must be an object { region, zone, sub_zone }');
+  const l = v as Record<string, unknown>;
+  const parts = [str(l.region, 'locality.region') ?? '', str(l.zone, 'locality.zone') ?? '', str(l.sub_zone ?? l.subZone, 'locality.sub_zone') ?? ''];
+  while (parts.length && parts[parts.length - 1] === '') parts.pop();
+  return parts.join('/');
+}
+
 /** Parses an xDS node (JSON shape: `{ id, cluster, metadata }`) into a Proxy; throws NodeError on bad input. */
 export function parseNode(node: unknown): Proxy {
   if (!node || typeof node !== 'object') throw new NodeError('the first DiscoveryRequest must carry a node');
-  const n = node as { id?: unknown; metadata?: unknown };
+  const n = node as { id?: unknown; metadata?: unknown; locality?: unknown };
   if (typeof n.id !== 'string' || n.id === '') throw new NodeError('node.id is missing');
   const md = (n.metadata && typeof n.metadata === 'object' ? n.metadata : {}) as Record<string, unknown>;
   const parts = n.id.split('~');
@@ -147,6 +159,7 @@ export function parseNode(node: unknown): Proxy {
     clusterId: str(md.CLUSTER_ID, 'CLUSTER_ID') ?? 'Kubernetes',
     istioVersion: str(md.ISTIO_VERSION, 'ISTIO_VERSION') ?? '',
     interceptionMode: mode,
+    locality: nodeLocality(n.locality) || localityFromLabels(labels),
     generator,
     workloadPorts: parseWorkloadPorts(md.RIG_WORKLOAD_PORTS),
     explicit,

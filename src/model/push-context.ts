@@ -80,7 +80,7 @@ export class PushContext {
   sidecarFor(proxy: Proxy): Resource<SidecarSpec> | undefined {
     const inNs = this.sidecars.filter((s) => s.metadata.namespace === proxy.namespace);
     return (
-      inNs.find((s) => s.spec.workloadSelector?.matchLabels && selectorMatches(s.spec.workloadSelector.matchLabels, proxy.labels)) ??
+      inNs.find((s) => s.spec.workloadSelector?.labels && selectorMatches(s.spec.workloadSelector.labels, proxy.labels)) ??
       inNs.find((s) => !s.spec.workloadSelector) ??
       this.sidecars.find((s) => s.metadata.namespace === this.mesh.rootNamespace && !s.spec.workloadSelector)
     );

@@ -51,6 +51,15 @@ export interface Endpoint {
   healthy: boolean;
 }
 
+/** Istio's `istio-locality` label (`region.zone.subzone`), else the Kubernetes topology labels (region, zone) and Istio's subzone label; `region/zone/subzone`. */
+export function localityFromLabels(labels: Record<string, string>): string {
+  const own = labels['istio-locality'] ?? labels['topology.istio.io/locality'];
+  if (own) return own.replaceAll('.', '/');
+  const parts = [labels['topology.kubernetes.io/region'] ?? '', labels['topology.kubernetes.io/zone'] ?? '', labels['topology.istio.io/subzone'] ?? ''];
+  while (parts.length && parts[parts.length - 1] === '') parts.pop();
+  return parts.join('/');
+}
+
 /** Istio's protocol selection: appProtocol first, then the port name prefix (`http-web`, `grpc`…). */
 export function protocolOf(name: string | undefined, appProtocol?: string, explicit?: string): Protocol {
   if (explicit) return normalizeProtocol(explicit);

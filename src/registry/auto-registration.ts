@@ -15,7 +15,6 @@ export function workloadFromProxy(proxy: Proxy): WorkloadInstance | undefined {
   const router = proxy.type === 'router';
   const namedPorts: Record<string, number> = {};
   for (const p of proxy.workloadPorts) if (p.name) namedPorts[p.name] = p.port;
-  const locality = proxy.labels['topology.istio.io/locality'] ?? '';
   return {
     key: proxy.id,
     name: proxy.workloadName,
@@ -32,7 +31,7 @@ export function workloadFromProxy(proxy: Proxy): WorkloadInstance | undefined {
     // A proxyless gRPC client has no sidecar; a sidecar terminates mesh mTLS unless its workload
     // is labelled `security.istio.io/tlsMode: disabled` (e.g. a runtime without a CA).
     tlsMode: router ? (proxy.labels[TLS_MODE_LABEL] === 'istio' ? 'istio' : 'disabled') : proxy.generator === 'grpc' || proxy.labels[TLS_MODE_LABEL] === 'disabled' ? 'disabled' : 'istio',
-    locality: locality.replaceAll('.', '/'),
+    locality: proxy.locality,
     weight: 1,
   };
 }

@@ -6,7 +6,7 @@ import type { Resource } from '../api/index.ts';
 import type { ServiceSpec } from '../api/index.ts';
 import type { ServiceEntrySpec, WorkloadEntrySpec } from '../api/index.ts';
 import type { Endpoint, Resolution, Service, ServicePort } from '../model/service.ts';
-import { normalizeProtocol, protocolOf, selectorMatches } from '../model/service.ts';
+import { localityFromLabels, normalizeProtocol, protocolOf, selectorMatches } from '../model/service.ts';
 import type { VipAllocator } from './vip-allocator.ts';
 
 /** A running workload instance that may back services. */
@@ -149,7 +149,7 @@ export class ServiceRegistry {
         resolution,
         meshExternal: spec.location !== 'MESH_INTERNAL',
         exportTo: spec.exportTo ?? [],
-        selector: spec.workloadSelector?.matchLabels,
+        selector: spec.workloadSelector?.labels,
         labels: r.metadata.labels ?? {},
         subjectAltNames: spec.subjectAltNames ?? [],
       };
@@ -209,7 +209,7 @@ function fromWorkloadEntrySpec(spec: WorkloadEntrySpec, key: string, name: strin
     namedPorts: spec.ports ?? {},
     ports: Object.values(spec.ports ?? {}),
     tlsMode: labels[TLS_MODE_LABEL] === 'istio' ? 'istio' : 'disabled',
-    locality: spec.locality ?? '',
+    locality: spec.locality || localityFromLabels(labels),
     weight: spec.weight ?? 1,
   };
 }

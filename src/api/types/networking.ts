@@ -263,6 +263,11 @@ export interface WorkloadSelector {
   matchLabels?: Record<string, string>;
 }
 
+/** The selector of ServiceEntry and Sidecar (networking.istio.io's own type: `labels`, not `matchLabels`). */
+export interface NetworkingWorkloadSelector {
+  labels?: Record<string, string>;
+}
+
 export interface DestinationRuleSpec {
   host: string;
   trafficPolicy?: TrafficPolicy;
@@ -334,7 +339,7 @@ export interface ServiceEntrySpec {
   location?: 'MESH_EXTERNAL' | 'MESH_INTERNAL';
   resolution?: 'NONE' | 'STATIC' | 'DNS' | 'DNS_ROUND_ROBIN' | 'DYNAMIC_DNS';
   endpoints?: WorkloadEntrySpec[];
-  workloadSelector?: WorkloadSelector;
+  workloadSelector?: NetworkingWorkloadSelector;
   exportTo?: string[];
   subjectAltNames?: string[];
 }
@@ -356,7 +361,7 @@ export interface IstioIngressListener {
 }
 
 export interface SidecarSpec {
-  workloadSelector?: WorkloadSelector;
+  workloadSelector?: NetworkingWorkloadSelector;
   ingress?: IstioIngressListener[];
   egress?: IstioEgressListener[];
   inboundConnectionPool?: ConnectionPoolSettings;

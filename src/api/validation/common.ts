@@ -1,5 +1,5 @@
 // Checks shared by several kinds: selectors, exportTo, destinations, target references.
-import type { Destination, WorkloadSelector } from '../types/networking.ts';
+import type { Destination, NetworkingWorkloadSelector, WorkloadSelector } from '../types/networking.ts';
 import type { PolicyTargetReference } from '../types/security.ts';
 import type { FieldPath } from '../source-map.ts';
 import type { Reporter } from './reporter.ts';
@@ -14,8 +14,9 @@ export function checkLabels(labels: Record<string, string> | undefined, path: Fi
   }
 }
 
-export function checkSelector(sel: WorkloadSelector | undefined, path: FieldPath, r: Reporter): void {
-  if (sel) checkLabels(sel.matchLabels, [...path, 'matchLabels'], r);
+export function checkSelector(sel: WorkloadSelector | NetworkingWorkloadSelector | undefined, path: FieldPath, r: Reporter): void {
+  if (sel && 'labels' in sel) checkLabels(sel.labels, [...path, 'labels'], r);
+  if (sel && 'matchLabels' in sel) checkLabels(sel.matchLabels, [...path, 'matchLabels'], r);
 }
 
 export function checkExportTo(exportTo: string[] | undefined, r: Reporter): void {

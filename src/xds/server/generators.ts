@@ -40,7 +40,7 @@ export const GENERATORS: Record<string, XdsGenerator> = {
     short: 'eds',
     fullState: false,
     // An unknown cluster gets an empty assignment, so the proxy does not wait for it.
-    generate: (push, proxy, names) => (names ?? []).map((n) => buildLoadAssignment(push, proxy.namespace, n) ?? { cluster_name: n }),
+    generate: (push, proxy, names) => (names ?? []).map((n) => buildLoadAssignment(push, proxy, n) ?? { cluster_name: n }),
   },
   [SECRET_TYPE]: {
     typeUrl: SECRET_TYPE,

@@ -11,9 +11,11 @@ import type { Service, ServicePort } from '../../model/service.ts';
 import { isHttp2Protocol, isHttpProtocol, protocolOf, selectorMatches } from '../../model/service.ts';
 import { envoyDuration, toSeconds } from './duration.ts';
 import { acceptsIstioMtls, endpointJson } from './endpoint-builder.ts';
+import { effectiveLocalitySetting } from './locality-lb.ts';
 import { BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER, inboundClusterName, outboundClusterName } from './names.ts';
 import { RAW_BUFFER_SOCKET, istioMutualUpstream, originationUpstream } from './tls.ts';
 import type { PortPolicy } from './traffic-policy.ts';
+import { TCP_METADATA_EXCHANGE } from '../telemetry/index.ts';
 import { effectivePolicy } from './traffic-policy.ts';
 
 const MAX = 4294967295;
@@ -93,6 +95,10 @@ export function serviceCluster(push: PushContext, proxy: Proxy, svc: Service, po
   applyLoadBalancer(c, policy.loadBalancer, svc.resolution === 'Passthrough');
   applyConnectionPool(c, policy, port);
   applyOutlierDetection(c, policy);
+  // `distribute` sets locality weights in EDS, which Envoy honours only with locality weighted LB.
+  if (effectiveLocalitySetting(policy.loadBalancer?.localityLbSetting, push.mesh.localityLbSetting)?.distribute?.length && svc.resolution === 'ClientSideLB') {
+    c.common_lb_config = { ...(c.common_lb_config as EnvoyJson | undefined), locality_weighted_lb_config: {} };
+  }
   c.metadata = serviceMetadata(svc, port, subset);
   if (dr) ((c.metadata as EnvoyJson).filter_metadata as { istio: EnvoyJson }).istio.config = `/apis/networking.istio.io/v1/namespaces/${dr.metadata.namespace}/destination-rule/${dr.metadata.name}`;
   applyTls(c, push, svc, port, subset, policy);
@@ -214,6 +220,7 @@ function applyTls(c: EnvoyJson, push: PushContext, svc: Service, port: ServicePo
   if (tls?.mode === 'DISABLE') return;
   if (tls?.mode === 'ISTIO_MUTUAL') {
     c.transport_socket = istioMutualUpstream(tls.sni ?? sni, tls.subjectAltNames ?? serviceSans(push, svc, port), h2);
+    if (!isHttpProtocol(port.protocol)) c.filters = [TCP_METADATA_EXCHANGE];
     return;
   }
   if (tls?.mode === 'SIMPLE' || tls?.mode === 'MUTUAL') {
@@ -227,6 +234,7 @@ function applyTls(c: EnvoyJson, push: PushContext, svc: Service, port: ServicePo
     { name: 'tlsMode-istio', match: { tlsMode: 'istio' }, transport_socket: istioMutualUpstream(sni, serviceSans(push, svc, port), h2) },
     { name: 'tlsMode-disabled', match: {}, transport_socket: RAW_BUFFER_SOCKET },
   ];
+  if (!isHttpProtocol(port.protocol)) c.filters = [TCP_METADATA_EXCHANGE];
 }
 
 /** A sidecar's inbound clusters: `inbound|P||` → the application (explicit: 127.0.0.1:appPorts[P]). */

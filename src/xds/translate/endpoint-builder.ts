@@ -3,9 +3,13 @@
 // PeerAuthentication accepts mTLS on the endpoint's port; `disabled` when it says DISABLE, as Istio does).
 import type { EnvoyJson } from '../../envoy/index.ts';
 import type { PushContext } from '../../model/push-context.ts';
+import type { Proxy } from '../../model/proxy.ts';
 import type { Endpoint } from '../../model/service.ts';
 import { labelsMatch } from '../../model/service.ts';
+import { applyLocalityLb, effectiveLocalitySetting, localityLbActive } from './locality-lb.ts';
+import type { LocalityGroup, LocalityLbSetting } from './locality-lb.ts';
 import { parseClusterName } from './names.ts';
+import { effectivePolicy } from './traffic-policy.ts';
 import { workloadMtlsMode } from './peer-authentication.ts';
 
 /** Auto mTLS: whether clients originate Istio mTLS to this endpoint (it has a sidecar that does not DISABLE mTLS on its port). */
@@ -39,43 +43,68 @@ function localityOf(l: string): EnvoyJson {
   return out;
 }
 
-/** The load assignment for `outbound|port|subset|host` as seen from a proxy namespace; undefined when the cluster is unknown. */
-export function buildLoadAssignment(push: PushContext, proxyNamespace: string, clusterName: string): EnvoyJson | undefined {
+/**
+ * The load assignment for `outbound|port|subset|host` as seen from a proxy; undefined when the
+ * cluster is unknown. Shared by every proxy of a namespace unless a locality LB setting applies to
+ * the cluster, in which case it depends on the proxy's locality (and labels, for failoverPriority).
+ */
+export function buildLoadAssignment(push: PushContext, proxy: Proxy, clusterName: string): EnvoyJson | undefined {
   // Every proxy of a namespace asks for the same names on every push: one lookup per name, keyed
   // by the requested name itself (its hash is cached in the string; a composed key is hashed anew).
-  const table = push.memo(`eds-ns|${proxyNamespace}`, () => new Map<string, EnvoyJson | undefined>());
-  const hit = table.get(clusterName);
-  if (hit !== undefined || table.has(clusterName)) return hit;
-  const built = loadAssignment(push, proxyNamespace, clusterName);
-  table.set(clusterName, built);
-  return built;
+  const table = push.memo(`eds-ns|${proxy.namespace}`, () => new Map<string, ClusterEndpoints | undefined>());
+  let ce = table.get(clusterName);
+  if (ce === undefined && !table.has(clusterName)) {
+    ce = clusterEndpoints(push, proxy.namespace, clusterName);
+    table.set(clusterName, ce);
+  }
+  if (!ce) return undefined;
+  if (!ce.locality) return ce.shared;
+  const { setting, outlierDetection } = ce.locality;
+  const labelKey = setting.failoverPriority?.length ? JSON.stringify(proxy.labels) : '';
+  return push.memo(`eds-loc|${proxy.namespace}|${clusterName}|${proxy.locality}|${labelKey}`, () => assignment(push, clusterName, applyLocalityLb(ce.groups, proxy.locality, proxy.labels, setting, outlierDetection)));
 }
 
-function loadAssignment(push: PushContext, proxyNamespace: string, clusterName: string): EnvoyJson | undefined {
+interface ClusterEndpoints {
+  groups: LocalityGroup[];
+  /** The proxy-independent assignment (no locality LB setting in force). */
+  shared: EnvoyJson;
+  locality?: { setting: LocalityLbSetting; outlierDetection: boolean };
+}
+
+function clusterEndpoints(push: PushContext, proxyNamespace: string, clusterName: string): ClusterEndpoints | undefined {
   const parsed = parseClusterName(clusterName);
   if (!parsed || parsed.direction !== 'outbound') return undefined;
   const svc = push.serviceByHost.get(parsed.host);
   if (!svc || !svc.ports.some((p) => p.port === parsed.port)) return undefined;
+  const dr = push.destinationRuleFor(proxyNamespace, svc);
   let subsetLabels: Record<string, string> | undefined;
-  let drKey = '';
   if (parsed.subset) {
-    const dr = push.destinationRuleFor(proxyNamespace, svc);
     const subset = dr?.spec.subsets?.find((s) => s.name === parsed.subset);
     // A subset no DestinationRule defines has no endpoints (Envoy answers 503 NC-like), as in Istio.
     subsetLabels = subset ? subset.labels ?? {} : { '\0no-such-subset': '' };
-    drKey = dr ? `${dr.metadata.namespace}/${dr.metadata.name}` : '-';
   }
+  const drKey = dr ? `${dr.metadata.namespace}/${dr.metadata.name}` : '-';
   return push.memo(`eds|${clusterName}|${drKey}`, () => {
-    const byLocality = new Map<string, EnvoyJson[]>();
+    const byLocality = new Map<string, Endpoint[]>();
     for (const e of push.endpointsOf(svc.hostname, parsed.port)) {
       if (!labelsMatch(subsetLabels, e.labels)) continue;
-      const list = byLocality.get(e.locality) ?? [];
-      list.push(endpointJson(push, e));
-      byLocality.set(e.locality, list);
+      byLocality.set(e.locality, [...(byLocality.get(e.locality) ?? []), e]);
     }
-    const endpoints = [...byLocality.entries()].map(([loc, eps]) => {
-      return { locality: localityOf(loc), lb_endpoints: eps, load_balancing_weight: eps.reduce((n, e) => n + ((e.load_balancing_weight as number) ?? 1), 0) };
-    });
-    return endpoints.length ? { cluster_name: clusterName, endpoints } : { cluster_name: clusterName };
+    const groups = [...byLocality.entries()].map(([locality, endpoints]) => ({ locality, endpoints, weight: endpoints.reduce((n, e) => n + (e.weight || 1), 0), priority: 0 }));
+    const policy = effectivePolicy(dr, parsed.subset, parsed.port);
+    const setting = effectiveLocalitySetting(policy.loadBalancer?.localityLbSetting, push.mesh.localityLbSetting);
+    const outlierDetection = policy.outlierDetection !== undefined;
+    return { groups, shared: assignment(push, clusterName, groups), locality: localityLbActive(setting, outlierDetection) ? { setting, outlierDetection } : undefined };
   });
+}
+
+function assignment(push: PushContext, clusterName: string, groups: LocalityGroup[]): EnvoyJson {
+  const endpoints = groups
+    .filter((g) => g.endpoints.length)
+    .map((g) => {
+      const out: EnvoyJson = { locality: localityOf(g.locality), lb_endpoints: g.endpoints.map((e) => endpointJson(push, e)), load_balancing_weight: g.weight };
+      if (g.priority) out.priority = g.priority;
+      return out;
+    });
+  return endpoints.length ? { cluster_name: clusterName, endpoints } : { cluster_name: clusterName };
 }
