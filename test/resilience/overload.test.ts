@@ -1,12 +1,18 @@
 // The overload manager: a real `rig proxy` process with Envoy's overload_manager bootstrap section
-// sheds requests under an artificially low heap limit; in-process, event-loop lag sheds requests
-// (503 OM, Connection: close) and recovers, and heap pressure closes new connections.
+// sheds requests under an artificially low heap limit; in-process, a real event-loop block sheds
+// requests (503 OM, Connection: close) and recovers, and real heap growth parks new connections
+// unread, ends keep-alive (HTTP/1 Connection: close, HTTP/2 GOAWAY) and recovers when it shrinks;
+// reject_incoming_connections closes new connections.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
+import http2 from 'node:http2';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { stringify } from 'yaml';
 import { runRig, spawnRig, stopProcess } from '../helpers/cli.ts';
 import { configure, deadPort, httpListener, request, routeConfig, startRuntime, startUpstream, staticCluster } from '../proxy/harness.ts';
@@ -14,6 +20,9 @@ import { Issues, Reader } from '../../src/proxy/config/reader.ts';
 import { readOverloadConfig, OverloadAction } from '../../src/proxy/overload/overload-config.ts';
 import { OverloadManager } from '../../src/proxy/overload/overload-manager.ts';
 import { formatResponseFlags } from '../../src/proxy/response-flags.ts';
+
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc') as () => void;
 
 const HEAP = 'envoy.resource_monitors.fixed_heap';
 const LAG = 'rig.resource_monitors.event_loop_lag';
@@ -85,16 +94,111 @@ test('event-loop lag above max_lag sheds new requests with 503 OM and Connection
   assert.equal(r.headers.connection, 'keep-alive');
 });
 
-test('heap above max_heap_size_bytes closes new connections; existing config recovers when the action clears', async (t) => {
+/** A raw HTTP/1 request (Connection: close) on a fresh connection: what came back within `waitMs`, and whether the proxy closed it. */
+function rawGet(port: number, waitMs: number): { connected: Promise<void>; done: Promise<{ raw: string; closed: boolean }> } {
+  const s = net.connect(port, '127.0.0.1');
+  s.on('error', () => undefined);
+  const connected = new Promise<void>((r) => s.once('connect', () => r()));
+  s.write('GET / HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n');
+  let raw = '';
+  s.on('data', (c) => (raw += c.toString('latin1')));
+  const done = new Promise<{ raw: string; closed: boolean }>((resolve) => {
+    const timer = setTimeout(() => {
+      s.destroy();
+      resolve({ raw, closed: false });
+    }, waitMs);
+    s.on('close', () => {
+      clearTimeout(timer);
+      resolve({ raw, closed: true });
+    });
+  });
+  return { connected, done };
+}
+
+async function until(cond: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 20));
+  assert.ok(cond(), what);
+}
+
+test('real heap growth past fixed_heap: new connections wait unread, keep-alive ends (HTTP/1 Connection: close, HTTP/2 GOAWAY), all recovers when the heap shrinks', async (t) => {
+  for (let i = 0; i < 3; i++) gc();
+  const base = process.memoryUsage().heapUsed;
+  const trigger = [{ name: HEAP, threshold: { value: 0.95 } }];
+  const { h, om, port } = await setup(t, {
+    refresh_interval: '0.02s',
+    resource_monitors: [heapMonitor(base + 40 * 1024 * 1024)],
+    actions: [{ name: OverloadAction.StopAcceptingConnections, triggers: trigger }, { name: OverloadAction.DisableHttpKeepAlive, triggers: trigger }],
+  });
+  om.start();
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.after(() => agent.destroy());
+  assert.equal((await request(port, { agent })).headers.connection, 'keep-alive');
+  const h2 = http2.connect(`http://127.0.0.1:${port}`);
+  h2.on('error', () => undefined);
+  t.after(() => h2.destroy());
+  let goaway = false;
+  h2.on('goaway', () => (goaway = true));
+  const h2get = () =>
+    new Promise<number>((resolve) => {
+      const s = h2.request({ ':path': '/' });
+      s.on('response', (hd) => resolve(Number(hd[':status'])));
+      s.on('error', () => resolve(0));
+      s.resume();
+    });
+  assert.equal(await h2get(), 200);
+
+  // ~56 MB of live JS heap: pressure > 1 on the next refresh.
+  let ballast: number[] | undefined = Array.from({ length: 7_000_000 }, (_, i) => i + 0.5);
+  await until(() => om.isActive(OverloadAction.StopAcceptingConnections), 'the heap monitor saw the growth');
+  assert.ok(stat(h, `overload.${HEAP}.pressure`) >= 95);
+
+  // Established connections are still served, but not kept.
+  const r = await request(port, { agent });
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.connection, 'close');
+  assert.equal(await h2get(), 200);
+  await until(() => goaway && h2.closed, 'the HTTP/2 session got GOAWAY and closed after its stream');
+
+  // A new connection: the TCP handshake completes (as in the kernel backlog) but nothing is read.
+  const parked = rawGet(port, 10_000);
+  await parked.connected;
+  await until(() => stat(h, 'overload.parked_connections') === 1, 'the connection is parked');
+  const cxBefore = stat(h, 'http.l.downstream_cx_total');
+
+  // Recovery: the heap shrinks, the parked connection is served in its turn, keep-alive is back.
+  ballast = undefined;
+  for (let i = 0; i < 3; i++) gc();
+  await until(() => !om.isActive(OverloadAction.StopAcceptingConnections), `the heap shrank (${ballast ?? 'released'})`);
+  const served = await parked.done;
+  assert.match(served.raw, /^HTTP\/1\.1 200 /, 'the parked connection was served after recovery');
+  assert.equal(stat(h, 'overload.parked_connections'), 0);
+  assert.equal(stat(h, 'http.l.downstream_cx_total'), cxBefore + 1);
+  const after = await request(port, { agent });
+  assert.equal(after.status, 200);
+  assert.equal(after.headers.connection, 'keep-alive');
+});
+
+test('reject_incoming_connections closes new connections at once; parked connections are closed when the manager stops', async (t) => {
   const { h, om, port } = await setup(t, {
     refresh_interval: '3600s',
     resource_monitors: [heapMonitor(1024)],
-    actions: [{ name: OverloadAction.StopAcceptingConnections, triggers: [{ name: HEAP, scaled: { scaling_threshold: 0.5, saturation_threshold: 0.9 } }] }],
+    actions: [{ name: OverloadAction.RejectIncomingConnections, triggers: [{ name: HEAP, scaled: { scaling_threshold: 0.5, saturation_threshold: 0.9 } }] }],
   });
   assert.equal((await request(port)).status, 200, 'nothing happens before the first refresh');
   om.refresh();
   await assert.rejects(request(port), /ECONNRESET|socket hang up/);
   assert.equal(stat(h, 'overload.rejected_connections'), 1);
+
+  const { c: c2 } = compile({ refresh_interval: '3600s', resource_monitors: [heapMonitor(1024)], actions: [{ name: OverloadAction.StopAcceptingConnections, triggers: [{ name: HEAP, threshold: { value: 0.9 } }] }] });
+  const stopper = new OverloadManager(c2, h.rt.stats);
+  t.after(() => stopper.stop());
+  h.rt.ctx.overload = stopper;
+  stopper.refresh();
+  const parked = rawGet(port, 10_000);
+  await until(() => stat(h, 'overload.parked_connections') === 1, 'the connection is parked');
+  stopper.stop();
+  const o = await parked.done;
+  assert.deepEqual(o, { raw: '', closed: true }, 'closed unanswered when the manager stops');
   h.rt.ctx.overload = undefined;
   assert.equal((await request(port)).status, 200);
 });

@@ -763,7 +763,11 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     if (fs) for (let i = fs.length - 1; i >= 0; i--) fs[i].encodeHeaders?.(resHead, false);
     this.responseStarted = true;
     this.streamInfo.responseCode = resHead.status;
-    if (!this.isH2 && (this.conn.ctx.draining || this.conn.ctx.overload?.disableKeepAlive())) resHead.headers.connection = 'close';
+    if (this.conn.ctx.draining || this.conn.ctx.overload?.disableKeepAlive()) {
+      // HTTP/2: GOAWAY now, the session closes once its in-flight streams are done.
+      if (this.isH2) (this.req as Http2ServerRequest).stream.session?.close();
+      else resHead.headers.connection = 'close';
+    }
     try {
       // Head, body and end usually arrive in the same tick from undici: one write instead of three.
       if (!this.isH2) {

@@ -176,7 +176,11 @@ export class ListenerManager {
   }
 
   accept(l: ActiveListener, socket: net.Socket): void {
-    if (this.ctx.overload?.rejectConnection()) return void socket.destroy();
+    const om = this.ctx.overload;
+    if (om) {
+      if (om.rejectConnection()) return void socket.destroy();
+      if (om.parkConnection(socket, () => this.unpark(l, socket))) return;
+    }
     let config = l.config;
     l.stats.cxTotal.value++;
     l.stats.cxActive.value++;
@@ -229,6 +233,12 @@ export class ListenerManager {
         this.dispatch(l, config, socket, facts, originalDst);
       },
     );
+  }
+
+  /** A connection the overload manager held while accepting was stopped: its listener may be gone. */
+  private unpark(l: ActiveListener, socket: net.Socket): void {
+    if (this.stopped || this.active.get(l.config.name) !== l) return void socket.destroy();
+    this.accept(l, socket);
   }
 
   private dispatch(l: ActiveListener, config: ListenerConfig, socket: net.Socket, facts: ConnectionFacts, originalDst: { address: string; port: number } | undefined): void {

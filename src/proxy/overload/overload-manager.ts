@@ -1,18 +1,32 @@
 // The overload manager: samples its resource monitors every refresh_interval, turns pressures
 // into action states, and exposes them as OverloadState, which the runtime consults on the hot
-// path (ProxyContext.overload): new connections (stop_accepting_connections /
-// reject_incoming_connections: closed on accept), new requests (stop_accepting_requests: 503
-// "envoy overloaded", flag OM) and responses (disable_http_keepalive: Connection: close).
+// path (ProxyContext.overload):
+// - stop_accepting_connections: new connections are parked unread, as in a listen backlog, and
+//   served in arrival order once the action clears. Node cannot stop polling a listening socket,
+//   so the kernel's accept happens anyway; pauseOnConnect keeps the bytes in the kernel, and
+//   beyond MAX_PARKED (the listeners' backlog) new connections are closed;
+// - reject_incoming_connections: new connections are closed at once (a share of them when scaled);
+// - stop_accepting_requests: new requests get 503 "envoy overloaded", flag OM;
+// - disable_http_keepalive: HTTP/1 responses carry Connection: close, HTTP/2 sessions are closed
+//   gracefully (GOAWAY, in-flight streams finish).
 // Actions recover on the first refresh below their triggers.
 // Stats: overload.<monitor>.pressure (percent), overload.<action>.active / .scale_percent,
-// overload.rejected_connections, overload.shed_requests, overload.keepalive_disabled.
+// overload.rejected_connections, overload.parked_connections (gauge), overload.shed_requests,
+// overload.keepalive_disabled.
+import type net from 'node:net';
 import type { Stat, Stats } from '../stats/stats.ts';
 import { OverloadAction, type ActionConfig, type OverloadConfig } from './overload-config.ts';
 import { createMonitor, type ResourceMonitor } from './overload-monitors.ts';
 
 /** What the request path asks; each call answers for one connection, request or response. */
 export interface OverloadState {
+  /** reject_incoming_connections: true when the caller must close the new connection. */
   rejectConnection(): boolean;
+  /**
+   * stop_accepting_connections: true when the manager took the (paused) socket; `accept` runs
+   * when the action clears, or the socket is closed when the manager stops or is full.
+   */
+  parkConnection(socket: net.Socket, accept: () => void): boolean;
   shedRequest(): boolean;
   disableKeepAlive(): boolean;
 }
@@ -24,6 +38,16 @@ interface ActionState {
   /** 0 (inactive) … 1 (saturated). */
   value: number;
 }
+
+/** The listeners' listen backlog: how many connections may wait while accepting is stopped. */
+export const MAX_PARKED = 1024;
+
+interface Parked {
+  readonly socket: net.Socket;
+  readonly accept: () => void;
+}
+
+function noop(): void {}
 
 /** True with probability `v` (1 = always): scaled actions apply to that share of traffic. */
 function draw(v: number): boolean {
@@ -37,10 +61,13 @@ export class OverloadManager implements OverloadState {
   private readonly actions: ActionState[];
   private readonly byName = new Map<string, ActionState>();
   private readonly rejected: Stat;
+  private readonly parkedGauge: Stat;
+  private parked: Parked[] = [];
   private readonly shed: Stat;
   private readonly keepAliveOff: Stat;
   private timer: NodeJS.Timeout | undefined;
-  private connections = 0;
+  private stopAccepting = false;
+  private reject = 0;
   private requests = 0;
   private keepAlive = 0;
 
@@ -51,6 +78,7 @@ export class OverloadManager implements OverloadState {
     this.actions = config.actions.map((a) => ({ config: a, active: stats.gauge(`overload.${a.name}.active`), scale: stats.gauge(`overload.${a.name}.scale_percent`), value: 0 }));
     for (const a of this.actions) this.byName.set(a.config.name, a);
     this.rejected = stats.counter('overload.rejected_connections');
+    this.parkedGauge = stats.gauge('overload.parked_connections');
     this.shed = stats.counter('overload.shed_requests');
     this.keepAliveOff = stats.counter('overload.keepalive_disabled');
   }
@@ -65,6 +93,7 @@ export class OverloadManager implements OverloadState {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     for (const m of this.monitors) m.close();
+    for (const p of this.takeParked()) p.socket.destroy();
   }
 
   /** Samples the monitors and updates every action (also called by the timer). */
@@ -86,9 +115,18 @@ export class OverloadManager implements OverloadState {
       a.active.value = v >= 1 ? 1 : 0;
       a.scale.value = Math.round(v * 100);
     }
-    this.connections = Math.max(this.valueOf(OverloadAction.StopAcceptingConnections), this.valueOf(OverloadAction.RejectIncomingConnections));
+    this.stopAccepting = this.valueOf(OverloadAction.StopAcceptingConnections) >= 1;
+    this.reject = this.valueOf(OverloadAction.RejectIncomingConnections);
     this.requests = this.valueOf(OverloadAction.StopAcceptingRequests);
     this.keepAlive = this.valueOf(OverloadAction.DisableHttpKeepAlive);
+    if (!this.stopAccepting && this.parked.length) for (const p of this.takeParked()) if (!p.socket.destroyed) p.accept();
+  }
+
+  private takeParked(): Parked[] {
+    const all = this.parked;
+    this.parked = [];
+    this.parkedGauge.value = 0;
+    return all;
   }
 
   private valueOf(name: string): number {
@@ -101,8 +139,22 @@ export class OverloadManager implements OverloadState {
   }
 
   rejectConnection(): boolean {
-    if (this.connections < 1) return false;
+    if (!draw(this.reject)) return false;
     this.rejected.value++;
+    return true;
+  }
+
+  parkConnection(socket: net.Socket, accept: () => void): boolean {
+    if (!this.stopAccepting) return false;
+    if (this.parked.length >= MAX_PARKED) {
+      // A full backlog: the kernel would drop the SYN; the connection is already accepted here.
+      this.rejected.value++;
+      socket.destroy();
+      return true;
+    }
+    socket.on('error', noop);
+    this.parked.push({ socket, accept });
+    this.parkedGauge.value = this.parked.length;
     return true;
   }
 
