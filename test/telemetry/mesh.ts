@@ -21,6 +21,10 @@ export interface WorkloadSpec {
   sa: string;
   /** The application behind the sidecar's inbound port 9080 (default: 200 "ok"). */
   app?: http.RequestListener;
+  /** A TCP application instead (port 9080 named "tcp"): called per accepted connection. */
+  tcpApp?: (socket: net.Socket) => void;
+  /** Explicit-mode upstream ports (`host:port` → a local port of the sidecar, in Sidecar.upstreams). */
+  upstreams?: string[];
 }
 
 export interface Sidecar {
@@ -32,6 +36,8 @@ export interface Sidecar {
   readonly outbound: number;
   readonly stats: number;
   readonly app: number;
+  /** `host:port` → the sidecar's local port forwarding to it (WorkloadSpec.upstreams). */
+  readonly upstreams: Record<string, number>;
 }
 
 export interface Mesh {
@@ -48,7 +54,7 @@ async function freePort(): Promise<number> {
   return p;
 }
 
-async function listen(server: http.Server): Promise<number> {
+async function listen(server: net.Server): Promise<number> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return (server.address() as AddressInfo).port;
 }
@@ -66,31 +72,36 @@ function byName(list: EnvoyJson[]): Map<string, EnvoyJson> {
   return new Map(list.map((r) => [String(r.name ?? r.cluster_name), r]));
 }
 
-export const SERVICES_YAML = (names: string[], ns = 'default') =>
-  names.map((n) => `apiVersion: v1\nkind: Service\nmetadata: { name: ${n}, namespace: ${ns} }\nspec: { selector: { app: ${n} }, ports: [{ name: http, port: 9080 }] }\n`).join('---\n');
+export const SERVICES_YAML = (names: string[], ns = 'default', portName = 'http') =>
+  names.map((n) => `apiVersion: v1\nkind: Service\nmetadata: { name: ${n}, namespace: ${ns} }\nspec: { selector: { app: ${n} }, ports: [{ name: ${portName}, port: 9080 }] }\n`).join('---\n');
 
 export async function startMesh(opts: { yaml: string; workloads: WorkloadSpec[]; mesh?: Partial<MeshConfig> }): Promise<Mesh> {
-  const servers: http.Server[] = [];
+  const servers: net.Server[] = [];
   const runtimes: ProxyRuntime[] = [];
+  const tcpConns = new Set<net.Socket>();
   let pki: TestPki | undefined;
   const close = async () => {
     for (const rt of runtimes) rt.stop();
+    for (const c of tcpConns) c.destroy();
     for (const s of servers) {
-      s.closeAllConnections();
+      if (s instanceof http.Server) s.closeAllConnections();
       await new Promise<void>((r) => s.close(() => r()));
     }
     pki?.cleanup();
   };
   try {
     pki = makePki();
-    const nodes: { spec: WorkloadSpec; md: Record<string, unknown>; id: string; app: number; inbound: number; outbound: number }[] = [];
+    const nodes: { spec: WorkloadSpec; md: Record<string, unknown>; id: string; app: number; inbound: number; outbound: number; upstreams: Record<string, number> }[] = [];
     for (const w of opts.workloads) {
       const ns = w.ns ?? 'default';
-      const appServer = http.createServer(w.app ?? ((_q, s) => s.end('ok')));
+      const appServer = w.tcpApp ? net.createServer(w.tcpApp) : http.createServer(w.app ?? ((_q, s) => s.end('ok')));
       servers.push(appServer);
+      if (w.tcpApp) appServer.on('connection', (c: net.Socket) => tcpConns.add(c.once('close', () => tcpConns.delete(c))));
       const app = await listen(appServer);
       const inbound = await freePort();
       const outbound = await freePort();
+      const upstreams: Record<string, number> = {};
+      for (const u of w.upstreams ?? []) upstreams[u] = await freePort();
       const md = {
         NAMESPACE: ns,
         LABELS: w.labels,
@@ -100,10 +111,10 @@ export async function startMesh(opts: { yaml: string; workloads: WorkloadSpec[];
         CLUSTER_ID: 'Kubernetes',
         MESH_ID: 'cluster.local',
         INTERCEPTION_MODE: 'NONE',
-        RIG_WORKLOAD_PORTS: [{ port: 9080, name: 'http' }],
-        RIG_EXPLICIT: { bind: '127.0.0.1', outboundPort: outbound, inboundPorts: { '9080': inbound }, appPorts: { '9080': app } },
+        RIG_WORKLOAD_PORTS: [{ port: 9080, name: w.tcpApp ? 'tcp' : 'http' }],
+        RIG_EXPLICIT: { bind: '127.0.0.1', outboundPort: outbound, inboundPorts: { '9080': inbound }, appPorts: { '9080': app }, upstreamPorts: upstreams },
       };
-      nodes.push({ spec: w, md, id: `sidecar~127.0.0.1~${w.name}-0.${ns}~${ns}.svc.cluster.local`, app, inbound, outbound });
+      nodes.push({ spec: w, md, id: `sidecar~127.0.0.1~${w.name}-0.${ns}~${ns}.svc.cluster.local`, app, inbound, outbound, upstreams });
     }
     const proxies = nodes.map((n) => parseNode({ id: n.id, metadata: n.md }));
     const push = buildPush(parseYaml(opts.yaml), proxies, { mesh: opts.mesh });
@@ -129,7 +140,7 @@ export async function startMesh(opts: { yaml: string; workloads: WorkloadSpec[];
       const statsServer = http.createServer(createStatsHandler(rt.stats));
       servers.push(statsServer);
       const stats = await listen(statsServer);
-      sidecars[n.spec.name] = { spec: n.spec, rt, proxy, inbound: n.inbound, outbound: n.outbound, stats, app: n.app };
+      sidecars[n.spec.name] = { spec: n.spec, rt, proxy, inbound: n.inbound, outbound: n.outbound, stats, app: n.app, upstreams: n.upstreams };
     }
     return { sidecars, close };
   } catch (e) {

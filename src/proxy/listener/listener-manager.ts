@@ -309,8 +309,18 @@ export class ListenerManager {
     // No resume(): the TLS socket reads the bytes tls_inspector put back itself (on the next tick).
   }
 
-  private runFilters(chain: FilterChain, conn: DownstreamConnection): void {
-    for (const f of chain.filters) if (!f.onConnection(conn)) return;
+  private runFilters(chain: FilterChain, conn: DownstreamConnection, from = 0): void {
+    for (let i = from; i < chain.filters.length; i++) {
+      const go = chain.filters[i].onConnection(conn);
+      if (go === true) continue;
+      if (go !== false) {
+        go.then(
+          (next) => (next ? this.runFilters(chain, conn, i + 1) : undefined),
+          () => conn.socket.destroy(),
+        );
+      }
+      return;
+    }
     conn.socket.destroy();
   }
 

@@ -27,11 +27,26 @@ export interface DownstreamConnection {
   readonly originalDst?: { address: string; port: number };
   /** ALPN negotiated on a TLS connection the listener terminated. */
   readonly alpn?: string;
+  /** The peer's workload metadata, set by a filter that learnt it (istio.metadata_exchange) for the later ones. */
+  peerMetadata?: Record<string, unknown>;
+  /** Told by the terminal filter (tcp_proxy) about the connection's progress, e.g. by istio.stats. */
+  observers?: ConnectionObserver[];
+}
+
+/** Follows a proxied TCP connection; `info` is the terminal filter's StreamInfo. */
+export interface ConnectionObserver {
+  /** Connected upstream and the upstream filters (e.g. metadata exchange) are done: upstreamCluster, upstreamPeer set. */
+  upstreamReady?(info: StreamInfo): void;
+  /** The connection ended: byte counts, response flags and duration are final. */
+  closed(info: StreamInfo): void;
 }
 
 export interface NetworkFilter {
-  /** true to go on with the next filter; false when the filter closed (or took over) the connection. */
-  onConnection(conn: DownstreamConnection): boolean;
+  /**
+   * true to go on with the next filter; false when the filter closed (or took over) the connection.
+   * A promise holds the chain until it settles (e.g. a preamble is read); the socket stays paused.
+   */
+  onConnection(conn: DownstreamConnection): boolean | Promise<boolean>;
   /** The listener is draining (SIGTERM / LDS removal): finish in-flight work, close idle connections. */
   drain?(): void;
 }

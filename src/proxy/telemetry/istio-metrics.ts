@@ -76,6 +76,13 @@ export function serviceOfHost(host: string): ServiceLabels {
   return m ? { host, name: m[1], namespace: m[2] } : { host, name: host, namespace: UNKNOWN };
 }
 
+/** The service a sidecar's client named in its SNI, Istio's `outbound_.<port>_.<subset>_.<fqdn>`. */
+export function serviceOfSni(sni: string | undefined): ServiceLabels | undefined {
+  if (!sni?.startsWith('outbound_.')) return undefined;
+  const i = sni.indexOf('_.', sni.indexOf('_.', 10) + 2);
+  return i > 0 && i + 2 < sni.length ? serviceOfHost(sni.slice(i + 2)) : undefined;
+}
+
 /** Server side: the service from the request's authority, short names completed with the local namespace. */
 export function serviceOfAuthority(authority: string, localNamespace: string): ServiceLabels {
   if (!authority) return UNKNOWN_SERVICE;

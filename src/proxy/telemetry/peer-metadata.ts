@@ -72,6 +72,8 @@ export function peerLabels(md: Record<string, unknown> | undefined): PeerLabels 
 /** The metadata this proxy sends to its peers, encoded once. */
 export interface LocalPeer {
   readonly id: string;
+  /** The exchanged node metadata keys. */
+  readonly metadata: Record<string, unknown>;
   readonly header: string;
   readonly labels: PeerLabels;
 }
@@ -84,7 +86,7 @@ export function localPeer(node: NodeInfo): LocalPeer {
     const pod = node.id.split('~')[2];
     if (pod) md.NAME = pod.slice(0, pod.lastIndexOf('.') > 0 ? pod.lastIndexOf('.') : undefined);
   }
-  return { id: node.id, header: Buffer.from(encodeMessage('google.protobuf.Struct', md)).toString('base64'), labels: peerLabels(md) };
+  return { id: node.id, metadata: md, header: Buffer.from(encodeMessage('google.protobuf.Struct', md)).toString('base64'), labels: peerLabels(md) };
 }
 
 export interface DecodedPeer {

@@ -1,12 +1,14 @@
 // istio.stats as an HTTP filter (records Istio's request metrics when the stream ends) and as a
-// network filter placed before tcp_proxy (connection opened/closed and byte counters).
+// network filter placed before tcp_proxy (connection opened/closed and byte counters, reported
+// through tcp_proxy's ConnectionObserver).
 import { FilterStatus, type HttpFilter, type HttpFilterFactory, type RequestHead, type ResponseHead, type StreamCallbacks } from '../filters/filter.ts';
-import type { NetworkFilterFactory, NetworkFilter, DownstreamConnection } from '../network/network-filter.ts';
-import { newStreamInfo } from '../stream-info.ts';
+import type { NetworkFilterFactory, NetworkFilter, DownstreamConnection, ConnectionObserver } from '../network/network-filter.ts';
+import type { StreamInfo } from '../stream-info.ts';
 import type { Reader } from '../config/reader.ts';
 import { attachTelemetry, telemetryOf } from './proxy-telemetry.ts';
 import { compileStatsConfig, STATS_FILTER, type StatsConfig } from './stats-config.ts';
 import { recordHttp, tcpChildren } from './stats-recorder.ts';
+import type { TcpChildren } from './istio-metrics.ts';
 
 class HttpStatsFilter implements HttpFilter {
   private readonly c: StatsConfig;
@@ -52,6 +54,36 @@ export const httpStatsFilterFactory: HttpFilterFactory<StatsConfig | undefined> 
   },
 };
 
+/**
+ * Istio's TCP metrics of one connection, told by tcp_proxy: opened once the upstream side is known
+ * (for the client reporter its peer comes from the upstream metadata exchange), or at the end if
+ * the connection never got there; closed and byte counts at the end, with the final response flags.
+ */
+class TcpConnectionStats implements ConnectionObserver {
+  private readonly c: StatsConfig;
+  private opened: TcpChildren | undefined;
+
+  constructor(c: StatsConfig) {
+    this.c = c;
+  }
+
+  upstreamReady(info: StreamInfo): void {
+    this.opened = tcpChildren(this.c, info);
+    this.opened.opened?.inc();
+  }
+
+  closed(info: StreamInfo): void {
+    let ch = this.opened;
+    if (!ch) {
+      ch = tcpChildren(this.c, info);
+      ch.opened?.inc();
+    } else if (info.responseFlags !== 0) ch = tcpChildren(this.c, info);
+    ch.closed?.inc();
+    ch.received?.inc(info.bytesReceived);
+    ch.sent?.inc(info.bytesSent);
+  }
+}
+
 class TcpStatsFilter implements NetworkFilter {
   private readonly c: StatsConfig;
 
@@ -60,17 +92,7 @@ class TcpStatsFilter implements NetworkFilter {
   }
 
   onConnection(conn: DownstreamConnection): boolean {
-    const info = newStreamInfo(conn.direction, 'TCP');
-    info.mtls = conn.info.tls && conn.info.peerPrincipal !== undefined;
-    if (conn.info.peerPrincipal) info.downstreamPeer = { principal: conn.info.peerPrincipal };
-    const ch = tcpChildren(this.c, info);
-    ch.opened?.inc();
-    const socket = conn.socket;
-    socket.once('close', () => {
-      ch.closed?.inc();
-      ch.received?.inc(socket.bytesRead);
-      ch.sent?.inc(socket.bytesWritten);
-    });
+    (conn.observers ??= []).push(new TcpConnectionStats(this.c));
     return true;
   }
 }

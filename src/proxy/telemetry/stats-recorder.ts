@@ -3,7 +3,7 @@
 import type { RequestHead, ResponseHead } from '../filters/filter.ts';
 import type { PeerInfo, StreamInfo } from '../stream-info.ts';
 import { peerLabels, principalLabels, UNKNOWN, UNKNOWN_PEER, type PeerLabels } from './peer-metadata.ts';
-import { applyOverride, httpResponseLabels, peerLabelValues, serviceOfAuthority, serviceOfCluster, type HttpChildren, type PeerSide, type TcpChildren } from './istio-metrics.ts';
+import { applyOverride, httpResponseLabels, peerLabelValues, serviceOfAuthority, serviceOfCluster, serviceOfSni, type HttpChildren, type PeerSide, type TcpChildren } from './istio-metrics.ts';
 import type { StatsConfig } from './stats-config.ts';
 
 const NONE = {};
@@ -39,7 +39,7 @@ function side(cfg: StatsConfig, info: StreamInfo, authority: string, ignoreMetad
       peer: peerOf(p, ignoreMetadata),
       peerPrincipal: p?.principal ?? '',
       localPrincipal: info.mtls ? spiffe(td, local.namespace, local.serviceAccount) : '',
-      service: serviceOfCluster(info.upstreamCluster) ?? serviceOfAuthority(authority, local.namespace),
+      service: serviceOfCluster(info.upstreamCluster) ?? (authority ? serviceOfAuthority(authority, local.namespace) : (serviceOfSni(info.requestedServerName) ?? serviceOfAuthority('', local.namespace))),
     };
   }
   const p = info.upstreamPeer;
@@ -98,26 +98,33 @@ export function recordHttp(cfg: StatsConfig, info: StreamInfo, req: RequestHead 
   ch.responseBytes?.observe(info.bytesSent);
 }
 
-const tcpCaches = new WeakMap<StatsConfig, Map<string, [TcpChildren?, TcpChildren?]>>();
+type TcpCache = Level<Level<Level<Level<TcpChildren>>>>;
 
-/** TCP cells for a connection, cached per (peer principal, mTLS) unless CEL dimensions are configured. */
+const tcpCaches = new WeakMap<StatsConfig, TcpCache>();
+
+/**
+ * TCP cells for a connection as `info` stands (peer, principal, cluster, mTLS, flags), cached per
+ * those values unless CEL dimensions are configured.
+ */
 export function tcpChildren(cfg: StatsConfig, info: StreamInfo): TcpChildren {
   if (cfg.dynamic) return makeTcpChildren(cfg, info);
   let c = tcpCaches.get(cfg);
   if (!c) tcpCaches.set(cfg, (c = new Map()));
-  const principal = info.downstreamPeer?.principal ?? '';
-  let pair = c.get(principal);
-  if (!pair) {
-    if (c.size >= MAX_PEERS) return makeTcpChildren(cfg, info);
-    c.set(principal, (pair = [undefined, undefined]));
-  }
-  const i = info.mtls ? 1 : 0;
-  return (pair[i] ??= makeTcpChildren(cfg, info));
+  const peer = cfg.reporter === 'destination' ? info.downstreamPeer : info.upstreamPeer;
+  let peerKey: object = peer?.metadata ?? NONE;
+  if (peerKey !== NONE && !c.has(peerKey) && c.size >= MAX_PEERS) peerKey = OTHER_PEER;
+  const byCluster = child(child(c, peerKey, () => new Map()), peer?.principal ?? '', () => new Map());
+  // Inbound, the client's SNI names the service (tcp_proxy's cluster is inbound|port||).
+  const target = cfg.reporter === 'destination' && info.requestedServerName ? `${info.upstreamCluster ?? ''} ${info.requestedServerName}` : (info.upstreamCluster ?? '');
+  const l4 = child(child(byCluster, target, () => new Map()), info.mtls, () => new Map());
+  let ch = l4.get(info.responseFlags);
+  if (!ch) l4.set(info.responseFlags, (ch = makeTcpChildren(cfg, info, peerKey === OTHER_PEER)));
+  return ch;
 }
 
-function makeTcpChildren(cfg: StatsConfig, info: StreamInfo): TcpChildren {
+function makeTcpChildren(cfg: StatsConfig, info: StreamInfo, ignoreMetadata = false): TcpChildren {
   const m = cfg.telemetry.metrics;
-  const base = { ...peerLabelValues(cfg.reporter, cfg.telemetry.local.labels, side(cfg, info, ''), info.mtls, 'tcp'), response_flags: httpResponseLabels(info).response_flags };
+  const base = { ...peerLabelValues(cfg.reporter, cfg.telemetry.local.labels, side(cfg, info, '', ignoreMetadata), info.mtls, 'tcp'), response_flags: httpResponseLabels(info).response_flags };
   const o = cfg.overrides;
   const labels = (n: 'tcp_sent_bytes_total' | 'tcp_received_bytes_total' | 'tcp_connections_opened_total' | 'tcp_connections_closed_total') => applyOverride(base, o.get(n), info, undefined, undefined);
   return {

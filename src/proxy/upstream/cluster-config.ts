@@ -240,6 +240,8 @@ export function compileCluster(raw: Record<string, unknown>, path: string, issue
     'round_robin_lb_config',
     'load_balancing_policy',
     'metadata',
+    // Upstream network filters: run by the cluster hook that implements them (istio.metadata_exchange).
+    'filters',
     // Without an observable effect here: buffer sizing, DNS TTL use, stats naming and cleanup timing.
     'alt_stat_name',
     'upstream_connection_options',

@@ -3,7 +3,9 @@
 // asked for a hook each time a cluster is built from its (CDS or static) config; it reads the
 // cluster's raw JSON (circuit_breakers, outlier_detection, health_checks) itself and returns
 // undefined when the cluster does not configure it.
+import type net from 'node:net';
 import type { Host } from './host.ts';
+import type { StreamInfo } from '../stream-info.ts';
 import type { ClusterConfig } from './cluster-config.ts';
 import type { Stats } from '../stats/stats.ts';
 import type { Issues } from '../config/reader.ts';
@@ -49,6 +51,12 @@ export interface ClusterHook {
   onResult?(host: Host, outcome: number, status: number): void;
   /** EDS/DNS changed the host set (hosts keep identity by key across updates). */
   onHostsChanged?(hosts: readonly Host[]): void;
+  /**
+   * Upstream network filter (Cluster.filters) on a new tcp_proxy connection, before bytes are
+   * relayed: may write to and read from the socket (Istio's metadata exchange preamble) and fill
+   * `info` (upstreamPeer). A rejection closes the connection.
+   */
+  onUpstreamConnection?(socket: net.Socket, info: StreamInfo): Promise<void>;
   /** Lines for admin /clusters (e.g. "outlier::success_rate_ejection_threshold::-1"). */
   adminInfo?(): string[];
   /** The cluster was replaced or removed: stop timers and sockets. */

@@ -1,11 +1,16 @@
 // Telemetry in generated listeners: the `stats` HTTP filter stage (istio.stats), an HCM
 // decorator adding the peer metadata filter first in the chain, access_log entries and the
-// tracing block, and the istio.stats network filter for inbound TCP chains.
+// tracing block, the istio.stats network filter for inbound and outbound TCP chains, and Istio's
+// TCP metadata exchange (istio.metadata_exchange) on inbound mTLS chains and outbound clusters.
 import type { EnvoyJson } from '../../envoy/index.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
 import type { HcmDecorator, HttpFilterStage } from '../translate/http-filters.ts';
-import { accessLogEntries, modeOf, peerMetadataFilter, statsFilterConfig, tracingConfig } from './telemetry-config.ts';
+import { accessLogEntries, modeOf, peerMetadataFilter, statsFilterConfig, tracingConfig, tracingServiceName } from './telemetry-config.ts';
+import { telemetryLevels } from './telemetry-policy.ts';
+
+const TYPED_STRUCT = 'type.googleapis.com/udpa.type.v1.TypedStruct';
+const TCP_PROXY = 'envoy.filters.network.tcp_proxy';
 
 export const statsStage: HttpFilterStage = {
   name: 'stats',
@@ -33,8 +38,44 @@ export function withTcpAccessLogs(push: PushContext, proxy: Proxy, tcpProxy: Env
   return { ...tcpProxy, typed_config: { ...(tcpProxy.typed_config as EnvoyJson), access_log: logs } };
 }
 
-/** Network filters for an inbound TCP chain (before tcp_proxy). */
-export function tcpTelemetryFilters(push: PushContext, proxy: Proxy): EnvoyJson[] {
-  const cfg = statsFilterConfig(push, proxy, 'SERVER');
+/** Network filters for a TCP chain before tcp_proxy (inbound: SERVER, outbound: CLIENT reporter). */
+export function tcpTelemetryFilters(push: PushContext, proxy: Proxy, mode: 'SERVER' | 'CLIENT' = 'SERVER'): EnvoyJson[] {
+  const cfg = statsFilterConfig(push, proxy, mode);
   return cfg ? [{ name: 'istio.stats', typed_config: cfg }] : [];
+}
+
+/**
+ * Istio's TCP metadata exchange, as a listener filter on inbound mTLS TCP chains (first) and as a
+ * Cluster.filters entry on outbound clusters with Istio mTLS; it runs only when the TLS handshake
+ * negotiated ALPN istio-peer-exchange (ALPN_IN_MESH / ALPN_DOWNSTREAM in translate/tls.ts).
+ */
+export const TCP_METADATA_EXCHANGE: EnvoyJson = Object.freeze({
+  name: 'istio.metadata_exchange',
+  typed_config: { '@type': TYPED_STRUCT, type_url: 'type.googleapis.com/envoy.tcp.metadataexchange.config.MetadataExchange', value: { protocol: 'istio-peer-exchange' } },
+});
+
+/**
+ * What a proxy's generated telemetry depends on besides its namespace: the Telemetry resources
+ * that apply to it and, with tracing, its service name. Listener memo keys shared by a namespace
+ * include it, so workload-scoped Telemetry reaches the shared (outbound) listeners.
+ */
+export function telemetryKey(push: PushContext, proxy: Proxy): string {
+  const levels = telemetryLevels(push, proxy).map((r) => `${r.metadata.namespace}/${r.metadata.name}`);
+  const tracing = push.mesh.enableTracing || levels.length || push.mesh.defaultProviders?.tracing?.length ? tracingServiceName(proxy) : '';
+  return `${levels.join(',')}|${tracing}`;
+}
+
+/** Outbound listeners with the client-side TCP telemetry (istio.stats, access logs) on their tcp_proxy chains. */
+export function withOutboundTcpTelemetry(push: PushContext, proxy: Proxy, listeners: EnvoyJson[]): EnvoyJson[] {
+  const stats = tcpTelemetryFilters(push, proxy, 'CLIENT');
+  const logs = accessLogEntries(push, proxy, 'CLIENT');
+  if (!stats.length && !logs.length) return listeners;
+  const chain = (c: EnvoyJson): EnvoyJson => {
+    const filters = c.filters as EnvoyJson[];
+    const last = filters[filters.length - 1];
+    if (last?.name !== TCP_PROXY) return c;
+    const tcp = logs.length ? { ...last, typed_config: { ...(last.typed_config as EnvoyJson), access_log: logs } } : last;
+    return { ...c, filters: [...filters.slice(0, -1), ...stats, tcp] };
+  };
+  return listeners.map((l) => (l.traffic_direction === 'OUTBOUND' ? { ...l, filter_chains: (l.filter_chains as EnvoyJson[]).map(chain) } : l));
 }

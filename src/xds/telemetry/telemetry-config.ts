@@ -172,7 +172,8 @@ function zipkinProvider(cluster: string, path: string): EnvoyJson {
   return { name: 'envoy.tracers.zipkin', typed_config: { '@type': ZIPKIN, collector_cluster: cluster, collector_endpoint: path, collector_endpoint_version: 'HTTP_JSON', trace_id_128bit: true, shared_span_context: false } };
 }
 
-function serviceName(proxy: Proxy): string {
+/** The tracer's service name: `<canonical service>.<namespace>`. */
+export function tracingServiceName(proxy: Proxy): string {
   const l = proxy.labels;
   return `${l['service.istio.io/canonical-name'] ?? l.app ?? l['app.kubernetes.io/name'] ?? proxy.workloadName}.${proxy.namespace}`;
 }
@@ -195,7 +196,7 @@ export function tracingConfig(push: PushContext, proxy: Proxy, mode: TrafficMode
     const path = o.http?.path ?? '/v1/traces';
     provider = {
       name: 'envoy.tracers.opentelemetry',
-      typed_config: { '@type': OTEL, http_service: { http_uri: { uri: `http://${host}:${o.port}${path.startsWith('/') ? path : '/' + path}`, cluster: `outbound|${o.port}||${host}`, timeout: o.http?.timeout ?? '10s' } }, service_name: serviceName(proxy) },
+      typed_config: { '@type': OTEL, http_service: { http_uri: { uri: `http://${host}:${o.port}${path.startsWith('/') ? path : '/' + path}`, cluster: `outbound|${o.port}||${host}`, timeout: o.http?.timeout ?? '10s' } }, service_name: tracingServiceName(proxy) },
     };
     maxTag = o.maxTagLength ?? maxTag;
   } else if (!names.length) {

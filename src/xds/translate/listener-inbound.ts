@@ -12,7 +12,7 @@ import { inboundMtlsMode } from './peer-authentication.ts';
 import type { MtlsMode } from './peer-authentication.ts';
 import { istioMutualDownstream } from './tls.ts';
 import { networkRbacFilters } from './security/security-filters.ts';
-import { tcpTelemetryFilters, withTcpAccessLogs } from '../telemetry/index.ts';
+import { TCP_METADATA_EXCHANGE, tcpTelemetryFilters, withTcpAccessLogs } from '../telemetry/index.ts';
 
 export const TLS_INSPECTOR: EnvoyJson = { name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': TLS_INSPECTOR_TYPE } };
 
@@ -54,7 +54,9 @@ export function inboundChains(push: PushContext, proxy: Proxy, p: InboundPort, m
 export function chainsForMode(mode: MtlsMode, name: string, filters: EnvoyJson[], match: EnvoyJson): EnvoyJson[] {
   const withMatch = (m: EnvoyJson) => (Object.keys(m).length ? { filter_chain_match: m } : {});
   if (mode === 'DISABLE') return [{ name, ...withMatch(match), filters }];
-  const tls = { name, filter_chain_match: { ...match, transport_protocol: 'tls' }, filters, transport_socket: istioMutualDownstream() };
+  // TCP chains speak Istio's metadata exchange when the client negotiates istio-peer-exchange.
+  const tcp = filters[filters.length - 1]?.name === 'envoy.filters.network.tcp_proxy';
+  const tls = { name, filter_chain_match: { ...match, transport_protocol: 'tls' }, filters: tcp ? [TCP_METADATA_EXCHANGE, ...filters] : filters, transport_socket: istioMutualDownstream() };
   if (mode === 'STRICT') return [tls];
   return [tls, { name: `${name}-plaintext`, filter_chain_match: { ...match, transport_protocol: 'raw_buffer' }, filters }];
 }

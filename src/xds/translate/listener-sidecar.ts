@@ -13,6 +13,7 @@ import { buildHcm } from './http-filters.ts';
 import { TLS_INSPECTOR, chainsForMode, inboundChains, needsTlsInspector, tcpProxy } from './listener-inbound.ts';
 import { BLACKHOLE_CLUSTER, HTTP_PROXY_ROUTE, INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PORT, OUTBOUND_PORT, PASSTHROUGH_CLUSTER, VIRTUAL_INBOUND, VIRTUAL_OUTBOUND, listenerName } from './names.ts';
 import { inboundMtlsMode } from './peer-authentication.ts';
+import { telemetryKey, withOutboundTcpTelemetry } from '../telemetry/index.ts';
 import { destinationsTarget, l4MatchApplies, tcpRouteTargets, tcpTarget } from './route-config.ts';
 import type { RouteContext } from './route-builder.ts';
 
@@ -71,7 +72,7 @@ export function explicitListeners(push: PushContext, proxy: Proxy): EnvoyJson[] 
       : [tcpProxy(`outbound|${sp.port}||${svc.hostname}`, tcpTarget(ctxFor(push, proxy, sp.port), svc, sp))];
     out.push({ name, address: address(x.bind, localPort), traffic_direction: 'OUTBOUND', filter_chains: [{ filters }] });
   }
-  return out;
+  return withOutboundTcpTelemetry(push, proxy, out);
 }
 
 function ctxFor(push: PushContext, proxy: Proxy, port: number): RouteContext {
@@ -96,13 +97,13 @@ export function resolveUpstream(push: PushContext, proxy: Proxy, hostPort: strin
 export function redirectListeners(push: PushContext, proxy: Proxy): EnvoyJson[] {
   const out: EnvoyJson[] = [];
   const passthrough = push.outboundMode(proxy) === 'REGISTRY_ONLY' ? BLACKHOLE_CLUSTER : PASSTHROUGH_CLUSTER;
-  out.push({
+  out.push(...withOutboundTcpTelemetry(push, proxy, [{
     name: VIRTUAL_OUTBOUND,
     address: address('0.0.0.0', OUTBOUND_PORT),
     use_original_dst: true,
     traffic_direction: 'OUTBOUND',
     filter_chains: [{ name: 'virtualOutbound-catchall-tcp', filters: [tcpProxy(passthrough, { cluster: passthrough })] }],
-  });
+  }]));
   out.push(...outboundPortListeners(push, proxy));
   const chains: EnvoyJson[] = [];
   for (const p of inboundPorts(push, proxy)) chains.push(...inboundChains(push, proxy, p, { destination_port: p.port }));
@@ -114,7 +115,8 @@ export function redirectListeners(push: PushContext, proxy: Proxy): EnvoyJson[] 
 
 /** Per service port: HTTP ports share `0.0.0.0_<port>` (RDS by port); TCP/TLS get `<vip>_<port>`. */
 function outboundPortListeners(push: PushContext, proxy: Proxy): EnvoyJson[] {
-  return push.memo(`lds-out|${proxy.namespace}|${push.sidecarFor(proxy)?.metadata.name ?? ''}|${push.usesSourceLabels ? JSON.stringify(proxy.labels) : ''}`, () => {
+  // Telemetry (per workload) is part of the key: HCM filters and TCP istio.stats differ by it.
+  return push.memo(`lds-out|${proxy.namespace}|${push.sidecarFor(proxy)?.metadata.name ?? ''}|${push.usesSourceLabels ? JSON.stringify(proxy.labels) : ''}|${telemetryKey(push, proxy)}`, () => {
     const listeners = new Map<string, EnvoyJson>();
     const services = push.visibleServices(proxy);
     for (const svc of services) {
@@ -152,7 +154,7 @@ function outboundPortListeners(push: PushContext, proxy: Proxy): EnvoyJson[] {
         listeners.set(name, withInspector({ name, address: address(ip, sp.port), bind_to_port: false, traffic_direction: 'OUTBOUND', filter_chains: chains }, chains));
       }
     }
-    return [...listeners.values()];
+    return withOutboundTcpTelemetry(push, proxy, [...listeners.values()]);
   });
 }
 

@@ -1,0 +1,134 @@
+// Istio's TCP metadata exchange between two sidecars configured by the control plane (STRICT
+// mTLS, a TCP service): ALPN istio-peer-exchange, a preamble each way that neither application
+// sees, and TCP metrics on both reporters carrying the other side's workload labels.
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { test } from 'node:test';
+import { startMesh, SERVICES_YAML, scrape } from './mesh.ts';
+
+const STRICT = `---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: { name: default, namespace: istio-system }\nspec: { mtls: { mode: STRICT } }\n`;
+
+/** Sends `payload` through a TCP connection, half-closes, and collects everything sent back. */
+function roundTrip(port: number, payload: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const c = net.connect(port, '127.0.0.1', () => c.end(payload));
+    c.on('data', (d: Buffer) => chunks.push(d));
+    c.on('end', () => resolve(Buffer.concat(chunks)));
+    c.on('error', reject);
+  });
+}
+
+/** The value of the one series of `name` whose labels include all of `want`. */
+function series(text: string, name: string, want: Record<string, string>): number | undefined {
+  const found: number[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name + '{')) continue;
+    const labels = Object.fromEntries([...line.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+    if (Object.entries(want).every(([k, v]) => labels[k] === v)) found.push(Number(line.slice(line.lastIndexOf(' ') + 1)));
+  }
+  assert.ok(found.length <= 1, `${name} ${JSON.stringify(want)}: ${found.length} series`);
+  return found[0];
+}
+
+async function until(what: string, check: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}
+
+test('TCP between sidecars: metadata exchange over ALPN istio-peer-exchange fills both reporters’ peer labels', async (t) => {
+  const seen: Buffer[] = [];
+  const mesh = await startMesh({
+    yaml: SERVICES_YAML(['productpage']) + '---\n' + SERVICES_YAML(['reviews'], 'default', 'tcp') + STRICT,
+    workloads: [
+      { name: 'productpage-v1', labels: { app: 'productpage', version: 'v1' }, sa: 'bookinfo-productpage', upstreams: ['reviews:9080'] },
+      {
+        name: 'reviews-v2',
+        labels: { app: 'reviews', version: 'v2' },
+        sa: 'bookinfo-reviews',
+        // Echo; records what the application received, to prove no preamble reaches it.
+        tcpApp: (s) => {
+          const got: Buffer[] = [];
+          s.on('data', (d: Buffer) => {
+            got.push(d);
+            s.write(d);
+          });
+          s.on('end', () => {
+            seen.push(Buffer.concat(got));
+            s.end();
+          });
+        },
+      },
+    ],
+  });
+  t.after(() => mesh.close());
+  const pp = mesh.sidecars['productpage-v1'];
+  const rv = mesh.sidecars['reviews-v2'];
+  const port = pp.upstreams['reviews:9080'];
+
+  assert.equal((await roundTrip(port, Buffer.from('hello mesh!'))).toString(), 'hello mesh!');
+  // A large payload crosses many TLS records: the bytes after the preamble are relayed untouched.
+  const big = Buffer.alloc(256 * 1024);
+  for (let i = 0; i < big.length; i++) big[i] = (i * 7) & 0xff;
+  assert.ok((await roundTrip(port, big)).equals(big));
+  await until('both connections reported closed', async () => series(await scrape(rv.stats), 'istio_tcp_connections_closed_total', { reporter: 'destination' }) === 2 && series(await scrape(pp.stats), 'istio_tcp_connections_closed_total', { reporter: 'source' }) === 2);
+  assert.deepEqual(
+    seen.map((b) => b.length),
+    [11, big.length],
+    'the application receives exactly what the client sent',
+  );
+
+  const peers = {
+    source_workload: 'productpage-v1',
+    source_app: 'productpage',
+    source_version: 'v1',
+    source_workload_namespace: 'default',
+    source_principal: 'spiffe://cluster.local/ns/default/sa/bookinfo-productpage',
+    destination_workload: 'reviews-v2',
+    destination_app: 'reviews',
+    destination_version: 'v2',
+    destination_workload_namespace: 'default',
+    destination_principal: 'spiffe://cluster.local/ns/default/sa/bookinfo-reviews',
+    destination_service: 'reviews.default.svc.cluster.local',
+    destination_service_name: 'reviews',
+    request_protocol: 'tcp',
+    response_flags: '-',
+  };
+  const server = await scrape(rv.stats);
+  const dst = { ...peers, reporter: 'destination', connection_security_policy: 'mutual_tls' };
+  assert.equal(series(server, 'istio_tcp_connections_opened_total', dst), 2);
+  assert.equal(series(server, 'istio_tcp_connections_closed_total', dst), 2);
+  // Application bytes only: the preambles are not counted.
+  assert.equal(series(server, 'istio_tcp_received_bytes_total', dst), 11 + big.length);
+  assert.equal(series(server, 'istio_tcp_sent_bytes_total', dst), 11 + big.length);
+
+  const client = await scrape(pp.stats);
+  const src = { ...peers, reporter: 'source', connection_security_policy: 'unknown' };
+  assert.equal(series(client, 'istio_tcp_connections_opened_total', src), 2);
+  assert.equal(series(client, 'istio_tcp_connections_closed_total', src), 2);
+  assert.equal(series(client, 'istio_tcp_received_bytes_total', src), 11 + big.length);
+  assert.equal(series(client, 'istio_tcp_sent_bytes_total', src), 11 + big.length);
+
+  for (const text of [server, client]) {
+    assert.match(text, /^envoy_metadata_exchange_alpn_protocol_found 2$/m);
+    assert.match(text, /^envoy_metadata_exchange_metadata_added 2$/m);
+    assert.doesNotMatch(text, /^envoy_metadata_exchange_(initial_)?header_not_found [1-9]/m);
+  }
+});
+
+test('a plaintext client reaches a TCP port without the exchange: no preamble is written, peer labels unknown', async (t) => {
+  const PERMISSIVE = `---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: { name: default, namespace: istio-system }\nspec: { mtls: { mode: PERMISSIVE } }\n`;
+  const mesh = await startMesh({
+    yaml: SERVICES_YAML(['reviews'], 'default', 'tcp') + PERMISSIVE,
+    workloads: [{ name: 'reviews-v2', labels: { app: 'reviews', version: 'v2' }, sa: 'bookinfo-reviews', tcpApp: (s) => s.pipe(s) }],
+  });
+  t.after(() => mesh.close());
+  const rv = mesh.sidecars['reviews-v2'];
+  assert.equal((await roundTrip(rv.inbound, Buffer.from('plain'))).toString(), 'plain');
+  await until('the connection reported closed', async () => series(await scrape(rv.stats), 'istio_tcp_connections_closed_total', { reporter: 'destination' }) === 1);
+  const text = await scrape(rv.stats);
+  assert.equal(series(text, 'istio_tcp_received_bytes_total', { reporter: 'destination', source_workload: 'unknown', destination_workload: 'reviews-v2', connection_security_policy: 'none' }), 5);
+});
