@@ -23,6 +23,7 @@ import { DiscoveryServer } from './server/discovery-server.ts';
 import { adsServiceDefinition, bindServer, createGrpcServer } from './server/grpc-server.ts';
 import type { ControlPlaneMetrics } from './server/metrics.ts';
 import { createMetrics } from './server/metrics.ts';
+import { jwksResolver } from './translate/security/jwks-resolver.ts';
 
 export interface ControlPlaneOptions {
   store: ConfigStore;
@@ -70,6 +71,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const registry = new ServiceRegistry(new VipAllocator(opts.stateDir));
   const discovery = new DiscoveryServer({ store: opts.store, mesh, registry, credentials, log: log.child({ component: 'xds' }), metrics, debounceMs: opts.debounceMs, debounceMaxMs: opts.debounceMaxMs, workloadGraceMs: opts.workloadGraceMs, maxInflightBytes: opts.maxInflightBytes });
   discovery.start();
+  // Keys the control plane fetched for RequestAuthentication arrived or changed: push them.
+  const offJwks = jwksResolver.onChange(() => discovery.requestPush('jwks'));
   const id = `rig-controlplane-${os.hostname()}-${process.pid}`;
 
   const grpcServer = createGrpcServer();
@@ -113,6 +116,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       return bound;
     },
     async stop() {
+      offJwks();
       discovery.stop();
       await new Promise<void>((resolve) => {
         const t = setTimeout(() => {

@@ -9,21 +9,31 @@ import { SignJWT, exportJWK, generateKeyPair, type JWK } from 'jose';
 import { JWT_AUTHN_TYPE } from '../../src/envoy/index.ts';
 import { httpListener, LISTENER_TYPE, ROUTER, routeConfig, startRuntime } from '../proxy/harness.ts';
 import { startSidecar } from './sidecar-harness.ts';
+import { jwksResolver } from '../../src/xds/translate/security/jwks-resolver.ts';
 
 const ISS = 'https://issuer.test';
 
 interface Jwks {
   url: string;
+  port: number;
   keys: JWK[];
   fetches: number;
+  /** Host headers of the JWKS requests. */
+  hosts: string[];
   failing: boolean;
   close(): Promise<void>;
 }
 
+/** A JWKS server; it also answers OpenID discovery for the issuer http://127.0.0.1:<port>. */
 async function jwksServer(): Promise<Jwks> {
-  const j: Jwks = { url: '', keys: [], fetches: 0, failing: false, close: async () => undefined };
-  const server = http.createServer((_req, res) => {
+  const j: Jwks = { url: '', port: 0, keys: [], fetches: 0, hosts: [], failing: false, close: async () => undefined };
+  const server = http.createServer((req, res) => {
+    if (req.url === '/.well-known/openid-configuration') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ issuer: `http://127.0.0.1:${j.port}`, jwks_uri: j.url }));
+      return;
+    }
     j.fetches++;
+    j.hosts.push(req.headers.host ?? '');
     if (j.failing) {
       res.writeHead(500).end('down');
       return;
@@ -31,7 +41,8 @@ async function jwksServer(): Promise<Jwks> {
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: j.keys }));
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  j.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks.json`;
+  j.port = (server.address() as AddressInfo).port;
+  j.url = `http://127.0.0.1:${j.port}/jwks.json`;
   j.close = () =>
     new Promise<void>((r) => {
       server.closeAllConnections();
@@ -62,6 +73,22 @@ async function token(key: Key, claims: Record<string, unknown> = {}, opts: { iss
 
 function b64url(o: unknown): string {
   return Buffer.from(JSON.stringify(o)).toString('base64url');
+}
+
+/** The JWKS host as a mesh service (ServiceEntry): the proxy fetches its keys through outbound|80||jwks.test. */
+const JWKS_CLUSTER = 'outbound|80||jwks.test';
+function jwksServiceEntry(port: number): string {
+  return `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: jwks, namespace: foo }
+spec:
+  hosts: [jwks.test]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  ports: [{ number: 80, name: http, protocol: HTTP }]
+  endpoints: [{ address: 127.0.0.1, ports: { http: ${port} } }]
+---`;
 }
 
 function yaml(jwksUri: string, extra = ''): string {
@@ -99,7 +126,8 @@ test('JWT: each bad token gets its answer, missing tokens are left to authorizat
   const k2 = await keyPair('k2');
   const stranger = await keyPair('k1'); // same kid, another key: a forged signature
   jwks.keys = [k1.jwk];
-  await s.configure(yaml(jwks.url));
+  const listeners = await s.configure(jwksServiceEntry(jwks.port) + yaml('http://jwks.test/jwks.json'), { outbound: [JWKS_CLUSTER] });
+  assert.match(JSON.stringify(listeners), /"remote_jwks":\{"http_uri":\{"uri":"http:\/\/jwks.test\/jwks.json","cluster":"outbound\|80\|\|jwks.test"/);
   const now = Math.floor(Date.now() / 1000);
   const bearer = (tok: string) => ({ authorization: `Bearer ${tok}` });
   const call = (tok: string | undefined, path = '/secure') => s.http({ path, headers: tok === undefined ? {} : bearer(tok) });
@@ -147,6 +175,54 @@ test('JWT: each bad token gets its answer, missing tokens are left to authorizat
   assert.equal((await call(await token(k2))).status, 200);
   const stat = s.h.rt.stats.all().find((x) => x.name === 'http.inbound_0.0.0.0_9080.jwt_authn.denied');
   assert.equal(stat?.value, 15);
+
+  // Unknown kids are rate-limited: 20 tokens with new kids make at most 10 refreshes in a cache period.
+  const mark = jwks.fetches;
+  for (let i = 0; i < 20; i++) assert.equal((await call(await token({ ...k1, kid: `random-${i}` }))).status, 401);
+  assert.ok(jwks.fetches - mark >= 1 && jwks.fetches - mark <= 10, `${jwks.fetches - mark} refreshes`);
+  // Every fetch went through the cluster (Host from the URI, the cluster's connection counters).
+  assert.ok(jwks.hosts.every((h) => h === 'jwks.test'), jwks.hosts.join());
+  assert.ok((s.h.rt.stats.all().find((x) => x.name === `cluster.${JWKS_CLUSTER}.upstream_cx_total`)?.value ?? 0) >= 1);
+});
+
+test('JWT: a jwksUri outside the mesh, and OpenID discovery, are fetched by the control plane and inlined', async (t) => {
+  const jwks = await jwksServer();
+  const s = await startSidecar();
+  t.after(async () => {
+    await s.close();
+    await jwks.close();
+  });
+  const k = await keyPair('cp');
+  jwks.keys = [k.jwk];
+  const issuer = `http://127.0.0.1:${jwks.port}`;
+  const policy = (rule: string) => `
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: { name: jwt, namespace: foo }
+spec:
+  jwtRules: [${rule}]
+`;
+  const changed = () => new Promise<void>((resolve) => {
+    const off = jwksResolver.onChange(() => {
+      off();
+      resolve();
+    });
+  });
+  for (const rule of [`{ issuer: "${ISS}", jwksUri: "${jwks.url}" }`, `{ issuer: "${issuer}" }`]) {
+    const iss = rule.includes('jwksUri') ? ISS : issuer;
+    const tok = await token(k, {}, { iss });
+    const arrived = changed();
+    // First generation: keys not fetched yet, tokens refused (requests without one still pass).
+    const first = await s.configure(policy(rule));
+    assert.match(JSON.stringify(first), /"local_jwks":\{"inline_string":"\{\\"keys\\":\[\]\}"\}/);
+    assert.equal((await s.http({ headers: { authorization: `Bearer ${tok}` } })).status, 401);
+    assert.equal((await s.http({})).status, 200);
+    // The fetch lands, the control plane would push: the next generation inlines the keys.
+    await arrived;
+    const second = await s.configure(policy(rule));
+    assert.ok(JSON.stringify(second).includes(`\\"kid\\":\\"cp\\"`), 'the keys are inlined');
+    assert.equal((await s.http({ headers: { authorization: `Bearer ${tok}` } })).status, 200, rule);
+  }
 });
 
 test('JWT: token locations, forwarding, payload and claim headers, inline JWKS', async (t) => {
@@ -243,6 +319,7 @@ test('jwt_authn config errors are refused with the field path', async (t) => {
     [{ providers: { p: { issuer: ISS, local_jwks: { inline_string: '{"keys":[{"n":"x"}]}' } } } }, /every JWKS key needs a "kty"/],
     [{ providers: { p: { issuer: ISS } } }, /providers.p: a provider needs remote_jwks or local_jwks/],
     [{ providers: { p: { issuer: ISS, remote_jwks: { http_uri: { uri: 'ftp://x', cluster: 'c', timeout: '1s' } } } } }, /remote_jwks needs an http\(s\) uri/],
+    [{ providers: { p: { issuer: ISS, remote_jwks: { http_uri: { uri: 'http://x/jwks', timeout: '1s' } } } } }, /http_uri.cluster: remote_jwks needs the cluster the JWKS is fetched through/],
     [{ providers: { p: { issuer: ISS, local_jwks: { inline_string: '{"keys":[]}' } } }, rules: [{ match: { prefix: '/' }, requires: { provider_name: 'q' } }] }, /rules\[0\].requires.provider_name: unknown provider "q"/],
     [{ rules: [{ match: { prefix: '/' }, requirement_name: 'nope' }] }, /no requirement named "nope"/],
   ];

@@ -11,6 +11,15 @@ import { buildRbac } from '../../src/xds/translate/security/authz-rbac.ts';
 import { buildPush, explicitSidecar, gatewayProxy, parseYaml } from '../xds/fixtures.ts';
 
 const YAML = `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: issuer, namespace: istio-system }
+spec:
+  hosts: [issuer.test]
+  location: MESH_EXTERNAL
+  resolution: DNS
+  ports: [{ number: 8443, name: https, protocol: TLS }]
+---
 apiVersion: security.istio.io/v1
 kind: RequestAuthentication
 metadata: { name: jwt, namespace: istio-system }
@@ -110,13 +119,14 @@ test('generated RBAC and jwt_authn listeners fit Envoy types and survive a proto
   // TCP: the ALLOW rule uses HTTP-only fields → dropped (allow nothing); the DENY rule keeps its port.
   const tcpIn = listeners.find((l) => l.name === `127.0.0.1_${sidecar.explicit!.inboundPorts['9090']}`)!;
   const tcpFilters = filtersOf(tcpIn)[0];
-  // The RBAC filters come first (other filters such as stats may sit between them and tcp_proxy).
-  assert.deepEqual(
-    tcpFilters.slice(0, 3).map((f) => f.name),
-    ['envoy.filters.network.rbac', 'envoy.filters.network.rbac', 'envoy.filters.network.rbac'],
-  );
+  // Three RBAC filters (AUDIT, DENY, ALLOW) in a row before tcp_proxy (metadata exchange may come first, stats between).
+  const tcpNames = tcpFilters.map((f) => f.name);
+  const firstRbac = tcpNames.indexOf('envoy.filters.network.rbac');
+  assert.deepEqual(tcpNames.slice(firstRbac, firstRbac + 3), ['envoy.filters.network.rbac', 'envoy.filters.network.rbac', 'envoy.filters.network.rbac']);
+  assert.equal(tcpNames.filter((n) => n === 'envoy.filters.network.rbac').length, 3);
+  assert.ok(firstRbac <= 1, tcpNames.join());
   assert.equal(tcpFilters.at(-1)?.name, 'envoy.filters.network.tcp_proxy');
-  const tcpRules = tcpFilters.slice(0, 3).map((f) => (f.typed_config as EnvoyJson).rules as EnvoyJson);
+  const tcpRules = tcpFilters.slice(firstRbac, firstRbac + 3).map((f) => (f.typed_config as EnvoyJson).rules as EnvoyJson);
   assert.deepEqual(tcpRules[2], {});
   assert.deepEqual(JSON.stringify(tcpRules[1]).includes(`"destination_port":${sidecar.explicit!.inboundPorts['9090']}`), true);
   assert.equal(JSON.stringify(tcpRules[1]).includes(':method'), false);

@@ -6,7 +6,7 @@ import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
-import { CLUSTER_TYPE, LISTENER_TYPE, SECRET_TYPE } from '../../src/envoy/index.ts';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, SECRET_TYPE } from '../../src/envoy/index.ts';
 import type { EnvoyJson } from '../../src/envoy/index.ts';
 import { parseNode, type Proxy } from '../../src/model/proxy.ts';
 import { GENERATORS } from '../../src/xds/server/generators.ts';
@@ -30,8 +30,11 @@ export interface Sidecar {
   app: Upstream;
   httpPort: number;
   tcpPort: number;
-  /** Generates and applies the listeners for this YAML (AuthorizationPolicy, RequestAuthentication, PeerAuthentication…). */
-  configure(yaml: string): Promise<EnvoyJson[]>;
+  /**
+   * Generates and applies the listeners for this YAML (AuthorizationPolicy, RequestAuthentication,
+   * PeerAuthentication…), the inbound clusters, and the `outbound` clusters named (with their endpoints).
+   */
+  configure(yaml: string, opts?: { outbound?: string[] }): Promise<EnvoyJson[]>;
   /** A client certificate for a SPIFFE id (cached). */
   identity(spiffe: string): Leaf;
   http(opts: { id?: string; path?: string; method?: string; headers?: http.OutgoingHttpHeaders; host?: string }): Promise<Reply>;
@@ -93,12 +96,14 @@ export async function startSidecar(opts: { ns?: string; sa?: string; labels?: Re
     httpPort,
     tcpPort,
     identity,
-    async configure(yaml) {
+    async configure(yaml, o = {}) {
       const resources = yaml.trim() ? parseYaml(yaml) : [];
       const push = buildPush(resources, [proxy]);
-      const clusters = GENERATORS[CLUSTER_TYPE].generate(push, proxy, undefined).filter((c) => String(c.name).startsWith('inbound|'));
+      const outbound = o.outbound ?? [];
+      const clusters = GENERATORS[CLUSTER_TYPE].generate(push, proxy, undefined).filter((c) => String(c.name).startsWith('inbound|') || outbound.includes(String(c.name)));
+      const endpoints = outbound.length ? GENERATORS[ENDPOINT_TYPE].generate(push, proxy, outbound) : [];
       const listeners = GENERATORS[LISTENER_TYPE].generate(push, proxy, undefined).filter((l) => l.name !== 'http_proxy');
-      const e = [...h.apply(CLUSTER_TYPE, clusters), ...h.rt.apply(LISTENER_TYPE, byName(listeners))];
+      const e = [...h.apply(CLUSTER_TYPE, clusters), ...h.apply(ENDPOINT_TYPE, endpoints), ...h.rt.apply(LISTENER_TYPE, byName(listeners))];
       if (e.length) throw new Error('config rejected:\n' + e.join('\n'));
       await h.rt.settled();
       return listeners;

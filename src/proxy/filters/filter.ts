@@ -31,6 +31,7 @@ import type { StreamInfo } from '../stream-info.ts';
 import type { Issues, Reader } from '../config/reader.ts';
 import type { Stats } from '../stats/stats.ts';
 import type { Route } from '../routing/route-config.ts';
+import type { ClusterManager } from '../upstream/cluster-manager.ts';
 
 export const FilterStatus = { Continue: 0, StopIteration: 1 } as const;
 export type FilterStatus = (typeof FilterStatus)[keyof typeof FilterStatus];
@@ -113,6 +114,8 @@ export interface FilterCompileContext {
   readonly statPrefix: string;
   readonly stats: Stats;
   readonly issues: Issues;
+  /** The proxy's clusters, for filters that call out through one (jwt_authn remote_jwks.http_uri.cluster). */
+  readonly clusters: ClusterManager;
 }
 
 export interface HttpFilterFactory<C = unknown, R = unknown> {

@@ -115,7 +115,7 @@ export const jwtAuthnFilterFactory: HttpFilterFactory<JwtAuthnConfig> = {
   compile(r, ctx) {
     const providers = new Map<string, JwtProvider>();
     const pr = r.obj('providers');
-    for (const name of Object.keys(pr?.raw ?? {})) providers.set(name, readProvider(name, pr!.obj(name)!));
+    for (const name of Object.keys(pr?.raw ?? {})) providers.set(name, readProvider(name, pr!.obj(name)!, ctx.clusters));
     pr?.done();
     const named = new Map<string, Requirement>();
     const rm = r.obj('requirement_map');

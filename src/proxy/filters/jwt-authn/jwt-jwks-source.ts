@@ -1,10 +1,12 @@
-// JWKS for one provider: local (inline or file, read once per config) or remote (fetched over
-// HTTP from http_uri.uri, cached for cache_duration, refreshed on expiry or on an unknown kid, the
-// last good keys kept when a refresh fails). The remote fetch goes straight to the URI (not yet
-// through http_uri.cluster).
+// JWKS for one provider: local (inline or file, read once per config) or remote (fetched as Envoy
+// does, through the cluster named by http_uri.cluster: its load balancer, connection pool and
+// transport socket; the URI gives the path and the Host header). Remote keys are cached for
+// cache_duration, refreshed on expiry or when a token names an unknown kid (rate-limited), and the
+// last good keys are kept when a refresh fails.
 import { readFileSync } from 'node:fs';
 import { createLocalJWKSet, type JSONWebKeySet } from 'jose';
 import type { Reader } from '../../config/reader.ts';
+import type { ClusterManager } from '../../upstream/cluster-manager.ts';
 
 export type KeyResolver = ReturnType<typeof createLocalJWKSet>;
 
@@ -44,33 +46,58 @@ class LocalJwks implements JwksSource {
 
 /** Most unknown-kid refreshes allowed per cache period (a token with random kids must not flood the JWKS server). */
 const MAX_KID_REFRESHES = 10;
+/** After a failed fetch, the next one waits this long (or the cache duration when shorter). */
+const RETRY_AFTER_FAILURE_MS = 5000;
+
+export interface RemoteJwksSettings {
+  uri: string;
+  cluster: string;
+  timeoutMs: number;
+  cacheMs: number;
+}
+
+/** GETs `uri` through a host of `cluster` picked by its load balancer; resolves with the 200 body. */
+export async function fetchThroughCluster(clusters: ClusterManager, s: RemoteJwksSettings): Promise<string> {
+  const cluster = clusters.get(s.cluster);
+  if (!cluster) throw new Error(`cluster ${s.cluster} is not configured`);
+  const host = cluster.pick(undefined);
+  if (!host) throw new Error(`cluster ${s.cluster} has no healthy host`);
+  const u = new URL(s.uri);
+  const res = await cluster.pool(host, cluster.config.http2).request({
+    method: 'GET',
+    path: u.pathname + u.search,
+    headers: { host: u.host, accept: 'application/json' },
+    headersTimeout: s.timeoutMs,
+    bodyTimeout: s.timeoutMs,
+    signal: AbortSignal.timeout(s.timeoutMs),
+  });
+  const text = await res.body.text();
+  if (res.statusCode !== 200) throw new Error(`JWKS server answered ${res.statusCode}`);
+  return text;
+}
 
 export class RemoteJwks implements JwksSource {
-  private readonly uri: string;
-  private readonly timeoutMs: number;
-  private readonly cacheMs: number;
+  private readonly s: RemoteJwksSettings;
+  private readonly clusters: ClusterManager;
   private resolver: KeyResolver | undefined;
   private expiresAt = 0;
   private inflight: Promise<boolean> | undefined;
   private readonly kidsTried = new Set<string>();
 
-  constructor(uri: string, timeoutMs: number, cacheMs: number) {
-    this.uri = uri;
-    this.timeoutMs = timeoutMs;
-    this.cacheMs = cacheMs;
+  constructor(s: RemoteJwksSettings, clusters: ClusterManager) {
+    this.s = s;
+    this.clusters = clusters;
   }
 
   private fetchNow(): Promise<boolean> {
     this.inflight ??= (async () => {
       try {
-        const res = await fetch(this.uri, { signal: AbortSignal.timeout(this.timeoutMs), headers: { accept: 'application/json' } });
-        if (res.status !== 200) throw new Error(`JWKS server answered ${res.status}`);
-        this.resolver = createLocalJWKSet(parseJwks(await res.text()));
-        this.expiresAt = Date.now() + this.cacheMs;
+        this.resolver = createLocalJWKSet(parseJwks(await fetchThroughCluster(this.clusters, this.s)));
+        this.expiresAt = Date.now() + this.s.cacheMs;
         return true;
       } catch {
-        // Keep the last good keys; try again on the next request after a short pause.
-        if (this.resolver) this.expiresAt = Date.now() + Math.min(this.cacheMs, 5000);
+        // Keep the last good keys; try again after a short pause.
+        this.expiresAt = Date.now() + Math.min(this.s.cacheMs, RETRY_AFTER_FAILURE_MS);
         return false;
       } finally {
         this.inflight = undefined;
@@ -80,11 +107,10 @@ export class RemoteJwks implements JwksSource {
   }
 
   async keys(): Promise<KeyResolver | undefined> {
+    if (Date.now() < this.expiresAt) return this.resolver;
+    this.kidsTried.clear();
     if (!this.resolver) await this.fetchNow();
-    else if (Date.now() >= this.expiresAt) {
-      this.kidsTried.clear();
-      void this.fetchNow();
-    }
+    else void this.fetchNow();
     return this.resolver;
   }
 
@@ -96,27 +122,30 @@ export class RemoteJwks implements JwksSource {
   }
 }
 
-// Remote sources outlive one LDS update (so the cache survives config pushes), keyed by their settings.
-const remotes = new Map<string, RemoteJwks>();
+// Remote sources outlive one LDS update (so the cache survives config pushes), per proxy and settings.
+const remotes = new WeakMap<ClusterManager, Map<string, RemoteJwks>>();
 
 /** Reads a provider's remote_jwks or local_jwks. */
-export function readJwksSource(provider: Reader): JwksSource | undefined {
+export function readJwksSource(provider: Reader, clusters: ClusterManager): JwksSource | undefined {
   const remote = provider.obj('remote_jwks');
   const local = provider.obj('local_jwks');
   if (remote && local) provider.issues.error(provider.path, 'a provider needs one of remote_jwks and local_jwks, not both');
   if (remote) {
     const hu = remote.obj('http_uri');
     const uri = hu?.str('uri') ?? '';
+    const cluster = hu?.str('cluster') ?? '';
     const timeoutMs = hu?.durationMs('timeout', 1000) ?? 1000;
-    hu?.accept('cluster');
     hu?.done();
     if (!/^https?:\/\//.test(uri)) remote.issues.error(remote.at('http_uri.uri'), `remote_jwks needs an http(s) uri, got "${uri}"`);
+    if (!cluster) remote.issues.error(remote.at('http_uri.cluster'), 'remote_jwks needs the cluster the JWKS is fetched through (http_uri.cluster)');
     const cacheMs = remote.durationMs('cache_duration', 600_000);
     remote.accept('async_fetch', 'retry_policy');
     remote.done();
-    const k = `${uri}|${timeoutMs}|${cacheMs}`;
-    let s = remotes.get(k);
-    if (!s) remotes.set(k, (s = new RemoteJwks(uri, timeoutMs, cacheMs)));
+    const k = `${uri}|${cluster}|${timeoutMs}|${cacheMs}`;
+    let byKey = remotes.get(clusters);
+    if (!byKey) remotes.set(clusters, (byKey = new Map()));
+    let s = byKey.get(k);
+    if (!s) byKey.set(k, (s = new RemoteJwks({ uri, cluster, timeoutMs, cacheMs }, clusters)));
     return s;
   }
   if (local) {

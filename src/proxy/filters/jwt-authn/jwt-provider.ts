@@ -4,6 +4,7 @@
 // metadata, payload/claim headers, the token removed unless forward).
 import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from 'jose';
 import type { Reader } from '../../config/reader.ts';
+import type { ClusterManager } from '../../upstream/cluster-manager.ts';
 import type { HeaderMap, RequestHead } from '../filter.ts';
 import { readJwksSource } from './jwt-jwks-source.ts';
 
@@ -90,10 +91,10 @@ function mapError(e: unknown): JwtStatus {
   return JwtStatus.VerificationFail;
 }
 
-export function readProvider(name: string, r: Reader): JwtProvider {
+export function readProvider(name: string, r: Reader, clusters: ClusterManager): JwtProvider {
   const issuer = r.str('issuer');
   const audiences = r.strs('audiences');
-  const jwks = readJwksSource(r);
+  const jwks = readJwksSource(r, clusters);
   const forward = r.bool('forward', false);
   let headers: HeaderLocation[] = r.objs('from_headers').map((h) => {
     const loc = { name: h.str('name').toLowerCase(), prefix: h.str('value_prefix') };

@@ -61,7 +61,7 @@ export const authnStage: HttpFilterStage = {
   name: 'authn',
   build(ctx) {
     if (!applies(ctx)) return [];
-    const b = ctx.push.memo(`jwt|${ctx.proxy.namespace}|${JSON.stringify(ctx.proxy.labels)}`, () => buildJwtAuthn(policiesFor<RequestAuthenticationSpec>(ctx.push, 'RequestAuthentication', ctx.proxy)));
+    const b = ctx.push.memo(`jwt|${ctx.proxy.namespace}|${JSON.stringify(ctx.proxy.labels)}`, () => buildJwtAuthn(policiesFor<RequestAuthenticationSpec>(ctx.push, 'RequestAuthentication', ctx.proxy), ctx.push));
     if (!b) return [];
     warn(b.notes);
     return [b.filter];
