@@ -11,6 +11,7 @@ import { compileAccessLogs, type AccessLogger } from '../access-log/access-log.t
 import { compileTracer, type Tracer } from './tracer.ts';
 import { StatusCounters, type Stat } from '../stats/stats.ts';
 import { compileInternalAddresses, type InternalAddresses } from './header-sanitizing.ts';
+import { compileLocalReplyConfig, type LocalReplyConfig } from './local-reply.ts';
 
 export interface CompiledHttpFilter {
   readonly name: string;
@@ -74,6 +75,8 @@ export interface HcmConfig {
   readonly xfccUri: boolean;
   readonly xfccDns: boolean;
   readonly maxRequestBodyBytes: number;
+  /** local_reply_config: mappers and body format for the replies the proxy makes itself. */
+  readonly localReply: LocalReplyConfig | undefined;
   readonly stats: HcmStats;
 }
 
@@ -245,10 +248,10 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
     xfccUri,
     xfccDns,
     maxRequestBodyBytes: 1 << 20,
+    localReply: compileLocalReplyConfig(r.obj('local_reply_config')),
     stats,
   };
-  r.accept('generate_request_id', 'local_reply_config', 'path_with_escaped_slashes_action', 'stream_error_on_invalid_http_message', 'http3_protocol_options', 'request_id_extension', 'early_header_mutation_extensions', 'delayed_close_timeout', 'use_remote_address');
-  if (r.has('local_reply_config')) issues.warn(r.at('local_reply_config'), 'local_reply_config is not supported; default local replies are sent');
+  r.accept('generate_request_id', 'path_with_escaped_slashes_action', 'stream_error_on_invalid_http_message', 'http3_protocol_options', 'request_id_extension', 'early_header_mutation_extensions', 'delayed_close_timeout', 'use_remote_address');
   r.done();
   return config;
 }

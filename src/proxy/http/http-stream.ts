@@ -19,7 +19,7 @@ import type { Cluster, UpstreamHost } from '../upstream/cluster.ts';
 import { DiscoveryType } from '../upstream/cluster-config.ts';
 import { UpstreamOutcome } from '../upstream/cluster-hooks.ts';
 import { UpstreamRequest, isConnectFailure, isProtocolError, type AttemptOwner } from './upstream-request.ts';
-import { grpcStatusFor, isGrpcContentType } from './local-reply.ts';
+import { grpcStatusFor, isGrpcContentType, rewriteLocalReply } from './local-reply.ts';
 import { sanitizeRequestHeaders } from './header-sanitizing.ts';
 import type { Span } from './tracer.ts';
 
@@ -436,11 +436,12 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
   }
 
   private sendDirect(route: Route): void {
-    const body = route.directBody;
-    const headers: HeaderMap = {};
-    if (body) headers['content-type'] = 'text/plain';
-    route.responseOps.apply(headers, this.streamInfo, this.head);
-    this.respondLocally(route.directStatus, headers, body ?? '', 0, 'direct_response');
+    const parts = { status: route.directStatus, headers: {} as HeaderMap, body: route.directBody ?? '' };
+    if (parts.body) parts.headers['content-type'] = 'text/plain';
+    route.responseOps.apply(parts.headers, this.streamInfo, this.head);
+    const lr = this.conn.hcm.localReply;
+    if (lr) rewriteLocalReply(lr, this.streamInfo, this.head, parts);
+    this.respondLocally(parts.status, parts.headers, parts.body, 0, 'direct_response');
   }
 
   private sendAttempt(isRetry: boolean): void {
@@ -797,6 +798,14 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     const headers: HeaderMap = { ...reply.headers };
     let status = reply.status;
     let body = reply.body ?? '';
+    const lr = this.conn.hcm.localReply;
+    if (lr) {
+      this.streamInfo.responseFlags |= reply.flags ?? 0;
+      const parts = { status, headers, body };
+      rewriteLocalReply(lr, this.streamInfo, this.head, parts);
+      status = parts.status;
+      body = parts.body;
+    }
     if (this.isGrpc) {
       headers['content-type'] = 'application/grpc';
       const gs = reply.grpcStatus ?? grpcStatusFor(status);

@@ -181,8 +181,21 @@ const PROTECTED = new Set([':authority', ':path', ':method', ':scheme', 'host', 
 
 /** Reads `<prefix>_headers_to_add` / `<prefix>_headers_to_remove` of a route, virtual host or route config. */
 export function readHeaderOps(r: Reader, prefix: 'request' | 'response'): HeaderOps {
+  const adds = readHeaderAdds(r, `${prefix}_headers_to_add`);
+  const removes = r.strs(`${prefix}_headers_to_remove`).map((k) => k.toLowerCase());
+  for (const k of removes) if (PROTECTED.has(k)) r.issues.error(r.at(`${prefix}_headers_to_remove`), `header ${k} cannot be removed`);
+  return adds.length || removes.length ? new HeaderOps(adds, removes) : HeaderOps.EMPTY;
+}
+
+/** Reads a list of HeaderValueOption (e.g. a local reply mapper's headers_to_add) as header ops. */
+export function readHeadersToAdd(r: Reader, key: string): HeaderOps {
+  const adds = readHeaderAdds(r, key);
+  return adds.length ? new HeaderOps(adds, []) : HeaderOps.EMPTY;
+}
+
+function readHeaderAdds(r: Reader, key: string): AddOp[] {
   const adds: AddOp[] = [];
-  for (const a of r.objs(`${prefix}_headers_to_add`)) {
+  for (const a of r.objs(key)) {
     const h = a.obj('header');
     if (!h) {
       a.issues.error(a.at('header'), 'missing header');
@@ -204,7 +217,5 @@ export function readHeaderOps(r: Reader, prefix: 'request' | 'response'): Header
     a.done();
     adds.push({ key, value, action, keepEmpty });
   }
-  const removes = r.strs(`${prefix}_headers_to_remove`).map((k) => k.toLowerCase());
-  for (const k of removes) if (PROTECTED.has(k)) r.issues.error(r.at(`${prefix}_headers_to_remove`), `header ${k} cannot be removed`);
-  return adds.length || removes.length ? new HeaderOps(adds, removes) : HeaderOps.EMPTY;
+  return adds;
 }

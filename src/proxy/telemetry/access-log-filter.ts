@@ -1,11 +1,12 @@
 // Envoy's AccessLogFilter (AccessLog.filter): extension_filter with a CEL expression (Istio's
 // Telemetry accessLogging.filter.expression, e.g. `response.code >= 400`), status_code_filter,
-// duration_filter, response_flag_filter, not_health_check_filter, traceable_filter, and/or.
+// duration_filter, response_flag_filter, header_filter, not_health_check_filter, traceable_filter, and/or.
 import type { Reader } from '../config/reader.ts';
 import type { RequestHead, ResponseHead } from '../filters/filter.ts';
 import type { StreamInfo } from '../stream-info.ts';
 import { formatResponseFlags } from '../response-flags.ts';
 import { compileCel } from './cel-attributes.ts';
+import { readHeaderMatcher } from '../routing/header-matcher.ts';
 
 export type LogPredicate = (info: StreamInfo, req: RequestHead | undefined, res: ResponseHead | undefined) => boolean;
 
@@ -68,6 +69,14 @@ export function compileLogFilter(r: Reader): LogPredicate {
       if (!flags.size) return (i) => i.responseFlags !== 0;
       return (i) => formatResponseFlags(i.responseFlags).split(',').some((x) => flags.has(x));
     }
+    case 'header_filter': {
+      const f = r.obj(key)!;
+      const h = f.obj('header');
+      if (!h) f.issues.error(f.at('header'), 'a header_filter needs a header matcher');
+      const m = h ? readHeaderMatcher(h) : undefined;
+      f.done();
+      return (_i, req) => req !== undefined && m !== undefined && m.match(req);
+    }
     case 'not_health_check_filter':
       r.accept(key);
       return (_i, req) => req?.headers['x-envoy-internal-health-check'] === undefined;
@@ -82,7 +91,7 @@ export function compileLogFilter(r: Reader): LogPredicate {
       return key === 'and_filter' ? (i, q, s) => subs.every((p) => p(i, q, s)) : (i, q, s) => subs.some((p) => p(i, q, s));
     }
   }
-  r.issues.error(r.at(key), `unsupported access log filter ${key}; supported: extension_filter (CEL), status_code_filter, duration_filter, response_flag_filter, not_health_check_filter, traceable_filter, and_filter, or_filter`);
+  r.issues.error(r.at(key), `unsupported access log filter ${key}; supported: extension_filter (CEL), status_code_filter, duration_filter, response_flag_filter, header_filter, not_health_check_filter, traceable_filter, and_filter, or_filter`);
   r.accept(key);
   return () => true;
 }
