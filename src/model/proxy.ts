@@ -35,6 +35,8 @@ export interface Proxy {
   interceptionMode: 'REDIRECT' | 'TPROXY' | 'NONE';
   /** `region/zone/subzone`: node.locality, else from the labels (istio-locality, topology.kubernetes.io/region|zone, topology.istio.io/subzone). */
   locality: string;
+  /** The WorkloadGroup (in the proxy's namespace) it registers under: Istio's AUTO_REGISTER_GROUP (alias WORKLOAD_GROUP). */
+  workloadGroup?: string;
   /** `grpc` for proxyless gRPC clients. */
   generator?: string;
   workloadPorts: WorkloadPortDecl[];
@@ -161,6 +163,7 @@ export function parseNode(node: unknown): Proxy {
     interceptionMode: mode,
     locality: nodeLocality(n.locality) || localityFromLabels(labels),
     generator,
+    workloadGroup: str(md.AUTO_REGISTER_GROUP, 'AUTO_REGISTER_GROUP') ?? str(md.WORKLOAD_GROUP, 'WORKLOAD_GROUP'),
     workloadPorts: parseWorkloadPorts(md.RIG_WORKLOAD_PORTS),
     explicit,
     metadata: md,

@@ -32,6 +32,7 @@ export function workloadFromProxy(proxy: Proxy): WorkloadInstance | undefined {
     // is labelled `security.istio.io/tlsMode: disabled` (e.g. a runtime without a CA).
     tlsMode: router ? (proxy.labels[TLS_MODE_LABEL] === 'istio' ? 'istio' : 'disabled') : proxy.generator === 'grpc' || proxy.labels[TLS_MODE_LABEL] === 'disabled' ? 'disabled' : 'istio',
     locality: proxy.locality,
+    group: proxy.workloadGroup,
     weight: 1,
   };
 }

@@ -4,7 +4,8 @@
 // Kubernetes registry can feed the same model later.
 import type { Resource } from '../api/index.ts';
 import type { ServiceSpec } from '../api/index.ts';
-import type { ServiceEntrySpec, WorkloadEntrySpec } from '../api/index.ts';
+import type { ServiceEntrySpec, WorkloadEntrySpec, WorkloadGroupSpec } from '../api/index.ts';
+import { warnOnce } from '../model/config-warnings.ts';
 import type { Endpoint, Resolution, Service, ServicePort } from '../model/service.ts';
 import { localityFromLabels, normalizeProtocol, protocolOf, selectorMatches } from '../model/service.ts';
 import type { VipAllocator } from './vip-allocator.ts';
@@ -29,6 +30,8 @@ export interface WorkloadInstance {
   tlsMode: 'istio' | 'disabled';
   locality: string;
   weight: number;
+  /** Auto-registration under a WorkloadGroup of the same namespace: its template completes the instance. */
+  group?: string;
 }
 
 export interface RegistrySnapshot {
@@ -78,7 +81,17 @@ export class ServiceRegistry {
   snapshot(resources: readonly Resource[]): RegistrySnapshot {
     const services: Service[] = [];
     const byHost = new Map<string, Service>();
-    const workloads = [...this.#workloads.values()];
+    const groups = new Map<string, Resource<WorkloadGroupSpec>>();
+    for (const r of resources) if (r.kind === 'WorkloadGroup') groups.set(`${r.metadata.namespace}/${r.metadata.name}`, r as unknown as Resource<WorkloadGroupSpec>);
+    const workloads: WorkloadInstance[] = [];
+    for (const w of this.#workloads.values()) {
+      if (!w.group) workloads.push(w);
+      else {
+        const g = groups.get(`${w.namespace}/${w.group}`);
+        if (g) workloads.push(fromWorkloadGroup(w, g));
+        else warnOnce('registry', `workload ${w.key} names WorkloadGroup ${w.namespace}/${w.group}, which does not exist: not registered as an endpoint until the group is created`);
+      }
+    }
     for (const r of resources) if (r.kind === 'WorkloadEntry') workloads.push(fromWorkloadEntry(r as Resource<WorkloadEntrySpec>));
     const endpoints = new Map<string, Map<number, Endpoint[]>>();
     const add = (svc: Service, eps: Endpoint[]) => {
@@ -211,6 +224,29 @@ function fromWorkloadEntrySpec(spec: WorkloadEntrySpec, key: string, name: strin
     tlsMode: labels[TLS_MODE_LABEL] === 'istio' ? 'istio' : 'disabled',
     locality: spec.locality || localityFromLabels(labels),
     weight: spec.weight ?? 1,
+  };
+}
+
+/**
+ * An auto-registered workload completed by its WorkloadGroup (Istio's WorkloadEntry from the group):
+ * labels from the template, then the group's metadata, then the proxy's own; the template's service
+ * account, ports, weight and locality where the proxy gives none.
+ */
+function fromWorkloadGroup(w: WorkloadInstance, g: Resource<WorkloadGroupSpec>): WorkloadInstance {
+  const t = g.spec.template ?? {};
+  const labels = { ...t.labels, ...g.spec.metadata?.labels, ...w.labels };
+  delete labels['istio-locality'];
+  const templatePorts = Object.values(t.ports ?? {});
+  return {
+    ...w,
+    name: g.metadata.name,
+    labels,
+    serviceAccount: t.serviceAccount ?? w.serviceAccount,
+    namedPorts: { ...t.ports, ...w.namedPorts },
+    ports: w.ports.length ? [...new Set([...w.ports, ...templatePorts])] : [],
+    locality: w.locality || t.locality || localityFromLabels(labels),
+    weight: t.weight ?? w.weight,
+    tlsMode: labels[TLS_MODE_LABEL] === 'disabled' ? 'disabled' : w.tlsMode,
   };
 }
 
