@@ -10,7 +10,7 @@ import { parseMeshConfig } from '../../src/model/mesh-config.ts';
 import type { Proxy } from '../../src/model/proxy.ts';
 import type { PushContext } from '../../src/model/push-context.ts';
 import { GENERATORS } from '../../src/xds/server/generators.ts';
-import { buildPush, explicitSidecar, parseYaml } from '../xds/fixtures.ts';
+import { buildPush, explicitSidecar, parseYaml, podSidecar } from '../xds/fixtures.ts';
 import { SERVICES_YAML, scrape, startMesh, viaProxy } from './mesh.ts';
 
 function hcms(push: PushContext, proxy: Proxy): { inbound: EnvoyJson; outbound: EnvoyJson } {
@@ -190,4 +190,41 @@ test('Host headers chosen by clients cannot grow the label sets without bound', 
   const total = series.reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
   assert.equal(total, 300);
   assert.ok(series.some((l) => l.includes('destination_service="unknown"') && l.endsWith(' 44')));
+});
+
+test('outbound listeners (shared per namespace) carry each workload’s Telemetry: TCP chains get istio.stats CLIENT and access logs', () => {
+  const a = podSidecar('productpage-v1-0', 'default', { app: 'productpage' }, 'bookinfo-productpage', [{ port: 9080, name: 'http' }], '10.9.0.11');
+  const b = podSidecar('ratings-v1-0', 'default', { app: 'ratings' }, 'bookinfo-ratings', [{ port: 9080, name: 'http' }], '10.9.0.12');
+  const yaml =
+    SERVICES_YAML(['productpage', 'ratings']) +
+    `---\napiVersion: v1\nkind: Service\nmetadata: { name: mysql, namespace: default }\nspec: { selector: { app: mysql }, clusterIP: 10.96.0.50, ports: [{ name: tcp, port: 3306 }] }\n` +
+    `---\napiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: { name: pp, namespace: default }\nspec:\n  selector: { matchLabels: { app: productpage } }\n  metrics: [{ overrides: [{ match: { metric: ALL_METRICS, mode: CLIENT }, tagOverrides: { source_version: { operation: REMOVE } } }] }]\n  accessLogging: [{ providers: [{ name: envoy }] }]\n`;
+  const push = buildPush(parseYaml(yaml), [a, b]);
+  const outbound = (p: Proxy) => {
+    const ls = GENERATORS[LISTENER_TYPE].generate(push, p, undefined);
+    const tcp = ls.find((l) => l.name === '10.96.0.50_3306');
+    const http = ls.find((l) => l.name === '0.0.0.0_9080');
+    assert.ok(tcp && http, 'the per-port outbound listeners');
+    const filters = (tcp.filter_chains as EnvoyJson[]).at(-1)!.filters as EnvoyJson[];
+    let hcm: EnvoyJson | undefined;
+    JSON.stringify(http, (_k, v: unknown) => {
+      if (v && typeof v === 'object' && String((v as EnvoyJson)['@type']).endsWith('HttpConnectionManager')) hcm = v as EnvoyJson;
+      return v;
+    });
+    return { filters, hcm: hcm! };
+  };
+  const pa = outbound(a);
+  assert.deepEqual(pa.filters.map((f) => f.name), ['istio.stats', 'envoy.filters.network.tcp_proxy']);
+  const tcpStats = (pa.filters[0].typed_config as EnvoyJson).value as EnvoyJson;
+  assert.equal(tcpStats.reporter, 'CLIENT');
+  assert.deepEqual(tcpStats.metrics, [{ tags_to_remove: ['source_version'] }]);
+  assert.equal(((pa.filters[1].typed_config as EnvoyJson).access_log as EnvoyJson[]).length, 1);
+  assert.deepEqual(statsValue(pa.hcm).metrics, [{ tags_to_remove: ['source_version'] }]);
+
+  // The other workload of the namespace: plain stats, no access log, on both kinds of listeners.
+  const pb = outbound(b);
+  assert.equal(((pb.filters[0].typed_config as EnvoyJson).value as EnvoyJson).metrics, undefined);
+  assert.equal((pb.filters[1].typed_config as EnvoyJson).access_log, undefined);
+  assert.equal(statsValue(pb.hcm).metrics, undefined);
+  assert.equal(pb.hcm.access_log, undefined);
 });
