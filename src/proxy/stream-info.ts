@@ -1,9 +1,13 @@
 // Envoy's StreamInfo: what happened to one HTTP request or one TCP connection. The proxy fills
 // it along the request path; telemetry (metrics, access logs, spans) reads it when the stream ends.
+import type tls from 'node:tls';
+import { spiffeId } from './tls/tls-context.ts';
 
 export interface PeerInfo {
   /** SPIFFE id from the peer's certificate, e.g. spiffe://cluster.local/ns/default/sa/bookinfo-productpage. */
   principal?: string;
+  /** The peer certificate's subject (%UPSTREAM_PEER_SUBJECT%), RFC 2253-like "CN=...,O=...". */
+  subject?: string;
   /** Istio peer metadata from the metadata exchange: WORKLOAD_NAME, NAMESPACE, LABELS, CLUSTER_ID, … */
   metadata?: Record<string, unknown>;
 }
@@ -110,4 +114,16 @@ export function newStreamInfo(direction: StreamInfo['direction'], protocol: stri
     sampled: undefined,
     filterState: undefined,
   };
+}
+
+/**
+ * The peer of a TLS connection this proxy made, from the certificate the upstream presented
+ * (undefined for plaintext or no certificate). Computed once per connection and shared, read-only,
+ * by the streams that use it.
+ */
+export function tlsPeer(socket: tls.TLSSocket): PeerInfo | undefined {
+  const cert = socket.getPeerCertificate();
+  if (!cert || !cert.raw) return undefined;
+  const subject = cert.subject ? Object.entries(cert.subject).map(([k, v]) => `${k}=${Array.isArray(v) ? v.join('+') : v}`).reverse().join(',') : undefined;
+  return Object.freeze({ principal: spiffeId(cert), subject: subject || undefined });
 }

@@ -13,7 +13,7 @@ import { ResponseFlag } from '../response-flags.ts';
 import { newStreamInfo, type StreamInfo } from '../stream-info.ts';
 import type { ProxyContext } from '../context.ts';
 import type { HcmConfig } from './hcm-config.ts';
-import { ActionKind, matchRoute, redirectLocation, rewritePath, type Route, type WeightedCluster } from '../routing/route-config.ts';
+import { ActionKind, matchRoute, pickWeighted, redirectLocation, rewritePath, type Route, type WeightedCluster } from '../routing/route-config.ts';
 import { RetryOn, backoffMs, type RetryPolicy } from '../routing/retry-policy.ts';
 import type { Cluster, UpstreamHost } from '../upstream/cluster.ts';
 import { DiscoveryType } from '../upstream/cluster-config.ts';
@@ -220,9 +220,14 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     this.routeResolved = true;
     const table = this.conn.hcm.routes.table;
     const vh = table?.findVirtualHost(this.head.authority);
-    this.route = vh ? matchRoute(vh, this.head, this.isGrpc) : undefined;
-    if (this.route) this.streamInfo.routeName = this.route.name;
-    return this.route;
+    const r = (this.route = vh ? matchRoute(vh, this.head, this.isGrpc) : undefined);
+    const info = this.streamInfo;
+    // As Envoy's route entry: the weighted cluster is chosen with the route, so its per-filter
+    // config applies to the filters and telemetry of local replies knows the cluster.
+    this.weighted = r?.action === ActionKind.Weighted ? pickWeighted(r) : undefined;
+    info.routeName = r?.name;
+    info.upstreamCluster = r === undefined ? undefined : r.action === ActionKind.Cluster ? r.cluster : r.action === ActionKind.Weighted ? this.weighted!.name : r.action === ActionKind.ClusterHeader ? firstValue(this.head.headers[r.clusterHeader]) : undefined;
+    return r;
   }
 
   matchedRoute(): Route | undefined {
@@ -358,18 +363,8 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
         return;
     }
     let name = route.cluster;
-    if (route.action === ActionKind.Weighted) {
-      let pick = Math.random() * route.totalWeight;
-      for (const w of route.weighted) {
-        pick -= w.weight;
-        if (pick < 0) {
-          this.weighted = w;
-          break;
-        }
-      }
-      this.weighted ??= route.weighted[route.weighted.length - 1];
-      name = this.weighted.name;
-    } else if (route.action === ActionKind.ClusterHeader) name = firstValue(this.head.headers[route.clusterHeader]) ?? '';
+    if (this.weighted) name = this.weighted.name;
+    else if (route.action === ActionKind.ClusterHeader) name = firstValue(this.head.headers[route.clusterHeader]) ?? '';
     const cluster = this.conn.ctx.clusters.get(name);
     info.upstreamCluster = name;
     if (!cluster) {
@@ -618,6 +613,8 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     } else if (this.retriesLeft < (this.retry?.numRetries ?? 0)) this.cluster!.s.rqRetrySuccess.value++;
     const info = this.streamInfo;
     info.upstreamServiceTimeMs = performance.now() - this.upstreamStart;
+    const peer = a.host.tlsPeer;
+    if (peer) info.upstreamPeer = peer;
     info.responseCodeDetails = 'via_upstream';
     a.cluster.s.codes.record(status);
     const hcm = this.conn.hcm;

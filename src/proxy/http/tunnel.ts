@@ -2,11 +2,12 @@
 // The route decides (upgrade_configs on the HCM or the route, Envoy's semantics: an upgrade or
 // CONNECT that is not enabled is refused with 403); the bytes then flow both ways untouched.
 import net from 'node:net';
+import tls from 'node:tls';
 import type { IncomingMessage } from 'node:http';
 import type { ConnState } from './http-stream.ts';
-import { matchRoute, ActionKind, type Route } from '../routing/route-config.ts';
+import { matchRoute, ActionKind, pickWeighted, type Route } from '../routing/route-config.ts';
 import type { HeaderMap, RequestHead } from '../filters/filter.ts';
-import { newStreamInfo, type StreamInfo } from '../stream-info.ts';
+import { newStreamInfo, tlsPeer, type StreamInfo } from '../stream-info.ts';
 import { ResponseFlag } from '../response-flags.ts';
 import { DiscoveryType } from '../upstream/cluster-config.ts';
 import type { UpstreamHost, Cluster } from '../upstream/cluster.ts';
@@ -83,11 +84,7 @@ export function handleTunnel(conn: ConnState, req: IncomingMessage, socket: net.
   info.routeName = route.name;
   if (!upgradeAllowed(route, conn, type)) return reply(socket, 403, '', info, 0, 'upgrade_failed', conn, head);
   if (route.action !== ActionKind.Cluster && route.action !== ActionKind.Weighted) return reply(socket, 403, '', info, 0, 'upgrade_failed', conn, head);
-  let name = route.cluster;
-  if (route.action === ActionKind.Weighted) {
-    let p = Math.random() * route.totalWeight;
-    name = route.weighted.find((w) => (p -= w.weight) < 0)?.name ?? route.weighted[0].name;
-  }
+  const name = route.action === ActionKind.Weighted ? pickWeighted(route).name : route.cluster;
   info.upstreamCluster = name;
   const cluster = conn.ctx.clusters.get(name);
   if (!cluster) return reply(socket, 503, '', info, ResponseFlag.NoClusterFound, 'cluster_not_found', conn, head);
@@ -115,6 +112,7 @@ export function handleTunnel(conn: ConnState, req: IncomingMessage, socket: net.
   upstream.once(cluster.config.tls ? 'secureConnect' : 'connect', () => {
     connected = true;
     clearTimeout(timer);
+    if (upstream instanceof tls.TLSSocket) info.upstreamPeer = tlsPeer(upstream);
     if (isConnect) {
       info.responseCode = 200;
       info.responseCodeDetails = 'via_upstream';

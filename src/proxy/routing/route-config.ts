@@ -502,6 +502,16 @@ export function matchRoute(vh: VirtualHost, head: RequestHead, isGrpc: boolean):
   return undefined;
 }
 
+/** A weighted_clusters pick, in proportion to the weights. */
+export function pickWeighted(route: Route): WeightedCluster {
+  let pick = Math.random() * route.totalWeight;
+  for (const w of route.weighted) {
+    pick -= w.weight;
+    if (pick < 0) return w;
+  }
+  return route.weighted[route.weighted.length - 1];
+}
+
 /** The request path after the route's prefix_rewrite / regex_rewrite (query string kept). */
 export function rewritePath(route: Route, path: string): string {
   if (route.prefixRewrite === undefined && !route.regexRewrite) return path;

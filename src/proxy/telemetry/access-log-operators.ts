@@ -65,6 +65,8 @@ export function extraLogOperator(cmd: string, arg: string | undefined): Getter |
       return (i) => i.upstreamHost;
     case 'UPSTREAM_PEER_URI_SAN':
       return (i) => i.upstreamPeer?.principal;
+    case 'UPSTREAM_PEER_SUBJECT':
+      return (i) => i.upstreamPeer?.subject;
     case 'DOWNSTREAM_DIRECT_REMOTE_ADDRESS':
       return (i) => i.downstreamRemoteAddress;
     case 'DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT':

@@ -12,6 +12,8 @@ import { StatusCounters, type Stat, type Stats } from '../stats/stats.ts';
 import type { Issues } from '../config/reader.ts';
 import type { SecretStore } from '../tls/secrets.ts';
 import type { TlsContext } from '../tls/tls-context.ts';
+import { tlsPeer, type PeerInfo } from '../stream-info.ts';
+import type { TLSSocket } from 'node:tls';
 import { createLoadBalancer } from './lb/index.ts';
 
 export class UpstreamHost implements Host {
@@ -27,6 +29,8 @@ export class UpstreamHost implements Host {
   activeRequests = 0;
   /** Health bits that came from EDS; the rest (active HC, outlier) belong to the hooks. */
   edsFlags: number;
+  /** Identity from the certificate of the latest TLS connection to this host (StreamInfo.upstreamPeer). */
+  tlsPeer: PeerInfo | undefined = undefined;
 
   constructor(e: EndpointSpec) {
     this.key = `${e.address.includes(':') ? `[${e.address}]` : e.address}:${e.port}`;
@@ -247,7 +251,10 @@ export class Cluster implements ClusterHandle {
             },
           });
         }
-        inner(opts, cb);
+        inner(opts, (...args) => {
+          if (args[1]) host.tlsPeer = tlsPeer(args[1] as TLSSocket);
+          cb(...args);
+        });
       };
     } else connect = buildConnector(connectOpts);
     const pool = new Pool(`${tls ? 'https' : 'http'}://${host.key}`, {
