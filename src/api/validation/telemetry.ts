@@ -9,8 +9,36 @@ export interface TelemetryOptions {
   providers?: readonly string[];
 }
 
+/** A field Rigging accepts but does not act on: validation warns, the control plane logs it. */
+export interface UnsupportedTelemetryField {
+  readonly path: FieldPath;
+  readonly message: string;
+  readonly hint: string;
+}
+
+/** The fields of a Telemetry that Rigging does not implement (they have no effect). */
+export function unsupportedTelemetryFields(spec: TelemetrySpec): UnsupportedTelemetryField[] {
+  const out: UnsupportedTelemetryField[] = [];
+  if (spec.targetRef || spec.targetRefs?.length) {
+    const key = spec.targetRef ? 'targetRef' : 'targetRefs';
+    out.push({ path: ['spec', key], message: `${key} (Telemetry for a Gateway API gateway or waypoint) is not supported: this Telemetry applies to no proxy`, hint: 'attach it with selector.matchLabels, or without selector for the whole namespace' });
+  }
+  spec.tracing?.forEach((t, i) => {
+    if (t.useRequestIdForTraceSampling !== undefined) out.push({ path: ['spec', 'tracing', i, 'useRequestIdForTraceSampling'], message: 'useRequestIdForTraceSampling is not implemented: a request without an incoming decision is sampled at random, x-request-id is not consulted', hint: 'remove the field' });
+    if (t.enableIstioTags === false) out.push({ path: ['spec', 'tracing', i, 'enableIstioTags'], message: "enableIstioTags: false is not implemented: spans always carry Istio's tags (istio.canonical_service, istio.namespace, istio.mesh_id, ...)", hint: 'remove the field' });
+  });
+  spec.metrics?.forEach((m, i) => {
+    if (m.reportingInterval !== undefined) out.push({ path: ['spec', 'metrics', i, 'reportingInterval'], message: 'reportingInterval is not implemented: TCP metrics are reported when a connection is established and when it closes, HTTP metrics when a request ends', hint: 'remove the field' });
+    m.overrides?.forEach((o, j) => {
+      if (o.match?.customMetric) out.push({ path: ['spec', 'metrics', i, 'overrides', j, 'match', 'customMetric'], message: `custom metrics are not supported: the override for "${o.match.customMetric}" is ignored`, hint: "override one of Istio's standard metrics (match.metric)" });
+    });
+  });
+  return out;
+}
+
 export function validateTelemetry(spec: TelemetrySpec, r: Reporter, opts: TelemetryOptions = {}): void {
   checkAttachment(spec, r);
+  for (const u of unsupportedTelemetryFields(spec)) r.warn(u.path, u.message, u.hint);
   const checkProviders = (providers: ProviderRef[] | undefined, path: FieldPath) => {
     providers?.forEach((p, i) => {
       if (!p.name) r.error([...path, i, 'name'], 'provider name must not be empty', 'name a provider from the mesh config');

@@ -84,8 +84,10 @@ export function modeOf(kind: 'inbound' | 'outbound' | 'gateway'): TrafficMode {
 function statsValue(push: PushContext, overrides: MetricsOverrides[], reporter: 'SERVER' | 'CLIENT'): EnvoyJson {
   const metrics: EnvoyJson[] = [];
   for (const o of overrides) {
-    const names = o.match?.customMetric ? [o.match.customMetric] : (METRIC_NAMES[o.match?.metric ?? 'ALL_METRICS'] ?? null);
-    if (names === null) continue; // gRPC message counts: not produced by Rigging.
+    // Custom metrics do not exist in Rigging (a warning from validation and the control plane).
+    if (o.match?.customMetric) continue;
+    const names = METRIC_NAMES[o.match?.metric ?? 'ALL_METRICS'];
+    if (!names) continue;
     const remove: string[] = [];
     const dimensions: Record<string, string> = {};
     for (const [tag, op] of Object.entries(o.tagOverrides ?? {})) {

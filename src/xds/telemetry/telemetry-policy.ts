@@ -8,6 +8,32 @@ import type { AccessLogging, Metrics, MetricsOverrides, TelemetrySpec, Tracing, 
 import type { PushContext } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
 import { selectorMatches } from '../../model/service.ts';
+import { unsupportedTelemetryFields } from '../../api/validation/telemetry.ts';
+import { formatPath } from '../../api/diagnostic.ts';
+import { createLogger, type Logger } from '../../core/log.ts';
+
+let log: Logger | undefined;
+const warned = new Set<string>();
+
+/** Fields without effect in Rigging are logged once per control-plane process (rig validate warns too). */
+function warnUnsupported(all: readonly Resource<TelemetrySpec>[]): void {
+  for (const r of all) {
+    for (const u of unsupportedTelemetryFields(r.spec ?? {})) {
+      const note = `Telemetry ${r.metadata.namespace}/${r.metadata.name}: ${formatPath(u.path)}: ${u.message}`;
+      if (warned.has(note) || warned.size > 10_000) continue;
+      warned.add(note);
+      (log ??= createLogger({ name: 'telemetry' })).warn(note);
+    }
+  }
+}
+
+function telemetries(push: PushContext): Resource<TelemetrySpec>[] {
+  return push.memo('telemetry-all', () => {
+    const all = push.resources.filter((r) => r.kind === 'Telemetry') as Resource<TelemetrySpec>[];
+    warnUnsupported(all);
+    return all;
+  });
+}
 
 export type TrafficMode = 'CLIENT' | 'SERVER';
 
@@ -43,7 +69,7 @@ function modeMatches(m: WorkloadMode | undefined, mode: TrafficMode): boolean {
 /** The Telemetry resources that apply to a proxy, least specific first. */
 export function telemetryLevels(push: PushContext, proxy: Proxy): Resource<TelemetrySpec>[] {
   return push.memo(`telemetry-levels|${proxy.namespace}|${JSON.stringify(proxy.labels)}`, () => {
-    const all = push.resources.filter((r) => r.kind === 'Telemetry') as Resource<TelemetrySpec>[];
+    const all = telemetries(push);
     const root = push.mesh.rootNamespace;
     const plain = (r: Resource<TelemetrySpec>) => !r.spec.selector && !r.spec.targetRef && !r.spec.targetRefs?.length;
     const levels: Resource<TelemetrySpec>[] = [];
