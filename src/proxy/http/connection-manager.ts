@@ -23,7 +23,10 @@ function stateOf(socket: unknown): ConnState {
 }
 
 function onH1Request(req: http.IncomingMessage, res: http.ServerResponse): void {
-  new HttpStream(stateOf(req.socket), req, res, false).start();
+  const state = stateOf(req.socket);
+  // rawHeaders holds every header even where node's maxHeadersCount would truncate req.headers.
+  if (req.rawHeaders.length > state.hcm.maxHeadersCount * 2) return void res.writeHead(431, { connection: 'close', 'content-length': '0' }).end();
+  new HttpStream(state, req, res, false).start();
 }
 
 function onH2Request(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void {
@@ -85,8 +88,13 @@ export class ConnectionManager implements NetworkFilter {
   private h2Server(): http2.Http2Server {
     if (this.h2) return this.h2;
     const c = this.config;
-    const s = http2.createServer({ maxSessionMemory: 64, settings: { enableConnectProtocol: false }, maxHeaderListPairs: 256, maxSendHeaderBlockLength: c.maxRequestHeadersKb * 1024 }, onH2Request);
+    const settings: http2.Settings = { enableConnectProtocol: false, maxHeaderListSize: c.maxRequestHeadersKb * 1024 };
+    if (c.h2.maxConcurrentStreams !== undefined) settings.maxConcurrentStreams = c.h2.maxConcurrentStreams;
+    if (c.h2.initialWindowSize !== undefined) settings.initialWindowSize = c.h2.initialWindowSize;
+    // Pseudo-headers count as entries for node; Envoy's max_headers_count counts regular headers.
+    const s = http2.createServer({ maxSessionMemory: 64, settings, maxHeaderListPairs: c.maxHeadersCount + 4, maxSendHeaderBlockLength: c.maxRequestHeadersKb * 1024 }, onH2Request);
     s.on('session', (session: http2.ServerHttp2Session) => {
+      if (c.h2.connectionWindowSize !== undefined) session.setLocalWindowSize(c.h2.connectionWindowSize);
       this.sessions.add(session);
       session.once('close', () => this.sessions.delete(session));
       if (this.ctx.draining || this.draining) session.goaway();

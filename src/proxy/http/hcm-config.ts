@@ -63,6 +63,10 @@ export interface HcmConfig {
   readonly requestHeadersTimeoutMs: number;
   readonly idleTimeoutMs: number;
   readonly maxRequestHeadersKb: number;
+  /** common_http_protocol_options.max_headers_count (Envoy's default 100): more → 431 / stream reset. */
+  readonly maxHeadersCount: number;
+  /** http2_protocol_options that node's HTTP/2 server can apply (SETTINGS and windows); unset keeps node's defaults. */
+  readonly h2: { readonly maxConcurrentStreams?: number; readonly initialWindowSize?: number; readonly connectionWindowSize?: number };
   readonly upgrades: ReadonlyMap<string, boolean>;
   readonly allowAbsoluteUrl: boolean;
   readonly acceptHttp10: boolean;
@@ -158,10 +162,16 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
   }
   let idleTimeoutMs = 3600_000;
   let maxRequestHeadersKb = r.num('max_request_headers_kb', 60);
+  let maxHeadersCount = 100;
   const cpo = r.obj('common_http_protocol_options');
   if (cpo) {
     idleTimeoutMs = cpo.durationMs('idle_timeout', idleTimeoutMs);
-    cpo.accept('headers_with_underscores_action', 'max_connection_duration', 'max_headers_count', 'max_stream_duration', 'max_requests_per_connection');
+    maxHeadersCount = cpo.num('max_headers_count', 100);
+    if (!(Number.isInteger(maxHeadersCount) && maxHeadersCount >= 1)) {
+      issues.error(cpo.at('max_headers_count'), 'must be a positive integer');
+      maxHeadersCount = 100;
+    }
+    cpo.accept('headers_with_underscores_action', 'max_connection_duration', 'max_stream_duration', 'max_requests_per_connection');
     cpo.done();
   }
   let allowAbsoluteUrl = true;
@@ -174,7 +184,21 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
     hpo.done();
   }
   const h2o = r.obj('http2_protocol_options');
-  h2o?.accept(...Object.keys(h2o.raw));
+  const h2: { maxConcurrentStreams?: number; initialWindowSize?: number; connectionWindowSize?: number } = {};
+  if (h2o) {
+    // Envoy's bounds: streams 1..2^31-1, windows 65535..2^31-1.
+    const read = (k: string, min: number): number | undefined => {
+      if (!h2o.has(k)) return undefined;
+      const v = h2o.num(k, min);
+      if (Number.isInteger(v) && v >= min && v <= 2147483647) return v;
+      issues.error(h2o.at(k), `must be an integer in [${min}, 2147483647]`);
+      return undefined;
+    };
+    h2.maxConcurrentStreams = read('max_concurrent_streams', 1);
+    h2.initialWindowSize = read('initial_stream_window_size', 65535);
+    h2.connectionWindowSize = read('initial_connection_window_size', 65535);
+    h2o.accept(...Object.keys(h2o.raw));
+  }
   if (maxRequestHeadersKb > 8192) {
     issues.error(r.at('max_request_headers_kb'), 'must be at most 8192');
     maxRequestHeadersKb = 60;
@@ -237,6 +261,8 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
     requestHeadersTimeoutMs: r.durationMs('request_headers_timeout', 0),
     idleTimeoutMs,
     maxRequestHeadersKb,
+    maxHeadersCount,
+    h2,
     upgrades,
     allowAbsoluteUrl,
     acceptHttp10,
