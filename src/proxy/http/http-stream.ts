@@ -21,6 +21,7 @@ import { UpstreamOutcome } from '../upstream/cluster-hooks.ts';
 import { UpstreamRequest, isConnectFailure, isProtocolError, type AttemptOwner } from './upstream-request.ts';
 import { grpcStatusFor, isGrpcContentType, rewriteLocalReply } from './local-reply.ts';
 import { sanitizeRequestHeaders } from './header-sanitizing.ts';
+import { MirrorBodies } from './mirror-body.ts';
 import type { Span } from './tracer.ts';
 
 export type DownstreamRequest = IncomingMessage | Http2ServerRequest;
@@ -276,7 +277,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
   private decodeBodyThenRoute(): void {
     const needsBody = this.filters?.some((f) => f.decodeData !== undefined) ?? false;
     const route = this.resolveRoute();
-    const bufferForRetry = (route?.retry !== undefined || (route?.mirrors.length ?? 0) > 0) && this.hasBody && !this.isH2 && Number(this.req.headers['content-length'] ?? Infinity) <= this.conn.hcm.maxRequestBodyBytes;
+    const bufferForRetry = route?.retry !== undefined && this.hasBody && !this.isH2 && Number(this.req.headers['content-length'] ?? Infinity) <= this.conn.hcm.maxRequestBodyBytes;
     if (this.hasBody && (needsBody || bufferForRetry)) {
       this.readBody(needsBody);
       return;
@@ -412,9 +413,9 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     this.sendAttempt(false);
   }
 
-  /** Shadow copies (fire and forget): host gets "-shadow", streamed bodies are not mirrored. */
+  /** Shadow copies (fire and forget): host gets "-shadow"; a streamed body is teed (mirror-body.ts). */
   private sendMirrors(route: Route): void {
-    if (this.hasBody && this.body === undefined) return;
+    let tee: MirrorBodies | undefined;
     for (const m of route.mirrors) {
       if (m.fraction < 1 && Math.random() >= m.fraction) continue;
       const cluster = this.conn.ctx.clusters.get(m.cluster);
@@ -423,8 +424,10 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
       const headers: HeaderMap = { ...this.head.headers, host: m.shadowSuffix ? shadowHost(this.head.authority) : this.head.authority };
       cluster.s.rqTotal.value++;
       const timeout = this.timeoutMs || 15_000;
+      let body: Buffer | PassThrough | null = this.body ?? null;
+      if (this.hasBody && this.body === undefined) body = (tee ??= new MirrorBodies(this.req, this.conn.hcm.maxRequestBodyBytes)).add();
       cluster.pool(host, cluster.config.http2).dispatch(
-        { path: this.head.path, method: this.head.method as Dispatcher.HttpMethod, headers: headers as IncomingHttpHeaders, body: this.body ?? null, headersTimeout: timeout, bodyTimeout: timeout },
+        { path: this.head.path, method: this.head.method as Dispatcher.HttpMethod, headers: headers as IncomingHttpHeaders, body, headersTimeout: timeout, bodyTimeout: timeout },
         new MirrorHandler(cluster),
       );
     }
