@@ -64,7 +64,8 @@ const BURST_STATUS: Record<string, number[]> = {
   '/reset-mid-body': [200],
   '/no-length': [200],
   '/never': [504],
-  // Twelve at once retrying exceed the default circuit breaker max_retries (3): 503 UO.
+  // Twelve at once retrying exceed the default max_retries (3): the refused ones end with their
+  // per-try timeout (504 UT,UO), or 503 UO when the breaker fills between decision and retry.
   '/never-try': [504, 503],
   '/stall-mid-body': [200],
 };

@@ -564,6 +564,20 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     return true;
   }
 
+  /**
+   * The retry circuit breaker, asked when a retry is decided as Envoy does: when it refuses, no
+   * retry is made and the last upstream answer stands, flagged UO.
+   */
+  private retryAdmitted(): boolean {
+    for (const h of this.cluster!.hooks) {
+      if (h.canRetry && !h.canRetry()) {
+        this.streamInfo.responseFlags |= ResponseFlag.UpstreamOverflow;
+        return false;
+      }
+    }
+    return true;
+  }
+
   private scheduleRetry(): void {
     this.retriesLeft--;
     this.cluster!.s.rqRetry.value++;
@@ -604,15 +618,17 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
   onAttemptHeaders(a: UpstreamRequest, status: number, headers: IncomingHttpHeaders): void {
     this.idleTimer?.refresh();
     if (this.retry && this.retriableStatus(status, headers)) {
-      if (this.canRetry()) {
+      if (this.canRetry() && this.retryAdmitted()) {
         a.cancel();
         this.endAttempt(a, status >= 500 ? UpstreamOutcome.Http5xx : UpstreamOutcome.Success, status);
         a.cluster.s.codes.record(status);
         this.scheduleRetry();
         return;
       }
-      this.streamInfo.responseFlags |= ResponseFlag.UpstreamRetryLimitExceeded;
-      this.cluster!.s.rqRetryLimitExceeded.value++;
+      if (!(this.streamInfo.responseFlags & ResponseFlag.UpstreamOverflow)) {
+        this.streamInfo.responseFlags |= ResponseFlag.UpstreamRetryLimitExceeded;
+        this.cluster!.s.rqRetryLimitExceeded.value++;
+      }
     } else if (this.retriesLeft < (this.retry?.numRetries ?? 0)) this.cluster!.s.rqRetrySuccess.value++;
     const info = this.streamInfo;
     info.upstreamServiceTimeMs = performance.now() - this.upstreamStart;
@@ -685,10 +701,11 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     const on = this.retry?.retryOn ?? 0;
     const retriable = connectFailure ? on & (RetryOn.ConnectFailure | RetryOn.S5xx | RetryOn.GatewayError | RetryOn.Reset) : on & (RetryOn.Reset | RetryOn.S5xx | RetryOn.GatewayError);
     if (retriable && this.canRetry()) {
-      this.scheduleRetry();
-      return;
-    }
-    if (retriable && this.retry) info.responseFlags |= ResponseFlag.UpstreamRetryLimitExceeded;
+      if (this.retryAdmitted()) {
+        this.scheduleRetry();
+        return;
+      }
+    } else if (retriable && this.retry) info.responseFlags |= ResponseFlag.UpstreamRetryLimitExceeded;
     if (connectFailure) {
       a.cluster.s.cxConnectFail.value++;
       this.failUpstream(503, ResponseFlag.UpstreamConnectionFailure, 'upstream_reset_before_response_started{connection_failure}', `upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: ${err.message}`);
@@ -713,7 +730,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     }
     a.cancel();
     this.endAttempt(a, UpstreamOutcome.Timeout, 0);
-    if (this.canRetry()) {
+    if (this.canRetry() && this.retryAdmitted()) {
       this.scheduleRetry();
       return;
     }

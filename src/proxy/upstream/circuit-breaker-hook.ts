@@ -39,6 +39,10 @@ class CircuitBreakerHook implements ClusterHook {
     return 0;
   }
 
+  canRetry(): boolean {
+    return this.#rm.retries.canCreate();
+  }
+
   release(retry: boolean): void {
     const rm = this.#rm;
     rm.requests.release();

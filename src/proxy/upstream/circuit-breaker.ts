@@ -107,6 +107,13 @@ export class Resource {
     return true;
   }
 
+  /** Whether a unit is free now, taking nothing; a refusal counts an overflow (Envoy's retry check). */
+  canCreate(): boolean {
+    if (this.#count < this.#max()) return true;
+    this.#overflow.value++;
+    return false;
+  }
+
   release(): void {
     if (this.#count > 0) this.#count--;
     this.#update();

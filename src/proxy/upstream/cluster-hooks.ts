@@ -44,6 +44,11 @@ export interface ClusterHook {
    */
   admit?(retry: boolean): number;
   release?(retry: boolean): void;
+  /**
+   * When the router decides to retry: false refuses (max_retries / retry budget full, counted as
+   * upstream_rq_retry_overflow); the last upstream answer then stands, flagged UO.
+   */
+  canRetry?(): boolean;
   /** Before connecting a new upstream connection to `host`: false refuses (max_connections). */
   admitConnection?(host: Host): boolean;
   connectionClosed?(host: Host): void;
