@@ -105,12 +105,17 @@ export async function loadPluginCa(dir: string, log: Logger): Promise<KeyCertBun
   return { source: 'plugin', signingKey: await signingKeyFrom(keyObject, keyFile), signingCert: signingCert!, intermediates, roots };
 }
 
-/** Makes a self-signed RSA 2048 root (Istio's default) for the trust domain. */
-async function createRoot(trustDomain: string, ttlSeconds: number): Promise<{ key: crypto.KeyObject; cert: crypto.X509Certificate }> {
-  const key = generateKey('rsa-2048');
+/**
+ * Makes a self-signed root for the trust domain: with a new RSA 2048 key (Istio's default), or with
+ * `existingKey` (a renewed root: same subject and key, so certificates signed before and after
+ * verify against either root).
+ */
+export async function createRoot(trustDomain: string, ttlSeconds: number, existingKey?: crypto.KeyObject): Promise<{ key: crypto.KeyObject; cert: crypto.X509Certificate }> {
+  const key = existingKey ?? generateKey('rsa-2048');
   const signingKey = await signingKeyFrom(key, 'root key');
   const publicKey = await publicKeyFrom(key);
-  const notBefore = new Date(Date.now() - 60_000);
+  // Backdated for clock skew (a minute, less for a very short-lived root).
+  const notBefore = new Date(Date.now() - Math.min(60_000, ttlSeconds * 100));
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: crypto.randomBytes(16).toString('hex').replace(/^[89a-f]/, '1'),
     subject: `O=${trustDomain}`,
@@ -129,7 +134,7 @@ async function createRoot(trustDomain: string, ttlSeconds: number): Promise<{ ke
   return { key, cert: new crypto.X509Certificate(cert.toString('pem')) };
 }
 
-function saveSelfSigned(dir: string, key: crypto.KeyObject, cert: crypto.X509Certificate, roots: crypto.X509Certificate[]): void {
+export function saveSelfSigned(dir: string, key: crypto.KeyObject, cert: crypto.X509Certificate, roots: crypto.X509Certificate[]): void {
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   writeFileAtomic(path.join(dir, CA_FILES.caKey), privateKeyPem(key), 0o600);
   writeFileAtomic(path.join(dir, CA_FILES.caCert), cert.toString(), 0o644);
@@ -166,15 +171,7 @@ export async function loadOrCreateSelfSigned(dir: string, trustDomain: string, r
   return { source: 'self-signed', signingKey: await signingKeyFrom(keyObject, keyFile), signingCert: cert!, intermediates: [], roots: [cert!, ...others] };
 }
 
-/** Replaces the self-signed root with a new one; the old root stays in the trust bundle unless `dropOld`. */
-export async function rotateSelfSigned(dir: string, current: KeyCertBundle, trustDomain: string, rootTtlSeconds: number, dropOld: boolean): Promise<KeyCertBundle> {
-  const { key, cert } = await createRoot(trustDomain, rootTtlSeconds);
-  const roots = dropOld ? [cert] : [cert, ...current.roots];
-  saveSelfSigned(dir, key, cert, roots);
-  return { source: 'self-signed', signingKey: await signingKeyFrom(key, path.join(dir, CA_FILES.caKey)), signingCert: cert, intermediates: [], roots };
-}
-
-/** Writes a trust bundle without the given roots (ends a rotation's overlap). */
+/** Writes the trust bundle (root-cert.pem). */
 export function saveRoots(dir: string, roots: crypto.X509Certificate[]): void {
   writeFileAtomic(path.join(dir, CA_FILES.rootCert), bundlePem(roots), 0o644);
 }

@@ -1,13 +1,18 @@
 // The certificate authority: signs workload CSRs into short-lived SPIFFE certificates (ECDSA
 // P-256 keys, URI SAN spiffe://<td>/ns/<ns>/sa/<sa>), serves the control plane's TLS identity
-// for :15012, and rotates its root with an overlap during which both roots are trusted.
+// for :15012, and rotates its root with an overlap during which both roots are trusted. A
+// self-signed root is renewed by itself (Istio's self-signed root rotator: same key, new
+// certificate, once less than the grace percentage of its lifetime is left); expired roots leave
+// the trust bundle. A rotation to a new key distributes the new root first and signs with it only
+// after keySwitchDelaySeconds, so that every proxy trusts it before it meets a certificate from it.
 import crypto, { type webcrypto } from 'node:crypto';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { RigError } from '../core/errors.ts';
 import { silentLogger, type Logger } from '../core/log.ts';
-import { generateKey, privateKeyPem, publicKeyFrom, x509 } from './ca-crypto.ts';
-import { bundlePem, loadOrCreateSelfSigned, loadPluginCa, rotateSelfSigned, saveRoots, type KeyCertBundle } from './ca-keycert-store.ts';
+import { generateKey, privateKeyPem, publicKeyFrom, signingKeyFrom, x509 } from './ca-crypto.ts';
+import { bundlePem, createRoot, loadOrCreateSelfSigned, loadPluginCa, saveRoots, saveSelfSigned, type KeyCertBundle } from './ca-keycert-store.ts';
+import { CA_ENV, envDurationSeconds, envPercent } from './ca-env.ts';
 import { ServingCertProvider } from './ca-serving-cert.ts';
 import { withTlsStamp } from './ca-transport-mark.ts';
 import { checkIdentityPart } from './spiffe.ts';
@@ -18,12 +23,18 @@ export interface CertificateAuthorityOptions {
   trustDomain?: string;
   /** A directory with Istio plug-in CA files (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem). */
   pluginCaDir?: string;
-  /** Default workload certificate lifetime (Istio: 24 h). */
+  /** Default workload certificate lifetime (Istio: 24 h; env DEFAULT_WORKLOAD_CERT_TTL). */
   workloadCertTtlSeconds?: number;
-  /** Longest lifetime a workload may ask for (Istio: 90 days). */
+  /** Longest lifetime a workload may ask for (Istio: 90 days; env MAX_WORKLOAD_CERT_TTL). */
   maxWorkloadCertTtlSeconds?: number;
-  /** Lifetime of a self-signed root (Istio: 10 years). */
+  /** Lifetime of a self-signed root (Istio: 10 years; env CITADEL_SELF_SIGNED_CA_CERT_TTL). */
   rootCertTtlSeconds?: number;
+  /** How often the self-signed root is checked for renewal (Istio: 1 h; env CITADEL_SELF_SIGNED_ROOT_CERT_CHECK_INTERVAL). */
+  rootCheckIntervalSeconds?: number;
+  /** The root is renewed when less than this percentage of its lifetime is left (Istio: 20; env CITADEL_SELF_SIGNED_ROOT_CERT_GRACE_PERIOD_PERCENTILE). */
+  rootGracePercent?: number;
+  /** After a rotation to a new root key: how long the new root is only trusted before it signs (default 30 s; proxies check their root file every 2 s). */
+  keySwitchDelaySeconds?: number;
   /** Lifetime of the control plane's serving certificate; it is renewed at 80% of it. */
   servingCertTtlSeconds?: number;
   /** Extra DNS names / IPs for the serving certificate (istiod.istio-system.svc, localhost and 127.0.0.1 are always there). */
@@ -73,14 +84,17 @@ export class CertificateAuthority {
   private servingTimer: NodeJS.Timeout | undefined;
   private servingCert: crypto.X509Certificate | undefined;
   private readonly rootListeners = new Set<(bundlePem: string) => void>();
+  private rootTimer: NodeJS.Timeout | undefined;
+  /** A new root waiting to sign (its key switch is delayed). */
+  private pending: { key: crypto.KeyObject; cert: crypto.X509Certificate; timer: NodeJS.Timeout } | undefined;
 
   constructor(bundle: KeyCertBundle, opts: CertificateAuthorityOptions) {
     this.bundle = bundle;
     this.opts = opts;
     this.trustDomain = opts.trustDomain ?? 'cluster.local';
     this.caDir = path.join(opts.stateDir, 'ca');
-    this.workloadCertTtlSeconds = opts.workloadCertTtlSeconds ?? DAY;
-    this.maxWorkloadCertTtlSeconds = opts.maxWorkloadCertTtlSeconds ?? 90 * DAY;
+    this.workloadCertTtlSeconds = opts.workloadCertTtlSeconds ?? envDurationSeconds(CA_ENV.workloadTtl, DAY);
+    this.maxWorkloadCertTtlSeconds = opts.maxWorkloadCertTtlSeconds ?? envDurationSeconds(CA_ENV.maxWorkloadTtl, 90 * DAY);
     this.log = opts.log ?? silentLogger;
   }
 
@@ -209,27 +223,84 @@ export class CertificateAuthority {
   }
 
   /**
-   * Starts a new self-signed root. The old root stays in the trust bundle (overlap) until
-   * `endRootOverlap()`; new certificates are signed by the new root from now on.
+   * Starts a new self-signed root; the old root stays in the trust bundle (overlap) until it
+   * expires or `endRootOverlap()`. With `keepKey` the new root has the old one's key (a renewal:
+   * it signs at once). Otherwise it has a new key, is distributed first (roots listeners, the
+   * serving certificate's trust) and signs only after keySwitchDelaySeconds (`switchNow` skips the
+   * wait; `dropOld` ends the overlap at once, for a root that expired).
    */
-  async rotateRoot(opts: { dropOld?: boolean } = {}): Promise<void> {
+  async rotateRoot(opts: { dropOld?: boolean; keepKey?: boolean; switchNow?: boolean } = {}): Promise<void> {
     if (this.bundle.source !== 'self-signed') {
       throw new RigError('MESH_ERR_USAGE', 'the CA uses plug-in CA files: rotate by replacing them (root-cert.pem with both roots during the overlap) and restarting');
     }
-    this.bundle = await rotateSelfSigned(this.caDir, this.bundle, this.trustDomain, this.opts.rootCertTtlSeconds ?? 10 * 365 * DAY, opts.dropOld ?? false);
-    this.log.info({ roots: this.bundle.roots.length, subject: this.bundle.signingCert.subject }, 'rotated the root CA');
+    this.cancelPending();
+    const { key, cert } = await createRoot(this.trustDomain, this.rootTtlSeconds(), opts.keepKey ? this.bundle.signingKey.keyObject : undefined);
+    const roots = opts.dropOld ? [cert] : [cert, ...this.bundle.roots];
+    const delayMs = (this.opts.keySwitchDelaySeconds ?? 30) * 1000;
+    if (opts.keepKey || opts.dropOld || opts.switchNow || delayMs <= 0) {
+      await this.switchSigning(key, cert, roots);
+      return;
+    }
+    this.setRoots(roots);
+    this.log.info({ roots: roots.length, switchAfterMs: delayMs }, 'distributed a new root CA; it signs once the proxies trust it');
+    const timer = setTimeout(() => {
+      this.pending = undefined;
+      this.switchSigning(key, cert, this.bundle.roots).catch((err: unknown) => this.log.error({ err }, 'switching to the new root CA failed'));
+    }, delayMs);
+    timer.unref();
+    this.pending = { key, cert, timer };
+  }
+
+  private async switchSigning(key: crypto.KeyObject, cert: crypto.X509Certificate, roots: crypto.X509Certificate[]): Promise<void> {
+    this.bundle = { source: 'self-signed', signingKey: await signingKeyFrom(key, path.join(this.caDir, 'ca-key.pem')), signingCert: cert, intermediates: [], roots };
+    saveSelfSigned(this.caDir, key, cert, roots);
+    this.log.info({ roots: roots.length, subject: cert.subject, notAfter: cert.validTo }, 'rotated the root CA');
     await this.renewServingCert();
     this.notifyRoots();
   }
 
-  /** Ends a rotation's overlap: only the current root stays trusted. */
-  endRootOverlap(): void {
-    if (this.bundle.roots.length <= 1) return;
-    const current = this.bundle.roots[0]!;
-    this.bundle = { ...this.bundle, roots: [current] };
-    if (this.bundle.source === 'self-signed') saveRoots(this.caDir, this.bundle.roots);
+  private cancelPending(): void {
+    if (!this.pending) return;
+    clearTimeout(this.pending.timer);
+    this.pending = undefined;
+  }
+
+  private rootTtlSeconds(): number {
+    return this.opts.rootCertTtlSeconds ?? envDurationSeconds(CA_ENV.rootTtl, 10 * 365 * DAY);
+  }
+
+  /** Replaces the trust bundle (persisted for a self-signed CA), updates :15012's client trust, tells the listeners. */
+  private setRoots(roots: crypto.X509Certificate[]): void {
+    this.bundle = { ...this.bundle, roots };
+    if (this.bundle.source === 'self-signed') saveRoots(this.caDir, roots);
     this.serving.updateCa(Buffer.from(this.trustBundlePem()));
     this.notifyRoots();
+  }
+
+  /** Ends a rotation's overlap: only the signing root (and a new root waiting to sign) stays trusted. */
+  endRootOverlap(): void {
+    const keep = this.bundle.roots.filter((r) => r === this.bundle.signingCert || r.fingerprint256 === this.bundle.signingCert.fingerprint256 || r === this.pending?.cert);
+    if (keep.length === this.bundle.roots.length) return;
+    this.setRoots(keep);
+  }
+
+  /** The self-signed root rotator: drops expired roots and renews the root inside its grace period. */
+  private async checkRoots(): Promise<void> {
+    if (this.bundle.source !== 'self-signed') return;
+    const now = Date.now();
+    const signing = this.bundle.signingCert;
+    const live = this.bundle.roots.filter((r) => r.fingerprint256 === signing.fingerprint256 || Date.parse(r.validTo) > now);
+    if (live.length !== this.bundle.roots.length) {
+      this.log.info({ dropped: this.bundle.roots.length - live.length }, 'expired roots left the trust bundle');
+      this.setRoots(live);
+    }
+    const from = Date.parse(signing.validFrom);
+    const to = Date.parse(signing.validTo);
+    const grace = this.opts.rootGracePercent ?? envPercent(CA_ENV.rootGracePercent, 20);
+    if (!this.pending && to - now < ((to - from) * grace) / 100) {
+      this.log.info({ notAfter: signing.validTo, gracePercent: grace }, 'the root CA is in its grace period: renewing it');
+      await this.rotateRoot({ keepKey: true });
+    }
   }
 
   private notifyRoots(): void {
@@ -237,14 +308,23 @@ export class CertificateAuthority {
     for (const l of this.rootListeners) l(pem);
   }
 
-  /** Stops renewing the serving certificate. */
+  /** Stops renewing the serving certificate and the root. */
   close(): void {
     clearTimeout(this.servingTimer);
+    clearInterval(this.rootTimer);
+    this.cancelPending();
   }
 
   /** @internal used by createCertificateAuthority */
   async start(): Promise<void> {
     await this.renewServingCert();
+    if (this.bundle.source !== 'self-signed') return;
+    await this.checkRoots();
+    const everyMs = (this.opts.rootCheckIntervalSeconds ?? envDurationSeconds(CA_ENV.rootCheckInterval, 3600)) * 1000;
+    this.rootTimer = setInterval(() => {
+      this.checkRoots().catch((err: unknown) => this.log.error({ err }, 'checking the root CA failed'));
+    }, Math.min(everyMs, 2 ** 31 - 1));
+    this.rootTimer.unref();
   }
 }
 
@@ -256,7 +336,7 @@ export async function createCertificateAuthority(opts: CertificateAuthorityOptio
   const log = opts.log ?? silentLogger;
   const bundle = opts.pluginCaDir
     ? await loadPluginCa(opts.pluginCaDir, log)
-    : await loadOrCreateSelfSigned(path.join(opts.stateDir, 'ca'), trustDomain, opts.rootCertTtlSeconds ?? 10 * 365 * DAY, log);
+    : await loadOrCreateSelfSigned(path.join(opts.stateDir, 'ca'), trustDomain, opts.rootCertTtlSeconds ?? envDurationSeconds(CA_ENV.rootTtl, 10 * 365 * DAY), log);
   const ca = new CertificateAuthority(bundle, { ...opts, trustDomain });
   if (bundle.source === 'self-signed' && Date.parse(bundle.signingCert.validTo) <= Date.now()) {
     log.warn({ notAfter: bundle.signingCert.validTo }, 'the self-signed root has expired: starting a new root (workloads must trust the new root-cert.pem)');

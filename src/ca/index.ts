@@ -8,5 +8,5 @@ export { BootstrapTokenAuthenticator, ClientCertificateAuthenticator, Authentica
 export type { CaAuthenticator, CaCaller, CaCallContext } from './ca-authenticator.ts';
 export { BootstrapTokens, TOKEN_AUDIENCE, TOKEN_ISSUER } from './ca-tokens.ts';
 export type { IssuedToken, VerifiedToken } from './ca-tokens.ts';
-export { CA_FILES } from './ca-keycert-store.ts';
+export { CA_FILES, writeFileAtomic } from './ca-keycert-store.ts';
 export { spiffeId, parseSpiffeId } from './spiffe.ts';

@@ -8,7 +8,7 @@ import type { Resource } from '../api/index.ts';
 import type { Logger } from '../core/log.ts';
 import type { MeshConfig } from '../model/mesh-config.ts';
 import { chmodSync, chownSync, writeFileSync } from 'node:fs';
-import { attachCertificateAuthority, type AttachedCa } from '../ca/index.ts';
+import { attachCertificateAuthority, writeFileAtomic, type AttachedCa } from '../ca/index.ts';
 import { startControlPlane, type ControlPlane } from '../xds/controlplane.ts';
 import { ConfigSources } from './config-sources.ts';
 import { GatewayRuntime } from './gateway.ts';
@@ -122,7 +122,11 @@ export class Supervisor {
     this.#cp = await startControlPlane({ store: this.#config!.store, stateDir: sd.controlPlaneDir, credentialsDir: this.opts.credentialsDir, mesh: this.opts.mesh, host: this.#cpHost, xdsPort: this.opts.xdsPort ?? 0, monitoringPort: 0, log: this.#cpLog });
     this.#ca = await attachCertificateAuthority(this.#cp, { stateDir: sd.controlPlaneDir, tlsPort: 0, trustDomain: this.opts.mesh?.trustDomain, log: this.#cpLog });
     this.#caRootFile = path.join(sd.runDir, 'root-cert.pem');
-    writeFileSync(this.#caRootFile, this.#ca.ca.trustBundlePem());
+    // The proxies read this file to trust the CA and renew at once when it changes: a root rotation
+    // reaches them with both roots during the overlap.
+    const writeRoots = (pem: string) => writeFileAtomic(this.#caRootFile, pem, 0o644);
+    writeRoots(this.#ca.ca.trustBundlePem());
+    this.#ca.ca.onRootsChanged(writeRoots);
     const h = this.#cpHost;
     this.opts.console.info(`control plane: xDS on ${h}:${this.#cp.ports.xds}, CA on ${h}:${this.#ca.tlsPort}, monitoring on http://${h}:${this.#cp.ports.monitoring}`);
   }

@@ -156,28 +156,34 @@ test('uses plug-in CA files (root → intermediate) and rejects mismatched ones'
   await assert.rejects(createCertificateAuthority({ stateDir, pluginCaDir: stranger }), /is not signed by any root in root-cert\.pem/);
 });
 
-test('root rotation: the new root signs, both roots are trusted during the overlap, then only the new one', async (t) => {
+test('root rotation to a new key: the new root is distributed first, signs after the delay, both are trusted during the overlap, then only the new one', async (t) => {
   const stateDir = tempDir(t);
-  const ca = await createCertificateAuthority({ stateDir });
+  const ca = await createCertificateAuthority({ stateDir, keySwitchDelaySeconds: 0.5 });
   t.after(() => ca.close());
   const { port } = await serveCa(t, ca, stateDir);
   const token = writeToken(stateDir, (await new BootstrapTokens(stateDir).issue({ namespace: 'default', serviceAccount: 'reviews' })).token);
   const oldRoot = ca.trustBundlePem();
   const before = await request(port, oldRoot, token, REVIEWS);
-  let notified = '';
-  ca.onRootsChanged((pem) => (notified = pem));
+  const notified: string[] = [];
+  ca.onRootsChanged((pem) => notified.push(pem));
   await ca.rotateRoot();
   const bundle = ca.trustBundlePem();
   assert.equal(bundle.match(/BEGIN CERTIFICATE/g)?.length, 2);
-  assert.equal(notified, bundle);
+  assert.deepEqual(notified, [bundle]);
   assert.ok(bundle.endsWith(oldRoot), 'the old root stays, after the new one');
   assert.equal(fs.readFileSync(path.join(stateDir, 'ca', 'root-cert.pem'), 'utf8'), bundle);
-  // The serving certificate now chains to the new root: a client trusting the bundle connects.
-  const after = await request(port, bundle, token, REVIEWS);
-  assert.equal(after.at(-1), bundle, 'workloads receive both roots');
   const dir = tempDir(t);
   fs.writeFileSync(path.join(dir, 'bundle.pem'), bundle);
+  fs.writeFileSync(path.join(dir, 'old-root.pem'), oldRoot);
   fs.writeFileSync(path.join(dir, 'new-root.pem'), bundle.slice(0, bundle.length - oldRoot.length));
+  // Distributed, not signing yet: a certificate issued now still chains to the old root, and comes with both roots.
+  const during = await request(port, bundle, token, REVIEWS);
+  assert.equal(during.at(-1), bundle, 'workloads receive both roots');
+  fs.writeFileSync(path.join(dir, 'during.pem'), during[0]!);
+  assert.equal(openssl(['verify', '-CAfile', 'old-root.pem', 'during.pem'], dir).trim(), 'during.pem: OK');
+  // After the delay the new root signs (and the serving certificate chains to it).
+  while (notified.length < 2) await new Promise((r) => setTimeout(r, 50));
+  const after = await request(port, bundle, token, REVIEWS);
   fs.writeFileSync(path.join(dir, 'old.pem'), before[0]!);
   fs.writeFileSync(path.join(dir, 'new.pem'), after[0]!);
   // Old and new workload certificates are both valid against the overlap bundle.
@@ -188,14 +194,45 @@ test('root rotation: the new root signs, both roots are trusted during the overl
   // End of the overlap; a restart keeps the state.
   ca.endRootOverlap();
   assert.equal(ca.trustBundlePem().match(/BEGIN CERTIFICATE/g)?.length, 1);
+  assert.equal(notified.at(-1), ca.trustBundlePem());
   const restarted = await createCertificateAuthority({ stateDir });
   t.after(() => restarted.close());
   assert.equal(restarted.trustBundlePem(), ca.trustBundlePem());
 });
 
+test("the self-signed root renews itself in its grace period (same key: old and new certificates verify against either root), and expired roots leave the bundle", async (t) => {
+  const stateDir = tempDir(t);
+  const ca = await createCertificateAuthority({ stateDir, rootCertTtlSeconds: 3, rootGracePercent: 50, rootCheckIntervalSeconds: 0.1 });
+  t.after(() => ca.close());
+  const { port } = await serveCa(t, ca, stateDir);
+  const token = writeToken(stateDir, (await new BootstrapTokens(stateDir).issue({ namespace: 'default', serviceAccount: 'reviews' })).token);
+  const first = ca.roots()[0]!;
+  const issued = await request(port, ca.trustBundlePem(), token, REVIEWS);
+  const bundles: string[] = [];
+  ca.onRootsChanged((pem) => bundles.push(pem));
+  while (!bundles.length) await new Promise((r) => setTimeout(r, 50));
+  const [renewed, old] = ca.roots();
+  assert.equal(old!.fingerprint256, first.fingerprint256, 'the old root stays in the bundle');
+  assert.notEqual(renewed!.fingerprint256, first.fingerprint256);
+  assert.equal(renewed!.subject, first.subject);
+  assert.ok(renewed!.publicKey.equals(first.publicKey), 'same key');
+  assert.ok(Date.parse(renewed!.validTo) > Date.parse(first.validTo));
+  assert.equal(fs.readFileSync(path.join(stateDir, 'ca', 'root-cert.pem'), 'utf8'), ca.trustBundlePem());
+  const dir = tempDir(t);
+  fs.writeFileSync(path.join(dir, 'renewed.pem'), renewed!.toString());
+  fs.writeFileSync(path.join(dir, 'old-root.pem'), first.toString());
+  fs.writeFileSync(path.join(dir, 'before.pem'), issued[0]!);
+  fs.writeFileSync(path.join(dir, 'after.pem'), (await request(port, ca.trustBundlePem(), token, REVIEWS))[0]!);
+  assert.equal(openssl(['verify', '-CAfile', 'renewed.pem', 'before.pem'], dir).trim(), 'before.pem: OK');
+  assert.equal(openssl(['verify', '-CAfile', 'old-root.pem', 'after.pem'], dir).trim(), 'after.pem: OK');
+  // The first root expires: it leaves the bundle.
+  while (ca.roots().some((r) => r.fingerprint256 === first.fingerprint256)) await new Promise((r) => setTimeout(r, 100));
+  assert.ok(!bundles.at(-1)!.includes(first.toString().split('\n')[1]!), 'listeners got the bundle without it');
+});
+
 test('an expired self-signed root is replaced on start; an expired plug-in CA is refused', async (t) => {
   const stateDir = tempDir(t);
-  const first = await createCertificateAuthority({ stateDir, rootCertTtlSeconds: 61 });
+  const first = await createCertificateAuthority({ stateDir, rootCertTtlSeconds: 1 });
   first.close();
   const oldRoot = first.trustBundlePem();
   await new Promise((r) => setTimeout(r, 1200));

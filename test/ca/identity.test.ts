@@ -99,7 +99,7 @@ test('renews at once when the CA root file changes, and trusts both roots during
   const { m, sink } = manager(t, ca, port, rootFile, tokenFile);
   await m.start();
   const first = m.certificate()!;
-  await ca.rotateRoot();
+  await ca.rotateRoot({ switchNow: true });
   fs.writeFileSync(rootFile, ca.trustBundlePem());
   const [second] = (await once(m, 'issued')) as [{ serialNumber: string }];
   assert.notEqual(second.serialNumber, first.serialNumber);
