@@ -102,6 +102,8 @@ export interface HttpFilter {
   decodeHeaders?(head: RequestHead, endStream: boolean): FilterStatus;
   decodeData?(body: Buffer, endStream: boolean): FilterStatus;
   decodeTrailers?(trailers: HeaderMap): FilterStatus;
+  /** Sees each request body chunk as it arrives (streamed or buffered), without holding or changing it. */
+  observeRequestData?(chunk: Buffer): void;
   encodeHeaders?(head: ResponseHead, endStream: boolean): void;
   encodeData?(chunk: Buffer, endStream: boolean): void;
   onDestroy?(): void;

@@ -312,11 +312,25 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     } else this.routeRequest();
   }
 
+  private observing = false;
+
+  /** Hands request body chunks to the filters with observeRequestData (once per stream). */
+  private observeBody(): void {
+    if (this.observing || !this.filters) return;
+    this.observing = true;
+    const fs = this.filters.filter((f) => f.observeRequestData);
+    if (fs.length === 0) return;
+    this.req.on('data', (c: Buffer) => {
+      for (const f of fs) f.observeRequestData!(c);
+    });
+  }
+
   /** Buffers the whole request body (filters with decodeData, or a retry policy on a small body). */
   private readBody(runFilters: boolean): void {
     this.runFiltersOnBody = runFilters;
     this.chunks = [];
     this.req.on('error', noop);
+    this.observeBody();
     this.req.on('data', (c: Buffer) => this.onBodyData(c));
     this.req.once('end', () => this.onBodyEnd());
   }
@@ -522,6 +536,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
       this.bodyStream.on('error', noop);
       this.req.on('error', noop);
       if (this.idleTimer) this.req.on('data', () => this.idleTimer?.refresh());
+      this.observeBody();
       this.req.pipe(this.bodyStream);
       body = this.bodyStream;
     }

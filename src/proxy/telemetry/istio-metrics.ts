@@ -12,8 +12,10 @@ import { CounterFamily, HistogramFamily, type CounterCell, type HistogramCell } 
 
 /** Istio's metric names without the `istio_` prefix (the names Telemetry overrides and PluginConfig use). */
 export const HTTP_METRICS = ['requests_total', 'request_duration_milliseconds', 'request_bytes', 'response_bytes'] as const;
+/** gRPC message counts (Istio's GRPC_REQUEST_MESSAGES / GRPC_RESPONSE_MESSAGES), for gRPC streams only. */
+export const GRPC_METRICS = ['request_messages_total', 'response_messages_total'] as const;
 export const TCP_METRICS = ['tcp_sent_bytes_total', 'tcp_received_bytes_total', 'tcp_connections_opened_total', 'tcp_connections_closed_total'] as const;
-export type MetricName = (typeof HTTP_METRICS)[number] | (typeof TCP_METRICS)[number];
+export type MetricName = (typeof HTTP_METRICS)[number] | (typeof GRPC_METRICS)[number] | (typeof TCP_METRICS)[number];
 
 /** Istio's default buckets: duration in ms, sizes exponential (1, 10, ... 1e8 bytes). */
 export const DURATION_BUCKETS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000];
@@ -99,6 +101,9 @@ export function serviceOfAuthority(authority: string, localNamespace: string): S
 
 export interface HttpChildren {
   readonly requests?: CounterCell;
+  /** gRPC only: Istio labels these with the peer labels alone (no protocol, code, flags, security policy). */
+  readonly requestMessages?: CounterCell;
+  readonly responseMessages?: CounterCell;
   readonly duration?: HistogramCell;
   readonly requestBytes?: HistogramCell;
   readonly responseBytes?: HistogramCell;
@@ -124,6 +129,8 @@ export class IstioMetrics {
   readonly duration = new HistogramFamily('istio_request_duration_milliseconds', 'Duration of requests in milliseconds', DURATION_BUCKETS);
   readonly requestBytes = new HistogramFamily('istio_request_bytes', 'Size of HTTP request bodies', SIZE_BUCKETS);
   readonly responseBytes = new HistogramFamily('istio_response_bytes', 'Size of HTTP response bodies', SIZE_BUCKETS);
+  readonly requestMessages = new CounterFamily('istio_request_messages_total', 'gRPC messages sent by clients');
+  readonly responseMessages = new CounterFamily('istio_response_messages_total', 'gRPC messages sent by servers');
   readonly tcpSent = new CounterFamily('istio_tcp_sent_bytes_total', 'Bytes sent in responses over TCP connections');
   readonly tcpReceived = new CounterFamily('istio_tcp_received_bytes_total', 'Bytes received in requests over TCP connections');
   readonly tcpOpened = new CounterFamily('istio_tcp_connections_opened_total', 'TCP connections opened');
@@ -131,7 +138,7 @@ export class IstioMetrics {
 
   /** Prometheus text exposition of every family. */
   render(): string {
-    return [this.requests, this.duration, this.requestBytes, this.responseBytes, this.tcpSent, this.tcpReceived, this.tcpOpened, this.tcpClosed].map((f) => f.render()).join('');
+    return [this.requests, this.duration, this.requestBytes, this.responseBytes, this.requestMessages, this.responseMessages, this.tcpSent, this.tcpReceived, this.tcpOpened, this.tcpClosed].map((f) => f.render()).join('');
   }
 }
 

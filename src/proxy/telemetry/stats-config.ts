@@ -7,14 +7,14 @@
 // compiled once per listener update. Shared by the HTTP filter and the network (TCP) filter.
 import type { Reader } from '../config/reader.ts';
 import type { StreamInfo } from '../stream-info.ts';
-import { HTTP_METRICS, TCP_METRICS, type MetricName, type MetricOverride, type Reporter } from './istio-metrics.ts';
+import { GRPC_METRICS, HTTP_METRICS, TCP_METRICS, type MetricName, type MetricOverride, type Reporter } from './istio-metrics.ts';
 import { compileCel } from './cel-attributes.ts';
 import { typedStructValue } from './typed-struct.ts';
 import type { ProxyTelemetry } from './proxy-telemetry.ts';
 
 export const STATS_FILTER = 'istio.stats';
 export const STATS_PLUGIN_TYPE = 'type.googleapis.com/stats.PluginConfig';
-const ALL: readonly MetricName[] = [...HTTP_METRICS, ...TCP_METRICS];
+const ALL: readonly MetricName[] = [...HTTP_METRICS, ...GRPC_METRICS, ...TCP_METRICS];
 
 export interface StatsConfig {
   readonly reporter: Reporter;

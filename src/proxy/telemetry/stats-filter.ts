@@ -1,4 +1,5 @@
-// istio.stats as an HTTP filter (records Istio's request metrics when the stream ends) and as a
+// istio.stats as an HTTP filter (records Istio's request metrics when the stream ends, with gRPC
+// message counts read from the streamed bodies) and as a
 // network filter placed before tcp_proxy (connection opened/closed and byte counters, reported
 // through tcp_proxy's ConnectionObserver).
 import { FilterStatus, type HttpFilter, type HttpFilterFactory, type RequestHead, type ResponseHead, type StreamCallbacks } from '../filters/filter.ts';
@@ -8,6 +9,7 @@ import type { Reader } from '../config/reader.ts';
 import { attachTelemetry, telemetryOf } from './proxy-telemetry.ts';
 import { compileStatsConfig, STATS_FILTER, type StatsConfig } from './stats-config.ts';
 import { recordHttp, tcpChildren } from './stats-recorder.ts';
+import { GrpcMessageCounter } from './grpc-message-counter.ts';
 import type { TcpChildren } from './istio-metrics.ts';
 
 class HttpStatsFilter implements HttpFilter {
@@ -15,6 +17,9 @@ class HttpStatsFilter implements HttpFilter {
   private readonly cb: StreamCallbacks;
   private request: RequestHead | undefined;
   private response: ResponseHead | undefined;
+  /** gRPC streams: messages each way (istio_request/response_messages_total). */
+  private requestMessages: GrpcMessageCounter | undefined;
+  private responseMessages: GrpcMessageCounter | undefined;
 
   constructor(c: StatsConfig, cb: StreamCallbacks) {
     this.c = c;
@@ -23,16 +28,29 @@ class HttpStatsFilter implements HttpFilter {
 
   decodeHeaders(head: RequestHead): FilterStatus {
     this.request = head;
+    if (this.cb.streamInfo.isGrpc) {
+      this.requestMessages = new GrpcMessageCounter();
+      this.responseMessages = new GrpcMessageCounter();
+    }
     return FilterStatus.Continue;
+  }
+
+  observeRequestData(chunk: Buffer): void {
+    this.requestMessages?.feed(chunk);
   }
 
   encodeHeaders(head: ResponseHead): void {
     this.response = head;
   }
 
+  encodeData(chunk: Buffer): void {
+    this.responseMessages?.feed(chunk);
+  }
+
   onDestroy(): void {
     // Also local replies and resets (response code 0, flags such as DC), as Istio reports them.
-    recordHttp(this.c, this.cb.streamInfo, this.request, this.response);
+    const rq = this.requestMessages;
+    recordHttp(this.c, this.cb.streamInfo, this.request, this.response, rq ? { requests: rq.count, responses: this.responseMessages!.count } : undefined);
   }
 }
 

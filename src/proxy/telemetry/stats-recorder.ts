@@ -62,15 +62,32 @@ function makeHttpChildren(cfg: StatsConfig, info: StreamInfo, authority: string,
   const base = { ...peerLabelValues(cfg.reporter, cfg.telemetry.local.labels, side(cfg, info, authority, ignoreMetadata), info.mtls, info.isGrpc ? 'grpc' : 'http'), ...httpResponseLabels(info) };
   const o = cfg.overrides;
   const labels = (n: 'requests_total' | 'request_duration_milliseconds' | 'request_bytes' | 'response_bytes') => applyOverride(base, o.get(n), info, req, res);
+  const grpc = (n: 'request_messages_total' | 'response_messages_total') => {
+    if (!info.isGrpc || o.get(n)?.drop) return undefined;
+    const l = { ...applyOverride(base, o.get(n), info, req, res) };
+    for (const k of NOT_ON_MESSAGES) delete l[k];
+    return (n === 'request_messages_total' ? m.requestMessages : m.responseMessages).child(l);
+  };
   return {
     requests: o.get('requests_total')?.drop ? undefined : m.requests.child(labels('requests_total')),
+    requestMessages: grpc('request_messages_total'),
+    responseMessages: grpc('response_messages_total'),
     duration: o.get('request_duration_milliseconds')?.drop ? undefined : m.duration.child(labels('request_duration_milliseconds')),
     requestBytes: o.get('request_bytes')?.drop ? undefined : m.requestBytes.child(labels('request_bytes')),
     responseBytes: o.get('response_bytes')?.drop ? undefined : m.responseBytes.child(labels('response_bytes')),
   };
 }
 
-export function recordHttp(cfg: StatsConfig, info: StreamInfo, req: RequestHead | undefined, res: ResponseHead | undefined): void {
+/** Istio reports gRPC message counts before the request's own labels are added. */
+const NOT_ON_MESSAGES = ['request_protocol', 'response_code', 'grpc_response_status', 'response_flags', 'connection_security_policy'];
+
+/** gRPC messages of a stream, counted by the stats filter. */
+export interface GrpcMessages {
+  readonly requests: number;
+  readonly responses: number;
+}
+
+export function recordHttp(cfg: StatsConfig, info: StreamInfo, req: RequestHead | undefined, res: ResponseHead | undefined, messages?: GrpcMessages): void {
   const authority = req?.authority ?? info.authority ?? '';
   let ch: HttpChildren;
   if (cfg.dynamic) ch = makeHttpChildren(cfg, info, cfg.noHostFallback ? '' : authority, req, res);
@@ -93,6 +110,10 @@ export function recordHttp(cfg: StatsConfig, info: StreamInfo, req: RequestHead 
     l6.set(info.responseFlags, ch);
   }
   ch.requests?.inc();
+  if (messages) {
+    ch.requestMessages?.inc(messages.requests);
+    ch.responseMessages?.inc(messages.responses);
+  }
   ch.duration?.observe(info.durationMs ?? 0);
   ch.requestBytes?.observe(info.bytesReceived);
   ch.responseBytes?.observe(info.bytesSent);

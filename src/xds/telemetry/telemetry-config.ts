@@ -54,6 +54,8 @@ const METRIC_NAMES: Record<string, string[]> = {
   REQUEST_DURATION: ['request_duration_milliseconds'],
   REQUEST_SIZE: ['request_bytes'],
   RESPONSE_SIZE: ['response_bytes'],
+  GRPC_REQUEST_MESSAGES: ['request_messages_total'],
+  GRPC_RESPONSE_MESSAGES: ['response_messages_total'],
   TCP_OPENED_CONNECTIONS: ['tcp_connections_opened_total'],
   TCP_CLOSED_CONNECTIONS: ['tcp_connections_closed_total'],
   TCP_SENT_BYTES: ['tcp_sent_bytes_total'],
