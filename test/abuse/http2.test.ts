@@ -1,12 +1,26 @@
 // HTTP/2 abuse against the real proxy: PING and SETTINGS floods from a client that never reads,
-// a CONTINUATION flood, and rapid reset (CVE-2023-44487): each ends with the connection closed,
-// the proxy keeps serving, and no stream, upstream request or file descriptor is left behind.
+// a CONTINUATION flood, an empty DATA frame flood (CVE-2019-9518) and rapid reset (CVE-2023-44487):
+// each ends with the connection closed, the proxy keeps serving, and no stream, upstream request,
+// file descriptor or heap growth is left behind.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { test } from 'node:test';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { configure, httpListener, routeConfig, startRuntime, startUpstream, staticCluster, type Harness } from '../proxy/harness.ts';
+
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc') as () => void;
+
+async function settledHeap(): Promise<number> {
+  for (let i = 0; i < 3; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    gc();
+  }
+  return process.memoryUsage().heapUsed;
+}
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
@@ -69,6 +83,7 @@ test('HTTP/2 floods and rapid reset close the offending connection; the proxy ke
   const port = h.port('l');
   assert.equal(await get(port), 200);
   const fds = fs.readdirSync('/proc/self/fd').length;
+  const heap = await settledHeap();
 
   const pings = Buffer.concat(Array.from({ length: 1000 }, () => frame(6, 0, 0, Buffer.alloc(8))));
   assert.ok(await flood(port, Buffer.alloc(0), pings, 200), 'PING flood: connection closed');
@@ -78,6 +93,10 @@ test('HTTP/2 floods and rapid reset close the offending connection; the proxy ke
   const headers = frame(1, 0, 1, Buffer.from([0x82, 0x84, 0x86, 0x41, 1, 0x61]));
   const continuation = Buffer.concat(Array.from({ length: 100 }, () => frame(9, 0, 1, Buffer.from([0x40, 3, 0x78, 0x2d, 0x61, 1, 0x62]))));
   assert.ok(await flood(port, headers, continuation, 2000), 'CONTINUATION flood: connection closed');
+  // An open stream (HEADERS without END_STREAM), then endless empty DATA frames on it.
+  const open = frame(1, 0x4, 1, Buffer.from([0x83, 0x84, 0x86, 0x41, 1, 0x61]));
+  const empties = Buffer.concat(Array.from({ length: 1000 }, () => frame(0, 0, 1, Buffer.alloc(0))));
+  assert.ok(await flood(port, open, empties, 2000), 'empty DATA frame flood: connection closed');
 
   // Rapid reset: open and cancel streams as fast as possible on one session.
   const before = up.requests.length;
@@ -103,4 +122,6 @@ test('HTTP/2 floods and rapid reset close the offending connection; the proxy ke
     now = fs.readdirSync('/proc/self/fd').length;
   }
   assert.ok(now <= fds + 2, `open fds ${now}, baseline ${fds}`);
+  const grown = (await settledHeap()) - heap;
+  assert.ok(grown < 16 * 1024 * 1024, `heap grew by ${Math.round(grown / 1024)} KiB after the floods and ${sent} resets`);
 });

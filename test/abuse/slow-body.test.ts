@@ -2,14 +2,29 @@
 // stream_idle_timeout, and, on HTTP/1, its connection is closed (the rest of the body would
 // otherwise be read as the next request, or hold the connection forever). On HTTP/2 only the
 // stream ends; the session carries on. A keep-alive client whose request completed is not closed.
+// A burst of stalled bodies and slowloris headers leaves fds and heap at their baseline.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { test } from 'node:test';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { configure, httpListener, routeConfig, startRuntime, startUpstream, staticCluster, type Harness } from '../proxy/harness.ts';
 import { formatResponseFlags } from '../../src/proxy/response-flags.ts';
 
-async function setup(t: { after(fn: () => unknown): void }, filters: boolean) {
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc') as () => void;
+
+async function settledHeap(): Promise<number> {
+  for (let i = 0; i < 3; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    gc();
+  }
+  return process.memoryUsage().heapUsed;
+}
+
+async function setup(t: { after(fn: () => unknown): void }, filters: boolean, hcm: Record<string, unknown> = {}) {
   const up = await startUpstream('up');
   const h = await startRuntime();
   t.after(async () => {
@@ -18,7 +33,7 @@ async function setup(t: { after(fn: () => unknown): void }, filters: boolean) {
   });
   // With retries the proxy buffers small bodies before routing; without, it streams them.
   const route = filters ? { cluster: 'up', retry_policy: { retry_on: '5xx', num_retries: 1 } } : { cluster: 'up' };
-  await configure(h, { clusters: [staticCluster('up', [up.port])], listeners: [httpListener('l', routeConfig('r', [{ match: { prefix: '/' }, route }]), { stream_idle_timeout: '0.3s' })] });
+  await configure(h, { clusters: [staticCluster('up', [up.port])], listeners: [httpListener('l', routeConfig('r', [{ match: { prefix: '/' }, route }]), { stream_idle_timeout: '0.3s', ...hcm })] });
   return { h, up, port: h.port('l') };
 }
 
@@ -81,4 +96,47 @@ test('HTTP/2: a stalled body gets 408 SI on its stream; the session goes on', as
   });
   assert.equal(again, 200);
   assert.equal(c.destroyed, false);
+});
+
+/** Sends `chunks` one every `everyMs` (stopping when the proxy closes); resolves with the reply once closed. */
+function trickle(port: number, chunks: string[], everyMs: number): Promise<string> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    let raw = '';
+    let i = 0;
+    const timer = setInterval(() => {
+      if (i < chunks.length && !s.destroyed) s.write(chunks[i++]);
+    }, everyMs);
+    s.on('data', (c) => (raw += c.toString('latin1')));
+    s.on('error', () => undefined);
+    s.on('close', () => {
+      clearInterval(timer);
+      resolve(raw);
+    });
+  });
+}
+
+test('a burst of stalled bodies and slowloris headers: every one gets 408 and a close; fds and heap back at baseline', async (t) => {
+  const { h, up, port } = await setup(t, false, { request_headers_timeout: '0.5s' });
+  assert.equal((await exchange(port, 'GET / HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n', 2000)).closed, true, 'warm-up');
+  const fds = fs.readdirSync('/proc/self/fd').length;
+  const heap = await settledHeap();
+  const slowHeaders = ['GET / HTTP/1.1\r\n', 'host: a\r\n', ...Array.from({ length: 100 }, (_, i) => `x-slow-${i}: y\r\n`)];
+  const outcomes = await Promise.all([
+    ...Array.from({ length: 20 }, () => exchange(port, 'POST /upload HTTP/1.1\r\nhost: a\r\ncontent-length: 100\r\n\r\n0123456789', 10_000).then((o) => (o.closed ? o.raw : 'left open'))),
+    ...Array.from({ length: 20 }, () => trickle(port, slowHeaders, 100)),
+  ]);
+  const wrong = outcomes.filter((raw) => !/^HTTP\/1\.1 408 /.test(raw));
+  assert.deepEqual(wrong, [], 'every slow client got 408 and was closed');
+  assert.equal(up.requests.length, 1, 'only the warm-up reached the upstream');
+  for (let i = 0; i < 100 && h.rt.stats.all().find((s) => s.name === 'http.l.downstream_rq_active')!.value !== 0; i++) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(h.rt.stats.all().find((s) => s.name === 'http.l.downstream_rq_active')!.value, 0, 'no stream left active');
+  let now = fs.readdirSync('/proc/self/fd').length;
+  for (let i = 0; i < 100 && now > fds + 2; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    now = fs.readdirSync('/proc/self/fd').length;
+  }
+  assert.ok(now <= fds + 2, `open fds ${now}, baseline ${fds}`);
+  const grown = (await settledHeap()) - heap;
+  assert.ok(grown < 8 * 1024 * 1024, `heap grew by ${Math.round(grown / 1024)} KiB`);
 });
