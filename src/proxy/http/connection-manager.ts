@@ -11,6 +11,7 @@ import type { Reader } from '../config/reader.ts';
 import { compileHcm, type HcmConfig } from './hcm-config.ts';
 import { HttpStream, type ConnState } from './http-stream.ts';
 import { handleTunnel } from './tunnel.ts';
+import { handleH2Tunnel } from './tunnel-h2.ts';
 import type { ProxyContext } from '../context.ts';
 
 const kState = Symbol('rig.connState');
@@ -34,6 +35,13 @@ function onH2Request(req: http2.Http2ServerRequest, res: http2.Http2ServerRespon
   const state = req.stream.destroyed ? undefined : (stateOf(req.socket) as ConnState | undefined);
   if (!state) return void req.stream.destroy();
   new HttpStream(state, req, res, true).start();
+}
+
+/** CONNECT streams (RFC 8441 extended CONNECT included); node's compat API hands them over apart. */
+function onH2Connect(req: http2.Http2ServerRequest): void {
+  const state = req.stream.destroyed ? undefined : (stateOf(req.socket) as ConnState | undefined);
+  if (!state) return void req.stream.destroy();
+  handleH2Tunnel(state, req.stream, req.headers);
 }
 
 function onTunnel(req: http.IncomingMessage, socket: net.Socket, head: Buffer): void {
@@ -88,11 +96,12 @@ export class ConnectionManager implements NetworkFilter {
   private h2Server(): http2.Http2Server {
     if (this.h2) return this.h2;
     const c = this.config;
-    const settings: http2.Settings = { enableConnectProtocol: false, maxHeaderListSize: c.maxRequestHeadersKb * 1024 };
+    const settings: http2.Settings = { enableConnectProtocol: c.h2.allowConnect === true, maxHeaderListSize: c.maxRequestHeadersKb * 1024 };
     if (c.h2.maxConcurrentStreams !== undefined) settings.maxConcurrentStreams = c.h2.maxConcurrentStreams;
     if (c.h2.initialWindowSize !== undefined) settings.initialWindowSize = c.h2.initialWindowSize;
     // Pseudo-headers count as entries for node; Envoy's max_headers_count counts regular headers.
     const s = http2.createServer({ maxSessionMemory: 64, settings, maxHeaderListPairs: c.maxHeadersCount + 4, maxSendHeaderBlockLength: c.maxRequestHeadersKb * 1024 }, onH2Request);
+    s.on('connect', onH2Connect);
     s.on('session', (session: http2.ServerHttp2Session) => {
       if (c.h2.connectionWindowSize !== undefined) session.setLocalWindowSize(c.h2.connectionWindowSize);
       this.sessions.add(session);

@@ -66,7 +66,8 @@ export interface HcmConfig {
   /** common_http_protocol_options.max_headers_count (Envoy's default 100): more → 431 / stream reset. */
   readonly maxHeadersCount: number;
   /** http2_protocol_options that node's HTTP/2 server can apply (SETTINGS and windows); unset keeps node's defaults. */
-  readonly h2: { readonly maxConcurrentStreams?: number; readonly initialWindowSize?: number; readonly connectionWindowSize?: number };
+  /** allowConnect: extended CONNECT (RFC 8441, WebSocket over HTTP/2) and CONNECT accepted downstream. */
+  readonly h2: { readonly maxConcurrentStreams?: number; readonly initialWindowSize?: number; readonly connectionWindowSize?: number; readonly allowConnect?: boolean };
   readonly upgrades: ReadonlyMap<string, boolean>;
   readonly allowAbsoluteUrl: boolean;
   readonly acceptHttp10: boolean;
@@ -184,7 +185,7 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
     hpo.done();
   }
   const h2o = r.obj('http2_protocol_options');
-  const h2: { maxConcurrentStreams?: number; initialWindowSize?: number; connectionWindowSize?: number } = {};
+  const h2: { maxConcurrentStreams?: number; initialWindowSize?: number; connectionWindowSize?: number; allowConnect?: boolean } = {};
   if (h2o) {
     // Envoy's bounds: streams 1..2^31-1, windows 65535..2^31-1.
     const read = (k: string, min: number): number | undefined => {
@@ -197,6 +198,7 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
     h2.maxConcurrentStreams = read('max_concurrent_streams', 1);
     h2.initialWindowSize = read('initial_stream_window_size', 65535);
     h2.connectionWindowSize = read('initial_connection_window_size', 65535);
+    h2.allowConnect = h2o.bool('allow_connect', false);
     h2o.accept(...Object.keys(h2o.raw));
   }
   if (maxRequestHeadersKb > 8192) {

@@ -4,6 +4,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import type { IncomingMessage } from 'node:http';
+import type http2 from 'node:http2';
 import type { ConnState } from './http-stream.ts';
 import { matchRoute, ActionKind, pickWeighted, type Route } from '../routing/route-config.ts';
 import type { HeaderMap, RequestHead } from '../filters/filter.ts';
@@ -11,10 +12,11 @@ import { newStreamInfo, tlsPeer, type StreamInfo } from '../stream-info.ts';
 import { ResponseFlag } from '../response-flags.ts';
 import { DiscoveryType } from '../upstream/cluster-config.ts';
 import type { UpstreamHost, Cluster } from '../upstream/cluster.ts';
-import { pipeSockets } from '../tcp/pipe.ts';
+import { pipeSockets, type PipeResult } from '../tcp/pipe.ts';
+import { upgradeOverH2, websocketAccept } from './tunnel-h2.ts';
 import { isGrpcContentType } from './local-reply.ts';
 
-function reply(socket: net.Socket, status: number, text: string, info: StreamInfo, flags: number, details: string, conn: ConnState, head: RequestHead): void {
+export function reply(socket: net.Socket, status: number, text: string, info: StreamInfo, flags: number, details: string, conn: ConnState, head: RequestHead): void {
   info.responseCode = status;
   info.responseFlags |= flags;
   info.responseCodeDetails = details;
@@ -25,7 +27,7 @@ function reply(socket: net.Socket, status: number, text: string, info: StreamInf
 
 const STATUS_TEXT: Record<number, string> = { 200: 'OK', 403: 'Forbidden', 404: 'Not Found', 503: 'Service Unavailable', 400: 'Bad Request' };
 
-function finish(info: StreamInfo, conn: ConnState, head: RequestHead): void {
+export function finish(info: StreamInfo, conn: ConnState, head: RequestHead): void {
   info.durationMs = performance.now() - info.startMonotonic;
   if (info.responseCode) conn.hcm.stats.codes.record(info.responseCode);
   for (const l of conn.hcm.accessLogs) l.log(info, head, undefined);
@@ -59,8 +61,8 @@ function upgradeAllowed(route: Route, conn: ConnState, type: string): boolean {
   return route.upgrades.get(type) ?? conn.hcm.upgrades.get(type) ?? false;
 }
 
-function startInfo(conn: ConnState, head: RequestHead): StreamInfo {
-  const info = newStreamInfo(conn.hcm.direction, 'HTTP/1.1');
+export function startInfo(conn: ConnState, head: RequestHead, protocol: string): StreamInfo {
+  const info = newStreamInfo(conn.hcm.direction, protocol);
   info.downstreamRemoteAddress = conn.remoteAddr;
   info.downstreamLocalAddress = conn.localAddr;
   info.method = head.method;
@@ -71,52 +73,116 @@ function startInfo(conn: ConnState, head: RequestHead): StreamInfo {
   return info;
 }
 
-/** Handles a request the HTTP server handed over as an upgrade (WebSocket...) or CONNECT. */
-export function handleTunnel(conn: ConnState, req: IncomingMessage, socket: net.Socket, early: Buffer): void {
-  const head = requestHead(req, conn);
-  const info = startInfo(conn, head);
-  const isConnect = head.method === 'CONNECT';
-  const type = isConnect ? 'connect' : String(req.headers.upgrade ?? '').toLowerCase();
-  socket.on('error', () => undefined);
+export interface TunnelTarget {
+  readonly route: Route;
+  readonly cluster: Cluster;
+  readonly host: UpstreamHost;
+}
+
+export interface TunnelRefusal {
+  readonly status: number;
+  readonly text: string;
+  readonly flags: number;
+  readonly details: string;
+}
+
+/**
+ * Route, upgrade check, cluster and host of a tunnel (`type`: "connect" or the upgrade protocol),
+ * filling the StreamInfo; a refusal says how to answer.
+ */
+export function resolveTunnel(conn: ConnState, head: RequestHead, type: string, info: StreamInfo): TunnelTarget | TunnelRefusal {
   const vh = conn.hcm.routes.table?.findVirtualHost(head.authority);
   const route = vh ? matchRoute(vh, head, isGrpcContentType(head.headers['content-type'])) : undefined;
-  if (!route) return reply(socket, 404, '', info, ResponseFlag.NoRouteFound, 'route_not_found', conn, head);
+  if (!route) return { status: 404, text: '', flags: ResponseFlag.NoRouteFound, details: 'route_not_found' };
   info.routeName = route.name;
-  if (!upgradeAllowed(route, conn, type)) return reply(socket, 403, '', info, 0, 'upgrade_failed', conn, head);
-  if (route.action !== ActionKind.Cluster && route.action !== ActionKind.Weighted) return reply(socket, 403, '', info, 0, 'upgrade_failed', conn, head);
+  if (!upgradeAllowed(route, conn, type) || (route.action !== ActionKind.Cluster && route.action !== ActionKind.Weighted)) return { status: 403, text: '', flags: 0, details: 'upgrade_failed' };
   const name = route.action === ActionKind.Weighted ? pickWeighted(route).name : route.cluster;
   info.upstreamCluster = name;
   const cluster = conn.ctx.clusters.get(name);
-  if (!cluster) return reply(socket, 503, '', info, ResponseFlag.NoClusterFound, 'cluster_not_found', conn, head);
+  if (!cluster) return { status: 503, text: '', flags: ResponseFlag.NoClusterFound, details: 'cluster_not_found' };
   const host = pickHost(cluster, head.authority, conn);
-  if (!host) return reply(socket, 503, 'no healthy upstream', info, ResponseFlag.NoHealthyUpstream, 'no_healthy_upstream', conn, head);
+  if (!host) return { status: 503, text: 'no healthy upstream', flags: ResponseFlag.NoHealthyUpstream, details: 'no_healthy_upstream' };
   info.upstreamHost = host.key;
   cluster.s.rqTotal.value++;
-  host.activeRequests++;
+  return { route, cluster, host };
+}
+
+export const CONNECT_FAILED = 'upstream_reset_before_response_started{connection_failure}';
+
+export function connectFailureText(e: Error): string {
+  return `upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: ${e.message}`;
+}
+
+/**
+ * Connects to the tunnel's upstream host (TLS when the cluster says so) and calls back once the
+ * connection is up (or failed, after connect_timeout); records the upstream peer.
+ */
+export function openUpstream(t: TunnelTarget, conn: ConnState, info: StreamInfo, cb: (err: Error | undefined, socket: net.Socket) => void): void {
+  const { cluster, host } = t;
   let upstream: net.Socket;
   try {
     upstream = connectUpstream(cluster, host, conn);
   } catch (e) {
-    host.activeRequests--;
-    return reply(socket, 503, (e as Error).message, info, ResponseFlag.UpstreamConnectionFailure, 'upstream_reset_before_response_started{connection_failure}', conn, head);
+    cb(e as Error, undefined as unknown as net.Socket);
+    return;
   }
-  let connected = false;
+  let settled = false;
   const timer = setTimeout(() => upstream.destroy(new Error('connect timeout')), cluster.config.connectTimeoutMs);
   upstream.once('error', (e) => {
-    if (connected) return;
+    if (settled) return;
+    settled = true;
     clearTimeout(timer);
-    host.activeRequests--;
     cluster.s.cxConnectFail.value++;
-    reply(socket, 503, `upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: ${e.message}`, info, ResponseFlag.UpstreamConnectionFailure, 'upstream_reset_before_response_started{connection_failure}', conn, head);
+    cb(e, upstream);
   });
   upstream.once(cluster.config.tls ? 'secureConnect' : 'connect', () => {
-    connected = true;
+    settled = true;
     clearTimeout(timer);
     if (upstream instanceof tls.TLSSocket) info.upstreamPeer = tlsPeer(upstream);
+    cb(undefined, upstream);
+  });
+}
+
+/** Handles a request the HTTP server handed over as an upgrade (WebSocket...) or CONNECT. */
+export function handleTunnel(conn: ConnState, req: IncomingMessage, socket: net.Socket, early: Buffer): void {
+  const head = requestHead(req, conn);
+  const info = startInfo(conn, head, 'HTTP/1.1');
+  const isConnect = head.method === 'CONNECT';
+  const type = isConnect ? 'connect' : String(req.headers.upgrade ?? '').toLowerCase();
+  socket.on('error', () => undefined);
+  const t = resolveTunnel(conn, head, type, info);
+  if (!('host' in t)) return reply(socket, t.status, t.text, info, t.flags, t.details, conn, head);
+  const { cluster, host } = t;
+  host.activeRequests++;
+  const done = (r: PipeResult): void => {
+    host.activeRequests--;
+    info.bytesReceived = r.aToB;
+    info.bytesSent = r.bToA;
+    if (r.reason.startsWith('upstream')) info.responseFlags |= ResponseFlag.UpstreamConnectionTermination;
+    finish(info, conn, head);
+  };
+  openUpstream(t, conn, info, (err, upstream) => {
+    if (err) {
+      host.activeRequests--;
+      return reply(socket, 503, connectFailureText(err), info, ResponseFlag.UpstreamConnectionFailure, CONNECT_FAILED, conn, head);
+    }
     if (isConnect) {
       info.responseCode = 200;
       info.responseCodeDetails = 'via_upstream';
       socket.write('HTTP/1.1 200 OK\r\n\r\n');
+    } else if (cluster.config.http2) {
+      // An HTTP/2 upstream takes the upgrade as an extended CONNECT (RFC 8441), as Envoy does.
+      return upgradeOverH2(upstream, t, head, type, info, (status, headers, stream) => {
+        info.responseCode = status;
+        info.responseCodeDetails = 'via_upstream';
+        if (status < 200 || status > 299 || !stream) {
+          host.activeRequests--;
+          return reply(socket, status || 502, '', info, status ? 0 : ResponseFlag.UpstreamProtocolError, status ? 'via_upstream' : 'upstream_protocol_error', conn, head);
+        }
+        socket.write(upgradeResponse(type, headers, req.headers['sec-websocket-key']));
+        if (early.length) stream.write(early);
+        pipeSockets(socket, stream as unknown as net.Socket, t.route.idleTimeoutMs, done);
+      });
     } else {
       // Forward the upgrade request; the upstream's 101 (or refusal) flows back as raw bytes.
       let out = `${head.method} ${head.path} HTTP/1.1\r\n`;
@@ -129,12 +195,17 @@ export function handleTunnel(conn: ConnState, req: IncomingMessage, socket: net.
       });
     }
     if (early.length) upstream.write(early);
-    pipeSockets(socket, upstream, route.idleTimeoutMs, (r) => {
-      host.activeRequests--;
-      info.bytesReceived = r.aToB;
-      info.bytesSent = r.bToA;
-      if (r.reason.startsWith('upstream')) info.responseFlags |= ResponseFlag.UpstreamConnectionTermination;
-      finish(info, conn, head);
-    });
+    pipeSockets(socket, upstream, t.route.idleTimeoutMs, done);
   });
+}
+
+/** The HTTP/1.1 101 for an upgrade the upstream accepted over HTTP/2 (WebSocket: with Sec-WebSocket-Accept). */
+function upgradeResponse(type: string, headers: http2.IncomingHttpHeaders, key: string | undefined): string {
+  let out = `HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: ${type}\r\n`;
+  if (type === 'websocket' && key) out += `sec-websocket-accept: ${websocketAccept(key)}\r\n`;
+  for (const [k, v] of Object.entries(headers)) {
+    if (k.charCodeAt(0) === 58 || v === undefined || k === 'sec-websocket-accept') continue;
+    for (const x of Array.isArray(v) ? v : [v]) out += `${k}: ${x}\r\n`;
+  }
+  return out + '\r\n';
 }

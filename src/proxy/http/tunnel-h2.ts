@@ -1,0 +1,212 @@
+// Tunnels and HTTP/2, with Envoy's semantics. Downstream: with the HCM's
+// http2_protocol_options.allow_connect the proxy advertises SETTINGS_ENABLE_CONNECT_PROTOCOL and
+// takes extended CONNECT (RFC 8441: WebSocket over HTTP/2), routed as the upgrade request it
+// stands for (GET :path, upgrade_configs of its :protocol), and plain CONNECT, which tunnels TCP
+// as its HTTP/1.1 form does. Upstream: an HTTP/1.1 cluster gets an Upgrade request (with a made-up
+// Sec-WebSocket-Key when the client sent none, as RFC 8441 clients do not); an HTTP/2 cluster
+// gets an extended CONNECT on a session of its own.
+import crypto from 'node:crypto';
+import http2 from 'node:http2';
+import type net from 'node:net';
+import type { HeaderMap, RequestHead } from '../filters/filter.ts';
+import type { StreamInfo } from '../stream-info.ts';
+import { ResponseFlag } from '../response-flags.ts';
+import { pipeSockets, type PipeResult } from '../tcp/pipe.ts';
+import type { ConnState } from './http-stream.ts';
+import { CONNECT_FAILED, connectFailureText, finish, openUpstream, resolveTunnel, startInfo, type TunnelTarget } from './tunnel.ts';
+
+const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+const MAX_HEAD = 64 * 1024;
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host', 'http2-settings', 'te', 'sec-websocket-accept']);
+
+/** Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 §4.2.2). */
+export function websocketAccept(key: string): string {
+  return crypto.createHash('sha1').update(key + WS_GUID).digest('base64');
+}
+
+function noop(): void {}
+
+/** Response headers of the upstream that may travel on: no pseudo, hop-by-hop or upgrade headers. */
+function endToEnd(headers: Record<string, string | string[] | undefined>): http2.OutgoingHttpHeaders {
+  const out: http2.OutgoingHttpHeaders = {};
+  for (const [k, v] of Object.entries(headers)) if (v !== undefined && k.charCodeAt(0) !== 58 && !HOP_BY_HOP.has(k)) out[k] = v;
+  return out;
+}
+
+type H2Answer = (status: number, headers: http2.IncomingHttpHeaders, stream: http2.ClientHttp2Stream | undefined) => void;
+
+/**
+ * Sends an extended CONNECT for `type` on a new HTTP/2 session over `socket`; calls back once with
+ * the upstream's status (0 when it failed or does not allow extended CONNECT) and, for 2xx, the
+ * stream carrying the tunnel. The session closes with the stream.
+ */
+export function upgradeOverH2(socket: net.Socket, t: TunnelTarget, head: RequestHead, type: string, info: StreamInfo, cb: H2Answer): void {
+  const scheme = t.cluster.config.tls ? 'https' : 'http';
+  const session = http2.connect(`${scheme}://${t.host.key}`, { createConnection: () => socket });
+  let answered = false;
+  const answer: H2Answer = (status, headers, stream) => {
+    if (answered) return;
+    answered = true;
+    if (!stream) session.destroy();
+    cb(status, headers, stream);
+  };
+  session.on('error', (e: Error) => {
+    info.upstreamTransportFailureReason = e.message;
+    answer(0, {}, undefined);
+  });
+  session.once('close', () => answer(0, {}, undefined));
+  session.once('remoteSettings', (settings) => {
+    if (!settings.enableConnectProtocol) {
+      info.upstreamTransportFailureReason = 'upstream does not allow extended CONNECT';
+      return answer(0, {}, undefined);
+    }
+    const headers: http2.OutgoingHttpHeaders = { ':method': 'CONNECT', ':protocol': type, ':scheme': scheme, ':path': head.path, ':authority': head.authority };
+    for (const [k, v] of Object.entries(head.headers)) if (v !== undefined && !HOP_BY_HOP.has(k) && k !== 'sec-websocket-key' && k.charCodeAt(0) !== 58) headers[k] = v;
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = session.request(headers, { endStream: false });
+    } catch (e) {
+      info.upstreamTransportFailureReason = (e as Error).message;
+      return answer(0, {}, undefined);
+    }
+    stream.on('error', noop);
+    stream.once('close', () => {
+      session.close();
+      answer(0, {}, undefined);
+    });
+    stream.once('response', (h) => {
+      const status = Number(h[':status']);
+      if (status >= 200 && status <= 299) answer(status, h, stream);
+      else {
+        stream.close();
+        answer(status, h, undefined);
+      }
+    });
+  });
+}
+
+type H1Answer = (status: number, headers: Record<string, string>, rest: Buffer) => void;
+
+/**
+ * Writes the HTTP/1.1 Upgrade request that an extended CONNECT stands for and reads the
+ * upstream's response head (status 0: the upstream closed or sent no valid head). The socket is
+ * left paused after the head.
+ */
+function upgradeOverH1(upstream: net.Socket, head: RequestHead, type: string, cb: H1Answer): void {
+  let out = `GET ${head.path} HTTP/1.1\r\nhost: ${head.authority}\r\nconnection: Upgrade\r\nupgrade: ${type}\r\n`;
+  for (const [k, v] of Object.entries(head.headers)) {
+    if (v === undefined || HOP_BY_HOP.has(k)) continue;
+    for (const x of Array.isArray(v) ? v : [v]) out += `${k}: ${x}\r\n`;
+  }
+  if (type === 'websocket' && head.headers['sec-websocket-key'] === undefined) out += `sec-websocket-key: ${crypto.randomBytes(16).toString('base64')}\r\n`;
+  upstream.write(out + '\r\n');
+  let buf: Buffer = Buffer.alloc(0);
+  let answered = false;
+  const answer: H1Answer = (status, headers, rest) => {
+    if (answered) return;
+    answered = true;
+    upstream.off('data', onData);
+    cb(status, headers, rest);
+  };
+  const onData = (c: Buffer): void => {
+    buf = buf.length ? Buffer.concat([buf, c]) : c;
+    const end = buf.indexOf('\r\n\r\n');
+    if (end < 0) {
+      if (buf.length > MAX_HEAD) answer(0, {}, buf);
+      return;
+    }
+    upstream.pause();
+    const lines = buf.subarray(0, end).toString('latin1').split('\r\n');
+    const m = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0]);
+    const headers: Record<string, string> = {};
+    for (const l of lines.slice(1)) {
+      const i = l.indexOf(':');
+      if (i > 0) headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
+    }
+    answer(m ? Number(m[1]) : 0, headers, buf.subarray(end + 4));
+  };
+  upstream.on('data', onData);
+  upstream.once('close', () => answer(0, {}, buf));
+}
+
+function refuse(stream: http2.ServerHttp2Stream, status: number, text: string, info: StreamInfo, flags: number, details: string, conn: ConnState, head: RequestHead): void {
+  info.responseCode = status;
+  info.responseFlags |= flags;
+  info.responseCodeDetails = details;
+  if (!stream.destroyed && !stream.headersSent) {
+    stream.respond({ ':status': status, 'content-type': 'text/plain', 'content-length': Buffer.byteLength(text), server: conn.hcm.serverName }, { endStream: !text });
+    if (text) stream.end(text);
+  } else stream.close(http2.constants.NGHTTP2_CONNECT_ERROR);
+  finish(info, conn, head);
+}
+
+/** A CONNECT (extended or plain) stream on a downstream HTTP/2 connection. */
+export function handleH2Tunnel(conn: ConnState, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+  const protocol = headers[':protocol'] as string | undefined;
+  const authority = String(headers[':authority'] ?? '');
+  const plain: HeaderMap = {};
+  for (const [k, v] of Object.entries(headers)) if (v !== undefined && k.charCodeAt(0) !== 58) plain[k] = v;
+  const scheme = conn.info.tls ? 'https' : 'http';
+  const head: RequestHead = protocol ? { method: 'GET', path: String(headers[':path'] ?? '/'), authority, scheme, headers: plain } : { method: 'CONNECT', path: authority, authority, scheme, headers: plain };
+  const info = startInfo(conn, head, 'HTTP/2');
+  stream.on('error', noop);
+  const type = protocol ? protocol.toLowerCase() : 'connect';
+  const t = resolveTunnel(conn, head, type, info);
+  if (!('host' in t)) return refuse(stream, t.status, t.text, info, t.flags, t.details, conn, head);
+  const host = t.host;
+  host.activeRequests++;
+  let released = false;
+  const release = (): void => {
+    if (released) return;
+    released = true;
+    host.activeRequests--;
+  };
+  const relay = (upstream: net.Socket | http2.ClientHttp2Stream, early: Buffer): void => {
+    info.responseCode = 200;
+    info.responseCodeDetails = 'via_upstream';
+    pipeSockets(stream as unknown as net.Socket, upstream as net.Socket, t.route.idleTimeoutMs, (r: PipeResult) => {
+      release();
+      info.bytesReceived = r.aToB;
+      info.bytesSent = r.bToA + early.length;
+      if (r.reason.startsWith('upstream')) info.responseFlags |= ResponseFlag.UpstreamConnectionTermination;
+      finish(info, conn, head);
+    });
+    if (early.length) stream.write(early);
+  };
+  openUpstream(t, conn, info, (err, upstream) => {
+    if (err) {
+      release();
+      return refuse(stream, 503, connectFailureText(err), info, ResponseFlag.UpstreamConnectionFailure, CONNECT_FAILED, conn, head);
+    }
+    if (stream.destroyed) {
+      release();
+      upstream.destroy();
+      info.responseFlags |= ResponseFlag.DownstreamConnectionTermination;
+      return finish(info, conn, head);
+    }
+    if (!protocol) {
+      stream.respond({ ':status': 200 });
+      return relay(upstream, Buffer.alloc(0));
+    }
+    if (t.cluster.config.http2) {
+      return upgradeOverH2(upstream, t, head, type, info, (status, h, up) => {
+        if (!up) {
+          release();
+          return refuse(stream, status || 502, '', info, status ? 0 : ResponseFlag.UpstreamProtocolError, status ? 'via_upstream' : 'upstream_protocol_error', conn, head);
+        }
+        stream.respond({ ...endToEnd(h), ':status': 200 });
+        relay(up, Buffer.alloc(0));
+      });
+    }
+    upgradeOverH1(upstream, head, type, (status, h, rest) => {
+      if (status !== 101) {
+        release();
+        upstream.destroy();
+        return refuse(stream, status || 502, '', info, status ? 0 : ResponseFlag.UpstreamProtocolError, status ? 'via_upstream' : 'upstream_protocol_error', conn, head);
+      }
+      stream.respond({ ...endToEnd(h), ':status': 200 });
+      relay(upstream, rest);
+      upstream.resume();
+    });
+  });
+}
