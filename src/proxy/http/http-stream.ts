@@ -461,7 +461,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     const info = this.streamInfo;
     for (const h of cluster.hooks) {
       if (!h.admit) continue;
-      const refused = h.admit(isRetry);
+      const refused = h.admit(isRetry, this.route!.highPriority);
       if (refused) {
         this.releaseAdmissions();
         if (isRetry) {
@@ -559,7 +559,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     for (const h of this.cluster.hooks) {
       if (!h.admit) continue;
       if (n++ >= this.admitted) break;
-      h.release?.(this.retriesLeft < (this.retry?.numRetries ?? 0));
+      h.release?.(this.retriesLeft < (this.retry?.numRetries ?? 0), this.route?.highPriority ?? false);
     }
     this.admitted = 0;
   }
@@ -585,7 +585,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
    */
   private retryAdmitted(): boolean {
     for (const h of this.cluster!.hooks) {
-      if (h.canRetry && !h.canRetry()) {
+      if (h.canRetry && !h.canRetry(this.route!.highPriority)) {
         this.streamInfo.responseFlags |= ResponseFlag.UpstreamOverflow;
         return false;
       }

@@ -95,6 +95,8 @@ export interface Route {
   readonly grpcTimeoutMaxMs?: number;
   readonly grpcTimeoutOffsetMs: number;
   readonly retry?: RetryPolicy;
+  /** RouteAction priority HIGH: the request uses the cluster's high-priority circuit breakers. */
+  readonly highPriority: boolean;
   /** request_mirror_policies: shadow copies, fire and forget. */
   readonly mirrors: readonly Mirror[];
   /** Compiled hash_policy (route, else virtual host); undefined when none. */
@@ -249,6 +251,7 @@ function readRoute(r: Reader, vhost: VirtualHost, shared: Shared, issues: Issues
     grpcTimeoutOffsetMs: 0,
     grpcTimeoutMaxMs: undefined as number | undefined,
     retry: shared.vhostRetry,
+    highPriority: false,
     mirrors: [] as Mirror[],
     hashPolicy: shared.vhostHash,
     upgrades: new Map<string, boolean>() as ReadonlyMap<string, boolean>,
@@ -317,6 +320,7 @@ function readRoute(r: Reader, vhost: VirtualHost, shared: Shared, issues: Issues
     if (ra.has('max_grpc_timeout')) base.grpcTimeoutMaxMs = ra.durationMs('max_grpc_timeout', 0);
     if (ra.has('grpc_timeout_offset')) base.grpcTimeoutOffsetMs = ra.durationMs('grpc_timeout_offset', 0);
     base.mirrors = ra.objs('request_mirror_policies').map(readMirror);
+    base.highPriority = ra.str('priority', 'DEFAULT') === 'HIGH';
     const rp = ra.obj('retry_policy');
     if (rp) base.retry = readRetryPolicy(rp);
     if (ra.has('hash_policy')) base.hashPolicy = readHashPolicies(ra);

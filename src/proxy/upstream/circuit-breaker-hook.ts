@@ -1,5 +1,7 @@
-// Circuit breakers as a cluster hook (cluster-hooks.ts): the router asks admit(retry) before each
-// upstream attempt and calls release(retry) when it ends; connection pools ask admitConnection.
+// Circuit breakers as a cluster hook (cluster-hooks.ts): the router asks admit(retry, high) before
+// each upstream attempt and calls release(retry, high) when it ends; connection pools ask
+// admitConnection. Requests, pending requests and retries are counted per route priority (DEFAULT
+// or HIGH thresholds); connections belong to the pool the priorities share: DEFAULT's limits.
 //
 // Mapping to Envoy's resources: every attempt takes a max_requests slot, a retry also a max_retries
 // slot (or retry-budget slot). For HTTP/1.1 clusters an attempt beyond max_connections waits in the
@@ -16,16 +18,18 @@ import { compileHookConfig, registerClusterHook } from './cluster-hooks.ts';
 class CircuitBreakerHook implements ClusterHook {
   readonly #cb: CircuitBreakers;
   readonly #rm: ResourceManager;
+  readonly #high: ResourceManager;
   readonly #queues: boolean;
 
   constructor(cb: CircuitBreakers, queues: boolean) {
     this.#cb = cb;
     this.#rm = cb.forPriority('DEFAULT');
+    this.#high = cb.forPriority('HIGH');
     this.#queues = queues;
   }
 
-  admit(retry: boolean): number {
-    const rm = this.#rm;
+  admit(retry: boolean, high: boolean): number {
+    const rm = high ? this.#high : this.#rm;
     if (retry && !rm.retries.tryAcquire()) return ResponseFlag.UpstreamOverflow;
     if (!rm.requests.tryAcquire()) {
       if (retry) rm.retries.release();
@@ -39,12 +43,12 @@ class CircuitBreakerHook implements ClusterHook {
     return 0;
   }
 
-  canRetry(): boolean {
-    return this.#rm.retries.canCreate();
+  canRetry(high: boolean): boolean {
+    return (high ? this.#high : this.#rm).retries.canCreate();
   }
 
-  release(retry: boolean): void {
-    const rm = this.#rm;
+  release(retry: boolean, high: boolean): void {
+    const rm = high ? this.#high : this.#rm;
     rm.requests.release();
     if (retry) rm.retries.release();
     // A finished attempt frees a connection for the oldest queued one.

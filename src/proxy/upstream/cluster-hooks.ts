@@ -41,14 +41,15 @@ export interface ClusterHook {
   /**
    * Before a request (or a retry) is sent: return 0 to admit, or ResponseFlag bits (UpstreamOverflow)
    * to refuse it (→ 503 UO, x-envoy-overloaded). Every admitted request gets exactly one release().
+   * `high`: the route's priority is HIGH (the cluster's high-priority thresholds).
    */
-  admit?(retry: boolean): number;
-  release?(retry: boolean): void;
+  admit?(retry: boolean, high: boolean): number;
+  release?(retry: boolean, high: boolean): void;
   /**
    * When the router decides to retry: false refuses (max_retries / retry budget full, counted as
    * upstream_rq_retry_overflow); the last upstream answer then stands, flagged UO.
    */
-  canRetry?(): boolean;
+  canRetry?(high: boolean): boolean;
   /** Before connecting a new upstream connection to `host`: false refuses (max_connections). */
   admitConnection?(host: Host): boolean;
   connectionClosed?(host: Host): void;
