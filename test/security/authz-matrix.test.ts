@@ -95,6 +95,23 @@ const CASES: { name: string; yaml: string; reqs: Req[] }[] = [
     yaml: policy('p', 'rules: [{ to: [{ operation: { paths: ["/exact", "/pre/*", "*.json"] } }] }]'),
     reqs: [{ path: '/exact?x=1', want: 200 }, { path: '/exact/more', want: 403 }, { path: '/pre/a/b', want: 200 }, { path: '/data/x.json', want: 200 }, { path: '/other', want: 403 }],
   },
+  {
+    name: 'path templates: {*} one segment, {**} the rest; notPaths with a template',
+    yaml: policy('p', 'rules: [{ to: [{ operation: { paths: ["/api/{*}/info", "/files/{**}", "/v1/{*}/data/{**}"], notPaths: ["/files/secret/{**}"] } }] }]'),
+    reqs: [
+      { path: '/api/users/info', want: 200 },
+      { path: '/api/users/info?verbose=1', want: 200 },
+      { path: '/api/a/b/info', want: 403 },
+      { path: '/api//info', want: 403 },
+      { path: '/api/users/infos', want: 403 },
+      { path: '/files/a/b/c', want: 200 },
+      { path: '/files/', want: 200 },
+      { path: '/files', want: 403 },
+      { path: '/files/secret/key', want: 403 },
+      { path: '/v1/a/data/x/y.json', want: 200 },
+      { path: '/v1/a/b/data/x', want: 403 },
+    ],
+  },
   { name: 'paths "*" and notPaths', yaml: policy('p', 'rules: [{ to: [{ operation: { paths: ["*"], notPaths: ["/private*"] } }] }]'), reqs: [{ path: '/a', want: 200 }, { path: '/private/x', want: 403 }] },
   {
     name: 'when request.headers with values and notValues',

@@ -75,6 +75,7 @@ test('RBAC config errors are refused with the field path and the previous config
     [{ rules: { policies: { p: { permissions: [], principals: [{ any: true }] } } } }, /at least one permission/],
     [{ rules: { policies: { p: { permissions: [{ destination_ip: { address_prefix: 'nope', prefix_len: 8 } }], principals: [{ any: true }] } } } }, /"nope" is not an IP address/],
     [{ matcher: {} }, /matcher API.*not supported/],
+    [{ rules: { policies: { p: { permissions: [{ uri_template: { name: 'u', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.path.match.uri_template.v3.UriTemplateMatchConfig', path_template: '/a/**/b/*' } } }], principals: [{ any: true }] } } } }, /permissions\[0\].uri_template.typed_config.path_template: .*"\*\*" must be the last operator/],
   ];
   for (const [cfg, msg] of bad) {
     const errs = h.apply(LISTENER_TYPE, [rbacListener('l', cfg)]);

@@ -55,7 +55,7 @@ spec:
         remoteIpBlocks: ["192.168.0.1"]
         notRemoteIpBlocks: ["192.168.0.2/32"]
     to:
-    - operation: { hosts: ["a.com", "*.b.com"], notHosts: ["c.com"], ports: ["9080"], notPorts: ["9090"], methods: ["GET"], notMethods: ["PUT"], paths: ["/a", "/b*", "*.c", "*"], notPaths: ["/x"] }
+    - operation: { hosts: ["a.com", "*.b.com"], notHosts: ["c.com"], ports: ["9080"], notPorts: ["9090"], methods: ["GET"], notMethods: ["PUT"], paths: ["/a", "/b*", "*.c", "*", "/t/{*}/x/{**}"], notPaths: ["/x"] }
     when:
     - { key: "request.auth.claims[groups]", values: ["g"] }
     - { key: "request.auth.claims[a][b]", notValues: ["n"] }
@@ -110,6 +110,7 @@ test('generated RBAC and jwt_authn listeners fit Envoy types and survive a proto
   ]);
   const allow = (security[3].typed_config as EnvoyJson).rules as { policies: Record<string, EnvoyJson> };
   assert.deepEqual(Object.keys(allow.policies), ['ns[foo]-policy[everything]-rule[0]']);
+  assert.ok(JSON.stringify(allow.policies).includes('{"uri_template":{"name":"uri-template","typed_config":{"@type":"type.googleapis.com/envoy.extensions.path.match.uri_template.v3.UriTemplateMatchConfig","path_template":"/t/*/x/**"}}}'), 'path template as Envoy uri_template');
   const jwt = security[0].typed_config as EnvoyJson;
   assert.deepEqual(jwt.rules, [{ match: { prefix: '/' }, requires: { requires_any: { requirements: [{ provider_name: 'origins-0' }, { provider_name: 'origins-1' }, { allow_missing: {} }] } } }]);
   const origins0 = (jwt.providers as Record<string, EnvoyJson>)['origins-0'];

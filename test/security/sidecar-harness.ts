@@ -43,6 +43,17 @@ export interface Sidecar {
   close(): Promise<void>;
 }
 
+/** Istio's TCP metadata exchange preamble (istio-peer-exchange ALPN): magic 0x3D230467, length, Any. */
+const PEER_EXCHANGE_MAGIC = 0x3d230467;
+
+/** The bytes after the server's metadata exchange preamble, if it sent one; undefined while it is incomplete. */
+function stripPeerMetadata(b: Buffer): Buffer | undefined {
+  if (b.length < 4) return b.length && b[0] !== 0x3d ? b : undefined;
+  if (b.readUInt32BE(0) !== PEER_EXCHANGE_MAGIC) return b;
+  if (b.length < 8 || b.length < 8 + b.readUInt32BE(4)) return undefined;
+  return b.subarray(8 + b.readUInt32BE(4));
+}
+
 async function tcpEcho(): Promise<{ port: number; close(): Promise<void> }> {
   const server = net.createServer((s) => s.pipe(s));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -124,17 +135,18 @@ export async function startSidecar(opts: { ns?: string; sa?: string; labels?: Re
     tcp(o) {
       return new Promise((resolve) => {
         const s = o.id ? tls.connect({ host: '127.0.0.1', port: tcpPort, ...tlsOpts(o.id), ALPNProtocols: ['istio-peer-exchange'] }) : net.connect(tcpPort, '127.0.0.1');
-        let got = '';
+        let buf = Buffer.alloc(0);
+        const text = () => stripPeerMetadata(buf)?.toString() ?? '';
         s.on(o.id ? 'secureConnect' : 'connect', () => s.write('ping\n'));
         s.on('data', (d: Buffer) => {
-          got += d.toString();
-          if (got.includes('\n')) {
+          buf = Buffer.concat([buf, d]);
+          if (text().includes('\n')) {
             s.destroy();
-            resolve(got.trim());
+            resolve(text().trim());
           }
         });
         s.on('error', () => resolve('closed'));
-        s.on('close', () => resolve(got ? got.trim() : 'closed'));
+        s.on('close', () => resolve(text() ? text().trim() : 'closed'));
       });
     },
     async close() {

@@ -127,8 +127,9 @@ export function validateAuthorizationPolicy(spec: AuthorizationPolicySpec, r: Re
       }
       for (const f2 of ['paths', 'notPaths'] as const) {
         op[f2]?.forEach((p, k) => {
-          if (p.includes('{')) {
-            if (!/^(\/(\{\*\}|\{\*\*\}|[^{}*/]*))+$/.test(p)) r.error([...tp, f2, k], `"${p}" is not a valid path template`, 'use {*} for one segment and {**} for the rest, e.g. /api/{*}/info');
+          if (p.includes('{*}') || p.includes('{**}')) {
+            const problem = pathTemplateProblem(p);
+            if (problem) r.error([...tp, f2, k], `"${p}" is not a valid path template: ${problem}`, 'use {*} for one whole segment and {**} for the rest (last), e.g. /api/{*}/info or /files/{**}');
           } else checkWildcard(p, [...tp, f2, k], r);
           if (!p.startsWith('/') && !p.startsWith('*')) r.warn([...tp, f2, k], `path "${p}" does not start with "/" and will never match`, 'write the path as it appears in requests: /api/...');
         });
@@ -155,6 +156,22 @@ export function validateAuthorizationPolicy(spec: AuthorizationPolicySpec, r: Re
       }
     });
   });
+}
+
+/**
+ * Istio's rules for AuthorizationPolicy path templates: each segment is `{*}`, `{**}` or a literal
+ * of URI path characters (no `*`, `{`, `}`), and no operator follows `{**}`.
+ */
+function pathTemplateProblem(p: string): string | undefined {
+  let sawAny = false;
+  for (const seg of p.replace(/^\/+|\/+$/g, '').split('/')) {
+    if (seg === '{*}' || seg === '{**}') {
+      if (sawAny) return '{**} must be the last operator';
+      sawAny = seg === '{**}';
+    } else if (/[{}]/.test(seg)) return `segment "${seg}" has "{" or "}" beyond {*} or {**}`;
+    else if (!/^[a-zA-Z0-9\-._~%!$&'()+,;:@=]*$/.test(seg)) return `segment "${seg}" has characters a path template cannot match (such as "*")`;
+  }
+  return undefined;
 }
 
 /** Istio's string matching: a "*" only as a prefix, a suffix, or the whole value. */

@@ -7,6 +7,7 @@ import type { ConnectionInfo, RequestHead } from '../filter.ts';
 import { readHeaderMatcher } from '../../routing/header-matcher.ts';
 import { readStringMatcher, type StringMatcher } from '../../routing/string-matcher.ts';
 import { readMetadataMatcher } from './rbac-metadata.ts';
+import { compileUriTemplate, URI_TEMPLATE_MATCH_TYPE } from './rbac-uri-template.ts';
 
 /** What a policy is evaluated against. */
 export interface RbacInput {
@@ -77,6 +78,28 @@ function headerPredicate(r: Reader): Predicate {
 function urlPathPredicate(r: Reader): Predicate {
   const m = readPathMatcher(r);
   return (x) => (x.head ? m.match(pathOnly(x.head.path)) : false);
+}
+
+/** A uri_template permission: a TypedExtensionConfig holding a UriTemplateMatchConfig. */
+function uriTemplatePredicate(r: Reader): Predicate {
+  r.accept('name');
+  const tc = r.obj('typed_config');
+  r.done();
+  const type = tc?.str('@type');
+  if (!tc || type !== URI_TEMPLATE_MATCH_TYPE) {
+    r.issues.error(r.at('typed_config'), `uri_template needs a typed_config of type ${URI_TEMPLATE_MATCH_TYPE}, got ${type ?? 'none'}`);
+    return NONE;
+  }
+  const template = tc.str('path_template');
+  tc.done();
+  let re: RegExp;
+  try {
+    re = compileUriTemplate(template);
+  } catch (e) {
+    r.issues.error(r.at('typed_config.path_template'), (e as Error).message);
+    return NONE;
+  }
+  return (x) => (x.head ? re.test(pathOnly(x.head.path)) : false);
 }
 
 /** Rules Permission and Principal both have, with the same meaning. */
@@ -160,6 +183,10 @@ export function readPermission(r: Reader): Predicate {
       p = (x) => !inner(x);
       break;
     }
+    case 'uri_template':
+    case 'uriTemplate':
+      p = uriTemplatePredicate(r.obj(kind)!);
+      break;
     case 'requested_server_name':
     case 'requestedServerName': {
       const m = readStringMatcher(r.obj(kind)!);

@@ -16,6 +16,18 @@ export function headerMatcher(name: string, v: string, ignoreCase = false): Envo
   return { name, string_match: { ...stringMatcher(v), ...(ignoreCase ? { ignore_case: true } : {}) } };
 }
 
+const URI_TEMPLATE_MATCH_TYPE = 'type.googleapis.com/envoy.extensions.path.match.uri_template.v3.UriTemplateMatchConfig';
+
+/** Istio's path templates: `{*}` (one segment) or `{**}` (the rest) in a path. */
+export function isPathTemplate(v: string): boolean {
+  return v.includes('{*}') || v.includes('{**}');
+}
+
+/** A path template as Envoy's URI template matcher ({*} → *, {**} → **), as Istio generates it. */
+export function pathTemplate(v: string): EnvoyJson {
+  return { name: 'uri-template', typed_config: { '@type': URI_TEMPLATE_MATCH_TYPE, path_template: v.replaceAll('{**}', '**').replaceAll('{*}', '*') } };
+}
+
 /** An IP or CIDR as an Envoy CidrRange; undefined when it is neither. */
 export function cidrRange(v: string): EnvoyJson | undefined {
   const [address, len] = v.split('/');

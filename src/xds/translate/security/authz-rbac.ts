@@ -9,7 +9,7 @@
 import type { AuthorizationPolicySpec, Condition, Operation, Rule, Source } from '../../../api/index.ts';
 import type { Resource } from '../../../api/index.ts';
 import type { EnvoyJson } from '../../../envoy/index.ts';
-import { AUTHN_METADATA, bracketNames, cidrRange, headerMatcher, metadataList, metadataString, stringMatcher } from './authz-matchers.ts';
+import { AUTHN_METADATA, bracketNames, cidrRange, headerMatcher, isPathTemplate, metadataList, metadataString, pathTemplate, stringMatcher } from './authz-matchers.ts';
 
 export type AuthzAction = 'ALLOW' | 'DENY' | 'AUDIT';
 
@@ -98,17 +98,7 @@ const PERMISSION_FIELDS: [keyof Operation, keyof Operation, Gen][] = [
     },
   ],
   ['methods', 'notMethods', httpOnly((v) => ({ header: headerMatcher(':method', v) }), 'methods')],
-  [
-    'paths',
-    'notPaths',
-    httpOnly((v, c) => {
-      if (v.includes('{')) {
-        c.skipped.push(`path template "${v}" ({*}, {**}) is not supported yet`);
-        return undefined;
-      }
-      return { url_path: { path: stringMatcher(v) } };
-    }, 'paths'),
-  ],
+  ['paths', 'notPaths', httpOnly((v) => (isPathTemplate(v) ? { uri_template: pathTemplate(v) } : { url_path: { path: stringMatcher(v) } }), 'paths')],
 ];
 
 /** `when` keys: whether they are permissions (destination side) or principals, and their matcher. */
