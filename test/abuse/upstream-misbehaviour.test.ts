@@ -22,7 +22,20 @@ const gc = vm.runInNewContext('gc') as () => void;
 const openFds = (): number => fs.readdirSync('/proc/self/fd').length;
 
 /** What the raw upstream does once it has read a request head for `path`. */
-type Behaviour = (s: net.Socket) => void;
+type Behaviour = (s: net.Socket, query: string) => void;
+
+/** Upstream connections waiting to be reset once their response head reached the client, by query. */
+const pendingResets = new Map<string, () => void>();
+
+async function resetWhenReady(query: string): Promise<void> {
+  for (let i = 0; i < 500 && !pendingResets.has(query); i++) await new Promise((r) => setTimeout(r, 5));
+  pendingResets.get(query)?.();
+  pendingResets.delete(query);
+}
+
+let resetIds = 0;
+/** A /reset-mid-body path with a query of its own (the client names which upstream to reset). */
+const resetPath = (): string => `/reset-mid-body?${++resetIds}`;
 
 const BODY_5K = 'b'.repeat(5000);
 
@@ -38,9 +51,11 @@ const BEHAVIOURS: Record<string, Behaviour> = {
     const t = setInterval(() => s.write('HTTP/1.1 102 Processing\r\n\r\n'), 10);
     s.once('close', () => clearInterval(t));
   },
-  '/reset-mid-body': (s) => {
+  // The RST waits until the client saw the response head: a RST arriving before the proxy read
+  // the head would discard it in the kernel (a reset before headers, another case).
+  '/reset-mid-body': (s, query) => {
     s.write('HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n' + 'x'.repeat(1000));
-    setTimeout(() => s.resetAndDestroy(), 30);
+    pendingResets.set(query, () => s.resetAndDestroy());
   },
   // No content-length, no chunking, "keep-alive": the body ends only when the upstream closes.
   '/no-length': (s) => {
@@ -91,11 +106,11 @@ async function startRawUpstream(): Promise<RawUpstream> {
       buf += c.toString('latin1');
       const end = buf.indexOf('\r\n\r\n');
       if (end < 0) return;
-      const path = /^[A-Z]+ (\S+)/.exec(buf)?.[1] ?? '';
+      const [path, query = ''] = (/^[A-Z]+ (\S+)/.exec(buf)?.[1] ?? '').split('?');
       buf = buf.slice(end + 4);
       seen.set(path, (seen.get(path) ?? 0) + 1);
       const b = BEHAVIOURS[path];
-      if (b) b(s);
+      if (b) b(s, query);
       else s.write('HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nfine');
     };
     s.on('data', onData);
@@ -124,6 +139,7 @@ interface Got {
 function get(port: number, path: string, agent: http.Agent | false = false): Promise<Got> {
   return new Promise((resolve) => {
     const req = http.get({ host: '127.0.0.1', port, path, agent }, (res) => {
+      if (path.startsWith('/reset-mid-body?')) void resetWhenReady(path.slice(path.indexOf('?') + 1));
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString(), complete: res.complete, headers: res.headers }));
@@ -188,7 +204,7 @@ test('each upstream misbehaviour gets Envoy\'s status and flag, or a reset of th
 
   // Reset after the headers: the status already went out, so the downstream response is cut (UC).
   const resetsBefore = stat(h, 'cluster.raw.upstream_rq_rx_reset');
-  r = await get(port, '/reset-mid-body');
+  r = await get(port, resetPath());
   assert.equal(r.status, 200);
   assert.equal(r.complete, false, 'the downstream response must not look complete');
   assert.ok(r.body.length < 100000);
@@ -235,9 +251,13 @@ test('an upstream reset mid-body resets the HTTP/2 downstream stream, not the se
   const c = http2.connect(`http://127.0.0.1:${port}`);
   t.after(() => c.close());
   const outcome = await new Promise<{ status: number; code: number }>((resolve) => {
-    const s = c.request({ ':path': '/reset-mid-body' });
+    const path = resetPath();
+    const s = c.request({ ':path': path });
     let status = 0;
-    s.on('response', (hd) => (status = Number(hd[':status'])));
+    s.on('response', (hd) => {
+      status = Number(hd[':status']);
+      void resetWhenReady(path.slice(path.indexOf('?') + 1));
+    });
     s.resume();
     s.on('close', () => resolve({ status, code: s.rstCode }));
     s.on('error', () => undefined);
@@ -256,7 +276,8 @@ test('an upstream reset mid-body resets the HTTP/2 downstream stream, not the se
 test('a burst of every upstream misbehaviour leaves no stream, upstream request, fd or heap behind', async (t) => {
   const { h, up, port } = await setup(t);
   const paths = Object.keys(BEHAVIOURS);
-  for (const p of paths) await get(port, p); // warm-up: lazy pools, first-use allocations
+  const pathFor = (p: string): string => (p === '/reset-mid-body' ? resetPath() : p);
+  for (const p of paths) await get(port, pathFor(p)); // warm-up: lazy pools, first-use allocations
   for (let i = 0; i < 3; i++) {
     await new Promise((r) => setTimeout(r, 20));
     gc();
@@ -270,7 +291,7 @@ test('a burst of every upstream misbehaviour leaves no stream, upstream request,
     Array.from({ length: 12 }, async () => {
       while (next < jobs.length) {
         const p = jobs[next++];
-        const st = (await get(port, p)).status;
+        const st = (await get(port, pathFor(p))).status;
         if (!BURST_STATUS[p].includes(st)) wrong.push(`${p} → ${st}`);
       }
     }),
