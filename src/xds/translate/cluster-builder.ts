@@ -171,10 +171,12 @@ function applyConnectionPool(c: EnvoyJson, policy: PortPolicy, port: ServicePort
   if (http?.maxRequestsPerConnection) common.max_requests_per_connection = http.maxRequestsPerConnection;
   if (tcp?.maxConnectionDuration) common.max_connection_duration = envoyDuration(tcp.maxConnectionDuration);
   const h2 = isHttp2Protocol(port.protocol) || http?.h2UpgradePolicy === 'UPGRADE';
-  if (!isHttpProtocol(port.protocol) && !Object.keys(common).length) return;
+  // A sniffed port (no declared protocol) carries whatever HTTP version the client spoke.
+  const sniffed = port.protocol === 'UNKNOWN';
+  if (!isHttpProtocol(port.protocol) && !sniffed && !Object.keys(common).length) return;
   const opts: EnvoyJson = { '@type': HTTP_PROTOCOL_OPTIONS_TYPE };
   if (Object.keys(common).length) opts.common_http_protocol_options = common;
-  if (http?.useClientProtocol) opts.use_downstream_protocol_config = { http_protocol_options: {}, http2_protocol_options: {} };
+  if (http?.useClientProtocol || (sniffed && !h2)) opts.use_downstream_protocol_config = { http_protocol_options: {}, http2_protocol_options: {} };
   else opts.explicit_http_config = h2 ? { http2_protocol_options: http?.maxConcurrentStreams ? { max_concurrent_streams: http.maxConcurrentStreams } : {} } : { http_protocol_options: {} };
   c.typed_extension_protocol_options = { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': opts };
 }
@@ -251,6 +253,7 @@ export function inboundClusters(push: PushContext, proxy: Proxy): EnvoyJson[] {
     };
     if (!proxy.explicit) c.upstream_bind_config = { source_address: { address: '127.0.0.6', port_value: 0 } };
     if (isHttp2Protocol(p.protocol)) c.typed_extension_protocol_options = { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': HTTP_PROTOCOL_OPTIONS_TYPE, explicit_http_config: { http2_protocol_options: {} } } };
+    else if (p.protocol === 'UNKNOWN') c.typed_extension_protocol_options = { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': HTTP_PROTOCOL_OPTIONS_TYPE, use_downstream_protocol_config: { http_protocol_options: {}, http2_protocol_options: {} } } };
     out.push(c);
   }
   return out;

@@ -11,6 +11,7 @@ import { inboundClusterName } from './names.ts';
 import { inboundMtlsMode } from './peer-authentication.ts';
 import type { MtlsMode } from './peer-authentication.ts';
 import { istioMutualDownstream } from './tls.ts';
+import { inboundSniffChains } from './listener-sniffing.ts';
 import { networkRbacFilters } from './security/security-filters.ts';
 import { TCP_METADATA_EXCHANGE, tcpTelemetryFilters, withTcpAccessLogs } from '../telemetry/index.ts';
 
@@ -47,8 +48,11 @@ function inboundHcm(push: PushContext, proxy: Proxy, p: InboundPort): EnvoyJson 
 
 /** Chains for one workload port (`match` adds e.g. destination_port for virtualInbound). */
 export function inboundChains(push: PushContext, proxy: Proxy, p: InboundPort, match: EnvoyJson = {}): EnvoyJson[] {
-  const filters = isHttpProtocol(p.protocol) ? [inboundHcm(push, proxy, p)] : [...networkRbacFilters(push, proxy), ...tcpTelemetryFilters(push, proxy), withTcpAccessLogs(push, proxy, tcpProxy(inboundClusterName(p.port), { cluster: inboundClusterName(p.port) }))];
-  return chainsForMode(inboundMtlsMode(push, proxy, p.port), inboundClusterName(p.port), filters, match);
+  const mode = inboundMtlsMode(push, proxy, p.port);
+  if (isHttpProtocol(p.protocol)) return chainsForMode(mode, inboundClusterName(p.port), [inboundHcm(push, proxy, p)], match);
+  const tcp = [...networkRbacFilters(push, proxy), ...tcpTelemetryFilters(push, proxy), withTcpAccessLogs(push, proxy, tcpProxy(inboundClusterName(p.port), { cluster: inboundClusterName(p.port) }))];
+  if (p.protocol === 'UNKNOWN') return inboundSniffChains(mode, inboundClusterName(p.port), inboundHcm(push, proxy, p), tcp, match);
+  return chainsForMode(mode, inboundClusterName(p.port), tcp, match);
 }
 
 export function chainsForMode(mode: MtlsMode, name: string, filters: EnvoyJson[], match: EnvoyJson): EnvoyJson[] {

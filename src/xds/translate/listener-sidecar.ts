@@ -13,6 +13,7 @@ import { buildHcm } from './http-filters.ts';
 import { TLS_INSPECTOR, chainsForMode, inboundChains, needsTlsInspector, tcpProxy } from './listener-inbound.ts';
 import { BLACKHOLE_CLUSTER, HTTP_PROXY_ROUTE, INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PORT, OUTBOUND_PORT, PASSTHROUGH_CLUSTER, VIRTUAL_INBOUND, VIRTUAL_OUTBOUND, listenerName } from './names.ts';
 import { inboundMtlsMode } from './peer-authentication.ts';
+import { needsHttpInspector, sniffedHttpChain, sniffingListener } from './listener-sniffing.ts';
 import { telemetryKey, withOutboundTcpTelemetry } from '../telemetry/index.ts';
 import { destinationsTarget, l4MatchApplies, tcpRouteTargets, tcpTarget } from './route-config.ts';
 import type { RouteContext } from './route-builder.ts';
@@ -30,9 +31,9 @@ function hcmFilter(push: PushContext, proxy: Proxy, port: number, statPrefix: st
   };
 }
 
-function withInspector(listener: EnvoyJson, chains: EnvoyJson[]): EnvoyJson {
+function withInspector(push: PushContext, listener: EnvoyJson, chains: EnvoyJson[]): EnvoyJson {
   if (needsTlsInspector(chains)) listener.listener_filters = [...((listener.listener_filters as EnvoyJson[] | undefined) ?? []), TLS_INSPECTOR];
-  return listener;
+  return needsHttpInspector(chains) ? sniffingListener(push, listener) : listener;
 }
 
 export function explicitListeners(push: PushContext, proxy: Proxy): EnvoyJson[] {
@@ -59,7 +60,7 @@ export function explicitListeners(push: PushContext, proxy: Proxy): EnvoyJson[] 
   for (const p of inboundPorts(push, proxy)) {
     const port = x.inboundPorts[String(p.port)];
     const chains = inboundChains(push, proxy, p);
-    out.push(withInspector({ name: listenerName(x.bind, port), address: address(x.bind, port), traffic_direction: 'INBOUND', filter_chains: chains }, chains));
+    out.push(withInspector(push, { name: listenerName(x.bind, port), address: address(x.bind, port), traffic_direction: 'INBOUND', filter_chains: chains }, chains));
   }
   for (const [hostPort, localPort] of Object.entries(x.upstreamPorts)) {
     const resolved = resolveUpstream(push, proxy, hostPort);
@@ -67,10 +68,14 @@ export function explicitListeners(push: PushContext, proxy: Proxy): EnvoyJson[] 
     const [svc, sp] = resolved;
     const name = listenerName(x.bind, localPort);
     const routeName = `${svc.hostname}:${sp.port}`;
-    const filters = isHttpProtocol(sp.protocol)
-      ? [hcmFilter(push, proxy, sp.port, `outbound_${routeName}`, routeName)]
-      : [tcpProxy(`outbound|${sp.port}||${svc.hostname}`, tcpTarget(ctxFor(push, proxy, sp.port), svc, sp))];
-    out.push({ name, address: address(x.bind, localPort), traffic_direction: 'OUTBOUND', filter_chains: [{ filters }] });
+    const tcp = { filters: [tcpProxy(`outbound|${sp.port}||${svc.hostname}`, tcpTarget(ctxFor(push, proxy, sp.port), svc, sp))] };
+    const listener = { name, address: address(x.bind, localPort), traffic_direction: 'OUTBOUND' };
+    if (isHttpProtocol(sp.protocol)) out.push({ ...listener, filter_chains: [{ filters: [hcmFilter(push, proxy, sp.port, `outbound_${routeName}`, routeName)] }] });
+    else if (sp.protocol === 'UNKNOWN') {
+      const chains = [sniffedHttpChain(hcmFilter(push, proxy, sp.port, `outbound_${routeName}`, routeName)), tcp];
+      out.push(withInspector(push, { ...listener, filter_chains: chains }, chains));
+    }
+    else out.push({ ...listener, filter_chains: [tcp] });
   }
   return withOutboundTcpTelemetry(push, proxy, out);
 }
@@ -109,7 +114,7 @@ export function redirectListeners(push: PushContext, proxy: Proxy): EnvoyJson[] 
   for (const p of inboundPorts(push, proxy)) chains.push(...inboundChains(push, proxy, p, { destination_port: p.port }));
   chains.push(...chainsForMode(inboundMtlsMode(push, proxy, 0), 'virtualInbound-catchall', [tcpProxy(INBOUND_PASSTHROUGH_CLUSTER, { cluster: INBOUND_PASSTHROUGH_CLUSTER })], {}));
   const original = { name: 'envoy.filters.listener.original_dst', typed_config: { '@type': ORIGINAL_DST_TYPE } };
-  out.push(withInspector({ name: VIRTUAL_INBOUND, address: address('0.0.0.0', INBOUND_PORT), traffic_direction: 'INBOUND', listener_filters: [original], filter_chains: chains }, chains));
+  out.push(withInspector(push, { name: VIRTUAL_INBOUND, address: address('0.0.0.0', INBOUND_PORT), traffic_direction: 'INBOUND', listener_filters: [original], filter_chains: chains }, chains));
   return out;
 }
 
@@ -150,8 +155,10 @@ function outboundPortListeners(push: PushContext, proxy: Proxy): EnvoyJson[] {
         }
         const tcpRoutes = tcpRouteTargets(ctx, vsList, sp.port);
         for (const t of tcpRoutes) if (t.subnets.length) chains.push({ filter_chain_match: { prefix_ranges: t.subnets.map(cidr) }, filters: [tcpProxy(statPrefix, t.target)] });
+        // No declared protocol: HTTP (as the http_inspector sees it) goes through the port's routes.
+        if (sp.protocol === 'UNKNOWN') chains.push(sniffedHttpChain(hcmFilter(push, proxy, sp.port, `outbound_${ip}_${sp.port}`, String(sp.port))));
         chains.push({ filters: [tcpProxy(statPrefix, tcpRoutes.find((t) => !t.subnets.length)?.target ?? { cluster: statPrefix })] });
-        listeners.set(name, withInspector({ name, address: address(ip, sp.port), bind_to_port: false, traffic_direction: 'OUTBOUND', filter_chains: chains }, chains));
+        listeners.set(name, withInspector(push, { name, address: address(ip, sp.port), bind_to_port: false, traffic_direction: 'OUTBOUND', filter_chains: chains }, chains));
       }
     }
     return withOutboundTcpTelemetry(push, proxy, [...listeners.values()]);

@@ -48,11 +48,11 @@ export function istioMutualUpstream(sni: string, sans: readonly string[], h2: bo
 }
 
 /** Server side of Istio mTLS on a sidecar's inbound chain: client certificates are required. */
-export function istioMutualDownstream(): EnvoyJson {
+export function istioMutualDownstream(alpn: readonly string[] = ALPN_DOWNSTREAM): EnvoyJson {
   return tlsSocket(DOWNSTREAM_TLS_TYPE, {
     common_tls_context: {
       tls_params: TLS_PARAMS,
-      alpn_protocols: ALPN_DOWNSTREAM,
+      alpn_protocols: alpn,
       tls_certificate_sds_secret_configs: [sds(WORKLOAD_SECRET)],
       combined_validation_context: { default_validation_context: {}, validation_context_sds_secret_config: sds(ROOT_CA_SECRET) },
     },

@@ -1,0 +1,139 @@
+// Protocol sniffing through the real control plane and two real `rig proxy` processes: a Service
+// port without a name (no declared protocol) is served by listeners with the http_inspector, so
+// HTTP takes the connection manager (VirtualService routes apply, the proxy adds x-request-id) and
+// anything else goes through tcp_proxy byte for byte — outbound on the client sidecar, inbound on
+// the server sidecar in plaintext, and over mesh mTLS between the two.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { attachCertificateAuthority } from '../../src/ca/index.ts';
+import { MemoryConfigStore } from '../../src/config/memory-store.ts';
+import { startControlPlane } from '../../src/xds/controlplane.ts';
+import { freePort, tempDir } from '../ca/ca-test-helpers.ts';
+import { spawnRig, stopProcess } from '../helpers/cli.ts';
+import { parseYaml } from './fixtures.ts';
+
+const CONFIG = `
+apiVersion: v1
+kind: Service
+metadata: { name: echo, namespace: foo }
+spec: { selector: { app: echo }, ports: [{ port: 7000 }] }
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: echo, namespace: foo }
+spec:
+  hosts: [echo]
+  http:
+  - headers: { request: { set: { x-sniffed: http } } }
+    route: [{ destination: { host: echo } }]
+`;
+
+/** An app that speaks HTTP (answers with the request headers) and a line echo protocol on one port. */
+async function startDualApp(t: TestContext): Promise<number> {
+  const httpServer = http.createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(req.headers));
+  });
+  const server = net.createServer((socket) => {
+    socket.once('data', (first: Buffer) => {
+      if (/^[A-Z]+ \S+ HTTP\/1\.[01]\r\n/.test(first.toString('latin1'))) {
+        socket.pause();
+        socket.unshift(first);
+        httpServer.emit('connection', socket);
+        socket.resume();
+        return;
+      }
+      socket.write(`tcp:${first.toString()}`);
+      socket.on('data', (d: Buffer) => socket.write(`tcp:${d.toString()}`));
+    });
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => server.close(() => r())));
+  t.after(() => server.unref());
+  return (server.address() as net.AddressInfo).port;
+}
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function httpGet(port: number, host: string): Promise<{ status: number; headers: Record<string, string> }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/hello', headers: { host }, agent: false }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.statusCode === 200 ? (JSON.parse(body) as Record<string, string>) : {} }));
+    });
+    req.on('error', reject);
+  });
+}
+
+function tcpExchange(port: number, line: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1', () => s.write(line));
+    let got = '';
+    s.on('data', (d: Buffer) => {
+          got += d.toString();
+      if (got.endsWith('\n')) {
+        s.destroy();
+        resolve(got);
+      }
+    });
+    s.on('error', reject);
+    s.on('close', () => reject(new Error(`connection closed without an echo for ${JSON.stringify(line)} (got ${JSON.stringify(got)})`)));
+    s.setTimeout(5000, () => {
+      s.destroy();
+      reject(new Error(`no echo for ${JSON.stringify(line)} (got ${JSON.stringify(got)})`));
+    });
+  });
+}
+
+test('a port without a declared protocol: HTTP through the connection manager, other bytes through tcp_proxy', async (t) => {
+  const dir = tempDir(t, 'rig-sniff-');
+  const store = new MemoryConfigStore();
+  store.apply(parseYaml(CONFIG));
+  const cp = await startControlPlane({ store, stateDir: dir, xdsPort: 0, monitoringPort: 0, debounceMs: 10 });
+  t.after(() => cp.stop());
+  const { ca, tokens, tlsPort } = await attachCertificateAuthority(cp, { stateDir: dir, tlsPort: 0 });
+  t.after(() => ca.close());
+  const root = path.join(dir, 'ca', 'root-cert.pem');
+  const appPort = await startDualApp(t);
+  const [inbound, upstream] = [await freePort(), await freePort()];
+  const startProxy = async (name: string, args: string[]) => {
+    const tokenFile = path.join(dir, `${name}.token`);
+    fs.writeFileSync(tokenFile, (await tokens.issue({ namespace: 'foo', serviceAccount: name })).token, { mode: 0o600 });
+    const p = spawnRig(['proxy', '--xds-address', `127.0.0.1:${cp.ports.xds}`, '--ca-address', `127.0.0.1:${tlsPort}`, '--ca-root-file', root, '--token-file', tokenFile, '--admin-port', '0', '--ready-port', '0', '--stats-port', '0', '--log-format', 'text', '--namespace', 'foo', '--service-account', name, '--workload-name', `${name}-0`, '--labels', `app=${name}`, ...args]);
+    t.after(() => stopProcess(p));
+  };
+  await startProxy('echo', ['--workload-port', '7000', '--inbound-port', `7000=${inbound}`, '--app-port', `7000=${appPort}`, '--outbound-port', String(await freePort())]);
+  await startProxy('sleep', ['--outbound-port', String(await freePort()), '--upstream-port', `echo.foo.svc.cluster.local:7000=${upstream}`]);
+
+  // Client sidecar, outbound: HTTP is routed (the VirtualService's header) and carried over mTLS.
+  const viaClient = await waitFor('HTTP through the client sidecar', async () => {
+    const r = await httpGet(upstream, 'echo.foo.svc.cluster.local:7000');
+    return r.status === 200 ? r : undefined;
+  });
+  assert.equal(viaClient.headers['x-sniffed'], 'http');
+  assert.ok(viaClient.headers['x-request-id'], 'the connection manager handled the request');
+  // ...and a non-HTTP protocol on the same port is relayed as bytes.
+  assert.equal(await tcpExchange(upstream, 'ping\n'), 'tcp:ping\n');
+  assert.equal(await tcpExchange(upstream, '\x00\x01binary\n'), 'tcp:\x00\x01binary\n');
+
+  // Server sidecar, inbound plaintext (PERMISSIVE): the same split.
+  const direct = await httpGet(inbound, 'echo');
+  assert.equal(direct.status, 200);
+  assert.ok(direct.headers['x-request-id'], 'the inbound connection manager handled the request');
+  assert.equal(direct.headers['x-sniffed'], undefined);
+  assert.equal(await tcpExchange(inbound, 'pong\n'), 'tcp:pong\n');
+});
