@@ -5,12 +5,13 @@
 // A burst of stalled bodies and slowloris headers leaves fds and heap at their baseline.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { test } from 'node:test';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { configure, httpListener, routeConfig, startRuntime, startUpstream, staticCluster, type Harness } from '../proxy/harness.ts';
+import { configure, httpListener, request, routeConfig, startRuntime, startUpstream, staticCluster, type Harness } from '../proxy/harness.ts';
 import { formatResponseFlags } from '../../src/proxy/response-flags.ts';
 
 v8.setFlagsFromString('--expose-gc');
@@ -68,10 +69,16 @@ for (const buffered of [false, true]) {
     assert.equal(flags(h), 'SI');
     assert.equal(up.requests.length, 0, 'the upstream never saw a complete request');
 
-    // A complete request on a keep-alive connection stays open after its response.
-    const ok = await exchange(port, 'POST /upload HTTP/1.1\r\nhost: a\r\ncontent-length: 2\r\n\r\nhi', 800);
-    assert.match(ok.raw, /^HTTP\/1\.1 200 /);
-    assert.equal(ok.closed, false);
+    // A complete request on a keep-alive connection stays open: a second request follows on it.
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    t.after(() => agent.destroy());
+    const cxTotal = (): number => h.rt.stats.all().find((x) => x.name === 'http.l.downstream_cx_total')!.value;
+    const connections = cxTotal();
+    const first = await request(port, { path: '/upload', method: 'POST', body: 'hi', agent });
+    assert.equal(first.status, 200);
+    assert.equal(first.headers.connection, 'keep-alive');
+    assert.equal((await request(port, { path: '/again', agent })).status, 200);
+    assert.equal(cxTotal() - connections, 1, 'both requests went over one downstream connection');
   });
 }
 
