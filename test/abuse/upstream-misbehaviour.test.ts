@@ -3,7 +3,8 @@
 // mid-body, a body without length on a keep-alive connection, silence). Each gets Envoy's status
 // and flag or a reset of the downstream stream, never a crash; after a burst of every case the
 // proxy still serves, no stream or upstream request is left active, and fds and heap are back at
-// their baseline.
+// their baseline. An HTTP/2 upstream that refuses a stream, resets one mid-body or sends GOAWAY
+// gives 503 UC or a cut response, and the cluster keeps serving.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -316,4 +317,49 @@ test('a burst of every upstream misbehaviour leaves no stream, upstream request,
   }
   const grown = process.memoryUsage().heapUsed - heap;
   assert.ok(grown < 16 * 1024 * 1024, `heap grew by ${Math.round(grown / 1024)} KiB after ${jobs.length} misbehaving responses`);
+});
+
+test('an HTTP/2 upstream that refuses, resets mid-body or sends GOAWAY: 503 UC or a reset stream, and the next request still works', async (t) => {
+  const server = http2.createServer();
+  server.on('stream', (s, hd) => {
+    s.on('error', () => undefined);
+    const path = hd[':path'];
+    if (path === '/refuse') s.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+    else if (path === '/reset-mid-body') {
+      s.respond({ ':status': 200, 'content-length': '100000' });
+      s.write('x'.repeat(1000), () => setTimeout(() => s.close(http2.constants.NGHTTP2_INTERNAL_ERROR), 50));
+    } else if (path === '/goaway') {
+      s.respond({ ':status': 200 });
+      s.end('bye');
+      s.session?.goaway(http2.constants.NGHTTP2_NO_ERROR);
+    } else {
+      s.respond({ ':status': 200 });
+      s.end('fine');
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const h = await startRuntime();
+  t.after(async () => {
+    h.close();
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+  await configure(h, {
+    clusters: [staticCluster('h2', [(server.address() as AddressInfo).port], { http2_protocol_options: {} })],
+    listeners: [httpListener('l', routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'h2', timeout: '2s' } }]))],
+  });
+  const port = h.port('l');
+  let r = await get(port, '/refuse');
+  assert.equal(r.status, 503);
+  assert.match(r.body, /reset before headers/);
+  assert.equal(flags(h), 'UC');
+  // The stream reset after a committed head: the downstream response is cut; the head was relayed
+  // (200), so the reset can only show as an incomplete body.
+  r = await get(port, '/reset-mid-body');
+  assert.equal(r.status, 200);
+  assert.equal(r.complete, false);
+  assert.equal(flags(h), 'UC');
+  r = await get(port, '/goaway');
+  assert.equal(r.body, 'bye');
+  for (let i = 0; i < 3; i++) assert.equal((await get(port, '/fine')).body, 'fine', 'new requests after GOAWAY go over a new session');
+  assert.equal(stat(h, 'http.l.downstream_rq_active'), 0);
 });
