@@ -15,7 +15,7 @@ import { renderMarkdown } from './report/markdown.ts';
 import { writeResultFiles, RESULTS_DIR, type BenchRun } from './report/result-file.ts';
 import path from 'node:path';
 import { readFileSync } from 'node:fs';
-import { snapshotHead } from './lib/source-snapshot.ts';
+import { snapshotHead, snapshotWorktree } from './lib/source-snapshot.ts';
 import { useRigSource } from './servers/rig-proxy.ts';
 import { profileCase } from './profile/profile.ts';
 
@@ -28,7 +28,9 @@ const USAGE = `usage: npm run bench -- [options]
   --load-processes N      open-loop generator processes on the load core (default 1)
   --profile               also run rig-1hop under --cpu-prof and print the top self-time functions
   --out DIR               where to write the result files (default bench/results)
-  --worktree              run rig from the working tree (default: a snapshot of the committed HEAD)
+  --worktree              run rig from the working tree's sources (default: a snapshot of the committed HEAD)
+  --worktree-build        run rig compiled from a copy of the working tree (uncommitted changes, the
+                          users' compiled build: type stripping from source costs ~18 MB RSS)
   --render FILE.json      rewrite the .md summary of an earlier result file (goals re-checked)
   --nice N                niceness of the load generator, wrk and h2load (default -20 as root)
   --no-fifo               servers under test at normal priority (default as root: SCHED_FIFO, so
@@ -59,6 +61,7 @@ async function main(): Promise<void> {
       retries: { type: 'string' },
       'control-plane': { type: 'boolean', default: true },
       worktree: { type: 'boolean', default: false },
+      'worktree-build': { type: 'boolean', default: false },
       render: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -111,7 +114,8 @@ async function main(): Promise<void> {
   pinSelf(settings.loadCore); // keep the orchestrator off the servers' core
 
   const commit = git(['rev-parse', '--short', 'HEAD']); // before the snapshot: the commit measured
-  if (!values.worktree) useRigSource(snapshotHead());
+  if (values['worktree-build']) useRigSource(snapshotWorktree());
+  else if (!values.worktree) useRigSource(snapshotHead());
   const loadBefore = os.loadavg().map((v) => v.toFixed(2)).join(' ');
   const results: CaseResult[] = [];
   for (const c of CASES.filter((c) => !only || only.includes(c.id))) {
@@ -128,7 +132,7 @@ async function main(): Promise<void> {
   const run: BenchRun = {
     date: new Date().toISOString().slice(0, 10),
     commit,
-    dirty: values.worktree && git(['status', '--porcelain', '--', '../src']) !== '',
+    dirty: (values.worktree || values['worktree-build']) && git(['status', '--porcelain', '--', '../src']) !== '',
     smoke,
     machine: machineInfo(),
     loadAverage: { before: loadBefore, after: os.loadavg().map((v) => v.toFixed(2)).join(' ') },
