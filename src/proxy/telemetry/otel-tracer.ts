@@ -11,7 +11,7 @@ import type { RequestHead, ResponseHead } from '../filters/filter.ts';
 import type { StreamInfo } from '../stream-info.ts';
 import { formatResponseFlags } from '../response-flags.ts';
 import { registerTracer, type Span, type Tracer, type TracerContext, type TracerFactory } from '../http/tracer.ts';
-import { extractContext, injectContext, newSpanId, newTraceId, type TraceContext } from './trace-context.ts';
+import { Propagation, extractContext, injectContext, newSpanId, newTraceId, type TraceContext } from './trace-context.ts';
 import { spanPipeline, type ExportKind, type SpanPipeline } from './span-export.ts';
 import { attachTelemetry } from './proxy-telemetry.ts';
 import { serviceOfAuthority, serviceOfCluster } from './istio-metrics.ts';
@@ -34,6 +34,7 @@ interface TracerConfig {
   readonly local: LocalPeer;
   readonly meshId: string;
   readonly direction: StreamInfo['direction'];
+  readonly propagation: Propagation;
 }
 
 function first(v: string | string[] | undefined): string | undefined {
@@ -62,7 +63,7 @@ class RecordingSpan implements Span {
 
   injectContext(head: RequestHead): void {
     const sc = this.span.spanContext();
-    injectContext(head.headers, sc.traceId, sc.spanId, this.ctx?.parentSpanId, true, this.ctx?.tracestate, this.ctx?.b3Single ?? false);
+    injectContext(head.headers, this.c.propagation, sc.traceId, sc.spanId, this.ctx?.parentSpanId, true, this.ctx?.tracestate, this.ctx?.b3Single ?? false);
   }
 
   finish(info: StreamInfo, req: RequestHead, res: ResponseHead | undefined): void {
@@ -112,17 +113,19 @@ class RecordingSpan implements Span {
 
 /** Propagates a "not sampled" decision downstream. */
 class UnsampledSpan implements Span {
+  private readonly propagation: Propagation;
   private readonly traceId: string;
   private readonly spanId = newSpanId();
   private readonly ctx: TraceContext | undefined;
 
-  constructor(traceId: string, ctx: TraceContext | undefined) {
+  constructor(propagation: Propagation, traceId: string, ctx: TraceContext | undefined) {
+    this.propagation = propagation;
     this.traceId = traceId;
     this.ctx = ctx;
   }
 
   injectContext(head: RequestHead): void {
-    injectContext(head.headers, this.traceId, this.spanId, this.ctx?.parentSpanId, false, this.ctx?.tracestate, this.ctx?.b3Single ?? false);
+    injectContext(head.headers, this.propagation, this.traceId, this.spanId, this.ctx?.parentSpanId, false, this.ctx?.tracestate, this.ctx?.b3Single ?? false);
   }
 
   finish(): void {}
@@ -146,7 +149,7 @@ class OtelHcmTracer implements Tracer {
     if (!sampled) {
       const traceId = incoming?.traceId ?? newTraceId();
       info.traceId = traceId;
-      return new UnsampledSpan(traceId, incoming);
+      return new UnsampledSpan(c.propagation, traceId, incoming);
     }
     const parent = incoming?.parentSpanId ? trace.setSpanContext(ROOT_CONTEXT, { traceId: incoming.traceId, spanId: incoming.parentSpanId, traceFlags: TraceFlags.SAMPLED, isRemote: true }) : ROOT_CONTEXT;
     const span = c.pipeline.tracer.startSpan(`${head.authority}/*`, { kind: c.kind, startTime: info.startTime }, parent);
@@ -264,6 +267,7 @@ export const otelTracerFactory: TracerFactory = {
       local,
       meshId: typeof t.node.metadata.MESH_ID === 'string' ? t.node.metadata.MESH_ID : 'cluster.local',
       direction: ctx.direction,
+      propagation: target?.kind === 'opentelemetry' ? Propagation.W3C : Propagation.B3,
     };
     percent(tracing, 'client_sampling', 100);
     tracing.accept('verbose', 'spawn_upstream_span');

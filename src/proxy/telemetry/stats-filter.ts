@@ -13,13 +13,10 @@ import { GrpcMessageCounter } from './grpc-message-counter.ts';
 import type { TcpChildren } from './istio-metrics.ts';
 
 class HttpStatsFilter implements HttpFilter {
-  private readonly c: StatsConfig;
-  private readonly cb: StreamCallbacks;
-  private request: RequestHead | undefined;
-  private response: ResponseHead | undefined;
-  /** gRPC streams: messages each way (istio_request/response_messages_total). */
-  private requestMessages: GrpcMessageCounter | undefined;
-  private responseMessages: GrpcMessageCounter | undefined;
+  protected readonly c: StatsConfig;
+  protected readonly cb: StreamCallbacks;
+  protected request: RequestHead | undefined;
+  protected response: ResponseHead | undefined;
 
   constructor(c: StatsConfig, cb: StreamCallbacks) {
     this.c = c;
@@ -28,29 +25,34 @@ class HttpStatsFilter implements HttpFilter {
 
   decodeHeaders(head: RequestHead): FilterStatus {
     this.request = head;
-    if (this.cb.streamInfo.isGrpc) {
-      this.requestMessages = new GrpcMessageCounter();
-      this.responseMessages = new GrpcMessageCounter();
-    }
     return FilterStatus.Continue;
-  }
-
-  observeRequestData(chunk: Buffer): void {
-    this.requestMessages?.feed(chunk);
   }
 
   encodeHeaders(head: ResponseHead): void {
     this.response = head;
   }
 
-  encodeData(chunk: Buffer): void {
-    this.responseMessages?.feed(chunk);
-  }
-
   onDestroy(): void {
     // Also local replies and resets (response code 0, flags such as DC), as Istio reports them.
-    const rq = this.requestMessages;
-    recordHttp(this.c, this.cb.streamInfo, this.request, this.response, rq ? { requests: rq.count, responses: this.responseMessages!.count } : undefined);
+    recordHttp(this.c, this.cb.streamInfo, this.request, this.response);
+  }
+}
+
+/** A gRPC stream also counts its messages each way (istio_request/response_messages_total). */
+class GrpcStatsFilter extends HttpStatsFilter {
+  private readonly requestMessages = new GrpcMessageCounter();
+  private readonly responseMessages = new GrpcMessageCounter();
+
+  observeRequestData(chunk: Buffer): void {
+    this.requestMessages.feed(chunk);
+  }
+
+  encodeData(chunk: Buffer): void {
+    this.responseMessages.feed(chunk);
+  }
+
+  override onDestroy(): void {
+    recordHttp(this.c, this.cb.streamInfo, this.request, this.response, { requests: this.requestMessages.count, responses: this.responseMessages.count });
   }
 }
 
@@ -68,7 +70,9 @@ export const httpStatsFilterFactory: HttpFilterFactory<StatsConfig | undefined> 
     return compileStatsConfig(r, direction, t);
   },
   create(config, cb) {
-    return config ? new HttpStatsFilter(config, cb) : {};
+    // Only gRPC streams pay for body observation (the stream's protocol is known before its filters exist).
+    if (!config) return {};
+    return cb.streamInfo.isGrpc ? new GrpcStatsFilter(config, cb) : new HttpStatsFilter(config, cb);
   },
 };
 

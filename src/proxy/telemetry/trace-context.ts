@@ -1,7 +1,8 @@
 // Trace context propagation: W3C traceparent/tracestate, B3 multi-header (x-b3-*) and B3 single
 // (`b3`), plus Envoy's x-envoy-force-trace. Extraction takes the first present format in that
-// order; injection writes W3C and B3 multi (and `b3` when the request came with it), so that both
-// OpenTelemetry- and Zipkin-instrumented applications continue the trace.
+// order (any tracer continues any incoming format); injection writes the tracer's own format as
+// Envoy does — W3C for OpenTelemetry, B3 multi-header for Zipkin — plus `b3` when the request
+// came with it.
 import { randomBytes } from 'node:crypto';
 import type { HeaderMap } from '../filters/filter.ts';
 
@@ -93,14 +94,25 @@ export function extractContext(h: HeaderMap): TraceContext | undefined {
 
 const PROPAGATION_HEADERS = ['traceparent', 'tracestate', 'b3', 'x-b3-traceid', 'x-b3-spanid', 'x-b3-parentspanid', 'x-b3-sampled', 'x-b3-flags'];
 
-/** Writes the context of span `spanId` (the parent of the next hop) into the request headers. */
-export function injectContext(h: HeaderMap, traceIdHex: string, spanIdHex: string, parentSpanId: string | undefined, sampled: boolean, tracestate: string | undefined, b3Single: boolean): void {
+/** What a tracer writes, as Envoy's: the OpenTelemetry tracer W3C trace context, the Zipkin tracer B3. */
+export const Propagation = { W3C: 0, B3: 1 } as const;
+export type Propagation = (typeof Propagation)[keyof typeof Propagation];
+
+/**
+ * Writes the context of span `spanId` (the parent of the next hop) into the request headers, in
+ * the tracer's format (a `b3` single header also when the request came with one); the caller's
+ * propagation headers are replaced, none is left stale.
+ */
+export function injectContext(h: HeaderMap, format: Propagation, traceIdHex: string, spanIdHex: string, parentSpanId: string | undefined, sampled: boolean, tracestate: string | undefined, b3Single: boolean): void {
   for (const k of PROPAGATION_HEADERS) if (h[k] !== undefined) delete h[k];
-  h.traceparent = `00-${traceIdHex}-${spanIdHex}-${sampled ? '01' : '00'}`;
-  if (tracestate) h.tracestate = tracestate;
-  h['x-b3-traceid'] = traceIdHex;
-  h['x-b3-spanid'] = spanIdHex;
-  if (parentSpanId) h['x-b3-parentspanid'] = parentSpanId;
-  h['x-b3-sampled'] = sampled ? '1' : '0';
+  if (format === Propagation.W3C) {
+    h.traceparent = `00-${traceIdHex}-${spanIdHex}-${sampled ? '01' : '00'}`;
+    if (tracestate) h.tracestate = tracestate;
+  } else {
+    h['x-b3-traceid'] = traceIdHex;
+    h['x-b3-spanid'] = spanIdHex;
+    if (parentSpanId) h['x-b3-parentspanid'] = parentSpanId;
+    h['x-b3-sampled'] = sampled ? '1' : '0';
+  }
   if (b3Single) h.b3 = `${traceIdHex}-${spanIdHex}-${sampled ? '1' : '0'}${parentSpanId ? '-' + parentSpanId : ''}`;
 }
