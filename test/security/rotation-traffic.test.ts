@@ -1,0 +1,168 @@
+// Rotation while traffic flows loses no request (issue 6 §6): the real control plane with its CA
+// and two real `rig proxy` processes (client sidecar → server sidecar over STRICT mutual TLS, a
+// new upstream connection per request) serve a steady stream of requests while the workload
+// certificates rotate every ~6.4 s (8 s lifetime), the root rotates to a new key (distributed,
+// then signing), the overlap ends, and the root is renewed with its key. Every request succeeds.
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import tls from 'node:tls';
+import { test, type TestContext } from 'node:test';
+import pino from 'pino';
+import { MemoryConfigStore } from '../../src/config/memory-store.ts';
+import { startControlPlane } from '../../src/xds/controlplane.ts';
+import { attachCertificateAuthority } from '../../src/ca/index.ts';
+import { spawnRig, stopProcess } from '../helpers/cli.ts';
+import { freePort, tempDir } from '../ca/ca-test-helpers.ts';
+import { parseYaml } from '../xds/fixtures.ts';
+import { startUpstream } from '../proxy/harness.ts';
+
+const CONFIG = `
+apiVersion: v1
+kind: Namespace
+metadata: { name: foo }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: httpbin, namespace: foo }
+spec:
+  selector: { app: httpbin }
+  ports: [{ name: http, port: 9080 }]
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: { name: default, namespace: foo }
+spec: { mtls: { mode: STRICT } }
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: httpbin, namespace: foo }
+spec:
+  host: httpbin.foo.svc.cluster.local
+  trafficPolicy: { connectionPool: { http: { maxRequestsPerConnection: 1 } } }
+`;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function viaClientSidecar(port: number): Promise<{ status: number; body: string } | { error: string }> {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path: 'http://httpbin.foo.svc.cluster.local:9080/hello', agent: false }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.setTimeout(5000, () => req.destroy(new Error('timeout')));
+    req.on('error', (e) => resolve({ error: e.message }));
+  });
+}
+
+/** The certificate the server sidecar presents on its inbound port (serial, and the root it chains to). */
+function serverCert(port: number, ca: string): Promise<crypto.X509Certificate | undefined> {
+  return new Promise((resolve) => {
+    const s = tls.connect({ host: '127.0.0.1', port, ca, rejectUnauthorized: false, checkServerIdentity: () => undefined }, () => {
+      const raw = s.getPeerCertificate().raw;
+      s.destroy();
+      resolve(raw ? new crypto.X509Certificate(raw) : undefined);
+    });
+    s.on('error', () => resolve(undefined));
+  });
+}
+
+async function startProxy(t: TestContext, dir: string, name: string, args: string[], cp: { xds: number; ca: number; root: string; token: string }): Promise<void> {
+  const tokenFile = path.join(dir, `${name}.token`);
+  fs.writeFileSync(tokenFile, cp.token, { mode: 0o600 });
+  let stderr = '';
+  const p = spawnRig(['proxy', '--xds-address', `127.0.0.1:${cp.xds}`, '--ca-address', `127.0.0.1:${cp.ca}`, '--ca-root-file', cp.root, '--token-file', tokenFile, '--admin-port', '0', '--ready-port', '0', '--stats-port', '0', '--log-format', 'text', ...(process.env.RIG_TEST_DEBUG ? ['--log-level', 'debug'] : []), ...args]);
+  p.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-8000)));
+  t.after(async () => {
+    await stopProcess(p);
+    if (process.env.RIG_TEST_DEBUG) process.stderr.write(stderr);
+  });
+}
+
+test('rotation while traffic flows loses no request: workload certificates, a new root key, the end of the overlap, a renewed root', async (t) => {
+  const dir = tempDir(t, 'rig-rotation-');
+  const store = new MemoryConfigStore();
+  store.apply(parseYaml(CONFIG));
+  const cp = await startControlPlane({ store, stateDir: dir, xdsPort: 0, monitoringPort: 0 });
+  t.after(() => cp.stop());
+  const issued = new Map<string, number>();
+  const caLog = pino({ level: 'info' }, {
+    write(line: string) {
+      if (process.env.RIG_TEST_DEBUG) process.stderr.write(`[ca] ${line}`);
+      const e = JSON.parse(line) as { msg?: string; identity?: string };
+      if (e.msg === 'issued workload certificate' && e.identity) issued.set(e.identity, (issued.get(e.identity) ?? 0) + 1);
+    },
+  });
+  const { ca, tokens, tlsPort } = await attachCertificateAuthority(cp, { stateDir: dir, tlsPort: 0, workloadCertTtlSeconds: 8, keySwitchDelaySeconds: 2.5, log: caLog });
+  t.after(() => ca.close());
+  const root = path.join(dir, 'ca', 'root-cert.pem');
+  const app = await startUpstream('httpbin');
+  t.after(() => app.close());
+  const inbound = await freePort();
+  const outbound = await freePort();
+  const token = async (sa: string) => (await tokens.issue({ namespace: 'foo', serviceAccount: sa })).token;
+  const cpPorts = { xds: cp.ports.xds, ca: tlsPort, root };
+  await startProxy(t, dir, 'httpbin', ['--namespace', 'foo', '--service-account', 'httpbin', '--workload-name', 'httpbin-0', '--labels', 'app=httpbin', '--workload-port', '9080/http/HTTP', '--inbound-port', `9080=${inbound}`, '--app-port', `9080=${app.port}`, '--outbound-port', String(await freePort())], { ...cpPorts, token: await token('httpbin') });
+  await startProxy(t, dir, 'sleep', ['--namespace', 'foo', '--service-account', 'sleep', '--workload-name', 'sleep-0', '--labels', 'app=sleep', '--outbound-port', String(outbound)], { ...cpPorts, token: await token('sleep') });
+
+  // Ready: a request goes through both sidecars over mTLS.
+  const deadline = Date.now() + 40_000;
+  for (;;) {
+    const r = await viaClientSidecar(outbound);
+    if ('status' in r && r.status === 200) {
+      assert.match(JSON.parse(r.body).headers['x-forwarded-client-cert'], /URI=spiffe:\/\/cluster\.local\/ns\/foo\/sa\/sleep/);
+      break;
+    }
+    assert.ok(Date.now() < deadline, `the mesh did not become ready: ${JSON.stringify(r)}`);
+    await sleep(100);
+  }
+
+  // Steady traffic from 3 clients, every request a new mTLS connection between the sidecars.
+  const failures: string[] = [];
+  let ok = 0;
+  let running = true;
+  const clients = Array.from({ length: 3 }, async () => {
+    while (running) {
+      const r = await viaClientSidecar(outbound);
+      if ('status' in r && r.status === 200) ok++;
+      else failures.push(new Date().toISOString() + ' ' + JSON.stringify('status' in r ? { status: r.status, body: r.body.slice(0, 200) } : r));
+    }
+  });
+  const serials = new Set<string>();
+  const watch = (async () => {
+    while (running) {
+      const c = await serverCert(inbound, ca.trustBundlePem());
+      if (c) serials.add(c.serialNumber);
+      await sleep(200);
+    }
+  })();
+
+  try {
+    await sleep(2000);
+    const oldRoot = ca.roots()[0]!;
+    await ca.rotateRoot(); // new key: distributed now, signing after 2.5 s
+    await sleep(2500 + 8000 + 1000); // the switch, then every certificate from the old key has expired
+    const newRoot = ca.roots()[0]!;
+    assert.notEqual(newRoot.fingerprint256, oldRoot.fingerprint256);
+    const current = await serverCert(inbound, ca.trustBundlePem());
+    assert.ok(current?.verify(newRoot.publicKey), 'the server sidecar presents a certificate from the new root');
+    ca.endRootOverlap();
+    await sleep(2500);
+    await ca.rotateRoot({ keepKey: true }); // the self-signed rotator's renewal
+    await sleep(2500);
+  } finally {
+    running = false;
+    await Promise.all([...clients, watch]);
+  }
+
+  assert.deepEqual(failures, [], `${failures.length} of ${ok + failures.length} requests failed`);
+  assert.ok(ok >= 40, `only ${ok} requests made`);
+  assert.ok(serials.size >= 3, `the server certificate rotated (${serials.size} serials seen)`);
+  for (const id of ['spiffe://cluster.local/ns/foo/sa/sleep', 'spiffe://cluster.local/ns/foo/sa/httpbin']) {
+    assert.ok((issued.get(id) ?? 0) >= 5, `${id} got ${issued.get(id) ?? 0} certificates`);
+  }
+  assert.equal(fs.readFileSync(root, 'utf8'), ca.trustBundlePem());
+});
