@@ -2,7 +2,7 @@
 // registry, with the indices generators need. Built once per debounced change; generators read
 // only from it. `memo` caches derived values for this snapshot (same inputs, same outputs).
 import type { Resource } from '../api/index.ts';
-import type { DestinationRuleSpec, GatewaySpec, SidecarSpec, VirtualServiceSpec } from '../api/index.ts';
+import type { DestinationRuleSpec, GatewaySpec, IstioEgressListener, SidecarSpec, VirtualServiceSpec } from '../api/index.ts';
 import type { PeerAuthenticationSpec } from '../api/index.ts';
 import type { RegistrySnapshot } from '../registry/service-registry.ts';
 import type { MeshConfig } from './mesh-config.ts';
@@ -90,23 +90,33 @@ export class PushContext {
     return this.sidecarFor(proxy)?.spec.outboundTrafficPolicy?.mode ?? this.mesh.outboundTrafficPolicy.mode;
   }
 
-  /** The services a proxy may see: exportTo, then the Sidecar's egress hosts (`ns/host`, `./*`, `*\/*`). */
+  /** The services a proxy may see (its clusters): exportTo, then the hosts of any of the Sidecar's egress listeners (`ns/host`, `./*`, `*\/*`). */
   visibleServices(proxy: Proxy): readonly Service[] {
     const sidecar = this.sidecarFor(proxy);
     const key = `visible|${proxy.namespace}|${sidecar ? `${sidecar.metadata.namespace}/${sidecar.metadata.name}` : ''}`;
     return this.memo(key, () => {
-      const egressHosts = sidecar?.spec.egress?.flatMap((e) => e.hosts);
+      const egress = sidecar?.spec.egress;
       return this.services.filter((s) => {
         if (!isExportedTo(s.exportTo, s.namespace, proxy.namespace)) return false;
-        if (!egressHosts) return true;
-        return egressHosts.some((h) => {
-          const slash = h.indexOf('/');
-          const ns = h.slice(0, slash);
-          const host = h.slice(slash + 1);
-          const nsOk = ns === '*' || ns === '~' ? ns === '*' : ns === '.' ? s.namespace === proxy.namespace : s.namespace === ns;
-          return nsOk && hostMatches(host, s.hostname);
-        });
+        if (!egress?.length) return true;
+        return egress.some((e) => (e.port?.number === undefined || s.ports.some((p) => p.port === e.port!.number)) && egressHostsMatch(e.hosts, s, proxy.namespace));
       });
+    });
+  }
+
+  /** The Sidecar egress listener that covers `port`: the one for that port, else the catch-all (none: no Sidecar egress, or the port is not covered). */
+  egressListenerFor(proxy: Proxy, port: number): IstioEgressListener | undefined {
+    const egress = this.sidecarFor(proxy)?.spec.egress;
+    return egress?.find((e) => e.port?.number === port) ?? egress?.find((e) => e.port?.number === undefined);
+  }
+
+  /** The services whose `port` a proxy reaches (its listeners and routes for that port): the hosts of the egress listener covering the port. */
+  servicesForPort(proxy: Proxy, port: number): readonly Service[] {
+    const sidecar = this.sidecarFor(proxy);
+    if (!sidecar?.spec.egress?.length) return this.visibleServices(proxy);
+    return this.memo(`visible-port|${proxy.namespace}|${sidecar.metadata.namespace}/${sidecar.metadata.name}|${port}`, () => {
+      const el = this.egressListenerFor(proxy, port);
+      return el ? this.visibleServices(proxy).filter((s) => s.ports.some((p) => p.port === port) && egressHostsMatch(el.hosts, s, proxy.namespace)) : [];
     });
   }
 
@@ -135,6 +145,17 @@ export class PushContext {
   delegate(name: string, namespace: string): Resource<VirtualServiceSpec> | undefined {
     return this.virtualServices.find((vs) => vs.metadata.name === name && vs.metadata.namespace === namespace);
   }
+}
+
+/** Sidecar egress hosts (`ns/host`: `.` the proxy's namespace, `*` any, `~` none) matching a service. */
+function egressHostsMatch(hosts: readonly string[], s: Service, proxyNamespace: string): boolean {
+  return hosts.some((h) => {
+    const slash = h.indexOf('/');
+    const ns = h.slice(0, slash);
+    const host = h.slice(slash + 1);
+    const nsOk = ns === '*' || ns === '~' ? ns === '*' : ns === '.' ? s.namespace === proxyNamespace : s.namespace === ns;
+    return nsOk && hostMatches(host, s.hostname);
+  });
 }
 
 /** Whether a VirtualService applies to `gateway` (`mesh`, or `namespace/name` of a Gateway). */

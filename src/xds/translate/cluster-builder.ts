@@ -8,7 +8,8 @@ import type { PushContext } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
 import { spiffeId } from '../../model/proxy.ts';
 import type { Service, ServicePort } from '../../model/service.ts';
-import { isHttp2Protocol, isHttpProtocol, protocolOf, selectorMatches } from '../../model/service.ts';
+import { isHttp2Protocol, isHttpProtocol } from '../../model/service.ts';
+import { inboundPorts } from './inbound-ports.ts';
 import { envoyDuration, toSeconds } from './duration.ts';
 import { acceptsIstioMtls, endpointJson } from './endpoint-builder.ts';
 import { effectiveLocalitySetting } from './locality-lb.ts';
@@ -247,51 +248,22 @@ export function inboundClusters(push: PushContext, proxy: Proxy): EnvoyJson[] {
     const c: EnvoyJson = {
       name,
       type: 'STATIC',
-      connect_timeout: envoyDuration(push.mesh.connectTimeout),
-      load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: p.appPort } } } }] }] },
+      connect_timeout: envoyDuration(p.connectionPool?.tcp?.connectTimeout ?? push.mesh.connectTimeout),
+      load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: p.endpointAddress ?? '127.0.0.1', port_value: p.appPort } } } }] }] },
       circuit_breakers: { thresholds: [{ max_connections: MAX, max_pending_requests: MAX, max_requests: MAX, max_retries: MAX, track_remaining: true }] },
     };
-    if (!proxy.explicit) c.upstream_bind_config = { source_address: { address: '127.0.0.6', port_value: 0 } };
+    // Connections to the application come from 127.0.0.6 (outside the capture), unless it listens on the pod address.
+    if (!proxy.explicit && !p.endpointAddress) c.upstream_bind_config = { source_address: { address: '127.0.0.6', port_value: 0 } };
+    if (p.connectionPool) {
+      applyConnectionPool(c, { connectionPool: p.connectionPool }, { name: p.name ?? '', port: p.port, protocol: p.protocol });
+      out.push(c);
+      continue;
+    }
     if (isHttp2Protocol(p.protocol)) c.typed_extension_protocol_options = { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': HTTP_PROTOCOL_OPTIONS_TYPE, explicit_http_config: { http2_protocol_options: {} } } };
     else if (p.protocol === 'UNKNOWN') c.typed_extension_protocol_options = { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': HTTP_PROTOCOL_OPTIONS_TYPE, use_downstream_protocol_config: { http_protocol_options: {}, http2_protocol_options: {} } } };
     out.push(c);
   }
   return out;
-}
-
-export interface InboundPort {
-  port: number;
-  appPort: number;
-  protocol: ServicePort['protocol'];
-  name?: string;
-}
-
-/** The workload ports a sidecar serves inbound (explicit mode: those with an inbound port), with their protocol. */
-export function inboundPorts(push: PushContext, proxy: Proxy): InboundPort[] {
-  const out: InboundPort[] = [];
-  for (const wp of proxy.workloadPorts) {
-    const proto = inboundProtocol(push, proxy, wp.port, wp.name, wp.protocol);
-    if (proxy.explicit) {
-      const appPort = proxy.explicit.appPorts[String(wp.port)];
-      if (proxy.explicit.inboundPorts[String(wp.port)] === undefined || appPort === undefined) continue;
-      out.push({ port: wp.port, appPort, protocol: proto, name: wp.name });
-    } else out.push({ port: wp.port, appPort: wp.port, protocol: proto, name: wp.name });
-  }
-  return out;
-}
-
-/** Istio takes the protocol of an inbound port from the services that target it; then from the port's own declaration. */
-function inboundProtocol(push: PushContext, proxy: Proxy, port: number, name: string | undefined, declared: string | undefined): ServicePort['protocol'] {
-  for (const svc of push.services) {
-    if (svc.namespace !== proxy.namespace || !svc.selector || !selectorMatches(svc.selector, proxy.labels)) continue;
-    for (const sp of svc.ports) {
-      const target = typeof sp.targetPort === 'number' ? sp.targetPort : typeof sp.targetPort === 'string' ? (sp.targetPort === name ? port : Number(sp.targetPort)) : sp.port;
-      if (target === port && sp.protocol !== 'UNKNOWN') return sp.protocol;
-    }
-  }
-  const explicitProto = declared && declared.toUpperCase() !== 'TCP' ? declared : undefined;
-  const p = protocolOf(name, undefined, explicitProto);
-  return p;
 }
 
 function infraClusters(push: PushContext, proxy: Proxy): EnvoyJson[] {

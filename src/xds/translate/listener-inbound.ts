@@ -5,12 +5,12 @@ import type { EnvoyJson } from '../../envoy/index.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
 import { isHttpProtocol } from '../../model/service.ts';
-import type { InboundPort } from './cluster-builder.ts';
+import type { InboundPort } from './inbound-ports.ts';
 import { buildHcm } from './http-filters.ts';
 import { inboundClusterName } from './names.ts';
 import { inboundMtlsMode } from './peer-authentication.ts';
 import type { MtlsMode } from './peer-authentication.ts';
-import { istioMutualDownstream } from './tls.ts';
+import { gatewayDownstream, istioMutualDownstream } from './tls.ts';
 import { inboundSniffChains } from './listener-sniffing.ts';
 import { networkRbacFilters } from './security/security-filters.ts';
 import { TCP_METADATA_EXCHANGE, tcpTelemetryFilters, withTcpAccessLogs } from '../telemetry/index.ts';
@@ -49,8 +49,13 @@ function inboundHcm(push: PushContext, proxy: Proxy, p: InboundPort): EnvoyJson 
 /** Chains for one workload port (`match` adds e.g. destination_port for virtualInbound). */
 export function inboundChains(push: PushContext, proxy: Proxy, p: InboundPort, match: EnvoyJson = {}): EnvoyJson[] {
   const mode = inboundMtlsMode(push, proxy, p.port);
-  if (isHttpProtocol(p.protocol)) return chainsForMode(mode, inboundClusterName(p.port), [inboundHcm(push, proxy, p)], match);
   const tcp = [...networkRbacFilters(push, proxy), ...tcpTelemetryFilters(push, proxy), withTcpAccessLogs(push, proxy, tcpProxy(inboundClusterName(p.port), { cluster: inboundClusterName(p.port) }))];
+  // Sidecar ingress tls: the port terminates the given TLS (callers outside the mesh) instead of Istio mTLS.
+  if (p.tls) {
+    const http = isHttpProtocol(p.protocol);
+    return [{ name: inboundClusterName(p.port), filter_chain_match: { ...match, transport_protocol: 'tls' }, filters: http ? [inboundHcm(push, proxy, p)] : tcp, transport_socket: gatewayDownstream(p.tls, http ? ['h2', 'http/1.1'] : []) }];
+  }
+  if (isHttpProtocol(p.protocol)) return chainsForMode(mode, inboundClusterName(p.port), [inboundHcm(push, proxy, p)], match);
   if (p.protocol === 'UNKNOWN') return inboundSniffChains(mode, inboundClusterName(p.port), inboundHcm(push, proxy, p), tcp, match);
   return chainsForMode(mode, inboundClusterName(p.port), tcp, match);
 }

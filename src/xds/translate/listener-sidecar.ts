@@ -7,8 +7,10 @@ import type { EnvoyJson } from '../../envoy/index.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
 import type { Service, ServicePort } from '../../model/service.ts';
-import { isHttpProtocol, resolveShortName } from '../../model/service.ts';
-import { inboundPorts } from './cluster-builder.ts';
+import { isHttpProtocol, normalizeProtocol, resolveShortName } from '../../model/service.ts';
+import { warnOnce } from '../../model/config-warnings.ts';
+import type { IstioEgressListener } from '../../api/index.ts';
+import { inboundPorts } from './inbound-ports.ts';
 import { buildHcm } from './http-filters.ts';
 import { TLS_INSPECTOR, chainsForMode, inboundChains, needsTlsInspector, tcpProxy } from './listener-inbound.ts';
 import { BLACKHOLE_CLUSTER, HTTP_PROXY_ROUTE, INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PORT, OUTBOUND_PORT, PASSTHROUGH_CLUSTER, VIRTUAL_INBOUND, VIRTUAL_OUTBOUND, listenerName } from './names.ts';
@@ -62,6 +64,7 @@ export function explicitListeners(push: PushContext, proxy: Proxy): EnvoyJson[] 
     const chains = inboundChains(push, proxy, p);
     out.push(withInspector(push, { name: listenerName(x.bind, port), address: address(x.bind, port), traffic_direction: 'INBOUND', filter_chains: chains }, chains));
   }
+  out.push(...dedicatedEgressListeners(push, proxy, true));
   for (const [hostPort, localPort] of Object.entries(x.upstreamPorts)) {
     const resolved = resolveUpstream(push, proxy, hostPort);
     if (!resolved) continue;
@@ -111,7 +114,14 @@ export function redirectListeners(push: PushContext, proxy: Proxy): EnvoyJson[] 
   }]));
   out.push(...outboundPortListeners(push, proxy));
   const chains: EnvoyJson[] = [];
-  for (const p of inboundPorts(push, proxy)) chains.push(...inboundChains(push, proxy, p, { destination_port: p.port }));
+  for (const p of inboundPorts(push, proxy)) {
+    if (!p.bind) chains.push(...inboundChains(push, proxy, p, { destination_port: p.port }));
+    else {
+      // Sidecar ingress captureMode NONE: a listener bound on bind:port, not reached through the capture.
+      const own = inboundChains(push, proxy, p);
+      out.push(withInspector(push, { name: listenerName(p.bind, p.port), address: address(p.bind, p.port), traffic_direction: 'INBOUND', filter_chains: own }, own));
+    }
+  }
   chains.push(...chainsForMode(inboundMtlsMode(push, proxy, 0), 'virtualInbound-catchall', [tcpProxy(INBOUND_PASSTHROUGH_CLUSTER, { cluster: INBOUND_PASSTHROUGH_CLUSTER })], {}));
   const original = { name: 'envoy.filters.listener.original_dst', typed_config: { '@type': ORIGINAL_DST_TYPE } };
   out.push(withInspector(push, { name: VIRTUAL_INBOUND, address: address('0.0.0.0', INBOUND_PORT), traffic_direction: 'INBOUND', listener_filters: [original], filter_chains: chains }, chains));
@@ -123,9 +133,13 @@ function outboundPortListeners(push: PushContext, proxy: Proxy): EnvoyJson[] {
   // Telemetry (per workload) is part of the key: HCM filters and TCP istio.stats differ by it.
   return push.memo(`lds-out|${proxy.namespace}|${push.sidecarFor(proxy)?.metadata.name ?? ''}|${push.usesSourceLabels ? JSON.stringify(proxy.labels) : ''}|${telemetryKey(push, proxy)}`, () => {
     const listeners = new Map<string, EnvoyJson>();
+    for (const l of dedicatedEgressListeners(push, proxy, false)) listeners.set(l.name as string, l);
+    const dedicated = new Set(dedicatedEgress(push, proxy).map((e) => e.port!.number!));
+    const reaches = portScope(push, proxy);
     const services = push.visibleServices(proxy);
     for (const svc of services) {
       for (const sp of svc.ports) {
+        if (dedicated.has(sp.port) || !reaches(svc, sp.port)) continue;
         if (isHttpProtocol(sp.protocol)) {
           const name = listenerName('0.0.0.0', sp.port);
           if (!listeners.has(name)) listeners.set(name, { name, address: address('0.0.0.0', sp.port), bind_to_port: false, traffic_direction: 'OUTBOUND', filter_chains: [{ filters: [hcmFilter(push, proxy, sp.port, `outbound_0.0.0.0_${sp.port}`, String(sp.port))] }] });
@@ -134,35 +148,94 @@ function outboundPortListeners(push: PushContext, proxy: Proxy): EnvoyJson[] {
     }
     for (const svc of services) {
       for (const sp of svc.ports) {
-        if (isHttpProtocol(sp.protocol)) continue;
+        if (isHttpProtocol(sp.protocol) || dedicated.has(sp.port) || !reaches(svc, sp.port)) continue;
         const ip = svc.address || '0.0.0.0';
         const name = listenerName(ip, sp.port);
         if (listeners.has(name)) continue;
-        const ctx = ctxFor(push, proxy, sp.port);
-        const chains: EnvoyJson[] = [];
-        const vsList = push.virtualServicesFor(proxy.namespace, 'mesh', svc.hostname);
-        const statPrefix = `outbound|${sp.port}||${svc.hostname}`;
-        for (const vs of vsList) {
-          for (const r of vs.spec.tls ?? []) {
-            for (const m of r.match ?? []) {
-              if (!l4MatchApplies(ctx, vs, m, sp.port)) continue;
-              const sni = m.sniHosts.map((h) => resolveShortName(h, vs.metadata.namespace));
-              const match: EnvoyJson = { server_names: sni };
-              if (m.destinationSubnets?.length) match.prefix_ranges = m.destinationSubnets.map(cidr);
-              if (r.route?.length) chains.push({ filter_chain_match: match, filters: [tcpProxy(statPrefix, destinationsTarget(ctx, r.route, vs.metadata.namespace))] });
-            }
-          }
-        }
-        const tcpRoutes = tcpRouteTargets(ctx, vsList, sp.port);
-        for (const t of tcpRoutes) if (t.subnets.length) chains.push({ filter_chain_match: { prefix_ranges: t.subnets.map(cidr) }, filters: [tcpProxy(statPrefix, t.target)] });
-        // No declared protocol: HTTP (as the http_inspector sees it) goes through the port's routes.
-        if (sp.protocol === 'UNKNOWN') chains.push(sniffedHttpChain(hcmFilter(push, proxy, sp.port, `outbound_${ip}_${sp.port}`, String(sp.port))));
-        chains.push({ filters: [tcpProxy(statPrefix, tcpRoutes.find((t) => !t.subnets.length)?.target ?? { cluster: statPrefix })] });
+        const chains = l4Chains(push, proxy, svc, sp, ip);
         listeners.set(name, withInspector(push, { name, address: address(ip, sp.port), bind_to_port: false, traffic_direction: 'OUTBOUND', filter_chains: chains }, chains));
       }
     }
     return withOutboundTcpTelemetry(push, proxy, [...listeners.values()]);
   });
+}
+
+/** The chains of a non-HTTP service port: tls routes by SNI, tcp routes by destination subnet, sniffed HTTP, then the port's tcp route or the service. */
+function l4Chains(push: PushContext, proxy: Proxy, svc: Service, sp: ServicePort, ip: string): EnvoyJson[] {
+  const ctx = ctxFor(push, proxy, sp.port);
+  const chains: EnvoyJson[] = [];
+  const vsList = push.virtualServicesFor(proxy.namespace, 'mesh', svc.hostname);
+  const statPrefix = `outbound|${sp.port}||${svc.hostname}`;
+  for (const vs of vsList) {
+    for (const r of vs.spec.tls ?? []) {
+      for (const m of r.match ?? []) {
+        if (!l4MatchApplies(ctx, vs, m, sp.port)) continue;
+        const sni = m.sniHosts.map((h) => resolveShortName(h, vs.metadata.namespace));
+        const match: EnvoyJson = { server_names: sni };
+        if (m.destinationSubnets?.length) match.prefix_ranges = m.destinationSubnets.map(cidr);
+        if (r.route?.length) chains.push({ filter_chain_match: match, filters: [tcpProxy(statPrefix, destinationsTarget(ctx, r.route, vs.metadata.namespace))] });
+      }
+    }
+  }
+  const tcpRoutes = tcpRouteTargets(ctx, vsList, sp.port);
+  for (const t of tcpRoutes) if (t.subnets.length) chains.push({ filter_chain_match: { prefix_ranges: t.subnets.map(cidr) }, filters: [tcpProxy(statPrefix, t.target)] });
+  // No declared protocol: HTTP (as the http_inspector sees it) goes through the port's routes.
+  if (sp.protocol === 'UNKNOWN') chains.push(sniffedHttpChain(hcmFilter(push, proxy, sp.port, `outbound_${ip}_${sp.port}`, String(sp.port))));
+  chains.push({ filters: [tcpProxy(statPrefix, tcpRoutes.find((t) => !t.subnets.length)?.target ?? { cluster: statPrefix })] });
+  return chains;
+}
+
+/** Whether a proxy reaches `svc` on `port` (the Sidecar egress listener covering the port imports it). */
+function portScope(push: PushContext, proxy: Proxy): (svc: Service, port: number) => boolean {
+  if (!push.sidecarFor(proxy)?.spec.egress?.length) return () => true;
+  const byPort = new Map<number, Set<Service>>();
+  return (svc, port) => {
+    let set = byPort.get(port);
+    if (!set) byPort.set(port, (set = new Set(push.servicesForPort(proxy, port))));
+    return set.has(svc);
+  };
+}
+
+/** Sidecar egress listeners with a port and a bind address or captureMode NONE: a listener of their own. */
+function dedicatedEgress(push: PushContext, proxy: Proxy): IstioEgressListener[] {
+  return (push.sidecarFor(proxy)?.spec.egress ?? []).filter((e) => e.port?.number !== undefined && (e.bind || e.captureMode === 'NONE'));
+}
+
+/**
+ * Istio's Sidecar egress listener on `bind:port` (captureMode NONE: bound for real, the application
+ * connects to it; default bind 127.0.0.1): HTTP routes over the listener's hosts, or a TCP relay to
+ * its service. In explicit mode such listeners always bind.
+ */
+function dedicatedEgressListeners(push: PushContext, proxy: Proxy, explicit: boolean): EnvoyJson[] {
+  const sidecar = push.sidecarFor(proxy);
+  const out: EnvoyJson[] = [];
+  for (const e of dedicatedEgress(push, proxy)) {
+    const port = e.port!.number!;
+    const where = `Sidecar ${sidecar!.metadata.namespace}/${sidecar!.metadata.name} egress port ${port}`;
+    const bindToPort = explicit || e.captureMode === 'NONE';
+    const bind = e.bind || (bindToPort ? '127.0.0.1' : '0.0.0.0');
+    if (bind.startsWith('unix://')) {
+      warnOnce('lds', `${where}: bind ${bind}: Unix domain sockets are not supported; listener not created`);
+      continue;
+    }
+    const services = push.servicesForPort(proxy, port);
+    const declared = e.port!.protocol ? normalizeProtocol(e.port!.protocol) : undefined;
+    const protocol = declared ?? services[0]?.ports.find((p) => p.port === port)?.protocol ?? 'TCP';
+    const base = { name: listenerName(bind, port), address: address(bind, port), bind_to_port: bindToPort, traffic_direction: 'OUTBOUND' };
+    if (isHttpProtocol(protocol)) {
+      out.push({ ...base, filter_chains: [{ filters: [hcmFilter(push, proxy, port, `outbound_${bind}_${port}`, String(port))] }] });
+      continue;
+    }
+    const svc = services[0];
+    if (!svc) {
+      warnOnce('lds', `${where}: no service of its hosts has port ${port}; listener not created`);
+      continue;
+    }
+    if (services.length > 1) warnOnce('lds', `${where}: a ${protocol} listener relays to one service; ${services.length} match its hosts, ${svc.hostname} is used`);
+    const chains = l4Chains(push, proxy, svc, svc.ports.find((p) => p.port === port)!, bind);
+    out.push(withInspector(push, { ...base, filter_chains: chains }, chains));
+  }
+  return withOutboundTcpTelemetry(push, proxy, out);
 }
 
 export function cidr(s: string): EnvoyJson {

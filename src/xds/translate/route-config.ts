@@ -43,7 +43,7 @@ function sidecarRouteConfig(push: PushContext, proxy: Proxy, name: string): Envo
   const ctx = routeContext(push, proxy, portNum);
   const used = new Set<string>();
   const vhosts: EnvoyJson[] = [];
-  for (const svc of push.visibleServices(proxy)) {
+  for (const svc of push.servicesForPort(proxy, portNum)) {
     const port = svc.ports.find((p) => p.port === portNum && (isHttpProtocol(p.protocol) || p.protocol === 'UNKNOWN'));
     if (!port) continue;
     const domains = unique(serviceDomains(svc, port, proxy, 'both'), used);
@@ -169,8 +169,15 @@ function catchAll(push: PushContext, proxy: Proxy, withConnect: boolean): EnvoyJ
 function explicitProxyRoutes(push: PushContext, proxy: Proxy): EnvoyJson {
   const used = new Set<string>();
   const vhosts: EnvoyJson[] = [];
+  const scoped = new Map<number, Set<Service>>();
+  const reaches = (svc: Service, port: number) => {
+    let set = scoped.get(port);
+    if (!set) scoped.set(port, (set = new Set(push.servicesForPort(proxy, port))));
+    return set.has(svc);
+  };
   for (const svc of push.visibleServices(proxy)) {
     for (const port of svc.ports) {
+      if (!reaches(svc, port.port)) continue;
       const domains = unique(serviceDomains(svc, port, proxy, 'proxy'), used);
       if (!domains.length) continue;
       const ctx = routeContext(push, proxy, port.port);

@@ -78,7 +78,7 @@ export function originationUpstream(tls: ClientTLSSettings, defaultSni: string, 
 
 /** Gateway server TLS (SIMPLE / MUTUAL / ISTIO_MUTUAL), certificates from files or credentialName over SDS. */
 export function gatewayDownstream(tls: ServerTLSSettings, alpn: string[]): EnvoyJson {
-  const common: EnvoyJson = { alpn_protocols: alpn };
+  const common: EnvoyJson = alpn.length ? { alpn_protocols: alpn } : {};
   const mutual = tls.mode === 'MUTUAL' || tls.mode === 'OPTIONAL_MUTUAL';
   if (tls.mode === 'ISTIO_MUTUAL') {
     common.tls_certificate_sds_secret_configs = [sds(WORKLOAD_SECRET)];

@@ -1,0 +1,83 @@
+// The ports a sidecar serves inbound: the workload's ports (protocol from the Services that target
+// them), or, when its Sidecar resource lists `ingress` listeners, exactly those — with their
+// protocol, where the traffic goes (defaultEndpoint), whether the listener binds for real
+// (captureMode NONE, on `bind`), TLS termination for callers outside the mesh, and connection pool.
+import type { ConnectionPoolSettings, IstioIngressListener, ServerTLSSettings } from '../../api/index.ts';
+import { warnOnce } from '../../model/config-warnings.ts';
+import type { PushContext } from '../../model/push-context.ts';
+import type { Proxy } from '../../model/proxy.ts';
+import type { ServicePort } from '../../model/service.ts';
+import { normalizeProtocol, protocolOf, selectorMatches } from '../../model/service.ts';
+
+export interface InboundPort {
+  port: number;
+  /** Where the application listens (`127.0.0.1:appPort` unless `endpointAddress` says otherwise). */
+  appPort: number;
+  protocol: ServicePort['protocol'];
+  name?: string;
+  /** Sidecar ingress defaultEndpoint `0.0.0.0:P`: the workload's own address. */
+  endpointAddress?: string;
+  /** Sidecar ingress captureMode NONE: a listener bound on `bind` (default 0.0.0.0) instead of a virtualInbound chain. */
+  bind?: string;
+  tls?: ServerTLSSettings;
+  connectionPool?: ConnectionPoolSettings;
+}
+
+/** The workload ports a sidecar serves inbound (explicit mode: those with an inbound port), with their protocol. */
+export function inboundPorts(push: PushContext, proxy: Proxy): InboundPort[] {
+  const sidecar = push.sidecarFor(proxy);
+  if (sidecar?.spec.ingress?.length) {
+    const where = `Sidecar ${sidecar.metadata.namespace}/${sidecar.metadata.name}`;
+    return sidecar.spec.ingress.flatMap((l, i) => ingressPort(push, proxy, l, `${where} ingress[${i}]`, sidecar.spec.inboundConnectionPool) ?? []);
+  }
+  const pool = sidecar?.spec.inboundConnectionPool;
+  const out: InboundPort[] = [];
+  for (const wp of proxy.workloadPorts) {
+    const proto = inboundProtocol(push, proxy, wp.port, wp.name, wp.protocol);
+    if (proxy.explicit) {
+      const appPort = proxy.explicit.appPorts[String(wp.port)];
+      if (proxy.explicit.inboundPorts[String(wp.port)] === undefined || appPort === undefined) continue;
+      out.push({ port: wp.port, appPort, protocol: proto, name: wp.name, connectionPool: pool });
+    } else out.push({ port: wp.port, appPort: wp.port, protocol: proto, name: wp.name, connectionPool: pool });
+  }
+  return out;
+}
+
+function ingressPort(push: PushContext, proxy: Proxy, l: IstioIngressListener, where: string, pool: ConnectionPoolSettings | undefined): InboundPort | undefined {
+  const port = l.port.number;
+  if (port === undefined) return undefined;
+  const protocol = l.port.protocol ? normalizeProtocol(l.port.protocol) : inboundProtocol(push, proxy, port, l.port.name, undefined);
+  let appPort = proxy.explicit ? proxy.explicit.appPorts[String(port)] : port;
+  let endpointAddress: string | undefined;
+  const de = l.defaultEndpoint;
+  if (de?.startsWith('unix://')) {
+    warnOnce('lds', `${where}: defaultEndpoint ${de}: Unix domain sockets are not supported; traffic goes to 127.0.0.1:${appPort ?? port}`);
+  } else if (de) {
+    const i = de.lastIndexOf(':');
+    appPort = Number(de.slice(i + 1));
+    const host = de.slice(0, i);
+    if (host === '0.0.0.0' || host === '[::]') endpointAddress = proxy.ipAddresses[0];
+  }
+  if (proxy.explicit && (proxy.explicit.inboundPorts[String(port)] === undefined || appPort === undefined)) {
+    warnOnce('lds', `${where}: port ${port} has no inbound port in this explicit-mode proxy (RIG_EXPLICIT.inboundPorts); not served`);
+    return undefined;
+  }
+  if (proxy.explicit && (l.bind || l.captureMode)) warnOnce('lds', `${where}: bind and captureMode do not apply in explicit mode (the proxy listens on its inbound port ${proxy.explicit.inboundPorts[String(port)]})`);
+  const bind = !proxy.explicit && l.captureMode === 'NONE' ? l.bind || '0.0.0.0' : undefined;
+  if (l.tls && l.tls.mode !== 'SIMPLE' && l.tls.mode !== 'MUTUAL') warnOnce('lds', `${where}: tls mode ${l.tls.mode ?? '(unset)'} is not supported on sidecar ingress (Istio supports SIMPLE and MUTUAL); Istio mTLS applies`);
+  const tls = l.tls?.mode === 'SIMPLE' || l.tls?.mode === 'MUTUAL' ? l.tls : undefined;
+  return { port, appPort: appPort ?? port, protocol, name: l.port.name, endpointAddress, bind, tls, connectionPool: l.connectionPool ?? pool };
+}
+
+/** Istio takes the protocol of an inbound port from the services that target it; then from the port's own declaration. */
+function inboundProtocol(push: PushContext, proxy: Proxy, port: number, name: string | undefined, declared: string | undefined): ServicePort['protocol'] {
+  for (const svc of push.services) {
+    if (svc.namespace !== proxy.namespace || !svc.selector || !selectorMatches(svc.selector, proxy.labels)) continue;
+    for (const sp of svc.ports) {
+      const target = typeof sp.targetPort === 'number' ? sp.targetPort : typeof sp.targetPort === 'string' ? (sp.targetPort === name ? port : Number(sp.targetPort)) : sp.port;
+      if (target === port && sp.protocol !== 'UNKNOWN') return sp.protocol;
+    }
+  }
+  const explicitProto = declared && declared.toUpperCase() !== 'TCP' ? declared : undefined;
+  return protocolOf(name, undefined, explicitProto);
+}
