@@ -132,3 +132,34 @@ test('a plaintext client reaches a TCP port without the exchange: no preamble is
   const text = await scrape(rv.stats);
   assert.equal(series(text, 'istio_tcp_received_bytes_total', { reporter: 'destination', source_workload: 'unknown', destination_workload: 'reviews-v2', connection_security_policy: 'none' }), 5);
 });
+
+test('Telemetry reportingInterval: byte counts of an open TCP connection are reported while it lives', async (t) => {
+  const yaml = SERVICES_YAML(['productpage']) + '---\n' + SERVICES_YAML(['reviews'], 'default', 'tcp') + STRICT + `---\napiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: { name: mesh, namespace: istio-system }\nspec:\n  metrics: [{ reportingInterval: 0.1s }]\n`;
+  const mesh = await startMesh({
+    yaml,
+    workloads: [
+      { name: 'productpage-v1', labels: { app: 'productpage' }, sa: 'bookinfo-productpage', upstreams: ['reviews:9080'] },
+      { name: 'reviews-v2', labels: { app: 'reviews', version: 'v2' }, sa: 'bookinfo-reviews', tcpApp: (s) => s.pipe(s) },
+    ],
+  });
+  t.after(() => mesh.close());
+  const pp = mesh.sidecars['productpage-v1'];
+  const rv = mesh.sidecars['reviews-v2'];
+  const c = net.connect(pp.upstreams['reviews:9080'], '127.0.0.1');
+  t.after(() => c.destroy());
+  await new Promise<void>((resolve, reject) => {
+    c.once('data', () => resolve());
+    c.once('error', reject);
+    c.write('still open');
+  });
+  for (const [stats, reporter] of [[rv.stats, 'destination'], [pp.stats, 'source']] as const) {
+    await until(`${reporter} bytes while the connection is open`, async () => series(await scrape(stats), 'istio_tcp_received_bytes_total', { reporter, destination_workload: 'reviews-v2' }) === 10);
+    const text = await scrape(stats);
+    assert.equal(series(text, 'istio_tcp_sent_bytes_total', { reporter }), 10);
+    assert.equal(series(text, 'istio_tcp_connections_opened_total', { reporter }), 1);
+    assert.equal(series(text, 'istio_tcp_connections_closed_total', { reporter }) ?? 0, 0, 'still open');
+  }
+  c.end();
+  await until('closed', async () => series(await scrape(rv.stats), 'istio_tcp_connections_closed_total', { reporter: 'destination' }) === 1);
+  assert.equal(series(await scrape(rv.stats), 'istio_tcp_received_bytes_total', { reporter: 'destination' }), 10, 'no byte counted twice');
+});

@@ -43,10 +43,10 @@ test('validation warns about every unimplemented Telemetry field, with its line'
   assert.match(byPath['spec.tracing[0].useRequestIdForTraceSampling'].message, /not implemented/);
   assert.equal(byPath['spec.tracing[0].useRequestIdForTraceSampling'].source?.line, 8);
   assert.match(byPath['spec.tracing[0].enableIstioTags'].message, /not implemented/);
-  assert.match(byPath['spec.metrics[0].reportingInterval'].message, /not implemented/);
+  assert.equal(byPath['spec.metrics[0].reportingInterval'], undefined, 'implemented: tcp_reporting_duration');
   assert.match(byPath['spec.metrics[0].overrides[0].match.customMetric'].message, /custom metrics are not supported/);
   assert.match(byPath['spec.targetRefs'].message, /applies to no proxy/);
-  assert.equal(warnings.length, 5, warnings.map(formatDiagnostic).join('\n'));
+  assert.equal(warnings.length, 4, warnings.map(formatDiagnostic).join('\n'));
 });
 
 test('the generated config leaves the custom metric out and a proxy accepts it; the standard override applies', async (t) => {
@@ -59,7 +59,10 @@ test('the generated config leaves the custom metric out and a proxy accepts it; 
     return v;
   });
   assert.ok(stats.length > 0);
-  for (const s of stats) assert.deepEqual(s.metrics, [{ name: 'requests_total', drop: true }]);
+  for (const s of stats) {
+    assert.deepEqual(s.metrics, [{ name: 'requests_total', drop: true }]);
+    assert.equal(s.tcp_reporting_duration, '15s');
+  }
   const rt = new ProxyRuntime({ node: { id: rv.id, cluster: 'reviews.default', metadata: {} } });
   t.after(() => rt.stop());
   const errors = rt.apply(LISTENER_TYPE, new Map(listeners.map((l) => [String(l.name), l])));

@@ -28,7 +28,6 @@ export function unsupportedTelemetryFields(spec: TelemetrySpec): UnsupportedTele
     if (t.enableIstioTags === false) out.push({ path: ['spec', 'tracing', i, 'enableIstioTags'], message: "enableIstioTags: false is not implemented: spans always carry Istio's tags (istio.canonical_service, istio.namespace, istio.mesh_id, ...)", hint: 'remove the field' });
   });
   spec.metrics?.forEach((m, i) => {
-    if (m.reportingInterval !== undefined) out.push({ path: ['spec', 'metrics', i, 'reportingInterval'], message: 'reportingInterval is not implemented: TCP metrics are reported when a connection is established and when it closes, HTTP metrics when a request ends', hint: 'remove the field' });
     m.overrides?.forEach((o, j) => {
       if (o.match?.customMetric) out.push({ path: ['spec', 'metrics', i, 'overrides', j, 'match', 'customMetric'], message: `custom metrics are not supported: the override for "${o.match.customMetric}" is ignored`, hint: "override one of Istio's standard metrics (match.metric)" });
     });

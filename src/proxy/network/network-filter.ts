@@ -35,8 +35,11 @@ export interface DownstreamConnection {
 
 /** Follows a proxied TCP connection; `info` is the terminal filter's StreamInfo. */
 export interface ConnectionObserver {
-  /** Connected upstream and the upstream filters (e.g. metadata exchange) are done: upstreamCluster, upstreamPeer set. */
-  upstreamReady?(info: StreamInfo): void;
+  /**
+   * Connected upstream and the upstream filters (e.g. metadata exchange) are done: upstreamCluster,
+   * upstreamPeer set; `bytes` counts the relayed bytes as they flow (downstream→upstream in aToB).
+   */
+  upstreamReady?(info: StreamInfo, bytes: { readonly aToB: number; readonly bToA: number }): void;
   /** The connection ended: byte counts, response flags and duration are final. */
   closed(info: StreamInfo): void;
 }

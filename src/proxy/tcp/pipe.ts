@@ -10,7 +10,8 @@ export interface PipeResult {
   reason: string;
 }
 
-export function pipeSockets(a: net.Socket, b: net.Socket, idleTimeoutMs: number, done: (r: PipeResult) => void): { close(): void } {
+/** Relays until both sides ended; `result` counts bytes as they flow (read it any time). */
+export function pipeSockets(a: net.Socket, b: net.Socket, idleTimeoutMs: number, done: (r: PipeResult) => void): { close(): void; readonly result: PipeResult } {
   const r: PipeResult = { aToB: 0, bToA: 0, reason: '' };
   let finished = false;
   let aEnded = false;
@@ -57,5 +58,5 @@ export function pipeSockets(a: net.Socket, b: net.Socket, idleTimeoutMs: number,
   b.on('error', (e) => finish(`upstream: ${e.message}`));
   a.on('close', () => finish('a'));
   b.on('close', () => finish('b'));
-  return { close: () => finish('closed') };
+  return { close: () => finish('closed'), result: r };
 }

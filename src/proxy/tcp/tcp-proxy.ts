@@ -160,8 +160,7 @@ class TcpProxy implements NetworkFilter {
         });
       });
       const relay = () => {
-        if (observers) for (const o of observers) o.upstreamReady?.(info);
-        pipeSockets(socket, up, c.idleTimeoutMs, (r) => {
+        const pipe = pipeSockets(socket, up, c.idleTimeoutMs, (r) => {
           host.activeRequests--;
           cluster.s.cxActive.value--;
           for (const h of cluster.hooks) h.connectionClosed?.(host);
@@ -171,6 +170,7 @@ class TcpProxy implements NetworkFilter {
           else if (r.reason.startsWith('upstream')) info.responseFlags |= ResponseFlag.UpstreamConnectionTermination;
           end();
         });
+        if (observers) for (const o of observers) o.upstreamReady?.(info, pipe.result);
         socket.resume();
         up.resume();
       };

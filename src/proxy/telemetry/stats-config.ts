@@ -3,6 +3,7 @@
 //     metrics?: [{ name?: "requests_total"|…  (empty: every metric), drop?: bool,
 //                  tags_to_remove?: [label…], dimensions?: { label: "<CEL expression>" } }],
 //     disable_host_header_fallback?: bool,
+//     tcp_reporting_duration?: "15s"  (TCP byte counts of open connections reported this often; 0s: at the end only),
 //     rigging_trust_domain?: "cluster.local" }   (Rigging: to name the local SPIFFE principal)
 // compiled once per listener update. Shared by the HTTP filter and the network (TCP) filter.
 import type { Reader } from '../config/reader.ts';
@@ -14,6 +15,8 @@ import type { ProxyTelemetry } from './proxy-telemetry.ts';
 
 export const STATS_FILTER = 'istio.stats';
 export const STATS_PLUGIN_TYPE = 'type.googleapis.com/stats.PluginConfig';
+/** Istio's default tcp_reporting_duration. */
+export const TCP_REPORT_DEFAULT_MS = 15_000;
 const ALL: readonly MetricName[] = [...HTTP_METRICS, ...GRPC_METRICS, ...TCP_METRICS];
 
 export interface StatsConfig {
@@ -24,6 +27,8 @@ export interface StatsConfig {
   readonly dynamic: boolean;
   /** Istio's disable_host_header_fallback: no destination service from the Host header. */
   readonly noHostFallback: boolean;
+  /** tcp_reporting_duration (Telemetry reportingInterval): period of TCP byte reports while a connection lives; 0 = at its end only. */
+  readonly tcpReportMs: number;
   readonly telemetry: ProxyTelemetry;
 }
 
@@ -33,7 +38,9 @@ export function compileStatsConfig(r: Reader, direction: StreamInfo['direction']
   const overrides = new Map<MetricName, { drop: boolean; remove: Set<string>; dimensions: [string, ReturnType<typeof compileCel>][] }>();
   let trustDomain = '';
   let noHostFallback = false;
+  let tcpReportMs = TCP_REPORT_DEFAULT_MS;
   if (v) {
+    tcpReportMs = v.durationMs('tcp_reporting_duration', TCP_REPORT_DEFAULT_MS);
     const rep = v.str('reporter');
     if (rep === 'SERVER' || rep === 'SERVER_GATEWAY') reporter = 'destination';
     else if (rep === 'CLIENT') reporter = 'source';
@@ -81,5 +88,5 @@ export function compileStatsConfig(r: Reader, direction: StreamInfo['direction']
   }
   const names = new Set<string>();
   for (const o of overrides.values()) for (const [l] of o.dimensions) names.add(l);
-  return { reporter, trustDomain, overrides, dynamic: names.size > 0, noHostFallback, telemetry };
+  return { reporter, trustDomain, overrides, dynamic: names.size > 0, noHostFallback, tcpReportMs, telemetry };
 }

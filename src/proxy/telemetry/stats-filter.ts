@@ -79,30 +79,45 @@ export const httpStatsFilterFactory: HttpFilterFactory<StatsConfig | undefined> 
 /**
  * Istio's TCP metrics of one connection, told by tcp_proxy: opened once the upstream side is known
  * (for the client reporter its peer comes from the upstream metadata exchange), or at the end if
- * the connection never got there; closed and byte counts at the end, with the final response flags.
+ * the connection never got there; the bytes so far every tcp_reporting_duration while it lives;
+ * closed and the remaining bytes at the end, with the final response flags.
  */
 class TcpConnectionStats implements ConnectionObserver {
   private readonly c: StatsConfig;
   private opened: TcpChildren | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private received = 0;
+  private sent = 0;
 
   constructor(c: StatsConfig) {
     this.c = c;
   }
 
-  upstreamReady(info: StreamInfo): void {
-    this.opened = tcpChildren(this.c, info);
-    this.opened.opened?.inc();
+  upstreamReady(info: StreamInfo, bytes: { readonly aToB: number; readonly bToA: number }): void {
+    const ch = (this.opened = tcpChildren(this.c, info));
+    ch.opened?.inc();
+    if (this.c.tcpReportMs > 0) {
+      this.timer = setInterval(() => this.report(ch, bytes.aToB, bytes.bToA), this.c.tcpReportMs);
+      this.timer.unref();
+    }
+  }
+
+  private report(ch: TcpChildren, received: number, sent: number): void {
+    ch.received?.inc(received - this.received);
+    ch.sent?.inc(sent - this.sent);
+    this.received = received;
+    this.sent = sent;
   }
 
   closed(info: StreamInfo): void {
+    if (this.timer) clearInterval(this.timer);
     let ch = this.opened;
     if (!ch) {
       ch = tcpChildren(this.c, info);
       ch.opened?.inc();
     } else if (info.responseFlags !== 0) ch = tcpChildren(this.c, info);
     ch.closed?.inc();
-    ch.received?.inc(info.bytesReceived);
-    ch.sent?.inc(info.bytesSent);
+    this.report(ch, info.bytesReceived, info.bytesSent);
   }
 }
 

@@ -83,7 +83,7 @@ export function modeOf(kind: 'inbound' | 'outbound' | 'gateway'): TrafficMode {
 
 // === metrics ===
 
-function statsValue(push: PushContext, overrides: MetricsOverrides[], reporter: 'SERVER' | 'CLIENT'): EnvoyJson {
+function statsValue(push: PushContext, overrides: MetricsOverrides[], reporter: 'SERVER' | 'CLIENT', reportingInterval: string | undefined): EnvoyJson {
   const metrics: EnvoyJson[] = [];
   for (const o of overrides) {
     // Custom metrics do not exist in Rigging (a warning from validation and the control plane).
@@ -106,6 +106,7 @@ function statsValue(push: PushContext, overrides: MetricsOverrides[], reporter: 
     }
   }
   const v: EnvoyJson = { reporter, rigging_trust_domain: push.mesh.trustDomain };
+  if (reportingInterval !== undefined) v.tcp_reporting_duration = reportingInterval;
   if (metrics.length) v.metrics = metrics;
   return v;
 }
@@ -117,7 +118,7 @@ export function statsFilterConfig(push: PushContext, proxy: Proxy, mode: Traffic
   const all = providers(push);
   const prom = names.some((n) => (n === 'prometheus' && !all.has(n)) || all.get(n)?.prometheus !== undefined);
   if (!prom) return undefined;
-  return typedStruct('type.googleapis.com/stats.PluginConfig', statsValue(push, eff?.overrides ?? [], mode));
+  return typedStruct('type.googleapis.com/stats.PluginConfig', statsValue(push, eff?.overrides ?? [], mode, eff?.reportingInterval));
 }
 
 export function peerMetadataFilter(mode: TrafficMode): EnvoyJson {

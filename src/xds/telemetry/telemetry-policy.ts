@@ -40,6 +40,8 @@ export type TrafficMode = 'CLIENT' | 'SERVER';
 export interface EffectiveMetrics {
   providers: string[];
   overrides: MetricsOverrides[];
+  /** The most specific reportingInterval (Istio's tcp_reporting_duration). */
+  reportingInterval?: string;
 }
 
 export interface EffectiveTracing {
@@ -91,6 +93,7 @@ function mergeMetrics(levels: Resource<TelemetrySpec>[], mode: TrafficMode): Eff
     for (const m of r.spec.metrics ?? ([] as Metrics[])) {
       out ??= { providers: [], overrides: [] };
       if (m.providers?.length) out.providers = m.providers.map((p) => p.name);
+      if (m.reportingInterval !== undefined) out.reportingInterval = m.reportingInterval;
       for (const o of m.overrides ?? []) if (modeMatches(o.match?.mode, mode)) out.overrides.push(o);
     }
   }
