@@ -12,6 +12,7 @@ import { compileHcm, type HcmConfig } from './hcm-config.ts';
 import { HttpStream, type ConnState } from './http-stream.ts';
 import { handleTunnel } from './tunnel.ts';
 import { handleH2Tunnel } from './tunnel-h2.ts';
+import { closeWhenIdle } from './h2-idle.ts';
 import type { ProxyContext } from '../context.ts';
 
 const kState = Symbol('rig.connState');
@@ -108,8 +109,8 @@ export class ConnectionManager implements NetworkFilter {
       session.once('close', () => this.sessions.delete(session));
       if (this.ctx.draining || this.draining) session.goaway();
     });
-    s.setTimeout(c.idleTimeoutMs);
     this.h2 = s;
+      closeWhenIdle(session, c.idleTimeoutMs);
     return s;
   }
 
@@ -172,7 +173,7 @@ export class ConnectionManager implements NetworkFilter {
       // Closes idle keep-alives and stops the connection-checking timer; busy connections finish.
       this.h1.close(() => {});
     }
-    for (const s of this.sessions) s.goaway();
+    for (const s of this.sessions) if (!s.closed && !s.destroyed) s.goaway();
   }
 }
 
