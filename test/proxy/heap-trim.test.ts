@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import v8 from 'node:v8';
-import { trimHeap, trimHeapWhenReady } from '../../src/proxy/heap-trim.ts';
+import { capYoungGeneration, trimHeap, trimHeapWhenReady } from '../../src/proxy/heap-trim.ts';
 
 const newSpace = () => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')!.space_size;
 
@@ -34,4 +34,30 @@ test('trimHeapWhenReady waits for readiness, then trims once', async () => {
   cancel();
   assert.equal(trimmed.length, 1);
   assert.ok(trimmed[0] >= 0);
+});
+
+/** Proxy-like allocation across event-loop turns (the cap acts after each GC, between turns). */
+async function churn(turns: number): Promise<void> {
+  let keep: object[] = [];
+  for (let t = 0; t < turns; t++) {
+    for (let i = 0; i < 2_000; i++) {
+      keep.push({ i, s: `k${i}` });
+      if (keep.length > 30_000) keep = [];
+    }
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+test('capYoungGeneration keeps the young generation small under churn, and undoes it', async () => {
+  trimHeap();
+  const cap = 2 * 1024 * 1024;
+  const uncap = capYoungGeneration(cap);
+  try {
+    await churn(1500);
+    assert.ok(newSpace() <= 2 * cap, `new space ${newSpace()} bytes with a ${cap}-byte cap`);
+  } finally {
+    uncap();
+  }
+  await churn(1500);
+  assert.ok(newSpace() > 2 * cap, `new space ${newSpace()} bytes once uncapped: it grows again`);
 });
