@@ -1,5 +1,5 @@
 // MeshConfig.extensionProviders that Rigging implements (Istio's shapes): prometheus, zipkin,
-// opentelemetry (OTLP/HTTP through its `http` field) and envoyFileAccessLog. Checked when the
+// opentelemetry (OTLP/gRPC, or OTLP/HTTP through its `http` field) and envoyFileAccessLog. Checked when the
 // mesh config is read, so a typo or an unsupported provider is an error naming the entry.
 export interface ZipkinProvider {
   service: string;
@@ -65,7 +65,6 @@ export function checkExtensionProviders(list: unknown): string[] {
       if (typeof cfg.service !== 'string' || !cfg.service) errors.push(`${at}.${kind}.service: required (the collector's host, e.g. zipkin.istio-system.svc.cluster.local)`);
       if (typeof cfg.port !== 'number' || !Number.isInteger(cfg.port) || cfg.port < 1 || cfg.port > 65535) errors.push(`${at}.${kind}.port: required, a port number`);
     }
-    if (kind === 'opentelemetry' && cfg.http === undefined) errors.push(`${at}.opentelemetry.http: Rigging exports OTLP over HTTP only; set http: { path: /v1/traces }`);
     if (kind === 'envoyFileAccessLog' && cfg.logFormat !== undefined) {
       const lf = cfg.logFormat;
       if (!isObj(lf) || (lf.text !== undefined && lf.labels !== undefined)) errors.push(`${at}.envoyFileAccessLog.logFormat: set either text or labels`);

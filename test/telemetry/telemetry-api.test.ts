@@ -123,7 +123,7 @@ test('mesh config defaults: accessLogFile/Encoding/Format, enableTracing with de
 test('bad extension providers are errors naming the entry', () => {
   assert.throws(() => parseMeshConfig({ extensionProviders: [{ name: 'sky', skywalking: { service: 'x', port: 1 } }] }), /extensionProviders\[0\]\.skywalking: this provider kind is not supported/);
   assert.throws(() => parseMeshConfig({ extensionProviders: [{ name: 'z', zipkin: { port: 9411 } }] }), /extensionProviders\[0\]\.zipkin\.service: required/);
-  assert.throws(() => parseMeshConfig({ extensionProviders: [{ name: 'o', opentelemetry: { service: 'otel', port: 4317 } }] }), /opentelemetry\.http: Rigging exports OTLP over HTTP only/);
+  assert.throws(() => parseMeshConfig({ extensionProviders: [{ name: 'o', opentelemetry: { service: 'otel', port: 4317, grpc: {} } }] }), /opentelemetry\.grpc: unknown field/);
   assert.throws(() => parseMeshConfig({ extensionProviders: [{ name: 'a', prometheus: {} }, { name: 'a', prometheus: {} }] }), /"a" is used by another provider/);
   assert.throws(() => parseMeshConfig({ defaultProviders: { metrics: 'prometheus' } }), /defaultProviders\.metrics: expected stringArray/);
 });

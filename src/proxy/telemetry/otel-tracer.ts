@@ -201,7 +201,7 @@ function compileCustomTags(r: Reader): [string, CustomTag][] {
   return out;
 }
 
-function compileProvider(tracing: Reader, ctx: TracerContext, serviceName: string): { kind: ExportKind; cluster: string; path: string; hostname?: string; timeoutMs: number } | undefined {
+function compileProvider(tracing: Reader, ctx: TracerContext, serviceName: string): { kind: ExportKind; grpc?: boolean; cluster: string; path: string; hostname?: string; timeoutMs: number } | undefined {
   const p = tracing.obj('provider')!;
   p.accept('name');
   const tc = p.obj('typed_config')!;
@@ -217,9 +217,25 @@ function compileProvider(tracing: Reader, ctx: TracerContext, serviceName: strin
     tc.done();
     return out;
   }
+  const gs = tc.obj('grpc_service');
+  if (gs) {
+    // OTLP/gRPC to the collector cluster (Istio: an opentelemetry provider without `http`).
+    const eg = gs.obj('envoy_grpc');
+    const cluster = eg?.str('cluster_name') ?? '';
+    if (!eg) ctx.issues.error(gs.at('envoy_grpc'), 'grpc_service needs envoy_grpc { cluster_name } (google_grpc is not supported)');
+    else if (!cluster) ctx.issues.error(eg.at('cluster_name'), 'envoy_grpc needs cluster_name');
+    eg?.done();
+    const timeoutMs = gs.durationMs('timeout', 10_000);
+    gs.done();
+    if (tc.has('http_service')) ctx.issues.error(tc.at('http_service'), 'set grpc_service or http_service, not both');
+    tc.accept('service_name', 'resource_detectors', 'http_service');
+    if (tc.has('sampler')) ctx.issues.error(tc.at('sampler'), 'sampler extensions are not supported; use the HCM random_sampling');
+    tc.done();
+    return { kind: 'opentelemetry', grpc: true, cluster, path: '', timeoutMs };
+  }
   const hs = tc.obj('http_service');
-  if (tc.has('grpc_service') || !hs) {
-    ctx.issues.error(tc.at('grpc_service'), 'the OpenTelemetry tracer exports over OTLP/HTTP only: set http_service (Istio: the opentelemetry provider\'s `http` field)');
+  if (!hs) {
+    ctx.issues.error(tc.path, 'the OpenTelemetry tracer needs grpc_service (OTLP/gRPC) or http_service (OTLP/HTTP)');
     tc.accept(...Object.keys(tc.raw));
     return undefined;
   }

@@ -1,6 +1,6 @@
 // Span export off the request path: an OpenTelemetry BasicTracerProvider per (provider, collector
 // cluster, endpoint, service name) and proxy, batching spans (BatchSpanProcessor) to an exporter
-// whose collector address is resolved from the Envoy cluster at each export (as Envoy's tracers
+// (Zipkin v2 JSON, OTLP/HTTP or OTLP/gRPC) whose collector address is resolved from the Envoy cluster at each export (as Envoy's tracers
 // use collector_cluster). A collector that is down or a full queue only drop spans, counted in the
 // proxy's stats: tracing.<zipkin|opentelemetry>.spans_sent / spans_dropped / reports_sent /
 // reports_failed / reports_skipped_no_cluster.
@@ -9,6 +9,7 @@ import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { ZipkinExporter } from '@opentelemetry/exporter-zipkin';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { OTLPTraceExporter as OTLPGrpcTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import type { Context, Span, Tracer as OtelTracer } from '@opentelemetry/api';
 import type { ClusterManager } from '../upstream/cluster-manager.ts';
 import type { Stat, Stats } from '../stats/stats.ts';
@@ -17,10 +18,12 @@ export type ExportKind = 'zipkin' | 'opentelemetry';
 
 export interface ExportTarget {
   readonly kind: ExportKind;
+  /** OTLP over gRPC (OpenTelemetryConfig.grpc_service) instead of HTTP. */
+  readonly grpc?: boolean;
   readonly cluster: string;
-  /** Path on the collector (/api/v2/spans, /v1/traces). */
+  /** Path on the collector (/api/v2/spans, /v1/traces; unused over gRPC). */
   readonly path: string;
-  /** Host header for the collector, when the config names one. */
+  /** Host header for the collector (HTTP exports), when the config names one. */
   readonly hostname?: string;
   readonly serviceName: string;
   readonly timeoutMs: number;
@@ -55,14 +58,16 @@ class ClusterExporter implements SpanExporter {
     const host = this.clusters.get(this.t.cluster)?.hosts()[0];
     if (!host) return undefined;
     const addr = host.address.includes(':') ? `[${host.address}]` : host.address;
-    return `http://${addr}:${host.port}${this.t.path}`;
+    return `http://${addr}:${host.port}${this.t.grpc ? '' : this.t.path}`;
   }
 
   private delegate(url: string): SpanExporter {
     let e = this.byUrl.get(url);
     if (!e) {
       const headers = this.t.hostname ? { host: this.t.hostname } : undefined;
-      e = this.t.kind === 'zipkin' ? new ZipkinExporter({ url, headers, serviceName: this.t.serviceName }) : new OTLPTraceExporter({ url, headers, timeoutMillis: this.t.timeoutMs });
+      if (this.t.kind === 'zipkin') e = new ZipkinExporter({ url, headers, serviceName: this.t.serviceName });
+      else if (this.t.grpc) e = new OTLPGrpcTraceExporter({ url, timeoutMillis: this.t.timeoutMs });
+      else e = new OTLPTraceExporter({ url, headers, timeoutMillis: this.t.timeoutMs });
       this.byUrl.set(url, e);
     }
     return e;
@@ -144,7 +149,7 @@ const pipelines = new WeakMap<Stats, Map<string, SpanPipeline>>();
 export function spanPipeline(stats: Stats, clusters: ClusterManager, t: ExportTarget): SpanPipeline {
   let m = pipelines.get(stats);
   if (!m) pipelines.set(stats, (m = new Map()));
-  const key = `${t.kind}|${t.cluster}|${t.path}|${t.hostname ?? ''}|${t.serviceName}|${t.timeoutMs}`;
+  const key = `${t.kind}|${t.grpc ? 'grpc' : 'http'}|${t.cluster}|${t.path}|${t.hostname ?? ''}|${t.serviceName}|${t.timeoutMs}`;
   let p = m.get(key);
   if (p) return p;
   const pre = `tracing.${t.kind}.`;

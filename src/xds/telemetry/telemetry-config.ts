@@ -198,11 +198,13 @@ export function tracingConfig(push: PushContext, proxy: Proxy, mode: TrafficMode
   } else if (p?.opentelemetry) {
     const o = p.opentelemetry;
     const host = serviceHost(push, o.service);
+    const cluster = `outbound|${o.port}||${host}`;
     const path = o.http?.path ?? '/v1/traces';
-    provider = {
-      name: 'envoy.tracers.opentelemetry',
-      typed_config: { '@type': OTEL, http_service: { http_uri: { uri: `http://${host}:${o.port}${path.startsWith('/') ? path : '/' + path}`, cluster: `outbound|${o.port}||${host}`, timeout: o.http?.timeout ?? '10s' } }, service_name: tracingServiceName(proxy) },
-    };
+    // Istio: OTLP over gRPC unless the provider sets `http`.
+    const service = o.http
+      ? { http_service: { http_uri: { uri: `http://${host}:${o.port}${path.startsWith('/') ? path : '/' + path}`, cluster, timeout: o.http.timeout ?? '10s' } } }
+      : { grpc_service: { envoy_grpc: { cluster_name: cluster }, timeout: '10s' } };
+    provider = { name: 'envoy.tracers.opentelemetry', typed_config: { '@type': OTEL, ...service, service_name: tracingServiceName(proxy) } };
     maxTag = o.maxTagLength ?? maxTag;
   } else if (!names.length) {
     // Legacy mesh tracing: enableTracing + defaultConfig.tracing.zipkin.address (Istio's default zipkin.istio-system:9411).
