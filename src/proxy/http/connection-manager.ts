@@ -13,6 +13,7 @@ import { HttpStream, type ConnState } from './http-stream.ts';
 import { handleTunnel } from './tunnel.ts';
 import { handleH2Tunnel } from './tunnel-h2.ts';
 import { closeWhenIdle } from './h2-idle.ts';
+import { recordCodecError } from './codec-error.ts';
 import type { ProxyContext } from '../context.ts';
 
 const kState = Symbol('rig.connState');
@@ -91,6 +92,7 @@ export class ConnectionManager implements NetworkFilter {
       socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
     });
     this.h1 = s;
+      recordCodecError((socket as StatefulSocket)[kState], status, err.code);
     return s;
   }
 
