@@ -15,6 +15,7 @@ import { handleH2Tunnel } from './tunnel-h2.ts';
 import { closeWhenIdle } from './h2-idle.ts';
 import { recordCodecError } from './codec-error.ts';
 import type { ProxyContext } from '../context.ts';
+import { admitH1, admitH2, watchH1Connection, watchH2Session } from './connection-limits.ts';
 
 const kState = Symbol('rig.connState');
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
@@ -29,6 +30,7 @@ function onH1Request(req: http.IncomingMessage, res: http.ServerResponse): void 
   const state = stateOf(req.socket);
   // rawHeaders holds every header even where node's maxHeadersCount would truncate req.headers.
   if (req.rawHeaders.length > state.hcm.maxHeadersCount * 2) return void res.writeHead(431, { connection: 'close', 'content-length': '0' }).end();
+  if (state.hcm.limits.active && !admitH1(req, res, state.hcm.limits)) return;
   new HttpStream(state, req, res, false).start();
 }
 
@@ -36,6 +38,7 @@ function onH2Request(req: http2.Http2ServerRequest, res: http2.Http2ServerRespon
   // A stream reset before its request event (rapid reset) has no socket left to read the state from.
   const state = req.stream.destroyed ? undefined : (stateOf(req.socket) as ConnState | undefined);
   if (!state) return void req.stream.destroy();
+  if (state.hcm.limits.underscores && !admitH2(req, state.hcm.limits)) return;
   new HttpStream(state, req, res, true).start();
 }
 
@@ -89,10 +92,10 @@ export class ConnectionManager implements NetworkFilter {
     s.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
       if (!socket.writable) return socket.destroy();
       const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+      recordCodecError((socket as StatefulSocket)[kState], status, err.code);
       socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
     });
     this.h1 = s;
-      recordCodecError((socket as StatefulSocket)[kState], status, err.code);
     return s;
   }
 
@@ -110,9 +113,10 @@ export class ConnectionManager implements NetworkFilter {
       this.sessions.add(session);
       session.once('close', () => this.sessions.delete(session));
       if (this.ctx.draining || this.draining) session.goaway();
+      if (c.limits.active) watchH2Session(session, c.limits);
+      closeWhenIdle(session, c.idleTimeoutMs);
     });
     this.h2 = s;
-      closeWhenIdle(session, c.idleTimeoutMs);
     return s;
   }
 
@@ -153,6 +157,7 @@ export class ConnectionManager implements NetworkFilter {
 
   private toH1(socket: net.Socket): boolean {
     this.config.stats.cxHttp1Total.value++;
+    if (this.config.limits.maxDurationMs > 0) watchH1Connection(socket, this.config.limits);
     this.h1Server().emit('connection', socket);
     return false;
   }

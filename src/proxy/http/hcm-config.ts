@@ -12,6 +12,7 @@ import { compileTracer, type Tracer } from './tracer.ts';
 import { StatusCounters, type Stat } from '../stats/stats.ts';
 import { compileInternalAddresses, type InternalAddresses } from './header-sanitizing.ts';
 import { compileLocalReplyConfig, type LocalReplyConfig } from './local-reply.ts';
+import { readConnectionLimits, type ConnectionLimits } from './connection-limits.ts';
 
 export interface CompiledHttpFilter {
   readonly name: string;
@@ -63,6 +64,8 @@ export interface HcmConfig {
   readonly requestHeadersTimeoutMs: number;
   readonly idleTimeoutMs: number;
   readonly maxRequestHeadersKb: number;
+  /** max_requests_per_connection, max_connection_duration, headers_with_underscores_action. */
+  readonly limits: ConnectionLimits;
   /** common_http_protocol_options.max_headers_count (Envoy's default 100): more → 431 / stream reset. */
   readonly maxHeadersCount: number;
   /** http2_protocol_options that node's HTTP/2 server can apply (SETTINGS and windows); unset keeps node's defaults. */
@@ -172,9 +175,9 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
       issues.error(cpo.at('max_headers_count'), 'must be a positive integer');
       maxHeadersCount = 100;
     }
-    cpo.accept('headers_with_underscores_action', 'max_connection_duration', 'max_stream_duration', 'max_requests_per_connection');
-    cpo.done();
   }
+  const limits = readConnectionLimits(cpo, statPrefix, proxy.stats);
+  cpo?.done();
   let allowAbsoluteUrl = true;
   let acceptHttp10 = false;
   const hpo = r.obj('http_protocol_options');
@@ -264,6 +267,7 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
     idleTimeoutMs,
     maxRequestHeadersKb,
     maxHeadersCount,
+    limits,
     h2,
     upgrades,
     allowAbsoluteUrl,
