@@ -3,7 +3,8 @@
 // (keep-alive, h2 multiplexing), its stats and the hooks of circuit breakers / outlier detection /
 // health checks (cluster-hooks.ts). A CDS update builds a new Cluster; the old one closes its
 // pools gracefully, so in-flight requests finish on the connections they started on.
-import { Pool, buildConnector, type Dispatcher } from 'undici';
+import type { Dispatcher, Pool as PoolTypes, buildConnector as Connector } from 'undici';
+import { Pool, buildConnector } from './undici-pool.ts';
 import type { Host, Locality } from './host.ts';
 import type { LoadBalancer, LoadBalancerContext } from './lb/load-balancer.ts';
 import type { ClusterConfig, EndpointSpec } from './cluster-config.ts';
@@ -226,10 +227,10 @@ export class Cluster implements ClusterHandle {
     const tls = this.tlsFor(host);
     const servername = tls?.sni ?? host.hostname;
     const connectOpts = { timeout: cfg.connectTimeoutMs, allowH2: h2, useH2c: h2 && !tls, servername, ALPNProtocols: tls?.alpn.length ? [...tls.alpn] : undefined };
-    let connect: buildConnector.connector;
+    let connect: Connector.connector;
     if (tls) {
       const secrets = this.secrets;
-      let inner: buildConnector.connector | undefined;
+      let inner: Connector.connector | undefined;
       let version = -1;
       connect = (opts, cb) => {
         if (!inner || version !== secrets.version) {
@@ -269,7 +270,7 @@ export class Cluster implements ClusterHandle {
       useH2c: h2 && !tls,
       localAddress: cfg.sourceAddress,
       connect,
-    } as Pool.Options);
+    } as PoolTypes.Options);
     const s = this.s;
     pool.on('connect', () => {
       s.cxTotal.value++;

@@ -1,0 +1,13 @@
+// The parts of undici the proxy uses: Pool, the connector and the request API (the JWKS fetch
+// uses pool.request). undici's main entry also loads fetch, WebSocket, EventSource, the cache
+// and the mock agents: importing these three modules instead costs 2.3 MB of heap and ~13 MB
+// of RSS less (measured: +5.2 → +2.4 MB heap, +25 → +13 MB RSS at import, undici 8.13).
+import { createRequire } from 'node:module';
+import type { Pool as PoolClass, buildConnector as BuildConnector } from 'undici';
+
+const require = createRequire(import.meta.url);
+const Dispatcher = require('undici/lib/dispatcher/dispatcher.js') as { prototype: object };
+Object.assign(Dispatcher.prototype, require('undici/lib/api/index.js') as object);
+
+export const Pool = require('undici/lib/dispatcher/pool.js') as typeof PoolClass;
+export const buildConnector = require('undici/lib/core/connect.js') as typeof BuildConnector;
