@@ -15,6 +15,12 @@ interface SanMatcher {
   matcher: StringMatcher;
 }
 
+/**
+ * Envoy's default TLS 1.2 cipher suites (ECDHE with AEAD only; TLS 1.3 suites are all AEAD), used
+ * when tls_params.cipher_suites is not set.
+ */
+const DEFAULT_CIPHERS = 'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384';
+
 /** Most client sessions kept per upstream context (one per host). */
 const MAX_CLIENT_SESSIONS = 1024;
 
@@ -73,8 +79,16 @@ export class TlsContext {
       if (p) {
         this.minVersion = VERSIONS[p.str('tls_minimum_protocol_version', 'TLS_AUTO')];
         this.maxVersion = VERSIONS[p.str('tls_maximum_protocol_version', 'TLS_AUTO')];
-        const cs = p.strs('cipher_suites');
+        // Envoy (BoringSSL) writes equal-preference groups as [A|B]; OpenSSL takes the plain list.
+        const cs = p.strs('cipher_suites').flatMap((c) => c.replace(/^\[|\]$/g, '').split('|'));
         if (cs.length) this.ciphers = cs.join(':');
+        if (this.ciphers) {
+          try {
+            tls.createSecureContext({ ciphers: this.ciphers });
+          } catch (e) {
+            p.issues.error(p.at('cipher_suites'), `cipher_suites [${cs.join(', ')}]: ${(e as Error).message}; use OpenSSL names such as ECDHE-RSA-AES128-GCM-SHA256`);
+          }
+        }
         p.accept('ecdh_curves', 'signature_algorithms');
         p.done();
       }
@@ -148,7 +162,7 @@ export class TlsContext {
       ca: ca.length ? ca : undefined,
       minVersion: this.minVersion ?? 'TLSv1.2',
       maxVersion: this.maxVersion,
-      ciphers: this.ciphers,
+      ciphers: this.ciphers ?? DEFAULT_CIPHERS,
       ...(this.isServer ? { sessionIdContext: this.sessionIdContext, sessionTimeout: this.sessionTimeout, secureOptions: this.noTickets ? constants.SSL_OP_NO_TICKET : 0 } : {}),
     });
     this.cachedVersion = store.version;
