@@ -32,6 +32,10 @@ export interface WorkloadInstance {
   weight: number;
   /** Auto-registration under a WorkloadGroup of the same namespace: its template completes the instance. */
   group?: string;
+  /** Explicit mode: workload port → the application's own port (what a WorkloadGroup probe reaches). */
+  appPorts?: Record<string, number>;
+  /** From the WorkloadGroup probe; absent: healthy. */
+  healthy?: boolean;
 }
 
 export interface RegistrySnapshot {
@@ -48,6 +52,8 @@ export class ServiceRegistry {
   readonly #vips: VipAllocator;
   readonly #domainSuffix: string;
   readonly #workloads = new Map<string, WorkloadInstance>();
+  /** Probe results of auto-registered workloads (WorkloadGroup probe), by key. */
+  readonly #health = new Map<string, boolean>();
   #version = 0;
 
   constructor(vips: VipAllocator, domainSuffix = 'cluster.local') {
@@ -67,7 +73,22 @@ export class ServiceRegistry {
     this.#version++;
   }
 
+  /** The auto-registered workloads (as their proxies declared them). */
+  registeredWorkloads(): WorkloadInstance[] {
+    return [...this.#workloads.values()];
+  }
+
+  /** Records a workload's probe result (undefined: no probe); true when it changed. */
+  setHealth(key: string, healthy: boolean | undefined): boolean {
+    if (this.#health.get(key) === healthy) return false;
+    if (healthy === undefined) this.#health.delete(key);
+    else this.#health.set(key, healthy);
+    this.#version++;
+    return true;
+  }
+
   removeWorkload(key: string): boolean {
+    this.#health.delete(key);
     const had = this.#workloads.delete(key);
     if (had) this.#version++;
     return had;
@@ -88,7 +109,7 @@ export class ServiceRegistry {
       if (!w.group) workloads.push(w);
       else {
         const g = groups.get(`${w.namespace}/${w.group}`);
-        if (g) workloads.push(fromWorkloadGroup(w, g));
+        if (g) workloads.push({ ...fromWorkloadGroup(w, g), healthy: this.#health.get(w.key) ?? !g.spec.probe });
         else warnOnce('registry', `workload ${w.key} names WorkloadGroup ${w.namespace}/${w.group}, which does not exist: not registered as an endpoint until the group is created`);
       }
     }
@@ -290,6 +311,6 @@ function endpointFor(svc: Service, p: ServicePort, w: WorkloadInstance, workload
     tlsMode: w.tlsMode,
     locality: w.locality,
     weight: w.weight,
-    healthy: true,
+    healthy: w.healthy ?? true,
   };
 }

@@ -17,6 +17,8 @@ import type { CredentialSource } from '../model/push-context.ts';
 import { directoryCredentials } from '../registry/credentials.ts';
 import { ServiceRegistry } from '../registry/service-registry.ts';
 import { VipAllocator } from '../registry/vip-allocator.ts';
+import { WorkloadProber } from '../registry/workload-prober.ts';
+import type { Resource, WorkloadGroupSpec } from '../api/index.ts';
 import { createDebugServer } from './server/debug-server.ts';
 import { listen } from '../core/listen.ts';
 import { DiscoveryServer } from './server/discovery-server.ts';
@@ -73,6 +75,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   discovery.start();
   // Keys the control plane fetched for RequestAuthentication arrived or changed: push them.
   const offJwks = jwksResolver.onChange(() => discovery.requestPush('jwks'));
+  // WorkloadGroup probes: health of auto-registered workloads.
+  const prober = new WorkloadProber({ registry, groups: () => opts.store.list('WorkloadGroup') as unknown as Resource<WorkloadGroupSpec>[], onChange: () => discovery.requestPush('endpoint') });
+  prober.start();
   const id = `rig-controlplane-${os.hostname()}-${process.pid}`;
 
   const grpcServer = createGrpcServer();
@@ -81,6 +86,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   try {
     xds = await bindServer(grpcServer, host, opts.xdsPort ?? 15010, grpc.ServerCredentials.createInsecure());
   } catch (err) {
+    prober.stop();
     discovery.stop();
     throw new RigError('MESH_ERR_PORT_IN_USE', `cannot listen for xDS on ${host}:${opts.xdsPort ?? 15010}: ${(err as Error).message} (choose another with --xds-port, 0 = any free port)`);
   }
@@ -89,6 +95,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   try {
     monitoring = await listen(debug, host, opts.monitoringPort ?? 15014);
   } catch (err) {
+    prober.stop();
     discovery.stop();
     grpcServer.forceShutdown();
     throw new RigError('MESH_ERR_PORT_IN_USE', `cannot listen for monitoring on ${host}:${opts.monitoringPort ?? 15014}: ${(err as Error).message} (choose another with --monitoring-port, 0 = any free port)`);
@@ -117,6 +124,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     },
     async stop() {
       offJwks();
+      prober.stop();
       discovery.stop();
       await new Promise<void>((resolve) => {
         const t = setTimeout(() => {

@@ -1,8 +1,10 @@
 // WorkloadGroup auto-registration over real ADS: a proxy that connects with AUTO_REGISTER_GROUP
 // (Istio's metadata; WORKLOAD_GROUP is accepted too) becomes an endpoint built from the group's
 // template (labels, service account, ports, locality), leaves after the grace period, and waits
-// for its group when the group does not exist yet.
+// for its group when the group does not exist yet; the group's probe (run by the control plane)
+// decides its health.
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { test } from 'node:test';
 import { MemoryConfigStore } from '../../src/config/index.ts';
 import { CLUSTER_TYPE, ENDPOINT_TYPE } from '../../src/envoy/index.ts';
@@ -91,4 +93,29 @@ test('a proxy whose WorkloadGroup does not exist yet is registered once the grou
   store.apply(parseYaml(GROUP));
   const withEp = await watcher.next(ENDPOINT_TYPE, (r) => endpointsOf(r).length > 0);
   assert.equal((((endpointsOf(withEp)[0].endpoint as EnvoyJson).address as EnvoyJson).socket_address as EnvoyJson).address, '10.20.0.6');
+});
+
+test('the WorkloadGroup probe decides the health of registered workloads', async (t) => {
+  let status = 200;
+  const app = http.createServer((req, res) => {
+    res.writeHead(req.url === '/ready' && req.headers['x-probe'] === 'yes' ? status : 404);
+    res.end();
+  });
+  await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => app.close(() => r())));
+  const port = (app.address() as { port: number }).port;
+  const group = GROUP.replace('ports: { http: 8080 }', `ports: { http: ${port} }`) + `  probe: { periodSeconds: 1, failureThreshold: 1, httpGet: { path: /ready, port: ${port}, httpHeaders: [{ name: x-probe, value: "yes" }] } }\n`;
+  const { client, watcher } = await start(t, `${SERVICE}---\n${group}`);
+  const vm = client(vmNode('127.0.0.1'));
+  vm.subscribe(CLUSTER_TYPE);
+  const health = (r: AdsResponse) => endpointsOf(r).map((e) => e.health_status)[0];
+  // Registered but not yet probed: unhealthy; then the probe passes.
+  const first = await watcher.next(ENDPOINT_TYPE, (r) => endpointsOf(r).length > 0);
+  watcher.ack(first, [CLUSTER]);
+  const healthy = health(first) === 'HEALTHY' ? first : await watcher.next(ENDPOINT_TYPE, (r) => health(r) === 'HEALTHY');
+  assert.equal(health(healthy), 'HEALTHY');
+  watcher.ack(healthy, [CLUSTER]);
+  status = 503;
+  const down = await watcher.next(ENDPOINT_TYPE, (r) => health(r) === 'UNHEALTHY');
+  assert.equal(health(down), 'UNHEALTHY');
 });

@@ -16,6 +16,7 @@ import { checkCelRules } from './cel-rules.ts';
 import { istioSchemaFor, validateStructure } from './structural.ts';
 import type { TelemetryOptions } from './telemetry.ts';
 import { validateTelemetry } from './telemetry.ts';
+import { reportUnsupported } from './unsupported.ts';
 import { validateVirtualService } from './virtual-service.ts';
 
 export interface ValidateOptions {
@@ -37,6 +38,7 @@ export function validateResource(resource: Resource, raw?: Record<string, unknow
     if (!validateStructure(resource, spec ?? {}, r)) return r.diagnostics;
     const before = r.diagnostics.length;
     validateSemantics(resource.kind, spec ?? {}, r, opts);
+    reportUnsupported(resource.kind, spec ?? {}, r);
     checkIstioRules(resource, spec ?? {}, r, r.diagnostics.slice(before), locator);
   } catch (err) {
     r.error([], `internal validation error: ${(err as Error).message}`, 'please report this; the resource was not accepted');

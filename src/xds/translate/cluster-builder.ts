@@ -156,6 +156,7 @@ function applyConnectionPool(c: EnvoyJson, policy: PortPolicy, port: ServicePort
         max_pending_requests: http?.http1MaxPendingRequests ?? MAX,
         max_requests: http?.http2MaxRequests ?? MAX,
         max_retries: http?.maxRetries ?? MAX,
+        ...(policy.retryBudget ? { retry_budget: retryBudget(policy.retryBudget) } : {}),
         track_remaining: true,
       },
     ],
@@ -180,6 +181,14 @@ function applyConnectionPool(c: EnvoyJson, policy: PortPolicy, port: ServicePort
   if (http?.useClientProtocol || (sniffed && !h2)) opts.use_downstream_protocol_config = { http_protocol_options: {}, http2_protocol_options: {} };
   else opts.explicit_http_config = h2 ? { http2_protocol_options: http?.maxConcurrentStreams ? { max_concurrent_streams: http.maxConcurrentStreams } : {} } : { http_protocol_options: {} };
   c.typed_extension_protocol_options = { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': opts };
+}
+
+/** Istio's retryBudget: retries limited to a share of active requests (Envoy's retry_budget replaces max_retries). */
+function retryBudget(b: NonNullable<PortPolicy['retryBudget']>): EnvoyJson {
+  const out: EnvoyJson = {};
+  if (b.percent !== undefined) out.budget_percent = { value: b.percent };
+  if (b.minRetryConcurrency !== undefined) out.min_retry_concurrency = b.minRetryConcurrency;
+  return out;
 }
 
 function applyOutlierDetection(c: EnvoyJson, policy: PortPolicy): void {

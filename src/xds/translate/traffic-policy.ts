@@ -9,7 +9,7 @@ function merge(base: TrafficPolicy | undefined, over: TrafficPolicy | undefined)
   if (!over) return base;
   if (!base) return over;
   const out: TrafficPolicy = { ...base };
-  for (const k of ['loadBalancer', 'connectionPool', 'outlierDetection', 'tls', 'portLevelSettings', 'tunnel', 'proxyProtocol'] as const) {
+  for (const k of ['loadBalancer', 'connectionPool', 'outlierDetection', 'tls', 'portLevelSettings', 'tunnel', 'proxyProtocol', 'retryBudget'] as const) {
     if (over[k] !== undefined) (out as Record<string, unknown>)[k] = over[k];
   }
   return out;

@@ -1,0 +1,89 @@
+// Fields that are valid Istio but that Rigging's control plane does not apply (yet): each one is
+// a warning with its position, so a configuration never loses an effect silently. Keep this list
+// in step with src/xds/translate (a field that becomes supported leaves the list).
+import type { FieldPath } from '../source-map.ts';
+import type * as T from '../types/networking.ts';
+import type { Reporter } from './reporter.ts';
+
+function warn(r: Reporter, path: FieldPath, what: string, effect: string): void {
+  r.warn(path, `${what} is not supported by Rigging and has no effect`, effect);
+}
+
+export function unsupportedVirtualService(spec: T.VirtualServiceSpec, r: Reporter): void {
+  spec.http?.forEach((h, i) => {
+    const at = ['spec', 'http', i];
+    h.match?.forEach((m, j) => {
+      if (m.statPrefix !== undefined) warn(r, [...at, 'match', j, 'statPrefix'], 'match.statPrefix (per-route stats)', 'route stats are reported under the virtual host');
+    });
+    if (h.redirect?.derivePort !== undefined) warn(r, [...at, 'redirect', 'derivePort'], 'redirect.derivePort', 'set redirect.port explicitly');
+    if (h.fault?.delay?.exponentialDelay !== undefined) warn(r, [...at, 'fault', 'delay', 'exponentialDelay'], 'fault.delay.exponentialDelay (not implemented by Istio either)', 'use fixedDelay');
+    if (h.fault?.abort?.http2Error !== undefined) warn(r, [...at, 'fault', 'abort', 'http2Error'], 'fault.abort.http2Error (a stream reset)', 'the abort answers 503 instead; use httpStatus or grpcStatus');
+  });
+  for (const kind of ['tcp', 'tls'] as const) {
+    spec[kind]?.forEach((route, i) => {
+      route.match?.forEach((m, j) => {
+        if (m.sourceSubnet !== undefined) warn(r, ['spec', kind, i, 'match', j, 'sourceSubnet'], 'match.sourceSubnet', 'the match applies to every source');
+      });
+    });
+  }
+}
+
+function trafficPolicy(tp: T.TrafficPolicy | undefined, path: FieldPath, r: Reporter): void {
+  if (!tp) return;
+  if (tp.tunnel) warn(r, [...path, 'tunnel'], 'trafficPolicy.tunnel (HTTP CONNECT/POST tunnelling to the destination)', 'traffic goes to the destination directly');
+  if (tp.proxyProtocol) warn(r, [...path, 'proxyProtocol'], 'trafficPolicy.proxyProtocol', 'no PROXY protocol header is sent upstream');
+  if (tp.connectionPool?.tcp?.idleTimeout !== undefined) warn(r, [...path, 'connectionPool', 'tcp', 'idleTimeout'], 'connectionPool.tcp.idleTimeout', 'TCP connections stay open until either side closes them; connectionPool.http.idleTimeout applies to HTTP');
+  if (tp.loadBalancer?.consistentHash?.httpCookie?.attributes !== undefined) warn(r, [...path, 'loadBalancer', 'consistentHash', 'httpCookie', 'attributes'], 'httpCookie.attributes', 'the generated cookie carries name, path and TTL only');
+  if (tp.tls?.caCrl !== undefined) warn(r, [...path, 'tls', 'caCrl'], 'tls.caCrl (certificate revocation list)', 'revoked server certificates are not refused');
+  tp.portLevelSettings?.forEach((p, i) => trafficPolicy(p, [...path, 'portLevelSettings', i], r));
+}
+
+export function unsupportedDestinationRule(spec: T.DestinationRuleSpec, r: Reporter): void {
+  if (spec.workloadSelector) warn(r, ['spec', 'workloadSelector'], 'workloadSelector (DestinationRule for selected clients only)', 'the rule applies to every client that sees it');
+  trafficPolicy(spec.trafficPolicy, ['spec', 'trafficPolicy'], r);
+  spec.subsets?.forEach((s, i) => trafficPolicy(s.trafficPolicy, ['spec', 'subsets', i, 'trafficPolicy'], r));
+}
+
+export function unsupportedGateway(spec: T.GatewaySpec, r: Reporter): void {
+  spec.servers?.forEach((s, i) => {
+    if (s.defaultEndpoint !== undefined) warn(r, ['spec', 'servers', i, 'defaultEndpoint'], 'server.defaultEndpoint', 'gateway traffic follows the VirtualServices bound to it');
+    if (s.port.targetPort !== undefined) warn(r, ['spec', 'servers', i, 'port', 'targetPort'], 'port.targetPort', 'the gateway listens on port.number');
+  });
+}
+
+export function unsupportedSidecar(spec: T.SidecarSpec, r: Reporter): void {
+  if (spec.outboundTrafficPolicy?.egressProxy) warn(r, ['spec', 'outboundTrafficPolicy', 'egressProxy'], 'outboundTrafficPolicy.egressProxy', 'unknown destinations go out directly (ALLOW_ANY)');
+}
+
+export function unsupportedWorkloadEntry(spec: T.WorkloadEntrySpec, path: FieldPath, r: Reporter): void {
+  if (spec.network !== undefined) warn(r, [...path, 'network'], 'network (multi-network meshes)', 'all endpoints are treated as reachable directly');
+}
+
+export function unsupportedWorkloadGroup(spec: T.WorkloadGroupSpec, r: Reporter): void {
+  unsupportedWorkloadEntry(spec.template, ['spec', 'template'], r);
+  if (spec.probe?.exec) warn(r, ['spec', 'probe', 'exec'], 'an exec probe (a command on the workload\'s machine; the control plane probes over the network)', 'registered workloads are treated as healthy; use httpGet, tcpSocket or grpc');
+}
+
+export function unsupportedServiceEntry(spec: T.ServiceEntrySpec, r: Reporter): void {
+  spec.endpoints?.forEach((e, i) => unsupportedWorkloadEntry(e, ['spec', 'endpoints', i], r));
+}
+
+/** The warnings of one resource kind (nothing for kinds whose fields are all applied). */
+export function reportUnsupported(kind: string, spec: unknown, r: Reporter): void {
+  switch (kind) {
+    case 'VirtualService':
+      return unsupportedVirtualService(spec as T.VirtualServiceSpec, r);
+    case 'DestinationRule':
+      return unsupportedDestinationRule(spec as T.DestinationRuleSpec, r);
+    case 'Gateway':
+      return unsupportedGateway(spec as T.GatewaySpec, r);
+    case 'Sidecar':
+      return unsupportedSidecar(spec as T.SidecarSpec, r);
+    case 'ServiceEntry':
+      return unsupportedServiceEntry(spec as T.ServiceEntrySpec, r);
+    case 'WorkloadEntry':
+      return unsupportedWorkloadEntry(spec as T.WorkloadEntrySpec, ['spec'], r);
+    case 'WorkloadGroup':
+      return unsupportedWorkloadGroup(spec as T.WorkloadGroupSpec, r);
+  }
+}

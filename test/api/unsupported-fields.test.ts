@@ -1,0 +1,63 @@
+// Valid Istio fields that Rigging does not apply are warnings with their position, never ignored
+// silently; supported fields give none.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { loadDocuments } from '../../src/api/index.ts';
+
+const YAML = `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: web, namespace: default }
+spec:
+  hosts: [web]
+  http:
+  - match: [{ uri: { prefix: /a }, statPrefix: a }]
+    redirect: { uri: /b, derivePort: FROM_REQUEST_PORT }
+  - route: [{ destination: { host: web } }]
+    retries: { attempts: 2, retryRemoteLocalities: true }
+  tcp:
+  - match: [{ port: 5000, sourceSubnet: 10.0.0.0/8 }]
+    route: [{ destination: { host: web } }]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: web, namespace: default }
+spec:
+  host: web
+  workloadSelector: { matchLabels: { app: client } }
+  trafficPolicy:
+    proxyProtocol: { version: V1 }
+    connectionPool: { tcp: { idleTimeout: 1h } }
+    retryBudget: { percent: 20 }
+    loadBalancer: { localityLbSetting: { enabled: true } }
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: { name: default, namespace: default }
+spec:
+  outboundTrafficPolicy: { mode: ALLOW_ANY, egressProxy: { host: egress.example.com } }
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadGroup
+metadata: { name: vm, namespace: default }
+spec:
+  template: { network: net-2 }
+  probe: { exec: { command: [cat, /tmp/healthy] } }
+`;
+
+test('unsupported fields are warnings with their path and position; supported ones are not', () => {
+  const r = loadDocuments(YAML, 'mesh.yaml');
+  assert.deepEqual(r.diagnostics.filter((d) => d.severity === 'Error'), []);
+  const warnings = r.diagnostics.filter((d) => d.severity === 'Warning').map((d) => `${d.source?.line} ${d.path}`);
+  assert.deepEqual(warnings, [
+    '7 spec.http[0].match[0].statPrefix',
+    '8 spec.http[0].redirect.derivePort',
+    '12 spec.tcp[0].match[0].sourceSubnet',
+    '20 spec.workloadSelector',
+    '22 spec.trafficPolicy.proxyProtocol',
+    '23 spec.trafficPolicy.connectionPool.tcp.idleTimeout',
+    '31 spec.outboundTrafficPolicy.egressProxy',
+    '37 spec.template.network',
+    '38 spec.probe.exec',
+  ]);
+  assert.ok(r.diagnostics.every((d) => d.severity !== 'Warning' || /not supported by Rigging and has no effect/.test(d.message)));
+});
