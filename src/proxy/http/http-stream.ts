@@ -100,6 +100,8 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
   private timeoutMs = 0;
   private timer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
+  /** The cluster's max_stream_duration for the current attempt (UMSDR). */
+  private maxDurationTimer: NodeJS.Timeout | undefined;
   /** stream_idle_timeout: refreshed by response activity. */
   private idleTimer: NodeJS.Timeout | undefined;
   private admitted = 0;
@@ -497,6 +499,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     this.attempt = a;
     const h2 = cluster.config.http2 || (cluster.config.useDownstreamProtocol && this.isH2);
     a.start(cluster.pool(host, h2), this.buildDispatch(), this.retry?.perTryTimeoutMs ?? 0);
+    if (cluster.config.maxStreamDurationMs > 0) this.maxDurationTimer = setTimeout(onMaxStreamDuration, cluster.config.maxStreamDurationMs, this);
   }
 
   /** retry_priority previous_priorities: once update_frequency hosts were tried, avoid their priorities. */
@@ -565,6 +568,10 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
   }
 
   private endAttempt(a: UpstreamRequest, outcome: number, status: number): void {
+    if (this.maxDurationTimer) {
+      clearTimeout(this.maxDurationTimer);
+      this.maxDurationTimer = undefined;
+    }
     a.host.activeRequests--;
     a.cluster.s.rqActive.value--;
     for (const h of a.cluster.hooks) h.onResult?.(a.host, outcome, status);
@@ -752,6 +759,18 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     this.failUpstream(504, ResponseFlag.UpstreamRequestTimeout, 'upstream_per_try_timeout', 'upstream request timeout');
   }
 
+  /** Envoy: the upstream request is reset; 408 if no response started, else the downstream is reset. */
+  onMaxStreamDuration(): void {
+    this.maxDurationTimer = undefined;
+    const a = this.attempt;
+    if (this.done || !a) return;
+    this.streamInfo.responseFlags |= ResponseFlag.UpstreamMaxStreamDurationReached;
+    a.cancel();
+    this.endAttempt(a, UpstreamOutcome.Timeout, 0);
+    if (this.responseStarted) this.resetDownstream();
+    else this.sendLocalReply({ status: 408, flags: ResponseFlag.UpstreamMaxStreamDurationReached, details: 'upstream_max_stream_duration_reached', body: 'upstream max stream duration reached' });
+  }
+
   onIdleTimeout(): void {
     this.idleTimer = undefined;
     if (this.done) return;
@@ -901,6 +920,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     if (this.timer) clearTimeout(this.timer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.idleTimer) clearTimeout(this.idleTimer);
+    if (this.maxDurationTimer) clearTimeout(this.maxDurationTimer);
     this.releaseAdmissions();
     const hcm = this.conn.hcm;
     hcm.stats.rqActive.value--;
@@ -967,6 +987,10 @@ class MirrorHandler implements Dispatcher.DispatchHandler {
 
 function uncork(res: ServerResponse): void {
   res.uncork();
+}
+
+function onMaxStreamDuration(s: HttpStream): void {
+  s.onMaxStreamDuration();
 }
 
 function onIdleTimeout(s: HttpStream): void {

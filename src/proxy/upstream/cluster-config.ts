@@ -50,6 +50,8 @@ export interface ClusterConfig {
   readonly useDownstreamProtocol: boolean;
   readonly maxRequestsPerConnection: number;
   readonly idleTimeoutMs: number;
+  /** common_http_protocol_options.max_stream_duration: an upstream request lasting longer is reset (UMSDR); 0 = none. */
+  readonly maxStreamDurationMs: number;
   readonly maxConnections: number;
   readonly tls: TlsContext | undefined;
   readonly transportSocketMatches: readonly TransportSocketMatch[];
@@ -176,11 +178,13 @@ export function compileCluster(raw: Record<string, unknown>, path: string, issue
   let useDownstreamProtocol = r.str('protocol_selection', 'USE_CONFIGURED_PROTOCOL') === 'USE_DOWNSTREAM_PROTOCOL';
   let maxRequestsPerConnection = r.num('max_requests_per_connection', 0);
   let idleTimeoutMs = 3600_000;
+  let maxStreamDurationMs = 0;
   const chpo = r.obj('common_http_protocol_options');
   const readCommon = (c: Reader) => {
     idleTimeoutMs = c.durationMs('idle_timeout', idleTimeoutMs);
+    maxStreamDurationMs = c.durationMs('max_stream_duration', maxStreamDurationMs);
     if (c.has('max_requests_per_connection')) maxRequestsPerConnection = c.num('max_requests_per_connection', 0);
-    c.accept('max_connection_duration', 'headers_with_underscores_action', 'max_headers_count', 'max_stream_duration');
+    c.accept('max_connection_duration', 'headers_with_underscores_action', 'max_headers_count');
     c.done();
   };
   if (chpo) readCommon(chpo);
@@ -273,6 +277,7 @@ export function compileCluster(raw: Record<string, unknown>, path: string, issue
     useDownstreamProtocol,
     maxRequestsPerConnection,
     idleTimeoutMs,
+    maxStreamDurationMs,
     maxConnections,
     tls,
     transportSocketMatches,
