@@ -89,7 +89,7 @@ function frame(type: number, flags: number, stream: number, payload: Buffer): Bu
 }
 
 test('HTTP/2: max_concurrent_streams is advertised and enforced (REFUSED_STREAM past it)', async (t) => {
-  const { up, port } = await setup(t, { http2_protocol_options: { max_concurrent_streams: 2, initial_stream_window_size: 1048576, initial_connection_window_size: 4194304 } }, true);
+  const { up, port } = await setup(t, { http2_protocol_options: { max_concurrent_streams: 2, initial_stream_window_size: 1048576, initial_connection_window_size: 4194304, hpack_table_size: 8192 } }, true);
   // A well-behaved client reads the SETTINGS.
   const c = http2.connect(`http://127.0.0.1:${port}`);
   c.on('error', () => undefined);
@@ -97,6 +97,7 @@ test('HTTP/2: max_concurrent_streams is advertised and enforced (REFUSED_STREAM 
   await new Promise((r) => c.once('remoteSettings', r));
   assert.equal(c.remoteSettings.maxConcurrentStreams, 2);
   assert.equal(c.remoteSettings.initialWindowSize, 1048576);
+  assert.equal(c.remoteSettings.headerTableSize, 8192);
   c.destroy();
 
   // A raw client that ignores them: HEADERS (GET /, END_STREAM|END_HEADERS) on streams 1, 3, 5.
@@ -136,4 +137,15 @@ test('bad http2_protocol_options and max_headers_count values are refused with t
   assert.match(errors, /common_http_protocol_options\.max_headers_count: must be a positive integer/);
   assert.match(errors, /http2_protocol_options\.max_concurrent_streams: must be an integer in \[1, 2147483647\]/);
   assert.match(errors, /http2_protocol_options\.initial_stream_window_size: must be an integer in \[65535, 2147483647\]/);
+});
+
+test('HTTP/2 flood limits other than Envoy\'s defaults and unknown http2_protocol_options are warned about, not silently taken', async (t) => {
+  const h = await startRuntime();
+  t.after(() => h.close());
+  const hcm = { http2_protocol_options: { hpack_table_size: 8192, max_outbound_frames: 10000, max_outbound_control_frames: 50, allow_metadata: true } };
+  assert.deepEqual(h.apply(LISTENER_TYPE, [httpListener('l', routeConfig('r', []), hcm)]), []);
+  const warnings = (h.rt.warnings.get(LISTENER_TYPE) ?? []).join('\n');
+  assert.match(warnings, /http2_protocol_options\.max_outbound_control_frames: max_outbound_control_frames cannot be set in rig proxy/);
+  assert.doesNotMatch(warnings, /max_outbound_frames|hpack_table_size/, 'defaults and supported fields are not warned about');
+  assert.match(warnings, /http2_protocol_options\.allow_metadata: field "allow_metadata" is not supported/);
 });

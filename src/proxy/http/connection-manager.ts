@@ -105,6 +105,7 @@ export class ConnectionManager implements NetworkFilter {
     const settings: http2.Settings = { enableConnectProtocol: c.h2.allowConnect === true, maxHeaderListSize: c.maxRequestHeadersKb * 1024 };
     if (c.h2.maxConcurrentStreams !== undefined) settings.maxConcurrentStreams = c.h2.maxConcurrentStreams;
     if (c.h2.initialWindowSize !== undefined) settings.initialWindowSize = c.h2.initialWindowSize;
+    if (c.h2.headerTableSize !== undefined) settings.headerTableSize = c.h2.headerTableSize;
     // Pseudo-headers count as entries for node; Envoy's max_headers_count counts regular headers.
     const s = http2.createServer({ maxSessionMemory: 64, settings, maxHeaderListPairs: c.maxHeadersCount + 4, maxSendHeaderBlockLength: c.maxRequestHeadersKb * 1024 }, onH2Request);
     s.on('connect', onH2Connect);

@@ -70,7 +70,7 @@ export interface HcmConfig {
   readonly maxHeadersCount: number;
   /** http2_protocol_options that node's HTTP/2 server can apply (SETTINGS and windows); unset keeps node's defaults. */
   /** allowConnect: extended CONNECT (RFC 8441, WebSocket over HTTP/2) and CONNECT accepted downstream. */
-  readonly h2: { readonly maxConcurrentStreams?: number; readonly initialWindowSize?: number; readonly connectionWindowSize?: number; readonly allowConnect?: boolean };
+  readonly h2: { readonly maxConcurrentStreams?: number; readonly initialWindowSize?: number; readonly connectionWindowSize?: number; readonly headerTableSize?: number; readonly allowConnect?: boolean };
   readonly upgrades: ReadonlyMap<string, boolean>;
   readonly allowAbsoluteUrl: boolean;
   readonly acceptHttp10: boolean;
@@ -90,6 +90,15 @@ export interface HcmConfig {
 
 const ROUTER = 'envoy.filters.http.router';
 const XFCC = ['SANITIZE', 'SANITIZE', 'FORWARD_ONLY', 'APPEND_FORWARD', 'SANITIZE_SET', 'ALWAYS_FORWARD_ONLY'];
+
+/** Envoy's HTTP/2 flood protection settings and their defaults. */
+const H2_FLOOD_LIMITS: readonly [string, number][] = [
+  ['max_outbound_frames', 10000],
+  ['max_outbound_control_frames', 1000],
+  ['max_consecutive_inbound_frames_with_empty_payload', 1],
+  ['max_inbound_priority_frames_per_stream', 100],
+  ['max_inbound_window_update_frames_per_data_frame_sent', 10],
+];
 
 export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
   const { issues, proxy } = ctx;
@@ -188,7 +197,7 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
     hpo.done();
   }
   const h2o = r.obj('http2_protocol_options');
-  const h2: { maxConcurrentStreams?: number; initialWindowSize?: number; connectionWindowSize?: number; allowConnect?: boolean } = {};
+  const h2: { maxConcurrentStreams?: number; initialWindowSize?: number; connectionWindowSize?: number; headerTableSize?: number; allowConnect?: boolean } = {};
   if (h2o) {
     // Envoy's bounds: streams 1..2^31-1, windows 65535..2^31-1.
     const read = (k: string, min: number): number | undefined => {
@@ -202,7 +211,13 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
     h2.initialWindowSize = read('initial_stream_window_size', 65535);
     h2.connectionWindowSize = read('initial_connection_window_size', 65535);
     h2.allowConnect = h2o.bool('allow_connect', false);
-    h2o.accept(...Object.keys(h2o.raw));
+    if (h2o.has('hpack_table_size')) h2.headerTableSize = h2o.num('hpack_table_size', 4096);
+    // node's HTTP/2 codec has fixed flood limits of its own (it closes PING, SETTINGS, empty DATA
+    // and reset floods): Envoy's default values pass quietly, other values are warned about.
+    for (const [k, def] of H2_FLOOD_LIMITS) {
+      if (h2o.has(k) && h2o.num(k, def) !== def) issues.warn(h2o.at(k), `${k} cannot be set in rig proxy (node's HTTP/2 codec applies its own flood limits); ignored`);
+    }
+    h2o.done();
   }
   if (maxRequestHeadersKb > 8192) {
     issues.error(r.at('max_request_headers_kb'), 'must be at most 8192');
