@@ -252,7 +252,9 @@ export class Cluster implements ClusterHandle {
             },
           });
         }
-        inner(opts, (...args) => {
+        // SNI comes from the transport socket (or the host name), never from the request's Host
+        // header, which undici would otherwise use (Envoy does that only with auto_sni).
+        inner({ ...opts, servername }, (...args) => {
           if (args[1]) host.tlsPeer = tlsPeer(args[1] as TLSSocket);
           cb(...args);
         });

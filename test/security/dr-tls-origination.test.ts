@@ -1,0 +1,141 @@
+// DestinationRule TLS origination to external hosts declared by ServiceEntries (issue 6 §3), through
+// the real control plane and a real `rig proxy`: the application speaks plaintext HTTP; the sidecar
+// originates TLS with the DestinationRule's sni, subjectAltNames and caCertificates (SIMPLE), a
+// client certificate from files (MUTUAL), or from a credentialName secret in the control plane's
+// credentials directory. A wrong subjectAltName or CA is a connection failure (503).
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import tls from 'node:tls';
+import type { AddressInfo } from 'node:net';
+import { test, type TestContext } from 'node:test';
+import { MemoryConfigStore } from '../../src/config/memory-store.ts';
+import { startControlPlane } from '../../src/xds/controlplane.ts';
+import { spawnRig, stopProcess } from '../helpers/cli.ts';
+import { freePort, tempDir } from '../ca/ca-test-helpers.ts';
+import { parseYaml } from '../xds/fixtures.ts';
+import { makePki } from '../proxy/certs.ts';
+
+interface Seen {
+  sni: string;
+  client: string;
+}
+
+function get(outbound: number, host: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port: outbound, path: `http://${host}/`, agent: false }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+  });
+}
+
+function external(name: string, port: number, tlsSettings: string): string {
+  return `---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: ${name}, namespace: foo }
+spec:
+  hosts: [${name}.example]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  ports: [{ number: 80, name: http, protocol: HTTP }]
+  endpoints: [{ address: 127.0.0.1, ports: { http: ${port} } }]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: ${name}, namespace: foo }
+spec:
+  host: ${name}.example
+  trafficPolicy:
+    portLevelSettings:
+    - port: { number: 80 }
+      tls: ${tlsSettings}
+`;
+}
+
+async function startProxy(t: TestContext, args: string[], xds: number): Promise<void> {
+  let stderr = '';
+  const p = spawnRig(['proxy', '--xds-address', `127.0.0.1:${xds}`, '--admin-port', '0', '--ready-port', '0', '--stats-port', '0', '--log-format', 'text', ...args]);
+  p.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+  t.after(async () => {
+    await stopProcess(p);
+    if (process.env.RIG_TEST_DEBUG) process.stderr.write(stderr);
+  });
+}
+
+test('DestinationRule TLS origination to ServiceEntry hosts: SIMPLE (sni, subjectAltNames, caCertificates), MUTUAL from files and from credentialName', async (t) => {
+  const dir = tempDir(t, 'rig-origination-');
+  const pki = makePki('External CA');
+  const other = makePki('Other CA');
+  t.after(() => {
+    pki.cleanup();
+    other.cleanup();
+  });
+  const serverCert = pki.leaf('api', ['DNS:api.external.test']);
+  const fromFiles = pki.leaf('client-files', ['URI:spiffe://external.test/client-files']);
+  const fromSecret = pki.leaf('client-secret', ['URI:spiffe://external.test/client-secret']);
+  const seen: Seen[] = [];
+  const backend = tls.createServer({ cert: serverCert.cert, key: serverCert.key, ca: pki.ca, requestCert: true, rejectUnauthorized: false }, (s) => {
+    const peer = s.getPeerCertificate();
+    seen.push({ sni: (s as tls.TLSSocket & { servername?: string }).servername ?? '', client: String(peer?.subject?.CN ?? '') });
+    s.once('data', () => s.end('HTTP/1.1 200 OK\r\ncontent-length: 8\r\nconnection: close\r\n\r\nexternal'));
+  });
+  await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+  t.after(() => backend.close());
+  const port = (backend.address() as AddressInfo).port;
+  const file = (name: string, content: string) => {
+    fs.writeFileSync(path.join(dir, name), content, { mode: 0o600 });
+    return path.join(dir, name);
+  };
+  const ca = file('external-ca.pem', pki.ca);
+  const otherCa = file('other-ca.pem', other.ca);
+  const cert = file('client.pem', fromFiles.cert);
+  const key = file('client-key.pem', fromFiles.key);
+  const creds = path.join(dir, 'credentials', 'api-client');
+  fs.mkdirSync(creds, { recursive: true });
+  fs.writeFileSync(path.join(creds, 'tls.crt'), fromSecret.cert);
+  fs.writeFileSync(path.join(creds, 'tls.key'), fromSecret.key, { mode: 0o600 });
+  fs.writeFileSync(path.join(creds, 'ca.crt'), pki.ca);
+
+  const store = new MemoryConfigStore();
+  store.apply(
+    parseYaml(
+      'apiVersion: v1\nkind: Namespace\nmetadata: { name: foo }\n' +
+        external('simple', port, `{ mode: SIMPLE, sni: api.external.test, subjectAltNames: [api.external.test], caCertificates: ${ca} }`) +
+        external('mutual', port, `{ mode: MUTUAL, sni: api.external.test, caCertificates: ${ca}, clientCertificate: ${cert}, privateKey: ${key} }`) +
+        external('secret', port, '{ mode: MUTUAL, sni: api.external.test, credentialName: api-client }') +
+        external('badsan', port, `{ mode: SIMPLE, sni: api.external.test, subjectAltNames: [someone-else.test], caCertificates: ${ca} }`) +
+        external('badca', port, `{ mode: SIMPLE, sni: api.external.test, caCertificates: ${otherCa} }`),
+    ),
+  );
+  const cp = await startControlPlane({ store, stateDir: dir, credentialsDir: path.join(dir, 'credentials'), xdsPort: 0, monitoringPort: 0 });
+  t.after(() => cp.stop());
+  const outbound = await freePort();
+  await startProxy(t, ['--namespace', 'foo', '--service-account', 'sleep', '--workload-name', 'sleep-0', '--labels', 'app=sleep', '--outbound-port', String(outbound)], cp.ports.xds);
+
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const r = await get(outbound, 'simple.example').catch(() => undefined);
+    if (r?.status === 200) break;
+    assert.ok(Date.now() < deadline, `the sidecar never reached simple.example: ${JSON.stringify(r)}`);
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  seen.length = 0;
+  assert.deepEqual(await get(outbound, 'simple.example'), { status: 200, body: 'external' });
+  assert.deepEqual(await get(outbound, 'mutual.example'), { status: 200, body: 'external' });
+  assert.deepEqual(await get(outbound, 'secret.example'), { status: 200, body: 'external' });
+  assert.deepEqual(seen, [
+    { sni: 'api.external.test', client: '' },
+    { sni: 'api.external.test', client: 'client-files' },
+    { sni: 'api.external.test', client: 'client-secret' },
+  ]);
+  for (const host of ['badsan.example', 'badca.example']) {
+    const r = await get(outbound, host);
+    assert.equal(r.status, 503, host);
+    assert.match(r.body, /connection failure/, host);
+  }
+});
