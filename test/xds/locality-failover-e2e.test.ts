@@ -1,0 +1,101 @@
+// Locality load balancing through the real control plane and a real `rig proxy`: a client in
+// us-east (its istio-locality label) sends everything to the us-east endpoint (priority 0); when
+// that endpoint fails, retryRemoteLocalities retries in us-west at once and outlier detection keeps
+// traffic there.
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { test } from 'node:test';
+import { MemoryConfigStore } from '../../src/config/memory-store.ts';
+import { startControlPlane } from '../../src/xds/controlplane.ts';
+import { freePort } from '../ca/ca-test-helpers.ts';
+import { spawnRig, stopProcess } from '../helpers/cli.ts';
+import { startUpstream } from '../proxy/harness.ts';
+import { parseYaml } from './fixtures.ts';
+
+const config = (east: number, west: number) => `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: web, namespace: foo }
+spec:
+  hosts: [web.mesh.internal]
+  location: MESH_INTERNAL
+  ports: [{ number: 80, name: http, protocol: HTTP }]
+  resolution: STATIC
+  workloadSelector: { labels: { app: web } }
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: { name: web-east, namespace: foo }
+spec: { address: 127.0.0.1, ports: { http: ${east} }, labels: { app: web }, locality: us-east/zone1 }
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: { name: web-west, namespace: foo }
+spec: { address: 127.0.0.1, ports: { http: ${west} }, labels: { app: web }, locality: us-west/zone1 }
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: web, namespace: foo }
+spec:
+  host: web.mesh.internal
+  trafficPolicy:
+    tls: { mode: DISABLE }
+    outlierDetection: { consecutive5xxErrors: 1, interval: 1s, baseEjectionTime: 30s, maxEjectionPercent: 100 }
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: web, namespace: foo }
+spec:
+  hosts: [web.mesh.internal]
+  http:
+  - retries: { attempts: 2, retryOn: 5xx, retryRemoteLocalities: true }
+    route: [{ destination: { host: web.mesh.internal } }]
+`;
+
+function viaProxy(port: number): Promise<{ status: number; server: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path: 'http://web.mesh.internal/hello', agent: false }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, server: res.headers['x-upstream'] as string }));
+    });
+    req.on('error', reject);
+  });
+}
+
+test('a us-east client prefers us-east and fails over to us-west on errors', async (t) => {
+  let eastDown = false;
+  const east = await startUpstream('east', (_req, res) => {
+    if (!eastDown) return false;
+    res.writeHead(503, { 'x-upstream': 'east' });
+    res.end();
+    return true;
+  });
+  t.after(() => east.close());
+  const west = await startUpstream('west');
+  t.after(() => west.close());
+  const store = new MemoryConfigStore();
+  store.apply(parseYaml(config(east.port, west.port)));
+  const cp = await startControlPlane({ store, xdsPort: 0, monitoringPort: 0, debounceMs: 10 });
+  t.after(() => cp.stop());
+  const outbound = await freePort();
+  const p = spawnRig(['proxy', '--xds-address', `127.0.0.1:${cp.ports.xds}`, '--admin-port', '0', '--ready-port', '0', '--stats-port', '0', '--log-format', 'text', '--namespace', 'foo', '--workload-name', 'sleep-0', '--labels', 'app=sleep,istio-locality=us-east.zone1,security.istio.io/tlsMode=disabled', '--outbound-port', String(outbound)]);
+  t.after(() => stopProcess(p));
+
+  const end = Date.now() + 20_000;
+  for (;;) {
+    const r = await viaProxy(outbound).catch(() => undefined);
+    if (r?.status === 200) break;
+    if (Date.now() > end) throw new Error('the client sidecar never answered 200');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const before: string[] = [];
+  for (let i = 0; i < 20; i++) before.push((await viaProxy(outbound)).server);
+  assert.deepEqual(new Set(before), new Set(['east']), 'all traffic stays in the local locality');
+
+  eastDown = true;
+  const after: { status: number; server: string }[] = [];
+  for (let i = 0; i < 10; i++) after.push(await viaProxy(outbound));
+  assert.deepEqual(after.map((r) => r.status), Array(10).fill(200), 'the retry in the remote locality succeeds');
+  assert.deepEqual(new Set(after.map((r) => r.server)), new Set(['west']));
+});
