@@ -44,6 +44,9 @@ spec:
   trafficPolicy: { connectionPool: { http: { maxRequestsPerConnection: 1 } } }
 `;
 
+/** Log chunks of the proxies that show a private key (must stay 0). */
+let proxyKeysLogged = 0;
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function viaClientSidecar(port: number): Promise<{ status: number; body: string } | { error: string }> {
@@ -75,7 +78,10 @@ async function startProxy(t: TestContext, dir: string, name: string, args: strin
   fs.writeFileSync(tokenFile, cp.token, { mode: 0o600 });
   let stderr = '';
   const p = spawnRig(['proxy', '--xds-address', `127.0.0.1:${cp.xds}`, '--ca-address', `127.0.0.1:${cp.ca}`, '--ca-root-file', cp.root, '--token-file', tokenFile, '--admin-port', '0', '--ready-port', '0', '--stats-port', '0', '--log-format', 'text', ...(process.env.RIG_TEST_DEBUG ? ['--log-level', 'debug'] : []), ...args]);
-  p.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-8000)));
+  p.stderr?.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-8000);
+    if (d.includes('PRIVATE KEY')) proxyKeysLogged++;
+  });
   t.after(async () => {
     await stopProcess(p);
     if (process.env.RIG_TEST_DEBUG) process.stderr.write(stderr);
@@ -89,8 +95,10 @@ test('rotation while traffic flows loses no request: workload certificates, a ne
   const cp = await startControlPlane({ store, stateDir: dir, xdsPort: 0, monitoringPort: 0 });
   t.after(() => cp.stop());
   const issued = new Map<string, number>();
-  const caLog = pino({ level: 'info' }, {
+  let keysLogged = 0;
+  const caLog = pino({ level: 'debug' }, {
     write(line: string) {
+      if (line.includes('PRIVATE KEY')) keysLogged++;
       if (process.env.RIG_TEST_DEBUG) process.stderr.write(`[ca] ${line}`);
       const e = JSON.parse(line) as { msg?: string; identity?: string };
       if (e.msg === 'issued workload certificate' && e.identity) issued.set(e.identity, (issued.get(e.identity) ?? 0) + 1);
@@ -165,4 +173,6 @@ test('rotation while traffic flows loses no request: workload certificates, a ne
     assert.ok((issued.get(id) ?? 0) >= 5, `${id} got ${issued.get(id) ?? 0} certificates`);
   }
   assert.equal(fs.readFileSync(root, 'utf8'), ca.trustBundlePem());
+  assert.equal(keysLogged, 0, 'the CA never logs a private key');
+  assert.equal(proxyKeysLogged, 0, 'the proxies never log a private key');
 });

@@ -114,11 +114,6 @@ export class JwksResolver {
       this.timer = undefined;
     }
   }
-
-  /** Resolves when no fetch is running (for tests and orderly shutdown). */
-  async settled(): Promise<void> {
-    await Promise.all([...this.entries.values()].map((e) => e.fetching));
-  }
 }
 
 /** The control plane's resolver (one per process, like istiod's). */
