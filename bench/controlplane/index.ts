@@ -1,7 +1,7 @@
 // Control plane scale benchmark (issue 3 §7): N services, M simulated sidecars in separate
 // load-generator processes, one VirtualService changed; measures the time until every proxy has
 // ACKed the new route version, and the control plane's RSS and CPU (it runs as its own process).
-// Standalone: `node bench/controlplane/index.ts [--services 1000] [--proxies 2000] [--generators 2]`
+// Standalone: `node bench/controlplane/index.ts [--services 1000] [--proxies 2000] [--generators 2] [--verbose]`
 // prints the figures as JSON; the bench harness calls runScaleBench().
 import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -20,6 +20,8 @@ export interface ScaleOptions {
   generators?: number;
   namespaces?: number;
   smoke?: boolean;
+  /** Progress on stderr while the proxies connect. */
+  verbose?: boolean;
 }
 
 export interface ScaleFigures {
@@ -69,6 +71,12 @@ async function waitFor<T>(fn: () => T | undefined, what: string, ms: number): Pr
   throw new Error(`timed out waiting for ${what}`);
 }
 
+/** RIG_BENCH_CP_PROF=DIR: the control plane writes a V8 CPU profile into DIR when it stops. */
+function cpExecArgv(): string[] {
+  const dir = process.env.RIG_BENCH_CP_PROF;
+  return dir ? [...process.execArgv, '--cpu-prof', '--cpu-prof-dir', dir] : process.execArgv;
+}
+
 export async function runScaleBench(opts: ScaleOptions = {}): Promise<ScaleFigures> {
   const services = opts.services ?? (opts.smoke ? 100 : 1000);
   const proxies = opts.proxies ?? (opts.smoke ? 200 : 2000);
@@ -80,30 +88,35 @@ export async function runScaleBench(opts: ScaleOptions = {}): Promise<ScaleFigur
   fs.writeFileSync(path.join(dir, 'services.yaml'), configYaml(services, namespaces));
   fs.writeFileSync(path.join(dir, 'vs.yaml'), vsYaml('10s'));
   const portsFile = path.join(tmp, 'ports.json');
-  const cp = fork(RIG, ['controlplane', '--config', dir, '--xds-port', '0', '--monitoring-port', '0', '--ports-file', portsFile, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  const cp = fork(RIG, ['controlplane', '--config', dir, '--xds-port', '0', '--monitoring-port', '0', '--ports-file', portsFile, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv: cpExecArgv() });
   const gens: ChildProcess[] = [];
   try {
     const ports = await waitFor(() => (fs.existsSync(portsFile) ? (JSON.parse(fs.readFileSync(portsFile, 'utf8')) as { xds: number; monitoring: number }) : undefined), 'the control plane', 30_000);
     const pid = cp.pid!;
     const acks: number[] = [];
-    const status = new Map<ChildProcess, { withRoutes: number; quietMs: number }>();
+    const status = new Map<ChildProcess, { withRoutes: number; quietMs: number; reconnects: number }>();
     const cpu0 = cpuSeconds(pid);
     const t0 = Date.now();
     const per = Math.ceil(proxies / generatorsN);
     for (let g = 0; g < generatorsN; g++) {
       const count = Math.min(per, proxies - g * per);
       const child = fork(path.join(HERE, 'load-generator.ts'), [JSON.stringify({ address: `127.0.0.1:${ports.xds}`, from: g * per, count, services, namespaces, port: PORT })], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-      child.on('message', (m: { type: string; at?: number; withRoutes?: number; quietMs?: number }) => {
+      child.on('message', (m: { type: string; at?: number; withRoutes?: number; quietMs?: number; reconnects?: number }) => {
         if (m.type === 'acked') acks.push(m.at!);
-        if (m.type === 'status') status.set(child, { withRoutes: m.withRoutes!, quietMs: m.quietMs! });
+        if (m.type === 'status') status.set(child, { withRoutes: m.withRoutes!, quietMs: m.quietMs!, reconnects: m.reconnects! });
       });
       gens.push(child);
     }
     // Synced: every proxy has its routes and no response of any type went out for 1.5 s.
+    let lastLog = Date.now();
     await waitFor(() => {
       for (const g of gens) g.send({ type: 'status' });
       const all = [...status.values()];
       const withRoutes = all.reduce((n, s) => n + s.withRoutes, 0);
+      if (opts.verbose && Date.now() - lastLog > 10_000) {
+        lastLog = Date.now();
+        process.stderr.write(`connecting: ${withRoutes}/${proxies} proxies have routes after ${Math.round((Date.now() - t0) / 1000)} s (${all.reduce((n, s) => n + s.reconnects, 0)} reconnects); control plane ${Math.round(rssBytes(pid) / 1e6)} MB RSS, ${(cpuSeconds(pid) - cpu0).toFixed(1)} CPU s\n`);
+      }
       return all.length === gens.length && withRoutes === proxies && all.every((s) => s.quietMs > 1500) ? true : undefined;
     }, 'all proxies to sync', 600_000);
     const connectMs = Date.now() - t0 - 1500;
@@ -142,7 +155,7 @@ export async function runScaleBench(opts: ScaleOptions = {}): Promise<ScaleFigur
       g.kill('SIGKILL');
     }
     cp.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, process.env.RIG_BENCH_CP_PROF ? 5000 : 200));
     if (cp.exitCode === null) cp.kill('SIGKILL');
     fs.rmSync(tmp, { recursive: true, force: true });
   }
@@ -153,6 +166,6 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.a
     const i = process.argv.indexOf(name);
     return i > 0 ? Number(process.argv[i + 1]) : undefined;
   };
-  const figures = await runScaleBench({ services: arg('--services'), proxies: arg('--proxies'), generators: arg('--generators'), smoke: process.argv.includes('--smoke') });
+  const figures = await runScaleBench({ services: arg('--services'), proxies: arg('--proxies'), generators: arg('--generators'), smoke: process.argv.includes('--smoke'), verbose: process.argv.includes('--verbose') });
   process.stdout.write(JSON.stringify(figures, null, 2) + '\n');
 }

@@ -14,6 +14,9 @@ interface Job {
   port: number;
 }
 
+/** Envoy's default HTTP/2 initial stream and connection window (Http2ProtocolOptions). */
+const ENVOY_WINDOW = 256 << 20;
+
 const job = JSON.parse(process.argv[2]) as Job;
 const send = (msg: unknown) => process.send?.(msg);
 
@@ -25,13 +28,17 @@ const edsNames: string[] = [];
 for (let i = 0; i < job.services; i++) edsNames.push(`outbound|${job.port}||${serviceHost(i, job.namespaces)}`);
 const rdsNames = [String(job.port)];
 
-const clients: AdsClient[] = [];
-const routeVersion = new Map<AdsClient, string>();
-/** Route version each client held when the parent said "watch"; undefined = not watching. */
-let baseline: Map<AdsClient, string> | undefined;
+const clients = new Map<number, AdsClient>();
+/** Route version each simulated proxy holds. */
+const routeVersion = new Map<number, string>();
+/** Route version each proxy held when the parent said "watch"; undefined = not watching. */
+let baseline: Map<number, string> | undefined;
 let lastResponseAt = Date.now();
+let stopping = false;
+let reconnects = 0;
 
-for (let k = job.from; k < job.from + job.count; k++) {
+/** Connects proxy k; like Envoy, reconnects after a random backoff when the stream fails (e.g. connect timeout under a connection storm). */
+function connect(k: number): void {
   const svc = k % job.services;
   const ns = `ns-${svc % job.namespaces}`;
   const ip = `10.${(k >> 16) & 255}.${(k >> 8) & 255}.${k & 255}`;
@@ -41,18 +48,20 @@ for (let k = job.from; k < job.from + job.count; k++) {
       id: `sidecar~${ip}~svc-${svc}-${k}.${ns}~${ns}.svc.cluster.local`,
       metadata: { NAMESPACE: ns, LABELS: { app: `svc-${svc}` }, SERVICE_ACCOUNT: 'default', INSTANCE_IPS: ip, INTERCEPTION_MODE: 'REDIRECT', RIG_WORKLOAD_PORTS: [{ port: job.port, name: 'http' }], ISTIO_VERSION: 'bench' },
     },
-    { decode: false },
+    // Each simulated sidecar has its own HTTP/2 connection (grpc-js would otherwise share one per
+    // process) with Envoy's default 256 MiB stream and connection windows.
+    { decode: false, record: false, channelOptions: { 'grpc.use_local_subchannel_pool': 1, 'grpc-node.flow_control_window': ENVOY_WINDOW, 'grpc.max_receive_message_length': 256 << 20 } },
   );
-  clients.push(c);
+  clients.set(k, c);
   c.onResponse = (r: AdsResponse) => {
     lastResponseAt = Date.now();
     const names = r.type_url === ENDPOINT_TYPE ? edsNames : r.type_url === ROUTE_TYPE ? rdsNames : undefined;
     c.ack(r, names);
     if (r.type_url !== ROUTE_TYPE) return;
-    routeVersion.set(c, r.version_info);
-    const before = baseline?.get(c);
+    routeVersion.set(k, r.version_info);
+    const before = baseline?.get(k);
     if (baseline && before !== undefined && before !== r.version_info) {
-      baseline.delete(c);
+      baseline.delete(k);
       send({ type: 'acked', at: Date.now() });
     }
   };
@@ -60,17 +69,26 @@ for (let k = job.from; k < job.from + job.count; k++) {
   c.subscribe(ENDPOINT_TYPE, edsNames);
   c.subscribe(LISTENER_TYPE);
   c.subscribe(ROUTE_TYPE, rdsNames);
+  void c.closed(2 ** 31 - 1).then(() => {
+    if (stopping) return;
+    c.close();
+    reconnects++;
+    setTimeout(() => connect(k), 500 + Math.random() * 1000);
+  });
 }
 
+for (let k = job.from; k < job.from + job.count; k++) connect(k);
+
 process.on('message', (m: { type: string }) => {
-  if (m.type === 'status') send({ type: 'status', withRoutes: routeVersion.size, quietMs: Date.now() - lastResponseAt });
+  if (m.type === 'status') send({ type: 'status', withRoutes: routeVersion.size, quietMs: Date.now() - lastResponseAt, reconnects });
   // From now on, report each client's first ACK of a route version other than the one it holds.
   if (m.type === 'watch') {
     baseline = new Map(routeVersion);
     send({ type: 'watching' });
   }
   if (m.type === 'stop') {
-    for (const c of clients) c.close();
+    stopping = true;
+    for (const c of clients.values()) c.close();
     process.exit(0);
   }
 });

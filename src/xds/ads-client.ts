@@ -17,6 +17,10 @@ export interface AdsResponse {
 export interface AdsClientOptions {
   /** Unpack resources (default true). */
   decode?: boolean;
+  /** grpc-js channel options (e.g. one connection per client, flow-control window). */
+  channelOptions?: grpc.ChannelOptions;
+  /** Keep every response in `responses` for next() (default true; a load generator turns it off). */
+  record?: boolean;
 }
 
 const ADS_PATH = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
@@ -35,7 +39,8 @@ export class AdsClient {
   constructor(address: string, node: EnvoyJson, opts: AdsClientOptions = {}) {
     const decode = opts.decode ?? true;
     const Response = messageType('envoy.service.discovery.v3.DiscoveryResponse');
-    this.#client = new grpc.Client(address, grpc.credentials.createInsecure());
+    this.#client = new grpc.Client(address, grpc.credentials.createInsecure(), opts.channelOptions);
+    const record = opts.record ?? true;
     this.#node = node;
     this.#call = this.#client.makeBidiStreamRequest(
       ADS_PATH,
@@ -50,7 +55,7 @@ export class AdsClient {
       },
     );
     this.#call.on('data', (r: AdsResponse) => {
-      this.responses.push(r);
+      if (record) this.responses.push(r);
       this.onResponse?.(r);
       for (let i = 0; i < this.#waiters.length; i++) {
         if (this.#waiters[i].pred(r)) {

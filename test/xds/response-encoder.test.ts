@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CLUSTER_TYPE, ROUTE_TYPE, decodeMessage, messageType, packAny } from '../../src/envoy/index.ts';
-import { encodeDiscoveryResponse } from '../../src/xds/server/response-encoder.ts';
+import { encodeDiscoveryResponse, encodeDiscoveryResponseTransient } from '../../src/xds/server/response-encoder.ts';
 
 const Response = messageType('envoy.service.discovery.v3.DiscoveryResponse');
 
@@ -28,6 +28,8 @@ test('DiscoveryResponse bytes equal protobufjs encoding (small, multi-byte lengt
     assert.deepEqual(ours, Buffer.from(Response.encode(msg as never).finish()));
     // Encoding again reuses the cached pieces and gives the same bytes.
     assert.deepEqual(encodeDiscoveryResponse(msg), ours);
+    // The transient encoding (into a reused buffer) gives the same bytes too.
+    assert.deepEqual(Buffer.from(encodeDiscoveryResponseTransient(msg)), ours);
     const back = decodeMessage('envoy.service.discovery.v3.DiscoveryResponse', ours) as { version_info?: string; resources?: { '@type': string }[] };
     assert.equal(back.version_info ?? '', msg.version_info);
     assert.equal((back.resources ?? []).length, msg.resources.length);

@@ -37,6 +37,8 @@ export interface WatchState {
   awaiting: boolean;
   /** A push was held back while awaiting; it is sent when the answer arrives. */
   pending: boolean;
+  /** The held-back push covers only these names (EDS of changed hosts); undefined = every watched name. */
+  pendingNames?: Set<string>;
   /** Bytes of the response awaiting its ACK/NACK (counted against the server's in-flight budget). */
   inflightBytes: number;
 }

@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import type { ConfigStore } from '../../config/store.ts';
 import type { Logger } from '../../core/log.ts';
-import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, XDS_TYPES_IN_ORDER, EnvoyJsonError } from '../../envoy/index.ts';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, XDS_TYPES_IN_ORDER, EnvoyJsonError } from '../../envoy/index.ts';
 import type { EnvoyJson } from '../../envoy/index.ts';
 import type { MeshConfig } from '../../model/mesh-config.ts';
 import type { CredentialSource } from '../../model/push-context.ts';
@@ -16,6 +16,9 @@ import type { ServiceRegistry } from '../../registry/service-registry.ts';
 import { AdsConnection } from './ads-connection.ts';
 import type { DiscoveryResponseJson, WatchState } from './ads-connection.ts';
 import { GENERATORS } from './generators.ts';
+import { parseClusterName } from '../translate/names.ts';
+import type { PushScope } from './push-scope.ts';
+import { ALL_TYPES, ROUTING_SCOPE, endpointScope, mergeScopes } from './push-scope.ts';
 import type { ControlPlaneMetrics } from './metrics.ts';
 import type { PackedResource } from './resource-cache.ts';
 import { pack } from './resource-cache.ts';
@@ -60,7 +63,6 @@ const CHUNK = 64;
  * Istio skips EDS for VirtualService changes).
  */
 const ROUTING_ONLY_KINDS: ReadonlySet<string> = new Set(['VirtualService']);
-const ROUTING_TYPES: readonly string[] = [LISTENER_TYPE, ROUTE_TYPE];
 
 export class DiscoveryServer {
   readonly connections = new Map<string, AdsConnection>();
@@ -75,15 +77,18 @@ export class DiscoveryServer {
   readonly #liveByProxy = new Map<string, number>();
   readonly #graceTimers = new Map<string, NodeJS.Timeout>();
   #unsubscribe: (() => void) | undefined;
-  #lastPush: { version: string; at: string; reason: string; durationMs: number; proxies: number } | undefined;
+  /** The last push written to every stream; `types`: the xDS types it regenerated (`eds`…), `edsHosts`: how many hosts' EDS (all when absent). */
+  #lastPush: { version: string; at: string; reason: string; durationMs: number; proxies: number; types: string[]; edsHosts?: number } | undefined;
   #pushReasons = new Set<string>();
-  /** Whether a change since the last push may affect more than listeners and routes. */
-  #pushAllTypes = false;
-  /** A push of every type is still being written (a newer push that takes over must cover every type too). */
-  #writingAllTypes = false;
+  /** What the changes since the last push may affect. */
+  #pending = { all: false, routing: false, endpoints: false };
+  /** Scope of the push still being written (a newer push that takes over must cover it too). */
+  #writing: PushScope | undefined;
+  /** Connections of the push being written, in order, and how many it reached. */
+  #writingOrder: { cons: AdsConnection[]; reached: number } | undefined;
   #inflightBytes = 0;
   /** Pushes waiting for in-flight budget, by `connection id|type URL` (force wins). */
-  readonly #throttled = new Map<string, { con: AdsConnection; typeUrl: string; force: boolean }>();
+  readonly #throttled = new Map<string, { con: AdsConnection; typeUrl: string; force: boolean; only: Set<string> | undefined }>();
 
   constructor(opts: DiscoveryServerOptions) {
     this.#o = { ...opts, debounceMs: opts.debounceMs ?? 100, debounceMaxMs: opts.debounceMaxMs ?? 1000, workloadGraceMs: opts.workloadGraceMs ?? 5000, maxInflightBytes: opts.maxInflightBytes ?? 128 << 20 };
@@ -114,11 +119,14 @@ export class DiscoveryServer {
     this.#graceTimers.clear();
   }
 
-  /** Schedules a debounced push (config or registry change); `routing`: only listeners and routes can have changed. */
-  requestPush(reason: string, scope: 'all' | 'routing' = 'all'): void {
+  /**
+   * Schedules a debounced push (config or registry change). `routing`: only listeners and routes
+   * can have changed; `endpoints`: only the registry's endpoints (the push covers what they feed).
+   */
+  requestPush(reason: string, scope: 'all' | 'routing' | 'endpoints' = 'all'): void {
     this.#o.metrics.pushTriggers.inc({ type: reason });
     this.#pushReasons.add(reason);
-    if (scope === 'all') this.#pushAllTypes = true;
+    this.#pending[scope] = true;
     const now = Date.now();
     this.#firstEventAt ??= now;
     clearTimeout(this.#timer);
@@ -148,42 +156,64 @@ export class DiscoveryServer {
     this.#firstEventAt = undefined;
     const reasons = [...this.#pushReasons].join(',');
     this.#pushReasons.clear();
-    const all = this.#pushAllTypes || this.#writingAllTypes;
-    const types = all ? XDS_TYPES_IN_ORDER : ROUTING_TYPES;
-    this.#pushAllTypes = false;
+    const pending = this.#pending;
+    this.#pending = { all: false, routing: false, endpoints: false };
     let push: PushContext;
     try {
       push = this.#build();
     } catch (err) {
       // The last good snapshot stays in force; the next push still covers every pending change.
-      this.#pushAllTypes = all;
+      this.#pending = pending;
       this.#o.metrics.internalErrors.inc();
       this.#log.error({ err }, 'building the push context failed; keeping the previous configuration');
       return;
     }
+    let scope: PushScope = pending.all ? ALL_TYPES : pending.routing ? ROUTING_SCOPE : { types: [] };
+    if (!pending.all && pending.endpoints) scope = mergeScopes(scope, endpointScope(this.#push, push));
+    scope = mergeScopes(this.#writing, scope);
     this.#push = push;
-    this.#writingAllTypes = all;
+    this.#writing = scope;
+    const edsWanted = scope.edsHosts && clusterOfHosts(scope.edsHosts);
     const t0 = performance.now();
-    const cons = [...this.connections.values()];
+    const cons = this.#pushOrder();
     for (const c of cons) c.pendingSince ??= triggeredAt;
-    let i = 0;
+    const order = { cons, reached: 0 };
+    this.#writingOrder = order;
     const step = () => {
       if (this.#push !== push) return; // a newer snapshot took over; it pushes to everyone
-      const end = Math.min(cons.length, i + CHUNK);
-      for (; i < end; i++) if (!cons[i].closed) this.#pushConnection(cons[i], push, false, types);
-      if (i < cons.length) setImmediate(step);
+      const end = Math.min(cons.length, order.reached + CHUNK);
+      for (; order.reached < end; order.reached++) {
+        const c = cons[order.reached];
+        if (!c.closed) this.#pushConnection(c, push, false, scope.types, edsWanted);
+      }
+      if (order.reached < cons.length) setImmediate(step);
       else {
-        this.#writingAllTypes = false;
-        this.#lastPush = { version: push.version, at: new Date().toISOString(), reason: reasons, durationMs: Math.round(performance.now() - t0), proxies: cons.length };
+        this.#writing = undefined;
+        this.#writingOrder = undefined;
+        const types = scope.types.map((t) => GENERATORS[t].short);
+        this.#lastPush = { version: push.version, at: new Date().toISOString(), reason: reasons, durationMs: Math.round(performance.now() - t0), proxies: cons.length, types, edsHosts: scope.edsHosts?.size };
         this.#log.debug({ version: push.version, proxies: cons.length, reasons }, 'push complete');
       }
     };
     step();
   }
 
-  #pushConnection(con: AdsConnection, push: PushContext, force: boolean, types: readonly string[] = XDS_TYPES_IN_ORDER): void {
+  /**
+   * Every connection, those a push that is being taken over did not reach first: under a steady
+   * stream of changes (thousands of proxies connecting) each push still reaches every proxy once
+   * per round instead of restarting at the first ones.
+   */
+  #pushOrder(): AdsConnection[] {
+    const all = [...this.connections.values()];
+    const prev = this.#writingOrder;
+    if (!prev) return all;
+    const reached = new Set(prev.cons.slice(0, prev.reached));
+    return [...all.filter((c) => !reached.has(c)), ...all.filter((c) => reached.has(c))];
+  }
+
+  #pushConnection(con: AdsConnection, push: PushContext, force: boolean, types: readonly string[] = XDS_TYPES_IN_ORDER, edsWanted?: (name: string) => boolean): void {
     if (con.blocked) return;
-    for (const typeUrl of types) if (con.watches.has(typeUrl)) this.#pushType(con, typeUrl, push, force);
+    for (const typeUrl of types) if (con.watches.has(typeUrl)) this.#pushType(con, typeUrl, push, force, typeUrl === ENDPOINT_TYPE ? edsWanted : undefined);
     con.pendingSince = undefined;
   }
 
@@ -203,25 +233,29 @@ export class DiscoveryServer {
     return out;
   }
 
-  #pushType(con: AdsConnection, typeUrl: string, push: PushContext, force: boolean): void {
+  /** `wanted`: only these of the watched names can have changed (EDS); the others are not regenerated. */
+  #pushType(con: AdsConnection, typeUrl: string, push: PushContext, force: boolean, wanted?: (name: string) => boolean): void {
     const gen = GENERATORS[typeUrl];
     const w = con.watches.get(typeUrl);
     if (!gen || !w) return;
     // Flow control (as go-control-plane's state of the world): one response per type in flight;
     // a proxy that is slow to ACK, or never does, gets the latest state once it answers.
     if (w.awaiting && !force) {
+      w.pendingNames = w.pending ? heldNames(w.pendingNames, w.names, wanted) : heldNames(new Set(), w.names, wanted);
       w.pending = true;
       return;
     }
     if (this.#inflightBytes >= this.#o.maxInflightBytes) {
       const key = `${con.id}|${typeUrl}`;
-      this.#throttled.set(key, { con, typeUrl, force: force || (this.#throttled.get(key)?.force ?? false) });
+      const held = this.#throttled.get(key);
+      const only = force ? undefined : heldNames(held ? held.only : new Set(), w.names, wanted);
+      this.#throttled.set(key, { con, typeUrl, force: force || (held?.force ?? false), only });
       return;
     }
     const t0 = performance.now();
     let generated: EnvoyJson[];
     try {
-      generated = gen.generate(push, con.proxy, w.names);
+      generated = gen.generate(push, con.proxy, wanted && w.names ? w.names.filter(wanted) : w.names);
     } catch (err) {
       this.#o.metrics.internalErrors.inc();
       this.#log.error({ proxy: con.proxy.id, type: gen.short, err }, 'generating resources failed');
@@ -254,6 +288,7 @@ export class DiscoveryServer {
     w.nonceSent = nonce;
     w.awaiting = true;
     w.pending = false;
+    w.pendingNames = undefined;
     w.versionSent = push.version;
     w.sentAt = new Date().toISOString();
     w.pushes++;
@@ -274,7 +309,7 @@ export class DiscoveryServer {
     for (const [key, item] of this.#throttled) {
       if (this.#inflightBytes >= this.#o.maxInflightBytes) return;
       this.#throttled.delete(key);
-      if (!item.con.closed) this.#pushType(item.con, item.typeUrl, this.#push, item.force);
+      if (!item.con.closed) this.#pushType(item.con, item.typeUrl, this.#push, item.force, namesIn(item.only));
     }
   }
 
@@ -336,7 +371,7 @@ export class DiscoveryServer {
     }
     const before = this.#o.registry.version;
     this.#o.registry.upsertWorkload(w);
-    if (this.#o.registry.version !== before) this.requestPush('endpoint');
+    if (this.#o.registry.version !== before) this.requestPush('endpoint', 'endpoints');
   }
 
   #disconnect(con: AdsConnection): void {
@@ -358,7 +393,7 @@ export class DiscoveryServer {
     const timer = setTimeout(() => {
       this.#graceTimers.delete(key);
       if (this.#liveByProxy.has(key)) return;
-      if (this.#o.registry.removeWorkload(key)) this.requestPush('endpoint');
+      if (this.#o.registry.removeWorkload(key)) this.requestPush('endpoint', 'endpoints');
     }, this.#o.workloadGraceMs);
     timer.unref();
     this.#graceTimers.set(key, timer);
@@ -400,7 +435,7 @@ export class DiscoveryServer {
         }
         w.names = names;
         if (gen.fullState || added.length || w.pending) this.#pushType(con, typeUrl, this.#push, gen.fullState);
-      } else if (w.pending) this.#pushType(con, typeUrl, this.#push, false);
+      } else if (w.pending) this.#pushType(con, typeUrl, this.#push, false, namesIn(w.pendingNames));
       this.#drainThrottled();
       return;
     }
@@ -410,6 +445,30 @@ export class DiscoveryServer {
     w.full = undefined;
     this.#pushType(con, typeUrl, this.#push, true);
   }
+}
+
+/**
+ * Names a held-back push covers, added to those already held: `wanted` narrows a push to some of
+ * the watched names (EDS of changed hosts); undefined (a push of everything) stays undefined.
+ */
+function heldNames(held: Set<string> | undefined, names: readonly string[] | undefined, wanted: ((name: string) => boolean) | undefined): Set<string> | undefined {
+  if (!held || !wanted || !names) return undefined;
+  for (const n of names) if (wanted(n)) held.add(n);
+  return held;
+}
+
+function namesIn(only: Set<string> | undefined): ((name: string) => boolean) | undefined {
+  return only && ((n) => only.has(n));
+}
+
+/** Whether a cluster name belongs to one of `hosts` (memoized: every proxy asks about the same names). */
+function clusterOfHosts(hosts: ReadonlySet<string>): (name: string) => boolean {
+  const seen = new Map<string, boolean>();
+  return (name) => {
+    let v = seen.get(name);
+    if (v === undefined) seen.set(name, (v = hosts.has(parseClusterName(name)?.host ?? '')));
+    return v;
+  };
 }
 
 function sameNames(a: string[] | undefined, b: string[] | undefined): boolean {

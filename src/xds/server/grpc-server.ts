@@ -5,7 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import { decodeMessage } from '../../envoy/index.ts';
 import type { DiscoveryResponseJson } from './ads-connection.ts';
 import type { DiscoveryRequestJson } from './discovery-server.ts';
-import { encodeDiscoveryResponse } from './response-encoder.ts';
+import { encodeDiscoveryResponseTransient } from './response-encoder.ts';
 
 const ADS_PATH = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
 
@@ -18,7 +18,8 @@ export function adsServiceDefinition(): grpc.ServiceDefinition {
     originalName,
     requestDeserialize: (buf: Buffer) => decodeMessage('envoy.service.discovery.v3.DiscoveryRequest', buf) as DiscoveryRequestJson,
     requestSerialize: () => Buffer.alloc(0),
-    responseSerialize: (msg: DiscoveryResponseJson) => encodeDiscoveryResponse(msg),
+    // grpc-js copies the serialized bytes into its framed message at once (server-interceptors serializeMessage).
+    responseSerialize: (msg: DiscoveryResponseJson) => encodeDiscoveryResponseTransient(msg),
     responseDeserialize: (buf: Buffer) => buf as never,
   });
   return {

@@ -1,0 +1,57 @@
+// What a push must regenerate (Istio's incremental EDS push): a change of config kinds that only
+// shape listeners and routes needs LDS and RDS; a change of endpoints alone needs EDS for the
+// clusters of the hosts whose endpoints changed, plus CDS when a cluster itself reads them
+// (the SANs of auto mTLS come from the endpoints' service accounts, as in Istio where a changed
+// service-account set forces a full push; DNS clusters carry their endpoints inline).
+// Generators reading endpoints: CDS (cluster-builder: SANs, DNS load_assignment) and EDS only.
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, XDS_TYPES_IN_ORDER } from '../../envoy/index.ts';
+import type { Endpoint } from '../../model/service.ts';
+import type { PushContext } from '../../model/push-context.ts';
+
+export interface PushScope {
+  /** Types to regenerate, in XDS_TYPES_IN_ORDER. */
+  types: readonly string[];
+  /** EDS: only the clusters of these hosts changed; undefined = any watched cluster may have. */
+  edsHosts?: ReadonlySet<string>;
+}
+
+export const ALL_TYPES: PushScope = { types: XDS_TYPES_IN_ORDER };
+export const ROUTING_SCOPE: PushScope = { types: [LISTENER_TYPE, ROUTE_TYPE] };
+
+function ordered(types: Set<string>): string[] {
+  return XDS_TYPES_IN_ORDER.filter((t) => types.has(t));
+}
+
+/** A scope covering both (a push that takes over from one still being written covers both). */
+export function mergeScopes(a: PushScope | undefined, b: PushScope): PushScope {
+  if (!a) return b;
+  const types = ordered(new Set([...a.types, ...b.types]));
+  if (!types.includes(ENDPOINT_TYPE)) return { types };
+  const aHosts = a.types.includes(ENDPOINT_TYPE) ? a.edsHosts : new Set<string>();
+  const bHosts = b.types.includes(ENDPOINT_TYPE) ? b.edsHosts : new Set<string>();
+  return { types, edsHosts: aHosts && bHosts ? new Set([...aHosts, ...bHosts]) : undefined };
+}
+
+/** Identity of the endpoints a cluster's SANs and auto-mTLS match read. */
+function identities(eps: readonly Endpoint[]): string {
+  return [...new Set(eps.map((e) => `${e.namespace}/${e.serviceAccount}/${e.tlsMode}/${e.workloadPort}`))].sort().join(',');
+}
+
+/** The scope of a push caused only by registry (endpoint) changes from `before` to `after`. */
+export function endpointScope(before: PushContext, after: PushContext): PushScope {
+  if (before.services.length !== after.services.length || JSON.stringify(before.services) !== JSON.stringify(after.services)) return ALL_TYPES;
+  const hosts = new Set<string>();
+  let clusters = false;
+  for (const [host, ports] of after.endpoints) {
+    const old = before.endpoints.get(host);
+    for (const [port, eps] of ports) {
+      const prev = old?.get(port) ?? [];
+      if (prev === eps || (prev.length === eps.length && JSON.stringify(prev) === JSON.stringify(eps))) continue;
+      hosts.add(host);
+      const svc = after.serviceByHost.get(host);
+      if (svc?.resolution !== 'ClientSideLB' || identities(prev) !== identities(eps)) clusters = true;
+    }
+  }
+  if (!hosts.size) return { types: [] };
+  return { types: clusters ? [CLUSTER_TYPE, ENDPOINT_TYPE] : [ENDPOINT_TYPE], edsHosts: hosts };
+}
