@@ -184,7 +184,8 @@ export function compileCluster(raw: Record<string, unknown>, path: string, issue
     idleTimeoutMs = c.durationMs('idle_timeout', idleTimeoutMs);
     maxStreamDurationMs = c.durationMs('max_stream_duration', maxStreamDurationMs);
     if (c.has('max_requests_per_connection')) maxRequestsPerConnection = c.num('max_requests_per_connection', 0);
-    c.accept('max_connection_duration', 'headers_with_underscores_action', 'max_headers_count');
+    // max_connection_duration, headers_with_underscores_action, max_headers_count: not applied to
+    // upstream connections (undici's pool has no per-connection drain); done() warns when set.
     c.done();
   };
   if (chpo) readCommon(chpo);

@@ -1,0 +1,30 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Issues } from '../../../src/proxy/config/reader.ts';
+import { compileCluster } from '../../../src/proxy/upstream/cluster-config.ts';
+
+const HTTP_OPTIONS = 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
+
+test('cluster common_http_protocol_options: idle timeout and request limits apply; options the upstream pool cannot honour are warned by name', () => {
+  const issues = new Issues();
+  const cfg = compileCluster({
+    name: 'outbound|9080||reviews.default.svc.cluster.local',
+    type: 'STATIC',
+    load_assignment: { cluster_name: 'reviews', endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: 9080 } } } }] }] },
+    typed_extension_protocol_options: {
+      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+        '@type': HTTP_OPTIONS,
+        common_http_protocol_options: { idle_timeout: '5s', max_requests_per_connection: 7, max_connection_duration: '30s', max_headers_count: 50 },
+        explicit_http_config: { http_protocol_options: {} },
+      },
+    },
+  }, 'clusters[0]', issues);
+  assert.deepEqual(issues.errors, []);
+  assert.equal(cfg.idleTimeoutMs, 5000);
+  assert.equal(cfg.maxRequestsPerConnection, 7);
+  const prefix = 'clusters[0].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.common_http_protocol_options';
+  assert.deepEqual(issues.warnings.filter((w) => w.startsWith(prefix)).map((w) => w.slice(prefix.length)).sort(), [
+    '.max_connection_duration: field "max_connection_duration" is not supported by rig proxy and is ignored',
+    '.max_headers_count: field "max_headers_count" is not supported by rig proxy and is ignored',
+  ]);
+});
