@@ -121,7 +121,18 @@ async function run(opts: ProxyOptions): Promise<void> {
     om.start();
     stoppers.push(() => om.stop());
   }
+  const dynamic = (raw.dynamic_resources ?? {}) as Record<string, unknown>;
   if (bootstrap.dynamic) {
+    // Filesystem config sources (lds_config / cds_config with a path), beside or instead of ADS.
+    const { pathSources, PathSubscriptions } = await import('../../proxy/bootstrap/path-config-source.ts');
+    const sources = pathSources(raw);
+    if (sources.length) {
+      const subs = new PathSubscriptions(sources, rt, log);
+      subs.start();
+      stoppers.push(() => subs.stop());
+    }
+  }
+  if (bootstrap.dynamic && dynamic.ads_config !== undefined) {
     const { XdsClient, shareSecrets } = await import('../../proxy/xds-client/index.ts');
     // SDS secrets come from the control plane (credentials) and from the workload identity (default, ROOTCA).
     const sinks = shareSecrets(rt);

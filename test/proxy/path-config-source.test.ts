@@ -1,0 +1,105 @@
+// Envoy's "dynamic configuration from the filesystem" quick start, unchanged but for ports and
+// paths: lds_config / cds_config read from DiscoveryResponse files, reloaded when a file is moved
+// into place, a broken file rejected with the previous config kept.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { stringify } from 'yaml';
+import { spawnRig, stopProcess } from '../helpers/cli.ts';
+import { request, startUpstream } from './harness.ts';
+
+const LISTENER = 'type.googleapis.com/envoy.config.listener.v3.Listener';
+const CLUSTER = 'type.googleapis.com/envoy.config.cluster.v3.Cluster';
+
+function lds(): object {
+  return {
+    resources: [
+      {
+        '@type': LISTENER,
+        name: 'listener_0',
+        address: { socket_address: { address: '127.0.0.1', port_value: 0 } },
+        filter_chains: [
+          {
+            filters: [
+              {
+                name: 'envoy.filters.network.http_connection_manager',
+                typed_config: {
+                  '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+                  stat_prefix: 'ingress_http',
+                  http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } }],
+                  route_config: { name: 'local_route', virtual_hosts: [{ name: 'local_service', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { host_rewrite_literal: 'www.envoyproxy.io', cluster: 'example_proxy_cluster' } }] }] },
+                },
+              },
+            ],
+          },
+        ],
+      },
+    ],
+  };
+}
+
+function cds(port: number): object {
+  return {
+    resources: [
+      {
+        '@type': CLUSTER,
+        name: 'example_proxy_cluster',
+        type: 'STRICT_DNS',
+        load_assignment: { cluster_name: 'example_proxy_cluster', endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 'localhost', port_value: port } } } }] }] },
+      },
+    ],
+  };
+}
+
+/** Writes then renames, as Envoy's docs recommend (a reader never sees half a file). */
+function put(file: string, doc: object | string): void {
+  fs.writeFileSync(file + '.tmp', typeof doc === 'string' ? doc : stringify(doc));
+  fs.renameSync(file + '.tmp', file);
+}
+
+test('filesystem lds_config / cds_config: applied at start, reloaded on change, a broken file keeps the previous config', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rig-fs-xds-'));
+  const a = await startUpstream('a');
+  const b = await startUpstream('b');
+  put(path.join(dir, 'cds.yaml'), cds(a.port));
+  put(path.join(dir, 'lds.yaml'), lds());
+  const boot = {
+    node: { cluster: 'test-cluster', id: 'test-id' },
+    dynamic_resources: { cds_config: { resource_api_version: 'V3', path: path.join(dir, 'cds.yaml') }, lds_config: { resource_api_version: 'V3', path_config_source: { path: path.join(dir, 'lds.yaml') } } },
+    admin: { address: { socket_address: { address: '0.0.0.0', port_value: 19000 } } },
+  };
+  fs.writeFileSync(path.join(dir, 'envoy.yaml'), stringify(boot));
+  const portsFile = path.join(dir, 'ports.json');
+  const child = spawnRig(['proxy', '-c', path.join(dir, 'envoy.yaml'), '--admin-port', '0', '--ready-port', '0', '--stats-port', '0', '--ports-file', portsFile, '--log-format', 'text', '--drain-timeout', '0']);
+  let stderr = '';
+  child.stderr!.on('data', (c) => (stderr += c));
+  t.after(async () => {
+    await stopProcess(child);
+    await a.close();
+    await b.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  for (let i = 0; i < 400 && !fs.existsSync(portsFile); i++) {
+    if (child.exitCode !== null) throw new Error(`rig proxy exited: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  const port = JSON.parse(fs.readFileSync(portsFile, 'utf8')).listeners.listener_0 as number;
+  assert.ok(port > 0, stderr);
+  const served = async (): Promise<string> => (await request(port)).json().server;
+  assert.equal(await served(), 'a');
+
+  put(path.join(dir, 'cds.yaml'), cds(b.port));
+  let now = 'a';
+  for (let i = 0; i < 200 && now !== 'b'; i++) {
+    await new Promise((r) => setTimeout(r, 25));
+    now = await served();
+  }
+  assert.equal(now, 'b');
+
+  put(path.join(dir, 'cds.yaml'), 'resources: [{"@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster", name: example_proxy_cluster, type: NOT_A_TYPE}]');
+  for (let i = 0; i < 200 && !stderr.includes('cds_config: rejected'); i++) await new Promise((r) => setTimeout(r, 25));
+  assert.match(stderr, /cds_config: rejected; previous config kept/);
+  assert.equal(await served(), 'b');
+});
