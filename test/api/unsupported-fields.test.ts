@@ -61,3 +61,26 @@ test('unsupported fields are warnings with their path and position; supported on
   ]);
   assert.ok(r.diagnostics.every((d) => d.severity !== 'Warning' || /not supported by Rigging and has no effect/.test(d.message)));
 });
+
+test('Sidecar listener fields without an effect are warnings', () => {
+  const r = loadDocuments(
+    `apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: { name: default, namespace: default }
+spec:
+  ingress:
+  - port: { number: 9080, protocol: HTTP, name: http }
+    bind: 10.0.0.1
+    defaultEndpoint: unix:///var/run/app.sock
+  egress:
+  - port: { number: 9080, protocol: HTTP, name: http }
+    hosts: ["./*"]
+  - port: { number: 9090, protocol: HTTP, name: http-b }
+    bind: 127.0.0.1
+    captureMode: NONE
+    hosts: ["./*"]
+`,
+    'sidecar.yaml',
+  );
+  assert.deepEqual(r.diagnostics.map((d) => `${d.severity} ${d.path}`), ['Warning spec.ingress[0].bind', 'Warning spec.ingress[0].defaultEndpoint', 'Warning spec.egress[0].port.protocol']);
+});

@@ -52,6 +52,16 @@ export function unsupportedGateway(spec: T.GatewaySpec, r: Reporter): void {
 }
 
 export function unsupportedSidecar(spec: T.SidecarSpec, r: Reporter): void {
+  spec.ingress?.forEach((l, i) => {
+    if (l.port.targetPort !== undefined) warn(r, ['spec', 'ingress', i, 'port', 'targetPort'], 'ingress port.targetPort', 'traffic goes to defaultEndpoint (or the workload port)');
+    if (l.bind && l.captureMode !== 'NONE') warn(r, ['spec', 'ingress', i, 'bind'], 'bind on a captured ingress listener', 'captured traffic arrives through virtualInbound; set captureMode: NONE for a listener bound on this address');
+    if (l.defaultEndpoint?.startsWith('unix://')) warn(r, ['spec', 'ingress', i, 'defaultEndpoint'], 'a Unix domain socket defaultEndpoint', 'traffic goes to 127.0.0.1:<port>');
+  });
+  spec.egress?.forEach((l, i) => {
+    if (l.port?.targetPort !== undefined) warn(r, ['spec', 'egress', i, 'port', 'targetPort'], 'egress port.targetPort', 'the services\' own target ports are used');
+    if (l.port?.protocol && !l.bind && l.captureMode !== 'NONE') warn(r, ['spec', 'egress', i, 'port', 'protocol'], 'port.protocol on a captured egress listener', 'the services\' own port protocols are used; set bind or captureMode: NONE for a listener of its own with this protocol');
+    if (l.bind?.startsWith('unix://')) warn(r, ['spec', 'egress', i, 'bind'], 'a Unix domain socket bind', 'the listener is not created');
+  });
   if (spec.outboundTrafficPolicy?.egressProxy) warn(r, ['spec', 'outboundTrafficPolicy', 'egressProxy'], 'outboundTrafficPolicy.egressProxy', 'unknown destinations go out directly (ALLOW_ANY)');
 }
 
