@@ -122,3 +122,34 @@ test('mesh config: a bad localityLbSetting is refused with its path', () => {
   assert.throws(() => parseMeshConfig({ localityLbSetting: { failover: [{ from: 'a' }] } }), /localityLbSetting.failover\[0\]: needs from and to/);
   assert.throws(() => parseMeshConfig({ localityLbSetting: { enabeld: true } }), /localityLbSetting.enabeld: unknown field/);
 });
+
+test('DNS clusters carry their endpoints with the same locality priorities (per proxy locality), and subsets filter them', () => {
+  const yaml = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: api, namespace: default }
+spec:
+  hosts: [api.example.com]
+  ports: [{ number: 443, name: tls, protocol: TLS }]
+  resolution: DNS
+  endpoints:
+  - { address: east.api.example.com, locality: us-east/zone1, labels: { pool: a } }
+  - { address: west.api.example.com, locality: us-west/zone1, labels: { pool: b } }
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: api, namespace: default }
+spec:
+  host: api.example.com
+  trafficPolicy: { ${OUTLIER} }
+  subsets: [{ name: a, labels: { pool: a } }]
+`;
+  const priorities = (proxy: ReturnType<typeof client>, name: string) => {
+    const push = buildPush(parseYaml(yaml), [proxy]);
+    const c = GENERATORS[CLUSTER_TYPE].generate(push, proxy, undefined).find((x) => x.name === name)!;
+    assertEnvoyResource(CLUSTER_TYPE, c);
+    return Object.fromEntries(((c.load_assignment as EnvoyJson).endpoints as EnvoyJson[]).flatMap((g) => (g.lb_endpoints as EnvoyJson[]).map((e) => [(((e.endpoint as EnvoyJson).address as EnvoyJson).socket_address as EnvoyJson).address, (g.priority as number | undefined) ?? 0])));
+  };
+  assert.deepEqual(priorities(client({ region: 'us-east', zone: 'zone1' }), 'outbound|443||api.example.com'), { 'east.api.example.com': 0, 'west.api.example.com': 1 });
+  assert.deepEqual(priorities(client({ region: 'us-west', zone: 'zone1' }), 'outbound|443||api.example.com'), { 'east.api.example.com': 1, 'west.api.example.com': 0 });
+  assert.deepEqual(priorities(client({ region: 'us-west', zone: 'zone1' }), 'outbound|443|a|api.example.com'), { 'east.api.example.com': 0 });
+});

@@ -8,11 +8,11 @@ import type { PushContext } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
 import { spiffeId } from '../../model/proxy.ts';
 import type { Service, ServicePort } from '../../model/service.ts';
-import { isHttp2Protocol, isHttpProtocol } from '../../model/service.ts';
+import { isHttp2Protocol, isHttpProtocol, labelsMatch } from '../../model/service.ts';
 import { inboundPorts } from './inbound-ports.ts';
 import { envoyDuration, toSeconds } from './duration.ts';
-import { acceptsIstioMtls, endpointJson } from './endpoint-builder.ts';
-import { effectiveLocalitySetting } from './locality-lb.ts';
+import { acceptsIstioMtls, assignment, localityGroups } from './endpoint-builder.ts';
+import { applyLocalityLb, effectiveLocalitySetting, localityLbActive } from './locality-lb.ts';
 import { BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER, inboundClusterName, outboundClusterName } from './names.ts';
 import { RAW_BUFFER_SOCKET, istioMutualUpstream, originationUpstream } from './tls.ts';
 import type { PortPolicy } from './traffic-policy.ts';
@@ -34,7 +34,9 @@ export function buildClusters(push: PushContext, proxy: Proxy): EnvoyJson[] {
 /** Outbound clusters are the same for every proxy of a namespace/Sidecar scope: built once per snapshot. */
 export function outboundClusters(push: PushContext, proxy: Proxy): EnvoyJson[] {
   const sidecar = push.sidecarFor(proxy);
-  const key = `cds|${proxy.namespace}|${sidecar?.metadata.name ?? ''}|${proxy.explicit ? 'x' : ''}`;
+  // DNS clusters carry their endpoints, ordered by locality relative to the proxy (and its labels for failoverPriority).
+  const labels = push.memo('uses-failover-priority', () => !!push.mesh.localityLbSetting?.failoverPriority?.length || push.destinationRules.some((d) => JSON.stringify(d.spec).includes('"failoverPriority"')));
+  const key = `cds|${proxy.namespace}|${sidecar?.metadata.name ?? ''}|${proxy.explicit ? 'x' : ''}|${proxy.locality}|${labels ? JSON.stringify(proxy.labels) : ''}`;
   return push.memo(key, () => {
     const out: EnvoyJson[] = [];
     for (const svc of push.visibleServices(proxy)) {
@@ -84,8 +86,13 @@ export function serviceCluster(push: PushContext, proxy: Proxy, svc: Service, po
     case 'DNSRoundRobin': {
       c.type = svc.resolution === 'DNS' ? 'STRICT_DNS' : 'LOGICAL_DNS';
       c.dns_lookup_family = 'V4_ONLY';
-      const eps = push.endpointsOf(svc.hostname, port.port);
-      c.load_assignment = eps.length ? { cluster_name: name, endpoints: [{ lb_endpoints: eps.map((e) => endpointJson(push, e)) }] } : { cluster_name: name };
+      // The subset's endpoints, with the proxy-relative locality LB of EDS.
+      const subsetLabels = subset ? dr?.spec.subsets?.find((s) => s.name === subset)?.labels : undefined;
+      let groups = localityGroups(push.endpointsOf(svc.hostname, port.port).filter((e) => labelsMatch(subsetLabels, e.labels)));
+      const setting = effectiveLocalitySetting(policy.loadBalancer?.localityLbSetting, push.mesh.localityLbSetting);
+      const outlier = policy.outlierDetection !== undefined;
+      if (localityLbActive(setting, outlier)) groups = applyLocalityLb(groups, proxy.locality, proxy.labels, setting, outlier);
+      c.load_assignment = assignment(push, name, groups);
       break;
     }
     case 'Passthrough':

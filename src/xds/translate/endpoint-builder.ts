@@ -85,12 +85,7 @@ function clusterEndpoints(push: PushContext, proxyNamespace: string, clusterName
   }
   const drKey = dr ? `${dr.metadata.namespace}/${dr.metadata.name}` : '-';
   return push.memo(`eds|${clusterName}|${drKey}`, () => {
-    const byLocality = new Map<string, Endpoint[]>();
-    for (const e of push.endpointsOf(svc.hostname, parsed.port)) {
-      if (!labelsMatch(subsetLabels, e.labels)) continue;
-      byLocality.set(e.locality, [...(byLocality.get(e.locality) ?? []), e]);
-    }
-    const groups = [...byLocality.entries()].map(([locality, endpoints]) => ({ locality, endpoints, weight: endpoints.reduce((n, e) => n + (e.weight || 1), 0), priority: 0 }));
+    const groups = localityGroups(push.endpointsOf(svc.hostname, parsed.port).filter((e) => labelsMatch(subsetLabels, e.labels)));
     const policy = effectivePolicy(dr, parsed.subset, parsed.port);
     const setting = effectiveLocalitySetting(policy.loadBalancer?.localityLbSetting, push.mesh.localityLbSetting);
     const outlierDetection = policy.outlierDetection !== undefined;
@@ -98,7 +93,15 @@ function clusterEndpoints(push: PushContext, proxyNamespace: string, clusterName
   });
 }
 
-function assignment(push: PushContext, clusterName: string, groups: LocalityGroup[]): EnvoyJson {
+/** Endpoints grouped by locality (priority 0, weight: the sum of the endpoints' weights). */
+export function localityGroups(endpoints: readonly Endpoint[]): LocalityGroup[] {
+  const byLocality = new Map<string, Endpoint[]>();
+  for (const e of endpoints) byLocality.set(e.locality, [...(byLocality.get(e.locality) ?? []), e]);
+  return [...byLocality.entries()].map(([locality, eps]) => ({ locality, endpoints: eps, weight: eps.reduce((n, e) => n + (e.weight || 1), 0), priority: 0 }));
+}
+
+/** A ClusterLoadAssignment from locality groups (empty groups left out). */
+export function assignment(push: PushContext, clusterName: string, groups: LocalityGroup[]): EnvoyJson {
   const endpoints = groups
     .filter((g) => g.endpoints.length)
     .map((g) => {
