@@ -411,6 +411,11 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
       this.setCookie = h.setCookie?.header;
     }
     this.timeoutMs = route.timeoutMs;
+    if (route.idleTimeoutMs !== undefined) {
+      // The route's idle_timeout replaces the HCM stream_idle_timeout (0: none for this route).
+      if (this.idleTimer) clearTimeout(this.idleTimer);
+      this.idleTimer = route.idleTimeoutMs > 0 ? setTimeout(onIdleTimeout, route.idleTimeoutMs, this) : undefined;
+    }
     if (route.grpcTimeoutMaxMs !== undefined && this.isGrpc) {
       const g = parseGrpcTimeout(firstValue(head.headers['grpc-timeout']));
       if (g !== undefined) {

@@ -107,6 +107,11 @@ export function resolveTunnel(conn: ConnState, head: RequestHead, type: string, 
   return { route, cluster, host };
 }
 
+/** A tunnel's idle timeout: the route's idle_timeout, else the HCM stream_idle_timeout (Envoy). */
+export function tunnelIdleMs(t: TunnelTarget, conn: ConnState): number {
+  return t.route.idleTimeoutMs ?? conn.hcm.streamIdleTimeoutMs;
+}
+
 export const CONNECT_FAILED = 'upstream_reset_before_response_started{connection_failure}';
 
 export function connectFailureText(e: Error): string {
@@ -181,7 +186,7 @@ export function handleTunnel(conn: ConnState, req: IncomingMessage, socket: net.
         }
         socket.write(upgradeResponse(type, headers, req.headers['sec-websocket-key']));
         if (early.length) stream.write(early);
-        pipeSockets(socket, stream as unknown as net.Socket, t.route.idleTimeoutMs, done);
+        pipeSockets(socket, stream as unknown as net.Socket, tunnelIdleMs(t, conn), done);
       });
     } else {
       // Forward the upgrade request; the upstream's 101 (or refusal) flows back as raw bytes.
@@ -195,7 +200,7 @@ export function handleTunnel(conn: ConnState, req: IncomingMessage, socket: net.
       });
     }
     if (early.length) upstream.write(early);
-    pipeSockets(socket, upstream, t.route.idleTimeoutMs, done);
+    pipeSockets(socket, upstream, tunnelIdleMs(t, conn), done);
   });
 }
 

@@ -90,7 +90,8 @@ export interface Route {
   readonly hostRewriteHeader?: string;
   /** 0 = no timeout. */
   readonly timeoutMs: number;
-  readonly idleTimeoutMs: number;
+  /** Route idle_timeout: overrides the HCM stream_idle_timeout (0 disables it); undefined when unset. */
+  readonly idleTimeoutMs?: number;
   /** grpc-timeout honoured, capped at this (0 = uncapped); undefined = header ignored. */
   readonly grpcTimeoutMaxMs?: number;
   readonly grpcTimeoutOffsetMs: number;
@@ -247,7 +248,7 @@ function readRoute(r: Reader, vhost: VirtualHost, shared: Shared, issues: Issues
     clusterNotFoundCode: 503,
     autoHostRewrite: false,
     timeoutMs: 15000,
-    idleTimeoutMs: 0,
+    idleTimeoutMs: undefined as number | undefined,
     grpcTimeoutOffsetMs: 0,
     grpcTimeoutMaxMs: undefined as number | undefined,
     retry: shared.vhostRetry,
@@ -307,7 +308,7 @@ function readRoute(r: Reader, vhost: VirtualHost, shared: Shared, issues: Issues
     base.autoHostRewrite = ra.bool('auto_host_rewrite', false);
     if (ra.has('host_rewrite_header')) base.hostRewriteHeader = ra.str('host_rewrite_header').toLowerCase();
     base.timeoutMs = ra.durationMs('timeout', 15000);
-    base.idleTimeoutMs = ra.durationMs('idle_timeout', 0);
+    if (ra.has('idle_timeout')) base.idleTimeoutMs = ra.durationMs('idle_timeout', 0);
     const msd = ra.obj('max_stream_duration');
     if (msd) {
       if (msd.has('grpc_timeout_header_max')) base.grpcTimeoutMaxMs = msd.durationMs('grpc_timeout_header_max', 0);
