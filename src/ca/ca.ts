@@ -5,13 +5,16 @@
 // certificate, once less than the grace percentage of its lifetime is left); expired roots leave
 // the trust bundle. A rotation to a new key distributes the new root first and signs with it only
 // after keySwitchDelaySeconds, so that every proxy trusts it before it meets a certificate from it.
+// Plug-in CA files are reloaded when they change (a root rotation with plug-in files: both roots in
+// root-cert.pem first, then the new intermediate).
 import crypto, { type webcrypto } from 'node:crypto';
+import fs from 'node:fs';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { RigError } from '../core/errors.ts';
 import { silentLogger, type Logger } from '../core/log.ts';
 import { generateKey, privateKeyPem, publicKeyFrom, signingKeyFrom, x509 } from './ca-crypto.ts';
-import { bundlePem, createRoot, loadOrCreateSelfSigned, loadPluginCa, saveRoots, saveSelfSigned, type KeyCertBundle } from './ca-keycert-store.ts';
+import { bundlePem, CA_FILES, createRoot, loadOrCreateSelfSigned, loadPluginCa, saveRoots, saveSelfSigned, type KeyCertBundle } from './ca-keycert-store.ts';
 import { CA_ENV, envDurationSeconds, envPercent } from './ca-env.ts';
 import { ServingCertProvider } from './ca-serving-cert.ts';
 import { withTlsStamp } from './ca-transport-mark.ts';
@@ -35,6 +38,8 @@ export interface CertificateAuthorityOptions {
   rootGracePercent?: number;
   /** After a rotation to a new root key: how long the new root is only trusted before it signs (default 30 s; proxies check their root file every 2 s). */
   keySwitchDelaySeconds?: number;
+  /** How often plug-in CA files are checked for changes (default 5 s); a change is loaded without a restart. */
+  pluginCheckIntervalSeconds?: number;
   /** Lifetime of the control plane's serving certificate; it is renewed at 80% of it. */
   servingCertTtlSeconds?: number;
   /** Extra DNS names / IPs for the serving certificate (istiod.istio-system.svc, localhost and 127.0.0.1 are always there). */
@@ -85,6 +90,7 @@ export class CertificateAuthority {
   private servingCert: crypto.X509Certificate | undefined;
   private readonly rootListeners = new Set<(bundlePem: string) => void>();
   private rootTimer: NodeJS.Timeout | undefined;
+  private unwatchPlugin: (() => void) | undefined;
   /** A new root waiting to sign (its key switch is delayed). */
   private pending: { key: crypto.KeyObject; cert: crypto.X509Certificate; timer: NodeJS.Timeout } | undefined;
 
@@ -231,7 +237,7 @@ export class CertificateAuthority {
    */
   async rotateRoot(opts: { dropOld?: boolean; keepKey?: boolean; switchNow?: boolean } = {}): Promise<void> {
     if (this.bundle.source !== 'self-signed') {
-      throw new RigError('MESH_ERR_USAGE', 'the CA uses plug-in CA files: rotate by replacing them (root-cert.pem with both roots during the overlap) and restarting');
+      throw new RigError('MESH_ERR_USAGE', 'the CA uses plug-in CA files: rotate by replacing them (root-cert.pem with both roots during the overlap); the CA loads them when they change');
     }
     this.cancelPending();
     const { key, cert } = await createRoot(this.trustDomain, this.rootTtlSeconds(), opts.keepKey ? this.bundle.signingKey.keyObject : undefined);
@@ -284,6 +290,43 @@ export class CertificateAuthority {
     this.setRoots(keep);
   }
 
+  /**
+   * Plug-in CA files are watched, as istiod watches cacerts: a changed set is loaded without a
+   * restart (a new root written into root-cert.pem beside the old one reaches the workloads; an
+   * unusable set is logged and the current one kept).
+   */
+  private watchPluginFiles(dir: string): void {
+    const files = Object.values(CA_FILES).map((f) => path.join(dir, f));
+    let timer: NodeJS.Timeout | undefined;
+    // Files are replaced one by one: load once they have been quiet for a moment.
+    const changed = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => void this.reloadPlugin(dir), 300);
+      timer.unref();
+    };
+    const interval = (this.opts.pluginCheckIntervalSeconds ?? 5) * 1000;
+    for (const f of files) fs.watchFile(f, { interval, persistent: false }, changed);
+    this.unwatchPlugin = () => {
+      clearTimeout(timer);
+      for (const f of files) fs.unwatchFile(f, changed);
+    };
+  }
+
+  private async reloadPlugin(dir: string): Promise<void> {
+    let bundle: KeyCertBundle;
+    try {
+      bundle = await loadPluginCa(dir, this.log);
+    } catch (err) {
+      this.log.error({ dir, err: (err as Error).message }, 'the plug-in CA files changed but cannot be used; the CA keeps its current ones');
+      return;
+    }
+    const rootsChanged = bundlePem(bundle.roots) !== this.trustBundlePem();
+    this.bundle = bundle;
+    this.log.info({ dir, roots: bundle.roots.length, signer: bundle.signingCert.subject }, 'loaded the changed plug-in CA files');
+    await this.renewServingCert();
+    if (rootsChanged) this.notifyRoots();
+  }
+
   /** The self-signed root rotator: drops expired roots and renews the root inside its grace period. */
   private async checkRoots(): Promise<void> {
     if (this.bundle.source !== 'self-signed') return;
@@ -313,12 +356,16 @@ export class CertificateAuthority {
     clearTimeout(this.servingTimer);
     clearInterval(this.rootTimer);
     this.cancelPending();
+    this.unwatchPlugin?.();
   }
 
   /** @internal used by createCertificateAuthority */
   async start(): Promise<void> {
     await this.renewServingCert();
-    if (this.bundle.source !== 'self-signed') return;
+    if (this.bundle.source !== 'self-signed') {
+      if (this.opts.pluginCaDir) this.watchPluginFiles(this.opts.pluginCaDir);
+      return;
+    }
     await this.checkRoots();
     const everyMs = (this.opts.rootCheckIntervalSeconds ?? envDurationSeconds(CA_ENV.rootCheckInterval, 3600)) * 1000;
     this.rootTimer = setInterval(() => {

@@ -156,6 +156,62 @@ test('uses plug-in CA files (root → intermediate) and rejects mismatched ones'
   await assert.rejects(createCertificateAuthority({ stateDir, pluginCaDir: stranger }), /is not signed by any root in root-cert\.pem/);
 });
 
+test('plug-in CA files are reloaded when they change: both roots first, then the new intermediate signs; an unusable set is ignored', async (t) => {
+  const dir = tempDir(t);
+  const ossl = (...args: string[]) => openssl(args, dir);
+  const read = (f: string) => fs.readFileSync(path.join(dir, f), 'utf8');
+  fs.writeFileSync(path.join(dir, 'ext.cnf'), '[ca]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\n');
+  const makeChain = (n: number) => {
+    ossl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', `root${n}-key.pem`, '-out', `root${n}.pem`, '-days', '30', '-subj', `/O=Example Corp/CN=Root ${n}`, '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
+    ossl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `inter${n}-key.pem`, '-out', `inter${n}.csr`, '-subj', `/O=Example Corp/CN=Intermediate ${n}`);
+    ossl('x509', '-req', '-in', `inter${n}.csr`, '-CA', `root${n}.pem`, '-CAkey', `root${n}-key.pem`, '-CAcreateserial', '-out', `inter${n}.pem`, '-days', '10', '-extfile', 'ext.cnf', '-extensions', 'ca');
+  };
+  makeChain(1);
+  makeChain(2);
+  const plugin = tempDir(t);
+  const install = (files: Record<string, string>) => {
+    for (const [name, content] of Object.entries(files)) fs.writeFileSync(path.join(plugin, name), content, { mode: 0o600 });
+  };
+  install({ 'ca-cert.pem': read('inter1.pem'), 'ca-key.pem': read('inter1-key.pem'), 'cert-chain.pem': read('inter1.pem') + read('root1.pem'), 'root-cert.pem': read('root1.pem') });
+  const stateDir = tempDir(t);
+  const ca = await createCertificateAuthority({ stateDir, pluginCaDir: plugin, pluginCheckIntervalSeconds: 0.1 });
+  t.after(() => ca.close());
+  const { port } = await serveCa(t, ca, stateDir);
+  const token = writeToken(stateDir, (await new BootstrapTokens(stateDir).issue({ namespace: 'default', serviceAccount: 'reviews' })).token);
+  const bundles: string[] = [];
+  ca.onRootsChanged((pem) => bundles.push(pem));
+  const waitFor = async (what: string, ok: () => boolean) => {
+    const end = Date.now() + 10_000;
+    while (!ok()) {
+      assert.ok(Date.now() < end, `timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+
+  // Step 1: both roots in root-cert.pem; the old intermediate still signs.
+  install({ 'root-cert.pem': read('root2.pem') + read('root1.pem') });
+  await waitFor('the two-root bundle', () => bundles.length === 1);
+  assert.equal(bundles[0], ca.trustBundlePem());
+  assert.equal(ca.roots().length, 2);
+  const during = await request(port, ca.trustBundlePem(), token, REVIEWS);
+  assert.match(during[1]!, /BEGIN CERTIFICATE/);
+  assert.equal(new crypto.X509Certificate(during[1]!).subject.includes('Intermediate 1'), true);
+
+  // An unusable set (a key that is not the intermediate's) is ignored: the CA keeps signing.
+  install({ 'ca-key.pem': read('inter2-key.pem') });
+  await new Promise((r) => setTimeout(r, 800));
+  assert.equal(new crypto.X509Certificate((await request(port, ca.trustBundlePem(), token, REVIEWS))[1]!).subject.includes('Intermediate 1'), true);
+
+  // Step 2: the new intermediate signs; the bundle is unchanged, so listeners hear nothing new.
+  install({ 'ca-cert.pem': read('inter2.pem'), 'cert-chain.pem': read('inter2.pem') + read('root2.pem') });
+  await waitFor('the new intermediate', () => ca.currentServingCert()?.issuer.includes('Intermediate 2') ?? false);
+  const after = await request(port, ca.trustBundlePem(), token, REVIEWS);
+  fs.writeFileSync(path.join(dir, 'leaf.pem'), after[0]!);
+  fs.writeFileSync(path.join(dir, 'chain2.pem'), after[1]!);
+  assert.equal(ossl('verify', '-CAfile', 'root2.pem', '-untrusted', 'chain2.pem', 'leaf.pem').trim(), 'leaf.pem: OK');
+  assert.equal(bundles.length, 1);
+});
+
 test('root rotation to a new key: the new root is distributed first, signs after the delay, both are trusted during the overlap, then only the new one', async (t) => {
   const stateDir = tempDir(t);
   const ca = await createCertificateAuthority({ stateDir, keySwitchDelaySeconds: 0.5 });
@@ -202,14 +258,15 @@ test('root rotation to a new key: the new root is distributed first, signs after
 
 test("the self-signed root renews itself in its grace period (same key: old and new certificates verify against either root), and expired roots leave the bundle", async (t) => {
   const stateDir = tempDir(t);
-  const ca = await createCertificateAuthority({ stateDir, rootCertTtlSeconds: 3, rootGracePercent: 50, rootCheckIntervalSeconds: 0.1 });
+  // A 6 s root (backdated 0.6 s): renewed once less than 3 s are left, expired 5.4 s after it was made.
+  const ca = await createCertificateAuthority({ stateDir, rootCertTtlSeconds: 6, rootGracePercent: 50, rootCheckIntervalSeconds: 0.1 });
   t.after(() => ca.close());
-  const { port } = await serveCa(t, ca, stateDir);
-  const token = writeToken(stateDir, (await new BootstrapTokens(stateDir).issue({ namespace: 'default', serviceAccount: 'reviews' })).token);
   const first = ca.roots()[0]!;
-  const issued = await request(port, ca.trustBundlePem(), token, REVIEWS);
   const bundles: string[] = [];
   ca.onRootsChanged((pem) => bundles.push(pem));
+  const { port } = await serveCa(t, ca, stateDir);
+  const token = writeToken(stateDir, (await new BootstrapTokens(stateDir).issue({ namespace: 'default', serviceAccount: 'reviews' })).token);
+  const issued = await request(port, ca.trustBundlePem(), token, REVIEWS);
   while (!bundles.length) await new Promise((r) => setTimeout(r, 50));
   const [renewed, old] = ca.roots();
   assert.equal(old!.fingerprint256, first.fingerprint256, 'the old root stays in the bundle');
@@ -232,7 +289,7 @@ test("the self-signed root renews itself in its grace period (same key: old and 
 
 test('an expired self-signed root is replaced on start; an expired plug-in CA is refused', async (t) => {
   const stateDir = tempDir(t);
-  const first = await createCertificateAuthority({ stateDir, rootCertTtlSeconds: 1 });
+  const first = await createCertificateAuthority({ stateDir, rootCertTtlSeconds: 1, rootGracePercent: 1 });
   first.close();
   const oldRoot = first.trustBundlePem();
   await new Promise((r) => setTimeout(r, 1200));

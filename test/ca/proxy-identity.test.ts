@@ -34,7 +34,7 @@ test('rig proxy gets its SPIFFE certificate from the control plane CA and serves
   const proxy = spawnRig([
     'proxy', '--xds-address', `127.0.0.1:${cp.ports.xds}`, '--ca-address', `127.0.0.1:${tlsPort}`, '--ca-root-file', path.join(stateDir, 'ca', 'root-cert.pem'),
     '--token-file', tokenFile, '--namespace', 'bookinfo', '--service-account', 'bookinfo-ratings', '--workload-name', 'ratings-v1',
-    '--outbound-port', String(await freePort()), '--admin-port', '0', '--ready-port', '0', '--ports-file', portsFile, '--log-format', 'text',
+    '--outbound-port', String(await freePort()), '--admin-port', '0', '--ready-port', '0', '--stats-port', '0', '--ports-file', portsFile, '--log-format', 'text',
   ]);
   proxy.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
   t.after(() => stopProcess(proxy));
