@@ -2,6 +2,7 @@
 // body, headers) and body formats (text / JSON with %LOCAL_REPLY_BODY%), for HTTP and gRPC.
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
+import net from 'node:net';
 import { test } from 'node:test';
 import { configure, deadPort, httpListener, request, routeConfig, startRuntime, staticCluster } from './harness.ts';
 
@@ -22,6 +23,11 @@ const LOCAL_REPLY_CONFIG = {
       filter: { response_flag_filter: { flags: ['UH'] } },
       status_code: 403,
       body: { inline_string: 'nobody home' },
+    },
+    {
+      filter: { status_code_filter: { comparison: { op: 'EQ', value: { default_value: 403, runtime_key: 'k' } } } },
+      status_code: 426,
+      body: { inline_string: 'upgrade refused' },
     },
   ],
   body_format: { text_format: '%LOCAL_REPLY_BODY% %RESPONSE_CODE% %REQ(:path)%\n' },
@@ -82,6 +88,19 @@ test('local_reply_config: mappers rewrite status, body and headers; body_format 
   assert.equal(grpc[':status'], 200);
   assert.equal(grpc['grpc-status'], '7');
   assert.equal(decodeURIComponent(String(grpc['grpc-message'])), 'nobody home 403 /empty/svc.S/M\n');
+
+  // A refused upgrade (tunnels answer on the raw socket) goes through the mappers too.
+  const sock = net.connect(port, '127.0.0.1');
+  t.after(() => sock.destroy());
+  const raw = await new Promise<string>((resolve, reject) => {
+    let text = '';
+    sock.on('data', (c: Buffer) => (text += c));
+    sock.on('end', () => resolve(text));
+    sock.on('error', reject);
+    sock.write('GET /bad HTTP/1.1\r\nhost: a\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n');
+  });
+  assert.match(raw, /^HTTP\/1\.1 426 /);
+  assert.match(raw, /\r\n\r\nupgrade refused 426 \/bad\n$/);
 
   // An HCM without local_reply_config keeps Envoy's default replies.
   r = await request(h.port('plain'), { path: '/bad', headers: { 'test-header': 'x' } });

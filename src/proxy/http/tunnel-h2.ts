@@ -13,7 +13,7 @@ import type { StreamInfo } from '../stream-info.ts';
 import { ResponseFlag } from '../response-flags.ts';
 import { pipeSockets, type PipeResult } from '../tcp/pipe.ts';
 import type { ConnState } from './http-stream.ts';
-import { CONNECT_FAILED, connectFailureText, finish, openUpstream, resolveTunnel, startInfo, tunnelIdleMs, type TunnelTarget } from './tunnel.ts';
+import { CONNECT_FAILED, connectFailureText, finish, openUpstream, resolveTunnel, startInfo, tunnelIdleMs, tunnelLocalReply, type TunnelTarget } from './tunnel.ts';
 
 const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const MAX_HEAD = 64 * 1024;
@@ -130,12 +130,13 @@ function upgradeOverH1(upstream: net.Socket, head: RequestHead, type: string, cb
 }
 
 function refuse(stream: http2.ServerHttp2Stream, status: number, text: string, info: StreamInfo, flags: number, details: string, conn: ConnState, head: RequestHead): void {
-  info.responseCode = status;
   info.responseFlags |= flags;
   info.responseCodeDetails = details;
+  const parts = tunnelLocalReply(conn, info, head, status, text);
+  info.responseCode = parts.status;
   if (!stream.destroyed && !stream.headersSent) {
-    stream.respond({ ':status': status, 'content-type': 'text/plain', 'content-length': Buffer.byteLength(text), server: conn.hcm.serverName }, { endStream: !text });
-    if (text) stream.end(text);
+    stream.respond({ ...endToEnd(parts.headers), ':status': parts.status, 'content-length': Buffer.byteLength(parts.body), server: conn.hcm.serverName }, { endStream: !parts.body });
+    if (parts.body) stream.end(parts.body);
   } else stream.close(http2.constants.NGHTTP2_CONNECT_ERROR);
   finish(info, conn, head);
 }

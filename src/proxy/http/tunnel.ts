@@ -3,7 +3,7 @@
 // CONNECT that is not enabled is refused with 403); the bytes then flow both ways untouched.
 import net from 'node:net';
 import tls from 'node:tls';
-import type { IncomingMessage } from 'node:http';
+import http, { type IncomingMessage } from 'node:http';
 import type http2 from 'node:http2';
 import type { ConnState } from './http-stream.ts';
 import { matchRoute, ActionKind, pickWeighted, type Route } from '../routing/route-config.ts';
@@ -14,18 +14,25 @@ import { DiscoveryType } from '../upstream/cluster-config.ts';
 import type { UpstreamHost, Cluster } from '../upstream/cluster.ts';
 import { pipeSockets, type PipeResult } from '../tcp/pipe.ts';
 import { upgradeOverH2, websocketAccept } from './tunnel-h2.ts';
-import { isGrpcContentType } from './local-reply.ts';
+import { isGrpcContentType, rewriteLocalReply, type LocalReplyParts } from './local-reply.ts';
 
 export function reply(socket: net.Socket, status: number, text: string, info: StreamInfo, flags: number, details: string, conn: ConnState, head: RequestHead): void {
-  info.responseCode = status;
   info.responseFlags |= flags;
   info.responseCodeDetails = details;
-  const body = text ? text : '';
-  socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\ncontent-length: ${Buffer.byteLength(body)}\r\ncontent-type: text/plain\r\nserver: ${conn.hcm.serverName}\r\nconnection: close\r\n\r\n${body}`);
+  const parts = tunnelLocalReply(conn, info, head, status, text);
+  info.responseCode = parts.status;
+  let out = `HTTP/1.1 ${parts.status} ${http.STATUS_CODES[parts.status] ?? 'Error'}\r\ncontent-length: ${Buffer.byteLength(parts.body)}\r\nserver: ${conn.hcm.serverName}\r\nconnection: close\r\n`;
+  for (const [k, v] of Object.entries(parts.headers)) if (v !== undefined && k !== 'content-length' && k !== 'connection') for (const x of Array.isArray(v) ? v : [v]) out += `${k}: ${x}\r\n`;
+  socket.end(`${out}\r\n${parts.body}`);
   finish(info, conn, head);
 }
 
-const STATUS_TEXT: Record<number, string> = { 200: 'OK', 403: 'Forbidden', 404: 'Not Found', 503: 'Service Unavailable', 400: 'Bad Request' };
+/** A tunnel refusal as a local reply: text/plain, rewritten by the HCM's local_reply_config. */
+export function tunnelLocalReply(conn: ConnState, info: StreamInfo, head: RequestHead, status: number, body: string): LocalReplyParts {
+  const parts: LocalReplyParts = { status, headers: body ? { 'content-type': 'text/plain' } : {}, body };
+  if (conn.hcm.localReply) rewriteLocalReply(conn.hcm.localReply, info, head, parts);
+  return parts;
+}
 
 export function finish(info: StreamInfo, conn: ConnState, head: RequestHead): void {
   info.durationMs = performance.now() - info.startMonotonic;
