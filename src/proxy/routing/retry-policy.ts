@@ -42,14 +42,12 @@ export interface RetryPolicy {
   readonly retryOn: number;
   readonly numRetries: number;
   readonly perTryTimeoutMs: number;
-  readonly perTryIdleTimeoutMs: number;
   readonly baseIntervalMs: number;
   readonly maxIntervalMs: number;
   readonly retriableStatusCodes: ReadonlySet<number>;
   readonly retriableHeaders: readonly HeaderMatcher[];
   /** retry_host_predicate envoy.retry_host_predicates.previous_hosts */
   readonly avoidPreviousHosts: boolean;
-  readonly hostSelectionMaxAttempts: number;
   /** retry_priority envoy.retry_priorities.previous_priorities update_frequency (0: no retry priority). */
   readonly previousPrioritiesFrequency: number;
 }
@@ -70,7 +68,8 @@ export function readRetryPolicy(r: Reader): RetryPolicy {
   const retryOn = parseRetryOn(r.str('retry_on'), r.at('retry_on'), r);
   const numRetries = r.num('num_retries', 1);
   const perTryTimeoutMs = r.durationMs('per_try_timeout', 0);
-  const perTryIdleTimeoutMs = r.durationMs('per_try_idle_timeout', 0);
+  if (r.has('per_try_idle_timeout')) r.issues.warn(r.at('per_try_idle_timeout'), 'per_try_idle_timeout is not supported and is ignored (per_try_timeout and the stream idle timeout apply)');
+  r.accept('per_try_idle_timeout');
   let baseIntervalMs = 25;
   let maxIntervalMs = 250;
   const bo = r.obj('retry_back_off');
@@ -90,7 +89,9 @@ export function readRetryPolicy(r: Reader): RetryPolicy {
     if (name === 'envoy.retry_host_predicates.previous_hosts' || String(t?.['@type'] ?? '').endsWith('PreviousHostsPredicate')) avoidPreviousHosts = true;
     else p.issues.error(p.path, `unsupported retry host predicate ${name || String(t?.['@type'])}; supported: envoy.retry_host_predicates.previous_hosts`);
   }
-  const hostSelectionMaxAttempts = r.num('host_selection_retry_max_attempts', 1);
+  // The load balancer picks among the hosts not yet attempted directly, so there is nothing to
+  // re-draw: host_selection_retry_max_attempts needs no handling.
+  r.accept('host_selection_retry_max_attempts');
   let previousPrioritiesFrequency = 0;
   const rp = r.obj('retry_priority');
   if (rp) {
@@ -102,7 +103,7 @@ export function readRetryPolicy(r: Reader): RetryPolicy {
     rp.done();
   }
   r.done();
-  return { retryOn, numRetries, perTryTimeoutMs, perTryIdleTimeoutMs, baseIntervalMs, maxIntervalMs, retriableStatusCodes, retriableHeaders, avoidPreviousHosts, hostSelectionMaxAttempts, previousPrioritiesFrequency };
+  return { retryOn, numRetries, perTryTimeoutMs, baseIntervalMs, maxIntervalMs, retriableStatusCodes, retriableHeaders, avoidPreviousHosts, previousPrioritiesFrequency };
 }
 
 /** Full-jitter exponential backoff as Envoy does it: random in [0, min(base * 2^n, max)). */
