@@ -1,6 +1,6 @@
 // Envoy's "dynamic configuration from the filesystem" quick start, unchanged but for ports and
 // paths: lds_config / cds_config read from DiscoveryResponse files, reloaded when a file is moved
-// into place, a broken file rejected with the previous config kept.
+// into place, a broken file rejected with the previous config kept; admin /drain_listeners.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -102,4 +102,10 @@ test('filesystem lds_config / cds_config: applied at start, reloaded on change, 
   for (let i = 0; i < 200 && !stderr.includes('cds_config: rejected'); i++) await new Promise((r) => setTimeout(r, 25));
   assert.match(stderr, /cds_config: rejected; previous config kept/);
   assert.equal(await served(), 'b');
+
+  // Admin /drain_listeners: the listener stops accepting new connections.
+  const admin = JSON.parse(fs.readFileSync(portsFile, 'utf8')).admin as number;
+  assert.equal((await fetch(`http://127.0.0.1:${admin}/drain_listeners`)).status, 405);
+  assert.equal((await fetch(`http://127.0.0.1:${admin}/drain_listeners`, { method: 'POST' })).status, 200);
+  await assert.rejects(request(port), /ECONNREFUSED/);
 });
