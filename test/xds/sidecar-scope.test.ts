@@ -4,7 +4,7 @@
 // termination, connection pool).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../src/envoy/index.ts';
+import { CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE } from '../../src/envoy/index.ts';
 import type { EnvoyJson } from '../../src/envoy/index.ts';
 import { GENERATORS } from '../../src/xds/server/generators.ts';
 import { assertEnvoyResource, buildPush, parseYaml, podSidecar } from './fixtures.ts';
@@ -135,4 +135,29 @@ spec:
   const tls = (vin.filter_chains as EnvoyJson[]).filter((c) => (c.filter_chain_match as EnvoyJson).destination_port === 9443);
   assert.equal(tls.length, 1);
   assert.match(JSON.stringify(tls[0].transport_socket), /\/etc\/certs\/cert\.pem/);
+});
+
+test('sidecar ingress TLS from a credentialName is served over SDS like a gateway\'s', () => {
+  const server = podSidecar('reviews-0', 'default', { app: 'reviews' }, 'reviews', [{ port: 9443, name: 'https' }], '198.18.0.63');
+  const push = buildPush(
+    parseYaml(`apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: { name: reviews, namespace: default }
+spec:
+  workloadSelector: { labels: { app: reviews } }
+  ingress:
+  - port: { number: 9443, protocol: HTTPS, name: https }
+    defaultEndpoint: 127.0.0.1:8443
+    tls: { mode: MUTUAL, credentialName: reviews-cert }
+`),
+    [server],
+    { credentials: (n) => (n === 'reviews-cert' ? { certificateChain: Buffer.from('CERT'), privateKey: Buffer.from('KEY'), caCertificate: Buffer.from('CA') } : undefined) },
+  );
+  const vin = GENERATORS[LISTENER_TYPE].generate(push, server, undefined).find((l) => l.name === 'virtualInbound')!;
+  const chain = (vin.filter_chains as EnvoyJson[]).find((c) => (c.filter_chain_match as EnvoyJson).destination_port === 9443)!;
+  const text = JSON.stringify(chain.transport_socket);
+  assert.match(text, /kubernetes:\/\/reviews-cert"/);
+  assert.match(text, /"require_client_certificate":true/);
+  const secrets = GENERATORS[SECRET_TYPE].generate(push, server, ['kubernetes://reviews-cert', 'kubernetes://reviews-cert-cacert']);
+  assert.equal(secrets.length, 2);
 });
