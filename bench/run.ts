@@ -29,6 +29,7 @@ const USAGE = `usage: npm run bench -- [options]
   --profile               also run rig-1hop under --cpu-prof and print the top self-time functions
   --out DIR               where to write the result files (default bench/results)
   --worktree              run rig from the working tree's sources (default: a snapshot of the committed HEAD)
+  --rev COMMIT            run rig compiled from this commit instead of HEAD (before/after figures)
   --worktree-build        run rig compiled from a copy of the working tree (uncommitted changes, the
                           users' compiled build: type stripping from source costs ~18 MB RSS)
   --render FILE.json      rewrite the .md summary of an earlier result file (goals re-checked)
@@ -62,6 +63,7 @@ async function main(): Promise<void> {
       'control-plane': { type: 'boolean', default: true },
       worktree: { type: 'boolean', default: false },
       'worktree-build': { type: 'boolean', default: false },
+      rev: { type: 'string' },
       render: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -113,9 +115,9 @@ async function main(): Promise<void> {
   ensurePackages(undefined, log);
   pinSelf(settings.loadCore); // keep the orchestrator off the servers' core
 
-  const commit = git(['rev-parse', '--short', 'HEAD']); // before the snapshot: the commit measured
+  const commit = git(['rev-parse', '--short', values.rev ?? 'HEAD']); // before the snapshot: the commit measured
   if (values['worktree-build']) useRigSource(snapshotWorktree());
-  else if (!values.worktree) useRigSource(snapshotHead());
+  else if (!values.worktree) useRigSource(snapshotHead(values.rev));
   const loadBefore = os.loadavg().map((v) => v.toFixed(2)).join(' ');
   const results: CaseResult[] = [];
   for (const c of CASES.filter((c) => !only || only.includes(c.id))) {

@@ -8,9 +8,9 @@ import { scratchDir } from '../servers/server.ts';
 
 export const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
 
-/** A copy of HEAD's sources, compiled (with the installed node_modules and native build linked in); returns its root. */
-export function snapshotHead(): string {
-  return snapshot('src-head', execFileSync('git', ['archive', '--format=tar', 'HEAD', ...SNAPSHOT_PATHS], { cwd: REPO_ROOT, maxBuffer: 1 << 30 }), true);
+/** A copy of a commit's sources (HEAD by default), compiled (with the installed node_modules and native build linked in); returns its root. */
+export function snapshotHead(rev = 'HEAD'): string {
+  return snapshot('src-head', execFileSync('git', ['archive', '--format=tar', rev, ...SNAPSHOT_PATHS], { cwd: REPO_ROOT, maxBuffer: 1 << 30 }), true);
 }
 
 /**
