@@ -126,6 +126,9 @@ async function run(opts: ProxyOptions): Promise<void> {
     // Filesystem config sources (lds_config / cds_config with a path), beside or instead of ADS.
     const { pathSources, PathSubscriptions } = await import('../../proxy/bootstrap/path-config-source.ts');
     const sources = pathSources(raw);
+    if (sources.length && dynamic.ads_config !== undefined) {
+      throw new RigError('MESH_ERR_INVALID_CONFIG', `${source}: dynamic_resources: ${sources.map((x) => x.key).join(' and ')} from a file together with ads_config is not supported; take listeners and clusters from files or from ADS`);
+    }
     if (sources.length) {
       const subs = new PathSubscriptions(sources, rt, log);
       subs.start();
