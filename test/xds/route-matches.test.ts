@@ -26,6 +26,8 @@ spec:
     route: [{ destination: { host: web.shop.svc.cluster.local, port: { number: 8080 } } }]
   - name: rest
     route: [{ destination: { host: web.shop.svc.cluster.local } }]
+    mirror: { host: web.shop.svc.cluster.local, port: { number: 8080 } }
+    mirror_percent: 25
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -63,6 +65,9 @@ test('method, port and scheme become header/port matches; sourceNamespace picks 
   // Port 8080: the `port: 80` match does not apply; another namespace does not get from-ops.
   assert.deepEqual(routesFor('ops', 8080).names, ['from-ops', 'rest']);
   assert.deepEqual(routesFor('web', 80).names, ['posts', 'rest']);
+  // The deprecated mirror_percent still sets the mirrored share.
+  const rest = ops.routes[2].route as EnvoyJson;
+  assert.deepEqual((rest.request_mirror_policies as EnvoyJson[])[0], { cluster: 'outbound|8080||web.shop.svc.cluster.local', runtime_fraction: { default_value: { numerator: 250000, denominator: 'MILLION' } } });
 });
 
 test('exportTo ".": the VirtualService and DestinationRule apply in their own namespace only', () => {

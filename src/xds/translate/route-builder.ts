@@ -278,7 +278,7 @@ function buildRoute(ctx: RouteContext, vs: Resource<VirtualServiceSpec>, r: HTTP
     const retry = ctx.grpc && !r.retries ? undefined : retryPolicy(r.retries, ctx.grpc);
     if (retry) action.retry_policy = retry;
     const mirrors: EnvoyJson[] = [];
-    if (r.mirror) mirrors.push({ cluster: clusterFor(ctx, r.mirror, ns), runtime_fraction: { default_value: percent(r.mirrorPercentage?.value ?? r.mirrorPercent) } });
+    if (r.mirror) mirrors.push({ cluster: clusterFor(ctx, r.mirror, ns), runtime_fraction: { default_value: percent(r.mirrorPercentage?.value ?? r.mirrorPercent ?? r.mirror_percent) } });
     for (const mp of r.mirrors ?? []) mirrors.push({ cluster: clusterFor(ctx, mp.destination, ns), runtime_fraction: { default_value: percent(mp.percentage?.value) } });
     if (mirrors.length) action.request_mirror_policies = mirrors;
     if (dests.length === 1) {
