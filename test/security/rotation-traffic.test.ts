@@ -2,11 +2,13 @@
 // and two real `rig proxy` processes (client sidecar → server sidecar over STRICT mutual TLS, a
 // new upstream connection per request) serve a steady stream of requests while the workload
 // certificates rotate every ~6.4 s (8 s lifetime), the root rotates to a new key (distributed,
-// then signing), the overlap ends, and the root is renewed with its key. Every request succeeds.
+// then signing), the overlap ends, and the root is renewed with its key. Every request succeeds,
+// and an established connection carries requests throughout (it is never dropped).
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import path from 'node:path';
 import tls from 'node:tls';
 import { test, type TestContext } from 'node:test';
@@ -14,6 +16,7 @@ import pino from 'pino';
 import { MemoryConfigStore } from '../../src/config/memory-store.ts';
 import { startControlPlane } from '../../src/xds/controlplane.ts';
 import { attachCertificateAuthority } from '../../src/ca/index.ts';
+import { createKeyAndCsr } from '../../src/proxy/identity/index.ts';
 import { spawnRig, stopProcess } from '../helpers/cli.ts';
 import { freePort, tempDir } from '../ca/ca-test-helpers.ts';
 import { parseYaml } from '../xds/fixtures.ts';
@@ -141,6 +144,29 @@ test('rotation while traffic flows loses no request: workload certificates, a ne
       await sleep(25);
     }
   });
+  // One established mTLS connection straight to the server sidecar (a client certificate of the
+  // mesh CA, which expires during the test): it must carry requests throughout, never dropped.
+  const { csrPem, privateKeyPem } = await createKeyAndCsr('spiffe://cluster.local/ns/foo/sa/sleep');
+  const chain = await ca.sign({ csrPem, identity: 'spiffe://cluster.local/ns/foo/sa/sleep' });
+  const longLived = new https.Agent({ keepAlive: true, maxSockets: 1, cert: chain.slice(0, -1).join(''), key: privateKeyPem, ca: chain.at(-1), checkServerIdentity: () => undefined });
+  t.after(() => longLived.destroy());
+  const sockets = new Set<number>();
+  let longOk = 0;
+  const established = (async () => {
+    while (running) {
+      const r = await new Promise<string>((resolve) => {
+        const req = https.get({ host: '127.0.0.1', port: inbound, path: '/long', headers: { host: 'httpbin.foo' }, agent: longLived }, (res) => {
+          sockets.add(res.socket.localPort ?? 0);
+          res.resume();
+          res.on('end', () => resolve(String(res.statusCode)));
+        });
+        req.on('error', (e) => resolve(e.message));
+      });
+      if (r === '200') longOk++;
+      else failures.push(`${new Date().toISOString()} established connection: ${r}`);
+      await sleep(100);
+    }
+  })();
   const serials = new Set<string>();
   const watch = (async () => {
     while (running) {
@@ -165,11 +191,13 @@ test('rotation while traffic flows loses no request: workload certificates, a ne
     await sleep(2500);
   } finally {
     running = false;
-    await Promise.all([...clients, watch]);
+    await Promise.all([...clients, watch, established]);
   }
 
   assert.deepEqual(failures, [], `${failures.length} of ${ok + failures.length} requests failed`);
   assert.ok(ok >= 40, `only ${ok} requests made`);
+  assert.equal(sockets.size, 1, 'the established connection was never dropped');
+  assert.ok(longOk >= 40, `only ${longOk} requests on the established connection`);
   assert.ok(serials.size >= 3, `the server certificate rotated (${serials.size} serials seen)`);
   for (const id of ['spiffe://cluster.local/ns/foo/sa/sleep', 'spiffe://cluster.local/ns/foo/sa/httpbin']) {
     assert.ok((issued.get(id) ?? 0) >= 5, `${id} got ${issued.get(id) ?? 0} certificates`);
