@@ -29,6 +29,8 @@ export interface FilterChain {
   readonly match: FilterChainMatch;
   readonly tls: TlsContext | undefined;
   readonly filters: readonly NetworkFilter[];
+  /** transport_socket_connect_timeout: the TLS handshake must finish within it; 0 = the listener's default. */
+  readonly handshakeTimeoutMs: number;
 }
 
 export interface ListenerConfig {
@@ -42,13 +44,46 @@ export interface ListenerConfig {
   readonly readOriginalDst: boolean;
   readonly tlsInspector: boolean;
   readonly httpInspector: boolean;
+  /** Listener filters' filter_disabled, by destination port: true = the inspector skips this connection. */
+  readonly tlsInspectorDisabled: PortPredicate | undefined;
+  readonly httpInspectorDisabled: PortPredicate | undefined;
   readonly direction: StreamInfo['direction'];
   readonly filterChains: readonly FilterChain[];
   readonly defaultChain: FilterChain | undefined;
-  /** Listener filters wait this long for the first bytes (listener_filters_timeout, default 15s). */
+  /** Listener filters wait this long for the first bytes (listener_filters_timeout, default 15s; 0 = no limit). */
   readonly inspectTimeoutMs: number;
   readonly continueOnInspectTimeout: boolean;
   readonly raw: Record<string, unknown>;
+}
+
+export type PortPredicate = (destinationPort: number) => boolean;
+
+/** Envoy's ListenerFilterChainMatchPredicate; only the destination port is known before inspection. */
+function readPortPredicate(r: Reader): PortPredicate {
+  let p: PortPredicate = () => false;
+  const rules = (key: string) => r.obj(key)?.objs('rules').map(readPortPredicate) ?? [];
+  if (r.has('any_match')) {
+    const any = r.bool('any_match', false);
+    p = () => any;
+  } else if (r.has('destination_port_range')) {
+    const range = r.obj('destination_port_range')!;
+    const start = range.num('start', 0);
+    const end = range.num('end', 0);
+    range.done();
+    if (end <= start) r.issues.error(r.at('destination_port_range'), `empty port range [${start}, ${end}): end is exclusive and must be above start`);
+    p = (port) => port >= start && port < end;
+  } else if (r.has('not_match')) {
+    const inner = readPortPredicate(r.obj('not_match')!);
+    p = (port) => !inner(port);
+  } else if (r.has('or_match')) {
+    const all = rules('or_match');
+    p = (port) => all.some((q) => q(port));
+  } else if (r.has('and_match')) {
+    const all = rules('and_match');
+    p = (port) => all.every((q) => q(port));
+  } else r.issues.error(r.path, 'a filter_disabled predicate needs one of any_match, destination_port_range, not_match, or_match, and_match');
+  r.done();
+  return p;
 }
 
 function readCidrs(list: Reader[]): CidrRange[] {
@@ -94,9 +129,10 @@ function readChain(r: Reader, ctx: { proxy: ProxyContext; listenerName: string; 
     if (factory.terminal !== (i === fl.length - 1)) issues.error(f.path, factory.terminal ? `${factory.name} is terminal and must be the last filter` : `the last network filter must be terminal (http_connection_manager or tcp_proxy), not ${factory.name}`);
     filters.push(factory.compile(tc ?? new Reader({}, f.at('typed_config'), issues), { issues, proxy: ctx.proxy, listenerName: ctx.listenerName, direction: ctx.direction }));
   });
-  r.accept('metadata', 'transport_socket_connect_timeout');
+  const handshakeTimeoutMs = r.durationMs('transport_socket_connect_timeout', 0);
+  r.accept('metadata');
   r.done();
-  return { name, match, tls, filters };
+  return { name, match, tls, filters, handshakeTimeoutMs };
 }
 
 export function compileListener(raw: Record<string, unknown>, path: string, issues: Issues, proxy: ProxyContext): ListenerConfig {
@@ -108,19 +144,24 @@ export function compileListener(raw: Record<string, unknown>, path: string, issu
   const direction: StreamInfo['direction'] = tdir === 'INBOUND' ? 'inbound' : tdir === 'OUTBOUND' ? 'outbound' : proxy.node.id.startsWith('router~') ? 'gateway' : 'outbound';
   let tlsInspector = false;
   let httpInspector = false;
+  let tlsInspectorDisabled: PortPredicate | undefined;
+  let httpInspectorDisabled: PortPredicate | undefined;
   const useOriginalDst = r.bool('use_original_dst', false);
   let readOriginalDst = useOriginalDst;
   for (const lf of r.objs('listener_filters')) {
     const n = lf.str('name');
     const tc = lf.obj('typed_config');
     const t = tc?.str('@type') ?? '';
-    if (t === TLS_INSPECTOR_TYPE || n === 'envoy.filters.listener.tls_inspector') tlsInspector = true;
-    else if (t === HTTP_INSPECTOR_TYPE || n === 'envoy.filters.listener.http_inspector') httpInspector = true;
-    else if (t === ORIGINAL_DST_TYPE || n === 'envoy.filters.listener.original_dst') readOriginalDst = true;
-    else issues.error(lf.path, `unsupported listener filter ${t || n}; supported: tls_inspector, http_inspector, original_dst`);
+    const fd = lf.obj('filter_disabled');
+    const disabled = fd ? readPortPredicate(fd) : undefined;
+    if (t === TLS_INSPECTOR_TYPE || n === 'envoy.filters.listener.tls_inspector') [tlsInspector, tlsInspectorDisabled] = [true, disabled];
+    else if (t === HTTP_INSPECTOR_TYPE || n === 'envoy.filters.listener.http_inspector') [httpInspector, httpInspectorDisabled] = [true, disabled];
+    else if (t === ORIGINAL_DST_TYPE || n === 'envoy.filters.listener.original_dst') {
+      readOriginalDst = true;
+      if (fd) issues.warn(fd.path, 'filter_disabled is not supported on original_dst (the original destination is always read)');
+    } else issues.error(lf.path, `unsupported listener filter ${t || n}; supported: tls_inspector, http_inspector, original_dst`);
     tc?.accept(...Object.keys(tc.raw));
     tc?.done();
-    lf.accept('filter_disabled');
     lf.done();
   }
   const ctx = { proxy, listenerName: name, direction };
@@ -142,5 +183,5 @@ export function compileListener(raw: Record<string, unknown>, path: string, issu
   r.accept('stat_prefix', 'metadata', 'per_connection_buffer_limit_bytes', 'access_log', 'enable_reuse_port', 'connection_balance_config', 'drain_type', 'reuse_port');
   if (r.has('access_log')) issues.warn(r.at('access_log'), 'listener-level access_log is not supported; use the connection manager or tcp_proxy access_log');
   r.done();
-  return { name, address: sa.address, port: sa.port, bindToPort, useOriginalDst, readOriginalDst, tlsInspector, httpInspector, direction, filterChains, defaultChain, inspectTimeoutMs, continueOnInspectTimeout, raw };
+  return { name, address: sa.address, port: sa.port, bindToPort, useOriginalDst, readOriginalDst, tlsInspector, httpInspector, tlsInspectorDisabled, httpInspectorDisabled, direction, filterChains, defaultChain, inspectTimeoutMs, continueOnInspectTimeout, raw };
 }

@@ -75,10 +75,14 @@ function drainChains(config: ListenerConfig): void {
   for (const c of [...config.filterChains, ...(config.defaultChain ? [config.defaultChain] : [])]) for (const f of c.filters) f.drain?.();
 }
 
+/** A TLS handshake with no configured limit (Envoy has none; a stalled peer would hold a socket forever). */
+const DEFAULT_HANDSHAKE_TIMEOUT_MS = 15_000;
+
 function readFirstBytes(socket: net.Socket, enough: (b: Buffer) => boolean, timeoutMs: number, done: (b: Buffer | undefined) => void): void {
   let buf: Buffer = Buffer.alloc(0);
   const finish = (ok: boolean) => {
     clearTimeout(timer);
+    socket.off('close', onClose);
     socket.off('data', onData);
     socket.off('end', onEnd);
     socket.pause();
@@ -90,9 +94,16 @@ function readFirstBytes(socket: net.Socket, enough: (b: Buffer) => boolean, time
     if (enough(buf) || buf.length > 16384) finish(true);
   };
   const onEnd = () => finish(true);
-  const timer = setTimeout(() => finish(false), timeoutMs);
+  // Closed before the inspectors decided (reset, error): nothing to dispatch.
+  const onClose = () => {
+    clearTimeout(timer);
+    socket.off('data', onData);
+    socket.off('end', onEnd);
+  };
+  const timer = timeoutMs > 0 ? setTimeout(() => finish(false), timeoutMs) : undefined;
   socket.on('data', onData);
   socket.once('end', onEnd);
+  socket.once('close', onClose);
   socket.resume();
 }
 
@@ -206,14 +217,16 @@ export class ListenerManager {
       sourceIp: socket.remoteAddress ?? '',
       sourcePort: socket.remotePort ?? 0,
     };
-    if (!config.tlsInspector && !config.httpInspector) return this.dispatch(l, config, socket, facts, originalDst);
+    const tlsInspector = config.tlsInspector && !config.tlsInspectorDisabled?.(facts.destinationPort);
+    const httpInspector = config.httpInspector && !config.httpInspectorDisabled?.(facts.destinationPort);
+    if (!tlsInspector && !httpInspector) return this.dispatch(l, config, socket, facts, originalDst);
     readFirstBytes(
       socket,
       (b) => {
         const t = looksLikeTls(b);
         if (t === 'more') return false;
-        if (t === 'tls') return !config.tlsInspector || parseClientHello(b) !== undefined;
-        return !config.httpInspector || inspectHttp(b) !== 'more';
+        if (t === 'tls') return !tlsInspector || parseClientHello(b) !== undefined;
+        return !httpInspector || inspectHttp(b) !== 'more';
       },
       config.inspectTimeoutMs,
       (b) => {
@@ -221,12 +234,12 @@ export class ListenerManager {
           socket.destroy();
           return;
         }
-        if (b && config.tlsInspector && looksLikeTls(b) === 'tls') {
+        if (b && tlsInspector && looksLikeTls(b) === 'tls') {
           const hello = parseClientHello(b);
           facts.transportProtocol = 'tls';
           facts.serverName = hello?.serverName;
           facts.applicationProtocols = hello?.alpn ?? [];
-        } else if (b && config.httpInspector) {
+        } else if (b && httpInspector) {
           const h = inspectHttp(b);
           if (h && h !== 'more') facts.applicationProtocols = [h];
         }
@@ -277,7 +290,7 @@ export class ListenerManager {
       rejectUnauthorized: false,
     });
     ts.on('error', () => ts.destroy());
-    const timer = setTimeout(() => ts.destroy(), config.inspectTimeoutMs);
+    const timer = setTimeout(() => ts.destroy(), chain.handshakeTimeoutMs || config.inspectTimeoutMs || DEFAULT_HANDSHAKE_TIMEOUT_MS);
     ts.once('secure', () => {
       clearTimeout(timer);
       // As tls.Server's onServerSocketSecure does: http2 waits for 'secureConnect' while this is set.
