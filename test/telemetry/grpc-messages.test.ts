@@ -7,6 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { configure, httpListener, routeConfig, startRuntime, staticCluster } from '../proxy/harness.ts';
 import { telemetryOf } from '../../src/proxy/telemetry/index.ts';
 import { GrpcMessageCounter } from '../../src/proxy/telemetry/grpc-message-counter.ts';
+import { localPeer } from '../../src/proxy/telemetry/peer-metadata.ts';
 
 const H2 = { typed_extension_protocol_options: { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions', explicit_http_config: { http2_protocol_options: {} } } } };
 const json = { serialize: (v: unknown) => Buffer.from(JSON.stringify(v)), deserialize: (b: Buffer) => JSON.parse(b.toString()) as unknown };
@@ -75,4 +76,52 @@ test('gRPC message counts through the proxy: bidirectional streaming and unary',
   // Istio reports the message counts with the peer labels only.
   assert.doesNotMatch(line('istio_request_messages_total')!, /request_protocol|response_code|response_flags|connection_security_policy/);
   assert.match(line('istio_requests_total')!, /request_protocol="grpc",.*grpc_response_status="0"/);
+});
+
+test('gRPC message counts of a long stream are reported every tcp_reporting_duration once the peer is known', async (t) => {
+  const server = new grpc.Server();
+  server.addService(service, {
+    Talk: (call: grpc.ServerDuplexStream<{ text: string }, { text: string }>) => {
+      call.on('data', (m: { text: string }) => call.write({ text: m.text }));
+      call.on('end', () => call.end());
+    },
+    Say: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, { text: 'hi' }),
+  });
+  const gport = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+  const h = await startRuntime();
+  t.after(() => {
+    h.close();
+    server.forceShutdown();
+  });
+  const periodic = { ...STATS, typed_config: { ...STATS.typed_config, value: { reporter: 'SERVER', tcp_reporting_duration: '0.1s' } } };
+  const peerFilter = { name: 'envoy.filters.http.peer_metadata', typed_config: { '@type': 'type.googleapis.com/udpa.type.v1.TypedStruct', type_url: 'type.googleapis.com/io.istio.http.peer_metadata.Config', value: { downstream_discovery: [{ istio_headers: {} }] } } };
+  await configure(h, {
+    clusters: [staticCluster('inbound|9080||', [gport], H2)],
+    routes: [routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'inbound|9080||' } }])],
+    listeners: [httpListener('l', 'r', { stat_prefix: 'inbound_0.0.0.0_9080', http_filters: [peerFilter, periodic, { name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } }] })],
+  });
+  const Client = grpc.makeGenericClientConstructor(service, 'Chat');
+  const client = new Client(`127.0.0.1:${h.port('l')}`, grpc.credentials.createInsecure()) as grpc.Client & Record<string, (...a: unknown[]) => unknown>;
+  t.after(() => client.close());
+  const md = new grpc.Metadata();
+  md.set('x-envoy-peer-metadata', localPeer({ id: 'sidecar~10.0.0.9~productpage-v1-0.default~default.svc.cluster.local', cluster: 'productpage', metadata: { NAMESPACE: 'default', WORKLOAD_NAME: 'productpage-v1', LABELS: { app: 'productpage' } } }).header);
+  const call = client.Talk(md) as grpc.ClientDuplexStream<{ text: string }, { text: string }>;
+  t.after(() => call.cancel());
+  let echoed = 0;
+  call.on('data', () => echoed++);
+  call.on('error', () => undefined);
+  call.write({ text: 'one' });
+  call.write({ text: 'two' });
+  const line = (name: string) => telemetryOf(h.rt.stats)!.metrics.render().split('\n').find((l) => l.startsWith(name + '{'));
+  for (let i = 0; i < 100 && !(echoed === 2 && / 2$/.test(line('istio_response_messages_total') ?? '')); i++) await new Promise((r) => setTimeout(r, 20));
+  assert.match(line('istio_request_messages_total') ?? '', /source_workload="productpage-v1".* 2$/, 'reported while the stream is open');
+  assert.match(line('istio_response_messages_total') ?? '', / 2$/);
+  assert.equal(line('istio_requests_total'), undefined, 'the request itself is not finished');
+  const ended = new Promise<void>((r) => call.on('end', () => r()));
+  call.write({ text: 'three' });
+  call.end();
+  await ended;
+  for (let i = 0; i < 50 && !line('istio_requests_total'); i++) await new Promise((r) => setTimeout(r, 20));
+  assert.match(line('istio_request_messages_total') ?? '', / 3$/, 'the rest at the end, nothing twice');
+  assert.match(line('istio_response_messages_total') ?? '', / 3$/);
 });

@@ -8,7 +8,7 @@ import type { StreamInfo } from '../stream-info.ts';
 import type { Reader } from '../config/reader.ts';
 import { attachTelemetry, telemetryOf } from './proxy-telemetry.ts';
 import { compileStatsConfig, STATS_FILTER, type StatsConfig } from './stats-config.ts';
-import { recordHttp, tcpChildren } from './stats-recorder.ts';
+import { grpcMessageCells, recordHttp, tcpChildren } from './stats-recorder.ts';
 import { GrpcMessageCounter } from './grpc-message-counter.ts';
 import type { TcpChildren } from './istio-metrics.ts';
 
@@ -38,10 +38,24 @@ class HttpStatsFilter implements HttpFilter {
   }
 }
 
-/** A gRPC stream also counts its messages each way (istio_request/response_messages_total). */
+/**
+ * A gRPC stream also counts its messages each way (istio_request/response_messages_total): every
+ * tcp_reporting_duration while it lasts (once its peer is known, as Istio), the rest at its end.
+ */
 class GrpcStatsFilter extends HttpStatsFilter {
   private readonly requestMessages = new GrpcMessageCounter();
   private readonly responseMessages = new GrpcMessageCounter();
+  private reportedRequests = 0;
+  private reportedResponses = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(c: StatsConfig, cb: StreamCallbacks) {
+    super(c, cb);
+    if (c.tcpReportMs > 0) {
+      this.timer = setInterval(() => this.report(), c.tcpReportMs);
+      this.timer.unref();
+    }
+  }
 
   observeRequestData(chunk: Buffer): void {
     this.requestMessages.feed(chunk);
@@ -51,8 +65,18 @@ class GrpcStatsFilter extends HttpStatsFilter {
     this.responseMessages.feed(chunk);
   }
 
+  private report(): void {
+    const cells = grpcMessageCells(this.c, this.cb.streamInfo, this.request);
+    if (!cells) return;
+    cells.requestMessages?.inc(this.requestMessages.count - this.reportedRequests);
+    cells.responseMessages?.inc(this.responseMessages.count - this.reportedResponses);
+    this.reportedRequests = this.requestMessages.count;
+    this.reportedResponses = this.responseMessages.count;
+  }
+
   override onDestroy(): void {
-    recordHttp(this.c, this.cb.streamInfo, this.request, this.response, { requests: this.requestMessages.count, responses: this.responseMessages.count });
+    if (this.timer) clearInterval(this.timer);
+    recordHttp(this.c, this.cb.streamInfo, this.request, this.response, { requests: this.requestMessages.count - this.reportedRequests, responses: this.responseMessages.count - this.reportedResponses });
   }
 }
 

@@ -62,20 +62,39 @@ function makeHttpChildren(cfg: StatsConfig, info: StreamInfo, authority: string,
   const base = { ...peerLabelValues(cfg.reporter, cfg.telemetry.local.labels, side(cfg, info, authority, ignoreMetadata), info.mtls, info.isGrpc ? 'grpc' : 'http'), ...httpResponseLabels(info) };
   const o = cfg.overrides;
   const labels = (n: 'requests_total' | 'request_duration_milliseconds' | 'request_bytes' | 'response_bytes') => applyOverride(base, o.get(n), info, req, res);
-  const grpc = (n: 'request_messages_total' | 'response_messages_total') => {
-    if (!info.isGrpc || o.get(n)?.drop) return undefined;
-    const l = { ...applyOverride(base, o.get(n), info, req, res) };
-    for (const k of NOT_ON_MESSAGES) delete l[k];
-    return (n === 'request_messages_total' ? m.requestMessages : m.responseMessages).child(l);
-  };
+  const messages = info.isGrpc ? messageCells(cfg, base, info, req, res) : undefined;
   return {
     requests: o.get('requests_total')?.drop ? undefined : m.requests.child(labels('requests_total')),
-    requestMessages: grpc('request_messages_total'),
-    responseMessages: grpc('response_messages_total'),
+    requestMessages: messages?.requestMessages,
+    responseMessages: messages?.responseMessages,
     duration: o.get('request_duration_milliseconds')?.drop ? undefined : m.duration.child(labels('request_duration_milliseconds')),
     requestBytes: o.get('request_bytes')?.drop ? undefined : m.requestBytes.child(labels('request_bytes')),
     responseBytes: o.get('response_bytes')?.drop ? undefined : m.responseBytes.child(labels('response_bytes')),
   };
+}
+
+/**
+ * The message counters of a gRPC stream still in flight (periodic reports), once its peer is known;
+ * the same cells recordHttp uses at the end (labels without the response's).
+ */
+export function grpcMessageCells(cfg: StatsConfig, info: StreamInfo, req: RequestHead | undefined): Pick<HttpChildren, 'requestMessages' | 'responseMessages'> | undefined {
+  const peer = cfg.reporter === 'destination' ? info.downstreamPeer : info.upstreamPeer;
+  if (!peer?.metadata) return undefined;
+  const authority = (info.upstreamCluster ?? '').startsWith('outbound|') || cfg.noHostFallback ? '' : (req?.authority ?? info.authority ?? '');
+  const base = peerLabelValues(cfg.reporter, cfg.telemetry.local.labels, side(cfg, info, authority), info.mtls, 'grpc');
+  return messageCells(cfg, base, info, req, undefined);
+}
+
+function messageCells(cfg: StatsConfig, base: Record<string, string>, info: StreamInfo, req: RequestHead | undefined, res: ResponseHead | undefined): Pick<HttpChildren, 'requestMessages' | 'responseMessages'> {
+  const m = cfg.telemetry.metrics;
+  const o = cfg.overrides;
+  const cell = (n: 'request_messages_total' | 'response_messages_total') => {
+    if (o.get(n)?.drop) return undefined;
+    const l = { ...applyOverride(base, o.get(n), info, req, res) };
+    for (const k of NOT_ON_MESSAGES) delete l[k];
+    return (n === 'request_messages_total' ? m.requestMessages : m.responseMessages).child(l);
+  };
+  return { requestMessages: cell('request_messages_total'), responseMessages: cell('response_messages_total') };
 }
 
 /** Istio reports gRPC message counts before the request's own labels are added. */
