@@ -1,7 +1,8 @@
 // Control plane scale benchmark (issue 3 §7): N services, M simulated sidecars in separate
 // load-generator processes, one VirtualService changed; measures the time until every proxy has
 // ACKed the new route version, and the control plane's RSS and CPU (it runs as its own process).
-// Standalone: `node bench/controlplane/index.ts [--services 1000] [--proxies 2000] [--generators 2] [--verbose]`
+// Proxies connect at --connect-rate per second (default 100), each on its own HTTP/2 connection.
+// Standalone: `node bench/controlplane/index.ts [--services 1000] [--proxies 2000] [--generators 2] [--connect-rate 100] [--verbose]`
 // prints the figures as JSON; the bench harness calls runScaleBench().
 import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -20,6 +21,8 @@ export interface ScaleOptions {
   generators?: number;
   namespaces?: number;
   smoke?: boolean;
+  /** Proxies connecting per second, all generators together (default 100; 0 = all at once). */
+  connectRate?: number;
   /** Progress on stderr while the proxies connect. */
   verbose?: boolean;
 }
@@ -38,6 +41,10 @@ export interface ScaleFigures {
   externalMB: number;
   /** Control-plane CPU seconds spent from the change until all ACKed. */
   cpuSeconds: number;
+  /** CPU seconds the load generators (the simulated proxies) spent in that time, on the same machine. */
+  proxiesCpuSeconds: number;
+  /** Streams the simulated proxies reopened while connecting (Envoy-like retry after a failed connect). */
+  reconnects: number;
   /** Control-plane CPU seconds to connect and sync all proxies. */
   connectCpuSeconds: number;
   connectMs: number;
@@ -82,6 +89,7 @@ export async function runScaleBench(opts: ScaleOptions = {}): Promise<ScaleFigur
   const proxies = opts.proxies ?? (opts.smoke ? 200 : 2000);
   const generatorsN = opts.generators ?? 2;
   const namespaces = opts.namespaces ?? 10;
+  const connectRate = opts.connectRate ?? 100;
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rig-cp-scale-'));
   const dir = path.join(tmp, 'config');
   fs.mkdirSync(dir);
@@ -94,16 +102,16 @@ export async function runScaleBench(opts: ScaleOptions = {}): Promise<ScaleFigur
     const ports = await waitFor(() => (fs.existsSync(portsFile) ? (JSON.parse(fs.readFileSync(portsFile, 'utf8')) as { xds: number; monitoring: number }) : undefined), 'the control plane', 30_000);
     const pid = cp.pid!;
     const acks: number[] = [];
-    const status = new Map<ChildProcess, { withRoutes: number; quietMs: number; reconnects: number }>();
+    const status = new Map<ChildProcess, { withRoutes: number; quietMs: number; reconnects: number; endReasons: Record<string, number> }>();
     const cpu0 = cpuSeconds(pid);
     const t0 = Date.now();
     const per = Math.ceil(proxies / generatorsN);
     for (let g = 0; g < generatorsN; g++) {
       const count = Math.min(per, proxies - g * per);
-      const child = fork(path.join(HERE, 'load-generator.ts'), [JSON.stringify({ address: `127.0.0.1:${ports.xds}`, from: g * per, count, services, namespaces, port: PORT })], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-      child.on('message', (m: { type: string; at?: number; withRoutes?: number; quietMs?: number; reconnects?: number }) => {
+      const child = fork(path.join(HERE, 'load-generator.ts'), [JSON.stringify({ address: `127.0.0.1:${ports.xds}`, from: g * per, count, services, namespaces, port: PORT, rate: connectRate / generatorsN })], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      child.on('message', (m: { type: string; at?: number; withRoutes?: number; quietMs?: number; reconnects?: number; endReasons?: Record<string, number> }) => {
         if (m.type === 'acked') acks.push(m.at!);
-        if (m.type === 'status') status.set(child, { withRoutes: m.withRoutes!, quietMs: m.quietMs!, reconnects: m.reconnects! });
+        if (m.type === 'status') status.set(child, { withRoutes: m.withRoutes!, quietMs: m.quietMs!, reconnects: m.reconnects!, endReasons: m.endReasons! });
       });
       gens.push(child);
     }
@@ -115,7 +123,7 @@ export async function runScaleBench(opts: ScaleOptions = {}): Promise<ScaleFigur
       const withRoutes = all.reduce((n, s) => n + s.withRoutes, 0);
       if (opts.verbose && Date.now() - lastLog > 10_000) {
         lastLog = Date.now();
-        process.stderr.write(`connecting: ${withRoutes}/${proxies} proxies have routes after ${Math.round((Date.now() - t0) / 1000)} s (${all.reduce((n, s) => n + s.reconnects, 0)} reconnects); control plane ${Math.round(rssBytes(pid) / 1e6)} MB RSS, ${(cpuSeconds(pid) - cpu0).toFixed(1)} CPU s\n`);
+        process.stderr.write(`connecting: ${withRoutes}/${proxies} proxies have routes after ${Math.round((Date.now() - t0) / 1000)} s (${all.reduce((n, s) => n + s.reconnects, 0)} reconnects ${JSON.stringify(all.map((s) => s.endReasons))}); control plane ${Math.round(rssBytes(pid) / 1e6)} MB RSS, ${(cpuSeconds(pid) - cpu0).toFixed(1)} CPU s\n`);
       }
       return all.length === gens.length && withRoutes === proxies && all.every((s) => s.quietMs > 1500) ? true : undefined;
     }, 'all proxies to sync', 600_000);
@@ -124,6 +132,8 @@ export async function runScaleBench(opts: ScaleOptions = {}): Promise<ScaleFigur
     for (const g of gens) g.send({ type: 'watch' });
     await new Promise((r) => setTimeout(r, 200));
     const cpu1 = cpuSeconds(pid);
+    const gensCpu = () => gens.reduce((n, g) => n + cpuSeconds(g.pid!), 0);
+    const gensCpu1 = gensCpu();
     const change = Date.now();
     fs.writeFileSync(path.join(dir, 'vs.yaml'), vsYaml('5s'));
     await waitFor(() => (acks.length >= proxies ? true : undefined), `${proxies} ACKs of the new version (got ${acks.length})`, 120_000);
@@ -141,6 +151,8 @@ export async function runScaleBench(opts: ScaleOptions = {}): Promise<ScaleFigur
       heapUsedMB: Math.round(status2.memory.heapUsed / 1e6),
       externalMB: Math.round(status2.memory.external / 1e6),
       cpuSeconds: Number((cpuSeconds(pid) - cpu1).toFixed(2)),
+      proxiesCpuSeconds: Number((gensCpu() - gensCpu1).toFixed(2)),
+      reconnects: [...status.values()].reduce((n, s) => n + s.reconnects, 0),
       connectCpuSeconds: Number(connectCpuSeconds.toFixed(2)),
       connectMs,
       pushWrittenMs: last ? Date.parse(last.at) - change : -1,
@@ -155,8 +167,10 @@ export async function runScaleBench(opts: ScaleOptions = {}): Promise<ScaleFigur
       g.kill('SIGKILL');
     }
     cp.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, process.env.RIG_BENCH_CP_PROF ? 5000 : 200));
-    if (cp.exitCode === null) cp.kill('SIGKILL');
+    // A profiling control plane writes its profile when it exits: give it the time.
+    const exited = new Promise((r) => cp.once('exit', r));
+    await Promise.race([exited, new Promise((r) => setTimeout(r, process.env.RIG_BENCH_CP_PROF ? 60_000 : 200))]);
+    if (cp.exitCode === null && cp.signalCode === null) cp.kill('SIGKILL');
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 }
@@ -166,6 +180,6 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.a
     const i = process.argv.indexOf(name);
     return i > 0 ? Number(process.argv[i + 1]) : undefined;
   };
-  const figures = await runScaleBench({ services: arg('--services'), proxies: arg('--proxies'), generators: arg('--generators'), smoke: process.argv.includes('--smoke'), verbose: process.argv.includes('--verbose') });
+  const figures = await runScaleBench({ services: arg('--services'), proxies: arg('--proxies'), generators: arg('--generators'), connectRate: arg('--connect-rate'), smoke: process.argv.includes('--smoke'), verbose: process.argv.includes('--verbose') });
   process.stdout.write(JSON.stringify(figures, null, 2) + '\n');
 }

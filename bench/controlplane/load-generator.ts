@@ -12,10 +12,15 @@ interface Job {
   services: number;
   namespaces: number;
   port: number;
+  /** Proxies this process connects per second (pods starting), 0 = all at once. */
+  rate: number;
 }
 
 /** Envoy's default HTTP/2 initial stream and connection window (Http2ProtocolOptions). */
 const ENVOY_WINDOW = 256 << 20;
+
+/** Envoy's xDS stream retry back-off: 500 ms base, 30 s at most (grpc-js: 1 s, 120 s). */
+const ENVOY_BACKOFF = { 'grpc.initial_reconnect_backoff_ms': 500, 'grpc.max_reconnect_backoff_ms': 30_000 };
 
 const job = JSON.parse(process.argv[2]) as Job;
 const send = (msg: unknown) => process.send?.(msg);
@@ -36,6 +41,8 @@ let baseline: Map<number, string> | undefined;
 let lastResponseAt = Date.now();
 let stopping = false;
 let reconnects = 0;
+/** Why streams ended (gRPC status and details), for the harness's progress report. */
+const endReasons = new Map<string, number>();
 
 /** Connects proxy k; like Envoy, reconnects after a random backoff when the stream fails (e.g. connect timeout under a connection storm). */
 function connect(k: number): void {
@@ -50,7 +57,7 @@ function connect(k: number): void {
     },
     // Each simulated sidecar has its own HTTP/2 connection (grpc-js would otherwise share one per
     // process) with Envoy's default 256 MiB stream and connection windows.
-    { decode: false, record: false, channelOptions: { 'grpc.use_local_subchannel_pool': 1, 'grpc-node.flow_control_window': ENVOY_WINDOW, 'grpc.max_receive_message_length': 256 << 20 } },
+    { decode: false, record: false, channelOptions: { 'grpc.use_local_subchannel_pool': 1, 'grpc-node.flow_control_window': ENVOY_WINDOW, 'grpc.max_receive_message_length': 256 << 20, ...ENVOY_BACKOFF } },
   );
   clients.set(k, c);
   c.onResponse = (r: AdsResponse) => {
@@ -69,18 +76,28 @@ function connect(k: number): void {
   c.subscribe(ENDPOINT_TYPE, edsNames);
   c.subscribe(LISTENER_TYPE);
   c.subscribe(ROUTE_TYPE, rdsNames);
-  void c.closed(2 ** 31 - 1).then(() => {
+  void c.closed(2 ** 31 - 1).then((st) => {
     if (stopping) return;
+    const why = `${st.code} ${st.details.replace(/\s*\(.*$/s, '')}`;
+    endReasons.set(why, (endReasons.get(why) ?? 0) + 1);
     c.close();
     reconnects++;
     setTimeout(() => connect(k), 500 + Math.random() * 1000);
   });
 }
 
-for (let k = job.from; k < job.from + job.count; k++) connect(k);
+// Proxies come up at a steady rate, as pods start; a burst of thousands of simultaneous connects
+// overflows the accept backlog and measures the storm rather than the control plane.
+let next = job.from;
+const tick = () => {
+  const batch = job.rate > 0 ? Math.max(1, Math.round(job.rate / 10)) : job.count;
+  for (const end = Math.min(job.from + job.count, next + batch); next < end; next++) connect(next);
+  if (next < job.from + job.count) setTimeout(tick, 100);
+};
+tick();
 
 process.on('message', (m: { type: string }) => {
-  if (m.type === 'status') send({ type: 'status', withRoutes: routeVersion.size, quietMs: Date.now() - lastResponseAt, reconnects });
+  if (m.type === 'status') send({ type: 'status', withRoutes: routeVersion.size, quietMs: Date.now() - lastResponseAt, reconnects, endReasons: Object.fromEntries(endReasons) });
   // From now on, report each client's first ACK of a route version other than the one it holds.
   if (m.type === 'watch') {
     baseline = new Map(routeVersion);

@@ -2,8 +2,9 @@
 // debugging a control plane by hand. Requests are JSON-shaped DiscoveryRequests; responses come
 // back with resources unpacked (or, with `decode: false`, only version/nonce/type and sizes).
 import * as grpc from '@grpc/grpc-js';
-import { decodeMessage, encodeMessage, messageType } from '../envoy/index.ts';
-import type { AnyMessage, EnvoyJson } from '../envoy/index.ts';
+import protobuf from 'protobufjs';
+import { decodeMessage, encodeMessage } from '../envoy/index.ts';
+import type { EnvoyJson } from '../envoy/index.ts';
 
 export interface AdsResponse {
   version_info: string;
@@ -25,6 +26,24 @@ export interface AdsClientOptions {
 
 const ADS_PATH = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
 
+/** version_info, nonce and type_url of a DiscoveryResponse and how many resources it holds, without decoding them. */
+function readEnvelope(buf: Buffer): AdsResponse {
+  const r = protobuf.Reader.create(buf);
+  const out: AdsResponse = { version_info: '', nonce: '', type_url: '', resources: [], resourceCount: 0 };
+  while (r.pos < r.len) {
+    const tag = r.uint32();
+    const field = tag >>> 3;
+    if (field === 1) out.version_info = r.string();
+    else if (field === 4) out.type_url = r.string();
+    else if (field === 5) out.nonce = r.string();
+    else {
+      if (field === 2) out.resourceCount++;
+      r.skipType(tag & 7);
+    }
+  }
+  return out;
+}
+
 export class AdsClient {
   readonly #client: grpc.Client;
   readonly #call: grpc.ClientDuplexStream<EnvoyJson, AdsResponse>;
@@ -38,7 +57,6 @@ export class AdsClient {
 
   constructor(address: string, node: EnvoyJson, opts: AdsClientOptions = {}) {
     const decode = opts.decode ?? true;
-    const Response = messageType('envoy.service.discovery.v3.DiscoveryResponse');
     this.#client = new grpc.Client(address, grpc.credentials.createInsecure(), opts.channelOptions);
     const record = opts.record ?? true;
     this.#node = node;
@@ -50,8 +68,7 @@ export class AdsClient {
           const o = decodeMessage('envoy.service.discovery.v3.DiscoveryResponse', buf) as EnvoyJson & { resources?: EnvoyJson[] };
           return { version_info: String(o.version_info ?? ''), nonce: String(o.nonce ?? ''), type_url: String(o.type_url ?? ''), resources: o.resources ?? [], resourceCount: o.resources?.length ?? 0 };
         }
-        const m = Response.decode(buf) as unknown as { version_info: string; nonce: string; type_url: string; resources: AnyMessage[] };
-        return { version_info: m.version_info, nonce: m.nonce, type_url: m.type_url, resources: [], resourceCount: m.resources.length };
+        return readEnvelope(buf);
       },
     );
     this.#call.on('data', (r: AdsResponse) => {

@@ -34,6 +34,12 @@ export interface DiscoveryServerOptions {
   debounceMs?: number;
   /** Longest a push waits under a steady stream of changes (default 1 s). */
   debounceMaxMs?: number;
+  /**
+   * The same when every pending change is an endpoint change (default 10 × debounceMaxMs, Istio's
+   * PILOT_DEBOUNCE_MAX of 10 s): thousands of proxies connecting at once, each first endpoint of a
+   * service changing its clusters' SANs, cost one CDS push to every proxy per round, not per second.
+   */
+  endpointDebounceMaxMs?: number;
   /** How long an auto-registered workload outlives its last stream (default 5 s). */
   workloadGraceMs?: number;
   /**
@@ -91,7 +97,8 @@ export class DiscoveryServer {
   readonly #throttled = new Map<string, { con: AdsConnection; typeUrl: string; force: boolean; only: Set<string> | undefined }>();
 
   constructor(opts: DiscoveryServerOptions) {
-    this.#o = { ...opts, debounceMs: opts.debounceMs ?? 100, debounceMaxMs: opts.debounceMaxMs ?? 1000, workloadGraceMs: opts.workloadGraceMs ?? 5000, maxInflightBytes: opts.maxInflightBytes ?? 128 << 20 };
+    const debounceMaxMs = opts.debounceMaxMs ?? 1000;
+    this.#o = { ...opts, debounceMs: opts.debounceMs ?? 100, debounceMaxMs, endpointDebounceMaxMs: opts.endpointDebounceMaxMs ?? 10 * debounceMaxMs, workloadGraceMs: opts.workloadGraceMs ?? 5000, maxInflightBytes: opts.maxInflightBytes ?? 128 << 20 };
     this.#log = opts.log;
     this.#push = this.#build();
   }
@@ -130,7 +137,8 @@ export class DiscoveryServer {
     const now = Date.now();
     this.#firstEventAt ??= now;
     clearTimeout(this.#timer);
-    const wait = Math.max(0, Math.min(this.#o.debounceMs, this.#firstEventAt + this.#o.debounceMaxMs - now));
+    const max = this.#pending.all || this.#pending.routing ? this.#o.debounceMaxMs : this.#o.endpointDebounceMaxMs;
+    const wait = Math.max(0, Math.min(this.#o.debounceMs, this.#firstEventAt + max - now));
     this.#timer = setTimeout(() => this.#flush(), wait);
   }
 
