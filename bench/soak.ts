@@ -15,7 +15,7 @@ import { stringify } from 'yaml';
 import WebSocket from 'ws';
 import { cpuSeconds, rssBytes } from './lib/proc-stats.ts';
 import { startBackends, type Backends } from './soak-backends.ts';
-import { DEFAULT_MIX, runTraffic, type Kind, type Tally } from './soak-clients.ts';
+import { DEFAULT_MIX, runTraffic, type Kind, type Mix, type Tally } from './soak-clients.ts';
 
 const USAGE = `usage: npm run bench:soak -- [options]
   --duration D     traffic after the warm-up: 600s, 10m, 3m (default 10m)
@@ -23,6 +23,8 @@ const USAGE = `usage: npm run bench:soak -- [options]
   --sample D       how often RSS and fds are printed while the traffic runs (default 30s)
   --rss-slack MB   final RSS may exceed the baseline by this much (default 15)
   --heap-slack MB  final heap in use (after a full GC) may exceed the baseline by this much (default 3)
+  --workers LIST   workers per kind, e.g. tcp=4,http2=2 (kinds: http1, http1-close, http2, grpc,
+                   websocket, tcp; unlisted kinds keep the default mix, 0 turns one off)
   --json FILE      also write the figures as JSON`;
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -108,6 +110,16 @@ async function collectGarbage(inspectorUrl: string): Promise<void> {
   ws.close();
 }
 
+function mixFrom(list: string | undefined): Mix {
+  const workers = { ...DEFAULT_MIX.workers };
+  for (const item of (list ?? '').split(',').filter(Boolean)) {
+    const [kind, n] = item.split('=');
+    if (!(kind in workers) || !/^\d+$/.test(n ?? '')) throw new Error(`--workers: "${item}" is not kind=count with kind one of ${Object.keys(workers).join(', ')}`);
+    workers[kind as Kind] = Number(n);
+  }
+  return { ...DEFAULT_MIX, workers };
+}
+
 function openFds(pid: number): number {
   return fs.readdirSync(`/proc/${pid}/fd`).length;
 }
@@ -130,10 +142,13 @@ async function figures(pid: number, statsPort: number): Promise<Figures> {
 
 const show = (f: Figures): string => `${f.rssMb} MB RSS, ${f.heapMb} MB heap used, ${f.fds} fds`;
 
+async function adminStats(adminPort: number, filter: string): Promise<{ name: string; value: number }[]> {
+  const res = await fetch(`http://127.0.0.1:${adminPort}/stats?format=json&filter=${encodeURIComponent(filter)}`);
+  return ((await res.json()) as { stats: { name: string; value: number }[] }).stats;
+}
+
 async function adminStat(adminPort: number, name: string): Promise<number> {
-  const res = await fetch(`http://127.0.0.1:${adminPort}/stats?format=json&filter=^${name}$`);
-  const j = (await res.json()) as { stats: { name: string; value: number }[] };
-  return j.stats.find((s) => s.name === name)?.value ?? NaN;
+  return (await adminStats(adminPort, `^${name}$`)).find((s) => s.name === name)?.value ?? NaN;
 }
 
 function total(t: Record<Kind, Tally>): { ok: number; failed: number } {
@@ -147,7 +162,7 @@ function total(t: Record<Kind, Tally>): { ok: number; failed: number } {
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { duration: { type: 'string', default: '10m' }, warmup: { type: 'string', default: '30s' }, sample: { type: 'string', default: '30s' }, 'rss-slack': { type: 'string', default: '15' }, 'heap-slack': { type: 'string', default: '3' }, json: { type: 'string' }, help: { type: 'boolean' } } });
+  const { values } = parseArgs({ options: { duration: { type: 'string', default: '10m' }, warmup: { type: 'string', default: '30s' }, sample: { type: 'string', default: '30s' }, 'rss-slack': { type: 'string', default: '15' }, 'heap-slack': { type: 'string', default: '3' }, json: { type: 'string' }, workers: { type: 'string' }, help: { type: 'boolean' } } });
   if (values.help) {
     console.log(USAGE);
     return 0;
@@ -155,6 +170,7 @@ async function main(): Promise<number> {
   const durationS = seconds(values.duration);
   const warmupS = seconds(values.warmup);
   const sampleS = seconds(values.sample);
+  const mix = mixFrom(values.workers);
   const rssSlack = Number(values['rss-slack']);
   const heapSlack = Number(values['heap-slack']);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rig-soak-'));
@@ -197,7 +213,7 @@ async function main(): Promise<number> {
     console.log(`rig proxy pid ${pid}: at start ${show(start)}; warm-up ${warmupS}s`);
 
     let stop = { stopped: false };
-    let run = runTraffic(traffic, DEFAULT_MIX, stop);
+    let run = runTraffic(traffic, mix, stop);
     await sleep(warmupS * 1000);
     stop.stopped = true;
     const warm = await run;
@@ -207,7 +223,7 @@ async function main(): Promise<number> {
     stop = { stopped: false };
     const t0 = performance.now();
     const cpu0 = cpuSeconds(pid);
-    run = runTraffic(traffic, DEFAULT_MIX, stop);
+    run = runTraffic(traffic, mix, stop);
     const samples: (Figures & { s: number })[] = [];
     let peak = base;
     for (let elapsed = 0; elapsed < durationS; ) {
@@ -227,9 +243,12 @@ async function main(): Promise<number> {
     const end = await atRest();
     const activeCx = await adminStat(ports.admin, 'http.soak_http.downstream_cx_active');
     const activeRq = await adminStat(ports.admin, 'http.soak_http.downstream_rq_active');
+    // Where failures came from, as the proxy counted them (connect failures, resets, timeouts, 5xx).
+    const failureStats = (await adminStats(ports.admin, '(connect_fail|_reset|_timeout|rq_5xx|_cx_protocol_error|idle_timeout)$')).filter((x) => x.value > 0);
     const sum = total(tallies);
     console.log(`after ${Math.round(wallS)}s of traffic, at rest: ${show(end)}; peak ${show(peak)}`);
     console.log(`exchanges: ${sum.ok} ok (${Math.round(sum.ok / wallS)}/s), ${sum.failed} failed; downstream_cx_active ${activeCx}, downstream_rq_active ${activeRq}; proxy CPU ${cpuS.toFixed(1)} s (${((cpuS / wallS) * 100).toFixed(1)} % of a core)`);
+    if (failureStats.length) console.log(`proxy failure counters: ${failureStats.map((x) => `${x.name}=${x.value}`).join(', ')}`);
     for (const [k, v] of Object.entries(tallies)) console.log(`  ${k.padEnd(12)} ${String(v.ok).padStart(8)} ok ${v.failed ? `${v.failed} failed (last: ${v.lastError})` : ''}`);
     const problems: string[] = [];
     if (end.fds > base.fds) problems.push(`${end.fds - base.fds} more open fds than at the baseline`);
@@ -237,7 +256,7 @@ async function main(): Promise<number> {
     if (!(end.heapMb <= base.heapMb + heapSlack)) problems.push(`heap in use ${end.heapMb} MB exceeds the baseline ${base.heapMb} MB by more than ${heapSlack} MB`);
     if (sum.failed) problems.push(`${sum.failed} exchanges failed`);
     if (activeCx !== 0 || activeRq !== 0) problems.push(`proxy still counts ${activeCx} connections and ${activeRq} requests active`);
-    if (values.json) fs.writeFileSync(values.json, JSON.stringify({ durationS: wallS, warmupS, start, base, peak, end, samples, tallies, cpuS, activeCx, activeRq, problems }, null, 2) + '\n');
+    if (values.json) fs.writeFileSync(values.json, JSON.stringify({ durationS: wallS, warmupS, start, base, peak, end, samples, tallies, cpuS, failureStats, activeCx, activeRq, problems }, null, 2) + '\n');
     console.log(problems.length ? `SOAK FAILED: ${problems.join('; ')}` : 'soak passed: fds and RSS back at the baseline, no failed exchange');
     return problems.length ? 1 : 0;
   } finally {
