@@ -496,6 +496,8 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     (this.attempted ??= new Set()).add(host);
     this.attempts++;
     if (this.route!.vhost.attemptCountToUpstream) this.head.headers['x-envoy-attempt-count'] = String(this.attempts);
+    // auto_host_rewrite: Host becomes the chosen host's name (DNS clusters, EDS endpoint hostname).
+    if (this.route!.autoHostRewrite && host.hostname) this.head.authority = this.head.headers.host = host.hostname;
     info.upstreamHost = host.key;
     host.activeRequests++;
     cluster.s.rqTotal.value++;
