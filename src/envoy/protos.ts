@@ -61,6 +61,8 @@ export const PROTO_FILES = [
   'xds/type/v3/typed_struct.proto',
   // Istio's DNS name table (NDS), from this repository.
   path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../proto/istio/networking/nds/v1/nds.proto'),
+  // Istio's ALPN override HTTP filter (istio.alpn), from this repository.
+  path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../proto/istio/envoy/config/filter/http/alpn/v2alpha1/config.proto'),
 ];
 
 let root: protobuf.Root | undefined;

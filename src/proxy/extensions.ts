@@ -17,6 +17,7 @@ import { setup as setupTelemetry } from './telemetry/index.ts';
 import { setup as setupFault } from './filters/fault/fault-filter.ts';
 import { setup as setupCors } from './filters/cors/cors-filter.ts';
 import { setup as setupLocalRateLimit } from './filters/local-ratelimit/local-ratelimit-filter.ts';
+import { setup as setupAlpn } from './filters/alpn/alpn-filter.ts';
 import { networkLocalRateLimitFactory } from './filters/local-ratelimit/local-ratelimit-network.ts';
 
 export { registerHttpFilter, registerNetworkFilter };
@@ -37,6 +38,7 @@ const EXTENSIONS: (() => void)[] = [
   setupCors,
   setupLocalRateLimit,
   () => registerNetworkFilter(networkLocalRateLimitFactory),
+  setupAlpn,
 ];
 
 let done = false;

@@ -140,8 +140,9 @@ export class ConnectionManager implements NetworkFilter {
     });
     const codec = this.config.codec;
     if (codec === 'HTTP2' || (codec === 'AUTO' && conn.alpn === 'h2')) return this.toH2(socket);
-    if (codec === 'HTTP1' || conn.alpn === 'http/1.1' || info.tls) return this.toH1(socket);
-    // Plaintext AUTO: h2c with prior knowledge when the client starts with the HTTP/2 preface.
+    if (codec === 'HTTP1' || conn.alpn === 'http/1.1') return this.toH1(socket);
+    // AUTO without h2/http/1.1 negotiated (plaintext, or TLS with istio-h2 or no ALPN): HTTP/2
+    // when the client starts with its preface, as Envoy's codec detection.
     socket.once('data', (chunk: Buffer) => {
       socket.pause();
       socket.unshift(chunk);

@@ -15,7 +15,7 @@ import type { ProxyContext } from '../context.ts';
 import type { HcmConfig } from './hcm-config.ts';
 import { ActionKind, matchRoute, pickWeighted, redirectLocation, rewritePath, type Route, type WeightedCluster } from '../routing/route-config.ts';
 import { RetryOn, backoffMs, type RetryPolicy } from '../routing/retry-policy.ts';
-import type { Cluster, UpstreamHost } from '../upstream/cluster.ts';
+import { APPLICATION_PROTOCOLS_STATE, type Cluster, type UpstreamHost } from '../upstream/cluster.ts';
 import { DiscoveryType } from '../upstream/cluster-config.ts';
 import { UpstreamOutcome } from '../upstream/cluster-hooks.ts';
 import { UpstreamRequest, isConnectFailure, isProtocolError, type AttemptOwner } from './upstream-request.ts';
@@ -505,7 +505,8 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     const a = new UpstreamRequest(this, cluster, host);
     this.attempt = a;
     const h2 = cluster.config.http2 || (cluster.config.useDownstreamProtocol && this.isH2);
-    a.start(cluster.pool(host, h2), this.buildDispatch(), this.retry?.perTryTimeoutMs ?? 0);
+    const alpn = info.filterState?.[APPLICATION_PROTOCOLS_STATE] as readonly string[] | undefined;
+    a.start(cluster.pool(host, h2, alpn), this.buildDispatch(), this.retry?.perTryTimeoutMs ?? 0);
     if (cluster.config.maxStreamDurationMs > 0) this.maxDurationTimer = setTimeout(onMaxStreamDuration, cluster.config.maxStreamDurationMs, this);
   }
 

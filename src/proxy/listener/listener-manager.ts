@@ -282,10 +282,14 @@ export class ListenerManager {
       return;
     }
     const tlsCtx = chain.tls;
+    // Envoy negotiates no ALPN when the client offers none of the server's (node would fail the
+    // handshake): e.g. istio-http/1.1 from a mesh client on a chain that lists h2, http/1.1.
+    const offered = facts.transportProtocol === 'tls' ? facts.applicationProtocols : undefined;
+    const alpn = tlsCtx.alpn.length && (!offered || offered.some((p) => tlsCtx.alpn.includes(p))) ? [...tlsCtx.alpn] : undefined;
     const ts = new tls.TLSSocket(socket, {
       isServer: true,
       secureContext,
-      ALPNProtocols: tlsCtx.alpn.length ? [...tlsCtx.alpn] : undefined,
+      ALPNProtocols: alpn,
       requestCert: tlsCtx.requireClientCert || tlsCtx.verifiesPeer,
       rejectUnauthorized: false,
     });

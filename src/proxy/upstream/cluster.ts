@@ -14,8 +14,12 @@ import type { Issues } from '../config/reader.ts';
 import type { SecretStore } from '../tls/secrets.ts';
 import type { TlsContext } from '../tls/tls-context.ts';
 import { tlsPeer, type PeerInfo } from '../stream-info.ts';
-import type { TLSSocket } from 'node:tls';
+import type { PeerCertificate, TLSSocket } from 'node:tls';
 import { createLoadBalancer } from './lb/index.ts';
+import { alpnConnector } from './alpn-connector.ts';
+
+/** Filter state key of a request's upstream ALPN override (Envoy's, set by istio.alpn). */
+export const APPLICATION_PROTOCOLS_STATE = 'envoy.network.application_protocols';
 
 export class UpstreamHost implements Host {
   readonly key: string;
@@ -166,13 +170,11 @@ export class Cluster implements ClusterHandle {
     }
     for (const [k] of this.byKey) {
       if (nextByKey.has(k)) continue;
-      // A removed host's pools (HTTP/1.1 and h2) finish their in-flight requests, then close.
-      for (const pk of [k, k + '#h2']) {
-        const pool = this.pools.get(pk);
-        if (pool) {
-          this.pools.delete(pk);
-          void pool.close().catch(() => undefined);
-        }
+      // A removed host's pools (HTTP/1.1, h2, ALPN overrides) finish their in-flight requests, then close.
+      for (const [pk, pool] of this.pools) {
+        if (pk !== k && !pk.startsWith(k + '#')) continue;
+        this.pools.delete(pk);
+        void pool.close().catch(() => undefined);
       }
     }
     this.hostList = next;
@@ -218,13 +220,18 @@ export class Cluster implements ClusterHandle {
     return this.config.tls;
   }
 
-  /** The connection pool of a host (created on first use). */
-  pool(host: UpstreamHost, h2: boolean): Dispatcher {
-    const key = h2 ? host.key + '#h2' : host.key;
+  /**
+   * The connection pool of a host (created on first use). `alpn` (istio.alpn's override) replaces
+   * the TLS context's alpn_protocols: such connections get a pool of their own, as in Envoy.
+   */
+  pool(host: UpstreamHost, h2: boolean, alpn?: readonly string[]): Dispatcher {
+    const tls = this.tlsFor(host);
+    const override = tls && alpn?.length ? alpn : undefined;
+    let key = h2 ? host.key + '#h2' : host.key;
+    if (override) key += '#alpn=' + override.join(',');
     const p = this.pools.get(key);
     if (p) return p;
     const cfg = this.config;
-    const tls = this.tlsFor(host);
     const servername = tls?.sni ?? host.hostname;
     const connectOpts = { timeout: cfg.connectTimeoutMs, allowH2: h2, useH2c: h2 && !tls, servername, ALPNProtocols: tls?.alpn.length ? [...tls.alpn] : undefined };
     let connect: Connector.connector;
@@ -242,15 +249,13 @@ export class Cluster implements ClusterHandle {
             return;
           }
           version = secrets.version;
-          inner = buildConnector({
-            ...connectOpts,
-            secureContext,
-            rejectUnauthorized: tls.verifiesPeer,
-            checkServerIdentity: (_host, cert) => {
-              const err = tls.checkPeer(cert);
-              return err ? new Error(err) : undefined;
-            },
-          });
+          const checkServerIdentity = (_host: string, cert: PeerCertificate): Error | undefined => {
+            const err = tls.checkPeer(cert);
+            return err ? new Error(err) : undefined;
+          };
+          inner = override
+            ? alpnConnector({ alpn: override, h2, timeoutMs: cfg.connectTimeoutMs, servername, secureContext, rejectUnauthorized: tls.verifiesPeer, checkServerIdentity, localAddress: cfg.sourceAddress })
+            : buildConnector({ ...connectOpts, secureContext, rejectUnauthorized: tls.verifiesPeer, checkServerIdentity });
         }
         // SNI comes from the transport socket (or the host name), never from the request's Host
         // header, which undici would otherwise use (Envoy does that only with auto_sni).

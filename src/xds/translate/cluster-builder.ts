@@ -244,6 +244,8 @@ function applyTls(c: EnvoyJson, push: PushContext, svc: Service, port: ServicePo
   }
   if (tls?.mode === 'SIMPLE' || tls?.mode === 'MUTUAL') {
     c.transport_socket = originationUpstream(tls, svc.hostname.startsWith('*') ? '' : svc.hostname, h2);
+    // Not Istio mTLS: istio.alpn must leave the ALPN of this origination alone.
+    ((c.metadata as EnvoyJson).filter_metadata as { istio: EnvoyJson }).istio.alpn_override = 'false';
     return;
   }
   if (!push.mesh.enableAutoMtls || svc.resolution === 'Passthrough') return;

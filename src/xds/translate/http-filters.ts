@@ -3,7 +3,7 @@
 // authn (jwt_authn) → authz (rbac) → fault → cors → stats → router.
 //   - authz/jwt translation: add a stage `{ name: 'authn' | 'authz', build }` returning filters;
 //   - observability: add a stage `stats` and/or an HCM decorator (access_log, tracing).
-import { CORS_TYPE, FAULT_TYPE, ROUTER_TYPE } from '../../envoy/index.ts';
+import { CORS_TYPE, FAULT_TYPE, ISTIO_ALPN_TYPE, ROUTER_TYPE } from '../../envoy/index.ts';
 import type { EnvoyJson } from '../../envoy/index.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
@@ -36,6 +36,23 @@ const HTTP_FILTER_STAGES: HttpFilterStage[] = [
   statsStage,
 ];
 
+/**
+ * Istio's ALPN override for HTTP sent over mesh mTLS (not on inbound HCMs, as Istio): the server's
+ * sniffing chains tell HTTP from TCP by it. Clusters with TLS of their own opt out by metadata.
+ */
+const ALPN_FILTER: EnvoyJson = {
+  name: 'istio.alpn',
+  typed_config: {
+    '@type': ISTIO_ALPN_TYPE,
+    alpn_override: [
+      // upstream_protocol HTTP10 is the enum's zero value, left out as in proto3 JSON.
+      { alpn_override: ['istio-http/1.0', 'istio', 'http/1.0'] },
+      { upstream_protocol: 'HTTP11', alpn_override: ['istio-http/1.1', 'istio', 'http/1.1'] },
+      { upstream_protocol: 'HTTP2', alpn_override: ['istio-h2', 'istio', 'h2'] },
+    ],
+  },
+};
+
 const HCM_DECORATORS: HcmDecorator[] = [telemetryDecorator];
 
 const STAGE_ORDER = ['authn', 'authz', 'fault', 'cors', 'stats'] as const;
@@ -54,6 +71,7 @@ export function addHcmDecorator(d: HcmDecorator): void {
 export function httpFilters(ctx: HttpFilterContext): EnvoyJson[] {
   const out: EnvoyJson[] = [];
   for (const stage of HTTP_FILTER_STAGES) out.push(...stage.build(ctx));
+  if (ctx.kind !== 'inbound') out.push(ALPN_FILTER);
   out.push({ name: 'envoy.filters.http.router', typed_config: { '@type': ROUTER_TYPE } });
   return out;
 }

@@ -1,0 +1,55 @@
+// The TLS connector of a connection pool whose requests carry an ALPN override (istio.alpn).
+// undici's own connector always offers its ALPN (http/1.1, h2), so it cannot send the override;
+// this one offers exactly the given list. As in Envoy, the codec comes from the cluster, not from
+// the negotiated protocol: an h2 pool speaks h2 whatever the server selected (istio-h2, or none).
+import tls from 'node:tls';
+import type { buildConnector as Connector } from 'undici';
+
+export interface AlpnConnectorOptions {
+  readonly alpn: readonly string[];
+  readonly h2: boolean;
+  readonly timeoutMs: number;
+  readonly servername: string | undefined;
+  readonly secureContext: tls.SecureContext;
+  readonly rejectUnauthorized: boolean;
+  readonly checkServerIdentity: (host: string, cert: tls.PeerCertificate) => Error | undefined;
+  readonly localAddress?: string;
+}
+
+const KEEPALIVE_DELAY_MS = 60_000;
+
+export function alpnConnector(o: AlpnConnectorOptions): Connector.connector {
+  return (opts, cb) => {
+    const host = opts.hostname.startsWith('[') ? opts.hostname.slice(1, -1) : opts.hostname;
+    const socket = tls.connect({
+      host,
+      port: Number(opts.port) || 443,
+      servername: opts.servername ?? o.servername,
+      secureContext: o.secureContext,
+      rejectUnauthorized: o.rejectUnauthorized,
+      checkServerIdentity: o.checkServerIdentity,
+      ALPNProtocols: [...o.alpn],
+      localAddress: opts.localAddress ?? o.localAddress,
+    } as tls.ConnectionOptions);
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, KEEPALIVE_DELAY_MS);
+    let done = false;
+    const finish = (err: Error | null): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.off('error', finish);
+      if (err) {
+        socket.destroy();
+        cb(err, null);
+        return;
+      }
+      // undici picks its codec from alpnProtocol.
+      (socket as { alpnProtocol: string | false | null }).alpnProtocol = o.h2 ? 'h2' : 'http/1.1';
+      cb(null, socket);
+    };
+    const timer = setTimeout(() => finish(Object.assign(new Error(`connect timeout after ${o.timeoutMs} ms`), { code: 'UND_ERR_CONNECT_TIMEOUT' })), o.timeoutMs || 10_000);
+    socket.once('secureConnect', () => finish(null));
+    socket.once('error', finish);
+  };
+}

@@ -1,0 +1,110 @@
+// istio.alpn: the ALPN a TLS upstream is offered comes from the filter's override for the protocol
+// the router speaks (HTTP/1.1 or h2), not from the cluster's alpn_protocols; a cluster whose
+// metadata opts out (istio.alpn_override: "false") and an HCM without the filter keep theirs.
+import assert from 'node:assert/strict';
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { test } from 'node:test';
+import { ISTIO_ALPN_TYPE } from '../../src/envoy/index.ts';
+import { addr, configure, request, routeConfig, startRuntime, staticCluster, SECRET_TYPE, HCM, ROUTER } from './harness.ts';
+import { makePki, sdsSecrets } from './certs.ts';
+
+const UPSTREAM_TLS = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext';
+const SDS = (name: string) => ({ name, sds_config: { ads: {} } });
+const H2_OPTIONS = {
+  'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions', explicit_http_config: { http2_protocol_options: {} } },
+};
+const ALPN_FILTER = {
+  name: 'istio.alpn',
+  typed_config: {
+    '@type': ISTIO_ALPN_TYPE,
+    alpn_override: [
+      { alpn_override: ['istio-http/1.0', 'istio', 'http/1.0'] },
+      { upstream_protocol: 'HTTP11', alpn_override: ['istio-http/1.1', 'istio', 'http/1.1'] },
+      { upstream_protocol: 'HTTP2', alpn_override: ['istio-h2', 'istio', 'h2'] },
+    ],
+  },
+};
+
+function meshTls(extra: Record<string, unknown> = {}) {
+  return {
+    transport_socket: {
+      name: 'envoy.transport_sockets.tls',
+      typed_config: { '@type': UPSTREAM_TLS, sni: 'backend.mesh', common_tls_context: { alpn_protocols: ['istio-peer-exchange', 'istio'], tls_certificate_sds_secret_configs: [SDS('default')], validation_context_sds_secret_config: SDS('ROOTCA') } },
+    },
+    ...extra,
+  };
+}
+
+function hcm(name: string, filters: unknown[]) {
+  return { name: 'envoy.filters.network.http_connection_manager', typed_config: { '@type': HCM, stat_prefix: name, rds: { route_config_name: 'r', config_source: { ads: {} } }, http_filters: [...filters, ROUTER] } };
+}
+
+test('istio.alpn: the upstream TLS connection offers the override of the upstream protocol', async (t) => {
+  const pki = makePki();
+  t.after(() => pki.cleanup());
+  const backend = pki.leaf('backend', ['DNS:backend.mesh']);
+  const offered: string[][] = [];
+  // Answers with the HTTP version it spoke; logs the ALPN list of every handshake.
+  const server = http2.createSecureServer({
+    key: backend.key,
+    cert: backend.cert,
+    allowHTTP1: true,
+    ALPNCallback: ({ protocols }) => {
+      offered.push(protocols);
+      return protocols.includes('h2') ? 'h2' : protocols.includes('http/1.1') ? 'http/1.1' : protocols[0];
+    },
+  });
+  server.on('request', (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => res.end(`HTTP/${req.httpVersion}`));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => server.close(() => r())));
+  const bport = (server.address() as AddressInfo).port;
+
+  const h = await startRuntime();
+  t.after(() => h.close());
+  assert.deepEqual(h.apply(SECRET_TYPE, sdsSecrets(pki.leaf('client', ['URI:spiffe://cluster.local/ns/default/sa/client']), pki.ca)), []);
+  await configure(h, {
+    clusters: [
+      staticCluster('mesh', [bport], meshTls()),
+      staticCluster('mesh-h2', [bport], meshTls({ typed_extension_protocol_options: H2_OPTIONS })),
+      staticCluster('external', [bport], meshTls({ metadata: { filter_metadata: { istio: { alpn_override: 'false' } } } })),
+    ],
+    routes: [routeConfig('r', [{ match: { prefix: '/h1' }, route: { cluster: 'mesh' } }, { match: { prefix: '/h2' }, route: { cluster: 'mesh-h2' } }, { match: { prefix: '/ext' }, route: { cluster: 'external' } }])],
+    listeners: [
+      { name: 'with-alpn', address: addr(0), filter_chains: [{ filters: [hcm('with-alpn', [ALPN_FILTER])] }] },
+      { name: 'without', address: addr(0), filter_chains: [{ filters: [hcm('without', [])] }] },
+    ],
+  });
+
+  const get = async (listener: string, path: string): Promise<{ body: string; alpn: string[] }> => {
+    const before = offered.length;
+    const r = await request(h.port(listener), { path });
+    assert.equal(r.status, 200, `${listener} ${path}: ${r.body}`);
+    assert.equal(offered.length, before + 1, `${listener} ${path}: one new upstream connection`);
+    return { body: r.body, alpn: offered[before] };
+  };
+  const h1 = await get('with-alpn', '/h1');
+  assert.deepEqual(h1, { body: 'HTTP/1.1', alpn: ['istio-http/1.1', 'istio', 'http/1.1'] });
+  const h2 = await get('with-alpn', '/h2');
+  assert.deepEqual(h2, { body: 'HTTP/2.0', alpn: ['istio-h2', 'istio', 'h2'] });
+  // Opted out by metadata, or no filter on the HCM: the override is not used (a separate pool).
+  assert.ok(!(await get('with-alpn', '/ext')).alpn.includes('istio-http/1.1'));
+  assert.ok(!(await get('without', '/h1')).alpn.includes('istio-http/1.1'));
+  // The pools with the override are reused: no new handshake.
+  const n = offered.length;
+  assert.equal((await request(h.port('with-alpn'), { path: '/h1' })).body, 'HTTP/1.1');
+  assert.equal((await request(h.port('with-alpn'), { path: '/h2' })).body, 'HTTP/2.0');
+  assert.equal(offered.length, n);
+});
+
+test('istio.alpn: a bad upstream_protocol is rejected (NACK) with its path; numeric enum values are read', async (t) => {
+  const h = await startRuntime();
+  t.after(() => h.close());
+  const bad = { ...ALPN_FILTER, typed_config: { ...ALPN_FILTER.typed_config, alpn_override: [{ upstream_protocol: 'HTTP3', alpn_override: ['x'] }] } };
+  await configure(h, { clusters: [staticCluster('c', [1])], routes: [routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'c' } }])] });
+  const errs = h.apply('type.googleapis.com/envoy.config.listener.v3.Listener', [{ name: 'l', address: addr(0), filter_chains: [{ filters: [hcm('l', [bad])] }] }]);
+  assert.equal(errs.length, 1, errs.join('\n'));
+  assert.match(errs[0], /alpn_override\[0\]\.upstream_protocol: .*"HTTP3"/);
+  const numeric = { ...ALPN_FILTER, typed_config: { ...ALPN_FILTER.typed_config, alpn_override: [{ upstream_protocol: 2, alpn_override: ['istio-h2'] }] } };
+  assert.deepEqual(h.apply('type.googleapis.com/envoy.config.listener.v3.Listener', [{ name: 'l', address: addr(0), filter_chains: [{ filters: [hcm('l', [numeric])] }] }]), []);
+});
