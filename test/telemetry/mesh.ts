@@ -42,6 +42,8 @@ export interface Sidecar {
 
 export interface Mesh {
   readonly sidecars: Record<string, Sidecar>;
+  /** The mesh's test CA (certificates for a hand-made peer). */
+  readonly pki: TestPki;
   /** Re-generates and applies every sidecar's config (after changing resources or mesh config). */
   close(): Promise<void>;
 }
@@ -142,7 +144,7 @@ export async function startMesh(opts: { yaml: string; workloads: WorkloadSpec[];
       const stats = await listen(statsServer);
       sidecars[n.spec.name] = { spec: n.spec, rt, proxy, inbound: n.inbound, outbound: n.outbound, stats, app: n.app, upstreams: n.upstreams };
     }
-    return { sidecars, close };
+    return { sidecars, pki, close };
   } catch (e) {
     await close();
     throw e;

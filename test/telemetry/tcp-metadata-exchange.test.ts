@@ -3,8 +3,10 @@
 // sees, and TCP metrics on both reporters carrying the other side's workload labels.
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import tls from 'node:tls';
 import { test } from 'node:test';
 import { startMesh, SERVICES_YAML, scrape } from './mesh.ts';
+import { PREAMBLE_MAGIC, decodePayload } from '../../src/proxy/telemetry/peer-exchange-preamble.ts';
 
 const STRICT = `---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: { name: default, namespace: istio-system }\nspec: { mtls: { mode: STRICT } }\n`;
 
@@ -162,4 +164,48 @@ test('Telemetry reportingInterval: byte counts of an open TCP connection are rep
   c.end();
   await until('closed', async () => series(await scrape(rv.stats), 'istio_tcp_connections_closed_total', { reporter: 'destination' }) === 1);
   assert.equal(series(await scrape(rv.stats), 'istio_tcp_received_bytes_total', { reporter: 'destination' }), 10, 'no byte counted twice');
+});
+
+/** An mTLS client to a sidecar's inbound port offering Istio's ALPN, as another sidecar would. */
+function meshClient(port: number, leaf: { cert: string; key: string }, ca: string): Promise<tls.TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({ host: '127.0.0.1', port, cert: leaf.cert, key: leaf.key, ca, ALPNProtocols: ['istio-peer-exchange', 'istio'], rejectUnauthorized: false }, () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+test('peer exchange with hand-made mTLS peers: a lazy client of a server-first application, a client without preamble', async (t) => {
+  const mesh = await startMesh({
+    yaml: SERVICES_YAML(['reviews'], 'default', 'tcp') + STRICT,
+    workloads: [{ name: 'reviews-v2', labels: { app: 'reviews', version: 'v2' }, sa: 'bookinfo-reviews', tcpApp: (s) => s.end('220 banner\r\n') }],
+  });
+  t.after(() => mesh.close());
+  const rv = mesh.sidecars['reviews-v2'];
+  const leaf = mesh.pki.leaf('client', ['URI:spiffe://cluster.local/ns/default/sa/lazy']);
+
+  // A lazy client (Envoy writes its preamble with its first bytes) of a server-first protocol: the
+  // sidecar writes its own preamble at once, waits for the client's a bounded time, then connects
+  // the application, whose banner follows the preamble.
+  const lazy = await meshClient(rv.inbound, leaf, mesh.pki.ca);
+  t.after(() => lazy.destroy());
+  assert.equal(lazy.alpnProtocol, 'istio-peer-exchange');
+  const got: Buffer[] = [];
+  lazy.on('data', (d: Buffer) => got.push(d));
+  await new Promise((r) => lazy.once('end', r));
+  const all = Buffer.concat(got);
+  const size = all.readUInt32BE(4);
+  assert.equal(all.readUInt32BE(0), PREAMBLE_MAGIC);
+  assert.equal(decodePayload(all.subarray(8, 8 + size))?.labels.workload, 'reviews-v2', "the server's preamble carries its workload");
+  assert.equal(all.subarray(8 + size).toString(), '220 banner\r\n');
+
+  // A client whose first bytes are not a preamble: they reach the application unchanged (counted).
+  const plain = await meshClient(rv.inbound, leaf, mesh.pki.ca);
+  t.after(() => plain.destroy());
+  plain.resume();
+  plain.end('HELO\r\n');
+  await new Promise((r) => plain.once('close', r));
+  await until('both connections closed', async () => series(await scrape(rv.stats), 'istio_tcp_connections_closed_total', { reporter: 'destination', source_principal: 'spiffe://cluster.local/ns/default/sa/lazy' }) === 2);
+  const text = await scrape(rv.stats);
+  assert.equal(series(text, 'istio_tcp_received_bytes_total', { reporter: 'destination', source_workload: 'unknown', source_principal: 'spiffe://cluster.local/ns/default/sa/lazy' }), 6);
+  assert.match(text, /^envoy_metadata_exchange_initial_header_not_found 2$/m);
 });
