@@ -2,7 +2,9 @@
 // port without a name (no declared protocol) is served by listeners with the http_inspector, so
 // HTTP takes the connection manager (VirtualService routes apply, the proxy adds x-request-id) and
 // anything else goes through tcp_proxy byte for byte — outbound on the client sidecar, inbound on
-// the server sidecar in plaintext, and over mesh mTLS between the two.
+// the server sidecar in plaintext, and over mesh mTLS between the two. Over mTLS the client marks
+// HTTP with Istio's ALPN (istio.alpn: istio-http/1.1), so the server takes its HTTP chain there too
+// (an HTTP AuthorizationPolicy applies).
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -30,6 +32,17 @@ spec:
   http:
   - headers: { request: { set: { x-sniffed: http } } }
     route: [{ destination: { host: echo } }]
+`;
+
+/** Only GET /hello reaches echo: HTTP-only fields, so on a TCP chain nothing would be allowed. */
+const ALLOW_HELLO = `
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: hello-only, namespace: foo }
+spec:
+  selector: { matchLabels: { app: echo } }
+  action: ALLOW
+  rules: [{ to: [{ operation: { methods: [GET], paths: [/hello] } }] }]
 `;
 
 /** An app that speaks HTTP (answers with the request headers) and a line echo protocol on one port. */
@@ -68,12 +81,12 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeou
   }
 }
 
-function httpGet(port: number, host: string): Promise<{ status: number; headers: Record<string, string> }> {
+function httpGet(port: number, host: string, path = '/hello'): Promise<{ status: number; headers: Record<string, string>; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: '/hello', headers: { host }, agent: false }, (res) => {
+    const req = http.get({ host: '127.0.0.1', port, path, headers: { host }, agent: false }, (res) => {
       let body = '';
       res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.statusCode === 200 ? (JSON.parse(body) as Record<string, string>) : {} }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.statusCode === 200 ? (JSON.parse(body) as Record<string, string>) : {}, body }));
     });
     req.on('error', reject);
   });
@@ -136,4 +149,17 @@ test('a port without a declared protocol: HTTP through the connection manager, o
   assert.ok(direct.headers['x-request-id'], 'the inbound connection manager handled the request');
   assert.equal(direct.headers['x-sniffed'], undefined);
   assert.equal(await tcpExchange(inbound, 'pong\n'), 'tcp:pong\n');
+
+  // Client → server over mTLS: the server's HTTP chain answers (its RBAC denies another path with
+  // 403; on the TCP chain this policy would let nothing through).
+  store.apply(parseYaml(ALLOW_HELLO));
+  const denied = await waitFor('the server sidecar to deny /other', async () => {
+    const r = await httpGet(upstream, 'echo.foo.svc.cluster.local:7000', '/other');
+    return r.status === 403 ? r : undefined;
+  });
+  assert.equal(denied.body, 'RBAC: access denied');
+  const allowed = await httpGet(upstream, 'echo.foo.svc.cluster.local:7000');
+  assert.equal(allowed.status, 200);
+  assert.equal(allowed.headers['x-sniffed'], 'http');
+  assert.ok(allowed.headers['x-forwarded-client-cert']?.includes('spiffe://cluster.local/ns/foo/sa/sleep'), 'the server sidecar saw the client identity over mTLS');
 });
