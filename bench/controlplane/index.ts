@@ -23,6 +23,8 @@ export interface ScaleOptions {
   smoke?: boolean;
   /** Proxies connecting per second, all generators together (default 100; 0 = all at once). */
   connectRate?: number;
+  /** Longest wait for every proxy to sync before the change (default 270 s, smoke 75 s). */
+  syncTimeoutMs?: number;
   /** Progress on stderr while the proxies connect. */
   verbose?: boolean;
 }
@@ -117,16 +119,27 @@ export async function runScaleBench(opts: ScaleOptions = {}): Promise<ScaleFigur
     }
     // Synced: every proxy has its routes and no response of any type went out for 1.5 s.
     let lastLog = Date.now();
-    await waitFor(() => {
-      for (const g of gens) g.send({ type: 'status' });
+    const progress = () => {
       const all = [...status.values()];
       const withRoutes = all.reduce((n, s) => n + s.withRoutes, 0);
-      if (opts.verbose && Date.now() - lastLog > 10_000) {
-        lastLog = Date.now();
-        process.stderr.write(`connecting: ${withRoutes}/${proxies} proxies have routes after ${Math.round((Date.now() - t0) / 1000)} s (${all.reduce((n, s) => n + s.reconnects, 0)} reconnects ${JSON.stringify(all.map((s) => s.endReasons))}); control plane ${Math.round(rssBytes(pid) / 1e6)} MB RSS, ${(cpuSeconds(pid) - cpu0).toFixed(1)} CPU s\n`);
-      }
-      return all.length === gens.length && withRoutes === proxies && all.every((s) => s.quietMs > 1500) ? true : undefined;
-    }, 'all proxies to sync', 600_000);
+      return `${withRoutes}/${proxies} proxies have routes after ${Math.round((Date.now() - t0) / 1000)} s (${all.reduce((n, s) => n + s.reconnects, 0)} reconnects ${JSON.stringify(all.map((s) => s.endReasons))}); control plane ${Math.round(rssBytes(pid) / 1e6)} MB RSS, ${(cpuSeconds(pid) - cpu0).toFixed(1)} CPU s`;
+    };
+    // Within the harness's limit (300 s), so that a run that cannot sync says how far it got.
+    const syncMs = opts.syncTimeoutMs ?? (opts.smoke ? 75_000 : 270_000);
+    try {
+      await waitFor(() => {
+        for (const g of gens) g.send({ type: 'status' });
+        const all = [...status.values()];
+        const withRoutes = all.reduce((n, s) => n + s.withRoutes, 0);
+        if (opts.verbose && Date.now() - lastLog > 10_000) {
+          lastLog = Date.now();
+          process.stderr.write(`connecting: ${progress()}\n`);
+        }
+        return all.length === gens.length && withRoutes === proxies && all.every((s) => s.quietMs > 1500) ? true : undefined;
+      }, 'all proxies to sync', syncMs);
+    } catch {
+      throw new Error(`proxies did not sync: ${progress()}`);
+    }
     const connectMs = Date.now() - t0 - 1500;
     const connectCpuSeconds = cpuSeconds(pid) - cpu0;
     for (const g of gens) g.send({ type: 'watch' });

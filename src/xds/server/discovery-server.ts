@@ -35,10 +35,12 @@ export interface DiscoveryServerOptions {
   /** Longest a push waits under a steady stream of changes (default 1 s). */
   debounceMaxMs?: number;
   /**
-   * The same when every pending change is an endpoint change (default 10 × debounceMaxMs, Istio's
-   * PILOT_DEBOUNCE_MAX of 10 s): thousands of proxies connecting at once, each first endpoint of a
-   * service changing its clusters' SANs, cost one CDS push to every proxy per round, not per second.
+   * Quiet period and longest wait when every pending change is an endpoint change (defaults
+   * 10 × debounceMs and 10 × debounceMaxMs: 1 s and Istio's PILOT_DEBOUNCE_MAX of 10 s). Proxies
+   * connecting one after another, each the first endpoint of its service (new SANs: CDS to every
+   * proxy), then cost one CDS round per second or per 10 s instead of one per proxy.
    */
+  endpointDebounceMs?: number;
   endpointDebounceMaxMs?: number;
   /** How long an auto-registered workload outlives its last stream (default 5 s). */
   workloadGraceMs?: number;
@@ -98,7 +100,8 @@ export class DiscoveryServer {
 
   constructor(opts: DiscoveryServerOptions) {
     const debounceMaxMs = opts.debounceMaxMs ?? 1000;
-    this.#o = { ...opts, debounceMs: opts.debounceMs ?? 100, debounceMaxMs, endpointDebounceMaxMs: opts.endpointDebounceMaxMs ?? 10 * debounceMaxMs, workloadGraceMs: opts.workloadGraceMs ?? 5000, maxInflightBytes: opts.maxInflightBytes ?? 128 << 20 };
+    const debounceMs = opts.debounceMs ?? 100;
+    this.#o = { ...opts, debounceMs, debounceMaxMs, endpointDebounceMs: opts.endpointDebounceMs ?? 10 * debounceMs, endpointDebounceMaxMs: opts.endpointDebounceMaxMs ?? 10 * debounceMaxMs, workloadGraceMs: opts.workloadGraceMs ?? 5000, maxInflightBytes: opts.maxInflightBytes ?? 128 << 20 };
     this.#log = opts.log;
     this.#push = this.#build();
   }
@@ -137,8 +140,10 @@ export class DiscoveryServer {
     const now = Date.now();
     this.#firstEventAt ??= now;
     clearTimeout(this.#timer);
-    const max = this.#pending.all || this.#pending.routing ? this.#o.debounceMaxMs : this.#o.endpointDebounceMaxMs;
-    const wait = Math.max(0, Math.min(this.#o.debounceMs, this.#firstEventAt + max - now));
+    const config = this.#pending.all || this.#pending.routing;
+    const quiet = config ? this.#o.debounceMs : this.#o.endpointDebounceMs;
+    const max = config ? this.#o.debounceMaxMs : this.#o.endpointDebounceMaxMs;
+    const wait = Math.max(0, Math.min(quiet, this.#firstEventAt + max - now));
     this.#timer = setTimeout(() => this.#flush(), wait);
   }
 
@@ -482,6 +487,10 @@ function clusterOfHosts(hosts: ReadonlySet<string>): (name: string) => boolean {
 function sameNames(a: string[] | undefined, b: string[] | undefined): boolean {
   if (!a || !b) return a === b;
   if (a.length !== b.length) return false;
+  // ACKs repeat the names in the order of the request: compare in place before building a set.
+  let i = 0;
+  while (i < a.length && a[i] === b[i]) i++;
+  if (i === a.length) return true;
   const s = new Set(a);
   return b.every((n) => s.has(n));
 }
