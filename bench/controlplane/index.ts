@@ -2,7 +2,7 @@
 // load-generator processes, one VirtualService changed; measures the time until every proxy has
 // ACKed the new route version, and the control plane's RSS and CPU (it runs as its own process).
 // Proxies connect at --connect-rate per second (default 100), each on its own HTTP/2 connection.
-// Standalone: `node bench/controlplane/index.ts [--services 1000] [--proxies 2000] [--generators 2] [--connect-rate 100] [--verbose]`
+// Standalone: `node bench/controlplane/index.ts [--services 1000] [--proxies 2000] [--generators 2] [--connect-rate 100] [--cold-start] [--verbose]`
 // prints the figures as JSON; the bench harness calls runScaleBench().
 import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -25,6 +25,8 @@ export interface ScaleOptions {
   connectRate?: number;
   /** Longest wait for every proxy to sync before the change (default 270 s, smoke 75 s). */
   syncTimeoutMs?: number;
+  /** No workload is known before the proxies connect: each proxy's registration may change clusters (SANs). */
+  coldStart?: boolean;
   /** Progress on stderr while the proxies connect. */
   verbose?: boolean;
 }
@@ -57,11 +59,19 @@ export interface ScaleFigures {
   goalMet: boolean;
 }
 
-function configYaml(services: number, namespaces: number): string {
+/**
+ * The services, each with one running workload the registry knows before any sidecar connects
+ * (a WorkloadEntry, as Kubernetes Endpoints would be: the proxies connect to a control plane that
+ * already knows the mesh, e.g. after its restart). Without it every connecting proxy would be the
+ * first endpoint of its service, change its clusters' SANs and push CDS to every proxy, which
+ * measures a cold start of the whole mesh instead (see `coldStart`).
+ */
+function configYaml(services: number, namespaces: number, coldStart: boolean): string {
   const docs: string[] = [];
   for (let i = 0; i < services; i++) {
     const ns = `ns-${i % namespaces}`;
     docs.push(`apiVersion: v1\nkind: Service\nmetadata: { name: svc-${i}, namespace: ${ns} }\nspec: { selector: { app: svc-${i} }, ports: [{ name: http, port: ${PORT} }] }`);
+    if (!coldStart) docs.push(`apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: { name: svc-${i}-0, namespace: ${ns} }\nspec: { address: 10.250.${i >> 8}.${i & 255}, labels: { app: svc-${i}, security.istio.io/tlsMode: istio }, serviceAccount: default }`);
   }
   return docs.join('\n---\n') + '\n';
 }
@@ -95,7 +105,7 @@ export async function runScaleBench(opts: ScaleOptions = {}): Promise<ScaleFigur
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rig-cp-scale-'));
   const dir = path.join(tmp, 'config');
   fs.mkdirSync(dir);
-  fs.writeFileSync(path.join(dir, 'services.yaml'), configYaml(services, namespaces));
+  fs.writeFileSync(path.join(dir, 'services.yaml'), configYaml(services, namespaces, opts.coldStart ?? false));
   fs.writeFileSync(path.join(dir, 'vs.yaml'), vsYaml('10s'));
   const portsFile = path.join(tmp, 'ports.json');
   const cp = fork(RIG, ['controlplane', '--config', dir, '--xds-port', '0', '--monitoring-port', '0', '--ports-file', portsFile, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv: cpExecArgv() });
@@ -193,6 +203,6 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.a
     const i = process.argv.indexOf(name);
     return i > 0 ? Number(process.argv[i + 1]) : undefined;
   };
-  const figures = await runScaleBench({ services: arg('--services'), proxies: arg('--proxies'), generators: arg('--generators'), connectRate: arg('--connect-rate'), smoke: process.argv.includes('--smoke'), verbose: process.argv.includes('--verbose') });
+  const figures = await runScaleBench({ services: arg('--services'), proxies: arg('--proxies'), generators: arg('--generators'), connectRate: arg('--connect-rate'), smoke: process.argv.includes('--smoke'), verbose: process.argv.includes('--verbose'), coldStart: process.argv.includes('--cold-start') });
   process.stdout.write(JSON.stringify(figures, null, 2) + '\n');
 }
