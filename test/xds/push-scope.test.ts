@@ -109,3 +109,41 @@ test('an endpoint change pushes EDS of the changed cluster only; a new service a
   assert.match(JSON.stringify(one.resources), /21111/);
   assert.deepEqual(await lastPush(cp.ports.monitoring), { types: ['eds'], edsHosts: 1 });
 });
+
+test('a VirtualService http change regenerates routes only; one with tcp routes regenerates listeners too', async (t) => {
+  const store = new MemoryConfigStore();
+  store.apply(parseYaml(`${SERVICES}\n---\napiVersion: v1\nkind: Service\nmetadata: { name: db, namespace: default }\nspec: { selector: { app: db }, ports: [{ name: tcp, port: 5432 }] }`));
+  const cp = await startControlPlane({ store, xdsPort: 0, monitoringPort: 0, debounceMs: 10, debounceMaxMs: 100 });
+  const c = new AdsClient(`127.0.0.1:${cp.ports.xds}`, node('productpage', 'v1', 'bookinfo-productpage', 21201));
+  t.after(async () => {
+    c.close();
+    await cp.stop();
+  });
+  c.onResponse = (r: AdsResponse) => c.ack(r, r.type_url === ROUTE_TYPE ? ['http_proxy'] : undefined);
+  c.subscribe(LISTENER_TYPE);
+  c.subscribe(ROUTE_TYPE, ['http_proxy']);
+  await c.next(ROUTE_TYPE);
+  await settle(c);
+  const status = () => fetch(`http://127.0.0.1:${cp.ports.monitoring}/debug/push_status`).then(async (r) => ((await r.json()) as { last?: { version: string; reason: string; types: string[] } }).last);
+  /** The next config push after the one with version `after`. */
+  const waitPush = async (after: string | undefined) => {
+    for (let i = 0; i < 100; i++) {
+      const last = await status();
+      if (last?.reason === 'config' && last.version !== after) return last;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error('no config push');
+  };
+  const seen = c.responses.length;
+  let before = (await status())?.version;
+  store.apply(parseYaml(`apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: { name: reviews, namespace: default }\nspec: { hosts: [reviews], http: [{ route: [{ destination: { host: reviews } }], timeout: 3s }] }`));
+  const routed = await c.next(ROUTE_TYPE, (r) => JSON.stringify(r.resources).includes('"3s"'), 5000, seen);
+  assert.ok(routed);
+  assert.deepEqual((await waitPush(before)).types, ['rds']);
+  await settle(c);
+  assert.deepEqual([...new Set(c.responses.slice(seen).map((r) => r.type_url))], [ROUTE_TYPE]);
+
+  before = (await status())?.version;
+  store.apply(parseYaml(`apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: { name: db, namespace: default }\nspec: { hosts: [db], tcp: [{ match: [{ port: 5432, destinationSubnets: [10.9.0.0/16] }], route: [{ destination: { host: reviews, port: { number: 9080 } } }] }] }`));
+  assert.deepEqual((await waitPush(before)).types, ['lds', 'rds']);
+});

@@ -18,7 +18,7 @@ import type { DiscoveryResponseJson, WatchState } from './ads-connection.ts';
 import { GENERATORS } from './generators.ts';
 import { parseClusterName } from '../translate/names.ts';
 import type { PushScope } from './push-scope.ts';
-import { ALL_TYPES, ROUTING_SCOPE, endpointScope, mergeScopes } from './push-scope.ts';
+import { ALL_TYPES, endpointScope, mergeScopes, routingScope } from './push-scope.ts';
 import type { ControlPlaneMetrics } from './metrics.ts';
 import type { PackedResource } from './resource-cache.ts';
 import { pack } from './resource-cache.ts';
@@ -181,7 +181,7 @@ export class DiscoveryServer {
       this.#log.error({ err }, 'building the push context failed; keeping the previous configuration');
       return;
     }
-    let scope: PushScope = pending.all ? ALL_TYPES : pending.routing ? ROUTING_SCOPE : { types: [] };
+    let scope: PushScope = pending.all ? ALL_TYPES : pending.routing ? routingScope(this.#push, push) : { types: [] };
     if (!pending.all && pending.endpoints) scope = mergeScopes(scope, endpointScope(this.#push, push));
     scope = mergeScopes(this.#writing, scope);
     this.#push = push;
