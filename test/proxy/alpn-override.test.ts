@@ -108,3 +108,46 @@ test('istio.alpn: a bad upstream_protocol is rejected (NACK) with its path; nume
   const numeric = { ...ALPN_FILTER, typed_config: { ...ALPN_FILTER.typed_config, alpn_override: [{ upstream_protocol: 2, alpn_override: ['istio-h2'] }] } };
   assert.deepEqual(h.apply('type.googleapis.com/envoy.config.listener.v3.Listener', [{ name: 'l', address: addr(0), filter_chains: [{ filters: [hcm('l', [numeric])] }] }]), []);
 });
+
+test('a proxy server: istio-h2 matches the chain, no common ALPN means none negotiated, h2 found by its preface', async (t) => {
+  const pki = makePki();
+  t.after(() => pki.cleanup());
+  const h = await startRuntime();
+  t.after(() => h.close());
+  assert.deepEqual(h.apply(SECRET_TYPE, sdsSecrets(pki.leaf('workload', ['URI:spiffe://cluster.local/ns/default/sa/w', 'DNS:backend.mesh']), pki.ca)), []);
+  const downstreamTls = (alpn: string[]) => ({
+    name: 'envoy.transport_sockets.tls',
+    typed_config: { '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext', common_tls_context: { alpn_protocols: alpn, tls_certificate_sds_secret_configs: [SDS('default')] } },
+  });
+  const direct = (body: string) => ({ name: 'envoy.filters.network.http_connection_manager', typed_config: { '@type': HCM, stat_prefix: body, route_config: routeConfig(body, [{ match: { prefix: '/' }, direct_response: { status: 200, body: { inline_string: body } } }]), http_filters: [ROUTER] } });
+  const inbound = {
+    name: 'in',
+    address: addr(0),
+    listener_filters: [{ name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector' } }],
+    filter_chains: [
+      // http/1.1 only: an istio-h2 client shares no ALPN with this chain.
+      { name: 'http', filter_chain_match: { application_protocols: ['istio-http/1.1', 'istio-h2'] }, transport_socket: downstreamTls(['http/1.1']), filters: [direct('http chain')] },
+      { name: 'tcp', transport_socket: downstreamTls(['istio', 'http/1.1']), filters: [direct('tcp chain')] },
+    ],
+  };
+  await configure(h, {
+    routes: [routeConfig('r', [{ match: { prefix: '/h2' }, route: { cluster: 'mesh-h2' } }, { match: { prefix: '/h1' }, route: { cluster: 'mesh' } }])],
+    listeners: [
+      inbound,
+      { name: 'with-alpn', address: addr(0), filter_chains: [{ filters: [hcm('with-alpn', [ALPN_FILTER])] }] },
+      { name: 'without', address: addr(0), filter_chains: [{ filters: [hcm('without', [])] }] },
+    ],
+  });
+  // The clusters to 'in' once its port is known.
+  await configure(h, { clusters: [staticCluster('mesh-h2', [h.port('in')], meshTls({ typed_extension_protocol_options: H2_OPTIONS })), staticCluster('mesh', [h.port('in')], meshTls())] });
+  // The protocol the 'in' listener served the latest request with (its direct responses have no cluster).
+  const served = () => h.streams.filter((s) => s.upstreamCluster === undefined).at(-1)?.protocol;
+  const h2 = await request(h.port('with-alpn'), { path: '/h2' });
+  assert.equal(h2.body, 'http chain');
+  assert.equal(served(), 'HTTP/2');
+  const h1 = await request(h.port('with-alpn'), { path: '/h1' });
+  assert.equal(h1.body, 'http chain');
+  assert.equal(served(), 'HTTP/1.1');
+  // Without the filter the same client lands on the TCP chain.
+  assert.equal((await request(h.port('without'), { path: '/h1' })).body, 'tcp chain');
+});

@@ -166,6 +166,10 @@ export class ConnectionManager implements NetworkFilter {
 
   private toH2(socket: net.Socket): boolean {
     this.config.stats.cxHttp2Total.value++;
+    // node's http2 server hands TLS sockets without h2 negotiated (istio-h2, none) to HTTP/1; the
+    // codec was chosen here (configured or by the preface), as in Envoy.
+    const ts = socket as net.Socket & { alpnProtocol?: string | false | null };
+    if (ts.alpnProtocol !== undefined && ts.alpnProtocol !== 'h2') ts.alpnProtocol = 'h2';
     this.h2Server().emit('connection', socket);
     return false;
   }
