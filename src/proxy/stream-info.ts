@@ -2,6 +2,7 @@
 // it along the request path; telemetry (metrics, access logs, spans) reads it when the stream ends.
 import type tls from 'node:tls';
 import { spiffeId } from './tls/tls-context.ts';
+import type { RouteDecorator } from './routing/route-config.ts';
 
 export interface PeerInfo {
   /** SPIFFE id from the peer's certificate, e.g. spiffe://cluster.local/ns/default/sa/bookinfo-productpage. */
@@ -46,6 +47,8 @@ export interface StreamInfo {
   upstreamServiceTimeMs?: number;
 
   routeName?: string;
+  /** The matched route's decorator (span name, propagation). */
+  routeDecorator?: RouteDecorator;
   upstreamCluster?: string;
   upstreamHost?: string;
   upstreamLocalAddress?: string;
@@ -98,6 +101,7 @@ export function newStreamInfo(direction: StreamInfo['direction'], protocol: stri
     durationMs: undefined,
     upstreamServiceTimeMs: undefined,
     routeName: undefined,
+    routeDecorator: undefined,
     upstreamCluster: undefined,
     upstreamHost: undefined,
     upstreamLocalAddress: undefined,

@@ -70,11 +70,11 @@ const PROVIDERS = [
 ];
 
 /** productpage -> reviews -> ratings; the reviews app forwards the trace headers as Bookinfo does. */
-async function bookinfoChain(collectorPort: number, sampling: number): Promise<Mesh> {
+async function bookinfoChain(collectorPort: number, sampling: number, extraYaml = ''): Promise<Mesh> {
   const ref = { reviewsOutbound: 0 };
   const telemetry = `---\napiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: { name: mesh-default, namespace: istio-system }\nspec:\n  tracing: [{ providers: [{ name: zipkin }], randomSamplingPercentage: ${sampling} }]\n---\napiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: { name: ratings-otel, namespace: default }\nspec:\n  selector: { matchLabels: { app: ratings } }\n  tracing: [{ providers: [{ name: otel }] }]\n`;
   const mesh = await startMesh({
-    yaml: SERVICES_YAML(['productpage', 'reviews', 'ratings']) + collectorYaml(collectorPort) + telemetry,
+    yaml: SERVICES_YAML(['productpage', 'reviews', 'ratings']) + collectorYaml(collectorPort) + telemetry + extraYaml,
     mesh: { extensionProviders: PROVIDERS },
     workloads: [
       { name: 'productpage-v1', labels: { app: 'productpage', version: 'v1' }, sa: 'bookinfo-productpage' },
@@ -168,6 +168,25 @@ test('one trace across three hops: parents, kinds, names and tags; Zipkin and OT
   assert.equal(stat('tracing.zipkin.spans_dropped'), 3);
   assert.ok(stat('tracing.zipkin.reports_failed') >= 1);
   assert.equal(stat('tracing.zipkin.spans_sent'), 1);
+});
+
+test('a VirtualService route names its spans as Istio (host:port + path); the server span takes the name the client propagated', async (t) => {
+  const collector = await startCollector();
+  t.after(() => collector.close());
+  const vs = `---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: { name: reviews-route, namespace: default }\nspec:\n  hosts: [reviews]\n  http:\n  - match: [{ uri: { prefix: /reviews } }]\n    route: [{ destination: { host: reviews } }]\n`;
+  const mesh = await bookinfoChain(collector.port, 100, vs);
+  t.after(() => mesh.close());
+  const r = await viaProxy(mesh.sidecars['productpage-v1'].outbound, 'http://reviews:9080/reviews/7');
+  assert.equal(r.status, 200);
+  await flushAll(mesh);
+  const spans = await waitForSpans(collector, 4);
+  const root = spans.find((s) => !s.parentId)!;
+  assert.equal(root.name, 'reviews.default.svc.cluster.local:9080/reviews*');
+  const [reviewsServer] = spans.filter((s) => s.parentId === root.id);
+  assert.equal(reviewsServer.kind, 'SERVER');
+  assert.equal(reviewsServer.name, 'reviews.default.svc.cluster.local:9080/reviews*', 'x-envoy-decorator-operation from the client');
+  const ratingsServer = spans.find((s) => s.kind === 'SERVER' && s.tags['istio.canonical_service'] === 'ratings')!;
+  assert.equal(ratingsServer.name, 'ratings.default.svc.cluster.local:9080/*', 'no VirtualService: the default route decorator');
 });
 
 test('sampling 0%: nothing without a decision; a sampled caller (W3C or B3) is honoured', async (t) => {

@@ -229,6 +229,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     // config applies to the filters and telemetry of local replies knows the cluster.
     this.weighted = r?.action === ActionKind.Weighted ? pickWeighted(r) : undefined;
     info.routeName = r?.name;
+    info.routeDecorator = r?.decorator;
     info.upstreamCluster = r === undefined ? undefined : r.action === ActionKind.Cluster ? r.cluster : r.action === ActionKind.Weighted ? this.weighted!.name : r.action === ActionKind.ClusterHeader ? firstValue(this.head.headers[r.clusterHeader]) : undefined;
     return r;
   }

@@ -102,6 +102,7 @@ export function resolveTunnel(conn: ConnState, head: RequestHead, type: string, 
   const route = vh ? matchRoute(vh, head, isGrpcContentType(head.headers['content-type'])) : undefined;
   if (!route) return { status: 404, text: '', flags: ResponseFlag.NoRouteFound, details: 'route_not_found' };
   info.routeName = route.name;
+  info.routeDecorator = route.decorator;
   if (!upgradeAllowed(route, conn, type) || (route.action !== ActionKind.Cluster && route.action !== ActionKind.Weighted)) return { status: 403, text: '', flags: 0, details: 'upgrade_failed' };
   const name = route.action === ActionKind.Weighted ? pickWeighted(route).name : route.cluster;
   info.upstreamCluster = name;

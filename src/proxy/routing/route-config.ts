@@ -98,6 +98,8 @@ export interface Route {
   readonly retry?: RetryPolicy;
   /** RouteAction priority HIGH: the request uses the cluster's high-priority circuit breakers. */
   readonly highPriority: boolean;
+  /** decorator: the operation (span name) of requests this route serves. */
+  readonly decorator?: RouteDecorator;
   /** request_mirror_policies: shadow copies, fire and forget. */
   readonly mirrors: readonly Mirror[];
   /** Compiled hash_policy (route, else virtual host); undefined when none. */
@@ -115,6 +117,12 @@ export interface Route {
   readonly rateLimits?: readonly RateLimitPolicy[];
   readonly vhostRateLimits?: readonly RateLimitPolicy[];
   readonly raw: Record<string, unknown>;
+}
+
+export interface RouteDecorator {
+  readonly operation: string;
+  /** Sent upstream as x-envoy-decorator-operation so the server side names its span alike (default true). */
+  readonly propagate: boolean;
 }
 
 export interface VirtualHost {
@@ -235,7 +243,14 @@ function readRoute(r: Reader, vhost: VirtualHost, shared: Shared, issues: Issues
   const routeReqOps = readHeaderOps(r, 'request');
   const routeResOps = readHeaderOps(r, 'response');
   const perFilter = mergeMaps(shared.vhostPerFilter, compilePerFilterConfigs(r, 'typed_per_filter_config'));
-  r.accept('metadata', 'decorator');
+  r.accept('metadata');
+  const dec = r.obj('decorator');
+  let decorator: RouteDecorator | undefined;
+  if (dec) {
+    decorator = Object.freeze({ operation: dec.str('operation'), propagate: dec.bool('propagate', true) });
+    if (!decorator.operation) issues.error(dec.at('operation'), 'a decorator needs an operation');
+    dec.done();
+  }
   const base = {
     name,
     vhost,
@@ -253,6 +268,7 @@ function readRoute(r: Reader, vhost: VirtualHost, shared: Shared, issues: Issues
     grpcTimeoutMaxMs: undefined as number | undefined,
     retry: shared.vhostRetry,
     highPriority: false,
+    decorator,
     mirrors: [] as Mirror[],
     hashPolicy: shared.vhostHash,
     upgrades: new Map<string, boolean>() as ReadonlyMap<string, boolean>,

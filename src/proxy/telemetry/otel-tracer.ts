@@ -41,8 +41,18 @@ function first(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
-/** Istio's span name: the route decorator `<host>:<port>/*` of the destination service. */
+const DECORATOR_HEADER = 'x-envoy-decorator-operation';
+
+/**
+ * The span name, as Envoy: a server span takes the caller's x-envoy-decorator-operation, else the
+ * route's decorator; without one, Istio's `<service host>:<port>/*` of the destination.
+ */
 function spanName(c: TracerConfig, info: StreamInfo, req: RequestHead): string {
+  if (c.kind === SpanKind.SERVER) {
+    const propagated = first(req.headers[DECORATOR_HEADER]);
+    if (propagated) return propagated;
+  }
+  if (info.routeDecorator) return info.routeDecorator.operation;
   const cluster = info.upstreamCluster ?? '';
   const svc = serviceOfCluster(cluster) ?? serviceOfAuthority(req.authority, c.direction === 'inbound' ? c.local.labels.namespace : 'unknown');
   const parts = cluster.split('|');
@@ -54,14 +64,18 @@ class RecordingSpan implements Span {
   private readonly c: TracerConfig;
   private readonly span: OtelSpan;
   private readonly ctx: TraceContext | undefined;
+  private readonly info: StreamInfo;
 
-  constructor(c: TracerConfig, span: OtelSpan, ctx: TraceContext | undefined) {
+  constructor(c: TracerConfig, span: OtelSpan, ctx: TraceContext | undefined, info: StreamInfo) {
     this.c = c;
     this.span = span;
     this.ctx = ctx;
+    this.info = info;
   }
 
   injectContext(head: RequestHead): void {
+    const d = this.info.routeDecorator;
+    if (d?.propagate && this.c.kind === SpanKind.CLIENT) head.headers[DECORATOR_HEADER] = d.operation;
     const sc = this.span.spanContext();
     injectContext(head.headers, this.c.propagation, sc.traceId, sc.spanId, this.ctx?.parentSpanId, true, this.ctx?.tracestate, this.ctx?.b3Single ?? false);
   }
@@ -157,7 +171,7 @@ class OtelHcmTracer implements Tracer {
     info.traceId = sc.traceId;
     info.spanId = sc.spanId;
     info.parentSpanId = incoming?.parentSpanId;
-    return new RecordingSpan(c, span, incoming);
+    return new RecordingSpan(c, span, incoming, info);
   }
 }
 

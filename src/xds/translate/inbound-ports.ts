@@ -6,7 +6,7 @@ import type { ConnectionPoolSettings, IstioIngressListener, ServerTLSSettings } 
 import { warnOnce } from '../../model/config-warnings.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
-import type { ServicePort } from '../../model/service.ts';
+import type { Service, ServicePort } from '../../model/service.ts';
 import { normalizeProtocol, protocolOf, selectorMatches } from '../../model/service.ts';
 
 export interface InboundPort {
@@ -21,6 +21,8 @@ export interface InboundPort {
   bind?: string;
   tls?: ServerTLSSettings;
   connectionPool?: ConnectionPoolSettings;
+  /** The first service whose port targets this one (Istio's instance hostname: names inbound spans). */
+  host?: string;
 }
 
 /** The workload ports a sidecar serves inbound (explicit mode: those with an inbound port), with their protocol. */
@@ -34,11 +36,12 @@ export function inboundPorts(push: PushContext, proxy: Proxy): InboundPort[] {
   const out: InboundPort[] = [];
   for (const wp of proxy.workloadPorts) {
     const proto = inboundProtocol(push, proxy, wp.port, wp.name, wp.protocol);
+    const host = targetingServices(push, proxy, wp.port, wp.name).next().value?.svc.hostname;
     if (proxy.explicit) {
       const appPort = proxy.explicit.appPorts[String(wp.port)];
       if (proxy.explicit.inboundPorts[String(wp.port)] === undefined || appPort === undefined) continue;
-      out.push({ port: wp.port, appPort, protocol: proto, name: wp.name, connectionPool: pool });
-    } else out.push({ port: wp.port, appPort: wp.port, protocol: proto, name: wp.name, connectionPool: pool });
+      out.push({ port: wp.port, appPort, protocol: proto, name: wp.name, connectionPool: pool, host });
+    } else out.push({ port: wp.port, appPort: wp.port, protocol: proto, name: wp.name, connectionPool: pool, host });
   }
   return out;
 }
@@ -66,18 +69,24 @@ function ingressPort(push: PushContext, proxy: Proxy, l: IstioIngressListener, w
   const bind = !proxy.explicit && l.captureMode === 'NONE' ? l.bind || '0.0.0.0' : undefined;
   if (l.tls && l.tls.mode !== 'SIMPLE' && l.tls.mode !== 'MUTUAL') warnOnce('lds', `${where}: tls mode ${l.tls.mode ?? '(unset)'} is not supported on sidecar ingress (Istio supports SIMPLE and MUTUAL); Istio mTLS applies`);
   const tls = l.tls?.mode === 'SIMPLE' || l.tls?.mode === 'MUTUAL' ? l.tls : undefined;
-  return { port, appPort: appPort ?? port, protocol, name: l.port.name, endpointAddress, bind, tls, connectionPool: l.connectionPool ?? pool };
+  const host = targetingServices(push, proxy, port, l.port.name).next().value?.svc.hostname;
+  return { port, appPort: appPort ?? port, protocol, name: l.port.name, endpointAddress, bind, tls, connectionPool: l.connectionPool ?? pool, host };
 }
 
 /** Istio takes the protocol of an inbound port from the services that target it; then from the port's own declaration. */
 function inboundProtocol(push: PushContext, proxy: Proxy, port: number, name: string | undefined, declared: string | undefined): ServicePort['protocol'] {
+  for (const { sp } of targetingServices(push, proxy, port, name)) if (sp.protocol !== 'UNKNOWN') return sp.protocol;
+  const explicitProto = declared && declared.toUpperCase() !== 'TCP' ? declared : undefined;
+  return protocolOf(name, undefined, explicitProto);
+}
+
+/** The services selecting this proxy whose ports target workload port `port` (named `name`). */
+function* targetingServices(push: PushContext, proxy: Proxy, port: number, name: string | undefined): Generator<{ svc: Service; sp: ServicePort }> {
   for (const svc of push.services) {
     if (svc.namespace !== proxy.namespace || !svc.selector || !selectorMatches(svc.selector, proxy.labels)) continue;
     for (const sp of svc.ports) {
       const target = typeof sp.targetPort === 'number' ? sp.targetPort : typeof sp.targetPort === 'string' ? (sp.targetPort === name ? port : Number(sp.targetPort)) : sp.port;
-      if (target === port && sp.protocol !== 'UNKNOWN') return sp.protocol;
+      if (target === port) yield { svc, sp };
     }
   }
-  const explicitProto = declared && declared.toUpperCase() !== 'TCP' ? declared : undefined;
-  return protocolOf(name, undefined, explicitProto);
 }

@@ -34,7 +34,7 @@ function inboundHcm(push: PushContext, proxy: Proxy, p: InboundPort): EnvoyJson 
             {
               name: `inbound|http|${p.port}`,
               domains: ['*'],
-              routes: [{ name: 'default', match: { prefix: '/' }, route: { cluster, timeout: '0s', max_stream_duration: { max_stream_duration: '0s', grpc_timeout_header_max: '0s' } }, decorator: { operation: `:${p.port}/*` } }],
+              routes: [{ name: 'default', match: { prefix: '/' }, route: { cluster, timeout: '0s', max_stream_duration: { max_stream_duration: '0s', grpc_timeout_header_max: '0s' } }, decorator: { operation: `${p.host ?? ''}:${p.port}/*` } }],
             },
           ],
           validate_clusters: false,

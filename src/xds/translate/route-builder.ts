@@ -39,7 +39,7 @@ export function virtualServiceRoutes(ctx: RouteContext, vsList: readonly Resourc
   const out: EnvoyJson[] = [];
   for (const vs of vsList) {
     const gateways = vs.spec.gateways?.length ? vs.spec.gateways : ['mesh'];
-    for (const [i, r] of (vs.spec.http ?? []).entries()) out.push(...translateHttpRoute(ctx, vs, r, r.match, gateways, `${vs.metadata.namespace}/${vs.metadata.name}`, i, 0));
+    for (const r of vs.spec.http ?? []) out.push(...translateHttpRoute(ctx, vs, r, r.match, gateways, `${vs.metadata.namespace}/${vs.metadata.name}`, 0));
   }
   return out;
 }
@@ -67,7 +67,7 @@ function matchApplies(ctx: RouteContext, m: HTTPMatchRequest | undefined, vsGate
 
 const MAX_DELEGATION = 1;
 
-function translateHttpRoute(ctx: RouteContext, vs: Resource<VirtualServiceSpec>, r: HTTPRoute, matches: HTTPMatchRequest[] | undefined, gateways: string[], vsKey: string, index: number, depth: number): EnvoyJson[] {
+function translateHttpRoute(ctx: RouteContext, vs: Resource<VirtualServiceSpec>, r: HTTPRoute, matches: HTTPMatchRequest[] | undefined, gateways: string[], vsKey: string, depth: number): EnvoyJson[] {
   const ns = vs.metadata.namespace;
   const applicable = matches?.length ? matches.filter((m) => matchApplies(ctx, m, gateways, ns)) : matchApplies(ctx, undefined, gateways, ns) ? [undefined] : [];
   if (!applicable.length) return [];
@@ -75,15 +75,15 @@ function translateHttpRoute(ctx: RouteContext, vs: Resource<VirtualServiceSpec>,
     const child = ctx.push.delegate(r.delegate.name, r.delegate.namespace ?? ns);
     if (!child) return [];
     const out: EnvoyJson[] = [];
-    for (const [ci, cr] of (child.spec.http ?? []).entries()) {
+    for (const cr of child.spec.http ?? []) {
       const merged: (HTTPMatchRequest | undefined)[] = [];
       for (const pm of applicable) for (const cm of cr.match?.length ? cr.match : [undefined]) merged.push(mergeMatch(pm, cm));
       // The child's gateway binding is its parent's.
-      out.push(...translateHttpRoute(ctx, child, cr, merged.filter((m): m is HTTPMatchRequest => !!m).length ? (merged as HTTPMatchRequest[]) : undefined, gateways, `${child.metadata.namespace}/${child.metadata.name}`, ci, depth + 1));
+      out.push(...translateHttpRoute(ctx, child, cr, merged.filter((m): m is HTTPMatchRequest => !!m).length ? (merged as HTTPMatchRequest[]) : undefined, gateways, `${child.metadata.namespace}/${child.metadata.name}`, depth + 1));
     }
     return out;
   }
-  return applicable.map((m) => buildRoute(ctx, vs, r, m, vsKey, index));
+  return applicable.map((m) => buildRoute(ctx, vs, r, m, vsKey));
 }
 
 function mergeMatch(parent: HTTPMatchRequest | undefined, child: HTTPMatchRequest | undefined): HTTPMatchRequest | undefined {
@@ -232,13 +232,12 @@ export function hashPolicyFor(ctx: RouteContext, host: string): EnvoyJson[] | un
   return undefined;
 }
 
-function buildRoute(ctx: RouteContext, vs: Resource<VirtualServiceSpec>, r: HTTPRoute, m: HTTPMatchRequest | undefined, vsKey: string, index: number): EnvoyJson {
+function buildRoute(ctx: RouteContext, vs: Resource<VirtualServiceSpec>, r: HTTPRoute, m: HTTPMatchRequest | undefined, vsKey: string): EnvoyJson {
   const ns = vs.metadata.namespace;
   const route: EnvoyJson = { match: routeMatch(m) };
   if (r.name || m?.name) route.name = [r.name, m?.name].filter(Boolean).join('.');
   const [vsNs, vsName] = vsKey.split('/');
   route.metadata = { filter_metadata: { istio: { config: `/apis/networking.istio.io/v1/namespaces/${vsNs}/virtual-service/${vsName}` } } };
-  route.decorator = { operation: `${vsName}.${vsNs}:${r.name ?? index}` };
   if (r.directResponse) {
     route.direct_response = { status: r.directResponse.status };
     const body = r.directResponse.body;
@@ -293,7 +292,20 @@ function buildRoute(ctx: RouteContext, vs: Resource<VirtualServiceSpec>, r: HTTP
   if (r.fault && (r.fault.delay || r.fault.abort)) perFilter['envoy.filters.http.fault'] = faultConfig(r.fault);
   if (r.corsPolicy) perFilter['envoy.filters.http.cors'] = corsConfig(r.corsPolicy);
   if (Object.keys(perFilter).length) route.typed_per_filter_config = perFilter;
+  route.decorator = { operation: routeOperation(route, vsName, ctx.port) };
   return route;
+}
+
+/**
+ * Istio's route operation, the name of the spans it traces: `<host>:<port><path>` when the route
+ * has one destination cluster, else `<VirtualService name>:<port><path>`.
+ */
+function routeOperation(route: EnvoyJson, vsName: string, port: number): string {
+  const m = route.match as EnvoyJson;
+  const path = m.prefix !== undefined ? `${String(m.prefix)}*` : m.path !== undefined ? String(m.path) : m.safe_regex ? String((m.safe_regex as EnvoyJson).regex) : '/*';
+  const cluster = (route.route as EnvoyJson | undefined)?.cluster;
+  const parts = typeof cluster === 'string' ? cluster.split('|') : [];
+  return `${parts.length === 4 ? parts[3] : vsName}:${port}${path}`;
 }
 
 function escapeRegex(s: string): string {
