@@ -38,6 +38,7 @@ export interface ScaleFigures {
   ackAllMs: number;
   /** Median proxy's ACK delay. */
   ackP50Ms: number;
+  ackP99Ms: number;
   rssMB: number;
   peakRssMB: number;
   /** V8 heap in use and memory outside it (buffers) in the control plane after the push. */
@@ -56,6 +57,8 @@ export interface ScaleFigures {
   pushWrittenMs: number;
   /** Generating and writing that push (after the store reload and debounce). */
   pushDurationMs: number;
+  /** xDS types that push regenerated (push_status), e.g. ["rds"]. */
+  pushTypes: string[];
   goalMet: boolean;
 }
 
@@ -162,13 +165,14 @@ export async function runScaleBench(opts: ScaleOptions = {}): Promise<ScaleFigur
     await waitFor(() => (acks.length >= proxies ? true : undefined), `${proxies} ACKs of the new version (got ${acks.length})`, 120_000);
     const delays = acks.map((a) => a - change).sort((a, b) => a - b);
     // When the control plane finished generating and writing the push (config store reload + debounce + push).
-    const status2 = ((await (await fetch(`http://127.0.0.1:${ports.monitoring}/debug/push_status`)).json()) as { last?: { at: string; durationMs: number }; memory: { heapUsed: number; external: number } });
+    const status2 = ((await (await fetch(`http://127.0.0.1:${ports.monitoring}/debug/push_status`)).json()) as { last?: { at: string; durationMs: number; types?: string[] }; memory: { heapUsed: number; external: number } });
     const last = status2.last;
     const figures: ScaleFigures = {
       services,
       proxies,
       ackAllMs: delays.at(-1)!,
       ackP50Ms: delays[Math.floor(delays.length / 2)],
+      ackP99Ms: delays[Math.min(delays.length - 1, Math.floor(delays.length * 0.99))],
       rssMB: Math.round(rssBytes(pid) / 1e6),
       peakRssMB: Math.round(peakRssBytes(pid) / 1e6),
       heapUsedMB: Math.round(status2.memory.heapUsed / 1e6),
@@ -180,6 +184,7 @@ export async function runScaleBench(opts: ScaleOptions = {}): Promise<ScaleFigur
       connectMs,
       pushWrittenMs: last ? Date.parse(last.at) - change : -1,
       pushDurationMs: last?.durationMs ?? -1,
+      pushTypes: last?.types ?? [],
       goalMet: false,
     };
     figures.goalMet = figures.ackAllMs <= 2000 && figures.peakRssMB <= 1000;
