@@ -2,7 +2,7 @@
 // load-generator processes, one VirtualService changed; measures the time until every proxy has
 // ACKed the new route version, and the control plane's RSS and CPU (it runs as its own process).
 // Proxies connect at --connect-rate per second (default 100), each on its own HTTP/2 connection.
-// Standalone: `node bench/controlplane/index.ts [--services 1000] [--proxies 2000] [--generators 2] [--connect-rate 100] [--cold-start] [--verbose]`
+// Standalone: `node bench/controlplane/index.ts [--services 1000] [--proxies 2000] [--generators 2] [--connect-rate 100] [--cold-start] [--scoped] [--verbose]`
 // prints the figures as JSON; the bench harness calls runScaleBench().
 import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -27,6 +27,8 @@ export interface ScaleOptions {
   syncTimeoutMs?: number;
   /** No workload is known before the proxies connect: each proxy's registration may change clusters (SANs). */
   coldStart?: boolean;
+  /** A root-namespace Sidecar limits every proxy to its own namespace's services (egress ./*), as real meshes scope. */
+  scoped?: boolean;
   /** Progress on stderr while the proxies connect. */
   verbose?: boolean;
 }
@@ -34,6 +36,8 @@ export interface ScaleOptions {
 export interface ScaleFigures {
   services: number;
   proxies: number;
+  /** Proxies that see the changed service (all, or its namespace's with --scoped) and must ACK. */
+  acking: number;
   /** From the file change until every proxy ACKed the new route version. */
   ackAllMs: number;
   /** Median proxy's ACK delay. */
@@ -110,6 +114,7 @@ export async function runScaleBench(opts: ScaleOptions = {}): Promise<ScaleFigur
   fs.mkdirSync(dir);
   fs.writeFileSync(path.join(dir, 'services.yaml'), configYaml(services, namespaces, opts.coldStart ?? false));
   fs.writeFileSync(path.join(dir, 'vs.yaml'), vsYaml('10s'));
+  if (opts.scoped) fs.writeFileSync(path.join(dir, 'sidecar.yaml'), 'apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: { name: default, namespace: istio-system }\nspec: { egress: [{ hosts: [./*] }] }\n');
   const portsFile = path.join(tmp, 'ports.json');
   const cp = fork(RIG, ['controlplane', '--config', dir, '--xds-port', '0', '--monitoring-port', '0', '--ports-file', portsFile, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv: cpExecArgv() });
   const gens: ChildProcess[] = [];
@@ -123,7 +128,7 @@ export async function runScaleBench(opts: ScaleOptions = {}): Promise<ScaleFigur
     const per = Math.ceil(proxies / generatorsN);
     for (let g = 0; g < generatorsN; g++) {
       const count = Math.min(per, proxies - g * per);
-      const child = fork(path.join(HERE, 'load-generator.ts'), [JSON.stringify({ address: `127.0.0.1:${ports.xds}`, from: g * per, count, services, namespaces, port: PORT, rate: connectRate / generatorsN })], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      const child = fork(path.join(HERE, 'load-generator.ts'), [JSON.stringify({ address: `127.0.0.1:${ports.xds}`, from: g * per, count, services, namespaces, port: PORT, rate: connectRate / generatorsN, scoped: opts.scoped ?? false })], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
       child.on('message', (m: { type: string; at?: number; withRoutes?: number; quietMs?: number; reconnects?: number; endReasons?: Record<string, number> }) => {
         if (m.type === 'acked') acks.push(m.at!);
         if (m.type === 'status') status.set(child, { withRoutes: m.withRoutes!, quietMs: m.quietMs!, reconnects: m.reconnects!, endReasons: m.endReasons! });
@@ -162,7 +167,10 @@ export async function runScaleBench(opts: ScaleOptions = {}): Promise<ScaleFigur
     const gensCpu1 = gensCpu();
     const change = Date.now();
     fs.writeFileSync(path.join(dir, 'vs.yaml'), vsYaml('5s'));
-    await waitFor(() => (acks.length >= proxies ? true : undefined), `${proxies} ACKs of the new version (got ${acks.length})`, 120_000);
+    // Scoped, only the proxies of the changed service's namespace (ns-0) see it and get new routes.
+    let expected = proxies;
+    if (opts.scoped) expected = Array.from({ length: proxies }, (_, k) => (k % services) % namespaces).filter((ns) => ns === 0).length;
+    await waitFor(() => (acks.length >= expected ? true : undefined), `${expected} ACKs of the new version`, 120_000);
     const delays = acks.map((a) => a - change).sort((a, b) => a - b);
     // When the control plane finished generating and writing the push (config store reload + debounce + push).
     const status2 = ((await (await fetch(`http://127.0.0.1:${ports.monitoring}/debug/push_status`)).json()) as { last?: { at: string; durationMs: number; types?: string[] }; memory: { heapUsed: number; external: number } });
@@ -170,6 +178,7 @@ export async function runScaleBench(opts: ScaleOptions = {}): Promise<ScaleFigur
     const figures: ScaleFigures = {
       services,
       proxies,
+      acking: expected,
       ackAllMs: delays.at(-1)!,
       ackP50Ms: delays[Math.floor(delays.length / 2)],
       ackP99Ms: delays[Math.min(delays.length - 1, Math.floor(delays.length * 0.99))],
@@ -208,6 +217,6 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.a
     const i = process.argv.indexOf(name);
     return i > 0 ? Number(process.argv[i + 1]) : undefined;
   };
-  const figures = await runScaleBench({ services: arg('--services'), proxies: arg('--proxies'), generators: arg('--generators'), connectRate: arg('--connect-rate'), smoke: process.argv.includes('--smoke'), verbose: process.argv.includes('--verbose'), coldStart: process.argv.includes('--cold-start') });
+  const figures = await runScaleBench({ services: arg('--services'), proxies: arg('--proxies'), generators: arg('--generators'), connectRate: arg('--connect-rate'), smoke: process.argv.includes('--smoke'), verbose: process.argv.includes('--verbose'), coldStart: process.argv.includes('--cold-start'), scoped: process.argv.includes('--scoped') });
   process.stdout.write(JSON.stringify(figures, null, 2) + '\n');
 }

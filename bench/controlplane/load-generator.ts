@@ -14,6 +14,8 @@ interface Job {
   port: number;
   /** Proxies this process connects per second (pods starting), 0 = all at once. */
   rate: number;
+  /** A Sidecar limits every proxy to its own namespace: it watches the endpoints of those services only. */
+  scoped: boolean;
 }
 
 /** Envoy's default HTTP/2 initial stream and connection window (Http2ProtocolOptions). */
@@ -29,8 +31,17 @@ function serviceHost(i: number, namespaces: number): string {
   return `svc-${i}.ns-${i % namespaces}.svc.cluster.local`;
 }
 
-const edsNames: string[] = [];
-for (let i = 0; i < job.services; i++) edsNames.push(`outbound|${job.port}||${serviceHost(i, job.namespaces)}`);
+/** The clusters a proxy of namespace `ns` watches (Envoy asks EDS for the EDS clusters it got). */
+const edsByNamespace = new Map<number, string[]>();
+function edsNamesOf(ns: number): string[] {
+  let names = edsByNamespace.get(ns);
+  if (!names) {
+    names = [];
+    for (let i = 0; i < job.services; i++) if (!job.scoped || i % job.namespaces === ns) names.push(`outbound|${job.port}||${serviceHost(i, job.namespaces)}`);
+    edsByNamespace.set(ns, names);
+  }
+  return names;
+}
 const rdsNames = [String(job.port)];
 
 const clients = new Map<number, AdsClient>();
@@ -48,6 +59,7 @@ const endReasons = new Map<string, number>();
 function connect(k: number): void {
   const svc = k % job.services;
   const ns = `ns-${svc % job.namespaces}`;
+  const edsNames = edsNamesOf(svc % job.namespaces);
   const ip = `10.${(k >> 16) & 255}.${(k >> 8) & 255}.${k & 255}`;
   const c = new AdsClient(
     job.address,
