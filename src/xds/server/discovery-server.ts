@@ -36,9 +36,10 @@ export interface DiscoveryServerOptions {
   debounceMaxMs?: number;
   /**
    * Quiet period and longest wait when every pending change is an endpoint change (defaults
-   * 10 × debounceMs and 10 × debounceMaxMs: 1 s and Istio's PILOT_DEBOUNCE_MAX of 10 s). Proxies
+   * debounceMs and 10 × debounceMaxMs, Istio's PILOT_DEBOUNCE_MAX of 10 s). A burst of proxies
    * connecting one after another, each the first endpoint of its service (new SANs: CDS to every
-   * proxy), then cost one CDS round per second or per 10 s instead of one per proxy.
+   * proxy), never goes quiet and so costs one round per 10 s instead of one per proxy, while the
+   * endpoints of a mesh that just started reach its proxies within the usual quiet period.
    */
   endpointDebounceMs?: number;
   endpointDebounceMaxMs?: number;
@@ -101,7 +102,7 @@ export class DiscoveryServer {
   constructor(opts: DiscoveryServerOptions) {
     const debounceMaxMs = opts.debounceMaxMs ?? 1000;
     const debounceMs = opts.debounceMs ?? 100;
-    this.#o = { ...opts, debounceMs, debounceMaxMs, endpointDebounceMs: opts.endpointDebounceMs ?? 10 * debounceMs, endpointDebounceMaxMs: opts.endpointDebounceMaxMs ?? 10 * debounceMaxMs, workloadGraceMs: opts.workloadGraceMs ?? 5000, maxInflightBytes: opts.maxInflightBytes ?? 128 << 20 };
+    this.#o = { ...opts, debounceMs, debounceMaxMs, endpointDebounceMs: opts.endpointDebounceMs ?? debounceMs, endpointDebounceMaxMs: opts.endpointDebounceMaxMs ?? 10 * debounceMaxMs, workloadGraceMs: opts.workloadGraceMs ?? 5000, maxInflightBytes: opts.maxInflightBytes ?? 128 << 20 };
     this.#log = opts.log;
     this.#push = this.#build();
   }
