@@ -72,6 +72,20 @@ export class PushContext {
     return v;
   }
 
+  /** The services defined in `namespace`, in registry order. */
+  servicesIn(namespace: string): readonly Service[] {
+    const byNs = this.memo('services-by-ns', () => {
+      const m = new Map<string, Service[]>();
+      for (const s of this.services) {
+        const list = m.get(s.namespace);
+        if (list) list.push(s);
+        else m.set(s.namespace, [s]);
+      }
+      return m;
+    });
+    return byNs.get(namespace) ?? [];
+  }
+
   endpointsOf(hostname: string, port: number): readonly Endpoint[] {
     return this.endpoints.get(hostname)?.get(port) ?? [];
   }

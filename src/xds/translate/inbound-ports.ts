@@ -82,8 +82,8 @@ function inboundProtocol(push: PushContext, proxy: Proxy, port: number, name: st
 
 /** The services selecting this proxy whose ports target workload port `port` (named `name`). */
 function* targetingServices(push: PushContext, proxy: Proxy, port: number, name: string | undefined): Generator<{ svc: Service; sp: ServicePort }> {
-  for (const svc of push.services) {
-    if (svc.namespace !== proxy.namespace || !svc.selector || !selectorMatches(svc.selector, proxy.labels)) continue;
+  for (const svc of push.servicesIn(proxy.namespace)) {
+    if (!svc.selector || !selectorMatches(svc.selector, proxy.labels)) continue;
     for (const sp of svc.ports) {
       const target = typeof sp.targetPort === 'number' ? sp.targetPort : typeof sp.targetPort === 'string' ? (sp.targetPort === name ? port : Number(sp.targetPort)) : sp.port;
       if (target === port) yield { svc, sp };

@@ -16,7 +16,9 @@ import { TLS_INSPECTOR, chainsForMode, inboundChains, needsTlsInspector, tcpProx
 import { BLACKHOLE_CLUSTER, HTTP_PROXY_ROUTE, INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PORT, OUTBOUND_PORT, PASSTHROUGH_CLUSTER, VIRTUAL_INBOUND, VIRTUAL_OUTBOUND, listenerName } from './names.ts';
 import { inboundMtlsMode } from './peer-authentication.ts';
 import { needsHttpInspector, sniffedHttpChain, sniffingListener } from './listener-sniffing.ts';
-import { telemetryKey, withOutboundTcpTelemetry } from '../telemetry/index.ts';
+import { withOutboundTcpTelemetry } from '../telemetry/index.ts';
+import { tracingServiceName } from '../telemetry/telemetry-config.ts';
+import { telemetryLevels } from '../telemetry/telemetry-policy.ts';
 import { destinationsTarget, l4MatchApplies, tcpRouteTargets, tcpTarget } from './route-config.ts';
 import type { RouteContext } from './route-builder.ts';
 
@@ -128,10 +130,14 @@ export function redirectListeners(push: PushContext, proxy: Proxy): EnvoyJson[] 
   return out;
 }
 
-/** Per service port: HTTP ports share `0.0.0.0_<port>` (RDS by port); TCP/TLS get `<vip>_<port>`. */
+/**
+ * Per service port: HTTP ports share `0.0.0.0_<port>` (RDS by port); TCP/TLS get `<vip>_<port>`.
+ * Built once per namespace, Sidecar and the Telemetry resources that apply (HCM filters and TCP
+ * istio.stats differ by them); only the tracer's service name is the workload's own, patched in.
+ */
 function outboundPortListeners(push: PushContext, proxy: Proxy): EnvoyJson[] {
-  // Telemetry (per workload) is part of the key: HCM filters and TCP istio.stats differ by it.
-  return push.memo(`lds-out|${proxy.namespace}|${push.sidecarFor(proxy)?.metadata.name ?? ''}|${push.usesSourceLabels ? JSON.stringify(proxy.labels) : ''}|${telemetryKey(push, proxy)}`, () => {
+  const telemetry = telemetryLevels(push, proxy).map((r) => `${r.metadata.namespace}/${r.metadata.name}`).join(',');
+  const shared = push.memo(`lds-out|${proxy.namespace}|${push.sidecarFor(proxy)?.metadata.name ?? ''}|${push.usesSourceLabels ? JSON.stringify(proxy.labels) : ''}|${telemetry}`, () => {
     const listeners = new Map<string, EnvoyJson>();
     for (const l of dedicatedEgressListeners(push, proxy, false)) listeners.set(l.name as string, l);
     const dedicated = new Set(dedicatedEgress(push, proxy).map((e) => e.port!.number!));
@@ -157,6 +163,31 @@ function outboundPortListeners(push: PushContext, proxy: Proxy): EnvoyJson[] {
       }
     }
     return withOutboundTcpTelemetry(push, proxy, [...listeners.values()]);
+  });
+  return withTracingServiceName(shared, tracingServiceName(proxy));
+}
+
+const HCM = 'envoy.filters.network.http_connection_manager';
+
+/** The listeners with `service` as their HCMs' tracer service name (OpenTelemetry), copying only what differs. */
+function withTracingServiceName(listeners: EnvoyJson[], service: string): EnvoyJson[] {
+  const filter = (f: EnvoyJson): EnvoyJson => {
+    const hcm = f.typed_config as EnvoyJson | undefined;
+    const tracing = hcm?.tracing as EnvoyJson | undefined;
+    const provider = tracing?.provider as EnvoyJson | undefined;
+    const cfg = provider?.typed_config as EnvoyJson | undefined;
+    if (f.name !== HCM || cfg?.service_name === undefined || cfg.service_name === service) return f;
+    return { ...f, typed_config: { ...hcm, tracing: { ...tracing, provider: { ...provider, typed_config: { ...cfg, service_name: service } } } } };
+  };
+  const chain = (c: EnvoyJson): EnvoyJson => {
+    const filters = c.filters as EnvoyJson[];
+    const patched = filters.map(filter);
+    return patched.every((f, i) => f === filters[i]) ? c : { ...c, filters: patched };
+  };
+  return listeners.map((l) => {
+    const chains = l.filter_chains as EnvoyJson[];
+    const patched = chains.map(chain);
+    return patched.every((c, i) => c === chains[i]) ? l : { ...l, filter_chains: patched };
   });
 }
 
