@@ -20,16 +20,7 @@ import { freePort, openssl, tempDir } from '../ca/ca-test-helpers.ts';
 import { parseYaml } from '../xds/fixtures.ts';
 import { startUpstream } from '../proxy/harness.ts';
 import { makePki } from '../proxy/certs.ts';
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+import { waitFor } from '../helpers/wait.ts';
 
 function sh(cmd: string, args: string[], input = ''): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {

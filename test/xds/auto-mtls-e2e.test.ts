@@ -14,6 +14,7 @@ import { freePort, tempDir } from '../ca/ca-test-helpers.ts';
 import { spawnRig, stopProcess } from '../helpers/cli.ts';
 import { startUpstream } from '../proxy/harness.ts';
 import { parseYaml } from './fixtures.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const CONFIG = (portMode: string) => `
 apiVersion: v1
@@ -33,16 +34,6 @@ spec:
   selector: { matchLabels: { app: httpbin } }
   portLevelMtls: { "9080": { mode: ${portMode} } }
 `;
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 async function startProxy(t: TestContext, dir: string, name: string, args: string[], cp: { xds: number; ca: number; root: string; token: string }): Promise<void> {
   const tokenFile = path.join(dir, `${name}.token`);

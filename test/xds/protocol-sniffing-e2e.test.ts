@@ -17,6 +17,7 @@ import { startControlPlane } from '../../src/xds/controlplane.ts';
 import { freePort, tempDir } from '../ca/ca-test-helpers.ts';
 import { spawnRig, stopProcess } from '../helpers/cli.ts';
 import { parseYaml } from './fixtures.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const CONFIG = `
 apiVersion: v1
@@ -69,16 +70,6 @@ async function startDualApp(t: TestContext): Promise<number> {
   t.after(() => new Promise<void>((r) => server.close(() => r())));
   t.after(() => server.unref());
   return (server.address() as net.AddressInfo).port;
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 function httpGet(port: number, host: string, path = '/hello'): Promise<{ status: number; headers: Record<string, string>; body: string }> {

@@ -13,6 +13,7 @@ import { freePort, tempDir } from '../ca/ca-test-helpers.ts';
 import { spawnRig, stopProcess } from '../helpers/cli.ts';
 import { startUpstream } from '../proxy/harness.ts';
 import { parseYaml } from './fixtures.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const config = (servicePort: number, appPort: number) => `
 apiVersion: v1
@@ -46,16 +47,6 @@ spec:
   - port: { number: 9080, protocol: HTTP, name: http }
     defaultEndpoint: 127.0.0.1:${appPort}
 `;
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 function get(port: number, host: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
