@@ -114,6 +114,7 @@ export class ServiceRegistry {
       }
     }
     for (const r of resources) if (r.kind === 'WorkloadEntry') workloads.push(fromWorkloadEntry(r as Resource<WorkloadEntrySpec>));
+    const index = new WorkloadIndex(workloads);
     const endpoints = new Map<string, Map<number, Endpoint[]>>();
     const add = (svc: Service, eps: Endpoint[]) => {
       if (byHost.has(svc.hostname)) return; // first (oldest) definition of a host wins, as in Istio
@@ -128,9 +129,9 @@ export class ServiceRegistry {
     for (const r of sorted) {
       if (r.kind === 'Service') {
         const svc = this.#fromKubeService(r as Resource<ServiceSpec>);
-        if (svc) add(svc, svc.selector ? instancesFor(svc, workloads) : []);
+        if (svc) add(svc, svc.selector ? instancesFor(svc, index) : []);
       } else if (r.kind === 'ServiceEntry') {
-        for (const [svc, eps] of this.#fromServiceEntry(r as unknown as Resource<ServiceEntrySpec>, workloads)) add(svc, eps);
+        for (const [svc, eps] of this.#fromServiceEntry(r as unknown as Resource<ServiceEntrySpec>, index)) add(svc, eps);
       }
     }
     return { services, endpoints, workloads };
@@ -163,7 +164,7 @@ export class ServiceRegistry {
     };
   }
 
-  #fromServiceEntry(r: Resource<ServiceEntrySpec>, workloads: WorkloadInstance[]): [Service, Endpoint[]][] {
+  #fromServiceEntry(r: Resource<ServiceEntrySpec>, index: WorkloadIndex): [Service, Endpoint[]][] {
     const spec = r.spec;
     const ns = r.metadata.namespace;
     const resolution = seResolution(spec.resolution);
@@ -188,7 +189,7 @@ export class ServiceRegistry {
         subjectAltNames: spec.subjectAltNames ?? [],
       };
       const eps: Endpoint[] = [];
-      if (spec.workloadSelector) eps.push(...instancesFor(svc, workloads.filter((w) => w.namespace === ns)));
+      if (spec.workloadSelector) eps.push(...instancesFor(svc, index));
       else if (spec.endpoints?.length) {
         for (const e of spec.endpoints) {
           const w = fromWorkloadEntrySpec(e, `ServiceEntry/${ns}/${r.metadata.name}`, r.metadata.name, ns);
@@ -271,11 +272,40 @@ function fromWorkloadGroup(w: WorkloadInstance, g: Resource<WorkloadGroupSpec>):
   };
 }
 
-/** The endpoints of `svc` on the workloads its selector matches. */
-function instancesFor(svc: Service, workloads: readonly WorkloadInstance[]): Endpoint[] {
+/**
+ * Workloads by namespace and `key=value` label, in registration order, so that a selector looks
+ * only at the workloads carrying one of its labels (a snapshot was O(services × workloads)).
+ */
+class WorkloadIndex {
+  readonly #byLabel = new Map<string, WorkloadInstance[]>();
+
+  constructor(workloads: readonly WorkloadInstance[]) {
+    for (const w of workloads) {
+      for (const [k, v] of Object.entries(w.labels)) {
+        const key = `${w.namespace}\0${k}\0${v}`;
+        const list = this.#byLabel.get(key);
+        if (list) list.push(w);
+        else this.#byLabel.set(key, [w]);
+      }
+    }
+  }
+
+  /** The workloads of `namespace` that `selector` matches (none for an absent or empty selector). */
+  selected(namespace: string, selector: Record<string, string> | undefined): WorkloadInstance[] {
+    let smallest: WorkloadInstance[] | undefined;
+    for (const [k, v] of Object.entries(selector ?? {})) {
+      const list = this.#byLabel.get(`${namespace}\0${k}\0${v}`) ?? [];
+      if (!smallest || list.length < smallest.length) smallest = list;
+    }
+    return (smallest ?? []).filter((w) => selectorMatches(selector, w.labels));
+  }
+}
+
+/** The endpoints of `svc` on the workloads of its namespace its selector matches. */
+function instancesFor(svc: Service, index: WorkloadIndex): Endpoint[] {
   const out: Endpoint[] = [];
-  for (const w of workloads) {
-    if (w.namespace !== svc.namespace || !selectorMatches(svc.selector, w.labels) || !w.address) continue;
+  for (const w of index.selected(svc.namespace, svc.selector)) {
+    if (!w.address) continue;
     for (const p of svc.ports) {
       const target = resolveTargetPort(p, w);
       if (target !== undefined) out.push(endpointFor(svc, p, w, target));
