@@ -48,7 +48,7 @@ export class PushContext {
   constructor(input: PushContextInput) {
     this.version = input.version;
     this.mesh = input.mesh;
-    const sorted = [...input.resources].sort(byCreation);
+    const sorted = sortedByCreation(input.resources);
     this.resources = sorted;
     this.services = input.registry.services;
     this.serviceByHost = new Map(this.services.map((s) => [s.hostname, s]));
@@ -196,11 +196,9 @@ function specificity(host: string): number {
   return host.startsWith('*') ? host.length : 1_000_000;
 }
 
-function byCreation(a: Resource, b: Resource): number {
-  const ta = a.metadata.creationTimestamp ?? '';
-  const tb = b.metadata.creationTimestamp ?? '';
-  if (ta !== tb) return ta < tb ? -1 : 1;
-  const ka = `${a.kind}/${a.metadata.namespace}/${a.metadata.name}`;
-  const kb = `${b.kind}/${b.metadata.namespace}/${b.metadata.name}`;
-  return ka < kb ? -1 : ka > kb ? 1 : 0;
+/** Oldest first, then by kind/namespace/name (keys built once: a snapshot sorts every resource). */
+function sortedByCreation(resources: readonly Resource[]): Resource[] {
+  const keyed = resources.map((r) => ({ r, t: r.metadata.creationTimestamp ?? '', k: `${r.kind}/${r.metadata.namespace}/${r.metadata.name}` }));
+  keyed.sort((a, b) => (a.t !== b.t ? (a.t < b.t ? -1 : 1) : a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
+  return keyed.map((x) => x.r);
 }

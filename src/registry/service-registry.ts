@@ -125,7 +125,7 @@ export class ServiceRegistry {
       for (const e of eps) perPort.get(e.servicePort)?.push(e);
       endpoints.set(svc.hostname, perPort);
     };
-    const sorted = [...resources].sort(byCreation);
+    const sorted = sortedByCreation(resources);
     for (const r of sorted) {
       if (r.kind === 'Service') {
         const svc = this.#fromKubeService(r as Resource<ServiceSpec>);
@@ -205,13 +205,11 @@ export class ServiceRegistry {
   }
 }
 
-function byCreation(a: Resource, b: Resource): number {
-  const ta = a.metadata.creationTimestamp ?? '';
-  const tb = b.metadata.creationTimestamp ?? '';
-  if (ta !== tb) return ta < tb ? -1 : 1;
-  const ka = `${a.metadata.namespace}/${a.metadata.name}`;
-  const kb = `${b.metadata.namespace}/${b.metadata.name}`;
-  return ka < kb ? -1 : ka > kb ? 1 : 0;
+/** Oldest first, then by namespace/name (keys built once: every snapshot sorts every resource). */
+function sortedByCreation(resources: readonly Resource[]): Resource[] {
+  const keyed = resources.map((r) => ({ r, t: r.metadata.creationTimestamp ?? '', k: `${r.metadata.namespace}/${r.metadata.name}` }));
+  keyed.sort((a, b) => (a.t !== b.t ? (a.t < b.t ? -1 : 1) : a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
+  return keyed.map((x) => x.r);
 }
 
 function seResolution(r: ServiceEntrySpec['resolution']): Resolution {
