@@ -50,8 +50,11 @@ function localityOf(l: string): EnvoyJson {
  */
 export function buildLoadAssignment(push: PushContext, proxy: Proxy, clusterName: string): EnvoyJson | undefined {
   // Every proxy of a namespace asks for the same names on every push: one lookup per name, keyed
-  // by the requested name itself (its hash is cached in the string; a composed key is hashed anew).
-  const table = push.memo(`eds-ns|${proxy.namespace}`, () => new Map<string, ClusterEndpoints | undefined>());
+  // by the requested name and namespace themselves (their hashes are cached in the strings; a
+  // composed key would be built and hashed anew on each of the proxies × clusters calls).
+  const tables = push.memo('eds-ns', () => new Map<string, Map<string, ClusterEndpoints | undefined>>());
+  let table = tables.get(proxy.namespace);
+  if (!table) tables.set(proxy.namespace, (table = new Map()));
   let ce = table.get(clusterName);
   if (ce === undefined && !table.has(clusterName)) {
     ce = clusterEndpoints(push, proxy.namespace, clusterName);
