@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { ensurePackages } from './lib/debian-deps.ts';
 import { machineInfo } from './lib/machine.ts';
-import { configureScheduling, pinSelf } from './lib/process-group.ts';
+import { configureScheduling, pinSelf, unpinSelf } from './lib/process-group.ts';
 import { CASES } from './cases/cases.ts';
 import { runCase, type CaseResult, type MeasureSettings } from './cases/measure.ts';
 import { runControlPlaneBench } from './cases/controlplane.ts';
@@ -127,7 +127,9 @@ async function main(): Promise<void> {
     else log(`${c.id}: p50 ${r.latency!.latency.p50.toFixed(3)} ms, p99 ${r.latency!.latency.p99.toFixed(3)} ms, max ${Math.round(r.saturation!.rps)} rps`);
     results.push(r);
   }
-  const controlPlane = !values['control-plane'] || only
+  const skipControlPlane = !values['control-plane'] || only;
+  if (!skipControlPlane) unpinSelf(); // its processes measure the whole machine, as when run alone
+  const controlPlane = skipControlPlane
     ? { figures: null, reason: 'skipped (--no-control-plane or --only)' }
     : await runControlPlaneBench({ smoke });
 

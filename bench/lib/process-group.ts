@@ -145,3 +145,12 @@ export function pinSelf(core: number): void {
   spawnSync('taskset', ['-a', '-p', '-c', String(core), String(process.pid)], { stdio: 'ignore' });
   if (scheduling.niceness !== 0) os.setPriority(scheduling.niceness);
 }
+
+/**
+ * Lets the calling process (and what it starts from now on) run on every core again: the control
+ * plane's scale benchmark forks its control plane and load generators, which inherit the
+ * orchestrator's affinity and would otherwise all share the load core.
+ */
+export function unpinSelf(): void {
+  spawnSync('taskset', ['-a', '-p', '-c', `0-${os.cpus().length - 1}`, String(process.pid)], { stdio: 'ignore' });
+}
