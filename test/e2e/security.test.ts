@@ -28,6 +28,9 @@ spec:
       const r = await request(details, '/details/0', { timeoutMs: 2000 }).catch(() => undefined);
       return r === undefined || r.status >= 400 ? true : undefined;
     });
+    // The sidecars' inbound listeners change chains with the mode; a pooled connection closed by
+    // that change can fail one request (503 UC) — a known gap: the mesh must settle, then serve.
+    await eventually('the page through STRICT mTLS', async () => ((await bi.page()).status === 200 ? true : undefined));
     const page = await bi.page();
     assert.equal(page.status, 200);
     assert.match(page.body, /Book Details/);
