@@ -68,6 +68,12 @@ export function controlPlaneHost(s: MeshStatus): string {
   return s.controlPlane?.xdsAddress.replace(/:\d+$/, '') ?? '127.0.0.1';
 }
 
+/** The monitoring URL of the control plane of a local mesh that is running, if any. */
+export function runningMonitoringUrl(s: MeshStatus | undefined, alive: (pid: number) => boolean): string | undefined {
+  if (!s || !alive(s.pid) || !s.controlPlane?.monitoringPort) return undefined;
+  return `http://${controlPlaneHost(s)}:${s.controlPlane.monitoringPort}`;
+}
+
 export function overallState(processes: readonly ProcessStatus[]): ProcessState {
   if (processes.some((p) => p.state === 'failed')) return 'failed';
   if (processes.some((p) => p.state === 'crashed')) return 'crashed';

@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { leftovers, startMesh, type Mesh } from './mesh-harness.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 function workload(name: string, command: string[], extra = '', annotations = '{}'): string {
   return `apiVersion: local.rigging.dev/v1alpha1
@@ -74,6 +75,22 @@ describe('rig up', () => {
     assert.match(text.stdout, /broken-0: app: command "rig-test-no-such-binary" not found/);
     const json = JSON.parse((await mesh.rig(['status', '-o', 'json'])).stdout) as { processes: { name: string }[] };
     assert.deepEqual(json.processes.map((p) => p.name).sort(), ['badclient-0', 'broken-0', 'client-0', 'echo-0']);
+  });
+
+  it('rig proxy-status and proxy-config find the running mesh\'s control plane by themselves', async () => {
+    // No Service selects these workloads: each proxy gets listeners and clusters, no routes.
+    const synced = /^echo\.default\s+Kubernetes\s+SYNCED\s+SYNCED\s/m;
+    let last = '';
+    const ps = await waitFor('echo.default listed as SYNCED', async () => {
+      const r = await mesh.rig(['proxy-status']);
+      assert.equal(r.code, 0, r.stderr);
+      last = r.stdout;
+      return synced.test(r.stdout) ? r : undefined;
+    }).catch((err: Error) => assert.fail(`${err.message}; last table:\n${last}`));
+    assert.match(ps.stdout, /^client\.default\s/m);
+    const clusters = await mesh.rig(['proxy-config', 'clusters', 'client.default']);
+    assert.equal(clusters.code, 0, clusters.stderr);
+    assert.match(clusters.stdout, /^PassthroughCluster\s/m);
   });
 
   it('rig logs prints what the app wrote', async () => {

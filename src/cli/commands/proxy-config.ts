@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { stringify } from 'yaml';
 import { RigError } from '../../core/errors.ts';
+import { addControlPlaneOptions, controlPlaneUrl } from './controlplane-option.ts';
 import type { EnvoyJson } from '../../envoy/index.ts';
 
 const KINDS = ['clusters', 'listeners', 'routes', 'endpoints', 'secret', 'all'] as const;
@@ -10,19 +11,18 @@ type Kind = (typeof KINDS)[number];
 const ALIASES: Record<string, Kind> = { cluster: 'clusters', c: 'clusters', listener: 'listeners', l: 'listeners', route: 'routes', r: 'routes', endpoint: 'endpoints', ep: 'endpoints', secrets: 'secret', s: 'secret' };
 
 export function define(cmd: Command): void {
-  cmd
+  addControlPlaneOptions(cmd)
     .argument('<kind>', `${KINDS.join(' | ')}`)
     .argument('[proxy]', '<pod>.<namespace> or node id (not needed with --admin)')
-    .option('--controlplane <url>', 'the control plane monitoring address', 'http://127.0.0.1:15014')
     .option('--admin <url>', "read the proxy's own admin /config_dump instead (e.g. http://127.0.0.1:15000)")
     .option('-o, --output <format>', 'table, json or yaml', 'table')
-    .action(async (kindArg: string, proxy: string | undefined, o: { controlplane: string; admin?: string; output: string }) => {
+    .action(async (kindArg: string, proxy: string | undefined, o: { controlplane?: string; stateDir: string; admin?: string; output: string }) => {
       const kind = (KINDS as readonly string[]).includes(kindArg) ? (kindArg as Kind) : ALIASES[kindArg];
       if (!kind) throw new RigError('MESH_ERR_USAGE', `unknown config kind "${kindArg}" (one of ${KINDS.join(', ')})`);
       if (!['table', 'json', 'yaml'].includes(o.output)) throw new RigError('MESH_ERR_USAGE', `unknown output format "${o.output}" (table, json or yaml)`);
       const client = await import('../../xds/debug/controlplane-client.ts');
       const t = await import('../../xds/debug/tables.ts');
-      const dump = await client.configDump({ controlplane: o.controlplane, admin: o.admin, proxy });
+      const dump = await client.configDump({ controlplane: controlPlaneUrl(o), admin: o.admin, proxy });
       const pick: Record<Exclude<Kind, 'all'>, { list: (d: EnvoyJson) => EnvoyJson[]; table: (d: EnvoyJson) => string }> = {
         clusters: { list: t.clusterList, table: t.clustersTable },
         listeners: { list: t.listenerList, table: t.listenersTable },

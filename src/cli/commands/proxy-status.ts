@@ -2,16 +2,16 @@
 import type { Command } from 'commander';
 import { stringify } from 'yaml';
 import { RigError } from '../../core/errors.ts';
+import { addControlPlaneOptions, controlPlaneUrl } from './controlplane-option.ts';
 
 export function define(cmd: Command): void {
-  cmd
+  addControlPlaneOptions(cmd)
     .argument('[proxy]', 'show only this proxy (<pod>.<namespace> or node id), with NACK details')
-    .option('--controlplane <url>', 'the control plane monitoring address', 'http://127.0.0.1:15014')
     .option('-o, --output <format>', 'table, json or yaml', 'table')
-    .action(async (proxy: string | undefined, o: { controlplane: string; output: string }) => {
+    .action(async (proxy: string | undefined, o: { controlplane?: string; stateDir: string; output: string }) => {
       const { syncz } = await import('../../xds/debug/controlplane-client.ts');
       const { proxyStatusTable } = await import('../../xds/debug/tables.ts');
-      let rows = await syncz(o.controlplane);
+      let rows = await syncz(controlPlaneUrl(o));
       if (proxy) {
         rows = rows.filter((r) => r.proxy === proxy || r.proxy_id === proxy || String(r.proxy).startsWith(proxy));
         if (!rows.length) throw new RigError('MESH_ERR_NOT_FOUND', `no connected proxy matches "${proxy}" (run rig proxy-status to list them)`);
