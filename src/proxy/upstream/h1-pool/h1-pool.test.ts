@@ -1,0 +1,315 @@
+// The HTTP/1.1 upstream pool against real node:http servers: reuse, limits, request bodies
+// (buffered, chunked, streamed with back-pressure), bodiless responses, response back-pressure,
+// abort, timeouts, graceful close, request().
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { PassThrough } from 'node:stream';
+import { test } from 'node:test';
+import { H1ErrorCode } from './h1-errors.ts';
+import { poolTo, send } from './h1-pool-test-kit.ts';
+
+interface Server {
+  port: number;
+  /** Distinct connections that carried requests. */
+  sockets: Set<net.Socket>;
+  server: http.Server;
+}
+
+async function serve(t: { after(fn: () => unknown): void }, handler: http.RequestListener, opts: http.ServerOptions = {}): Promise<Server> {
+  const sockets = new Set<net.Socket>();
+  const server = http.createServer(opts, (req, res) => {
+    sockets.add(req.socket);
+    handler(req, res);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => {
+    server.closeAllConnections();
+    server.close(() => r());
+  }));
+  return { port: (server.address() as AddressInfo).port, sockets, server };
+}
+
+function readAll(req: http.IncomingMessage): Promise<string> {
+  return new Promise((r) => {
+    const c: Buffer[] = [];
+    req.on('data', (b: Buffer) => c.push(b));
+    req.on('end', () => r(Buffer.concat(c).toString()));
+  });
+}
+
+test('sequential requests reuse one keep-alive connection; headers and body come back', async (t) => {
+  const s = await serve(t, (req, res) => {
+    res.setHeader('set-cookie', ['a=1', 'b=2']);
+    res.setHeader('x-path', req.url ?? '');
+    res.end(`hello ${req.headers.host} ${req.headers['x-one']}`);
+  });
+  const pool = poolTo(s.port);
+  t.after(() => pool.destroy());
+  for (let i = 0; i < 5; i++) {
+    const r = await send(pool, { path: `/p${i}?q=1`, headers: { 'x-one': 'v' } });
+    assert.equal(r.error, undefined);
+    assert.equal(r.status, 200);
+    assert.equal(r.body, `hello 127.0.0.1:${s.port} v`);
+    assert.equal(r.headers['x-path'], `/p${i}?q=1`);
+    assert.deepEqual(r.headers['set-cookie'], ['a=1', 'b=2']);
+  }
+  assert.equal(s.sockets.size, 1);
+  assert.equal(pool.size, 1);
+});
+
+test('concurrent requests beyond maxConnections wait for a free connection', async (t) => {
+  let inFlight = 0;
+  let maxInFlight = 0;
+  const s = await serve(t, (_req, res) => {
+    maxInFlight = Math.max(maxInFlight, ++inFlight);
+    setTimeout(() => {
+      inFlight--;
+      res.end('ok');
+    }, 20);
+  });
+  const pool = poolTo(s.port, { maxConnections: 2 });
+  t.after(() => pool.destroy());
+  const all = await Promise.all(Array.from({ length: 8 }, () => send(pool)));
+  for (const r of all) assert.equal(r.body, 'ok');
+  assert.equal(s.sockets.size, 2);
+  assert.equal(maxInFlight, 2);
+});
+
+test('request bodies: buffered (content-length), streamed without length (chunked), streamed with content-length', async (t) => {
+  const s = await serve(t, async (req, res) => {
+    const body = await readAll(req);
+    res.end(`${req.method} cl=${req.headers['content-length'] ?? '-'} te=${req.headers['transfer-encoding'] ?? '-'} ${body}`);
+  });
+  const pool = poolTo(s.port);
+  t.after(() => pool.destroy());
+  let r = await send(pool, { method: 'POST', body: Buffer.from('abc') });
+  assert.equal(r.body, 'POST cl=3 te=- abc');
+  r = await send(pool, { method: 'POST', body: null });
+  assert.equal(r.body, 'POST cl=0 te=- ');
+  const chunked = new PassThrough();
+  const p = send(pool, { method: 'PUT', body: chunked });
+  chunked.write('one ');
+  setTimeout(() => chunked.end('two'), 10);
+  r = await p;
+  assert.equal(r.body, 'PUT cl=- te=chunked one two');
+  const sized = new PassThrough();
+  const p2 = send(pool, { method: 'POST', headers: { 'content-length': '6' }, body: sized });
+  sized.end('sixsix');
+  r = await p2;
+  assert.equal(r.body, 'POST cl=6 te=- sixsix');
+  assert.equal(s.sockets.size, 1, 'every request went on the same connection');
+});
+
+test('a large streamed request body is sent with back-pressure and arrives whole', async (t) => {
+  let release: (() => void) | undefined;
+  const s = await serve(t, (req, res) => {
+    // The upstream reads nothing for a while: the pool must pause the body, not buffer it all.
+    req.pause();
+    release = () => {
+      req.resume();
+      void readAll(req).then((b) => res.end(String(b.length)));
+    };
+  });
+  const pool = poolTo(s.port);
+  t.after(() => pool.destroy());
+  const body = new PassThrough({ highWaterMark: 16 * 1024 });
+  const total = 8 * 1024 * 1024;
+  const chunk = Buffer.alloc(64 * 1024, 'z');
+  let written = 0;
+  let blocked = false;
+  const p = send(pool, { method: 'POST', body });
+  await new Promise<void>((done) => {
+    const pump = (): void => {
+      while (written < total) {
+        written += chunk.length;
+        if (!body.write(chunk)) {
+          blocked = true;
+          body.once('drain', pump);
+          return;
+        }
+      }
+      body.end();
+      done();
+    };
+    pump();
+    const check = setInterval(() => {
+      if (release && blocked) {
+        clearInterval(check);
+        release();
+      }
+    }, 5);
+  });
+  const r = await p;
+  assert.ok(blocked, 'the body writer saw back-pressure');
+  assert.equal(r.body, String(total));
+});
+
+test('HEAD, 204 and 304 responses carry no body and the connection is reused', async (t) => {
+  const s = await serve(t, (req, res) => {
+    if (req.url === '/204') res.writeHead(204).end();
+    else if (req.url === '/304') res.writeHead(304, { etag: '"x"' }).end();
+    else res.writeHead(200, { 'content-length': '5' }).end(req.method === 'HEAD' ? undefined : 'hello');
+  });
+  const pool = poolTo(s.port);
+  t.after(() => pool.destroy());
+  let r = await send(pool, { method: 'HEAD' });
+  assert.equal(r.status, 200);
+  assert.equal(r.headers['content-length'], '5');
+  assert.equal(r.body, '');
+  r = await send(pool, { path: '/204' });
+  assert.equal(r.status, 204);
+  r = await send(pool, { path: '/304' });
+  assert.equal(r.status, 304);
+  r = await send(pool, { path: '/' });
+  assert.equal(r.body, 'hello');
+  assert.equal(s.sockets.size, 1);
+});
+
+test('a paused response stops reading; resumed, it arrives whole and chunked trailers come through', async (t) => {
+  const big = Buffer.alloc(4 * 1024 * 1024, 'q');
+  const s = await serve(t, (req, res) => {
+    if (req.url === '/trailers') {
+      res.writeHead(200, { trailer: 'x-sum' });
+      res.write('part1 ');
+      res.addTrailers({ 'x-sum': '42' });
+      res.end('part2');
+      return;
+    }
+    res.end(big);
+  });
+  const pool = poolTo(s.port);
+  t.after(() => pool.destroy());
+  let pausedOnce = false;
+  let dataWhilePaused = 0;
+  let paused = false;
+  const r = await send(pool, {}, (c, ev) => {
+    if (ev === 'data' && paused) dataWhilePaused++;
+    if (ev === 'data' && !pausedOnce) {
+      pausedOnce = true;
+      paused = true;
+      c.pause();
+      setTimeout(() => {
+        paused = false;
+        c.resume();
+      }, 50);
+    }
+  });
+  assert.equal(r.error, undefined);
+  assert.equal(r.body.length, big.length);
+  assert.equal(dataWhilePaused, 0, 'no data while paused');
+  const tr = await send(pool, { path: '/trailers' });
+  assert.equal(tr.body, 'part1 part2');
+  assert.deepEqual({ ...tr.trailers }, { 'x-sum': '42' });
+});
+
+test('aborting mid-response closes that connection; the next request gets a fresh one', async (t) => {
+  const s = await serve(t, (req, res) => {
+    if (req.url === '/slow') {
+      res.write('first');
+      return;
+    }
+    res.end('ok');
+  });
+  const pool = poolTo(s.port);
+  t.after(() => pool.destroy());
+  const r = await send(pool, { path: '/slow' }, (c, ev) => {
+    if (ev === 'data') c.abort(new Error('enough'));
+  });
+  assert.equal(r.error?.message, 'enough');
+  assert.equal((await send(pool)).body, 'ok');
+  assert.equal(s.sockets.size, 2);
+  // Aborted while queued: never written.
+  const pool1 = poolTo(s.port, { maxConnections: 1 });
+  t.after(() => pool1.destroy());
+  const first = send(pool1, { path: '/slow' }, (c, ev) => {
+    if (ev === 'data') setTimeout(() => c.abort(new Error('done')), 20);
+  });
+  const queued = await send(pool1, { path: '/never-sent' }, (c, ev) => {
+    if (ev === 'start') c.abort(new Error('not now'));
+  });
+  assert.equal(queued.error?.message, 'not now');
+  await first;
+});
+
+test('max_requests_per_connection: the last request says connection: close and the next opens a new connection', async (t) => {
+  const seen: string[] = [];
+  const s = await serve(t, (req, res) => {
+    seen.push(String(req.headers.connection));
+    res.end('ok');
+  });
+  const pool = poolTo(s.port, { maxRequestsPerConnection: 2 });
+  t.after(() => pool.destroy());
+  for (let i = 0; i < 4; i++) assert.equal((await send(pool)).body, 'ok');
+  assert.equal(s.sockets.size, 2);
+  assert.deepEqual(seen, ['undefined', 'close', 'undefined', 'close']);
+});
+
+test('a response with connection: close is not reused', async (t) => {
+  const s = await serve(t, (_req, res) => {
+    res.setHeader('connection', 'close');
+    res.end('bye');
+  });
+  const pool = poolTo(s.port);
+  t.after(() => pool.destroy());
+  assert.equal((await send(pool)).body, 'bye');
+  assert.equal((await send(pool)).body, 'bye');
+  assert.equal(s.sockets.size, 2);
+});
+
+test('invalid request heads fail before anything is written; the connection stays usable', async (t) => {
+  const s = await serve(t, (_req, res) => res.end('ok'));
+  const pool = poolTo(s.port);
+  t.after(() => pool.destroy());
+  assert.equal((await send(pool)).body, 'ok');
+  for (const bad of [{ headers: { 'x-a': 'v\r\nx-injected: 1' } }, { headers: { 'bad name': 'v' } }, { path: '/a b' }, { method: 'G T' }]) {
+    const r = await send(pool, bad);
+    assert.equal(r.error?.code, H1ErrorCode.InvalidRequest, JSON.stringify(bad));
+  }
+  assert.equal((await send(pool)).body, 'ok');
+  assert.equal(s.sockets.size, 1);
+});
+
+test('headersTimeout fails a silent upstream; close() waits for in-flight requests, then refuses new ones', async (t) => {
+  const s = await serve(t, (req, res) => {
+    if (req.url === '/silent') return;
+    setTimeout(() => res.end('late ok'), 30);
+  });
+  const pool = poolTo(s.port);
+  const r = await send(pool, { path: '/silent', headersTimeout: 50 });
+  assert.equal(r.error?.code, H1ErrorCode.HeadersTimeout);
+  const inflight = send(pool);
+  const closed = pool.close();
+  assert.equal((await inflight).body, 'late ok');
+  await closed;
+  assert.equal(pool.size, 0);
+  const after = await send(pool);
+  assert.equal(after.error?.code, H1ErrorCode.PoolClosed);
+});
+
+test('request(): a whole response as a promise; a refused connection rejects with ECONNREFUSED', async (t) => {
+  const s = await serve(t, (_req, res) => res.writeHead(201).end('{"keys":[]}'));
+  const pool = poolTo(s.port);
+  t.after(() => pool.destroy());
+  const res = await pool.request({ method: 'GET', path: '/jwks', signal: AbortSignal.timeout(2000) });
+  assert.equal(res.statusCode, 201);
+  assert.equal(await res.body.text(), '{"keys":[]}');
+  const dead = net.createServer();
+  await new Promise<void>((r) => dead.listen(0, '127.0.0.1', r));
+  const deadPort = (dead.address() as AddressInfo).port;
+  await new Promise<void>((r) => dead.close(() => r()));
+  let failures = 0;
+  const p2 = poolTo(deadPort, { onConnectError: () => failures++ });
+  t.after(() => p2.destroy());
+  await assert.rejects(p2.request({ method: 'GET', path: '/' }), { code: 'ECONNREFUSED' });
+  assert.equal(failures, 1);
+});
+
+test('connect timeout: a socket that never connects fails the request with H1_CONNECT_TIMEOUT', async (t) => {
+  const pool = poolTo(1, { connect: () => new net.Socket(), connectTimeoutMs: 50 });
+  t.after(() => pool.destroy());
+  const r = await send(pool);
+  assert.equal(r.error?.code, H1ErrorCode.ConnectTimeout);
+  assert.equal(pool.size, 0);
+});

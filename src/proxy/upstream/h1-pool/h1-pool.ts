@@ -1,0 +1,217 @@
+// A lean HTTP/1.1 connection pool for one upstream host: up to maxConnections connections, one
+// request each at a time; idle connections are reused last-in first-out (the warmest socket, and
+// the others age out on their idle timeout); requests beyond that wait in a FIFO queue. The
+// router's circuit breakers count requests and pending requests above this (circuit-breaker-hook.ts).
+import type { Socket } from 'node:net';
+import type { Dispatcher } from 'undici';
+import type { UpstreamDispatchOptions, UpstreamPool, UpstreamRequestOptions, UpstreamResponse } from '../upstream-pool.ts';
+import { H1Connection, type ConnectionPool } from './h1-connection.ts';
+import { H1ErrorCode, H1PoolError } from './h1-errors.ts';
+import { H1Exchange, type ExchangeOwner } from './h1-exchange.ts';
+import { requestThrough } from './h1-request-api.ts';
+
+export interface H1PoolOptions {
+  /** host[:port] for the Host header of a request that has none. */
+  readonly authority: string;
+  /** Opens a connection: a socket that will emit 'connect' (TCP) or 'secureConnect' (TLS). May throw. */
+  readonly connect: () => Socket;
+  /** 0: none. */
+  readonly connectTimeoutMs: number;
+  readonly maxConnections: number;
+  /** 0: idle connections stay open until the upstream closes them. */
+  readonly idleTimeoutMs: number;
+  /** 0: unlimited. */
+  readonly maxRequestsPerConnection: number;
+  /** A connection is established (TLS: after the handshake and the peer check). */
+  readonly onConnect?: (socket: Socket) => void;
+  /** An established connection closed. */
+  readonly onDisconnect?: () => void;
+  /** A connection attempt failed (refused, timed out, TLS handshake or peer check). */
+  readonly onConnectError?: (err: Error) => void;
+}
+
+const TCP_KEEPALIVE_DELAY_MS = 60_000;
+
+export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
+  readonly authority: string;
+  readonly maxRequestsPerConnection: number;
+  readonly idleTimeoutMs: number;
+  closing = false;
+  private readonly o: H1PoolOptions;
+  private readonly max: number;
+  private readonly queue: H1Exchange[] = [];
+  /** Idle connections, the most recently used last. */
+  private readonly idle: H1Connection[] = [];
+  private readonly conns = new Set<H1Connection>();
+  private connecting = 0;
+  private destroyed = false;
+  private closed: Promise<void> | undefined;
+  private onDone: (() => void) | undefined;
+
+  constructor(o: H1PoolOptions) {
+    this.o = o;
+    this.authority = o.authority;
+    this.maxRequestsPerConnection = o.maxRequestsPerConnection;
+    this.idleTimeoutMs = o.idleTimeoutMs;
+    this.max = Math.max(1, o.maxConnections);
+  }
+
+  /** Connections open (busy or idle) and being opened. */
+  get size(): number {
+    return this.conns.size + this.connecting;
+  }
+
+  dispatch(opts: UpstreamDispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    const ex = new H1Exchange(opts, handler, this);
+    handler.onRequestStart?.(ex, {});
+    if (ex.aborted) return true;
+    if (this.closing) {
+      process.nextTick(failClosed, ex);
+      return false;
+    }
+    const c = this.idle.pop();
+    if (c) c.assign(ex);
+    else {
+      this.queue.push(ex);
+      this.grow();
+    }
+    return true;
+  }
+
+  request(opts: UpstreamRequestOptions): Promise<UpstreamResponse> {
+    return requestThrough(this, opts);
+  }
+
+  close(): Promise<void> {
+    if (this.closed) return this.closed;
+    this.closing = true;
+    this.closed = new Promise((resolve) => (this.onDone = resolve));
+    for (const c of this.idle.splice(0)) c.destroy();
+    this.checkDone();
+    return this.closed;
+  }
+
+  destroy(): Promise<void> {
+    this.destroyed = true;
+    const p = this.close();
+    const err = new H1PoolError(H1ErrorCode.PoolClosed, 'upstream connection pool destroyed');
+    for (const ex of this.queue.splice(0)) ex.fail(err);
+    for (const c of [...this.conns]) c.destroy(err);
+    this.checkDone();
+    return p;
+  }
+
+  // === ExchangeOwner / ConnectionPool ===
+
+  unqueue(ex: H1Exchange): void {
+    const i = this.queue.indexOf(ex);
+    if (i >= 0) this.queue.splice(i, 1);
+    this.checkDone();
+  }
+
+  onReusable(c: H1Connection): void {
+    const next = this.queue.shift();
+    if (next) c.assign(next);
+    else if (this.closing) c.destroy();
+    else {
+      this.idle.push(c);
+      c.setIdle();
+    }
+  }
+
+  onClosed(c: H1Connection): void {
+    this.conns.delete(c);
+    const i = this.idle.lastIndexOf(c);
+    if (i >= 0) this.idle.splice(i, 1);
+    this.o.onDisconnect?.();
+    this.grow();
+    this.checkDone();
+  }
+
+  replay(ex: H1Exchange): void {
+    if (this.destroyed) {
+      ex.fail(new H1PoolError(H1ErrorCode.PoolClosed, 'upstream connection pool destroyed'));
+      return;
+    }
+    const c = this.idle.pop();
+    if (c) c.assign(ex);
+    else {
+      this.queue.unshift(ex);
+      this.grow();
+    }
+  }
+
+  // === connections ===
+
+  /** One connection attempt per queued request, up to maxConnections. */
+  private grow(): void {
+    while (!this.destroyed && this.queue.length > this.connecting && this.conns.size + this.connecting < this.max) this.open();
+  }
+
+  private open(): void {
+    this.connecting++;
+    let socket: Socket;
+    try {
+      socket = this.o.connect();
+    } catch (e) {
+      process.nextTick(connectFailed, this, e as Error);
+      return;
+    }
+    const ready = (socket as { encrypted?: boolean }).encrypted ? 'secureConnect' : 'connect';
+    const ms = this.o.connectTimeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    const done = (err: Error | undefined): void => {
+      if (timer) clearTimeout(timer);
+      socket.off(ready, onReady);
+      socket.off('error', done);
+      if (err) {
+        socket.destroy();
+        this.connectFailed(err);
+      } else this.connected(socket);
+    };
+    const onReady = (): void => done(undefined);
+    socket.once(ready, onReady);
+    socket.once('error', done);
+    if (ms > 0) timer = setTimeout(() => done(new H1PoolError(H1ErrorCode.ConnectTimeout, `connect timeout after ${ms} ms`)), ms);
+  }
+
+  private connected(socket: Socket): void {
+    this.connecting--;
+    if (this.destroyed) {
+      socket.destroy();
+      this.checkDone();
+      return;
+    }
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, TCP_KEEPALIVE_DELAY_MS);
+    this.o.onConnect?.(socket);
+    const c = new H1Connection(socket, this);
+    this.conns.add(c);
+    this.onReusable(c);
+  }
+
+  /** A failed attempt fails the oldest queued request (each queued request gets its own attempt). */
+  connectFailed(err: Error): void {
+    this.connecting--;
+    this.o.onConnectError?.(err);
+    const ex = this.queue.shift();
+    if (ex) ex.fail(err);
+    this.grow();
+    this.checkDone();
+  }
+
+  private checkDone(): void {
+    if (!this.closing || this.conns.size > 0 || this.connecting > 0 || this.queue.length > 0) return;
+    const done = this.onDone;
+    this.onDone = undefined;
+    done?.();
+  }
+}
+
+function failClosed(ex: H1Exchange): void {
+  ex.fail(new H1PoolError(H1ErrorCode.PoolClosed, 'upstream connection pool closed'));
+}
+
+function connectFailed(pool: H1Pool, err: Error): void {
+  pool.connectFailed(err);
+}

@@ -1,0 +1,72 @@
+// The head of an HTTP/1.1 request to an upstream, as one latin1 string. The pool owns the framing
+// headers: content-length comes from a buffered body (or the caller's header for a streamed one),
+// a streamed body without one is chunked, and connection is written only to close. Everything is
+// checked before it reaches the wire: a CR/LF in a header value from a filter must never split
+// the request (request smuggling), so such a request fails instead.
+import { H1ErrorCode, H1PoolError } from './h1-errors.ts';
+import type { HeaderValue } from '../upstream-pool.ts';
+
+export interface RequestFraming {
+  readonly head: string;
+  /** Body bytes the head announces (-1: chunked, 0: none). */
+  readonly length: number;
+}
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+const BAD_PATH = /[^\u0021-\u00ff]/;
+/** Methods whose requests announce a body even when empty (as undici and browsers do). */
+const EXPECTS_PAYLOAD = new Set(['POST', 'PUT', 'PATCH', 'QUERY']);
+/** Connection-level headers the pool writes itself (or never). */
+const OWN = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'proxy-connection', 'upgrade', 'expect', 'te', 'http2-settings']);
+
+function invalid(what: string): H1PoolError {
+  return new H1PoolError(H1ErrorCode.InvalidRequest, `invalid request ${what}`);
+}
+
+/**
+ * `bodyLength`: the buffered body's size, -1 for a streamed body, 0 for none. `close`: ask the
+ * upstream to close after this response (last request of the connection).
+ */
+export function requestHead(method: string, path: string, headers: Readonly<Record<string, HeaderValue>> | null | undefined, defaultHost: string, bodyLength: number, close: boolean): RequestFraming | H1PoolError {
+  if (!TOKEN.test(method)) return invalid('method');
+  if (path.length === 0 || BAD_PATH.test(path)) return invalid('path');
+  let head = method + ' ' + path + ' HTTP/1.1\r\n';
+  let hasHost = false;
+  let declared = -1;
+  if (headers) {
+    for (const name in headers) {
+      const v = headers[name];
+      if (v === undefined) continue;
+      const lower = name.toLowerCase();
+      if (OWN.has(lower)) {
+        if (lower === 'content-length') {
+          declared = Number(v);
+          if (!Number.isSafeInteger(declared) || declared < 0) return invalid('content-length header');
+        }
+        continue;
+      }
+      if (!TOKEN.test(name)) return invalid(`header name ${JSON.stringify(name)}`);
+      if (lower === 'host') hasHost = true;
+      if (Array.isArray(v)) {
+        for (const one of v) {
+          if (BAD_VALUE.test(one)) return invalid(`${lower} header`);
+          head += name + ': ' + one + '\r\n';
+        }
+      } else {
+        if (BAD_VALUE.test(v)) return invalid(`${lower} header`);
+        head += name + ': ' + v + '\r\n';
+      }
+    }
+  }
+  if (!hasHost) head += 'host: ' + defaultHost + '\r\n';
+  let length = bodyLength;
+  if (bodyLength >= 0) {
+    if (bodyLength > 0 || declared >= 0 || EXPECTS_PAYLOAD.has(method)) head += 'content-length: ' + bodyLength + '\r\n';
+  } else if (declared >= 0) {
+    length = declared;
+    head += 'content-length: ' + declared + '\r\n';
+  } else head += 'transfer-encoding: chunked\r\n';
+  if (close) head += 'connection: close\r\n';
+  return { head: head + '\r\n', length };
+}

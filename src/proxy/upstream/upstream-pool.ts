@@ -1,0 +1,40 @@
+// The connection pool interface the router, mirrors and the JWKS fetch use. Two implementations:
+// h1-pool/ (HTTP/1.1 on our own sockets and parser) and undici's Pool (HTTP/2, h2c), which
+// satisfies it as is. Handlers follow undici's DispatchHandler (controller pause/resume/abort).
+import type { Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+
+export type HeaderValue = string | string[] | undefined;
+
+export interface UpstreamDispatchOptions {
+  readonly method: string;
+  /** Request-target (origin form). */
+  readonly path: string;
+  readonly headers?: Readonly<Record<string, HeaderValue>> | null;
+  readonly body?: Buffer | Uint8Array | string | Readable | null;
+  /** ms from the request's write to its response head (0 or absent: none). */
+  readonly headersTimeout?: number | null;
+  /** ms of silence allowed between response body chunks (0 or absent: none). */
+  readonly bodyTimeout?: number | null;
+  readonly idempotent?: boolean;
+  readonly blocking?: boolean;
+}
+
+export interface UpstreamRequestOptions extends UpstreamDispatchOptions {
+  readonly signal?: AbortSignal;
+}
+
+/** A whole response of request(): the body read as text. */
+export interface UpstreamResponse {
+  readonly statusCode: number;
+  readonly body: { text(): Promise<string> };
+}
+
+export interface UpstreamPool {
+  dispatch(opts: UpstreamDispatchOptions, handler: Dispatcher.DispatchHandler): boolean;
+  request(opts: UpstreamRequestOptions): Promise<UpstreamResponse>;
+  /** Finishes the queued and in-flight requests, then closes every connection. */
+  close(): Promise<void>;
+  /** Closes every connection now; queued and in-flight requests fail. */
+  destroy(): Promise<void>;
+}
