@@ -2,28 +2,19 @@
 // proxy's xDS client gets its config over the same TLS port from flags.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import path from 'node:path';
 import { test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { Command } from 'commander';
-import { MemoryConfigStore } from '../../src/config/memory-store.ts';
-import { startControlPlane } from '../../src/xds/controlplane.ts';
-import { attachCertificateAuthority } from '../../src/ca/index.ts';
 import { CLUSTER_TYPE, type EnvoyJson } from '../../src/envoy/index.ts';
 import { addXdsOptions, bootstrapFromOptions, identityFromOptions, type XdsCliOptions } from '../../src/proxy/bootstrap/flags.ts';
 import { CaClient, createKeyAndCsr, IdentityManager } from '../../src/proxy/identity/index.ts';
 import { XdsClient } from '../../src/proxy/xds-client/index.ts';
-import { tempDir } from './ca-test-helpers.ts';
+import { startMeshControlPlane } from '../helpers/mesh-control-plane.ts';
 
 test('rig controlplane + CA: certificates on the TLS port only; a flag-built proxy gets config and identity over TLS', async (t) => {
-  const stateDir = tempDir(t);
-  const cp = await startControlPlane({ store: new MemoryConfigStore(), stateDir, xdsPort: 0, monitoringPort: 0 });
-  t.after(() => cp.stop());
-  const { ca, tokens, tlsPort } = await attachCertificateAuthority(cp, { stateDir, tlsPort: 0 });
-  t.after(() => ca.close());
-  const rootFile = path.join(stateDir, 'ca', 'root-cert.pem');
-  const tokenFile = path.join(stateDir, 'reviews.token');
-  fs.writeFileSync(tokenFile, (await tokens.issue({ namespace: 'default', serviceAccount: 'reviews' })).token);
+  const mesh = await startMeshControlPlane(t, { dirPrefix: 'rig-ca-' });
+  const { cp, caPort: tlsPort, rootFile } = mesh;
+  const tokenFile = await mesh.tokenFile('default', 'reviews');
 
   // Plaintext 15010 never signs (the token would travel in clear).
   const { csrPem } = await createKeyAndCsr('spiffe://cluster.local/ns/default/sa/reviews');

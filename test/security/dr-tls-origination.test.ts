@@ -9,10 +9,10 @@ import http from 'node:http';
 import path from 'node:path';
 import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import { MemoryConfigStore } from '../../src/config/memory-store.ts';
 import { startControlPlane } from '../../src/xds/controlplane.ts';
-import { spawnRig, stopProcess } from '../helpers/cli.ts';
+import { startRigProxy } from '../helpers/rig-proxy.ts';
 import { freePort, tempDir } from '../ca/ca-test-helpers.ts';
 import { parseYaml } from '../xds/fixtures.ts';
 import { makePki } from '../proxy/certs.ts';
@@ -55,16 +55,6 @@ spec:
     - port: { number: 80 }
       tls: ${tlsSettings}
 `;
-}
-
-async function startProxy(t: TestContext, args: string[], xds: number): Promise<void> {
-  let stderr = '';
-  const p = spawnRig(['proxy', '--xds-address', `127.0.0.1:${xds}`, '--admin-port', '0', '--ready-port', '0', '--stats-port', '0', '--log-format', 'text', ...args]);
-  p.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
-  t.after(async () => {
-    await stopProcess(p);
-    if (process.env.RIG_TEST_DEBUG) process.stderr.write(stderr);
-  });
 }
 
 test('DestinationRule TLS origination to ServiceEntry hosts: SIMPLE (sni, subjectAltNames, caCertificates), MUTUAL from files and from credentialName', async (t) => {
@@ -115,7 +105,7 @@ test('DestinationRule TLS origination to ServiceEntry hosts: SIMPLE (sni, subjec
   const cp = await startControlPlane({ store, stateDir: dir, credentialsDir: path.join(dir, 'credentials'), xdsPort: 0, monitoringPort: 0 });
   t.after(() => cp.stop());
   const outbound = await freePort();
-  await startProxy(t, ['--namespace', 'foo', '--service-account', 'sleep', '--workload-name', 'sleep-0', '--labels', 'app=sleep', '--outbound-port', String(outbound)], cp.ports.xds);
+  startRigProxy(t, ['--namespace', 'foo', '--service-account', 'sleep', '--workload-name', 'sleep-0', '--labels', 'app=sleep', '--outbound-port', String(outbound)], { xdsPort: cp.ports.xds });
 
   const deadline = Date.now() + 20_000;
   for (;;) {

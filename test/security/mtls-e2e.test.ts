@@ -10,13 +10,11 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import tls from 'node:tls';
-import { test, type TestContext } from 'node:test';
-import { MemoryConfigStore } from '../../src/config/memory-store.ts';
-import { startControlPlane } from '../../src/xds/controlplane.ts';
-import { attachCertificateAuthority } from '../../src/ca/index.ts';
+import { test } from 'node:test';
 import { signingKeyFrom, x509 } from '../../src/ca/ca-crypto.ts';
-import { spawnRig, stopProcess } from '../helpers/cli.ts';
-import { freePort, openssl, tempDir } from '../ca/ca-test-helpers.ts';
+import { freePort, openssl } from '../ca/ca-test-helpers.ts';
+import { startMeshControlPlane } from '../helpers/mesh-control-plane.ts';
+import { startSidecar } from '../helpers/rig-proxy.ts';
 import { parseYaml } from '../xds/fixtures.ts';
 import { startUpstream } from '../proxy/harness.ts';
 import { makePki } from '../proxy/certs.ts';
@@ -102,37 +100,17 @@ spec: { mtls: { mode: ${mode} } }
 `;
 }
 
-async function startProxy(t: TestContext, dir: string, name: string, args: string[], cp: { xds: number; ca: number; root: string; token: string }): Promise<void> {
-  const tokenFile = path.join(dir, `${name}.token`);
-  fs.writeFileSync(tokenFile, cp.token, { mode: 0o600 });
-  let stderr = '';
-  const p = spawnRig(['proxy', '--xds-address', `127.0.0.1:${cp.xds}`, '--ca-address', `127.0.0.1:${cp.ca}`, '--ca-root-file', cp.root, '--token-file', tokenFile, '--admin-port', '0', '--ready-port', '0', '--stats-port', '0', '--log-format', 'text', ...args]);
-  p.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
-  t.after(async () => {
-    await stopProcess(p);
-    if (process.env.RIG_TEST_DEBUG) process.stderr.write(stderr);
-  });
-}
-
 test('mTLS between sidecars: SPIFFE certificate, STRICT, PERMISSIVE, foreign CA, expired certificate, auto mTLS + authorization', async (t) => {
-  const dir = tempDir(t, 'rig-mtls-');
-  const store = new MemoryConfigStore();
-  store.apply(parseYaml(BASE + peerAuth('STRICT')));
-  const cp = await startControlPlane({ store, stateDir: dir, xdsPort: 0, monitoringPort: 0 });
-  t.after(() => cp.stop());
-  const { ca, tokens, tlsPort } = await attachCertificateAuthority(cp, { stateDir: dir, tlsPort: 0 });
-  t.after(() => ca.close());
+  const mesh = await startMeshControlPlane(t, { dirPrefix: 'rig-mtls-', config: BASE + peerAuth('STRICT') });
+  const { dir, store, rootFile: root } = mesh;
   const caDir = path.join(dir, 'ca');
-  const root = path.join(caDir, 'root-cert.pem');
   const rootPem = fs.readFileSync(root, 'utf8');
   const app = await startUpstream('httpbin');
   t.after(() => app.close());
   const inbound = await freePort();
   const outbound = await freePort();
-  const token = async (sa: string) => (await tokens.issue({ namespace: 'foo', serviceAccount: sa })).token;
-  const cpPorts = { xds: cp.ports.xds, ca: tlsPort, root };
-  await startProxy(t, dir, 'httpbin', ['--namespace', 'foo', '--service-account', 'httpbin', '--workload-name', 'httpbin-0', '--labels', 'app=httpbin', '--workload-port', '9080/http/HTTP', '--inbound-port', `9080=${inbound}`, '--app-port', `9080=${app.port}`, '--outbound-port', String(await freePort())], { ...cpPorts, token: await token('httpbin') });
-  await startProxy(t, dir, 'sleep', ['--namespace', 'foo', '--service-account', 'sleep', '--workload-name', 'sleep-0', '--labels', 'app=sleep', '--outbound-port', String(outbound)], { ...cpPorts, token: await token('sleep') });
+  await startSidecar(t, mesh, { namespace: 'foo', name: 'httpbin', args: ['--workload-port', '9080/http/HTTP', '--inbound-port', `9080=${inbound}`, '--app-port', `9080=${app.port}`, '--outbound-port', String(await freePort())] });
+  await startSidecar(t, mesh, { namespace: 'foo', name: 'sleep', args: ['--outbound-port', String(outbound)] });
 
   const sleepId = 'spiffe://cluster.local/ns/foo/sa/sleep';
   const now = Date.now();

@@ -4,18 +4,15 @@
 // tlsMode istio, service account httpbin) that presents a mesh certificate. A certificate of the
 // same mesh CA for another identity is refused (503); the right identity is served.
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import http from 'node:http';
-import path from 'node:path';
 import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
-import { attachCertificateAuthority, type CertificateAuthority } from '../../src/ca/index.ts';
-import { MemoryConfigStore } from '../../src/config/memory-store.ts';
+import type { CertificateAuthority } from '../../src/ca/index.ts';
 import { createKeyAndCsr } from '../../src/proxy/identity/index.ts';
-import { startControlPlane } from '../../src/xds/controlplane.ts';
-import { freePort, tempDir } from '../ca/ca-test-helpers.ts';
-import { spawnRig, stopProcess } from '../helpers/cli.ts';
+import { freePort } from '../ca/ca-test-helpers.ts';
+import { startMeshControlPlane } from '../helpers/mesh-control-plane.ts';
+import { startSidecar } from '../helpers/rig-proxy.ts';
 import { parseYaml } from '../xds/fixtures.ts';
 
 async function meshIdentity(ca: CertificateAuthority, spiffe: string): Promise<tls.SecureContext> {
@@ -36,12 +33,8 @@ function viaClientSidecar(port: number): Promise<{ status: number; body: string 
 }
 
 test('auto mTLS: the client sidecar refuses a server whose SPIFFE identity may not serve the service', async (t) => {
-  const dir = tempDir(t, 'rig-server-id-');
-  const store = new MemoryConfigStore();
-  const cp = await startControlPlane({ store, stateDir: dir, xdsPort: 0, monitoringPort: 0 });
-  t.after(() => cp.stop());
-  const { ca, tokens, tlsPort } = await attachCertificateAuthority(cp, { stateDir: dir, tlsPort: 0 });
-  t.after(() => ca.close());
+  const mesh = await startMeshControlPlane(t, { dirPrefix: 'rig-server-id-' });
+  const { ca, store } = mesh;
 
   // The "server sidecar": requires a mesh client certificate and echoes the client's identity.
   const imposter = await meshIdentity(ca, 'spiffe://cluster.local/ns/foo/sa/imposter');
@@ -71,12 +64,8 @@ spec:
 `),
   );
 
-  const tokenFile = path.join(dir, 'sleep.token');
-  fs.writeFileSync(tokenFile, (await tokens.issue({ namespace: 'foo', serviceAccount: 'sleep' })).token, { mode: 0o600 });
   const outbound = await freePort();
-  const p = spawnRig(['proxy', '--xds-address', `127.0.0.1:${cp.ports.xds}`, '--ca-address', `127.0.0.1:${tlsPort}`, '--ca-root-file', path.join(dir, 'ca', 'root-cert.pem'), '--token-file', tokenFile,
-    '--namespace', 'foo', '--service-account', 'sleep', '--workload-name', 'sleep-0', '--labels', 'app=sleep', '--outbound-port', String(outbound), '--admin-port', '0', '--ready-port', '0', '--stats-port', '0', '--log-format', 'text']);
-  t.after(() => stopProcess(p));
+  await startSidecar(t, mesh, { namespace: 'foo', name: 'sleep', args: ['--outbound-port', String(outbound)] });
 
   // The imposter is refused once the sidecar is configured (the connection fails its SAN check).
   const deadline = Date.now() + 20_000;

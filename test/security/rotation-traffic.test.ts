@@ -9,17 +9,13 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import path from 'node:path';
 import tls from 'node:tls';
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import pino from 'pino';
-import { MemoryConfigStore } from '../../src/config/memory-store.ts';
-import { startControlPlane } from '../../src/xds/controlplane.ts';
-import { attachCertificateAuthority } from '../../src/ca/index.ts';
 import { createKeyAndCsr } from '../../src/proxy/identity/index.ts';
-import { spawnRig, stopProcess } from '../helpers/cli.ts';
-import { freePort, tempDir } from '../ca/ca-test-helpers.ts';
-import { parseYaml } from '../xds/fixtures.ts';
+import { freePort } from '../ca/ca-test-helpers.ts';
+import { startMeshControlPlane } from '../helpers/mesh-control-plane.ts';
+import { startSidecar } from '../helpers/rig-proxy.ts';
 import { startUpstream } from '../proxy/harness.ts';
 
 const CONFIG = `
@@ -76,27 +72,7 @@ function serverCert(port: number, ca: string): Promise<crypto.X509Certificate | 
   });
 }
 
-async function startProxy(t: TestContext, dir: string, name: string, args: string[], cp: { xds: number; ca: number; root: string; token: string }): Promise<void> {
-  const tokenFile = path.join(dir, `${name}.token`);
-  fs.writeFileSync(tokenFile, cp.token, { mode: 0o600 });
-  let stderr = '';
-  const p = spawnRig(['proxy', '--xds-address', `127.0.0.1:${cp.xds}`, '--ca-address', `127.0.0.1:${cp.ca}`, '--ca-root-file', cp.root, '--token-file', tokenFile, '--admin-port', '0', '--ready-port', '0', '--stats-port', '0', '--log-format', 'text', ...(process.env.RIG_TEST_DEBUG ? ['--log-level', 'debug'] : []), ...args]);
-  p.stderr?.on('data', (d: Buffer) => {
-    stderr = (stderr + d.toString()).slice(-8000);
-    if (d.includes('PRIVATE KEY')) proxyKeysLogged++;
-  });
-  t.after(async () => {
-    await stopProcess(p);
-    if (process.env.RIG_TEST_DEBUG) process.stderr.write(stderr);
-  });
-}
-
 test('rotation while traffic flows loses no request: workload certificates, a new root key, the end of the overlap, a renewed root', async (t) => {
-  const dir = tempDir(t, 'rig-rotation-');
-  const store = new MemoryConfigStore();
-  store.apply(parseYaml(CONFIG));
-  const cp = await startControlPlane({ store, stateDir: dir, xdsPort: 0, monitoringPort: 0 });
-  t.after(() => cp.stop());
   const issued = new Map<string, number>();
   let keysLogged = 0;
   const caLog = pino({ level: 'debug' }, {
@@ -107,17 +83,17 @@ test('rotation while traffic flows loses no request: workload certificates, a ne
       if (e.msg === 'issued workload certificate' && e.identity) issued.set(e.identity, (issued.get(e.identity) ?? 0) + 1);
     },
   });
-  const { ca, tokens, tlsPort } = await attachCertificateAuthority(cp, { stateDir: dir, tlsPort: 0, workloadCertTtlSeconds: 8, keySwitchDelaySeconds: 2.5, log: caLog });
-  t.after(() => ca.close());
-  const root = path.join(dir, 'ca', 'root-cert.pem');
+  const mesh = await startMeshControlPlane(t, { dirPrefix: 'rig-rotation-', config: CONFIG, ca: { workloadCertTtlSeconds: 8, keySwitchDelaySeconds: 2.5, log: caLog } });
+  const { ca, rootFile: root } = mesh;
   const app = await startUpstream('httpbin');
   t.after(() => app.close());
   const inbound = await freePort();
   const outbound = await freePort();
-  const token = async (sa: string) => (await tokens.issue({ namespace: 'foo', serviceAccount: sa })).token;
-  const cpPorts = { xds: cp.ports.xds, ca: tlsPort, root };
-  await startProxy(t, dir, 'httpbin', ['--namespace', 'foo', '--service-account', 'httpbin', '--workload-name', 'httpbin-0', '--labels', 'app=httpbin', '--workload-port', '9080/http/HTTP', '--inbound-port', `9080=${inbound}`, '--app-port', `9080=${app.port}`, '--outbound-port', String(await freePort())], { ...cpPorts, token: await token('httpbin') });
-  await startProxy(t, dir, 'sleep', ['--namespace', 'foo', '--service-account', 'sleep', '--workload-name', 'sleep-0', '--labels', 'app=sleep', '--outbound-port', String(outbound)], { ...cpPorts, token: await token('sleep') });
+  const countKeys = (d: Buffer) => {
+    if (d.includes('PRIVATE KEY')) proxyKeysLogged++;
+  };
+  await startSidecar(t, mesh, { namespace: 'foo', name: 'httpbin', args: ['--workload-port', '9080/http/HTTP', '--inbound-port', `9080=${inbound}`, '--app-port', `9080=${app.port}`, '--outbound-port', String(await freePort())], onLog: countKeys });
+  await startSidecar(t, mesh, { namespace: 'foo', name: 'sleep', args: ['--outbound-port', String(outbound)], onLog: countKeys });
 
   // Ready: a request goes through both sidecars over mTLS.
   const deadline = Date.now() + 40_000;

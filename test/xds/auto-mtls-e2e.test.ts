@@ -3,15 +3,11 @@
 // the client sidecar must talk plaintext to it (EDS marks the endpoint tlsMode disabled); switching
 // the port back to STRICT makes the client use mTLS again (the server sees its SPIFFE identity).
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import http from 'node:http';
-import path from 'node:path';
-import { test, type TestContext } from 'node:test';
-import { attachCertificateAuthority } from '../../src/ca/index.ts';
-import { MemoryConfigStore } from '../../src/config/memory-store.ts';
-import { startControlPlane } from '../../src/xds/controlplane.ts';
-import { freePort, tempDir } from '../ca/ca-test-helpers.ts';
-import { spawnRig, stopProcess } from '../helpers/cli.ts';
+import { test } from 'node:test';
+import { freePort } from '../ca/ca-test-helpers.ts';
+import { startMeshControlPlane } from '../helpers/mesh-control-plane.ts';
+import { startSidecar } from '../helpers/rig-proxy.ts';
 import { startUpstream } from '../proxy/harness.ts';
 import { parseYaml } from './fixtures.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -35,29 +31,14 @@ spec:
   portLevelMtls: { "9080": { mode: ${portMode} } }
 `;
 
-async function startProxy(t: TestContext, dir: string, name: string, args: string[], cp: { xds: number; ca: number; root: string; token: string }): Promise<void> {
-  const tokenFile = path.join(dir, `${name}.token`);
-  fs.writeFileSync(tokenFile, cp.token, { mode: 0o600 });
-  const p = spawnRig(['proxy', '--xds-address', `127.0.0.1:${cp.xds}`, '--ca-address', `127.0.0.1:${cp.ca}`, '--ca-root-file', cp.root, '--token-file', tokenFile, '--admin-port', '0', '--ready-port', '0', '--stats-port', '0', '--log-format', 'text', ...args]);
-  t.after(() => stopProcess(p));
-}
-
 test('auto mTLS: a client sidecar talks plaintext to a port whose PeerAuthentication is DISABLE, mTLS once it is STRICT', async (t) => {
-  const dir = tempDir(t, 'rig-automtls-');
-  const store = new MemoryConfigStore();
-  store.apply(parseYaml(CONFIG('DISABLE')));
-  const cp = await startControlPlane({ store, stateDir: dir, xdsPort: 0, monitoringPort: 0, debounceMs: 10 });
-  t.after(() => cp.stop());
-  const { ca, tokens, tlsPort } = await attachCertificateAuthority(cp, { stateDir: dir, tlsPort: 0 });
-  t.after(() => ca.close());
-  const root = path.join(dir, 'ca', 'root-cert.pem');
+  const mesh = await startMeshControlPlane(t, { dirPrefix: 'rig-automtls-', config: CONFIG('DISABLE'), controlPlane: { debounceMs: 10 } });
+  const { store } = mesh;
   const app = await startUpstream('httpbin');
   t.after(() => app.close());
   const outbound = await freePort();
-  const token = async (sa: string) => (await tokens.issue({ namespace: 'foo', serviceAccount: sa })).token;
-  const cpPorts = { xds: cp.ports.xds, ca: tlsPort, root };
-  await startProxy(t, dir, 'httpbin', ['--namespace', 'foo', '--service-account', 'httpbin', '--workload-name', 'httpbin-0', '--labels', 'app=httpbin', '--workload-port', '9080/http/HTTP', '--inbound-port', `9080=${await freePort()}`, '--app-port', `9080=${app.port}`, '--outbound-port', String(await freePort())], { ...cpPorts, token: await token('httpbin') });
-  await startProxy(t, dir, 'sleep', ['--namespace', 'foo', '--service-account', 'sleep', '--workload-name', 'sleep-0', '--labels', 'app=sleep', '--outbound-port', String(outbound)], { ...cpPorts, token: await token('sleep') });
+  await startSidecar(t, mesh, { namespace: 'foo', name: 'httpbin', args: ['--workload-port', '9080/http/HTTP', '--inbound-port', `9080=${await freePort()}`, '--app-port', `9080=${app.port}`, '--outbound-port', String(await freePort())] });
+  await startSidecar(t, mesh, { namespace: 'foo', name: 'sleep', args: ['--outbound-port', String(outbound)] });
   const viaSleep = () =>
     new Promise<{ status: number; body: string }>((resolve, reject) => {
       const req = http.get({ host: '127.0.0.1', port: outbound, path: 'http://httpbin.foo.svc.cluster.local:9080/hello', agent: false }, (res) => {

@@ -8,7 +8,8 @@ import { test } from 'node:test';
 import { MemoryConfigStore } from '../../src/config/memory-store.ts';
 import { startControlPlane } from '../../src/xds/controlplane.ts';
 import { freePort } from '../ca/ca-test-helpers.ts';
-import { spawnRig, stopProcess } from '../helpers/cli.ts';
+import { startRigProxy } from '../helpers/rig-proxy.ts';
+import { waitFor } from '../helpers/wait.ts';
 import { startUpstream } from '../proxy/harness.ts';
 import { parseYaml } from './fixtures.ts';
 
@@ -79,16 +80,9 @@ test('a us-east client prefers us-east and fails over to us-west on errors', asy
   const cp = await startControlPlane({ store, xdsPort: 0, monitoringPort: 0, debounceMs: 10 });
   t.after(() => cp.stop());
   const outbound = await freePort();
-  const p = spawnRig(['proxy', '--xds-address', `127.0.0.1:${cp.ports.xds}`, '--admin-port', '0', '--ready-port', '0', '--stats-port', '0', '--log-format', 'text', '--namespace', 'foo', '--workload-name', 'sleep-0', '--labels', 'app=sleep,istio-locality=us-east.zone1,security.istio.io/tlsMode=disabled', '--outbound-port', String(outbound)]);
-  t.after(() => stopProcess(p));
+  startRigProxy(t, ['--namespace', 'foo', '--workload-name', 'sleep-0', '--labels', 'app=sleep,istio-locality=us-east.zone1,security.istio.io/tlsMode=disabled', '--outbound-port', String(outbound)], { xdsPort: cp.ports.xds });
 
-  const end = Date.now() + 20_000;
-  for (;;) {
-    const r = await viaProxy(outbound).catch(() => undefined);
-    if (r?.status === 200) break;
-    if (Date.now() > end) throw new Error('the client sidecar never answered 200');
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitFor('the client sidecar to answer 200', async () => ((await viaProxy(outbound)).status === 200 ? true : undefined));
   const before: string[] = [];
   for (let i = 0; i < 20; i++) before.push((await viaProxy(outbound)).server);
   assert.deepEqual(new Set(before), new Set(['east']), 'all traffic stays in the local locality');

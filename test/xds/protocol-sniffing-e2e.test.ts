@@ -6,16 +6,12 @@
 // HTTP with Istio's ALPN (istio.alpn: istio-http/1.1), so the server takes its HTTP chain there too
 // (an HTTP AuthorizationPolicy applies).
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import path from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { attachCertificateAuthority } from '../../src/ca/index.ts';
-import { MemoryConfigStore } from '../../src/config/memory-store.ts';
-import { startControlPlane } from '../../src/xds/controlplane.ts';
-import { freePort, tempDir } from '../ca/ca-test-helpers.ts';
-import { spawnRig, stopProcess } from '../helpers/cli.ts';
+import { freePort } from '../ca/ca-test-helpers.ts';
+import { startMeshControlPlane } from '../helpers/mesh-control-plane.ts';
+import { startSidecar } from '../helpers/rig-proxy.ts';
 import { parseYaml } from './fixtures.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -104,24 +100,12 @@ function tcpExchange(port: number, line: string): Promise<string> {
 }
 
 test('a port without a declared protocol: HTTP through the connection manager, other bytes through tcp_proxy', async (t) => {
-  const dir = tempDir(t, 'rig-sniff-');
-  const store = new MemoryConfigStore();
-  store.apply(parseYaml(CONFIG));
-  const cp = await startControlPlane({ store, stateDir: dir, xdsPort: 0, monitoringPort: 0, debounceMs: 10 });
-  t.after(() => cp.stop());
-  const { ca, tokens, tlsPort } = await attachCertificateAuthority(cp, { stateDir: dir, tlsPort: 0 });
-  t.after(() => ca.close());
-  const root = path.join(dir, 'ca', 'root-cert.pem');
+  const mesh = await startMeshControlPlane(t, { dirPrefix: 'rig-sniff-', config: CONFIG, controlPlane: { debounceMs: 10 } });
+  const { store } = mesh;
   const appPort = await startDualApp(t);
   const [inbound, upstream] = [await freePort(), await freePort()];
-  const startProxy = async (name: string, args: string[]) => {
-    const tokenFile = path.join(dir, `${name}.token`);
-    fs.writeFileSync(tokenFile, (await tokens.issue({ namespace: 'foo', serviceAccount: name })).token, { mode: 0o600 });
-    const p = spawnRig(['proxy', '--xds-address', `127.0.0.1:${cp.ports.xds}`, '--ca-address', `127.0.0.1:${tlsPort}`, '--ca-root-file', root, '--token-file', tokenFile, '--admin-port', '0', '--ready-port', '0', '--stats-port', '0', '--log-format', 'text', '--namespace', 'foo', '--service-account', name, '--workload-name', `${name}-0`, '--labels', `app=${name}`, ...args]);
-    t.after(() => stopProcess(p));
-  };
-  await startProxy('echo', ['--workload-port', '7000', '--inbound-port', `7000=${inbound}`, '--app-port', `7000=${appPort}`, '--outbound-port', String(await freePort())]);
-  await startProxy('sleep', ['--outbound-port', String(await freePort()), '--upstream-port', `echo.foo.svc.cluster.local:7000=${upstream}`]);
+  await startSidecar(t, mesh, { namespace: 'foo', name: 'echo', args: ['--workload-port', '7000', '--inbound-port', `7000=${inbound}`, '--app-port', `7000=${appPort}`, '--outbound-port', String(await freePort())] });
+  await startSidecar(t, mesh, { namespace: 'foo', name: 'sleep', args: ['--outbound-port', String(await freePort()), '--upstream-port', `echo.foo.svc.cluster.local:7000=${upstream}`] });
 
   // Client sidecar, outbound: HTTP is routed (the VirtualService's header) and carried over mTLS.
   const viaClient = await waitFor('HTTP through the client sidecar', async () => {

@@ -2,17 +2,12 @@
 // client's egress listener with captureMode NONE binds 127.0.0.1:<service port> for real and routes
 // by Host over its hosts only; the server's ingress listener sends traffic to its defaultEndpoint.
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import http from 'node:http';
-import path from 'node:path';
 import { test } from 'node:test';
-import { attachCertificateAuthority } from '../../src/ca/index.ts';
-import { MemoryConfigStore } from '../../src/config/memory-store.ts';
-import { startControlPlane } from '../../src/xds/controlplane.ts';
-import { freePort, tempDir } from '../ca/ca-test-helpers.ts';
-import { spawnRig, stopProcess } from '../helpers/cli.ts';
+import { freePort } from '../ca/ca-test-helpers.ts';
+import { startMeshControlPlane } from '../helpers/mesh-control-plane.ts';
+import { startSidecar } from '../helpers/rig-proxy.ts';
 import { startUpstream } from '../proxy/harness.ts';
-import { parseYaml } from './fixtures.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const config = (servicePort: number, appPort: number) => `
@@ -60,26 +55,13 @@ function get(port: number, host: string): Promise<{ status: number; body: string
 }
 
 test('Sidecar egress captureMode NONE binds the service port on 127.0.0.1; ingress defaultEndpoint picks the application', async (t) => {
-  const dir = tempDir(t, 'rig-sidecar-');
   const app = await startUpstream('httpbin');
   t.after(() => app.close());
   const servicePort = await freePort();
-  const store = new MemoryConfigStore();
-  store.apply(parseYaml(config(servicePort, app.port)));
-  const cp = await startControlPlane({ store, stateDir: dir, xdsPort: 0, monitoringPort: 0, debounceMs: 10 });
-  t.after(() => cp.stop());
-  const { ca, tokens, tlsPort } = await attachCertificateAuthority(cp, { stateDir: dir, tlsPort: 0 });
-  t.after(() => ca.close());
-  const root = path.join(dir, 'ca', 'root-cert.pem');
-  const startProxy = async (name: string, args: string[]) => {
-    const tokenFile = path.join(dir, `${name}.token`);
-    fs.writeFileSync(tokenFile, (await tokens.issue({ namespace: 'foo', serviceAccount: name })).token, { mode: 0o600 });
-    const p = spawnRig(['proxy', '--xds-address', `127.0.0.1:${cp.ports.xds}`, '--ca-address', `127.0.0.1:${tlsPort}`, '--ca-root-file', root, '--token-file', tokenFile, '--admin-port', '0', '--ready-port', '0', '--stats-port', '0', '--log-format', 'text', '--namespace', 'foo', '--service-account', name, '--workload-name', `${name}-0`, '--labels', `app=${name}`, ...args]);
-    t.after(() => stopProcess(p));
-  };
+  const mesh = await startMeshControlPlane(t, { dirPrefix: 'rig-sidecar-', config: config(servicePort, app.port), controlPlane: { debounceMs: 10 } });
   // The server's --app-port points nowhere: only the ingress defaultEndpoint reaches the application.
-  await startProxy('httpbin', ['--workload-port', '9080/http/HTTP', '--inbound-port', `9080=${await freePort()}`, '--app-port', `9080=${await freePort()}`, '--outbound-port', String(await freePort())]);
-  await startProxy('sleep', ['--outbound-port', String(await freePort())]);
+  await startSidecar(t, mesh, { namespace: 'foo', name: 'httpbin', args: ['--workload-port', '9080/http/HTTP', '--inbound-port', `9080=${await freePort()}`, '--app-port', `9080=${await freePort()}`, '--outbound-port', String(await freePort())] });
+  await startSidecar(t, mesh, { namespace: 'foo', name: 'sleep', args: ['--outbound-port', String(await freePort())] });
 
   const ok = await waitFor('a request through the egress listener', async () => {
     const r = await get(servicePort, 'httpbin.foo.svc.cluster.local');
