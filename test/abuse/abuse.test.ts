@@ -3,30 +3,14 @@
 // beyond what the case allows; after a burst of every attack the proxy still serves, and its open
 // file descriptors and heap are back at their baseline.
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import { loadCorpus, meets, replay, type AttackCase } from './corpus.ts';
 import { configure, httpListener, request, routeConfig, startRuntime, startUpstream, staticCluster } from '../proxy/harness.ts';
+import { assertBackToBaseline, leakBaseline } from '../helpers/leak-baseline.ts';
 
 const CORPUS = path.join(path.dirname(fileURLToPath(import.meta.url)), 'corpus');
-
-v8.setFlagsFromString('--expose-gc');
-const gc = vm.runInNewContext('gc') as () => void;
-
-function openFds(): number {
-  return fs.readdirSync('/proc/self/fd').length;
-}
-
-async function settle(): Promise<void> {
-  for (let i = 0; i < 3; i++) {
-    await new Promise((r) => setTimeout(r, 20));
-    gc();
-  }
-}
 
 test('every attack in the corpus gets its status or a close; a burst leaves fds and heap at baseline', async (t) => {
   const cases = loadCorpus(CORPUS);
@@ -52,9 +36,7 @@ test('every attack in the corpus gets its status or a close; a burst leaves fds 
   for (const c of cases) failures.push(await check(c));
   assert.deepEqual(failures.filter(Boolean), []);
 
-  await settle();
-  const fds = openFds();
-  const heap = process.memoryUsage().heapUsed;
+  const base = await leakBaseline();
   // A burst: every attack 15 times, 16 connections at a time (only the control case reaches the upstream).
   const jobs = cases.flatMap((c) => Array.from({ length: 15 }, () => c));
   let next = 0;
@@ -70,14 +52,6 @@ test('every attack in the corpus gets its status or a close; a burst leaves fds 
   );
   assert.deepEqual(bad, []);
   assert.equal((await request(port, { headers: { host: 'a' } })).status, 200, 'the proxy still serves');
-  let now = openFds();
-  for (let i = 0; i < 100 && now > fds + 2; i++) {
-    await new Promise((r) => setTimeout(r, 50));
-    now = openFds();
-  }
-  assert.ok(now <= fds + 2, `open fds ${now}, baseline ${fds}`);
-  await settle();
-  const grown = process.memoryUsage().heapUsed - heap;
-  assert.ok(grown < 16 * 1024 * 1024, `heap grew by ${Math.round(grown / 1024)} KiB after ${jobs.length} attacks`);
+  await assertBackToBaseline(base, { maxHeapGrowth: 16 * 1024 * 1024, after: `${jobs.length} attacks`, fdWaitMs: 5000 });
   assert.equal(h.rt.stats.all().find((s) => s.name === 'http.l.downstream_rq_active')!.value, 0, 'no stream left active');
 });

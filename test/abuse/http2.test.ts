@@ -3,24 +3,11 @@
 // each ends with the connection closed, the proxy keeps serving, and no stream, upstream request,
 // file descriptor or heap growth is left behind.
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { test } from 'node:test';
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import { configure, httpListener, routeConfig, startRuntime, startUpstream, staticCluster, type Harness } from '../proxy/harness.ts';
-
-v8.setFlagsFromString('--expose-gc');
-const gc = vm.runInNewContext('gc') as () => void;
-
-async function settledHeap(): Promise<number> {
-  for (let i = 0; i < 3; i++) {
-    await new Promise((r) => setTimeout(r, 20));
-    gc();
-  }
-  return process.memoryUsage().heapUsed;
-}
+import { assertBackToBaseline, leakBaseline } from '../helpers/leak-baseline.ts';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
@@ -82,8 +69,7 @@ test('HTTP/2 floods and rapid reset close the offending connection; the proxy ke
   await configure(h, { clusters: [staticCluster('up', [up.port])], listeners: [httpListener('l', routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'up' } }]))] });
   const port = h.port('l');
   assert.equal(await get(port), 200);
-  const fds = fs.readdirSync('/proc/self/fd').length;
-  const heap = await settledHeap();
+  const base = await leakBaseline();
 
   const pings = Buffer.concat(Array.from({ length: 1000 }, () => frame(6, 0, 0, Buffer.alloc(8))));
   assert.ok(await flood(port, Buffer.alloc(0), pings, 200), 'PING flood: connection closed');
@@ -116,12 +102,5 @@ test('HTTP/2 floods and rapid reset close the offending connection; the proxy ke
   assert.equal(await get(port), 200, 'the proxy still serves');
   for (let i = 0; i < 100 && stat(h, 'http.l.downstream_rq_active') !== 0; i++) await new Promise((r) => setTimeout(r, 20));
   assert.equal(stat(h, 'http.l.downstream_rq_active'), 0, 'no stream left active');
-  let now = fs.readdirSync('/proc/self/fd').length;
-  for (let i = 0; i < 100 && now > fds + 2; i++) {
-    await new Promise((r) => setTimeout(r, 20));
-    now = fs.readdirSync('/proc/self/fd').length;
-  }
-  assert.ok(now <= fds + 2, `open fds ${now}, baseline ${fds}`);
-  const grown = (await settledHeap()) - heap;
-  assert.ok(grown < 16 * 1024 * 1024, `heap grew by ${Math.round(grown / 1024)} KiB after the floods and ${sent} resets`);
+  await assertBackToBaseline(base, { maxHeapGrowth: 16 * 1024 * 1024, after: `the floods and ${sent} resets` });
 });

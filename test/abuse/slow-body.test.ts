@@ -4,26 +4,13 @@
 // stream ends; the session carries on. A keep-alive client whose request completed is not closed.
 // A burst of stalled bodies and slowloris headers leaves fds and heap at their baseline.
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { test } from 'node:test';
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import { configure, httpListener, request, routeConfig, startRuntime, startUpstream, staticCluster, type Harness } from '../proxy/harness.ts';
 import { formatResponseFlags } from '../../src/proxy/response-flags.ts';
-
-v8.setFlagsFromString('--expose-gc');
-const gc = vm.runInNewContext('gc') as () => void;
-
-async function settledHeap(): Promise<number> {
-  for (let i = 0; i < 3; i++) {
-    await new Promise((r) => setTimeout(r, 20));
-    gc();
-  }
-  return process.memoryUsage().heapUsed;
-}
+import { assertBackToBaseline, leakBaseline } from '../helpers/leak-baseline.ts';
 
 async function setup(t: { after(fn: () => unknown): void }, filters: boolean, hcm: Record<string, unknown> = {}) {
   const up = await startUpstream('up');
@@ -126,8 +113,7 @@ function trickle(port: number, chunks: string[], everyMs: number): Promise<strin
 test('a burst of stalled bodies and slowloris headers: every one gets 408 and a close; fds and heap back at baseline', async (t) => {
   const { h, up, port } = await setup(t, false, { request_headers_timeout: '0.5s' });
   assert.equal((await exchange(port, 'GET / HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n', 2000)).closed, true, 'warm-up');
-  const fds = fs.readdirSync('/proc/self/fd').length;
-  const heap = await settledHeap();
+  const base = await leakBaseline();
   const slowHeaders = ['GET / HTTP/1.1\r\n', 'host: a\r\n', ...Array.from({ length: 100 }, (_, i) => `x-slow-${i}: y\r\n`)];
   const outcomes = await Promise.all([
     ...Array.from({ length: 20 }, () => exchange(port, 'POST /upload HTTP/1.1\r\nhost: a\r\ncontent-length: 100\r\n\r\n0123456789', 10_000).then((o) => (o.closed ? o.raw : 'left open'))),
@@ -138,12 +124,5 @@ test('a burst of stalled bodies and slowloris headers: every one gets 408 and a 
   assert.equal(up.requests.length, 1, 'only the warm-up reached the upstream');
   for (let i = 0; i < 100 && h.rt.stats.all().find((s) => s.name === 'http.l.downstream_rq_active')!.value !== 0; i++) await new Promise((r) => setTimeout(r, 20));
   assert.equal(h.rt.stats.all().find((s) => s.name === 'http.l.downstream_rq_active')!.value, 0, 'no stream left active');
-  let now = fs.readdirSync('/proc/self/fd').length;
-  for (let i = 0; i < 100 && now > fds + 2; i++) {
-    await new Promise((r) => setTimeout(r, 20));
-    now = fs.readdirSync('/proc/self/fd').length;
-  }
-  assert.ok(now <= fds + 2, `open fds ${now}, baseline ${fds}`);
-  const grown = (await settledHeap()) - heap;
-  assert.ok(grown < 8 * 1024 * 1024, `heap grew by ${Math.round(grown / 1024)} KiB`);
+  await assertBackToBaseline(base, { maxHeapGrowth: 8 * 1024 * 1024 });
 });

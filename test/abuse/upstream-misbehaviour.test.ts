@@ -6,21 +6,14 @@
 // their baseline. An HTTP/2 upstream that refuses a stream, resets one mid-body or sends GOAWAY
 // gives 503 UC or a cut response, and the cluster keeps serving.
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import { configure, httpListener, routeConfig, startRuntime, staticCluster, type Harness } from '../proxy/harness.ts';
 import { formatResponseFlags } from '../../src/proxy/response-flags.ts';
-
-v8.setFlagsFromString('--expose-gc');
-const gc = vm.runInNewContext('gc') as () => void;
-
-const openFds = (): number => fs.readdirSync('/proc/self/fd').length;
+import { assertBackToBaseline, leakBaseline } from '../helpers/leak-baseline.ts';
 
 /** What the raw upstream does once it has read a request head for `path`. */
 type Behaviour = (s: net.Socket, query: string) => void;
@@ -279,12 +272,7 @@ test('a burst of every upstream misbehaviour leaves no stream, upstream request,
   const paths = Object.keys(BEHAVIOURS);
   const pathFor = (p: string): string => (p === '/reset-mid-body' ? resetPath() : p);
   for (const p of paths) await get(port, pathFor(p)); // warm-up: lazy pools, first-use allocations
-  for (let i = 0; i < 3; i++) {
-    await new Promise((r) => setTimeout(r, 20));
-    gc();
-  }
-  const fds = openFds();
-  const heap = process.memoryUsage().heapUsed;
+  const base = await leakBaseline();
   const jobs = paths.flatMap((p) => Array.from({ length: 12 }, () => p));
   let next = 0;
   const wrong: string[] = [];
@@ -305,18 +293,7 @@ test('a burst of every upstream misbehaviour leaves no stream, upstream request,
   assert.equal(host.activeRequests, 0, 'no upstream request left active');
   assert.equal(stat(h, 'cluster.raw.upstream_rq_active'), 0);
   assert.ok(up.open.size <= 2, `${up.open.size} upstream connections left open`);
-  let now = openFds();
-  for (let i = 0; i < 100 && now > fds + 2; i++) {
-    await new Promise((r) => setTimeout(r, 20));
-    now = openFds();
-  }
-  assert.ok(now <= fds + 2, `open fds ${now}, baseline ${fds}`);
-  for (let i = 0; i < 3; i++) {
-    await new Promise((r) => setTimeout(r, 20));
-    gc();
-  }
-  const grown = process.memoryUsage().heapUsed - heap;
-  assert.ok(grown < 16 * 1024 * 1024, `heap grew by ${Math.round(grown / 1024)} KiB after ${jobs.length} misbehaving responses`);
+  await assertBackToBaseline(base, { maxHeapGrowth: 16 * 1024 * 1024, after: `${jobs.length} misbehaving responses` });
 });
 
 test('an HTTP/2 upstream that refuses, resets mid-body or sends GOAWAY: 503 UC or a reset stream, and the next request still works', async (t) => {
