@@ -8,18 +8,7 @@ import net from 'node:net';
 import { test } from 'node:test';
 import { configure, httpListener, routeConfig, startRuntime, startUpstream, staticCluster, type Harness } from '../proxy/harness.ts';
 import { assertBackToBaseline, leakBaseline } from '../helpers/leak-baseline.ts';
-
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
-
-function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
-  const b = Buffer.alloc(9 + payload.length);
-  b.writeUIntBE(payload.length, 0, 3);
-  b[3] = type;
-  b[4] = flags;
-  b.writeUInt32BE(stream, 5);
-  payload.copy(b, 9);
-  return b;
-}
+import { frame, PREFACE } from '../helpers/h2-frames.ts';
 
 const EMPTY_SETTINGS = frame(4, 0, 0, Buffer.alloc(0));
 

@@ -8,6 +8,7 @@ import net from 'node:net';
 import { test } from 'node:test';
 import { replay } from './corpus.ts';
 import { LISTENER_TYPE, configure, httpListener, routeConfig, startRuntime, startUpstream, staticCluster } from '../proxy/harness.ts';
+import { frame, PREFACE } from '../helpers/h2-frames.ts';
 
 async function setup(t: { after(fn: () => unknown): void }, hcm: Record<string, unknown>, hang = false) {
   const up = await startUpstream('up', () => hang);
@@ -76,17 +77,6 @@ test('HTTP/2: a header list over max_request_headers_kb or max_headers_count res
   r = await h2stream(c, { ':path': '/', 'x-fine': 'b'.repeat(1024) });
   assert.equal(r.status, 200);
 });
-
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
-function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
-  const b = Buffer.alloc(9 + payload.length);
-  b.writeUIntBE(payload.length, 0, 3);
-  b[3] = type;
-  b[4] = flags;
-  b.writeUInt32BE(stream, 5);
-  payload.copy(b, 9);
-  return b;
-}
 
 test('HTTP/2: max_concurrent_streams is advertised and enforced (REFUSED_STREAM past it)', async (t) => {
   const { up, port } = await setup(t, { http2_protocol_options: { max_concurrent_streams: 2, initial_stream_window_size: 1048576, initial_connection_window_size: 4194304, hpack_table_size: 8192 } }, true);
