@@ -13,6 +13,7 @@ import { setup as setupHealthChecks } from './upstream/health-check-hook.ts';
 import { setup as setupRbac } from './filters/rbac/rbac-filter.ts';
 import { rbacNetworkFilterFactory } from './network/rbac-network-filter.ts';
 import { setup as setupJwtAuthn } from './filters/jwt-authn/jwt-authn-filter.ts';
+import { setup as setupExtAuthz } from './filters/ext-authz/ext-authz-filter.ts';
 import { setup as setupTelemetry } from './telemetry/index.ts';
 import { setup as setupFault } from './filters/fault/fault-filter.ts';
 import { setup as setupCors } from './filters/cors/cors-filter.ts';
@@ -33,6 +34,7 @@ const EXTENSIONS: (() => void)[] = [
   setupRbac,
   () => registerNetworkFilter(rbacNetworkFilterFactory),
   setupJwtAuthn,
+  setupExtAuthz,
   setupTelemetry,
   setupFault,
   setupCors,

@@ -1,6 +1,9 @@
 // MeshConfig.extensionProviders that Rigging implements (Istio's shapes): prometheus, zipkin,
-// opentelemetry (OTLP/gRPC, or OTLP/HTTP through its `http` field) and envoyFileAccessLog. Checked when the
-// mesh config is read, so a typo or an unsupported provider is an error naming the entry.
+// opentelemetry (OTLP/gRPC, or OTLP/HTTP through its `http` field), envoyFileAccessLog, and the
+// external authorization providers envoyExtAuthzHttp / envoyExtAuthzGrpc (extension-providers-authz.ts).
+// Checked when the mesh config is read, so a typo or an unsupported provider is an error naming the entry.
+import { checkExtAuthzProvider, EXT_AUTHZ_FIELDS, type ExtAuthzGrpcProvider, type ExtAuthzHttpProvider } from './extension-providers-authz.ts';
+
 export interface ZipkinProvider {
   service: string;
   port: number;
@@ -26,15 +29,18 @@ export interface ExtensionProvider {
   zipkin?: ZipkinProvider;
   opentelemetry?: OpenTelemetryProvider;
   envoyFileAccessLog?: FileAccessLogProvider;
+  envoyExtAuthzHttp?: ExtAuthzHttpProvider;
+  envoyExtAuthzGrpc?: ExtAuthzGrpcProvider;
 }
 
-const KINDS = ['prometheus', 'zipkin', 'opentelemetry', 'envoyFileAccessLog'];
-const UNSUPPORTED = ['skywalking', 'datadog', 'lightstep', 'stackdriver', 'envoyOtelAls', 'envoyHttpAls', 'envoyTcpAls', 'envoyExtAuthzHttp', 'envoyExtAuthzGrpc', 'sds'];
+const KINDS = ['prometheus', 'zipkin', 'opentelemetry', 'envoyFileAccessLog', 'envoyExtAuthzHttp', 'envoyExtAuthzGrpc'];
+const UNSUPPORTED = ['skywalking', 'datadog', 'lightstep', 'stackdriver', 'envoyOtelAls', 'envoyHttpAls', 'envoyTcpAls', 'sds'];
 const FIELDS: Record<string, string[]> = {
   prometheus: [],
   zipkin: ['service', 'port', 'maxTagLength', 'enable64bitTraceId', 'path', 'headers'],
   opentelemetry: ['service', 'port', 'maxTagLength', 'http', 'resourceDetectors'],
   envoyFileAccessLog: ['path', 'logFormat'],
+  ...EXT_AUTHZ_FIELDS,
 };
 
 function isObj(v: unknown): v is Record<string, unknown> {
@@ -65,6 +71,7 @@ export function checkExtensionProviders(list: unknown): string[] {
       if (typeof cfg.service !== 'string' || !cfg.service) errors.push(`${at}.${kind}.service: required (the collector's host, e.g. zipkin.istio-system.svc.cluster.local)`);
       if (typeof cfg.port !== 'number' || !Number.isInteger(cfg.port) || cfg.port < 1 || cfg.port > 65535) errors.push(`${at}.${kind}.port: required, a port number`);
     }
+    if (kind === 'envoyExtAuthzHttp' || kind === 'envoyExtAuthzGrpc') errors.push(...checkExtAuthzProvider(kind, cfg, at));
     if (kind === 'envoyFileAccessLog' && cfg.logFormat !== undefined) {
       const lf = cfg.logFormat;
       if (!isObj(lf) || (lf.text !== undefined && lf.labels !== undefined)) errors.push(`${at}.envoyFileAccessLog.logFormat: set either text or labels`);

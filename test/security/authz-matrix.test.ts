@@ -219,5 +219,5 @@ spec: { rules: [{ to: [{ operation: { methods: ["GET"] } }] }] }
   assert.equal(stat('http.inbound_0.0.0.0_9080.rbac.istio_dry_run_deny_shadow_denied'), 1);
   assert.equal(stat('http.inbound_0.0.0.0_9080.rbac.istio_dry_run_allow_shadow_denied'), 2);
   const md = s.h.streams.map((i) => i.filterState?.['envoy.filters.http.rbac'] as Record<string, string> | undefined);
-  assert.equal(md[0]?.shadow_effective_policy_id, 'ns[foo]-policy[deny-post]-rule[0]');
+  assert.equal(md[0]?.istio_dry_run_deny_shadow_effective_policy_id, 'ns[foo]-policy[deny-post]-rule[0]', 'Envoy prefixes the keys with shadow_rules_stat_prefix');
 });

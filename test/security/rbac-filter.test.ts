@@ -55,8 +55,8 @@ test('HTTP RBAC: shadow rules only count, enforced rules decide; engine results 
   assert.equal(stat('http.l.rbac.allowed'), 1);
   assert.equal(stat('http.l.rbac.denied'), 1);
   const md = h.streams.map((s) => s.filterState?.['envoy.filters.http.rbac']);
-  assert.deepEqual(md[0], { shadow_effective_policy_id: 'shadow-admin', shadow_engine_result: 'denied', enforced_engine_result: 'allowed' });
-  assert.deepEqual(md[1], { shadow_engine_result: 'allowed', enforced_effective_policy_id: 'deny-put', enforced_engine_result: 'denied' });
+  assert.deepEqual(md[0], { dry_shadow_effective_policy_id: 'shadow-admin', dry_shadow_engine_result: 'denied', enforced_engine_result: 'allowed' });
+  assert.deepEqual(md[1], { dry_shadow_engine_result: 'allowed', enforced_effective_policy_id: 'deny-put', enforced_engine_result: 'denied' });
   assert.equal(h.streams[1].responseCodeDetails, 'rbac_access_denied_matched_policy[deny-put]');
 });
 

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { createLocalJWKSet, type JSONWebKeySet } from 'jose';
 import type { Reader } from '../../config/reader.ts';
 import type { ClusterManager } from '../../upstream/cluster-manager.ts';
+import { requestThroughCluster } from '../../upstream/cluster-request.ts';
 
 export type KeyResolver = ReturnType<typeof createLocalJWKSet>;
 
@@ -58,22 +59,10 @@ export interface RemoteJwksSettings {
 
 /** GETs `uri` through a host of `cluster` picked by its load balancer; resolves with the 200 body. */
 export async function fetchThroughCluster(clusters: ClusterManager, s: RemoteJwksSettings): Promise<string> {
-  const cluster = clusters.get(s.cluster);
-  if (!cluster) throw new Error(`cluster ${s.cluster} is not configured`);
-  const host = cluster.pick(undefined);
-  if (!host) throw new Error(`cluster ${s.cluster} has no healthy host`);
   const u = new URL(s.uri);
-  const res = await cluster.pool(host, cluster.config.http2).request({
-    method: 'GET',
-    path: u.pathname + u.search,
-    headers: { host: u.host, accept: 'application/json' },
-    headersTimeout: s.timeoutMs,
-    bodyTimeout: s.timeoutMs,
-    signal: AbortSignal.timeout(s.timeoutMs),
-  });
-  const text = await res.body.text();
-  if (res.statusCode !== 200) throw new Error(`JWKS server answered ${res.statusCode}`);
-  return text;
+  const res = await requestThroughCluster(clusters, { cluster: s.cluster, method: 'GET', path: u.pathname + u.search, headers: { host: u.host, accept: 'application/json' }, timeoutMs: s.timeoutMs });
+  if (res.status !== 200) throw new Error(`JWKS server answered ${res.status}`);
+  return res.body.toString();
 }
 
 export class RemoteJwks implements JwksSource {

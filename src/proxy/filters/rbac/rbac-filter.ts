@@ -24,6 +24,8 @@ export interface RbacFilterConfig {
   readonly rules?: RbacEngine;
   readonly shadow?: RbacEngine;
   readonly stats: RbacStats;
+  /** Dynamic metadata keys, prefixed with the stat prefixes as Envoy does (ext_authz matches `istio_ext_authz_shadow_effective_policy_id`). */
+  readonly keys: { readonly shadowPolicy: string; readonly shadowResult: string; readonly enforcedPolicy: string; readonly enforcedResult: string };
 }
 
 function rbacStats(stats: Stats, prefix: string, rulesPrefix: string, shadowPrefix: string): RbacStats {
@@ -49,7 +51,15 @@ export function readRbacConfig(r: Reader, stats: Stats, statPrefix: string): Rba
     r.accept(k);
   }
   r.accept('track_per_rule_stats');
-  return { rules, shadow, stats: rbacStats(stats, statPrefix, r.str('rules_stat_prefix'), r.str('shadow_rules_stat_prefix')) };
+  const rulesPrefix = r.str('rules_stat_prefix');
+  const shadowPrefix = r.str('shadow_rules_stat_prefix');
+  const keys = {
+    shadowPolicy: `${shadowPrefix}shadow_effective_policy_id`,
+    shadowResult: `${shadowPrefix}shadow_engine_result`,
+    enforcedPolicy: `${rulesPrefix}enforced_effective_policy_id`,
+    enforcedResult: `${rulesPrefix}enforced_engine_result`,
+  };
+  return { rules, shadow, stats: rbacStats(stats, statPrefix, rulesPrefix, shadowPrefix), keys };
 }
 
 export interface RbacOutcome {
@@ -64,8 +74,8 @@ export function evaluateRbac(c: RbacFilterConfig, x: RbacInput): RbacOutcome {
   if (c.shadow) {
     const d = c.shadow.evaluate(x);
     (d.allowed ? c.stats.shadowAllowed : c.stats.shadowDenied).value++;
-    if (d.policy) metadata.shadow_effective_policy_id = d.policy;
-    metadata.shadow_engine_result = d.allowed ? 'allowed' : 'denied';
+    if (d.policy) metadata[c.keys.shadowPolicy] = d.policy;
+    metadata[c.keys.shadowResult] = d.allowed ? 'allowed' : 'denied';
   }
   if (!c.rules) return { allowed: true, metadata };
   const d = c.rules.evaluate(x);
@@ -75,8 +85,8 @@ export function evaluateRbac(c: RbacFilterConfig, x: RbacInput): RbacOutcome {
     return { allowed: true, metadata };
   }
   (d.allowed ? c.stats.allowed : c.stats.denied).value++;
-  if (d.policy) metadata.enforced_effective_policy_id = d.policy;
-  metadata.enforced_engine_result = d.allowed ? 'allowed' : 'denied';
+  if (d.policy) metadata[c.keys.enforcedPolicy] = d.policy;
+  metadata[c.keys.enforcedResult] = d.allowed ? 'allowed' : 'denied';
   return { allowed: d.allowed, metadata, details: d.allowed ? undefined : `rbac_access_denied_matched_policy[${d.policy ?? 'none'}]` };
 }
 

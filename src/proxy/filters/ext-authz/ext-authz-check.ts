@@ -1,0 +1,72 @@
+// What one authorization check sends and what it decides, shared by the HTTP and gRPC services:
+// the original request's attributes in, and ok (with header mutations), denied (the service's
+// response for the client) or error (no usable answer) out.
+import type { ConnectionInfo, HeaderMap, RequestHead } from '../filter.ts';
+import type { ExtAuthzConfig } from './ext-authz-config.ts';
+
+export interface CheckInput {
+  readonly head: RequestHead;
+  readonly conn: ConnectionInfo;
+  readonly requestId?: string;
+  readonly protocol: string;
+  /** The buffered body (with_request_body), possibly cut at max_request_bytes. */
+  readonly body?: Buffer;
+  readonly partialBody: boolean;
+  /** Dynamic metadata so far (filter name → values). */
+  readonly metadata: Readonly<Record<string, unknown>>;
+  readonly contextExtensions: Readonly<Record<string, string>>;
+}
+
+export type HeaderPair = readonly [string, string];
+
+export interface CheckOk {
+  readonly kind: 'ok';
+  /** Upstream request headers to set (replacing), to append, and to remove. */
+  readonly set: readonly HeaderPair[];
+  readonly append: readonly HeaderPair[];
+  readonly remove: readonly string[];
+  /** Headers added to the client's response. */
+  readonly responseAdd: readonly HeaderPair[];
+  readonly responseSet: readonly HeaderPair[];
+  readonly dynamicMetadata?: Record<string, unknown>;
+}
+
+export interface CheckDenied {
+  readonly kind: 'denied';
+  readonly status: number;
+  readonly headers: HeaderMap;
+  readonly body: string;
+  readonly dynamicMetadata?: Record<string, unknown>;
+}
+
+export interface CheckError {
+  readonly kind: 'error';
+  readonly message: string;
+}
+
+export type CheckResult = CheckOk | CheckDenied | CheckError;
+
+export interface AuthzService {
+  check(input: CheckInput, signal: AbortSignal): Promise<CheckResult>;
+}
+
+function joined(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v.join(',') : v;
+}
+
+/**
+ * The request headers a check carries, with the pseudo headers (`:authority`, `:method`, `:path`)
+ * first, as Envoy's CheckRequest: filtered by allowed_headers (plus `defaults` when given),
+ * minus disallowed_headers. Unset allowed_headers with no defaults means every header (gRPC).
+ */
+export function checkHeaders(c: ExtAuthzConfig, head: RequestHead, defaults: ReadonlySet<string> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  const all: [string, string | undefined][] = [[':authority', head.authority], [':method', head.method], [':path', head.path], [':scheme', head.scheme]];
+  for (const [k, v] of Object.entries(head.headers)) all.push([k, joined(v)]);
+  for (const [k, v] of all) {
+    if (v === undefined) continue;
+    const allowed = defaults ? defaults.has(k) || c.allowedHeaders.match(k) : !c.allowedHeaders.set || c.allowedHeaders.match(k);
+    if (allowed && !c.disallowedHeaders.match(k)) out[k] = v;
+  }
+  return out;
+}

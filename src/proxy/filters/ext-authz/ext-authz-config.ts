@@ -1,0 +1,234 @@
+// Compiles envoy.extensions.filters.http.ext_authz.v3.ExtAuthz (once per LDS update): the HTTP or
+// gRPC authorization service, which request headers go into the check, which response headers go
+// where, body buffering, failure handling, and when the filter is enabled (filter_enabled_metadata,
+// filter_enabled). Fields that would change who is allowed but are not implemented are errors.
+import { envoyRoot } from '../../../envoy/index.ts';
+import type { Reader } from '../../config/reader.ts';
+import { readStringMatcher, type StringMatcher } from '../../routing/string-matcher.ts';
+import { readMetadataMatcher } from '../rbac/rbac-metadata.ts';
+
+/** A ListStringMatcher over header names (lower case); `none` matches nothing. */
+export interface NameList {
+  readonly set: boolean;
+  match(name: string): boolean;
+}
+
+export const NO_NAMES: NameList = { set: false, match: () => false };
+
+export interface HttpServiceConfig {
+  readonly kind: 'http';
+  readonly cluster: string;
+  readonly timeoutMs: number;
+  readonly pathPrefix: string;
+  /** authorization_request.headers_to_add, set on the check request. */
+  readonly headersToAdd: readonly (readonly [string, string])[];
+  readonly allowedUpstream: NameList;
+  readonly allowedUpstreamAppend: NameList;
+  /** allowed_client_headers: unset = every header of the denial goes to the client. */
+  readonly allowedClient: NameList;
+  readonly allowedClientOnSuccess: NameList;
+}
+
+export interface GrpcServiceConfig {
+  readonly kind: 'grpc';
+  readonly cluster: string;
+  readonly authority: string;
+  readonly timeoutMs: number;
+  readonly initialMetadata: readonly (readonly [string, string])[];
+}
+
+export interface BodySettings {
+  readonly maxBytes: number;
+  readonly allowPartial: boolean;
+  readonly packAsBytes: boolean;
+}
+
+export interface ExtAuthzConfig {
+  readonly service: HttpServiceConfig | GrpcServiceConfig;
+  readonly failureModeAllow: boolean;
+  readonly failureModeAllowHeaderAdd: boolean;
+  readonly statusOnError: number;
+  readonly clearRouteCache: boolean;
+  readonly body?: BodySettings;
+  /** allowed_headers (or the deprecated authorization_request.allowed_headers); unset: see the service kind. */
+  readonly allowedHeaders: NameList;
+  readonly disallowedHeaders: NameList;
+  readonly enabledByMetadata?: (md: Readonly<Record<string, unknown>>) => boolean;
+  /** filter_enabled's default_value as a fraction (1 = always). */
+  readonly enabledFraction: number;
+  /** metadata_context_namespaces: dynamic metadata sent to a gRPC service. */
+  readonly metadataNamespaces: readonly string[];
+  /** enable_dynamic_metadata_ingestion: a gRPC service's dynamic_metadata is stored. */
+  readonly ingestMetadata: boolean;
+  readonly statPrefix: string;
+}
+
+export interface ExtAuthzPerRoute {
+  readonly disabled: boolean;
+  readonly contextExtensions: Readonly<Record<string, string>>;
+}
+
+export function readNameList(r: Reader | undefined): NameList {
+  if (!r) return NO_NAMES;
+  const ms: StringMatcher[] = r.objs('patterns').map(readStringMatcher);
+  r.done();
+  return { set: true, match: (n) => ms.some((m) => m.match(n)) };
+}
+
+/** An envoy.type.v3.HttpStatus: the enum name (proto JSON) or number → the HTTP status. */
+export function httpStatus(r: Reader | undefined, def: number): number {
+  if (!r) return def;
+  const v = r.get('code');
+  r.done();
+  if (typeof v === 'number') return v || def;
+  const n = typeof v === 'string' ? envoyRoot().lookupEnum('envoy.type.v3.StatusCode').values[v] : undefined;
+  if (n === undefined) r.issues.error(r.at('code'), `unknown HTTP status ${JSON.stringify(v)}`);
+  return n || def;
+}
+
+function headerValues(list: Reader[]): [string, string][] {
+  return list.map((h) => {
+    const kv: [string, string] = [h.str('key').toLowerCase(), h.str('value')];
+    h.accept('raw_value');
+    h.done();
+    if (!kv[0]) h.issues.error(h.at('key'), 'a header needs a key');
+    return kv;
+  });
+}
+
+function readHttpService(r: Reader, legacyAllowed: { list?: NameList }): HttpServiceConfig {
+  const uri = r.obj('server_uri');
+  const cluster = uri?.str('cluster') ?? '';
+  const timeoutMs = uri?.durationMs('timeout', 0) ?? 0;
+  const u = uri?.str('uri') ?? '';
+  uri?.done();
+  if (!uri) r.issues.error(r.at('server_uri'), 'http_service needs server_uri (uri, cluster, timeout)');
+  else {
+    if (!cluster) r.issues.error(r.at('server_uri.cluster'), 'the authorization requests need a cluster to go through');
+    if (!/^https?:\/\//.test(u)) r.issues.error(r.at('server_uri.uri'), `expected an http(s) uri, got "${u}"`);
+    if (timeoutMs <= 0) r.issues.error(r.at('server_uri.timeout'), 'a timeout is required (e.g. "0.5s")');
+  }
+  const pathPrefix = r.str('path_prefix');
+  if (pathPrefix && !pathPrefix.startsWith('/')) r.issues.error(r.at('path_prefix'), `must begin with "/", got "${pathPrefix}"`);
+  const req = r.obj('authorization_request');
+  let headersToAdd: [string, string][] = [];
+  if (req) {
+    if (req.has('allowed_headers')) legacyAllowed.list = readNameList(req.obj('allowed_headers'));
+    headersToAdd = headerValues(req.objs('headers_to_add'));
+    req.done();
+  }
+  const res = r.obj('authorization_response');
+  const allowedUpstream = readNameList(res?.obj('allowed_upstream_headers'));
+  const allowedUpstreamAppend = readNameList(res?.obj('allowed_upstream_headers_to_append'));
+  const allowedClient = readNameList(res?.obj('allowed_client_headers'));
+  const allowedClientOnSuccess = readNameList(res?.obj('allowed_client_headers_on_success'));
+  if (res?.has('dynamic_metadata_from_headers')) res.issues.error(res.at('dynamic_metadata_from_headers'), 'not supported by rig proxy');
+  res?.accept('dynamic_metadata_from_headers');
+  res?.done();
+  for (const k of ['retry_policy']) {
+    if (r.has(k)) r.issues.warn(r.at(k), 'authorization requests are not retried by rig proxy; ignored');
+    r.accept(k);
+  }
+  r.done();
+  return { kind: 'http', cluster, timeoutMs, pathPrefix, headersToAdd, allowedUpstream, allowedUpstreamAppend, allowedClient, allowedClientOnSuccess };
+}
+
+function readGrpcService(r: Reader): GrpcServiceConfig {
+  const eg = r.obj('envoy_grpc');
+  if (r.has('google_grpc')) r.issues.error(r.at('google_grpc'), 'google_grpc is not supported by rig proxy; use envoy_grpc (calls go through a cluster)');
+  r.accept('google_grpc');
+  const cluster = eg?.str('cluster_name') ?? '';
+  const authority = eg?.str('authority') || cluster;
+  eg?.accept('retry_policy', 'max_receive_message_length', 'skip_envoy_headers');
+  eg?.done();
+  if (!eg && !r.has('google_grpc')) r.issues.error(r.path, 'grpc_service needs envoy_grpc.cluster_name');
+  else if (eg && !cluster) r.issues.error(r.at('envoy_grpc.cluster_name'), 'required');
+  const timeoutMs = r.durationMs('timeout', 0);
+  const initialMetadata = headerValues(r.objs('initial_metadata'));
+  r.accept('retry_policy');
+  r.done();
+  // Envoy: no timeout means no deadline; a check must end, so bound it by Istio's default.
+  return { kind: 'grpc', cluster, authority, timeoutMs: timeoutMs > 0 ? timeoutMs : 600_000, initialMetadata };
+}
+
+const DENOMINATORS: Record<string, number> = { HUNDRED: 100, TEN_THOUSAND: 10_000, MILLION: 1_000_000 };
+
+function readFraction(r: Reader | undefined): number {
+  if (!r) return 1;
+  const d = r.obj('default_value');
+  if (r.has('runtime_key')) r.issues.warn(r.at('runtime_key'), 'rig proxy has no runtime; default_value applies');
+  r.accept('runtime_key');
+  r.done();
+  if (!d) return 1;
+  const num = d.num('numerator', 0);
+  const den = DENOMINATORS[d.str('denominator', 'HUNDRED')];
+  d.done();
+  if (!den) d.issues.error(d.at('denominator'), 'expected HUNDRED, TEN_THOUSAND or MILLION');
+  return den ? Math.min(1, num / den) : 1;
+}
+
+const REFUSED = ['deny_at_disable', 'decoder_header_mutation_rules', 'validate_mutations'];
+
+export function readExtAuthzConfig(r: Reader): ExtAuthzConfig {
+  const legacy: { list?: NameList } = {};
+  const hs = r.obj('http_service');
+  const gs = r.obj('grpc_service');
+  let service: HttpServiceConfig | GrpcServiceConfig;
+  if (hs && gs) r.issues.error(r.path, 'ext_authz needs one of http_service and grpc_service, not both');
+  if (hs) service = readHttpService(hs, legacy);
+  else if (gs) service = readGrpcService(gs);
+  else {
+    r.issues.error(r.path, 'ext_authz needs http_service or grpc_service');
+    service = { kind: 'grpc', cluster: '', authority: '', timeoutMs: 0, initialMetadata: [] };
+  }
+  const api = r.str('transport_api_version', 'V3');
+  if (api !== 'V3' && api !== 'AUTO') r.issues.error(r.at('transport_api_version'), `only V3 is supported, got ${api}`);
+  const br = r.obj('with_request_body');
+  let body: BodySettings | undefined;
+  if (br) {
+    body = { maxBytes: br.num('max_request_bytes', 0), allowPartial: br.bool('allow_partial_message', false), packAsBytes: br.bool('pack_as_bytes', false) };
+    br.done();
+    if (body.maxBytes <= 0) br.issues.error(br.at('max_request_bytes'), 'must be greater than 0');
+  }
+  const fem = r.obj('filter_enabled_metadata');
+  const enabledByMetadata = fem ? readMetadataMatcher(fem) : undefined;
+  for (const k of REFUSED) {
+    if (r.has(k)) r.issues.error(r.at(k), `ext_authz "${k}" is not supported by rig proxy`);
+    r.accept(k);
+  }
+  r.accept('charge_cluster_response_stats', 'encode_raw_headers');
+  const c: ExtAuthzConfig = {
+    service,
+    failureModeAllow: r.bool('failure_mode_allow', false),
+    failureModeAllowHeaderAdd: r.bool('failure_mode_allow_header_add', false),
+    statusOnError: httpStatus(r.obj('status_on_error'), 403),
+    clearRouteCache: r.bool('clear_route_cache', false),
+    body,
+    allowedHeaders: r.has('allowed_headers') ? readNameList(r.obj('allowed_headers')) : (legacy.list ?? NO_NAMES),
+    disallowedHeaders: readNameList(r.obj('disallowed_headers')),
+    enabledByMetadata,
+    enabledFraction: readFraction(r.obj('filter_enabled')),
+    metadataNamespaces: r.strs('metadata_context_namespaces'),
+    ingestMetadata: r.bool('enable_dynamic_metadata_ingestion', true),
+    statPrefix: r.str('stat_prefix'),
+  };
+  return c;
+}
+
+export function readExtAuthzPerRoute(r: Reader): ExtAuthzPerRoute {
+  const disabled = r.bool('disabled', false);
+  const cs = r.obj('check_settings');
+  let contextExtensions: Record<string, string> = {};
+  if (cs) {
+    const ce = cs.get('context_extensions');
+    if (ce && typeof ce === 'object') contextExtensions = Object.fromEntries(Object.entries(ce as Record<string, unknown>).map(([k, v]) => [k, String(v)]));
+    for (const k of ['disable_request_body_buffering', 'with_request_body']) {
+      if (cs.has(k)) cs.issues.error(cs.at(k), `per-route "${k}" is not supported by rig proxy`);
+      cs.accept(k);
+    }
+    cs.done();
+  }
+  if (!disabled && !cs) r.issues.error(r.path, 'ExtAuthzPerRoute needs disabled: true or check_settings');
+  r.done();
+  return { disabled, contextExtensions };
+}

@@ -1,0 +1,182 @@
+// envoy.filters.http.ext_authz: asks an external authorization service (HTTP or gRPC, through a
+// cluster) whether a request may proceed. Skipped when filter_enabled_metadata does not match
+// (Istio: only requests an AuthorizationPolicy CUSTOM rule selected, by the shadow RBAC filter's
+// `istio_ext_authz_shadow_effective_policy_id`) or filter_enabled samples it out. Denials answer
+// with the service's status/headers/body (flag UAEX, details ext_authz_denied); errors with
+// status_on_error (default 403, details ext_authz_error) unless failure_mode_allow. Stats
+// `http.<hcm prefix>.ext_authz.[<stat_prefix>.]ok|denied|error|disabled|failure_mode_allowed`.
+import { HTTP_EXT_AUTHZ_TYPE } from '../../../envoy/index.ts';
+import { ResponseFlag } from '../../response-flags.ts';
+import type { Stat } from '../../stats/stats.ts';
+import { registerHttpFilter } from '../registry.ts';
+import { FilterStatus, type HeaderMap, type HttpFilter, type HttpFilterFactory, type RequestHead, type ResponseHead, type StreamCallbacks } from '../filter.ts';
+import { readExtAuthzConfig, readExtAuthzPerRoute, type ExtAuthzConfig, type ExtAuthzPerRoute } from './ext-authz-config.ts';
+import type { AuthzService, CheckOk, CheckResult } from './ext-authz-check.ts';
+import { HttpAuthzService } from './ext-authz-http.ts';
+import { GrpcAuthzService } from './ext-authz-grpc.ts';
+
+export const EXT_AUTHZ_FILTER_NAME = 'envoy.filters.http.ext_authz';
+const PER_ROUTE_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute';
+const NO_EXTENSIONS: Readonly<Record<string, string>> = Object.freeze({});
+
+interface ExtAuthzStats {
+  ok: Stat;
+  denied: Stat;
+  error: Stat;
+  disabled: Stat;
+  failureModeAllowed: Stat;
+}
+
+interface Compiled {
+  readonly c: ExtAuthzConfig;
+  readonly service: AuthzService;
+  readonly stats: ExtAuthzStats;
+}
+
+function addHeader(h: HeaderMap, k: string, v: string): void {
+  const prev = h[k];
+  h[k] = prev === undefined ? v : [...(Array.isArray(prev) ? prev : [prev]), v];
+}
+
+class ExtAuthzFilter implements HttpFilter {
+  private readonly x: Compiled;
+  private readonly cb: StreamCallbacks;
+  private head: RequestHead | undefined;
+  private abort: AbortController | undefined;
+  private responseOps: CheckOk | undefined;
+  /** Only with with_request_body: a filter with decodeData makes the connection manager buffer every body. */
+  readonly decodeData?: (body: Buffer, endStream: boolean) => FilterStatus;
+
+  constructor(x: Compiled, cb: StreamCallbacks) {
+    this.x = x;
+    this.cb = cb;
+    if (x.c.body) this.decodeData = (body) => this.onBody(body);
+  }
+
+  /** Whether this request is checked at all (metadata, sampling). */
+  private enabled(): boolean {
+    const c = this.x.c;
+    const md = this.cb.streamInfo.filterState ?? {};
+    if (c.enabledByMetadata && !c.enabledByMetadata(md)) return false;
+    return c.enabledFraction >= 1 || Math.random() < c.enabledFraction;
+  }
+
+  decodeHeaders(head: RequestHead, endStream: boolean): FilterStatus {
+    if (this.cb.perRouteConfig<ExtAuthzPerRoute>(EXT_AUTHZ_FILTER_NAME)?.disabled) return FilterStatus.Continue;
+    if (!this.enabled()) {
+      this.x.stats.disabled.value++;
+      return FilterStatus.Continue;
+    }
+    this.head = head;
+    // With body buffering the check waits for decodeData, unless there is no body.
+    if (this.x.c.body && !endStream) return FilterStatus.Continue;
+    this.start(undefined, false);
+    return FilterStatus.StopIteration;
+  }
+
+  private onBody(body: Buffer): FilterStatus {
+    if (!this.head) return FilterStatus.Continue;
+    const max = this.x.c.body!.maxBytes;
+    if (body.length > max && !this.x.c.body!.allowPartial) {
+      this.cb.sendLocalReply({ status: 413, body: 'Payload Too Large', details: 'request_payload_too_large' });
+      return FilterStatus.StopIteration;
+    }
+    this.start(body.length > max ? body.subarray(0, max) : body, body.length > max);
+    return FilterStatus.StopIteration;
+  }
+
+  private start(body: Buffer | undefined, partialBody: boolean): void {
+    const info = this.cb.streamInfo;
+    const ac = (this.abort = new AbortController());
+    const perRoute = this.cb.perRouteConfig<ExtAuthzPerRoute>(EXT_AUTHZ_FILTER_NAME);
+    const input = {
+      head: this.head!,
+      conn: this.cb.connection,
+      requestId: info.requestId,
+      protocol: info.protocol,
+      body,
+      partialBody,
+      metadata: info.filterState ?? {},
+      contextExtensions: perRoute?.contextExtensions ?? NO_EXTENSIONS,
+    };
+    this.x.service.check(input, ac.signal).then(
+      (r) => this.onResult(r),
+      (e: unknown) => this.onResult({ kind: 'error', message: (e as Error).message }),
+    );
+  }
+
+  private onResult(r: CheckResult): void {
+    if (this.abort?.signal.aborted) return;
+    const { c, stats } = this.x;
+    const info = this.cb.streamInfo;
+    if (r.kind !== 'error' && r.dynamicMetadata) {
+      const state = (info.filterState ??= {});
+      state[EXT_AUTHZ_FILTER_NAME] = { ...(state[EXT_AUTHZ_FILTER_NAME] as object | undefined), ...r.dynamicMetadata };
+    }
+    if (r.kind === 'ok') {
+      stats.ok.value++;
+      this.allow(r);
+      return;
+    }
+    if (r.kind === 'denied') {
+      stats.denied.value++;
+      this.cb.sendLocalReply({ status: r.status, headers: r.headers, body: r.body, flags: ResponseFlag.UnauthorizedExternalService, details: 'ext_authz_denied' });
+      return;
+    }
+    stats.error.value++;
+    if (c.failureModeAllow) {
+      stats.failureModeAllowed.value++;
+      if (c.failureModeAllowHeaderAdd) this.head!.headers['x-envoy-auth-failure-mode-allowed'] = 'true';
+      this.cb.continueDecoding();
+      return;
+    }
+    this.cb.sendLocalReply({ status: c.statusOnError, flags: ResponseFlag.UnauthorizedExternalService, details: 'ext_authz_error' });
+  }
+
+  private allow(r: CheckOk): void {
+    const h = this.head!.headers;
+    for (const k of r.remove) delete h[k];
+    for (const [k, v] of r.set) h[k] = v;
+    for (const [k, v] of r.append) addHeader(h, k, v);
+    if (r.responseAdd.length || r.responseSet.length) this.responseOps = r;
+    if (this.x.c.clearRouteCache && (r.remove.length || r.set.length || r.append.length)) this.cb.clearRouteCache();
+    this.cb.continueDecoding();
+  }
+
+  encodeHeaders(head: ResponseHead): void {
+    const r = this.responseOps;
+    if (!r) return;
+    for (const [k, v] of r.responseSet) head.headers[k] = v;
+    for (const [k, v] of r.responseAdd) addHeader(head.headers, k, v);
+  }
+
+  onDestroy(): void {
+    this.abort?.abort();
+  }
+}
+
+export const extAuthzFilterFactory: HttpFilterFactory<Compiled, ExtAuthzPerRoute> = {
+  name: EXT_AUTHZ_FILTER_NAME,
+  typeUrls: [HTTP_EXT_AUTHZ_TYPE],
+  perRouteTypeUrls: [PER_ROUTE_TYPE],
+  compile(r, ctx) {
+    const c = readExtAuthzConfig(r);
+    r.done();
+    const p = `http.${ctx.statPrefix}.ext_authz.${c.statPrefix ? c.statPrefix + '.' : ''}`;
+    const stats: ExtAuthzStats = {
+      ok: ctx.stats.counter(p + 'ok'),
+      denied: ctx.stats.counter(p + 'denied'),
+      error: ctx.stats.counter(p + 'error'),
+      disabled: ctx.stats.counter(p + 'disabled'),
+      failureModeAllowed: ctx.stats.counter(p + 'failure_mode_allowed'),
+    };
+    const service = c.service.kind === 'http' ? new HttpAuthzService(c, c.service, ctx.clusters) : new GrpcAuthzService(c, c.service, ctx.clusters);
+    return { c, service, stats };
+  },
+  compilePerRoute: (r) => readExtAuthzPerRoute(r),
+  create: (x, cb) => new ExtAuthzFilter(x, cb),
+};
+
+export function setup(): void {
+  registerHttpFilter(extAuthzFilterFactory);
+}

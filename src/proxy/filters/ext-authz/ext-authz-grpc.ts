@@ -1,0 +1,153 @@
+// The gRPC authorization service: envoy.service.auth.v3.Authorization/Check framed by hand over
+// the cluster's HTTP/2 pool (so the service's cluster brings its load balancer, pool and mTLS, as
+// Envoy's envoy_grpc client). CheckRequest carries AttributeContext (source/destination address
+// and principal, request.http id/method/headers/path/host/scheme/protocol/body); status OK allows
+// with ok_response's header mutations, any other status denies with denied_response; a failed call
+// (transport error, timeout, non-OK grpc-status) is an error.
+import { decodeMessage, encodeMessage, envoyRoot } from '../../../envoy/index.ts';
+import type { ClusterManager } from '../../upstream/cluster-manager.ts';
+import { requestThroughCluster } from '../../upstream/cluster-request.ts';
+import type { HeaderMap } from '../filter.ts';
+import type { ExtAuthzConfig, GrpcServiceConfig } from './ext-authz-config.ts';
+import { checkHeaders, type AuthzService, type CheckInput, type CheckResult, type HeaderPair } from './ext-authz-check.ts';
+
+const CHECK_PATH = '/envoy.service.auth.v3.Authorization/Check';
+const CHECK_REQUEST = 'envoy.service.auth.v3.CheckRequest';
+const CHECK_RESPONSE = 'envoy.service.auth.v3.CheckResponse';
+
+type Json = Record<string, unknown>;
+
+function socketAddress(address: string, port: number): Json {
+  return { socket_address: { address: address.startsWith('::ffff:') ? address.slice(7) : address, port_value: port } };
+}
+
+function frame(msg: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(5 + msg.length);
+  out[0] = 0;
+  out.writeUInt32BE(msg.length, 1);
+  out.set(msg, 5);
+  return out;
+}
+
+function unframe(body: Buffer): Uint8Array | undefined {
+  if (body.length < 5 || body[0] !== 0) return undefined;
+  const len = body.readUInt32BE(1);
+  return body.length >= 5 + len ? body.subarray(5, 5 + len) : undefined;
+}
+
+function first(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+interface HeaderOption {
+  header?: { key?: string; value?: string; raw_value?: string };
+  append?: boolean;
+  append_action?: string;
+}
+
+/** HeaderValueOption list → set / append pairs (ext_authz: unset append means set). */
+function headerOptions(list: unknown, set: HeaderPair[], append: HeaderPair[]): void {
+  for (const o of (Array.isArray(list) ? list : []) as HeaderOption[]) {
+    const k = o.header?.key?.toLowerCase();
+    if (!k || k[0] === ':' || k === 'host') continue;
+    const v = o.header?.value ?? (o.header?.raw_value ? Buffer.from(o.header.raw_value, 'base64').toString() : '');
+    const appendIt = o.append_action ? o.append_action === 'APPEND_IF_EXISTS_OR_ADD' : o.append === true;
+    (appendIt ? append : set).push([k, v]);
+  }
+}
+
+function statusCode(code: unknown, def: number): number {
+  if (typeof code === 'number') return code || def;
+  if (typeof code === 'string') return envoyRoot().lookupEnum('envoy.type.v3.StatusCode').values[code] || def;
+  return def;
+}
+
+export class GrpcAuthzService implements AuthzService {
+  private readonly c: ExtAuthzConfig;
+  private readonly s: GrpcServiceConfig;
+  private readonly clusters: ClusterManager;
+
+  constructor(c: ExtAuthzConfig, s: GrpcServiceConfig, clusters: ClusterManager) {
+    this.c = c;
+    this.s = s;
+    this.clusters = clusters;
+  }
+
+  private checkRequest(input: CheckInput): Json {
+    const { head, conn } = input;
+    const http: Json = {
+      id: input.requestId ?? '',
+      method: head.method,
+      headers: checkHeaders(this.c, head, undefined),
+      path: head.path,
+      host: head.authority,
+      scheme: head.scheme,
+      protocol: input.protocol,
+      size: input.body ? input.body.length : -1,
+    };
+    if (this.c.body) {
+      http.headers = { ...(http.headers as Json), 'x-envoy-auth-partial-body': String(input.partialBody) };
+      if (this.c.body.packAsBytes) http.raw_body = (input.body ?? Buffer.alloc(0)).toString('base64');
+      else http.body = (input.body ?? Buffer.alloc(0)).toString();
+    }
+    const filterMetadata: Json = {};
+    for (const ns of this.c.metadataNamespaces) if (input.metadata[ns] !== undefined) filterMetadata[ns] = input.metadata[ns];
+    return {
+      attributes: {
+        source: { address: socketAddress(conn.remoteAddress, conn.remotePort), principal: conn.peerPrincipal ?? '' },
+        destination: { address: socketAddress(conn.localAddress, conn.localPort) },
+        request: { time: new Date().toISOString(), http },
+        context_extensions: input.contextExtensions,
+        metadata_context: { filter_metadata: filterMetadata },
+      },
+    };
+  }
+
+  async check(input: CheckInput, signal: AbortSignal): Promise<CheckResult> {
+    const s = this.s;
+    const headers: Record<string, string> = { host: s.authority, 'content-type': 'application/grpc', te: 'trailers', 'grpc-timeout': `${Math.ceil(s.timeoutMs)}m` };
+    for (const [k, v] of s.initialMetadata) headers[k] = v;
+    let res;
+    try {
+      res = await requestThroughCluster(this.clusters, { cluster: s.cluster, method: 'POST', path: CHECK_PATH, headers, body: frame(encodeMessage(CHECK_REQUEST, this.checkRequest(input))), timeoutMs: s.timeoutMs, h2: true, signal });
+    } catch (e) {
+      return { kind: 'error', message: (e as Error).message };
+    }
+    const grpcStatus = first(res.trailers['grpc-status']) ?? first(res.headers['grpc-status']);
+    if (res.status !== 200 || grpcStatus !== '0') {
+      const msg = first(res.trailers['grpc-message']) ?? first(res.headers['grpc-message']) ?? '';
+      return { kind: 'error', message: `Check failed: HTTP ${res.status}, grpc-status ${grpcStatus ?? 'missing'}${msg ? ` (${decodeURIComponent(msg)})` : ''}` };
+    }
+    const bytes = unframe(res.body);
+    if (!bytes) return { kind: 'error', message: 'Check answered without a CheckResponse message' };
+    let r: Json;
+    try {
+      r = decodeMessage(CHECK_RESPONSE, bytes);
+    } catch (e) {
+      return { kind: 'error', message: `Check answered an undecodable CheckResponse: ${(e as Error).message}` };
+    }
+    const dynamicMetadata = this.c.ingestMetadata ? (r.dynamic_metadata as Json | undefined) : undefined;
+    const code = Number((r.status as Json | undefined)?.code ?? 0);
+    if (code === 0) {
+      const ok = (r.ok_response ?? {}) as Json;
+      const set: HeaderPair[] = [];
+      const append: HeaderPair[] = [];
+      headerOptions(ok.headers, set, append);
+      const responseSet: HeaderPair[] = [];
+      const responseAdd: HeaderPair[] = [];
+      headerOptions(ok.response_headers_to_add, responseSet, responseAdd);
+      const remove = ((ok.headers_to_remove ?? []) as string[]).map((h) => h.toLowerCase()).filter((h) => h && h[0] !== ':' && h !== 'host');
+      return { kind: 'ok', set, append, remove, responseAdd, responseSet, dynamicMetadata };
+    }
+    const denied = (r.denied_response ?? {}) as Json;
+    const set: HeaderPair[] = [];
+    const append: HeaderPair[] = [];
+    headerOptions(denied.headers, set, append);
+    const headers2: HeaderMap = {};
+    for (const [k, v] of [...set, ...append]) {
+      const prev = headers2[k];
+      headers2[k] = prev === undefined ? v : [...(Array.isArray(prev) ? prev : [prev]), v];
+    }
+    return { kind: 'denied', status: statusCode((denied.status as Json | undefined)?.code, 403), headers: headers2, body: String(denied.body ?? ''), dynamicMetadata };
+  }
+}

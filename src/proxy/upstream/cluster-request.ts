@@ -1,0 +1,104 @@
+// Requests the proxy makes on its own behalf (JWKS fetches, ext_authz checks) through one of its
+// clusters, as Envoy's async HTTP/gRPC clients do: a host picked by the cluster's load balancer,
+// that host's connection pool and transport socket (mTLS included). The one place outside the
+// router that knows the pool's dispatch API.
+import type { Dispatcher } from 'undici';
+import type { ClusterManager } from './cluster-manager.ts';
+import type { HeaderValue } from './upstream-pool.ts';
+
+export interface ClusterRequest {
+  readonly cluster: string;
+  readonly method: string;
+  /** Request-target (origin form). */
+  readonly path: string;
+  readonly headers: Readonly<Record<string, HeaderValue>>;
+  readonly body?: Buffer;
+  /** Whole-request deadline (connect, head and body). */
+  readonly timeoutMs: number;
+  /** Force HTTP/2 (gRPC) whatever the cluster's protocol options; default: the cluster's codec. */
+  readonly h2?: boolean;
+  /** Response bodies longer than this fail the request (default 1 MiB). */
+  readonly maxBodyBytes?: number;
+  /** Cancels the request (e.g. the downstream stream that needed it is gone). */
+  readonly signal?: AbortSignal;
+}
+
+export interface ClusterResponse {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  readonly body: Buffer;
+  readonly trailers: Readonly<Record<string, string | string[] | undefined>>;
+}
+
+export const ClusterRequestFailure = { NoCluster: 'no_cluster', NoHealthyHost: 'no_healthy_host', Timeout: 'timeout', Failed: 'failed' } as const;
+export type ClusterRequestFailure = (typeof ClusterRequestFailure)[keyof typeof ClusterRequestFailure];
+
+export class ClusterRequestError extends Error {
+  readonly failure: ClusterRequestFailure;
+  constructor(failure: ClusterRequestFailure, message: string) {
+    super(message);
+    this.failure = failure;
+  }
+}
+
+const DEFAULT_MAX_BODY = 1 << 20;
+
+/** Sends one request through `req.cluster`; resolves with the whole response, rejects with a ClusterRequestError. */
+export function requestThroughCluster(clusters: ClusterManager, req: ClusterRequest): Promise<ClusterResponse> {
+  const cluster = clusters.get(req.cluster);
+  if (!cluster) return Promise.reject(new ClusterRequestError(ClusterRequestFailure.NoCluster, `cluster ${req.cluster} is not configured`));
+  const host = cluster.pick(undefined);
+  if (!host) {
+    cluster.s.cxNoneHealthy.value++;
+    return Promise.reject(new ClusterRequestError(ClusterRequestFailure.NoHealthyHost, `cluster ${req.cluster} has no healthy host`));
+  }
+  cluster.s.rqTotal.value++;
+  const max = req.maxBodyBytes ?? DEFAULT_MAX_BODY;
+  return new Promise((resolve, reject) => {
+    let controller: Dispatcher.DispatchController | undefined;
+    let status = 0;
+    let headers: Record<string, string | string[] | undefined> = {};
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let settled = false;
+    const fail = (e: ClusterRequestError): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      controller?.abort(e);
+      reject(e);
+    };
+    const timer = setTimeout(() => {
+      cluster.s.rqTimeout.value++;
+      fail(new ClusterRequestError(ClusterRequestFailure.Timeout, `no response from cluster ${req.cluster} within ${req.timeoutMs} ms`));
+    }, req.timeoutMs);
+    req.signal?.addEventListener('abort', () => fail(new ClusterRequestError(ClusterRequestFailure.Failed, 'request cancelled')), { once: true });
+    cluster.pool(host, req.h2 ?? cluster.config.http2).dispatch(
+      { method: req.method, path: req.path, headers: req.headers, body: req.body ?? null, headersTimeout: req.timeoutMs, bodyTimeout: req.timeoutMs },
+      {
+        onRequestStart(c) {
+          controller = c;
+          if (settled) c.abort(new Error('request cancelled'));
+        },
+        onResponseStart(_c, statusCode, h) {
+          status = statusCode;
+          headers = h as Record<string, string | string[] | undefined>;
+        },
+        onResponseData(_c, chunk: Buffer) {
+          size += chunk.length;
+          if (size > max) fail(new ClusterRequestError(ClusterRequestFailure.Failed, `response from cluster ${req.cluster} is longer than ${max} bytes`));
+          else chunks.push(chunk);
+        },
+        onResponseEnd(_c, trailers) {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          resolve({ status, headers, body: Buffer.concat(chunks), trailers: (trailers ?? {}) as Record<string, string | string[] | undefined> });
+        },
+        onResponseError(_c, err: Error) {
+          fail(new ClusterRequestError(ClusterRequestFailure.Failed, `request through cluster ${req.cluster} failed: ${err.message}`));
+        },
+      },
+    );
+  });
+}
