@@ -1,0 +1,313 @@
+// envoy.filters.http.ext_authz in rig proxy, fed Envoy config as istiod generates it for a CUSTOM
+// policy (shadow RBAC + ext_authz with filter_enabled_metadata), against a real node:http
+// authorization server and a real @grpc/grpc-js Authorization server.
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { test } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { HTTP_EXT_AUTHZ_TYPE, HTTP_RBAC_TYPE } from '../../src/envoy/index.ts';
+import type { EnvoyJson } from '../../src/envoy/index.ts';
+import { ResponseFlag } from '../../src/proxy/response-flags.ts';
+import { addr, configure, deadPort, HCM, request, ROUTER, routeConfig, startRuntime, startUpstream, staticCluster, type Harness } from '../proxy/harness.ts';
+
+/** Istio's shadow RBAC for CUSTOM policies: here, paths under /secure are sent to the authz service. */
+const SHADOW_RBAC = {
+  name: 'envoy.filters.http.rbac',
+  typed_config: {
+    '@type': HTTP_RBAC_TYPE,
+    shadow_rules: { action: 'DENY', policies: { 'istio-ext-authz-ns[foo]-policy[ext]-rule[0]': { permissions: [{ url_path: { path: { prefix: '/secure' } } }], principals: [{ any: true }] } } },
+    shadow_rules_stat_prefix: 'istio_ext_authz_',
+  },
+};
+
+const ENABLED_METADATA = { filter: 'envoy.filters.http.rbac', path: [{ key: 'istio_ext_authz_shadow_effective_policy_id' }], value: { string_match: { prefix: 'istio-ext-authz' } } };
+
+function listener(name: string, extAuthz: EnvoyJson): EnvoyJson {
+  return {
+    name,
+    address: addr(0),
+    filter_chains: [
+      {
+        filters: [
+          {
+            name: 'envoy.filters.network.http_connection_manager',
+            typed_config: {
+              '@type': HCM,
+              stat_prefix: name,
+              route_config: routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'app' } }]),
+              http_filters: [SHADOW_RBAC, { name: 'envoy.filters.http.ext_authz', typed_config: { '@type': HTTP_EXT_AUTHZ_TYPE, transport_api_version: 'V3', filter_enabled_metadata: ENABLED_METADATA, ...extAuthz } }, ROUTER],
+            },
+          },
+        ],
+      },
+    ],
+  };
+}
+
+/** An http_service as Istio generates it, plus the header our test service decides by. */
+function httpAuthz(cluster: string, timeout = '600s'): EnvoyJson {
+  return { http_service: httpService(cluster, timeout), allowed_headers: { patterns: [{ exact: 'x-verdict', ignore_case: true }] } };
+}
+
+function httpService(cluster: string, timeout: string): EnvoyJson {
+  return {
+    server_uri: { uri: 'http://ext-authz.foo.svc.cluster.local', cluster, timeout },
+    path_prefix: '/check',
+    authorization_request: { headers_to_add: [{ key: 'x-ext-authz-client', value: 'rig' }] },
+    authorization_response: {
+      allowed_upstream_headers: { patterns: [{ exact: 'x-user', ignore_case: true }] },
+      allowed_client_headers: { patterns: [{ exact: 'x-deny-reason', ignore_case: true }] },
+      allowed_client_headers_on_success: { patterns: [{ prefix: 'x-authz-', ignore_case: true }] },
+    },
+  };
+}
+
+interface Seen {
+  method: string;
+  url: string;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+/** The HTTP authorization server: decides by the header x-verdict (allow / deny / slow / boom). */
+async function startHttpAuthz(): Promise<{ port: number; seen: Seen[]; close(): Promise<void> }> {
+  const seen: Seen[] = [];
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString() });
+      const verdict = req.headers['x-verdict'];
+      if (verdict === 'slow') return; // never answers
+      if (verdict === 'boom') return void res.writeHead(500).end('authz broke');
+      if (verdict === 'deny') {
+        res.writeHead(401, { 'x-deny-reason': 'no ticket', 'x-internal': 'hidden', 'www-authenticate': 'Bearer realm="x"' });
+        return void res.end('denied by ext authz');
+      }
+      res.writeHead(200, { 'x-user': 'alice', 'x-authz-trace': 'checked', 'x-other': 'not forwarded' });
+      res.end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as AddressInfo).port,
+    seen,
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
+
+const stat = (h: Harness, n: string) => h.rt.stats.all().find((s) => s.name === n)?.value;
+
+test('HTTP ext_authz: only CUSTOM-selected paths are checked; allow forwards headers, deny answers with the service reply', async (t) => {
+  const app = await startUpstream('app');
+  const authz = await startHttpAuthz();
+  const h = await startRuntime();
+  t.after(async () => {
+    h.close();
+    await app.close();
+    await authz.close();
+  });
+  await configure(h, { clusters: [staticCluster('app', [app.port]), staticCluster('outbound|8000||ext-authz.foo.svc.cluster.local', [authz.port])], listeners: [listener('l', { ...httpAuthz('outbound|8000||ext-authz.foo.svc.cluster.local') })] });
+  const port = h.port('l');
+
+  const open = await request(port, { path: '/public', headers: { 'x-verdict': 'deny' } });
+  assert.equal(open.status, 200, 'a path no CUSTOM rule selects is not checked');
+  assert.equal(authz.seen.length, 0);
+
+  const ok = await request(port, { path: '/secure/page?q=1', headers: { 'x-verdict': 'allow', authorization: 'Bearer t', 'x-not-allowed': 'secret', 'x-user': 'mallory' } });
+  assert.equal(ok.status, 200);
+  const check = authz.seen[0];
+  assert.equal(check.method, 'GET');
+  assert.equal(check.url, '/check/secure/page?q=1', 'path_prefix + original path');
+  assert.equal(check.headers.host, `127.0.0.1:${port}`, 'the original Host');
+  assert.equal(check.headers.authorization, 'Bearer t', 'Authorization is always sent');
+  assert.equal(check.headers['x-not-allowed'], undefined, 'headers outside allowed_headers are not sent');
+  assert.equal(check.headers['x-ext-authz-client'], 'rig', 'headers_to_add');
+  assert.equal(check.headers['content-length'], '0');
+  const up = ok.json();
+  assert.equal(up.headers['x-user'], 'alice', 'allowed_upstream_headers replace the request header');
+  assert.equal(up.headers['x-other'], undefined);
+  assert.equal(ok.headers['x-authz-trace'], 'checked', 'allowed_client_headers_on_success reach the client');
+
+  const denied = await request(port, { path: '/secure/x', headers: { 'x-verdict': 'deny' } });
+  assert.equal(denied.status, 401);
+  assert.equal(denied.body, 'denied by ext authz');
+  assert.equal(denied.headers['x-deny-reason'], 'no ticket');
+  assert.equal(denied.headers['www-authenticate'], 'Bearer realm="x"', 'WWW-Authenticate always passes');
+  assert.equal(denied.headers['x-internal'], undefined, 'headers outside allowed_client_headers stay behind');
+  assert.equal(app.requests.length, 2, 'the denied request never reached the app');
+  const info = h.streams.find((s) => s.path === '/secure/x')!;
+  assert.equal(info.responseCodeDetails, 'ext_authz_denied');
+  assert.ok(info.responseFlags & ResponseFlag.UnauthorizedExternalService);
+  assert.equal((info.filterState?.['envoy.filters.http.rbac'] as Record<string, string>).istio_ext_authz_shadow_effective_policy_id, 'istio-ext-authz-ns[foo]-policy[ext]-rule[0]');
+
+  const boom = await request(port, { path: '/secure/y', headers: { 'x-verdict': 'boom' } });
+  assert.equal(boom.status, 403, 'a 5xx from the service is an error: status_on_error (default 403)');
+  assert.equal(h.streams.find((s) => s.path === '/secure/y')?.responseCodeDetails, 'ext_authz_error');
+  assert.equal(stat(h, 'http.l.ext_authz.ok'), 1);
+  assert.equal(stat(h, 'http.l.ext_authz.denied'), 1);
+  assert.equal(stat(h, 'http.l.ext_authz.error'), 1);
+  assert.equal(stat(h, 'http.l.ext_authz.disabled'), 1);
+});
+
+test('HTTP ext_authz: timeouts fail closed or open (failure_mode_allow), a dead service answers status_on_error', async (t) => {
+  const app = await startUpstream('app');
+  const authz = await startHttpAuthz();
+  const dead = await deadPort();
+  const h = await startRuntime();
+  t.after(async () => {
+    h.close();
+    await app.close();
+    await authz.close();
+  });
+  await configure(h, {
+    clusters: [staticCluster('app', [app.port]), staticCluster('authz', [authz.port]), staticCluster('down', [dead])],
+    listeners: [
+      listener('closed', { ...httpAuthz('authz', '0.3s') }),
+      listener('open', { ...httpAuthz('authz', '0.3s'), failure_mode_allow: true, failure_mode_allow_header_add: true }),
+      listener('down', { ...httpAuthz('down'), status_on_error: { code: 503 } }),
+    ],
+  });
+  const closed = await request(h.port('closed'), { path: '/secure', headers: { 'x-verdict': 'slow' } });
+  assert.equal(closed.status, 403);
+  assert.equal(app.requests.length, 0);
+  const open = await request(h.port('open'), { path: '/secure', headers: { 'x-verdict': 'slow' } });
+  assert.equal(open.status, 200, 'failure_mode_allow lets the request through');
+  assert.equal(open.json().headers['x-envoy-auth-failure-mode-allowed'], 'true');
+  assert.equal(stat(h, 'http.open.ext_authz.failure_mode_allowed'), 1);
+  const down = await request(h.port('down'), { path: '/secure/z' });
+  assert.equal(down.status, 503, 'status_on_error');
+  assert.equal(h.streams.find((s) => s.path === '/secure/z')?.responseCodeDetails, 'ext_authz_error');
+  assert.equal(stat(h, 'http.down.ext_authz.error'), 1);
+});
+
+test('HTTP ext_authz with_request_body: the body goes to the service, cut at max_request_bytes or refused with 413', async (t) => {
+  const app = await startUpstream('app');
+  const authz = await startHttpAuthz();
+  const h = await startRuntime();
+  t.after(async () => {
+    h.close();
+    await app.close();
+    await authz.close();
+  });
+  await configure(h, {
+    clusters: [staticCluster('app', [app.port]), staticCluster('authz', [authz.port])],
+    listeners: [
+      listener('partial', { ...httpAuthz('authz'), with_request_body: { max_request_bytes: 5, allow_partial_message: true } }),
+      listener('strict', { ...httpAuthz('authz'), with_request_body: { max_request_bytes: 5 } }),
+    ],
+  });
+  const r = await request(h.port('partial'), { method: 'POST', path: '/secure', body: 'hello world', headers: { 'x-verdict': 'allow' } });
+  assert.equal(r.status, 200);
+  assert.equal(authz.seen[0].body, 'hello');
+  assert.equal(authz.seen[0].headers['x-envoy-auth-partial-body'], 'true');
+  assert.equal(r.json().body, 'hello world', 'the upstream gets the whole body');
+  assert.equal((await request(h.port('strict'), { method: 'POST', path: '/secure', body: 'hello world' })).status, 413);
+  assert.equal((await request(h.port('strict'), { method: 'POST', path: '/secure', body: 'hi', headers: { 'x-verdict': 'allow' } })).status, 200);
+  assert.equal(authz.seen[1].body, 'hi');
+  assert.equal(authz.seen[1].headers['x-envoy-auth-partial-body'], 'false');
+});
+
+const require = createRequire(import.meta.url);
+const DEPS = path.join(path.dirname(require.resolve('@grpc/grpc-js-xds/package.json')), 'deps');
+
+interface CheckCall {
+  attributes: {
+    source: { address: { socket_address: { address: string; port_value: number } } };
+    request: { http: { method: string; path: string; host: string; headers: Record<string, string>; id: string; protocol: string } };
+  };
+}
+
+async function startGrpcAuthz(): Promise<{ port: number; seen: CheckCall[]; close(): void }> {
+  const def = protoLoader.loadSync('envoy/service/auth/v3/external_auth.proto', { keepCase: true, longs: Number, enums: String, defaults: false, includeDirs: ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => path.join(DEPS, d)) });
+  const pkg = grpc.loadPackageDefinition(def) as unknown as { envoy: { service: { auth: { v3: { Authorization: grpc.ServiceClientConstructor } } } } };
+  const seen: CheckCall[] = [];
+  const server = new grpc.Server();
+  server.addService(pkg.envoy.service.auth.v3.Authorization.service, {
+    Check(call: grpc.ServerUnaryCall<CheckCall, unknown>, cb: grpc.sendUnaryData<unknown>) {
+      seen.push(call.request);
+      const verdict = call.request.attributes.request.http.headers['x-verdict'];
+      if (verdict === 'fail') return cb({ code: grpc.status.UNAVAILABLE, details: 'authz down' });
+      if (verdict === 'deny') {
+        return cb(null, { status: { code: 7 }, denied_response: { status: { code: 'Unauthorized' }, headers: [{ header: { key: 'x-deny-reason', value: 'grpc says no' } }], body: 'denied over gRPC' } });
+      }
+      cb(null, {
+        status: { code: 0 },
+        ok_response: { headers: [{ header: { key: 'x-user', value: 'bob' } }], headers_to_remove: ['x-drop-me'], response_headers_to_add: [{ header: { key: 'x-authz-grpc', value: 'yes' } }] },
+        // proto-loader's google.protobuf types (protobufjs' bundled ones) keep lowerCamelCase names.
+        dynamic_metadata: { fields: { user: { stringValue: 'bob' } } },
+      });
+    },
+  });
+  const port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
+  return { port, seen, close: () => server.forceShutdown() };
+}
+
+test('gRPC ext_authz: CheckRequest attributes, ok_response header mutations, denied_response, a failed call is an error', async (t) => {
+  const app = await startUpstream('app');
+  const authz = await startGrpcAuthz();
+  const h = await startRuntime();
+  t.after(async () => {
+    h.close();
+    await app.close();
+    authz.close();
+  });
+  const cluster = 'outbound|9000||ext-authz-grpc.foo.svc.cluster.local';
+  await configure(h, {
+    clusters: [staticCluster('app', [app.port]), staticCluster(cluster, [authz.port])],
+    listeners: [listener('g', { grpc_service: { envoy_grpc: { cluster_name: cluster, authority: 'outbound_.9000_._.ext-authz-grpc.foo.svc.cluster.local' }, timeout: '2s' }, status_on_error: { code: 'ServiceUnavailable' } })],
+  });
+  const port = h.port('g');
+  const ok = await request(port, { path: '/secure/a?b=c', headers: { 'x-verdict': 'allow', 'x-drop-me': '1', 'x-request-id': 'req-1' } });
+  assert.equal(ok.status, 200);
+  assert.equal(ok.json().headers['x-user'], 'bob');
+  assert.equal(ok.json().headers['x-drop-me'], undefined, 'headers_to_remove');
+  assert.equal(ok.headers['x-authz-grpc'], 'yes', 'response_headers_to_add');
+  const http1 = authz.seen[0].attributes.request.http;
+  assert.equal(http1.method, 'GET');
+  assert.equal(http1.path, '/secure/a?b=c');
+  assert.equal(http1.host, `127.0.0.1:${port}`);
+  assert.equal(http1.headers[':path'], '/secure/a?b=c');
+  assert.equal(http1.headers['x-drop-me'], '1', 'gRPC checks carry every header by default');
+  assert.equal(http1.id, 'req-1');
+  assert.equal(authz.seen[0].attributes.source.address.socket_address.address, '127.0.0.1');
+  assert.deepEqual(h.streams[0].filterState?.['envoy.filters.http.ext_authz'], { user: 'bob' }, 'dynamic_metadata is ingested');
+
+  const denied = await request(port, { path: '/secure/b', headers: { 'x-verdict': 'deny' } });
+  assert.equal(denied.status, 401);
+  assert.equal(denied.body, 'denied over gRPC');
+  assert.equal(denied.headers['x-deny-reason'], 'grpc says no');
+
+  const failed = await request(port, { path: '/secure/c', headers: { 'x-verdict': 'fail' } });
+  assert.equal(failed.status, 503, 'status_on_error');
+  assert.equal(h.streams.find((s) => s.path === '/secure/c')?.responseCodeDetails, 'ext_authz_error');
+  assert.equal(app.requests.length, 1);
+  assert.equal(stat(h, 'http.g.ext_authz.ok'), 1);
+  assert.equal(stat(h, 'http.g.ext_authz.denied'), 1);
+  assert.equal(stat(h, 'http.g.ext_authz.error'), 1);
+});
+
+test('ext_authz config errors name the field and keep the previous config', async (t) => {
+  const h = await startRuntime();
+  t.after(() => h.close());
+  const bad: [EnvoyJson, RegExp][] = [
+    [{}, /needs http_service or grpc_service/],
+    [{ http_service: { server_uri: { uri: 'http://x', cluster: 'c' } } }, /server_uri.timeout: a timeout is required/],
+    [{ http_service: { server_uri: { uri: 'http://x', cluster: 'c', timeout: '1s' }, path_prefix: 'nope' } }, /path_prefix: must begin with "\/"/],
+    [{ grpc_service: { google_grpc: { target_uri: 'x', stat_prefix: 'y' } } }, /google_grpc is not supported/],
+    [{ grpc_service: { envoy_grpc: { cluster_name: 'c' } }, with_request_body: { max_request_bytes: 0 } }, /max_request_bytes: must be greater than 0/],
+    [{ grpc_service: { envoy_grpc: { cluster_name: 'c' } }, deny_at_disable: { default_value: true } }, /deny_at_disable.*not supported/],
+  ];
+  for (const [cfg, msg] of bad) {
+    const errs = h.apply('type.googleapis.com/envoy.config.listener.v3.Listener', [listener('l', cfg)]);
+    assert.match(errs.join('\n'), msg);
+  }
+});
