@@ -80,6 +80,7 @@ test('the sidecar answers the pod DNS from the control plane name table', { skip
   }, () => `details never resolved\n${mesh.log('client')}`);
   assert.equal(added, '10.96.0.62');
 
+  await mesh.stop();
   await mesh.net.destroy();
   assert.deepEqual(leftovers(testPrefix('dns'), mesh.net.bridge), []);
 });

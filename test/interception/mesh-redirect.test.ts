@@ -43,6 +43,7 @@ test('a plain curl to a service VIP goes through both sidecars', { skip: rootSki
   const inb = await mesh.stats(echo);
   assert.ok(Number(inb.get('cluster.inbound|9080||.upstream_rq_200')) >= 1, `server sidecar counted the request: ${[...inb].filter(([k]) => k.includes('inbound')).join('\n')}`);
 
+  await mesh.stop();
   await mesh.net.destroy();
   assert.deepEqual(leftovers(testPrefix('mesh'), mesh.net.bridge), []);
 });

@@ -94,6 +94,7 @@ test('raw TCP, server-first and passthrough through redirect-mode sidecars', { s
     assert.equal((await send(mesh, client, VIP, 7000, 'still in')).data, 'still in');
   });
 
+  await mesh.stop();
   await mesh.net.destroy();
   assert.deepEqual(leftovers(testPrefix('tcp'), mesh.net.bridge), []);
 });

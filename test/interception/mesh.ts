@@ -44,11 +44,16 @@ export interface Mesh {
   stats(pod: Pod): Promise<Map<string, string>>;
   /** The tail of a sidecar's (or `controlplane`'s) log, for assertion messages. */
   log(name: string): string;
+  /**
+   * Kills the pods' processes (waiting until they are gone) and stops the control plane: before
+   * `net.destroy()`, or the control plane keeps connections whose peers' FIN can no longer arrive.
+   * Also runs when the test ends.
+   */
+  stop(): Promise<void>;
 }
 
 export async function startMesh(t: TestContext, tag: string, config: Record<string, string>, opts: { mesh?: Partial<MeshConfig> } = {}): Promise<Mesh> {
   const dir = mkdtempSync(path.join(os.tmpdir(), `rig-mesh-${tag}-`));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
   chmodSync(dir, 0o755);
   const configDir = path.join(dir, 'config');
   mkdirSync(configDir);
@@ -61,14 +66,21 @@ export async function startMesh(t: TestContext, tag: string, config: Record<stri
   // into a deleted namespace would never see its peer close).
   const procs: ChildProcess[] = [];
   const stops: (() => unknown)[] = [];
-  t.after(async () => {
-    for (const p of procs) {
-      p.kill('SIGKILL');
-      p.stdout?.destroy();
-      p.stderr?.destroy();
-    }
-    for (const stop of stops.reverse()) await stop();
-  });
+  let stopped: Promise<void> | undefined;
+  const stop = () =>
+    (stopped ??= (async () => {
+      await Promise.all(procs.map((p) => {
+        p.stdout?.destroy();
+        p.stderr?.destroy();
+        if (p.exitCode !== null || p.signalCode !== null) return undefined;
+        const exited = new Promise((r) => p.once('exit', r));
+        p.kill('SIGKILL');
+        return exited;
+      }));
+      for (const s of stops.reverse()) await s();
+    })());
+  t.after(stop);
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const net = await podNetwork(t, tag);
   const logFile = (name: string) => path.join(runDir, `${name}.log`);
 
@@ -123,6 +135,7 @@ export async function startMesh(t: TestContext, tag: string, config: Record<stri
         return '';
       }
     },
+    stop,
   };
   return mesh;
 }
