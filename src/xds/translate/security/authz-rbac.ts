@@ -217,14 +217,18 @@ export interface RbacOptions {
 
 export const DRY_RUN_ANNOTATION = 'istio.io/dry-run';
 
-function rbacMessage(policies: readonly Resource<AuthorizationPolicySpec>[], action: AuthzAction, opts: RbacOptions, notes: string[]): EnvoyJson | undefined {
+/**
+ * The RBAC message (action + policies) for `policies` as `action`; undefined when nothing can match.
+ * `namePrefix` marks the policy names (Istio's `istio-ext-authz-` for CUSTOM policies).
+ */
+export function rbacMessage(policies: readonly Resource<AuthorizationPolicySpec>[], action: AuthzAction, opts: RbacOptions, notes: string[], namePrefix = ''): EnvoyJson | undefined {
   if (!policies.length) return undefined;
   const policiesOut: Record<string, EnvoyJson> = {};
   for (const p of policies) {
     (p.spec?.rules ?? []).forEach((rule, i) => {
       const c: BuildCtx = { trustDomain: opts.trustDomain, trustDomainAliases: opts.trustDomainAliases ?? [], listenerPort: opts.listenerPort ?? ((n) => n), policyNamespace: p.metadata.namespace, tcp: opts.tcp, skipped: [], httpOnTcp: 0 };
       const out = rulePolicy(rule ?? {}, action, c);
-      const name = `ns[${p.metadata.namespace}]-policy[${p.metadata.name}]-rule[${i}]`;
+      const name = `${namePrefix}ns[${p.metadata.namespace}]-policy[${p.metadata.name}]-rule[${i}]`;
       if (c.skipped.length > c.httpOnTcp) for (const s of c.skipped) notes.push(`${p.metadata.namespace}/${p.metadata.name} rule[${i}]: ${s}; ${out ? 'field ignored' : 'rule ignored'}`);
       if (out) policiesOut[name] = out;
     });

@@ -1,6 +1,7 @@
-// The security filters of a proxy's listeners: jwt_authn (authn stage) and the RBAC filters
-// (authz stage, AUDIT → DENY → ALLOW) of HTTP connection managers on inbound and gateway
-// listeners, and network RBAC filters in front of tcp_proxy on inbound TCP chains.
+// The security filters of a proxy's listeners: jwt_authn (authn stage) and the authorization
+// filters (authz stage, Istio's order: CUSTOM (shadow RBAC + ext_authz) → AUDIT → DENY → ALLOW) of
+// HTTP connection managers on inbound and gateway listeners, and network RBAC filters in front of
+// tcp_proxy on inbound TCP chains.
 import type { AuthorizationPolicySpec, RequestAuthenticationSpec } from '../../../api/index.ts';
 import { HTTP_RBAC_TYPE, NETWORK_RBAC_TYPE } from '../../../envoy/index.ts';
 import type { EnvoyJson } from '../../../envoy/index.ts';
@@ -8,7 +9,8 @@ import { createLogger, type Logger } from '../../../core/log.ts';
 import type { PushContext } from '../../../model/push-context.ts';
 import type { Proxy } from '../../../model/proxy.ts';
 import type { HttpFilterContext, HttpFilterStage } from '../http-filters.ts';
-import { buildRbac, type AuthzAction } from './authz-rbac.ts';
+import { buildCustomAuthz } from './authz-custom.ts';
+import { buildRbac, type AuthzAction, type RbacOptions } from './authz-rbac.ts';
 import { buildJwtAuthn } from './jwt-authn.ts';
 import { hasTargetRef, policiesFor } from './security-scope.ts';
 
@@ -35,11 +37,18 @@ function targetRefNotes(push: PushContext): void {
 }
 
 function rbacFilters(push: PushContext, proxy: Proxy, tcp: boolean): EnvoyJson[] {
-  const policies = policiesFor<AuthorizationPolicySpec>(push, 'AuthorizationPolicy', proxy).filter((p) => (p.spec?.action ?? 'ALLOW') !== 'CUSTOM');
+  const applying = policiesFor<AuthorizationPolicySpec>(push, 'AuthorizationPolicy', proxy);
+  const policies = applying.filter((p) => (p.spec?.action ?? 'ALLOW') !== 'CUSTOM');
   targetRefNotes(push);
+  const opts: RbacOptions = { trustDomain: push.mesh.trustDomain, trustDomainAliases: push.mesh.trustDomainAliases, tcp, listenerPort: (n) => proxy.explicit?.inboundPorts[String(n)] ?? n };
+  const custom = buildCustomAuthz(push, applying, opts);
   const out: EnvoyJson[] = [];
+  if (custom) {
+    warn(custom.notes);
+    out.push(...custom.filters);
+  }
   for (const action of ACTIONS) {
-    const b = buildRbac(policies, action, { trustDomain: push.mesh.trustDomain, trustDomainAliases: push.mesh.trustDomainAliases, tcp, listenerPort: (n) => proxy.explicit?.inboundPorts[String(n)] ?? n });
+    const b = buildRbac(policies, action, opts);
     if (!b) continue;
     warn(b.notes);
     out.push(
@@ -48,8 +57,6 @@ function rbacFilters(push: PushContext, proxy: Proxy, tcp: boolean): EnvoyJson[]
         : { name: 'envoy.filters.http.rbac', typed_config: { '@type': HTTP_RBAC_TYPE, ...b.config } },
     );
   }
-  const custom = policiesFor<AuthorizationPolicySpec>(push, 'AuthorizationPolicy', proxy).filter((p) => p.spec?.action === 'CUSTOM');
-  warn(custom.map((p) => `AuthorizationPolicy ${p.metadata.namespace}/${p.metadata.name}: action CUSTOM (external authorization) is not supported yet; policy not applied`));
   return out;
 }
 
