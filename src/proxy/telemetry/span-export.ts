@@ -4,9 +4,12 @@
 // use collector_cluster). A collector that is down or a full queue only drop spans, counted in the
 // proxy's stats: tracing.<zipkin|opentelemetry>.spans_sent / spans_dropped / reports_sent /
 // reports_failed / reports_skipped_no_cluster.
-import { BasicTracerProvider, BatchSpanProcessor, type ReadableSpan, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
-import { resourceFromAttributes } from '@opentelemetry/resources';
+import { createRequire } from 'node:module';
+import type * as SdkTraceBase from '@opentelemetry/sdk-trace-base';
+import type { BatchSpanProcessor, ReadableSpan, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import type * as OtelCore from '@opentelemetry/core';
+import type { ExportResult } from '@opentelemetry/core';
+import type * as OtelResources from '@opentelemetry/resources';
 import type { Context, Span, Tracer as OtelTracer } from '@opentelemetry/api';
 import type { ClusterManager } from '../upstream/cluster-manager.ts';
 import type { Stat, Stats } from '../stats/stats.ts';
@@ -32,6 +35,28 @@ interface ExportStats {
   reportsSent: Stat;
   reportsFailed: Stat;
   reportsSkipped: Stat;
+}
+
+interface Sdk {
+  trace: typeof SdkTraceBase;
+  core: typeof OtelCore;
+  resources: typeof OtelResources;
+}
+
+let sdk: Sdk | undefined;
+
+/**
+ * The OpenTelemetry SDK, loaded with the first span pipeline (a tracing provider in the config):
+ * a proxy without one does not carry it (with its semantic conventions: 1.5 MB heap, ~3 MB RSS).
+ */
+function otelSdk(): Sdk {
+  if (sdk) return sdk;
+  const require = createRequire(import.meta.url);
+  return (sdk = {
+    trace: require('@opentelemetry/sdk-trace-base') as typeof SdkTraceBase,
+    core: require('@opentelemetry/core') as typeof OtelCore,
+    resources: require('@opentelemetry/resources') as typeof OtelResources,
+  });
 }
 
 const MAX_QUEUE = 2048;
@@ -74,6 +99,7 @@ class ClusterExporter implements SpanExporter {
   }
 
   export(spans: ReadableSpan[], done: (r: ExportResult) => void): void {
+    const { ExportResultCode } = otelSdk().core;
     const n = spans.length;
     const finish = (r: ExportResult) => {
       this.pending -= n;
@@ -112,7 +138,7 @@ class BoundedProcessor implements SpanProcessor {
   constructor(exporter: ClusterExporter, dropped: Stat) {
     this.exporter = exporter;
     this.dropped = dropped;
-    this.inner = new BatchSpanProcessor(exporter, { maxQueueSize: MAX_QUEUE, maxExportBatchSize: 512, scheduledDelayMillis: FLUSH_INTERVAL_MS, exportTimeoutMillis: 10_000 });
+    this.inner = new (otelSdk().trace.BatchSpanProcessor)(exporter, { maxQueueSize: MAX_QUEUE, maxExportBatchSize: 512, scheduledDelayMillis: FLUSH_INTERVAL_MS, exportTimeoutMillis: 10_000 });
   }
 
   onStart(span: Span, ctx: Context): void {
@@ -160,8 +186,9 @@ export function spanPipeline(stats: Stats, clusters: ClusterManager, t: ExportTa
     reportsSkipped: stats.counter(pre + 'reports_skipped_no_cluster'),
   };
   const exporter = new ClusterExporter(t, clusters, s);
-  const provider = new BasicTracerProvider({
-    resource: resourceFromAttributes({ 'service.name': t.serviceName }),
+  const { trace, resources } = otelSdk();
+  const provider = new trace.BasicTracerProvider({
+    resource: resources.resourceFromAttributes({ 'service.name': t.serviceName }),
     spanProcessors: [new BoundedProcessor(exporter, s.spansDropped)],
   });
   p = { tracer: provider.getTracer('rigging-proxy'), flush: () => provider.forceFlush() };
