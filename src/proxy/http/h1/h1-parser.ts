@@ -73,6 +73,9 @@ for (let c = 0; c < 6; c++) {
   HEX[0x61 + c] = 10 + c;
 }
 
+/** node's Buffer#latin1Slice (what toString('latin1', s, e) calls, minus the encoding switch). */
+type Latin1Buffer = Buffer & { latin1Slice(start: number, end: number): string };
+
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const EMPTY = Buffer.alloc(0);
 const MAX_CHUNK_LINE = 4096;
@@ -160,6 +163,11 @@ export class H1Parser {
   /** True when bytes of an incomplete head (or held while paused) are buffered. */
   get hasBufferedInput(): boolean {
     return this.pending !== undefined && this.pending.length > 0;
+  }
+
+  /** Bytes held unparsed (incomplete head or chunk line, or input given while paused). */
+  get bufferedBytes(): number {
+    return this.pending?.length ?? 0;
   }
 
   /** Response parser: the next response answers a HEAD request (no body whatever its headers say). */
@@ -303,7 +311,7 @@ export class H1Parser {
       return this.keepHead(b, p, len - p);
     }
     this.scanned = 0;
-    this.onHeadBytes(b.latin1Slice(p, end + 2));
+    this.onHeadBytes((b as Latin1Buffer).latin1Slice(p, end + 2));
     return end + 4;
   }
 
@@ -557,7 +565,7 @@ export class H1Parser {
       this.endMessage(t);
       return lf + 1;
     }
-    const line = b.latin1Slice(p, lf - 1);
+    const line = (b as Latin1Buffer).latin1Slice(p, lf - 1);
     if (isOws(line.charCodeAt(0))) fail('INVALID_HEADER', 'obsolete line folding in trailers');
     const colon = line.indexOf(':');
     if (colon <= 0) fail('INVALID_HEADER', 'trailer line without a name and colon');
