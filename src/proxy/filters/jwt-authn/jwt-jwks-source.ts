@@ -4,7 +4,8 @@
 // cache_duration, refreshed on expiry or when a token names an unknown kid (rate-limited), and the
 // last good keys are kept when a refresh fails.
 import { readFileSync } from 'node:fs';
-import { createLocalJWKSet, type JSONWebKeySet } from 'jose';
+import type { JSONWebKeySet, createLocalJWKSet } from 'jose';
+import { jose } from './jwt-jose.ts';
 import type { Reader } from '../../config/reader.ts';
 import type { ClusterManager } from '../../upstream/cluster-manager.ts';
 import { requestThroughCluster } from '../../upstream/cluster-request.ts';
@@ -35,7 +36,7 @@ export function parseJwks(text: string): JSONWebKeySet {
 class LocalJwks implements JwksSource {
   private readonly resolver: KeyResolver;
   constructor(jwks: JSONWebKeySet) {
-    this.resolver = createLocalJWKSet(jwks);
+    this.resolver = jose().createLocalJWKSet(jwks);
   }
   keys(): Promise<KeyResolver> {
     return Promise.resolve(this.resolver);
@@ -81,7 +82,7 @@ export class RemoteJwks implements JwksSource {
   private fetchNow(): Promise<boolean> {
     this.inflight ??= (async () => {
       try {
-        this.resolver = createLocalJWKSet(parseJwks(await fetchThroughCluster(this.clusters, this.s)));
+        this.resolver = jose().createLocalJWKSet(parseJwks(await fetchThroughCluster(this.clusters, this.s)));
         this.expiresAt = Date.now() + this.s.cacheMs;
         return true;
       } catch {

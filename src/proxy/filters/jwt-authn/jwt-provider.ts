@@ -2,7 +2,8 @@
 // cookies; default `Authorization: Bearer` and `access_token`), how they are verified (issuer,
 // audiences, JWKS, clock skew, no `none` algorithm) and what a verified token yields (payload in
 // metadata, payload/claim headers, the token removed unless forward).
-import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from 'jose';
+import type { JWTPayload } from 'jose';
+import { jose } from './jwt-jose.ts';
 import type { Reader } from '../../config/reader.ts';
 import type { ClusterManager } from '../../upstream/cluster-manager.ts';
 import type { HeaderMap, RequestHead } from '../filter.ts';
@@ -78,6 +79,7 @@ function claimValue(payload: JWTPayload, claim: string): unknown {
 }
 
 function mapError(e: unknown): JwtStatus {
+  const { errors } = jose();
   if (e instanceof errors.JWTExpired) return JwtStatus.Expired;
   if (e instanceof errors.JWTClaimValidationFailed) {
     if (e.claim === 'nbf' || e.claim === 'iat') return JwtStatus.NotYetValid;
@@ -162,8 +164,8 @@ export function readProvider(name: string, r: Reader, clusters: ClusterManager):
       let header;
       let unverified: JWTPayload;
       try {
-        header = decodeProtectedHeader(token);
-        unverified = decodeJwt(token);
+        header = jose().decodeProtectedHeader(token);
+        unverified = jose().decodeJwt(token);
       } catch {
         return { status: JwtStatus.BadFormat };
       }
@@ -175,7 +177,7 @@ export function readProvider(name: string, r: Reader, clusters: ClusterManager):
         const keys = await jwks.keys();
         if (!keys) return { status: JwtStatus.JwksFetchFail };
         try {
-          const { payload } = await jwtVerify(token, keys, {
+          const { payload } = await jose().jwtVerify(token, keys, {
             issuer: issuer || undefined,
             audience: audiences.length ? audiences : undefined,
             clockTolerance: skewSec,
