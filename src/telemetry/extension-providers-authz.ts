@@ -11,7 +11,7 @@ export interface ExtAuthzRequestBody {
 
 export interface ExtAuthzHttpProvider {
   service: string;
-  port: number;
+  port: number | string;
   timeout?: string;
   pathPrefix?: string;
   failOpen?: boolean;
@@ -29,7 +29,7 @@ export interface ExtAuthzHttpProvider {
 
 export interface ExtAuthzGrpcProvider {
   service: string;
-  port: number;
+  port: number | string;
   timeout?: string;
   failOpen?: boolean;
   clearRouteCache?: boolean;
@@ -61,7 +61,9 @@ export function checkExtAuthzProvider(kind: 'envoyExtAuthzHttp' | 'envoyExtAuthz
   const errors: string[] = [];
   const p = `${at}.${kind}`;
   if (typeof cfg.service !== 'string' || !cfg.service) errors.push(`${p}.service: required (the authorization service's host, e.g. ext-authz.foo.svc.cluster.local or foo/ext-authz.foo.svc.cluster.local)`);
-  if (typeof cfg.port !== 'number' || !Number.isInteger(cfg.port) || cfg.port < 1 || cfg.port > 65535) errors.push(`${p}.port: required, a port number (1-65535)`);
+  // Istio's own task writes the port as a string ("9000"): proto JSON accepts both.
+  const port = typeof cfg.port === 'string' && /^\d+$/.test(cfg.port) ? Number(cfg.port) : cfg.port;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) errors.push(`${p}.port: required, a port number (1-65535)`);
   if (cfg.timeout !== undefined && (typeof cfg.timeout !== 'string' || !DURATION.test(cfg.timeout))) errors.push(`${p}.timeout: invalid duration ${JSON.stringify(cfg.timeout)} (e.g. "0.5s")`);
   for (const f of ['failOpen', 'clearRouteCache']) if (cfg[f] !== undefined && typeof cfg[f] !== 'boolean') errors.push(`${p}.${f}: expected true or false`);
   if (cfg.statusOnError !== undefined) {

@@ -73,7 +73,11 @@ export function requestThroughCluster(clusters: ClusterManager, req: ClusterRequ
       fail(new ClusterRequestError(ClusterRequestFailure.Timeout, `no response from cluster ${req.cluster} within ${req.timeoutMs} ms`));
     }, req.timeoutMs);
     req.signal?.addEventListener('abort', () => fail(new ClusterRequestError(ClusterRequestFailure.Failed, 'request cancelled')), { once: true });
-    cluster.pool(host, req.h2 ?? cluster.config.http2).dispatch(
+    // Forced HTTP/2 over TLS offers exactly the cluster's ALPN (h2 when it has none) and speaks h2
+    // whatever the server selects, as Envoy's gRPC client does (undici would fall back to HTTP/1.1).
+    const tls = req.h2 ? cluster.tlsFor(host) : undefined;
+    const alpn = tls ? (tls.alpn.length ? tls.alpn : ['h2']) : undefined;
+    cluster.pool(host, req.h2 ?? cluster.config.http2, alpn).dispatch(
       { method: req.method, path: req.path, headers: req.headers, body: req.body ?? null, headersTimeout: req.timeoutMs, bodyTimeout: req.timeoutMs },
       {
         onRequestStart(c) {
