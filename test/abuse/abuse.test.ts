@@ -7,7 +7,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loadCorpus, meets, replay, type AttackCase } from './corpus.ts';
-import { configure, httpListener, request, routeConfig, startRuntime, startUpstream, staticCluster } from '../proxy/harness.ts';
+import { configure, httpListener, request, routeConfig, startTestRuntime, startUpstream, staticCluster } from '../proxy/harness.ts';
 import { assertBackToBaseline, leakBaseline } from '../helpers/leak-baseline.ts';
 
 const CORPUS = path.join(path.dirname(fileURLToPath(import.meta.url)), 'corpus');
@@ -16,11 +16,7 @@ test('every attack in the corpus gets its status or a close; a burst leaves fds 
   const cases = loadCorpus(CORPUS);
   assert.ok(cases.length >= 20, 'the corpus is there');
   const up = await startUpstream('up');
-  const h = await startRuntime();
-  t.after(async () => {
-    h.close();
-    await up.close();
-  });
+  const h = await startTestRuntime(t, [up]);
   await configure(h, { clusters: [staticCluster('up', [up.port])], listeners: [httpListener('l', routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'up' } }], ['a']))] });
   const port = h.port('l');
 

@@ -9,7 +9,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import { test } from 'node:test';
 import { replay } from './corpus.ts';
-import { configure, httpListener, request, routeConfig, startRuntime, startUpstream, staticCluster, type Harness } from '../proxy/harness.ts';
+import { configure, httpListener, request, routeConfig, startTestRuntime, startUpstream, staticCluster, type Harness } from '../proxy/harness.ts';
 
 function stat(h: Harness, name: string): number {
   return h.rt.stats.all().find((s) => s.name === name)?.value ?? 0;
@@ -21,11 +21,7 @@ async function setup(t: { after(fn: () => unknown): void }, common: Record<strin
     setTimeout(() => res.end('slow'), 600);
     return true;
   });
-  const h = await startRuntime();
-  t.after(async () => {
-    h.close();
-    await up.close();
-  });
+  const h = await startTestRuntime(t, [up]);
   await configure(h, { clusters: [staticCluster('up', [up.port])], listeners: [httpListener('l', routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'up' } }]), { common_http_protocol_options: common })] });
   return { h, up, port: h.port('l') };
 }

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { test } from 'node:test';
-import { configure, httpListener, routeConfig, startRuntime, startUpstream, staticCluster, type Harness } from '../proxy/harness.ts';
+import { configure, httpListener, routeConfig, startTestRuntime, startUpstream, staticCluster, type Harness } from '../proxy/harness.ts';
 import { assertBackToBaseline, leakBaseline } from '../helpers/leak-baseline.ts';
 import { frame, PREFACE } from '../helpers/h2-frames.ts';
 
@@ -50,11 +50,7 @@ function stat(h: Harness, name: string): number {
 
 test('HTTP/2 floods and rapid reset close the offending connection; the proxy keeps serving and leaks nothing', async (t) => {
   const up = await startUpstream('up');
-  const h = await startRuntime();
-  t.after(async () => {
-    h.close();
-    await up.close();
-  });
+  const h = await startTestRuntime(t, [up]);
   await configure(h, { clusters: [staticCluster('up', [up.port])], listeners: [httpListener('l', routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'up' } }]))] });
   const port = h.port('l');
   assert.equal(await get(port), 200);

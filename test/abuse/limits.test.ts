@@ -7,16 +7,12 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import { test } from 'node:test';
 import { replay } from './corpus.ts';
-import { LISTENER_TYPE, configure, httpListener, routeConfig, startRuntime, startUpstream, staticCluster } from '../proxy/harness.ts';
+import { LISTENER_TYPE, configure, httpListener, routeConfig, startRuntime, startTestRuntime, startUpstream, staticCluster } from '../proxy/harness.ts';
 import { frame, PREFACE } from '../helpers/h2-frames.ts';
 
 async function setup(t: { after(fn: () => unknown): void }, hcm: Record<string, unknown>, hang = false) {
   const up = await startUpstream('up', () => hang);
-  const h = await startRuntime();
-  t.after(async () => {
-    h.close();
-    await up.close();
-  });
+  const h = await startTestRuntime(t, [up]);
   await configure(h, { clusters: [staticCluster('up', [up.port])], listeners: [httpListener('l', routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'up' } }]), hcm)] });
   return { h, up, port: h.port('l') };
 }

@@ -8,17 +8,13 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { test } from 'node:test';
-import { configure, httpListener, request, routeConfig, startRuntime, startUpstream, staticCluster, type Harness } from '../proxy/harness.ts';
+import { configure, httpListener, request, routeConfig, startTestRuntime, startUpstream, staticCluster, type Harness } from '../proxy/harness.ts';
 import { formatResponseFlags } from '../../src/proxy/response-flags.ts';
 import { assertBackToBaseline, leakBaseline } from '../helpers/leak-baseline.ts';
 
 async function setup(t: { after(fn: () => unknown): void }, filters: boolean, hcm: Record<string, unknown> = {}) {
   const up = await startUpstream('up');
-  const h = await startRuntime();
-  t.after(async () => {
-    h.close();
-    await up.close();
-  });
+  const h = await startTestRuntime(t, [up]);
   // With retries the proxy buffers small bodies before routing; without, it streams them.
   const route = filters ? { cluster: 'up', retry_policy: { retry_on: '5xx', num_retries: 1 } } : { cluster: 'up' };
   await configure(h, { clusters: [staticCluster('up', [up.port])], listeners: [httpListener('l', routeConfig('r', [{ match: { prefix: '/' }, route }]), { stream_idle_timeout: '0.3s', ...hcm })] });

@@ -11,7 +11,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
-import { configure, httpListener, routeConfig, startRuntime, staticCluster, type Harness } from '../proxy/harness.ts';
+import { configure, httpListener, routeConfig, startRuntime, startTestRuntime, staticCluster, type Harness } from '../proxy/harness.ts';
 import { formatResponseFlags } from '../../src/proxy/response-flags.ts';
 import { assertBackToBaseline, leakBaseline } from '../helpers/leak-baseline.ts';
 
@@ -150,11 +150,7 @@ function stat(h: Harness, name: string): number {
 
 async function setup(t: { after(fn: () => unknown): void }) {
   const up = await startRawUpstream();
-  const h = await startRuntime();
-  t.after(async () => {
-    h.close();
-    await up.close();
-  });
+  const h = await startTestRuntime(t, [up]);
   await configure(h, {
     clusters: [staticCluster('raw', [up.port])],
     listeners: [

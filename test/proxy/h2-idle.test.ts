@@ -3,18 +3,14 @@
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import { test } from 'node:test';
-import { configure, httpListener, routeConfig, startRuntime, startUpstream, staticCluster } from './harness.ts';
+import { configure, httpListener, routeConfig, startTestRuntime, startUpstream, staticCluster } from './harness.ts';
 
 test('HTTP/2 idle_timeout: a slow response outlives it, the idle session is then closed with GOAWAY', async (t) => {
   const up = await startUpstream('slow', (_req, res) => {
     setTimeout(() => res.end('late'), 700);
     return true;
   });
-  const h = await startRuntime();
-  t.after(async () => {
-    h.close();
-    await up.close();
-  });
+  const h = await startTestRuntime(t, [up]);
   await configure(h, {
     clusters: [staticCluster('slow', [up.port])],
     listeners: [httpListener('l', routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'slow' } }]), { common_http_protocol_options: { idle_timeout: '0.3s' } })],

@@ -66,6 +66,16 @@ export async function startRuntime(): Promise<Harness> {
   };
 }
 
+/** startRuntime() for one test: when it ends, the runtime is closed, then `upstreams` in order. */
+export async function startTestRuntime(t: { after(fn: () => unknown): void }, upstreams: { close(): Promise<void> }[] = []): Promise<Harness> {
+  const h = await startRuntime();
+  t.after(async () => {
+    h.close();
+    for (const up of upstreams) await up.close();
+  });
+  return h;
+}
+
 /** Applies CDS, then LDS + RDS, and waits for the listeners to bind. */
 export async function configure(h: Harness, cfg: { clusters?: EnvoyJson[]; listeners?: EnvoyJson[]; routes?: EnvoyJson[]; endpoints?: EnvoyJson[] }): Promise<void> {
   const errs = [

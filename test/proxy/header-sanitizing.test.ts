@@ -2,7 +2,7 @@
 // internal requests; a gateway (use_remote_address) never trusts them from outside.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { configure, httpListener, request, routeConfig, startRuntime, startUpstream, staticCluster } from './harness.ts';
+import { configure, httpListener, request, routeConfig, startRuntime, startTestRuntime, startUpstream, staticCluster } from './harness.ts';
 
 const STEERING = {
   'x-envoy-retry-on': '5xx',
@@ -18,11 +18,7 @@ const STEERING = {
 
 test('x-envoy-* steering headers: kept on internal requests, stripped from external ones, edge requests get x-envoy-external-address', async (t) => {
   const up = await startUpstream('up');
-  const h = await startRuntime();
-  t.after(async () => {
-    h.close();
-    await up.close();
-  });
+  const h = await startTestRuntime(t, [up]);
   const routes = routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'up' } }], ['*'], { internal_only_headers: ['X-Internal-Secret'] });
   await configure(h, {
     clusters: [staticCluster('up', [up.port])],

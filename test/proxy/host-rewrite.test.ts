@@ -2,15 +2,11 @@
 // a STRICT_DNS endpoint, an EDS endpoint's hostname); without a name it is left alone.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { configure, httpListener, request, routeConfig, startRuntime, startUpstream, staticCluster } from './harness.ts';
+import { configure, httpListener, request, routeConfig, startTestRuntime, startUpstream, staticCluster } from './harness.ts';
 
 test('auto_host_rewrite uses the upstream host name; hosts without one keep the request Host', async (t) => {
   const up = await startUpstream('up');
-  const h = await startRuntime();
-  t.after(async () => {
-    h.close();
-    await up.close();
-  });
+  const h = await startTestRuntime(t, [up]);
   const dns = {
     name: 'dns',
     type: 'STRICT_DNS',

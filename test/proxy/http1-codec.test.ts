@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { test } from 'node:test';
-import { configure, httpListener, routeConfig, startRuntime, startUpstream, staticCluster } from './harness.ts';
+import { configure, httpListener, routeConfig, startTestRuntime, startUpstream, staticCluster } from './harness.ts';
 import { ResponseFlag, formatResponseFlags } from '../../src/proxy/response-flags.ts';
 
 function readUntil(s: net.Socket, done: (text: string) => boolean): Promise<string> {
@@ -25,11 +25,7 @@ function readUntil(s: net.Socket, done: (text: string) => boolean): Promise<stri
 
 test('pipelined requests, Expect: 100-continue, and codec errors recorded as DPE', async (t) => {
   const up = await startUpstream('up');
-  const h = await startRuntime();
-  t.after(async () => {
-    h.close();
-    await up.close();
-  });
+  const h = await startTestRuntime(t, [up]);
   await configure(h, { clusters: [staticCluster('up', [up.port])], listeners: [httpListener('l', routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'up' } }]))] });
   const port = h.port('l');
   const open = async (): Promise<net.Socket> => {

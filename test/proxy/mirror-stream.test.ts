@@ -8,7 +8,7 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
-import { configure, httpListener, routeConfig, startRuntime, startUpstream, staticCluster } from './harness.ts';
+import { configure, httpListener, routeConfig, startRuntime, startTestRuntime, startUpstream, staticCluster } from './harness.ts';
 
 function mirrorRoute(cluster: string, shadow: string) {
   return routeConfig('r', [{ match: { prefix: '/' }, route: { cluster, timeout: '30s', request_mirror_policies: [{ cluster: shadow }] } }]);
@@ -17,12 +17,7 @@ function mirrorRoute(cluster: string, shadow: string) {
 test('streamed request bodies reach the mirror whole: chunked HTTP/1.1 and HTTP/2', async (t) => {
   const primary = await startUpstream('primary');
   const shadow = await startUpstream('shadow');
-  const h = await startRuntime();
-  t.after(async () => {
-    h.close();
-    await primary.close();
-    await shadow.close();
-  });
+  const h = await startTestRuntime(t, [primary, shadow]);
   await configure(h, { clusters: [staticCluster('primary', [primary.port]), staticCluster('shadow', [shadow.port])], listeners: [httpListener('l', mirrorRoute('primary', 'shadow'))] });
   const port = h.port('l');
 

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { test, type TestContext } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import WebSocket, { WebSocketServer } from 'ws';
-import { addr, configure, deadPort, httpListener, request, routeConfig, startRuntime, startUpstream, staticCluster } from './harness.ts';
+import { addr, configure, deadPort, httpListener, request, routeConfig, startRuntime, startTestRuntime, startUpstream, staticCluster } from './harness.ts';
 import { formatResponseFlags } from '../../src/proxy/response-flags.ts';
 
 const H2 = { typed_extension_protocol_options: { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions', explicit_http_config: { http2_protocol_options: {} } } } };
@@ -22,11 +22,7 @@ const service: grpc.ServiceDefinition = {
 
 test('h2c with prior knowledge downstream, multiplexed, to an HTTP/1.1 upstream', async (t) => {
   const up = await startUpstream('up');
-  const h = await startRuntime();
-  t.after(async () => {
-    h.close();
-    await up.close();
-  });
+  const h = await startTestRuntime(t, [up]);
   await configure(h, { clusters: [staticCluster('up', [up.port])], routes: [routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'up' } }])], listeners: [httpListener('l', 'r')] });
   const session = http2.connect(`http://127.0.0.1:${h.port('l')}`);
   t.after(() => session.close());
@@ -158,11 +154,7 @@ async function echoServer(t: TestContext): Promise<number> {
 test('tcp_proxy relays bytes with half-close; CONNECT tunnels and absolute-form requests (forward proxy)', async (t) => {
   const echo = await echoServer(t);
   const up = await startUpstream('svc');
-  const h = await startRuntime();
-  t.after(async () => {
-    h.close();
-    await up.close();
-  });
+  const h = await startTestRuntime(t, [up]);
   await configure(h, {
     clusters: [staticCluster('echo', [echo]), staticCluster('svc', [up.port])],
     routes: [
@@ -231,12 +223,7 @@ test('ORIGINAL_DST passthrough: absolute-form requests and CONNECT reach the add
   const echo = await echoServer(t);
   const up = await startUpstream('external');
   const other = await startUpstream('other');
-  const h = await startRuntime();
-  t.after(async () => {
-    h.close();
-    await up.close();
-    await other.close();
-  });
+  const h = await startTestRuntime(t, [up, other]);
   await configure(h, {
     clusters: [
       { name: 'PassthroughCluster', type: 'ORIGINAL_DST', lb_policy: 'CLUSTER_PROVIDED', connect_timeout: '1s' },

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { test } from 'node:test';
-import { configure, httpListener, request, routeConfig, startRuntime, startUpstream, staticCluster } from './harness.ts';
+import { configure, httpListener, request, routeConfig, startRuntime, startTestRuntime, startUpstream, staticCluster } from './harness.ts';
 
 test('retriable-headers retries on a matching response header only; a streamed body is not replayed, a buffered one is', async (t) => {
   let calls = 0;
@@ -16,11 +16,7 @@ test('retriable-headers retries on a matching response header only; a streamed b
     } else res.end(`second ${body.length}`);
     return true;
   });
-  const h = await startRuntime();
-  t.after(async () => {
-    h.close();
-    await up.close();
-  });
+  const h = await startTestRuntime(t, [up]);
   const policy = (retry_on: string) => ({ retry_on, num_retries: 1, retry_back_off: { base_interval: '0.001s' }, retriable_headers: [{ name: 'x-retry-me', present_match: true }] });
   await configure(h, {
     clusters: [staticCluster('up', [up.port])],

@@ -2,18 +2,13 @@
 // mutations, response flags for requests that find no route or cluster.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { configure, httpListener, request, routeConfig, startRuntime, startUpstream, staticCluster } from './harness.ts';
+import { configure, httpListener, request, routeConfig, startTestRuntime, startUpstream, staticCluster } from './harness.ts';
 import { formatResponseFlags } from '../../src/proxy/response-flags.ts';
 
 test('virtual hosts, path/header/query matchers, rewrites, redirects, direct responses and header ops', async (t) => {
   const a = await startUpstream('a');
   const b = await startUpstream('b');
-  const h = await startRuntime();
-  t.after(async () => {
-    h.close();
-    await a.close();
-    await b.close();
-  });
+  const h = await startTestRuntime(t, [a, b]);
   await configure(h, {
     clusters: [staticCluster('a', [a.port]), staticCluster('b', [b.port])],
     routes: [
@@ -128,12 +123,7 @@ test('virtual hosts, path/header/query matchers, rewrites, redirects, direct res
 test('weighted clusters split traffic by weight', async (t) => {
   const a = await startUpstream('a');
   const b = await startUpstream('b');
-  const h = await startRuntime();
-  t.after(async () => {
-    h.close();
-    await a.close();
-    await b.close();
-  });
+  const h = await startTestRuntime(t, [a, b]);
   await configure(h, {
     clusters: [staticCluster('a', [a.port]), staticCluster('b', [b.port])],
     routes: [routeConfig('r', [{ match: { prefix: '/' }, route: { weighted_clusters: { clusters: [{ name: 'a', weight: 75 }, { name: 'b', weight: 25, request_headers_to_add: [{ header: { key: 'x-canary', value: 'yes' } }] }] } } }])],
@@ -161,12 +151,7 @@ test('require_tls redirects plaintext to https; attempt counts go up and down wh
     return true;
   });
   const good = await startUpstream('good');
-  const h = await startRuntime();
-  t.after(async () => {
-    h.close();
-    await bad.close();
-    await good.close();
-  });
+  const h = await startTestRuntime(t, [bad, good]);
   await configure(h, {
     clusters: [staticCluster('c', [bad.port, good.port])],
     routes: [
@@ -197,12 +182,7 @@ test('request mirroring: copies reach the mirror with a -shadow host; a mirror t
     mirrored.push(`${req.method} ${req.headers.host} ${req.url}`);
     return true; // never answers
   });
-  const h = await startRuntime();
-  t.after(async () => {
-    h.close();
-    await primary.close();
-    await shadow.close();
-  });
+  const h = await startTestRuntime(t, [primary, shadow]);
   await configure(h, {
     clusters: [staticCluster('primary', [primary.port]), staticCluster('shadow', [shadow.port])],
     routes: [routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'primary', request_mirror_policies: [{ cluster: 'shadow', runtime_fraction: { default_value: { numerator: 100 } } }] } }])],

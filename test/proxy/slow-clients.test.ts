@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { test } from 'node:test';
-import { addr, configure, httpListener, routeConfig, startRuntime, startUpstream } from './harness.ts';
+import { addr, configure, httpListener, routeConfig, startTestRuntime, startUpstream } from './harness.ts';
 
 function trickle(port: number, chunks: string[], everyMs: number): Promise<{ response: string; closedAfterMs: number }> {
   return new Promise((resolve) => {
@@ -25,11 +25,7 @@ function trickle(port: number, chunks: string[], everyMs: number): Promise<{ res
 
 test('a client trickling its headers gets 408 and a close after request_headers_timeout', { timeout: 30_000 }, async (t) => {
   const up = await startUpstream('up');
-  const h = await startRuntime();
-  t.after(async () => {
-    h.close();
-    await up.close();
-  });
+  const h = await startTestRuntime(t, [up]);
   await configure(h, {
     clusters: [{ name: 'c', type: 'STATIC', connect_timeout: '1s', load_assignment: { cluster_name: 'c', endpoints: [{ lb_endpoints: [{ endpoint: { address: addr(up.port) } }] }] } }],
     routes: [routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'c' } }])],

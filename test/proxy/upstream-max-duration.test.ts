@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { test } from 'node:test';
-import { configure, httpListener, request, routeConfig, startRuntime, startUpstream, staticCluster } from './harness.ts';
+import { configure, httpListener, request, routeConfig, startTestRuntime, startUpstream, staticCluster } from './harness.ts';
 import { formatResponseFlags } from '../../src/proxy/response-flags.ts';
 
 test('upstream max_stream_duration: 408 UMSDR before the response, reset after; quick requests unaffected', async (t) => {
@@ -16,11 +16,7 @@ test('upstream max_stream_duration: 408 UMSDR before the response, reset after; 
       return true; // never ends
     }
   });
-  const h = await startRuntime();
-  t.after(async () => {
-    h.close();
-    await up.close();
-  });
+  const h = await startTestRuntime(t, [up]);
   await configure(h, {
     clusters: [staticCluster('up', [up.port], { common_http_protocol_options: { max_stream_duration: '1s' } })],
     listeners: [httpListener('l', routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'up', timeout: '10s' } }]))],

@@ -5,15 +5,11 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test, type TestContext } from 'node:test';
-import { configure, deadPort, httpListener, request, routeConfig, startRuntime, startUpstream, staticCluster, type Harness, type Upstream } from './harness.ts';
+import { configure, deadPort, httpListener, request, routeConfig, startTestRuntime, startUpstream, staticCluster, type Harness, type Upstream } from './harness.ts';
 import { formatResponseFlags } from '../../src/proxy/response-flags.ts';
 
 async function setup(t: TestContext, clusters: Record<string, unknown>[], routes: Record<string, unknown>[], ups: Upstream[]): Promise<Harness> {
-  const h = await startRuntime();
-  t.after(async () => {
-    h.close();
-    for (const u of ups) await u.close();
-  });
+  const h = await startTestRuntime(t, ups);
   await configure(h, { clusters, routes: [routeConfig('r', routes)], listeners: [httpListener('l', 'r')] });
   return h;
 }
@@ -197,11 +193,7 @@ test('stream_idle_timeout → 408 SI; normalize_path and merge_slashes rewrite t
     res.end(req.url);
     return true;
   });
-  const h = await startRuntime();
-  t.after(async () => {
-    h.close();
-    await up.close();
-  });
+  const h = await startTestRuntime(t, [up]);
   await configure(h, {
     clusters: [staticCluster('up', [up.port])],
     routes: [routeConfig('r', [{ match: { prefix: '/b/' }, route: { cluster: 'up' } }, { match: { path: '/hang' }, route: { cluster: 'up', timeout: '0s' } }])],

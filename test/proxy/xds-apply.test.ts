@@ -4,18 +4,14 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import http2 from 'node:http2';
 import { test } from 'node:test';
-import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, addr, configure, httpListener, request, routeConfig, startRuntime, startUpstream } from './harness.ts';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, addr, configure, httpListener, request, routeConfig, startRuntime, startTestRuntime, startUpstream } from './harness.ts';
 
 const edsCluster = (name: string) => ({ name, type: 'EDS', connect_timeout: '1s', eds_cluster_config: { eds_config: { ads: {} } } });
 const cla = (name: string, ports: number[]) => ({ cluster_name: name, endpoints: [{ lb_endpoints: ports.map((p) => ({ endpoint: { address: addr(p) } })) }] });
 
 test('invalid updates are NACKed with every error and the previous config keeps serving', async (t) => {
   const a = await startUpstream('a');
-  const h = await startRuntime();
-  t.after(async () => {
-    h.close();
-    await a.close();
-  });
+  const h = await startTestRuntime(t, [a]);
   assert.equal(h.rt.state(), 'INITIALIZING');
   await configure(h, { clusters: [edsCluster('a')], listeners: [httpListener('l', 'r')] });
   assert.equal(h.rt.state(), 'INITIALIZING', 'EDS and RDS still missing');
@@ -67,12 +63,7 @@ test('EDS, RDS and LDS updates apply to new requests without dropping one in fli
     return true;
   });
   const b = await startUpstream('b');
-  const h = await startRuntime();
-  t.after(async () => {
-    h.close();
-    await slow.close();
-    await b.close();
-  });
+  const h = await startTestRuntime(t, [slow, b]);
   await configure(h, {
     clusters: [edsCluster('c')],
     endpoints: [cla('c', [slow.port])],
@@ -115,11 +106,7 @@ test('draining: in-flight requests finish, keep-alive responses say Connection: 
     release = () => res.end('finished');
     return true;
   });
-  const h = await startRuntime();
-  t.after(async () => {
-    h.close();
-    await up.close();
-  });
+  const h = await startTestRuntime(t, [up]);
   await configure(h, {
     clusters: [{ name: 'c', type: 'STATIC', connect_timeout: '1s', load_assignment: cla('c', [up.port]) }],
     routes: [routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'c' } }])],
@@ -153,11 +140,7 @@ test('draining: in-flight requests finish, keep-alive responses say Connection: 
 
 test('an LDS update drains connections of a changed listener and keeps those of an unchanged one', async (t) => {
   const up = await startUpstream('up');
-  const h = await startRuntime();
-  t.after(async () => {
-    h.close();
-    await up.close();
-  });
+  const h = await startTestRuntime(t, [up]);
   await configure(h, {
     clusters: [{ name: 'c', type: 'STATIC', connect_timeout: '1s', load_assignment: cla('c', [up.port]) }],
     routes: [routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'c' } }])],

@@ -2,7 +2,7 @@
 // plane generates it from a VirtualService corsPolicy.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { configure, httpListener, request, routeConfig, startRuntime, startUpstream, staticCluster, ROUTER, ROUTE_TYPE, type Harness } from '../proxy/harness.ts';
+import { configure, httpListener, request, routeConfig, startTestRuntime, startUpstream, staticCluster, ROUTER, ROUTE_TYPE, type Harness } from '../proxy/harness.ts';
 
 const CORS = { name: 'envoy.filters.http.cors', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors' } };
 const POLICY = 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy';
@@ -23,11 +23,7 @@ const policy = {
 
 async function setup(t: { after(fn: () => unknown): void }) {
   const up = await startUpstream('up');
-  const h = await startRuntime();
-  t.after(async () => {
-    h.close();
-    await up.close();
-  });
+  const h = await startTestRuntime(t, [up]);
   const routes = [
     { match: { prefix: '/strict' }, route: { cluster: 'up' }, typed_per_filter_config: { 'envoy.filters.http.cors': { ...policy, forward_not_matching_preflights: false } } },
     { match: { prefix: '/shadow' }, route: { cluster: 'up' }, typed_per_filter_config: { 'envoy.filters.http.cors': { ...policy, filter_enabled: { default_value: { numerator: 0 } }, shadow_enabled: { default_value: { numerator: 100 } } } } },

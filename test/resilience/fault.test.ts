@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import http2 from 'node:http2';
 import { test } from 'node:test';
-import { configure, httpListener, request, routeConfig, startRuntime, startUpstream, staticCluster, ROUTER, LISTENER_TYPE, type Harness } from '../proxy/harness.ts';
+import { configure, httpListener, request, routeConfig, startRuntime, startTestRuntime, startUpstream, staticCluster, ROUTER, LISTENER_TYPE, type Harness } from '../proxy/harness.ts';
 import { formatResponseFlags } from '../../src/proxy/response-flags.ts';
 
 const FAULT = 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault';
@@ -22,11 +22,7 @@ function stat(h: Harness, name: string): number {
 
 async function setup(t: { after(fn: () => unknown): void }, routes: object[], filterConfig: object = {}): Promise<{ h: Harness; port: number; up: Awaited<ReturnType<typeof startUpstream>> }> {
   const up = await startUpstream('up');
-  const h = await startRuntime();
-  t.after(async () => {
-    h.close();
-    await up.close();
-  });
+  const h = await startTestRuntime(t, [up]);
   await configure(h, {
     clusters: [staticCluster('up', [up.port]), staticCluster('other', [up.port])],
     routes: [routeConfig('r', routes as never)],

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { LISTENER_TYPE, ROUTE_TYPE, type EnvoyJson } from '../../src/envoy/index.ts';
 import { GENERATORS } from '../../src/xds/server/generators.ts';
 import { buildPush, explicitSidecar, parseYaml } from '../xds/fixtures.ts';
-import { configure, httpListener, request, startRuntime, startUpstream, staticCluster } from '../proxy/harness.ts';
+import { configure, httpListener, request, startTestRuntime, startUpstream, staticCluster } from '../proxy/harness.ts';
 
 const CONFIG = `apiVersion: v1
 kind: Service
@@ -46,11 +46,7 @@ test('fault and CORS as generated from a VirtualService are accepted and enforce
   assert.ok(filters.some((f) => f.name === 'envoy.filters.http.fault') && filters.some((f) => f.name === 'envoy.filters.http.cors'));
 
   const up = await startUpstream('ratings');
-  const h = await startRuntime();
-  t.after(async () => {
-    h.close();
-    await up.close();
-  });
+  const h = await startTestRuntime(t, [up]);
   // The generated http_filters and RDS route configuration, on a test listener and cluster.
   await configure(h, {
     clusters: [staticCluster('outbound|9080||ratings.default.svc.cluster.local', [up.port])],

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { test } from 'node:test';
-import { configure, httpListener, request, routeConfig, startRuntime, startUpstream, staticCluster, ROUTER, HCM, type Harness } from '../proxy/harness.ts';
+import { configure, httpListener, request, routeConfig, startRuntime, startTestRuntime, startUpstream, staticCluster, ROUTER, HCM, type Harness } from '../proxy/harness.ts';
 import { formatResponseFlags } from '../../src/proxy/response-flags.ts';
 
 const LRL = 'type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit';
@@ -19,11 +19,7 @@ function limit(extra: object): object {
 
 async function setup(t: { after(fn: () => unknown): void }, filterConfig: object, routes: object[]) {
   const up = await startUpstream('up');
-  const h = await startRuntime();
-  t.after(async () => {
-    h.close();
-    await up.close();
-  });
+  const h = await startTestRuntime(t, [up]);
   await configure(h, {
     clusters: [staticCluster('up', [up.port])],
     routes: [routeConfig('r', routes as never)],
@@ -154,11 +150,7 @@ test('invalid limits and unsupported actions are refused (NACK)', async (t) => {
 
 test('the network filter closes connections beyond its bucket before the HTTP connection manager sees them', async (t) => {
   const up = await startUpstream('up');
-  const h = await startRuntime();
-  t.after(async () => {
-    h.close();
-    await up.close();
-  });
+  const h = await startTestRuntime(t, [up]);
   const netLimit = {
     name: 'envoy.filters.network.local_ratelimit',
     typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit', stat_prefix: 'tcp_rl', token_bucket: { max_tokens: 2, fill_interval: '3600s' } },

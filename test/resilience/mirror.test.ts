@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { test } from 'node:test';
-import { configure, deadPort, httpListener, request, routeConfig, startRuntime, startUpstream, staticCluster, type Harness } from '../proxy/harness.ts';
+import { configure, deadPort, httpListener, request, routeConfig, startTestRuntime, startUpstream, staticCluster, type Harness } from '../proxy/harness.ts';
 
 function stat(h: Harness, name: string): number {
   return h.rt.stats.all().find((s) => s.name === name)?.value ?? 0;
@@ -16,12 +16,7 @@ const mirrorTo = (cluster: string, numerator: number) => ({ cluster, runtime_fra
 test('a 30% mirror receives 30% of the requests within binomial tolerance', async (t) => {
   const primary = await startUpstream('primary');
   const shadow = await startUpstream('shadow');
-  const h = await startRuntime();
-  t.after(async () => {
-    h.close();
-    await primary.close();
-    await shadow.close();
-  });
+  const h = await startTestRuntime(t, [primary, shadow]);
   await configure(h, {
     clusters: [staticCluster('primary', [primary.port]), staticCluster('shadow', [shadow.port])],
     listeners: [httpListener('l', routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'primary', request_mirror_policies: [mirrorTo('shadow', 30)] } }]))],
@@ -53,12 +48,7 @@ test('a mirror that is down or never answers leaves the primary responses unchan
   });
   const silent = await startUpstream('silent', () => true);
   const dead = await deadPort();
-  const h = await startRuntime();
-  t.after(async () => {
-    h.close();
-    await primary.close();
-    await silent.close();
-  });
+  const h = await startTestRuntime(t, [primary, silent]);
   await configure(h, {
     clusters: [staticCluster('primary', [primary.port]), staticCluster('silent', [silent.port]), staticCluster('dead', [dead])],
     listeners: [

@@ -6,7 +6,7 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { createAdminHandler, listen } from '../../../src/proxy/admin/admin-server.ts';
 import { test, type TestContext } from 'node:test';
-import { ENDPOINT_TYPE, addr, configure, httpListener, request, routeConfig, startRuntime, startUpstream, staticCluster, type Harness, type Upstream } from '../harness.ts';
+import { ENDPOINT_TYPE, addr, configure, httpListener, request, routeConfig, startRuntime, startTestRuntime, startUpstream, staticCluster, type Harness, type Upstream } from '../harness.ts';
 import { formatResponseFlags } from '../../../src/proxy/response-flags.ts';
 import { TCP_PROXY_TYPE } from '../../../src/envoy/index.ts';
 
@@ -174,12 +174,7 @@ test('retry priority previous_priorities sends the retry to the next priority', 
     return true;
   });
   const p1 = await startUpstream('p1');
-  const h = await startRuntime();
-  t.after(async () => {
-    h.close();
-    await p0.close();
-    await p1.close();
-  });
+  const h = await startTestRuntime(t, [p0, p1]);
   const cluster = {
     name: 'prio',
     type: 'STATIC',
