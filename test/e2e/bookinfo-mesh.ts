@@ -2,9 +2,11 @@
 // gateway's port 8080 remapped to a free port, plus helpers to drive it the way Istio's task
 // documentation does (browse /productpage, sign in as jason, apply YAML, read proxy stats).
 import http from 'node:http';
+import https from 'node:https';
 import path from 'node:path';
+import type { TLSSocket } from 'node:tls';
 import { REPO_ROOT } from '../helpers/cli.ts';
-import { startMesh, type Mesh } from '../local/mesh-harness.ts';
+import { ingressGatewayPort, startMesh, type Mesh } from '../local/mesh-harness.ts';
 
 export const NETWORKING = path.join(REPO_ROOT, 'examples/bookinfo/networking');
 
@@ -27,6 +29,21 @@ export function request(port: number, p: string, opts: { method?: string; header
     req.on('timeout', () => req.destroy(new Error(`GET ${p}: no answer in ${opts.timeoutMs ?? 20_000} ms`)));
     req.on('error', reject);
     req.end(opts.body);
+  });
+}
+
+/** GET over TLS with SNI and Host `servername`, trusting `ca`; with the common name of the certificate the server presented. */
+export function httpsGet(port: number, p: string, servername: string, ca: string): Promise<{ status: number; body: string; peerCN: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.get({ host: '127.0.0.1', port, path: p, servername, headers: { host: servername }, ca, agent: false, timeout: 5000 }, (res) => {
+      const peerCN = String((res.socket as TLSSocket).getPeerCertificate().subject?.CN ?? '');
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, peerCN }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
   });
 }
 
@@ -65,9 +82,7 @@ export class Bookinfo {
   static async start(args: string[] = []): Promise<Bookinfo> {
     const mesh = await startMesh('demo', ['--no-traffic', ...args]);
     try {
-      const s = await mesh.waitFor((s) => !!s.readyAt, 'every Bookinfo process ready', 60_000);
-      const gw = s.processes.find((p) => p.name === 'istio-ingressgateway')!;
-      const bi = new Bookinfo(mesh, gw.ports.gateway!['8080']);
+      const bi = new Bookinfo(mesh, await ingressGatewayPort(mesh, 8080, 'every Bookinfo process ready'));
       await eventually('the product page through the gateway', async () => ((await bi.page()).status === 200 ? true : undefined), 30_000);
       return bi;
     } catch (err) {

@@ -3,7 +3,7 @@
 // clean stop that leaves nothing running.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { leftovers, startMesh, type Mesh } from '../local/mesh-harness.ts';
+import { ingressGatewayPort, leftovers, startMesh, type Mesh } from '../local/mesh-harness.ts';
 import { eventually, request, reviewsServedBy } from './bookinfo-mesh.ts';
 
 describe('rig demo', () => {
@@ -11,8 +11,7 @@ describe('rig demo', () => {
   let gatewayPort = 0;
   before(async () => {
     mesh = await startMesh('demo', ['--rate', '5']);
-    const s = await mesh.waitFor((s) => !!s.readyAt, 'the demo ready', 60_000);
-    gatewayPort = s.processes.find((p) => p.name === 'istio-ingressgateway')!.ports.gateway!['8080'];
+    gatewayPort = await ingressGatewayPort(mesh, 8080, 'the demo ready');
   });
   after(async () => {
     await mesh?.stop();

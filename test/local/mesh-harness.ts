@@ -59,6 +59,12 @@ export async function startMesh(command: 'up' | 'demo', args: string[], opts: { 
   return mesh;
 }
 
+/** Waits until every process of the mesh is ready; returns the local port the ingress gateway's `port` was remapped to. */
+export async function ingressGatewayPort(mesh: Mesh, port: number, what = 'every process ready'): Promise<number> {
+  const s = await mesh.waitFor((s) => !!s.readyAt, what, 60_000);
+  return s.processes.find((p) => p.name === 'istio-ingressgateway')!.ports.gateway![String(port)];
+}
+
 /** Processes still running that were started for this state directory (must be none after a stop). */
 export function leftovers(stateDir: string): number[] {
   return findLeftovers(path.resolve(stateDir));
