@@ -19,6 +19,7 @@ import { APPLICATION_PROTOCOLS_STATE, type Cluster, type UpstreamHost } from '..
 import { DiscoveryType } from '../upstream/cluster-config.ts';
 import { UpstreamOutcome } from '../upstream/cluster-hooks.ts';
 import { UpstreamRequest, isConnectFailure, isProtocolError, type AttemptOwner } from './upstream-request.ts';
+import type { UpstreamDispatchOptions } from '../upstream/upstream-pool.ts';
 import { grpcStatusFor, isGrpcContentType, rewriteLocalReply } from './local-reply.ts';
 import { sanitizeRequestHeaders } from './header-sanitizing.ts';
 import { MirrorBodies } from './mirror-body.ts';
@@ -107,7 +108,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
   private admitted = 0;
   private attempts = 0;
   private upstreamStart = 0;
-  private dispatchOpts: Dispatcher.DispatchOptions | undefined;
+  private dispatchOpts: UpstreamDispatchOptions | undefined;
   private grpcTrailers: Record<string, string> | undefined;
   private readonly onDownstreamClose = (): void => this.downstreamClosed();
   private onDrain: (() => void) | undefined;
@@ -535,7 +536,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     return this.conn.originalDst;
   }
 
-  private buildDispatch(): Dispatcher.DispatchOptions {
+  private buildDispatch(): UpstreamDispatchOptions {
     if (this.dispatchOpts && this.body !== undefined) return this.dispatchOpts;
     const head = this.head;
     head.headers.host = head.authority;

@@ -1,9 +1,12 @@
-// One attempt of a request to one upstream host, as an undici dispatch handler. The stream
+// One attempt of a request to one upstream host, as a dispatch handler (undici's handler API, which
+// both pools speak: upstream-pool.ts). The stream
 // (http-stream.ts) owns retry and response decisions; this class only relays events and keeps the
 // per-try timer.
 import type { Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { UpstreamHost, Cluster } from '../upstream/cluster.ts';
+import type { UpstreamDispatchOptions, UpstreamPool } from '../upstream/upstream-pool.ts';
+import { H1ErrorCode } from '../upstream/h1-pool/h1-errors.ts';
 
 export interface AttemptOwner {
   onAttemptHeaders(a: UpstreamRequest, status: number, headers: IncomingHttpHeaders): void;
@@ -31,7 +34,7 @@ export class UpstreamRequest implements Dispatcher.DispatchHandler {
     this.host = host;
   }
 
-  start(pool: Dispatcher, opts: Dispatcher.DispatchOptions, perTryTimeoutMs: number): void {
+  start(pool: UpstreamPool, opts: UpstreamDispatchOptions, perTryTimeoutMs: number): void {
     this.startedAt = performance.now();
     if (perTryTimeoutMs > 0) this.perTryTimer = setTimeout(onPerTry, perTryTimeoutMs, this);
     pool.dispatch(opts, this);
@@ -93,7 +96,7 @@ function onPerTry(a: UpstreamRequest): void {
   a.owner.onAttemptPerTryTimeout(a);
 }
 
-const CONNECT_FAILURE_CODES = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EADDRNOTAVAIL']);
+const CONNECT_FAILURE_CODES = new Set<string>(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', H1ErrorCode.ConnectTimeout, 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EADDRNOTAVAIL']);
 
 /** True when the error happened before a connection was established (Envoy's connect-failure, UF). */
 export function isConnectFailure(err: Error): boolean {
@@ -108,5 +111,5 @@ export function isConnectFailure(err: Error): boolean {
  */
 export function isProtocolError(err: Error): boolean {
   const code = (err as { code?: string }).code;
-  return err.name === 'HTTPParserError' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || (code === 'UND_ERR_SOCKET' && (err.message === 'bad response' || err.message === 'bad upgrade'));
+  return code === H1ErrorCode.Protocol || err.name === 'HTTPParserError' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || (code === 'UND_ERR_SOCKET' && (err.message === 'bad response' || err.message === 'bad upgrade'));
 }

@@ -1,13 +1,13 @@
-// The TLS connector of a connection pool whose requests carry an ALPN override (istio.alpn).
-// undici's own connector always offers its ALPN (http/1.1, h2), so it cannot send the override;
-// this one offers exactly the given list. As in Envoy, the codec comes from the cluster, not from
-// the negotiated protocol: an h2 pool speaks h2 whatever the server selected (istio-h2, or none).
+// The TLS connector of an HTTP/2 (undici) connection pool whose requests carry an ALPN override
+// (istio.alpn). undici's own connector always offers its ALPN (http/1.1, h2), so it cannot send
+// the override; this one offers exactly the given list. As in Envoy, the codec comes from the
+// cluster, not from the negotiated protocol: an h2 pool speaks h2 whatever the server selected
+// (istio-h2, or none). HTTP/1.1 pools connect through h1-pool/h1-connect.ts.
 import tls from 'node:tls';
 import type { buildConnector as Connector } from 'undici';
 
 export interface AlpnConnectorOptions {
   readonly alpn: readonly string[];
-  readonly h2: boolean;
   readonly timeoutMs: number;
   readonly servername: string | undefined;
   readonly secureContext: tls.SecureContext;
@@ -45,7 +45,7 @@ export function alpnConnector(o: AlpnConnectorOptions): Connector.connector {
         return;
       }
       // undici picks its codec from alpnProtocol.
-      (socket as { alpnProtocol: string | false | null }).alpnProtocol = o.h2 ? 'h2' : 'http/1.1';
+      (socket as { alpnProtocol: string | false | null }).alpnProtocol = 'h2';
       cb(null, socket);
     };
     const timer = setTimeout(() => finish(Object.assign(new Error(`connect timeout after ${o.timeoutMs} ms`), { code: 'UND_ERR_CONNECT_TIMEOUT' })), o.timeoutMs || 10_000);

@@ -1,10 +1,13 @@
 // A live cluster: its hosts (kept by key across EDS/DNS updates so that health and in-flight
-// counts survive), its load balancer (rebuilt on host or health change), one undici pool per host
-// (keep-alive, h2 multiplexing), its stats and the hooks of circuit breakers / outlier detection /
+// counts survive), its load balancer (rebuilt on host or health change), connection pools per host
+// (HTTP/1.1: our own h1-pool/; HTTP/2 and h2c: undici's, for its h2 multiplexing), its stats and the hooks of circuit breakers / outlier detection /
 // health checks (cluster-hooks.ts). A CDS update builds a new Cluster; the old one closes its
 // pools gracefully, so in-flight requests finish on the connections they started on.
-import type { Dispatcher, Pool as PoolTypes, buildConnector as Connector } from 'undici';
+import type { Pool as PoolTypes, buildConnector as Connector } from 'undici';
 import { Pool, buildConnector } from './undici-pool.ts';
+import type { UpstreamPool } from './upstream-pool.ts';
+import { H1Pool } from './h1-pool/h1-pool.ts';
+import { h1Connector } from './h1-pool/h1-connect.ts';
 import type { Host, Locality } from './host.ts';
 import type { LoadBalancer, LoadBalancerContext } from './lb/load-balancer.ts';
 import type { ClusterConfig, EndpointSpec } from './cluster-config.ts';
@@ -14,7 +17,8 @@ import type { Issues } from '../config/reader.ts';
 import type { SecretStore } from '../tls/secrets.ts';
 import type { TlsContext } from '../tls/tls-context.ts';
 import { tlsPeer, type PeerInfo } from '../stream-info.ts';
-import type { PeerCertificate, TLSSocket } from 'node:tls';
+import type { PeerCertificate, SecureContext, TLSSocket } from 'node:tls';
+import type { Socket } from 'node:net';
 import { createLoadBalancer } from './lb/index.ts';
 import { alpnConnector } from './alpn-connector.ts';
 
@@ -93,7 +97,7 @@ export class Cluster implements ClusterHandle {
   private hostList: UpstreamHost[] = [];
   private byKey = new Map<string, UpstreamHost>();
   private balancer: LoadBalancer;
-  private readonly pools = new Map<string, Dispatcher>();
+  private readonly pools = new Map<string, UpstreamPool>();
   private readonly secrets: SecretStore;
   private closed = false;
 
@@ -223,17 +227,75 @@ export class Cluster implements ClusterHandle {
   /**
    * The connection pool of a host (created on first use). `alpn` (istio.alpn's override) replaces
    * the TLS context's alpn_protocols: such connections get a pool of their own, as in Envoy.
+   * As in Envoy, the codec comes from the cluster: an HTTP/1.1 pool speaks HTTP/1.1 whatever ALPN
+   * selected (it offers http/1.1, or exactly the override).
    */
-  pool(host: UpstreamHost, h2: boolean, alpn?: readonly string[]): Dispatcher {
+  pool(host: UpstreamHost, h2: boolean, alpn?: readonly string[]): UpstreamPool {
     const tls = this.tlsFor(host);
     const override = tls && alpn?.length ? alpn : undefined;
     let key = h2 ? host.key + '#h2' : host.key;
     if (override) key += '#alpn=' + override.join(',');
     const p = this.pools.get(key);
     if (p) return p;
+    const pool = h2 ? this.h2Pool(host, tls, override) : this.h1Pool(host, tls, override);
+    this.pools.set(key, pool);
+    return pool;
+  }
+
+  private h1Pool(host: UpstreamHost, tls: TlsContext | undefined, override: readonly string[] | undefined): UpstreamPool {
+    const cfg = this.config;
+    const s = this.s;
+    const secrets = this.secrets;
+    let context: SecureContext | undefined;
+    let version = -1;
+    const connect = h1Connector({
+      address: host.address,
+      port: host.port,
+      localAddress: cfg.sourceAddress,
+      tls: tls && {
+        secureContext: () => {
+          if (!context || version !== secrets.version) {
+            context = tls.secureContext(secrets);
+            version = secrets.version;
+          }
+          return context;
+        },
+        servername: tls.sni ?? host.hostname,
+        alpn: override ?? ['http/1.1'],
+        rejectUnauthorized: tls.verifiesPeer,
+        checkServerIdentity: (_host, cert) => {
+          const err = tls.checkPeer(cert);
+          return err ? new Error(err) : undefined;
+        },
+      },
+    });
+    return new H1Pool({
+      authority: host.key,
+      connect,
+      connectTimeoutMs: cfg.connectTimeoutMs,
+      maxConnections: cfg.maxConnections,
+      idleTimeoutMs: cfg.idleTimeoutMs,
+      maxRequestsPerConnection: cfg.maxRequestsPerConnection,
+      onConnect: (socket: Socket) => {
+        s.cxTotal.value++;
+        s.cxActive.value++;
+        if (tls) host.tlsPeer = tlsPeer(socket as TLSSocket);
+      },
+      onDisconnect: () => {
+        s.cxActive.value--;
+        s.cxDestroy.value++;
+      },
+      onConnectError: () => {
+        s.cxConnectFail.value++;
+      },
+    });
+  }
+
+  /** HTTP/2 (TLS with h2, or h2c): undici's pool. */
+  private h2Pool(host: UpstreamHost, tls: TlsContext | undefined, override: readonly string[] | undefined): UpstreamPool {
     const cfg = this.config;
     const servername = tls?.sni ?? host.hostname;
-    const connectOpts = { timeout: cfg.connectTimeoutMs, allowH2: h2, useH2c: h2 && !tls, servername, ALPNProtocols: tls?.alpn.length ? [...tls.alpn] : undefined };
+    const connectOpts = { timeout: cfg.connectTimeoutMs, allowH2: true, useH2c: !tls, servername, ALPNProtocols: tls?.alpn.length ? [...tls.alpn] : undefined };
     let connect: Connector.connector;
     if (tls) {
       const secrets = this.secrets;
@@ -254,7 +316,7 @@ export class Cluster implements ClusterHandle {
             return err ? new Error(err) : undefined;
           };
           inner = override
-            ? alpnConnector({ alpn: override, h2, timeoutMs: cfg.connectTimeoutMs, servername, secureContext, rejectUnauthorized: tls.verifiesPeer, checkServerIdentity, localAddress: cfg.sourceAddress })
+            ? alpnConnector({ alpn: override, timeoutMs: cfg.connectTimeoutMs, servername, secureContext, rejectUnauthorized: tls.verifiesPeer, checkServerIdentity, localAddress: cfg.sourceAddress })
             : buildConnector({ ...connectOpts, secureContext, rejectUnauthorized: tls.verifiesPeer, checkServerIdentity });
         }
         // SNI comes from the transport socket (or the host name), never from the request's Host
@@ -273,8 +335,8 @@ export class Cluster implements ClusterHandle {
       maxRequestsPerClient: cfg.maxRequestsPerConnection || undefined,
       headersTimeout: 0,
       bodyTimeout: 0,
-      allowH2: h2,
-      useH2c: h2 && !tls,
+      allowH2: true,
+      useH2c: !tls,
       localAddress: cfg.sourceAddress,
       connect,
     } as PoolTypes.Options);
@@ -290,7 +352,6 @@ export class Cluster implements ClusterHandle {
     pool.on('connectionError', () => {
       s.cxConnectFail.value++;
     });
-    this.pools.set(key, pool);
     return pool;
   }
 

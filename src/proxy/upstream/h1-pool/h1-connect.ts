@@ -1,0 +1,54 @@
+// Socket factories of the HTTP/1.1 pool: TCP, or TLS with the cluster's secure context (asked on
+// each connection, so rotated certificates apply to new connections), its peer check, exactly the
+// given ALPN list, and the pool's last TLS session offered for resumption.
+import net from 'node:net';
+import tls from 'node:tls';
+
+export interface H1TlsOptions {
+  /** The current secure context (may throw: the connection attempt fails with that error). */
+  readonly secureContext: () => tls.SecureContext;
+  readonly servername: string | undefined;
+  readonly alpn: readonly string[];
+  readonly rejectUnauthorized: boolean;
+  readonly checkServerIdentity: (host: string, cert: tls.PeerCertificate) => Error | undefined;
+}
+
+export interface H1ConnectOptions {
+  readonly address: string;
+  readonly port: number;
+  readonly localAddress?: string;
+  readonly tls?: H1TlsOptions;
+}
+
+export function h1Connector(o: H1ConnectOptions): () => net.Socket {
+  const t = o.tls;
+  if (!t) return () => net.connect({ host: o.address, port: o.port, localAddress: o.localAddress });
+  let session: Buffer | undefined;
+  let sessionContext: tls.SecureContext | undefined;
+  const onSession = (s: Buffer): void => {
+    session = s;
+  };
+  return () => {
+    const secureContext = t.secureContext();
+    // A session from an older context (rotated certificate) is not offered.
+    if (secureContext !== sessionContext) {
+      session = undefined;
+      sessionContext = secureContext;
+    }
+    // localAddress reaches the underlying net.connect (tls's types leave it out).
+    const opts: tls.ConnectionOptions & { localAddress?: string } = {
+      host: o.address,
+      port: o.port,
+      localAddress: o.localAddress,
+      servername: t.servername,
+      secureContext,
+      rejectUnauthorized: t.rejectUnauthorized,
+      checkServerIdentity: t.checkServerIdentity,
+      ALPNProtocols: [...t.alpn],
+      session,
+    };
+    const socket = tls.connect(opts);
+    socket.on('session', onSession);
+    return socket;
+  };
+}
