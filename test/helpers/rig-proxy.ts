@@ -1,14 +1,28 @@
-// `rig proxy` as a real process fed by a control plane: admin, ready and stats ports picked by the
-// OS, its log kept (printed with RIG_TEST_DEBUG), stopped when the test ends.
+// `rig proxy` as a real process: fed by a control plane (and its CA) or by a bootstrap file, its
+// admin, ready and stats ports picked by the OS, its output kept (the log printed with
+// RIG_TEST_DEBUG), stopped when the test ends.
 import type { ChildProcess } from 'node:child_process';
+import path from 'node:path';
 import type { TestContext } from 'node:test';
+import { waitForPortsFile } from '../../src/local/ports-file.ts';
 import { spawnRig, stopProcess } from './cli.ts';
 import type { MeshControlPlane } from './mesh-control-plane.ts';
 
 export interface RigProxy {
   process: ChildProcess;
-  /** The last 8000 characters the proxy logged. */
+  /** What the proxy logged so far (stderr). */
   log(): string;
+  /** What it wrote to stdout so far (stdout access logs). */
+  stdout(): string;
+}
+
+/** The ports file of a proxy started from a bootstrap file. */
+export interface ProxyPorts {
+  admin: number;
+  ready: number;
+  stats: number;
+  /** Bound port by listener name. */
+  listeners: Record<string, number>;
 }
 
 export interface RigProxyOptions {
@@ -20,22 +34,27 @@ export interface RigProxyOptions {
   onLog?: (chunk: Buffer) => void;
 }
 
-/** Starts `rig proxy --xds-address … [CA flags] …args`. */
-export function startRigProxy(t: TestContext, args: string[], opts: RigProxyOptions): RigProxy {
-  const caArgs = opts.ca ? ['--ca-address', `127.0.0.1:${opts.ca.port}`, '--ca-root-file', opts.ca.rootFile, '--token-file', opts.ca.tokenFile] : [];
+function spawnProxy(t: TestContext, args: string[], onLog?: (chunk: Buffer) => void): RigProxy {
   const debug = process.env.RIG_TEST_DEBUG ? ['--log-level', 'debug'] : [];
-  const child = spawnRig(['proxy', '--xds-address', `127.0.0.1:${opts.xdsPort}`, ...caArgs, '--admin-port', '0', '--ready-port', '0', '--stats-port', '0', '--log-format', 'text', ...debug, ...args]);
+  const child = spawnRig(['proxy', '--admin-port', '0', '--ready-port', '0', '--stats-port', '0', ...debug, ...args]);
   let log = '';
-  child.stdout?.resume();
+  let stdout = '';
+  child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr?.on('data', (d: Buffer) => {
-    log = (log + d.toString()).slice(-8000);
-    opts.onLog?.(d);
+    log += d.toString();
+    onLog?.(d);
   });
   t.after(async () => {
     await stopProcess(child);
     if (process.env.RIG_TEST_DEBUG) process.stderr.write(log);
   });
-  return { process: child, log: () => log };
+  return { process: child, log: () => log, stdout: () => stdout };
+}
+
+/** Starts `rig proxy --xds-address … [CA flags] …args`. */
+export function startRigProxy(t: TestContext, args: string[], opts: RigProxyOptions): RigProxy {
+  const caArgs = opts.ca ? ['--ca-address', `127.0.0.1:${opts.ca.port}`, '--ca-root-file', opts.ca.rootFile, '--token-file', opts.ca.tokenFile] : [];
+  return spawnProxy(t, ['--xds-address', `127.0.0.1:${opts.xdsPort}`, ...caArgs, '--log-format', 'text', ...args], opts.onLog);
 }
 
 /**
@@ -47,4 +66,14 @@ export async function startSidecar(t: TestContext, mesh: MeshControlPlane, sidec
   const tokenFile = await mesh.tokenFile(namespace, name);
   const workload = ['--namespace', namespace, '--service-account', name, '--workload-name', `${name}-0`, '--labels', `app=${name}`];
   return startRigProxy(t, [...workload, ...sidecar.args], { xdsPort: mesh.cp.ports.xds, ca: { port: mesh.caPort, rootFile: mesh.rootFile, tokenFile }, onLog: sidecar.onLog });
+}
+
+/** Starts `rig proxy -c <configFile> …args` (ports file `ports.json` beside it) and resolves once it listens. */
+export async function startRigProxyFromFile(t: TestContext, configFile: string, args: string[] = []): Promise<RigProxy & { ports: ProxyPorts }> {
+  const portsFile = path.join(path.dirname(configFile), 'ports.json');
+  const proxy = spawnProxy(t, ['-c', configFile, '--ports-file', portsFile, ...args]);
+  const ports = await waitForPortsFile(portsFile, 30_000, () => proxy.process.exitCode !== null).catch((err: Error) => {
+    throw new Error(`rig proxy -c ${configFile}: ${err.message}\n${proxy.log()}`);
+  });
+  return { ...proxy, ports: ports as unknown as ProxyPorts };
 }

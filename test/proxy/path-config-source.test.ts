@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { stringify } from 'yaml';
-import { spawnRig, stopProcess } from '../helpers/cli.ts';
+import { startRigProxyFromFile } from '../helpers/rig-proxy.ts';
 import { request, startUpstream } from './harness.ts';
 
 const LISTENER = 'type.googleapis.com/envoy.config.listener.v3.Listener';
@@ -71,22 +71,14 @@ test('filesystem lds_config / cds_config: applied at start, reloaded on change, 
     admin: { address: { socket_address: { address: '0.0.0.0', port_value: 19000 } } },
   };
   fs.writeFileSync(path.join(dir, 'envoy.yaml'), stringify(boot));
-  const portsFile = path.join(dir, 'ports.json');
-  const child = spawnRig(['proxy', '-c', path.join(dir, 'envoy.yaml'), '--admin-port', '0', '--ready-port', '0', '--stats-port', '0', '--ports-file', portsFile, '--log-format', 'text', '--drain-timeout', '0']);
-  let stderr = '';
-  child.stderr!.on('data', (c) => (stderr += c));
   t.after(async () => {
-    await stopProcess(child);
     await a.close();
     await b.close();
     fs.rmSync(dir, { recursive: true, force: true });
   });
-  for (let i = 0; i < 400 && !fs.existsSync(portsFile); i++) {
-    if (child.exitCode !== null) throw new Error(`rig proxy exited: ${stderr}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  const port = JSON.parse(fs.readFileSync(portsFile, 'utf8')).listeners.listener_0 as number;
-  assert.ok(port > 0, stderr);
+  const { ports, log } = await startRigProxyFromFile(t, path.join(dir, 'envoy.yaml'), ['--log-format', 'text', '--drain-timeout', '0']);
+  const port = ports.listeners.listener_0;
+  assert.ok(port > 0, log());
   const served = async (): Promise<string> => (await request(port)).json().server;
   assert.equal(await served(), 'a');
 
@@ -99,12 +91,12 @@ test('filesystem lds_config / cds_config: applied at start, reloaded on change, 
   assert.equal(now, 'b');
 
   put(path.join(dir, 'cds.yaml'), 'resources: [{"@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster", name: example_proxy_cluster, type: NOT_A_TYPE}]');
-  for (let i = 0; i < 200 && !stderr.includes('cds_config: rejected'); i++) await new Promise((r) => setTimeout(r, 25));
-  assert.match(stderr, /cds_config: rejected; previous config kept/);
+  for (let i = 0; i < 200 && !log().includes('cds_config: rejected'); i++) await new Promise((r) => setTimeout(r, 25));
+  assert.match(log(), /cds_config: rejected; previous config kept/);
   assert.equal(await served(), 'b');
 
   // Admin /drain_listeners: the listener stops accepting new connections.
-  const admin = JSON.parse(fs.readFileSync(portsFile, 'utf8')).admin as number;
+  const admin = ports.admin;
   assert.equal((await fetch(`http://127.0.0.1:${admin}/drain_listeners`)).status, 405);
   assert.equal((await fetch(`http://127.0.0.1:${admin}/drain_listeners`, { method: 'POST' })).status, 200);
   await assert.rejects(request(port), /ECONNREFUSED/);

@@ -6,19 +6,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { stringify } from 'yaml';
-import { runRig, spawnRig, stopProcess } from '../helpers/cli.ts';
+import { runRig } from '../helpers/cli.ts';
+import { startRigProxyFromFile } from '../helpers/rig-proxy.ts';
 import { request, startUpstream, deadPort } from './harness.ts';
 import { parseBootstrap, readBootstrapFile } from '../../src/proxy/bootstrap/bootstrap.ts';
 import { ProxyRuntime } from '../../src/proxy/runtime.ts';
-
-async function waitForFile(file: string, child: { exitCode: number | null }, stderr: () => string): Promise<Record<string, unknown>> {
-  for (let i = 0; i < 400; i++) {
-    if (fs.existsSync(file)) return JSON.parse(fs.readFileSync(file, 'utf8'));
-    if (child.exitCode !== null) throw new Error(`rig proxy exited ${child.exitCode}: ${stderr()}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error('no ports file: ' + stderr());
-}
 
 function frontProxy(listenPort: number, clusters: Record<string, unknown>[], routes: Record<string, unknown>[], accessLog: Record<string, unknown>[] = []) {
   // As in Envoy's "quick start" static configuration.
@@ -90,20 +82,13 @@ test('Envoy quick-start front proxy and a weighted split run unchanged; admin en
   );
   const file = path.join(dir, 'envoy.yaml');
   fs.writeFileSync(file, stringify(boot));
-  const portsFile = path.join(dir, 'ports.json');
-  const child = spawnRig(['proxy', '-c', file, '--admin-port', '0', '--ready-port', '0', '--stats-port', '0', '--ports-file', portsFile, '--drain-timeout', '3']);
-  let stderr = '';
-  let stdout = '';
-  child.stderr!.on('data', (c) => (stderr += c));
-  child.stdout!.on('data', (c) => (stdout += c));
   t.after(async () => {
-    await stopProcess(child);
     await v1.close();
     await v2.close();
     await slow.close();
     fs.rmSync(dir, { recursive: true, force: true });
   });
-  const ports = (await waitForFile(portsFile, child, () => stderr)) as { admin: number; ready: number; listeners: Record<string, number> };
+  const { process: child, ports, stdout } = await startRigProxyFromFile(t, file, ['--drain-timeout', '3']);
   assert.equal(ports.listeners.listener_0, listenPort);
   const r = await request(listenPort, { path: '/' });
   assert.equal(r.status, 200);
@@ -121,7 +106,7 @@ test('Envoy quick-start front proxy and a weighted split run unchanged; admin en
   assert.match(log, /^\[\d{4}-\d\d-\d\dT[^\]]+\] "GET \/split HTTP\/1\.1" 200 - 0 \d+ \d+ \d+ "-" "-" "[0-9a-f-]{36}" "127\.0\.0\.1:\d+" "127\.0\.0\.1:\d+"$/m);
   const json = fs.readFileSync(path.join(dir, 'access.json'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   assert.deepEqual(json[0], { code: 200, path: '/', flags: '-', upstream: 'service_v1' });
-  assert.match(stdout, /"GET \/ HTTP\/1\.1" 200 /);
+  assert.match(stdout(), /"GET \/ HTTP\/1\.1" 200 /);
 
   assert.equal((await request(ports.admin, { path: '/ready' })).body, 'LIVE\n');
   assert.equal((await request(ports.ready, { path: '/healthz/ready' })).status, 200);

@@ -14,7 +14,8 @@ import { test } from 'node:test';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { stringify } from 'yaml';
-import { runRig, spawnRig, stopProcess } from '../helpers/cli.ts';
+import { runRig } from '../helpers/cli.ts';
+import { startRigProxyFromFile } from '../helpers/rig-proxy.ts';
 import { configure, deadPort, httpListener, request, routeConfig, startRuntime, startUpstream, staticCluster } from '../proxy/harness.ts';
 import { Issues, Reader } from '../../src/proxy/config/reader.ts';
 import { readOverloadConfig, OverloadAction } from '../../src/proxy/overload/overload-config.ts';
@@ -228,20 +229,11 @@ test('rig proxy with overload_manager in its bootstrap sheds requests under an a
   };
   const file = path.join(dir, 'envoy.yaml');
   fs.writeFileSync(file, stringify(boot));
-  const portsFile = path.join(dir, 'ports.json');
-  const child = spawnRig(['proxy', '-c', file, '--admin-port', '0', '--ready-port', '0', '--ports-file', portsFile]);
-  let stderr = '';
-  child.stderr!.on('data', (c) => (stderr += c));
   t.after(async () => {
-    await stopProcess(child);
     await up.close();
     fs.rmSync(dir, { recursive: true, force: true });
   });
-  for (let i = 0; i < 1200 && !fs.existsSync(portsFile); i++) {
-    if (child.exitCode !== null) throw new Error(`rig proxy exited: ${stderr}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  assert.ok(fs.existsSync(portsFile), `rig proxy did not start: ${stderr}`);
+  const { log } = await startRigProxyFromFile(t, file);
   // Until the first refresh the proxy forwards; afterwards every new request is shed.
   let r = await request(listenPort);
   let forwarded = 0;
@@ -250,11 +242,11 @@ test('rig proxy with overload_manager in its bootstrap sheds requests under an a
     await new Promise((res) => setTimeout(res, 20));
     r = await request(listenPort);
   }
-  assert.equal(r.status, 503, stderr);
+  assert.equal(r.status, 503, log());
   assert.equal(r.body, 'envoy overloaded');
   for (let i = 0; i < 5; i++) assert.equal((await request(listenPort)).status, 503);
   assert.equal(up.requests.length, forwarded, 'shed requests never reach the upstream');
-  assert.doesNotMatch(stderr, /overload_manager is not supported/);
+  assert.doesNotMatch(log(), /overload_manager is not supported/);
 
   // A bad overload_manager stops rig proxy with the field path.
   fs.writeFileSync(file, stringify({ ...boot, overload_manager: { resource_monitors: [heapMonitor(0)], actions: [] } }));

@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { stringify } from 'yaml';
-import { spawnRig, stopProcess } from '../helpers/cli.ts';
+import { startRigProxyFromFile } from '../helpers/rig-proxy.ts';
 
 async function listen(server: http.Server): Promise<number> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -65,21 +65,12 @@ test('rig proxy flushes batched spans on SIGTERM', async (t) => {
     },
   };
   fs.writeFileSync(path.join(dir, 'b.yaml'), stringify(boot));
-  const portsFile = path.join(dir, 'ports.json');
-  const child = spawnRig(['proxy', '-c', path.join(dir, 'b.yaml'), '--admin-port', '0', '--ready-port', '0', '--stats-port', '0', '--ports-file', portsFile, '--drain-timeout', '0']);
-  t.after(() => stopProcess(child));
-  let stderr = '';
-  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-  for (let i = 0; i < 400 && !fs.existsSync(portsFile); i++) {
-    if (child.exitCode !== null) throw new Error(stderr);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  const ports = JSON.parse(fs.readFileSync(portsFile, 'utf8')) as { listeners: Record<string, number> };
+  const { process: child, ports, log } = await startRigProxyFromFile(t, path.join(dir, 'b.yaml'), ['--drain-timeout', '0']);
   const r = await fetch(`http://127.0.0.1:${ports.listeners.http}/hello`);
   assert.equal(await r.text(), 'ok');
   child.kill('SIGTERM');
   await new Promise((res) => child.once('exit', res));
-  assert.equal(spans.length, 1, stderr);
+  assert.equal(spans.length, 1, log());
   assert.equal(spans[0].kind, 'CLIENT');
   assert.match(spans[0].traceId, /^[0-9a-f]{32}$/);
 });

@@ -8,18 +8,9 @@ import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { stringify } from 'yaml';
-import { spawnRig, stopProcess } from '../helpers/cli.ts';
+import { startRigProxyFromFile } from '../helpers/rig-proxy.ts';
 
 const TYPED_STRUCT = 'type.googleapis.com/udpa.type.v1.TypedStruct';
-
-async function waitForFile(file: string, child: { exitCode: number | null }, stderr: () => string): Promise<Record<string, unknown>> {
-  for (let i = 0; i < 400; i++) {
-    if (fs.existsSync(file)) return JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
-    if (child.exitCode !== null) throw new Error(`rig proxy exited ${child.exitCode}: ${stderr()}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error('no ports file: ' + stderr());
-}
 
 test('rig proxy --stats-port serves Envoy stats, Istio TCP metrics and process metrics', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rig-stats-port-'));
@@ -54,12 +45,7 @@ test('rig proxy --stats-port serves Envoy stats, Istio TCP metrics and process m
   };
   const file = path.join(dir, 'bootstrap.yaml');
   fs.writeFileSync(file, stringify(boot));
-  const portsFile = path.join(dir, 'ports.json');
-  const child = spawnRig(['proxy', '-c', file, '--admin-port', '0', '--ready-port', '0', '--stats-port', '0', '--ports-file', portsFile]);
-  let stderr = '';
-  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-  t.after(() => stopProcess(child));
-  const ports = (await waitForFile(portsFile, child, () => stderr)) as { stats: number; admin: number; listeners: Record<string, number> };
+  const { ports } = await startRigProxyFromFile(t, file);
   assert.ok(ports.stats > 0 && ports.stats !== ports.admin);
 
   // One TCP connection: 11 bytes each way.
