@@ -14,6 +14,7 @@ import { setup as setupRbac } from './filters/rbac/rbac-filter.ts';
 import { rbacNetworkFilterFactory } from './network/rbac-network-filter.ts';
 import { setup as setupJwtAuthn } from './filters/jwt-authn/jwt-authn-filter.ts';
 import { setup as setupExtAuthz } from './filters/ext-authz/ext-authz-filter.ts';
+import { networkExtAuthzFactory } from './filters/ext-authz/ext-authz-network.ts';
 import { setup as setupTelemetry } from './telemetry/index.ts';
 import { setup as setupFault } from './filters/fault/fault-filter.ts';
 import { setup as setupCors } from './filters/cors/cors-filter.ts';
@@ -35,6 +36,7 @@ const EXTENSIONS: (() => void)[] = [
   () => registerNetworkFilter(rbacNetworkFilterFactory),
   setupJwtAuthn,
   setupExtAuthz,
+  () => registerNetworkFilter(networkExtAuthzFactory),
   setupTelemetry,
   setupFault,
   setupCors,

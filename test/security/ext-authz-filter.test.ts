@@ -3,13 +3,14 @@
 // authorization server and a real @grpc/grpc-js Authorization server.
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { HTTP_EXT_AUTHZ_TYPE, HTTP_RBAC_TYPE } from '../../src/envoy/index.ts';
+import { HTTP_EXT_AUTHZ_TYPE, HTTP_RBAC_TYPE, NETWORK_EXT_AUTHZ_TYPE, NETWORK_RBAC_TYPE, TCP_PROXY_TYPE } from '../../src/envoy/index.ts';
 import type { EnvoyJson } from '../../src/envoy/index.ts';
 import { ResponseFlag } from '../../src/proxy/response-flags.ts';
 import { addr, configure, deadPort, HCM, request, ROUTER, routeConfig, startRuntime, startUpstream, staticCluster, type Harness } from '../proxy/harness.ts';
@@ -222,19 +223,29 @@ const DEPS = path.join(path.dirname(require.resolve('@grpc/grpc-js-xds/package.j
 interface CheckCall {
   attributes: {
     source: { address: { socket_address: { address: string; port_value: number } } };
-    request: { http: { method: string; path: string; host: string; headers: Record<string, string>; id: string; protocol: string } };
+    request?: { http: { method: string; path: string; host: string; headers: Record<string, string>; id: string; protocol: string } };
   };
 }
 
-async function startGrpcAuthz(): Promise<{ port: number; seen: CheckCall[]; close(): void }> {
+interface GrpcAuthz {
+  port: number;
+  seen: CheckCall[];
+  /** The answer to connection checks (no HTTP request in the CheckRequest). */
+  tcpVerdict: 'allow' | 'deny' | 'fail';
+  close(): void;
+}
+
+async function startGrpcAuthz(): Promise<GrpcAuthz> {
   const def = protoLoader.loadSync('envoy/service/auth/v3/external_auth.proto', { keepCase: true, longs: Number, enums: String, defaults: false, includeDirs: ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => path.join(DEPS, d)) });
   const pkg = grpc.loadPackageDefinition(def) as unknown as { envoy: { service: { auth: { v3: { Authorization: grpc.ServiceClientConstructor } } } } };
   const seen: CheckCall[] = [];
   const server = new grpc.Server();
+  const authz: GrpcAuthz = { port: 0, seen, tcpVerdict: 'allow', close: () => server.forceShutdown() };
   server.addService(pkg.envoy.service.auth.v3.Authorization.service, {
     Check(call: grpc.ServerUnaryCall<CheckCall, unknown>, cb: grpc.sendUnaryData<unknown>) {
       seen.push(call.request);
-      const verdict = call.request.attributes.request.http.headers['x-verdict'];
+      const http = call.request.attributes.request?.http;
+      const verdict = http ? http.headers['x-verdict'] : authz.tcpVerdict;
       if (verdict === 'fail') return cb({ code: grpc.status.UNAVAILABLE, details: 'authz down' });
       if (verdict === 'deny') {
         return cb(null, { status: { code: 7 }, denied_response: { status: { code: 'Unauthorized' }, headers: [{ header: { key: 'x-deny-reason', value: 'grpc says no' } }], body: 'denied over gRPC' } });
@@ -247,8 +258,8 @@ async function startGrpcAuthz(): Promise<{ port: number; seen: CheckCall[]; clos
       });
     },
   });
-  const port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
-  return { port, seen, close: () => server.forceShutdown() };
+  authz.port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
+  return authz;
 }
 
 test('gRPC ext_authz: CheckRequest attributes, ok_response header mutations, denied_response, a failed call is an error', async (t) => {
@@ -271,7 +282,7 @@ test('gRPC ext_authz: CheckRequest attributes, ok_response header mutations, den
   assert.equal(ok.json().headers['x-user'], 'bob');
   assert.equal(ok.json().headers['x-drop-me'], undefined, 'headers_to_remove');
   assert.equal(ok.headers['x-authz-grpc'], 'yes', 'response_headers_to_add');
-  const http1 = authz.seen[0].attributes.request.http;
+  const http1 = authz.seen[0].attributes.request!.http;
   assert.equal(http1.method, 'GET');
   assert.equal(http1.path, '/secure/a?b=c');
   assert.equal(http1.host, `127.0.0.1:${port}`);
@@ -310,4 +321,71 @@ test('ext_authz config errors name the field and keep the previous config', asyn
     const errs = h.apply('type.googleapis.com/envoy.config.listener.v3.Listener', [listener('l', cfg)]);
     assert.match(errs.join('\n'), msg);
   }
+});
+
+/** One line over TCP: the echo, or 'closed' when the proxy closed the connection. */
+function tcpLine(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1', () => s.write('ping'));
+    let got = '';
+    s.on('data', (d: Buffer) => {
+      got += d.toString();
+      if (got === 'ping') s.end();
+    });
+    s.on('close', () => resolve(got || 'closed'));
+    s.on('error', () => undefined);
+  });
+}
+
+test('network ext_authz (Istio CUSTOM on TCP with a gRPC provider): connections the shadow rules select are checked', async (t) => {
+  const echo = net.createServer((c) => c.pipe(c));
+  await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+  const authz = await startGrpcAuthz();
+  const dead = await deadPort();
+  const h = await startRuntime();
+  t.after(async () => {
+    h.close();
+    authz.close();
+    await new Promise<void>((r) => echo.close(() => r()));
+  });
+  const tcpListener = (name: string, cluster: string, select: EnvoyJson, extra: EnvoyJson = {}): EnvoyJson => ({
+    name,
+    address: addr(0),
+    filter_chains: [
+      {
+        filters: [
+          { name: 'envoy.filters.network.rbac', typed_config: { '@type': NETWORK_RBAC_TYPE, stat_prefix: 'tcp.', shadow_rules_stat_prefix: 'istio_ext_authz_', shadow_rules: { action: 'DENY', policies: { 'istio-ext-authz-ns[foo]-policy[tcp]-rule[0]': { permissions: [select], principals: [{ any: true }] } } } } },
+          {
+            name: 'envoy.filters.network.ext_authz',
+            typed_config: { '@type': NETWORK_EXT_AUTHZ_TYPE, stat_prefix: 'tcp.', transport_api_version: 'V3', grpc_service: { envoy_grpc: { cluster_name: cluster }, timeout: '2s' }, filter_enabled_metadata: { ...ENABLED_METADATA, filter: 'envoy.filters.network.rbac' }, ...extra },
+          },
+          { name: 'envoy.filters.network.tcp_proxy', typed_config: { '@type': TCP_PROXY_TYPE, stat_prefix: name, cluster: 'echo' } },
+        ],
+      },
+    ],
+  });
+  await configure(h, {
+    clusters: [staticCluster('echo', [(echo.address() as AddressInfo).port]), staticCluster('authz', [authz.port]), staticCluster('down', [dead])],
+    listeners: [
+      tcpListener('checked', 'authz', { any: true }),
+      tcpListener('unselected', 'authz', { destination_port: 1 }),
+      tcpListener('down', 'down', { any: true }),
+      tcpListener('down-open', 'down', { any: true }, { failure_mode_allow: true }),
+    ],
+  });
+  assert.equal(await tcpLine(h.port('checked')), 'ping');
+  assert.equal(authz.seen.length, 1);
+  assert.equal(authz.seen[0].attributes.source.address.socket_address.address, '127.0.0.1');
+  assert.equal(authz.seen[0].attributes.request, undefined, 'a connection check carries no HTTP request');
+  authz.tcpVerdict = 'deny';
+  assert.equal(await tcpLine(h.port('checked')), 'closed');
+  assert.equal(await tcpLine(h.port('unselected')), 'ping', 'connections no CUSTOM rule selects are not checked');
+  assert.equal(authz.seen.length, 2);
+  assert.equal(await tcpLine(h.port('down')), 'closed', 'no authorization service: fail closed');
+  assert.equal(await tcpLine(h.port('down-open')), 'ping', 'failure_mode_allow');
+  assert.equal(stat(h, 'ext_authz.tcp.ok'), 1);
+  assert.equal(stat(h, 'ext_authz.tcp.denied'), 1);
+  assert.equal(stat(h, 'ext_authz.tcp.error'), 2);
+  assert.equal(stat(h, 'ext_authz.tcp.failure_mode_allowed'), 1);
+  assert.equal(stat(h, 'ext_authz.tcp.disabled'), 1);
 });

@@ -133,20 +133,30 @@ test('CUSTOM with an HTTP provider: shadow RBAC then ext_authz before DENY, prov
   assert.equal(JSON.stringify(rbac[0]).includes('istio-ext-authz'), false);
 });
 
-test('CUSTOM with a gRPC provider: envoy_grpc with Istio authority; TCP chains fail closed without network ext_authz', () => {
+test('CUSTOM with a gRPC provider: envoy_grpc with Istio authority; TCP chains get shadow network rbac + network ext_authz', () => {
   const p = sidecar();
   const listeners = generate(policies('authz-grpc'), p);
   const ext = httpFilters(listeners, `127.0.0.1_${p.explicit!.inboundPorts['8080']}`).find((f) => f.name === 'envoy.filters.http.ext_authz')!.typed_config as EnvoyJson;
-  assert.deepEqual(ext.grpc_service, { envoy_grpc: { cluster_name: 'outbound|9000||ext-authz.foo.svc.cluster.local', authority: 'outbound_.9000_._.ext-authz.foo.svc.cluster.local' }, timeout: '2s' });
+  const grpcService = { envoy_grpc: { cluster_name: 'outbound|9000||ext-authz.foo.svc.cluster.local', authority: 'outbound_.9000_._.ext-authz.foo.svc.cluster.local' }, timeout: '2s' };
+  assert.deepEqual(ext.grpc_service, grpcService);
   assert.equal(ext.http_service, undefined);
   const tcp = chainFilters(listeners, `127.0.0.1_${p.explicit!.inboundPorts['9090']}`);
-  const rbac = tcp.filter((f) => f.name === 'envoy.filters.network.rbac').map((f) => f.typed_config as EnvoyJson);
-  assert.equal(rbac.length, 2, 'CUSTOM deny, then the DENY policy');
-  const rules = rbac[0].rules as { action: string; policies: Record<string, EnvoyJson> };
-  assert.equal(rules.action, 'DENY');
-  assert.deepEqual(Object.keys(rules.policies), [`${RULE}-deny-due-to-bad-CUSTOM-action`]);
-  // The path is HTTP-only: dropped from a DENY rule on TCP, so the rule matches every connection.
-  assert.deepEqual(rules.policies[`${RULE}-deny-due-to-bad-CUSTOM-action`].permissions, [{ and_rules: { rules: [{ any: true }] } }]);
+  const authz = tcp.filter((f) => ['envoy.filters.network.rbac', 'envoy.filters.network.ext_authz'].includes(String(f.name)));
+  assert.deepEqual(authz.map((f) => f.name), ['envoy.filters.network.rbac', 'envoy.filters.network.ext_authz', 'envoy.filters.network.rbac']);
+  const shadow = authz[0].typed_config as EnvoyJson;
+  assert.equal(shadow.rules, undefined);
+  assert.equal(shadow.stat_prefix, 'tcp.');
+  assert.equal(shadow.shadow_rules_stat_prefix, 'istio_ext_authz_');
+  const shadowPolicies = (shadow.shadow_rules as { policies: Record<string, EnvoyJson> }).policies;
+  // The path is HTTP-only: dropped from a DENY-shaped rule on TCP, so the rule matches every connection.
+  assert.deepEqual(shadowPolicies[RULE].permissions, [{ and_rules: { rules: [{ any: true }] } }]);
+  const { '@type': _t, ...net } = authz[1].typed_config as EnvoyJson;
+  assert.deepEqual(net, {
+    stat_prefix: 'tcp.',
+    transport_api_version: 'V3',
+    grpc_service: grpcService,
+    filter_enabled_metadata: { filter: 'envoy.filters.network.rbac', path: [{ key: 'istio_ext_authz_shadow_effective_policy_id' }], value: { string_match: { prefix: 'istio-ext-authz' } } },
+  });
 });
 
 test('a CUSTOM provider that is unknown, unresolvable or one of several denies the matched requests', () => {

@@ -20,6 +20,10 @@ export const rbacNetworkFilterFactory: NetworkFilterFactory = {
     return {
       onConnection(conn) {
         const out = evaluateRbac(c, { conn: conn.info, remoteIp: conn.info.remoteAddress, metadata: {} });
+        if (Object.keys(out.metadata).length) {
+          const md = (conn.dynamicMetadata ??= {});
+          md['envoy.filters.network.rbac'] = { ...(md['envoy.filters.network.rbac'] as object | undefined), ...out.metadata };
+        }
         if (out.allowed) return true;
         conn.socket.destroy();
         return false;

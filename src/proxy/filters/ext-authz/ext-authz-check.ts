@@ -5,10 +5,11 @@ import type { ConnectionInfo, HeaderMap, RequestHead } from '../filter.ts';
 import type { ExtAuthzConfig } from './ext-authz-config.ts';
 
 export interface CheckInput {
-  readonly head: RequestHead;
+  /** The HTTP request; absent for a connection (network ext_authz). */
+  readonly head?: RequestHead;
   readonly conn: ConnectionInfo;
   readonly requestId?: string;
-  readonly protocol: string;
+  readonly protocol?: string;
   /** The buffered body (with_request_body), possibly cut at max_request_bytes. */
   readonly body?: Buffer;
   readonly partialBody: boolean;

@@ -133,7 +133,7 @@ function readHttpService(r: Reader, legacyAllowed: { list?: NameList }): HttpSer
   return { kind: 'http', cluster, timeoutMs, pathPrefix, headersToAdd, allowedUpstream, allowedUpstreamAppend, allowedClient, allowedClientOnSuccess };
 }
 
-function readGrpcService(r: Reader): GrpcServiceConfig {
+export function readGrpcService(r: Reader): GrpcServiceConfig {
   const eg = r.obj('envoy_grpc');
   if (r.has('google_grpc')) r.issues.error(r.at('google_grpc'), 'google_grpc is not supported by rig proxy; use envoy_grpc (calls go through a cluster)');
   r.accept('google_grpc');

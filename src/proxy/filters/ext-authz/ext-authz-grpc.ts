@@ -75,6 +75,15 @@ export class GrpcAuthzService implements AuthzService {
 
   private checkRequest(input: CheckInput): Json {
     const { head, conn } = input;
+    const filterMetadata: Json = {};
+    for (const ns of this.c.metadataNamespaces) if (input.metadata[ns] !== undefined) filterMetadata[ns] = input.metadata[ns];
+    const attributes: Json = {
+      source: { address: socketAddress(conn.remoteAddress, conn.remotePort), principal: conn.peerPrincipal ?? '' },
+      destination: { address: socketAddress(conn.localAddress, conn.localPort) },
+      context_extensions: input.contextExtensions,
+      metadata_context: { filter_metadata: filterMetadata },
+    };
+    if (!head) return { attributes };
     const http: Json = {
       id: input.requestId ?? '',
       method: head.method,
@@ -90,17 +99,8 @@ export class GrpcAuthzService implements AuthzService {
       if (this.c.body.packAsBytes) http.raw_body = (input.body ?? Buffer.alloc(0)).toString('base64');
       else http.body = (input.body ?? Buffer.alloc(0)).toString();
     }
-    const filterMetadata: Json = {};
-    for (const ns of this.c.metadataNamespaces) if (input.metadata[ns] !== undefined) filterMetadata[ns] = input.metadata[ns];
-    return {
-      attributes: {
-        source: { address: socketAddress(conn.remoteAddress, conn.remotePort), principal: conn.peerPrincipal ?? '' },
-        destination: { address: socketAddress(conn.localAddress, conn.localPort) },
-        request: { time: new Date().toISOString(), http },
-        context_extensions: input.contextExtensions,
-        metadata_context: { filter_metadata: filterMetadata },
-      },
-    };
+    attributes.request = { time: new Date().toISOString(), http };
+    return { attributes };
   }
 
   async check(input: CheckInput, signal: AbortSignal): Promise<CheckResult> {

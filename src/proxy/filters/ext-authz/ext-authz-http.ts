@@ -34,17 +34,18 @@ export class HttpAuthzService implements AuthzService {
 
   async check(input: CheckInput, signal: AbortSignal): Promise<CheckResult> {
     const s = this.s;
-    const picked = checkHeaders(this.c, input.head, ALWAYS_SENT);
+    const head = input.head!;
+    const picked = checkHeaders(this.c, head, ALWAYS_SENT);
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(picked)) if (k[0] !== ':' && k !== 'content-length' && !FRAMING.has(k)) headers[k] = v;
-    headers.host = picked[':authority'] ?? input.head.authority;
+    headers.host = picked[':authority'] ?? head.authority;
     if (this.c.body) headers['x-envoy-auth-partial-body'] = String(input.partialBody);
     for (const [k, v] of s.headersToAdd) headers[k] = v;
     const body = input.body ?? Buffer.alloc(0);
     headers['content-length'] = String(body.length);
     let res;
     try {
-      res = await requestThroughCluster(this.clusters, { cluster: s.cluster, method: input.head.method, path: s.pathPrefix + input.head.path, headers, body: body.length ? body : undefined, timeoutMs: s.timeoutMs, signal });
+      res = await requestThroughCluster(this.clusters, { cluster: s.cluster, method: head.method, path: s.pathPrefix + head.path, headers, body: body.length ? body : undefined, timeoutMs: s.timeoutMs, signal });
     } catch (e) {
       return { kind: 'error', message: (e as Error).message };
     }

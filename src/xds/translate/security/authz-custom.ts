@@ -4,11 +4,11 @@
 // the following ext_authz filter only for the requests those rules match. The provider comes from
 // MeshConfig.extensionProviders (envoyExtAuthzHttp / envoyExtAuthzGrpc). As in Istio, one provider
 // per workload; a missing or broken provider denies the matched requests instead (enforced DENY
-// rules named `...-deny-due-to-bad-CUSTOM-action`). On TCP chains Istio uses the network ext_authz
-// filter with a gRPC provider: Rigging has none yet, so those connections are denied (fail closed),
-// and an HTTP provider does not apply to TCP (as in Istio), both with a warning.
+// rules named `...-deny-due-to-bad-CUSTOM-action`). On TCP chains a gRPC provider becomes a shadow
+// network rbac + envoy.filters.network.ext_authz (stat_prefix `tcp.`); an HTTP provider does not
+// apply to TCP (as in Istio), with a warning.
 import type { AuthorizationPolicySpec, Resource } from '../../../api/index.ts';
-import { envoyRoot, HTTP_EXT_AUTHZ_TYPE, HTTP_RBAC_TYPE, NETWORK_RBAC_TYPE } from '../../../envoy/index.ts';
+import { envoyRoot, HTTP_EXT_AUTHZ_TYPE, HTTP_RBAC_TYPE, NETWORK_EXT_AUTHZ_TYPE, NETWORK_RBAC_TYPE } from '../../../envoy/index.ts';
 import type { EnvoyJson } from '../../../envoy/index.ts';
 import type { PushContext } from '../../../model/push-context.ts';
 import type { ExtensionProvider } from '../../../telemetry/extension-providers.ts';
@@ -123,9 +123,24 @@ function httpExtAuthz(p: ExtAuthzHttpProvider, r: Resolved): EnvoyJson {
   return out;
 }
 
-function grpcExtAuthz(p: ExtAuthzGrpcProvider, r: Resolved): EnvoyJson {
+function grpcService(p: ExtAuthzGrpcProvider, r: Resolved): EnvoyJson {
   // `|` is not valid in an authority: Istio writes the cluster name with `_.` instead.
-  return { ...common(p), grpc_service: { envoy_grpc: { cluster_name: r.cluster, authority: r.cluster.replaceAll('|', '_.') }, timeout: protoDuration(p.timeout) } };
+  return { envoy_grpc: { cluster_name: r.cluster, authority: r.cluster.replaceAll('|', '_.') }, timeout: protoDuration(p.timeout) };
+}
+
+function grpcExtAuthz(p: ExtAuthzGrpcProvider, r: Resolved): EnvoyJson {
+  return { ...common(p), grpc_service: grpcService(p, r) };
+}
+
+/** Istio's network ext_authz for a gRPC provider on TCP chains. */
+function networkExtAuthz(p: ExtAuthzGrpcProvider, r: Resolved): EnvoyJson {
+  return {
+    stat_prefix: 'tcp.',
+    ...(p.failOpen ? { failure_mode_allow: true } : {}),
+    transport_api_version: 'V3',
+    grpc_service: grpcService(p, r),
+    filter_enabled_metadata: ENABLED_METADATA('envoy.filters.network.rbac'),
+  };
 }
 
 function renamed(rules: EnvoyJson): EnvoyJson {
@@ -163,8 +178,13 @@ export function buildCustomAuthz(push: PushContext, applying: readonly Resource<
       notes.push(`AuthorizationPolicy ${ids(custom)}: action CUSTOM with an HTTP provider does not apply to TCP traffic (as in Istio)`);
       return { filters: [], notes };
     }
-    notes.push(`AuthorizationPolicy ${ids(custom)}: action CUSTOM on TCP traffic needs the network ext_authz filter, which Rigging does not implement yet; TCP connections matching their rules are denied`);
-    return { filters: [denyFilter(rules, true)], notes };
+    return {
+      filters: [
+        { name: 'envoy.filters.network.rbac', typed_config: { '@type': NETWORK_RBAC_TYPE, shadow_rules: rules, stat_prefix: 'tcp.', shadow_rules_stat_prefix: SHADOW_STAT_PREFIX } },
+        { name: 'envoy.filters.network.ext_authz', typed_config: { '@type': NETWORK_EXT_AUTHZ_TYPE, ...networkExtAuthz(resolved.grpc!, resolved) } },
+      ],
+      notes,
+    };
   }
   const extAuthz = resolved.http ? httpExtAuthz(resolved.http, resolved) : grpcExtAuthz(resolved.grpc!, resolved);
   return {
