@@ -178,7 +178,7 @@ export class Cluster implements ClusterHandle {
       for (const [pk, pool] of this.pools) {
         if (pk !== k && !pk.startsWith(k + '#')) continue;
         this.pools.delete(pk);
-        void pool.close().catch(() => undefined);
+        closePool(pool);
       }
     }
     this.hostList = next;
@@ -238,7 +238,10 @@ export class Cluster implements ClusterHandle {
     const p = this.pools.get(key);
     if (p) return p;
     const pool = h2 ? this.h2Pool(host, tls, override) : this.h1Pool(host, tls, override);
-    this.pools.set(key, pool);
+    // A replaced cluster still serves the retries of its in-flight requests: their pool closes as
+    // soon as it is done (the caller dispatches right away), so no connection outlives the drain.
+    if (this.closed) process.nextTick(closePool, pool);
+    else this.pools.set(key, pool);
     return pool;
   }
 
@@ -360,7 +363,7 @@ export class Cluster implements ClusterHandle {
     if (this.closed) return;
     this.closed = true;
     for (const h of this.hooks) h.stop();
-    for (const p of this.pools.values()) void p.close().catch(() => undefined);
+    for (const p of this.pools.values()) closePool(p);
     this.pools.clear();
   }
 
@@ -371,4 +374,8 @@ export class Cluster implements ClusterHandle {
     for (const p of this.pools.values()) void p.destroy().catch(() => undefined);
     this.pools.clear();
   }
+}
+
+function closePool(p: UpstreamPool): void {
+  void p.close().catch(() => undefined);
 }
