@@ -10,6 +10,7 @@ import net from 'node:net';
 import { test } from 'node:test';
 import { replay } from './corpus.ts';
 import { configure, httpListener, request, routeConfig, startTestRuntime, startUpstream, staticCluster, type Harness } from '../proxy/harness.ts';
+import { until } from '../helpers/wait.ts';
 
 function stat(h: Harness, name: string): number {
   return h.rt.stats.all().find((s) => s.name === name)?.value ?? 0;
@@ -37,11 +38,6 @@ function h2get(c: http2.ClientHttp2Session, headers: http2.OutgoingHttpHeaders =
   });
 }
 
-async function until(cond: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
-  assert.ok(cond(), what);
-}
-
 test('max_requests_per_connection: the last HTTP/1 response closes, HTTP/2 gets GOAWAY after that stream', async (t) => {
   const { h, port } = await setup(t, { max_requests_per_connection: 3 });
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
@@ -62,7 +58,7 @@ test('max_requests_per_connection: the last HTTP/1 response closes, HTTP/2 gets 
   let goaway = false;
   c.on('goaway', () => (goaway = true));
   for (let i = 0; i < 3; i++) assert.equal((await h2get(c)).status, 200);
-  await until(() => goaway && c.closed, 'GOAWAY after the third stream, then the session closes');
+  await until('GOAWAY after the third stream, then the session closes', () => goaway && c.closed, { timeoutMs: 5000, intervalMs: 10 });
   assert.equal(stat(h, 'http.l.downstream_cx_max_requests_reached'), 2);
 });
 
@@ -74,7 +70,7 @@ test('max_connection_duration drains: an idle HTTP/1 connection is closed, a bus
   let idleClosed = false;
   idle.on('close', () => (idleClosed = true));
   idle.write('GET / HTTP/1.1\r\nhost: a\r\n\r\n');
-  await until(() => idleClosed, 'the idle keep-alive connection is closed after max_connection_duration');
+  await until('the idle keep-alive connection is closed after max_connection_duration', () => idleClosed, { timeoutMs: 5000, intervalMs: 10 });
 
   // A response still being produced when the duration passes carries Connection: close.
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
@@ -89,7 +85,7 @@ test('max_connection_duration drains: an idle HTTP/1 connection is closed, a bus
   let goaway = false;
   c.on('goaway', () => (goaway = true));
   assert.equal((await h2get(c)).status, 200);
-  await until(() => goaway && c.closed, 'the HTTP/2 session is sent GOAWAY and closes');
+  await until('the HTTP/2 session is sent GOAWAY and closes', () => goaway && c.closed, { timeoutMs: 5000, intervalMs: 10 });
   assert.ok(stat(h, 'http.l.downstream_cx_max_duration_reached') >= 3);
 });
 

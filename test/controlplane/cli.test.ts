@@ -10,6 +10,7 @@ import { CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../src/envoy/index.t
 import type { EnvoyJson } from '../../src/envoy/index.ts';
 import { AdsClient } from '../../src/xds/ads-client.ts';
 import { runRig, spawnRig, stopProcess } from '../helpers/cli.ts';
+import { until, waitFor } from '../helpers/wait.ts';
 
 const SERVICES = `
 apiVersion: v1
@@ -46,16 +47,6 @@ const NODE = {
   },
 };
 
-async function waitFor<T>(fn: () => T | undefined | Promise<T | undefined>, what: string, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 async function startCp(dir: string, stateDir: string, children: ChildProcess[]): Promise<{ xds: number; monitoring: number; xdsTls: number; child: ChildProcess; stderr: () => string }> {
   const portsFile = path.join(stateDir, `ports-${children.length}.json`);
   const child = spawnRig(['controlplane', '--config', dir, '--state-dir', stateDir, '--xds-port', '0', '--monitoring-port', '0', '--tls-port', '0', '--ports-file', portsFile]);
@@ -63,10 +54,10 @@ async function startCp(dir: string, stateDir: string, children: ChildProcess[]):
   let err = '';
   child.stderr?.on('data', (b: Buffer) => (err += b));
   // The ports file is written when xDS listens and again once the CA's TLS port is bound.
-  const ports = await waitFor(() => {
+  const ports = await waitFor(() => `ports file (stderr: ${err})`, () => {
     const p = fs.existsSync(portsFile) ? (JSON.parse(fs.readFileSync(portsFile, 'utf8')) as { xds: number; monitoring: number; xdsTls?: number }) : undefined;
     return p?.xdsTls ? (p as { xds: number; monitoring: number; xdsTls: number }) : undefined;
-  }, `ports file (stderr: ${err})`);
+  }, { timeoutMs: 30_000, intervalMs: 50 });
   return { ...ports, child, stderr: () => err };
 }
 
@@ -94,10 +85,10 @@ test('rig controlplane serves a watched directory; proxy-status and proxy-config
   c.subscribe(ROUTE_TYPE, ['http_proxy']);
   const firstRds = await c.next(ROUTE_TYPE);
 
-  const status = await waitFor(async () => {
+  const status = await waitFor('SYNCED in proxy-status', async () => {
     const r = await runRig(['proxy-status', '--controlplane', cpUrl]);
     return r.stdout.includes('SYNCED') && !r.stdout.includes('STALE') ? r : undefined;
-  }, 'SYNCED in proxy-status');
+  }, { timeoutMs: 30_000, intervalMs: 50 });
   assert.equal(status.code, 0);
   assert.match(status.stdout, /^NAME\s+CLUSTER\s+CDS\s+LDS\s+EDS\s+RDS\s+ISTIOD\s+VERSION/);
   assert.match(status.stdout, /reviews-v1-0\.default\s+Kubernetes\s+SYNCED\s+SYNCED\s+NOT SENT\s+SYNCED\s+\S+\s+1\.24\.0/);
@@ -117,7 +108,7 @@ test('rig controlplane serves a watched directory; proxy-status and proxy-config
   assert.ok(JSON.stringify(rds.resources).includes('outbound|9080|v2|reviews.default.svc.cluster.local'));
   const seen = c.responses.length;
   fs.writeFileSync(path.join(dir, 'vs.yaml'), VS.replace('hosts: [reviews]', 'hosts: 42'));
-  await waitFor(async () => ((await (await fetch(`${cpUrl}/metrics`)).text()).includes('pilot_total_rejected_configs 1') ? true : undefined), 'the config error metric');
+  await until('the config error metric', async () => (await (await fetch(`${cpUrl}/metrics`)).text()).includes('pilot_total_rejected_configs 1'), { timeoutMs: 30_000, intervalMs: 50 });
   assert.match(cp.stderr(), /vs\.yaml/);
   assert.equal(c.responses.slice(seen).filter((r) => r.type_url === ROUTE_TYPE).length, 0);
   const routes = await runRig(['proxy-config', 'routes', 'reviews-v1-0.default', '--controlplane', cpUrl]);

@@ -6,6 +6,7 @@ import https from 'node:https';
 import path from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { REPO_ROOT } from '../helpers/cli.ts';
+import { waitFor } from '../helpers/wait.ts';
 import { ingressGatewayPort, startMesh, type Mesh } from '../local/mesh-harness.ts';
 
 export const NETWORKING = path.join(REPO_ROOT, 'examples/bookinfo/networking');
@@ -55,19 +56,9 @@ export function reviewsServedBy(html: string): string {
   return 'none';
 }
 
-export async function eventually<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+/** waitFor at the pace of the e2e tests: every 200 ms, for 10 s unless told. */
+export function eventually<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+  return waitFor(what, fn, { timeoutMs, intervalMs: 200 });
 }
 
 export class Bookinfo {

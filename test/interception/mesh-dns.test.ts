@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { leftovers, rootSkipReason, testPrefix } from './helpers.ts';
-import { eventually, FIXTURES, startMesh } from './mesh.ts';
+import { FIXTURES, startMesh } from './mesh.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const CONFIG = `apiVersion: v1
 kind: Service
@@ -51,11 +52,11 @@ test('the sidecar answers the pod DNS from the control plane name table', { skip
   const first = (out: string) => out.split(/\s+/)[0];
 
   // The first push may still be on its way.
-  const fqdn = await eventually(async () => {
+  const fqdn = await waitFor(() => `reviews.default.svc.cluster.local\n${mesh.log('client')}`, async () => {
     const r = await getent('reviews.default.svc.cluster.local');
     if (r.code !== 0) throw new Error(`getent exit ${r.code}`);
     return first(r.stdout);
-  }, () => `reviews.default.svc.cluster.local\n${mesh.log('client')}`);
+  }, { timeoutMs: 15_000, intervalMs: 250 });
   assert.equal(fqdn, '10.96.0.60');
   // Through the pod's search path (default.svc.cluster.local, svc.cluster.local, cluster.local).
   assert.equal(first((await getent('reviews')).stdout), '10.96.0.60');
@@ -74,10 +75,10 @@ test('the sidecar answers the pod DNS from the control plane name table', { skip
 
   // A new service reaches the sidecar's table with the next push.
   writeFileSync(path.join(mesh.configDir, 'details.yaml'), 'apiVersion: v1\nkind: Service\nmetadata: { name: details, namespace: default }\nspec:\n  clusterIP: 10.96.0.62\n  selector: { app: details }\n  ports: [{ name: http, port: 9080 }]\n');
-  const added = await eventually(async () => {
+  const added = await waitFor(() => `details never resolved\n${mesh.log('client')}`, async () => {
     const r = await getent('details.default.svc.cluster.local.');
     return r.code === 0 ? first(r.stdout) : undefined;
-  }, () => `details never resolved\n${mesh.log('client')}`);
+  }, { timeoutMs: 15_000, intervalMs: 250 });
   assert.equal(added, '10.96.0.62');
 
   await mesh.stop();

@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { leftovers, rootSkipReason, testPrefix } from './helpers.ts';
-import { eventually, FIXTURES, startMesh } from './mesh.ts';
+import { FIXTURES, startMesh } from './mesh.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const VIP = '10.96.0.50';
 const SERVICE = `apiVersion: v1
@@ -25,11 +26,11 @@ test('a plain curl to a service VIP goes through both sidecars', { skip: rootSki
   await mesh.startSidecar(echo, { labels: 'app=echo', ports: ['9080/http/HTTP'] });
   await mesh.startSidecar(client, { labels: 'app=client' });
 
-  const seen = await eventually(async () => {
+  const seen = await waitFor(() => `curl http://${VIP}:9080/hello in the client pod\n${mesh.log('client')}\n${mesh.log('echo')}`, async () => {
     const r = await mesh.exec(client, 'curl', ['-sS', '-m', '3', `http://${VIP}:9080/hello`]);
     if (r.code !== 0 || !r.stdout.startsWith('{')) throw new Error(`curl: ${r.stdout}${r.stderr}`);
     return JSON.parse(r.stdout) as { remote: string; local: string; headers: Record<string, string> };
-  }, () => `curl http://${VIP}:9080/hello in the client pod\n${mesh.log('client')}\n${mesh.log('echo')}`);
+  }, { timeoutMs: 15_000, intervalMs: 250 });
   assert.ok(seen.headers['x-request-id'], 'the client sidecar added x-request-id');
   // Mutual TLS between the sidecars: the server side saw the client's SPIFFE certificate.
   assert.match(seen.headers['x-forwarded-client-cert'] ?? '', /URI=spiffe:\/\/cluster\.local\/ns\/default\/sa\/client(;|$)/);

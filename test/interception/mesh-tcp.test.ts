@@ -6,8 +6,9 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { leftovers, rootSkipReason, testPrefix } from './helpers.ts';
-import { eventually, FIXTURES, startMesh, type Mesh } from './mesh.ts';
+import { FIXTURES, startMesh, type Mesh } from './mesh.ts';
 import type { Pod } from '../../src/local/netns/index.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const APPS = path.join(FIXTURES, 'tcp-apps.ts');
 const VIP = '10.96.0.70';
@@ -51,11 +52,11 @@ test('raw TCP, server-first and passthrough through redirect-mode sidecars', { s
   await mesh.startSidecar(client, { labels: 'app=client' });
 
   await t.test('a raw TCP echo through both sidecars', async () => {
-    const r = await eventually(async () => {
+    const r = await waitFor(() => `echo via ${VIP}:7000\n${mesh.log('client')}\n${mesh.log('echo')}`, async () => {
       const s = await send(mesh, client, VIP, 7000, 'ping over tcp');
       if (s.data !== 'ping over tcp') throw new Error(JSON.stringify(s));
       return s;
-    }, () => `echo via ${VIP}:7000\n${mesh.log('client')}\n${mesh.log('echo')}`);
+    }, { timeoutMs: 15_000, intervalMs: 250 });
     assert.equal(r.data, 'ping over tcp');
     assert.ok(stat(await mesh.stats(client), 'cluster.outbound|7000||echo.default.svc.cluster.local.upstream_cx_total') >= 1);
     assert.ok(stat(await mesh.stats(echo), 'cluster.inbound|7000||.upstream_cx_total') >= 1);
@@ -83,10 +84,10 @@ test('raw TCP, server-first and passthrough through redirect-mode sidecars', { s
 
   await t.test('refused under REGISTRY_ONLY', async () => {
     writeFileSync(path.join(mesh.configDir, 'sidecar.yaml'), REGISTRY_ONLY);
-    const refused = await eventually(async () => {
+    const refused = await waitFor(() => `REGISTRY_ONLY never applied\n${mesh.log('client')}`, async () => {
       const s = await send(mesh, client, outside.address, 8000, 'blocked?');
       return s.data === 'blocked?' ? undefined : s;
-    }, () => `REGISTRY_ONLY never applied\n${mesh.log('client')}`);
+    }, { timeoutMs: 15_000, intervalMs: 250 });
     // The sidecar closed the connection without a byte from outside (Envoy: BlackHoleCluster has no hosts).
     assert.equal(refused.data, '');
     assert.ok(stat(await mesh.stats(client), 'cluster.BlackHoleCluster.upstream_cx_none_healthy') >= 1);

@@ -139,17 +139,3 @@ export async function startMesh(t: TestContext, tag: string, config: Record<stri
   };
   return mesh;
 }
-
-/** Retries `fn` until it returns a value (config reaches sidecars asynchronously); the last error otherwise. */
-export async function eventually<T>(fn: () => Promise<T | undefined>, what: () => string, ms = 15_000): Promise<T> {
-  let last: unknown;
-  for (const deadline = Date.now() + ms; Date.now() < deadline; await new Promise((r) => setTimeout(r, 250))) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-  }
-  throw new Error(`${what()}: not reached in ${ms} ms${last ? `: ${String(last)}` : ''}`);
-}

@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import { loadDocuments } from '../../src/api/index.ts';
 import { applyResource, deleteResource } from '../../src/local/applied-config.ts';
 import { ConfigSources } from '../../src/local/config-sources.ts';
+import { until } from '../helpers/wait.ts';
 
 const vs = (subset: string) => `apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -24,14 +25,6 @@ function subsetOf(cfg: ConfigSources): string | undefined {
   return (r?.spec as { http: { route: { destination: { subset: string } }[] }[] } | undefined)?.http[0].route[0].destination.subset;
 }
 
-async function until(what: string, pred: () => boolean): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    if (pred()) return;
-    await new Promise((r) => setTimeout(r, 30));
-  }
-  assert.fail(`not within 3 s: ${what}`);
-}
-
 test('applied resources replace -f ones, and a deleted then re-applied file is followed', async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'rig-sources-'));
   const applied = path.join(dir, 'applied');
@@ -44,13 +37,13 @@ test('applied resources replace -f ones, and a deleted then re-applied file is f
   assert.equal(subsetOf(cfg), 'v1');
   const res = (subset: string) => loadDocuments(vs(subset), 'stdin').resources[0];
   applyResource(applied, res('v2'));
-  await until('v2 applied', () => subsetOf(cfg) === 'v2');
+  await until('v2 applied', () => subsetOf(cfg) === 'v2', { timeoutMs: 3000, intervalMs: 30 });
   applyResource(applied, res('v3'));
-  await until('v3 replaces v2', () => subsetOf(cfg) === 'v3');
+  await until('v3 replaces v2', () => subsetOf(cfg) === 'v3', { timeoutMs: 3000, intervalMs: 30 });
   deleteResource(applied, res('v3'));
-  await until('back to the -f file', () => subsetOf(cfg) === 'v1');
+  await until('back to the -f file', () => subsetOf(cfg) === 'v1', { timeoutMs: 3000, intervalMs: 30 });
   applyResource(applied, res('v2'));
-  await until('v2 applied after a delete', () => subsetOf(cfg) === 'v2');
+  await until('v2 applied after a delete', () => subsetOf(cfg) === 'v2', { timeoutMs: 3000, intervalMs: 30 });
   applyResource(applied, res('v3'));
-  await until('v3 applied again', () => subsetOf(cfg) === 'v3');
+  await until('v3 applied again', () => subsetOf(cfg) === 'v3', { timeoutMs: 3000, intervalMs: 30 });
 });

@@ -21,6 +21,7 @@ import { Issues, Reader } from '../../src/proxy/config/reader.ts';
 import { readOverloadConfig, OverloadAction } from '../../src/proxy/overload/overload-config.ts';
 import { OverloadManager } from '../../src/proxy/overload/overload-manager.ts';
 import { formatResponseFlags } from '../../src/proxy/response-flags.ts';
+import { until } from '../helpers/wait.ts';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
@@ -116,11 +117,6 @@ function rawGet(port: number, waitMs: number): { connected: Promise<void>; done:
   return { connected, done };
 }
 
-async function until(cond: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 20));
-  assert.ok(cond(), what);
-}
-
 test('real heap growth past fixed_heap: new connections wait unread, keep-alive ends (HTTP/1 Connection: close, HTTP/2 GOAWAY), all recovers when the heap shrinks', async (t) => {
   for (let i = 0; i < 3; i++) gc();
   const base = process.memoryUsage().heapUsed;
@@ -150,7 +146,7 @@ test('real heap growth past fixed_heap: new connections wait unread, keep-alive 
 
   // ~56 MB of live JS heap: pressure > 1 on the next refresh.
   let ballast: number[] | undefined = Array.from({ length: 7_000_000 }, (_, i) => i + 0.5);
-  await until(() => om.isActive(OverloadAction.StopAcceptingConnections), 'the heap monitor saw the growth');
+  await until('the heap monitor saw the growth', () => om.isActive(OverloadAction.StopAcceptingConnections), { timeoutMs: 10000, intervalMs: 20 });
   assert.ok(stat(h, `overload.${HEAP}.pressure`) >= 95);
 
   // Established connections are still served, but not kept.
@@ -158,18 +154,18 @@ test('real heap growth past fixed_heap: new connections wait unread, keep-alive 
   assert.equal(r.status, 200);
   assert.equal(r.headers.connection, 'close');
   assert.equal(await h2get(), 200);
-  await until(() => goaway && h2.closed, 'the HTTP/2 session got GOAWAY and closed after its stream');
+  await until('the HTTP/2 session got GOAWAY and closed after its stream', () => goaway && h2.closed, { timeoutMs: 10000, intervalMs: 20 });
 
   // A new connection: the TCP handshake completes (as in the kernel backlog) but nothing is read.
   const parked = rawGet(port, 10_000);
   await parked.connected;
-  await until(() => stat(h, 'overload.parked_connections') === 1, 'the connection is parked');
+  await until('the connection is parked', () => stat(h, 'overload.parked_connections') === 1, { timeoutMs: 10000, intervalMs: 20 });
   const cxBefore = stat(h, 'http.l.downstream_cx_total');
 
   // Recovery: the heap shrinks, the parked connection is served in its turn, keep-alive is back.
   ballast = undefined;
   for (let i = 0; i < 3; i++) gc();
-  await until(() => !om.isActive(OverloadAction.StopAcceptingConnections), `the heap shrank (${ballast ?? 'released'})`);
+  await until(`the heap shrank (${ballast ?? 'released'})`, () => !om.isActive(OverloadAction.StopAcceptingConnections), { timeoutMs: 10000, intervalMs: 20 });
   const served = await parked.done;
   assert.match(served.raw, /^HTTP\/1\.1 200 /, 'the parked connection was served after recovery');
   assert.equal(stat(h, 'overload.parked_connections'), 0);
@@ -196,7 +192,7 @@ test('reject_incoming_connections closes new connections at once; parked connect
   h.rt.ctx.overload = stopper;
   stopper.refresh();
   const parked = rawGet(port, 10_000);
-  await until(() => stat(h, 'overload.parked_connections') === 1, 'the connection is parked');
+  await until('the connection is parked', () => stat(h, 'overload.parked_connections') === 1, { timeoutMs: 10000, intervalMs: 20 });
   stopper.stop();
   const o = await parked.done;
   assert.deepEqual(o, { raw: '', closed: true }, 'closed unanswered when the manager stops');

@@ -7,6 +7,7 @@ import tls from 'node:tls';
 import { test } from 'node:test';
 import { startMesh, SERVICES_YAML, scrape } from './mesh.ts';
 import { PREAMBLE_MAGIC, decodePayload } from '../../src/proxy/telemetry/peer-exchange-preamble.ts';
+import { until } from '../helpers/wait.ts';
 
 const STRICT = `---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: { name: default, namespace: istio-system }\nspec: { mtls: { mode: STRICT } }\n`;
 
@@ -31,14 +32,6 @@ function series(text: string, name: string, want: Record<string, string>): numbe
   }
   assert.ok(found.length <= 1, `${name} ${JSON.stringify(want)}: ${found.length} series`);
   return found[0];
-}
-
-async function until(what: string, check: () => Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert.fail(`timed out waiting for ${what}`);
 }
 
 test('TCP between sidecars: metadata exchange over ALPN istio-peer-exchange fills both reporters’ peer labels', async (t) => {
@@ -76,7 +69,7 @@ test('TCP between sidecars: metadata exchange over ALPN istio-peer-exchange fill
   const big = Buffer.alloc(256 * 1024);
   for (let i = 0; i < big.length; i++) big[i] = (i * 7) & 0xff;
   assert.ok((await roundTrip(port, big)).equals(big));
-  await until('both connections reported closed', async () => series(await scrape(rv.stats), 'istio_tcp_connections_closed_total', { reporter: 'destination' }) === 2 && series(await scrape(pp.stats), 'istio_tcp_connections_closed_total', { reporter: 'source' }) === 2);
+  await until('both connections reported closed', async () => series(await scrape(rv.stats), 'istio_tcp_connections_closed_total', { reporter: 'destination' }) === 2 && series(await scrape(pp.stats), 'istio_tcp_connections_closed_total', { reporter: 'source' }) === 2, { timeoutMs: 5000, intervalMs: 50 });
   assert.deepEqual(
     seen.map((b) => b.length),
     [11, big.length],
@@ -130,7 +123,7 @@ test('a plaintext client reaches a TCP port without the exchange: no preamble is
   t.after(() => mesh.close());
   const rv = mesh.sidecars['reviews-v2'];
   assert.equal((await roundTrip(rv.inbound, Buffer.from('plain'))).toString(), 'plain');
-  await until('the connection reported closed', async () => series(await scrape(rv.stats), 'istio_tcp_connections_closed_total', { reporter: 'destination' }) === 1);
+  await until('the connection reported closed', async () => series(await scrape(rv.stats), 'istio_tcp_connections_closed_total', { reporter: 'destination' }) === 1, { timeoutMs: 5000, intervalMs: 50 });
   const text = await scrape(rv.stats);
   assert.equal(series(text, 'istio_tcp_received_bytes_total', { reporter: 'destination', source_workload: 'unknown', destination_workload: 'reviews-v2', connection_security_policy: 'none' }), 5);
 });
@@ -155,14 +148,14 @@ test('Telemetry reportingInterval: byte counts of an open TCP connection are rep
     c.write('still open');
   });
   for (const [stats, reporter] of [[rv.stats, 'destination'], [pp.stats, 'source']] as const) {
-    await until(`${reporter} bytes while the connection is open`, async () => series(await scrape(stats), 'istio_tcp_received_bytes_total', { reporter, destination_workload: 'reviews-v2' }) === 10);
+    await until(`${reporter} bytes while the connection is open`, async () => series(await scrape(stats), 'istio_tcp_received_bytes_total', { reporter, destination_workload: 'reviews-v2' }) === 10, { timeoutMs: 5000, intervalMs: 50 });
     const text = await scrape(stats);
     assert.equal(series(text, 'istio_tcp_sent_bytes_total', { reporter }), 10);
     assert.equal(series(text, 'istio_tcp_connections_opened_total', { reporter }), 1);
     assert.equal(series(text, 'istio_tcp_connections_closed_total', { reporter }) ?? 0, 0, 'still open');
   }
   c.end();
-  await until('closed', async () => series(await scrape(rv.stats), 'istio_tcp_connections_closed_total', { reporter: 'destination' }) === 1);
+  await until('closed', async () => series(await scrape(rv.stats), 'istio_tcp_connections_closed_total', { reporter: 'destination' }) === 1, { timeoutMs: 5000, intervalMs: 50 });
   assert.equal(series(await scrape(rv.stats), 'istio_tcp_received_bytes_total', { reporter: 'destination' }), 10, 'no byte counted twice');
 });
 
@@ -204,7 +197,7 @@ test('peer exchange with hand-made mTLS peers: a lazy client of a server-first a
   plain.resume();
   plain.end('HELO\r\n');
   await new Promise((r) => plain.once('close', r));
-  await until('both connections closed', async () => series(await scrape(rv.stats), 'istio_tcp_connections_closed_total', { reporter: 'destination', source_principal: 'spiffe://cluster.local/ns/default/sa/lazy' }) === 2);
+  await until('both connections closed', async () => series(await scrape(rv.stats), 'istio_tcp_connections_closed_total', { reporter: 'destination', source_principal: 'spiffe://cluster.local/ns/default/sa/lazy' }) === 2, { timeoutMs: 5000, intervalMs: 50 });
   const text = await scrape(rv.stats);
   assert.equal(series(text, 'istio_tcp_received_bytes_total', { reporter: 'destination', source_workload: 'unknown', source_principal: 'spiffe://cluster.local/ns/default/sa/lazy' }), 6);
   assert.match(text, /^envoy_metadata_exchange_initial_header_not_found 2$/m);

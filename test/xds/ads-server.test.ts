@@ -10,6 +10,7 @@ import { AdsClient } from '../../src/xds/ads-client.ts';
 import { startControlPlane } from '../../src/xds/controlplane.ts';
 import type { ControlPlane } from '../../src/xds/controlplane.ts';
 import { parseYaml } from './fixtures.ts';
+import { until, waitFor } from '../helpers/wait.ts';
 
 const BOOKINFO = `
 apiVersion: v1
@@ -86,16 +87,6 @@ async function metric(cp: ControlPlane, name: string): Promise<number> {
   return text.split('\n').filter((l) => l.startsWith(name)).reduce((n, l) => n + Number(l.split(' ').pop()), 0);
 }
 
-async function until<T>(fn: () => Promise<T | undefined> | T | undefined, what: string, ms = 5000): Promise<T> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    const v = await fn();
-    if (v) return v;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 test('an explicit-mode sidecar gets CDS, LDS, RDS, EDS; ACKs show as SYNCED', async (t) => {
   const { cp, client } = await start(t);
   const c = client(node('reviews-v1-0', 'reviews', 'v1', 21001));
@@ -126,7 +117,7 @@ test('an explicit-mode sidecar gets CDS, LDS, RDS, EDS; ACKs show as SYNCED', as
   const ep = ((v1.endpoints as EnvoyJson[])[0].lb_endpoints as EnvoyJson[])[0];
   assert.deepEqual((ep.endpoint as EnvoyJson).address, { socket_address: { address: '127.0.0.1', port_value: 21001 } });
   assert.deepEqual(((ep.metadata as EnvoyJson).filter_metadata as EnvoyJson)['envoy.transport_socket_match'], { tlsMode: 'istio' });
-  const row = await until(async () => (await syncz(cp)).find((r) => r.endpoint_status === 'SYNCED' && r.route_status === 'SYNCED' && r.cluster_status === 'SYNCED' && r.listener_status === 'SYNCED'), 'SYNCED');
+  const row = await waitFor('SYNCED', async () => (await syncz(cp)).find((r) => r.endpoint_status === 'SYNCED' && r.route_status === 'SYNCED' && r.cluster_status === 'SYNCED' && r.listener_status === 'SYNCED'), { timeoutMs: 5000, intervalMs: 20 });
   assert.equal(row.proxy, 'reviews-v1-0.default');
   assert.equal(row.cluster_status, 'SYNCED');
   assert.equal(row.listener_status, 'SYNCED');
@@ -145,7 +136,7 @@ test('a NACK keeps status and is reported; a later good config clears it; only c
   const first = await c.next(ROUTE_TYPE);
   const before = await metric(cp, 'pilot_total_xds_rejects');
   c.nack(first, 'route rejected by test', '', ['http_proxy']);
-  const row = await until(async () => (await syncz(cp)).find((r) => r.route_status === 'NACK' && r.cluster_status === 'SYNCED'), 'NACK status');
+  const row = await waitFor('NACK status', async () => (await syncz(cp)).find((r) => r.route_status === 'NACK' && r.cluster_status === 'SYNCED'), { timeoutMs: 5000, intervalMs: 20 });
   assert.equal((row.route_nack as EnvoyJson).message, 'route rejected by test');
   assert.equal(row.cluster_status, 'SYNCED');
   assert.equal(await metric(cp, 'pilot_total_xds_rejects'), before + 1);
@@ -161,7 +152,7 @@ test('a NACK keeps status and is reported; a later good config clears it; only c
   const vhost = ((second.resources[0].virtual_hosts as EnvoyJson[]).find((v) => v.name === 'reviews.default.svc.cluster.local:9080')) as EnvoyJson;
   assert.equal(((vhost.routes as EnvoyJson[]).at(-1)!.route as EnvoyJson).cluster, 'outbound|9080|v2|reviews.default.svc.cluster.local');
   c.ack(second, ['http_proxy']);
-  const fixed = await until(async () => (await syncz(cp)).find((r) => r.route_status === 'SYNCED'), 'SYNCED after a good config');
+  const fixed = await waitFor('SYNCED after a good config', async () => (await syncz(cp)).find((r) => r.route_status === 'SYNCED'), { timeoutMs: 5000, intervalMs: 20 });
   assert.equal(fixed.route_nack, undefined);
   // The VirtualService changed routes only: no new CDS response was sent.
   assert.equal(c.responses.slice(seen).filter((r) => r.type_url === CLUSTER_TYPE).length, 0);
@@ -259,7 +250,7 @@ test('bad clients: malformed node, unknown type URL, garbage bytes, never-ACKing
   const good = client(node('good-0', 'productpage', 'v1', 21071));
   good.subscribe(CLUSTER_TYPE);
   assert.ok((await good.next(CLUSTER_TYPE)).resources.some((r) => r.name === 'outbound|9080||reviews.default.svc.cluster.local'));
-  await until(() => (cp.discovery.connections.size === 4 ? true : undefined), 'churned connections to be gone');
+  await until('churned connections to be gone', () => cp.discovery.connections.size === 4, { timeoutMs: 5000, intervalMs: 20 });
 });
 
 test('pushes beyond the in-flight byte budget wait for ACKs (push throttle)', async (t) => {

@@ -9,6 +9,7 @@ import { test, type TestContext } from 'node:test';
 import { ENDPOINT_TYPE, addr, configure, httpListener, request, routeConfig, startRuntime, startTestRuntime, startUpstream, staticCluster, type Harness, type Upstream } from '../harness.ts';
 import { formatResponseFlags } from '../../../src/proxy/response-flags.ts';
 import { TCP_PROXY_TYPE } from '../../../src/envoy/index.ts';
+import { until } from '../../helpers/wait.ts';
 
 async function setup(t: TestContext, clusters: Record<string, unknown>[], ups: Upstream[]): Promise<Harness> {
   const h = await startRuntime();
@@ -24,14 +25,6 @@ async function setup(t: TestContext, clusters: Record<string, unknown>[], ups: U
 const stat = (h: Harness, name: string) => h.rt.stats.all().find((s) => s.name === name)?.value;
 
 /** Polls `cond` every 10 ms, failing after `tries` polls (no timing assertion: a bound on waiting). */
-async function eventually(cond: () => boolean | Promise<boolean>, what: string, tries = 500): Promise<void> {
-  for (let i = 0; i < tries; i++) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  assert.fail(`timed out waiting for ${what}`);
-}
-
 test('circuit breaker: max_connections + max_pending_requests are admitted, the rest get 503 UO', async (t) => {
   const held: http.ServerResponse[] = [];
   let active = 0;
@@ -48,7 +41,7 @@ test('circuit breaker: max_connections + max_pending_requests are admitted, the 
   const replies = Array.from({ length: 10 }, () => request(port, { path: '/cb' }));
   const settled: { status: number; overloaded?: string }[] = [];
   for (const r of replies) void r.then((x) => settled.push({ status: x.status, overloaded: x.headers['x-envoy-overloaded'] as string | undefined }));
-  await eventually(() => settled.length === 5 && held.length === 2, 'five refusals and two upstream requests');
+  await until('five refusals and two upstream requests', () => settled.length === 5 && held.length === 2, { timeoutMs: 5000, intervalMs: 10 });
   assert.deepEqual(settled, Array(5).fill({ status: 503, overloaded: 'true' }));
   assert.equal(stat(h, 'cluster.cb.upstream_rq_pending_overflow'), 5);
   assert.equal(stat(h, 'cluster.cb.circuit_breakers.default.rq_pending_open'), 1);
@@ -56,7 +49,7 @@ test('circuit breaker: max_connections + max_pending_requests are admitted, the 
   assert.ok(h.streams.some((s) => formatResponseFlags(s.responseFlags) === 'UO'));
   // Finishing upstream requests lets the queued ones through, two at a time.
   while (settled.length < 10) {
-    await eventually(() => held.length > 0 || settled.length === 10, 'an upstream request');
+    await until('an upstream request', () => held.length > 0 || settled.length === 10, { timeoutMs: 5000, intervalMs: 10 });
     held.shift()?.end('ok');
     await new Promise((r) => setTimeout(r, 5));
   }
@@ -89,7 +82,7 @@ test('outlier detection: a host failing with consecutive 5xx leaves the rotation
   for (let i = 0; i < 10; i++) assert.equal((await request(port, { path: '/od' })).status, 200);
   assert.equal(bad.requests.length, 3);
   failing = false;
-  await eventually(() => stat(h, 'cluster.od.outlier_detection.ejections_active') === 0, 'the host to return');
+  await until('the host to return', () => stat(h, 'cluster.od.outlier_detection.ejections_active') === 0, { timeoutMs: 5000, intervalMs: 10 });
   for (let i = 0; i < 4; i++) await request(port, { path: '/od' });
   assert.ok(bad.requests.length > 3, 'the returned host gets traffic again');
 });
@@ -108,7 +101,7 @@ test('active health checks: a host failing its check is removed, and restored wh
   const hc = { timeout: '1s', interval: '0.03s', no_traffic_interval: '0.03s', unhealthy_threshold: 1, healthy_threshold: 1, http_health_check: { path: '/healthz' } };
   const h = await setup(t, [staticCluster('hc', [a.port, b.port], { health_checks: [hc] })], [a, b]);
   const port = h.port('l');
-  await eventually(() => stat(h, 'cluster.hc.health_check.healthy') === 2, 'both hosts healthy');
+  await until('both hosts healthy', () => stat(h, 'cluster.hc.health_check.healthy') === 2, { timeoutMs: 5000, intervalMs: 10 });
   const servers = async (n: number) => {
     const seen = new Set<string>();
     for (let i = 0; i < n; i++) seen.add((await request(port, { path: '/hc' })).json().server);
@@ -116,7 +109,7 @@ test('active health checks: a host failing its check is removed, and restored wh
   };
   assert.deepEqual(await servers(4), new Set(['a', 'b']));
   sick = true;
-  await eventually(() => stat(h, 'cluster.hc.health_check.healthy') === 1, 'host a to fail its check');
+  await until('host a to fail its check', () => stat(h, 'cluster.hc.health_check.healthy') === 1, { timeoutMs: 5000, intervalMs: 10 });
   assert.deepEqual(await servers(6), new Set(['b']));
   const admin = http.createServer(createAdminHandler({ runtime: h.rt, bootstrap: {}, commandLine: [], onQuit: () => undefined, setLogLevel: () => true }));
   const adminPort = await listen(admin, '127.0.0.1', 0);
@@ -127,7 +120,7 @@ test('active health checks: a host failing its check is removed, and restored wh
   assert.ok(clusters.includes('hc::default_priority::max_pending_requests::1024'));
   assert.equal(clusters.filter((l) => l === 'hc::default_priority::max_connections::1024').length, 1);
   sick = false;
-  await eventually(() => stat(h, 'cluster.hc.health_check.healthy') === 2, 'host a to pass again');
+  await until('host a to pass again', () => stat(h, 'cluster.hc.health_check.healthy') === 2, { timeoutMs: 5000, intervalMs: 10 });
   assert.deepEqual(await servers(4), new Set(['a', 'b']));
 });
 
@@ -254,7 +247,7 @@ test('circuit breaker on a TCP proxy cluster: connections beyond max_connections
   assert.equal(await talk(second, 'nope'), '<closed>');
   assert.equal(stat(h, 'cluster.cbtcp.upstream_cx_overflow'), 1);
   first.destroy();
-  await eventually(() => stat(h, 'cluster.cbtcp.circuit_breakers.default.cx_open') === 0, 'the connection slot to free up');
+  await until('the connection slot to free up', () => stat(h, 'cluster.cbtcp.circuit_breakers.default.cx_open') === 0, { timeoutMs: 5000, intervalMs: 10 });
   const third = await connect();
   t.after(() => third.destroy());
   assert.equal(await talk(third, 'again'), 'again');
