@@ -31,6 +31,8 @@ export interface H1PoolOptions {
 }
 
 const TCP_KEEPALIVE_DELAY_MS = 60_000;
+/** onRequestStart's context (undici passes per-request state there; we have none). */
+const NO_CONTEXT = Object.freeze({});
 
 export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
   readonly authority: string;
@@ -63,7 +65,7 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
 
   dispatch(opts: UpstreamDispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
     const ex = new H1Exchange(opts, handler, this);
-    handler.onRequestStart?.(ex, {});
+    handler.onRequestStart?.(ex, NO_CONTEXT);
     if (ex.aborted) return true;
     if (this.closing) {
       process.nextTick(failClosed, ex);
@@ -165,6 +167,8 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
       socket.off(ready, onReady);
       socket.off('error', done);
       if (err) {
+        // A TLS socket may report more than one error on its way down.
+        socket.on('error', noop);
         socket.destroy();
         this.connectFailed(err);
       } else this.connected(socket);
@@ -215,3 +219,5 @@ function failClosed(ex: H1Exchange): void {
 function connectFailed(pool: H1Pool, err: Error): void {
   pool.connectFailed(err);
 }
+
+function noop(): void {}
