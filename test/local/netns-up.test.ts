@@ -12,7 +12,8 @@ import { bridgeName, hostVethName, listReservations } from '../../src/local/netn
 import type { MeshStatus } from '../../src/local/status.ts';
 import { RIG_MAIN, runRig } from '../helpers/cli.ts';
 import { rootSkipReason } from '../interception/helpers.ts';
-import { FIXTURES, eventually } from '../interception/mesh.ts';
+import { FIXTURES } from '../interception/mesh.ts';
+import { waitFor } from '../helpers/wait.ts';
 import { startMesh } from './mesh-harness.ts';
 
 const ECHO_APP = path.join(FIXTURES, 'echo-app.ts');
@@ -68,11 +69,11 @@ test('rig up --isolation netns: pods with transparent sidecars, torn down by rig
   assert.equal(json.processes.find((p) => p.name === 'echo-0')?.address, echo.address);
 
   // Service name → the sidecar's DNS → VIP → captured by the client pod's sidecar → mTLS → echo's sidecar → app.
-  const seen = await eventually(async () => {
+  const seen = await waitFor(() => `curl http://echo:9080/hello in the client pod\n${mesh.output().slice(-3000)}`, async () => {
     const r = await runRig(['exec', '--prefix', prefix, 'client', '--', 'curl', '-sS', '-m', '3', 'http://echo:9080/hello']);
     if (r.code !== 0 || !r.stdout.startsWith('{')) throw new Error(`curl: ${r.stdout}${r.stderr}`);
     return JSON.parse(r.stdout) as { remote: string; local: string; headers: Record<string, string> };
-  }, () => `curl http://echo:9080/hello in the client pod\n${mesh.output().slice(-3000)}`);
+  }, { timeoutMs: 15_000, intervalMs: 250 });
   assert.match(seen.headers['x-forwarded-client-cert'] ?? '', /URI=spiffe:\/\/cluster\.local\/ns\/default\/sa\/default(;|$)/, 'mutual TLS between the sidecars (the Workloads run as the default service account)');
   assert.match(seen.local, /:9080$/, 'the app serves on its own port (no remapping)');
   assert.ok(seen.headers['x-request-id'], 'the client sidecar added x-request-id');
