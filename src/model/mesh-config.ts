@@ -171,7 +171,7 @@ export function parseMeshConfig(input: unknown, where = 'mesh config'): MeshConf
   };
 }
 
-/** Reads a mesh config file (YAML or JSON; a top-level `meshConfig:` or `mesh:` wrapper as in Istio's ConfigMap/IstioOperator is accepted). */
+/** Reads a mesh config file (YAML or JSON; a top-level `meshConfig:` or `mesh:` wrapper as in Istio's ConfigMap/IstioOperator, or Istio's `istio` ConfigMap itself, is accepted). */
 export async function loadMeshConfig(file: string): Promise<MeshConfig> {
   let text: string;
   try {
@@ -187,7 +187,15 @@ export async function loadMeshConfig(file: string): Promise<MeshConfig> {
   }
   if (doc && typeof doc === 'object' && !Array.isArray(doc)) {
     const o = doc as Record<string, unknown>;
-    if (Object.keys(o).length === 1 && (o.meshConfig || o.mesh)) {
+    // Istio's own home for it: the `istio` ConfigMap of istio-system, MeshConfig YAML in data.mesh.
+    const data = o.data as Record<string, unknown> | undefined;
+    if (o.kind === 'ConfigMap' && typeof data?.mesh === 'string') {
+      try {
+        doc = parse(data.mesh);
+      } catch (err) {
+        throw new RigError('MESH_ERR_INVALID_CONFIG', `${file}: data.mesh: YAML syntax error: ${(err as Error).message.split('\n')[0]}`);
+      }
+    } else if (Object.keys(o).length === 1 && (o.meshConfig || o.mesh)) {
       doc = o.meshConfig ?? o.mesh;
       if (typeof doc === 'string') doc = parse(doc);
     }
