@@ -27,14 +27,3 @@ export async function serveCa(t: TestContext, ca: CertificateAuthority, stateDir
 export function openssl(args: string[], cwd?: string): string {
   return execFileSync('openssl', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
-
-/** A port nothing listens on right now (bound then released). */
-export async function freePort(): Promise<number> {
-  const net = await import('node:net');
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}

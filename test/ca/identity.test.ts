@@ -10,7 +10,8 @@ import { checkMessage, SECRET_TYPE, type EnvoyJson } from '../../src/envoy/index
 import { BootstrapTokens, createCertificateAuthority, type CertificateAuthority } from '../../src/ca/index.ts';
 import { IdentityManager, type IdentityManagerOptions } from '../../src/proxy/identity/index.ts';
 import type { XdsSink } from '../../src/proxy/xds-client/index.ts';
-import { freePort, serveCa, tempDir } from './ca-test-helpers.ts';
+import { serveCa, tempDir } from './ca-test-helpers.ts';
+import { freePort } from '../../src/local/ports.ts';
 
 class SecretSink implements XdsSink {
   readonly updates: Array<ReadonlyMap<string, EnvoyJson>> = [];

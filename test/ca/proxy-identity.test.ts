@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { startMeshControlPlane } from '../helpers/mesh-control-plane.ts';
 import { startRigProxy } from '../helpers/rig-proxy.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { freePort } from './ca-test-helpers.ts';
+import { freePort } from '../../src/local/ports.ts';
 
 test('rig proxy gets its SPIFFE certificate from the control plane CA and serves it as SDS secrets default and ROOTCA', async (t) => {
   const mesh = await startMeshControlPlane(t, { dirPrefix: 'rig-ca-' });

@@ -1,7 +1,6 @@
 // In-process proxy harness for tests: a ProxyRuntime fed through apply() (as the xDS client does)
 // or addStatic(), upstream test servers on 127.0.0.1:0, and a small HTTP client.
 import http from 'node:http';
-import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { ProxyRuntime } from '../../src/proxy/runtime.ts';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE, type EnvoyJson } from '../../src/envoy/index.ts';
@@ -152,11 +151,5 @@ export function request(port: number, opts: { path?: string; method?: string; he
   });
 }
 
-/** A port nothing listens on (bound then closed). */
-export async function deadPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
+/** A port nothing listens on (a refusing peer). */
+export { freePort as deadPort } from '../../src/local/ports.ts';

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import type { CertificateAuthority } from '../../src/ca/index.ts';
 import { createKeyAndCsr } from '../../src/proxy/identity/index.ts';
-import { freePort } from '../ca/ca-test-helpers.ts';
+import { freePort } from '../../src/local/ports.ts';
 import { startMeshControlPlane } from '../helpers/mesh-control-plane.ts';
 import { startSidecar } from '../helpers/rig-proxy.ts';
 import { parseYaml } from '../xds/fixtures.ts';

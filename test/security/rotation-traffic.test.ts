@@ -13,7 +13,7 @@ import tls from 'node:tls';
 import { test } from 'node:test';
 import pino from 'pino';
 import { createKeyAndCsr } from '../../src/proxy/identity/index.ts';
-import { freePort } from '../ca/ca-test-helpers.ts';
+import { freePort } from '../../src/local/ports.ts';
 import { startMeshControlPlane } from '../helpers/mesh-control-plane.ts';
 import { startSidecar } from '../helpers/rig-proxy.ts';
 import { startUpstream } from '../proxy/harness.ts';

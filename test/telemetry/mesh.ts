@@ -13,6 +13,7 @@ import { ProxyRuntime } from '../../src/proxy/runtime.ts';
 import { createStatsHandler } from '../../src/proxy/telemetry/index.ts';
 import { buildPush, parseYaml } from '../xds/fixtures.ts';
 import { makePki, sdsSecrets, type TestPki } from '../proxy/certs.ts';
+import { freePort } from '../../src/local/ports.ts';
 
 export interface WorkloadSpec {
   name: string;
@@ -46,14 +47,6 @@ export interface Mesh {
   readonly pki: TestPki;
   /** Re-generates and applies every sidecar's config (after changing resources or mesh config). */
   close(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
 }
 
 async function listen(server: net.Server): Promise<number> {

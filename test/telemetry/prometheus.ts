@@ -2,10 +2,9 @@
 // a free loopback port, a short scrape interval; stopped and removed by stop().
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import type { AddressInfo } from 'node:net';
+import { freePort } from '../../src/local/ports.ts';
 
 export interface Prometheus {
   readonly url: string;
@@ -17,14 +16,6 @@ export interface Prometheus {
 }
 
 export const PROMETHEUS_BIN = '/usr/bin/prometheus';
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
 
 async function getJson(url: string): Promise<{ status: string; data: unknown; error?: string }> {
   const r = await fetch(url);

@@ -7,7 +7,7 @@ import http from 'node:http';
 import { test } from 'node:test';
 import { MemoryConfigStore } from '../../src/config/memory-store.ts';
 import { startControlPlane } from '../../src/xds/controlplane.ts';
-import { freePort } from '../ca/ca-test-helpers.ts';
+import { freePort } from '../../src/local/ports.ts';
 import { startRigProxy } from '../helpers/rig-proxy.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { startUpstream } from '../proxy/harness.ts';

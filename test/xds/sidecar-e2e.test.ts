@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { test } from 'node:test';
-import { freePort } from '../ca/ca-test-helpers.ts';
+import { freePort } from '../../src/local/ports.ts';
 import { startMeshControlPlane } from '../helpers/mesh-control-plane.ts';
 import { startSidecar } from '../helpers/rig-proxy.ts';
 import { startUpstream } from '../proxy/harness.ts';
