@@ -4,7 +4,7 @@
 // health checks (cluster-hooks.ts). A CDS update builds a new Cluster; the old one closes its
 // pools gracefully, so in-flight requests finish on the connections they started on.
 import type { Pool as PoolTypes, buildConnector as Connector } from 'undici';
-import { Pool, buildConnector } from './undici-pool.ts';
+import { undici } from './undici-pool.ts';
 import type { UpstreamPool } from './upstream-pool.ts';
 import { H1Pool } from './h1-pool/h1-pool.ts';
 import { h1Connector } from './h1-pool/h1-connect.ts';
@@ -296,6 +296,7 @@ export class Cluster implements ClusterHandle {
 
   /** HTTP/2 (TLS with h2, or h2c): undici's pool. */
   private h2Pool(host: UpstreamHost, tls: TlsContext | undefined, override: readonly string[] | undefined): UpstreamPool {
+    const { Pool, buildConnector } = undici();
     const cfg = this.config;
     const servername = tls?.sni ?? host.hostname;
     const connectOpts = { timeout: cfg.connectTimeoutMs, allowH2: true, useH2c: !tls, servername, ALPNProtocols: tls?.alpn.length ? [...tls.alpn] : undefined };
