@@ -63,7 +63,8 @@ function joined(v: string | string[] | undefined): string | undefined {
 export function checkHeaders(c: ExtAuthzConfig, head: RequestHead, defaults: ReadonlySet<string> | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   const all: [string, string | undefined][] = [[':authority', head.authority], [':method', head.method], [':path', head.path], [':scheme', head.scheme]];
-  for (const [k, v] of Object.entries(head.headers)) all.push([k, joined(v)]);
+  // Host is :authority here, as in Envoy's CheckRequest.
+  for (const [k, v] of Object.entries(head.headers)) if (k !== 'host') all.push([k, joined(v)]);
   for (const [k, v] of all) {
     if (v === undefined) continue;
     const allowed = defaults ? defaults.has(k) || c.allowedHeaders.match(k) : !c.allowedHeaders.set || c.allowedHeaders.match(k);

@@ -147,8 +147,8 @@ export function readGrpcService(r: Reader): GrpcServiceConfig {
   const initialMetadata = headerValues(r.objs('initial_metadata'));
   r.accept('retry_policy');
   r.done();
-  // Envoy: no timeout means no deadline; a check must end, so bound it by Istio's default.
-  return { kind: 'grpc', cluster, authority, timeoutMs: timeoutMs > 0 ? timeoutMs : 600_000, initialMetadata };
+  // Envoy's ext_authz default when grpc_service.timeout is unset (Istio always sets one).
+  return { kind: 'grpc', cluster, authority, timeoutMs: timeoutMs > 0 ? timeoutMs : 200, initialMetadata };
 }
 
 const DENOMINATORS: Record<string, number> = { HUNDRED: 100, TEN_THOUSAND: 10_000, MILLION: 1_000_000 };
