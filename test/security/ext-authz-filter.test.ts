@@ -27,7 +27,7 @@ const SHADOW_RBAC = {
 
 const ENABLED_METADATA = { filter: 'envoy.filters.http.rbac', path: [{ key: 'istio_ext_authz_shadow_effective_policy_id' }], value: { string_match: { prefix: 'istio-ext-authz' } } };
 
-function listener(name: string, extAuthz: EnvoyJson): EnvoyJson {
+function listener(name: string, extAuthz: EnvoyJson, routes: EnvoyJson[] = [{ match: { prefix: '/' }, route: { cluster: 'app' } }]): EnvoyJson {
   return {
     name,
     address: addr(0),
@@ -39,7 +39,7 @@ function listener(name: string, extAuthz: EnvoyJson): EnvoyJson {
             typed_config: {
               '@type': HCM,
               stat_prefix: name,
-              route_config: routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'app' } }]),
+              route_config: routeConfig('r', routes),
               http_filters: [SHADOW_RBAC, { name: 'envoy.filters.http.ext_authz', typed_config: { '@type': HTTP_EXT_AUTHZ_TYPE, transport_api_version: 'V3', filter_enabled_metadata: ENABLED_METADATA, ...extAuthz } }, ROUTER],
             },
           },
@@ -222,6 +222,7 @@ const DEPS = path.join(path.dirname(require.resolve('@grpc/grpc-js-xds/package.j
 
 interface CheckCall {
   attributes: {
+    context_extensions?: Record<string, string>;
     source: { address: { socket_address: { address: string; port_value: number } } };
     request?: { http: { method: string; path: string; host: string; headers: Record<string, string>; id: string; protocol: string } };
   };
@@ -388,4 +389,30 @@ test('network ext_authz (Istio CUSTOM on TCP with a gRPC provider): connections 
   assert.equal(stat(h, 'ext_authz.tcp.error'), 2);
   assert.equal(stat(h, 'ext_authz.tcp.failure_mode_allowed'), 1);
   assert.equal(stat(h, 'ext_authz.tcp.disabled'), 1);
+});
+
+test('ExtAuthzPerRoute: disabled skips the check on a route, check_settings.context_extensions reach the gRPC service', async (t) => {
+  const app = await startUpstream('app');
+  const authz = await startGrpcAuthz();
+  const h = await startRuntime();
+  t.after(async () => {
+    h.close();
+    await app.close();
+    authz.close();
+  });
+  const PER_ROUTE = 'type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute';
+  await configure(h, {
+    clusters: [staticCluster('app', [app.port]), staticCluster('authz', [authz.port])],
+    listeners: [
+      listener('p', { grpc_service: { envoy_grpc: { cluster_name: 'authz' }, timeout: '2s' } }, [
+        { match: { prefix: '/secure/open' }, route: { cluster: 'app' }, typed_per_filter_config: { 'envoy.filters.http.ext_authz': { '@type': PER_ROUTE, disabled: true } } },
+        { match: { prefix: '/' }, route: { cluster: 'app' }, typed_per_filter_config: { 'envoy.filters.http.ext_authz': { '@type': PER_ROUTE, check_settings: { context_extensions: { tenant: 'blue' } } } } },
+      ]),
+    ],
+  });
+  const port = h.port('p');
+  assert.equal((await request(port, { path: '/secure/open', headers: { 'x-verdict': 'deny' } })).status, 200, 'disabled on this route');
+  assert.equal(authz.seen.length, 0);
+  assert.equal((await request(port, { path: '/secure/x', headers: { 'x-verdict': 'deny' } })).status, 401);
+  assert.deepEqual(authz.seen[0].attributes.context_extensions, { tenant: 'blue' });
 });
