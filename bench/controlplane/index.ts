@@ -2,7 +2,7 @@
 // load-generator processes, one VirtualService changed; measures the time until every proxy has
 // ACKed the new route version, and the control plane's RSS and CPU (it runs as its own process).
 // Proxies connect at --connect-rate per second (default 100), each on its own HTTP/2 connection.
-// Standalone: `node bench/controlplane/index.ts [--services 1000] [--proxies 2000] [--generators 2] [--connect-rate 100] [--cold-start] [--scoped] [--verbose]`
+// Standalone: `node bench/controlplane/index.ts [--services 1000] [--proxies 2000] [--generators 2] [--connect-rate 100] [--sync-timeout 270] [--cold-start] [--scoped] [--verbose]`
 // prints the figures as JSON; the bench harness calls runScaleBench().
 import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -97,6 +97,18 @@ async function waitFor<T>(fn: () => T | undefined, what: string, ms: number): Pr
   throw new Error(`timed out waiting for ${what}`);
 }
 
+/** How many streams are in each route sync state, with the versions sent (for a push that did not complete). */
+async function routeStatus(monitoring: number): Promise<string> {
+  try {
+    const rows = (await (await fetch(`http://127.0.0.1:${monitoring}/debug/syncz`)).json()) as { route_status: string; route_version_sent: string }[];
+    const count = new Map<string, number>();
+    for (const r of rows) count.set(`${r.route_status} ${r.route_version_sent}`, (count.get(`${r.route_status} ${r.route_version_sent}`) ?? 0) + 1);
+    return JSON.stringify(Object.fromEntries(count));
+  } catch (err) {
+    return `unavailable (${String(err)})`;
+  }
+}
+
 /** RIG_BENCH_CP_PROF=DIR: the control plane writes a V8 CPU profile into DIR when it stops. */
 function cpExecArgv(): string[] {
   const dir = process.env.RIG_BENCH_CP_PROF;
@@ -170,7 +182,11 @@ export async function runScaleBench(opts: ScaleOptions = {}): Promise<ScaleFigur
     // Scoped, only the proxies of the changed service's namespace (ns-0) see it and get new routes.
     let expected = proxies;
     if (opts.scoped) expected = Array.from({ length: proxies }, (_, k) => (k % services) % namespaces).filter((ns) => ns === 0).length;
-    await waitFor(() => (acks.length >= expected ? true : undefined), `${expected} ACKs of the new version`, 120_000);
+    try {
+      await waitFor(() => (acks.length >= expected ? true : undefined), `${expected} ACKs of the new version`, 120_000);
+    } catch {
+      throw new Error(`${acks.length}/${expected} proxies ACKed the new routes within 120 s; control plane route status: ${await routeStatus(ports.monitoring)}`);
+    }
     const delays = acks.map((a) => a - change).sort((a, b) => a - b);
     // When the control plane finished generating and writing the push (config store reload + debounce + push).
     const status2 = ((await (await fetch(`http://127.0.0.1:${ports.monitoring}/debug/push_status`)).json()) as { last?: { at: string; durationMs: number; types?: string[] }; memory: { heapUsed: number; external: number } });
@@ -217,6 +233,6 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.a
     const i = process.argv.indexOf(name);
     return i > 0 ? Number(process.argv[i + 1]) : undefined;
   };
-  const figures = await runScaleBench({ services: arg('--services'), proxies: arg('--proxies'), generators: arg('--generators'), connectRate: arg('--connect-rate'), smoke: process.argv.includes('--smoke'), verbose: process.argv.includes('--verbose'), coldStart: process.argv.includes('--cold-start'), scoped: process.argv.includes('--scoped') });
+  const figures = await runScaleBench({ services: arg('--services'), proxies: arg('--proxies'), generators: arg('--generators'), connectRate: arg('--connect-rate'), syncTimeoutMs: arg('--sync-timeout') && arg('--sync-timeout')! * 1000, smoke: process.argv.includes('--smoke'), verbose: process.argv.includes('--verbose'), coldStart: process.argv.includes('--cold-start'), scoped: process.argv.includes('--scoped') });
   process.stdout.write(JSON.stringify(figures, null, 2) + '\n');
 }
