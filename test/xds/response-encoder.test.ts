@@ -1,8 +1,12 @@
-// The hand-assembled DiscoveryResponse is byte-identical to protobufjs's encoding and decodes back.
+// The hand-assembled DiscoveryResponse is byte-identical to protobufjs's encoding and decodes back;
+// identical responses are encoded once and their gRPC frame goes out through grpc-js as is.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CLUSTER_TYPE, ROUTE_TYPE, decodeMessage, messageType, packAny } from '../../src/envoy/index.ts';
-import { encodeDiscoveryResponse, encodeDiscoveryResponseTransient } from '../../src/xds/server/response-encoder.ts';
+import { encodedResponse } from '../../src/xds/server/encoded-response.ts';
+import { framesSentAsIs } from '../../src/xds/server/grpc-server.ts';
+import { pack } from '../../src/xds/server/resource-cache.ts';
+import { encodeDiscoveryResponse, encodeFramedDiscoveryResponse } from '../../src/xds/server/response-encoder.ts';
 
 const Response = messageType('envoy.service.discovery.v3.DiscoveryResponse');
 
@@ -28,10 +32,37 @@ test('DiscoveryResponse bytes equal protobufjs encoding (small, multi-byte lengt
     assert.deepEqual(ours, Buffer.from(Response.encode(msg as never).finish()));
     // Encoding again reuses the cached pieces and gives the same bytes.
     assert.deepEqual(encodeDiscoveryResponse(msg), ours);
-    // The transient encoding (into a reused buffer) gives the same bytes too.
-    assert.deepEqual(Buffer.from(encodeDiscoveryResponseTransient(msg)), ours);
+    // The gRPC frame: uncompressed flag, big-endian length, the same bytes.
+    const framed = encodeFramedDiscoveryResponse(msg);
+    assert.equal(framed[0], 0);
+    assert.equal(framed.readUInt32BE(1), ours.length);
+    assert.deepEqual(framed.subarray(5), ours);
     const back = decodeMessage('envoy.service.discovery.v3.DiscoveryResponse', ours) as { version_info?: string; resources?: { '@type': string }[] };
     assert.equal(back.version_info ?? '', msg.version_info);
     assert.equal((back.resources ?? []).length, msg.resources.length);
   }
+});
+
+test('identical responses share one encoding and nonce; another version or content gets its own', () => {
+  const vh = (host: string) => ({ name: '8080', virtual_hosts: [{ name: host, domains: [host], routes: [{ match: { prefix: '/' }, route: { cluster: `outbound|8080||${host}` } }] }] });
+  // Packing equal JSON built twice gives the interned resource, as for two proxies' memoized tables.
+  const a = [pack(ROUTE_TYPE, vh('a.ns.svc.cluster.local'))];
+  const a2 = [pack(ROUTE_TYPE, vh('a.ns.svc.cluster.local'))];
+  const b = [pack(ROUTE_TYPE, vh('b.ns.svc.cluster.local'))];
+  const first = encodedResponse('2026-11-26T00:00:00Z/3', ROUTE_TYPE, a);
+  assert.equal(encodedResponse('2026-11-26T00:00:00Z/3', ROUTE_TYPE, a2), first);
+  const other = encodedResponse('2026-11-26T00:00:00Z/3', ROUTE_TYPE, b);
+  const next = encodedResponse('2026-11-26T00:00:01Z/4', ROUTE_TYPE, a);
+  assert.notEqual(other.nonce, first.nonce);
+  assert.notEqual(next.nonce, first.nonce);
+  assert.match(next.nonce, /-4$/);
+  const back = decodeMessage('envoy.service.discovery.v3.DiscoveryResponse', first.body) as { version_info: string; nonce: string; type_url: string; resources: { name: string }[] };
+  assert.deepEqual([back.version_info, back.nonce, back.type_url, back.resources[0].name], ['2026-11-26T00:00:00Z/3', first.nonce, ROUTE_TYPE, '8080']);
+  assert.equal(first.frame.readUInt32BE(1), first.body.length);
+});
+
+test('grpc-js writes the pre-encoded frame as is (its internal serializeMessage hook is in place)', () => {
+  // If a grpc-js upgrade renames the internal, responses still go out (framed by grpc-js, copied
+  // per stream); this test says the 2000-proxy push lost its shared buffers.
+  assert.equal(framesSentAsIs, true);
 });

@@ -3,6 +3,7 @@
 // only what changed for this proxy.
 import type { EnvoyJson } from '../../envoy/index.ts';
 import type { Proxy } from '../../model/proxy.ts';
+import type { EncodedResponse } from './encoded-response.ts';
 
 export interface NackRecord {
   version: string;
@@ -39,8 +40,8 @@ export interface WatchState {
   pending: boolean;
   /** The held-back push covers only these names (EDS of changed hosts); undefined = every watched name. */
   pendingNames?: Set<string>;
-  /** Bytes of the response awaiting its ACK/NACK (counted against the server's in-flight budget). */
-  inflightBytes: number;
+  /** The response awaiting its ACK/NACK (counted against the server's in-flight budget). */
+  inflight?: EncodedResponse;
 }
 
 export class AdsConnection {
@@ -54,16 +55,16 @@ export class AdsConnection {
   blocked = false;
   /** Timestamp of the change that the next response answers (for convergence time). */
   pendingSince?: number;
-  readonly #send: (msg: DiscoveryResponseJson) => boolean;
+  readonly #send: (msg: EncodedResponse) => boolean;
 
-  constructor(id: string, proxy: Proxy, peer: string, send: (msg: DiscoveryResponseJson) => boolean) {
+  constructor(id: string, proxy: Proxy, peer: string, send: (msg: EncodedResponse) => boolean) {
     this.id = id;
     this.proxy = proxy;
     this.peer = peer;
     this.#send = send;
   }
 
-  send(msg: DiscoveryResponseJson): boolean {
+  send(msg: EncodedResponse): boolean {
     if (this.closed) return false;
     return this.#send(msg);
   }
@@ -71,7 +72,7 @@ export class AdsConnection {
   watch(typeUrl: string): WatchState {
     let w = this.watches.get(typeUrl);
     if (!w) {
-      w = { names: undefined, sent: new Map(), full: undefined, pushes: 0, awaiting: false, pending: false, inflightBytes: 0 };
+      w = { names: undefined, sent: new Map(), full: undefined, pushes: 0, awaiting: false, pending: false };
       this.watches.set(typeUrl, w);
     }
     return w;

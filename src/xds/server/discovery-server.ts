@@ -14,7 +14,9 @@ import { NodeError, parseNode } from '../../model/proxy.ts';
 import { workloadFromProxy } from '../../registry/auto-registration.ts';
 import type { ServiceRegistry } from '../../registry/service-registry.ts';
 import { AdsConnection } from './ads-connection.ts';
-import type { DiscoveryResponseJson, WatchState } from './ads-connection.ts';
+import type { WatchState } from './ads-connection.ts';
+import type { EncodedResponse } from './encoded-response.ts';
+import { encodedResponse } from './encoded-response.ts';
 import { GENERATORS } from './generators.ts';
 import { parseClusterName } from '../translate/names.ts';
 import type { PushScope } from './push-scope.ts';
@@ -48,7 +50,7 @@ export interface DiscoveryServerOptions {
   /**
    * Bytes of responses sent and not yet ACKed, across all proxies, above which further pushes
    * queue until ACKs arrive (Istio's push throttle; bounds memory when thousands of proxies
-   * are slow to read). Default 128 MiB.
+   * are slow to read). A response shared by many streams (one buffer) counts once. Default 128 MiB.
    */
   maxInflightBytes?: number;
 }
@@ -62,7 +64,7 @@ export interface DiscoveryRequestJson {
   error_detail?: { code?: number; message?: string };
 }
 
-type AdsCall = grpc.ServerDuplexStream<DiscoveryRequestJson, DiscoveryResponseJson>;
+type AdsCall = grpc.ServerDuplexStream<DiscoveryRequestJson, EncodedResponse>;
 
 const CHUNK = 64;
 
@@ -79,7 +81,6 @@ export class DiscoveryServer {
   readonly #log: Logger;
   #push: PushContext;
   #pushCounter = 0;
-  #nonce = 0;
   #conCounter = 0;
   #firstEventAt: number | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -96,6 +97,8 @@ export class DiscoveryServer {
   /** Connections of the push being written, in order, and how many it reached. */
   #writingOrder: { cons: AdsConnection[]; reached: number } | undefined;
   #inflightBytes = 0;
+  /** Responses sent and not yet answered → how many streams hold each (a shared response counts once against the budget). */
+  readonly #inflight = new Map<EncodedResponse, number>();
   /** Pushes waiting for in-flight budget, by `connection id|type URL` (force wins). */
   readonly #throttled = new Map<string, { con: AdsConnection; typeUrl: string; force: boolean; only: Set<string> | undefined }>();
 
@@ -293,13 +296,16 @@ export class DiscoveryServer {
       if (!toSend.length && !force) return;
       for (const p of toSend) w.sent.set(p.name, p);
     }
-    const nonce = `${(++this.#nonce).toString(36)}-${push.version.slice(push.version.indexOf('/') + 1)}`;
-    const ok = con.send({ version_info: push.version, type_url: typeUrl, nonce, resources: toSend.map((p) => p.any) });
-    const bytes = toSend.reduce((n, p) => n + p.any.value.length, 0);
+    const res = encodedResponse(push.version, typeUrl, toSend);
+    const ok = con.send(res);
+    const bytes = res.frame.length;
     this.#release(w);
-    w.inflightBytes = bytes;
-    this.#inflightBytes += bytes;
-    w.nonceSent = nonce;
+    // The budget bounds the memory of responses not yet answered: a response shared by many streams counts once.
+    w.inflight = res;
+    const holders = this.#inflight.get(res) ?? 0;
+    this.#inflight.set(res, holders + 1);
+    if (holders === 0) this.#inflightBytes += bytes;
+    w.nonceSent = res.nonce;
     w.awaiting = true;
     w.pending = false;
     w.pendingNames = undefined;
@@ -315,8 +321,15 @@ export class DiscoveryServer {
   }
 
   #release(w: WatchState): void {
-    this.#inflightBytes -= w.inflightBytes;
-    w.inflightBytes = 0;
+    const res = w.inflight;
+    if (!res) return;
+    w.inflight = undefined;
+    const holders = (this.#inflight.get(res) ?? 1) - 1;
+    if (holders > 0) this.#inflight.set(res, holders);
+    else {
+      this.#inflight.delete(res);
+      this.#inflightBytes -= res.frame.length;
+    }
   }
 
   #drainThrottled(): void {

@@ -2,14 +2,34 @@
 // (and ADS over TLS on 15012) attach to the same server: `addService(definition, impl)` and
 // `bindTls(port, credentials)`.
 import * as grpc from '@grpc/grpc-js';
+import { BaseServerInterceptingCall } from '@grpc/grpc-js/build/src/server-interceptors.js';
 import { decodeMessage } from '../../envoy/index.ts';
-import type { DiscoveryResponseJson } from './ads-connection.ts';
 import type { DiscoveryRequestJson } from './discovery-server.ts';
-import { encodeDiscoveryResponseTransient } from './response-encoder.ts';
+import { EncodedResponse } from './encoded-response.ts';
 
 const ADS_PATH = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
 
-/** The ADS service definition (state of the world; delta xDS is answered UNIMPLEMENTED by grpc-js), requests decoded with src/envoy's protobuf types, responses assembled from per-resource pieces encoded once. */
+/**
+ * Whether grpc-js writes an EncodedResponse's frame to the HTTP/2 stream as is. grpc-js frames
+ * each serialized message into a fresh buffer (allocate + copy: for a 523 KB route table pushed to
+ * 2000 proxies, 1 GB allocated, copied and held by the write queues); an EncodedResponse already
+ * is that frame and is shared by every stream that gets it. The hook sits on grpc-js's internal
+ * serializeMessage (checked here; tested in test/xds/response-encoder.test.ts): without it the
+ * serializer below hands grpc-js the unframed body, which works at the cost of the copies.
+ */
+export const framesSentAsIs = sendFramesAsIs();
+
+function sendFramesAsIs(): boolean {
+  const proto = BaseServerInterceptingCall.prototype as unknown as { serializeMessage?: (value: unknown) => Buffer };
+  const original = proto.serializeMessage;
+  if (typeof original !== 'function') return false;
+  proto.serializeMessage = function serializeMessage(this: unknown, value: unknown): Buffer {
+    return value instanceof EncodedResponse ? value.frame : original.call(this, value);
+  };
+  return true;
+}
+
+/** The ADS service definition (state of the world; delta xDS is answered UNIMPLEMENTED by grpc-js), requests decoded with src/envoy's protobuf types, responses pre-encoded (EncodedResponse). */
 export function adsServiceDefinition(): grpc.ServiceDefinition {
   const method = (path: string, originalName: string) => ({
     path,
@@ -18,8 +38,7 @@ export function adsServiceDefinition(): grpc.ServiceDefinition {
     originalName,
     requestDeserialize: (buf: Buffer) => decodeMessage('envoy.service.discovery.v3.DiscoveryRequest', buf) as DiscoveryRequestJson,
     requestSerialize: () => Buffer.alloc(0),
-    // grpc-js copies the serialized bytes into its framed message at once (server-interceptors serializeMessage).
-    responseSerialize: (msg: DiscoveryResponseJson) => encodeDiscoveryResponseTransient(msg),
+    responseSerialize: (msg: EncodedResponse) => msg.body,
     responseDeserialize: (buf: Buffer) => buf as never,
   });
   return {

@@ -61,15 +61,15 @@ function entry(any: AnyMessage): Buffer {
   return b;
 }
 
-function encodeInto(msg: DiscoveryResponseJson, alloc: (size: number) => Buffer): Buffer {
+function encodeInto(msg: DiscoveryResponseJson, prefix: number): Buffer {
   const version = Buffer.from(msg.version_info ?? '');
   const typeUrl = Buffer.from(msg.type_url ?? '');
   const nonce = Buffer.from(msg.nonce ?? '');
   const parts = (msg.resources ?? []).map(entry);
   let size = field(VERSION_INFO, version) + field(TYPE_URL, typeUrl) + field(NONCE, nonce);
   for (const p of parts) size += p.length;
-  const out = alloc(size);
-  let at = writeField(out, 0, VERSION_INFO, version);
+  const out = Buffer.allocUnsafe(prefix + size);
+  let at = writeField(out, prefix, VERSION_INFO, version);
   for (const p of parts) {
     out.set(p, at);
     at += p.length;
@@ -80,20 +80,13 @@ function encodeInto(msg: DiscoveryResponseJson, alloc: (size: number) => Buffer)
 }
 
 export function encodeDiscoveryResponse(msg: DiscoveryResponseJson): Buffer {
-  return encodeInto(msg, (size) => Buffer.allocUnsafe(size));
+  return encodeInto(msg, 0);
 }
 
-let scratch = Buffer.allocUnsafe(0);
-
-/**
- * The same bytes in a buffer reused by the next call: for grpc-js's response serializer, whose
- * caller copies them into the framed message at once. A push writes hundreds of MB of responses;
- * one fresh buffer each (on top of grpc-js's own) costs page faults and GC (measured: ~10% of
- * the control plane's CPU while 2000 proxies connect).
- */
-export function encodeDiscoveryResponseTransient(msg: DiscoveryResponseJson): Buffer {
-  return encodeInto(msg, (size) => {
-    if (scratch.length < size) scratch = Buffer.allocUnsafe(Math.max(size, scratch.length * 2));
-    return scratch.subarray(0, size);
-  });
+/** The response as a gRPC length-prefixed message (compressed flag 0, 4-byte big-endian length), ready for the HTTP/2 stream. */
+export function encodeFramedDiscoveryResponse(msg: DiscoveryResponseJson): Buffer {
+  const out = encodeInto(msg, 5);
+  out[0] = 0;
+  out.writeUInt32BE(out.length - 5, 1);
+  return out;
 }
