@@ -54,6 +54,11 @@ describe('Istio task: external authorization (AuthorizationPolicy CUSTOM)', () =
       const api = await request(bi.gatewayPort, '/api/v1/products', { headers: { 'x-ext-authz': 'deny' } });
       assert.equal(api.status, 200);
       assert.doesNotMatch(authzLog(), /\/api\/v1\/products/);
+      // The checks went from productpage's sidecar to the authorizer's over mutual TLS (the async
+      // client sends no peer metadata headers, so only the certificate names the source, as in Istio).
+      const served = (await bi.stats('ext-authz-0')).split('\n').filter((l) => l.startsWith('istio_requests_total{') && l.includes('reporter="destination"'));
+      const mtls = served.filter((l) => l.includes('source_principal="spiffe://cluster.local/ns/default/sa/bookinfo-productpage"') && l.includes('connection_security_policy="mutual_tls"'));
+      assert.ok(mtls.some((l) => l.includes(`request_protocol="${kind}"`)), served.join('\n'));
       const stats = await bi.stats('productpage-v1-0');
       const denials = stats.split('\n').filter((l) => !l.startsWith('#') && l.includes('ext_authz') && l.includes('denied')).map((l) => Number(l.split(' ').at(-1)));
       assert.ok(denials.some((n) => n > 0), `the sidecar counted denials: ${denials.join(', ')}`);
