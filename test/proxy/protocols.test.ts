@@ -10,6 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import WebSocket, { WebSocketServer } from 'ws';
 import { addr, configure, deadPort, httpListener, request, routeConfig, startRuntime, startTestRuntime, startUpstream, staticCluster } from './harness.ts';
 import { formatResponseFlags } from '../../src/proxy/response-flags.ts';
+import { startGrpcServer } from '../helpers/grpc-server.ts';
 
 const H2 = { typed_extension_protocol_options: { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions', explicit_http_config: { http2_protocol_options: {} } } } };
 
@@ -51,8 +52,7 @@ test('h2c with prior knowledge downstream, multiplexed, to an HTTP/1.1 upstream'
 });
 
 test('gRPC through the proxy over HTTP/2 both ways: unary, server streaming, error status', async (t) => {
-  const server = new grpc.Server();
-  server.addService(service, {
+  const gport = await startGrpcServer(t, service, {
     Say: (call: grpc.ServerUnaryCall<{ name: string }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
       const md = new grpc.Metadata();
       md.set('x-served-by', 'grpc-upstream');
@@ -65,12 +65,7 @@ test('gRPC through the proxy over HTTP/2 both ways: unary, server streaming, err
       call.end();
     },
   });
-  const gport = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
-  const h = await startRuntime();
-  t.after(() => {
-    h.close();
-    server.forceShutdown();
-  });
+  const h = await startTestRuntime(t);
   await configure(h, {
     clusters: [staticCluster('grpc', [gport], H2)],
     routes: [routeConfig('r', [{ match: { prefix: '/test.Echo/', grpc: {} }, route: { cluster: 'grpc', max_stream_duration: { grpc_timeout_header_max: '0s' } } }])],

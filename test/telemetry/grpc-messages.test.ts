@@ -4,10 +4,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { configure, httpListener, routeConfig, startRuntime, staticCluster } from '../proxy/harness.ts';
+import { configure, httpListener, routeConfig, startTestRuntime, staticCluster } from '../proxy/harness.ts';
 import { telemetryOf } from '../../src/proxy/telemetry/index.ts';
 import { GrpcMessageCounter } from '../../src/proxy/telemetry/grpc-message-counter.ts';
 import { localPeer } from '../../src/proxy/telemetry/peer-metadata.ts';
+import { startGrpcServer } from '../helpers/grpc-server.ts';
 
 const H2 = { typed_extension_protocol_options: { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions', explicit_http_config: { http2_protocol_options: {} } } } };
 const json = { serialize: (v: unknown) => Buffer.from(JSON.stringify(v)), deserialize: (b: Buffer) => JSON.parse(b.toString()) as unknown };
@@ -26,8 +27,7 @@ test('GrpcMessageCounter: prefixes and messages split anywhere', () => {
 });
 
 test('gRPC message counts through the proxy: bidirectional streaming and unary', async (t) => {
-  const server = new grpc.Server();
-  server.addService(service, {
+  const gport = await startGrpcServer(t, service, {
     // Answers every message twice, then ends when the client does.
     Talk: (call: grpc.ServerDuplexStream<{ text: string }, { text: string }>) => {
       call.on('data', (m: { text: string }) => {
@@ -38,12 +38,7 @@ test('gRPC message counts through the proxy: bidirectional streaming and unary',
     },
     Say: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, { text: 'hi' }),
   });
-  const gport = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
-  const h = await startRuntime();
-  t.after(() => {
-    h.close();
-    server.forceShutdown();
-  });
+  const h = await startTestRuntime(t);
   await configure(h, {
     clusters: [staticCluster('inbound|9080||', [gport], H2)],
     routes: [routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'inbound|9080||' } }])],
@@ -79,20 +74,14 @@ test('gRPC message counts through the proxy: bidirectional streaming and unary',
 });
 
 test('gRPC message counts of a long stream are reported every tcp_reporting_duration once the peer is known', async (t) => {
-  const server = new grpc.Server();
-  server.addService(service, {
+  const gport = await startGrpcServer(t, service, {
     Talk: (call: grpc.ServerDuplexStream<{ text: string }, { text: string }>) => {
       call.on('data', (m: { text: string }) => call.write({ text: m.text }));
       call.on('end', () => call.end());
     },
     Say: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, { text: 'hi' }),
   });
-  const gport = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
-  const h = await startRuntime();
-  t.after(() => {
-    h.close();
-    server.forceShutdown();
-  });
+  const h = await startTestRuntime(t);
   const periodic = { ...STATS, typed_config: { ...STATS.typed_config, value: { reporter: 'SERVER', tcp_reporting_duration: '0.1s' } } };
   const peerFilter = { name: 'envoy.filters.http.peer_metadata', typed_config: { '@type': 'type.googleapis.com/udpa.type.v1.TypedStruct', type_url: 'type.googleapis.com/io.istio.http.peer_metadata.Config', value: { downstream_discovery: [{ istio_headers: {} }] } } };
   await configure(h, {

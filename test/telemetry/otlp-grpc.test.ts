@@ -4,10 +4,11 @@
 // ExportTraceServiceRequest: one trace, client and server spans, parent link, W3C propagation.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import { startMesh, SERVICES_YAML, viaProxy } from './mesh.ts';
 import { flushSpans } from '../../src/proxy/telemetry/index.ts';
+import { startGrpcServer } from '../helpers/grpc-server.ts';
 
 // The fields of OTLP's trace protos this test reads (opentelemetry/proto/{collector/trace,trace}/v1).
 const OTLP = protobuf.parse(`syntax = "proto3";
@@ -32,9 +33,9 @@ interface Got {
 
 test('OTLP/gRPC export: spans of a two-sidecar request reach a gRPC collector', async (t) => {
   const got: Got[] = [];
-  const server = new grpc.Server();
   const raw = (b: Buffer) => b;
-  server.addService(
+  const port = await startGrpcServer(
+    t,
     { Export: { path: '/opentelemetry.proto.collector.trace.v1.TraceService/Export', requestStream: false, responseStream: false, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw } },
     {
       Export: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
@@ -52,8 +53,6 @@ test('OTLP/gRPC export: spans of a two-sidecar request reach a gRPC collector', 
       },
     },
   );
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
-  t.after(() => server.forceShutdown());
 
   const yaml =
     SERVICES_YAML(['productpage', 'reviews']) +

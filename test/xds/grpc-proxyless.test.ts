@@ -2,23 +2,21 @@
 // control plane the way Istio serves proxyless gRPC (GENERATOR: grpc, target xds:///host:port),
 // follows an 80/20 weighted split between two real server versions, and a header match pins v2.
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import * as grpcXds from '@grpc/grpc-js-xds';
 import { MemoryConfigStore } from '../../src/config/index.ts';
 import { startControlPlane } from '../../src/xds/controlplane.ts';
 import { parseYaml } from './fixtures.ts';
+import { startGrpcServer } from '../helpers/grpc-server.ts';
 
 const METHOD = '/rig.test.Echo/Who';
 const raw = { requestSerialize: (b: Buffer) => b, requestDeserialize: (b: Buffer) => b, responseSerialize: (b: Buffer) => b, responseDeserialize: (b: Buffer) => b };
 
-async function echoServer(version: string): Promise<{ port: number; server: grpc.Server }> {
-  const server = new grpc.Server();
-  server.addService({ Who: { path: METHOD, requestStream: false, responseStream: false, ...raw } } as unknown as grpc.ServiceDefinition, {
+function echoServer(t: TestContext, version: string): Promise<number> {
+  return startGrpcServer(t, { Who: { path: METHOD, requestStream: false, responseStream: false, ...raw } } as unknown as grpc.ServiceDefinition, {
     Who: (_call: unknown, cb: (err: null, res: Buffer) => void) => cb(null, Buffer.from(version)),
   });
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
-  return { port, server };
 }
 
 function call(client: grpc.Client, md: grpc.Metadata = new grpc.Metadata()): Promise<string> {
@@ -28,8 +26,8 @@ function call(client: grpc.Client, md: grpc.Metadata = new grpc.Metadata()): Pro
 }
 
 test('grpc-js-xds follows our VirtualService: 80/20 split within tolerance, header match pins v2', async (t) => {
-  const v1 = await echoServer('v1');
-  const v2 = await echoServer('v2');
+  const v1 = await echoServer(t, 'v1');
+  const v2 = await echoServer(t, 'v2');
   const store = new MemoryConfigStore();
   store.apply(
     parseYaml(`
@@ -41,12 +39,12 @@ spec: { selector: { app: echo }, ports: [{ name: grpc, port: 7070 }] }
 apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
 metadata: { name: echo-v1, namespace: default }
-spec: { address: 127.0.0.1, ports: { grpc: ${v1.port} }, labels: { app: echo, version: v1 } }
+spec: { address: 127.0.0.1, ports: { grpc: ${v1} }, labels: { app: echo, version: v1 } }
 ---
 apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
 metadata: { name: echo-v2, namespace: default }
-spec: { address: 127.0.0.1, ports: { grpc: ${v2.port} }, labels: { app: echo, version: v2 } }
+spec: { address: 127.0.0.1, ports: { grpc: ${v2} }, labels: { app: echo, version: v2 } }
 ---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -79,8 +77,6 @@ spec:
   const client = new grpc.Client('xds:///echo.default.svc.cluster.local:7070', grpc.credentials.createInsecure());
   t.after(async () => {
     client.close();
-    v1.server.forceShutdown();
-    v2.server.forceShutdown();
     await cp.stop();
   });
 

@@ -14,6 +14,7 @@ import { LocalStats } from '../../../src/proxy/upstream/circuit-breaker.ts';
 import { HealthFlag, type Host } from '../../../src/proxy/upstream/host.ts';
 import { createLoadBalancer } from '../../../src/proxy/upstream/lb/index.ts';
 import { host } from './hosts.ts';
+import { startGrpcServer } from '../../helpers/grpc-server.ts';
 
 const FAST = { timeout: '0.5s', interval: '0.02s', no_traffic_interval: '0.02s', unhealthy_threshold: 2, healthy_threshold: 2 };
 
@@ -177,7 +178,6 @@ test('TCP: connect-only check, and hosts added/removed while running', async (t)
 
 test('gRPC: grpc.health.v1 SERVING is healthy, NOT_SERVING fails the host at once', async (t) => {
   const statuses = new Map<string, number>([['reviews', 1]]);
-  const server = new grpc.Server();
   const service: grpc.ServiceDefinition = {
     Check: {
       path: '/grpc.health.v1.Health/Check',
@@ -189,15 +189,13 @@ test('gRPC: grpc.health.v1 SERVING is healthy, NOT_SERVING fails the host at onc
       responseDeserialize: (b: Buffer) => HealthCheckResponse.toObject(HealthCheckResponse.decode(b)),
     },
   };
-  server.addService(service, {
+  const port = await startGrpcServer(t, service, {
     Check: (call: grpc.ServerUnaryCall<{ service?: string }, object>, cb: grpc.sendUnaryData<object>) => {
       const s = statuses.get(call.request.service ?? '');
       if (s === undefined) cb({ code: grpc.status.NOT_FOUND, details: 'unknown service' });
       else cb(null, { status: s });
     },
   });
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
-  t.after(() => server.forceShutdown());
   const target = host(1, { address: '127.0.0.1', port });
   const hc = start(t, { grpc_health_check: { service_name: 'reviews' } }, [target]);
   await until(hc, target, true);
