@@ -215,6 +215,12 @@ test('HTTP ext_authz with_request_body: the body goes to the service, cut at max
   assert.equal((await request(h.port('strict'), { method: 'POST', path: '/secure', body: 'hi', headers: { 'x-verdict': 'allow' } })).status, 200);
   assert.equal(authz.seen[1].body, 'hi');
   assert.equal(authz.seen[1].headers['x-envoy-auth-partial-body'], 'false');
+  // Larger than the connection manager's 1 MiB buffer: only a request that is not buffered gets through.
+  const big = 'x'.repeat(1_500_000);
+  const unchecked = await request(h.port('strict'), { method: 'POST', path: '/public', body: big });
+  assert.equal(unchecked.status, 200, 'a request no CUSTOM rule selects is neither checked nor buffered');
+  assert.equal(unchecked.json().body.length, big.length);
+  assert.equal(authz.seen.length, 2);
 });
 
 const require = createRequire(import.meta.url);

@@ -44,13 +44,16 @@ class ExtAuthzFilter implements HttpFilter {
   private head: RequestHead | undefined;
   private abort: AbortController | undefined;
   private responseOps: CheckOk | undefined;
-  /** Only with with_request_body: a filter with decodeData makes the connection manager buffer every body. */
-  readonly decodeData?: (body: Buffer, endStream: boolean) => FilterStatus;
+  /**
+   * Set in decodeHeaders only for a request checked with its body (with_request_body): the
+   * connection manager buffers the body when a filter has decodeData once the headers went through
+   * the chain, so requests that are not checked are never buffered.
+   */
+  decodeData?: (body: Buffer, endStream: boolean) => FilterStatus;
 
   constructor(x: Compiled, cb: StreamCallbacks) {
     this.x = x;
     this.cb = cb;
-    if (x.c.body) this.decodeData = (body) => this.onBody(body);
   }
 
   /** Whether this request is checked at all (metadata, sampling). */
@@ -68,8 +71,11 @@ class ExtAuthzFilter implements HttpFilter {
       return FilterStatus.Continue;
     }
     this.head = head;
-    // With body buffering the check waits for decodeData, unless there is no body.
-    if (this.x.c.body && !endStream) return FilterStatus.Continue;
+    // With body buffering the check waits for the body, unless there is none.
+    if (this.x.c.body && !endStream) {
+      this.decodeData = (body) => this.onBody(body);
+      return FilterStatus.Continue;
+    }
     this.start(undefined, false);
     return FilterStatus.StopIteration;
   }
