@@ -7,10 +7,8 @@ import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { ISTIO_ALPN_TYPE } from '../../src/envoy/index.ts';
 import { addr, configure, request, routeConfig, startRuntime, staticCluster, SECRET_TYPE, HCM, ROUTER } from './harness.ts';
-import { makePki, sdsSecrets } from './certs.ts';
+import { makePki, sdsSecrets, sdsUpstreamTls } from './certs.ts';
 
-const UPSTREAM_TLS = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext';
-const SDS = (name: string) => ({ name, sds_config: { ads: {} } });
 const H2_OPTIONS = {
   'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions', explicit_http_config: { http2_protocol_options: {} } },
 };
@@ -26,14 +24,10 @@ const ALPN_FILTER = {
   },
 };
 
+const SDS = (name: string) => ({ name, sds_config: { ads: {} } });
+
 function meshTls(extra: Record<string, unknown> = {}) {
-  return {
-    transport_socket: {
-      name: 'envoy.transport_sockets.tls',
-      typed_config: { '@type': UPSTREAM_TLS, sni: 'backend.mesh', common_tls_context: { alpn_protocols: ['istio-peer-exchange', 'istio'], tls_certificate_sds_secret_configs: [SDS('default')], validation_context_sds_secret_config: SDS('ROOTCA') } },
-    },
-    ...extra,
-  };
+  return { ...sdsUpstreamTls('backend.mesh', { alpn: ['istio-peer-exchange', 'istio'] }), ...extra };
 }
 
 function hcm(name: string, filters: unknown[]) {

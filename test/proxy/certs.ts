@@ -1,5 +1,6 @@
 // Test certificates made with openssl (a Debian package, see .ci/run): a CA and leaf certificates
-// with SPIFFE URI SANs and DNS names, in a temporary directory removed by the caller.
+// with SPIFFE URI SANs and DNS names, in a temporary directory removed by the caller; and the
+// Istio-shaped SDS secrets and TLS transport sockets that use them.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -43,4 +44,39 @@ export function sdsSecrets(leaf: Leaf, ca: string): Record<string, unknown>[] {
     { name: 'default', tls_certificate: { certificate_chain: { inline_string: leaf.cert }, private_key: { inline_string: leaf.key } } },
     { name: 'ROOTCA', validation_context: { trusted_ca: { inline_string: ca } } },
   ];
+}
+
+const SDS = (name: string) => ({ name, sds_config: { ads: {} } });
+
+/** A cluster's transport socket originating mesh TLS with the SDS secrets: `sni`, and when given the exact URI SAN the server must present and the ALPN offered. */
+export function sdsUpstreamTls(sni: string, opts: { san?: string; alpn?: string[] } = {}): { transport_socket: Record<string, unknown> } {
+  const validation = opts.san
+    ? { combined_validation_context: { default_validation_context: { match_typed_subject_alt_names: [{ san_type: 'URI', matcher: { exact: opts.san } }] }, validation_context_sds_secret_config: SDS('ROOTCA') } }
+    : { validation_context_sds_secret_config: SDS('ROOTCA') };
+  return {
+    transport_socket: {
+      name: 'envoy.transport_sockets.tls',
+      typed_config: {
+        '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+        sni,
+        common_tls_context: { ...(opts.alpn ? { alpn_protocols: opts.alpn } : {}), tls_certificate_sds_secret_configs: [SDS('default')], ...validation },
+      },
+    },
+  };
+}
+
+/** A filter chain's transport socket terminating mesh mTLS with the SDS secrets: a client certificate whose URI SAN starts with `sanPrefix` is required. */
+export function sdsDownstreamMtls(sanPrefix: string, alpn: string[] = ['h2', 'http/1.1']): Record<string, unknown> {
+  return {
+    name: 'envoy.transport_sockets.tls',
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
+      require_client_certificate: true,
+      common_tls_context: {
+        alpn_protocols: alpn,
+        tls_certificate_sds_secret_configs: [SDS('default')],
+        combined_validation_context: { default_validation_context: { match_typed_subject_alt_names: [{ san_type: 'URI', matcher: { prefix: sanPrefix } }] }, validation_context_sds_secret_config: SDS('ROOTCA') },
+      },
+    },
+  };
 }

@@ -7,11 +7,9 @@ import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { configure, httpListener, request, routeConfig, startRuntime, staticCluster, SECRET_TYPE, HCM, ROUTER } from './harness.ts';
-import { makePki, sdsSecrets } from './certs.ts';
+import { makePki, sdsSecrets, sdsUpstreamTls } from './certs.ts';
 
-const UPSTREAM_TLS = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext';
 const BACKEND_ID = 'spiffe://cluster.local/ns/prod/sa/backend';
-const SDS = (name: string) => ({ name, sds_config: { ads: {} } });
 
 test('upstream peer principal and subject come from the upstream certificate, for HTTP and CONNECT', async (t) => {
   const pki = makePki();
@@ -32,12 +30,7 @@ test('upstream peer principal and subject come from the upstream certificate, fo
     pki.cleanup();
   });
   assert.deepEqual(h.apply(SECRET_TYPE, sdsSecrets(pki.leaf('client', ['URI:spiffe://cluster.local/ns/default/sa/client']), pki.ca)), []);
-  const transport = {
-    transport_socket: {
-      name: 'envoy.transport_sockets.tls',
-      typed_config: { '@type': UPSTREAM_TLS, sni: 'backend.prod', common_tls_context: { tls_certificate_sds_secret_configs: [SDS('default')], validation_context_sds_secret_config: SDS('ROOTCA') } },
-    },
-  };
+  const transport = sdsUpstreamTls('backend.prod');
   const routes = routeConfig('r', [
     { match: { connect_matcher: {} }, route: { cluster: 'backend', upgrade_configs: [{ upgrade_type: 'CONNECT' }] } },
     { match: { prefix: '/' }, route: { cluster: 'backend' } },

@@ -9,27 +9,12 @@ import type { AddressInfo } from 'node:net';
 import { X509Certificate } from 'node:crypto';
 import { test } from 'node:test';
 import { addr, configure, request, routeConfig, startRuntime, startUpstream, staticCluster, SECRET_TYPE, HCM, ROUTER } from './harness.ts';
-import { makePki, sdsSecrets } from './certs.ts';
+import { makePki, sdsSecrets, sdsDownstreamMtls, sdsUpstreamTls } from './certs.ts';
 
-const DOWNSTREAM_TLS = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext';
-const UPSTREAM_TLS = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext';
-const SDS = (name: string) => ({ name, sds_config: { ads: {} } });
 const CLIENT_ID = 'spiffe://cluster.local/ns/default/sa/client';
 
 function hcm(route: string) {
   return { name: 'envoy.filters.network.http_connection_manager', typed_config: { '@type': HCM, stat_prefix: route, rds: { route_config_name: route, config_source: { ads: {} } }, http_filters: [ROUTER], forward_client_cert_details: 'SANITIZE_SET', set_current_client_cert_details: { uri: true } } };
-}
-
-function mtlsContext(sanPrefix: string, alpn: string[] = ['h2', 'http/1.1']) {
-  return {
-    '@type': DOWNSTREAM_TLS,
-    require_client_certificate: true,
-    common_tls_context: {
-      alpn_protocols: alpn,
-      tls_certificate_sds_secret_configs: [SDS('default')],
-      combined_validation_context: { default_validation_context: { match_typed_subject_alt_names: [{ san_type: 'URI', matcher: { prefix: sanPrefix } }] }, validation_context_sds_secret_config: SDS('ROOTCA') },
-    },
-  };
 }
 
 function tlsGet(port: number, opts: tls.ConnectionOptions, path = '/'): Promise<{ status: number; body: string }> {
@@ -69,8 +54,8 @@ test('mTLS inbound with SDS secrets, SPIFFE SAN matching, SNI chains, ALPN h2, r
         address: addr(0),
         listener_filters: [{ name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector' } }],
         filter_chains: [
-          { name: 'sni', filter_chain_match: { server_names: ['svc.mesh'], transport_protocol: 'tls' }, transport_socket: { name: 'envoy.transport_sockets.tls', typed_config: mtlsContext('spiffe://cluster.local/') }, filters: [hcm('r')] },
-          { name: 'tls-any', filter_chain_match: { transport_protocol: 'tls' }, transport_socket: { name: 'envoy.transport_sockets.tls', typed_config: mtlsContext('spiffe://cluster.local/ns/nowhere/') }, filters: [hcm('r')] },
+          { name: 'sni', filter_chain_match: { server_names: ['svc.mesh'], transport_protocol: 'tls' }, transport_socket: sdsDownstreamMtls('spiffe://cluster.local/'), filters: [hcm('r')] },
+          { name: 'tls-any', filter_chain_match: { transport_protocol: 'tls' }, transport_socket: sdsDownstreamMtls('spiffe://cluster.local/ns/nowhere/'), filters: [hcm('r')] },
           { name: 'plain', filter_chain_match: { transport_protocol: 'raw_buffer' }, filters: [hcm('plain')] },
         ],
       },
@@ -142,12 +127,7 @@ test('upstream TLS origination verifies the server SAN; a mismatch is a connecti
   });
   const client = pki.leaf('client', [`URI:${CLIENT_ID}`]);
   assert.deepEqual(h.apply(SECRET_TYPE, sdsSecrets(client, pki.ca)), []);
-  const upstreamTls = (san: string) => ({
-    transport_socket: {
-      name: 'envoy.transport_sockets.tls',
-      typed_config: { '@type': UPSTREAM_TLS, sni: 'backend.mesh', common_tls_context: { tls_certificate_sds_secret_configs: [SDS('default')], combined_validation_context: { default_validation_context: { match_typed_subject_alt_names: [{ san_type: 'URI', matcher: { exact: san } }] }, validation_context_sds_secret_config: SDS('ROOTCA') } } },
-    },
-  });
+  const upstreamTls = (san: string) => sdsUpstreamTls('backend.mesh', { san });
   await configure(h, {
     clusters: [staticCluster('good', [bport], upstreamTls('spiffe://cluster.local/ns/default/sa/backend')), staticCluster('bad', [bport], upstreamTls('spiffe://cluster.local/ns/default/sa/someone-else'))],
     routes: [routeConfig('r', [{ match: { prefix: '/good' }, route: { cluster: 'good' } }, { match: { prefix: '/bad' }, route: { cluster: 'bad' } }])],

@@ -12,12 +12,9 @@ import type { AddressInfo } from 'node:net';
 import { X509Certificate } from 'node:crypto';
 import { test } from 'node:test';
 import { addr, configure, request, routeConfig, startRuntime, startUpstream, staticCluster, SECRET_TYPE, HCM, ROUTER } from '../proxy/harness.ts';
-import { makePki, sdsSecrets } from '../proxy/certs.ts';
+import { makePki, sdsSecrets, sdsDownstreamMtls, sdsUpstreamTls } from '../proxy/certs.ts';
 
-const DOWNSTREAM_TLS = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext';
-const UPSTREAM_TLS = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext';
 const TCP_PROXY = 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
-const SDS = (name: string) => ({ name, sds_config: { ads: {} } });
 const CLIENT_ID = 'spiffe://cluster.local/ns/default/sa/client';
 const SERVER_ID = 'spiffe://cluster.local/ns/default/sa/server';
 
@@ -63,18 +60,7 @@ test('inbound mTLS resumes client sessions (tickets), keeps the peer identity, a
         address: addr(0),
         filter_chains: [
           {
-            transport_socket: {
-              name: 'envoy.transport_sockets.tls',
-              typed_config: {
-                '@type': DOWNSTREAM_TLS,
-                require_client_certificate: true,
-                common_tls_context: {
-                  alpn_protocols: ['h2', 'http/1.1'],
-                  tls_certificate_sds_secret_configs: [SDS('default')],
-                  combined_validation_context: { default_validation_context: { match_typed_subject_alt_names: [{ san_type: 'URI', matcher: { prefix: 'spiffe://cluster.local/' } }] }, validation_context_sds_secret_config: SDS('ROOTCA') },
-                },
-              },
-            },
+            transport_socket: sdsDownstreamMtls('spiffe://cluster.local/'),
             filters: [{ name: 'envoy.filters.network.http_connection_manager', typed_config: { '@type': HCM, stat_prefix: 'in', rds: { route_config_name: 'r', config_source: { ads: {} } }, http_filters: [ROUTER], forward_client_cert_details: 'SANITIZE_SET', set_current_client_cert_details: { uri: true } } }],
           },
         ],
@@ -137,19 +123,7 @@ test('upstream TLS (HTTP pool and tcp_proxy) resumes the session per host; new c
   });
   const client = pki.leaf('client', [`URI:${CLIENT_ID}`]);
   assert.deepEqual(h.apply(SECRET_TYPE, sdsSecrets(client, pki.ca)), []);
-  const transport = {
-    transport_socket: {
-      name: 'envoy.transport_sockets.tls',
-      typed_config: {
-        '@type': UPSTREAM_TLS,
-        sni: 'backend.mesh',
-        common_tls_context: {
-          tls_certificate_sds_secret_configs: [SDS('default')],
-          combined_validation_context: { default_validation_context: { match_typed_subject_alt_names: [{ san_type: 'URI', matcher: { exact: 'spiffe://cluster.local/ns/default/sa/backend' } }] }, validation_context_sds_secret_config: SDS('ROOTCA') },
-        },
-      },
-    },
-  };
+  const transport = sdsUpstreamTls('backend.mesh', { san: 'spiffe://cluster.local/ns/default/sa/backend' });
   const bport = (backend.address() as AddressInfo).port;
   await configure(h, {
     clusters: [staticCluster('http', [bport], transport), staticCluster('tcp', [bport], transport)],
