@@ -5,7 +5,6 @@
 // credentials directory. A wrong subjectAltName or CA is a connection failure (503).
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
@@ -17,21 +16,16 @@ import { tempDir } from '../ca/ca-test-helpers.ts';
 import { freePort } from '../../src/local/ports.ts';
 import { parseYaml } from '../xds/fixtures.ts';
 import { makePki } from '../proxy/certs.ts';
+import { request } from '../proxy/harness.ts';
 
 interface Seen {
   sni: string;
   client: string;
 }
 
-function get(outbound: number, host: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port: outbound, path: `http://${host}/`, agent: false }, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-  });
+async function get(outbound: number, host: string): Promise<{ status: number; body: string }> {
+  const { status, body } = await request(outbound, { path: `http://${host}/` });
+  return { status, body };
 }
 
 function external(name: string, port: number, tlsSettings: string): string {

@@ -17,7 +17,7 @@ import { freePort } from '../../src/local/ports.ts';
 import { startMeshControlPlane } from '../helpers/mesh-control-plane.ts';
 import { startSidecar } from '../helpers/rig-proxy.ts';
 import { parseYaml } from '../xds/fixtures.ts';
-import { startUpstream } from '../proxy/harness.ts';
+import { request, startUpstream } from '../proxy/harness.ts';
 import { makePki } from '../proxy/certs.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -141,15 +141,7 @@ test('mTLS between sidecars: SPIFFE certificate, STRICT, PERMISSIVE, foreign CA,
   assert.equal(await mtlsGet(inbound, rootPem, await meshCert(caDir, sleepId, new Date(now - 7200_000), new Date(now - 3600_000))), 'refused');
 
   // Auto mTLS from the client sidecar: the server sees the client's identity.
-  const viaSleep = () =>
-    new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = http.get({ host: '127.0.0.1', port: outbound, path: 'http://httpbin.foo.svc.cluster.local:9080/hello', agent: false }, (res) => {
-        let body = '';
-        res.on('data', (d: Buffer) => (body += d.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      });
-      req.on('error', reject);
-    });
+  const viaSleep = () => request(outbound, { path: 'http://httpbin.foo.svc.cluster.local:9080/hello' });
   const first = await waitFor('a request through the client sidecar', async () => {
     const r = await viaSleep();
     return r.status === 200 ? r : undefined;

@@ -3,12 +3,11 @@
 // the client sidecar must talk plaintext to it (EDS marks the endpoint tlsMode disabled); switching
 // the port back to STRICT makes the client use mTLS again (the server sees its SPIFFE identity).
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { test } from 'node:test';
 import { freePort } from '../../src/local/ports.ts';
 import { startMeshControlPlane } from '../helpers/mesh-control-plane.ts';
 import { startSidecar } from '../helpers/rig-proxy.ts';
-import { startUpstream } from '../proxy/harness.ts';
+import { request, startUpstream } from '../proxy/harness.ts';
 import { parseYaml } from './fixtures.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -39,15 +38,7 @@ test('auto mTLS: a client sidecar talks plaintext to a port whose PeerAuthentica
   const outbound = await freePort();
   await startSidecar(t, mesh, { namespace: 'foo', name: 'httpbin', args: ['--workload-port', '9080/http/HTTP', '--inbound-port', `9080=${await freePort()}`, '--app-port', `9080=${app.port}`, '--outbound-port', String(await freePort())] });
   await startSidecar(t, mesh, { namespace: 'foo', name: 'sleep', args: ['--outbound-port', String(outbound)] });
-  const viaSleep = () =>
-    new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = http.get({ host: '127.0.0.1', port: outbound, path: 'http://httpbin.foo.svc.cluster.local:9080/hello', agent: false }, (res) => {
-        let body = '';
-        res.on('data', (d: Buffer) => (body += d.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      });
-      req.on('error', reject);
-    });
+  const viaSleep = () => request(outbound, { path: 'http://httpbin.foo.svc.cluster.local:9080/hello' });
   const xfcc = (r: { body: string }) => (JSON.parse(r.body) as { headers: Record<string, string | undefined> }).headers['x-forwarded-client-cert'];
   // DISABLE on the port: plaintext from the client sidecar (no client identity reaches the server).
   const plain = await waitFor('a request through the client sidecar', async () => {

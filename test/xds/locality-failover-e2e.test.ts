@@ -3,14 +3,13 @@
 // that endpoint fails, retryRemoteLocalities retries in us-west at once and outlier detection keeps
 // traffic there.
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { test } from 'node:test';
 import { MemoryConfigStore } from '../../src/config/memory-store.ts';
 import { startControlPlane } from '../../src/xds/controlplane.ts';
 import { freePort } from '../../src/local/ports.ts';
 import { startRigProxy } from '../helpers/rig-proxy.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { startUpstream } from '../proxy/harness.ts';
+import { request, startUpstream } from '../proxy/harness.ts';
 import { parseYaml } from './fixtures.ts';
 
 const config = (east: number, west: number) => `
@@ -53,15 +52,9 @@ spec:
     route: [{ destination: { host: web.mesh.internal } }]
 `;
 
-function viaProxy(port: number): Promise<{ status: number; server: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: 'http://web.mesh.internal/hello', agent: false }, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, server: res.headers['x-upstream'] as string }));
-    });
-    req.on('error', reject);
-  });
+async function viaProxy(port: number): Promise<{ status: number; server: string }> {
+  const r = await request(port, { path: 'http://web.mesh.internal/hello' });
+  return { status: r.status, server: r.headers['x-upstream'] as string };
 }
 
 test('a us-east client prefers us-east and fails over to us-west on errors', async (t) => {

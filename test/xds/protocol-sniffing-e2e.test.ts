@@ -14,6 +14,7 @@ import { startMeshControlPlane } from '../helpers/mesh-control-plane.ts';
 import { startSidecar } from '../helpers/rig-proxy.ts';
 import { parseYaml } from './fixtures.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { request } from '../proxy/harness.ts';
 
 const CONFIG = `
 apiVersion: v1
@@ -68,15 +69,9 @@ async function startDualApp(t: TestContext): Promise<number> {
   return (server.address() as net.AddressInfo).port;
 }
 
-function httpGet(port: number, host: string, path = '/hello'): Promise<{ status: number; headers: Record<string, string>; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path, headers: { host }, agent: false }, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.statusCode === 200 ? (JSON.parse(body) as Record<string, string>) : {}, body }));
-    });
-    req.on('error', reject);
-  });
+async function httpGet(port: number, host: string, path = '/hello'): Promise<{ status: number; headers: Record<string, string>; body: string }> {
+  const { status, body } = await request(port, { path, headers: { host } });
+  return { status, headers: status === 200 ? (JSON.parse(body) as Record<string, string>) : {}, body };
 }
 
 function tcpExchange(port: number, line: string): Promise<string> {

@@ -2,12 +2,11 @@
 // client's egress listener with captureMode NONE binds 127.0.0.1:<service port> for real and routes
 // by Host over its hosts only; the server's ingress listener sends traffic to its defaultEndpoint.
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { test } from 'node:test';
 import { freePort } from '../../src/local/ports.ts';
 import { startMeshControlPlane } from '../helpers/mesh-control-plane.ts';
 import { startSidecar } from '../helpers/rig-proxy.ts';
-import { startUpstream } from '../proxy/harness.ts';
+import { request, startUpstream } from '../proxy/harness.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const config = (servicePort: number, appPort: number) => `
@@ -43,16 +42,7 @@ spec:
     defaultEndpoint: 127.0.0.1:${appPort}
 `;
 
-function get(port: number, host: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: '/hello', headers: { host }, agent: false }, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-  });
-}
+const get = (port: number, host: string) => request(port, { path: '/hello', headers: { host } });
 
 test('Sidecar egress captureMode NONE binds the service port on 127.0.0.1; ingress defaultEndpoint picks the application', async (t) => {
   const app = await startUpstream('httpbin');
