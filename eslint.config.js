@@ -14,4 +14,15 @@ export default tseslint.config(
       'no-constant-condition': ['error', { checkLoops: false }],
     },
   },
+  {
+    // The proxy's memory: see src/proxy/node-http.ts.
+    files: ['src/proxy/**/*.ts', 'src/cli/commands/proxy.ts'],
+    ignores: ['**/*.test.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        { paths: [{ name: 'node:http', message: 'import { http } from src/proxy/node-http.ts (an ES import of node:http loads Node\'s bundled undici)', allowTypeImports: true }] },
+      ],
+    },
+  },
 );

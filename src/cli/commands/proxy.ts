@@ -2,7 +2,6 @@
 // bootstrap built from the workload flags with ADS to the control plane (and workload certificates
 // from the CA when --ca-root-file is given).
 import fs from 'node:fs';
-import http from 'node:http';
 import type { Command } from 'commander';
 import { RigError } from '../../core/errors.ts';
 import { createLogger } from '../../core/log.ts';
@@ -12,6 +11,7 @@ import { ProxyRuntime } from '../../proxy/runtime.ts';
 import { trimHeapWhenReady } from '../../proxy/heap-trim.ts';
 import { createAdminHandler, createReadyHandler } from '../../proxy/admin/admin-server.ts';
 import { listen } from '../../core/listen.ts';
+import { http } from '../../proxy/node-http.ts';
 import type { EnvoyJson } from '../../envoy/index.ts';
 import { createStatsHandler, flushSpans } from '../../proxy/telemetry/index.ts';
 

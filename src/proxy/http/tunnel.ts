@@ -3,7 +3,7 @@
 // CONNECT that is not enabled is refused with 403); the bytes then flow both ways untouched.
 import net from 'node:net';
 import tls from 'node:tls';
-import http, { type IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type http2 from 'node:http2';
 import type { ConnState } from './http-stream.ts';
 import { matchRoute, ActionKind, pickWeighted, type Route } from '../routing/route-config.ts';
@@ -15,6 +15,7 @@ import type { UpstreamHost, Cluster } from '../upstream/cluster.ts';
 import { pipeSockets, type PipeResult } from '../tcp/pipe.ts';
 import { upgradeOverH2, websocketAccept } from './tunnel-h2.ts';
 import { isGrpcContentType, rewriteLocalReply, type LocalReplyParts } from './local-reply.ts';
+import { http } from '../node-http.ts';
 
 export function reply(socket: net.Socket, status: number, text: string, info: StreamInfo, flags: number, details: string, conn: ConnState, head: RequestHead): void {
   info.responseFlags |= flags;

@@ -4,8 +4,9 @@
 // A status in retriable_statuses counts as a network failure (toward unhealthy_threshold); any
 // other status fails the host at once. HTTP/1.1 keeps one connection per host (reuse_connection);
 // codec_client_type HTTP2 uses one h2c session per host.
-import http from 'node:http';
+import type { ClientRequest } from 'node:http';
 import http2 from 'node:http2';
+import { http } from '../node-http.ts';
 import type { Host } from './host.ts';
 import { CheckResult, withTimeout, type Prober } from './health-check-prober.ts';
 import { compilePayload, compilePayloads, payloadsMatch } from './health-check-payload.ts';
@@ -95,7 +96,7 @@ export class HttpProber implements Prober {
 
   #probeH1(host: Host, timeoutMs: number): Promise<CheckResult> {
     const c = this.#config;
-    let req: http.ClientRequest | undefined;
+    let req: ClientRequest | undefined;
     return withTimeout(timeoutMs, () => req?.destroy(), (done) => {
       req = http.request({ host: host.address, port: host.port, method: c.method, path: c.path, headers: { ...c.headers, host: c.host }, agent: this.#agent });
       req.on('error', () => done(CheckResult.NetworkFailure));
