@@ -157,6 +157,9 @@ test('HTTP ext_authz: only CUSTOM-selected paths are checked; allow forwards hea
   assert.equal(stat(h, 'http.l.ext_authz.denied'), 1);
   assert.equal(stat(h, 'http.l.ext_authz.error'), 1);
   assert.equal(stat(h, 'http.l.ext_authz.disabled'), 1);
+  // The checks are requests of the service's cluster, counted there as Envoy's async client does.
+  const c = 'cluster.outbound|8000||ext-authz.foo.svc.cluster.local.';
+  assert.deepEqual([stat(h, c + 'upstream_rq_total'), stat(h, c + 'upstream_rq_2xx'), stat(h, c + 'upstream_rq_4xx'), stat(h, c + 'upstream_rq_5xx')], [3, 1, 1, 1]);
 });
 
 test('HTTP ext_authz: timeouts fail closed or open (failure_mode_allow), a dead service answers status_on_error', async (t) => {

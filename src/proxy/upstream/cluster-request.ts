@@ -97,6 +97,8 @@ export function requestThroughCluster(clusters: ClusterManager, req: ClusterRequ
           if (settled) return;
           settled = true;
           clearTimeout(timer);
+          cluster.s.rqCompleted.value++;
+          cluster.s.codes.record(status);
           resolve({ status, headers, body: Buffer.concat(chunks), trailers: (trailers ?? {}) as Record<string, string | string[] | undefined> });
         },
         onResponseError(_c, err: Error) {
