@@ -11,8 +11,9 @@ import { parseNode, type Proxy } from '../../src/model/proxy.ts';
 import { GENERATORS } from '../../src/xds/server/generators.ts';
 import { ProxyRuntime } from '../../src/proxy/runtime.ts';
 import { createStatsHandler } from '../../src/proxy/telemetry/index.ts';
-import { buildPush, parseYaml } from '../xds/fixtures.ts';
+import { buildPush, parseYaml, rdsNames } from '../xds/fixtures.ts';
 import { makePki, sdsSecrets, type TestPki } from '../proxy/certs.ts';
+import { byName } from '../proxy/harness.ts';
 import { freePort } from '../../src/local/ports.ts';
 
 export interface WorkloadSpec {
@@ -52,19 +53,6 @@ export interface Mesh {
 async function listen(server: net.Server): Promise<number> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return (server.address() as AddressInfo).port;
-}
-
-function rdsNames(listeners: EnvoyJson[]): string[] {
-  const names = new Set<string>();
-  JSON.stringify(listeners, (k, v) => {
-    if (k === 'route_config_name') names.add(v as string);
-    return v;
-  });
-  return [...names];
-}
-
-function byName(list: EnvoyJson[]): Map<string, EnvoyJson> {
-  return new Map(list.map((r) => [String(r.name ?? r.cluster_name), r]));
 }
 
 export const SERVICES_YAML = (names: string[], ns = 'default', portName = 'http') =>

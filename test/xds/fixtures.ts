@@ -41,6 +41,16 @@ export function buildPush(resources: Resource[], proxies: Proxy[] = [], opts: { 
 let ipCounter = 10;
 
 /** A sidecar in explicit mode, as `rig up` starts one per workload replica. */
+/** The route configuration names the listeners ask for over RDS (what a proxy would subscribe to). */
+export function rdsNames(listeners: EnvoyJson[]): string[] {
+  const names = new Set<string>();
+  JSON.stringify(listeners, (k, v) => {
+    if (k === 'route_config_name') names.add(v as string);
+    return v;
+  });
+  return [...names];
+}
+
 export function explicitSidecar(name: string, ns: string, labels: Record<string, string>, sa: string, ports: { port: number; name?: string }[], opts: { ip?: string; outbound?: number; base?: number; upstreamPorts?: Record<string, number> } = {}): Proxy {
   const ip = opts.ip ?? '127.0.0.1';
   const base = opts.base ?? 20000 + ipCounter++ * 10;

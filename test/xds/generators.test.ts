@@ -12,19 +12,10 @@ import type { EnvoyJson } from '../../src/envoy/index.ts';
 import type { PushContext } from '../../src/model/push-context.ts';
 import type { Proxy } from '../../src/model/proxy.ts';
 import { GENERATORS } from '../../src/xds/server/generators.ts';
-import { buildPush, explicitSidecar, gatewayProxy, grpcProxy, loadFiles, podSidecar } from './fixtures.ts';
+import { buildPush, explicitSidecar, gatewayProxy, grpcProxy, loadFiles, podSidecar, rdsNames } from './fixtures.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const UPDATE = process.env.RIG_UPDATE_GOLDEN === '1';
-
-function rdsNames(listeners: EnvoyJson[]): string[] {
-  const names = new Set<string>();
-  JSON.stringify(listeners, (k, v) => {
-    if (k === 'route_config_name') names.add(v as string);
-    return v;
-  });
-  return [...names];
-}
 
 function sdsNames(resources: EnvoyJson[]): string[] {
   const names = new Set<string>();
