@@ -135,6 +135,24 @@ test('WebSocket upgrades when enabled, 403 when not', async (t) => {
   assert.equal(status, 403);
 });
 
+/** CONNECT `authority` through the proxy on `port`, then `payload` once the response head came; all that came back when the proxy ends. */
+function connectTunnel(port: number, authority: string, payload: string): Promise<string> {
+  const p = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  p.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`);
+  return new Promise<string>((resolve) => {
+    let s = '';
+    let sent = false;
+    p.on('data', (d) => {
+      s += d;
+      if (!sent && s.includes('\r\n\r\n')) {
+        sent = true;
+        p.end(payload);
+      }
+    });
+    p.on('end', () => resolve(s));
+  });
+}
+
 async function echoServer(t: TestContext): Promise<number> {
   const s = net.createServer({ allowHalfOpen: true }, (c) => {
     const chunks: Buffer[] = [];
@@ -181,20 +199,7 @@ test('tcp_proxy relays bytes with half-close; CONNECT tunnels and absolute-form 
   assert.equal(tinfo.bytesSent, 13);
 
   // CONNECT echo.mesh:7777 → 200, then raw bytes.
-  const p = net.connect({ port: h.port('http_proxy'), host: '127.0.0.1', allowHalfOpen: true });
-  p.write('CONNECT echo.mesh:7777 HTTP/1.1\r\nHost: echo.mesh:7777\r\n\r\n');
-  const tunnel = await new Promise<string>((resolve) => {
-    let s = '';
-    let sent = false;
-    p.on('data', (d) => {
-      s += d;
-      if (!sent && s.includes('\r\n\r\n')) {
-        sent = true;
-        p.end('through the tunnel');
-      }
-    });
-    p.on('end', () => resolve(s));
-  });
+  const tunnel = await connectTunnel(h.port('http_proxy'), 'echo.mesh:7777', 'through the tunnel');
   assert.match(tunnel, /^HTTP\/1\.1 200/);
   assert.ok(tunnel.endsWith('through the tunnel'));
 
@@ -244,20 +249,7 @@ test('ORIGINAL_DST passthrough: absolute-form requests and CONNECT reach the add
   const byHeader = await request(port, { path: '/x', headers: { host: 'by-header', 'x-envoy-original-dst-host': `127.0.0.1:${other.port}` } });
   assert.equal(byHeader.json().server, 'other');
 
-  const p = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
-  p.write(`CONNECT 127.0.0.1:${echo} HTTP/1.1\r\nHost: 127.0.0.1:${echo}\r\n\r\n`);
-  const tunnel = await new Promise<string>((resolve) => {
-    let s = '';
-    let sent = false;
-    p.on('data', (d) => {
-      s += d;
-      if (!sent && s.includes('\r\n\r\n')) {
-        sent = true;
-        p.end('raw bytes');
-      }
-    });
-    p.on('end', () => resolve(s));
-  });
+  const tunnel = await connectTunnel(port, `127.0.0.1:${echo}`, 'raw bytes');
   assert.match(tunnel, /^HTTP\/1\.1 200/);
   assert.ok(tunnel.endsWith('raw bytes'));
 });
