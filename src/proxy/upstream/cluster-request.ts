@@ -17,8 +17,6 @@ export interface ClusterRequest {
   readonly timeoutMs: number;
   /** Force HTTP/2 (gRPC) whatever the cluster's protocol options; default: the cluster's codec. */
   readonly h2?: boolean;
-  /** Response bodies longer than this fail the request (default 1 MiB). */
-  readonly maxBodyBytes?: number;
   /** Cancels the request (e.g. the downstream stream that needed it is gone). */
   readonly signal?: AbortSignal;
 }
@@ -30,30 +28,19 @@ export interface ClusterResponse {
   readonly trailers: Readonly<Record<string, string | string[] | undefined>>;
 }
 
-export const ClusterRequestFailure = { NoCluster: 'no_cluster', NoHealthyHost: 'no_healthy_host', Timeout: 'timeout', Failed: 'failed' } as const;
-export type ClusterRequestFailure = (typeof ClusterRequestFailure)[keyof typeof ClusterRequestFailure];
+/** Longer response bodies fail the request: JWKS documents and authorization answers are small. */
+const MAX_BODY = 1 << 20;
 
-export class ClusterRequestError extends Error {
-  readonly failure: ClusterRequestFailure;
-  constructor(failure: ClusterRequestFailure, message: string) {
-    super(message);
-    this.failure = failure;
-  }
-}
-
-const DEFAULT_MAX_BODY = 1 << 20;
-
-/** Sends one request through `req.cluster`; resolves with the whole response, rejects with a ClusterRequestError. */
+/** Sends one request through `req.cluster`; resolves with the whole response, rejects with a readable Error. */
 export function requestThroughCluster(clusters: ClusterManager, req: ClusterRequest): Promise<ClusterResponse> {
   const cluster = clusters.get(req.cluster);
-  if (!cluster) return Promise.reject(new ClusterRequestError(ClusterRequestFailure.NoCluster, `cluster ${req.cluster} is not configured`));
+  if (!cluster) return Promise.reject(new Error(`cluster ${req.cluster} is not configured`));
   const host = cluster.pick(undefined);
   if (!host) {
     cluster.s.cxNoneHealthy.value++;
-    return Promise.reject(new ClusterRequestError(ClusterRequestFailure.NoHealthyHost, `cluster ${req.cluster} has no healthy host`));
+    return Promise.reject(new Error(`cluster ${req.cluster} has no healthy host`));
   }
   cluster.s.rqTotal.value++;
-  const max = req.maxBodyBytes ?? DEFAULT_MAX_BODY;
   return new Promise((resolve, reject) => {
     let controller: Dispatcher.DispatchController | undefined;
     let status = 0;
@@ -61,7 +48,7 @@ export function requestThroughCluster(clusters: ClusterManager, req: ClusterRequ
     const chunks: Buffer[] = [];
     let size = 0;
     let settled = false;
-    const fail = (e: ClusterRequestError): void => {
+    const fail = (e: Error): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
@@ -70,9 +57,9 @@ export function requestThroughCluster(clusters: ClusterManager, req: ClusterRequ
     };
     const timer = setTimeout(() => {
       cluster.s.rqTimeout.value++;
-      fail(new ClusterRequestError(ClusterRequestFailure.Timeout, `no response from cluster ${req.cluster} within ${req.timeoutMs} ms`));
+      fail(new Error(`no response from cluster ${req.cluster} within ${req.timeoutMs} ms`));
     }, req.timeoutMs);
-    req.signal?.addEventListener('abort', () => fail(new ClusterRequestError(ClusterRequestFailure.Failed, 'request cancelled')), { once: true });
+    req.signal?.addEventListener('abort', () => fail(new Error('request cancelled')), { once: true });
     // Forced HTTP/2 over TLS offers exactly the cluster's ALPN (h2 when it has none) and speaks h2
     // whatever the server selects, as Envoy's gRPC client does (undici would fall back to HTTP/1.1).
     const tls = req.h2 ? cluster.tlsFor(host) : undefined;
@@ -90,7 +77,7 @@ export function requestThroughCluster(clusters: ClusterManager, req: ClusterRequ
         },
         onResponseData(_c, chunk: Buffer) {
           size += chunk.length;
-          if (size > max) fail(new ClusterRequestError(ClusterRequestFailure.Failed, `response from cluster ${req.cluster} is longer than ${max} bytes`));
+          if (size > MAX_BODY) fail(new Error(`response from cluster ${req.cluster} is longer than ${MAX_BODY} bytes`));
           else chunks.push(chunk);
         },
         onResponseEnd(_c, trailers) {
@@ -102,7 +89,7 @@ export function requestThroughCluster(clusters: ClusterManager, req: ClusterRequ
           resolve({ status, headers, body: Buffer.concat(chunks), trailers: (trailers ?? {}) as Record<string, string | string[] | undefined> });
         },
         onResponseError(_c, err: Error) {
-          fail(new ClusterRequestError(ClusterRequestFailure.Failed, `request through cluster ${req.cluster} failed: ${err.message}`));
+          fail(new Error(`request through cluster ${req.cluster} failed: ${err.message}`));
         },
       },
     );
