@@ -48,6 +48,14 @@ export function httpsGet(port: number, p: string, servername: string, ca: string
   });
 }
 
+/** Envoy's cluster counter `envoy_cluster_<metric>` of `cluster` in a process's Prometheus stats (0 before the first count). */
+export async function clusterCounter(mesh: Mesh, processName: string, metric: string, cluster: string): Promise<number> {
+  const text = (await request(mesh.process(processName)!.ports.stats!, '/stats/prometheus')).body;
+  const name = cluster.replace(/[.|]/g, '\\$&');
+  const m = new RegExp(`^envoy_cluster_${metric}\\{[^}]*cluster_name="${name}"[^}]*\\} (\\d+)`, 'm').exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
 /** The reviews workload named on a product page, or what the page said instead. */
 export function reviewsServedBy(html: string): string {
   const m = /Reviews served by: <b class="workload">(reviews-v\d)<\/b>/.exec(html);

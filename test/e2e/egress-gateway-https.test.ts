@@ -14,7 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { REPO_ROOT } from '../helpers/cli.ts';
 import { DEMO_PATHS } from '../../src/local/demo.ts';
 import { startMesh, type Mesh } from '../local/mesh-harness.ts';
-import { eventually, request } from './bookinfo-mesh.ts';
+import { clusterCounter, eventually } from './bookinfo-mesh.ts';
 
 const TASK = path.join(REPO_ROOT, 'examples/bookinfo/tasks/egress-gateway');
 const HOST = 'edition.cnn.com';
@@ -61,11 +61,7 @@ describe('Istio task: egress gateway for HTTPS traffic (PASSTHROUGH)', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const gatewayConnections = async (): Promise<number> => {
-    const text = (await request(mesh.process('istio-egressgateway')!.ports.stats!, '/stats/prometheus')).body;
-    const m = /^envoy_cluster_upstream_cx_total\{[^}]*cluster_name="outbound\|443\|\|edition\.cnn\.com"[^}]*\} (\d+)/m.exec(text);
-    return m ? Number(m[1]) : 0;
-  };
+  const gatewayConnections = () => clusterCounter(mesh, 'istio-egressgateway', 'upstream_cx_total', 'outbound|443||edition.cnn.com');
 
   it('TLS to edition.cnn.com passes through the egress gateway undecrypted', async () => {
     const outbound = mesh.process('productpage-v1-0')!.ports.outbound!;

@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { REPO_ROOT } from '../helpers/cli.ts';
 import { DEMO_PATHS } from '../../src/local/demo.ts';
 import { startMesh, type Mesh } from '../local/mesh-harness.ts';
-import { eventually, request } from './bookinfo-mesh.ts';
+import { clusterCounter, eventually, request } from './bookinfo-mesh.ts';
 
 const TASK = path.join(REPO_ROOT, 'examples/bookinfo/tasks/egress-gateway');
 
@@ -40,11 +40,7 @@ describe('Istio task: egress gateway for HTTP traffic', () => {
     server?.closeAllConnections();
   });
 
-  const gatewayRequests = async (): Promise<number> => {
-    const text = (await request(mesh.process('istio-egressgateway')!.ports.stats!, '/stats/prometheus')).body;
-    const m = /^envoy_cluster_upstream_rq_total\{[^}]*cluster_name="outbound\|80\|\|edition\.cnn\.com"[^}]*\} (\d+)/m.exec(text);
-    return m ? Number(m[1]) : 0;
-  };
+  const gatewayRequests = () => clusterCounter(mesh, 'istio-egressgateway', 'upstream_rq_total', 'outbound|80||edition.cnn.com');
 
   it('a workload calling http://edition.cnn.com/politics goes through the egress gateway', async () => {
     const outbound = mesh.process('productpage-v1-0')!.ports.outbound!;

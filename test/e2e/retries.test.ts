@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { DEMO_PATHS } from '../../src/local/demo.ts';
 import { startMesh, type Mesh } from '../local/mesh-harness.ts';
-import { eventually, request } from './bookinfo-mesh.ts';
+import { clusterCounter, eventually, request } from './bookinfo-mesh.ts';
 
 const HOST = 'flaky.example.com';
 
@@ -82,11 +82,7 @@ spec:
   });
 
   const call = () => request(mesh.process('productpage-v1-0')!.ports.outbound!, `http://${HOST}:${port}/status`, { headers: { host: `${HOST}:${port}` } });
-  const counter = async (name: string): Promise<number> => {
-    const text = (await request(mesh.process('productpage-v1-0')!.ports.stats!, '/stats/prometheus')).body;
-    const m = new RegExp(`^envoy_cluster_${name}\\{[^}]*cluster_name="outbound\\|${port}\\|\\|${HOST.replaceAll('.', '\\.')}"[^}]*\\} (\\d+)`, 'm').exec(text);
-    return m ? Number(m[1]) : 0;
-  };
+  const counter = (name: string) => clusterCounter(mesh, 'productpage-v1-0', name, `outbound|${port}||${HOST}`);
   const counters = async () => ({ retry: await counter('upstream_rq_retry'), success: await counter('upstream_rq_retry_success'), exceeded: await counter('upstream_rq_retry_limit_exceeded') });
 
   it('a 503 then a stalled attempt are retried; the third attempt answers 200', async () => {
