@@ -1,7 +1,7 @@
 // Envoy's StringMatcher and RegexMatcher, compiled once. safe_regex is RE2 syntax: JS RegExp
 // runs it when the pattern means the same in both (the common case, and much faster); patterns
 // RegExp rejects go to re2js, Google's RE2 ported to JS.
-import { RE2JS } from 're2js';
+import { re2 } from './re2.ts';
 import type { Issues, Reader } from '../config/reader.ts';
 
 export interface Regex {
@@ -37,6 +37,7 @@ export function compileRegex(pattern: string, path: string, issues: Issues, case
     }
   }
   try {
+    const RE2JS = re2();
     const re = RE2JS.compile(pattern, caseInsensitive ? RE2JS.CASE_INSENSITIVE : 0);
     return {
       source: pattern,

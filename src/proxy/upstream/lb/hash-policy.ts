@@ -11,8 +11,8 @@
 // exists. A cookie policy with a ttl whose cookie is absent generates the cookie (value derived
 // from the downstream address) and returns it in setCookie: the router must add that Set-Cookie to
 // the response so that the client sticks to the host from then on.
-import { RE2JS } from 're2js';
 import { RigError } from '../../../core/errors.ts';
+import { re2 } from '../../routing/re2.ts';
 import { UINT64_MASK, xxHash64, xxHash64List } from './xxhash.ts';
 import { bool, durationMs, list, newIssues, object, string, warnUnsupported, type ConfigIssues, type Json } from './config-fields.ts';
 
@@ -69,7 +69,7 @@ function compileHeader(h: Json, path: string, issues: ConfigIssues): Evaluate | 
     const pattern = string(object(rr.pattern, `${path}.regex_rewrite.pattern`, issues), 'regex', `${path}.regex_rewrite.pattern`, issues);
     const substitution = string(rr, 'substitution', `${path}.regex_rewrite`, issues) ?? '';
     try {
-      const re = RE2JS.compile(pattern ?? '');
+      const re = re2().compile(pattern ?? '');
       // Envoy writes capture groups as \1; re2js's JS-mode replacement uses $1.
       const repl = substitution.replace(/\$/g, '$$$$').replace(/\\(\d)/g, '$$$1');
       rewrite = (s) => re.matcher(s).replaceAll(repl);
