@@ -6,7 +6,9 @@
 // reset; DROP_HEADER: the header is removed). Stats as Envoy names them under http.<stat_prefix>.
 import type http from 'node:http';
 import http2 from 'node:http2';
-import type net from 'node:net';
+import type { H1ServerConnection } from './h1/h1-server-connection.ts';
+import type { H1Request } from './h1/h1-request.ts';
+import type { H1Response } from './h1/h1-response.ts';
 import type { Reader } from '../config/reader.ts';
 import type { Stat, Stats } from '../stats/stats.ts';
 
@@ -49,9 +51,6 @@ export function readConnectionLimits(cpo: Reader | undefined, statPrefix: string
   };
 }
 
-const kRequests = Symbol('rig.requestsOnConnection');
-type CountedSocket = net.Socket & { [kRequests]?: number };
-
 /** Applies headers_with_underscores_action to a request's headers; false when it must be rejected. */
 function underscoresOk(headers: http.IncomingHttpHeaders, l: ConnectionLimits): boolean {
   for (const k of Object.keys(headers)) {
@@ -67,15 +66,13 @@ function underscoresOk(headers: http.IncomingHttpHeaders, l: ConnectionLimits): 
 }
 
 /** HTTP/1 request: false when it was answered here (rejected). */
-export function admitH1(req: http.IncomingMessage, res: http.ServerResponse, l: ConnectionLimits): boolean {
+export function admitH1(conn: H1ServerConnection, req: H1Request, res: H1Response, l: ConnectionLimits): boolean {
   if (l.underscores !== UnderscoresAction.Allow && !underscoresOk(req.headers, l)) {
     res.writeHead(400, { connection: 'close', 'content-length': '0' }).end();
     return false;
   }
   if (l.maxRequests > 0) {
-    const s = req.socket as CountedSocket;
-    const n = (s[kRequests] ?? 0) + 1;
-    s[kRequests] = n;
+    const n = conn.requests;
     if (n >= l.maxRequests) {
       if (n === l.maxRequests) l.maxRequestsReached.value++;
       res.shouldKeepAlive = false;
@@ -91,21 +88,17 @@ export function admitH2(req: http2.Http2ServerRequest, l: ConnectionLimits): boo
   return false;
 }
 
-/** max_connection_duration on an HTTP/1 connection. */
-export function watchH1Connection(socket: net.Socket, l: ConnectionLimits): void {
+/** max_connection_duration on an HTTP/1 connection: it drains (idle: closed now; busy: after its response). */
+export function watchH1Connection(conn: H1ServerConnection, l: ConnectionLimits): void {
   if (l.maxDurationMs <= 0) return;
-  const timer = setTimeout(drainH1, l.maxDurationMs, socket, l);
+  const timer = setTimeout(drainH1, l.maxDurationMs, conn, l);
   timer.unref();
-  socket.once('close', () => clearTimeout(timer));
+  conn.socket.once('close', () => clearTimeout(timer));
 }
 
-function drainH1(socket: net.Socket, l: ConnectionLimits): void {
+function drainH1(conn: H1ServerConnection, l: ConnectionLimits): void {
   l.maxDurationReached.value++;
-  // node keeps the response in flight on the socket; none means the connection is idle.
-  const res = (socket as net.Socket & { _httpMessage?: http.ServerResponse | null })._httpMessage;
-  if (!res) return void socket.destroy();
-  if (!res.headersSent) res.shouldKeepAlive = false;
-  else res.once('finish', () => socket.destroySoon());
+  conn.drain();
 }
 
 /** max_requests_per_connection and max_connection_duration on an HTTP/2 session: GOAWAY, in-flight streams finish. */

@@ -1,8 +1,8 @@
-// envoy.filters.network.http_connection_manager: a terminal network filter. Each compiled HCM owns
-// one node:http server (HTTP/1.1) and one node:http2 server (h2c prior knowledge, h2 via ALPN),
-// neither listening itself: the listener hands accepted sockets over with emit('connection').
+// envoy.filters.network.http_connection_manager: a terminal network filter. HTTP/1.1 runs on our
+// own codec over the accepted socket (h1/h1-server-connection.ts); each compiled HCM owns one
+// node:http2 server (h2c prior knowledge, h2 via ALPN) that never listens itself: the listener's
+// sockets are handed to it with emit('connection').
 // Connections keep the HCM they were accepted with; an LDS update only affects new connections.
-import http from 'node:http';
 import http2 from 'node:http2';
 import type net from 'node:net';
 import { HCM_TYPE } from '../../envoy/index.ts';
@@ -16,6 +16,7 @@ import { closeWhenIdle } from './h2-idle.ts';
 import { recordCodecError } from './codec-error.ts';
 import type { ProxyContext } from '../context.ts';
 import { admitH1, admitH2, watchH1Connection, watchH2Session } from './connection-limits.ts';
+import { H1ConnectionSet, H1ServerConnection, type H1ServerHandler } from './h1/h1-server-connection.ts';
 
 const kState = Symbol('rig.connState');
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
@@ -26,13 +27,19 @@ function stateOf(socket: unknown): ConnState {
   return (socket as StatefulSocket)[kState]!;
 }
 
-function onH1Request(req: http.IncomingMessage, res: http.ServerResponse): void {
-  const state = stateOf(req.socket);
-  // rawHeaders holds every header even where node's maxHeadersCount would truncate req.headers.
-  if (req.rawHeaders.length > state.hcm.maxHeadersCount * 2) return void res.writeHead(431, { connection: 'close', 'content-length': '0' }).end();
-  if (state.hcm.limits.active && !admitH1(req, res, state.hcm.limits)) return;
-  new HttpStream(state, req, res, false).start();
-}
+const h1Handler: H1ServerHandler = {
+  onRequest(conn, req, res) {
+    const state = stateOf(conn.socket);
+    if (state.hcm.limits.active && !admitH1(conn, req, res, state.hcm.limits)) return;
+    new HttpStream(state, req, res, false).start();
+  },
+  onUpgrade(conn, req, early) {
+    handleTunnel(stateOf(conn.socket), req, conn.socket, early);
+  },
+  onCodecError(conn, status, code) {
+    recordCodecError(stateOf(conn.socket), status, code);
+  },
+};
 
 function onH2Request(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void {
   // A stream reset before its request event (rapid reset) has no socket left to read the state from.
@@ -49,14 +56,10 @@ function onH2Connect(req: http2.Http2ServerRequest): void {
   handleH2Tunnel(state, req.stream, req.headers);
 }
 
-function onTunnel(req: http.IncomingMessage, socket: net.Socket, head: Buffer): void {
-  handleTunnel(stateOf(socket), req, socket, head);
-}
-
 export class ConnectionManager implements NetworkFilter {
   readonly config: HcmConfig;
   private readonly ctx: ProxyContext;
-  private h1: http.Server | undefined;
+  private h1: H1ConnectionSet | undefined;
   private h2: http2.Http2Server | undefined;
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   private draining = false;
@@ -66,37 +69,18 @@ export class ConnectionManager implements NetworkFilter {
     this.ctx = ctx;
   }
 
-  private h1Server(): http.Server {
+  private h1Connections(): H1ConnectionSet {
     if (this.h1) return this.h1;
     const c = this.config;
-    const s = http.createServer(
-      {
-        maxHeaderSize: c.maxRequestHeadersKb * 1024,
-        requestTimeout: c.requestTimeoutMs,
-        headersTimeout: c.requestHeadersTimeoutMs || 60_000,
-        keepAliveTimeout: c.idleTimeoutMs,
-        requireHostHeader: false,
-        noDelay: true,
-        // How often header/request timeouts (slowloris) are checked.
-        connectionsCheckingInterval: 1000,
-      },
-      onH1Request,
-    );
-    // The server never listens itself (sockets are handed to it), but node tracks connections,
-    // enforces headersTimeout/requestTimeout and can close idle ones only once it "listens".
-    s.emit('listening');
-    s.keepAliveTimeout = c.idleTimeoutMs;
-    if (this.draining) closeAfterResponse(s);
-    s.on('upgrade', onTunnel);
-    s.on('connect', onTunnel);
-    s.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
-      if (!socket.writable) return socket.destroy();
-      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-      recordCodecError((socket as StatefulSocket)[kState], status, err.code);
-      socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
+    this.h1 = new H1ConnectionSet({
+      maxHeaderBytes: c.maxRequestHeadersKb * 1024,
+      maxHeaders: c.maxHeadersCount,
+      // node's HTTP server default when request_headers_timeout is unset, as before the own codec.
+      headersTimeoutMs: c.requestHeadersTimeoutMs || 60_000,
+      requestTimeoutMs: c.requestTimeoutMs,
+      idleTimeoutMs: c.idleTimeoutMs,
     });
-    this.h1 = s;
-    return s;
+    return this.h1;
   }
 
   private h2Server(): http2.Http2Server {
@@ -159,8 +143,9 @@ export class ConnectionManager implements NetworkFilter {
 
   private toH1(socket: net.Socket): boolean {
     this.config.stats.cxHttp1Total.value++;
-    if (this.config.limits.maxDurationMs > 0) watchH1Connection(socket, this.config.limits);
-    this.h1Server().emit('connection', socket);
+    const conn = new H1ServerConnection(socket, this.h1Connections(), h1Handler);
+    if (this.draining) conn.drain(false);
+    if (this.config.limits.maxDurationMs > 0) watchH1Connection(conn, this.config.limits);
     return false;
   }
 
@@ -181,19 +166,9 @@ export class ConnectionManager implements NetworkFilter {
   drain(): void {
     if (this.draining) return;
     this.draining = true;
-    if (this.h1) {
-      closeAfterResponse(this.h1);
-      // Closes idle keep-alives and stops the connection-checking timer; busy connections finish.
-      this.h1.close(() => {});
-    }
+    this.h1?.drainAll();
     for (const s of this.sessions) if (!s.closed && !s.destroyed) s.goaway();
   }
-}
-
-function closeAfterResponse(server: http.Server): void {
-  server.prependListener('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
-    res.shouldKeepAlive = false;
-  });
 }
 
 export const httpConnectionManagerFactory: NetworkFilterFactory = {

@@ -24,9 +24,12 @@ import { grpcStatusFor, isGrpcContentType, rewriteLocalReply } from './local-rep
 import { sanitizeRequestHeaders } from './header-sanitizing.ts';
 import { MirrorBodies } from './mirror-body.ts';
 import type { Span } from './tracer.ts';
+import type { H1Request } from './h1/h1-request.ts';
+import type { H1Response } from './h1/h1-response.ts';
 
-export type DownstreamRequest = IncomingMessage | Http2ServerRequest;
-export type DownstreamResponse = ServerResponse | Http2ServerResponse;
+export type DownstreamRequest = IncomingMessage | Http2ServerRequest | H1Request;
+/** The HTTP/1 codec's H1Response has the ServerResponse members used here. */
+export type DownstreamResponse = ServerResponse | Http2ServerResponse | H1Response;
 
 /** Per downstream connection state shared by its streams. */
 export interface ConnState {
@@ -116,7 +119,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
   constructor(conn: ConnState, req: DownstreamRequest, res: DownstreamResponse, isH2: boolean) {
     this.conn = conn;
     this.req = req;
-    this.res = res as ServerResponse;
+    this.res = res as unknown as ServerResponse;
     this.isH2 = isH2;
     this.connection = conn.info;
     const hcm = conn.hcm;

@@ -3,7 +3,7 @@
 // CONNECT that is not enabled is refused with 403); the bytes then flow both ways untouched.
 import net from 'node:net';
 import tls from 'node:tls';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import type http2 from 'node:http2';
 import type { ConnState } from './http-stream.ts';
 import { matchRoute, ActionKind, pickWeighted, type Route } from '../routing/route-config.ts';
@@ -59,7 +59,15 @@ function connectUpstream(cluster: Cluster, host: UpstreamHost, conn: ConnState):
   return net.connect(opts);
 }
 
-function requestHead(req: IncomingMessage, conn: ConnState): RequestHead {
+/** The request head of an upgrade or CONNECT, as the HTTP/1 codec hands it over. */
+export interface TunnelRequest {
+  readonly method: string;
+  readonly url: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly rawHeaders: string[];
+}
+
+function requestHead(req: TunnelRequest, conn: ConnState): RequestHead {
   const headers = { ...req.headers } as HeaderMap;
   const authority = req.method === 'CONNECT' ? (req.url ?? '') : ((headers.host as string | undefined) ?? '');
   return { method: req.method ?? 'GET', path: req.url ?? '/', authority, scheme: conn.info.tls ? 'https' : 'http', headers };
@@ -158,7 +166,7 @@ export function openUpstream(t: TunnelTarget, conn: ConnState, info: StreamInfo,
 }
 
 /** Handles a request the HTTP server handed over as an upgrade (WebSocket...) or CONNECT. */
-export function handleTunnel(conn: ConnState, req: IncomingMessage, socket: net.Socket, early: Buffer): void {
+export function handleTunnel(conn: ConnState, req: TunnelRequest, socket: net.Socket, early: Buffer): void {
   const head = requestHead(req, conn);
   const info = startInfo(conn, head, 'HTTP/1.1');
   const isConnect = head.method === 'CONNECT';
