@@ -1,4 +1,5 @@
-// The connection pool interface the router, mirrors and the JWKS fetch use. Two implementations:
+// The connection pool interface the router, mirrors and the proxy's own requests
+// (cluster-request.ts) use. Two implementations:
 // h1-pool/ (HTTP/1.1 on our own sockets and parser) and undici's Pool (HTTP/2, h2c), which
 // satisfies it as is. Handlers follow undici's DispatchHandler (controller pause/resume/abort).
 import type { Readable } from 'node:stream';
@@ -20,19 +21,8 @@ export interface UpstreamDispatchOptions {
   readonly blocking?: boolean;
 }
 
-export interface UpstreamRequestOptions extends UpstreamDispatchOptions {
-  readonly signal?: AbortSignal;
-}
-
-/** A whole response of request(): the body read as text. */
-export interface UpstreamResponse {
-  readonly statusCode: number;
-  readonly body: { text(): Promise<string> };
-}
-
 export interface UpstreamPool {
   dispatch(opts: UpstreamDispatchOptions, handler: Dispatcher.DispatchHandler): boolean;
-  request(opts: UpstreamRequestOptions): Promise<UpstreamResponse>;
   /** Finishes the queued and in-flight requests, then closes every connection. */
   close(): Promise<void>;
   /** Closes every connection now; queued and in-flight requests fail. */

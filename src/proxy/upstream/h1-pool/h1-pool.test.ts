@@ -1,6 +1,6 @@
 // The HTTP/1.1 upstream pool against real node:http servers: reuse, limits, request bodies
 // (buffered, chunked, streamed with back-pressure), bodiless responses, response back-pressure,
-// abort, timeouts, graceful close, request().
+// abort, timeouts, graceful close.
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
@@ -286,24 +286,6 @@ test('headersTimeout fails a silent upstream; close() waits for in-flight reques
   assert.equal(pool.size, 0);
   const after = await send(pool);
   assert.equal(after.error?.code, H1ErrorCode.PoolClosed);
-});
-
-test('request(): a whole response as a promise; a refused connection rejects with ECONNREFUSED', async (t) => {
-  const s = await serve(t, (_req, res) => res.writeHead(201).end('{"keys":[]}'));
-  const pool = poolTo(s.port);
-  t.after(() => pool.destroy());
-  const res = await pool.request({ method: 'GET', path: '/jwks', signal: AbortSignal.timeout(2000) });
-  assert.equal(res.statusCode, 201);
-  assert.equal(await res.body.text(), '{"keys":[]}');
-  const dead = net.createServer();
-  await new Promise<void>((r) => dead.listen(0, '127.0.0.1', r));
-  const deadPort = (dead.address() as AddressInfo).port;
-  await new Promise<void>((r) => dead.close(() => r()));
-  let failures = 0;
-  const p2 = poolTo(deadPort, { onConnectError: () => failures++ });
-  t.after(() => p2.destroy());
-  await assert.rejects(p2.request({ method: 'GET', path: '/' }), { code: 'ECONNREFUSED' });
-  assert.equal(failures, 1);
 });
 
 test('connect timeout: a socket that never connects fails the request with H1_CONNECT_TIMEOUT', async (t) => {

@@ -4,11 +4,10 @@
 // router's circuit breakers count requests and pending requests above this (circuit-breaker-hook.ts).
 import type { Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
-import type { UpstreamDispatchOptions, UpstreamPool, UpstreamRequestOptions, UpstreamResponse } from '../upstream-pool.ts';
+import type { UpstreamDispatchOptions, UpstreamPool } from '../upstream-pool.ts';
 import { H1Connection, type ConnectionPool } from './h1-connection.ts';
 import { H1ErrorCode, H1PoolError } from './h1-errors.ts';
 import { H1Exchange, type ExchangeOwner } from './h1-exchange.ts';
-import { requestThrough } from './h1-request-api.ts';
 
 export interface H1PoolOptions {
   /** host[:port] for the Host header of a request that has none. */
@@ -78,10 +77,6 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
       this.grow();
     }
     return true;
-  }
-
-  request(opts: UpstreamRequestOptions): Promise<UpstreamResponse> {
-    return requestThrough(this, opts);
   }
 
   close(): Promise<void> {
