@@ -7,7 +7,6 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -15,6 +14,7 @@ import { REPO_ROOT } from '../helpers/cli.ts';
 import { DEMO_PATHS } from '../../src/local/demo.ts';
 import { startMesh, type Mesh } from '../local/mesh-harness.ts';
 import { clusterCounter, eventually } from './bookinfo-mesh.ts';
+import { listenLocal } from '../helpers/listen.ts';
 
 const TASK = path.join(REPO_ROOT, 'examples/bookinfo/tasks/egress-gateway');
 const HOST = 'edition.cnn.com';
@@ -46,8 +46,7 @@ describe('Istio task: egress gateway for HTTPS traffic (PASSTHROUGH)', () => {
     execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', `/CN=${HOST}`, '-addext', `subjectAltName=DNS:${HOST}`, '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });
     ca = readFileSync(path.join(dir, 'cert.pem'), 'utf8');
     server = https.createServer({ key: readFileSync(path.join(dir, 'key.pem')), cert: ca }, (_req, res) => res.end('cnn stand-in over TLS'));
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const port = (server.address() as AddressInfo).port;
+    const port = await listenLocal(server);
     mesh = await startMesh('up', ['-f', ...DEMO_PATHS, path.join(TASK, 'egress-gateway-cnn-https.yaml')], { gatewayPorts: [8080, 443] });
     await mesh.waitFor((s) => !!s.readyAt && !!s.processes.find((p) => p.name === 'istio-egressgateway'), 'every process ready, the egress gateway too', 60_000);
     const se = readFileSync(path.join(TASK, 'service-entry-local-standin-https.yaml'), 'utf8').replace('tls: 18443', `tls: ${port}`);

@@ -6,13 +6,13 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { REPO_ROOT } from '../helpers/cli.ts';
 import { DEMO_PATHS } from '../../src/local/demo.ts';
 import { startMesh, type Mesh } from '../local/mesh-harness.ts';
 import { clusterCounter, eventually, request } from './bookinfo-mesh.ts';
+import { listenLocal } from '../helpers/listen.ts';
 
 const TASK = path.join(REPO_ROOT, 'examples/bookinfo/tasks/egress-gateway');
 
@@ -26,8 +26,7 @@ describe('Istio task: egress gateway for HTTP traffic', () => {
       seen.push(`${req.headers.host} ${req.url}`);
       res.end('cnn stand-in');
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const port = (server.address() as AddressInfo).port;
+    const port = await listenLocal(server);
     mesh = await startMesh('up', ['-f', ...DEMO_PATHS, path.join(TASK, 'egress-gateway-cnn.yaml')], { gatewayPorts: [8080, 80] });
     await mesh.waitFor((s) => !!s.readyAt && !!s.processes.find((p) => p.name === 'istio-egressgateway'), 'every process ready, the egress gateway too', 60_000);
     const se = readFileSync(path.join(TASK, 'service-entry-local-standin.yaml'), 'utf8').replace('http-port: 18080', `http-port: ${port}`);

@@ -4,10 +4,10 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import tls from 'node:tls';
-import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { configure, httpListener, request, routeConfig, startRuntime, staticCluster, SECRET_TYPE, HCM, ROUTER } from './harness.ts';
 import { makePki, sdsSecrets, sdsUpstreamTls } from './certs.ts';
+import { listenLocal } from '../helpers/listen.ts';
 
 const BACKEND_ID = 'spiffe://cluster.local/ns/prod/sa/backend';
 
@@ -22,8 +22,7 @@ test('upstream peer principal and subject come from the upstream certificate, fo
       else s.end('pong');
     });
   });
-  await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
-  const bport = (backend.address() as AddressInfo).port;
+  const bport = await listenLocal(backend);
   t.after(() => {
     h.close();
     backend.close();

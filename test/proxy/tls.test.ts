@@ -10,6 +10,7 @@ import { X509Certificate } from 'node:crypto';
 import { test } from 'node:test';
 import { addr, configure, request, routeConfig, startRuntime, startUpstream, staticCluster, SECRET_TYPE, HCM, ROUTER } from './harness.ts';
 import { makePki, sdsSecrets, sdsDownstreamMtls, sdsUpstreamTls } from './certs.ts';
+import { listenLocal } from '../helpers/listen.ts';
 
 const CLIENT_ID = 'spiffe://cluster.local/ns/default/sa/client';
 
@@ -118,8 +119,7 @@ test('upstream TLS origination verifies the server SAN; a mismatch is a connecti
       s.end(`HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
     });
   });
-  await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
-  const bport = (backend.address() as AddressInfo).port;
+  const bport = await listenLocal(backend);
   t.after(() => {
     h.close();
     backend.close();

@@ -4,7 +4,6 @@
 // and each sidecar's Prometheus endpoint on its own port.
 import http from 'node:http';
 import net from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE, type EnvoyJson } from '../../src/envoy/index.ts';
 import type { MeshConfig } from '../../src/model/mesh-config.ts';
 import { parseNode, type Proxy } from '../../src/model/proxy.ts';
@@ -15,6 +14,7 @@ import { buildPush, parseYaml, rdsNames } from '../xds/fixtures.ts';
 import { makePki, sdsSecrets, type TestPki } from '../proxy/certs.ts';
 import { byName } from '../proxy/harness.ts';
 import { freePort } from '../../src/local/ports.ts';
+import { listenLocal } from '../helpers/listen.ts';
 
 export interface WorkloadSpec {
   name: string;
@@ -50,11 +50,6 @@ export interface Mesh {
   close(): Promise<void>;
 }
 
-async function listen(server: net.Server): Promise<number> {
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return (server.address() as AddressInfo).port;
-}
-
 export const SERVICES_YAML = (names: string[], ns = 'default', portName = 'http') =>
   names.map((n) => `apiVersion: v1\nkind: Service\nmetadata: { name: ${n}, namespace: ${ns} }\nspec: { selector: { app: ${n} }, ports: [{ name: ${portName}, port: 9080 }] }\n`).join('---\n');
 
@@ -80,7 +75,7 @@ export async function startMesh(opts: { yaml: string; workloads: WorkloadSpec[];
       const appServer = w.tcpApp ? net.createServer(w.tcpApp) : http.createServer(w.app ?? ((_q, s) => s.end('ok')));
       servers.push(appServer);
       if (w.tcpApp) appServer.on('connection', (c: net.Socket) => tcpConns.add(c.once('close', () => tcpConns.delete(c))));
-      const app = await listen(appServer);
+      const app = await listenLocal(appServer);
       const inbound = await freePort();
       const outbound = await freePort();
       const upstreams: Record<string, number> = {};
@@ -122,7 +117,7 @@ export async function startMesh(opts: { yaml: string; workloads: WorkloadSpec[];
       await rt.settled();
       const statsServer = http.createServer(createStatsHandler(rt.stats));
       servers.push(statsServer);
-      const stats = await listen(statsServer);
+      const stats = await listenLocal(statsServer);
       sidecars[n.spec.name] = { spec: n.spec, rt, proxy, inbound: n.inbound, outbound: n.outbound, stats, app: n.app, upstreams: n.upstreams };
     }
     return { sidecars, pki, close };

@@ -5,15 +5,10 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { stringify } from 'yaml';
 import { startRigProxyFromFile } from '../helpers/rig-proxy.ts';
-
-async function listen(server: http.Server): Promise<number> {
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return (server.address() as AddressInfo).port;
-}
+import { listenLocal } from '../helpers/listen.ts';
 
 const cluster = (name: string, port: number) => ({ name, type: 'STATIC', connect_timeout: '1s', load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: port } } } }] }] } });
 
@@ -29,8 +24,8 @@ test('rig proxy flushes batched spans on SIGTERM', async (t) => {
     });
   });
   const app = http.createServer((_q, s) => s.end('ok'));
-  const collectorPort = await listen(collector);
-  const appPort = await listen(app);
+  const collectorPort = await listenLocal(collector);
+  const appPort = await listenLocal(app);
   t.after(() => {
     collector.close();
     app.close();

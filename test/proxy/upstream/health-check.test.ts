@@ -15,15 +15,9 @@ import { HealthFlag, type Host } from '../../../src/proxy/upstream/host.ts';
 import { createLoadBalancer } from '../../../src/proxy/upstream/lb/index.ts';
 import { host } from './hosts.ts';
 import { startGrpcServer } from '../../helpers/grpc-server.ts';
+import { listenLocal } from '../../helpers/listen.ts';
 
 const FAST = { timeout: '0.5s', interval: '0.02s', no_traffic_interval: '0.02s', unhealthy_threshold: 2, healthy_threshold: 2 };
-
-async function listen(t: TestContext, server: net.Server): Promise<number> {
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.after(() => new Promise<void>((r) => server.close(() => r())));
-  return (server.address() as AddressInfo).port;
-}
 
 function start(t: TestContext, healthCheck: Record<string, unknown>, hosts: Host[], stats = new LocalStats()): HealthChecker {
   const hc = HealthChecker.fromCluster({ name: 'svc', health_checks: [{ ...FAST, ...healthCheck }] }, hosts, { stats });
@@ -44,13 +38,13 @@ async function until(hc: HealthChecker, h: Host, healthy: boolean): Promise<void
 test('HTTP: pending until the first check, out on a bad status at once, back after healthy_threshold', async (t) => {
   let status = 200;
   const seen: { host?: string; ua?: string; path?: string }[] = [];
-  const port = await listen(
-    t,
+  const port = await listenLocal(
     http.createServer((req, res) => {
       seen.push({ host: req.headers.host, ua: req.headers['user-agent'], path: req.url });
       res.statusCode = req.url === '/healthz' ? status : 404;
       res.end();
     }),
+    t,
   );
   const target = host(1, { address: '127.0.0.1', port });
   const other = host(2);
@@ -83,13 +77,13 @@ test('HTTP: pending until the first check, out on a bad status at once, back aft
 test('HTTP: expected_statuses ranges, custom host, retriable statuses count toward the threshold', async (t) => {
   let status = 204;
   const hosts: (string | undefined)[] = [];
-  const port = await listen(
-    t,
+  const port = await listenLocal(
     http.createServer((req, res) => {
       hosts.push(req.headers.host);
       res.statusCode = status;
       res.end();
     }),
+    t,
   );
   const target = host(1, { address: '127.0.0.1', port });
   const hc = start(t, { unhealthy_threshold: 3, http_health_check: { path: '/', host: 'health.local', expected_statuses: [{ start: 200, end: 300 }], retriable_statuses: [{ start: 429, end: 430 }] } }, [target]);
@@ -124,7 +118,7 @@ test('HTTP/2 (codec_client_type HTTP2) and body receive matching', async (t) => 
     res.statusCode = req.headers[':authority'] === 'svc' ? 200 : 400;
     res.end(body);
   });
-  const port = await listen(t, server);
+  const port = await listenLocal(server, t);
   const target = host(1, { address: '127.0.0.1', port });
   const hc = start(t, { http_health_check: { path: '/h', codec_client_type: 'HTTP2', receive: [{ text: Buffer.from('ok').toString('hex') }] } }, [target]);
   await until(hc, target, true);
@@ -140,7 +134,7 @@ test('TCP: send/receive hex payloads; a wrong answer fails the host at once', as
     });
     s.on('error', () => {});
   });
-  const port = await listen(t, server);
+  const port = await listenLocal(server, t);
   const target = host(1, { address: '127.0.0.1', port });
   const hc = start(t, { tcp_health_check: { send: { text: '50494e47' }, receive: [{ text: '504f' }, { text: '4e47' }] } }, [target]);
   await until(hc, target, true);
@@ -155,13 +149,12 @@ test('TCP: send/receive hex payloads; a wrong answer fails the host at once', as
 
 test('TCP: connect-only check, and hosts added/removed while running', async (t) => {
   const server = net.createServer((s) => s.end());
-  const port = await listen(t, server);
+  const port = await listenLocal(server, t);
   const a = host(1, { address: '127.0.0.1', port });
   const hc = start(t, { tcp_health_check: {} }, [a]);
   await until(hc, a, true);
   const closed = net.createServer();
-  await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
-  const deadPort = (closed.address() as AddressInfo).port;
+  const deadPort = await listenLocal(closed);
   await new Promise<void>((r) => closed.close(() => r()));
   const b = host(2, { address: '127.0.0.1', port: deadPort });
   hc.updateHosts([a, b]);
