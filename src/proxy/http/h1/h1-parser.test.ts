@@ -296,3 +296,93 @@ test('property: arbitrary header values round-trip or are rejected, never crash'
     }),
   );
 });
+
+// === against node's own parser (llhttp, through node:http's server) ===
+
+interface Seen {
+  method?: string;
+  url?: string;
+  rawHeaders?: string[];
+  body?: string;
+  error?: string;
+}
+
+/** What node's HTTP server makes of each message (one connection per message). */
+async function nodeSees(messages: string[]): Promise<Seen[]> {
+  const { default: http } = await import('node:http');
+  const { default: net } = await import('node:net');
+  const bySocket = new Map<unknown, Seen>();
+  const server = http.createServer({ requireHostHeader: false }, (req, res) => {
+    const seen = bySocket.get(req.socket)!;
+    let body = '';
+    req.setEncoding('latin1');
+    req.on('data', (c: string) => (body += c));
+    req.on('end', () => {
+      Object.assign(seen, { method: req.method, url: req.url, rawHeaders: req.rawHeaders, body });
+      res.end();
+    });
+  });
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: import('node:net').Socket) => {
+    bySocket.get(socket)!.error = err.code;
+    socket.destroy();
+  });
+  server.on('connection', (s) => bySocket.set(s, (pending.shift() as Seen)));
+  const pending: Seen[] = [];
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as import('node:net').AddressInfo).port;
+  const results: Seen[] = [];
+  try {
+    for (const m of messages) {
+      const seen: Seen = {};
+      pending.push(seen);
+      results.push(seen);
+      await new Promise<void>((resolve) => {
+        const s = net.connect(port, '127.0.0.1', () => s.end(m, 'latin1'));
+        s.on('data', () => undefined);
+        s.on('error', () => undefined);
+        s.on('close', () => resolve());
+      });
+    }
+  } finally {
+    server.close();
+  }
+  return results;
+}
+
+const VALID = [
+  'GET /a?b=1 HTTP/1.1\r\nHost: x\r\nX-Multi: 1\r\nx-multi: 2\r\nX-Ows:  \t padded \t \r\n\r\n',
+  'POST /p HTTP/1.1\r\nContent-Length: 4\r\n\r\nbody',
+  'POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nTrailer: t\r\n\r\n',
+  'GET http://example.com:8080/abs?q HTTP/1.1\r\nHost: example.com:8080\r\n\r\n',
+  'OPTIONS * HTTP/1.1\r\n\r\n',
+  'GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n',
+  'PATCH /obs HTTP/1.1\r\nX-Latin: caf\xe9 \xff\r\nEmpty:\r\n\r\n',
+  'DELETE /%7Euser/a%20b HTTP/1.1\r\n\r\n',
+];
+
+const INVALID = [
+  'POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+  'POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd',
+  'GET / HTTP/1.1\r\nBad Name: v\r\n\r\n',
+  'GET / HTTP/1.1\r\nX: a\x00b\r\n\r\n',
+  'GET /a b HTTP/1.1\r\n\r\n',
+  'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n',
+  'GET / HTTP/1.1\nHost: x\n\n',
+  'GET / HTTP/1.1\r\nHost : x\r\n\r\n',
+];
+
+test('agrees with node\'s parser: the same heads and bodies for valid messages, a refusal for invalid ones', async () => {
+  const node = await nodeSees([...VALID, ...INVALID]);
+  VALID.forEach((m, i) => {
+    const ours = req(m, { eof: true });
+    assert.equal(ours.error, undefined, m);
+    assert.equal(node[i].error, undefined, m);
+    const h = ours.msgs[0].head;
+    assert.deepEqual({ method: h.method, url: h.target, rawHeaders: h.rawHeaders, body: ours.msgs[0].body }, { method: node[i].method, url: node[i].url, rawHeaders: node[i].rawHeaders, body: node[i].body }, m);
+  });
+  INVALID.forEach((m, j) => {
+    const i = VALID.length + j;
+    assert.notEqual(req(m, { eof: true }).error, undefined, m);
+    assert.notEqual(node[i].error, undefined, `node accepted ${JSON.stringify(m)}: ${JSON.stringify(node[i])}`);
+  });
+});
