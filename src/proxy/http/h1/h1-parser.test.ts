@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import http from 'node:http';
+import net from 'node:net';
 import { H1Parser, H1ParseError, type H1Head } from './h1-parser.ts';
 
 interface Msg {
@@ -309,8 +311,6 @@ interface Seen {
 
 /** What node's HTTP server makes of each message (one connection per message). */
 async function nodeSees(messages: string[]): Promise<Seen[]> {
-  const { default: http } = await import('node:http');
-  const { default: net } = await import('node:net');
   const bySocket = new Map<unknown, Seen>();
   const server = http.createServer({ requireHostHeader: false }, (req, res) => {
     const seen = bySocket.get(req.socket)!;
@@ -322,14 +322,14 @@ async function nodeSees(messages: string[]): Promise<Seen[]> {
       res.end();
     });
   });
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: import('node:net').Socket) => {
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
     bySocket.get(socket)!.error = err.code;
     socket.destroy();
   });
-  server.on('connection', (s) => bySocket.set(s, (pending.shift() as Seen)));
+  server.on('connection', (s) => bySocket.set(s, pending.shift()!));
   const pending: Seen[] = [];
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as import('node:net').AddressInfo).port;
+  const port = (server.address() as net.AddressInfo).port;
   const results: Seen[] = [];
   try {
     for (const m of messages) {
