@@ -2,7 +2,7 @@
 // types, with paths), and extracts what the proxy uses: node, static_resources, dynamic_resources
 // and admin. Top-level sections we do not implement are reported as warnings.
 import fs from 'node:fs';
-import YAML from 'yaml';
+import { parseYaml } from './yaml-file.ts';
 import { checkMessage, type EnvoyJson } from '../../envoy/index.ts';
 import { RigError } from '../../core/errors.ts';
 import { Issues, Reader } from '../config/reader.ts';
@@ -29,7 +29,7 @@ export function readBootstrapFile(file: string): EnvoyJson {
     throw new RigError('MESH_ERR_FILE', `cannot read bootstrap ${file}: ${(e as Error).message}`);
   }
   try {
-    const doc = file.endsWith('.json') ? JSON.parse(text) : YAML.parse(text);
+    const doc = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
     if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw new Error('expected a mapping at the top level');
     return doc as EnvoyJson;
   } catch (e) {

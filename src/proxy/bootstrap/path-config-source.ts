@@ -7,7 +7,7 @@
 // holds invalid resources is rejected as a NACK would be: logged, the previous config kept.
 import fs from 'node:fs';
 import path from 'node:path';
-import YAML from 'yaml';
+import { parseYaml } from './yaml-file.ts';
 import { CLUSTER_TYPE, LISTENER_TYPE, type EnvoyJson } from '../../envoy/index.ts';
 
 export interface PathSource {
@@ -45,7 +45,7 @@ export function pathSources(bootstrap: EnvoyJson, base = process.cwd()): PathSou
 
 /** Parses a DiscoveryResponse file's text into resources by name; throws with the reason. */
 export function parseDiscoveryFile(text: string, src: PathSource): Map<string, EnvoyJson> {
-  const doc = obj(src.file.endsWith('.json') ? JSON.parse(text) : YAML.parse(text));
+  const doc = obj(src.file.endsWith('.json') ? JSON.parse(text) : parseYaml(text));
   if (!doc) throw new Error('expected a DiscoveryResponse mapping with "resources"');
   const list = doc.resources;
   if (!Array.isArray(list)) throw new Error('"resources" must be a list');
