@@ -5,7 +5,9 @@ import { test } from 'node:test';
 import { CLUSTER_TYPE, ROUTE_TYPE } from '../../src/envoy/index.ts';
 import type { EnvoyJson } from '../../src/envoy/index.ts';
 import { GENERATORS } from '../../src/xds/server/generators.ts';
-import { buildPush, explicitSidecar, parseYaml, podSidecar } from './fixtures.ts';
+import { Issues } from '../../src/proxy/config/reader.ts';
+import { compileRouteConfig } from '../../src/proxy/routing/route-config.ts';
+import { buildPush, explicitSidecar, grpcProxy, parseYaml, podSidecar } from './fixtures.ts';
 
 const SVCS = ['a', 'b', 'c']
   .map((n) => `apiVersion: v1\nkind: Service\nmetadata: { name: ${n}, namespace: default }\nspec: { selector: { app: ${n} }, ports: [{ name: http, port: 8000 }] }`)
@@ -129,4 +131,22 @@ test('a gateway backs its own Service (egress through a gateway): plaintext endp
   // A gateway port moved to another host port (rig up --gateway-port) is reached there.
   const moved = GENERATORS['type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment'].generate(push, client, ['outbound|80||istio-egressgateway.istio-system.svc.cluster.local']);
   assert.equal(JSON.stringify(moved).includes('"port_value":18080'), true);
+});
+
+test('a sidecar port route lists each name once and ignores the Host port (as Istio); the proxy finds the service by name:port', () => {
+  const push = buildPush(parseYaml(SVCS));
+  const pod = podSidecar('a-0', 'default', { app: 'a' }, 'a', [{ port: 8000, name: 'http' }], '10.1.0.1');
+  const [rc] = GENERATORS[ROUTE_TYPE].generate(push, pod, ['8000']);
+  assert.equal(rc.ignore_port_in_host_matching, true);
+  const b = vhost([rc], 'b.default.svc.cluster.local:8000');
+  assert.ok((b.domains as string[]).includes('b.default.svc.cluster.local'));
+  assert.ok(!(b.domains as string[]).some((d) => d.endsWith(':8000')), 'no name:port domains');
+  const issues = new Issues();
+  const table = compileRouteConfig(rc, 'rds', issues);
+  assert.deepEqual(issues.errors, []);
+  for (const host of ['b', 'b:8000', 'b.default:8000', 'b.default.svc.cluster.local:8000', 'B.default.svc']) assert.equal(table.findVirtualHost(host)?.name, 'b.default.svc.cluster.local:8000', host);
+  // Proxyless gRPC matches the target authority as written: both forms, port kept.
+  const [grpcRc] = GENERATORS[ROUTE_TYPE].generate(push, grpcProxy(), ['8000']);
+  assert.equal(grpcRc.ignore_port_in_host_matching, undefined);
+  assert.ok((vhost([grpcRc], 'b.default.svc.cluster.local:8000').domains as string[]).includes('b:8000'));
 });

@@ -14,7 +14,13 @@ import { HTTP_PROXY_ROUTE, PASSTHROUGH_CLUSTER, gatewayHttpsRouteName, outboundC
 import type { RouteContext } from './route-builder.ts';
 import { clusterFor, defaultRoute, hashPolicyFor, virtualServiceRoutes } from './route-builder.ts';
 
-type DomainMode = 'both' | 'withPort' | 'proxy';
+/**
+ * Which names a virtual host lists: `bare` only the names (the route configuration ignores the
+ * port in host matching), `both` each name with and without the port (proxyless gRPC matches the
+ * target authority as is), `proxy` with the port (bare too for port 80: the explicit proxy's one
+ * route table covers every port).
+ */
+type DomainMode = 'bare' | 'both' | 'proxy';
 
 function scopeKey(push: PushContext, proxy: Proxy): string {
   const sc = push.sidecarFor(proxy);
@@ -43,14 +49,17 @@ function sidecarRouteConfig(push: PushContext, proxy: Proxy, name: string): Envo
   const ctx = routeContext(push, proxy, portNum);
   const used = new Set<string>();
   const vhosts: EnvoyJson[] = [];
+  // As Istio: a sidecar's port route lists each name once and ignores the port of the Host header
+  // (every request on it came to this port); half the domains of name + name:port.
+  const ignorePort = proxy.generator !== 'grpc';
   for (const svc of push.servicesForPort(proxy, portNum)) {
     const port = svc.ports.find((p) => p.port === portNum && (isHttpProtocol(p.protocol) || p.protocol === 'UNKNOWN'));
     if (!port) continue;
-    const domains = unique(serviceDomains(svc, port, proxy, 'both'), used);
+    const domains = unique(serviceDomains(svc, port, proxy, ignorePort ? 'bare' : 'both'), used);
     if (domains.length) vhosts.push({ name: `${svc.hostname}:${portNum}`, domains, routes: serviceRoutes(ctx, svc, port) });
   }
   vhosts.push(catchAll(push, proxy, false));
-  return { name, virtual_hosts: vhosts, validate_clusters: false };
+  return { name, virtual_hosts: vhosts, validate_clusters: false, ...(ignorePort && { ignore_port_in_host_matching: true }) };
 }
 
 function routeContext(push: PushContext, proxy: Proxy, port: number, gateway = 'mesh'): RouteContext {
@@ -72,8 +81,9 @@ export function serviceDomains(svc: Service, port: ServicePort, proxy: Proxy, mo
     names.push(`${name}.${ns}`, `${name}.${ns}.svc`);
   }
   if (svc.address && svc.address !== '0.0.0.0') names.push(svc.address);
+  if (mode === 'bare') return names;
   const out: string[] = [];
-  const bare = mode === 'both' || (mode === 'proxy' && port.port === 80);
+  const bare = mode === 'both' || port.port === 80;
   for (const n of names) {
     if (bare) out.push(n);
     out.push(`${n}:${port.port}`);
