@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { REPO_ROOT } from '../helpers/cli.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { DEMO_PATHS } from '../../src/local/demo.ts';
 import { ingressGatewayPort, startMesh, type Mesh } from '../local/mesh-harness.ts';
 
 export const NETWORKING = path.join(REPO_ROOT, 'examples/bookinfo/networking');
@@ -31,6 +32,23 @@ export function request(port: number, p: string, opts: { method?: string; header
     req.on('error', reject);
     req.end(opts.body);
   });
+}
+
+/**
+ * `rig up` of Bookinfo with an egress gateway task's YAML (the ingress gateway on a free port, its
+ * `gatewayPort` too); once every process, the egress gateway too, is ready, applies `serviceEntry`.
+ */
+export async function startEgressGatewayTask(taskYaml: string, gatewayPort: number, serviceEntry: string): Promise<Mesh> {
+  const mesh = await startMesh('up', ['-f', ...DEMO_PATHS, taskYaml], { gatewayPorts: [8080, gatewayPort] });
+  try {
+    await mesh.waitFor((s) => !!s.readyAt && !!s.processes.find((p) => p.name === 'istio-egressgateway'), 'every process ready, the egress gateway too', 60_000);
+    const applied = await mesh.rig(['apply', '-f', '-'], serviceEntry);
+    if (applied.code !== 0) throw new Error(`rig apply of the ServiceEntry failed: ${applied.stderr}`);
+    return mesh;
+  } catch (err) {
+    await mesh.stop();
+    throw err;
+  }
 }
 
 /** GET over TLS with SNI and Host `servername`, trusting `ca`; with the common name of the certificate the server presented. */

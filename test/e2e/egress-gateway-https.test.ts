@@ -11,9 +11,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { REPO_ROOT } from '../helpers/cli.ts';
-import { DEMO_PATHS } from '../../src/local/demo.ts';
-import { startMesh, type Mesh } from '../local/mesh-harness.ts';
-import { clusterCounter, eventually } from './bookinfo-mesh.ts';
+import type { Mesh } from '../local/mesh-harness.ts';
+import { clusterCounter, eventually, startEgressGatewayTask } from './bookinfo-mesh.ts';
 import { listenLocal } from '../helpers/listen.ts';
 
 const TASK = path.join(REPO_ROOT, 'examples/bookinfo/tasks/egress-gateway');
@@ -47,11 +46,8 @@ describe('Istio task: egress gateway for HTTPS traffic (PASSTHROUGH)', () => {
     ca = readFileSync(path.join(dir, 'cert.pem'), 'utf8');
     server = https.createServer({ key: readFileSync(path.join(dir, 'key.pem')), cert: ca }, (_req, res) => res.end('cnn stand-in over TLS'));
     const port = await listenLocal(server);
-    mesh = await startMesh('up', ['-f', ...DEMO_PATHS, path.join(TASK, 'egress-gateway-cnn-https.yaml')], { gatewayPorts: [8080, 443] });
-    await mesh.waitFor((s) => !!s.readyAt && !!s.processes.find((p) => p.name === 'istio-egressgateway'), 'every process ready, the egress gateway too', 60_000);
     const se = readFileSync(path.join(TASK, 'service-entry-local-standin-https.yaml'), 'utf8').replace('tls: 18443', `tls: ${port}`);
-    const applied = await mesh.rig(['apply', '-f', '-'], se);
-    assert.equal(applied.code, 0, applied.stderr);
+    mesh = await startEgressGatewayTask(path.join(TASK, 'egress-gateway-cnn-https.yaml'), 443, se);
   });
   after(async () => {
     await mesh?.stop();

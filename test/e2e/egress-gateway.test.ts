@@ -9,9 +9,8 @@ import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { REPO_ROOT } from '../helpers/cli.ts';
-import { DEMO_PATHS } from '../../src/local/demo.ts';
-import { startMesh, type Mesh } from '../local/mesh-harness.ts';
-import { clusterCounter, eventually, request } from './bookinfo-mesh.ts';
+import type { Mesh } from '../local/mesh-harness.ts';
+import { clusterCounter, eventually, request, startEgressGatewayTask } from './bookinfo-mesh.ts';
 import { listenLocal } from '../helpers/listen.ts';
 
 const TASK = path.join(REPO_ROOT, 'examples/bookinfo/tasks/egress-gateway');
@@ -27,11 +26,8 @@ describe('Istio task: egress gateway for HTTP traffic', () => {
       res.end('cnn stand-in');
     });
     const port = await listenLocal(server);
-    mesh = await startMesh('up', ['-f', ...DEMO_PATHS, path.join(TASK, 'egress-gateway-cnn.yaml')], { gatewayPorts: [8080, 80] });
-    await mesh.waitFor((s) => !!s.readyAt && !!s.processes.find((p) => p.name === 'istio-egressgateway'), 'every process ready, the egress gateway too', 60_000);
     const se = readFileSync(path.join(TASK, 'service-entry-local-standin.yaml'), 'utf8').replace('http-port: 18080', `http-port: ${port}`);
-    const applied = await mesh.rig(['apply', '-f', '-'], se);
-    assert.equal(applied.code, 0, applied.stderr);
+    mesh = await startEgressGatewayTask(path.join(TASK, 'egress-gateway-cnn.yaml'), 80, se);
   });
   after(async () => {
     await mesh?.stop();
