@@ -253,9 +253,7 @@ export class H1Connection {
     const t = ex.opts.bodyTimeout;
     if (t && t > 0) this.ioTimer = setTimeout(onBodyTimeout, t, this);
     if (!head.keepAlive) this.responseKeepAlive = false;
-    const headers = toHeaderObject(head.rawHeaders);
-    const ka = headers['keep-alive'];
-    if (typeof ka === 'string') this.applyKeepAlive(ka);
+    const headers = this.responseHeaders(head.rawHeaders);
     ex.handler.onResponseStart?.(ex, head.status, headers, head.reason);
   }
 
@@ -300,6 +298,29 @@ export class H1Connection {
     else this.destroy();
     const t = this.trailers;
     ex.handler.onResponseEnd?.(ex, t ? (toHeaderObject(t) as Record<string, string>) : NO_TRAILERS);
+  }
+
+  /**
+   * The handler's header object. The connection-level headers (connection, keep-alive,
+   * proxy-connection, transfer-encoding) describe this hop only and are left out: the router
+   * would delete them, and deleting keys makes V8 slow down every later access to the object.
+   */
+  private responseHeaders(raw: readonly string[]): Record<string, string | string[]> {
+    const out: Record<string, string | string[]> = {};
+    for (let i = 0; i < raw.length; i += 2) {
+      const k = lower(raw[i]);
+      const v = raw[i + 1];
+      const n = k.length;
+      if ((n === 10 || n === 16 || n === 17) && (k === 'connection' || k === 'keep-alive' || k === 'proxy-connection' || k === 'transfer-encoding')) {
+        if (k === 'keep-alive') this.applyKeepAlive(v);
+        continue;
+      }
+      const have = out[k];
+      if (have === undefined) out[k] = v;
+      else if (typeof have === 'string') out[k] = [have, v];
+      else have.push(v);
+    }
+    return out;
   }
 
   /** Keep-Alive: timeout=N (seconds) shortens this connection's idle time. */
@@ -396,7 +417,7 @@ function onIdleTimeout(c: H1Connection): void {
 }
 
 /** Raw [name, value, ...] → lower-case names; a repeated header becomes an array, as undici gives it. */
-export function toHeaderObject(raw: readonly string[]): Record<string, string | string[]> {
+function toHeaderObject(raw: readonly string[]): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (let i = 0; i < raw.length; i += 2) {
     const k = lower(raw[i]);

@@ -39,7 +39,7 @@ function readAll(req: http.IncomingMessage): Promise<string> {
   });
 }
 
-test('sequential requests reuse one keep-alive connection; headers and body come back', async (t) => {
+test('sequential requests reuse one keep-alive connection; headers (without the connection-level ones) and body come back', async (t) => {
   const s = await serve(t, (req, res) => {
     res.setHeader('set-cookie', ['a=1', 'b=2']);
     res.setHeader('x-path', req.url ?? '');
@@ -54,6 +54,9 @@ test('sequential requests reuse one keep-alive connection; headers and body come
     assert.equal(r.body, `hello 127.0.0.1:${s.port} v`);
     assert.equal(r.headers['x-path'], `/p${i}?q=1`);
     assert.deepEqual(r.headers['set-cookie'], ['a=1', 'b=2']);
+    // node sends connection: keep-alive and keep-alive: timeout=5; they describe this hop only.
+    assert.equal(r.headers.connection, undefined);
+    assert.equal(r.headers['keep-alive'], undefined);
   }
   assert.equal(s.sockets.size, 1);
   assert.equal(pool.size, 1);
@@ -201,6 +204,7 @@ test('a paused response stops reading; resumed, it arrives whole and chunked tra
   assert.equal(dataWhilePaused, 0, 'no data while paused');
   const tr = await send(pool, { path: '/trailers' });
   assert.equal(tr.body, 'part1 part2');
+  assert.equal(tr.headers['transfer-encoding'], undefined);
   assert.deepEqual({ ...tr.trailers }, { 'x-sum': '42' });
 });
 
