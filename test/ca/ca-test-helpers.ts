@@ -1,18 +1,9 @@
 // Shared pieces of the CA tests: a temporary state dir, a real gRPC TLS server with the CA's
 // service, and openssl run on real files.
 import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import type { TestContext } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { addCaService, BootstrapTokenAuthenticator, BootstrapTokens, ClientCertificateAuthenticator, type CertificateAuthority } from '../../src/ca/index.ts';
-
-export function tempDir(t: TestContext, prefix = 'rig-ca-'): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 /** Serves the CA's IstioCertificateService over TLS on 127.0.0.1 (port 0 unless given), authenticating as attachCertificateAuthority does. */
 export async function serveCa(t: TestContext, ca: CertificateAuthority, stateDir: string, port = 0): Promise<{ port: number; server: grpc.Server }> {

@@ -10,7 +10,8 @@ import { BootstrapTokens, createCertificateAuthority } from '../../src/ca/index.
 import { x509 } from '../../src/ca/ca-crypto.ts';
 import { CaClient, createKeyAndCsr } from '../../src/proxy/identity/index.ts';
 import { runRig } from '../helpers/cli.ts';
-import { openssl, serveCa, tempDir } from './ca-test-helpers.ts';
+import { openssl, serveCa } from './ca-test-helpers.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const REVIEWS = 'spiffe://cluster.local/ns/default/sa/reviews';
 
@@ -31,7 +32,7 @@ function writeToken(dir: string, token: string): string {
 }
 
 test('issues a 24 h ECDSA P-256 certificate with the SPIFFE URI SAN that openssl verifies against the root', async (t) => {
-  const stateDir = tempDir(t);
+  const stateDir = tempDir(t, 'rig-ca-');
   const ca = await createCertificateAuthority({ stateDir });
   t.after(() => ca.close());
   // Root generated on first start, persisted, key private.
@@ -42,7 +43,7 @@ test('issues a 24 h ECDSA P-256 certificate with the SPIFFE URI SAN that openssl
   const token = await new BootstrapTokens(stateDir).issue({ namespace: 'default', serviceAccount: 'reviews' });
   const chain = await request(port, ca.trustBundlePem(), writeToken(stateDir, token.token), REVIEWS);
   assert.equal(chain.length, 2);
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'rig-ca-');
   fs.writeFileSync(path.join(dir, 'leaf.pem'), chain[0]!);
   fs.writeFileSync(path.join(dir, 'root.pem'), chain[1]!);
   const text = openssl(['x509', '-in', 'leaf.pem', '-noout', '-text'], dir);
@@ -70,7 +71,7 @@ test('issues a 24 h ECDSA P-256 certificate with the SPIFFE URI SAN that openssl
 });
 
 test('refuses a CSR for another identity, a missing token, a revoked token and a token from another CA', async (t) => {
-  const stateDir = tempDir(t);
+  const stateDir = tempDir(t, 'rig-ca-');
   const ca = await createCertificateAuthority({ stateDir });
   t.after(() => ca.close());
   const { port } = await serveCa(t, ca, stateDir);
@@ -97,7 +98,7 @@ test('refuses a CSR for another identity, a missing token, a revoked token and a
   await request(port, root, reviewsToken, REVIEWS);
 
   // A token signed by another control plane's key.
-  const otherDir = tempDir(t);
+  const otherDir = tempDir(t, 'rig-ca-');
   const foreign = writeToken(stateDir, (await new BootstrapTokens(otherDir).issue({ namespace: 'default', serviceAccount: 'reviews' })).token);
   await assert.rejects(request(port, root, foreign, REVIEWS), (err: grpc.ServiceError) => err.code === grpc.status.UNAUTHENTICATED && /signature verification failed/.test(err.details));
   // An expired token.
@@ -107,7 +108,7 @@ test('refuses a CSR for another identity, a missing token, a revoked token and a
 });
 
 test('rig token issue prints a token the CA accepts for exactly that identity', async (t) => {
-  const stateDir = tempDir(t);
+  const stateDir = tempDir(t, 'rig-ca-');
   const res = await runRig(['token', 'issue', '--namespace', 'bookinfo', '--service-account', 'bookinfo-ratings', '--state-dir', stateDir, '--ttl', '1h', '-o', 'json']);
   assert.equal(res.code, 0, res.stderr);
   const out = JSON.parse(res.stdout) as { token: string; identity: string; expiresAt: string };
@@ -121,7 +122,7 @@ test('rig token issue prints a token the CA accepts for exactly that identity', 
 });
 
 test('uses plug-in CA files (root → intermediate) and rejects mismatched ones', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'rig-ca-');
   const ossl = (...args: string[]) => openssl(args, dir);
   fs.writeFileSync(path.join(dir, 'ext.cnf'), '[ca]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\n');
   ossl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'root-key.pem', '-out', 'root-cert.pem', '-days', '30', '-subj', '/O=Example Corp/CN=Example Root CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
@@ -129,7 +130,7 @@ test('uses plug-in CA files (root → intermediate) and rejects mismatched ones'
   ossl('x509', '-req', '-in', 'ca.csr', '-CA', 'root-cert.pem', '-CAkey', 'root-key.pem', '-CAcreateserial', '-out', 'ca-cert.pem', '-days', '10', '-extfile', 'ext.cnf', '-extensions', 'ca');
   fs.writeFileSync(path.join(dir, 'cert-chain.pem'), fs.readFileSync(path.join(dir, 'ca-cert.pem'), 'utf8') + fs.readFileSync(path.join(dir, 'root-cert.pem'), 'utf8'));
   fs.chmodSync(path.join(dir, 'ca-key.pem'), 0o600);
-  const stateDir = tempDir(t);
+  const stateDir = tempDir(t, 'rig-ca-');
   const ca = await createCertificateAuthority({ stateDir, pluginCaDir: dir });
   t.after(() => ca.close());
   assert.equal(ca.source, 'plugin');
@@ -145,19 +146,19 @@ test('uses plug-in CA files (root → intermediate) and rejects mismatched ones'
 
   // A key that does not belong to ca-cert.pem is refused with a clear message.
   ossl('genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', 'other-key.pem');
-  const bad = tempDir(t);
+  const bad = tempDir(t, 'rig-ca-');
   for (const f of ['ca-cert.pem', 'root-cert.pem', 'cert-chain.pem']) fs.copyFileSync(path.join(dir, f), path.join(bad, f));
   fs.copyFileSync(path.join(dir, 'other-key.pem'), path.join(bad, 'ca-key.pem'));
   await assert.rejects(createCertificateAuthority({ stateDir, pluginCaDir: bad }), /ca-key\.pem does not match the public key of .*ca-cert\.pem/);
   // An intermediate not signed by the given root is refused.
-  const stranger = tempDir(t);
+  const stranger = tempDir(t, 'rig-ca-');
   openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'k.pem', '-out', 'root-cert.pem', '-days', '30', '-subj', '/CN=Stranger'], stranger);
   for (const f of ['ca-cert.pem', 'ca-key.pem']) fs.copyFileSync(path.join(dir, f), path.join(stranger, f));
   await assert.rejects(createCertificateAuthority({ stateDir, pluginCaDir: stranger }), /is not signed by any root in root-cert\.pem/);
 });
 
 test('plug-in CA files are reloaded when they change: both roots first, then the new intermediate signs; an unusable set is ignored', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'rig-ca-');
   const ossl = (...args: string[]) => openssl(args, dir);
   const read = (f: string) => fs.readFileSync(path.join(dir, f), 'utf8');
   fs.writeFileSync(path.join(dir, 'ext.cnf'), '[ca]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\n');
@@ -168,12 +169,12 @@ test('plug-in CA files are reloaded when they change: both roots first, then the
   };
   makeChain(1);
   makeChain(2);
-  const plugin = tempDir(t);
+  const plugin = tempDir(t, 'rig-ca-');
   const install = (files: Record<string, string>) => {
     for (const [name, content] of Object.entries(files)) fs.writeFileSync(path.join(plugin, name), content, { mode: 0o600 });
   };
   install({ 'ca-cert.pem': read('inter1.pem'), 'ca-key.pem': read('inter1-key.pem'), 'cert-chain.pem': read('inter1.pem') + read('root1.pem'), 'root-cert.pem': read('root1.pem') });
-  const stateDir = tempDir(t);
+  const stateDir = tempDir(t, 'rig-ca-');
   const ca = await createCertificateAuthority({ stateDir, pluginCaDir: plugin, pluginCheckIntervalSeconds: 0.1 });
   t.after(() => ca.close());
   const { port } = await serveCa(t, ca, stateDir);
@@ -213,7 +214,7 @@ test('plug-in CA files are reloaded when they change: both roots first, then the
 });
 
 test('root rotation to a new key: the new root is distributed first, signs after the delay, both are trusted during the overlap, then only the new one', async (t) => {
-  const stateDir = tempDir(t);
+  const stateDir = tempDir(t, 'rig-ca-');
   const ca = await createCertificateAuthority({ stateDir, keySwitchDelaySeconds: 0.5 });
   t.after(() => ca.close());
   const { port } = await serveCa(t, ca, stateDir);
@@ -228,7 +229,7 @@ test('root rotation to a new key: the new root is distributed first, signs after
   assert.deepEqual(notified, [bundle]);
   assert.ok(bundle.endsWith(oldRoot), 'the old root stays, after the new one');
   assert.equal(fs.readFileSync(path.join(stateDir, 'ca', 'root-cert.pem'), 'utf8'), bundle);
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'rig-ca-');
   fs.writeFileSync(path.join(dir, 'bundle.pem'), bundle);
   fs.writeFileSync(path.join(dir, 'old-root.pem'), oldRoot);
   fs.writeFileSync(path.join(dir, 'new-root.pem'), bundle.slice(0, bundle.length - oldRoot.length));
@@ -257,7 +258,7 @@ test('root rotation to a new key: the new root is distributed first, signs after
 });
 
 test("the self-signed root renews itself in its grace period (same key: old and new certificates verify against either root), and expired roots leave the bundle", async (t) => {
-  const stateDir = tempDir(t);
+  const stateDir = tempDir(t, 'rig-ca-');
   // A 6 s root (backdated 0.6 s): renewed once less than 3 s are left, expired 5.4 s after it was made.
   const ca = await createCertificateAuthority({ stateDir, rootCertTtlSeconds: 6, rootGracePercent: 50, rootCheckIntervalSeconds: 0.1 });
   t.after(() => ca.close());
@@ -275,7 +276,7 @@ test("the self-signed root renews itself in its grace period (same key: old and 
   assert.ok(renewed!.publicKey.equals(first.publicKey), 'same key');
   assert.ok(Date.parse(renewed!.validTo) > Date.parse(first.validTo));
   assert.equal(fs.readFileSync(path.join(stateDir, 'ca', 'root-cert.pem'), 'utf8'), ca.trustBundlePem());
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'rig-ca-');
   fs.writeFileSync(path.join(dir, 'renewed.pem'), renewed!.toString());
   fs.writeFileSync(path.join(dir, 'old-root.pem'), first.toString());
   fs.writeFileSync(path.join(dir, 'before.pem'), issued[0]!);
@@ -288,7 +289,7 @@ test("the self-signed root renews itself in its grace period (same key: old and 
 });
 
 test('an expired self-signed root is replaced on start; an expired plug-in CA is refused', async (t) => {
-  const stateDir = tempDir(t);
+  const stateDir = tempDir(t, 'rig-ca-');
   const first = await createCertificateAuthority({ stateDir, rootCertTtlSeconds: 1, rootGracePercent: 1 });
   first.close();
   const oldRoot = first.trustBundlePem();
@@ -299,7 +300,7 @@ test('an expired self-signed root is replaced on start; an expired plug-in CA is
   assert.equal(ca.roots().length, 1, 'the expired root is not kept');
   assert.ok(Date.parse(ca.roots()[0]!.validTo) > Date.now() + 365 * 86_400_000);
 
-  const plugin = tempDir(t);
+  const plugin = tempDir(t, 'rig-ca-');
   const key = crypto.generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   const keys = { privateKey: key.privateKey.toCryptoKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign']), publicKey: key.publicKey.toCryptoKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['verify']) };
   const expired = await x509.X509CertificateGenerator.createSelfSigned({

@@ -10,7 +10,8 @@ import { checkMessage, SECRET_TYPE, type EnvoyJson } from '../../src/envoy/index
 import { BootstrapTokens, createCertificateAuthority, type CertificateAuthority } from '../../src/ca/index.ts';
 import { IdentityManager, type IdentityManagerOptions } from '../../src/proxy/identity/index.ts';
 import type { XdsSink } from '../../src/proxy/xds-client/index.ts';
-import { serveCa, tempDir } from './ca-test-helpers.ts';
+import { serveCa } from './ca-test-helpers.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 import { freePort } from '../../src/local/ports.ts';
 
 class SecretSink implements XdsSink {
@@ -27,7 +28,7 @@ class SecretSink implements XdsSink {
 }
 
 async function setup(t: TestContext, caOpts: { workloadCertTtlSeconds?: number } = {}) {
-  const stateDir = tempDir(t);
+  const stateDir = tempDir(t, 'rig-ca-');
   const ca = await createCertificateAuthority({ stateDir, ...caOpts });
   t.after(() => ca.close());
   const rootFile = path.join(stateDir, 'root-cert.pem');

@@ -11,6 +11,7 @@ import type { EnvoyJson } from '../../src/envoy/index.ts';
 import { AdsClient } from '../../src/xds/ads-client.ts';
 import { runRig, spawnRig, stopProcess } from '../helpers/cli.ts';
 import { until, waitFor } from '../helpers/wait.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const SERVICES = `
 apiVersion: v1
@@ -129,8 +130,7 @@ test('rig controlplane serves a watched directory; proxy-status and proxy-config
 });
 
 test('a mesh config with an unknown field is refused with its path; an unreachable control plane is reported', async (t) => {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rig-mesh-'));
-  t.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  const tmp = tempDir(t, 'rig-mesh-');
   const mesh = path.join(tmp, 'mesh.yaml');
   fs.writeFileSync(mesh, 'rootNamespace: istio-system\noutboundTrafficPolicy: { mode: REGISTRY_ONLY }\ntrustDomian: example.org\n');
   const r = await runRig(['controlplane', '--mesh-config', mesh, '--xds-port', '0', '--monitoring-port', '0']);

@@ -6,7 +6,7 @@ import type { TestContext } from 'node:test';
 import { attachCertificateAuthority, type BootstrapTokens, type CaAttachOptions, type CertificateAuthority } from '../../src/ca/index.ts';
 import { MemoryConfigStore } from '../../src/config/memory-store.ts';
 import { startControlPlane, type ControlPlane, type ControlPlaneOptions } from '../../src/xds/controlplane.ts';
-import { tempDir } from '../ca/ca-test-helpers.ts';
+import { tempDir } from './temp-dir.ts';
 import { parseYaml } from '../xds/fixtures.ts';
 
 export interface MeshControlPlane {

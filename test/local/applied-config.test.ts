@@ -1,16 +1,15 @@
 // `rig apply` storage: one file per resource in the applied directory; a Workload keeps its
 // working directory relative to the file it was written in; delete removes exactly that file.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { loadPaths } from '../../src/api/index.ts';
 import { applyResource, deleteResource } from '../../src/local/applied-config.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 test('apply writes one file per resource; a Workload cwd stays relative to its own file', async (t) => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'rig-applied-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'rig-applied-');
   mkdirSync(path.join(dir, 'app'));
   writeFileSync(
     path.join(dir, 'app', 'w.yaml'),

@@ -11,6 +11,7 @@ import { startRigProxyFromFile } from '../helpers/rig-proxy.ts';
 import { request, startUpstream, deadPort } from './harness.ts';
 import { parseBootstrap, readBootstrapFile } from '../../src/proxy/bootstrap/bootstrap.ts';
 import { ProxyRuntime } from '../../src/proxy/runtime.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 function frontProxy(listenPort: number, clusters: Record<string, unknown>[], routes: Record<string, unknown>[], accessLog: Record<string, unknown>[] = []) {
   // As in Envoy's "quick start" static configuration.
@@ -139,8 +140,7 @@ test('Envoy quick-start front proxy and a weighted split run unchanged; admin en
 });
 
 test('an invalid bootstrap fails with every problem and its path', async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rig-proxy-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'rig-proxy-');
   const boot = frontProxy(1, [{ ...cluster('c', 1, 'STATIC'), conect_timeout: '1s' }], [{ match: { prefix: '/' }, route: { cluster: 'c' } }]);
   const file = path.join(dir, 'bad.yaml');
   fs.writeFileSync(file, stringify(boot));

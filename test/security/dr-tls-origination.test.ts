@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import { MemoryConfigStore } from '../../src/config/memory-store.ts';
 import { startControlPlane } from '../../src/xds/controlplane.ts';
 import { startRigProxy } from '../helpers/rig-proxy.ts';
-import { tempDir } from '../ca/ca-test-helpers.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 import { freePort } from '../../src/local/ports.ts';
 import { parseYaml } from '../xds/fixtures.ts';
 import { makePki } from '../proxy/certs.ts';

@@ -4,10 +4,10 @@
 // including the response flags of a fault-injected (FI) and a circuit-broken (UO) request.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { startMesh, SERVICES_YAML, viaProxy } from './mesh.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const CONFIG = `---
 apiVersion: networking.istio.io/v1
@@ -43,8 +43,7 @@ async function readLines(file: string, n: number): Promise<string[]> {
 }
 
 test('access logs: Istio JSON fields, CEL-filtered text log, FI and UO response flags', async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rig-accesslog-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'rig-accesslog-');
   const json = path.join(dir, 'access.json');
   const errors = path.join(dir, 'errors.log');
   const mesh = await startMesh({

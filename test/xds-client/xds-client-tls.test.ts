@@ -2,7 +2,6 @@
 // from a bootstrap built by the `rig proxy` flags.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { Command } from 'commander';
@@ -11,10 +10,10 @@ import { createCertificateAuthority } from '../../src/ca/index.ts';
 import { addXdsOptions, bootstrapFromOptions, type XdsCliOptions } from '../../src/proxy/bootstrap/flags.ts';
 import { XdsClient } from '../../src/proxy/xds-client/index.ts';
 import { AdsTestServer } from './ads-test-server.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 test('connects to ADS over TLS trusting --ca-root-file, sends the token and the node from the flags', async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rig-xds-tls-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'rig-xds-tls-');
   const ca = await createCertificateAuthority({ stateDir: dir });
   t.after(() => ca.close());
   const rootFile = path.join(dir, 'root-cert.pem');

@@ -3,11 +3,11 @@ import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { once } from 'node:events';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, HCM_TYPE, LISTENER_TYPE, ROUTE_TYPE, ROUTER_TYPE, SECRET_TYPE, type EnvoyJson } from '../../src/envoy/index.ts';
 import { shareSecrets, XdsClient, type XdsSink } from '../../src/proxy/xds-client/index.ts';
 import { AdsTestServer, type RecordedRequest } from './ads-test-server.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 function bootstrap(port: number): EnvoyJson {
   return {
@@ -264,8 +264,7 @@ test('a rejected first cluster update still lets the listeners be fetched (as En
 test('the bearer token is never sent over a plaintext xDS connection', async (t) => {
   const server = new AdsTestServer();
   const port = await server.start();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rig-xds-token-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'rig-xds-token-');
   fs.writeFileSync(path.join(dir, 'token'), 'secret-token');
   const client = new XdsClient({ bootstrap: bootstrap(port), sink: new RecordingSink(), tokenFile: path.join(dir, 'token') });
   t.after(async () => {
