@@ -1,4 +1,4 @@
-// Shared pieces of the CA tests: a temporary state dir, a real gRPC TLS server with the CA's
+// Shared pieces of the CA tests: a real gRPC TLS server with the CA's
 // service, and openssl run on real files.
 import { execFileSync } from 'node:child_process';
 import type { TestContext } from 'node:test';
