@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import type http from 'node:http';
 import { test } from 'node:test';
-import { configure, httpListener, request, startRuntime, startUpstream, staticCluster, type Reply } from '../proxy/harness.ts';
+import { configure, httpListener, request, startTestRuntime, startUpstream, staticCluster, type Reply } from '../proxy/harness.ts';
 import { formatResponseFlags } from '../../src/proxy/response-flags.ts';
 
 const N = 10;
@@ -19,11 +19,7 @@ async function run(t: { after(fn: () => unknown): void }, thresholds: Record<str
     } else held.push(res);
     return true;
   });
-  const h = await startRuntime();
-  t.after(async () => {
-    h.close();
-    await up.close();
-  });
+  const h = await startTestRuntime(t, [up]);
   const route = { match: { prefix: '/' }, route: { cluster: 'up', timeout: '10s', retry_policy: { retry_on: '5xx', num_retries: 3, retry_back_off: { base_interval: '0.001s' } } } };
   await configure(h, {
     clusters: [staticCluster('up', [up.port], { circuit_breakers: { thresholds: [{ max_connections: 100, max_pending_requests: 100, max_requests: 100, ...thresholds }] } })],

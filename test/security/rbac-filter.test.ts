@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { HTTP_RBAC_TYPE, NETWORK_RBAC_TYPE, TCP_PROXY_TYPE } from '../../src/envoy/index.ts';
 import type { EnvoyJson } from '../../src/envoy/index.ts';
-import { addr, configure, HCM, LISTENER_TYPE, request, ROUTER, routeConfig, startRuntime, startUpstream, staticCluster } from '../proxy/harness.ts';
+import { addr, configure, HCM, LISTENER_TYPE, request, ROUTER, routeConfig, startRuntime, startTestRuntime, startUpstream, staticCluster } from '../proxy/harness.ts';
 
 function rbacListener(name: string, rbac: EnvoyJson): EnvoyJson {
   return {
@@ -29,11 +29,7 @@ const ADMIN_POLICY = { permissions: [{ url_path: { path: { prefix: '/admin' } } 
 
 test('HTTP RBAC: shadow rules only count, enforced rules decide; engine results in dynamic metadata', async (t) => {
   const app = await startUpstream('app');
-  const h = await startRuntime();
-  t.after(async () => {
-    h.close();
-    await app.close();
-  });
+  const h = await startTestRuntime(t, [app]);
   await configure(h, {
     clusters: [staticCluster('app', [app.port])],
     listeners: [
@@ -62,11 +58,7 @@ test('HTTP RBAC: shadow rules only count, enforced rules decide; engine results 
 
 test('RBAC config errors are refused with the field path and the previous config is kept', async (t) => {
   const app = await startUpstream('app');
-  const h = await startRuntime();
-  t.after(async () => {
-    h.close();
-    await app.close();
-  });
+  const h = await startTestRuntime(t, [app]);
   await configure(h, { clusters: [staticCluster('app', [app.port])], listeners: [rbacListener('l', { rules: { policies: { all: { permissions: [{ any: true }], principals: [{ any: true }] } } } })] });
   const bad: [EnvoyJson, RegExp][] = [
     [{ rules: { policies: { p: { permissions: [{ any: true }], principals: [{ filter_state: { key: 'k', string_match: { exact: 'v' } } }] } } } }, /principals\[0\].filter_state: RBAC principal "filter_state" is not supported/],
