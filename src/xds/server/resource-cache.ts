@@ -4,9 +4,10 @@
 // (measured: 1000 clusters encode in ~2.6 s, stringify in ~25 ms). Interning also keeps the
 // per-proxy record of what was sent from pinning old snapshots in memory.
 import { createHash } from 'node:crypto';
-import { packAny } from '../../envoy/index.ts';
+import { ROUTE_TYPE, packAny } from '../../envoy/index.ts';
 import type { AnyMessage, EnvoyJson } from '../../envoy/index.ts';
 import { resourceName } from './generators.ts';
+import { encodeRouteConfiguration } from './route-encoder.ts';
 
 export interface PackedResource {
   name: string;
@@ -35,7 +36,7 @@ export function pack(typeUrl: string, json: EnvoyJson): PackedResource {
     byObject.set(json, same);
     return same;
   }
-  const any = packAny(typeUrl, json);
+  const any = typeUrl === ROUTE_TYPE ? { type_url: typeUrl, value: encodeRouteConfiguration(json) } : packAny(typeUrl, json);
   const hash = createHash('sha1').update(any.value).digest('base64');
   const key = `${typeUrl}#${hash}`;
   const interned = byContent.get(key)?.deref();
