@@ -266,8 +266,9 @@ test('invalid request heads fail before anything is written; the connection stay
   const s = await serve(t, (_req, res) => res.end('ok'));
   const pool = poolTo(s.port);
   t.after(() => pool.destroy());
-  assert.equal((await send(pool)).body, 'ok');
-  for (const bad of [{ headers: { 'x-a': 'v\r\nx-injected: 1' } }, { headers: { 'bad name': 'v' } }, { path: '/a b' }, { method: 'G T' }]) {
+  // A name seen valid before is still followed by a checked value.
+  assert.equal((await send(pool, { headers: { 'x-a': 'fine', 'Content-Length': '0' } })).body, 'ok');
+  for (const bad of [{ headers: { 'x-a': 'v\r\nx-injected: 1' } }, { headers: { 'x-a': ['ok', 'a\nb'] } }, { headers: { 'x-c': 'a\u0000b' } }, { headers: { 'bad name': 'v' } }, { path: '/a b' }, { method: 'G T' }]) {
     const r = await send(pool, bad);
     assert.equal(r.error?.code, H1ErrorCode.InvalidRequest, JSON.stringify(bad));
   }
