@@ -256,3 +256,43 @@ test('invalid response headers throw as node\'s do, before anything is written',
   const r = await exchange(s.port, 'GET / HTTP/1.1\r\nConnection: close\r\n\r\n');
   assert.match(r.text, /^HTTP\/1\.1 502 Bad Gateway\r\n/);
 });
+
+test('back-pressure: an unread request body and a flood of pipelined requests stop the socket being read', async (t) => {
+  const held: { req?: H1Request; res?: H1Response; conn?: H1ServerConnection }[] = [];
+  // /up and /0 are held; the pipelined ones behind them are answered at once with their path.
+  const s = await serve(t, (req, res, conn) => {
+    if (req.url === '/up' || req.url === '/0') held.push({ req, res, conn });
+    else res.writeHead(200, { 'content-length': String(req.url.length) }).end(Buffer.from(req.url));
+  });
+  const body = Buffer.alloc(5 << 20, 'b');
+  const sock = net.connect(s.port, '127.0.0.1');
+  t.after(() => sock.destroy());
+  sock.on('error', () => undefined);
+  let text = '';
+  sock.on('data', (c: Buffer) => (text += c.toString('latin1')));
+  sock.write(`POST /up HTTP/1.1\r\nContent-Length: ${body.length}\r\n\r\n`);
+  sock.write(body);
+  while (held.length === 0) await new Promise((r) => setTimeout(r, 5));
+  const first = held[0];
+  // Nobody reads the body: the socket is paused once the request's buffer is full.
+  await new Promise((r) => setTimeout(r, 200));
+  assert.ok(first.conn!.socket.bytesRead < 1 << 20, `read ${first.conn!.socket.bytesRead} bytes of an unread body`);
+  let received = 0;
+  first.req!.on('data', (c: Buffer) => (received += c.length));
+  await new Promise((r) => first.req!.once('end', r));
+  assert.equal(received, body.length);
+  first.res!.writeHead(200, { 'content-length': '0' }).end();
+
+  // 2000 pipelined requests behind an unanswered one: held up to a bound, then all answered in order.
+  sock.write('GET /0 HTTP/1.1\r\n\r\n');
+  while (held.length < 2) await new Promise((r) => setTimeout(r, 5));
+  const flood = Array.from({ length: 2000 }, (_, i) => `GET /${i + 1} HTTP/1.1\r\nx-pad: ${'p'.repeat(100)}\r\n\r\n`).join('');
+  sock.write(flood);
+  await new Promise((r) => setTimeout(r, 200));
+  const readBefore = first.conn!.socket.bytesRead;
+  assert.ok(readBefore - body.length < flood.length, 'the pipelined flood was not all read while a response was pending');
+  held[1].res!.writeHead(200, { 'content-length': '0' }).end();
+  while (!text.endsWith('/2000')) await new Promise((r) => setTimeout(r, 5));
+  const bodies = [...text.matchAll(/\r\n\r\n(\/\d+)/g)].map((m) => m[1]);
+  assert.deepEqual(bodies, Array.from({ length: 2000 }, (_, i) => `/${i + 1}`));
+});
