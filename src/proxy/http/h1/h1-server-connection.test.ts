@@ -173,6 +173,9 @@ test('Expect: 100-continue gets 100 before the body is sent', async (t) => {
     sock.write('POST /x HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n');
   });
   assert.match(text, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK\r\n/);
+  // Any other expectation: 417 (as node's server), the connection stays usable.
+  const other = await exchange(s.port, 'GET /e HTTP/1.1\r\nExpect: something-else\r\n\r\nGET /next HTTP/1.1\r\nConnection: close\r\n\r\n');
+  assert.match(other.text, /^HTTP\/1\.1 417 Expectation Failed\r\n[^]*\r\n\r\nHTTP\/1\.1 200 OK\r\nx-url: \/next\r\n/);
 });
 
 test('codec errors: 400 or 431 with a close, reported once', async (t) => {

@@ -31,6 +31,7 @@ export interface H1ServerOptions {
 
 const EMPTY = Buffer.alloc(0);
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
+const CONTINUE_EXPECTATION = /(?:^|\W)100-continue(?:$|\W)/i;
 /** Pipelined bytes held while a response is pending beyond this: the socket stops being read. */
 const MAX_HELD_BYTES = 65536;
 
@@ -87,9 +88,12 @@ export class H1ServerConnection implements H1ResponseOwner {
     const res = new H1Response(this, head.method === 'HEAD', head.versionMinor === 0, head.keepAlive && !this.draining);
     this.req = req;
     this.res = res;
-    if (head.bodyKind !== 'none') {
-      this.requestStartedAt = this.set.options.requestTimeoutMs > 0 ? Date.now() : 0;
-      if (head.versionMinor === 1 && isContinue(req.headers.expect)) this.socket.write(CONTINUE, 'latin1');
+    if (head.bodyKind !== 'none') this.requestStartedAt = this.set.options.requestTimeoutMs > 0 ? Date.now() : 0;
+    const expect = head.versionMinor === 1 ? req.headers.expect : undefined;
+    if (expect !== undefined) {
+      // As node's server did: 100-continue is answered here, any other expectation with 417.
+      if (!CONTINUE_EXPECTATION.test(expect)) return void res.writeHead(417, { 'content-length': '0' }).end();
+      this.socket.write(CONTINUE, 'latin1');
     }
     this.handler.onRequest(this, req, res);
   }
@@ -302,8 +306,5 @@ function sweep(s: H1ConnectionSet): void {
   s.sweep();
 }
 
-function isContinue(v: string | undefined): boolean {
-  return v !== undefined && v.length === 12 && v.toLowerCase() === '100-continue';
-}
 
 function noop(): void {}
