@@ -28,8 +28,20 @@ import type { H1Request } from './h1/h1-request.ts';
 import type { H1Response } from './h1/h1-response.ts';
 
 export type DownstreamRequest = IncomingMessage | Http2ServerRequest | H1Request;
-/** The HTTP/1 codec's H1Response has the ServerResponse members used here. */
 export type DownstreamResponse = ServerResponse | Http2ServerResponse | H1Response;
+
+/** What a stream uses of its response: node's HTTP/2 compat response and the HTTP/1 codec's H1Response both have it. */
+interface ResponseWriter {
+  writeHead(status: number, headers: Record<string, string | string[]>): unknown;
+  write(chunk: Buffer): boolean;
+  end(chunk?: Buffer): unknown;
+  addTrailers(trailers: Record<string, string>): void;
+  cork(): void;
+  uncork(): void;
+  destroy(): void;
+  readonly headersSent: boolean;
+  once(event: 'close' | 'drain', listener: () => void): unknown;
+}
 
 /** Per downstream connection state shared by its streams. */
 export interface ConnState {
@@ -75,8 +87,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
   readonly connection: ConnectionInfo;
   private readonly conn: ConnState;
   private readonly req: DownstreamRequest;
-  /** ServerResponse or Http2ServerResponse (the compat API shares these methods). */
-  private readonly res: ServerResponse;
+  private readonly res: ResponseWriter;
   private readonly head: RequestHead;
   private readonly isH2: boolean;
   private isGrpc = false;
@@ -119,7 +130,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
   constructor(conn: ConnState, req: DownstreamRequest, res: DownstreamResponse, isH2: boolean) {
     this.conn = conn;
     this.req = req;
-    this.res = res as unknown as ServerResponse;
+    this.res = res as ResponseWriter;
     this.isH2 = isH2;
     this.connection = conn.info;
     const hcm = conn.hcm;
@@ -998,7 +1009,7 @@ class MirrorHandler implements Dispatcher.DispatchHandler {
   }
 }
 
-function uncork(res: ServerResponse): void {
+function uncork(res: ResponseWriter): void {
   res.uncork();
 }
 
