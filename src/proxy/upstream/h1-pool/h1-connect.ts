@@ -20,23 +20,23 @@ export interface H1ConnectOptions {
   readonly tls?: H1TlsOptions;
 }
 
-export function h1Connector(o: H1ConnectOptions): () => net.Socket {
+export function h1Connector(o: H1ConnectOptions): (onread: net.OnReadOpts) => net.Socket {
   const t = o.tls;
-  if (!t) return () => net.connect({ host: o.address, port: o.port, localAddress: o.localAddress });
+  if (!t) return (onread) => net.connect({ host: o.address, port: o.port, localAddress: o.localAddress, onread });
   let session: Buffer | undefined;
   let sessionContext: tls.SecureContext | undefined;
   const onSession = (s: Buffer): void => {
     session = s;
   };
-  return () => {
+  return (onread) => {
     const secureContext = t.secureContext();
     // A session from an older context (rotated certificate) is not offered.
     if (secureContext !== sessionContext) {
       session = undefined;
       sessionContext = secureContext;
     }
-    // localAddress reaches the underlying net.connect (tls's types leave it out).
-    const opts: tls.ConnectionOptions & { localAddress?: string } = {
+    // localAddress reaches the underlying net.connect, and onread is honoured (tls's types leave both out).
+    const opts: tls.ConnectionOptions & { localAddress?: string; onread: net.OnReadOpts } = {
       host: o.address,
       port: o.port,
       localAddress: o.localAddress,
@@ -46,6 +46,7 @@ export function h1Connector(o: H1ConnectOptions): () => net.Socket {
       checkServerIdentity: t.checkServerIdentity,
       ALPNProtocols: [...t.alpn],
       session,
+      onread,
     };
     const socket = tls.connect(opts);
     socket.on('session', onSession);

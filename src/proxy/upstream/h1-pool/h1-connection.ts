@@ -63,7 +63,6 @@ export class H1Connection {
     this.pool = pool;
     this.keepAliveMs = Math.min(Math.max(pool.idleTimeoutMs, 0), MAX_TIMER_MS);
     this.parser = new H1Parser('response', LIMITS, this);
-    socket.on('data', this.onData);
     socket.on('end', this.onEof);
     socket.on('error', this.onError);
     socket.on('close', this.onClose);
@@ -225,21 +224,25 @@ export class H1Connection {
 
   // === response ===
 
-  private readonly onData = (data: Buffer): void => {
-    if (!this.current) {
+  /** `n` bytes read into the pool's shared read buffer `buf` (valid only during this call). */
+  onRead(buf: Buffer, n: number): void {
+    if (!this.current || this.destroyed) {
       // Bytes no request asked for: the connection's framing can no longer be trusted.
       this.destroy();
       return;
     }
     this.received = true;
+    const parser = this.parser;
     try {
-      this.parser.execute(data);
+      parser.execute(buf.subarray(0, n));
+      // What the parser keeps for later (an incomplete line, input while paused) gets its own copy.
+      if (parser.hasBufferedInput) parser.execute(Buffer.from(parser.takeRemainder()!));
     } catch (e) {
       this.protocolError(e as Error);
       return;
     }
     if (this.ended) this.complete();
-  };
+  }
 
   /** H1ParserCallbacks. */
   onHead(head: H1Head): void {
@@ -267,7 +270,8 @@ export class H1Connection {
     const ex = this.current;
     if (!ex) return;
     this.ioTimer?.refresh();
-    ex.handler.onResponseData?.(ex, chunk);
+    // Chunks read from the socket are views of the shared read buffer: the handler keeps a copy.
+    ex.handler.onResponseData?.(ex, Buffer.from(chunk));
   }
 
   /** H1ParserCallbacks: handled once the parser returns (complete()), so no byte after it is misread. */

@@ -19,7 +19,7 @@ export interface Got {
 export function poolTo(port: number, o: Partial<H1PoolOptions> = {}): H1Pool {
   return new H1Pool({
     authority: `127.0.0.1:${port}`,
-    connect: () => net.connect({ host: '127.0.0.1', port }),
+    connect: (onread) => net.connect({ host: '127.0.0.1', port, onread }),
     connectTimeoutMs: 2000,
     maxConnections: 10,
     idleTimeoutMs: 60_000,

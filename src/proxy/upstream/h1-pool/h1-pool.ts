@@ -2,7 +2,7 @@
 // request each at a time; idle connections are reused last-in first-out (the warmest socket, and
 // the others age out on their idle timeout); requests beyond that wait in a FIFO queue. The
 // router's circuit breakers count requests and pending requests above this (circuit-breaker-hook.ts).
-import type { Socket } from 'node:net';
+import type { OnReadOpts, Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
 import type { UpstreamDispatchOptions, UpstreamPool } from '../upstream-pool.ts';
 import { H1Connection, type ConnectionPool } from './h1-connection.ts';
@@ -12,8 +12,11 @@ import { H1Exchange, type ExchangeOwner } from './h1-exchange.ts';
 export interface H1PoolOptions {
   /** host[:port] for the Host header of a request that has none. */
   readonly authority: string;
-  /** Opens a connection: a socket that will emit 'connect' (TCP) or 'secureConnect' (TLS). May throw. */
-  readonly connect: () => Socket;
+  /**
+   * Opens a connection: a socket that will emit 'connect' (TCP) or 'secureConnect' (TLS), created
+   * with `onread` (net/tls connect's option). May throw.
+   */
+  readonly connect: (onread: OnReadOpts) => Socket;
   /** 0: none. */
   readonly connectTimeoutMs: number;
   readonly maxConnections: number;
@@ -30,6 +33,12 @@ export interface H1PoolOptions {
 }
 
 const TCP_KEEPALIVE_DELAY_MS = 60_000;
+/**
+ * Every upstream socket reads into this one buffer (onread): no allocation and no stream machinery
+ * per read. Sound because a read is handled whole before the next: the connection copies what
+ * outlives its callback (response body chunks, unparsed bytes).
+ */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 /** onRequestStart's context (undici passes per-request state there; we have none). */
 const NO_CONTEXT = Object.freeze({});
 
@@ -148,8 +157,18 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
   private open(): void {
     this.connecting++;
     let socket: Socket;
+    // Bytes before the connection is set up (a server that speaks first) are unsolicited.
+    let conn: H1Connection | undefined;
+    const onread: OnReadOpts = {
+      buffer: READ_BUFFER,
+      callback: (n, buf) => {
+        if (conn) conn.onRead(buf as Buffer, n);
+        else socket.destroy();
+        return true;
+      },
+    };
     try {
-      socket = this.o.connect();
+      socket = this.o.connect(onread);
     } catch (e) {
       process.nextTick(connectFailed, this, e as Error);
       return;
@@ -166,7 +185,7 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
         socket.on('error', noop);
         socket.destroy();
         this.connectFailed(err);
-      } else this.connected(socket);
+      } else conn = this.connected(socket);
     };
     const onReady = (): void => done(undefined);
     socket.once(ready, onReady);
@@ -174,12 +193,12 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
     if (ms > 0) timer = setTimeout(() => done(new H1PoolError(H1ErrorCode.ConnectTimeout, `connect timeout after ${ms} ms`)), ms);
   }
 
-  private connected(socket: Socket): void {
+  private connected(socket: Socket): H1Connection | undefined {
     this.connecting--;
     if (this.destroyed) {
       socket.destroy();
       this.checkDone();
-      return;
+      return undefined;
     }
     socket.setNoDelay(true);
     socket.setKeepAlive(true, TCP_KEEPALIVE_DELAY_MS);
@@ -187,6 +206,7 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
     const c = new H1Connection(socket, this);
     this.conns.add(c);
     this.onReusable(c);
+    return c;
   }
 
   /** A failed attempt fails the oldest queued request (each queued request gets its own attempt). */
