@@ -22,7 +22,9 @@ export class ProxyTelemetry {
     this.clusters = ctx.clusters;
     this.local = localPeer(ctx.node);
     // process_cpu_seconds_total, process_resident_memory_bytes, nodejs_eventloop_lag_seconds, ...
-    collectDefaultMetrics({ register: this.registry });
+    // The event-loop lag histogram samples with a timer: at prom-client's default 10 ms it woke an
+    // idle proxy 100 times a second (11 ms of CPU per second idle); once a second costs ~1 ms.
+    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 1000 });
     this.metrics = new IstioMetrics();
   }
 }
