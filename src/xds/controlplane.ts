@@ -126,18 +126,10 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       offJwks();
       prober.stop();
       discovery.stop();
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(() => {
-          grpcServer.forceShutdown();
-          resolve();
-        }, 2000);
-        grpcServer.tryShutdown(() => {
-          clearTimeout(t);
-          resolve();
-        });
-        // Open ADS streams never end by themselves.
-        setImmediate(() => grpcServer.forceShutdown());
-      });
+      // Open ADS streams never end by themselves, so there is nothing to wait for. forceShutdown
+      // first: after tryShutdown has closed a session, forceShutdown only ends its socket, which
+      // stays half-open for ever when the peer is gone (a pod whose network was removed).
+      grpcServer.forceShutdown();
       debug.closeAllConnections();
       await new Promise<void>((resolve) => debug.close(() => resolve()));
     },
