@@ -17,6 +17,8 @@ import { AdsConnection } from './ads-connection.ts';
 import type { WatchState } from './ads-connection.ts';
 import type { EncodedResponse } from './encoded-response.ts';
 import { encodedResponse } from './encoded-response.ts';
+import type { NameFilter } from './watched-names.ts';
+import { nameFilter } from './watched-names.ts';
 import { GENERATORS } from './generators.ts';
 import { parseClusterName } from '../translate/names.ts';
 import type { PushScope } from './push-scope.ts';
@@ -228,7 +230,7 @@ export class DiscoveryServer {
     return [...all.filter((c) => !reached.has(c)), ...all.filter((c) => reached.has(c))];
   }
 
-  #pushConnection(con: AdsConnection, push: PushContext, force: boolean, types: readonly string[] = XDS_TYPES_IN_ORDER, edsWanted?: (name: string) => boolean): void {
+  #pushConnection(con: AdsConnection, push: PushContext, force: boolean, types: readonly string[] = XDS_TYPES_IN_ORDER, edsWanted?: NameFilter): void {
     if (con.blocked) return;
     for (const typeUrl of types) if (con.watches.has(typeUrl)) this.#pushType(con, typeUrl, push, force, typeUrl === ENDPOINT_TYPE ? edsWanted : undefined);
     con.pendingSince = undefined;
@@ -251,7 +253,7 @@ export class DiscoveryServer {
   }
 
   /** `wanted`: only these of the watched names can have changed (EDS); the others are not regenerated. */
-  #pushType(con: AdsConnection, typeUrl: string, push: PushContext, force: boolean, wanted?: (name: string) => boolean): void {
+  #pushType(con: AdsConnection, typeUrl: string, push: PushContext, force: boolean, wanted?: NameFilter): void {
     const gen = GENERATORS[typeUrl];
     const w = con.watches.get(typeUrl);
     if (!gen || !w) return;
@@ -272,7 +274,7 @@ export class DiscoveryServer {
     const t0 = performance.now();
     let generated: EnvoyJson[];
     try {
-      generated = gen.generate(push, con.proxy, wanted && w.names ? w.names.filter(wanted) : w.names);
+      generated = gen.generate(push, con.proxy, wanted && w.names ? wanted.list(w.names) : w.names);
     } catch (err) {
       this.#o.metrics.internalErrors.inc();
       this.#log.error({ proxy: con.proxy.id, type: gen.short, err }, 'generating resources failed');
@@ -455,11 +457,10 @@ export class DiscoveryServer {
       w.awaiting = false;
       this.#release(w);
       if (!sameNames(w.names, names)) {
-        const added = (names ?? []).filter((n) => !w.names?.includes(n));
-        for (const n of w.names ?? []) {
-          if (names?.includes(n)) continue;
-          w.sent.delete(n);
-        }
+        const before = new Set(w.names);
+        const now = new Set(names);
+        const added = (names ?? []).filter((n) => !before.has(n));
+        for (const n of before) if (!now.has(n)) w.sent.delete(n);
         w.names = names;
         if (gen.fullState || added.length || w.pending) this.#pushType(con, typeUrl, this.#push, gen.fullState);
       } else if (w.pending) this.#pushType(con, typeUrl, this.#push, false, namesIn(w.pendingNames));
@@ -478,28 +479,24 @@ export class DiscoveryServer {
  * Names a held-back push covers, added to those already held: `wanted` narrows a push to some of
  * the watched names (EDS of changed hosts); undefined (a push of everything) stays undefined.
  */
-function heldNames(held: Set<string> | undefined, names: readonly string[] | undefined, wanted: ((name: string) => boolean) | undefined): Set<string> | undefined {
+function heldNames(held: Set<string> | undefined, names: readonly string[] | undefined, wanted: NameFilter | undefined): Set<string> | undefined {
   if (!held || !wanted || !names) return undefined;
-  for (const n of names) if (wanted(n)) held.add(n);
+  for (const n of wanted.list(names)) held.add(n);
   return held;
 }
 
-function namesIn(only: Set<string> | undefined): ((name: string) => boolean) | undefined {
-  return only && ((n) => only.has(n));
+function namesIn(only: Set<string> | undefined): NameFilter | undefined {
+  return only && nameFilter((n) => only.has(n));
 }
 
 /** Whether a cluster name belongs to one of `hosts` (memoized: every proxy asks about the same names). */
-function clusterOfHosts(hosts: ReadonlySet<string>): (name: string) => boolean {
-  const seen = new Map<string, boolean>();
-  return (name) => {
-    let v = seen.get(name);
-    if (v === undefined) seen.set(name, (v = hosts.has(parseClusterName(name)?.host ?? '')));
-    return v;
-  };
+function clusterOfHosts(hosts: ReadonlySet<string>): NameFilter {
+  return nameFilter((name) => hosts.has(parseClusterName(name)?.host ?? ''));
 }
 
 function sameNames(a: string[] | undefined, b: string[] | undefined): boolean {
-  if (!a || !b) return a === b;
+  // Requests' names are interned by their bytes (request-decoder.ts): an unchanged list is the same array.
+  if (a === b || !a || !b) return a === b;
   if (a.length !== b.length) return false;
   // ACKs repeat the names in the order of the request: compare in place before building a set.
   let i = 0;

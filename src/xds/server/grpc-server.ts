@@ -3,9 +3,8 @@
 // `bindTls(port, credentials)`.
 import * as grpc from '@grpc/grpc-js';
 import { BaseServerInterceptingCall } from '@grpc/grpc-js/build/src/server-interceptors.js';
-import { decodeMessage } from '../../envoy/index.ts';
-import type { DiscoveryRequestJson } from './discovery-server.ts';
 import { EncodedResponse } from './encoded-response.ts';
+import { decodeDiscoveryRequest } from './request-decoder.ts';
 
 const ADS_PATH = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
 
@@ -36,7 +35,7 @@ export function adsServiceDefinition(): grpc.ServiceDefinition {
     requestStream: true,
     responseStream: true,
     originalName,
-    requestDeserialize: (buf: Buffer) => decodeMessage('envoy.service.discovery.v3.DiscoveryRequest', buf) as DiscoveryRequestJson,
+    requestDeserialize: decodeDiscoveryRequest,
     requestSerialize: () => Buffer.alloc(0),
     responseSerialize: (msg: EncodedResponse) => msg.body,
     responseDeserialize: (buf: Buffer) => buf as never,
