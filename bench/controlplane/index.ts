@@ -109,10 +109,29 @@ async function routeStatus(monitoring: number): Promise<string> {
   }
 }
 
-/** RIG_BENCH_CP_PROF=DIR: the control plane writes a V8 CPU profile into DIR when it stops. */
+/**
+ * RIG_BENCH_CP_PROF=DIR: the control plane writes a V8 CPU profile into DIR when it stops.
+ * RIG_BENCH_CP_HEAPSNAP=DIR: a heap snapshot into DIR after the push (before the figures' process stops).
+ */
 function cpExecArgv(): string[] {
-  const dir = process.env.RIG_BENCH_CP_PROF;
-  return dir ? [...process.execArgv, '--cpu-prof', '--cpu-prof-dir', dir] : process.execArgv;
+  const prof = process.env.RIG_BENCH_CP_PROF;
+  const snap = process.env.RIG_BENCH_CP_HEAPSNAP;
+  return [...process.execArgv, ...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : []), ...(snap ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snap}`] : [])];
+}
+
+/** Signals the control plane to write a heap snapshot and waits until the file stops growing. */
+async function heapSnapshot(pid: number, dir: string): Promise<void> {
+  const before = new Set(fs.readdirSync(dir));
+  process.kill(pid, 'SIGUSR2');
+  let size = -1;
+  let since = Date.now();
+  await waitFor(() => {
+    const file = fs.readdirSync(dir).find((f) => !before.has(f) && f.endsWith('.heapsnapshot'));
+    if (!file) return undefined;
+    const now = fs.statSync(path.join(dir, file)).size;
+    if (now !== size) [size, since] = [now, Date.now()];
+    return size > 0 && Date.now() - since > 1000 ? true : undefined;
+  }, 'the heap snapshot', 120_000);
 }
 
 export async function runScaleBench(opts: ScaleOptions = {}): Promise<ScaleFigures> {
@@ -128,7 +147,7 @@ export async function runScaleBench(opts: ScaleOptions = {}): Promise<ScaleFigur
   fs.writeFileSync(path.join(dir, 'vs.yaml'), vsYaml('10s'));
   if (opts.scoped) fs.writeFileSync(path.join(dir, 'sidecar.yaml'), 'apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: { name: default, namespace: istio-system }\nspec: { egress: [{ hosts: [./*] }] }\n');
   const portsFile = path.join(tmp, 'ports.json');
-  const cp = fork(RIG, ['controlplane', '--config', dir, '--xds-port', '0', '--monitoring-port', '0', '--ports-file', portsFile, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv: cpExecArgv() });
+  const cp = fork(RIG, ['controlplane', '--config', dir, '--xds-port', '0', '--tls-port', '0', '--monitoring-port', '0', '--ports-file', portsFile, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv: cpExecArgv() });
   const gens: ChildProcess[] = [];
   try {
     const ports = await waitFor(() => (fs.existsSync(portsFile) ? (JSON.parse(fs.readFileSync(portsFile, 'utf8')) as { xds: number; monitoring: number }) : undefined), 'the control plane', 30_000);
@@ -213,6 +232,7 @@ export async function runScaleBench(opts: ScaleOptions = {}): Promise<ScaleFigur
       goalMet: false,
     };
     figures.goalMet = figures.ackAllMs <= 2000 && figures.peakRssMB <= 1000;
+    if (process.env.RIG_BENCH_CP_HEAPSNAP) await heapSnapshot(pid, process.env.RIG_BENCH_CP_HEAPSNAP);
     return figures;
   } finally {
     for (const g of gens) {
