@@ -5,6 +5,7 @@
 // problem with its field path (an unknown field is an error, as it is for Envoy).
 import protobuf from 'protobufjs';
 import { parseDuration } from './wkt-json.ts';
+import { rootWith } from './protos.ts';
 
 export interface JsonIssue {
   path: string;
@@ -124,7 +125,7 @@ function wellKnown(type: protobuf.Type, v: unknown, path: string, issues: JsonIs
       issues.push({ path: join(path, '@type'), message: 'expected a type URL string' });
       return { handled: true };
     }
-    const inner = lookupMessage(type, typeUrl.slice(typeUrl.lastIndexOf('/') + 1));
+    const inner = lookupMessage(typeUrl.slice(typeUrl.lastIndexOf('/') + 1));
     if (!inner) {
       issues.push({ path: join(path, '@type'), message: `unknown or unsupported type "${typeUrl}"` });
       return { handled: true };
@@ -137,9 +138,9 @@ function wellKnown(type: protobuf.Type, v: unknown, path: string, issues: JsonIs
   return { handled: false };
 }
 
-function lookupMessage(from: protobuf.ReflectionObject, name: string): protobuf.Type | undefined {
+function lookupMessage(name: string): protobuf.Type | undefined {
   try {
-    const t = from.root.lookup(name);
+    const t = rootWith(name).lookup(name);
     return t instanceof protobuf.Type ? t : undefined;
   } catch {
     return undefined;

@@ -76,11 +76,29 @@ const RAW = { longs: Number, enums: String, bytes: String, defaults: false, arra
 
 let installed = false;
 
-/** Installs the proto3-JSON wrappers; must run before any .proto is loaded. Idempotent. */
-export function installJsonWrappers(): void {
+const typeNameOf = (typeUrl: string) => typeUrl.slice(typeUrl.lastIndexOf('/') + 1);
+
+/**
+ * Installs the proto3-JSON wrappers; must run before any .proto is loaded. Idempotent.
+ * `loadType` makes a type named by an Any's type URL available before protobufjs looks it up.
+ */
+export function installJsonWrappers(loadType: (fullName: string) => void): void {
   if (installed) return;
   installed = true;
   const w = protobuf.wrappers as Record<string, Wrapper>;
+  const any = w['.google.protobuf.Any'];
+  w['.google.protobuf.Any'] = {
+    fromObject(o, ...rest: unknown[]) {
+      const url = (o as { '@type'?: unknown } | null)?.['@type'];
+      if (typeof url === 'string') loadType(typeNameOf(url));
+      return (any.fromObject as (...a: unknown[]) => protobuf.Message).call(this, o, ...rest);
+    },
+    toObject(m, opts, ...rest: unknown[]) {
+      const url = (m as { type_url?: unknown }).type_url;
+      if (opts?.json && typeof url === 'string' && url) loadType(typeNameOf(url));
+      return (any.toObject as (...a: unknown[]) => unknown).call(this, m, opts, ...rest);
+    },
+  };
   w['.google.protobuf.Duration'] = {
     fromObject(o) {
       if (typeof o === 'string') return this.create(parseDuration(o));
