@@ -1,7 +1,6 @@
 // One attempt of a request to one upstream host, as a dispatch handler (undici's handler API, which
-// both pools speak: upstream-pool.ts). The stream
-// (http-stream.ts) owns retry and response decisions; this class only relays events and keeps the
-// per-try timer.
+// both pools speak: upstream-pool.ts). The stream (http-stream.ts) owns retry and response
+// decisions; this class only relays events and keeps the per-try timer.
 import type { Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { UpstreamHost, Cluster } from '../upstream/cluster.ts';
