@@ -112,11 +112,18 @@ async function routeStatus(monitoring: number): Promise<string> {
 /**
  * RIG_BENCH_CP_PROF=DIR: the control plane writes a V8 CPU profile into DIR when it stops.
  * RIG_BENCH_CP_HEAPSNAP=DIR: a heap snapshot into DIR after the push (before the figures' process stops).
+ * RIG_BENCH_GEN_PROF=DIR: the load generators' CPU profiles (genExecArgv).
  */
 function cpExecArgv(): string[] {
   const prof = process.env.RIG_BENCH_CP_PROF;
   const snap = process.env.RIG_BENCH_CP_HEAPSNAP;
   return [...process.execArgv, ...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : []), ...(snap ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snap}`] : [])];
+}
+
+/** RIG_BENCH_GEN_PROF=DIR: each load generator writes a V8 CPU profile into DIR when it stops. */
+function genExecArgv(): string[] {
+  const prof = process.env.RIG_BENCH_GEN_PROF;
+  return prof ? [...process.execArgv, '--cpu-prof', '--cpu-prof-dir', prof] : process.execArgv;
 }
 
 /** Signals the control plane to write a heap snapshot and waits until the file stops growing. */
@@ -159,9 +166,9 @@ export async function runScaleBench(opts: ScaleOptions = {}): Promise<ScaleFigur
     const per = Math.ceil(proxies / generatorsN);
     for (let g = 0; g < generatorsN; g++) {
       const count = Math.min(per, proxies - g * per);
-      const child = fork(path.join(HERE, 'load-generator.ts'), [JSON.stringify({ address: `127.0.0.1:${ports.xds}`, from: g * per, count, services, namespaces, port: PORT, rate: connectRate / generatorsN, scoped: opts.scoped ?? false })], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-      child.on('message', (m: { type: string; at?: number; withRoutes?: number; quietMs?: number; reconnects?: number; endReasons?: Record<string, number> }) => {
-        if (m.type === 'acked') acks.push(m.at!);
+      const child = fork(path.join(HERE, 'load-generator.ts'), [JSON.stringify({ address: `127.0.0.1:${ports.xds}`, from: g * per, count, services, namespaces, port: PORT, rate: connectRate / generatorsN, scoped: opts.scoped ?? false })], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: genExecArgv() });
+      child.on('message', (m: { type: string; times?: number[]; withRoutes?: number; quietMs?: number; reconnects?: number; endReasons?: Record<string, number> }) => {
+        if (m.type === 'acked') acks.push(...m.times!);
         if (m.type === 'status') status.set(child, { withRoutes: m.withRoutes!, quietMs: m.quietMs!, reconnects: m.reconnects!, endReasons: m.endReasons! });
       });
       gens.push(child);
@@ -235,10 +242,16 @@ export async function runScaleBench(opts: ScaleOptions = {}): Promise<ScaleFigur
     if (process.env.RIG_BENCH_CP_HEAPSNAP) await heapSnapshot(pid, process.env.RIG_BENCH_CP_HEAPSNAP);
     return figures;
   } finally {
-    for (const g of gens) {
-      g.send({ type: 'stop' });
-      g.kill('SIGKILL');
-    }
+    // A profiling load generator writes its profile when it exits: give it the time.
+    const genProf = process.env.RIG_BENCH_GEN_PROF;
+    await Promise.all(
+      gens.map(async (g) => {
+        const exited = new Promise((r) => g.once('exit', r));
+        if (g.connected) g.send({ type: 'stop' });
+        if (genProf) await Promise.race([exited, new Promise((r) => setTimeout(r, 30_000))]);
+        g.kill('SIGKILL');
+      }),
+    );
     cp.kill('SIGTERM');
     // A profiling control plane writes its profile when it exits: give it the time.
     const exited = new Promise((r) => cp.once('exit', r));
