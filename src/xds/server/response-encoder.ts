@@ -4,6 +4,7 @@
 // and nonce are encoded per response. Byte-identical to protobufjs's encoding of the same message.
 import type { AnyMessage } from '../../envoy/index.ts';
 import type { DiscoveryResponseJson } from './ads-connection.ts';
+import { varintLength, writeVarint } from './varint.ts';
 
 const VERSION_INFO = 0x0a; // field 1, length-delimited
 const RESOURCES = 0x12; // field 2
@@ -13,24 +14,6 @@ const ANY_TYPE_URL = 0x0a; // Any field 1
 const ANY_VALUE = 0x12; // Any field 2
 
 const entries = new WeakMap<AnyMessage, Buffer>();
-
-function varintLength(n: number): number {
-  let len = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 0x80);
-    len++;
-  }
-  return len;
-}
-
-function writeVarint(buf: Buffer, at: number, n: number): number {
-  while (n >= 0x80) {
-    buf[at++] = (n & 0x7f) | 0x80;
-    n = Math.floor(n / 0x80);
-  }
-  buf[at++] = n;
-  return at;
-}
 
 /** tag, length, bytes of one length-delimited field; `bytes` empty: nothing (proto3 default). */
 function field(tag: number, bytes: Uint8Array): number {

@@ -6,6 +6,7 @@
 // result is byte-identical to encoding the whole message (fields in field-number order).
 import { EnvoyJsonError, encodeMessage } from '../../envoy/index.ts';
 import type { EnvoyJson } from '../../envoy/index.ts';
+import { varintLength, writeVarint } from './varint.ts';
 
 const ROUTE_CONFIGURATION = 'envoy.config.route.v3.RouteConfiguration';
 const VIRTUAL_HOST = 'envoy.config.route.v3.VirtualHost';
@@ -16,24 +17,6 @@ const VIRTUAL_HOSTS_TAG = 0x12; // field 2, length-delimited
 const GENERATION = 20_000;
 let current = new Map<string, Buffer>();
 let previous = new Map<string, Buffer>();
-
-function varintLength(n: number): number {
-  let len = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 0x80);
-    len++;
-  }
-  return len;
-}
-
-function writeVarint(buf: Buffer, at: number, n: number): number {
-  while (n >= 0x80) {
-    buf[at++] = (n & 0x7f) | 0x80;
-    n = Math.floor(n / 0x80);
-  }
-  buf[at++] = n;
-  return at;
-}
 
 function readVarint(buf: Uint8Array, at: number): [value: number, next: number] {
   let value = 0;
