@@ -13,7 +13,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import { HTTP_EXT_AUTHZ_TYPE, HTTP_RBAC_TYPE, NETWORK_EXT_AUTHZ_TYPE, NETWORK_RBAC_TYPE, TCP_PROXY_TYPE } from '../../src/envoy/index.ts';
 import type { EnvoyJson } from '../../src/envoy/index.ts';
 import { ResponseFlag } from '../../src/proxy/response-flags.ts';
-import { addr, configure, deadPort, HCM, request, ROUTER, routeConfig, startRuntime, startUpstream, staticCluster, type Harness } from '../proxy/harness.ts';
+import { addr, configure, deadPort, HCM, request, ROUTER, routeConfig, startRuntime, startTestRuntime, startUpstream, staticCluster, type Harness } from '../proxy/harness.ts';
 
 /** Istio's shadow RBAC for CUSTOM policies: here, paths under /secure are sent to the authz service. */
 const SHADOW_RBAC = {
@@ -110,12 +110,7 @@ const stat = (h: Harness, n: string) => h.rt.stats.all().find((s) => s.name === 
 test('HTTP ext_authz: only CUSTOM-selected paths are checked; allow forwards headers, deny answers with the service reply', async (t) => {
   const app = await startUpstream('app');
   const authz = await startHttpAuthz();
-  const h = await startRuntime();
-  t.after(async () => {
-    h.close();
-    await app.close();
-    await authz.close();
-  });
+  const h = await startTestRuntime(t, [app, authz]);
   await configure(h, { clusters: [staticCluster('app', [app.port]), staticCluster('outbound|8000||ext-authz.foo.svc.cluster.local', [authz.port])], listeners: [listener('l', { ...httpAuthz('outbound|8000||ext-authz.foo.svc.cluster.local') })] });
   const port = h.port('l');
 
@@ -166,12 +161,7 @@ test('HTTP ext_authz: timeouts fail closed or open (failure_mode_allow), a dead 
   const app = await startUpstream('app');
   const authz = await startHttpAuthz();
   const dead = await deadPort();
-  const h = await startRuntime();
-  t.after(async () => {
-    h.close();
-    await app.close();
-    await authz.close();
-  });
+  const h = await startTestRuntime(t, [app, authz]);
   await configure(h, {
     clusters: [staticCluster('app', [app.port]), staticCluster('authz', [authz.port]), staticCluster('down', [dead])],
     listeners: [
@@ -196,12 +186,7 @@ test('HTTP ext_authz: timeouts fail closed or open (failure_mode_allow), a dead 
 test('HTTP ext_authz with_request_body: the body goes to the service, cut at max_request_bytes or refused with 413', async (t) => {
   const app = await startUpstream('app');
   const authz = await startHttpAuthz();
-  const h = await startRuntime();
-  t.after(async () => {
-    h.close();
-    await app.close();
-    await authz.close();
-  });
+  const h = await startTestRuntime(t, [app, authz]);
   await configure(h, {
     clusters: [staticCluster('app', [app.port]), staticCluster('authz', [authz.port])],
     listeners: [
@@ -275,12 +260,8 @@ async function startGrpcAuthz(): Promise<GrpcAuthz> {
 test('gRPC ext_authz: CheckRequest attributes, ok_response header mutations, denied_response, a failed call is an error', async (t) => {
   const app = await startUpstream('app');
   const authz = await startGrpcAuthz();
-  const h = await startRuntime();
-  t.after(async () => {
-    h.close();
-    await app.close();
-    authz.close();
-  });
+  const h = await startTestRuntime(t, [app]);
+  t.after(() => authz.close());
   const cluster = 'outbound|9000||ext-authz-grpc.foo.svc.cluster.local';
   await configure(h, {
     clusters: [staticCluster('app', [app.port]), staticCluster(cluster, [authz.port])],
@@ -317,8 +298,7 @@ test('gRPC ext_authz: CheckRequest attributes, ok_response header mutations, den
 });
 
 test('ext_authz config errors name the field and keep the previous config', async (t) => {
-  const h = await startRuntime();
-  t.after(() => h.close());
+  const h = await startTestRuntime(t);
   const bad: [EnvoyJson, RegExp][] = [
     [{}, /needs http_service or grpc_service/],
     [{ http_service: { server_uri: { uri: 'http://x', cluster: 'c' } } }, /server_uri.timeout: a timeout is required/],
@@ -403,12 +383,8 @@ test('network ext_authz (Istio CUSTOM on TCP with a gRPC provider): connections 
 test('ExtAuthzPerRoute: disabled skips the check on a route, check_settings.context_extensions reach the gRPC service', async (t) => {
   const app = await startUpstream('app');
   const authz = await startGrpcAuthz();
-  const h = await startRuntime();
-  t.after(async () => {
-    h.close();
-    await app.close();
-    authz.close();
-  });
+  const h = await startTestRuntime(t, [app]);
+  t.after(() => authz.close());
   const PER_ROUTE = 'type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute';
   await configure(h, {
     clusters: [staticCluster('app', [app.port]), staticCluster('authz', [authz.port])],
