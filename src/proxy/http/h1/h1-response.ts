@@ -5,6 +5,7 @@
 // throws, and HttpStream answers 502).
 import type net from 'node:net';
 import { http } from '../../node-http.ts';
+import { TOKEN, badFieldValue } from './h1-syntax.ts';
 
 export interface H1ResponseOwner {
   readonly socket: net.Socket;
@@ -14,8 +15,6 @@ export interface H1ResponseOwner {
 
 type HeaderValue = string | number | readonly string[] | undefined;
 
-const TOKEN = /^[\^_`a-zA-Z\-0-9!#$%&'*+.|~]+$/;
-const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 /** Bodies up to this size are copied next to the head / chunk framing (one write); larger ones are written apart, corked. */
 const COPY_LIMIT = 16384;
 const FRAMING_DEFAULT = 0;
@@ -176,7 +175,7 @@ export class H1Response {
       if (body) prefix += `${body.length.toString(16)}\r\n`;
       suffix = body ? '\r\n0\r\n' : '0\r\n';
       const t = this.trailers;
-      if (t) for (const k in t) if (TOKEN.test(k) && !INVALID_VALUE.test(t[k])) suffix += `${k}: ${t[k]}\r\n`;
+      if (t) for (const k in t) if (TOKEN.test(k) && !badFieldValue(t[k])) suffix += `${k}: ${t[k]}\r\n`;
       suffix += '\r\n';
     }
     this.ended = true;
@@ -247,6 +246,6 @@ function flushHead(res: H1Response): void {
 }
 
 function headerLine(k: string, v: string): string {
-  if (INVALID_VALUE.test(v)) throw invalid('ERR_INVALID_CHAR', `Invalid character in header content ["${k}"]`);
+  if (badFieldValue(v)) throw invalid('ERR_INVALID_CHAR', `Invalid character in header content ["${k}"]`);
   return `${k}: ${v}\r\n`;
 }

@@ -4,6 +4,7 @@
 // checked before it reaches the wire: a CR/LF in a header value from a filter must never split
 // the request (request smuggling), so such a request fails instead.
 import { H1ErrorCode, H1PoolError } from './h1-errors.ts';
+import { TOKEN, badFieldValue } from '../../http/h1/h1-syntax.ts';
 import type { HeaderValue } from '../upstream-pool.ts';
 
 export interface RequestFraming {
@@ -12,7 +13,6 @@ export interface RequestFraming {
   readonly length: number;
 }
 
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const BAD_PATH = /[^\u0021-\u00ff]/;
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH', 'TRACE']);
 /** Methods whose requests announce a body even when empty (as undici and browsers do). */
@@ -22,15 +22,6 @@ const OWN = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-
 /** Names already found valid and none of ours or host: requests repeat the same few dozen. */
 const checkedNames = new Set<string>();
 const MAX_CHECKED_NAMES = 4096;
-
-/** field-value characters (HTAB, SP, VCHAR, obs-text): a CR or LF would split the request. */
-function badValue(v: string): boolean {
-  for (let i = 0; i < v.length; i++) {
-    const c = v.charCodeAt(i);
-    if (c < 0x20 ? c !== 0x09 : c === 0x7f || c > 0xff) return true;
-  }
-  return false;
-}
 
 function invalid(what: string): H1PoolError {
   return new H1PoolError(H1ErrorCode.InvalidRequest, `invalid request ${what}`);
@@ -64,11 +55,11 @@ export function requestHead(method: string, path: string, headers: Readonly<Reco
         else if (checkedNames.size < MAX_CHECKED_NAMES) checkedNames.add(name);
       }
       if (typeof v === 'string') {
-        if (badValue(v)) return invalid(`${name} header`);
+        if (badFieldValue(v)) return invalid(`${name} header`);
         head += name + ': ' + v + '\r\n';
       } else {
         for (const one of v) {
-          if (badValue(one)) return invalid(`${name} header`);
+          if (badFieldValue(one)) return invalid(`${name} header`);
           head += name + ': ' + one + '\r\n';
         }
       }
