@@ -13,6 +13,7 @@ import { StatusCounters, type Stat } from '../stats/stats.ts';
 import { compileInternalAddresses, type InternalAddresses } from './header-sanitizing.ts';
 import { compileLocalReplyConfig, type LocalReplyConfig } from './local-reply.ts';
 import { readConnectionLimits, type ConnectionLimits } from './connection-limits.ts';
+import { readStrictCheckHeaders } from './strict-check-headers.ts';
 
 export interface CompiledHttpFilter {
   readonly name: string;
@@ -59,6 +60,8 @@ export interface HcmConfig {
   /** 0 OVERWRITE, 1 APPEND_IF_ABSENT, 2 PASS_THROUGH */
   readonly serverHeader: number;
   readonly suppressEnvoyHeaders: boolean;
+  /** The router's strict_check_headers: x-envoy-* request headers refused (400, IH) when invalid. */
+  readonly strictCheckHeaders: readonly string[];
   readonly streamIdleTimeoutMs: number;
   readonly requestTimeoutMs: number;
   readonly requestHeadersTimeoutMs: number;
@@ -130,6 +133,7 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
   const fl = r.objs('http_filters');
   let sawRouter = false;
   let suppressEnvoyHeaders = false;
+  let strictCheckHeaders: readonly string[] = [];
   fl.forEach((f, i) => {
     const name = f.str('name');
     const tc = f.obj('typed_config');
@@ -143,7 +147,8 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
       if (i !== fl.length - 1) issues.error(f.path, 'the router must be the last HTTP filter');
       if (tc) {
         suppressEnvoyHeaders = tc.bool('suppress_envoy_headers', false);
-        tc.accept('start_child_span', 'dynamic_stats', 'upstream_log', 'strict_check_headers', 'respect_expected_rq_timeout');
+        strictCheckHeaders = readStrictCheckHeaders(tc);
+        tc.accept('start_child_span', 'dynamic_stats', 'upstream_log', 'respect_expected_rq_timeout');
         tc.done();
       }
       return;
@@ -276,6 +281,7 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
     serverName: r.str('server_name', 'envoy'),
     serverHeader: sht === 'APPEND_IF_ABSENT' ? 1 : sht === 'PASS_THROUGH' ? 2 : 0,
     suppressEnvoyHeaders,
+    strictCheckHeaders,
     streamIdleTimeoutMs: r.durationMs('stream_idle_timeout', 300_000),
     requestTimeoutMs: r.durationMs('request_timeout', 0),
     requestHeadersTimeoutMs: r.durationMs('request_headers_timeout', 0),

@@ -22,6 +22,7 @@ import { UpstreamRequest, isConnectFailure, isProtocolError, type AttemptOwner }
 import type { UpstreamDispatchOptions } from '../upstream/upstream-pool.ts';
 import { grpcStatusFor, isGrpcContentType, rewriteLocalReply } from './local-reply.ts';
 import { sanitizeRequestHeaders } from './header-sanitizing.ts';
+import { invalidEnvoyHeader } from './strict-check-headers.ts';
 import { MirrorBodies } from './mirror-body.ts';
 import type { Span } from './tracer.ts';
 import type { H1Request } from './h1/h1-request.ts';
@@ -279,55 +280,111 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
       if (!f.decodeHeaders) continue;
       const st = f.decodeHeaders(this.head, end);
       if (this.done || this.responseStarted) return;
-      if (st === FilterStatus.StopIteration) return;
+      if (st === FilterStatus.StopIterationAndBuffer && this.hasBody && f.decodeData) {
+        this.bodyFor = f;
+        this.startReadingBody();
+        this.bodyProgress();
+        return;
+      }
+      if (st !== FilterStatus.Continue) return;
     }
+    this.filterIndex = fs.length + 1;
     this.decodeBodyThenRoute();
   }
 
   continueDecoding(): void {
-    if (this.done || this.responseStarted) return;
-    if (this.body === undefined && this.filterIndex <= (this.filters?.length ?? 0) && !this.decodingData) this.runDecodeHeaders();
-    else this.runDecodeData();
+    if (this.done || this.responseStarted || this.bodyFor || this.filterIndex > this.filters!.length) return;
+    this.runDecodeHeaders();
   }
 
-  private decodingData = false;
-
   private decodeBodyThenRoute(): void {
-    const needsBody = this.filters?.some((f) => f.decodeData !== undefined) ?? false;
     const route = this.resolveRoute();
-    const bufferForRetry = route?.retry !== undefined && this.hasBody && !this.isH2 && Number(this.req.headers['content-length'] ?? Infinity) <= this.conn.hcm.maxRequestBodyBytes;
-    if (this.hasBody && (needsBody || bufferForRetry)) {
-      this.readBody(needsBody);
+    const bufferForRetry = route?.retry !== undefined && this.hasBody && this.body === undefined && !this.isH2 && Number(this.req.headers['content-length'] ?? Infinity) <= this.conn.hcm.maxRequestBodyBytes;
+    if (bufferForRetry) {
+      this.routeOnBodyEnd = true;
+      this.startReadingBody();
       return;
     }
     this.routeRequest();
   }
 
+  // === request body (buffered for a filter's decodeData or for retries) ===
+
+  /** The body received so far while the connection manager reads it; undefined once whole or streamed. */
   private chunks: Buffer[] | undefined;
   private chunkBytes = 0;
-  private runFiltersOnBody = false;
+  /** The filter waiting in StopIterationAndBuffer for its decodeData. */
+  private bodyFor: HttpFilter | undefined;
+  private routeOnBodyEnd = false;
+  private onChunk: ((c: Buffer) => void) | undefined;
+  private onChunksEnd: (() => void) | undefined;
 
-  private onBodyData(c: Buffer): void {
-    if (this.done) return;
-    this.chunkBytes += c.length;
-    if (this.chunkBytes > this.conn.hcm.maxRequestBodyBytes) {
+  private startReadingBody(): void {
+    if (this.onChunk || this.body !== undefined) return;
+    this.chunks = [];
+    this.req.on('error', noop);
+    this.observeBody();
+    this.onChunk = (c) => {
+      if (this.done || !this.chunks) return;
+      this.chunks.push(c);
+      this.chunkBytes += c.length;
+      this.bodyProgress();
+    };
+    this.onChunksEnd = () => {
+      if (this.done || !this.chunks) return;
+      this.body = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks);
+      this.streamInfo.bytesReceived = this.body.length;
       this.chunks = undefined;
-      this.sendLocalReply({ status: 413, body: 'Payload Too Large', details: 'request_payload_too_large' });
-      return;
-    }
-    this.chunks?.push(c);
+      this.bodyProgress();
+    };
+    this.req.on('data', this.onChunk);
+    this.req.once('end', this.onChunksEnd);
   }
 
-  private onBodyEnd(): void {
-    if (this.done || !this.chunks) return;
-    this.body = Buffer.concat(this.chunks);
-    this.streamInfo.bytesReceived = this.body.length;
+  /** After each body event: hand the body to the waiting filter, route, or hold the client back. */
+  private bodyProgress(): void {
+    const f = this.bodyFor;
+    if (f) {
+      const early = this.chunks !== undefined && this.chunkBytes >= (f.decodeDataEarlyBytes ?? Infinity);
+      if (this.body !== undefined || early) {
+        this.bodyFor = undefined;
+        const st = f.decodeData!(this.body ?? this.joinChunks(), this.body !== undefined);
+        if (this.done || this.responseStarted) return;
+        if (st === FilterStatus.Continue) this.runDecodeHeaders();
+        else this.holdBody();
+        return;
+      }
+    } else if (this.routeOnBodyEnd && this.body !== undefined) {
+      this.routeOnBodyEnd = false;
+      this.routeRequest();
+      return;
+    }
+    this.holdBody();
+  }
+
+  /** Past the connection manager's buffer limit: 413 when the whole body is needed, else stop reading. */
+  private holdBody(): void {
+    if (!this.chunks || this.chunkBytes <= this.conn.hcm.maxRequestBodyBytes) return;
+    if (this.bodyFor || this.routeOnBodyEnd) {
+      this.chunks = undefined;
+      this.sendLocalReply({ status: 413, body: 'Payload Too Large', details: 'request_payload_too_large' });
+    } else this.req.pause();
+  }
+
+  private joinChunks(): Buffer {
+    const c = this.chunks!;
+    if (c.length > 1) c.splice(0, c.length, Buffer.concat(c));
+    return c[0] ?? EMPTY;
+  }
+
+  /** The router streams the body: what was read so far, then the rest of the request. */
+  private takeReadChunks(): Buffer[] | undefined {
+    const c = this.chunks;
+    if (!c) return undefined;
+    this.req.off('data', this.onChunk!);
+    this.req.off('end', this.onChunksEnd!);
     this.chunks = undefined;
-    if (this.runFiltersOnBody) {
-      this.decodingData = true;
-      this.filterIndex = 0;
-      this.runDecodeData();
-    } else this.routeRequest();
+    return c;
   }
 
   private observing = false;
@@ -341,29 +398,6 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     this.req.on('data', (c: Buffer) => {
       for (const f of fs) f.observeRequestData!(c);
     });
-  }
-
-  /** Buffers the whole request body (filters with decodeData, or a retry policy on a small body). */
-  private readBody(runFilters: boolean): void {
-    this.runFiltersOnBody = runFilters;
-    this.chunks = [];
-    this.req.on('error', noop);
-    this.observeBody();
-    this.req.on('data', (c: Buffer) => this.onBodyData(c));
-    this.req.once('end', () => this.onBodyEnd());
-  }
-
-  private runDecodeData(): void {
-    const fs = this.filters!;
-    while (this.filterIndex < fs.length) {
-      const f = fs[this.filterIndex++];
-      if (!f.decodeData) continue;
-      const st = f.decodeData(this.body!, true);
-      if (this.done || this.responseStarted) return;
-      if (st === FilterStatus.StopIteration) return;
-    }
-    this.filterIndex = fs.length + 1;
-    this.routeRequest();
   }
 
   // === router ===
@@ -404,6 +438,13 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
       hcm.stats.noCluster.value++;
       this.sendLocalReply({ status: route.clusterNotFoundCode, flags: ResponseFlag.NoClusterFound, details: 'cluster_not_found' });
       return;
+    }
+    if (hcm.strictCheckHeaders.length) {
+      const bad = invalidEnvoyHeader(this.head.headers, hcm.strictCheckHeaders);
+      if (bad) {
+        this.sendLocalReply({ status: 400, flags: ResponseFlag.InvalidEnvoyRequestHeaders, details: `request_headers_failed_strict_check{${bad.name}}`, body: `invalid header '${bad.name}' with value '${bad.value}'` });
+        return;
+      }
     }
     this.cluster = cluster;
     const head = this.head;
@@ -462,7 +503,11 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
       cluster.s.rqTotal.value++;
       const timeout = this.timeoutMs || 15_000;
       let body: Buffer | PassThrough | null = this.body ?? null;
-      if (this.hasBody && this.body === undefined) body = (tee ??= new MirrorBodies(this.req, this.conn.hcm.maxRequestBodyBytes)).add();
+      if (this.hasBody && this.body === undefined) {
+        const copy = (tee ??= new MirrorBodies(this.req, this.conn.hcm.maxRequestBodyBytes)).add();
+        for (const c of this.chunks ?? []) copy.write(c);
+        body = copy;
+      }
       cluster.pool(host, cluster.config.http2).dispatch(
         { path: this.head.path, method: this.head.method as Dispatcher.HttpMethod, headers: headers as IncomingHttpHeaders, body, headersTimeout: timeout, bodyTimeout: timeout },
         new MirrorHandler(cluster),
@@ -564,6 +609,8 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
       this.req.on('error', noop);
       if (this.idleTimer) this.req.on('data', () => this.idleTimer?.refresh());
       this.observeBody();
+      const read = this.takeReadChunks();
+      if (read) for (const c of read) this.bodyStream.write(c);
       this.req.pipe(this.bodyStream);
       body = this.bodyStream;
     }

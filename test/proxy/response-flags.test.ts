@@ -1,0 +1,49 @@
+// Envoy's response flags the router sets for what it refuses or loses: IH (strict_check_headers),
+// UR (an HTTP/2 upstream resetting the stream), each with Envoy's status, body and details, on
+// real sockets; the flags are read back as %RESPONSE_FLAGS% text from the StreamInfo.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { formatResponseFlags } from '../../src/proxy/response-flags.ts';
+import { configure, httpListener, LISTENER_TYPE, request, ROUTER, routeConfig, startTestRuntime, startUpstream, staticCluster } from './harness.ts';
+
+const ROUTE = routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'app' } }]);
+
+// use_remote_address with a loopback client: an internal request, whose x-envoy-* headers are kept.
+function strictRouter(headers: string[]) {
+  return { ...ROUTER, typed_config: { ...ROUTER.typed_config, strict_check_headers: headers } };
+}
+
+test('IH: strict_check_headers refuses invalid x-envoy-* values with 400 before the upstream is asked', async (t) => {
+  const app = await startUpstream('app');
+  const h = await startTestRuntime(t, [app]);
+  const checked = ['x-envoy-upstream-rq-timeout-ms', 'x-envoy-upstream-rq-per-try-timeout-ms', 'x-envoy-max-retries', 'x-envoy-retry-on', 'x-envoy-retry-grpc-on'];
+  await configure(h, { clusters: [staticCluster('app', [app.port])], listeners: [httpListener('l', ROUTE, { use_remote_address: true, http_filters: [strictRouter(checked)] })] });
+  const port = h.port('l');
+  for (const [name, value] of [
+    ['x-envoy-upstream-rq-timeout-ms', '1s'],
+    ['x-envoy-upstream-rq-per-try-timeout-ms', '-5'],
+    ['x-envoy-max-retries', 'three'],
+    ['x-envoy-retry-on', '5xx, reset'],
+    ['x-envoy-retry-on', 'unavailable'],
+    ['x-envoy-retry-grpc-on', '5xx'],
+  ]) {
+    const r = await request(port, { headers: { [name]: value } });
+    assert.equal(r.status, 400, `${name}: ${value}`);
+    assert.equal(r.body, `invalid header '${name}' with value '${value}'`);
+    const info = h.streams.at(-1)!;
+    assert.equal(formatResponseFlags(info.responseFlags), 'IH');
+    assert.equal(info.responseCodeDetails, `request_headers_failed_strict_check{${name}}`);
+  }
+  assert.equal(app.requests.length, 0, 'no invalid request reached the upstream');
+  const ok = await request(port, { headers: { 'x-envoy-max-retries': '2', 'x-envoy-retry-on': '5xx,reset', 'x-envoy-retry-grpc-on': 'cancelled,unavailable', 'x-envoy-upstream-rq-timeout-ms': '3000' } });
+  assert.equal(ok.status, 200);
+  assert.equal(formatResponseFlags(h.streams.at(-1)!.responseFlags), '-');
+
+  // Only the listed headers are checked.
+  await configure(h, { listeners: [httpListener('l', ROUTE, { use_remote_address: true, http_filters: [strictRouter(['x-envoy-max-retries'])] })] });
+  assert.equal((await request(h.port('l'), { headers: { 'x-envoy-retry-on': 'bogus' } })).status, 200);
+  assert.equal((await request(h.port('l'), { headers: { 'x-envoy-max-retries': 'x' } })).status, 400);
+
+  const errs = h.apply(LISTENER_TYPE, [httpListener('l', ROUTE, { use_remote_address: true, http_filters: [strictRouter(['x-envoy-ip-tags'])] })]);
+  assert.match(errs.join('\n'), /strict_check_headers\[0\]: strict_check_headers cannot check "x-envoy-ip-tags"/);
+});
