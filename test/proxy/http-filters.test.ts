@@ -26,13 +26,15 @@ class Gate implements HttpFilter {
     this.c = c;
     this.cb = cb;
   }
-  decodeHeaders(head: { headers: Record<string, unknown>; path: string }): FilterStatus {
+  decodeHeaders(head: { headers: Record<string, unknown>; path: string }, endStream: boolean): FilterStatus {
     const deny = this.cb.perRouteConfig<{ deny: boolean }>('test.gate')?.deny;
     if (deny || head.headers['x-deny'] !== undefined) {
       this.cb.sendLocalReply({ status: 403, body: 'RBAC: access denied', flags: ResponseFlag.UnauthorizedExternalService, details: 'gate_denied' });
       return FilterStatus.StopIteration;
     }
     head.headers['x-gate'] = this.c.tag;
+    // A request with a body: decodeData decides, once the whole body is in.
+    if (!endStream) return FilterStatus.StopIterationAndBuffer;
     setTimeout(() => this.cb.continueDecoding(), this.c.delayMs);
     return FilterStatus.StopIteration;
   }

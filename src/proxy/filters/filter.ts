@@ -17,8 +17,13 @@
  *      Return `Continue`, or `StopIteration` and later call `cb.continueDecoding()` (e.g. after a
  *      fault delay or a JWKS fetch), or call `cb.sendLocalReply({...})` and return `StopIteration`
  *      (e.g. RBAC 403, rate limit 429 with `flags: ResponseFlag.RateLimited`).
- *    - `decodeData(body, true)`: when any filter in the chain defines it, the request body is buffered
- *      (up to the connection manager's limit, else 413) and handed over once, whole.
+ *      Return `StopIterationAndBuffer` to see the request body first (e.g. ext_authz with_request_body):
+ *      the connection manager buffers it (up to its limit, else 413) and no later filter runs until
+ *      this one continues.
+ *    - `decodeData(body, endStream)`: after this filter's `StopIterationAndBuffer`, the buffered body,
+ *      once: whole (endStream true), or as soon as `decodeDataEarlyBytes` bytes arrived (endStream
+ *      false; the rest is held back, reading paused past the limit, until the filter continues, then
+ *      the whole body goes on). Return `Continue`, or `StopIteration` and later `continueDecoding()`.
  *    - `encodeHeaders(head, endStream)` / `encodeData(chunk, endStream)`: see and mutate the response
  *      (also local replies) in reverse chain order. Encoding never stops.
  *    - `onDestroy()`: the stream ended (completed or reset); clear timers here.
@@ -33,7 +38,7 @@ import type { Stats } from '../stats/stats.ts';
 import type { Route } from '../routing/route-config.ts';
 import type { ClusterManager } from '../upstream/cluster-manager.ts';
 
-export const FilterStatus = { Continue: 0, StopIteration: 1 } as const;
+export const FilterStatus = { Continue: 0, StopIteration: 1, StopIterationAndBuffer: 2 } as const;
 export type FilterStatus = (typeof FilterStatus)[keyof typeof FilterStatus];
 
 /** Header names are lower case; repeated headers are arrays (node's IncomingHttpHeaders shape). */
@@ -101,6 +106,8 @@ export interface StreamCallbacks {
 export interface HttpFilter {
   decodeHeaders?(head: RequestHead, endStream: boolean): FilterStatus;
   decodeData?(body: Buffer, endStream: boolean): FilterStatus;
+  /** With StopIterationAndBuffer: decodeData gets the body before its end once this many bytes arrived. */
+  readonly decodeDataEarlyBytes?: number;
   decodeTrailers?(trailers: HeaderMap): FilterStatus;
   /** Sees each request body chunk as it arrives (streamed or buffered), without holding or changing it. */
   observeRequestData?(chunk: Buffer): void;

@@ -13,6 +13,8 @@ export interface CheckInput {
   /** The buffered body (with_request_body), possibly cut at max_request_bytes. */
   readonly body?: Buffer;
   readonly partialBody: boolean;
+  /** The request's size in bytes (Content-Length, else the whole body's length), -1 when unknown. */
+  readonly size?: number;
   /** Dynamic metadata so far (filter name → values). */
   readonly metadata: Readonly<Record<string, unknown>>;
   readonly contextExtensions: Readonly<Record<string, string>>;

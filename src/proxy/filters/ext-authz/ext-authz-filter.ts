@@ -38,18 +38,26 @@ function addHeader(h: HeaderMap, k: string, v: string): void {
   h[k] = prev === undefined ? v : [...(Array.isArray(prev) ? prev : [prev]), v];
 }
 
+/** AttributeContext.HttpRequest.size: Content-Length, else the body's length when whole, else -1. */
+function requestSize(head: RequestHead, whole: number): number {
+  const cl = head.headers['content-length'];
+  const n = typeof cl === 'string' && /^\d+$/.test(cl) ? Number(cl) : NaN;
+  return Number.isSafeInteger(n) ? n : whole;
+}
+
 class ExtAuthzFilter implements HttpFilter {
   private readonly x: Compiled;
   private readonly cb: StreamCallbacks;
   private head: RequestHead | undefined;
   private abort: AbortController | undefined;
   private responseOps: CheckOk | undefined;
-  /**
-   * Set in decodeHeaders only for a request checked with its body (with_request_body): the
-   * connection manager buffers the body when a filter has decodeData once the headers went through
-   * the chain, so requests that are not checked are never buffered.
-   */
+  /** Set in decodeHeaders for a request checked with its body (with_request_body). */
   decodeData?: (body: Buffer, endStream: boolean) => FilterStatus;
+  /**
+   * allow_partial_message: the check starts once max_request_bytes arrived; otherwise one byte
+   * more is already too much (413).
+   */
+  decodeDataEarlyBytes?: number;
 
   constructor(x: Compiled, cb: StreamCallbacks) {
     this.x = x;
@@ -71,27 +79,30 @@ class ExtAuthzFilter implements HttpFilter {
       return FilterStatus.Continue;
     }
     this.head = head;
-    // With body buffering the check waits for the body, unless there is none.
-    if (this.x.c.body && !endStream) {
-      this.decodeData = (body) => this.onBody(body);
-      return FilterStatus.Continue;
+    // With body buffering the check waits for the body (no later filter sees the request before
+    // the check allowed it), unless there is none.
+    const b = this.x.c.body;
+    if (b && !endStream) {
+      this.decodeData = (body, end) => this.onBody(body, end);
+      this.decodeDataEarlyBytes = b.allowPartial ? b.maxBytes : b.maxBytes + 1;
+      return FilterStatus.StopIterationAndBuffer;
     }
-    this.start(undefined, false);
+    this.start(undefined, false, endStream);
     return FilterStatus.StopIteration;
   }
 
-  private onBody(body: Buffer): FilterStatus {
-    if (!this.head) return FilterStatus.Continue;
+  private onBody(body: Buffer, endStream: boolean): FilterStatus {
     const max = this.x.c.body!.maxBytes;
     if (body.length > max && !this.x.c.body!.allowPartial) {
+      // As Envoy's decoder buffer limit set to max_request_bytes.
       this.cb.sendLocalReply({ status: 413, body: 'Payload Too Large', details: 'request_payload_too_large' });
       return FilterStatus.StopIteration;
     }
-    this.start(body.length > max ? body.subarray(0, max) : body, body.length > max);
+    this.start(body.length > max ? body.subarray(0, max) : body, body.length > max, endStream);
     return FilterStatus.StopIteration;
   }
 
-  private start(body: Buffer | undefined, partialBody: boolean): void {
+  private start(body: Buffer | undefined, partialBody: boolean, wholeBody: boolean): void {
     const info = this.cb.streamInfo;
     const ac = (this.abort = new AbortController());
     const perRoute = this.cb.perRouteConfig<ExtAuthzPerRoute>(EXT_AUTHZ_FILTER_NAME);
@@ -102,6 +113,7 @@ class ExtAuthzFilter implements HttpFilter {
       protocol: info.protocol,
       body,
       partialBody,
+      size: requestSize(this.head!, wholeBody ? (body?.length ?? 0) : -1),
       metadata: info.filterState ?? {},
       contextExtensions: perRoute?.contextExtensions ?? NO_EXTENSIONS,
     };

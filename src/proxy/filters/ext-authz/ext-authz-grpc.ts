@@ -92,7 +92,7 @@ export class GrpcAuthzService implements AuthzService {
       host: head.authority,
       scheme: head.scheme,
       protocol: input.protocol,
-      size: input.body ? input.body.length : -1,
+      size: input.size ?? -1,
     };
     if (this.c.body) {
       http.headers = { ...(http.headers as Json), 'x-envoy-auth-partial-body': String(input.partialBody) };
