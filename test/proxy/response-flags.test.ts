@@ -2,10 +2,13 @@
 // UR (an HTTP/2 upstream resetting the stream), each with Envoy's status, body and details, on
 // real sockets; the flags are read back as %RESPONSE_FLAGS% text from the StreamInfo.
 import assert from 'node:assert/strict';
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { formatResponseFlags } from '../../src/proxy/response-flags.ts';
 import { configure, httpListener, LISTENER_TYPE, request, ROUTER, routeConfig, startTestRuntime, startUpstream, staticCluster } from './harness.ts';
 
+const H2 = { typed_extension_protocol_options: { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions', explicit_http_config: { http2_protocol_options: {} } } } };
 const ROUTE = routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'app' } }]);
 
 // use_remote_address with a loopback client: an internal request, whose x-envoy-* headers are kept.
@@ -46,4 +49,41 @@ test('IH: strict_check_headers refuses invalid x-envoy-* values with 400 before 
 
   const errs = h.apply(LISTENER_TYPE, [httpListener('l', ROUTE, { use_remote_address: true, http_filters: [strictRouter(['x-envoy-ip-tags'])] })]);
   assert.match(errs.join('\n'), /strict_check_headers\[0\]: strict_check_headers cannot check "x-envoy-ip-tags"/);
+});
+
+test('UR: an HTTP/2 upstream resetting the stream is a remote reset, not a connection termination', async (t) => {
+  const { NGHTTP2_INTERNAL_ERROR, NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL } = http2.constants;
+  const up = http2.createServer();
+  let refused = 0;
+  up.on('stream', (s, hd) => {
+    const p = hd[':path'];
+    s.on('error', () => undefined);
+    if (p === '/refused') {
+      refused++;
+      s.close(NGHTTP2_REFUSED_STREAM);
+    } else if (p === '/cancel') s.close(NGHTTP2_CANCEL);
+    else s.close(NGHTTP2_INTERNAL_ERROR);
+  });
+  await new Promise<void>((r) => up.listen(0, '127.0.0.1', r));
+  const h = await startTestRuntime(t, [{ close: () => new Promise<void>((r) => up.close(() => r())) }]);
+  const port = (up.address() as AddressInfo).port;
+  await configure(h, { clusters: [staticCluster('app', [port], H2)], listeners: [httpListener('l', ROUTE)] });
+  const last = () => h.streams.at(-1)!;
+
+  for (const path of ['/rst', '/cancel']) {
+    const r = await request(h.port('l'), { path });
+    assert.equal(r.status, 503, path);
+    assert.equal(r.body, 'upstream connect error or disconnect/reset before headers. reset reason: remote reset');
+    assert.equal(formatResponseFlags(last().responseFlags), 'UR', path);
+    assert.equal(last().responseCodeDetails, 'upstream_reset_before_response_started{remote_reset}');
+  }
+  const r = await request(h.port('l'), { path: '/refused' });
+  assert.equal(r.status, 503);
+  assert.equal(r.body, 'upstream connect error or disconnect/reset before headers. reset reason: remote refused stream reset');
+  assert.equal(formatResponseFlags(last().responseFlags), 'UR');
+  assert.equal(last().responseCodeDetails, 'upstream_reset_before_response_started{remote_refused_stream_reset}');
+  assert.ok(refused >= 1);
+
+  const stat = (n: string) => h.rt.stats.all().find((s) => s.name === n)?.value;
+  assert.equal(stat('cluster.app.upstream_rq_rx_reset'), 3);
 });

@@ -18,7 +18,7 @@ import { RetryOn, backoffMs, type RetryPolicy } from '../routing/retry-policy.ts
 import { APPLICATION_PROTOCOLS_STATE, type Cluster, type UpstreamHost } from '../upstream/cluster.ts';
 import { DiscoveryType } from '../upstream/cluster-config.ts';
 import { UpstreamOutcome } from '../upstream/cluster-hooks.ts';
-import { UpstreamRequest, isConnectFailure, isProtocolError, type AttemptOwner } from './upstream-request.ts';
+import { UpstreamRequest, isConnectFailure, isProtocolError, remoteResetReason, type AttemptOwner } from './upstream-request.ts';
 import type { UpstreamDispatchOptions } from '../upstream/upstream-pool.ts';
 import { grpcStatusFor, isGrpcContentType, rewriteLocalReply } from './local-reply.ts';
 import { sanitizeRequestHeaders } from './header-sanitizing.ts';
@@ -791,8 +791,11 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
       this.resetDownstream();
       return;
     }
+    const remoteReset = connectFailure ? undefined : remoteResetReason(err);
     const on = this.retry?.retryOn ?? 0;
-    const retriable = connectFailure ? on & (RetryOn.ConnectFailure | RetryOn.S5xx | RetryOn.GatewayError | RetryOn.Reset) : on & (RetryOn.Reset | RetryOn.S5xx | RetryOn.GatewayError);
+    const retriable = connectFailure
+      ? on & (RetryOn.ConnectFailure | RetryOn.S5xx | RetryOn.GatewayError | RetryOn.Reset)
+      : on & (RetryOn.Reset | RetryOn.S5xx | RetryOn.GatewayError | (remoteReset === 'remote_refused_stream_reset' ? RetryOn.RefusedStream : 0));
     if (retriable && this.canRetry()) {
       if (this.retryAdmitted()) {
         this.scheduleRetry();
@@ -805,6 +808,9 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     } else if (isProtocolError(err)) {
       a.cluster.s.rqRxReset.value++;
       this.failUpstream(502, ResponseFlag.UpstreamProtocolError, 'upstream_reset_before_response_started{protocol_error}', 'upstream connect error or disconnect/reset before headers. reset reason: protocol error');
+    } else if (remoteReset) {
+      a.cluster.s.rqRxReset.value++;
+      this.failUpstream(503, ResponseFlag.UpstreamRemoteReset, `upstream_reset_before_response_started{${remoteReset}}`, `upstream connect error or disconnect/reset before headers. reset reason: ${remoteReset.replace(/_/g, ' ')}`);
     } else {
       a.cluster.s.rqRxReset.value++;
       this.failUpstream(503, ResponseFlag.UpstreamConnectionTermination, 'upstream_reset_before_response_started{connection_termination}', 'upstream connect error or disconnect/reset before headers. reset reason: connection termination');

@@ -112,3 +112,17 @@ export function isProtocolError(err: Error): boolean {
   const code = (err as { code?: string }).code;
   return code === H1ErrorCode.Protocol || err.name === 'HTTPParserError' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || (code === 'UND_ERR_SOCKET' && (err.message === 'bad response' || err.message === 'bad upgrade'));
 }
+
+const NGHTTP2_REFUSED_STREAM = 7;
+
+/**
+ * An HTTP/2 upstream reset the stream (RST_STREAM) on a working connection: Envoy's remote reset
+ * (UR), or remote refused stream reset for REFUSED_STREAM. undici reports RST_STREAM with an error
+ * code as node's stream error, and CANCEL or NO_ERROR before the response ended as a closed stream.
+ */
+export function remoteResetReason(err: Error): 'remote_reset' | 'remote_refused_stream_reset' | undefined {
+  const e = err as { code?: string; http2ErrorCode?: number };
+  if (e.code === 'ERR_HTTP2_STREAM_ERROR') return e.http2ErrorCode === NGHTTP2_REFUSED_STREAM ? 'remote_refused_stream_reset' : 'remote_reset';
+  if (e.code === 'UND_ERR_INFO' && err.message === 'HTTP/2: stream closed before the response was complete') return 'remote_reset';
+  return undefined;
+}
