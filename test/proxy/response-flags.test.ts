@@ -1,12 +1,13 @@
 // Envoy's response flags the router sets for what it refuses or loses: IH (strict_check_headers),
-// UR (an HTTP/2 upstream resetting the stream), each with Envoy's status, body and details, on
+// UR (an HTTP/2 upstream resetting the stream), and tcp_proxy's DT (max_downstream_connection_duration), each with Envoy's status, body and details, on
 // real sockets; the flags are read back as %RESPONSE_FLAGS% text from the StreamInfo.
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
+import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { formatResponseFlags } from '../../src/proxy/response-flags.ts';
-import { configure, httpListener, LISTENER_TYPE, request, ROUTER, routeConfig, startTestRuntime, startUpstream, staticCluster } from './harness.ts';
+import { addr, configure, httpListener, LISTENER_TYPE, request, ROUTER, routeConfig, startTestRuntime, startUpstream, staticCluster } from './harness.ts';
 
 const H2 = { typed_extension_protocol_options: { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions', explicit_http_config: { http2_protocol_options: {} } } } };
 const ROUTE = routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'app' } }]);
@@ -86,4 +87,24 @@ test('UR: an HTTP/2 upstream resetting the stream is a remote reset, not a conne
 
   const stat = (n: string) => h.rt.stats.all().find((s) => s.name === n)?.value;
   assert.equal(stat('cluster.app.upstream_rq_rx_reset'), 3);
+});
+
+test('DT: tcp_proxy max_downstream_connection_duration closes a busy connection', async (t) => {
+  const echo = net.createServer((c) => c.pipe(c));
+  await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+  const h = await startTestRuntime(t, [{ close: () => new Promise<void>((r) => echo.close(() => r())) }]);
+  const tcp = { '@type': 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy', stat_prefix: 'tcp', cluster: 'echo', max_downstream_connection_duration: '0.3s' };
+  await configure(h, { clusters: [staticCluster('echo', [(echo.address() as AddressInfo).port])], listeners: [{ name: 'tcp', address: addr(0), filter_chains: [{ filters: [{ name: 'envoy.filters.network.tcp_proxy', typed_config: tcp }] }] }] });
+  const c = net.connect({ port: h.port('tcp'), host: '127.0.0.1' });
+  c.on('error', () => undefined);
+  let echoed = 0;
+  // Traffic keeps flowing (no idle timeout could fire) until the proxy closes the connection.
+  const ticker = setInterval(() => c.write('ping'), 20);
+  c.on('data', (d: Buffer) => (echoed += d.length));
+  await new Promise((r) => c.once('close', r));
+  clearInterval(ticker);
+  assert.ok(echoed > 0);
+  while (h.streams.length < 1) await new Promise((r) => setTimeout(r, 5));
+  assert.equal(formatResponseFlags(h.streams[0].responseFlags), 'DT');
+  assert.equal(h.rt.stats.all().find((s) => s.name === 'tcp.tcp.max_downstream_connection_duration')?.value, 1);
 });

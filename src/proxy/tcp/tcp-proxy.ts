@@ -1,7 +1,7 @@
 // envoy.filters.network.tcp_proxy: a terminal network filter relaying bytes to a host of the
 // configured cluster (or of weighted_clusters), with connect timeout, idle timeout (default 1h),
-// half-close, ORIGINAL_DST support and a StreamInfo per connection. Upstream network filters
-// (Cluster.filters, cluster hooks' onUpstreamConnection) run on a new upstream connection before
+// max_downstream_connection_duration (DT), half-close, ORIGINAL_DST support and a StreamInfo per
+// connection. Upstream network filters (Cluster.filters, cluster hooks' onUpstreamConnection) run on a new upstream connection before
 // bytes flow; ConnectionObservers of the downstream connection hear of upstream readiness and the end.
 import net from 'node:net';
 import type tls from 'node:tls';
@@ -25,11 +25,14 @@ interface TcpProxyConfig {
   clusters: { name: string; weight: number }[];
   totalWeight: number;
   idleTimeoutMs: number;
+  /** max_downstream_connection_duration from the upstream connection on (0: none). */
+  maxDurationMs: number;
   maxConnectAttempts: number;
   accessLogs: AccessLogger[];
   cxTotal: Stat;
   cxActive: Stat;
   cxNoRoute: Stat;
+  maxDurationReached: Stat;
 }
 
 class TcpProxy implements NetworkFilter {
@@ -160,7 +163,9 @@ class TcpProxy implements NetworkFilter {
         });
       });
       const relay = () => {
+        let durationTimer: NodeJS.Timeout | undefined;
         const pipe = pipeSockets(socket, up, c.idleTimeoutMs, (r) => {
+          if (durationTimer) clearTimeout(durationTimer);
           host.activeRequests--;
           cluster.s.cxActive.value--;
           for (const h of cluster.hooks) h.connectionClosed?.(host);
@@ -170,6 +175,14 @@ class TcpProxy implements NetworkFilter {
           else if (r.reason.startsWith('upstream')) info.responseFlags |= ResponseFlag.UpstreamConnectionTermination;
           end();
         });
+        if (c.maxDurationMs > 0) {
+          durationTimer = setTimeout(() => {
+            // Envoy closes both connections without flushing, flagged DT.
+            info.responseFlags |= ResponseFlag.DurationTimeout;
+            c.maxDurationReached.value++;
+            pipe.close();
+          }, c.maxDurationMs);
+        }
         if (observers) for (const o of observers) o.upstreamReady?.(info, pipe.result);
         socket.resume();
         up.resume();
@@ -211,6 +224,7 @@ export const tcpProxyFactory: NetworkFilterFactory = {
     }
     if (clusters.length === 0) ctx.issues.error(r.path, 'tcp_proxy needs cluster or weighted_clusters');
     const idleTimeoutMs = r.durationMs('idle_timeout', 3600_000);
+    const maxDurationMs = r.durationMs('max_downstream_connection_duration', 0);
     const maxConnectAttempts = r.num('max_connect_attempts', 1);
     const accessLogs = compileAccessLogs(r.objs('access_log'));
     r.accept('metadata_match', 'hash_policy');
@@ -223,11 +237,13 @@ export const tcpProxyFactory: NetworkFilterFactory = {
         clusters,
         totalWeight: clusters.reduce((a, c) => a + c.weight, 0),
         idleTimeoutMs,
+        maxDurationMs,
         maxConnectAttempts,
         accessLogs,
         cxTotal: s.counter(p + 'downstream_cx_total'),
         cxActive: s.gauge(p + 'downstream_cx_active'),
         cxNoRoute: s.counter(p + 'downstream_cx_no_route'),
+        maxDurationReached: s.counter(p + 'max_downstream_connection_duration'),
       },
       ctx.proxy,
       ctx.direction,
