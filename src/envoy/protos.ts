@@ -44,6 +44,7 @@ export const PROTO_FILES = [
   'envoy/extensions/filters/network/ext_authz/v3/ext_authz.proto',
   'envoy/service/auth/v3/external_auth.proto',
   'envoy/extensions/filters/http/local_ratelimit/v3/local_rate_limit.proto',
+  'envoy/extensions/filters/http/health_check/v3/health_check.proto',
   'envoy/extensions/access_loggers/file/v3/file.proto',
   'envoy/extensions/access_loggers/stream/v3/stream.proto',
   'envoy/extensions/load_balancing_policies/round_robin/v3/round_robin.proto',

@@ -38,6 +38,8 @@ export interface ProxyContext {
   overload?: OverloadState;
   /** Set while draining: responses carry Connection: close, h2 sessions get GOAWAY. */
   draining: boolean;
+  /** Set by the admin's POST /healthcheck/fail (cleared by /healthcheck/ok): health_check filters answer 503. */
+  healthCheckFailed: boolean;
   /** Original destination of a redirected connection (interception part), when available. */
   originalDst(socket: net.Socket): { address: string; port: number } | undefined;
 }

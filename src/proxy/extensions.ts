@@ -18,6 +18,7 @@ import { networkExtAuthzFactory } from './filters/ext-authz/ext-authz-network.ts
 import { setup as setupTelemetry } from './telemetry/index.ts';
 import { setup as setupFault } from './filters/fault/fault-filter.ts';
 import { setup as setupCors } from './filters/cors/cors-filter.ts';
+import { setup as setupHealthCheck } from './filters/health-check/health-check-filter.ts';
 import { setup as setupLocalRateLimit } from './filters/local-ratelimit/local-ratelimit-filter.ts';
 import { setup as setupAlpn } from './filters/alpn/alpn-filter.ts';
 import { networkLocalRateLimitFactory } from './filters/local-ratelimit/local-ratelimit-network.ts';
@@ -40,6 +41,7 @@ const EXTENSIONS: (() => void)[] = [
   setupTelemetry,
   setupFault,
   setupCors,
+  setupHealthCheck,
   setupLocalRateLimit,
   () => registerNetworkFilter(networkLocalRateLimitFactory),
   setupAlpn,

@@ -70,6 +70,7 @@ class Context implements ProxyContext {
   readonly observers: StreamObserver[] = [];
   readonly holders = new Map<string, RouteHolder>();
   draining = false;
+  healthCheckFailed = false;
   overload: OverloadState | undefined;
 
   constructor(node: NodeInfo, log: Logger) {
@@ -104,7 +105,6 @@ export class ProxyRuntime {
   readonly dynamicDump = new Map<string, Map<string, DumpEntry>>();
   /** The latest warnings per type (unsupported fields), for the admin and the log. */
   readonly warnings = new Map<string, string[]>();
-  healthCheckFailed = false;
   private staticListeners: ListenerConfig[] = [];
   private dynamicListeners: ListenerConfig[] = [];
   private readonly staticSecretNames = new Set<string>();
@@ -271,8 +271,18 @@ export class ProxyRuntime {
     if (!this.initialized || !this.ctx.clusters.warm()) return 'INITIALIZING';
     // Listeners warm as in Envoy: every route configuration they name via RDS has arrived.
     for (const h of this.ctx.holders.values()) if (!h.table) return 'INITIALIZING';
-    for (const l of this.listeners.listeners()) if (l.state === 'pending') return 'INITIALIZING';
+    // A listener waiting for its address to be freed cannot take traffic yet.
+    for (const l of this.listeners.listeners()) if (l.state === 'pending' || l.retrying) return 'INITIALIZING';
     return 'LIVE';
+  }
+
+  /** Admin POST /healthcheck/fail|ok: readiness and the health_check HTTP filters follow it. */
+  get healthCheckFailed(): boolean {
+    return this.ctx.healthCheckFailed;
+  }
+
+  set healthCheckFailed(v: boolean) {
+    this.ctx.healthCheckFailed = v;
   }
 
   isReady(): boolean {

@@ -22,6 +22,8 @@ export interface StreamInfo {
   /** 'HTTP/1.0' | 'HTTP/1.1' | 'HTTP/2' | 'TCP' (grpc is HTTP/2 with content-type application/grpc). */
   protocol: string;
   isGrpc?: boolean;
+  /** A health check of this proxy, as marked by the health_check HTTP filter (not_health_check_filter). */
+  healthCheck?: boolean;
 
   method?: string;
   path?: string;

@@ -125,6 +125,12 @@ export interface FilterCompileContext {
   readonly issues: Issues;
   /** The proxy's clusters, for filters that call out through one (jwt_authn remote_jwks.http_uri.cluster). */
   readonly clusters: ClusterManager;
+  /** The server's state, read per request (health_check: failing after admin POST /healthcheck/fail). */
+  readonly server: ServerState;
+}
+
+export interface ServerState {
+  readonly healthCheckFailed: boolean;
 }
 
 export interface HttpFilterFactory<C = unknown, R = unknown> {

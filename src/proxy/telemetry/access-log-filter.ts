@@ -79,7 +79,7 @@ export function compileLogFilter(r: Reader): LogPredicate {
     }
     case 'not_health_check_filter':
       r.accept(key);
-      return (_i, req) => req?.headers['x-envoy-internal-health-check'] === undefined;
+      return (i) => i.healthCheck !== true;
     case 'traceable_filter':
       r.accept(key);
       return (i) => i.sampled === true;
