@@ -3,7 +3,7 @@
 // (tls_inspector, http_inspector), filter chain selection, TLS termination with SAN checks, then the
 // network filters. An LDS update swaps the config a bound listener uses for new connections;
 // connections already accepted keep the config they started with. A removed listener stops
-// accepting and drains.
+// accepting and drains. A listener whose address is in use retries binding until it is free.
 import net from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
 import tls from 'node:tls';
@@ -22,14 +22,28 @@ interface ListenerStats {
   noChain: Stat;
 }
 
+/**
+ * Back-off of a listener whose address is in use. Envoy rejects such a listener and binds it only
+ * when a later update brings it again; we retry, because the holder is often transient (a port
+ * another process probed or connected from between `rig up` choosing it and the proxy binding
+ * it): without a retry the sidecar would stay deaf on that port for good.
+ */
+const BIND_RETRY_FIRST_MS = 100;
+const BIND_RETRY_MAX_MS = 2000;
+
 export class ActiveListener {
   config: ListenerConfig;
   server: net.Server | undefined;
   boundPort = 0;
   state: 'pending' | 'listening' | 'failed' | 'unbound' = 'pending';
   error?: string;
+  /** Failed with the address in use: another bind is scheduled. */
+  retrying = false;
   readonly stats: ListenerStats;
   private readonly manager: ListenerManager;
+  private closed = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private retryDelayMs = BIND_RETRY_FIRST_MS;
 
   constructor(config: ListenerConfig, manager: ListenerManager) {
     this.config = config;
@@ -39,6 +53,7 @@ export class ActiveListener {
     this.stats = { cxTotal: s.counter(p + 'downstream_cx_total'), cxActive: s.gauge(p + 'downstream_cx_active'), noChain: s.counter(p + 'no_filter_chain_match') };
   }
 
+  /** Resolves after the first attempt (bound, or failed: an address in use is then retried). */
   bind(): Promise<void> {
     if (!this.config.bindToPort) {
       this.state = 'unbound';
@@ -47,25 +62,52 @@ export class ActiveListener {
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
     this.server = server;
     server.on('connection', (s: net.Socket) => this.manager.accept(this, s));
+    const log = this.manager.ctx.log;
     return new Promise((resolve) => {
       server.once('error', (e: NodeJS.ErrnoException) => {
+        this.server = undefined;
+        if (this.closed) return resolve();
+        const retry = e.code === 'EADDRINUSE';
+        const first = !this.retrying;
         this.state = 'failed';
-        this.error = e.code === 'EADDRINUSE' ? `address ${this.config.address}:${this.config.port} is already in use` : e.message;
-        this.manager.ctx.log.error({ listener: this.config.name, err: this.error }, 'listener failed to bind');
+        this.retrying = retry;
+        this.error = retry ? `address ${this.config.address}:${this.config.port} is already in use` : e.message;
+        if (first) log.error({ listener: this.config.name, err: this.error }, retry ? 'listener failed to bind; retrying until the address is free' : 'listener failed to bind');
+        if (retry) this.scheduleRetry();
         resolve();
       });
       server.listen({ host: this.config.address, port: this.config.port, backlog: 1024 }, () => {
         server.removeAllListeners('error');
-        server.on('error', (e) => this.manager.ctx.log.error({ listener: this.config.name, err: e.message }, 'listener error'));
+        server.on('error', (e) => log.error({ listener: this.config.name, err: e.message }, 'listener error'));
+        // Closed (removed or replaced) while binding: nothing may listen any more.
+        if (this.closed) {
+          server.close();
+          return resolve();
+        }
+        if (this.retrying) log.info({ listener: this.config.name }, 'listener bound after its address was freed');
         this.state = 'listening';
+        this.retrying = false;
+        this.error = undefined;
         this.boundPort = (server.address() as net.AddressInfo).port;
         resolve();
       });
     });
   }
 
+  private scheduleRetry(): void {
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      void this.bind();
+    }, this.retryDelayMs);
+    this.retryTimer.unref();
+    this.retryDelayMs = Math.min(BIND_RETRY_MAX_MS, this.retryDelayMs * 2);
+  }
+
   /** Stops accepting; established connections carry on (and drain). */
   close(): void {
+    this.closed = true;
+    this.retrying = false;
+    clearTimeout(this.retryTimer);
     this.server?.close();
     drainChains(this.config);
   }
