@@ -1,5 +1,5 @@
 // Envoy's response flags the router sets for what it refuses or loses: IH (strict_check_headers),
-// UR (an HTTP/2 upstream resetting the stream), and tcp_proxy's DT (max_downstream_connection_duration), each with Envoy's status, body and details, on
+// UR (an HTTP/2 upstream resetting the stream), tcp_proxy's DT (max_downstream_connection_duration) and DO (EDS policy.drop_overloads), each with Envoy's status, body and details, on
 // real sockets; the flags are read back as %RESPONSE_FLAGS% text from the StreamInfo.
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
@@ -7,7 +7,7 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { formatResponseFlags } from '../../src/proxy/response-flags.ts';
-import { addr, configure, httpListener, LISTENER_TYPE, request, ROUTER, routeConfig, startTestRuntime, startUpstream, staticCluster } from './harness.ts';
+import { addr, configure, ENDPOINT_TYPE, httpListener, LISTENER_TYPE, request, ROUTER, routeConfig, startTestRuntime, startUpstream, staticCluster } from './harness.ts';
 
 const H2 = { typed_extension_protocol_options: { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions', explicit_http_config: { http2_protocol_options: {} } } } };
 const ROUTE = routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'app' } }]);
@@ -107,4 +107,30 @@ test('DT: tcp_proxy max_downstream_connection_duration closes a busy connection'
   while (h.streams.length < 1) await new Promise((r) => setTimeout(r, 5));
   assert.equal(formatResponseFlags(h.streams[0].responseFlags), 'DT');
   assert.equal(h.rt.stats.all().find((s) => s.name === 'tcp.tcp.max_downstream_connection_duration')?.value, 1);
+});
+
+test('DO: EDS policy.drop_overloads answers its share of requests 503 drop_overload', async (t) => {
+  const app = await startUpstream('app');
+  const h = await startTestRuntime(t, [app]);
+  const eds = { name: 'app', type: 'EDS', connect_timeout: '1s', eds_cluster_config: { eds_config: { ads: {} } } };
+  const assignment = (drops: unknown[]) => ({ cluster_name: 'app', endpoints: [{ lb_endpoints: [{ endpoint: { address: addr(app.port) } }] }], policy: { drop_overloads: drops } });
+  await configure(h, { clusters: [eds], endpoints: [assignment([{ category: 'throttle', drop_percentage: { numerator: 100, denominator: 'HUNDRED' } }])], listeners: [httpListener('l', ROUTE)] });
+  for (let i = 0; i < 3; i++) {
+    const r = await request(h.port('l'));
+    assert.equal(r.status, 503);
+    assert.equal(r.body, 'drop_overload');
+    assert.equal(formatResponseFlags(h.streams.at(-1)!.responseFlags), 'DO');
+    assert.equal(h.streams.at(-1)!.responseCodeDetails, 'drop_overload');
+  }
+  assert.equal(app.requests.length, 0);
+  const stat = (n: string) => h.rt.stats.all().find((s) => s.name === n)?.value;
+  assert.equal(stat('cluster.app.upstream_rq_drop_overload'), 3);
+  assert.equal(stat('cluster.app.upstream_rq_503'), 3);
+
+  // A new assignment without drops serves again; two categories are refused as in Envoy.
+  await configure(h, { endpoints: [assignment([{ category: 'throttle', drop_percentage: { numerator: 0 } }])] });
+  assert.equal((await request(h.port('l'))).status, 200);
+  const two = [{ category: 'a', drop_percentage: { numerator: 1 } }, { category: 'b', drop_percentage: { numerator: 1 } }];
+  assert.match(h.apply(ENDPOINT_TYPE, [assignment(two)]).join('\n'), /policy.drop_overloads: only one drop_overloads category is supported/);
+  assert.equal((await request(h.port('l'))).status, 200, 'the last good assignment stays');
 });

@@ -23,6 +23,7 @@ import type { UpstreamDispatchOptions } from '../upstream/upstream-pool.ts';
 import { grpcStatusFor, isGrpcContentType, rewriteLocalReply } from './local-reply.ts';
 import { sanitizeRequestHeaders } from './header-sanitizing.ts';
 import { invalidEnvoyHeader } from './strict-check-headers.ts';
+import { sample } from '../config/fractional-percent.ts';
 import { MirrorBodies } from './mirror-body.ts';
 import type { Span } from './tracer.ts';
 import type { H1Request } from './h1/h1-request.ts';
@@ -445,6 +446,13 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
         this.sendLocalReply({ status: 400, flags: ResponseFlag.InvalidEnvoyRequestHeaders, details: `request_headers_failed_strict_check{${bad.name}}`, body: `invalid header '${bad.name}' with value '${bad.value}'` });
         return;
       }
+    }
+    if (cluster.dropOverload.numerator > 0 && sample(cluster.dropOverload)) {
+      // EDS policy.drop_overloads: Envoy charges the 503 to the cluster and answers locally.
+      cluster.s.rqDropOverload.value++;
+      cluster.s.codes.record(503);
+      this.sendLocalReply({ status: 503, flags: ResponseFlag.DropOverLoad, details: 'drop_overload', body: 'drop_overload' });
+      return;
     }
     this.cluster = cluster;
     const head = this.head;

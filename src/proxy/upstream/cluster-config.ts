@@ -3,6 +3,7 @@
 import { isIP } from 'node:net';
 import type { Issues} from '../config/reader.ts';
 import { Reader } from '../config/reader.ts';
+import { NEVER, readFractionalPercent, type FractionalPercent } from '../config/fractional-percent.ts';
 import type { Locality } from './host.ts';
 import { HealthFlag } from './host.ts';
 import { readTransportSocket, type TlsContext } from '../tls/tls-context.ts';
@@ -26,6 +27,8 @@ export interface EndpointSpec {
 export interface LoadAssignment {
   readonly clusterName: string;
   readonly endpoints: readonly EndpointSpec[];
+  /** policy.drop_overloads[0].drop_percentage: the share of requests the router drops (503, DO). */
+  readonly dropOverload: FractionalPercent;
   readonly raw: Record<string, unknown>;
 }
 
@@ -100,6 +103,23 @@ function readSocketAddress(r: Reader | undefined, issues: Issues, path: string):
 
 export { readSocketAddress };
 
+/** policy.drop_overloads: as Envoy, one category at most; overprovisioning settings are lb-config.ts's. */
+function readDropOverload(policy: Reader | undefined): FractionalPercent {
+  if (!policy) return NEVER;
+  policy.accept('overprovisioning_factor', 'weighted_priority_health');
+  const drops = policy.objs('drop_overloads');
+  if (drops.length > 1) policy.issues.error(policy.at('drop_overloads'), `only one drop_overloads category is supported (as in Envoy), got ${drops.length}`);
+  let out = NEVER;
+  drops.forEach((d, i) => {
+    if (!d.str('category')) d.issues.error(d.at('category'), 'a drop_overloads entry needs a category');
+    const p = readFractionalPercent(d.obj('drop_percentage'), NEVER);
+    d.done();
+    if (i === 0) out = p;
+  });
+  policy.done();
+  return out;
+}
+
 export function compileLoadAssignment(raw: Record<string, unknown>, path: string, issues: Issues): LoadAssignment {
   const r = new Reader(raw, path, issues);
   const clusterName = r.str('cluster_name');
@@ -128,9 +148,9 @@ export function compileLoadAssignment(raw: Record<string, unknown>, path: string
     }
     le.done();
   }
-  r.accept('policy');
+  const dropOverload = readDropOverload(r.obj('policy'));
   r.done();
-  return { clusterName, endpoints, raw };
+  return { clusterName, endpoints, dropOverload, raw };
 }
 
 export function compileCluster(raw: Record<string, unknown>, path: string, issues: Issues): ClusterConfig {

@@ -9,6 +9,7 @@ import type { Issues } from '../config/reader.ts';
 import type { SecretStore } from '../tls/secrets.ts';
 import type { Logger } from '../../core/log.ts';
 import { Cluster } from './cluster.ts';
+import { NEVER } from '../config/fractional-percent.ts';
 import { DiscoveryType, type ClusterConfig, type EndpointSpec, type LoadAssignment } from './cluster-config.ts';
 
 export class ClusterManager {
@@ -78,8 +79,13 @@ export class ClusterManager {
         break;
       case DiscoveryType.Eds: {
         const la = this.assignments.get(config.edsServiceName);
-        if (la) cluster.setEndpoints(la.endpoints, la.raw);
-        else if (old && old.config.edsServiceName === config.edsServiceName && old.initialized) cluster.setEndpoints(old.endpointSpecs(), old.loadAssignment);
+        if (la) {
+          cluster.dropOverload = la.dropOverload;
+          cluster.setEndpoints(la.endpoints, la.raw);
+        } else if (old && old.config.edsServiceName === config.edsServiceName && old.initialized) {
+          cluster.dropOverload = old.dropOverload;
+          cluster.setEndpoints(old.endpointSpecs(), old.loadAssignment);
+        }
         break;
       }
       case DiscoveryType.StrictDns:
@@ -102,6 +108,7 @@ export class ClusterManager {
     for (const c of this.clusters.values()) {
       if (c.config.type !== DiscoveryType.Eds) continue;
       const la = this.assignments.get(c.config.edsServiceName);
+      c.dropOverload = la?.dropOverload ?? NEVER;
       c.setEndpoints(la?.endpoints ?? [], la?.raw);
     }
     this.onChange();

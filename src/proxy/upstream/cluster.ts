@@ -14,6 +14,7 @@ import type { ClusterConfig, EndpointSpec } from './cluster-config.ts';
 import { clusterHookFactories, type ClusterHandle, type ClusterHook } from './cluster-hooks.ts';
 import { StatusCounters, type Stat, type Stats } from '../stats/stats.ts';
 import type { Issues } from '../config/reader.ts';
+import { NEVER, type FractionalPercent } from '../config/fractional-percent.ts';
 import type { SecretStore } from '../tls/secrets.ts';
 import type { TlsContext } from '../tls/tls-context.ts';
 import { tlsPeer, type PeerInfo } from '../stream-info.ts';
@@ -67,6 +68,7 @@ export interface ClusterStats {
   readonly rqPendingOverflow: Stat;
   readonly rqRxReset: Stat;
   readonly rqTxReset: Stat;
+  readonly rqDropOverload: Stat;
   readonly cxTotal: Stat;
   readonly cxActive: Stat;
   readonly cxConnectFail: Stat;
@@ -107,6 +109,7 @@ export class Cluster implements ClusterHandle {
     this.stats = stats;
     this.secrets = secrets;
     this.statPrefix = `cluster.${config.name}.`;
+    this.dropOverload = config.loadAssignment?.dropOverload ?? NEVER;
     const p = this.statPrefix;
     this.s = {
       rqTotal: stats.counter(p + 'upstream_rq_total'),
@@ -120,6 +123,7 @@ export class Cluster implements ClusterHandle {
       rqPendingOverflow: stats.counter(p + 'upstream_rq_pending_overflow'),
       rqRxReset: stats.counter(p + 'upstream_rq_rx_reset'),
       rqTxReset: stats.counter(p + 'upstream_rq_tx_reset'),
+      rqDropOverload: stats.counter(p + 'upstream_rq_drop_overload'),
       cxTotal: stats.counter(p + 'upstream_cx_total'),
       cxActive: stats.gauge(p + 'upstream_cx_active'),
       cxConnectFail: stats.counter(p + 'upstream_cx_connect_fail'),
@@ -149,6 +153,8 @@ export class Cluster implements ClusterHandle {
 
   /** The EDS ClusterLoadAssignment (Envoy JSON) behind the hosts: locality weights for the balancer. */
   loadAssignment: Record<string, unknown> | undefined;
+  /** The load assignment's policy.drop_overloads share: the router drops that many requests (503, DO). */
+  dropOverload: FractionalPercent;
 
   /** Replaces the host set, keeping Host objects (health, active requests, pools) by key. */
   setEndpoints(endpoints: readonly EndpointSpec[], loadAssignment?: Record<string, unknown>): void {
