@@ -4,15 +4,12 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
-import { createRequire } from 'node:module';
-import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
-import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { HTTP_EXT_AUTHZ_TYPE, HTTP_RBAC_TYPE, NETWORK_EXT_AUTHZ_TYPE, NETWORK_RBAC_TYPE, TCP_PROXY_TYPE } from '../../src/envoy/index.ts';
 import type { EnvoyJson } from '../../src/envoy/index.ts';
 import { ResponseFlag } from '../../src/proxy/response-flags.ts';
+import { startGrpcAuthz } from './ext-authz-servers.ts';
 import { addr, configure, deadPort, HCM, request, ROUTER, routeConfig, startRuntime, startTestRuntime, startUpstream, staticCluster, type Harness } from '../proxy/harness.ts';
 
 /** Istio's shadow RBAC for CUSTOM policies: here, paths under /secure are sent to the authz service. */
@@ -210,52 +207,6 @@ test('HTTP ext_authz with_request_body: the body goes to the service, cut at max
   assert.equal(unchecked.json().body.length, big.length);
   assert.equal(authz.seen.length, 2);
 });
-
-const require = createRequire(import.meta.url);
-const DEPS = path.join(path.dirname(require.resolve('@grpc/grpc-js-xds/package.json')), 'deps');
-
-interface CheckCall {
-  attributes: {
-    context_extensions?: Record<string, string>;
-    source: { address: { socket_address: { address: string; port_value: number } } };
-    request?: { http: { method: string; path: string; host: string; headers: Record<string, string>; id: string; protocol: string } };
-  };
-}
-
-interface GrpcAuthz {
-  port: number;
-  seen: CheckCall[];
-  /** The answer to connection checks (no HTTP request in the CheckRequest). */
-  tcpVerdict: 'allow' | 'deny' | 'fail';
-  close(): void;
-}
-
-async function startGrpcAuthz(): Promise<GrpcAuthz> {
-  const def = protoLoader.loadSync('envoy/service/auth/v3/external_auth.proto', { keepCase: true, longs: Number, enums: String, defaults: false, includeDirs: ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => path.join(DEPS, d)) });
-  const pkg = grpc.loadPackageDefinition(def) as unknown as { envoy: { service: { auth: { v3: { Authorization: grpc.ServiceClientConstructor } } } } };
-  const seen: CheckCall[] = [];
-  const server = new grpc.Server();
-  const authz: GrpcAuthz = { port: 0, seen, tcpVerdict: 'allow', close: () => server.forceShutdown() };
-  server.addService(pkg.envoy.service.auth.v3.Authorization.service, {
-    Check(call: grpc.ServerUnaryCall<CheckCall, unknown>, cb: grpc.sendUnaryData<unknown>) {
-      seen.push(call.request);
-      const http = call.request.attributes.request?.http;
-      const verdict = http ? http.headers['x-verdict'] : authz.tcpVerdict;
-      if (verdict === 'fail') return cb({ code: grpc.status.UNAVAILABLE, details: 'authz down' });
-      if (verdict === 'deny') {
-        return cb(null, { status: { code: 7 }, denied_response: { status: { code: 'Unauthorized' }, headers: [{ header: { key: 'x-deny-reason', value: 'grpc says no' } }], body: 'denied over gRPC' } });
-      }
-      cb(null, {
-        status: { code: 0 },
-        ok_response: { headers: [{ header: { key: 'x-user', value: 'bob' } }], headers_to_remove: ['x-drop-me'], response_headers_to_add: [{ header: { key: 'x-authz-grpc', value: 'yes' } }] },
-        // proto-loader's google.protobuf types (protobufjs' bundled ones) keep lowerCamelCase names.
-        dynamic_metadata: { fields: { user: { stringValue: 'bob' } } },
-      });
-    },
-  });
-  authz.port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
-  return authz;
-}
 
 test('gRPC ext_authz: CheckRequest attributes, ok_response header mutations, denied_response, a failed call is an error', async (t) => {
   const app = await startUpstream('app');

@@ -1,0 +1,52 @@
+// Authorization servers for the ext_authz tests: a real @grpc/grpc-js envoy.service.auth.v3
+// Authorization server that decides by the request header x-verdict (allow / deny / fail).
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+
+const require = createRequire(import.meta.url);
+const DEPS = path.join(path.dirname(require.resolve('@grpc/grpc-js-xds/package.json')), 'deps');
+
+export interface CheckCall {
+  attributes: {
+    context_extensions?: Record<string, string>;
+    source: { address: { socket_address: { address: string; port_value: number } } };
+    request?: { http: { method: string; path: string; host: string; headers: Record<string, string>; id: string; protocol: string; size?: number; body?: string; raw_body?: Buffer } };
+  };
+}
+
+export interface GrpcAuthz {
+  port: number;
+  seen: CheckCall[];
+  /** The answer to connection checks (no HTTP request in the CheckRequest). */
+  tcpVerdict: 'allow' | 'deny' | 'fail';
+  close(): void;
+}
+
+export async function startGrpcAuthz(): Promise<GrpcAuthz> {
+  const def = protoLoader.loadSync('envoy/service/auth/v3/external_auth.proto', { keepCase: true, longs: Number, enums: String, defaults: false, includeDirs: ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => path.join(DEPS, d)) });
+  const pkg = grpc.loadPackageDefinition(def) as unknown as { envoy: { service: { auth: { v3: { Authorization: grpc.ServiceClientConstructor } } } } };
+  const seen: CheckCall[] = [];
+  const server = new grpc.Server();
+  const authz: GrpcAuthz = { port: 0, seen, tcpVerdict: 'allow', close: () => server.forceShutdown() };
+  server.addService(pkg.envoy.service.auth.v3.Authorization.service, {
+    Check(call: grpc.ServerUnaryCall<CheckCall, unknown>, cb: grpc.sendUnaryData<unknown>) {
+      seen.push(call.request);
+      const http = call.request.attributes.request?.http;
+      const verdict = http ? http.headers['x-verdict'] : authz.tcpVerdict;
+      if (verdict === 'fail') return cb({ code: grpc.status.UNAVAILABLE, details: 'authz down' });
+      if (verdict === 'deny') {
+        return cb(null, { status: { code: 7 }, denied_response: { status: { code: 'Unauthorized' }, headers: [{ header: { key: 'x-deny-reason', value: 'grpc says no' } }], body: 'denied over gRPC' } });
+      }
+      cb(null, {
+        status: { code: 0 },
+        ok_response: { headers: [{ header: { key: 'x-user', value: 'bob' } }], headers_to_remove: ['x-drop-me'], response_headers_to_add: [{ header: { key: 'x-authz-grpc', value: 'yes' } }] },
+        // proto-loader's google.protobuf types (protobufjs' bundled ones) keep lowerCamelCase names.
+        dynamic_metadata: { fields: { user: { stringValue: 'bob' } } },
+      });
+    },
+  });
+  authz.port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
+  return authz;
+}
