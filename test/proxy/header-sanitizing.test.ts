@@ -1,5 +1,7 @@
 // Envoy's internal/external request rules: x-envoy-* headers that steer a proxy survive only on
-// internal requests; a gateway (use_remote_address) never trusts them from outside.
+// internal requests; a gateway (use_remote_address) never trusts them from outside. The router
+// consumes the ones it honours (router-headers.ts): x-envoy-upstream-rq-timeout-ms shows in the
+// upstream's x-envoy-expected-rq-timeout-ms (60000 kept, 15000 the route default when stripped).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { configure, httpListener, request, routeConfig, startRuntime, startTestRuntime, startUpstream, staticCluster } from './harness.ts';
@@ -7,7 +9,7 @@ import { configure, httpListener, request, routeConfig, startRuntime, startTestR
 const STEERING = {
   'x-envoy-retry-on': '5xx',
   'x-envoy-max-retries': '7',
-  'x-envoy-upstream-rq-timeout-ms': '1',
+  'x-envoy-upstream-rq-timeout-ms': '60000',
   'x-envoy-force-trace': 'true',
   'x-envoy-internal': 'true',
   'x-envoy-decorator-operation': 'spoofed',
@@ -38,7 +40,8 @@ test('x-envoy-* steering headers: kept on internal requests, stripped from exter
   // Gateway, loopback client, no earlier XFF: internal (loopback is in Envoy's default ranges).
   let got = await seen('gateway');
   assert.equal(got['x-envoy-internal'], 'true');
-  assert.equal(got['x-envoy-retry-on'], '5xx');
+  assert.equal(got['x-envoy-expected-rq-timeout-ms'], '60000');
+  assert.equal(got['x-envoy-retry-on'], undefined, 'consumed by the router');
   assert.equal(got['x-internal-secret'], 'leak');
   assert.equal(got['x-forwarded-for'], '127.0.0.1');
 
@@ -46,35 +49,36 @@ test('x-envoy-* steering headers: kept on internal requests, stripped from exter
   got = await seen('gateway', { 'x-forwarded-for': '203.0.113.7' });
   for (const k of ['x-envoy-retry-on', 'x-envoy-max-retries', 'x-envoy-upstream-rq-timeout-ms', 'x-envoy-force-trace', 'x-envoy-internal', 'x-envoy-decorator-operation', 'x-internal-secret']) assert.equal(got[k], undefined, k);
   assert.equal(got['x-envoy-external-address'], '127.0.0.1');
+  assert.equal(got['x-envoy-expected-rq-timeout-ms'], '15000');
   assert.equal(got['x-forwarded-for'], '203.0.113.7, 127.0.0.1');
   // Not a steering header: the peer metadata exchange must keep working across an edge.
   assert.equal(got['x-envoy-peer-metadata-id'], STEERING['x-envoy-peer-metadata-id']);
 
   // internal_address_config without loopback: the same loopback client is external.
   got = await seen('gateway_public');
-  assert.equal(got['x-envoy-retry-on'], undefined);
+  assert.equal(got['x-envoy-expected-rq-timeout-ms'], '15000');
   assert.equal(got['x-envoy-internal'], undefined);
   assert.equal(got['x-envoy-external-address'], '127.0.0.1');
 
   // Sidecar (no use_remote_address): internal only when XFF holds one internal address.
   got = await seen('sidecar', { 'x-forwarded-for': '10.1.2.3' });
   assert.equal(got['x-envoy-internal'], 'true');
-  assert.equal(got['x-envoy-max-retries'], '7');
+  assert.equal(got['x-envoy-expected-rq-timeout-ms'], '60000');
   got = await seen('sidecar');
-  assert.equal(got['x-envoy-max-retries'], undefined);
+  assert.equal(got['x-envoy-expected-rq-timeout-ms'], '15000');
   assert.equal(got['x-internal-secret'], undefined);
   // Not an edge: the address the edge recorded travels on.
   assert.equal(got['x-envoy-external-address'], '198.51.100.1');
   assert.equal(got['x-envoy-decorator-operation'], 'spoofed');
   got = await seen('sidecar', { 'x-forwarded-for': '203.0.113.7' });
-  assert.equal(got['x-envoy-retry-on'], undefined);
+  assert.equal(got['x-envoy-expected-rq-timeout-ms'], '15000');
 
   // One trusted hop: the client is the second address from the right, and XFF must hold exactly two.
   got = await seen('sidecar_hop', { 'x-forwarded-for': '192.168.1.1, 10.0.0.9' });
   assert.equal(got['x-envoy-internal'], 'true');
   got = await seen('sidecar_hop', { 'x-forwarded-for': '203.0.113.7, 10.0.0.9' });
   assert.equal(got['x-envoy-internal'], undefined);
-  assert.equal(got['x-envoy-retry-on'], undefined);
+  assert.equal(got['x-envoy-expected-rq-timeout-ms'], '15000');
 });
 
 test('internal_address_config: a prefix that is not an address is a config error with its path', async (t) => {

@@ -23,6 +23,7 @@ import type { UpstreamDispatchOptions } from '../upstream/upstream-pool.ts';
 import { grpcStatusFor, isGrpcContentType, rewriteLocalReply } from './local-reply.ts';
 import { sanitizeRequestHeaders } from './header-sanitizing.ts';
 import { invalidEnvoyHeader } from './strict-check-headers.ts';
+import { takeRetryHeaders, takeTimeoutHeader } from './router-headers.ts';
 import { sample } from '../config/fractional-percent.ts';
 import { MirrorBodies } from './mirror-body.ts';
 import type { Span } from './tracer.ts';
@@ -475,7 +476,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
       this.hash = h.hash;
       this.setCookie = h.setCookie?.header;
     }
-    this.timeoutMs = route.timeoutMs;
+    this.timeoutMs = takeTimeoutHeader(head.headers, route.timeoutMs);
     if (route.idleTimeoutMs !== undefined) {
       // The route's idle_timeout replaces the HCM stream_idle_timeout (0: none for this route).
       if (this.idleTimer) clearTimeout(this.idleTimer);
@@ -489,8 +490,8 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
         this.timeoutMs = t;
       }
     }
-    this.retry = route.retry;
-    this.retriesLeft = route.retry?.numRetries ?? 0;
+    this.retry = takeRetryHeaders(head.headers, route.retry, this.timeoutMs);
+    this.retriesLeft = this.retry?.numRetries ?? 0;
     if (this.span) this.span.injectContext(head);
     if (!hcm.suppressEnvoyHeaders && this.timeoutMs > 0) head.headers['x-envoy-expected-rq-timeout-ms'] = String(Math.round(this.timeoutMs));
     if (route.mirrors.length) this.sendMirrors(route);

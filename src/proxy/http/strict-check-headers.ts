@@ -3,13 +3,11 @@
 // IH response flag, as Envoy does, instead of the header being half-understood.
 import type { Reader } from '../config/reader.ts';
 import type { HeaderMap } from '../filters/filter.ts';
-
-const HTTP_RETRY_ON = new Set(['5xx', 'gateway-error', 'reset', 'reset-before-request', 'connect-failure', 'envoy-ratelimited', 'retriable-4xx', 'refused-stream', 'retriable-status-codes', 'retriable-headers', 'http3-post-connect-failure']);
-const GRPC_RETRY_ON = new Set(['cancelled', 'deadline-exceeded', 'internal', 'resource-exhausted', 'unavailable']);
+import { GRPC_RETRY_ON, HTTP_RETRY_ON } from './router-headers.ts';
 
 const isInteger = (v: string): boolean => /^\d{1,19}$/.test(v);
 /** A ","-separated list (no spaces) of known values. */
-const retryList = (names: ReadonlySet<string>) => (v: string): boolean => v.split(',').every((p) => names.has(p));
+const retryList = (names: Readonly<Record<string, number>>) => (v: string): boolean => v.split(',').every((p) => p in names);
 
 const CHECKS: Record<string, (v: string) => boolean> = {
   'x-envoy-upstream-rq-timeout-ms': isInteger,
