@@ -1,9 +1,9 @@
 // Envoy's response flags (the %RESPONSE_FLAGS% short names), as a bit set per stream.
-// Two are never set by rig proxy because nothing here makes them happen: LR (Envoy's codec resetting
-// an upstream stream on its own, e.g. HTTP/1 premature upstream half-close; our upstream pools
-// report those as connection termination, UC) and DF (the dynamic forward proxy's DNS failure; a
-// DNS cluster whose name does not resolve has no hosts, UH, as in Envoy). They stay in the table
-// so that the bit layout and the names match Envoy's.
+// Two are never set by rig proxy: LR (Envoy's own codec resetting an upstream stream, e.g. an
+// HTTP/1 upstream half-closing before the request was sent; our pools do not tell that apart from
+// the upstream ending the exchange) and DF (the dynamic forward proxy's DNS failure, a filter rig
+// proxy does not have; a DNS cluster whose name does not resolve has no hosts: UH, as in Envoy).
+// They stay in the table so that the bit layout and the names match Envoy's.
 export const ResponseFlag = {
   FailedLocalHealthCheck: 1 << 0, // LH
   NoHealthyUpstream: 1 << 1, // UH
