@@ -1,11 +1,17 @@
 // envoy.filters.http.health_check on real sockets: the filter answers /healthz itself (200, then
 // 503 + LH + x-envoy-immediate-health-check-fail after the admin's POST /healthcheck/fail),
-// cluster_min_healthy_percentages, pass-through mode with cache_time, and config errors.
+// cluster_min_healthy_percentages, pass-through mode with cache_time, the access log's
+// not_health_check_filter, and config errors.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
 import { test } from 'node:test';
 import { createAdminHandler, listen } from '../../src/proxy/admin/admin-server.ts';
 import { formatResponseFlags } from '../../src/proxy/response-flags.ts';
+import { FILE_ACCESS_LOG_TYPE } from '../../src/envoy/index.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
+import { until } from '../helpers/wait.ts';
 import { configure, deadPort, httpListener, LISTENER_TYPE, request, ROUTER, routeConfig, startTestRuntime, startUpstream, staticCluster } from './harness.ts';
 
 const HC_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.health_check.v3.HealthCheck';
@@ -98,4 +104,19 @@ test('health_check config errors NACK with the field path', async (t) => {
   const h = await startTestRuntime(t);
   assert.match(h.apply(LISTENER_TYPE, [hcListener({})]).join('\n'), /pass_through_mode: pass_through_mode is required/);
   assert.match(h.apply(LISTENER_TYPE, [hcListener({ pass_through_mode: false, cluster_min_healthy_percentages: { a: { value: 150 } } })]).join('\n'), /cluster_min_healthy_percentages.a.value: a percentage from 0 to 100/);
+});
+
+test('not_health_check_filter keeps the requests the health_check filter marked out of the access log', async (t) => {
+  const app = await startUpstream('app');
+  const h = await startTestRuntime(t, [app]);
+  const file = path.join(tempDir(t, 'rig-hc-log-'), 'access.log');
+  const accessLog = { name: 'envoy.access_loggers.file', filter: { not_health_check_filter: {} }, typed_config: { '@type': FILE_ACCESS_LOG_TYPE, path: file, log_format: { text_format_source: { inline_string: '%REQ(:PATH)% %RESPONSE_CODE% %RESPONSE_FLAGS%\n' } } } };
+  const l = hcListener({ pass_through_mode: false });
+  (l.filter_chains as { filters: { typed_config: Record<string, unknown> }[] }[])[0].filters[0].typed_config.access_log = [accessLog];
+  await configure(h, { clusters: [staticCluster('app', [app.port])], listeners: [l] });
+  h.rt.healthCheckFailed = true;
+  assert.equal((await request(h.port('l'), { path: '/healthz' })).status, 503);
+  assert.equal((await request(h.port('l'), { path: '/other' })).status, 200);
+  await until('the access log line of /other', () => fs.existsSync(file) && fs.readFileSync(file, 'utf8').includes('/other'));
+  assert.equal(fs.readFileSync(file, 'utf8'), '/other 200 -\n');
 });
