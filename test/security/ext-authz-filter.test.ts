@@ -256,7 +256,8 @@ test('ext_authz config errors name the field and keep the previous config', asyn
     [{ http_service: { server_uri: { uri: 'http://x', cluster: 'c', timeout: '1s' }, path_prefix: 'nope' } }, /path_prefix: must begin with "\/"/],
     [{ grpc_service: { google_grpc: { target_uri: 'x', stat_prefix: 'y' } } }, /google_grpc is not supported/],
     [{ grpc_service: { envoy_grpc: { cluster_name: 'c' } }, with_request_body: { max_request_bytes: 0 } }, /max_request_bytes: must be greater than 0/],
-    [{ grpc_service: { envoy_grpc: { cluster_name: 'c' } }, deny_at_disable: { default_value: true } }, /deny_at_disable.*not supported/],
+    [{ grpc_service: { envoy_grpc: { cluster_name: 'c' } }, decoder_header_mutation_rules: { allow_expression: { regex: '(' } } }, /decoder_header_mutation_rules.allow_expression.regex: invalid regular expression/],
+    [{ grpc_service: { envoy_grpc: { cluster_name: 'c' } }, decoder_header_mutation_rules: { allow_headers: true } }, /allow_headers/],
   ];
   for (const [cfg, msg] of bad) {
     const errs = h.apply('type.googleapis.com/envoy.config.listener.v3.Listener', [listener('l', cfg)]);

@@ -21,6 +21,8 @@ export interface GrpcAuthz {
   seen: CheckCall[];
   /** The answer to connection checks (no HTTP request in the CheckRequest). */
   tcpVerdict: 'allow' | 'deny' | 'fail';
+  /** Replaces the ok_response of allowed checks. */
+  okResponse?: unknown;
   close(): void;
 }
 
@@ -41,7 +43,7 @@ export async function startGrpcAuthz(): Promise<GrpcAuthz> {
       }
       cb(null, {
         status: { code: 0 },
-        ok_response: { headers: [{ header: { key: 'x-user', value: 'bob' } }], headers_to_remove: ['x-drop-me'], response_headers_to_add: [{ header: { key: 'x-authz-grpc', value: 'yes' } }] },
+        ok_response: authz.okResponse ?? { headers: [{ header: { key: 'x-user', value: 'bob' } }], headers_to_remove: ['x-drop-me'], response_headers_to_add: [{ header: { key: 'x-authz-grpc', value: 'yes' } }] },
         // proto-loader's google.protobuf types (protobufjs' bundled ones) keep lowerCamelCase names.
         dynamic_metadata: { fields: { user: { stringValue: 'bob' } } },
       });

@@ -10,7 +10,7 @@ export interface CheckInput {
   readonly conn: ConnectionInfo;
   readonly requestId?: string;
   readonly protocol?: string;
-  /** The buffered body (with_request_body), possibly cut at max_request_bytes. */
+  /** The buffered body (with_request_body), possibly cut at max_request_bytes; absent when none was buffered. */
   readonly body?: Buffer;
   readonly partialBody: boolean;
   /** The request's size in bytes (Content-Length, else the whole body's length), -1 when unknown. */

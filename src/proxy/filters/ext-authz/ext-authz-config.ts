@@ -6,6 +6,7 @@ import { envoyRoot } from '../../../envoy/index.ts';
 import type { Reader } from '../../config/reader.ts';
 import { readStringMatcher, type StringMatcher } from '../../routing/string-matcher.ts';
 import { readMetadataMatcher } from '../rbac/rbac-metadata.ts';
+import { readHeaderMutationRules, type HeaderMutationRules } from './ext-authz-mutation-rules.ts';
 
 /** A ListStringMatcher over header names (lower case); `none` matches nothing. */
 export interface NameList {
@@ -50,6 +51,12 @@ export interface ExtAuthzConfig {
   readonly statusOnError: number;
   readonly clearRouteCache: boolean;
   readonly body?: BodySettings;
+  /** decoder_header_mutation_rules: unset = every header mutation except `:` headers and host. */
+  readonly mutationRules?: HeaderMutationRules;
+  /** validate_mutations: an invalid header name or value in an OK answer fails the request (500). */
+  readonly validateMutations: boolean;
+  /** deny_at_disable: a request the filter is disabled for is refused with status_on_error. */
+  readonly denyAtDisable: boolean;
   /** allowed_headers (or the deprecated authorization_request.allowed_headers); unset: see the service kind. */
   readonly allowedHeaders: NameList;
   readonly disallowedHeaders: NameList;
@@ -66,6 +73,10 @@ export interface ExtAuthzConfig {
 export interface ExtAuthzPerRoute {
   readonly disabled: boolean;
   readonly contextExtensions: Readonly<Record<string, string>>;
+  /** check_settings.disable_request_body_buffering. */
+  readonly noBody: boolean;
+  /** check_settings.with_request_body: replaces max_request_bytes and allow_partial_message on the route. */
+  readonly body?: { readonly maxBytes: number; readonly allowPartial: boolean };
 }
 
 export function readNameList(r: Reader | undefined): NameList {
@@ -167,7 +178,12 @@ function readFraction(r: Reader | undefined): number {
   return den ? Math.min(1, num / den) : 1;
 }
 
-const REFUSED = ['deny_at_disable', 'decoder_header_mutation_rules', 'validate_mutations'];
+function readBufferSettings(r: Reader): BodySettings {
+  const body = { maxBytes: r.num('max_request_bytes', 0), allowPartial: r.bool('allow_partial_message', false), packAsBytes: r.bool('pack_as_bytes', false) };
+  r.done();
+  if (body.maxBytes <= 0) r.issues.error(r.at('max_request_bytes'), 'must be greater than 0');
+  return body;
+}
 
 export function readExtAuthzConfig(r: Reader): ExtAuthzConfig {
   const legacy: { list?: NameList } = {};
@@ -184,18 +200,15 @@ export function readExtAuthzConfig(r: Reader): ExtAuthzConfig {
   const api = r.str('transport_api_version', 'V3');
   if (api !== 'V3' && api !== 'AUTO') r.issues.error(r.at('transport_api_version'), `only V3 is supported, got ${api}`);
   const br = r.obj('with_request_body');
-  let body: BodySettings | undefined;
-  if (br) {
-    body = { maxBytes: br.num('max_request_bytes', 0), allowPartial: br.bool('allow_partial_message', false), packAsBytes: br.bool('pack_as_bytes', false) };
-    br.done();
-    if (body.maxBytes <= 0) br.issues.error(br.at('max_request_bytes'), 'must be greater than 0');
-  }
+  const body = br ? readBufferSettings(br) : undefined;
   const fem = r.obj('filter_enabled_metadata');
   const enabledByMetadata = fem ? readMetadataMatcher(fem) : undefined;
-  for (const k of REFUSED) {
-    if (r.has(k)) r.issues.error(r.at(k), `ext_authz "${k}" is not supported by rig proxy`);
-    r.accept(k);
-  }
+  const mr = r.obj('decoder_header_mutation_rules');
+  const dad = r.obj('deny_at_disable');
+  const denyAtDisable = dad?.bool('default_value', false) ?? false;
+  if (dad?.has('runtime_key')) dad.issues.warn(dad.at('runtime_key'), 'rig proxy has no runtime; default_value applies');
+  dad?.accept('runtime_key');
+  dad?.done();
   r.accept('charge_cluster_response_stats', 'encode_raw_headers');
   const c: ExtAuthzConfig = {
     service,
@@ -204,6 +217,9 @@ export function readExtAuthzConfig(r: Reader): ExtAuthzConfig {
     statusOnError: httpStatus(r.obj('status_on_error'), 403),
     clearRouteCache: r.bool('clear_route_cache', false),
     body,
+    mutationRules: mr ? readHeaderMutationRules(mr) : undefined,
+    validateMutations: r.bool('validate_mutations', false),
+    denyAtDisable,
     allowedHeaders: r.has('allowed_headers') ? readNameList(r.obj('allowed_headers')) : (legacy.list ?? NO_NAMES),
     disallowedHeaders: readNameList(r.obj('disallowed_headers')),
     enabledByMetadata,
@@ -219,16 +235,19 @@ export function readExtAuthzPerRoute(r: Reader): ExtAuthzPerRoute {
   const disabled = r.bool('disabled', false);
   const cs = r.obj('check_settings');
   let contextExtensions: Record<string, string> = {};
+  let noBody = false;
+  let body: BodySettings | undefined;
   if (cs) {
     const ce = cs.get('context_extensions');
     if (ce && typeof ce === 'object') contextExtensions = Object.fromEntries(Object.entries(ce as Record<string, unknown>).map(([k, v]) => [k, String(v)]));
-    for (const k of ['disable_request_body_buffering', 'with_request_body']) {
-      if (cs.has(k)) cs.issues.error(cs.at(k), `per-route "${k}" is not supported by rig proxy`);
-      cs.accept(k);
-    }
+    noBody = cs.bool('disable_request_body_buffering', false);
+    const br = cs.obj('with_request_body');
+    if (br?.has('pack_as_bytes')) br.issues.warn(br.at('pack_as_bytes'), "not used per route (as in Envoy): the filter's with_request_body.pack_as_bytes applies");
+    if (br) body = readBufferSettings(br);
+    if (noBody && br) cs.issues.error(cs.path, 'only one of disable_request_body_buffering and with_request_body can be set');
     cs.done();
   }
   if (!disabled && !cs) r.issues.error(r.path, 'ExtAuthzPerRoute needs disabled: true or check_settings');
   r.done();
-  return { disabled, contextExtensions };
+  return { disabled, contextExtensions, noBody, body };
 }

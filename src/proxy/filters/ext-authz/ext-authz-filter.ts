@@ -12,6 +12,8 @@ import { registerHttpFilter } from '../registry.ts';
 import { FilterStatus, type HeaderMap, type HttpFilter, type HttpFilterFactory, type RequestHead, type ResponseHead, type StreamCallbacks } from '../filter.ts';
 import { readExtAuthzConfig, readExtAuthzPerRoute, type ExtAuthzConfig, type ExtAuthzPerRoute } from './ext-authz-config.ts';
 import type { AuthzService, CheckOk, CheckResult } from './ext-authz-check.ts';
+import { MutationCheck, type MutationOp } from './ext-authz-mutation-rules.ts';
+import { TOKEN, badFieldValue } from '../../http/h1/h1-syntax.ts';
 import { HttpAuthzService } from './ext-authz-http.ts';
 import { GrpcAuthzService } from './ext-authz-grpc.ts';
 
@@ -23,6 +25,7 @@ interface ExtAuthzStats {
   ok: Stat;
   denied: Stat;
   error: Stat;
+  invalid: Stat;
   disabled: Stat;
   failureModeAllowed: Stat;
 }
@@ -33,16 +36,35 @@ interface Compiled {
   readonly stats: ExtAuthzStats;
 }
 
+/** A header set by the service: pseudo headers and Host go to the request head's fields. */
+function setRequestHeader(head: RequestHead, k: string, v: string): void {
+  if (k === ':authority' || k === 'host') head.authority = v;
+  else if (k === ':path') head.path = v;
+  else if (k === ':method') head.method = v;
+  else if (k === ':scheme') head.scheme = v;
+  else if (k[0] !== ':') head.headers[k] = v;
+}
+
+const validName = (k: string): boolean => TOKEN.test(k[0] === ':' ? k.slice(1) : k);
+
+/** validate_mutations: every header name is a token and every value a valid field value. */
+function validMutations(r: CheckOk): boolean {
+  for (const list of [r.set, r.append, r.responseAdd, r.responseSet]) {
+    for (const [k, v] of list) if (!validName(k) || badFieldValue(v)) return false;
+  }
+  return true;
+}
+
 function addHeader(h: HeaderMap, k: string, v: string): void {
   const prev = h[k];
   h[k] = prev === undefined ? v : [...(Array.isArray(prev) ? prev : [prev]), v];
 }
 
-/** AttributeContext.HttpRequest.size: Content-Length, else the body's length when whole, else -1. */
-function requestSize(head: RequestHead, whole: number): number {
+/** AttributeContext.HttpRequest.size: Content-Length, else the body's length when known, else -1. */
+function requestSize(head: RequestHead, bodySize: number): number {
   const cl = head.headers['content-length'];
   const n = typeof cl === 'string' && /^\d+$/.test(cl) ? Number(cl) : NaN;
-  return Number.isSafeInteger(n) ? n : whole;
+  return Number.isSafeInteger(n) ? n : bodySize;
 }
 
 class ExtAuthzFilter implements HttpFilter {
@@ -73,36 +95,40 @@ class ExtAuthzFilter implements HttpFilter {
   }
 
   decodeHeaders(head: RequestHead, endStream: boolean): FilterStatus {
-    if (this.cb.perRouteConfig<ExtAuthzPerRoute>(EXT_AUTHZ_FILTER_NAME)?.disabled) return FilterStatus.Continue;
+    const perRoute = this.cb.perRouteConfig<ExtAuthzPerRoute>(EXT_AUTHZ_FILTER_NAME);
+    if (perRoute?.disabled) return FilterStatus.Continue;
+    const c = this.x.c;
     if (!this.enabled()) {
       this.x.stats.disabled.value++;
-      return FilterStatus.Continue;
+      if (!c.denyAtDisable) return FilterStatus.Continue;
+      this.cb.sendLocalReply({ status: c.statusOnError, flags: ResponseFlag.UnauthorizedExternalService, details: 'ext_authz_error' });
+      return FilterStatus.StopIteration;
     }
     this.head = head;
     // With body buffering the check waits for the body (no later filter sees the request before
     // the check allowed it), unless there is none.
-    const b = this.x.c.body;
+    const b = perRoute?.noBody ? undefined : (perRoute?.body ?? c.body);
     if (b && !endStream) {
-      this.decodeData = (body, end) => this.onBody(body, end);
+      this.decodeData = (body, end) => this.onBody(body, end, b.maxBytes, b.allowPartial);
       this.decodeDataEarlyBytes = b.allowPartial ? b.maxBytes : b.maxBytes + 1;
       return FilterStatus.StopIterationAndBuffer;
     }
-    this.start(undefined, false, endStream);
+    this.start(undefined, false, endStream ? 0 : -1);
     return FilterStatus.StopIteration;
   }
 
-  private onBody(body: Buffer, endStream: boolean): FilterStatus {
-    const max = this.x.c.body!.maxBytes;
-    if (body.length > max && !this.x.c.body!.allowPartial) {
+  private onBody(body: Buffer, endStream: boolean, max: number, allowPartial: boolean): FilterStatus {
+    if (body.length > max && !allowPartial) {
       // As Envoy's decoder buffer limit set to max_request_bytes.
       this.cb.sendLocalReply({ status: 413, body: 'Payload Too Large', details: 'request_payload_too_large' });
       return FilterStatus.StopIteration;
     }
-    this.start(body.length > max ? body.subarray(0, max) : body, body.length > max, endStream);
+    this.start(body.length > max ? body.subarray(0, max) : body, body.length > max, endStream ? body.length : -1);
     return FilterStatus.StopIteration;
   }
 
-  private start(body: Buffer | undefined, partialBody: boolean, wholeBody: boolean): void {
+  /** `bodySize`: the whole body's length when known, else -1. */
+  private start(body: Buffer | undefined, partialBody: boolean, bodySize: number): void {
     const info = this.cb.streamInfo;
     const ac = (this.abort = new AbortController());
     const perRoute = this.cb.perRouteConfig<ExtAuthzPerRoute>(EXT_AUTHZ_FILTER_NAME);
@@ -113,7 +139,7 @@ class ExtAuthzFilter implements HttpFilter {
       protocol: info.protocol,
       body,
       partialBody,
-      size: requestSize(this.head!, wholeBody ? (body?.length ?? 0) : -1),
+      size: requestSize(this.head!, bodySize),
       metadata: info.filterState ?? {},
       contextExtensions: perRoute?.contextExtensions ?? NO_EXTENSIONS,
     };
@@ -151,14 +177,44 @@ class ExtAuthzFilter implements HttpFilter {
     this.cb.sendLocalReply({ status: c.statusOnError, flags: ResponseFlag.UnauthorizedExternalService, details: 'ext_authz_error' });
   }
 
+  /**
+   * The OK answer's request header mutations, in Envoy's order (set, append, remove), each checked
+   * against decoder_header_mutation_rules; a refused one with disallow_is_error (or an invalid one
+   * with validate_mutations) fails the request instead.
+   */
   private allow(r: CheckOk): void {
-    const h = this.head!.headers;
-    for (const k of r.remove) delete h[k];
-    for (const [k, v] of r.set) h[k] = v;
-    for (const [k, v] of r.append) addHeader(h, k, v);
+    const { mutationRules: rules, validateMutations } = this.x.c;
+    if (validateMutations && !validMutations(r)) return this.reject();
+    const head = this.head!;
+    const verdict = (op: MutationOp, k: string): MutationCheck => (rules ? rules.check(op, k) : MutationCheck.Ok);
+    for (const [k, v] of r.set) {
+      const ok = verdict('set', k);
+      if (ok === MutationCheck.Fail) return this.reject();
+      if (ok === MutationCheck.Ok) setRequestHeader(head, k, v);
+    }
+    for (const [k, v] of r.append) {
+      const ok = verdict('append', k);
+      if (ok === MutationCheck.Fail) return this.reject();
+      // The request head's pseudo headers and Host are single values.
+      if (ok === MutationCheck.Ok && k[0] !== ':' && k !== 'host') addHeader(head.headers, k, v);
+    }
+    for (const k of r.remove) {
+      if (validateMutations && !TOKEN.test(k)) continue;
+      // `:` headers and Host can never be removed.
+      if (k[0] === ':' || k === 'host') continue;
+      const ok = verdict('remove', k);
+      if (ok === MutationCheck.Fail) return this.reject();
+      if (ok === MutationCheck.Ok) delete head.headers[k];
+    }
     if (r.responseAdd.length || r.responseSet.length) this.responseOps = r;
     if (this.x.c.clearRouteCache && (r.remove.length || r.set.length || r.append.length)) this.cb.clearRouteCache();
     this.cb.continueDecoding();
+  }
+
+  /** An OK answer the mutation rules refuse (Envoy's ext_authz_invalid). */
+  private reject(): void {
+    this.x.stats.invalid.value++;
+    this.cb.sendLocalReply({ status: 500, flags: ResponseFlag.UnauthorizedExternalService, details: 'ext_authz_invalid' });
   }
 
   encodeHeaders(head: ResponseHead): void {
@@ -185,6 +241,7 @@ export const extAuthzFilterFactory: HttpFilterFactory<Compiled, ExtAuthzPerRoute
       ok: ctx.stats.counter(p + 'ok'),
       denied: ctx.stats.counter(p + 'denied'),
       error: ctx.stats.counter(p + 'error'),
+      invalid: ctx.stats.counter(p + 'invalid'),
       disabled: ctx.stats.counter(p + 'disabled'),
       failureModeAllowed: ctx.stats.counter(p + 'failure_mode_allowed'),
     };

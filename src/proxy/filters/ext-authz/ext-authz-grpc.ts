@@ -45,11 +45,14 @@ interface HeaderOption {
   append_action?: string;
 }
 
-/** HeaderValueOption list → set / append pairs (ext_authz: unset append means set). */
+/**
+ * HeaderValueOption list → set / append pairs (ext_authz: unset append means set). Pseudo headers
+ * and Host stay in: the filter decides (they can change the request head; mutation rules).
+ */
 function headerOptions(list: unknown, set: HeaderPair[], append: HeaderPair[]): void {
   for (const o of (Array.isArray(list) ? list : []) as HeaderOption[]) {
     const k = o.header?.key?.toLowerCase();
-    if (!k || k[0] === ':' || k === 'host') continue;
+    if (!k) continue;
     const v = o.header?.value ?? (o.header?.raw_value ? Buffer.from(o.header.raw_value, 'base64').toString() : '');
     const appendIt = o.append_action ? o.append_action === 'APPEND_IF_EXISTS_OR_ADD' : o.append === true;
     (appendIt ? append : set).push([k, v]);
@@ -94,10 +97,10 @@ export class GrpcAuthzService implements AuthzService {
       protocol: input.protocol,
       size: input.size ?? -1,
     };
-    if (this.c.body) {
+    if (input.body) {
       http.headers = { ...(http.headers as Json), 'x-envoy-auth-partial-body': String(input.partialBody) };
-      if (this.c.body.packAsBytes) http.raw_body = (input.body ?? Buffer.alloc(0)).toString('base64');
-      else http.body = (input.body ?? Buffer.alloc(0)).toString();
+      if (this.c.body?.packAsBytes) http.raw_body = input.body.toString('base64');
+      else http.body = input.body.toString();
     }
     attributes.request = { time: new Date().toISOString(), http };
     return { attributes };
@@ -136,7 +139,7 @@ export class GrpcAuthzService implements AuthzService {
       const responseSet: HeaderPair[] = [];
       const responseAdd: HeaderPair[] = [];
       headerOptions(ok.response_headers_to_add, responseSet, responseAdd);
-      const remove = ((ok.headers_to_remove ?? []) as string[]).map((h) => h.toLowerCase()).filter((h) => h && h[0] !== ':' && h !== 'host');
+      const remove = ((ok.headers_to_remove ?? []) as string[]).map((h) => h.toLowerCase()).filter((h) => h);
       return { kind: 'ok', set, append, remove, responseAdd, responseSet, dynamicMetadata };
     }
     const denied = (r.denied_response ?? {}) as Json;
@@ -145,6 +148,7 @@ export class GrpcAuthzService implements AuthzService {
     headerOptions(denied.headers, set, append);
     const headers2: HeaderMap = {};
     for (const [k, v] of [...set, ...append]) {
+      if (k[0] === ':') continue;
       const prev = headers2[k];
       headers2[k] = prev === undefined ? v : [...(Array.isArray(prev) ? prev : [prev]), v];
     }

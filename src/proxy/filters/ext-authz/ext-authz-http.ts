@@ -39,7 +39,7 @@ export class HttpAuthzService implements AuthzService {
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(picked)) if (k[0] !== ':' && k !== 'content-length' && !FRAMING.has(k)) headers[k] = v;
     headers.host = picked[':authority'] ?? head.authority;
-    if (this.c.body) headers['x-envoy-auth-partial-body'] = String(input.partialBody);
+    if (input.body) headers['x-envoy-auth-partial-body'] = String(input.partialBody);
     for (const [k, v] of s.headersToAdd) headers[k] = v;
     const body = input.body ?? Buffer.alloc(0);
     headers['content-length'] = String(body.length);

@@ -32,6 +32,8 @@ export const networkExtAuthzFactory: NetworkFilterFactory = {
       failureModeAllowHeaderAdd: false,
       statusOnError: 403,
       clearRouteCache: false,
+      validateMutations: false,
+      denyAtDisable: false,
       allowedHeaders: NO_NAMES,
       disallowedHeaders: NO_NAMES,
       enabledByMetadata,
