@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import http from 'node:http';
+import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { HTTP_EXT_AUTHZ_TYPE, HTTP_RBAC_TYPE } from '../../src/envoy/index.ts';
@@ -175,6 +176,46 @@ test('allow_partial_message: the check starts at max_request_bytes, the whole bo
   assert.equal(small.status, 200);
   assert.equal(authz.seen[2].body.toString(), 'allow me');
   assert.equal(authz.seen[2].headers['x-envoy-auth-partial-body'], 'false', 'a body within max_request_bytes is whole');
+});
+
+/** One HTTP/2 (h2c) POST. */
+async function h2Post(port: number, path: string, body: Buffer, headers: http2.OutgoingHttpHeaders = {}): Promise<{ status: number; body: string }> {
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  try {
+    return await new Promise((resolve, reject) => {
+      const req = session.request({ ':method': 'POST', ':path': path, ...headers });
+      let status = 0;
+      const chunks: Buffer[] = [];
+      req.on('response', (h) => (status = Number(h[':status'])));
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => resolve({ status, body: Buffer.concat(chunks).toString() }));
+      req.on('error', reject);
+      req.end(body);
+    });
+  } finally {
+    session.close();
+  }
+}
+
+test('HTTP/2 downstream: the body waits for the check the same way, and goes on whole', async (t) => {
+  const app = await startUpstream('app', (_req, res, body) => {
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ length: body.length }));
+    return true;
+  });
+  const authz = await startBodyAuthz();
+  const h = await startTestRuntime(t, [app, authz]);
+  await configure(h, { clusters: [staticCluster('app', [app.port]), staticCluster('authz', [authz.port])], listeners: [listener('l', { http_service: httpService('authz'), with_request_body: { max_request_bytes: 16, allow_partial_message: true } })] });
+  const port = h.port('l');
+  const denied = await h2Post(port, '/secure/x', Buffer.from('deny over h2'), { 'x-rbac': '1' });
+  assert.deepEqual(denied, { status: 403, body: 'denied by the body check' });
+  assert.equal(stat(h, 'http.l.rbac.denied'), 0);
+  const big = Buffer.alloc(1_500_000, 'q');
+  big.write('allow: ');
+  const ok = await h2Post(port, '/secure/y', big);
+  assert.equal(ok.status, 200);
+  assert.equal(JSON.parse(ok.body).length, big.length);
+  assert.equal(authz.seen[1].body.toString(), 'allow: qqqqqqqqq');
+  assert.equal((await h2Post(port, '/secure/z', Buffer.from('allow'), { 'x-rbac': '1' })).body, 'RBAC: access denied');
 });
 
 test('gRPC with_request_body: body as UTF-8 text, or raw_body bytes with pack_as_bytes; size from Content-Length', async (t) => {
