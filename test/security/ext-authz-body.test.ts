@@ -122,6 +122,24 @@ test('with_request_body: the DENY RBAC filter after ext_authz runs only once the
   assert.equal(app.requests.length, 1);
 });
 
+test('max_request_bytes above the connection manager\'s 1 MiB buffer raises the limit for the check', async (t) => {
+  const app = await startUpstream('app', (_req, res, body) => {
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ length: body.length }));
+    return true;
+  });
+  const authz = await startBodyAuthz();
+  const h = await startTestRuntime(t, [app, authz]);
+  await configure(h, { clusters: [staticCluster('app', [app.port]), staticCluster('authz', [authz.port])], listeners: [listener('l', { http_service: httpService('authz'), with_request_body: { max_request_bytes: 2_000_000 } })] });
+  const body = 'allow ' + 'm'.repeat(1_500_000);
+  const ok = await request(h.port('l'), { method: 'POST', path: '/secure/big', body });
+  assert.equal(ok.status, 200);
+  assert.equal(authz.seen[0].body.length, body.length, 'the whole 1.5 MB body was checked');
+  assert.equal(JSON.parse(ok.body).length, body.length);
+  const tooBig = await request(h.port('l'), { method: 'POST', path: '/secure/big', body: 'allow ' + 'm'.repeat(2_000_000) });
+  assert.equal(tooBig.status, 413);
+  assert.equal(authz.seen.length, 1);
+});
+
 /** A POST whose body is sent in two parts: `first`, then, after `between()`, `rest`; then what between() returned runs. */
 function stagedPost(port: number, first: Buffer, rest: Buffer, between: () => Promise<(() => void) | void>): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {

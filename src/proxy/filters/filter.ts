@@ -18,8 +18,8 @@
  *      fault delay or a JWKS fetch), or call `cb.sendLocalReply({...})` and return `StopIteration`
  *      (e.g. RBAC 403, rate limit 429 with `flags: ResponseFlag.RateLimited`).
  *      Return `StopIterationAndBuffer` to see the request body first (e.g. ext_authz with_request_body):
- *      the connection manager buffers it (up to its limit, else 413) and no later filter runs until
- *      this one continues.
+ *      the connection manager buffers it (up to its limit, or `decodeDataEarlyBytes` when larger,
+ *      else 413) and no later filter runs until this one continues.
  *    - `decodeData(body, endStream)`: after this filter's `StopIterationAndBuffer`, the buffered body,
  *      once: whole (endStream true), or as soon as `decodeDataEarlyBytes` bytes arrived (endStream
  *      false; the rest is held back, reading paused past the limit, until the filter continues, then

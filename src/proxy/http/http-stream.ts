@@ -364,9 +364,13 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     this.holdBody();
   }
 
-  /** Past the connection manager's buffer limit: 413 when the whole body is needed, else stop reading. */
+  /**
+   * Past the buffer limit (the connection manager's, or more when the waiting filter asked for more,
+   * as Envoy's setDecoderBufferLimit): 413 when the whole body is needed, else stop reading.
+   */
   private holdBody(): void {
-    if (!this.chunks || this.chunkBytes <= this.conn.hcm.maxRequestBodyBytes) return;
+    const early = this.bodyFor?.decodeDataEarlyBytes ?? 0;
+    if (!this.chunks || this.chunkBytes <= Math.max(this.conn.hcm.maxRequestBodyBytes, early)) return;
     if (this.bodyFor || this.routeOnBodyEnd) {
       this.chunks = undefined;
       this.sendLocalReply({ status: 413, body: 'Payload Too Large', details: 'request_payload_too_large' });
