@@ -3,6 +3,7 @@
 // 100, 1xx before the response, a slow body, idle connections closed by the server (also the
 // stale-connection race), bytes nobody asked for, a Keep-Alive timeout.
 import assert from 'node:assert/strict';
+import type net from 'node:net';
 import { test } from 'node:test';
 import { H1ErrorCode } from './h1-errors.ts';
 import { poolTo, rawServer, send, type RawServer } from './h1-pool-test-kit.ts';
@@ -121,6 +122,37 @@ test('idle connections the server closes are dropped; a reused connection closed
   assert.equal(s.accepted, before + 1);
   const post = await send(pool, { method: 'POST', body: Buffer.from('x') });
   assert.equal(post.error?.code, H1ErrorCode.Closed, 'a POST is not repeated');
+});
+
+test('a GET lost on a reused connection goes again on a new connection, not on another idle one the server also closed', async (t) => {
+  // The server's drain: after /drain, every connection that answered before is closed as a request
+  // arrives on it (closed under the client, the close not yet read), fresh ones answer.
+  const fresh = new Set<net.Socket>();
+  let drained = false;
+  const s = await raw(t, (sock, head) => {
+    if (head.startsWith('GET /drain')) {
+      drained = true;
+      fresh.clear();
+      sock.write('HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok');
+      sock.end();
+      return;
+    }
+    if (drained && !fresh.has(sock) && (sock as unknown as { served?: boolean }).served) return void sock.destroy();
+    (sock as unknown as { served?: boolean }).served = true;
+    if (drained) fresh.add(sock);
+    sock.write(OK);
+  });
+  const pool = poolTo(s.port);
+  t.after(() => pool.destroy());
+  // Three idle keep-alive connections.
+  assert.deepEqual((await Promise.all([send(pool), send(pool), send(pool)])).map((r) => r.body), ['ok', 'ok', 'ok']);
+  assert.equal(s.accepted, 3);
+  await send(pool, { path: '/drain' });
+  const before = s.accepted;
+  const r = await send(pool);
+  assert.equal(r.error, undefined, 'the GET went again on a new connection');
+  assert.equal(r.body, 'ok');
+  assert.equal(s.accepted, before + 1);
 });
 
 test('Keep-Alive timeout: a connection whose upstream keeps it 1 s (minus the margin) is not reused; bytes after a response close it', async (t) => {

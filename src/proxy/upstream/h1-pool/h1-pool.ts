@@ -134,16 +134,22 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
     this.checkDone();
   }
 
+  /**
+   * A request lost on a reused connection goes again on a new connection, not an idle one: the
+   * server that closed the first has likely closed the others at the same moment (a listener
+   * drain closes every idle keep-alive) and their close may not be read yet. At the connection
+   * limit it waits for a connection like any request.
+   */
   replay(ex: H1Exchange): void {
     if (this.destroyed) {
       ex.fail(new H1PoolError(H1ErrorCode.PoolClosed, 'upstream connection pool destroyed'));
       return;
     }
-    const c = this.idle.pop();
-    if (c) c.assign(ex);
+    this.queue.unshift(ex);
+    if (this.conns.size + this.connecting < this.max) this.open();
     else {
-      this.queue.unshift(ex);
-      this.grow();
+      const c = this.idle.pop();
+      if (c) c.assign(this.queue.shift()!);
     }
   }
 
