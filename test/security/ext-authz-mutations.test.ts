@@ -24,8 +24,19 @@ const header = (key: string, value: string, append?: boolean) => ({ header: { ke
 
 /** An OK answer that tries every kind of request header mutation. */
 const MUTATIONS = {
-  headers: [header('x-user', 'bob'), header('x-envoy-peer', 'evil'), header(':path', '/rewritten'), header(':authority', 'other.example'), header('x-tag', 'b', true)],
+  headers: [
+    header('x-user', 'bob'),
+    header('x-envoy-peer', 'evil'),
+    header(':path', '/rewritten'),
+    header(':authority', 'other.example'),
+    header('x-tag', 'b', true),
+    { header: { key: 'x-present', value: 'added' }, append_action: 'ADD_IF_ABSENT' },
+    { header: { key: 'x-new', value: 'added' }, append_action: 'ADD_IF_ABSENT' },
+    { header: { key: 'x-present2', value: 'over' }, append_action: 'OVERWRITE_IF_EXISTS' },
+    { header: { key: 'x-missing', value: 'over' }, append_action: 'OVERWRITE_IF_EXISTS' },
+  ],
   headers_to_remove: ['x-drop-me', 'x-keep-me', ':method', 'host'],
+  response_headers_to_add: [{ header: { key: 'x-upstream', value: 'replaced' }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' }, header('x-authz', 'one', true), header('x-authz', 'two', true)],
 };
 
 const stat = (h: Harness, n: string) => h.rt.stats.all().find((s) => s.name === n)?.value ?? 0;
@@ -45,7 +56,7 @@ test('decoder_header_mutation_rules decide which request headers an OK answer se
       listener('lenient', { decoder_header_mutation_rules: { disallow_all: true, allow_expression: { regex: 'x-(user|tag|drop-me)' } } }),
     ],
   });
-  const send = (l: string) => request(h.port(l), { path: '/orig', headers: { 'x-verdict': 'allow', 'x-drop-me': '1', 'x-keep-me': '1', 'x-tag': 'a' } });
+  const send = (l: string) => request(h.port(l), { path: '/orig', headers: { 'x-verdict': 'allow', 'x-drop-me': '1', 'x-keep-me': '1', 'x-tag': 'a', 'x-present': 'orig', 'x-present2': 'orig' } });
 
   const free = await send('free');
   assert.equal(free.status, 200, free.body + ' ' + h.streams.at(-1)?.responseCodeDetails);
@@ -58,6 +69,10 @@ test('decoder_header_mutation_rules decide which request headers an OK answer se
   assert.equal(up.headers['x-drop-me'], undefined);
   assert.equal(up.headers['x-keep-me'], undefined);
   assert.equal(up.method, 'GET', ':method can never be removed');
+  assert.deepEqual([up.headers['x-present'], up.headers['x-new']], ['orig', 'added'], 'ADD_IF_ABSENT');
+  assert.deepEqual([up.headers['x-present2'], up.headers['x-missing']], ['over', undefined], 'OVERWRITE_IF_EXISTS');
+  assert.equal(free.headers['x-upstream'], 'replaced', 'response_headers_to_add with OVERWRITE_IF_EXISTS_OR_ADD');
+  assert.equal(free.headers['x-authz'], 'one, two', 'append: true adds each value');
 
   const ruled = (await send('ruled')).json();
   assert.equal(ruled.url, '/rewritten', ':path is no routing header: allowed by default rules');

@@ -22,16 +22,33 @@ export interface CheckInput {
 
 export type HeaderPair = readonly [string, string];
 
+/** HeaderValueOption.append_action as ext_authz applies it (unset, or append: false, is Set). */
+export const HeaderAction = { Set: 0, Append: 1, AddIfAbsent: 2, OverwriteIfExists: 3 } as const;
+export type HeaderAction = (typeof HeaderAction)[keyof typeof HeaderAction];
+
+export interface HeaderMutation {
+  readonly key: string;
+  readonly value: string;
+  readonly action: HeaderAction;
+}
+
 export interface CheckOk {
   readonly kind: 'ok';
-  /** Upstream request headers to set (replacing), to append, and to remove. */
-  readonly set: readonly HeaderPair[];
-  readonly append: readonly HeaderPair[];
+  /** Upstream request header mutations, in the service's order. */
+  readonly headers: readonly HeaderMutation[];
   readonly remove: readonly string[];
-  /** Headers added to the client's response. */
-  readonly responseAdd: readonly HeaderPair[];
-  readonly responseSet: readonly HeaderPair[];
+  /** Mutations of the client's response. */
+  readonly response: readonly HeaderMutation[];
+  /** An append_action this proxy does not know was seen (refused with validate_mutations, else Set). */
+  readonly invalidAction?: boolean;
   readonly dynamicMetadata?: Record<string, unknown>;
+}
+
+/** Applies one mutation to a header map (repeated values as arrays). */
+export function mutateHeaders(h: HeaderMap, m: HeaderMutation): void {
+  const prev = h[m.key];
+  if (m.action === HeaderAction.Append) h[m.key] = prev === undefined ? m.value : [...(Array.isArray(prev) ? prev : [prev]), m.value];
+  else if (m.action === HeaderAction.Set || (m.action === HeaderAction.AddIfAbsent ? prev === undefined : prev !== undefined)) h[m.key] = m.value;
 }
 
 export interface CheckDenied {

@@ -9,9 +9,9 @@ import { HTTP_EXT_AUTHZ_TYPE } from '../../../envoy/index.ts';
 import { ResponseFlag } from '../../response-flags.ts';
 import type { Stat } from '../../stats/stats.ts';
 import { registerHttpFilter } from '../registry.ts';
-import { FilterStatus, type HeaderMap, type HttpFilter, type HttpFilterFactory, type RequestHead, type ResponseHead, type StreamCallbacks } from '../filter.ts';
+import { FilterStatus, type HttpFilter, type HttpFilterFactory, type RequestHead, type ResponseHead, type StreamCallbacks } from '../filter.ts';
 import { readExtAuthzConfig, readExtAuthzPerRoute, type ExtAuthzConfig, type ExtAuthzPerRoute } from './ext-authz-config.ts';
-import type { AuthzService, CheckOk, CheckResult } from './ext-authz-check.ts';
+import { HeaderAction, mutateHeaders, type AuthzService, type CheckOk, type CheckResult, type HeaderMutation } from './ext-authz-check.ts';
 import { MutationCheck, type MutationOp } from './ext-authz-mutation-rules.ts';
 import { TOKEN, badFieldValue } from '../../http/h1/h1-syntax.ts';
 import { HttpAuthzService } from './ext-authz-http.ts';
@@ -36,28 +36,29 @@ interface Compiled {
   readonly stats: ExtAuthzStats;
 }
 
-/** A header set by the service: pseudo headers and Host go to the request head's fields. */
-function setRequestHeader(head: RequestHead, k: string, v: string): void {
-  if (k === ':authority' || k === 'host') head.authority = v;
-  else if (k === ':path') head.path = v;
-  else if (k === ':method') head.method = v;
-  else if (k === ':scheme') head.scheme = v;
-  else if (k[0] !== ':') head.headers[k] = v;
+/**
+ * One request header mutation: pseudo headers and Host are the request head's fields (always
+ * present, single valued: they are never appended to).
+ */
+function mutateRequest(head: RequestHead, m: HeaderMutation): void {
+  const k = m.key;
+  if (k[0] !== ':' && k !== 'host') return mutateHeaders(head.headers, m);
+  if (m.action === HeaderAction.Append || m.action === HeaderAction.AddIfAbsent) return;
+  if (k === ':authority' || k === 'host') head.authority = m.value;
+  else if (k === ':path') head.path = m.value;
+  else if (k === ':method') head.method = m.value;
+  else if (k === ':scheme') head.scheme = m.value;
 }
 
 const validName = (k: string): boolean => TOKEN.test(k[0] === ':' ? k.slice(1) : k);
 
-/** validate_mutations: every header name is a token and every value a valid field value. */
+/** validate_mutations: every header name is a token, every value a valid field value, every append_action known. */
 function validMutations(r: CheckOk): boolean {
-  for (const list of [r.set, r.append, r.responseAdd, r.responseSet]) {
-    for (const [k, v] of list) if (!validName(k) || badFieldValue(v)) return false;
+  if (r.invalidAction) return false;
+  for (const list of [r.headers, r.response]) {
+    for (const m of list) if (!validName(m.key) || badFieldValue(m.value)) return false;
   }
   return true;
-}
-
-function addHeader(h: HeaderMap, k: string, v: string): void {
-  const prev = h[k];
-  h[k] = prev === undefined ? v : [...(Array.isArray(prev) ? prev : [prev]), v];
 }
 
 /** AttributeContext.HttpRequest.size: Content-Length, else the body's length when known, else -1. */
@@ -72,7 +73,7 @@ class ExtAuthzFilter implements HttpFilter {
   private readonly cb: StreamCallbacks;
   private head: RequestHead | undefined;
   private abort: AbortController | undefined;
-  private responseOps: CheckOk | undefined;
+  private responseOps: readonly HeaderMutation[] | undefined;
   /** Set in decodeHeaders for a request checked with its body (with_request_body). */
   decodeData?: (body: Buffer, endStream: boolean) => FilterStatus;
   /**
@@ -187,16 +188,10 @@ class ExtAuthzFilter implements HttpFilter {
     if (validateMutations && !validMutations(r)) return this.reject();
     const head = this.head!;
     const verdict = (op: MutationOp, k: string): MutationCheck => (rules ? rules.check(op, k) : MutationCheck.Ok);
-    for (const [k, v] of r.set) {
-      const ok = verdict('set', k);
+    for (const m of r.headers) {
+      const ok = verdict(m.action === HeaderAction.Append ? 'append' : 'set', m.key);
       if (ok === MutationCheck.Fail) return this.reject();
-      if (ok === MutationCheck.Ok) setRequestHeader(head, k, v);
-    }
-    for (const [k, v] of r.append) {
-      const ok = verdict('append', k);
-      if (ok === MutationCheck.Fail) return this.reject();
-      // The request head's pseudo headers and Host are single values.
-      if (ok === MutationCheck.Ok && k[0] !== ':' && k !== 'host') addHeader(head.headers, k, v);
+      if (ok === MutationCheck.Ok) mutateRequest(head, m);
     }
     for (const k of r.remove) {
       if (validateMutations && !TOKEN.test(k)) continue;
@@ -206,8 +201,8 @@ class ExtAuthzFilter implements HttpFilter {
       if (ok === MutationCheck.Fail) return this.reject();
       if (ok === MutationCheck.Ok) delete head.headers[k];
     }
-    if (r.responseAdd.length || r.responseSet.length) this.responseOps = r;
-    if (this.x.c.clearRouteCache && (r.remove.length || r.set.length || r.append.length)) this.cb.clearRouteCache();
+    if (r.response.length) this.responseOps = r.response;
+    if (this.x.c.clearRouteCache && (r.remove.length || r.headers.length)) this.cb.clearRouteCache();
     this.cb.continueDecoding();
   }
 
@@ -220,8 +215,7 @@ class ExtAuthzFilter implements HttpFilter {
   encodeHeaders(head: ResponseHead): void {
     const r = this.responseOps;
     if (!r) return;
-    for (const [k, v] of r.responseSet) head.headers[k] = v;
-    for (const [k, v] of r.responseAdd) addHeader(head.headers, k, v);
+    for (const m of r) if (m.key[0] !== ':') mutateHeaders(head.headers, m);
   }
 
   onDestroy(): void {

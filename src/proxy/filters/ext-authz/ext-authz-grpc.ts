@@ -9,7 +9,7 @@ import type { ClusterManager } from '../../upstream/cluster-manager.ts';
 import { requestThroughCluster } from '../../upstream/cluster-request.ts';
 import type { HeaderMap } from '../filter.ts';
 import type { ExtAuthzConfig, GrpcServiceConfig } from './ext-authz-config.ts';
-import { checkHeaders, type AuthzService, type CheckInput, type CheckResult, type HeaderPair } from './ext-authz-check.ts';
+import { checkHeaders, HeaderAction, mutateHeaders, type AuthzService, type CheckInput, type CheckResult, type HeaderMutation } from './ext-authz-check.ts';
 
 const CHECK_PATH = '/envoy.service.auth.v3.Authorization/Check';
 const CHECK_REQUEST = 'envoy.service.auth.v3.CheckRequest';
@@ -42,21 +42,36 @@ function first(v: string | string[] | undefined): string | undefined {
 interface HeaderOption {
   header?: { key?: string; value?: string; raw_value?: string };
   append?: boolean;
-  append_action?: string;
+  append_action?: string | number;
 }
 
+const ACTIONS: Readonly<Record<string, HeaderAction>> = {
+  APPEND_IF_EXISTS_OR_ADD: HeaderAction.Append,
+  ADD_IF_ABSENT: HeaderAction.AddIfAbsent,
+  OVERWRITE_IF_EXISTS_OR_ADD: HeaderAction.Set,
+  OVERWRITE_IF_EXISTS: HeaderAction.OverwriteIfExists,
+};
+
 /**
- * HeaderValueOption list → set / append pairs (ext_authz: unset append means set). Pseudo headers
- * and Host stay in: the filter decides (they can change the request head; mutation rules).
+ * HeaderValueOption list → mutations (ext_authz: unset append means Set). Pseudo headers and Host
+ * stay in: the filter decides (they can change the request head; mutation rules). Returns whether
+ * an unknown append_action was seen.
  */
-function headerOptions(list: unknown, set: HeaderPair[], append: HeaderPair[]): void {
+function headerOptions(list: unknown, out: HeaderMutation[]): boolean {
+  let invalid = false;
   for (const o of (Array.isArray(list) ? list : []) as HeaderOption[]) {
-    const k = o.header?.key?.toLowerCase();
-    if (!k) continue;
-    const v = o.header?.value ?? (o.header?.raw_value ? Buffer.from(o.header.raw_value, 'base64').toString() : '');
-    const appendIt = o.append_action ? o.append_action === 'APPEND_IF_EXISTS_OR_ADD' : o.append === true;
-    (appendIt ? append : set).push([k, v]);
+    const key = o.header?.key?.toLowerCase();
+    if (!key) continue;
+    const value = o.header?.value ?? (o.header?.raw_value ? Buffer.from(o.header.raw_value, 'base64').toString() : '');
+    let action: HeaderAction = o.append === true ? HeaderAction.Append : HeaderAction.Set;
+    if (o.append === undefined && o.append_action !== undefined) {
+      const a = ACTIONS[String(o.append_action)];
+      if (a === undefined) invalid = true;
+      action = a ?? HeaderAction.Set;
+    }
+    out.push({ key, value, action });
   }
+  return invalid;
 }
 
 function statusCode(code: unknown, def: number): number {
@@ -133,25 +148,18 @@ export class GrpcAuthzService implements AuthzService {
     const code = Number((r.status as Json | undefined)?.code ?? 0);
     if (code === 0) {
       const ok = (r.ok_response ?? {}) as Json;
-      const set: HeaderPair[] = [];
-      const append: HeaderPair[] = [];
-      headerOptions(ok.headers, set, append);
-      const responseSet: HeaderPair[] = [];
-      const responseAdd: HeaderPair[] = [];
-      headerOptions(ok.response_headers_to_add, responseSet, responseAdd);
+      const headers: HeaderMutation[] = [];
+      const response: HeaderMutation[] = [];
+      const invalidRequest = headerOptions(ok.headers, headers);
+      const invalidAction = headerOptions(ok.response_headers_to_add, response) || invalidRequest;
       const remove = ((ok.headers_to_remove ?? []) as string[]).map((h) => h.toLowerCase()).filter((h) => h);
-      return { kind: 'ok', set, append, remove, responseAdd, responseSet, dynamicMetadata };
+      return { kind: 'ok', headers, remove, response, invalidAction, dynamicMetadata };
     }
     const denied = (r.denied_response ?? {}) as Json;
-    const set: HeaderPair[] = [];
-    const append: HeaderPair[] = [];
-    headerOptions(denied.headers, set, append);
+    const mutations: HeaderMutation[] = [];
+    headerOptions(denied.headers, mutations);
     const headers2: HeaderMap = {};
-    for (const [k, v] of [...set, ...append]) {
-      if (k[0] === ':') continue;
-      const prev = headers2[k];
-      headers2[k] = prev === undefined ? v : [...(Array.isArray(prev) ? prev : [prev]), v];
-    }
+    for (const m of mutations) if (m.key[0] !== ':') mutateHeaders(headers2, m);
     return { kind: 'denied', status: statusCode((denied.status as Json | undefined)?.code, 403), headers: headers2, body: String(denied.body ?? ''), dynamicMetadata };
   }
 }

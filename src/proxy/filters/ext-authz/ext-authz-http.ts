@@ -8,7 +8,7 @@ import type { ClusterManager } from '../../upstream/cluster-manager.ts';
 import { requestThroughCluster } from '../../upstream/cluster-request.ts';
 import type { HeaderMap } from '../filter.ts';
 import type { ExtAuthzConfig, HttpServiceConfig } from './ext-authz-config.ts';
-import { checkHeaders, type AuthzService, type CheckInput, type CheckResult, type HeaderPair } from './ext-authz-check.ts';
+import { checkHeaders, HeaderAction, type AuthzService, type CheckInput, type CheckResult, type HeaderMutation } from './ext-authz-check.ts';
 
 const ALWAYS_SENT: ReadonlySet<string> = new Set([':authority', ':method', ':path', 'content-length', 'authorization']);
 /** Headers always allowed back to the client once allowed_client_headers is set (Envoy's list). */
@@ -51,22 +51,21 @@ export class HttpAuthzService implements AuthzService {
     }
     if (res.status >= 500) return { kind: 'error', message: `authorization service answered ${res.status}` };
     if (res.status === 200) {
-      const set: HeaderPair[] = [];
-      const append: HeaderPair[] = [];
-      const responseAdd: HeaderPair[] = [];
+      const headers: HeaderMutation[] = [];
+      const response: HeaderMutation[] = [];
       let remove: string[] = [];
       for (const [k, v] of Object.entries(res.headers)) {
         if (k === HEADERS_TO_REMOVE) {
-          remove = values(v).flatMap((x) => x.split(',')).map((x) => x.trim().toLowerCase()).filter((x) => x && x !== 'host' && x[0] !== ':');
+          remove = values(v).flatMap((x) => x.split(',')).map((x) => x.trim().toLowerCase()).filter((x) => x);
           continue;
         }
-        for (const x of values(v)) {
-          if (s.allowedUpstream.match(k)) set.push([k, x]);
-          if (s.allowedUpstreamAppend.match(k)) append.push([k, x]);
-          if (s.allowedClientOnSuccess.match(k)) responseAdd.push([k, x]);
+        for (const value of values(v)) {
+          if (s.allowedUpstream.match(k)) headers.push({ key: k, value, action: HeaderAction.Set });
+          if (s.allowedUpstreamAppend.match(k)) headers.push({ key: k, value, action: HeaderAction.Append });
+          if (s.allowedClientOnSuccess.match(k)) response.push({ key: k, value, action: HeaderAction.Append });
         }
       }
-      return { kind: 'ok', set, append, remove, responseAdd, responseSet: [] };
+      return { kind: 'ok', headers, remove, response };
     }
     const out: HeaderMap = {};
     for (const [k, v] of Object.entries(res.headers)) {
