@@ -1,10 +1,13 @@
 // envoy.filters.http.ext_authz: asks an external authorization service (HTTP or gRPC, through a
 // cluster) whether a request may proceed. Skipped when filter_enabled_metadata does not match
 // (Istio: only requests an AuthorizationPolicy CUSTOM rule selected, by the shadow RBAC filter's
-// `istio_ext_authz_shadow_effective_policy_id`) or filter_enabled samples it out. Denials answer
-// with the service's status/headers/body (flag UAEX, details ext_authz_denied); errors with
-// status_on_error (default 403, details ext_authz_error) unless failure_mode_allow. Stats
-// `http.<hcm prefix>.ext_authz.[<stat_prefix>.]ok|denied|error|disabled|failure_mode_allowed`.
+// `istio_ext_authz_shadow_effective_policy_id`) or filter_enabled samples it out (then refused
+// with deny_at_disable). with_request_body holds the chain (StopIterationAndBuffer) until the check
+// on the body allowed the request. Denials answer with the service's status/headers/body (flag
+// UAEX, details ext_authz_denied); errors with status_on_error (default 403, details
+// ext_authz_error) unless failure_mode_allow; an OK answer decoder_header_mutation_rules or
+// validate_mutations refuse with 500 (ext_authz_invalid). Stats
+// `http.<hcm prefix>.ext_authz.[<stat_prefix>.]ok|denied|error|invalid|disabled|failure_mode_allowed`.
 import { HTTP_EXT_AUTHZ_TYPE } from '../../../envoy/index.ts';
 import { ResponseFlag } from '../../response-flags.ts';
 import type { Stat } from '../../stats/stats.ts';
