@@ -38,16 +38,17 @@ describe('Istio task: egress gateway for HTTP traffic', () => {
   const gatewayRequests = () => clusterCounter(mesh, 'istio-egressgateway', 'upstream_rq_total', 'outbound|80||edition.cnn.com');
 
   it('a workload calling http://edition.cnn.com/politics goes through the egress gateway', async () => {
-    // The sidecar's port is read on each try: a sidecar restarted under load listens on a new one.
-    const outboundPort = () => mesh.process('productpage-v1-0')!.ports.outbound!;
+    // rig up gives the sidecar this port for the replica's life (a restart keeps it). It once stayed
+    // refused for good: the port, probed free by rig up, was held for a moment by another socket
+    // when the sidecar bound it; a listener whose address is in use now retries until it is free.
+    const outbound = mesh.process('productpage-v1-0')!.ports.outbound!;
     const res = await eventually('edition.cnn.com answered through the egress gateway', async () => {
-      const r = await request(outboundPort(), 'http://edition.cnn.com/politics', { headers: { host: 'edition.cnn.com' }, timeoutMs: 3000 });
+      const r = await request(outbound, 'http://edition.cnn.com/politics', { headers: { host: 'edition.cnn.com' }, timeoutMs: 3000 });
       return r.status === 200 && (await gatewayRequests()) > 0 ? r : undefined;
     });
     assert.equal(res.body, 'cnn stand-in');
     const before_ = await gatewayRequests();
     const n = seen.length;
-    const outbound = outboundPort();
     for (let i = 0; i < 3; i++) assert.equal((await request(outbound, 'http://edition.cnn.com/politics', { headers: { host: 'edition.cnn.com' } })).status, 200);
     assert.equal((await gatewayRequests()) - before_, 3, 'every call passed through the egress gateway');
     assert.deepEqual(seen.slice(n), Array(3).fill('edition.cnn.com /politics'));
