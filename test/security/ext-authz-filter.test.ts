@@ -164,7 +164,7 @@ test('HTTP ext_authz: timeouts fail closed or open (failure_mode_allow), a dead 
     listeners: [
       listener('closed', { ...httpAuthz('authz', '0.3s') }),
       listener('open', { ...httpAuthz('authz', '0.3s'), failure_mode_allow: true, failure_mode_allow_header_add: true }),
-      listener('down', { ...httpAuthz('down'), status_on_error: { code: 503 } }),
+      listener('down', { ...httpAuthz('down', '2s'), status_on_error: { code: 503 } }),
     ],
   });
   const closed = await request(h.port('closed'), { path: '/secure', headers: { 'x-verdict': 'slow' } });

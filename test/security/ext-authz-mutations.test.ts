@@ -36,6 +36,11 @@ const MUTATIONS = {
     { header: { key: 'x-missing', value: 'over' }, append_action: 'OVERWRITE_IF_EXISTS' },
   ],
   headers_to_remove: ['x-drop-me', 'x-keep-me', ':method', 'host'],
+  query_parameters_to_set: [
+    { key: 'a', value: 'set' },
+    { key: 'n', value: 'new' },
+  ],
+  query_parameters_to_remove: ['gone'],
   response_headers_to_add: [{ header: { key: 'x-upstream', value: 'replaced' }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' }, header('x-authz', 'one', true), header('x-authz', 'two', true)],
 };
 
@@ -56,12 +61,12 @@ test('decoder_header_mutation_rules decide which request headers an OK answer se
       listener('lenient', { decoder_header_mutation_rules: { disallow_all: true, allow_expression: { regex: 'x-(user|tag|drop-me)' } } }),
     ],
   });
-  const send = (l: string) => request(h.port(l), { path: '/orig', headers: { 'x-verdict': 'allow', 'x-drop-me': '1', 'x-keep-me': '1', 'x-tag': 'a', 'x-present': 'orig', 'x-present2': 'orig' } });
+  const send = (l: string) => request(h.port(l), { path: '/orig?a=1&gone=x&a=2', headers: { 'x-verdict': 'allow', 'x-drop-me': '1', 'x-keep-me': '1', 'x-tag': 'a', 'x-present': 'orig', 'x-present2': 'orig' } });
 
   const free = await send('free');
   assert.equal(free.status, 200, free.body + ' ' + h.streams.at(-1)?.responseCodeDetails);
   const up = free.json();
-  assert.equal(up.url, '/rewritten', 'without rules, :path may be set');
+  assert.equal(up.url, '/rewritten?a=set&n=new', 'without rules, :path may be set; then the query parameters are set and removed');
   assert.equal(up.headers.host, 'other.example', 'and :authority');
   assert.equal(up.headers['x-envoy-peer'], 'evil');
   assert.equal(up.headers['x-user'], 'bob');
@@ -75,7 +80,7 @@ test('decoder_header_mutation_rules decide which request headers an OK answer se
   assert.equal(free.headers['x-authz'], 'one, two', 'append: true adds each value');
 
   const ruled = (await send('ruled')).json();
-  assert.equal(ruled.url, '/rewritten', ':path is no routing header: allowed by default rules');
+  assert.equal(ruled.url, '/rewritten?a=set&n=new', ':path is no routing header: allowed by default rules');
   assert.equal(ruled.headers.host, `127.0.0.1:${h.port('ruled')}`, ':authority needs allow_all_routing');
   assert.equal(ruled.headers['x-envoy-peer'], undefined, 'x-envoy-* needs allow_envoy');
   assert.equal(ruled.headers['x-user'], 'bob');
@@ -83,7 +88,8 @@ test('decoder_header_mutation_rules decide which request headers an OK answer se
   assert.equal(ruled.headers['x-keep-me'], '1', 'disallow_expression');
 
   const lenient = (await send('lenient')).json();
-  assert.deepEqual([lenient.url, lenient.headers['x-user'], lenient.headers['x-tag'], lenient.headers['x-drop-me'], lenient.headers['x-keep-me']], ['/orig', 'bob', 'a, b', undefined, '1'], 'disallow_all except allow_expression; refused mutations are ignored');
+  assert.equal(lenient.url, '/orig?a=set&n=new', 'query parameters: the first a= takes the value, the second goes, gone= is removed, n= is added');
+  assert.deepEqual([lenient.url.split('?')[0], lenient.headers['x-user'], lenient.headers['x-tag'], lenient.headers['x-drop-me'], lenient.headers['x-keep-me']], ['/orig', 'bob', 'a, b', undefined, '1'], 'disallow_all except allow_expression; refused mutations are ignored');
 
   const strict = await send('strict');
   assert.equal(strict.status, 500, 'disallow_is_error: a refused mutation fails the request');

@@ -37,6 +37,9 @@ export interface CheckOk {
   /** Upstream request header mutations, in the service's order. */
   readonly headers: readonly HeaderMutation[];
   readonly remove: readonly string[];
+  /** query_parameters_to_set (replacing every value of the name) and query_parameters_to_remove. */
+  readonly querySet?: readonly HeaderPair[];
+  readonly queryRemove?: readonly string[];
   /** Mutations of the client's response. */
   readonly response: readonly HeaderMutation[];
   /** An append_action this proxy does not know was seen (refused with validate_mutations, else Set). */

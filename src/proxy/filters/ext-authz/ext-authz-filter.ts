@@ -14,7 +14,7 @@ import type { Stat } from '../../stats/stats.ts';
 import { registerHttpFilter } from '../registry.ts';
 import { FilterStatus, type HttpFilter, type HttpFilterFactory, type RequestHead, type ResponseHead, type StreamCallbacks } from '../filter.ts';
 import { readExtAuthzConfig, readExtAuthzPerRoute, type ExtAuthzConfig, type ExtAuthzPerRoute } from './ext-authz-config.ts';
-import { HeaderAction, mutateHeaders, type AuthzService, type CheckOk, type CheckResult, type HeaderMutation } from './ext-authz-check.ts';
+import { HeaderAction, mutateHeaders, type AuthzService, type CheckOk, type CheckResult, type HeaderMutation, type HeaderPair } from './ext-authz-check.ts';
 import { MutationCheck, type MutationOp } from './ext-authz-mutation-rules.ts';
 import { TOKEN, badFieldValue } from '../../http/h1/h1-syntax.ts';
 import { HttpAuthzService } from './ext-authz-http.ts';
@@ -53,11 +53,41 @@ function mutateRequest(head: RequestHead, m: HeaderMutation): void {
   else if (k === ':scheme') head.scheme = m.value;
 }
 
+/**
+ * query_parameters_to_set / _to_remove on the request path (names case-sensitive, values as the
+ * service wrote them: no decoding); parameters keep their order, new ones go last.
+ */
+function rewriteQuery(path: string, set: readonly HeaderPair[], remove: readonly string[]): string {
+  const q = path.indexOf('?');
+  const params = q < 0 || q === path.length - 1 ? [] : path.slice(q + 1).split('&').map((p): [string, string | undefined] => {
+    const e = p.indexOf('=');
+    return e < 0 ? [p, undefined] : [p.slice(0, e), p.slice(e + 1)];
+  });
+  let out = params;
+  for (const [k, v] of set) {
+    const i = out.findIndex(([n]) => n === k);
+    if (i < 0) {
+      out.push([k, v]);
+      continue;
+    }
+    // The first occurrence takes the value (later ones go; they are after it, so i stays).
+    out = out.filter(([n], j) => n !== k || j === i);
+    out[i] = [k, v];
+  }
+  if (remove.length) out = out.filter(([n]) => !remove.includes(n));
+  const base = q < 0 ? path : path.slice(0, q);
+  return out.length ? `${base}?${out.map(([k, v]) => (v === undefined ? k : `${k}=${v}`)).join('&')}` : base;
+}
+
+/** A query parameter name or value that needs no further percent-encoding. */
+const URL_ENCODED = /^(?:[A-Za-z0-9\-._~!$'()*+,;:@/?]|%[0-9A-Fa-f]{2})*$/;
+
 const validName = (k: string): boolean => TOKEN.test(k[0] === ':' ? k.slice(1) : k);
 
 /** validate_mutations: every header name is a token, every value a valid field value, every append_action known. */
 function validMutations(r: CheckOk): boolean {
   if (r.invalidAction) return false;
+  for (const [k, v] of r.querySet ?? []) if (!URL_ENCODED.test(k) || !URL_ENCODED.test(v)) return false;
   for (const list of [r.headers, r.response]) {
     for (const m of list) if (!validName(m.key) || badFieldValue(m.value)) return false;
   }
@@ -204,8 +234,11 @@ class ExtAuthzFilter implements HttpFilter {
       if (ok === MutationCheck.Fail) return this.reject();
       if (ok === MutationCheck.Ok) delete head.headers[k];
     }
+    const querySet = r.querySet ?? [];
+    const queryRemove = r.queryRemove ?? [];
+    if (querySet.length || queryRemove.length) head.path = rewriteQuery(head.path, querySet, queryRemove);
     if (r.response.length) this.responseOps = r.response;
-    if (this.x.c.clearRouteCache && (r.remove.length || r.headers.length)) this.cb.clearRouteCache();
+    if (this.x.c.clearRouteCache && (r.remove.length || r.headers.length || querySet.length || queryRemove.length)) this.cb.clearRouteCache();
     this.cb.continueDecoding();
   }
 

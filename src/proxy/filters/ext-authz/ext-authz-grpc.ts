@@ -9,7 +9,7 @@ import type { ClusterManager } from '../../upstream/cluster-manager.ts';
 import { requestThroughCluster } from '../../upstream/cluster-request.ts';
 import type { HeaderMap } from '../filter.ts';
 import type { ExtAuthzConfig, GrpcServiceConfig } from './ext-authz-config.ts';
-import { checkHeaders, HeaderAction, mutateHeaders, type AuthzService, type CheckInput, type CheckResult, type HeaderMutation } from './ext-authz-check.ts';
+import { checkHeaders, HeaderAction, mutateHeaders, type AuthzService, type CheckInput, type CheckResult, type HeaderMutation, type HeaderPair } from './ext-authz-check.ts';
 
 const CHECK_PATH = '/envoy.service.auth.v3.Authorization/Check';
 const CHECK_REQUEST = 'envoy.service.auth.v3.CheckRequest';
@@ -153,7 +153,11 @@ export class GrpcAuthzService implements AuthzService {
       const invalidRequest = headerOptions(ok.headers, headers);
       const invalidAction = headerOptions(ok.response_headers_to_add, response) || invalidRequest;
       const remove = ((ok.headers_to_remove ?? []) as string[]).map((h) => h.toLowerCase()).filter((h) => h);
-      return { kind: 'ok', headers, remove, response, invalidAction, dynamicMetadata };
+      const querySet = ((ok.query_parameters_to_set ?? []) as { key?: string; value?: string }[]).filter((q) => q.key).map((q): HeaderPair => [q.key!, q.value ?? '']);
+      const queryRemove = (ok.query_parameters_to_remove ?? []) as string[];
+      // The deprecated ok_response.dynamic_metadata overrides CheckResponse.dynamic_metadata.
+      const metadata = this.c.ingestMetadata ? ((ok.dynamic_metadata as Json | undefined) ?? dynamicMetadata) : undefined;
+      return { kind: 'ok', headers, remove, querySet, queryRemove, response, invalidAction, dynamicMetadata: metadata };
     }
     const denied = (r.denied_response ?? {}) as Json;
     const mutations: HeaderMutation[] = [];
