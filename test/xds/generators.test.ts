@@ -105,7 +105,8 @@ test('PeerAuthentication precedence: workload PERMISSIVE over mesh STRICT, portL
   const { push, proxies } = await scenario();
   const listeners = generateAll(push, proxies['ratings-explicit']).listeners;
   const matches = (name: string) => ((listeners.find((l) => l.name === name) as EnvoyJson).filter_chains as EnvoyJson[]).map((c) => c.filter_chain_match ?? null);
-  assert.deepEqual(matches('127.0.0.1_30201'), [{ transport_protocol: 'tls' }, { transport_protocol: 'raw_buffer' }]);
+  // PERMISSIVE on an HTTP port: mesh mTLS told by Istio's ALPN, plaintext; no chain for other TLS (as Istio).
+  assert.deepEqual(matches('127.0.0.1_30201'), [{ transport_protocol: 'tls', application_protocols: ['istio', 'istio-peer-exchange', 'istio-http/1.0', 'istio-http/1.1', 'istio-h2'] }, { transport_protocol: 'raw_buffer' }]);
   assert.deepEqual(matches('127.0.0.1_30202'), [null]);
 });
 

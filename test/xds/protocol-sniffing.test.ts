@@ -48,9 +48,11 @@ test('inbound: virtualInbound splits a workload port with an unknown name into H
     forPort.map((c) => [c.filter_chain_match, chainFilters(c).at(-1)]),
     [
       [{ destination_port: 7000, transport_protocol: 'tls', application_protocols: ['istio-http/1.0', 'istio-http/1.1', 'istio-h2'] }, 'envoy.filters.network.http_connection_manager'],
-      [{ destination_port: 7000, transport_protocol: 'tls' }, 'envoy.filters.network.tcp_proxy'],
+      [{ destination_port: 7000, transport_protocol: 'tls', application_protocols: ['istio-peer-exchange', 'istio'] }, 'envoy.filters.network.tcp_proxy'],
       [{ destination_port: 7000, transport_protocol: 'raw_buffer', application_protocols: ['http/1.0', 'http/1.1', 'h2c'] }, 'envoy.filters.network.http_connection_manager'],
       [{ destination_port: 7000, transport_protocol: 'raw_buffer' }, 'envoy.filters.network.tcp_proxy'],
+      // PERMISSIVE: TLS without Istio's ALPN is a client's own TLS, relayed to the application.
+      [{ destination_port: 7000, transport_protocol: 'tls' }, 'envoy.filters.network.tcp_proxy'],
     ],
   );
   const tcpPort = (vin.filter_chains as EnvoyJson[]).filter((c) => (c.filter_chain_match as EnvoyJson | undefined)?.destination_port === 7001);

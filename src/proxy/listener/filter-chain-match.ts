@@ -52,6 +52,15 @@ function serverNameScore(names: readonly string[], sni: string | undefined): num
   return best;
 }
 
+/**
+ * Envoy walks the client's ALPN list in the client's order and takes the chains listing the first
+ * protocol any chain lists: the earlier the client's protocol a chain lists, the higher; -1 none.
+ */
+function alpnScore(listed: readonly string[], offered: readonly string[]): number {
+  for (let i = 0; i < offered.length; i++) if (listed.includes(offered[i])) return offered.length - i;
+  return -1;
+}
+
 type Step = (c: FilterChain) => number | undefined;
 
 /** Narrows to the chains with the best specific score; falls back to those without the criterion. */
@@ -78,7 +87,7 @@ export function selectFilterChain(l: ListenerConfig, f: ConnectionFacts): Filter
   cs = narrow(cs, (c) => (c.match.prefixRanges.length ? cidrMatch(c.match.prefixRanges, f.destinationIp) : undefined));
   cs = narrow(cs, (c) => (c.match.serverNames.length ? serverNameScore(c.match.serverNames, f.serverName) : undefined));
   cs = narrow(cs, (c) => (c.match.transportProtocol === undefined ? undefined : c.match.transportProtocol === f.transportProtocol ? 0 : -1));
-  cs = narrow(cs, (c) => (c.match.applicationProtocols.length ? (c.match.applicationProtocols.some((p) => f.applicationProtocols.includes(p)) ? 0 : -1) : undefined));
+  cs = narrow(cs, (c) => (c.match.applicationProtocols.length ? alpnScore(c.match.applicationProtocols, f.applicationProtocols) : undefined));
   cs = narrow(cs, (c) => (c.match.sourcePrefixRanges.length ? cidrMatch(c.match.sourcePrefixRanges, f.sourceIp) : undefined));
   cs = narrow(cs, (c) => (c.match.sourcePorts.length ? (c.match.sourcePorts.includes(f.sourcePort) ? 0 : -1) : undefined));
   return cs[0] ?? l.defaultChain;

@@ -7,15 +7,13 @@ import { HTTP_INSPECTOR_TYPE } from '../../envoy/index.ts';
 import type { EnvoyJson } from '../../envoy/index.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import type { MtlsMode } from './peer-authentication.ts';
-import { istioMutualDownstream } from './tls.ts';
+import { ALPN_IN_MESH, ALPN_ISTIO_HTTP, istioMutualDownstream } from './tls.ts';
 import { toSeconds } from './duration.ts';
 
 export const HTTP_INSPECTOR: EnvoyJson = { name: 'envoy.filters.listener.http_inspector', typed_config: { '@type': HTTP_INSPECTOR_TYPE } };
 
 /** What the http_inspector reports for HTTP. */
 export const SNIFFED_HTTP = ['http/1.0', 'http/1.1', 'h2c'];
-/** ALPN of Istio clients sending HTTP over mesh mTLS. */
-export const ISTIO_HTTP_ALPN = ['istio-http/1.0', 'istio-http/1.1', 'istio-h2'];
 
 /** Overlaps a mesh client's ALPN (a server without overlap fails the handshake) but not with istio-peer-exchange. */
 const ALPN_SNIFFED_TCP = ['istio', 'h2', 'http/1.1'];
@@ -47,12 +45,14 @@ export function sniffingListener(push: PushContext, listener: EnvoyJson): EnvoyJ
  * Inbound chains of a port without a declared protocol: HTTP (by ALPN over mTLS, by the
  * http_inspector in plaintext) to the connection manager, the rest to tcp_proxy. The TLS TCP chain
  * offers no istio-peer-exchange: a client's HTTP that lands there must not meet a metadata preamble.
+ * In PERMISSIVE the TCP mTLS chain takes only Istio's TCP ALPN (the caller adds the passthrough chain).
  */
 export function inboundSniffChains(mode: MtlsMode, name: string, hcm: EnvoyJson, tcpFilters: EnvoyJson[], match: EnvoyJson): EnvoyJson[] {
   const chains: EnvoyJson[] = [];
   if (mode !== 'DISABLE') {
-    chains.push({ name: `${name}-http`, filter_chain_match: { ...match, transport_protocol: 'tls', application_protocols: ISTIO_HTTP_ALPN }, filters: [hcm], transport_socket: istioMutualDownstream() });
-    chains.push({ name, filter_chain_match: { ...match, transport_protocol: 'tls' }, filters: tcpFilters, transport_socket: istioMutualDownstream(ALPN_SNIFFED_TCP) });
+    const tcpAlpn = mode === 'PERMISSIVE' ? { application_protocols: ALPN_IN_MESH } : {};
+    chains.push({ name: `${name}-http`, filter_chain_match: { ...match, transport_protocol: 'tls', application_protocols: ALPN_ISTIO_HTTP }, filters: [hcm], transport_socket: istioMutualDownstream() });
+    chains.push({ name, filter_chain_match: { ...match, transport_protocol: 'tls', ...tcpAlpn }, filters: tcpFilters, transport_socket: istioMutualDownstream(ALPN_SNIFFED_TCP) });
   }
   if (mode !== 'STRICT') {
     chains.push({ name: `${name}-plaintext-http`, filter_chain_match: { ...match, transport_protocol: 'raw_buffer', application_protocols: SNIFFED_HTTP }, filters: [hcm] });

@@ -10,6 +10,13 @@ export const ADS_SDS = { ads: {}, resource_api_version: 'V3' } as const;
 /** ALPN Istio offers when connecting to a sidecar (with the metadata-exchange marker). */
 export const ALPN_IN_MESH = ['istio-peer-exchange', 'istio'];
 export const ALPN_IN_MESH_H2 = ['istio-peer-exchange', 'istio', 'h2'];
+/** ALPN of Istio clients sending HTTP over mesh mTLS (the istio.alpn filter's override, each with `istio`). */
+export const ALPN_ISTIO_HTTP = ['istio-http/1.0', 'istio-http/1.1', 'istio-h2'];
+/**
+ * Every ALPN an Istio client offers over mesh mTLS. A PERMISSIVE inbound chain matches these to
+ * tell mesh mTLS from a client's own TLS (which is passed through to the application).
+ */
+export const ALPN_ISTIO_MTLS = ['istio', 'istio-peer-exchange', ...ALPN_ISTIO_HTTP];
 /** ALPN a sidecar's inbound mTLS chain accepts. */
 export const ALPN_DOWNSTREAM = ['istio-peer-exchange', 'h2', 'http/1.1'];
 const TLS_PARAMS = { tls_minimum_protocol_version: 'TLSv1_2', tls_maximum_protocol_version: 'TLSv1_3' };
