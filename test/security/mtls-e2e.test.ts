@@ -54,10 +54,10 @@ async function meshCert(caDir: string, spiffe: string, from: Date, to: Date): Pr
   return { cert: cert.toString('pem'), key: leafKey.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string };
 }
 
-/** GET over mTLS with a client certificate: the status, or 'refused' when the handshake/connection fails. */
+/** GET over mTLS with a client certificate and the ALPN of Istio's client sidecars: the status, or 'refused' when the handshake/connection fails. */
 function mtlsGet(port: number, ca: string, c: Cert | undefined): Promise<number | 'refused'> {
   return new Promise((resolve) => {
-    const s = tls.connect({ host: '127.0.0.1', port, ca, cert: c?.cert, key: c?.key, ALPNProtocols: ['http/1.1'], checkServerIdentity: () => undefined });
+    const s = tls.connect({ host: '127.0.0.1', port, ca, cert: c?.cert, key: c?.key, ALPNProtocols: ['istio-http/1.1', 'istio', 'http/1.1'], checkServerIdentity: () => undefined });
     let got = '';
     s.on('secureConnect', () => s.write('GET / HTTP/1.1\r\nhost: httpbin.foo\r\nconnection: close\r\n\r\n'));
     s.on('data', (d: Buffer) => (got += d.toString()));

@@ -127,7 +127,8 @@ export async function startSidecar(opts: { ns?: string; sa?: string; labels?: Re
           res.on('data', (c: Buffer) => chunks.push(c));
           res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString(), headers: res.headers }));
         };
-        const req = o.id ? https.request({ ...base, ...tlsOpts(o.id) }, done) : http.request(base, done);
+        // A mesh client offers Istio's ALPN, as a client sidecar does (PERMISSIVE passes other TLS through).
+        const req = o.id ? https.request({ ...base, ...tlsOpts(o.id), ALPNProtocols: ['istio-http/1.1', 'istio', 'http/1.1'] } as https.RequestOptions, done) : http.request(base, done);
         req.on('error', reject);
         req.end();
       });
