@@ -158,3 +158,39 @@ test('per-route check_settings: disable_request_body_buffering, or its own with_
   ]);
   assert.match(errs.join('\n'), /only one of disable_request_body_buffering and with_request_body/);
 });
+
+test('the route cluster counts the outcomes (and a denial as its response unless charge_cluster_response_stats: false); encode_raw_headers; no route, no check', async (t) => {
+  const app = await startUpstream('app');
+  const authz = await startGrpcAuthz();
+  const h = await startTestRuntime(t, [app]);
+  t.after(() => authz.close());
+  const only = (cluster: string) => [{ match: { prefix: '/r' }, route: { cluster } }];
+  await configure(h, {
+    clusters: [staticCluster('app', [app.port]), staticCluster('quiet', [app.port]), staticCluster('authz', [authz.port])],
+    listeners: [listener('charged', { encode_raw_headers: true }, only('app')), listener('uncharged', { charge_cluster_response_stats: false, stat_prefix: 'waf' }, only('quiet'))],
+  });
+  const send = (l: string, verdict: string, path = '/r') => request(h.port(l), { path, headers: { 'x-verdict': verdict, 'set-cookie': ['a=1', 'b=2'] } });
+  assert.equal((await send('charged', 'allow')).status, 200);
+  assert.equal((await send('charged', 'deny')).status, 401);
+  assert.equal((await send('charged', 'fail')).status, 403);
+  assert.deepEqual(['ok', 'denied', 'error'].map((o) => stat(h, `cluster.app.ext_authz.${o}`)), [1, 1, 1]);
+  assert.equal(stat(h, 'cluster.app.upstream_rq_401'), 1, 'the denial is charged to the route cluster');
+  assert.equal(stat(h, 'cluster.app.upstream_rq_4xx'), 1, 'the error is not');
+
+  const raw = authz.seen[0].attributes.request!.http;
+  assert.equal(raw.headers, undefined, 'encode_raw_headers: header_map instead of headers');
+  assert.deepEqual(
+    raw.header_map!.headers.filter((x) => x.key === 'set-cookie').map((x) => x.raw_value.toString()),
+    ['a=1', 'b=2'],
+    'repeated headers (kept as a list by the codec: set-cookie) stay apart',
+  );
+  assert.equal(raw.header_map!.headers[0].key, ':authority');
+
+  assert.equal((await send('uncharged', 'deny')).status, 401);
+  assert.equal(stat(h, 'cluster.quiet.ext_authz.waf.denied'), 1, 'the stat_prefix is in the cluster counters too');
+  assert.equal(stat(h, 'cluster.quiet.upstream_rq_401'), 0, 'charge_cluster_response_stats: false');
+  assert.equal(authz.seen[3].attributes.request!.http.headers['set-cookie'], 'a=1,b=2', 'joined without encode_raw_headers');
+
+  assert.equal((await send('charged', 'deny', '/elsewhere')).status, 404);
+  assert.equal(authz.seen.length, 4, 'a request no route matches is not checked');
+});

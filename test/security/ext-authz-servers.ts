@@ -12,7 +12,7 @@ export interface CheckCall {
   attributes: {
     context_extensions?: Record<string, string>;
     source: { address: { socket_address: { address: string; port_value: number } } };
-    request?: { http: { method: string; path: string; host: string; headers: Record<string, string>; id: string; protocol: string; size?: number; body?: string; raw_body?: Buffer } };
+    request?: { http: { method: string; path: string; host: string; headers: Record<string, string>; id: string; protocol: string; size?: number; body?: string; raw_body?: Buffer; header_map?: { headers: { key: string; raw_value: Buffer }[] } } };
   };
 }
 
@@ -36,7 +36,7 @@ export async function startGrpcAuthz(): Promise<GrpcAuthz> {
     Check(call: grpc.ServerUnaryCall<CheckCall, unknown>, cb: grpc.sendUnaryData<unknown>) {
       seen.push(call.request);
       const http = call.request.attributes.request?.http;
-      const verdict = http ? http.headers['x-verdict'] : authz.tcpVerdict;
+      const verdict = http ? (http.headers?.['x-verdict'] ?? http.header_map?.headers.find((x) => x.key === 'x-verdict')?.raw_value.toString()) : authz.tcpVerdict;
       if (verdict === 'fail') return cb({ code: grpc.status.UNAVAILABLE, details: 'authz down' });
       if (verdict === 'deny') {
         return cb(null, { status: { code: 7 }, denied_response: { status: { code: 'Unauthorized' }, headers: [{ header: { key: 'x-deny-reason', value: 'grpc says no' } }], body: 'denied over gRPC' } });

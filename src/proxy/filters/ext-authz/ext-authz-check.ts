@@ -73,20 +73,17 @@ export interface AuthzService {
   check(input: CheckInput, signal: AbortSignal): Promise<CheckResult>;
 }
 
-function joined(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v.join(',') : v;
-}
-
 /**
  * The request headers a check carries, with the pseudo headers (`:authority`, `:method`, `:path`)
  * first, as Envoy's CheckRequest: filtered by allowed_headers (plus `defaults` when given),
  * minus disallowed_headers. Unset allowed_headers with no defaults means every header (gRPC).
+ * Repeated headers are joined with "," unless encode_raw_headers keeps them apart.
  */
-export function checkHeaders(c: ExtAuthzConfig, head: RequestHead, defaults: ReadonlySet<string> | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  const all: [string, string | undefined][] = [[':authority', head.authority], [':method', head.method], [':path', head.path], [':scheme', head.scheme]];
+export function checkHeaders(c: ExtAuthzConfig, head: RequestHead, defaults: ReadonlySet<string> | undefined): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  const all: [string, string | string[] | undefined][] = [[':authority', head.authority], [':method', head.method], [':path', head.path], [':scheme', head.scheme]];
   // Host is :authority here, as in Envoy's CheckRequest.
-  for (const [k, v] of Object.entries(head.headers)) if (k !== 'host') all.push([k, joined(v)]);
+  for (const [k, v] of Object.entries(head.headers)) if (k !== 'host') all.push([k, Array.isArray(v) && !c.rawHeaders ? v.join(',') : v]);
   for (const [k, v] of all) {
     if (v === undefined) continue;
     const allowed = defaults ? defaults.has(k) || c.allowedHeaders.match(k) : !c.allowedHeaders.set || c.allowedHeaders.match(k);

@@ -68,6 +68,10 @@ export interface ExtAuthzConfig {
   /** enable_dynamic_metadata_ingestion: a gRPC service's dynamic_metadata is stored. */
   readonly ingestMetadata: boolean;
   readonly statPrefix: string;
+  /** charge_cluster_response_stats: a denial counts in the route cluster's upstream_rq_<code>. */
+  readonly chargeClusterStats: boolean;
+  /** encode_raw_headers: repeated headers stay apart (gRPC: header_map with raw_value). */
+  readonly rawHeaders: boolean;
 }
 
 export interface ExtAuthzPerRoute {
@@ -209,7 +213,6 @@ export function readExtAuthzConfig(r: Reader): ExtAuthzConfig {
   if (dad?.has('runtime_key')) dad.issues.warn(dad.at('runtime_key'), 'rig proxy has no runtime; default_value applies');
   dad?.accept('runtime_key');
   dad?.done();
-  r.accept('charge_cluster_response_stats', 'encode_raw_headers');
   const c: ExtAuthzConfig = {
     service,
     failureModeAllow: r.bool('failure_mode_allow', false),
@@ -227,6 +230,8 @@ export function readExtAuthzConfig(r: Reader): ExtAuthzConfig {
     metadataNamespaces: r.strs('metadata_context_namespaces'),
     ingestMetadata: r.bool('enable_dynamic_metadata_ingestion', true),
     statPrefix: r.str('stat_prefix'),
+    chargeClusterStats: r.bool('charge_cluster_response_stats', true),
+    rawHeaders: r.bool('encode_raw_headers', false),
   };
   return c;
 }

@@ -10,7 +10,9 @@
 // `http.<hcm prefix>.ext_authz.[<stat_prefix>.]ok|denied|error|invalid|disabled|failure_mode_allowed`.
 import { HTTP_EXT_AUTHZ_TYPE } from '../../../envoy/index.ts';
 import { ResponseFlag } from '../../response-flags.ts';
-import type { Stat } from '../../stats/stats.ts';
+import type { Stat, Stats } from '../../stats/stats.ts';
+import type { ClusterManager } from '../../upstream/cluster-manager.ts';
+import type { Cluster } from '../../upstream/cluster.ts';
 import { registerHttpFilter } from '../registry.ts';
 import { FilterStatus, type HttpFilter, type HttpFilterFactory, type RequestHead, type ResponseHead, type StreamCallbacks } from '../filter.ts';
 import { readExtAuthzConfig, readExtAuthzPerRoute, type ExtAuthzConfig, type ExtAuthzPerRoute } from './ext-authz-config.ts';
@@ -37,6 +39,10 @@ interface Compiled {
   readonly c: ExtAuthzConfig;
   readonly service: AuthzService;
   readonly stats: ExtAuthzStats;
+  readonly allStats: Stats;
+  readonly clusters: ClusterManager;
+  /** `ext_authz.[<stat_prefix>.]`: the route cluster's counters are `cluster.<name>.` + this + outcome. */
+  readonly clusterStatPrefix: string;
 }
 
 /**
@@ -129,6 +135,8 @@ class ExtAuthzFilter implements HttpFilter {
   }
 
   decodeHeaders(head: RequestHead, endStream: boolean): FilterStatus {
+    // As Envoy: no route, no check (the router answers 404).
+    if (!this.cb.matchedRoute()) return FilterStatus.Continue;
     const perRoute = this.cb.perRouteConfig<ExtAuthzPerRoute>(EXT_AUTHZ_FILTER_NAME);
     if (perRoute?.disabled) return FilterStatus.Continue;
     const c = this.x.c;
@@ -192,18 +200,25 @@ class ExtAuthzFilter implements HttpFilter {
       state[EXT_AUTHZ_FILTER_NAME] = { ...(state[EXT_AUTHZ_FILTER_NAME] as object | undefined), ...r.dynamicMetadata };
     }
     if (r.kind === 'ok') {
-      stats.ok.value++;
       this.allow(r);
       return;
     }
     if (r.kind === 'denied') {
       stats.denied.value++;
+      const cluster = this.countInCluster('denied');
+      // As a response of the cluster (charge_cluster_response_stats).
+      if (cluster && c.chargeClusterStats) {
+        cluster.s.rqCompleted.value++;
+        cluster.s.codes.record(r.status);
+      }
       this.cb.sendLocalReply({ status: r.status, headers: r.headers, body: r.body, flags: ResponseFlag.UnauthorizedExternalService, details: 'ext_authz_denied' });
       return;
     }
     stats.error.value++;
+    this.countInCluster('error');
     if (c.failureModeAllow) {
       stats.failureModeAllowed.value++;
+      this.countInCluster('failure_mode_allowed');
       if (c.failureModeAllowHeaderAdd) this.head!.headers['x-envoy-auth-failure-mode-allowed'] = 'true';
       this.cb.continueDecoding();
       return;
@@ -238,13 +253,24 @@ class ExtAuthzFilter implements HttpFilter {
     const queryRemove = r.queryRemove ?? [];
     if (querySet.length || queryRemove.length) head.path = rewriteQuery(head.path, querySet, queryRemove);
     if (r.response.length) this.responseOps = r.response;
+    this.x.stats.ok.value++;
+    this.countInCluster('ok');
     if (this.x.c.clearRouteCache && (r.remove.length || r.headers.length || querySet.length || queryRemove.length)) this.cb.clearRouteCache();
     this.cb.continueDecoding();
+  }
+
+  /** Counts the outcome in the route cluster's scope too (`cluster.<name>.ext_authz.*`), as Envoy does; returns the cluster. */
+  private countInCluster(outcome: string): Cluster | undefined {
+    const name = this.cb.streamInfo.upstreamCluster;
+    const cluster = name ? this.x.clusters.get(name) : undefined;
+    if (cluster) this.x.allStats.counter(`cluster.${name}.${this.x.clusterStatPrefix}${outcome}`).value++;
+    return cluster;
   }
 
   /** An OK answer the mutation rules refuse (Envoy's ext_authz_invalid). */
   private reject(): void {
     this.x.stats.invalid.value++;
+    this.countInCluster('invalid');
     this.cb.sendLocalReply({ status: 500, flags: ResponseFlag.UnauthorizedExternalService, details: 'ext_authz_invalid' });
   }
 
@@ -276,7 +302,7 @@ export const extAuthzFilterFactory: HttpFilterFactory<Compiled, ExtAuthzPerRoute
       failureModeAllowed: ctx.stats.counter(p + 'failure_mode_allowed'),
     };
     const service = c.service.kind === 'http' ? new HttpAuthzService(c, c.service, ctx.clusters) : new GrpcAuthzService(c, c.service, ctx.clusters);
-    return { c, service, stats };
+    return { c, service, stats, allStats: ctx.stats, clusters: ctx.clusters, clusterStatPrefix: `ext_authz.${c.statPrefix ? c.statPrefix + '.' : ''}` };
   },
   compilePerRoute: (r) => readExtAuthzPerRoute(r),
   create: (x, cb) => new ExtAuthzFilter(x, cb),

@@ -105,15 +105,18 @@ export class GrpcAuthzService implements AuthzService {
     const http: Json = {
       id: input.requestId ?? '',
       method: head.method,
-      headers: checkHeaders(this.c, head, undefined),
       path: head.path,
       host: head.authority,
       scheme: head.scheme,
       protocol: input.protocol,
       size: input.size ?? -1,
     };
+    const headers = checkHeaders(this.c, head, undefined);
+    if (input.body) headers['x-envoy-auth-partial-body'] = String(input.partialBody);
+    // encode_raw_headers: header_map keeps repeated headers apart, values as bytes.
+    if (this.c.rawHeaders) http.header_map = { headers: Object.entries(headers).flatMap(([key, v]) => (Array.isArray(v) ? v : [v]).map((x) => ({ key, raw_value: Buffer.from(x, 'latin1').toString('base64') }))) };
+    else http.headers = headers;
     if (input.body) {
-      http.headers = { ...(http.headers as Json), 'x-envoy-auth-partial-body': String(input.partialBody) };
       if (this.c.body?.packAsBytes) http.raw_body = input.body.toString('base64');
       else http.body = input.body.toString();
     }

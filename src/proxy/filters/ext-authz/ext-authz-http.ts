@@ -36,9 +36,9 @@ export class HttpAuthzService implements AuthzService {
     const s = this.s;
     const head = input.head!;
     const picked = checkHeaders(this.c, head, ALWAYS_SENT);
-    const headers: Record<string, string> = {};
+    const headers: Record<string, string | string[]> = {};
     for (const [k, v] of Object.entries(picked)) if (k[0] !== ':' && k !== 'content-length' && !FRAMING.has(k)) headers[k] = v;
-    headers.host = picked[':authority'] ?? head.authority;
+    headers.host = head.authority;
     if (input.body) headers['x-envoy-auth-partial-body'] = String(input.partialBody);
     for (const [k, v] of s.headersToAdd) headers[k] = v;
     const body = input.body ?? Buffer.alloc(0);

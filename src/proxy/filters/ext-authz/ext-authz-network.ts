@@ -41,6 +41,8 @@ export const networkExtAuthzFactory: NetworkFilterFactory = {
       metadataNamespaces: [],
       ingestMetadata: true,
       statPrefix,
+      chargeClusterStats: false,
+      rawHeaders: false,
     };
     r.done();
     const authz = new GrpcAuthzService(c, service, ctx.proxy.clusters);
