@@ -2,8 +2,10 @@
 // listener for that address, as Envoy does for virtualOutbound/virtualInbound), listener filters
 // (tls_inspector, http_inspector), filter chain selection, TLS termination with SAN checks, then the
 // network filters. An LDS update swaps the config a bound listener uses for new connections;
-// connections already accepted keep the config they started with. A removed listener stops
-// accepting and drains. A listener whose address is in use retries binding until it is free.
+// connections already accepted keep the config they started with, and those of a changed or
+// removed filter chain drain (Envoy's filter chain only update: a chain equal to one before keeps
+// its connections; any other change drains them all). A removed listener stops accepting and
+// drains. A listener whose address is in use retries binding until it is free.
 import net from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
 import tls from 'node:tls';
@@ -113,8 +115,43 @@ export class ActiveListener {
   }
 }
 
-function drainChains(config: ListenerConfig): void {
-  for (const c of [...config.filterChains, ...(config.defaultChain ? [config.defaultChain] : [])]) for (const f of c.filters) f.drain?.();
+function chainsOf(config: ListenerConfig): FilterChain[] {
+  return [...config.filterChains, ...(config.defaultChain ? [config.defaultChain] : [])];
+}
+
+function drainChains(config: ListenerConfig, keep: ReadonlySet<FilterChain> = new Set()): void {
+  for (const c of chainsOf(config)) if (!keep.has(c)) for (const f of c.filters) f.drain?.();
+}
+
+const CHAIN_FIELDS = new Set(['filter_chains', 'default_filter_chain']);
+
+function withoutChains(raw: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(raw).filter(([k]) => !CHAIN_FIELDS.has(k)));
+}
+
+/**
+ * Envoy's filter chain only update: when nothing but the filter chains changed, a new chain equal
+ * to an old one (same message) is the old one, with its connections (they are not drained, and a
+ * later drain of that chain reaches them). Returns the config to use and the old chains kept.
+ */
+function carryOverChains(previous: ListenerConfig, next: ListenerConfig): { config: ListenerConfig; kept: Set<FilterChain> } {
+  const kept = new Set<FilterChain>();
+  if (!isDeepStrictEqual(withoutChains(previous.raw), withoutChains(next.raw))) return { config: next, kept };
+  const oldRaw = (previous.raw.filter_chains as unknown[] | undefined) ?? [];
+  const reuse = (raw: unknown, chain: FilterChain): FilterChain => {
+    const i = oldRaw.findIndex((o, j) => !kept.has(previous.filterChains[j]) && isDeepStrictEqual(o, raw));
+    if (i < 0) return chain;
+    kept.add(previous.filterChains[i]);
+    return previous.filterChains[i];
+  };
+  const newRaw = (next.raw.filter_chains as unknown[] | undefined) ?? [];
+  const filterChains = next.filterChains.map((c, i) => reuse(newRaw[i], c));
+  let defaultChain = next.defaultChain;
+  if (defaultChain && previous.defaultChain && isDeepStrictEqual(previous.raw.default_filter_chain, next.raw.default_filter_chain)) {
+    defaultChain = previous.defaultChain;
+    kept.add(defaultChain);
+  }
+  return { config: { ...next, filterChains, defaultChain }, kept };
 }
 
 /** A TLS handshake with no configured limit (Envoy has none; a stalled peer would hold a socket forever). */
@@ -181,12 +218,13 @@ export class ListenerManager {
       const old = this.active.get(c.name);
       if (old && old.config.address === c.address && old.config.port === c.port && old.config.bindToPort === c.bindToPort && old.state !== 'failed') {
         // As Envoy: an unchanged listener keeps its connections; a changed one takes new
-        // connections with the new config and drains the old connections (an authorization
-        // policy must not stay bypassed on a pooled keep-alive connection).
+        // connections with the new config and drains the connections of its changed chains (an
+        // authorization policy must not stay bypassed on a pooled keep-alive connection).
         if (isDeepStrictEqual(old.config.raw, c.raw)) continue;
         const previous = old.config;
-        old.config = c;
-        drainChains(previous);
+        const { config, kept } = carryOverChains(previous, c);
+        old.config = config;
+        drainChains(previous, kept);
         continue;
       }
       if (old) old.close();
