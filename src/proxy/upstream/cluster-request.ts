@@ -60,10 +60,12 @@ export function requestThroughCluster(clusters: ClusterManager, req: ClusterRequ
       fail(new Error(`no response from cluster ${req.cluster} within ${req.timeoutMs} ms`));
     }, req.timeoutMs);
     req.signal?.addEventListener('abort', () => fail(new Error('request cancelled')), { once: true });
-    // Forced HTTP/2 over TLS offers exactly the cluster's ALPN (h2 when it has none) and speaks h2
-    // whatever the server selects, as Envoy's gRPC client does (undici would fall back to HTTP/1.1).
-    const tls = req.h2 ? cluster.tlsFor(host) : undefined;
-    const alpn = tls ? (tls.alpn.length ? tls.alpn : ['h2']) : undefined;
+    // Over TLS these requests offer exactly the cluster's ALPN (Envoy's async clients have no
+    // istio.alpn override: an Istio mTLS cluster offers istio-peer-exchange/istio, which the
+    // peer's inbound mTLS chain matches). Forced HTTP/2 offers h2 when the cluster has none and
+    // speaks h2 whatever the server selects, as Envoy's gRPC client does.
+    const tls = cluster.tlsFor(host);
+    const alpn = tls?.alpn.length ? tls.alpn : tls && req.h2 ? ['h2'] : undefined;
     cluster.pool(host, req.h2 ?? cluster.config.http2, alpn).dispatch(
       { method: req.method, path: req.path, headers: req.headers, body: req.body ?? null, headersTimeout: req.timeoutMs, bodyTimeout: req.timeoutMs },
       {
