@@ -521,7 +521,9 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
         for (const c of this.chunks ?? []) copy.write(c);
         body = copy;
       }
-      cluster.pool(host, cluster.config.http2).dispatch(
+      // Envoy's shadow is an async client (no istio.alpn override): over TLS it offers the
+      // cluster's ALPN, which a PERMISSIVE peer needs to see Istio mTLS.
+      cluster.pool(host, cluster.config.http2, cluster.tlsFor(host)?.alpn).dispatch(
         { path: this.head.path, method: this.head.method as Dispatcher.HttpMethod, headers: headers as IncomingHttpHeaders, body, headersTimeout: timeout, bodyTimeout: timeout },
         new MirrorHandler(cluster),
       );
