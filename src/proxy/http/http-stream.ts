@@ -521,9 +521,8 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
         for (const c of this.chunks ?? []) copy.write(c);
         body = copy;
       }
-      // Envoy's shadow is an async client (no istio.alpn override): over TLS it offers the
-      // cluster's ALPN, which a PERMISSIVE peer needs to see Istio mTLS.
-      cluster.pool(host, cluster.config.http2, cluster.tlsFor(host)?.alpn).dispatch(
+      // Envoy's shadow is an async client: no istio.alpn override (the pool offers the cluster's ALPN).
+      cluster.pool(host, cluster.config.http2).dispatch(
         { path: this.head.path, method: this.head.method as Dispatcher.HttpMethod, headers: headers as IncomingHttpHeaders, body, headersTimeout: timeout, bodyTimeout: timeout },
         new MirrorHandler(cluster),
       );

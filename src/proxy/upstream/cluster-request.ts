@@ -60,13 +60,9 @@ export function requestThroughCluster(clusters: ClusterManager, req: ClusterRequ
       fail(new Error(`no response from cluster ${req.cluster} within ${req.timeoutMs} ms`));
     }, req.timeoutMs);
     req.signal?.addEventListener('abort', () => fail(new Error('request cancelled')), { once: true });
-    // Over TLS these requests offer exactly the cluster's ALPN (Envoy's async clients have no
-    // istio.alpn override: an Istio mTLS cluster offers istio-peer-exchange/istio, which the
-    // peer's inbound mTLS chain matches). Forced HTTP/2 offers h2 when the cluster has none and
-    // speaks h2 whatever the server selects, as Envoy's gRPC client does.
-    const tls = cluster.tlsFor(host);
-    const alpn = tls?.alpn.length ? tls.alpn : tls && req.h2 ? ['h2'] : undefined;
-    cluster.pool(host, req.h2 ?? cluster.config.http2, alpn).dispatch(
+    // Envoy's async clients have no istio.alpn override: over TLS the pool offers the cluster's
+    // ALPN (h2 for forced HTTP/2 when it has none) and speaks h2 whatever the server selects.
+    cluster.pool(host, req.h2 ?? cluster.config.http2).dispatch(
       { method: req.method, path: req.path, headers: req.headers, body: req.body ?? null, headersTimeout: req.timeoutMs, bodyTimeout: req.timeoutMs },
       {
         onRequestStart(c) {

@@ -231,19 +231,22 @@ export class Cluster implements ClusterHandle {
   }
 
   /**
-   * The connection pool of a host (created on first use). `alpn` (istio.alpn's override) replaces
-   * the TLS context's alpn_protocols: such connections get a pool of their own, as in Envoy.
-   * As in Envoy, the codec comes from the cluster: an HTTP/1.1 pool speaks HTTP/1.1 whatever ALPN
-   * selected (it offers http/1.1, or exactly the override).
+   * The connection pool of a host (created on first use). Over TLS its connections offer, as
+   * Envoy's client context: `alpn` (istio.alpn's override) when given, else the TLS context's
+   * alpn_protocols, else the pool's own protocol (http/1.1 or h2). Every caller (router, mirrors,
+   * async requests) gets the same ALPN from here: an Istio mTLS cluster always offers Istio's, so a
+   * PERMISSIVE peer terminates mTLS instead of passing the connection through. An override gets a
+   * pool of its own, as in Envoy. The codec comes from the cluster: a pool speaks HTTP/1.1 or h2
+   * whatever ALPN selected.
    */
   pool(host: UpstreamHost, h2: boolean, alpn?: readonly string[]): UpstreamPool {
     const tls = this.tlsFor(host);
-    const override = tls && alpn?.length ? alpn : undefined;
+    const offered = tls && upstreamAlpn(tls, h2, alpn);
     let key = h2 ? host.key + '#h2' : host.key;
-    if (override) key += '#alpn=' + override.join(',');
+    if (offered && offered === alpn) key += '#alpn=' + offered.join(',');
     const p = this.pools.get(key);
     if (p) return p;
-    const pool = h2 ? this.h2Pool(host, tls, override) : this.h1Pool(host, tls, override);
+    const pool = h2 ? this.h2Pool(host, tls, offered) : this.h1Pool(host, tls, offered);
     // A replaced cluster still serves the retries of its in-flight requests: their pool closes as
     // soon as it is done (the caller dispatches right away), so no connection outlives the drain.
     if (this.closed) process.nextTick(closePool, pool);
@@ -251,7 +254,7 @@ export class Cluster implements ClusterHandle {
     return pool;
   }
 
-  private h1Pool(host: UpstreamHost, tls: TlsContext | undefined, override: readonly string[] | undefined): UpstreamPool {
+  private h1Pool(host: UpstreamHost, tls: TlsContext | undefined, alpn: readonly string[] | undefined): UpstreamPool {
     const cfg = this.config;
     const s = this.s;
     const secrets = this.secrets;
@@ -270,7 +273,7 @@ export class Cluster implements ClusterHandle {
           return context;
         },
         servername: tls.sni ?? host.hostname,
-        alpn: override ?? ['http/1.1'],
+        alpn: alpn ?? H1_ALPN,
         rejectUnauthorized: tls.verifiesPeer,
         checkServerIdentity: (_host, cert) => {
           const err = tls.checkPeer(cert);
@@ -301,13 +304,12 @@ export class Cluster implements ClusterHandle {
   }
 
   /** HTTP/2 (TLS with h2, or h2c): undici's pool. */
-  private h2Pool(host: UpstreamHost, tls: TlsContext | undefined, override: readonly string[] | undefined): UpstreamPool {
+  private h2Pool(host: UpstreamHost, tls: TlsContext | undefined, alpn: readonly string[] | undefined): UpstreamPool {
     const { Pool, buildConnector } = undici();
     const cfg = this.config;
     const servername = tls?.sni ?? host.hostname;
-    const connectOpts = { timeout: cfg.connectTimeoutMs, allowH2: true, useH2c: !tls, servername, ALPNProtocols: tls?.alpn.length ? [...tls.alpn] : undefined };
     let connect: Connector.connector;
-    if (tls) {
+    if (tls && alpn) {
       const secrets = this.secrets;
       let inner: Connector.connector | undefined;
       let version = -1;
@@ -325,9 +327,9 @@ export class Cluster implements ClusterHandle {
             const err = tls.checkPeer(cert);
             return err ? new Error(err) : undefined;
           };
-          inner = override
-            ? alpnConnector({ alpn: override, timeoutMs: cfg.connectTimeoutMs, servername, secureContext, rejectUnauthorized: tls.verifiesPeer, checkServerIdentity, localAddress: cfg.sourceAddress })
-            : buildConnector({ ...connectOpts, secureContext, rejectUnauthorized: tls.verifiesPeer, checkServerIdentity });
+          // undici's own TLS connector always offers http/1.1 and h2 and picks its codec from the
+          // selected protocol; this one offers exactly `alpn` and speaks h2.
+          inner = alpnConnector({ alpn, timeoutMs: cfg.connectTimeoutMs, servername, secureContext, rejectUnauthorized: tls.verifiesPeer, checkServerIdentity, localAddress: cfg.sourceAddress });
         }
         // SNI comes from the transport socket (or the host name), never from the request's Host
         // header, which undici would otherwise use (Envoy does that only with auto_sni).
@@ -336,7 +338,10 @@ export class Cluster implements ClusterHandle {
           cb(...args);
         });
       };
-    } else connect = buildConnector(connectOpts);
+    } else {
+      const h2c = { timeout: cfg.connectTimeoutMs, allowH2: true, useH2c: true };
+      connect = buildConnector(h2c);
+    }
     const pool = new Pool(`${tls ? 'https' : 'http'}://${host.key}`, {
       connections: cfg.maxConnections,
       pipelining: 1,
@@ -381,6 +386,24 @@ export class Cluster implements ClusterHandle {
     for (const p of this.pools.values()) void p.destroy().catch(() => undefined);
     this.pools.clear();
   }
+}
+
+const H1_ALPN: readonly string[] = ['http/1.1'];
+const H2_ALPN: readonly string[] = ['h2'];
+
+/**
+ * The ALPN list an upstream TLS connection offers (Envoy's client context): the override, else
+ * the context's alpn_protocols, else the fallback of the pool's protocol. Returns the very array
+ * it chose, so callers can tell an override from the context's own list.
+ */
+export function upstreamAlpn(tls: TlsContext, h2: boolean, override: readonly string[] | undefined): readonly string[] {
+  if (override?.length && !sameList(override, tls.alpn)) return override;
+  if (tls.alpn.length) return tls.alpn;
+  return h2 ? H2_ALPN : H1_ALPN;
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 function closePool(p: UpstreamPool): void {
