@@ -23,7 +23,7 @@ import type { UpstreamDispatchOptions } from '../upstream/upstream-pool.ts';
 import { grpcStatusFor, isGrpcContentType, rewriteLocalReply } from './local-reply.ts';
 import { sanitizeRequestHeaders } from './header-sanitizing.ts';
 import { invalidEnvoyHeader } from './strict-check-headers.ts';
-import { takeRetryHeaders, takeTimeoutHeader } from './router-headers.ts';
+import { retriesEnabled, takeRetryHeaders, takeTimeoutHeader } from './router-headers.ts';
 import { sample } from '../config/fractional-percent.ts';
 import { MirrorBodies } from './mirror-body.ts';
 import type { Span } from './tracer.ts';
@@ -301,7 +301,9 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
 
   private decodeBodyThenRoute(): void {
     const route = this.resolveRoute();
-    const bufferForRetry = route?.retry !== undefined && this.hasBody && this.body === undefined && !this.isH2 && Number(this.req.headers['content-length'] ?? Infinity) <= this.conn.hcm.maxRequestBodyBytes;
+    // The body is buffered for replay when the request may be retried (route policy and retry
+    // headers) and its announced length is within the buffer limit; others stream.
+    const bufferForRetry = route !== undefined && this.hasBody && this.body === undefined && Number(this.req.headers['content-length'] ?? Infinity) <= this.conn.hcm.maxRequestBodyBytes && retriesEnabled(this.head.headers, route.retry);
     if (bufferForRetry) {
       this.routeOnBodyEnd = true;
       this.startReadingBody();

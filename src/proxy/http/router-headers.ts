@@ -63,6 +63,24 @@ function retryBits(v: string | undefined, names: Readonly<Record<string, number>
   return bits;
 }
 
+function peek(h: HeaderMap, name: string): string | undefined {
+  const v = h[name];
+  return Array.isArray(v) ? v.join(',') : v;
+}
+
+/**
+ * Whether this request may be retried (Envoy's RetryState enabled: some retry_on and retries left)
+ * under the route's policy merged with its retry headers, which are left in place. The router
+ * buffers the request body for replay only then, as Envoy does.
+ */
+export function retriesEnabled(h: HeaderMap, route: RetryPolicy | undefined): boolean {
+  const on = peek(h, 'x-envoy-retry-on');
+  const grpcOn = peek(h, 'x-envoy-retry-grpc-on');
+  const retryOn = (route?.retryOn ?? 0) | retryBits(on, HTTP_RETRY_ON) | retryBits(grpcOn, GRPC_RETRY_ON);
+  if (retryOn === 0) return false;
+  return (uint(peek(h, 'x-envoy-max-retries')) ?? (route ?? DEFAULT_POLICY).numRetries) > 0;
+}
+
 /** The request's global timeout: the header's, else the route's (`routeMs`). */
 export function takeTimeoutHeader(h: HeaderMap, routeMs: number): number {
   return uint(take(h, 'x-envoy-upstream-rq-timeout-ms')) ?? routeMs;

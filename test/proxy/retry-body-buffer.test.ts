@@ -1,0 +1,62 @@
+// The request body is buffered for replay when the request may be retried under its effective
+// retry policy (the route's merged with x-envoy-retry-on / x-envoy-max-retries), within the buffer
+// limit, as Envoy's router does; so a retry requested by headers replays a body too.
+import assert from 'node:assert/strict';
+import http2 from 'node:http2';
+import { test } from 'node:test';
+import { configure, httpListener, request, routeConfig, startTestRuntime, startUpstream, staticCluster } from './harness.ts';
+
+const ROUTE = routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'app' } }]);
+const RETRY = { 'x-envoy-retry-on': '5xx', 'x-envoy-max-retries': '1' };
+
+function h2Post(port: number, body: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    session.on('error', reject);
+    const s = session.request({ ':method': 'POST', ':path': '/', 'content-length': String(body.length), ...headers });
+    let status = 0;
+    const chunks: Buffer[] = [];
+    s.on('response', (h) => (status = Number(h[':status'])));
+    s.on('data', (c: Buffer) => chunks.push(c));
+    s.on('end', () => {
+      session.close();
+      resolve({ status, body: Buffer.concat(chunks).toString() });
+    });
+    s.on('error', reject);
+    s.end(body);
+  });
+}
+
+test('retries requested by headers replay the request body (HTTP/1.1 and HTTP/2 downstream); without retries it streams', async (t) => {
+  let failures = 0;
+  const app = await startUpstream('app', (_req, res) => {
+    if (failures <= 0) return false;
+    failures--;
+    res.writeHead(503);
+    res.end();
+    return true;
+  });
+  const h = await startTestRuntime(t, [app]);
+  // use_remote_address with a loopback client: internal, so the x-envoy-* headers are honoured.
+  await configure(h, { clusters: [staticCluster('app', [app.port])], listeners: [httpListener('l', ROUTE, { use_remote_address: true })] });
+  const port = h.port('l');
+  const body = 'x'.repeat(64 * 1024);
+
+  failures = 1;
+  const h1 = await request(port, { method: 'POST', body, headers: RETRY });
+  assert.equal(h1.status, 200, 'HTTP/1.1: the retry was made');
+  assert.equal(h1.json().body.length, body.length, 'HTTP/1.1: the retry carried the whole body');
+  assert.deepEqual(app.requests.map((r) => r.body.length), [body.length, body.length]);
+
+  failures = 1;
+  app.requests.length = 0;
+  const h2 = await h2Post(port, body, RETRY);
+  assert.equal(h2.status, 200, 'HTTP/2: the retry was made');
+  assert.deepEqual(app.requests.map((r) => r.body.length), [body.length, body.length]);
+
+  // x-envoy-max-retries: 0 disables retries: nothing to replay, the 503 stands.
+  failures = 1;
+  app.requests.length = 0;
+  assert.equal((await request(port, { method: 'POST', body, headers: { ...RETRY, 'x-envoy-max-retries': '0' } })).status, 503);
+  assert.equal(app.requests.length, 1);
+});
