@@ -33,6 +33,7 @@ export interface HcmStats {
   readonly cxDestroyRemote: Stat;
   readonly rqTimeout: Stat;
   readonly rqIdleTimeout: Stat;
+  readonly rqMaxDurationReached: Stat;
   readonly codes: StatusCounters;
   readonly noRoute: Stat;
   readonly noCluster: Stat;
@@ -63,6 +64,8 @@ export interface HcmConfig {
   /** The router's strict_check_headers: x-envoy-* request headers refused (400, IH) when invalid. */
   readonly strictCheckHeaders: readonly string[];
   readonly streamIdleTimeoutMs: number;
+  /** common_http_protocol_options.max_stream_duration: a stream lasting longer is ended (0: none). */
+  readonly maxStreamDurationMs: number;
   readonly requestTimeoutMs: number;
   readonly requestHeadersTimeoutMs: number;
   readonly idleTimeoutMs: number;
@@ -179,11 +182,13 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
     u.done();
   }
   let idleTimeoutMs = 3600_000;
+  let maxStreamDurationMs = 0;
   let maxRequestHeadersKb = r.num('max_request_headers_kb', 60);
   let maxHeadersCount = 100;
   const cpo = r.obj('common_http_protocol_options');
   if (cpo) {
     idleTimeoutMs = cpo.durationMs('idle_timeout', idleTimeoutMs);
+    maxStreamDurationMs = cpo.durationMs('max_stream_duration', 0);
     maxHeadersCount = cpo.num('max_headers_count', 100);
     if (!(Number.isInteger(maxHeadersCount) && maxHeadersCount >= 1)) {
       issues.error(cpo.at('max_headers_count'), 'must be a positive integer');
@@ -257,6 +262,7 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
     cxDestroyRemote: s.counter(p + 'downstream_cx_destroy_remote'),
     rqTimeout: s.counter(p + 'downstream_rq_timeout'),
     rqIdleTimeout: s.counter(p + 'downstream_rq_idle_timeout'),
+    rqMaxDurationReached: s.counter(p + 'downstream_rq_max_duration_reached'),
     codes: new StatusCounters(s, p + 'downstream_rq_'),
     noRoute: s.counter(p + 'no_route'),
     noCluster: s.counter(p + 'no_cluster'),
@@ -283,6 +289,7 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
     suppressEnvoyHeaders,
     strictCheckHeaders,
     streamIdleTimeoutMs: r.durationMs('stream_idle_timeout', 300_000),
+    maxStreamDurationMs,
     requestTimeoutMs: r.durationMs('request_timeout', 0),
     requestHeadersTimeoutMs: r.durationMs('request_headers_timeout', 0),
     idleTimeoutMs,

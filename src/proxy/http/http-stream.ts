@@ -122,6 +122,8 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
   private maxDurationTimer: NodeJS.Timeout | undefined;
   /** stream_idle_timeout: refreshed by response activity. */
   private idleTimer: NodeJS.Timeout | undefined;
+  /** max_stream_duration of the HCM, or of the route once matched: counted from the stream start. */
+  private durationTimer: NodeJS.Timeout | undefined;
   private admitted = 0;
   private attempts = 0;
   private upstreamStart = 0;
@@ -187,6 +189,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     else s.rqHttp1.value++;
     this.res.once('close', this.onDownstreamClose);
     if (hcm.streamIdleTimeoutMs > 0) this.idleTimer = setTimeout(onIdleTimeout, hcm.streamIdleTimeoutMs, this);
+    if (hcm.maxStreamDurationMs > 0) this.durationTimer = setTimeout(onStreamDuration, hcm.maxStreamDurationMs, this);
     this.prepareHeaders();
     if (hcm.tracer) this.span = hcm.tracer.startSpan(this.head, this.streamInfo);
     if (this.conn.ctx.overload?.shedRequest()) {
@@ -419,6 +422,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
       this.sendLocalReply({ status: 404, flags: ResponseFlag.NoRouteFound, details: 'route_not_found' });
       return;
     }
+    if (route.maxStreamDurationMs !== undefined) this.refreshDuration(route.maxStreamDurationMs);
     if (route.vhost.requireTls && !this.connection.tls && (route.vhost.requireTls === 2 || !this.internal)) {
       // require_tls: ALL, or EXTERNAL_ONLY for a client outside loopback/private ranges.
       this.sendLocalReply({ status: 301, headers: { location: `https://${this.head.authority}${this.head.path}` }, details: 'direct_response' });
@@ -864,6 +868,37 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     else this.sendLocalReply({ status: 408, flags: ResponseFlag.UpstreamMaxStreamDurationReached, details: 'upstream_max_stream_duration_reached', body: 'upstream max stream duration reached' });
   }
 
+  /** Envoy's refreshDurationTimeout: the route's max_stream_duration replaces the HCM's (0: none). */
+  private refreshDuration(ms: number): void {
+    if (this.durationTimer) clearTimeout(this.durationTimer);
+    this.durationTimer = ms > 0 ? setTimeout(onStreamDuration, Math.max(ms - (performance.now() - this.streamInfo.startMonotonic), 0), this) : undefined;
+  }
+
+  /**
+   * Envoy's downstream duration timeout: the upstream request is reset; without a response yet the
+   * client gets 504 (request received whole) or 408 (still receiving it), gRPC DEADLINE_EXCEEDED;
+   * a started response is reset.
+   */
+  onStreamDuration(): void {
+    this.durationTimer = undefined;
+    if (this.done) return;
+    this.conn.hcm.stats.rqMaxDurationReached.value++;
+    const a = this.attempt;
+    if (a) {
+      a.cancel();
+      this.endAttempt(a, UpstreamOutcome.Success, 0);
+      a.cluster.s.rqTxReset.value++;
+    }
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.responseStarted) {
+      this.streamInfo.responseCodeDetails = 'max_duration_timeout';
+      this.resetDownstream();
+      return;
+    }
+    const received = !this.hasBody || this.body !== undefined || this.req.complete;
+    this.sendLocalReply({ status: received ? 504 : 408, grpcStatus: 4, details: 'max_duration_timeout', body: 'downstream duration timeout' });
+  }
+
   onIdleTimeout(): void {
     this.idleTimer = undefined;
     if (this.done) return;
@@ -1014,6 +1049,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.idleTimer) clearTimeout(this.idleTimer);
     if (this.maxDurationTimer) clearTimeout(this.maxDurationTimer);
+    if (this.durationTimer) clearTimeout(this.durationTimer);
     this.releaseAdmissions();
     const hcm = this.conn.hcm;
     hcm.stats.rqActive.value--;
@@ -1084,6 +1120,10 @@ function uncork(res: ResponseWriter): void {
 
 function onMaxStreamDuration(s: HttpStream): void {
   s.onMaxStreamDuration();
+}
+
+function onStreamDuration(s: HttpStream): void {
+  s.onStreamDuration();
 }
 
 function onIdleTimeout(s: HttpStream): void {

@@ -92,6 +92,8 @@ export interface Route {
   readonly timeoutMs: number;
   /** Route idle_timeout: overrides the HCM stream_idle_timeout (0 disables it); undefined when unset. */
   readonly idleTimeoutMs?: number;
+  /** max_stream_duration.max_stream_duration when set: replaces the HCM's downstream stream duration (0: none). */
+  readonly maxStreamDurationMs?: number;
   /** grpc-timeout honoured, capped at this (0 = uncapped); undefined = header ignored. */
   readonly grpcTimeoutMaxMs?: number;
   readonly grpcTimeoutOffsetMs: number;
@@ -264,6 +266,7 @@ function readRoute(r: Reader, vhost: VirtualHost, shared: Shared, issues: Issues
     autoHostRewrite: false,
     timeoutMs: 15000,
     idleTimeoutMs: undefined as number | undefined,
+    maxStreamDurationMs: undefined as number | undefined,
     grpcTimeoutOffsetMs: 0,
     grpcTimeoutMaxMs: undefined as number | undefined,
     retry: shared.vhostRetry,
@@ -329,9 +332,15 @@ function readRoute(r: Reader, vhost: VirtualHost, shared: Shared, issues: Issues
     if (msd) {
       if (msd.has('grpc_timeout_header_max')) base.grpcTimeoutMaxMs = msd.durationMs('grpc_timeout_header_max', 0);
       base.grpcTimeoutOffsetMs = msd.durationMs('grpc_timeout_header_offset', 0);
-      // max_stream_duration 0 means no limit (Istio always emits it); otherwise it caps the route timeout.
-      const maxMs = msd.durationMs('max_stream_duration', 0);
-      if (maxMs > 0) base.timeoutMs = Math.min(base.timeoutMs || Infinity, maxMs);
+      // max_stream_duration (0: no limit; Istio always emits it) replaces the HCM's stream duration
+      // limit for this route (http-stream.ts). It also caps the route timeout: Envoy ignores
+      // route.timeout once max_stream_duration is set, but our generator sets both on routes with a
+      // VirtualService timeout, which must keep applying.
+      if (msd.has('max_stream_duration')) {
+        const maxMs = msd.durationMs('max_stream_duration', 0);
+        base.maxStreamDurationMs = maxMs;
+        if (maxMs > 0) base.timeoutMs = Math.min(base.timeoutMs || Infinity, maxMs);
+      }
       msd.done();
     }
     if (ra.has('max_grpc_timeout')) base.grpcTimeoutMaxMs = ra.durationMs('max_grpc_timeout', 0);
