@@ -1,8 +1,9 @@
-// Port allocation for many sidecars on one host: the OS picks a free port (listen on port 0),
-// and the allocator remembers what it handed out so that two processes of one `rig up` never
-// get the same port even before either has bound it. Between `rig up`s of the host a reservation
-// file per port does the same: the OS gives a port one probed and released to the next probe, and
-// two `rig up`s starting together handed the same port to two sidecars (one never listened).
+// Port allocation for many sidecars on one host. A port is handed out before its process binds
+// it, so it must not be one the OS gives to others meanwhile: the allocator picks ports below the
+// OS's ephemeral range (which listen on port 0 and outgoing connections take from; a port probed
+// free there was taken by a test server, a proxy's admin port or a connection before the sidecar
+// bound it, and the sidecar never listened), checks each is free, and remembers what it handed
+// out. Between `rig up`s of the host a reservation file per port does the same.
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -39,6 +40,44 @@ export function checkPortFree(host: string, port: number, what: string): Promise
   });
 }
 
+/** Whether nothing listens on host:port (we can bind it). */
+export function portIsFree(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.once('error', () => resolve(false));
+    srv.listen({ port, host, exclusive: true }, () => srv.close(() => resolve(true)));
+  });
+}
+
+/** The OS's ephemeral port range (Linux; elsewhere the IANA default). */
+export function ephemeralRange(): { low: number; high: number } {
+  try {
+    const [low, high] = fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (low > 0 && high >= low) return { low, high };
+  } catch {
+    // Not Linux.
+  }
+  return { low: 49152, high: 65535 };
+}
+
+/**
+ * A free port outside the ephemeral range: below it (at most 12768 ports, from 10000 up), else
+ * above it; when the range leaves no room, one the OS picks.
+ */
+export async function freeNonEphemeralPort(host = '127.0.0.1'): Promise<number> {
+  const { low, high } = ephemeralRange();
+  const below = { from: Math.max(10000, low - 12768), to: low - 1 };
+  const above = { from: high + 1, to: 65535 };
+  const span = below.to - below.from >= 1000 ? below : above.to - above.from >= 1000 ? above : undefined;
+  if (!span) return freePort(host);
+  for (let i = 0; i < 20; i++) {
+    const port = span.from + Math.floor(Math.random() * (span.to - span.from + 1));
+    if (await portIsFree(host, port)) return port;
+  }
+  return freePort(host);
+}
+
 /** Where the `rig up`s of this host reserve the ports they handed out: a file `<port>` holding the owner's pid. */
 export const PORT_RESERVATIONS_DIR = path.join(os.tmpdir(), 'rig-ports');
 
@@ -54,7 +93,7 @@ function alive(pid: number): boolean {
 export interface PortAllocatorOptions {
   /** Default: PORT_RESERVATIONS_DIR. */
   reservations?: string;
-  /** Default: freePort (the OS picks). */
+  /** Default: freeNonEphemeralPort. */
   probe?: (host: string) => Promise<number>;
 }
 
@@ -70,7 +109,7 @@ export class PortAllocator {
   constructor(host = '127.0.0.1', opts: PortAllocatorOptions = {}) {
     this.#host = host;
     this.#dir = opts.reservations ?? PORT_RESERVATIONS_DIR;
-    this.#probe = opts.probe ?? freePort;
+    this.#probe = opts.probe ?? freeNonEphemeralPort;
   }
 
   async allocate(): Promise<number> {

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { PortAllocator } from '../../src/local/ports.ts';
+import { PortAllocator, ephemeralRange, portIsFree } from '../../src/local/ports.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
 /** A probe answering the given ports in turn, as the OS does when a released port is probed again. */
@@ -52,4 +52,18 @@ process.stdout.write(String(await a.allocate()));`;
   const port = Number(r.stdout);
   assert.ok(port > 0, r.stdout);
   assert.equal(existsSync(path.join(dir, String(port))), false);
+});
+
+test('ports come from outside the ephemeral range, where no listen on port 0 or outgoing connection takes them', async (t) => {
+  const dir = tempDir(t);
+  const a = new PortAllocator('127.0.0.1', { reservations: dir });
+  const { low, high } = ephemeralRange();
+  const ports = [];
+  for (let i = 0; i < 5; i++) ports.push(await a.allocate());
+  t.after(() => ports.forEach((p) => a.release(p)));
+  assert.equal(new Set(ports).size, 5);
+  for (const p of ports) {
+    assert.ok(p < low || p > high, `${p} is in the ephemeral range ${low}-${high}`);
+    assert.equal(await portIsFree('127.0.0.1', p), true);
+  }
 });
