@@ -805,8 +805,10 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     const info = this.streamInfo;
     info.upstreamTransportFailureReason = err.message;
     if (this.responseStarted) {
-      // Mid-body: the downstream stream can only be reset.
-      info.responseFlags |= ResponseFlag.UpstreamConnectionTermination;
+      // Mid-body: the downstream stream can only be reset (an HTTP/2 RST_STREAM is Envoy's remote reset).
+      const reason = remoteResetReason(err) ?? 'connection_termination';
+      info.responseFlags |= reason === 'connection_termination' ? ResponseFlag.UpstreamConnectionTermination : ResponseFlag.UpstreamRemoteReset;
+      info.responseCodeDetails = `upstream_reset_after_response_started{${reason}}`;
       a.cluster.s.rqRxReset.value++;
       this.resetDownstream();
       return;

@@ -22,6 +22,7 @@ import type { PeerCertificate, SecureContext, TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
 import { createLoadBalancer } from './lb/index.ts';
 import { alpnConnector } from './alpn-connector.ts';
+import { markUpstreamH2Socket, watchUpstreamH2Resets } from './h2-reset-watch.ts';
 
 /** Filter state key of a request's upstream ALPN override (Envoy's, set by istio.alpn). */
 export const APPLICATION_PROTOCOLS_STATE = 'envoy.network.application_protocols';
@@ -334,14 +335,23 @@ export class Cluster implements ClusterHandle {
         // SNI comes from the transport socket (or the host name), never from the request's Host
         // header, which undici would otherwise use (Envoy does that only with auto_sni).
         inner({ ...opts, servername }, (...args) => {
-          if (args[1]) host.tlsPeer = tlsPeer(args[1] as TLSSocket);
+          if (args[1]) {
+            host.tlsPeer = tlsPeer(args[1] as TLSSocket);
+            markUpstreamH2Socket(args[1]);
+          }
           cb(...args);
         });
       };
     } else {
       const h2c = { timeout: cfg.connectTimeoutMs, allowH2: true, useH2c: true };
-      connect = buildConnector(h2c);
+      const plain = buildConnector(h2c);
+      connect = (opts, cb) =>
+        plain(opts, (...args) => {
+          if (args[1]) markUpstreamH2Socket(args[1]);
+          cb(...args);
+        });
     }
+    watchUpstreamH2Resets();
     const pool = new Pool(`${tls ? 'https' : 'http'}://${host.key}`, {
       connections: cfg.maxConnections,
       pipelining: 1,

@@ -1,0 +1,108 @@
+// An HTTP/2 upstream that resets a stream after some DATA of a response without content-length:
+// the client must not get the truncated body as complete. Envoy resets the downstream stream (an
+// HTTP/1.1 connection is closed) with UR, upstream_reset_after_response_started{remote_reset}.
+// CANCEL is the code Node reports as a clean end (other codes are errors); INTERNAL_ERROR for both.
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import http2 from 'node:http2';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { test } from 'node:test';
+import { formatResponseFlags } from '../../src/proxy/response-flags.ts';
+import { frame, PREFACE } from '../helpers/h2-frames.ts';
+import { configure, httpListener, routeConfig, startTestRuntime, staticCluster } from './harness.ts';
+
+const H2_OPTIONS = {
+  'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions', explicit_http_config: { http2_protocol_options: {} } },
+};
+const FRAME = { DATA: 0, HEADERS: 1, RST_STREAM: 3, SETTINGS: 4 } as const;
+
+/** A raw h2c server: each request gets :status 200 (no content-length), one DATA frame, then RST_STREAM with `code`. */
+async function resettingServer(code: number): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((sock) => {
+    sockets.add(sock);
+    sock.on('close', () => sockets.delete(sock));
+    sock.on('error', () => undefined);
+    let buf = Buffer.alloc(0);
+    let preface = false;
+    sock.write(frame(FRAME.SETTINGS, 0, 0, Buffer.alloc(0)));
+    sock.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      if (!preface) {
+        if (buf.length < PREFACE.length) return;
+        buf = buf.subarray(PREFACE.length);
+        preface = true;
+      }
+      while (buf.length >= 9) {
+        const len = buf.readUIntBE(0, 3);
+        if (buf.length < 9 + len) return;
+        const [type, flags] = [buf[3], buf[4]];
+        const id = buf.readUInt32BE(5) & 0x7fffffff;
+        buf = buf.subarray(9 + len);
+        if (type === FRAME.SETTINGS && !(flags & 1)) sock.write(frame(FRAME.SETTINGS, 1, 0, Buffer.alloc(0)));
+        if (type !== FRAME.HEADERS) continue;
+        sock.write(frame(FRAME.HEADERS, 4, id, Buffer.from([0x88]))); // :status 200, END_HEADERS
+        sock.write(frame(FRAME.DATA, 0, id, Buffer.from('partial-body')));
+        const rst = Buffer.alloc(4);
+        rst.writeUInt32BE(code);
+        setTimeout(() => sock.write(frame(FRAME.RST_STREAM, 0, id, rst)), 20);
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
+/** 'complete' when the client got a whole response, else 'reset'. */
+function h1Get(port: number, path: string): Promise<string> {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+      res.on('data', () => undefined);
+      res.on('error', () => resolve('reset'));
+      res.on('end', () => resolve(res.complete ? 'complete' : 'reset'));
+    });
+    req.on('error', () => resolve('reset'));
+  });
+}
+
+function h2Get(session: http2.ClientHttp2Session, path: string): Promise<string> {
+  return new Promise((resolve) => {
+    const s = session.request({ ':path': path });
+    s.on('data', () => undefined);
+    s.on('error', () => resolve('reset'));
+    s.on('close', () => resolve(s.rstCode === http2.constants.NGHTTP2_NO_ERROR ? 'complete' : 'reset'));
+  });
+}
+
+test('an HTTP/2 upstream RST_STREAM after DATA resets the downstream stream (UR), CANCEL included', async (t) => {
+  const { NGHTTP2_CANCEL: CANCEL, NGHTTP2_INTERNAL_ERROR: INTERNAL } = http2.constants;
+  const cancel = await resettingServer(CANCEL);
+  const internal = await resettingServer(INTERNAL);
+  const h = await startTestRuntime(t, [cancel, internal]);
+  await configure(h, {
+    clusters: [staticCluster('cancel', [cancel.port], { typed_extension_protocol_options: H2_OPTIONS }), staticCluster('internal', [internal.port], { typed_extension_protocol_options: H2_OPTIONS })],
+    listeners: [httpListener('l', routeConfig('r', [{ match: { prefix: `/rst/${CANCEL}` }, route: { cluster: 'cancel' } }, { match: { prefix: '/' }, route: { cluster: 'internal' } }]))],
+  });
+  const port = h.port('l');
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  t.after(() => session.destroy());
+  assert.equal(await h1Get(port, `/rst/${CANCEL}`), 'reset', 'HTTP/1.1 client, CANCEL');
+  assert.equal(await h1Get(port, `/rst/${INTERNAL}`), 'reset', 'HTTP/1.1 client, INTERNAL_ERROR');
+  assert.equal(await h2Get(session, `/rst/${CANCEL}`), 'reset', 'HTTP/2 client, CANCEL');
+  for (const path of [`/rst/${CANCEL}`, `/rst/${INTERNAL}`]) {
+    const infos = h.streams.filter((s) => s.path === path);
+    assert.ok(infos.length > 0, path);
+    for (const info of infos) {
+      assert.equal(formatResponseFlags(info.responseFlags), 'UR', path);
+      assert.equal(info.responseCodeDetails, 'upstream_reset_after_response_started{remote_reset}', path);
+    }
+  }
+});
