@@ -1,7 +1,9 @@
-// The request body is buffered for replay when the request may be retried under its effective
-// retry policy (the route's merged with x-envoy-retry-on / x-envoy-max-retries), within the buffer
-// limit, as Envoy's router does; so a retry requested by headers replays a body too.
+// The request body is kept for replay when the request may be retried under its effective retry
+// policy (the route's merged with x-envoy-retry-on / x-envoy-max-retries), within the buffer limit
+// (1 MiB), as Envoy's router does: a body of known length is buffered before routing, one of
+// unknown length (chunked, HTTP/2 without content-length) streams with a copy kept for retries.
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import http2 from 'node:http2';
 import { test } from 'node:test';
 import { configure, httpListener, request, routeConfig, startTestRuntime, startUpstream, staticCluster } from './harness.ts';
@@ -9,11 +11,28 @@ import { configure, httpListener, request, routeConfig, startTestRuntime, startU
 const ROUTE = routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'app' } }]);
 const RETRY = { 'x-envoy-retry-on': '5xx', 'x-envoy-max-retries': '1' };
 
-function h2Post(port: number, body: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+/** A POST whose body goes in `parts` writes, chunked (no content-length). */
+function chunkedPost(port: number, parts: string[], headers: Record<string, string>): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: '/', method: 'POST', headers, agent: false }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode!, body }));
+    });
+    req.on('error', reject);
+    const next = (i: number): void => {
+      if (i === parts.length) req.end();
+      else req.write(parts[i], () => setImmediate(next, i + 1));
+    };
+    next(0);
+  });
+}
+
+function h2Post(port: number, body: string, headers: Record<string, string>, withLength = true): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const session = http2.connect(`http://127.0.0.1:${port}`);
     session.on('error', reject);
-    const s = session.request({ ':method': 'POST', ':path': '/', 'content-length': String(body.length), ...headers });
+    const s = session.request({ ':method': 'POST', ':path': '/', ...(withLength ? { 'content-length': String(body.length) } : {}), ...headers });
     let status = 0;
     const chunks: Buffer[] = [];
     s.on('response', (h) => (status = Number(h[':status'])));
@@ -27,7 +46,7 @@ function h2Post(port: number, body: string, headers: Record<string, string>): Pr
   });
 }
 
-test('retries requested by headers replay the request body (HTTP/1.1 and HTTP/2 downstream); without retries it streams', async (t) => {
+test('retries requested by headers replay the request body: known length, chunked, HTTP/2; past the limit no retry', async (t) => {
   let failures = 0;
   const app = await startUpstream('app', (_req, res) => {
     if (failures <= 0) return false;
@@ -53,6 +72,25 @@ test('retries requested by headers replay the request body (HTTP/1.1 and HTTP/2 
   const h2 = await h2Post(port, body, RETRY);
   assert.equal(h2.status, 200, 'HTTP/2: the retry was made');
   assert.deepEqual(app.requests.map((r) => r.body.length), [body.length, body.length]);
+
+  // Unknown length: streamed, and replayed from the copy.
+  failures = 1;
+  app.requests.length = 0;
+  const chunked = await chunkedPost(port, ['first-', 'second-', 'third'], RETRY);
+  assert.equal(chunked.status, 200, 'chunked: the retry was made');
+  assert.deepEqual(app.requests.map((r) => r.body), ['first-second-third', 'first-second-third']);
+
+  failures = 1;
+  app.requests.length = 0;
+  assert.equal((await h2Post(port, body, RETRY, false)).status, 200, 'HTTP/2 without content-length: the retry was made');
+  assert.deepEqual(app.requests.map((r) => r.body.length), [body.length, body.length]);
+
+  // Past the buffer limit the copy is dropped: the whole body reaches the upstream once, no retry.
+  failures = 1;
+  app.requests.length = 0;
+  const big = 'y'.repeat(256 * 1024);
+  assert.equal((await chunkedPost(port, [big, big, big, big, big], RETRY)).status, 503);
+  assert.deepEqual(app.requests.map((r) => r.body.length), [5 * big.length]);
 
   // x-envoy-max-retries: 0 disables retries: nothing to replay, the 503 stands.
   failures = 1;

@@ -24,6 +24,7 @@ import { grpcStatusFor, isGrpcContentType, rewriteLocalReply } from './local-rep
 import { sanitizeRequestHeaders } from './header-sanitizing.ts';
 import { invalidEnvoyHeader } from './strict-check-headers.ts';
 import { retriesEnabled, takeRetryHeaders, takeTimeoutHeader } from './router-headers.ts';
+import { ReplayableBody } from './retry-body.ts';
 import { sample } from '../config/fractional-percent.ts';
 import { MirrorBodies } from './mirror-body.ts';
 import type { Span } from './tracer.ts';
@@ -103,6 +104,8 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
   private body: Buffer | undefined;
   private hasBody: boolean;
   private bodyStream: PassThrough | undefined;
+  /** A streamed body kept replayable for retries (retry-body.ts). */
+  private replayBody: ReplayableBody | undefined;
   private done = false;
   private responseStarted = false;
   private resHead: ResponseHead | undefined;
@@ -617,21 +620,29 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
 
   private buildDispatch(): UpstreamDispatchOptions {
     if (this.dispatchOpts && this.body !== undefined) return this.dispatchOpts;
+    if (this.dispatchOpts && this.replayBody) return { ...this.dispatchOpts, body: this.replayBody.attempt() };
     const head = this.head;
     head.headers.host = head.authority;
     let body: Buffer | PassThrough | null = null;
     if (this.body !== undefined) body = this.body;
     else if (this.hasBody) {
-      this.bodyStream = new PassThrough();
       // undici destroys the body stream with the request's error; the downstream request may
       // abort too. Both are handled through the attempt's callbacks, never as uncaught errors.
-      this.bodyStream.on('error', noop);
       this.req.on('error', noop);
       if (this.idleTimer) this.req.on('data', () => this.idleTimer?.refresh());
       this.observeBody();
       const read = this.takeReadChunks();
-      if (read) for (const c of read) this.bodyStream.write(c);
-      this.req.pipe(this.bodyStream);
+      const r = this.retry;
+      if (r && r.retryOn !== 0 && r.numRetries > 0) {
+        // Not buffered before routing (length unknown or past the limit): streamed with a copy for retries.
+        this.replayBody = new ReplayableBody(this.req, this.conn.hcm.maxRequestBodyBytes, read);
+        this.bodyStream = this.replayBody.attempt();
+      } else {
+        const bs = (this.bodyStream = new PassThrough());
+        bs.on('error', noop);
+        if (read) for (const c of read) bs.write(c);
+        this.req.pipe(bs);
+      }
       body = this.bodyStream;
     }
     this.dispatchOpts = {
@@ -673,7 +684,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
   /** Whether another attempt may be made now (retries left, body replayable). */
   private canRetry(): boolean {
     if (!this.retry || this.retriesLeft <= 0 || this.done || this.responseStarted) return false;
-    if (this.hasBody && this.body === undefined) return !(this.req.readableDidRead ?? true) && this.bodyStream === undefined;
+    if (this.hasBody && this.body === undefined) return this.replayBody ? this.replayBody.replayable : !(this.req.readableDidRead ?? true) && this.bodyStream === undefined;
     return true;
   }
 
@@ -1041,6 +1052,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
       a.cluster.s.rqTxReset.value++;
     }
     this.bodyStream?.destroy();
+    this.replayBody?.destroy();
     this.finish();
   }
 
