@@ -98,3 +98,30 @@ test('retries requested by headers replay the request body: known length, chunke
   assert.equal((await request(port, { method: 'POST', body, headers: { ...RETRY, 'x-envoy-max-retries': '0' } })).status, 503);
   assert.equal(app.requests.length, 1);
 });
+
+test('a route per_request_buffer_limit_bytes lowers the retry buffer: a larger body streams once, a smaller one is replayed', async (t) => {
+  let failures = 0;
+  const app = await startUpstream('app', (_req, res) => {
+    if (failures <= 0) return false;
+    failures--;
+    res.writeHead(503);
+    res.end();
+    return true;
+  });
+  const h = await startTestRuntime(t, [app]);
+  const route = { cluster: 'app', retry_policy: { retry_on: '5xx', num_retries: 1, retry_back_off: { base_interval: '0.001s' } } };
+  await configure(h, { clusters: [staticCluster('app', [app.port])], listeners: [httpListener('l', routeConfig('r', [{ match: { prefix: '/' }, route, per_request_buffer_limit_bytes: 1024 }]))] });
+  const port = h.port('l');
+
+  failures = 1;
+  assert.equal((await request(port, { method: 'POST', body: 'a'.repeat(512) })).status, 200);
+  assert.deepEqual(app.requests.map((r) => r.body.length), [512, 512]);
+
+  for (const send of [() => request(port, { method: 'POST', body: 'b'.repeat(2048) }), () => chunkedPost(port, ['c'.repeat(1000), 'c'.repeat(1000)], {})]) {
+    failures = 1;
+    app.requests.length = 0;
+    assert.equal((await send()).status, 503, 'past the route limit: no retry');
+    assert.equal(app.requests.length, 1);
+    assert.ok(app.requests[0].body.length >= 2000, 'the whole body went upstream once');
+  }
+});

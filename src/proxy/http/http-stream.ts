@@ -309,13 +309,18 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     const route = this.resolveRoute();
     // The body is buffered for replay when the request may be retried (route policy and retry
     // headers) and its announced length is within the buffer limit; others stream.
-    const bufferForRetry = route !== undefined && this.hasBody && this.body === undefined && Number(this.req.headers['content-length'] ?? Infinity) <= this.conn.hcm.maxRequestBodyBytes && retriesEnabled(this.head.headers, route.retry);
+    const bufferForRetry = route !== undefined && this.hasBody && this.body === undefined && Number(this.req.headers['content-length'] ?? Infinity) <= this.retryBufferLimit() && retriesEnabled(this.head.headers, route.retry);
     if (bufferForRetry) {
       this.routeOnBodyEnd = true;
       this.startReadingBody();
       return;
     }
     this.routeRequest();
+  }
+
+  /** Envoy's retry_shadow_buffer_limit: the connection's buffer limit, lowered by the route's per_request_buffer_limit_bytes. */
+  private retryBufferLimit(): number {
+    return Math.min(this.conn.hcm.maxRequestBodyBytes, this.route?.bufferLimitBytes ?? Infinity);
   }
 
   // === request body (buffered for a filter's decodeData or for retries) ===
@@ -373,12 +378,13 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
   }
 
   /**
-   * Past the buffer limit (the connection manager's, or more when the waiting filter asked for more,
-   * as Envoy's setDecoderBufferLimit): 413 when the whole body is needed, else stop reading.
+   * Past the buffer limit (the route's per_request_buffer_limit_bytes, else the connection manager's,
+   * or more when the waiting filter asked for more, as Envoy's setDecoderBufferLimit): 413 when the
+   * whole body is needed, else stop reading.
    */
   private holdBody(): void {
     const early = this.bodyFor?.decodeDataEarlyBytes ?? 0;
-    if (!this.chunks || this.chunkBytes <= Math.max(this.conn.hcm.maxRequestBodyBytes, early)) return;
+    if (!this.chunks || this.chunkBytes <= Math.max(this.route?.bufferLimitBytes ?? this.conn.hcm.maxRequestBodyBytes, early)) return;
     if (this.bodyFor || this.routeOnBodyEnd) {
       this.chunks = undefined;
       this.sendLocalReply({ status: 413, body: 'Payload Too Large', details: 'request_payload_too_large' });
@@ -635,7 +641,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
       const r = this.retry;
       if (r && r.retryOn !== 0 && r.numRetries > 0) {
         // Not buffered before routing (length unknown or past the limit): streamed with a copy for retries.
-        this.replayBody = new ReplayableBody(this.req, this.conn.hcm.maxRequestBodyBytes, read);
+        this.replayBody = new ReplayableBody(this.req, this.retryBufferLimit(), read);
         this.bodyStream = this.replayBody.attempt();
       } else {
         const bs = (this.bodyStream = new PassThrough());

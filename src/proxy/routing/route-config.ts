@@ -94,6 +94,8 @@ export interface Route {
   readonly idleTimeoutMs?: number;
   /** max_stream_duration.max_stream_duration when set: replaces the HCM's downstream stream duration (0: none). */
   readonly maxStreamDurationMs?: number;
+  /** per_request_buffer_limit_bytes of the route, else of its virtual host: the request's buffer limit. */
+  readonly bufferLimitBytes?: number;
   /** grpc-timeout honoured, capped at this (0 = uncapped); undefined = header ignored. */
   readonly grpcTimeoutMaxMs?: number;
   readonly grpcTimeoutOffsetMs: number;
@@ -228,6 +230,13 @@ function mergeMaps(outer: ReadonlyMap<string, unknown> | undefined, inner: Reado
   return new Map([...outer, ...inner]);
 }
 
+function bufferLimit(r: Reader): number {
+  const n = r.num('per_request_buffer_limit_bytes', 0);
+  if (Number.isInteger(n) && n >= 0) return n;
+  r.issues.error(r.at('per_request_buffer_limit_bytes'), 'must be a non-negative integer (bytes)');
+  return 0;
+}
+
 interface Shared {
   vhostRequestOps: HeaderOps;
   vhostResponseOps: HeaderOps;
@@ -235,6 +244,7 @@ interface Shared {
   vhostPerFilter?: ReadonlyMap<string, unknown>;
   vhostHash?: HashPolicyFn;
   vhostRateLimits?: readonly RateLimitPolicy[];
+  vhostBufferLimit?: number;
 }
 
 function readRoute(r: Reader, vhost: VirtualHost, shared: Shared, issues: Issues, index: number): Route {
@@ -267,6 +277,7 @@ function readRoute(r: Reader, vhost: VirtualHost, shared: Shared, issues: Issues
     timeoutMs: 15000,
     idleTimeoutMs: undefined as number | undefined,
     maxStreamDurationMs: undefined as number | undefined,
+    bufferLimitBytes: r.has('per_request_buffer_limit_bytes') ? bufferLimit(r) : shared.vhostBufferLimit,
     grpcTimeoutOffsetMs: 0,
     grpcTimeoutMaxMs: undefined as number | undefined,
     retry: shared.vhostRetry,
@@ -434,6 +445,7 @@ export function compileRouteConfig(raw: Record<string, unknown>, path: string, i
       vhostPerFilter: compilePerFilterConfigs(v, 'typed_per_filter_config'),
       vhostHash: v.has('hash_policy') ? readHashPolicies(v) : undefined,
       vhostRateLimits: readRateLimits(v),
+      vhostBufferLimit: v.has('per_request_buffer_limit_bytes') ? bufferLimit(v) : undefined,
     };
     vhost.attemptCountToUpstream = v.bool('include_request_attempt_count', false);
     vhost.attemptCountToDownstream = v.bool('include_attempt_count_in_response', false);
