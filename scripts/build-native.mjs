@@ -1,12 +1,13 @@
 #!/usr/bin/env node
-// Builds native/ (the SO_ORIGINAL_DST addon) with node-gyp at install time. It never fails the
-// install: without the addon, transparent interception (REDIRECT mode) is unavailable but the
-// explicit proxy mode works. Plain JavaScript so any Node that npm runs can execute it.
+// Builds native/ (SO_ORIGINAL_DST, and the proxy's trim of its resident executable pages) with
+// node-gyp at install time. It never fails the install: without the addon, transparent
+// interception (REDIRECT mode) is unavailable and the proxy keeps the node executable's start-up
+// pages resident, but the explicit proxy mode works. Plain JavaScript so any Node that npm runs can execute it.
 // Headers come from a local directory (npm's `nodedir`, the running Node's own include/, or
 // /usr/include/node); node-gyp is never allowed to download them. The addon uses Node-API, so
 // headers of another Node major version build a module that loads in this one.
 import { spawnSync } from 'node:child_process';
-import { existsSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
@@ -19,7 +20,8 @@ function fail(what) {
   process.stderr.write(
     `\nrigging: the native addon (native/, SO_ORIGINAL_DST for transparent interception) was not built: ${what}\n` +
       'rigging: everything else works, including the explicit proxy mode (INTERCEPTION_MODE NONE); only\n' +
-      '         `rig up --isolation netns` and REDIRECT-mode sidecars need the addon.\n' +
+      '         `rig up --isolation netns` and REDIRECT-mode sidecars need the addon (without it, proxies\n' +
+      '         also keep ~20 MB more of the node executable resident).\n' +
       `rigging: ${retry}.\n\n`,
   );
   process.exit(0);
@@ -33,7 +35,7 @@ const built = path.join(nativeDir, 'build', 'Release', 'rig_native.node');
 function upToDate() {
   if (!existsSync(built)) return false;
   const mtime = statSync(built).mtimeMs;
-  const sources = [path.join(nativeDir, 'binding.gyp'), path.join(nativeDir, 'src', 'original-dst.c')];
+  const sources = [path.join(nativeDir, 'binding.gyp'), ...readdirSync(path.join(nativeDir, 'src')).map((f) => path.join(nativeDir, 'src', f))];
   if (sources.some((f) => statSync(f).mtimeMs > mtime)) return false;
   try {
     createRequire(import.meta.url)(built);

@@ -1,12 +1,10 @@
 /*
- * Rigging's native addon (Node-API, ABI-stable across Node versions).
- *
  * originalDst(fd) returns the destination a connection had before iptables REDIRECT/DNAT
  * rewrote it: getsockopt(SO_ORIGINAL_DST) for IPv4, getsockopt(IP6T_SO_ORIGINAL_DST) for IPv6.
  * Returns { address, port } or undefined when the socket was not redirected (ENOENT) or is
  * not an IP socket; throws on other errors.
  */
-#include <node_api.h>
+#include "addon.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -22,14 +20,6 @@
 #ifndef IP6T_SO_ORIGINAL_DST
 #define IP6T_SO_ORIGINAL_DST 80
 #endif
-
-#define CHECK(call)                                                              \
-  do {                                                                           \
-    if ((call) != napi_ok) {                                                     \
-      napi_throw_error(env, NULL, "rig_native: Node-API call failed: " #call);   \
-      return NULL;                                                               \
-    }                                                                            \
-  } while (0)
 
 static napi_value make_result(napi_env env, const char *address, unsigned port) {
   napi_value obj, addr, p;
@@ -48,7 +38,7 @@ static napi_value throw_errno(napi_env env, const char *what, int err) {
   return NULL;
 }
 
-static napi_value original_dst(napi_env env, napi_callback_info info) {
+napi_value original_dst(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], undef;
   int32_t fd;
@@ -94,11 +84,4 @@ static napi_value original_dst(napi_env env, napi_callback_info info) {
     return make_result(env, text, ntohs(dst4.sin_port));
   }
   return undef;
-}
-
-NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
-  napi_value fn;
-  CHECK(napi_create_function(env, "originalDst", NAPI_AUTO_LENGTH, original_dst, NULL, &fn));
-  CHECK(napi_set_named_property(env, exports, "originalDst", fn));
-  return exports;
 }

@@ -9,6 +9,7 @@ import { readBootstrapFile, parseBootstrap } from '../../proxy/bootstrap/bootstr
 import { addXdsOptions, bootstrapFromOptions, identityFromOptions, type XdsCliOptions } from '../../proxy/bootstrap/flags.ts';
 import { ProxyRuntime } from '../../proxy/runtime.ts';
 import { trimHeapWhenReady } from '../../proxy/heap-trim.ts';
+import { trimExecutableResidency } from '../../proxy/resident-trim.ts';
 import { createAdminHandler, createReadyHandler } from '../../proxy/admin/admin-server.ts';
 import { listen } from '../../core/listen.ts';
 import { http } from '../../proxy/node-http.ts';
@@ -163,7 +164,15 @@ async function run(opts: ProxyOptions): Promise<void> {
     fs.renameSync(tmp, opts.portsFile);
   }
   log.info({ ports, node: bootstrap.node.id }, 'rig proxy started');
-  stoppers.push(trimHeapWhenReady(() => rt.state() === 'LIVE', (ms) => log.debug({ pauseMs: Math.round(ms) }, 'start-up heap returned to the OS')));
+  stoppers.push(
+    trimHeapWhenReady(
+      () => rt.state() === 'LIVE',
+      (ms) => {
+        const exe = trimExecutableResidency();
+        log.debug({ heapTrimPauseMs: Math.round(ms), executableResidentKb: exe && { before: exe.beforeKb, after: exe.afterKb } }, 'start-up memory returned to the OS');
+      },
+    ),
+  );
 
   async function shutdown(why: string): Promise<void> {
     if (quitting) return;

@@ -1,0 +1,10 @@
+#include "addon.h"
+
+NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
+  napi_value fn;
+  CHECK(napi_create_function(env, "originalDst", NAPI_AUTO_LENGTH, original_dst, NULL, &fn));
+  CHECK(napi_set_named_property(env, exports, "originalDst", fn));
+  CHECK(napi_create_function(env, "dropResidentPages", NAPI_AUTO_LENGTH, drop_resident_pages, NULL, &fn));
+  CHECK(napi_set_named_property(env, exports, "dropResidentPages", fn));
+  return exports;
+}

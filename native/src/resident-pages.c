@@ -1,0 +1,37 @@
+/*
+ * dropResidentPages(start, length) removes a range of this process's own mappings from its page
+ * tables: madvise(MADV_DONTNEED). For a read-only file mapping that was never written (the node
+ * executable's code and read-only data) nothing is lost: the pages stay in the page cache, and
+ * those the process touches again fault back in from there. The caller picks the ranges (see
+ * src/proxy/resident-trim.ts); a writable or copied-on-write range would lose its contents.
+ */
+#include "addon.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+napi_value drop_resident_pages(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  double start, length;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  long page = sysconf(_SC_PAGESIZE);
+  if (argc < 2 || napi_get_value_double(env, argv[0], &start) != napi_ok || napi_get_value_double(env, argv[1], &length) != napi_ok ||
+      start < 0 || length <= 0 || (uint64_t)start % page != 0 || (uint64_t)length % page != 0) {
+    napi_throw_type_error(env, NULL, "dropResidentPages(start, length): page-aligned non-negative numbers expected");
+    return NULL;
+  }
+  if (madvise((void *)(uintptr_t)start, (size_t)length, MADV_DONTNEED) != 0) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "madvise(MADV_DONTNEED): %s", strerror(errno));
+    napi_throw_error(env, "ERR_MADVISE", msg);
+    return NULL;
+  }
+  napi_value undef;
+  CHECK(napi_get_undefined(env, &undef));
+  return undef;
+}

@@ -1,0 +1,50 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { nativeAddonUnavailableReason } from '../../src/proxy/native-addon.ts';
+
+const TRIM = new URL('../../src/proxy/resident-trim.ts', import.meta.url).pathname;
+
+// In a child process, so that what is measured is a fresh node executable's start-up pages, and a
+// wrong range dropped (a written page lost) crashes the child, not the test runner.
+const CHILD = `
+import { trimExecutableResidency } from ${JSON.stringify(TRIM)};
+import { createHash } from 'node:crypto';
+import { readFileSync, realpathSync } from 'node:fs';
+const exe = realpathSync(process.execPath);
+const executableRssKb = () => {
+  let kb = 0, inExe = false;
+  for (const l of readFileSync('/proc/self/smaps', 'utf8').split('\\n')) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ \\S+ \\S+ \\S+ \\S+\\s*(.*)$/.exec(l);
+    if (head) inExe = head[1] === exe;
+    else if (inExe && l.startsWith('Rss:')) kb += Number(/(\\d+)/.exec(l)[1]);
+  }
+  return kb;
+};
+const before = executableRssKb();
+const trim = trimExecutableResidency();
+const after = executableRssKb();
+// Code and data of the executable that start-up used and that come back from the page cache.
+const hash = createHash('sha256').update(JSON.stringify({ a: [1, 2, 3], s: 'é'.normalize('NFD') })).digest('hex');
+const later = executableRssKb();
+console.log(JSON.stringify({ before, after, later, trim, hash, date: new Intl.DateTimeFormat('en', { timeZone: 'UTC' }).format(0) }));
+`;
+
+test('trimExecutableResidency drops the node executable start-up pages, and the process runs on', { skip: nativeAddonUnavailableReason() }, () => {
+  const out = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', CHILD], { encoding: 'utf8' })) as {
+    before: number;
+    after: number;
+    later: number;
+    trim: { beforeKb: number; afterKb: number };
+    hash: string;
+    date: string;
+  };
+  assert.ok(out.before > 20_000, `the executable had ${out.before} kB resident at start-up`);
+  assert.ok(out.after < out.before / 2, `resident kB of the executable: ${out.before} before the trim, ${out.after} after`);
+  assert.ok(out.trim.afterKb < out.trim.beforeKb / 2, JSON.stringify(out.trim));
+  assert.ok(out.later > out.after, 'the pages used after the trim came back');
+  const expected = createHash('sha256').update(JSON.stringify({ a: [1, 2, 3], s: 'é'.normalize('NFD') })).digest('hex');
+  assert.equal(out.hash, expected, 'crypto and ICU normalization still work');
+  assert.equal(out.date, '1/1/1970', 'ICU data still reads');
+});
