@@ -58,7 +58,7 @@ test('ports come from outside the ephemeral range, where no listen on port 0 or 
   const dir = tempDir(t);
   const a = new PortAllocator('127.0.0.1', { reservations: dir });
   const { low, high } = ephemeralRange();
-  const ports = [];
+  const ports: number[] = [];
   for (let i = 0; i < 5; i++) ports.push(await a.allocate());
   t.after(() => ports.forEach((p) => a.release(p)));
   assert.equal(new Set(ports).size, 5);
