@@ -2,11 +2,15 @@
 // stream lasting longer ends with 504 (request received whole) or 408 (still receiving it), details
 // max_duration_timeout, counted in downstream_rq_max_duration_reached; a started response is reset
 // (HTTP/1.1: connection closed, HTTP/2: RST_STREAM). A route's max_stream_duration replaces it
-// (0: none). The limit is generous (1 s) so the quick request stays under it on a loaded machine.
+// (0: none). WebSocket / CONNECT tunnels are closed when it is reached. The limit is generous
+// (1 s) so the quick request stays under it on a loaded machine.
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
+import WebSocket, { WebSocketServer } from 'ws';
+import { until } from '../helpers/wait.ts';
 import { configure, httpListener, request, routeConfig, startTestRuntime, startUpstream, staticCluster } from './harness.ts';
 
 type Outcome = { status: number; body: string } | 'reset';
@@ -71,4 +75,34 @@ test('HCM max_stream_duration: 504 / 408 before the response, reset after, on HT
   assert.equal(details.get('/off/slow'), 'upstream_response_timeout');
   const stats = new Map(h.rt.stats.all().map((s) => [s.name, s.value]));
   assert.equal(stats.get('http.l.downstream_rq_max_duration_reached'), 5);
+});
+
+test('HCM max_stream_duration closes an established WebSocket tunnel (details max_duration_timeout)', async (t) => {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await new Promise((r) => wss.once('listening', r));
+  wss.on('connection', (ws) => ws.on('message', (m) => ws.send(`echo ${m}`)));
+  const h = await startTestRuntime(t, [
+    {
+      close: async () => {
+        for (const c of wss.clients) c.terminate();
+        await new Promise((r) => wss.close(r));
+      },
+    },
+  ]);
+  await configure(h, {
+    clusters: [staticCluster('ws', [(wss.address() as AddressInfo).port])],
+    listeners: [httpListener('l', routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'ws' } }]), { upgrade_configs: [{ upgrade_type: 'websocket' }], common_http_protocol_options: { max_stream_duration: '1s' } })],
+  });
+  const ws = new WebSocket(`ws://127.0.0.1:${h.port('l')}/chat`);
+  t.after(() => ws.terminate());
+  await new Promise((r, j) => (ws.once('open', r), ws.once('error', j)));
+  const got = new Promise<string>((r) => ws.once('message', (m) => r(String(m))));
+  ws.send('hi');
+  assert.equal(await got, 'echo hi', 'the tunnel works before the limit');
+  // Closed by the proxy (no close frame: the TCP connection ends), not by either end.
+  assert.equal(await new Promise<number>((r) => ws.once('close', (code) => r(code))), 1006);
+  await until('the tunnel is logged', () => h.streams.some((s) => s.path === '/chat'));
+  assert.equal(h.streams.find((s) => s.path === '/chat')!.responseCodeDetails, 'max_duration_timeout');
+  const stats = new Map(h.rt.stats.all().map((s) => [s.name, s.value]));
+  assert.equal(stats.get('http.l.downstream_rq_max_duration_reached'), 1);
 });

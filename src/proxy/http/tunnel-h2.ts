@@ -13,7 +13,7 @@ import type { StreamInfo } from '../stream-info.ts';
 import { ResponseFlag } from '../response-flags.ts';
 import { pipeSockets, type PipeResult } from '../tcp/pipe.ts';
 import type { ConnState } from './http-stream.ts';
-import { CONNECT_FAILED, connectFailureText, finish, openUpstream, resolveTunnel, startInfo, tunnelIdleMs, tunnelLocalReply, type TunnelTarget } from './tunnel.ts';
+import { CONNECT_FAILED, connectFailureText, finish, limitTunnelDuration, openUpstream, resolveTunnel, startInfo, tunnelIdleMs, tunnelLocalReply, type TunnelTarget } from './tunnel.ts';
 
 const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const MAX_HEAD = 64 * 1024;
@@ -165,13 +165,16 @@ export function handleH2Tunnel(conn: ConnState, stream: http2.ServerHttp2Stream,
   const relay = (upstream: net.Socket | http2.ClientHttp2Stream, early: Buffer): void => {
     info.responseCode = 200;
     info.responseCodeDetails = 'via_upstream';
-    pipeSockets(stream as unknown as net.Socket, upstream as net.Socket, tunnelIdleMs(t, conn), (r: PipeResult) => {
+    const duration: { timer?: NodeJS.Timeout } = {};
+    const pipe = pipeSockets(stream as unknown as net.Socket, upstream as net.Socket, tunnelIdleMs(t, conn), (r: PipeResult) => {
+      clearTimeout(duration.timer);
       release();
       info.bytesReceived = r.aToB;
       info.bytesSent = r.bToA + early.length;
       if (r.reason.startsWith('upstream')) info.responseFlags |= ResponseFlag.UpstreamConnectionTermination;
       finish(info, conn, head);
     });
+    duration.timer = limitTunnelDuration(t, conn, info, pipe);
     if (early.length) stream.write(early);
   };
   openUpstream(t, conn, info, (err, upstream) => {

@@ -129,6 +129,22 @@ export function tunnelIdleMs(t: TunnelTarget, conn: ConnState): number {
   return t.route.idleTimeoutMs ?? conn.hcm.streamIdleTimeoutMs;
 }
 
+/**
+ * Envoy's downstream duration timeout on an established tunnel (the route's max_stream_duration,
+ * else the HCM's; counted from the stream start): the tunnel is closed, details max_duration_timeout.
+ * Returns the timer, to clear when the tunnel ends first.
+ */
+export function limitTunnelDuration(t: TunnelTarget, conn: ConnState, info: StreamInfo, pipe: { close(): void }): NodeJS.Timeout | undefined {
+  const ms = t.route.maxStreamDurationMs ?? conn.hcm.maxStreamDurationMs;
+  if (!ms) return undefined;
+  const left = Math.max(ms - (performance.now() - info.startMonotonic), 0);
+  return setTimeout(() => {
+    conn.hcm.stats.rqMaxDurationReached.value++;
+    info.responseCodeDetails = 'max_duration_timeout';
+    pipe.close();
+  }, left);
+}
+
 export const CONNECT_FAILED = 'upstream_reset_before_response_started{connection_failure}';
 
 export function connectFailureText(e: Error): string {
@@ -176,7 +192,9 @@ export function handleTunnel(conn: ConnState, req: TunnelRequest, socket: net.So
   if (!('host' in t)) return reply(socket, t.status, t.text, info, t.flags, t.details, conn, head);
   const { cluster, host } = t;
   host.activeRequests++;
+  let durationTimer: NodeJS.Timeout | undefined;
   const done = (r: PipeResult): void => {
+    clearTimeout(durationTimer);
     host.activeRequests--;
     info.bytesReceived = r.aToB;
     info.bytesSent = r.bToA;
@@ -203,7 +221,7 @@ export function handleTunnel(conn: ConnState, req: TunnelRequest, socket: net.So
         }
         socket.write(upgradeResponse(type, headers, req.headers['sec-websocket-key']));
         if (early.length) stream.write(early);
-        pipeSockets(socket, stream as unknown as net.Socket, tunnelIdleMs(t, conn), done);
+        durationTimer = limitTunnelDuration(t, conn, info, pipeSockets(socket, stream as unknown as net.Socket, tunnelIdleMs(t, conn), done));
       });
     } else {
       // Forward the upgrade request; the upstream's 101 (or refusal) flows back as raw bytes.
@@ -217,7 +235,7 @@ export function handleTunnel(conn: ConnState, req: TunnelRequest, socket: net.So
       });
     }
     if (early.length) upstream.write(early);
-    pipeSockets(socket, upstream, tunnelIdleMs(t, conn), done);
+    durationTimer = limitTunnelDuration(t, conn, info, pipeSockets(socket, upstream, tunnelIdleMs(t, conn), done));
   });
 }
 
