@@ -128,7 +128,14 @@ async function latencyWindow(c: BenchCase, servers: Server[], entryPort: number,
   return { latency, w: window(m, servers, a, b) };
 }
 
+/**
+ * Idle is at rest, after start-up has settled: `rig proxy` returns its start-up memory (heap
+ * trim, executable pages) within ~0.5 s of going live; the other servers have nothing to settle.
+ */
+const IDLE_SETTLE_MS = 2000;
+
 async function measureTopology(c: BenchCase, servers: Server[], entryPort: number, m: MeasureSettings): Promise<CaseResult> {
+  await new Promise((r) => setTimeout(r, IDLE_SETTLE_MS));
   const idle = servers.map((s) => rssBytes(s.proc.pid));
 
   let lat: Awaited<ReturnType<typeof latencyWindow>>;

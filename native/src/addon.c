@@ -6,5 +6,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   CHECK(napi_set_named_property(env, exports, "originalDst", fn));
   CHECK(napi_create_function(env, "dropResidentPages", NAPI_AUTO_LENGTH, drop_resident_pages, NULL, &fn));
   CHECK(napi_set_named_property(env, exports, "dropResidentPages", fn));
+  CHECK(napi_create_function(env, "releaseFreeMalloc", NAPI_AUTO_LENGTH, release_free_malloc, NULL, &fn));
+  CHECK(napi_set_named_property(env, exports, "releaseFreeMalloc", fn));
   return exports;
 }

@@ -4,6 +4,11 @@
  * executable's code and read-only data) nothing is lost: the pages stay in the page cache, and
  * those the process touches again fault back in from there. The caller picks the ranges (see
  * src/proxy/resident-trim.ts); a writable or copied-on-write range would lose its contents.
+ *
+ * releaseFreeMalloc() returns the free memory inside glibc's malloc arenas to the OS
+ * (malloc_trim(0)): V8's compiler threads and libuv's threads each get an arena, and what they
+ * free stays resident, fragmented, until trimmed. Returns whether anything was released; false
+ * without glibc.
  */
 #include "addon.h"
 
@@ -13,6 +18,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 napi_value drop_resident_pages(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -34,4 +42,15 @@ napi_value drop_resident_pages(napi_env env, napi_callback_info info) {
   napi_value undef;
   CHECK(napi_get_undefined(env, &undef));
   return undef;
+}
+
+napi_value release_free_malloc(napi_env env, napi_callback_info info) {
+  (void)info;
+  int released = 0;
+#ifdef __GLIBC__
+  released = malloc_trim(0);
+#endif
+  napi_value result;
+  CHECK(napi_get_boolean(env, released != 0, &result));
+  return result;
 }

@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 export interface NativeAddon {
   originalDst(fd: number): { address: string; port: number } | undefined;
   dropResidentPages(start: number, length: number): void;
+  releaseFreeMalloc(): boolean;
 }
 
 const ADDON_PATH = new URL('../../native/build/Release/rig_native.node', import.meta.url);

@@ -71,3 +71,21 @@ export function trimExecutableResidency(): ResidentTrim | undefined {
   const afterKb = droppable(mappings(), executable).reduce((s, m) => s + m.rssKb, 0);
   return { beforeKb, afterKb };
 }
+
+/** How often the proxy returns glibc's free malloc memory; one trim costs ~0.3–1.4 ms. */
+export const MALLOC_TRIM_INTERVAL_MS = 10_000;
+
+/**
+ * Returns glibc's free malloc memory to the OS now and every `intervalMs`: V8's compiler threads
+ * and libuv's threads each have a malloc arena, and what they free stays resident, fragmented.
+ * Measured on the benchmark's one-hop proxy at 1000 requests/s: 71 → 64 MB RSS at one trim.
+ * Returns a function that stops it; does nothing without the native addon.
+ */
+export function releaseFreeMallocEvery(intervalMs = MALLOC_TRIM_INTERVAL_MS): () => void {
+  const addon = nativeAddon();
+  if (!addon) return () => {};
+  addon.releaseFreeMalloc();
+  const t = setInterval(() => addon.releaseFreeMalloc(), intervalMs);
+  t.unref();
+  return () => clearInterval(t);
+}

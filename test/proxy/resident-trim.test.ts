@@ -48,3 +48,33 @@ test('trimExecutableResidency drops the node executable start-up pages, and the 
   assert.equal(out.hash, expected, 'crypto and ICU normalization still work');
   assert.equal(out.date, '1/1/1970', 'ICU data still reads');
 });
+
+// Many malloc'd buffers (below glibc's mmap threshold), every other one kept: what is freed is fragmented, so free() alone keeps
+// it resident and only malloc_trim gives it back.
+const MALLOC_CHILD = `
+import { nativeAddon } from ${JSON.stringify(new URL('../../src/proxy/native-addon.ts', import.meta.url).pathname)};
+import { readFileSync } from 'node:fs';
+const rssKb = () => Number(/VmRSS:\\s+(\\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))[1]);
+let bufs = [];
+for (let i = 0; i < 3000; i++) bufs.push(Buffer.allocUnsafeSlow(16384 + (i % 7) * 4096).fill(1));
+const kept = bufs.filter((_, i) => i % 2 === 0);
+bufs = undefined;
+globalThis.gc();
+globalThis.gc();
+// ArrayBuffer memory is freed by a sweeper task after the GC.
+await new Promise((r) => setTimeout(r, 200));
+const before = rssKb();
+const released = nativeAddon().releaseFreeMalloc();
+const after = rssKb();
+console.log(JSON.stringify({ before, after, released, kept: kept.length }));
+`;
+
+test('releaseFreeMalloc gives fragmented free malloc memory back to the OS', { skip: nativeAddonUnavailableReason() }, () => {
+  const out = JSON.parse(execFileSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', MALLOC_CHILD], { encoding: 'utf8' })) as {
+    before: number;
+    after: number;
+    released: boolean;
+  };
+  assert.equal(out.released, true);
+  assert.ok(out.before - out.after > 10_000, `RSS ${out.before} kB before malloc_trim, ${out.after} kB after`);
+});

@@ -9,7 +9,7 @@ import { readBootstrapFile, parseBootstrap } from '../../proxy/bootstrap/bootstr
 import { addXdsOptions, bootstrapFromOptions, identityFromOptions, type XdsCliOptions } from '../../proxy/bootstrap/flags.ts';
 import { ProxyRuntime } from '../../proxy/runtime.ts';
 import { trimHeapWhenReady } from '../../proxy/heap-trim.ts';
-import { trimExecutableResidency } from '../../proxy/resident-trim.ts';
+import { releaseFreeMallocEvery, trimExecutableResidency } from '../../proxy/resident-trim.ts';
 import { createAdminHandler, createReadyHandler } from '../../proxy/admin/admin-server.ts';
 import { listen } from '../../core/listen.ts';
 import { http } from '../../proxy/node-http.ts';
@@ -169,6 +169,7 @@ async function run(opts: ProxyOptions): Promise<void> {
       () => rt.state() === 'LIVE',
       (ms) => {
         const exe = trimExecutableResidency();
+        stoppers.push(releaseFreeMallocEvery());
         log.debug({ heapTrimPauseMs: Math.round(ms), executableResidentKb: exe && { before: exe.beforeKb, after: exe.afterKb } }, 'start-up memory returned to the OS');
       },
     ),
