@@ -46,7 +46,8 @@ function h2Post(port: number, body: string, headers: Record<string, string>, wit
   });
 }
 
-test('retries requested by headers replay the request body: known length, chunked, HTTP/2; past the limit no retry', async (t) => {
+/** The test upstream; failNext(n) makes it answer 503 to the next n requests. */
+async function failingUpstream() {
   let failures = 0;
   const app = await startUpstream('app', (_req, res) => {
     if (failures <= 0) return false;
@@ -55,70 +56,68 @@ test('retries requested by headers replay the request body: known length, chunke
     res.end();
     return true;
   });
+  return { app, failNext: (n: number) => (failures = n) };
+}
+
+test('retries requested by headers replay the request body: known length, chunked, HTTP/2; past the limit no retry', async (t) => {
+  const { app, failNext } = await failingUpstream();
   const h = await startTestRuntime(t, [app]);
   // use_remote_address with a loopback client: internal, so the x-envoy-* headers are honoured.
   await configure(h, { clusters: [staticCluster('app', [app.port])], listeners: [httpListener('l', ROUTE, { use_remote_address: true })] });
   const port = h.port('l');
   const body = 'x'.repeat(64 * 1024);
 
-  failures = 1;
+  failNext(1);
   const h1 = await request(port, { method: 'POST', body, headers: RETRY });
   assert.equal(h1.status, 200, 'HTTP/1.1: the retry was made');
   assert.equal(h1.json().body.length, body.length, 'HTTP/1.1: the retry carried the whole body');
   assert.deepEqual(app.requests.map((r) => r.body.length), [body.length, body.length]);
 
-  failures = 1;
+  failNext(1);
   app.requests.length = 0;
   const h2 = await h2Post(port, body, RETRY);
   assert.equal(h2.status, 200, 'HTTP/2: the retry was made');
   assert.deepEqual(app.requests.map((r) => r.body.length), [body.length, body.length]);
 
   // Unknown length: streamed, and replayed from the copy.
-  failures = 1;
+  failNext(1);
   app.requests.length = 0;
   const chunked = await chunkedPost(port, ['first-', 'second-', 'third'], RETRY);
   assert.equal(chunked.status, 200, 'chunked: the retry was made');
   assert.deepEqual(app.requests.map((r) => r.body), ['first-second-third', 'first-second-third']);
 
-  failures = 1;
+  failNext(1);
   app.requests.length = 0;
   assert.equal((await h2Post(port, body, RETRY, false)).status, 200, 'HTTP/2 without content-length: the retry was made');
   assert.deepEqual(app.requests.map((r) => r.body.length), [body.length, body.length]);
 
   // Past the buffer limit the copy is dropped: the whole body reaches the upstream once, no retry.
-  failures = 1;
+  failNext(1);
   app.requests.length = 0;
   const big = 'y'.repeat(256 * 1024);
   assert.equal((await chunkedPost(port, [big, big, big, big, big], RETRY)).status, 503);
   assert.deepEqual(app.requests.map((r) => r.body.length), [5 * big.length]);
 
   // x-envoy-max-retries: 0 disables retries: nothing to replay, the 503 stands.
-  failures = 1;
+  failNext(1);
   app.requests.length = 0;
   assert.equal((await request(port, { method: 'POST', body, headers: { ...RETRY, 'x-envoy-max-retries': '0' } })).status, 503);
   assert.equal(app.requests.length, 1);
 });
 
 test('a route per_request_buffer_limit_bytes lowers the retry buffer: a larger body streams once, a smaller one is replayed', async (t) => {
-  let failures = 0;
-  const app = await startUpstream('app', (_req, res) => {
-    if (failures <= 0) return false;
-    failures--;
-    res.writeHead(503);
-    res.end();
-    return true;
-  });
+  const { app, failNext } = await failingUpstream();
   const h = await startTestRuntime(t, [app]);
   const route = { cluster: 'app', retry_policy: { retry_on: '5xx', num_retries: 1, retry_back_off: { base_interval: '0.001s' } } };
   await configure(h, { clusters: [staticCluster('app', [app.port])], listeners: [httpListener('l', routeConfig('r', [{ match: { prefix: '/' }, route, per_request_buffer_limit_bytes: 1024 }]))] });
   const port = h.port('l');
 
-  failures = 1;
+  failNext(1);
   assert.equal((await request(port, { method: 'POST', body: 'a'.repeat(512) })).status, 200);
   assert.deepEqual(app.requests.map((r) => r.body.length), [512, 512]);
 
   for (const send of [() => request(port, { method: 'POST', body: 'b'.repeat(2048) }), () => chunkedPost(port, ['c'.repeat(1000), 'c'.repeat(1000)], {})]) {
-    failures = 1;
+    failNext(1);
     app.requests.length = 0;
     assert.equal((await send()).status, 503, 'past the route limit: no retry');
     assert.equal(app.requests.length, 1);

@@ -13,17 +13,8 @@ import type { EnvoyJson } from '../../src/envoy/index.ts';
 import { ResponseFlag } from '../../src/proxy/response-flags.ts';
 import { addr, configure, HCM, request, ROUTER, routeConfig, startTestRuntime, startUpstream, staticCluster, type Harness } from '../proxy/harness.ts';
 import { until } from '../helpers/wait.ts';
-import { startGrpcAuthz } from './ext-authz-servers.ts';
+import { ENABLED_METADATA, SHADOW_RBAC, startGrpcAuthz } from './ext-authz-servers.ts';
 
-const SHADOW_RBAC = {
-  name: 'envoy.filters.http.rbac',
-  typed_config: {
-    '@type': HTTP_RBAC_TYPE,
-    shadow_rules: { action: 'DENY', policies: { 'istio-ext-authz-ns[foo]-policy[ext]-rule[0]': { permissions: [{ url_path: { path: { prefix: '/secure' } } }], principals: [{ any: true }] } } },
-    shadow_rules_stat_prefix: 'istio_ext_authz_',
-  },
-};
-const ENABLED_METADATA = { filter: 'envoy.filters.http.rbac', path: [{ key: 'istio_ext_authz_shadow_effective_policy_id' }], value: { string_match: { prefix: 'istio-ext-authz' } } };
 /** Istio's DENY policy filter, after ext_authz: requests with the header x-rbac are denied. */
 const DENY_RBAC = {
   name: 'envoy.filters.http.rbac',

@@ -6,23 +6,12 @@ import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
-import { HTTP_EXT_AUTHZ_TYPE, HTTP_RBAC_TYPE, NETWORK_EXT_AUTHZ_TYPE, NETWORK_RBAC_TYPE, TCP_PROXY_TYPE } from '../../src/envoy/index.ts';
+import { HTTP_EXT_AUTHZ_TYPE, NETWORK_EXT_AUTHZ_TYPE, NETWORK_RBAC_TYPE, TCP_PROXY_TYPE } from '../../src/envoy/index.ts';
 import type { EnvoyJson } from '../../src/envoy/index.ts';
 import { ResponseFlag } from '../../src/proxy/response-flags.ts';
-import { startGrpcAuthz } from './ext-authz-servers.ts';
+import { ENABLED_METADATA, SHADOW_RBAC, startGrpcAuthz } from './ext-authz-servers.ts';
 import { addr, configure, deadPort, HCM, request, ROUTER, routeConfig, startRuntime, startTestRuntime, startUpstream, staticCluster, type Harness } from '../proxy/harness.ts';
 
-/** Istio's shadow RBAC for CUSTOM policies: here, paths under /secure are sent to the authz service. */
-const SHADOW_RBAC = {
-  name: 'envoy.filters.http.rbac',
-  typed_config: {
-    '@type': HTTP_RBAC_TYPE,
-    shadow_rules: { action: 'DENY', policies: { 'istio-ext-authz-ns[foo]-policy[ext]-rule[0]': { permissions: [{ url_path: { path: { prefix: '/secure' } } }], principals: [{ any: true }] } } },
-    shadow_rules_stat_prefix: 'istio_ext_authz_',
-  },
-};
-
-const ENABLED_METADATA = { filter: 'envoy.filters.http.rbac', path: [{ key: 'istio_ext_authz_shadow_effective_policy_id' }], value: { string_match: { prefix: 'istio-ext-authz' } } };
 
 function listener(name: string, extAuthz: EnvoyJson, routes: EnvoyJson[] = [{ match: { prefix: '/' }, route: { cluster: 'app' } }]): EnvoyJson {
   return {

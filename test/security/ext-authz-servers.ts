@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { HTTP_RBAC_TYPE } from '../../src/envoy/index.ts';
 
 const require = createRequire(import.meta.url);
 const DEPS = path.join(path.dirname(require.resolve('@grpc/grpc-js-xds/package.json')), 'deps');
@@ -52,3 +53,16 @@ export async function startGrpcAuthz(): Promise<GrpcAuthz> {
   authz.port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
   return authz;
 }
+
+/** Istio's shadow RBAC for CUSTOM policies: here, paths under /secure are sent to the authz service. */
+export const SHADOW_RBAC = {
+  name: 'envoy.filters.http.rbac',
+  typed_config: {
+    '@type': HTTP_RBAC_TYPE,
+    shadow_rules: { action: 'DENY', policies: { 'istio-ext-authz-ns[foo]-policy[ext]-rule[0]': { permissions: [{ url_path: { path: { prefix: '/secure' } } }], principals: [{ any: true }] } } },
+    shadow_rules_stat_prefix: 'istio_ext_authz_',
+  },
+};
+
+/** ext_authz enabled by the shadow RBAC's effective policy id, as istiod configures it. */
+export const ENABLED_METADATA = { filter: 'envoy.filters.http.rbac', path: [{ key: 'istio_ext_authz_shadow_effective_policy_id' }], value: { string_match: { prefix: 'istio-ext-authz' } } };
