@@ -10,7 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { RigError } from '../core/errors.ts';
 
-export function freePort(host = '127.0.0.1'): Promise<number> {
+/** A port the OS picks (its ephemeral range), free when this resolves. */
+function osChosenPort(host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.unref();
@@ -62,20 +63,21 @@ export function ephemeralRange(): { low: number; high: number } {
 }
 
 /**
- * A free port outside the ephemeral range: below it (at most 12768 ports, from 10000 up), else
- * above it; when the range leaves no room, one the OS picks.
+ * A free port for a process to bind later. Outside the ephemeral range (below it, at most 12768
+ * ports from 10000 up, else above it), so that no OS-chosen port or outgoing connection takes it
+ * meanwhile; when the range leaves no room, one the OS picks.
  */
-export async function freeNonEphemeralPort(host = '127.0.0.1'): Promise<number> {
+export async function freePort(host = '127.0.0.1'): Promise<number> {
   const { low, high } = ephemeralRange();
   const below = { from: Math.max(10000, low - 12768), to: low - 1 };
   const above = { from: high + 1, to: 65535 };
   const span = below.to - below.from >= 1000 ? below : above.to - above.from >= 1000 ? above : undefined;
-  if (!span) return freePort(host);
+  if (!span) return osChosenPort(host);
   for (let i = 0; i < 20; i++) {
     const port = span.from + Math.floor(Math.random() * (span.to - span.from + 1));
     if (await portIsFree(host, port)) return port;
   }
-  return freePort(host);
+  return osChosenPort(host);
 }
 
 /** Where the `rig up`s of this host reserve the ports they handed out: a file `<port>` holding the owner's pid. */
@@ -93,7 +95,7 @@ function alive(pid: number): boolean {
 export interface PortAllocatorOptions {
   /** Default: PORT_RESERVATIONS_DIR. */
   reservations?: string;
-  /** Default: freeNonEphemeralPort. */
+  /** Default: freePort. */
   probe?: (host: string) => Promise<number>;
 }
 
@@ -109,7 +111,7 @@ export class PortAllocator {
   constructor(host = '127.0.0.1', opts: PortAllocatorOptions = {}) {
     this.#host = host;
     this.#dir = opts.reservations ?? PORT_RESERVATIONS_DIR;
-    this.#probe = opts.probe ?? freeNonEphemeralPort;
+    this.#probe = opts.probe ?? freePort;
   }
 
   async allocate(): Promise<number> {
