@@ -11,6 +11,7 @@ import { stringify } from 'yaml';
 import { spawnRig, stopProcess } from '../helpers/cli.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { waitForPortsFile } from '../../src/local/ports-file.ts';
+import { httpListener, routeConfig } from './harness.ts';
 
 const HOOK = `
 import { registerHooks } from 'node:module';
@@ -31,29 +32,7 @@ function bootstrap(regex?: string): object {
   const match = regex ? { safe_regex: { regex } } : { prefix: '/' };
   return {
     node: { id: 'lazy~127.0.0.1~lazy.default~default.svc.cluster.local', cluster: 'lazy' },
-    static_resources: {
-      listeners: [
-        {
-          name: 'in',
-          address: { socket_address: { address: '127.0.0.1', port_value: 0 } },
-          filter_chains: [
-            {
-              filters: [
-                {
-                  name: 'envoy.filters.network.http_connection_manager',
-                  typed_config: {
-                    '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
-                    stat_prefix: 'in',
-                    route_config: { name: 'r', virtual_hosts: [{ name: 'all', domains: ['*'], routes: [{ match, direct_response: { status: 200 } }] }] },
-                    http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } }],
-                  },
-                },
-              ],
-            },
-          ],
-        },
-      ],
-    },
+    static_resources: { listeners: [httpListener('in', routeConfig('r', [{ match, direct_response: { status: 200 } }]))] },
   };
 }
 
