@@ -8,5 +8,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   CHECK(napi_set_named_property(env, exports, "dropResidentPages", fn));
   CHECK(napi_create_function(env, "releaseFreeMalloc", NAPI_AUTO_LENGTH, release_free_malloc, NULL, &fn));
   CHECK(napi_set_named_property(env, exports, "releaseFreeMalloc", fn));
+  CHECK(napi_create_function(env, "mallocStats", NAPI_AUTO_LENGTH, malloc_totals, NULL, &fn));
+  CHECK(napi_set_named_property(env, exports, "mallocStats", fn));
   return exports;
 }

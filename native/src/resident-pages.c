@@ -9,6 +9,9 @@
  * (malloc_trim(0)): V8's compiler threads and libuv's threads each get an arena, and what they
  * free stays resident, fragmented, until trimmed. Returns whether anything was released; false
  * without glibc.
+ *
+ * mallocStats() reads glibc's malloc totals over every arena (mallinfo2): bytes in use, free
+ * inside the arenas, and in chunks mmapped on their own. undefined without glibc.
  */
 #include "addon.h"
 
@@ -52,5 +55,24 @@ napi_value release_free_malloc(napi_env env, napi_callback_info info) {
 #endif
   napi_value result;
   CHECK(napi_get_boolean(env, released != 0, &result));
+  return result;
+}
+
+napi_value malloc_totals(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value result;
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+  struct mallinfo2 mi = mallinfo2();
+  const struct { const char *name; size_t value; } fields[] = {
+      {"arenaBytes", mi.arena}, {"inUseBytes", mi.uordblks}, {"freeBytes", mi.fordblks}, {"mmappedBytes", mi.hblkhd}};
+  CHECK(napi_create_object(env, &result));
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+    napi_value v;
+    CHECK(napi_create_double(env, (double)fields[i].value, &v));
+    CHECK(napi_set_named_property(env, result, fields[i].name, v));
+  }
+#else
+  CHECK(napi_get_undefined(env, &result));
+#endif
   return result;
 }

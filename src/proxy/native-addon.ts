@@ -7,6 +7,18 @@ export interface NativeAddon {
   originalDst(fd: number): { address: string; port: number } | undefined;
   dropResidentPages(start: number, length: number): void;
   releaseFreeMalloc(): boolean;
+  /** glibc's malloc totals over every arena; undefined with another C library. */
+  mallocStats(): MallocStats | undefined;
+}
+
+export interface MallocStats {
+  /** Bytes of the arenas (obtained with brk or mmap for the arenas). */
+  arenaBytes: number;
+  inUseBytes: number;
+  /** Free bytes inside the arenas (resident until trimmed). */
+  freeBytes: number;
+  /** Bytes of large chunks mmapped on their own. */
+  mmappedBytes: number;
 }
 
 const ADDON_PATH = new URL('../../native/build/Release/rig_native.node', import.meta.url);

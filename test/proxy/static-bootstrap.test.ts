@@ -122,6 +122,18 @@ test('Envoy quick-start front proxy and a weighted split run unchanged; admin en
   assert.match((await request(ports.admin, { path: '/clusters' })).body, new RegExp(`service_v1::127\\.0\\.0\\.1:${v1.port}::health_flags::healthy`));
   assert.match((await request(ports.admin, { path: '/listeners' })).body, new RegExp(`listener_0::127\\.0\\.0\\.1:${listenPort}`));
   assert.equal((await request(ports.admin, { path: '/server_info' })).json<{ state: string }>().state, 'LIVE');
+  const memory = (await request(ports.admin, { path: '/memory' })).json<{
+    allocated: string;
+    heap_size: string;
+    total_physical_bytes: string;
+    resident_by_kind: Record<string, number>;
+    heap_spaces: Record<string, { physical: number }>;
+  }>();
+  const rss = Number(memory.total_physical_bytes);
+  assert.ok(Number(memory.allocated) > 1e6 && Number(memory.allocated) <= Number(memory.heap_size), JSON.stringify(memory));
+  const residentSum = Object.values(memory.resident_by_kind).reduce((a, b) => a + b, 0);
+  assert.ok(residentSum <= rss * 1.1 && residentSum >= rss * 0.8, `resident by kind ${residentSum} against RSS ${rss}`);
+  assert.ok(memory.heap_spaces.old_space!.physical > 0 && memory.heap_spaces.old_space!.physical < memory.resident_by_kind.anonymous!, JSON.stringify(memory));
   assert.equal((await request(ports.admin, { path: '/healthcheck/fail', method: 'POST' })).status, 200);
   assert.equal((await request(ports.ready, { path: '/healthz/ready' })).status, 503);
   await request(ports.admin, { path: '/healthcheck/ok', method: 'POST' });

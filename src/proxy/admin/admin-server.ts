@@ -1,12 +1,13 @@
 // Envoy's admin API (127.0.0.1:15000 by default): /ready, /server_info, /config_dump, /stats
 // (text, ?format=json, ?filter=), /stats/prometheus, /clusters, /listeners, /drain_listeners,
-// /healthcheck/fail|ok, /logging?level=, /quitquitquit. Plus the readiness endpoint (15021
+// /healthcheck/fail|ok, /logging?level=, /memory, /quitquitquit. Plus the readiness endpoint (15021
 // /healthz/ready) served by a second, tiny server.
 import type http from 'node:http';
 import type { EnvoyJson } from '../../envoy/index.ts';
 import { VERSION } from '../../core/version.ts';
 import type { ProxyRuntime } from '../runtime.ts';
 import { configDump } from './config-dump.ts';
+import { memoryReport } from './memory.ts';
 import { HealthFlag } from '../upstream/host.ts';
 import { prometheusText, PROMETHEUS_CONTENT_TYPE } from '../telemetry/prometheus-endpoint.ts';
 
@@ -45,7 +46,7 @@ export function createAdminHandler(o: AdminOptions): http.RequestListener {
     const post = req.method === 'POST';
     switch (url.pathname) {
       case '/':
-        return send(res, 200, ['/ready', '/server_info', '/config_dump', '/stats', '/stats/prometheus', '/clusters', '/listeners', 'POST /drain_listeners', 'POST /healthcheck/fail', 'POST /healthcheck/ok', 'POST /logging?level=', 'POST /quitquitquit'].join('\n') + '\n');
+        return send(res, 200, ['/ready', '/server_info', '/config_dump', '/stats', '/stats/prometheus', '/clusters', '/listeners', '/memory', 'POST /drain_listeners', 'POST /healthcheck/fail', 'POST /healthcheck/ok', 'POST /logging?level=', 'POST /quitquitquit'].join('\n') + '\n');
       case '/ready': {
         const state = rt.state();
         return send(res, state === 'LIVE' ? 200 : 503, state + '\n');
@@ -114,6 +115,8 @@ export function createAdminHandler(o: AdminOptions): http.RequestListener {
         if (json) return send(res, 200, { listener_statuses: ls.map((l) => ({ name: l.config.name, local_address: { socket_address: { address: l.config.address, port_value: l.boundPort || l.config.port } }, state: l.state, error: l.error })) });
         return send(res, 200, ls.map((l) => `${l.config.name}::${l.config.address}:${l.boundPort || l.config.port}`).join('\n') + '\n');
       }
+      case '/memory':
+        return send(res, 200, memoryReport());
       case '/drain_listeners':
         if (!post) return send(res, 405, 'use POST\n');
         rt.ctx.draining = true;
