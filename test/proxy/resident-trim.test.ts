@@ -9,33 +9,39 @@ const TRIM = new URL('../../src/proxy/resident-trim.ts', import.meta.url).pathna
 // In a child process, so that what is measured is a fresh node executable's start-up pages, and a
 // wrong range dropped (a written page lost) crashes the child, not the test runner.
 const CHILD = `
-import { trimExecutableResidency } from ${JSON.stringify(TRIM)};
+import { trimCodeResidency } from ${JSON.stringify(TRIM)};
 import { createHash } from 'node:crypto';
 import { readFileSync, realpathSync } from 'node:fs';
 const exe = realpathSync(process.execPath);
-const executableRssKb = () => {
-  let kb = 0, inExe = false;
+const rssKb = (which) => {
+  let kb = 0, counted = false;
   for (const l of readFileSync('/proc/self/smaps', 'utf8').split('\\n')) {
-    const head = /^[0-9a-f]+-[0-9a-f]+ \\S+ \\S+ \\S+ \\S+\\s*(.*)$/.exec(l);
-    if (head) inExe = head[1] === exe;
-    else if (inExe && l.startsWith('Rss:')) kb += Number(/(\\d+)/.exec(l)[1]);
+    const head = /^[0-9a-f]+-[0-9a-f]+ (\\S+) \\S+ \\S+ \\S+\\s*(.*)$/.exec(l);
+    if (head) counted = which(head[2], head[1]);
+    else if (counted && l.startsWith('Rss:')) kb += Number(/(\\d+)/.exec(l)[1]);
   }
   return kb;
 };
+const executableRssKb = () => rssKb((path) => path === exe);
+const libcCodeRssKb = () => rssKb((path, perms) => /\\/libc\\.so/.test(path) && perms === 'r-xp');
 const before = executableRssKb();
-const trim = trimExecutableResidency();
+const libcBefore = libcCodeRssKb();
+const trim = trimCodeResidency();
 const after = executableRssKb();
+const libcAfter = libcCodeRssKb();
 // Code and data of the executable that start-up used and that come back from the page cache.
 const hash = createHash('sha256').update(JSON.stringify({ a: [1, 2, 3], s: 'é'.normalize('NFD') })).digest('hex');
 const later = executableRssKb();
-console.log(JSON.stringify({ before, after, later, trim, hash, date: new Intl.DateTimeFormat('en', { timeZone: 'UTC' }).format(0) }));
+console.log(JSON.stringify({ before, after, later, libcBefore, libcAfter, trim, hash, date: new Intl.DateTimeFormat('en', { timeZone: 'UTC' }).format(0) }));
 `;
 
-test('trimExecutableResidency drops the node executable start-up pages, and the process runs on', { skip: nativeAddonUnavailableReason() }, () => {
+test('trimCodeResidency drops the start-up pages of the node executable and of the libraries, and the process runs on', { skip: nativeAddonUnavailableReason() }, () => {
   const out = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', CHILD], { encoding: 'utf8' })) as {
     before: number;
     after: number;
     later: number;
+    libcBefore: number;
+    libcAfter: number;
     trim: { beforeKb: number; afterKb: number };
     hash: string;
     date: string;
@@ -44,6 +50,7 @@ test('trimExecutableResidency drops the node executable start-up pages, and the 
   assert.ok(out.after < out.before / 2, `resident kB of the executable: ${out.before} before the trim, ${out.after} after`);
   assert.ok(out.trim.afterKb < out.trim.beforeKb / 2, JSON.stringify(out.trim));
   assert.ok(out.later > out.after, 'the pages used after the trim came back');
+  assert.ok(out.libcBefore > 0 && out.libcAfter < out.libcBefore, `resident kB of libc's code: ${out.libcBefore} before the trim, ${out.libcAfter} after`);
   const expected = createHash('sha256').update(JSON.stringify({ a: [1, 2, 3], s: 'é'.normalize('NFD') })).digest('hex');
   assert.equal(out.hash, expected, 'crypto and ICU normalization still work');
   assert.equal(out.date, '1/1/1970', 'ICU data still reads');

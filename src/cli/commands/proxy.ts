@@ -9,7 +9,7 @@ import { readBootstrapFile, parseBootstrap } from '../../proxy/bootstrap/bootstr
 import { addXdsOptions, bootstrapFromOptions, identityFromOptions, type XdsCliOptions } from '../../proxy/bootstrap/flags.ts';
 import { ProxyRuntime } from '../../proxy/runtime.ts';
 import { trimHeapWhenReady } from '../../proxy/heap-trim.ts';
-import { releaseFreeMallocEvery, trimExecutableResidency } from '../../proxy/resident-trim.ts';
+import { releaseFreeMallocEvery, trimCodeResidency } from '../../proxy/resident-trim.ts';
 import { createAdminHandler, createReadyHandler } from '../../proxy/admin/admin-server.ts';
 import { listen } from '../../core/listen.ts';
 import { http } from '../../proxy/node-http.ts';
@@ -168,9 +168,9 @@ async function run(opts: ProxyOptions): Promise<void> {
     trimHeapWhenReady(
       () => rt.state() === 'LIVE',
       (ms) => {
-        const exe = trimExecutableResidency();
+        const exe = trimCodeResidency();
         stoppers.push(releaseFreeMallocEvery());
-        log.debug({ heapTrimPauseMs: Math.round(ms), executableResidentKb: exe && { before: exe.beforeKb, after: exe.afterKb } }, 'start-up memory returned to the OS');
+        log.debug({ heapTrimPauseMs: Math.round(ms), codeResidentKb: exe && { before: exe.beforeKb, after: exe.afterKb } }, 'start-up memory returned to the OS');
       },
     ),
   );
