@@ -33,6 +33,8 @@ const USAGE = `usage: npm run bench -- [options]
   --rev COMMIT            run rig compiled from this commit instead of HEAD (before/after figures)
   --worktree-build        run rig compiled from a copy of the working tree (uncommitted changes, the
                           users' compiled build: type stripping from source costs ~18 MB RSS)
+  --rig-node-flags=F      extra node flags for every rig proxy (to measure an alternative, e.g.
+                          --rig-node-flags=--v8-pool-size=1); recorded in the result file
   --render FILE.json      rewrite the .md summary of an earlier result file (goals re-checked)
   --nice N                niceness of the load generator, wrk and h2load (default -20 as root)
   --no-fifo               servers under test at normal priority (default as root: SCHED_FIFO, so
@@ -75,6 +77,7 @@ async function main(): Promise<void> {
       worktree: { type: 'boolean', default: false },
       'worktree-build': { type: 'boolean', default: false },
       rev: { type: 'string' },
+      'rig-node-flags': { type: 'string' },
       render: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -117,6 +120,7 @@ async function main(): Promise<void> {
     saturationWarmupS: smoke ? 0 : 2,
     maxForeignVcpu: num(values['max-foreign'], 0.25, 'max-foreign', 0),
     retries: smoke ? 0 : num(values.retries, 1, 'retries', 0),
+    rigNodeFlags: values['rig-node-flags']?.split(/\s+/).filter(Boolean),
   };
   configureScheduling({
     serversFifo: values.fifo && process.getuid?.() === 0,

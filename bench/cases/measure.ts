@@ -32,7 +32,10 @@ export interface ServerFigures {
   role: Server['role'];
   startupMs: number;
   rssIdleMB: number;
+  /** Peak over the measured window at the fixed rate (the proxy warmed up). */
   rssAt1000MB: number;
+  /** Peak over the warm-up at the fixed rate: V8 compiling the hot path holds compiler memory. */
+  rssWarmupPeakMB: number;
   /** vCPU used while serving the fixed rate (CPU seconds per wall second). */
   vcpuAtRate: number;
   rssSaturationMB: number;
@@ -112,6 +115,7 @@ function window(m: MeasureSettings, servers: Server[], a: Snapshot, b: Snapshot)
 async function latencyWindow(c: BenchCase, servers: Server[], entryPort: number, m: MeasureSettings) {
   let a: Snapshot | undefined;
   let b: Snapshot | undefined;
+  let warmupPeak: number[] = [];
   const latency = await runOpenLoopLoad({
     protocol: c.protocol,
     port: entryPort,
@@ -121,11 +125,15 @@ async function latencyWindow(c: BenchCase, servers: Server[], entryPort: number,
     durationMs: m.durationMs,
     processes: m.loadProcesses,
     core: m.loadCore,
-    onMeasuring: (pids) => (a = snapshot(m, servers, pids)),
+    onMeasuring: (pids) => {
+      a = snapshot(m, servers, pids);
+      warmupPeak = servers.map((s) => peakRssBytes(s.proc.pid));
+      for (const s of servers) resetPeakRss(s.proc.pid);
+    },
     onEnded: (pids) => (b = snapshot(m, servers, pids)),
   });
   if (!a || !b) throw new Error('the load generator never reported its measured window');
-  return { latency, w: window(m, servers, a, b) };
+  return { latency, w: window(m, servers, a, b), warmupPeak };
 }
 
 /**
@@ -175,6 +183,7 @@ async function measureTopology(c: BenchCase, servers: Server[], entryPort: numbe
       startupMs: round(s.startupMs, 1),
       rssIdleMB: round(idle[i] / MB, 1),
       rssAt1000MB: round(rssAtRate[i] / MB, 1),
+      rssWarmupPeakMB: round(lat.warmupPeak[i] / MB, 1),
       vcpuAtRate: round(lat.w.serverCpu[i] / lat.w.wall),
       rssSaturationMB: round(peakRssBytes(s.proc.pid) / MB, 1),
       cpuSecondsPer1000AtSaturation: round(satW.serverCpu[i] / (saturation.requests / 1000), 4),

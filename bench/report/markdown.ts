@@ -8,7 +8,7 @@ const f3 = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? '—
 
 function proxyCell(r: CaseResult, k: keyof ServerFigures, digits: number): string {
   const ps = (r.servers ?? []).filter((s) => PROXY_ROLES.includes(s.role));
-  return ps.length ? ps.map((p) => (p[k] as number).toFixed(digits)).join(' / ') : '—';
+  return ps.length ? ps.map((p) => (typeof p[k] === 'number' ? p[k].toFixed(digits) : '—')).join(' / ') : '—';
 }
 
 function baselineFor(r: CaseResult, results: CaseResult[]): CaseResult | undefined {
@@ -24,14 +24,15 @@ export function renderMarkdown(run: BenchRun): string {
     `Machine: ${run.machine.nproc} vCPU ${run.machine.cpuModel}${run.machine.hypervisor ? ' (VM)' : ''}, Node ${run.machine.node}, load average before/after ${run.loadAverage.before} / ${run.loadAverage.after}. ` +
       `Servers pinned to core ${run.settings.serverCore}, load generator to core ${run.settings.loadCore}; ` +
       `latency at ${run.settings.rate} requests/s over ${run.settings.connections} keep-alive connections, sends spread evenly (open loop, measured from each request's due time), ` +
-      `${run.settings.durationMs / 1000} s after ${run.settings.warmupMs / 1000} s warm-up; max throughput with ${run.settings.saturationConnections} connections for ${run.settings.saturationS} s.`,
+      `${run.settings.durationMs / 1000} s after ${run.settings.warmupMs / 1000} s warm-up; max throughput with ${run.settings.saturationConnections} connections for ${run.settings.saturationS} s.` +
+      (run.settings.rigNodeFlags?.length ? ` rig proxy ran with the extra node flags \`${run.settings.rigNodeFlags.join(' ')}\`.` : ''),
     '',
   );
   lines.push('## Goals (issue 10 §2)', '', '| goal | measured | target | status |', '| --- | --- | --- | --- |');
   for (const g of goals) lines.push(`| ${g.goal} | ${g.measured} | ${g.target} | ${statusCell(g)} |`);
   lines.push('', '## Cases', '');
   lines.push(
-    '| case | p50 ms | p90 ms | p99 ms | p99.9 ms | added p50 / p90 / p99 ms | max rps | proxy CPU s per 1000 req (sat.) | proxy vCPU at 1000 rps | proxy RSS MB idle / 1000 rps / sat. | gen. send lag p99 ms | foreign vCPU server core (lat. / sat.) |',
+    '| case | p50 ms | p90 ms | p99 ms | p99.9 ms | added p50 / p90 / p99 ms | max rps | proxy CPU s per 1000 req (sat.) | proxy vCPU at 1000 rps | proxy RSS MB idle / warm-up / 1000 rps / sat. | gen. send lag p99 ms | foreign vCPU server core (lat. / sat.) |',
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   );
   for (const r of results) {
@@ -43,7 +44,7 @@ export function renderMarkdown(run: BenchRun): string {
     const base = baselineFor(r, results);
     const added = base && r.hops > 0 ? (['p50', 'p90', 'p99'] as const).map((k) => f3(l[k] - base.latency!.latency[k])).join(' / ') : '—';
     const rss = (r.servers ?? []).some((s) => PROXY_ROLES.includes(s.role))
-      ? `${proxyCell(r, 'rssIdleMB', 1)} · ${proxyCell(r, 'rssAt1000MB', 1)} · ${proxyCell(r, 'rssSaturationMB', 1)}`
+      ? `${proxyCell(r, 'rssIdleMB', 1)} · ${proxyCell(r, 'rssWarmupPeakMB', 1)} · ${proxyCell(r, 'rssAt1000MB', 1)} · ${proxyCell(r, 'rssSaturationMB', 1)}`
       : '—';
     const errs = r.latency!.errors + r.latency!.unfinished + r.saturation!.errors;
     lines.push(
@@ -55,7 +56,8 @@ export function renderMarkdown(run: BenchRun): string {
     '',
     'Cells with two values are the two proxies of a two-hop case: server-side / client-side. "Added" is relative to the direct case of the same protocol. ' +
       '"Foreign vCPU" is what processes outside the benchmark used on the servers\' core during the window (a busy machine disturbs the figures; such windows are re-measured up to ' +
-      `${run.settings.retries} times). Send lag: how late the generator wrote requests due on an idle connection (charged to latency).`,
+      `${run.settings.retries} times). Send lag: how late the generator wrote requests due on an idle connection (charged to latency). ` +
+      'RSS: idle after start-up settles; the peak over the warm-up at the fixed rate (V8 compiling the hot path); the peak over the measured window; the peak at saturation.',
   );
   lines.push('', '## Control plane (1000 services, 2000 simulated proxies)', '');
   lines.push(controlPlaneLine(controlPlane));
