@@ -1,7 +1,9 @@
 // An HTTP/2 upstream that resets a stream after some DATA of a response without content-length:
 // the client must not get the truncated body as complete. Envoy resets the downstream stream (an
 // HTTP/1.1 connection is closed) with UR, upstream_reset_after_response_started{remote_reset}.
-// CANCEL is the code Node reports as a clean end (other codes are errors); INTERNAL_ERROR for both.
+// CANCEL and NO_ERROR are the codes Node reports as a clean end (other codes are errors);
+// INTERNAL_ERROR for both. RST_STREAM(NO_ERROR) after END_STREAM (RFC 9113 §8.1: the server stops
+// the request body) leaves a complete response: a 200 with its whole body, no flag, no reset counted.
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import http2 from 'node:http2';
@@ -10,15 +12,18 @@ import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { formatResponseFlags } from '../../src/proxy/response-flags.ts';
 import { frame, PREFACE } from '../helpers/h2-frames.ts';
-import { configure, httpListener, routeConfig, startTestRuntime, staticCluster } from './harness.ts';
+import { configure, httpListener, routeConfig, startTestRuntime, staticCluster, type Harness } from './harness.ts';
 
 const H2_OPTIONS = {
   'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions', explicit_http_config: { http2_protocol_options: {} } },
 };
 const FRAME = { DATA: 0, HEADERS: 1, RST_STREAM: 3, SETTINGS: 4 } as const;
 
-/** A raw h2c server: each request gets :status 200 (no content-length), one DATA frame, then RST_STREAM with `code`. */
-async function resettingServer(code: number): Promise<{ port: number; close(): Promise<void> }> {
+/**
+ * A raw h2c server: each request gets :status 200 (no content-length), one DATA frame, then
+ * RST_STREAM with `code`; with `complete`, the DATA frame carries END_STREAM (the RST follows it).
+ */
+async function resettingServer(code: number, complete = false): Promise<{ port: number; close(): Promise<void> }> {
   const sockets = new Set<net.Socket>();
   const server = net.createServer((sock) => {
     sockets.add(sock);
@@ -43,7 +48,7 @@ async function resettingServer(code: number): Promise<{ port: number; close(): P
         if (type === FRAME.SETTINGS && !(flags & 1)) sock.write(frame(FRAME.SETTINGS, 1, 0, Buffer.alloc(0)));
         if (type !== FRAME.HEADERS) continue;
         sock.write(frame(FRAME.HEADERS, 4, id, Buffer.from([0x88]))); // :status 200, END_HEADERS
-        sock.write(frame(FRAME.DATA, 0, id, Buffer.from('partial-body')));
+        sock.write(frame(FRAME.DATA, complete ? 1 : 0, id, Buffer.from(complete ? 'whole-body' : 'partial-body')));
         const rst = Buffer.alloc(4);
         rst.writeUInt32BE(code);
         setTimeout(() => sock.write(frame(FRAME.RST_STREAM, 0, id, rst)), 20);
@@ -105,4 +110,61 @@ test('an HTTP/2 upstream RST_STREAM after DATA resets the downstream stream (UR)
       assert.equal(info.responseCodeDetails, 'upstream_reset_after_response_started{remote_reset}', path);
     }
   }
+});
+
+/** Status, body and completeness of a chunked POST whose body ends only after the response did. */
+function h1PostOpen(port: number, path: string): Promise<{ status: number; body: string; complete: boolean }> {
+  return new Promise((resolve) => {
+    const req = http.request({ host: '127.0.0.1', port, path, method: 'POST', agent: false, headers: { 'transfer-encoding': 'chunked' } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('error', () => resolve({ status: res.statusCode ?? 0, body, complete: false }));
+      res.on('end', () => {
+        resolve({ status: res.statusCode ?? 0, body, complete: res.complete });
+        req.end();
+      });
+    });
+    req.on('error', () => resolve({ status: 0, body: '', complete: false }));
+    req.write('request-part');
+  });
+}
+
+function stat(h: Harness, name: string): number {
+  return h.rt.stats.all().find((s) => s.name === name)?.value ?? 0;
+}
+
+test('an HTTP/2 upstream RST_STREAM(NO_ERROR) before END_STREAM is a reset (UR); after END_STREAM the response is complete', async (t) => {
+  const { NGHTTP2_NO_ERROR: NO_ERROR } = http2.constants;
+  const cut = await resettingServer(NO_ERROR);
+  const whole = await resettingServer(NO_ERROR, true);
+  const h = await startTestRuntime(t, [cut, whole]);
+  await configure(h, {
+    clusters: [staticCluster('cut', [cut.port], { typed_extension_protocol_options: H2_OPTIONS }), staticCluster('whole', [whole.port], { typed_extension_protocol_options: H2_OPTIONS })],
+    listeners: [httpListener('l', routeConfig('r', [{ match: { prefix: '/cut' }, route: { cluster: 'cut' } }, { match: { prefix: '/' }, route: { cluster: 'whole' } }]))],
+  });
+  const port = h.port('l');
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  t.after(() => session.destroy());
+  assert.equal(await h1Get(port, '/cut/h1'), 'reset', 'HTTP/1.1 client');
+  assert.equal(await h2Get(session, '/cut/h2'), 'reset', 'HTTP/2 client');
+  for (const info of h.streams.filter((s) => s.path?.startsWith('/cut'))) {
+    assert.equal(formatResponseFlags(info.responseFlags), 'UR', info.path);
+    assert.equal(info.responseCodeDetails, 'upstream_reset_after_response_started{remote_reset}', info.path);
+  }
+  assert.equal(h.streams.filter((s) => s.path?.startsWith('/cut')).length, 2);
+  assert.equal(stat(h, 'cluster.cut.upstream_rq_rx_reset'), 2);
+
+  // Complete responses followed by RST_STREAM(NO_ERROR): a GET (request already ended) and a POST
+  // whose body is still open when the upstream stops it.
+  assert.equal(await h1Get(port, '/whole/get'), 'complete', 'HTTP/1.1 GET');
+  assert.equal(await h2Get(session, '/whole/h2'), 'complete', 'HTTP/2 GET');
+  assert.deepEqual(await h1PostOpen(port, '/whole/post'), { status: 200, body: 'whole-body', complete: true }, 'HTTP/1.1 POST, body still open');
+  const wholeInfos = h.streams.filter((s) => s.path?.startsWith('/whole'));
+  assert.equal(wholeInfos.length, 3);
+  for (const info of wholeInfos) {
+    assert.equal(formatResponseFlags(info.responseFlags), '-', info.path);
+    assert.equal(info.responseCode, 200, info.path);
+  }
+  assert.equal(stat(h, 'cluster.whole.upstream_rq_rx_reset'), 0);
 });
