@@ -4,6 +4,10 @@
 // the upstream ending the exchange) and DF (the dynamic forward proxy's DNS failure, a filter rig
 // proxy does not have; a DNS cluster whose name does not resolve has no hosts: UH, as in Envoy).
 // They stay in the table so that the bit layout and the names match Envoy's.
+// UR is an upstream stream reset on a live connection (HTTP/2 RST_STREAM with any code; NO_ERROR
+// only before END_STREAM, see upstream/h2-reset-watch.ts), UC a connection that ended under the
+// request. Known deviation: an HTTP/2 response ending (END_STREAM) short of its content-length after
+// its head was relayed shows UC; RFC 9113 §8.1.1 calls it malformed, Envoy's codec a protocol error.
 export const ResponseFlag = {
   FailedLocalHealthCheck: 1 << 0, // LH
   NoHealthyUpstream: 1 << 1, // UH

@@ -3,8 +3,9 @@
 // mid-body, a body without length on a keep-alive connection, silence). Each gets Envoy's status
 // and flag or a reset of the downstream stream, never a crash; after a burst of every case the
 // proxy still serves, no stream or upstream request is left active, and fds and heap are back at
-// their baseline. An HTTP/2 upstream that refuses a stream, resets one mid-body or sends GOAWAY
-// gives 503 UC or a cut response, and the cluster keeps serving.
+// their baseline. An HTTP/2 upstream that refuses a stream, resets one mid-body (any code, NO_ERROR
+// included), ends one short of its content-length or sends GOAWAY gives 503 UR or a cut response,
+// and the cluster keeps serving.
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import http2 from 'node:http2';
@@ -292,15 +293,20 @@ test('a burst of every upstream misbehaviour leaves no stream, upstream request,
   await assertBackToBaseline(base, { maxHeapGrowth: 16 * 1024 * 1024, after: `${jobs.length} misbehaving responses` });
 });
 
-test('an HTTP/2 upstream that refuses, resets mid-body or sends GOAWAY: 503 UR or a reset stream, and the next request still works', async (t) => {
+test('an HTTP/2 upstream that refuses, resets mid-body, ends short or sends GOAWAY: 503 UR or a cut response, and the next request still works', async (t) => {
   const server = http2.createServer();
   server.on('stream', (s, hd) => {
     s.on('error', () => undefined);
     const path = hd[':path'];
     if (path === '/refuse') s.close(http2.constants.NGHTTP2_REFUSED_STREAM);
-    else if (path === '/reset-mid-body') {
+    else if (path === '/reset-mid-body' || path === '/reset-no-error') {
+      // waitForTrailers: without it close() sends END_STREAM first (then no RST_STREAM at all).
+      s.respond({ ':status': 200, 'content-length': '100000' }, { waitForTrailers: true });
+      const code = path === '/reset-mid-body' ? http2.constants.NGHTTP2_INTERNAL_ERROR : http2.constants.NGHTTP2_NO_ERROR;
+      s.write('x'.repeat(1000), () => setTimeout(() => s.close(code), 50));
+    } else if (path === '/short-body') {
       s.respond({ ':status': 200, 'content-length': '100000' });
-      s.write('x'.repeat(1000), () => setTimeout(() => s.close(http2.constants.NGHTTP2_INTERNAL_ERROR), 50));
+      s.write('x'.repeat(1000), () => setTimeout(() => s.end(), 50));
     } else if (path === '/goaway') {
       s.respond({ ':status': 200 });
       s.end('bye');
@@ -327,11 +333,22 @@ test('an HTTP/2 upstream that refuses, resets mid-body or sends GOAWAY: 503 UR o
   // An upstream RST_STREAM is Envoy's remote reset (UR); UC is a connection that ended.
   assert.equal(flags(h), 'UR');
   // The stream reset after a committed head: the downstream response is cut; the head was relayed
-  // (200), so the reset can only show as an incomplete body.
-  r = await get(port, '/reset-mid-body');
+  // (200), so the reset can only show as an incomplete body. The connection lives on: UR, not UC.
+  for (const path of ['/reset-mid-body', '/reset-no-error']) {
+    const resets = stat(h, 'cluster.h2.upstream_rq_rx_reset');
+    r = await get(port, path);
+    assert.equal(r.status, 200, path);
+    assert.equal(r.complete, false, path);
+    assert.equal(r.body.length, 1000, path);
+    assert.equal(flags(h), 'UR', path);
+    assert.equal(h.streams.at(-1)!.responseCodeDetails, 'upstream_reset_after_response_started{remote_reset}', path);
+    assert.equal(stat(h, 'cluster.h2.upstream_rq_rx_reset'), resets + 1, path);
+  }
+  // END_STREAM short of content-length: a malformed response (RFC 9113 §8.1.1), cut downstream too.
+  r = await get(port, '/short-body');
   assert.equal(r.status, 200);
   assert.equal(r.complete, false);
-  assert.equal(flags(h), 'UC');
+  assert.equal(r.body.length, 1000);
   r = await get(port, '/goaway');
   assert.equal(r.body, 'bye');
   for (let i = 0; i < 3; i++) assert.equal((await get(port, '/fine')).body, 'fine', 'new requests after GOAWAY go over a new session');
