@@ -168,3 +168,35 @@ test('an HTTP/2 upstream RST_STREAM(NO_ERROR) before END_STREAM is a reset (UR);
   }
   assert.equal(stat(h, 'cluster.whole.upstream_rq_rx_reset'), 0);
 });
+
+test('an HTTP/2 upstream reset that is retried is still counted in upstream_rq_rx_reset, once per reset stream', async (t) => {
+  const up = http2.createServer();
+  let n = 0;
+  up.on('stream', (s) => {
+    s.on('error', () => undefined);
+    if (++n === 1) s.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    else {
+      s.respond({ ':status': 200 });
+      s.end('second try');
+    }
+  });
+  await new Promise<void>((r) => up.listen(0, '127.0.0.1', r));
+  const h = await startTestRuntime(t, [{ close: () => new Promise<void>((r) => up.close(() => r())) }]);
+  await configure(h, {
+    clusters: [staticCluster('app', [(up.address() as AddressInfo).port], { typed_extension_protocol_options: H2_OPTIONS })],
+    listeners: [httpListener('l', routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'app', retry_policy: { retry_on: 'reset', num_retries: 1, retry_back_off: { base_interval: '0.001s' } } } }]))],
+  });
+  const body = await new Promise<string>((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port: h.port('l'), path: '/', agent: false }, (res) => {
+      let b = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (b += c));
+      res.on('end', () => resolve(`${res.statusCode} ${b}`));
+    }).on('error', reject);
+  });
+  assert.equal(body, '200 second try');
+  assert.equal(n, 2);
+  assert.equal(stat(h, 'cluster.app.upstream_rq_retry'), 1);
+  assert.equal(stat(h, 'cluster.app.upstream_rq_rx_reset'), 1);
+  assert.equal(formatResponseFlags(h.streams.at(-1)!.responseFlags), '-');
+});

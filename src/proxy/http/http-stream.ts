@@ -821,16 +821,18 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     if (this.done) return;
     const info = this.streamInfo;
     info.upstreamTransportFailureReason = err.message;
+    const remoteReset = connectFailure ? undefined : remoteResetReason(err);
+    // Envoy counts upstream_rq_rx_reset per reset stream, a retried one too; a refused stream is not counted.
+    if (remoteReset === 'remote_reset') a.cluster.s.rqRxReset.value++;
     if (this.responseStarted) {
       // Mid-body: the downstream stream can only be reset (an HTTP/2 RST_STREAM is Envoy's remote reset).
-      const reason = remoteResetReason(err) ?? 'connection_termination';
+      const reason = remoteReset ?? 'connection_termination';
       info.responseFlags |= reason === 'connection_termination' ? ResponseFlag.UpstreamConnectionTermination : ResponseFlag.UpstreamRemoteReset;
       info.responseCodeDetails = `upstream_reset_after_response_started{${reason}}`;
-      a.cluster.s.rqRxReset.value++;
+      if (!remoteReset) a.cluster.s.rqRxReset.value++;
       this.resetDownstream();
       return;
     }
-    const remoteReset = connectFailure ? undefined : remoteResetReason(err);
     const on = this.retry?.retryOn ?? 0;
     const retriable = connectFailure
       ? on & (RetryOn.ConnectFailure | RetryOn.S5xx | RetryOn.GatewayError | RetryOn.Reset)
@@ -848,7 +850,6 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
       a.cluster.s.rqRxReset.value++;
       this.failUpstream(502, ResponseFlag.UpstreamProtocolError, 'upstream_reset_before_response_started{protocol_error}', 'upstream connect error or disconnect/reset before headers. reset reason: protocol error');
     } else if (remoteReset) {
-      a.cluster.s.rqRxReset.value++;
       this.failUpstream(503, ResponseFlag.UpstreamRemoteReset, `upstream_reset_before_response_started{${remoteReset}}`, `upstream connect error or disconnect/reset before headers. reset reason: ${remoteReset.replace(/_/g, ' ')}`);
     } else {
       a.cluster.s.rqRxReset.value++;
