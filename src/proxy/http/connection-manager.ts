@@ -17,6 +17,7 @@ import { recordCodecError } from './codec-error.ts';
 import type { ProxyContext } from '../context.ts';
 import { admitH1, admitH2, watchH1Connection, watchH2Session } from './connection-limits.ts';
 import { H1ConnectionSet, H1ServerConnection, type H1ServerHandler } from './h1/h1-server-connection.ts';
+import { setBufferLimit } from '../network/buffer-limit.ts';
 
 const kState = Symbol('rig.connState');
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
@@ -93,6 +94,8 @@ export class ConnectionManager implements NetworkFilter {
     // Pseudo-headers count as entries for node; Envoy's max_headers_count counts regular headers.
     const s = http2.createServer({ maxSessionMemory: 64, settings, maxHeaderListPairs: c.maxHeadersCount + 4, maxSendHeaderBlockLength: c.maxRequestHeadersKb * 1024 }, onH2Request);
     s.on('connect', onH2Connect);
+    // Each stream buffers up to the listener's per_connection_buffer_limit_bytes (Envoy's stream buffer limit).
+    s.on('stream', (stream: http2.ServerHttp2Stream) => setBufferLimit(stream, c.maxRequestBodyBytes));
     s.on('session', (session: http2.ServerHttp2Session) => {
       if (c.h2.connectionWindowSize !== undefined) session.setLocalWindowSize(c.h2.connectionWindowSize);
       this.sessions.add(session);

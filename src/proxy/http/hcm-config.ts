@@ -88,6 +88,7 @@ export interface HcmConfig {
   readonly xfccSubject: boolean;
   readonly xfccUri: boolean;
   readonly xfccDns: boolean;
+  /** The listener's per_connection_buffer_limit_bytes: the request buffer limit where the route sets none. */
   readonly maxRequestBodyBytes: number;
   /** local_reply_config: mappers and body format for the replies the proxy makes itself. */
   readonly localReply: LocalReplyConfig | undefined;
@@ -307,7 +308,7 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
     xfccSubject,
     xfccUri,
     xfccDns,
-    maxRequestBodyBytes: 1 << 20,
+    maxRequestBodyBytes: ctx.bufferLimitBytes,
     localReply: compileLocalReplyConfig(r.obj('local_reply_config')),
     stats,
   };

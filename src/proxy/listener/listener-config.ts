@@ -8,6 +8,7 @@ import { networkFilterFactory, type NetworkFilter } from '../network/network-fil
 import type { ProxyContext } from '../context.ts';
 import type { StreamInfo } from '../stream-info.ts';
 import { TLS_INSPECTOR_TYPE, HTTP_INSPECTOR_TYPE, ORIGINAL_DST_TYPE } from '../../envoy/index.ts';
+import { readBufferLimit } from '../network/buffer-limit.ts';
 
 export interface CidrRange {
   readonly address: string;
@@ -53,6 +54,8 @@ export interface ListenerConfig {
   /** Listener filters wait this long for the first bytes (listener_filters_timeout, default 15s; 0 = no limit). */
   readonly inspectTimeoutMs: number;
   readonly continueOnInspectTimeout: boolean;
+  /** per_connection_buffer_limit_bytes (default 1 MiB): accepted sockets' watermark, the connection manager's request buffer limit. */
+  readonly bufferLimitBytes: number;
   readonly raw: Record<string, unknown>;
 }
 
@@ -94,7 +97,7 @@ function readCidrs(list: Reader[]): CidrRange[] {
   });
 }
 
-function readChain(r: Reader, ctx: { proxy: ProxyContext; listenerName: string; direction: StreamInfo['direction'] }, issues: Issues, index: number): FilterChain {
+function readChain(r: Reader, ctx: { proxy: ProxyContext; listenerName: string; direction: StreamInfo['direction']; bufferLimitBytes: number }, issues: Issues, index: number): FilterChain {
   const name = r.str('name', `chain-${index}`);
   const m = r.obj('filter_chain_match');
   let match: FilterChainMatch = { prefixRanges: [], serverNames: [], applicationProtocols: [], sourcePrefixRanges: [], sourcePorts: [] };
@@ -127,7 +130,7 @@ function readChain(r: Reader, ctx: { proxy: ProxyContext; listenerName: string; 
       return;
     }
     if (factory.terminal !== (i === fl.length - 1)) issues.error(f.path, factory.terminal ? `${factory.name} is terminal and must be the last filter` : `the last network filter must be terminal (http_connection_manager or tcp_proxy), not ${factory.name}`);
-    filters.push(factory.compile(tc ?? new Reader({}, f.at('typed_config'), issues), { issues, proxy: ctx.proxy, listenerName: ctx.listenerName, direction: ctx.direction }));
+    filters.push(factory.compile(tc ?? new Reader({}, f.at('typed_config'), issues), { issues, proxy: ctx.proxy, listenerName: ctx.listenerName, direction: ctx.direction, bufferLimitBytes: ctx.bufferLimitBytes }));
   });
   const handshakeTimeoutMs = r.durationMs('transport_socket_connect_timeout', 0);
   r.accept('metadata');
@@ -164,7 +167,8 @@ export function compileListener(raw: Record<string, unknown>, path: string, issu
     tc?.done();
     lf.done();
   }
-  const ctx = { proxy, listenerName: name, direction };
+  const bufferLimitBytes = readBufferLimit(r);
+  const ctx = { proxy, listenerName: name, direction, bufferLimitBytes };
   const filterChains = r.objs('filter_chains').map((c, i) => readChain(c, ctx, issues, i));
   const dc = r.obj('default_filter_chain');
   const defaultChain = dc ? readChain(dc, ctx, issues, -1) : undefined;
@@ -179,9 +183,9 @@ export function compileListener(raw: Record<string, unknown>, path: string, issu
   const inspectTimeoutMs = r.durationMs('listener_filters_timeout', 15000);
   const continueOnInspectTimeout = r.bool('continue_on_listener_filters_timeout', false);
   const bindToPort = r.bool('bind_to_port', true);
-  // Accepted without effect: naming, buffer sizing, reuse-port and connection balancing (one event loop), drain type.
-  r.accept('stat_prefix', 'metadata', 'per_connection_buffer_limit_bytes', 'access_log', 'enable_reuse_port', 'connection_balance_config', 'drain_type', 'reuse_port');
+  // Accepted without effect: naming, reuse-port and connection balancing (one event loop), drain type.
+  r.accept('stat_prefix', 'metadata', 'access_log', 'enable_reuse_port', 'connection_balance_config', 'drain_type', 'reuse_port');
   if (r.has('access_log')) issues.warn(r.at('access_log'), 'listener-level access_log is not supported; use the connection manager or tcp_proxy access_log');
   r.done();
-  return { name, address: sa.address, port: sa.port, bindToPort, useOriginalDst, readOriginalDst, tlsInspector, httpInspector, tlsInspectorDisabled, httpInspectorDisabled, direction, filterChains, defaultChain, inspectTimeoutMs, continueOnInspectTimeout, raw };
+  return { name, address: sa.address, port: sa.port, bindToPort, useOriginalDst, readOriginalDst, tlsInspector, httpInspector, tlsInspectorDisabled, httpInspectorDisabled, direction, filterChains, defaultChain, inspectTimeoutMs, continueOnInspectTimeout, bufferLimitBytes, raw };
 }

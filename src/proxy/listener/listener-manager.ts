@@ -17,6 +17,7 @@ import type { ConnectionInfo } from '../filters/filter.ts';
 import type { DownstreamConnection } from '../network/network-filter.ts';
 import { spiffeId, parseSans } from '../tls/tls-context.ts';
 import type { Stat } from '../stats/stats.ts';
+import { setBufferLimit } from '../network/buffer-limit.ts';
 
 interface ListenerStats {
   cxTotal: Stat;
@@ -61,7 +62,7 @@ export class ActiveListener {
       this.state = 'unbound';
       return Promise.resolve();
     }
-    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true, highWaterMark: this.config.bufferLimitBytes });
     this.server = server;
     server.on('connection', (s: net.Socket) => this.manager.accept(this, s));
     const log = this.manager.ctx.log;
@@ -289,6 +290,7 @@ export class ListenerManager {
         if (target) config = target;
       }
     }
+    setBufferLimit(socket, config.bufferLimitBytes);
     const facts: ConnectionFacts = {
       destinationPort: originalDst?.port ?? socket.localPort ?? 0,
       destinationIp: originalDst?.address ?? socket.localAddress ?? '',
@@ -373,6 +375,7 @@ export class ListenerManager {
       requestCert: tlsCtx.requireClientCert || tlsCtx.verifiesPeer,
       rejectUnauthorized: false,
     });
+    setBufferLimit(ts, config.bufferLimitBytes);
     ts.on('error', () => ts.destroy());
     const timer = setTimeout(() => ts.destroy(), chain.handshakeTimeoutMs || config.inspectTimeoutMs || DEFAULT_HANDSHAKE_TIMEOUT_MS);
     ts.once('secure', () => {

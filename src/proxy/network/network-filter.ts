@@ -15,6 +15,8 @@ export interface NetworkCompileContext {
   readonly proxy: ProxyContext;
   readonly listenerName: string;
   readonly direction: StreamInfo['direction'];
+  /** The listener's per_connection_buffer_limit_bytes (default 1 MiB). */
+  readonly bufferLimitBytes: number;
 }
 
 /** A downstream connection as the filter chain sees it. */

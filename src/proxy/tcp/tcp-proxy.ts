@@ -19,6 +19,7 @@ import type { ProxyContext } from '../context.ts';
 import type { Stat } from '../stats/stats.ts';
 import type { Host } from '../upstream/host.ts';
 import { pipeSockets } from './pipe.ts';
+import { setBufferLimit } from '../network/buffer-limit.ts';
 
 interface TcpProxyConfig {
   statPrefix: string;
@@ -113,6 +114,7 @@ class TcpProxy implements NetworkFilter {
         up = tlsCtx
           ? tlsCtx.connect(this.ctx.secrets, host, cluster.config.sourceAddress)
           : net.connect({ host: host.address, port: host.port, localAddress: cluster.config.sourceAddress, allowHalfOpen: true });
+        setBufferLimit(up, cluster.config.bufferLimitBytes);
       } catch (e) {
         info.upstreamTransportFailureReason = (e as Error).message;
         info.responseFlags |= ResponseFlag.UpstreamConnectionFailure;

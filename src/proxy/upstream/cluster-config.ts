@@ -8,6 +8,7 @@ import type { Locality } from './host.ts';
 import { HealthFlag } from './host.ts';
 import { readTransportSocket, type TlsContext } from '../tls/tls-context.ts';
 import { checkLbConfig } from './lb/index.ts';
+import { readBufferLimit } from '../network/buffer-limit.ts';
 
 export const DiscoveryType = { Static: 'STATIC', StrictDns: 'STRICT_DNS', LogicalDns: 'LOGICAL_DNS', Eds: 'EDS', OriginalDst: 'ORIGINAL_DST' } as const;
 
@@ -63,6 +64,8 @@ export interface ClusterConfig {
   /** upstream_bind_config.source_address: the local address upstream sockets bind (Istio's
    *  inbound clusters use 127.0.0.6, which the capture rules never redirect). */
   readonly sourceAddress?: string;
+  /** per_connection_buffer_limit_bytes (default 1 MiB): the watermark of the cluster's upstream sockets. */
+  readonly bufferLimitBytes: number;
   /** Raw JSON of the policies other parts compile (circuit breakers, outlier detection, health checks, LB config). */
   readonly raw: Record<string, unknown>;
 }
@@ -267,10 +270,9 @@ export function compileCluster(raw: Record<string, unknown>, path: string, issue
     'metadata',
     // Upstream network filters: run by the cluster hook that implements them (istio.metadata_exchange).
     'filters',
-    // Without an observable effect here: buffer sizing, DNS TTL use, stats naming and cleanup timing.
+    // Without an observable effect here: DNS TTL use, stats naming and cleanup timing.
     'alt_stat_name',
     'upstream_connection_options',
-    'per_connection_buffer_limit_bytes',
     'respect_dns_ttl',
     'track_cluster_stats',
     'cleanup_interval',
@@ -284,6 +286,7 @@ export function compileCluster(raw: Record<string, unknown>, path: string, issue
     od.done();
   }
   const sourceAddress = readBindConfig(r.obj('upstream_bind_config'), issues);
+  const bufferLimitBytes = readBufferLimit(r);
   r.done();
   return {
     name,
@@ -304,6 +307,7 @@ export function compileCluster(raw: Record<string, unknown>, path: string, issue
     transportSocketMatches,
     originalDstHeader,
     sourceAddress,
+    bufferLimitBytes,
     raw,
   };
 }

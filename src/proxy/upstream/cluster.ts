@@ -265,6 +265,7 @@ export class Cluster implements ClusterHandle {
       address: host.address,
       port: host.port,
       localAddress: cfg.sourceAddress,
+      bufferLimitBytes: cfg.bufferLimitBytes,
       tls: tls && {
         secureContext: () => {
           if (!context || version !== secrets.version) {

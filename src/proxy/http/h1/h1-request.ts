@@ -1,7 +1,7 @@
 // A downstream HTTP/1 request as the connection manager sees it: the members of node's
 // IncomingMessage that HttpStream and the tunnel code use, and the body as a Readable whose
 // back-pressure pauses the socket.
-import { Readable } from 'node:stream';
+import { Readable, type ReadableOptions } from 'node:stream';
 import type net from 'node:net';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { H1Head } from './h1-parser.ts';
@@ -44,9 +44,12 @@ export class H1Request extends Readable {
   private readonly wantMore: () => void;
   private endOnRead = false;
 
-  /** wantMore: the consumer wants more body (after push() returned false). */
-  constructor(head: H1Head, socket: net.Socket, wantMore: () => void) {
-    super();
+  /**
+   * wantMore: the consumer wants more body (after push() returned false). `options`: the connection's
+   * (its highWaterMark is the listener's buffer limit: past it the socket stops being read).
+   */
+  constructor(head: H1Head, socket: net.Socket, wantMore: () => void, options?: ReadableOptions) {
+    super(options);
     this.wantMore = wantMore;
     this.method = head.method;
     this.url = head.target;

@@ -56,6 +56,8 @@ export class H1ServerConnection implements H1ResponseOwner {
   private done = false;
   private pausedForBody = false;
   private pausedForPipeline = false;
+  /** Request bodies buffer up to the socket's read limit (the listener's per_connection_buffer_limit_bytes). */
+  private readonly bodyOptions: { readonly highWaterMark: number };
   private readonly onData = (chunk: Buffer): void => this.data(chunk);
   private readonly onSocketEnd = (): void => this.peerEnded();
   private readonly wantMore = (): void => this.bodyWanted();
@@ -67,6 +69,7 @@ export class H1ServerConnection implements H1ResponseOwner {
     const o = set.options;
     this.parser = new H1Parser('request', { maxHeaderBytes: o.maxHeaderBytes, maxHeaders: o.maxHeaders }, this);
     this.idleSince = Date.now();
+    this.bodyOptions = { highWaterMark: socket.readableHighWaterMark };
     socket.setNoDelay(true);
     socket.on('data', this.onData);
     socket.on('end', this.onSocketEnd);
@@ -84,7 +87,7 @@ export class H1ServerConnection implements H1ResponseOwner {
       return;
     }
     this.requests++;
-    const req = new H1Request(head, this.socket, this.wantMore);
+    const req = new H1Request(head, this.socket, this.wantMore, this.bodyOptions);
     const res = new H1Response(this, head.method === 'HEAD', head.versionMinor === 0, head.keepAlive && !this.draining);
     this.req = req;
     this.res = res;

@@ -3,6 +3,7 @@
 // given ALPN list, and the pool's last TLS session offered for resumption.
 import net from 'node:net';
 import tls from 'node:tls';
+import { DEFAULT_BUFFER_LIMIT_BYTES, setBufferLimit } from '../../network/buffer-limit.ts';
 
 export interface H1TlsOptions {
   /** The current secure context (may throw: the connection attempt fails with that error). */
@@ -17,12 +18,15 @@ export interface H1ConnectOptions {
   readonly address: string;
   readonly port: number;
   readonly localAddress?: string;
+  /** The cluster's per_connection_buffer_limit_bytes: the socket's watermark (a request body stops being read past it). */
+  readonly bufferLimitBytes?: number;
   readonly tls?: H1TlsOptions;
 }
 
 export function h1Connector(o: H1ConnectOptions): (onread: net.OnReadOpts) => net.Socket {
   const t = o.tls;
-  if (!t) return (onread) => net.connect({ host: o.address, port: o.port, localAddress: o.localAddress, onread });
+  const limit = o.bufferLimitBytes ?? DEFAULT_BUFFER_LIMIT_BYTES;
+  if (!t) return (onread) => setBufferLimit(net.connect({ host: o.address, port: o.port, localAddress: o.localAddress, onread }), limit);
   let session: Buffer | undefined;
   let sessionContext: tls.SecureContext | undefined;
   const onSession = (s: Buffer): void => {
@@ -48,7 +52,7 @@ export function h1Connector(o: H1ConnectOptions): (onread: net.OnReadOpts) => ne
       session,
       onread,
     };
-    const socket = tls.connect(opts);
+    const socket = setBufferLimit(tls.connect(opts), limit);
     socket.on('session', onSession);
     return socket;
   };
