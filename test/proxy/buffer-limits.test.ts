@@ -5,9 +5,12 @@
 // limit against a peer that never reads, and compares how much the sender got rid of: the kernel's
 // socket buffers are the same in both runs, so the difference is what the proxy buffered.
 import assert from 'node:assert/strict';
+import http2 from 'node:http2';
 import net from 'node:net';
+import tls from 'node:tls';
 import { test } from 'node:test';
-import { HCM, ROUTER, addr, configure, request, routeConfig, startTestRuntime, startUpstream, staticCluster, type Harness } from './harness.ts';
+import { HCM, ROUTER, SECRET_TYPE, addr, configure, request, routeConfig, startTestRuntime, startUpstream, staticCluster, type Harness } from './harness.ts';
+import { makePki, sdsSecrets } from './certs.ts';
 import { listenLocal } from '../helpers/listen.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -113,12 +116,12 @@ function hcmListener(name: string, cluster: string, limit: number | undefined, e
   };
 }
 
-function tcpListener(name: string, cluster: string, limit: number): Record<string, unknown> {
+function tcpListener(name: string, cluster: string, limit: number, chain: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     name,
     address: addr(0),
     per_connection_buffer_limit_bytes: limit,
-    filter_chains: [{ filters: [{ name: 'envoy.filters.network.tcp_proxy', typed_config: { '@type': TCP_PROXY, stat_prefix: name, cluster } }] }],
+    filter_chains: [{ ...chain, filters: [{ name: 'envoy.filters.network.tcp_proxy', typed_config: { '@type': TCP_PROXY, stat_prefix: name, cluster } }] }],
   };
 }
 
@@ -154,6 +157,50 @@ test('tcp_proxy: the listener limit bounds what the proxy buffers for a slow cli
   const small = await downloadStall(t, h, 'small', up, '');
   const large = await downloadStall(t, h, 'large', up, '');
   assertLimitDrives(small, large);
+});
+
+test('TLS: the listener limit applies to the connections it terminates TLS on', { timeout: 60_000 }, async (t) => {
+  const pki = makePki();
+  t.after(() => pki.cleanup());
+  const up = await floodingUpstream(t, false);
+  const h = await startTestRuntime(t);
+  assert.deepEqual(h.apply(SECRET_TYPE, sdsSecrets(pki.leaf('proxy', ['DNS:proxy.test']), pki.ca)), []);
+  const terminate = {
+    transport_socket: {
+      name: 'envoy.transport_sockets.tls',
+      typed_config: { '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext', common_tls_context: { tls_certificate_sds_secret_configs: [{ name: 'default', sds_config: { ads: {} } }] } },
+    },
+  };
+  await configure(h, { clusters: [staticCluster('c', [up.port])], listeners: [tcpListener('small', 'c', SMALL, terminate), tcpListener('large', 'c', LARGE, terminate)] });
+  const stall = async (listener: string): Promise<number> => {
+    const before = up.senders.length;
+    const s = tls.connect({ host: '127.0.0.1', port: h.port(listener), ca: pki.ca, servername: 'proxy.test' });
+    s.on('error', () => undefined);
+    t.after(() => s.destroy());
+    s.pause();
+    const sender = await waitFor('the upstream to start sending', () => up.senders[before]);
+    return stalled(`the upstream's send behind ${listener} to stall`, () => sender.flushed);
+  };
+  assertLimitDrives(await stall('small'), await stall('large'));
+});
+
+test('HTTP/2: the listener limit bounds what each stream buffers for a client that does not read', { timeout: 60_000 }, async (t) => {
+  const up = await floodingUpstream(t, true);
+  const h = await startTestRuntime(t);
+  await configure(h, { clusters: [staticCluster('c', [up.port])], listeners: [hcmListener('small', 'c', SMALL), hcmListener('large', 'c', LARGE)] });
+  const stall = async (listener: string): Promise<number> => {
+    const before = up.senders.length;
+    const session = http2.connect(`http://127.0.0.1:${h.port(listener)}`);
+    session.on('error', () => undefined);
+    t.after(() => session.destroy());
+    const stream = session.request({ ':path': '/big' });
+    stream.on('error', () => undefined);
+    // Not read: the client's stream window closes, the proxy's stream keeps what it cannot send.
+    stream.pause();
+    const sender = await waitFor('the upstream to start sending', () => up.senders[before]);
+    return stalled(`the upstream's send behind ${listener} to stall`, () => sender.flushed);
+  };
+  assertLimitDrives(await stall('small'), await stall('large'));
 });
 
 async function uploadStall(t: { after(fn: () => unknown): void }, port: number, head: string): Promise<number> {
