@@ -6,8 +6,7 @@
 // They stay in the table so that the bit layout and the names match Envoy's.
 // UR is an upstream stream reset on a live connection (HTTP/2 RST_STREAM with any code; NO_ERROR
 // only before END_STREAM, see upstream/h2-reset-watch.ts), UC a connection that ended under the
-// request. Known deviation: an HTTP/2 response ending (END_STREAM) short of its content-length after
-// its head was relayed shows UC; RFC 9113 §8.1.1 calls it malformed, Envoy's codec a protocol error.
+// request, UPE a malformed response (also mid-body: an HTTP/2 END_STREAM short of content-length).
 export const ResponseFlag = {
   FailedLocalHealthCheck: 1 << 0, // LH
   NoHealthyUpstream: 1 << 1, // UH

@@ -4,8 +4,8 @@
 // and flag or a reset of the downstream stream, never a crash; after a burst of every case the
 // proxy still serves, no stream or upstream request is left active, and fds and heap are back at
 // their baseline. An HTTP/2 upstream that refuses a stream, resets one mid-body (any code, NO_ERROR
-// included), ends one short of its content-length or sends GOAWAY gives 503 UR or a cut response,
-// and the cluster keeps serving.
+// included; UR), ends one short of its content-length (UPE) or sends GOAWAY gives 503 UR or a cut
+// response, and the cluster keeps serving.
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import http2 from 'node:http2';
@@ -344,11 +344,14 @@ test('an HTTP/2 upstream that refuses, resets mid-body, ends short or sends GOAW
     assert.equal(h.streams.at(-1)!.responseCodeDetails, 'upstream_reset_after_response_started{remote_reset}', path);
     assert.equal(stat(h, 'cluster.h2.upstream_rq_rx_reset'), resets + 1, path);
   }
-  // END_STREAM short of content-length: a malformed response (RFC 9113 §8.1.1), cut downstream too.
+  // END_STREAM short of content-length: a malformed response (RFC 9113 §8.1.1), Envoy's codec's
+  // protocol error (UPE), cut downstream too.
   r = await get(port, '/short-body');
   assert.equal(r.status, 200);
   assert.equal(r.complete, false);
   assert.equal(r.body.length, 1000);
+  assert.equal(flags(h), 'UPE');
+  assert.equal(h.streams.at(-1)!.responseCodeDetails, 'upstream_reset_after_response_started{protocol_error}');
   r = await get(port, '/goaway');
   assert.equal(r.body, 'bye');
   for (let i = 0; i < 3; i++) assert.equal((await get(port, '/fine')).body, 'fine', 'new requests after GOAWAY go over a new session');

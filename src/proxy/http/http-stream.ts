@@ -825,9 +825,10 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     // Envoy counts upstream_rq_rx_reset per reset stream, a retried one too; a refused stream is not counted.
     if (remoteReset === 'remote_reset') a.cluster.s.rqRxReset.value++;
     if (this.responseStarted) {
-      // Mid-body: the downstream stream can only be reset (an HTTP/2 RST_STREAM is Envoy's remote reset).
-      const reason = remoteReset ?? 'connection_termination';
-      info.responseFlags |= reason === 'connection_termination' ? ResponseFlag.UpstreamConnectionTermination : ResponseFlag.UpstreamRemoteReset;
+      // Mid-body: the downstream stream can only be reset (an HTTP/2 RST_STREAM is Envoy's remote reset;
+      // a malformed response, e.g. an HTTP/2 END_STREAM short of content-length, its protocol error).
+      const reason = remoteReset ?? (isProtocolError(err) ? 'protocol_error' : 'connection_termination');
+      info.responseFlags |= reason === 'protocol_error' ? ResponseFlag.UpstreamProtocolError : reason === 'connection_termination' ? ResponseFlag.UpstreamConnectionTermination : ResponseFlag.UpstreamRemoteReset;
       info.responseCodeDetails = `upstream_reset_after_response_started{${reason}}`;
       if (!remoteReset) a.cluster.s.rqRxReset.value++;
       this.resetDownstream();
