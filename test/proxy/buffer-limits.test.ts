@@ -234,6 +234,24 @@ test('tcp_proxy: the cluster limit bounds what the proxy buffers for an upstream
   assertLimitDrives(small, large);
 });
 
+test('CONNECT tunnels: the cluster limit bounds what the proxy buffers for an upstream that does not read', { timeout: 60_000 }, async (t) => {
+  const deaf = await deafUpstream(t);
+  const h = await startTestRuntime(t);
+  const listener = (name: string, cluster: string) => hcmListener(name, cluster, SMALL, { match: { connect_matcher: {} }, route: { cluster, upgrade_configs: [{ upgrade_type: 'CONNECT' }] } });
+  await configure(h, {
+    clusters: [staticCluster('cs', [deaf], { per_connection_buffer_limit_bytes: SMALL }), staticCluster('cl', [deaf], { per_connection_buffer_limit_bytes: LARGE })],
+    listeners: [listener('small', 'cs'), listener('large', 'cl')],
+  });
+  const stall = async (port: number): Promise<number> => {
+    const s = await deafClient(t, port, 'CONNECT deaf.test:1 HTTP/1.1\r\nhost: deaf.test:1\r\n\r\n');
+    // The 200 comes once the upstream connection is up; the bytes after it go through the tunnel.
+    await new Promise((r) => s.once('readable', r));
+    const sender = flood(s, TOTAL);
+    return stalled('the tunnelled upload to stall', () => sender.flushed);
+  };
+  assertLimitDrives(await stall(h.port('small')), await stall(h.port('large')));
+});
+
 test('the listener limit is the request buffer limit for retries: a larger body is not replayed, a route limit wins', { timeout: 30_000 }, async (t) => {
   let calls = 0;
   // Every other request fails: the first attempt of each request gets 503, its retry 200.

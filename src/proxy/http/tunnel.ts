@@ -13,6 +13,7 @@ import { ResponseFlag } from '../response-flags.ts';
 import { DiscoveryType } from '../upstream/cluster-config.ts';
 import type { UpstreamHost, Cluster } from '../upstream/cluster.ts';
 import { pipeSockets, type PipeResult } from '../tcp/pipe.ts';
+import { setBufferLimit } from '../network/buffer-limit.ts';
 import { upgradeOverH2, websocketAccept } from './tunnel-h2.ts';
 import { isGrpcContentType, rewriteLocalReply, type LocalReplyParts } from './local-reply.ts';
 import { http } from '../node-http.ts';
@@ -55,8 +56,8 @@ function pickHost(cluster: Cluster, authority: string, conn: ConnState): Upstrea
 function connectUpstream(cluster: Cluster, host: UpstreamHost, conn: ConnState): net.Socket {
   const tlsCtx = cluster.config.tls;
   const opts = { host: host.address, port: host.port, localAddress: cluster.config.sourceAddress, allowHalfOpen: true };
-  if (tlsCtx) return tlsCtx.connect(conn.ctx.secrets, host, cluster.config.sourceAddress);
-  return net.connect(opts);
+  const socket = tlsCtx ? tlsCtx.connect(conn.ctx.secrets, host, cluster.config.sourceAddress) : net.connect(opts);
+  return setBufferLimit(socket, cluster.config.bufferLimitBytes);
 }
 
 /** The request head of an upgrade or CONNECT, as the HTTP/1 codec hands it over. */
