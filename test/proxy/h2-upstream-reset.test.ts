@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { formatResponseFlags } from '../../src/proxy/response-flags.ts';
 import { frame, PREFACE } from '../helpers/h2-frames.ts';
-import { configure, httpListener, routeConfig, startTestRuntime, staticCluster, type Harness } from './harness.ts';
+import { configure, httpListener, routeConfig, request, startTestRuntime, staticCluster, type Harness } from './harness.ts';
 
 const H2_OPTIONS = {
   'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions', explicit_http_config: { http2_protocol_options: {} } },
@@ -21,9 +21,11 @@ const FRAME = { DATA: 0, HEADERS: 1, RST_STREAM: 3, SETTINGS: 4 } as const;
 
 /**
  * A raw h2c server: each request gets :status 200 (no content-length), one DATA frame, then
- * RST_STREAM with `code`; with `complete`, the DATA frame carries END_STREAM (the RST follows it).
+ * RST_STREAM with `code`. 'complete': the DATA frame carries END_STREAM (the RST follows it);
+ * 'no-response': the RST comes alone.
  */
-async function resettingServer(code: number, complete = false): Promise<{ port: number; close(): Promise<void> }> {
+async function resettingServer(code: number, response: 'partial' | 'complete' | 'no-response' = 'partial'): Promise<{ port: number; close(): Promise<void> }> {
+  const complete = response === 'complete';
   const sockets = new Set<net.Socket>();
   const server = net.createServer((sock) => {
     sockets.add(sock);
@@ -47,8 +49,10 @@ async function resettingServer(code: number, complete = false): Promise<{ port: 
         buf = buf.subarray(9 + len);
         if (type === FRAME.SETTINGS && !(flags & 1)) sock.write(frame(FRAME.SETTINGS, 1, 0, Buffer.alloc(0)));
         if (type !== FRAME.HEADERS) continue;
-        sock.write(frame(FRAME.HEADERS, 4, id, Buffer.from([0x88]))); // :status 200, END_HEADERS
-        sock.write(frame(FRAME.DATA, complete ? 1 : 0, id, Buffer.from(complete ? 'whole-body' : 'partial-body')));
+        if (response !== 'no-response') {
+          sock.write(frame(FRAME.HEADERS, 4, id, Buffer.from([0x88]))); // :status 200, END_HEADERS
+          sock.write(frame(FRAME.DATA, complete ? 1 : 0, id, Buffer.from(complete ? 'whole-body' : 'partial-body')));
+        }
         const rst = Buffer.alloc(4);
         rst.writeUInt32BE(code);
         setTimeout(() => sock.write(frame(FRAME.RST_STREAM, 0, id, rst)), 20);
@@ -137,11 +141,13 @@ function stat(h: Harness, name: string): number {
 test('an HTTP/2 upstream RST_STREAM(NO_ERROR) before END_STREAM is a reset (UR); after END_STREAM the response is complete', async (t) => {
   const { NGHTTP2_NO_ERROR: NO_ERROR } = http2.constants;
   const cut = await resettingServer(NO_ERROR);
-  const whole = await resettingServer(NO_ERROR, true);
-  const h = await startTestRuntime(t, [cut, whole]);
+  const whole = await resettingServer(NO_ERROR, 'complete');
+  const none = await resettingServer(NO_ERROR, 'no-response');
+  const h = await startTestRuntime(t, [cut, whole, none]);
+  const h2Cluster = (name: string, port: number) => staticCluster(name, [port], { typed_extension_protocol_options: H2_OPTIONS });
   await configure(h, {
-    clusters: [staticCluster('cut', [cut.port], { typed_extension_protocol_options: H2_OPTIONS }), staticCluster('whole', [whole.port], { typed_extension_protocol_options: H2_OPTIONS })],
-    listeners: [httpListener('l', routeConfig('r', [{ match: { prefix: '/cut' }, route: { cluster: 'cut' } }, { match: { prefix: '/' }, route: { cluster: 'whole' } }]))],
+    clusters: [h2Cluster('cut', cut.port), h2Cluster('whole', whole.port), h2Cluster('none', none.port)],
+    listeners: [httpListener('l', routeConfig('r', [{ match: { prefix: '/cut' }, route: { cluster: 'cut' } }, { match: { prefix: '/none' }, route: { cluster: 'none' } }, { match: { prefix: '/' }, route: { cluster: 'whole' } }]))],
   });
   const port = h.port('l');
   const session = http2.connect(`http://127.0.0.1:${port}`);
@@ -154,6 +160,13 @@ test('an HTTP/2 upstream RST_STREAM(NO_ERROR) before END_STREAM is a reset (UR);
   }
   assert.equal(h.streams.filter((s) => s.path?.startsWith('/cut')).length, 2);
   assert.equal(stat(h, 'cluster.cut.upstream_rq_rx_reset'), 2);
+
+  // Before any response: 503 UR, a remote reset (retriable with retry_on reset), not an ended stream.
+  const r = await request(port, { path: '/none' });
+  assert.equal(r.status, 503);
+  assert.equal(r.body, 'upstream connect error or disconnect/reset before headers. reset reason: remote reset');
+  assert.equal(formatResponseFlags(h.streams.at(-1)!.responseFlags), 'UR');
+  assert.equal(stat(h, 'cluster.none.upstream_rq_rx_reset'), 1);
 
   // Complete responses followed by RST_STREAM(NO_ERROR): a GET (request already ended) and a POST
   // whose body is still open when the upstream stops it.

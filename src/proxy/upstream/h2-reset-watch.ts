@@ -24,7 +24,7 @@ const UPSTREAM = Symbol('rig.upstream-h2');
 const CUT = Symbol('rig.upstream-h2-cut');
 const { NGHTTP2_NO_ERROR } = http2.constants;
 
-type WatchedStream = http2.ClientHttp2Stream & { [CUT]?: boolean; _readableState: { ended: boolean } };
+type WatchedStream = http2.ClientHttp2Stream & { [CUT]?: boolean; _readableState?: { ended?: boolean } };
 
 /** Marks a socket an upstream HTTP/2 pool will run a session on. */
 export function markUpstreamH2Socket(socket: object): void {
@@ -54,7 +54,9 @@ function onStreamCreated(message: unknown): void {
 
 function onStreamClose(message: unknown): void {
   const stream = (message as { stream: WatchedStream }).stream;
-  if (!stream._readableState.ended && isUpstream(stream)) stream[CUT] = true;
+  // _readableState.ended: the end was pushed (readableEnded only says it was read). Should a Node
+  // release drop the field, nothing is marked (the old behaviour), rather than every stream.
+  if (stream._readableState?.ended === false && isUpstream(stream)) stream[CUT] = true;
 }
 
 function onStreamEnd(this: WatchedStream): void {
