@@ -117,8 +117,9 @@ const NGHTTP2_REFUSED_STREAM = 7;
 
 /**
  * An HTTP/2 upstream reset the stream (RST_STREAM) on a working connection: Envoy's remote reset
- * (UR), or remote refused stream reset for REFUSED_STREAM. undici reports RST_STREAM with an error
- * code as node's stream error, and CANCEL or NO_ERROR before the response ended as a closed stream.
+ * (UR), or remote refused stream reset for REFUSED_STREAM. undici reports RST_STREAM as node's
+ * stream error (for CANCEL and NO_ERROR before END_STREAM, through upstream/h2-reset-watch.ts), and a
+ * stream that closed unreported before the response ended as a closed stream.
  */
 export function remoteResetReason(err: Error): 'remote_reset' | 'remote_refused_stream_reset' | undefined {
   const e = err as { code?: string; http2ErrorCode?: number };
