@@ -5,13 +5,18 @@
 // INTERNAL_ERROR for both. RST_STREAM(NO_ERROR) after END_STREAM (RFC 9113 §8.1: the server stops
 // the request body) leaves a complete response: a 200 with its whole body, no flag, no reset counted.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import { test } from 'node:test';
+import { FILE_ACCESS_LOG_TYPE } from '../../src/envoy/index.ts';
 import { formatResponseFlags } from '../../src/proxy/response-flags.ts';
 import { frame, PREFACE } from '../helpers/h2-frames.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
+import { until } from '../helpers/wait.ts';
 import { configure, httpListener, routeConfig, request, startTestRuntime, staticCluster, type Harness } from './harness.ts';
 
 const H2_OPTIONS = {
@@ -145,9 +150,11 @@ test('an HTTP/2 upstream RST_STREAM(NO_ERROR) before END_STREAM is a reset (UR);
   const none = await resettingServer(NO_ERROR, 'no-response');
   const h = await startTestRuntime(t, [cut, whole, none]);
   const h2Cluster = (name: string, port: number) => staticCluster(name, [port], { typed_extension_protocol_options: H2_OPTIONS });
+  const logFile = path.join(tempDir(t, 'rig-h2-reset-'), 'access.log');
+  const accessLog = { name: 'envoy.access_loggers.file', typed_config: { '@type': FILE_ACCESS_LOG_TYPE, path: logFile, log_format: { text_format_source: { inline_string: '%REQ(:PATH)% %RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS%\n' } } } };
   await configure(h, {
     clusters: [h2Cluster('cut', cut.port), h2Cluster('whole', whole.port), h2Cluster('none', none.port)],
-    listeners: [httpListener('l', routeConfig('r', [{ match: { prefix: '/cut' }, route: { cluster: 'cut' } }, { match: { prefix: '/none' }, route: { cluster: 'none' } }, { match: { prefix: '/' }, route: { cluster: 'whole' } }]))],
+    listeners: [httpListener('l', routeConfig('r', [{ match: { prefix: '/cut' }, route: { cluster: 'cut' } }, { match: { prefix: '/none' }, route: { cluster: 'none' } }, { match: { prefix: '/' }, route: { cluster: 'whole' } }]), { access_log: [accessLog] })],
   });
   const port = h.port('l');
   const session = http2.connect(`http://127.0.0.1:${port}`);
@@ -180,6 +187,17 @@ test('an HTTP/2 upstream RST_STREAM(NO_ERROR) before END_STREAM is a reset (UR);
     assert.equal(info.responseCode, 200, info.path);
   }
   assert.equal(stat(h, 'cluster.whole.upstream_rq_rx_reset'), 0);
+
+  const lines = (): string[] => (fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').split('\n').filter(Boolean) : []);
+  await until('six access log lines', () => lines().length === 6);
+  assert.deepEqual(lines().sort(), [
+    '/cut/h1 200 UR upstream_reset_after_response_started{remote_reset}',
+    '/cut/h2 200 UR upstream_reset_after_response_started{remote_reset}',
+    '/none 503 UR upstream_reset_before_response_started{remote_reset}',
+    '/whole/get 200 - via_upstream',
+    '/whole/h2 200 - via_upstream',
+    '/whole/post 200 - via_upstream',
+  ]);
 });
 
 test('an HTTP/2 upstream reset that is retried is still counted in upstream_rq_rx_reset, once per reset stream', async (t) => {
