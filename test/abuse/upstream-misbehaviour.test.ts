@@ -4,8 +4,8 @@
 // and flag or a reset of the downstream stream, never a crash; after a burst of every case the
 // proxy still serves, no stream or upstream request is left active, and fds and heap are back at
 // their baseline. An HTTP/2 upstream that refuses a stream, resets one mid-body (any code, NO_ERROR
-// included; UR), ends one short of its content-length (UPE) or sends GOAWAY gives 503 UR or a cut
-// response, and the cluster keeps serving.
+// included; UR), dies mid-body (UC), ends one short of its content-length (UPE) or sends GOAWAY
+// gives 503 UR or a cut response, and the cluster keeps serving.
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import http2 from 'node:http2';
@@ -304,6 +304,9 @@ test('an HTTP/2 upstream that refuses, resets mid-body, ends short or sends GOAW
       s.respond({ ':status': 200, 'content-length': '100000' }, { waitForTrailers: true });
       const code = path === '/reset-mid-body' ? http2.constants.NGHTTP2_INTERNAL_ERROR : http2.constants.NGHTTP2_NO_ERROR;
       s.write('x'.repeat(1000), () => setTimeout(() => s.close(code), 50));
+    } else if (path === '/drop-mid-body') {
+      s.respond({ ':status': 200 });
+      s.write('x'.repeat(1000), () => setTimeout(() => s.session?.socket.destroy(), 50));
     } else if (path === '/short-body') {
       s.respond({ ':status': 200, 'content-length': '100000' });
       s.write('x'.repeat(1000), () => setTimeout(() => s.end(), 50));
@@ -344,6 +347,12 @@ test('an HTTP/2 upstream that refuses, resets mid-body, ends short or sends GOAW
     assert.equal(h.streams.at(-1)!.responseCodeDetails, 'upstream_reset_after_response_started{remote_reset}', path);
     assert.equal(stat(h, 'cluster.h2.upstream_rq_rx_reset'), resets + 1, path);
   }
+  // The upstream connection dies mid-body: that is UC (connection termination), not a stream reset.
+  r = await get(port, '/drop-mid-body');
+  assert.equal(r.status, 200);
+  assert.equal(r.complete, false);
+  assert.equal(flags(h), 'UC');
+  assert.equal(h.streams.at(-1)!.responseCodeDetails, 'upstream_reset_after_response_started{connection_termination}');
   // END_STREAM short of content-length: a malformed response (RFC 9113 §8.1.1), Envoy's codec's
   // protocol error (UPE), cut downstream too.
   r = await get(port, '/short-body');
