@@ -83,31 +83,15 @@ export function capYoungGeneration(maxBytes: number): () => void {
 }
 
 /**
- * How far V8 lets the old generation grow past what the last full collection left live before
- * it collects again: twice (V8 picks up to four times on a machine with memory to spare). Under
- * HTTP/2 and gRPC load the proxy promotes short-lived stream objects (undici, node:http2), and
- * the old generation filled with that garbage up to ~65 MB for ~23 MB live. gRPC one hop at
- * 1000 rps (same session): RSS 150 → 100 MB, at saturation 155 → 103 MB, CPU per request +6 %;
- * HTTP/1.1 unchanged (its old generation barely grows). A flag V8 reads at each collection.
- */
-export const OLD_GENERATION_GROWTH_PERCENT = 100;
-
-export function limitOldGenerationGrowth(percent = OLD_GENERATION_GROWTH_PERCENT): void {
-  v8.setFlagsFromString(`--heap-growing-percent=${percent}`);
-}
-
-/**
  * Trims the heap once `ready()` holds (checked every `pollMs`; at once when it already does):
  * with xDS the first config arrives after start-up, and its decoding is what grows the heap.
- * From then on the young generation stays within YOUNG_GENERATION_CAP and the old one grows by
- * OLD_GENERATION_GROWTH_PERCENT.
+ * From then on the young generation stays within YOUNG_GENERATION_CAP.
  */
 export function trimHeapWhenReady(ready: () => boolean, onTrimmed: (pauseMs: number) => void, pollMs = 500): () => void {
   let uncap = () => {};
   const trim = () => {
     onTrimmed(trimHeap());
     uncap = capYoungGeneration(YOUNG_GENERATION_CAP);
-    limitOldGenerationGrowth();
   };
   if (ready()) {
     trim();

@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import v8 from 'node:v8';
-import { execFileSync } from 'node:child_process';
 import { capYoungGeneration, trimHeap, trimHeapWhenReady } from '../../src/proxy/heap-trim.ts';
 
 const newSpace = () => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')!.space_size;
@@ -61,30 +60,4 @@ test('capYoungGeneration keeps the young generation small under churn, and undoe
   }
   await churn(1500);
   assert.ok(newSpace() > 2 * cap, `new space ${newSpace()} bytes once uncapped: it grows again`);
-});
-
-// Old-generation garbage: 20 MB live, then objects that survive the young generation and die
-// soon after. Single-threaded GC, so that the collections fall where the limits say.
-const CHURN = `
-import v8 from 'node:v8';
-import { execFileSync } from 'node:child_process';
-import { limitOldGenerationGrowth } from ${JSON.stringify(new URL('../../src/proxy/heap-trim.ts', import.meta.url).pathname)};
-if (process.argv.includes('limit')) limitOldGenerationGrowth();
-const live = [];
-for (let i = 0; i < 200_000; i++) live.push({ i, s: 'x'.repeat(50) + i });
-const ring = new Array(50_000);
-let max = 0;
-for (let i = 0; i < 3_000_000; i++) {
-  ring[i % ring.length] = { i, a: [i, i + 1, i + 2], s: 'y' + i };
-  if (i % 10_000 === 0) max = Math.max(max, v8.getHeapSpaceStatistics().find((s) => s.space_name === 'old_space').space_size);
-}
-console.log(max);
-`;
-
-test('limitOldGenerationGrowth keeps the old generation closer to what is live', () => {
-  const maxOldSpace = (...args: string[]) =>
-    Number(execFileSync(process.execPath, ['--single-threaded-gc', '--max-semi-space-size=1', '--input-type=module', '-e', CHURN, '--', ...args], { encoding: 'utf8' }));
-  const unlimited = maxOldSpace();
-  const limited = maxOldSpace('limit');
-  assert.ok(limited < unlimited * 0.75, `old space peaked at ${(limited / 2 ** 20).toFixed(0)} MB limited, ${(unlimited / 2 ** 20).toFixed(0)} MB not`);
 });
