@@ -85,11 +85,17 @@ export function capYoungGeneration(maxBytes: number): () => void {
 /**
  * Trims the heap once `ready()` holds (checked every `pollMs`; at once when it already does):
  * with xDS the first config arrives after start-up, and its decoding is what grows the heap.
- * From then on the young generation stays within YOUNG_GENERATION_CAP.
+ * `beforeTrim` drops what start-up alone needed, so that the trim compacts it away. From then on
+ * the young generation stays within YOUNG_GENERATION_CAP.
  */
-export function trimHeapWhenReady(ready: () => boolean, onTrimmed: (pauseMs: number) => void, pollMs = 500): () => void {
+export function trimHeapWhenReady(
+  ready: () => boolean,
+  onTrimmed: (pauseMs: number) => void,
+  { pollMs = 500, beforeTrim }: { pollMs?: number; beforeTrim?: () => void } = {},
+): () => void {
   let uncap = () => {};
   const trim = () => {
+    beforeTrim?.();
     onTrimmed(trimHeap());
     uncap = capYoungGeneration(YOUNG_GENERATION_CAP);
   };

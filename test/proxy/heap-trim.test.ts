@@ -26,7 +26,7 @@ test('trimHeap shrinks the young generation that start-up grew', () => {
 test('trimHeapWhenReady waits for readiness, then trims once', async () => {
   let ready = false;
   const trimmed: number[] = [];
-  const cancel = trimHeapWhenReady(() => ready, (ms) => trimmed.push(ms), 10);
+  const cancel = trimHeapWhenReady(() => ready, (ms) => trimmed.push(ms), { pollMs: 10 });
   await new Promise((r) => setTimeout(r, 40));
   assert.equal(trimmed.length, 0);
   ready = true;

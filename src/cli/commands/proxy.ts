@@ -9,6 +9,7 @@ import { readBootstrapFile, parseBootstrap } from '../../proxy/bootstrap/bootstr
 import { addXdsOptions, bootstrapFromOptions, identityFromOptions, type XdsCliOptions } from '../../proxy/bootstrap/flags.ts';
 import { ProxyRuntime } from '../../proxy/runtime.ts';
 import { trimHeapWhenReady } from '../../proxy/heap-trim.ts';
+import { releaseEnvoyTypes, releaseEnvoyTypesWhenIdle } from '../../envoy/protos.ts';
 import { releaseFreeMallocEvery, trimCodeResidency } from '../../proxy/resident-trim.ts';
 import { createAdminHandler, createReadyHandler } from '../../proxy/admin/admin-server.ts';
 import { listen } from '../../core/listen.ts';
@@ -172,7 +173,10 @@ async function run(opts: ProxyOptions): Promise<void> {
         stoppers.push(releaseFreeMallocEvery());
         log.debug({ heapTrimPauseMs: Math.round(ms), codeResidentKb: exe && { before: exe.beforeKb, after: exe.afterKb } }, 'start-up memory returned to the OS');
       },
+      { beforeTrim: releaseEnvoyTypes },
     ),
+    // A config change loads the types it needs again; a minute later they go again.
+    releaseEnvoyTypesWhenIdle(60_000),
   );
 
   async function shutdown(why: string): Promise<void> {

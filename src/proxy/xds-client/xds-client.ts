@@ -6,7 +6,6 @@
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import type protobuf from 'protobufjs';
 import {
   CLUSTER_TYPE,
   ENDPOINT_TYPE,
@@ -121,8 +120,6 @@ export class XdsClient extends EventEmitter<XdsClientEvents> {
   private readonly backoff: Backoff;
   private readonly fetchTimeoutMs: number;
   private readonly watches = new Map<string, Watch>();
-  private readonly responseType: protobuf.Type;
-  private readonly wrapperType: protobuf.Type;
   private client: grpc.Client | undefined;
   private stream: Stream | undefined;
   private connected = false;
@@ -150,8 +147,6 @@ export class XdsClient extends EventEmitter<XdsClientEvents> {
     this.capturesDns = md.DNS_CAPTURE === 'true' || md.INTERCEPTION_MODE === 'REDIRECT';
     this.backoff = new Backoff(opts.backoff);
     this.fetchTimeoutMs = opts.initialFetchTimeoutMs ?? 15_000;
-    this.responseType = messageType('envoy.service.discovery.v3.DiscoveryResponse');
-    this.wrapperType = messageType('envoy.service.discovery.v3.Resource');
     for (const typeUrl of TYPES) {
       this.watches.set(typeUrl, { typeUrl, names: new Set(), version: '', nonce: '', resources: new Map(), requested: false, sentNames: '', doesNotExist: new Set() });
     }
@@ -237,7 +232,8 @@ export class XdsClient extends EventEmitter<XdsClientEvents> {
       firstRequest = false;
       return Buffer.from(encodeMessage('envoy.service.discovery.v3.DiscoveryRequest', msg));
     };
-    const deserialize = (bytes: Buffer): RawResponse => this.responseType.decode(bytes) as unknown as RawResponse;
+    // Types are looked up per message, not kept: the proxy releases them between config changes.
+    const deserialize = (bytes: Buffer): RawResponse => messageType('envoy.service.discovery.v3.DiscoveryResponse').decode(bytes) as unknown as RawResponse;
     const stream = this.client.makeBidiStreamRequest(ADS_METHOD, serialize, deserialize, this.metadata());
     this.stream = stream;
     let gotResponse = false;
@@ -338,7 +334,7 @@ export class XdsClient extends EventEmitter<XdsClientEvents> {
       let any: RawAny = raw;
       try {
         if (any.type_url === RESOURCE_WRAPPER_TYPE) {
-          const wrapped = this.wrapperType.decode(any.value) as unknown as { resource?: RawAny };
+          const wrapped = messageType('envoy.service.discovery.v3.Resource').decode(any.value) as unknown as { resource?: RawAny };
           if (!wrapped.resource) throw new Error('envoy.service.discovery.v3.Resource without a resource');
           any = wrapped.resource;
         }
