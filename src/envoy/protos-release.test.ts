@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { LISTENER_TYPE, checkMessage, packAny, unpackAny } from './index.ts';
-import { releaseEnvoyTypes, releaseEnvoyTypesWhenIdle, rootWith } from './protos.ts';
+import { LISTENER_TYPE, checkMessage, decodeMessage, encodeMessage, packAny, unpackAny } from './index.ts';
+import { messageType, releaseEnvoyTypes, releaseEnvoyTypesWhenIdle, rootWith } from './protos.ts';
 
 const HCM = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 const listener = {
@@ -61,14 +61,23 @@ test('released types are garbage, and the next use loads and decodes as before',
 
 test('releaseEnvoyTypesWhenIdle keeps types in use and drops them once idle', async () => {
   assert.deepEqual(unpackAny(packAny(LISTENER_TYPE, listener)), listener);
-  const stop = releaseEnvoyTypesWhenIdle(200);
+  // Peer metadata is decoded per connection: a Struct is no use of the Envoy types.
+  const peer = encodeMessage('google.protobuf.Struct', { app: 'ratings' });
+  let released = 0;
+  const stop = releaseEnvoyTypesWhenIdle(200, () => released++);
   try {
     const r = current();
     for (let i = 0; i < 6; i++) {
       await new Promise((res) => setTimeout(res, 50));
       assert.equal(current(), r, 'released while in use');
+      assert.ok(messageType(HCM));
     }
-    await new Promise((res) => setTimeout(res, 400));
+    assert.equal(released, 0);
+    for (let i = 0; i < 8; i++) {
+      await new Promise((res) => setTimeout(res, 50));
+      assert.deepEqual(decodeMessage('google.protobuf.Struct', peer), { app: 'ratings' });
+    }
+    assert.equal(released, 1);
     assert.equal(loaded(HCM), false);
   } finally {
     stop();

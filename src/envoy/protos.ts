@@ -72,8 +72,8 @@ export const PROTO_FILES = [
 let root: protobuf.Root | undefined;
 /** Files of PROTO_FILES not loaded yet, by their package. */
 let pending: Map<string, string[]> | undefined;
-/** When a type was last looked up (performance.now()). */
-let lastUse = 0;
+/** When an Envoy type was last looked up (performance.now()), since the last release; the well-known types don't count. */
+let lastUse: number | undefined;
 
 // The well-known types (protobufjs bundles them): Struct carries peer metadata without any Envoy type.
 const WELL_KNOWN = ['any', 'struct', 'duration', 'timestamp', 'wrappers', 'empty'].map((n) => `google/protobuf/${n}.proto`);
@@ -100,7 +100,6 @@ function load(r: protobuf.Root, files: string[]): void {
  * heap). envoyRoot() still has them all.
  */
 function partialRoot(): protobuf.Root {
-  lastUse = performance.now();
   if (root) return root;
   installJsonWrappers((typeName) => void rootWith(typeName));
   const r = new protobuf.Root();
@@ -124,12 +123,18 @@ function partialRoot(): protobuf.Root {
 export function releaseEnvoyTypes(): void {
   root = undefined;
   pending = undefined;
+  lastUse = undefined;
 }
 
-/** Releases the types each time they have gone unused for `idleMs`; returns a function that stops it. */
-export function releaseEnvoyTypesWhenIdle(idleMs: number): () => void {
+/**
+ * Releases the types each time they have gone unused for `idleMs`, then calls `onReleased` (their
+ * memory returns at the next full GC); returns a function that stops it.
+ */
+export function releaseEnvoyTypesWhenIdle(idleMs: number, onReleased?: () => void): () => void {
   const t = setInterval(() => {
-    if (root && performance.now() - lastUse >= idleMs) releaseEnvoyTypes();
+    if (lastUse === undefined || performance.now() - lastUse < idleMs) return;
+    releaseEnvoyTypes();
+    onReleased?.();
   }, idleMs / 2);
   t.unref();
   return () => clearInterval(t);
@@ -137,6 +142,7 @@ export function releaseEnvoyTypesWhenIdle(idleMs: number): () => void {
 
 /** The protobuf root with every type Rigging uses (loaded once, on first use). */
 export function envoyRoot(): protobuf.Root {
+  lastUse = performance.now();
   const r = partialRoot();
   if (pending?.size) {
     const rest = [...pending.values()].flat();
@@ -151,6 +157,8 @@ export function envoyRoot(): protobuf.Root {
  * of its package first, every file when that is not enough (a type of an imported-only file).
  */
 export function rootWith(fullName: string): protobuf.Root {
+  // Peer metadata (a Struct) is decoded per connection; it needs no Envoy type loaded.
+  if (!fullName.startsWith('google.protobuf.')) lastUse = performance.now();
   const r = partialRoot();
   if (!pending?.size || r.lookup(fullName)) return r;
   const files: string[] = [];

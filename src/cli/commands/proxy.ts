@@ -8,7 +8,7 @@ import { createLogger } from '../../core/log.ts';
 import { readBootstrapFile, parseBootstrap } from '../../proxy/bootstrap/bootstrap.ts';
 import { addXdsOptions, bootstrapFromOptions, identityFromOptions, type XdsCliOptions } from '../../proxy/bootstrap/flags.ts';
 import { ProxyRuntime } from '../../proxy/runtime.ts';
-import { trimHeapWhenReady } from '../../proxy/heap-trim.ts';
+import { trimHeap, trimHeapWhenReady } from '../../proxy/heap-trim.ts';
 import { releaseEnvoyTypes, releaseEnvoyTypesWhenIdle } from '../../envoy/protos.ts';
 import { releaseFreeMallocEvery, trimCodeResidency } from '../../proxy/resident-trim.ts';
 import { createAdminHandler, createReadyHandler } from '../../proxy/admin/admin-server.ts';
@@ -175,8 +175,9 @@ async function run(opts: ProxyOptions): Promise<void> {
       },
       { beforeTrim: releaseEnvoyTypes },
     ),
-    // A config change loads the types it needs again; a minute later they go again.
-    releaseEnvoyTypesWhenIdle(60_000),
+    // A config change loads the types it needs again; a minute later they go again, and a
+    // compacting GC returns their pages (a regular one frees them inside still-used pages).
+    releaseEnvoyTypesWhenIdle(60_000, () => log.debug({ heapTrimPauseMs: Math.round(trimHeap()) }, 'Envoy types released')),
   );
 
   async function shutdown(why: string): Promise<void> {
