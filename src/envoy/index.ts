@@ -1,4 +1,4 @@
-export { envoyRoot, messageType, PROTO_FILES } from './protos.ts';
+export { envoyEnum, envoyRoot, messageType, PROTO_FILES } from './protos.ts';
 export { encodeMessage, decodeMessage, packAny, unpackAny, normalize, typeUrlOf, checkMessage, JSON_SHAPE } from './codec.ts';
 export type { EnvoyJson, AnyMessage } from './codec.ts';
 export { parseDuration, formatDuration } from './wkt-json.ts';

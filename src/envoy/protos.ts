@@ -201,6 +201,11 @@ function compact(o: protobuf.ReflectionObject): void {
   if (o instanceof protobuf.Namespace) for (const c of o.nestedArray) compact(c);
 }
 
+/** Looks an enum up by its full name, e.g. `envoy.type.v3.StatusCode`. */
+export function envoyEnum(fullName: string): protobuf.Enum {
+  return rootWith(fullName).lookupEnum(fullName);
+}
+
 /** Looks a message type up by its full name, e.g. `envoy.config.cluster.v3.Cluster`. */
 export function messageType(fullName: string): protobuf.Type {
   return rootWith(fullName).lookupType(fullName);

@@ -1,7 +1,7 @@
 // MeshConfig.extensionProviders for external authorization (AuthorizationPolicy action CUSTOM):
 // envoyExtAuthzHttp and envoyExtAuthzGrpc, Istio's shapes and Istio's checks (port, pathPrefix,
 // statusOnError a known HTTP status, no lone "*" in header lists, durations).
-import { envoyRoot } from '../envoy/index.ts';
+import { envoyEnum } from '../envoy/index.ts';
 
 export interface ExtAuthzRequestBody {
   maxRequestBytes?: number;
@@ -53,7 +53,7 @@ function isObj(v: unknown): v is Record<string, unknown> {
 
 /** Envoy's envoy.type.v3.StatusCode: the statuses an ext_authz filter can answer with. */
 export function knownHttpStatus(code: number): boolean {
-  return code > 0 && envoyRoot().lookupEnum('envoy.type.v3.StatusCode').valuesById[code] !== undefined;
+  return code > 0 && envoyEnum('envoy.type.v3.StatusCode').valuesById[code] !== undefined;
 }
 
 /** Problems in one envoyExtAuthzHttp / envoyExtAuthzGrpc provider (field names known to be valid already). */

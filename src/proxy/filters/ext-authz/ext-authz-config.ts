@@ -2,7 +2,7 @@
 // gRPC authorization service, which request headers go into the check, which response headers go
 // where, body buffering, failure handling, and when the filter is enabled (filter_enabled_metadata,
 // filter_enabled). Fields that would change who is allowed but are not implemented are errors.
-import { envoyRoot } from '../../../envoy/index.ts';
+import { envoyEnum } from '../../../envoy/index.ts';
 import type { Reader } from '../../config/reader.ts';
 import { readStringMatcher, type StringMatcher } from '../../routing/string-matcher.ts';
 import { readMetadataMatcher } from '../rbac/rbac-metadata.ts';
@@ -96,7 +96,7 @@ export function httpStatus(r: Reader | undefined, def: number): number {
   const v = r.get('code');
   r.done();
   if (typeof v === 'number') return v || def;
-  const n = typeof v === 'string' ? envoyRoot().lookupEnum('envoy.type.v3.StatusCode').values[v] : undefined;
+  const n = typeof v === 'string' ? envoyEnum('envoy.type.v3.StatusCode').values[v] : undefined;
   if (n === undefined) r.issues.error(r.at('code'), `unknown HTTP status ${JSON.stringify(v)}`);
   return n || def;
 }

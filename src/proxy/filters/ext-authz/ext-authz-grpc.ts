@@ -4,7 +4,7 @@
 // and principal, request.http id/method/headers/path/host/scheme/protocol/body); status OK allows
 // with ok_response's header mutations, any other status denies with denied_response; a failed call
 // (transport error, timeout, non-OK grpc-status) is an error.
-import { decodeMessage, encodeMessage, envoyRoot } from '../../../envoy/index.ts';
+import { decodeMessage, encodeMessage, envoyEnum } from '../../../envoy/index.ts';
 import type { ClusterManager } from '../../upstream/cluster-manager.ts';
 import { requestThroughCluster } from '../../upstream/cluster-request.ts';
 import type { HeaderMap } from '../filter.ts';
@@ -76,7 +76,7 @@ function headerOptions(list: unknown, out: HeaderMutation[]): boolean {
 
 function statusCode(code: unknown, def: number): number {
   if (typeof code === 'number') return code || def;
-  if (typeof code === 'string') return envoyRoot().lookupEnum('envoy.type.v3.StatusCode').values[code] || def;
+  if (typeof code === 'string') return envoyEnum('envoy.type.v3.StatusCode').values[code] || def;
   return def;
 }
 

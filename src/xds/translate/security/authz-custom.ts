@@ -8,7 +8,7 @@
 // network rbac + envoy.filters.network.ext_authz (stat_prefix `tcp.`); an HTTP provider does not
 // apply to TCP (as in Istio), with a warning.
 import type { AuthorizationPolicySpec, Resource } from '../../../api/index.ts';
-import { envoyRoot, HTTP_EXT_AUTHZ_TYPE, HTTP_RBAC_TYPE, NETWORK_EXT_AUTHZ_TYPE, NETWORK_RBAC_TYPE } from '../../../envoy/index.ts';
+import { envoyEnum, HTTP_EXT_AUTHZ_TYPE, HTTP_RBAC_TYPE, NETWORK_EXT_AUTHZ_TYPE, NETWORK_RBAC_TYPE } from '../../../envoy/index.ts';
 import type { EnvoyJson } from '../../../envoy/index.ts';
 import type { PushContext } from '../../../model/push-context.ts';
 import type { ExtensionProvider } from '../../../telemetry/extension-providers.ts';
@@ -93,7 +93,7 @@ function bodySettings(b: ExtAuthzRequestBody | undefined): EnvoyJson | undefined
 function common(p: ExtAuthzHttpProvider | ExtAuthzGrpcProvider): EnvoyJson {
   const out: EnvoyJson = { transport_api_version: 'V3', filter_enabled_metadata: ENABLED_METADATA('envoy.filters.http.rbac') };
   // envoy.type.v3.StatusCode by name, as proto3 JSON writes an enum (the mesh config check allows only named codes).
-  if (p.statusOnError) out.status_on_error = { code: envoyRoot().lookupEnum('envoy.type.v3.StatusCode').valuesById[Number(p.statusOnError)] };
+  if (p.statusOnError) out.status_on_error = { code: envoyEnum('envoy.type.v3.StatusCode').valuesById[Number(p.statusOnError)] };
   if (p.failOpen) out.failure_mode_allow = true;
   if (p.clearRouteCache) out.clear_route_cache = true;
   const body = bodySettings(p.includeRequestBodyInCheck);
