@@ -59,7 +59,14 @@ export function checkGoals(results: CaseResult[], cp: ControlPlaneFigures | null
   if (hapIdle !== undefined && hapIdle > 0.1) tp.note = `HAProxy's run was client-bound (server core ${(hapIdle * 100).toFixed(0)}% idle): the ratio flatters rig`;
   out.push(tp);
   const mb = (v: number) => `${v.toFixed(1)} MB`;
-  for (const [id, label] of [['rig-1hop', 'one hop'], ['rig-2hop', 'two hops, worst proxy']] as const) {
+  // Envoy's figures are Istio sidecars (mTLS, telemetry on): those configurations get their own rows.
+  const configurations = [
+    ['rig-1hop', 'one hop'],
+    ['rig-2hop', 'two hops, worst proxy'],
+    ['rig-2hop-mtls', 'two hops mTLS, worst proxy'],
+    ['rig-1hop-telemetry-on', 'one hop, telemetry on'],
+  ] as const;
+  for (const [id, label] of configurations) {
     const r = find(results, id);
     out.push(check(`CPU per proxy at 1000 rps (${label})`, '≤ 0.10 vCPU', worst(r, 'vcpuAtRate'), 0.1, (v) => `${v.toFixed(3)} vCPU`, whyNot(r)));
     out.push(check(`RSS per proxy at 1000 rps (${label})`, '≤ 60 MB', worst(r, 'rssAt1000MB'), 60, mb, whyNot(r)));
