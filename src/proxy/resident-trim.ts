@@ -22,9 +22,10 @@ const SHARED_OBJECT = /\.(so(\.[\d.]+)?|node)$/;
  * what faults back in is what was there. The RELRO mappings, written during relocation, are
  * excluded by their dirty pages, as is code remapped onto huge pages (--use-largepages, anonymous).
  */
-function droppable(all: Mapping[], executable: string): Mapping[] {
+function droppable(all: Mapping[], executable: string, residentOnly = true): Mapping[] {
   return all.filter(
-    (m) => (m.path === executable || SHARED_OBJECT.test(m.path)) && m.perms[1] === '-' && m.perms[3] === 'p' && m.privateDirtyKb === 0 && m.anonymousKb === 0 && m.rssKb > 0,
+    (m) =>
+      (m.path === executable || SHARED_OBJECT.test(m.path)) && m.perms[1] === '-' && m.perms[3] === 'p' && m.privateDirtyKb === 0 && m.anonymousKb === 0 && (!residentOnly || m.rssKb > 0),
   );
 }
 
@@ -49,6 +50,29 @@ export function trimCodeResidency(): ResidentTrim | undefined {
   for (const m of targets) addon.dropResidentPages(m.start, m.end - m.start);
   const afterKb = droppable(processMappings() ?? [], executable).reduce((s, m) => s + m.rssKb, 0);
   return { beforeKb, afterKb };
+}
+
+/** How often a serving proxy drops the executable's and libraries' pages again (trimCodeResidencyEvery). */
+export const CODE_TRIM_INTERVAL_MS = 10_000;
+
+/**
+ * Drops the same pages again every `intervalMs`, so that what stays resident is the code used
+ * within the last interval. V8 keeps compiling a proxy's hot path for ~100 s under load, and its
+ * compilers (~7 MB of the executable's text) then fall idle; the start-up trim cannot know that,
+ * and fault-around maps up to 16 neighbouring pages with each page the proxy does touch. The
+ * mappings are chosen once (from smaps: read-only, never written); each trim is one madvise per
+ * mapping. Returns a function that stops it; does nothing without the native addon.
+ */
+export function trimCodeResidencyEvery(intervalMs = CODE_TRIM_INTERVAL_MS): () => void {
+  const addon = nativeAddon();
+  const all = addon && processMappings();
+  if (!addon || !all) return () => {};
+  const ranges = droppable(all, realpathSync(process.execPath), false).map((m) => [m.start, m.end - m.start] as const);
+  const t = setInterval(() => {
+    for (const [start, length] of ranges) addon.dropResidentPages(start, length);
+  }, intervalMs);
+  t.unref();
+  return () => clearInterval(t);
 }
 
 /** How often the proxy returns glibc's free malloc memory; one trim costs ~0.3–1.4 ms. */

@@ -85,3 +85,43 @@ test('releaseFreeMalloc gives fragmented free malloc memory back to the OS', { s
   assert.equal(out.released, true);
   assert.ok(out.before - out.after > 10_000, `RSS ${out.before} kB before malloc_trim, ${out.after} kB after`);
 });
+
+// The start-up trim, then work that faults the executable's pages back in, then the periodic trim:
+// after a few intervals with the event loop idle, fewer of them are resident than the work left.
+const PERIODIC_CHILD = `
+import { trimCodeResidency, trimCodeResidencyEvery } from ${JSON.stringify(TRIM)};
+import { createHash, generateKeyPairSync } from 'node:crypto';
+import { readFileSync, realpathSync } from 'node:fs';
+const exe = realpathSync(process.execPath);
+const executableRssKb = () => {
+  let kb = 0, counted = false;
+  for (const l of readFileSync('/proc/self/smaps', 'utf8').split('\\n')) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ \\S+ \\S+ \\S+ \\S+\\s*(.*)$/.exec(l);
+    if (head) counted = head[1] === exe;
+    else if (counted && l.startsWith('Rss:')) kb += Number(/(\\d+)/.exec(l)[1]);
+  }
+  return kb;
+};
+const work = () => {
+  generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  return createHash('sha256').update(new Intl.DateTimeFormat('de', { dateStyle: 'full' }).format(0) + 'é'.normalize('NFD')).digest('hex');
+};
+trimCodeResidency();
+const trimmed = executableRssKb();
+work();
+const touched = executableRssKb();
+const stop = trimCodeResidencyEvery(50);
+await new Promise((r) => setTimeout(r, 300));
+const idle = executableRssKb();
+const again = work();
+stop();
+console.log(JSON.stringify({ trimmed, touched, idle, again }));
+`;
+
+test('trimCodeResidencyEvery drops again the pages that work faulted back in, and the process runs on', { skip: nativeAddonUnavailableReason() }, () => {
+  const out = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', PERIODIC_CHILD], { encoding: 'utf8' })) as { trimmed: number; touched: number; idle: number; again: string };
+  assert.ok(out.touched - out.trimmed > 500, `the work faulted ${out.touched - out.trimmed} kB of the executable back in`);
+  assert.ok(out.idle < out.touched - 500, `resident kB of the executable: ${out.touched} after the work, ${out.idle} after the periodic trims`);
+  const expected = createHash('sha256').update(new Intl.DateTimeFormat('de', { dateStyle: 'full' }).format(0) + 'é'.normalize('NFD')).digest('hex');
+  assert.equal(out.again, expected, 'crypto and ICU still work after the periodic trims');
+});

@@ -10,7 +10,7 @@ import { addXdsOptions, bootstrapFromOptions, identityFromOptions, type XdsCliOp
 import { ProxyRuntime } from '../../proxy/runtime.ts';
 import { trimHeap, trimHeapWhenReady } from '../../proxy/heap-trim.ts';
 import { releaseEnvoyTypes, releaseEnvoyTypesWhenIdle } from '../../envoy/protos.ts';
-import { releaseFreeMallocEvery, trimCodeResidency } from '../../proxy/resident-trim.ts';
+import { releaseFreeMallocEvery, trimCodeResidency, trimCodeResidencyEvery } from '../../proxy/resident-trim.ts';
 import { createAdminHandler, createReadyHandler } from '../../proxy/admin/admin-server.ts';
 import { listen } from '../../core/listen.ts';
 import { http } from '../../proxy/node-http.ts';
@@ -170,7 +170,7 @@ async function run(opts: ProxyOptions): Promise<void> {
       () => rt.state() === 'LIVE',
       (ms) => {
         const exe = trimCodeResidency();
-        stoppers.push(releaseFreeMallocEvery());
+        stoppers.push(releaseFreeMallocEvery(), trimCodeResidencyEvery());
         log.debug({ heapTrimPauseMs: Math.round(ms), codeResidentKb: exe && { before: exe.beforeKb, after: exe.afterKb } }, 'start-up memory returned to the OS');
       },
       { beforeTrim: releaseEnvoyTypes },
