@@ -1,9 +1,10 @@
 // Span export off the request path: an OpenTelemetry BasicTracerProvider per (provider, collector
 // cluster, endpoint, service name) and proxy, batching spans (BatchSpanProcessor) to the collector
-// cluster. OTLP/HTTP goes through the cluster itself, as Envoy's tracers use their cluster (its load
-// balancer, pools and transport socket); Zipkin v2 JSON and OTLP/gRPC go through the OpenTelemetry
-// exporters to the cluster's first host, resolved at each export. A collector that is down or a full
-// queue only drop spans, counted in the proxy's stats: tracing.<zipkin|opentelemetry>.spans_sent /
+// cluster. Zipkin v2 JSON and OTLP/HTTP (JSON) go through the cluster itself, as Envoy's tracers
+// use their collector cluster (its load balancer, pools and transport socket), encoded by the
+// OpenTelemetry packages' own transforms; OTLP/gRPC goes through the OpenTelemetry gRPC exporter
+// to the cluster's first host, resolved at each export. A collector that is down or a full queue
+// only drop spans, counted in the proxy's stats: tracing.<zipkin|opentelemetry>.spans_sent /
 // spans_dropped / reports_sent / reports_failed / reports_skipped_no_cluster.
 import { createRequire } from 'node:module';
 import type * as SdkTraceBase from '@opentelemetry/sdk-trace-base';
@@ -61,20 +62,29 @@ function otelSdk(): Sdk {
   });
 }
 
-interface TraceSerializer {
-  serializeRequest(spans: ReadableSpan[]): Uint8Array | undefined;
-}
+type Encoder = (spans: ReadableSpan[], serviceName: string) => Uint8Array | string | undefined;
 
-let otlpJson: TraceSerializer | undefined;
+// The encoders load with the first export, from the modules that hold them: the packages' entry
+// points also load HTTP clients (OTLP/HTTP: the metrics and logs SDKs as well, 130 modules) that
+// this export does not use. Those clients cost the bench's telemetry-on proxy ~8 MB RSS.
+const encoders: Partial<Record<ExportKind, Encoder>> = {};
 
-/**
- * OTLP/HTTP's JSON encoding of a batch, from the OpenTelemetry transformer's trace module alone:
- * its package entry point also loads the metrics and logs SDKs (130 modules). The OTLP/HTTP exporter
- * that this replaces, with its own HTTP client, cost the bench's telemetry-on proxy ~8 MB RSS.
- */
-function otlpJsonSerializer(): TraceSerializer {
-  otlpJson ??= (createRequire(import.meta.url)('@opentelemetry/otlp-transformer/build/src/trace/json/trace.js') as { JsonTraceSerializer: TraceSerializer }).JsonTraceSerializer;
-  return otlpJson;
+function encoder(kind: ExportKind): Encoder {
+  const cached = encoders[kind];
+  if (cached) return cached;
+  const require = createRequire(import.meta.url);
+  if (kind === 'opentelemetry') {
+    const { JsonTraceSerializer } = require('@opentelemetry/otlp-transformer/build/src/trace/json/trace.js') as { JsonTraceSerializer: { serializeRequest(s: ReadableSpan[]): Uint8Array | undefined } };
+    return (encoders[kind] = (spans) => JsonTraceSerializer.serializeRequest(spans));
+  }
+  // As the Zipkin exporter: a span's own service.name attribute wins, then the tracer's.
+  const { toZipkinSpan, defaultStatusCodeTagName, defaultStatusErrorTagName } = require('@opentelemetry/exporter-zipkin/build/src/transform.js') as {
+    toZipkinSpan(span: ReadableSpan, serviceName: string, codeTag: string, errorTag: string): object;
+    defaultStatusCodeTagName: string;
+    defaultStatusErrorTagName: string;
+  };
+  return (encoders[kind] = (spans, serviceName) =>
+    JSON.stringify(spans.map((span) => toZipkinSpan(span, String(span.attributes['service.name'] || serviceName), defaultStatusCodeTagName, defaultStatusErrorTagName))));
 }
 
 const MAX_QUEUE = 2048;
@@ -94,38 +104,30 @@ class ClusterExporter implements SpanExporter {
     this.s = s;
   }
 
-  private url(): string | undefined {
-    const host = this.clusters.get(this.t.cluster)?.hosts()[0];
-    if (!host) return undefined;
-    const addr = host.address.includes(':') ? `[${host.address}]` : host.address;
-    return `http://${addr}:${host.port}${this.t.grpc ? '' : this.t.path}`;
-  }
-
-  // Exporters load on the first export, off the request path: a proxy that never samples a span
-  // (most sidecars at Istio's 1% default between exports) does not carry them (~3 MB RSS, 1.3 MB heap).
-  private delegate(url: string): Promise<SpanExporter> {
+  // The gRPC exporter loads on the first export, off the request path: a proxy that never samples
+  // a span (most sidecars at Istio's 1% default between exports) does not carry it.
+  private grpcExporter(url: string): Promise<SpanExporter> {
     let e = this.byUrl.get(url);
     if (!e) {
-      const headers = this.t.hostname ? { host: this.t.hostname } : undefined;
-      const { grpc, serviceName, timeoutMs } = this.t;
-      if (grpc) e = import('@opentelemetry/exporter-trace-otlp-grpc').then((m) => new m.OTLPTraceExporter({ url, timeoutMillis: timeoutMs }));
-      else e = import('@opentelemetry/exporter-zipkin').then((m) => new m.ZipkinExporter({ url, headers, serviceName }));
+      const timeoutMillis = this.t.timeoutMs;
+      e = import('@opentelemetry/exporter-trace-otlp-grpc').then((m) => new m.OTLPTraceExporter({ url, timeoutMillis }));
       this.byUrl.set(url, e);
     }
     return e;
   }
 
-  /** One OTLP/HTTP request through the collector cluster; any 2xx is a success (OTLP's partial success still is). */
-  private exportOtlpHttp(spans: ReadableSpan[], finish: (r: ExportResult) => void): void {
+  /** One POST of the batch through the collector cluster; any 2xx is a success (so is OTLP's partial success). */
+  private exportOverHttp(spans: ReadableSpan[], finish: (r: ExportResult) => void): void {
     const { ExportResultCode } = otelSdk().core;
-    const { cluster, path, hostname, timeoutMs } = this.t;
-    const body = otlpJsonSerializer().serializeRequest(spans);
-    if (!body) {
-      finish({ code: ExportResultCode.FAILED, error: new Error('spans could not be serialized') });
+    const { kind, cluster, path, hostname, timeoutMs, serviceName } = this.t;
+    const encoded = encoder(kind)(spans, serviceName);
+    if (encoded === undefined) {
+      finish({ code: ExportResultCode.FAILED, error: new Error('spans could not be encoded') });
       return;
     }
+    const body = typeof encoded === 'string' ? Buffer.from(encoded) : Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength);
     const headers = { host: hostname ?? cluster, 'content-type': 'application/json' };
-    requestThroughCluster(this.clusters, { cluster, method: 'POST', path, headers, body: Buffer.from(body.buffer, body.byteOffset, body.byteLength), timeoutMs }).then(
+    requestThroughCluster(this.clusters, { cluster, method: 'POST', path, headers, body, timeoutMs }).then(
       (res) => finish(res.status >= 200 && res.status < 300 ? { code: ExportResultCode.SUCCESS } : { code: ExportResultCode.FAILED, error: new Error(`collector answered ${res.status}`) }),
       (error: Error) => finish({ code: ExportResultCode.FAILED, error }),
     );
@@ -145,21 +147,18 @@ class ClusterExporter implements SpanExporter {
       }
       done(r);
     };
-    if (this.t.kind === 'opentelemetry' && !this.t.grpc) {
-      if (this.clusters.get(this.t.cluster)?.hosts().length) this.exportOtlpHttp(spans, finish);
-      else {
-        this.s.reportsSkipped.value++;
-        finish({ code: ExportResultCode.FAILED, error: new Error(`collector cluster ${this.t.cluster} has no endpoint`) });
-      }
-      return;
-    }
-    const url = this.url();
-    if (!url) {
+    const host = this.clusters.get(this.t.cluster)?.hosts()[0];
+    if (!host) {
       this.s.reportsSkipped.value++;
       finish({ code: ExportResultCode.FAILED, error: new Error(`collector cluster ${this.t.cluster} has no endpoint`) });
       return;
     }
-    this.delegate(url).then(
+    if (!this.t.grpc) {
+      this.exportOverHttp(spans, finish);
+      return;
+    }
+    const url = `http://${host.address.includes(':') ? `[${host.address}]` : host.address}:${host.port}`;
+    this.grpcExporter(url).then(
       (e) => e.export(spans, finish),
       (error: Error) => finish({ code: ExportResultCode.FAILED, error }),
     ).catch((error: Error) => finish({ code: ExportResultCode.FAILED, error }));
