@@ -82,7 +82,7 @@ export function admitH1(conn: H1ServerConnection, req: H1Request, res: H1Respons
 }
 
 /** HTTP/2 request: false when its stream was reset here (rejected). */
-export function admitH2(req: http2.Http2ServerRequest, l: ConnectionLimits): boolean {
+export function admitH2(req: { readonly headers: http2.IncomingHttpHeaders; readonly stream: http2.ServerHttp2Stream }, l: ConnectionLimits): boolean {
   if (l.underscores === UnderscoresAction.Allow || underscoresOk(req.headers, l)) return true;
   req.stream.close(http2.constants.NGHTTP2_PROTOCOL_ERROR);
   return false;

@@ -12,6 +12,7 @@ import { compileHcm, type HcmConfig } from './hcm-config.ts';
 import { HttpStream, type ConnState } from './http-stream.ts';
 import { handleTunnel } from './tunnel.ts';
 import { handleH2Tunnel } from './tunnel-h2.ts';
+import { H2Request, H2Response } from './h2-server-stream.ts';
 import { closeWhenIdle } from './h2-idle.ts';
 import { recordCodecError } from './codec-error.ts';
 import type { ProxyContext } from '../context.ts';
@@ -42,20 +43,31 @@ const h1Handler: H1ServerHandler = {
   },
 };
 
-function onH2Request(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void {
-  // A stream reset before its request event (rapid reset) has no socket left to read the state from.
-  const state = req.stream.destroyed ? undefined : (stateOf(req.socket) as ConnState | undefined);
-  if (!state) return void req.stream.destroy();
+type StatefulSession = http2.ServerHttp2Session & { [kState]?: ConnState };
+
+/** A request stream, from node:http2's core API (h2-server-stream.ts says why not its compat layer). */
+function onH2Stream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+  // Errors reach the stream's owner as 'close' and rstCode, as in node's compat layer; first: a
+  // stream destroyed with an error before this event has that error's emit still to come.
+  stream.on('error', noop);
+  // A stream reset before its 'stream' event (rapid reset) has no session left to read the state from.
+  const state = stream.destroyed ? undefined : (stream.session as StatefulSession | undefined)?.[kState];
+  if (!state) return void stream.destroy();
+  // Each stream buffers up to the listener's per_connection_buffer_limit_bytes (Envoy's stream buffer limit).
+  setBufferLimit(stream, state.hcm.maxRequestBodyBytes);
+  // CONNECT streams (RFC 8441 extended CONNECT included).
+  if (headers[':method'] === 'CONNECT') return handleH2Tunnel(state, stream, headers);
+  const expect = headers.expect;
+  if (expect !== undefined) {
+    if (expect !== '100-continue') return void stream.respond({ ':status': 417 }, { endStream: true });
+    stream.additionalHeaders({ ':status': 100 });
+  }
+  const req = new H2Request(stream, headers);
   if (state.hcm.limits.underscores && !admitH2(req, state.hcm.limits)) return;
-  new HttpStream(state, req, res, true).start();
+  new HttpStream(state, req, new H2Response(stream), true).start();
 }
 
-/** CONNECT streams (RFC 8441 extended CONNECT included); node's compat API hands them over apart. */
-function onH2Connect(req: http2.Http2ServerRequest): void {
-  const state = req.stream.destroyed ? undefined : (stateOf(req.socket) as ConnState | undefined);
-  if (!state) return void req.stream.destroy();
-  handleH2Tunnel(state, req.stream, req.headers);
-}
+function noop(): void {}
 
 export class ConnectionManager implements NetworkFilter {
   readonly config: HcmConfig;
@@ -92,11 +104,10 @@ export class ConnectionManager implements NetworkFilter {
     if (c.h2.initialWindowSize !== undefined) settings.initialWindowSize = c.h2.initialWindowSize;
     if (c.h2.headerTableSize !== undefined) settings.headerTableSize = c.h2.headerTableSize;
     // Pseudo-headers count as entries for node; Envoy's max_headers_count counts regular headers.
-    const s = http2.createServer({ maxSessionMemory: 64, settings, maxHeaderListPairs: c.maxHeadersCount + 4, maxSendHeaderBlockLength: c.maxRequestHeadersKb * 1024 }, onH2Request);
-    s.on('connect', onH2Connect);
-    // Each stream buffers up to the listener's per_connection_buffer_limit_bytes (Envoy's stream buffer limit).
-    s.on('stream', (stream: http2.ServerHttp2Stream) => setBufferLimit(stream, c.maxRequestBodyBytes));
-    s.on('session', (session: http2.ServerHttp2Session) => {
+    const s = http2.createServer({ maxSessionMemory: 64, settings, maxHeaderListPairs: c.maxHeadersCount + 4, maxSendHeaderBlockLength: c.maxRequestHeadersKb * 1024 });
+    s.on('stream', onH2Stream);
+    s.on('session', (session: StatefulSession) => {
+      session[kState] = stateOf(session.socket);
       if (c.h2.connectionWindowSize !== undefined) session.setLocalWindowSize(c.h2.connectionWindowSize);
       this.sessions.add(session);
       session.once('close', () => this.sessions.delete(session));

@@ -3,9 +3,8 @@
 // encoder filters, filling the StreamInfo on the way. One object per request; no per-request
 // closures on the common path (node's and undici's callbacks land on methods).
 import { randomUUID } from 'node:crypto';
-import { PassThrough } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
-import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Dispatcher } from 'undici';
 import { FilterStatus, type ConnectionInfo, type HeaderMap, type HttpFilter, type LocalReply, type RequestHead, type ResponseHead, type StreamCallbacks } from '../filters/filter.ts';
 import { DISABLED } from '../filters/registry.ts';
@@ -29,10 +28,11 @@ import { sample } from '../config/fractional-percent.ts';
 import { MirrorBodies } from './mirror-body.ts';
 import type { Span } from './tracer.ts';
 import type { H1Request } from './h1/h1-request.ts';
+import type { H2Request, H2Response } from './h2-server-stream.ts';
 import type { H1Response } from './h1/h1-response.ts';
 
-export type DownstreamRequest = IncomingMessage | Http2ServerRequest | H1Request;
-export type DownstreamResponse = ServerResponse | Http2ServerResponse | H1Response;
+export type DownstreamRequest = IncomingMessage | H2Request | H1Request;
+export type DownstreamResponse = ServerResponse | H2Response | H1Response;
 
 /** What a stream uses of its response: node's HTTP/2 compat response and the HTTP/1 codec's H1Response both have it. */
 interface ResponseWriter {
@@ -91,6 +91,8 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
   readonly connection: ConnectionInfo;
   private readonly conn: ConnState;
   private readonly req: DownstreamRequest;
+  /** The request body: the request itself, or for HTTP/2 its Http2Stream's readable side. */
+  private readonly source: Readable;
   private readonly res: ResponseWriter;
   private readonly head: RequestHead;
   private readonly isH2: boolean;
@@ -138,6 +140,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
   constructor(conn: ConnState, req: DownstreamRequest, res: DownstreamResponse, isH2: boolean) {
     this.conn = conn;
     this.req = req;
+    this.source = isH2 ? (req as H2Request).stream : (req as Readable);
     this.res = res as ResponseWriter;
     this.isH2 = isH2;
     this.connection = conn.info;
@@ -170,7 +173,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     if ((hcm.normalizePath || hcm.mergeSlashes) && path.charCodeAt(0) === 47) path = normalizePath(path, hcm.normalizePath, hcm.mergeSlashes);
     this.isGrpc = isGrpcContentType(headers['content-type']);
     info.isGrpc = this.isGrpc;
-    this.hasBody = isH2 ? !(req as Http2ServerRequest).stream.endAfterHeaders : headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0');
+    this.hasBody = isH2 ? !(req as H2Request).stream.endAfterHeaders : headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0');
     for (const h of HOP_BY_HOP) if (headers[h] !== undefined) delete headers[h];
     if (req.headers.te === undefined && this.isGrpc) headers.te = 'trailers';
     this.head = { method, path, authority, scheme, headers };
@@ -337,7 +340,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
   private startReadingBody(): void {
     if (this.onChunk || this.body !== undefined) return;
     this.chunks = [];
-    this.req.on('error', noop);
+    this.source.on('error', noop);
     this.observeBody();
     this.onChunk = (c) => {
       if (this.done || !this.chunks) return;
@@ -352,8 +355,8 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
       this.chunks = undefined;
       this.bodyProgress();
     };
-    this.req.on('data', this.onChunk);
-    this.req.once('end', this.onChunksEnd);
+    this.source.on('data', this.onChunk);
+    this.source.once('end', this.onChunksEnd);
   }
 
   /** After each body event: hand the body to the waiting filter, route, or hold the client back. */
@@ -388,7 +391,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     if (this.bodyFor || this.routeOnBodyEnd) {
       this.chunks = undefined;
       this.sendLocalReply({ status: 413, body: 'Payload Too Large', details: 'request_payload_too_large' });
-    } else this.req.pause();
+    } else this.source.pause();
   }
 
   private joinChunks(): Buffer {
@@ -401,8 +404,8 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
   private takeReadChunks(): Buffer[] | undefined {
     const c = this.chunks;
     if (!c) return undefined;
-    this.req.off('data', this.onChunk!);
-    this.req.off('end', this.onChunksEnd!);
+    this.source.off('data', this.onChunk!);
+    this.source.off('end', this.onChunksEnd!);
     this.chunks = undefined;
     return c;
   }
@@ -415,7 +418,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     this.observing = true;
     const fs = this.filters.filter((f) => f.observeRequestData);
     if (fs.length === 0) return;
-    this.req.on('data', (c: Buffer) => {
+    this.source.on('data', (c: Buffer) => {
       for (const f of fs) f.observeRequestData!(c);
     });
   }
@@ -532,7 +535,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
       const timeout = this.timeoutMs || 15_000;
       let body: Buffer | PassThrough | null = this.body ?? null;
       if (this.hasBody && this.body === undefined) {
-        const copy = (tee ??= new MirrorBodies(this.req, this.conn.hcm.maxRequestBodyBytes)).add();
+        const copy = (tee ??= new MirrorBodies(this.source, this.conn.hcm.maxRequestBodyBytes)).add();
         for (const c of this.chunks ?? []) copy.write(c);
         body = copy;
       }
@@ -634,20 +637,20 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     else if (this.hasBody) {
       // undici destroys the body stream with the request's error; the downstream request may
       // abort too. Both are handled through the attempt's callbacks, never as uncaught errors.
-      this.req.on('error', noop);
-      if (this.idleTimer) this.req.on('data', () => this.idleTimer?.refresh());
+      this.source.on('error', noop);
+      if (this.idleTimer) this.source.on('data', () => this.idleTimer?.refresh());
       this.observeBody();
       const read = this.takeReadChunks();
       const r = this.retry;
       if (r && r.retryOn !== 0 && r.numRetries > 0) {
         // Not buffered before routing (length unknown or past the limit): streamed with a copy for retries.
-        this.replayBody = new ReplayableBody(this.req, this.retryBufferLimit(), read);
+        this.replayBody = new ReplayableBody(this.source, this.retryBufferLimit(), read);
         this.bodyStream = this.replayBody.attempt();
       } else {
         const bs = (this.bodyStream = new PassThrough());
         bs.on('error', noop);
         if (read) for (const c of read) bs.write(c);
-        this.req.pipe(bs);
+        this.source.pipe(bs);
       }
       body = this.bodyStream;
     }
@@ -690,7 +693,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
   /** Whether another attempt may be made now (retries left, body replayable). */
   private canRetry(): boolean {
     if (!this.retry || this.retriesLeft <= 0 || this.done || this.responseStarted) return false;
-    if (this.hasBody && this.body === undefined) return this.replayBody ? this.replayBody.replayable : !(this.req.readableDidRead ?? true) && this.bodyStream === undefined;
+    if (this.hasBody && this.body === undefined) return this.replayBody ? this.replayBody.replayable : !(this.source.readableDidRead ?? true) && this.bodyStream === undefined;
     return true;
   }
 
@@ -966,7 +969,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     this.streamInfo.responseCode = resHead.status;
     if (this.conn.ctx.draining || this.conn.ctx.overload?.disableKeepAlive()) {
       // HTTP/2: GOAWAY now, the session closes once its in-flight streams are done.
-      if (this.isH2) (this.req as Http2ServerRequest).stream.session?.close();
+      if (this.isH2) (this.req as H2Request).stream.session?.close();
       else resHead.headers.connection = 'close';
     }
     try {
@@ -1044,7 +1047,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
 
   private resetDownstream(): void {
     this.attempt?.cancel();
-    if (this.isH2) (this.res as unknown as Http2ServerResponse).stream?.close(2);
+    if (this.isH2) (this.res as unknown as H2Response).stream.close(2);
     else this.res.destroy();
     this.finish();
   }

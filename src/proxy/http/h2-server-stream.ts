@@ -1,0 +1,138 @@
+// A downstream HTTP/2 request and its response over node:http2's core stream API, in place of its
+// compatibility layer (Http2ServerRequest/Response). The compat request is a second Readable fed
+// from the Http2Stream, and both wrappers hang ~10 listeners on every stream: at saturation they
+// were a tenth of the proxy's CPU and much of its garbage. Here the request body is read from the
+// Http2Stream itself (H2Request.stream) and the response writes to it; what the compat response
+// did that the proxy relies on is kept: header names lower-cased and checked, the connection header
+// dropped, trailers sent after the body (the stream waits for them: an empty DATA frame ends a
+// response without trailers, as before), writes on a closed stream ignored.
+import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+
+const kTrailers = Symbol('rig.h2Trailers');
+const HTTP_TOKEN = /^[\^_`a-zA-Z\-0-9!#$%&'*+.|~]+$/;
+const RESPOND_OPTIONS = { waitForTrailers: true } as const;
+
+type TrailerStream = ServerHttp2Stream & { [kTrailers]?: Record<string, string | string[]> };
+
+function codeError(code: string, message: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+/** The request head; the body is the readable side of `stream`. */
+export class H2Request {
+  readonly stream: ServerHttp2Stream;
+  readonly headers: IncomingHttpHeaders;
+  readonly method: string | undefined;
+  readonly url: string | undefined;
+  readonly httpVersion = '2.0';
+
+  constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders) {
+    this.stream = stream;
+    this.headers = headers;
+    this.method = headers[':method'];
+    this.url = headers[':path'];
+  }
+
+  /** The whole request arrived, or never will (reset, closed). */
+  get complete(): boolean {
+    const s = this.stream;
+    return s.readableEnded || s.aborted || s.closed || s.destroyed;
+  }
+}
+
+/** The checks of every header and trailer: what the compat response threw for. */
+function assertValidHeader(name: string, value: unknown): void {
+  if (name === '' || name.includes(' ')) throw codeError('ERR_INVALID_HTTP_TOKEN', `Header name must be a valid HTTP token ["${name}"]`);
+  if (name.charCodeAt(0) === 58) throw codeError('ERR_HTTP2_PSEUDOHEADER_NOT_ALLOWED', `Cannot set HTTP/2 pseudo-header "${name}"`);
+  if (value === undefined || value === null) throw codeError('ERR_HTTP2_INVALID_HEADER_VALUE', `Invalid value "${String(value)}" for header "${name}"`);
+}
+
+function sendTrailers(this: TrailerStream): void {
+  this.sendTrailers(this[kTrailers] ?? {});
+}
+
+export class H2Response {
+  readonly stream: ServerHttp2Stream;
+  private ending = false;
+
+  constructor(stream: ServerHttp2Stream) {
+    this.stream = stream;
+  }
+
+  get headersSent(): boolean {
+    return this.stream.headersSent;
+  }
+
+  writeHead(status: number, headers?: Record<string, string | string[]>): this {
+    const s = this.stream;
+    if (s.destroyed || s.closed) return this;
+    if (s.headersSent) throw codeError('ERR_HTTP2_HEADERS_SENT', 'Response has already been initiated.');
+    const out: OutgoingHttpHeaders = { ':status': status };
+    if (headers) {
+      for (const key in headers) {
+        const name = key.trim().toLowerCase();
+        const value = headers[key];
+        assertValidHeader(name, value);
+        if (name === 'connection' && value !== 'trailers') continue;
+        if (!HTTP_TOKEN.test(name)) {
+          s.destroy();
+          throw codeError('ERR_INVALID_HTTP_TOKEN', `Header name must be a valid HTTP token ["${name}"]`);
+        }
+        out[name] = value;
+      }
+    }
+    s.respond(out, this.ending ? { waitForTrailers: true, endStream: true } : RESPOND_OPTIONS);
+    return this;
+  }
+
+  write(chunk: Buffer): boolean {
+    const s = this.stream;
+    if (s.destroyed || s.closed) return false;
+    if (this.ending) {
+      s.destroy(codeError('ERR_STREAM_WRITE_AFTER_END', 'write after end'));
+      return false;
+    }
+    if (!s.headersSent) this.writeHead(200);
+    return s.write(chunk);
+  }
+
+  end(chunk?: Buffer): void {
+    const s = this.stream;
+    if (this.ending || s.closed || s.destroyed) return;
+    if (chunk !== undefined) this.write(chunk);
+    this.ending = true;
+    if (!s.headersSent) this.writeHead(200);
+    s.end();
+  }
+
+  addTrailers(trailers: Record<string, string | string[]>): void {
+    const s = this.stream as TrailerStream;
+    for (const key in trailers) {
+      const name = key.trim().toLowerCase();
+      const value = trailers[key];
+      assertValidHeader(name, value);
+      if (!s[kTrailers]) {
+        s[kTrailers] = {};
+        s.once('wantTrailers', sendTrailers);
+      }
+      s[kTrailers][name] = value;
+    }
+  }
+
+  cork(): void {
+    this.stream.cork();
+  }
+
+  uncork(): void {
+    this.stream.uncork();
+  }
+
+  destroy(): void {
+    this.stream.destroy();
+  }
+
+  once(event: 'close' | 'drain', listener: () => void): this {
+    this.stream.once(event, listener);
+    return this;
+  }
+}
