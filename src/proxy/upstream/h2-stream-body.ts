@@ -57,7 +57,7 @@ export class H2StreamBody implements AsyncIterableIterator<Buffer>, Dispatcher.D
 
   /** undici left the loop early (its connection failed while writing): the body is not needed any more. */
   return(): Promise<IteratorResult<Buffer>> {
-    this.fail(prematureClose());
+    this.fail();
     return Promise.resolve(DONE);
   }
 
@@ -75,9 +75,11 @@ export class H2StreamBody implements AsyncIterableIterator<Buffer>, Dispatcher.D
     this.wake();
   }
 
-  /** The body failed, or is no longer wanted: a waiting read fails, the source is destroyed. */
-  fail(err: Error): void {
+  /** The body failed (an error, or closed before its end), or is no longer wanted: a waiting read fails, the source is destroyed. */
+  fail(err?: Error): void {
     if (this.error || this.ended) return;
+    // Created only here: an Error captures a stack trace, and every body closes (after its end).
+    err ??= prematureClose();
     this.error = err;
     const reject = this.reject;
     this.resolve = this.reject = undefined;
@@ -121,5 +123,5 @@ function onError(this: Source, err: Error): void {
 }
 
 function onClose(this: Source): void {
-  this[kBody]!.fail(prematureClose());
+  this[kBody]!.fail();
 }
