@@ -24,6 +24,7 @@ import { sanitizeRequestHeaders } from './header-sanitizing.ts';
 import { invalidEnvoyHeader } from './strict-check-headers.ts';
 import { retriesEnabled, takeRetryHeaders, takeTimeoutHeader } from './router-headers.ts';
 import { ReplayableBody } from './retry-body.ts';
+import { lendBody } from '../upstream/h2-stream-body.ts';
 import { sample } from '../config/fractional-percent.ts';
 import { MirrorBodies } from './mirror-body.ts';
 import type { Span } from './tracer.ts';
@@ -105,7 +106,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
   private filterIndex = 0;
   private body: Buffer | undefined;
   private hasBody: boolean;
-  private bodyStream: PassThrough | undefined;
+  private bodyStream: Readable | undefined;
   /** A streamed body kept replayable for retries (retry-body.ts). */
   private replayBody: ReplayableBody | undefined;
   private done = false;
@@ -599,7 +600,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     this.attempt = a;
     const h2 = cluster.config.http2 || (cluster.config.useDownstreamProtocol && this.isH2);
     const alpn = info.filterState?.[APPLICATION_PROTOCOLS_STATE] as readonly string[] | undefined;
-    a.start(cluster.pool(host, h2, alpn), this.buildDispatch(), this.retry?.perTryTimeoutMs ?? 0);
+    a.start(cluster.pool(host, h2, alpn), this.buildDispatch(h2), this.retry?.perTryTimeoutMs ?? 0);
     if (cluster.config.maxStreamDurationMs > 0) this.maxDurationTimer = setTimeout(onMaxStreamDuration, cluster.config.maxStreamDurationMs, this);
   }
 
@@ -627,12 +628,12 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     return this.conn.originalDst;
   }
 
-  private buildDispatch(): UpstreamDispatchOptions {
+  private buildDispatch(h2Upstream: boolean): UpstreamDispatchOptions {
     if (this.dispatchOpts && this.body !== undefined) return this.dispatchOpts;
     if (this.dispatchOpts && this.replayBody) return { ...this.dispatchOpts, body: this.replayBody.attempt() };
     const head = this.head;
     head.headers.host = head.authority;
-    let body: Buffer | PassThrough | null = null;
+    let body: Buffer | Readable | null = null;
     if (this.body !== undefined) body = this.body;
     else if (this.hasBody) {
       // undici destroys the body stream with the request's error; the downstream request may
@@ -646,6 +647,9 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
         // Not buffered before routing (length unknown or past the limit): streamed with a copy for retries.
         this.replayBody = new ReplayableBody(this.source, this.retryBufferLimit(), read);
         this.bodyStream = this.replayBody.attempt();
+      } else if (this.isH2 && h2Upstream && !read && this.route!.mirrors.length === 0 && !this.source.readableEnded) {
+        // HTTP/2 to HTTP/2: the upstream stream reads the downstream one itself (h2-stream-body.ts).
+        this.bodyStream = lendBody(this.source);
       } else {
         const bs = (this.bodyStream = new PassThrough());
         bs.on('error', noop);

@@ -9,14 +9,31 @@
 //
 // One object is both the iterable and the request's dispatch handler (forwarding to the real one),
 // to see the request end without another allocation.
+//
+// A body may also be the downstream HTTP/2 request itself, lent (lendBody) instead of piped
+// through a PassThrough: it is read here directly and never destroyed (the proxy still answers or
+// resets the downstream stream itself); a failed request only stops reading it, and its errors and
+// resets are the downstream stream's own (http-stream.ts sees them first).
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 
 const kBody = Symbol('rig.h2StreamBody');
+const kLent = Symbol('rig.h2LentBody');
 const DONE: IteratorResult<Buffer> = { value: undefined, done: true };
 
-type Source = Readable & { [kBody]?: H2StreamBody };
+type Source = Readable & { [kBody]?: H2StreamBody; [kLent]?: true };
+
+/** Marks a downstream request as a body to read without destroying it (see above). */
+export function lendBody(source: Readable): Readable {
+  (source as Source)[kLent] = true;
+  return source;
+}
+
+/** Whether `body` was lent: H2StreamBody reads it even when it has already ended. */
+export function isLentBody(body: Readable): boolean {
+  return (body as Source)[kLent] === true;
+}
 
 function prematureClose(): Error {
   return Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
@@ -25,6 +42,7 @@ function prematureClose(): Error {
 export class H2StreamBody implements AsyncIterableIterator<Buffer>, Dispatcher.DispatchHandler {
   private readonly source: Source;
   private readonly handler: Dispatcher.DispatchHandler;
+  private readonly lent: boolean;
   private ended = false;
   private error: Error | undefined;
   private resolve: ((r: IteratorResult<Buffer>) => void) | undefined;
@@ -34,9 +52,10 @@ export class H2StreamBody implements AsyncIterableIterator<Buffer>, Dispatcher.D
     this.source = source;
     this.handler = handler;
     this.source[kBody] = this;
+    this.lent = isLentBody(source);
     source.on('readable', onReadable);
     source.on('end', onEnd);
-    source.on('error', onError);
+    if (!this.lent) source.on('error', onError);
     source.on('close', onClose);
   }
 
@@ -84,7 +103,14 @@ export class H2StreamBody implements AsyncIterableIterator<Buffer>, Dispatcher.D
     const reject = this.reject;
     this.resolve = this.reject = undefined;
     reject?.(err);
-    if (!this.source.destroyed) this.source.destroy();
+    const source = this.source;
+    if (!this.lent) {
+      if (!source.destroyed) source.destroy();
+    } else if (!source.destroyed) {
+      source.off('readable', onReadable);
+      source.off('end', onEnd);
+      source.off('close', onClose);
+    }
   }
 
   onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {

@@ -7,7 +7,7 @@
 import { createRequire } from 'node:module';
 import { Readable } from 'node:stream';
 import type { Dispatcher, Pool as PoolClass, buildConnector as BuildConnector } from 'undici';
-import { H2StreamBody } from './h2-stream-body.ts';
+import { H2StreamBody, isLentBody } from './h2-stream-body.ts';
 
 export interface Undici {
   readonly Pool: typeof PoolClass;
@@ -23,10 +23,11 @@ export function undici(): Undici {
   loaded = {
     Pool: class H2Pool extends Pool {
       // A body still streaming goes over as an iterable (h2-stream-body.ts says why); one that has
-      // ended already stays a stream, for undici to send its length.
+      // ended already stays a stream, for undici to send its length (not a lent downstream request:
+      // undici's pipeline() would destroy it).
       override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
         const body = opts.body as (Readable & { _readableState?: { ended?: boolean } }) | null | undefined;
-        if (!(body instanceof Readable) || body._readableState?.ended !== false) return super.dispatch(opts, handler);
+        if (!(body instanceof Readable) || (body._readableState?.ended !== false && !isLentBody(body))) return super.dispatch(opts, handler);
         const iterable = new H2StreamBody(body, handler);
         // undici's types omit the iterables it takes as a body.
         return super.dispatch({ ...opts, body: iterable as unknown as Readable }, iterable);
