@@ -47,6 +47,12 @@ function assertValidHeader(name: string, value: unknown): void {
   if (value === undefined || value === null) throw codeError('ERR_HTTP2_INVALID_HEADER_VALUE', `Invalid value "${String(value)}" for header "${name}"`);
 }
 
+/** Where `name` is in a raw header list, or -1. */
+function listed(list: unknown[], name: string): number {
+  for (let i = 2; i < list.length; i += 2) if (list[i] === name) return i;
+  return -1;
+}
+
 function sendTrailers(this: TrailerStream): void {
   this.sendTrailers(this[kTrailers] ?? {});
 }
@@ -67,7 +73,12 @@ export class H2Response {
     const s = this.stream;
     if (s.destroyed || s.closed) return this;
     if (s.headersSent) throw codeError('ERR_HTTP2_HEADERS_SENT', 'Response has already been initiated.');
-    const out: OutgoingHttpHeaders = { ':status': status };
+    // A raw header list (name, value, …): respond() copies a headers object into a null-prototype
+    // one before it builds nghttp2's list, and a list has no copy to make. Names the trim and
+    // lower-casing changed may meet a name already listed: as with an object, the later value
+    // replaces the earlier one in place.
+    const out: unknown[] = [':status', status];
+    let renamed = false;
     if (headers) {
       for (const key in headers) {
         const name = key.trim().toLowerCase();
@@ -78,10 +89,14 @@ export class H2Response {
           s.destroy();
           throw codeError('ERR_INVALID_HTTP_TOKEN', `Header name must be a valid HTTP token ["${name}"]`);
         }
-        out[name] = value;
+        if (name !== key) renamed = true;
+        const at = renamed ? listed(out, name) : -1;
+        if (at < 0) out.push(name, value);
+        else out[at + 1] = value;
       }
     }
-    s.respond(out, this.ending ? { waitForTrailers: true, endStream: true } : RESPOND_OPTIONS);
+    // @types/node lists only the object form; node:http2 takes both.
+    s.respond(out as unknown as OutgoingHttpHeaders, this.ending ? { waitForTrailers: true, endStream: true } : RESPOND_OPTIONS);
     return this;
   }
 

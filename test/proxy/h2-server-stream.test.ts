@@ -1,0 +1,54 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { H2Response } from '../../src/proxy/http/h2-server-stream.ts';
+
+/** One response written by `write` through H2Response, as a client sees its head. */
+async function responseHead(t: { after(fn: () => unknown): void }, write: (res: H2Response) => void): Promise<http2.IncomingHttpHeaders | undefined> {
+  const server = http2.createServer();
+  server.on('stream', (stream) => write(new H2Response(stream)));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const client = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  t.after(async () => {
+    client.destroy();
+    await new Promise((resolve) => server.close(resolve));
+  });
+  const req = client.request({ ':path': '/' });
+  let head: http2.IncomingHttpHeaders | undefined;
+  req.once('response', (h) => (head = h));
+  req.on('error', () => {});
+  req.resume();
+  await new Promise((resolve) => req.once('close', resolve));
+  return head;
+}
+
+test('writeHead lower-cases and trims names; a name met again after that keeps the last value, as an object would', async (t) => {
+  const head = (await responseHead(t, (res) => {
+    res.writeHead(203, { 'X-Dup': 'first', ' x-other ': 'o', 'x-dup': 'second', 'set-cookie': ['a=1', 'b=2'], connection: 'close' });
+    res.end();
+  }))!;
+  assert.equal(head[':status'], 203);
+  assert.equal(head['x-dup'], 'second');
+  assert.equal(head['x-other'], 'o');
+  assert.deepEqual(head['set-cookie'], ['a=1', 'b=2']);
+  assert.equal(head.connection, undefined);
+  assert.ok(head.date, 'node adds a date header');
+});
+
+test('writeHead refuses a pseudo-header and a name that is not a token', async (t) => {
+  const errors: string[] = [];
+  const head = await responseHead(t, (res) => {
+    const bads: Record<string, string>[] = [{ ':path': '/x' }, { 'bad name': 'v' }, { 'b@d': 'v' }];
+    for (const bad of bads) {
+      try {
+        res.writeHead(200, bad);
+      } catch (e) {
+        errors.push((e as { code: string }).code);
+      }
+    }
+    if (!res.stream.destroyed) res.end();
+  });
+  assert.deepEqual(errors, ['ERR_HTTP2_PSEUDOHEADER_NOT_ALLOWED', 'ERR_INVALID_HTTP_TOKEN', 'ERR_INVALID_HTTP_TOKEN']);
+  assert.equal(head, undefined, 'the stream was reset after the invalid token');
+});
