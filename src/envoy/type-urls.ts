@@ -7,6 +7,11 @@ export const ENDPOINT_TYPE = 'type.googleapis.com/envoy.config.endpoint.v3.Clust
 export const SECRET_TYPE = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret';
 /** Istio's DNS name table (CONTRACTS §6), pushed to sidecars that capture DNS. */
 export const NDS_TYPE = 'type.googleapis.com/istio.networking.nds.v1.NameTable';
+/**
+ * Istio's workload health report (CONTRACTS §3): a DiscoveryRequest the agent sends on its ADS
+ * stream when its workload's health changes; healthy without error_detail, unhealthy with one.
+ */
+export const HEALTH_INFO_TYPE = 'istio.io/health';
 
 /** The order in which a state-of-the-world ADS client subscribes and a server pushes (Envoy's "make before break"). */
 export const XDS_TYPES_IN_ORDER = [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE, NDS_TYPE] as const;

@@ -9,6 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import {
   CLUSTER_TYPE,
   ENDPOINT_TYPE,
+  HEALTH_INFO_TYPE,
   LISTENER_TYPE,
   NDS_TYPE,
   ROUTE_TYPE,
@@ -32,6 +33,7 @@ const TYPES = [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TY
 // NDS: one unnamed NameTable (Istio's), subscribed by sidecars that capture DNS.
 const WILDCARD_TYPES = new Set<string>([CLUSTER_TYPE, LISTENER_TYPE, NDS_TYPE]);
 const INVALID_ARGUMENT = 3;
+const INTERNAL = 13;
 
 export interface XdsClientOptions {
   /** An Envoy v3 bootstrap with dynamic_resources.ads_config and the xDS cluster. */
@@ -133,6 +135,8 @@ export class XdsClient extends EventEmitter<XdsClientEvents> {
   private lastDisconnect: XdsClientState['lastDisconnect'];
   /** Stream attempts in a row that ended without a response. */
   private failures = 0;
+  /** The last workload health report, sent again on every new stream (as Istio's agent does). */
+  private health: EnvoyJson | undefined;
 
   constructor(opts: XdsClientOptions) {
     super();
@@ -177,6 +181,15 @@ export class XdsClient extends EventEmitter<XdsClientEvents> {
     this.client?.close();
     this.client = undefined;
     this.connected = false;
+  }
+
+  /**
+   * Reports the workload's health to the control plane (Istio's `istio.io/health` request:
+   * unhealthy carries error_detail with the reason); repeated on every new stream until replaced.
+   */
+  reportHealth(healthy: boolean, message = ''): void {
+    this.health = healthy ? { type_url: HEALTH_INFO_TYPE } : { type_url: HEALTH_INFO_TYPE, error_detail: { code: INTERNAL, message } };
+    this.stream?.write(this.health);
   }
 
   /** The accepted resources of a type (what the sink holds), for the admin config_dump. */
@@ -271,6 +284,7 @@ export class XdsClient extends EventEmitter<XdsClientEvents> {
       for (const t of [ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE]) this.maybeSubscribe(this.watches.get(t)!);
       if (this.capturesDns) this.maybeSubscribe(this.watches.get(NDS_TYPE)!);
     }
+    if (this.health) this.stream?.write(this.health);
   }
 
   private onStreamEnd(reason: string): void {

@@ -1,0 +1,88 @@
+// Istio's agent health checker: runs the workload's readiness probe beside it after
+// initialDelaySeconds, then every periodSeconds (each attempt bounded by timeoutSeconds), and
+// reports only changes of state, once successThreshold attempts in a row passed or
+// failureThreshold in a row failed. The first report is whichever threshold is reached first. As
+// the agent checks Envoy first, an attempt fails while the proxy itself is not ready.
+// Defaults are the API's documented ones: timeout 1 s, period 10 s, success 1, failure 3.
+import type { ReadinessProbe } from './readiness-probe.ts';
+import { probeOnce, type ProbeOutcome, type ProbeTarget } from './workload-probe.ts';
+
+export interface HealthEvent {
+  healthy: boolean;
+  /** Why the workload is unhealthy (the last failed attempt). */
+  message: string;
+}
+
+export interface WorkloadHealthCheckerOptions {
+  probe: ReadinessProbe;
+  target?: ProbeTarget;
+  /** The proxy's own readiness: undefined when ready, else why not. */
+  proxyNotReady?: () => string | undefined;
+  onChange: (e: HealthEvent) => void;
+  /** Milliseconds in one of the probe's seconds (tests shorten it); default 1000. */
+  secondMs?: number;
+}
+
+const positive = (n: number | undefined, d: number) => (n ? n : d);
+
+export class WorkloadHealthChecker {
+  readonly #o: WorkloadHealthCheckerOptions;
+  #timer: NodeJS.Timeout | undefined;
+  #running = false;
+  #passes = 0;
+  #failures = 0;
+  #state: HealthEvent | undefined;
+
+  constructor(o: WorkloadHealthCheckerOptions) {
+    this.#o = o;
+  }
+
+  /** The last reported state (undefined until a threshold was first reached). */
+  get state(): HealthEvent | undefined {
+    return this.#state;
+  }
+
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#schedule((this.#o.probe.initialDelaySeconds ?? 0) * this.#second());
+  }
+
+  stop(): void {
+    this.#running = false;
+    clearTimeout(this.#timer);
+  }
+
+  #second(): number {
+    return this.#o.secondMs ?? 1000;
+  }
+
+  #schedule(ms: number): void {
+    this.#timer = setTimeout(() => void this.#check(), ms);
+    this.#timer.unref();
+  }
+
+  async #check(): Promise<void> {
+    const p = this.#o.probe;
+    const started = Date.now();
+    const notReady = this.#o.proxyNotReady?.();
+    const outcome: ProbeOutcome = notReady ? { healthy: false, message: `the proxy is not ready: ${notReady}` } : await probeOnce(p, this.#o.target ?? {}, positive(p.timeoutSeconds, 1) * this.#second());
+    if (!this.#running) return;
+    this.#record(outcome);
+    const period = positive(p.periodSeconds, 10) * this.#second();
+    this.#schedule(Math.max(0, started + period - Date.now()));
+  }
+
+  #record(o: ProbeOutcome): void {
+    const p = this.#o.probe;
+    if (o.healthy) {
+      this.#failures = 0;
+      if (++this.#passes < positive(p.successThreshold, 1) || this.#state?.healthy === true) return;
+    } else {
+      this.#passes = 0;
+      if (++this.#failures < positive(p.failureThreshold, 3) || this.#state?.healthy === false) return;
+    }
+    this.#state = { healthy: o.healthy, message: o.message };
+    this.#o.onChange(this.#state);
+  }
+}
