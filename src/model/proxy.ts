@@ -37,6 +37,12 @@ export interface Proxy {
   locality: string;
   /** The WorkloadGroup (in the proxy's namespace) it registers under: Istio's AUTO_REGISTER_GROUP (alias WORKLOAD_GROUP). */
   workloadGroup?: string;
+  /**
+   * Its agent runs a readiness probe (PROXY_CONFIG.readinessProbe) and reports the workload's
+   * health over ADS: the workload is an endpoint only while its last report said healthy (Istio's
+   * `proxy.istio.io/health-checks-enabled` WorkloadEntry).
+   */
+  healthChecked: boolean;
   /** `grpc` for proxyless gRPC clients. */
   generator?: string;
   workloadPorts: WorkloadPortDecl[];
@@ -149,6 +155,8 @@ export function parseNode(node: unknown): Proxy {
   const workloadName = str(md.WORKLOAD_NAME, 'WORKLOAD_NAME') ?? labels.app ?? podDotNs?.split('.')[0] ?? n.id;
   const podName = podDotNs ? podDotNs.slice(0, podDotNs.lastIndexOf('.') > 0 ? podDotNs.lastIndexOf('.') : undefined) : workloadName;
   const generator = str(md.GENERATOR, 'GENERATOR');
+  const proxyConfig = maybeJson(md.PROXY_CONFIG);
+  if (proxyConfig !== undefined && proxyConfig !== null && (typeof proxyConfig !== 'object' || Array.isArray(proxyConfig))) throw new NodeError('node metadata PROXY_CONFIG must be an object (Istio\'s ProxyConfig)');
   return {
     id: n.id,
     type,
@@ -163,6 +171,7 @@ export function parseNode(node: unknown): Proxy {
     interceptionMode: mode,
     locality: nodeLocality(n.locality) || localityFromLabels(labels),
     generator,
+    healthChecked: ((proxyConfig ?? {}) as { readinessProbe?: unknown }).readinessProbe != null,
     workloadGroup: str(md.AUTO_REGISTER_GROUP, 'AUTO_REGISTER_GROUP') ?? str(md.WORKLOAD_GROUP, 'WORKLOAD_GROUP'),
     workloadPorts: parseWorkloadPorts(md.RIG_WORKLOAD_PORTS),
     explicit,

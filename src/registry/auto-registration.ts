@@ -33,7 +33,7 @@ export function workloadFromProxy(proxy: Proxy): WorkloadInstance | undefined {
     tlsMode: router ? (proxy.labels[TLS_MODE_LABEL] === 'istio' ? 'istio' : 'disabled') : proxy.generator === 'grpc' || proxy.labels[TLS_MODE_LABEL] === 'disabled' ? 'disabled' : 'istio',
     locality: proxy.locality,
     group: proxy.workloadGroup,
-    appPorts: proxy.explicit && !router ? proxy.explicit.appPorts : undefined,
+    healthChecked: proxy.healthChecked || undefined,
     weight: 1,
   };
 }

@@ -32,9 +32,9 @@ export interface WorkloadInstance {
   weight: number;
   /** Auto-registration under a WorkloadGroup of the same namespace: its template completes the instance. */
   group?: string;
-  /** Explicit mode: workload port → the application's own port (what a WorkloadGroup probe reaches). */
-  appPorts?: Record<string, number>;
-  /** From the WorkloadGroup probe; absent: healthy. */
+  /** Its agent probes it and reports its health (setHealth); until the first healthy report it is unhealthy. */
+  healthChecked?: boolean;
+  /** Absent: healthy. */
   healthy?: boolean;
 }
 
@@ -52,7 +52,7 @@ export class ServiceRegistry {
   readonly #vips: VipAllocator;
   readonly #domainSuffix: string;
   readonly #workloads = new Map<string, WorkloadInstance>();
-  /** Probe results of auto-registered workloads (WorkloadGroup probe), by key. */
+  /** Health reported by the agents of auto-registered workloads, by key. */
   readonly #health = new Map<string, boolean>();
   #version = 0;
 
@@ -78,11 +78,10 @@ export class ServiceRegistry {
     return [...this.#workloads.values()];
   }
 
-  /** Records a workload's probe result (undefined: no probe); true when it changed. */
-  setHealth(key: string, healthy: boolean | undefined): boolean {
+  /** Records the health a workload's agent reported; true when it changed. */
+  setHealth(key: string, healthy: boolean): boolean {
     if (this.#health.get(key) === healthy) return false;
-    if (healthy === undefined) this.#health.delete(key);
-    else this.#health.set(key, healthy);
+    this.#health.set(key, healthy);
     this.#version++;
     return true;
   }
@@ -109,8 +108,10 @@ export class ServiceRegistry {
       if (!w.group) workloads.push(w);
       else {
         const g = groups.get(`${w.namespace}/${w.group}`);
-        if (g) workloads.push({ ...fromWorkloadGroup(w, g), healthy: this.#health.get(w.key) ?? !g.spec.probe });
-        else warnOnce('registry', `workload ${w.key} names WorkloadGroup ${w.namespace}/${w.group}, which does not exist: not registered as an endpoint until the group is created`);
+        if (g) {
+          if (g.spec.probe && !w.healthChecked) warnOnce('registry', `WorkloadGroup ${w.namespace}/${w.group} has a probe, but the proxy of ${w.key} runs none (the probe runs in the workload's proxy: start it with --readiness-probe); it counts as healthy`);
+          workloads.push({ ...fromWorkloadGroup(w, g), healthy: !w.healthChecked || (this.#health.get(w.key) ?? false) });
+        } else warnOnce('registry', `workload ${w.key} names WorkloadGroup ${w.namespace}/${w.group}, which does not exist: not registered as an endpoint until the group is created`);
       }
     }
     for (const r of resources) if (r.kind === 'WorkloadEntry') workloads.push(fromWorkloadEntry(r as Resource<WorkloadEntrySpec>));

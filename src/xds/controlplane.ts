@@ -17,8 +17,6 @@ import type { CredentialSource } from '../model/push-context.ts';
 import { directoryCredentials } from '../registry/credentials.ts';
 import { ServiceRegistry } from '../registry/service-registry.ts';
 import { VipAllocator } from '../registry/vip-allocator.ts';
-import { WorkloadProber } from '../registry/workload-prober.ts';
-import type { Resource, WorkloadGroupSpec } from '../api/index.ts';
 import { createDebugServer } from './server/debug-server.ts';
 import { listen } from '../core/listen.ts';
 import { DiscoveryServer } from './server/discovery-server.ts';
@@ -75,9 +73,6 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   discovery.start();
   // Keys the control plane fetched for RequestAuthentication arrived or changed: push them.
   const offJwks = jwksResolver.onChange(() => discovery.requestPush('jwks'));
-  // WorkloadGroup probes: health of auto-registered workloads.
-  const prober = new WorkloadProber({ registry, groups: () => opts.store.list('WorkloadGroup') as unknown as Resource<WorkloadGroupSpec>[], onChange: () => discovery.requestPush('endpoint') });
-  prober.start();
   const id = `rig-controlplane-${os.hostname()}-${process.pid}`;
 
   const grpcServer = createGrpcServer();
@@ -86,7 +81,6 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   try {
     xds = await bindServer(grpcServer, host, opts.xdsPort ?? 15010, grpc.ServerCredentials.createInsecure());
   } catch (err) {
-    prober.stop();
     discovery.stop();
     throw new RigError('MESH_ERR_PORT_IN_USE', `cannot listen for xDS on ${host}:${opts.xdsPort ?? 15010}: ${(err as Error).message} (choose another with --xds-port, 0 = any free port)`);
   }
@@ -95,7 +89,6 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   try {
     monitoring = await listen(debug, host, opts.monitoringPort ?? 15014);
   } catch (err) {
-    prober.stop();
     discovery.stop();
     grpcServer.forceShutdown();
     throw new RigError('MESH_ERR_PORT_IN_USE', `cannot listen for monitoring on ${host}:${opts.monitoringPort ?? 15014}: ${(err as Error).message} (choose another with --monitoring-port, 0 = any free port)`);
@@ -124,7 +117,6 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     },
     async stop() {
       offJwks();
-      prober.stop();
       discovery.stop();
       // Open ADS streams never end by themselves, so there is nothing to wait for. forceShutdown
       // first: after tryShutdown has closed a session, forceShutdown only ends its socket, which

@@ -57,7 +57,6 @@ test('unsupported fields are warnings with their path and position; supported on
     '23 spec.trafficPolicy.connectionPool.tcp.idleTimeout',
     '31 spec.outboundTrafficPolicy.egressProxy',
     '37 spec.template.network',
-    '38 spec.probe.exec',
   ]);
   assert.ok(r.diagnostics.every((d) => d.severity !== 'Warning' || /not supported by Rigging and has no effect/.test(d.message)));
 });

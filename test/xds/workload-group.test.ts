@@ -1,17 +1,17 @@
 // WorkloadGroup auto-registration over real ADS: a proxy that connects with AUTO_REGISTER_GROUP
 // (Istio's metadata; WORKLOAD_GROUP is accepted too) becomes an endpoint built from the group's
 // template (labels, service account, ports, locality), leaves after the grace period, and waits
-// for its group when the group does not exist yet; the group's probe (run by the control plane)
-// decides its health.
+// for its group when the group does not exist yet; a proxy whose agent runs a readiness probe is
+// an endpoint only while its last health report (istio.io/health) said healthy.
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { test } from 'node:test';
 import { MemoryConfigStore } from '../../src/config/index.ts';
-import { CLUSTER_TYPE, ENDPOINT_TYPE } from '../../src/envoy/index.ts';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, HEALTH_INFO_TYPE } from '../../src/envoy/index.ts';
 import type { EnvoyJson } from '../../src/envoy/index.ts';
 import { AdsClient } from '../../src/xds/ads-client.ts';
 import type { AdsResponse } from '../../src/xds/ads-client.ts';
 import { startControlPlane } from '../../src/xds/controlplane.ts';
+import { until } from '../helpers/wait.ts';
 import { parseYaml } from './fixtures.ts';
 
 const SERVICE = `apiVersion: v1
@@ -58,7 +58,7 @@ async function start(t: { after(fn: () => unknown): void }, yaml: string) {
   watcher.subscribe(ENDPOINT_TYPE, [CLUSTER]);
   const first = await watcher.next(ENDPOINT_TYPE);
   watcher.ack(first, [CLUSTER]);
-  return { store, client, watcher, first };
+  return { store, cp, client, watcher, first };
 }
 
 test('a proxy naming its WorkloadGroup registers from the template and leaves after the grace period', async (t) => {
@@ -95,27 +95,44 @@ test('a proxy whose WorkloadGroup does not exist yet is registered once the grou
   assert.equal((((endpointsOf(withEp)[0].endpoint as EnvoyJson).address as EnvoyJson).socket_address as EnvoyJson).address, '10.20.0.6');
 });
 
-test('the WorkloadGroup probe decides the health of registered workloads', async (t) => {
-  let status = 200;
-  const app = http.createServer((req, res) => {
-    res.writeHead(req.url === '/ready' && req.headers['x-probe'] === 'yes' ? status : 404);
-    res.end();
-  });
-  await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
-  t.after(() => new Promise<void>((r) => app.close(() => r())));
-  const port = (app.address() as { port: number }).port;
-  const group = GROUP.replace('ports: { http: 8080 }', `ports: { http: ${port} }`) + `  probe: { periodSeconds: 1, failureThreshold: 1, httpGet: { path: /ready, port: ${port}, httpHeaders: [{ name: x-probe, value: "yes" }] } }\n`;
+test('a health-checked workload is an endpoint only while its agent last reported it healthy (istio.io/health)', async (t) => {
+  const group = GROUP + '  probe: { periodSeconds: 1, exec: { command: [test, -f, /tmp/ready] } }\n';
   const { client, watcher } = await start(t, `${SERVICE}---\n${group}`);
-  const vm = client(vmNode('127.0.0.1'));
+  const node = vmNode('10.20.0.7');
+  // The agent runs the probe: its ProxyConfig carries it (Istio's health-checks-enabled WorkloadEntry).
+  (node.metadata as EnvoyJson).PROXY_CONFIG = { readinessProbe: { exec: { command: ['test', '-f', '/tmp/ready'] } } };
+  const vm = client(node);
   vm.subscribe(CLUSTER_TYPE);
-  const health = (r: AdsResponse) => endpointsOf(r).map((e) => e.health_status)[0];
-  // Registered but not yet probed: unhealthy; then the probe passes.
-  const first = await watcher.next(ENDPOINT_TYPE, (r) => endpointsOf(r).length > 0);
-  watcher.ack(first, [CLUSTER]);
-  const healthy = health(first) === 'HEALTHY' ? first : await watcher.next(ENDPOINT_TYPE, (r) => health(r) === 'HEALTHY');
-  assert.equal(health(healthy), 'HEALTHY');
-  watcher.ack(healthy, [CLUSTER]);
-  status = 503;
-  const down = await watcher.next(ENDPOINT_TYPE, (r) => health(r) === 'UNHEALTHY');
-  assert.equal(health(down), 'UNHEALTHY');
+  await vm.next(CLUSTER_TYPE);
+  // Registered, not yet reported healthy: not an endpoint.
+  await assert.rejects(watcher.next(ENDPOINT_TYPE, (r) => endpointsOf(r).length > 0, 400), /no .* response within/);
+  vm.send({ type_url: HEALTH_INFO_TYPE });
+  const up = await watcher.next(ENDPOINT_TYPE, (r) => endpointsOf(r).length > 0);
+  assert.deepEqual(endpointsOf(up).map((e) => [((e.endpoint as EnvoyJson).address as EnvoyJson).socket_address, e.health_status]), [[{ address: '10.20.0.7', port_value: 8080 }, 'HEALTHY']]);
+  watcher.ack(up, [CLUSTER]);
+  vm.send({ type_url: HEALTH_INFO_TYPE, error_detail: { code: 13, message: 'command "test -f /tmp/ready" exited with status 1' } });
+  const down = await watcher.next(ENDPOINT_TYPE, (r) => endpointsOf(r).length === 0);
+  assert.equal(down.resources[0].cluster_name, CLUSTER);
+});
+
+test('a proxy that runs no probe counts as healthy even when its group has one; reports from proxies not auto-registered are ignored', async (t) => {
+  const group = GROUP + '  probe: { httpGet: { port: 8080, path: /ready } }\n';
+  const { cp, client, watcher } = await start(t, `${SERVICE}---\n${group}`);
+  const vm = client(vmNode('10.20.0.8'));
+  vm.subscribe(CLUSTER_TYPE);
+  const up = await watcher.next(ENDPOINT_TYPE, (r) => endpointsOf(r).length > 0);
+  watcher.ack(up, [CLUSTER]);
+  // Health reports only count for workloads whose agent declared a probe.
+  vm.send({ type_url: HEALTH_INFO_TYPE, error_detail: { code: 13, message: 'down' } });
+  const plain = client({ id: 'sidecar~198.18.0.9~other-0.vms~vms.svc.cluster.local', metadata: { NAMESPACE: 'vms', LABELS: { app: 'vm-app' }, INSTANCE_IPS: '198.18.0.9', INTERCEPTION_MODE: 'REDIRECT', RIG_WORKLOAD_PORTS: [{ port: 8080, name: 'http' }], PROXY_CONFIG: { readinessProbe: { tcpSocket: { port: 80 } } } } });
+  plain.send({ type_url: HEALTH_INFO_TYPE });
+  const both = await watcher.next(ENDPOINT_TYPE, (r) => endpointsOf(r).length === 2);
+  assert.deepEqual(endpointsOf(both).map((e) => (((e.endpoint as EnvoyJson).address as EnvoyJson).socket_address as EnvoyJson).address).sort(), ['10.20.0.8', '198.18.0.9']);
+  // Both reports were received, and a push after them still has both endpoints.
+  const cons = () => [...cp.discovery.connections.values()];
+  await until('both reports received', () => cons().some((c) => c.health?.healthy === false) && cons().some((c) => c.healthIgnored));
+  const before = cp.discovery.push.version;
+  cp.discovery.requestPush('test', 'endpoints');
+  await until('a new push context', () => cp.discovery.push.version !== before);
+  assert.deepEqual(cp.discovery.push.endpointsOf('vm-app.vms.svc.cluster.local', 80).map((e) => [e.address, e.healthy]).sort(), [['10.20.0.8', true], ['198.18.0.9', true]]);
 });

@@ -55,5 +55,6 @@ export function validateWorkloadGroup(spec: WorkloadGroupSpec, r: Reporter): voi
     if (probe.httpGet?.scheme && !['HTTP', 'HTTPS'].includes(probe.httpGet.scheme)) r.error(['spec', 'probe', 'httpGet', 'scheme'], `scheme "${probe.httpGet.scheme}" must be HTTP or HTTPS`, 'use HTTP or HTTPS');
     if (probe.httpGet && !isPort(probe.httpGet.port)) r.error(['spec', 'probe', 'httpGet', 'port'], `port ${probe.httpGet.port} is out of range`, 'use a port from 1 to 65535');
     if (probe.tcpSocket && !isPort(probe.tcpSocket.port)) r.error(['spec', 'probe', 'tcpSocket', 'port'], `port ${probe.tcpSocket.port} is out of range`, 'use a port from 1 to 65535');
+    if (probe.exec && !probe.exec.command?.[0]) r.error(['spec', 'probe', 'exec', 'command'], 'an exec probe needs a command', 'give the program and its arguments, e.g. [cat, /tmp/healthy]; no shell runs unless you name one ([sh, -c, "..."])');
   }
 }

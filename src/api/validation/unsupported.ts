@@ -71,7 +71,6 @@ export function unsupportedWorkloadEntry(spec: T.WorkloadEntrySpec, path: FieldP
 
 export function unsupportedWorkloadGroup(spec: T.WorkloadGroupSpec, r: Reporter): void {
   unsupportedWorkloadEntry(spec.template, ['spec', 'template'], r);
-  if (spec.probe?.exec) warn(r, ['spec', 'probe', 'exec'], 'an exec probe (a command on the workload\'s machine; the control plane probes over the network)', 'registered workloads are treated as healthy; use httpGet, tcpSocket or grpc');
 }
 
 export function unsupportedServiceEntry(spec: T.ServiceEntrySpec, r: Reporter): void {

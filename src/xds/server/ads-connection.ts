@@ -55,6 +55,10 @@ export class AdsConnection {
   blocked = false;
   /** Timestamp of the change that the next response answers (for convergence time). */
   pendingSince?: number;
+  /** The last workload health report (`istio.io/health`) of an auto-registered proxy. */
+  health?: { healthy: boolean; message: string; at: string };
+  /** A health report came from a proxy that is not auto-registered (logged once). */
+  healthIgnored = false;
   readonly #send: (msg: EncodedResponse) => boolean;
 
   constructor(id: string, proxy: Proxy, peer: string, send: (msg: EncodedResponse) => boolean) {

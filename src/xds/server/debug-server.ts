@@ -49,7 +49,7 @@ export function createDebugServer(o: DebugServerOptions): http.Server {
           return json(res, 200, [...d.connections.values()].map((c) => syncStatus(c, o.controlPlaneId)));
         case '/debug/adsz':
         case '/debug/connections':
-          return json(res, 200, [...d.connections.values()].map((c) => ({ id: c.id, node: c.proxy.id, peer: c.peer, connected_since: c.connectedAt.toISOString(), metadata: c.proxy.metadata, watches: Object.fromEntries([...c.watches].map(([t, w]) => [t, { names: w.names ?? '*', version_sent: w.versionSent, version_acked: w.versionAcked, nack: w.lastNack, pushes: w.pushes }])) })));
+          return json(res, 200, [...d.connections.values()].map((c) => ({ id: c.id, node: c.proxy.id, peer: c.peer, connected_since: c.connectedAt.toISOString(), metadata: c.proxy.metadata, ...(c.health ? { workload_health: c.health } : {}), watches: Object.fromEntries([...c.watches].map(([t, w]) => [t, { names: w.names ?? '*', version_sent: w.versionSent, version_acked: w.versionAcked, nack: w.lastNack, pushes: w.pushes }])) })));
         case '/debug/config_dump': {
           const id = url.searchParams.get('proxyID');
           if (!id) return json(res, 400, { error: 'missing ?proxyID=<node id or pod.namespace>' });

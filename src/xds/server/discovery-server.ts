@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import type { ConfigStore } from '../../config/store.ts';
 import type { Logger } from '../../core/log.ts';
-import { CLUSTER_TYPE, ENDPOINT_TYPE, XDS_TYPES_IN_ORDER, EnvoyJsonError } from '../../envoy/index.ts';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, HEALTH_INFO_TYPE, XDS_TYPES_IN_ORDER, EnvoyJsonError } from '../../envoy/index.ts';
 import type { EnvoyJson } from '../../envoy/index.ts';
 import type { MeshConfig } from '../../model/mesh-config.ts';
 import type { CredentialSource } from '../../model/push-context.ts';
@@ -428,8 +428,28 @@ export class DiscoveryServer {
     this.#graceTimers.set(key, timer);
   }
 
+  /**
+   * Istio's workload health report (`istio.io/health`): no error_detail means healthy. It sets the
+   * health of the proxy's auto-registered workload; an unhealthy one leaves EDS (Istio's default,
+   * PILOT_SEND_UNHEALTHY_ENDPOINTS off).
+   */
+  #onHealth(con: AdsConnection, req: DiscoveryRequestJson): void {
+    const healthy = !req.error_detail;
+    const message = req.error_detail?.message ?? '';
+    if (!con.proxy.workloadGroup) {
+      if (!con.healthIgnored) this.#log.warn({ proxy: con.proxy.id }, 'health report from a proxy that is not auto-registered (no AUTO_REGISTER_GROUP); ignored');
+      con.healthIgnored = true;
+      return;
+    }
+    con.health = { healthy, message, at: new Date().toISOString() };
+    if (!this.#o.registry.setHealth(con.proxy.id, healthy)) return;
+    this.#log.info({ proxy: con.proxy.id, group: `${con.proxy.namespace}/${con.proxy.workloadGroup}`, healthy, ...(healthy ? {} : { reason: message }) }, 'workload health changed');
+    this.requestPush('endpoint', 'endpoints');
+  }
+
   #onRequest(con: AdsConnection, req: DiscoveryRequestJson): void {
     const typeUrl = req.type_url ?? '';
+    if (typeUrl === HEALTH_INFO_TYPE) return this.#onHealth(con, req);
     const gen = GENERATORS[typeUrl];
     if (!gen) {
       this.#log.warn({ proxy: con.proxy.id, type: typeUrl }, 'request for an unknown type URL ignored');

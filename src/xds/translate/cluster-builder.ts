@@ -88,7 +88,7 @@ export function serviceCluster(push: PushContext, proxy: Proxy, svc: Service, po
       c.dns_lookup_family = 'V4_ONLY';
       // The subset's endpoints, with the proxy-relative locality LB of EDS.
       const subsetLabels = subset ? dr?.spec.subsets?.find((s) => s.name === subset)?.labels : undefined;
-      let groups = localityGroups(push.endpointsOf(svc.hostname, port.port).filter((e) => labelsMatch(subsetLabels, e.labels)));
+      let groups = localityGroups(push.endpointsOf(svc.hostname, port.port).filter((e) => e.healthy && labelsMatch(subsetLabels, e.labels)));
       const setting = effectiveLocalitySetting(policy.loadBalancer?.localityLbSetting, push.mesh.localityLbSetting);
       const outlier = policy.outlierDetection !== undefined;
       if (localityLbActive(setting, outlier)) groups = applyLocalityLb(groups, proxy.locality, proxy.labels, setting, outlier);

@@ -88,7 +88,9 @@ function clusterEndpoints(push: PushContext, proxyNamespace: string, clusterName
   }
   const drKey = dr ? `${dr.metadata.namespace}/${dr.metadata.name}` : '-';
   return push.memo(`eds|${clusterName}|${drKey}`, () => {
-    const groups = localityGroups(push.endpointsOf(svc.hostname, parsed.port).filter((e) => labelsMatch(subsetLabels, e.labels)));
+    // Unhealthy endpoints are left out, as Istio does by default (PILOT_SEND_UNHEALTHY_ENDPOINTS off):
+    // sent as UNHEALTHY, Envoy's panic threshold would still route to them when too few are healthy.
+    const groups = localityGroups(push.endpointsOf(svc.hostname, parsed.port).filter((e) => e.healthy && labelsMatch(subsetLabels, e.labels)));
     const policy = effectivePolicy(dr, parsed.subset, parsed.port);
     const setting = effectiveLocalitySetting(policy.loadBalancer?.localityLbSetting, push.mesh.localityLbSetting);
     const outlierDetection = policy.outlierDetection !== undefined;
