@@ -5,21 +5,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type * as grpc from '@grpc/grpc-js';
-import protobuf from 'protobufjs';
 import { startMesh, SERVICES_YAML, viaProxy } from './mesh.ts';
 import { flushSpans } from '../../src/proxy/telemetry/index.ts';
 import { startGrpcServer } from '../helpers/grpc-server.ts';
-
-// The fields of OTLP's trace protos this test reads (opentelemetry/proto/{collector/trace,trace}/v1).
-const OTLP = protobuf.parse(`syntax = "proto3";
-message ExportTraceServiceRequest { repeated ResourceSpans resource_spans = 1; }
-message ResourceSpans { Resource resource = 1; repeated ScopeSpans scope_spans = 2; }
-message Resource { repeated KeyValue attributes = 1; }
-message ScopeSpans { repeated Span spans = 2; }
-message Span { bytes trace_id = 1; bytes span_id = 2; bytes parent_span_id = 4; string name = 5; int32 kind = 6; repeated KeyValue attributes = 9; }
-message KeyValue { string key = 1; AnyValue value = 2; }
-message AnyValue { string string_value = 1; }
-`, { keepCase: true }).root.lookupType('ExportTraceServiceRequest');
+import { decodeTraceRequest } from '../helpers/otlp-collector.ts';
 
 interface Got {
   traceId: string;
@@ -39,15 +28,8 @@ test('OTLP/gRPC export: spans of a two-sidecar request reach a gRPC collector', 
     { Export: { path: '/opentelemetry.proto.collector.trace.v1.TraceService/Export', requestStream: false, responseStream: false, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw } },
     {
       Export: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
-        const req = OTLP.toObject(OTLP.decode(call.request), { bytes: String, defaults: true }) as { resource_spans: { resource: { attributes: { key: string; value: { string_value: string } }[] }; scope_spans: { spans: { trace_id: string; span_id: string; parent_span_id: string; name: string; kind: number; attributes: { key: string; value: { string_value: string } }[] }[] }[] }[] };
-        for (const rs of req.resource_spans) {
-          const service = rs.resource?.attributes.find((a) => a.key === 'service.name')?.value?.string_value ?? '';
-          for (const ss of rs.scope_spans) {
-            for (const s of ss.spans) {
-              const hex = (b64: string) => Buffer.from(b64, 'base64').toString('hex');
-              got.push({ traceId: hex(s.trace_id), id: hex(s.span_id), parentId: hex(s.parent_span_id), name: s.name, kind: s.kind, service, tags: Object.fromEntries(s.attributes.map((a) => [a.key, a.value?.string_value ?? ''])) });
-            }
-          }
+        for (const s of decodeTraceRequest(call.request, 'protobuf')) {
+          got.push({ traceId: s.traceId, id: s.spanId, parentId: s.parentSpanId, name: s.name, kind: s.kind, service: String(s.resource['service.name'] ?? ''), tags: Object.fromEntries(Object.entries(s.attributes).map(([k, v]) => [k, String(v)])) });
         }
         cb(null, Buffer.alloc(0));
       },

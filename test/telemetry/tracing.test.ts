@@ -1,5 +1,5 @@
 // Distributed tracing through control-plane-configured sidecars: a test collector receives
-// Zipkin v2 JSON (mesh-wide provider) and OTLP/HTTP (workload-level Telemetry for ratings);
+// Zipkin v2 JSON (mesh-wide provider) and OTLP/HTTP protobuf (workload-level Telemetry for ratings);
 // productpage -> reviews -> ratings yields one trace with correct parents, kinds and tags;
 // sampling 0% / 100% / the caller's decision; a collector that is down costs requests nothing.
 import assert from 'node:assert/strict';
@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { startMesh, SERVICES_YAML, viaProxy, type Mesh } from './mesh.ts';
 import { flushSpans } from '../../src/proxy/telemetry/index.ts';
+import { answerTraceExport } from '../helpers/otlp-collector.ts';
 
 interface Span {
   traceId: string;
@@ -30,20 +31,16 @@ const OTLP_KINDS = ['UNSPECIFIED', 'INTERNAL', 'SERVER', 'CLIENT', 'PRODUCER', '
 async function startCollector(): Promise<Collector> {
   const c: Collector = { port: 0, spans: [], close: async () => undefined };
   const server = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (d: Buffer) => (body += d.toString()));
+    const chunks: Buffer[] = [];
+    req.on('data', (d: Buffer) => chunks.push(d));
     req.on('end', () => {
+      const body = Buffer.concat(chunks);
       if (req.url === '/api/v2/spans') {
-        for (const s of JSON.parse(body) as { traceId: string; id: string; parentId?: string; kind: string; name: string; tags?: Record<string, string> }[]) c.spans.push({ traceId: s.traceId, id: s.id, parentId: s.parentId, kind: s.kind, name: s.name, tags: s.tags ?? {}, via: 'zipkin' });
+        for (const s of JSON.parse(body.toString()) as { traceId: string; id: string; parentId?: string; kind: string; name: string; tags?: Record<string, string> }[]) c.spans.push({ traceId: s.traceId, id: s.id, parentId: s.parentId, kind: s.kind, name: s.name, tags: s.tags ?? {}, via: 'zipkin' });
+        res.end();
       } else if (req.url === '/v1/traces') {
-        const doc = JSON.parse(body) as { resourceSpans: { scopeSpans: { spans: { traceId: string; spanId: string; parentSpanId?: string; kind: number; name: string; attributes: { key: string; value: { stringValue?: string } }[] }[] }[] }[] };
-        for (const rs of doc.resourceSpans) {
-          for (const ss of rs.scopeSpans) {
-            for (const s of ss.spans) c.spans.push({ traceId: s.traceId, id: s.spanId, parentId: s.parentSpanId || undefined, kind: OTLP_KINDS[s.kind], name: s.name, tags: Object.fromEntries(s.attributes.map((a) => [a.key, a.value.stringValue ?? ''])), via: 'otlp' });
-          }
-        }
-      } else res.statusCode = 404;
-      res.end('{}');
+        for (const s of answerTraceExport(req, body, res)?.spans ?? []) c.spans.push({ traceId: s.traceId, id: s.spanId, parentId: s.parentSpanId || undefined, kind: OTLP_KINDS[s.kind], name: s.name, tags: Object.fromEntries(Object.entries(s.attributes).map(([k, v]) => [k, String(v)])), via: 'otlp' });
+      } else res.writeHead(404).end();
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

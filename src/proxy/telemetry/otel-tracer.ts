@@ -12,7 +12,8 @@ import type { StreamInfo } from '../stream-info.ts';
 import { formatResponseFlags } from '../response-flags.ts';
 import { registerTracer, type Span, type Tracer, type TracerContext, type TracerFactory } from '../http/tracer.ts';
 import { Propagation, extractContext, injectContext, newSpanId, newTraceId, type TraceContext } from './trace-context.ts';
-import { spanPipeline, type ExportKind, type SpanPipeline } from './span-export.ts';
+import { spanPipeline, type ExportTarget, type SpanPipeline } from './span-export.ts';
+import { readHttpServiceHeaders } from './http-service-headers.ts';
 import { attachTelemetry } from './proxy-telemetry.ts';
 import { serviceOfAuthority, serviceOfCluster } from './istio-metrics.ts';
 import type { LocalPeer } from './peer-metadata.ts';
@@ -215,7 +216,7 @@ function compileCustomTags(r: Reader): [string, CustomTag][] {
   return out;
 }
 
-function compileProvider(tracing: Reader, ctx: TracerContext, serviceName: string): { kind: ExportKind; grpc?: boolean; cluster: string; path: string; hostname?: string; timeoutMs: number } | undefined {
+function compileProvider(tracing: Reader, ctx: TracerContext, serviceName: string): Omit<ExportTarget, 'serviceName'> | undefined {
   const p = tracing.obj('provider')!;
   p.accept('name');
   const tc = p.obj('typed_config')!;
@@ -256,6 +257,7 @@ function compileProvider(tracing: Reader, ctx: TracerContext, serviceName: strin
   const uri = hs.obj('http_uri');
   const raw = uri?.str('uri') ?? '';
   const cluster = uri?.str('cluster') ?? '';
+  if (uri && !uri.has('timeout')) ctx.issues.error(uri.at('timeout'), 'a timeout is required (Envoy\'s HttpUri.timeout), e.g. "10s"');
   const timeoutMs = uri?.durationMs('timeout', 10_000) ?? 10_000;
   uri?.done();
   let path = '/v1/traces';
@@ -268,13 +270,13 @@ function compileProvider(tracing: Reader, ctx: TracerContext, serviceName: strin
     ctx.issues.error(hs.at('http_uri'), `invalid uri ${JSON.stringify(raw)}`);
   }
   if (!cluster) ctx.issues.error(hs.at('http_uri'), 'http_uri.cluster names the collector cluster');
-  if (hs.has('request_headers_to_add')) ctx.issues.error(hs.at('request_headers_to_add'), 'request_headers_to_add is not supported for span export');
+  const headers = readHttpServiceHeaders(hs);
   hs.done();
   tc.accept('service_name', 'resource_detectors');
   if (tc.has('sampler')) ctx.issues.error(tc.at('sampler'), 'sampler extensions are not supported; use the HCM random_sampling');
   tc.done();
   void serviceName;
-  return { kind: 'opentelemetry', cluster, path, hostname, timeoutMs };
+  return { kind: 'opentelemetry', cluster, path, hostname, timeoutMs, headers };
 }
 
 export const otelTracerFactory: TracerFactory = {

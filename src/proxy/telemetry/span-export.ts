@@ -1,9 +1,11 @@
 // Span export off the request path: an OpenTelemetry BasicTracerProvider per (provider, collector
 // cluster, endpoint, service name) and proxy, batching spans (BatchSpanProcessor) to the collector
-// cluster. Zipkin v2 JSON and OTLP/HTTP (JSON) go through the cluster itself, as Envoy's tracers
-// use their collector cluster (its load balancer, pools and transport socket), encoded by the
-// OpenTelemetry packages' own transforms; OTLP/gRPC goes through the OpenTelemetry gRPC exporter
-// to the cluster's first host, resolved at each export. A collector that is down or a full queue
+// cluster. Zipkin v2 JSON and OTLP/HTTP go through the cluster itself, as Envoy's tracers use
+// their collector cluster (its load balancer, pools and transport socket), encoded by the
+// OpenTelemetry packages' own transforms. OTLP/HTTP is sent as Envoy sends it: a POST of a binary
+// protobuf ExportTraceServiceRequest (content-type application/x-protobuf), an OTLP exporter
+// User-Agent, then http_service.request_headers_to_add. OTLP/gRPC goes through the OpenTelemetry
+// gRPC exporter to the cluster's first host, resolved at each export. A collector that is down or a full queue
 // only drop spans, counted in the proxy's stats: tracing.<zipkin|opentelemetry>.spans_sent /
 // spans_dropped / reports_sent / reports_failed / reports_skipped_no_cluster.
 import { createRequire } from 'node:module';
@@ -16,6 +18,7 @@ import type { Context, Span, Tracer as OtelTracer } from '@opentelemetry/api';
 import type { ClusterManager } from '../upstream/cluster-manager.ts';
 import { requestThroughCluster } from '../upstream/cluster-request.ts';
 import type { Stat, Stats } from '../stats/stats.ts';
+import { VERSION } from '../../core/version.ts';
 
 export type ExportKind = 'zipkin' | 'opentelemetry';
 
@@ -30,6 +33,8 @@ export interface ExportTarget {
   readonly hostname?: string;
   readonly serviceName: string;
   readonly timeoutMs: number;
+  /** Headers set on each HTTP export, replacing any of the same name (OTLP/HTTP: http_service.request_headers_to_add). */
+  readonly headers?: readonly (readonly [string, string])[];
 }
 
 interface ExportStats {
@@ -64,9 +69,14 @@ function otelSdk(): Sdk {
 
 type Encoder = (spans: ReadableSpan[], serviceName: string) => Uint8Array | string | undefined;
 
+const CONTENT_TYPE: Record<ExportKind, string> = { zipkin: 'application/json', opentelemetry: 'application/x-protobuf' };
+/** The OTLP exporter User-Agent (OTLP specification: `OTel-OTLP-Exporter-<name>/<version>`; Envoy names itself). */
+const OTLP_USER_AGENT = `OTel-OTLP-Exporter-Rigging/${VERSION}`;
+
 // The encoders load with the first export, from the modules that hold them: the packages' entry
 // points also load HTTP clients (OTLP/HTTP: the metrics and logs SDKs as well, 130 modules) that
-// this export does not use. Those clients cost the bench's telemetry-on proxy ~8 MB RSS.
+// this export does not use. Those clients cost the bench's telemetry-on proxy ~8 MB RSS. The OTLP
+// protobuf serializer is the package's own small writer (9 modules, no protobufjs).
 const encoders: Partial<Record<ExportKind, Encoder>> = {};
 
 function encoder(kind: ExportKind): Encoder {
@@ -74,8 +84,8 @@ function encoder(kind: ExportKind): Encoder {
   if (cached) return cached;
   const require = createRequire(import.meta.url);
   if (kind === 'opentelemetry') {
-    const { JsonTraceSerializer } = require('@opentelemetry/otlp-transformer/build/src/trace/json/trace.js') as { JsonTraceSerializer: { serializeRequest(s: ReadableSpan[]): Uint8Array | undefined } };
-    return (encoders[kind] = (spans) => JsonTraceSerializer.serializeRequest(spans));
+    const { ProtobufTraceSerializer } = require('@opentelemetry/otlp-transformer/build/src/trace/protobuf/trace.js') as { ProtobufTraceSerializer: { serializeRequest(s: ReadableSpan[]): Uint8Array | undefined } };
+    return (encoders[kind] = (spans) => ProtobufTraceSerializer.serializeRequest(spans));
   }
   // As the Zipkin exporter: a span's own service.name attribute wins, then the tracer's.
   const { toZipkinSpan, defaultStatusCodeTagName, defaultStatusErrorTagName } = require('@opentelemetry/exporter-zipkin/build/src/transform.js') as {
@@ -119,14 +129,16 @@ class ClusterExporter implements SpanExporter {
   /** One POST of the batch through the collector cluster; any 2xx is a success (so is OTLP's partial success). */
   private exportOverHttp(spans: ReadableSpan[], finish: (r: ExportResult) => void): void {
     const { ExportResultCode } = otelSdk().core;
-    const { kind, cluster, path, hostname, timeoutMs, serviceName } = this.t;
+    const { kind, cluster, path, hostname, timeoutMs, serviceName, headers: extra } = this.t;
     const encoded = encoder(kind)(spans, serviceName);
     if (encoded === undefined) {
       finish({ code: ExportResultCode.FAILED, error: new Error('spans could not be encoded') });
       return;
     }
     const body = typeof encoded === 'string' ? Buffer.from(encoded) : Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength);
-    const headers = { host: hostname ?? cluster, 'content-type': 'application/json' };
+    const headers: Record<string, string> = { host: hostname ?? cluster, 'content-type': CONTENT_TYPE[kind] };
+    if (kind === 'opentelemetry') headers['user-agent'] = OTLP_USER_AGENT;
+    if (extra) for (const [name, value] of extra) headers[name] = value;
     requestThroughCluster(this.clusters, { cluster, method: 'POST', path, headers, body, timeoutMs }).then(
       (res) => finish(res.status >= 200 && res.status < 300 ? { code: ExportResultCode.SUCCESS } : { code: ExportResultCode.FAILED, error: new Error(`collector answered ${res.status}`) }),
       (error: Error) => finish({ code: ExportResultCode.FAILED, error }),
@@ -214,7 +226,7 @@ const pipelines = new WeakMap<Stats, Map<string, SpanPipeline>>();
 export function spanPipeline(stats: Stats, clusters: ClusterManager, t: ExportTarget): SpanPipeline {
   let m = pipelines.get(stats);
   if (!m) pipelines.set(stats, (m = new Map()));
-  const key = `${t.kind}|${t.grpc ? 'grpc' : 'http'}|${t.cluster}|${t.path}|${t.hostname ?? ''}|${t.serviceName}|${t.timeoutMs}`;
+  const key = `${t.kind}|${t.grpc ? 'grpc' : 'http'}|${t.cluster}|${t.path}|${t.hostname ?? ''}|${t.serviceName}|${t.timeoutMs}|${JSON.stringify(t.headers ?? [])}`;
   let p = m.get(key);
   if (p) return p;
   const pre = `tracing.${t.kind}.`;
