@@ -2,10 +2,13 @@
 // sidecar or router needs to fetch everything else over ADS (Istio's pilot-agent does the same
 // from pod metadata): node id and metadata (CONTRACTS §3), dynamic_resources ADS, the xds-grpc
 // cluster and admin.
+import fs from 'node:fs';
 import os from 'node:os';
 import type { Command } from 'commander';
 import { RigError } from '../../core/errors.ts';
 import { HTTP_PROTOCOL_OPTIONS_TYPE, UPSTREAM_TLS_TYPE, type EnvoyJson } from '../../envoy/index.ts';
+import { readinessProbeErrors } from '../workload-health/readiness-probe.ts';
+import { parseYaml } from './yaml-file.ts';
 
 export interface XdsCliOptions {
   xdsAddress?: string;
@@ -28,6 +31,8 @@ export interface XdsCliOptions {
   caRootFile?: string;
   tokenFile?: string;
   trustDomain?: string;
+  workloadGroup?: string;
+  readinessProbe?: string;
 }
 
 /** The workload identity the flags describe (what the proxy asks the CA for). */
@@ -66,7 +71,9 @@ export function addXdsOptions(cmd: Command): Command {
     .option('--ca-address <host:port>', 'certificate authority (default: the xDS host, port 15012)')
     .option('--ca-root-file <file>', 'root certificate(s) to trust for the CA (enables workload certificates)')
     .option('--token-file <file>', 'bootstrap token sent to the CA and the control plane')
-    .option('--trust-domain <domain>', 'SPIFFE trust domain', 'cluster.local');
+    .option('--trust-domain <domain>', 'SPIFFE trust domain', 'cluster.local')
+    .option('--workload-group <name>', 'register under this WorkloadGroup of --namespace (AUTO_REGISTER_GROUP): its template completes the endpoint')
+    .option('--readiness-probe <file|json>', 'run this probe beside the workload and report its health to the control plane: a file holding a WorkloadGroup (its spec.probe, and its name as --workload-group) or a probe in the WorkloadGroup probe shape, or that probe inline as JSON');
 }
 
 const PROTOCOLS = ['HTTP', 'HTTP2', 'HTTPS', 'GRPC', 'GRPC-WEB', 'TCP', 'TLS', 'MONGO', 'MYSQL', 'REDIS', 'UDP'];
@@ -162,6 +169,38 @@ function defaultInstanceIp(explicit: boolean): string {
   return '127.0.0.1';
 }
 
+/**
+ * `--readiness-probe`: inline JSON (starts with `{`) or a YAML/JSON file holding a probe or a
+ * whole WorkloadGroup, whose name is then the group unless --workload-group says otherwise.
+ */
+function readinessProbeFlag(v: string, namespace: string, errors: string[]): { probe?: unknown; group?: string } {
+  const inline = v.trimStart().startsWith('{');
+  let doc: unknown;
+  try {
+    doc = inline ? JSON.parse(v) : parseYaml(fs.readFileSync(v, 'utf8'));
+  } catch (err) {
+    errors.push(`--readiness-probe: ${inline ? 'not JSON' : `cannot read ${v}`}: ${(err as Error).message}`);
+    return {};
+  }
+  const where = inline ? '--readiness-probe' : `--readiness-probe ${v}`;
+  let probe = doc;
+  let group: string | undefined;
+  const d = doc as { kind?: unknown; metadata?: { name?: unknown; namespace?: unknown }; spec?: { probe?: unknown } } | null;
+  if (d && typeof d === 'object' && d.kind !== undefined) {
+    if (d.kind !== 'WorkloadGroup') {
+      errors.push(`${where}: a ${String(d.kind)}, not a WorkloadGroup or a probe`);
+      return {};
+    }
+    probe = d.spec?.probe;
+    group = typeof d.metadata?.name === 'string' ? d.metadata.name : undefined;
+    const ns = d.metadata?.namespace ?? 'default';
+    if (ns !== namespace) errors.push(`${where}: WorkloadGroup ${String(group)} is in namespace ${String(ns)}, the proxy in ${namespace} (set --namespace ${String(ns)})`);
+    if (probe === undefined) errors.push(`${where}: WorkloadGroup ${String(group)} has no spec.probe`);
+  }
+  for (const e of probe === undefined ? [] : readinessProbeErrors(probe)) errors.push(`${where}: ${d?.kind ? 'spec.probe' : 'probe'}: ${e}`);
+  return { probe, group };
+}
+
 function fail(errors: string[]): never {
   throw new RigError('MESH_ERR_USAGE', `invalid proxy flags:\n  ${errors.join('\n  ')}`);
 }
@@ -207,6 +246,10 @@ export function bootstrapFromOptions(opts: XdsCliOptions): EnvoyJson {
   const ip = opts.instanceIp ?? defaultInstanceIp(explicit);
   if (!/^[\d.]+$/.test(ip) && !ip.includes(':')) errors.push(`--instance-ip: "${ip}" is not an IP address`);
   if (opts.xdsTls && !opts.caRootFile) errors.push('--xds-tls needs --ca-root-file (the root that signed the control plane certificate)');
+  const probe = opts.readinessProbe === undefined ? {} : readinessProbeFlag(opts.readinessProbe, namespace, errors);
+  const group = opts.workloadGroup ?? probe.group;
+  if (group !== undefined && !NAME.test(group)) errors.push(`--workload-group: invalid name "${group}"`);
+  if (probe.probe !== undefined && group === undefined) errors.push('--readiness-probe reports health for an auto-registered workload: add --workload-group <name>');
 
   const metadata: EnvoyJson = {
     NAMESPACE: namespace,
@@ -218,6 +261,9 @@ export function bootstrapFromOptions(opts: XdsCliOptions): EnvoyJson {
     INTERCEPTION_MODE: explicit || mode === 'router' ? 'NONE' : 'REDIRECT',
     RIG_WORKLOAD_PORTS: ports,
   };
+  if (group !== undefined) metadata.AUTO_REGISTER_GROUP = group;
+  // Istio's agent config (ProxyConfig): its readinessProbe is run by the agent and tells the control plane the workload is health-checked.
+  if (probe.probe !== undefined) metadata.PROXY_CONFIG = { readinessProbe: probe.probe };
   if (explicit) {
     const known = new Set(ports.map((p) => String(p.port)));
     const isWorkloadPort = (k: string) => known.has(k);

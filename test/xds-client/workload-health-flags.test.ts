@@ -1,0 +1,76 @@
+// `rig proxy --workload-group / --readiness-probe` → node metadata AUTO_REGISTER_GROUP and
+// PROXY_CONFIG.readinessProbe (CONTRACTS §3): from a WorkloadGroup file, a probe file or inline
+// JSON; bad probes are refused with every problem and where it is.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { Command } from 'commander';
+import { checkMessage, type EnvoyJson } from '../../src/envoy/index.ts';
+import { addXdsOptions, bootstrapFromOptions, type XdsCliOptions } from '../../src/proxy/bootstrap/flags.ts';
+import { runRig } from '../helpers/cli.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
+
+function metadata(args: string[]): Record<string, unknown> {
+  const cmd = addXdsOptions(new Command('proxy').exitOverride());
+  cmd.parse(['--xds-address', '127.0.0.1:15010', '--namespace', 'vms', '--workload-name', 'vm-1', '--interception', 'redirect', ...args], { from: 'user' });
+  const b = bootstrapFromOptions(cmd.opts<XdsCliOptions>());
+  assert.deepEqual(checkMessage('envoy.config.bootstrap.v3.Bootstrap', b), []);
+  return (b.node as EnvoyJson).metadata as Record<string, unknown>;
+}
+
+const GROUP = `apiVersion: networking.istio.io/v1
+kind: WorkloadGroup
+metadata: { name: vm-app, namespace: vms }
+spec:
+  template: { serviceAccount: vm-app }
+  probe:
+    periodSeconds: 5
+    exec: { command: [test, -f, /tmp/ready] }
+`;
+
+test('a WorkloadGroup file gives the probe and the group; inline JSON and --workload-group work too', (t) => {
+  const dir = tempDir(t);
+  const file = path.join(dir, 'group.yaml');
+  fs.writeFileSync(file, GROUP);
+  const md = metadata(['--readiness-probe', file]);
+  assert.equal(md.AUTO_REGISTER_GROUP, 'vm-app');
+  assert.deepEqual(md.PROXY_CONFIG, { readinessProbe: { periodSeconds: 5, exec: { command: ['test', '-f', '/tmp/ready'] } } });
+  assert.equal(metadata(['--readiness-probe', file, '--workload-group', 'other']).AUTO_REGISTER_GROUP, 'other');
+  const inline = metadata(['--workload-group', 'vm-app', '--readiness-probe', '{"tcpSocket":{"port":8080}}']);
+  assert.deepEqual([inline.AUTO_REGISTER_GROUP, inline.PROXY_CONFIG], ['vm-app', { readinessProbe: { tcpSocket: { port: 8080 } } }]);
+  const bare = path.join(dir, 'probe.yaml');
+  fs.writeFileSync(bare, 'httpGet: { port: 8080, path: /ready }\n');
+  assert.deepEqual(metadata(['--workload-group', 'vm-app', '--readiness-probe', bare]).PROXY_CONFIG, { readinessProbe: { httpGet: { port: 8080, path: '/ready' } } });
+  const plain = metadata(['--workload-group', 'vm-app']);
+  assert.equal(plain.AUTO_REGISTER_GROUP, 'vm-app');
+  assert.equal(plain.PROXY_CONFIG, undefined);
+});
+
+test('bad probes and groups are refused, each problem named', (t) => {
+  const dir = tempDir(t);
+  const other = path.join(dir, 'other-ns.yaml');
+  fs.writeFileSync(other, GROUP.replace('namespace: vms', 'namespace: prod').replace('exec: { command: [test, -f, /tmp/ready] }', 'exec: { command: [] }'));
+  assert.throws(() => metadata(['--readiness-probe', other]), (e: Error) => {
+    assert.match(e.message, /WorkloadGroup vm-app is in namespace prod, the proxy in vms \(set --namespace prod\)/);
+    assert.match(e.message, /spec\.probe: exec\.command: must be a non-empty list of strings/);
+    return true;
+  });
+  assert.throws(() => metadata(['--readiness-probe', '{"httpGet":{"port":8080}}']), /--readiness-probe reports health for an auto-registered workload: add --workload-group <name>/);
+  assert.throws(() => metadata(['--workload-group', 'vm-app', '--readiness-probe', '{"httpGet":{"port":0},"periodSeconds":"5"}']), (e: Error) => {
+    assert.match(e.message, /--readiness-probe: probe: periodSeconds: "5" is not a whole number of seconds/);
+    assert.match(e.message, /--readiness-probe: probe: httpGet\.port: 0 is not a port/);
+    return true;
+  });
+  assert.throws(() => metadata(['--workload-group', 'vm-app', '--readiness-probe', path.join(dir, 'missing.yaml')]), /--readiness-probe: cannot read .*missing\.yaml: ENOENT/);
+  assert.throws(() => metadata(['--workload-group', 'Bad_Name']), /--workload-group: invalid name "Bad_Name"/);
+});
+
+test('rig proxy -c refuses a bootstrap whose PROXY_CONFIG.readinessProbe is bad, before listening', async (t) => {
+  const dir = tempDir(t);
+  const file = path.join(dir, 'bootstrap.yaml');
+  fs.writeFileSync(file, 'node: { id: sidecar~10.0.0.1~vm-1.vms~vms.svc.cluster.local, metadata: { PROXY_CONFIG: { readinessProbe: { exec: { command: [] }, tcpSocket: { port: 80 } } } } }\nadmin: { address: { socket_address: { address: 127.0.0.1, port_value: 0 } } }\n');
+  const r = await runRig(['proxy', '-c', file, '--admin-port', '0', '--ready-port', '0', '--stats-port', '0']);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /node metadata PROXY_CONFIG\.readinessProbe: only one of tcpSocket, exec may be set; exec\.command: must be a non-empty list/);
+});
