@@ -64,7 +64,7 @@ function vmConnection(mesh: MeshControlPlane) {
 test('exec probe: the workload joins EDS when `test -f` passes and leaves when it fails; traffic follows', async (t) => {
   const dir = tempDir(t, 'rig-wl-exec-');
   const ready = path.join(dir, 'ready');
-  const probe = `{ periodSeconds: 1, failureThreshold: 1, exec: { command: [test, -f, ${ready}] } }`;
+  const probe = `{ periodSeconds: 1, timeoutSeconds: 5, failureThreshold: 1, exec: { command: [test, -f, ${ready}] } }`;
   const { mesh, endpoints, vmArgs } = await setup(t, probe, undefined);
   // The agent is given the WorkloadGroup itself (its probe, and its name as the group).
   const groupFile = path.join(dir, 'vm-app.yaml');
@@ -100,13 +100,13 @@ test('exec probe: the workload joins EDS when `test -f` passes and leaves when i
 
 test('httpGet probe: the agent probes the application port and the endpoint follows its answers', async (t) => {
   let status = 503;
-  const { mesh, endpoints, vmArgs } = await setup(t, '{ periodSeconds: 1, failureThreshold: 1, httpGet: { port: 8080, path: /ready } }', (req, res) => {
+  const { mesh, endpoints, vmArgs } = await setup(t, '{ periodSeconds: 1, timeoutSeconds: 5, failureThreshold: 1, httpGet: { port: 8080, path: /ready } }', (req, res) => {
     if (req.url !== '/ready') return false;
     res.writeHead(status).end();
     return true;
   });
   // The same probe given inline, with the group named on its own.
-  const probe = JSON.stringify({ periodSeconds: 1, failureThreshold: 1, httpGet: { port: 8080, path: '/ready' } });
+  const probe = JSON.stringify({ periodSeconds: 1, timeoutSeconds: 5, failureThreshold: 1, httpGet: { port: 8080, path: '/ready' } });
   await startSidecar(t, mesh, { namespace: 'vms', name: 'vm-app', args: await vmArgs(['--workload-group', 'vm-app', '--readiness-probe', probe]) });
   await until('the VM\'s unhealthy report', () => vmConnection(mesh)?.health?.healthy === false);
   assert.match(vmConnection(mesh)!.health!.message, /status 503, not 200-399/);

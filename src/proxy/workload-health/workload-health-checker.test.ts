@@ -10,6 +10,8 @@ import { until } from '../../../test/helpers/wait.ts';
 import { WorkloadHealthChecker, type HealthEvent } from './workload-health-checker.ts';
 
 const SECOND_MS = 20;
+/** Attempts are a spawned command each: a whole real second or more on a loaded machine. */
+const TIMEOUT_S = 250;
 
 function checker(t: { after(fn: () => unknown): void }, o: Omit<ConstructorParameters<typeof WorkloadHealthChecker>[0], 'onChange' | 'secondMs'>) {
   const events: HealthEvent[] = [];
@@ -21,7 +23,7 @@ function checker(t: { after(fn: () => unknown): void }, o: Omit<ConstructorParam
 
 test('reports unhealthy, then healthy, then unhealthy as the file comes and goes; each change once', async (t) => {
   const file = path.join(tempDir(t), 'ready');
-  const { events } = checker(t, { probe: { periodSeconds: 1, successThreshold: 2, failureThreshold: 2, exec: { command: ['test', '-f', file] } } });
+  const { events } = checker(t, { probe: { periodSeconds: 1, timeoutSeconds: TIMEOUT_S, successThreshold: 2, failureThreshold: 2, exec: { command: ['test', '-f', file] } } });
   await until('the first report', () => events.length === 1);
   assert.deepEqual(events[0], { healthy: false, message: `command "test -f ${file}" exited with status 1` });
   fs.writeFileSync(file, '');
@@ -41,7 +43,7 @@ test('failures that are not consecutive do not reach the failure threshold', asy
   fs.writeFileSync(counter, '0');
   // Attempts 1, 3, 5, 7 fail; the others pass.
   const script = `n=$(cat ${counter}); echo $((n+1)) > ${counter}; [ $((n % 2)) -eq 0 ]`;
-  const { events } = checker(t, { probe: { periodSeconds: 1, failureThreshold: 2, exec: { command: ['sh', '-c', script] } } });
+  const { events } = checker(t, { probe: { periodSeconds: 1, timeoutSeconds: TIMEOUT_S, failureThreshold: 2, exec: { command: ['sh', '-c', script] } } });
   await until('eight attempts', () => Number(fs.readFileSync(counter, 'utf8')) >= 8);
   assert.deepEqual(events, [{ healthy: true, message: '' }]);
 });
@@ -52,7 +54,7 @@ test('a proxy that is not ready fails the check without running the probe', asyn
   fs.writeFileSync(file, '');
   let notReady: string | undefined = 'its state is INITIALIZING';
   const ran = path.join(dir, 'ran');
-  const { events } = checker(t, { probe: { initialDelaySeconds: 5, periodSeconds: 1, failureThreshold: 1, exec: { command: ['sh', '-c', `touch ${ran}; test -f ${file}`] } }, proxyNotReady: () => notReady });
+  const { events } = checker(t, { probe: { initialDelaySeconds: 5, periodSeconds: 1, timeoutSeconds: TIMEOUT_S, failureThreshold: 1, exec: { command: ['sh', '-c', `touch ${ran}; test -f ${file}`] } }, proxyNotReady: () => notReady });
   await until('the first report', () => events.length === 1);
   assert.deepEqual(events[0], { healthy: false, message: 'the proxy is not ready: its state is INITIALIZING' });
   assert.equal(fs.existsSync(ran), false, 'the probe does not run while the proxy is not ready');

@@ -23,10 +23,10 @@ async function closedPort(): Promise<number> {
 
 test('exec: exit status 0 passes, another fails with the status and output', async (t) => {
   const file = path.join(tempDir(t), 'healthy');
-  assert.deepEqual(await probeOnce({ exec: { command: ['test', '-f', file] } }, {}, 1000), { healthy: false, message: `command "test -f ${file}" exited with status 1` });
+  assert.deepEqual(await probeOnce({ exec: { command: ['test', '-f', file] } }, {}, 5000), { healthy: false, message: `command "test -f ${file}" exited with status 1` });
   fs.writeFileSync(file, '');
-  assert.deepEqual(await probeOnce({ exec: { command: ['test', '-f', file] } }, {}, 1000), { healthy: true, message: '' });
-  const r = await probeOnce({ exec: { command: ['sh', '-c', 'echo not ready >&2; exit 3'] } }, {}, 1000);
+  assert.deepEqual(await probeOnce({ exec: { command: ['test', '-f', file] } }, {}, 5000), { healthy: true, message: '' });
+  const r = await probeOnce({ exec: { command: ['sh', '-c', 'echo not ready >&2; exit 3'] } }, {}, 5000);
   assert.deepEqual(r, { healthy: false, message: 'command "sh -c echo not ready >&2; exit 3" exited with status 3: not ready' });
 });
 
@@ -34,7 +34,7 @@ test('exec: no shell runs unless named; a missing program and a timeout fail', a
   const dir = tempDir(t);
   // As a shell line this would create the file; run as a program name it does not exist.
   const marker = path.join(dir, 'made-by-a-shell');
-  const viaShell = await probeOnce({ exec: { command: [`touch ${marker}`] } }, {}, 1000);
+  const viaShell = await probeOnce({ exec: { command: [`touch ${marker}`] } }, {}, 5000);
   assert.equal(viaShell.healthy, false);
   assert.match(viaShell.message, /cannot run "touch .*": spawn .* ENOENT/);
   assert.equal(fs.existsSync(marker), false);
@@ -44,9 +44,9 @@ test('exec: no shell runs unless named; a missing program and a timeout fail', a
 
 test('tcpSocket: an open port passes, a closed one fails', async (t) => {
   const port = await listenLocal(net.createServer((c) => c.end()), t);
-  assert.deepEqual(await probeOnce({ tcpSocket: { port } }, {}, 1000), { healthy: true, message: '' });
+  assert.deepEqual(await probeOnce({ tcpSocket: { port } }, {}, 5000), { healthy: true, message: '' });
   const closed = await closedPort();
-  const r = await probeOnce({ tcpSocket: { port: closed } }, {}, 1000);
+  const r = await probeOnce({ tcpSocket: { port: closed } }, {}, 5000);
   assert.equal(r.healthy, false);
   assert.match(r.message, new RegExp(`connect 127.0.0.1:${closed}: .*ECONNREFUSED`));
 });
@@ -59,11 +59,11 @@ test('httpGet in explicit mode probes the application port behind the workload p
   });
   const appPort = await listenLocal(app, t);
   const target = { appPorts: { '9080': appPort } };
-  assert.deepEqual(await probeOnce({ httpGet: { port: 9080, path: '/healthz', httpHeaders: [{ name: 'Host', value: 'vm.example' }, { name: 'x-probe', value: 'yes' }] } }, target, 1000), { healthy: true, message: '' });
+  assert.deepEqual(await probeOnce({ httpGet: { port: 9080, path: '/healthz', httpHeaders: [{ name: 'Host', value: 'vm.example' }, { name: 'x-probe', value: 'yes' }] } }, target, 5000), { healthy: true, message: '' });
   assert.equal(seen[0].host, 'vm.example');
   assert.equal(seen[0]['x-probe'], 'yes');
   assert.equal(seen[0]['user-agent'], 'istio-probe/1.0');
-  assert.deepEqual(await probeOnce({ httpGet: { port: 9080, path: '/other' } }, target, 1000), { healthy: false, message: `GET http://127.0.0.1:${appPort}/other: status 503, not 200-399` });
+  assert.deepEqual(await probeOnce({ httpGet: { port: 9080, path: '/other' } }, target, 5000), { healthy: false, message: `GET http://127.0.0.1:${appPort}/other: status 503, not 200-399` });
 });
 
 test('httpGet: a server that does not answer in time fails', async (t) => {
@@ -93,7 +93,7 @@ test('grpc: grpc.health.v1 Check answers SERVING for the service, NOT_SERVING ot
     { Check: { path: '/grpc.health.v1.Health/Check', requestStream: false, responseStream: false, requestSerialize: (s: string) => Buffer.from(s), requestDeserialize: decode, responseSerialize: encode, responseDeserialize: () => 0 } } as unknown as grpc.ServiceDefinition,
     { Check: (call: grpc.ServerUnaryCall<string, number>, cb: grpc.sendUnaryData<number>) => cb(null, call.request === 'ready' ? 1 : 2) } as unknown as grpc.UntypedServiceImplementation,
   );
-  assert.deepEqual(await probeOnce({ grpc: { port, service: 'ready' } }, {}, 1000), { healthy: true, message: '' });
-  assert.deepEqual(await probeOnce({ grpc: { port, service: 'busy' } }, {}, 1000), { healthy: false, message: `grpc.health.v1.Health/Check on 127.0.0.1:${port} for "busy": status 2, not SERVING` });
-  assert.equal((await probeOnce({ grpc: { port: await closedPort() } }, {}, 1000)).healthy, false);
+  assert.deepEqual(await probeOnce({ grpc: { port, service: 'ready' } }, {}, 5000), { healthy: true, message: '' });
+  assert.deepEqual(await probeOnce({ grpc: { port, service: 'busy' } }, {}, 5000), { healthy: false, message: `grpc.health.v1.Health/Check on 127.0.0.1:${port} for "busy": status 2, not SERVING` });
+  assert.equal((await probeOnce({ grpc: { port: await closedPort() } }, {}, 5000)).healthy, false);
 });
