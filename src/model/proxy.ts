@@ -38,6 +38,12 @@ export interface Proxy {
   /** The WorkloadGroup (in the proxy's namespace) it registers under: Istio's AUTO_REGISTER_GROUP (alias WORKLOAD_GROUP). */
   workloadGroup?: string;
   /**
+   * The existing WorkloadEntry (in the proxy's namespace) it stands for: Istio's WORKLOAD_ENTRY. That
+   * entry is its endpoint (the proxy is not registered from its metadata), and its health reports
+   * apply to the entry when it is annotated `proxy.istio.io/health-checks-enabled`.
+   */
+  workloadEntry?: string;
+  /**
    * Its agent runs a readiness probe (PROXY_CONFIG.readinessProbe) and reports the workload's
    * health over ADS: the workload is an endpoint only while its last report said healthy (Istio's
    * `proxy.istio.io/health-checks-enabled` WorkloadEntry).
@@ -173,6 +179,7 @@ export function parseNode(node: unknown): Proxy {
     generator,
     healthChecked: ((proxyConfig ?? {}) as { readinessProbe?: unknown }).readinessProbe != null,
     workloadGroup: str(md.AUTO_REGISTER_GROUP, 'AUTO_REGISTER_GROUP') ?? str(md.WORKLOAD_GROUP, 'WORKLOAD_GROUP'),
+    workloadEntry: str(md.WORKLOAD_ENTRY, 'WORKLOAD_ENTRY'),
     workloadPorts: parseWorkloadPorts(md.RIG_WORKLOAD_PORTS),
     explicit,
     metadata: md,

@@ -11,7 +11,8 @@ import { TLS_MODE_LABEL } from './service-registry.ts';
  * `security.istio.io/tlsMode: istio`.
  */
 export function workloadFromProxy(proxy: Proxy): WorkloadInstance | undefined {
-  if (proxy.ipAddresses.length === 0) return undefined;
+  // A proxy standing for an existing WorkloadEntry (WORKLOAD_ENTRY) is that entry's endpoint only.
+  if (proxy.ipAddresses.length === 0 || proxy.workloadEntry) return undefined;
   const router = proxy.type === 'router';
   const namedPorts: Record<string, number> = {};
   for (const p of proxy.workloadPorts) if (p.name) namedPorts[p.name] = p.port;

@@ -46,6 +46,8 @@ export interface RegistrySnapshot {
 }
 
 export const TLS_MODE_LABEL = 'security.istio.io/tlsMode';
+/** Istio's annotation: a WorkloadEntry's health comes from its proxy's reports (true: unhealthy until reported healthy). */
+export const HEALTH_CHECKS_ANNOTATION = 'proxy.istio.io/health-checks-enabled';
 const EXPORT_TO_ANNOTATION = 'networking.istio.io/exportTo';
 
 export class ServiceRegistry {
@@ -78,10 +80,20 @@ export class ServiceRegistry {
     return [...this.#workloads.values()];
   }
 
-  /** Records the health a workload's agent reported; true when it changed. */
+  /**
+   * Records the health a workload's agent reported (`key`: the auto-registered workload's, or
+   * `workloadEntryKey()` of the WorkloadEntry its proxy stands for); true when it changed.
+   */
   setHealth(key: string, healthy: boolean): boolean {
     if (this.#health.get(key) === healthy) return false;
     this.#health.set(key, healthy);
+    this.#version++;
+    return true;
+  }
+
+  /** Forgets a reported health (its proxy is gone: Istio removes the entry's Healthy condition); true when there was one. */
+  clearHealth(key: string): boolean {
+    if (!this.#health.delete(key)) return false;
     this.#version++;
     return true;
   }
@@ -114,7 +126,13 @@ export class ServiceRegistry {
         } else warnOnce('registry', `workload ${w.key} names WorkloadGroup ${w.namespace}/${w.group}, which does not exist: not registered as an endpoint until the group is created`);
       }
     }
-    for (const r of resources) if (r.kind === 'WorkloadEntry') workloads.push(fromWorkloadEntry(r as Resource<WorkloadEntrySpec>));
+    for (const r of resources) {
+      if (r.kind !== 'WorkloadEntry') continue;
+      const we = fromWorkloadEntry(r as Resource<WorkloadEntrySpec>);
+      // Health-checked by its proxy (Istio's annotation): unhealthy until a report says otherwise.
+      if (healthChecksEnabled(r as Resource<WorkloadEntrySpec>)) we.healthy = this.#health.get(we.key) ?? false;
+      workloads.push(we);
+    }
     const index = new WorkloadIndex(workloads);
     const endpoints = new Map<string, Map<number, Endpoint[]>>();
     const add = (svc: Service, eps: Endpoint[]) => {
@@ -227,8 +245,18 @@ function seResolution(r: ServiceEntrySpec['resolution']): Resolution {
   }
 }
 
+/** Registry key of a WorkloadEntry (also its health key). */
+export function workloadEntryKey(namespace: string, name: string): string {
+  return `WorkloadEntry/${namespace}/${name}`;
+}
+
+/** Whether the entry's reported health decides whether it is an endpoint: the annotation parses as true (Go's strconv.ParseBool, as Istio). */
+export function healthChecksEnabled(r: Resource<WorkloadEntrySpec>): boolean {
+  return ['1', 't', 'T', 'true', 'TRUE', 'True'].includes(r.metadata.annotations?.[HEALTH_CHECKS_ANNOTATION] ?? '');
+}
+
 function fromWorkloadEntry(r: Resource<WorkloadEntrySpec>): WorkloadInstance {
-  return fromWorkloadEntrySpec(r.spec, `WorkloadEntry/${r.metadata.namespace}/${r.metadata.name}`, r.metadata.name, r.metadata.namespace, r.metadata.labels);
+  return fromWorkloadEntrySpec(r.spec, workloadEntryKey(r.metadata.namespace, r.metadata.name), r.metadata.name, r.metadata.namespace, r.metadata.labels);
 }
 
 function fromWorkloadEntrySpec(spec: WorkloadEntrySpec, key: string, name: string, namespace: string, metaLabels?: Record<string, string>): WorkloadInstance {

@@ -1,5 +1,5 @@
-// `rig proxy --workload-group / --readiness-probe` → node metadata AUTO_REGISTER_GROUP and
-// PROXY_CONFIG.readinessProbe (CONTRACTS §3): from a WorkloadGroup file, a probe file or inline
+// `rig proxy --workload-group / --workload-entry / --readiness-probe` → node metadata
+// AUTO_REGISTER_GROUP, WORKLOAD_ENTRY and PROXY_CONFIG.readinessProbe (CONTRACTS §3): from a WorkloadGroup file, a probe file or inline
 // JSON; bad probes are refused with every problem and where it is.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -42,6 +42,9 @@ test('a WorkloadGroup file gives the probe and the group; inline JSON and --work
   const bare = path.join(dir, 'probe.yaml');
   fs.writeFileSync(bare, 'httpGet: { port: 8080, path: /ready }\n');
   assert.deepEqual(metadata(['--workload-group', 'vm-app', '--readiness-probe', bare]).PROXY_CONFIG, { readinessProbe: { httpGet: { port: 8080, path: '/ready' } } });
+  // Standing for an existing WorkloadEntry: the WorkloadGroup file then only gives the probe.
+  const entry = metadata(['--workload-entry', 'vm-1', '--readiness-probe', file]);
+  assert.deepEqual([entry.WORKLOAD_ENTRY, entry.AUTO_REGISTER_GROUP, entry.PROXY_CONFIG !== undefined], ['vm-1', undefined, true]);
   const plain = metadata(['--workload-group', 'vm-app']);
   assert.equal(plain.AUTO_REGISTER_GROUP, 'vm-app');
   assert.equal(plain.PROXY_CONFIG, undefined);
@@ -56,7 +59,7 @@ test('bad probes and groups are refused, each problem named', (t) => {
     assert.match(e.message, /spec\.probe: exec\.command: must be a non-empty list of strings/);
     return true;
   });
-  assert.throws(() => metadata(['--readiness-probe', '{"httpGet":{"port":8080}}']), /--readiness-probe reports health for an auto-registered workload: add --workload-group <name>/);
+  assert.throws(() => metadata(['--readiness-probe', '{"httpGet":{"port":8080}}']), /--readiness-probe reports the health of a WorkloadGroup or WorkloadEntry workload: add --workload-group <name> or --workload-entry <name>/);
   assert.throws(() => metadata(['--workload-group', 'vm-app', '--readiness-probe', '{"httpGet":{"port":0},"periodSeconds":"5"}']), (e: Error) => {
     assert.match(e.message, /--readiness-probe: probe: periodSeconds: "5" is not a whole number of seconds/);
     assert.match(e.message, /--readiness-probe: probe: httpGet\.port: 0 is not a port/);
@@ -64,6 +67,7 @@ test('bad probes and groups are refused, each problem named', (t) => {
   });
   assert.throws(() => metadata(['--workload-group', 'vm-app', '--readiness-probe', path.join(dir, 'missing.yaml')]), /--readiness-probe: cannot read .*missing\.yaml: ENOENT/);
   assert.throws(() => metadata(['--workload-group', 'Bad_Name']), /--workload-group: invalid name "Bad_Name"/);
+  assert.throws(() => metadata(['--workload-group', 'vm-app', '--workload-entry', 'vm-1']), /--workload-group and --workload-entry exclude each other/);
 });
 
 test('rig proxy -c refuses a bootstrap whose PROXY_CONFIG.readinessProbe is bad, before listening', async (t) => {

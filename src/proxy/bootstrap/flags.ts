@@ -32,6 +32,7 @@ export interface XdsCliOptions {
   tokenFile?: string;
   trustDomain?: string;
   workloadGroup?: string;
+  workloadEntry?: string;
   readinessProbe?: string;
 }
 
@@ -73,6 +74,7 @@ export function addXdsOptions(cmd: Command): Command {
     .option('--token-file <file>', 'bootstrap token sent to the CA and the control plane')
     .option('--trust-domain <domain>', 'SPIFFE trust domain', 'cluster.local')
     .option('--workload-group <name>', 'register under this WorkloadGroup of --namespace (AUTO_REGISTER_GROUP): its template completes the endpoint')
+    .option('--workload-entry <name>', 'stand for this existing WorkloadEntry of --namespace (WORKLOAD_ENTRY): it is the endpoint, and its health comes from this proxy when it is annotated proxy.istio.io/health-checks-enabled: "true"')
     .option('--readiness-probe <file|json>', 'run this probe beside the workload and report its health to the control plane: a file holding a WorkloadGroup (its spec.probe, and its name as --workload-group) or a probe in the WorkloadGroup probe shape, or that probe inline as JSON');
 }
 
@@ -247,9 +249,12 @@ export function bootstrapFromOptions(opts: XdsCliOptions): EnvoyJson {
   if (!/^[\d.]+$/.test(ip) && !ip.includes(':')) errors.push(`--instance-ip: "${ip}" is not an IP address`);
   if (opts.xdsTls && !opts.caRootFile) errors.push('--xds-tls needs --ca-root-file (the root that signed the control plane certificate)');
   const probe = opts.readinessProbe === undefined ? {} : readinessProbeFlag(opts.readinessProbe, namespace, errors);
-  const group = opts.workloadGroup ?? probe.group;
+  const entry = opts.workloadEntry;
+  const group = opts.workloadGroup ?? (entry === undefined ? probe.group : undefined);
   if (group !== undefined && !NAME.test(group)) errors.push(`--workload-group: invalid name "${group}"`);
-  if (probe.probe !== undefined && group === undefined) errors.push('--readiness-probe reports health for an auto-registered workload: add --workload-group <name>');
+  if (entry !== undefined && !NAME.test(entry)) errors.push(`--workload-entry: invalid name "${entry}"`);
+  if (entry !== undefined && opts.workloadGroup !== undefined) errors.push('--workload-group and --workload-entry exclude each other: a proxy registers under a group or stands for an existing entry');
+  if (probe.probe !== undefined && group === undefined && entry === undefined) errors.push('--readiness-probe reports the health of a WorkloadGroup or WorkloadEntry workload: add --workload-group <name> or --workload-entry <name>');
 
   const metadata: EnvoyJson = {
     NAMESPACE: namespace,
@@ -262,6 +267,7 @@ export function bootstrapFromOptions(opts: XdsCliOptions): EnvoyJson {
     RIG_WORKLOAD_PORTS: ports,
   };
   if (group !== undefined) metadata.AUTO_REGISTER_GROUP = group;
+  if (entry !== undefined) metadata.WORKLOAD_ENTRY = entry;
   // Istio's agent config (ProxyConfig): its readinessProbe is run by the agent and tells the control plane the workload is health-checked.
   if (probe.probe !== undefined) metadata.PROXY_CONFIG = { readinessProbe: probe.probe };
   if (explicit) {

@@ -13,6 +13,7 @@ import { PushContext } from '../../model/push-context.ts';
 import { NodeError, parseNode } from '../../model/proxy.ts';
 import { workloadFromProxy } from '../../registry/auto-registration.ts';
 import type { ServiceRegistry } from '../../registry/service-registry.ts';
+import { HEALTH_CHECKS_ANNOTATION, workloadEntryKey } from '../../registry/service-registry.ts';
 import { AdsConnection } from './ads-connection.ts';
 import type { WatchState } from './ads-connection.ts';
 import type { EncodedResponse } from './encoded-response.ts';
@@ -391,13 +392,15 @@ export class DiscoveryServer {
     this.#o.metrics.xdsConnected.inc({ version: con.proxy.istioVersion || 'unknown' });
     this.#log.info({ proxy: con.proxy.id, peer: con.peer, type: con.proxy.type }, 'proxy connected');
     const w = workloadFromProxy(con.proxy);
-    if (!w) return;
-    this.#liveByProxy.set(w.key, (this.#liveByProxy.get(w.key) ?? 0) + 1);
-    const t = this.#graceTimers.get(w.key);
+    if (!w && !con.proxy.workloadEntry) return;
+    const key = con.proxy.id;
+    this.#liveByProxy.set(key, (this.#liveByProxy.get(key) ?? 0) + 1);
+    const t = this.#graceTimers.get(key);
     if (t) {
       clearTimeout(t);
-      this.#graceTimers.delete(w.key);
+      this.#graceTimers.delete(key);
     }
+    if (!w) return;
     const before = this.#o.registry.version;
     this.#o.registry.upsertWorkload(w);
     if (this.#o.registry.version !== before) this.requestPush('endpoint', 'endpoints');
@@ -418,11 +421,14 @@ export class DiscoveryServer {
       return;
     }
     this.#liveByProxy.delete(key);
-    if (!this.#o.registry.hasWorkload(key)) return;
+    // The WorkloadEntry a proxy stood for loses its reported health with it (Istio deletes its Healthy condition).
+    const entry = con.proxy.workloadEntry && workloadEntryKey(con.proxy.namespace, con.proxy.workloadEntry);
+    if (!this.#o.registry.hasWorkload(key) && !entry) return;
     const timer = setTimeout(() => {
       this.#graceTimers.delete(key);
       if (this.#liveByProxy.has(key)) return;
-      if (this.#o.registry.removeWorkload(key)) this.requestPush('endpoint', 'endpoints');
+      const removed = this.#o.registry.removeWorkload(key);
+      if ((entry && this.#o.registry.clearHealth(entry)) || removed) this.requestPush('endpoint', 'endpoints');
     }, this.#o.workloadGraceMs);
     timer.unref();
     this.#graceTimers.set(key, timer);
@@ -430,21 +436,33 @@ export class DiscoveryServer {
 
   /**
    * Istio's workload health report (`istio.io/health`): no error_detail means healthy. It sets the
-   * health of the proxy's auto-registered workload; an unhealthy one leaves EDS (Istio's default,
-   * PILOT_SEND_UNHEALTHY_ENDPOINTS off).
+   * health of the proxy's auto-registered workload, or of the WorkloadEntry it stands for; an
+   * unhealthy one leaves EDS (Istio's default, PILOT_SEND_UNHEALTHY_ENDPOINTS off).
    */
   #onHealth(con: AdsConnection, req: DiscoveryRequestJson): void {
     const healthy = !req.error_detail;
     const message = req.error_detail?.message ?? '';
-    if (!con.proxy.workloadGroup) {
-      if (!con.healthIgnored) this.#log.warn({ proxy: con.proxy.id }, 'health report from a proxy that is not auto-registered (no AUTO_REGISTER_GROUP); ignored');
-      con.healthIgnored = true;
-      return;
-    }
+    const target = this.#healthTarget(con);
+    if (!target) return;
     con.health = { healthy, message, at: new Date().toISOString() };
-    if (!this.#o.registry.setHealth(con.proxy.id, healthy)) return;
-    this.#log.info({ proxy: con.proxy.id, group: `${con.proxy.namespace}/${con.proxy.workloadGroup}`, healthy, ...(healthy ? {} : { reason: message }) }, 'workload health changed');
+    if (!this.#o.registry.setHealth(target.key, healthy)) return;
+    this.#log.info({ proxy: con.proxy.id, workload: target.name, healthy, ...(healthy ? {} : { reason: message }) }, 'workload health changed');
     this.requestPush('endpoint', 'endpoints');
+  }
+
+  /** Whose health a proxy reports (registry key and a name for logs); undefined (logged once per stream) when its reports have no effect. */
+  #healthTarget(con: AdsConnection): { key: string; name: string } | undefined {
+    const p = con.proxy;
+    if (p.workloadGroup) return { key: p.id, name: `WorkloadGroup ${p.namespace}/${p.workloadGroup}` };
+    let why = 'it is neither auto-registered (AUTO_REGISTER_GROUP) nor a WorkloadEntry\'s (WORKLOAD_ENTRY)';
+    if (p.workloadEntry) {
+      const entry = this.#o.store.get('WorkloadEntry', p.namespace, p.workloadEntry);
+      if (entry?.metadata.annotations?.[HEALTH_CHECKS_ANNOTATION] !== undefined) return { key: workloadEntryKey(p.namespace, p.workloadEntry), name: `WorkloadEntry ${p.namespace}/${p.workloadEntry}` };
+      why = entry ? `WorkloadEntry ${p.namespace}/${p.workloadEntry} is not annotated ${HEALTH_CHECKS_ANNOTATION}: "true"` : `its WorkloadEntry ${p.namespace}/${p.workloadEntry} does not exist`;
+    }
+    if (!con.healthIgnored) this.#log.warn({ proxy: p.id }, `health report ignored: ${why}`);
+    con.healthIgnored = true;
+    return undefined;
   }
 
   #onRequest(con: AdsConnection, req: DiscoveryRequestJson): void {
