@@ -29,14 +29,20 @@ spec:
     exec: { command: [test, -f, /tmp/ready] }
 `;
 
-test('a WorkloadGroup file gives the probe and the group; inline JSON and --workload-group work too', (t) => {
+test('a WorkloadGroup file gives the probe and the group (picked among manifests); inline JSON and --workload-group work too', (t) => {
   const dir = tempDir(t);
   const file = path.join(dir, 'group.yaml');
   fs.writeFileSync(file, GROUP);
   const md = metadata(['--readiness-probe', file]);
   assert.equal(md.AUTO_REGISTER_GROUP, 'vm-app');
   assert.deepEqual(md.PROXY_CONFIG, { readinessProbe: { periodSeconds: 5, exec: { command: ['test', '-f', '/tmp/ready'] } } });
-  assert.equal(metadata(['--readiness-probe', file, '--workload-group', 'other']).AUTO_REGISTER_GROUP, 'other');
+  // Manifests with a Service and two groups: --workload-group picks one.
+  const many = path.join(dir, 'mesh.yaml');
+  fs.writeFileSync(many, `apiVersion: v1\nkind: Service\nmetadata: { name: vm-app, namespace: vms }\nspec: { ports: [{ port: 80 }] }\n---\n${GROUP}---\n${GROUP.replace('name: vm-app', 'name: other').replace('periodSeconds: 5', 'periodSeconds: 7')}`);
+  const other = metadata(['--readiness-probe', many, '--workload-group', 'other']);
+  assert.deepEqual([other.AUTO_REGISTER_GROUP, (other.PROXY_CONFIG as { readinessProbe: { periodSeconds: number } }).readinessProbe.periodSeconds], ['other', 7]);
+  assert.throws(() => metadata(['--readiness-probe', many]), /several WorkloadGroups \(vm-app, other\): name one with --workload-group/);
+  assert.throws(() => metadata(['--readiness-probe', file, '--workload-group', 'third']), /no WorkloadGroup third \(it has vm-app\)/);
   const inline = metadata(['--workload-group', 'vm-app', '--readiness-probe', '{"tcpSocket":{"port":8080}}']);
   assert.deepEqual([inline.AUTO_REGISTER_GROUP, inline.PROXY_CONFIG], ['vm-app', { readinessProbe: { tcpSocket: { port: 8080 } } }]);
   const bare = path.join(dir, 'probe.yaml');

@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import { RigError } from '../../core/errors.ts';
 import { HTTP_PROTOCOL_OPTIONS_TYPE, UPSTREAM_TLS_TYPE, type EnvoyJson } from '../../envoy/index.ts';
 import { readinessProbeErrors } from '../workload-health/readiness-probe.ts';
-import { parseYaml } from './yaml-file.ts';
+import { parseYamlDocuments } from './yaml-file.ts';
 
 export interface XdsCliOptions {
   xdsAddress?: string;
@@ -171,28 +171,38 @@ function defaultInstanceIp(explicit: boolean): string {
   return '127.0.0.1';
 }
 
+type ManifestLike = { kind?: unknown; metadata?: { name?: unknown; namespace?: unknown }; spec?: { probe?: unknown } } | null;
+
 /**
- * `--readiness-probe`: inline JSON (starts with `{`) or a YAML/JSON file holding a probe or a
- * whole WorkloadGroup, whose name is then the group unless --workload-group says otherwise.
+ * `--readiness-probe`: inline JSON (starts with `{`) or a YAML/JSON file holding a probe or
+ * manifests with a WorkloadGroup (the one --workload-group names, when there are several), whose
+ * name is then the group unless --workload-group or --workload-entry says otherwise.
  */
-function readinessProbeFlag(v: string, namespace: string, errors: string[]): { probe?: unknown; group?: string } {
+function readinessProbeFlag(v: string, namespace: string, named: string | undefined, errors: string[]): { probe?: unknown; group?: string } {
   const inline = v.trimStart().startsWith('{');
-  let doc: unknown;
+  let docs: unknown[];
   try {
-    doc = inline ? JSON.parse(v) : parseYaml(fs.readFileSync(v, 'utf8'));
+    docs = inline ? [JSON.parse(v)] : parseYamlDocuments(fs.readFileSync(v, 'utf8')).filter((d) => d !== null && d !== undefined);
   } catch (err) {
     errors.push(`--readiness-probe: ${inline ? 'not JSON' : `cannot read ${v}`}: ${(err as Error).message}`);
     return {};
   }
   const where = inline ? '--readiness-probe' : `--readiness-probe ${v}`;
-  let probe = doc;
-  let group: string | undefined;
-  const d = doc as { kind?: unknown; metadata?: { name?: unknown; namespace?: unknown }; spec?: { probe?: unknown } } | null;
-  if (d && typeof d === 'object' && d.kind !== undefined) {
-    if (d.kind !== 'WorkloadGroup') {
-      errors.push(`${where}: a ${String(d.kind)}, not a WorkloadGroup or a probe`);
+  let doc = docs[0];
+  if (docs.length !== 1 || (doc as ManifestLike)?.kind !== undefined) {
+    const groups = docs.filter((d) => (d as ManifestLike)?.kind === 'WorkloadGroup') as ManifestLike[];
+    const picked = named === undefined ? groups : groups.filter((g) => g?.metadata?.name === named);
+    if (picked.length !== 1) {
+      const names = groups.map((g) => String(g?.metadata?.name)).join(', ');
+      errors.push(`${where}: ${!groups.length ? 'no WorkloadGroup and not a probe' : picked.length ? `several WorkloadGroups (${names}): name one with --workload-group` : `no WorkloadGroup ${named} (it has ${names})`}`);
       return {};
     }
+    doc = picked[0];
+  }
+  let probe = doc;
+  let group: string | undefined;
+  const d = doc as ManifestLike;
+  if (d && typeof d === 'object' && d.kind !== undefined) {
     probe = d.spec?.probe;
     group = typeof d.metadata?.name === 'string' ? d.metadata.name : undefined;
     const ns = d.metadata?.namespace ?? 'default';
@@ -248,7 +258,7 @@ export function bootstrapFromOptions(opts: XdsCliOptions): EnvoyJson {
   const ip = opts.instanceIp ?? defaultInstanceIp(explicit);
   if (!/^[\d.]+$/.test(ip) && !ip.includes(':')) errors.push(`--instance-ip: "${ip}" is not an IP address`);
   if (opts.xdsTls && !opts.caRootFile) errors.push('--xds-tls needs --ca-root-file (the root that signed the control plane certificate)');
-  const probe = opts.readinessProbe === undefined ? {} : readinessProbeFlag(opts.readinessProbe, namespace, errors);
+  const probe = opts.readinessProbe === undefined ? {} : readinessProbeFlag(opts.readinessProbe, namespace, opts.workloadGroup, errors);
   const entry = opts.workloadEntry;
   const group = opts.workloadGroup ?? (entry === undefined ? probe.group : undefined);
   if (group !== undefined && !NAME.test(group)) errors.push(`--workload-group: invalid name "${group}"`);

@@ -10,3 +10,12 @@ export function parseYaml(text: string): unknown {
   mod ??= createRequire(import.meta.url)('yaml') as typeof Yaml;
   return mod.parse(text) as unknown;
 }
+
+/** Every document of a multi-document YAML text; throws on the first error. */
+export function parseYamlDocuments(text: string): unknown[] {
+  mod ??= createRequire(import.meta.url)('yaml') as typeof Yaml;
+  return mod.parseAllDocuments(text).map((d) => {
+    if (d.errors.length) throw d.errors[0];
+    return d.toJS() as unknown;
+  });
+}
