@@ -154,7 +154,7 @@ async function run(opts: ProxyOptions): Promise<void> {
     xds.start();
     stoppers.push(() => xds.stop());
     if (probe) {
-      const { startWorkloadHealth } = await import('../../proxy/workload-health/workload-health-agent.ts');
+      const { startWorkloadHealth } = await import('../../proxy/workload-health/index.ts');
       const notReady = () => (rt.isReady() ? undefined : rt.healthCheckFailed ? 'failed by the admin /healthcheck/fail' : `its state is ${rt.state()}`);
       const stop = startWorkloadHealth({ metadata: bootstrap.node.metadata, report: (healthy, message) => xds.reportHealth(healthy, message), proxyNotReady: notReady, log });
       if (stop) stoppers.push(stop);
