@@ -11,6 +11,8 @@ import { installJsonWrappers } from './wkt-json.ts';
 const require = createRequire(import.meta.url);
 const DEPS = path.join(path.dirname(require.resolve('@grpc/grpc-js-xds/package.json')), 'deps');
 const INCLUDE_DIRS = [
+  // Newer versions of a few Envoy files than the bundled ones (proto/envoy-api/README lists them).
+  path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../proto/envoy-api'),
   ...['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => path.join(DEPS, d)),
   path.dirname(require.resolve('protobufjs/package.json')),
 ];
@@ -60,6 +62,7 @@ export const PROTO_FILES = [
   'envoy/extensions/resource_monitors/fixed_heap/v3/fixed_heap.proto',
   'envoy/config/trace/v3/zipkin.proto',
   'envoy/config/trace/v3/opentelemetry.proto',
+  'envoy/extensions/tracers/opentelemetry/resource_detectors/v3/environment_resource_detector.proto',
   'envoy/extensions/access_loggers/filters/cel/v3/cel.proto',
   'udpa/type/v1/typed_struct.proto',
   'xds/type/v3/typed_struct.proto',

@@ -1,22 +1,12 @@
-// MeshConfig.extensionProviders that Rigging implements (Istio's shapes): prometheus, zipkin,
-// opentelemetry (OTLP/gRPC, or OTLP/HTTP through its `http` field), envoyFileAccessLog, and the
-// external authorization providers envoyExtAuthzHttp / envoyExtAuthzGrpc (extension-providers-authz.ts).
-// Checked when the mesh config is read, so a typo or an unsupported provider is an error naming the entry.
+// MeshConfig.extensionProviders that Rigging implements (Istio's shapes): prometheus, the tracers
+// zipkin and opentelemetry (OTLP/gRPC, or OTLP/HTTP through its `http` field; extension-providers-tracing.ts),
+// envoyFileAccessLog, and the external authorization providers envoyExtAuthzHttp / envoyExtAuthzGrpc
+// (extension-providers-authz.ts). Checked when the mesh config is read, so a typo or an unsupported
+// provider is an error naming the entry.
 import { checkExtAuthzProvider, EXT_AUTHZ_FIELDS, type ExtAuthzGrpcProvider, type ExtAuthzHttpProvider } from './extension-providers-authz.ts';
+import { checkTracingProvider, TRACING_FIELDS, type OpenTelemetryProvider, type ZipkinProvider } from './extension-providers-tracing.ts';
 
-export interface ZipkinProvider {
-  service: string;
-  port: number;
-  maxTagLength?: number;
-  path?: string;
-}
-
-export interface OpenTelemetryProvider {
-  service: string;
-  port: number;
-  maxTagLength?: number;
-  http?: { path?: string; timeout?: string; headers?: unknown[] };
-}
+export type { HttpHeader, OpenTelemetryProvider, ZipkinProvider } from './extension-providers-tracing.ts';
 
 export interface FileAccessLogProvider {
   path?: string;
@@ -37,8 +27,7 @@ const KINDS = ['prometheus', 'zipkin', 'opentelemetry', 'envoyFileAccessLog', 'e
 const UNSUPPORTED = ['skywalking', 'datadog', 'lightstep', 'stackdriver', 'envoyOtelAls', 'envoyHttpAls', 'envoyTcpAls', 'sds'];
 const FIELDS: Record<string, string[]> = {
   prometheus: [],
-  zipkin: ['service', 'port', 'maxTagLength', 'enable64bitTraceId', 'path', 'headers'],
-  opentelemetry: ['service', 'port', 'maxTagLength', 'http', 'resourceDetectors'],
+  ...TRACING_FIELDS,
   envoyFileAccessLog: ['path', 'logFormat'],
   ...EXT_AUTHZ_FIELDS,
 };
@@ -67,10 +56,7 @@ export function checkExtensionProviders(list: unknown): string[] {
     const cfg = p[kind];
     if (!isObj(cfg)) return void errors.push(`${at}.${kind}: expected a mapping`);
     for (const k of Object.keys(cfg)) if (!FIELDS[kind].includes(k)) errors.push(`${at}.${kind}.${k}: unknown field (known: ${FIELDS[kind].join(', ') || 'none'})`);
-    if (kind === 'zipkin' || kind === 'opentelemetry') {
-      if (typeof cfg.service !== 'string' || !cfg.service) errors.push(`${at}.${kind}.service: required (the collector's host, e.g. zipkin.istio-system.svc.cluster.local)`);
-      if (typeof cfg.port !== 'number' || !Number.isInteger(cfg.port) || cfg.port < 1 || cfg.port > 65535) errors.push(`${at}.${kind}.port: required, a port number`);
-    }
+    if (kind === 'zipkin' || kind === 'opentelemetry') errors.push(...checkTracingProvider(kind, cfg, `${at}.${kind}`));
     if (kind === 'envoyExtAuthzHttp' || kind === 'envoyExtAuthzGrpc') errors.push(...checkExtAuthzProvider(kind, cfg, at));
     if (kind === 'envoyFileAccessLog' && cfg.logFormat !== undefined) {
       const lf = cfg.logFormat;

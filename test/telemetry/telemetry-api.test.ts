@@ -79,11 +79,13 @@ test('Telemetry inheritance and modes become access_log, tracing and istio.stats
   // Tracing: provider from the mesh, sampling from the namespace, provider overridden for reviews.
   const pt = p.outbound.tracing as EnvoyJson;
   assert.deepEqual(pt.random_sampling, { value: 50 });
-  assert.equal(((pt.provider as EnvoyJson).typed_config as EnvoyJson).collector_cluster, 'outbound|9411||zipkin.istio-system.svc.cluster.local');
+  assert.deepEqual(((pt.provider as EnvoyJson).typed_config as EnvoyJson).collector_service, {
+    http_uri: { uri: 'http://zipkin.istio-system.svc.cluster.local/api/v2/spans', cluster: 'outbound|9411||zipkin.istio-system.svc.cluster.local', timeout: '5s' },
+  });
   assert.deepEqual(pt.custom_tags, [{ tag: 'team', literal: { value: 'bookinfo' } }]);
   const rt = (r.inbound.tracing as EnvoyJson).provider as EnvoyJson;
   assert.equal(rt.name, 'envoy.tracers.opentelemetry');
-  assert.deepEqual(((rt.typed_config as EnvoyJson).http_service as EnvoyJson).http_uri, { uri: 'http://otel.istio-system.svc.cluster.local:4318/v1/traces', cluster: 'outbound|4318||otel.istio-system.svc.cluster.local', timeout: '10s' });
+  assert.deepEqual(((rt.typed_config as EnvoyJson).http_service as EnvoyJson).http_uri, { uri: 'http://otel.istio-system.svc.cluster.local:4318/v1/traces', cluster: 'outbound|4318||otel.istio-system.svc.cluster.local', timeout: '3s' });
   assert.equal((rt.typed_config as EnvoyJson).service_name, 'reviews.default');
 
   // Metrics: REQUEST_SIZE dropped everywhere; request_protocol removed on CLIENT only; a CEL dimension on SERVER only.
@@ -110,7 +112,7 @@ test('mesh config defaults: accessLogFile/Encoding/Format, enableTracing with de
   const log = (h.access_log as EnvoyJson[])[0].typed_config as EnvoyJson;
   assert.deepEqual(log.log_format, { text_format_source: { inline_string: '%RESPONSE_CODE% %REQ(:PATH)%\n' } });
   assert.deepEqual((h.tracing as EnvoyJson).random_sampling, { value: 100 });
-  assert.equal((((h.tracing as EnvoyJson).provider as EnvoyJson).typed_config as EnvoyJson).collector_cluster, 'outbound|9411||zipkin.obs');
+  assert.equal(((((h.tracing as EnvoyJson).provider as EnvoyJson).typed_config as EnvoyJson).collector_service as { http_uri: EnvoyJson }).http_uri.cluster, 'outbound|9411||zipkin.obs');
   assert.equal(filter(h, 'istio.stats'), undefined, 'defaultProviders.metrics: [] turns metrics off');
 
   const off = parseMeshConfig({ enableTracing: false });
@@ -123,9 +125,93 @@ test('mesh config defaults: accessLogFile/Encoding/Format, enableTracing with de
 test('bad extension providers are errors naming the entry', () => {
   assert.throws(() => parseMeshConfig({ extensionProviders: [{ name: 'sky', skywalking: { service: 'x', port: 1 } }] }), /extensionProviders\[0\]\.skywalking: this provider kind is not supported/);
   assert.throws(() => parseMeshConfig({ extensionProviders: [{ name: 'z', zipkin: { port: 9411 } }] }), /extensionProviders\[0\]\.zipkin\.service: required/);
-  assert.throws(() => parseMeshConfig({ extensionProviders: [{ name: 'o', opentelemetry: { service: 'otel', port: 4317, grpc: {} } }] }), /opentelemetry\.grpc: unknown field/);
+  assert.throws(() => parseMeshConfig({ extensionProviders: [{ name: 'o', opentelemetry: { service: 'otel', port: 4317, gprc: {} } }] }), /opentelemetry\.gprc: unknown field/);
   assert.throws(() => parseMeshConfig({ extensionProviders: [{ name: 'a', prometheus: {} }, { name: 'a', prometheus: {} }] }), /"a" is used by another provider/);
   assert.throws(() => parseMeshConfig({ defaultProviders: { metrics: 'prometheus' } }), /defaultProviders\.metrics: expected stringArray/);
+});
+
+/** The error message parseMeshConfig gives for one provider entry. */
+function providerError(provider: Record<string, unknown>): string {
+  try {
+    parseMeshConfig({ extensionProviders: [{ name: 'p', ...provider }] });
+  } catch (e) {
+    return (e as Error).message;
+  }
+  return '';
+}
+
+test('tracing providers: every Istio field is checked where it is, and the ones Rigging cannot honour say what to use', () => {
+  const otel = (o: Record<string, unknown>) => providerError({ opentelemetry: { service: 'otel.obs.svc.cluster.local', port: 4318, ...o } });
+  const zipkin = (o: Record<string, unknown>) => providerError({ zipkin: { service: 'zipkin.obs.svc.cluster.local', port: 9411, ...o } });
+  // Valid: all of Istio's supported fields.
+  assert.equal(otel({ http: { path: '/v1/traces', timeout: '2s', headers: [{ name: 'authorization', envName: 'OTLP_TOKEN' }, { name: 'x-tenant', value: 'a %ENVIRONMENT(TENANT)% 100%%' }] }, resourceDetectors: { environment: {} }, maxTagLength: 99 }), '');
+  assert.equal(otel({ grpc: { timeout: '500ms', initialMetadata: [{ name: 'authentication', value: 'token-x' }] } }), '');
+  assert.equal(zipkin({ path: '/api/v2/spans', enable64bitTraceId: true, traceContextOption: 'USE_B3_WITH_W3C_PROPAGATION', timeout: '1m', headers: [{ name: 'x-api-key', value: 'k' }] }), '');
+
+  // http: its sub-fields, typos included.
+  assert.match(otel({ http: { path: '/v1/traces', timout: '2s' } }), /extensionProviders\[0\]\.opentelemetry\.http\.timout: unknown field \(known: path, timeout, headers\)/);
+  assert.match(otel({ http: { timeout: '2s' } }), /opentelemetry\.http\.path: required/);
+  assert.match(otel({ http: { path: '/v1/traces', timeout: 'soon' } }), /opentelemetry\.http\.timeout: expected a positive duration such as "10s" or "500ms", got "soon"/);
+  assert.match(otel({ http: { path: '/v1/traces', headers: { authorization: 'x' } } }), /opentelemetry\.http\.headers: expected a list/);
+  assert.match(otel({ http: { path: '/v1/traces', headers: [{ name: 'x-a', value: 'v', envName: 'E' }] } }), /opentelemetry\.http\.headers\[0\]: set exactly one of value or envName/);
+  assert.match(otel({ http: { path: '/v1/traces', headers: [{ value: 'v' }] } }), /opentelemetry\.http\.headers\[0\]\.name: required/);
+  assert.match(otel({ http: { path: '/v1/traces', headers: [{ name: 'x-a', valeu: 'v' }] } }), /opentelemetry\.http\.headers\[0\]\.valeu: unknown field/);
+  assert.match(otel({ http: { path: '/v1/traces', headers: [{ name: 'Host', value: 'v' }] } }), /opentelemetry\.http\.headers\[0\]\.name: host is set by the proxy on every export/);
+  assert.match(otel({ http: { path: '/v1/traces', headers: [{ name: 'x-a', value: '50%' }] } }), /opentelemetry\.http\.headers\[0\]\.value: a value is a format string .*write %% for a literal %/);
+  assert.match(otel({ http: { path: '/v1/traces', headers: [{ name: 'x-a', envName: 'NOT-A-NAME' }] } }), /opentelemetry\.http\.headers\[0\]\.envName: expected an environment variable name/);
+  assert.match(otel({ http: { path: '/v1/traces', headers: [{ name: 'x-a', value: '1' }, { name: 'X-A', value: '2' }] } }), /opentelemetry\.http\.headers\[1\]\.name: x-a is set twice/);
+  // grpc: known now, and checked.
+  assert.match(otel({ grpc: { initialMetadata: [{ name: 'grpc-timeout', value: '1S' }] } }), /opentelemetry\.grpc\.initialMetadata\[0\]\.name: grpc-timeout is set by the proxy/);
+  assert.match(otel({ grpc: { timeout: 0 } }), /opentelemetry\.grpc\.timeout: expected a positive duration/);
+  assert.match(otel({ grpc: { retries: 3 } }), /opentelemetry\.grpc\.retries: unknown field \(known: timeout, initialMetadata\)/);
+  assert.match(otel({ http: { path: '/v1/traces' }, grpc: {} }), /extensionProviders\[0\]\.opentelemetry: set http \(OTLP\/HTTP\) or grpc \(OTLP\/gRPC\), not both/);
+  // Resource detectors and the sampler.
+  assert.match(otel({ resourceDetectors: { dynatrace: {} } }), /opentelemetry\.resourceDetectors\.dynatrace: the Dynatrace resource detector is not supported by Rigging; use environment: \{\} with OTEL_RESOURCE_ATTRIBUTES/);
+  assert.match(otel({ resourceDetectors: { environment: { vars: 'X' } } }), /opentelemetry\.resourceDetectors\.environment: expected \{\}/);
+  assert.match(otel({ dynatraceSampler: { tenant: 't', clusterId: 1 } }), /opentelemetry\.dynatraceSampler: the Dynatrace sampler is not supported by Rigging; set the sampling rate with a Telemetry resource's tracing\.randomSamplingPercentage/);
+  // Zipkin.
+  assert.match(zipkin({ enable64bitTraceId: 'yes' }), /zipkin\.enable64bitTraceId: expected true or false/);
+  assert.match(zipkin({ traceContextOption: 'W3C' }), /zipkin\.traceContextOption: must be USE_B3 or USE_B3_WITH_W3C_PROPAGATION, got "W3C"/);
+  assert.match(zipkin({ path: 'api/v2/spans' }), /zipkin\.path: expected a path such as "\/api\/v2\/spans"/);
+  assert.match(zipkin({ headers: [{ name: 'content-length', value: '1' }] }), /zipkin\.headers\[0\]\.name: content-length is set by the proxy/);
+  assert.match(zipkin({ maxTagLength: -1 }), /zipkin\.maxTagLength: expected a non-negative integer/);
+});
+
+test('tracing provider fields become the tracer config Istio generates: headers, timeouts, gRPC metadata, 64-bit ids, W3C with B3, resource detectors', (t) => {
+  process.env.RIG_TEST_OTLP_SECRET = 'tok%en';
+  t.after(() => delete process.env.RIG_TEST_OTLP_SECRET);
+  const pp = explicitSidecar('productpage-v1-0', 'default', { app: 'productpage' }, 'bookinfo-productpage', [{ port: 9080, name: 'http' }]);
+  const tracerOf = (provider: Record<string, unknown>) => {
+    const mesh = parseMeshConfig({ extensionProviders: [{ name: 'p', ...provider }], defaultProviders: { tracing: ['p'] } });
+    const h = hcms(buildPush(parseYaml(SERVICES_YAML(['productpage'])), [pp], { mesh }), pp).outbound;
+    return ((h.tracing as EnvoyJson).provider as EnvoyJson).typed_config as EnvoyJson;
+  };
+  const headers = [{ name: 'authorization', envName: 'RIG_TEST_OTLP_SECRET' }, { name: 'x-tenant', value: '%ENVIRONMENT(TENANT)%' }, { name: 'x-missing', envName: 'RIG_TEST_UNSET_VARIABLE' }];
+  const added = [
+    { header: { key: 'authorization', value: 'tok%%en' }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' },
+    { header: { key: 'x-tenant', value: '%ENVIRONMENT(TENANT)%' }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' },
+    { header: { key: 'x-missing', value: '' }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' },
+  ];
+
+  const http = tracerOf({ opentelemetry: { service: 'otel.obs', port: 4318, http: { path: 'v1/traces', timeout: '1m30s', headers }, resourceDetectors: { environment: {} } } });
+  assert.deepEqual(http.http_service, { http_uri: { uri: 'http://otel.obs:4318/v1/traces', cluster: 'outbound|4318||otel.obs', timeout: '90s' }, request_headers_to_add: added });
+  assert.deepEqual(http.resource_detectors, [{ name: 'envoy.tracers.opentelemetry.resource_detectors.environment', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.tracers.opentelemetry.resource_detectors.v3.EnvironmentResourceDetectorConfig' } }]);
+
+  const grpc = tracerOf({ opentelemetry: { service: 'otel.obs', port: 4317, grpc: { timeout: '250ms', initialMetadata: headers.slice(0, 2) } } });
+  assert.deepEqual(grpc.grpc_service, { envoy_grpc: { cluster_name: 'outbound|4317||otel.obs' }, timeout: '0.25s', initial_metadata: [{ key: 'authorization', value: 'tok%%en' }, { key: 'x-tenant', value: '%ENVIRONMENT(TENANT)%' }] });
+  assert.equal(grpc.resource_detectors, undefined);
+  assert.deepEqual(tracerOf({ opentelemetry: { service: 'otel.obs', port: 4317 } }).grpc_service, { envoy_grpc: { cluster_name: 'outbound|4317||otel.obs' } }, 'no grpc: OTLP/gRPC, the proxy\'s default timeout');
+
+  const z = tracerOf({ zipkin: { service: 'zipkin.obs', port: 9411, path: '/spans', enable64bitTraceId: true, traceContextOption: 'USE_B3_WITH_W3C_PROPAGATION', timeout: '2s', headers: headers.slice(1, 2) } });
+  assert.deepEqual(z, {
+    '@type': 'type.googleapis.com/envoy.config.trace.v3.ZipkinConfig',
+    collector_service: { http_uri: { uri: 'http://zipkin.obs/spans', cluster: 'outbound|9411||zipkin.obs', timeout: '2s' }, request_headers_to_add: [added[1]] },
+    collector_endpoint_version: 'HTTP_JSON',
+    trace_id_128bit: false,
+    shared_span_context: false,
+    trace_context_option: 'USE_B3_WITH_W3C_PROPAGATION',
+  });
+  assert.equal(tracerOf({ zipkin: { service: 'zipkin.obs', port: 9411 } }).trace_id_128bit, true, "Istio's default: 128-bit trace ids");
 });
 
 test('metric overrides take effect in a running sidecar: dropped metric, removed tag, CEL dimension', async (t) => {

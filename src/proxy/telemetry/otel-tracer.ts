@@ -10,16 +10,14 @@ import type { Reader } from '../config/reader.ts';
 import type { RequestHead, ResponseHead } from '../filters/filter.ts';
 import type { StreamInfo } from '../stream-info.ts';
 import { formatResponseFlags } from '../response-flags.ts';
-import { registerTracer, type Span, type Tracer, type TracerContext, type TracerFactory } from '../http/tracer.ts';
-import { Propagation, extractContext, injectContext, newSpanId, newTraceId, type TraceContext } from './trace-context.ts';
-import { spanPipeline, type ExportTarget, type SpanPipeline } from './span-export.ts';
-import { readHttpServiceHeaders } from './http-service-headers.ts';
+import { registerTracer, type Span, type Tracer, type TracerFactory } from '../http/tracer.ts';
+import { Propagation, extractContext, injectContext, newSpanId, newTraceId, newTraceId64, type TraceContext } from './trace-context.ts';
+import { spanPipeline, type SpanPipeline } from './span-export.ts';
+import { OTEL_CONFIG_TYPE, readTracerProvider, ZIPKIN_CONFIG_TYPE } from './tracer-provider.ts';
 import { attachTelemetry } from './proxy-telemetry.ts';
 import { serviceOfAuthority, serviceOfCluster } from './istio-metrics.ts';
 import type { LocalPeer } from './peer-metadata.ts';
 
-export const ZIPKIN_CONFIG_TYPE = 'type.googleapis.com/envoy.config.trace.v3.ZipkinConfig';
-export const OTEL_CONFIG_TYPE = 'type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig';
 
 type CustomTag = (req: RequestHead) => string | undefined;
 
@@ -36,6 +34,8 @@ interface TracerConfig {
   readonly meshId: string;
   readonly direction: StreamInfo['direction'];
   readonly propagation: Propagation;
+  /** New traces get 64-bit ids (Zipkin without trace_id_128bit). */
+  readonly traceId64: boolean;
 }
 
 function first(v: string | string[] | undefined): string | undefined {
@@ -162,7 +162,8 @@ class OtelHcmTracer implements Tracer {
     if (sampled && c.overallPercent < 100) sampled = Math.random() * 100 < c.overallPercent;
     info.sampled = sampled;
     if (!sampled) {
-      const traceId = incoming?.traceId ?? newTraceId();
+      // A caller's trace continues; a decision without a trace (sampled=0 alone) starts one of ours.
+      const traceId = incoming?.parentSpanId ? incoming.traceId : c.traceId64 ? newTraceId64() : newTraceId();
       info.traceId = traceId;
       return new UnsampledSpan(c.propagation, traceId, incoming);
     }
@@ -216,69 +217,6 @@ function compileCustomTags(r: Reader): [string, CustomTag][] {
   return out;
 }
 
-function compileProvider(tracing: Reader, ctx: TracerContext, serviceName: string): Omit<ExportTarget, 'serviceName'> | undefined {
-  const p = tracing.obj('provider')!;
-  p.accept('name');
-  const tc = p.obj('typed_config')!;
-  p.done();
-  const t = tc.str('@type');
-  if (t === ZIPKIN_CONFIG_TYPE) {
-    const cluster = tc.str('collector_cluster');
-    if (!cluster) ctx.issues.error(tc.at('collector_cluster'), 'the Zipkin tracer needs collector_cluster');
-    const version = tc.str('collector_endpoint_version', 'HTTP_JSON');
-    if (version !== 'HTTP_JSON') ctx.issues.error(tc.at('collector_endpoint_version'), `only HTTP_JSON (Zipkin v2 JSON) is supported, got ${version}`);
-    const out = { kind: 'zipkin' as const, cluster, path: tc.str('collector_endpoint', '/api/v2/spans'), hostname: tc.str('collector_hostname') || undefined, timeoutMs: 10_000 };
-    tc.accept('trace_id_128bit', 'shared_span_context', 'split_spans_for_request');
-    tc.done();
-    return out;
-  }
-  const gs = tc.obj('grpc_service');
-  if (gs) {
-    // OTLP/gRPC to the collector cluster (Istio: an opentelemetry provider without `http`).
-    const eg = gs.obj('envoy_grpc');
-    const cluster = eg?.str('cluster_name') ?? '';
-    if (!eg) ctx.issues.error(gs.at('envoy_grpc'), 'grpc_service needs envoy_grpc { cluster_name } (google_grpc is not supported)');
-    else if (!cluster) ctx.issues.error(eg.at('cluster_name'), 'envoy_grpc needs cluster_name');
-    eg?.done();
-    const timeoutMs = gs.durationMs('timeout', 10_000);
-    gs.done();
-    if (tc.has('http_service')) ctx.issues.error(tc.at('http_service'), 'set grpc_service or http_service, not both');
-    tc.accept('service_name', 'resource_detectors', 'http_service');
-    if (tc.has('sampler')) ctx.issues.error(tc.at('sampler'), 'sampler extensions are not supported; use the HCM random_sampling');
-    tc.done();
-    return { kind: 'opentelemetry', grpc: true, cluster, path: '', timeoutMs };
-  }
-  const hs = tc.obj('http_service');
-  if (!hs) {
-    ctx.issues.error(tc.path, 'the OpenTelemetry tracer needs grpc_service (OTLP/gRPC) or http_service (OTLP/HTTP)');
-    tc.accept(...Object.keys(tc.raw));
-    return undefined;
-  }
-  const uri = hs.obj('http_uri');
-  const raw = uri?.str('uri') ?? '';
-  const cluster = uri?.str('cluster') ?? '';
-  if (uri && !uri.has('timeout')) ctx.issues.error(uri.at('timeout'), 'a timeout is required (Envoy\'s HttpUri.timeout), e.g. "10s"');
-  const timeoutMs = uri?.durationMs('timeout', 10_000) ?? 10_000;
-  uri?.done();
-  let path = '/v1/traces';
-  let hostname: string | undefined;
-  try {
-    const u = new URL(/^[a-z]+:\/\//i.test(raw) ? raw : `http://${raw}`);
-    if (u.pathname && u.pathname !== '/') path = u.pathname;
-    hostname = u.host || undefined;
-  } catch {
-    ctx.issues.error(hs.at('http_uri'), `invalid uri ${JSON.stringify(raw)}`);
-  }
-  if (!cluster) ctx.issues.error(hs.at('http_uri'), 'http_uri.cluster names the collector cluster');
-  const headers = readHttpServiceHeaders(hs);
-  hs.done();
-  tc.accept('service_name', 'resource_detectors');
-  if (tc.has('sampler')) ctx.issues.error(tc.at('sampler'), 'sampler extensions are not supported; use the HCM random_sampling');
-  tc.done();
-  void serviceName;
-  return { kind: 'opentelemetry', cluster, path, hostname, timeoutMs, headers };
-}
-
 export const otelTracerFactory: TracerFactory = {
   name: 'envoy.tracers.opentelemetry',
   typeUrls: [ZIPKIN_CONFIG_TYPE, OTEL_CONFIG_TYPE],
@@ -287,9 +225,10 @@ export const otelTracerFactory: TracerFactory = {
     const local = t.local;
     const otelName = tracing.obj('provider')?.obj('typed_config')?.raw.service_name;
     const serviceName = typeof otelName === 'string' && otelName ? otelName : `${local.labels.canonicalService}.${local.labels.namespace}`;
-    const target = compileProvider(tracing, ctx, serviceName);
+    const provider = readTracerProvider(tracing, ctx);
+    const target = provider?.target ?? { kind: 'zipkin', cluster: '', path: '/api/v2/spans', timeoutMs: 10_000 };
     const config: TracerConfig = {
-      pipeline: spanPipeline(t.stats, t.clusters, { ...(target ?? { kind: 'zipkin', cluster: '', path: '/api/v2/spans', timeoutMs: 10_000 }), serviceName }),
+      pipeline: spanPipeline(t.stats, t.clusters, { ...target, serviceName }),
       randomPercent: percent(tracing, 'random_sampling', 100),
       overallPercent: percent(tracing, 'overall_sampling', 100),
       kind: ctx.direction === 'inbound' ? SpanKind.SERVER : SpanKind.CLIENT,
@@ -299,7 +238,8 @@ export const otelTracerFactory: TracerFactory = {
       local,
       meshId: typeof t.node.metadata.MESH_ID === 'string' ? t.node.metadata.MESH_ID : 'cluster.local',
       direction: ctx.direction,
-      propagation: target?.kind === 'opentelemetry' ? Propagation.W3C : Propagation.B3,
+      propagation: provider?.propagation ?? Propagation.B3,
+      traceId64: target.traceId64 ?? false,
     };
     percent(tracing, 'client_sampling', 100);
     tracing.accept('verbose', 'spawn_upstream_span');

@@ -19,6 +19,7 @@ import type { ClusterManager } from '../upstream/cluster-manager.ts';
 import { requestThroughCluster } from '../upstream/cluster-request.ts';
 import type { Stat, Stats } from '../stats/stats.ts';
 import { VERSION } from '../../core/version.ts';
+import { newSpanId, newTraceId64 } from './trace-context.ts';
 
 export type ExportKind = 'zipkin' | 'opentelemetry';
 
@@ -33,8 +34,14 @@ export interface ExportTarget {
   readonly hostname?: string;
   readonly serviceName: string;
   readonly timeoutMs: number;
-  /** Headers set on each HTTP export, replacing any of the same name (OTLP/HTTP: http_service.request_headers_to_add). */
+  /** Headers set on each HTTP export, replacing any of the same name (http_service / collector_service request_headers_to_add). */
   readonly headers?: readonly (readonly [string, string])[];
+  /** Metadata on each OTLP/gRPC export (grpc_service.initial_metadata). */
+  readonly metadata?: readonly (readonly [string, string])[];
+  /** Resource attributes besides service.name (OTLP: resource_detectors), replacing it when they name it. */
+  readonly resource?: Readonly<Record<string, string>>;
+  /** New traces get 64-bit ids (Zipkin without trace_id_128bit), the upper half of the OpenTelemetry id zero. */
+  readonly traceId64?: boolean;
 }
 
 interface ExportStats {
@@ -93,10 +100,16 @@ function encoder(kind: ExportKind): Encoder {
     defaultStatusCodeTagName: string;
     defaultStatusErrorTagName: string;
   };
-  return (encoders[kind] = (spans, serviceName) =>
-    JSON.stringify(spans.map((span) => toZipkinSpan(span, String(span.attributes['service.name'] || serviceName), defaultStatusCodeTagName, defaultStatusErrorTagName))));
+  // A 64-bit trace id travels as 16 hex digits (Zipkin's own normalisation of a zero upper half).
+  const zipkinSpan = (span: ReadableSpan, serviceName: string) => {
+    const z = toZipkinSpan(span, String(span.attributes['service.name'] || serviceName), defaultStatusCodeTagName, defaultStatusErrorTagName) as { traceId: string };
+    if (z.traceId.startsWith(ZERO_HALF)) z.traceId = z.traceId.slice(16);
+    return z;
+  };
+  return (encoders[kind] = (spans, serviceName) => JSON.stringify(spans.map((span) => zipkinSpan(span, serviceName))));
 }
 
+const ZERO_HALF = '0'.repeat(16);
 const MAX_QUEUE = 2048;
 export const FLUSH_INTERVAL_MS = 1000;
 
@@ -119,8 +132,15 @@ class ClusterExporter implements SpanExporter {
   private grpcExporter(url: string): Promise<SpanExporter> {
     let e = this.byUrl.get(url);
     if (!e) {
-      const timeoutMillis = this.t.timeoutMs;
-      e = import('@opentelemetry/exporter-trace-otlp-grpc').then((m) => new m.OTLPTraceExporter({ url, timeoutMillis }));
+      const { timeoutMs: timeoutMillis, metadata: entries } = this.t;
+      e = Promise.all([import('@opentelemetry/exporter-trace-otlp-grpc'), entries?.length ? import('@grpc/grpc-js') : undefined]).then(([m, grpc]) => {
+        let metadata;
+        if (grpc && entries) {
+          metadata = new grpc.Metadata();
+          for (const [k, v] of entries) metadata.set(k, v);
+        }
+        return new m.OTLPTraceExporter({ url, timeoutMillis, metadata });
+      });
       this.byUrl.set(url, e);
     }
     return e;
@@ -226,7 +246,7 @@ const pipelines = new WeakMap<Stats, Map<string, SpanPipeline>>();
 export function spanPipeline(stats: Stats, clusters: ClusterManager, t: ExportTarget): SpanPipeline {
   let m = pipelines.get(stats);
   if (!m) pipelines.set(stats, (m = new Map()));
-  const key = `${t.kind}|${t.grpc ? 'grpc' : 'http'}|${t.cluster}|${t.path}|${t.hostname ?? ''}|${t.serviceName}|${t.timeoutMs}|${JSON.stringify(t.headers ?? [])}`;
+  const key = `${t.kind}|${t.grpc ? 'grpc' : 'http'}|${t.cluster}|${t.path}|${t.hostname ?? ''}|${t.serviceName}|${t.timeoutMs}|${t.traceId64 ? 64 : 128}|${JSON.stringify([t.headers ?? [], t.metadata ?? [], t.resource ?? {}])}`;
   let p = m.get(key);
   if (p) return p;
   const pre = `tracing.${t.kind}.`;
@@ -240,8 +260,9 @@ export function spanPipeline(stats: Stats, clusters: ClusterManager, t: ExportTa
   const exporter = new ClusterExporter(t, clusters, s);
   const { trace, resources } = otelSdk();
   const provider = new trace.BasicTracerProvider({
-    resource: resources.resourceFromAttributes({ 'service.name': t.serviceName }),
+    resource: resources.resourceFromAttributes({ 'service.name': t.serviceName, ...t.resource }),
     spanProcessors: [new BoundedProcessor(exporter, s.spansDropped)],
+    idGenerator: t.traceId64 ? { generateTraceId: newTraceId64, generateSpanId: newSpanId } : undefined,
   });
   p = { tracer: provider.getTracer('rigging-proxy'), flush: () => provider.forceFlush() };
   m.set(key, p);

@@ -1,8 +1,8 @@
 // Trace context propagation: W3C traceparent/tracestate, B3 multi-header (x-b3-*) and B3 single
 // (`b3`), plus Envoy's x-envoy-force-trace. Extraction takes the first present format in that
 // order (any tracer continues any incoming format); injection writes the tracer's own format as
-// Envoy does — W3C for OpenTelemetry, B3 multi-header for Zipkin — plus `b3` when the request
-// came with it.
+// Envoy does — W3C for OpenTelemetry, B3 multi-header for Zipkin (with W3C too when configured) —
+// plus `b3` when the request came with it.
 import { randomBytes } from 'node:crypto';
 import type { HeaderMap } from '../filters/filter.ts';
 
@@ -57,6 +57,11 @@ export function newTraceId(): string {
   return randomHex(16);
 }
 
+/** A 64-bit trace id in OpenTelemetry's 128-bit form (upper half zero), as B3 carries it widened. */
+export function newTraceId64(): string {
+  return ZERO16 + randomHex(8);
+}
+
 export function newSpanId(): string {
   return randomHex(8);
 }
@@ -94,8 +99,11 @@ export function extractContext(h: HeaderMap): TraceContext | undefined {
 
 const PROPAGATION_HEADERS = ['traceparent', 'tracestate', 'b3', 'x-b3-traceid', 'x-b3-spanid', 'x-b3-parentspanid', 'x-b3-sampled', 'x-b3-flags'];
 
-/** What a tracer writes, as Envoy's: the OpenTelemetry tracer W3C trace context, the Zipkin tracer B3. */
-export const Propagation = { W3C: 0, B3: 1 } as const;
+/**
+ * What a tracer writes, as Envoy's: the OpenTelemetry tracer W3C trace context, the Zipkin tracer
+ * B3, or B3 and W3C both (ZipkinConfig trace_context_option USE_B3_WITH_W3C_PROPAGATION).
+ */
+export const Propagation = { W3C: 0, B3: 1, B3_W3C: 2 } as const;
 export type Propagation = (typeof Propagation)[keyof typeof Propagation];
 
 /**
@@ -105,14 +113,17 @@ export type Propagation = (typeof Propagation)[keyof typeof Propagation];
  */
 export function injectContext(h: HeaderMap, format: Propagation, traceIdHex: string, spanIdHex: string, parentSpanId: string | undefined, sampled: boolean, tracestate: string | undefined, b3Single: boolean): void {
   for (const k of PROPAGATION_HEADERS) if (h[k] !== undefined) delete h[k];
-  if (format === Propagation.W3C) {
+  if (format !== Propagation.B3) {
     h.traceparent = `00-${traceIdHex}-${spanIdHex}-${sampled ? '01' : '00'}`;
     if (tracestate) h.tracestate = tracestate;
-  } else {
-    h['x-b3-traceid'] = traceIdHex;
+  }
+  // B3 carries a 64-bit trace id (zero upper half) as 16 digits, as it came or as the tracer made it.
+  const b3Trace = traceIdHex.startsWith(ZERO16) ? traceIdHex.slice(16) : traceIdHex;
+  if (format !== Propagation.W3C) {
+    h['x-b3-traceid'] = b3Trace;
     h['x-b3-spanid'] = spanIdHex;
     if (parentSpanId) h['x-b3-parentspanid'] = parentSpanId;
     h['x-b3-sampled'] = sampled ? '1' : '0';
   }
-  if (b3Single) h.b3 = `${traceIdHex}-${spanIdHex}-${sampled ? '1' : '0'}${parentSpanId ? '-' + parentSpanId : ''}`;
+  if (b3Single) h.b3 = `${b3Trace}-${spanIdHex}-${sampled ? '1' : '0'}${parentSpanId ? '-' + parentSpanId : ''}`;
 }

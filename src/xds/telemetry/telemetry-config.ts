@@ -7,7 +7,9 @@ import type { EnvoyJson } from '../../envoy/index.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
 import type { MetricsOverrides } from '../../api/types/telemetry.ts';
-import type { ExtensionProvider } from '../../telemetry/extension-providers.ts';
+import type { ExtensionProvider, HttpHeader, OpenTelemetryProvider } from '../../telemetry/extension-providers.ts';
+import { warnOnce } from '../../model/config-warnings.ts';
+import { envoyDuration } from '../translate/duration.ts';
 import { effectiveTelemetry, type TrafficMode } from './telemetry-policy.ts';
 
 const TYPED_STRUCT = 'type.googleapis.com/udpa.type.v1.TypedStruct';
@@ -173,8 +175,65 @@ function providerLog(push: PushContext, all: Map<string, ExtensionProvider>, nam
 
 // === tracing ===
 
-function zipkinProvider(cluster: string, path: string): EnvoyJson {
-  return { name: 'envoy.tracers.zipkin', typed_config: { '@type': ZIPKIN, collector_cluster: cluster, collector_endpoint: path, collector_endpoint_version: 'HTTP_JSON', trace_id_128bit: true, shared_span_context: false } };
+const ENV_RESOURCE_DETECTOR = {
+  name: 'envoy.tracers.opentelemetry.resource_detectors.environment',
+  typed_config: { '@type': 'type.googleapis.com/envoy.extensions.tracers.opentelemetry.resource_detectors.v3.EnvironmentResourceDetectorConfig' },
+};
+
+/**
+ * A header's value as Istio sends it: `value` as written (the proxy evaluates it as a format
+ * string), `envName` read from the control plane's environment (Istio: istiod's) and sent as a
+ * literal (its % escaped); an unset variable is an empty value, as Istio, and a warning.
+ */
+function headerValue(h: HttpHeader, provider: string): string {
+  if (h.value !== undefined) return h.value;
+  const v = process.env[h.envName ?? ''];
+  if (v === undefined) warnOnce('tracing', `extension provider ${provider}: header ${h.name} takes envName ${h.envName}, which is not set in the control plane's environment; it is sent empty`);
+  return (v ?? '').replaceAll('%', '%%');
+}
+
+/** HttpService.request_headers_to_add: each header replaces any of its name (Istio: OVERWRITE_IF_EXISTS_OR_ADD). */
+function requestHeaders(headers: HttpHeader[] | undefined, provider: string): EnvoyJson[] {
+  return (headers ?? []).map((h) => ({ header: { key: h.name, value: headerValue(h, provider) }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' }));
+}
+
+interface ZipkinOptions {
+  cluster: string;
+  host: string;
+  path: string;
+  traceId128: boolean;
+  timeout?: string;
+  headers?: EnvoyJson[];
+  traceContextOption?: string;
+}
+
+/** As Istio 1.29+: the collector as an HttpService (Istio's default timeout 5s), 128-bit trace ids unless enable64bitTraceId. */
+function zipkinProvider(o: ZipkinOptions): EnvoyJson {
+  const collector_service: EnvoyJson = { http_uri: { uri: `http://${o.host}${o.path}`, cluster: o.cluster, timeout: envoyDuration(o.timeout ?? '5s') } };
+  if (o.headers?.length) collector_service.request_headers_to_add = o.headers;
+  const typed_config: EnvoyJson = { '@type': ZIPKIN, collector_service, collector_endpoint_version: 'HTTP_JSON', trace_id_128bit: o.traceId128, shared_span_context: false };
+  if (o.traceContextOption) typed_config.trace_context_option = o.traceContextOption;
+  return { name: 'envoy.tracers.zipkin', typed_config };
+}
+
+function otelProvider(push: PushContext, proxy: Proxy, name: string, o: OpenTelemetryProvider): EnvoyJson {
+  const host = serviceHost(push, o.service);
+  const cluster = `outbound|${o.port}||${host}`;
+  const typed_config: EnvoyJson = { '@type': OTEL, service_name: tracingServiceName(proxy) };
+  if (o.http) {
+    // Istio: OTLP/HTTP when the provider sets `http` (HttpService's default timeout 3s).
+    const path = o.http.path.startsWith('/') ? o.http.path : '/' + o.http.path;
+    const http_service: EnvoyJson = { http_uri: { uri: `http://${host}:${o.port}${path}`, cluster, timeout: envoyDuration(o.http.timeout ?? '3s') } };
+    if (o.http.headers?.length) http_service.request_headers_to_add = requestHeaders(o.http.headers, name);
+    typed_config.http_service = http_service;
+  } else {
+    const grpc_service: EnvoyJson = { envoy_grpc: { cluster_name: cluster } };
+    if (o.grpc?.timeout) grpc_service.timeout = envoyDuration(o.grpc.timeout);
+    if (o.grpc?.initialMetadata?.length) grpc_service.initial_metadata = o.grpc.initialMetadata.map((h) => ({ key: h.name, value: headerValue(h, name) }));
+    typed_config.grpc_service = grpc_service;
+  }
+  if (o.resourceDetectors?.environment) typed_config.resource_detectors = [ENV_RESOURCE_DETECTOR];
+  return { name: 'envoy.tracers.opentelemetry', typed_config };
 }
 
 /** The tracer's service name: `<canonical service>.<namespace>`. */
@@ -192,27 +251,29 @@ export function tracingConfig(push: PushContext, proxy: Proxy, mode: TrafficMode
   const names = eff?.providers.length ? eff.providers : (mesh.defaultProviders?.tracing ?? []);
   const p = names.map((n) => all.get(n)).find((x) => x?.zipkin || x?.opentelemetry);
   if (p?.zipkin) {
-    const host = serviceHost(push, p.zipkin.service);
-    provider = zipkinProvider(`outbound|${p.zipkin.port}||${host}`, p.zipkin.path ?? '/api/v2/spans');
-    maxTag = p.zipkin.maxTagLength ?? maxTag;
+    const z = p.zipkin;
+    const host = serviceHost(push, z.service);
+    provider = zipkinProvider({
+      cluster: `outbound|${z.port}||${host}`,
+      host,
+      path: z.path ?? '/api/v2/spans',
+      traceId128: !z.enable64bitTraceId,
+      timeout: z.timeout,
+      headers: requestHeaders(z.headers, p.name),
+      traceContextOption: z.traceContextOption,
+    });
+    // Istio: maxTagLength 0 (unset) keeps the default.
+    maxTag = z.maxTagLength || maxTag;
   } else if (p?.opentelemetry) {
-    const o = p.opentelemetry;
-    const host = serviceHost(push, o.service);
-    const cluster = `outbound|${o.port}||${host}`;
-    const path = o.http?.path ?? '/v1/traces';
-    // Istio: OTLP over gRPC unless the provider sets `http`.
-    const service = o.http
-      ? { http_service: { http_uri: { uri: `http://${host}:${o.port}${path.startsWith('/') ? path : '/' + path}`, cluster, timeout: o.http.timeout ?? '10s' } } }
-      : { grpc_service: { envoy_grpc: { cluster_name: cluster }, timeout: '10s' } };
-    provider = { name: 'envoy.tracers.opentelemetry', typed_config: { '@type': OTEL, ...service, service_name: tracingServiceName(proxy) } };
-    maxTag = o.maxTagLength ?? maxTag;
+    provider = otelProvider(push, proxy, p.name, p.opentelemetry);
+    maxTag = p.opentelemetry.maxTagLength || maxTag;
   } else if (!names.length) {
     // Legacy mesh tracing: enableTracing + defaultConfig.tracing.zipkin.address (Istio's default zipkin.istio-system:9411).
     if (!mesh.enableTracing) return undefined;
     const address = mesh.defaultConfig.tracing?.zipkin?.address ?? `zipkin.${mesh.rootNamespace}:9411`;
     const i = address.lastIndexOf(':');
     const host = serviceHost(push, i > 0 ? address.slice(0, i) : address);
-    provider = zipkinProvider(`outbound|${i > 0 ? address.slice(i + 1) : '9411'}||${host}`, '/api/v2/spans');
+    provider = zipkinProvider({ cluster: `outbound|${i > 0 ? address.slice(i + 1) : '9411'}||${host}`, host, path: '/api/v2/spans', traceId128: true });
   } else return undefined;
   let sampling = eff?.randomSamplingPercentage ?? mesh.defaultConfig.tracing?.sampling ?? 1;
   if (eff?.disableSpanReporting) sampling = 0;
