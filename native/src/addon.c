@@ -10,7 +10,5 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   CHECK(napi_set_named_property(env, exports, "releaseFreeMalloc", fn));
   CHECK(napi_create_function(env, "mallocStats", NAPI_AUTO_LENGTH, malloc_totals, NULL, &fn));
   CHECK(napi_set_named_property(env, exports, "mallocStats", fn));
-  CHECK(napi_create_function(env, "stopLoopIdleTime", NAPI_AUTO_LENGTH, stop_loop_idle_time, NULL, &fn));
-  CHECK(napi_set_named_property(env, exports, "stopLoopIdleTime", fn));
   return exports;
 }

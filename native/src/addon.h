@@ -16,6 +16,5 @@ napi_value original_dst(napi_env env, napi_callback_info info);
 napi_value drop_resident_pages(napi_env env, napi_callback_info info);
 napi_value release_free_malloc(napi_env env, napi_callback_info info);
 napi_value malloc_totals(napi_env env, napi_callback_info info);
-napi_value stop_loop_idle_time(napi_env env, napi_callback_info info);
 
 #endif

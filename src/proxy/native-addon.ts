@@ -9,8 +9,6 @@ export interface NativeAddon {
   releaseFreeMalloc(): boolean;
   /** glibc's malloc totals over every arena; undefined with another C library. */
   mallocStats(): MallocStats | undefined;
-  /** Turns off libuv's idle-time accounting on this process's loop; false where it cannot (see native/src/loop-idle-time.c). */
-  stopLoopIdleTime(): boolean;
 }
 
 export interface MallocStats {

@@ -11,7 +11,6 @@ import { ProxyRuntime } from '../../proxy/runtime.ts';
 import { trimHeap, trimHeapWhenReady } from '../../proxy/heap-trim.ts';
 import { releaseEnvoyTypes, releaseEnvoyTypesWhenIdle } from '../../envoy/protos.ts';
 import { releaseFreeMallocEvery, trimCodeResidency, trimCodeResidencyEvery } from '../../proxy/resident-trim.ts';
-import { nativeAddon } from '../../proxy/native-addon.ts';
 import { createAdminHandler, createReadyHandler } from '../../proxy/admin/admin-server.ts';
 import { listen } from '../../core/listen.ts';
 import { http } from '../../proxy/node-http.ts';
@@ -181,11 +180,7 @@ async function run(opts: ProxyOptions): Promise<void> {
     fs.writeFileSync(tmp, JSON.stringify(ports) + '\n');
     fs.renameSync(tmp, opts.portsFile);
   }
-  // libuv times every wait of the loop for performance.eventLoopUtilization(), which the proxy does
-  // not use, with a non-blocking epoll_wait before each blocking one: two more system calls and
-  // loop turns per proxied request. Without them, one hop at 1000 requests/s: 0.117 → 0.097 vCPU.
-  const loopIdleTimeStopped = nativeAddon()?.stopLoopIdleTime() ?? false;
-  log.info({ ports, node: bootstrap.node.id, loopIdleTimeStopped }, 'rig proxy started');
+  log.info({ ports, node: bootstrap.node.id }, 'rig proxy started');
   stoppers.push(
     trimHeapWhenReady(
       () => rt.state() === 'LIVE',
