@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { parse } from 'yaml';
 import { RigError } from '../core/errors.ts';
 import { checkExtensionProviders } from '../telemetry/extension-providers.ts';
+import { checkProxyTracing, type ProxyTracing } from '../telemetry/extension-providers-tracing.ts';
 
 export type OutboundMode = 'ALLOW_ANY' | 'REGISTRY_ONLY';
 
@@ -18,7 +19,7 @@ export interface ProxyDefaults {
   discoveryAddress?: string;
   proxyMetadata?: Record<string, string>;
   holdApplicationUntilProxyStarts?: boolean;
-  tracing?: { sampling?: number; zipkin?: { address?: string }; openTelemetry?: { address?: string } };
+  tracing?: ProxyTracing;
   concurrency?: number;
   drainDuration?: string;
   terminationDrainDuration?: string;
@@ -151,7 +152,10 @@ export function parseMeshConfig(input: unknown, where = 'mesh config'): MeshConf
     checkFields(otp, { mode: 'string' }, 'outboundTrafficPolicy.', errors);
     if (otp.mode !== undefined && otp.mode !== 'ALLOW_ANY' && otp.mode !== 'REGISTRY_ONLY') errors.push(`outboundTrafficPolicy.mode: must be ALLOW_ANY or REGISTRY_ONLY, got ${JSON.stringify(otp.mode)}`);
   }
-  if (obj.defaultConfig && typeOk('object', obj.defaultConfig)) checkFields(obj.defaultConfig as Record<string, unknown>, DEFAULT_CONFIG_FIELDS, 'defaultConfig.', errors);
+  if (obj.defaultConfig && typeOk('object', obj.defaultConfig)) {
+    checkFields(obj.defaultConfig as Record<string, unknown>, DEFAULT_CONFIG_FIELDS, 'defaultConfig.', errors);
+    errors.push(...checkProxyTracing((obj.defaultConfig as Record<string, unknown>).tracing));
+  }
   if (obj.accessLogEncoding !== undefined && obj.accessLogEncoding !== 'TEXT' && obj.accessLogEncoding !== 'JSON') errors.push(`accessLogEncoding: must be TEXT or JSON, got ${JSON.stringify(obj.accessLogEncoding)}`);
   for (const f of ['connectTimeout', 'protocolDetectionTimeout'] as const) {
     if (typeof obj[f] === 'string' && !DURATION.test(obj[f] as string)) errors.push(`${f}: invalid duration ${JSON.stringify(obj[f])} (e.g. "10s", "500ms")`);

@@ -1,8 +1,9 @@
 // The tracing kinds of MeshConfig.extensionProviders, as Istio defines them: zipkin
 // (ZipkinTracingProvider) and opentelemetry (OpenTelemetryTracingProvider with its HttpService,
-// GrpcService and ResourceDetectors; HttpHeader for headers and gRPC metadata). Every field Istio
-// has is either checked here and carried into the proxies' tracer config (telemetry-config.ts), or
-// an error saying what to use instead: none is accepted and ignored.
+// GrpcService and ResourceDetectors; HttpHeader for headers and gRPC metadata), and the older
+// defaultConfig.tracing (ProxyConfig's Tracing). Every field Istio has is either checked here and
+// carried into the proxies' tracer config (telemetry-config.ts), or an error saying what to use
+// instead: none is accepted and ignored.
 import { toSeconds } from '../xds/translate/duration.ts';
 
 /** A header on span exports: a literal value (a proxy format string, as Envoy's) or the control plane's environment variable (Istio: istiod's). */
@@ -32,6 +33,21 @@ export interface OpenTelemetryProvider {
   http?: { path: string; timeout?: string; headers?: HttpHeader[] };
   grpc?: { timeout?: string; initialMetadata?: HttpHeader[] };
   resourceDetectors?: { environment?: Record<string, never> };
+}
+
+export interface CustomTag {
+  literal?: { value?: string };
+  environment?: { name: string; defaultValue?: string };
+  header?: { name: string; defaultValue?: string };
+}
+
+/** MeshConfig defaultConfig.tracing (ProxyConfig Tracing): the tracing of a mesh without Telemetry tracing providers. */
+export interface ProxyTracing {
+  zipkin?: { address?: string };
+  sampling?: number;
+  customTags?: Record<string, CustomTag>;
+  maxPathTagLength?: number;
+  enableIstioTags?: boolean;
 }
 
 /** Istio's fields per tracing kind (the unsupported ones get their own error below, not "unknown field"). */
@@ -138,6 +154,62 @@ function checkOpenTelemetry(cfg: Record<string, unknown>, at: string, errors: st
   if (cfg.dynatraceSampler !== undefined) {
     errors.push(`${at}.dynatraceSampler: the Dynatrace sampler is not supported by Rigging; set the sampling rate with a Telemetry resource's tracing.randomSamplingPercentage`);
   }
+}
+
+const TELEMETRY_PROVIDERS = 'use an extensionProviders zipkin or opentelemetry provider, selected by a Telemetry resource or defaultProviders.tracing';
+
+/** Problems in MeshConfig defaultConfig.tracing (`at` is its path). */
+export function checkProxyTracing(tracing: unknown, at = 'defaultConfig.tracing'): string[] {
+  if (tracing === undefined) return [];
+  if (!isObj(tracing)) return [`${at}: expected a mapping`];
+  const errors: string[] = [];
+  for (const k of Object.keys(tracing)) {
+    if (['lightstep', 'datadog', 'stackdriver', 'openCensusAgent'].includes(k)) errors.push(`${at}.${k}: this tracer is not supported by Rigging; ${TELEMETRY_PROVIDERS}`);
+    else if (k === 'tlsSettings') errors.push(`${at}.tlsSettings: not supported here; ${TELEMETRY_PROVIDERS}, with a DestinationRule for the collector's host setting its TLS`);
+    else if (!['zipkin', 'sampling', 'customTags', 'maxPathTagLength', 'enableIstioTags'].includes(k)) errors.push(`${at}.${k}: unknown field (known: zipkin, sampling, customTags, maxPathTagLength, enableIstioTags)`);
+  }
+  const z = tracing.zipkin;
+  if (z !== undefined) {
+    if (!isObj(z)) errors.push(`${at}.zipkin: expected a mapping { address }`);
+    else {
+      unknownFields(z, ['address'], `${at}.zipkin`, errors);
+      if (z.address !== undefined && (typeof z.address !== 'string' || !/^(\[[0-9a-fA-F:.]+\]|[^:\s/]+)(:\d{1,5})?$/.test(z.address))) errors.push(`${at}.zipkin.address: expected host:port (e.g. zipkin.istio-system:9411), got ${JSON.stringify(z.address)}`);
+    }
+  }
+  const s = tracing.sampling;
+  if (s !== undefined && (typeof s !== 'number' || s < 0 || s > 100)) errors.push(`${at}.sampling: expected a percentage between 0 and 100, got ${JSON.stringify(s)}`);
+  const m = tracing.maxPathTagLength;
+  if (m !== undefined && (typeof m !== 'number' || !Number.isInteger(m) || m < 0)) errors.push(`${at}.maxPathTagLength: expected a non-negative integer`);
+  if (tracing.enableIstioTags !== undefined && tracing.enableIstioTags !== true) {
+    errors.push(`${at}.enableIstioTags: ${tracing.enableIstioTags === false ? 'false is not supported: the proxies always add the istio.* span tags' : 'expected true or false'}`);
+  }
+  const tags = tracing.customTags;
+  if (tags !== undefined) {
+    if (!isObj(tags)) errors.push(`${at}.customTags: expected a mapping of tag name to { literal | environment | header }`);
+    else {
+      for (const [name, tag] of Object.entries(tags)) {
+        const p = `${at}.customTags.${name}`;
+        if (!isObj(tag)) {
+          errors.push(`${p}: expected a mapping { literal | environment | header }`);
+          continue;
+        }
+        unknownFields(tag, ['literal', 'environment', 'header'], p, errors);
+        const kinds = ['literal', 'environment', 'header'].filter((k) => tag[k] !== undefined);
+        if (kinds.length !== 1) errors.push(`${p}: set exactly one of literal, environment or header`);
+        for (const k of kinds) {
+          const v = tag[k];
+          if (!isObj(v)) {
+            errors.push(`${p}.${k}: expected a mapping`);
+            continue;
+          }
+          unknownFields(v, k === 'literal' ? ['value'] : ['name', 'defaultValue'], `${p}.${k}`, errors);
+          if (k !== 'literal' && (typeof v.name !== 'string' || !v.name)) errors.push(`${p}.${k}.name: required`);
+          for (const f of ['value', 'defaultValue']) if (v[f] !== undefined && typeof v[f] !== 'string') errors.push(`${p}.${k}.${f}: expected a string`);
+        }
+      }
+    }
+  }
+  return errors;
 }
 
 /** Problems in one zipkin or opentelemetry provider config at `at` (e.g. `extensionProviders[0].zipkin`). */

@@ -214,6 +214,48 @@ test('tracing provider fields become the tracer config Istio generates: headers,
   assert.equal(tracerOf({ zipkin: { service: 'zipkin.obs', port: 9411 } }).trace_id_128bit, true, "Istio's default: 128-bit trace ids");
 });
 
+test('defaultConfig.tracing: sampling, customTags and maxPathTagLength are used as Istio does; tracers Rigging lacks are errors', () => {
+  const pp = explicitSidecar('productpage-v1-0', 'default', { app: 'productpage' }, 'bookinfo-productpage', [{ port: 9080, name: 'http' }]);
+  const tracing = { sampling: 20, maxPathTagLength: 99, customTags: { env: { environment: { name: 'STAGE', defaultValue: 'dev' } }, team: { literal: { value: 'shop' } }, user: { header: { name: 'x-user' } } } };
+  const hcmOf = (mesh: Record<string, unknown>, yaml = '') => hcms(buildPush(parseYaml(SERVICES_YAML(['productpage']) + yaml), [pp], { mesh: parseMeshConfig(mesh) }), pp).outbound.tracing as EnvoyJson;
+  const legacy = hcmOf({ enableTracing: true, defaultConfig: { tracing: { ...tracing, zipkin: { address: 'zipkin.obs:9411' } } } });
+  assert.deepEqual(legacy.random_sampling, { value: 20 });
+  assert.equal(legacy.max_path_tag_length, 99);
+  assert.deepEqual(legacy.custom_tags, [
+    { tag: 'env', environment: { name: 'STAGE', default_value: 'dev' } },
+    { tag: 'team', literal: { value: 'shop' } },
+    { tag: 'user', request_header: { name: 'x-user', default_value: '' } },
+  ]);
+  // With a Telemetry provider: its own tags and the provider's maxTagLength win; defaultConfig's fill in.
+  const providers = [{ name: 'z', zipkin: { service: 'zipkin.obs', port: 9411 } }, { name: 'z2', zipkin: { service: 'zipkin.obs', port: 9411, maxTagLength: 64 } }];
+  const telemetry = (provider: string, tags = '') => `---\napiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: { name: t, namespace: istio-system }\nspec:\n  tracing: [{ providers: [{ name: ${provider} }]${tags} }]\n`;
+  const viaTelemetry = hcmOf({ extensionProviders: providers, defaultConfig: { tracing } }, telemetry('z'));
+  assert.equal(viaTelemetry.max_path_tag_length, 99);
+  assert.equal((viaTelemetry.custom_tags as EnvoyJson[]).length, 3);
+  const own = hcmOf({ extensionProviders: providers, defaultConfig: { tracing } }, telemetry('z2', ', customTags: { mine: { literal: { value: x } } }'));
+  assert.equal(own.max_path_tag_length, 64);
+  assert.deepEqual(own.custom_tags, [{ tag: 'mine', literal: { value: 'x' } }]);
+
+  const err = (t: Record<string, unknown>) => {
+    try {
+      parseMeshConfig({ defaultConfig: { tracing: t } });
+    } catch (e) {
+      return (e as Error).message;
+    }
+    return '';
+  };
+  assert.match(err({ datadog: { address: 'dd:8126' } }), /defaultConfig\.tracing\.datadog: this tracer is not supported by Rigging; use an extensionProviders zipkin or opentelemetry provider/);
+  assert.match(err({ tlsSettings: { mode: 'ISTIO_MUTUAL' } }), /defaultConfig\.tracing\.tlsSettings: not supported here; .*with a DestinationRule for the collector's host setting its TLS/);
+  assert.match(err({ sampling: 150 }), /defaultConfig\.tracing\.sampling: expected a percentage between 0 and 100, got 150/);
+  assert.match(err({ zipkin: { adress: 'z:9411' } }), /defaultConfig\.tracing\.zipkin\.adress: unknown field/);
+  assert.match(err({ zipkin: { address: 'http://zipkin:9411' } }), /defaultConfig\.tracing\.zipkin\.address: expected host:port/);
+  assert.match(err({ customTags: { a: { literal: { value: 'x' }, header: { name: 'h' } } } }), /defaultConfig\.tracing\.customTags\.a: set exactly one of literal, environment or header/);
+  assert.match(err({ customTags: { a: { environment: { defaultValue: 'x' } } } }), /defaultConfig\.tracing\.customTags\.a\.environment\.name: required/);
+  assert.match(err({ enableIstioTags: false }), /defaultConfig\.tracing\.enableIstioTags: false is not supported/);
+  assert.match(err({ openTelemetry: { address: 'otel:4317' } }), /defaultConfig\.tracing\.openTelemetry: unknown field/);
+  assert.equal(err({ ...tracing, zipkin: { address: '[::1]:9411' }, enableIstioTags: true }), '');
+});
+
 test('metric overrides take effect in a running sidecar: dropped metric, removed tag, CEL dimension', async (t) => {
   const mesh = await startMesh({
     yaml:

@@ -202,7 +202,7 @@ function compileCustomTags(r: Reader): [string, CustomTag][] {
       lit.done();
     } else if (env) {
       const name = env.str('name');
-      const def = env.str('default_value');
+      const def = env.str('default_value') || undefined;
       const v = process.env[name] ?? def;
       out.push([tag, () => v]);
       env.done();

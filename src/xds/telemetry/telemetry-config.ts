@@ -247,7 +247,8 @@ export function tracingConfig(push: PushContext, proxy: Proxy, mode: TrafficMode
   const all = providers(push);
   const mesh = push.mesh;
   let provider: EnvoyJson | undefined;
-  let maxTag = 256;
+  // Istio: a provider's maxTagLength, else defaultConfig.tracing.maxPathTagLength, else Envoy's 256 (0 means unset).
+  let maxTag = mesh.defaultConfig.tracing?.maxPathTagLength || 256;
   const names = eff?.providers.length ? eff.providers : (mesh.defaultProviders?.tracing ?? []);
   const p = names.map((n) => all.get(n)).find((x) => x?.zipkin || x?.opentelemetry);
   if (p?.zipkin) {
@@ -279,7 +280,9 @@ export function tracingConfig(push: PushContext, proxy: Proxy, mode: TrafficMode
   if (eff?.disableSpanReporting) sampling = 0;
   const tracing: EnvoyJson = { client_sampling: { value: 100 }, random_sampling: { value: sampling }, overall_sampling: { value: 100 }, max_path_tag_length: maxTag, provider };
   const tags: EnvoyJson[] = [];
-  for (const [tag, t] of Object.entries(eff?.customTags ?? {})) {
+  // Istio: the Telemetry's custom tags, else defaultConfig.tracing's.
+  const custom = eff?.customTags && Object.keys(eff.customTags).length ? eff.customTags : (mesh.defaultConfig.tracing?.customTags ?? {});
+  for (const [tag, t] of Object.entries(custom)) {
     if (t.literal) tags.push({ tag, literal: { value: t.literal.value ?? '' } });
     else if (t.environment) tags.push({ tag, environment: { name: t.environment.name, default_value: t.environment.defaultValue ?? '' } });
     else if (t.header) tags.push({ tag, request_header: { name: t.header.name, default_value: t.header.defaultValue ?? '' } });
