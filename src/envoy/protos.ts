@@ -63,6 +63,7 @@ export const PROTO_FILES = [
   'envoy/config/trace/v3/zipkin.proto',
   'envoy/config/trace/v3/opentelemetry.proto',
   'envoy/extensions/tracers/opentelemetry/resource_detectors/v3/environment_resource_detector.proto',
+  'envoy/extensions/tracers/opentelemetry/resource_detectors/v3/dynatrace_resource_detector.proto',
   'envoy/extensions/access_loggers/filters/cel/v3/cel.proto',
   'udpa/type/v1/typed_struct.proto',
   'xds/type/v3/typed_struct.proto',

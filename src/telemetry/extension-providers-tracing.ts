@@ -32,7 +32,7 @@ export interface OpenTelemetryProvider {
   maxTagLength?: number;
   http?: { path: string; timeout?: string; headers?: HttpHeader[] };
   grpc?: { timeout?: string; initialMetadata?: HttpHeader[] };
-  resourceDetectors?: { environment?: Record<string, never> };
+  resourceDetectors?: { environment?: Record<string, never>; dynatrace?: Record<string, never> };
 }
 
 export interface CustomTag {
@@ -144,11 +144,9 @@ function checkOpenTelemetry(cfg: Record<string, unknown>, at: string, errors: st
     const rd = cfg.resourceDetectors;
     if (!isObj(rd)) errors.push(`${at}.resourceDetectors: expected a mapping such as { environment: {} }`);
     else {
-      for (const k of Object.keys(rd)) {
-        if (k === 'dynatrace') errors.push(`${at}.resourceDetectors.dynatrace: the Dynatrace resource detector is not supported by Rigging; use environment: {} with OTEL_RESOURCE_ATTRIBUTES set for the proxies`);
-        else if (k !== 'environment') errors.push(`${at}.resourceDetectors.${k}: unknown resource detector (known: environment)`);
-      }
+      for (const k of Object.keys(rd)) if (k !== 'environment' && k !== 'dynatrace') errors.push(`${at}.resourceDetectors.${k}: unknown resource detector (known: environment, dynatrace)`);
       if (rd.environment !== undefined && (!isObj(rd.environment) || Object.keys(rd.environment).length)) errors.push(`${at}.resourceDetectors.environment: expected {} (it reads OTEL_RESOURCE_ATTRIBUTES on each proxy)`);
+      if (rd.dynatrace !== undefined && (!isObj(rd.dynatrace) || Object.keys(rd.dynatrace).length)) errors.push(`${at}.resourceDetectors.dynatrace: expected {} (it reads Dynatrace's enrichment files on each proxy)`);
     }
   }
   if (cfg.dynatraceSampler !== undefined) {

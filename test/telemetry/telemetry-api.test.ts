@@ -166,7 +166,9 @@ test('tracing providers: every Istio field is checked where it is, and the ones 
   assert.match(otel({ grpc: { retries: 3 } }), /opentelemetry\.grpc\.retries: unknown field \(known: timeout, initialMetadata\)/);
   assert.match(otel({ http: { path: '/v1/traces' }, grpc: {} }), /extensionProviders\[0\]\.opentelemetry: set http \(OTLP\/HTTP\) or grpc \(OTLP\/gRPC\), not both/);
   // Resource detectors and the sampler.
-  assert.match(otel({ resourceDetectors: { dynatrace: {} } }), /opentelemetry\.resourceDetectors\.dynatrace: the Dynatrace resource detector is not supported by Rigging; use environment: \{\} with OTEL_RESOURCE_ATTRIBUTES/);
+  assert.equal(otel({ resourceDetectors: { dynatrace: {}, environment: {} } }), '');
+  assert.match(otel({ resourceDetectors: { dynatrace: { tenant: 'x' } } }), /opentelemetry\.resourceDetectors\.dynatrace: expected \{\}/);
+  assert.match(otel({ resourceDetectors: { host: {} } }), /opentelemetry\.resourceDetectors\.host: unknown resource detector \(known: environment, dynatrace\)/);
   assert.match(otel({ resourceDetectors: { environment: { vars: 'X' } } }), /opentelemetry\.resourceDetectors\.environment: expected \{\}/);
   assert.match(otel({ dynatraceSampler: { tenant: 't', clusterId: 1 } }), /opentelemetry\.dynatraceSampler: the Dynatrace sampler is not supported by Rigging; set the sampling rate with a Telemetry resource's tracing\.randomSamplingPercentage/);
   // Zipkin.
@@ -193,9 +195,12 @@ test('tracing provider fields become the tracer config Istio generates: headers,
     { header: { key: 'x-missing', value: '' }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' },
   ];
 
-  const http = tracerOf({ opentelemetry: { service: 'otel.obs', port: 4318, http: { path: 'v1/traces', timeout: '1m30s', headers }, resourceDetectors: { environment: {} } } });
+  const http = tracerOf({ opentelemetry: { service: 'otel.obs', port: 4318, http: { path: 'v1/traces', timeout: '1m30s', headers }, resourceDetectors: { dynatrace: {}, environment: {} } } });
   assert.deepEqual(http.http_service, { http_uri: { uri: 'http://otel.obs:4318/v1/traces', cluster: 'outbound|4318||otel.obs', timeout: '90s' }, request_headers_to_add: added });
-  assert.deepEqual(http.resource_detectors, [{ name: 'envoy.tracers.opentelemetry.resource_detectors.environment', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.tracers.opentelemetry.resource_detectors.v3.EnvironmentResourceDetectorConfig' } }]);
+  assert.deepEqual(http.resource_detectors, [
+    { name: 'envoy.tracers.opentelemetry.resource_detectors.environment', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.tracers.opentelemetry.resource_detectors.v3.EnvironmentResourceDetectorConfig' } },
+    { name: 'envoy.tracers.opentelemetry.resource_detectors.dynatrace', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.tracers.opentelemetry.resource_detectors.v3.DynatraceResourceDetectorConfig' } },
+  ]);
 
   const grpc = tracerOf({ opentelemetry: { service: 'otel.obs', port: 4317, grpc: { timeout: '250ms', initialMetadata: headers.slice(0, 2) } } });
   assert.deepEqual(grpc.grpc_service, { envoy_grpc: { cluster_name: 'outbound|4317||otel.obs' }, timeout: '0.25s', initial_metadata: [{ key: 'authorization', value: 'tok%%en' }, { key: 'x-tenant', value: '%ENVIRONMENT(TENANT)%' }] });

@@ -2,13 +2,18 @@
 // translation and running sidecars: Zipkin's path, headers, enable64bitTraceId and
 // traceContextOption (B3 with W3C) reach the collector and the application; OpenTelemetry over
 // gRPC carries grpc.initialMetadata, and resourceDetectors.environment puts the proxy's
-// OTEL_RESOURCE_ATTRIBUTES into the exported resource.
+// OTEL_RESOURCE_ATTRIBUTES into the exported resource. The Dynatrace detector reads its
+// enrichment files (here in a temporary directory).
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import type * as grpc from '@grpc/grpc-js';
+import { Issues, Reader } from '../../src/proxy/config/reader.ts';
 import { flushSpans } from '../../src/proxy/telemetry/index.ts';
+import { dynatraceResource, environmentResource } from '../../src/proxy/telemetry/otel-resource-detectors.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 import { startGrpcServer } from '../helpers/grpc-server.ts';
 import { decodeTraceRequest, type OtlpSpan } from '../helpers/otlp-collector.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -97,7 +102,7 @@ test('opentelemetry over gRPC: initialMetadata on the export, OTEL_RESOURCE_ATTR
       extensionProviders: [
         {
           name: 'tracer',
-          opentelemetry: { service: 'otel.example.com', port: 4317, grpc: { timeout: '5s', initialMetadata: [{ name: 'Authentication', value: 'token-xxxxx' }] }, resourceDetectors: { environment: {} } },
+          opentelemetry: { service: 'otel.example.com', port: 4317, grpc: { timeout: '5s', initialMetadata: [{ name: 'Authentication', value: 'token-xxxxx' }] }, resourceDetectors: { environment: {}, dynatrace: {} } },
         },
       ] as never,
     },
@@ -116,4 +121,25 @@ test('opentelemetry over gRPC: initialMetadata on the export, OTEL_RESOURCE_ATTR
       assert.match(String(s.resource['service.name']), /^(productpage|reviews)\.default$/, 'the tracer keeps its service name');
     }
   }
+});
+
+test('resource detectors: OTEL_RESOURCE_ATTRIBUTES pairs, Dynatrace enrichment files through the OneAgent indirection', (t) => {
+  const issues = new Issues();
+  const r = new Reader({}, 'resource_detectors[0]', issues);
+  assert.deepEqual(environmentResource(r, 'env', 'a=1, b = x%2Cy ,bad,=v,c=%E0%A4%A'), { a: '1', b: 'x,y' });
+  assert.equal(issues.warnings.length, 3, issues.warnings.join('\n'));
+  assert.match(issues.warnings[0], /^env: OTEL_RESOURCE_ATTRIBUTES: "bad" is not a key=value pair/);
+
+  const dir = tempDir(t, 'rig-dt-');
+  const meta = `${dir}/dt_metadata_real.properties`;
+  fs.writeFileSync(`${dir}/indirect`, `${meta}\n`);
+  fs.writeFileSync(meta, 'dt.entity.process_group_instance=PROCESS_GROUP_INSTANCE-95C5FBF859599282\n# comment=no\n');
+  fs.writeFileSync(`${dir}/host.properties`, 'dt.entity.host=HOST-ABC\r\nhost.name = node-1\n\n');
+  assert.deepEqual(dynatraceResource(r, 'dt', { indirect: `${dir}/indirect`, direct: [`${dir}/missing.properties`, `${dir}/host.properties`] }), {
+    'dt.entity.process_group_instance': 'PROCESS_GROUP_INSTANCE-95C5FBF859599282',
+    'dt.entity.host': 'HOST-ABC',
+    'host.name': 'node-1',
+  });
+  assert.deepEqual(dynatraceResource(r, 'dt', { indirect: `${dir}/none`, direct: [`${dir}/missing.properties`] }), {});
+  assert.match(issues.warnings.at(-1)!, /^dt: the Dynatrace resource detector found no enrichment file/);
 });

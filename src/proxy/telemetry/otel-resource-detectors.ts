@@ -1,13 +1,50 @@
 // OpenTelemetryConfig.resource_detectors, as Envoy's OpenTelemetry tracer runs them when the config
-// is loaded: the environment detector (EnvironmentResourceDetectorConfig) reads the proxy's
-// OTEL_RESOURCE_ATTRIBUTES — comma-separated key=value pairs, values percent-decoded (OpenTelemetry's
-// resource SDK specification) — and its attributes are merged over the tracer's own (service.name),
-// a detected key replacing the configured one. Only OTEL_RESOURCE_ATTRIBUTES, as Envoy: not
-// OTEL_SERVICE_NAME (the OpenTelemetry SDK's envDetector also reads that, hence not used here).
-// Other detectors (Dynatrace's enrichment files) are errors.
+// is loaded; their attributes are merged in order over the tracer's own (service.name), a detected
+// key replacing an earlier one.
+// - The environment detector (EnvironmentResourceDetectorConfig) reads the proxy's
+//   OTEL_RESOURCE_ATTRIBUTES: comma-separated key=value pairs, values percent-decoded (OpenTelemetry's
+//   resource SDK specification). Only that variable, as Envoy: not OTEL_SERVICE_NAME (the
+//   OpenTelemetry SDK's envDetector also reads it, hence not used here).
+// - The Dynatrace detector (DynatraceResourceDetectorConfig) reads Dynatrace's enrichment files,
+//   Java-style key=value properties: the OneAgent's dt_metadata_<id>.properties (a virtual file
+//   whose content names the file that holds the attributes), then the enrichment directory's
+//   dt_metadata.properties (Kubernetes operator) and dt_host_metadata.properties (host OneAgent).
+//   Missing files are skipped, none at all is a warning.
+import fs from 'node:fs';
 import type { Reader } from '../config/reader.ts';
 
-const ENVIRONMENT = 'type.googleapis.com/envoy.extensions.tracers.opentelemetry.resource_detectors.v3.EnvironmentResourceDetectorConfig';
+const PREFIX = 'type.googleapis.com/envoy.extensions.tracers.opentelemetry.resource_detectors.v3.';
+const ENVIRONMENT = PREFIX + 'EnvironmentResourceDetectorConfig';
+const DYNATRACE = PREFIX + 'DynatraceResourceDetectorConfig';
+
+/** Where the Dynatrace detector looks: the OneAgent's indirection file, then the enrichment directory. */
+export const DYNATRACE_FILES = {
+  indirect: 'dt_metadata_e617c525669e072eebe3d0f08212e8f2.properties',
+  direct: ['/var/lib/dynatrace/enrichment/dt_metadata.properties', '/var/lib/dynatrace/enrichment/dt_host_metadata.properties'],
+};
+
+function readText(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Attributes from Dynatrace's enrichment files; a warning at `path` when none is there. */
+export function dynatraceResource(r: Reader, path: string, files = DYNATRACE_FILES): Record<string, string> {
+  const out: Record<string, string> = {};
+  const target = readText(files.indirect)?.trim();
+  const found = [target, ...files.direct].filter((f): f is string => !!f).map(readText).filter((t): t is string => t !== undefined);
+  if (!found.length) r.issues.warn(path, `the Dynatrace resource detector found no enrichment file (${[files.indirect, ...files.direct].join(', ')}); no attributes added`);
+  for (const text of found) {
+    for (const line of text.split(/\r?\n/)) {
+      const i = line.indexOf('=');
+      if (i > 0 && !line.trimStart().startsWith('#')) out[line.slice(0, i).trim()] = line.slice(i + 1).trim();
+    }
+  }
+  return out;
+}
 
 /** Attributes from OTEL_RESOURCE_ATTRIBUTES; a malformed pair is a warning at `path` and skipped. */
 export function environmentResource(r: Reader, path: string, env: string | undefined): Record<string, string> {
@@ -39,7 +76,8 @@ export function readResourceDetectors(tc: Reader): Record<string, string> {
     const cfg = d.obj('typed_config');
     const type = cfg?.str('@type') ?? '';
     if (type === ENVIRONMENT) Object.assign(attrs, environmentResource(d, d.at('typed_config'), process.env.OTEL_RESOURCE_ATTRIBUTES));
-    else d.issues.error(d.at('typed_config'), `resource detector ${JSON.stringify(type || d.raw.name)} is not supported (supported: the environment detector, ${ENVIRONMENT})`);
+    else if (type === DYNATRACE) Object.assign(attrs, dynatraceResource(d, d.at('typed_config')));
+    else d.issues.error(d.at('typed_config'), `resource detector ${JSON.stringify(type || d.raw.name)} is not supported (supported: ${ENVIRONMENT}, ${DYNATRACE})`);
     cfg?.done();
     d.done();
   }

@@ -175,10 +175,10 @@ function providerLog(push: PushContext, all: Map<string, ExtensionProvider>, nam
 
 // === tracing ===
 
-const ENV_RESOURCE_DETECTOR = {
-  name: 'envoy.tracers.opentelemetry.resource_detectors.environment',
-  typed_config: { '@type': 'type.googleapis.com/envoy.extensions.tracers.opentelemetry.resource_detectors.v3.EnvironmentResourceDetectorConfig' },
-};
+const DETECTORS = 'envoy.tracers.opentelemetry.resource_detectors';
+const DETECTOR_TYPES = 'type.googleapis.com/envoy.extensions.tracers.opentelemetry.resource_detectors.v3';
+const ENV_RESOURCE_DETECTOR = { name: `${DETECTORS}.environment`, typed_config: { '@type': `${DETECTOR_TYPES}.EnvironmentResourceDetectorConfig` } };
+const DYNATRACE_RESOURCE_DETECTOR = { name: `${DETECTORS}.dynatrace`, typed_config: { '@type': `${DETECTOR_TYPES}.DynatraceResourceDetectorConfig` } };
 
 /**
  * A header's value as Istio sends it: `value` as written (the proxy evaluates it as a format
@@ -232,7 +232,9 @@ function otelProvider(push: PushContext, proxy: Proxy, name: string, o: OpenTele
     if (o.grpc?.initialMetadata?.length) grpc_service.initial_metadata = o.grpc.initialMetadata.map((h) => ({ key: h.name, value: headerValue(h, name) }));
     typed_config.grpc_service = grpc_service;
   }
-  if (o.resourceDetectors?.environment) typed_config.resource_detectors = [ENV_RESOURCE_DETECTOR];
+  // Istio's order: environment, then Dynatrace.
+  const detectors = [o.resourceDetectors?.environment && ENV_RESOURCE_DETECTOR, o.resourceDetectors?.dynatrace && DYNATRACE_RESOURCE_DETECTOR].filter((d) => d !== undefined);
+  if (detectors.length) typed_config.resource_detectors = detectors;
   return { name: 'envoy.tracers.opentelemetry', typed_config };
 }
 
