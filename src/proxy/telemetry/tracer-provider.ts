@@ -84,7 +84,8 @@ function readZipkin(tc: Reader): TracerProvider {
   } else {
     const cluster = tc.str('collector_cluster');
     if (!cluster) tc.issues.error(tc.at('collector_cluster'), 'the Zipkin tracer needs collector_service or collector_cluster');
-    http = { cluster, path: tc.str('collector_endpoint', '/api/v2/spans'), hostname: tc.str('collector_hostname') || undefined, timeoutMs: 10_000 };
+    // Envoy's Zipkin reporter waits 5 s for the collector.
+    http = { cluster, path: tc.str('collector_endpoint', '/api/v2/spans'), hostname: tc.str('collector_hostname') || undefined, timeoutMs: 5_000 };
   }
   // Envoy's defaults: 64-bit trace ids, client and server sharing one span context.
   const traceId64 = !tc.bool('trace_id_128bit', false);
