@@ -10,6 +10,7 @@ import { configureScheduling, pinSelf, unpinSelf } from './lib/process-group.ts'
 import { CASES } from './cases/cases.ts';
 import { runCase, type CaseResult, type MeasureSettings } from './cases/measure.ts';
 import { runControlPlaneBench } from './cases/controlplane.ts';
+import { runTelemetryCost } from './cases/telemetry-cost.ts';
 import { checkGoals } from './report/goals.ts';
 import { renderMarkdown } from './report/markdown.ts';
 import { writeResultFiles, RESULTS_DIR, type BenchRun } from './report/result-file.ts';
@@ -19,9 +20,12 @@ import { snapshotHead, snapshotWorktree } from './lib/source-snapshot.ts';
 import { useRigSource } from './servers/rig-proxy.ts';
 import { profileCase } from './profile/profile.ts';
 
+/** The id of the alternating telemetry-on/off throughput measurement (bench/cases/telemetry-cost.ts), for --only. */
+const TELEMETRY_COST = 'telemetry-cost';
+
 const USAGE = `usage: npm run bench -- [options]
   --smoke                 every case for ~2 s (also: RIG_BENCH_SMOKE=1); results go to a temp dir
-  --only a,b              run only these cases (ids: ${CASES.map((c) => c.id).join(', ')})
+  --only a,b              run only these cases (ids: ${CASES.map((c) => c.id).join(', ')}, ${TELEMETRY_COST})
   --duration S            seconds measured at the fixed rate (default 30)
   --warmup S              seconds at the fixed rate before that (default 20: V8's tier-up of rig proxy)
   --rate N                requests per second for the latency figures (default 1000)
@@ -51,6 +55,7 @@ const USAGE = `usage: npm run bench -- [options]
  * the window measures it warmed up, as one measures Envoy after its start-up.
  */
 const DEFAULT_WARMUP_S = 20;
+
 
 function git(args: string[]): string {
   return execFileSync('git', args, { encoding: 'utf8', cwd: import.meta.dirname }).trim();
@@ -88,7 +93,7 @@ async function main(): Promise<void> {
   }
   if (values.render) {
     const run = JSON.parse(readFileSync(values.render, 'utf8')) as BenchRun;
-    run.goals = checkGoals(run.results, run.controlPlane.figures, run.controlPlane.reason);
+    run.goals = checkGoals(run.results, run.controlPlane.figures, run.controlPlane.reason, run.telemetryCost);
     const md = renderMarkdown(run);
     writeResultFiles(run, md, path.dirname(values.render));
     process.stdout.write(md);
@@ -102,7 +107,7 @@ async function main(): Promise<void> {
   };
   const smoke = values.smoke;
   const only = values.only?.split(',').map((s) => s.trim()).filter(Boolean);
-  const unknown = only?.filter((id) => !CASES.some((c) => c.id === id));
+  const unknown = only?.filter((id) => id !== TELEMETRY_COST && !CASES.some((c) => c.id === id));
   if (unknown?.length) throw new Error(`--only: unknown case ${unknown.join(', ')} (known: ${CASES.map((c) => c.id).join(', ')})`);
   if (os.availableParallelism() < 2) throw new Error('the benchmark needs 2 cores (servers on core 1, load generator on core 0)');
 
@@ -142,6 +147,12 @@ async function main(): Promise<void> {
     else log(`${c.id}: p50 ${r.latency!.latency.p50.toFixed(3)} ms, p99 ${r.latency!.latency.p99.toFixed(3)} ms, max ${Math.round(r.saturation!.rps)} rps`);
     results.push(r);
   }
+  let telemetryCost: BenchRun['telemetryCost'];
+  if (!only || only.includes(TELEMETRY_COST)) {
+    log(`${TELEMETRY_COST}: telemetry off and on, saturated in turn`);
+    telemetryCost = await runTelemetryCost(settings, smoke ? 1 : 3);
+    log(`${TELEMETRY_COST}: ${telemetryCost.figures ? `${(telemetryCost.figures.cost * 100).toFixed(1)}% (rounds ${telemetryCost.figures.rounds.map((r) => `${(r.cost * 100).toFixed(1)}%`).join(', ')})` : `n/a: ${telemetryCost.reason}`}`);
+  }
   const skipControlPlane = !values['control-plane'] || only;
   if (!skipControlPlane) unpinSelf(); // its processes measure the whole machine, as when run alone
   const controlPlane = skipControlPlane
@@ -158,7 +169,8 @@ async function main(): Promise<void> {
     settings,
     results,
     controlPlane,
-    goals: checkGoals(results, controlPlane.figures, controlPlane.reason),
+    telemetryCost,
+    goals: checkGoals(results, controlPlane.figures, controlPlane.reason, telemetryCost),
   };
   const md = renderMarkdown(run);
   const files = writeResultFiles(run, md, values.out ?? (smoke ? path.join(os.tmpdir(), 'rig-bench-smoke-results') : RESULTS_DIR));

@@ -143,15 +143,6 @@ export const CASES: BenchCase[] = [
     start: (ctx, s) => chain(s, () => startNginxUpstream({ core: ctx.serverCore }), (up) => startNginxProxy({ core: ctx.serverCore, upstreamPort: up })),
   },
   {
-    id: 'rig-1hop-telemetry-off',
-    title: 'rig proxy, one hop, telemetry off',
-    protocol: 'h1',
-    proxy: 'rig',
-    hops: 1,
-    unavailable: rigMissing,
-    start: (ctx, s) => chain(s, () => startNginxUpstream({ core: ctx.serverCore }), rig(ctx, 'rig-proxy', 'proxy')),
-  },
-  {
     id: 'rig-1hop-telemetry-on',
     title: 'rig proxy, one hop, telemetry on (metrics, 1% tracing)',
     protocol: 'h1',

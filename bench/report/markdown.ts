@@ -59,6 +59,7 @@ export function renderMarkdown(run: BenchRun): string {
       `${run.settings.retries} times). Send lag: how late the generator wrote requests due on an idle connection (charged to latency). ` +
       'RSS: idle after start-up settles; the peak over the warm-up at the fixed rate (V8 compiling the hot path); the peak over the measured window; the peak at saturation.',
   );
+  if (run.telemetryCost) lines.push('', '## Telemetry cost on max throughput (alternating windows)', '', telemetryCostLines(run));
   lines.push('', '## Control plane (1000 services, 2000 simulated proxies)', '');
   lines.push(controlPlaneLine(controlPlane));
   return lines.join('\n') + '\n';
@@ -87,6 +88,20 @@ function statusCell(g: GoalCheck): string {
   if (g.status === 'n/a') return `n/a: ${(g.note ?? '').replace(/\|/g, '\\|')}`;
   const note = g.note ? ` (${g.note.replace(/\|/g, '\\|')})` : '';
   return (g.status === 'met' ? '**met**' : '**not met**') + note;
+}
+
+function telemetryCostLines(run: BenchRun): string {
+  const t = run.telemetryCost!;
+  if (!t.figures) return `n/a: ${t.reason}`;
+  const f = t.figures;
+  const rows = f.rounds.map((r, i) => `| ${i + 1} | ${r.offRps} | ${r.onRps} | ${(r.cost * 100).toFixed(1)}% |`);
+  return [
+    `Two proxies side by side on the server core, telemetry off and on (istio.stats, 1% tracing), saturated in turn for ${f.windowS} s each (off then on, then on then off, ...). Cost: the median round, ${(f.cost * 100).toFixed(1)}%.`,
+    '',
+    '| round | off rps | on rps | cost |',
+    '| --- | --- | --- | --- |',
+    ...rows,
+  ].join('\n');
 }
 
 function controlPlaneLine(cp: ControlPlaneOutcome): string {

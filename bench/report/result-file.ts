@@ -6,6 +6,7 @@ import type { CaseResult, MeasureSettings } from '../cases/measure.ts';
 import type { MachineInfo } from '../lib/machine.ts';
 import type { GoalCheck } from './goals.ts';
 import type { ControlPlaneOutcome } from '../cases/controlplane.ts';
+import type { TelemetryCostOutcome } from '../cases/telemetry-cost.ts';
 
 export interface BenchRun {
   date: string;
@@ -17,6 +18,8 @@ export interface BenchRun {
   settings: MeasureSettings;
   results: CaseResult[];
   controlPlane: ControlPlaneOutcome;
+  /** Absent in result files written before it was measured (their pair of telemetry cases gives the cost). */
+  telemetryCost?: TelemetryCostOutcome;
   goals: GoalCheck[];
 }
 
