@@ -32,7 +32,11 @@ export interface WorkloadInstance {
   weight: number;
   /** Auto-registration under a WorkloadGroup of the same namespace: its template completes the instance. */
   group?: string;
-  /** Its agent probes it and reports its health (setHealth); until the first healthy report it is unhealthy. */
+  /**
+   * Its agent probes it and reports its health (setHealth); until the first healthy report it is
+   * unhealthy. With or without a WorkloadGroup: a local replica of `rig up` is health-checked as a
+   * Kubernetes pod is ready (CONTRACTS §3).
+   */
   healthChecked?: boolean;
   /** Absent: healthy. */
   healthy?: boolean;
@@ -117,7 +121,7 @@ export class ServiceRegistry {
     for (const r of resources) if (r.kind === 'WorkloadGroup') groups.set(`${r.metadata.namespace}/${r.metadata.name}`, r as unknown as Resource<WorkloadGroupSpec>);
     const workloads: WorkloadInstance[] = [];
     for (const w of this.#workloads.values()) {
-      if (!w.group) workloads.push(w);
+      if (!w.group) workloads.push(w.healthChecked ? { ...w, healthy: this.#health.get(w.key) ?? false } : w);
       else {
         const g = groups.get(`${w.namespace}/${w.group}`);
         if (g) {

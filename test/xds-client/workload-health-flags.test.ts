@@ -65,7 +65,9 @@ test('bad probes and groups are refused, each problem named', (t) => {
     assert.match(e.message, /spec\.probe: exec\.command: must be a non-empty list of strings/);
     return true;
   });
-  assert.throws(() => metadata(['--readiness-probe', '{"httpGet":{"port":8080}}']), /--readiness-probe reports the health of a WorkloadGroup or WorkloadEntry workload: add --workload-group <name> or --workload-entry <name>/);
+  // Without a group or entry the probe is the auto-registered workload's own readiness (a `rig up` replica).
+  const plain = metadata(['--readiness-probe', '{"httpGet":{"port":8080}}']);
+  assert.deepEqual([plain.PROXY_CONFIG, plain.AUTO_REGISTER_GROUP, plain.WORKLOAD_ENTRY], [{ readinessProbe: { httpGet: { port: 8080 } } }, undefined, undefined]);
   assert.throws(() => metadata(['--workload-group', 'vm-app', '--readiness-probe', '{"httpGet":{"port":0},"periodSeconds":"5"}']), (e: Error) => {
     assert.match(e.message, /--readiness-probe: probe: periodSeconds: "5" is not a whole number of seconds/);
     assert.match(e.message, /--readiness-probe: probe: httpGet\.port: 0 is not a port/);

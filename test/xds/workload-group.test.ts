@@ -29,6 +29,7 @@ spec:
 `;
 
 const CLUSTER = 'outbound|80||vm-app.vms.svc.cluster.local';
+const PLAIN_ID = 'sidecar~198.18.0.9~other-0.vms~vms.svc.cluster.local';
 
 function vmNode(ip: string, groupKey = 'AUTO_REGISTER_GROUP'): EnvoyJson {
   return { id: `sidecar~${ip}~vm-1.vms~vms.svc.cluster.local`, metadata: { NAMESPACE: 'vms', INSTANCE_IPS: ip, INTERCEPTION_MODE: 'REDIRECT', [groupKey]: 'vm-app' } };
@@ -115,7 +116,7 @@ test('a health-checked workload is an endpoint only while its agent last reporte
   assert.equal(down.resources[0].cluster_name, CLUSTER);
 });
 
-test('a proxy that runs no probe counts as healthy even when its group has one; reports from proxies not auto-registered are ignored', async (t) => {
+test('a proxy that runs no probe counts as healthy even when its group has one; a plain auto-registered proxy with a probe follows its reports', async (t) => {
   const group = GROUP + '  probe: { httpGet: { port: 8080, path: /ready } }\n';
   const { cp, client, watcher } = await start(t, `${SERVICE}---\n${group}`);
   const vm = client(vmNode('10.20.0.8'));
@@ -124,15 +125,26 @@ test('a proxy that runs no probe counts as healthy even when its group has one; 
   watcher.ack(up, [CLUSTER]);
   // Health reports only count for workloads whose agent declared a probe.
   vm.send({ type_url: HEALTH_INFO_TYPE, error_detail: { code: 13, message: 'down' } });
-  const plain = client({ id: 'sidecar~198.18.0.9~other-0.vms~vms.svc.cluster.local', metadata: { NAMESPACE: 'vms', LABELS: { app: 'vm-app' }, INSTANCE_IPS: '198.18.0.9', INTERCEPTION_MODE: 'REDIRECT', RIG_WORKLOAD_PORTS: [{ port: 8080, name: 'http' }], PROXY_CONFIG: { readinessProbe: { tcpSocket: { port: 80 } } } } });
+  const plain = client({ id: PLAIN_ID, metadata: { NAMESPACE: 'vms', LABELS: { app: 'vm-app' }, INSTANCE_IPS: '198.18.0.9', INTERCEPTION_MODE: 'REDIRECT', RIG_WORKLOAD_PORTS: [{ port: 8080, name: 'http' }], PROXY_CONFIG: { readinessProbe: { tcpSocket: { port: 80 } } } } });
+  plain.subscribe(CLUSTER_TYPE);
+  await plain.next(CLUSTER_TYPE);
+  // Auto-registered without a group, with a probe (a `rig up` replica): unhealthy until it reports healthy.
+  await until('the plain proxy registered', () => cp.discovery.push.endpointsOf('vm-app.vms.svc.cluster.local', 80).some((e) => e.address === '198.18.0.9'));
+  assert.equal(cp.discovery.push.endpointsOf('vm-app.vms.svc.cluster.local', 80).find((e) => e.address === '198.18.0.9')!.healthy, false);
   plain.send({ type_url: HEALTH_INFO_TYPE });
   const both = await watcher.next(ENDPOINT_TYPE, (r) => endpointsOf(r).length === 2);
   assert.deepEqual(endpointsOf(both).map((e) => (((e.endpoint as EnvoyJson).address as EnvoyJson).socket_address as EnvoyJson).address).sort(), ['10.20.0.8', '198.18.0.9']);
-  // Both reports were received, and a push after them still has both endpoints.
+  assert.deepEqual([cp.discovery.workloadHealth(PLAIN_ID)?.healthy, cp.discovery.workloadHealth(PLAIN_ID)?.message], [true, '']);
+  // The VM's report was received without effect, and a push after it still has both endpoints.
   const cons = () => [...cp.discovery.connections.values()];
-  await until('both reports received', () => cons().some((c) => c.health?.healthy === false) && cons().some((c) => c.healthIgnored));
+  await until('the report received', () => cons().some((c) => c.health?.healthy === false));
   const before = cp.discovery.push.version;
   cp.discovery.requestPush('test', 'endpoints');
   await until('a new push context', () => cp.discovery.push.version !== before);
   assert.deepEqual(cp.discovery.push.endpointsOf('vm-app.vms.svc.cluster.local', 80).map((e) => [e.address, e.healthy]).sort(), [['10.20.0.8', true], ['198.18.0.9', true]]);
+  watcher.ack(both, [CLUSTER]);
+  // Its runtime forgets it (stopping it): out at once, no grace period.
+  cp.discovery.forgetWorkload(PLAIN_ID);
+  const gone = await watcher.next(ENDPOINT_TYPE, (r) => endpointsOf(r).length === 1);
+  assert.equal((((endpointsOf(gone)[0].endpoint as EnvoyJson).address as EnvoyJson).socket_address as EnvoyJson).address, '10.20.0.8');
 });

@@ -264,7 +264,6 @@ export function bootstrapFromOptions(opts: XdsCliOptions): EnvoyJson {
   if (group !== undefined && !NAME.test(group)) errors.push(`--workload-group: invalid name "${group}"`);
   if (entry !== undefined && !NAME.test(entry)) errors.push(`--workload-entry: invalid name "${entry}"`);
   if (entry !== undefined && opts.workloadGroup !== undefined) errors.push('--workload-group and --workload-entry exclude each other: a proxy registers under a group or stands for an existing entry');
-  if (probe.probe !== undefined && group === undefined && entry === undefined) errors.push('--readiness-probe reports the health of a WorkloadGroup or WorkloadEntry workload: add --workload-group <name> or --workload-entry <name>');
 
   const metadata: EnvoyJson = {
     NAMESPACE: namespace,

@@ -434,6 +434,23 @@ export class DiscoveryServer {
     this.#graceTimers.set(key, timer);
   }
 
+  /** The last health report on a live stream of the proxy with this node id (undefined: none yet, or not connected). */
+  workloadHealth(proxyId: string): { healthy: boolean; message: string } | undefined {
+    for (const c of this.connections.values()) if (c.proxy.id === proxyId && !c.closed && c.health) return c.health;
+    return undefined;
+  }
+
+  /**
+   * Removes the auto-registered workload of the proxy with this node id, and its reported health,
+   * at once instead of a grace period after its last stream: its runtime is stopping it or saw it
+   * exit (`rig up`, as Kubernetes takes a terminating pod out of its Service's endpoints).
+   */
+  forgetWorkload(proxyId: string): void {
+    clearTimeout(this.#graceTimers.get(proxyId));
+    this.#graceTimers.delete(proxyId);
+    if (this.#o.registry.removeWorkload(proxyId)) this.requestPush('endpoint', 'endpoints');
+  }
+
   /**
    * Istio's workload health report (`istio.io/health`): no error_detail means healthy. It sets the
    * health of the proxy's auto-registered workload, or of the WorkloadEntry it stands for; an
@@ -454,7 +471,11 @@ export class DiscoveryServer {
   #healthTarget(con: AdsConnection): { key: string; name: string } | undefined {
     const p = con.proxy;
     if (p.workloadGroup) return { key: p.id, name: `WorkloadGroup ${p.namespace}/${p.workloadGroup}` };
-    let why = 'it is neither auto-registered (AUTO_REGISTER_GROUP) nor a WorkloadEntry\'s (WORKLOAD_ENTRY)';
+    // Auto-registered without a group (a `rig up` replica): its readiness, as a Kubernetes pod's.
+    if (!p.workloadEntry && p.healthChecked && this.#o.registry.hasWorkload(p.id)) return { key: p.id, name: `workload ${p.namespace}/${p.workloadName}` };
+    let why = p.healthChecked
+      ? 'it is not registered as a workload (no INSTANCE_IPS) and stands for no WorkloadEntry (WORKLOAD_ENTRY)'
+      : 'its node metadata declares no readiness probe (PROXY_CONFIG.readinessProbe) and it stands for no WorkloadEntry (WORKLOAD_ENTRY)';
     if (p.workloadEntry) {
       const entry = this.#o.store.get('WorkloadEntry', p.namespace, p.workloadEntry);
       if (entry?.metadata.annotations?.[HEALTH_CHECKS_ANNOTATION] !== undefined) return { key: workloadEntryKey(p.namespace, p.workloadEntry), name: `WorkloadEntry ${p.namespace}/${p.workloadEntry}` };
