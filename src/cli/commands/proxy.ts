@@ -182,11 +182,14 @@ async function run(opts: ProxyOptions): Promise<void> {
   }
   log.info({ ports, node: bootstrap.node.id }, 'rig proxy started');
   stoppers.push(
+    // The periodic trims run from the start, whatever the proxy's state: a sidecar that stays
+    // INITIALIZING (a cluster that never warms) still serves its warm listeners.
+    releaseFreeMallocEvery(),
+    trimCodeResidencyEvery(),
     trimHeapWhenReady(
       () => rt.state() === 'LIVE',
       (ms) => {
         const exe = trimCodeResidency();
-        stoppers.push(releaseFreeMallocEvery(), trimCodeResidencyEvery());
         log.debug({ heapTrimPauseMs: Math.round(ms), codeResidentKb: exe && { before: exe.beforeKb, after: exe.afterKb } }, 'start-up memory returned to the OS');
       },
       { beforeTrim: releaseEnvoyTypes },
