@@ -1,7 +1,8 @@
 // OTLP over gRPC (Istio's default for an opentelemetry provider without `http`): the control
-// plane emits OpenTelemetryConfig.grpc_service to the collector cluster, the sidecars export
-// through @opentelemetry/exporter-trace-otlp-grpc to a real grpc-js collector, which decodes the
-// ExportTraceServiceRequest: one trace, client and server spans, parent link, W3C propagation.
+// plane emits OpenTelemetryConfig.grpc_service to the collector cluster with the collector's host
+// as authority (as Istio), the sidecars call TraceService/Export through that cluster on a real
+// grpc-js collector, which decodes the ExportTraceServiceRequest: one trace, client and server
+// spans, parent link, W3C propagation.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type * as grpc from '@grpc/grpc-js';
@@ -22,12 +23,14 @@ interface Got {
 
 test('OTLP/gRPC export: spans of a two-sidecar request reach a gRPC collector', async (t) => {
   const got: Got[] = [];
+  const authorities = new Set<string>();
   const raw = (b: Buffer) => b;
   const port = await startGrpcServer(
     t,
     { Export: { path: '/opentelemetry.proto.collector.trace.v1.TraceService/Export', requestStream: false, responseStream: false, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw } },
     {
       Export: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+        authorities.add(call.getHost());
         for (const s of decodeTraceRequest(call.request, 'protobuf')) {
           got.push({ traceId: s.traceId, id: s.spanId, parentId: s.parentSpanId, name: s.name, kind: s.kind, service: String(s.resource['service.name'] ?? ''), tags: Object.fromEntries(Object.entries(s.attributes).map(([k, v]) => [k, String(v)])) });
         }
@@ -64,6 +67,7 @@ test('OTLP/gRPC export: spans of a two-sidecar request reach a gRPC collector', 
   await Promise.all(Object.values(mesh.sidecars).map((s) => flushSpans(s.rt.stats)));
   for (let i = 0; i < 100 && got.length < 2; i++) await new Promise((res) => setTimeout(res, 50));
   assert.equal(got.length, 2, JSON.stringify(got));
+  assert.deepEqual([...authorities], ['otel-collector.istio-system.svc.cluster.local']);
   const client = got.find((s) => s.kind === 3)!;
   const srv = got.find((s) => s.kind === 2)!;
   assert.ok(client && srv, 'a CLIENT and a SERVER span');

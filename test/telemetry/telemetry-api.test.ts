@@ -203,9 +203,9 @@ test('tracing provider fields become the tracer config Istio generates: headers,
   ]);
 
   const grpc = tracerOf({ opentelemetry: { service: 'otel.obs', port: 4317, grpc: { timeout: '250ms', initialMetadata: headers.slice(0, 2) } } });
-  assert.deepEqual(grpc.grpc_service, { envoy_grpc: { cluster_name: 'outbound|4317||otel.obs' }, timeout: '0.25s', initial_metadata: [{ key: 'authorization', value: 'tok%%en' }, { key: 'x-tenant', value: '%ENVIRONMENT(TENANT)%' }] });
+  assert.deepEqual(grpc.grpc_service, { envoy_grpc: { cluster_name: 'outbound|4317||otel.obs', authority: 'otel.obs' }, timeout: '0.25s', initial_metadata: [{ key: 'authorization', value: 'tok%%en' }, { key: 'x-tenant', value: '%ENVIRONMENT(TENANT)%' }] });
   assert.equal(grpc.resource_detectors, undefined);
-  assert.deepEqual(tracerOf({ opentelemetry: { service: 'otel.obs', port: 4317 } }).grpc_service, { envoy_grpc: { cluster_name: 'outbound|4317||otel.obs' } }, 'no grpc: OTLP/gRPC, the proxy\'s default timeout');
+  assert.deepEqual(tracerOf({ opentelemetry: { service: 'otel.obs', port: 4317 } }).grpc_service, { envoy_grpc: { cluster_name: 'outbound|4317||otel.obs', authority: 'otel.obs' } }, 'no grpc: OTLP/gRPC without a timeout');
 
   const z = tracerOf({ zipkin: { service: 'zipkin.obs', port: 9411, path: '/spans', enable64bitTraceId: true, traceContextOption: 'USE_B3_WITH_W3C_PROPAGATION', timeout: '2s', headers: headers.slice(1, 2) } });
   assert.deepEqual(z, {

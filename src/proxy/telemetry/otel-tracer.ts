@@ -1,5 +1,5 @@
 // The HCM tracer for Envoy's envoy.tracers.zipkin (ZipkinConfig) and envoy.tracers.opentelemetry
-// (OpenTelemetryConfig, http_service) providers, built on OpenTelemetry's SDK. Per request:
+// (OpenTelemetryConfig, http_service or grpc_service) providers, built on OpenTelemetry's SDK. Per request:
 // extract the caller's context (W3C / B3), honour its sampling decision (or x-envoy-force-trace),
 // else sample at random_sampling percent; a sampled request gets a SERVER span (inbound) or a
 // CLIENT span (outbound, gateway) named as Istio's route decorator (`<service host>:<port>/*`),
@@ -227,6 +227,10 @@ export const otelTracerFactory: TracerFactory = {
     const serviceName = typeof otelName === 'string' && otelName ? otelName : `${local.labels.canonicalService}.${local.labels.namespace}`;
     const provider = readTracerProvider(tracing, ctx);
     const target = provider?.target ?? { kind: 'zipkin', cluster: '', path: '/api/v2/spans', timeoutMs: 10_000 };
+    // Envoy's gRPC client would speak HTTP/1.1 to such a cluster and every export would fail.
+    if (target.grpc && t.clusters.get(target.cluster)?.config.http2 === false) {
+      ctx.issues.warn(tracing.at('provider.typed_config.grpc_service.envoy_grpc.cluster_name'), `the collector cluster ${target.cluster} is not HTTP/2: OTLP/gRPC exports will fail until it has http2_protocol_options (or explicit_http_config.http2_protocol_options)`);
+    }
     const config: TracerConfig = {
       pipeline: spanPipeline(t.stats, t.clusters, { ...target, serviceName }),
       randomPercent: percent(tracing, 'random_sampling', 100),

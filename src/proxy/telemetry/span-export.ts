@@ -1,13 +1,14 @@
 // Span export off the request path: an OpenTelemetry BasicTracerProvider per (provider, collector
 // cluster, endpoint, service name) and proxy, batching spans (BatchSpanProcessor) to the collector
-// cluster. Zipkin v2 JSON and OTLP/HTTP go through the cluster itself, as Envoy's tracers use
-// their collector cluster (its load balancer, pools and transport socket), encoded by the
-// OpenTelemetry packages' own transforms. OTLP/HTTP is sent as Envoy sends it: a POST of a binary
-// protobuf ExportTraceServiceRequest (content-type application/x-protobuf), an OTLP exporter
-// User-Agent, then http_service.request_headers_to_add. OTLP/gRPC goes through the OpenTelemetry
-// gRPC exporter to the cluster's first host, resolved at each export. A collector that is down or a full queue
-// only drop spans, counted in the proxy's stats: tracing.<zipkin|opentelemetry>.spans_sent /
-// spans_dropped / reports_sent / reports_failed / reports_skipped_no_cluster.
+// cluster. Every export goes through the cluster itself, as Envoy's tracers use their collector
+// cluster (its load balancer, pools and transport socket), encoded by the OpenTelemetry packages'
+// own transforms. OTLP/HTTP is sent as Envoy sends it: a POST of a binary protobuf
+// ExportTraceServiceRequest (content-type application/x-protobuf), an OTLP exporter User-Agent,
+// then http_service.request_headers_to_add. OTLP/gRPC is the same message in a unary
+// TraceService/Export call on the cluster's HTTP/2 pool, as Envoy's envoy_grpc client sends it
+// (upstream/cluster-grpc.ts). A collector that is down or a full queue only drop spans, counted in
+// the proxy's stats: tracing.<zipkin|opentelemetry>.spans_sent / spans_dropped / reports_sent /
+// reports_failed / reports_skipped_no_cluster.
 import { createRequire } from 'node:module';
 import type * as SdkTraceBase from '@opentelemetry/sdk-trace-base';
 import type { BatchSpanProcessor, ReadableSpan, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
@@ -17,6 +18,7 @@ import type * as OtelResources from '@opentelemetry/resources';
 import type { Context, Span, Tracer as OtelTracer } from '@opentelemetry/api';
 import type { ClusterManager } from '../upstream/cluster-manager.ts';
 import { requestThroughCluster } from '../upstream/cluster-request.ts';
+import { grpcCallThroughCluster } from '../upstream/cluster-grpc.ts';
 import type { Stat, Stats } from '../stats/stats.ts';
 import { VERSION } from '../../core/version.ts';
 import { newSpanId, newTraceId64 } from './trace-context.ts';
@@ -28,11 +30,14 @@ export interface ExportTarget {
   /** OTLP over gRPC (OpenTelemetryConfig.grpc_service) instead of HTTP. */
   readonly grpc?: boolean;
   readonly cluster: string;
+  /** :authority of OTLP/gRPC exports (envoy_grpc.authority); default: the cluster name, as Envoy. */
+  readonly authority?: string;
   /** Path on the collector (/api/v2/spans, /v1/traces; unused over gRPC). */
   readonly path: string;
   /** Host header for the collector (HTTP exports), when the config names one. */
   readonly hostname?: string;
   readonly serviceName: string;
+  /** The export's deadline; over gRPC the service timeout (sent as grpc-timeout), 0 when it has none. */
   readonly timeoutMs: number;
   /** Headers set on each HTTP export, replacing any of the same name (http_service / collector_service request_headers_to_add). */
   readonly headers?: readonly (readonly [string, string])[];
@@ -113,12 +118,15 @@ const ZERO_HALF = '0'.repeat(16);
 const MAX_QUEUE = 2048;
 export const FLUSH_INTERVAL_MS = 1000;
 
-/** Sends to the current address of the collector cluster; one delegate exporter per URL. */
+const TRACE_EXPORT_PATH = '/opentelemetry.proto.collector.trace.v1.TraceService/Export';
+/** Bounds an OTLP/gRPC export when grpc_service has no timeout (the batch processor's export timeout). */
+const EXPORT_TIMEOUT_MS = 10_000;
+
+/** Sends each batch through the collector cluster. */
 class ClusterExporter implements SpanExporter {
   private readonly t: ExportTarget;
   private readonly clusters: ClusterManager;
   private readonly s: ExportStats;
-  private readonly byUrl = new Map<string, Promise<SpanExporter>>();
   pending = 0;
 
   constructor(t: ExportTarget, clusters: ClusterManager, s: ExportStats) {
@@ -127,42 +135,21 @@ class ClusterExporter implements SpanExporter {
     this.s = s;
   }
 
-  // The gRPC exporter loads on the first export, off the request path: a proxy that never samples
-  // a span (most sidecars at Istio's 1% default between exports) does not carry it.
-  private grpcExporter(url: string): Promise<SpanExporter> {
-    let e = this.byUrl.get(url);
-    if (!e) {
-      const { timeoutMs: timeoutMillis, metadata: entries } = this.t;
-      e = Promise.all([import('@opentelemetry/exporter-trace-otlp-grpc'), entries?.length ? import('@grpc/grpc-js') : undefined]).then(([m, grpc]) => {
-        let metadata;
-        if (grpc && entries) {
-          metadata = new grpc.Metadata();
-          for (const [k, v] of entries) metadata.set(k, v);
-        }
-        return new m.OTLPTraceExporter({ url, timeoutMillis, metadata });
-      });
-      this.byUrl.set(url, e);
-    }
-    return e;
-  }
-
-  /** One POST of the batch through the collector cluster; any 2xx is a success (so is OTLP's partial success). */
-  private exportOverHttp(spans: ReadableSpan[], finish: (r: ExportResult) => void): void {
-    const { ExportResultCode } = otelSdk().core;
-    const { kind, cluster, path, hostname, timeoutMs, serviceName, headers: extra } = this.t;
-    const encoded = encoder(kind)(spans, serviceName);
-    if (encoded === undefined) {
-      finish({ code: ExportResultCode.FAILED, error: new Error('spans could not be encoded') });
-      return;
-    }
-    const body = typeof encoded === 'string' ? Buffer.from(encoded) : Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength);
+  /** One POST of the batch; any 2xx is a success (so is OTLP's partial success). */
+  private exportOverHttp(body: Buffer): Promise<void> {
+    const { kind, cluster, path, hostname, timeoutMs, headers: extra } = this.t;
     const headers: Record<string, string> = { host: hostname ?? cluster, 'content-type': CONTENT_TYPE[kind] };
     if (kind === 'opentelemetry') headers['user-agent'] = OTLP_USER_AGENT;
     if (extra) for (const [name, value] of extra) headers[name] = value;
-    requestThroughCluster(this.clusters, { cluster, method: 'POST', path, headers, body, timeoutMs }).then(
-      (res) => finish(res.status >= 200 && res.status < 300 ? { code: ExportResultCode.SUCCESS } : { code: ExportResultCode.FAILED, error: new Error(`collector answered ${res.status}`) }),
-      (error: Error) => finish({ code: ExportResultCode.FAILED, error }),
-    );
+    return requestThroughCluster(this.clusters, { cluster, method: 'POST', path, headers, body, timeoutMs }).then((res) => {
+      if (res.status < 200 || res.status >= 300) throw new Error(`collector answered ${res.status}`);
+    });
+  }
+
+  /** One TraceService/Export call; a success only with grpc-status 0 (OTLP's partial success included). */
+  private async exportOverGrpc(body: Buffer): Promise<void> {
+    const { cluster, authority, timeoutMs, metadata } = this.t;
+    await grpcCallThroughCluster(this.clusters, { cluster, path: TRACE_EXPORT_PATH, authority: authority || cluster, timeoutMs, deadlineMs: EXPORT_TIMEOUT_MS, metadata, userAgent: OTLP_USER_AGENT }, body);
   }
 
   export(spans: ReadableSpan[], done: (r: ExportResult) => void): void {
@@ -179,26 +166,24 @@ class ClusterExporter implements SpanExporter {
       }
       done(r);
     };
-    const host = this.clusters.get(this.t.cluster)?.hosts()[0];
-    if (!host) {
+    if (!this.clusters.get(this.t.cluster)?.hosts()[0]) {
       this.s.reportsSkipped.value++;
       finish({ code: ExportResultCode.FAILED, error: new Error(`collector cluster ${this.t.cluster} has no endpoint`) });
       return;
     }
-    if (!this.t.grpc) {
-      this.exportOverHttp(spans, finish);
+    const encoded = encoder(this.t.kind)(spans, this.t.serviceName);
+    if (encoded === undefined) {
+      finish({ code: ExportResultCode.FAILED, error: new Error('spans could not be encoded') });
       return;
     }
-    const url = `http://${host.address.includes(':') ? `[${host.address}]` : host.address}:${host.port}`;
-    this.grpcExporter(url).then(
-      (e) => e.export(spans, finish),
+    const body = typeof encoded === 'string' ? Buffer.from(encoded) : Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength);
+    (this.t.grpc ? this.exportOverGrpc(body) : this.exportOverHttp(body)).then(
+      () => finish({ code: ExportResultCode.SUCCESS }),
       (error: Error) => finish({ code: ExportResultCode.FAILED, error }),
-    ).catch((error: Error) => finish({ code: ExportResultCode.FAILED, error }));
+    );
   }
 
-  async shutdown(): Promise<void> {
-    await Promise.all([...this.byUrl.values()].map(async (e) => (await e).shutdown()));
-  }
+  async shutdown(): Promise<void> {}
 }
 
 /** Drops (and counts) spans beyond the queue bound instead of letting the batch processor drop them silently. */
@@ -246,7 +231,7 @@ const pipelines = new WeakMap<Stats, Map<string, SpanPipeline>>();
 export function spanPipeline(stats: Stats, clusters: ClusterManager, t: ExportTarget): SpanPipeline {
   let m = pipelines.get(stats);
   if (!m) pipelines.set(stats, (m = new Map()));
-  const key = `${t.kind}|${t.grpc ? 'grpc' : 'http'}|${t.cluster}|${t.path}|${t.hostname ?? ''}|${t.serviceName}|${t.timeoutMs}|${t.traceId64 ? 64 : 128}|${JSON.stringify([t.headers ?? [], t.metadata ?? [], t.resource ?? {}])}`;
+  const key = `${t.kind}|${t.grpc ? 'grpc' : 'http'}|${t.cluster}|${t.authority ?? ''}|${t.path}|${t.hostname ?? ''}|${t.serviceName}|${t.timeoutMs}|${t.traceId64 ? 64 : 128}|${JSON.stringify([t.headers ?? [], t.metadata ?? [], t.resource ?? {}])}`;
   let p = m.get(key);
   if (p) return p;
   const pre = `tracing.${t.kind}.`;

@@ -2,7 +2,7 @@
 // (span-export.ts) and which context the tracer writes: Envoy's ZipkinConfig (collector_service,
 // or the older collector_cluster / collector_endpoint / collector_hostname; trace_id_128bit;
 // trace_context_option) and OpenTelemetryConfig (http_service or grpc_service with its
-// initial_metadata; resource_detectors). Anything the proxy cannot do is an error or a warning
+// authority, timeout and initial_metadata; resource_detectors). Anything the proxy cannot do is an error or a warning
 // naming the field.
 import type { Reader } from '../config/reader.ts';
 import type { TracerContext } from '../http/tracer.ts';
@@ -108,16 +108,18 @@ function readOpenTelemetry(tc: Reader): TracerProvider | undefined {
   let target: Omit<ExportTarget, 'serviceName'> | undefined;
   if (gs && hs) tc.issues.error(tc.at('http_service'), 'set grpc_service or http_service, not both');
   if (gs) {
-    // OTLP/gRPC to the collector cluster (Istio: an opentelemetry provider without `http`).
+    // OTLP/gRPC to the collector cluster (Istio: an opentelemetry provider without `http`, with
+    // the collector's host as authority). No timeout: no grpc-timeout, as Envoy's client.
     const eg = gs.obj('envoy_grpc');
     const cluster = eg?.str('cluster_name') ?? '';
+    const authority = eg?.str('authority') || undefined;
     if (!eg) tc.issues.error(gs.at('envoy_grpc'), 'grpc_service needs envoy_grpc { cluster_name } (google_grpc is not supported)');
     else if (!cluster) tc.issues.error(eg.at('cluster_name'), 'envoy_grpc needs cluster_name');
     eg?.done();
-    const timeoutMs = gs.durationMs('timeout', 10_000);
+    const timeoutMs = gs.durationMs('timeout', 0);
     const metadata = readInitialMetadata(gs);
     gs.done();
-    target = { kind: 'opentelemetry', grpc: true, cluster, path: '', timeoutMs, metadata, resource };
+    target = { kind: 'opentelemetry', grpc: true, cluster, authority, path: '', timeoutMs, metadata, resource };
   } else if (hs) target = { kind: 'opentelemetry', ...readHttpService(hs, '/v1/traces'), resource };
   else tc.issues.error(tc.path, 'the OpenTelemetry tracer needs grpc_service (OTLP/gRPC) or http_service (OTLP/HTTP)');
   tc.accept('http_service');

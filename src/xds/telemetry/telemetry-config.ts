@@ -227,7 +227,8 @@ function otelProvider(push: PushContext, proxy: Proxy, name: string, o: OpenTele
     if (o.http.headers?.length) http_service.request_headers_to_add = requestHeaders(o.http.headers, name);
     typed_config.http_service = http_service;
   } else {
-    const grpc_service: EnvoyJson = { envoy_grpc: { cluster_name: cluster } };
+    // Istio: the collector's host as :authority (the cluster name, Envoy's default, is no valid authority).
+    const grpc_service: EnvoyJson = { envoy_grpc: { cluster_name: cluster, authority: host } };
     if (o.grpc?.timeout) grpc_service.timeout = envoyDuration(o.grpc.timeout);
     if (o.grpc?.initialMetadata?.length) grpc_service.initial_metadata = o.grpc.initialMetadata.map((h) => ({ key: h.name, value: headerValue(h, name) }));
     typed_config.grpc_service = grpc_service;

@@ -1,0 +1,92 @@
+// Unary gRPC calls the proxy makes on its own behalf through one of its clusters, as Envoy's
+// envoy_grpc client (GrpcService.envoy_grpc) does: a POST over the cluster's HTTP/2 pool (its load
+// balancer, connection pool and transport socket), :authority from envoy_grpc.authority or the
+// cluster name, content-type application/grpc, te: trailers, grpc-timeout when the service has a
+// timeout, initial_metadata as headers (`-bin` values base64-encoded), and the message in gRPC's
+// 5-byte length-prefixed framing. The call succeeds only with HTTP 200 and grpc-status 0, read
+// from the trailers or from a trailers-only response's headers.
+import type { ClusterManager } from './cluster-manager.ts';
+import { requestThroughCluster } from './cluster-request.ts';
+
+export interface GrpcCall {
+  readonly cluster: string;
+  /** `/<package>.<Service>/<Method>`. */
+  readonly path: string;
+  /** :authority (envoy_grpc.authority; Envoy's default is the cluster name). */
+  readonly authority: string;
+  /** The service timeout, sent as grpc-timeout; 0: none configured. */
+  readonly timeoutMs: number;
+  /** Bounds the call when the service has no timeout of its own. */
+  readonly deadlineMs: number;
+  /** GrpcService.initial_metadata, in order; a later entry replaces an earlier one of the same name. */
+  readonly metadata?: readonly (readonly [string, string])[];
+  /** Set after the metadata, as Envoy's callers set theirs when the stream starts. */
+  readonly userAgent?: string;
+}
+
+/** gRPC's largest timeout value (8 digits). */
+const MAX_TIMEOUT_VALUE = 99_999_999;
+const UNITS = ['m', 'S', 'M', 'H'] as const;
+const UNIT_STEP = [1000, 60, 60] as const;
+
+/** The grpc-timeout header for `ms`: milliseconds, or the next unit up (rounded up) when that is too many digits. */
+export function grpcTimeoutHeader(ms: number): string {
+  let value = Math.ceil(ms);
+  let unit = 0;
+  while (value > MAX_TIMEOUT_VALUE && unit < UNIT_STEP.length) value = Math.ceil(value / UNIT_STEP[unit++]);
+  return `${Math.min(value, MAX_TIMEOUT_VALUE)}${UNITS[unit]}`;
+}
+
+/** One uncompressed gRPC message: flag 0, 32-bit big-endian length, the message. */
+function frame(message: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(5 + message.length);
+  out[0] = 0;
+  out.writeUInt32BE(message.length, 1);
+  out.set(message, 5);
+  return out;
+}
+
+function first(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function grpcMessage(v: string | undefined): string {
+  if (!v) return '';
+  try {
+    return decodeURIComponent(v);
+  } catch {
+    return v;
+  }
+}
+
+/**
+ * Sends `message` to `call.path` through `call.cluster` and resolves with the response message;
+ * rejects with a readable Error when the cluster is missing or
+ * not HTTP/2, the request fails or times out, or the call ends with a non-OK status.
+ */
+export async function grpcCallThroughCluster(clusters: ClusterManager, call: GrpcCall, message: Uint8Array): Promise<Buffer> {
+  const cluster = clusters.get(call.cluster);
+  if (!cluster) throw new Error(`cluster ${call.cluster} is not configured`);
+  if (!cluster.config.http2) {
+    throw new Error(
+      `cluster ${call.cluster} does not speak HTTP/2, which gRPC needs: give it http2_protocol_options, or typed_extension_protocol_options ` +
+        '(envoy.extensions.upstreams.http.v3.HttpProtocolOptions) with explicit_http_config.http2_protocol_options',
+    );
+  }
+  const headers: Record<string, string> = { host: call.authority, 'content-type': 'application/grpc', te: 'trailers' };
+  if (call.timeoutMs > 0) headers['grpc-timeout'] = grpcTimeoutHeader(call.timeoutMs);
+  for (const [name, value] of call.metadata ?? []) headers[name] = name.endsWith('-bin') ? Buffer.from(value, 'latin1').toString('base64') : value;
+  if (call.userAgent) headers['user-agent'] = call.userAgent;
+  const timeoutMs = call.timeoutMs > 0 ? call.timeoutMs : call.deadlineMs;
+  const res = await requestThroughCluster(clusters, { cluster: call.cluster, method: 'POST', path: call.path, headers, body: frame(message), timeoutMs });
+  const status = first(res.trailers['grpc-status']) ?? first(res.headers['grpc-status']);
+  if (res.status !== 200 || status !== '0') {
+    const detail = grpcMessage(first(res.trailers['grpc-message']) ?? first(res.headers['grpc-message']));
+    throw new Error(`${call.path} through cluster ${call.cluster}: HTTP ${res.status}, grpc-status ${status ?? 'missing'}${detail ? ` (${detail})` : ''}`);
+  }
+  // As Envoy's unary calls: an OK status without a (well-formed, uncompressed) message is a failure.
+  const body = res.body;
+  if (body.length === 0) throw new Error(`${call.path} through cluster ${call.cluster}: grpc-status 0 without a response message`);
+  if (body.length < 5 || body[0] !== 0 || body.length !== 5 + body.readUInt32BE(1)) throw new Error(`${call.path} through cluster ${call.cluster}: a malformed response message`);
+  return body.subarray(5);
+}
