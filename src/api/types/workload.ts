@@ -16,7 +16,7 @@ import { dirname, resolve } from 'node:path';
  *   env: { LOG_LEVEL: info }
  *   cwd: ./apps                        # relative to the directory of this file
  *   ports: [{ name: http, port: 9080, protocol: TCP }]
- *   readinessProbe: { httpGet: { path: /health, port: 9080 }, periodSeconds: 2 }
+ *   readinessProbe: { httpGet: { path: /health, port: http }, periodSeconds: 2 }   # or tcpSocket, grpc, exec
  * ```
  * The workload's labels are `metadata.labels`; Services select workloads by them as in Kubernetes.
  */
@@ -37,12 +37,24 @@ export interface WorkloadPort {
   protocol?: string;
 }
 
+/**
+ * Kubernetes' readiness probe (one of httpGet, tcpSocket, grpc, exec). `rig up` hands it to the
+ * replica's sidecar, whose agent runs it and reports the replica's health to the control plane: the
+ * replica is an endpoint only while its sidecar is ready and this probe passes (CONTRACTS §3).
+ * Ports are the workload's (by number, or by the name of one of `ports`); hosts default to the
+ * app's address. Defaults: timeoutSeconds 1, successThreshold 1, failureThreshold 3, and
+ * periodSeconds 1 (Kubernetes: 10) so that a local mesh comes up quickly.
+ */
 export interface WorkloadProbe {
-  httpGet?: { path: string; port: number };
-  tcpSocket?: { port: number };
+  httpGet?: { path?: string; port: number | string; host?: string; scheme?: 'HTTP' | 'HTTPS'; httpHeaders?: { name: string; value: string }[] };
+  tcpSocket?: { port: number | string; host?: string };
+  grpc?: { port: number; service?: string };
+  /** Run by the sidecar in the workload's directory; `node` is Rigging's Node.js, as for `command`. */
+  exec?: { command: string[] };
   initialDelaySeconds?: number;
   periodSeconds?: number;
   timeoutSeconds?: number;
+  successThreshold?: number;
   failureThreshold?: number;
 }
 

@@ -1,7 +1,7 @@
 // Kubernetes Service and Namespace rules (the API server's), and the local Workload kind's.
 import { isIP } from 'node:net';
 import type { ServiceSpec } from '../types/kubernetes.ts';
-import type { WorkloadSpec } from '../types/workload.ts';
+import type { WorkloadProbe, WorkloadSpec } from '../types/workload.ts';
 import { checkLabels } from './common.ts';
 import type { Reporter } from './reporter.ts';
 import { isDns1123Label, isDns1123Subdomain, isPort } from './rules.ts';
@@ -62,14 +62,27 @@ export function validateWorkload(spec: WorkloadSpec, r: Reporter): void {
   for (const k of Object.keys(spec.env ?? {})) {
     if (k === '' || k.includes('=') || k.includes('\0')) r.error(['spec', 'env', k], `"${k}" is not an environment variable name`, 'use names such as LOG_LEVEL', { key: true });
   }
-  const probe = spec.readinessProbe;
-  if (probe) {
-    if (!!probe.httpGet === !!probe.tcpSocket) r.error(['spec', 'readinessProbe'], probe.httpGet ? 'only one of httpGet and tcpSocket may be set' : 'a readiness probe needs httpGet or tcpSocket', 'set exactly one of them');
-    if (probe.httpGet && !probe.httpGet.path.startsWith('/')) r.error(['spec', 'readinessProbe', 'httpGet', 'path'], `path "${probe.httpGet.path}" must start with /`, 'write /health or similar');
-    const port = probe.httpGet?.port ?? probe.tcpSocket?.port;
-    if (port !== undefined && spec.ports?.length && !numbers.has(port)) r.warn(['spec', 'readinessProbe'], `the probe's port ${port} is not one of the workload's ports`, 'probe a port the workload declares');
-  }
+  if (spec.readinessProbe) validateWorkloadProbe(spec.readinessProbe, numbers, names, r);
   if (spec.cwd !== undefined && spec.cwd.includes('\0')) r.error(['spec', 'cwd'], 'cwd is not a valid path', 'write a directory path');
+}
+
+const PROBE_METHODS = ['httpGet', 'tcpSocket', 'grpc', 'exec'] as const;
+
+function validateWorkloadProbe(probe: WorkloadProbe, numbers: Set<number>, names: Set<string>, r: Reporter): void {
+  const at = ['spec', 'readinessProbe'];
+  const methods = PROBE_METHODS.filter((m) => probe[m] !== undefined);
+  if (methods.length !== 1) r.error(at, methods.length ? `only one of ${methods.join(', ')} may be set` : 'a readiness probe needs one of httpGet, tcpSocket, grpc or exec', 'set exactly one of them');
+  const path = probe.httpGet?.path;
+  if (path !== undefined && path !== '' && !path.startsWith('/')) r.error([...at, 'httpGet', 'path'], `path "${path}" must start with /`, 'write /health or similar');
+  if (probe.exec?.command[0] === '') r.error([...at, 'exec', 'command', 0], 'the command is empty', 'name the program first, e.g. [test, -f, /tmp/ready] (no shell unless you name one: [sh, -c, "..."])');
+  for (const m of ['httpGet', 'tcpSocket', 'grpc'] as const) {
+    const port = probe[m]?.port;
+    if (typeof port === 'string') {
+      if (!names.has(port)) r.error([...at, m, 'port'], `"${port}" is not the name of one of the workload's ports`, names.size ? `use one of ${[...names].join(', ')} or a port number` : 'name the port in spec.ports, or use its number');
+    } else if (port !== undefined && numbers.size && !numbers.has(port)) {
+      r.warn([...at, m, 'port'], `the probe's port ${port} is not one of the workload's ports`, 'probe a port the workload declares');
+    }
+  }
 }
 
 export function validateMetadataName(r: Reporter): void {
