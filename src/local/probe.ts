@@ -1,14 +1,14 @@
-// Readiness probes, as Kubernetes runs them: an HTTP GET that answers 200..399, or a TCP connect.
+// rig up's own probes of the processes it runs (a sidecar's /healthz/ready, a gateway's ports):
+// an HTTP GET that answers 200..399, or a TCP connect. A replica's readiness probe is its sidecar's.
 import http from 'node:http';
 import net from 'node:net';
 
 export type Probe = () => Promise<boolean>;
 
-/** `localAddress`: the source address (a pod's probes come from the pod network's prober address). */
-export function httpProbe(host: string, port: number, path: string, timeoutMs = 1000, localAddress?: string): Probe {
+export function httpProbe(host: string, port: number, path: string, timeoutMs = 1000): Probe {
   return () =>
     new Promise((resolve) => {
-      const req = http.get({ host, port, path, timeout: timeoutMs, agent: false, localAddress }, (res) => {
+      const req = http.get({ host, port, path, timeout: timeoutMs, agent: false }, (res) => {
         res.resume();
         resolve((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 400);
       });
@@ -17,10 +17,10 @@ export function httpProbe(host: string, port: number, path: string, timeoutMs = 
     });
 }
 
-export function tcpProbe(host: string, port: number, timeoutMs = 1000, localAddress?: string): Probe {
+export function tcpProbe(host: string, port: number, timeoutMs = 1000): Probe {
   return () =>
     new Promise((resolve) => {
-      const sock = net.connect({ host, port, localAddress });
+      const sock = net.connect({ host, port });
       const done = (ok: boolean) => {
         sock.destroy();
         resolve(ok);

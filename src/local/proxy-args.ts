@@ -1,8 +1,10 @@
 // The command lines of `rig proxy` for a workload's sidecar and for a gateway in explicit mode
 // (docs/CONTRACTS.md §3 and §4). Node metadata is given by flags; the proxy picks its admin,
-// stats and readiness ports and writes them to its ports file.
+// stats and readiness ports and writes them to its ports file. A sidecar's agent runs the
+// replica's readiness probe (replica-probe.ts) and reports its health to the control plane.
 import type { GatewayPlan, ReplicaPlan } from './mesh-plan.ts';
 import type { ReplicaPorts } from './replica-ports.ts';
+import { sidecarProbe } from './replica-probe.ts';
 
 export interface ProxyCommon {
   xdsAddress: string;
@@ -25,13 +27,28 @@ function common(c: ProxyCommon): string[] {
   return [...args, ...(c.extra ?? [])];
 }
 
+// The node id must be unique per proxy: a workload with several replicas names each one.
+function workloadName(replica: ReplicaPlan): string {
+  return replica.replicas > 1 ? replica.name : replica.workload;
+}
+
+/** The node id `rig proxy` makes of these flags (CONTRACTS §2): how the control plane knows the replica's sidecar. */
+export function sidecarNodeId(replica: ReplicaPlan, instanceIp: string): string {
+  return `sidecar~${instanceIp}~${workloadName(replica)}.${replica.namespace}~${replica.namespace}.svc.cluster.local`;
+}
+
+/** The replica's readiness, run by the sidecar's agent and reported to the control plane. */
+function probeArgs(replica: ReplicaPlan): string[] {
+  const probe = sidecarProbe(replica.spec);
+  return probe ? ['--readiness-probe', JSON.stringify(probe)] : [];
+}
+
 export function sidecarArgs(replica: ReplicaPlan, ports: ReplicaPorts, c: ProxyCommon): string[] {
   const args = [
     'proxy',
     '--mode', 'sidecar',
     '--namespace', replica.namespace,
-    // The node id must be unique per proxy: a workload with several replicas names each one.
-    '--workload-name', replica.replicas > 1 ? replica.name : replica.workload,
+    '--workload-name', workloadName(replica),
     '--service-account', replica.serviceAccount,
     '--labels', labelsFlag(replica.labels),
     '--instance-ip', '127.0.0.1',
@@ -44,7 +61,7 @@ export function sidecarArgs(replica: ReplicaPlan, ports: ReplicaPorts, c: ProxyC
     args.push('--inbound-port', `${p.port}=${ports.inbound[p.port]}`, '--app-port', `${p.port}=${ports.app[p.port]}`);
   }
   for (const [hostPort, local] of Object.entries(ports.upstream)) args.push('--upstream-port', `${hostPort}=${local}`);
-  return [...args, ...common(c)];
+  return [...args, ...probeArgs(replica), ...common(c)];
 }
 
 /**
@@ -56,7 +73,7 @@ export function podSidecarArgs(replica: ReplicaPlan, address: string, c: ProxyCo
     'proxy',
     '--mode', 'sidecar',
     '--namespace', replica.namespace,
-    '--workload-name', replica.replicas > 1 ? replica.name : replica.workload,
+    '--workload-name', workloadName(replica),
     '--service-account', replica.serviceAccount,
     '--labels', labelsFlag(replica.labels),
     '--instance-ip', address,
@@ -65,6 +82,7 @@ export function podSidecarArgs(replica: ReplicaPlan, address: string, c: ProxyCo
     '--ports-file', c.portsFile,
   ];
   for (const p of replica.spec.ports ?? []) args.push('--workload-port', [p.port, p.name ?? '', p.protocol ?? ''].join('/').replace(/\/+$/, ''));
+  args.push(...probeArgs(replica));
   if (c.ca) args.push('--ca-address', c.ca.address, '--ca-root-file', c.ca.rootFile, '--token-file', c.ca.tokenFile);
   return [...args, ...(c.extra ?? [])];
 }

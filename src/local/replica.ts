@@ -1,13 +1,16 @@
 // One workload replica: its application and its sidecar, each supervised. In explicit mode with
 // the loopback ports the pair uses; with `--isolation netns` in its own pod (network namespace),
-// the app on its own ports and the sidecar capturing its traffic. The replica is ready when both are.
+// the app on its own ports and the sidecar capturing its traffic. As a Kubernetes pod, the replica
+// is an endpoint only while it is ready: its sidecar's agent runs the readiness probe and reports
+// to the control plane, whose record is also the app's readiness shown here (CONTRACTS §3).
+import { chownSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { PortAllocator } from './ports.ts';
-import { httpProbe, tcpProbe, type Probe } from './probe.ts';
+import { httpProbe, type Probe } from './probe.ts';
 import { readPortsFile, removePortsFile } from './ports-file.ts';
-import { chownSync } from 'node:fs';
 import { netnsArgv, PROXY_UID, type Pod, type PodNetwork } from './netns/index.ts';
-import { podSidecarArgs, sidecarArgs, type ProxyCommon } from './proxy-args.ts';
+import { podSidecarArgs, sidecarArgs, sidecarNodeId, type ProxyCommon } from './proxy-args.ts';
+import { sidecarProbe } from './replica-probe.ts';
 import { allocateReplicaPorts, releaseReplicaPorts, type ReplicaPorts } from './replica-ports.ts';
 import type { ReplicaPlan } from './mesh-plan.ts';
 import { rigCommand } from './rig-command.ts';
@@ -23,6 +26,10 @@ export interface RuntimeContext {
   proxyCommon(portsFile: string, name: string, identity: { namespace: string; serviceAccount: string }): Promise<ProxyCommon>;
   /** Tells the user about a state change worth knowing (crash, failure). */
   notice(line: string, isError: boolean): void;
+  /** The last health report of the sidecar with this node id (the control plane's record). */
+  workloadHealth(nodeId: string): { healthy: boolean; message: string } | undefined;
+  /** Takes that sidecar's workload out of the endpoints at once (it is stopping or has exited). */
+  forgetWorkload(nodeId: string): void;
   /** A free loopback port, not handed out before. */
   allocatePort(): Promise<number>;
   onChange(): void;
@@ -81,6 +88,14 @@ export function watchState(p: SupervisedProcess, ctx: RuntimeContext): void {
   });
 }
 
+function isDirectory(dir: string): boolean {
+  try {
+    return statSync(dir).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 export function combinedState(a: ProcessState, b: ProcessState): ProcessState {
   const order: ProcessState[] = ['failed', 'crashed', 'stopping', 'starting', 'stopped', 'ready'];
   return order.find((s) => a === s || b === s) ?? a;
@@ -92,16 +107,21 @@ export class ReplicaRuntime {
   readonly app: SupervisedProcess;
   readonly proxy: SupervisedProcess;
   readonly #proxyPortsFile: string;
-  /** `--isolation netns`: the replica's pod and its network. */
+  /** `--isolation netns`: the replica's pod. */
   readonly pod: Pod | undefined;
-  readonly #network: PodNetwork | undefined;
+  readonly #ctx: RuntimeContext;
+  /** The sidecar's node id: how the control plane knows this replica. */
+  readonly nodeId: string;
 
   private constructor(plan: ReplicaPlan, ports: ReplicaPorts, ctx: RuntimeContext, portsFile: string, pod: Pod | undefined) {
     this.plan = plan;
     this.ports = ports;
     this.#proxyPortsFile = portsFile;
     this.pod = pod;
-    this.#network = pod ? ctx.network : undefined;
+    this.#ctx = ctx;
+    this.nodeId = sidecarNodeId(plan, pod?.address ?? '127.0.0.1');
+    // Ready while the sidecar's agent last reported the replica healthy; no probe (no ports): once running.
+    const probed = sidecarProbe(plan.spec) !== undefined;
     const env = { ...(pod ? podEnv(plan, pod.address) : workloadEnv(plan, ports)), RIG_STATE_DIR: ctx.stateRoot };
     const [command, ...args] = [...plan.spec.command, ...(plan.spec.args ?? [])];
     // In a pod the app runs unchanged on its own ports, through `ip netns exec` (which execs it).
@@ -114,9 +134,10 @@ export class ReplicaRuntime {
       cwd: plan.cwd,
       logFile: ctx.logFile(plan.name),
       print: ctx.print(plan.name),
-      readiness: this.#appProbe(),
-      periodMs: (plan.spec.readinessProbe?.periodSeconds ?? 1) * 1000,
-      failureThreshold: plan.spec.readinessProbe?.failureThreshold,
+      readiness: probed ? async () => ctx.workloadHealth(this.nodeId)?.healthy === true : undefined,
+      // The agent applies the probe's thresholds; this only reads its last report.
+      periodMs: 200,
+      failureThreshold: 1,
       beforeStart: async () => {
         if (plan.problem) throw new Error(plan.problem);
         if (pod && !commandExists(resolveCommand(command), plan.cwd, env)) throw new Error(`command "${command}" not found (in ${plan.cwd}, or on PATH)`);
@@ -130,8 +151,9 @@ export class ReplicaRuntime {
       command: pod ? 'ip' : process.execPath,
       args: [],
       env: { ...process.env, RIG_STATE_DIR: ctx.stateRoot },
-      // The pod's sidecar runs as the proxy user, which may not be able to enter the user's directory.
-      cwd: pod ? path.dirname(portsFile) : process.cwd(),
+      // In the workload's directory, where its exec probe runs (as a container's, in its files); the
+      // pod's sidecar runs as the proxy user, which may not be able to enter the user's directory.
+      cwd: pod ? path.dirname(portsFile) : isDirectory(plan.cwd) ? plan.cwd : process.cwd(),
       logFile: ctx.logFile(`${plan.name}.istio-proxy`),
       print: readable(ctx.print(`${plan.name}/proxy`)),
       echo: proxyEcho,
@@ -149,6 +171,8 @@ export class ReplicaRuntime {
       },
     });
     this.proxy = proxy;
+    // A sidecar that exited takes the replica out of the endpoints now, not after the control plane's grace period.
+    proxy.on('exit', () => ctx.forgetWorkload(this.nodeId));
     for (const p of [this.app, this.proxy]) watchState(p, ctx);
   }
 
@@ -160,36 +184,25 @@ export class ReplicaRuntime {
     return new ReplicaRuntime(plan, { inbound: {}, app: own, outbound: 0, upstream: {} }, ctx, portsFile, pod);
   }
 
-  // A pod's app is probed on the pod's address from the pod network's prober address, which the
-  // pod's capture rules let through to the app (the sidecar would refuse plaintext under STRICT mTLS).
-  #appProbe(): Probe | undefined {
-    const rp = this.plan.spec.readinessProbe;
-    const host = this.pod?.address ?? '127.0.0.1';
-    const from = this.pod ? this.#network?.prober : undefined;
-    const toApp = (port: number) => this.ports.app[port] ?? port;
-    const timeout = (rp?.timeoutSeconds ?? 1) * 1000;
-    if (rp?.httpGet) return httpProbe(host, toApp(rp.httpGet.port), rp.httpGet.path, timeout, from);
-    if (rp?.tcpSocket) return tcpProbe(host, toApp(rp.tcpSocket.port), timeout, from);
-    const first = this.plan.spec.ports?.[0];
-    return first ? tcpProbe(host, toApp(first.port), 1000, from) : undefined;
-  }
-
   async start(): Promise<void> {
     await Promise.all([this.proxy.start(), this.app.start()]);
   }
 
+  /** As a terminating pod: out of the endpoints first, then the app, then its sidecar. */
   async stop(allocator: PortAllocator): Promise<void> {
+    this.#ctx.forgetWorkload(this.nodeId);
     await this.app.stop();
     await this.proxy.stop();
     removePortsFile(this.#proxyPortsFile);
-    if (this.pod) await this.#network?.deletePod(this.pod);
+    if (this.pod) await this.#ctx.network?.deletePod(this.pod);
     else releaseReplicaPorts(this.ports, allocator);
   }
 
   status(): ProcessStatus {
     const proxyPorts = readPortsFile(this.#proxyPortsFile) ?? {};
     const state = combinedState(this.app.state, this.proxy.state);
-    const message = this.app.message ? `app: ${this.app.message}` : this.proxy.message ? `sidecar: ${this.proxy.message}` : undefined;
+    const health = this.app.state === 'starting' ? this.#ctx.workloadHealth(this.nodeId) : undefined;
+    const message = this.app.message && this.app.state !== 'starting' ? `app: ${this.app.message}` : this.proxy.message ? `sidecar: ${this.proxy.message}` : health?.healthy === false ? `not ready: ${health.message}` : undefined;
     return {
       name: this.plan.name,
       kind: 'workload',

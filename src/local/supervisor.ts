@@ -151,6 +151,8 @@ export class Supervisor {
       runFile: (name) => path.join(sd.runDir, name),
       print: (name) => this.opts.console.writer(name),
       proxyCommon: async (portsFile, name, identity) => this.#proxyCommon(portsFile, name, identity),
+      workloadHealth: (nodeId) => this.#cp?.discovery.workloadHealth(nodeId),
+      forgetWorkload: (nodeId) => this.#cp?.discovery.forgetWorkload(nodeId),
       allocatePort: () => this.#allocator.allocate(),
       notice: (line, isError) => (isError ? this.opts.console.error(line) : this.opts.console.info(line)),
       onChange: () => this.#onProcessChange(),

@@ -46,7 +46,7 @@ test('rig up --isolation netns: pods with transparent sidecars, torn down by rig
   const config = mkdtempSync(path.join(os.tmpdir(), 'rig-netns-up-'));
   chmodSync(config, 0o755);
   const broken = workload('broken').replace(/command: .*/, 'command: [rig-test-no-such-binary]');
-  // STRICT mTLS: readiness probes still reach the apps (from the prober address), plaintext from the host does not.
+  // STRICT mTLS: readiness probes still reach the apps (the sidecars' agents probe inside the pods), plaintext from the host does not.
   const strict = 'apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: { name: default, namespace: istio-system }\nspec: { mtls: { mode: STRICT } }\n';
   writeFileSync(path.join(config, 'mesh.yaml'), [workload('echo'), workload('client'), broken, strict].join('---\n'));
   const mesh = await startMesh('up', ['-f', config, '--no-ingress', '--isolation', 'netns', '--netns-prefix', prefix]);

@@ -17,7 +17,8 @@ import type { RunResult } from '../../iptables/iptables-backend.ts';
 
 export const PROXY_UID = 1337;
 export const NETNS_ETC = '/etc/netns';
-const PROBER_HOST = 254;
+/** Pods take host numbers 2..254 of their /24 (.1 is the bridge). */
+const LAST_HOST = 254;
 
 export interface Pod {
   /** The network namespace's name: `<nsPrefix>-<workload>-<replica>`. */
@@ -46,9 +47,6 @@ export interface PodNetwork {
   readonly bridge: string;
   readonly gateway: string;
   readonly subnet: string;
-  /** A second host address on the bridge (.254) whose TCP connections bypass the pods' inbound
-   *  capture: readiness probes reach the apps directly, as the kubelet's (rewritten) probes do. */
-  readonly prober: string;
   readonly pods: readonly Pod[];
   createPod(workload: string, opts?: CreatePodOptions): Promise<Pod>;
   /** Starts a process in a pod (as `uid`/`gid` when given: the sidecar runs as PROXY_UID). */
@@ -82,7 +80,6 @@ export async function createPodNetwork(opts: PodNetworkOptions = {}): Promise<Po
     // (a host with br_netfilter and a FORWARD DROP policy, e.g. Docker's, would drop them).
     await ip(['link', 'add', bridge, 'type', 'bridge', 'nf_call_iptables', '0', 'nf_call_ip6tables', '0']);
     await ip(['addr', 'add', `${gateway}/24`, 'dev', bridge]);
-    await ip(['addr', 'add', `${base}.${PROBER_HOST}/32`, 'dev', bridge]);
     await ip(['link', 'set', bridge, 'up']);
   } catch (err) {
     await ipQuiet(['link', 'del', bridge]);
@@ -97,7 +94,6 @@ class Network implements PodNetwork {
   readonly bridge: string;
   readonly gateway: string;
   readonly subnet: string;
-  readonly prober: string;
   readonly pods: Pod[] = [];
   readonly #res: Reservation;
   readonly #nsPrefix: string;
@@ -111,7 +107,6 @@ class Network implements PodNetwork {
     this.bridge = res.bridge;
     this.gateway = gateway;
     this.subnet = `${subnetBase(res.index)}.0/24`;
-    this.prober = `${subnetBase(res.index)}.${PROBER_HOST}`;
     this.#nsPrefix = nsPrefix;
     this.#log = log;
   }
@@ -125,7 +120,7 @@ class Network implements PodNetwork {
     const netns = `${this.#nsPrefix}-${workload}-${replica}`;
     if (this.pods.some((p) => p.netns === netns)) throw new RigError('MESH_ERR_USAGE', `pod ${netns} already exists`);
     const host = freeHost(this.pods);
-    if (host === undefined) throw new RigError('MESH_ERR_UNAVAILABLE', `pod network ${this.subnet} is full (${PROBER_HOST - 2} pods)`);
+    if (host === undefined) throw new RigError('MESH_ERR_UNAVAILABLE', `pod network ${this.subnet} is full (${LAST_HOST - 1} pods)`);
     const address = `${subnetBase(this.#res.index)}.${host}`;
     const hostVeth = hostVethName(this.#res.index, host);
     const tmpPeer = `${hostVeth}c`;
@@ -162,7 +157,6 @@ class Network implements PodNetwork {
       if (opts.iptables !== false) {
         const cfg: IptablesConfig = { ...DEFAULT_CONFIG, excludeInboundPorts: [15090, 15021, 15020], redirectDns: true, captureAllDns: true, ...opts.iptables };
         await applyRules(be, cfg);
-        await be.restore(4, `*nat\n-I PREROUTING 1 -s ${this.prober}/32 -p tcp -j RETURN\nCOMMIT\n`);
       }
     } catch (err) {
       await this.deletePod(pod);
@@ -209,10 +203,10 @@ class Network implements PodNetwork {
   }
 }
 
-/** The lowest free host number of the /24 (.1 is the bridge, .254 the prober). */
+/** The lowest free host number of the /24. */
 function freeHost(pods: readonly Pod[]): number | undefined {
   const taken = new Set(pods.map((p) => Number(p.address.split('.')[3])));
-  for (let h = 2; h < PROBER_HOST; h++) if (!taken.has(h)) return h;
+  for (let h = 2; h <= LAST_HOST; h++) if (!taken.has(h)) return h;
   return undefined;
 }
 

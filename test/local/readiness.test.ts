@@ -1,0 +1,105 @@
+// A `rig up` replica is an endpoint only while it is ready, as a Kubernetes pod: two replicas of a
+// Service behind a client's sidecar; one replica's readiness probe (httpGet on a path its app
+// answers 503 while a file exists) fails → it leaves EDS and every request reaches the other one,
+// `rig status` says why; it recovers → both serve again. Real processes throughout.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { waitFor } from '../helpers/wait.ts';
+import { startMesh } from './mesh-harness.ts';
+
+// Answers its POD_NAME; /ready is 503 while $FLAGS/unready-$POD_NAME exists.
+const APP = `const fs = require('node:fs');
+require('node:http').createServer((q, s) => {
+  if (q.url === '/ready') s.statusCode = fs.existsSync(process.env.FLAGS + '/unready-' + process.env.POD_NAME) ? 503 : 200;
+  s.end(process.env.POD_NAME);
+}).listen(+process.env.PORT, process.env.HOST);`;
+
+function config(flags: string): string {
+  const workload = (name: string, replicas: number, probe: string) => `apiVersion: local.rigging.dev/v1alpha1
+kind: Workload
+metadata: { name: ${name}, labels: { app: ${name} } }
+spec:
+  replicas: ${replicas}
+  command: [node, -e, ${JSON.stringify(APP)}]
+  env: { FLAGS: ${JSON.stringify(flags)} }
+  ports: [{ name: http, port: 9080 }]
+${probe}`;
+  return [
+    workload('echo', 2, '  readinessProbe: { httpGet: { path: /ready, port: http }, periodSeconds: 1, failureThreshold: 1 }\n'),
+    'apiVersion: v1\nkind: Service\nmetadata: { name: echo }\nspec: { selector: { app: echo }, ports: [{ name: http, port: 9080 }] }\n',
+    // No probe declared: ready once its app accepts connections.
+    workload('client', 1, ''),
+  ].join('---\n');
+}
+
+/** GET http://echo:9080/ through the client's sidecar (as its HTTP_PROXY); the body names the replica. */
+function viaClient(outbound: number): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port: outbound, path: 'http://echo:9080/', headers: { host: 'echo:9080' }, agent: false }, (res) => {
+        let body = '';
+        res.on('data', (c) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      })
+      .on('error', reject);
+  });
+}
+
+async function answers(outbound: number, n: number): Promise<string[]> {
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const r = await viaClient(outbound);
+    out.push(r.status === 200 ? r.body : `status ${r.status}: ${r.body.slice(0, 100)}`);
+  }
+  return out;
+}
+
+const tally = (xs: string[]) => Object.fromEntries([...new Set(xs)].sort().map((x) => [x, xs.filter((y) => y === x).length]));
+
+test('rig up: an unready replica leaves its Service\'s endpoints and comes back when ready again', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'rig-readiness-'));
+  writeFileSync(path.join(dir, 'mesh.yaml'), config(dir));
+  let stopMesh = async (): Promise<void> => undefined;
+  t.after(async () => {
+    await stopMesh();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const mesh = await startMesh('up', ['-f', dir, '--no-ingress']);
+  stopMesh = () => mesh.stop();
+  const s = await mesh.waitFor((st) => !!st.readyAt, 'every replica ready', 60_000);
+  const outbound = s.processes.find((p) => p.name === 'client-0')!.ports.outbound!;
+
+  await waitFor(() => 'both replicas answering', async () => {
+    const seen = tally(await answers(outbound, 10));
+    assert.deepEqual(Object.keys(seen), ['echo-0', 'echo-1'], JSON.stringify(seen));
+    return true;
+  }, { timeoutMs: 20_000, intervalMs: 200 });
+
+  const flag = path.join(dir, 'unready-echo-1');
+  writeFileSync(flag, '');
+  const out = await mesh.waitFor((st) => st.processes.find((p) => p.name === 'echo-1')?.appState === 'starting', 'echo-1 unready in rig status', 20_000);
+  const echo1 = out.processes.find((p) => p.name === 'echo-1')!;
+  assert.equal(echo1.state, 'starting');
+  assert.match(echo1.message ?? '', /^not ready: GET http:\/\/127\.0\.0\.1:\d+\/ready: status 503, not 200-399$/);
+  assert.equal(out.processes.find((p) => p.name === 'echo-0')!.state, 'ready');
+  // Out of EDS: every request reaches echo-0 (once the client's sidecar has the push).
+  await waitFor(() => 'every request to echo-0', async () => {
+    const seen = tally(await answers(outbound, 20));
+    assert.deepEqual(seen, { 'echo-0': 20 });
+    return true;
+  }, { timeoutMs: 20_000, intervalMs: 200 });
+  const text = await mesh.rig(['status']);
+  assert.match(text.stdout, /echo-1: not ready: GET .*\/ready: status 503/);
+
+  unlinkSync(flag);
+  await mesh.waitFor((st) => st.processes.find((p) => p.name === 'echo-1')?.state === 'ready', 'echo-1 ready again', 20_000);
+  await waitFor(() => 'both replicas answering again', async () => {
+    const seen = tally(await answers(outbound, 10));
+    assert.deepEqual(Object.keys(seen), ['echo-0', 'echo-1'], JSON.stringify(seen));
+    return true;
+  }, { timeoutMs: 20_000, intervalMs: 200 });
+});
