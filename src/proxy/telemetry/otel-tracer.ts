@@ -232,7 +232,7 @@ export const otelTracerFactory: TracerFactory = {
       ctx.issues.warn(tracing.at('provider.typed_config.grpc_service.envoy_grpc.cluster_name'), `the collector cluster ${target.cluster} is not HTTP/2: OTLP/gRPC exports will fail until it has http2_protocol_options (or explicit_http_config.http2_protocol_options)`);
     }
     const config: TracerConfig = {
-      pipeline: spanPipeline(t.stats, t.clusters, { ...target, serviceName }),
+      pipeline: spanPipeline(t.stats, t.clusters, { ...target, serviceName }, ctx.proxy.log),
       randomPercent: percent(tracing, 'random_sampling', 100),
       overallPercent: percent(tracing, 'overall_sampling', 100),
       kind: ctx.direction === 'inbound' ? SpanKind.SERVER : SpanKind.CLIENT,

@@ -8,7 +8,8 @@
 // TraceService/Export call on the cluster's HTTP/2 pool, as Envoy's envoy_grpc client sends it
 // (upstream/cluster-grpc.ts). A collector that is down or a full queue only drop spans, counted in
 // the proxy's stats: tracing.<zipkin|opentelemetry>.spans_sent / spans_dropped / reports_sent /
-// reports_failed / reports_skipped_no_cluster.
+// reports_failed / reports_skipped_no_cluster, and logged once per outage (a warning with the
+// first failure's reason, then debug lines until an export succeeds again).
 import { createRequire } from 'node:module';
 import type * as SdkTraceBase from '@opentelemetry/sdk-trace-base';
 import type { BatchSpanProcessor, ReadableSpan, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
@@ -16,6 +17,7 @@ import type * as OtelCore from '@opentelemetry/core';
 import type { ExportResult } from '@opentelemetry/core';
 import type * as OtelResources from '@opentelemetry/resources';
 import type { Context, Span, Tracer as OtelTracer } from '@opentelemetry/api';
+import type { Logger } from '../../core/log.ts';
 import type { ClusterManager } from '../upstream/cluster-manager.ts';
 import { requestThroughCluster } from '../upstream/cluster-request.ts';
 import { grpcCallThroughCluster } from '../upstream/cluster-grpc.ts';
@@ -127,12 +129,22 @@ class ClusterExporter implements SpanExporter {
   private readonly t: ExportTarget;
   private readonly clusters: ClusterManager;
   private readonly s: ExportStats;
+  private readonly log: Logger;
+  private failing = false;
   pending = 0;
 
-  constructor(t: ExportTarget, clusters: ClusterManager, s: ExportStats) {
+  constructor(t: ExportTarget, clusters: ClusterManager, s: ExportStats, log: Logger) {
     this.t = t;
     this.clusters = clusters;
     this.s = s;
+    this.log = log;
+  }
+
+  private failed(error: Error): void {
+    const fields = { tracer: this.t.kind, cluster: this.t.cluster, err: error.message };
+    if (this.failing) this.log.debug(fields, 'span export failed');
+    else this.log.warn(fields, 'span export failed; spans are dropped until the collector accepts them again');
+    this.failing = true;
   }
 
   /** One POST of the batch; any 2xx is a success (so is OTLP's partial success). */
@@ -160,9 +172,12 @@ class ClusterExporter implements SpanExporter {
       if (r.code === ExportResultCode.SUCCESS) {
         this.s.spansSent.value += n;
         this.s.reportsSent.value++;
+        if (this.failing) this.log.info({ tracer: this.t.kind, cluster: this.t.cluster }, 'span export resumed');
+        this.failing = false;
       } else {
         this.s.spansDropped.value += n;
         this.s.reportsFailed.value++;
+        this.failed(r.error ?? new Error('export failed'));
       }
       done(r);
     };
@@ -228,7 +243,7 @@ export interface SpanPipeline {
 const pipelines = new WeakMap<Stats, Map<string, SpanPipeline>>();
 
 /** The pipeline for a target, shared by every connection manager of the proxy that uses it. */
-export function spanPipeline(stats: Stats, clusters: ClusterManager, t: ExportTarget): SpanPipeline {
+export function spanPipeline(stats: Stats, clusters: ClusterManager, t: ExportTarget, log: Logger): SpanPipeline {
   let m = pipelines.get(stats);
   if (!m) pipelines.set(stats, (m = new Map()));
   const key = `${t.kind}|${t.grpc ? 'grpc' : 'http'}|${t.cluster}|${t.authority ?? ''}|${t.path}|${t.hostname ?? ''}|${t.serviceName}|${t.timeoutMs}|${t.traceId64 ? 64 : 128}|${JSON.stringify([t.headers ?? [], t.metadata ?? [], t.resource ?? {}])}`;
@@ -242,7 +257,7 @@ export function spanPipeline(stats: Stats, clusters: ClusterManager, t: ExportTa
     reportsFailed: stats.counter(pre + 'reports_failed'),
     reportsSkipped: stats.counter(pre + 'reports_skipped_no_cluster'),
   };
-  const exporter = new ClusterExporter(t, clusters, s);
+  const exporter = new ClusterExporter(t, clusters, s, log);
   const { trace, resources } = otelSdk();
   const provider = new trace.BasicTracerProvider({
     resource: resources.resourceFromAttributes({ 'service.name': t.serviceName, ...t.resource }),
