@@ -1,7 +1,8 @@
 // A `rig up` replica is an endpoint only while it is ready, as a Kubernetes pod: two replicas of a
 // Service behind a client's sidecar; one replica's readiness probe (httpGet on a path its app
 // answers 503 while a file exists) fails → it leaves EDS and every request reaches the other one,
-// `rig status` says why; it recovers → both serve again. Real processes throughout.
+// `rig status` says why; it recovers → both serve again. An exec probe runs in the workload's
+// directory. Real processes throughout.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -9,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { waitFor } from '../helpers/wait.ts';
+import type { MeshStatus } from '../../src/local/status.ts';
 import { startMesh } from './mesh-harness.ts';
 
 // Answers its POD_NAME; /ready is 503 while $FLAGS/unready-$POD_NAME exists.
@@ -33,6 +35,8 @@ ${probe}`;
     'apiVersion: v1\nkind: Service\nmetadata: { name: echo }\nspec: { selector: { app: echo }, ports: [{ name: http, port: 9080 }] }\n',
     // No probe declared: ready once its app accepts connections.
     workload('client', 1, ''),
+    // A relative path: exec probes run in the workload's directory (cwd).
+    workload('gated', 1, `  cwd: ${JSON.stringify(flags)}\n  readinessProbe: { exec: { command: [test, -f, gate] }, periodSeconds: 1, failureThreshold: 1 }\n`),
   ].join('---\n');
 }
 
@@ -63,6 +67,7 @@ const tally = (xs: string[]) => Object.fromEntries([...new Set(xs)].sort().map((
 test('rig up: an unready replica leaves its Service\'s endpoints and comes back when ready again', async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'rig-readiness-'));
   writeFileSync(path.join(dir, 'mesh.yaml'), config(dir));
+  writeFileSync(path.join(dir, 'gate'), '');
   let stopMesh = async (): Promise<void> => undefined;
   t.after(async () => {
     await stopMesh();
@@ -81,7 +86,10 @@ test('rig up: an unready replica leaves its Service\'s endpoints and comes back 
 
   const flag = path.join(dir, 'unready-echo-1');
   writeFileSync(flag, '');
-  const out = await mesh.waitFor((st) => st.processes.find((p) => p.name === 'echo-1')?.appState === 'starting', 'echo-1 unready in rig status', 20_000);
+  unlinkSync(path.join(dir, 'gate'));
+  const unready = (st: MeshStatus, name: string) => st.processes.find((p) => p.name === name)?.appState === 'starting';
+  const out = await mesh.waitFor((st) => unready(st, 'echo-1') && unready(st, 'gated-0'), 'echo-1 and gated-0 unready in rig status', 20_000);
+  assert.equal(out.processes.find((p) => p.name === 'gated-0')!.message, 'not ready: command "test -f gate" exited with status 1');
   const echo1 = out.processes.find((p) => p.name === 'echo-1')!;
   assert.equal(echo1.state, 'starting');
   assert.match(echo1.message ?? '', /^not ready: GET http:\/\/127\.0\.0\.1:\d+\/ready: status 503, not 200-399$/);
@@ -96,7 +104,8 @@ test('rig up: an unready replica leaves its Service\'s endpoints and comes back 
   assert.match(text.stdout, /echo-1: not ready: GET .*\/ready: status 503/);
 
   unlinkSync(flag);
-  await mesh.waitFor((st) => st.processes.find((p) => p.name === 'echo-1')?.state === 'ready', 'echo-1 ready again', 20_000);
+  writeFileSync(path.join(dir, 'gate'), '');
+  await mesh.waitFor((st) => ['echo-1', 'gated-0'].every((n) => st.processes.find((p) => p.name === n)?.state === 'ready'), 'echo-1 and gated-0 ready again', 20_000);
   await waitFor(() => 'both replicas answering again', async () => {
     const seen = tally(await answers(outbound, 10));
     assert.deepEqual(Object.keys(seen), ['echo-0', 'echo-1'], JSON.stringify(seen));
