@@ -78,6 +78,11 @@ export function trimCodeResidencyEvery(intervalMs = CODE_TRIM_INTERVAL_MS): () =
 /** How often the proxy returns glibc's free malloc memory; one trim costs ~0.3–1.4 ms. */
 export const MALLOC_TRIM_INTERVAL_MS = 10_000;
 
+/** Returns glibc's free malloc memory to the OS now; false when nothing was released or without the addon. */
+export function releaseFreeMalloc(): boolean {
+  return nativeAddon()?.releaseFreeMalloc() ?? false;
+}
+
 /**
  * Returns glibc's free malloc memory to the OS now and every `intervalMs`: V8's compiler threads
  * and libuv's threads each have a malloc arena, and what they free stays resident, fragmented.
