@@ -38,7 +38,7 @@ export function grpcTimeoutHeader(ms: number): string {
 }
 
 /** One uncompressed gRPC message: flag 0, 32-bit big-endian length, the message. */
-function frame(message: Uint8Array): Buffer {
+export function grpcFrame(message: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(5 + message.length);
   out[0] = 0;
   out.writeUInt32BE(message.length, 1);
@@ -78,7 +78,7 @@ export async function grpcCallThroughCluster(clusters: ClusterManager, call: Grp
   for (const [name, value] of call.metadata ?? []) headers[name] = name.endsWith('-bin') ? Buffer.from(value, 'latin1').toString('base64') : value;
   if (call.userAgent) headers['user-agent'] = call.userAgent;
   const timeoutMs = call.timeoutMs > 0 ? call.timeoutMs : call.deadlineMs;
-  const res = await requestThroughCluster(clusters, { cluster: call.cluster, method: 'POST', path: call.path, headers, body: frame(message), timeoutMs });
+  const res = await requestThroughCluster(clusters, { cluster: call.cluster, method: 'POST', path: call.path, headers, body: grpcFrame(message), timeoutMs });
   const status = first(res.trailers['grpc-status']) ?? first(res.headers['grpc-status']);
   if (res.status !== 200 || status !== '0') {
     const detail = grpcMessage(first(res.trailers['grpc-message']) ?? first(res.headers['grpc-message']));

@@ -1,4 +1,4 @@
-// The gRPC authorization service: envoy.service.auth.v3.Authorization/Check framed by hand over
+// The gRPC authorization service: envoy.service.auth.v3.Authorization/Check in gRPC framing over
 // the cluster's HTTP/2 pool (so the service's cluster brings its load balancer, pool and mTLS, as
 // Envoy's envoy_grpc client). CheckRequest carries AttributeContext (source/destination address
 // and principal, request.http id/method/headers/path/host/scheme/protocol/body); status OK allows
@@ -7,6 +7,7 @@
 import { decodeMessage, encodeMessage, envoyEnum } from '../../../envoy/index.ts';
 import type { ClusterManager } from '../../upstream/cluster-manager.ts';
 import { requestThroughCluster } from '../../upstream/cluster-request.ts';
+import { grpcFrame } from '../../upstream/cluster-grpc.ts';
 import type { HeaderMap } from '../filter.ts';
 import type { ExtAuthzConfig, GrpcServiceConfig } from './ext-authz-config.ts';
 import { checkHeaders, HeaderAction, mutateHeaders, type AuthzService, type CheckInput, type CheckResult, type HeaderMutation, type HeaderPair } from './ext-authz-check.ts';
@@ -19,14 +20,6 @@ type Json = Record<string, unknown>;
 
 function socketAddress(address: string, port: number): Json {
   return { socket_address: { address: address.startsWith('::ffff:') ? address.slice(7) : address, port_value: port } };
-}
-
-function frame(msg: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(5 + msg.length);
-  out[0] = 0;
-  out.writeUInt32BE(msg.length, 1);
-  out.set(msg, 5);
-  return out;
 }
 
 function unframe(body: Buffer): Uint8Array | undefined {
@@ -130,7 +123,7 @@ export class GrpcAuthzService implements AuthzService {
     for (const [k, v] of s.initialMetadata) headers[k] = v;
     let res;
     try {
-      res = await requestThroughCluster(this.clusters, { cluster: s.cluster, method: 'POST', path: CHECK_PATH, headers, body: frame(encodeMessage(CHECK_REQUEST, this.checkRequest(input))), timeoutMs: s.timeoutMs, h2: true, signal });
+      res = await requestThroughCluster(this.clusters, { cluster: s.cluster, method: 'POST', path: CHECK_PATH, headers, body: grpcFrame(encodeMessage(CHECK_REQUEST, this.checkRequest(input))), timeoutMs: s.timeoutMs, h2: true, signal });
     } catch (e) {
       return { kind: 'error', message: (e as Error).message };
     }
