@@ -49,8 +49,12 @@ export interface LogFormatter {
   value?: Getter;
 }
 
-/** Compiles one format string; unknown commands are reported through `error`. */
-export function compileLogFormat(text: string, error: (msg: string) => void): LogFormatter {
+/**
+ * Compiles one format string; unknown commands are reported through `error`. A command without a
+ * value prints `-`, or nothing with `omitEmpty` (SubstitutionFormatString.omit_empty_values).
+ */
+export function compileLogFormat(text: string, error: (msg: string) => void, omitEmpty = false): LogFormatter {
+  const empty = omitEmpty ? '' : '-';
   const parts: (string | Getter)[] = [];
   const re = /%([A-Z_0-9]+)(?:\(([^)]*)\))?(?::(\d+))?%/g;
   let last = 0;
@@ -96,7 +100,7 @@ export function compileLogFormat(text: string, error: (msg: string) => void): Lo
         if (typeof p === 'string') s += p;
         else {
           const v = p(i, q, r);
-          s += v === undefined || v === '' ? '-' : v;
+          s += v === undefined || v === '' ? empty : v;
         }
       }
       return s;
@@ -104,14 +108,20 @@ export function compileLogFormat(text: string, error: (msg: string) => void): Lo
   };
 }
 
-/** json_format: each value a format string (or nested object); values keep their JSON types where numeric. */
-export function compileJsonFormat(obj: Record<string, unknown>, error: (msg: string) => void): LogFormatter {
-  const entries = Object.entries(obj).map(([k, v]) => [k, typeof v === 'string' ? compileLogFormat(v, error) : compileJsonFormat((v ?? {}) as Record<string, unknown>, error)] as const);
+/**
+ * json_format: each value a format string (or nested object); values keep their JSON types where
+ * numeric. A single command without a value is null, or with `omitEmpty` its key is left out.
+ */
+export function compileJsonFormat(obj: Record<string, unknown>, error: (msg: string) => void, omitEmpty = false): LogFormatter {
+  const entries = Object.entries(obj).map(([k, v]) => [k, typeof v === 'string' ? compileLogFormat(v, error, omitEmpty) : compileJsonFormat((v ?? {}) as Record<string, unknown>, error, omitEmpty)] as const);
   const build = (i: StreamInfo, q: RequestHead | undefined, r: ResponseHead | undefined): Record<string, unknown> => {
     const out: Record<string, unknown> = {};
     for (const [k, f] of entries) {
       // A single command keeps its type (numbers stay numbers) and a missing value is null, as in Envoy.
-      if ('value' in f && f.value) out[k] = f.value(i, q, r) ?? null;
+      if ('value' in f && f.value) {
+        const v = f.value(i, q, r);
+        if (v !== undefined || !omitEmpty) out[k] = v ?? null;
+      }
       else if ('value' in f) out[k] = f.format(i, q, r);
       else out[k] = JSON.parse(f.format(i, q, r));
     }

@@ -29,13 +29,16 @@ function readFormat(r: Reader, issues: Issues): LogFormatter {
   const lf = r.obj('log_format');
   if (lf) {
     let f: LogFormatter;
+    const omitEmpty = lf.bool('omit_empty_values', false);
     const ts = lf.obj('text_format_source');
     if (ts) {
-      f = compileLogFormat(ts.str('inline_string'), err);
+      f = compileLogFormat(ts.str('inline_string'), err, omitEmpty);
       ts.done();
-    } else if (lf.has('json_format')) f = compileJsonFormat(lf.get('json_format') as Record<string, unknown>, err);
-    else f = compileLogFormat(DEFAULT_FORMAT, err);
-    lf.accept('omit_empty_values', 'content_type', 'formatters');
+    } else if (lf.has('json_format')) f = compileJsonFormat(lf.get('json_format') as Record<string, unknown>, err, omitEmpty);
+    else f = compileLogFormat(DEFAULT_FORMAT, err, omitEmpty);
+    // content_type only matters where the format renders a body (local replies), as in Envoy.
+    lf.accept('content_type', 'formatters');
+    if (lf.has('formatters')) lf.issues.warn(lf.at('formatters'), 'formatter extensions are not supported; the built-in commands are used');
     lf.done();
     return f;
   }
