@@ -106,6 +106,18 @@ test('local_reply_config: mappers rewrite status, body and headers; body_format 
   r = await request(h.port('plain'), { path: '/bad', headers: { 'test-header': 'x' } });
   assert.equal(r.status, 400);
   assert.equal(r.body, 'bad request');
+
+  // omit_empty_values: a missing request header leaves its JSON key out, and prints nothing in text.
+  await configure(h, {
+    listeners: [
+      httpListener('omit-json', routes, { local_reply_config: { body_format: { json_format: { ua: '%REQ(USER-AGENT)%', code: '%RESPONSE_CODE%' }, omit_empty_values: true } } }),
+      httpListener('omit-text', routes, { local_reply_config: { body_format: { text_format: '[%REQ(X-MISSING)%] %RESPONSE_CODE%', omit_empty_values: true } } }),
+    ],
+  });
+  r = await request(h.port('omit-json'), { path: '/bad' });
+  assert.deepEqual(JSON.parse(r.body), { code: 400 });
+  r = await request(h.port('omit-text'), { path: '/bad' });
+  assert.equal(r.body, '[] 400');
 });
 
 test('local_reply_config errors name their paths', async (t) => {

@@ -62,30 +62,34 @@ export interface LocalReplyConfig {
 const BODY = '%LOCAL_REPLY_BODY%';
 
 /** A format string in which %LOCAL_REPLY_BODY% stands for the reply's body text. */
-function compileText(text: string, error: (m: string) => void): (info: StreamInfo, head: RequestHead | undefined, body: string) => string {
-  const parts = text.split(BODY).map((p) => compileLogFormat(p, error));
+function compileText(text: string, error: (m: string) => void, omitEmpty: boolean): (info: StreamInfo, head: RequestHead | undefined, body: string) => string {
+  const parts = text.split(BODY).map((p) => compileLogFormat(p, error, omitEmpty));
   if (parts.length === 1) return (i, q) => parts[0].format(i, q, undefined);
   return (i, q, body) => parts.map((p) => p.format(i, q, undefined)).join(body);
 }
 
 type JsonBuilder = (info: StreamInfo, head: RequestHead | undefined, body: string) => unknown;
 
-function compileJson(v: unknown, error: (m: string) => void): JsonBuilder {
+/** JSON body format; with `omitEmpty` (omit_empty_values) a key whose single command has no value is left out. */
+function compileJson(v: unknown, error: (m: string) => void, omitEmpty: boolean): JsonBuilder {
   if (typeof v === 'string') {
     if (v === BODY) return (_i, _q, body) => body;
     // A value that is one command keeps its type (numbers stay numbers), as in access logs.
-    const f = compileLogFormat(v, error);
+    const f = compileLogFormat(v, error, omitEmpty);
     if (f.value && !v.includes(BODY)) {
       const get = f.value;
       return (i, q) => get(i, q, undefined) ?? null;
     }
-    return compileText(v, error);
+    return compileText(v, error, omitEmpty);
   }
   if (v && typeof v === 'object' && !Array.isArray(v)) {
-    const entries = Object.entries(v).map(([k, x]) => [k, compileJson(x, error)] as const);
+    const entries = Object.entries(v).map(([k, x]) => [k, compileJson(x, error, omitEmpty)] as const);
     return (i, q, body) => {
       const out: Record<string, unknown> = {};
-      for (const [k, b] of entries) out[k] = b(i, q, body);
+      for (const [k, b] of entries) {
+        const x = b(i, q, body);
+        if (x !== null || !omitEmpty) out[k] = x;
+      }
       return out;
     };
   }
@@ -98,11 +102,12 @@ function readBodyFormat(r: Reader | undefined): BodyFormat | undefined {
   const kinds = ['text_format', 'json_format', 'text_format_source'].filter((k) => r.has(k));
   if (kinds.length !== 1) r.issues.error(r.path, `a body format needs exactly one of text_format, json_format, text_format_source (got ${kinds.join(', ') || 'none'})`);
   const contentType = r.str('content_type');
-  r.accept('omit_empty_values', 'formatters');
+  const omitEmpty = r.bool('omit_empty_values', false);
+  r.accept('formatters');
   if (r.has('formatters')) r.issues.warn(r.at('formatters'), 'formatter extensions are not supported; the built-in commands are used');
   let out: BodyFormat | undefined;
   if (r.has('json_format')) {
-    const build = compileJson(r.get('json_format'), error);
+    const build = compileJson(r.get('json_format'), error, omitEmpty);
     out = { contentType: contentType || 'application/json', render: (i, q, body) => JSON.stringify(build(i, q, body)) };
   } else {
     let text = r.str('text_format');
@@ -113,7 +118,7 @@ function readBodyFormat(r: Reader | undefined): BodyFormat | undefined {
       src.accept('filename');
       src.done();
     }
-    out = { contentType: contentType || 'text/plain', render: compileText(text, error) };
+    out = { contentType: contentType || 'text/plain', render: compileText(text, error, omitEmpty) };
   }
   r.accept('json_format');
   r.done();
