@@ -90,10 +90,9 @@ export function releaseFreeMalloc(): boolean {
  * Returns a function that stops it; does nothing without the native addon.
  */
 export function releaseFreeMallocEvery(intervalMs = MALLOC_TRIM_INTERVAL_MS): () => void {
-  const addon = nativeAddon();
-  if (!addon) return () => {};
-  addon.releaseFreeMalloc();
-  const t = setInterval(() => addon.releaseFreeMalloc(), intervalMs);
+  if (!nativeAddon()) return () => {};
+  releaseFreeMalloc();
+  const t = setInterval(releaseFreeMalloc, intervalMs);
   t.unref();
   return () => clearInterval(t);
 }
