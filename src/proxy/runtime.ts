@@ -111,6 +111,7 @@ export class ProxyRuntime {
   private routeTables = new Map<string, RouteTable>();
   private applied = new Set<string>();
   private initialized = false;
+  private wentLive = false;
 
   constructor(opts: ProxyRuntimeOptions) {
     setupExtensions();
@@ -265,14 +266,20 @@ export class ProxyRuntime {
     return this.listeners.settled();
   }
 
-  /** Envoy's server state: LIVE once the first config is applied, listeners bound and clusters warm. */
+  /**
+   * Envoy's server state: LIVE once the first config is applied, listeners bound and clusters
+   * warm, and LIVE from then on, as in Envoy: a cluster or listener warming after a later update
+   * does not take the server (nor its readiness) back to INITIALIZING.
+   */
   state(): 'LIVE' | 'INITIALIZING' | 'DRAINING' {
     if (this.ctx.draining) return 'DRAINING';
+    if (this.wentLive) return 'LIVE';
     if (!this.initialized || !this.ctx.clusters.warm()) return 'INITIALIZING';
     // Listeners warm as in Envoy: every route configuration they name via RDS has arrived.
     for (const h of this.ctx.holders.values()) if (!h.table) return 'INITIALIZING';
     // A listener waiting for its address to be freed cannot take traffic yet.
     for (const l of this.listeners.listeners()) if (l.state === 'pending' || l.retrying) return 'INITIALIZING';
+    this.wentLive = true;
     return 'LIVE';
   }
 

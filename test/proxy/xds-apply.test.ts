@@ -45,6 +45,18 @@ test('invalid updates are NACKed with every error and the previous config keeps 
   assert.equal((await request(port)).json().server, 'a');
 });
 
+test('once LIVE, a later cluster or route still warming does not take the server back to INITIALIZING (as Envoy)', async (t) => {
+  const a = await startUpstream('a');
+  const h = await startTestRuntime(t, [a]);
+  await configure(h, { clusters: [edsCluster('a')], listeners: [httpListener('l', 'r')], endpoints: [cla('a', [a.port])], routes: [routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'a' } }])] });
+  assert.equal(h.rt.state(), 'LIVE');
+  // A new EDS cluster without its ClusterLoadAssignment, and a listener naming a route not sent yet.
+  await configure(h, { clusters: [edsCluster('a'), edsCluster('b')], listeners: [httpListener('l', 'r'), httpListener('l2', 'r2')] });
+  assert.equal(h.rt.state(), 'LIVE');
+  assert.equal(h.rt.isReady(), true);
+  assert.equal((await request(h.port('l'))).json().server, 'a', 'the warm listener serves');
+});
+
 test('unsupported fields are accepted with a warning that names them', async (t) => {
   const h = await startRuntime();
   t.after(() => h.close());
