@@ -11,6 +11,8 @@ export type { HttpHeader, OpenTelemetryProvider, ZipkinProvider } from './extens
 export interface FileAccessLogProvider {
   path?: string;
   logFormat?: { text?: string; labels?: Record<string, unknown> };
+  /** Istio's EnvoyFileAccessLogProvider.omit_empty_values, carried to Envoy's log_format.omit_empty_values (an empty command prints nothing, not `-`; its JSON key is left out). */
+  omitEmptyValues?: boolean;
 }
 
 export interface ExtensionProvider {
@@ -28,12 +30,29 @@ const UNSUPPORTED = ['skywalking', 'datadog', 'lightstep', 'stackdriver', 'envoy
 const FIELDS: Record<string, string[]> = {
   prometheus: [],
   ...TRACING_FIELDS,
-  envoyFileAccessLog: ['path', 'logFormat'],
+  envoyFileAccessLog: ['path', 'logFormat', 'omitEmptyValues'],
   ...EXT_AUTHZ_FIELDS,
 };
 
 function isObj(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function checkFileAccessLog(cfg: Record<string, unknown>, at: string): string[] {
+  const errors: string[] = [];
+  if (cfg.path !== undefined && typeof cfg.path !== 'string') errors.push(`${at}.path: expected a file path`);
+  if (cfg.omitEmptyValues !== undefined && typeof cfg.omitEmptyValues !== 'boolean') errors.push(`${at}.omitEmptyValues: expected true or false`);
+  const lf = cfg.logFormat;
+  if (lf === undefined) return errors;
+  if (!isObj(lf) || (lf.text !== undefined && lf.labels !== undefined)) return [...errors, `${at}.logFormat: set either text or labels`];
+  for (const k of Object.keys(lf)) {
+    // Istio keeps omitEmptyValues beside logFormat, not in it.
+    if (k === 'omitEmptyValues') errors.push(`${at}.logFormat.omitEmptyValues: unknown field; Istio's field is ${at}.omitEmptyValues (beside logFormat)`);
+    else if (k !== 'text' && k !== 'labels') errors.push(`${at}.logFormat.${k}: unknown field (known: text, labels)`);
+  }
+  if (lf.text !== undefined && typeof lf.text !== 'string') errors.push(`${at}.logFormat.text: expected a format string`);
+  if (lf.labels !== undefined && !isObj(lf.labels)) errors.push(`${at}.logFormat.labels: expected a mapping of JSON keys to format strings`);
+  return errors;
 }
 
 /** Problems in MeshConfig.extensionProviders, one message per problem (empty when valid). */
@@ -58,10 +77,7 @@ export function checkExtensionProviders(list: unknown): string[] {
     for (const k of Object.keys(cfg)) if (!FIELDS[kind].includes(k)) errors.push(`${at}.${kind}.${k}: unknown field (known: ${FIELDS[kind].join(', ') || 'none'})`);
     if (kind === 'zipkin' || kind === 'opentelemetry') errors.push(...checkTracingProvider(kind, cfg, `${at}.${kind}`));
     if (kind === 'envoyExtAuthzHttp' || kind === 'envoyExtAuthzGrpc') errors.push(...checkExtAuthzProvider(kind, cfg, at));
-    if (kind === 'envoyFileAccessLog' && cfg.logFormat !== undefined) {
-      const lf = cfg.logFormat;
-      if (!isObj(lf) || (lf.text !== undefined && lf.labels !== undefined)) errors.push(`${at}.envoyFileAccessLog.logFormat: set either text or labels`);
-    }
+    if (kind === 'envoyFileAccessLog') errors.push(...checkFileAccessLog(cfg, `${at}.envoyFileAccessLog`));
   });
   return errors;
 }

@@ -131,8 +131,9 @@ export function peerMetadataFilter(mode: TrafficMode): EnvoyJson {
 
 // === access logs ===
 
-function fileLog(path: string, format: { text?: string; labels?: Record<string, unknown> }, filter: string | undefined): EnvoyJson {
-  const log_format = format.labels ? { json_format: format.labels } : { text_format_source: { inline_string: format.text ?? ISTIO_TEXT_FORMAT } };
+function fileLog(path: string, format: { text?: string; labels?: Record<string, unknown> }, filter: string | undefined, omitEmptyValues = false): EnvoyJson {
+  const log_format: EnvoyJson = format.labels ? { json_format: format.labels } : { text_format_source: { inline_string: format.text ?? ISTIO_TEXT_FORMAT } };
+  if (omitEmptyValues) log_format.omit_empty_values = true;
   const entry: EnvoyJson = { name: 'envoy.access_loggers.file', typed_config: { '@type': FILE_ACCESS_LOG, path, log_format } };
   if (filter) entry.filter = { extension_filter: { name: 'envoy.access_loggers.extension_filters.cel', typed_config: { '@type': CEL_FILTER, expression: filter } } };
   return entry;
@@ -169,8 +170,10 @@ function providerLog(push: PushContext, all: Map<string, ExtensionProvider>, nam
   if (!p && name === 'envoy') return [fileLog(push.mesh.accessLogFile || '/dev/stdout', meshFormat(push), filter)];
   const f = p?.envoyFileAccessLog;
   if (!f) return [];
-  const format = f.logFormat?.labels ? { labels: f.logFormat.labels } : f.logFormat?.text ? { text: f.logFormat.text.endsWith('\n') ? f.logFormat.text : f.logFormat.text + '\n' } : { text: ISTIO_TEXT_FORMAT };
-  return [fileLog(f.path || '/dev/stdout', format, filter)];
+  // Istio: `labels: {}` is its default JSON format.
+  const labels = f.logFormat?.labels && Object.keys(f.logFormat.labels).length ? f.logFormat.labels : f.logFormat?.labels ? ISTIO_JSON_FORMAT : undefined;
+  const format = labels ? { labels } : f.logFormat?.text ? { text: f.logFormat.text.endsWith('\n') ? f.logFormat.text : f.logFormat.text + '\n' } : { text: ISTIO_TEXT_FORMAT };
+  return [fileLog(f.path || '/dev/stdout', format, filter, f.omitEmptyValues)];
 }
 
 // === tracing ===
