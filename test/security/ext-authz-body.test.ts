@@ -13,7 +13,7 @@ import type { EnvoyJson } from '../../src/envoy/index.ts';
 import { ResponseFlag } from '../../src/proxy/response-flags.ts';
 import { addr, configure, HCM, request, ROUTER, routeConfig, startTestRuntime, startUpstream, staticCluster, type Harness } from '../proxy/harness.ts';
 import { until } from '../helpers/wait.ts';
-import { ENABLED_METADATA, SHADOW_RBAC, startGrpcAuthz } from './ext-authz-servers.ts';
+import { ENABLED_METADATA, grpcCluster, SHADOW_RBAC, startGrpcAuthz } from './ext-authz-servers.ts';
 
 /** Istio's DENY policy filter, after ext_authz: requests with the header x-rbac are denied. */
 const DENY_RBAC = {
@@ -234,7 +234,7 @@ test('gRPC with_request_body: body as UTF-8 text, or raw_body bytes with pack_as
   t.after(() => authz.close());
   const grpcService = { envoy_grpc: { cluster_name: 'authz' }, timeout: '5s' };
   await configure(h, {
-    clusters: [staticCluster('app', [app.port]), staticCluster('authz', [authz.port])],
+    clusters: [staticCluster('app', [app.port]), grpcCluster('authz', authz.port)],
     listeners: [listener('text', { grpc_service: grpcService, with_request_body: { max_request_bytes: 64 } }), listener('bytes', { grpc_service: grpcService, with_request_body: { max_request_bytes: 4, allow_partial_message: true, pack_as_bytes: true } })],
   });
   const binary = Buffer.from([0xff, 0x00, 0xfe, 0x80, 0x41, 0x42]);

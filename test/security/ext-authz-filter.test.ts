@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { HTTP_EXT_AUTHZ_TYPE, NETWORK_EXT_AUTHZ_TYPE, NETWORK_RBAC_TYPE, TCP_PROXY_TYPE } from '../../src/envoy/index.ts';
 import type { EnvoyJson } from '../../src/envoy/index.ts';
 import { ResponseFlag } from '../../src/proxy/response-flags.ts';
-import { ENABLED_METADATA, SHADOW_RBAC, startGrpcAuthz } from './ext-authz-servers.ts';
+import { ENABLED_METADATA, grpcCluster, SHADOW_RBAC, startGrpcAuthz } from './ext-authz-servers.ts';
 import { addr, configure, deadPort, HCM, request, ROUTER, routeConfig, startRuntime, startTestRuntime, startUpstream, staticCluster, type Harness } from '../proxy/harness.ts';
 
 
@@ -204,7 +204,7 @@ test('gRPC ext_authz: CheckRequest attributes, ok_response header mutations, den
   t.after(() => authz.close());
   const cluster = 'outbound|9000||ext-authz-grpc.foo.svc.cluster.local';
   await configure(h, {
-    clusters: [staticCluster('app', [app.port]), staticCluster(cluster, [authz.port])],
+    clusters: [staticCluster('app', [app.port]), grpcCluster(cluster, authz.port)],
     listeners: [listener('g', { grpc_service: { envoy_grpc: { cluster_name: cluster, authority: 'outbound_.9000_._.ext-authz-grpc.foo.svc.cluster.local' }, timeout: '2s' }, status_on_error: { code: 'ServiceUnavailable' } })],
   });
   const port = h.port('g');
@@ -296,7 +296,7 @@ test('network ext_authz (Istio CUSTOM on TCP with a gRPC provider): connections 
     ],
   });
   await configure(h, {
-    clusters: [staticCluster('echo', [(echo.address() as AddressInfo).port]), staticCluster('authz', [authz.port]), staticCluster('down', [dead])],
+    clusters: [staticCluster('echo', [(echo.address() as AddressInfo).port]), grpcCluster('authz', authz.port), staticCluster('down', [dead])],
     listeners: [
       tcpListener('checked', 'authz', { any: true }),
       tcpListener('unselected', 'authz', { destination_port: 1 }),
@@ -328,7 +328,7 @@ test('ExtAuthzPerRoute: disabled skips the check on a route, check_settings.cont
   t.after(() => authz.close());
   const PER_ROUTE = 'type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute';
   await configure(h, {
-    clusters: [staticCluster('app', [app.port]), staticCluster('authz', [authz.port])],
+    clusters: [staticCluster('app', [app.port]), grpcCluster('authz', authz.port)],
     listeners: [
       listener('p', { grpc_service: { envoy_grpc: { cluster_name: 'authz' }, timeout: '2s' } }, [
         { match: { prefix: '/secure/open' }, route: { cluster: 'app' }, typed_per_filter_config: { 'envoy.filters.http.ext_authz': { '@type': PER_ROUTE, disabled: true } } },

@@ -7,7 +7,7 @@ import { HTTP_EXT_AUTHZ_TYPE } from '../../src/envoy/index.ts';
 import type { EnvoyJson } from '../../src/envoy/index.ts';
 import { ResponseFlag } from '../../src/proxy/response-flags.ts';
 import { addr, configure, HCM, request, ROUTER, routeConfig, startTestRuntime, startUpstream, staticCluster, type Harness } from '../proxy/harness.ts';
-import { startGrpcAuthz } from './ext-authz-servers.ts';
+import { grpcCluster, startGrpcAuthz } from './ext-authz-servers.ts';
 
 const PER_ROUTE = 'type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute';
 
@@ -53,7 +53,7 @@ test('decoder_header_mutation_rules decide which request headers an OK answer se
   t.after(() => authz.close());
   authz.okResponse = MUTATIONS;
   await configure(h, {
-    clusters: [staticCluster('app', [app.port]), staticCluster('authz', [authz.port])],
+    clusters: [staticCluster('app', [app.port]), grpcCluster('authz', authz.port)],
     listeners: [
       listener('free', {}),
       listener('ruled', { decoder_header_mutation_rules: { disallow_expression: { regex: 'x-keep-.*' } } }),
@@ -107,7 +107,7 @@ test('validate_mutations fails an OK answer with an invalid header; deny_at_disa
   t.after(() => authz.close());
   authz.okResponse = { headers: [header('x-user', 'bob\r\nx-injected: 1')] };
   await configure(h, {
-    clusters: [staticCluster('app', [app.port]), staticCluster('authz', [authz.port])],
+    clusters: [staticCluster('app', [app.port]), grpcCluster('authz', authz.port)],
     listeners: [
       listener('validated', { validate_mutations: true }),
       listener('off', { filter_enabled: { default_value: { numerator: 0 } }, deny_at_disable: { default_value: true }, status_on_error: { code: 'ServiceUnavailable' } }),
@@ -133,7 +133,7 @@ test('per-route check_settings: disable_request_body_buffering, or its own with_
   t.after(() => authz.close());
   const settings = (cs: EnvoyJson) => ({ 'envoy.filters.http.ext_authz': { '@type': PER_ROUTE, check_settings: cs } });
   await configure(h, {
-    clusters: [staticCluster('app', [app.port]), staticCluster('authz', [authz.port])],
+    clusters: [staticCluster('app', [app.port]), grpcCluster('authz', authz.port)],
     listeners: [
       listener('p', { with_request_body: { max_request_bytes: 64 } }, [
         { match: { prefix: '/nobody' }, route: { cluster: 'app' }, typed_per_filter_config: settings({ disable_request_body_buffering: true }) },
@@ -166,7 +166,7 @@ test('the route cluster counts the outcomes (and a denial as its response unless
   t.after(() => authz.close());
   const only = (cluster: string) => [{ match: { prefix: '/r' }, route: { cluster } }];
   await configure(h, {
-    clusters: [staticCluster('app', [app.port]), staticCluster('quiet', [app.port]), staticCluster('authz', [authz.port])],
+    clusters: [staticCluster('app', [app.port]), staticCluster('quiet', [app.port]), grpcCluster('authz', authz.port)],
     listeners: [listener('charged', { encode_raw_headers: true }, only('app')), listener('uncharged', { charge_cluster_response_stats: false, stat_prefix: 'waf' }, only('quiet'))],
   });
   const send = (l: string, verdict: string, path = '/r') => request(h.port(l), { path, headers: { 'x-verdict': verdict, 'set-cookie': ['a=1', 'b=2'] } });

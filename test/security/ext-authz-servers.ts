@@ -5,6 +5,8 @@ import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { HTTP_RBAC_TYPE } from '../../src/envoy/index.ts';
+import type { EnvoyJson } from '../../src/envoy/index.ts';
+import { staticCluster } from '../proxy/harness.ts';
 
 const require = createRequire(import.meta.url);
 const DEPS = path.join(path.dirname(require.resolve('@grpc/grpc-js-xds/package.json')), 'deps');
@@ -27,7 +29,8 @@ export interface GrpcAuthz {
   close(): void;
 }
 
-export async function startGrpcAuthz(): Promise<GrpcAuthz> {
+/** With `tls`, the server speaks only TLS and requires a client certificate signed by `tls.ca`. */
+export async function startGrpcAuthz(tls?: { ca: string; cert: string; key: string }): Promise<GrpcAuthz> {
   const def = protoLoader.loadSync('envoy/service/auth/v3/external_auth.proto', { keepCase: true, longs: Number, enums: String, defaults: false, includeDirs: ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => path.join(DEPS, d)) });
   const pkg = grpc.loadPackageDefinition(def) as unknown as { envoy: { service: { auth: { v3: { Authorization: grpc.ServiceClientConstructor } } } } };
   const seen: CheckCall[] = [];
@@ -50,8 +53,14 @@ export async function startGrpcAuthz(): Promise<GrpcAuthz> {
       });
     },
   });
-  authz.port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
+  const creds = tls ? grpc.ServerCredentials.createSsl(Buffer.from(tls.ca), [{ private_key: Buffer.from(tls.key), cert_chain: Buffer.from(tls.cert) }], true) : grpc.ServerCredentials.createInsecure();
+  authz.port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', creds, (e, p) => (e ? rej(e) : res(p))));
   return authz;
+}
+
+/** A cluster for a gRPC authorization server: HTTP/2, as Envoy's envoy_grpc client needs (Istio: a grpc port). */
+export function grpcCluster(name: string, port: number): EnvoyJson {
+  return staticCluster(name, [port], { http2_protocol_options: {} });
 }
 
 /** Istio's shadow RBAC for CUSTOM policies: here, paths under /secure are sent to the authz service. */

@@ -22,6 +22,8 @@ export interface GrpcCall {
   readonly metadata?: readonly (readonly [string, string])[];
   /** Set after the metadata, as Envoy's callers set theirs when the stream starts. */
   readonly userAgent?: string;
+  /** Cancels the call (e.g. the downstream stream or connection that needed it is gone). */
+  readonly signal?: AbortSignal;
 }
 
 /** gRPC's largest timeout value (8 digits). */
@@ -78,7 +80,7 @@ export async function grpcCallThroughCluster(clusters: ClusterManager, call: Grp
   for (const [name, value] of call.metadata ?? []) headers[name] = name.endsWith('-bin') ? Buffer.from(value, 'latin1').toString('base64') : value;
   if (call.userAgent) headers['user-agent'] = call.userAgent;
   const timeoutMs = call.timeoutMs > 0 ? call.timeoutMs : call.deadlineMs;
-  const res = await requestThroughCluster(clusters, { cluster: call.cluster, method: 'POST', path: call.path, headers, body: grpcFrame(message), timeoutMs });
+  const res = await requestThroughCluster(clusters, { cluster: call.cluster, method: 'POST', path: call.path, headers, body: grpcFrame(message), timeoutMs, signal: call.signal });
   const status = first(res.trailers['grpc-status']) ?? first(res.headers['grpc-status']);
   if (res.status !== 200 || status !== '0') {
     const detail = grpcMessage(first(res.trailers['grpc-message']) ?? first(res.headers['grpc-message']));

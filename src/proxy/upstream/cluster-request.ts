@@ -15,8 +15,6 @@ export interface ClusterRequest {
   readonly body?: Buffer;
   /** Whole-request deadline (connect, head and body). */
   readonly timeoutMs: number;
-  /** Force HTTP/2 (gRPC) whatever the cluster's protocol options; default: the cluster's codec. */
-  readonly h2?: boolean;
   /** Cancels the request (e.g. the downstream stream that needed it is gone). */
   readonly signal?: AbortSignal;
 }
@@ -60,9 +58,8 @@ export function requestThroughCluster(clusters: ClusterManager, req: ClusterRequ
       fail(new Error(`no response from cluster ${req.cluster} within ${req.timeoutMs} ms`));
     }, req.timeoutMs);
     req.signal?.addEventListener('abort', () => fail(new Error('request cancelled')), { once: true });
-    // Envoy's async clients have no istio.alpn override: over TLS the pool offers the cluster's
-    // ALPN (h2 for forced HTTP/2 when it has none) and speaks h2 whatever the server selects.
-    cluster.pool(host, req.h2 ?? cluster.config.http2).dispatch(
+    // Envoy's async clients have no istio.alpn override: over TLS the pool offers the cluster's ALPN.
+    cluster.pool(host, cluster.config.http2).dispatch(
       { method: req.method, path: req.path, headers: req.headers, body: req.body ?? null, headersTimeout: req.timeoutMs, bodyTimeout: req.timeoutMs },
       {
         onRequestStart(c) {

@@ -1,13 +1,13 @@
-// The gRPC authorization service: envoy.service.auth.v3.Authorization/Check in gRPC framing over
-// the cluster's HTTP/2 pool (so the service's cluster brings its load balancer, pool and mTLS, as
-// Envoy's envoy_grpc client). CheckRequest carries AttributeContext (source/destination address
-// and principal, request.http id/method/headers/path/host/scheme/protocol/body); status OK allows
-// with ok_response's header mutations, any other status denies with denied_response; a failed call
-// (transport error, timeout, non-OK grpc-status) is an error.
+// The gRPC authorization service: envoy.service.auth.v3.Authorization/Check, a unary call through
+// the service's cluster as Envoy's envoy_grpc client makes it (cluster-grpc: the cluster's load
+// balancer, pool, protocol and transport socket, :authority, grpc-timeout, initial_metadata).
+// CheckRequest carries AttributeContext (source/destination address and principal, request.http
+// id/method/headers/path/host/scheme/protocol/body); status OK allows with ok_response's header
+// mutations, any other status denies with denied_response; a failed call (transport error,
+// timeout, non-OK grpc-status, OK without a CheckResponse) is an error.
 import { decodeMessage, encodeMessage, envoyEnum } from '../../../envoy/index.ts';
 import type { ClusterManager } from '../../upstream/cluster-manager.ts';
-import { requestThroughCluster } from '../../upstream/cluster-request.ts';
-import { grpcFrame } from '../../upstream/cluster-grpc.ts';
+import { grpcCallThroughCluster } from '../../upstream/cluster-grpc.ts';
 import type { HeaderMap } from '../filter.ts';
 import type { ExtAuthzConfig, GrpcServiceConfig } from './ext-authz-config.ts';
 import { checkHeaders, HeaderAction, mutateHeaders, type AuthzService, type CheckInput, type CheckResult, type HeaderMutation, type HeaderPair } from './ext-authz-check.ts';
@@ -20,16 +20,6 @@ type Json = Record<string, unknown>;
 
 function socketAddress(address: string, port: number): Json {
   return { socket_address: { address: address.startsWith('::ffff:') ? address.slice(7) : address, port_value: port } };
-}
-
-function unframe(body: Buffer): Uint8Array | undefined {
-  if (body.length < 5 || body[0] !== 0) return undefined;
-  const len = body.readUInt32BE(1);
-  return body.length >= 5 + len ? body.subarray(5, 5 + len) : undefined;
-}
-
-function first(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v[0] : v;
 }
 
 interface HeaderOption {
@@ -119,21 +109,13 @@ export class GrpcAuthzService implements AuthzService {
 
   async check(input: CheckInput, signal: AbortSignal): Promise<CheckResult> {
     const s = this.s;
-    const headers: Record<string, string> = { host: s.authority, 'content-type': 'application/grpc', te: 'trailers', 'grpc-timeout': `${Math.ceil(s.timeoutMs)}m` };
-    for (const [k, v] of s.initialMetadata) headers[k] = v;
-    let res;
+    let bytes: Buffer;
     try {
-      res = await requestThroughCluster(this.clusters, { cluster: s.cluster, method: 'POST', path: CHECK_PATH, headers, body: grpcFrame(encodeMessage(CHECK_REQUEST, this.checkRequest(input))), timeoutMs: s.timeoutMs, h2: true, signal });
+      const call = { cluster: s.cluster, path: CHECK_PATH, authority: s.authority, timeoutMs: s.timeoutMs, deadlineMs: s.timeoutMs, metadata: s.initialMetadata, signal };
+      bytes = await grpcCallThroughCluster(this.clusters, call, encodeMessage(CHECK_REQUEST, this.checkRequest(input)));
     } catch (e) {
       return { kind: 'error', message: (e as Error).message };
     }
-    const grpcStatus = first(res.trailers['grpc-status']) ?? first(res.headers['grpc-status']);
-    if (res.status !== 200 || grpcStatus !== '0') {
-      const msg = first(res.trailers['grpc-message']) ?? first(res.headers['grpc-message']) ?? '';
-      return { kind: 'error', message: `Check failed: HTTP ${res.status}, grpc-status ${grpcStatus ?? 'missing'}${msg ? ` (${decodeURIComponent(msg)})` : ''}` };
-    }
-    const bytes = unframe(res.body);
-    if (!bytes) return { kind: 'error', message: 'Check answered without a CheckResponse message' };
     let r: Json;
     try {
       r = decodeMessage(CHECK_RESPONSE, bytes);
