@@ -98,3 +98,33 @@ test("gRPC ext_authz goes through the cluster's mutual TLS and connection pool; 
   assert.equal(authz.seen.length, 2);
   assert.equal(stat(h, 'http.h1.ext_authz.error'), 1);
 });
+
+test('gRPC ext_authz: initial_metadata raw_value bytes, max_receive_message_length, a warning for retry_policy', async (t) => {
+  const app = await startUpstream('app');
+  const authz = await startGrpcAuthz();
+  t.after(() => authz.close());
+  const h = await startTestRuntime(t, [app]);
+  const bin = Buffer.from([0x00, 0xff, 0x10, 0x80]);
+  const metadata = [
+    { key: 'x-tenant', raw_value: Buffer.from('blue').toString('base64') },
+    { key: 'x-token-bin', raw_value: bin.toString('base64') },
+    { key: 'x-plain', value: 'v' },
+  ];
+  const service = (max: number) => ({ grpc_service: { envoy_grpc: { cluster_name: 'authz', max_receive_message_length: max }, timeout: '5s', initial_metadata: metadata }, status_on_error: { code: 503 } });
+  await configure(h, {
+    clusters: [staticCluster('app', [app.port]), grpcCluster('authz', authz.port)],
+    listeners: [listener('roomy', service(4096)), listener('tight', { ...service(16), grpc_service: { ...service(16).grpc_service, retry_policy: { num_retries: 2 } } })],
+  });
+  const ok = await request(h.port('roomy'), { path: '/a', headers: { 'x-verdict': 'allow' } });
+  assert.equal(ok.status, 200);
+  assert.equal(authz.metadata[0]['x-tenant'], 'blue', 'raw_value bytes as the value');
+  assert.deepEqual(authz.metadata[0]['x-token-bin'], bin, 'a -bin raw_value arrives as the same bytes');
+  assert.equal(authz.metadata[0]['x-plain'], 'v');
+  const tight = await request(h.port('tight'), { path: '/b', headers: { 'x-verdict': 'allow' } });
+  assert.equal(tight.status, 503, 'a CheckResponse over max_receive_message_length fails the call');
+  assert.equal(authz.seen.length, 2, 'the service answered; its answer was too long');
+  assert.equal(stat(h, 'http.tight.ext_authz.error'), 1);
+  const warnings = [...h.rt.warnings.values()].flat();
+  assert.ok(warnings.some((w) => /grpc_service\.retry_policy: the authorization call is not retried/.test(w)), warnings.join('\n'));
+  assert.equal(warnings.filter((w) => /ext_authz/.test(w) && !/retry_policy/.test(w)).length, 0, warnings.join('\n'));
+});

@@ -22,6 +22,8 @@ export interface CheckCall {
 export interface GrpcAuthz {
   port: number;
   seen: CheckCall[];
+  /** The request metadata (headers) of each call, as grpc-js gives them (`-bin` values as Buffers). */
+  metadata: Record<string, unknown>[];
   /** The answer to connection checks (no HTTP request in the CheckRequest). */
   tcpVerdict: 'allow' | 'deny' | 'fail';
   /** Replaces the ok_response of allowed checks. */
@@ -35,10 +37,11 @@ export async function startGrpcAuthz(tls?: { ca: string; cert: string; key: stri
   const pkg = grpc.loadPackageDefinition(def) as unknown as { envoy: { service: { auth: { v3: { Authorization: grpc.ServiceClientConstructor } } } } };
   const seen: CheckCall[] = [];
   const server = new grpc.Server();
-  const authz: GrpcAuthz = { port: 0, seen, tcpVerdict: 'allow', close: () => server.forceShutdown() };
+  const authz: GrpcAuthz = { port: 0, seen, metadata: [], tcpVerdict: 'allow', close: () => server.forceShutdown() };
   server.addService(pkg.envoy.service.auth.v3.Authorization.service, {
     Check(call: grpc.ServerUnaryCall<CheckCall, unknown>, cb: grpc.sendUnaryData<unknown>) {
       seen.push(call.request);
+      authz.metadata.push(call.metadata.getMap());
       const http = call.request.attributes.request?.http;
       const verdict = http ? (http.headers?.['x-verdict'] ?? http.header_map?.headers.find((x) => x.key === 'x-verdict')?.raw_value.toString()) : authz.tcpVerdict;
       if (verdict === 'fail') return cb({ code: grpc.status.UNAVAILABLE, details: 'authz down' });

@@ -22,6 +22,8 @@ export interface GrpcCall {
   readonly metadata?: readonly (readonly [string, string])[];
   /** Set after the metadata, as Envoy's callers set theirs when the stream starts. */
   readonly userAgent?: string;
+  /** GrpcService.envoy_grpc.max_receive_message_length: a longer response message fails the call; 0 or unset: no limit. */
+  readonly maxReceiveBytes?: number;
   /** Cancels the call (e.g. the downstream stream or connection that needed it is gone). */
   readonly signal?: AbortSignal;
 }
@@ -90,5 +92,7 @@ export async function grpcCallThroughCluster(clusters: ClusterManager, call: Grp
   const body = res.body;
   if (body.length === 0) throw new Error(`${call.path} through cluster ${call.cluster}: grpc-status 0 without a response message`);
   if (body.length < 5 || body[0] !== 0 || body.length !== 5 + body.readUInt32BE(1)) throw new Error(`${call.path} through cluster ${call.cluster}: a malformed response message`);
+  const max = call.maxReceiveBytes ?? 0;
+  if (max > 0 && body.length - 5 > max) throw new Error(`${call.path} through cluster ${call.cluster}: the response message (${body.length - 5} bytes) exceeds max_receive_message_length ${max}`);
   return body.subarray(5);
 }

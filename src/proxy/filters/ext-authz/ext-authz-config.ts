@@ -36,6 +36,8 @@ export interface GrpcServiceConfig {
   readonly authority: string;
   readonly timeoutMs: number;
   readonly initialMetadata: readonly (readonly [string, string])[];
+  /** envoy_grpc.max_receive_message_length: a longer CheckResponse fails the call; 0: no limit. */
+  readonly maxReceiveBytes: number;
 }
 
 export interface BodySettings {
@@ -101,13 +103,18 @@ export function httpStatus(r: Reader | undefined, def: number): number {
   return n || def;
 }
 
+/** HeaderValue list (key, and value or raw_value: bytes, base64 in JSON, kept as latin1 so each char is a byte). */
 function headerValues(list: Reader[]): [string, string][] {
   return list.map((h) => {
-    const kv: [string, string] = [h.str('key').toLowerCase(), h.str('value')];
-    h.accept('raw_value');
+    const key = h.str('key').toLowerCase();
+    let value = h.str('value');
+    if (h.has('raw_value')) {
+      if (h.has('value')) h.issues.error(h.path, 'only one of value and raw_value can be set');
+      value = Buffer.from(h.str('raw_value'), 'base64').toString('latin1');
+    }
     h.done();
-    if (!kv[0]) h.issues.error(h.at('key'), 'a header needs a key');
-    return kv;
+    if (!key) h.issues.error(h.at('key'), 'a header needs a key');
+    return [key, value];
   });
 }
 
@@ -154,16 +161,22 @@ export function readGrpcService(r: Reader): GrpcServiceConfig {
   r.accept('google_grpc');
   const cluster = eg?.str('cluster_name') ?? '';
   const authority = eg?.str('authority') || cluster;
-  eg?.accept('retry_policy', 'max_receive_message_length', 'skip_envoy_headers');
+  const maxReceiveBytes = eg?.num('max_receive_message_length', 0) ?? 0;
+  // rig proxy's own gRPC calls never add x-envoy-internal and x-forwarded-for, which is what true
+  // asks for; with the default (false) Envoy adds both, which rig proxy does not reproduce.
+  eg?.accept('skip_envoy_headers');
+  if (eg?.has('retry_policy')) eg.issues.warn(eg.at('retry_policy'), 'the authorization call is not retried by rig proxy; ignored');
+  eg?.accept('retry_policy');
   eg?.done();
   if (!eg && !r.has('google_grpc')) r.issues.error(r.path, 'grpc_service needs envoy_grpc.cluster_name');
   else if (eg && !cluster) r.issues.error(r.at('envoy_grpc.cluster_name'), 'required');
   const timeoutMs = r.durationMs('timeout', 0);
   const initialMetadata = headerValues(r.objs('initial_metadata'));
+  if (r.has('retry_policy')) r.issues.warn(r.at('retry_policy'), 'the authorization call is not retried by rig proxy; ignored');
   r.accept('retry_policy');
   r.done();
   // Envoy's ext_authz default when grpc_service.timeout is unset (Istio always sets one).
-  return { kind: 'grpc', cluster, authority, timeoutMs: timeoutMs > 0 ? timeoutMs : 200, initialMetadata };
+  return { kind: 'grpc', cluster, authority, timeoutMs: timeoutMs > 0 ? timeoutMs : 200, initialMetadata, maxReceiveBytes };
 }
 
 const DENOMINATORS: Record<string, number> = { HUNDRED: 100, TEN_THOUSAND: 10_000, MILLION: 1_000_000 };
@@ -199,7 +212,7 @@ export function readExtAuthzConfig(r: Reader): ExtAuthzConfig {
   else if (gs) service = readGrpcService(gs);
   else {
     r.issues.error(r.path, 'ext_authz needs http_service or grpc_service');
-    service = { kind: 'grpc', cluster: '', authority: '', timeoutMs: 0, initialMetadata: [] };
+    service = { kind: 'grpc', cluster: '', authority: '', timeoutMs: 0, initialMetadata: [], maxReceiveBytes: 0 };
   }
   const api = r.str('transport_api_version', 'V3');
   if (api !== 'V3' && api !== 'AUTO') r.issues.error(r.at('transport_api_version'), `only V3 is supported, got ${api}`);
