@@ -61,8 +61,10 @@ function collectorYaml(port: number): string {
   return se('zipkin', 'zipkin.istio-system.svc.cluster.local', 9411) + se('otel', 'otel-collector.istio-system.svc.cluster.local', 4318);
 }
 
+// Zipkin writes W3C beside B3 so the OpenTelemetry tracer of ratings (W3C only, as Envoy's) continues
+// the trace, and a W3C caller is read by the Zipkin tracers (B3 first, W3C as the fallback).
 const PROVIDERS = [
-  { name: 'zipkin', zipkin: { service: 'zipkin.istio-system.svc.cluster.local', port: 9411 } },
+  { name: 'zipkin', zipkin: { service: 'zipkin.istio-system.svc.cluster.local', port: 9411, traceContextOption: 'USE_B3_WITH_W3C_PROPAGATION' } },
   { name: 'otel', opentelemetry: { service: 'otel-collector.istio-system.svc.cluster.local', port: 4318, http: { path: '/v1/traces', timeout: '5s' } } },
 ];
 

@@ -1,18 +1,21 @@
 // The HCM tracer for Envoy's envoy.tracers.zipkin (ZipkinConfig) and envoy.tracers.opentelemetry
 // (OpenTelemetryConfig, http_service or grpc_service) providers, built on OpenTelemetry's SDK. Per request:
-// extract the caller's context (W3C / B3), honour its sampling decision (or x-envoy-force-trace),
-// else sample at random_sampling percent; a sampled request gets a SERVER span (inbound) or a
-// CLIENT span (outbound, gateway) named as Istio's route decorator (`<service host>:<port>/*`),
-// tagged with Istio's/Envoy's span tags; the context is injected into the upstream request.
-// Unsampled requests still propagate the decision (sampled=0).
+// extract the caller's context in the formats the tracer reads (trace-context.ts), honour its
+// sampling decision (or x-envoy-force-trace), else sample at random_sampling percent; a sampled
+// request gets a SERVER span (inbound) or a CLIENT span (outbound, gateway) named as Istio's route
+// decorator (`<service host>:<port>/*`), tagged with Istio's/Envoy's span tags; the context is
+// injected into the upstream request. Unsampled requests still propagate the decision (sampled=0).
+// A Zipkin SERVER span shares the caller's span context (ZipkinConfig.shared_span_context, true
+// unless set false, as Istio does): it takes the caller's span id and parent, as Envoy's Zipkin
+// tracer, and is reported with Zipkin's `shared: true`.
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, TraceFlags, type Span as OtelSpan } from '@opentelemetry/api';
 import type { Reader } from '../config/reader.ts';
 import type { RequestHead, ResponseHead } from '../filters/filter.ts';
 import type { StreamInfo } from '../stream-info.ts';
 import { formatResponseFlags } from '../response-flags.ts';
 import { registerTracer, type Span, type Tracer, type TracerFactory } from '../http/tracer.ts';
-import { Propagation, extractContext, injectContext, newSpanId, newTraceId, newTraceId64, type TraceContext } from './trace-context.ts';
-import { spanPipeline, type SpanPipeline } from './span-export.ts';
+import { MALFORMED, Propagation, extractContext, injectContext, newSpanId, newTraceId, newTraceId64, type TraceContext } from './trace-context.ts';
+import { spanPipeline, startSpanWithIds, type SpanPipeline } from './span-export.ts';
 import { OTEL_CONFIG_TYPE, readTracerProvider, ZIPKIN_CONFIG_TYPE } from './tracer-provider.ts';
 import { attachTelemetry } from './proxy-telemetry.ts';
 import { serviceOfAuthority, serviceOfCluster } from './istio-metrics.ts';
@@ -36,6 +39,8 @@ interface TracerConfig {
   readonly propagation: Propagation;
   /** New traces get 64-bit ids (Zipkin without trace_id_128bit). */
   readonly traceId64: boolean;
+  /** A SERVER span takes the caller's span id (Zipkin's shared_span_context). */
+  readonly sharedSpanContext: boolean;
 }
 
 function first(v: string | string[] | undefined): string | undefined {
@@ -66,19 +71,21 @@ class RecordingSpan implements Span {
   private readonly span: OtelSpan;
   private readonly ctx: TraceContext | undefined;
   private readonly info: StreamInfo;
+  private readonly parentSpanId: string | undefined;
 
-  constructor(c: TracerConfig, span: OtelSpan, ctx: TraceContext | undefined, info: StreamInfo) {
+  constructor(c: TracerConfig, span: OtelSpan, ctx: TraceContext | undefined, info: StreamInfo, parentSpanId: string | undefined) {
     this.c = c;
     this.span = span;
     this.ctx = ctx;
     this.info = info;
+    this.parentSpanId = parentSpanId;
   }
 
   injectContext(head: RequestHead): void {
     const d = this.info.routeDecorator;
     if (d?.propagate && this.c.kind === SpanKind.CLIENT) head.headers[DECORATOR_HEADER] = d.operation;
     const sc = this.span.spanContext();
-    injectContext(head.headers, this.c.propagation, sc.traceId, sc.spanId, this.ctx?.parentSpanId, true, this.ctx?.tracestate, this.ctx?.b3Single ?? false);
+    injectContext(head.headers, this.c.propagation, sc.traceId, sc.spanId, this.parentSpanId, true, this.ctx?.tracestate, this.ctx?.b3Single ?? false);
   }
 
   finish(info: StreamInfo, req: RequestHead, res: ResponseHead | undefined): void {
@@ -130,17 +137,20 @@ class RecordingSpan implements Span {
 class UnsampledSpan implements Span {
   private readonly propagation: Propagation;
   private readonly traceId: string;
-  private readonly spanId = newSpanId();
+  private readonly spanId: string;
+  private readonly parentSpanId: string | undefined;
   private readonly ctx: TraceContext | undefined;
 
-  constructor(propagation: Propagation, traceId: string, ctx: TraceContext | undefined) {
+  constructor(propagation: Propagation, traceId: string, ctx: TraceContext | undefined, shared: boolean) {
     this.propagation = propagation;
     this.traceId = traceId;
     this.ctx = ctx;
+    this.spanId = shared && ctx?.parentSpanId ? ctx.parentSpanId : newSpanId();
+    this.parentSpanId = shared ? ctx?.callerParentId : ctx?.parentSpanId;
   }
 
   injectContext(head: RequestHead): void {
-    injectContext(head.headers, this.propagation, this.traceId, this.spanId, this.ctx?.parentSpanId, false, this.ctx?.tracestate, this.ctx?.b3Single ?? false);
+    injectContext(head.headers, this.propagation, this.traceId, this.spanId, this.parentSpanId, false, this.ctx?.tracestate, this.ctx?.b3Single ?? false);
   }
 
   finish(): void {}
@@ -153,27 +163,41 @@ class OtelHcmTracer implements Tracer {
     this.c = c;
   }
 
-  startSpan(head: RequestHead, info: StreamInfo): Span {
+  startSpan(head: RequestHead, info: StreamInfo): Span | undefined {
     const c = this.c;
-    const incoming = extractContext(head.headers);
+    const found = extractContext(head.headers, c.propagation);
+    if (found === MALFORMED) return undefined;
+    const incoming = found;
     let sampled = incoming?.sampled;
     if (head.headers['x-envoy-force-trace'] !== undefined) sampled = true;
     sampled ??= Math.random() * 100 < c.randomPercent;
     if (sampled && c.overallPercent < 100) sampled = Math.random() * 100 < c.overallPercent;
     info.sampled = sampled;
+    const shared = c.sharedSpanContext && c.kind === SpanKind.SERVER && incoming?.parentSpanId !== undefined;
     if (!sampled) {
       // A caller's trace continues; a decision without a trace (sampled=0 alone) starts one of ours.
       const traceId = incoming?.parentSpanId ? incoming.traceId : c.traceId64 ? newTraceId64() : newTraceId();
       info.traceId = traceId;
-      return new UnsampledSpan(c.propagation, traceId, incoming);
+      return new UnsampledSpan(c.propagation, traceId, incoming, shared);
     }
-    const parent = incoming?.parentSpanId ? trace.setSpanContext(ROOT_CONTEXT, { traceId: incoming.traceId, spanId: incoming.parentSpanId, traceFlags: TraceFlags.SAMPLED, isRemote: true }) : ROOT_CONTEXT;
-    const span = c.pipeline.tracer.startSpan(`${head.authority}/*`, { kind: c.kind, startTime: info.startTime }, parent);
+    const opts = { kind: c.kind, startTime: info.startTime };
+    const name = `${head.authority}/*`;
+    let span: OtelSpan;
+    let parentSpanId = incoming?.parentSpanId;
+    if (shared && incoming?.parentSpanId) {
+      // One span for both sides of the call: the caller's id, under the caller's parent.
+      parentSpanId = incoming.callerParentId;
+      const parent = parentSpanId ? trace.setSpanContext(ROOT_CONTEXT, { traceId: incoming.traceId, spanId: parentSpanId, traceFlags: TraceFlags.SAMPLED, isRemote: true }) : ROOT_CONTEXT;
+      span = startSpanWithIds(c.pipeline, name, opts, parent, incoming.traceId, incoming.parentSpanId);
+    } else {
+      const parent = incoming?.parentSpanId ? trace.setSpanContext(ROOT_CONTEXT, { traceId: incoming.traceId, spanId: incoming.parentSpanId, traceFlags: TraceFlags.SAMPLED, isRemote: true }) : ROOT_CONTEXT;
+      span = c.pipeline.tracer.startSpan(name, opts, parent);
+    }
     const sc = span.spanContext();
     info.traceId = sc.traceId;
     info.spanId = sc.spanId;
-    info.parentSpanId = incoming?.parentSpanId;
-    return new RecordingSpan(c, span, incoming, info);
+    info.parentSpanId = parentSpanId;
+    return new RecordingSpan(c, span, incoming, info, parentSpanId);
   }
 }
 
@@ -244,6 +268,7 @@ export const otelTracerFactory: TracerFactory = {
       direction: ctx.direction,
       propagation: provider?.propagation ?? Propagation.B3,
       traceId64: target.traceId64 ?? false,
+      sharedSpanContext: provider?.sharedSpanContext ?? false,
     };
     percent(tracing, 'client_sampling', 100);
     tracing.accept('verbose', 'spawn_upstream_span');

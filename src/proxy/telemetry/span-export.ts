@@ -16,14 +16,14 @@ import type { BatchSpanProcessor, ReadableSpan, SpanExporter, SpanProcessor } fr
 import type * as OtelCore from '@opentelemetry/core';
 import type { ExportResult } from '@opentelemetry/core';
 import type * as OtelResources from '@opentelemetry/resources';
-import type { Context, Span, Tracer as OtelTracer } from '@opentelemetry/api';
+import type { Context, Span, SpanOptions, Tracer as OtelTracer } from '@opentelemetry/api';
 import type { Logger } from '../../core/log.ts';
 import type { ClusterManager } from '../upstream/cluster-manager.ts';
 import { requestThroughCluster } from '../upstream/cluster-request.ts';
 import { grpcCallThroughCluster } from '../upstream/cluster-grpc.ts';
 import type { Stat, Stats } from '../stats/stats.ts';
 import { VERSION } from '../../core/version.ts';
-import { newSpanId, newTraceId64 } from './trace-context.ts';
+import { newSpanId, newTraceId, newTraceId64 } from './trace-context.ts';
 
 export type ExportKind = 'zipkin' | 'opentelemetry';
 
@@ -113,7 +113,26 @@ function encoder(kind: ExportKind): Encoder {
     if (z.traceId.startsWith(ZERO_HALF)) z.traceId = z.traceId.slice(16);
     return z;
   };
-  return (encoders[kind] = (spans, serviceName) => JSON.stringify(spans.map((span) => zipkinSpan(span, serviceName))));
+  return (encoders[kind] = (spans, serviceName) => JSON.stringify(spans.map((span) => (sharedSpans.has(span) ? { ...zipkinSpan(span, serviceName), shared: true } : zipkinSpan(span, serviceName)))));
+}
+
+/** Server spans that took their caller's span id (Zipkin's `shared`). */
+const sharedSpans = new WeakSet<object>();
+
+// The next span's ids, when the tracer dictates them (a shared span context): read by the id
+// generator inside the synchronous startSpan call that set them.
+let forced: { traceId: string; spanId: string } | undefined;
+
+/** Starts a span with the given trace and span ids (a server span sharing its caller's span context). */
+export function startSpanWithIds(p: SpanPipeline, name: string, opts: SpanOptions, parent: Context, traceId: string, spanId: string): Span {
+  forced = { traceId, spanId };
+  try {
+    const span = p.tracer.startSpan(name, opts, parent);
+    sharedSpans.add(span);
+    return span;
+  } finally {
+    forced = undefined;
+  }
 }
 
 const ZERO_HALF = '0'.repeat(16);
@@ -262,7 +281,7 @@ export function spanPipeline(stats: Stats, clusters: ClusterManager, t: ExportTa
   const provider = new trace.BasicTracerProvider({
     resource: resources.resourceFromAttributes({ 'service.name': t.serviceName, ...t.resource }),
     spanProcessors: [new BoundedProcessor(exporter, s.spansDropped)],
-    idGenerator: t.traceId64 ? { generateTraceId: newTraceId64, generateSpanId: newSpanId } : undefined,
+    idGenerator: { generateTraceId: () => forced?.traceId ?? (t.traceId64 ? newTraceId64() : newTraceId()), generateSpanId: () => forced?.spanId ?? newSpanId() },
   });
   p = { tracer: provider.getTracer('rigging-proxy'), flush: () => provider.forceFlush() };
   m.set(key, p);

@@ -1,15 +1,27 @@
 // Trace context propagation: W3C traceparent/tracestate, B3 multi-header (x-b3-*) and B3 single
-// (`b3`), plus Envoy's x-envoy-force-trace. Extraction takes the first present format in that
-// order (any tracer continues any incoming format); injection writes the tracer's own format as
-// Envoy does — W3C for OpenTelemetry, B3 multi-header for Zipkin (with W3C too when configured) —
-// plus `b3` when the request came with it.
+// (`b3`), plus Envoy's x-envoy-force-trace. Each tracer reads the formats its Envoy counterpart
+// reads: the OpenTelemetry tracer W3C only; the Zipkin tracer B3 (single `b3` first, then x-b3-*),
+// and W3C only as a fallback with trace_context_option USE_B3_WITH_W3C_PROPAGATION. A present but
+// malformed header of a format the tracer reads makes no span at all (Envoy's NullSpan): the
+// request passes with its headers untouched. Injection writes the tracer's own format — W3C for
+// OpenTelemetry, B3 multi-header for Zipkin (with W3C too when configured) — plus `b3` when the
+// request came with it.
 import { randomBytes } from 'node:crypto';
 import type { HeaderMap } from '../filters/filter.ts';
+
+/**
+ * What a tracer reads and writes, as Envoy's: the OpenTelemetry tracer W3C trace context, the Zipkin tracer
+ * B3, or B3 and W3C both (ZipkinConfig trace_context_option USE_B3_WITH_W3C_PROPAGATION).
+ */
+export const Propagation = { W3C: 0, B3: 1, B3_W3C: 2 } as const;
+export type Propagation = (typeof Propagation)[keyof typeof Propagation];
 
 export interface TraceContext {
   traceId: string;
   /** The caller's span (our parent); undefined for a new trace. */
   parentSpanId?: string;
+  /** The caller span's own parent (B3 only): the parent of a server span sharing the caller's span context. */
+  callerParentId?: string;
   /** The caller's decision; undefined when it made none. */
   sampled?: boolean;
   tracestate?: string;
@@ -66,45 +78,63 @@ export function newSpanId(): string {
   return randomHex(8);
 }
 
-/** The incoming trace context, or undefined when the request carries none (or only malformed ones). */
-export function extractContext(h: HeaderMap): TraceContext | undefined {
+/** Envoy's NullSpan: a header the tracer reads is present but malformed. */
+export const MALFORMED = 'malformed';
+
+type Extracted = TraceContext | undefined | typeof MALFORMED;
+
+function extractW3C(h: HeaderMap): Extracted {
   const tp = first(h.traceparent);
-  if (tp) {
-    const m = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})/.exec(tp.trim().toLowerCase());
-    if (m && m[1] !== 'ff' && m[2] !== ZERO32 && m[3] !== ZERO16) {
-      return { traceId: m[2], parentSpanId: m[3], sampled: (parseInt(m[4], 16) & 1) === 1, tracestate: first(h.tracestate), b3Single: false };
-    }
-  }
+  if (tp === undefined) return undefined;
+  const m = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})/.exec(tp.trim().toLowerCase());
+  if (!m || m[1] === 'ff' || m[2] === ZERO32 || m[3] === ZERO16) return MALFORMED;
+  return { traceId: m[2], parentSpanId: m[3], sampled: (parseInt(m[4], 16) & 1) === 1, tracestate: first(h.tracestate), b3Single: false };
+}
+
+function extractB3(h: HeaderMap): Extracted {
   const b3 = first(h.b3);
-  if (b3) {
+  if (b3 !== undefined) {
     const p = b3.trim().split('-');
     if (p.length === 1) {
       // Only a sampling decision ("0", "1", "d").
       if (p[0] === '0' || p[0] === '1' || p[0] === 'd') return { traceId: newTraceId(), sampled: p[0] !== '0', b3Single: true };
-    } else {
-      const t = traceId(p[0]);
-      const s = spanId(p[1]);
-      if (t && s) return { traceId: t, parentSpanId: s, sampled: p[2] === undefined ? undefined : p[2] === '1' || p[2] === 'd', b3Single: true };
+      return MALFORMED;
     }
+    const t = traceId(p[0]);
+    const s = spanId(p[1]);
+    const flag = p[2];
+    if (!t || !s || p.length > 4 || (flag !== undefined && !['0', '1', 'd'].includes(flag))) return MALFORMED;
+    const parent = p[3] === undefined ? undefined : spanId(p[3]);
+    if (p[3] !== undefined && !parent) return MALFORMED;
+    return { traceId: t, parentSpanId: s, callerParentId: parent, sampled: flag === undefined ? undefined : flag !== '0', b3Single: true };
   }
-  const t = traceId(first(h['x-b3-traceid']));
-  const s = spanId(first(h['x-b3-spanid']));
+  const rawTrace = first(h['x-b3-traceid']);
+  const rawSpan = first(h['x-b3-spanid']);
   const sampledH = first(h['x-b3-sampled']);
-  const flags = first(h['x-b3-flags']);
-  const sampled = flags === '1' ? true : sampledH === undefined ? undefined : sampledH === '1' || sampledH === 'true';
-  if (t && s) return { traceId: t, parentSpanId: s, sampled, b3Single: false };
+  const sampled = first(h['x-b3-flags']) === '1' ? true : sampledH === undefined ? undefined : sampledH === '1' || sampledH === 'true';
+  if (rawTrace !== undefined && rawSpan !== undefined) {
+    const t = traceId(rawTrace);
+    const s = spanId(rawSpan);
+    const rawParent = first(h['x-b3-parentspanid']);
+    const parent = rawParent ? spanId(rawParent) : undefined;
+    if (!t || !s || (rawParent && !parent)) return MALFORMED;
+    return { traceId: t, parentSpanId: s, callerParentId: parent, sampled, b3Single: false };
+  }
   if (sampled !== undefined) return { traceId: newTraceId(), sampled, b3Single: false };
   return undefined;
 }
 
-const PROPAGATION_HEADERS = ['traceparent', 'tracestate', 'b3', 'x-b3-traceid', 'x-b3-spanid', 'x-b3-parentspanid', 'x-b3-sampled', 'x-b3-flags'];
-
 /**
- * What a tracer writes, as Envoy's: the OpenTelemetry tracer W3C trace context, the Zipkin tracer
- * B3, or B3 and W3C both (ZipkinConfig trace_context_option USE_B3_WITH_W3C_PROPAGATION).
+ * The incoming trace context in the formats a tracer with this propagation reads: undefined when
+ * the request carries none, MALFORMED when one it reads cannot be parsed.
  */
-export const Propagation = { W3C: 0, B3: 1, B3_W3C: 2 } as const;
-export type Propagation = (typeof Propagation)[keyof typeof Propagation];
+export function extractContext(h: HeaderMap, format: Propagation): Extracted {
+  if (format === Propagation.W3C) return extractW3C(h);
+  const b3 = extractB3(h);
+  return b3 === undefined && format === Propagation.B3_W3C ? extractW3C(h) : b3;
+}
+
+const PROPAGATION_HEADERS = ['traceparent', 'tracestate', 'b3', 'x-b3-traceid', 'x-b3-spanid', 'x-b3-parentspanid', 'x-b3-sampled', 'x-b3-flags'];
 
 /**
  * Writes the context of span `spanId` (the parent of the next hop) into the request headers, in

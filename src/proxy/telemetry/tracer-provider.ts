@@ -1,7 +1,7 @@
 // The HCM tracing provider's typed_config read into where and how spans are exported
 // (span-export.ts) and which context the tracer writes: Envoy's ZipkinConfig (collector_service,
 // or the older collector_cluster / collector_endpoint / collector_hostname; trace_id_128bit;
-// trace_context_option) and OpenTelemetryConfig (http_service or grpc_service with its
+// shared_span_context; trace_context_option) and OpenTelemetryConfig (http_service or grpc_service with its
 // authority, timeout and initial_metadata; resource_detectors). Anything the proxy cannot do is an error or a warning
 // naming the field.
 import type { Reader } from '../config/reader.ts';
@@ -19,6 +19,8 @@ export const OTEL_CONFIG_TYPE = 'type.googleapis.com/envoy.config.trace.v3.OpenT
 export interface TracerProvider {
   readonly target: Omit<ExportTarget, 'serviceName'>;
   readonly propagation: Propagation;
+  /** Zipkin: a server span shares its caller's span context. */
+  readonly sharedSpanContext?: boolean;
 }
 
 type HttpTarget = Pick<ExportTarget, 'cluster' | 'path' | 'hostname' | 'timeoutMs' | 'headers'>;
@@ -89,14 +91,12 @@ function readZipkin(tc: Reader): TracerProvider {
   }
   // Envoy's defaults: 64-bit trace ids, client and server sharing one span context.
   const traceId64 = !tc.bool('trace_id_128bit', false);
-  if (tc.bool('shared_span_context', true) && tc.has('shared_span_context')) {
-    tc.issues.warn(tc.at('shared_span_context'), 'a shared span context is not supported: client and server spans get their own ids (as shared_span_context: false)');
-  }
+  const sharedSpanContext = tc.bool('shared_span_context', true);
   if (tc.bool('split_spans_for_request', false)) tc.issues.warn(tc.at('split_spans_for_request'), 'has no effect: each proxy already reports its own span per request');
   const option = tc.str('trace_context_option', 'USE_B3');
   if (option !== 'USE_B3' && option !== 'USE_B3_WITH_W3C_PROPAGATION') tc.issues.error(tc.at('trace_context_option'), `must be USE_B3 or USE_B3_WITH_W3C_PROPAGATION, got ${option}`);
   tc.done();
-  return { target: { kind: 'zipkin', ...http, traceId64 }, propagation: option === 'USE_B3_WITH_W3C_PROPAGATION' ? Propagation.B3_W3C : Propagation.B3 };
+  return { target: { kind: 'zipkin', ...http, traceId64 }, propagation: option === 'USE_B3_WITH_W3C_PROPAGATION' ? Propagation.B3_W3C : Propagation.B3, sharedSpanContext };
 }
 
 function readOpenTelemetry(tc: Reader): TracerProvider | undefined {
