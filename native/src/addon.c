@@ -10,5 +10,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   CHECK(napi_set_named_property(env, exports, "releaseFreeMalloc", fn));
   CHECK(napi_create_function(env, "mallocStats", NAPI_AUTO_LENGTH, malloc_totals, NULL, &fn));
   CHECK(napi_set_named_property(env, exports, "mallocStats", fn));
+  CHECK(napi_create_function(env, "tcpKeepalive", NAPI_AUTO_LENGTH, tcp_keepalive, NULL, &fn));
+  CHECK(napi_set_named_property(env, exports, "tcpKeepalive", fn));
   return exports;
 }

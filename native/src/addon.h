@@ -16,5 +16,6 @@ napi_value original_dst(napi_env env, napi_callback_info info);
 napi_value drop_resident_pages(napi_env env, napi_callback_info info);
 napi_value release_free_malloc(napi_env env, napi_callback_info info);
 napi_value malloc_totals(napi_env env, napi_callback_info info);
+napi_value tcp_keepalive(napi_env env, napi_callback_info info);
 
 #endif

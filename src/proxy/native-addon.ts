@@ -7,6 +7,8 @@ export interface NativeAddon {
   originalDst(fd: number): { address: string; port: number } | undefined;
   dropResidentPages(start: number, length: number): void;
   releaseFreeMalloc(): boolean;
+  /** SO_KEEPALIVE on, with TCP_KEEPIDLE/TCP_KEEPINTVL/TCP_KEEPCNT (0 = unchanged); the values in effect. */
+  tcpKeepalive(fd: number, time: number, interval: number, probes: number): { time: number; interval: number; probes: number };
   /** glibc's malloc totals over every arena; undefined with another C library. */
   mallocStats(): MallocStats | undefined;
 }

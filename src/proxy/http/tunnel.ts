@@ -14,6 +14,7 @@ import { DiscoveryType } from '../upstream/cluster-config.ts';
 import type { UpstreamHost, Cluster } from '../upstream/cluster.ts';
 import { pipeSockets, type PipeResult } from '../tcp/pipe.ts';
 import { setBufferLimit } from '../network/buffer-limit.ts';
+import { keepaliveOnConnect } from '../network/tcp-keepalive.ts';
 import { upgradeOverH2, websocketAccept } from './tunnel-h2.ts';
 import { isGrpcContentType, rewriteLocalReply, type LocalReplyParts } from './local-reply.ts';
 import { http } from '../node-http.ts';
@@ -57,7 +58,7 @@ function connectUpstream(cluster: Cluster, host: UpstreamHost, conn: ConnState):
   const tlsCtx = cluster.config.tls;
   const opts = { host: host.address, port: host.port, localAddress: cluster.config.sourceAddress, allowHalfOpen: true };
   const socket = tlsCtx ? tlsCtx.connect(conn.ctx.secrets, host, cluster.config.sourceAddress) : net.connect(opts);
-  return setBufferLimit(socket, cluster.config.bufferLimitBytes);
+  return keepaliveOnConnect(setBufferLimit(socket, cluster.config.bufferLimitBytes), cluster.config.tcpKeepalive);
 }
 
 /** The request head of an upgrade or CONNECT, as the HTTP/1 codec hands it over. */

@@ -20,6 +20,7 @@ import type { Stat } from '../stats/stats.ts';
 import type { Host } from '../upstream/host.ts';
 import { pipeSockets } from './pipe.ts';
 import { setBufferLimit } from '../network/buffer-limit.ts';
+import { keepaliveOnConnect } from '../network/tcp-keepalive.ts';
 
 interface TcpProxyConfig {
   statPrefix: string;
@@ -115,6 +116,7 @@ class TcpProxy implements NetworkFilter {
           ? tlsCtx.connect(this.ctx.secrets, host, cluster.config.sourceAddress)
           : net.connect({ host: host.address, port: host.port, localAddress: cluster.config.sourceAddress, allowHalfOpen: true });
         setBufferLimit(up, cluster.config.bufferLimitBytes);
+        keepaliveOnConnect(up, cluster.config.tcpKeepalive);
       } catch (e) {
         info.upstreamTransportFailureReason = (e as Error).message;
         info.responseFlags |= ResponseFlag.UpstreamConnectionFailure;

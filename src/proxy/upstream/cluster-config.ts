@@ -9,6 +9,7 @@ import { HealthFlag } from './host.ts';
 import { readTransportSocket, type TlsContext } from '../tls/tls-context.ts';
 import { checkLbConfig } from './lb/index.ts';
 import { readBufferLimit } from '../network/buffer-limit.ts';
+import { readTcpKeepalive, type TcpKeepalive } from '../network/tcp-keepalive.ts';
 
 export const DiscoveryType = { Static: 'STATIC', StrictDns: 'STRICT_DNS', LogicalDns: 'LOGICAL_DNS', Eds: 'EDS', OriginalDst: 'ORIGINAL_DST' } as const;
 
@@ -66,6 +67,8 @@ export interface ClusterConfig {
   readonly sourceAddress?: string;
   /** per_connection_buffer_limit_bytes (default 1 MiB): the watermark of the cluster's upstream sockets. */
   readonly bufferLimitBytes: number;
+  /** upstream_connection_options.tcp_keepalive: SO_KEEPALIVE on the cluster's upstream sockets. */
+  readonly tcpKeepalive?: TcpKeepalive;
   /** Raw JSON of the policies other parts compile (circuit breakers, outlier detection, health checks, LB config). */
   readonly raw: Record<string, unknown>;
 }
@@ -272,7 +275,6 @@ export function compileCluster(raw: Record<string, unknown>, path: string, issue
     'filters',
     // Without an observable effect here: DNS TTL use, stats naming and cleanup timing.
     'alt_stat_name',
-    'upstream_connection_options',
     'respect_dns_ttl',
     'track_cluster_stats',
     'cleanup_interval',
@@ -286,6 +288,10 @@ export function compileCluster(raw: Record<string, unknown>, path: string, issue
     od.done();
   }
   const sourceAddress = readBindConfig(r.obj('upstream_bind_config'), issues);
+  const uco = r.obj('upstream_connection_options');
+  const kar = uco?.obj('tcp_keepalive');
+  const tcpKeepalive = kar && readTcpKeepalive(kar);
+  uco?.done();
   const bufferLimitBytes = readBufferLimit(r);
   r.done();
   return {
@@ -308,6 +314,7 @@ export function compileCluster(raw: Record<string, unknown>, path: string, issue
     originalDstHeader,
     sourceAddress,
     bufferLimitBytes,
+    tcpKeepalive,
     raw,
   };
 }

@@ -23,6 +23,7 @@ import type { Socket } from 'node:net';
 import { createLoadBalancer } from './lb/index.ts';
 import { alpnConnector } from './alpn-connector.ts';
 import { markUpstreamH2Socket, watchUpstreamH2Resets } from './h2-reset-watch.ts';
+import { setTcpKeepalive } from '../network/tcp-keepalive.ts';
 
 /** Filter state key of a request's upstream ALPN override (Envoy's, set by istio.alpn). */
 export const APPLICATION_PROTOCOLS_STATE = 'envoy.network.application_protocols';
@@ -290,6 +291,7 @@ export class Cluster implements ClusterHandle {
       maxConnections: cfg.maxConnections,
       idleTimeoutMs: cfg.idleTimeoutMs,
       maxRequestsPerConnection: cfg.maxRequestsPerConnection,
+      tcpKeepalive: cfg.tcpKeepalive,
       onConnect: (socket: Socket) => {
         s.cxTotal.value++;
         s.cxActive.value++;
@@ -339,6 +341,7 @@ export class Cluster implements ClusterHandle {
           if (args[1]) {
             host.tlsPeer = tlsPeer(args[1] as TLSSocket);
             markUpstreamH2Socket(args[1]);
+            if (cfg.tcpKeepalive) setTcpKeepalive(args[1] as Socket, cfg.tcpKeepalive);
           }
           cb(...args);
         });
@@ -348,7 +351,10 @@ export class Cluster implements ClusterHandle {
       const plain = buildConnector(h2c);
       connect = (opts, cb) =>
         plain(opts, (...args) => {
-          if (args[1]) markUpstreamH2Socket(args[1]);
+          if (args[1]) {
+            markUpstreamH2Socket(args[1]);
+            if (cfg.tcpKeepalive) setTcpKeepalive(args[1] as Socket, cfg.tcpKeepalive);
+          }
           cb(...args);
         });
     }

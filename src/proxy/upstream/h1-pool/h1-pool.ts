@@ -8,6 +8,7 @@ import type { UpstreamDispatchOptions, UpstreamPool } from '../upstream-pool.ts'
 import { H1Connection, type ConnectionPool } from './h1-connection.ts';
 import { H1ErrorCode, H1PoolError } from './h1-errors.ts';
 import { H1Exchange, type ExchangeOwner } from './h1-exchange.ts';
+import { setTcpKeepalive, type TcpKeepalive } from '../../network/tcp-keepalive.ts';
 
 export interface H1PoolOptions {
   /** host[:port] for the Host header of a request that has none. */
@@ -24,6 +25,8 @@ export interface H1PoolOptions {
   readonly idleTimeoutMs: number;
   /** 0: unlimited. */
   readonly maxRequestsPerConnection: number;
+  /** The cluster's upstream_connection_options.tcp_keepalive; without it, keepalive after 60 s idle. */
+  readonly tcpKeepalive?: TcpKeepalive;
   /** A connection is established (TLS: after the handshake and the peer check). */
   readonly onConnect?: (socket: Socket) => void;
   /** An established connection closed. */
@@ -207,7 +210,8 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
       return undefined;
     }
     socket.setNoDelay(true);
-    socket.setKeepAlive(true, TCP_KEEPALIVE_DELAY_MS);
+    if (this.o.tcpKeepalive) setTcpKeepalive(socket, this.o.tcpKeepalive);
+    else socket.setKeepAlive(true, TCP_KEEPALIVE_DELAY_MS);
     this.o.onConnect?.(socket);
     const c = new H1Connection(socket, this);
     this.conns.add(c);
