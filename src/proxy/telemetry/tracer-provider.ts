@@ -115,11 +115,21 @@ function readOpenTelemetry(tc: Reader): TracerProvider | undefined {
     const authority = eg?.str('authority') || undefined;
     if (!eg) tc.issues.error(gs.at('envoy_grpc'), 'grpc_service needs envoy_grpc { cluster_name } (google_grpc is not supported)');
     else if (!cluster) tc.issues.error(eg.at('cluster_name'), 'envoy_grpc needs cluster_name');
+    // A response message above it fails the export (Envoy: RESOURCE_EXHAUSTED); 0 is unlimited.
+    const maxReceiveBytes = eg?.num('max_receive_message_length', 0) || undefined;
+    // Envoy applies envoy_grpc.retry_policy to xDS streams only, never to a tracer's exports.
+    eg?.accept('retry_policy');
+    // true asks for no x-envoy-internal / x-forwarded-for on the call, which rig proxy never adds.
+    eg?.accept('skip_envoy_headers');
     eg?.done();
     const timeoutMs = gs.durationMs('timeout', 0);
     const metadata = readInitialMetadata(gs);
+    if (gs.has('retry_policy')) {
+      gs.issues.warn(gs.at('retry_policy'), 'span exports are not retried by rig proxy: a failed export drops its batch (counted in tracing.opentelemetry.reports_failed); ignored');
+    }
+    gs.accept('retry_policy');
     gs.done();
-    target = { kind: 'opentelemetry', grpc: true, cluster, authority, path: '', timeoutMs, metadata, resource };
+    target = { kind: 'opentelemetry', grpc: true, cluster, authority, path: '', timeoutMs, metadata, maxReceiveBytes, resource };
   } else if (hs) target = { kind: 'opentelemetry', ...readHttpService(hs, '/v1/traces'), resource };
   else tc.issues.error(tc.path, 'the OpenTelemetry tracer needs grpc_service (OTLP/gRPC) or http_service (OTLP/HTTP)');
   tc.accept('http_service');

@@ -1,0 +1,60 @@
+// OTLP/gRPC export fields of GrpcService beyond the target: envoy_grpc.max_receive_message_length
+// fails an export whose response message is larger (Envoy: RESOURCE_EXHAUSTED), counted in
+// reports_failed; grpc_service.retry_policy is a warning naming the field (exports are not
+// retried); envoy_grpc.retry_policy (xDS streams only in Envoy) and skip_envoy_headers are quiet.
+// Real sockets: the in-process proxy runtime and a grpc-js TraceService collector.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type * as grpc from '@grpc/grpc-js';
+import { flushSpans } from '../../src/proxy/telemetry/index.ts';
+import { startGrpcServer } from '../helpers/grpc-server.ts';
+import { configure, httpListener, LISTENER_TYPE, request, routeConfig, startTestRuntime, startUpstream, staticCluster } from '../proxy/harness.ts';
+
+const OTEL = 'type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig';
+const raw = (b: Buffer) => b;
+const TRACE_SERVICE = { Export: { path: '/opentelemetry.proto.collector.trace.v1.TraceService/Export', requestStream: false, responseStream: false, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw } };
+// An ExportTraceServiceResponse with partial_success.error_message of 38 bytes: 42 bytes in all.
+const RESPONSE = Buffer.from([0x0a, 40, 0x12, 38, ...Buffer.from('x'.repeat(38))]);
+
+test('OTLP/gRPC: max_receive_message_length fails larger responses; retry_policy is warned about', async (t) => {
+  let calls = 0;
+  const port = await startGrpcServer(t, TRACE_SERVICE, {
+    Export: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+      calls++;
+      cb(null, RESPONSE);
+    },
+  });
+  const app = await startUpstream('app');
+  const h = await startTestRuntime(t, [app]);
+  const listener = (name: string, grpcService: Record<string, unknown>) =>
+    httpListener(name, routeConfig(name, [{ match: { prefix: '/' }, route: { cluster: 'app' } }]), {
+      tracing: { random_sampling: { value: 100 }, provider: { name: 'envoy.tracers.opentelemetry', typed_config: { '@type': OTEL, grpc_service: grpcService } } },
+    });
+  await configure(h, {
+    clusters: [staticCluster('app', [app.port]), staticCluster('otel-small', [port], { http2_protocol_options: {} }), staticCluster('otel-large', [port], { http2_protocol_options: {} })],
+    listeners: [
+      listener('small', { envoy_grpc: { cluster_name: 'otel-small', max_receive_message_length: 41 } }),
+      listener('large', {
+        envoy_grpc: { cluster_name: 'otel-large', max_receive_message_length: 42, retry_policy: { num_retries: 3 }, skip_envoy_headers: true },
+        retry_policy: { retry_back_off: { base_interval: '0.1s' }, num_retries: 2 },
+      }),
+    ],
+  });
+  const warnings = (h.rt.warnings.get(LISTENER_TYPE) ?? []).join('\n');
+  assert.match(warnings, /listener "large": filter_chains\[0\]\.filters\[0\]\.typed_config\.tracing\.provider\.typed_config\.grpc_service\.retry_policy: span exports are not retried by rig proxy/);
+  assert.doesNotMatch(warnings, /envoy_grpc\.(retry_policy|skip_envoy_headers|max_receive_message_length)/);
+
+  const stat = (name: string) => h.rt.stats.all().find((s) => s.name === `tracing.opentelemetry.${name}`)?.value ?? 0;
+  assert.equal((await request(h.port('small'))).status, 200);
+  await flushSpans(h.rt.stats);
+  assert.equal(calls, 1, 'the collector answered');
+  assert.equal(stat('reports_failed'), 1, 'a 42-byte response above a 41-byte limit fails the export');
+  assert.equal(stat('spans_dropped'), 1);
+
+  assert.equal((await request(h.port('large'))).status, 200);
+  await flushSpans(h.rt.stats);
+  assert.equal(calls, 2);
+  assert.equal(stat('reports_sent'), 1, 'a response at the limit is accepted');
+  assert.equal(stat('spans_sent'), 1);
+  assert.equal(stat('reports_failed'), 1);
+});
