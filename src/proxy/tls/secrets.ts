@@ -4,6 +4,7 @@
 // for new connections without touching established ones.
 import fs from 'node:fs';
 import { Reader, type Issues } from '../config/reader.ts';
+import { readSanMatchers, type SanMatcher } from './tls-san.ts';
 
 export interface Secret {
   readonly name: string;
@@ -12,8 +13,8 @@ export interface Secret {
   readonly privateKey?: string;
   /** PEM trust bundle (validation_context.trusted_ca). */
   readonly trustedCa?: string;
-  /** validation_context.match_typed_subject_alt_names etc. carried by a validation secret. */
-  readonly validation?: Record<string, unknown>;
+  /** SAN matchers carried by a validation secret: the TLS contexts using it check them too. */
+  readonly sans?: readonly SanMatcher[];
   readonly raw: Record<string, unknown>;
 }
 
@@ -35,6 +36,7 @@ export function readDataSource(r: Reader | undefined): string | undefined {
     v = process.env[name];
     if (v === undefined) r.issues.error(r.at('environment_variable'), `environment variable ${name} is not set`);
   }
+  if (r.has('watched_directory')) r.issues.warn(r.at('watched_directory'), 'files are read when the config is applied, not watched for rotation; ignored');
   r.accept('watched_directory');
   r.done();
   return v;
@@ -47,7 +49,7 @@ export function compileSecret(raw: Record<string, unknown>, path: string, issues
   let certChain: string | undefined;
   let privateKey: string | undefined;
   let trustedCa: string | undefined;
-  let validation: Record<string, unknown> | undefined;
+  let sans: SanMatcher[] | undefined;
   const tc = r.obj('tls_certificate');
   if (tc) {
     certChain = readDataSource(tc.obj('certificate_chain'));
@@ -59,13 +61,12 @@ export function compileSecret(raw: Record<string, unknown>, path: string, issues
   const vc = r.obj('validation_context');
   if (vc) {
     trustedCa = readDataSource(vc.obj('trusted_ca'));
-    validation = vc.raw;
-    vc.accept('match_typed_subject_alt_names', 'match_subject_alt_names');
+    sans = readSanMatchers(vc);
     vc.done();
   }
   if (!tc && !vc) issues.error(path, 'a secret needs tls_certificate or validation_context');
   r.done();
-  return { name, certChain, privateKey, trustedCa, validation, raw };
+  return { name, certChain, privateKey, trustedCa, sans, raw };
 }
 
 export class SecretStore {

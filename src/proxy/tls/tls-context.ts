@@ -7,13 +7,9 @@
 import tls from 'node:tls';
 import { constants, randomBytes } from 'node:crypto';
 import type { Reader } from '../config/reader.ts';
-import { readStringMatcher, type StringMatcher } from '../routing/string-matcher.ts';
+import { LOCAL_SECRETS } from '../xds-client/xds-dependencies.ts';
 import { readDataSource, type SecretStore } from './secrets.ts';
-
-interface SanMatcher {
-  type: 'URI' | 'DNS' | 'EMAIL' | 'IP_ADDRESS' | 'ANY';
-  matcher: StringMatcher;
-}
+import { readSanMatchers, type SanMatcher } from './tls-san.ts';
 
 /**
  * Envoy's default TLS 1.2 cipher suites (ECDHE with AEAD only; TLS 1.3 suites are all AEAD), used
@@ -26,9 +22,16 @@ const MAX_CLIENT_SESSIONS = 1024;
 
 const VERSIONS: Record<string, tls.SecureVersion | undefined> = { TLS_AUTO: undefined, TLSv1_0: 'TLSv1', TLSv1_1: 'TLSv1.1', TLSv1_2: 'TLSv1.2', TLSv1_3: 'TLSv1.3' };
 
-/** The secret name of an SdsSecretConfig (its sds_config is accepted, not read). */
+/**
+ * The secret name of an SdsSecretConfig. The xDS client subscribes the secrets whose source is ADS;
+ * `default` and `ROOTCA` are the proxy's own; a secret from any other source is never fetched.
+ */
 function sdsSecretName(s: Reader): string {
   const name = s.str('name');
+  const src = s.obj('sds_config');
+  if (src && !src.has('ads') && !LOCAL_SECRETS.has(name)) {
+    s.issues.warn(s.at('sds_config'), `only ADS is supported as a secret source (rig proxy makes ${[...LOCAL_SECRETS].join(' and ')} itself): secret "${name}" must come from the bootstrap's static secrets`);
+  }
   s.accept('sds_config');
   s.done();
   return name;
@@ -47,6 +50,10 @@ export class TlsContext {
   private minVersion?: tls.SecureVersion;
   private maxVersion?: tls.SecureVersion;
   private ciphers?: string;
+  private ecdhCurve?: string;
+  private sigalgs?: string;
+  /** SAN matchers of the validation secret, as of the current SecureContext. */
+  private secretSans: readonly SanMatcher[] = [];
   private cached?: tls.SecureContext;
   private cachedVersion = -1;
   /** Server: session_timeout (seconds) and disable_stateless_session_resumption (no tickets). */
@@ -70,7 +77,13 @@ export class TlsContext {
       // keeps inside a tls.Server: without tickets there is no resumption, as with this flag.
       r.accept('disable_stateful_session_resumption');
     }
-    r.accept('allow_renegotiation', 'max_session_keys');
+    if (!isServer) {
+      // Envoy keeps up to max_session_keys sessions per context; rig proxy's pools keep the last one per host.
+      if (r.num('max_session_keys', 1) === 0) r.issues.warn(r.at('max_session_keys'), 'rig proxy always resumes upstream TLS sessions; 0 (no resumption) is ignored');
+      // node:tls (OpenSSL) clients accept a server's TLS 1.2 renegotiation, which is what true
+      // allows; false (the default) cannot be enforced, and TLS 1.3 has no renegotiation at all.
+      r.accept('allow_renegotiation');
+    }
     const sans: SanMatcher[] = [];
     let alpn: string[] = [];
     if (c) {
@@ -89,7 +102,10 @@ export class TlsContext {
             p.issues.error(p.at('cipher_suites'), `cipher_suites [${cs.join(', ')}]: ${(e as Error).message}; use OpenSSL names such as ECDHE-RSA-AES128-GCM-SHA256`);
           }
         }
-        p.accept('ecdh_curves', 'signature_algorithms');
+        const curves = p.strs('ecdh_curves');
+        if (curves.length) this.ecdhCurve = secureOption(p, 'ecdh_curves', { ecdhCurve: curves.join(':') }, 'use names such as X25519, P-256, P-384');
+        const sigalgs = p.strs('signature_algorithms');
+        if (sigalgs.length) this.sigalgs = secureOption(p, 'signature_algorithms', { sigalgs: sigalgs.join(':') }, 'use names such as ecdsa_secp256r1_sha256, rsa_pss_rsae_sha256');
         p.done();
       }
       const certs = c.objs('tls_certificates');
@@ -102,15 +118,9 @@ export class TlsContext {
       for (const s of c.objs('tls_certificate_sds_secret_configs')) this.certSecret = sdsSecretName(s);
       const readValidation = (v: Reader) => {
         this.inlineCa = readDataSource(v.obj('trusted_ca'));
-        for (const m of v.objs('match_typed_subject_alt_names')) {
-          const t = m.str('san_type', 'SAN_TYPE_UNSPECIFIED');
-          const mr = m.obj('matcher');
-          if (!mr) m.issues.error(m.at('matcher'), 'missing matcher');
-          else sans.push({ type: (t === 'SAN_TYPE_UNSPECIFIED' ? 'ANY' : t) as SanMatcher['type'], matcher: readStringMatcher(mr) });
-          m.done();
-        }
-        for (const m of v.objs('match_subject_alt_names')) sans.push({ type: 'ANY', matcher: readStringMatcher(m) });
-        v.accept('trust_chain_verification');
+        sans.push(...readSanMatchers(v));
+        const trust = v.str('trust_chain_verification', 'VERIFY_TRUST_CHAIN');
+        if (trust !== 'VERIFY_TRUST_CHAIN') v.issues.warn(v.at('trust_chain_verification'), `${trust} is not supported by rig proxy: the certificate chain is verified`);
         v.done();
       };
       const vc = c.obj('validation_context');
@@ -163,9 +173,12 @@ export class TlsContext {
       minVersion: this.minVersion ?? 'TLSv1.2',
       maxVersion: this.maxVersion,
       ciphers: this.ciphers ?? DEFAULT_CIPHERS,
+      ecdhCurve: this.ecdhCurve,
+      sigalgs: this.sigalgs,
       ...(this.isServer ? { sessionIdContext: this.sessionIdContext, sessionTimeout: this.sessionTimeout, secureOptions: this.noTickets ? constants.SSL_OP_NO_TICKET : 0 } : {}),
     });
     this.cachedVersion = store.version;
+    this.secretSans = caSecret?.sans ?? [];
     this.sessions.clear();
     return this.cached;
   }
@@ -204,13 +217,26 @@ export class TlsContext {
 
   /** Checks the peer certificate's SANs against match_typed_subject_alt_names; an error text or undefined. */
   checkPeer(cert: tls.PeerCertificate | undefined): string | undefined {
-    if (!this.sans.length) return undefined;
+    const matchers = this.secretSans.length ? [...this.sans, ...this.secretSans] : this.sans;
+    if (!matchers.length) return undefined;
     if (!cert || !cert.subjectaltname) return 'peer presented no certificate with subject alt names';
     const sans = parseSans(cert.subjectaltname);
-    for (const m of this.sans) {
+    for (const m of matchers) {
       for (const [t, v] of sans) if ((m.type === 'ANY' || m.type === t) && m.matcher.match(v)) return undefined;
     }
     return `peer certificate SANs [${cert.subjectaltname}] do not match any of the configured subject alt names`;
+  }
+}
+
+/** A tls_params list as a node:tls SecureContext option, refused with its field when OpenSSL refuses it. */
+function secureOption(p: Reader, field: string, option: tls.SecureContextOptions, hint: string): string | undefined {
+  const value = Object.values(option)[0] as string;
+  try {
+    tls.createSecureContext(option);
+    return value;
+  } catch (e) {
+    p.issues.error(p.at(field), `${field} [${value.split(':').join(', ')}]: ${(e as Error).message}; ${hint}`);
+    return undefined;
   }
 }
 
