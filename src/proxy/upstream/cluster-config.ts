@@ -62,6 +62,8 @@ export interface ClusterConfig {
   readonly transportSocketMatches: readonly TransportSocketMatch[];
   /** ORIGINAL_DST with original_dst_lb_config.use_http_header: the header naming host:port. */
   readonly originalDstHeader?: string;
+  /** ORIGINAL_DST with original_dst_lb_config.upstream_port_override: the port every host uses, whatever the destination's (0: keep it). */
+  readonly originalDstPortOverride: number;
   /** upstream_bind_config.source_address: the local address upstream sockets bind (Istio's
    *  inbound clusters use 127.0.0.6, which the capture rules never redirect). */
   readonly sourceAddress?: string;
@@ -280,11 +282,20 @@ export function compileCluster(raw: Record<string, unknown>, path: string, issue
     'cleanup_interval',
   );
   let originalDstHeader: string | undefined;
+  let originalDstPortOverride = 0;
   const od = r.obj('original_dst_lb_config');
   if (od) {
     if (od.bool('use_http_header', false)) originalDstHeader = (od.str('http_header_name') || 'x-envoy-original-dst-host').toLowerCase();
+    // Without use_http_header Envoy never reads the header name.
     else od.accept('http_header_name');
-    od.accept('upstream_port_override', 'metadata_key');
+    if (od.has('upstream_port_override')) {
+      originalDstPortOverride = od.num('upstream_port_override', 0);
+      if (!(Number.isInteger(originalDstPortOverride) && originalDstPortOverride >= 1 && originalDstPortOverride <= 65535)) {
+        issues.error(od.at('upstream_port_override'), `must be a port from 1 to 65535 (got ${String(originalDstPortOverride)})`);
+        originalDstPortOverride = 0;
+      }
+    }
+    // metadata_key (the destination from dynamic metadata) is left unread: done() names it.
     od.done();
   }
   const sourceAddress = readBindConfig(r.obj('upstream_bind_config'), issues);
@@ -312,6 +323,7 @@ export function compileCluster(raw: Record<string, unknown>, path: string, issue
     tls,
     transportSocketMatches,
     originalDstHeader,
+    originalDstPortOverride,
     sourceAddress,
     bufferLimitBytes,
     tcpKeepalive,

@@ -213,8 +213,12 @@ export class Cluster implements ClusterHandle {
     return this.balancer.pick(ctx) as UpstreamHost | undefined;
   }
 
-  /** A host for an original-destination address (ORIGINAL_DST clusters), created on first use. */
+  /**
+   * A host for an original-destination address (ORIGINAL_DST clusters), created on first use; its
+   * port is original_dst_lb_config.upstream_port_override when set.
+   */
   originalDstHost(address: string, port: number): UpstreamHost {
+    port = this.config.originalDstPortOverride || port;
     const key = `${address.includes(':') ? `[${address}]` : address}:${port}`;
     let h = this.byKey.get(key);
     if (!h) {
