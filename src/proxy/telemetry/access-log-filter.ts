@@ -16,6 +16,7 @@ function comparison(r: Reader | undefined, get: (i: StreamInfo) => number): LogP
   const op = r?.str('op', 'EQ') ?? 'EQ';
   const v = r?.obj('value');
   const value = v?.num('default_value', 0) ?? 0;
+  // No runtime layer in rig proxy: default_value is what Envoy uses for a key it has no value for.
   v?.accept('runtime_key');
   v?.done();
   r?.done();
@@ -36,6 +37,7 @@ export function compileLogFilter(r: Reader): LogPredicate {
     case 'extension_filter': {
       const e = r.obj(key)!;
       const tc = e.obj('typed_config');
+      // The filter is chosen by typed_config's type, as Envoy's; the name only labels it.
       e.accept('name');
       e.done();
       if (tc?.str('@type') !== CEL_FILTER_TYPE) {

@@ -2,7 +2,12 @@
 // requests of an HTTP service such as the OpenTelemetry tracer's OTLP/HTTP export: each header
 // replaces any of the same name, whatever its append settings; `value` is a substitution format
 // string evaluated without a request (%ENVIRONMENT(NAME)%, %HOSTNAME%; request commands give ""),
-// `raw_value` (bytes) is taken as is. Values are resolved when the config is compiled.
+// `raw_value` (bytes) is taken as is. Values are resolved when the config is compiled; Envoy
+// evaluates them again for each export, against an empty StreamInfo, which gives the same value
+// for every command rig proxy's formatter accepts (%HOSTNAME%, %ENVIRONMENT%; request commands are
+// empty) but %START_TIME% (the export's time in Envoy, the config's here). The commands that make
+// Envoy's per-export evaluation matter (a rotating secret or file through %FILE_CONTENT% or
+// formatter extensions) are refused here.
 import type { Reader } from '../config/reader.ts';
 import { compileFormatter } from '../routing/header-ops.ts';
 import { newStreamInfo } from '../stream-info.ts';
@@ -31,6 +36,7 @@ export function readHttpServiceHeaders(hs: Reader): [string, string][] {
     const action = opt.str('append_action', 'OVERWRITE_IF_EXISTS_OR_ADD');
     if (action !== 'OVERWRITE_IF_EXISTS_OR_ADD') opt.issues.warn(opt.at('append_action'), `${action} has no effect on an HTTP service's headers: they always replace (OVERWRITE_IF_EXISTS_OR_ADD)`);
     if (opt.bool('append', false)) opt.issues.warn(opt.at('append'), 'has no effect on an HTTP service\'s headers: they always replace');
+    // Envoy's HTTP services set an empty value too, whatever keep_empty_value says.
     opt.accept('keep_empty_value');
     opt.done();
     if (key) out.push([key, value]);

@@ -72,6 +72,7 @@ export function environmentResource(r: Reader, path: string, env: string | undef
 export function readResourceDetectors(tc: Reader): Record<string, string> {
   const attrs: Record<string, string> = {};
   for (const d of tc.objs('resource_detectors')) {
+    // The detector is chosen by typed_config's type, as Envoy's; the name only labels it.
     d.accept('name');
     const cfg = d.obj('typed_config');
     const type = cfg?.str('@type') ?? '';

@@ -271,7 +271,8 @@ export const otelTracerFactory: TracerFactory = {
       sharedSpanContext: provider?.sharedSpanContext ?? false,
     };
     percent(tracing, 'client_sampling', 100);
-    tracing.accept('verbose', 'spawn_upstream_span');
+    if (tracing.bool('verbose', false)) tracing.issues.warn(tracing.at('verbose'), 'spans carry no stream event logs in rig proxy; ignored');
+    if (tracing.bool('spawn_upstream_span', false)) tracing.issues.warn(tracing.at('spawn_upstream_span'), 'rig proxy makes one span per request, not one more per upstream attempt; ignored');
     tracing.done();
     return new OtelHcmTracer(config);
   },

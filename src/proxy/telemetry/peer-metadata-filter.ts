@@ -25,9 +25,16 @@ interface PeerMetadataConfig {
 function readMethods(r: Reader, key: string): boolean {
   let on = false;
   for (const m of r.objs(key)) {
-    if (m.has('istio_headers')) on = true;
-    else m.issues.error(m.path, 'only istio_headers discovery/propagation is supported (workload_discovery needs the ambient workload API)');
-    m.accept(...Object.keys(m.raw));
+    const h = m.obj('istio_headers');
+    if (h) {
+      on = true;
+      if (h.bool('skip_external_clusters', false)) h.issues.warn(h.at('skip_external_clusters'), 'peer metadata headers also go to clusters outside the mesh in rig proxy; ignored');
+      h.done();
+      m.done();
+    } else {
+      m.issues.error(m.path, 'only istio_headers discovery/propagation is supported (workload_discovery needs the ambient workload API)');
+      m.accept(...Object.keys(m.raw));
+    }
   }
   return on;
 }
@@ -99,6 +106,7 @@ export const peerMetadataFilterFactory: HttpFilterFactory<PeerMetadataConfig> = 
       upstreamPropagation: v ? readMethods(v, 'upstream_propagation') : false,
       local: t?.local,
     };
+    // Shares the downstream peer with upstream-side filters (Istio's waypoints); rig proxy has none that read it.
     v?.accept('shared_with_upstream');
     v?.done();
     return config;

@@ -82,7 +82,13 @@ export function compileStatsConfig(r: Reader, direction: StreamInfo['direction']
         }
       }
     }
-    v.accept('stat_prefix', 'debug', 'rotate_interval', 'graceful_deletion_interval');
+    // Fields of the older (Wasm) stats plugin: debug only logs.
+    v.accept('debug');
+    const prefix = v.str('stat_prefix');
+    if (prefix && prefix !== 'istio') v.issues.warn(v.at('stat_prefix'), `metric names keep Istio's istio_ prefix in rig proxy (a ${prefix}_ prefix is not supported); ignored`);
+    for (const k of ['rotate_interval', 'graceful_deletion_interval']) {
+      if (v.durationMs(k, 0) > 0) v.issues.warn(v.at(k), 'rig proxy never expires metric series: they stay until the proxy restarts; ignored');
+    }
     if (v.has('definitions')) v.issues.error(v.at('definitions'), 'custom metric definitions are not supported; use dimensions on the standard metrics');
     v.done();
   }

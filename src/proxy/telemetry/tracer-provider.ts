@@ -56,7 +56,11 @@ function readHttpService(hs: Reader, defaultPath: string): HttpTarget {
   return { cluster, path, hostname, timeoutMs, headers };
 }
 
-/** GrpcService.initial_metadata: HeaderValue key and value (a format string, as request headers), or raw_value. */
+/**
+ * GrpcService.initial_metadata: HeaderValue key and value (a format string, as request headers),
+ * or raw_value. Resolved once, as HTTP service headers (http-service-headers.ts says why that
+ * equals Envoy's per-call evaluation).
+ */
 function readInitialMetadata(gs: Reader): [string, string][] {
   const out: [string, string][] = [];
   for (const h of gs.objs('initial_metadata')) {
@@ -100,6 +104,7 @@ function readZipkin(tc: Reader): TracerProvider {
 }
 
 function readOpenTelemetry(tc: Reader): TracerProvider | undefined {
+  // Read by the tracer factory (the exported resource's service.name).
   tc.accept('service_name');
   if (tc.has('sampler')) tc.issues.error(tc.at('sampler'), 'sampler extensions are not supported; use the HCM random_sampling');
   const resource = readResourceDetectors(tc);
@@ -132,7 +137,6 @@ function readOpenTelemetry(tc: Reader): TracerProvider | undefined {
     target = { kind: 'opentelemetry', grpc: true, cluster, authority, path: '', timeoutMs, metadata, maxReceiveBytes, resource };
   } else if (hs) target = { kind: 'opentelemetry', ...readHttpService(hs, '/v1/traces'), resource };
   else tc.issues.error(tc.path, 'the OpenTelemetry tracer needs grpc_service (OTLP/gRPC) or http_service (OTLP/HTTP)');
-  tc.accept('http_service');
   tc.done();
   return target && { target, propagation: Propagation.W3C };
 }
@@ -144,6 +148,7 @@ export function readTracerProvider(tracing: Reader, ctx: TracerContext): TracerP
     ctx.issues.error(tracing.at('provider'), 'a tracing provider is required');
     return undefined;
   }
+  // The tracer is chosen by typed_config's type, as Envoy's; the name only labels it.
   p.accept('name');
   const tc = p.obj('typed_config');
   p.done();
