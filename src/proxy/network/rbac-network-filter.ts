@@ -15,7 +15,6 @@ export const rbacNetworkFilterFactory: NetworkFilterFactory = {
     const c = readRbacConfig(r, ctx.proxy.stats, statPrefix);
     const mode = r.str('enforcement_type', 'ONE_TIME_ON_FIRST_BYTE');
     if (mode !== 'ONE_TIME_ON_FIRST_BYTE') r.issues.error(r.at('enforcement_type'), `enforcement_type ${mode} is not supported by rig proxy (ONE_TIME_ON_FIRST_BYTE only)`);
-    r.accept('delay_deny');
     r.done();
     return {
       onConnection(conn) {

@@ -59,7 +59,7 @@ function readMonitor(r: Reader): MonitorConfig | undefined {
     const v = tc?.obj('value');
     max = v?.durationMs('max_lag', 0) ?? 0;
     v?.done();
-    tc?.accept('type_url');
+    tc?.accept('type_url'); // the TypedStruct's own type, already implied by the monitor name
     if (!(max > 0)) r.issues.error(r.at('typed_config.value.max_lag'), 'event_loop_lag needs a positive max_lag duration (e.g. "0.2s")');
   } else {
     r.issues.error(r.at('name'), `resource monitor "${name}" is not supported by rig proxy (${Monitor.FixedHeap}, ${Monitor.EventLoopLag})`);
@@ -102,6 +102,8 @@ export function readOverloadConfig(r: Reader): OverloadConfig {
     if (!ACTIONS.has(name)) a.issues.error(a.at('name'), `overload action "${name}" is not supported by rig proxy (${[...ACTIONS].join(', ')})`);
     const triggers = a.objs('triggers').flatMap((t) => readTrigger(t, names) ?? []);
     if (!triggers.length) a.issues.error(a.at('triggers'), 'an overload action needs at least one trigger');
+    // Only actions that take no configuration are supported (reduce_timeouts and shrink_heap,
+    // which do, are refused above), so typed_config has nothing to configure, as in Envoy.
     a.accept('typed_config');
     a.done();
     return { name, triggers };

@@ -129,6 +129,8 @@ export function readJwksSource(provider: Reader, clusters: ClusterManager): Jwks
     if (!/^https?:\/\//.test(uri)) remote.issues.error(remote.at('http_uri.uri'), `remote_jwks needs an http(s) uri, got "${uri}"`);
     if (!cluster) remote.issues.error(remote.at('http_uri.cluster'), 'remote_jwks needs the cluster the JWKS is fetched through (http_uri.cluster)');
     const cacheMs = remote.durationMs('cache_duration', 600_000);
+    if (remote.has('async_fetch')) remote.issues.warn(remote.at('async_fetch'), 'JWKS are fetched on the first request that needs them (and on expiry), not ahead; ignored');
+    if (remote.has('retry_policy')) remote.issues.warn(remote.at('retry_policy'), 'a failed JWKS fetch is not retried (the next request fetches again); ignored');
     remote.accept('async_fetch', 'retry_policy');
     remote.done();
     const k = `${uri}|${cluster}|${timeoutMs}|${cacheMs}`;

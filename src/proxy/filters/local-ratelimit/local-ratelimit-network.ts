@@ -29,7 +29,7 @@ export const networkLocalRateLimitFactory: NetworkFilterFactory = {
     const spec = readTokenBucket(r.obj('token_bucket'), r.at('token_bucket'), r.issues);
     const re = r.obj('runtime_enabled');
     const enabled = re ? re.bool('default_value', true) : true;
-    re?.accept('runtime_key');
+    re?.accept('runtime_key'); // no runtime layer: default_value decides
     re?.done();
     const shareKey = r.str('share_key');
     r.done();

@@ -96,6 +96,7 @@ export function readRateLimits(r: Reader, key = 'rate_limits'): readonly RateLim
     const actions = p.objs('actions').flatMap((a) => readAction(a) ?? []);
     if (!actions.length) p.issues.error(p.at('actions'), 'a rate limit needs at least one action');
     if (p.has('limit')) p.issues.error(p.at('limit'), 'rate limit overrides (limit) are not supported by rig proxy');
+    // disable_key names a runtime key that can turn the limit off; with no runtime it never is.
     p.accept('disable_key', 'limit');
     p.done();
     return { stage, actions };

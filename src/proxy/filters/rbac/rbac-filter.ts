@@ -50,7 +50,7 @@ export function readRbacConfig(r: Reader, stats: Stats, statPrefix: string): Rba
     if (r.has(k)) r.issues.error(r.at(k), `RBAC "${k}" (the matcher API) is not supported by rig proxy; use rules`);
     r.accept(k);
   }
-  r.accept('track_per_rule_stats');
+  if (r.bool('track_per_rule_stats', false)) r.issues.warn(r.at('track_per_rule_stats'), 'per-rule counters are not supported by rig proxy; the filter-wide ones are kept');
   const rulesPrefix = r.str('rules_stat_prefix');
   const shadowPrefix = r.str('shadow_rules_stat_prefix');
   const keys = {

@@ -82,7 +82,7 @@ function urlPathPredicate(r: Reader): Predicate {
 
 /** A uri_template permission: a TypedExtensionConfig holding a UriTemplateMatchConfig. */
 function uriTemplatePredicate(r: Reader): Predicate {
-  r.accept('name');
+  r.accept('name'); // the extension's label; the typed_config decides
   const tc = r.obj('typed_config');
   r.done();
   const type = tc?.str('@type');
