@@ -10,6 +10,7 @@ import { readTransportSocket, type TlsContext } from '../tls/tls-context.ts';
 import { checkLbConfig } from './lb/index.ts';
 import { readBufferLimit } from '../network/buffer-limit.ts';
 import { readTcpKeepalive, type TcpKeepalive } from '../network/tcp-keepalive.ts';
+import { readUpstreamH2Options, readUpstreamHttp1Options, type UpstreamH2Options } from './upstream-http-options.ts';
 
 export const DiscoveryType = { Static: 'STATIC', StrictDns: 'STRICT_DNS', LogicalDns: 'LOGICAL_DNS', Eds: 'EDS', OriginalDst: 'ORIGINAL_DST' } as const;
 
@@ -51,6 +52,8 @@ export interface ClusterConfig {
   readonly dnsFamily: 4 | 6 | 0;
   /** Speak HTTP/2 upstream (h2c without TLS, h2 via ALPN with TLS). */
   readonly http2: boolean;
+  /** Http2ProtocolOptions applied to the cluster's HTTP/2 connections (streams per connection, windows). */
+  readonly h2Options: UpstreamH2Options;
   /** Use the downstream protocol (use_downstream_protocol_config / USE_DOWNSTREAM_PROTOCOL). */
   readonly useDownstreamProtocol: boolean;
   readonly maxRequestsPerConnection: number;
@@ -202,7 +205,13 @@ export function compileCluster(raw: Record<string, unknown>, path: string, issue
   const dnsFamily = fam === 'V4_ONLY' ? 4 : fam === 'V6_ONLY' ? 6 : fam === 'V4_PREFERRED' ? 4 : 0;
 
   let http2 = r.has('http2_protocol_options');
-  r.accept('http_protocol_options');
+  let h2Options = readUpstreamH2Options(r.obj('http2_protocol_options'));
+  readUpstreamHttp1Options(r.obj('http_protocol_options'));
+  // Both protocols' options (use_downstream_protocol_config, auto_config): the HTTP/2 ones apply when h2 is spoken.
+  const readBoth = (x: Reader) => {
+    readUpstreamHttp1Options(x.obj('http_protocol_options'));
+    if (x.has('http2_protocol_options')) h2Options = readUpstreamH2Options(x.obj('http2_protocol_options'));
+  };
   let useDownstreamProtocol = r.str('protocol_selection', 'USE_CONFIGURED_PROTOCOL') === 'USE_DOWNSTREAM_PROTOCOL';
   let maxRequestsPerConnection = r.num('max_requests_per_connection', 0);
   let idleTimeoutMs = 3600_000;
@@ -229,23 +238,25 @@ export function compileCluster(raw: Record<string, unknown>, path: string, issue
     const e = p.obj('explicit_http_config');
     if (e) {
       http2 = e.has('http2_protocol_options');
-      e.accept('http_protocol_options', 'http2_protocol_options');
+      readBoth(e);
       e.done();
     }
     const d = p.obj('use_downstream_protocol_config');
     if (d) {
       useDownstreamProtocol = true;
-      d.accept('http_protocol_options', 'http2_protocol_options');
+      readBoth(d);
       d.done();
     }
     const a = p.obj('auto_config');
     if (a) {
       // ALPN-negotiated with TLS; h1 without.
       http2 = true;
-      a.accept('http_protocol_options', 'http2_protocol_options', 'alternate_protocols_cache_options');
+      readBoth(a);
+      // HTTP/3 discovery (Alt-Svc): rig speaks no HTTP/3, so the cache has nothing to change.
+      a.accept('alternate_protocols_cache_options');
       a.done();
     }
-    p.accept('upstream_http_protocol_options', 'upstream_protocol_options');
+    readUpstreamHttpProtocolOptions(p.obj('upstream_http_protocol_options'));
     p.done();
   }
   const tls = readTransportSocket(r.obj('transport_socket'), false);
@@ -315,6 +326,7 @@ export function compileCluster(raw: Record<string, unknown>, path: string, issue
     dnsRefreshMs,
     dnsFamily,
     http2,
+    h2Options,
     useDownstreamProtocol,
     maxRequestsPerConnection,
     idleTimeoutMs,
@@ -329,6 +341,17 @@ export function compileCluster(raw: Record<string, unknown>, path: string, issue
     tcpKeepalive,
     raw,
   };
+}
+
+/** UpstreamHttpProtocolOptions: SNI and SAN taken from the request's Host, not supported (warned when on). */
+function readUpstreamHttpProtocolOptions(r: Reader | undefined): void {
+  if (!r) return;
+  for (const k of ['auto_sni', 'auto_san_validation']) {
+    if (r.bool(k, false)) r.issues.warn(r.at(k), `${k} is not supported by rig proxy and is ignored (SNI and SAN checks come from the transport socket)`);
+  }
+  // Only read by Envoy with auto_sni.
+  r.accept('override_auto_sni_header');
+  r.done();
 }
 
 function readBindConfig(r: Reader | undefined, issues: Issues): string | undefined {

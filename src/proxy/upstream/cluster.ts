@@ -375,6 +375,10 @@ export class Cluster implements ClusterHandle {
       useH2c: !tls,
       localAddress: cfg.sourceAddress,
       connect,
+      // http2_protocol_options; unset keeps undici's defaults (100 streams, 256 KiB / 512 KiB windows).
+      maxConcurrentStreams: cfg.h2Options.maxConcurrentStreams,
+      initialWindowSize: cfg.h2Options.initialWindowSize,
+      connectionWindowSize: cfg.h2Options.connectionWindowSize,
     } as PoolTypes.Options);
     const s = this.s;
     pool.on('connect', () => {
