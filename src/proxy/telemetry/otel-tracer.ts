@@ -165,9 +165,8 @@ class OtelHcmTracer implements Tracer {
 
   startSpan(head: RequestHead, info: StreamInfo): Span | undefined {
     const c = this.c;
-    const found = extractContext(head.headers, c.propagation);
-    if (found === MALFORMED) return undefined;
-    const incoming = found;
+    const incoming = extractContext(head.headers, c.propagation);
+    if (incoming === MALFORMED) return undefined;
     let sampled = incoming?.sampled;
     if (head.headers['x-envoy-force-trace'] !== undefined) sampled = true;
     sampled ??= Math.random() * 100 < c.randomPercent;
