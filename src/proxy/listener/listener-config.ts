@@ -1,5 +1,6 @@
 // Envoy's Listener compiled once per LDS update: address, listener filters, filter chains with
 // their match criteria, transport socket (TLS) and network filters (from the registry).
+import { isIPv6 } from 'node:net';
 import type { Issues} from '../config/reader.ts';
 import { Reader } from '../config/reader.ts';
 import { readSocketAddress } from '../upstream/cluster-config.ts';
@@ -39,6 +40,8 @@ export interface ListenerConfig {
   readonly address: string;
   readonly port: number;
   readonly bindToPort: boolean;
+  /** Bound to an IPv6 address without socket_address.ipv4_compat: IPv6 connections only (IPV6_V6ONLY), as in Envoy. */
+  readonly ipv6Only: boolean;
   /** use_original_dst: hand connections to the listener of their original destination (Envoy's virtual listener). */
   readonly useOriginalDst: boolean;
   /** use_original_dst or the original_dst listener filter: filter chains match the original destination. */
@@ -142,7 +145,8 @@ export function compileListener(raw: Record<string, unknown>, path: string, issu
   const r = new Reader(raw, path, issues);
   const name = r.str('name');
   if (!name) issues.error(r.at('name'), 'a listener needs a name');
-  const sa = readSocketAddress(r.obj('address'), issues, r.at('address')) ?? { address: '0.0.0.0', port: 0 };
+  const sa = readSocketAddress(r.obj('address'), issues, r.at('address')) ?? { address: '0.0.0.0', port: 0, ipv4Compat: false };
+  const ipv6Only = isIPv6(sa.address) && !sa.ipv4Compat;
   const tdir = r.str('traffic_direction', 'UNSPECIFIED');
   const direction: StreamInfo['direction'] = tdir === 'INBOUND' ? 'inbound' : tdir === 'OUTBOUND' ? 'outbound' : proxy.node.id.startsWith('router~') ? 'gateway' : 'outbound';
   let tlsInspector = false;
@@ -187,5 +191,5 @@ export function compileListener(raw: Record<string, unknown>, path: string, issu
   r.accept('stat_prefix', 'metadata', 'access_log', 'enable_reuse_port', 'connection_balance_config', 'drain_type', 'reuse_port');
   if (r.has('access_log')) issues.warn(r.at('access_log'), 'listener-level access_log is not supported; use the connection manager or tcp_proxy access_log');
   r.done();
-  return { name, address: sa.address, port: sa.port, bindToPort, useOriginalDst, readOriginalDst, tlsInspector, httpInspector, tlsInspectorDisabled, httpInspectorDisabled, direction, filterChains, defaultChain, inspectTimeoutMs, continueOnInspectTimeout, bufferLimitBytes, raw };
+  return { name, address: sa.address, port: sa.port, bindToPort, ipv6Only, useOriginalDst, readOriginalDst, tlsInspector, httpInspector, tlsInspectorDisabled, httpInspectorDisabled, direction, filterChains, defaultChain, inspectTimeoutMs, continueOnInspectTimeout, bufferLimitBytes, raw };
 }

@@ -79,7 +79,7 @@ export class ActiveListener {
         if (retry) this.scheduleRetry();
         resolve();
       });
-      server.listen({ host: this.config.address, port: this.config.port, backlog: 1024 }, () => {
+      server.listen({ host: this.config.address, port: this.config.port, backlog: 1024, ipv6Only: this.config.ipv6Only }, () => {
         server.removeAllListeners('error');
         server.on('error', (e) => log.error({ listener: this.config.name, err: e.message }, 'listener error'));
         // Closed (removed or replaced) while binding: nothing may listen any more.
@@ -217,7 +217,7 @@ export class ListenerManager {
     }
     for (const c of configs) {
       const old = this.active.get(c.name);
-      if (old && old.config.address === c.address && old.config.port === c.port && old.config.bindToPort === c.bindToPort && old.state !== 'failed') {
+      if (old && old.config.address === c.address && old.config.port === c.port && old.config.bindToPort === c.bindToPort && old.config.ipv6Only === c.ipv6Only && old.state !== 'failed') {
         // As Envoy: an unchanged listener keeps its connections; a changed one takes new
         // connections with the new config and drains the connections of its changed chains (an
         // authorization policy must not stay bypassed on a pooled keep-alive connection).

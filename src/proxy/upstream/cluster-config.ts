@@ -89,7 +89,8 @@ const HEALTH: Record<string, number> = {
   DEGRADED: HealthFlag.DegradedEdsHealth,
 };
 
-function readSocketAddress(r: Reader | undefined, issues: Issues, path: string): { address: string; port: number } | undefined {
+/** A SocketAddress; `ipv4Compat` (ipv4_compat) only matters to a listener bound to an IPv6 address. */
+function readSocketAddress(r: Reader | undefined, issues: Issues, path: string): { address: string; port: number; ipv4Compat: boolean } | undefined {
   if (!r) {
     issues.error(path, 'missing address');
     return undefined;
@@ -106,10 +107,13 @@ function readSocketAddress(r: Reader | undefined, issues: Issues, path: string):
   if (!address) issues.error(sa.at('address'), 'missing address');
   const proto = sa.str('protocol', 'TCP');
   if (proto !== 'TCP') issues.error(sa.at('protocol'), `only TCP is supported (got ${proto})`);
-  sa.accept('resolver_name', 'ipv4_compat');
+  // A custom resolver for the address (DNS clusters use the system's): warned when named.
+  const resolver = sa.str('resolver_name');
+  if (resolver) issues.warn(sa.at('resolver_name'), `custom resolvers are not supported; "${resolver}" is ignored and the system resolver is used`);
+  const ipv4Compat = sa.bool('ipv4_compat', false);
   sa.done();
   r.done();
-  return { address, port };
+  return { address, port, ipv4Compat };
 }
 
 export { readSocketAddress };
@@ -155,7 +159,7 @@ export function compileLoadAssignment(raw: Record<string, unknown>, path: string
       const hostname = ep.str('hostname') || undefined;
       ep.accept('health_check_config');
       ep.done();
-      if (sa) endpoints.push({ ...sa, hostname, weight, locality, priority, metadata: md, healthFlags });
+      if (sa) endpoints.push({ address: sa.address, port: sa.port, hostname, weight, locality, priority, metadata: md, healthFlags });
     }
     le.done();
   }

@@ -28,3 +28,11 @@ test('cluster common_http_protocol_options: idle timeout and request limits appl
     '.max_headers_count: field "max_headers_count" is not supported by rig proxy and is ignored',
   ]);
 });
+
+test('endpoint socket addresses: resolver_name is warned about by path (the system resolver is used); ipv4_compat is quiet', () => {
+  const issues = new Issues();
+  const ep = (sa: Record<string, unknown>) => ({ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: 80, ...sa } } } });
+  compileCluster({ name: 'c', type: 'STATIC', load_assignment: { cluster_name: 'c', endpoints: [{ lb_endpoints: [ep({ resolver_name: 'envoy.network.dns_resolver.cares' }), ep({ ipv4_compat: true, resolver_name: '' })] }] } }, 'c', issues);
+  assert.deepEqual(issues.errors, []);
+  assert.deepEqual(issues.warnings, ['c.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.resolver_name: custom resolvers are not supported; "envoy.network.dns_resolver.cares" is ignored and the system resolver is used']);
+});
