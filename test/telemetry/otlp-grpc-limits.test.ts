@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import type * as grpc from '@grpc/grpc-js';
 import { flushSpans } from '../../src/proxy/telemetry/index.ts';
 import { startGrpcServer } from '../helpers/grpc-server.ts';
+import { waitFor } from '../helpers/wait.ts';
 import { configure, httpListener, LISTENER_TYPE, request, routeConfig, startTestRuntime, startUpstream, staticCluster } from '../proxy/harness.ts';
 
 const OTEL = 'type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig';
@@ -45,14 +46,20 @@ test('OTLP/gRPC: max_receive_message_length fails larger responses; retry_policy
   assert.doesNotMatch(warnings, /envoy_grpc\.(retry_policy|skip_envoy_headers|max_receive_message_length)/);
 
   const stat = (name: string) => h.rt.stats.all().find((s) => s.name === `tracing.opentelemetry.${name}`)?.value ?? 0;
+  // A span ends as its stream closes, which may come just after the client has the response.
+  const exportedOnce = (what: string, done: () => boolean) =>
+    waitFor(what, async () => {
+      await flushSpans(h.rt.stats);
+      return done() || undefined;
+    });
   assert.equal((await request(h.port('small'))).status, 200);
-  await flushSpans(h.rt.stats);
+  await exportedOnce('the first export', () => calls === 1 && stat('reports_failed') + stat('reports_sent') === 1);
   assert.equal(calls, 1, 'the collector answered');
   assert.equal(stat('reports_failed'), 1, 'a 42-byte response above a 41-byte limit fails the export');
   assert.equal(stat('spans_dropped'), 1);
 
   assert.equal((await request(h.port('large'))).status, 200);
-  await flushSpans(h.rt.stats);
+  await exportedOnce('the second export', () => calls === 2 && stat('reports_failed') + stat('reports_sent') === 2);
   assert.equal(calls, 2);
   assert.equal(stat('reports_sent'), 1, 'a response at the limit is accepted');
   assert.equal(stat('spans_sent'), 1);
