@@ -144,6 +144,7 @@ export function compileLoadAssignment(raw: Record<string, unknown>, path: string
     const locality: Locality = lr ? { region: lr.str('region') || undefined, zone: lr.str('zone') || undefined, sub_zone: lr.str('sub_zone') || undefined } : {};
     lr?.done();
     const priority = le.num('priority', 0);
+    // load_balancing_weight: read by lb-config.ts from the raw assignment; locality metadata has no effect on routing.
     le.accept('load_balancing_weight', 'metadata');
     for (const lb of le.objs('lb_endpoints')) {
       const ep = lb.obj('endpoint');
@@ -157,7 +158,7 @@ export function compileLoadAssignment(raw: Record<string, unknown>, path: string
       }
       const sa = readSocketAddress(ep.obj('address'), issues, ep.at('address'));
       const hostname = ep.str('hostname') || undefined;
-      ep.accept('health_check_config');
+      readHealthCheckConfig(ep.obj('health_check_config'));
       ep.done();
       if (sa) endpoints.push({ address: sa.address, port: sa.port, hostname, weight, locality, priority, metadata: md, healthFlags });
     }
@@ -195,6 +196,7 @@ export function compileCluster(raw: Record<string, unknown>, path: string, issue
   const eds = r.obj('eds_cluster_config');
   if (eds) {
     edsServiceName = eds.str('service_name') || name;
+    // Where EDS comes from: ADS, the only source rig proxy subscribes to.
     eds.accept('eds_config');
     eds.done();
   }
@@ -290,12 +292,14 @@ export function compileCluster(raw: Record<string, unknown>, path: string, issue
     'metadata',
     // Upstream network filters: run by the cluster hook that implements them (istio.metadata_exchange).
     'filters',
-    // Without an observable effect here: DNS TTL use, stats naming and cleanup timing.
-    'alt_stat_name',
-    'respect_dns_ttl',
+    // Without an observable effect here: optional stats rig does not emit (request/response sizes,
+    // timeout budgets) and how often unused ORIGINAL_DST hosts are swept.
     'track_cluster_stats',
     'cleanup_interval',
   );
+  const alt = r.str('alt_stat_name');
+  if (alt) issues.warn(r.at('alt_stat_name'), `alt_stat_name is not supported; stats and logs keep the cluster name ${name} (not "${alt}")`);
+  if (r.bool('respect_dns_ttl', false)) issues.warn(r.at('respect_dns_ttl'), `respect_dns_ttl is not supported; DNS answers are refreshed every dns_refresh_rate`);
   let originalDstHeader: string | undefined;
   let originalDstPortOverride = 0;
   const od = r.obj('original_dst_lb_config');
@@ -345,6 +349,17 @@ export function compileCluster(raw: Record<string, unknown>, path: string, issue
     tcpKeepalive,
     raw,
   };
+}
+
+/** Endpoint.HealthCheckConfig: active health checks use the endpoint's own address; other values warn. */
+function readHealthCheckConfig(r: Reader | undefined): void {
+  if (!r) return;
+  const unsupported = (k: string) => r.issues.warn(r.at(k), `${k} is not supported by rig proxy's active health checks and is ignored (they probe the endpoint address)`);
+  if (r.num('port_value', 0) !== 0) unsupported('port_value');
+  if (r.str('hostname')) unsupported('hostname');
+  if (r.has('address')) unsupported('address');
+  if (r.bool('disable_active_health_check', false)) unsupported('disable_active_health_check');
+  r.done();
 }
 
 /** UpstreamHttpProtocolOptions: SNI and SAN taken from the request's Host, not supported (warned when on). */

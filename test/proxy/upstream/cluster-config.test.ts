@@ -36,3 +36,16 @@ test('endpoint socket addresses: resolver_name is warned about by path (the syst
   assert.deepEqual(issues.errors, []);
   assert.deepEqual(issues.warnings, ['c.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.resolver_name: custom resolvers are not supported; "envoy.network.dns_resolver.cares" is ignored and the system resolver is used']);
 });
+
+test('alt_stat_name, respect_dns_ttl and endpoint health_check_config warn when set to something rig cannot honour; default values stay quiet', () => {
+  const ep = (hc: Record<string, unknown>) => ({ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: 80 } }, health_check_config: hc } });
+  const cluster = (extra: Record<string, unknown>, hc: Record<string, unknown>) => ({ name: 'c', type: 'STRICT_DNS', load_assignment: { cluster_name: 'c', endpoints: [{ lb_endpoints: [ep(hc)] }] }, ...extra });
+  const quiet = new Issues();
+  compileCluster(cluster({ alt_stat_name: '', respect_dns_ttl: false, track_cluster_stats: { timeout_budgets: true }, cleanup_interval: '5s' }, { port_value: 0, disable_active_health_check: false }), 'c', quiet);
+  assert.deepEqual([quiet.errors, quiet.warnings], [[], []]);
+  const issues = new Issues();
+  compileCluster(cluster({ alt_stat_name: 'reviews', respect_dns_ttl: true }, { port_value: 8081, hostname: 'hc', disable_active_health_check: true }), 'c', issues);
+  assert.deepEqual(issues.errors, []);
+  const hc = 'c.load_assignment.endpoints[0].lb_endpoints[0].endpoint.health_check_config';
+  assert.deepEqual(issues.warnings.map((w) => w.split(': ')[0]).sort(), ['c.alt_stat_name', `${hc}.disable_active_health_check`, `${hc}.hostname`, `${hc}.port_value`, 'c.respect_dns_ttl']);
+});
