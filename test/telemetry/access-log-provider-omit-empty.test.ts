@@ -6,7 +6,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import { LISTENER_TYPE, type EnvoyJson } from '../../src/envoy/index.ts';
 import { parseMeshConfig } from '../../src/model/mesh-config.ts';
+import { GENERATORS } from '../../src/xds/server/generators.ts';
+import { buildPush, explicitSidecar, parseYaml } from '../xds/fixtures.ts';
 import { startMesh, SERVICES_YAML, viaProxy } from './mesh.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { until } from '../helpers/wait.ts';
@@ -26,6 +29,32 @@ test('envoyFileAccessLog.omitEmptyValues is accepted where Istio has it, checked
   assert.match(meshError({ omitEmptyValues: 'yes' }), /extensionProviders\[0\]\.envoyFileAccessLog\.omitEmptyValues: expected true or false/);
   assert.match(meshError({ logFormat: { text: '%REQ(x-a)%', omitEmptyValues: true } }), /envoyFileAccessLog\.logFormat\.omitEmptyValues: unknown field; Istio's field is extensionProviders\[0\]\.envoyFileAccessLog\.omitEmptyValues/);
   assert.match(meshError({ logFormat: { json: {} } }), /envoyFileAccessLog\.logFormat\.json: unknown field \(known: text, labels\)/);
+});
+
+/** The file access logs of a sidecar's outbound connection manager for this mesh config. */
+function outboundLogs(mesh: Record<string, unknown>): EnvoyJson[] {
+  const pp = explicitSidecar('productpage-v1-0', 'default', { app: 'productpage' }, 'bookinfo-productpage', [{ port: 9080, name: 'http' }]);
+  const push = buildPush(parseYaml(SERVICES_YAML(['productpage'])), [pp], { mesh: parseMeshConfig(mesh) });
+  const logs: EnvoyJson[] = [];
+  JSON.stringify(GENERATORS[LISTENER_TYPE].generate(push, pp, undefined), (_k, v: unknown) => {
+    const h = v as EnvoyJson | undefined;
+    if (String(h?.['@type']).endsWith('HttpConnectionManager') && !String(h?.stat_prefix).startsWith('inbound')) logs.push(...((h?.access_log as EnvoyJson[] | undefined) ?? []).map((l) => l.typed_config as EnvoyJson));
+    return v;
+  });
+  return logs;
+}
+
+test('the control plane writes omit_empty_values; an own `envoy` provider without logFormat or omitEmptyValues keeps the mesh format, as Istio', () => {
+  const mesh = { accessLogEncoding: 'JSON', accessLogFormat: '{"code":"%RESPONSE_CODE%"}' };
+  const [omit] = outboundLogs({ ...mesh, extensionProviders: [{ name: 'json', envoyFileAccessLog: { path: '/tmp/a.log', omitEmptyValues: true, logFormat: { labels: {} } } }], defaultProviders: { accessLogging: ['json'] } });
+  assert.equal(omit.path, '/tmp/a.log');
+  assert.equal((omit.log_format as EnvoyJson).omit_empty_values, true);
+  assert.ok(((omit.log_format as EnvoyJson).json_format as EnvoyJson).response_code, 'labels: {} is Istio\'s default JSON format');
+  const [own] = outboundLogs({ ...mesh, extensionProviders: [{ name: 'envoy', envoyFileAccessLog: { path: '/tmp/b.log' } }], defaultProviders: { accessLogging: ['envoy'] } });
+  assert.deepEqual(own.log_format, { json_format: { code: '%RESPONSE_CODE%' } });
+  const [ownOmit] = outboundLogs({ ...mesh, extensionProviders: [{ name: 'envoy', envoyFileAccessLog: { path: '/tmp/b.log', omitEmptyValues: true } }], defaultProviders: { accessLogging: ['envoy'] } });
+  assert.equal((ownOmit.log_format as EnvoyJson).omit_empty_values, true);
+  assert.ok(((ownOmit.log_format as EnvoyJson).text_format_source as EnvoyJson).inline_string, 'with omitEmptyValues it is the provider\'s own (default text) format');
 });
 
 async function lines(file: string, n: number): Promise<string[]> {

@@ -167,8 +167,10 @@ export function accessLogEntries(push: PushContext, proxy: Proxy, mode: TrafficM
 
 function providerLog(push: PushContext, all: Map<string, ExtensionProvider>, name: string, filter: string | undefined): EnvoyJson[] {
   const p = all.get(name);
-  if (!p && name === 'envoy') return [fileLog(push.mesh.accessLogFile || '/dev/stdout', meshFormat(push), filter)];
   const f = p?.envoyFileAccessLog;
+  if (name === 'envoy' && !p) return [fileLog(push.mesh.accessLogFile || '/dev/stdout', meshFormat(push), filter)];
+  // Istio: an `envoy` provider of one's own without logFormat or omitEmptyValues keeps the mesh's format.
+  if (name === 'envoy' && f && !f.logFormat && !f.omitEmptyValues) return [fileLog(f.path || '/dev/stdout', meshFormat(push), filter)];
   if (!f) return [];
   // Istio: `labels: {}` is its default JSON format.
   const labels = f.logFormat?.labels && Object.keys(f.logFormat.labels).length ? f.logFormat.labels : f.logFormat?.labels ? ISTIO_JSON_FORMAT : undefined;
