@@ -46,11 +46,12 @@ function readMirror(m: Reader): Mirror {
       fraction = dv.num('numerator', 0) / (DENOMINATORS[dv.str('denominator', 'HUNDRED')] ?? 100);
       dv.done();
     }
+    // No runtime: default_value always applies.
     rf.accept('runtime_key');
     rf.done();
   }
   const shadowSuffix = !m.bool('disable_shadow_host_suffix_append', false);
-  m.accept('trace_sampled');
+  if (m.has('trace_sampled')) m.issues.warn(m.at('trace_sampled'), 'trace_sampled is not supported on mirrors and is ignored (a mirrored request is traced as the original)');
   m.done();
   return { cluster, fraction: Math.min(1, Math.max(0, fraction)), shadowSuffix };
 }
@@ -154,7 +155,7 @@ function readRewrite(r: Reader | undefined): { re: Regex; sub: string } | undefi
   if (!r) return undefined;
   const p = r.obj('pattern');
   const re = p ? compileRegex(p.str('regex'), p.at('regex'), r.issues) : undefined;
-  p?.accept('google_re2');
+  p?.accept('google_re2'); // deprecated, no effect (string-matcher.ts)
   p?.done();
   const sub = r.str('substitution');
   r.done();
@@ -180,7 +181,7 @@ function readMatch(m: Reader, issues: Issues): Pick<Route, 'pathKind' | 'pathVal
     pathKind = PathKind.Regex;
     const sr = m.obj('safe_regex')!;
     pathRegex = compileRegex(sr.str('regex'), sr.at('regex'), issues, !caseSensitive);
-    sr.accept('google_re2');
+    sr.accept('google_re2'); // deprecated, no effect (string-matcher.ts)
     sr.done();
   } else if (m.has('path_separated_prefix')) {
     pathKind = PathKind.SeparatedPrefix;
@@ -199,7 +200,7 @@ function readMatch(m: Reader, issues: Issues): Pick<Route, 'pathKind' | 'pathVal
   return { pathKind, pathValue, pathRegex, caseSensitive, headers, query, grpcOnly: g !== undefined };
 }
 
-function readDirectBody(r: Reader | undefined): string | undefined {
+function readDirectBody(r: Reader | undefined, maxBytes: number | undefined): string | undefined {
   if (!r) return undefined;
   let body: string | undefined;
   if (r.has('inline_string')) body = r.str('inline_string');
@@ -212,6 +213,8 @@ function readDirectBody(r: Reader | undefined): string | undefined {
     }
   }
   r.done();
+  const size = body === undefined ? 0 : Buffer.byteLength(body);
+  if (maxBytes !== undefined && size > maxBytes) r.issues.error(r.path, `response body size is ${size} bytes; max_direct_response_body_size_bytes is ${maxBytes}`);
   return body;
 }
 
@@ -245,6 +248,8 @@ interface Shared {
   vhostHash?: HashPolicyFn;
   vhostRateLimits?: readonly RateLimitPolicy[];
   vhostBufferLimit?: number;
+  /** max_direct_response_body_size_bytes when the route configuration sets it. */
+  maxDirectBodyBytes?: number;
 }
 
 function readRoute(r: Reader, vhost: VirtualHost, shared: Shared, issues: Issues, index: number): Route {
@@ -255,6 +260,7 @@ function readRoute(r: Reader, vhost: VirtualHost, shared: Shared, issues: Issues
   const routeReqOps = readHeaderOps(r, 'request');
   const routeResOps = readHeaderOps(r, 'response');
   const perFilter = mergeMaps(shared.vhostPerFilter, compilePerFilterConfigs(r, 'typed_per_filter_config'));
+  // Route metadata is for filters and logs that look it up; it changes nothing in routing.
   r.accept('metadata');
   const dec = r.obj('decorator');
   let decorator: RouteDecorator | undefined;
@@ -324,6 +330,7 @@ function readRoute(r: Reader, vhost: VirtualHost, shared: Shared, issues: Issues
       const total = wr.num('total_weight', sum);
       if (total !== sum) issues.error(wr.at('total_weight'), `weights sum to ${sum}, not total_weight ${total}`);
       if (sum <= 0) issues.error(wr.at('clusters'), 'weighted clusters need a positive total weight');
+      // No runtime: the configured weights always apply.
       wr.accept('runtime_key_prefix');
       wr.done();
       base.weighted = list;
@@ -362,7 +369,9 @@ function readRoute(r: Reader, vhost: VirtualHost, shared: Shared, issues: Issues
     if (rp) base.retry = readRetryPolicy(rp);
     if (ra.has('hash_policy')) base.hashPolicy = readHashPolicies(ra);
     base.rateLimits = readRateLimits(ra);
-    ra.accept('include_vh_rate_limits');
+    // include_vh_rate_limits (deprecated in Envoy, still honoured): the rate limit filters then use
+    // the virtual host's rate_limits too, whatever their vh_rate_limits setting says.
+    if (ra.bool('include_vh_rate_limits', false) && shared.vhostRateLimits?.length) base.rateLimits = [...(base.rateLimits ?? []), ...shared.vhostRateLimits];
     const upgrades = new Map<string, boolean>();
     base.upgrades = upgrades;
     for (const u of ra.objs('upgrade_configs')) {
@@ -398,7 +407,7 @@ function readRoute(r: Reader, vhost: VirtualHost, shared: Shared, issues: Issues
     base.action = ActionKind.Direct;
     base.directStatus = dr.num('status', 0);
     if (base.directStatus < 200 || base.directStatus > 599) issues.error(dr.at('status'), 'status must be between 200 and 599');
-    base.directBody = readDirectBody(dr.obj('body'));
+    base.directBody = readDirectBody(dr.obj('body'), shared.maxDirectBodyBytes);
     dr.done();
   }
   if (r.has('non_forwarding_action')) {
@@ -421,7 +430,13 @@ export function compileRouteConfig(raw: Record<string, unknown>, path: string, i
   const name = r.str('name');
   const cfgReqOps = readHeaderOps(r, 'request');
   const cfgResOps = readHeaderOps(r, 'response');
-  r.accept('validate_clusters', 'max_direct_response_body_size_bytes', 'ignore_port_in_host_matching');
+  // Envoy rejects a route table naming an unknown cluster only when asked (true; also its default
+  // for an inline route_config); rig answers such a route 503 NC at request time instead.
+  if (r.bool('validate_clusters', false)) issues.warn(r.at('validate_clusters'), 'validate_clusters is not supported: a route to an unknown cluster is answered with cluster_not_found_response_code (503) instead of rejecting the route configuration');
+  // Envoy's default is 4096 bytes; without the field rig sets no limit (the control plane's
+  // VirtualService direct responses do not send it, Istio's 1 MiB being implied).
+  let maxDirectBodyBytes: number | undefined;
+  if (r.has('max_direct_response_body_size_bytes')) maxDirectBodyBytes = r.num('max_direct_response_body_size_bytes', 4096);
   const internalOnlyHeaders = r.strs('internal_only_headers').map((h) => h.toLowerCase());
   const ignorePort = r.bool('ignore_port_in_host_matching', false);
   const exact = new Map<string, VirtualHost>();
@@ -446,10 +461,11 @@ export function compileRouteConfig(raw: Record<string, unknown>, path: string, i
       vhostHash: v.has('hash_policy') ? readHashPolicies(v) : undefined,
       vhostRateLimits: readRateLimits(v),
       vhostBufferLimit: v.has('per_request_buffer_limit_bytes') ? bufferLimit(v) : undefined,
+      maxDirectBodyBytes,
     };
     vhost.attemptCountToUpstream = v.bool('include_request_attempt_count', false);
     vhost.attemptCountToDownstream = v.bool('include_attempt_count_in_response', false);
-    v.accept('metadata');
+    v.accept('metadata'); // as route metadata: no routing effect
     vhost.routes = v.objs('routes').map((rr, i) => readRoute(rr, vhost, shared, issues, i));
     v.done();
     for (const d of domains) {

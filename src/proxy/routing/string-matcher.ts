@@ -57,6 +57,7 @@ export function compileRegex(pattern: string, path: string, issues: Issues, case
 /** Reads a RegexMatcher ({ regex, google_re2? }). */
 export function readRegexMatcher(r: Reader, caseInsensitive = false): Regex | undefined {
   const re = compileRegex(r.str('regex'), r.at('regex'), r.issues, caseInsensitive);
+  // Deprecated and without effect in Envoy too (its max_program_size is no longer enforced); regexes are RE2 here as well.
   r.accept('google_re2');
   r.done();
   return re;
