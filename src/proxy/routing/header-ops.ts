@@ -204,8 +204,10 @@ function readHeaderAdds(r: Reader, key: string): AddOp[] {
     const key = h.str('key').toLowerCase();
     if (!key) h.issues.error(h.at('key'), 'missing header name');
     if (PROTECTED.has(key)) h.issues.error(h.at('key'), `header ${key} cannot be set this way`);
-    const value = compileFormatter(h.str('value'), h.at('value'), h);
-    h.accept('raw_value');
+    // raw_value: the value as bytes (base64 in JSON), for values that are not valid UTF-8.
+    const raw = h.has('raw_value') ? Buffer.from(h.str('raw_value'), 'base64').toString('latin1') : undefined;
+    if (raw !== undefined && h.str('value')) h.issues.error(h.path, "only one of 'value' or 'raw_value' can be set");
+    const value = raw !== undefined ? compileFormatter(raw, h.at('raw_value'), h) : compileFormatter(h.str('value'), h.at('value'), h);
     h.done();
     let action: number = AppendAction.AppendOrAdd;
     if (a.has('append')) action = a.bool('append', true) ? AppendAction.AppendOrAdd : AppendAction.OverwriteOrAdd;
