@@ -68,8 +68,8 @@ export function readRetryPolicy(r: Reader): RetryPolicy {
   const retryOn = parseRetryOn(r.str('retry_on'), r.at('retry_on'), r);
   const numRetries = r.num('num_retries', 1);
   const perTryTimeoutMs = r.durationMs('per_try_timeout', 0);
-  if (r.has('per_try_idle_timeout')) r.issues.warn(r.at('per_try_idle_timeout'), 'per_try_idle_timeout is not supported and is ignored (per_try_timeout and the stream idle timeout apply)');
-  r.accept('per_try_idle_timeout');
+  // 0 (Envoy's default) disables it.
+  if (r.durationMs('per_try_idle_timeout', 0) > 0) r.issues.warn(r.at('per_try_idle_timeout'), 'per_try_idle_timeout is not supported and is ignored (per_try_timeout and the stream idle timeout apply)');
   let baseIntervalMs = 25;
   let maxIntervalMs = 250;
   const bo = r.obj('retry_back_off');
