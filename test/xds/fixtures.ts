@@ -51,7 +51,7 @@ export function rdsNames(listeners: EnvoyJson[]): string[] {
   return [...names];
 }
 
-export function explicitSidecar(name: string, ns: string, labels: Record<string, string>, sa: string, ports: { port: number; name?: string }[], opts: { ip?: string; outbound?: number; base?: number; upstreamPorts?: Record<string, number> } = {}): Proxy {
+export function explicitSidecar(name: string, ns: string, labels: Record<string, string>, sa: string, ports: { port: number; name?: string }[], opts: { ip?: string; bind?: string; outbound?: number; base?: number; upstreamPorts?: Record<string, number> } = {}): Proxy {
   const ip = opts.ip ?? '127.0.0.1';
   const base = opts.base ?? 20000 + ipCounter++ * 10;
   const inboundPorts: Record<string, number> = {};
@@ -70,7 +70,7 @@ export function explicitSidecar(name: string, ns: string, labels: Record<string,
       WORKLOAD_NAME: name.replace(/-\d+$/, ''),
       INTERCEPTION_MODE: 'NONE',
       RIG_WORKLOAD_PORTS: ports,
-      RIG_EXPLICIT: { bind: ip, outboundPort: opts.outbound ?? base, inboundPorts, appPorts, upstreamPorts: opts.upstreamPorts },
+      RIG_EXPLICIT: { bind: opts.bind ?? ip, outboundPort: opts.outbound ?? base, inboundPorts, appPorts, upstreamPorts: opts.upstreamPorts },
     },
   });
 }

@@ -101,6 +101,19 @@ test('explicit mode: names and ports follow the contract', async () => {
   assert.equal(JSON.stringify(inboundCluster.load_assignment).includes('"port_value":30005'), true);
 });
 
+test('explicit mode bound on the IPv6 wildcard: listeners take IPv4 too (ipv4_compat), as node binds ::', async () => {
+  const { push } = await scenario();
+  const sidecar = explicitSidecar('details-v1-0', 'default', { app: 'details', version: 'v1' }, 'bookinfo-details', [{ port: 9080, name: 'http' }], { bind: '::', base: 30300, upstreamPorts: { 'reviews:9080': 30310 } });
+  const bound = generateAll(push, sidecar).listeners.filter((l) => l.bind_to_port !== false);
+  assert.deepEqual(bound.map((l) => (l.address as EnvoyJson).socket_address), [
+    { address: '::', port_value: 30300, ipv4_compat: true },
+    { address: '::', port_value: 30301, ipv4_compat: true },
+    { address: '::', port_value: 30310, ipv4_compat: true },
+  ]);
+  const v4 = generateAll(push, explicitSidecar('details-v1-1', 'default', { app: 'details', version: 'v1' }, 'bookinfo-details', [{ port: 9080, name: 'http' }], { base: 30400 })).listeners;
+  assert.ok(v4.every((l) => !('ipv4_compat' in ((l.address as EnvoyJson).socket_address as EnvoyJson))));
+});
+
 test('PeerAuthentication precedence: workload PERMISSIVE over mesh STRICT, portLevelMtls DISABLE', async () => {
   const { push, proxies } = await scenario();
   const listeners = generateAll(push, proxies['ratings-explicit']).listeners;

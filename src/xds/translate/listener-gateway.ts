@@ -10,7 +10,7 @@ import { hostsIntersect, normalizeProtocol, isHttpProtocol, resolveShortName } f
 import { gatewaysFor, plainServerHosts, serverHosts } from './gateway-servers.ts';
 import { buildHcm } from './http-filters.ts';
 import { tcpProxy, needsTlsInspector, TLS_INSPECTOR } from './listener-inbound.ts';
-import { BLACKHOLE_CLUSTER, gatewayHttpsRouteName, gatewayRouteName, listenerName } from './names.ts';
+import { BLACKHOLE_CLUSTER, gatewayHttpsRouteName, gatewayRouteName, listenerAddress, listenerName } from './names.ts';
 import { destinationsTarget, l4MatchApplies, tcpRouteTargets } from './route-config.ts';
 import type { TcpRouteTarget } from './route-config.ts';
 import { cidr } from './listener-sidecar.ts';
@@ -38,7 +38,7 @@ export function gatewayListeners(push: PushContext, proxy: Proxy): EnvoyJson[] {
   for (const [port, servers] of [...byPort.entries()].sort((a, b) => a[0] - b[0])) {
     const chains = dedupe(servers.flatMap((bs) => serverChains(push, proxy, port, bs)));
     if (!chains.length) continue;
-    const listener: EnvoyJson = { name: listenerName('0.0.0.0', port), address: { socket_address: { address: servers[0].server.bind ?? bind, port_value: proxy.explicit?.inboundPorts[String(port)] ?? port } }, traffic_direction: 'OUTBOUND', filter_chains: chains };
+    const listener: EnvoyJson = { name: listenerName('0.0.0.0', port), address: listenerAddress(servers[0].server.bind ?? bind, proxy.explicit?.inboundPorts[String(port)] ?? port), traffic_direction: 'OUTBOUND', filter_chains: chains };
     if (needsTlsInspector(chains)) listener.listener_filters = [TLS_INSPECTOR];
     out.push(listener);
   }

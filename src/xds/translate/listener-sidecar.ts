@@ -13,7 +13,7 @@ import type { IstioEgressListener } from '../../api/index.ts';
 import { inboundPorts } from './inbound-ports.ts';
 import { buildHcm } from './http-filters.ts';
 import { TLS_INSPECTOR, chainsForMode, inboundChains, needsTlsInspector, tcpProxy } from './listener-inbound.ts';
-import { BLACKHOLE_CLUSTER, HTTP_PROXY_ROUTE, INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PORT, OUTBOUND_PORT, PASSTHROUGH_CLUSTER, VIRTUAL_INBOUND, VIRTUAL_OUTBOUND, listenerName } from './names.ts';
+import { BLACKHOLE_CLUSTER, HTTP_PROXY_ROUTE, INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PORT, OUTBOUND_PORT, PASSTHROUGH_CLUSTER, VIRTUAL_INBOUND, VIRTUAL_OUTBOUND, listenerAddress, listenerName } from './names.ts';
 import { inboundMtlsMode } from './peer-authentication.ts';
 import { needsHttpInspector, sniffedHttpChain, sniffingListener } from './listener-sniffing.ts';
 import { withOutboundTcpTelemetry } from '../telemetry/index.ts';
@@ -23,10 +23,6 @@ import { destinationsTarget, l4MatchApplies, tcpRouteTargets, tcpTarget } from '
 import type { RouteContext } from './route-builder.ts';
 
 const RDS_SOURCE = { ads: {}, initial_fetch_timeout: '0s', resource_api_version: 'V3' };
-
-function address(ip: string, port: number): EnvoyJson {
-  return { socket_address: { address: ip, port_value: port } };
-}
 
 function hcmFilter(push: PushContext, proxy: Proxy, port: number, statPrefix: string, routeName: string, extra?: EnvoyJson): EnvoyJson {
   return {
@@ -46,7 +42,7 @@ export function explicitListeners(push: PushContext, proxy: Proxy): EnvoyJson[] 
   if (x.outboundPort) {
     out.push({
       name: HTTP_PROXY_ROUTE,
-      address: address(x.bind, x.outboundPort),
+      address: listenerAddress(x.bind, x.outboundPort),
       traffic_direction: 'OUTBOUND',
       filter_chains: [
         {
@@ -64,7 +60,7 @@ export function explicitListeners(push: PushContext, proxy: Proxy): EnvoyJson[] 
   for (const p of inboundPorts(push, proxy)) {
     const port = x.inboundPorts[String(p.port)];
     const chains = inboundChains(push, proxy, p);
-    out.push(withInspector(push, { name: listenerName(x.bind, port), address: address(x.bind, port), traffic_direction: 'INBOUND', filter_chains: chains }, chains));
+    out.push(withInspector(push, { name: listenerName(x.bind, port), address: listenerAddress(x.bind, port), traffic_direction: 'INBOUND', filter_chains: chains }, chains));
   }
   out.push(...dedicatedEgressListeners(push, proxy, true));
   for (const [hostPort, localPort] of Object.entries(x.upstreamPorts)) {
@@ -74,7 +70,7 @@ export function explicitListeners(push: PushContext, proxy: Proxy): EnvoyJson[] 
     const name = listenerName(x.bind, localPort);
     const routeName = `${svc.hostname}:${sp.port}`;
     const tcp = { filters: [tcpProxy(`outbound|${sp.port}||${svc.hostname}`, tcpTarget(ctxFor(push, proxy, sp.port), svc, sp))] };
-    const listener = { name, address: address(x.bind, localPort), traffic_direction: 'OUTBOUND' };
+    const listener = { name, address: listenerAddress(x.bind, localPort), traffic_direction: 'OUTBOUND' };
     if (isHttpProtocol(sp.protocol)) out.push({ ...listener, filter_chains: [{ filters: [hcmFilter(push, proxy, sp.port, `outbound_${routeName}`, routeName)] }] });
     else if (sp.protocol === 'UNKNOWN') {
       const chains = [sniffedHttpChain(hcmFilter(push, proxy, sp.port, `outbound_${routeName}`, routeName)), tcp];
@@ -109,7 +105,7 @@ export function redirectListeners(push: PushContext, proxy: Proxy): EnvoyJson[] 
   const passthrough = push.outboundMode(proxy) === 'REGISTRY_ONLY' ? BLACKHOLE_CLUSTER : PASSTHROUGH_CLUSTER;
   out.push(...withOutboundTcpTelemetry(push, proxy, [{
     name: VIRTUAL_OUTBOUND,
-    address: address('0.0.0.0', OUTBOUND_PORT),
+    address: listenerAddress('0.0.0.0', OUTBOUND_PORT),
     use_original_dst: true,
     traffic_direction: 'OUTBOUND',
     filter_chains: [{ name: 'virtualOutbound-catchall-tcp', filters: [tcpProxy(passthrough, { cluster: passthrough })] }],
@@ -121,12 +117,12 @@ export function redirectListeners(push: PushContext, proxy: Proxy): EnvoyJson[] 
     else {
       // Sidecar ingress captureMode NONE: a listener bound on bind:port, not reached through the capture.
       const own = inboundChains(push, proxy, p);
-      out.push(withInspector(push, { name: listenerName(p.bind, p.port), address: address(p.bind, p.port), traffic_direction: 'INBOUND', filter_chains: own }, own));
+      out.push(withInspector(push, { name: listenerName(p.bind, p.port), address: listenerAddress(p.bind, p.port), traffic_direction: 'INBOUND', filter_chains: own }, own));
     }
   }
   chains.push(...chainsForMode(inboundMtlsMode(push, proxy, 0), 'virtualInbound-catchall', [tcpProxy(INBOUND_PASSTHROUGH_CLUSTER, { cluster: INBOUND_PASSTHROUGH_CLUSTER })], {}));
   const original = { name: 'envoy.filters.listener.original_dst', typed_config: { '@type': ORIGINAL_DST_TYPE } };
-  out.push(withInspector(push, { name: VIRTUAL_INBOUND, address: address('0.0.0.0', INBOUND_PORT), traffic_direction: 'INBOUND', listener_filters: [original], filter_chains: chains }, chains));
+  out.push(withInspector(push, { name: VIRTUAL_INBOUND, address: listenerAddress('0.0.0.0', INBOUND_PORT), traffic_direction: 'INBOUND', listener_filters: [original], filter_chains: chains }, chains));
   return out;
 }
 
@@ -148,7 +144,7 @@ function outboundPortListeners(push: PushContext, proxy: Proxy): EnvoyJson[] {
         if (dedicated.has(sp.port) || !reaches(svc, sp.port)) continue;
         if (isHttpProtocol(sp.protocol)) {
           const name = listenerName('0.0.0.0', sp.port);
-          if (!listeners.has(name)) listeners.set(name, { name, address: address('0.0.0.0', sp.port), bind_to_port: false, traffic_direction: 'OUTBOUND', filter_chains: [{ filters: [hcmFilter(push, proxy, sp.port, `outbound_0.0.0.0_${sp.port}`, String(sp.port))] }] });
+          if (!listeners.has(name)) listeners.set(name, { name, address: listenerAddress('0.0.0.0', sp.port), bind_to_port: false, traffic_direction: 'OUTBOUND', filter_chains: [{ filters: [hcmFilter(push, proxy, sp.port, `outbound_0.0.0.0_${sp.port}`, String(sp.port))] }] });
         }
       }
     }
@@ -159,7 +155,7 @@ function outboundPortListeners(push: PushContext, proxy: Proxy): EnvoyJson[] {
         const name = listenerName(ip, sp.port);
         if (listeners.has(name)) continue;
         const chains = l4Chains(push, proxy, svc, sp, ip);
-        listeners.set(name, withInspector(push, { name, address: address(ip, sp.port), bind_to_port: false, traffic_direction: 'OUTBOUND', filter_chains: chains }, chains));
+        listeners.set(name, withInspector(push, { name, address: listenerAddress(ip, sp.port), bind_to_port: false, traffic_direction: 'OUTBOUND', filter_chains: chains }, chains));
       }
     }
     return withOutboundTcpTelemetry(push, proxy, [...listeners.values()]);
@@ -252,7 +248,7 @@ function dedicatedEgressListeners(push: PushContext, proxy: Proxy, explicit: boo
     const services = push.servicesForPort(proxy, port);
     const declared = e.port!.protocol ? normalizeProtocol(e.port!.protocol) : undefined;
     const protocol = declared ?? services[0]?.ports.find((p) => p.port === port)?.protocol ?? 'TCP';
-    const base = { name: listenerName(bind, port), address: address(bind, port), bind_to_port: bindToPort, traffic_direction: 'OUTBOUND' };
+    const base = { name: listenerName(bind, port), address: listenerAddress(bind, port), bind_to_port: bindToPort, traffic_direction: 'OUTBOUND' };
     if (isHttpProtocol(protocol)) {
       out.push({ ...base, filter_chains: [{ filters: [hcmFilter(push, proxy, port, `outbound_${bind}_${port}`, String(port))] }] });
       continue;

@@ -27,6 +27,15 @@ export function listenerName(address: string, port: number): string {
   return `${address}_${port}`;
 }
 
+/**
+ * A listener's address. Envoy binds an IPv6 address IPv6-only unless ipv4_compat is set; the
+ * wildcard `::` (`rig up --bind ::`) is meant for both families, as node and Istio's dual-stack
+ * listeners have it.
+ */
+export function listenerAddress(ip: string, port: number): { socket_address: Record<string, unknown> } {
+  return { socket_address: { address: ip, port_value: port, ...(ip === '::' ? { ipv4_compat: true } : {}) } };
+}
+
 export function gatewayRouteName(port: number): string {
   return `http.${port}`;
 }
