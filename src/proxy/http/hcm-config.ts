@@ -63,6 +63,8 @@ export interface HcmConfig {
   readonly suppressEnvoyHeaders: boolean;
   /** The router's strict_check_headers: x-envoy-* request headers refused (400, IH) when invalid. */
   readonly strictCheckHeaders: readonly string[];
+  /** The router's respect_expected_rq_timeout: an internal request's x-envoy-expected-rq-timeout-ms is its timeout. */
+  readonly respectExpectedRqTimeout: boolean;
   readonly streamIdleTimeoutMs: number;
   /** common_http_protocol_options.max_stream_duration: a stream lasting longer is ended (0: none). */
   readonly maxStreamDurationMs: number;
@@ -79,9 +81,13 @@ export interface HcmConfig {
   readonly h2: { readonly maxConcurrentStreams?: number; readonly initialWindowSize?: number; readonly connectionWindowSize?: number; readonly headerTableSize?: number; readonly allowConnect?: boolean };
   readonly upgrades: ReadonlyMap<string, boolean>;
   readonly allowAbsoluteUrl: boolean;
+  /** http_protocol_options.accept_http_10: without it an HTTP/1.0 request is answered 426. */
   readonly acceptHttp10: boolean;
+  readonly defaultHostForHttp10?: string;
   readonly stripPort: 0 | 1 | 2;
   readonly normalizePath: boolean;
+  /** path_with_escaped_slashes_action: 0 keep, 1 REJECT_REQUEST, 2 UNESCAPE_AND_REDIRECT, 3 UNESCAPE_AND_FORWARD. */
+  readonly escapedSlashes: 0 | 1 | 2 | 3;
   readonly mergeSlashes: boolean;
   /** 0 none, 1 SANITIZE, 2 FORWARD_ONLY, 3 APPEND_FORWARD, 4 SANITIZE_SET, 5 ALWAYS_FORWARD_ONLY */
   readonly xfcc: number;
@@ -138,6 +144,7 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
   let sawRouter = false;
   let suppressEnvoyHeaders = false;
   let strictCheckHeaders: readonly string[] = [];
+  let respectExpectedRqTimeout = false;
   fl.forEach((f, i) => {
     const name = f.str('name');
     const tc = f.obj('typed_config');
@@ -152,8 +159,8 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
       if (tc) {
         suppressEnvoyHeaders = tc.bool('suppress_envoy_headers', false);
         strictCheckHeaders = readStrictCheckHeaders(tc);
-        tc.accept('start_child_span', 'dynamic_stats', 'upstream_log', 'respect_expected_rq_timeout');
-        tc.done();
+        respectExpectedRqTimeout = tc.bool('respect_expected_rq_timeout', false);
+        readRouterExtras(tc);
       }
       return;
     }
@@ -179,7 +186,7 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
   const upgrades = new Map<string, boolean>();
   for (const u of r.objs('upgrade_configs')) {
     upgrades.set(u.str('upgrade_type').toLowerCase(), u.bool('enabled', true));
-    u.accept('filters');
+    if (u.objs('filters').length) u.issues.warn(u.at('filters'), 'an upgrade-specific HTTP filter chain is not supported: the connection manager http_filters run for upgrades too');
     u.done();
   }
   let idleTimeoutMs = 3600_000;
@@ -200,11 +207,18 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
   cpo?.done();
   let allowAbsoluteUrl = true;
   let acceptHttp10 = false;
+  let defaultHostForHttp10: string | undefined;
   const hpo = r.obj('http_protocol_options');
   if (hpo) {
     allowAbsoluteUrl = hpo.bool('allow_absolute_url', true);
     acceptHttp10 = hpo.bool('accept_http_10', false);
-    hpo.accept('default_host_for_http_10', 'header_key_format', 'enable_trailers', 'allow_chunked_length', 'override_stream_error_on_invalid_http_message');
+    defaultHostForHttp10 = hpo.str('default_host_for_http_10') || undefined;
+    if (hpo.has('header_key_format')) issues.warn(hpo.at('header_key_format'), 'header_key_format is not supported and is ignored (response header names go out in lower case)');
+    for (const k of ['enable_trailers', 'allow_chunked_length', 'override_stream_error_on_invalid_http_message']) {
+      if (hpo.bool(k, false)) issues.warn(hpo.at(k), `${k} is not supported by rig proxy's HTTP/1.1 codec and is ignored`);
+    }
+    // Options of an upstream (client) connection: no effect on the downstream codec in Envoy either.
+    hpo.accept('send_fully_qualified_url', 'use_balsa_parser', 'allow_custom_methods', 'ignore_http_11_upgrade');
     hpo.done();
   }
   const h2o = r.obj('http2_protocol_options');
@@ -289,6 +303,7 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
     serverHeader: sht === 'APPEND_IF_ABSENT' ? 1 : sht === 'PASS_THROUGH' ? 2 : 0,
     suppressEnvoyHeaders,
     strictCheckHeaders,
+    respectExpectedRqTimeout,
     streamIdleTimeoutMs: r.durationMs('stream_idle_timeout', 300_000),
     maxStreamDurationMs,
     requestTimeoutMs: r.durationMs('request_timeout', 0),
@@ -301,8 +316,10 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
     upgrades,
     allowAbsoluteUrl,
     acceptHttp10,
+    defaultHostForHttp10,
     stripPort: stripAny ? 2 : stripMatching ? 1 : 0,
     normalizePath: r.bool('normalize_path', false),
+    escapedSlashes: readEscapedSlashesAction(r),
     mergeSlashes: r.bool('merge_slashes', false),
     xfcc: xfcc < 0 ? 1 : xfcc,
     xfccSubject,
@@ -312,7 +329,29 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
     localReply: compileLocalReplyConfig(r.obj('local_reply_config')),
     stats,
   };
-  r.accept('generate_request_id', 'path_with_escaped_slashes_action', 'stream_error_on_invalid_http_message', 'http3_protocol_options', 'request_id_extension', 'early_header_mutation_extensions', 'delayed_close_timeout', 'use_remote_address');
+  // No HTTP/3 (QUIC) listeners; how long a closing connection waits for the peer to read.
+  r.accept('http3_protocol_options', 'delayed_close_timeout');
+  if (r.bool('stream_error_on_invalid_http_message', false)) issues.warn(r.at('stream_error_on_invalid_http_message'), 'not supported and ignored: the HTTP/1.1 and HTTP/2 codecs decide whether a protocol error ends the connection');
+  if (r.objs('early_header_mutation_extensions').length) issues.warn(r.at('early_header_mutation_extensions'), 'early header mutations are not supported and are ignored');
   r.done();
   return config;
+}
+
+/** Router fields rig has no counterpart for: quiet at Envoy's defaults, warned by path otherwise. */
+function readRouterExtras(tc: Reader): void {
+  // Per-cluster timing stats rig does not keep either way (Envoy's default: on).
+  tc.accept('dynamic_stats');
+  if (tc.bool('start_child_span', false)) tc.issues.warn(tc.at('start_child_span'), 'start_child_span is not supported and is ignored: upstream calls get no span of their own');
+  if (tc.objs('upstream_log').length) tc.issues.warn(tc.at('upstream_log'), 'upstream_log is not supported and is ignored: use the connection manager access_log (one entry per request)');
+  tc.done();
+}
+
+const ESCAPED_SLASHES_ACTIONS: Record<string, 0 | 1 | 2 | 3> = { IMPLEMENTATION_SPECIFIC_DEFAULT: 0, KEEP_UNCHANGED: 0, REJECT_REQUEST: 1, UNESCAPE_AND_REDIRECT: 2, UNESCAPE_AND_FORWARD: 3 };
+
+function readEscapedSlashesAction(r: Reader): 0 | 1 | 2 | 3 {
+  const v = r.str('path_with_escaped_slashes_action', 'IMPLEMENTATION_SPECIFIC_DEFAULT');
+  const a = ESCAPED_SLASHES_ACTIONS[v];
+  if (a !== undefined) return a;
+  r.issues.error(r.at('path_with_escaped_slashes_action'), `unknown action ${v}; expected one of ${Object.keys(ESCAPED_SLASHES_ACTIONS).join(', ')}`);
+  return 0;
 }

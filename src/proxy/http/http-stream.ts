@@ -102,6 +102,8 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
   private internal = false;
   private route: Route | undefined;
   private routeResolved = false;
+  /** Set when the path had %2F or %5C: the HCM's path_with_escaped_slashes_action (1 reject, 2 redirect, 3 forward). */
+  private escapedSlashAction = 0;
   private filters: HttpFilter[] | undefined;
   private filterIndex = 0;
   private body: Buffer | undefined;
@@ -159,7 +161,11 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     if (isH2) {
       authority = (headers[':authority'] as string | undefined) ?? (headers.host as string | undefined) ?? '';
       for (const k of Object.keys(headers)) if (k.charCodeAt(0) === 58) delete headers[k];
-    } else authority = (headers.host as string | undefined) ?? '';
+    } else {
+      authority = (headers.host as string | undefined) ?? '';
+      // http_protocol_options.default_host_for_http_10: the authority of an HTTP/1.0 request without Host.
+      if (!authority && hcm.defaultHostForHttp10 && req.httpVersion === '1.0') authority = hcm.defaultHostForHttp10;
+    }
     let scheme = conn.info.tls ? 'https' : 'http';
     if (path.charCodeAt(0) !== 47 && path !== '*' && hcm.allowAbsoluteUrl && method !== 'CONNECT') {
       // Absolute form (explicit forward proxy): GET http://host:port/path HTTP/1.1
@@ -172,6 +178,14 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     }
     if (hcm.stripPort) authority = stripPort(authority, hcm.stripPort, conn.info.localPort);
     if ((hcm.normalizePath || hcm.mergeSlashes) && path.charCodeAt(0) === 47) path = normalizePath(path, hcm.normalizePath, hcm.mergeSlashes);
+    if (hcm.escapedSlashes !== 0 && path.charCodeAt(0) === 47) {
+      const unescaped = unescapeSlashes(path);
+      if (unescaped !== path) {
+        this.escapedSlashAction = hcm.escapedSlashes;
+        // Unescaping may make new dot segments or repeated slashes: normalized again, as Envoy does.
+        path = hcm.normalizePath || hcm.mergeSlashes ? normalizePath(unescaped, hcm.normalizePath, hcm.mergeSlashes) : unescaped;
+      }
+    }
     this.isGrpc = isGrpcContentType(headers['content-type']);
     info.isGrpc = this.isGrpc;
     this.hasBody = isH2 ? !(req as H2Request).stream.endAfterHeaders : headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0');
@@ -197,6 +211,19 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     this.res.once('close', this.onDownstreamClose);
     if (hcm.streamIdleTimeoutMs > 0) this.idleTimer = setTimeout(onIdleTimeout, hcm.streamIdleTimeoutMs, this);
     if (hcm.maxStreamDurationMs > 0) this.durationTimer = setTimeout(onStreamDuration, hcm.maxStreamDurationMs, this);
+    if (this.escapedSlashAction === 1 || (this.escapedSlashAction === 2 && this.isGrpc)) {
+      this.sendLocalReply({ status: 400, details: 'path_normalization_failed' });
+      return;
+    }
+    if (this.escapedSlashAction === 2) {
+      this.sendLocalReply({ status: 307, headers: { location: this.head.path }, details: 'path_normalization_failed' });
+      return;
+    }
+    if (!hcm.acceptHttp10 && this.streamInfo.protocol === 'HTTP/1.0') {
+      // As Envoy's codec without http_protocol_options.accept_http_10: 426, and the connection closes.
+      this.sendLocalReply({ status: 426, body: 'Upgrade Required', headers: { connection: 'close' }, flags: ResponseFlag.DownstreamProtocolError, details: 'http1.codec_error' });
+      return;
+    }
     this.prepareHeaders();
     if (hcm.tracer) this.span = hcm.tracer.startSpan(this.head, this.streamInfo);
     if (this.conn.ctx.overload?.shedRequest()) {
@@ -499,7 +526,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
       this.hash = h.hash;
       this.setCookie = h.setCookie?.header;
     }
-    this.timeoutMs = takeTimeoutHeader(head.headers, route.timeoutMs);
+    this.timeoutMs = takeTimeoutHeader(head.headers, route.timeoutMs, hcm.respectExpectedRqTimeout);
     if (route.idleTimeoutMs !== undefined) {
       // The route's idle_timeout replaces the HCM stream_idle_timeout (0: none for this route).
       if (this.idleTimer) clearTimeout(this.idleTimer);
@@ -1163,6 +1190,16 @@ function onIdleTimeout(s: HttpStream): void {
  * normalize_path (RFC 3986 dot segments, as Envoy's Chromium-based normalizer) and merge_slashes,
  * on the path part only; the query string is kept as sent.
  */
+const ESCAPED_SLASH = /%2f|%5c/gi;
+
+/** The path with %2F and %5C (either case) decoded to / and \; the query is left as is. */
+function unescapeSlashes(full: string): string {
+  const qi = full.indexOf('?');
+  const p = qi >= 0 ? full.slice(0, qi) : full;
+  const u = p.replace(ESCAPED_SLASH, (m) => (m[1] === '2' ? '/' : '\\'));
+  return u === p ? full : qi >= 0 ? u + full.slice(qi) : u;
+}
+
 export function normalizePath(full: string, normalize: boolean, merge: boolean): string {
   const qi = full.indexOf('?');
   let p = qi >= 0 ? full.slice(0, qi) : full;

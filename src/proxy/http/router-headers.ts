@@ -81,8 +81,16 @@ export function retriesEnabled(h: HeaderMap, route: RetryPolicy | undefined): bo
   return (uint(peek(h, 'x-envoy-max-retries')) ?? (route ?? DEFAULT_POLICY).numRetries) > 0;
 }
 
-/** The request's global timeout: the header's, else the route's (`routeMs`). */
-export function takeTimeoutHeader(h: HeaderMap, routeMs: number): number {
+/**
+ * The request's global timeout: the header's, else the route's (`routeMs`). With the router's
+ * respect_expected_rq_timeout, x-envoy-expected-rq-timeout-ms (set by the proxy before this one)
+ * comes first and x-envoy-upstream-rq-timeout-ms then stays, as in Envoy.
+ */
+export function takeTimeoutHeader(h: HeaderMap, routeMs: number, respectExpected = false): number {
+  if (respectExpected) {
+    const expected = uint(peek(h, 'x-envoy-expected-rq-timeout-ms'));
+    if (expected !== undefined) return expected;
+  }
   return uint(take(h, 'x-envoy-upstream-rq-timeout-ms')) ?? routeMs;
 }
 
