@@ -2,6 +2,7 @@
 // protocol, pool and transport socket), and an OK status counts only with a CheckResponse. Real
 // servers: node:http2 answering OK without a message, a @grpc/grpc-js server behind mutual TLS.
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
@@ -10,6 +11,7 @@ import type { EnvoyJson } from '../../src/envoy/index.ts';
 import { ResponseFlag } from '../../src/proxy/response-flags.ts';
 import { makePki, sdsSecrets, sdsUpstreamTls } from '../proxy/certs.ts';
 import { addr, configure, HCM, request, ROUTER, routeConfig, SECRET_TYPE, startTestRuntime, startUpstream, staticCluster, type Harness } from '../proxy/harness.ts';
+import { until } from '../helpers/wait.ts';
 import { grpcCluster, startGrpcAuthz } from './ext-authz-servers.ts';
 
 function listener(name: string, extAuthz: EnvoyJson): EnvoyJson {
@@ -127,4 +129,28 @@ test('gRPC ext_authz: initial_metadata raw_value bytes, max_receive_message_leng
   const warnings = [...h.rt.warnings.values()].flat();
   assert.ok(warnings.some((w) => /grpc_service\.retry_policy: the authorization call is not retried/.test(w)), warnings.join('\n'));
   assert.equal(warnings.filter((w) => /ext_authz/.test(w) && !/retry_policy/.test(w)).length, 0, warnings.join('\n'));
+});
+
+test('gRPC ext_authz: a client gone while its check is pending cancels the call (the 60 s check stream is closed)', async (t) => {
+  const app = await startUpstream('app');
+  const closed: boolean[] = [];
+  let started = 0;
+  const server = http2.createServer();
+  server.on('stream', (stream) => {
+    started++;
+    stream.on('close', () => closed.push(true));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const authz = { close: () => new Promise<void>((r) => server.close(() => r())) };
+  const h = await startTestRuntime(t, [app, authz]);
+  await configure(h, {
+    clusters: [staticCluster('app', [app.port]), grpcCluster('authz', (server.address() as AddressInfo).port)],
+    listeners: [listener('l', { grpc_service: { envoy_grpc: { cluster_name: 'authz' }, timeout: '60s' } })],
+  });
+  const req = http.get({ host: '127.0.0.1', port: h.port('l'), path: '/pending' });
+  req.on('error', () => undefined);
+  await until('the check reached the service', () => started === 1);
+  req.destroy();
+  await until('the check was cancelled', () => closed.length === 1, 10_000);
+  assert.equal(app.requests.length, 0);
 });
