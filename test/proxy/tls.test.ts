@@ -6,7 +6,7 @@ import http2 from 'node:http2';
 import https from 'node:https';
 import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
-import { X509Certificate } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { test } from 'node:test';
 import { addr, configure, request, routeConfig, startRuntime, startUpstream, staticCluster, SECRET_TYPE, HCM, ROUTER } from './harness.ts';
 import { makePki, sdsSecrets, sdsDownstreamMtls, sdsUpstreamTls } from './certs.ts';
@@ -66,7 +66,9 @@ test('mTLS inbound with SDS secrets, SPIFFE SAN matching, SNI chains, ALPN h2, r
   const ok = await tlsGet(port, { servername: 'svc.mesh', ca: pki.ca, cert: client.cert, key: client.key, ALPNProtocols: ['http/1.1'] });
   assert.equal(ok.status, 200);
   const echo = JSON.parse(ok.body);
-  assert.equal(echo.headers['x-forwarded-client-cert'], `URI=${CLIENT_ID}`);
+  // Envoy's element: By (the server's URI SAN), Hash (SHA-256 of the client certificate), URI.
+  const hash = createHash('sha256').update(new X509Certificate(client.cert).raw).digest('hex');
+  assert.equal(echo.headers['x-forwarded-client-cert'], `By=spiffe://cluster.local/ns/default/sa/server;Hash=${hash};URI=${CLIENT_ID}`);
   assert.equal(echo.headers['x-forwarded-proto'], 'https');
   const info = h.streams.at(-1)!;
   assert.equal(info.mtls, true);

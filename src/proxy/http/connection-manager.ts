@@ -19,6 +19,8 @@ import type { ProxyContext } from '../context.ts';
 import { admitH1, admitH2, watchH1Connection, watchH2Session } from './connection-limits.ts';
 import { H1ConnectionSet, H1ServerConnection, type H1ServerHandler } from './h1/h1-server-connection.ts';
 import { setBufferLimit } from '../network/buffer-limit.ts';
+import type { TLSSocket } from 'node:tls';
+import { XfccMode, clientCertElement } from './xfcc.ts';
 
 const kState = Symbol('rig.connState');
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
@@ -123,6 +125,9 @@ export class ConnectionManager implements NetworkFilter {
     const socket = conn.socket as StatefulSocket;
     const stats = this.config.stats;
     const info = conn.info;
+    const tlsSocket = info.tls ? (socket as net.Socket as TLSSocket) : undefined;
+    const clientCert = tlsSocket?.getPeerX509Certificate() !== undefined;
+    const mode = this.config.xfcc.mode;
     socket[kState] = {
       hcm: this.config,
       ctx: this.ctx,
@@ -130,6 +135,8 @@ export class ConnectionManager implements NetworkFilter {
       originalDst: conn.originalDst,
       remoteAddr: `${info.remoteAddress}:${info.remotePort}`,
       localAddr: `${info.localAddress}:${info.localPort}`,
+      clientCert,
+      xfccElement: clientCert && (mode === XfccMode.AppendForward || mode === XfccMode.SanitizeSet) ? clientCertElement(tlsSocket!, this.config.xfcc) : undefined,
     };
     stats.cxTotal.value++;
     stats.cxActive.value++;

@@ -14,6 +14,7 @@ import { compileInternalAddresses, type InternalAddresses } from './header-sanit
 import { compileLocalReplyConfig, type LocalReplyConfig } from './local-reply.ts';
 import { readConnectionLimits, type ConnectionLimits } from './connection-limits.ts';
 import { readStrictCheckHeaders } from './strict-check-headers.ts';
+import { readXfccConfig, type XfccConfig } from './xfcc.ts';
 
 export interface CompiledHttpFilter {
   readonly name: string;
@@ -89,11 +90,8 @@ export interface HcmConfig {
   /** path_with_escaped_slashes_action: 0 keep, 1 REJECT_REQUEST, 2 UNESCAPE_AND_REDIRECT, 3 UNESCAPE_AND_FORWARD. */
   readonly escapedSlashes: 0 | 1 | 2 | 3;
   readonly mergeSlashes: boolean;
-  /** 0 none, 1 SANITIZE, 2 FORWARD_ONLY, 3 APPEND_FORWARD, 4 SANITIZE_SET, 5 ALWAYS_FORWARD_ONLY */
-  readonly xfcc: number;
-  readonly xfccSubject: boolean;
-  readonly xfccUri: boolean;
-  readonly xfccDns: boolean;
+  /** forward_client_cert_details and set_current_client_cert_details. */
+  readonly xfcc: XfccConfig;
   /** The listener's per_connection_buffer_limit_bytes: the request buffer limit where the route sets none. */
   readonly maxRequestBodyBytes: number;
   /** local_reply_config: mappers and body format for the replies the proxy makes itself. */
@@ -102,7 +100,6 @@ export interface HcmConfig {
 }
 
 const ROUTER = 'envoy.filters.http.router';
-const XFCC = ['SANITIZE', 'SANITIZE', 'FORWARD_ONLY', 'APPEND_FORWARD', 'SANITIZE_SET', 'ALWAYS_FORWARD_ONLY'];
 
 /** Envoy's HTTP/2 flood protection settings and their defaults. */
 const H2_FLOOD_LIMITS: readonly [string, number][] = [
@@ -248,18 +245,7 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
     issues.error(r.at('max_request_headers_kb'), 'must be at most 8192');
     maxRequestHeadersKb = 60;
   }
-  const xfcc = XFCC.indexOf(r.str('forward_client_cert_details', 'SANITIZE'));
-  let xfccSubject = false;
-  let xfccUri = false;
-  let xfccDns = false;
-  const sccd = r.obj('set_current_client_cert_details');
-  if (sccd) {
-    xfccSubject = sccd.bool('subject', false);
-    xfccUri = sccd.bool('uri', false);
-    xfccDns = sccd.bool('dns', false);
-    sccd.accept('cert', 'chain');
-    sccd.done();
-  }
+  const xfcc = readXfccConfig(r);
   const sht = r.str('server_header_transformation', 'OVERWRITE');
   const stripAny = r.bool('strip_any_host_port', false);
   const stripMatching = r.bool('strip_matching_host_port', false);
@@ -321,10 +307,7 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
     normalizePath: r.bool('normalize_path', false),
     escapedSlashes: readEscapedSlashesAction(r),
     mergeSlashes: r.bool('merge_slashes', false),
-    xfcc: xfcc < 0 ? 1 : xfcc,
-    xfccSubject,
-    xfccUri,
-    xfccDns,
+    xfcc,
     maxRequestBodyBytes: ctx.bufferLimitBytes,
     localReply: compileLocalReplyConfig(r.obj('local_reply_config')),
     stats,

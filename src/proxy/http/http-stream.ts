@@ -21,6 +21,7 @@ import { UpstreamRequest, isConnectFailure, isProtocolError, remoteResetReason, 
 import type { UpstreamDispatchOptions } from '../upstream/upstream-pool.ts';
 import { grpcStatusFor, isGrpcContentType, rewriteLocalReply } from './local-reply.ts';
 import { sanitizeRequestHeaders } from './header-sanitizing.ts';
+import { applyXfcc } from './xfcc.ts';
 import { invalidEnvoyHeader } from './strict-check-headers.ts';
 import { retriesEnabled, takeRetryHeaders, takeTimeoutHeader } from './router-headers.ts';
 import { ReplayableBody } from './retry-body.ts';
@@ -56,6 +57,10 @@ export interface ConnState {
   readonly originalDst?: { address: string; port: number };
   readonly remoteAddr: string;
   readonly localAddr: string;
+  /** The client presented a TLS certificate. */
+  readonly clientCert: boolean;
+  /** This proxy's x-forwarded-client-cert element (APPEND_FORWARD / SANITIZE_SET with a client certificate). */
+  readonly xfccElement?: string;
 }
 
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'te', 'expect', 'host'];
@@ -258,17 +263,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     }
     this.streamInfo.requestId = rid;
     if (hcm.via) h.via = h.via === undefined ? hcm.via : `${firstValue(h.via)}, ${hcm.via}`;
-    if (hcm.xfcc !== 2 && hcm.xfcc !== 5) {
-      // SANITIZE / SANITIZE_SET / APPEND_FORWARD on a connection without a client certificate.
-      if (hcm.xfcc === 1 || hcm.xfcc === 4 || !this.conn.info.peerPrincipal) {
-        if (hcm.xfcc !== 3) delete h['x-forwarded-client-cert'];
-      }
-      if ((hcm.xfcc === 3 || hcm.xfcc === 4) && this.conn.info.peerPrincipal) {
-        const v = `URI=${this.conn.info.peerPrincipal}`;
-        const prev = hcm.xfcc === 3 ? firstValue(h['x-forwarded-client-cert']) : undefined;
-        h['x-forwarded-client-cert'] = prev ? `${prev},${v}` : v;
-      }
-    }
+    applyXfcc(h, hcm.xfcc.mode, this.conn.clientCert, this.conn.xfccElement);
   }
 
   // === route ===
