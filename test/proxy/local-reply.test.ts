@@ -4,7 +4,10 @@ import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { test } from 'node:test';
-import { configure, deadPort, httpListener, request, routeConfig, startRuntime, staticCluster } from './harness.ts';
+import fs from 'node:fs';
+import path from 'node:path';
+import { configure, deadPort, httpListener, request, routeConfig, startRuntime, startTestRuntime, staticCluster } from './harness.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 // As Envoy's local reply modification docs write it (header_filter, status_code_filter, override).
 const LOCAL_REPLY_CONFIG = {
@@ -123,13 +126,28 @@ test('local_reply_config: mappers rewrite status, body and headers; body_format 
 test('local_reply_config errors name their paths', async (t) => {
   const h = await startRuntime();
   t.after(() => h.close());
-  const cfg = { mappers: [{ status_code: 700 }], body_format: { text_format_source: { filename: '/etc/passwd' } } };
+  const cfg = { mappers: [{ status_code: 700 }], body_format: { text_format_source: { filename: '/nonexistent/rig-format' } } };
   await assert.rejects(configure(h, { listeners: [httpListener('l', routeConfig('r', []), { local_reply_config: cfg })] }), (e: Error) => {
     assert.match(e.message, /local_reply_config\.mappers\[0\]\.filter.*needs a filter/);
     assert.match(e.message, /local_reply_config\.mappers\[0\]\.status_code.*between 200 and 599/);
-    assert.match(e.message, /local_reply_config\.body_format\.text_format_source\.filename.*only inline_string/);
+    assert.match(e.message, /local_reply_config\.body_format\.text_format_source\.filename: cannot read/);
     return true;
   });
   const both = { body_format: { text_format: 'a', json_format: { a: 'b' } } };
   await assert.rejects(configure(h, { listeners: [httpListener('l', routeConfig('r', []), { local_reply_config: both })] }), /local_reply_config\.body_format.*alternatives/);
+});
+
+test('local reply bodies and formats come from any DataSource: a file, or inline bytes', async (t) => {
+  const dir = tempDir(t);
+  fs.writeFileSync(path.join(dir, 'format.txt'), 'from a file: %RESPONSE_CODE% %LOCAL_REPLY_BODY%');
+  fs.writeFileSync(path.join(dir, 'body.txt'), 'mapped body');
+  const h = await startTestRuntime(t);
+  const cfg = {
+    mappers: [{ filter: { status_code_filter: { comparison: { op: 'EQ', value: { default_value: 404, runtime_key: 'k' } } } }, body: { filename: path.join(dir, 'body.txt') } }],
+    body_format: { text_format_source: { filename: path.join(dir, 'format.txt') } },
+  };
+  const bytes = { body_format: { text_format_source: { inline_bytes: Buffer.from('bytes %RESPONSE_CODE%').toString('base64') } } };
+  await configure(h, { listeners: [httpListener('file', routeConfig('r', []), { local_reply_config: cfg }), httpListener('bytes', routeConfig('r', []), { local_reply_config: bytes })] });
+  assert.equal((await request(h.port('file'))).body, 'from a file: 404 mapped body');
+  assert.equal((await request(h.port('bytes'))).body, 'bytes 404');
 });

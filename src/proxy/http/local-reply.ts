@@ -1,6 +1,7 @@
 // Envoy's local replies: plain text bodies, or for gRPC requests a trailers-only response
 // (HTTP 200, grpc-status mapped from the HTTP status, grpc-message), rewritten by the HCM's
 // local_reply_config (mappers and body format) when it has one.
+import fs from 'node:fs';
 import type { Reader } from '../config/reader.ts';
 import type { HeaderMap, RequestHead, ResponseHead } from '../filters/filter.ts';
 import type { StreamInfo } from '../stream-info.ts';
@@ -96,6 +97,20 @@ function compileJson(v: unknown, error: (m: string) => void, omitEmpty: boolean)
   return () => v;
 }
 
+/** A DataSource (inline_string, inline_bytes or filename, read once per update). */
+function readDataSource(r: Reader): string | undefined {
+  if (r.has('inline_string')) return r.str('inline_string');
+  if (r.has('inline_bytes')) return Buffer.from(r.str('inline_bytes'), 'base64').toString();
+  if (r.has('filename')) {
+    try {
+      return fs.readFileSync(r.str('filename'), 'utf8');
+    } catch (e) {
+      r.issues.error(r.at('filename'), `cannot read: ${(e as Error).message}`);
+    }
+  }
+  return undefined;
+}
+
 function readBodyFormat(r: Reader | undefined): BodyFormat | undefined {
   if (!r) return undefined;
   const error = (m: string): void => r.issues.error(r.path, m);
@@ -103,7 +118,6 @@ function readBodyFormat(r: Reader | undefined): BodyFormat | undefined {
   if (kinds.length !== 1) r.issues.error(r.path, `a body format needs exactly one of text_format, json_format, text_format_source (got ${kinds.join(', ') || 'none'})`);
   const contentType = r.str('content_type');
   const omitEmpty = r.bool('omit_empty_values', false);
-  r.accept('formatters');
   if (r.has('formatters')) r.issues.warn(r.at('formatters'), 'formatter extensions are not supported; the built-in commands are used');
   let out: BodyFormat | undefined;
   if (r.has('json_format')) {
@@ -113,14 +127,11 @@ function readBodyFormat(r: Reader | undefined): BodyFormat | undefined {
     let text = r.str('text_format');
     const src = r.obj('text_format_source');
     if (src) {
-      text = src.str('inline_string');
-      if (src.has('filename')) src.issues.error(src.at('filename'), 'only inline_string is supported for text_format_source');
-      src.accept('filename');
+      text = readDataSource(src) ?? '';
       src.done();
     }
     out = { contentType: contentType || 'text/plain', render: compileText(text, error, omitEmpty) };
   }
-  r.accept('json_format');
   r.done();
   return out;
 }
@@ -137,9 +148,8 @@ function readMapper(m: Reader): Mapper {
   let body: string | undefined;
   const b = m.obj('body');
   if (b) {
-    if (b.has('inline_string')) body = b.str('inline_string');
-    else if (b.has('inline_bytes')) body = Buffer.from(b.str('inline_bytes'), 'base64').toString();
-    else b.issues.error(b.path, 'a mapper body needs inline_string or inline_bytes');
+    body = readDataSource(b);
+    if (body === undefined && !b.has('filename')) b.issues.error(b.path, 'a mapper body needs inline_string, inline_bytes or filename');
     b.done();
   }
   const mapper = { filter, status, headers: readHeadersToAdd(m, 'headers_to_add'), body, format: readBodyFormat(m.obj('body_format_override')) };
