@@ -1,6 +1,6 @@
 // Envoy's filter chain selection: criteria are applied in Envoy's order (destination port,
-// destination IP, server name, transport protocol, application protocols, source IP, source
-// port); at each step the chains that match the connection specifically win over the chains that
+// destination IP, server name, transport protocol, application protocols, direct source IP,
+// source type, source IP, source port); at each step the chains that match the connection specifically win over the chains that
 // leave the criterion unset, and only when none match specifically do the unset ones go on.
 import net from 'node:net';
 import type { CidrRange, FilterChain, ListenerConfig } from './listener-config.ts';
@@ -81,6 +81,13 @@ function narrow(chains: FilterChain[], step: Step): FilterChain[] {
   return specific.length ? specific : generic;
 }
 
+/** SAME_IP_OR_LOOPBACK: a loopback peer, or one with the connection's own destination address. */
+function isLocalSource(f: ConnectionFacts): boolean {
+  const src = f.sourceIp.startsWith('::ffff:') ? f.sourceIp.slice(7) : f.sourceIp;
+  const dst = f.destinationIp.startsWith('::ffff:') ? f.destinationIp.slice(7) : f.destinationIp;
+  return src === dst || src === '::1' || (net.isIPv4(src) && src.startsWith('127.'));
+}
+
 export function selectFilterChain(l: ListenerConfig, f: ConnectionFacts): FilterChain | undefined {
   let cs = l.filterChains as FilterChain[];
   cs = narrow(cs, (c) => (c.match.destinationPort === undefined ? undefined : c.match.destinationPort === f.destinationPort ? 0 : -1));
@@ -88,6 +95,9 @@ export function selectFilterChain(l: ListenerConfig, f: ConnectionFacts): Filter
   cs = narrow(cs, (c) => (c.match.serverNames.length ? serverNameScore(c.match.serverNames, f.serverName) : undefined));
   cs = narrow(cs, (c) => (c.match.transportProtocol === undefined ? undefined : c.match.transportProtocol === f.transportProtocol ? 0 : -1));
   cs = narrow(cs, (c) => (c.match.applicationProtocols.length ? alpnScore(c.match.applicationProtocols, f.applicationProtocols) : undefined));
+  // Without PROXY protocol the direct source is the source.
+  cs = narrow(cs, (c) => (c.match.directSourcePrefixRanges.length ? cidrMatch(c.match.directSourcePrefixRanges, f.sourceIp) : undefined));
+  cs = narrow(cs, (c) => (c.match.sourceType === 0 ? undefined : (c.match.sourceType === 1) === isLocalSource(f) ? 0 : -1));
   cs = narrow(cs, (c) => (c.match.sourcePrefixRanges.length ? cidrMatch(c.match.sourcePrefixRanges, f.sourceIp) : undefined));
   cs = narrow(cs, (c) => (c.match.sourcePorts.length ? (c.match.sourcePorts.includes(f.sourcePort) ? 0 : -1) : undefined));
   return cs[0] ?? l.defaultChain;

@@ -22,6 +22,10 @@ export interface FilterChainMatch {
   readonly serverNames: readonly string[];
   readonly transportProtocol?: string;
   readonly applicationProtocols: readonly string[];
+  /** direct_source_prefix_ranges: the peer address of the socket itself. */
+  readonly directSourcePrefixRanges: readonly CidrRange[];
+  /** source_type: 0 ANY, 1 SAME_IP_OR_LOOPBACK, 2 EXTERNAL. */
+  readonly sourceType: 0 | 1 | 2;
   readonly sourcePrefixRanges: readonly CidrRange[];
   readonly sourcePorts: readonly number[];
 }
@@ -100,10 +104,20 @@ function readCidrs(list: Reader[]): CidrRange[] {
   });
 }
 
+const SOURCE_TYPES: Record<string, 0 | 1 | 2> = { ANY: 0, SAME_IP_OR_LOOPBACK: 1, EXTERNAL: 2 };
+
+function readSourceType(m: Reader): 0 | 1 | 2 {
+  const v = m.str('source_type', 'ANY');
+  const t = SOURCE_TYPES[v];
+  if (t !== undefined) return t;
+  m.issues.error(m.at('source_type'), `unknown source_type ${v}; expected ANY, SAME_IP_OR_LOOPBACK or EXTERNAL`);
+  return 0;
+}
+
 function readChain(r: Reader, ctx: { proxy: ProxyContext; listenerName: string; direction: StreamInfo['direction']; bufferLimitBytes: number }, issues: Issues, index: number): FilterChain {
   const name = r.str('name', `chain-${index}`);
   const m = r.obj('filter_chain_match');
-  let match: FilterChainMatch = { prefixRanges: [], serverNames: [], applicationProtocols: [], sourcePrefixRanges: [], sourcePorts: [] };
+  let match: FilterChainMatch = { prefixRanges: [], serverNames: [], applicationProtocols: [], directSourcePrefixRanges: [], sourceType: 0, sourcePrefixRanges: [], sourcePorts: [] };
   if (m) {
     match = {
       destinationPort: m.has('destination_port') ? m.num('destination_port', 0) : undefined,
@@ -111,10 +125,11 @@ function readChain(r: Reader, ctx: { proxy: ProxyContext; listenerName: string; 
       serverNames: m.strs('server_names').map((s) => s.toLowerCase()),
       transportProtocol: m.str('transport_protocol') || undefined,
       applicationProtocols: m.strs('application_protocols'),
+      directSourcePrefixRanges: readCidrs(m.objs('direct_source_prefix_ranges')),
+      sourceType: readSourceType(m),
       sourcePrefixRanges: readCidrs(m.objs('source_prefix_ranges')),
       sourcePorts: m.list('source_ports').map(Number),
     };
-    m.accept('source_type', 'direct_source_prefix_ranges');
     m.done();
   }
   const tls = readTransportSocket(r.obj('transport_socket'), true);
