@@ -41,6 +41,8 @@ export interface FilterChain {
 
 export interface ListenerConfig {
   readonly name: string;
+  /** stat_prefix: listener stats are listener.<stat_prefix>. ('' : listener.<address>_<port>.). */
+  readonly statPrefix: string;
   readonly address: string;
   readonly port: number;
   readonly bindToPort: boolean;
@@ -202,9 +204,12 @@ export function compileListener(raw: Record<string, unknown>, path: string, issu
   const inspectTimeoutMs = r.durationMs('listener_filters_timeout', 15000);
   const continueOnInspectTimeout = r.bool('continue_on_listener_filters_timeout', false);
   const bindToPort = r.bool('bind_to_port', true);
-  // Accepted without effect: naming, reuse-port and connection balancing (one event loop), drain type.
-  r.accept('stat_prefix', 'metadata', 'access_log', 'enable_reuse_port', 'connection_balance_config', 'drain_type', 'reuse_port');
+  const statPrefix = r.str('stat_prefix');
+  // Without effect here: metadata (for filters that look it up), SO_REUSEPORT and connection
+  // balancing (one process with one event loop accepts every connection).
+  r.accept('metadata', 'enable_reuse_port', 'connection_balance_config', 'reuse_port');
   if (r.has('access_log')) issues.warn(r.at('access_log'), 'listener-level access_log is not supported; use the connection manager or tcp_proxy access_log');
+  if (r.str('drain_type', 'DEFAULT') === 'MODIFY_ONLY') issues.warn(r.at('drain_type'), 'MODIFY_ONLY is not supported: the listener also drains on shutdown and /drain_listeners, as with DEFAULT');
   r.done();
-  return { name, address: sa.address, port: sa.port, bindToPort, ipv6Only, useOriginalDst, readOriginalDst, tlsInspector, httpInspector, tlsInspectorDisabled, httpInspectorDisabled, direction, filterChains, defaultChain, inspectTimeoutMs, continueOnInspectTimeout, bufferLimitBytes, raw };
+  return { name, statPrefix, address: sa.address, port: sa.port, bindToPort, ipv6Only, useOriginalDst, readOriginalDst, tlsInspector, httpInspector, tlsInspectorDisabled, httpInspectorDisabled, direction, filterChains, defaultChain, inspectTimeoutMs, continueOnInspectTimeout, bufferLimitBytes, raw };
 }

@@ -51,7 +51,7 @@ export class ActiveListener {
   constructor(config: ListenerConfig, manager: ListenerManager) {
     this.config = config;
     this.manager = manager;
-    const p = `listener.${config.address}_${config.port}.`;
+    const p = `listener.${config.statPrefix || `${config.address}_${config.port}`}.`;
     const s = manager.ctx.stats;
     this.stats = { cxTotal: s.counter(p + 'downstream_cx_total'), cxActive: s.gauge(p + 'downstream_cx_active'), noChain: s.counter(p + 'no_filter_chain_match') };
   }
