@@ -6,12 +6,16 @@ import type * as grpc from '@grpc/grpc-js';
 import type { CaAuthenticator } from './ca-authenticator.ts';
 import { BootstrapTokenAuthenticator, ClientCertificateAuthenticator } from './ca-authenticator.ts';
 import { createCertificateAuthority, type CertificateAuthority, type CertificateAuthorityOptions } from './ca.ts';
-import { addCaService } from './ca-service.ts';
+import { addCaService, authenticate } from './ca-service.ts';
+import { takeTlsStamp } from './ca-transport-mark.ts';
+import type { XdsAuthenticator } from '../xds/server/xds-identity.ts';
 import { BootstrapTokens } from './ca-tokens.ts';
 
 export interface CaAttachTarget {
   grpcServer: grpc.Server;
   bindTls(port: number, credentials: grpc.ServerCredentials): Promise<number>;
+  /** The control plane's discovery server: its ADS streams over TLS are authenticated as the CA's callers (Istio's xDS authentication). */
+  discovery?: { setAuthenticator(authenticate: XdsAuthenticator): void };
 }
 
 export interface CaAttachOptions extends CertificateAuthorityOptions {
@@ -32,6 +36,11 @@ export async function attachCertificateAuthority(target: CaAttachTarget, opts: C
   const tokens = new BootstrapTokens(opts.stateDir);
   const authenticators = [new ClientCertificateAuthenticator(tokens), new BootstrapTokenAuthenticator(tokens), ...(opts.authenticators ?? [])];
   addCaService(target.grpcServer, ca, authenticators, { log: opts.log });
+  target.discovery?.setAuthenticator(async (metadata, peerCertificate) => {
+    // A plaintext stream is not authenticated (Istio's 15010); one over TLS must prove who it is.
+    if (!takeTlsStamp(metadata)) return undefined;
+    return [(await authenticate(authenticators, { metadata, peerCertificate })).identity];
+  });
   try {
     const tlsPort = await target.bindTls(opts.tlsPort ?? 15012, ca.serverCredentials());
     return { ca, tokens, tlsPort };

@@ -7,7 +7,8 @@ import { CaError, type CertificateAuthority } from './ca.ts';
 import { takeTlsStamp } from './ca-transport-mark.ts';
 import { certificateServiceDefinition, type IstioCertificateRequest, type IstioCertificateResponse } from './ca-proto.ts';
 
-async function authenticate(authenticators: readonly CaAuthenticator[], ctx: CaCallContext): Promise<CaCaller> {
+/** The caller proved by the first authenticator that recognizes its credential; throws AuthenticationError when none does. */
+export async function authenticate(authenticators: readonly CaAuthenticator[], ctx: CaCallContext): Promise<CaCaller> {
   for (const a of authenticators) {
     const caller = await a.authenticate(ctx);
     if (caller) return caller;

@@ -22,6 +22,10 @@ export interface AdsClientOptions {
   channelOptions?: grpc.ChannelOptions;
   /** Keep every response in `responses` for next() (default true; a load generator turns it off). */
   record?: boolean;
+  /** Channel credentials (default plaintext), e.g. TLS to the control plane's 15012. */
+  credentials?: grpc.ChannelCredentials;
+  /** Sent with the stream, e.g. `authorization: Bearer <token>`. */
+  metadata?: grpc.Metadata;
 }
 
 const ADS_PATH = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
@@ -57,7 +61,7 @@ export class AdsClient {
 
   constructor(address: string, node: EnvoyJson, opts: AdsClientOptions = {}) {
     const decode = opts.decode ?? true;
-    this.#client = new grpc.Client(address, grpc.credentials.createInsecure(), opts.channelOptions);
+    this.#client = new grpc.Client(address, opts.credentials ?? grpc.credentials.createInsecure(), opts.channelOptions);
     const record = opts.record ?? true;
     this.#node = node;
     this.#call = this.#client.makeBidiStreamRequest(
@@ -70,6 +74,7 @@ export class AdsClient {
         }
         return readEnvelope(buf);
       },
+      opts.metadata ?? new grpc.Metadata(),
     );
     this.#call.on('data', (r: AdsResponse) => {
       if (record) this.responses.push(r);

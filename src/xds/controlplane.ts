@@ -45,6 +45,8 @@ export interface ControlPlaneOptions {
   workloadGraceMs?: number;
   /** In-flight (un-ACKed) response bytes above which pushes queue (default 128 MiB). */
   maxInflightBytes?: number;
+  /** Istio's ISTIO_WORKLOAD_ENTRY_VALIDATE_IDENTITY (default true): see DiscoveryServerOptions. */
+  validateWorkloadEntryIdentity?: boolean;
   /** Current number of rejected configuration problems (exported as a metric). */
   configErrors?: () => number;
 }
@@ -69,7 +71,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const credentials = opts.credentials ?? (credentialsDir ? directoryCredentials(credentialsDir) : undefined);
   const metrics = createMetrics(opts.configErrors);
   const registry = new ServiceRegistry(new VipAllocator(opts.stateDir));
-  const discovery = new DiscoveryServer({ store: opts.store, mesh, registry, credentials, log: log.child({ component: 'xds' }), metrics, debounceMs: opts.debounceMs, debounceMaxMs: opts.debounceMaxMs, workloadGraceMs: opts.workloadGraceMs, maxInflightBytes: opts.maxInflightBytes });
+  const discovery = new DiscoveryServer({ store: opts.store, mesh, registry, credentials, log: log.child({ component: 'xds' }), metrics, debounceMs: opts.debounceMs, debounceMaxMs: opts.debounceMaxMs, workloadGraceMs: opts.workloadGraceMs, maxInflightBytes: opts.maxInflightBytes, validateWorkloadEntryIdentity: opts.validateWorkloadEntryIdentity });
   discovery.start();
   // Keys the control plane fetched for RequestAuthentication arrived or changed: push them.
   const offJwks = jwksResolver.onChange(() => discovery.requestPush('jwks'));

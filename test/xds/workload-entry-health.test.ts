@@ -2,7 +2,9 @@
 // for an existing entry (it is not registered a second time from its own metadata); when the entry
 // is annotated proxy.istio.io/health-checks-enabled: "true" it is an endpoint only while that
 // proxy's last istio.io/health report said healthy, and it loses that health a grace period after
-// the proxy is gone. Without the annotation the reports have no effect.
+// the proxy is gone. Without the annotation the reports have no effect. These proxies connect in
+// plaintext (no verified identity), so the control plane runs as Istio's with
+// ISTIO_WORKLOAD_ENTRY_VALIDATE_IDENTITY=false; workload-entry-identity.test.ts checks ownership.
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { MemoryConfigStore } from '../../src/config/index.ts';
@@ -28,7 +30,7 @@ spec: { address: 10.30.0.5, labels: { app: vm-app }, ports: { http: 8080 }, serv
 async function start(t: TestContext, yaml: string) {
   const store = new MemoryConfigStore();
   store.apply(parseYaml(yaml));
-  const cp = await startControlPlane({ store, xdsPort: 0, monitoringPort: 0, debounceMs: 10, debounceMaxMs: 100, workloadGraceMs: 100 });
+  const cp = await startControlPlane({ store, xdsPort: 0, monitoringPort: 0, debounceMs: 10, debounceMaxMs: 100, workloadGraceMs: 100, validateWorkloadEntryIdentity: false });
   t.after(() => cp.stop());
   const client = (node: EnvoyJson) => {
     const c = new AdsClient(`127.0.0.1:${cp.ports.xds}`, node);

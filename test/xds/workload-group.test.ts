@@ -2,7 +2,9 @@
 // (Istio's metadata; WORKLOAD_GROUP is accepted too) becomes an endpoint built from the group's
 // template (labels, service account, ports, locality), leaves after the grace period, and waits
 // for its group when the group does not exist yet; a proxy whose agent runs a readiness probe is
-// an endpoint only while its last health report (istio.io/health) said healthy.
+// an endpoint only while its last health report (istio.io/health) said healthy. The proxies connect
+// in plaintext (no verified identity): the control plane runs as Istio's with
+// ISTIO_WORKLOAD_ENTRY_VALIDATE_IDENTITY=false.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MemoryConfigStore } from '../../src/config/index.ts';
@@ -44,7 +46,7 @@ function endpointsOf(r: AdsResponse): EnvoyJson[] {
 async function start(t: { after(fn: () => unknown): void }, yaml: string) {
   const store = new MemoryConfigStore();
   store.apply(parseYaml(yaml));
-  const cp = await startControlPlane({ store, xdsPort: 0, monitoringPort: 0, debounceMs: 10, debounceMaxMs: 100, workloadGraceMs: 100 });
+  const cp = await startControlPlane({ store, xdsPort: 0, monitoringPort: 0, debounceMs: 10, debounceMaxMs: 100, workloadGraceMs: 100, validateWorkloadEntryIdentity: false });
   const clients: AdsClient[] = [];
   t.after(async () => {
     for (const c of clients) c.close();

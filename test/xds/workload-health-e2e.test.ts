@@ -2,7 +2,9 @@
 // group's probe beside the application and reports over its ADS stream (istio.io/health); the
 // control plane keeps the workload in EDS only while it is healthy. Real processes and sockets:
 // the control plane with its CA, the VM's sidecar, a client sidecar whose outbound proxy reaches
-// the VM's service; the probe is an exec (`test -f <file>`) and an httpGet.
+// the VM's service; the probe is an exec (`test -f <file>`) and an httpGet. The VM connects to ADS
+// over TLS with its bootstrap token, as an Istio VM does: only a proven identity of the group's
+// namespace and service account may register under it.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -11,7 +13,7 @@ import { ENDPOINT_TYPE, type EnvoyJson } from '../../src/envoy/index.ts';
 import { freePort } from '../../src/local/ports.ts';
 import { AdsClient, type AdsResponse } from '../../src/xds/ads-client.ts';
 import { startMeshControlPlane, type MeshControlPlane } from '../helpers/mesh-control-plane.ts';
-import { startSidecar } from '../helpers/rig-proxy.ts';
+import { startRigProxy, startSidecar } from '../helpers/rig-proxy.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { until, waitFor } from '../helpers/wait.ts';
 import { request, startUpstream } from '../proxy/harness.ts';
@@ -56,6 +58,13 @@ function eps(r: AdsResponse): EnvoyJson[] {
   return ((r.resources[0]?.endpoints as EnvoyJson[] | undefined) ?? []).flatMap((g) => g.lb_endpoints as EnvoyJson[]);
 }
 
+/** The VM's sidecar: service account vm-app (the group's), ADS over TLS (port 15012's stand-in) with its token. */
+async function startVm(t: TestContext, mesh: MeshControlPlane, args: string[]) {
+  const tokenFile = await mesh.tokenFile('vms', 'vm-app');
+  const workload = ['--namespace', 'vms', '--service-account', 'vm-app', '--workload-name', 'vm-app-0', '--labels', 'app=vm-app', '--xds-tls'];
+  return startRigProxy(t, [...workload, ...args], { xdsPort: mesh.caPort, ca: { port: mesh.caPort, rootFile: mesh.rootFile, tokenFile } });
+}
+
 /** The VM's connection as the control plane sees it (its last health report). */
 function vmConnection(mesh: MeshControlPlane) {
   return [...mesh.cp.discovery.connections.values()].find((c) => c.proxy.workloadGroup === 'vm-app');
@@ -69,7 +78,7 @@ test('exec probe: the workload joins EDS when `test -f` passes and leaves when i
   // The agent is given the WorkloadGroup itself (its probe, and its name as the group).
   const groupFile = path.join(dir, 'vm-app.yaml');
   fs.writeFileSync(groupFile, group(probe));
-  const vm = await startSidecar(t, mesh, { namespace: 'vms', name: 'vm-app', args: await vmArgs(['--readiness-probe', groupFile]) });
+  const vm = await startVm(t, mesh, await vmArgs(['--readiness-probe', groupFile]));
   const outbound = await freePort();
   await startSidecar(t, mesh, { namespace: 'vms', name: 'sleep', args: ['--outbound-port', String(outbound)] });
   const call = () => request(outbound, { path: 'http://vm-app.vms.svc.cluster.local/hello', headers: { host: 'vm-app.vms.svc.cluster.local' } });
@@ -107,7 +116,7 @@ test('httpGet probe: the agent probes the application port and the endpoint foll
   });
   // The same probe given inline, with the group named on its own.
   const probe = JSON.stringify({ periodSeconds: 1, timeoutSeconds: 5, failureThreshold: 1, httpGet: { port: 8080, path: '/ready' } });
-  await startSidecar(t, mesh, { namespace: 'vms', name: 'vm-app', args: await vmArgs(['--workload-group', 'vm-app', '--readiness-probe', probe]) });
+  await startVm(t, mesh, await vmArgs(['--workload-group', 'vm-app', '--readiness-probe', probe]));
   await until('the VM\'s unhealthy report', () => vmConnection(mesh)?.health?.healthy === false);
   assert.match(vmConnection(mesh)!.health!.message, /status 503, not 200-399/);
   assert.deepEqual(await endpoints(0), []);

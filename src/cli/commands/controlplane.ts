@@ -29,6 +29,15 @@ function port(v: string, flag: string): number {
   return n;
 }
 
+/** A boolean environment variable as istiod reads its features (Go's strconv.ParseBool). */
+function envBool(name: string, fallback: boolean): boolean {
+  const v = process.env[name];
+  if (v === undefined || v === '') return fallback;
+  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(v)) return true;
+  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(v)) return false;
+  throw new RigError('MESH_ERR_USAGE', `environment variable ${name}="${v}" is not a boolean: use true or false`);
+}
+
 export function define(cmd: Command): void {
   cmd
     .option('--config <dir>', 'directory (or file) of Istio and Kubernetes configuration to serve; watched for changes')
@@ -62,6 +71,7 @@ export function define(cmd: Command): void {
         portsFile: o.portsFile,
         log,
         configErrors: store.errorCount,
+        validateWorkloadEntryIdentity: envBool('ISTIO_WORKLOAD_ENTRY_VALIDATE_IDENTITY', true),
       });
       let closeCa = () => {};
       if (o.ca) {

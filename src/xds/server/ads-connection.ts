@@ -2,6 +2,7 @@
 // and NACKed (version_info, nonce, error_detail), and the per-name hashes that let a push send
 // only what changed for this proxy.
 import type { EnvoyJson } from '../../envoy/index.ts';
+import type { SpiffeIdentity } from '../../ca/spiffe.ts';
 import type { Proxy } from '../../model/proxy.ts';
 import type { EncodedResponse } from './encoded-response.ts';
 
@@ -57,6 +58,10 @@ export class AdsConnection {
   pendingSince?: number;
   /** The last workload health report (`istio.io/health`) of an auto-registered proxy. */
   health?: { healthy: boolean; message: string; at: string };
+  /** The identity the stream proved (an authenticated TLS stream whose node claims it). */
+  identity?: SpiffeIdentity;
+  /** Registry key of the health-checked WorkloadEntry this proxy was admitted to control. */
+  healthEntry?: string;
   /** A health report came from a proxy that is not auto-registered (logged once). */
   healthIgnored = false;
   readonly #send: (msg: EncodedResponse) => boolean;

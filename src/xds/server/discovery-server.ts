@@ -10,7 +10,7 @@ import type { EnvoyJson } from '../../envoy/index.ts';
 import type { MeshConfig } from '../../model/mesh-config.ts';
 import type { CredentialSource } from '../../model/push-context.ts';
 import { PushContext } from '../../model/push-context.ts';
-import { NodeError, parseNode } from '../../model/proxy.ts';
+import { NodeError, parseNode, type Proxy } from '../../model/proxy.ts';
 import { workloadFromProxy } from '../../registry/auto-registration.ts';
 import type { ServiceRegistry } from '../../registry/service-registry.ts';
 import { HEALTH_CHECKS_ANNOTATION, workloadEntryKey } from '../../registry/service-registry.ts';
@@ -27,6 +27,8 @@ import { ALL_TYPES, endpointScope, mergeScopes, routingScope } from './push-scop
 import type { ControlPlaneMetrics } from './metrics.ts';
 import type { PackedResource } from './resource-cache.ts';
 import { pack } from './resource-cache.ts';
+import { cannotControlEntry, verifiedIdentity, type XdsAuthenticator } from './xds-identity.ts';
+import type { SpiffeIdentity } from '../../ca/spiffe.ts';
 
 export interface DiscoveryServerOptions {
   store: ConfigStore;
@@ -56,6 +58,12 @@ export interface DiscoveryServerOptions {
    * are slow to read). A response shared by many streams (one buffer) counts once. Default 128 MiB.
    */
   maxInflightBytes?: number;
+  /**
+   * Istio's ISTIO_WORKLOAD_ENTRY_VALIDATE_IDENTITY (default true): a proxy stands for a
+   * health-checked WorkloadEntry, or registers under a WorkloadGroup, only with a verified identity
+   * (an authenticated TLS stream) of the entry's namespace and service account.
+   */
+  validateWorkloadEntryIdentity?: boolean;
 }
 
 export interface DiscoveryRequestJson {
@@ -81,6 +89,7 @@ const ROUTING_ONLY_KINDS: ReadonlySet<string> = new Set(['VirtualService']);
 export class DiscoveryServer {
   readonly connections = new Map<string, AdsConnection>();
   readonly #o: Required<Omit<DiscoveryServerOptions, 'credentials'>> & { credentials?: CredentialSource };
+  #authenticator: XdsAuthenticator | undefined;
   readonly #log: Logger;
   #push: PushContext;
   #pushCounter = 0;
@@ -108,7 +117,7 @@ export class DiscoveryServer {
   constructor(opts: DiscoveryServerOptions) {
     const debounceMaxMs = opts.debounceMaxMs ?? 1000;
     const debounceMs = opts.debounceMs ?? 100;
-    this.#o = { ...opts, debounceMs, debounceMaxMs, endpointDebounceMs: opts.endpointDebounceMs ?? debounceMs, endpointDebounceMaxMs: opts.endpointDebounceMaxMs ?? 10 * debounceMaxMs, workloadGraceMs: opts.workloadGraceMs ?? 5000, maxInflightBytes: opts.maxInflightBytes ?? 128 << 20 };
+    this.#o = { ...opts, debounceMs, debounceMaxMs, endpointDebounceMs: opts.endpointDebounceMs ?? debounceMs, endpointDebounceMaxMs: opts.endpointDebounceMaxMs ?? 10 * debounceMaxMs, workloadGraceMs: opts.workloadGraceMs ?? 5000, maxInflightBytes: opts.maxInflightBytes ?? 128 << 20, validateWorkloadEntryIdentity: opts.validateWorkloadEntryIdentity ?? true };
     this.#log = opts.log;
     this.#push = this.#build();
   }
@@ -343,15 +352,23 @@ export class DiscoveryServer {
     }
   }
 
+  /** Authenticates ADS streams over TLS (the CA's authenticators: set when the CA is attached). */
+  setAuthenticator(authenticate: XdsAuthenticator): void {
+    this.#authenticator = authenticate;
+  }
+
   /** Serves one ADS stream. */
   handleStream(call: AdsCall): void {
     let con: AdsConnection | undefined;
     const peer = call.getPeer();
+    let refused = false;
     const fail = (code: grpc.status, details: string) => {
+      refused = true;
       this.#log.warn({ peer, details }, 'rejecting ADS stream');
       call.emit('error', { code, details });
     };
-    call.on('data', (req: DiscoveryRequestJson) => {
+    let identities: string[] | undefined;
+    const handle = (req: DiscoveryRequestJson) => {
       try {
         if (!con) {
           let proxy;
@@ -361,7 +378,11 @@ export class DiscoveryServer {
             if (err instanceof NodeError) return fail(grpc.status.INVALID_ARGUMENT, err.message);
             throw err;
           }
+          const admitted = this.#admit(proxy, identities);
+          if ('refuse' in admitted) return fail(admitted.refuse, admitted.details);
           con = new AdsConnection(`${proxy.id}-${++this.#conCounter}`, proxy, peer, (msg) => call.write(msg));
+          con.identity = admitted.identity;
+          con.healthEntry = admitted.healthEntry;
           const c = con;
           call.on('drain', () => {
             c.blocked = false;
@@ -374,6 +395,27 @@ export class DiscoveryServer {
         this.#o.metrics.internalErrors.inc();
         this.#log.error({ err, peer }, 'internal error handling a DiscoveryRequest');
       }
+    };
+    // Requests wait, in order, for the stream's authentication (Istio authenticates before the first request).
+    let waiting: DiscoveryRequestJson[] | undefined;
+    if (this.#authenticator) {
+      waiting = [];
+      this.#authenticator(call.metadata, call.getAuthContext().sslPeerCertificate).then(
+        (ids) => {
+          identities = ids;
+          const queued = waiting ?? [];
+          waiting = undefined;
+          for (const req of queued) if (!refused) handle(req);
+        },
+        (err: unknown) => {
+          waiting = undefined;
+          fail(grpc.status.UNAUTHENTICATED, `authentication failure: ${(err as Error).message}`);
+        },
+      );
+    }
+    call.on('data', (req: DiscoveryRequestJson) => {
+      if (waiting) waiting.push(req);
+      else if (!refused) handle(req);
     });
     const close = () => {
       if (con && !con.closed) this.#disconnect(con);
@@ -467,20 +509,50 @@ export class DiscoveryServer {
     this.requestPush('endpoint', 'endpoints');
   }
 
+  /**
+   * Whether a proxy may open its stream, and the WorkloadEntry whose health it then controls
+   * (istiod's authorize and WorkloadEntry controller OnConnect): an authenticated proxy must claim
+   * the identity it proved; a proxy standing for a WorkloadEntry needs that entry to exist and, when
+   * it is health-checked, to own it; one registering under a WorkloadGroup must own the entry the
+   * group makes. Ownership needs a verified identity of the entry's namespace and service account
+   * (ISTIO_WORKLOAD_ENTRY_VALIDATE_IDENTITY). Istio refuses the connection otherwise.
+   */
+  #admit(proxy: Proxy, identities: string[] | undefined): { refuse: grpc.status; details: string } | { identity?: SpiffeIdentity; healthEntry?: string } {
+    let identity: SpiffeIdentity | undefined;
+    if (identities) {
+      const v = verifiedIdentity(proxy, identities);
+      if (typeof v === 'string') return { refuse: grpc.status.PERMISSION_DENIED, details: `authorization failed: ${v}` };
+      identity = v;
+    }
+    const validate = this.#o.validateWorkloadEntryIdentity;
+    if (proxy.workloadGroup) {
+      const group = this.#o.store.get('WorkloadGroup', proxy.namespace, proxy.workloadGroup);
+      const templateSa = (group?.spec as { template?: { serviceAccount?: string } } | undefined)?.template?.serviceAccount;
+      const sa = templateSa || (typeof proxy.metadata.SERVICE_ACCOUNT === 'string' ? proxy.metadata.SERVICE_ACCOUNT : undefined);
+      const why = validate ? cannotControlEntry(identity, `the WorkloadEntry of WorkloadGroup ${proxy.namespace}/${proxy.workloadGroup}`, proxy.namespace, sa) : undefined;
+      return why ? { refuse: grpc.status.PERMISSION_DENIED, details: why } : { identity };
+    }
+    if (!proxy.workloadEntry) return { identity };
+    const entry = this.#o.store.get('WorkloadEntry', proxy.namespace, proxy.workloadEntry);
+    const name = `WorkloadEntry ${proxy.namespace}/${proxy.workloadEntry}`;
+    if (!entry) return { refuse: grpc.status.FAILED_PRECONDITION, details: `node metadata WORKLOAD_ENTRY names ${name}, which does not exist: create it first (the proxy retries)` };
+    if (entry.metadata.annotations?.[HEALTH_CHECKS_ANNOTATION] === undefined) return { identity };
+    const why = validate ? cannotControlEntry(identity, name, entry.metadata.namespace ?? proxy.namespace, (entry.spec as { serviceAccount?: string }).serviceAccount) : undefined;
+    return why ? { refuse: grpc.status.PERMISSION_DENIED, details: why } : { identity, healthEntry: workloadEntryKey(proxy.namespace, proxy.workloadEntry) };
+  }
+
   /** Whose health a proxy reports (registry key and a name for logs); undefined (logged once per stream) when its reports have no effect. */
   #healthTarget(con: AdsConnection): { key: string; name: string } | undefined {
     const p = con.proxy;
     if (p.workloadGroup) return { key: p.id, name: `WorkloadGroup ${p.namespace}/${p.workloadGroup}` };
     // Auto-registered without a group (a `rig up` replica): its readiness, as a Kubernetes pod's.
     if (!p.workloadEntry && p.healthChecked && this.#o.registry.hasWorkload(p.id)) return { key: p.id, name: `workload ${p.namespace}/${p.workloadName}` };
+    // Only the entry it was admitted to control at connection (Istio's proxy.WorkloadEntryName).
+    if (con.healthEntry) return { key: con.healthEntry, name: `WorkloadEntry ${p.namespace}/${p.workloadEntry}` };
     let why = p.healthChecked
       ? 'it is not registered as a workload (no INSTANCE_IPS) and stands for no WorkloadEntry (WORKLOAD_ENTRY)'
       : 'its node metadata declares no readiness probe (PROXY_CONFIG.readinessProbe) and it stands for no WorkloadEntry (WORKLOAD_ENTRY)';
-    if (p.workloadEntry) {
-      const entry = this.#o.store.get('WorkloadEntry', p.namespace, p.workloadEntry);
-      if (entry?.metadata.annotations?.[HEALTH_CHECKS_ANNOTATION] !== undefined) return { key: workloadEntryKey(p.namespace, p.workloadEntry), name: `WorkloadEntry ${p.namespace}/${p.workloadEntry}` };
-      why = entry ? `WorkloadEntry ${p.namespace}/${p.workloadEntry} is not annotated ${HEALTH_CHECKS_ANNOTATION}: "true"` : `its WorkloadEntry ${p.namespace}/${p.workloadEntry} does not exist`;
-    }
+    if (p.workloadEntry) why = `WorkloadEntry ${p.namespace}/${p.workloadEntry} was not annotated ${HEALTH_CHECKS_ANNOTATION} when the proxy connected`;
     if (!con.healthIgnored) this.#log.warn({ proxy: p.id }, `health report ignored: ${why}`);
     con.healthIgnored = true;
     return undefined;
