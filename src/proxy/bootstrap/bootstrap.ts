@@ -47,6 +47,8 @@ export function parseBootstrap(raw: EnvoyJson, source: string): Bootstrap {
   const r = new Reader(raw, '', issues);
   const n = r.obj('node');
   const node: NodeInfo = { id: n?.str('id') ?? '', cluster: n?.str('cluster') ?? '', metadata: (n?.opaque('metadata') as Record<string, unknown> | undefined) ?? {} };
+  // Sent to the control plane with the node (xds-client.ts), their one use in Envoy too (rig has no
+  // zone-aware routing, which would also need cluster_manager.local_cluster_name).
   n?.accept('locality', 'user_agent_name', 'user_agent_version', 'user_agent_build_version', 'extensions', 'client_features', 'listening_addresses');
   n?.done();
   const sr = r.obj('static_resources');
@@ -57,6 +59,7 @@ export function parseBootstrap(raw: EnvoyJson, source: string): Bootstrap {
   };
   sr?.done();
   const dr = r.obj('dynamic_resources');
+  // Read (and checked) by xds-server-target.ts when the proxy connects.
   if (dr) dr.accept(...Object.keys(dr.raw));
   let admin: Bootstrap['admin'];
   const a = r.obj('admin');
@@ -67,12 +70,20 @@ export function parseBootstrap(raw: EnvoyJson, source: string): Bootstrap {
       sa.accept('protocol');
       sa.done();
     }
-    a.accept('address', 'access_log_path', 'access_log', 'profile_path', 'socket_options');
+    // profile_path: where Envoy's CPU profiler writes (rig profiles with node --cpu-prof).
+    a.accept('address', 'profile_path');
+    const logPath = a.str('access_log_path');
+    if (logPath && logPath !== '/dev/null') issues.warn(a.at('access_log_path'), 'admin access logs are not supported; admin requests are not logged');
+    if (a.list('access_log').length) issues.warn(a.at('access_log'), 'admin access logs are not supported; admin requests are not logged');
+    if (a.list('socket_options').length) issues.warn(a.at('socket_options'), 'socket options are not supported and are ignored');
     a.done();
   }
   const om = r.obj('overload_manager');
   const overload = om ? readOverloadConfig(om) : undefined;
-  r.accept('layered_runtime', 'stats_config', 'stats_flush_interval', 'cluster_manager', 'bootstrap_extensions', 'stats_sinks', 'tracing');
+  // No runtime (every runtime key takes its default) and no periodic stats flush (sinks are not
+  // supported); cluster_manager fields are named by done().
+  r.accept('layered_runtime', 'stats_config', 'stats_flush_interval', 'bootstrap_extensions', 'stats_sinks', 'tracing');
+  r.obj('cluster_manager')?.done();
   for (const k of ['stats_config', 'tracing', 'stats_sinks', 'bootstrap_extensions']) if (r.has(k)) issues.warn(k, `${k} is not supported by rig proxy and is ignored`);
   r.done();
   if (issues.errors.length) throw new RigError('MESH_ERR_INVALID_CONFIG', `${source}: ${issues.errors.join('; ')}`);
