@@ -21,6 +21,7 @@ import type { Host } from '../upstream/host.ts';
 import { pipeSockets } from './pipe.ts';
 import { setBufferLimit } from '../network/buffer-limit.ts';
 import { keepaliveOnConnect } from '../network/tcp-keepalive.ts';
+import { xxHash64 } from '../upstream/lb/xxhash.ts';
 
 interface TcpProxyConfig {
   statPrefix: string;
@@ -30,6 +31,8 @@ interface TcpProxyConfig {
   /** max_downstream_connection_duration from the upstream connection on (0: none). */
   maxDurationMs: number;
   maxConnectAttempts: number;
+  /** hash_policy source_ip: hash-based clusters (ring hash, maglev) pick by the client address. */
+  hashSourceIp: boolean;
   accessLogs: AccessLogger[];
   cxTotal: Stat;
   cxActive: Stat;
@@ -91,7 +94,7 @@ class TcpProxy implements NetworkFilter {
       if (cluster.config.type === DiscoveryType.OriginalDst) {
         const d = conn.originalDst;
         host = d ? cluster.originalDstHost(d.address, d.port) : undefined;
-      } else host = cluster.pick({ attempted: tried });
+      } else host = cluster.pick({ attempted: tried, hash: c.hashSourceIp ? sourceIpHash(conn.info.remoteAddress) : undefined });
       if (!host) {
         info.responseFlags |= ResponseFlag.NoHealthyUpstream;
         cluster.s.cxNoneHealthy.value++;
@@ -208,6 +211,32 @@ async function runUpstreamFilters(hooks: readonly ClusterHook[], up: net.Socket,
   }
 }
 
+/** As HTTP's connection_properties.source_ip: xxHash64 of the address (an IPv4-mapped one as IPv4). */
+function sourceIpHash(ip: string): bigint {
+  return xxHash64(ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip);
+}
+
+/** hash_policy (at most one, as Envoy): source_ip is supported; filter_state is named by done(). */
+function readTcpHashPolicy(r: Reader): boolean {
+  const list = r.objs('hash_policy');
+  if (list.length > 1) r.issues.error(r.at('hash_policy'), `at most one hash policy (got ${list.length})`);
+  let sourceIp = false;
+  for (const p of list) {
+    const ip = p.obj('source_ip');
+    if (ip) {
+      sourceIp = true;
+      ip.done();
+    }
+    p.done();
+  }
+  return sourceIp;
+}
+
+/** Subset load balancing is not supported: metadata_match would pick among all hosts. */
+function warnMetadataMatch(r: Reader): void {
+  if (r.has('metadata_match')) r.issues.warn(r.at('metadata_match'), 'subset load balancing is not supported: metadata_match is ignored and any host of the cluster is used');
+}
+
 export const tcpProxyFactory: NetworkFilterFactory = {
   name: 'envoy.filters.network.tcp_proxy',
   typeUrls: [TCP_PROXY_TYPE],
@@ -221,7 +250,7 @@ export const tcpProxyFactory: NetworkFilterFactory = {
     if (wc) {
       for (const c of wc.objs('clusters')) {
         clusters.push({ name: c.str('name'), weight: c.num('weight', 0) });
-        c.accept('metadata_match');
+        warnMetadataMatch(c);
         c.done();
       }
       wc.done();
@@ -231,7 +260,8 @@ export const tcpProxyFactory: NetworkFilterFactory = {
     const maxDurationMs = r.durationMs('max_downstream_connection_duration', 0);
     const maxConnectAttempts = r.num('max_connect_attempts', 1);
     const accessLogs = compileAccessLogs(r.objs('access_log'));
-    r.accept('metadata_match', 'hash_policy');
+    warnMetadataMatch(r);
+    const hashSourceIp = readTcpHashPolicy(r);
     r.done();
     const s = ctx.proxy.stats;
     const p = `tcp.${statPrefix}.`;
@@ -243,6 +273,7 @@ export const tcpProxyFactory: NetworkFilterFactory = {
         idleTimeoutMs,
         maxDurationMs,
         maxConnectAttempts,
+        hashSourceIp,
         accessLogs,
         cxTotal: s.counter(p + 'downstream_cx_total'),
         cxActive: s.gauge(p + 'downstream_cx_active'),
