@@ -2,7 +2,10 @@
 // forward_client_cert_details mode with and without a client certificate, and the element's
 // details (By, Hash, Subject, URI, DNS, Cert, Chain) from set_current_client_cert_details.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import https from 'node:https';
 import { test } from 'node:test';
 import { addr, configure, routeConfig, startTestRuntime, startUpstream, staticCluster, SECRET_TYPE, HCM, ROUTER, type Upstream } from './harness.ts';
@@ -19,6 +22,15 @@ const OPTIONAL_MTLS = {
     common_tls_context: { tls_certificate_sds_secret_configs: [SDS('default')], validation_context_sds_secret_config: SDS('ROOTCA') },
   },
 };
+
+/** A client certificate with an empty subject and a URI SAN only, as Istio issues them. */
+function subjectlessLeaf(dir: string): { cert: string; key: string } {
+  const run = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  run(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'istio.key', '-out', 'istio.csr', '-subj', '/']);
+  fs.writeFileSync(path.join(dir, 'istio.ext'), `subjectAltName=critical,URI:${CLIENT_ID}\nextendedKeyUsage=clientAuth\n`);
+  run(['x509', '-req', '-in', 'istio.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'istio.crt', '-days', '1', '-extfile', 'istio.ext']);
+  return { cert: fs.readFileSync(path.join(dir, 'istio.crt'), 'utf8'), key: fs.readFileSync(path.join(dir, 'istio.key'), 'utf8') };
+}
 
 function get(port: number, opts: https.RequestOptions, xfcc?: string): Promise<string | undefined> {
   return new Promise((resolve, reject) => {
@@ -72,6 +84,11 @@ test('forward_client_cert_details modes and set_current_client_cert_details as i
   assert.equal(await get(h.port('append'), mtls, spoof), `${spoof},${element}`, 'APPEND_FORWARD appends this proxy element (Istio inbound)');
   assert.equal(await get(h.port('append'), mtls), element);
   assert.equal(await get(h.port('append'), tlsOnly, spoof), undefined, '... and removes the header without a client certificate');
+
+  // Istio's workload certificates have an empty subject: Subject="" (Istio's documented example).
+  const istio = subjectlessLeaf(pki.dir);
+  const istioHash = createHash('sha256').update(new X509Certificate(istio.cert).raw).digest('hex');
+  assert.equal(await get(h.port('append'), { ...tlsOnly, cert: istio.cert, key: istio.key }), `By=${SERVER_ID};Hash=${istioHash};Subject="";URI=${CLIENT_ID}`);
 
   const set = await get(h.port('set'), mtls, spoof);
   const pem = new X509Certificate(client.cert).toString();

@@ -57,7 +57,9 @@ function sans(subjectAltName: string | undefined, kind: 'URI' | 'DNS'): string[]
 }
 
 /** A subject in RFC 2253 form (as OpenSSL's XN_FLAG_RFC2253): most specific RDN first, specials escaped. */
-function rfc2253(subject: string): string {
+function rfc2253(subject: string | undefined): string {
+  // Node reports an empty subject (Istio's workload certificates have one) as undefined.
+  if (!subject) return '';
   return subject
     .split('\n')
     .filter(Boolean)
