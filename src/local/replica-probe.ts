@@ -15,12 +15,14 @@ export type SidecarProbe = Omit<WorkloadProbe, 'httpGet' | 'tcpSocket'> & {
 
 /** Kubernetes' default is 10 s; a local mesh should notice a ready replica within a second. */
 export const LOCAL_PERIOD_SECONDS = 1;
+/** Kubernetes' readiness default; the agent's own (Istio's WorkloadGroup probe) is 1, so it is given explicitly. */
+export const KUBERNETES_FAILURE_THRESHOLD = 3;
 
 export function sidecarProbe(spec: WorkloadSpec): SidecarProbe | undefined {
   const p = spec.readinessProbe;
   if (!p) {
     const first = spec.ports?.[0];
-    return first ? { tcpSocket: { port: first.port }, periodSeconds: LOCAL_PERIOD_SECONDS } : undefined;
+    return first ? { tcpSocket: { port: first.port }, periodSeconds: LOCAL_PERIOD_SECONDS, failureThreshold: KUBERNETES_FAILURE_THRESHOLD } : undefined;
   }
   // Validation accepts only names of declared ports.
   const port = (v: number | string) => (typeof v === 'number' ? v : (spec.ports ?? []).find((x) => x.name === v)!.port);
@@ -28,6 +30,7 @@ export function sidecarProbe(spec: WorkloadSpec): SidecarProbe | undefined {
   return {
     ...rest,
     periodSeconds: p.periodSeconds ?? LOCAL_PERIOD_SECONDS,
+    failureThreshold: p.failureThreshold ?? KUBERNETES_FAILURE_THRESHOLD,
     ...(httpGet ? { httpGet: { ...httpGet, port: port(httpGet.port) } } : {}),
     ...(tcpSocket ? { tcpSocket: { ...tcpSocket, port: port(tcpSocket.port) } } : {}),
     // `node` is the Node.js that runs rig, as for the Workload's command.

@@ -62,3 +62,20 @@ test('a proxy that is not ready fails the check without running the probe', asyn
   await until('healthy', () => events.length === 2);
   assert.deepEqual(events[1], { healthy: true, message: '' });
 });
+
+test('without thresholds, as Istio\'s agent: one passing attempt reports healthy, the next failing one unhealthy', async (t) => {
+  const dir = tempDir(t);
+  const counter = path.join(dir, 'n');
+  fs.writeFileSync(counter, '0');
+  // Attempt 1 passes, every later one fails.
+  const script = `n=$(cat ${counter}); echo $((n+1)) > ${counter}; [ "$n" -eq 0 ]`;
+  const attempts: number[] = [];
+  const events: HealthEvent[] = [];
+  // The attempt a report follows: the next one starts only after the report.
+  const c = new WorkloadHealthChecker({ probe: { periodSeconds: 1, timeoutSeconds: TIMEOUT_S, exec: { command: ['sh', '-c', script] } }, secondMs: SECOND_MS, onChange: (e) => (events.push(e), attempts.push(Number(fs.readFileSync(counter, 'utf8')))) });
+  t.after(() => c.stop());
+  c.start();
+  await until('two reports', () => events.length === 2);
+  assert.deepEqual(events.map((e) => e.healthy), [true, false]);
+  assert.deepEqual(attempts, [1, 2], 'failureThreshold defaults to 1 (Kubernetes\' 3 would wait for attempt 4)');
+});

@@ -3,7 +3,9 @@
 // reports only changes of state, once successThreshold attempts in a row passed or
 // failureThreshold in a row failed. The first report is whichever threshold is reached first. As
 // the agent checks Envoy first, an attempt fails while the proxy itself is not ready.
-// Defaults are the API's documented ones: timeout 1 s, period 10 s, success 1, failure 3.
+// Defaults are the ones Istio's agent fills in (pkg/istio-agent/health/health_check.go,
+// fillInDefaults): timeout 1 s, period 10 s, success 1 and failure 1 (not Kubernetes' 3: a VM's
+// probe that fails once reports it unhealthy). 0 counts as unset, as there.
 import type { ReadinessProbe } from './readiness-probe.ts';
 import { probeOnce, type ProbeOutcome, type ProbeTarget } from './workload-probe.ts';
 
@@ -80,7 +82,7 @@ export class WorkloadHealthChecker {
       if (++this.#passes < positive(p.successThreshold, 1) || this.#state?.healthy === true) return;
     } else {
       this.#passes = 0;
-      if (++this.#failures < positive(p.failureThreshold, 3) || this.#state?.healthy === false) return;
+      if (++this.#failures < positive(p.failureThreshold, 1) || this.#state?.healthy === false) return;
     }
     this.#state = { healthy: o.healthy, message: o.message };
     this.#o.onChange(this.#state);
