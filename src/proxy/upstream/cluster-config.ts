@@ -60,6 +60,8 @@ export interface ClusterConfig {
   readonly idleTimeoutMs: number;
   /** common_http_protocol_options.max_stream_duration: an upstream request lasting longer is reset (UMSDR); 0 = none. */
   readonly maxStreamDurationMs: number;
+  /** common_http_protocol_options.max_connection_duration: an upstream HTTP/1.1 connection takes no request after it (0: none). */
+  readonly maxConnectionDurationMs: number;
   readonly maxConnections: number;
   readonly tls: TlsContext | undefined;
   readonly transportSocketMatches: readonly TransportSocketMatch[];
@@ -222,13 +224,14 @@ export function compileCluster(raw: Record<string, unknown>, path: string, issue
   let maxRequestsPerConnection = r.num('max_requests_per_connection', 0);
   let idleTimeoutMs = 3600_000;
   let maxStreamDurationMs = 0;
+  let maxConnectionDurationMs = 0;
   const chpo = r.obj('common_http_protocol_options');
   const readCommon = (c: Reader) => {
     idleTimeoutMs = c.durationMs('idle_timeout', idleTimeoutMs);
     maxStreamDurationMs = c.durationMs('max_stream_duration', maxStreamDurationMs);
+    maxConnectionDurationMs = c.durationMs('max_connection_duration', maxConnectionDurationMs);
     if (c.has('max_requests_per_connection')) maxRequestsPerConnection = c.num('max_requests_per_connection', 0);
-    // max_connection_duration, headers_with_underscores_action, max_headers_count: not applied to
-    // upstream connections (undici's pool has no per-connection drain); done() warns when set.
+    // headers_with_underscores_action, max_headers_count: not applied to upstream connections; done() warns when set.
     c.done();
   };
   if (chpo) readCommon(chpo);
@@ -265,6 +268,8 @@ export function compileCluster(raw: Record<string, unknown>, path: string, issue
     readUpstreamHttpProtocolOptions(p.obj('upstream_http_protocol_options'));
     p.done();
   }
+  // undici's HTTP/2 sessions cannot be drained one by one.
+  if (maxConnectionDurationMs > 0 && (http2 || useDownstreamProtocol)) issues.warn(r.path, 'common_http_protocol_options.max_connection_duration applies to HTTP/1.1 upstream connections only; HTTP/2 ones live on');
   const tls = readTransportSocket(r.obj('transport_socket'), false);
   const transportSocketMatches: TransportSocketMatch[] = r.objs('transport_socket_matches').map((m) => {
     const out = { name: m.str('name'), match: (m.opaque('match') ?? {}) as Record<string, unknown>, tls: readTransportSocket(m.obj('transport_socket'), false) };
@@ -339,6 +344,7 @@ export function compileCluster(raw: Record<string, unknown>, path: string, issue
     maxRequestsPerConnection,
     idleTimeoutMs,
     maxStreamDurationMs,
+    maxConnectionDurationMs,
     maxConnections,
     tls,
     transportSocketMatches,

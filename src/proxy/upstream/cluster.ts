@@ -295,6 +295,7 @@ export class Cluster implements ClusterHandle {
       maxConnections: cfg.maxConnections,
       idleTimeoutMs: cfg.idleTimeoutMs,
       maxRequestsPerConnection: cfg.maxRequestsPerConnection,
+      maxConnectionDurationMs: cfg.maxConnectionDurationMs,
       tcpKeepalive: cfg.tcpKeepalive,
       onConnect: (socket: Socket) => {
         s.cxTotal.value++;

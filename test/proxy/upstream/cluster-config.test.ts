@@ -23,8 +23,8 @@ test('cluster common_http_protocol_options: idle timeout and request limits appl
   assert.equal(cfg.idleTimeoutMs, 5000);
   assert.equal(cfg.maxRequestsPerConnection, 7);
   const prefix = 'clusters[0].typed_extension_protocol_options.envoy.extensions.upstreams.http.v3.HttpProtocolOptions.common_http_protocol_options';
+  assert.equal(cfg.maxConnectionDurationMs, 30_000);
   assert.deepEqual(issues.warnings.filter((w) => w.startsWith(prefix)).map((w) => w.slice(prefix.length)).sort(), [
-    '.max_connection_duration: field "max_connection_duration" is not supported by rig proxy and is ignored',
     '.max_headers_count: field "max_headers_count" is not supported by rig proxy and is ignored',
   ]);
 });

@@ -16,6 +16,8 @@ export interface ConnectionPool {
   readonly maxRequestsPerConnection: number;
   /** ms an idle connection stays open unless the upstream's Keep-Alive says less (0: no limit). */
   readonly idleTimeoutMs: number;
+  /** max_connection_duration: ms from connect after which a connection takes no new request (0: none). */
+  readonly maxConnectionDurationMs: number;
   readonly closing: boolean;
   /** The connection finished an exchange and may carry another. */
   onReusable(conn: H1Connection): void;
@@ -40,6 +42,9 @@ export class H1Connection {
   current: H1Exchange | undefined;
   idle = false;
   destroyed = false;
+  /** Past max_connection_duration: closed when idle, never given another request. */
+  expired = false;
+  private durationTimer: NodeJS.Timeout | undefined;
   /** Requests written on this connection. */
   private requests = 0;
   /** 0: no idle limit. */
@@ -63,6 +68,7 @@ export class H1Connection {
     this.pool = pool;
     this.keepAliveMs = Math.min(Math.max(pool.idleTimeoutMs, 0), MAX_TIMER_MS);
     this.parser = new H1Parser('response', LIMITS, this);
+    if (pool.maxConnectionDurationMs > 0) this.durationTimer = setTimeout(onDurationReached, Math.min(pool.maxConnectionDurationMs, MAX_TIMER_MS), this);
     socket.on('end', this.onEof);
     socket.on('error', this.onError);
     socket.on('close', this.onClose);
@@ -81,7 +87,7 @@ export class H1Connection {
     this.bodySent = false;
     const o = ex.opts;
     const max = this.pool.maxRequestsPerConnection;
-    const last = (max > 0 && this.requests >= max) || this.pool.closing;
+    const last = (max > 0 && this.requests >= max) || this.pool.closing || this.expired;
     const framing = requestHead(o.method, o.path, o.headers, this.pool.authority, ex.bodyLength, last);
     if (framing instanceof H1PoolError) {
       // Nothing was written: the connection stays good for the next request.
@@ -147,6 +153,7 @@ export class H1Connection {
     this.destroyed = true;
     this.idle = false;
     if (this.idleTimer) clearTimeout(this.idleTimer);
+    if (this.durationTimer) clearTimeout(this.durationTimer);
     this.clearIoTimer();
     // A callback inside the parser may destroy the connection: nothing more is parsed.
     this.parser.pause();
@@ -406,6 +413,17 @@ export class H1Connection {
   onIdleTimeout(): void {
     if (this.idle) this.destroy();
   }
+
+  /** As Envoy drains a connection at max_connection_duration: an idle one closes now, a busy one after its exchange. */
+  onDurationReached(): void {
+    this.durationTimer = undefined;
+    this.expired = true;
+    if (this.idle) this.destroy();
+  }
+}
+
+function onDurationReached(c: H1Connection): void {
+  c.onDurationReached();
 }
 
 function onHeadersTimeout(c: H1Connection): void {

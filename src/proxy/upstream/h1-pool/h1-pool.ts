@@ -25,6 +25,8 @@ export interface H1PoolOptions {
   readonly idleTimeoutMs: number;
   /** 0: unlimited. */
   readonly maxRequestsPerConnection: number;
+  /** common_http_protocol_options.max_connection_duration in ms (0 or absent: none). */
+  readonly maxConnectionDurationMs?: number;
   /** The cluster's upstream_connection_options.tcp_keepalive; without it, keepalive after 60 s idle. */
   readonly tcpKeepalive?: TcpKeepalive;
   /** A connection is established (TLS: after the handshake and the peer check). */
@@ -49,6 +51,7 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
   readonly authority: string;
   readonly maxRequestsPerConnection: number;
   readonly idleTimeoutMs: number;
+  readonly maxConnectionDurationMs: number;
   closing = false;
   private readonly o: H1PoolOptions;
   private readonly max: number;
@@ -66,6 +69,7 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
     this.authority = o.authority;
     this.maxRequestsPerConnection = o.maxRequestsPerConnection;
     this.idleTimeoutMs = o.idleTimeoutMs;
+    this.maxConnectionDurationMs = o.maxConnectionDurationMs ?? 0;
     this.max = Math.max(1, o.maxConnections);
   }
 
@@ -119,6 +123,8 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
   }
 
   onReusable(c: H1Connection): void {
+    // Past max_connection_duration: closed; a queued request gets a new connection (onClosed).
+    if (c.expired) return c.destroy();
     const next = this.queue.shift();
     if (next) c.assign(next);
     else if (this.closing) c.destroy();
