@@ -184,6 +184,7 @@ export function compileListener(raw: Record<string, unknown>, path: string, issu
       readOriginalDst = true;
       if (fd) issues.warn(fd.path, 'filter_disabled is not supported on original_dst (the original destination is always read)');
     } else issues.error(lf.path, `unsupported listener filter ${t || n}; supported: tls_inspector, http_inspector, original_dst`);
+    // Inspector tuning (read buffer sizes, JA3/JA4 fingerprints for logs): rig reads the whole ClientHello.
     tc?.accept(...Object.keys(tc.raw));
     tc?.done();
     lf.done();
