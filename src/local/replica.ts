@@ -3,7 +3,7 @@
 // the app on its own ports and the sidecar capturing its traffic. As a Kubernetes pod, the replica
 // is an endpoint only while it is ready: its sidecar's agent runs the readiness probe and reports
 // to the control plane, whose record is also the app's readiness shown here (CONTRACTS §3).
-import { chownSync, statSync } from 'node:fs';
+import { chownSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { PortAllocator } from './ports.ts';
 import { httpProbe, type Probe } from './probe.ts';
@@ -17,6 +17,24 @@ import { rigCommand } from './rig-command.ts';
 import type { ProcessStatus, ProcessState } from './status.ts';
 import { SupervisedProcess } from './supervised-process.ts';
 import { commandExists, podEnv, resolveCommand, workloadEnv } from './workload-env.ts';
+
+function removeFile(file: string): void {
+  rmSync(file, { force: true });
+}
+
+/** The running app's pid, replaced atomically (the agent watches the file); unchanged content is not rewritten. */
+function writePidFile(file: string, pid: number | undefined): void {
+  if (pid === undefined) return;
+  let current: string | undefined;
+  try {
+    current = readFileSync(file, 'utf8');
+  } catch {
+    current = undefined;
+  }
+  if (current === String(pid)) return;
+  writeFileSync(`${file}.tmp`, String(pid), { mode: 0o644 });
+  renameSync(`${file}.tmp`, file);
+}
 
 export interface RuntimeContext {
   stateRoot: string;
@@ -123,6 +141,11 @@ export class ReplicaRuntime {
     // Ready while the sidecar's agent last reported the replica healthy; no probe (no ports): once running.
     const probed = sidecarProbe(plan.spec) !== undefined;
     const env = { ...(pod ? podEnv(plan, pod.address) : workloadEnv(plan, ports)), RIG_STATE_DIR: ctx.stateRoot };
+    // The agent sees the app's process through this file (a dead app is unready at once, as a pod
+    // whose container died) and runs exec probes in the app's environment (as in its container).
+    const pidFile = ctx.runFile(`${plan.name}.app.pid`);
+    const probeEnvFile = plan.spec.readinessProbe?.exec ? ctx.runFile(`${plan.name}.probe-env.json`) : undefined;
+    const agentArgs = probed ? ['--workload-pid-file', pidFile, ...(probeEnvFile ? ['--probe-env-file', probeEnvFile] : [])] : [];
     const [command, ...args] = [...plan.spec.command, ...(plan.spec.args ?? [])];
     // In a pod the app runs unchanged on its own ports, through `ip netns exec` (which execs it).
     const [appCommand, ...appArgs] = pod ? netnsArgv(pod.netns, resolveCommand(command), args) : [resolveCommand(command), ...args];
@@ -139,6 +162,7 @@ export class ReplicaRuntime {
       periodMs: 200,
       failureThreshold: 1,
       beforeStart: async () => {
+        removeFile(pidFile);
         if (plan.problem) throw new Error(plan.problem);
         if (pod && !commandExists(resolveCommand(command), plan.cwd, env)) throw new Error(`command "${command}" not found (in ${plan.cwd}, or on PATH)`);
       },
@@ -161,18 +185,24 @@ export class ReplicaRuntime {
       beforeStart: async () => {
         removePortsFile(portsFile);
         const common = await ctx.proxyCommon(portsFile, plan.name, identity);
+        if (probeEnvFile) writeFileSync(probeEnvFile, JSON.stringify(env), { mode: 0o600 });
         if (!pod) {
-          proxy.spec.args = rigCommand(sidecarArgs(plan, ports, common)).args;
+          proxy.spec.args = rigCommand([...sidecarArgs(plan, ports, common), ...agentArgs]).args;
           return;
         }
         if (common.ca) chownSync(common.ca.tokenFile, PROXY_UID, PROXY_UID);
-        const rig = rigCommand(podSidecarArgs(plan, pod.address, common));
+        if (probeEnvFile) chownSync(probeEnvFile, PROXY_UID, PROXY_UID);
+        const rig = rigCommand([...podSidecarArgs(plan, pod.address, common), ...agentArgs]);
         proxy.spec.args = netnsArgv(pod.netns, rig.command, rig.args, { uid: PROXY_UID }).slice(1);
       },
     });
     this.proxy = proxy;
     // A sidecar that exited takes the replica out of the endpoints now, not after the control plane's grace period.
     proxy.on('exit', () => ctx.forgetWorkload(this.nodeId));
+    if (probed) {
+      this.app.on('state', () => writePidFile(pidFile, this.app.pid));
+      this.app.on('exit', () => removeFile(pidFile));
+    }
     for (const p of [this.app, this.proxy]) watchState(p, ctx);
   }
 

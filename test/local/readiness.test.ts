@@ -112,3 +112,71 @@ test('rig up: an unready replica leaves its Service\'s endpoints and comes back 
     return true;
   }, { timeoutMs: 20_000, intervalMs: 200 });
 });
+
+// Exits while $FLAGS/exit-$POD_NAME exists (at start too: it then crash-loops), else answers its POD_NAME.
+const CRASHY = `const fs = require('node:fs');
+const flag = process.env.FLAGS + '/exit-' + process.env.POD_NAME;
+if (fs.existsSync(flag)) process.exit(1);
+setInterval(() => fs.existsSync(flag) && process.exit(1), 100);
+require('node:http').createServer((q, s) => s.end(process.env.POD_NAME)).listen(+process.env.PORT, process.env.HOST);`;
+
+test('rig up: a replica whose app exits leaves the endpoints at once, not after its probe fails', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'rig-app-exit-'));
+  const workload = (name: string, replicas: number, probe: string) => `apiVersion: local.rigging.dev/v1alpha1
+kind: Workload
+metadata: { name: ${name}, labels: { app: ${name} } }
+spec:
+  replicas: ${replicas}
+  command: [node, -e, ${JSON.stringify(CRASHY)}]
+  env: { FLAGS: ${JSON.stringify(dir)} }
+  ports: [{ name: http, port: 9080 }]
+${probe}`;
+  writeFileSync(path.join(dir, 'mesh.yaml'), [
+    // 1000 failures in a row before the probe alone would take a replica out.
+    workload('echo', 2, '  readinessProbe: { httpGet: { path: /, port: http }, periodSeconds: 1, failureThreshold: 1000 }\n'),
+    'apiVersion: v1\nkind: Service\nmetadata: { name: echo }\nspec: { selector: { app: echo }, ports: [{ name: http, port: 9080 }] }\n',
+    workload('client', 1, ''),
+  ].join('---\n'));
+  let stopMesh = async (): Promise<void> => undefined;
+  t.after(async () => {
+    await stopMesh();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const mesh = await startMesh('up', ['-f', dir, '--no-ingress']);
+  stopMesh = () => mesh.stop();
+  const s = await mesh.waitFor((st) => !!st.readyAt, 'every replica ready', 60_000);
+  const outbound = s.processes.find((p) => p.name === 'client-0')!.ports.outbound!;
+  await waitFor(() => 'both replicas answering', async () => {
+    assert.deepEqual(Object.keys(tally(await answers(outbound, 10))), ['echo-0', 'echo-1']);
+    return true;
+  }, { timeoutMs: 20_000, intervalMs: 200 });
+
+  // The client sidecar's endpoints of echo (its admin /clusters: what EDS gave it), by inbound port.
+  const inbound = (name: string) => Object.values(s.processes.find((p) => p.name === name)!.ports.inbound ?? {})[0];
+  const admin = s.processes.find((p) => p.name === 'client-0')!.ports.admin!;
+  const echoHosts = async () => {
+    const text = await (await fetch(`http://127.0.0.1:${admin}/clusters`)).text();
+    const hosts = text.split('\n').filter((l) => l.startsWith('outbound|9080||echo.')).map((l) => l.split('::')[1]).filter((h) => /:\d+$/.test(h));
+    return [...new Set(hosts)].map((h) => Number(h.split(':').at(-1))).sort();
+  };
+  assert.deepEqual(await echoHosts(), [inbound('echo-0'), inbound('echo-1')].sort());
+
+  // echo-1's app exits and crash-loops: out of EDS by its exit alone (the probe would need 1000
+  // failures; requests alone would not show it, the client's retries reach echo-0).
+  const flag = path.join(dir, 'exit-echo-1');
+  writeFileSync(flag, '');
+  await waitFor(() => 'echo-1 out of the client\'s endpoints', async () => {
+    assert.deepEqual(await echoHosts(), [inbound('echo-0')]);
+    return true;
+  }, { timeoutMs: 20_000, intervalMs: 200 });
+  const st = await mesh.waitFor((x) => (x.processes.find((p) => p.name === 'echo-1')?.restarts ?? 0) > 0, 'echo-1 restarted', 20_000);
+  assert.notEqual(st.processes.find((p) => p.name === 'echo-1')!.appState, 'ready');
+
+  // It runs again and passes its probe: back in EDS.
+  unlinkSync(flag);
+  await waitFor(() => 'both replicas answering again', async () => {
+    assert.deepEqual(Object.keys(tally(await answers(outbound, 10))), ['echo-0', 'echo-1']);
+    return true;
+  }, { timeoutMs: 30_000, intervalMs: 200 });
+  assert.equal((await echoHosts()).length, 2);
+});

@@ -86,3 +86,16 @@ test('rig proxy -c refuses a bootstrap whose PROXY_CONFIG.readinessProbe is bad,
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /node metadata PROXY_CONFIG\.readinessProbe: only one of tcpSocket, exec may be set; exec\.command: must be a non-empty list/);
 });
+
+test('rig proxy refuses a --workload-pid-file in a missing directory and a bad --probe-env-file, before listening', async (t) => {
+  const dir = tempDir(t);
+  const common = ['proxy', '--xds-address', '127.0.0.1:1', '--workload-name', 'vm-1', '--readiness-probe', '{"tcpSocket":{"port":8080}}', '--admin-port', '0', '--ready-port', '0', '--stats-port', '0'];
+  const pid = await runRig([...common, '--workload-pid-file', path.join(dir, 'gone', 'app.pid')]);
+  assert.notEqual(pid.code, 0);
+  assert.match(pid.stderr, /--workload-pid-file .*app\.pid: directory .*gone does not exist/);
+  const env = path.join(dir, 'env.json');
+  fs.writeFileSync(env, '{"PATH": 1}');
+  const bad = await runRig([...common, '--probe-env-file', env]);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /--probe-env-file .*env\.json: values must be strings \(PATH is not\)/);
+});

@@ -17,6 +17,7 @@ import { http } from '../../proxy/node-http.ts';
 import type { EnvoyJson } from '../../envoy/index.ts';
 import { createStatsHandler, flushSpans } from '../../proxy/telemetry/index.ts';
 import { readinessProbeOf, ReadinessProbeError } from '../../proxy/workload-health/readiness-probe.ts';
+import { AgentFileError, checkPidFile, readProbeEnv } from '../../proxy/workload-health/agent-files.ts';
 
 interface ProxyOptions extends XdsCliOptions {
   config?: string;
@@ -72,6 +73,13 @@ async function run(opts: ProxyOptions): Promise<void> {
     probe = readinessProbeOf(bootstrap.node.metadata);
   } catch (err) {
     if (err instanceof ReadinessProbeError) throw new RigError('MESH_ERR_INVALID_CONFIG', `${source}: node metadata ${err.message}`);
+    throw err;
+  }
+  let agentFiles: { pidFile?: string; execEnv?: NodeJS.ProcessEnv } = {};
+  try {
+    agentFiles = { pidFile: opts.workloadPidFile && checkPidFile(opts.workloadPidFile), execEnv: opts.probeEnvFile ? readProbeEnv(opts.probeEnvFile) : undefined };
+  } catch (err) {
+    if (err instanceof AgentFileError) throw new RigError('MESH_ERR_USAGE', err.message);
     throw err;
   }
   const rt = new ProxyRuntime({ node: bootstrap.node, log });
@@ -156,7 +164,7 @@ async function run(opts: ProxyOptions): Promise<void> {
     if (probe) {
       const { startWorkloadHealth } = await import('../../proxy/workload-health/index.ts');
       const notReady = () => (rt.isReady() ? undefined : rt.healthCheckFailed ? 'failed by the admin /healthcheck/fail' : `its state is ${rt.state()}`);
-      const stop = startWorkloadHealth({ metadata: bootstrap.node.metadata, report: (healthy, message) => xds.reportHealth(healthy, message), proxyNotReady: notReady, log });
+      const stop = startWorkloadHealth({ metadata: bootstrap.node.metadata, report: (healthy, message) => xds.reportHealth(healthy, message), proxyNotReady: notReady, ...agentFiles, log });
       if (stop) stoppers.push(stop);
     }
     const identity = opts.xdsAddress ? identityFromOptions(opts) : undefined;

@@ -34,6 +34,8 @@ export interface XdsCliOptions {
   workloadGroup?: string;
   workloadEntry?: string;
   readinessProbe?: string;
+  workloadPidFile?: string;
+  probeEnvFile?: string;
 }
 
 /** The workload identity the flags describe (what the proxy asks the CA for). */
@@ -75,7 +77,9 @@ export function addXdsOptions(cmd: Command): Command {
     .option('--trust-domain <domain>', 'SPIFFE trust domain', 'cluster.local')
     .option('--workload-group <name>', 'register under this WorkloadGroup of --namespace (AUTO_REGISTER_GROUP): its template completes the endpoint')
     .option('--workload-entry <name>', 'stand for this existing WorkloadEntry of --namespace (WORKLOAD_ENTRY): it is the endpoint, and its health comes from this proxy when it is annotated proxy.istio.io/health-checks-enabled: "true"')
-    .option('--readiness-probe <file|json>', 'run this probe beside the workload and report its health to the control plane: a file holding a WorkloadGroup (its spec.probe, and its name as --workload-group) or a probe in the WorkloadGroup probe shape, or that probe inline as JSON');
+    .option('--readiness-probe <file|json>', 'run this probe beside the workload and report its health to the control plane: a file holding a WorkloadGroup (its spec.probe, and its name as --workload-group) or a probe in the WorkloadGroup probe shape, or that probe inline as JSON')
+    .option('--workload-pid-file <file>', 'the application\'s pid file: while it is missing or its process is gone the workload is unhealthy at once (not after failureThreshold probes), and must pass its probe again')
+    .option('--probe-env-file <file>', 'JSON object of the environment exec probes run in (default: this proxy\'s own environment, as Istio\'s agent)');
 }
 
 const PROTOCOLS = ['HTTP', 'HTTP2', 'HTTPS', 'GRPC', 'GRPC-WEB', 'TCP', 'TLS', 'MONGO', 'MYSQL', 'REDIS', 'UDP'];

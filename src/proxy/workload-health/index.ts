@@ -6,3 +6,6 @@ export { readinessProbeOf, readinessProbeErrors, ReadinessProbeError } from './r
 export type { ReadinessProbe } from './readiness-probe.ts';
 export { startWorkloadHealth } from './workload-health-agent.ts';
 export type { WorkloadHealthAgentOptions } from './workload-health-agent.ts';
+export { AgentFileError, checkPidFile, readProbeEnv } from './agent-files.ts';
+export { watchWorkloadProcess } from './workload-process.ts';
+export type { WorkloadProcess } from './workload-process.ts';

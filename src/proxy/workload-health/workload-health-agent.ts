@@ -4,6 +4,7 @@
 import type { Logger } from '../../core/log.ts';
 import { readinessProbeOf } from './readiness-probe.ts';
 import { WorkloadHealthChecker } from './workload-health-checker.ts';
+import { watchWorkloadProcess, type WorkloadProcess } from './workload-process.ts';
 
 export interface WorkloadHealthAgentOptions {
   /** The proxy's node metadata. */
@@ -11,6 +12,10 @@ export interface WorkloadHealthAgentOptions {
   /** Sends a report (XdsClient.reportHealth). */
   report: (healthy: boolean, message: string) => void;
   proxyNotReady?: () => string | undefined;
+  /** The workload's pid file (`rig proxy --workload-pid-file`): down at once while its process is not running. */
+  pidFile?: string;
+  /** The environment of exec probes (`rig proxy --probe-env-file`); default the agent's own, as Istio's agent. */
+  execEnv?: NodeJS.ProcessEnv;
   log: Logger;
 }
 
@@ -30,17 +35,23 @@ export function startWorkloadHealth(o: WorkloadHealthAgentOptions): (() => void)
   const probe = readinessProbeOf(o.metadata);
   if (!probe) return undefined;
   const log = o.log.child({ component: 'workload-health' });
+  let workload: WorkloadProcess | undefined;
   const checker = new WorkloadHealthChecker({
     probe,
-    target: { appPorts: appPortsOf(o.metadata) },
+    target: { appPorts: appPortsOf(o.metadata), execEnv: o.execEnv },
     proxyNotReady: o.proxyNotReady,
+    workloadDown: () => workload?.down(),
     onChange: (e) => {
       if (e.healthy) log.info('workload is healthy; reporting to the control plane');
       else log.warn({ reason: e.message }, 'workload is unhealthy; reporting to the control plane');
       o.report(e.healthy, e.message);
     },
   });
+  if (o.pidFile) workload = watchWorkloadProcess(o.pidFile, () => checker.recheck());
   checker.start();
   log.info({ method: Object.keys(probe).find((k) => ['httpGet', 'tcpSocket', 'exec', 'grpc'].includes(k)), initialDelaySeconds: probe.initialDelaySeconds ?? 0, periodSeconds: probe.periodSeconds || 10 }, 'running the workload readiness probe');
-  return () => checker.stop();
+  return () => {
+    checker.stop();
+    workload?.close();
+  };
 }

@@ -20,6 +20,12 @@ export interface WorkloadHealthCheckerOptions {
   target?: ProbeTarget;
   /** The proxy's own readiness: undefined when ready, else why not. */
   proxyNotReady?: () => string | undefined;
+  /**
+   * Whether the workload's process is running: undefined when it is, else why not. A workload
+   * that is not running is unhealthy at once, without failureThreshold (a Kubernetes pod goes
+   * NotReady when its container dies), and must then pass successThreshold attempts again.
+   */
+  workloadDown?: () => string | undefined;
   onChange: (e: HealthEvent) => void;
   /** Milliseconds in one of the probe's seconds (tests shorten it); default 1000. */
   secondMs?: number;
@@ -34,6 +40,9 @@ export class WorkloadHealthChecker {
   #passes = 0;
   #failures = 0;
   #state: HealthEvent | undefined;
+  #checking = false;
+  /** A recheck was asked for during an attempt. */
+  #again = false;
 
   constructor(o: WorkloadHealthCheckerOptions) {
     this.#o = o;
@@ -55,6 +64,13 @@ export class WorkloadHealthChecker {
     clearTimeout(this.#timer);
   }
 
+  /** Checks now instead of at the next period (the workload's process started or exited). */
+  recheck(): void {
+    if (!this.#running || this.#checking) return void (this.#again = this.#running);
+    clearTimeout(this.#timer);
+    void this.#check();
+  }
+
   #second(): number {
     return this.#o.secondMs ?? 1000;
   }
@@ -67,12 +83,26 @@ export class WorkloadHealthChecker {
   async #check(): Promise<void> {
     const p = this.#o.probe;
     const started = Date.now();
-    const notReady = this.#o.proxyNotReady?.();
-    const outcome: ProbeOutcome = notReady ? { healthy: false, message: `the proxy is not ready: ${notReady}` } : await probeOnce(p, this.#o.target ?? {}, positive(p.timeoutSeconds, 1) * this.#second());
+    this.#checking = true;
+    const down = this.#o.workloadDown?.();
+    const notReady = down ? undefined : this.#o.proxyNotReady?.();
+    const outcome: ProbeOutcome = down ? { healthy: false, message: down } : notReady ? { healthy: false, message: `the proxy is not ready: ${notReady}` } : await probeOnce(p, this.#o.target ?? {}, positive(p.timeoutSeconds, 1) * this.#second());
+    this.#checking = false;
     if (!this.#running) return;
-    this.#record(outcome);
+    if (down) this.#down(outcome);
+    else this.#record(outcome);
     const period = positive(p.periodSeconds, 10) * this.#second();
-    this.#schedule(Math.max(0, started + period - Date.now()));
+    const again = this.#again;
+    this.#again = false;
+    this.#schedule(again ? 0 : Math.max(0, started + period - Date.now()));
+  }
+
+  #down(o: ProbeOutcome): void {
+    this.#passes = 0;
+    this.#failures = 0;
+    if (this.#state?.healthy === false && this.#state.message === o.message) return;
+    this.#state = { healthy: false, message: o.message };
+    this.#o.onChange(this.#state);
   }
 
   #record(o: ProbeOutcome): void {

@@ -97,3 +97,10 @@ test('grpc: grpc.health.v1 Check answers SERVING for the service, NOT_SERVING ot
   assert.deepEqual(await probeOnce({ grpc: { port, service: 'busy' } }, {}, 5000), { healthy: false, message: `grpc.health.v1.Health/Check on 127.0.0.1:${port} for "busy": status 2, not SERVING` });
   assert.equal((await probeOnce({ grpc: { port: await closedPort() } }, {}, 5000)).healthy, false);
 });
+
+test('exec runs in the agent\'s own environment unless the runtime gives the application\'s', async () => {
+  const probe = { exec: { command: ['sh', '-c', 'test "$RIG_PROBE_ENV_TEST" = app'] } };
+  assert.equal(process.env.RIG_PROBE_ENV_TEST, undefined);
+  assert.equal((await probeOnce(probe, {}, 5000)).healthy, false);
+  assert.deepEqual(await probeOnce(probe, { execEnv: { PATH: process.env.PATH, RIG_PROBE_ENV_TEST: 'app' } }, 5000), { healthy: true, message: '' });
+});

@@ -19,6 +19,12 @@ export interface ProbeOutcome {
 export interface ProbeTarget {
   /** Workload port → the port the application really listens on; other ports are used as they are. */
   appPorts?: Record<string, number>;
+  /**
+   * The environment of exec probes. Istio's agent runs them as its own children, in its own (the
+   * sidecar's or the VM agent's) environment: that is the default. A runtime that knows the
+   * application's environment (a Kubernetes exec probe runs in the container's) gives it here.
+   */
+  execEnv?: NodeJS.ProcessEnv;
 }
 
 const LOCAL = '127.0.0.1';
@@ -32,7 +38,7 @@ const fail = (message: string): ProbeOutcome => ({ healthy: false, message });
 export async function probeOnce(p: ReadinessProbe, target: ProbeTarget, timeoutMs: number): Promise<ProbeOutcome> {
   const port = (n: number) => target.appPorts?.[String(n)] ?? n;
   try {
-    if (p.exec) return await execProbe(p.exec.command, timeoutMs);
+    if (p.exec) return await execProbe(p.exec.command, timeoutMs, target.execEnv ?? process.env);
     if (p.httpGet) return await httpProbe(p.httpGet, port(p.httpGet.port), timeoutMs);
     if (p.tcpSocket) return await tcpProbe(p.tcpSocket.host || LOCAL, port(p.tcpSocket.port), timeoutMs);
     if (p.grpc) return await grpcProbe(port(p.grpc.port), p.grpc.service ?? '', timeoutMs);
@@ -43,7 +49,7 @@ export async function probeOnce(p: ReadinessProbe, target: ProbeTarget, timeoutM
 }
 
 /** The program itself, with its arguments: no shell unless the command names one. Killed at the timeout. */
-function execProbe(command: string[], timeoutMs: number): Promise<ProbeOutcome> {
+function execProbe(command: string[], timeoutMs: number, env: NodeJS.ProcessEnv): Promise<ProbeOutcome> {
   return new Promise((resolve) => {
     let output = '';
     let timedOut = false;
@@ -54,7 +60,7 @@ function execProbe(command: string[], timeoutMs: number): Promise<ProbeOutcome> 
       clearTimeout(timer);
       resolve(o);
     };
-    const child = spawn(command[0], command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true });
+    const child = spawn(command[0], command.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true });
     const keep = (d: Buffer) => {
       if (output.length < OUTPUT_LIMIT) output += d.toString('utf8', 0, OUTPUT_LIMIT - output.length);
     };
