@@ -12,6 +12,7 @@ import { ENDPOINT_TYPE, HEALTH_INFO_TYPE, type EnvoyJson } from '../../src/envoy
 import { AdsClient, type AdsResponse } from '../../src/xds/ads-client.ts';
 import { startMeshControlPlane, type MeshControlPlane } from '../helpers/mesh-control-plane.ts';
 import { until } from '../helpers/wait.ts';
+import { parseYaml } from './fixtures.ts';
 
 const CLUSTER = 'outbound|80||vm-app.vms.svc.cluster.local';
 const CONFIG = `apiVersion: v1
@@ -114,4 +115,27 @@ test('a proxy of another namespace cannot mark the entry healthy, and a TLS stre
   assert.equal(unauthenticated.code, grpc.status.UNAUTHENTICATED);
   assert.match(unauthenticated.details, /authentication failure: no credential/);
   assert.equal(entryHealth(mesh), false, 'still unhealthy: no report was accepted');
+});
+
+test('a proxy that connected before the entry was health-checked does not control it, nor clear its health when it leaves', async (t) => {
+  const { mesh, client, endpoints } = await setup(t);
+  const unannotated = CONFIG.replace(', annotations: { proxy.istio.io/health-checks-enabled: "true" }', '');
+  mesh.store.apply(parseYaml(unannotated));
+  await endpoints(1);
+  // Any proxy of the namespace may stand for an entry that is not health-checked (Istio does not associate it).
+  const bystander = await client({ ...vmNode('vms', 'other'), id: 'sidecar~10.30.0.6~bystander-0.vms~vms.svc.cluster.local' }, { ns: 'vms', sa: 'other' });
+  bystander.subscribe(ENDPOINT_TYPE, [CLUSTER]);
+  await bystander.next(ENDPOINT_TYPE);
+  mesh.store.apply(parseYaml(CONFIG));
+  await endpoints(0);
+  const owner = await client(vmNode('vms', 'vm-app'), { ns: 'vms', sa: 'vm-app' });
+  owner.send({ type_url: HEALTH_INFO_TYPE });
+  await endpoints(1);
+  bystander.send({ type_url: HEALTH_INFO_TYPE, error_detail: { code: 13, message: 'forged' } });
+  await until('the bystander\'s report ignored', () => [...mesh.cp.discovery.connections.values()].some((c) => c.proxy.serviceAccount === 'other' && c.healthIgnored));
+  bystander.close();
+  await until('the bystander gone', () => ![...mesh.cp.discovery.connections.values()].some((c) => c.proxy.serviceAccount === 'other'));
+  // Well past its grace period (100 ms): the owner's report stands.
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.equal(entryHealth(mesh), true);
 });

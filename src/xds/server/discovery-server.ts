@@ -463,8 +463,8 @@ export class DiscoveryServer {
       return;
     }
     this.#liveByProxy.delete(key);
-    // The WorkloadEntry a proxy stood for loses its reported health with it (Istio deletes its Healthy condition).
-    const entry = con.proxy.workloadEntry && workloadEntryKey(con.proxy.namespace, con.proxy.workloadEntry);
+    // The WorkloadEntry a proxy controlled loses its reported health with it (Istio deletes its Healthy condition).
+    const entry = con.healthEntry;
     if (!this.#o.registry.hasWorkload(key) && !entry) return;
     const timer = setTimeout(() => {
       this.#graceTimers.delete(key);
