@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { test } from 'node:test';
-import { configure, httpListener, request, routeConfig, startRuntime, startTestRuntime, startUpstream, staticCluster } from './harness.ts';
+import { configure, httpListener, request, routeConfig, startTestRuntime, startUpstream, staticCluster } from './harness.ts';
 
 test('retriable-headers retries on a matching response header only; buffered and streamed (chunked) bodies are replayed', async (t) => {
   let calls = 0;
@@ -58,11 +58,48 @@ test('retriable-headers retries on a matching response header only; buffered and
   assert.equal(calls, 2);
 });
 
-test('per_try_idle_timeout is warned as unsupported, not silently ignored', async (t) => {
-  const h = await startRuntime();
-  t.after(() => h.close());
-  const errs = h.apply('type.googleapis.com/envoy.config.route.v3.RouteConfiguration', [routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'c', retry_policy: { retry_on: '5xx', per_try_idle_timeout: '1s' } } }])]);
-  assert.deepEqual(errs, []);
-  const warnings = [...h.rt.warnings.values()].flat();
-  assert.ok(warnings.some((w) => /retry_policy\.per_try_idle_timeout.*not supported/.test(w)), warnings.join('\n'));
+test('per_try_idle_timeout: a silent attempt is retried; a response that stalls mid-body resets the stream; steady progress is not cut', async (t) => {
+  let silent = 0;
+  const held: http.ServerResponse[] = [];
+  const up = await startUpstream('up', (req, res) => {
+    if (req.url === '/silent' && silent++ === 0) {
+      held.push(res); // the first attempt never answers: idle, then retried
+      return true;
+    }
+    if (req.url === '/stall') {
+      res.writeHead(200);
+      res.write('part');
+      held.push(res); // headers and a chunk, then nothing
+      return true;
+    }
+    if (req.url === '/slow') {
+      // Answers within ~600 ms in 100 ms steps: never idle for the 1 s limit.
+      res.writeHead(200);
+      let n = 0;
+      const tick = setInterval(() => {
+        res.write('.');
+        if (++n === 6) {
+          clearInterval(tick);
+          res.end();
+        }
+      }, 100);
+      return true;
+    }
+    res.end('answered');
+    return true;
+  });
+  t.after(() => held.forEach((r) => r.destroy()));
+  const h = await startTestRuntime(t, [up]);
+  const retry = { retry_on: '5xx,reset', num_retries: 1, per_try_idle_timeout: '1s', retry_back_off: { base_interval: '0.001s' } };
+  await configure(h, { clusters: [staticCluster('up', [up.port])], listeners: [httpListener('l', routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'up', retry_policy: retry } }]))] });
+  const r = await request(h.port('l'), { path: '/silent' });
+  assert.equal(r.status, 200);
+  assert.equal(r.body, 'answered');
+  assert.equal(up.requests.filter((q) => q.url === '/silent').length, 2, 'retried after the idle attempt');
+  await assert.rejects(request(h.port('l'), { path: '/stall' }), 'a response idle mid-body resets the downstream stream');
+  const slow = await request(h.port('l'), { path: '/slow' });
+  assert.equal(slow.body, '......', 'progress every 100 ms keeps a 1 s idle timer from firing');
+  const stat = (name: string) => h.rt.stats.all().find((s) => s.name === name)?.value ?? 0;
+  assert.equal(stat('cluster.up.upstream_rq_per_try_idle_timeout'), 2);
+  assert.equal(stat('cluster.up.upstream_rq_per_try_timeout'), 0);
 });

@@ -622,7 +622,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     this.attempt = a;
     const h2 = cluster.config.http2 || (cluster.config.useDownstreamProtocol && this.isH2);
     const alpn = info.filterState?.[APPLICATION_PROTOCOLS_STATE] as readonly string[] | undefined;
-    a.start(cluster.pool(host, h2, alpn), this.buildDispatch(h2), this.retry?.perTryTimeoutMs ?? 0);
+    a.start(cluster.pool(host, h2, alpn), this.buildDispatch(h2), this.retry?.perTryTimeoutMs ?? 0, this.retry?.perTryIdleTimeoutMs ?? 0);
     if (cluster.config.maxStreamDurationMs > 0) this.maxDurationTimer = setTimeout(onMaxStreamDuration, cluster.config.maxStreamDurationMs, this);
   }
 
@@ -887,9 +887,9 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     }
   }
 
-  onAttemptPerTryTimeout(a: UpstreamRequest): void {
+  onAttemptPerTryTimeout(a: UpstreamRequest, idle: boolean): void {
     if (this.done || this.attempt !== a) return;
-    a.cluster.s.rqPerTryTimeout.value++;
+    (idle ? a.cluster.s.rqPerTryIdleTimeout : a.cluster.s.rqPerTryTimeout).value++;
     if (a.headersReceived) {
       a.cancel();
       this.endAttempt(a, UpstreamOutcome.Timeout, 0);
@@ -903,7 +903,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
       this.scheduleRetry();
       return;
     }
-    this.failUpstream(504, ResponseFlag.UpstreamRequestTimeout, 'upstream_per_try_timeout', 'upstream request timeout');
+    this.failUpstream(504, ResponseFlag.UpstreamRequestTimeout, idle ? 'upstream_per_try_idle_timeout' : 'upstream_per_try_timeout', 'upstream request timeout');
   }
 
   /** Envoy: the upstream request is reset; 408 if no response started, else the downstream is reset. */

@@ -37,6 +37,7 @@ const DEFAULT_POLICY: RetryPolicy = {
   retryOn: 0,
   numRetries: 1,
   perTryTimeoutMs: 0,
+  perTryIdleTimeoutMs: 0,
   baseIntervalMs: 25,
   maxIntervalMs: 250,
   retriableStatusCodes: new Set(),

@@ -12,7 +12,8 @@ export interface AttemptOwner {
   onAttemptData(a: UpstreamRequest, chunk: Buffer): void;
   onAttemptEnd(a: UpstreamRequest, trailers: IncomingHttpHeaders): void;
   onAttemptError(a: UpstreamRequest, err: Error): void;
-  onAttemptPerTryTimeout(a: UpstreamRequest): void;
+  /** `idle`: per_try_idle_timeout (no upstream progress), else per_try_timeout. */
+  onAttemptPerTryTimeout(a: UpstreamRequest, idle: boolean): void;
 }
 
 export class UpstreamRequest implements Dispatcher.DispatchHandler {
@@ -26,6 +27,9 @@ export class UpstreamRequest implements Dispatcher.DispatchHandler {
   headersReceived = false;
   startedAt = 0;
   private perTryTimer: NodeJS.Timeout | undefined;
+  /** per_try_idle_timeout: started once the request is on a connection, refreshed by each response event. */
+  private idleTimer: NodeJS.Timeout | undefined;
+  private idleMs = 0;
 
   constructor(owner: AttemptOwner, cluster: Cluster, host: UpstreamHost) {
     this.owner = owner;
@@ -33,18 +37,21 @@ export class UpstreamRequest implements Dispatcher.DispatchHandler {
     this.host = host;
   }
 
-  start(pool: UpstreamPool, opts: UpstreamDispatchOptions, perTryTimeoutMs: number): void {
+  start(pool: UpstreamPool, opts: UpstreamDispatchOptions, perTryTimeoutMs: number, perTryIdleTimeoutMs = 0): void {
     this.startedAt = performance.now();
     if (perTryTimeoutMs > 0) this.perTryTimer = setTimeout(onPerTry, perTryTimeoutMs, this);
+    this.idleMs = perTryIdleTimeoutMs;
     pool.dispatch(opts, this);
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
     if (this.cancelled) controller.abort(new Error('cancelled'));
+    else if (this.idleMs > 0) this.idleTimer = setTimeout(onPerTryIdle, this.idleMs, this);
   }
 
   onResponseStart(_c: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders): void {
+    this.idleTimer?.refresh();
     // 1xx (102, 103…) are not the response: dropped, as Envoy does without proxying 1xx.
     if (this.cancelled || status < 200) return;
     this.headersReceived = true;
@@ -52,6 +59,7 @@ export class UpstreamRequest implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(_c: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.idleTimer?.refresh();
     if (!this.cancelled) this.owner.onAttemptData(this, chunk);
   }
 
@@ -88,11 +96,19 @@ export class UpstreamRequest implements Dispatcher.DispatchHandler {
       clearTimeout(this.perTryTimer);
       this.perTryTimer = undefined;
     }
+    if (this.idleTimer) {
+      clearTimeout(this.idleTimer);
+      this.idleTimer = undefined;
+    }
   }
 }
 
 function onPerTry(a: UpstreamRequest): void {
-  a.owner.onAttemptPerTryTimeout(a);
+  a.owner.onAttemptPerTryTimeout(a, false);
+}
+
+function onPerTryIdle(a: UpstreamRequest): void {
+  a.owner.onAttemptPerTryTimeout(a, true);
 }
 
 const CONNECT_FAILURE_CODES = new Set<string>(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', H1ErrorCode.ConnectTimeout, 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EADDRNOTAVAIL']);

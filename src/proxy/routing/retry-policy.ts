@@ -42,6 +42,8 @@ export interface RetryPolicy {
   readonly retryOn: number;
   readonly numRetries: number;
   readonly perTryTimeoutMs: number;
+  /** per_try_idle_timeout: an attempt without upstream progress for this long ends as a per-try timeout (0: none). */
+  readonly perTryIdleTimeoutMs: number;
   readonly baseIntervalMs: number;
   readonly maxIntervalMs: number;
   readonly retriableStatusCodes: ReadonlySet<number>;
@@ -68,8 +70,7 @@ export function readRetryPolicy(r: Reader): RetryPolicy {
   const retryOn = parseRetryOn(r.str('retry_on'), r.at('retry_on'), r);
   const numRetries = r.num('num_retries', 1);
   const perTryTimeoutMs = r.durationMs('per_try_timeout', 0);
-  // 0 (Envoy's default) disables it.
-  if (r.durationMs('per_try_idle_timeout', 0) > 0) r.issues.warn(r.at('per_try_idle_timeout'), 'per_try_idle_timeout is not supported and is ignored (per_try_timeout and the stream idle timeout apply)');
+  const perTryIdleTimeoutMs = r.durationMs('per_try_idle_timeout', 0);
   let baseIntervalMs = 25;
   let maxIntervalMs = 250;
   const bo = r.obj('retry_back_off');
@@ -103,7 +104,7 @@ export function readRetryPolicy(r: Reader): RetryPolicy {
     rp.done();
   }
   r.done();
-  return { retryOn, numRetries, perTryTimeoutMs, baseIntervalMs, maxIntervalMs, retriableStatusCodes, retriableHeaders, avoidPreviousHosts, previousPrioritiesFrequency };
+  return { retryOn, numRetries, perTryTimeoutMs, perTryIdleTimeoutMs, baseIntervalMs, maxIntervalMs, retriableStatusCodes, retriableHeaders, avoidPreviousHosts, previousPrioritiesFrequency };
 }
 
 /** Full-jitter exponential backoff as Envoy does it: random in [0, min(base * 2^n, max)). */

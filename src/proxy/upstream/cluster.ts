@@ -64,6 +64,7 @@ export interface ClusterStats {
   readonly rqCompleted: Stat;
   readonly rqTimeout: Stat;
   readonly rqPerTryTimeout: Stat;
+  readonly rqPerTryIdleTimeout: Stat;
   readonly rqRetry: Stat;
   readonly rqRetrySuccess: Stat;
   readonly rqRetryLimitExceeded: Stat;
@@ -119,6 +120,7 @@ export class Cluster implements ClusterHandle {
       rqCompleted: stats.counter(p + 'upstream_rq_completed'),
       rqTimeout: stats.counter(p + 'upstream_rq_timeout'),
       rqPerTryTimeout: stats.counter(p + 'upstream_rq_per_try_timeout'),
+      rqPerTryIdleTimeout: stats.counter(p + 'upstream_rq_per_try_idle_timeout'),
       rqRetry: stats.counter(p + 'upstream_rq_retry'),
       rqRetrySuccess: stats.counter(p + 'upstream_rq_retry_success'),
       rqRetryLimitExceeded: stats.counter(p + 'upstream_rq_retry_limit_exceeded'),
