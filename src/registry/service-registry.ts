@@ -33,6 +33,12 @@ export interface WorkloadInstance {
   /** Auto-registration under a WorkloadGroup of the same namespace: its template completes the instance. */
   group?: string;
   /**
+   * The service account its proxy proved (set when the control plane validates WorkloadEntry
+   * identity): a group whose template names another one does not take it (Istio's
+   * ensureProxyCanControlEntry, also when the group is created after the proxy connected).
+   */
+  provenServiceAccount?: string;
+  /**
    * Its agent probes it and reports its health (setHealth); until the first healthy report it is
    * unhealthy. With or without a WorkloadGroup: a local replica of `rig up` is health-checked as a
    * Kubernetes pod is ready (CONTRACTS §3).
@@ -124,7 +130,10 @@ export class ServiceRegistry {
       if (!w.group) workloads.push(w.healthChecked ? { ...w, healthy: this.#health.get(w.key) ?? false } : w);
       else {
         const g = groups.get(`${w.namespace}/${w.group}`);
-        if (g) {
+        const templateSa = g?.spec.template?.serviceAccount;
+        if (g && w.provenServiceAccount !== undefined && templateSa && templateSa !== w.provenServiceAccount) {
+          warnOnce('registry', `workload ${w.key} is not registered under WorkloadGroup ${w.namespace}/${w.group}: its proxy proved service account ${w.provenServiceAccount}, the group's template runs as ${templateSa}`);
+        } else if (g) {
           if (g.spec.probe && !w.healthChecked) warnOnce('registry', `WorkloadGroup ${w.namespace}/${w.group} has a probe, but the proxy of ${w.key} runs none (the probe runs in the workload's proxy: start it with --readiness-probe); it counts as healthy`);
           workloads.push({ ...fromWorkloadGroup(w, g), healthy: !w.healthChecked || (this.#health.get(w.key) ?? false) });
         } else warnOnce('registry', `workload ${w.key} names WorkloadGroup ${w.namespace}/${w.group}, which does not exist: not registered as an endpoint until the group is created`);

@@ -139,3 +139,33 @@ test('a proxy that connected before the entry was health-checked does not contro
   await new Promise((r) => setTimeout(r, 1000));
   assert.equal(entryHealth(mesh), true);
 });
+
+const GROUP = `apiVersion: networking.istio.io/v1
+kind: WorkloadGroup
+metadata: { name: vm-app, namespace: vms }
+spec:
+  metadata: { labels: { app: vm-app } }
+  template: { serviceAccount: vm-app, ports: { http: 8080 } }
+`;
+
+test('auto-registration: only a proxy that proved the group template\'s service account registers, also when the group comes later', async (t) => {
+  const { mesh, client, endpoints } = await setup(t);
+  const groupNode = (ip: string, sa: string): EnvoyJson => ({ id: `sidecar~${ip}~vm-${sa}.vms~vms.svc.cluster.local`, metadata: { NAMESPACE: 'vms', SERVICE_ACCOUNT: sa, INSTANCE_IPS: ip, INTERCEPTION_MODE: 'REDIRECT', AUTO_REGISTER_GROUP: 'vm-app' } });
+  // Before its group exists a proxy is admitted on its own identity...
+  const early = await client(groupNode('10.30.0.7', 'other'), { ns: 'vms', sa: 'other' });
+  early.subscribe(ENDPOINT_TYPE, [CLUSTER]);
+  await early.next(ENDPOINT_TYPE);
+  // ...but the group, once created, runs as vm-app: it does not take that proxy.
+  mesh.store.apply(parseYaml(GROUP));
+  const owner = await client(groupNode('10.30.0.8', 'vm-app'), { ns: 'vms', sa: 'vm-app' });
+  owner.subscribe(ENDPOINT_TYPE, [CLUSTER]);
+  await endpoints(1);
+  // (vm-1 is there too, unhealthy: no report.)
+  assert.deepEqual(mesh.cp.discovery.push.endpointsOf('vm-app.vms.svc.cluster.local', 80).map((e) => `${e.address}/${e.healthy !== false}`).sort(), ['10.30.0.5/false', '10.30.0.8/true']);
+  // With the group there, another service account is refused at connection.
+  const late = await client(groupNode('10.30.0.9', 'other'), { ns: 'vms', sa: 'other' });
+  late.subscribe(ENDPOINT_TYPE, [CLUSTER]);
+  const refused = await late.closed(5000);
+  assert.equal(refused.code, grpc.status.PERMISSION_DENIED);
+  assert.match(refused.details, /the WorkloadEntry of WorkloadGroup vms\/vm-app: service account mismatch: the proxy proved other, the entry runs as vm-app/);
+});

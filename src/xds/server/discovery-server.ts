@@ -443,6 +443,7 @@ export class DiscoveryServer {
       this.#graceTimers.delete(key);
     }
     if (!w) return;
+    if (w.group && this.#o.validateWorkloadEntryIdentity) w.provenServiceAccount = con.identity?.serviceAccount;
     const before = this.#o.registry.version;
     this.#o.registry.upsertWorkload(w);
     if (this.#o.registry.version !== before) this.requestPush('endpoint', 'endpoints');
