@@ -85,6 +85,8 @@ export interface HcmConfig {
   /** http_protocol_options.accept_http_10: without it an HTTP/1.0 request is answered 426. */
   readonly acceptHttp10: boolean;
   readonly defaultHostForHttp10?: string;
+  /** http_protocol_options.enable_trailers: HTTP/1.1 responses carry trailers (Envoy drops them otherwise). */
+  readonly enableTrailers: boolean;
   readonly stripPort: 0 | 1 | 2;
   readonly normalizePath: boolean;
   /** path_with_escaped_slashes_action: 0 keep, 1 REJECT_REQUEST, 2 UNESCAPE_AND_REDIRECT, 3 UNESCAPE_AND_FORWARD. */
@@ -208,13 +210,15 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
   let allowAbsoluteUrl = true;
   let acceptHttp10 = false;
   let defaultHostForHttp10: string | undefined;
+  let enableTrailers = false;
   const hpo = r.obj('http_protocol_options');
   if (hpo) {
     allowAbsoluteUrl = hpo.bool('allow_absolute_url', true);
     acceptHttp10 = hpo.bool('accept_http_10', false);
     defaultHostForHttp10 = hpo.str('default_host_for_http_10') || undefined;
     if (hpo.has('header_key_format')) issues.warn(hpo.at('header_key_format'), 'header_key_format is not supported and is ignored (response header names go out in lower case)');
-    for (const k of ['enable_trailers', 'allow_chunked_length', 'override_stream_error_on_invalid_http_message']) {
+    enableTrailers = hpo.bool('enable_trailers', false);
+    for (const k of ['allow_chunked_length', 'override_stream_error_on_invalid_http_message']) {
       if (hpo.bool(k, false)) issues.warn(hpo.at(k), `${k} is not supported by rig proxy's HTTP/1.1 codec and is ignored`);
     }
     // Options of an upstream (client) connection: no effect on the downstream codec in Envoy either.
@@ -306,6 +310,7 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
     allowAbsoluteUrl,
     acceptHttp10,
     defaultHostForHttp10,
+    enableTrailers,
     stripPort: stripAny ? 2 : stripMatching ? 1 : 0,
     normalizePath: r.bool('normalize_path', false),
     escapedSlashes: readEscapedSlashesAction(r),

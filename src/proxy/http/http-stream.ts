@@ -831,15 +831,22 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     const info = this.streamInfo;
     const fs = this.filters;
     if (fs) for (let i = fs.length - 1; i >= 0; i--) fs[i].encodeData?.(EMPTY, true);
+    // Trailers cross an HTTP/1.1 hop only with that side's enable_trailers: Envoy's HTTP/1.1 codecs
+    // drop them otherwise (an upstream's on reading, a client's on writing).
+    const cfg = a.cluster.config;
+    const fromUpstream = cfg.http2 || (cfg.useDownstreamProtocol && this.isH2) || cfg.h1Trailers;
+    const toClient = this.isH2 || this.conn.hcm.enableTrailers;
     let hasTrailers = false;
-    for (const _k in trailers) {
-      hasTrailers = true;
-      break;
+    if (fromUpstream) {
+      for (const _k in trailers) {
+        hasTrailers = true;
+        break;
+      }
     }
     if (hasTrailers) {
       if (trailers['grpc-status'] !== undefined) info.grpcStatus = Number(firstValue(trailers['grpc-status']));
-      this.res.addTrailers(trailers as Record<string, string>);
-    } else if (this.grpcTrailers) this.res.addTrailers(this.grpcTrailers);
+      if (toClient) this.res.addTrailers(trailers as Record<string, string>);
+    } else if (this.grpcTrailers && toClient) this.res.addTrailers(this.grpcTrailers);
     this.res.end();
     this.finish();
   }

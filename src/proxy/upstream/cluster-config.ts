@@ -52,6 +52,8 @@ export interface ClusterConfig {
   readonly dnsFamily: 4 | 6 | 0;
   /** Speak HTTP/2 upstream (h2c without TLS, h2 via ALPN with TLS). */
   readonly http2: boolean;
+  /** Http1ProtocolOptions.enable_trailers: an HTTP/1.1 upstream's response trailers are passed on (Envoy drops them otherwise). */
+  readonly h1Trailers: boolean;
   /** Http2ProtocolOptions applied to the cluster's HTTP/2 connections (streams per connection, windows). */
   readonly h2Options: UpstreamH2Options;
   /** Use the downstream protocol (use_downstream_protocol_config / USE_DOWNSTREAM_PROTOCOL). */
@@ -214,10 +216,10 @@ export function compileCluster(raw: Record<string, unknown>, path: string, issue
 
   let http2 = r.has('http2_protocol_options');
   let h2Options = readUpstreamH2Options(r.obj('http2_protocol_options'));
-  readUpstreamHttp1Options(r.obj('http_protocol_options'));
+  let h1Trailers = readUpstreamHttp1Options(r.obj('http_protocol_options'));
   // Both protocols' options (use_downstream_protocol_config, auto_config): the HTTP/2 ones apply when h2 is spoken.
   const readBoth = (x: Reader) => {
-    readUpstreamHttp1Options(x.obj('http_protocol_options'));
+    if (x.has('http_protocol_options')) h1Trailers = readUpstreamHttp1Options(x.obj('http_protocol_options'));
     if (x.has('http2_protocol_options')) h2Options = readUpstreamH2Options(x.obj('http2_protocol_options'));
   };
   let useDownstreamProtocol = r.str('protocol_selection', 'USE_CONFIGURED_PROTOCOL') === 'USE_DOWNSTREAM_PROTOCOL';
@@ -339,6 +341,7 @@ export function compileCluster(raw: Record<string, unknown>, path: string, issue
     dnsRefreshMs,
     dnsFamily,
     http2,
+    h1Trailers,
     h2Options,
     useDownstreamProtocol,
     maxRequestsPerConnection,

@@ -22,16 +22,17 @@ function warnUnlessDefault(r: Reader, key: string, def: boolean | number): void 
   if (v !== def) r.issues.warn(r.at(key), `${key}: ${String(v)} ${UNSUPPORTED} (only ${String(def)}, Envoy's default)`);
 }
 
-/** Http1ProtocolOptions of an upstream connection: nothing to apply, non-default values warned. */
-export function readUpstreamHttp1Options(r: Reader | undefined): void {
-  if (!r) return;
+/** Http1ProtocolOptions of an upstream connection: whether response trailers pass (enable_trailers); other non-default values warned. */
+export function readUpstreamHttp1Options(r: Reader | undefined): boolean {
+  if (!r) return false;
   // Server-side options: no effect on a connection Envoy opens either.
   r.accept('allow_absolute_url', 'accept_http_10', 'default_host_for_http_10', 'override_stream_error_on_invalid_http_message', 'ignore_http_11_upgrade', 'use_balsa_parser', 'allow_custom_methods');
   if (r.has('header_key_format')) r.issues.warn(r.at('header_key_format'), `header_key_format ${UNSUPPORTED} (header names go upstream in lower case)`);
-  warnUnlessDefault(r, 'enable_trailers', false);
+  const enableTrailers = r.bool('enable_trailers', false);
   warnUnlessDefault(r, 'allow_chunked_length', false);
   warnUnlessDefault(r, 'send_fully_qualified_url', false);
   r.done();
+  return enableTrailers;
 }
 
 /** Envoy's bounds for a window size. */
