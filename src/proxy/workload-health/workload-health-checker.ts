@@ -64,11 +64,18 @@ export class WorkloadHealthChecker {
     clearTimeout(this.#timer);
   }
 
-  /** Checks now instead of at the next period (the workload's process started or exited). */
+  /**
+   * The workload's process started or exited: an exit is checked now; a process that (re)started
+   * is first probed initialDelaySeconds later, as a restarted container.
+   */
   recheck(): void {
-    if (!this.#running || this.#checking) return void (this.#again = this.#running);
+    if (!this.#running) return;
+    if (this.#checking) {
+      this.#again = true;
+      return;
+    }
     clearTimeout(this.#timer);
-    void this.#check();
+    this.#schedule(this.#o.workloadDown?.() ? 0 : (this.#o.probe.initialDelaySeconds ?? 0) * this.#second());
   }
 
   #second(): number {
@@ -91,10 +98,12 @@ export class WorkloadHealthChecker {
     if (!this.#running) return;
     if (down) this.#down(outcome);
     else this.#record(outcome);
+    if (this.#again) {
+      this.#again = false;
+      return this.recheck();
+    }
     const period = positive(p.periodSeconds, 10) * this.#second();
-    const again = this.#again;
-    this.#again = false;
-    this.#schedule(again ? 0 : Math.max(0, started + period - Date.now()));
+    this.#schedule(Math.max(0, started + period - Date.now()));
   }
 
   #down(o: ProbeOutcome): void {
