@@ -55,6 +55,8 @@ export function define(cmd: Command): void {
     .option('--log-level <level>', 'trace, debug, info, warn, error')
     .action(async (o: Options) => {
       const log = createLogger({ name: 'controlplane', format: o.logFormat, level: o.logLevel });
+      const validateWorkloadEntryIdentity = envBool('ISTIO_WORKLOAD_ENTRY_VALIDATE_IDENTITY', true);
+      if (!o.ca && validateWorkloadEntryIdentity) log.warn('without the CA no proxy proves an identity: WorkloadGroup auto-registration and health-checked WorkloadEntries are refused (set ISTIO_WORKLOAD_ENTRY_VALIDATE_IDENTITY=false to accept them unverified)');
       const { loadMeshConfig, DEFAULT_MESH_CONFIG } = await import('../../model/mesh-config.ts');
       const { openConfigStore } = await import('../../xds/config-source.ts');
       const { startControlPlane } = await import('../../xds/controlplane.ts');
@@ -71,7 +73,7 @@ export function define(cmd: Command): void {
         portsFile: o.portsFile,
         log,
         configErrors: store.errorCount,
-        validateWorkloadEntryIdentity: envBool('ISTIO_WORKLOAD_ENTRY_VALIDATE_IDENTITY', true),
+        validateWorkloadEntryIdentity,
       });
       let closeCa = () => {};
       if (o.ca) {
