@@ -86,6 +86,11 @@ export interface ConnectionInfo {
   readonly peerPrincipal?: string;
   /** All URI/DNS SANs of the client certificate. */
   readonly peerSans?: readonly string[];
+  /**
+   * The client certificate as URL-encoded PEM (Envoy's urlEncodedPemEncodedPeerCertificate),
+   * computed on the first call; absent when the client presented none.
+   */
+  readonly peerCertificate?: () => string;
 }
 
 export interface StreamCallbacks {

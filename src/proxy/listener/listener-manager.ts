@@ -158,6 +158,12 @@ function carryOverChains(previous: ListenerConfig, next: ListenerConfig): { conf
 /** A TLS handshake with no configured limit (Envoy has none; a stalled peer would hold a socket forever). */
 const DEFAULT_HANDSHAKE_TIMEOUT_MS = 15_000;
 
+/** ConnectionInfo.peerCertificate: the PEM is made only when a filter asks (ext_authz include_peer_certificate). */
+function lazyCertificatePem(ts: tls.TLSSocket): () => string {
+  let pem: string | undefined;
+  return () => (pem ??= encodeURIComponent(ts.getPeerX509Certificate()?.toString() ?? ''));
+}
+
 function readFirstBytes(socket: net.Socket, enough: (b: Buffer) => boolean, timeoutMs: number, done: (b: Buffer | undefined) => void): void {
   let buf: Buffer = Buffer.alloc(0);
   const finish = (ok: boolean) => {
@@ -403,6 +409,7 @@ export class ListenerManager {
         sni: (ts as tls.TLSSocket & { servername?: string }).servername || info.sni,
         peerPrincipal: hasCert ? spiffeId(cert) : undefined,
         peerSans: hasCert && cert.subjectaltname ? parseSans(cert.subjectaltname).map(([, v]) => v) : undefined,
+        peerCertificate: hasCert ? lazyCertificatePem(ts) : undefined,
       };
       this.runFilters(chain, { socket: ts, info: tinfo, direction: config.direction, originalDst, alpn: ts.alpnProtocol || undefined });
     });

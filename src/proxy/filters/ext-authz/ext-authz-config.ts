@@ -74,6 +74,10 @@ export interface ExtAuthzConfig {
   readonly chargeClusterStats: boolean;
   /** encode_raw_headers: repeated headers stay apart (gRPC: header_map with raw_value). */
   readonly rawHeaders: boolean;
+  /** include_peer_certificate: the client certificate goes into a gRPC check's attributes.source.certificate. */
+  readonly includePeerCertificate: boolean;
+  /** include_tls_session: a gRPC check of a TLS connection carries attributes.tls_session (its SNI). */
+  readonly includeTlsSession: boolean;
 }
 
 export interface ExtAuthzPerRoute {
@@ -202,6 +206,21 @@ function readBufferSettings(r: Reader): BodySettings {
   return body;
 }
 
+/**
+ * include_peer_certificate and include_tls_session (HTTP and network filters). Envoy puts them in
+ * the CheckRequest attributes, which only the gRPC service receives: its raw HTTP client sends the
+ * request's method, path, headers and body, so for an HTTP service they have no effect.
+ */
+export function readPeerDetails(r: Reader, kind: 'http' | 'grpc'): { includePeerCertificate: boolean; includeTlsSession: boolean } {
+  const out = { includePeerCertificate: r.bool('include_peer_certificate', false), includeTlsSession: r.bool('include_tls_session', false) };
+  if (kind === 'http') {
+    for (const [k, on] of [['include_peer_certificate', out.includePeerCertificate], ['include_tls_session', out.includeTlsSession]] as const) {
+      if (on) r.issues.warn(r.at(k), 'an http_service check request carries no certificate or TLS session (Envoy sends them in the gRPC CheckRequest only); no effect');
+    }
+  }
+  return out;
+}
+
 export function readExtAuthzConfig(r: Reader): ExtAuthzConfig {
   const legacy: { list?: NameList } = {};
   const hs = r.obj('http_service');
@@ -245,6 +264,7 @@ export function readExtAuthzConfig(r: Reader): ExtAuthzConfig {
     statPrefix: r.str('stat_prefix'),
     chargeClusterStats: r.bool('charge_cluster_response_stats', true),
     rawHeaders: r.bool('encode_raw_headers', false),
+    ...readPeerDetails(r, service.kind),
   };
   return c;
 }

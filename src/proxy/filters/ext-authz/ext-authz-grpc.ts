@@ -1,7 +1,8 @@
 // The gRPC authorization service: envoy.service.auth.v3.Authorization/Check, a unary call through
 // the service's cluster as Envoy's envoy_grpc client makes it (cluster-grpc: the cluster's load
 // balancer, pool, protocol and transport socket, :authority, grpc-timeout, initial_metadata).
-// CheckRequest carries AttributeContext (source/destination address and principal, request.http
+// CheckRequest carries AttributeContext (source/destination address and principal, with
+// include_peer_certificate the source certificate, with include_tls_session the SNI; request.http
 // id/method/headers/path/host/scheme/protocol/body); status OK allows with ok_response's header
 // mutations, any other status denies with denied_response; a failed call (transport error,
 // timeout, non-OK grpc-status, OK without a CheckResponse) is an error.
@@ -78,12 +79,16 @@ export class GrpcAuthzService implements AuthzService {
     const { head, conn } = input;
     const filterMetadata: Json = {};
     for (const ns of this.c.metadataNamespaces) if (input.metadata[ns] !== undefined) filterMetadata[ns] = input.metadata[ns];
+    const source: Json = { address: socketAddress(conn.remoteAddress, conn.remotePort), principal: conn.peerPrincipal ?? '' };
+    if (this.c.includePeerCertificate && conn.peerCertificate) source.certificate = conn.peerCertificate();
     const attributes: Json = {
-      source: { address: socketAddress(conn.remoteAddress, conn.remotePort), principal: conn.peerPrincipal ?? '' },
+      source,
       destination: { address: socketAddress(conn.localAddress, conn.localPort) },
       context_extensions: input.contextExtensions,
       metadata_context: { filter_metadata: filterMetadata },
     };
+    // As Envoy: present (possibly empty) for any TLS connection, with the SNI the client sent.
+    if (this.c.includeTlsSession && conn.tls) attributes.tls_session = conn.sni ? { sni: conn.sni } : {};
     if (!head) return { attributes };
     const http: Json = {
       id: input.requestId ?? '',

@@ -1,5 +1,6 @@
 // envoy.filters.network.ext_authz: asks a gRPC authorization service about each new connection
-// (CheckRequest with the source/destination addresses and the peer's principal) before the
+// (CheckRequest with the source/destination addresses, the peer's principal and, when asked, its
+// certificate and the TLS session's SNI) before the
 // terminal filter gets it; a denial or an error (unless failure_mode_allow) closes the connection.
 // Skipped when filter_enabled_metadata does not match the connection's dynamic metadata (Istio
 // CUSTOM on TCP: the network rbac filter's `istio_ext_authz_shadow_effective_policy_id`).
@@ -7,7 +8,7 @@
 import { NETWORK_EXT_AUTHZ_TYPE } from '../../../envoy/index.ts';
 import type { NetworkFilterFactory } from '../../network/network-filter.ts';
 import { readMetadataMatcher } from '../rbac/rbac-metadata.ts';
-import { NO_NAMES, readGrpcService, type ExtAuthzConfig } from './ext-authz-config.ts';
+import { NO_NAMES, readGrpcService, readPeerDetails, type ExtAuthzConfig } from './ext-authz-config.ts';
 import { GrpcAuthzService } from './ext-authz-grpc.ts';
 
 const NONE: Readonly<Record<string, string>> = Object.freeze({});
@@ -43,6 +44,7 @@ export const networkExtAuthzFactory: NetworkFilterFactory = {
       statPrefix,
       chargeClusterStats: false,
       rawHeaders: false,
+      ...readPeerDetails(r, 'grpc'),
     };
     r.done();
     const authz = new GrpcAuthzService(c, service, ctx.proxy.clusters);
