@@ -32,11 +32,13 @@ export interface RigProxyOptions {
   ca?: { port: number; rootFile: string; tokenFile: string };
   /** Sees every chunk the proxy logs. */
   onLog?: (chunk: Buffer) => void;
+  /** Extra environment of the proxy process (e.g. ISTIO_META_* node metadata). */
+  env?: NodeJS.ProcessEnv;
 }
 
-function spawnProxy(t: TestContext, args: string[], onLog?: (chunk: Buffer) => void): RigProxy {
+function spawnProxy(t: TestContext, args: string[], onLog?: (chunk: Buffer) => void, env?: NodeJS.ProcessEnv): RigProxy {
   const debug = process.env.RIG_TEST_DEBUG ? ['--log-level', 'debug'] : [];
-  const child = spawnRig(['proxy', '--admin-port', '0', '--ready-port', '0', '--stats-port', '0', ...debug, ...args]);
+  const child = spawnRig(['proxy', '--admin-port', '0', '--ready-port', '0', '--stats-port', '0', ...debug, ...args], env ? { env: { ...process.env, ...env } } : {});
   let log = '';
   let stdout = '';
   child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -54,18 +56,18 @@ function spawnProxy(t: TestContext, args: string[], onLog?: (chunk: Buffer) => v
 /** Starts `rig proxy --xds-address … [CA flags] …args`. */
 export function startRigProxy(t: TestContext, args: string[], opts: RigProxyOptions): RigProxy {
   const caArgs = opts.ca ? ['--ca-address', `127.0.0.1:${opts.ca.port}`, '--ca-root-file', opts.ca.rootFile, '--token-file', opts.ca.tokenFile] : [];
-  return spawnProxy(t, ['--xds-address', `127.0.0.1:${opts.xdsPort}`, ...caArgs, '--log-format', 'text', ...args], opts.onLog);
+  return spawnProxy(t, ['--xds-address', `127.0.0.1:${opts.xdsPort}`, ...caArgs, '--log-format', 'text', ...args], opts.onLog, opts.env);
 }
 
 /**
  * The sidecar of workload `name` in `namespace` (service account `name`, workload `<name>-0`,
  * label app=<name>) with a bootstrap token from the mesh CA; `args` add ports and the like.
  */
-export async function startSidecar(t: TestContext, mesh: MeshControlPlane, sidecar: { namespace: string; name: string; args: string[]; onLog?: (chunk: Buffer) => void }): Promise<RigProxy> {
+export async function startSidecar(t: TestContext, mesh: MeshControlPlane, sidecar: { namespace: string; name: string; args: string[]; onLog?: (chunk: Buffer) => void; env?: NodeJS.ProcessEnv }): Promise<RigProxy> {
   const { namespace, name } = sidecar;
   const tokenFile = await mesh.tokenFile(namespace, name);
   const workload = ['--namespace', namespace, '--service-account', name, '--workload-name', `${name}-0`, '--labels', `app=${name}`];
-  return startRigProxy(t, [...workload, ...sidecar.args], { xdsPort: mesh.cp.ports.xds, ca: { port: mesh.caPort, rootFile: mesh.rootFile, tokenFile }, onLog: sidecar.onLog });
+  return startRigProxy(t, [...workload, ...sidecar.args], { xdsPort: mesh.cp.ports.xds, ca: { port: mesh.caPort, rootFile: mesh.rootFile, tokenFile }, onLog: sidecar.onLog, env: sidecar.env });
 }
 
 /** Starts `rig proxy -c <configFile> …args` (ports file `ports.json` beside it) and resolves once it listens. */

@@ -79,3 +79,15 @@ test('bad flags are reported together, each naming its flag', () => {
     /port 15001 is used for both --outbound-port and --inbound-port 80/,
   );
 });
+
+test('ISTIO_META_* and ISTIO_METAJSON_* environment variables become node metadata; the flags win', () => {
+  const opts = parse(['--xds-address', '127.0.0.1:15010', '--namespace', 'legacy', '--workload-name', 'w', '--outbound-port', '15101']);
+  const env = { ISTIO_META_HTTP10: '1', ISTIO_METAJSON_EXTRA: '{"a":[1]}', ISTIO_META_NAMESPACE: 'other', ISTIO_META_: 'x', PATH: '/bin' };
+  const meta = (bootstrapFromOptions(opts, env).node as EnvoyJson).metadata as EnvoyJson;
+  assert.equal(meta.HTTP10, '1');
+  assert.deepEqual(meta.EXTRA, { a: [1] });
+  assert.equal(meta.NAMESPACE, 'legacy');
+  assert.equal(meta[''], undefined);
+  assert.equal(meta.PATH, undefined);
+  assert.throws(() => bootstrapFromOptions(opts, { ISTIO_METAJSON_BAD: '{' }), /ISTIO_METAJSON_BAD: not JSON/);
+});

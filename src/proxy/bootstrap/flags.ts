@@ -235,8 +235,27 @@ function xdsCluster(host: string, port: number, tls: EnvoyJson | undefined): Env
   };
 }
 
+/**
+ * Node metadata from the environment, as Istio's agent: ISTIO_META_<KEY>=v gives KEY: "v" and
+ * ISTIO_METAJSON_<KEY>=<json> gives KEY parsed (e.g. ISTIO_META_HTTP10=1). The flags win over both.
+ */
+function envMetadata(env: NodeJS.ProcessEnv, errors: string[]): EnvoyJson {
+  const out: EnvoyJson = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (value === undefined) continue;
+    if (name.startsWith('ISTIO_METAJSON_') && name.length > 15) {
+      try {
+        out[name.slice(15)] = JSON.parse(value) as unknown;
+      } catch (err) {
+        errors.push(`${name}: not JSON (${(err as Error).message})`);
+      }
+    } else if (name.startsWith('ISTIO_META_') && name.length > 11) out[name.slice(11)] = value;
+  }
+  return out;
+}
+
 /** Builds the Envoy v3 bootstrap for a proxy fetching its config over ADS. Throws a RigError listing every bad flag. */
-export function bootstrapFromOptions(opts: XdsCliOptions): EnvoyJson {
+export function bootstrapFromOptions(opts: XdsCliOptions, env: NodeJS.ProcessEnv = process.env): EnvoyJson {
   const errors: string[] = [];
   if (!opts.xdsAddress) fail(['--xds-address is required to build a bootstrap']);
   let xds: { host: string; port: number } | undefined;
@@ -270,6 +289,7 @@ export function bootstrapFromOptions(opts: XdsCliOptions): EnvoyJson {
   if (entry !== undefined && opts.workloadGroup !== undefined) errors.push('--workload-group and --workload-entry exclude each other: a proxy registers under a group or stands for an existing entry');
 
   const metadata: EnvoyJson = {
+    ...envMetadata(env, errors),
     NAMESPACE: namespace,
     LABELS: labels,
     SERVICE_ACCOUNT: serviceAccount,

@@ -76,6 +76,11 @@ export function httpFilters(ctx: HttpFilterContext): EnvoyJson[] {
   return out;
 }
 
+/** Istio's node metadata HTTP10 (agent env ISTIO_META_HTTP10=1, "1" only): every HCM of that proxy takes HTTP/1.0. */
+export function acceptsHttp10(proxy: Proxy): boolean {
+  return proxy.metadata.HTTP10 === '1';
+}
+
 /** Builds an HTTP connection manager with the filter list and decorators for its context. */
 export function buildHcm(ctx: HttpFilterContext, opts: { statPrefix: string; routes: EnvoyJson; extra?: EnvoyJson }): EnvoyJson {
   const hcm: EnvoyJson = {
@@ -90,6 +95,7 @@ export function buildHcm(ctx: HttpFilterContext, opts: { statPrefix: string; rou
     stream_idle_timeout: '0s',
     ...opts.extra,
   };
+  if (acceptsHttp10(ctx.proxy)) hcm.http_protocol_options = { ...((hcm.http_protocol_options as EnvoyJson | undefined) ?? {}), accept_http_10: true };
   for (const d of HCM_DECORATORS) d(ctx, hcm);
   return hcm;
 }

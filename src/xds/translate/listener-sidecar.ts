@@ -11,7 +11,7 @@ import { isHttpProtocol, normalizeProtocol, resolveShortName } from '../../model
 import { warnOnce } from '../../model/config-warnings.ts';
 import type { IstioEgressListener } from '../../api/index.ts';
 import { inboundPorts } from './inbound-ports.ts';
-import { buildHcm } from './http-filters.ts';
+import { acceptsHttp10, buildHcm } from './http-filters.ts';
 import { TLS_INSPECTOR, chainsForMode, inboundChains, needsTlsInspector, tcpProxy } from './listener-inbound.ts';
 import { BLACKHOLE_CLUSTER, HTTP_PROXY_ROUTE, INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PORT, OUTBOUND_PORT, PASSTHROUGH_CLUSTER, VIRTUAL_INBOUND, VIRTUAL_OUTBOUND, listenerAddress, listenerName } from './names.ts';
 import { inboundMtlsMode } from './peer-authentication.ts';
@@ -128,12 +128,12 @@ export function redirectListeners(push: PushContext, proxy: Proxy): EnvoyJson[] 
 
 /**
  * Per service port: HTTP ports share `0.0.0.0_<port>` (RDS by port); TCP/TLS get `<vip>_<port>`.
- * Built once per namespace, Sidecar and the Telemetry resources that apply (HCM filters and TCP
- * istio.stats differ by them); only the tracer's service name is the workload's own, patched in.
+ * Built once per namespace, Sidecar, the Telemetry resources that apply (HCM filters and TCP
+ * istio.stats differ by them) and HTTP10; only the tracer's service name is the workload's own, patched in.
  */
 function outboundPortListeners(push: PushContext, proxy: Proxy): EnvoyJson[] {
   const telemetry = telemetryLevels(push, proxy).map((r) => `${r.metadata.namespace}/${r.metadata.name}`).join(',');
-  const shared = push.memo(`lds-out|${proxy.namespace}|${push.sidecarFor(proxy)?.metadata.name ?? ''}|${push.usesSourceLabels ? JSON.stringify(proxy.labels) : ''}|${telemetry}`, () => {
+  const shared = push.memo(`lds-out|${proxy.namespace}|${push.sidecarFor(proxy)?.metadata.name ?? ''}|${push.usesSourceLabels ? JSON.stringify(proxy.labels) : ''}|${telemetry}|${acceptsHttp10(proxy)}`, () => {
     const listeners = new Map<string, EnvoyJson>();
     for (const l of dedicatedEgressListeners(push, proxy, false)) listeners.set(l.name as string, l);
     const dedicated = new Set(dedicatedEgress(push, proxy).map((e) => e.port!.number!));
