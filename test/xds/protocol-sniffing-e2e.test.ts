@@ -94,6 +94,21 @@ function tcpExchange(port: number, line: string): Promise<string> {
   });
 }
 
+/** An HTTP/1.0 request as raw bytes; resolves with the whole response once the server closes. */
+function http10Exchange(port: number, host: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1', () => s.write(`GET /hello HTTP/1.0\r\nHost: ${host}\r\n\r\n`));
+    let got = '';
+    s.on('data', (d: Buffer) => (got += d.toString('latin1')));
+    s.on('end', () => resolve(got));
+    s.on('error', reject);
+    s.setTimeout(5000, () => {
+      s.destroy();
+      reject(new Error(`no complete HTTP/1.0 response (got ${JSON.stringify(got)})`));
+    });
+  });
+}
+
 test('a port without a declared protocol: HTTP through the connection manager, other bytes through tcp_proxy', async (t) => {
   const mesh = await startMeshControlPlane(t, { dirPrefix: 'rig-sniff-', config: CONFIG, controlPlane: { debounceMs: 10 } });
   const { store } = mesh;
@@ -119,6 +134,13 @@ test('a port without a declared protocol: HTTP through the connection manager, o
   assert.ok(direct.headers['x-request-id'], 'the inbound connection manager handled the request');
   assert.equal(direct.headers['x-sniffed'], undefined);
   assert.equal(await tcpExchange(inbound, 'pong\n'), 'tcp:pong\n');
+  // HTTP/1.0 is not sniffed as HTTP (Istio without PILOT_HTTP10): relayed as TCP it reaches the app
+  // untouched, where the connection manager would have answered 426.
+  for (const port of [inbound, upstream]) {
+    const reply = await http10Exchange(port, 'echo.foo.svc.cluster.local:7000');
+    assert.match(reply, /^HTTP\/1\.[01] 200 /, reply);
+    assert.doesNotMatch(reply, /x-request-id|x-sniffed/, 'no connection manager touched it');
+  }
 
   // Client → server over mTLS: the server's HTTP chain answers (its RBAC denies another path with
   // 403; on the TCP chain this policy would let nothing through).

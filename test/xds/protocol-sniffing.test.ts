@@ -29,7 +29,7 @@ test('outbound: a service port with an unknown name gets an http_inspector liste
   assert.equal(sniffed.listener_filters_timeout, '5s');
   assert.equal(sniffed.continue_on_listener_filters_timeout, true);
   const [http, tcp] = sniffed.filter_chains as EnvoyJson[];
-  assert.deepEqual(http.filter_chain_match, { application_protocols: ['http/1.0', 'http/1.1', 'h2c'] });
+  assert.deepEqual(http.filter_chain_match, { application_protocols: ['http/1.1', 'h2c'] });
   assert.deepEqual((((http.filters as EnvoyJson[]).find((f) => f.name === 'envoy.filters.network.http_connection_manager')!.typed_config as EnvoyJson).rds as EnvoyJson).route_config_name, '7000');
   assert.equal(tcp.filter_chain_match, undefined);
   assert.ok(chainFilters(tcp).includes('envoy.filters.network.tcp_proxy'));
@@ -49,7 +49,7 @@ test('inbound: virtualInbound splits a workload port with an unknown name into H
     [
       [{ destination_port: 7000, transport_protocol: 'tls', application_protocols: ['istio-http/1.0', 'istio-http/1.1', 'istio-h2'] }, 'envoy.filters.network.http_connection_manager'],
       [{ destination_port: 7000, transport_protocol: 'tls', application_protocols: ['istio-peer-exchange', 'istio'] }, 'envoy.filters.network.tcp_proxy'],
-      [{ destination_port: 7000, transport_protocol: 'raw_buffer', application_protocols: ['http/1.0', 'http/1.1', 'h2c'] }, 'envoy.filters.network.http_connection_manager'],
+      [{ destination_port: 7000, transport_protocol: 'raw_buffer', application_protocols: ['http/1.1', 'h2c'] }, 'envoy.filters.network.http_connection_manager'],
       [{ destination_port: 7000, transport_protocol: 'raw_buffer' }, 'envoy.filters.network.tcp_proxy'],
       // PERMISSIVE: TLS without Istio's ALPN is a client's own TLS, relayed to the application.
       [{ destination_port: 7000, transport_protocol: 'tls' }, 'envoy.filters.network.tcp_proxy'],

@@ -1,6 +1,6 @@
 // Protocol sniffing for ports whose protocol is not declared (unnamed or unknown port names), as
 // Istio does: the http_inspector reads the first bytes and the filter chain matching on
-// application_protocols picks the HTTP connection manager for HTTP/1.x and h2c, tcp_proxy for
+// application_protocols picks the HTTP connection manager for HTTP/1.1 and h2c, tcp_proxy for
 // anything else. Inbound over Istio mTLS, a client marks HTTP with the ALPN istio-http/1.0,
 // istio-http/1.1 or istio-h2 (Istio's clients do; the rest is relayed as TCP).
 import { HTTP_INSPECTOR_TYPE } from '../../envoy/index.ts';
@@ -12,8 +12,11 @@ import { toSeconds } from './duration.ts';
 
 export const HTTP_INSPECTOR: EnvoyJson = { name: 'envoy.filters.listener.http_inspector', typed_config: { '@type': HTTP_INSPECTOR_TYPE } };
 
-/** What the http_inspector reports for HTTP. */
-export const SNIFFED_HTTP = ['http/1.0', 'http/1.1', 'h2c'];
+/**
+ * What the http_inspector reports for HTTP, less http/1.0 as Istio (without PILOT_HTTP10): the
+ * connection manager would answer HTTP/1.0 with 426, relayed as TCP it at least passes.
+ */
+export const SNIFFED_HTTP = ['http/1.1', 'h2c'];
 
 /** Overlaps a mesh client's ALPN (a server without overlap fails the handshake) but not with istio-peer-exchange. */
 const ALPN_SNIFFED_TCP = ['istio', 'h2', 'http/1.1'];
