@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
 import { test } from 'node:test';
 import { HTTP_EXT_AUTHZ_TYPE } from '../../src/envoy/index.ts';
 import type { EnvoyJson } from '../../src/envoy/index.ts';
@@ -101,7 +102,7 @@ test("gRPC ext_authz goes through the cluster's mutual TLS and connection pool; 
   assert.equal(stat(h, 'http.h1.ext_authz.error'), 1);
 });
 
-test('gRPC ext_authz: initial_metadata raw_value bytes, max_receive_message_length, a warning for retry_policy', async (t) => {
+test('gRPC ext_authz: initial_metadata raw_value bytes, max_receive_message_length, skip_envoy_headers, a warning for retry_policy', async (t) => {
   const app = await startUpstream('app');
   const authz = await startGrpcAuthz();
   t.after(() => authz.close());
@@ -111,20 +112,28 @@ test('gRPC ext_authz: initial_metadata raw_value bytes, max_receive_message_leng
     { key: 'x-tenant', raw_value: Buffer.from('blue').toString('base64') },
     { key: 'x-token-bin', raw_value: bin.toString('base64') },
     { key: 'x-plain', value: 'v' },
+    { key: 'x-forwarded-for', value: '10.9.9.9' },
   ];
   const service = (max: number) => ({ grpc_service: { envoy_grpc: { cluster_name: 'authz', max_receive_message_length: max }, timeout: '5s', initial_metadata: metadata }, status_on_error: { code: 503 } });
   await configure(h, {
     clusters: [staticCluster('app', [app.port]), grpcCluster('authz', authz.port)],
-    listeners: [listener('roomy', service(4096)), listener('tight', { ...service(16), grpc_service: { ...service(16).grpc_service, retry_policy: { num_retries: 2 } } })],
+    listeners: [listener('roomy', service(4096)), listener('tight', { ...service(16), grpc_service: { ...service(16).grpc_service, envoy_grpc: { cluster_name: 'authz', max_receive_message_length: 16, skip_envoy_headers: true }, retry_policy: { num_retries: 2 } } })],
   });
   const ok = await request(h.port('roomy'), { path: '/a', headers: { 'x-verdict': 'allow' } });
   assert.equal(ok.status, 200);
   assert.equal(authz.metadata[0]['x-tenant'], 'blue', 'raw_value bytes as the value');
   assert.deepEqual(authz.metadata[0]['x-token-bin'], bin, 'a -bin raw_value arrives as the same bytes');
   assert.equal(authz.metadata[0]['x-plain'], 'v');
+  // Envoy's envoy_grpc client marks its calls internal and appends its own address (the first
+  // non-loopback IPv4 of the machine, else 127.0.0.1) to x-forwarded-for.
+  const own = Object.values(os.networkInterfaces()).flatMap((l) => l ?? []).find((a) => a.family === 'IPv4' && !a.internal)?.address ?? '127.0.0.1';
+  assert.equal(authz.metadata[0]['x-envoy-internal'], 'true');
+  assert.equal(authz.metadata[0]['x-forwarded-for'], `10.9.9.9,${own}`);
   const tight = await request(h.port('tight'), { path: '/b', headers: { 'x-verdict': 'allow' } });
   assert.equal(tight.status, 503, 'a CheckResponse over max_receive_message_length fails the call');
   assert.equal(authz.seen.length, 2, 'the service answered; its answer was too long');
+  assert.equal(authz.metadata[1]['x-envoy-internal'], undefined, 'skip_envoy_headers');
+  assert.equal(authz.metadata[1]['x-forwarded-for'], '10.9.9.9', 'skip_envoy_headers: the metadata only');
   assert.equal(stat(h, 'http.tight.ext_authz.error'), 1);
   const warnings = [...h.rt.warnings.values()].flat();
   assert.ok(warnings.some((w) => /grpc_service\.retry_policy: the authorization call is not retried/.test(w)), warnings.join('\n'));

@@ -1,7 +1,8 @@
 // OTLP/gRPC export fields of GrpcService beyond the target: envoy_grpc.max_receive_message_length
 // fails an export whose response message is larger (Envoy: RESOURCE_EXHAUSTED), counted in
 // reports_failed; grpc_service.retry_policy is a warning naming the field (exports are not
-// retried); envoy_grpc.retry_policy (xDS streams only in Envoy) and skip_envoy_headers are quiet.
+// retried); envoy_grpc.retry_policy (xDS streams only in Envoy) is quiet; exports carry
+// x-envoy-internal and x-forwarded-for unless envoy_grpc.skip_envoy_headers.
 // Real sockets: the in-process proxy runtime and a grpc-js TraceService collector.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -17,11 +18,13 @@ const TRACE_SERVICE = { Export: { path: '/opentelemetry.proto.collector.trace.v1
 // An ExportTraceServiceResponse with partial_success.error_message of 38 bytes: 42 bytes in all.
 const RESPONSE = Buffer.from([0x0a, 40, 0x12, 38, ...Buffer.from('x'.repeat(38))]);
 
-test('OTLP/gRPC: max_receive_message_length fails larger responses; retry_policy is warned about', async (t) => {
+test('OTLP/gRPC: max_receive_message_length fails larger responses; retry_policy is warned about; skip_envoy_headers', async (t) => {
   let calls = 0;
+  const metadata: grpc.Metadata[] = [];
   const port = await startGrpcServer(t, TRACE_SERVICE, {
-    Export: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+    Export: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
       calls++;
+      metadata.push(call.metadata);
       cb(null, RESPONSE);
     },
   });
@@ -57,11 +60,15 @@ test('OTLP/gRPC: max_receive_message_length fails larger responses; retry_policy
   assert.equal(calls, 1, 'the collector answered');
   assert.equal(stat('reports_failed'), 1, 'a 42-byte response above a 41-byte limit fails the export');
   assert.equal(stat('spans_dropped'), 1);
+  assert.deepEqual(metadata[0].get('x-envoy-internal'), ['true']);
+  assert.equal(metadata[0].get('x-forwarded-for').length, 1, "the proxy's address");
 
   assert.equal((await request(h.port('large'))).status, 200);
   await exportedOnce('the second export', () => calls === 2 && stat('reports_failed') + stat('reports_sent') === 2);
   assert.equal(calls, 2);
   assert.equal(stat('reports_sent'), 1, 'a response at the limit is accepted');
   assert.equal(stat('spans_sent'), 1);
+  assert.deepEqual(metadata[1].get('x-envoy-internal'), [], 'skip_envoy_headers');
+  assert.deepEqual(metadata[1].get('x-forwarded-for'), []);
   assert.equal(stat('reports_failed'), 1);
 });

@@ -47,6 +47,8 @@ export interface ExportTarget {
   readonly metadata?: readonly (readonly [string, string])[];
   /** OTLP/gRPC: a larger response message fails the export (envoy_grpc.max_receive_message_length). */
   readonly maxReceiveBytes?: number;
+  /** OTLP/gRPC: no x-envoy-internal / x-forwarded-for on exports (envoy_grpc.skip_envoy_headers). */
+  readonly skipEnvoyHeaders?: boolean;
   /** Resource attributes besides service.name (OTLP: resource_detectors), replacing it when they name it. */
   readonly resource?: Readonly<Record<string, string>>;
   /** New traces get 64-bit ids (Zipkin without trace_id_128bit), the upper half of the OpenTelemetry id zero. */
@@ -181,8 +183,8 @@ class ClusterExporter implements SpanExporter {
 
   /** One TraceService/Export call; a success only with grpc-status 0 (OTLP's partial success included). */
   private async exportOverGrpc(body: Buffer): Promise<void> {
-    const { cluster, authority, timeoutMs, metadata, maxReceiveBytes } = this.t;
-    await grpcCallThroughCluster(this.clusters, { cluster, path: TRACE_EXPORT_PATH, authority: authority || cluster, timeoutMs, deadlineMs: EXPORT_TIMEOUT_MS, metadata, userAgent: OTLP_USER_AGENT, maxReceiveBytes }, body);
+    const { cluster, authority, timeoutMs, metadata, maxReceiveBytes, skipEnvoyHeaders } = this.t;
+    await grpcCallThroughCluster(this.clusters, { cluster, path: TRACE_EXPORT_PATH, authority: authority || cluster, timeoutMs, deadlineMs: EXPORT_TIMEOUT_MS, metadata, userAgent: OTLP_USER_AGENT, maxReceiveBytes, skipEnvoyHeaders }, body);
   }
 
   export(spans: ReadableSpan[], done: (r: ExportResult) => void): void {
@@ -267,7 +269,7 @@ const pipelines = new WeakMap<Stats, Map<string, SpanPipeline>>();
 export function spanPipeline(stats: Stats, clusters: ClusterManager, t: ExportTarget, log: Logger): SpanPipeline {
   let m = pipelines.get(stats);
   if (!m) pipelines.set(stats, (m = new Map()));
-  const key = `${t.kind}|${t.grpc ? 'grpc' : 'http'}|${t.cluster}|${t.authority ?? ''}|${t.path}|${t.hostname ?? ''}|${t.serviceName}|${t.timeoutMs}|${t.maxReceiveBytes ?? 0}|${t.traceId64 ? 64 : 128}|${JSON.stringify([t.headers ?? [], t.metadata ?? [], t.resource ?? {}])}`;
+  const key = `${t.kind}|${t.grpc ? 'grpc' : 'http'}|${t.cluster}|${t.authority ?? ''}|${t.path}|${t.hostname ?? ''}|${t.serviceName}|${t.timeoutMs}|${t.maxReceiveBytes ?? 0}|${t.skipEnvoyHeaders ? 'skip' : ''}|${t.traceId64 ? 64 : 128}|${JSON.stringify([t.headers ?? [], t.metadata ?? [], t.resource ?? {}])}`;
   let p = m.get(key);
   if (p) return p;
   const pre = `tracing.${t.kind}.`;

@@ -124,8 +124,7 @@ function readOpenTelemetry(tc: Reader): TracerProvider | undefined {
     const maxReceiveBytes = eg?.num('max_receive_message_length', 0) || undefined;
     // Envoy applies envoy_grpc.retry_policy to xDS streams only, never to a tracer's exports.
     eg?.accept('retry_policy');
-    // true asks for no x-envoy-internal / x-forwarded-for on the call, which rig proxy never adds.
-    eg?.accept('skip_envoy_headers');
+    const skipEnvoyHeaders = eg?.bool('skip_envoy_headers', false) || undefined;
     eg?.done();
     const timeoutMs = gs.durationMs('timeout', 0);
     const metadata = readInitialMetadata(gs);
@@ -134,7 +133,7 @@ function readOpenTelemetry(tc: Reader): TracerProvider | undefined {
     }
     gs.accept('retry_policy');
     gs.done();
-    target = { kind: 'opentelemetry', grpc: true, cluster, authority, path: '', timeoutMs, metadata, maxReceiveBytes, resource };
+    target = { kind: 'opentelemetry', grpc: true, cluster, authority, path: '', timeoutMs, metadata, maxReceiveBytes, skipEnvoyHeaders, resource };
   } else if (hs) target = { kind: 'opentelemetry', ...readHttpService(hs, '/v1/traces'), resource };
   else tc.issues.error(tc.path, 'the OpenTelemetry tracer needs grpc_service (OTLP/gRPC) or http_service (OTLP/HTTP)');
   tc.done();

@@ -2,11 +2,13 @@
 // envoy_grpc client (GrpcService.envoy_grpc) does: a POST over the cluster's HTTP/2 pool (its load
 // balancer, connection pool and transport socket), :authority from envoy_grpc.authority or the
 // cluster name, content-type application/grpc, te: trailers, grpc-timeout when the service has a
-// timeout, initial_metadata as headers (`-bin` values base64-encoded), and the message in gRPC's
-// 5-byte length-prefixed framing. The call succeeds only with HTTP 200 and grpc-status 0, read
+// timeout, initial_metadata as headers (`-bin` values base64-encoded), x-envoy-internal: true and
+// this proxy's address appended to x-forwarded-for (unless envoy_grpc.skip_envoy_headers), and the
+// message in gRPC's 5-byte length-prefixed framing. The call succeeds only with HTTP 200 and grpc-status 0, read
 // from the trailers or from a trailers-only response's headers.
 import type { ClusterManager } from './cluster-manager.ts';
 import { requestThroughCluster } from './cluster-request.ts';
+import { localAddress } from '../local-address.ts';
 
 export interface GrpcCall {
   readonly cluster: string;
@@ -22,6 +24,8 @@ export interface GrpcCall {
   readonly metadata?: readonly (readonly [string, string])[];
   /** Set after the metadata, as Envoy's callers set theirs when the stream starts. */
   readonly userAgent?: string;
+  /** GrpcService.envoy_grpc.skip_envoy_headers: no x-envoy-internal and x-forwarded-for on the call. */
+  readonly skipEnvoyHeaders?: boolean;
   /** GrpcService.envoy_grpc.max_receive_message_length: a longer response message fails the call; 0 or unset: no limit. */
   readonly maxReceiveBytes?: number;
   /** Cancels the call (e.g. the downstream stream or connection that needed it is gone). */
@@ -81,6 +85,12 @@ export async function grpcCallThroughCluster(clusters: ClusterManager, call: Grp
   if (call.timeoutMs > 0) headers['grpc-timeout'] = grpcTimeoutHeader(call.timeoutMs);
   for (const [name, value] of call.metadata ?? []) headers[name] = name.endsWith('-bin') ? Buffer.from(value, 'latin1').toString('base64') : value;
   if (call.userAgent) headers['user-agent'] = call.userAgent;
+  if (!call.skipEnvoyHeaders) {
+    // As Envoy's async HTTP stream: set after the metadata, the address appended to any given.
+    headers['x-envoy-internal'] = 'true';
+    const xff = headers['x-forwarded-for'];
+    headers['x-forwarded-for'] = xff ? `${xff},${localAddress()}` : localAddress();
+  }
   const timeoutMs = call.timeoutMs > 0 ? call.timeoutMs : call.deadlineMs;
   const res = await requestThroughCluster(clusters, { cluster: call.cluster, method: 'POST', path: call.path, headers, body: grpcFrame(message), timeoutMs, signal: call.signal });
   const status = first(res.trailers['grpc-status']) ?? first(res.headers['grpc-status']);

@@ -38,6 +38,8 @@ export interface GrpcServiceConfig {
   readonly initialMetadata: readonly (readonly [string, string])[];
   /** envoy_grpc.max_receive_message_length: a longer CheckResponse fails the call; 0: no limit. */
   readonly maxReceiveBytes: number;
+  /** envoy_grpc.skip_envoy_headers: the check call carries no x-envoy-internal / x-forwarded-for. */
+  readonly skipEnvoyHeaders: boolean;
 }
 
 export interface BodySettings {
@@ -166,9 +168,7 @@ export function readGrpcService(r: Reader): GrpcServiceConfig {
   const cluster = eg?.str('cluster_name') ?? '';
   const authority = eg?.str('authority') || cluster;
   const maxReceiveBytes = eg?.num('max_receive_message_length', 0) ?? 0;
-  // rig proxy's own gRPC calls never add x-envoy-internal and x-forwarded-for, which is what true
-  // asks for; with the default (false) Envoy adds both, which rig proxy does not reproduce.
-  eg?.accept('skip_envoy_headers');
+  const skipEnvoyHeaders = eg?.bool('skip_envoy_headers', false) ?? false;
   if (eg?.has('retry_policy')) eg.issues.warn(eg.at('retry_policy'), 'the authorization call is not retried by rig proxy; ignored');
   eg?.accept('retry_policy');
   eg?.done();
@@ -180,7 +180,7 @@ export function readGrpcService(r: Reader): GrpcServiceConfig {
   r.accept('retry_policy');
   r.done();
   // Envoy's ext_authz default when grpc_service.timeout is unset (Istio always sets one).
-  return { kind: 'grpc', cluster, authority, timeoutMs: timeoutMs > 0 ? timeoutMs : 200, initialMetadata, maxReceiveBytes };
+  return { kind: 'grpc', cluster, authority, timeoutMs: timeoutMs > 0 ? timeoutMs : 200, initialMetadata, maxReceiveBytes, skipEnvoyHeaders };
 }
 
 const DENOMINATORS: Record<string, number> = { HUNDRED: 100, TEN_THOUSAND: 10_000, MILLION: 1_000_000 };
@@ -231,7 +231,7 @@ export function readExtAuthzConfig(r: Reader): ExtAuthzConfig {
   else if (gs) service = readGrpcService(gs);
   else {
     r.issues.error(r.path, 'ext_authz needs http_service or grpc_service');
-    service = { kind: 'grpc', cluster: '', authority: '', timeoutMs: 0, initialMetadata: [], maxReceiveBytes: 0 };
+    service = { kind: 'grpc', cluster: '', authority: '', timeoutMs: 0, initialMetadata: [], maxReceiveBytes: 0, skipEnvoyHeaders: false };
   }
   const api = r.str('transport_api_version', 'V3');
   if (api !== 'V3' && api !== 'AUTO') r.issues.error(r.at('transport_api_version'), `only V3 is supported, got ${api}`);

@@ -116,7 +116,7 @@ export class GrpcAuthzService implements AuthzService {
     const s = this.s;
     let bytes: Buffer;
     try {
-      const call = { cluster: s.cluster, path: CHECK_PATH, authority: s.authority, timeoutMs: s.timeoutMs, deadlineMs: s.timeoutMs, metadata: s.initialMetadata, maxReceiveBytes: s.maxReceiveBytes, signal };
+      const call = { cluster: s.cluster, path: CHECK_PATH, authority: s.authority, timeoutMs: s.timeoutMs, deadlineMs: s.timeoutMs, metadata: s.initialMetadata, maxReceiveBytes: s.maxReceiveBytes, skipEnvoyHeaders: s.skipEnvoyHeaders, signal };
       bytes = await grpcCallThroughCluster(this.clusters, call, encodeMessage(CHECK_REQUEST, this.checkRequest(input)));
     } catch (e) {
       return { kind: 'error', message: (e as Error).message };

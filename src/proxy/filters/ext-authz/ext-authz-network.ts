@@ -22,7 +22,7 @@ export const networkExtAuthzFactory: NetworkFilterFactory = {
     if (!statPrefix) r.issues.error(r.at('stat_prefix'), 'the network ext_authz filter needs a stat_prefix');
     const gs = r.obj('grpc_service');
     if (!gs) r.issues.error(r.at('grpc_service'), 'the network ext_authz filter needs a grpc_service');
-    const service = gs ? readGrpcService(gs) : { kind: 'grpc' as const, cluster: '', authority: '', timeoutMs: 0, initialMetadata: [], maxReceiveBytes: 0 };
+    const service = gs ? readGrpcService(gs) : { kind: 'grpc' as const, cluster: '', authority: '', timeoutMs: 0, initialMetadata: [], maxReceiveBytes: 0, skipEnvoyHeaders: false };
     const api = r.str('transport_api_version', 'V3');
     if (api !== 'V3' && api !== 'AUTO') r.issues.error(r.at('transport_api_version'), `only V3 is supported, got ${api}`);
     const fem = r.obj('filter_enabled_metadata');
