@@ -27,6 +27,12 @@ function scopeKey(push: PushContext, proxy: Proxy): string {
   return `${proxy.namespace}|${sc?.metadata.name ?? ''}|${proxy.generator ?? ''}|${push.usesSourceLabels ? JSON.stringify(proxy.labels) : ''}`;
 }
 
+/**
+ * Istio's limit on direct_response bodies (1 MiB), set on every sidecar and gateway route
+ * configuration: without it Envoy allows 4096 bytes. Proxyless gRPC routes don't carry it, as Istio's.
+ */
+const MAX_DIRECT_RESPONSE_BODY_BYTES = 1024 * 1024;
+
 /** The route configuration named `name` for a proxy, or undefined when the name means nothing to it. */
 export function buildRouteConfig(push: PushContext, proxy: Proxy, name: string): EnvoyJson | undefined {
   if (proxy.type === 'router') return push.memo(`rds|gw|${name}|${JSON.stringify(proxy.labels)}|${proxy.namespace}`, () => gatewayRouteConfig(push, proxy, name));
@@ -59,7 +65,7 @@ function sidecarRouteConfig(push: PushContext, proxy: Proxy, name: string): Envo
     if (domains.length) vhosts.push({ name: `${svc.hostname}:${portNum}`, domains, routes: serviceRoutes(ctx, svc, port) });
   }
   vhosts.push(catchAll(push, proxy, false));
-  return { name, virtual_hosts: vhosts, validate_clusters: false, ...(ignorePort && { ignore_port_in_host_matching: true }) };
+  return { name, virtual_hosts: vhosts, validate_clusters: false, ...(ignorePort && { ignore_port_in_host_matching: true }), max_direct_response_body_size_bytes: MAX_DIRECT_RESPONSE_BODY_BYTES };
 }
 
 function routeContext(push: PushContext, proxy: Proxy, port: number, gateway = 'mesh'): RouteContext {
@@ -197,7 +203,7 @@ function explicitProxyRoutes(push: PushContext, proxy: Proxy): EnvoyJson {
     }
   }
   vhosts.push(catchAll(push, proxy, true));
-  return { name: HTTP_PROXY_ROUTE, virtual_hosts: vhosts, validate_clusters: false };
+  return { name: HTTP_PROXY_ROUTE, virtual_hosts: vhosts, validate_clusters: false, max_direct_response_body_size_bytes: MAX_DIRECT_RESPONSE_BODY_BYTES };
 }
 
 /** Gateway routes: VirtualServices bound to the Gateways whose servers on this port select the proxy. */
@@ -246,7 +252,7 @@ function gatewayRouteConfig(push: PushContext, proxy: Proxy, name: string): Envo
   }
   const vhosts = [...byHost.values()];
   if (!vhosts.length) vhosts.push({ name: `blackhole:${port}`, domains: ['*'], routes: [{ name: 'default', match: { prefix: '/' }, direct_response: { status: 404 } }] });
-  return { name, virtual_hosts: vhosts, validate_clusters: false };
+  return { name, virtual_hosts: vhosts, validate_clusters: false, max_direct_response_body_size_bytes: MAX_DIRECT_RESPONSE_BODY_BYTES };
 }
 
 export function isTlsProtocol(p: string | undefined): boolean {
