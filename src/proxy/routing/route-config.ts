@@ -200,7 +200,7 @@ function readMatch(m: Reader, issues: Issues): Pick<Route, 'pathKind' | 'pathVal
   return { pathKind, pathValue, pathRegex, caseSensitive, headers, query, grpcOnly: g !== undefined };
 }
 
-function readDirectBody(r: Reader | undefined, maxBytes: number | undefined): string | undefined {
+function readDirectBody(r: Reader | undefined, maxBytes: number): string | undefined {
   if (!r) return undefined;
   let body: string | undefined;
   if (r.has('inline_string')) body = r.str('inline_string');
@@ -214,7 +214,7 @@ function readDirectBody(r: Reader | undefined, maxBytes: number | undefined): st
   }
   r.done();
   const size = body === undefined ? 0 : Buffer.byteLength(body);
-  if (maxBytes !== undefined && size > maxBytes) r.issues.error(r.path, `response body size is ${size} bytes; max_direct_response_body_size_bytes is ${maxBytes}`);
+  if (size > maxBytes) r.issues.error(r.path, `response body size is ${size} bytes; maximum is ${maxBytes}`);
   return body;
 }
 
@@ -248,8 +248,8 @@ interface Shared {
   vhostHash?: HashPolicyFn;
   vhostRateLimits?: readonly RateLimitPolicy[];
   vhostBufferLimit?: number;
-  /** max_direct_response_body_size_bytes when the route configuration sets it. */
-  maxDirectBodyBytes?: number;
+  /** max_direct_response_body_size_bytes (Envoy's default 4096). */
+  maxDirectBodyBytes: number;
 }
 
 function readRoute(r: Reader, vhost: VirtualHost, shared: Shared, issues: Issues, index: number): Route {
@@ -433,10 +433,8 @@ export function compileRouteConfig(raw: Record<string, unknown>, path: string, i
   // Envoy rejects a route table naming an unknown cluster only when asked (true; also its default
   // for an inline route_config); rig answers such a route 503 NC at request time instead.
   if (r.bool('validate_clusters', false)) issues.warn(r.at('validate_clusters'), 'validate_clusters is not supported: a route to an unknown cluster is answered with cluster_not_found_response_code (503) instead of rejecting the route configuration');
-  // Envoy's default is 4096 bytes; without the field rig sets no limit (the control plane's
-  // VirtualService direct responses do not send it, Istio's 1 MiB being implied).
-  let maxDirectBodyBytes: number | undefined;
-  if (r.has('max_direct_response_body_size_bytes')) maxDirectBodyBytes = r.num('max_direct_response_body_size_bytes', 4096);
+  // Envoy's default; Istio's control plane (and ours) sends 1 MiB.
+  const maxDirectBodyBytes = r.num('max_direct_response_body_size_bytes', 4096);
   const internalOnlyHeaders = r.strs('internal_only_headers').map((h) => h.toLowerCase());
   const ignorePort = r.bool('ignore_port_in_host_matching', false);
   const exact = new Map<string, VirtualHost>();
