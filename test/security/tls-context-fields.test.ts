@@ -1,7 +1,7 @@
 // TLS context fields that used to be accepted without effect: tls_params.ecdh_curves and
 // signature_algorithms restrict the handshake, SAN matchers carried by an SDS validation secret are
-// checked; trust_chain_verification ACCEPT_UNTRUSTED, max_session_keys 0, a DataSource's
-// watched_directory and a non-ADS sds_config warn by path.
+// checked; trust_chain_verification ACCEPT_UNTRUSTED, a DataSource's watched_directory and a
+// non-ADS sds_config warn by path (max_session_keys 0 is honoured: tls-resumption.test.ts).
 import assert from 'node:assert/strict';
 import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
@@ -101,14 +101,13 @@ test('SAN matchers of an SDS validation secret are checked', async (t) => {
   assert.deepEqual([...h.rt.warnings.values()].flat(), [], 'nothing here is unsupported');
 });
 
-test('trust_chain_verification ACCEPT_UNTRUSTED, max_session_keys 0, watched_directory and a non-ADS sds_config warn by path', async (t) => {
+test('trust_chain_verification ACCEPT_UNTRUSTED, watched_directory and a non-ADS sds_config warn by path', async (t) => {
   const { h, pki, backend } = await setup(t);
   const errs = [
     ...h.apply(SECRET_TYPE, [{ name: 'ca', validation_context: { trusted_ca: { inline_string: pki.ca, watched_directory: { path: '/tmp' } } } }]),
     ...h.apply(CLUSTER_TYPE, [
       staticCluster('untrusted', [backend.port], upstream({ validation_context: { trusted_ca: { inline_string: pki.ca }, trust_chain_verification: 'ACCEPT_UNTRUSTED' } })),
       staticCluster('file-sds', [backend.port], upstream({ validation_context_sds_secret_config: { name: 'file-ca', sds_config: { path_config_source: { path: '/etc/ca.yaml' } } } })),
-      staticCluster('no-resumption', [backend.port], upstream({ validation_context: { trusted_ca: { inline_string: pki.ca } } }, { max_session_keys: 0 })),
       staticCluster('quiet', [backend.port], upstream({ tls_certificate_sds_secret_configs: [{ name: 'default', sds_config: { api_config_source: { api_type: 'GRPC', grpc_services: [{ envoy_grpc: { cluster_name: 'sds-grpc' } }] } } }] })),
     ]),
   ];
@@ -117,6 +116,5 @@ test('trust_chain_verification ACCEPT_UNTRUSTED, max_session_keys 0, watched_dir
   assert.match(warnings, /trusted_ca\.watched_directory: files are read when the config is applied/);
   assert.match(warnings, /untrusted.*validation_context\.trust_chain_verification: ACCEPT_UNTRUSTED is not supported/);
   assert.match(warnings, /file-sds.*sds_config: only ADS is supported as a secret source.*"file-ca"/);
-  assert.match(warnings, /no-resumption.*max_session_keys: rig proxy always resumes/);
   assert.doesNotMatch(warnings, /quiet/, "the agent's own secret from sds-grpc, as Istio configures it");
 });

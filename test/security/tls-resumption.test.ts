@@ -1,11 +1,13 @@
 // TLS session resumption on both sides of the proxy (issue 6 §7: no full handshake per
 // connection): the inbound mTLS listener resumes a client's session (openssl s_client -reconnect
 // and node's isSessionReused) and still knows the client's SPIFFE id; upstream TLS connections of
-// HTTP pools and tcp_proxy resume the session of their host; secrets rotation starts over with
-// full handshakes (no session made under the old certificates is resumed).
+// HTTP/1.1 and HTTP/2 pools and tcp_proxy resume the session of their host, except with
+// max_session_keys 0; secrets rotation starts over with full handshakes (no session made under the
+// old certificates is resumed).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
+import http2 from 'node:http2';
 import path from 'node:path';
 import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
@@ -157,4 +159,66 @@ test('upstream TLS (HTTP pool and tcp_proxy) resumes the session per host; new c
     { reused: false, peerSerial: serial },
     { reused: true, peerSerial: serial },
   ]);
+});
+
+test('upstream max_session_keys 0: every connection a full handshake (HTTP/1.1 pool, tcp_proxy, HTTP/2 pool); HTTP/2 pools resume otherwise', async (t) => {
+  const pki = makePki();
+  const backendCert = pki.leaf('backend', ['URI:spiffe://cluster.local/ns/default/sa/backend']);
+  const serverTls = { cert: backendCert.cert, key: backendCert.key, ca: pki.ca, requestCert: true, rejectUnauthorized: true };
+  const handshakes: boolean[] = [];
+  const backend = tls.createServer(serverTls, (s) => {
+    handshakes.push(s.isSessionReused());
+    s.once('data', () => s.end('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok'));
+  });
+  // HTTP/2: each connection serves one stream, then the server closes it (GOAWAY).
+  const h2Handshakes: boolean[] = [];
+  const h2 = http2.createSecureServer({ ...serverTls, ALPNProtocols: ['h2'] });
+  h2.on('stream', (stream) => {
+    stream.respond({ ':status': 200 });
+    stream.end('ok');
+    stream.session?.close();
+  });
+  h2.on('secureConnection', (s: tls.TLSSocket) => h2Handshakes.push(s.isSessionReused()));
+  await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r) => h2.listen(0, '127.0.0.1', r));
+  const h = await startRuntime();
+  t.after(() => {
+    h.close();
+    backend.close();
+    h2.close();
+    pki.cleanup();
+  });
+  assert.deepEqual(h.apply(SECRET_TYPE, sdsSecrets(pki.leaf('client', [`URI:${CLIENT_ID}`]), pki.ca)), []);
+  const transport = (extra: Record<string, unknown>, alpn?: string[]) => {
+    const ts = sdsUpstreamTls('backend.mesh', { san: 'spiffe://cluster.local/ns/default/sa/backend', alpn }).transport_socket as { typed_config: Record<string, unknown> };
+    return { transport_socket: { ...ts, typed_config: { ...ts.typed_config, ...extra } } };
+  };
+  const none = transport({ max_session_keys: 0 });
+  const bport = (backend.address() as AddressInfo).port;
+  const h2port = (h2.address() as AddressInfo).port;
+  const H2 = { http2_protocol_options: {} };
+  await configure(h, {
+    clusters: [
+      staticCluster('http', [bport], none),
+      staticCluster('tcp', [bport], none),
+      staticCluster('h2', [h2port], { ...H2, ...transport({}, ['h2']) }),
+      staticCluster('h2-none', [h2port], { ...H2, ...transport({ max_session_keys: 0 }, ['h2']) }),
+    ],
+    routes: [routeConfig('r', [{ match: { prefix: '/h2-none' }, route: { cluster: 'h2-none' } }, { match: { prefix: '/h2' }, route: { cluster: 'h2' } }, { match: { prefix: '/' }, route: { cluster: 'http' } }])],
+    listeners: [
+      { name: 'out', address: addr(0), filter_chains: [{ filters: [{ name: 'envoy.filters.network.http_connection_manager', typed_config: { '@type': HCM, stat_prefix: 'out', rds: { route_config_name: 'r', config_source: { ads: {} } }, http_filters: [ROUTER] } }] }] },
+      { name: 'tcp', address: addr(0), filter_chains: [{ filters: [{ name: 'envoy.filters.network.tcp_proxy', typed_config: { '@type': TCP_PROXY, stat_prefix: 'tcp', cluster: 'tcp' } }] }] },
+    ],
+  });
+  assert.deepEqual([...h.rt.warnings.values()].flat(), [], 'max_session_keys is honoured, not warned about');
+  for (let i = 0; i < 3; i++) assert.equal((await request(h.port('out'))).body, 'ok');
+  assert.deepEqual(handshakes, [false, false, false], 'HTTP/1.1 pool');
+  handshakes.length = 0;
+  for (let i = 0; i < 2; i++) assert.equal((await request(h.port('tcp'))).body, 'ok');
+  assert.deepEqual(handshakes, [false, false], 'tcp_proxy');
+  for (let i = 0; i < 3; i++) assert.equal((await request(h.port('out'), { path: '/h2' })).body, 'ok');
+  assert.deepEqual(h2Handshakes, [false, true, true], 'an HTTP/2 pool resumes its last session');
+  h2Handshakes.length = 0;
+  for (let i = 0; i < 3; i++) assert.equal((await request(h.port('out'), { path: '/h2-none' })).body, 'ok');
+  assert.deepEqual(h2Handshakes, [false, false, false], 'HTTP/2 pool with max_session_keys 0');
 });

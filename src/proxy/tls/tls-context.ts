@@ -63,6 +63,8 @@ export class TlsContext {
   private readonly sessionIdContext = randomBytes(16).toString('hex');
   /** Client: the last session per host, for resumption (Envoy keeps max_session_keys per context). */
   private readonly sessions = new Map<string, Buffer>();
+  /** Client: max_session_keys is not 0, so sessions are resumed (Envoy's default keeps 1). */
+  readonly resumeSessions: boolean = true;
   readonly isServer: boolean;
 
   constructor(r: Reader, isServer: boolean) {
@@ -78,8 +80,9 @@ export class TlsContext {
       r.accept('disable_stateful_session_resumption');
     }
     if (!isServer) {
-      // Envoy keeps up to max_session_keys sessions per context; rig proxy's pools keep the last one per host.
-      if (r.num('max_session_keys', 1) === 0) r.issues.warn(r.at('max_session_keys'), 'rig proxy always resumes upstream TLS sessions; 0 (no resumption) is ignored');
+      // Envoy keeps up to max_session_keys sessions per context (0: no resumption); rig proxy's
+      // connections keep the last one per host (pool or tcp_proxy), so any other count is the same.
+      this.resumeSessions = r.num('max_session_keys', 1) !== 0;
       // node:tls (OpenSSL) clients accept a server's TLS 1.2 renegotiation, which is what true
       // allows; false (the default) cannot be enforced, and TLS 1.3 has no renegotiation at all.
       r.accept('allow_renegotiation');
@@ -185,13 +188,14 @@ export class TlsContext {
 
   /**
    * Opens an upstream TLS connection to `host`, resuming the last session made with this host
-   * under the current secrets (no full handshake per connection).
+   * under the current secrets (no full handshake per connection), unless max_session_keys is 0.
    */
   connect(store: SecretStore, host: { address: string; port: number; hostname?: string; key: string }, localAddress?: string): tls.TLSSocket {
     const opts = this.clientOptions(store, host.hostname);
     const version = this.cachedVersion;
     // localAddress reaches the underlying net.connect (missing from tls.ConnectionOptions' type).
     const socket = tls.connect({ host: host.address, port: host.port, localAddress, ...opts, session: this.sessions.get(host.key) } as tls.ConnectionOptions);
+    if (!this.resumeSessions) return socket;
     socket.on('session', (session: Buffer) => {
       if (version !== this.cachedVersion) return;
       this.sessions.delete(host.key);

@@ -1,6 +1,6 @@
 // Socket factories of the HTTP/1.1 pool: TCP, or TLS with the cluster's secure context (asked on
 // each connection, so rotated certificates apply to new connections), its peer check, exactly the
-// given ALPN list, and the pool's last TLS session offered for resumption.
+// given ALPN list, and the pool's last TLS session offered for resumption (unless max_session_keys is 0).
 import net from 'node:net';
 import tls from 'node:tls';
 import { DEFAULT_BUFFER_LIMIT_BYTES, setBufferLimit } from '../../network/buffer-limit.ts';
@@ -12,6 +12,8 @@ export interface H1TlsOptions {
   readonly alpn: readonly string[];
   readonly rejectUnauthorized: boolean;
   readonly checkServerIdentity: (host: string, cert: tls.PeerCertificate) => Error | undefined;
+  /** Offer the last session (UpstreamTlsContext.max_session_keys other than 0). */
+  readonly resume: boolean;
 }
 
 export interface H1ConnectOptions {
@@ -53,7 +55,7 @@ export function h1Connector(o: H1ConnectOptions): (onread: net.OnReadOpts) => ne
       onread,
     };
     const socket = setBufferLimit(tls.connect(opts), limit);
-    socket.on('session', onSession);
+    if (t.resume) socket.on('session', onSession);
     return socket;
   };
 }
