@@ -15,6 +15,7 @@ import { compileLocalReplyConfig, type LocalReplyConfig } from './local-reply.ts
 import { readConnectionLimits, type ConnectionLimits } from './connection-limits.ts';
 import { readStrictCheckHeaders } from './strict-check-headers.ts';
 import { readXfccConfig, type XfccConfig } from './xfcc.ts';
+import { readRequestIdExtension, type RequestIdConfig } from './request-id.ts';
 
 export interface CompiledHttpFilter {
   readonly name: string;
@@ -57,6 +58,8 @@ export interface HcmConfig {
   readonly internalAddresses: InternalAddresses;
   readonly via?: string;
   readonly generateRequestId: boolean;
+  /** request_id_extension (the UUID one, Envoy's default): trace reason packing and request-id sampling. */
+  readonly requestId: RequestIdConfig;
   readonly preserveExternalRequestId: boolean;
   readonly serverName: string;
   /** 0 OVERWRITE, 1 APPEND_IF_ABSENT, 2 PASS_THROUGH */
@@ -183,7 +186,8 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
   if (!sawRouter) issues.error(r.at('http_filters'), 'the HTTP filter chain must end with envoy.filters.http.router');
 
   const accessLogs = compileAccessLogs(r.objs('access_log'));
-  const tracer = compileTracer(r.obj('tracing'), { issues, statPrefix, direction: ctx.direction, proxy });
+  const requestId = readRequestIdExtension(r.obj('request_id_extension'));
+  const tracer = compileTracer(r.obj('tracing'), { issues, statPrefix, direction: ctx.direction, proxy, requestId });
 
   const upgrades = new Map<string, boolean>();
   for (const u of r.objs('upgrade_configs')) {
@@ -291,6 +295,7 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
     internalAddresses: compileInternalAddresses(r.obj('internal_address_config')),
     via: r.str('via') || undefined,
     generateRequestId: r.bool('generate_request_id', true),
+    requestId,
     preserveExternalRequestId: r.bool('preserve_external_request_id', false),
     serverName: r.str('server_name', 'envoy'),
     serverHeader: sht === 'APPEND_IF_ABSENT' ? 1 : sht === 'PASS_THROUGH' ? 2 : 0,

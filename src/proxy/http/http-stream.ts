@@ -22,6 +22,7 @@ import type { UpstreamDispatchOptions } from '../upstream/upstream-pool.ts';
 import { grpcStatusFor, isGrpcContentType, rewriteLocalReply } from './local-reply.ts';
 import { sanitizeRequestHeaders } from './header-sanitizing.ts';
 import { applyXfcc } from './xfcc.ts';
+import { clearTraceReason } from './request-id.ts';
 import { invalidEnvoyHeader } from './strict-check-headers.ts';
 import { retriesEnabled, takeRetryHeaders, takeTimeoutHeader } from './router-headers.ts';
 import { ReplayableBody } from './retry-body.ts';
@@ -259,6 +260,9 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     let rid = firstValue(h['x-request-id']);
     if (hcm.generateRequestId && (rid === undefined || (hcm.useRemoteAddress && !hcm.preserveExternalRequestId))) {
       rid = randomUUID();
+      h['x-request-id'] = rid;
+    } else if (hcm.generateRequestId && hcm.useRemoteAddress && rid !== undefined && rid !== clearTraceReason(rid, hcm.requestId)) {
+      rid = clearTraceReason(rid, hcm.requestId);
       h['x-request-id'] = rid;
     }
     this.streamInfo.requestId = rid;

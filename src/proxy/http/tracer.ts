@@ -7,6 +7,7 @@ import type { Reader, Issues } from '../config/reader.ts';
 import type { RequestHead, ResponseHead } from '../filters/filter.ts';
 import type { StreamInfo } from '../stream-info.ts';
 import type { ProxyContext } from '../context.ts';
+import type { RequestIdConfig } from './request-id.ts';
 
 export interface Span {
   /** Adds trace context to the request about to go upstream (traceparent, b3...). */
@@ -26,6 +27,8 @@ export interface TracerContext {
   readonly direction: StreamInfo['direction'];
   /** The running proxy (node, stats, collector clusters). */
   readonly proxy: ProxyContext;
+  /** The connection manager's request ID extension: how the sampling decision is taken and kept. */
+  readonly requestId: RequestIdConfig;
 }
 
 export interface TracerFactory {

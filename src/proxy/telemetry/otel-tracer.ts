@@ -1,7 +1,8 @@
 // The HCM tracer for Envoy's envoy.tracers.zipkin (ZipkinConfig) and envoy.tracers.opentelemetry
 // (OpenTelemetryConfig, http_service or grpc_service) providers, built on OpenTelemetry's SDK. Per request:
 // extract the caller's context in the formats the tracer reads (trace-context.ts), honour its
-// sampling decision (or x-envoy-force-trace), else sample at random_sampling percent; a sampled
+// sampling decision (or x-envoy-force-trace), else the connection manager's (http/request-id.ts:
+// random_sampling by x-request-id, a reason packed by an earlier hop, x-client-trace-id); a sampled
 // request gets a SERVER span (inbound) or a CLIENT span (outbound, gateway) named as Istio's route
 // decorator (`<service host>:<port>/*`), tagged with Istio's/Envoy's span tags; the context is
 // injected into the upstream request. Unsampled requests still propagate the decision (sampled=0).
@@ -18,6 +19,7 @@ import { MALFORMED, Propagation, extractContext, injectContext, newSpanId, newTr
 import { spanPipeline, startSpanWithIds, type SpanPipeline } from './span-export.ts';
 import { OTEL_CONFIG_TYPE, readTracerProvider, ZIPKIN_CONFIG_TYPE } from './tracer-provider.ts';
 import { attachTelemetry } from './proxy-telemetry.ts';
+import { traceDecision, type RequestIdConfig, type TraceSampling } from '../http/request-id.ts';
 import { serviceOfAuthority, serviceOfCluster } from './istio-metrics.ts';
 import type { LocalPeer } from './peer-metadata.ts';
 
@@ -26,9 +28,9 @@ type CustomTag = (req: RequestHead) => string | undefined;
 
 interface TracerConfig {
   readonly pipeline: SpanPipeline;
-  /** Percent (0-100) for requests without a sampling decision. */
-  readonly randomPercent: number;
-  readonly overallPercent: number;
+  /** random_sampling, overall_sampling and client_sampling (0-100), decided by request id as Envoy. */
+  readonly sampling: TraceSampling;
+  readonly requestId: RequestIdConfig;
   readonly kind: SpanKind;
   readonly maxPathLength: number;
   readonly customTags: readonly (readonly [string, CustomTag])[];
@@ -167,10 +169,14 @@ class OtelHcmTracer implements Tracer {
     const c = this.c;
     const incoming = extractContext(head.headers, c.propagation);
     if (incoming === MALFORMED) return undefined;
+    // The connection manager's decision (it may pack its reason into x-request-id); a sampling
+    // flag the caller sent still wins.
+    const traced = traceDecision(head.headers, c.requestId, c.sampling);
+    const rid = head.headers['x-request-id'];
+    info.requestId = Array.isArray(rid) ? rid[0] : rid;
     let sampled = incoming?.sampled;
     if (head.headers['x-envoy-force-trace'] !== undefined) sampled = true;
-    sampled ??= Math.random() * 100 < c.randomPercent;
-    if (sampled && c.overallPercent < 100) sampled = Math.random() * 100 < c.overallPercent;
+    sampled ??= traced;
     info.sampled = sampled;
     const shared = c.sharedSpanContext && c.kind === SpanKind.SERVER && incoming?.parentSpanId !== undefined;
     if (!sampled) {
@@ -256,8 +262,8 @@ export const otelTracerFactory: TracerFactory = {
     }
     const config: TracerConfig = {
       pipeline: spanPipeline(t.stats, t.clusters, { ...target, serviceName }, ctx.proxy.log),
-      randomPercent: percent(tracing, 'random_sampling', 100),
-      overallPercent: percent(tracing, 'overall_sampling', 100),
+      sampling: { random: percent(tracing, 'random_sampling', 100), overall: percent(tracing, 'overall_sampling', 100), client: percent(tracing, 'client_sampling', 100) },
+      requestId: ctx.requestId,
       kind: ctx.direction === 'inbound' ? SpanKind.SERVER : SpanKind.CLIENT,
       maxPathLength: tracing.num('max_path_tag_length', 256),
       customTags: compileCustomTags(tracing),
@@ -269,7 +275,6 @@ export const otelTracerFactory: TracerFactory = {
       traceId64: target.traceId64 ?? false,
       sharedSpanContext: provider?.sharedSpanContext ?? false,
     };
-    percent(tracing, 'client_sampling', 100);
     if (tracing.bool('verbose', false)) tracing.issues.warn(tracing.at('verbose'), 'spans carry no stream event logs in rig proxy; ignored');
     if (tracing.bool('spawn_upstream_span', false)) tracing.issues.warn(tracing.at('spawn_upstream_span'), 'rig proxy makes one span per request, not one more per upstream attempt; ignored');
     tracing.done();

@@ -1,0 +1,90 @@
+// The connection manager's request ID extension (Envoy's envoy.request_id.uuid, the only one and
+// the default) and the tracing decision it drives, as Envoy's mutateTracingRequestHeader: with
+// use_request_id_for_trace_sampling the x-request-id picks the sample (its first 8 hex digits
+// mod 10000), so every proxy on the path decides alike; with pack_trace_reason the decision is
+// written into the UUID's version character (position 14) and a later hop keeps it.
+import type { HeaderMap } from '../filters/filter.ts';
+import type { Reader } from '../config/reader.ts';
+
+export const UUID_REQUEST_ID_TYPE = 'type.googleapis.com/envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig';
+
+export interface RequestIdConfig {
+  readonly packTraceReason: boolean;
+  readonly useForTraceSampling: boolean;
+}
+
+export const DEFAULT_REQUEST_ID: RequestIdConfig = { packTraceReason: true, useForTraceSampling: true };
+
+/** Reads HttpConnectionManager.request_id_extension (absent: the UUID extension with its defaults). */
+export function readRequestIdExtension(r: Reader | undefined): RequestIdConfig {
+  if (!r) return DEFAULT_REQUEST_ID;
+  const tc = r.obj('typed_config');
+  r.done();
+  if (!tc) {
+    r.issues.error(r.at('typed_config'), `a request ID extension needs a typed_config (${UUID_REQUEST_ID_TYPE})`);
+    return DEFAULT_REQUEST_ID;
+  }
+  const type = tc.str('@type');
+  if (type !== UUID_REQUEST_ID_TYPE) {
+    tc.issues.error(tc.at('@type'), `unsupported request ID extension ${type || '(none)'}; only ${UUID_REQUEST_ID_TYPE} is known`);
+    tc.accept(...Object.keys(tc.raw));
+    return DEFAULT_REQUEST_ID;
+  }
+  const config = { packTraceReason: tc.bool('pack_trace_reason', true), useForTraceSampling: tc.bool('use_request_id_for_trace_sampling', true) };
+  tc.done();
+  return config;
+}
+
+/** Percentages of the HCM tracing block (0-100). */
+export interface TraceSampling {
+  readonly random: number;
+  readonly overall: number;
+  readonly client: number;
+}
+
+const POSITION = 14;
+const REASON_CHAR = { sampled: '9', forced: 'a', client: 'b', none: '4' } as const;
+type Reason = keyof typeof REASON_CHAR;
+const UUID_LENGTH = 36;
+
+function readReason(rid: string): Reason {
+  if (rid.length !== UUID_LENGTH) return 'none';
+  const c = rid[POSITION];
+  return c === REASON_CHAR.sampled ? 'sampled' : c === REASON_CHAR.forced ? 'forced' : c === REASON_CHAR.client ? 'client' : 'none';
+}
+
+/** Envoy scales a tracing Percent to a fraction of 10000. */
+function hits(percent: number, value: number): boolean {
+  return value % 10000 < Math.round(percent * 100);
+}
+
+/**
+ * Whether the connection manager traces this request (Envoy's HCM decision; a tracer still
+ * follows a sampling flag the caller sent). Rewrites x-request-id when it packs a new reason.
+ */
+export function traceDecision(h: HeaderMap, cfg: RequestIdConfig, sampling: TraceSampling): boolean {
+  if (!cfg.useForTraceSampling) return true;
+  const raw = h['x-request-id'];
+  const rid = Array.isArray(raw) ? raw[0] : raw;
+  const value = rid === undefined || !/^[0-9a-fA-F]{8}/.test(rid) ? undefined : parseInt(rid.slice(0, 8), 16);
+  if (value === undefined) return false;
+  let reason: Reason = cfg.packTraceReason ? readReason(rid!) : 'none';
+  const before = reason;
+  if (reason === 'none') {
+    if (h['x-client-trace-id'] !== undefined && Math.random() * 100 < sampling.client) reason = 'client';
+    else if (h['x-envoy-force-trace'] !== undefined) reason = 'forced';
+    else if (hits(sampling.random, value)) reason = 'sampled';
+  }
+  if (reason !== 'none' && !hits(sampling.overall, value)) reason = 'none';
+  if (cfg.packTraceReason && reason !== before) h['x-request-id'] = withReason(rid!, reason);
+  return reason !== 'none';
+}
+
+function withReason(rid: string, reason: Reason): string {
+  return rid.length === UUID_LENGTH ? rid.slice(0, POSITION) + REASON_CHAR[reason] + rid.slice(POSITION + 1) : rid;
+}
+
+/** An external request id kept at the edge (preserve_external_request_id) loses its trace reason, as Envoy's. */
+export function clearTraceReason(rid: string, cfg: RequestIdConfig): string {
+  return cfg.packTraceReason && readReason(rid) !== 'none' ? withReason(rid, 'none') : rid;
+}
