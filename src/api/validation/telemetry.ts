@@ -24,7 +24,6 @@ export function unsupportedTelemetryFields(spec: TelemetrySpec): UnsupportedTele
     out.push({ path: ['spec', key], message: `${key} (Telemetry for a Gateway API gateway or waypoint) is not supported: this Telemetry applies to no proxy`, hint: 'attach it with selector.matchLabels, or without selector for the whole namespace' });
   }
   spec.tracing?.forEach((t, i) => {
-    if (t.useRequestIdForTraceSampling !== undefined) out.push({ path: ['spec', 'tracing', i, 'useRequestIdForTraceSampling'], message: 'useRequestIdForTraceSampling is not implemented: a request without an incoming decision is sampled at random, x-request-id is not consulted', hint: 'remove the field' });
     if (t.enableIstioTags === false) out.push({ path: ['spec', 'tracing', i, 'enableIstioTags'], message: "enableIstioTags: false is not implemented: spans always carry Istio's tags (istio.canonical_service, istio.namespace, istio.mesh_id, ...)", hint: 'remove the field' });
   });
   spec.metrics?.forEach((m, i) => {

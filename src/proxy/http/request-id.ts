@@ -3,10 +3,9 @@
 // use_request_id_for_trace_sampling the x-request-id picks the sample (its first 8 hex digits
 // mod 10000), so every proxy on the path decides alike; with pack_trace_reason the decision is
 // written into the UUID's version character (position 14) and a later hop keeps it.
+import { UUID_REQUEST_ID_TYPE } from '../../envoy/index.ts';
 import type { HeaderMap } from '../filters/filter.ts';
 import type { Reader } from '../config/reader.ts';
-
-export const UUID_REQUEST_ID_TYPE = 'type.googleapis.com/envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig';
 
 export interface RequestIdConfig {
   readonly packTraceReason: boolean;

@@ -2,12 +2,13 @@
 // decorator adding the peer metadata filter first in the chain, access_log entries and the
 // tracing block, the istio.stats network filter for inbound and outbound TCP chains, and Istio's
 // TCP metadata exchange (istio.metadata_exchange) on inbound mTLS chains and outbound clusters.
+import { UUID_REQUEST_ID_TYPE } from '../../envoy/index.ts';
 import type { EnvoyJson } from '../../envoy/index.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
 import type { HcmDecorator, HttpFilterStage } from '../translate/http-filters.ts';
 import { accessLogEntries, modeOf, peerMetadataFilter, statsFilterConfig, tracingConfig, tracingServiceName } from './telemetry-config.ts';
-import { telemetryLevels } from './telemetry-policy.ts';
+import { effectiveTelemetry, telemetryLevels } from './telemetry-policy.ts';
 
 const TYPED_STRUCT = 'type.googleapis.com/udpa.type.v1.TypedStruct';
 const TCP_PROXY = 'envoy.filters.network.tcp_proxy';
@@ -29,6 +30,9 @@ export const telemetryDecorator: HcmDecorator = (ctx, hcm) => {
   if (logs.length) hcm.access_log = [...((hcm.access_log as EnvoyJson[] | undefined) ?? []), ...logs];
   const tracing = tracingConfig(ctx.push, ctx.proxy, mode);
   if (tracing) hcm.tracing = tracing;
+  // As Istio, on every HCM: the Telemetry tracing useRequestIdForTraceSampling when tracing is on, else true.
+  const byRequestId = (tracing && effectiveTelemetry(ctx.push, ctx.proxy, mode).tracing?.useRequestIdForTraceSampling) ?? true;
+  hcm.request_id_extension = { typed_config: { '@type': UUID_REQUEST_ID_TYPE, use_request_id_for_trace_sampling: byRequestId } };
 };
 
 /** The tcp_proxy filter of an inbound chain with the Telemetry/mesh access logs added. */

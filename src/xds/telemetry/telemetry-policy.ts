@@ -47,6 +47,8 @@ export interface EffectiveMetrics {
 export interface EffectiveTracing {
   providers: string[];
   randomSamplingPercentage?: number;
+  /** Istio's default true: sampling by x-request-id (the HCM request_id_extension). */
+  useRequestIdForTraceSampling?: boolean;
   disableSpanReporting: boolean;
   customTags: NonNullable<Tracing['customTags']>;
 }
@@ -108,6 +110,7 @@ function mergeTracing(levels: Resource<TelemetrySpec>[], mode: TrafficMode): Eff
     out ??= { providers: [], disableSpanReporting: false, customTags: {} };
     if (t.providers?.length) out.providers = t.providers.map((p) => p.name);
     if (t.randomSamplingPercentage !== undefined) out.randomSamplingPercentage = t.randomSamplingPercentage;
+    if (t.useRequestIdForTraceSampling !== undefined) out.useRequestIdForTraceSampling = t.useRequestIdForTraceSampling;
     if (t.disableSpanReporting !== undefined) out.disableSpanReporting = t.disableSpanReporting;
     Object.assign(out.customTags, t.customTags ?? {});
   }
