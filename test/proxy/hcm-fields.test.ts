@@ -75,9 +75,6 @@ test('connection manager fields rig cannot honour warn by path; their defaults s
   const warnings = [...h.rt.warnings.values()].flat();
   assert.equal(warnings.filter((w) => w.startsWith('listener "quiet"')).length, 0, warnings.join('\n'));
   const loudPaths = warnings.map((w) => /^listener "loud": filter_chains\[0\]\.filters\[0\]\.typed_config\.(\S+): /.exec(w)?.[1] ?? w);
-  const disabled = listener('disabled', { http_filters: [{ name: 'envoy.filters.http.fault', disabled: true, typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault' } }, ROUTER] });
-  assert.deepEqual(h.apply(LISTENER_TYPE, [disabled]), []);
-  assert.match([...h.rt.warnings.values()].flat().join('\n'), /listener "disabled": .*http_filters\[0\]\.disabled: enabling a disabled filter per route is not supported/);
   assert.deepEqual(loudPaths.sort(), [
     'early_header_mutation_extensions',
     'http_filters[0].typed_config.start_child_span',

@@ -25,8 +25,10 @@ export function registeredHttpFilters(): string[] {
 
 /**
  * Compiles a typed_per_filter_config map (route, virtual host or weighted cluster) into
- * filter name → compiled per-route config. An unknown type is an error unless the entry is
- * a FilterConfig with is_optional.
+ * filter name → compiled per-route config, as Envoy's PerFilterConfigs: a FilterConfig with
+ * disabled: true is DISABLED; one with an empty config (no @type) is ENABLED, which runs a filter
+ * the connection manager marks disabled; any other entry is the filter's config and enables it too.
+ * An unknown type is an error unless the entry is a FilterConfig with is_optional (then ENABLED).
  */
 export function compilePerFilterConfigs(r: Reader, key: string): ReadonlyMap<string, unknown> | undefined {
   const raw = r.get(key);
@@ -42,13 +44,23 @@ export function compilePerFilterConfigs(r: Reader, key: string): ReadonlyMap<str
         out.set(name, DISABLED);
         continue;
       }
-      cfg = (cfg.config ?? {}) as Record<string, unknown>;
+      if (cfg.config === undefined || cfg.config === null) {
+        r.issues.error(path, 'a FilterConfig needs config (an empty config: {} enables the filter here) or disabled: true');
+        continue;
+      }
+      cfg = cfg.config as Record<string, unknown>;
+      if (!cfg['@type']) {
+        out.set(name, ENABLED);
+        continue;
+      }
     }
     const typeUrl = String(cfg?.['@type'] ?? '');
     const f = byPerRouteTypeUrl.get(typeUrl);
     if (!f || !f.compilePerRoute) {
-      if (optional) r.issues.warn(path, `no filter supports per-route config ${typeUrl}; ignored (is_optional)`);
-      else r.issues.error(path, `no HTTP filter supports per-route config of type ${typeUrl || '(missing @type)'}`);
+      if (optional) {
+        r.issues.warn(path, `no filter supports per-route config ${typeUrl}; the filter runs here without it (is_optional)`);
+        out.set(name, ENABLED);
+      } else r.issues.error(path, `no HTTP filter supports per-route config of type ${typeUrl || '(missing @type)'}`);
       continue;
     }
     out.set(name, f.compilePerRoute(new Reader(cfg, path, r.issues), { issues: r.issues }));
@@ -58,5 +70,7 @@ export function compilePerFilterConfigs(r: Reader, key: string): ReadonlyMap<str
 
 /** Per-route marker: the filter is disabled for this route (FilterConfig.disabled). */
 export const DISABLED = Symbol('filter disabled');
+/** Per-route marker: the filter runs for this route, without a per-route config (FilterConfig with an empty config). */
+export const ENABLED = Symbol('filter enabled');
 
 export type { Issues };

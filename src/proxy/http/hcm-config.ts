@@ -21,6 +21,8 @@ export interface CompiledHttpFilter {
   readonly name: string;
   readonly factory: HttpFilterFactory;
   readonly config: unknown;
+  /** HttpFilter.disabled: runs only where a route or virtual host typed_per_filter_config enables it. */
+  readonly disabled?: boolean;
 }
 
 export interface HcmStats {
@@ -158,6 +160,7 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
     if (name === ROUTER || typeUrl?.endsWith('.router.v3.Router')) {
       sawRouter = true;
       if (i !== fl.length - 1) issues.error(f.path, 'the router must be the last HTTP filter');
+      if (disabled) issues.error(f.at('disabled'), 'the router (the terminal filter) cannot be disabled by default');
       if (tc) {
         suppressEnvoyHeaders = tc.bool('suppress_envoy_headers', false);
         strictCheckHeaders = readStrictCheckHeaders(tc);
@@ -173,15 +176,8 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
       tc?.accept(...Object.keys(tc.raw));
       return;
     }
-    if (disabled) {
-      // Envoy runs it where a route's typed_per_filter_config enables it (an empty FilterConfig);
-      // the per-route registry cannot express that yet, so it never runs: said, not hidden.
-      issues.warn(f.at('disabled'), `enabling a disabled filter per route is not supported: ${name} never runs`);
-      tc?.accept(...Object.keys(tc.raw));
-      return;
-    }
     const config = factory.compile(tc ?? new Reader({}, f.at('typed_config'), issues), { name, statPrefix, stats: proxy.stats, issues, clusters: proxy.clusters, server: proxy });
-    filters.push({ name, factory, config });
+    filters.push(disabled ? { name, factory, config, disabled } : { name, factory, config });
   });
   if (!sawRouter) issues.error(r.at('http_filters'), 'the HTTP filter chain must end with envoy.filters.http.router');
 

@@ -7,7 +7,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { FilterStatus, type ConnectionInfo, type HeaderMap, type HttpFilter, type LocalReply, type RequestHead, type ResponseHead, type StreamCallbacks } from '../filters/filter.ts';
-import { DISABLED } from '../filters/registry.ts';
+import { DISABLED, ENABLED } from '../filters/registry.ts';
 import { ResponseFlag } from '../response-flags.ts';
 import { newStreamInfo, type StreamInfo } from '../stream-info.ts';
 import type { ProxyContext } from '../context.ts';
@@ -239,7 +239,10 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     if (hcm.filters.length) {
       const fs: HttpFilter[] = [];
       for (const f of hcm.filters) {
-        if (this.perRouteConfigRaw(f.name) === DISABLED) continue;
+        // As Envoy's filter chain, built once the route is known: a route (or its virtual host)
+        // disables a filter with FilterConfig.disabled, and enables a disabled one with any entry.
+        const perRoute = this.perRouteConfigRaw(f.name);
+        if (perRoute === DISABLED || (f.disabled && perRoute === undefined)) continue;
         fs.push(f.factory.create(f.config, this));
       }
       this.filters = fs;
@@ -305,7 +308,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
 
   perRouteConfig<T>(filterName: string): T | undefined {
     const v = this.perRouteConfigRaw(filterName);
-    return v === DISABLED ? undefined : (v as T | undefined);
+    return v === DISABLED || v === ENABLED ? undefined : (v as T | undefined);
   }
 
   // === decoder filter chain ===
