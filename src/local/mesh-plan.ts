@@ -1,5 +1,6 @@
 // From the configuration to the processes of a local mesh: every Workload replica (its app and
 // its sidecar, with the loopback ports they use) and the gateways that Gateway resources select.
+import { parse as parseYaml } from 'yaml';
 import { workloadCwd, type Resource, type WorkloadSpec } from '../api/index.ts';
 
 export const INGRESS_LABELS = { istio: 'ingressgateway', app: 'istio-ingressgateway' } as const;
@@ -23,6 +24,34 @@ export function parseUpstreams(value: string | undefined): string[] {
   return out;
 }
 
+/**
+ * Istio's pod annotation with the sidecar's ProxyConfig (YAML or JSON). rig up applies its
+ * proxyMetadata, the sidecar's extra environment (e.g. ISTIO_META_HTTP10: "1", node metadata);
+ * any other ProxyConfig field is refused by name rather than ignored.
+ */
+export const PROXY_CONFIG_ANNOTATION = 'proxy.istio.io/config';
+
+/** The proxyMetadata of the annotation; throws naming what is wrong. */
+export function parseProxyConfigAnnotation(value: string | undefined): Record<string, string> {
+  if (value === undefined || value.trim() === '') return {};
+  let doc: unknown;
+  try {
+    doc = parseYaml(value);
+  } catch (err) {
+    throw new Error(`annotation ${PROXY_CONFIG_ANNOTATION}: not YAML or JSON (${(err as Error).message.split('\n')[0]})`);
+  }
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new Error(`annotation ${PROXY_CONFIG_ANNOTATION}: must be a ProxyConfig object, e.g. {"proxyMetadata": {"ISTIO_META_HTTP10": "1"}}`);
+  const other = Object.keys(doc).filter((k) => k !== 'proxyMetadata');
+  if (other.length) throw new Error(`annotation ${PROXY_CONFIG_ANNOTATION}: ${other.map((k) => `"${k}"`).join(', ')} not supported by rig up (only proxyMetadata)`);
+  const md = (doc as { proxyMetadata?: unknown }).proxyMetadata ?? {};
+  if (md === null || typeof md !== 'object' || Array.isArray(md)) throw new Error(`annotation ${PROXY_CONFIG_ANNOTATION}: proxyMetadata must be a map of strings`);
+  for (const [k, v] of Object.entries(md)) {
+    if (typeof v !== 'string') throw new Error(`annotation ${PROXY_CONFIG_ANNOTATION}: proxyMetadata.${k} must be a string (quote it: "${String(v)}")`);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new Error(`annotation ${PROXY_CONFIG_ANNOTATION}: proxyMetadata "${k}" is not an environment variable name`);
+  }
+  return md as Record<string, string>;
+}
+
 export interface ReplicaPlan {
   /** `reviews-v1-0`: the workload name and the replica's index, like a pod name. */
   name: string;
@@ -36,6 +65,8 @@ export interface ReplicaPlan {
   spec: WorkloadSpec;
   /** The annotation's upstreams, `host:port` (see UPSTREAMS_ANNOTATION). */
   upstreams: string[];
+  /** Extra environment of the sidecar (PROXY_CONFIG_ANNOTATION proxyMetadata). */
+  proxyMetadata: Record<string, string>;
   /** Why this replica cannot start (reported as its state), if anything. */
   problem?: string;
   /** The directory the app runs in (spec.cwd relative to the file that declared the Workload). */
@@ -62,13 +93,15 @@ export function workloadReplicas(resources: readonly Resource[]): ReplicaPlan[] 
     const cwd = workloadCwd({ spec, source: r.source });
     const labels = { ...(r.metadata.labels ?? {}) };
     let upstreams: string[] = [];
+    let proxyMetadata: Record<string, string> = {};
     let problem: string | undefined;
     try {
       upstreams = parseUpstreams(r.metadata.annotations?.[UPSTREAMS_ANNOTATION]);
+      proxyMetadata = parseProxyConfigAnnotation(r.metadata.annotations?.[PROXY_CONFIG_ANNOTATION]);
     } catch (err) {
       problem = (err as Error).message;
     }
-    const fingerprint = JSON.stringify({ spec: { ...spec, replicas: undefined }, labels, cwd, ns: r.metadata.namespace, upstreams });
+    const fingerprint = JSON.stringify({ spec: { ...spec, replicas: undefined }, labels, cwd, ns: r.metadata.namespace, upstreams, proxyMetadata });
     for (let i = 0; i < (spec.replicas ?? 1); i++) {
       out.push({
         name: `${r.metadata.name}-${i}`,
@@ -80,6 +113,7 @@ export function workloadReplicas(resources: readonly Resource[]): ReplicaPlan[] 
         serviceAccount: spec.serviceAccount ?? 'default',
         spec,
         upstreams,
+        proxyMetadata,
         problem,
         cwd,
         source: r.source ? `${r.source.file}:${r.source.line}` : undefined,

@@ -174,7 +174,7 @@ export class ReplicaRuntime {
       name: `${plan.name}/istio-proxy`,
       command: pod ? 'ip' : process.execPath,
       args: [],
-      env: { ...process.env, RIG_STATE_DIR: ctx.stateRoot },
+      env: { ...process.env, ...plan.proxyMetadata, RIG_STATE_DIR: ctx.stateRoot },
       // In the workload's directory, where its exec probe runs (as a container's, in its files); the
       // pod's sidecar runs as the proxy user, which may not be able to enter the user's directory.
       cwd: pod ? path.dirname(portsFile) : isDirectory(plan.cwd) ? plan.cwd : process.cwd(),

@@ -29,7 +29,7 @@ test('a gateway binds its Gateway server ports at --bind on the mapped host port
 });
 
 test("a replica's sidecar flags carry its identity, labels and explicit ports", () => {
-  const replica = { name: 'reviews-v2-0', workload: 'reviews-v2', namespace: 'default', index: 0, labels: { app: 'reviews', version: 'v2' }, serviceAccount: 'bookinfo-reviews', spec: { command: ['node'], ports: [{ name: 'http', port: 9080 }] }, cwd: '/', fingerprint: '', replicas: 1, upstreams: ['ratings:9080'] } as ReplicaPlan;
+  const replica = { name: 'reviews-v2-0', workload: 'reviews-v2', namespace: 'default', index: 0, labels: { app: 'reviews', version: 'v2' }, serviceAccount: 'bookinfo-reviews', spec: { command: ['node'], ports: [{ name: 'http', port: 9080 }] }, cwd: '/', fingerprint: '', replicas: 1, upstreams: ['ratings:9080'], proxyMetadata: {} } as ReplicaPlan;
   const args = sidecarArgs(replica, { inbound: { 9080: 20001 }, app: { 9080: 20002 }, outbound: 20003, upstream: { 'ratings:9080': 20004 } }, common);
   const node = bootstrapFromOptions(parse(args.slice(1))).node as { metadata: EnvoyJson };
   assert.equal(node.metadata.SERVICE_ACCOUNT, 'bookinfo-reviews');

@@ -7,6 +7,8 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { leftovers, startMesh, type Mesh } from './mesh-harness.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -20,6 +22,8 @@ spec:
   readinessProbe: { httpGet: { path: /, port: 9080 } }
 ${extra}`;
 }
+
+const execFileP = promisify(execFile);
 
 const ECHO = ['node', '-e', "require('node:http').createServer((q, s) => s.end(process.env.POD_NAME + ' via ' + process.env.HTTP_PROXY)).listen(+process.env.PORT, process.env.HOST, () => console.log('echo up'))"];
 
@@ -42,6 +46,8 @@ describe('rig up', () => {
     writeFileSync(path.join(config, 'broken.yaml'), workload('broken', ['rig-test-no-such-binary']));
     const upstreams = (v: string) => `{ "sidecar.rigging.dev/upstreams": "${v}" }`;
     writeFileSync(path.join(config, 'client.yaml'), workload('client', ECHO, '', upstreams('ratings:9080')) + '---\n' + workload('badclient', ECHO, '', upstreams('ratings')));
+    const proxyConfig = (v: unknown) => JSON.stringify({ 'proxy.istio.io/config': JSON.stringify(v) });
+    writeFileSync(path.join(config, 'legacy.yaml'), workload('legacy', ECHO, '', proxyConfig({ proxyMetadata: { ISTIO_META_HTTP10: '1' } })) + '---\n' + workload('badproxy', ECHO, '', proxyConfig({ concurrency: 2 })));
     mesh = await startMesh('up', ['-f', config, '--no-ingress']);
   });
   after(async () => {
@@ -59,6 +65,20 @@ describe('rig up', () => {
     assert.ok(echo.ports.inbound?.['9080'] && echo.ports.outbound);
   });
 
+  it('applies the proxy.istio.io/config proxyMetadata to the sidecar: ISTIO_META_HTTP10 makes it take HTTP/1.0', async () => {
+    const s = await mesh.waitFor((s) => ['legacy-0', 'echo-0'].every((n) => s.processes.some((p) => p.name === n && p.appState === 'ready')) && s.processes.some((p) => p.name === 'badproxy-0' && p.state === 'failed'), 'legacy and echo ready, badproxy failed');
+    // Once the sidecar's inbound listener is up (the app may be ready before it).
+    const http10 = (name: string) =>
+      waitFor(`${name}'s sidecar inbound listener`, async () => {
+        const port = s.processes.find((p) => p.name === name)!.ports.inbound!['9080'];
+        const { stdout } = await execFileP('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '10', '--http1.0', `http://127.0.0.1:${port}/`]).catch(() => ({ stdout: '000' }));
+        return stdout === '000' ? undefined : stdout;
+      });
+    assert.equal(await http10('legacy-0'), '200');
+    assert.equal(await http10('echo-0'), '426');
+    assert.match(s.processes.find((p) => p.name === 'badproxy-0')!.message ?? '', /proxy\.istio\.io\/config: "concurrency" not supported by rig up/);
+  });
+
   it('gives a workload a local port per annotated upstream, as Kubernetes service variables', async () => {
     const s = await mesh.waitFor((s) => s.processes.some((p) => p.name === 'client-0' && !!p.pid) && s.processes.some((p) => p.name === 'badclient-0' && p.state === 'failed'), 'client running, badclient failed');
     const client = s.processes.find((p) => p.name === 'client-0')!;
@@ -74,7 +94,7 @@ describe('rig up', () => {
     assert.match(text.stdout, /^echo-0 /m);
     assert.match(text.stdout, /broken-0: app: command "rig-test-no-such-binary" not found/);
     const json = JSON.parse((await mesh.rig(['status', '-o', 'json'])).stdout) as { processes: { name: string }[] };
-    assert.deepEqual(json.processes.map((p) => p.name).sort(), ['badclient-0', 'broken-0', 'client-0', 'echo-0']);
+    assert.deepEqual(json.processes.map((p) => p.name).sort(), ['badclient-0', 'badproxy-0', 'broken-0', 'client-0', 'echo-0', 'legacy-0']);
   });
 
   it('rig proxy-status and proxy-config find the running mesh\'s control plane by themselves', async () => {
