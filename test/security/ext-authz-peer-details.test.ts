@@ -1,7 +1,9 @@
 // ext_authz include_peer_certificate and include_tls_session, on real TLS connections through the
 // proxy to a real gRPC Authorization server: the client certificate (URL-encoded PEM) and the SNI
 // reach the CheckRequest only when asked, from the HTTP and the network filter; an http_service
-// check cannot carry them, which warns.
+// check cannot carry them, which warns. Principals as Envoy: each side's certificate URI SAN, else
+// DNS SAN (else subject, not exercised here); source service from x-envoy-downstream-service-cluster,
+// a connection's SNI as destination service.
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import https from 'node:https';
@@ -98,9 +100,11 @@ test('include_peer_certificate and include_tls_session put the client certificat
   const tlsOnly = { ca: pki.ca, servername: 'svc.example', checkServerIdentity: () => undefined };
   const mtls = { ...tlsOnly, cert: client.cert, key: client.key };
 
-  assert.equal(await get(h.port('both'), mtls), 200);
+  assert.equal(await get(h.port('both'), { ...mtls, headers: { 'x-envoy-downstream-service-cluster': 'shop' } }), 200);
   let source = authz.seen[0].attributes.source;
   assert.equal(source.principal, 'spiffe://cluster.local/ns/foo/sa/client');
+  assert.equal(source.service, 'shop');
+  assert.equal(authz.seen[0].attributes.destination?.principal, 'spiffe://cluster.local/ns/foo/sa/server', "the proxy's own certificate");
   assert.match(source.certificate ?? '', /^-----BEGIN%20CERTIFICATE-----%0A/, 'URL-encoded PEM');
   assert.ok(new X509Certificate(decodeURIComponent(source.certificate!)).raw.equals(new X509Certificate(client.cert).raw), 'the client certificate itself');
   assert.deepEqual(authz.seen[0].attributes.tls_session, { sni: 'svc.example' });
@@ -118,7 +122,13 @@ test('include_peer_certificate and include_tls_session put the client certificat
   assert.equal(authz.seen[3].attributes.request, undefined, 'a connection check');
   assert.ok(new X509Certificate(decodeURIComponent(source.certificate ?? '')).raw.equals(new X509Certificate(client.cert).raw), 'network filter: the client certificate');
   assert.deepEqual(authz.seen[3].attributes.tls_session, { sni: 'svc.example' });
-  assert.equal(authz.seen.length, 4);
+  assert.equal(authz.seen[3].attributes.destination?.service, 'svc.example', 'a connection check: the SNI as destination service');
+
+  // Without a URI SAN the principal is the first DNS SAN, without SANs the subject (RFC 2253).
+  const dnsOnly = pki.leaf('dns-client', ['DNS:client.example', 'DNS:alt.example']);
+  assert.equal(await get(h.port('neither'), { ...tlsOnly, ...dnsOnly }), 200);
+  assert.equal(authz.seen[4].attributes.source.principal, 'client.example');
+  assert.equal(authz.seen.length, 5);
   assert.equal([...h.rt.warnings.values()].flat().join('\n'), '', 'the gRPC service takes both without a warning');
 });
 

@@ -14,7 +14,8 @@ const DEPS = path.join(path.dirname(require.resolve('@grpc/grpc-js-xds/package.j
 export interface CheckCall {
   attributes: {
     context_extensions?: Record<string, string>;
-    source: { address: { socket_address: { address: string; port_value: number } }; principal?: string; certificate?: string };
+    source: { address: { socket_address: { address: string; port_value: number } }; principal?: string; certificate?: string; service?: string };
+    destination?: { principal?: string; service?: string };
     tls_session?: { sni?: string };
     request?: { http: { method: string; path: string; host: string; headers: Record<string, string>; id: string; protocol: string; size?: number; body?: string; raw_body?: Buffer; header_map?: { headers: { key: string; raw_value: Buffer }[] } } };
   };

@@ -32,6 +32,7 @@
  * Local replies are gRPC-aware (HTTP 200 + grpc-status for gRPC requests) and fill the StreamInfo
  * (response code, flags, details). The router (`envoy.filters.http.router`) is always last.
  */
+import type { X509Certificate } from 'node:crypto';
 import type { StreamInfo } from '../stream-info.ts';
 import type { Issues, Reader } from '../config/reader.ts';
 import type { Stats } from '../stats/stats.ts';
@@ -86,11 +87,10 @@ export interface ConnectionInfo {
   readonly peerPrincipal?: string;
   /** All URI/DNS SANs of the client certificate. */
   readonly peerSans?: readonly string[];
-  /**
-   * The client certificate as URL-encoded PEM (Envoy's urlEncodedPemEncodedPeerCertificate),
-   * computed on the first call; absent when the client presented none.
-   */
-  readonly peerCertificate?: () => string;
+  /** The client certificate, parsed on the first call; absent when the client presented none. */
+  readonly peerCertificate?: () => X509Certificate | undefined;
+  /** This proxy's certificate on the connection, parsed on the first call; absent without TLS. */
+  readonly localCertificate?: () => X509Certificate | undefined;
 }
 
 export interface StreamCallbacks {

@@ -49,7 +49,7 @@ export function readXfccConfig(r: Reader): XfccConfig {
   return cfg;
 }
 
-function sans(subjectAltName: string | undefined, kind: 'URI' | 'DNS'): string[] {
+export function sans(subjectAltName: string | undefined, kind: 'URI' | 'DNS'): string[] {
   if (!subjectAltName) return [];
   const out: string[] = [];
   for (const part of subjectAltName.split(', ')) if (part.startsWith(kind + ':')) out.push(part.slice(kind.length + 1));
@@ -57,7 +57,7 @@ function sans(subjectAltName: string | undefined, kind: 'URI' | 'DNS'): string[]
 }
 
 /** A subject in RFC 2253 form (as OpenSSL's XN_FLAG_RFC2253): most specific RDN first, specials escaped. */
-function rfc2253(subject: string | undefined): string {
+export function rfc2253(subject: string | undefined): string {
   // Node reports an empty subject (Istio's workload certificates have one) as undefined.
   if (!subject) return '';
   return subject

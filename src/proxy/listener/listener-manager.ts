@@ -9,6 +9,7 @@
 import net from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
 import tls from 'node:tls';
+import type { X509Certificate } from 'node:crypto';
 import type { ListenerConfig, FilterChain } from './listener-config.ts';
 import { selectFilterChain, type ConnectionFacts } from './filter-chain-match.ts';
 import { looksLikeTls, parseClientHello, inspectHttp } from './client-hello.ts';
@@ -158,10 +159,10 @@ function carryOverChains(previous: ListenerConfig, next: ListenerConfig): { conf
 /** A TLS handshake with no configured limit (Envoy has none; a stalled peer would hold a socket forever). */
 const DEFAULT_HANDSHAKE_TIMEOUT_MS = 15_000;
 
-/** ConnectionInfo.peerCertificate: the PEM is made only when a filter asks (ext_authz include_peer_certificate). */
-function lazyCertificatePem(ts: tls.TLSSocket): () => string {
-  let pem: string | undefined;
-  return () => (pem ??= encodeURIComponent(ts.getPeerX509Certificate()?.toString() ?? ''));
+/** ConnectionInfo.peerCertificate / localCertificate: parsed only when a filter asks (ext_authz). */
+function lazyCertificate(get: () => X509Certificate | undefined): () => X509Certificate | undefined {
+  let cert: X509Certificate | undefined | null = null;
+  return () => (cert === null ? (cert = get()) : cert);
 }
 
 function readFirstBytes(socket: net.Socket, enough: (b: Buffer) => boolean, timeoutMs: number, done: (b: Buffer | undefined) => void): void {
@@ -409,7 +410,8 @@ export class ListenerManager {
         sni: (ts as tls.TLSSocket & { servername?: string }).servername || info.sni,
         peerPrincipal: hasCert ? spiffeId(cert) : undefined,
         peerSans: hasCert && cert.subjectaltname ? parseSans(cert.subjectaltname).map(([, v]) => v) : undefined,
-        peerCertificate: hasCert ? lazyCertificatePem(ts) : undefined,
+        peerCertificate: hasCert ? lazyCertificate(() => ts.getPeerX509Certificate()) : undefined,
+        localCertificate: lazyCertificate(() => ts.getX509Certificate()),
       };
       this.runFilters(chain, { socket: ts, info: tinfo, direction: config.direction, originalDst, alpn: ts.alpnProtocol || undefined });
     });

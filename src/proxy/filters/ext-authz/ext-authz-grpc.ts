@@ -1,12 +1,16 @@
 // The gRPC authorization service: envoy.service.auth.v3.Authorization/Check, a unary call through
 // the service's cluster as Envoy's envoy_grpc client makes it (cluster-grpc: the cluster's load
 // balancer, pool, protocol and transport socket, :authority, grpc-timeout, initial_metadata).
-// CheckRequest carries AttributeContext (source/destination address and principal, with
+// CheckRequest carries AttributeContext (source/destination address and principal — URI SAN, else
+// DNS SAN, else subject of each side's certificate —, source service from
+// x-envoy-downstream-service-cluster, a connection's SNI as destination service, with
 // include_peer_certificate the source certificate, with include_tls_session the SNI; request.http
 // id/method/headers/path/host/scheme/protocol/body); status OK allows with ok_response's header
 // mutations, any other status denies with denied_response; a failed call (transport error,
 // timeout, non-OK grpc-status, OK without a CheckResponse) is an error.
+import type { X509Certificate } from 'node:crypto';
 import { decodeMessage, encodeMessage, envoyEnum } from '../../../envoy/index.ts';
+import { rfc2253, sans } from '../../http/xfcc.ts';
 import type { ClusterManager } from '../../upstream/cluster-manager.ts';
 import { grpcCallThroughCluster } from '../../upstream/cluster-grpc.ts';
 import type { HeaderMap } from '../filter.ts';
@@ -18,6 +22,12 @@ const CHECK_REQUEST = 'envoy.service.auth.v3.CheckRequest';
 const CHECK_RESPONSE = 'envoy.service.auth.v3.CheckResponse';
 
 type Json = Record<string, unknown>;
+
+/** AttributeContext.Peer.principal from a certificate, as Envoy: its first URI SAN, else first DNS SAN, else its subject (RFC 2253). */
+function certificatePrincipal(cert: X509Certificate): string {
+  const san = cert.subjectAltName;
+  return sans(san, 'URI')[0] ?? sans(san, 'DNS')[0] ?? rfc2253(cert.subject);
+}
 
 function socketAddress(address: string, port: number): Json {
   return { socket_address: { address: address.startsWith('::ffff:') ? address.slice(7) : address, port_value: port } };
@@ -79,11 +89,19 @@ export class GrpcAuthzService implements AuthzService {
     const { head, conn } = input;
     const filterMetadata: Json = {};
     for (const ns of this.c.metadataNamespaces) if (input.metadata[ns] !== undefined) filterMetadata[ns] = input.metadata[ns];
-    const source: Json = { address: socketAddress(conn.remoteAddress, conn.remotePort), principal: conn.peerPrincipal ?? '' };
-    if (this.c.includePeerCertificate && conn.peerCertificate) source.certificate = conn.peerCertificate();
+    // The client certificate is parsed only when its PEM is sent or it has no URI SAN.
+    const peer = conn.peerCertificate && (this.c.includePeerCertificate || conn.peerPrincipal === undefined) ? conn.peerCertificate() : undefined;
+    const source: Json = { address: socketAddress(conn.remoteAddress, conn.remotePort), principal: conn.peerPrincipal ?? (peer ? certificatePrincipal(peer) : '') };
+    if (this.c.includePeerCertificate && peer) source.certificate = encodeURIComponent(peer.toString());
+    const service = head?.headers['x-envoy-downstream-service-cluster'];
+    if (service) source.service = Array.isArray(service) ? service[0] : service;
+    const local = conn.localCertificate?.();
+    const destination: Json = { address: socketAddress(conn.localAddress, conn.localPort), principal: local ? certificatePrincipal(local) : '' };
+    // A connection check names the server name the client asked for as the destination service.
+    if (!head && conn.sni) destination.service = conn.sni;
     const attributes: Json = {
       source,
-      destination: { address: socketAddress(conn.localAddress, conn.localPort) },
+      destination,
       context_extensions: input.contextExtensions,
       metadata_context: { filter_metadata: filterMetadata },
     };
