@@ -50,7 +50,7 @@ test('x-envoy-* steering headers: kept on internal requests, stripped from exter
   for (const k of ['x-envoy-retry-on', 'x-envoy-max-retries', 'x-envoy-upstream-rq-timeout-ms', 'x-envoy-force-trace', 'x-envoy-internal', 'x-envoy-decorator-operation', 'x-internal-secret']) assert.equal(got[k], undefined, k);
   assert.equal(got['x-envoy-external-address'], '127.0.0.1');
   assert.equal(got['x-envoy-expected-rq-timeout-ms'], '15000');
-  assert.equal(got['x-forwarded-for'], '203.0.113.7, 127.0.0.1');
+  assert.equal(got['x-forwarded-for'], '203.0.113.7,127.0.0.1', 'appended with "," as Envoy');
   // Not a steering header: the peer metadata exchange must keep working across an edge.
   assert.equal(got['x-envoy-peer-metadata-id'], STEERING['x-envoy-peer-metadata-id']);
 
@@ -79,6 +79,11 @@ test('x-envoy-* steering headers: kept on internal requests, stripped from exter
   got = await seen('sidecar_hop', { 'x-forwarded-for': '203.0.113.7, 10.0.0.9' });
   assert.equal(got['x-envoy-internal'], undefined);
   assert.equal(got['x-envoy-expected-rq-timeout-ms'], '15000');
+  // The form Envoy itself appends (no space) splits the same way.
+  got = await seen('sidecar_hop', { 'x-forwarded-for': '192.168.1.1,10.0.0.9' });
+  assert.equal(got['x-envoy-internal'], 'true');
+  got = await seen('sidecar_hop', { 'x-forwarded-for': '203.0.113.7,10.0.0.9' });
+  assert.equal(got['x-envoy-internal'], undefined);
 });
 
 test('internal_address_config: a prefix that is not an address is a config error with its path', async (t) => {

@@ -255,8 +255,10 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     const h = this.head.headers;
     const remoteIp = this.conn.info.remoteAddress;
     if (!hcm.skipXffAppend && hcm.useRemoteAddress) {
+      // As Envoy's Utility::appendXff: "," without a space, nothing before the address of an empty header.
       const x = h['x-forwarded-for'];
-      h['x-forwarded-for'] = x === undefined ? remoteIp : `${Array.isArray(x) ? x.join(',') : x}, ${remoteIp}`;
+      const prior = Array.isArray(x) ? x.join(',') : x;
+      h['x-forwarded-for'] = prior ? `${prior},${remoteIp}` : remoteIp;
     }
     if (hcm.useRemoteAddress || h['x-forwarded-proto'] === undefined) h['x-forwarded-proto'] = this.head.scheme;
     this.internal = sanitizeRequestHeaders(h, { useRemoteAddress: hcm.useRemoteAddress, xffTrustedHops: hcm.xffTrustedHops, remoteIp, internal: hcm.internalAddresses, internalOnly: hcm.routes.table?.internalOnlyHeaders ?? NONE });
