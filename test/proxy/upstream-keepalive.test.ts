@@ -73,7 +73,7 @@ test('setTcpKeepalive sets the three options on plain and TLS sockets; unset one
   assert.ok(timer.seconds <= 11, `keepalive timer ${timer.seconds}s, set to 11s`);
 });
 
-test('the proxy turns keepalive on for HTTP/1.1, HTTP/2 and tcp_proxy upstream connections of a cluster with tcp_keepalive, each with its own settings', { skip }, async (t) => {
+test('the proxy turns keepalive on for HTTP/1.1, HTTP/2 and tcp_proxy upstream connections of a cluster with tcp_keepalive, each with its own settings, and leaves it off without', { skip }, async (t) => {
   const peers = new Map<string, net.Socket[]>();
   t.after(() => {
     for (const list of peers.values()) for (const s of list) s.destroy();
@@ -88,9 +88,11 @@ test('the proxy turns keepalive on for HTTP/1.1, HTTP/2 and tcp_proxy upstream c
   plainH1.on('connection', track('plain'));
   const h2 = http2.createServer((_req, res) => res.end('h2'));
   h2.on('connection', track('h2'));
+  const plainH2 = http2.createServer((_req, res) => res.end('plain h2'));
+  plainH2.on('connection', track('plainH2'));
   const echo = net.createServer((s) => s.pipe(s));
   echo.on('connection', track('tcp'));
-  const ports = { h1: await listenLocal(h1, t), plain: await listenLocal(plainH1, t), h2: await listenLocal(h2, t), tcp: await listenLocal(echo, t) };
+  const ports = { h1: await listenLocal(h1, t), plain: await listenLocal(plainH1, t), h2: await listenLocal(h2, t), plainH2: await listenLocal(plainH2, t), tcp: await listenLocal(echo, t) };
 
   const h = await startTestRuntime(t);
   const route = (prefix: string, cluster: string) => ({ match: { prefix }, route: { cluster } });
@@ -99,18 +101,19 @@ test('the proxy turns keepalive on for HTTP/1.1, HTTP/2 and tcp_proxy upstream c
       staticCluster('h1', [ports.h1], KEEPALIVE),
       staticCluster('plain', [ports.plain]),
       staticCluster('h2', [ports.h2], { ...KEEPALIVE, http2_protocol_options: {} }),
+      staticCluster('plainH2', [ports.plainH2], { http2_protocol_options: {} }),
       staticCluster('tcp', [ports.tcp], KEEPALIVE),
     ],
     listeners: [
       {
         name: 'http',
         address: addr(0),
-        filter_chains: [{ filters: [{ name: 'hcm', typed_config: { '@type': HCM, stat_prefix: 'http', route_config: routeConfig('r', [route('/h1', 'h1'), route('/h2', 'h2'), route('/', 'plain')]), http_filters: [ROUTER] } }] }],
+        filter_chains: [{ filters: [{ name: 'hcm', typed_config: { '@type': HCM, stat_prefix: 'http', route_config: routeConfig('r', [route('/h1', 'h1'), route('/h2', 'h2'), route('/plain-h2', 'plainH2'), route('/', 'plain')]), http_filters: [ROUTER] } }] }],
       },
       { name: 'tcp', address: addr(0), filter_chains: [{ filters: [{ name: 'tcp', typed_config: { '@type': TCP_PROXY, stat_prefix: 'tcp', cluster: 'tcp' } }] }] },
     ],
   });
-  for (const p of ['/h1', '/h2', '/plain']) assert.equal((await request(h.port('http'), { path: p })).status, 200, p);
+  for (const p of ['/h1', '/h2', '/plain-h2', '/plain']) assert.equal((await request(h.port('http'), { path: p })).status, 200, p);
   const client = net.connect(h.port('tcp'), '127.0.0.1');
   peers.set('client', [client]);
   client.write('ping');
@@ -121,9 +124,11 @@ test('the proxy turns keepalive on for HTTP/1.1, HTTP/2 and tcp_proxy upstream c
     assert.equal(timer.kind, 2, `${name}: keepalive timer expected on the proxy's upstream socket, got timer kind ${timer.kind}`);
     assert.ok(timer.seconds <= 9, `${name}: keepalive in ${timer.seconds}s, keepalive_time is 9s`);
   }
-  const plain = await keepaliveTimer(peers.get('plain')![0], ports.plain);
-  // Without tcp_keepalive the HTTP/1.1 pool keeps its own default: probes after 60 s idle.
-  assert.ok(plain.kind === 2 && plain.seconds > 50, `a cluster without tcp_keepalive keeps the pool's 60 s default (got kind ${plain.kind}, ${plain.seconds}s)`);
+  // Without tcp_keepalive, as Envoy: no SO_KEEPALIVE at all (timer kind 0), neither HTTP/1.1 nor h2c.
+  for (const name of ['plain', 'plainH2'] as const) {
+    const timer = await keepaliveTimer(peers.get(name)![0], ports[name]);
+    assert.equal(timer.kind, 0, `${name}: a cluster without tcp_keepalive has no keepalive timer (got kind ${timer.kind}, ${timer.seconds}s)`);
+  }
 });
 
 test('tcp_keepalive values are checked: out of range is an error, other upstream_connection_options fields are named in a warning', () => {

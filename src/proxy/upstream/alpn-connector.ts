@@ -20,8 +20,6 @@ export interface AlpnConnectorOptions {
   readonly resume: boolean;
 }
 
-const KEEPALIVE_DELAY_MS = 60_000;
-
 export function alpnConnector(o: AlpnConnectorOptions): Connector.connector {
   let session: Buffer | undefined;
   return (opts, cb) => {
@@ -39,7 +37,6 @@ export function alpnConnector(o: AlpnConnectorOptions): Connector.connector {
     } as tls.ConnectionOptions);
     if (o.resume) socket.on('session', (s: Buffer) => (session = s));
     socket.setNoDelay(true);
-    socket.setKeepAlive(true, KEEPALIVE_DELAY_MS);
     let done = false;
     const finish = (err: Error | null): void => {
       if (done) return;

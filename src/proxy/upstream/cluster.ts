@@ -355,7 +355,8 @@ export class Cluster implements ClusterHandle {
         });
       };
     } else {
-      const h2c = { timeout: cfg.connectTimeoutMs, allowH2: true, useH2c: true };
+      // keepAlive: false: no SO_KEEPALIVE without tcp_keepalive, as Envoy (undici's default is on after 60 s).
+      const h2c = { timeout: cfg.connectTimeoutMs, allowH2: true, useH2c: true, keepAlive: false };
       const plain = buildConnector(h2c);
       connect = (opts, cb) =>
         plain(opts, (...args) => {

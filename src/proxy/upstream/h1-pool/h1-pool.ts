@@ -27,7 +27,7 @@ export interface H1PoolOptions {
   readonly maxRequestsPerConnection: number;
   /** common_http_protocol_options.max_connection_duration in ms (0 or absent: none). */
   readonly maxConnectionDurationMs?: number;
-  /** The cluster's upstream_connection_options.tcp_keepalive; without it, keepalive after 60 s idle. */
+  /** The cluster's upstream_connection_options.tcp_keepalive; without it, no SO_KEEPALIVE (as Envoy). */
   readonly tcpKeepalive?: TcpKeepalive;
   /** A connection is established (TLS: after the handshake and the peer check). */
   readonly onConnect?: (socket: Socket) => void;
@@ -37,7 +37,6 @@ export interface H1PoolOptions {
   readonly onConnectError?: (err: Error) => void;
 }
 
-const TCP_KEEPALIVE_DELAY_MS = 60_000;
 /**
  * Every upstream socket reads into this one buffer (onread): no allocation and no stream machinery
  * per read. Sound because a read is handled whole before the next: the connection copies what
@@ -217,7 +216,6 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
     }
     socket.setNoDelay(true);
     if (this.o.tcpKeepalive) setTcpKeepalive(socket, this.o.tcpKeepalive);
-    else socket.setKeepAlive(true, TCP_KEEPALIVE_DELAY_MS);
     this.o.onConnect?.(socket);
     const c = new H1Connection(socket, this);
     this.conns.add(c);
