@@ -17,6 +17,7 @@ import { nativeAddon } from '../../src/proxy/native-addon.ts';
 import { setTcpKeepalive } from '../../src/proxy/network/tcp-keepalive.ts';
 import { Issues } from '../../src/proxy/config/reader.ts';
 import { compileCluster } from '../../src/proxy/upstream/cluster-config.ts';
+import { checkHealthChecks } from '../../src/proxy/upstream/health-check.ts';
 
 const skip = process.platform !== 'linux' ? 'Linux-only (/proc/net/tcp, TCP_KEEP* options)' : nativeAddon() ? undefined : 'the native addon is not built';
 const TCP_PROXY = 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
@@ -131,6 +132,48 @@ test('the proxy turns keepalive on for HTTP/1.1, HTTP/2 and tcp_proxy upstream c
   }
 });
 
+test("active health check connections use the cluster's tcp_keepalive (HTTP/1.1, HTTP/2, TCP) and have none without it", { skip }, async (t) => {
+  const peers = new Map<string, net.Socket[]>();
+  t.after(() => {
+    for (const list of peers.values()) for (const s of list) s.destroy();
+  });
+  const track = (name: string) => (s: net.Socket) => {
+    peers.set(name, [...(peers.get(name) ?? []), s]);
+    s.on('error', () => undefined);
+  };
+  const h1 = http.createServer((_req, res) => res.end('ok'));
+  h1.on('connection', track('h1'));
+  const plainH1 = http.createServer((_req, res) => res.end('ok'));
+  plainH1.on('connection', track('plain'));
+  const h2 = http2.createServer((_req, res) => res.end('ok'));
+  h2.on('connection', track('h2'));
+  // Never answers the check's payload: the check's connection stays open until its timeout.
+  const silent = net.createServer(track('tcp'));
+  const ports = { h1: await listenLocal(h1, t), plain: await listenLocal(plainH1, t), h2: await listenLocal(h2, t), tcp: await listenLocal(silent, t) };
+
+  const hc = (check: Record<string, unknown>) => ({ health_checks: [{ timeout: '5s', interval: '0.5s', no_traffic_interval: '0.5s', unhealthy_threshold: 1, healthy_threshold: 1, ...check }] });
+  const h = await startTestRuntime(t);
+  await configure(h, {
+    clusters: [
+      staticCluster('h1', [ports.h1], { ...KEEPALIVE, ...hc({ http_health_check: { path: '/h' } }) }),
+      staticCluster('plain', [ports.plain], hc({ http_health_check: { path: '/h' } })),
+      staticCluster('h2', [ports.h2], { ...KEEPALIVE, ...hc({ http_health_check: { path: '/h', codec_client_type: 'HTTP2' } }) }),
+      staticCluster('tcp', [ports.tcp], { ...KEEPALIVE, ...hc({ tcp_health_check: { send: { text: '50494e47' }, receive: [{ text: '504f4e47' }] } }) }),
+    ],
+    listeners: [],
+  });
+  await waitFor('a health check connection to each upstream', () => ['h1', 'plain', 'h2', 'tcp'].every((n) => peers.has(n)) || undefined);
+
+  for (const name of ['h1', 'h2', 'tcp'] as const) {
+    const timer = await keepaliveTimer(peers.get(name)![0], ports[name]);
+    assert.equal(timer.kind, 2, `${name}: keepalive timer expected on the health check connection, got timer kind ${timer.kind}`);
+    // Above Node's keep-alive Agent 1 s (which would replace the cluster's 9 s on a kept HTTP/1.1 socket).
+    assert.ok(timer.seconds <= 9 && timer.seconds > 2, `${name}: keepalive in ${timer.seconds}s, keepalive_time is 9s`);
+  }
+  const plain = await keepaliveTimer(peers.get('plain')![0], ports.plain);
+  assert.equal(plain.kind, 0, `a cluster without tcp_keepalive: no keepalive on its health check connection (got kind ${plain.kind}, ${plain.seconds}s)`);
+});
+
 test('tcp_keepalive values are checked: out of range is an error, other upstream_connection_options fields are named in a warning', () => {
   const issues = new Issues();
   compileCluster(staticCluster('c', [1], { upstream_connection_options: { tcp_keepalive: { keepalive_time: 0, keepalive_probes: 500 }, set_local_interface_name_on_upstream_connections: true } }), 'cluster c', issues);
@@ -144,4 +187,10 @@ test('tcp_keepalive values are checked: out of range is an error, other upstream
   const c = compileCluster(staticCluster('c', [1], { upstreamConnectionOptions: { tcpKeepalive: { keepaliveTime: 60 } } }), 'cluster c', ok);
   assert.deepEqual([ok.errors, ok.warnings], [[], []]);
   assert.deepEqual(c.tcpKeepalive, { time: 60, interval: 0, probes: 0 });
+  // gRPC health checks cannot carry it (@grpc/grpc-js takes no socket options): said, not ignored.
+  const grpcCheck = { timeout: '1s', interval: '1s', unhealthy_threshold: 1, healthy_threshold: 1, grpc_health_check: {} };
+  const withKa = checkHealthChecks(staticCluster('g', [1], { ...KEEPALIVE, health_checks: [grpcCheck] }));
+  assert.deepEqual(withKa.errors, []);
+  assert.match(withKa.warnings.join('\n'), /health_checks\[0\]\.grpc_health_check: upstream_connection_options\.tcp_keepalive does not reach gRPC health check connections/);
+  assert.deepEqual(checkHealthChecks(staticCluster('g', [1], { health_checks: [grpcCheck] })).warnings, []);
 });

@@ -1,7 +1,7 @@
 // Active health checking as a cluster hook (cluster-hooks.ts): the cluster's HealthChecker follows
 // its host set; health changes rebuild the load balancer; a passing check un-ejects an outlier
 // (successful_active_health_check_uneject_host); the first attempt's result marks the cluster as
-// having traffic (ends no_traffic_interval).
+// having traffic (ends no_traffic_interval). The checker connects with the cluster's tcp_keepalive.
 import type { ClusterHandle, ClusterHook, ClusterHookFactory } from './cluster-hooks.ts';
 import { compileHookConfig, registerClusterHook } from './cluster-hooks.ts';
 import type { Host } from './host.ts';
@@ -40,6 +40,7 @@ export const healthCheckHookFactory: ClusterHookFactory = {
       stats: cluster.stats,
       prefix: cluster.statPrefix,
       onSuccess: (h) => outlierDetectorOf(cluster)?.onActiveHealthCheckSuccess(h),
+      tcpKeepalive: cluster.config.tcpKeepalive,
     });
     hc.on('change', () => cluster.healthChanged());
     return new HealthCheckHook(hc);

@@ -3,9 +3,14 @@
 // expected_statuses (default 200 only) and, if `receive` is set, the body contains those blocks.
 // A status in retriable_statuses counts as a network failure (toward unhealthy_threshold); any
 // other status fails the host at once. HTTP/1.1 keeps one connection per host (reuse_connection);
-// codec_client_type HTTP2 uses one h2c session per host.
-import type { ClientRequest } from 'node:http';
+// codec_client_type HTTP2 uses one h2c session per host. Connections have the cluster's
+// tcp_keepalive and, without it, no SO_KEEPALIVE: Envoy's health checker connects with the
+// cluster's socket options.
+import type { ClientRequest, ClientRequestArgs } from 'node:http';
 import http2 from 'node:http2';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { keepaliveOnConnect, type TcpKeepalive } from '../network/tcp-keepalive.ts';
 import { http } from '../node-http.ts';
 import type { Host } from './host.ts';
 import { CheckResult, withTimeout, type Prober } from './health-check-prober.ts';
@@ -75,13 +80,45 @@ export function compileHttpCheck(o: Json, path: string, clusterName: string, iss
   };
 }
 
+/**
+ * Node's keep-alive Agent turns SO_KEEPALIVE on for every socket it opens (its keepAlive option
+ * reaches net.connect) and keeps (1 s idle); this one leaves a socket's keepalive as its connect
+ * set it (the cluster's tcp_keepalive, or off).
+ */
+class ProbeAgent extends http.Agent {
+  readonly #keepalive: TcpKeepalive | undefined;
+
+  constructor(keepalive: TcpKeepalive | undefined) {
+    super({ keepAlive: true, maxSockets: 1 });
+    this.#keepalive = keepalive;
+  }
+
+  override createConnection(options: ClientRequestArgs, callback?: (err: Error | null, stream: Duplex) => void): Duplex | null | undefined {
+    const socket = super.createConnection({ ...options, keepAlive: false } as ClientRequestArgs, callback);
+    return socket instanceof net.Socket ? keepaliveOnConnect(socket, this.#keepalive) : socket;
+  }
+
+  override keepSocketAlive(socket: Duplex): void {
+    const s = socket as net.Socket & { setKeepAlive: net.Socket['setKeepAlive'] };
+    s.setKeepAlive = () => s;
+    try {
+      return super.keepSocketAlive(socket);
+    } finally {
+      delete (s as Partial<typeof s>).setKeepAlive;
+    }
+  }
+}
+
 export class HttpProber implements Prober {
   readonly #config: HttpCheckConfig;
-  readonly #agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  readonly #keepalive: TcpKeepalive | undefined;
+  readonly #agent: ProbeAgent;
   readonly #sessions = new Map<Host, http2.ClientHttp2Session>();
 
-  constructor(config: HttpCheckConfig) {
+  constructor(config: HttpCheckConfig, keepalive?: TcpKeepalive) {
     this.#config = config;
+    this.#keepalive = keepalive;
+    this.#agent = new ProbeAgent(keepalive);
   }
 
   #classify(status: number, body: Buffer): CheckResult {
@@ -115,7 +152,8 @@ export class HttpProber implements Prober {
     let s = this.#sessions.get(host);
     if (s && !s.closed && !s.destroyed) return s;
     const authority = host.address.includes(':') ? `[${host.address}]:${host.port}` : `${host.address}:${host.port}`;
-    s = http2.connect(`http://${authority}`);
+    const ka = this.#keepalive;
+    s = http2.connect(`http://${authority}`, { createConnection: () => keepaliveOnConnect(net.connect({ host: host.address, port: host.port }), ka) });
     s.on('error', () => this.#sessions.delete(host));
     s.on('close', () => {
       if (this.#sessions.get(host) === s) this.#sessions.delete(host);

@@ -1,7 +1,9 @@
 // TCP active health checks (Envoy's tcp_health_check): connect, write `send`, and be healthy once
 // every `receive` block has arrived in order; with neither, a successful connect is healthy.
-// A connection closed before the blocks arrived fails the host at once.
+// A connection closed before the blocks arrived fails the host at once. The connection has the
+// cluster's tcp_keepalive, as Envoy's health checker connects with the cluster's socket options.
 import net from 'node:net';
+import { keepaliveOnConnect, type TcpKeepalive } from '../network/tcp-keepalive.ts';
 import type { Host } from './host.ts';
 import { CheckResult, withTimeout, type Prober } from './health-check-prober.ts';
 import { compilePayload, compilePayloads, payloadsMatch } from './health-check-payload.ts';
@@ -22,9 +24,11 @@ export function compileTcpCheck(o: Json, path: string, issues: ConfigIssues): Tc
 
 export class TcpProber implements Prober {
   readonly #config: TcpCheckConfig;
+  readonly #keepalive: TcpKeepalive | undefined;
 
-  constructor(config: TcpCheckConfig) {
+  constructor(config: TcpCheckConfig, keepalive?: TcpKeepalive) {
     this.#config = config;
+    this.#keepalive = keepalive;
   }
 
   probe(host: Host, timeoutMs: number): Promise<CheckResult> {
@@ -35,7 +39,7 @@ export class TcpProber implements Prober {
         done(r);
         socket?.destroy();
       };
-      socket = net.connect({ host: host.address, port: host.port });
+      socket = keepaliveOnConnect(net.connect({ host: host.address, port: host.port }), this.#keepalive);
       let data = Buffer.alloc(0);
       socket.on('connect', () => {
         if (c.send) socket?.write(c.send);

@@ -26,6 +26,7 @@ import { CheckResult, type Prober } from './health-check-prober.ts';
 import { HttpProber, compileHttpCheck } from './health-check-http.ts';
 import { TcpProber, compileTcpCheck } from './health-check-tcp.ts';
 import { GrpcProber, compileGrpcCheck } from './health-check-grpc.ts';
+import type { TcpKeepalive } from '../network/tcp-keepalive.ts';
 
 export { healthFlagsString } from './health-check-flags.ts';
 export { CheckResult } from './health-check-prober.ts';
@@ -43,7 +44,8 @@ export interface HealthCheckConfig {
   unhealthyIntervalMs: number;
   unhealthyEdgeIntervalMs: number;
   healthyEdgeIntervalMs: number;
-  makeProber(): Prober;
+  /** `keepalive`: the cluster's upstream_connection_options.tcp_keepalive for the checker's connections. */
+  makeProber(keepalive?: TcpKeepalive): Prober;
 }
 
 const FIELDS = [
@@ -72,20 +74,24 @@ export function compileHealthChecks(cluster: Json, issues: ConfigIssues): Health
   const name = String(cluster.name ?? '');
   const kinds = ['http_health_check', 'tcp_health_check', 'grpc_health_check'].filter((k) => o[k] !== undefined && o[k] !== null);
   if (kinds.length !== 1) issues.errors.push(`${path}: needs exactly one of http_health_check, tcp_health_check, grpc_health_check`);
-  let makeProber: () => Prober = () => {
+  let makeProber: (keepalive?: TcpKeepalive) => Prober = () => {
     throw new Error('no health checker');
   };
   const kind = kinds[0];
   const sub = object(o[kind], `${path}.${kind}`, issues) ?? {};
   if (kind === 'http_health_check') {
     const c = compileHttpCheck(sub, `${path}.${kind}`, name, issues);
-    makeProber = () => new HttpProber(c);
+    makeProber = (ka) => new HttpProber(c, ka);
   } else if (kind === 'tcp_health_check') {
     const c = compileTcpCheck(sub, `${path}.${kind}`, issues);
-    makeProber = () => new TcpProber(c);
+    makeProber = (ka) => new TcpProber(c, ka);
   } else if (kind === 'grpc_health_check') {
     const c = compileGrpcCheck(sub, `${path}.${kind}`, issues);
     makeProber = () => new GrpcProber(c);
+    const uco = cluster.upstream_connection_options;
+    if (uco && typeof uco === 'object' && (uco as Json).tcp_keepalive != null) {
+      issues.warnings.push(`${path}.${kind}: upstream_connection_options.tcp_keepalive does not reach gRPC health check connections in rig proxy (@grpc/grpc-js opens them without socket options); HTTP and TCP checks use it`);
+    }
   }
   return {
     timeoutMs,
@@ -136,6 +142,8 @@ export interface HealthCheckerOptions {
   onSuccess?: (host: Host) => void;
   /** Start as if the cluster already had traffic (no no_traffic_interval). */
   hasTraffic?: boolean;
+  /** The cluster's upstream_connection_options.tcp_keepalive (HTTP and TCP checks). */
+  tcpKeepalive?: TcpKeepalive;
 }
 
 export interface HealthCheckerEvents {
@@ -157,7 +165,7 @@ export class HealthChecker extends EventEmitter<HealthCheckerEvents> {
   constructor(config: HealthCheckConfig, hosts: readonly Host[], options: HealthCheckerOptions = {}) {
     super();
     this.config = config;
-    this.#prober = config.makeProber();
+    this.#prober = config.makeProber(options.tcpKeepalive);
     this.#random = options.random ?? Math.random;
     this.#onSuccess = options.onSuccess;
     this.#traffic = options.hasTraffic ?? false;
