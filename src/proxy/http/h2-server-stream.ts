@@ -4,13 +4,18 @@
 // were a tenth of the proxy's CPU and much of its garbage. Here the request body is read from the
 // Http2Stream itself (H2Request.stream) and the response writes to it; what the compat response
 // did that the proxy relies on is kept: header names lower-cased and checked, the connection header
-// dropped, trailers sent after the body (the stream waits for them: an empty DATA frame ends a
-// response without trailers, as before), writes on a closed stream ignored.
+// dropped, trailers sent after the body, writes on a closed stream ignored. Unlike the compat
+// response, a stream waits for trailers only when its owner said they may follow (expectTrailers)
+// before the head: node ends a waiting stream that gets none with an extra empty DATA frame, where
+// Envoy sets END_STREAM on the last DATA frame.
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 
 const kTrailers = Symbol('rig.h2Trailers');
 const HTTP_TOKEN = /^[\^_`a-zA-Z\-0-9!#$%&'*+.|~]+$/;
-const RESPOND_OPTIONS = { waitForTrailers: true } as const;
+const WAIT_FOR_TRAILERS = { waitForTrailers: true } as const;
+const NO_TRAILERS = {} as const;
+const END_WITH_TRAILERS = { waitForTrailers: true, endStream: true } as const;
+const END_STREAM = { endStream: true } as const;
 
 type TrailerStream = ServerHttp2Stream & { [kTrailers]?: Record<string, string | string[]> };
 
@@ -60,6 +65,7 @@ function sendTrailers(this: TrailerStream): void {
 export class H2Response {
   readonly stream: ServerHttp2Stream;
   private ending = false;
+  private trailersExpected = false;
 
   constructor(stream: ServerHttp2Stream) {
     this.stream = stream;
@@ -96,8 +102,14 @@ export class H2Response {
       }
     }
     // @types/node lists only the object form; node:http2 takes both.
-    s.respond(out as unknown as OutgoingHttpHeaders, this.ending ? { waitForTrailers: true, endStream: true } : RESPOND_OPTIONS);
+    const wait = this.trailersExpected || (s as TrailerStream)[kTrailers] !== undefined;
+    s.respond(out as unknown as OutgoingHttpHeaders, this.ending ? (wait ? END_WITH_TRAILERS : END_STREAM) : wait ? WAIT_FOR_TRAILERS : NO_TRAILERS);
     return this;
+  }
+
+  /** Trailers may be added to this response: called before writeHead, or they cannot be sent. */
+  expectTrailers(): void {
+    this.trailersExpected = true;
   }
 
   write(chunk: Buffer): boolean {
@@ -114,7 +126,7 @@ export class H2Response {
   end(chunk?: Buffer): void {
     const s = this.stream;
     if (this.ending || s.closed || s.destroyed) return;
-    if (chunk !== undefined) this.write(chunk);
+    if (chunk !== undefined && chunk.length > 0) this.write(chunk);
     this.ending = true;
     if (!s.headersSent) this.writeHead(200);
     s.end();
@@ -122,6 +134,11 @@ export class H2Response {
 
   addTrailers(trailers: Record<string, string | string[]>): void {
     const s = this.stream as TrailerStream;
+    if (s.headersSent && !this.trailersExpected && s[kTrailers] === undefined) {
+      // The stream ends without waiting: a reset, rather than a response silently short of them.
+      if (Object.keys(trailers).length > 0) this.reset();
+      return;
+    }
     for (const key in trailers) {
       const name = key.trim().toLowerCase();
       const value = trailers[key];
@@ -132,6 +149,14 @@ export class H2Response {
       }
       s[kTrailers][name] = value;
     }
+  }
+
+  /**
+   * Ends the stream with RST_STREAM INTERNAL_ERROR. Not close(code): on a stream not waiting for
+   * trailers, close() first ends the response (END_STREAM), which a client takes as complete.
+   */
+  reset(): void {
+    this.stream.destroy(codeError('ERR_HTTP2_STREAM_RESET', 'response reset by the proxy'));
   }
 
   cork(): void {

@@ -819,7 +819,19 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
       if (gs !== undefined) info.grpcStatus = Number(firstValue(gs));
       if (this.isH2) this.grpcTrailers = takeGrpcStatus(out);
     }
+    // An HTTP/2 response waits for trailers only when some can follow: else its last DATA frame ends it.
+    if (this.isH2 && (this.grpcTrailers || this.trailersFrom(a))) (this.res as H2Response).expectTrailers();
     this.writeResponseHead(status, out);
+  }
+
+  /**
+   * Whether the upstream's trailers are kept: they cross an HTTP/1.1 hop only with that side's
+   * enable_trailers, as Envoy's HTTP/1.1 codecs drop them otherwise (an upstream's on reading, a
+   * client's on writing).
+   */
+  private trailersFrom(a: UpstreamRequest): boolean {
+    const cfg = a.cluster.config;
+    return cfg.http2 || (cfg.useDownstreamProtocol && this.isH2) || cfg.h1Trailers;
   }
 
   onAttemptData(a: UpstreamRequest, chunk: Buffer): void {
@@ -840,10 +852,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     const info = this.streamInfo;
     const fs = this.filters;
     if (fs) for (let i = fs.length - 1; i >= 0; i--) fs[i].encodeData?.(EMPTY, true);
-    // Trailers cross an HTTP/1.1 hop only with that side's enable_trailers: Envoy's HTTP/1.1 codecs
-    // drop them otherwise (an upstream's on reading, a client's on writing).
-    const cfg = a.cluster.config;
-    const fromUpstream = cfg.http2 || (cfg.useDownstreamProtocol && this.isH2) || cfg.h1Trailers;
+    const fromUpstream = this.trailersFrom(a);
     const toClient = this.isH2 || this.conn.hcm.enableTrailers;
     let hasTrailers = false;
     if (fromUpstream) {
@@ -1076,6 +1085,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     // HTTP/1 answered before its body was read (408 mid-body, 413, a filter's reply): the rest of
     // the body cannot be told from a next request, so the connection closes, as Envoy does.
     if (!this.isH2 && this.hasBody && !this.req.complete) headers.connection = 'close';
+    if (trailers) (this.res as H2Response).expectTrailers();
     this.writeResponseHead(status, headers);
     if (trailers) this.res.addTrailers(trailers);
     if (this.done) return;
@@ -1089,7 +1099,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
 
   private resetDownstream(): void {
     this.attempt?.cancel();
-    if (this.isH2) (this.res as unknown as H2Response).stream.close(2);
+    if (this.isH2) (this.res as H2Response).reset();
     else this.res.destroy();
     this.finish();
   }
