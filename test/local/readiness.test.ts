@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { waitFor } from '../helpers/wait.ts';
 import type { MeshStatus } from '../../src/local/status.ts';
 import { startMesh } from './mesh-harness.ts';
@@ -62,12 +62,8 @@ async function answers(outbound: number, n: number): Promise<string[]> {
   return out;
 }
 
-const tally = (xs: string[]) => Object.fromEntries([...new Set(xs)].sort().map((x) => [x, xs.filter((y) => y === x).length]));
-
-test('rig up: an unready replica leaves its Service\'s endpoints and comes back when ready again', async (t) => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'rig-readiness-'));
-  writeFileSync(path.join(dir, 'mesh.yaml'), config(dir));
-  writeFileSync(path.join(dir, 'gate'), '');
+/** `rig up -f dir` with every replica ready (removed with dir when the test ends); the client sidecar's outbound port. */
+async function upReady(t: TestContext, dir: string) {
   let stopMesh = async (): Promise<void> => undefined;
   t.after(async () => {
     await stopMesh();
@@ -76,7 +72,16 @@ test('rig up: an unready replica leaves its Service\'s endpoints and comes back 
   const mesh = await startMesh('up', ['-f', dir, '--no-ingress']);
   stopMesh = () => mesh.stop();
   const s = await mesh.waitFor((st) => !!st.readyAt, 'every replica ready', 60_000);
-  const outbound = s.processes.find((p) => p.name === 'client-0')!.ports.outbound!;
+  return { mesh, s, outbound: s.processes.find((p) => p.name === 'client-0')!.ports.outbound! };
+}
+
+const tally = (xs: string[]) => Object.fromEntries([...new Set(xs)].sort().map((x) => [x, xs.filter((y) => y === x).length]));
+
+test('rig up: an unready replica leaves its Service\'s endpoints and comes back when ready again', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'rig-readiness-'));
+  writeFileSync(path.join(dir, 'mesh.yaml'), config(dir));
+  writeFileSync(path.join(dir, 'gate'), '');
+  const { mesh, outbound } = await upReady(t, dir);
 
   await waitFor(() => 'both replicas answering', async () => {
     const seen = tally(await answers(outbound, 10));
@@ -137,15 +142,7 @@ ${probe}`;
     'apiVersion: v1\nkind: Service\nmetadata: { name: echo }\nspec: { selector: { app: echo }, ports: [{ name: http, port: 9080 }] }\n',
     workload('client', 1, ''),
   ].join('---\n'));
-  let stopMesh = async (): Promise<void> => undefined;
-  t.after(async () => {
-    await stopMesh();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const mesh = await startMesh('up', ['-f', dir, '--no-ingress']);
-  stopMesh = () => mesh.stop();
-  const s = await mesh.waitFor((st) => !!st.readyAt, 'every replica ready', 60_000);
-  const outbound = s.processes.find((p) => p.name === 'client-0')!.ports.outbound!;
+  const { mesh, s, outbound } = await upReady(t, dir);
   await waitFor(() => 'both replicas answering', async () => {
     assert.deepEqual(Object.keys(tally(await answers(outbound, 10))), ['echo-0', 'echo-1']);
     return true;

@@ -4,17 +4,27 @@ import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { H2Response } from '../../src/proxy/http/h2-server-stream.ts';
 
-/** One response written by `write` through H2Response, as a client sees its head. */
-async function responseHead(t: { after(fn: () => unknown): void }, write: (res: H2Response) => void): Promise<http2.IncomingHttpHeaders | undefined> {
+type After = { after(fn: () => unknown): void };
+
+/** A client's request to a server whose one response `write` makes through H2Response (both closed when the test ends). */
+async function requestTo(t: After, write: (res: H2Response) => void): Promise<http2.ClientHttp2Stream> {
   const server = http2.createServer();
-  server.on('stream', (stream) => write(new H2Response(stream)));
+  server.on('stream', (stream) => {
+    stream.on('error', () => {});
+    write(new H2Response(stream));
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const client = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
   t.after(async () => {
     client.destroy();
     await new Promise((resolve) => server.close(resolve));
   });
-  const req = client.request({ ':path': '/' });
+  return client.request({ ':path': '/' });
+}
+
+/** One response written by `write` through H2Response, as a client sees its head. */
+async function responseHead(t: After, write: (res: H2Response) => void): Promise<http2.IncomingHttpHeaders | undefined> {
+  const req = await requestTo(t, write);
   let head: http2.IncomingHttpHeaders | undefined;
   req.once('response', (h) => (head = h));
   req.on('error', () => {});
@@ -54,19 +64,8 @@ test('writeHead refuses a pseudo-header and a name that is not a token', async (
 });
 
 /** One response written by `write`, as a client sees its end: trailers and the stream's RST code. */
-async function responseEnd(t: { after(fn: () => unknown): void }, write: (res: H2Response) => void): Promise<{ body: string; trailers: http2.IncomingHttpHeaders | undefined; rstCode: number | undefined }> {
-  const server = http2.createServer();
-  server.on('stream', (stream) => {
-    stream.on('error', () => {});
-    write(new H2Response(stream));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const client = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
-  t.after(async () => {
-    client.destroy();
-    await new Promise((resolve) => server.close(resolve));
-  });
-  const req = client.request({ ':path': '/' });
+async function responseEnd(t: After, write: (res: H2Response) => void): Promise<{ body: string; trailers: http2.IncomingHttpHeaders | undefined; rstCode: number | undefined }> {
+  const req = await requestTo(t, write);
   let body = '';
   let trailers: http2.IncomingHttpHeaders | undefined;
   req.on('data', (c: Buffer) => (body += c.toString()));

@@ -8,7 +8,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { HCM, ROUTER, addr, configure, request, routeConfig, startTestRuntime, staticCluster } from './harness.ts';
 import { makePki } from './certs.ts';
 import { listenLocal } from '../helpers/listen.ts';
@@ -47,6 +47,19 @@ async function keepaliveTimer(peer: net.Socket, upstreamPort: number): Promise<{
   });
 }
 
+/** The sockets each upstream accepted, by name (destroyed when the test ends): the proxy's side is their peer. */
+function upstreamPeers(t: TestContext): { peers: Map<string, net.Socket[]>; track: (name: string) => (s: net.Socket) => void } {
+  const peers = new Map<string, net.Socket[]>();
+  t.after(() => {
+    for (const list of peers.values()) for (const s of list) s.destroy();
+  });
+  const track = (name: string) => (s: net.Socket) => {
+    peers.set(name, [...(peers.get(name) ?? []), s]);
+    s.on('error', () => undefined);
+  };
+  return { peers, track };
+}
+
 test('setTcpKeepalive sets the three options on plain and TLS sockets; unset ones keep the kernel default', { skip }, async (t) => {
   const pki = makePki();
   t.after(() => pki.cleanup());
@@ -75,14 +88,7 @@ test('setTcpKeepalive sets the three options on plain and TLS sockets; unset one
 });
 
 test('the proxy turns keepalive on for HTTP/1.1, HTTP/2 and tcp_proxy upstream connections of a cluster with tcp_keepalive, each with its own settings, and leaves it off without', { skip }, async (t) => {
-  const peers = new Map<string, net.Socket[]>();
-  t.after(() => {
-    for (const list of peers.values()) for (const s of list) s.destroy();
-  });
-  const track = (name: string) => (s: net.Socket) => {
-    peers.set(name, [...(peers.get(name) ?? []), s]);
-    s.on('error', () => undefined);
-  };
+  const { peers, track } = upstreamPeers(t);
   const h1 = http.createServer((_req, res) => res.end('h1'));
   h1.on('connection', track('h1'));
   const plainH1 = http.createServer((_req, res) => res.end('plain'));
@@ -133,14 +139,7 @@ test('the proxy turns keepalive on for HTTP/1.1, HTTP/2 and tcp_proxy upstream c
 });
 
 test("active health check connections use the cluster's tcp_keepalive (HTTP/1.1, HTTP/2, TCP) and have none without it", { skip }, async (t) => {
-  const peers = new Map<string, net.Socket[]>();
-  t.after(() => {
-    for (const list of peers.values()) for (const s of list) s.destroy();
-  });
-  const track = (name: string) => (s: net.Socket) => {
-    peers.set(name, [...(peers.get(name) ?? []), s]);
-    s.on('error', () => undefined);
-  };
+  const { peers, track } = upstreamPeers(t);
   const h1 = http.createServer((_req, res) => res.end('ok'));
   h1.on('connection', track('h1'));
   const plainH1 = http.createServer((_req, res) => res.end('ok'));
