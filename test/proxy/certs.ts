@@ -80,3 +80,14 @@ export function sdsDownstreamMtls(sanPrefix: string, alpn: string[] = ['h2', 'ht
     },
   };
 }
+
+/** A filter chain's transport socket terminating TLS with the SDS secrets, the client certificate optional: one listener serves TLS and mTLS clients. */
+export function sdsDownstreamOptionalMtls(): Record<string, unknown> {
+  return {
+    name: 'envoy.transport_sockets.tls',
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
+      common_tls_context: { tls_certificate_sds_secret_configs: [SDS('default')], validation_context_sds_secret_config: SDS('ROOTCA') },
+    },
+  };
+}

@@ -9,19 +9,11 @@ import path from 'node:path';
 import https from 'node:https';
 import { test } from 'node:test';
 import { addr, configure, routeConfig, startTestRuntime, startUpstream, staticCluster, SECRET_TYPE, HCM, ROUTER, type Upstream } from './harness.ts';
-import { makePki, sdsSecrets } from './certs.ts';
+import { makePki, sdsDownstreamOptionalMtls, sdsSecrets } from './certs.ts';
 
 const SERVER_ID = 'spiffe://cluster.local/ns/default/sa/server';
 const CLIENT_ID = 'spiffe://cluster.local/ns/default/sa/client';
-const SDS = (name: string) => ({ name, sds_config: { ads: {} } });
-/** mTLS with the client certificate optional, so one listener serves both kinds of client. */
-const OPTIONAL_MTLS = {
-  name: 'envoy.transport_sockets.tls',
-  typed_config: {
-    '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
-    common_tls_context: { tls_certificate_sds_secret_configs: [SDS('default')], validation_context_sds_secret_config: SDS('ROOTCA') },
-  },
-};
+const OPTIONAL_MTLS = sdsDownstreamOptionalMtls();
 
 /** A client certificate with an empty subject and a URI SAN only, as Istio issues them. */
 function subjectlessLeaf(dir: string): { cert: string; key: string } {

@@ -13,19 +13,11 @@ import net from 'node:net';
 import { test } from 'node:test';
 import { HTTP_EXT_AUTHZ_TYPE, NETWORK_EXT_AUTHZ_TYPE, TCP_PROXY_TYPE } from '../../src/envoy/index.ts';
 import type { EnvoyJson } from '../../src/envoy/index.ts';
-import { makePki, sdsSecrets } from '../proxy/certs.ts';
+import { makePki, sdsDownstreamOptionalMtls, sdsSecrets } from '../proxy/certs.ts';
 import { addr, configure, HCM, ROUTER, routeConfig, SECRET_TYPE, startTestRuntime, startUpstream, staticCluster } from '../proxy/harness.ts';
 import { grpcCluster, startGrpcAuthz } from './ext-authz-servers.ts';
 
-const SDS = (name: string) => ({ name, sds_config: { ads: {} } });
-/** Downstream TLS with the client certificate optional: one listener serves TLS and mTLS clients. */
-const OPTIONAL_MTLS = {
-  name: 'envoy.transport_sockets.tls',
-  typed_config: {
-    '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
-    common_tls_context: { tls_certificate_sds_secret_configs: [SDS('default')], validation_context_sds_secret_config: SDS('ROOTCA') },
-  },
-};
+const OPTIONAL_MTLS = sdsDownstreamOptionalMtls();
 const GRPC = { grpc_service: { envoy_grpc: { cluster_name: 'authz' }, timeout: '5s' } };
 
 function httpListener(name: string, extAuthz: EnvoyJson): EnvoyJson {
