@@ -266,9 +266,9 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     if (hcm.generateRequestId && (rid === undefined || (hcm.useRemoteAddress && !hcm.preserveExternalRequestId))) {
       rid = randomUUID();
       h['x-request-id'] = rid;
-    } else if (hcm.generateRequestId && hcm.useRemoteAddress && rid !== undefined && rid !== clearTraceReason(rid, hcm.requestId)) {
-      rid = clearTraceReason(rid, hcm.requestId);
-      h['x-request-id'] = rid;
+    } else if (hcm.generateRequestId && hcm.useRemoteAddress && rid !== undefined) {
+      const cleared = clearTraceReason(rid, hcm.requestId);
+      if (cleared !== rid) h['x-request-id'] = rid = cleared;
     }
     this.streamInfo.requestId = rid;
     if (hcm.via) h.via = h.via === undefined ? hcm.via : `${firstValue(h.via)}, ${hcm.via}`;
@@ -1207,10 +1207,6 @@ function onIdleTimeout(s: HttpStream): void {
   s.onIdleTimeout();
 }
 
-/**
- * normalize_path (RFC 3986 dot segments, as Envoy's Chromium-based normalizer) and merge_slashes,
- * on the path part only; the query string is kept as sent.
- */
 const ESCAPED_SLASH = /%2f|%5c/gi;
 
 /** The path with %2F and %5C (either case) decoded to / and \; the query is left as is. */
@@ -1221,6 +1217,10 @@ function unescapeSlashes(full: string): string {
   return u === p ? full : qi >= 0 ? u + full.slice(qi) : u;
 }
 
+/**
+ * normalize_path (RFC 3986 dot segments, as Envoy's Chromium-based normalizer) and merge_slashes,
+ * on the path part only; the query string is kept as sent.
+ */
 export function normalizePath(full: string, normalize: boolean, merge: boolean): string {
   const qi = full.indexOf('?');
   let p = qi >= 0 ? full.slice(0, qi) : full;
