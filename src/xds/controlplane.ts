@@ -23,6 +23,7 @@ import { DiscoveryServer } from './server/discovery-server.ts';
 import { adsServiceDefinition, bindServer, createGrpcServer } from './server/grpc-server.ts';
 import type { ControlPlaneMetrics } from './server/metrics.ts';
 import { createMetrics } from './server/metrics.ts';
+import { pilotFeatures } from './features.ts';
 import { jwksResolver } from './translate/security/jwks-resolver.ts';
 
 export interface ControlPlaneOptions {
@@ -64,6 +65,8 @@ export interface ControlPlane {
 
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
   const log = opts.log ?? silentLogger;
+  // A malformed feature switch stops the start here, before anything listens.
+  const features = pilotFeatures();
   const host = opts.host ?? '127.0.0.1';
   const mesh = opts.mesh ?? DEFAULT_MESH_CONFIG;
   if (opts.stateDir) fs.mkdirSync(opts.stateDir, { recursive: true });
@@ -103,7 +106,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     fs.renameSync(tmp, opts.portsFile);
   };
   writePorts();
-  log.info({ xds, monitoring, host, services: discovery.push.services.length }, 'control plane listening');
+  log.info({ xds, monitoring, host, services: discovery.push.services.length, ...(features.http10 ? { PILOT_HTTP10: true } : {}) }, 'control plane listening');
 
   return {
     id,

@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { RigError } from '../../core/errors.ts';
 import { createLogger } from '../../core/log.ts';
+import { envBool, pilotFeatures } from '../../xds/features.ts';
 
 interface Options {
   config?: string;
@@ -29,15 +30,6 @@ function port(v: string, flag: string): number {
   return n;
 }
 
-/** A boolean environment variable as istiod reads its features (Go's strconv.ParseBool). */
-function envBool(name: string, fallback: boolean): boolean {
-  const v = process.env[name];
-  if (v === undefined || v === '') return fallback;
-  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(v)) return true;
-  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(v)) return false;
-  throw new RigError('MESH_ERR_USAGE', `environment variable ${name}="${v}" is not a boolean: use true or false`);
-}
-
 export function define(cmd: Command): void {
   cmd
     .option('--config <dir>', 'directory (or file) of Istio and Kubernetes configuration to serve; watched for changes')
@@ -56,6 +48,7 @@ export function define(cmd: Command): void {
     .action(async (o: Options) => {
       const log = createLogger({ name: 'controlplane', format: o.logFormat, level: o.logLevel });
       const validateWorkloadEntryIdentity = envBool('ISTIO_WORKLOAD_ENTRY_VALIDATE_IDENTITY', true);
+      pilotFeatures();
       if (!o.ca && validateWorkloadEntryIdentity) log.warn('without the CA no proxy proves an identity: WorkloadGroup auto-registration and health-checked WorkloadEntries are refused (set ISTIO_WORKLOAD_ENTRY_VALIDATE_IDENTITY=false to accept them unverified)');
       const { loadMeshConfig, DEFAULT_MESH_CONFIG } = await import('../../model/mesh-config.ts');
       const { openConfigStore } = await import('../../xds/config-source.ts');

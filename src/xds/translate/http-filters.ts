@@ -7,6 +7,7 @@ import { CORS_TYPE, FAULT_TYPE, ISTIO_ALPN_TYPE, ROUTER_TYPE } from '../../envoy
 import type { EnvoyJson } from '../../envoy/index.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
+import { pilotFeatures } from '../features.ts';
 import { authnStage, authzStage } from './security/security-filters.ts';
 import { statsStage, telemetryDecorator } from '../telemetry/index.ts';
 
@@ -76,9 +77,12 @@ export function httpFilters(ctx: HttpFilterContext): EnvoyJson[] {
   return out;
 }
 
-/** Istio's node metadata HTTP10 (agent env ISTIO_META_HTTP10=1, "1" only): every HCM of that proxy takes HTTP/1.0. */
+/**
+ * Every HCM takes HTTP/1.0: for all proxies with istiod's PILOT_HTTP10, for one with Istio's node
+ * metadata HTTP10 (agent env ISTIO_META_HTTP10=1, "1" only).
+ */
 export function acceptsHttp10(proxy: Proxy): boolean {
-  return proxy.metadata.HTTP10 === '1';
+  return pilotFeatures().http10 || proxy.metadata.HTTP10 === '1';
 }
 
 /** Builds an HTTP connection manager with the filter list and decorators for its context. */

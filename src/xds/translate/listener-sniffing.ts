@@ -9,14 +9,18 @@ import type { PushContext } from '../../model/push-context.ts';
 import type { MtlsMode } from './peer-authentication.ts';
 import { ALPN_IN_MESH, ALPN_ISTIO_HTTP, istioMutualDownstream } from './tls.ts';
 import { toSeconds } from './duration.ts';
+import { pilotFeatures } from '../features.ts';
 
 export const HTTP_INSPECTOR: EnvoyJson = { name: 'envoy.filters.listener.http_inspector', typed_config: { '@type': HTTP_INSPECTOR_TYPE } };
 
 /**
- * What the http_inspector reports for HTTP, less http/1.0 as Istio (without PILOT_HTTP10): the
- * connection manager would answer HTTP/1.0 with 426, relayed as TCP it at least passes.
+ * What the http_inspector reports for HTTP. As Istio, http/1.0 only with PILOT_HTTP10 (node
+ * metadata HTTP10 does not change it): otherwise the connection manager would answer HTTP/1.0 with
+ * 426, relayed as TCP it at least passes.
  */
-export const SNIFFED_HTTP = ['http/1.1', 'h2c'];
+function sniffedHttp(): string[] {
+  return pilotFeatures().http10 ? ['http/1.0', 'http/1.1', 'h2c'] : ['http/1.1', 'h2c'];
+}
 
 /** Overlaps a mesh client's ALPN (a server without overlap fails the handshake) but not with istio-peer-exchange. */
 const ALPN_SNIFFED_TCP = ['istio', 'h2', 'http/1.1'];
@@ -27,7 +31,7 @@ const ALPN_SNIFFED_TCP = ['istio', 'h2', 'http/1.1'];
  * a transport_protocol only on this chain would leave non-HTTP bytes without any chain.
  */
 export function sniffedHttpChain(hcm: EnvoyJson, match: EnvoyJson = {}): EnvoyJson {
-  return { filter_chain_match: { ...match, application_protocols: SNIFFED_HTTP }, filters: [hcm] };
+  return { filter_chain_match: { ...match, application_protocols: sniffedHttp() }, filters: [hcm] };
 }
 
 /**
@@ -58,7 +62,7 @@ export function inboundSniffChains(mode: MtlsMode, name: string, hcm: EnvoyJson,
     chains.push({ name, filter_chain_match: { ...match, transport_protocol: 'tls', ...tcpAlpn }, filters: tcpFilters, transport_socket: istioMutualDownstream(ALPN_SNIFFED_TCP) });
   }
   if (mode !== 'STRICT') {
-    chains.push({ name: `${name}-plaintext-http`, filter_chain_match: { ...match, transport_protocol: 'raw_buffer', application_protocols: SNIFFED_HTTP }, filters: [hcm] });
+    chains.push({ name: `${name}-plaintext-http`, filter_chain_match: { ...match, transport_protocol: 'raw_buffer', application_protocols: sniffedHttp() }, filters: [hcm] });
     chains.push({ name: `${name}-plaintext`, filter_chain_match: { ...match, transport_protocol: 'raw_buffer' }, filters: tcpFilters });
   }
   return chains;
@@ -66,5 +70,5 @@ export function inboundSniffChains(mode: MtlsMode, name: string, hcm: EnvoyJson,
 
 /** Whether a listener's chains need the http_inspector. */
 export function needsHttpInspector(chains: EnvoyJson[]): boolean {
-  return chains.some((c) => ((c.filter_chain_match as EnvoyJson | undefined)?.application_protocols as string[] | undefined)?.some((p) => SNIFFED_HTTP.includes(p)));
+  return chains.some((c) => ((c.filter_chain_match as EnvoyJson | undefined)?.application_protocols as string[] | undefined)?.some((p) => sniffedHttp().includes(p)));
 }
