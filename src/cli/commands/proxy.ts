@@ -8,6 +8,7 @@ import { createLogger } from '../../core/log.ts';
 import { readBootstrapFile, parseBootstrap } from '../../proxy/bootstrap/bootstrap.ts';
 import { addXdsOptions, bootstrapFromOptions, identityFromOptions, type XdsCliOptions } from '../../proxy/bootstrap/flags.ts';
 import { ProxyRuntime } from '../../proxy/runtime.ts';
+import { ipVersionOfInstanceIps, setLocalAddressIpVersion, type IpVersion } from '../../proxy/local-address.ts';
 import { trimHeap, trimHeapWhenReady } from '../../proxy/heap-trim.ts';
 import { releaseEnvoyTypes, releaseEnvoyTypesWhenIdle } from '../../envoy/protos.ts';
 import { releaseFreeMalloc, releaseFreeMallocEvery, trimCodeResidency, trimCodeResidencyEvery } from '../../proxy/resident-trim.ts';
@@ -29,6 +30,7 @@ interface ProxyOptions extends XdsCliOptions {
   drainTimeout: string;
   logLevel?: string;
   logFormat?: string;
+  localAddressIpVersion?: string;
 }
 
 function port(v: string | undefined, flag: string): number | undefined {
@@ -48,9 +50,18 @@ export function define(cmd: Command): void {
     .option('--ports-file <file>', 'write the bound ports as JSON once listening')
     .option('--drain-timeout <seconds>', 'on SIGTERM, how long in-flight requests may take', '5')
     .option('--log-level <level>', 'trace, debug, info, warn, error')
-    .option('--log-format <format>', 'json or text', 'json');
+    .option('--log-format <format>', 'json or text', 'json')
+    .option('--local-address-ip-version <v4|v6>', "Envoy's: the family of the proxy's own address (x-forwarded-for of its gRPC calls); default v6 when every --instance-ip is IPv6, else v4");
   addXdsOptions(cmd);
   cmd.action(async (opts: ProxyOptions) => run(opts));
+}
+
+function localAddressIpVersion(opts: ProxyOptions, metadata: EnvoyJson): IpVersion {
+  const v = opts.localAddressIpVersion;
+  if (v === 'v4' || v === 'v6') return v;
+  if (v !== undefined) throw new RigError('MESH_ERR_USAGE', `--local-address-ip-version: "${v}" is not v4 or v6`);
+  // As Istio's agent for a proxy built from flags; Envoy's own default (v4) for a bootstrap file.
+  return opts.xdsAddress && typeof metadata.INSTANCE_IPS === 'string' ? ipVersionOfInstanceIps(metadata.INSTANCE_IPS) : 'v4';
 }
 
 async function run(opts: ProxyOptions): Promise<void> {
@@ -66,6 +77,7 @@ async function run(opts: ProxyOptions): Promise<void> {
     source = '--xds-address flags';
   } else throw new RigError('MESH_ERR_USAGE', 'rig proxy needs -c <bootstrap.yaml> or --xds-address HOST:PORT');
   const bootstrap = parseBootstrap(raw, source);
+  setLocalAddressIpVersion(localAddressIpVersion(opts, bootstrap.node.metadata));
   for (const w of bootstrap.warnings) log.warn(w);
   // The workload readiness probe (node metadata PROXY_CONFIG.readinessProbe): checked before anything starts.
   let probe: ReturnType<typeof readinessProbeOf>;
