@@ -11,6 +11,7 @@ import { CASES } from './cases/cases.ts';
 import { runCase, type CaseResult, type MeasureSettings } from './cases/measure.ts';
 import { runControlPlaneBench } from './cases/controlplane.ts';
 import { runTelemetryCost } from './cases/telemetry-cost.ts';
+import { remeasureSlowWindows } from './cases/slow-windows.ts';
 import { checkGoals } from './report/goals.ts';
 import { renderMarkdown } from './report/markdown.ts';
 import { writeResultFiles, RESULTS_DIR, type BenchRun } from './report/result-file.ts';
@@ -44,7 +45,10 @@ const USAGE = `usage: npm run bench -- [options]
   --no-fifo               servers under test at normal priority (default as root: SCHED_FIFO, so
                           that other work on a shared machine does not delay them)
   --max-foreign V         re-measure a window in which other processes used more than V vCPU of a
-                          benchmark core (default 0.25); --retries N times at most (default 1)
+                          benchmark core (default 0.25); --retries N times at most (default 1).
+                          A window at the fixed rate in which the server core ran slow (its upstream
+                          used 1.3× the run's lowest CPU per request) is measured again after the
+                          last case, --retries times at most (bench/cases/slow-windows.ts)
   --no-control-plane      skip the control plane scale benchmark`;
 
 /**
@@ -140,13 +144,15 @@ async function main(): Promise<void> {
   else if (!values.worktree) useRigSource(snapshotHead(values.rev));
   const loadBefore = os.loadavg().map((v) => v.toFixed(2)).join(' ');
   const results: CaseResult[] = [];
-  for (const c of CASES.filter((c) => !only || only.includes(c.id))) {
+  const cases = CASES.filter((c) => !only || only.includes(c.id));
+  for (const c of cases) {
     log(`${c.id}: ${c.title}`);
     const r = await runCase(c, settings);
     if (r.status !== 'ok') log(`${c.id}: ${r.status}: ${r.reason}`);
     else log(`${c.id}: p50 ${r.latency!.latency.p50.toFixed(3)} ms, p99 ${r.latency!.latency.p99.toFixed(3)} ms, max ${Math.round(r.saturation!.rps)} rps`);
     results.push(r);
   }
+  await remeasureSlowWindows(cases, results, settings, log);
   let telemetryCost: BenchRun['telemetryCost'];
   if (!only || only.includes(TELEMETRY_COST)) {
     log(`${TELEMETRY_COST}: telemetry off and on, saturated in turn`);

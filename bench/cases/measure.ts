@@ -45,6 +45,13 @@ export interface ServerFigures {
 /** CPU that processes outside the benchmark used on its cores during a window (vCPU). */
 export interface Disturbance {
   serverCore: number;
+  /**
+   * Latency window: the upstream's CPU per request (µs), the same work in every case, so it gauges
+   * how fast the server core ran during the window (see slow-windows.ts). Absent without one upstream.
+   */
+  upstreamUsPerRequest?: number;
+  /** Gauges of earlier attempts at this window, measured again because the core ran slow (slow-windows.ts). */
+  slowAttempts?: number[];
   /** vCPU the servers under test used on their core (at saturation: < 0.9 means the load tool was the bottleneck). */
   serversOnServerCore: number;
   /** Unknown (null) during saturation: wrk's own use is not separated. */
@@ -64,6 +71,8 @@ export interface CaseResult {
   saturation?: SaturationResult;
   servers?: ServerFigures[];
   disturbance?: { latency: Disturbance; saturation: Disturbance };
+  /** A latency-only run's figures per server, in start order (runCase with latencyOnly). */
+  latencyWindow?: { servers: Pick<ServerFigures, 'rssAt1000MB' | 'rssWarmupPeakMB' | 'vcpuAtRate'>[]; disturbance: Disturbance };
 }
 
 const MB = 2 ** 20;
@@ -92,6 +101,8 @@ function snapshot(m: MeasureSettings, servers: Server[], generatorPids: number[]
 
 interface Window {
   wall: number;
+  /** The upstream's CPU seconds in the window (undefined unless the topology has exactly one). */
+  upstreamCpu: number | undefined;
   serverCpu: number[];
   /** vCPU our servers used on the server core: near 1 when they, not the load tool, are the bottleneck. */
   serverCoreOurs: number;
@@ -103,8 +114,10 @@ function window(m: MeasureSettings, servers: Server[], a: Snapshot, b: Snapshot)
   const wall = (b.t - a.t) / 1000;
   const serverCpu = b.servers.map((v, i) => v - a.servers[i]);
   const on = (core: number) => serverCpu.reduce((x, y, i) => (servers[i].core === core ? x + y : x), 0);
+  const upstreams = servers.flatMap((s, i) => (s.role === 'upstream' ? [serverCpu[i]] : []));
   return {
     wall,
+    upstreamCpu: upstreams.length === 1 ? upstreams[0] : undefined,
     serverCpu,
     serverCoreOurs: on(m.serverCore) / wall,
     foreignServerCore: Math.max(0, (b.serverCore - a.serverCore - on(m.serverCore)) / wall),
@@ -142,7 +155,14 @@ async function latencyWindow(c: BenchCase, servers: Server[], entryPort: number,
  */
 const IDLE_SETTLE_MS = 2000;
 
-async function measureTopology(c: BenchCase, servers: Server[], entryPort: number, m: MeasureSettings): Promise<CaseResult> {
+const head = (c: BenchCase) => ({ id: c.id, title: c.title, protocol: c.protocol, proxy: c.proxy, hops: c.hops });
+
+/** µs of the upstream's CPU per request served in a latency window. */
+function upstreamUsPerRequest(lat: { latency: OpenLoopResult; w: Window }): number | undefined {
+  return lat.w.upstreamCpu !== undefined && lat.latency.completed > 0 ? round((lat.w.upstreamCpu / lat.latency.completed) * 1e6, 2) : undefined;
+}
+
+async function measureTopology(c: BenchCase, servers: Server[], entryPort: number, m: MeasureSettings, latencyOnly: boolean): Promise<CaseResult> {
   await new Promise((r) => setTimeout(r, IDLE_SETTLE_MS));
   const idle = servers.map((s) => rssBytes(s.proc.pid));
 
@@ -154,6 +174,19 @@ async function measureTopology(c: BenchCase, servers: Server[], entryPort: numbe
     latAttempts++;
   } while (latAttempts <= m.retries && Math.max(lat.w.foreignServerCore, lat.w.foreignLoadCore) > m.maxForeignVcpu);
   const rssAtRate = servers.map((s) => peakRssBytes(s.proc.pid));
+  const latencyDisturbance: Disturbance = {
+    serverCore: round(lat.w.foreignServerCore),
+    serversOnServerCore: round(lat.w.serverCoreOurs),
+    loadCore: round(lat.w.foreignLoadCore),
+    attempts: latAttempts,
+    upstreamUsPerRequest: upstreamUsPerRequest(lat),
+  };
+  const figures = (i: number) => ({
+    rssAt1000MB: round(rssAtRate[i] / MB, 1),
+    rssWarmupPeakMB: round(lat.warmupPeak[i] / MB, 1),
+    vcpuAtRate: round(lat.w.serverCpu[i] / lat.w.wall),
+  });
+  if (latencyOnly) return { ...head(c), status: 'ok', latency: lat.latency, latencyWindow: { servers: servers.map((_, i) => figures(i)), disturbance: latencyDisturbance } };
 
   const sat = { protocol: c.protocol, port: entryPort, connections: m.saturationConnections, threads: m.saturationThreads, core: m.loadCore };
   if (m.saturationWarmupS > 0) await saturate({ ...sat, durationS: m.saturationWarmupS });
@@ -169,11 +202,7 @@ async function measureTopology(c: BenchCase, servers: Server[], entryPort: numbe
   } while (satAttempts <= m.retries && satW.foreignServerCore > m.maxForeignVcpu);
 
   return {
-    id: c.id,
-    title: c.title,
-    protocol: c.protocol,
-    proxy: c.proxy,
-    hops: c.hops,
+    ...head(c),
     status: 'ok',
     latency: lat.latency,
     saturation,
@@ -182,23 +211,24 @@ async function measureTopology(c: BenchCase, servers: Server[], entryPort: numbe
       role: s.role,
       startupMs: round(s.startupMs, 1),
       rssIdleMB: round(idle[i] / MB, 1),
-      rssAt1000MB: round(rssAtRate[i] / MB, 1),
-      rssWarmupPeakMB: round(lat.warmupPeak[i] / MB, 1),
-      vcpuAtRate: round(lat.w.serverCpu[i] / lat.w.wall),
+      ...figures(i),
       rssSaturationMB: round(peakRssBytes(s.proc.pid) / MB, 1),
       cpuSecondsPer1000AtSaturation: round(satW.serverCpu[i] / (saturation.requests / 1000), 4),
     })),
     disturbance: {
-      latency: { serverCore: round(lat.w.foreignServerCore), serversOnServerCore: round(lat.w.serverCoreOurs), loadCore: round(lat.w.foreignLoadCore), attempts: latAttempts },
+      latency: latencyDisturbance,
       saturation: { serverCore: round(satW.foreignServerCore), serversOnServerCore: round(satW.serverCoreOurs), loadCore: null, attempts: satAttempts },
     },
   };
 }
 
-export async function runCase(c: BenchCase, m: MeasureSettings): Promise<CaseResult> {
-  const head = { id: c.id, title: c.title, protocol: c.protocol, proxy: c.proxy, hops: c.hops };
+/**
+ * Starts the case's topology, measures it and stops it. `latencyOnly`: the window at the fixed rate
+ * alone, its figures in `latencyWindow` (to measure a window again, slow-windows.ts).
+ */
+export async function runCase(c: BenchCase, m: MeasureSettings, latencyOnly = false): Promise<CaseResult> {
   const why = c.unavailable();
-  if (why) return { ...head, status: 'n/a', reason: why };
+  if (why) return { ...head(c), status: 'n/a', reason: why };
   const started: Server[] = [];
   const ctx: CaseContext = { serverCore: m.serverCore, loadCore: m.loadCore, rigNodeFlags: m.rigNodeFlags };
   try {
@@ -206,14 +236,14 @@ export async function runCase(c: BenchCase, m: MeasureSettings): Promise<CaseRes
     try {
       await probe(c.protocol, topo.entryPort);
     } catch (err) {
-      if (c.naWhenProbeFails) return { ...head, status: 'n/a', reason: `${c.naWhenProbeFails}: ${(err as Error).message}` };
+      if (c.naWhenProbeFails) return { ...head(c), status: 'n/a', reason: `${c.naWhenProbeFails}: ${(err as Error).message}` };
       throw err;
     }
     const crashed = Promise.race(topo.servers.map((s) => s.proc.exited.then((w) => Promise.reject(new Error(`${w} during the measurement:\n${s.proc.output().trim()}`)))));
     crashed.catch(() => {});
-    return await Promise.race([measureTopology(c, topo.servers, topo.entryPort, m), crashed]);
+    return await Promise.race([measureTopology(c, topo.servers, topo.entryPort, m, latencyOnly), crashed]);
   } catch (err) {
-    return { ...head, status: 'failed', reason: (err as Error).message };
+    return { ...head(c), status: 'failed', reason: (err as Error).message };
   } finally {
     for (const s of started.reverse()) await s.stop();
   }

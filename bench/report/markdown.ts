@@ -3,6 +3,7 @@ import { PROXY_ROLES, type CaseResult, type ServerFigures } from '../cases/measu
 import type { GoalCheck } from './goals.ts';
 import type { ControlPlaneOutcome } from '../cases/controlplane.ts';
 import type { BenchRun } from './result-file.ts';
+import { SLOW_FACTOR } from '../cases/slow-windows.ts';
 
 const f3 = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? '—' : v.toFixed(3));
 
@@ -32,12 +33,12 @@ export function renderMarkdown(run: BenchRun): string {
   for (const g of goals) lines.push(`| ${g.goal} | ${g.measured} | ${g.target} | ${statusCell(g)} |`);
   lines.push('', '## Cases', '');
   lines.push(
-    '| case | p50 ms | p90 ms | p99 ms | p99.9 ms | added p50 / p90 / p99 ms | max rps | proxy CPU s per 1000 req (sat.) | proxy vCPU at 1000 rps | proxy RSS MB idle / warm-up / 1000 rps / sat. | gen. send lag p99 ms | foreign vCPU server core (lat. / sat.) |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    '| case | p50 ms | p90 ms | p99 ms | p99.9 ms | added p50 / p90 / p99 ms | max rps | proxy CPU s per 1000 req (sat.) | proxy vCPU at 1000 rps | proxy RSS MB idle / warm-up / 1000 rps / sat. | gen. send lag p99 ms | foreign vCPU server core (lat. / sat.) | upstream CPU µs per req (lat.) |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   );
   for (const r of results) {
     if (r.status !== 'ok') {
-      lines.push(`| ${r.id} | ${r.status}: ${(r.reason ?? '').split('\n')[0].replace(/\|/g, '\\|')} ||||||||||| `);
+      lines.push(`| ${r.id} | ${r.status}: ${(r.reason ?? '').split('\n')[0].replace(/\|/g, '\\|')} |||||||||||| `);
       continue;
     }
     const l = r.latency!.latency;
@@ -49,7 +50,7 @@ export function renderMarkdown(run: BenchRun): string {
     const errs = r.latency!.errors + r.latency!.unfinished + r.saturation!.errors;
     lines.push(
       `| ${r.id}${errs ? ` (${errs} errors)` : ''} | ${f3(l.p50)} | ${f3(l.p90)} | ${f3(l.p99)} | ${f3(l.p999)} | ${added} | ${Math.round(r.saturation!.rps)}${saturated(r)} | ` +
-        `${proxyCell(r, 'cpuSecondsPer1000AtSaturation', 4)} | ${proxyCell(r, 'vcpuAtRate', 3)} | ${rss} | ${f3(r.latency!.sendLag.p99)} | ${disturbed(r)} |`,
+        `${proxyCell(r, 'cpuSecondsPer1000AtSaturation', 4)} | ${proxyCell(r, 'vcpuAtRate', 3)} | ${rss} | ${f3(r.latency!.sendLag.p99)} | ${disturbed(r)} | ${coreGauge(r)} |`,
     );
   }
   lines.push(
@@ -57,7 +58,8 @@ export function renderMarkdown(run: BenchRun): string {
     'Cells with two values are the two proxies of a two-hop case: server-side / client-side. "Added" is relative to the direct case of the same protocol. ' +
       '"Foreign vCPU" is what processes outside the benchmark used on the servers\' core during the window (a busy machine disturbs the figures; such windows are re-measured up to ' +
       `${run.settings.retries} times). Send lag: how late the generator wrote requests due on an idle connection (charged to latency). ` +
-      'RSS: idle after start-up settles; the peak over the warm-up at the fixed rate (V8 compiling the hot path); the peak over the measured window; the peak at saturation.',
+      'RSS: idle after start-up settles; the peak over the warm-up at the fixed rate (V8 compiling the hot path); the peak over the measured window; the peak at saturation. ' +
+      `Upstream CPU per request gauges how fast the servers' core ran during the window (the upstream's work is the same in every case); a window in which it read more than ${SLOW_FACTOR}× the run's lowest for the same upstream behind a proxy was measured again after the last case, and the faster window kept (the slower gauges in parentheses).`,
   );
   if (run.telemetryCost) lines.push('', '## Telemetry cost on max throughput (alternating windows)', '', telemetryCostLines(run));
   lines.push('', '## Control plane (1000 services, 2000 simulated proxies)', '');
@@ -82,6 +84,12 @@ function disturbed(r: CaseResult): string {
   if (!d) return '—';
   const cell = (x: { serverCore: number; attempts: number }) => `${x.serverCore.toFixed(2)}${x.attempts > 1 ? ` (${x.attempts} tries)` : ''}`;
   return `${cell(d.latency)} / ${cell(d.saturation)}`;
+}
+
+function coreGauge(r: CaseResult): string {
+  const d = r.disturbance?.latency;
+  if (d?.upstreamUsPerRequest === undefined) return '—';
+  return `${d.upstreamUsPerRequest.toFixed(1)}${d.slowAttempts?.length ? ` (${d.slowAttempts.map((g) => g.toFixed(1)).join(', ')})` : ''}`;
 }
 
 function statusCell(g: GoalCheck): string {
