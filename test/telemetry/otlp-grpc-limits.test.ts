@@ -1,7 +1,7 @@
 // OTLP/gRPC export fields of GrpcService beyond the target: envoy_grpc.max_receive_message_length
 // fails an export whose response message is larger (Envoy: RESOURCE_EXHAUSTED), counted in
-// reports_failed; grpc_service.retry_policy is a warning naming the field (exports are not
-// retried); envoy_grpc.retry_policy (xDS streams only in Envoy) is quiet; exports carry
+// reports_failed; grpc_service.retry_policy without retry_on is a warning naming the field (no
+// condition, no retry: otlp-grpc-retry.test.ts); envoy_grpc.retry_policy (xDS streams only in Envoy) is quiet; exports carry
 // x-envoy-internal and x-forwarded-for unless envoy_grpc.skip_envoy_headers.
 // Real sockets: the in-process proxy runtime and a grpc-js TraceService collector.
 import assert from 'node:assert/strict';
@@ -18,7 +18,7 @@ const TRACE_SERVICE = { Export: { path: '/opentelemetry.proto.collector.trace.v1
 // An ExportTraceServiceResponse with partial_success.error_message of 38 bytes: 42 bytes in all.
 const RESPONSE = Buffer.from([0x0a, 40, 0x12, 38, ...Buffer.from('x'.repeat(38))]);
 
-test('OTLP/gRPC: max_receive_message_length fails larger responses; retry_policy is warned about; skip_envoy_headers', async (t) => {
+test('OTLP/gRPC: max_receive_message_length fails larger responses; retry_policy without retry_on is warned about; skip_envoy_headers', async (t) => {
   let calls = 0;
   const metadata: grpc.Metadata[] = [];
   const port = await startGrpcServer(t, TRACE_SERVICE, {
@@ -45,7 +45,7 @@ test('OTLP/gRPC: max_receive_message_length fails larger responses; retry_policy
     ],
   });
   const warnings = (h.rt.warnings.get(LISTENER_TYPE) ?? []).join('\n');
-  assert.match(warnings, /listener "large": filter_chains\[0\]\.filters\[0\]\.typed_config\.tracing\.provider\.typed_config\.grpc_service\.retry_policy: span exports are not retried by rig proxy/);
+  assert.match(warnings, /listener "large": filter_chains\[0\]\.filters\[0\]\.typed_config\.tracing\.provider\.typed_config\.grpc_service\.retry_policy\.retry_on: no retry_on conditions: span exports are not retried/);
   assert.doesNotMatch(warnings, /envoy_grpc\.(retry_policy|skip_envoy_headers|max_receive_message_length)/);
 
   const stat = (name: string) => h.rt.stats.all().find((s) => s.name === `tracing.opentelemetry.${name}`)?.value ?? 0;

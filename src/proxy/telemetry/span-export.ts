@@ -20,10 +20,11 @@ import type { Context, Span, SpanOptions, Tracer as OtelTracer } from '@opentele
 import type { Logger } from '../../core/log.ts';
 import type { ClusterManager } from '../upstream/cluster-manager.ts';
 import { requestThroughCluster } from '../upstream/cluster-request.ts';
-import { grpcCallThroughCluster } from '../upstream/cluster-grpc.ts';
+import { GrpcCallError, grpcCallThroughCluster } from '../upstream/cluster-grpc.ts';
 import type { Stat, Stats } from '../stats/stats.ts';
 import { VERSION } from '../../core/version.ts';
 import { newSpanId, newTraceId, newTraceId64 } from './trace-context.ts';
+import { exportBackoffMs, exportRetriable, type ExportRetryPolicy } from './export-retry.ts';
 
 export type ExportKind = 'zipkin' | 'opentelemetry';
 
@@ -49,6 +50,8 @@ export interface ExportTarget {
   readonly maxReceiveBytes?: number;
   /** OTLP/gRPC: no x-envoy-internal / x-forwarded-for on exports (envoy_grpc.skip_envoy_headers). */
   readonly skipEnvoyHeaders?: boolean;
+  /** OTLP/gRPC: failed calls retried by grpc_service.retry_policy. */
+  readonly retry?: ExportRetryPolicy;
   /** Resource attributes besides service.name (OTLP: resource_detectors), replacing it when they name it. */
   readonly resource?: Readonly<Record<string, string>>;
   /** New traces get 64-bit ids (Zipkin without trace_id_128bit), the upper half of the OpenTelemetry id zero. */
@@ -181,10 +184,47 @@ class ClusterExporter implements SpanExporter {
     });
   }
 
-  /** One TraceService/Export call; a success only with grpc-status 0 (OTLP's partial success included). */
+  /**
+   * A TraceService/Export call, a success only with grpc-status 0 (OTLP's partial success
+   * included), retried as grpc_service.retry_policy says within the export's deadline (the service
+   * timeout, else EXPORT_TIMEOUT_MS), counted as the router counts retries in the cluster's stats.
+   */
   private async exportOverGrpc(body: Buffer): Promise<void> {
-    const { cluster, authority, timeoutMs, metadata, maxReceiveBytes, skipEnvoyHeaders } = this.t;
-    await grpcCallThroughCluster(this.clusters, { cluster, path: TRACE_EXPORT_PATH, authority: authority || cluster, timeoutMs, deadlineMs: EXPORT_TIMEOUT_MS, metadata, userAgent: OTLP_USER_AGENT, maxReceiveBytes, skipEnvoyHeaders }, body);
+    const { cluster, authority, timeoutMs, metadata, maxReceiveBytes, skipEnvoyHeaders, retry } = this.t;
+    const call = { cluster, path: TRACE_EXPORT_PATH, authority: authority || cluster, timeoutMs, deadlineMs: EXPORT_TIMEOUT_MS, metadata, userAgent: OTLP_USER_AGENT, maxReceiveBytes, skipEnvoyHeaders, tryTimeoutMs: retry?.perTryTimeoutMs };
+    if (!retry) {
+      await grpcCallThroughCluster(this.clusters, call, body);
+      return;
+    }
+    const deadline = Date.now() + (timeoutMs > 0 ? timeoutMs : EXPORT_TIMEOUT_MS);
+    for (let n = 0; ; n++) {
+      try {
+        // A retry's grpc-timeout and bound: what is left of the export's deadline.
+        const left = Math.max(1, deadline - Date.now());
+        await grpcCallThroughCluster(this.clusters, { ...call, timeoutMs: n === 0 || timeoutMs === 0 ? timeoutMs : left, deadlineMs: left }, body);
+        if (n > 0) {
+          const s = this.clusterStats();
+          if (s) s.rqRetrySuccess.value++;
+        }
+        return;
+      } catch (err) {
+        if (!(err instanceof GrpcCallError) || !exportRetriable(retry, err)) throw err;
+        const stats = this.clusterStats();
+        if (n >= retry.numRetries) {
+          if (stats) stats.rqRetryLimitExceeded.value++;
+          throw err;
+        }
+        const wait = exportBackoffMs(retry, n);
+        // No time left for another try: the export fails with this attempt's error.
+        if (Date.now() + wait >= deadline) throw err;
+        if (stats) stats.rqRetry.value++;
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+  }
+
+  private clusterStats() {
+    return this.clusters.get(this.t.cluster)?.s;
   }
 
   export(spans: ReadableSpan[], done: (r: ExportResult) => void): void {
@@ -269,7 +309,7 @@ const pipelines = new WeakMap<Stats, Map<string, SpanPipeline>>();
 export function spanPipeline(stats: Stats, clusters: ClusterManager, t: ExportTarget, log: Logger): SpanPipeline {
   let m = pipelines.get(stats);
   if (!m) pipelines.set(stats, (m = new Map()));
-  const key = `${t.kind}|${t.grpc ? 'grpc' : 'http'}|${t.cluster}|${t.authority ?? ''}|${t.path}|${t.hostname ?? ''}|${t.serviceName}|${t.timeoutMs}|${t.maxReceiveBytes ?? 0}|${t.skipEnvoyHeaders ? 'skip' : ''}|${t.traceId64 ? 64 : 128}|${JSON.stringify([t.headers ?? [], t.metadata ?? [], t.resource ?? {}])}`;
+  const key = `${t.kind}|${t.grpc ? 'grpc' : 'http'}|${t.cluster}|${t.authority ?? ''}|${t.path}|${t.hostname ?? ''}|${t.serviceName}|${t.timeoutMs}|${t.maxReceiveBytes ?? 0}|${t.skipEnvoyHeaders ? 'skip' : ''}|${JSON.stringify(t.retry ?? null)}|${t.traceId64 ? 64 : 128}|${JSON.stringify([t.headers ?? [], t.metadata ?? [], t.resource ?? {}])}`;
   let p = m.get(key);
   if (p) return p;
   const pre = `tracing.${t.kind}.`;

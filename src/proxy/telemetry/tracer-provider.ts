@@ -9,6 +9,7 @@ import type { TracerContext } from '../http/tracer.ts';
 import { compileFormatter } from '../routing/header-ops.ts';
 import { newStreamInfo } from '../stream-info.ts';
 import { readHttpServiceHeaders } from './http-service-headers.ts';
+import { readExportRetryPolicy } from './export-retry.ts';
 import { readResourceDetectors } from './otel-resource-detectors.ts';
 import type { ExportTarget } from './span-export.ts';
 import { Propagation } from './trace-context.ts';
@@ -128,12 +129,10 @@ function readOpenTelemetry(tc: Reader): TracerProvider | undefined {
     eg?.done();
     const timeoutMs = gs.durationMs('timeout', 0);
     const metadata = readInitialMetadata(gs);
-    if (gs.has('retry_policy')) {
-      gs.issues.warn(gs.at('retry_policy'), 'span exports are not retried by rig proxy: a failed export drops its batch (counted in tracing.opentelemetry.reports_failed); ignored');
-    }
-    gs.accept('retry_policy');
+    const rp = gs.obj('retry_policy');
+    const retry = rp ? readExportRetryPolicy(rp) : undefined;
     gs.done();
-    target = { kind: 'opentelemetry', grpc: true, cluster, authority, path: '', timeoutMs, metadata, maxReceiveBytes, skipEnvoyHeaders, resource };
+    target = { kind: 'opentelemetry', grpc: true, cluster, authority, path: '', timeoutMs, metadata, maxReceiveBytes, skipEnvoyHeaders, retry, resource };
   } else if (hs) target = { kind: 'opentelemetry', ...readHttpService(hs, '/v1/traces'), resource };
   else tc.issues.error(tc.path, 'the OpenTelemetry tracer needs grpc_service (OTLP/gRPC) or http_service (OTLP/HTTP)');
   tc.done();

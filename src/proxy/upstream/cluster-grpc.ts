@@ -5,7 +5,9 @@
 // timeout, initial_metadata as headers (`-bin` values base64-encoded), x-envoy-internal: true and
 // this proxy's address appended to x-forwarded-for (unless envoy_grpc.skip_envoy_headers), and the
 // message in gRPC's 5-byte length-prefixed framing. The call succeeds only with HTTP 200 and grpc-status 0, read
-// from the trailers or from a trailers-only response's headers.
+// from the trailers or from a trailers-only response's headers. A failed call rejects with a
+// GrpcCallError telling what a retry policy needs: the HTTP status (0: no response), the gRPC status
+// and whether it came in the response headers (trailers-only), and whether the connection failed.
 import type { ClusterManager } from './cluster-manager.ts';
 import { requestThroughCluster } from './cluster-request.ts';
 import { localAddress } from '../local-address.ts';
@@ -30,6 +32,39 @@ export interface GrpcCall {
   readonly maxReceiveBytes?: number;
   /** Cancels the call (e.g. the downstream stream or connection that needed it is gone). */
   readonly signal?: AbortSignal;
+  /** Bounds this attempt below the service timeout (a retry policy's per-try timeout); unset: none. */
+  readonly tryTimeoutMs?: number;
+}
+
+/** Socket errors of a connection that never got established (Envoy's connect-failure). */
+const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT']);
+
+export class GrpcCallError extends Error {
+  /** The response's HTTP status; 0 when none came (reset, connect failure, timeout). */
+  readonly httpStatus: number;
+  /** grpc-status of the response, if it had one. */
+  readonly grpcStatus: number | undefined;
+  /** The status came in the response headers (a trailers-only response), not in trailers. */
+  readonly statusInHeaders: boolean;
+  /** No connection to the host could be established. */
+  readonly connectFailure: boolean;
+
+  constructor(message: string, o: { httpStatus?: number; grpcStatus?: number; statusInHeaders?: boolean; connectFailure?: boolean; cause?: unknown }) {
+    super(message, { cause: o.cause });
+    this.name = 'GrpcCallError';
+    this.httpStatus = o.httpStatus ?? 0;
+    this.grpcStatus = o.grpcStatus;
+    this.statusInHeaders = o.statusInHeaders ?? false;
+    this.connectFailure = o.connectFailure ?? false;
+  }
+}
+
+/** Whether a request failure (requestThroughCluster's rejection) is a connection that could not be made. */
+function isConnectFailure(err: unknown): boolean {
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 4; e = e.cause as typeof e, depth++) {
+    if (typeof e.code === 'string' && CONNECT_FAILURES.has(e.code)) return true;
+  }
+  return false;
 }
 
 /** gRPC's largest timeout value (8 digits). */
@@ -91,12 +126,17 @@ export async function grpcCallThroughCluster(clusters: ClusterManager, call: Grp
     const xff = headers['x-forwarded-for'];
     headers['x-forwarded-for'] = xff ? `${xff},${localAddress()}` : localAddress();
   }
-  const timeoutMs = call.timeoutMs > 0 ? call.timeoutMs : call.deadlineMs;
-  const res = await requestThroughCluster(clusters, { cluster: call.cluster, method: 'POST', path: call.path, headers, body: grpcFrame(message), timeoutMs, signal: call.signal });
-  const status = first(res.trailers['grpc-status']) ?? first(res.headers['grpc-status']);
+  const bound = call.timeoutMs > 0 ? call.timeoutMs : call.deadlineMs;
+  const timeoutMs = call.tryTimeoutMs ? Math.min(bound, call.tryTimeoutMs) : bound;
+  const res = await requestThroughCluster(clusters, { cluster: call.cluster, method: 'POST', path: call.path, headers, body: grpcFrame(message), timeoutMs, signal: call.signal }).catch((err: Error) => {
+    throw new GrpcCallError(err.message, { connectFailure: isConnectFailure(err), cause: err });
+  });
+  const inTrailers = first(res.trailers['grpc-status']);
+  const status = inTrailers ?? first(res.headers['grpc-status']);
   if (res.status !== 200 || status !== '0') {
     const detail = grpcMessage(first(res.trailers['grpc-message']) ?? first(res.headers['grpc-message']));
-    throw new Error(`${call.path} through cluster ${call.cluster}: HTTP ${res.status}, grpc-status ${status ?? 'missing'}${detail ? ` (${detail})` : ''}`);
+    const grpcStatus = status !== undefined && /^\d+$/.test(status) ? Number(status) : undefined;
+    throw new GrpcCallError(`${call.path} through cluster ${call.cluster}: HTTP ${res.status}, grpc-status ${status ?? 'missing'}${detail ? ` (${detail})` : ''}`, { httpStatus: res.status, grpcStatus, statusInHeaders: inTrailers === undefined && grpcStatus !== undefined });
   }
   // As Envoy's unary calls: an OK status without a (well-formed, uncompressed) message is a failure.
   const body = res.body;

@@ -84,7 +84,7 @@ export function requestThroughCluster(clusters: ClusterManager, req: ClusterRequ
           resolve({ status, headers, body: Buffer.concat(chunks), trailers: (trailers ?? {}) as Record<string, string | string[] | undefined> });
         },
         onResponseError(_c, err: Error) {
-          fail(new Error(`request through cluster ${req.cluster} failed: ${err.message}`));
+          fail(new Error(`request through cluster ${req.cluster} failed: ${err.message}`, { cause: err }));
         },
       },
     );
