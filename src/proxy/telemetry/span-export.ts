@@ -25,6 +25,7 @@ import type { Stat, Stats } from '../stats/stats.ts';
 import { VERSION } from '../../core/version.ts';
 import { newSpanId, newTraceId, newTraceId64 } from './trace-context.ts';
 import { exportBackoffMs, exportRetriable, type ExportRetryPolicy } from './export-retry.ts';
+import { serviceHeaderValue, type ServiceHeader } from './http-service-headers.ts';
 
 export type ExportKind = 'zipkin' | 'opentelemetry';
 
@@ -42,8 +43,8 @@ export interface ExportTarget {
   readonly serviceName: string;
   /** The export's deadline; over gRPC the service timeout (sent as grpc-timeout), 0 when it has none. */
   readonly timeoutMs: number;
-  /** Headers set on each HTTP export, replacing any of the same name (http_service / collector_service request_headers_to_add). */
-  readonly headers?: readonly (readonly [string, string])[];
+  /** Headers set on each HTTP export, evaluated then, replacing any of the same name (http_service / collector_service request_headers_to_add). */
+  readonly headers?: readonly ServiceHeader[];
   /** Metadata on each OTLP/gRPC export (grpc_service.initial_metadata). */
   readonly metadata?: readonly (readonly [string, string])[];
   /** OTLP/gRPC: a larger response message fails the export (envoy_grpc.max_receive_message_length). */
@@ -178,7 +179,7 @@ class ClusterExporter implements SpanExporter {
     const { kind, cluster, path, hostname, timeoutMs, headers: extra } = this.t;
     const headers: Record<string, string> = { host: hostname ?? cluster, 'content-type': CONTENT_TYPE[kind] };
     if (kind === 'opentelemetry') headers['user-agent'] = OTLP_USER_AGENT;
-    if (extra) for (const [name, value] of extra) headers[name] = value;
+    if (extra) for (const h of extra) headers[h.name] = serviceHeaderValue(h);
     return requestThroughCluster(this.clusters, { cluster, method: 'POST', path, headers, body, timeoutMs }).then((res) => {
       if (res.status < 200 || res.status >= 300) throw new Error(`collector answered ${res.status}`);
     });
@@ -309,7 +310,7 @@ const pipelines = new WeakMap<Stats, Map<string, SpanPipeline>>();
 export function spanPipeline(stats: Stats, clusters: ClusterManager, t: ExportTarget, log: Logger): SpanPipeline {
   let m = pipelines.get(stats);
   if (!m) pipelines.set(stats, (m = new Map()));
-  const key = `${t.kind}|${t.grpc ? 'grpc' : 'http'}|${t.cluster}|${t.authority ?? ''}|${t.path}|${t.hostname ?? ''}|${t.serviceName}|${t.timeoutMs}|${t.maxReceiveBytes ?? 0}|${t.skipEnvoyHeaders ? 'skip' : ''}|${JSON.stringify(t.retry ?? null)}|${t.traceId64 ? 64 : 128}|${JSON.stringify([t.headers ?? [], t.metadata ?? [], t.resource ?? {}])}`;
+  const key = `${t.kind}|${t.grpc ? 'grpc' : 'http'}|${t.cluster}|${t.authority ?? ''}|${t.path}|${t.hostname ?? ''}|${t.serviceName}|${t.timeoutMs}|${t.maxReceiveBytes ?? 0}|${t.skipEnvoyHeaders ? 'skip' : ''}|${JSON.stringify(t.retry ?? null)}|${t.traceId64 ? 64 : 128}|${JSON.stringify([t.headers?.map((h) => [h.name, h.source]) ?? [], t.metadata ?? [], t.resource ?? {}])}`;
   let p = m.get(key);
   if (p) return p;
   const pre = `tracing.${t.kind}.`;

@@ -59,8 +59,9 @@ function readHttpService(hs: Reader, defaultPath: string): HttpTarget {
 
 /**
  * GrpcService.initial_metadata: HeaderValue key and value (a format string, as request headers),
- * or raw_value. Resolved once, as HTTP service headers (http-service-headers.ts says why that
- * equals Envoy's per-call evaluation).
+ * or raw_value. Resolved once, when the config is compiled: Envoy evaluates it per call against
+ * the calling stream's info, which a span export has none of (%START_TIME% would be the only
+ * command to differ; http_service headers are evaluated per export, http-service-headers.ts).
  */
 function readInitialMetadata(gs: Reader): [string, string][] {
   const out: [string, string][] = [];
