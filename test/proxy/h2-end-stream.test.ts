@@ -111,3 +111,41 @@ test('HTTP/2 client: gRPC responses still end with trailers (HTTP/2 upstream and
   assert.match(shape(local), /^HEADERS (DATA(\(empty\))? )*HEADERS\+END$/, shape(local));
   assert.ok(local.at(-1)!.fields.some((l) => /^grpc-status: [1-9]/.test(l)), local.at(-1)!.fields.join('\n'));
 });
+
+test('HTTP/2 client, HTTP/1.1 upstream with enable_trailers: only a chunked response waits for trailers', async (t) => {
+  // /sized: Content-Length; /empty: 204, no body; else chunked with a trailer.
+  const up = net.createServer((socket) => {
+    let head = '';
+    socket.on('data', (c: Buffer) => {
+      head += c.toString('latin1');
+      if (!head.includes('\r\n\r\n')) return;
+      const path = head.split(' ')[1];
+      head = '';
+      if (path === '/sized') socket.write('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nsized');
+      else if (path === '/empty') socket.write('HTTP/1.1 204 No Content\r\n\r\n');
+      else socket.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntrailer: x-checksum\r\n\r\n4\r\nbody\r\n0\r\nx-checksum: abc123\r\n\r\n');
+    });
+  });
+  const sockets = new Set<net.Socket>();
+  up.on('connection', (s: net.Socket) => sockets.add(s));
+  await new Promise<void>((r) => up.listen(0, '127.0.0.1', r));
+  t.after(() => {
+    for (const s of sockets) s.destroy();
+    return new Promise<void>((r) => up.close(() => r()));
+  });
+  const trailersOn = { typed_extension_protocol_options: { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions', explicit_http_config: { http_protocol_options: { enable_trailers: true } } } } };
+  const h = await startTestRuntime(t);
+  await configure(h, { clusters: [staticCluster('up', [(up.address() as AddressInfo).port], trailersOn)], routes: [routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'up' } }])], listeners: [httpListener('l', 'r')] });
+  const base = `http://127.0.0.1:${h.port('l')}`;
+
+  const sized = await framesOf(`${base}/sized`);
+  assert.equal(shape(sized), 'HEADERS DATA+END', 'a Content-Length body ends the stream on its last DATA frame');
+  assert.equal(sized[1].length, 5);
+
+  const empty = await framesOf(`${base}/empty`);
+  assert.equal(shape(empty), 'HEADERS+END', 'no body: the head ends the stream');
+
+  const chunked = await framesOf(`${base}/chunked`);
+  assert.match(shape(chunked), /^HEADERS (DATA )+HEADERS\+END$/, shape(chunked));
+  assert.ok(chunked.at(-1)!.fields.includes('x-checksum: abc123'), chunked.at(-1)!.fields.join('\n'));
+});

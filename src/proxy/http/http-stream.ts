@@ -19,6 +19,7 @@ import { DiscoveryType } from '../upstream/cluster-config.ts';
 import { UpstreamOutcome } from '../upstream/cluster-hooks.ts';
 import { UpstreamRequest, isConnectFailure, isProtocolError, remoteResetReason, type AttemptOwner } from './upstream-request.ts';
 import type { UpstreamDispatchOptions } from '../upstream/upstream-pool.ts';
+import type { H1Exchange } from '../upstream/h1-pool/h1-exchange.ts';
 import { grpcStatusFor, isGrpcContentType, rewriteLocalReply } from './local-reply.ts';
 import { sanitizeRequestHeaders } from './header-sanitizing.ts';
 import { applyXfcc } from './xfcc.ts';
@@ -820,8 +821,14 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
       if (this.isH2) this.grpcTrailers = takeGrpcStatus(out);
     }
     // An HTTP/2 response waits for trailers only when some can follow: else its last DATA frame ends it.
-    if (this.isH2 && (this.grpcTrailers || this.trailersFrom(a))) (this.res as H2Response).expectTrailers();
+    if (this.isH2 && (this.grpcTrailers || this.trailersCanFollow(a))) (this.res as H2Response).expectTrailers();
     this.writeResponseHead(status, out);
+  }
+
+  /** Whether upstream trailers can still follow the head: an HTTP/1.1 response has some only when chunked. */
+  private trailersCanFollow(a: UpstreamRequest): boolean {
+    const cfg = a.cluster.config;
+    return cfg.http2 || (cfg.useDownstreamProtocol && this.isH2) || (cfg.h1Trailers && (a.controller as H1Exchange | undefined)?.chunked === true);
   }
 
   /**

@@ -263,6 +263,7 @@ export class H1Connection {
     const t = ex.opts.bodyTimeout;
     if (t && t > 0) this.ioTimer = setTimeout(onBodyTimeout, t, this);
     if (!head.keepAlive) this.responseKeepAlive = false;
+    ex.chunked = head.bodyKind === 'chunked';
     const headers = this.responseHeaders(head.rawHeaders);
     ex.handler.onResponseStart?.(ex, head.status, headers, head.reason);
   }

@@ -27,6 +27,8 @@ export class H1Exchange implements Dispatcher.DispatchController {
   finished = false;
   /** May be sent again on a fresh connection if its reused one closes before answering. */
   replayable: boolean;
+  /** The response body is chunked: the only HTTP/1.1 framing trailers can follow. */
+  chunked = false;
   #aborted = false;
   #paused = false;
   #reason: Error | null = null;
