@@ -62,7 +62,7 @@ export interface ClusterConfig {
   readonly idleTimeoutMs: number;
   /** common_http_protocol_options.max_stream_duration: an upstream request lasting longer is reset (UMSDR); 0 = none. */
   readonly maxStreamDurationMs: number;
-  /** common_http_protocol_options.max_connection_duration: an upstream HTTP/1.1 connection takes no request after it (0: none). */
+  /** common_http_protocol_options.max_connection_duration: an upstream connection (HTTP/1.1 or HTTP/2) takes no request after it and closes once idle (0: none). */
   readonly maxConnectionDurationMs: number;
   readonly maxConnections: number;
   readonly tls: TlsContext | undefined;
@@ -270,8 +270,6 @@ export function compileCluster(raw: Record<string, unknown>, path: string, issue
     readUpstreamHttpProtocolOptions(p.obj('upstream_http_protocol_options'));
     p.done();
   }
-  // undici's HTTP/2 sessions cannot be drained one by one.
-  if (maxConnectionDurationMs > 0 && (http2 || useDownstreamProtocol)) issues.warn(r.path, 'common_http_protocol_options.max_connection_duration applies to HTTP/1.1 upstream connections only; HTTP/2 ones live on');
   const tls = readTransportSocket(r.obj('transport_socket'), false);
   const transportSocketMatches: TransportSocketMatch[] = r.objs('transport_socket_matches').map((m) => {
     const out = { name: m.str('name'), match: (m.opaque('match') ?? {}) as Record<string, unknown>, tls: readTransportSocket(m.obj('transport_socket'), false) };

@@ -384,7 +384,7 @@ export class Cluster implements ClusterHandle {
       maxConcurrentStreams: cfg.h2Options.maxConcurrentStreams,
       initialWindowSize: cfg.h2Options.initialWindowSize,
       connectionWindowSize: cfg.h2Options.connectionWindowSize,
-    } as PoolTypes.Options);
+    } as PoolTypes.Options, cfg.maxConnectionDurationMs);
     const s = this.s;
     pool.on('connect', () => {
       s.cxTotal.value++;

@@ -9,10 +9,24 @@ import { Readable } from 'node:stream';
 import type { Dispatcher, Pool as PoolClass, buildConnector as BuildConnector } from 'undici';
 import { H2StreamBody, isLentBody } from './h2-stream-body.ts';
 
+/** undici's Pool, with the max_connection_duration of its connections (ms, 0: none) as a third argument. */
+export type H2PoolClass = new (origin: string, options: PoolClass.Options, maxConnectionDurationMs?: number) => PoolClass;
+
 export interface Undici {
-  readonly Pool: typeof PoolClass;
+  readonly Pool: H2PoolClass;
   readonly buildConnector: typeof BuildConnector;
 }
+
+/** undici's pool internals that retire one client (connection): the Pool API has no such call. */
+interface PoolInternals {
+  readonly kClients: symbol;
+  readonly kRemoveClient: symbol;
+  readonly kDrainQueue: symbol;
+}
+
+const kDurationTimer = Symbol('rig.durationTimer');
+
+type PoolClient = Dispatcher & { [kDurationTimer]?: NodeJS.Timeout };
 
 let loaded: Undici | undefined;
 
@@ -20,8 +34,38 @@ export function undici(): Undici {
   if (loaded) return loaded;
   const require = createRequire(import.meta.url);
   const Pool = require('undici/lib/dispatcher/pool.js') as typeof PoolClass;
+  const internals = require('undici/lib/dispatcher/pool-base.js') as PoolInternals;
+  const { kQueued, kUrl } = require('undici/lib/core/symbols.js') as { kQueued: symbol; kUrl: symbol };
+  type Internal = Record<symbol, unknown>;
+  // max_connection_duration, as Envoy drains an aged upstream connection: the client leaves the
+  // pool's rotation (no new stream goes on it; a new request opens a new connection), finishes its
+  // in-flight streams and then closes (undici's retire: Client.close()). Timed from each connect,
+  // so an idle connection closes at its age too. undici's own clientTtl only checks on dispatch.
+  const retire = (pool: PoolClass, client: PoolClient): void => {
+    client[kDurationTimer] = undefined;
+    const p = pool as unknown as Internal;
+    if (!(p[internals.kClients] as PoolClient[]).includes(client)) return;
+    (p[internals.kRemoveClient] as (c: PoolClient) => void).call(pool, client);
+    // Requests queued at the connection limit would otherwise wait for another client's drain.
+    if ((p[kQueued] as number) > 0) (p[internals.kDrainQueue] as (origin: unknown, targets: unknown[]) => void).call(pool, p[kUrl], [pool]);
+  };
   loaded = {
     Pool: class H2Pool extends Pool {
+      constructor(origin: string, options: PoolClass.Options, maxConnectionDurationMs = 0) {
+        super(origin, options);
+        if (maxConnectionDurationMs <= 0) return;
+        this.on('connect', (_origin, targets) => {
+          const client = targets.at(-1) as PoolClient;
+          clearTimeout(client[kDurationTimer]);
+          client[kDurationTimer] = setTimeout(retire, maxConnectionDurationMs, this, client).unref();
+        });
+        this.on('disconnect', (_origin, targets) => {
+          const client = targets.at(-1) as PoolClient;
+          clearTimeout(client[kDurationTimer]);
+          client[kDurationTimer] = undefined;
+        });
+      }
+
       // A body still streaming goes over as an iterable (h2-stream-body.ts says why); one that has
       // ended already stays a stream, for undici to send its length (not a lent downstream request:
       // undici's pipeline() would destroy it).
