@@ -10,15 +10,13 @@ import type { Reader } from '../config/reader.ts';
 import { LOCAL_SECRETS } from '../xds-client/xds-dependencies.ts';
 import { readDataSource, type SecretStore } from './secrets.ts';
 import { readSanMatchers, type SanMatcher } from './tls-san.ts';
+import { TlsSessionCache } from './tls-session-cache.ts';
 
 /**
  * Envoy's default TLS 1.2 cipher suites (ECDHE with AEAD only; TLS 1.3 suites are all AEAD), used
  * when tls_params.cipher_suites is not set.
  */
 const DEFAULT_CIPHERS = 'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384';
-
-/** Most client sessions kept per upstream context (one per host). */
-const MAX_CLIENT_SESSIONS = 1024;
 
 const VERSIONS: Record<string, tls.SecureVersion | undefined> = { TLS_AUTO: undefined, TLSv1_0: 'TLSv1', TLSv1_1: 'TLSv1.1', TLSv1_2: 'TLSv1.2', TLSv1_3: 'TLSv1.3' };
 
@@ -61,10 +59,8 @@ export class TlsContext {
   private noTickets = false;
   /** Server: OpenSSL refuses to resume a session of a context without one when it verifies peers. */
   private readonly sessionIdContext = randomBytes(16).toString('hex');
-  /** Client: the last session per host, for resumption (Envoy keeps max_session_keys per context). */
-  private readonly sessions = new Map<string, Buffer>();
-  /** Client: max_session_keys is not 0, so sessions are resumed (Envoy's default keeps 1). */
-  readonly resumeSessions: boolean = true;
+  /** Client: up to max_session_keys sessions per host for resumption (Envoy's default 1; none with 0). */
+  private readonly sessions: TlsSessionCache | undefined;
   readonly isServer: boolean;
 
   constructor(r: Reader, isServer: boolean) {
@@ -80,9 +76,8 @@ export class TlsContext {
       r.accept('disable_stateful_session_resumption');
     }
     if (!isServer) {
-      // Envoy keeps up to max_session_keys sessions per context (0: no resumption); rig proxy's
-      // connections keep the last one per host (pool or tcp_proxy), so any other count is the same.
-      this.resumeSessions = r.num('max_session_keys', 1) !== 0;
+      const keys = r.num('max_session_keys', 1);
+      if (keys > 0) this.sessions = new TlsSessionCache(keys);
       // node:tls (OpenSSL) clients accept a server's TLS 1.2 renegotiation, which is what true
       // allows; false (the default) cannot be enforced, and TLS 1.3 has no renegotiation at all.
       r.accept('allow_renegotiation');
@@ -182,27 +177,41 @@ export class TlsContext {
     });
     this.cachedVersion = store.version;
     this.secretSans = caSecret?.sans ?? [];
-    this.sessions.clear();
+    this.sessions?.clear();
     return this.cached;
   }
 
   /**
-   * Opens an upstream TLS connection to `host`, resuming the last session made with this host
-   * under the current secrets (no full handshake per connection), unless max_session_keys is 0.
+   * Opens an upstream TLS connection to `host`, resuming a session made with this host under the
+   * current secrets (no full handshake per connection), unless max_session_keys is 0.
    */
   connect(store: SecretStore, host: { address: string; port: number; hostname?: string; key: string }, localAddress?: string): tls.TLSSocket {
     const opts = this.clientOptions(store, host.hostname);
-    const version = this.cachedVersion;
     // localAddress reaches the underlying net.connect (missing from tls.ConnectionOptions' type).
-    const socket = tls.connect({ host: host.address, port: host.port, localAddress, ...opts, session: this.sessions.get(host.key) } as tls.ConnectionOptions);
-    if (!this.resumeSessions) return socket;
-    socket.on('session', (session: Buffer) => {
-      if (version !== this.cachedVersion) return;
-      this.sessions.delete(host.key);
-      if (this.sessions.size >= MAX_CLIENT_SESSIONS) this.sessions.delete(this.sessions.keys().next().value!);
-      this.sessions.set(host.key, session);
-    });
+    const socket = tls.connect({ host: host.address, port: host.port, localAddress, ...opts, session: this.sessions?.offer(host.key) } as tls.ConnectionOptions);
+    this.keepSessions(host.key, socket);
     return socket;
+  }
+
+  /**
+   * Session resumption for a pool's connections to one host, sharing this context's sessions
+   * (undefined with max_session_keys 0). offer() after secureContext(): a rebuilt context starts
+   * with no session.
+   */
+  hostSessions(hostKey: string): HostSessions | undefined {
+    const cache = this.sessions;
+    if (!cache) return undefined;
+    return { offer: () => cache.offer(hostKey), keep: (socket) => this.keepSessions(hostKey, socket) };
+  }
+
+  /** Keeps the sessions `socket` receives, unless the secure context was rebuilt since it connected. */
+  private keepSessions(hostKey: string, socket: tls.TLSSocket): void {
+    const cache = this.sessions;
+    if (!cache) return;
+    const version = this.cachedVersion;
+    socket.on('session', (session: Buffer) => {
+      if (version === this.cachedVersion) cache.add(hostKey, session);
+    });
   }
 
   /** node:tls client options for an upstream connection (SNI, ALPN, trust, SAN check). */
@@ -230,6 +239,14 @@ export class TlsContext {
     }
     return `peer certificate SANs [${cert.subjectaltname}] do not match any of the configured subject alt names`;
   }
+}
+
+/** The sessions of one upstream host (TlsContext.hostSessions). */
+export interface HostSessions {
+  /** The session a new connection offers, or undefined. */
+  offer(): Buffer | undefined;
+  /** Keeps the sessions this connection receives. */
+  keep(socket: tls.TLSSocket): void;
 }
 
 /** A tls_params list as a node:tls SecureContext option, refused with its field when OpenSSL refuses it. */

@@ -2,11 +2,11 @@
 // (istio.alpn). undici's own connector always offers its ALPN (http/1.1, h2), so it cannot send
 // the override; this one offers exactly the given list. As in Envoy, the codec comes from the
 // cluster, not from the negotiated protocol: an h2 pool speaks h2 whatever the server selected
-// (istio-h2, or none). The last TLS session is offered on the next connection (one connector per
-// pool and secure context, so a rotated certificate starts over). HTTP/1.1 pools connect through
-// h1-pool/h1-connect.ts.
+// (istio-h2, or none). A kept TLS session of the host is offered (the TLS context's sessions;
+// a rotated certificate starts over). HTTP/1.1 pools connect through h1-pool/h1-connect.ts.
 import tls from 'node:tls';
 import type { buildConnector as Connector } from 'undici';
+import type { HostSessions } from '../tls/tls-context.ts';
 
 export interface AlpnConnectorOptions {
   readonly alpn: readonly string[];
@@ -16,12 +16,11 @@ export interface AlpnConnectorOptions {
   readonly rejectUnauthorized: boolean;
   readonly checkServerIdentity: (host: string, cert: tls.PeerCertificate) => Error | undefined;
   readonly localAddress?: string;
-  /** Offer the last TLS session of this connector (UpstreamTlsContext.max_session_keys other than 0). */
-  readonly resume: boolean;
+  /** The host's sessions of the TLS context (undefined: max_session_keys 0, no resumption). */
+  readonly sessions: HostSessions | undefined;
 }
 
 export function alpnConnector(o: AlpnConnectorOptions): Connector.connector {
-  let session: Buffer | undefined;
   return (opts, cb) => {
     const host = opts.hostname.startsWith('[') ? opts.hostname.slice(1, -1) : opts.hostname;
     const socket = tls.connect({
@@ -33,9 +32,9 @@ export function alpnConnector(o: AlpnConnectorOptions): Connector.connector {
       checkServerIdentity: o.checkServerIdentity,
       ALPNProtocols: [...o.alpn],
       localAddress: opts.localAddress ?? o.localAddress,
-      session,
+      session: o.sessions?.offer(),
     } as tls.ConnectionOptions);
-    if (o.resume) socket.on('session', (s: Buffer) => (session = s));
+    o.sessions?.keep(socket);
     socket.setNoDelay(true);
     let done = false;
     const finish = (err: Error | null): void => {

@@ -288,7 +288,7 @@ export class Cluster implements ClusterHandle {
           const err = tls.checkPeer(cert);
           return err ? new Error(err) : undefined;
         },
-        resume: tls.resumeSessions,
+        sessions: tls.hostSessions(host.key),
       },
     });
     return new H1Pool({
@@ -341,7 +341,7 @@ export class Cluster implements ClusterHandle {
           };
           // undici's own TLS connector always offers http/1.1 and h2 and picks its codec from the
           // selected protocol; this one offers exactly `alpn` and speaks h2.
-          inner = alpnConnector({ alpn, timeoutMs: cfg.connectTimeoutMs, servername, secureContext, rejectUnauthorized: tls.verifiesPeer, checkServerIdentity, localAddress: cfg.sourceAddress, resume: tls.resumeSessions });
+          inner = alpnConnector({ alpn, timeoutMs: cfg.connectTimeoutMs, servername, secureContext, rejectUnauthorized: tls.verifiesPeer, checkServerIdentity, localAddress: cfg.sourceAddress, sessions: tls.hostSessions(host.key) });
         }
         // SNI comes from the transport socket (or the host name), never from the request's Host
         // header, which undici would otherwise use (Envoy does that only with auto_sni).

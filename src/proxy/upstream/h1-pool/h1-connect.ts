@@ -1,9 +1,10 @@
 // Socket factories of the HTTP/1.1 pool: TCP, or TLS with the cluster's secure context (asked on
 // each connection, so rotated certificates apply to new connections), its peer check, exactly the
-// given ALPN list, and the pool's last TLS session offered for resumption (unless max_session_keys is 0).
+// given ALPN list, and a kept TLS session of the host offered for resumption (unless max_session_keys is 0).
 import net from 'node:net';
 import tls from 'node:tls';
 import { DEFAULT_BUFFER_LIMIT_BYTES, setBufferLimit } from '../../network/buffer-limit.ts';
+import type { HostSessions } from '../../tls/tls-context.ts';
 
 export interface H1TlsOptions {
   /** The current secure context (may throw: the connection attempt fails with that error). */
@@ -12,8 +13,8 @@ export interface H1TlsOptions {
   readonly alpn: readonly string[];
   readonly rejectUnauthorized: boolean;
   readonly checkServerIdentity: (host: string, cert: tls.PeerCertificate) => Error | undefined;
-  /** Offer the last session (UpstreamTlsContext.max_session_keys other than 0). */
-  readonly resume: boolean;
+  /** The host's sessions of the TLS context (undefined: max_session_keys 0, no resumption). */
+  readonly sessions: HostSessions | undefined;
 }
 
 export interface H1ConnectOptions {
@@ -29,18 +30,9 @@ export function h1Connector(o: H1ConnectOptions): (onread: net.OnReadOpts) => ne
   const t = o.tls;
   const limit = o.bufferLimitBytes ?? DEFAULT_BUFFER_LIMIT_BYTES;
   if (!t) return (onread) => setBufferLimit(net.connect({ host: o.address, port: o.port, localAddress: o.localAddress, onread }), limit);
-  let session: Buffer | undefined;
-  let sessionContext: tls.SecureContext | undefined;
-  const onSession = (s: Buffer): void => {
-    session = s;
-  };
   return (onread) => {
+    // First: a rebuilt context (rotated certificate) drops the sessions made under the old one.
     const secureContext = t.secureContext();
-    // A session from an older context (rotated certificate) is not offered.
-    if (secureContext !== sessionContext) {
-      session = undefined;
-      sessionContext = secureContext;
-    }
     // localAddress reaches the underlying net.connect, and onread is honoured (tls's types leave both out).
     const opts: tls.ConnectionOptions & { localAddress?: string; onread: net.OnReadOpts } = {
       host: o.address,
@@ -51,11 +43,11 @@ export function h1Connector(o: H1ConnectOptions): (onread: net.OnReadOpts) => ne
       rejectUnauthorized: t.rejectUnauthorized,
       checkServerIdentity: t.checkServerIdentity,
       ALPNProtocols: [...t.alpn],
-      session,
+      session: t.sessions?.offer(),
       onread,
     };
     const socket = setBufferLimit(tls.connect(opts), limit);
-    if (t.resume) socket.on('session', onSession);
+    t.sessions?.keep(socket);
     return socket;
   };
 }
