@@ -1,7 +1,7 @@
 // Envoy's StreamInfo: what happened to one HTTP request or one TCP connection. The proxy fills
 // it along the request path; telemetry (metrics, access logs, spans) reads it when the stream ends.
 import type tls from 'node:tls';
-import { spiffeId } from './tls/tls-context.ts';
+import { spiffeId, upstreamPeerCertificate } from './tls/tls-context.ts';
 import type { RouteDecorator } from './routing/route-config.ts';
 
 export interface PeerInfo {
@@ -128,8 +128,8 @@ export function newStreamInfo(direction: StreamInfo['direction'], protocol: stri
  * by the streams that use it.
  */
 export function tlsPeer(socket: tls.TLSSocket): PeerInfo | undefined {
-  const cert = socket.getPeerCertificate();
-  if (!cert || !cert.raw) return undefined;
+  const cert = upstreamPeerCertificate(socket);
+  if (!cert) return undefined;
   const subject = cert.subject ? Object.entries(cert.subject).map(([k, v]) => `${k}=${Array.isArray(v) ? v.join('+') : v}`).reverse().join(',') : undefined;
   return Object.freeze({ principal: spiffeId(cert), subject: subject || undefined });
 }

@@ -43,7 +43,9 @@ test('upstream peer principal and subject come from the upstream certificate, fo
   assert.equal(info.upstreamPeer?.principal, BACKEND_ID);
   assert.equal(info.upstreamPeer?.subject, 'CN=backend');
 
-  // CONNECT: the tunnel's upstream connection is TLS too; its peer is recorded when it ends.
+  // CONNECT: the tunnel's upstream connection is TLS too; its peer is recorded when it ends. It
+  // resumes the session of the HTTP connection (one cache per TLS context), which carries no peer
+  // certificate in Node: the peer is the one the session was made with.
   const s = net.connect(h.port('out'), '127.0.0.1');
   t.after(() => s.destroy());
   let got = '';

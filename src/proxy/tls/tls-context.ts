@@ -188,8 +188,9 @@ export class TlsContext {
   connect(store: SecretStore, host: { address: string; port: number; hostname?: string; key: string }, localAddress?: string): tls.TLSSocket {
     const opts = this.clientOptions(store, host.hostname);
     // localAddress reaches the underlying net.connect (missing from tls.ConnectionOptions' type).
-    const socket = tls.connect({ host: host.address, port: host.port, localAddress, ...opts, session: this.sessions?.offer(host.key) } as tls.ConnectionOptions);
-    this.keepSessions(host.key, socket);
+    const session = this.sessions?.offer(host.key);
+    const socket = tls.connect({ host: host.address, port: host.port, localAddress, ...opts, session } as tls.ConnectionOptions);
+    this.keepSessions(host.key, socket, session);
     return socket;
   }
 
@@ -201,16 +202,24 @@ export class TlsContext {
   hostSessions(hostKey: string): HostSessions | undefined {
     const cache = this.sessions;
     if (!cache) return undefined;
-    return { offer: () => cache.offer(hostKey), keep: (socket) => this.keepSessions(hostKey, socket) };
+    return { offer: () => cache.offer(hostKey), keep: (socket, offered) => this.keepSessions(hostKey, socket, offered) };
   }
 
-  /** Keeps the sessions `socket` receives, unless the secure context was rebuilt since it connected. */
-  private keepSessions(hostKey: string, socket: tls.TLSSocket): void {
+  /**
+   * Keeps the sessions `socket` receives, unless the secure context was rebuilt since it connected,
+   * each with the certificate its server presented; `offered`: the session the socket offered.
+   */
+  private keepSessions(hostKey: string, socket: tls.TLSSocket, offered: Buffer | undefined): void {
     const cache = this.sessions;
     if (!cache) return;
+    const cert = offered && SESSION_CERTIFICATES.get(offered);
+    if (cert) RESUMED_CERTIFICATES.set(socket, cert);
     const version = this.cachedVersion;
     socket.on('session', (session: Buffer) => {
-      if (version === this.cachedVersion) cache.add(hostKey, session);
+      if (version !== this.cachedVersion) return;
+      const presented = upstreamPeerCertificate(socket);
+      if (presented) SESSION_CERTIFICATES.set(session, presented);
+      cache.add(hostKey, session);
     });
   }
 
@@ -245,8 +254,23 @@ export class TlsContext {
 export interface HostSessions {
   /** The session a new connection offers, or undefined. */
   offer(): Buffer | undefined;
-  /** Keeps the sessions this connection receives. */
-  keep(socket: tls.TLSSocket): void;
+  /** Keeps the sessions this connection receives; `offered`: what offer() gave it. */
+  keep(socket: tls.TLSSocket, offered: Buffer | undefined): void;
+}
+
+// Node exposes no peer certificate on a client connection that resumed a session (OpenSSL returns
+// no chain then), where BoringSSL keeps it in the session for Envoy: so each kept session carries
+// the certificate of the handshake that made it, and a connection resuming it reports that one
+// (upstream peer principal in telemetry and access logs). Its server was verified then; Node does
+// not check a resumed server's identity again, as Envoy does not.
+const SESSION_CERTIFICATES = new WeakMap<Buffer, tls.PeerCertificate>();
+const RESUMED_CERTIFICATES = new WeakMap<tls.TLSSocket, tls.PeerCertificate>();
+
+/** The certificate an upstream presented on this connection, or with the session it resumed. */
+export function upstreamPeerCertificate(socket: tls.TLSSocket): tls.PeerCertificate | undefined {
+  const cert = socket.getPeerCertificate();
+  if (cert?.raw) return cert;
+  return socket.isSessionReused() ? RESUMED_CERTIFICATES.get(socket) : undefined;
 }
 
 /** A tls_params list as a node:tls SecureContext option, refused with its field when OpenSSL refuses it. */

@@ -23,6 +23,7 @@ export interface AlpnConnectorOptions {
 export function alpnConnector(o: AlpnConnectorOptions): Connector.connector {
   return (opts, cb) => {
     const host = opts.hostname.startsWith('[') ? opts.hostname.slice(1, -1) : opts.hostname;
+    const session = o.sessions?.offer();
     const socket = tls.connect({
       host,
       port: Number(opts.port) || 443,
@@ -32,9 +33,9 @@ export function alpnConnector(o: AlpnConnectorOptions): Connector.connector {
       checkServerIdentity: o.checkServerIdentity,
       ALPNProtocols: [...o.alpn],
       localAddress: opts.localAddress ?? o.localAddress,
-      session: o.sessions?.offer(),
+      session,
     } as tls.ConnectionOptions);
-    o.sessions?.keep(socket);
+    o.sessions?.keep(socket, session);
     socket.setNoDelay(true);
     let done = false;
     const finish = (err: Error | null): void => {

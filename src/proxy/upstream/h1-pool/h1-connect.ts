@@ -33,6 +33,7 @@ export function h1Connector(o: H1ConnectOptions): (onread: net.OnReadOpts) => ne
   return (onread) => {
     // First: a rebuilt context (rotated certificate) drops the sessions made under the old one.
     const secureContext = t.secureContext();
+    const session = t.sessions?.offer();
     // localAddress reaches the underlying net.connect, and onread is honoured (tls's types leave both out).
     const opts: tls.ConnectionOptions & { localAddress?: string; onread: net.OnReadOpts } = {
       host: o.address,
@@ -43,11 +44,11 @@ export function h1Connector(o: H1ConnectOptions): (onread: net.OnReadOpts) => ne
       rejectUnauthorized: t.rejectUnauthorized,
       checkServerIdentity: t.checkServerIdentity,
       ALPNProtocols: [...t.alpn],
-      session: t.sessions?.offer(),
+      session,
       onread,
     };
     const socket = setBufferLimit(tls.connect(opts), limit);
-    t.sessions?.keep(socket);
+    t.sessions?.keep(socket, session);
     return socket;
   };
 }
