@@ -116,7 +116,11 @@ test('mTLS between sidecars: SPIFFE certificate, STRICT, PERMISSIVE, foreign CA,
   const sleepId = 'spiffe://cluster.local/ns/foo/sa/sleep';
   const now = Date.now();
   const good = await meshCert(caDir, sleepId, new Date(now - 60_000), new Date(now + 3600_000));
-  await waitFor('the inbound mTLS listener', async () => ((await mtlsGet(inbound, rootPem, good)) === 200 ? true : undefined));
+  let lastStatus: number | 'refused' | undefined;
+  await waitFor(
+    () => `the inbound mTLS listener (last status ${lastStatus})`,
+    async () => ((lastStatus = await mtlsGet(inbound, rootPem, good)) === 200 ? true : undefined),
+  );
 
   // openssl s_client shows the workload's SPIFFE identity, issued by the mesh root.
   fs.writeFileSync(path.join(dir, 'c.crt'), good.cert);
