@@ -42,6 +42,12 @@ export interface ServerFigures {
   cpuSecondsPer1000AtSaturation: number;
 }
 
+export interface SlowAttempt {
+  upstreamUsPerRequest: number;
+  /** Per server, in start order. */
+  vcpuAtRate: number[];
+}
+
 /** CPU that processes outside the benchmark used on its cores during a window (vCPU). */
 export interface Disturbance {
   serverCore: number;
@@ -50,8 +56,8 @@ export interface Disturbance {
    * how fast the server core ran during the window (see slow-windows.ts). Absent without one upstream.
    */
   upstreamUsPerRequest?: number;
-  /** Gauges of earlier attempts at this window, measured again because the core ran slow (slow-windows.ts). */
-  slowAttempts?: number[];
+  /** The windows not kept because the core ran slower (slow-windows.ts): gauge and vCPU per server. */
+  slowAttempts?: SlowAttempt[];
   /** vCPU the servers under test used on their core (at saturation: < 0.9 means the load tool was the bottleneck). */
   serversOnServerCore: number;
   /** Unknown (null) during saturation: wrk's own use is not separated. */

@@ -8,7 +8,7 @@
 // the machine, not the proxy; the rule applies to every proxy alike and the result file keeps the
 // gauge of every attempt.
 import type { BenchCase } from './cases.ts';
-import { runCase, type CaseResult, type MeasureSettings } from './measure.ts';
+import { runCase, type CaseResult, type MeasureSettings, type SlowAttempt } from './measure.ts';
 
 /** A window whose gauge exceeds the run's lowest for the same upstream by this factor is measured again. */
 export const SLOW_FACTOR = 1.3;
@@ -36,17 +36,19 @@ export function slowWindows(results: CaseResult[]): CaseResult[] {
   });
 }
 
-/** Keeps whichever window ran on the faster core; the other's gauge goes to `slowAttempts`. */
+/** Keeps whichever window ran on the faster core; the other goes to `slowAttempts` (gauge and vCPU). */
 export function keepFasterWindow(r: CaseResult, again: CaseResult): void {
   const kept = r.disturbance!.latency;
-  const fresh = again.latencyWindow?.disturbance;
-  if (!fresh || fresh.upstreamUsPerRequest === undefined) return;
-  if (fresh.upstreamUsPerRequest < kept.upstreamUsPerRequest!) {
+  const fresh = again.latencyWindow;
+  if (fresh?.disturbance.upstreamUsPerRequest === undefined) return;
+  const keptAttempt: SlowAttempt = { upstreamUsPerRequest: kept.upstreamUsPerRequest!, vcpuAtRate: r.servers!.map((s) => s.vcpuAtRate) };
+  const freshAttempt: SlowAttempt = { upstreamUsPerRequest: fresh.disturbance.upstreamUsPerRequest, vcpuAtRate: fresh.servers.map((s) => s.vcpuAtRate) };
+  if (freshAttempt.upstreamUsPerRequest < keptAttempt.upstreamUsPerRequest) {
     r.latency = again.latency;
-    r.servers = r.servers!.map((s, i) => ({ ...s, ...again.latencyWindow!.servers[i] }));
-    r.disturbance!.latency = { ...fresh, slowAttempts: [...(kept.slowAttempts ?? []), kept.upstreamUsPerRequest!] };
+    r.servers = r.servers!.map((s, i) => ({ ...s, ...fresh.servers[i] }));
+    r.disturbance!.latency = { ...fresh.disturbance, slowAttempts: [...(kept.slowAttempts ?? []), keptAttempt] };
   } else {
-    kept.slowAttempts = [...(kept.slowAttempts ?? []), fresh.upstreamUsPerRequest];
+    kept.slowAttempts = [...(kept.slowAttempts ?? []), freshAttempt];
   }
 }
 

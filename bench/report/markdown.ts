@@ -1,5 +1,5 @@
 // The human summary of a run: goals (met / not met), then one row per case.
-import { PROXY_ROLES, type CaseResult, type ServerFigures } from '../cases/measure.ts';
+import { PROXY_ROLES, type CaseResult, type ServerFigures, type SlowAttempt } from '../cases/measure.ts';
 import type { GoalCheck } from './goals.ts';
 import type { ControlPlaneOutcome } from '../cases/controlplane.ts';
 import type { BenchRun } from './result-file.ts';
@@ -59,7 +59,7 @@ export function renderMarkdown(run: BenchRun): string {
       '"Foreign vCPU" is what processes outside the benchmark used on the servers\' core during the window (a busy machine disturbs the figures; such windows are re-measured up to ' +
       `${run.settings.retries} times). Send lag: how late the generator wrote requests due on an idle connection (charged to latency). ` +
       'RSS: idle after start-up settles; the peak over the warm-up at the fixed rate (V8 compiling the hot path); the peak over the measured window; the peak at saturation. ' +
-      `Upstream CPU per request gauges how fast the servers' core ran during the window (the upstream's work is the same in every case); a window in which it read more than ${SLOW_FACTOR}× the run's lowest for the same upstream behind a proxy was measured again after the last case, and the faster window kept (the slower gauges in parentheses).`,
+      `Upstream CPU per request gauges how fast the servers' core ran during the window (the upstream's work is the same in every case); a window in which it read more than ${SLOW_FACTOR}× the run's lowest for the same upstream behind a proxy was measured again after the last case, and the faster window kept (the windows not kept in parentheses: gauge and proxy vCPU).`,
   );
   if (run.telemetryCost) lines.push('', '## Telemetry cost on max throughput (alternating windows)', '', telemetryCostLines(run));
   lines.push('', '## Control plane (1000 services, 2000 simulated proxies)', '');
@@ -86,10 +86,14 @@ function disturbed(r: CaseResult): string {
   return `${cell(d.latency)} / ${cell(d.saturation)}`;
 }
 
-function coreGauge(r: CaseResult): string {
+/** The "upstream CPU µs per req" cell: the gauge of the window kept, then the windows not kept. */
+export function coreGauge(r: CaseResult): string {
   const d = r.disturbance?.latency;
   if (d?.upstreamUsPerRequest === undefined) return '—';
-  return `${d.upstreamUsPerRequest.toFixed(1)}${d.slowAttempts?.length ? ` (${d.slowAttempts.map((g) => g.toFixed(1)).join(', ')})` : ''}`;
+  const proxyVcpu = (a: SlowAttempt) => a.vcpuAtRate.filter((_, i) => PROXY_ROLES.includes(r.servers![i].role)).map((v) => v.toFixed(3)).join(' / ');
+  // Result files of 2026-11-26-00a40ff kept the gauge only.
+  const slow = (d.slowAttempts ?? []).map((a) => (a.vcpuAtRate.length ? `${a.upstreamUsPerRequest.toFixed(1)}: ${proxyVcpu(a)} vCPU` : a.upstreamUsPerRequest.toFixed(1)));
+  return `${d.upstreamUsPerRequest.toFixed(1)}${slow.length ? ` (not kept: ${slow.join('; ')})` : ''}`;
 }
 
 function statusCell(g: GoalCheck): string {

@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { keepFasterWindow, slowWindows } from '../../bench/cases/slow-windows.ts';
+import { coreGauge } from '../../bench/report/markdown.ts';
 import type { CaseResult, ServerFigures } from '../../bench/cases/measure.ts';
 
 const server = (name: string, role: ServerFigures['role'], vcpuAtRate: number): ServerFigures => ({
@@ -68,10 +69,14 @@ test('the faster window is kept with all of its figures; the slower gauge is rec
   assert.equal(r.servers![1].rssSaturationMB, 60, 'saturation figures stay');
   assert.equal(r.latency!.latency.p50, 0.15);
   assert.equal(r.disturbance!.latency.upstreamUsPerRequest, 11.5);
-  assert.deepEqual(r.disturbance!.latency.slowAttempts, [17]);
+  assert.deepEqual(r.disturbance!.latency.slowAttempts, [{ upstreamUsPerRequest: 17, vcpuAtRate: [0.017, 0.109] }]);
 
   const slower = { ...again, latencyWindow: { ...again.latencyWindow!, disturbance: { ...again.latencyWindow!.disturbance, upstreamUsPerRequest: 18 } } };
   keepFasterWindow(r, slower);
   assert.equal(r.servers![1].vcpuAtRate, 0.071, 'a slower window does not replace a faster one');
-  assert.deepEqual(r.disturbance!.latency.slowAttempts, [17, 18]);
+  assert.deepEqual(
+    r.disturbance!.latency.slowAttempts!.map((a) => a.upstreamUsPerRequest),
+    [17, 18],
+  );
+  assert.match(coreGauge(r), /^11\.5 \(not kept: 17\.0: 0\.109 vCPU; 18\.0: 0\.071 vCPU\)$/);
 });
