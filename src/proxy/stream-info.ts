@@ -55,7 +55,16 @@ export interface StreamInfo {
   upstreamHost?: string;
   upstreamLocalAddress?: string;
   upstreamTransportFailureReason?: string;
+  /**
+   * Envoy's downstream remote address: after x-forwarded-for processing (HCM use_remote_address,
+   * xff_num_trusted_hops) the trusted client address, else the peer. "ip:port", an IPv6 address in
+   * brackets; an address taken from x-forwarded-for has port 0, as in Envoy.
+   */
   downstreamRemoteAddress?: string;
+  /** The IP of downstreamRemoteAddress (RBAC remote_ip, hash policy source_ip). */
+  downstreamRemoteIp?: string;
+  /** The connection's peer, "ip:port" (%DOWNSTREAM_DIRECT_REMOTE_ADDRESS%, RBAC direct_remote_ip, span peer.address). */
+  downstreamDirectRemoteAddress?: string;
   downstreamLocalAddress?: string;
   requestedServerName?: string;
 
@@ -73,6 +82,11 @@ export interface StreamInfo {
 
   /** Free-form per-filter state (Envoy's filter state / dynamic metadata). */
   filterState?: Record<string, unknown>;
+}
+
+/** Envoy's "ip:port" form of an IP address and port: an IPv6 address in brackets. */
+export function formatIpPort(ip: string, port: number): string {
+  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
 
 /**
@@ -109,6 +123,8 @@ export function newStreamInfo(direction: StreamInfo['direction'], protocol: stri
     upstreamLocalAddress: undefined,
     upstreamTransportFailureReason: undefined,
     downstreamRemoteAddress: undefined,
+    downstreamRemoteIp: undefined,
+    downstreamDirectRemoteAddress: undefined,
     downstreamLocalAddress: undefined,
     requestedServerName: undefined,
     downstreamPeer: undefined,

@@ -1,7 +1,7 @@
-// IPv6 addresses in x-forwarded-for. A listener on ::1 with use_remote_address appends its IPv6
-// peer. The proxy's own address (Envoy's LocalInfo address, appended by the gRPC calls it makes
-// itself, here an OTLP span export) follows --local-address-ip-version: with v6 the machine's
-// first non-loopback IPv6 address, else ::1. Real sockets: the in-process proxy runtime, a
+// IPv6 addresses in x-forwarded-for. The proxy's own address (Envoy's LocalInfo address) follows
+// --local-address-ip-version: with v6 the machine's first non-loopback IPv6 address, else ::1. A
+// listener on ::1 with use_remote_address appends it for its loopback peer ::1, as Envoy does, and
+// so do the gRPC calls the proxy makes itself (here an OTLP span export). Real sockets: the in-process proxy runtime, a
 // grpc-js collector recording the export's metadata, an upstream echoing the headers it got.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -40,7 +40,7 @@ function getV6(port: number): Promise<Record<string, string>> {
   });
 }
 
-test('a listener on ::1 appends its IPv6 peer; the proxy address of its gRPC calls is IPv6 with --local-address-ip-version v6', { skip: SKIP }, async (t) => {
+test('with --local-address-ip-version v6 the proxy address is IPv6: appended for a ::1 peer on a listener on ::1, and on its gRPC calls', { skip: SKIP }, async (t) => {
   setLocalAddressIpVersion('v6');
   t.after(() => setLocalAddressIpVersion('v4'));
   const firstV6 = Object.values(os.networkInterfaces())
@@ -65,7 +65,8 @@ test('a listener on ::1 appends its IPv6 peer; the proxy address of its gRPC cal
   });
 
   const seen = await getV6(h.port('edge'));
-  assert.equal(seen['x-forwarded-for'], '::1', 'the IPv6 peer');
+  // As Envoy: a loopback peer (::1) is replaced by the proxy's own address, IPv6 with v6.
+  assert.equal(seen['x-forwarded-for'], firstV6 ?? '::1', "the proxy's own IPv6 address for the ::1 peer");
   assert.equal(seen['x-envoy-internal'], 'true', '::1 is internal');
 
   await waitFor('the span export', async () => {

@@ -1,14 +1,18 @@
-// Envoy's internal / external request determination and the header sanitizing that follows it
-// (HCM use_remote_address, xff_num_trusted_hops, internal_address_config; route config
-// internal_only_headers). A request is internal when the trusted client address is internal and,
-// without use_remote_address, when x-forwarded-for holds exactly that one address (no XFF, or a
-// longer chain, means external). External requests lose the x-envoy-* headers that steer a proxy
+// Envoy's x-forwarded-for processing (HCM use_remote_address, xff_num_trusted_hops,
+// skip_xff_append): the trusted client address, which becomes the stream's downstream remote
+// address, the XFF append, then the internal / external request determination and the header
+// sanitizing that follows it (internal_address_config; route config internal_only_headers). A
+// request is internal when the trusted client address is internal and, with use_remote_address,
+// no XFF came in; without it, XFF holds exactly that one address and no hop is trusted (no XFF, or
+// a longer chain, means external). External requests lose the x-envoy-* headers that steer a proxy
 // (retries, timeouts, tracing...), so that a client outside the mesh cannot steer a gateway or the
 // sidecars behind it; internal ones get x-envoy-internal: true; an edge request (external, with
 // use_remote_address) also gets x-envoy-external-address.
 import net from 'node:net';
 import type { Reader } from '../config/reader.ts';
 import type { HeaderMap } from '../filters/filter.ts';
+import { localAddress } from '../local-address.ts';
+import { formatIpPort, type StreamInfo } from '../stream-info.ts';
 
 /** Removed from every external request (Envoy's cleanInternalHeaders). */
 const EXTERNAL_STRIPPED = [
@@ -88,38 +92,76 @@ export function isInternalAddress(cfg: InternalAddresses, ip: string): boolean {
   return cfg.unixSockets && a === '';
 }
 
-function xffList(v: string | string[] | undefined): string[] {
-  if (v === undefined) return [];
-  const s = Array.isArray(v) ? v.join(',') : v;
-  return s.split(',').map((x) => x.trim()).filter((x) => x !== '');
+/**
+ * Envoy's getLastAddressFromXFF: the entry `skip` places from the right end of x-forwarded-for,
+ * trimmed; undefined when there are fewer entries or it is not an IP address.
+ */
+export function xffAddress(xff: string, skip: number): string | undefined {
+  let end = xff.length;
+  for (let i = 0; i < skip; i++) {
+    end = end === 0 ? -1 : xff.lastIndexOf(',', end - 1);
+    if (end < 0) return undefined;
+  }
+  const start = end === 0 ? 0 : xff.lastIndexOf(',', end - 1) + 1;
+  const ip = xff.slice(start, end).trim();
+  return net.isIP(ip) !== 0 ? ip : undefined;
+}
+
+/** The HCM settings x-forwarded-for processing reads. */
+export interface XffSettings {
+  readonly useRemoteAddress: boolean;
+  readonly skipXffAppend: boolean;
+  readonly xffTrustedHops: number;
+  readonly internalAddresses: InternalAddresses;
 }
 
 /**
- * Applies Envoy's internal/external rules to request headers whose XFF was already appended (with
- * use_remote_address). Returns whether the request is internal.
+ * Envoy's x-forwarded-for processing, once per request: the trusted client address becomes the
+ * stream's downstream remote address (with use_remote_address the peer, or with
+ * xff_num_trusted_hops N the Nth XFF address from the right; without it the (N+1)th; the peer when
+ * XFF has too few entries or no address there), then with use_remote_address the peer is appended
+ * to XFF (the proxy's own address for a loopback peer, as Envoy's LocalInfo), then the
+ * internal/external rules apply. Returns whether the request is internal.
  */
-export function sanitizeRequestHeaders(h: HeaderMap, o: { useRemoteAddress: boolean; xffTrustedHops: number; remoteIp: string; internal: InternalAddresses; internalOnly: readonly string[] }): boolean {
-  let internal: boolean;
-  let client: string | undefined;
-  if (o.useRemoteAddress) {
-    client = o.remoteIp;
-    // Internal only when nobody before us claimed another origin: XFF is our own append alone.
-    internal = xffList(h['x-forwarded-for']).length <= 1 && isInternalAddress(o.internal, client);
-  } else {
-    const xff = xffList(h['x-forwarded-for']);
-    const i = xff.length - 1 - o.xffTrustedHops;
-    client = i >= 0 ? xff[i] : undefined;
-    internal = xff.length === 1 + o.xffTrustedHops && client !== undefined && net.isIP(unmapped(client)) !== 0 && isInternalAddress(o.internal, client);
+export function processForwardedFor(h: HeaderMap, c: XffSettings, peerIp: string, info: StreamInfo, internalOnly: readonly string[]): boolean {
+  const raw = h['x-forwarded-for'];
+  const xff = raw === undefined || typeof raw === 'string' ? raw : raw.join(',');
+  let ip: string | undefined;
+  // Envoy's allow_trusted_address_checks: with use_remote_address, no XFF came in; without it,
+  // XFF is exactly one address and no hop is trusted.
+  let trusted = false;
+  if (c.useRemoteAddress) {
+    trusted = xff === undefined;
+    if (c.xffTrustedHops > 0 && xff !== undefined) ip = xffAddress(xff, c.xffTrustedHops - 1);
+    if (!c.skipXffAppend && peerIp !== '') {
+      const peer = unmapped(peerIp);
+      const own = peer === '127.0.0.1' || peer === '::1' ? localAddress() : peer;
+      // As Envoy's Utility::appendXff: "," without a space, nothing before the address of an empty header.
+      h['x-forwarded-for'] = xff ? `${xff},${own}` : own;
+    }
+  } else if (xff !== undefined) {
+    ip = xffAddress(xff, c.xffTrustedHops);
+    trusted = ip !== undefined && c.xffTrustedHops === 0 && xff.indexOf(',') < 0;
   }
-  if (internal) {
+  if (ip !== undefined) {
+    info.downstreamRemoteIp = ip;
+    info.downstreamRemoteAddress = formatIpPort(ip, 0);
+  }
+  return sanitizeRequestHeaders(h, c, ip ?? peerIp, trusted, internalOnly);
+}
+
+/** Applies Envoy's internal/external rules for the trusted client address. Returns whether the request is internal. */
+function sanitizeRequestHeaders(h: HeaderMap, c: XffSettings, client: string, trusted: boolean, internalOnly: readonly string[]): boolean {
+  if (trusted && isInternalAddress(c.internalAddresses, client)) {
     h['x-envoy-internal'] = 'true';
     return true;
   }
   for (const k of EXTERNAL_STRIPPED) if (h[k] !== undefined) delete h[k];
-  for (const k of o.internalOnly) if (h[k] !== undefined) delete h[k];
-  if (o.useRemoteAddress) {
+  for (const k of internalOnly) if (h[k] !== undefined) delete h[k];
+  if (c.useRemoteAddress) {
     for (const k of EDGE_STRIPPED) if (h[k] !== undefined) delete h[k];
-    if (net.isIP(unmapped(client!))) h['x-envoy-external-address'] = unmapped(client!);
+    const a = unmapped(client);
+    if (net.isIP(a)) h['x-envoy-external-address'] = a;
   }
   return false;
 }

@@ -21,7 +21,7 @@ import { UpstreamRequest, isConnectFailure, isProtocolError, remoteResetReason, 
 import type { UpstreamDispatchOptions } from '../upstream/upstream-pool.ts';
 import type { H1Exchange } from '../upstream/h1-pool/h1-exchange.ts';
 import { grpcStatusFor, isGrpcContentType, rewriteLocalReply } from './local-reply.ts';
-import { sanitizeRequestHeaders } from './header-sanitizing.ts';
+import { processForwardedFor } from './header-sanitizing.ts';
 import { applyXfcc } from './xfcc.ts';
 import { clearTraceReason } from './request-id.ts';
 import { invalidEnvoyHeader } from './strict-check-headers.ts';
@@ -156,7 +156,9 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     this.connection = conn.info;
     const hcm = conn.hcm;
     const info = (this.streamInfo = newStreamInfo(hcm.direction, isH2 ? 'HTTP/2' : req.httpVersion === '1.0' ? 'HTTP/1.0' : 'HTTP/1.1'));
-    info.downstreamRemoteAddress = conn.remoteAddr;
+    // The peer until x-forwarded-for processing (prepareHeaders) finds another trusted client address.
+    info.downstreamRemoteAddress = info.downstreamDirectRemoteAddress = conn.remoteAddr;
+    info.downstreamRemoteIp = conn.info.remoteAddress;
     info.downstreamLocalAddress = conn.localAddr;
     info.requestedServerName = conn.info.sni;
     info.mtls = conn.info.tls && conn.info.peerPrincipal !== undefined;
@@ -254,15 +256,9 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
   private prepareHeaders(): void {
     const hcm = this.conn.hcm;
     const h = this.head.headers;
-    const remoteIp = this.conn.info.remoteAddress;
-    if (!hcm.skipXffAppend && hcm.useRemoteAddress) {
-      // As Envoy's Utility::appendXff: "," without a space, nothing before the address of an empty header.
-      const x = h['x-forwarded-for'];
-      const prior = Array.isArray(x) ? x.join(',') : x;
-      h['x-forwarded-for'] = prior ? `${prior},${remoteIp}` : remoteIp;
-    }
-    if (hcm.useRemoteAddress || h['x-forwarded-proto'] === undefined) h['x-forwarded-proto'] = this.head.scheme;
-    this.internal = sanitizeRequestHeaders(h, { useRemoteAddress: hcm.useRemoteAddress, xffTrustedHops: hcm.xffTrustedHops, remoteIp, internal: hcm.internalAddresses, internalOnly: hcm.routes.table?.internalOnlyHeaders ?? NONE });
+    this.internal = processForwardedFor(h, hcm, this.conn.info.remoteAddress, this.streamInfo, hcm.routes.table?.internalOnlyHeaders ?? NONE);
+    // With use_remote_address, a downstream x-forwarded-proto is trusted only behind trusted hops.
+    if ((hcm.useRemoteAddress && hcm.xffTrustedHops === 0) || h['x-forwarded-proto'] === undefined) h['x-forwarded-proto'] = this.head.scheme;
     let rid = firstValue(h['x-request-id']);
     if (hcm.generateRequestId && (rid === undefined || (hcm.useRemoteAddress && !hcm.preserveExternalRequestId))) {
       rid = randomUUID();
@@ -527,7 +523,10 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     }
     if (route.hashPolicy) {
       const qi = head.path.indexOf('?');
-      const h = route.hashPolicy({ headers: head.headers, remoteAddress: this.connection.remoteAddress, remotePort: this.connection.remotePort, query: qi >= 0 ? head.path.slice(qi + 1) : undefined });
+      // Envoy hashes the downstream remote address: an address taken from x-forwarded-for has port 0.
+      const info = this.streamInfo;
+      const fromXff = info.downstreamRemoteAddress !== info.downstreamDirectRemoteAddress;
+      const h = route.hashPolicy({ headers: head.headers, remoteAddress: info.downstreamRemoteIp, remotePort: fromXff ? 0 : this.connection.remotePort, query: qi >= 0 ? head.path.slice(qi + 1) : undefined });
       this.hash = h.hash;
       this.setCookie = h.setCookie?.header;
     }

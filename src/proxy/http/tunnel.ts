@@ -81,7 +81,8 @@ function upgradeAllowed(route: Route, conn: ConnState, type: string): boolean {
 
 export function startInfo(conn: ConnState, head: RequestHead, protocol: string): StreamInfo {
   const info = newStreamInfo(conn.hcm.direction, protocol);
-  info.downstreamRemoteAddress = conn.remoteAddr;
+  info.downstreamRemoteAddress = info.downstreamDirectRemoteAddress = conn.remoteAddr;
+  info.downstreamRemoteIp = conn.info.remoteAddress;
   info.downstreamLocalAddress = conn.localAddr;
   info.method = head.method;
   info.path = head.path;

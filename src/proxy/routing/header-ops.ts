@@ -15,6 +15,8 @@ export interface Formatter {
 const KNOWN = new Set([
   'DOWNSTREAM_REMOTE_ADDRESS',
   'DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT',
+  'DOWNSTREAM_DIRECT_REMOTE_ADDRESS',
+  'DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT',
   'DOWNSTREAM_LOCAL_ADDRESS',
   'DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT',
   'DOWNSTREAM_LOCAL_PORT',
@@ -51,7 +53,11 @@ function variable(name: string, arg: string | undefined, info: StreamInfo, head:
     case 'DOWNSTREAM_REMOTE_ADDRESS':
       return info.downstreamRemoteAddress ?? '';
     case 'DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT':
-      return withoutPort(info.downstreamRemoteAddress);
+      return info.downstreamRemoteIp ?? withoutPort(info.downstreamRemoteAddress);
+    case 'DOWNSTREAM_DIRECT_REMOTE_ADDRESS':
+      return info.downstreamDirectRemoteAddress ?? '';
+    case 'DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT':
+      return withoutPort(info.downstreamDirectRemoteAddress);
     case 'DOWNSTREAM_LOCAL_ADDRESS':
       return info.downstreamLocalAddress ?? '';
     case 'DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT':

@@ -57,7 +57,8 @@ class TcpProxy implements NetworkFilter {
     c.cxTotal.value++;
     c.cxActive.value++;
     const info = newStreamInfo(this.direction, 'TCP');
-    info.downstreamRemoteAddress = `${conn.info.remoteAddress}:${conn.info.remotePort}`;
+    info.downstreamRemoteAddress = info.downstreamDirectRemoteAddress = `${conn.info.remoteAddress}:${conn.info.remotePort}`;
+    info.downstreamRemoteIp = conn.info.remoteAddress;
     info.downstreamLocalAddress = `${conn.info.localAddress}:${conn.info.localPort}`;
     info.requestedServerName = conn.info.sni;
     info.mtls = conn.info.tls && conn.info.peerPrincipal !== undefined;

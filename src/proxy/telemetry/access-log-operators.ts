@@ -1,7 +1,8 @@
 // Access log command operators beyond the proxy core's set (src/proxy/access-log/access-log-format.ts
 // asks here for commands it does not know): the ones Istio's default formats use
 // (%CONNECTION_TERMINATION_DETAILS%), %START_TIME(strftime)%, %CEL(expression)% (Envoy's CEL
-// formatter) and a few address/peer commands.
+// formatter) and a few address/peer commands. DOWNSTREAM_REMOTE_* print the stream's remote address
+// after x-forwarded-for processing, DOWNSTREAM_DIRECT_REMOTE_* the connection's peer.
 import type { RequestHead, ResponseHead } from '../filters/filter.ts';
 import type { StreamInfo } from '../stream-info.ts';
 import { compileCel } from './cel-attributes.ts';
@@ -13,6 +14,11 @@ function withoutPort(a: string | undefined): string | undefined {
   if (a.startsWith('[')) return a.slice(1, a.indexOf(']'));
   const i = a.lastIndexOf(':');
   return i > 0 && a.indexOf(':') === i ? a.slice(0, i) : a;
+}
+
+function portOf(a: string | undefined): number | undefined {
+  const i = a ? a.lastIndexOf(':') : -1;
+  return i > 0 ? Number(a!.slice(i + 1)) : undefined;
 }
 
 const pad = (n: number, w = 2) => String(n).padStart(w, '0');
@@ -68,10 +74,15 @@ export function extraLogOperator(cmd: string, arg: string | undefined): Getter |
     case 'UPSTREAM_PEER_SUBJECT':
       return (i) => i.upstreamPeer?.subject;
     case 'DOWNSTREAM_DIRECT_REMOTE_ADDRESS':
-      return (i) => i.downstreamRemoteAddress;
+      return (i) => i.downstreamDirectRemoteAddress;
     case 'DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT':
+      return (i) => i.downstreamRemoteIp ?? withoutPort(i.downstreamRemoteAddress);
     case 'DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT':
-      return (i) => withoutPort(i.downstreamRemoteAddress);
+      return (i) => withoutPort(i.downstreamDirectRemoteAddress);
+    case 'DOWNSTREAM_REMOTE_PORT':
+      return (i) => portOf(i.downstreamRemoteAddress);
+    case 'DOWNSTREAM_DIRECT_REMOTE_PORT':
+      return (i) => portOf(i.downstreamDirectRemoteAddress);
     case 'DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT':
       return (i) => withoutPort(i.downstreamLocalAddress);
     case 'CEL': {

@@ -113,7 +113,8 @@ class RecordingSpan implements Span {
       downstream_cluster: first(req.headers['x-envoy-downstream-service-cluster']) ?? '-',
       user_agent: info.userAgent ?? '-',
       'guid:x-request-id': info.requestId ?? '',
-      'peer.address': info.downstreamRemoteAddress ?? '',
+      // As Envoy's downstream span: the connection's peer, not the address taken from x-forwarded-for.
+      'peer.address': info.downstreamDirectRemoteAddress ?? '',
       'istio.canonical_service': c.local.labels.canonicalService,
       'istio.canonical_revision': c.local.labels.canonicalRevision,
       'istio.namespace': c.local.labels.namespace,

@@ -90,14 +90,6 @@ export function evaluateRbac(c: RbacFilterConfig, x: RbacInput): RbacOutcome {
   return { allowed: d.allowed, metadata, details: d.allowed ? undefined : `rbac_access_denied_matched_policy[${d.policy ?? 'none'}]` };
 }
 
-/** Envoy's remote address for a sidecar HCM: the last x-forwarded-for entry, else the peer. */
-function remoteIp(head: RequestHead, peer: string): string {
-  const xff = head.headers['x-forwarded-for'];
-  const v = Array.isArray(xff) ? xff.join(',') : xff;
-  const last = v?.split(',').pop()?.trim();
-  return last || peer;
-}
-
 class RbacFilter implements HttpFilter {
   private readonly c: RbacFilterConfig;
   private readonly cb: StreamCallbacks;
@@ -110,7 +102,7 @@ class RbacFilter implements HttpFilter {
     const c = this.c;
     const info = this.cb.streamInfo;
     const state = (info.filterState ??= {});
-    const out = evaluateRbac(c, { conn: this.cb.connection, head, remoteIp: remoteIp(head, this.cb.connection.remoteAddress), metadata: state });
+    const out = evaluateRbac(c, { conn: this.cb.connection, head, remoteIp: info.downstreamRemoteIp ?? this.cb.connection.remoteAddress, metadata: state });
     if (Object.keys(out.metadata).length) state[RBAC_FILTER_NAME] = { ...(state[RBAC_FILTER_NAME] as object | undefined), ...out.metadata };
     if (out.allowed) return FilterStatus.Continue;
     this.cb.sendLocalReply({ status: 403, body: 'RBAC: access denied', details: out.details });

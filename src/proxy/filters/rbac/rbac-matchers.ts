@@ -14,7 +14,12 @@ export interface RbacInput {
   readonly conn: ConnectionInfo;
   /** Undefined for the network filter (L4 only). */
   readonly head?: RequestHead;
-  /** The client address after x-forwarded-for processing (Envoy's remote address). */
+  /**
+   * remote_ip: the stream's downstream remote address after the HCM's x-forwarded-for processing
+   * (StreamInfo.downstreamRemoteIp); the peer for the network filter. direct_remote_ip and
+   * source_ip read the peer (conn.remoteAddress): rig proxy has no proxy protocol listener filter,
+   * so the connection's remote address is the physical peer.
+   */
   readonly remoteIp: string;
   /** Dynamic metadata by filter name (jwt_authn payloads, istio_authn attributes). */
   readonly metadata: Readonly<Record<string, unknown>>;
