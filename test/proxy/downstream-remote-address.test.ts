@@ -15,7 +15,7 @@ import { localAddress } from '../../src/proxy/local-address.ts';
 import type { EnvoyJson } from '../../src/envoy/index.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { until } from '../helpers/wait.ts';
-import { configure, HCM, ROUTER, routeConfig, startTestRuntime, startUpstream, staticCluster, addr, type Echo } from './harness.ts';
+import { addr, configure, HCM, httpListener, ROUTER, routeConfig, startTestRuntime, startUpstream, staticCluster, type Echo } from './harness.ts';
 
 const FORMAT =
   '%DOWNSTREAM_REMOTE_ADDRESS%|%DOWNSTREAM_DIRECT_REMOTE_ADDRESS%|%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%|%DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT%|%DOWNSTREAM_REMOTE_PORT%|%CEL(source.address)%|%RESPONSE_CODE%\n';
@@ -179,4 +179,30 @@ test('use_remote_address true, loopback peer: XFF ends with the proxy address (L
   r = await send(s.port('edge_skip'), { 'x-forwarded-for': '10.0.0.1' });
   assert.equal(r.echo!.headers['x-forwarded-for'], '10.0.0.1');
   assert.equal(r.echo!.headers['x-envoy-internal'], undefined);
+});
+
+test('local rate limit remote_address descriptors use the address from XFF (Envoy: "the trusted address from x-forwarded-for")', async (t) => {
+  const app = await startUpstream('app');
+  const h = await startTestRuntime(t, [app]);
+  const on = { default_value: { numerator: 100, denominator: 'HUNDRED' }, runtime_key: 'rl.enabled' };
+  const lrl = {
+    name: 'envoy.filters.http.local_ratelimit',
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit',
+      stat_prefix: 'rl',
+      filter_enabled: on,
+      filter_enforced: on,
+      token_bucket: { max_tokens: 1000, fill_interval: '3600s' },
+      descriptors: [
+        { entries: [{ key: 'remote_address', value: '203.0.113.7' }], token_bucket: { max_tokens: 1, fill_interval: '3600s' } },
+        { entries: [{ key: 'masked_remote_address', value: '198.51.100.0/24' }], token_bucket: { max_tokens: 1, fill_interval: '3600s' } },
+      ],
+    },
+  };
+  const route = routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'app', rate_limits: [{ actions: [{ remote_address: {} }] }, { actions: [{ masked_remote_address: { v4_prefix_mask_len: 24 } }] }] } }]);
+  await configure(h, { clusters: [staticCluster('app', [app.port])], listeners: [httpListener('l', route, { http_filters: [lrl, ROUTER] })] });
+  const as = async (xff: string) => (await send(h.port('l'), { 'x-forwarded-for': xff })).status;
+  assert.deepEqual([await as('203.0.113.7'), await as('203.0.113.7')], [200, 429]);
+  assert.deepEqual([await as('198.51.100.1'), await as('198.51.100.2')], [200, 429], 'the masked address from XFF');
+  assert.deepEqual([await as('203.0.113.8'), await as('203.0.113.8')], [200, 200], 'another client: the default bucket');
 });

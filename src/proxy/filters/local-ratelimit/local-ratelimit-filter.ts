@@ -100,7 +100,7 @@ class LocalRateLimitFilter implements HttpFilter {
     if (!policies.length) return [];
     const cluster = route.action === ActionKind.Weighted ? '' : route.cluster;
     const out: LimitDescriptor[] = [];
-    for (const req of descriptorsFor(policies, s.stage, { head, conn: this.cb.connection, cluster })) {
+    for (const req of descriptorsFor(policies, s.stage, { head, remoteIp: this.cb.streamInfo.downstreamRemoteIp ?? this.cb.connection.remoteAddress, cluster })) {
       for (const d of configured) if (sameEntries(d.entries, req) && !out.includes(d)) out.push(d);
     }
     return out;

@@ -2,7 +2,7 @@
 // one descriptor (a list of key/value entries) for a request; the local rate limit filter matches
 // them against its configured descriptors. Compiled with the route configuration.
 import type { Reader } from '../../config/reader.ts';
-import type { ConnectionInfo, RequestHead } from '../filter.ts';
+import type { RequestHead } from '../filter.ts';
 import { headerValue, readHeaderMatcher, type HeaderMatcher } from '../../routing/header-matcher.ts';
 import { maskAddress } from './masked-address.ts';
 
@@ -13,7 +13,8 @@ export interface DescriptorEntry {
 
 export interface RateLimitInput {
   readonly head: RequestHead;
-  readonly conn: ConnectionInfo;
+  /** The stream's downstream remote address (the trusted client address after x-forwarded-for processing). */
+  readonly remoteIp: string;
   /** The route's target cluster (destination_cluster). */
   readonly cluster: string;
 }
@@ -40,14 +41,14 @@ function readAction(r: Reader): Action | undefined {
       act = (x) => ({ key: 'destination_cluster', value: x.cluster });
       break;
     case 'remote_address':
-      act = (x) => ({ key: 'remote_address', value: x.conn.remoteAddress });
+      act = (x) => ({ key: 'remote_address', value: x.remoteIp });
       break;
     case 'masked_remote_address': {
       const v4 = a.num('v4_prefix_mask_len', 32);
       const v6 = a.num('v6_prefix_mask_len', 128);
       if (!(v4 >= 0 && v4 <= 32)) a.issues.error(a.at('v4_prefix_mask_len'), 'must be in [0, 32]');
       if (!(v6 >= 0 && v6 <= 128)) a.issues.error(a.at('v6_prefix_mask_len'), 'must be in [0, 128]');
-      act = (x) => ({ key: 'masked_remote_address', value: maskAddress(x.conn.remoteAddress, v4, v6) });
+      act = (x) => ({ key: 'masked_remote_address', value: maskAddress(x.remoteIp, v4, v6) });
       break;
     }
     case 'generic_key': {
