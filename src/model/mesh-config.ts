@@ -5,6 +5,7 @@ import { parse } from 'yaml';
 import { RigError } from '../core/errors.ts';
 import { checkExtensionProviders } from '../telemetry/extension-providers.ts';
 import { checkProxyTracing, type ProxyTracing } from '../telemetry/extension-providers-tracing.ts';
+import { parseGatewayTopology, type GatewayTopology } from './gateway-topology.ts';
 
 export type OutboundMode = 'ALLOW_ANY' | 'REGISTRY_ONLY';
 
@@ -23,6 +24,8 @@ export interface ProxyDefaults {
   concurrency?: number;
   drainDuration?: string;
   terminationDrainDuration?: string;
+  /** Gateways only (see gateway-topology.ts); a gateway's `proxy.istio.io/config` overrides it field by field. */
+  gatewayTopology?: GatewayTopology;
 }
 
 export interface MeshConfig {
@@ -94,6 +97,7 @@ const DEFAULT_CONFIG_FIELDS: Record<string, FieldKind> = {
   concurrency: 'number',
   drainDuration: 'string',
   terminationDrainDuration: 'string',
+  gatewayTopology: 'object',
 };
 const DURATION = /^\d+(\.\d+)?(ms|s|m|h)$/;
 
@@ -152,9 +156,12 @@ export function parseMeshConfig(input: unknown, where = 'mesh config'): MeshConf
     checkFields(otp, { mode: 'string' }, 'outboundTrafficPolicy.', errors);
     if (otp.mode !== undefined && otp.mode !== 'ALLOW_ANY' && otp.mode !== 'REGISTRY_ONLY') errors.push(`outboundTrafficPolicy.mode: must be ALLOW_ANY or REGISTRY_ONLY, got ${JSON.stringify(otp.mode)}`);
   }
+  let gatewayTopology: GatewayTopology | undefined;
   if (obj.defaultConfig && typeOk('object', obj.defaultConfig)) {
-    checkFields(obj.defaultConfig as Record<string, unknown>, DEFAULT_CONFIG_FIELDS, 'defaultConfig.', errors);
-    errors.push(...checkProxyTracing((obj.defaultConfig as Record<string, unknown>).tracing));
+    const dc = obj.defaultConfig as Record<string, unknown>;
+    checkFields(dc, DEFAULT_CONFIG_FIELDS, 'defaultConfig.', errors);
+    errors.push(...checkProxyTracing(dc.tracing));
+    if (typeOk('object', dc.gatewayTopology)) gatewayTopology = parseGatewayTopology(dc.gatewayTopology, 'defaultConfig.gatewayTopology', errors);
   }
   if (obj.accessLogEncoding !== undefined && obj.accessLogEncoding !== 'TEXT' && obj.accessLogEncoding !== 'JSON') errors.push(`accessLogEncoding: must be TEXT or JSON, got ${JSON.stringify(obj.accessLogEncoding)}`);
   for (const f of ['connectTimeout', 'protocolDetectionTimeout'] as const) {
@@ -171,7 +178,7 @@ export function parseMeshConfig(input: unknown, where = 'mesh config'): MeshConf
     ...d,
     ...(obj as Partial<MeshConfig>),
     outboundTrafficPolicy: { mode: ((otp?.mode as OutboundMode | undefined) ?? d.outboundTrafficPolicy.mode) },
-    defaultConfig: { ...(obj.defaultConfig as ProxyDefaults | undefined) },
+    defaultConfig: { ...(obj.defaultConfig as ProxyDefaults | undefined), ...(gatewayTopology ? { gatewayTopology } : {}) },
   };
 }
 

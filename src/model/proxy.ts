@@ -1,6 +1,7 @@
 // A connected proxy as the control plane sees it: parsed from the xDS node (id + Istio metadata,
 // plus Rigging's explicit-mode keys; see docs/CONTRACTS.md §3). Bad metadata is an error naming
 // the key, so a misconfigured proxy is told why it was refused.
+import { parseGatewayTopology, type GatewayTopology } from './gateway-topology.ts';
 import { localityFromLabels } from './service.ts';
 
 export type ProxyType = 'sidecar' | 'router';
@@ -49,6 +50,8 @@ export interface Proxy {
    * `proxy.istio.io/health-checks-enabled` WorkloadEntry).
    */
   healthChecked: boolean;
+  /** Its own PROXY_CONFIG.gatewayTopology (Istio's `proxy.istio.io/config` annotation); used for routers only. */
+  gatewayTopology?: GatewayTopology;
   /** `grpc` for proxyless gRPC clients. */
   generator?: string;
   workloadPorts: WorkloadPortDecl[];
@@ -163,6 +166,9 @@ export function parseNode(node: unknown): Proxy {
   const generator = str(md.GENERATOR, 'GENERATOR');
   const proxyConfig = maybeJson(md.PROXY_CONFIG);
   if (proxyConfig !== undefined && proxyConfig !== null && (typeof proxyConfig !== 'object' || Array.isArray(proxyConfig))) throw new NodeError('node metadata PROXY_CONFIG must be an object (Istio\'s ProxyConfig)');
+  const topologyErrors: string[] = [];
+  const gatewayTopology = parseGatewayTopology((proxyConfig as { gatewayTopology?: unknown } | undefined)?.gatewayTopology, 'node metadata PROXY_CONFIG.gatewayTopology', topologyErrors);
+  if (topologyErrors.length) throw new NodeError(topologyErrors.join('; '));
   return {
     id: n.id,
     type,
@@ -178,6 +184,7 @@ export function parseNode(node: unknown): Proxy {
     locality: nodeLocality(n.locality) || localityFromLabels(labels),
     generator,
     healthChecked: ((proxyConfig ?? {}) as { readinessProbe?: unknown }).readinessProbe != null,
+    gatewayTopology,
     workloadGroup: str(md.AUTO_REGISTER_GROUP, 'AUTO_REGISTER_GROUP') ?? str(md.WORKLOAD_GROUP, 'WORKLOAD_GROUP'),
     workloadEntry: str(md.WORKLOAD_ENTRY, 'WORKLOAD_ENTRY'),
     workloadPorts: parseWorkloadPorts(md.RIG_WORKLOAD_PORTS),

@@ -8,6 +8,7 @@ import type { EnvoyJson } from '../../envoy/index.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
 import { pilotFeatures } from '../features.ts';
+import { gatewayTopologyHcmFields } from './gateway-topology.ts';
 import { authnStage, authzStage } from './security/security-filters.ts';
 import { statsStage, telemetryDecorator } from '../telemetry/index.ts';
 
@@ -92,7 +93,7 @@ export function buildHcm(ctx: HttpFilterContext, opts: { statPrefix: string; rou
     stat_prefix: opts.statPrefix,
     ...opts.routes,
     http_filters: httpFilters(ctx),
-    ...(ctx.kind === 'gateway' ? { use_remote_address: true } : {}),
+    ...(ctx.kind === 'gateway' ? { use_remote_address: true, ...gatewayTopologyHcmFields(ctx.push, ctx.proxy) } : {}),
     normalize_path: true,
     path_with_escaped_slashes_action: 'KEEP_UNCHANGED',
     upgrade_configs: [{ upgrade_type: 'websocket' }],
