@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import { RigError } from '../../core/errors.ts';
 import { HTTP_PROTOCOL_OPTIONS_TYPE, UPSTREAM_TLS_TYPE, type EnvoyJson } from '../../envoy/index.ts';
 import { readinessProbeErrors } from '../workload-health/readiness-probe.ts';
-import { parseYamlDocuments } from './yaml-file.ts';
+import { parseYaml, parseYamlDocuments } from './yaml-file.ts';
 
 export interface XdsCliOptions {
   xdsAddress?: string;
@@ -254,6 +254,26 @@ function envMetadata(env: NodeJS.ProcessEnv, errors: string[]): EnvoyJson {
   return out;
 }
 
+/** The ProxyConfig of the PROXY_CONFIG variable (YAML or JSON, as Istio's agent), else of ISTIO_METAJSON_PROXY_CONFIG. */
+function envProxyConfig(env: NodeJS.ProcessEnv, fromMeta: unknown, errors: string[]): EnvoyJson {
+  let pc = fromMeta;
+  const text = env.PROXY_CONFIG;
+  if (text !== undefined && text.trim() !== '') {
+    try {
+      pc = parseYaml(text);
+    } catch (err) {
+      errors.push(`PROXY_CONFIG: not YAML or JSON (${(err as Error).message.split('\n')[0]})`);
+      return {};
+    }
+  }
+  if (pc === undefined || pc === null) return {};
+  if (typeof pc !== 'object' || Array.isArray(pc)) {
+    errors.push(`PROXY_CONFIG: must be a ProxyConfig object, e.g. '{"gatewayTopology": {"numTrustedProxies": 1}}'`);
+    return {};
+  }
+  return pc as EnvoyJson;
+}
+
 /** Builds the Envoy v3 bootstrap for a proxy fetching its config over ADS. Throws a RigError listing every bad flag. */
 export function bootstrapFromOptions(opts: XdsCliOptions, env: NodeJS.ProcessEnv = process.env): EnvoyJson {
   const errors: string[] = [];
@@ -301,8 +321,11 @@ export function bootstrapFromOptions(opts: XdsCliOptions, env: NodeJS.ProcessEnv
   };
   if (group !== undefined) metadata.AUTO_REGISTER_GROUP = group;
   if (entry !== undefined) metadata.WORKLOAD_ENTRY = entry;
-  // Istio's agent config (ProxyConfig): its readinessProbe is run by the agent and tells the control plane the workload is health-checked.
-  if (probe.probe !== undefined) metadata.PROXY_CONFIG = { readinessProbe: probe.probe };
+  // Istio's agent config (ProxyConfig), from its PROXY_CONFIG environment variable (what Istio's injector
+  // writes from the proxy.istio.io/config annotation) or ISTIO_METAJSON_PROXY_CONFIG; the control plane
+  // reads its gatewayTopology. --readiness-probe adds the readinessProbe the agent runs (the control plane then health-checks the workload).
+  const proxyConfig = { ...envProxyConfig(env, metadata.PROXY_CONFIG, errors), ...(probe.probe !== undefined ? { readinessProbe: probe.probe } : {}) };
+  if (Object.keys(proxyConfig).length) metadata.PROXY_CONFIG = proxyConfig;
   if (explicit) {
     const known = new Set(ports.map((p) => String(p.port)));
     const isWorkloadPort = (k: string) => known.has(k);
