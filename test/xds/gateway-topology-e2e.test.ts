@@ -1,0 +1,124 @@
+// gatewayTopology through real processes: the control plane and `rig proxy --mode router` gateways
+// whose own proxy config (PROXY_CONFIG, Istio's proxy.istio.io/config annotation) sets it. With
+// numTrustedProxies 1 the client address behind one load balancer is the x-forwarded-for entry, so
+// an AuthorizationPolicy's remoteIpBlocks sees it; without it the connection peer (127.0.0.1) is the
+// client. A client's x-forwarded-client-cert is removed on plaintext by Istio's gateway default
+// (SANITIZE_SET) and by FORWARD_ONLY (Envoy forwards only over mTLS), and kept by ALWAYS_FORWARD_ONLY.
+import assert from 'node:assert/strict';
+import { test, type TestContext } from 'node:test';
+import { freePort } from '../../src/local/ports.ts';
+import { startMeshControlPlane, type MeshControlPlane } from '../helpers/mesh-control-plane.ts';
+import { startRigProxy, type RigProxy } from '../helpers/rig-proxy.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { request, startUpstream, type Upstream } from '../proxy/harness.ts';
+
+const config = (backendPort: number) => `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: backend, namespace: istio-system }
+spec:
+  hosts: [backend.example.com]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{ number: 80, name: http, protocol: HTTP }]
+  endpoints: [{ address: 127.0.0.1, ports: { http: ${backendPort} } }]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: { name: gw, namespace: istio-system }
+spec:
+  selector: { istio: ingressgateway }
+  servers: [{ port: { number: 8080, name: http, protocol: HTTP }, hosts: ['*'] }]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: edge, namespace: istio-system }
+spec:
+  hosts: ['*']
+  gateways: [gw]
+  http: [{ route: [{ destination: { host: backend.example.com, port: { number: 80 } } }] }]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: lb-clients, namespace: istio-system }
+spec:
+  selector: { matchLabels: { topology: xff } }
+  action: ALLOW
+  rules: [{ from: [{ source: { remoteIpBlocks: [203.0.113.0/24] } }] }]
+`;
+
+interface Gateway {
+  port: number;
+  proxy: RigProxy;
+}
+
+/** An ingress gateway serving the Gateway's port 8080 on a free port, its PROXY_CONFIG (if any) in its environment as Istio's injector puts it. */
+async function startGateway(t: TestContext, mesh: MeshControlPlane, name: string, labels: string, proxyConfig?: string): Promise<Gateway> {
+  const port = await freePort();
+  const args = ['--mode', 'router', '--namespace', 'istio-system', '--workload-name', name, '--service-account', 'istio-ingressgateway', '--labels', labels, '--instance-ip', '127.0.0.1', '--interception', 'explicit', '--bind', '127.0.0.1', '--inbound-port', `8080=${port}`];
+  const env: NodeJS.ProcessEnv = { PROXY_CONFIG: proxyConfig ?? '' };
+  return { port, proxy: startRigProxy(t, args, { xdsPort: mesh.cp.ports.xds, env }) };
+}
+
+/** Waits until the gateway answers `status` (its listener, routes and policies pushed) and returns that reply. */
+async function ready(gw: Gateway, status: number, headers: Record<string, string> = {}) {
+  return waitFor(
+    () => `the gateway answering ${status}\n${gw.proxy.log()}`,
+    async () => {
+      const r = await request(gw.port, { headers: { host: 'shop.example.com', ...headers } }).catch(() => undefined);
+      return r?.status === status ? r : undefined;
+    },
+    30_000,
+  );
+}
+
+function lastRequest(backend: Upstream) {
+  const r = backend.requests.at(-1);
+  assert.ok(r, 'the backend got a request');
+  return r;
+}
+
+test('gatewayTopology from a gateway proxy config: numTrustedProxies and forwardClientCertDetails through real rig proxy processes', async (t) => {
+  const backend = await startUpstream('backend');
+  t.after(() => backend.close());
+  const mesh = await startMeshControlPlane(t, { dirPrefix: 'rig-gw-topology-', config: config(backend.port) });
+  const [trusted, direct, forwardOnly, always, sanitizeSet] = await Promise.all([
+    startGateway(t, mesh, 'gw-trusted', 'istio=ingressgateway,topology=xff', '{"gatewayTopology": {"numTrustedProxies": 1}}'),
+    startGateway(t, mesh, 'gw-direct', 'istio=ingressgateway,topology=xff'),
+    startGateway(t, mesh, 'gw-forward-only', 'istio=ingressgateway', 'gatewayTopology:\n  forwardClientCertDetails: FORWARD_ONLY\n'),
+    startGateway(t, mesh, 'gw-always', 'istio=ingressgateway', '{"gatewayTopology": {"forwardClientCertDetails": "ALWAYS_FORWARD_ONLY"}}'),
+    startGateway(t, mesh, 'gw-default', 'istio=ingressgateway'),
+  ]);
+
+  // numTrustedProxies 1: the client is the last x-forwarded-for entry, inside the allowed block.
+  const xff = { 'x-forwarded-for': '203.0.113.7' };
+  await ready(trusted, 200, xff);
+  const seen = lastRequest(backend).headers;
+  // The gateway appends its peer (for a loopback peer Envoy's own address, as its LocalInfo).
+  assert.match(String(seen['x-forwarded-for']), /^203\.0\.113\.7,[\d.:a-f]+$/);
+  assert.equal(seen['x-envoy-external-address'], '203.0.113.7', 'the trusted client address');
+  assert.equal((await request(trusted.port, { headers: { host: 'shop.example.com' } })).status, 403, 'without x-forwarded-for the client is the peer, 127.0.0.1');
+  assert.equal((await request(trusted.port, { headers: { host: 'shop.example.com', 'x-forwarded-for': '198.51.100.1' } })).status, 403);
+  // Two entries: with one trusted hop the client is the last one (the load balancer's view).
+  assert.equal((await request(trusted.port, { headers: { host: 'shop.example.com', 'x-forwarded-for': '203.0.113.7, 198.51.100.1' } })).status, 403);
+  assert.equal((await request(trusted.port, { headers: { host: 'shop.example.com', 'x-forwarded-for': '198.51.100.1, 203.0.113.8' } })).status, 200);
+
+  // Without numTrustedProxies the forged x-forwarded-for is not the client: denied.
+  const denied = await ready(direct, 403, xff);
+  assert.match(denied.body, /RBAC: access denied/);
+
+  // x-forwarded-client-cert from a plaintext client.
+  const xfcc = { 'x-forwarded-client-cert': 'By=spiffe://evil/ns/x/sa/y;URI=spiffe://evil/ns/x/sa/z' };
+  await ready(sanitizeSet, 200, xfcc);
+  assert.equal(lastRequest(backend).headers['x-forwarded-client-cert'], undefined, 'SANITIZE_SET (Istio gateway default) removes it without a client certificate');
+  await ready(forwardOnly, 200, xfcc);
+  assert.equal(lastRequest(backend).headers['x-forwarded-client-cert'], undefined, 'FORWARD_ONLY forwards only on mTLS connections');
+  await ready(always, 200, xfcc);
+  assert.equal(lastRequest(backend).headers['x-forwarded-client-cert'], xfcc['x-forwarded-client-cert'], 'ALWAYS_FORWARD_ONLY forwards it as received');
+});
+
+test('a gateway whose proxy config has an invalid gatewayTopology is refused by the control plane, naming the field', async (t) => {
+  const mesh = await startMeshControlPlane(t, { dirPrefix: 'rig-gw-topology-bad-', config: config(9) });
+  const gw = await startGateway(t, mesh, 'gw-bad', 'istio=ingressgateway', '{"gatewayTopology": {"forwardClientCertDetails": "SANITISE"}}');
+  await waitFor(() => `the refusal in the gateway log\n${gw.proxy.log()}`, () => (/PROXY_CONFIG\.gatewayTopology\.forwardClientCertDetails: expected one of/.test(gw.proxy.log()) ? true : undefined), 30_000);
+});
