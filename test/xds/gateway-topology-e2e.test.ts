@@ -5,10 +5,16 @@
 // client. A client's x-forwarded-client-cert is removed on plaintext by Istio's gateway default
 // (SANITIZE_SET) and by FORWARD_ONLY (Envoy forwards only over mTLS), and kept by ALWAYS_FORWARD_ONLY.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
+import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { freePort } from '../../src/local/ports.ts';
+import { makeTaskCertificates } from '../helpers/istio-task-certs.ts';
 import { startMeshControlPlane, type MeshControlPlane } from '../helpers/mesh-control-plane.ts';
 import { startRigProxy, type RigProxy } from '../helpers/rig-proxy.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { request, startUpstream, type Upstream } from '../proxy/harness.ts';
 
@@ -45,6 +51,21 @@ spec:
   selector: { matchLabels: { topology: xff } }
   action: ALLOW
   rules: [{ from: [{ source: { remoteIpBlocks: [203.0.113.0/24] } }] }]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: { name: gw-mtls, namespace: istio-system }
+spec:
+  selector: { topology: mtls }
+  servers: [{ port: { number: 8443, name: https, protocol: HTTPS }, hosts: ['*'], tls: { mode: MUTUAL, credentialName: shop-credential } }]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: edge-mtls, namespace: istio-system }
+spec:
+  hosts: ['*']
+  gateways: [gw-mtls]
+  http: [{ route: [{ destination: { host: backend.example.com, port: { number: 80 } } }] }]
 `;
 
 interface Gateway {
@@ -53,9 +74,9 @@ interface Gateway {
 }
 
 /** An ingress gateway serving the Gateway's port 8080 on a free port, its PROXY_CONFIG (if any) in its environment as Istio's injector puts it. */
-async function startGateway(t: TestContext, mesh: MeshControlPlane, name: string, labels: string, proxyConfig?: string): Promise<Gateway> {
+async function startGateway(t: TestContext, mesh: MeshControlPlane, name: string, labels: string, proxyConfig?: string, serverPort = 8080): Promise<Gateway> {
   const port = await freePort();
-  const args = ['--mode', 'router', '--namespace', 'istio-system', '--workload-name', name, '--service-account', 'istio-ingressgateway', '--labels', labels, '--instance-ip', '127.0.0.1', '--interception', 'explicit', '--bind', '127.0.0.1', '--inbound-port', `8080=${port}`];
+  const args = ['--mode', 'router', '--namespace', 'istio-system', '--workload-name', name, '--service-account', 'istio-ingressgateway', '--labels', labels, '--instance-ip', '127.0.0.1', '--interception', 'explicit', '--bind', '127.0.0.1', '--inbound-port', `${serverPort}=${port}`];
   const env: NodeJS.ProcessEnv = { PROXY_CONFIG: proxyConfig ?? '' };
   return { port, proxy: startRigProxy(t, args, { xdsPort: mesh.cp.ports.xds, env }) };
 }
@@ -121,4 +142,52 @@ test('a gateway whose proxy config has an invalid gatewayTopology is refused by 
   const mesh = await startMeshControlPlane(t, { dirPrefix: 'rig-gw-topology-bad-', config: config(9) });
   const gw = await startGateway(t, mesh, 'gw-bad', 'istio=ingressgateway', '{"gatewayTopology": {"forwardClientCertDetails": "SANITISE"}}');
   await waitFor(() => `the refusal in the gateway log\n${gw.proxy.log()}`, () => (/PROXY_CONFIG\.gatewayTopology\.forwardClientCertDetails: expected one of/.test(gw.proxy.log()) ? true : undefined), 30_000);
+});
+
+/** The gateway's MUTUAL credential (shop.example.com, the example.com root as ca.crt) and a client certificate with a DNS and a URI SAN; returns the client's TLS options. */
+function mutualCertificates(dir: string, credentialsDir: string): https.RequestOptions {
+  const credential = path.join(credentialsDir, 'shop-credential');
+  const root = makeTaskCertificates(dir, credential, 'shop.example.com', 'shop');
+  copyFileSync(path.join(dir, 'example.com.crt'), path.join(credential, 'ca.crt'));
+  const openssl = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
+  openssl(['req', '-out', 'client.csr', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'client.key', '-subj', '/CN=client.example.com/O=client']);
+  writeFileSync(path.join(dir, 'client.ext'), 'subjectAltName=DNS:client.example.com,URI:spiffe://example.com/client\n');
+  openssl(['x509', '-req', '-sha256', '-days', '1', '-CA', 'example.com.crt', '-CAkey', 'example.com.key', '-set_serial', '1', '-in', 'client.csr', '-out', 'client.crt', '-extfile', 'client.ext']);
+  return { ca: root, cert: readFileSync(path.join(dir, 'client.crt')), key: readFileSync(path.join(dir, 'client.key')), servername: 'shop.example.com' };
+}
+
+function mtlsRequest(port: number, tls: https.RequestOptions, headers: Record<string, string>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = https.request({ ...tls, host: '127.0.0.1', port, path: '/', headers: { host: 'shop.example.com', ...headers }, agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('XFCC on a MUTUAL gateway server: the SANITIZE_SET default replaces a client header with the client certificate (subject, URI, DNS, cert); FORWARD_ONLY keeps it', async (t) => {
+  const backend = await startUpstream('backend');
+  t.after(() => backend.close());
+  const mesh = await startMeshControlPlane(t, { dirPrefix: 'rig-gw-topology-mtls-', config: config(backend.port) });
+  const tls = mutualCertificates(tempDir(t, 'rig-gw-topology-certs-'), path.join(mesh.dir, 'credentials'));
+  const [sanitizeSet, forwardOnly] = await Promise.all([
+    startGateway(t, mesh, 'gw-mtls-default', 'topology=mtls', undefined, 8443),
+    startGateway(t, mesh, 'gw-mtls-forward-only', 'topology=mtls', '{"gatewayTopology": {"forwardClientCertDetails": "FORWARD_ONLY"}}', 8443),
+  ]);
+  const forged = { 'x-forwarded-client-cert': 'By=spiffe://evil/ns/x/sa/y;URI=spiffe://evil/ns/x/sa/z' };
+  const served = (gw: Gateway) => waitFor(() => `the MUTUAL gateway serving\n${gw.proxy.log()}`, async () => ((await mtlsRequest(gw.port, tls, forged).catch(() => 0)) === 200 ? true : undefined), 30_000);
+
+  await served(sanitizeSet);
+  const set = String(lastRequest(backend).headers['x-forwarded-client-cert']);
+  assert.doesNotMatch(set, /evil/, 'the client-supplied element is dropped');
+  assert.match(set, /^Hash=[0-9a-f]{64};/);
+  assert.match(set, /;Subject="O=client,CN=client\.example\.com"/);
+  assert.match(set, /;URI=spiffe:\/\/example\.com\/client;/);
+  assert.match(set, /;DNS=client\.example\.com;/);
+  assert.match(set, /;Cert="-----BEGIN%20CERTIFICATE-----/);
+
+  await served(forwardOnly);
+  assert.equal(lastRequest(backend).headers['x-forwarded-client-cert'], forged['x-forwarded-client-cert'], 'FORWARD_ONLY forwards it as received over mTLS');
 });
