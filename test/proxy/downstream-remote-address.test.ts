@@ -15,7 +15,7 @@ import { localAddress } from '../../src/proxy/local-address.ts';
 import type { EnvoyJson } from '../../src/envoy/index.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { until } from '../helpers/wait.ts';
-import { addr, configure, HCM, httpListener, ROUTER, routeConfig, startTestRuntime, startUpstream, staticCluster, type Echo } from './harness.ts';
+import { configure, httpListener, ROUTER, routeConfig, startTestRuntime, startUpstream, staticCluster, type Echo } from './harness.ts';
 
 const FORMAT =
   '%DOWNSTREAM_REMOTE_ADDRESS%|%DOWNSTREAM_DIRECT_REMOTE_ADDRESS%|%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%|%DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT%|%DOWNSTREAM_REMOTE_PORT%|%CEL(source.address)%|%RESPONSE_CODE%\n';
@@ -63,27 +63,13 @@ async function setup(t: test.TestContext, listeners: { name: string; hcm?: Envoy
   ]);
   await configure(h, {
     clusters: [staticCluster('app', [app.port])],
-    listeners: listeners.map((l) => ({
-      name: l.name,
-      address: addr(0),
-      filter_chains: [
-        {
-          filters: [
-            {
-              name: 'envoy.filters.network.http_connection_manager',
-              typed_config: {
-                '@type': HCM,
-                stat_prefix: l.name,
-                route_config: route,
-                http_filters: [...(l.principal ? [rbacFilter(l.principal)] : []), ROUTER],
-                access_log: [{ name: 'envoy.access_loggers.file', typed_config: { '@type': FILE_ACCESS_LOG_TYPE, path: path.join(dir, `${l.name}.log`), log_format: { text_format_source: { inline_string: FORMAT } } } }],
-                ...l.hcm,
-              },
-            },
-          ],
-        },
-      ],
-    })),
+    listeners: listeners.map((l) =>
+      httpListener(l.name, route, {
+        http_filters: [...(l.principal ? [rbacFilter(l.principal)] : []), ROUTER],
+        access_log: [{ name: 'envoy.access_loggers.file', typed_config: { '@type': FILE_ACCESS_LOG_TYPE, path: path.join(dir, `${l.name}.log`), log_format: { text_format_source: { inline_string: FORMAT } } } }],
+        ...l.hcm,
+      }),
+    ),
   });
   const logged = new Map<string, number>();
   /** The access log line of the listener's next request, split at "|". */
