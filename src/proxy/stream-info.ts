@@ -84,11 +84,6 @@ export interface StreamInfo {
   filterState?: Record<string, unknown>;
 }
 
-/** Envoy's "ip:port" form of an IP address and port: an IPv6 address in brackets. */
-export function formatIpPort(ip: string, port: number): string {
-  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
-}
-
 /**
  * Every field is present from the start (undefined until known): one allocation and one hidden
  * class for all records, instead of a map transition and a property-store growth per field set

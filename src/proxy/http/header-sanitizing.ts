@@ -12,7 +12,8 @@ import net from 'node:net';
 import type { Reader } from '../config/reader.ts';
 import type { HeaderMap } from '../filters/filter.ts';
 import { localAddress } from '../local-address.ts';
-import { formatIpPort, type StreamInfo } from '../stream-info.ts';
+import { formatIpPort } from '../network/ip-port.ts';
+import type { StreamInfo } from '../stream-info.ts';
 
 /** Removed from every external request (Envoy's cleanInternalHeaders). */
 const EXTERNAL_STRIPPED = [

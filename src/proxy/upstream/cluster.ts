@@ -24,6 +24,7 @@ import { createLoadBalancer } from './lb/index.ts';
 import { alpnConnector } from './alpn-connector.ts';
 import { markUpstreamH2Socket, watchUpstreamH2Resets } from './h2-reset-watch.ts';
 import { setTcpKeepalive } from '../network/tcp-keepalive.ts';
+import { formatIpPort } from '../network/ip-port.ts';
 
 /** Filter state key of a request's upstream ALPN override (Envoy's, set by istio.alpn). */
 export const APPLICATION_PROTOCOLS_STATE = 'envoy.network.application_protocols';
@@ -45,7 +46,7 @@ export class UpstreamHost implements Host {
   tlsPeer: PeerInfo | undefined = undefined;
 
   constructor(e: EndpointSpec) {
-    this.key = `${e.address.includes(':') ? `[${e.address}]` : e.address}:${e.port}`;
+    this.key = formatIpPort(e.address, e.port);
     this.address = e.address;
     this.port = e.port;
     this.hostname = e.hostname;
@@ -221,7 +222,7 @@ export class Cluster implements ClusterHandle {
    */
   originalDstHost(address: string, port: number): UpstreamHost {
     port = this.config.originalDstPortOverride || port;
-    const key = `${address.includes(':') ? `[${address}]` : address}:${port}`;
+    const key = formatIpPort(address, port);
     let h = this.byKey.get(key);
     if (!h) {
       h = new UpstreamHost({ address, port, weight: 1, locality: {}, priority: 0, metadata: {}, healthFlags: 0 });

@@ -16,6 +16,7 @@ import type { Host } from './host.ts';
 import { CheckResult, withTimeout, type Prober } from './health-check-prober.ts';
 import { compilePayload, compilePayloads, payloadsMatch } from './health-check-payload.ts';
 import { list, object, string, uint, warnUnsupported, type ConfigIssues, type Json } from './lb/config-fields.ts';
+import { formatIpPort } from '../network/ip-port.ts';
 
 interface Range {
   start: number;
@@ -151,7 +152,7 @@ export class HttpProber implements Prober {
   #session(host: Host): http2.ClientHttp2Session {
     let s = this.#sessions.get(host);
     if (s && !s.closed && !s.destroyed) return s;
-    const authority = host.address.includes(':') ? `[${host.address}]:${host.port}` : `${host.address}:${host.port}`;
+    const authority = formatIpPort(host.address, host.port);
     const ka = this.#keepalive;
     s = http2.connect(`http://${authority}`, { createConnection: () => keepaliveOnConnect(net.connect({ host: host.address, port: host.port }), ka) });
     s.on('error', () => this.#sessions.delete(host));
