@@ -48,7 +48,7 @@ export function define(cmd: Command): void {
     .action(async (o: Options) => {
       const log = createLogger({ name: 'controlplane', format: o.logFormat, level: o.logLevel });
       const validateWorkloadEntryIdentity = envBool('ISTIO_WORKLOAD_ENTRY_VALIDATE_IDENTITY', true);
-      pilotFeatures();
+      pilotFeatures(); // a malformed PILOT_* variable stops here, before anything listens
       if (!o.ca && validateWorkloadEntryIdentity) log.warn('without the CA no proxy proves an identity: WorkloadGroup auto-registration and health-checked WorkloadEntries are refused (set ISTIO_WORKLOAD_ENTRY_VALIDATE_IDENTITY=false to accept them unverified)');
       const { loadMeshConfig, DEFAULT_MESH_CONFIG } = await import('../../model/mesh-config.ts');
       const { openConfigStore } = await import('../../xds/config-source.ts');

@@ -108,7 +108,7 @@ export function readRetryPolicy(r: Reader): RetryPolicy {
 }
 
 /** Full-jitter exponential backoff as Envoy does it: random in [0, min(base * 2^n, max)). */
-export function backoffMs(p: RetryPolicy, attempt: number): number {
+export function backoffMs(p: Pick<RetryPolicy, 'baseIntervalMs' | 'maxIntervalMs'>, attempt: number): number {
   const ceiling = Math.min(p.baseIntervalMs * 2 ** attempt, p.maxIntervalMs);
   return Math.random() * ceiling;
 }

@@ -79,8 +79,3 @@ export function exportRetriable(p: ExportRetryPolicy, e: GrpcCallError): boolean
   if (e.httpStatus === 409 && on & RetryOn.Retriable4xx) return true;
   return e.statusInHeaders && e.grpcStatus !== undefined && ((GRPC_STATUS_BITS[e.grpcStatus] ?? 0) & on) !== 0;
 }
-
-/** Envoy's full-jitter exponential backoff before retry `n` (0-based): random in [0, min(base × 2^n, max)). */
-export function exportBackoffMs(p: ExportRetryPolicy, n: number): number {
-  return Math.random() * Math.min(p.baseIntervalMs * 2 ** n, p.maxIntervalMs);
-}

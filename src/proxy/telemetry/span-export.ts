@@ -24,7 +24,8 @@ import { GrpcCallError, grpcCallThroughCluster } from '../upstream/cluster-grpc.
 import type { Stat, Stats } from '../stats/stats.ts';
 import { VERSION } from '../../core/version.ts';
 import { newSpanId, newTraceId, newTraceId64 } from './trace-context.ts';
-import { exportBackoffMs, exportRetriable, type ExportRetryPolicy } from './export-retry.ts';
+import { exportRetriable, type ExportRetryPolicy } from './export-retry.ts';
+import { backoffMs } from '../routing/retry-policy.ts';
 import { serviceHeaderValue, type ServiceHeader } from './http-service-headers.ts';
 
 export type ExportKind = 'zipkin' | 'opentelemetry';
@@ -215,7 +216,7 @@ class ClusterExporter implements SpanExporter {
           if (stats) stats.rqRetryLimitExceeded.value++;
           throw err;
         }
-        const wait = exportBackoffMs(retry, n);
+        const wait = backoffMs(retry, n);
         // No time left for another try: the export fails with this attempt's error.
         if (Date.now() + wait >= deadline) throw err;
         if (stats) stats.rqRetry.value++;
