@@ -140,6 +140,8 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
   /** max_stream_duration of the HCM, or of the route once matched: counted from the stream start. */
   private durationTimer: NodeJS.Timeout | undefined;
   private admitted = 0;
+  /** How many hooks hold a retry unit for this stream's pending retry (acquireRetry). */
+  private retryHolds = 0;
   private attempts = 0;
   private upstreamStart = 0;
   private dispatchOpts: UpstreamDispatchOptions | undefined;
@@ -593,7 +595,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     const info = this.streamInfo;
     for (const h of cluster.hooks) {
       if (!h.admit) continue;
-      const refused = h.admit(isRetry, this.route!.highPriority);
+      const refused = h.admit(this.route!.highPriority);
       if (refused) {
         this.releaseAdmissions();
         if (isRetry) {
@@ -708,9 +710,20 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     for (const h of this.cluster.hooks) {
       if (!h.admit) continue;
       if (n++ >= this.admitted) break;
-      h.release?.(this.retriesLeft < (this.retry?.numRetries ?? 0), this.route?.highPriority ?? false);
+      h.release?.(this.route?.highPriority ?? false);
     }
     this.admitted = 0;
+  }
+
+  private releaseRetryHolds(): void {
+    if (!this.retryHolds || !this.cluster) return;
+    let n = 0;
+    for (const h of this.cluster.hooks) {
+      if (!h.acquireRetry) continue;
+      if (n++ >= this.retryHolds) break;
+      h.releaseRetry?.(this.route?.highPriority ?? false);
+    }
+    this.retryHolds = 0;
   }
 
   private endAttempt(a: UpstreamRequest, outcome: number, status: number): void {
@@ -733,15 +746,21 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
   }
 
   /**
-   * The retry circuit breaker, asked when a retry is decided as Envoy does: when it refuses, no
-   * retry is made and the last upstream answer stands, flagged UO.
+   * The retry circuit breaker, asked when a retry is decided as Envoy does: it takes a retry unit
+   * (held until the retried attempt answers), or refuses and the last upstream answer stands, flagged
+   * UO. Taking the unit here, not when the retry is sent after its backoff, keeps retries decided in
+   * the same backoff window from all passing the check.
    */
   private retryAdmitted(): boolean {
+    this.releaseRetryHolds();
     for (const h of this.cluster!.hooks) {
-      if (h.canRetry && !h.canRetry(this.route!.highPriority)) {
+      if (!h.acquireRetry) continue;
+      if (!h.acquireRetry(this.route!.highPriority)) {
+        this.releaseRetryHolds();
         this.streamInfo.responseFlags |= ResponseFlag.UpstreamOverflow;
         return false;
       }
+      this.retryHolds++;
     }
     return true;
   }
@@ -785,6 +804,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
 
   onAttemptHeaders(a: UpstreamRequest, status: number, headers: IncomingHttpHeaders): void {
     this.idleTimer?.refresh();
+    this.releaseRetryHolds();
     if (this.retry && this.retriableStatus(status, headers)) {
       if (this.canRetry() && this.retryAdmitted()) {
         a.cancel();
@@ -1134,6 +1154,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     if (this.maxDurationTimer) clearTimeout(this.maxDurationTimer);
     if (this.durationTimer) clearTimeout(this.durationTimer);
     this.releaseAdmissions();
+    this.releaseRetryHolds();
     const hcm = this.conn.hcm;
     hcm.stats.rqActive.value--;
     const info = this.streamInfo;

@@ -1,14 +1,16 @@
-// Circuit breakers as a cluster hook (cluster-hooks.ts): the router asks admit(retry, high) before
-// each upstream attempt and calls release(retry, high) when it ends; connection pools ask
-// admitConnection. Requests, pending requests and retries are counted per route priority (DEFAULT
-// or HIGH thresholds); connections belong to the pool the priorities share: DEFAULT's limits.
+// Circuit breakers as a cluster hook (cluster-hooks.ts): the router asks admit(high) before each
+// upstream attempt and calls release(high) when it ends, and takes a retry unit with
+// acquireRetry(high) when it decides a retry; connection pools ask admitConnection. Requests,
+// pending requests and retries are counted per route priority (DEFAULT or HIGH thresholds);
+// connections belong to the pool the priorities share: DEFAULT's limits.
 //
-// Mapping to Envoy's resources: every attempt takes a max_requests slot, a retry also a max_retries
-// slot (or retry-budget slot). For HTTP/1.1 clusters an attempt beyond max_connections waits in the
-// pool's queue (the pool holds at most max_connections connections, one request each), so it also
-// takes a max_pending_requests slot until an earlier attempt finishes: attempts in flight never
-// exceed max_connections + max_pending_requests. Refusals count upstream_rq_pending_overflow /
-// upstream_rq_retry_overflow here (the router must not count them again).
+// Mapping to Envoy's resources: every attempt takes a max_requests slot; a retry, from the moment
+// it is decided until its attempt answers, a max_retries (or retry-budget) slot. For HTTP/1.1
+// clusters an attempt beyond max_connections waits in the pool's queue (the pool holds at most
+// max_connections connections, one request each), so it also takes a max_pending_requests slot
+// until an earlier attempt finishes: attempts in flight never exceed max_connections +
+// max_pending_requests. Refusals count upstream_rq_pending_overflow / upstream_rq_retry_overflow
+// here (the router must not count them again).
 import type { ClusterHandle, ClusterHook, ClusterHookFactory } from './cluster-hooks.ts';
 import type { Host } from './host.ts';
 import { ResponseFlag } from '../response-flags.ts';
@@ -28,31 +30,29 @@ class CircuitBreakerHook implements ClusterHook {
     this.#queues = queues;
   }
 
-  admit(retry: boolean, high: boolean): number {
+  admit(high: boolean): number {
     const rm = high ? this.#high : this.#rm;
-    if (retry && !rm.retries.tryAcquire()) return ResponseFlag.UpstreamOverflow;
-    if (!rm.requests.tryAcquire()) {
-      if (retry) rm.retries.release();
-      return ResponseFlag.UpstreamOverflow;
-    }
+    if (!rm.requests.tryAcquire()) return ResponseFlag.UpstreamOverflow;
     if (this.#queues && rm.requests.count > rm.thresholds.maxConnections && !rm.pending.tryAcquire()) {
       rm.requests.release();
-      if (retry) rm.retries.release();
       return ResponseFlag.UpstreamOverflow;
     }
     return 0;
   }
 
-  canRetry(high: boolean): boolean {
-    return (high ? this.#high : this.#rm).retries.canCreate();
-  }
-
-  release(retry: boolean, high: boolean): void {
+  release(high: boolean): void {
     const rm = high ? this.#high : this.#rm;
     rm.requests.release();
-    if (retry) rm.retries.release();
     // A finished attempt frees a connection for the oldest queued one.
     if (rm.pending.count > 0) rm.pending.release();
+  }
+
+  acquireRetry(high: boolean): boolean {
+    return (high ? this.#high : this.#rm).retries.tryAcquire();
+  }
+
+  releaseRetry(high: boolean): void {
+    (high ? this.#high : this.#rm).retries.release();
   }
 
   admitConnection(host: Host): boolean {

@@ -7,8 +7,8 @@
 //   const rm = cb.forPriority(route.priority);                // 'DEFAULT' | 'HIGH' (RoutingPriority)
 //   Router, per upstream request:   if (!rm.requests.tryAcquire()) → 503, flag UO, x-envoy-overloaded: true
 //                                   … rm.requests.release() when the upstream request ends
-//   Router, before each retry:      if (!rm.retries.tryAcquire()) → no retry (upstream_rq_retry_overflow)
-//                                   … rm.retries.release() when that retry attempt ends
+//   Router, deciding a retry:       if (!rm.retries.tryAcquire()) → no retry (upstream_rq_retry_overflow)
+//                                   … rm.retries.release() when the retried attempt answers or the stream ends
 //   Conn pool, request must wait:   if (!rm.pending.tryAcquire()) → 503 UO; release when it leaves the queue
 //   Conn pool, new connection:      if (!rm.connections.tryAcquire()) → do not connect (upstream_cx_overflow),
 //                                   the request waits for a free connection; release on close.
@@ -105,13 +105,6 @@ export class Resource {
     this.#update();
     this.#onChange?.();
     return true;
-  }
-
-  /** Whether a unit is free now, taking nothing; a refusal counts an overflow (Envoy's retry check). */
-  canCreate(): boolean {
-    if (this.#count < this.#max()) return true;
-    this.#overflow.value++;
-    return false;
   }
 
   release(): void {

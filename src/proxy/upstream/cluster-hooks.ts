@@ -39,17 +39,20 @@ export interface ClusterHandle {
 
 export interface ClusterHook {
   /**
-   * Before a request (or a retry) is sent: return 0 to admit, or ResponseFlag bits (UpstreamOverflow)
-   * to refuse it (→ 503 UO, x-envoy-overloaded). Every admitted request gets exactly one release().
-   * `high`: the route's priority is HIGH (the cluster's high-priority thresholds).
+   * Before each upstream attempt (a retry's too) is sent: return 0 to admit, or ResponseFlag bits
+   * (UpstreamOverflow) to refuse it (→ 503 UO, x-envoy-overloaded). Every admitted attempt gets
+   * exactly one release(). `high`: the route's priority is HIGH (the cluster's high-priority thresholds).
    */
-  admit?(retry: boolean, high: boolean): number;
-  release?(retry: boolean, high: boolean): void;
+  admit?(high: boolean): number;
+  release?(high: boolean): void;
   /**
-   * When the router decides to retry: false refuses (max_retries / retry budget full, counted as
-   * upstream_rq_retry_overflow); the last upstream answer then stands, flagged UO.
+   * When the router decides to retry: takes one unit of max_retries / the retry budget, or returns
+   * false (counted as upstream_rq_retry_overflow) and the last upstream answer stands, flagged UO.
+   * As Envoy's RetryState, the unit is held through the backoff and the retried attempt, and given
+   * back with releaseRetry() when that attempt answers, the next retry is decided or the stream ends.
    */
-  canRetry?(high: boolean): boolean;
+  acquireRetry?(high: boolean): boolean;
+  releaseRetry?(high: boolean): void;
   /** Before connecting a new upstream connection to `host`: false refuses (max_connections). */
   admitConnection?(host: Host): boolean;
   connectionClosed?(host: Host): void;
