@@ -2,7 +2,6 @@
 // (cluster, host, upstream attempt with retries and timeouts) → response back through the
 // encoder filters, filling the StreamInfo on the way. One object per request; no per-request
 // closures on the common path (node's and undici's callbacks land on methods).
-import { randomUUID } from 'node:crypto';
 import { PassThrough, type Readable } from 'node:stream';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
@@ -21,9 +20,7 @@ import { UpstreamRequest, isConnectFailure, isProtocolError, remoteResetReason, 
 import type { UpstreamDispatchOptions } from '../upstream/upstream-pool.ts';
 import type { H1Exchange } from '../upstream/h1-pool/h1-exchange.ts';
 import { grpcStatusFor, isGrpcContentType, rewriteLocalReply } from './local-reply.ts';
-import { processForwardedFor } from './header-sanitizing.ts';
-import { applyXfcc } from './xfcc.ts';
-import { clearTraceReason } from './request-id.ts';
+import { mutateRequestHeaders } from './mutate-request-headers.ts';
 import { invalidEnvoyHeader } from './strict-check-headers.ts';
 import { retriesEnabled, takeRetryHeaders, takeTimeoutHeader } from './router-headers.ts';
 import { ReplayableBody } from './retry-body.ts';
@@ -158,7 +155,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     this.connection = conn.info;
     const hcm = conn.hcm;
     const info = (this.streamInfo = newStreamInfo(hcm.direction, isH2 ? 'HTTP/2' : req.httpVersion === '1.0' ? 'HTTP/1.0' : 'HTTP/1.1'));
-    // The peer until x-forwarded-for processing (prepareHeaders) finds another trusted client address.
+    // The peer until x-forwarded-for processing (mutateRequestHeaders) finds another trusted client address.
     info.downstreamRemoteAddress = info.downstreamDirectRemoteAddress = conn.remoteAddr;
     info.downstreamRemoteIp = conn.info.remoteAddress;
     info.downstreamLocalAddress = conn.localAddr;
@@ -235,7 +232,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
       this.sendLocalReply({ status: 426, body: 'Upgrade Required', headers: { connection: 'close' }, flags: ResponseFlag.DownstreamProtocolError, details: 'http1.codec_error' });
       return;
     }
-    this.prepareHeaders();
+    this.internal = mutateRequestHeaders(this.conn, this.head, this.streamInfo);
     if (hcm.tracer) this.span = hcm.tracer.startSpan(this.head, this.streamInfo);
     if (this.conn.ctx.overload?.shedRequest()) {
       this.sendLocalReply({ status: 503, body: 'envoy overloaded', flags: ResponseFlag.OverloadManager, details: 'overload_manager' });
@@ -253,25 +250,6 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
       this.filters = fs;
       this.runDecodeHeaders();
     } else this.decodeBodyThenRoute();
-  }
-
-  private prepareHeaders(): void {
-    const hcm = this.conn.hcm;
-    const h = this.head.headers;
-    this.internal = processForwardedFor(h, hcm, this.conn.info.remoteAddress, this.streamInfo, hcm.routes.table?.internalOnlyHeaders ?? NONE);
-    // With use_remote_address, a downstream x-forwarded-proto is trusted only behind trusted hops.
-    if ((hcm.useRemoteAddress && hcm.xffTrustedHops === 0) || h['x-forwarded-proto'] === undefined) h['x-forwarded-proto'] = this.head.scheme;
-    let rid = firstValue(h['x-request-id']);
-    if (hcm.generateRequestId && (rid === undefined || (hcm.useRemoteAddress && !hcm.preserveExternalRequestId))) {
-      rid = randomUUID();
-      h['x-request-id'] = rid;
-    } else if (hcm.generateRequestId && hcm.useRemoteAddress && rid !== undefined) {
-      const cleared = clearTraceReason(rid, hcm.requestId);
-      if (cleared !== rid) h['x-request-id'] = rid = cleared;
-    }
-    this.streamInfo.requestId = rid;
-    if (hcm.via) h.via = h.via === undefined ? hcm.via : `${firstValue(h.via)}, ${hcm.via}`;
-    applyXfcc(h, hcm.xfcc.mode, this.conn.clientCert, this.conn.xfccElement);
   }
 
   // === route ===
@@ -1171,7 +1149,6 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
 }
 
 const EMPTY = Buffer.alloc(0);
-const NONE: readonly string[] = [];
 const GRPC_STATUS_HEADERS = ['grpc-status', 'grpc-message', 'grpc-status-details-bin'];
 
 /**

@@ -18,6 +18,7 @@ import { keepaliveOnConnect } from '../network/tcp-keepalive.ts';
 import { upgradeOverH2, websocketAccept } from './tunnel-h2.ts';
 import { isGrpcContentType, rewriteLocalReply, type LocalReplyParts } from './local-reply.ts';
 import { http } from '../node-http.ts';
+import { mutateRequestHeaders } from './mutate-request-headers.ts';
 
 export function reply(socket: net.Socket, status: number, text: string, info: StreamInfo, flags: number, details: string, conn: ConnState, head: RequestHead): void {
   info.responseFlags |= flags;
@@ -66,7 +67,6 @@ export interface TunnelRequest {
   readonly method: string;
   readonly url: string;
   readonly headers: IncomingHttpHeaders;
-  readonly rawHeaders: string[];
 }
 
 function requestHead(req: TunnelRequest, conn: ConnState): RequestHead {
@@ -79,18 +79,21 @@ function upgradeAllowed(route: Route, conn: ConnState, type: string): boolean {
   return route.upgrades.get(type) ?? conn.hcm.upgrades.get(type) ?? false;
 }
 
+/** The StreamInfo of a tunnel, after the connection manager's request header mutation (as every request's). */
 export function startInfo(conn: ConnState, head: RequestHead, protocol: string): StreamInfo {
   const info = newStreamInfo(conn.hcm.direction, protocol);
-  info.downstreamRemoteAddress = info.downstreamDirectRemoteAddress = conn.remoteAddr;
+  info.downstreamRemoteAddress = conn.remoteAddr;
+  info.downstreamDirectRemoteAddress = conn.directRemoteAddr;
   info.downstreamRemoteIp = conn.info.remoteAddress;
   info.downstreamLocalAddress = conn.localAddr;
   info.method = head.method;
   info.path = head.path;
   info.authority = head.authority;
-  info.requestId = head.headers['x-request-id'] as string | undefined;
+  mutateRequestHeaders(conn, head, info);
   conn.hcm.stats.rqTotal.value++;
   return info;
 }
+
 
 export interface TunnelTarget {
   readonly route: Route;
@@ -227,9 +230,10 @@ export function handleTunnel(conn: ConnState, req: TunnelRequest, socket: net.So
         durationTimer = limitTunnelDuration(t, conn, info, pipeSockets(socket, stream as unknown as net.Socket, tunnelIdleMs(t, conn), done));
       });
     } else {
-      // Forward the upgrade request; the upstream's 101 (or refusal) flows back as raw bytes.
+      // Forward the upgrade request (its headers as mutated, Connection and Upgrade kept, as Envoy);
+      // the upstream's 101 (or refusal) flows back as raw bytes.
       let out = `${head.method} ${head.path} HTTP/1.1\r\n`;
-      for (let i = 0; i < req.rawHeaders.length; i += 2) out += `${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}\r\n`;
+      for (const [k, v] of Object.entries(head.headers)) if (v !== undefined) for (const x of Array.isArray(v) ? v : [v]) out += `${k}: ${x}\r\n`;
       upstream.write(out + '\r\n');
       upstream.once('data', (c: Buffer) => {
         const m = /^HTTP\/1\.[01] (\d{3})/.exec(c.subarray(0, 16).toString('latin1'));
