@@ -11,6 +11,7 @@ import { test } from 'node:test';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { RequestHead } from '../../src/proxy/filters/filter.ts';
 import { localAddress } from '../../src/proxy/local-address.ts';
+import type { StreamInfo } from '../../src/proxy/stream-info.ts';
 import { configure, httpListener, routeConfig, startTestRuntime, staticCluster } from './harness.ts';
 
 const CLIENT = { 'x-forwarded-for': '203.0.113.7', 'x-envoy-retry-on': '5xx', 'x-envoy-upstream-rq-timeout-ms': '60000', 'x-envoy-internal': 'true' };
@@ -39,8 +40,8 @@ test('WebSocket upgrades (HTTP/1.1 and extended CONNECT) and CONNECT: x-forwarde
     { close: () => new Promise<void>((r) => (wss.clients.forEach((c) => c.terminate()), wss.close(() => r()))) },
     { close: () => new Promise<void>((r) => echo.close(() => r())) },
   ]);
-  const heads: RequestHead[] = [];
-  h.rt.observers.push((_info, head) => heads.push(head));
+  const heads = new Map<StreamInfo, RequestHead | undefined>();
+  h.rt.observers.push((info, head) => heads.set(info, head));
   const routes = routeConfig('r', [
     { match: { connect_matcher: {} }, route: { cluster: 'echo', upgrade_configs: [{ upgrade_type: 'CONNECT' }] } },
     { match: { prefix: '/' }, route: { cluster: 'ws' } },
@@ -87,8 +88,9 @@ test('WebSocket upgrades (HTTP/1.1 and extended CONNECT) and CONNECT: x-forwarde
   c.end();
   while (!h.streams.some((s) => s.method === 'CONNECT')) await new Promise((r) => setTimeout(r, 5));
   const info = h.streams.find((s) => s.method === 'CONNECT')!;
-  assertMutated(heads[h.streams.indexOf(info)].headers, 'CONNECT');
+  const head = heads.get(info)!;
+  assertMutated(head.headers, 'CONNECT');
   assert.equal(info.downstreamRemoteIp, '203.0.113.7', 'the trusted client address from x-forwarded-for');
   assert.equal(info.downstreamRemoteAddress, '203.0.113.7:0');
-  assert.equal(info.requestId, heads[h.streams.indexOf(info)].headers['x-request-id']);
+  assert.equal(info.requestId, head.headers['x-request-id']);
 });
