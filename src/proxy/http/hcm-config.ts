@@ -90,7 +90,7 @@ export interface HcmConfig {
   /** http_protocol_options.accept_http_10: without it an HTTP/1.0 request is answered 426. */
   readonly acceptHttp10: boolean;
   readonly defaultHostForHttp10?: string;
-  /** http_protocol_options.enable_trailers: HTTP/1.1 responses carry trailers (Envoy drops them otherwise). */
+  /** http_protocol_options.enable_trailers: HTTP/1.1 requests and responses keep their trailers (Envoy drops them otherwise). */
   readonly enableTrailers: boolean;
   readonly stripPort: 0 | 1 | 2;
   readonly normalizePath: boolean;

@@ -17,7 +17,7 @@ import { APPLICATION_PROTOCOLS_STATE, type Cluster, type UpstreamHost } from '..
 import { DiscoveryType } from '../upstream/cluster-config.ts';
 import { UpstreamOutcome } from '../upstream/cluster-hooks.ts';
 import { UpstreamRequest, isConnectFailure, isProtocolError, remoteResetReason, type AttemptOwner } from './upstream-request.ts';
-import type { UpstreamDispatchOptions } from '../upstream/upstream-pool.ts';
+import type { TrailerSource, UpstreamDispatchOptions } from '../upstream/upstream-pool.ts';
 import type { H1Exchange } from '../upstream/h1-pool/h1-exchange.ts';
 import { grpcStatusFor, isGrpcContentType, rewriteLocalReply } from './local-reply.ts';
 import { mutateRequestHeaders } from './mutate-request-headers.ts';
@@ -101,6 +101,8 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
   private readonly res: ResponseWriter;
   private readonly head: RequestHead;
   private readonly isH2: boolean;
+  /** A chunked HTTP/1.1 request's trailers, kept with the connection manager's enable_trailers (requestTrailersTo). */
+  private readonly trailerSource: TrailerSource | undefined;
   private isGrpc = false;
   /** Envoy's internal request (header-sanitizing.ts): decides require_tls EXTERNAL_ONLY. */
   private internal = false;
@@ -197,6 +199,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     this.isGrpc = isGrpcContentType(headers['content-type']);
     info.isGrpc = this.isGrpc;
     this.hasBody = isH2 ? !(req as H2Request).stream.endAfterHeaders : headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0');
+    this.trailerSource = !isH2 && hcm.enableTrailers && headers['transfer-encoding'] !== undefined ? (req as H1Request) : undefined;
     for (const h of HOP_BY_HOP) if (headers[h] !== undefined) delete headers[h];
     if (req.headers.te === undefined && this.isGrpc) headers.te = 'trailers';
     this.head = { method, path, authority, scheme, headers };
@@ -553,7 +556,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
       }
       // Envoy's shadow is an async client: no istio.alpn override (the pool offers the cluster's ALPN).
       cluster.pool(host, cluster.config.http2).dispatch(
-        { path: this.head.path, method: this.head.method as Dispatcher.HttpMethod, headers: headers as IncomingHttpHeaders, body, headersTimeout: timeout, bodyTimeout: timeout },
+        { path: this.head.path, method: this.head.method as Dispatcher.HttpMethod, headers: headers as IncomingHttpHeaders, body, trailers: this.requestTrailersTo(cluster, cluster.config.http2), headersTimeout: timeout, bodyTimeout: timeout },
         new MirrorHandler(cluster),
       );
     }
@@ -674,12 +677,23 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
       method: head.method as Dispatcher.HttpMethod,
       headers: head.headers as IncomingHttpHeaders,
       body,
+      trailers: this.requestTrailersTo(this.cluster!, h2Upstream),
       idempotent: false,
       blocking: false,
       headersTimeout: 0,
       bodyTimeout: 0,
     };
     return this.dispatchOpts;
+  }
+
+  /**
+   * Where the request's trailers come from, for an upstream that takes them: HTTP/2 always, HTTP/1.1
+   * with the cluster's enable_trailers, as Envoy's codecs (dropped otherwise). The pools read them
+   * from the downstream request once the body has ended, so a retry's replayed body and a mirror's
+   * copy end with the same trailers.
+   */
+  private requestTrailersTo(cluster: Cluster, h2Upstream: boolean): TrailerSource | undefined {
+    return this.trailerSource !== undefined && (h2Upstream || cluster.config.h1Trailers) ? this.trailerSource : undefined;
   }
 
   private releaseAdmissions(): void {

@@ -2,7 +2,8 @@
 // own back-pressure (it pipes from the downstream request); the copies never pause the downstream:
 // a mirror that falls more than `maxLagBytes` behind loses its copy (its request is reset, so it
 // never sees a truncated body as complete), as a shadow must never hold the primary back. A
-// downstream that aborts mid-body resets the mirrors too.
+// downstream that aborts mid-body resets the mirrors too. Request trailers are not copied: the
+// mirror's pool reads them from the downstream request at the body's end (UpstreamDispatchOptions.trailers).
 import { PassThrough, type Readable } from 'node:stream';
 
 export class MirrorBodies {

@@ -2,7 +2,8 @@
 // may retry while streaming it (up to its retry/shadow buffer limit): the body goes upstream as it
 // arrives and a copy is kept; a retry gets a stream that replays the copy, then carries the rest.
 // Past the limit the copy is dropped and the request can no longer be retried. Back-pressure
-// follows the current attempt's stream, as a pipe would.
+// follows the current attempt's stream, as a pipe would. Request trailers are not copied: each
+// attempt's pool reads them from the downstream request at the body's end (UpstreamDispatchOptions.trailers).
 import { PassThrough, type Readable } from 'node:stream';
 
 export class ReplayableBody {

@@ -17,6 +17,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import type { TrailerSource } from './upstream-pool.ts';
 
 const kBody = Symbol('rig.h2StreamBody');
 const kLent = Symbol('rig.h2LentBody');
@@ -43,14 +44,17 @@ export class H2StreamBody implements AsyncIterableIterator<Buffer>, Dispatcher.D
   private readonly source: Source;
   private readonly handler: Dispatcher.DispatchHandler;
   private readonly lent: boolean;
+  /** The request's trailers, sent after the body (undici-pool.ts opens the stream for them). */
+  readonly trailerSource: TrailerSource | undefined;
   private ended = false;
   private error: Error | undefined;
   private resolve: ((r: IteratorResult<Buffer>) => void) | undefined;
   private reject: ((e: Error) => void) | undefined;
 
-  constructor(source: Readable, handler: Dispatcher.DispatchHandler) {
+  constructor(source: Readable, handler: Dispatcher.DispatchHandler, trailerSource?: TrailerSource) {
     this.source = source;
     this.handler = handler;
+    this.trailerSource = trailerSource;
     this.source[kBody] = this;
     this.lent = isLentBody(source);
     source.on('readable', onReadable);

@@ -7,12 +7,19 @@ import type { Dispatcher } from 'undici';
 
 export type HeaderValue = string | string[] | undefined;
 
+/** Where a request's trailers are read once its body has ended: the downstream request (its trailers are set before its end). */
+export interface TrailerSource {
+  readonly trailers: Readonly<Record<string, HeaderValue>> | undefined;
+}
+
 export interface UpstreamDispatchOptions {
   readonly method: string;
   /** Request-target (origin form). */
   readonly path: string;
   readonly headers?: Readonly<Record<string, HeaderValue>> | null;
   readonly body?: Buffer | Uint8Array | string | Readable | null;
+  /** Trailers to send after the body (chunked over HTTP/1.1); a retry or mirror reads the same ones. */
+  readonly trailers?: TrailerSource;
   /** ms from the request's write to its response head (0 or absent: none). */
   readonly headersTimeout?: number | null;
   /** ms of silence allowed between response body chunks (0 or absent: none). */

@@ -41,6 +41,8 @@ export class H1Request extends Readable {
   readonly socket: net.Socket;
   /** The whole body was received. */
   complete = false;
+  /** The chunked body's trailer section, set before the body ends (as node's IncomingMessage.trailers). */
+  trailers: IncomingHttpHeaders | undefined = undefined;
   private readonly wantMore: () => void;
   private endOnRead = false;
 
@@ -60,11 +62,12 @@ export class H1Request extends Readable {
   }
 
   /**
-   * The whole body is in. A stream nobody reads yet (a request without body, mostly) ends on its
+   * The whole body is in (`trailers`: the raw trailer fields of a chunked one). A stream nobody reads yet (a request without body, mostly) ends on its
    * first read instead: push(null) costs a nextTick (~1 µs) per request otherwise.
    */
-  endBody(): void {
+  endBody(trailers?: string[]): void {
     this.complete = true;
+    if (trailers !== undefined) this.trailers = headersOf(trailers);
     if (this.readableFlowing !== null || this.readableLength > 0 || this.readableDidRead) this.push(null);
     else this.endOnRead = true;
   }

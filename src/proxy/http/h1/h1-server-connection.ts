@@ -110,11 +110,11 @@ export class H1ServerConnection implements H1ResponseOwner {
     }
   }
 
-  onEnd(): void {
+  onEnd(trailers: string[] | undefined): void {
     this.requestStartedAt = 0;
     const req = this.req;
     if (req === undefined) return;
-    req.endBody();
+    req.endBody(trailers);
     if (this.res === undefined) {
       // Answered before the body was in (and kept alive): the exchange ends with the body.
       this.req = undefined;

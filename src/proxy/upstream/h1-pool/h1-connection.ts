@@ -7,7 +7,7 @@ import type { Socket } from 'node:net';
 import { H1Parser, H1ParseError, type H1Head } from '../../http/h1/h1-parser.ts';
 import { H1ErrorCode, H1PoolError } from './h1-errors.ts';
 import type { H1Exchange } from './h1-exchange.ts';
-import { requestHead } from './h1-request-head.ts';
+import { lastChunk, requestHead } from './h1-request-head.ts';
 
 /** What a connection needs from its pool. */
 export interface ConnectionPool {
@@ -88,7 +88,10 @@ export class H1Connection {
     const o = ex.opts;
     const max = this.pool.maxRequestsPerConnection;
     const last = (max > 0 && this.requests >= max) || this.pool.closing || this.expired;
-    const framing = requestHead(o.method, o.path, o.headers, this.pool.authority, ex.bodyLength, last);
+    const buf = ex.buffer;
+    // A buffered body with trailers goes chunked: the only HTTP/1.1 framing they can follow.
+    const withTrailers = buf !== undefined && o.trailers?.trailers !== undefined;
+    const framing = requestHead(o.method, o.path, o.headers, this.pool.authority, withTrailers ? -1 : ex.bodyLength, last);
     if (framing instanceof H1PoolError) {
       // Nothing was written: the connection stays good for the next request.
       this.current = undefined;
@@ -101,8 +104,17 @@ export class H1Connection {
     if (last) this.responseKeepAlive = false;
     if (o.method === 'HEAD') this.parser.expectNoBody();
     const head = framing.head;
-    const buf = ex.buffer;
-    if (buf && buf.length > 0) {
+    if (withTrailers && framing.length < 0) {
+      const sock = this.socket;
+      sock.cork();
+      if (buf.length > 0) {
+        sock.write(head + buf.length.toString(16) + CHUNK_END, 'latin1');
+        sock.write(buf);
+        sock.write(CHUNK_END + lastChunk(o.trailers), 'latin1');
+      } else sock.write(head + lastChunk(o.trailers), 'latin1');
+      sock.uncork();
+      this.bodySent = true;
+    } else if (buf && buf.length > 0) {
       const out = Buffer.allocUnsafe(head.length + buf.length);
       out.write(head, 0, 'latin1');
       buf.copy(out, head.length);
@@ -220,7 +232,7 @@ export class H1Connection {
       this.destroy(new H1PoolError(H1ErrorCode.InvalidRequest, 'request body shorter than its content-length'));
       return;
     }
-    if (this.bodyLeft < 0) this.socket.write(LAST_CHUNK, 'latin1');
+    if (this.bodyLeft < 0) this.socket.write(ex.opts.trailers ? lastChunk(ex.opts.trailers) : LAST_CHUNK, 'latin1');
     this.bodySent = true;
     this.stopStream(ex);
   };

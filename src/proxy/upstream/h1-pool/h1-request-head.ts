@@ -5,7 +5,7 @@
 // the request (request smuggling), so such a request fails instead.
 import { H1ErrorCode, H1PoolError } from './h1-errors.ts';
 import { TOKEN, badFieldValue } from '../../http/h1/h1-syntax.ts';
-import type { HeaderValue } from '../upstream-pool.ts';
+import type { HeaderValue, TrailerSource } from '../upstream-pool.ts';
 
 export interface RequestFraming {
   readonly head: string;
@@ -75,4 +75,21 @@ export function requestHead(method: string, path: string, headers: Readonly<Reco
   } else head += 'transfer-encoding: chunked\r\n';
   if (close) head += 'connection: close\r\n';
   return { head: head + '\r\n', length };
+}
+
+/**
+ * The last chunk of a chunked body with the source's trailers (as checked as headers: a field that
+ * could split the message, or one of the framing fields, is left out).
+ */
+export function lastChunk(source: TrailerSource | undefined): string {
+  const t = source?.trailers;
+  let out = '0\r\n';
+  if (t) {
+    for (const name in t) {
+      const v = t[name];
+      if (v === undefined || !TOKEN.test(name) || OWN.has(name.toLowerCase())) continue;
+      for (const one of typeof v === 'string' ? [v] : v) if (!badFieldValue(one)) out += name + ': ' + one + '\r\n';
+    }
+  }
+  return out + '\r\n';
 }
