@@ -6,6 +6,7 @@ import { RigError } from '../core/errors.ts';
 import { checkExtensionProviders } from '../telemetry/extension-providers.ts';
 import { checkProxyTracing, type ProxyTracing } from '../telemetry/extension-providers-tracing.ts';
 import { parseGatewayTopology, type GatewayTopology } from './gateway-topology.ts';
+import { parseProxyHeaders, type ProxyHeaders } from './proxy-headers.ts';
 
 export type OutboundMode = 'ALLOW_ANY' | 'REGISTRY_ONLY';
 
@@ -26,6 +27,8 @@ export interface ProxyDefaults {
   terminationDrainDuration?: string;
   /** Gateways only (see gateway-topology.ts); a gateway's `proxy.istio.io/config` overrides it field by field. */
   gatewayTopology?: GatewayTopology;
+  /** See proxy-headers.ts; a proxy's `proxy.istio.io/config` overrides it field by field. */
+  proxyHeaders?: ProxyHeaders;
 }
 
 export interface MeshConfig {
@@ -98,6 +101,7 @@ const DEFAULT_CONFIG_FIELDS: Record<string, FieldKind> = {
   drainDuration: 'string',
   terminationDrainDuration: 'string',
   gatewayTopology: 'object',
+  proxyHeaders: 'object',
 };
 const DURATION = /^\d+(\.\d+)?(ms|s|m|h)$/;
 
@@ -157,11 +161,13 @@ export function parseMeshConfig(input: unknown, where = 'mesh config'): MeshConf
     if (otp.mode !== undefined && otp.mode !== 'ALLOW_ANY' && otp.mode !== 'REGISTRY_ONLY') errors.push(`outboundTrafficPolicy.mode: must be ALLOW_ANY or REGISTRY_ONLY, got ${JSON.stringify(otp.mode)}`);
   }
   let gatewayTopology: GatewayTopology | undefined;
+  let proxyHeaders: ProxyHeaders | undefined;
   if (obj.defaultConfig && typeOk('object', obj.defaultConfig)) {
     const dc = obj.defaultConfig as Record<string, unknown>;
     checkFields(dc, DEFAULT_CONFIG_FIELDS, 'defaultConfig.', errors);
     errors.push(...checkProxyTracing(dc.tracing));
     if (typeOk('object', dc.gatewayTopology)) gatewayTopology = parseGatewayTopology(dc.gatewayTopology, 'defaultConfig.gatewayTopology', errors);
+    if (typeOk('object', dc.proxyHeaders)) proxyHeaders = parseProxyHeaders(dc.proxyHeaders, 'defaultConfig.proxyHeaders', errors);
   }
   if (obj.accessLogEncoding !== undefined && obj.accessLogEncoding !== 'TEXT' && obj.accessLogEncoding !== 'JSON') errors.push(`accessLogEncoding: must be TEXT or JSON, got ${JSON.stringify(obj.accessLogEncoding)}`);
   for (const f of ['connectTimeout', 'protocolDetectionTimeout'] as const) {
@@ -178,7 +184,7 @@ export function parseMeshConfig(input: unknown, where = 'mesh config'): MeshConf
     ...d,
     ...(obj as Partial<MeshConfig>),
     outboundTrafficPolicy: { mode: ((otp?.mode as OutboundMode | undefined) ?? d.outboundTrafficPolicy.mode) },
-    defaultConfig: { ...(obj.defaultConfig as ProxyDefaults | undefined), ...(gatewayTopology ? { gatewayTopology } : {}) },
+    defaultConfig: { ...(obj.defaultConfig as ProxyDefaults | undefined), ...(gatewayTopology ? { gatewayTopology } : {}), ...(proxyHeaders ? { proxyHeaders } : {}) },
   };
 }
 

@@ -2,6 +2,7 @@
 // plus Rigging's explicit-mode keys; see docs/CONTRACTS.md §3). Bad metadata is an error naming
 // the key, so a misconfigured proxy is told why it was refused.
 import { parseGatewayTopology, type GatewayTopology } from './gateway-topology.ts';
+import { parseProxyHeaders, type ProxyHeaders } from './proxy-headers.ts';
 import { localityFromLabels } from './service.ts';
 
 export type ProxyType = 'sidecar' | 'router';
@@ -52,6 +53,8 @@ export interface Proxy {
   healthChecked: boolean;
   /** Its own PROXY_CONFIG.gatewayTopology (Istio's `proxy.istio.io/config` annotation); used for routers only. */
   gatewayTopology?: GatewayTopology;
+  /** Its own PROXY_CONFIG.proxyHeaders, over the mesh default's (see proxy-headers.ts). */
+  proxyHeaders?: ProxyHeaders;
   /** `grpc` for proxyless gRPC clients. */
   generator?: string;
   workloadPorts: WorkloadPortDecl[];
@@ -166,9 +169,11 @@ export function parseNode(node: unknown): Proxy {
   const generator = str(md.GENERATOR, 'GENERATOR');
   const proxyConfig = maybeJson(md.PROXY_CONFIG);
   if (proxyConfig !== undefined && proxyConfig !== null && (typeof proxyConfig !== 'object' || Array.isArray(proxyConfig))) throw new NodeError('node metadata PROXY_CONFIG must be an object (Istio\'s ProxyConfig)');
-  const topologyErrors: string[] = [];
-  const gatewayTopology = parseGatewayTopology((proxyConfig as { gatewayTopology?: unknown } | undefined)?.gatewayTopology, 'node metadata PROXY_CONFIG.gatewayTopology', topologyErrors);
-  if (topologyErrors.length) throw new NodeError(topologyErrors.join('; '));
+  const configErrors: string[] = [];
+  const pc = proxyConfig as { gatewayTopology?: unknown; proxyHeaders?: unknown } | undefined;
+  const gatewayTopology = parseGatewayTopology(pc?.gatewayTopology, 'node metadata PROXY_CONFIG.gatewayTopology', configErrors);
+  const proxyHeaders = parseProxyHeaders(pc?.proxyHeaders, 'node metadata PROXY_CONFIG.proxyHeaders', configErrors);
+  if (configErrors.length) throw new NodeError(configErrors.join('; '));
   return {
     id: n.id,
     type,
@@ -185,6 +190,7 @@ export function parseNode(node: unknown): Proxy {
     generator,
     healthChecked: ((proxyConfig ?? {}) as { readinessProbe?: unknown }).readinessProbe != null,
     gatewayTopology,
+    proxyHeaders,
     workloadGroup: str(md.AUTO_REGISTER_GROUP, 'AUTO_REGISTER_GROUP') ?? str(md.WORKLOAD_GROUP, 'WORKLOAD_GROUP'),
     workloadEntry: str(md.WORKLOAD_ENTRY, 'WORKLOAD_ENTRY'),
     workloadPorts: parseWorkloadPorts(md.RIG_WORKLOAD_PORTS),

@@ -106,7 +106,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     fs.renameSync(tmp, opts.portsFile);
   };
   writePorts();
-  log.info({ xds, monitoring, host, services: discovery.push.services.length, ...(features.http10 ? { PILOT_HTTP10: true } : {}) }, 'control plane listening');
+  log.info({ xds, monitoring, host, services: discovery.push.services.length, ...(features.http10 ? { PILOT_HTTP10: true } : {}), ...(features.sidecarUseRemoteAddress ? { PILOT_SIDECAR_USE_REMOTE_ADDRESS: true } : {}) }, 'control plane listening');
 
   return {
     id,

@@ -17,12 +17,18 @@ export interface PilotFeatures {
    * metadata HTTP10 does for one proxy, and protocol sniffing sends http/1.0 to the HTTP chain.
    */
   readonly http10: boolean;
+  /**
+   * PILOT_SIDECAR_USE_REMOTE_ADDRESS (default false): sidecar outbound HCMs set use_remote_address,
+   * so the sender (the local app, an internal address) keeps its trusted x-envoy-* headers, as in
+   * Istio. Not the explicit-mode http_proxy listener, which istiod builds with it off.
+   */
+  readonly sidecarUseRemoteAddress: boolean;
 }
 
 let features: PilotFeatures | undefined;
 
 /** The control plane's features; a malformed value throws (startControlPlane reads them first, before listening). */
 export function pilotFeatures(): PilotFeatures {
-  features ??= Object.freeze({ http10: envBool('PILOT_HTTP10', false) });
+  features ??= Object.freeze({ http10: envBool('PILOT_HTTP10', false), sidecarUseRemoteAddress: envBool('PILOT_SIDECAR_USE_REMOTE_ADDRESS', false) });
   return features;
 }

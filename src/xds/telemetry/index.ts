@@ -7,6 +7,7 @@ import type { EnvoyJson } from '../../envoy/index.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
 import type { HcmDecorator, HttpFilterStage } from '../translate/http-filters.ts';
+import { skipsExternalMxHeaders } from '../translate/proxy-headers.ts';
 import { accessLogEntries, modeOf, peerMetadataFilter, statsFilterConfig, tracingConfig, tracingServiceName } from './telemetry-config.ts';
 import { effectiveTelemetry, telemetryLevels } from './telemetry-policy.ts';
 
@@ -25,7 +26,9 @@ export const telemetryDecorator: HcmDecorator = (ctx, hcm) => {
   const mode = modeOf(ctx.kind);
   const filters = hcm.http_filters as EnvoyJson[];
   // Istio runs the metadata exchange first, so that also requests denied by authz carry the peer's labels.
-  if (ctx.kind !== 'gateway' || filters.some((f) => f.name === 'istio.stats')) filters.unshift(peerMetadataFilter(mode));
+  // proxyHeaders.metadataExchangeHeaders IN_MESH: a sidecar's outbound peer headers only to mesh clusters.
+  const inMesh = ctx.kind === 'outbound' && skipsExternalMxHeaders(ctx.push, ctx.proxy);
+  if (ctx.kind !== 'gateway' || filters.some((f) => f.name === 'istio.stats')) filters.unshift(peerMetadataFilter(mode, inMesh));
   const logs = accessLogEntries(ctx.push, ctx.proxy, mode);
   if (logs.length) hcm.access_log = [...((hcm.access_log as EnvoyJson[] | undefined) ?? []), ...logs];
   const tracing = tracingConfig(ctx.push, ctx.proxy, mode);

@@ -123,9 +123,10 @@ export function statsFilterConfig(push: PushContext, proxy: Proxy, mode: Traffic
   return typedStruct('type.googleapis.com/stats.PluginConfig', statsValue(push, eff?.overrides ?? [], mode, eff?.reportingInterval));
 }
 
-export function peerMetadataFilter(mode: TrafficMode): EnvoyJson {
+export function peerMetadataFilter(mode: TrafficMode, skipExternalClusters = false): EnvoyJson {
   const headers = [{ istio_headers: {} }];
-  const value = mode === 'SERVER' ? { downstream_discovery: headers, downstream_propagation: headers } : { upstream_discovery: headers, upstream_propagation: headers };
+  const propagation = skipExternalClusters ? [{ istio_headers: { skip_external_clusters: true } }] : headers;
+  const value = mode === 'SERVER' ? { downstream_discovery: headers, downstream_propagation: headers } : { upstream_discovery: headers, upstream_propagation: propagation };
   return { name: 'envoy.filters.http.peer_metadata', typed_config: typedStruct('type.googleapis.com/io.istio.http.peer_metadata.Config', value) };
 }
 

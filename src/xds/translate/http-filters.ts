@@ -9,6 +9,7 @@ import type { PushContext } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
 import { pilotFeatures } from '../features.ts';
 import { gatewayTopologyHcmFields } from './gateway-topology.ts';
+import { proxyHeadersHcmFields, routerFields } from './proxy-headers.ts';
 import { authnStage, authzStage } from './security/security-filters.ts';
 import { statsStage, telemetryDecorator } from '../telemetry/index.ts';
 
@@ -74,7 +75,7 @@ export function httpFilters(ctx: HttpFilterContext): EnvoyJson[] {
   const out: EnvoyJson[] = [];
   for (const stage of HTTP_FILTER_STAGES) out.push(...stage.build(ctx));
   if (ctx.kind !== 'inbound') out.push(ALPN_FILTER);
-  out.push({ name: 'envoy.filters.http.router', typed_config: { '@type': ROUTER_TYPE } });
+  out.push({ name: 'envoy.filters.http.router', typed_config: { '@type': ROUTER_TYPE, ...routerFields(ctx.push, ctx.proxy) } });
   return out;
 }
 
@@ -94,6 +95,7 @@ export function buildHcm(ctx: HttpFilterContext, opts: { statPrefix: string; rou
     ...opts.routes,
     http_filters: httpFilters(ctx),
     ...(ctx.kind === 'gateway' ? { use_remote_address: true, ...gatewayTopologyHcmFields(ctx.push, ctx.proxy) } : {}),
+    ...proxyHeadersHcmFields(ctx.push, ctx.proxy, ctx.kind),
     normalize_path: true,
     path_with_escaped_slashes_action: 'KEEP_UNCHANGED',
     upgrade_configs: [{ upgrade_type: 'websocket' }],

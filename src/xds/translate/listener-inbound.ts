@@ -41,7 +41,6 @@ function inboundHcm(push: PushContext, proxy: Proxy, p: InboundPort): EnvoyJson 
           validate_clusters: false,
         },
       },
-      extra: { forward_client_cert_details: 'APPEND_FORWARD', set_current_client_cert_details: { subject: true, dns: true, uri: true } },
     },
   );
   return { name: 'envoy.filters.network.http_connection_manager', typed_config: typed };

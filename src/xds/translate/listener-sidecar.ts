@@ -11,7 +11,9 @@ import { isHttpProtocol, normalizeProtocol, resolveShortName } from '../../model
 import { warnOnce } from '../../model/config-warnings.ts';
 import type { IstioEgressListener } from '../../api/index.ts';
 import { inboundPorts } from './inbound-ports.ts';
+import { pilotFeatures } from '../features.ts';
 import { acceptsHttp10, buildHcm } from './http-filters.ts';
+import { proxyHeadersKey } from './proxy-headers.ts';
 import { TLS_INSPECTOR, chainsForMode, inboundChains, needsTlsInspector, tcpProxy } from './listener-inbound.ts';
 import { BLACKHOLE_CLUSTER, HTTP_PROXY_ROUTE, INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PORT, OUTBOUND_PORT, PASSTHROUGH_CLUSTER, VIRTUAL_INBOUND, VIRTUAL_OUTBOUND, listenerAddress, listenerName } from './names.ts';
 import { inboundMtlsMode } from './peer-authentication.ts';
@@ -25,9 +27,10 @@ import type { RouteContext } from './route-builder.ts';
 const RDS_SOURCE = { ads: {}, initial_fetch_timeout: '0s', resource_api_version: 'V3' };
 
 function hcmFilter(push: PushContext, proxy: Proxy, port: number, statPrefix: string, routeName: string, extra?: EnvoyJson): EnvoyJson {
+  const remote = routeName !== HTTP_PROXY_ROUTE && pilotFeatures().sidecarUseRemoteAddress ? { use_remote_address: true } : {};
   return {
     name: 'envoy.filters.network.http_connection_manager',
-    typed_config: buildHcm({ push, proxy, kind: 'outbound', port }, { statPrefix, routes: { rds: { route_config_name: routeName, config_source: RDS_SOURCE } }, extra }),
+    typed_config: buildHcm({ push, proxy, kind: 'outbound', port }, { statPrefix, routes: { rds: { route_config_name: routeName, config_source: RDS_SOURCE } }, extra: { ...remote, ...extra } }),
   };
 }
 
@@ -129,11 +132,11 @@ export function redirectListeners(push: PushContext, proxy: Proxy): EnvoyJson[] 
 /**
  * Per service port: HTTP ports share `0.0.0.0_<port>` (RDS by port); TCP/TLS get `<vip>_<port>`.
  * Built once per namespace, Sidecar, the Telemetry resources that apply (HCM filters and TCP
- * istio.stats differ by them) and HTTP10; only the tracer's service name is the workload's own, patched in.
+ * istio.stats differ by them), HTTP10 and its own proxyHeaders; only the tracer's service name is the workload's own, patched in.
  */
 function outboundPortListeners(push: PushContext, proxy: Proxy): EnvoyJson[] {
   const telemetry = telemetryLevels(push, proxy).map((r) => `${r.metadata.namespace}/${r.metadata.name}`).join(',');
-  const shared = push.memo(`lds-out|${proxy.namespace}|${push.sidecarFor(proxy)?.metadata.name ?? ''}|${push.usesSourceLabels ? JSON.stringify(proxy.labels) : ''}|${telemetry}|${acceptsHttp10(proxy)}`, () => {
+  const shared = push.memo(`lds-out|${proxy.namespace}|${push.sidecarFor(proxy)?.metadata.name ?? ''}|${push.usesSourceLabels ? JSON.stringify(proxy.labels) : ''}|${telemetry}|${acceptsHttp10(proxy)}|${proxyHeadersKey(proxy)}`, () => {
     const listeners = new Map<string, EnvoyJson>();
     for (const l of dedicatedEgressListeners(push, proxy, false)) listeners.set(l.name as string, l);
     const dedicated = new Set(dedicatedEgress(push, proxy).map((e) => e.port!.number!));

@@ -10,6 +10,7 @@ import type { Proxy } from '../../model/proxy.ts';
 import type { Service, ServicePort } from '../../model/service.ts';
 import { hostMatches, hostsIntersect, isHttpProtocol, labelsMatch, resolveShortName } from '../../model/service.ts';
 import { gatewaysFor, serverHosts } from './gateway-servers.ts';
+import { includesAttemptCount } from './proxy-headers.ts';
 import { HTTP_PROXY_ROUTE, PASSTHROUGH_CLUSTER, gatewayHttpsRouteName, outboundClusterName } from './names.ts';
 import type { RouteContext } from './route-builder.ts';
 import { clusterFor, defaultRoute, hashPolicyFor, virtualServiceRoutes } from './route-builder.ts';
@@ -35,8 +36,15 @@ const MAX_DIRECT_RESPONSE_BODY_BYTES = 1024 * 1024;
 
 /** The route configuration named `name` for a proxy, or undefined when the name means nothing to it. */
 export function buildRouteConfig(push: PushContext, proxy: Proxy, name: string): EnvoyJson | undefined {
-  if (proxy.type === 'router') return push.memo(`rds|gw|${name}|${JSON.stringify(proxy.labels)}|${proxy.namespace}`, () => gatewayRouteConfig(push, proxy, name));
-  return push.memo(`rds|${name}|${scopeKey(push, proxy)}`, () => sidecarRouteConfig(push, proxy, name));
+  const attempts = includesAttemptCount(push, proxy) && proxy.generator !== 'grpc';
+  if (proxy.type === 'router') return push.memo(`rds|gw|${name}|${JSON.stringify(proxy.labels)}|${proxy.namespace}|${attempts}`, () => withAttemptCount(gatewayRouteConfig(push, proxy, name), attempts));
+  return push.memo(`rds|${name}|${scopeKey(push, proxy)}|${attempts}`, () => withAttemptCount(sidecarRouteConfig(push, proxy, name), attempts));
+}
+
+/** As istiod, every virtual host of sidecar and gateway routes sends x-envoy-attempt-count upstream unless proxyHeaders.attemptCount.disabled. */
+function withAttemptCount(rc: EnvoyJson | undefined, on: boolean): EnvoyJson | undefined {
+  if (!rc || !on) return rc;
+  return { ...rc, virtual_hosts: (rc.virtual_hosts as EnvoyJson[]).map((vh) => ({ ...vh, include_request_attempt_count: true })) };
 }
 
 function sidecarRouteConfig(push: PushContext, proxy: Proxy, name: string): EnvoyJson | undefined {

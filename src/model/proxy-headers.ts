@@ -1,0 +1,119 @@
+// Istio's ProxyConfig proxyHeaders: which headers the proxy adds, removes or forwards. Set mesh-wide
+// (MeshConfig defaultConfig.proxyHeaders) or per proxy (the `proxy.istio.io/config` annotation, node
+// metadata PROXY_CONFIG), the proxy's own fields replacing the mesh default's, as for gatewayTopology.
+import { FORWARD_CLIENT_CERT_DETAILS, type ForwardClientCertDetails } from './gateway-topology.ts';
+
+export interface SetCurrentClientCertDetails {
+  subject?: boolean;
+  cert?: boolean;
+  chain?: boolean;
+  dns?: boolean;
+  uri?: boolean;
+}
+
+export interface ProxyHeaders {
+  /** Sidecar inbound x-forwarded-client-cert handling (gateways use gatewayTopology's); UNDEFINED or unset: APPEND_FORWARD. */
+  forwardedClientCert?: ForwardClientCertDetails;
+  /** The client certificate details a sidecar's inbound XFCC carries; unset: subject, uri and dns. */
+  setCurrentClientCertDetails?: SetCurrentClientCertDetails;
+  requestId?: { disabled?: boolean };
+  server?: { disabled?: boolean; value?: string };
+  attemptCount?: { disabled?: boolean };
+  envoyDebugHeaders?: { disabled?: boolean };
+  metadataExchangeHeaders?: { mode?: MetadataExchangeMode };
+  preserveHttp1HeaderCase?: boolean;
+}
+
+/** ProxyConfig.ProxyHeaders.MetadataExchangeMode, in its proto order. */
+const METADATA_EXCHANGE_MODES = ['UNDEFINED', 'IN_MESH'] as const;
+export type MetadataExchangeMode = (typeof METADATA_EXCHANGE_MODES)[number];
+
+type FieldReader = (v: unknown, at: string, errors: string[]) => unknown;
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** A google.protobuf.BoolValue in proto JSON: a bare boolean (a `{ value }` object is accepted too). */
+const bool: FieldReader = (v, at, errors) => {
+  const b = isObject(v) && Object.keys(v).length === 1 && 'value' in v ? v.value : v;
+  if (typeof b === 'boolean') return b;
+  errors.push(`${at}: expected true or false, got ${JSON.stringify(v)}`);
+  return undefined;
+};
+
+const string: FieldReader = (v, at, errors) => {
+  if (typeof v === 'string') return v;
+  errors.push(`${at}: expected a string, got ${JSON.stringify(v)}`);
+  return undefined;
+};
+
+/** A proto enum in JSON: its name or its number. */
+function enumOf(names: readonly string[]): FieldReader {
+  return (v, at, errors) => {
+    const name = typeof v === 'number' ? names[v] : v;
+    if (typeof name === 'string' && names.includes(name)) return name;
+    errors.push(`${at}: expected one of ${names.join(', ')}, got ${JSON.stringify(v)}`);
+    return undefined;
+  };
+}
+
+function message(fields: Record<string, FieldReader>, unsupported: Record<string, string> = {}): FieldReader {
+  return (v, at, errors) => {
+    if (!isObject(v)) {
+      errors.push(`${at}: expected an object { ${Object.keys(fields).join(', ')} }, got ${JSON.stringify(v)}`);
+      return undefined;
+    }
+    const out: Record<string, unknown> = {};
+    for (const [k, val] of Object.entries(v)) {
+      const read = fields[k];
+      if (unsupported[k] !== undefined) errors.push(`${at}.${k}: not supported: ${unsupported[k]}`);
+      else if (!read) errors.push(`${at}.${k}: unknown field (known: ${Object.keys(fields).join(', ')})`);
+      else if (val !== null) {
+        const got = read(val, `${at}.${k}`, errors);
+        if (got !== undefined) out[k] = got;
+      }
+    }
+    return out;
+  };
+}
+
+const disabled = message({ disabled: bool });
+
+const readProxyHeaders = message(
+  {
+    forwardedClientCert: enumOf(FORWARD_CLIENT_CERT_DETAILS),
+    setCurrentClientCertDetails: message({ subject: bool, cert: bool, chain: bool, dns: bool, uri: bool }),
+    requestId: disabled,
+    server: message({ disabled: bool, value: string }),
+    attemptCount: disabled,
+    envoyDebugHeaders: disabled,
+    metadataExchangeHeaders: message({ mode: enumOf(METADATA_EXCHANGE_MODES) }),
+    preserveHttp1HeaderCase: bool,
+  },
+  {
+    xForwardedHost: "Rigging's control plane does not generate x-forwarded-host yet; remove the field",
+    xForwardedPort: "Rigging's control plane does not generate x-forwarded-port yet; remove the field",
+  },
+);
+
+/**
+ * Validates a proxyHeaders object (`at` is its path in error messages), pushing each problem to
+ * `errors`; proto JSON's enum numbers and `{ value }` wrappers are accepted, as Istio's parser does.
+ * What rig proxy cannot do is refused here, by path: preserving HTTP/1 header case.
+ */
+export function parseProxyHeaders(v: unknown, at: string, errors: string[]): ProxyHeaders | undefined {
+  if (v === undefined || v === null) return undefined;
+  const out = readProxyHeaders(v, at, errors) as ProxyHeaders | undefined;
+  if (out?.preserveHttp1HeaderCase) {
+    errors.push(`${at}.preserveHttp1HeaderCase: not supported: rig proxy writes HTTP/1 header names in lower case (it has no preserve_case header formatter); remove the field or set it to false`);
+  }
+  return out;
+}
+
+/** The proxy's headers settings: the mesh default's fields, each replaced by the proxy's own where it sets it (sub-messages merged field by field, as a proto merge). */
+export function effectiveProxyHeaders(meshDefault: ProxyHeaders | undefined, own: ProxyHeaders | undefined): ProxyHeaders {
+  const out: Record<string, unknown> = { ...meshDefault };
+  for (const [k, v] of Object.entries(own ?? {})) out[k] = isObject(v) && isObject(out[k]) ? { ...out[k], ...v } : v;
+  return out as ProxyHeaders;
+}

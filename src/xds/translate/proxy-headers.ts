@@ -1,0 +1,58 @@
+// A proxy's proxyHeaders (mesh default, overridden by its own proxy config) as istiod applies them
+// (its GetProxyHeaders): on the HTTP connection managers, the router filter, the outbound peer
+// metadata filter and the virtual hosts of sidecar outbound and gateway route configurations.
+import type { EnvoyJson } from '../../envoy/index.ts';
+import { effectiveProxyHeaders, type ProxyHeaders } from '../../model/proxy-headers.ts';
+import type { PushContext } from '../../model/push-context.ts';
+import type { Proxy } from '../../model/proxy.ts';
+import type { HcmKind } from './http-filters.ts';
+
+/** Istio's server name on inbound and gateway HCMs; outbound keeps Envoy's own ("envoy"), as istiod. */
+const ISTIO_SERVER_NAME = 'istio-envoy';
+
+export function proxyHeadersOf(push: PushContext, proxy: Proxy): ProxyHeaders {
+  return effectiveProxyHeaders(push.mesh.defaultConfig.proxyHeaders, proxy.proxyHeaders);
+}
+
+/** What of a proxy's own config changes its generated HCMs and routes (for memo keys of resources shared by proxies). */
+export function proxyHeadersKey(proxy: Proxy): string {
+  return proxy.proxyHeaders ? JSON.stringify(proxy.proxyHeaders) : '';
+}
+
+/**
+ * server_name (unless server.disabled: then PASS_THROUGH of the upstream's), generate_request_id
+ * false with requestId.disabled; sidecar inbound also forward_client_cert_details (default
+ * APPEND_FORWARD) and set_current_client_cert_details (default subject, dns and uri). Gateways take
+ * their XFCC settings from gatewayTopology instead, sidecar outbound HCMs leave Envoy's SANITIZE.
+ */
+export function proxyHeadersHcmFields(push: PushContext, proxy: Proxy, kind: HcmKind): EnvoyJson {
+  const ph = proxyHeadersOf(push, proxy);
+  const out: EnvoyJson = {};
+  if (ph.server?.disabled) out.server_header_transformation = 'PASS_THROUGH';
+  else if (ph.server?.value) out.server_name = ph.server.value;
+  else if (kind !== 'outbound') out.server_name = ISTIO_SERVER_NAME;
+  if (ph.requestId?.disabled) out.generate_request_id = false;
+  if (kind === 'inbound') {
+    const fcc = ph.forwardedClientCert;
+    out.forward_client_cert_details = fcc && fcc !== 'UNDEFINED' ? fcc : 'APPEND_FORWARD';
+    const s = ph.setCurrentClientCertDetails ?? {};
+    const details = { subject: s.subject ?? true, dns: s.dns ?? true, uri: s.uri ?? true, cert: s.cert ?? false, chain: s.chain ?? false };
+    out.set_current_client_cert_details = Object.fromEntries(Object.entries(details).filter(([, on]) => on));
+  }
+  return out;
+}
+
+/** The router filter's config: suppress_envoy_headers with envoyDebugHeaders.disabled. */
+export function routerFields(push: PushContext, proxy: Proxy): EnvoyJson {
+  return proxyHeadersOf(push, proxy).envoyDebugHeaders?.disabled ? { suppress_envoy_headers: true } : {};
+}
+
+/** Virtual hosts of sidecar outbound and gateway routes send x-envoy-attempt-count upstream unless attemptCount.disabled. */
+export function includesAttemptCount(push: PushContext, proxy: Proxy): boolean {
+  return !proxyHeadersOf(push, proxy).attemptCount?.disabled;
+}
+
+/** metadataExchangeHeaders.mode IN_MESH: the outbound peer metadata headers go to mesh clusters only. */
+export function skipsExternalMxHeaders(push: PushContext, proxy: Proxy): boolean {
+  return proxyHeadersOf(push, proxy).metadataExchangeHeaders?.mode === 'IN_MESH';
+}

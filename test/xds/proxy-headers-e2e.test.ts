@@ -1,0 +1,103 @@
+// proxyHeaders through real processes: the control plane with a MeshConfig defaultConfig.proxyHeaders
+// and `rig proxy --mode router` gateways, one of which overrides it with its own proxy config
+// (PROXY_CONFIG, Istio's proxy.istio.io/config annotation). Observed on the wire: the server header
+// the client gets, x-envoy-attempt-count and x-request-id on the request the backend gets, and the
+// router's x-envoy-upstream-service-time on the response.
+import assert from 'node:assert/strict';
+import { test, type TestContext } from 'node:test';
+import { freePort } from '../../src/local/ports.ts';
+import { parseMeshConfig } from '../../src/model/mesh-config.ts';
+import { startMeshControlPlane, type MeshControlPlane } from '../helpers/mesh-control-plane.ts';
+import { startRigProxy, type RigProxy } from '../helpers/rig-proxy.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { request, startUpstream } from '../proxy/harness.ts';
+
+const config = (backendPort: number) => `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: backend, namespace: istio-system }
+spec:
+  hosts: [backend.example.com]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{ number: 80, name: http, protocol: HTTP }]
+  endpoints: [{ address: 127.0.0.1, ports: { http: ${backendPort} } }]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: { name: gw, namespace: istio-system }
+spec:
+  selector: { istio: ingressgateway }
+  servers: [{ port: { number: 8080, name: http, protocol: HTTP }, hosts: ['*'] }]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: edge, namespace: istio-system }
+spec:
+  hosts: ['*']
+  gateways: [gw]
+  http: [{ route: [{ destination: { host: backend.example.com, port: { number: 80 } } }] }]
+`;
+
+interface Gateway {
+  port: number;
+  proxy: RigProxy;
+}
+
+async function startGateway(t: TestContext, mesh: MeshControlPlane, name: string, proxyConfig?: string): Promise<Gateway> {
+  const port = await freePort();
+  const args = ['--mode', 'router', '--namespace', 'istio-system', '--workload-name', name, '--service-account', 'istio-ingressgateway', '--labels', 'istio=ingressgateway', '--instance-ip', '127.0.0.1', '--interception', 'explicit', '--bind', '127.0.0.1', '--inbound-port', `8080=${port}`];
+  return { port, proxy: startRigProxy(t, args, { xdsPort: mesh.cp.ports.xds, env: { PROXY_CONFIG: proxyConfig ?? '' } }) };
+}
+
+/** The gateway's answer once its listener and routes reach the backend. */
+function served(gw: Gateway) {
+  return waitFor(
+    () => `the gateway serving the backend\n${gw.proxy.log()}`,
+    async () => {
+      const r = await request(gw.port, { headers: { host: 'shop.example.com' } }).catch(() => undefined);
+      return r?.status === 200 ? r : undefined;
+    },
+    30_000,
+  );
+}
+
+test('proxyHeaders from MeshConfig and from a gateway proxy config: server header, attempt count, request id and debug headers on the wire', async (t) => {
+  const backend = await startUpstream('backend', (_req, res) => {
+    res.writeHead(200, { server: 'backend-app' });
+    res.end('ok');
+    return true;
+  });
+  t.after(() => backend.close());
+  const mesh = await startMeshControlPlane(t, {
+    dirPrefix: 'rig-proxy-headers-',
+    config: config(backend.port),
+    controlPlane: { mesh: parseMeshConfig({ defaultConfig: { proxyHeaders: { server: { value: 'mesh-edge' } } } }) },
+  });
+  const [meshDefault, own] = await Promise.all([
+    startGateway(t, mesh, 'gw-mesh-default'),
+    startGateway(t, mesh, 'gw-own', 'proxyHeaders:\n  server: { disabled: true }\n  attemptCount: { disabled: true }\n  requestId: { disabled: true }\n  envoyDebugHeaders: { disabled: true }\n'),
+  ]);
+
+  const r1 = await served(meshDefault);
+  assert.equal(r1.headers.server, 'mesh-edge', "the mesh default's server.value replaces the backend's");
+  assert.ok(r1.headers['x-envoy-upstream-service-time'] !== undefined, 'the router adds its x-envoy-* headers');
+  const seen1 = backend.requests.at(-1)!.headers;
+  assert.equal(seen1['x-envoy-attempt-count'], '1', "istiod's gateway routes include the attempt count");
+  assert.match(String(seen1['x-request-id']), /^[0-9a-f-]{36}$/, 'the gateway generates a request id');
+
+  const r2 = await served(own);
+  assert.equal(r2.headers.server, 'backend-app', "server.disabled: the backend's server header passes through");
+  assert.equal(r2.headers['x-envoy-upstream-service-time'], undefined, 'envoyDebugHeaders.disabled');
+  const seen2 = backend.requests.at(-1)!.headers;
+  assert.equal(seen2['x-envoy-attempt-count'], undefined, 'attemptCount.disabled');
+  assert.equal(seen2['x-request-id'], undefined, 'requestId.disabled: no request id generated');
+  assert.equal((await request(own.port, { headers: { host: 'shop.example.com', 'x-request-id': 'client-id' } })).status, 200);
+  assert.equal(backend.requests.at(-1)!.headers['x-request-id'], 'client-id', "a client's request id still goes through");
+});
+
+test('a gateway whose proxy config asks for what rig proxy cannot do (preserveHttp1HeaderCase) is refused by the control plane, naming the field', async (t) => {
+  const mesh = await startMeshControlPlane(t, { dirPrefix: 'rig-proxy-headers-bad-', config: config(9) });
+  const gw = await startGateway(t, mesh, 'gw-bad', '{"proxyHeaders": {"preserveHttp1HeaderCase": true}}');
+  await waitFor(() => `the refusal in the gateway log\n${gw.proxy.log()}`, () => (/PROXY_CONFIG\.proxyHeaders\.preserveHttp1HeaderCase: not supported/.test(gw.proxy.log()) ? true : undefined), 30_000);
+});
