@@ -53,7 +53,7 @@ test('WebSocket upgrades (HTTP/1.1 and extended CONNECT) and CONNECT: x-forwarde
   const port = h.port('edge');
 
   // HTTP/1.1 WebSocket to an HTTP/1.1 upstream.
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/chat`, { headers: CLIENT });
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/chat`, { headers: { ...CLIENT, 'proxy-connection': 'keep-alive', 'keep-alive': 'timeout=5' } });
   t.after(() => ws.terminate());
   await new Promise((r, j) => (ws.once('open', r), ws.once('error', j)));
   const got = new Promise<string>((r) => ws.once('message', (m) => r(String(m))));
@@ -61,6 +61,8 @@ test('WebSocket upgrades (HTTP/1.1 and extended CONNECT) and CONNECT: x-forwarde
   assert.equal(await got, 'echo hi');
   assertMutated(upgrades[0], 'HTTP/1.1 upgrade');
   assert.equal(upgrades[0].upgrade, 'websocket', 'Upgrade kept');
+  assert.equal(upgrades[0]['proxy-connection'], undefined, 'proxy headers cleaned');
+  assert.equal(upgrades[0]['keep-alive'], undefined, 'proxy headers cleaned');
 
   // WebSocket over HTTP/2 (extended CONNECT) to the same HTTP/1.1 upstream.
   const session = http2.connect(`http://127.0.0.1:${port}`);

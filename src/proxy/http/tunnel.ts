@@ -229,10 +229,10 @@ export function handleTunnel(conn: ConnState, req: TunnelRequest, socket: net.So
         durationTimer = limitTunnelDuration(t, conn, info, pipeSockets(socket, stream as unknown as net.Socket, tunnelIdleMs(t, conn), done));
       });
     } else {
-      // Forward the upgrade request (its headers as mutated, Connection and Upgrade kept, as Envoy);
-      // the upstream's 101 (or refusal) flows back as raw bytes.
+      // Forward the upgrade request (its headers as mutated, Connection and Upgrade kept, the proxy
+      // headers cleaned, as Envoy); the upstream's 101 (or refusal) flows back as raw bytes.
       let out = `${head.method} ${head.path} HTTP/1.1\r\n`;
-      for (const [k, v] of Object.entries(head.headers)) if (v !== undefined) for (const x of Array.isArray(v) ? v : [v]) out += `${k}: ${x}\r\n`;
+      for (const [k, v] of Object.entries(head.headers)) if (v !== undefined && k !== 'keep-alive' && k !== 'proxy-connection') for (const x of Array.isArray(v) ? v : [v]) out += `${k}: ${x}\r\n`;
       upstream.write(out + '\r\n');
       upstream.once('data', (c: Buffer) => {
         const m = /^HTTP\/1\.[01] (\d{3})/.exec(c.subarray(0, 16).toString('latin1'));
