@@ -5,10 +5,11 @@
 // outbound and gateway routes) and the outbound peer metadata filter. Bad values name their path.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { LISTENER_TYPE, ROUTE_TYPE, type EnvoyJson } from '../../src/envoy/index.ts';
+import { CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE, type EnvoyJson } from '../../src/envoy/index.ts';
 import { parseMeshConfig } from '../../src/model/mesh-config.ts';
 import { NodeError, parseNode, type Proxy } from '../../src/model/proxy.ts';
 import { GENERATORS } from '../../src/xds/server/generators.ts';
+import { startTestRuntime } from '../proxy/harness.ts';
 import { assertEnvoyResource, buildPush, explicitSidecar, gatewayProxy, parseYaml, rdsNames } from './fixtures.ts';
 
 const CONFIG = parseYaml(`
@@ -171,4 +172,20 @@ test('proxyHeaders validation names the path of each problem; what rig proxy can
   // A proxy's own config: the proxy is refused with the path.
   assert.throws(() => withProxyConfig(sidecar(), { proxyHeaders: { server: { value: ['a'] } } }), (err: Error) => err instanceof NodeError && /node metadata PROXY_CONFIG\.proxyHeaders\.server\.value: expected a string/.test(err.message));
   assert.throws(() => withProxyConfig(sidecar(), { proxyHeaders: { preserveHttp1HeaderCase: true } }), /PROXY_CONFIG\.proxyHeaders\.preserveHttp1HeaderCase: not supported/);
+});
+
+test('rig proxy takes every field generated from proxyHeaders; the one it cannot honour (IN_MESH skip_external_clusters) is warned by path', async (t) => {
+  const warnings: string[] = [];
+  for (const proxy of [sidecar(), gatewayProxy()]) {
+    const push = buildPush(CONFIG, [proxy], { mesh: parseMeshConfig(MESH_HEADERS) });
+    const listeners = GENERATORS[LISTENER_TYPE].generate(push, proxy, undefined);
+    const h = await startTestRuntime(t);
+    assert.deepEqual(h.apply(CLUSTER_TYPE, GENERATORS[CLUSTER_TYPE].generate(push, proxy, undefined)), []);
+    assert.deepEqual(h.apply(ROUTE_TYPE, GENERATORS[ROUTE_TYPE].generate(push, proxy, rdsNames(listeners))), []);
+    // Bound on ports the OS picks.
+    assert.deepEqual(h.apply(LISTENER_TYPE, listeners.map((l) => ({ ...l, address: { socket_address: { address: '127.0.0.1', port_value: 0 } } }))), []);
+    for (const w of h.rt.warnings.values()) warnings.push(...w);
+  }
+  const skip = 'filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.value.upstream_propagation[0].istio_headers.skip_external_clusters: peer metadata headers also go to clusters outside the mesh in rig proxy; ignored';
+  assert.deepEqual(warnings.sort(), [`listener "127.0.0.1_29999": ${skip}`, `listener "http_proxy": ${skip}`]);
 });
