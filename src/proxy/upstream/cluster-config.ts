@@ -52,7 +52,7 @@ export interface ClusterConfig {
   readonly dnsFamily: 4 | 6 | 0;
   /** Speak HTTP/2 upstream (h2c without TLS, h2 via ALPN with TLS). */
   readonly http2: boolean;
-  /** Http1ProtocolOptions.enable_trailers: an HTTP/1.1 upstream's response trailers are passed on (Envoy drops them otherwise). */
+  /** Http1ProtocolOptions.enable_trailers: trailers cross to and from an HTTP/1.1 upstream (Envoy drops them otherwise). */
   readonly h1Trailers: boolean;
   /** Http2ProtocolOptions applied to the cluster's HTTP/2 connections (streams per connection, windows). */
   readonly h2Options: UpstreamH2Options;
