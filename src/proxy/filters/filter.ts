@@ -76,8 +76,12 @@ export interface LocalReply {
 
 /** The downstream connection a stream arrived on. */
 export interface ConnectionInfo {
+  /** The downstream remote address: the PROXY header's source when the proxy_protocol listener filter read one. */
   readonly remoteAddress: string;
   readonly remotePort: number;
+  /** The socket's peer (Envoy's direct remote address), set only when it differs from remoteAddress/remotePort. */
+  readonly directRemoteAddress?: string;
+  readonly directRemotePort?: number;
   readonly localAddress: string;
   readonly localPort: number;
   /** Server name the client asked for (SNI), when TLS. */

@@ -9,7 +9,8 @@ import { ResponseFlag } from '../response-flags.ts';
 export function recordCodecError(conn: ConnState | undefined, status: number, code: string | undefined): void {
   if (!conn) return;
   const info = newStreamInfo(conn.hcm.direction, 'HTTP/1.1');
-  info.downstreamRemoteAddress = info.downstreamDirectRemoteAddress = conn.remoteAddr;
+  info.downstreamRemoteAddress = conn.remoteAddr;
+  info.downstreamDirectRemoteAddress = conn.directRemoteAddr;
   info.downstreamRemoteIp = conn.info.remoteAddress;
   info.downstreamLocalAddress = conn.localAddr;
   info.requestedServerName = conn.info.sni;

@@ -134,7 +134,9 @@ export class ConnectionManager implements NetworkFilter {
       info,
       originalDst: conn.originalDst,
       remoteAddr: `${info.remoteAddress}:${info.remotePort}`,
+      directRemoteAddr: info.directRemoteAddress === undefined ? `${info.remoteAddress}:${info.remotePort}` : `${info.directRemoteAddress}:${info.directRemotePort}`,
       localAddr: `${info.localAddress}:${info.localPort}`,
+      downstream: { info, onClose: (fn) => socket.once('close', fn) },
       clientCert,
       xfccElement: clientCert && (mode === XfccMode.AppendForward || mode === XfccMode.SanitizeSet) ? clientCertElement(tlsSocket!, this.config.xfcc) : undefined,
     };

@@ -18,6 +18,7 @@ import { DiscoveryType } from '../upstream/cluster-config.ts';
 import { UpstreamOutcome } from '../upstream/cluster-hooks.ts';
 import { UpstreamRequest, isConnectFailure, isProtocolError, remoteResetReason, type AttemptOwner } from './upstream-request.ts';
 import type { TrailerSource, UpstreamDispatchOptions } from '../upstream/upstream-pool.ts';
+import type { DownstreamOrigin } from '../upstream/upstream-proxy-protocol.ts';
 import type { H1Exchange } from '../upstream/h1-pool/h1-exchange.ts';
 import { grpcStatusFor, isGrpcContentType, rewriteLocalReply } from './local-reply.ts';
 import { mutateRequestHeaders } from './mutate-request-headers.ts';
@@ -55,7 +56,11 @@ export interface ConnState {
   readonly info: ConnectionInfo;
   readonly originalDst?: { address: string; port: number };
   readonly remoteAddr: string;
+  /** The socket's peer (Envoy's direct remote address): remoteAddr unless a PROXY header named another client. */
+  readonly directRemoteAddr: string;
   readonly localAddr: string;
+  /** For the upstream_proxy_protocol transport socket: the PROXY header's addresses, and when their pools close. */
+  readonly downstream: DownstreamOrigin;
   /** The client presented a TLS certificate. */
   readonly clientCert: boolean;
   /** This proxy's x-forwarded-client-cert element (APPEND_FORWARD / SANITIZE_SET with a client certificate). */
@@ -158,7 +163,8 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     const hcm = conn.hcm;
     const info = (this.streamInfo = newStreamInfo(hcm.direction, isH2 ? 'HTTP/2' : req.httpVersion === '1.0' ? 'HTTP/1.0' : 'HTTP/1.1'));
     // The peer until x-forwarded-for processing (mutateRequestHeaders) finds another trusted client address.
-    info.downstreamRemoteAddress = info.downstreamDirectRemoteAddress = conn.remoteAddr;
+    info.downstreamRemoteAddress = conn.remoteAddr;
+    info.downstreamDirectRemoteAddress = conn.directRemoteAddr;
     info.downstreamRemoteIp = conn.info.remoteAddress;
     info.downstreamLocalAddress = conn.localAddr;
     info.requestedServerName = conn.info.sni;
@@ -508,7 +514,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
       const qi = head.path.indexOf('?');
       // Envoy hashes the downstream remote address: an address taken from x-forwarded-for has port 0.
       const info = this.streamInfo;
-      const fromXff = info.downstreamRemoteAddress !== info.downstreamDirectRemoteAddress;
+      const fromXff = info.downstreamRemoteAddress !== this.conn.remoteAddr;
       const h = route.hashPolicy({ headers: head.headers, remoteAddress: info.downstreamRemoteIp, remotePort: fromXff ? 0 : this.connection.remotePort, query: qi >= 0 ? head.path.slice(qi + 1) : undefined });
       this.hash = h.hash;
       this.setCookie = h.setCookie?.header;
@@ -614,7 +620,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     this.attempt = a;
     const h2 = cluster.config.http2 || (cluster.config.useDownstreamProtocol && this.isH2);
     const alpn = info.filterState?.[APPLICATION_PROTOCOLS_STATE] as readonly string[] | undefined;
-    a.start(cluster.pool(host, h2, alpn), this.buildDispatch(h2), this.retry?.perTryTimeoutMs ?? 0, this.retry?.perTryIdleTimeoutMs ?? 0);
+    a.start(cluster.pool(host, h2, alpn, this.conn.downstream), this.buildDispatch(h2), this.retry?.perTryTimeoutMs ?? 0, this.retry?.perTryIdleTimeoutMs ?? 0);
     if (cluster.config.maxStreamDurationMs > 0) this.maxDurationTimer = setTimeout(onMaxStreamDuration, cluster.config.maxStreamDurationMs, this);
   }
 

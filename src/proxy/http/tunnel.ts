@@ -82,7 +82,8 @@ function upgradeAllowed(route: Route, conn: ConnState, type: string): boolean {
 /** The StreamInfo of a tunnel, after the connection manager's request header mutation (as every request's). */
 export function startInfo(conn: ConnState, head: RequestHead, protocol: string): StreamInfo {
   const info = newStreamInfo(conn.hcm.direction, protocol);
-  info.downstreamRemoteAddress = info.downstreamDirectRemoteAddress = conn.remoteAddr;
+  info.downstreamRemoteAddress = conn.remoteAddr;
+  info.downstreamDirectRemoteAddress = conn.directRemoteAddr;
   info.downstreamRemoteIp = conn.info.remoteAddress;
   info.downstreamLocalAddress = conn.localAddr;
   info.method = head.method;

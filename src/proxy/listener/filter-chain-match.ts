@@ -11,8 +11,11 @@ export interface ConnectionFacts {
   serverName?: string;
   transportProtocol: string;
   applicationProtocols: readonly string[];
+  /** The downstream remote address: the PROXY header's source when the proxy_protocol filter read one. */
   sourceIp: string;
   sourcePort: number;
+  /** The socket's peer, whatever a PROXY header said. */
+  directSourceIp: string;
 }
 
 function ipToBig(ip: string): { v: bigint; bits: number } | undefined {
@@ -95,8 +98,7 @@ export function selectFilterChain(l: ListenerConfig, f: ConnectionFacts): Filter
   cs = narrow(cs, (c) => (c.match.serverNames.length ? serverNameScore(c.match.serverNames, f.serverName) : undefined));
   cs = narrow(cs, (c) => (c.match.transportProtocol === undefined ? undefined : c.match.transportProtocol === f.transportProtocol ? 0 : -1));
   cs = narrow(cs, (c) => (c.match.applicationProtocols.length ? alpnScore(c.match.applicationProtocols, f.applicationProtocols) : undefined));
-  // Without PROXY protocol the direct source is the source.
-  cs = narrow(cs, (c) => (c.match.directSourcePrefixRanges.length ? cidrMatch(c.match.directSourcePrefixRanges, f.sourceIp) : undefined));
+  cs = narrow(cs, (c) => (c.match.directSourcePrefixRanges.length ? cidrMatch(c.match.directSourcePrefixRanges, f.directSourceIp) : undefined));
   cs = narrow(cs, (c) => (c.match.sourceType === 0 ? undefined : (c.match.sourceType === 1) === isLocalSource(f) ? 0 : -1));
   cs = narrow(cs, (c) => (c.match.sourcePrefixRanges.length ? cidrMatch(c.match.sourcePrefixRanges, f.sourceIp) : undefined));
   cs = narrow(cs, (c) => (c.match.sourcePorts.length ? (c.match.sourcePorts.includes(f.sourcePort) ? 0 : -1) : undefined));

@@ -8,7 +8,8 @@ import { readTransportSocket, type TlsContext } from '../tls/tls-context.ts';
 import { networkFilterFactory, type NetworkFilter } from '../network/network-filter.ts';
 import type { ProxyContext } from '../context.ts';
 import type { StreamInfo } from '../stream-info.ts';
-import { TLS_INSPECTOR_TYPE, HTTP_INSPECTOR_TYPE, ORIGINAL_DST_TYPE } from '../../envoy/index.ts';
+import { TLS_INSPECTOR_TYPE, HTTP_INSPECTOR_TYPE, ORIGINAL_DST_TYPE, PROXY_PROTOCOL_TYPE } from '../../envoy/index.ts';
+import { readProxyProtocolFilter, proxyProtocolStats, type ProxyProtocolFilterConfig, type ProxyProtocolStats } from './proxy-protocol-filter.ts';
 import { readBufferLimit } from '../network/buffer-limit.ts';
 
 export interface CidrRange {
@@ -52,6 +53,8 @@ export interface ListenerConfig {
   readonly useOriginalDst: boolean;
   /** use_original_dst or the original_dst listener filter: filter chains match the original destination. */
   readonly readOriginalDst: boolean;
+  /** The proxy_protocol listener filter: the PROXY header is read before the inspectors run, whatever the filters' order. */
+  readonly proxyProtocol: { readonly config: ProxyProtocolFilterConfig; readonly stats: ProxyProtocolStats } | undefined;
   readonly tlsInspector: boolean;
   readonly httpInspector: boolean;
   /** Listener filters' filter_disabled, by destination port: true = the inspector skips this connection. */
@@ -172,6 +175,7 @@ export function compileListener(raw: Record<string, unknown>, path: string, issu
   let httpInspectorDisabled: PortPredicate | undefined;
   const useOriginalDst = r.bool('use_original_dst', false);
   let readOriginalDst = useOriginalDst;
+  let proxyProtocol: ListenerConfig['proxyProtocol'];
   for (const lf of r.objs('listener_filters')) {
     const n = lf.str('name');
     const tc = lf.obj('typed_config');
@@ -183,7 +187,13 @@ export function compileListener(raw: Record<string, unknown>, path: string, issu
     else if (t === ORIGINAL_DST_TYPE || n === 'envoy.filters.listener.original_dst') {
       readOriginalDst = true;
       if (fd) issues.warn(fd.path, 'filter_disabled is not supported on original_dst (the original destination is always read)');
-    } else issues.error(lf.path, `unsupported listener filter ${t || n}; supported: tls_inspector, http_inspector, original_dst`);
+    } else if (t === PROXY_PROTOCOL_TYPE || n === 'envoy.filters.listener.proxy_protocol') {
+      const config = readProxyProtocolFilter(tc ?? new Reader({}, lf.at('typed_config'), issues));
+      proxyProtocol = { config, stats: proxyProtocolStats(proxy.stats, config) };
+      if (fd) issues.warn(fd.path, 'filter_disabled is not supported on proxy_protocol (every connection must start with a PROXY header)');
+      lf.done();
+      continue;
+    } else issues.error(lf.path, `unsupported listener filter ${t || n}; supported: proxy_protocol, tls_inspector, http_inspector, original_dst`);
     // Inspector tuning (read buffer sizes, JA3/JA4 fingerprints for logs): rig reads the whole ClientHello.
     tc?.accept(...Object.keys(tc.raw));
     tc?.done();
@@ -212,5 +222,5 @@ export function compileListener(raw: Record<string, unknown>, path: string, issu
   if (r.has('access_log')) issues.warn(r.at('access_log'), 'listener-level access_log is not supported; use the connection manager or tcp_proxy access_log');
   if (r.str('drain_type', 'DEFAULT') === 'MODIFY_ONLY') issues.warn(r.at('drain_type'), 'MODIFY_ONLY is not supported: the listener also drains on shutdown and /drain_listeners, as with DEFAULT');
   r.done();
-  return { name, statPrefix, address: sa.address, port: sa.port, bindToPort, ipv6Only, useOriginalDst, readOriginalDst, tlsInspector, httpInspector, tlsInspectorDisabled, httpInspectorDisabled, direction, filterChains, defaultChain, inspectTimeoutMs, continueOnInspectTimeout, bufferLimitBytes, raw };
+  return { name, statPrefix, address: sa.address, port: sa.port, bindToPort, ipv6Only, useOriginalDst, readOriginalDst, proxyProtocol, tlsInspector, httpInspector, tlsInspectorDisabled, httpInspectorDisabled, direction, filterChains, defaultChain, inspectTimeoutMs, continueOnInspectTimeout, bufferLimitBytes, raw };
 }

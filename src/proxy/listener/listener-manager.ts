@@ -1,6 +1,6 @@
 // Binds listeners and runs the accept path: original destination (handoff to a bind_to_port:false
 // listener for that address, as Envoy does for virtualOutbound/virtualInbound), listener filters
-// (tls_inspector, http_inspector), filter chain selection, TLS termination with SAN checks, then the
+// (proxy_protocol, then tls_inspector, http_inspector), filter chain selection, TLS termination with SAN checks, then the
 // network filters. An LDS update swaps the config a bound listener uses for new connections;
 // connections already accepted keep the config they started with, and those of a changed or
 // removed filter chain drain (Envoy's filter chain only update: a chain equal to one before keeps
@@ -13,6 +13,7 @@ import type { X509Certificate } from 'node:crypto';
 import type { ListenerConfig, FilterChain } from './listener-config.ts';
 import { selectFilterChain, type ConnectionFacts } from './filter-chain-match.ts';
 import { looksLikeTls, parseClientHello, inspectHttp } from './client-hello.ts';
+import { proxyHeaderDecided, proxyProtocolVerdict, PROXY_HEADER_MAX_BYTES, type ProxyProtocolVerdict } from './proxy-protocol-filter.ts';
 import type { ProxyContext } from '../context.ts';
 import type { ConnectionInfo } from '../filters/filter.ts';
 import type { DownstreamConnection } from '../network/network-filter.ts';
@@ -165,7 +166,15 @@ function lazyCertificate(get: () => X509Certificate | undefined): () => X509Cert
   return () => (cert === null ? (cert = get()) : cert);
 }
 
-function readFirstBytes(socket: net.Socket, enough: (b: Buffer) => boolean, timeoutMs: number, done: (b: Buffer | undefined) => void): void {
+interface FirstBytesOptions {
+  /** Decide with this many bytes at most (default 16 KiB). */
+  readonly maxBytes?: number;
+  /** How many of the bytes read to drop (a PROXY header) rather than put back; called once, before `done`. */
+  readonly consume?: (b: Buffer) => number;
+}
+
+function readFirstBytes(socket: net.Socket, enough: (b: Buffer) => boolean, timeoutMs: number, done: (b: Buffer | undefined) => void, opts: FirstBytesOptions = {}): void {
+  const maxBytes = opts.maxBytes ?? 16384;
   let buf: Buffer = Buffer.alloc(0);
   const finish = (ok: boolean) => {
     clearTimeout(timer);
@@ -173,12 +182,13 @@ function readFirstBytes(socket: net.Socket, enough: (b: Buffer) => boolean, time
     socket.off('data', onData);
     socket.off('end', onEnd);
     socket.pause();
-    if (buf.length) socket.unshift(buf);
+    const skip = ok && opts.consume ? opts.consume(buf) : 0;
+    if (buf.length > skip) socket.unshift(skip ? buf.subarray(skip) : buf);
     done(ok ? buf : undefined);
   };
   const onData = (c: Buffer) => {
     buf = buf.length ? Buffer.concat([buf, c]) : c;
-    if (enough(buf) || buf.length > 16384) finish(true);
+    if (enough(buf) || buf.length > maxBytes) finish(true);
   };
   const onEnd = () => finish(true);
   // Closed before the inspectors decided (reset, error): nothing to dispatch.
@@ -305,7 +315,46 @@ export class ListenerManager {
       applicationProtocols: [],
       sourceIp: socket.remoteAddress ?? '',
       sourcePort: socket.remotePort ?? 0,
+      directSourceIp: socket.remoteAddress ?? '',
     };
+    if (config.proxyProtocol) return this.readProxyHeader(l, config, socket, facts, originalDst);
+    this.inspect(l, config, socket, facts, originalDst, config.inspectTimeoutMs);
+  }
+
+  /**
+   * The proxy_protocol listener filter, before the inspectors (a TLS ClientHello follows the
+   * header): the header's addresses replace the connection's, and the inspectors get what is left
+   * of listener_filters_timeout.
+   */
+  private readProxyHeader(l: ActiveListener, config: ListenerConfig, socket: net.Socket, facts: ConnectionFacts, originalDst: { address: string; port: number } | undefined): void {
+    const pp = config.proxyProtocol!;
+    const deadline = config.inspectTimeoutMs > 0 ? Date.now() + config.inspectTimeoutMs : 0;
+    let verdict: ProxyProtocolVerdict | undefined;
+    const consume = (b: Buffer): number => {
+      verdict = proxyProtocolVerdict(b, pp.config, pp.stats);
+      return verdict.accept ? verdict.consumed : 0;
+    };
+    readFirstBytes(
+      socket,
+      proxyHeaderDecided,
+      config.inspectTimeoutMs,
+      (b) => {
+        if (!b && !config.continueOnInspectTimeout) return void socket.destroy();
+        if (b && !verdict?.accept) return void socket.destroy();
+        const a = verdict?.accept ? verdict.addresses : undefined;
+        if (a) {
+          facts.sourceIp = a.sourceAddress;
+          facts.sourcePort = a.sourcePort;
+          facts.destinationIp = a.destinationAddress;
+          facts.destinationPort = a.destinationPort;
+        }
+        this.inspect(l, config, socket, facts, originalDst, deadline ? Math.max(1, deadline - Date.now()) : 0);
+      },
+      { maxBytes: PROXY_HEADER_MAX_BYTES, consume },
+    );
+  }
+
+  private inspect(l: ActiveListener, config: ListenerConfig, socket: net.Socket, facts: ConnectionFacts, originalDst: { address: string; port: number } | undefined, timeoutMs: number): void {
     const tlsInspector = config.tlsInspector && !config.tlsInspectorDisabled?.(facts.destinationPort);
     const httpInspector = config.httpInspector && !config.httpInspectorDisabled?.(facts.destinationPort);
     if (!tlsInspector && !httpInspector) return this.dispatch(l, config, socket, facts, originalDst);
@@ -317,7 +366,7 @@ export class ListenerManager {
         if (t === 'tls') return !tlsInspector || parseClientHello(b) !== undefined;
         return !httpInspector || inspectHttp(b) !== 'more';
       },
-      config.inspectTimeoutMs,
+      timeoutMs,
       (b) => {
         if (!b && !config.continueOnInspectTimeout) {
           socket.destroy();
@@ -350,9 +399,11 @@ export class ListenerManager {
       socket.destroy();
       return;
     }
+    const direct = facts.sourceIp !== facts.directSourceIp || facts.sourcePort !== socket.remotePort;
     const info: ConnectionInfo = {
-      remoteAddress: socket.remoteAddress ?? '',
-      remotePort: socket.remotePort ?? 0,
+      remoteAddress: facts.sourceIp,
+      remotePort: facts.sourcePort,
+      ...(direct ? { directRemoteAddress: facts.directSourceIp, directRemotePort: socket.remotePort ?? 0 } : {}),
       localAddress: facts.destinationIp,
       localPort: facts.destinationPort,
       sni: facts.serverName,

@@ -22,6 +22,7 @@ import { pipeSockets } from './pipe.ts';
 import { setBufferLimit } from '../network/buffer-limit.ts';
 import { keepaliveOnConnect } from '../network/tcp-keepalive.ts';
 import { xxHash64 } from '../upstream/lb/xxhash.ts';
+import { connectWithProxyHeader, downstreamAddresses } from '../upstream/upstream-proxy-protocol.ts';
 
 interface TcpProxyConfig {
   statPrefix: string;
@@ -57,7 +58,8 @@ class TcpProxy implements NetworkFilter {
     c.cxTotal.value++;
     c.cxActive.value++;
     const info = newStreamInfo(this.direction, 'TCP');
-    info.downstreamRemoteAddress = info.downstreamDirectRemoteAddress = `${conn.info.remoteAddress}:${conn.info.remotePort}`;
+    info.downstreamRemoteAddress = `${conn.info.remoteAddress}:${conn.info.remotePort}`;
+    info.downstreamDirectRemoteAddress = conn.info.directRemoteAddress === undefined ? info.downstreamRemoteAddress : `${conn.info.directRemoteAddress}:${conn.info.directRemotePort}`;
     info.downstreamRemoteIp = conn.info.remoteAddress;
     info.downstreamLocalAddress = `${conn.info.localAddress}:${conn.info.localPort}`;
     info.requestedServerName = conn.info.sni;
@@ -113,12 +115,12 @@ class TcpProxy implements NetworkFilter {
         }
       }
       info.upstreamHost = host.key;
-      const tlsCtx = cluster.tlsFor(host);
+      const { tls: tlsCtx, proxyProtocol } = cluster.transportFor(host);
       let up: net.Socket;
       try {
-        up = tlsCtx
-          ? tlsCtx.connect(this.ctx.secrets, host, cluster.config.sourceAddress)
-          : net.connect({ host: host.address, port: host.port, localAddress: cluster.config.sourceAddress, allowHalfOpen: true });
+        const opts = { host: host.address, port: host.port, localAddress: cluster.config.sourceAddress, allowHalfOpen: true };
+        const tcp = proxyProtocol ? connectWithProxyHeader({ version: proxyProtocol, addresses: downstreamAddresses(conn.info) }, opts) : undefined;
+        up = tlsCtx ? tlsCtx.connect(this.ctx.secrets, host, cluster.config.sourceAddress, tcp) : (tcp ?? net.connect(opts));
         setBufferLimit(up, cluster.config.bufferLimitBytes);
         keepaliveOnConnect(up, cluster.config.tcpKeepalive);
       } catch (e) {

@@ -4,6 +4,7 @@
 // built lazily and rebuilt when the secret store changes, so rotation applies to new connections
 // only; a rebuilt context has new ticket keys and an empty client session cache, so no session
 // made under the old certificates or trust bundle is resumed.
+import type net from 'node:net';
 import tls from 'node:tls';
 import { constants, randomBytes } from 'node:crypto';
 import type { Reader } from '../config/reader.ts';
@@ -185,11 +186,12 @@ export class TlsContext {
    * Opens an upstream TLS connection to `host`, resuming a session made with this host under the
    * current secrets (no full handshake per connection), unless max_session_keys is 0.
    */
-  connect(store: SecretStore, host: { address: string; port: number; hostname?: string; key: string }, localAddress?: string): tls.TLSSocket {
+  /** `over`: a TCP socket to run TLS on (one that writes a PROXY header first) instead of a new one. */
+  connect(store: SecretStore, host: { address: string; port: number; hostname?: string; key: string }, localAddress?: string, over?: net.Socket): tls.TLSSocket {
     const opts = this.clientOptions(store, host.hostname);
     // localAddress reaches the underlying net.connect (missing from tls.ConnectionOptions' type).
     const session = this.sessions?.offer(host.key);
-    const socket = tls.connect({ host: host.address, port: host.port, localAddress, ...opts, session } as tls.ConnectionOptions);
+    const socket = tls.connect({ socket: over, host: host.address, port: host.port, localAddress, ...opts, session } as tls.ConnectionOptions);
     this.keepSessions(host.key, socket, session);
     return socket;
   }

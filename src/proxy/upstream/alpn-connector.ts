@@ -7,6 +7,7 @@
 import tls from 'node:tls';
 import type { buildConnector as Connector } from 'undici';
 import type { HostSessions } from '../tls/tls-context.ts';
+import { connectWithProxyHeader, type ProxyHeaderOptions } from './upstream-proxy-protocol.ts';
 
 export interface AlpnConnectorOptions {
   readonly alpn: readonly string[];
@@ -18,21 +19,26 @@ export interface AlpnConnectorOptions {
   readonly localAddress?: string;
   /** The host's sessions of the TLS context (undefined: max_session_keys 0, no resumption). */
   readonly sessions: HostSessions | undefined;
+  /** upstream_proxy_protocol: the PROXY header to write before the TLS handshake. */
+  readonly proxyHeader?: ProxyHeaderOptions;
 }
 
 export function alpnConnector(o: AlpnConnectorOptions): Connector.connector {
   return (opts, cb) => {
     const host = opts.hostname.startsWith('[') ? opts.hostname.slice(1, -1) : opts.hostname;
     const session = o.sessions?.offer();
+    const port = Number(opts.port) || 443;
+    const localAddress = opts.localAddress ?? o.localAddress;
     const socket = tls.connect({
+      socket: o.proxyHeader ? connectWithProxyHeader(o.proxyHeader, { host, port, localAddress }) : undefined,
       host,
-      port: Number(opts.port) || 443,
+      port,
       servername: opts.servername ?? o.servername,
       secureContext: o.secureContext,
       rejectUnauthorized: o.rejectUnauthorized,
       checkServerIdentity: o.checkServerIdentity,
       ALPNProtocols: [...o.alpn],
-      localAddress: opts.localAddress ?? o.localAddress,
+      localAddress,
       session,
     } as tls.ConnectionOptions);
     o.sessions?.keep(socket, session);

@@ -6,7 +6,8 @@ import { Reader } from '../config/reader.ts';
 import { NEVER, readFractionalPercent, type FractionalPercent } from '../config/fractional-percent.ts';
 import type { Locality } from './host.ts';
 import { HealthFlag } from './host.ts';
-import { readTransportSocket, type TlsContext } from '../tls/tls-context.ts';
+import type { TlsContext } from '../tls/tls-context.ts';
+import { readUpstreamTransportSocket } from './upstream-proxy-protocol.ts';
 import { checkLbConfig } from './lb/index.ts';
 import { readBufferLimit } from '../network/buffer-limit.ts';
 import { readTcpKeepalive, type TcpKeepalive } from '../network/tcp-keepalive.ts';
@@ -39,6 +40,8 @@ export interface TransportSocketMatch {
   readonly name: string;
   readonly match: Record<string, unknown>;
   readonly tls: TlsContext | undefined;
+  /** The PROXY protocol version of an upstream_proxy_protocol wrapper. */
+  readonly proxyProtocol: 1 | 2 | undefined;
 }
 
 export interface ClusterConfig {
@@ -66,6 +69,8 @@ export interface ClusterConfig {
   readonly maxConnectionDurationMs: number;
   readonly maxConnections: number;
   readonly tls: TlsContext | undefined;
+  /** The PROXY protocol version of an upstream_proxy_protocol wrapper around the transport socket. */
+  readonly proxyProtocol: 1 | 2 | undefined;
   readonly transportSocketMatches: readonly TransportSocketMatch[];
   /** ORIGINAL_DST with original_dst_lb_config.use_http_header: the header naming host:port. */
   readonly originalDstHeader?: string;
@@ -270,9 +275,9 @@ export function compileCluster(raw: Record<string, unknown>, path: string, issue
     readUpstreamHttpProtocolOptions(p.obj('upstream_http_protocol_options'));
     p.done();
   }
-  const tls = readTransportSocket(r.obj('transport_socket'), false);
+  const { tls, proxyProtocol } = readUpstreamTransportSocket(r.obj('transport_socket'));
   const transportSocketMatches: TransportSocketMatch[] = r.objs('transport_socket_matches').map((m) => {
-    const out = { name: m.str('name'), match: (m.opaque('match') ?? {}) as Record<string, unknown>, tls: readTransportSocket(m.obj('transport_socket'), false) };
+    const out = { name: m.str('name'), match: (m.opaque('match') ?? {}) as Record<string, unknown>, ...readUpstreamTransportSocket(m.obj('transport_socket')) };
     m.done();
     return out;
   });
@@ -348,6 +353,7 @@ export function compileCluster(raw: Record<string, unknown>, path: string, issue
     maxConnectionDurationMs,
     maxConnections,
     tls,
+    proxyProtocol,
     transportSocketMatches,
     originalDstHeader,
     originalDstPortOverride,

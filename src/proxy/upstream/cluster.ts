@@ -25,6 +25,7 @@ import { alpnConnector } from './alpn-connector.ts';
 import { markUpstreamH2Socket, watchUpstreamH2Resets } from './h2-reset-watch.ts';
 import { setTcpKeepalive } from '../network/tcp-keepalive.ts';
 import { formatIpPort } from '../network/ip-port.ts';
+import { connectWithProxyHeader, downstreamAddresses, proxyPoolKey, type DownstreamOrigin, type ProxyHeaderOptions, type UpstreamTransport } from './upstream-proxy-protocol.ts';
 
 /** Filter state key of a request's upstream ALPN override (Envoy's, set by istio.alpn). */
 export const APPLICATION_PROTOCOLS_STATE = 'envoy.network.application_protocols';
@@ -234,9 +235,13 @@ export class Cluster implements ClusterHandle {
   }
 
   /** The transport socket for `host`: the first transport_socket_matches entry its metadata matches, else the cluster's. */
+  transportFor(host: UpstreamHost): UpstreamTransport {
+    for (const m of this.config.transportSocketMatches) if (sameMatch(m.match, host.metadata)) return m;
+    return this.config;
+  }
+
   tlsFor(host: UpstreamHost): TlsContext | undefined {
-    for (const m of this.config.transportSocketMatches) if (sameMatch(m.match, host.metadata)) return m.tls;
-    return this.config.tls;
+    return this.transportFor(host).tls;
   }
 
   /**
@@ -246,24 +251,38 @@ export class Cluster implements ClusterHandle {
    * async requests) gets the same ALPN from here: an Istio mTLS cluster always offers Istio's, so a
    * PERMISSIVE peer terminates mTLS instead of passing the connection through. An override gets a
    * pool of its own, as in Envoy. The codec comes from the cluster: a pool speaks HTTP/1.1 or h2
-   * whatever ALPN selected.
+   * whatever ALPN selected. Behind an upstream_proxy_protocol transport socket, each downstream
+   * connection (`downstream`) has pools of its own, closed with it, as Envoy keys its pools by the
+   * PROXY header's data.
    */
-  pool(host: UpstreamHost, h2: boolean, alpn?: readonly string[]): UpstreamPool {
-    const tls = this.tlsFor(host);
+  pool(host: UpstreamHost, h2: boolean, alpn?: readonly string[], downstream?: DownstreamOrigin): UpstreamPool {
+    const { tls, proxyProtocol } = this.transportFor(host);
     const offered = tls && upstreamAlpn(tls, h2, alpn);
     let key = h2 ? host.key + '#h2' : host.key;
     if (offered && offered === alpn) key += '#alpn=' + offered.join(',');
+    const addresses = proxyProtocol && downstream ? downstreamAddresses(downstream.info) : undefined;
+    if (proxyProtocol && addresses) key += proxyPoolKey(proxyProtocol, addresses);
     const p = this.pools.get(key);
     if (p) return p;
-    const pool = h2 ? this.h2Pool(host, tls, offered) : this.h1Pool(host, tls, offered);
+    const proxyHeader = proxyProtocol ? { version: proxyProtocol, addresses } : undefined;
+    const pool = h2 ? this.h2Pool(host, tls, offered, proxyHeader) : this.h1Pool(host, tls, offered, proxyHeader);
     // A replaced cluster still serves the retries of its in-flight requests: their pool closes as
     // soon as it is done (the caller dispatches right away), so no connection outlives the drain.
     if (this.closed) process.nextTick(closePool, pool);
-    else this.pools.set(key, pool);
+    else {
+      this.pools.set(key, pool);
+      if (addresses) {
+        downstream!.onClose(() => {
+          if (this.pools.get(key) !== pool) return;
+          this.pools.delete(key);
+          closePool(pool);
+        });
+      }
+    }
     return pool;
   }
 
-  private h1Pool(host: UpstreamHost, tls: TlsContext | undefined, alpn: readonly string[] | undefined): UpstreamPool {
+  private h1Pool(host: UpstreamHost, tls: TlsContext | undefined, alpn: readonly string[] | undefined, proxyHeader: ProxyHeaderOptions | undefined): UpstreamPool {
     const cfg = this.config;
     const s = this.s;
     const secrets = this.secrets;
@@ -274,6 +293,7 @@ export class Cluster implements ClusterHandle {
       port: host.port,
       localAddress: cfg.sourceAddress,
       bufferLimitBytes: cfg.bufferLimitBytes,
+      proxyHeader,
       tls: tls && {
         secureContext: () => {
           if (!context || version !== secrets.version) {
@@ -317,7 +337,7 @@ export class Cluster implements ClusterHandle {
   }
 
   /** HTTP/2 (TLS with h2, or h2c): undici's pool. */
-  private h2Pool(host: UpstreamHost, tls: TlsContext | undefined, alpn: readonly string[] | undefined): UpstreamPool {
+  private h2Pool(host: UpstreamHost, tls: TlsContext | undefined, alpn: readonly string[] | undefined, proxyHeader: ProxyHeaderOptions | undefined): UpstreamPool {
     const { Pool, buildConnector } = undici();
     const cfg = this.config;
     const servername = tls?.sni ?? host.hostname;
@@ -342,7 +362,7 @@ export class Cluster implements ClusterHandle {
           };
           // undici's own TLS connector always offers http/1.1 and h2 and picks its codec from the
           // selected protocol; this one offers exactly `alpn` and speaks h2.
-          inner = alpnConnector({ alpn, timeoutMs: cfg.connectTimeoutMs, servername, secureContext, rejectUnauthorized: tls.verifiesPeer, checkServerIdentity, localAddress: cfg.sourceAddress, sessions: tls.hostSessions(host.key) });
+          inner = alpnConnector({ alpn, timeoutMs: cfg.connectTimeoutMs, servername, secureContext, rejectUnauthorized: tls.verifiesPeer, checkServerIdentity, localAddress: cfg.sourceAddress, sessions: tls.hostSessions(host.key), proxyHeader });
         }
         // SNI comes from the transport socket (or the host name), never from the request's Host
         // header, which undici would otherwise use (Envoy does that only with auto_sni).
@@ -358,7 +378,7 @@ export class Cluster implements ClusterHandle {
     } else {
       // keepAlive: false: no SO_KEEPALIVE without tcp_keepalive, as Envoy (undici's default is on after 60 s).
       const h2c = { timeout: cfg.connectTimeoutMs, allowH2: true, useH2c: true, keepAlive: false };
-      const plain = buildConnector(h2c);
+      const plain = proxyHeader ? proxyHeaderConnector(proxyHeader, cfg.connectTimeoutMs) : buildConnector(h2c);
       connect = (opts, cb) =>
         plain(opts, (...args) => {
           if (args[1]) {
@@ -435,6 +455,28 @@ export function upstreamAlpn(tls: TlsContext, h2: boolean, override: readonly st
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** undici's h2c connector with a PROXY header first. */
+function proxyHeaderConnector(proxyHeader: ProxyHeaderOptions, timeoutMs: number): Connector.connector {
+  return (opts, cb) => {
+    const host = opts.hostname.startsWith('[') ? opts.hostname.slice(1, -1) : opts.hostname;
+    const socket = connectWithProxyHeader(proxyHeader, { host, port: Number(opts.port), localAddress: opts.localAddress ?? undefined });
+    socket.setNoDelay(true);
+    const timer = setTimeout(() => socket.destroy(Object.assign(new Error(`connect timeout after ${timeoutMs} ms`), { code: 'UND_ERR_CONNECT_TIMEOUT' })), timeoutMs || 10_000);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.off('error', onError);
+      // As undici's connector with useH2c: the codec is h2 without ALPN.
+      (socket as { alpnProtocol?: string }).alpnProtocol = 'h2';
+      cb(null, socket);
+    });
+    const onError = (e: Error) => {
+      clearTimeout(timer);
+      cb(e, null);
+    };
+    socket.once('error', onError);
+  };
 }
 
 function closePool(p: UpstreamPool): void {

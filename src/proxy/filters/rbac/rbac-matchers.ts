@@ -16,9 +16,9 @@ export interface RbacInput {
   readonly head?: RequestHead;
   /**
    * remote_ip: the stream's downstream remote address after the HCM's x-forwarded-for processing
-   * (StreamInfo.downstreamRemoteIp); the peer for the network filter. direct_remote_ip and
-   * source_ip read the peer (conn.remoteAddress): rig proxy has no proxy protocol listener filter,
-   * so the connection's remote address is the physical peer.
+   * (StreamInfo.downstreamRemoteIp); the connection's remote address for the network filter.
+   * source_ip reads the connection's remote address (a PROXY header's source), direct_remote_ip
+   * the physical peer, as in Envoy.
    */
   readonly remoteIp: string;
   /** Dynamic metadata by filter name (jwt_authn payloads, istio_authn attributes). */
@@ -241,11 +241,15 @@ export function readPrincipal(r: Reader): Predicate {
       break;
     }
     case 'source_ip':
-    case 'sourceIp':
+    case 'sourceIp': {
+      const m = readCidr(r.obj(kind)!);
+      p = (x) => m(x.conn.remoteAddress);
+      break;
+    }
     case 'direct_remote_ip':
     case 'directRemoteIp': {
       const m = readCidr(r.obj(kind)!);
-      p = (x) => m(x.conn.remoteAddress);
+      p = (x) => m(x.conn.directRemoteAddress ?? x.conn.remoteAddress);
       break;
     }
     case 'remote_ip':
