@@ -12,6 +12,8 @@ export interface GatewayTopology {
   numTrustedProxies?: number;
   /** How the gateway treats x-forwarded-client-cert; UNDEFINED (or unset) means Istio's gateway default, SANITIZE_SET. */
   forwardClientCertDetails?: ForwardClientCertDetails;
+  /** Set (Istio's empty message): the gateway's listeners take the proxy_protocol listener filter. */
+  proxyProtocol?: Record<string, never>;
 }
 
 const UINT32_MAX = 0xffffffff;
@@ -24,7 +26,7 @@ const UINT32_MAX = 0xffffffff;
 export function parseGatewayTopology(v: unknown, at: string, errors: string[]): GatewayTopology | undefined {
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'object' || Array.isArray(v)) {
-    errors.push(`${at}: expected an object { numTrustedProxies, forwardClientCertDetails }, got ${JSON.stringify(v)}`);
+    errors.push(`${at}: expected an object { numTrustedProxies, forwardClientCertDetails, proxyProtocol }, got ${JSON.stringify(v)}`);
     return undefined;
   }
   const out: GatewayTopology = {};
@@ -38,7 +40,8 @@ export function parseGatewayTopology(v: unknown, at: string, errors: string[]): 
       if (typeof name !== 'string' || !(FORWARD_CLIENT_CERT_DETAILS as readonly string[]).includes(name)) errors.push(`${at}.forwardClientCertDetails: expected one of ${FORWARD_CLIENT_CERT_DETAILS.join(', ')}, got ${JSON.stringify(val)}`);
       else out.forwardClientCertDetails = name as ForwardClientCertDetails;
     } else if (k === 'proxyProtocol') {
-      errors.push(`${at}.proxyProtocol: not supported: Rigging's proxy has no PROXY protocol listener filter (envoy.filters.listener.proxy_protocol); remove the field and have the load balancer send x-forwarded-for instead (numTrustedProxies)`);
+      if (val === null || typeof val !== 'object' || Array.isArray(val) || Object.keys(val).length) errors.push(`${at}.proxyProtocol: expected {} (Istio's ProxyProtocol has no fields), got ${JSON.stringify(val)}`);
+      else out.proxyProtocol = {};
     } else {
       errors.push(`${at}.${k}: unknown field (known: numTrustedProxies, forwardClientCertDetails, proxyProtocol)`);
     }

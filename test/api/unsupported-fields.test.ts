@@ -53,7 +53,6 @@ test('unsupported fields are warnings with their path and position; supported on
     '8 spec.http[0].redirect.derivePort',
     '12 spec.tcp[0].match[0].sourceSubnet',
     '20 spec.workloadSelector',
-    '22 spec.trafficPolicy.proxyProtocol',
     '23 spec.trafficPolicy.connectionPool.tcp.idleTimeout',
     '31 spec.outboundTrafficPolicy.egressProxy',
     '37 spec.template.network',

@@ -7,11 +7,11 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
-import { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { test } from 'node:test';
 import { configure, httpListener, routeConfig, staticCluster, startTestRuntime, addr, CLUSTER_TYPE } from './harness.ts';
 import { makePki } from './certs.ts';
+import { startHeaderServer } from '../helpers/proxy-protocol-server.ts';
 import { UPSTREAM_PROXY_PROTOCOL_TYPE, TCP_PROXY_TYPE } from '../../src/envoy/index.ts';
 
 const RAW = { name: 'envoy.transport_sockets.raw_buffer', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer' } };
@@ -20,48 +20,6 @@ const H2 = { typed_extension_protocol_options: { 'envoy.extensions.upstreams.htt
 
 function wrapped(version: 'V1' | 'V2', inner: Record<string, unknown>) {
   return { transport_socket: { name: 'envoy.transport_sockets.upstream_proxy_protocol', typed_config: { '@type': UPSTREAM_PROXY_PROTOCOL_TYPE, config: { version }, transport_socket: inner } } };
-}
-
-interface HeaderServer {
-  port: number;
-  /** The PROXY header of each accepted connection, in order. */
-  headers: Buffer[];
-  close(): Promise<void>;
-}
-
-/**
- * Reads a PROXY header (v1: up to CRLF; v2: 16 bytes + length), then hands the rest of the
- * connection to `serve`, as a JS stream: node's HTTP and TLS servers read a socket's handle
- * directly, past the bytes put back after the header.
- */
-async function startHeaderServer(t: { after(fn: () => unknown): void }, serve: (stream: Duplex) => void): Promise<HeaderServer> {
-  const headers: Buffer[] = [];
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-    let buf = Buffer.alloc(0);
-    const onData = (c: Buffer) => {
-      buf = Buffer.concat([buf, c]);
-      const v2 = buf[0] === 0x0d;
-      const length = v2 ? (buf.length >= 16 ? 16 + buf.readUInt16BE(14) : -1) : buf.indexOf('\r\n') < 0 ? -1 : buf.indexOf('\r\n') + 2;
-      if (length < 0 || buf.length < length) return;
-      socket.off('data', onData);
-      socket.pause();
-      headers.push(buf.subarray(0, length));
-      if (buf.length > length) socket.unshift(buf.subarray(length));
-      serve(Duplex.from({ readable: socket, writable: socket }));
-    };
-    socket.on('data', onData);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const close = () =>
-    new Promise<void>((r) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => r());
-    });
-  t.after(close);
-  return { port: (server.address() as net.AddressInfo).port, headers, close };
 }
 
 function echoHandler(req: { url?: string }, res: { end(body: string): unknown }): void {

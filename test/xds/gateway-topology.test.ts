@@ -87,7 +87,8 @@ test('MeshConfig gatewayTopology validation names the path of each problem', () 
   assert.throws(bad({ numTrustedProxies: -1 }), /defaultConfig\.gatewayTopology\.numTrustedProxies: expected a whole number from 0 to 4294967295/);
   assert.throws(bad({ numTrustedProxies: 1.5 }), /numTrustedProxies: expected a whole number/);
   assert.throws(bad({ numTrustedProxys: 1 }), /defaultConfig\.gatewayTopology\.numTrustedProxys: unknown field \(known: numTrustedProxies, forwardClientCertDetails, proxyProtocol\)/);
-  assert.throws(bad({ proxyProtocol: {} }), /defaultConfig\.gatewayTopology\.proxyProtocol: not supported: .*envoy\.filters\.listener\.proxy_protocol/);
+  assert.throws(bad({ proxyProtocol: { version: 'V2' } }), /defaultConfig\.gatewayTopology\.proxyProtocol: expected \{\} \(Istio's ProxyProtocol has no fields\), got \{"version":"V2"\}/);
+  assert.deepEqual(parseMeshConfig({ defaultConfig: { gatewayTopology: { proxyProtocol: {} } } }).defaultConfig.gatewayTopology, { proxyProtocol: {} });
   assert.throws(bad([1]), /defaultConfig\.gatewayTopology: expected object/);
   // Every problem at once.
   assert.throws(bad({ numTrustedProxies: -1, forwardClientCertDetails: 'X' }), (err: Error) => /numTrustedProxies/.test(err.message) && /forwardClientCertDetails/.test(err.message));

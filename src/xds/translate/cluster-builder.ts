@@ -2,7 +2,7 @@
 // clusters of a sidecar's workload ports and Istio's infrastructure clusters.
 import type { Resource } from '../../api/index.ts';
 import type { DestinationRuleSpec, LoadBalancerSettings } from '../../api/index.ts';
-import { HTTP_PROTOCOL_OPTIONS_TYPE } from '../../envoy/index.ts';
+import { HTTP_PROTOCOL_OPTIONS_TYPE, UPSTREAM_PROXY_PROTOCOL_TYPE } from '../../envoy/index.ts';
 import type { EnvoyJson } from '../../envoy/index.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
@@ -110,7 +110,28 @@ export function serviceCluster(push: PushContext, proxy: Proxy, svc: Service, po
   c.metadata = serviceMetadata(svc, port, subset);
   if (dr) ((c.metadata as EnvoyJson).filter_metadata as { istio: EnvoyJson }).istio.config = `/apis/networking.istio.io/v1/namespaces/${dr.metadata.namespace}/destination-rule/${dr.metadata.name}`;
   applyTls(c, push, svc, port, subset, policy);
+  applyUpstreamProxyProtocol(c, policy.proxyProtocol);
   return c;
+}
+
+/**
+ * trafficPolicy.proxyProtocol, as istiod's applyUpstreamProxyProtocol: the transport socket (raw
+ * when there is none), and each transport_socket_matches entry's (Istio mTLS and plaintext under
+ * auto mTLS), is wrapped in upstream_proxy_protocol, so the PROXY header precedes the TLS bytes.
+ */
+function applyUpstreamProxyProtocol(c: EnvoyJson, pp: PortPolicy['proxyProtocol']): void {
+  if (!pp) return;
+  const wrap = (inner: unknown): EnvoyJson => ({
+    name: 'envoy.transport_sockets.upstream_proxy_protocol',
+    typed_config: { '@type': UPSTREAM_PROXY_PROTOCOL_TYPE, config: { version: pp.version ?? 'V1' }, transport_socket: inner },
+  });
+  const matches = c.transport_socket_matches as EnvoyJson[] | undefined;
+  if (matches?.length) {
+    for (const m of matches) m.transport_socket = wrap(m.transport_socket ?? RAW_BUFFER_SOCKET);
+    if (c.transport_socket) c.transport_socket = wrap(c.transport_socket);
+    return;
+  }
+  c.transport_socket = wrap(c.transport_socket ?? RAW_BUFFER_SOCKET);
 }
 
 function applyLoadBalancer(c: EnvoyJson, lb: LoadBalancerSettings | undefined, originalDst: boolean): void {

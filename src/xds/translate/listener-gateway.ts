@@ -2,7 +2,8 @@
 // HTTPS (SIMPLE / MUTUAL / ISTIO_MUTUAL termination), TLS PASSTHROUGH (by SNI) and TCP chains.
 import type { Resource } from '../../api/index.ts';
 import type { GatewaySpec, Server } from '../../api/index.ts';
-import type { EnvoyJson } from '../../envoy/index.ts';
+import { PROXY_PROTOCOL_TYPE, type EnvoyJson } from '../../envoy/index.ts';
+import { effectiveGatewayTopology } from '../../model/gateway-topology.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import { bindsTo } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
@@ -16,6 +17,9 @@ import type { TcpRouteTarget } from './route-config.ts';
 import { cidr } from './listener-sidecar.ts';
 import type { RouteContext } from './route-builder.ts';
 import { gatewayDownstream } from './tls.ts';
+
+/** gatewayTopology.proxyProtocol: istiod's listener filter, with its defaults (a PROXY header is required). */
+const PROXY_PROTOCOL_FILTER: EnvoyJson = { name: 'envoy.filters.listener.proxy_protocol', typed_config: { '@type': PROXY_PROTOCOL_TYPE } };
 
 const RDS_SOURCE = { ads: {}, initial_fetch_timeout: '0s', resource_api_version: 'V3' };
 
@@ -34,12 +38,15 @@ export function gatewayListeners(push: PushContext, proxy: Proxy): EnvoyJson[] {
     }
   }
   const bind = proxy.explicit?.bind ?? '0.0.0.0';
+  const proxyProtocol = effectiveGatewayTopology(push.mesh.defaultConfig.gatewayTopology, proxy.gatewayTopology).proxyProtocol !== undefined;
   const out: EnvoyJson[] = [];
   for (const [port, servers] of [...byPort.entries()].sort((a, b) => a[0] - b[0])) {
     const chains = dedupe(servers.flatMap((bs) => serverChains(push, proxy, port, bs)));
     if (!chains.length) continue;
     const listener: EnvoyJson = { name: listenerName('0.0.0.0', port), address: listenerAddress(servers[0].server.bind ?? bind, proxy.explicit?.inboundPorts[String(port)] ?? port), traffic_direction: 'OUTBOUND', filter_chains: chains };
-    if (needsTlsInspector(chains)) listener.listener_filters = [TLS_INSPECTOR];
+    // As istiod: proxy_protocol first, so the TLS inspector reads the ClientHello after the PROXY header.
+    listener.listener_filters = [...(proxyProtocol ? [PROXY_PROTOCOL_FILTER] : []), ...(needsTlsInspector(chains) ? [TLS_INSPECTOR] : [])];
+    if (!(listener.listener_filters as EnvoyJson[]).length) delete listener.listener_filters;
     out.push(listener);
   }
   return out;
