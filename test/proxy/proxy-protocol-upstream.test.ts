@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { test } from 'node:test';
 import { configure, httpListener, routeConfig, staticCluster, startTestRuntime, addr, CLUSTER_TYPE } from './harness.ts';
@@ -133,14 +134,47 @@ test('tcp_proxy over a V1-wrapped TLS socket: the header names the TCP client, t
   assert.deepEqual(up.headers.map((b) => b.toString('latin1')), [`PROXY TCP4 127.0.0.1 127.0.0.1 ${localPort} ${port}\r\n`]);
 });
 
+test('an upgraded (websocket) stream over a V2-wrapped raw socket: the tunnel\'s upstream connection starts with the header too', async (t) => {
+  const httpServer = http.createServer();
+  httpServer.on('upgrade', (_req, socket: Duplex) => {
+    socket.write('HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n');
+    socket.on('data', (d) => socket.write(`echo ${d}`));
+  });
+  const up = await startHeaderServer(t, (s) => httpServer.emit('connection', s));
+  const h = await startTestRuntime(t);
+  await configure(h, {
+    clusters: [staticCluster('pp', [up.port], wrapped('V2', RAW))],
+    routes: [routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'pp' } }])],
+    listeners: [httpListener('in', 'r', { upgrade_configs: [{ upgrade_type: 'websocket' }] })],
+  });
+  const port = h.port('in');
+  const { reply, localPort } = await new Promise<{ reply: string; localPort: number }>((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1', () => s.write('GET /ws HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n'));
+    let out = '';
+    s.on('data', (d) => {
+      out += d.toString('latin1');
+      if (out.includes('\r\n\r\n') && !out.includes('echo')) s.write('ping');
+      if (out.endsWith('echo ping')) {
+        resolve({ reply: out, localPort: s.localPort ?? 0 });
+        s.destroy();
+      }
+    });
+    s.on('error', reject);
+  });
+  assert.match(reply, /^HTTP\/1\.1 101/);
+  assert.deepEqual(up.headers, [v2Header(localPort, port)]);
+});
+
 test('the wrapper\'s unsupported fields warn by path; a missing inner transport socket is an error', async (t) => {
   const h = await startTestRuntime(t);
   const cluster = (name: string, typed_config: Record<string, unknown>) => staticCluster(name, [1], { transport_socket: { name: 'envoy.transport_sockets.upstream_proxy_protocol', typed_config } });
   const errs = h.apply(CLUSTER_TYPE, [
     cluster('tlvs', { '@type': UPSTREAM_PROXY_PROTOCOL_TYPE, config: { version: 'V2', pass_through_tlvs: { match_type: 'INCLUDE_ALL' } }, transport_socket: RAW }),
     cluster('no-inner', { '@type': UPSTREAM_PROXY_PROTOCOL_TYPE, config: { version: 'V2' } }),
+    { ...cluster('checked', { '@type': UPSTREAM_PROXY_PROTOCOL_TYPE, transport_socket: RAW }), health_checks: [{ timeout: '1s', interval: '1s', tcp_health_check: {} }] },
   ]);
   assert.match(errs.join('\n'), /transport_socket\.typed_config\.transport_socket: upstream_proxy_protocol needs the transport_socket it wraps/);
   const warnings = [...h.rt.warnings.values()].flat().join('\n');
   assert.match(warnings, /transport_socket\.typed_config\.config\.pass_through_tlvs: not supported: no TLVs are sent upstream/);
+  assert.match(warnings, /health_checks: active health checks connect without the upstream_proxy_protocol header/);
 });

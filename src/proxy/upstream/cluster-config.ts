@@ -276,6 +276,7 @@ export function compileCluster(raw: Record<string, unknown>, path: string, issue
     p.done();
   }
   const { tls, proxyProtocol } = readUpstreamTransportSocket(r.obj('transport_socket'));
+  if (proxyProtocol && r.has('health_checks')) r.issues.warn(r.at('health_checks'), 'active health checks connect without the upstream_proxy_protocol header (Envoy sends one with the check connection\'s own addresses)');
   const transportSocketMatches: TransportSocketMatch[] = r.objs('transport_socket_matches').map((m) => {
     const out = { name: m.str('name'), match: (m.opaque('match') ?? {}) as Record<string, unknown>, ...readUpstreamTransportSocket(m.obj('transport_socket')) };
     m.done();
