@@ -4,7 +4,10 @@
 // the router's suppress_envoy_headers, the virtual hosts' include_request_attempt_count (sidecar
 // outbound and gateway routes) and the outbound peer metadata filter. Bad values name their path.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE, type EnvoyJson } from '../../src/envoy/index.ts';
 import { parseMeshConfig } from '../../src/model/mesh-config.ts';
 import { NodeError, parseNode, type Proxy } from '../../src/model/proxy.ts';
@@ -188,4 +191,25 @@ test('rig proxy takes every field generated from proxyHeaders; the one it cannot
   }
   const skip = 'filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.value.upstream_propagation[0].istio_headers.skip_external_clusters: peer metadata headers also go to clusters outside the mesh in rig proxy; ignored';
   assert.deepEqual(warnings.sort(), [`listener "127.0.0.1_29999": ${skip}`, `listener "http_proxy": ${skip}`]);
+});
+
+test("a gateway's own proxyHeaders fields that istiod applies to sidecars only are warned about once in the control plane log", async () => {
+  // The warning goes to the log of the process generating the config: a child process generates twice.
+  const fixtures = fileURLToPath(new URL('./fixtures.ts', import.meta.url));
+  const src = (rel: string) => fileURLToPath(new URL(`../../src/${rel}`, import.meta.url));
+  const code = `
+    import { LISTENER_TYPE } from '${src('envoy/index.ts')}';
+    import { parseNode } from '${src('model/proxy.ts')}';
+    import { GENERATORS } from '${src('xds/server/generators.ts')}';
+    import { buildPush, gatewayProxy } from '${fixtures}';
+    const g = gatewayProxy();
+    const gw = parseNode({ id: g.id, metadata: { ...g.metadata, PROXY_CONFIG: { proxyHeaders: { forwardedClientCert: 'SANITIZE', server: { value: 'x' } } } } });
+    const push = buildPush(${JSON.stringify(CONFIG)}, [gw]);
+    GENERATORS[LISTENER_TYPE].generate(push, gw, undefined);
+    GENERATORS[LISTENER_TYPE].generate(push, gw, undefined);
+  `;
+  const { stderr } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', code]);
+  const warned = stderr.split('\n').filter((l) => l.includes('proxyHeaders'));
+  assert.equal(warned.length, 1, stderr);
+  assert.match(warned[0], /gateway istio-ingressgateway-0\.istio-system: PROXY_CONFIG\.proxyHeaders\.forwardedClientCert has no effect on gateways, as in Istio \(set gatewayTopology\.forwardClientCertDetails\); ignored/);
 });

@@ -2,6 +2,7 @@
 // (its GetProxyHeaders): on the HTTP connection managers, the router filter, the outbound peer
 // metadata filter and the virtual hosts of sidecar outbound and gateway route configurations.
 import type { EnvoyJson } from '../../envoy/index.ts';
+import { warnOnce } from '../../model/config-warnings.ts';
 import { effectiveProxyHeaders, type ProxyHeaders } from '../../model/proxy-headers.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
@@ -32,6 +33,7 @@ export function proxyHeadersHcmFields(push: PushContext, proxy: Proxy, kind: Hcm
   else if (ph.server?.value) out.server_name = ph.server.value;
   else if (kind !== 'outbound') out.server_name = ISTIO_SERVER_NAME;
   if (ph.requestId?.disabled) out.generate_request_id = false;
+  if (kind === 'gateway') warnSidecarOnlyFields(proxy);
   if (kind === 'inbound') {
     const fcc = ph.forwardedClientCert;
     out.forward_client_cert_details = fcc && fcc !== 'UNDEFINED' ? fcc : 'APPEND_FORWARD';
@@ -40,6 +42,14 @@ export function proxyHeadersHcmFields(push: PushContext, proxy: Proxy, kind: Hcm
     out.set_current_client_cert_details = Object.fromEntries(Object.entries(details).filter(([, on]) => on));
   }
   return out;
+}
+
+/** A gateway's own proxy config setting what istiod applies to sidecars only is told so (the mesh default is meant for sidecars). */
+function warnSidecarOnlyFields(proxy: Proxy): void {
+  const instead: Record<string, string> = { forwardedClientCert: 'set gatewayTopology.forwardClientCertDetails', setCurrentClientCertDetails: 'gateways send subject, cert, uri and dns', metadataExchangeHeaders: 'gateways send the peer metadata headers to every cluster' };
+  for (const [field, hint] of Object.entries(instead)) {
+    if (proxy.proxyHeaders?.[field as keyof ProxyHeaders] !== undefined) warnOnce('lds', `gateway ${proxy.name}: PROXY_CONFIG.proxyHeaders.${field} has no effect on gateways, as in Istio (${hint}); ignored`);
+  }
 }
 
 /** The router filter's config: suppress_envoy_headers with envoyDebugHeaders.disabled. */
