@@ -83,9 +83,11 @@ function v2Error(reason: string): ProxyHeaderParse {
 }
 
 function ipv6At(b: Buffer, at: number): string {
+  // IPv4-mapped in the dotted form node reports for sockets ("::ffff:10.0.0.1").
+  if (b.subarray(at, at + 10).every((x) => x === 0) && b.readUInt16BE(at + 10) === 0xffff) return `::ffff:${b[at + 12]}.${b[at + 13]}.${b[at + 14]}.${b[at + 15]}`;
   const groups: string[] = [];
   for (let i = 0; i < 8; i++) groups.push(b.readUInt16BE(at + 2 * i).toString(16));
-  // Through URL parsing for the canonical (compressed) form node reports for sockets.
+  // Through URL parsing for the canonical (compressed) form.
   return new URL(`http://[${groups.join(':')}]`).hostname.slice(1, -1);
 }
 
