@@ -10,39 +10,14 @@ import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { freePort } from '../../src/local/ports.ts';
 import { makeTaskCertificates } from '../helpers/istio-task-certs.ts';
 import { startMeshControlPlane, type MeshControlPlane } from '../helpers/mesh-control-plane.ts';
-import { startRigProxy, type RigProxy } from '../helpers/rig-proxy.ts';
+import { edgeToBackend, startEdgeGateway, type EdgeGateway } from '../helpers/edge-gateway.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { request, startUpstream, type Upstream } from '../proxy/harness.ts';
 
-const config = (backendPort: number) => `
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: { name: backend, namespace: istio-system }
-spec:
-  hosts: [backend.example.com]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{ number: 80, name: http, protocol: HTTP }]
-  endpoints: [{ address: 127.0.0.1, ports: { http: ${backendPort} } }]
----
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: { name: gw, namespace: istio-system }
-spec:
-  selector: { istio: ingressgateway }
-  servers: [{ port: { number: 8080, name: http, protocol: HTTP }, hosts: ['*'] }]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: { name: edge, namespace: istio-system }
-spec:
-  hosts: ['*']
-  gateways: [gw]
-  http: [{ route: [{ destination: { host: backend.example.com, port: { number: 80 } } }] }]
+const config = (backendPort: number) => `${edgeToBackend(backendPort)}
 ---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
@@ -68,21 +43,11 @@ spec:
   http: [{ route: [{ destination: { host: backend.example.com, port: { number: 80 } } }] }]
 `;
 
-interface Gateway {
-  port: number;
-  proxy: RigProxy;
-}
-
-/** An ingress gateway serving the Gateway's port 8080 on a free port, its PROXY_CONFIG (if any) in its environment as Istio's injector puts it. */
-async function startGateway(t: TestContext, mesh: MeshControlPlane, name: string, labels: string, proxyConfig?: string, serverPort = 8080): Promise<Gateway> {
-  const port = await freePort();
-  const args = ['--mode', 'router', '--namespace', 'istio-system', '--workload-name', name, '--service-account', 'istio-ingressgateway', '--labels', labels, '--instance-ip', '127.0.0.1', '--interception', 'explicit', '--bind', '127.0.0.1', '--inbound-port', `${serverPort}=${port}`];
-  const env: NodeJS.ProcessEnv = { PROXY_CONFIG: proxyConfig ?? '' };
-  return { port, proxy: startRigProxy(t, args, { xdsPort: mesh.cp.ports.xds, env }) };
-}
+/** An ingress gateway serving the Gateway's port 8080 (or `serverPort`) with its PROXY_CONFIG (if any). */
+const startGateway = (t: TestContext, mesh: MeshControlPlane, name: string, labels: string, proxyConfig?: string, serverPort = 8080) => startEdgeGateway(t, mesh, { name, labels, proxyConfig, serverPort });
 
 /** Waits until the gateway answers `status` (its listener, routes and policies pushed) and returns that reply. */
-async function ready(gw: Gateway, status: number, headers: Record<string, string> = {}) {
+async function ready(gw: EdgeGateway, status: number, headers: Record<string, string> = {}) {
   return waitFor(
     () => `the gateway answering ${status}\n${gw.proxy.log()}`,
     async () => {
@@ -177,7 +142,7 @@ test('XFCC on a MUTUAL gateway server: the SANITIZE_SET default replaces a clien
     startGateway(t, mesh, 'gw-mtls-forward-only', 'topology=mtls', '{"gatewayTopology": {"forwardClientCertDetails": "FORWARD_ONLY"}}', 8443),
   ]);
   const forged = { 'x-forwarded-client-cert': 'By=spiffe://evil/ns/x/sa/y;URI=spiffe://evil/ns/x/sa/z' };
-  const served = (gw: Gateway) => waitFor(() => `the MUTUAL gateway serving\n${gw.proxy.log()}`, async () => ((await mtlsRequest(gw.port, tls, forged).catch(() => 0)) === 200 ? true : undefined), 30_000);
+  const served = (gw: EdgeGateway) => waitFor(() => `the MUTUAL gateway serving\n${gw.proxy.log()}`, async () => ((await mtlsRequest(gw.port, tls, forged).catch(() => 0)) === 200 ? true : undefined), 30_000);
 
   await served(sanitizeSet);
   const set = String(lastRequest(backend).headers['x-forwarded-client-cert']);

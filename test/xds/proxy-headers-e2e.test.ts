@@ -5,53 +5,16 @@
 // router's x-envoy-upstream-service-time on the response.
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
-import { freePort } from '../../src/local/ports.ts';
 import { parseMeshConfig } from '../../src/model/mesh-config.ts';
 import { startMeshControlPlane, type MeshControlPlane } from '../helpers/mesh-control-plane.ts';
-import { startRigProxy, type RigProxy } from '../helpers/rig-proxy.ts';
+import { edgeToBackend, startEdgeGateway, type EdgeGateway } from '../helpers/edge-gateway.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { request, startUpstream } from '../proxy/harness.ts';
 
-const config = (backendPort: number) => `
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: { name: backend, namespace: istio-system }
-spec:
-  hosts: [backend.example.com]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{ number: 80, name: http, protocol: HTTP }]
-  endpoints: [{ address: 127.0.0.1, ports: { http: ${backendPort} } }]
----
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: { name: gw, namespace: istio-system }
-spec:
-  selector: { istio: ingressgateway }
-  servers: [{ port: { number: 8080, name: http, protocol: HTTP }, hosts: ['*'] }]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: { name: edge, namespace: istio-system }
-spec:
-  hosts: ['*']
-  gateways: [gw]
-  http: [{ route: [{ destination: { host: backend.example.com, port: { number: 80 } } }] }]
-`;
-
-interface Gateway {
-  port: number;
-  proxy: RigProxy;
-}
-
-async function startGateway(t: TestContext, mesh: MeshControlPlane, name: string, proxyConfig?: string): Promise<Gateway> {
-  const port = await freePort();
-  const args = ['--mode', 'router', '--namespace', 'istio-system', '--workload-name', name, '--service-account', 'istio-ingressgateway', '--labels', 'istio=ingressgateway', '--instance-ip', '127.0.0.1', '--interception', 'explicit', '--bind', '127.0.0.1', '--inbound-port', `8080=${port}`];
-  return { port, proxy: startRigProxy(t, args, { xdsPort: mesh.cp.ports.xds, env: { PROXY_CONFIG: proxyConfig ?? '' } }) };
-}
+const startGateway = (t: TestContext, mesh: MeshControlPlane, name: string, proxyConfig?: string) => startEdgeGateway(t, mesh, { name, proxyConfig });
 
 /** The gateway's answer once its listener and routes reach the backend. */
-function served(gw: Gateway) {
+function served(gw: EdgeGateway) {
   return waitFor(
     () => `the gateway serving the backend\n${gw.proxy.log()}`,
     async () => {
@@ -71,7 +34,7 @@ test('proxyHeaders from MeshConfig and from a gateway proxy config: server heade
   t.after(() => backend.close());
   const mesh = await startMeshControlPlane(t, {
     dirPrefix: 'rig-proxy-headers-',
-    config: config(backend.port),
+    config: edgeToBackend(backend.port),
     controlPlane: { mesh: parseMeshConfig({ defaultConfig: { proxyHeaders: { server: { value: 'mesh-edge' } } } }) },
   });
   const [meshDefault, own] = await Promise.all([
@@ -97,7 +60,7 @@ test('proxyHeaders from MeshConfig and from a gateway proxy config: server heade
 });
 
 test('a gateway whose proxy config asks for what rig proxy cannot do (preserveHttp1HeaderCase) is refused by the control plane, naming the field', async (t) => {
-  const mesh = await startMeshControlPlane(t, { dirPrefix: 'rig-proxy-headers-bad-', config: config(9) });
+  const mesh = await startMeshControlPlane(t, { dirPrefix: 'rig-proxy-headers-bad-', config: edgeToBackend(9) });
   const gw = await startGateway(t, mesh, 'gw-bad', '{"proxyHeaders": {"preserveHttp1HeaderCase": true}}');
   await waitFor(() => `the refusal in the gateway log\n${gw.proxy.log()}`, () => (/PROXY_CONFIG\.proxyHeaders\.preserveHttp1HeaderCase: not supported/.test(gw.proxy.log()) ? true : undefined), 30_000);
 });

@@ -7,23 +7,13 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
-import { test, type TestContext } from 'node:test';
-import { freePort } from '../../src/local/ports.ts';
-import { startMeshControlPlane, type MeshControlPlane } from '../helpers/mesh-control-plane.ts';
-import { startRigProxy, type RigProxy } from '../helpers/rig-proxy.ts';
+import { test } from 'node:test';
+import { startMeshControlPlane } from '../helpers/mesh-control-plane.ts';
+import { edgeToBackend, startEdgeGateway } from '../helpers/edge-gateway.ts';
 import { startHeaderServer } from '../helpers/proxy-protocol-server.ts';
 import { waitFor } from '../helpers/wait.ts';
 
-const config = (backendPort: number) => `
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: { name: backend, namespace: istio-system }
-spec:
-  hosts: [backend.example.com]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{ number: 80, name: http, protocol: HTTP }]
-  endpoints: [{ address: 127.0.0.1, ports: { http: ${backendPort} } }]
+const config = (backendPort: number) => `${edgeToBackend(backendPort)}
 ---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -31,21 +21,6 @@ metadata: { name: backend, namespace: istio-system }
 spec:
   host: backend.example.com
   trafficPolicy: { proxyProtocol: { version: V2 } }
----
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: { name: gw, namespace: istio-system }
-spec:
-  selector: { istio: ingressgateway }
-  servers: [{ port: { number: 8080, name: http, protocol: HTTP }, hosts: ['*'] }]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: { name: edge, namespace: istio-system }
-spec:
-  hosts: ['*']
-  gateways: [gw]
-  http: [{ route: [{ destination: { host: backend.example.com, port: { number: 80 } } }] }]
 ---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
@@ -55,12 +30,6 @@ spec:
   action: ALLOW
   rules: [{ from: [{ source: { remoteIpBlocks: [203.0.113.0/24] } }] }]
 `;
-
-async function startGateway(t: TestContext, mesh: MeshControlPlane): Promise<{ port: number; proxy: RigProxy }> {
-  const port = await freePort();
-  const args = ['--mode', 'router', '--namespace', 'istio-system', '--workload-name', 'gw-pp', '--service-account', 'istio-ingressgateway', '--labels', 'istio=ingressgateway', '--instance-ip', '127.0.0.1', '--interception', 'explicit', '--bind', '127.0.0.1', '--inbound-port', `8080=${port}`];
-  return { port, proxy: startRigProxy(t, args, { xdsPort: mesh.cp.ports.xds, env: { PROXY_CONFIG: '{"gatewayTopology": {"proxyProtocol": {}}}' } }) };
-}
 
 /** One request over a raw connection that starts with `prefix`; resolves with the status line, '' when closed without a reply. */
 function send(port: number, prefix: string): Promise<string> {
@@ -82,7 +51,7 @@ test('gatewayTopology.proxyProtocol and DestinationRule proxyProtocol through th
   });
   const backend = await startHeaderServer(t, (s) => httpServer.emit('connection', s));
   const mesh = await startMeshControlPlane(t, { dirPrefix: 'rig-proxy-protocol-', config: config(backend.port) });
-  const gw = await startGateway(t, mesh);
+  const gw = await startEdgeGateway(t, mesh, { name: 'gw-pp', proxyConfig: '{"gatewayTopology": {"proxyProtocol": {}}}' });
   const header = 'PROXY TCP4 203.0.113.7 198.51.100.20 5555 443\r\n';
   await waitFor(() => `the gateway answering 200 behind a PROXY header\n${gw.proxy.log()}`, async () => ((await send(gw.port, header)) === 'HTTP/1.1 200 OK' ? true : undefined), 30_000);
 

@@ -1,0 +1,56 @@
+// An ingress gateway in front of one backend, as the gateway e2e tests (gatewayTopology,
+// proxyHeaders, PROXY protocol) use it: the Istio config, and a `rig proxy` in router mode that
+// serves the Gateway's port on a free local port with its own PROXY_CONFIG.
+import type { TestContext } from 'node:test';
+import { freePort } from '../../src/local/ports.ts';
+import type { MeshControlPlane } from './mesh-control-plane.ts';
+import { startRigProxy, type RigProxy } from './rig-proxy.ts';
+
+/** ServiceEntry backend.example.com → 127.0.0.1:`backendPort`, Gateway gw on 8080 for istio=ingressgateway, VirtualService edge routing everything there. */
+export const edgeToBackend = (backendPort: number) => `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: backend, namespace: istio-system }
+spec:
+  hosts: [backend.example.com]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{ number: 80, name: http, protocol: HTTP }]
+  endpoints: [{ address: 127.0.0.1, ports: { http: ${backendPort} } }]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: { name: gw, namespace: istio-system }
+spec:
+  selector: { istio: ingressgateway }
+  servers: [{ port: { number: 8080, name: http, protocol: HTTP }, hosts: ['*'] }]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: edge, namespace: istio-system }
+spec:
+  hosts: ['*']
+  gateways: [gw]
+  http: [{ route: [{ destination: { host: backend.example.com, port: { number: 80 } } }] }]
+`;
+
+export interface EdgeGateway {
+  port: number;
+  proxy: RigProxy;
+}
+
+export interface EdgeGatewayOptions {
+  name: string;
+  labels?: string;
+  /** The gateway's PROXY_CONFIG, as Istio's injector puts the proxy.istio.io/config annotation there. */
+  proxyConfig?: string;
+  /** The Gateway server port this proxy serves (on a free local port). */
+  serverPort?: number;
+}
+
+export async function startEdgeGateway(t: TestContext, mesh: MeshControlPlane, o: EdgeGatewayOptions): Promise<EdgeGateway> {
+  const port = await freePort();
+  const args = ['--mode', 'router', '--namespace', 'istio-system', '--workload-name', o.name, '--service-account', 'istio-ingressgateway', '--labels', o.labels ?? 'istio=ingressgateway'];
+  args.push('--instance-ip', '127.0.0.1', '--interception', 'explicit', '--bind', '127.0.0.1', '--inbound-port', `${o.serverPort ?? 8080}=${port}`);
+  return { port, proxy: startRigProxy(t, args, { xdsPort: mesh.cp.ports.xds, env: { PROXY_CONFIG: o.proxyConfig ?? '' } }) };
+}
