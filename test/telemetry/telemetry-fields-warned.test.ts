@@ -1,7 +1,8 @@
 // Telemetry fields rig proxy reads without implementing are warned about by their path when set
 // to something other than their default, and quiet at the default (what Istio sends): the HCM
 // tracing verbose and spawn_upstream_span, istio.stats stat_prefix / rotate_interval /
-// graceful_deletion_interval, peer_metadata istio_headers.skip_external_clusters.
+// graceful_deletion_interval, peer_metadata istio_headers.skip_external_clusters on a discovery
+// method (Istio reads it for propagation only; propagation honours it, see peer-metadata-skip-external).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { EnvoyJson } from '../../src/envoy/index.ts';
@@ -42,9 +43,9 @@ test('telemetry fields without an effect in rig proxy: warned by path when set, 
     `${hcm}.http_filters[1].typed_config.value.stat_prefix: metric names keep Istio's istio_ prefix in rig proxy (a mesh_ prefix is not supported); ignored`,
     `${hcm}.http_filters[1].typed_config.value.rotate_interval: rig proxy never expires metric series: they stay until the proxy restarts; ignored`,
     `${hcm}.http_filters[1].typed_config.value.graceful_deletion_interval: rig proxy never expires metric series: they stay until the proxy restarts; ignored`,
-    `${hcm}.http_filters[0].typed_config.value.downstream_discovery[0].istio_headers.skip_external_clusters: peer metadata headers also go to clusters outside the mesh in rig proxy; ignored`,
-    `${hcm}.http_filters[0].typed_config.value.upstream_propagation[0].istio_headers.skip_external_clusters: peer metadata headers also go to clusters outside the mesh in rig proxy; ignored`,
+    `${hcm}.http_filters[0].typed_config.value.downstream_discovery[0].istio_headers.skip_external_clusters: skip_external_clusters applies to propagation only, as in Istio; ignored in discovery`,
   ];
   for (const w of expected) assert.ok(warnings.includes(w), `missing warning ${w}\nin:\n${warnings.join('\n')}`);
+  assert.deepEqual(warnings.filter((w) => w.includes('upstream_propagation')), [], 'propagation honours skip_external_clusters');
   assert.deepEqual(warnings.filter((w) => w.includes('"defaults"')), [], 'defaults are quiet');
 });

@@ -4,9 +4,13 @@
 // of `{ istio_headers: {} }`. Discovery reads the peer's x-envoy-peer-metadata(-id) into the
 // StreamInfo (downstreamPeer / upstreamPeer, next to the mTLS principal) and removes the headers,
 // so the application never sees them; propagation adds this proxy's metadata.
+// Propagation with istio_headers.skip_external_clusters (istiod's metadataExchangeHeaders IN_MESH)
+// leaves the headers out when the request's cluster is outside the mesh, as Istio's proxy decides
+// it: the cluster is PassthroughCluster or its filter_metadata istio.external is true.
 import type { HttpFilter, HttpFilterFactory, RequestHead, ResponseHead, StreamCallbacks, HeaderMap } from '../filters/filter.ts';
 import { FilterStatus } from '../filters/filter.ts';
 import type { Reader } from '../config/reader.ts';
+import type { ClusterManager } from '../upstream/cluster-manager.ts';
 import { PEER_ID_HEADER, PEER_METADATA_HEADER, decodePeerHeader, type LocalPeer } from './peer-metadata.ts';
 import { telemetryOf } from './proxy-telemetry.ts';
 import { typedStructValue } from './typed-struct.ts';
@@ -19,16 +23,28 @@ interface PeerMetadataConfig {
   readonly upstreamDiscovery: boolean;
   readonly downstreamPropagation: boolean;
   readonly upstreamPropagation: boolean;
+  /** Propagation leaves clusters outside the mesh out (every istio_headers entry has skip_external_clusters). */
+  readonly downstreamSkipExternal: boolean;
+  readonly upstreamSkipExternal: boolean;
   readonly local: LocalPeer | undefined;
+  readonly clusters: ClusterManager;
 }
 
-function readMethods(r: Reader, key: string): boolean {
+interface Methods {
+  readonly on: boolean;
+  readonly skipExternal: boolean;
+}
+
+function readMethods(r: Reader, key: string, propagation: boolean): Methods {
   let on = false;
+  let skipExternal = true;
   for (const m of r.objs(key)) {
     const h = m.obj('istio_headers');
     if (h) {
       on = true;
-      if (h.bool('skip_external_clusters', false)) h.issues.warn(h.at('skip_external_clusters'), 'peer metadata headers also go to clusters outside the mesh in rig proxy; ignored');
+      const skip = h.bool('skip_external_clusters', false);
+      if (!propagation && skip) h.issues.warn(h.at('skip_external_clusters'), 'skip_external_clusters applies to propagation only, as in Istio; ignored in discovery');
+      skipExternal &&= skip;
       h.done();
       m.done();
     } else {
@@ -36,7 +52,16 @@ function readMethods(r: Reader, key: string): boolean {
       m.accept(...Object.keys(m.raw));
     }
   }
-  return on;
+  return { on, skipExternal: on && skipExternal };
+}
+
+const PASSTHROUGH_CLUSTER = 'PassthroughCluster';
+
+function isExternal(clusters: ClusterManager, name: string | undefined): boolean {
+  if (name === undefined) return false;
+  if (name === PASSTHROUGH_CLUSTER) return true;
+  const md = clusters.get(name)?.config.raw.metadata as { filter_metadata?: { istio?: { external?: unknown } } } | undefined;
+  return md?.filter_metadata?.istio?.external === true;
 }
 
 function first(v: string | string[] | undefined): string | undefined {
@@ -69,7 +94,7 @@ class PeerMetadataFilter implements HttpFilter {
         info.downstreamPeer = { principal: info.downstreamPeer?.principal, metadata: peer.metadata };
       }
     }
-    if (c.upstreamPropagation && c.local) {
+    if (c.upstreamPropagation && c.local && !(c.upstreamSkipExternal && this.externalUpstream())) {
       head.headers[PEER_ID_HEADER] = c.local.id;
       head.headers[PEER_METADATA_HEADER] = c.local.header;
     }
@@ -86,10 +111,17 @@ class PeerMetadataFilter implements HttpFilter {
         info.upstreamPeer = { principal: info.upstreamPeer?.principal, metadata: peer.metadata };
       }
     }
-    if (c.downstreamPropagation && c.local) {
+    if (c.downstreamPropagation && c.local && !(c.downstreamSkipExternal && this.externalUpstream())) {
       head.headers[PEER_ID_HEADER] = c.local.id;
       head.headers[PEER_METADATA_HEADER] = c.local.header;
     }
+  }
+
+  /** Whether the request's cluster is outside the mesh (Envoy's upstream cluster info, set with the route). */
+  private externalUpstream(): boolean {
+    // Resolves the route again when an earlier filter cleared it, which updates streamInfo.upstreamCluster.
+    this.cb.matchedRoute();
+    return isExternal(this.c.clusters, this.cb.streamInfo.upstreamCluster);
   }
 }
 
@@ -99,12 +131,20 @@ export const peerMetadataFilterFactory: HttpFilterFactory<PeerMetadataConfig> = 
   compile(r, ctx) {
     const v = typedStructValue(r, [PEER_METADATA_TYPE], PEER_METADATA_FILTER);
     const t = telemetryOf(ctx.stats);
+    const none: Methods = { on: false, skipExternal: false };
+    const downstreamDiscovery = v ? readMethods(v, 'downstream_discovery', false) : none;
+    const upstreamDiscovery = v ? readMethods(v, 'upstream_discovery', false) : none;
+    const downstreamPropagation = v ? readMethods(v, 'downstream_propagation', true) : none;
+    const upstreamPropagation = v ? readMethods(v, 'upstream_propagation', true) : none;
     const config: PeerMetadataConfig = {
-      downstreamDiscovery: v ? readMethods(v, 'downstream_discovery') : false,
-      upstreamDiscovery: v ? readMethods(v, 'upstream_discovery') : false,
-      downstreamPropagation: v ? readMethods(v, 'downstream_propagation') : false,
-      upstreamPropagation: v ? readMethods(v, 'upstream_propagation') : false,
+      downstreamDiscovery: downstreamDiscovery.on,
+      upstreamDiscovery: upstreamDiscovery.on,
+      downstreamPropagation: downstreamPropagation.on,
+      upstreamPropagation: upstreamPropagation.on,
+      downstreamSkipExternal: downstreamPropagation.skipExternal,
+      upstreamSkipExternal: upstreamPropagation.skipExternal,
       local: t?.local,
+      clusters: ctx.clusters,
     };
     // Shares the downstream peer with upstream-side filters (Istio's waypoints); rig proxy has none that read it.
     v?.accept('shared_with_upstream');
