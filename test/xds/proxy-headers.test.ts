@@ -212,3 +212,30 @@ test("a gateway's own proxyHeaders fields that istiod applies to sidecars only a
   assert.equal(warned.length, 1, stderr);
   assert.match(warned[0], /gateway istio-ingressgateway-0\.istio-system: PROXY_CONFIG\.proxyHeaders\.forwardedClientCert has no effect on gateways, as in Istio \(set gatewayTopology\.forwardClientCertDetails\); ignored/);
 });
+
+test('MESH_EXTERNAL services get istio.external cluster metadata, which IN_MESH skips the peer metadata headers for; mesh services do not', () => {
+  const config = parseYaml(`
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: payments, namespace: default }
+spec:
+  hosts: [api.payments.example]
+  location: MESH_EXTERNAL
+  resolution: DNS
+  ports: [{ number: 443, name: tls, protocol: TLS }]
+---
+apiVersion: v1
+kind: Service
+metadata: { name: reviews, namespace: default }
+spec: { selector: { app: reviews }, ports: [{ port: 9080, name: http }] }
+`);
+  const proxy = sidecar();
+  const clusters = GENERATORS[CLUSTER_TYPE].generate(buildPush(config, [proxy]), proxy, undefined);
+  const external = (name: string) => {
+    const c = clusters.find((x) => x.name === name);
+    assert.ok(c, `cluster ${name}`);
+    return ((c.metadata as EnvoyJson).filter_metadata as { istio: EnvoyJson }).istio.external;
+  };
+  assert.equal(external('outbound|443||api.payments.example'), true);
+  assert.equal(external('outbound|9080||reviews.default.svc.cluster.local'), undefined);
+});

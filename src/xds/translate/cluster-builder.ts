@@ -70,6 +70,8 @@ function buildGrpcClusters(push: PushContext, proxy: Proxy): EnvoyJson[] {
 function serviceMetadata(svc: Service, port: ServicePort, subset: string): EnvoyJson {
   const istio: EnvoyJson = { services: [{ host: svc.hostname, name: svc.name, namespace: svc.namespace }], default_original_port: port.port };
   if (subset) istio.subset = subset;
+  // As istiod: the peer metadata filter's skip_external_clusters (proxyHeaders IN_MESH) reads it.
+  if (svc.meshExternal) istio.external = true;
   return { filter_metadata: { istio } };
 }
 
