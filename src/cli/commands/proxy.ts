@@ -10,6 +10,7 @@ import { addXdsOptions, bootstrapFromOptions, identityFromOptions, type XdsCliOp
 import { ProxyRuntime } from '../../proxy/runtime.ts';
 import { ipVersionOfInstanceIps, setLocalAddressIpVersion, type IpVersion } from '../../proxy/local-address.ts';
 import { trimHeap, trimHeapWhenReady } from '../../proxy/heap-trim.ts';
+import { skipMaglev } from '../../proxy/jit-tiers.ts';
 import { releaseEnvoyTypes, releaseEnvoyTypesWhenIdle } from '../../envoy/protos.ts';
 import { releaseFreeMalloc, releaseFreeMallocEvery, trimCodeResidency, trimCodeResidencyEvery } from '../../proxy/resident-trim.ts';
 import { createAdminHandler, createReadyHandler } from '../../proxy/admin/admin-server.ts';
@@ -65,6 +66,7 @@ function localAddressIpVersion(opts: ProxyOptions, metadata: EnvoyJson): IpVersi
 }
 
 async function run(opts: ProxyOptions): Promise<void> {
+  skipMaglev();
   const log = createLogger({ level: opts.logLevel, format: opts.logFormat === 'text' ? 'text' : 'json', name: 'proxy' });
   let raw: EnvoyJson;
   let source: string;
