@@ -32,6 +32,7 @@ import type { Span } from './tracer.ts';
 import type { H1Request } from './h1/h1-request.ts';
 import type { H2Request, H2Response } from './h2-server-stream.ts';
 import type { H1Response } from './h1/h1-response.ts';
+import { firstHeaderValue } from './first-header-value.ts';
 
 export type DownstreamRequest = IncomingMessage | H2Request | H1Request;
 export type DownstreamResponse = ServerResponse | H2Response | H1Response;
@@ -69,10 +70,6 @@ export interface ConnState {
 
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'te', 'expect', 'host'];
 const RESPONSE_HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade'];
-
-function firstValue(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v[0] : v;
-}
 
 /** Parses a grpc-timeout header ("100m", "2S") into ms; undefined when absent or malformed. */
 export function parseGrpcTimeout(v: string | undefined): number | undefined {
@@ -213,8 +210,8 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     info.path = path;
     info.authority = authority;
     info.scheme = scheme;
-    info.userAgent = firstValue(headers['user-agent']);
-    info.forwardedFor = firstValue(headers['x-forwarded-for']);
+    info.userAgent = firstHeaderValue(headers['user-agent']);
+    info.forwardedFor = firstHeaderValue(headers['x-forwarded-for']);
     info.bytesReceived = Number(headers['content-length'] ?? 0) || 0;
   }
 
@@ -275,7 +272,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     this.weighted = r?.action === ActionKind.Weighted ? pickWeighted(r) : undefined;
     info.routeName = r?.name;
     info.routeDecorator = r?.decorator;
-    info.upstreamCluster = r === undefined ? undefined : r.action === ActionKind.Cluster ? r.cluster : r.action === ActionKind.Weighted ? this.weighted!.name : r.action === ActionKind.ClusterHeader ? firstValue(this.head.headers[r.clusterHeader]) : undefined;
+    info.upstreamCluster = r === undefined ? undefined : r.action === ActionKind.Cluster ? r.cluster : r.action === ActionKind.Weighted ? this.weighted!.name : r.action === ActionKind.ClusterHeader ? firstHeaderValue(this.head.headers[r.clusterHeader]) : undefined;
     return r;
   }
 
@@ -473,7 +470,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     }
     let name = route.cluster;
     if (this.weighted) name = this.weighted.name;
-    else if (route.action === ActionKind.ClusterHeader) name = firstValue(this.head.headers[route.clusterHeader]) ?? '';
+    else if (route.action === ActionKind.ClusterHeader) name = firstHeaderValue(this.head.headers[route.clusterHeader]) ?? '';
     const cluster = this.conn.ctx.clusters.get(name);
     info.upstreamCluster = name;
     if (!cluster) {
@@ -507,7 +504,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     const hostRewrite = this.weighted?.hostRewrite ?? route.hostRewrite;
     if (hostRewrite !== undefined) head.authority = hostRewrite;
     else if (route.hostRewriteHeader) {
-      const v = firstValue(head.headers[route.hostRewriteHeader]);
+      const v = firstHeaderValue(head.headers[route.hostRewriteHeader]);
       if (v) head.authority = v;
     }
     if (route.hashPolicy) {
@@ -526,7 +523,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
       this.idleTimer = route.idleTimeoutMs > 0 ? setTimeout(onIdleTimeout, route.idleTimeoutMs, this) : undefined;
     }
     if (route.grpcTimeoutMaxMs !== undefined && this.isGrpc) {
-      const g = parseGrpcTimeout(firstValue(head.headers['grpc-timeout']));
+      const g = parseGrpcTimeout(firstHeaderValue(head.headers['grpc-timeout']));
       if (g !== undefined) {
         let t = Math.max(g - route.grpcTimeoutOffsetMs, 1);
         if (route.grpcTimeoutMaxMs > 0) t = Math.min(t, route.grpcTimeoutMaxMs);
@@ -639,7 +636,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
    */
   private originalDestination(): { address: string; port: number } | undefined {
     const hname = this.cluster!.config.originalDstHeader;
-    const target = (hname ? firstValue(this.head.headers[hname]) : undefined) ?? (this.conn.originalDst ? undefined : this.head.authority);
+    const target = (hname ? firstHeaderValue(this.head.headers[hname]) : undefined) ?? (this.conn.originalDst ? undefined : this.head.authority);
     if (target) {
       const i = target.lastIndexOf(':');
       if (i > 0 && !target.endsWith(']')) return { address: target.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(target.slice(i + 1)) };
@@ -790,7 +787,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
       if (p.retriableHeaders.some((m) => m.match(fake))) return true;
     }
     if (this.isGrpc && on & (RetryOn.GrpcCancelled | RetryOn.GrpcDeadlineExceeded | RetryOn.GrpcResourceExhausted | RetryOn.GrpcUnavailable | RetryOn.GrpcInternal)) {
-      const gs = Number(firstValue(headers['grpc-status']) ?? -1);
+      const gs = Number(firstHeaderValue(headers['grpc-status']) ?? -1);
       if (gs === 1 && on & RetryOn.GrpcCancelled) return true;
       if (gs === 4 && on & RetryOn.GrpcDeadlineExceeded) return true;
       if (gs === 8 && on & RetryOn.GrpcResourceExhausted) return true;
@@ -834,7 +831,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     if (hcm.serverHeader === 0 || (hcm.serverHeader === 1 && out.server === undefined)) out.server = hcm.serverName;
     if (this.isGrpc) {
       const gs = out['grpc-status'];
-      if (gs !== undefined) info.grpcStatus = Number(firstValue(gs));
+      if (gs !== undefined) info.grpcStatus = Number(firstHeaderValue(gs));
       if (this.isH2) this.grpcTrailers = takeGrpcStatus(out);
     }
     // An HTTP/2 response waits for trailers only when some can follow: else its last DATA frame ends it.
@@ -886,7 +883,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
       }
     }
     if (hasTrailers) {
-      if (trailers['grpc-status'] !== undefined) info.grpcStatus = Number(firstValue(trailers['grpc-status']));
+      if (trailers['grpc-status'] !== undefined) info.grpcStatus = Number(firstHeaderValue(trailers['grpc-status']));
       if (toClient) this.res.addTrailers(trailers as Record<string, string>);
     } else if (this.grpcTrailers && toClient) this.res.addTrailers(this.grpcTrailers);
     this.res.end();

@@ -11,12 +11,9 @@ import type { ConnState } from './http-stream.ts';
 import { processForwardedFor } from './header-sanitizing.ts';
 import { clearTraceReason } from './request-id.ts';
 import { applyXfcc } from './xfcc.ts';
+import { firstHeaderValue } from './first-header-value.ts';
 
 const NONE: readonly string[] = [];
-
-function firstValue(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v[0] : v;
-}
 
 /** Mutates `head.headers` for the connection's HCM and fills `info` (requestId, trusted client address). Returns whether the request is internal. */
 export function mutateRequestHeaders(conn: ConnState, head: RequestHead, info: StreamInfo): boolean {
@@ -25,7 +22,7 @@ export function mutateRequestHeaders(conn: ConnState, head: RequestHead, info: S
   const internal = processForwardedFor(h, hcm, conn.info.remoteAddress, info, hcm.routes.table?.internalOnlyHeaders ?? NONE);
   // With use_remote_address, a downstream x-forwarded-proto is trusted only behind trusted hops.
   if ((hcm.useRemoteAddress && hcm.xffTrustedHops === 0) || h['x-forwarded-proto'] === undefined) h['x-forwarded-proto'] = head.scheme;
-  let rid = firstValue(h['x-request-id']);
+  let rid = firstHeaderValue(h['x-request-id']);
   if (hcm.generateRequestId && (rid === undefined || (hcm.useRemoteAddress && !hcm.preserveExternalRequestId))) {
     rid = randomUUID();
     h['x-request-id'] = rid;
@@ -34,7 +31,7 @@ export function mutateRequestHeaders(conn: ConnState, head: RequestHead, info: S
     if (cleared !== rid) h['x-request-id'] = rid = cleared;
   }
   info.requestId = rid;
-  if (hcm.via) h.via = h.via === undefined ? hcm.via : `${firstValue(h.via)}, ${hcm.via}`;
+  if (hcm.via) h.via = h.via === undefined ? hcm.via : `${firstHeaderValue(h.via)}, ${hcm.via}`;
   applyXfcc(h, hcm.xfcc.mode, conn.clientCert, conn.xfccElement);
   return internal;
 }

@@ -22,7 +22,7 @@ import { attachTelemetry } from './proxy-telemetry.ts';
 import { traceDecision, type RequestIdConfig, type TraceSampling } from '../http/request-id.ts';
 import { serviceOfAuthority, serviceOfCluster } from './istio-metrics.ts';
 import type { LocalPeer } from './peer-metadata.ts';
-
+import { firstHeaderValue } from '../http/first-header-value.ts';
 
 type CustomTag = (req: RequestHead) => string | undefined;
 
@@ -45,10 +45,6 @@ interface TracerConfig {
   readonly sharedSpanContext: boolean;
 }
 
-function first(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v[0] : v;
-}
-
 const DECORATOR_HEADER = 'x-envoy-decorator-operation';
 
 /**
@@ -57,7 +53,7 @@ const DECORATOR_HEADER = 'x-envoy-decorator-operation';
  */
 function spanName(c: TracerConfig, info: StreamInfo, req: RequestHead): string {
   if (c.kind === SpanKind.SERVER) {
-    const propagated = first(req.headers[DECORATOR_HEADER]);
+    const propagated = firstHeaderValue(req.headers[DECORATOR_HEADER]);
     if (propagated) return propagated;
   }
   if (info.routeDecorator) return info.routeDecorator.operation;
@@ -110,7 +106,7 @@ class RecordingSpan implements Span {
       response_flags: formatResponseFlags(info.responseFlags),
       response_size: String(info.bytesSent),
       request_size: String(info.bytesReceived),
-      downstream_cluster: first(req.headers['x-envoy-downstream-service-cluster']) ?? '-',
+      downstream_cluster: firstHeaderValue(req.headers['x-envoy-downstream-service-cluster']) ?? '-',
       user_agent: info.userAgent ?? '-',
       'guid:x-request-id': info.requestId ?? '',
       // As Envoy's downstream span: the connection's peer, not the address taken from x-forwarded-for.
@@ -239,7 +235,7 @@ function compileCustomTags(r: Reader): [string, CustomTag][] {
     } else if (hdr) {
       const name = hdr.str('name').toLowerCase();
       const def = hdr.str('default_value') || undefined;
-      out.push([tag, (req) => first(req.headers[name]) ?? def]);
+      out.push([tag, (req) => firstHeaderValue(req.headers[name]) ?? def]);
       hdr.done();
     } else t.issues.error(t.path, 'a custom tag needs literal, environment or request_header (metadata tags are not supported)');
     t.done();

@@ -14,6 +14,7 @@ import type { ClusterManager } from '../upstream/cluster-manager.ts';
 import { PEER_ID_HEADER, PEER_METADATA_HEADER, decodePeerHeader, type LocalPeer } from './peer-metadata.ts';
 import { telemetryOf } from './proxy-telemetry.ts';
 import { typedStructValue } from './typed-struct.ts';
+import { firstHeaderValue } from '../http/first-header-value.ts';
 
 export const PEER_METADATA_FILTER = 'envoy.filters.http.peer_metadata';
 export const PEER_METADATA_TYPE = 'type.googleapis.com/io.istio.http.peer_metadata.Config';
@@ -64,12 +65,8 @@ function isExternal(clusters: ClusterManager, name: string | undefined): boolean
   return md?.filter_metadata?.istio?.external === true;
 }
 
-function first(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v[0] : v;
-}
-
 function strip(h: HeaderMap): string | undefined {
-  const md = first(h[PEER_METADATA_HEADER]);
+  const md = firstHeaderValue(h[PEER_METADATA_HEADER]);
   if (md !== undefined) delete h[PEER_METADATA_HEADER];
   if (h[PEER_ID_HEADER] !== undefined) delete h[PEER_ID_HEADER];
   return md;

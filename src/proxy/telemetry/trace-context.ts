@@ -8,6 +8,7 @@
 // request came with it.
 import { randomBytes } from 'node:crypto';
 import type { HeaderMap } from '../filters/filter.ts';
+import { firstHeaderValue } from '../http/first-header-value.ts';
 
 /**
  * What a tracer reads and writes, as Envoy's: the OpenTelemetry tracer W3C trace context, the Zipkin tracer
@@ -27,10 +28,6 @@ export interface TraceContext {
   tracestate?: string;
   /** The request carried a single `b3` header. */
   b3Single: boolean;
-}
-
-function first(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v[0] : v;
 }
 
 const HEX32 = /^[0-9a-f]{32}$/;
@@ -84,15 +81,15 @@ export const MALFORMED = 'malformed';
 type Extracted = TraceContext | undefined | typeof MALFORMED;
 
 function extractW3C(h: HeaderMap): Extracted {
-  const tp = first(h.traceparent);
+  const tp = firstHeaderValue(h.traceparent);
   if (tp === undefined) return undefined;
   const m = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})/.exec(tp.trim().toLowerCase());
   if (!m || m[1] === 'ff' || m[2] === ZERO32 || m[3] === ZERO16) return MALFORMED;
-  return { traceId: m[2], parentSpanId: m[3], sampled: (parseInt(m[4], 16) & 1) === 1, tracestate: first(h.tracestate), b3Single: false };
+  return { traceId: m[2], parentSpanId: m[3], sampled: (parseInt(m[4], 16) & 1) === 1, tracestate: firstHeaderValue(h.tracestate), b3Single: false };
 }
 
 function extractB3(h: HeaderMap): Extracted {
-  const b3 = first(h.b3);
+  const b3 = firstHeaderValue(h.b3);
   if (b3 !== undefined) {
     const p = b3.trim().split('-');
     if (p.length === 1) {
@@ -108,14 +105,14 @@ function extractB3(h: HeaderMap): Extracted {
     if (p[3] !== undefined && !parent) return MALFORMED;
     return { traceId: t, parentSpanId: s, callerParentId: parent, sampled: flag === undefined ? undefined : flag !== '0', b3Single: true };
   }
-  const rawTrace = first(h['x-b3-traceid']);
-  const rawSpan = first(h['x-b3-spanid']);
-  const sampledH = first(h['x-b3-sampled']);
-  const sampled = first(h['x-b3-flags']) === '1' ? true : sampledH === undefined ? undefined : sampledH === '1' || sampledH === 'true';
+  const rawTrace = firstHeaderValue(h['x-b3-traceid']);
+  const rawSpan = firstHeaderValue(h['x-b3-spanid']);
+  const sampledH = firstHeaderValue(h['x-b3-sampled']);
+  const sampled = firstHeaderValue(h['x-b3-flags']) === '1' ? true : sampledH === undefined ? undefined : sampledH === '1' || sampledH === 'true';
   if (rawTrace !== undefined && rawSpan !== undefined) {
     const t = traceId(rawTrace);
     const s = spanId(rawSpan);
-    const rawParent = first(h['x-b3-parentspanid']);
+    const rawParent = firstHeaderValue(h['x-b3-parentspanid']);
     const parent = rawParent ? spanId(rawParent) : undefined;
     if (!t || !s || (rawParent && !parent)) return MALFORMED;
     return { traceId: t, parentSpanId: s, callerParentId: parent, sampled, b3Single: false };

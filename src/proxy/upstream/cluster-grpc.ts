@@ -11,6 +11,7 @@
 import type { ClusterManager } from './cluster-manager.ts';
 import { requestThroughCluster } from './cluster-request.ts';
 import { localAddress } from '../local-address.ts';
+import { firstHeaderValue } from '../http/first-header-value.ts';
 
 export interface GrpcCall {
   readonly cluster: string;
@@ -89,10 +90,6 @@ export function grpcFrame(message: Uint8Array): Buffer {
   return out;
 }
 
-function first(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v[0] : v;
-}
-
 function grpcMessage(v: string | undefined): string {
   if (!v) return '';
   try {
@@ -131,10 +128,10 @@ export async function grpcCallThroughCluster(clusters: ClusterManager, call: Grp
   const res = await requestThroughCluster(clusters, { cluster: call.cluster, method: 'POST', path: call.path, headers, body: grpcFrame(message), timeoutMs, signal: call.signal }).catch((err: Error) => {
     throw new GrpcCallError(err.message, { connectFailure: isConnectFailure(err), cause: err });
   });
-  const inTrailers = first(res.trailers['grpc-status']);
-  const status = inTrailers ?? first(res.headers['grpc-status']);
+  const inTrailers = firstHeaderValue(res.trailers['grpc-status']);
+  const status = inTrailers ?? firstHeaderValue(res.headers['grpc-status']);
   if (res.status !== 200 || status !== '0') {
-    const detail = grpcMessage(first(res.trailers['grpc-message']) ?? first(res.headers['grpc-message']));
+    const detail = grpcMessage(firstHeaderValue(res.trailers['grpc-message']) ?? firstHeaderValue(res.headers['grpc-message']));
     const grpcStatus = status !== undefined && /^\d+$/.test(status) ? Number(status) : undefined;
     throw new GrpcCallError(`${call.path} through cluster ${call.cluster}: HTTP ${res.status}, grpc-status ${status ?? 'missing'}${detail ? ` (${detail})` : ''}`, { httpStatus: res.status, grpcStatus, statusInHeaders: inTrailers === undefined && grpcStatus !== undefined });
   }

@@ -10,6 +10,7 @@ import type { Stat } from '../../stats/stats.ts';
 import { FilterStatus, type HttpFilter, type HttpFilterFactory, type RequestHead, type ResponseHead, type StreamCallbacks } from '../filter.ts';
 import { registerHttpFilter } from '../registry.ts';
 import { originAllowed, readCorsPolicy, type CorsPolicy } from './cors-policy.ts';
+import { firstHeaderValue } from '../../http/first-header-value.ts';
 
 export const CORS_FILTER_NAME = 'envoy.filters.http.cors';
 export const CORS_POLICY_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy';
@@ -18,10 +19,6 @@ export interface CorsFilterConfig {
   readonly name: string;
   readonly originValid: Stat;
   readonly originInvalid: Stat;
-}
-
-function first(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v[0] : v;
 }
 
 class CorsFilter implements HttpFilter {
@@ -41,11 +38,11 @@ class CorsFilter implements HttpFilter {
     if (!p) return FilterStatus.Continue;
     const enabled = sample(p.filterEnabled);
     if (!enabled && !sample(p.shadowEnabled)) return FilterStatus.Continue;
-    const origin = first(head.headers.origin);
+    const origin = firstHeaderValue(head.headers.origin);
     if (!origin) return FilterStatus.Continue;
     const allowed = originAllowed(p, origin);
     (allowed ? this.c.originValid : this.c.originInvalid).value++;
-    const preflight = head.method === 'OPTIONS' && !!first(head.headers['access-control-request-method']);
+    const preflight = head.method === 'OPTIONS' && !!firstHeaderValue(head.headers['access-control-request-method']);
     if (!preflight) {
       if (allowed && enabled) {
         this.policy = p;
@@ -61,7 +58,7 @@ class CorsFilter implements HttpFilter {
       if (p.allowMethods) headers['access-control-allow-methods'] = p.allowMethods;
       if (p.allowHeaders) headers['access-control-allow-headers'] = p.allowHeaders;
       if (p.maxAge) headers['access-control-max-age'] = p.maxAge;
-      if (p.allowPrivateNetworkAccess && first(head.headers['access-control-request-private-network']) === 'true') headers['access-control-allow-private-network'] = 'true';
+      if (p.allowPrivateNetworkAccess && firstHeaderValue(head.headers['access-control-request-private-network']) === 'true') headers['access-control-allow-private-network'] = 'true';
     }
     this.cb.sendLocalReply({ status: 200, headers, details: allowed ? 'cors_preflight' : 'cors_preflight_origin_not_allowed' });
     return FilterStatus.StopIteration;
