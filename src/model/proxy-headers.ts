@@ -2,6 +2,7 @@
 // (MeshConfig defaultConfig.proxyHeaders) or per proxy (the `proxy.istio.io/config` annotation, node
 // metadata PROXY_CONFIG), the proxy's own fields replacing the mesh default's, as for gatewayTopology.
 import { FORWARD_CLIENT_CERT_DETAILS, type ForwardClientCertDetails } from './gateway-topology.ts';
+import { bool, enumOf, isObject, message, string } from './proto-json-fields.ts';
 
 export interface SetCurrentClientCertDetails {
   subject?: boolean;
@@ -27,56 +28,6 @@ export interface ProxyHeaders {
 /** ProxyConfig.ProxyHeaders.MetadataExchangeMode, in its proto order. */
 const METADATA_EXCHANGE_MODES = ['UNDEFINED', 'IN_MESH'] as const;
 export type MetadataExchangeMode = (typeof METADATA_EXCHANGE_MODES)[number];
-
-type FieldReader = (v: unknown, at: string, errors: string[]) => unknown;
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** A google.protobuf.BoolValue in proto JSON: a bare boolean (a `{ value }` object is accepted too). */
-const bool: FieldReader = (v, at, errors) => {
-  const b = isObject(v) && Object.keys(v).length === 1 && 'value' in v ? v.value : v;
-  if (typeof b === 'boolean') return b;
-  errors.push(`${at}: expected true or false, got ${JSON.stringify(v)}`);
-  return undefined;
-};
-
-const string: FieldReader = (v, at, errors) => {
-  if (typeof v === 'string') return v;
-  errors.push(`${at}: expected a string, got ${JSON.stringify(v)}`);
-  return undefined;
-};
-
-/** A proto enum in JSON: its name or its number. */
-function enumOf(names: readonly string[]): FieldReader {
-  return (v, at, errors) => {
-    const name = typeof v === 'number' ? names[v] : v;
-    if (typeof name === 'string' && names.includes(name)) return name;
-    errors.push(`${at}: expected one of ${names.join(', ')}, got ${JSON.stringify(v)}`);
-    return undefined;
-  };
-}
-
-function message(fields: Record<string, FieldReader>, unsupported: Record<string, string> = {}): FieldReader {
-  return (v, at, errors) => {
-    if (!isObject(v)) {
-      errors.push(`${at}: expected an object { ${Object.keys(fields).join(', ')} }, got ${JSON.stringify(v)}`);
-      return undefined;
-    }
-    const out: Record<string, unknown> = {};
-    for (const [k, val] of Object.entries(v)) {
-      const read = fields[k];
-      if (unsupported[k] !== undefined) errors.push(`${at}.${k}: not supported: ${unsupported[k]}`);
-      else if (!read) errors.push(`${at}.${k}: unknown field (known: ${Object.keys(fields).join(', ')})`);
-      else if (val !== null) {
-        const got = read(val, `${at}.${k}`, errors);
-        if (got !== undefined) out[k] = got;
-      }
-    }
-    return out;
-  };
-}
 
 const disabled = message({ disabled: bool });
 
