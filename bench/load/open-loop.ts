@@ -10,12 +10,12 @@ import { GrpcConnection } from './grpc-connection.ts';
 import { summarize, type LatencySummary } from '../lib/percentiles.ts';
 import { Worker } from 'node:worker_threads';
 import type { ClockConfig } from './clock-worker.ts';
-import { shareAsyncResourceAccessors } from '../../src/proxy/upstream/async-resource-bind.ts';
+import { lightenAsyncResourceBind } from '../../src/proxy/upstream/async-resource-bind.ts';
 
 // node:http2's client (ours for h2, grpc-js's for gRPC) would promote every stream and run the
 // generator into mark-compacts that it charges to the system under test (h2-direct p99 17 → 6 ms
 // with this); the proxy does the same for its HTTP/2 upstreams (async-resource-bind.ts).
-shareAsyncResourceAccessors();
+lightenAsyncResourceBind();
 
 export type LoadProtocol = 'h1' | 'h2' | 'grpc';
 

@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import { Readable } from 'node:stream';
 import type { Dispatcher, Pool as PoolClass, buildConnector as BuildConnector } from 'undici';
 import { H2StreamBody, isLentBody } from './h2-stream-body.ts';
-import { shareAsyncResourceAccessors } from './async-resource-bind.ts';
+import { lightenAsyncResourceBind } from './async-resource-bind.ts';
 import type { TrailerSource, UpstreamDispatchOptions } from './upstream-pool.ts';
 
 /** undici's Pool, with the max_connection_duration of its connections (ms, 0: none) as a third argument. */
@@ -36,7 +36,7 @@ let loaded: Undici | undefined;
 export function undici(): Undici {
   if (loaded) return loaded;
   // Each stream's session.request() would otherwise outlive its scavenges (async-resource-bind.ts).
-  shareAsyncResourceAccessors();
+  lightenAsyncResourceBind();
   const require = createRequire(import.meta.url);
   const Pool = require('undici/lib/dispatcher/pool.js') as typeof PoolClass;
   const internals = require('undici/lib/dispatcher/pool-base.js') as PoolInternals;
