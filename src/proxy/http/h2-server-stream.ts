@@ -8,16 +8,24 @@
 // response, a stream waits for trailers only when its owner said they may follow (expectTrailers)
 // before the head: node ends a waiting stream that gets none with an extra empty DATA frame, where
 // Envoy sets END_STREAM on the last DATA frame.
+//
+// A request's trailers (TrailerSource, forwarded by the upstream pools at the body's end): node:http2
+// emits a trailing HEADERS frame as the stream's 'trailers' event, on the next tick, and keeps
+// nothing of it; with no listener it is lost. The listener is armed in the constructor, which runs
+// in the 'stream' event, before node reads any later frame of the stream; and only on a request
+// whose HEADERS frame did not end the stream (one with a body: a trailer section needs one), so a
+// bodyless request pays nothing. 'trailers' comes before 'end', so the body's end finds them.
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 
 const kTrailers = Symbol('rig.h2Trailers');
+const kRequestTrailers = Symbol('rig.h2RequestTrailers');
 const HTTP_TOKEN = /^[\^_`a-zA-Z\-0-9!#$%&'*+.|~]+$/;
 const WAIT_FOR_TRAILERS = { waitForTrailers: true } as const;
 const NO_TRAILERS = {} as const;
 const END_WITH_TRAILERS = { waitForTrailers: true, endStream: true } as const;
 const END_STREAM = { endStream: true } as const;
 
-type TrailerStream = ServerHttp2Stream & { [kTrailers]?: Record<string, string | string[]> };
+type TrailerStream = ServerHttp2Stream & { [kTrailers]?: Record<string, string | string[]>; [kRequestTrailers]?: IncomingHttpHeaders };
 
 function codeError(code: string, message: string): Error {
   return Object.assign(new Error(message), { code });
@@ -36,6 +44,12 @@ export class H2Request {
     this.headers = headers;
     this.method = headers[':method'];
     this.url = headers[':path'];
+    if (!stream.endAfterHeaders) stream.on('trailers', keepRequestTrailers);
+  }
+
+  /** The request's trailer section once its body has ended (undefined: none came). */
+  get trailers(): IncomingHttpHeaders | undefined {
+    return (this.stream as TrailerStream)[kRequestTrailers];
   }
 
   /** The whole request arrived, or never will (reset, closed). */
@@ -43,6 +57,10 @@ export class H2Request {
     const s = this.stream;
     return s.readableEnded || s.aborted || s.closed || s.destroyed;
   }
+}
+
+function keepRequestTrailers(this: TrailerStream, trailers: IncomingHttpHeaders): void {
+  this[kRequestTrailers] = trailers;
 }
 
 /** The checks of every header and trailer: what the compat response threw for. */

@@ -103,7 +103,10 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
   private readonly res: ResponseWriter;
   private readonly head: RequestHead;
   private readonly isH2: boolean;
-  /** A chunked HTTP/1.1 request's trailers, kept with the connection manager's enable_trailers (requestTrailersTo). */
+  /**
+   * Where the request's trailers come from (requestTrailersTo): an HTTP/2 request with a body, as
+   * Envoy's HTTP/2 codec always takes them; a chunked HTTP/1.1 one with the connection manager's enable_trailers.
+   */
   private readonly trailerSource: TrailerSource | undefined;
   private isGrpc = false;
   /** Envoy's internal request (header-sanitizing.ts): decides require_tls EXTERNAL_ONLY. */
@@ -202,7 +205,8 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     this.isGrpc = isGrpcContentType(headers['content-type']);
     info.isGrpc = this.isGrpc;
     this.hasBody = isH2 ? !(req as H2Request).stream.endAfterHeaders : headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0');
-    this.trailerSource = !isH2 && hcm.enableTrailers && headers['transfer-encoding'] !== undefined ? (req as H1Request) : undefined;
+    if (isH2) this.trailerSource = this.hasBody ? (req as H2Request) : undefined;
+    else this.trailerSource = hcm.enableTrailers && headers['transfer-encoding'] !== undefined ? (req as H1Request) : undefined;
     for (const h of HOP_BY_HOP) if (headers[h] !== undefined) delete headers[h];
     if (req.headers.te === undefined && this.isGrpc) headers.te = 'trailers';
     this.head = { method, path, authority, scheme, headers };
@@ -693,10 +697,13 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
    * Where the request's trailers come from, for an upstream that takes them: HTTP/2 always, HTTP/1.1
    * with the cluster's enable_trailers, as Envoy's codecs (dropped otherwise). The pools read them
    * from the downstream request once the body has ended, so a retry's replayed body and a mirror's
-   * copy end with the same trailers.
+   * copy end with the same trailers. A body read whole came with its trailers or has none: then
+   * none to wait for (an HTTP/2 upstream stream waiting for them ends with an extra empty DATA frame).
    */
   private requestTrailersTo(cluster: Cluster, h2Upstream: boolean): TrailerSource | undefined {
-    return this.trailerSource !== undefined && (h2Upstream || cluster.config.h1Trailers) ? this.trailerSource : undefined;
+    const t = this.trailerSource;
+    if (t === undefined || !(h2Upstream || cluster.config.h1Trailers)) return undefined;
+    return this.body !== undefined && t.trailers === undefined ? undefined : t;
   }
 
   private releaseAdmissions(): void {
