@@ -38,6 +38,7 @@ import type { Issues, Reader } from '../config/reader.ts';
 import type { Stats } from '../stats/stats.ts';
 import type { Route } from '../routing/route-config.ts';
 import type { ClusterManager } from '../upstream/cluster-manager.ts';
+import type { ProxyTlv } from '../network/proxy-protocol-header.ts';
 
 export const FilterStatus = { Continue: 0, StopIteration: 1, StopIterationAndBuffer: 2 } as const;
 export type FilterStatus = (typeof FilterStatus)[keyof typeof FilterStatus];
@@ -95,6 +96,8 @@ export interface ConnectionInfo {
   readonly peerCertificate?: () => X509Certificate | undefined;
   /** This proxy's certificate on the connection, parsed on the first call; absent without TLS. */
   readonly localCertificate?: () => X509Certificate | undefined;
+  /** PROXY v2 TLVs the proxy_protocol listener filter kept (pass_through_tlvs), for upstream_proxy_protocol. */
+  readonly proxyProtocolTlvs?: readonly ProxyTlv[];
 }
 
 export interface StreamCallbacks {

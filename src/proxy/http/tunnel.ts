@@ -19,7 +19,7 @@ import { upgradeOverH2, websocketAccept } from './tunnel-h2.ts';
 import { isGrpcContentType, rewriteLocalReply, type LocalReplyParts } from './local-reply.ts';
 import { http } from '../node-http.ts';
 import { mutateRequestHeaders } from './mutate-request-headers.ts';
-import { connectWithProxyHeader, downstreamAddresses } from '../upstream/upstream-proxy-protocol.ts';
+import { connectWithProxyHeader, proxyHeaderFor } from '../upstream/upstream-proxy-protocol.ts';
 
 export function reply(socket: net.Socket, status: number, text: string, info: StreamInfo, flags: number, details: string, conn: ConnState, head: RequestHead): void {
   info.responseFlags |= flags;
@@ -60,7 +60,7 @@ function connectUpstream(cluster: Cluster, host: UpstreamHost, conn: ConnState):
   const tlsCtx = cluster.config.tls;
   const opts = { host: host.address, port: host.port, localAddress: cluster.config.sourceAddress, allowHalfOpen: true };
   const pp = cluster.config.proxyProtocol;
-  const tcp = pp ? connectWithProxyHeader({ version: pp, addresses: downstreamAddresses(conn.info) }, opts) : undefined;
+  const tcp = pp ? connectWithProxyHeader(proxyHeaderFor(pp, conn.info), opts) : undefined;
   const socket = tlsCtx ? tlsCtx.connect(conn.ctx.secrets, host, cluster.config.sourceAddress, tcp) : (tcp ?? net.connect(opts));
   return keepaliveOnConnect(setBufferLimit(socket, cluster.config.bufferLimitBytes), cluster.config.tcpKeepalive);
 }

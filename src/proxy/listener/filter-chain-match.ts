@@ -4,6 +4,7 @@
 // leave the criterion unset, and only when none match specifically do the unset ones go on.
 import net from 'node:net';
 import type { CidrRange, FilterChain, ListenerConfig } from './listener-config.ts';
+import type { ProxyTlvState } from './proxy-protocol-filter.ts';
 
 export interface ConnectionFacts {
   destinationPort: number;
@@ -16,6 +17,8 @@ export interface ConnectionFacts {
   sourcePort: number;
   /** The socket's peer, whatever a PROXY header said. */
   directSourceIp: string;
+  /** What the proxy_protocol filter made of a v2 header's TLVs. */
+  proxyTlvs?: ProxyTlvState;
 }
 
 function ipToBig(ip: string): { v: bigint; bits: number } | undefined {

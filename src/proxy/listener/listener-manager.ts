@@ -342,6 +342,7 @@ export class ListenerManager {
         if (!b && !config.continueOnInspectTimeout) return void socket.destroy();
         if (b && !verdict?.accept) return void socket.destroy();
         const a = verdict?.accept ? verdict.addresses : undefined;
+        if (verdict?.accept) facts.proxyTlvs = verdict.tlvs;
         if (a) {
           facts.sourceIp = a.sourceAddress;
           facts.sourcePort = a.sourcePort;
@@ -408,10 +409,13 @@ export class ListenerManager {
       localPort: facts.destinationPort,
       sni: facts.serverName,
       tls: false,
+      ...(facts.proxyTlvs?.passThrough.length ? { proxyProtocolTlvs: facts.proxyTlvs.passThrough } : {}),
     };
+    // Per connection already (proxy-protocol-filter.ts tlvState): the filters may add to them.
+    const state = { dynamicMetadata: facts.proxyTlvs?.dynamicMetadata, filterState: facts.proxyTlvs?.filterState };
     if (!chain.tls) {
       socket.resume();
-      return this.runFilters(chain, { socket, info, direction: config.direction, originalDst });
+      return this.runFilters(chain, { socket, info, direction: config.direction, originalDst, ...state });
     }
     let secureContext;
     try {
@@ -464,7 +468,7 @@ export class ListenerManager {
         peerCertificate: hasCert ? lazyCertificate(() => ts.getPeerX509Certificate()) : undefined,
         localCertificate: lazyCertificate(() => ts.getX509Certificate()),
       };
-      this.runFilters(chain, { socket: ts, info: tinfo, direction: config.direction, originalDst, alpn: ts.alpnProtocol || undefined });
+      this.runFilters(chain, { socket: ts, info: tinfo, direction: config.direction, originalDst, alpn: ts.alpnProtocol || undefined, ...state });
     });
     // No resume(): the TLS socket reads the bytes tls_inspector put back itself (on the next tick).
   }

@@ -6,14 +6,42 @@
 // scope: proxy_proto.[<stat_prefix>.]{not_found_disallowed,not_found_allowed},
 // proxy_proto.[<stat_prefix>.]versions.v<N>.{found,disallowed,error} and the legacy
 // downstream_cx_proxy_proto_error.
+// A v2 header's TLVs: `rules` put a TLV's value (a string) under on_tlv_present's key, in dynamic
+// metadata (namespace metadata_namespace, else envoy.filters.listener.proxy_protocol) or, with
+// tlv_location FILTER_STATE, in the filter state object envoy.network.proxy_protocol.tlv;
+// `pass_through_tlvs` picks those kept for an upstream_proxy_protocol socket (none without it).
 import type { Reader } from '../config/reader.ts';
 import type { Stat, Stats } from '../stats/stats.ts';
-import { parseProxyHeader, type ProxyAddresses } from '../network/proxy-protocol-header.ts';
+import { parseProxyHeader, type ProxyAddresses, type ProxyTlv } from '../network/proxy-protocol-header.ts';
+import { readTlvSelection, readTlvType, tlvSelected, type TlvSelection } from '../network/proxy-protocol-tlv-selection.ts';
+
+interface TlvRule {
+  readonly namespace: string;
+  readonly key: string;
+}
 
 export interface ProxyProtocolFilterConfig {
   readonly allowWithoutHeader: boolean;
   readonly disallowedVersions: ReadonlySet<1 | 2>;
   readonly statPrefix: string;
+  /** rules by TLV type (a later rule for a type replaces an earlier one, as Envoy's map). */
+  readonly rules: ReadonlyMap<number, TlvRule>;
+  readonly passThrough: TlvSelection;
+  readonly tlvLocation: 'DYNAMIC_METADATA' | 'FILTER_STATE';
+}
+
+export const PROXY_PROTOCOL_FILTER_NAME = 'envoy.filters.listener.proxy_protocol';
+/** Envoy's filter state key for the TLVs rules store under tlv_location FILTER_STATE. */
+export const PROXY_PROTOCOL_TLV_FILTER_STATE = 'envoy.network.proxy_protocol.tlv';
+
+/** What a connection's TLVs leave behind for the rest of the proxy. */
+export interface ProxyTlvState {
+  /** The TLVs pass_through_tlvs kept, in header order, for upstream_proxy_protocol. */
+  readonly passThrough: readonly ProxyTlv[];
+  /** Connection dynamic metadata set by rules: namespace → key → value. */
+  readonly dynamicMetadata: Record<string, Record<string, string>> | undefined;
+  /** Connection filter state set by rules (tlv_location FILTER_STATE). */
+  readonly filterState: Record<string, Record<string, string>> | undefined;
 }
 
 /** A v2 header may carry 64 KiB of TLVs after its 16 fixed bytes. */
@@ -28,12 +56,44 @@ export function readProxyProtocolFilter(tc: Reader): ProxyProtocolFilterConfig {
     else tc.issues.error(`${tc.at('disallowed_versions')}[${i}]`, `unknown PROXY protocol version ${JSON.stringify(v)}; expected V1 or V2`);
   });
   const statPrefix = tc.str('stat_prefix');
-  // TLVs are skipped: neither emitted as metadata (rules) nor kept for the upstream (pass_through_tlvs).
-  if (tc.has('rules')) tc.issues.warn(tc.at('rules'), 'TLV rules are not supported: no dynamic metadata is set from PROXY v2 TLVs');
-  if (tc.has('pass_through_tlvs')) tc.issues.warn(tc.at('pass_through_tlvs'), 'not supported: PROXY v2 TLVs are not kept for the upstream');
-  if (tc.has('tlv_location')) tc.issues.warn(tc.at('tlv_location'), 'not supported: PROXY v2 TLVs are not stored');
+  const rules = new Map<number, TlvRule>();
+  for (const r of tc.objs('rules')) {
+    const type = readTlvType(r.get('tlv_type') ?? 0, r.at('tlv_type'), r.issues);
+    const kv = r.obj('on_tlv_present');
+    const key = kv?.str('key') ?? '';
+    if (!key) r.issues.error(kv ? kv.at('key') : r.at('on_tlv_present'), 'a rule needs on_tlv_present.key (the metadata key the TLV value is stored under)');
+    const namespace = kv?.str('metadata_namespace') || PROXY_PROTOCOL_FILTER_NAME;
+    kv?.done();
+    r.done();
+    if (type !== undefined && key) rules.set(type, { namespace, key });
+  }
+  const passThrough = readTlvSelection(tc.obj('pass_through_tlvs'));
+  const location = tc.get('tlv_location') ?? 'DYNAMIC_METADATA';
+  const tlvLocation = location === 'FILTER_STATE' || location === 1 ? 'FILTER_STATE' : 'DYNAMIC_METADATA';
+  if (tlvLocation === 'DYNAMIC_METADATA' && location !== 'DYNAMIC_METADATA' && location !== 0) tc.issues.error(tc.at('tlv_location'), `unknown tlv_location ${JSON.stringify(location)}; expected DYNAMIC_METADATA or FILTER_STATE`);
   tc.done();
-  return { allowWithoutHeader, disallowedVersions, statPrefix };
+  return { allowWithoutHeader, disallowedVersions, statPrefix, rules, passThrough, tlvLocation };
+}
+
+/** The connection state a header's TLVs produce; undefined when they produce none. */
+function tlvState(tlvs: readonly ProxyTlv[], config: ProxyProtocolFilterConfig): ProxyTlvState | undefined {
+  if (tlvs.length === 0) return undefined;
+  let passThrough: ProxyTlv[] | undefined;
+  let stored: Record<string, Record<string, string>> | undefined;
+  for (const t of tlvs) {
+    const rule = config.rules.get(t.type);
+    if (rule) {
+      stored ??= {};
+      // Envoy makes the bytes a protobuf string value.
+      const value = t.value.toString('utf8');
+      if (config.tlvLocation === 'FILTER_STATE') (stored[PROXY_PROTOCOL_TLV_FILTER_STATE] ??= {})[rule.key] = value;
+      else (stored[rule.namespace] ??= {})[rule.key] = value;
+    }
+    if (tlvSelected(config.passThrough, t.type)) (passThrough ??= []).push(t);
+  }
+  if (!passThrough && !stored) return undefined;
+  const fs = config.tlvLocation === 'FILTER_STATE';
+  return { passThrough: passThrough ?? [], dynamicMetadata: fs ? undefined : stored, filterState: fs ? stored : undefined };
 }
 
 interface VersionStats {
@@ -62,8 +122,8 @@ export function proxyHeaderDecided(b: Buffer): boolean {
 
 export type ProxyProtocolVerdict =
   | { readonly accept: false }
-  /** `consumed` header bytes to drop; `addresses` replace the connection's when set. */
-  | { readonly accept: true; readonly consumed: number; readonly addresses: ProxyAddresses | undefined };
+  /** `consumed` header bytes to drop; `addresses` replace the connection's when set; `tlvs`: what rules and pass_through_tlvs made of the TLVs. */
+  | { readonly accept: true; readonly consumed: number; readonly addresses: ProxyAddresses | undefined; readonly tlvs: ProxyTlvState | undefined };
 
 /** The filter's decision on the first bytes of a connection (all of them when it ended early), counting its stats. */
 export function proxyProtocolVerdict(b: Buffer, config: ProxyProtocolFilterConfig, stats: ProxyProtocolStats): ProxyProtocolVerdict {
@@ -75,7 +135,7 @@ export function proxyProtocolVerdict(b: Buffer, config: ProxyProtocolFilterConfi
         stats.versions[parsed.version].disallowed.value++;
         return { accept: false };
       }
-      return { accept: true, consumed: parsed.length, addresses: parsed.addresses };
+      return { accept: true, consumed: parsed.length, addresses: parsed.addresses, tlvs: tlvState(parsed.tlvs, config) };
     case 'error':
       stats.versions[parsed.version].error.value++;
       stats.legacyError.value++;
@@ -83,7 +143,7 @@ export function proxyProtocolVerdict(b: Buffer, config: ProxyProtocolFilterConfi
     case 'absent':
       if (config.allowWithoutHeader) {
         stats.notFoundAllowed.value++;
-        return { accept: true, consumed: 0, addresses: undefined };
+        return { accept: true, consumed: 0, addresses: undefined, tlvs: undefined };
       }
       stats.notFoundDisallowed.value++;
       stats.legacyError.value++;

@@ -31,8 +31,10 @@ export interface DownstreamConnection {
   readonly alpn?: string;
   /** The peer's workload metadata, set by a filter that learnt it (istio.metadata_exchange) for the later ones. */
   peerMetadata?: Record<string, unknown>;
-  /** Connection dynamic metadata by filter name (network rbac's shadow results, read by network ext_authz). */
+  /** Connection dynamic metadata by filter name (network rbac's shadow results, proxy_protocol TLV rules; read by network ext_authz). */
   dynamicMetadata?: Record<string, unknown>;
+  /** Connection filter state by key (proxy_protocol TLV rules under tlv_location FILTER_STATE). */
+  filterState?: Record<string, unknown>;
   /** Told by the terminal filter (tcp_proxy) about the connection's progress, e.g. by istio.stats. */
   observers?: ConnectionObserver[];
 }

@@ -22,7 +22,7 @@ import { pipeSockets } from './pipe.ts';
 import { setBufferLimit } from '../network/buffer-limit.ts';
 import { keepaliveOnConnect } from '../network/tcp-keepalive.ts';
 import { xxHash64 } from '../upstream/lb/xxhash.ts';
-import { connectWithProxyHeader, downstreamAddresses } from '../upstream/upstream-proxy-protocol.ts';
+import { connectWithProxyHeader, proxyHeaderFor } from '../upstream/upstream-proxy-protocol.ts';
 
 interface TcpProxyConfig {
   statPrefix: string;
@@ -119,7 +119,7 @@ class TcpProxy implements NetworkFilter {
       let up: net.Socket;
       try {
         const opts = { host: host.address, port: host.port, localAddress: cluster.config.sourceAddress, allowHalfOpen: true };
-        const tcp = proxyProtocol ? connectWithProxyHeader({ version: proxyProtocol, addresses: downstreamAddresses(conn.info) }, opts) : undefined;
+        const tcp = proxyProtocol ? connectWithProxyHeader(proxyHeaderFor(proxyProtocol, conn.info), opts) : undefined;
         up = tlsCtx ? tlsCtx.connect(this.ctx.secrets, host, cluster.config.sourceAddress, tcp) : (tcp ?? net.connect(opts));
         setBufferLimit(up, cluster.config.bufferLimitBytes);
         keepaliveOnConnect(up, cluster.config.tcpKeepalive);

@@ -7,7 +7,7 @@ import { NEVER, readFractionalPercent, type FractionalPercent } from '../config/
 import type { Locality } from './host.ts';
 import { HealthFlag } from './host.ts';
 import type { TlsContext } from '../tls/tls-context.ts';
-import { readUpstreamTransportSocket } from './upstream-proxy-protocol.ts';
+import { readUpstreamTransportSocket, type UpstreamProxyProtocol } from './upstream-proxy-protocol.ts';
 import { checkLbConfig } from './lb/index.ts';
 import { readBufferLimit } from '../network/buffer-limit.ts';
 import { readTcpKeepalive, type TcpKeepalive } from '../network/tcp-keepalive.ts';
@@ -40,8 +40,8 @@ export interface TransportSocketMatch {
   readonly name: string;
   readonly match: Record<string, unknown>;
   readonly tls: TlsContext | undefined;
-  /** The PROXY protocol version of an upstream_proxy_protocol wrapper. */
-  readonly proxyProtocol: 1 | 2 | undefined;
+  /** An upstream_proxy_protocol wrapper's settings. */
+  readonly proxyProtocol: UpstreamProxyProtocol | undefined;
 }
 
 export interface ClusterConfig {
@@ -69,8 +69,8 @@ export interface ClusterConfig {
   readonly maxConnectionDurationMs: number;
   readonly maxConnections: number;
   readonly tls: TlsContext | undefined;
-  /** The PROXY protocol version of an upstream_proxy_protocol wrapper around the transport socket. */
-  readonly proxyProtocol: 1 | 2 | undefined;
+  /** The settings of an upstream_proxy_protocol wrapper around the transport socket. */
+  readonly proxyProtocol: UpstreamProxyProtocol | undefined;
   readonly transportSocketMatches: readonly TransportSocketMatch[];
   /** ORIGINAL_DST with original_dst_lb_config.use_http_header: the header naming host:port. */
   readonly originalDstHeader?: string;
@@ -276,7 +276,6 @@ export function compileCluster(raw: Record<string, unknown>, path: string, issue
     p.done();
   }
   const { tls, proxyProtocol } = readUpstreamTransportSocket(r.obj('transport_socket'));
-  if (proxyProtocol && r.has('health_checks')) r.issues.warn(r.at('health_checks'), 'active health checks connect without the upstream_proxy_protocol header (Envoy sends one with the check connection\'s own addresses)');
   const transportSocketMatches: TransportSocketMatch[] = r.objs('transport_socket_matches').map((m) => {
     const out = { name: m.str('name'), match: (m.opaque('match') ?? {}) as Record<string, unknown>, ...readUpstreamTransportSocket(m.obj('transport_socket')) };
     m.done();

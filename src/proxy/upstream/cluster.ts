@@ -25,7 +25,7 @@ import { alpnConnector } from './alpn-connector.ts';
 import { markUpstreamH2Socket, watchUpstreamH2Resets } from './h2-reset-watch.ts';
 import { setTcpKeepalive } from '../network/tcp-keepalive.ts';
 import { formatIpPort } from '../network/ip-port.ts';
-import { connectWithProxyHeader, downstreamAddresses, proxyPoolKey, type DownstreamOrigin, type ProxyHeaderOptions, type UpstreamTransport } from './upstream-proxy-protocol.ts';
+import { connectWithProxyHeader, proxyHeaderFor, proxyPoolKey, type DownstreamOrigin, type ProxyHeaderOptions, type UpstreamTransport } from './upstream-proxy-protocol.ts';
 
 /** Filter state key of a request's upstream ALPN override (Envoy's, set by istio.alpn). */
 export const APPLICATION_PROTOCOLS_STATE = 'envoy.network.application_protocols';
@@ -260,11 +260,11 @@ export class Cluster implements ClusterHandle {
     const offered = tls && upstreamAlpn(tls, h2, alpn);
     let key = h2 ? host.key + '#h2' : host.key;
     if (offered && offered === alpn) key += '#alpn=' + offered.join(',');
-    const addresses = proxyProtocol && downstream ? downstreamAddresses(downstream.info) : undefined;
-    if (proxyProtocol && addresses) key += proxyPoolKey(proxyProtocol, addresses);
+    const proxyHeader = proxyProtocol && proxyHeaderFor(proxyProtocol, downstream?.info);
+    const addresses = proxyHeader?.addresses;
+    if (proxyHeader) key += proxyPoolKey(proxyProtocol, proxyHeader);
     const p = this.pools.get(key);
     if (p) return p;
-    const proxyHeader = proxyProtocol ? { version: proxyProtocol, addresses } : undefined;
     const pool = h2 ? this.h2Pool(host, tls, offered, proxyHeader) : this.h1Pool(host, tls, offered, proxyHeader);
     // A replaced cluster still serves the retries of its in-flight requests: their pool closes as
     // soon as it is done (the caller dispatches right away), so no connection outlives the drain.

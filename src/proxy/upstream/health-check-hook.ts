@@ -1,7 +1,8 @@
 // Active health checking as a cluster hook (cluster-hooks.ts): the cluster's HealthChecker follows
 // its host set; health changes rebuild the load balancer; a passing check un-ejects an outlier
 // (successful_active_health_check_uneject_host); the first attempt's result marks the cluster as
-// having traffic (ends no_traffic_interval). The checker connects with the cluster's tcp_keepalive.
+// having traffic (ends no_traffic_interval). The checker connects with the cluster's tcp_keepalive
+// and, behind upstream_proxy_protocol, starts its connections with the PROXY header.
 import type { ClusterHandle, ClusterHook, ClusterHookFactory } from './cluster-hooks.ts';
 import { compileHookConfig, registerClusterHook } from './cluster-hooks.ts';
 import type { Host } from './host.ts';
@@ -41,6 +42,7 @@ export const healthCheckHookFactory: ClusterHookFactory = {
       prefix: cluster.statPrefix,
       onSuccess: (h) => outlierDetectorOf(cluster)?.onActiveHealthCheckSuccess(h),
       tcpKeepalive: cluster.config.tcpKeepalive,
+      proxyProtocol: cluster.config.proxyProtocol,
     });
     hc.on('change', () => cluster.healthChanged());
     return new HealthCheckHook(hc);

@@ -5,7 +5,7 @@
 // other status fails the host at once. HTTP/1.1 keeps one connection per host (reuse_connection);
 // codec_client_type HTTP2 uses one h2c session per host. Connections have the cluster's
 // tcp_keepalive and, without it, no SO_KEEPALIVE: Envoy's health checker connects with the
-// cluster's socket options.
+// cluster's socket options. Behind upstream_proxy_protocol each connection starts with the PROXY header.
 import type { ClientRequest, ClientRequestArgs } from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
@@ -17,6 +17,7 @@ import { CheckResult, withTimeout, type Prober } from './health-check-prober.ts'
 import { compilePayload, compilePayloads, payloadsMatch } from './health-check-payload.ts';
 import { list, object, string, uint, warnUnsupported, type ConfigIssues, type Json } from './lb/config-fields.ts';
 import { formatIpPort } from '../network/ip-port.ts';
+import { connectWithProxyHeader, type ProxyHeaderOptions } from './upstream-proxy-protocol.ts';
 
 interface Range {
   start: number;
@@ -88,14 +89,18 @@ export function compileHttpCheck(o: Json, path: string, clusterName: string, iss
  */
 class ProbeAgent extends http.Agent {
   readonly #keepalive: TcpKeepalive | undefined;
+  readonly #proxyHeader: ProxyHeaderOptions | undefined;
 
-  constructor(keepalive: TcpKeepalive | undefined) {
+  constructor(keepalive: TcpKeepalive | undefined, proxyHeader: ProxyHeaderOptions | undefined) {
     super({ keepAlive: true, maxSockets: 1 });
     this.#keepalive = keepalive;
+    this.#proxyHeader = proxyHeader;
   }
 
   override createConnection(options: ClientRequestArgs, callback?: (err: Error | null, stream: Duplex) => void): Duplex | null | undefined {
-    const socket = super.createConnection({ ...options, keepAlive: false } as ClientRequestArgs, callback);
+    const socket = this.#proxyHeader
+      ? connectWithProxyHeader(this.#proxyHeader, { host: options.host ?? undefined, port: Number(options.port) })
+      : super.createConnection({ ...options, keepAlive: false } as ClientRequestArgs, callback);
     return socket instanceof net.Socket ? keepaliveOnConnect(socket, this.#keepalive) : socket;
   }
 
@@ -113,13 +118,15 @@ class ProbeAgent extends http.Agent {
 export class HttpProber implements Prober {
   readonly #config: HttpCheckConfig;
   readonly #keepalive: TcpKeepalive | undefined;
+  readonly #proxyHeader: ProxyHeaderOptions | undefined;
   readonly #agent: ProbeAgent;
   readonly #sessions = new Map<Host, http2.ClientHttp2Session>();
 
-  constructor(config: HttpCheckConfig, keepalive?: TcpKeepalive) {
+  constructor(config: HttpCheckConfig, keepalive?: TcpKeepalive, proxyHeader?: ProxyHeaderOptions) {
     this.#config = config;
     this.#keepalive = keepalive;
-    this.#agent = new ProbeAgent(keepalive);
+    this.#proxyHeader = proxyHeader;
+    this.#agent = new ProbeAgent(keepalive, proxyHeader);
   }
 
   #classify(status: number, body: Buffer): CheckResult {
@@ -154,7 +161,9 @@ export class HttpProber implements Prober {
     if (s && !s.closed && !s.destroyed) return s;
     const authority = formatIpPort(host.address, host.port);
     const ka = this.#keepalive;
-    s = http2.connect(`http://${authority}`, { createConnection: () => keepaliveOnConnect(net.connect({ host: host.address, port: host.port }), ka) });
+    const pp = this.#proxyHeader;
+    const opts = { host: host.address, port: host.port };
+    s = http2.connect(`http://${authority}`, { createConnection: () => keepaliveOnConnect(pp ? connectWithProxyHeader(pp, opts) : net.connect(opts), ka) });
     s.on('error', () => this.#sessions.delete(host));
     s.on('close', () => {
       if (this.#sessions.get(host) === s) this.#sessions.delete(host);

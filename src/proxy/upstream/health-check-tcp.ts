@@ -1,8 +1,10 @@
 // TCP active health checks (Envoy's tcp_health_check): connect, write `send`, and be healthy once
 // every `receive` block has arrived in order; with neither, a successful connect is healthy.
 // A connection closed before the blocks arrived fails the host at once. The connection has the
-// cluster's tcp_keepalive, as Envoy's health checker connects with the cluster's socket options.
+// cluster's tcp_keepalive, as Envoy's health checker connects with the cluster's socket options,
+// and behind upstream_proxy_protocol starts with the PROXY header.
 import net from 'node:net';
+import { connectWithProxyHeader, type ProxyHeaderOptions } from './upstream-proxy-protocol.ts';
 import { keepaliveOnConnect, type TcpKeepalive } from '../network/tcp-keepalive.ts';
 import type { Host } from './host.ts';
 import { CheckResult, withTimeout, type Prober } from './health-check-prober.ts';
@@ -25,10 +27,12 @@ export function compileTcpCheck(o: Json, path: string, issues: ConfigIssues): Tc
 export class TcpProber implements Prober {
   readonly #config: TcpCheckConfig;
   readonly #keepalive: TcpKeepalive | undefined;
+  readonly #proxyHeader: ProxyHeaderOptions | undefined;
 
-  constructor(config: TcpCheckConfig, keepalive?: TcpKeepalive) {
+  constructor(config: TcpCheckConfig, keepalive?: TcpKeepalive, proxyHeader?: ProxyHeaderOptions) {
     this.#config = config;
     this.#keepalive = keepalive;
+    this.#proxyHeader = proxyHeader;
   }
 
   probe(host: Host, timeoutMs: number): Promise<CheckResult> {
@@ -39,7 +43,8 @@ export class TcpProber implements Prober {
         done(r);
         socket?.destroy();
       };
-      socket = keepaliveOnConnect(net.connect({ host: host.address, port: host.port }), this.#keepalive);
+      const opts = { host: host.address, port: host.port };
+      socket = keepaliveOnConnect(this.#proxyHeader ? connectWithProxyHeader(this.#proxyHeader, opts) : net.connect(opts), this.#keepalive);
       let data = Buffer.alloc(0);
       socket.on('connect', () => {
         if (c.send) socket?.write(c.send);

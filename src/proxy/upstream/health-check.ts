@@ -27,6 +27,8 @@ import { HttpProber, compileHttpCheck } from './health-check-http.ts';
 import { TcpProber, compileTcpCheck } from './health-check-tcp.ts';
 import { GrpcProber, compileGrpcCheck } from './health-check-grpc.ts';
 import type { TcpKeepalive } from '../network/tcp-keepalive.ts';
+import { proxyHeaderFor, type ProxyHeaderOptions, type UpstreamProxyProtocol } from './upstream-proxy-protocol.ts';
+import { UPSTREAM_PROXY_PROTOCOL_TYPE } from '../../envoy/index.ts';
 
 export { healthFlagsString } from './health-check-flags.ts';
 export { CheckResult } from './health-check-prober.ts';
@@ -44,8 +46,11 @@ export interface HealthCheckConfig {
   unhealthyIntervalMs: number;
   unhealthyEdgeIntervalMs: number;
   healthyEdgeIntervalMs: number;
-  /** `keepalive`: the cluster's upstream_connection_options.tcp_keepalive for the checker's connections. */
-  makeProber(keepalive?: TcpKeepalive): Prober;
+  /**
+   * `keepalive`: the cluster's upstream_connection_options.tcp_keepalive for the checker's
+   * connections; `proxyHeader`: the PROXY header an upstream_proxy_protocol socket starts them with.
+   */
+  makeProber(keepalive?: TcpKeepalive, proxyHeader?: ProxyHeaderOptions): Prober;
 }
 
 const FIELDS = [
@@ -74,23 +79,27 @@ export function compileHealthChecks(cluster: Json, issues: ConfigIssues): Health
   const name = String(cluster.name ?? '');
   const kinds = ['http_health_check', 'tcp_health_check', 'grpc_health_check'].filter((k) => o[k] !== undefined && o[k] !== null);
   if (kinds.length !== 1) issues.errors.push(`${path}: needs exactly one of http_health_check, tcp_health_check, grpc_health_check`);
-  let makeProber: (keepalive?: TcpKeepalive) => Prober = () => {
+  let makeProber: HealthCheckConfig['makeProber'] = () => {
     throw new Error('no health checker');
   };
   const kind = kinds[0];
   const sub = object(o[kind], `${path}.${kind}`, issues) ?? {};
   if (kind === 'http_health_check') {
     const c = compileHttpCheck(sub, `${path}.${kind}`, name, issues);
-    makeProber = (ka) => new HttpProber(c, ka);
+    makeProber = (ka, pp) => new HttpProber(c, ka, pp);
   } else if (kind === 'tcp_health_check') {
     const c = compileTcpCheck(sub, `${path}.${kind}`, issues);
-    makeProber = (ka) => new TcpProber(c, ka);
+    makeProber = (ka, pp) => new TcpProber(c, ka, pp);
   } else if (kind === 'grpc_health_check') {
     const c = compileGrpcCheck(sub, `${path}.${kind}`, issues);
     makeProber = () => new GrpcProber(c);
     const uco = cluster.upstream_connection_options;
     if (uco && typeof uco === 'object' && (uco as Json).tcp_keepalive != null) {
       issues.warnings.push(`${path}.${kind}: upstream_connection_options.tcp_keepalive does not reach gRPC health check connections in rig proxy (@grpc/grpc-js opens them without socket options); HTTP and TCP checks use it`);
+    }
+    const ts = cluster.transport_socket as Json | undefined;
+    if ((ts?.typed_config as Json | undefined)?.['@type'] === UPSTREAM_PROXY_PROTOCOL_TYPE) {
+      issues.warnings.push(`${path}.${kind}: gRPC health checks connect without the upstream_proxy_protocol header in rig proxy (@grpc/grpc-js opens their connections); Envoy sends one (v1: the connection's own addresses, v2: LOCAL). HTTP and TCP checks send it`);
     }
   }
   return {
@@ -144,6 +153,8 @@ export interface HealthCheckerOptions {
   hasTraffic?: boolean;
   /** The cluster's upstream_connection_options.tcp_keepalive (HTTP and TCP checks). */
   tcpKeepalive?: TcpKeepalive;
+  /** The cluster's upstream_proxy_protocol settings (HTTP and TCP checks). */
+  proxyProtocol?: UpstreamProxyProtocol;
 }
 
 export interface HealthCheckerEvents {
@@ -165,7 +176,8 @@ export class HealthChecker extends EventEmitter<HealthCheckerEvents> {
   constructor(config: HealthCheckConfig, hosts: readonly Host[], options: HealthCheckerOptions = {}) {
     super();
     this.config = config;
-    this.#prober = config.makeProber(options.tcpKeepalive);
+    // No downstream connection: Envoy's socket writes v1 with the connection's own addresses, v2 LOCAL.
+    this.#prober = config.makeProber(options.tcpKeepalive, options.proxyProtocol && proxyHeaderFor(options.proxyProtocol, undefined));
     this.#random = options.random ?? Math.random;
     this.#onSuccess = options.onSuccess;
     this.#traffic = options.hasTraffic ?? false;
