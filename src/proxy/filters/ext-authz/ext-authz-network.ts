@@ -6,7 +6,7 @@
 // CUSTOM on TCP: the network rbac filter's `istio_ext_authz_shadow_effective_policy_id`).
 // Stats `ext_authz.<stat_prefix>.total|ok|denied|error|failure_mode_allowed|disabled|cx_closed|active`.
 import { NETWORK_EXT_AUTHZ_TYPE } from '../../../envoy/index.ts';
-import type { NetworkFilterFactory } from '../../network/network-filter.ts';
+import type { DownstreamConnection, NetworkFilterFactory } from '../../network/network-filter.ts';
 import { readMetadataMatcher } from '../rbac/rbac-metadata.ts';
 import { NO_NAMES, readGrpcService, readPeerDetails, type ExtAuthzConfig } from './ext-authz-config.ts';
 import { GrpcAuthzService } from './ext-authz-grpc.ts';
@@ -60,40 +60,45 @@ export const networkExtAuthzFactory: NetworkFilterFactory = {
       cxClosed: stats.counter(p + 'cx_closed'),
       active: stats.gauge(p + 'active'),
     };
+    const check = async (conn: DownstreamConnection, md: Record<string, unknown>): Promise<boolean> => {
+      s.total.value++;
+      s.active.value++;
+      // Hold the client's bytes (Envoy stops reading) until the terminal filter takes the socket.
+      conn.socket.pause();
+      const ac = new AbortController();
+      const onClose = () => ac.abort();
+      conn.socket.once('close', onClose);
+      try {
+        const res = await authz.check({ conn: conn.info, partialBody: false, metadata: md, contextExtensions: NONE }, ac.signal);
+        if (res.kind === 'ok') {
+          s.ok.value++;
+          return true;
+        }
+        if (res.kind === 'error') {
+          s.error.value++;
+          if (c.failureModeAllow) {
+            s.failureModeAllowed.value++;
+            return true;
+          }
+        } else s.denied.value++;
+        s.cxClosed.value++;
+        conn.socket.destroy();
+        return false;
+      } finally {
+        s.active.value--;
+        conn.socket.off('close', onClose);
+      }
+    };
     return {
-      async onConnection(conn) {
+      onConnection(conn) {
         const md = conn.dynamicMetadata ?? {};
+        // Synchronously: bytes a listener filter read ahead (proxy_protocol, tls_inspector) flow on
+        // the next tick, before a promise's continuation would hand the socket to the next filter.
         if (c.enabledByMetadata && !c.enabledByMetadata(md)) {
           s.disabled.value++;
           return true;
         }
-        s.total.value++;
-        s.active.value++;
-        // Hold the client's bytes (Envoy stops reading) until the terminal filter takes the socket.
-        conn.socket.pause();
-        const ac = new AbortController();
-        const onClose = () => ac.abort();
-        conn.socket.once('close', onClose);
-        try {
-          const res = await authz.check({ conn: conn.info, partialBody: false, metadata: md, contextExtensions: NONE }, ac.signal);
-          if (res.kind === 'ok') {
-            s.ok.value++;
-            return true;
-          }
-          if (res.kind === 'error') {
-            s.error.value++;
-            if (c.failureModeAllow) {
-              s.failureModeAllowed.value++;
-              return true;
-            }
-          } else s.denied.value++;
-          s.cxClosed.value++;
-          conn.socket.destroy();
-          return false;
-        } finally {
-          s.active.value--;
-          conn.socket.off('close', onClose);
-        }
+        return check(conn, md);
       },
     };
   },
