@@ -98,10 +98,24 @@ class ProbeAgent extends http.Agent {
   }
 
   override createConnection(options: ClientRequestArgs, callback?: (err: Error | null, stream: Duplex) => void): Duplex | null | undefined {
-    const socket = this.#proxyHeader
-      ? connectWithProxyHeader(this.#proxyHeader, { host: options.host ?? undefined, port: Number(options.port) })
-      : super.createConnection({ ...options, keepAlive: false } as ClientRequestArgs, callback);
+    if (this.#proxyHeader) return this.#connectBehindHeader(this.#proxyHeader, options, callback);
+    const socket = super.createConnection({ ...options, keepAlive: false } as ClientRequestArgs, callback);
     return socket instanceof net.Socket ? keepaliveOnConnect(socket, this.#keepalive) : socket;
+  }
+
+  /**
+   * Handed to the request once connected: a request written while connecting would go out before
+   * the header, which is written on 'connect' (v1 names the connection's own ports).
+   */
+  #connectBehindHeader(header: ProxyHeaderOptions, options: ClientRequestArgs, callback?: (err: Error | null, stream: Duplex) => void): undefined {
+    const socket = keepaliveOnConnect(connectWithProxyHeader(header, { host: options.host ?? undefined, port: Number(options.port) }), this.#keepalive);
+    const onError = (e: Error) => callback?.(e, socket);
+    socket.once('error', onError);
+    socket.once('connect', () => {
+      socket.off('error', onError);
+      callback?.(null, socket);
+    });
+    return undefined;
   }
 
   override keepSocketAlive(socket: Duplex): void {
