@@ -18,7 +18,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { addr, configure, deadPort, httpListener, routeConfig, startTestRuntime, startUpstream, staticCluster, type Echo } from './harness.ts';
 import { startHeaderServer } from '../helpers/proxy-protocol-server.ts';
-import { NETWORK_EXT_AUTHZ_TYPE, PROXY_PROTOCOL_TYPE, TCP_PROXY_TYPE, UPSTREAM_PROXY_PROTOCOL_TYPE } from '../../src/envoy/index.ts';
+import { CLUSTER_TYPE, LISTENER_TYPE, NETWORK_EXT_AUTHZ_TYPE, packAny, PROXY_PROTOCOL_TYPE, TCP_PROXY_TYPE, unpackAny, UPSTREAM_PROXY_PROTOCOL_TYPE } from '../../src/envoy/index.ts';
 import { parseProxyHeader } from '../../src/proxy/network/proxy-protocol-header.ts';
 import { proxyProtocolStats, proxyProtocolVerdict, readProxyProtocolFilter } from '../../src/proxy/listener/proxy-protocol-filter.ts';
 import { Issues, Reader } from '../../src/proxy/config/reader.ts';
@@ -139,45 +139,47 @@ test('the bytes sent upstream: added_tlvs, then the kept TLVs the socket selects
   assert.ok(!parsed.tlvs.some((x) => x.type === PP2_TYPE_CRC32C));
 });
 
-test('rules put a TLV value in connection dynamic metadata: a network ext_authz enabled by it checks (and, its service down, closes) only the tenant it names', async (t) => {
+test('rules put a TLV value in connection dynamic metadata: a network ext_authz enabled by it checks (and, its service down, closes) only the tenant it names; not under tlv_location FILTER_STATE', async (t) => {
   const echo = await startUpstream('echo');
   const h = await startTestRuntime(t, [echo]);
   const dead = await deadPort();
-  const [ok, blocked] = [await freePort(), await freePort()];
+  const [ok, blocked, blockedFs] = [await freePort(), await freePort(), await freePort()];
   const namespace = 'tenants';
-  await configure(h, {
-    clusters: [staticCluster('echo', [echo.port]), staticCluster('authz', [dead], { typed_extension_protocol_options: { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions', explicit_http_config: { http2_protocol_options: {} } } } })],
-    listeners: [
+  const listener = (name: string, tlvLocation: string) => ({
+    name,
+    address: addr(0),
+    listener_filters: [proxyProtocolFilter({ tlv_location: tlvLocation, rules: [{ tlv_type: PP2_TYPE_UNIQUE_ID, on_tlv_present: { metadata_namespace: namespace, key: 'tenant' } }] })],
+    filter_chains: [
       {
-        name: 'tcp-pp',
-        address: addr(0),
-        listener_filters: [proxyProtocolFilter({ rules: [{ tlv_type: PP2_TYPE_UNIQUE_ID, on_tlv_present: { metadata_namespace: namespace, key: 'tenant' } }] })],
-        filter_chains: [
+        filters: [
           {
-            filters: [
-              {
-                name: 'envoy.filters.network.ext_authz',
-                typed_config: {
-                  '@type': NETWORK_EXT_AUTHZ_TYPE,
-                  stat_prefix: 'pp.',
-                  transport_api_version: 'V3',
-                  grpc_service: { envoy_grpc: { cluster_name: 'authz' }, timeout: '1s' },
-                  filter_enabled_metadata: { filter: namespace, path: [{ key: 'tenant' }], value: { string_match: { exact: 'blocked' } } },
-                },
-              },
-              { name: 'envoy.filters.network.tcp_proxy', typed_config: { '@type': TCP_PROXY_TYPE, stat_prefix: 'tcp-pp', cluster: 'echo' } },
-            ],
+            name: 'envoy.filters.network.ext_authz',
+            typed_config: {
+              '@type': NETWORK_EXT_AUTHZ_TYPE,
+              stat_prefix: `${name}.`,
+              transport_api_version: 'V3',
+              grpc_service: { envoy_grpc: { cluster_name: 'authz' }, timeout: '1s' },
+              filter_enabled_metadata: { filter: namespace, path: [{ key: 'tenant' }], value: { string_match: { exact: 'blocked' } } },
+            },
           },
+          { name: 'envoy.filters.network.tcp_proxy', typed_config: { '@type': TCP_PROXY_TYPE, stat_prefix: name, cluster: 'echo' } },
         ],
       },
     ],
   });
-  await startHaproxy(t, sender('send_ok', ok, 'fine', h.port('tcp-pp')) + sender('send_blocked', blocked, 'blocked', h.port('tcp-pp')), [ok, blocked]);
+  await configure(h, {
+    clusters: [staticCluster('echo', [echo.port]), staticCluster('authz', [dead], { typed_extension_protocol_options: { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions', explicit_http_config: { http2_protocol_options: {} } } } })],
+    listeners: [listener('pp', 'DYNAMIC_METADATA'), listener('pp-fs', 'FILTER_STATE')],
+  });
+  await startHaproxy(t, sender('send_ok', ok, 'fine', h.port('pp')) + sender('send_blocked', blocked, 'blocked', h.port('pp')) + sender('send_blocked_fs', blockedFs, 'blocked', h.port('pp-fs')), [ok, blocked, blockedFs]);
   assert.equal((await get(ok)).status, 200);
   assert.equal(h.rt.stats.counter('ext_authz.pp.disabled').value, 1, 'the filter did not run for tenant "fine"');
   // HAProxy answers 502 when the proxy closes the connection before a response.
   assert.equal((await get(blocked)).status, 502);
   assert.equal(h.rt.stats.counter('ext_authz.pp.error').value, 1, 'tenant "blocked" was checked');
+  // tlv_location FILTER_STATE: the value is not in dynamic metadata, so the filter stays off.
+  assert.equal((await get(blockedFs)).status, 200);
+  assert.equal(h.rt.stats.counter('ext_authz.pp-fs.disabled').value, 1);
 });
 
 test('active health checks through upstream_proxy_protocol: v1 names the check connection itself, v2 sends LOCAL; HAProxy accept-proxy takes both', async (t) => {
@@ -235,4 +237,12 @@ test("rules on HAProxy's own header bytes: dynamic metadata by namespace (defaul
   assert.equal(fs.dynamicMetadata, undefined);
   assert.equal(fs.filterState?.['envoy.network.proxy_protocol.tlv']?.uid, 'tenant-a');
   assert.deepEqual(fs.passThrough.map((x) => x.type).sort(), [PP2_TYPE_CRC32C, PP2_TYPE_UNIQUE_ID], 'pass_through_tlvs {} is INCLUDE_ALL');
+});
+
+test('the TLV fields survive protobuf (xDS): listener rules, pass_through_tlvs, tlv_location; socket added_tlvs, tlv_as_pool_key', () => {
+  const filter = proxyProtocolFilter({ rules: [{ tlv_type: 5, on_tlv_present: { metadata_namespace: 'ns', key: 'k' } }], pass_through_tlvs: { match_type: 'INCLUDE', tlv_type: [5] }, tlv_location: 'FILTER_STATE' });
+  const listener = { name: 'l', address: addr(1), listener_filters: [filter] };
+  assert.deepEqual(unpackAny(packAny(LISTENER_TYPE, listener)), listener);
+  const cluster = { name: 'c', ...wrapped({ version: 'V2', pass_through_tlvs: { match_type: 'INCLUDE', tlv_type: [2] }, added_tlvs: [{ type: 0xe0, value: Buffer.from('x').toString('base64') }] }, { tlv_as_pool_key: true }) };
+  assert.deepEqual(unpackAny(packAny(CLUSTER_TYPE, cluster)), cluster);
 });
