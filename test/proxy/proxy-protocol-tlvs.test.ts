@@ -7,7 +7,7 @@
 //   - rules put a TLV's value in connection dynamic metadata, which a network filter reads
 //     (ext_authz filter_enabled_metadata);
 //   - tlv_location FILTER_STATE keeps them out of dynamic metadata;
-//   - active health checks (HTTP/1.1, HTTP/2, TCP) through a wrapped cluster send what Envoy
+//   - active health checks (HTTP/1.1, HTTP/2, gRPC, TCP) through a wrapped cluster send what Envoy
 //     sends: v1 with the check connection's own addresses, v2 a LOCAL header.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -16,6 +16,7 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
+import type * as grpc from '@grpc/grpc-js';
 import { addr, configure, deadPort, httpListener, routeConfig, startTestRuntime, startUpstream, staticCluster, type Echo } from './harness.ts';
 import { startHeaderServer } from '../helpers/proxy-protocol-server.ts';
 import { CLUSTER_TYPE, LISTENER_TYPE, NETWORK_EXT_AUTHZ_TYPE, packAny, PROXY_PROTOCOL_TYPE, TCP_PROXY_TYPE, unpackAny, UPSTREAM_PROXY_PROTOCOL_TYPE } from '../../src/envoy/index.ts';
@@ -25,6 +26,8 @@ import { Issues, Reader } from '../../src/proxy/config/reader.ts';
 import { Stats } from '../../src/proxy/stats/stats.ts';
 import { freePort } from '../../src/local/ports.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
+import { startGrpcServer } from '../helpers/grpc-server.ts';
+import { HealthCheckRequest, HealthCheckResponse } from '../../src/proxy/upstream/health-check-grpc.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const RAW = { name: 'envoy.transport_sockets.raw_buffer', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer' } };
@@ -39,6 +42,18 @@ function wrapped(config: Record<string, unknown>, extra: Record<string, unknown>
 function proxyProtocolFilter(config: Record<string, unknown>) {
   return { name: 'envoy.filters.listener.proxy_protocol', typed_config: { '@type': PROXY_PROTOCOL_TYPE, ...config } };
 }
+
+const HEALTH_SERVICE: grpc.ServiceDefinition = {
+  Check: {
+    path: '/grpc.health.v1.Health/Check',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (v: object) => Buffer.from(HealthCheckRequest.encode(HealthCheckRequest.create(v)).finish()),
+    requestDeserialize: (b: Buffer) => HealthCheckRequest.toObject(HealthCheckRequest.decode(b)),
+    responseSerialize: (v: object) => Buffer.from(HealthCheckResponse.encode(HealthCheckResponse.create(v)).finish()),
+    responseDeserialize: (b: Buffer) => HealthCheckResponse.toObject(HealthCheckResponse.decode(b)),
+  },
+};
 
 const HAPROXY_DEFAULTS = 'global\n  nbthread 1\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n';
 
@@ -182,12 +197,16 @@ test('rules put a TLV value in connection dynamic metadata: a network ext_authz 
   assert.equal(h.rt.stats.counter('ext_authz.pp-fs.disabled').value, 1);
 });
 
-test('active health checks through upstream_proxy_protocol: v1 names the check connection itself, v2 sends LOCAL; HAProxy accept-proxy takes both', async (t) => {
+test('active health checks (HTTP/1.1, HTTP/2, gRPC, TCP) through upstream_proxy_protocol: v1 names the check connection itself, v2 sends LOCAL; HAProxy accept-proxy takes both', async (t) => {
   const echo = await startUpstream('echo');
   const h = await startTestRuntime(t, [echo]);
   const recv = await freePort();
   await startHaproxy(t, receiver(recv, echo.port), [recv]);
   const bytes = await startHeaderServer(t, (s) => http.createServer((_q, res) => res.end('ok')).emit('connection', s));
+  const grpcRecv = await freePort();
+  const grpcPort = await startGrpcServer(t, HEALTH_SERVICE, { Check: (_call: unknown, cb: grpc.sendUnaryData<object>) => cb(null, { status: 1 }) });
+  // TCP mode: HAProxy reads the header, then relays the h2c bytes.
+  await startHaproxy(t, `frontend grpc_recv\n  mode tcp\n  bind 127.0.0.1:${grpcRecv} accept-proxy\n  default_backend grpc_be\nbackend grpc_be\n  mode tcp\n  server g 127.0.0.1:${grpcPort}\n`, [grpcRecv]);
   const check = (path: string, kind: Record<string, unknown> = { http_health_check: { path } }) => ({
     health_checks: [{ timeout: '1s', interval: '0.1s', no_traffic_interval: '0.1s', unhealthy_threshold: 1, healthy_threshold: 1, ...kind }],
   });
@@ -197,10 +216,12 @@ test('active health checks through upstream_proxy_protocol: v1 names the check c
       staticCluster('hc-v2', [recv], { ...wrapped({ version: 'V2', added_tlvs: [{ type: 0xe0, value: Buffer.from('x').toString('base64') }] }), ...check('/v2') }),
       staticCluster('hc-h2', [recv], { ...wrapped({ version: 'V2' }), ...check('/h2', { http_health_check: { path: '/h2', codec_client_type: 'HTTP2' } }) }),
       staticCluster('hc-bytes', [bytes.port], { ...wrapped({ version: 'V2' }), ...check('/', { tcp_health_check: {} }) }),
+      staticCluster('hc-grpc-v1', [grpcRecv], { ...wrapped({ version: 'V1' }), ...check('/', { grpc_health_check: {} }) }),
+      staticCluster('hc-grpc-v2', [grpcRecv], { ...wrapped({ version: 'V2' }), ...check('/', { grpc_health_check: {} }) }),
     ],
   });
   const healthy = (c: string) => () => (h.rt.stats.gauge(`cluster.${c}.health_check.healthy`).value === 1 ? true : undefined);
-  for (const c of ['hc-v1', 'hc-v2', 'hc-h2', 'hc-bytes']) await waitFor(`${c} healthy`, healthy(c), 10_000);
+  for (const c of ['hc-v1', 'hc-v2', 'hc-h2', 'hc-bytes', 'hc-grpc-v1', 'hc-grpc-v2']) await waitFor(`${c} healthy`, healthy(c), 10_000);
   const v1 = await waitFor('a /v1 check at the echo', () => echo.requests.find((r) => r.url === '/v1'), 10_000);
   assert.equal(v1.headers['x-pp-received'], '1', 'HAProxy read a v1 header');
   assert.equal(v1.headers['x-pp-src'], '127.0.0.1', "the check connection's own source");

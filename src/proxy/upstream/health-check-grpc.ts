@@ -1,13 +1,16 @@
 // gRPC active health checks (Envoy's grpc_health_check): grpc.health.v1.Health/Check with
 // `service_name`; healthy only when the answer is SERVING. Any other answer or gRPC status fails the
 // host at once; UNAVAILABLE (no connection) and DEADLINE_EXCEEDED count as network failures.
-// One channel per host, plaintext (h2c).
+// One channel per host, plaintext (h2c); behind upstream_proxy_protocol each connection starts with
+// the PROXY header (written by the channel's credentials once grpc-js has connected the socket).
 import { createRequire } from 'node:module';
+import type net from 'node:net';
 import type * as Grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import type { Host } from './host.ts';
 import { CheckResult, type Prober } from './health-check-prober.ts';
 import { list, object, string, warnUnsupported, type ConfigIssues, type Json } from './lb/config-fields.ts';
+import { writeProxyHeader, type ProxyHeaderOptions } from './upstream-proxy-protocol.ts';
 
 const HEALTH_PROTO = `syntax = "proto3";
 package grpc.health.v1;
@@ -48,6 +51,33 @@ export function compileGrpcCheck(o: Json, path: string, issues: ConfigIssues): G
   return { serviceName: string(o, 'service_name', path, issues) ?? '', authority: string(o, 'authority', path, issues) || undefined, metadata };
 }
 
+/**
+ * Insecure channel credentials whose connector writes the PROXY header first: grpc-js hands the
+ * connected TCP socket to the credentials' connector before it starts HTTP/2 on it.
+ */
+function proxyHeaderCredentials(grpc: typeof Grpc, header: ProxyHeaderOptions): Grpc.ChannelCredentials {
+  class ProxyHeaderCredentials extends grpc.ChannelCredentials {
+    _isSecure(): boolean {
+      return false;
+    }
+    _equals(other: Grpc.ChannelCredentials): boolean {
+      return other === this;
+    }
+    _createSecureConnector(_target: unknown, _options: unknown, callCredentials?: Grpc.CallCredentials) {
+      return {
+        connect(socket: net.Socket) {
+          writeProxyHeader(socket, header);
+          return Promise.resolve({ socket, secure: false });
+        },
+        waitForReady: () => Promise.resolve(),
+        getCallCredentials: () => callCredentials ?? grpc.CallCredentials.createEmpty(),
+        destroy() {},
+      };
+    }
+  }
+  return new ProxyHeaderCredentials();
+}
+
 const serialize = (v: { service: string }) => Buffer.from(HealthCheckRequest.encode(HealthCheckRequest.create(v)).finish());
 const deserialize = (b: Buffer) => HealthCheckResponse.toObject(HealthCheckResponse.decode(b), { enums: Number }) as { status?: number };
 
@@ -55,9 +85,11 @@ export class GrpcProber implements Prober {
   readonly #config: GrpcCheckConfig;
   readonly #clients = new Map<Host, Grpc.Client>();
   readonly #grpc = grpcJs();
+  readonly #credentials: Grpc.ChannelCredentials;
 
-  constructor(config: GrpcCheckConfig) {
+  constructor(config: GrpcCheckConfig, proxyHeader?: ProxyHeaderOptions) {
     this.#config = config;
+    this.#credentials = proxyHeader ? proxyHeaderCredentials(this.#grpc, proxyHeader) : this.#grpc.credentials.createInsecure();
   }
 
   #client(host: Host): Grpc.Client {
@@ -66,7 +98,7 @@ export class GrpcProber implements Prober {
     if (!c) {
       const target = host.address.includes(':') ? `ipv6:[${host.address}]:${host.port}` : `${host.address}:${host.port}`;
       const options: Grpc.ChannelOptions = this.#config.authority ? { 'grpc.default_authority': this.#config.authority } : {};
-      c = new grpc.Client(target, grpc.credentials.createInsecure(), options);
+      c = new grpc.Client(target, this.#credentials, options);
       this.#clients.set(host, c);
     }
     return c;

@@ -28,7 +28,6 @@ import { TcpProber, compileTcpCheck } from './health-check-tcp.ts';
 import { GrpcProber, compileGrpcCheck } from './health-check-grpc.ts';
 import type { TcpKeepalive } from '../network/tcp-keepalive.ts';
 import { proxyHeaderFor, type ProxyHeaderOptions, type UpstreamProxyProtocol } from './upstream-proxy-protocol.ts';
-import { UPSTREAM_PROXY_PROTOCOL_TYPE } from '../../envoy/index.ts';
 
 export { healthFlagsString } from './health-check-flags.ts';
 export { CheckResult } from './health-check-prober.ts';
@@ -92,14 +91,10 @@ export function compileHealthChecks(cluster: Json, issues: ConfigIssues): Health
     makeProber = (ka, pp) => new TcpProber(c, ka, pp);
   } else if (kind === 'grpc_health_check') {
     const c = compileGrpcCheck(sub, `${path}.${kind}`, issues);
-    makeProber = () => new GrpcProber(c);
+    makeProber = (_ka, pp) => new GrpcProber(c, pp);
     const uco = cluster.upstream_connection_options;
     if (uco && typeof uco === 'object' && (uco as Json).tcp_keepalive != null) {
       issues.warnings.push(`${path}.${kind}: upstream_connection_options.tcp_keepalive does not reach gRPC health check connections in rig proxy (@grpc/grpc-js opens them without socket options); HTTP and TCP checks use it`);
-    }
-    const ts = cluster.transport_socket as Json | undefined;
-    if ((ts?.typed_config as Json | undefined)?.['@type'] === UPSTREAM_PROXY_PROTOCOL_TYPE) {
-      issues.warnings.push(`${path}.${kind}: gRPC health checks connect without the upstream_proxy_protocol header in rig proxy (@grpc/grpc-js opens their connections); Envoy sends one (v1: the connection's own addresses, v2: LOCAL). HTTP and TCP checks send it`);
     }
   }
   return {
@@ -153,7 +148,7 @@ export interface HealthCheckerOptions {
   hasTraffic?: boolean;
   /** The cluster's upstream_connection_options.tcp_keepalive (HTTP and TCP checks). */
   tcpKeepalive?: TcpKeepalive;
-  /** The cluster's upstream_proxy_protocol settings (HTTP and TCP checks). */
+  /** The cluster's upstream_proxy_protocol settings: the checks' connections start with its header. */
   proxyProtocol?: UpstreamProxyProtocol;
 }
 

@@ -131,11 +131,14 @@ export function proxyPoolKey(pp: UpstreamProxyProtocol, h: ProxyHeaderOptions): 
  */
 export function connectWithProxyHeader(o: ProxyHeaderOptions, opts: net.NetConnectOpts): net.Socket {
   const socket = net.connect(opts);
-  socket.once('connect', () => {
-    if (o.addresses) return void socket.write(encodeProxyHeader(o.version, o.addresses, o.tlvs));
-    if (o.version === 2) return void socket.write(V2_LOCAL_HEADER);
-    const own = { sourceAddress: socket.localAddress ?? '', sourcePort: socket.localPort ?? 0, destinationAddress: socket.remoteAddress ?? '', destinationPort: socket.remotePort ?? 0 };
-    socket.write(encodeProxyHeader(1, own));
-  });
+  socket.once('connect', () => writeProxyHeader(socket, o));
   return socket;
+}
+
+/** Writes the header on a connected socket (v1 without a downstream: the socket's own addresses). */
+export function writeProxyHeader(socket: net.Socket, o: ProxyHeaderOptions): void {
+  if (o.addresses) return void socket.write(encodeProxyHeader(o.version, o.addresses, o.tlvs));
+  if (o.version === 2) return void socket.write(V2_LOCAL_HEADER);
+  const own = { sourceAddress: socket.localAddress ?? '', sourcePort: socket.localPort ?? 0, destinationAddress: socket.remoteAddress ?? '', destinationPort: socket.remotePort ?? 0 };
+  socket.write(encodeProxyHeader(1, own));
 }
