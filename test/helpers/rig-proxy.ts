@@ -7,6 +7,17 @@ import type { TestContext } from 'node:test';
 import { waitForPortsFile } from '../../src/local/ports-file.ts';
 import { spawnRig, stopProcess } from './cli.ts';
 import type { MeshControlPlane } from './mesh-control-plane.ts';
+import { tempDir } from './temp-dir.ts';
+
+/**
+ * How long a proxy may take from spawn to listening. Start-up is CPU work (Node, the modules from
+ * TypeScript source, the Envoy protos: ~1.5 s of CPU each on the shared 2-core machine), and a
+ * test that starts five proxies at once beside another test file's processes gets a fraction of
+ * a core for each: 10-13 s from spawn to listening at a load average of 10, over 20 s in runs that
+ * failed a 20 s readiness wait. Whether the process is alive is checked all along, so a proxy that
+ * cannot start is reported at once, with its log.
+ */
+export const PROXY_START_TIMEOUT_MS = 90_000;
 
 export interface RigProxy {
   process: ChildProcess;
@@ -14,6 +25,12 @@ export interface RigProxy {
   log(): string;
   /** What it wrote to stdout so far (stdout access logs). */
   stdout(): string;
+  /**
+   * Resolves with its ports once the proxy listens (its ports file is written), before any config
+   * from a control plane; rejects with its log if it exits first. Wait for this before a readiness
+   * check of its own, so that the check's timeout covers the config, not the process start-up.
+   */
+  started(): Promise<ProxyPorts>;
 }
 
 /** The ports file of a proxy started from a bootstrap file. */
@@ -38,7 +55,10 @@ export interface RigProxyOptions {
 
 function spawnProxy(t: TestContext, args: string[], onLog?: (chunk: Buffer) => void, env?: NodeJS.ProcessEnv): RigProxy {
   const debug = process.env.RIG_TEST_DEBUG ? ['--log-level', 'debug'] : [];
-  const child = spawnRig(['proxy', '--admin-port', '0', '--ready-port', '0', '--stats-port', '0', ...debug, ...args], env ? { env: { ...process.env, ...env } } : {});
+  const given = args.indexOf('--ports-file');
+  const portsFile = given >= 0 ? args[given + 1]! : path.join(tempDir(t, 'rig-proxy-'), 'ports.json');
+  const portsArgs = given >= 0 ? [] : ['--ports-file', portsFile];
+  const child = spawnRig(['proxy', '--admin-port', '0', '--ready-port', '0', '--stats-port', '0', ...portsArgs, ...debug, ...args], env ? { env: { ...process.env, ...env } } : {});
   let log = '';
   let stdout = '';
   child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -50,7 +70,15 @@ function spawnProxy(t: TestContext, args: string[], onLog?: (chunk: Buffer) => v
     await stopProcess(child);
     if (process.env.RIG_TEST_DEBUG) process.stderr.write(log);
   });
-  return { process: child, log: () => log, stdout: () => stdout };
+  let started: Promise<ProxyPorts> | undefined;
+  const whenStarted = () =>
+    (started ??= waitForPortsFile(portsFile, PROXY_START_TIMEOUT_MS, () => child.exitCode !== null || child.signalCode !== null).then(
+      (ports) => ports as unknown as ProxyPorts,
+      (err: Error) => {
+        throw new Error(`rig proxy ${args.join(' ')}: ${err.message}\n${log}`);
+      },
+    ));
+  return { process: child, log: () => log, stdout: () => stdout, started: whenStarted };
 }
 
 /** Starts `rig proxy --xds-address … [CA flags] …args`. */
@@ -62,20 +90,19 @@ export function startRigProxy(t: TestContext, args: string[], opts: RigProxyOpti
 /**
  * The sidecar of workload `name` in `namespace` (service account `name`, workload `<name>-0`,
  * label app=<name>) with a bootstrap token from the mesh CA; `args` add ports and the like.
+ * Resolves once the process listens (see RigProxy.started); its config comes after.
  */
 export async function startSidecar(t: TestContext, mesh: MeshControlPlane, sidecar: { namespace: string; name: string; args: string[]; onLog?: (chunk: Buffer) => void; env?: NodeJS.ProcessEnv }): Promise<RigProxy> {
   const { namespace, name } = sidecar;
   const tokenFile = await mesh.tokenFile(namespace, name);
   const workload = ['--namespace', namespace, '--service-account', name, '--workload-name', `${name}-0`, '--labels', `app=${name}`];
-  return startRigProxy(t, [...workload, ...sidecar.args], { xdsPort: mesh.cp.ports.xds, ca: { port: mesh.caPort, rootFile: mesh.rootFile, tokenFile }, onLog: sidecar.onLog, env: sidecar.env });
+  const proxy = startRigProxy(t, [...workload, ...sidecar.args], { xdsPort: mesh.cp.ports.xds, ca: { port: mesh.caPort, rootFile: mesh.rootFile, tokenFile }, onLog: sidecar.onLog, env: sidecar.env });
+  await proxy.started();
+  return proxy;
 }
 
 /** Starts `rig proxy -c <configFile> …args` (ports file `ports.json` beside it) and resolves once it listens. */
 export async function startRigProxyFromFile(t: TestContext, configFile: string, args: string[] = []): Promise<RigProxy & { ports: ProxyPorts }> {
-  const portsFile = path.join(path.dirname(configFile), 'ports.json');
-  const proxy = spawnProxy(t, ['-c', configFile, '--ports-file', portsFile, ...args]);
-  const ports = await waitForPortsFile(portsFile, 30_000, () => proxy.process.exitCode !== null).catch((err: Error) => {
-    throw new Error(`rig proxy -c ${configFile}: ${err.message}\n${proxy.log()}`);
-  });
-  return { ...proxy, ports: ports as unknown as ProxyPorts };
+  const proxy = spawnProxy(t, ['-c', configFile, '--ports-file', path.join(path.dirname(configFile), 'ports.json'), ...args]);
+  return { ...proxy, ports: await proxy.started() };
 }

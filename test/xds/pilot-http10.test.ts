@@ -82,7 +82,7 @@ async function startControlPlaneProcess(t: TestContext, pilotHttp10: string | un
 async function startGateway(t: TestContext, mesh: Mesh, name: string, env?: NodeJS.ProcessEnv): Promise<string> {
   const port = await freePort();
   const args = ['--mode', 'router', '--namespace', 'istio-system', '--workload-name', name, '--service-account', 'istio-ingressgateway', '--labels', 'istio=ingressgateway', '--instance-ip', '127.0.0.1', '--interception', 'explicit', '--bind', '127.0.0.1', '--inbound-port', `8080=${port}`];
-  startRigProxy(t, args, { xdsPort: mesh.xds, env });
+  await startRigProxy(t, args, { xdsPort: mesh.xds, env }).started();
   const url = `http://127.0.0.1:${port}/`;
   await waitFor(`gateway ${name} serving HTTP/1.1`, async () => ((await curl('--http1.1', url)) === '200' ? true : undefined));
   return url;
@@ -95,7 +95,7 @@ async function startSniffingSidecar(t: TestContext, mesh: Mesh, app: Upstream): 
   assert.equal(issued.code, 0, issued.stderr);
   const inbound = await freePort();
   const args = ['--namespace', 'foo', '--service-account', 'httpbin', '--workload-name', 'httpbin-0', '--labels', 'app=httpbin', '--workload-port', '9080', '--inbound-port', `9080=${inbound}`, '--app-port', `9080=${app.port}`, '--outbound-port', String(await freePort())];
-  startRigProxy(t, args, { xdsPort: mesh.xds, ca: { port: mesh.caPort, rootFile: path.join(mesh.stateDir, 'ca', 'root-cert.pem'), tokenFile } });
+  await startRigProxy(t, args, { xdsPort: mesh.xds, ca: { port: mesh.caPort, rootFile: path.join(mesh.stateDir, 'ca', 'root-cert.pem'), tokenFile } }).started();
   const url = `http://127.0.0.1:${inbound}/sniffed`;
   await waitFor('the sidecar serving HTTP/1.1 on its sniffed port', async () => ((await curl('--http1.1', url)) === '200' ? true : undefined));
   return url;

@@ -114,8 +114,10 @@ test('a port without a declared protocol: HTTP through the connection manager, o
   const { store } = mesh;
   const appPort = await startDualApp(t);
   const [inbound, upstream] = [await freePort(), await freePort()];
-  await startSidecar(t, mesh, { namespace: 'foo', name: 'echo', args: ['--workload-port', '7000', '--inbound-port', `7000=${inbound}`, '--app-port', `7000=${appPort}`, '--outbound-port', String(await freePort())] });
-  await startSidecar(t, mesh, { namespace: 'foo', name: 'sleep', args: ['--outbound-port', String(await freePort()), '--upstream-port', `echo.foo.svc.cluster.local:7000=${upstream}`] });
+  await Promise.all([
+    startSidecar(t, mesh, { namespace: 'foo', name: 'echo', args: ['--workload-port', '7000', '--inbound-port', `7000=${inbound}`, '--app-port', `7000=${appPort}`, '--outbound-port', String(await freePort())] }),
+    startSidecar(t, mesh, { namespace: 'foo', name: 'sleep', args: ['--outbound-port', String(await freePort()), '--upstream-port', `echo.foo.svc.cluster.local:7000=${upstream}`] }),
+  ]);
 
   // Client sidecar, outbound: HTTP is routed (the VirtualService's header) and carried over mTLS.
   const viaClient = await waitFor('HTTP through the client sidecar', async () => {
