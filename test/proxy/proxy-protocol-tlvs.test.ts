@@ -85,10 +85,10 @@ async function startHaproxy(t: { after(fn: () => unknown): void }, config: strin
   for (const p of ports) await waitFor(`haproxy listening on ${p}`, accepting(p));
 }
 
-/** GET / through `port` from 127.0.0.2 (so the client differs from HAProxy's own 127.0.0.1). */
-function get(port: number): Promise<{ status: number; body: string }> {
+/** GET `path` through `port` from 127.0.0.2 (so the client differs from HAProxy's own 127.0.0.1). */
+function get(port: number, path = '/'): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: '/', localAddress: '127.0.0.2', agent: false }, (res) => {
+    const req = http.get({ host: '127.0.0.1', port, path, localAddress: '127.0.0.2', agent: false }, (res) => {
       let body = '';
       res.on('data', (c) => (body += c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
@@ -266,4 +266,31 @@ test('the TLV fields survive protobuf (xDS): listener rules, pass_through_tlvs, 
   assert.deepEqual(unpackAny(packAny(LISTENER_TYPE, listener)), listener);
   const cluster = { name: 'c', ...wrapped({ version: 'V2', pass_through_tlvs: { match_type: 'INCLUDE', tlv_type: [2] }, added_tlvs: [{ type: 0xe0, value: Buffer.from('x').toString('base64') }] }, { tlv_as_pool_key: true }) };
   assert.deepEqual(unpackAny(packAny(CLUSTER_TYPE, cluster)), cluster);
+});
+
+test("a host's own TLVs (endpoint typed_filter_metadata PerHostConfig) override the socket's added_tlvs of their type", async (t) => {
+  const echo = await startUpstream('echo');
+  const h = await startTestRuntime(t, [echo]);
+  const recv = await freePort();
+  await startHaproxy(t, receiver(recv, echo.port), [recv]);
+  const b64 = (s: string) => Buffer.from(s).toString('base64');
+  const perHost = { '@type': 'type.googleapis.com/envoy.config.core.v3.PerHostConfig', added_tlvs: [{ type: PP2_TYPE_AUTHORITY, value: b64('host.example') }] };
+  const endpoint = (typed: boolean) => ({ endpoint: { address: addr(recv) }, ...(typed ? { metadata: { typed_filter_metadata: { 'envoy.transport_sockets.proxy_protocol': perHost } } } : {}) });
+  const cluster = (name: string, typed: boolean) => ({
+    name,
+    type: 'STATIC',
+    connect_timeout: '1s',
+    load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [endpoint(typed)] }] },
+    ...wrapped({ version: 'V2', added_tlvs: [{ type: PP2_TYPE_AUTHORITY, value: b64('cluster.example') }, { type: PP2_TYPE_UNIQUE_ID, value: b64('from-cluster') }] }),
+  });
+  await configure(h, {
+    clusters: [cluster('per-host', true), cluster('plain', false)],
+    routes: [routeConfig('r', [{ match: { prefix: '/host' }, route: { cluster: 'per-host' } }, { match: { prefix: '/' }, route: { cluster: 'plain' } }])],
+    listeners: [httpListener('l', 'r')],
+  });
+  const seen = async (path: string) => (JSON.parse((await get(h.port('l'), path)).body) as Echo).headers;
+  const host = await seen('/host');
+  assert.equal(host['x-pp-authority'], 'host.example', "the host's TLV wins over added_tlvs");
+  assert.equal(host['x-pp-unique-id'], 'from-cluster', 'added_tlvs of other types still go');
+  assert.equal((await seen('/'))['x-pp-authority'], 'cluster.example', 'without one, added_tlvs');
 });

@@ -60,7 +60,7 @@ function connectUpstream(cluster: Cluster, host: UpstreamHost, conn: ConnState):
   const tlsCtx = cluster.config.tls;
   const opts = { host: host.address, port: host.port, localAddress: cluster.config.sourceAddress, allowHalfOpen: true };
   const pp = cluster.config.proxyProtocol;
-  const tcp = pp ? connectWithProxyHeader(proxyHeaderFor(pp, conn.info), opts) : undefined;
+  const tcp = pp ? connectWithProxyHeader(proxyHeaderFor(pp, conn.info, host.proxyProtocolTlvs), opts) : undefined;
   const socket = tlsCtx ? tlsCtx.connect(conn.ctx.secrets, host, cluster.config.sourceAddress, tcp) : (tcp ?? net.connect(opts));
   return keepaliveOnConnect(setBufferLimit(socket, cluster.config.bufferLimitBytes), cluster.config.tcpKeepalive);
 }

@@ -119,7 +119,7 @@ class TcpProxy implements NetworkFilter {
       let up: net.Socket;
       try {
         const opts = { host: host.address, port: host.port, localAddress: cluster.config.sourceAddress, allowHalfOpen: true };
-        const tcp = proxyProtocol ? connectWithProxyHeader(proxyHeaderFor(proxyProtocol, conn.info), opts) : undefined;
+        const tcp = proxyProtocol ? connectWithProxyHeader(proxyHeaderFor(proxyProtocol, conn.info, host.proxyProtocolTlvs), opts) : undefined;
         up = tlsCtx ? tlsCtx.connect(this.ctx.secrets, host, cluster.config.sourceAddress, tcp) : (tcp ?? net.connect(opts));
         setBufferLimit(up, cluster.config.bufferLimitBytes);
         keepaliveOnConnect(up, cluster.config.tcpKeepalive);

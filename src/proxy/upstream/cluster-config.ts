@@ -7,7 +7,8 @@ import { NEVER, readFractionalPercent, type FractionalPercent } from '../config/
 import type { Locality } from './host.ts';
 import { HealthFlag } from './host.ts';
 import type { TlsContext } from '../tls/tls-context.ts';
-import { readUpstreamTransportSocket, type UpstreamProxyProtocol } from './upstream-proxy-protocol.ts';
+import { HOST_TLVS_METADATA_KEY, readHostTlvs, readUpstreamTransportSocket, type UpstreamProxyProtocol } from './upstream-proxy-protocol.ts';
+import type { ProxyTlv } from '../network/proxy-protocol-header.ts';
 import { checkLbConfig } from './lb/index.ts';
 import { readBufferLimit } from '../network/buffer-limit.ts';
 import { readTcpKeepalive, type TcpKeepalive } from '../network/tcp-keepalive.ts';
@@ -26,6 +27,8 @@ export interface EndpointSpec {
   readonly metadata: Record<string, Record<string, unknown>>;
   /** HealthFlag bits from health_status. */
   readonly healthFlags: number;
+  /** metadata.typed_filter_metadata envoy.transport_sockets.proxy_protocol: the host's own PROXY v2 TLVs. */
+  readonly proxyProtocolTlvs?: readonly ProxyTlv[];
 }
 
 export interface LoadAssignment {
@@ -159,7 +162,10 @@ export function compileLoadAssignment(raw: Record<string, unknown>, path: string
       const ep = lb.obj('endpoint');
       const healthFlags = HEALTH[lb.str('health_status', 'UNKNOWN')] ?? 0;
       const weight = lb.num('load_balancing_weight', 1);
-      const md = (lb.opaque('metadata') as { filter_metadata?: Record<string, Record<string, unknown>> } | undefined)?.filter_metadata ?? {};
+      const metadata = lb.opaque('metadata') as { filter_metadata?: Record<string, Record<string, unknown>>; typed_filter_metadata?: Record<string, unknown> } | undefined;
+      const md = metadata?.filter_metadata ?? {};
+      const hostPp = metadata?.typed_filter_metadata?.[HOST_TLVS_METADATA_KEY];
+      const proxyProtocolTlvs = hostPp === undefined ? undefined : readHostTlvs(new Reader(hostPp, `${lb.at('metadata')}.typed_filter_metadata["${HOST_TLVS_METADATA_KEY}"]`, issues));
       lb.done();
       if (!ep) {
         issues.error(lb.at('endpoint'), 'missing endpoint');
@@ -169,7 +175,7 @@ export function compileLoadAssignment(raw: Record<string, unknown>, path: string
       const hostname = ep.str('hostname') || undefined;
       readHealthCheckConfig(ep.obj('health_check_config'));
       ep.done();
-      if (sa) endpoints.push({ address: sa.address, port: sa.port, hostname, weight, locality, priority, metadata: md, healthFlags });
+      if (sa) endpoints.push({ address: sa.address, port: sa.port, hostname, weight, locality, priority, metadata: md, healthFlags, proxyProtocolTlvs });
     }
     le.done();
   }

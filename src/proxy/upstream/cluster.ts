@@ -26,6 +26,7 @@ import { markUpstreamH2Socket, watchUpstreamH2Resets } from './h2-reset-watch.ts
 import { setTcpKeepalive } from '../network/tcp-keepalive.ts';
 import { formatIpPort } from '../network/ip-port.ts';
 import { connectWithProxyHeader, proxyHeaderFor, proxyPoolKey, type DownstreamOrigin, type ProxyHeaderOptions, type UpstreamTransport } from './upstream-proxy-protocol.ts';
+import type { ProxyTlv } from '../network/proxy-protocol-header.ts';
 
 /** Filter state key of a request's upstream ALPN override (Envoy's, set by istio.alpn). */
 export const APPLICATION_PROTOCOLS_STATE = 'envoy.network.application_protocols';
@@ -39,6 +40,8 @@ export class UpstreamHost implements Host {
   locality: Locality;
   priority: number;
   metadata: Record<string, Record<string, unknown>>;
+  /** The endpoint's own PROXY v2 TLVs (PerHostConfig), for an upstream_proxy_protocol socket. */
+  proxyProtocolTlvs: readonly ProxyTlv[] | undefined;
   healthFlags: number;
   activeRequests = 0;
   /** Health bits that came from EDS; the rest (active HC, outlier) belong to the hooks. */
@@ -55,6 +58,7 @@ export class UpstreamHost implements Host {
     this.locality = e.locality;
     this.priority = e.priority;
     this.metadata = e.metadata;
+    this.proxyProtocolTlvs = e.proxyProtocolTlvs;
     this.edsFlags = e.healthFlags;
     this.healthFlags = e.healthFlags;
   }
@@ -177,6 +181,7 @@ export class Cluster implements ClusterHandle {
         old.locality = e.locality;
         old.priority = e.priority;
         old.metadata = e.metadata;
+        old.proxyProtocolTlvs = e.proxyProtocolTlvs;
         old.healthFlags = (old.healthFlags & ~old.edsFlags) | e.healthFlags;
         old.edsFlags = e.healthFlags;
         h = old;
@@ -260,7 +265,7 @@ export class Cluster implements ClusterHandle {
     const offered = tls && upstreamAlpn(tls, h2, alpn);
     let key = h2 ? host.key + '#h2' : host.key;
     if (offered && offered === alpn) key += '#alpn=' + offered.join(',');
-    const proxyHeader = proxyProtocol && proxyHeaderFor(proxyProtocol, downstream?.info);
+    const proxyHeader = proxyProtocol && proxyHeaderFor(proxyProtocol, downstream?.info, host.proxyProtocolTlvs);
     const addresses = proxyHeader?.addresses;
     if (proxyHeader) key += proxyPoolKey(proxyProtocol, proxyHeader);
     const p = this.pools.get(key);

@@ -1,9 +1,11 @@
 // Envoy's upstream_proxy_protocol transport socket (ProxyProtocolUpstreamTransport): wraps the
 // cluster's inner transport socket (raw or TLS) and writes a PROXY header before its first byte.
 // The header names the downstream connection the request came on (its remote address as source,
-// its local address as destination). A v2 header carries TLVs: added_tlvs first, then the TLVs the
-// downstream's proxy_protocol listener filter kept that pass_through_tlvs selects and added_tlvs
-// did not set, each only while the header's 16-bit length has room (Envoy skips the rest). Without
+// its local address as destination). A v2 header carries TLVs: the host's own (endpoint metadata
+// typed_filter_metadata envoy.transport_sockets.proxy_protocol, a PerHostConfig), added_tlvs of
+// other types, then the TLVs the downstream's proxy_protocol listener filter kept that
+// pass_through_tlvs selects and neither set, each only while the header's 16-bit length has room
+// (Envoy skips the rest). Without
 // a downstream connection (health checks, the proxy's own requests) Envoy's socket writes a v1
 // header with the connection's own addresses and a v2 LOCAL header (no addresses, no TLVs).
 // Connections are pooled per downstream connection, as Envoy keys its pools by the PROXY header's
@@ -30,6 +32,19 @@ export interface UpstreamTransport {
   readonly tls: TlsContext | undefined;
   /** An upstream_proxy_protocol wrapper's settings; undefined without one. */
   readonly proxyProtocol: UpstreamProxyProtocol | undefined;
+}
+
+/** Endpoint metadata typed_filter_metadata key of a host's own TLVs (PerHostConfig). */
+export const HOST_TLVS_METADATA_KEY = 'envoy.transport_sockets.proxy_protocol';
+const PER_HOST_CONFIG_TYPE = 'type.googleapis.com/envoy.config.core.v3.PerHostConfig';
+
+/** A host's PerHostConfig (typed_filter_metadata[HOST_TLVS_METADATA_KEY]): its added_tlvs. */
+export function readHostTlvs(r: Reader): ProxyTlv[] {
+  const t = r.str('@type');
+  if (t !== PER_HOST_CONFIG_TYPE) r.issues.error(r.at('@type'), `expected ${PER_HOST_CONFIG_TYPE} (the host's PROXY protocol TLVs), got ${JSON.stringify(t)}`);
+  const tlvs = readAddedTlvs(r);
+  r.done();
+  return tlvs;
 }
 
 function readAddedTlvs(c: Reader): ProxyTlv[] {
@@ -91,28 +106,37 @@ export interface ProxyHeaderOptions {
   readonly tlvs: readonly ProxyTlv[];
 }
 
-/** The TLVs of a v2 header for `addresses`: added_tlvs, then the downstream's that pass, within the length limit. */
-function upstreamTlvs(pp: UpstreamProxyProtocol, addresses: ProxyAddresses, downstream: readonly ProxyTlv[] | undefined): readonly ProxyTlv[] {
-  if (pp.addedTlvs.length === 0 && (!downstream || pp.passThrough === undefined)) return [];
+/**
+ * The TLVs of a v2 header for `addresses`: the host's own (PerHostConfig), added_tlvs of other
+ * types, then the downstream's that pass and neither set, each while the length has room.
+ */
+function upstreamTlvs(pp: UpstreamProxyProtocol, addresses: ProxyAddresses, downstream: readonly ProxyTlv[] | undefined, host: readonly ProxyTlv[] | undefined): readonly ProxyTlv[] {
+  if (pp.addedTlvs.length === 0 && !host?.length && (!downstream || pp.passThrough === undefined)) return [];
   const out: ProxyTlv[] = [];
+  const set = new Set<number>();
   let room = 0xffff - v2AddressLength(addresses);
   const add = (t: ProxyTlv) => {
     if (tlvSize(t) > room) return;
     room -= tlvSize(t);
     out.push(t);
   };
-  for (const t of pp.addedTlvs) add(t);
-  for (const t of downstream ?? []) {
-    if (tlvSelected(pp.passThrough, t.type) && !pp.addedTlvs.some((a) => a.type === t.type)) add(t);
+  for (const t of [...(host ?? []), ...pp.addedTlvs]) {
+    if (set.has(t.type)) continue;
+    set.add(t.type);
+    add(t);
   }
+  for (const t of downstream ?? []) if (tlvSelected(pp.passThrough, t.type) && !set.has(t.type)) add(t);
   return out;
 }
 
-/** The header a connection made for `downstream` (undefined: none, e.g. a health check) starts with. */
-export function proxyHeaderFor(pp: UpstreamProxyProtocol, downstream: ConnectionInfo | undefined): ProxyHeaderOptions {
+/**
+ * The header a connection made for `downstream` (undefined: none, e.g. a health check) to a host
+ * with `hostTlvs` (its endpoint's PerHostConfig) starts with.
+ */
+export function proxyHeaderFor(pp: UpstreamProxyProtocol, downstream: ConnectionInfo | undefined, hostTlvs?: readonly ProxyTlv[]): ProxyHeaderOptions {
   if (!downstream) return { version: pp.version, addresses: undefined, tlvs: [] };
   const addresses = downstreamAddresses(downstream);
-  return { version: pp.version, addresses, tlvs: pp.version === 2 ? upstreamTlvs(pp, addresses, downstream.proxyProtocolTlvs) : [] };
+  return { version: pp.version, addresses, tlvs: pp.version === 2 ? upstreamTlvs(pp, addresses, downstream.proxyProtocolTlvs, hostTlvs) : [] };
 }
 
 /** The pool key part of a PROXY-wrapped connection's header data (its TLVs too with tlv_as_pool_key). */
