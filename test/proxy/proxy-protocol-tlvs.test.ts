@@ -20,7 +20,8 @@ import type * as grpc from '@grpc/grpc-js';
 import { addr, configure, deadPort, httpListener, routeConfig, startTestRuntime, startUpstream, staticCluster, type Echo } from './harness.ts';
 import { startHeaderServer } from '../helpers/proxy-protocol-server.ts';
 import { CLUSTER_TYPE, LISTENER_TYPE, NETWORK_EXT_AUTHZ_TYPE, packAny, PROXY_PROTOCOL_TYPE, TCP_PROXY_TYPE, unpackAny, UPSTREAM_PROXY_PROTOCOL_TYPE } from '../../src/envoy/index.ts';
-import { parseProxyHeader } from '../../src/proxy/network/proxy-protocol-header.ts';
+import { encodeProxyHeader, parseProxyHeader } from '../../src/proxy/network/proxy-protocol-header.ts';
+import { proxyHeaderFor, proxyPoolKey } from '../../src/proxy/upstream/upstream-proxy-protocol.ts';
 import { proxyProtocolStats, proxyProtocolVerdict, readProxyProtocolFilter } from '../../src/proxy/listener/proxy-protocol-filter.ts';
 import { Issues, Reader } from '../../src/proxy/config/reader.ts';
 import { Stats } from '../../src/proxy/stats/stats.ts';
@@ -293,4 +294,24 @@ test("a host's own TLVs (endpoint typed_filter_metadata PerHostConfig) override 
   assert.equal(host['x-pp-authority'], 'host.example', "the host's TLV wins over added_tlvs");
   assert.equal(host['x-pp-unique-id'], 'from-cluster', 'added_tlvs of other types still go');
   assert.equal((await seen('/'))['x-pp-authority'], 'cluster.example', 'without one, added_tlvs');
+});
+
+test('the header data: v1 carries no TLVs; TLVs past the 16-bit length are skipped, later ones still fit; tlv_as_pool_key puts the TLVs in the pool key', () => {
+  const conn = (tlvs: { type: number; value: Buffer }[]) => ({ remoteAddress: '192.0.2.1', remotePort: 1000, localAddress: '198.51.100.2', localPort: 443, tls: false, proxyProtocolTlvs: tlvs });
+  const settings = (version: 1 | 2, tlvAsPoolKey = false) => ({ version, passThrough: 'all' as const, addedTlvs: [{ type: 0xe0, value: Buffer.alloc(40_000) }], tlvAsPoolKey });
+  const big = { type: 0xe1, value: Buffer.alloc(30_000) };
+  const small = { type: 0xe2, value: Buffer.from('s') };
+  assert.deepEqual(proxyHeaderFor(settings(1), conn([small])).tlvs, []);
+  const v2 = proxyHeaderFor(settings(2), conn([big, small]));
+  assert.deepEqual(
+    v2.tlvs.map((x) => x.type),
+    [0xe0, 0xe2],
+    '40003 + 30003 bytes would pass 65535 - 12: the 30000-byte TLV is skipped, the small one still goes',
+  );
+  assert.ok(encodeProxyHeader(2, v2.addresses!, v2.tlvs).length <= 16 + 0xffff);
+  const plain = proxyPoolKey(settings(2), proxyHeaderFor(settings(2), conn([small])));
+  assert.equal(plain, proxyPoolKey(settings(2), proxyHeaderFor(settings(2), conn([{ type: 0xe2, value: Buffer.from('t') }]))), 'addresses only, as Envoy');
+  const keyed = (v: string) => proxyPoolKey(settings(2, true), proxyHeaderFor(settings(2, true), conn([{ type: 0xe2, value: Buffer.from(v) }])));
+  assert.notEqual(keyed('s'), keyed('t'));
+  assert.equal(proxyPoolKey(settings(2), proxyHeaderFor(settings(2), undefined)), '', 'no downstream: the pool every check and own request shares');
 });
