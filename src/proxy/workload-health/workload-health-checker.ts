@@ -121,7 +121,8 @@ export class WorkloadHealthChecker {
       if (++this.#passes < positive(p.successThreshold, 1) || this.#state?.healthy === true) return;
     } else {
       this.#passes = 0;
-      if (++this.#failures < positive(p.failureThreshold, 1) || this.#state?.healthy === false) return;
+      // Still unhealthy for another reason (the proxy became ready, the probe fails): the control plane hears the new one.
+      if (++this.#failures < positive(p.failureThreshold, 1) || (this.#state?.healthy === false && this.#state.message === o.message)) return;
     }
     this.#state = { healthy: o.healthy, message: o.message };
     this.#o.onChange(this.#state);
