@@ -112,6 +112,8 @@ export class ProxyRuntime {
   private applied = new Set<string>();
   private initialized = false;
   private wentLive = false;
+  /** Dynamic types whose first response the server waits for before going LIVE (awaitFirstFetch). */
+  private readonly awaitingFirstFetch = new Set<string>();
 
   constructor(opts: ProxyRuntimeOptions) {
     setupExtensions();
@@ -198,6 +200,8 @@ export class ProxyRuntime {
   /** xDS state of the world for one resource type. Returns the errors ([] = ACK). */
   apply(typeUrl: string, resources: ReadonlyMap<string, EnvoyJson>, version = ''): string[] {
     if (typeUrl === NDS_TYPE) return this.nameTableSink ? this.nameTableSink(resources.get('') ?? { table: {} }) : [];
+    // Accepted or refused, the first response ends the wait (Envoy's init target is ready either way).
+    this.awaitingFirstFetch.delete(typeUrl);
     const errors: string[] = [];
     const warnings: string[] = [];
     const kind = KIND[typeUrl];
@@ -261,6 +265,20 @@ export class ProxyRuntime {
     return [];
   }
 
+  /**
+   * Keeps the server INITIALIZING until the first `typeUrl` response from a dynamic source (the
+   * bootstrap's cds_config / lds_config), as Envoy's init manager does: without it a proxy fed by
+   * ADS was LIVE (and /healthz/ready 200) from its start, before any config. After `timeoutMs`
+   * (initial_fetch_timeout; 0 waits for good, as Istio's bootstrap asks) it goes on without.
+   */
+  awaitFirstFetch(typeUrl: string, timeoutMs: number): void {
+    this.awaitingFirstFetch.add(typeUrl);
+    if (timeoutMs <= 0) return;
+    setTimeout(() => {
+      if (this.awaitingFirstFetch.delete(typeUrl)) this.log.warn({ typeUrl, timeoutMs }, 'no config of this type within initial_fetch_timeout; initializing without it');
+    }, timeoutMs).unref();
+  }
+
   /** Resolves once every listener applied so far has bound or failed. */
   settled(): Promise<void> {
     return this.listeners.settled();
@@ -274,7 +292,7 @@ export class ProxyRuntime {
   state(): 'LIVE' | 'INITIALIZING' | 'DRAINING' {
     if (this.ctx.draining) return 'DRAINING';
     if (this.wentLive) return 'LIVE';
-    if (!this.initialized || !this.ctx.clusters.warm()) return 'INITIALIZING';
+    if (!this.initialized || this.awaitingFirstFetch.size || !this.ctx.clusters.warm()) return 'INITIALIZING';
     // Listeners warm as in Envoy: every route configuration they name via RDS has arrived.
     for (const h of this.ctx.holders.values()) if (!h.table) return 'INITIALIZING';
     // A listener waiting for its address to be freed cannot take traffic yet.

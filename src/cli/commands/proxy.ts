@@ -16,7 +16,8 @@ import { releaseFreeMalloc, releaseFreeMallocEvery, trimCodeResidency, trimCodeR
 import { createAdminHandler, createReadyHandler } from '../../proxy/admin/admin-server.ts';
 import { listen } from '../../core/listen.ts';
 import { http } from '../../proxy/node-http.ts';
-import type { EnvoyJson } from '../../envoy/index.ts';
+import { CLUSTER_TYPE, LISTENER_TYPE, type EnvoyJson } from '../../envoy/index.ts';
+import { parseDuration } from '../../envoy/wkt-json.ts';
 import { createStatsHandler, flushSpans } from '../../proxy/telemetry/index.ts';
 import { readinessProbeOf, ReadinessProbeError } from '../../proxy/workload-health/readiness-probe.ts';
 import { AgentFileError, checkPidFile, readProbeEnv } from '../../proxy/workload-health/agent-files.ts';
@@ -55,6 +56,14 @@ export function define(cmd: Command): void {
     .option('--local-address-ip-version <v4|v6>', "Envoy's: the family of the proxy's own address (x-forwarded-for of its gRPC calls); default v6 when every --instance-ip is IPv6, else v4");
   addXdsOptions(cmd);
   cmd.action(async (opts: ProxyOptions) => run(opts));
+}
+
+/** A config source's initial_fetch_timeout in ms (checked as a Duration with the bootstrap; Envoy's default 15 s; 0 = for good). */
+function initialFetchTimeoutMs(configSource: unknown): number {
+  const v = (configSource as { initial_fetch_timeout?: unknown } | null)?.initial_fetch_timeout;
+  if (typeof v !== 'string') return 15_000;
+  const { seconds, nanos } = parseDuration(v);
+  return Math.max(0, seconds * 1000 + nanos / 1e6);
 }
 
 function localAddressIpVersion(opts: ProxyOptions, metadata: EnvoyJson): IpVersion {
@@ -156,6 +165,9 @@ async function run(opts: ProxyOptions): Promise<void> {
   }
   const dynamic = (raw.dynamic_resources ?? {}) as Record<string, unknown>;
   if (bootstrap.dynamic) {
+    for (const [key, typeUrl] of [['cds_config', CLUSTER_TYPE], ['lds_config', LISTENER_TYPE]] as const) {
+      if (dynamic[key] !== undefined) rt.awaitFirstFetch(typeUrl, initialFetchTimeoutMs(dynamic[key]));
+    }
     // Filesystem config sources (lds_config / cds_config with a path), beside or instead of ADS.
     const { pathSources, PathSubscriptions } = await import('../../proxy/bootstrap/path-config-source.ts');
     const sources = pathSources(raw);

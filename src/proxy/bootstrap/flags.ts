@@ -378,8 +378,9 @@ export function bootstrapFromOptions(opts: XdsCliOptions, env: NodeJS.ProcessEnv
     },
     dynamic_resources: {
       ads_config: { api_type: 'GRPC', transport_api_version: 'V3', set_node_on_first_message_only: true, grpc_services: [{ envoy_grpc: { cluster_name: 'xds-grpc' } }] },
-      cds_config: { ads: {}, resource_api_version: 'V3' },
-      lds_config: { ads: {}, resource_api_version: 'V3' },
+      // As Istio's bootstrap: the proxy is not ready before its first clusters and listeners.
+      cds_config: { ads: {}, initial_fetch_timeout: '0s', resource_api_version: 'V3' },
+      lds_config: { ads: {}, initial_fetch_timeout: '0s', resource_api_version: 'V3' },
     },
     static_resources: { clusters: [xdsCluster(xds!.host, xds!.port, tls)] },
     admin: { address: { socket_address: { address: '127.0.0.1', port_value: 15000 } } },
