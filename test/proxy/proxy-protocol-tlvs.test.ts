@@ -315,3 +315,16 @@ test('the header data: v1 carries no TLVs; TLVs past the 16-bit length are skipp
   assert.notEqual(keyed('s'), keyed('t'));
   assert.equal(proxyPoolKey(settings(2), proxyHeaderFor(settings(2), undefined)), '', 'no downstream: the pool every check and own request shares');
 });
+
+test('a type repeated in one header: its first value is the one rules store (as Envoy), every copy passes through', () => {
+  const issues = new Issues();
+  const c = readProxyProtocolFilter(new Reader({ rules: [{ tlv_type: 0xe0, on_tlv_present: { key: 'toString' } }], pass_through_tlvs: {} }, 'typed_config', issues));
+  const header = encodeProxyHeader(2, { sourceAddress: '192.0.2.1', sourcePort: 1, destinationAddress: '192.0.2.2', destinationPort: 2 }, [
+    { type: 0xe0, value: Buffer.from('first') },
+    { type: 0xe0, value: Buffer.from('second') },
+  ]);
+  const v = proxyProtocolVerdict(header, c, proxyProtocolStats(new Stats(), c));
+  assert.ok(v.accept);
+  assert.deepEqual(v.tlvs?.dynamicMetadata, { 'envoy.filters.listener.proxy_protocol': { toString: 'first' } });
+  assert.equal(v.tlvs?.passThrough.length, 2);
+});

@@ -84,10 +84,10 @@ function tlvState(tlvs: readonly ProxyTlv[], config: ProxyProtocolFilterConfig):
     const rule = config.rules.get(t.type);
     if (rule) {
       stored ??= {};
-      // Envoy makes the bytes a protobuf string value.
-      const value = t.value.toString('utf8');
-      if (config.tlvLocation === 'FILTER_STATE') (stored[PROXY_PROTOCOL_TLV_FILTER_STATE] ??= {})[rule.key] = value;
-      else (stored[rule.namespace] ??= {})[rule.key] = value;
+      const into = (stored[config.tlvLocation === 'FILTER_STATE' ? PROXY_PROTOCOL_TLV_FILTER_STATE : rule.namespace] ??= {});
+      // The first TLV of a type wins (Envoy inserts into the Struct without replacing); the bytes
+      // become a string value.
+      if (!Object.hasOwn(into, rule.key)) into[rule.key] = t.value.toString('utf8');
     }
     if (tlvSelected(config.passThrough, t.type)) (passThrough ??= []).push(t);
   }
