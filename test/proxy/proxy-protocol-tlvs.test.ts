@@ -4,8 +4,8 @@
 // fc_pp_authority, src, fc_rcvd_proxy) as request headers to an echo server.
 //   - the listener filter keeps the TLVs pass_through_tlvs selects; the upstream_proxy_protocol
 //     socket sends added_tlvs, then those it passes through;
-//   - rules put a TLV's value in connection dynamic metadata, which a network filter reads
-//     (ext_authz filter_enabled_metadata);
+//   - rules put a TLV's value in connection dynamic metadata, which network filters read
+//     (ext_authz filter_enabled_metadata, rbac metadata principals);
 //   - tlv_location FILTER_STATE keeps them out of dynamic metadata;
 //   - active health checks (HTTP/1.1, HTTP/2, gRPC, TCP) through a wrapped cluster send what Envoy
 //     sends: v1 with the check connection's own addresses, v2 a LOCAL header.
@@ -19,7 +19,7 @@ import { test } from 'node:test';
 import type * as grpc from '@grpc/grpc-js';
 import { addr, configure, deadPort, httpListener, routeConfig, startTestRuntime, startUpstream, staticCluster, type Echo } from './harness.ts';
 import { startHeaderServer } from '../helpers/proxy-protocol-server.ts';
-import { CLUSTER_TYPE, LISTENER_TYPE, NETWORK_EXT_AUTHZ_TYPE, packAny, PROXY_PROTOCOL_TYPE, TCP_PROXY_TYPE, unpackAny, UPSTREAM_PROXY_PROTOCOL_TYPE } from '../../src/envoy/index.ts';
+import { CLUSTER_TYPE, LISTENER_TYPE, NETWORK_EXT_AUTHZ_TYPE, NETWORK_RBAC_TYPE, packAny, PROXY_PROTOCOL_TYPE, TCP_PROXY_TYPE, unpackAny, UPSTREAM_PROXY_PROTOCOL_TYPE } from '../../src/envoy/index.ts';
 import { encodeProxyHeader, parseProxyHeader } from '../../src/proxy/network/proxy-protocol-header.ts';
 import { proxyHeaderFor, proxyPoolKey } from '../../src/proxy/upstream/upstream-proxy-protocol.ts';
 import { proxyProtocolStats, proxyProtocolVerdict, readProxyProtocolFilter } from '../../src/proxy/listener/proxy-protocol-filter.ts';
@@ -327,4 +327,34 @@ test('a type repeated in one header: its first value is the one rules store (as 
   assert.ok(v.accept);
   assert.deepEqual(v.tlvs?.dynamicMetadata, { 'envoy.filters.listener.proxy_protocol': { toString: 'first' } });
   assert.equal(v.tlvs?.passThrough.length, 2);
+});
+
+test('network RBAC matches the metadata rules set: a DENY policy on one tenant closes its connections only', async (t) => {
+  const echo = await startUpstream('echo');
+  const h = await startTestRuntime(t, [echo]);
+  const [ok, blocked] = [await freePort(), await freePort()];
+  const tenant = { metadata: { filter: 'envoy.filters.listener.proxy_protocol', path: [{ key: 'tenant' }], value: { string_match: { exact: 'blocked' } } } };
+  await configure(h, {
+    clusters: [staticCluster('echo', [echo.port])],
+    listeners: [
+      {
+        name: 'pp',
+        address: addr(0),
+        listener_filters: [proxyProtocolFilter({ rules: [{ tlv_type: PP2_TYPE_UNIQUE_ID, on_tlv_present: { key: 'tenant' } }] })],
+        filter_chains: [
+          {
+            filters: [
+              { name: 'envoy.filters.network.rbac', typed_config: { '@type': NETWORK_RBAC_TYPE, stat_prefix: 'tcp.', rules: { action: 'DENY', policies: { tenant: { permissions: [{ any: true }], principals: [tenant] } } } } },
+              { name: 'envoy.filters.network.tcp_proxy', typed_config: { '@type': TCP_PROXY_TYPE, stat_prefix: 'pp', cluster: 'echo' } },
+            ],
+          },
+        ],
+      },
+    ],
+  });
+  await startHaproxy(t, sender('send_ok', ok, 'fine', h.port('pp')) + sender('send_blocked', blocked, 'blocked', h.port('pp')), [ok, blocked]);
+  assert.equal((await get(ok)).status, 200);
+  assert.equal((await get(blocked)).status, 502, 'HAProxy answers 502 when the proxy closes the connection');
+  assert.equal(h.rt.stats.counter('tcp.rbac.denied').value, 1);
+  assert.equal(h.rt.stats.counter('tcp.rbac.allowed').value, 1);
 });

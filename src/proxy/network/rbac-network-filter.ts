@@ -1,9 +1,12 @@
 // envoy.filters.network.rbac: the same engine on a connection's L4 attributes (peer identity,
-// addresses, ports, SNI); header/path/metadata rules never match. A denial closes the connection
-// before the terminal filter sees it. Stats: <stat_prefix>rbac.allowed|denied|shadow_* (Istio: "tcp.").
+// addresses, ports, SNI) and its dynamic metadata (e.g. proxy_protocol TLV rules); header/path
+// rules never match. A denial closes the connection before the terminal filter sees it.
+// Stats: <stat_prefix>rbac.allowed|denied|shadow_* (Istio: "tcp.").
 import { NETWORK_RBAC_TYPE } from '../../envoy/index.ts';
 import { evaluateRbac, readRbacConfig } from '../filters/rbac/rbac-filter.ts';
 import type { NetworkFilterFactory } from './network-filter.ts';
+
+const NO_METADATA: Readonly<Record<string, unknown>> = Object.freeze({});
 
 export const rbacNetworkFilterFactory: NetworkFilterFactory = {
   name: 'envoy.filters.network.rbac',
@@ -18,7 +21,7 @@ export const rbacNetworkFilterFactory: NetworkFilterFactory = {
     r.done();
     return {
       onConnection(conn) {
-        const out = evaluateRbac(c, { conn: conn.info, remoteIp: conn.info.remoteAddress, metadata: {} });
+        const out = evaluateRbac(c, { conn: conn.info, remoteIp: conn.info.remoteAddress, metadata: conn.dynamicMetadata ?? NO_METADATA });
         if (Object.keys(out.metadata).length) {
           const md = (conn.dynamicMetadata ??= {});
           md['envoy.filters.network.rbac'] = { ...(md['envoy.filters.network.rbac'] as object | undefined), ...out.metadata };
