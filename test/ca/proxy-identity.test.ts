@@ -2,8 +2,6 @@
 // config from the control plane and its workload certificate from the CA, and shows both in
 // /config_dump.
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
 import { test } from 'node:test';
 import { startMeshControlPlane } from '../helpers/mesh-control-plane.ts';
 import { startRigProxy } from '../helpers/rig-proxy.ts';
@@ -14,14 +12,11 @@ test('rig proxy gets its SPIFFE certificate from the control plane CA and serves
   const mesh = await startMeshControlPlane(t, { dirPrefix: 'rig-ca-' });
   const { ca } = mesh;
   const tokenFile = await mesh.tokenFile('bookinfo', 'bookinfo-ratings', 'proxy.token');
-  const portsFile = path.join(mesh.dir, 'proxy-ports.json');
-  const proxy = startRigProxy(t, ['--namespace', 'bookinfo', '--service-account', 'bookinfo-ratings', '--workload-name', 'ratings-v1', '--outbound-port', String(await freePort()), '--ports-file', portsFile], {
+  const proxy = startRigProxy(t, ['--namespace', 'bookinfo', '--service-account', 'bookinfo-ratings', '--workload-name', 'ratings-v1', '--outbound-port', String(await freePort())], {
     xdsPort: mesh.cp.ports.xds,
     ca: { port: mesh.caPort, rootFile: mesh.rootFile, tokenFile },
   });
-  const ports = await waitFor('the proxy ports file', () => (fs.existsSync(portsFile) ? (JSON.parse(fs.readFileSync(portsFile, 'utf8')) as { admin: number }) : undefined), 15_000).catch((e: Error) => {
-    throw new Error(`${e.message}\n${proxy.log()}`);
-  });
+  const ports = await proxy.started();
   const dump = await waitFor('the secrets in /config_dump', async () => {
     const body = (await (await fetch(`http://127.0.0.1:${ports.admin}/config_dump`)).json()) as { configs: Array<Record<string, unknown>> };
     const secrets = body.configs.find((c) => String(c['@type']).endsWith('SecretsConfigDump')) as { dynamic_active_secrets?: Array<{ name: string; secret: Record<string, unknown> }> } | undefined;

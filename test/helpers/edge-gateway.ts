@@ -52,5 +52,7 @@ export async function startEdgeGateway(t: TestContext, mesh: MeshControlPlane, o
   const port = await freePort();
   const args = ['--mode', 'router', '--namespace', 'istio-system', '--workload-name', o.name, '--service-account', 'istio-ingressgateway', '--labels', o.labels ?? 'istio=ingressgateway'];
   args.push('--instance-ip', '127.0.0.1', '--interception', 'explicit', '--bind', '127.0.0.1', '--inbound-port', `${o.serverPort ?? 8080}=${port}`);
-  return { port, proxy: startRigProxy(t, args, { xdsPort: mesh.cp.ports.xds, env: { PROXY_CONFIG: o.proxyConfig ?? '' } }) };
+  const proxy = startRigProxy(t, args, { xdsPort: mesh.cp.ports.xds, env: { PROXY_CONFIG: o.proxyConfig ?? '' } });
+  await proxy.started();
+  return { port, proxy };
 }

@@ -100,7 +100,7 @@ test('DestinationRule TLS origination to ServiceEntry hosts: SIMPLE (sni, subjec
   const cp = await startControlPlane({ store, stateDir: dir, credentialsDir: path.join(dir, 'credentials'), xdsPort: 0, monitoringPort: 0 });
   t.after(() => cp.stop());
   const outbound = await freePort();
-  startRigProxy(t, ['--namespace', 'foo', '--service-account', 'sleep', '--workload-name', 'sleep-0', '--labels', 'app=sleep', '--outbound-port', String(outbound)], { xdsPort: cp.ports.xds });
+  await startRigProxy(t, ['--namespace', 'foo', '--service-account', 'sleep', '--workload-name', 'sleep-0', '--labels', 'app=sleep', '--outbound-port', String(outbound)], { xdsPort: cp.ports.xds }).started();
 
   const deadline = Date.now() + 20_000;
   for (;;) {

@@ -73,7 +73,7 @@ test('a us-east client prefers us-east and fails over to us-west on errors', asy
   const cp = await startControlPlane({ store, xdsPort: 0, monitoringPort: 0, debounceMs: 10 });
   t.after(() => cp.stop());
   const outbound = await freePort();
-  startRigProxy(t, ['--namespace', 'foo', '--workload-name', 'sleep-0', '--labels', 'app=sleep,istio-locality=us-east.zone1,security.istio.io/tlsMode=disabled', '--outbound-port', String(outbound)], { xdsPort: cp.ports.xds });
+  await startRigProxy(t, ['--namespace', 'foo', '--workload-name', 'sleep-0', '--labels', 'app=sleep,istio-locality=us-east.zone1,security.istio.io/tlsMode=disabled', '--outbound-port', String(outbound)], { xdsPort: cp.ports.xds }).started();
 
   await waitFor('the client sidecar to answer 200', async () => ((await viaProxy(outbound)).status === 200 ? true : undefined));
   const before: string[] = [];

@@ -62,7 +62,9 @@ function eps(r: AdsResponse): EnvoyJson[] {
 async function startVm(t: TestContext, mesh: MeshControlPlane, args: string[]) {
   const tokenFile = await mesh.tokenFile('vms', 'vm-app');
   const workload = ['--namespace', 'vms', '--service-account', 'vm-app', '--workload-name', 'vm-app-0', '--labels', 'app=vm-app', '--xds-tls'];
-  return startRigProxy(t, [...workload, ...args], { xdsPort: mesh.caPort, ca: { port: mesh.caPort, rootFile: mesh.rootFile, tokenFile } });
+  const proxy = startRigProxy(t, [...workload, ...args], { xdsPort: mesh.caPort, ca: { port: mesh.caPort, rootFile: mesh.rootFile, tokenFile } });
+  await proxy.started();
+  return proxy;
 }
 
 /** The VM's connection as the control plane sees it (its last health report). */
