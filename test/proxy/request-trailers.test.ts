@@ -237,6 +237,10 @@ test('HTTP/2 request trailers (h2c, h2 over TLS): to HTTP/2 upstreams always, to
   assert.deepEqual(await trailersOf(h2c, '/h2/none', 'h2', null), {});
   assert.deepEqual(await trailersOf(h2c, '/h1on/none', 'h1', null), {});
 
+  // gRPC has no request trailers: a gRPC request's are not waited for (an extra frame per call upstream).
+  assert.equal(await h2Post(h2c, '/h2/grpc', TRAILERS, { 'content-type': 'application/grpc' }), 200);
+  assert.deepEqual(await lastSeen(ups, 'h2', '/h2/grpc'), { path: '/h2/grpc', body: 'body', trailers: {} });
+
   // The trailers read in the same segment as the request's HEADERS frame are not missed.
   await oneWritePost(h.port('h2c'), '/h2/one-write');
   assert.deepEqual((await lastSeen(ups, 'h2', '/h2/one-write')).trailers, TRAILERS);

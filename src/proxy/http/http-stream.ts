@@ -105,7 +105,8 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
   private readonly isH2: boolean;
   /**
    * Where the request's trailers come from (requestTrailersTo): an HTTP/2 request with a body, as
-   * Envoy's HTTP/2 codec always takes them; a chunked HTTP/1.1 one with the connection manager's enable_trailers.
+   * Envoy's HTTP/2 codec always takes them (not gRPC: H2Request.keepsTrailers); a chunked HTTP/1.1
+   * one with the connection manager's enable_trailers.
    */
   private readonly trailerSource: TrailerSource | undefined;
   private isGrpc = false;
@@ -205,7 +206,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     this.isGrpc = isGrpcContentType(headers['content-type']);
     info.isGrpc = this.isGrpc;
     this.hasBody = isH2 ? !(req as H2Request).stream.endAfterHeaders : headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0');
-    if (isH2) this.trailerSource = this.hasBody ? (req as H2Request) : undefined;
+    if (isH2) this.trailerSource = (req as H2Request).keepsTrailers ? (req as H2Request) : undefined;
     else this.trailerSource = hcm.enableTrailers && headers['transfer-encoding'] !== undefined ? (req as H1Request) : undefined;
     for (const h of HOP_BY_HOP) if (headers[h] !== undefined) delete headers[h];
     if (req.headers.te === undefined && this.isGrpc) headers.te = 'trailers';
