@@ -186,9 +186,12 @@ export class TlsContext {
    * Opens an upstream TLS connection to `host`, resuming a session made with this host under the
    * current secrets (no full handshake per connection), unless max_session_keys is 0.
    */
-  /** `over`: a TCP socket to run TLS on (one that writes a PROXY header first) instead of a new one. */
-  connect(store: SecretStore, host: { address: string; port: number; hostname?: string; key: string }, localAddress?: string, over?: net.Socket): tls.TLSSocket {
-    const opts = this.clientOptions(store, host.hostname);
+  /**
+   * `over`: a TCP socket to run TLS on (one that writes a PROXY header first) instead of a new one;
+   * `alpn`: offered instead of alpn_protocols when not empty (a health check's tls_options).
+   */
+  connect(store: SecretStore, host: { address: string; port: number; hostname?: string; key: string }, localAddress?: string, over?: net.Socket, alpn?: readonly string[]): tls.TLSSocket {
+    const opts = this.clientOptions(store, host.hostname, alpn);
     // localAddress reaches the underlying net.connect (missing from tls.ConnectionOptions' type).
     const session = this.sessions?.offer(host.key);
     const socket = tls.connect({ socket: over, host: host.address, port: host.port, localAddress, ...opts, session } as tls.ConnectionOptions);
@@ -226,11 +229,12 @@ export class TlsContext {
   }
 
   /** node:tls client options for an upstream connection (SNI, ALPN, trust, SAN check). */
-  private clientOptions(store: SecretStore, hostname: string | undefined): tls.ConnectionOptions {
+  private clientOptions(store: SecretStore, hostname: string | undefined, alpn: readonly string[] | undefined): tls.ConnectionOptions {
+    const offered = alpn?.length ? alpn : this.alpn;
     return {
       secureContext: this.secureContext(store),
       servername: this.sni ?? hostname,
-      ALPNProtocols: this.alpn.length ? [...this.alpn] : undefined,
+      ALPNProtocols: offered.length ? [...offered] : undefined,
       rejectUnauthorized: this.verifiesPeer,
       checkServerIdentity: (_host, cert) => {
         const e = this.checkPeer(cert);

@@ -9,6 +9,8 @@ import type { StreamInfo } from '../stream-info.ts';
 import type { ClusterConfig } from './cluster-config.ts';
 import type { Stats } from '../stats/stats.ts';
 import type { Issues } from '../config/reader.ts';
+import type { SecretStore } from '../tls/secrets.ts';
+import type { UpstreamTransport } from './upstream-proxy-protocol.ts';
 import { newIssues, type ConfigIssues, type Json } from './lb/config-fields.ts';
 
 /** How an upstream attempt ended, as outlier detection classifies it. */
@@ -33,6 +35,10 @@ export interface ClusterHandle {
   /** Stat names are `${statPrefix}<name>`, e.g. "cluster.foo.upstream_rq_pending_overflow". */
   readonly statPrefix: string;
   hosts(): readonly Host[];
+  /** The transport socket (TLS, PROXY wrapper) the cluster's connections to a host with this metadata use. */
+  transportFor(host: Pick<Host, 'metadata'>): UpstreamTransport;
+  /** The SDS secrets its TLS contexts take their certificates and trust from. */
+  readonly secrets: SecretStore;
   /** Call after changing Host.healthFlags: the load balancer is rebuilt over the new health. */
   healthChanged(): void;
 }

@@ -109,7 +109,7 @@ export class Cluster implements ClusterHandle {
   private byKey = new Map<string, UpstreamHost>();
   private balancer: LoadBalancer;
   private readonly pools = new Map<string, UpstreamPool>();
-  private readonly secrets: SecretStore;
+  readonly secrets: SecretStore;
   private closed = false;
 
   constructor(config: ClusterConfig, stats: Stats, secrets: SecretStore, issues: Issues) {
@@ -239,8 +239,11 @@ export class Cluster implements ClusterHandle {
     return h;
   }
 
-  /** The transport socket for `host`: the first transport_socket_matches entry its metadata matches, else the cluster's. */
-  transportFor(host: UpstreamHost): UpstreamTransport {
+  /**
+   * The transport socket for `host`: the first transport_socket_matches entry its metadata matches,
+   * else the cluster's. (A health check with transport_socket_match_criteria passes those as the metadata.)
+   */
+  transportFor(host: Pick<Host, 'metadata'>): UpstreamTransport {
     for (const m of this.config.transportSocketMatches) if (sameMatch(m.match, host.metadata)) return m;
     return this.config;
   }

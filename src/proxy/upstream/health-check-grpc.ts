@@ -1,16 +1,17 @@
 // gRPC active health checks (Envoy's grpc_health_check): grpc.health.v1.Health/Check with
 // `service_name`; healthy only when the answer is SERVING. Any other answer or gRPC status fails the
 // host at once; UNAVAILABLE (no connection) and DEADLINE_EXCEEDED count as network failures.
-// One channel per host, plaintext (h2c); behind upstream_proxy_protocol each connection starts with
-// the PROXY header (written by the channel's credentials once grpc-js has connected the socket).
+// One channel per host, on the cluster's transport socket (health-check-transport.ts): h2c, or TLS
+// with the cluster's UpstreamTlsContext, behind a PROXY header when wrapped, all set up by the
+// channel's credentials on the TCP socket grpc-js connected.
 import { createRequire } from 'node:module';
 import type net from 'node:net';
 import type * as Grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import type { Host } from './host.ts';
 import { CheckResult, type Prober } from './health-check-prober.ts';
+import type { CheckConnector } from './health-check-transport.ts';
 import { list, object, string, warnUnsupported, type ConfigIssues, type Json } from './lb/config-fields.ts';
-import { writeProxyHeader, type ProxyHeaderOptions } from './upstream-proxy-protocol.ts';
 
 const HEALTH_PROTO = `syntax = "proto3";
 package grpc.health.v1;
@@ -52,11 +53,11 @@ export function compileGrpcCheck(o: Json, path: string, issues: ConfigIssues): G
 }
 
 /**
- * Insecure channel credentials whose connector writes the PROXY header first: grpc-js hands the
- * connected TCP socket to the credentials' connector before it starts HTTP/2 on it.
+ * Channel credentials that run the host's transport (PROXY header, TLS) on the TCP socket grpc-js
+ * hands their connector before it starts HTTP/2 (https over TLS, http otherwise).
  */
-function proxyHeaderCredentials(grpc: typeof Grpc, header: ProxyHeaderOptions): Grpc.ChannelCredentials {
-  class ProxyHeaderCredentials extends grpc.ChannelCredentials {
+function transportCredentials(grpc: typeof Grpc, connector: CheckConnector, host: Host): Grpc.ChannelCredentials {
+  class CheckTransportCredentials extends grpc.ChannelCredentials {
     _isSecure(): boolean {
       return false;
     }
@@ -65,17 +66,14 @@ function proxyHeaderCredentials(grpc: typeof Grpc, header: ProxyHeaderOptions): 
     }
     _createSecureConnector(_target: unknown, _options: unknown, callCredentials?: Grpc.CallCredentials) {
       return {
-        connect(socket: net.Socket) {
-          writeProxyHeader(socket, header);
-          return Promise.resolve({ socket, secure: false });
-        },
+        connect: (socket: net.Socket) => connector.over(host, socket),
         waitForReady: () => Promise.resolve(),
         getCallCredentials: () => callCredentials ?? grpc.CallCredentials.createEmpty(),
         destroy() {},
       };
     }
   }
-  return new ProxyHeaderCredentials();
+  return new CheckTransportCredentials();
 }
 
 const serialize = (v: { service: string }) => Buffer.from(HealthCheckRequest.encode(HealthCheckRequest.create(v)).finish());
@@ -85,11 +83,11 @@ export class GrpcProber implements Prober {
   readonly #config: GrpcCheckConfig;
   readonly #clients = new Map<Host, Grpc.Client>();
   readonly #grpc = grpcJs();
-  readonly #credentials: Grpc.ChannelCredentials;
+  readonly #connector: CheckConnector;
 
-  constructor(config: GrpcCheckConfig, proxyHeader?: ProxyHeaderOptions) {
+  constructor(config: GrpcCheckConfig, connector: CheckConnector) {
     this.#config = config;
-    this.#credentials = proxyHeader ? proxyHeaderCredentials(this.#grpc, proxyHeader) : this.#grpc.credentials.createInsecure();
+    this.#connector = connector;
   }
 
   #client(host: Host): Grpc.Client {
@@ -98,7 +96,8 @@ export class GrpcProber implements Prober {
     if (!c) {
       const target = host.address.includes(':') ? `ipv6:[${host.address}]:${host.port}` : `${host.address}:${host.port}`;
       const options: Grpc.ChannelOptions = this.#config.authority ? { 'grpc.default_authority': this.#config.authority } : {};
-      c = new grpc.Client(target, this.#credentials, options);
+      const credentials = this.#connector.wrapped(host) ? transportCredentials(grpc, this.#connector, host) : grpc.credentials.createInsecure();
+      c = new grpc.Client(target, credentials, options);
       this.#clients.set(host, c);
     }
     return c;

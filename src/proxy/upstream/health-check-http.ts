@@ -3,21 +3,20 @@
 // expected_statuses (default 200 only) and, if `receive` is set, the body contains those blocks.
 // A status in retriable_statuses counts as a network failure (toward unhealthy_threshold); any
 // other status fails the host at once. HTTP/1.1 keeps one connection per host (reuse_connection);
-// codec_client_type HTTP2 uses one h2c session per host. Connections have the cluster's
-// tcp_keepalive and, without it, no SO_KEEPALIVE: Envoy's health checker connects with the
-// cluster's socket options. Behind upstream_proxy_protocol each connection starts with the PROXY header.
+// codec_client_type HTTP2 uses one HTTP/2 session per host (h2c, or h2 over TLS whatever ALPN
+// selected, as Envoy's codec comes from the config). Connections are the cluster's
+// (health-check-transport.ts): its tcp_keepalive (without it no SO_KEEPALIVE), TLS and PROXY header.
 import type { ClientRequest, ClientRequestArgs } from 'node:http';
 import http2 from 'node:http2';
-import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { keepaliveOnConnect, type TcpKeepalive } from '../network/tcp-keepalive.ts';
+import type net from 'node:net';
 import { http } from '../node-http.ts';
 import type { Host } from './host.ts';
 import { CheckResult, withTimeout, type Prober } from './health-check-prober.ts';
 import { compilePayload, compilePayloads, payloadsMatch } from './health-check-payload.ts';
+import type { CheckConnector } from './health-check-transport.ts';
 import { list, object, string, uint, warnUnsupported, type ConfigIssues, type Json } from './lb/config-fields.ts';
 import { formatIpPort } from '../network/ip-port.ts';
-import { connectWithProxyHeader, type ProxyHeaderOptions } from './upstream-proxy-protocol.ts';
 
 interface Range {
   start: number;
@@ -82,36 +81,37 @@ export function compileHttpCheck(o: Json, path: string, clusterName: string, iss
   };
 }
 
+/** Request options naming the host a probe is for: its connection is that host's transport. */
+interface ProbeRequestArgs extends ClientRequestArgs {
+  probeHost: Host;
+}
+
 /**
- * Node's keep-alive Agent turns SO_KEEPALIVE on for every socket it opens (its keepAlive option
- * reaches net.connect) and keeps (1 s idle); this one leaves a socket's keepalive as its connect
- * set it (the cluster's tcp_keepalive, or off).
+ * A keep-alive Agent (one connection per host) whose connections come from the checker's
+ * connector, handed to the request once ready: a request written earlier would precede the PROXY
+ * header (written on 'connect'). Node's keep-alive Agent would also turn SO_KEEPALIVE on for its
+ * sockets (1 s idle); this one leaves keepalive as the connector set it.
  */
 class ProbeAgent extends http.Agent {
-  readonly #keepalive: TcpKeepalive | undefined;
-  readonly #proxyHeader: ProxyHeaderOptions | undefined;
+  readonly #connector: CheckConnector;
 
-  constructor(keepalive: TcpKeepalive | undefined, proxyHeader: ProxyHeaderOptions | undefined) {
+  constructor(connector: CheckConnector) {
     super({ keepAlive: true, maxSockets: 1 });
-    this.#keepalive = keepalive;
-    this.#proxyHeader = proxyHeader;
+    this.#connector = connector;
   }
 
-  override createConnection(options: ClientRequestArgs, callback?: (err: Error | null, stream: Duplex) => void): Duplex | null | undefined {
-    if (this.#proxyHeader) return this.#connectBehindHeader(this.#proxyHeader, options, callback);
-    const socket = super.createConnection({ ...options, keepAlive: false } as ClientRequestArgs, callback);
-    return socket instanceof net.Socket ? keepaliveOnConnect(socket, this.#keepalive) : socket;
-  }
-
-  /**
-   * Handed to the request once connected: a request written while connecting would go out before
-   * the header, which is written on 'connect' (v1 names the connection's own ports).
-   */
-  #connectBehindHeader(header: ProxyHeaderOptions, options: ClientRequestArgs, callback?: (err: Error | null, stream: Duplex) => void): undefined {
-    const socket = keepaliveOnConnect(connectWithProxyHeader(header, { host: options.host ?? undefined, port: Number(options.port) }), this.#keepalive);
+  override createConnection(options: ClientRequestArgs, callback?: (err: Error | null, stream: Duplex) => void): undefined {
+    let conn;
+    try {
+      conn = this.#connector.connect((options as ProbeRequestArgs).probeHost);
+    } catch (e) {
+      process.nextTick(() => callback?.(e as Error, undefined as unknown as Duplex));
+      return undefined;
+    }
+    const { socket, ready } = conn;
     const onError = (e: Error) => callback?.(e, socket);
     socket.once('error', onError);
-    socket.once('connect', () => {
+    socket.once(ready, () => {
       socket.off('error', onError);
       callback?.(null, socket);
     });
@@ -131,16 +131,14 @@ class ProbeAgent extends http.Agent {
 
 export class HttpProber implements Prober {
   readonly #config: HttpCheckConfig;
-  readonly #keepalive: TcpKeepalive | undefined;
-  readonly #proxyHeader: ProxyHeaderOptions | undefined;
+  readonly #connector: CheckConnector;
   readonly #agent: ProbeAgent;
   readonly #sessions = new Map<Host, http2.ClientHttp2Session>();
 
-  constructor(config: HttpCheckConfig, keepalive?: TcpKeepalive, proxyHeader?: ProxyHeaderOptions) {
+  constructor(config: HttpCheckConfig, connector: CheckConnector) {
     this.#config = config;
-    this.#keepalive = keepalive;
-    this.#proxyHeader = proxyHeader;
-    this.#agent = new ProbeAgent(keepalive, proxyHeader);
+    this.#connector = connector;
+    this.#agent = new ProbeAgent(connector);
   }
 
   #classify(status: number, body: Buffer): CheckResult {
@@ -157,7 +155,8 @@ export class HttpProber implements Prober {
     const c = this.#config;
     let req: ClientRequest | undefined;
     return withTimeout(timeoutMs, () => req?.destroy(), (done) => {
-      req = http.request({ host: host.address, port: host.port, method: c.method, path: c.path, headers: { ...c.headers, host: c.host }, agent: this.#agent });
+      const args: ProbeRequestArgs = { host: host.address, port: host.port, method: c.method, path: c.path, headers: { ...c.headers, host: c.host }, agent: this.#agent, probeHost: host };
+      req = http.request(args);
       req.on('error', () => done(CheckResult.NetworkFailure));
       req.on('response', (res) => {
         const chunks: Buffer[] = [];
@@ -170,14 +169,13 @@ export class HttpProber implements Prober {
     });
   }
 
+  /** The host's HTTP/2 session; throws when its TLS secrets are not there yet. */
   #session(host: Host): http2.ClientHttp2Session {
     let s = this.#sessions.get(host);
     if (s && !s.closed && !s.destroyed) return s;
-    const authority = formatIpPort(host.address, host.port);
-    const ka = this.#keepalive;
-    const pp = this.#proxyHeader;
-    const opts = { host: host.address, port: host.port };
-    s = http2.connect(`http://${authority}`, { createConnection: () => keepaliveOnConnect(pp ? connectWithProxyHeader(pp, opts) : net.connect(opts), ka) });
+    const { socket, secure } = this.#connector.connect(host);
+    // http2 starts on 'secureConnect' for a TLS socket, on 'connect' otherwise.
+    s = http2.connect(`${secure ? 'https' : 'http'}://${formatIpPort(host.address, host.port)}`, { createConnection: () => socket });
     s.on('error', () => this.#sessions.delete(host));
     s.on('close', () => {
       if (this.#sessions.get(host) === s) this.#sessions.delete(host);
@@ -191,7 +189,12 @@ export class HttpProber implements Prober {
     const c = this.#config;
     let stream: http2.ClientHttp2Stream | undefined;
     return withTimeout(timeoutMs, () => stream?.close(http2.constants.NGHTTP2_CANCEL), (done) => {
-      const s = this.#session(host);
+      let s;
+      try {
+        s = this.#session(host);
+      } catch {
+        return done(CheckResult.NetworkFailure);
+      }
       s.once('error', () => done(CheckResult.NetworkFailure));
       stream = s.request({ ...c.headers, ':method': c.method, ':path': c.path, ':authority': c.host }, { endStream: c.send === undefined });
       if (c.send) stream.end(c.send);

@@ -1,14 +1,13 @@
 // TCP active health checks (Envoy's tcp_health_check): connect, write `send`, and be healthy once
 // every `receive` block has arrived in order; with neither, a successful connect is healthy.
-// A connection closed before the blocks arrived fails the host at once. The connection has the
-// cluster's tcp_keepalive, as Envoy's health checker connects with the cluster's socket options,
-// and behind upstream_proxy_protocol starts with the PROXY header.
-import net from 'node:net';
-import { connectWithProxyHeader, type ProxyHeaderOptions } from './upstream-proxy-protocol.ts';
-import { keepaliveOnConnect, type TcpKeepalive } from '../network/tcp-keepalive.ts';
+// A connection closed before the blocks arrived fails the host at once. The connection is the
+// cluster's (health-check-transport.ts): its tcp_keepalive, its TLS (connected means the handshake
+// passed) and PROXY header.
+import type net from 'node:net';
 import type { Host } from './host.ts';
 import { CheckResult, withTimeout, type Prober } from './health-check-prober.ts';
 import { compilePayload, compilePayloads, payloadsMatch } from './health-check-payload.ts';
+import type { CheckConnector } from './health-check-transport.ts';
 import { object, warnUnsupported, type ConfigIssues, type Json } from './lb/config-fields.ts';
 
 export interface TcpCheckConfig {
@@ -26,13 +25,11 @@ export function compileTcpCheck(o: Json, path: string, issues: ConfigIssues): Tc
 
 export class TcpProber implements Prober {
   readonly #config: TcpCheckConfig;
-  readonly #keepalive: TcpKeepalive | undefined;
-  readonly #proxyHeader: ProxyHeaderOptions | undefined;
+  readonly #connector: CheckConnector;
 
-  constructor(config: TcpCheckConfig, keepalive?: TcpKeepalive, proxyHeader?: ProxyHeaderOptions) {
+  constructor(config: TcpCheckConfig, connector: CheckConnector) {
     this.#config = config;
-    this.#keepalive = keepalive;
-    this.#proxyHeader = proxyHeader;
+    this.#connector = connector;
   }
 
   probe(host: Host, timeoutMs: number): Promise<CheckResult> {
@@ -43,10 +40,14 @@ export class TcpProber implements Prober {
         done(r);
         socket?.destroy();
       };
-      const opts = { host: host.address, port: host.port };
-      socket = keepaliveOnConnect(this.#proxyHeader ? connectWithProxyHeader(this.#proxyHeader, opts) : net.connect(opts), this.#keepalive);
+      let ready: string;
+      try {
+        ({ socket, ready } = this.#connector.connect(host));
+      } catch {
+        return finish(CheckResult.NetworkFailure);
+      }
       let data = Buffer.alloc(0);
-      socket.on('connect', () => {
+      socket.on(ready, () => {
         if (c.send) socket?.write(c.send);
         if (c.receive.length === 0) finish(CheckResult.Success);
       });

@@ -17,7 +17,9 @@
 // no_traffic_interval (no_traffic_healthy_interval for healthy hosts) until the cluster has seen
 // traffic, then healthy_edge_interval / unhealthy_edge_interval right after a transition,
 // unhealthy_interval while unhealthy, interval otherwise; plus random interval_jitter and
-// interval_jitter_percent. The first check runs after a random initial_jitter.
+// interval_jitter_percent. The first check runs after a random initial_jitter. Checks connect with
+// the cluster's transport socket (health-check-transport.ts: TLS, PROXY header, tcp_keepalive),
+// chosen by transport_socket_match_criteria when set, offering tls_options.alpn_protocols.
 import { EventEmitter } from 'node:events';
 import { HealthFlag, type Host } from './host.ts';
 import { compileOrThrow, durationMs, list, newIssues, object, uint, warnUnsupported, type ConfigIssues, type Json } from './lb/config-fields.ts';
@@ -27,7 +29,7 @@ import { HttpProber, compileHttpCheck } from './health-check-http.ts';
 import { TcpProber, compileTcpCheck } from './health-check-tcp.ts';
 import { GrpcProber, compileGrpcCheck } from './health-check-grpc.ts';
 import type { TcpKeepalive } from '../network/tcp-keepalive.ts';
-import { proxyHeaderFor, type ProxyHeaderOptions, type UpstreamProxyProtocol } from './upstream-proxy-protocol.ts';
+import { CheckConnector, type CheckTransportSource } from './health-check-transport.ts';
 
 export { healthFlagsString } from './health-check-flags.ts';
 export { CheckResult } from './health-check-prober.ts';
@@ -45,17 +47,18 @@ export interface HealthCheckConfig {
   unhealthyIntervalMs: number;
   unhealthyEdgeIntervalMs: number;
   healthyEdgeIntervalMs: number;
-  /**
-   * `keepalive`: the cluster's upstream_connection_options.tcp_keepalive for the checker's
-   * connections; `proxyHeader`: the PROXY header an upstream_proxy_protocol socket starts them with.
-   */
-  makeProber(keepalive?: TcpKeepalive, proxyHeader?: ProxyHeaderOptions): Prober;
+  /** tls_options.alpn_protocols: offered instead of the TLS context's when not empty. */
+  alpn: readonly string[];
+  /** transport_socket_match_criteria: picks the transport_socket_matches entry instead of the endpoint's metadata. */
+  matchCriteria: Record<string, unknown> | undefined;
+  makeProber(connector: CheckConnector): Prober;
 }
 
 const FIELDS = [
   'timeout', 'interval', 'initial_jitter', 'interval_jitter', 'interval_jitter_percent', 'unhealthy_threshold',
   'healthy_threshold', 'reuse_connection', 'http_health_check', 'tcp_health_check', 'grpc_health_check',
   'no_traffic_interval', 'no_traffic_healthy_interval', 'unhealthy_interval', 'unhealthy_edge_interval', 'healthy_edge_interval',
+  'tls_options', 'transport_socket_match_criteria',
 ];
 
 export function compileHealthChecks(cluster: Json, issues: ConfigIssues): HealthCheckConfig | undefined {
@@ -85,18 +88,26 @@ export function compileHealthChecks(cluster: Json, issues: ConfigIssues): Health
   const sub = object(o[kind], `${path}.${kind}`, issues) ?? {};
   if (kind === 'http_health_check') {
     const c = compileHttpCheck(sub, `${path}.${kind}`, name, issues);
-    makeProber = (ka, pp) => new HttpProber(c, ka, pp);
+    makeProber = (connector) => new HttpProber(c, connector);
   } else if (kind === 'tcp_health_check') {
     const c = compileTcpCheck(sub, `${path}.${kind}`, issues);
-    makeProber = (ka, pp) => new TcpProber(c, ka, pp);
+    makeProber = (connector) => new TcpProber(c, connector);
   } else if (kind === 'grpc_health_check') {
     const c = compileGrpcCheck(sub, `${path}.${kind}`, issues);
-    makeProber = (_ka, pp) => new GrpcProber(c, pp);
+    makeProber = (connector) => new GrpcProber(c, connector);
     const uco = cluster.upstream_connection_options;
     if (uco && typeof uco === 'object' && (uco as Json).tcp_keepalive != null) {
       issues.warnings.push(`${path}.${kind}: upstream_connection_options.tcp_keepalive does not reach gRPC health check connections in rig proxy (@grpc/grpc-js opens them without socket options); HTTP and TCP checks use it`);
     }
   }
+  const tlsOptions = object(o.tls_options, `${path}.tls_options`, issues);
+  if (tlsOptions) warnUnsupported(tlsOptions, ['alpn_protocols'], `${path}.tls_options`, issues);
+  const alpn = list(tlsOptions?.alpn_protocols, `${path}.tls_options.alpn_protocols`, issues).flatMap((a, i) => {
+    if (typeof a === 'string' && a) return [a];
+    issues.errors.push(`${path}.tls_options.alpn_protocols[${i}]: expected a protocol name such as "h2", got ${JSON.stringify(a)}`);
+    return [];
+  });
+  const matchCriteria = object(o.transport_socket_match_criteria, `${path}.transport_socket_match_criteria`, issues);
   return {
     timeoutMs,
     intervalMs,
@@ -110,6 +121,8 @@ export function compileHealthChecks(cluster: Json, issues: ConfigIssues): Health
     unhealthyIntervalMs,
     unhealthyEdgeIntervalMs: durationMs(o, 'unhealthy_edge_interval', path, issues, unhealthyIntervalMs),
     healthyEdgeIntervalMs: durationMs(o, 'healthy_edge_interval', path, issues, intervalMs),
+    alpn,
+    matchCriteria,
     makeProber,
   };
 }
@@ -148,8 +161,8 @@ export interface HealthCheckerOptions {
   hasTraffic?: boolean;
   /** The cluster's upstream_connection_options.tcp_keepalive (HTTP and TCP checks). */
   tcpKeepalive?: TcpKeepalive;
-  /** The cluster's upstream_proxy_protocol settings: the checks' connections start with its header. */
-  proxyProtocol?: UpstreamProxyProtocol;
+  /** The cluster's transport sockets (TLS, PROXY wrapper); without it checks connect in plaintext. */
+  transport?: CheckTransportSource;
 }
 
 export interface HealthCheckerEvents {
@@ -171,8 +184,7 @@ export class HealthChecker extends EventEmitter<HealthCheckerEvents> {
   constructor(config: HealthCheckConfig, hosts: readonly Host[], options: HealthCheckerOptions = {}) {
     super();
     this.config = config;
-    // No downstream connection: Envoy's socket writes v1 with the connection's own addresses, v2 LOCAL.
-    this.#prober = config.makeProber(options.tcpKeepalive, options.proxyProtocol && proxyHeaderFor(options.proxyProtocol, undefined));
+    this.#prober = config.makeProber(new CheckConnector({ source: options.transport, matchCriteria: config.matchCriteria, alpn: config.alpn, keepalive: options.tcpKeepalive }));
     this.#random = options.random ?? Math.random;
     this.#onSuccess = options.onSuccess;
     this.#traffic = options.hasTraffic ?? false;
