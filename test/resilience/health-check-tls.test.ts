@@ -6,7 +6,7 @@
 // connect-only TCP check would pass against the TLS port). tls_options.alpn_protocols replaces the
 // context's ALPN; transport_socket_match_criteria picks the transport_socket_matches entry in place
 // of the endpoint's metadata, which picks it otherwise; a PROXY-wrapped TLS socket sends the header
-// before the ClientHello.
+// before the ClientHello; SDS secrets that arrive late or rotate apply to the next check connection.
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import http2 from 'node:http2';
@@ -205,4 +205,24 @@ test('a PROXY-wrapped TLS socket: the v2 LOCAL header, then TLS with the client 
     { path: '/pp', httpVersion: '1.1', servername: SNI, alpn: false },
   );
   assert.equal(front.headers[0].toString('hex'), '0d0a0d0a000d0a515549540a' + '20000000', 'v2 LOCAL');
+});
+
+test('SDS: checks fail while the secrets are missing, pass once they arrive, and the next check validates with a rotated trust bundle', async (t) => {
+  const pki = makePki();
+  t.after(() => pki.cleanup());
+  const backend = pki.leaf('backend', [`DNS:${SNI}`, `URI:${BACKEND_ID}`]);
+  const client = pki.leaf('client', ['URI:spiffe://cluster.local/ns/default/sa/client']);
+  const port = await listenLocal(mtlsServer(pki, backend).server, t);
+  const h = await startTestRuntime(t);
+  await configure(h, { clusters: [staticCluster('sds-tcp', [port], { ...sdsUpstreamTls(SNI, { san: BACKEND_ID }), ...check({ tcp_health_check: {} }) })] });
+  await until('3 checks of sds-tcp failed', () => stat(h, 'sds-tcp', 'failure') >= 3, 10_000);
+  assert.equal(stat(h, 'sds-tcp', 'healthy'), 0, 'no secrets yet: not healthy');
+  assert.deepEqual(h.apply(SECRET_TYPE, sdsSecrets(client, pki.ca)), []);
+  await healthy(h, ['sds-tcp']);
+  const foreign = makePki('Foreign CA');
+  t.after(() => foreign.cleanup());
+  // A connect-only check over TLS 1.3 is done before the server judges the client certificate (in
+  // Envoy too); a trust bundle that no longer signs the server's fails the next handshake.
+  assert.deepEqual(h.apply(SECRET_TYPE, sdsSecrets(client, foreign.ca)), []);
+  await until('sds-tcp unhealthy with the rotated trust bundle', () => stat(h, 'sds-tcp', 'healthy') === 0, 10_000);
 });
