@@ -2,6 +2,7 @@
 // every upstream socket of the cluster gets SO_KEEPALIVE with the given idle time, interval and
 // probe count (a field left out keeps the kernel's default). Checked on the proxy's real upstream
 // sockets: /proc/net/tcp shows their keepalive timer, the native addon reads the options back.
+// Active health check connections (HTTP/1.1, HTTP/2, TCP, gRPC) are the cluster's too.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -18,6 +19,7 @@ import { setTcpKeepalive } from '../../src/proxy/network/tcp-keepalive.ts';
 import { Issues } from '../../src/proxy/config/reader.ts';
 import { compileCluster } from '../../src/proxy/upstream/cluster-config.ts';
 import { checkHealthChecks } from '../../src/proxy/upstream/health-check.ts';
+import { grpcHealthServer } from '../helpers/grpc-health-h2.ts';
 
 const skip = process.platform !== 'linux' ? 'Linux-only (/proc/net/tcp, TCP_KEEP* options)' : nativeAddon() ? undefined : 'the native addon is not built';
 const TCP_PROXY = 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
@@ -138,7 +140,7 @@ test('the proxy turns keepalive on for HTTP/1.1, HTTP/2 and tcp_proxy upstream c
   }
 });
 
-test("active health check connections use the cluster's tcp_keepalive (HTTP/1.1, HTTP/2, TCP) and have none without it", { skip }, async (t) => {
+test("active health check connections use the cluster's tcp_keepalive (HTTP/1.1, HTTP/2, TCP, gRPC) and have none without it", { skip }, async (t) => {
   const { peers, track } = upstreamPeers(t);
   const h1 = http.createServer((_req, res) => res.end('ok'));
   h1.on('connection', track('h1'));
@@ -148,7 +150,9 @@ test("active health check connections use the cluster's tcp_keepalive (HTTP/1.1,
   h2.on('connection', track('h2'));
   // Never answers the check's payload: the check's connection stays open until its timeout.
   const silent = net.createServer(track('tcp'));
-  const ports = { h1: await listenLocal(h1, t), plain: await listenLocal(plainH1, t), h2: await listenLocal(h2, t), tcp: await listenLocal(silent, t) };
+  const grpc = grpcHealthServer();
+  grpc.on('connection', track('grpc'));
+  const ports = { h1: await listenLocal(h1, t), plain: await listenLocal(plainH1, t), h2: await listenLocal(h2, t), tcp: await listenLocal(silent, t), grpc: await listenLocal(grpc, t) };
 
   const hc = (check: Record<string, unknown>) => ({ health_checks: [{ timeout: '5s', interval: '0.5s', no_traffic_interval: '0.5s', unhealthy_threshold: 1, healthy_threshold: 1, ...check }] });
   const h = await startTestRuntime(t);
@@ -158,12 +162,13 @@ test("active health check connections use the cluster's tcp_keepalive (HTTP/1.1,
       staticCluster('plain', [ports.plain], hc({ http_health_check: { path: '/h' } })),
       staticCluster('h2', [ports.h2], { ...KEEPALIVE, ...hc({ http_health_check: { path: '/h', codec_client_type: 'HTTP2' } }) }),
       staticCluster('tcp', [ports.tcp], { ...KEEPALIVE, ...hc({ tcp_health_check: { send: { text: '50494e47' }, receive: [{ text: '504f4e47' }] } }) }),
+      staticCluster('grpc', [ports.grpc], { ...KEEPALIVE, ...hc({ grpc_health_check: {} }) }),
     ],
     listeners: [],
   });
-  await waitFor('a health check connection to each upstream', () => ['h1', 'plain', 'h2', 'tcp'].every((n) => peers.has(n)) || undefined);
+  await waitFor('a health check connection to each upstream', () => ['h1', 'plain', 'h2', 'tcp', 'grpc'].every((n) => peers.has(n)) || undefined);
 
-  for (const name of ['h1', 'h2', 'tcp'] as const) {
+  for (const name of ['h1', 'h2', 'tcp', 'grpc'] as const) {
     const timer = await keepaliveTimer(peers.get(name)![0], ports[name]);
     assert.equal(timer.kind, 2, `${name}: keepalive timer expected on the health check connection, got timer kind ${timer.kind}`);
     // Above Node's keep-alive Agent 1 s (which would replace the cluster's 9 s on a kept HTTP/1.1 socket).
@@ -186,10 +191,7 @@ test('tcp_keepalive values are checked: out of range is an error, other upstream
   const c = compileCluster(staticCluster('c', [1], { upstreamConnectionOptions: { tcpKeepalive: { keepaliveTime: 60 } } }), 'cluster c', ok);
   assert.deepEqual([ok.errors, ok.warnings], [[], []]);
   assert.deepEqual(c.tcpKeepalive, { time: 60, interval: 0, probes: 0 });
-  // gRPC health checks cannot carry it (@grpc/grpc-js takes no socket options): said, not ignored.
+  // gRPC health checks carry it like the others: nothing to warn about.
   const grpcCheck = { timeout: '1s', interval: '1s', unhealthy_threshold: 1, healthy_threshold: 1, grpc_health_check: {} };
-  const withKa = checkHealthChecks(staticCluster('g', [1], { ...KEEPALIVE, health_checks: [grpcCheck] }));
-  assert.deepEqual(withKa.errors, []);
-  assert.match(withKa.warnings.join('\n'), /health_checks\[0\]\.grpc_health_check: upstream_connection_options\.tcp_keepalive does not reach gRPC health check connections/);
-  assert.deepEqual(checkHealthChecks(staticCluster('g', [1], { health_checks: [grpcCheck] })).warnings, []);
+  assert.deepEqual(checkHealthChecks(staticCluster('g', [1], { ...KEEPALIVE, health_checks: [grpcCheck] })), { errors: [], warnings: [] });
 });

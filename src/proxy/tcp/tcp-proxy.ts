@@ -11,7 +11,7 @@ import type { Reader } from '../config/reader.ts';
 import { compileAccessLogs, type AccessLogger } from '../access-log/access-log.ts';
 import { newStreamInfo } from '../stream-info.ts';
 import { ResponseFlag } from '../response-flags.ts';
-import { DiscoveryType } from '../upstream/cluster-config.ts';
+import { DiscoveryType, upstreamTcpOptions } from '../upstream/cluster-config.ts';
 import { UpstreamOutcome, type ClusterHook } from '../upstream/cluster-hooks.ts';
 import type { StreamInfo } from '../stream-info.ts';
 import { spiffeId } from '../tls/tls-context.ts';
@@ -118,9 +118,9 @@ class TcpProxy implements NetworkFilter {
       const { tls: tlsCtx, proxyProtocol } = cluster.transportFor(host);
       let up: net.Socket;
       try {
-        const opts = { host: host.address, port: host.port, localAddress: cluster.config.sourceAddress, allowHalfOpen: true };
+        const opts = { ...upstreamTcpOptions(cluster.config, host), allowHalfOpen: true };
         const tcp = proxyProtocol ? connectWithProxyHeader(proxyHeaderFor(proxyProtocol, conn.info, host.proxyProtocolTlvs), opts) : undefined;
-        up = tlsCtx ? tlsCtx.connect(this.ctx.secrets, host, cluster.config.sourceAddress, tcp) : (tcp ?? net.connect(opts));
+        up = tlsCtx ? tlsCtx.connect(this.ctx.secrets, host, opts.localAddress, tcp) : (tcp ?? net.connect(opts));
         setBufferLimit(up, cluster.config.bufferLimitBytes);
         keepaliveOnConnect(up, cluster.config.tcpKeepalive);
       } catch (e) {

@@ -90,6 +90,15 @@ export interface ClusterConfig {
   readonly raw: Record<string, unknown>;
 }
 
+/**
+ * net.connect options of a new TCP connection of the cluster to `host`: its address and the local
+ * address upstream_bind_config binds. Traffic and active health checks connect alike (Envoy's
+ * health check connections are upstream connections of the cluster).
+ */
+export function upstreamTcpOptions(cfg: Pick<ClusterConfig, 'sourceAddress'>, host: { readonly address: string; readonly port: number }): { host: string; port: number; localAddress: string | undefined } {
+  return { host: host.address, port: host.port, localAddress: cfg.sourceAddress };
+}
+
 const HTTP_OPTS = 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 
 const HEALTH: Record<string, number> = {

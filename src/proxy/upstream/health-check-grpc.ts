@@ -1,16 +1,16 @@
 // gRPC active health checks (Envoy's grpc_health_check): grpc.health.v1.Health/Check with
-// `service_name`; healthy only when the answer is SERVING. Any other answer or gRPC status fails the
-// host at once; UNAVAILABLE (no connection) and DEADLINE_EXCEEDED count as network failures.
-// One channel per host, on the cluster's transport socket (health-check-transport.ts): h2c, or TLS
-// with the cluster's UpstreamTlsContext, behind a PROXY header when wrapped, all set up by the
-// channel's credentials on the TCP socket grpc-js connected.
-import { createRequire } from 'node:module';
-import type net from 'node:net';
-import type * as Grpc from '@grpc/grpc-js';
+// `service_name`, :authority `authority` (the cluster name when empty) and initial_metadata;
+// healthy only with HTTP 200, grpc-status 0 and the answer SERVING. Any other answer, HTTP status
+// or gRPC status fails the host at once (Envoy's ACTIVE failure); a connection or stream error and
+// the timeout are network failures. As Envoy's checker (an HTTP/2 codec client, not a gRPC
+// library), the call is one HTTP/2 stream on the host's kept session (health-check-h2.ts), whose
+// connection is the cluster's: upstream_bind_config, tcp_keepalive, TLS, PROXY header.
+import http2 from 'node:http2';
 import protobuf from 'protobufjs';
 import type { Host } from './host.ts';
-import { CheckResult, type Prober } from './health-check-prober.ts';
+import { CheckResult, withTimeout, type Prober } from './health-check-prober.ts';
 import type { CheckConnector } from './health-check-transport.ts';
+import { CheckSessions } from './health-check-h2.ts';
 import { list, object, string, warnUnsupported, type ConfigIssues, type Json } from './lb/config-fields.ts';
 
 const HEALTH_PROTO = `syntax = "proto3";
@@ -27,20 +27,13 @@ export const HealthCheckResponse = root.lookupType('grpc.health.v1.HealthCheckRe
 export const SERVING = 1;
 const CHECK_PATH = '/grpc.health.v1.Health/Check';
 
-let grpcModule: typeof Grpc | undefined;
-
-/** @grpc/grpc-js on first use: a proxy without gRPC health checks saves ~3 MB of heap, ~9 MB RSS. */
-function grpcJs(): typeof Grpc {
-  return (grpcModule ??= createRequire(import.meta.url)('@grpc/grpc-js') as typeof Grpc);
-}
-
 export interface GrpcCheckConfig {
   serviceName: string;
-  authority?: string;
+  authority: string;
   metadata: [string, string][];
 }
 
-export function compileGrpcCheck(o: Json, path: string, issues: ConfigIssues): GrpcCheckConfig {
+export function compileGrpcCheck(o: Json, path: string, clusterName: string, issues: ConfigIssues): GrpcCheckConfig {
   warnUnsupported(o, ['service_name', 'authority', 'initial_metadata'], path, issues);
   const metadata: [string, string][] = [];
   list(o.initial_metadata, `${path}.initial_metadata`, issues).forEach((h, i) => {
@@ -49,92 +42,76 @@ export function compileGrpcCheck(o: Json, path: string, issues: ConfigIssues): G
     const key = string(hv, 'key', `${hp}.header`, issues);
     if (key) metadata.push([key.toLowerCase(), string(hv, 'value', `${hp}.header`, issues) ?? '']);
   });
-  return { serviceName: string(o, 'service_name', path, issues) ?? '', authority: string(o, 'authority', path, issues) || undefined, metadata };
+  return { serviceName: string(o, 'service_name', path, issues) ?? '', authority: string(o, 'authority', path, issues) || clusterName, metadata };
 }
 
-/**
- * Channel credentials that run the host's transport (PROXY header, TLS) on the TCP socket grpc-js
- * hands their connector before it starts HTTP/2 (https over TLS, http otherwise).
- */
-function transportCredentials(grpc: typeof Grpc, connector: CheckConnector, host: Host): Grpc.ChannelCredentials {
-  class CheckTransportCredentials extends grpc.ChannelCredentials {
-    _isSecure(): boolean {
-      return false;
-    }
-    _equals(other: Grpc.ChannelCredentials): boolean {
-      return other === this;
-    }
-    _createSecureConnector(_target: unknown, _options: unknown, callCredentials?: Grpc.CallCredentials) {
-      return {
-        connect: (socket: net.Socket) => connector.over(host, socket),
-        waitForReady: () => Promise.resolve(),
-        getCallCredentials: () => callCredentials ?? grpc.CallCredentials.createEmpty(),
-        destroy() {},
-      };
-    }
+/** The request message in gRPC's length-prefixed framing (uncompressed). */
+function frame(service: string): Buffer {
+  const msg = HealthCheckRequest.encode(HealthCheckRequest.create({ service })).finish();
+  const out = Buffer.allocUnsafe(5 + msg.length);
+  out[0] = 0;
+  out.writeUInt32BE(msg.length, 1);
+  out.set(msg, 5);
+  return out;
+}
+
+/** The answer's ServingStatus; undefined when the body is not one uncompressed HealthCheckResponse. */
+function servingStatus(body: Buffer): number | undefined {
+  if (body.length < 5 || body[0] !== 0 || body.readUInt32BE(1) !== body.length - 5) return undefined;
+  try {
+    return (HealthCheckResponse.toObject(HealthCheckResponse.decode(body.subarray(5)), { enums: Number }) as { status?: number }).status ?? 0;
+  } catch {
+    return undefined;
   }
-  return new CheckTransportCredentials();
 }
-
-const serialize = (v: { service: string }) => Buffer.from(HealthCheckRequest.encode(HealthCheckRequest.create(v)).finish());
-const deserialize = (b: Buffer) => HealthCheckResponse.toObject(HealthCheckResponse.decode(b), { enums: Number }) as { status?: number };
 
 export class GrpcProber implements Prober {
-  readonly #config: GrpcCheckConfig;
-  readonly #clients = new Map<Host, Grpc.Client>();
-  readonly #grpc = grpcJs();
-  readonly #connector: CheckConnector;
+  readonly #headers: http2.OutgoingHttpHeaders;
+  readonly #request: Buffer;
+  readonly #sessions: CheckSessions;
 
   constructor(config: GrpcCheckConfig, connector: CheckConnector) {
-    this.#config = config;
-    this.#connector = connector;
-  }
-
-  #client(host: Host): Grpc.Client {
-    const grpc = this.#grpc;
-    let c = this.#clients.get(host);
-    if (!c) {
-      const target = host.address.includes(':') ? `ipv6:[${host.address}]:${host.port}` : `${host.address}:${host.port}`;
-      const options: Grpc.ChannelOptions = this.#config.authority ? { 'grpc.default_authority': this.#config.authority } : {};
-      const credentials = this.#connector.wrapped(host) ? transportCredentials(grpc, this.#connector, host) : grpc.credentials.createInsecure();
-      c = new grpc.Client(target, credentials, options);
-      this.#clients.set(host, c);
-    }
-    return c;
+    const headers: http2.OutgoingHttpHeaders = {};
+    for (const [k, v] of config.metadata) headers[k] = v;
+    // Without a cluster name (a checker made on its own) node:http2 sends the host's address.
+    if (config.authority) headers[':authority'] = config.authority;
+    this.#headers = { ...headers, ':method': 'POST', ':path': CHECK_PATH, 'content-type': 'application/grpc', te: 'trailers' };
+    this.#request = frame(config.serviceName);
+    this.#sessions = new CheckSessions(connector);
   }
 
   probe(host: Host, timeoutMs: number): Promise<CheckResult> {
-    const grpc = this.#grpc;
-    const metadata = new grpc.Metadata();
-    for (const [k, v] of this.#config.metadata) metadata.add(k, v);
-    return new Promise((resolve) => {
-      this.#client(host).makeUnaryRequest(
-        CHECK_PATH,
-        serialize,
-        deserialize,
-        { service: this.#config.serviceName },
-        metadata,
-        { deadline: Date.now() + timeoutMs },
-        (err, res) => {
-          if (err) {
-            if (err.code === grpc.status.DEADLINE_EXCEEDED) resolve(CheckResult.Timeout);
-            else if (err.code === grpc.status.UNAVAILABLE) resolve(CheckResult.NetworkFailure);
-            else resolve(CheckResult.ActiveFailure);
-            return;
-          }
-          resolve(res?.status === SERVING ? CheckResult.Success : CheckResult.ActiveFailure);
-        },
-      );
+    let stream: http2.ClientHttp2Stream | undefined;
+    return withTimeout(timeoutMs, () => stream?.close(http2.constants.NGHTTP2_CANCEL), (done) => {
+      let s;
+      try {
+        s = this.#sessions.get(host);
+      } catch {
+        return done(CheckResult.NetworkFailure);
+      }
+      stream = s.request(this.#headers);
+      stream.end(this.#request);
+      const chunks: Buffer[] = [];
+      let grpcStatus: string | undefined;
+      stream.on('response', (h) => {
+        // Not gRPC at all: Envoy ends the call here (non-200 HTTP response, invalid content-type).
+        if (Number(h[':status']) !== 200 || !String(h['content-type'] ?? '').startsWith('application/grpc')) done(CheckResult.ActiveFailure);
+        grpcStatus = h['grpc-status'] as string | undefined; // trailers-only
+      });
+      stream.on('trailers', (h) => (grpcStatus = h['grpc-status'] as string | undefined));
+      stream.on('data', (d: Buffer) => chunks.push(d));
+      stream.on('end', () => done(grpcStatus === '0' && servingStatus(Buffer.concat(chunks)) === SERVING ? CheckResult.Success : CheckResult.ActiveFailure));
+      // A reset, or the session's connection failing (a no-op after 'end').
+      stream.on('close', () => done(CheckResult.NetworkFailure));
+      stream.on('error', () => done(CheckResult.NetworkFailure));
     });
   }
 
   forget(host: Host): void {
-    this.#clients.get(host)?.close();
-    this.#clients.delete(host);
+    this.#sessions.forget(host);
   }
 
   close(): void {
-    for (const c of this.#clients.values()) c.close();
-    this.#clients.clear();
+    this.#sessions.close();
   }
 }

@@ -1,8 +1,8 @@
 // Active health checking as a cluster hook (cluster-hooks.ts): the cluster's HealthChecker follows
 // its host set; health changes rebuild the load balancer; a passing check un-ejects an outlier
 // (successful_active_health_check_uneject_host); the first attempt's result marks the cluster as
-// having traffic (ends no_traffic_interval). The checker connects with the cluster's tcp_keepalive
-// and transport sockets (TLS with its SDS secrets, the PROXY header of upstream_proxy_protocol).
+// having traffic (ends no_traffic_interval). The checker connects with the cluster's tcp_keepalive,
+// upstream_bind_config and transport sockets (TLS with its SDS secrets, the PROXY header of upstream_proxy_protocol).
 import type { ClusterHandle, ClusterHook, ClusterHookFactory } from './cluster-hooks.ts';
 import { compileHookConfig, registerClusterHook } from './cluster-hooks.ts';
 import type { Host } from './host.ts';
@@ -42,6 +42,7 @@ export const healthCheckHookFactory: ClusterHookFactory = {
       prefix: cluster.statPrefix,
       onSuccess: (h) => outlierDetectorOf(cluster)?.onActiveHealthCheckSuccess(h),
       tcpKeepalive: cluster.config.tcpKeepalive,
+      sourceAddress: cluster.config.sourceAddress,
       transport: cluster,
     });
     hc.on('change', () => cluster.healthChanged());

@@ -5,7 +5,8 @@
 // other status fails the host at once. HTTP/1.1 keeps one connection per host (reuse_connection);
 // codec_client_type HTTP2 uses one HTTP/2 session per host (h2c, or h2 over TLS whatever ALPN
 // selected, as Envoy's codec comes from the config). Connections are the cluster's
-// (health-check-transport.ts): its tcp_keepalive (without it no SO_KEEPALIVE), TLS and PROXY header.
+// (health-check-transport.ts): its upstream_bind_config, tcp_keepalive (without it no
+// SO_KEEPALIVE), TLS and PROXY header.
 import type { ClientRequest, ClientRequestArgs } from 'node:http';
 import http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
@@ -15,8 +16,8 @@ import type { Host } from './host.ts';
 import { CheckResult, withTimeout, type Prober } from './health-check-prober.ts';
 import { compilePayload, compilePayloads, payloadsMatch } from './health-check-payload.ts';
 import type { CheckConnector } from './health-check-transport.ts';
+import { CheckSessions } from './health-check-h2.ts';
 import { list, object, string, uint, warnUnsupported, type ConfigIssues, type Json } from './lb/config-fields.ts';
-import { formatIpPort } from '../network/ip-port.ts';
 
 interface Range {
   start: number;
@@ -131,14 +132,13 @@ class ProbeAgent extends http.Agent {
 
 export class HttpProber implements Prober {
   readonly #config: HttpCheckConfig;
-  readonly #connector: CheckConnector;
   readonly #agent: ProbeAgent;
-  readonly #sessions = new Map<Host, http2.ClientHttp2Session>();
+  readonly #sessions: CheckSessions;
 
   constructor(config: HttpCheckConfig, connector: CheckConnector) {
     this.#config = config;
-    this.#connector = connector;
     this.#agent = new ProbeAgent(connector);
+    this.#sessions = new CheckSessions(connector);
   }
 
   #classify(status: number, body: Buffer): CheckResult {
@@ -169,33 +169,16 @@ export class HttpProber implements Prober {
     });
   }
 
-  /** The host's HTTP/2 session; throws when its TLS secrets are not there yet. */
-  #session(host: Host): http2.ClientHttp2Session {
-    let s = this.#sessions.get(host);
-    if (s && !s.closed && !s.destroyed) return s;
-    const { socket, secure } = this.#connector.connect(host);
-    // http2 starts on 'secureConnect' for a TLS socket, on 'connect' otherwise.
-    s = http2.connect(`${secure ? 'https' : 'http'}://${formatIpPort(host.address, host.port)}`, { createConnection: () => socket });
-    s.on('error', () => this.#sessions.delete(host));
-    s.on('close', () => {
-      if (this.#sessions.get(host) === s) this.#sessions.delete(host);
-    });
-    s.unref();
-    this.#sessions.set(host, s);
-    return s;
-  }
-
   #probeH2(host: Host, timeoutMs: number): Promise<CheckResult> {
     const c = this.#config;
     let stream: http2.ClientHttp2Stream | undefined;
     return withTimeout(timeoutMs, () => stream?.close(http2.constants.NGHTTP2_CANCEL), (done) => {
       let s;
       try {
-        s = this.#session(host);
+        s = this.#sessions.get(host);
       } catch {
         return done(CheckResult.NetworkFailure);
       }
-      s.once('error', () => done(CheckResult.NetworkFailure));
       stream = s.request({ ...c.headers, ':method': c.method, ':path': c.path, ':authority': c.host }, { endStream: c.send === undefined });
       if (c.send) stream.end(c.send);
       const chunks: Buffer[] = [];
@@ -205,18 +188,18 @@ export class HttpProber implements Prober {
         if (c.receive.length > 0) chunks.push(d);
       });
       stream.on('end', () => done(this.#classify(status, Buffer.concat(chunks))));
+      // A reset, or the session's connection failing (a no-op after 'end').
+      stream.on('close', () => done(CheckResult.NetworkFailure));
       stream.on('error', () => done(CheckResult.NetworkFailure));
     });
   }
 
   forget(host: Host): void {
-    this.#sessions.get(host)?.destroy();
-    this.#sessions.delete(host);
+    this.#sessions.forget(host);
   }
 
   close(): void {
     this.#agent.destroy();
-    for (const s of this.#sessions.values()) s.destroy();
-    this.#sessions.clear();
+    this.#sessions.close();
   }
 }

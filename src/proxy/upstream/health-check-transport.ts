@@ -7,13 +7,15 @@
 // (v1 with the connection's own addresses, v2 LOCAL: no downstream). The ALPN offered is the
 // check's tls_options.alpn_protocols when not empty, else the context's alpn_protocols, else none:
 // Envoy adds no h2 / http/1.1 fallback for checks (that belongs to its HTTP connection pools).
+// Like every upstream connection of the cluster, a check connection binds upstream_bind_config's
+// source address and gets the cluster's tcp_keepalive.
 import net from 'node:net';
-import type tls from 'node:tls';
 import type { Host } from './host.ts';
+import { upstreamTcpOptions } from './cluster-config.ts';
 import type { SecretStore } from '../tls/secrets.ts';
 import type { TlsContext } from '../tls/tls-context.ts';
 import { keepaliveOnConnect, type TcpKeepalive } from '../network/tcp-keepalive.ts';
-import { connectWithProxyHeader, proxyHeaderFor, writeProxyHeader, type ProxyHeaderOptions, type UpstreamTransport } from './upstream-proxy-protocol.ts';
+import { connectWithProxyHeader, proxyHeaderFor, type ProxyHeaderOptions, type UpstreamTransport } from './upstream-proxy-protocol.ts';
 
 /** Endpoint metadata namespace transport_socket_matches look at. */
 const MATCH_NAMESPACE = 'envoy.transport_socket_match';
@@ -33,6 +35,8 @@ export interface CheckConnectorOptions {
   readonly alpn?: readonly string[];
   /** The cluster's upstream_connection_options.tcp_keepalive. */
   readonly keepalive?: TcpKeepalive;
+  /** The cluster's upstream_bind_config.source_address. */
+  readonly sourceAddress?: string;
 }
 
 export interface CheckConnection {
@@ -52,12 +56,14 @@ export class CheckConnector {
   readonly #matchOn: Pick<Host, 'metadata'> | undefined;
   readonly #alpn: readonly string[] | undefined;
   readonly #keepalive: TcpKeepalive | undefined;
+  readonly #bind: { readonly sourceAddress: string | undefined };
 
   constructor(o: CheckConnectorOptions = {}) {
     this.#source = o.source;
     this.#matchOn = o.matchCriteria && { metadata: { [MATCH_NAMESPACE]: { ...o.matchCriteria } } };
     this.#alpn = o.alpn?.length ? o.alpn : undefined;
     this.#keepalive = o.keepalive;
+    this.#bind = { sourceAddress: o.sourceAddress };
   }
 
   #transport(host: Host): HostTransport {
@@ -66,20 +72,14 @@ export class CheckConnector {
     return { tls: t.tls, proxyHeader: t.proxyProtocol && proxyHeaderFor(t.proxyProtocol, undefined) };
   }
 
-  /** Whether checks of `host` run over TLS or behind a PROXY header (gRPC needs its own credentials then). */
-  wrapped(host: Host): boolean {
-    const t = this.#transport(host);
-    return Boolean(t.tls || t.proxyHeader);
-  }
-
   /** A new connection to `host`. Throws when a TLS secret the context needs is not there yet. */
   connect(host: Host): CheckConnection {
     const { tls: ctx, proxyHeader } = this.#transport(host);
-    const opts = { host: host.address, port: host.port };
+    const opts = upstreamTcpOptions(this.#bind, host);
     const tcp = proxyHeader ? keepaliveOnConnect(connectWithProxyHeader(proxyHeader, opts), this.#keepalive) : undefined;
     if (!ctx) return { socket: tcp ?? keepaliveOnConnect(net.connect(opts), this.#keepalive), ready: 'connect', secure: false };
     try {
-      const socket = ctx.connect(this.#source!.secrets, host, undefined, tcp, this.#alpn);
+      const socket = ctx.connect(this.#source!.secrets, host, opts.localAddress, tcp, this.#alpn);
       if (!tcp) return { socket: keepaliveOnConnect(socket, this.#keepalive), ready: 'secureConnect', secure: true };
       tcp.once('error', (e) => socket.destroy(e));
       return { socket, ready: 'secureConnect', secure: true };
@@ -87,28 +87,5 @@ export class CheckConnector {
       tcp?.destroy();
       throw e;
     }
-  }
-
-  /**
-   * Runs the host's transport on a TCP socket someone else connected (grpc-js): the PROXY header,
-   * then TLS; resolves once the connection can carry the check.
-   */
-  async over(host: Host, socket: net.Socket): Promise<{ socket: net.Socket; secure: boolean }> {
-    const { tls: ctx, proxyHeader } = this.#transport(host);
-    if (proxyHeader) writeProxyHeader(socket, proxyHeader);
-    if (!ctx) return { socket, secure: false };
-    const secured: tls.TLSSocket = ctx.connect(this.#source!.secrets, host, undefined, socket, this.#alpn);
-    await new Promise<void>((resolve, reject) => {
-      const onError = (e: Error) => {
-        secured.destroy();
-        reject(e);
-      };
-      secured.once('error', onError);
-      secured.once('secureConnect', () => {
-        secured.off('error', onError);
-        resolve();
-      });
-    });
-    return { socket: secured, secure: true };
   }
 }

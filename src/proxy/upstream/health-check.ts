@@ -18,7 +18,8 @@
 // traffic, then healthy_edge_interval / unhealthy_edge_interval right after a transition,
 // unhealthy_interval while unhealthy, interval otherwise; plus random interval_jitter and
 // interval_jitter_percent. The first check runs after a random initial_jitter. Checks connect with
-// the cluster's transport socket (health-check-transport.ts: TLS, PROXY header, tcp_keepalive),
+// the cluster's transport socket (health-check-transport.ts: TLS, PROXY header, tcp_keepalive,
+// upstream_bind_config),
 // chosen by transport_socket_match_criteria when set, offering tls_options.alpn_protocols.
 import { EventEmitter } from 'node:events';
 import { HealthFlag, type Host } from './host.ts';
@@ -93,12 +94,8 @@ export function compileHealthChecks(cluster: Json, issues: ConfigIssues): Health
     const c = compileTcpCheck(sub, `${path}.${kind}`, issues);
     makeProber = (connector) => new TcpProber(c, connector);
   } else if (kind === 'grpc_health_check') {
-    const c = compileGrpcCheck(sub, `${path}.${kind}`, issues);
+    const c = compileGrpcCheck(sub, `${path}.${kind}`, name, issues);
     makeProber = (connector) => new GrpcProber(c, connector);
-    const uco = cluster.upstream_connection_options;
-    if (uco && typeof uco === 'object' && (uco as Json).tcp_keepalive != null) {
-      issues.warnings.push(`${path}.${kind}: upstream_connection_options.tcp_keepalive does not reach gRPC health check connections in rig proxy (@grpc/grpc-js opens them without socket options); HTTP and TCP checks use it`);
-    }
   }
   const tlsOptions = object(o.tls_options, `${path}.tls_options`, issues);
   if (tlsOptions) warnUnsupported(tlsOptions, ['alpn_protocols'], `${path}.tls_options`, issues);
@@ -159,8 +156,10 @@ export interface HealthCheckerOptions {
   onSuccess?: (host: Host) => void;
   /** Start as if the cluster already had traffic (no no_traffic_interval). */
   hasTraffic?: boolean;
-  /** The cluster's upstream_connection_options.tcp_keepalive (HTTP and TCP checks). */
+  /** The cluster's upstream_connection_options.tcp_keepalive. */
   tcpKeepalive?: TcpKeepalive;
+  /** The cluster's upstream_bind_config.source_address. */
+  sourceAddress?: string;
   /** The cluster's transport sockets (TLS, PROXY wrapper); without it checks connect in plaintext. */
   transport?: CheckTransportSource;
 }
@@ -184,7 +183,7 @@ export class HealthChecker extends EventEmitter<HealthCheckerEvents> {
   constructor(config: HealthCheckConfig, hosts: readonly Host[], options: HealthCheckerOptions = {}) {
     super();
     this.config = config;
-    this.#prober = config.makeProber(new CheckConnector({ source: options.transport, matchCriteria: config.matchCriteria, alpn: config.alpn, keepalive: options.tcpKeepalive }));
+    this.#prober = config.makeProber(new CheckConnector({ source: options.transport, matchCriteria: config.matchCriteria, alpn: config.alpn, keepalive: options.tcpKeepalive, sourceAddress: options.sourceAddress }));
     this.#random = options.random ?? Math.random;
     this.#onSuccess = options.onSuccess;
     this.#traffic = options.hasTraffic ?? false;
