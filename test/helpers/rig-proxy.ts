@@ -10,14 +10,22 @@ import type { MeshControlPlane } from './mesh-control-plane.ts';
 import { tempDir } from './temp-dir.ts';
 
 /**
- * How long a proxy may take from spawn to listening. Start-up is CPU work (Node, the modules from
- * TypeScript source, the Envoy protos: ~1.5 s of CPU each on the shared 2-core machine), and a
- * test that starts five proxies at once beside another test file's processes gets a fraction of
- * a core for each: 10-13 s from spawn to listening at a load average of 10, over 20 s in runs that
- * failed a 20 s readiness wait. Whether the process is alive is checked all along, so a proxy that
- * cannot start is reported at once, with its log.
+ * How long a `rig` process may take from spawn to listening. Start-up is CPU work (Node, the
+ * modules from TypeScript source, the Envoy protos: ~1.5 s of CPU each on the shared 2-core
+ * machine), and a test that starts seven processes at once beside another test file's gets a
+ * fraction of a core for each: 10-13 s from spawn to listening at a load average of 10, over 30 s
+ * at 20. Whether the process is alive is checked all along, so one that cannot start is reported
+ * at once, with its log.
  */
-export const PROXY_START_TIMEOUT_MS = 90_000;
+export const RIG_START_TIMEOUT_MS = 90_000;
+
+/**
+ * How long a freshly started proxy may take to serve its first config from a control plane: the
+ * first response makes it parse the Envoy protos (~0.5 s of CPU), a sidecar also gets its
+ * certificate, and the control plane computes and signs for every proxy starting with it. Seen:
+ * up to 13 s at a load average of 13, over 20 s at 20.
+ */
+export const FIRST_CONFIG_TIMEOUT_MS = 60_000;
 
 export interface RigProxy {
   process: ChildProcess;
@@ -72,7 +80,7 @@ function spawnProxy(t: TestContext, args: string[], onLog?: (chunk: Buffer) => v
   });
   let started: Promise<ProxyPorts> | undefined;
   const whenStarted = () =>
-    (started ??= waitForPortsFile(portsFile, PROXY_START_TIMEOUT_MS, () => child.exitCode !== null || child.signalCode !== null).then(
+    (started ??= waitForPortsFile(portsFile, RIG_START_TIMEOUT_MS, () => child.exitCode !== null || child.signalCode !== null).then(
       (ports) => ports as unknown as ProxyPorts,
       (err: Error) => {
         throw new Error(`rig proxy ${args.join(' ')}: ${err.message}\n${log}`);

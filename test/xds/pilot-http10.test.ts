@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { freePort } from '../../src/local/ports.ts';
 import { waitForPortsFile } from '../../src/local/ports-file.ts';
 import { runRig, spawnRig, stopProcess } from '../helpers/cli.ts';
-import { startRigProxy } from '../helpers/rig-proxy.ts';
+import { FIRST_CONFIG_TIMEOUT_MS, RIG_START_TIMEOUT_MS, startRigProxy } from '../helpers/rig-proxy.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { startUpstream, type Upstream } from '../proxy/harness.ts';
@@ -67,7 +67,7 @@ async function startControlPlaneProcess(t: TestContext, pilotHttp10: string | un
   let log = '';
   child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
   t.after(() => stopProcess(child));
-  const ports = await waitForPortsFile(portsFile, 30_000, () => child.exitCode !== null).catch((err: Error) => {
+  const ports = await waitForPortsFile(portsFile, RIG_START_TIMEOUT_MS, () => child.exitCode !== null).catch((err: Error) => {
     throw new Error(`rig controlplane: ${err.message}\n${log}`);
   });
   // The ports file is written before the CA's TLS port is bound.
@@ -82,9 +82,10 @@ async function startControlPlaneProcess(t: TestContext, pilotHttp10: string | un
 async function startGateway(t: TestContext, mesh: Mesh, name: string, env?: NodeJS.ProcessEnv): Promise<string> {
   const port = await freePort();
   const args = ['--mode', 'router', '--namespace', 'istio-system', '--workload-name', name, '--service-account', 'istio-ingressgateway', '--labels', 'istio=ingressgateway', '--instance-ip', '127.0.0.1', '--interception', 'explicit', '--bind', '127.0.0.1', '--inbound-port', `8080=${port}`];
-  await startRigProxy(t, args, { xdsPort: mesh.xds, env }).started();
+  const proxy = startRigProxy(t, args, { xdsPort: mesh.xds, env });
+  await proxy.started();
   const url = `http://127.0.0.1:${port}/`;
-  await waitFor(`gateway ${name} serving HTTP/1.1`, async () => ((await curl('--http1.1', url)) === '200' ? true : undefined));
+  await waitFor(() => `gateway ${name} serving HTTP/1.1\n${proxy.log()}`, async () => ((await curl('--http1.1', url)) === '200' ? true : undefined), FIRST_CONFIG_TIMEOUT_MS);
   return url;
 }
 
@@ -95,9 +96,10 @@ async function startSniffingSidecar(t: TestContext, mesh: Mesh, app: Upstream): 
   assert.equal(issued.code, 0, issued.stderr);
   const inbound = await freePort();
   const args = ['--namespace', 'foo', '--service-account', 'httpbin', '--workload-name', 'httpbin-0', '--labels', 'app=httpbin', '--workload-port', '9080', '--inbound-port', `9080=${inbound}`, '--app-port', `9080=${app.port}`, '--outbound-port', String(await freePort())];
-  await startRigProxy(t, args, { xdsPort: mesh.xds, ca: { port: mesh.caPort, rootFile: path.join(mesh.stateDir, 'ca', 'root-cert.pem'), tokenFile } }).started();
+  const proxy = startRigProxy(t, args, { xdsPort: mesh.xds, ca: { port: mesh.caPort, rootFile: path.join(mesh.stateDir, 'ca', 'root-cert.pem'), tokenFile } });
+  await proxy.started();
   const url = `http://127.0.0.1:${inbound}/sniffed`;
-  await waitFor('the sidecar serving HTTP/1.1 on its sniffed port', async () => ((await curl('--http1.1', url)) === '200' ? true : undefined));
+  await waitFor(() => `the sidecar serving HTTP/1.1 on its sniffed port\n${proxy.log()}`, async () => ((await curl('--http1.1', url)) === '200' ? true : undefined), FIRST_CONFIG_TIMEOUT_MS);
   return url;
 }
 

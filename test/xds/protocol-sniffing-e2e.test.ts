@@ -11,7 +11,7 @@ import net from 'node:net';
 import { test, type TestContext } from 'node:test';
 import { freePort } from '../../src/local/ports.ts';
 import { startMeshControlPlane } from '../helpers/mesh-control-plane.ts';
-import { startSidecar } from '../helpers/rig-proxy.ts';
+import { FIRST_CONFIG_TIMEOUT_MS, startSidecar } from '../helpers/rig-proxy.ts';
 import { parseYaml } from './fixtures.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { request } from '../proxy/harness.ts';
@@ -123,7 +123,7 @@ test('a port without a declared protocol: HTTP through the connection manager, o
   const viaClient = await waitFor('HTTP through the client sidecar', async () => {
     const r = await httpGet(upstream, 'echo.foo.svc.cluster.local:7000');
     return r.status === 200 ? r : undefined;
-  });
+  }, FIRST_CONFIG_TIMEOUT_MS);
   assert.equal(viaClient.headers['x-sniffed'], 'http');
   assert.ok(viaClient.headers['x-request-id'], 'the connection manager handled the request');
   // ...and a non-HTTP protocol on the same port is relayed as bytes.
