@@ -18,6 +18,7 @@ import { spiffeId } from '../tls/tls-context.ts';
 import type { ProxyContext } from '../context.ts';
 import type { Stat } from '../stats/stats.ts';
 import type { Host } from '../upstream/host.ts';
+import type { ClusterStats } from '../upstream/cluster.ts';
 import { pipeSockets } from './pipe.ts';
 import { setBufferLimit } from '../network/buffer-limit.ts';
 import { keepaliveOnConnect } from '../network/tcp-keepalive.ts';
@@ -132,7 +133,10 @@ class TcpProxy implements NetworkFilter {
       }
       host.activeRequests++;
       cluster.s.cxTotal.value++;
-      const timer = setTimeout(() => up.destroy(new Error('connect timeout')), cluster.config.connectTimeoutMs);
+      const timer = setTimeout(() => {
+        cluster.s.cxConnectTimeout.value++;
+        up.destroy(new Error('connect timeout'));
+      }, cluster.config.connectTimeoutMs);
       let connected = false;
       up.once('error', (e) => {
         if (connected) return;
@@ -165,7 +169,7 @@ class TcpProxy implements NetworkFilter {
           if (!ok) info.responseFlags |= ResponseFlag.UpstreamConnectionTermination;
           if (ok && !socket.destroyed && !up.destroyed) return relay();
           host.activeRequests--;
-          cluster.s.cxActive.value--;
+          closedUpstream(cluster.s, up, up.destroyed);
           for (const h of cluster.hooks) h.connectionClosed?.(host);
           up.destroy();
           socket.destroy();
@@ -177,7 +181,7 @@ class TcpProxy implements NetworkFilter {
         const pipe = pipeSockets(socket, up, c.idleTimeoutMs, (r) => {
           if (durationTimer) clearTimeout(durationTimer);
           host.activeRequests--;
-          cluster.s.cxActive.value--;
+          closedUpstream(cluster.s, up, r.reason === 'b' || r.reason.startsWith('upstream'));
           for (const h of cluster.hooks) h.connectionClosed?.(host);
           info.bytesReceived = r.aToB;
           info.bytesSent = r.bToA;
@@ -201,6 +205,16 @@ class TcpProxy implements NetworkFilter {
     tryConnect();
     return false;
   }
+}
+
+/** An established upstream connection closed: remote when the upstream ended or broke it; bytes read at close. */
+function closedUpstream(s: ClusterStats, up: net.Socket, remote: boolean): void {
+  s.cxActive.value--;
+  s.cxDestroy.value++;
+  if (remote) s.cxDestroyRemote.value++;
+  else s.cxDestroyLocal.value++;
+  s.cxRxBytesTotal.value += up.bytesRead;
+  s.cxTxBytesTotal.value += up.bytesWritten;
 }
 
 /** Cluster.filters in order; false when one failed (the connection is then closed). */

@@ -83,6 +83,23 @@ export interface ClusterStats {
   readonly cxConnectFail: Stat;
   readonly cxNoneHealthy: Stat;
   readonly cxDestroy: Stat;
+  readonly cxHttp1Total: Stat;
+  readonly cxHttp2Total: Stat;
+  readonly cxConnectTimeout: Stat;
+  readonly cxIdleTimeout: Stat;
+  readonly cxMaxRequests: Stat;
+  readonly cxMaxDurationReached: Stat;
+  readonly cxProtocolError: Stat;
+  readonly cxDestroyLocal: Stat;
+  readonly cxDestroyRemote: Stat;
+  readonly cxDestroyWithActiveRq: Stat;
+  readonly cxDestroyLocalWithActiveRq: Stat;
+  readonly cxDestroyRemoteWithActiveRq: Stat;
+  readonly cxRxBytesTotal: Stat;
+  readonly cxTxBytesTotal: Stat;
+  readonly rqPendingTotal: Stat;
+  readonly rqPendingActive: Stat;
+  readonly rqCancelled: Stat;
   readonly membershipTotal: Stat;
   readonly membershipHealthy: Stat;
   readonly codes: StatusCounters;
@@ -139,6 +156,23 @@ export class Cluster implements ClusterHandle {
       cxConnectFail: stats.counter(p + 'upstream_cx_connect_fail'),
       cxNoneHealthy: stats.counter(p + 'upstream_cx_none_healthy'),
       cxDestroy: stats.counter(p + 'upstream_cx_destroy'),
+      cxHttp1Total: stats.counter(p + 'upstream_cx_http1_total'),
+      cxHttp2Total: stats.counter(p + 'upstream_cx_http2_total'),
+      cxConnectTimeout: stats.counter(p + 'upstream_cx_connect_timeout'),
+      cxIdleTimeout: stats.counter(p + 'upstream_cx_idle_timeout'),
+      cxMaxRequests: stats.counter(p + 'upstream_cx_max_requests'),
+      cxMaxDurationReached: stats.counter(p + 'upstream_cx_max_duration_reached'),
+      cxProtocolError: stats.counter(p + 'upstream_cx_protocol_error'),
+      cxDestroyLocal: stats.counter(p + 'upstream_cx_destroy_local'),
+      cxDestroyRemote: stats.counter(p + 'upstream_cx_destroy_remote'),
+      cxDestroyWithActiveRq: stats.counter(p + 'upstream_cx_destroy_with_active_rq'),
+      cxDestroyLocalWithActiveRq: stats.counter(p + 'upstream_cx_destroy_local_with_active_rq'),
+      cxDestroyRemoteWithActiveRq: stats.counter(p + 'upstream_cx_destroy_remote_with_active_rq'),
+      cxRxBytesTotal: stats.counter(p + 'upstream_cx_rx_bytes_total'),
+      cxTxBytesTotal: stats.counter(p + 'upstream_cx_tx_bytes_total'),
+      rqPendingTotal: stats.counter(p + 'upstream_rq_pending_total'),
+      rqPendingActive: stats.gauge(p + 'upstream_rq_pending_active'),
+      rqCancelled: stats.counter(p + 'upstream_rq_cancelled'),
       membershipTotal: stats.gauge(p + 'membership_total'),
       membershipHealthy: stats.gauge(p + 'membership_healthy'),
       codes: new StatusCounters(stats, p + 'upstream_rq_'),
@@ -329,8 +363,10 @@ export class Cluster implements ClusterHandle {
       maxRequestsPerConnection: cfg.maxRequestsPerConnection,
       maxConnectionDurationMs: cfg.maxConnectionDurationMs,
       tcpKeepalive: cfg.tcpKeepalive,
+      stats: s,
       onConnect: (socket: Socket) => {
         s.cxTotal.value++;
+        s.cxHttp1Total.value++;
         s.cxActive.value++;
         if (tls) host.tlsPeer = tlsPeer(socket as TLSSocket);
       },
@@ -348,6 +384,7 @@ export class Cluster implements ClusterHandle {
   private h2Pool(host: UpstreamHost, tls: TlsContext | undefined, alpn: readonly string[] | undefined, proxyHeader: ProxyHeaderOptions | undefined): UpstreamPool {
     const { Pool, buildConnector } = undici();
     const cfg = this.config;
+    const s = this.s;
     const servername = tls?.sni ?? host.hostname;
     let connect: Connector.connector;
     if (tls && alpn) {
@@ -379,6 +416,7 @@ export class Cluster implements ClusterHandle {
             host.tlsPeer = tlsPeer(args[1] as TLSSocket);
             markUpstreamH2Socket(args[1]);
             if (cfg.tcpKeepalive) setTcpKeepalive(args[1] as Socket, cfg.tcpKeepalive);
+            countBytesAtClose(args[1] as Socket, s);
           }
           cb(...args);
         });
@@ -392,6 +430,7 @@ export class Cluster implements ClusterHandle {
           if (args[1]) {
             markUpstreamH2Socket(args[1]);
             if (cfg.tcpKeepalive) setTcpKeepalive(args[1] as Socket, cfg.tcpKeepalive);
+            countBytesAtClose(args[1] as Socket, s);
           }
           cb(...args);
         });
@@ -413,18 +452,19 @@ export class Cluster implements ClusterHandle {
       maxConcurrentStreams: cfg.h2Options.maxConcurrentStreams,
       initialWindowSize: cfg.h2Options.initialWindowSize,
       connectionWindowSize: cfg.h2Options.connectionWindowSize,
-    } as PoolTypes.Options, cfg.maxConnectionDurationMs);
-    const s = this.s;
+    } as PoolTypes.Options, cfg.maxConnectionDurationMs, s.cxMaxDurationReached);
     pool.on('connect', () => {
       s.cxTotal.value++;
+      s.cxHttp2Total.value++;
       s.cxActive.value++;
     });
     pool.on('disconnect', () => {
       s.cxActive.value--;
       s.cxDestroy.value++;
     });
-    pool.on('connectionError', () => {
+    pool.on('connectionError', (_origin, _targets, err) => {
       s.cxConnectFail.value++;
+      if ((err as { code?: string }).code === 'UND_ERR_CONNECT_TIMEOUT') s.cxConnectTimeout.value++;
     });
     return pool;
   }
@@ -485,6 +525,14 @@ function proxyHeaderConnector(proxyHeader: ProxyHeaderOptions, timeoutMs: number
     };
     socket.once('error', onError);
   };
+}
+
+/** upstream_cx_rx/tx_bytes_total of an HTTP/2 connection, added once when it closes (not as bytes flow). */
+function countBytesAtClose(socket: Socket, s: ClusterStats): void {
+  socket.once('close', () => {
+    s.cxRxBytesTotal.value += socket.bytesRead;
+    s.cxTxBytesTotal.value += socket.bytesWritten;
+  });
 }
 
 function closePool(p: UpstreamPool): void {

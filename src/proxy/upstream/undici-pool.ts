@@ -13,8 +13,11 @@ import { lightenAsyncResourceBind } from './async-resource-bind.ts';
 import { lightenH2StreamTables } from '../http/h2-stream-tables.ts';
 import type { TrailerSource, UpstreamDispatchOptions } from './upstream-pool.ts';
 
-/** undici's Pool, with the max_connection_duration of its connections (ms, 0: none) as a third argument. */
-export type H2PoolClass = new (origin: string, options: PoolClass.Options, maxConnectionDurationMs?: number) => PoolClass;
+/**
+ * undici's Pool, with the max_connection_duration of its connections (ms, 0: none) as a third
+ * argument and the counter of connections that reached it (upstream_cx_max_duration_reached) as a fourth.
+ */
+export type H2PoolClass = new (origin: string, options: PoolClass.Options, maxConnectionDurationMs?: number, durationReached?: { value: number }) => PoolClass;
 
 export interface Undici {
   readonly Pool: H2PoolClass;
@@ -73,10 +76,11 @@ export function undici(): Undici {
   // pool's rotation (no new stream goes on it; a new request opens a new connection), finishes its
   // in-flight streams and then closes (undici's retire: Client.close()). Timed from each connect,
   // so an idle connection closes at its age too. undici's own clientTtl only checks on dispatch.
-  const retire = (pool: PoolClass, client: PoolClient): void => {
+  const retire = (pool: PoolClass, client: PoolClient, durationReached: { value: number } | undefined): void => {
     client[kDurationTimer] = undefined;
     const p = pool as unknown as Internal;
     if (!(p[internals.kClients] as PoolClient[]).includes(client)) return;
+    if (durationReached) durationReached.value++;
     (p[internals.kRemoveClient] as (c: PoolClient) => void).call(pool, client);
     // Requests queued at the connection limit would otherwise wait for another client's drain.
     if ((p[kQueued] as number) > 0) (p[internals.kDrainQueue] as (origin: unknown, targets: unknown[]) => void).call(pool, p[kUrl], [pool]);
@@ -88,7 +92,7 @@ export function undici(): Undici {
   };
   loaded = {
     Pool: class H2Pool extends Pool {
-      constructor(origin: string, options: PoolClass.Options, maxConnectionDurationMs = 0) {
+      constructor(origin: string, options: PoolClass.Options, maxConnectionDurationMs = 0, durationReached?: { value: number }) {
         super(origin, options);
         this.on('connect', sendRequestTrailers);
         this.on('connect', lightenStreamTables);
@@ -96,7 +100,7 @@ export function undici(): Undici {
         this.on('connect', (_origin, targets) => {
           const client = targets.at(-1) as PoolClient;
           clearTimeout(client[kDurationTimer]);
-          client[kDurationTimer] = setTimeout(retire, maxConnectionDurationMs, this, client).unref();
+          client[kDurationTimer] = setTimeout(retire, maxConnectionDurationMs, this, client, durationReached).unref();
         });
         this.on('disconnect', (_origin, targets) => {
           const client = targets.at(-1) as PoolClient;

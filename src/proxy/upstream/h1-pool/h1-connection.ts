@@ -8,6 +8,7 @@ import { H1Parser, H1ParseError, type H1Head } from '../../http/h1/h1-parser.ts'
 import { H1ErrorCode, H1PoolError } from './h1-errors.ts';
 import type { H1Exchange } from './h1-exchange.ts';
 import { lastChunk, requestHead } from './h1-request-head.ts';
+import type { H1PoolStats } from './h1-pool.ts';
 
 /** What a connection needs from its pool. */
 export interface ConnectionPool {
@@ -19,6 +20,7 @@ export interface ConnectionPool {
   /** max_connection_duration: ms from connect after which a connection takes no new request (0: none). */
   readonly maxConnectionDurationMs: number;
   readonly closing: boolean;
+  readonly stats: H1PoolStats;
   /** The connection finished an exchange and may carry another. */
   onReusable(conn: H1Connection): void;
   onClosed(conn: H1Connection): void;
@@ -52,6 +54,10 @@ export class H1Connection {
   private idleTimer: NodeJS.Timeout | undefined;
   private ioTimer: NodeJS.Timeout | undefined;
   private error: Error | undefined;
+  /** The upstream closed (end, error, close): the destroy is remote, not ours. */
+  private remote = false;
+  /** The request replayed elsewhere was on this connection when the upstream closed it. */
+  private replayed = false;
   // Per exchange:
   private received = false;
   private responseKeepAlive = true;
@@ -87,7 +93,9 @@ export class H1Connection {
     this.bodySent = false;
     const o = ex.opts;
     const max = this.pool.maxRequestsPerConnection;
-    const last = (max > 0 && this.requests >= max) || this.pool.closing || this.expired;
+    const atMax = max > 0 && this.requests >= max;
+    if (atMax) this.pool.stats.cxMaxRequests.value++;
+    const last = atMax || this.pool.closing || this.expired;
     const buf = ex.buffer;
     // A buffered body with trailers goes chunked: the only HTTP/1.1 framing they can follow.
     const withTrailers = buf !== undefined && o.trailers?.trailers !== undefined;
@@ -171,6 +179,16 @@ export class H1Connection {
     this.parser.pause();
     const ex = this.current;
     this.current = undefined;
+    const s = this.pool.stats;
+    const active = ex !== undefined || this.replayed;
+    if (this.remote) {
+      s.cxDestroyRemote.value++;
+      if (active) s.cxDestroyRemoteWithActiveRq.value++;
+    } else {
+      s.cxDestroyLocal.value++;
+      if (active) s.cxDestroyLocalWithActiveRq.value++;
+    }
+    if (active) s.cxDestroyWithActiveRq.value++;
     if (ex) this.stopStream(ex);
     this.socket.destroy();
     this.pool.onClosed(this);
@@ -247,6 +265,7 @@ export class H1Connection {
   onRead(buf: Buffer, n: number): void {
     if (!this.current || this.destroyed) {
       // Bytes no request asked for: the connection's framing can no longer be trusted.
+      if (!this.destroyed) this.pool.stats.cxProtocolError.value++;
       this.destroy();
       return;
     }
@@ -318,6 +337,7 @@ export class H1Connection {
       this.readingPaused = false;
       this.socket.resume();
     }
+    if (unsolicited) this.pool.stats.cxProtocolError.value++;
     if (this.responseKeepAlive && bodySent && !unsolicited && !this.eof) this.pool.onReusable(this);
     else this.destroy();
     const t = this.trailers;
@@ -363,6 +383,7 @@ export class H1Connection {
   }
 
   private protocolError(e: Error): void {
+    this.pool.stats.cxProtocolError.value++;
     const err = e instanceof H1ParseError ? Object.assign(new H1PoolError(H1ErrorCode.Protocol, `upstream sent an invalid response: ${e.message}`), { parserCode: e.code }) : e;
     this.destroy(err);
   }
@@ -389,6 +410,7 @@ export class H1Connection {
       ex.replayable = false;
       this.current = undefined;
       ex.conn = undefined;
+      this.replayed = true;
       this.destroy();
       this.pool.replay(ex);
       return;
@@ -398,16 +420,19 @@ export class H1Connection {
 
   private readonly onEof = (): void => {
     this.eof = true;
+    this.remote = true;
     if (!this.current) this.destroy();
     else if (!this.readingPaused) this.finishParser();
   };
 
   private readonly onError = (err: Error): void => {
     this.error ??= err;
+    this.remote = true;
     this.lost(err);
   };
 
   private readonly onClose = (): void => {
+    this.remote = true;
     this.lost(this.error ?? new H1PoolError(H1ErrorCode.Closed, 'upstream connection closed'));
   };
 
@@ -424,13 +449,16 @@ export class H1Connection {
   }
 
   onIdleTimeout(): void {
-    if (this.idle) this.destroy();
+    if (!this.idle) return;
+    this.pool.stats.cxIdleTimeout.value++;
+    this.destroy();
   }
 
   /** As Envoy drains a connection at max_connection_duration: an idle one closes now, a busy one after its exchange. */
   onDurationReached(): void {
     this.durationTimer = undefined;
     this.expired = true;
+    this.pool.stats.cxMaxDurationReached.value++;
     if (this.idle) this.destroy();
   }
 }

@@ -9,6 +9,48 @@ import { H1Connection, type ConnectionPool } from './h1-connection.ts';
 import { H1ErrorCode, H1PoolError } from './h1-errors.ts';
 import { H1Exchange, type ExchangeOwner } from './h1-exchange.ts';
 import { setTcpKeepalive, type TcpKeepalive } from '../../network/tcp-keepalive.ts';
+import type { Stat } from '../../stats/stats.ts';
+
+/** The cluster's stats (cluster.ts) this pool and its connections count, as Envoy's HTTP/1.1 pool does. */
+export interface H1PoolStats {
+  readonly cxConnectTimeout: Stat;
+  readonly cxIdleTimeout: Stat;
+  readonly cxMaxRequests: Stat;
+  readonly cxMaxDurationReached: Stat;
+  readonly cxProtocolError: Stat;
+  readonly cxDestroyLocal: Stat;
+  readonly cxDestroyRemote: Stat;
+  readonly cxDestroyWithActiveRq: Stat;
+  readonly cxDestroyLocalWithActiveRq: Stat;
+  readonly cxDestroyRemoteWithActiveRq: Stat;
+  /** Added from the socket's bytesRead / bytesWritten when the connection closes. */
+  readonly cxRxBytesTotal: Stat;
+  readonly cxTxBytesTotal: Stat;
+  readonly rqPendingTotal: Stat;
+  readonly rqPendingActive: Stat;
+  readonly rqCancelled: Stat;
+}
+
+function detachedStats(): H1PoolStats {
+  const stat = (name: string): Stat => ({ name, kind: 'counter', value: 0 });
+  return {
+    cxConnectTimeout: stat('upstream_cx_connect_timeout'),
+    cxIdleTimeout: stat('upstream_cx_idle_timeout'),
+    cxMaxRequests: stat('upstream_cx_max_requests'),
+    cxMaxDurationReached: stat('upstream_cx_max_duration_reached'),
+    cxProtocolError: stat('upstream_cx_protocol_error'),
+    cxDestroyLocal: stat('upstream_cx_destroy_local'),
+    cxDestroyRemote: stat('upstream_cx_destroy_remote'),
+    cxDestroyWithActiveRq: stat('upstream_cx_destroy_with_active_rq'),
+    cxDestroyLocalWithActiveRq: stat('upstream_cx_destroy_local_with_active_rq'),
+    cxDestroyRemoteWithActiveRq: stat('upstream_cx_destroy_remote_with_active_rq'),
+    cxRxBytesTotal: stat('upstream_cx_rx_bytes_total'),
+    cxTxBytesTotal: stat('upstream_cx_tx_bytes_total'),
+    rqPendingTotal: stat('upstream_rq_pending_total'),
+    rqPendingActive: stat('upstream_rq_pending_active'),
+    rqCancelled: stat('upstream_rq_cancelled'),
+  };
+}
 
 export interface H1PoolOptions {
   /** host[:port] for the Host header of a request that has none. */
@@ -29,6 +71,8 @@ export interface H1PoolOptions {
   readonly maxConnectionDurationMs?: number;
   /** The cluster's upstream_connection_options.tcp_keepalive; without it, no SO_KEEPALIVE (as Envoy). */
   readonly tcpKeepalive?: TcpKeepalive;
+  /** The cluster's stats; without them (a pool of its own), counts go nowhere. */
+  readonly stats?: H1PoolStats;
   /** A connection is established (TLS: after the handshake and the peer check). */
   readonly onConnect?: (socket: Socket) => void;
   /** An established connection closed. */
@@ -51,6 +95,7 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
   readonly maxRequestsPerConnection: number;
   readonly idleTimeoutMs: number;
   readonly maxConnectionDurationMs: number;
+  readonly stats: H1PoolStats;
   closing = false;
   private readonly o: H1PoolOptions;
   private readonly max: number;
@@ -70,6 +115,7 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
     this.idleTimeoutMs = o.idleTimeoutMs;
     this.maxConnectionDurationMs = o.maxConnectionDurationMs ?? 0;
     this.max = Math.max(1, o.maxConnections);
+    this.stats = o.stats ?? detachedStats();
   }
 
   /** Connections open (busy or idle) and being opened. */
@@ -89,6 +135,8 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
     if (c) c.assign(ex);
     else {
       this.queue.push(ex);
+      this.stats.rqPendingTotal.value++;
+      this.stats.rqPendingActive.value++;
       this.grow();
     }
     return true;
@@ -107,6 +155,7 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
     this.destroyed = true;
     const p = this.close();
     const err = new H1PoolError(H1ErrorCode.PoolClosed, 'upstream connection pool destroyed');
+    this.stats.rqPendingActive.value -= this.queue.length;
     for (const ex of this.queue.splice(0)) ex.fail(err);
     for (const c of [...this.conns]) c.destroy(err);
     this.checkDone();
@@ -117,14 +166,18 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
 
   unqueue(ex: H1Exchange): void {
     const i = this.queue.indexOf(ex);
-    if (i >= 0) this.queue.splice(i, 1);
+    if (i >= 0) {
+      this.queue.splice(i, 1);
+      this.stats.rqPendingActive.value--;
+      this.stats.rqCancelled.value++;
+    }
     this.checkDone();
   }
 
   onReusable(c: H1Connection): void {
     // Past max_connection_duration: closed; a queued request gets a new connection (onClosed).
     if (c.expired) return c.destroy();
-    const next = this.queue.shift();
+    const next = this.dequeue();
     if (next) c.assign(next);
     else if (this.closing) c.destroy();
     else {
@@ -134,6 +187,8 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
   }
 
   onClosed(c: H1Connection): void {
+    this.stats.cxRxBytesTotal.value += c.socket.bytesRead;
+    this.stats.cxTxBytesTotal.value += c.socket.bytesWritten;
     this.conns.delete(c);
     const i = this.idle.lastIndexOf(c);
     if (i >= 0) this.idle.splice(i, 1);
@@ -154,10 +209,12 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
       return;
     }
     this.queue.unshift(ex);
+    this.stats.rqPendingTotal.value++;
+    this.stats.rqPendingActive.value++;
     if (this.conns.size + this.connecting < this.max) this.open();
     else {
       const c = this.idle.pop();
-      if (c) c.assign(this.queue.shift()!);
+      if (c) c.assign(this.dequeue()!);
     }
   }
 
@@ -204,7 +261,12 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
     const onReady = (): void => done(undefined);
     socket.once(ready, onReady);
     socket.once('error', done);
-    if (ms > 0) timer = setTimeout(() => done(new H1PoolError(H1ErrorCode.ConnectTimeout, `connect timeout after ${ms} ms`)), ms);
+    if (ms > 0) {
+      timer = setTimeout(() => {
+        this.stats.cxConnectTimeout.value++;
+        done(new H1PoolError(H1ErrorCode.ConnectTimeout, `connect timeout after ${ms} ms`));
+      }, ms);
+    }
   }
 
   private connected(socket: Socket): H1Connection | undefined {
@@ -227,10 +289,16 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
   connectFailed(err: Error): void {
     this.connecting--;
     this.o.onConnectError?.(err);
-    const ex = this.queue.shift();
+    const ex = this.dequeue();
     if (ex) ex.fail(err);
     this.grow();
     this.checkDone();
+  }
+
+  private dequeue(): H1Exchange | undefined {
+    const ex = this.queue.shift();
+    if (ex) this.stats.rqPendingActive.value--;
+    return ex;
   }
 
   private checkDone(): void {

@@ -1,0 +1,276 @@
+// Per-cluster upstream connection stats (Envoy's cluster_stats: upstream_cx_http1_total,
+// _http2_total, _connect_timeout, _idle_timeout, _max_requests, _max_duration_reached,
+// _protocol_error, _destroy_local / _remote / _with_active_rq, _rx/_tx_bytes_total,
+// upstream_rq_pending_total / _active, upstream_rq_cancelled) counted by the HTTP/1.1 pool, the
+// HTTP/2 pool and tcp_proxy, read from the admin port's /stats?format=json and /stats/prometheus.
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import http2 from 'node:http2';
+import net, { type AddressInfo } from 'node:net';
+import { test } from 'node:test';
+import { createAdminHandler } from '../../src/proxy/admin/admin-server.ts';
+import { addr, configure, httpListener, request, routeConfig, startTestRuntime, startUpstream, staticCluster, type Harness } from './harness.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+const HTTP_OPTS = 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
+const TCP_PROXY = 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
+const UPSTREAM_TLS = { name: 'envoy.transport_sockets.tls', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext', sni: 'upstream.test' } };
+
+function protocolOptions(o: Record<string, unknown>): Record<string, unknown> {
+  return { typed_extension_protocol_options: { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': HTTP_OPTS, ...o } } };
+}
+
+/** The runtime's admin handler on 127.0.0.1:0, closed with the test. */
+async function adminPort(t: { after(fn: () => unknown): void }, h: Harness): Promise<number> {
+  const admin = http.createServer(createAdminHandler({ runtime: h.rt, bootstrap: {}, commandLine: [], onQuit: () => undefined, setLogLevel: () => true }));
+  await new Promise<void>((r) => admin.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => admin.close(() => r())));
+  return (admin.address() as AddressInfo).port;
+}
+
+async function get(port: number, path: string): Promise<string> {
+  const r = await request(port, { path });
+  assert.equal(r.status, 200, `${path}: ${r.body}`);
+  return r.body;
+}
+
+/** cluster.<name>.* from /stats?format=json, without the prefix; a stat that does not exist is absent. */
+async function clusterStats(port: number, cluster: string): Promise<Record<string, number>> {
+  const body = JSON.parse(await get(port, `/stats?format=json&filter=${encodeURIComponent(`^cluster\\.${cluster}\\.`)}`)) as { stats: { name: string; value: number }[] };
+  const out: Record<string, number> = {};
+  for (const s of body.stats) out[s.name.slice(`cluster.${cluster}.`.length)] = s.value;
+  return out;
+}
+
+/** Polls until the cluster's stats satisfy `ok`; returns them. */
+function statsWhen(port: number, cluster: string, what: string, ok: (s: Record<string, number>) => boolean): Promise<Record<string, number>> {
+  return waitFor(what, async () => {
+    const s = await clusterStats(port, cluster);
+    return ok(s) ? s : undefined;
+  }, { timeoutMs: 10_000, intervalMs: 20 });
+}
+
+/** A TCP server that accepts and never says a word (a TLS handshake to it never completes). */
+async function silentServer(t: { after(fn: () => unknown): void }): Promise<number> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((s) => {
+    sockets.add(s);
+    s.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => {
+    for (const s of sockets) s.destroy();
+    return new Promise<void>((r) => server.close(() => r()));
+  });
+  return (server.address() as AddressInfo).port;
+}
+
+test('HTTP/1.1: http1_total, bytes, remote closes with and without a request, protocol errors; /stats/prometheus has them', async (t) => {
+  // /close answers and closes its socket; /drop closes the socket without answering; /garbage is not HTTP.
+  const up = await startUpstream('h1', (req, res) => {
+    if (req.url === '/close') {
+      res.end('bye');
+      res.on('finish', () => setTimeout(() => req.socket.destroy(), 20));
+      return true;
+    }
+    if (req.url === '/drop') {
+      req.socket.destroy();
+      return true;
+    }
+    if (req.url === '/garbage') {
+      req.socket.end('NOT HTTP AT ALL\r\n\r\n');
+      return true;
+    }
+    return false;
+  });
+  const h = await startTestRuntime(t, [up]);
+  await configure(h, {
+    clusters: [staticCluster('h1', [up.port])],
+    listeners: [httpListener('l', routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'h1', retry_policy: { num_retries: 0 } } }]))],
+  });
+  const admin = await adminPort(t, h);
+  assert.equal((await request(h.port('l'), { path: '/close' })).status, 200);
+  let s = await statsWhen(admin, 'h1', 'the closed connection counted', (x) => x.upstream_cx_destroy === 1);
+  assert.equal(s.upstream_cx_http1_total, 1);
+  assert.equal(s.upstream_cx_http2_total, 0);
+  assert.equal(s.upstream_cx_destroy_remote, 1, 'the upstream closed it');
+  assert.equal(s.upstream_cx_destroy_local, 0);
+  assert.equal(s.upstream_cx_destroy_with_active_rq, 0);
+  assert.ok(s.upstream_cx_tx_bytes_total > 20, `request bytes counted: ${s.upstream_cx_tx_bytes_total}`);
+  assert.ok(s.upstream_cx_rx_bytes_total > 20, `response bytes counted: ${s.upstream_cx_rx_bytes_total}`);
+
+  assert.equal((await request(h.port('l'), { path: '/drop' })).status, 503);
+  s = await statsWhen(admin, 'h1', 'the dropped connection counted', (x) => x.upstream_cx_destroy === 2);
+  assert.equal(s.upstream_cx_destroy_remote, 2);
+  assert.equal(s.upstream_cx_destroy_with_active_rq, 1);
+  assert.equal(s.upstream_cx_destroy_remote_with_active_rq, 1);
+  assert.equal(s.upstream_cx_destroy_local_with_active_rq, 0);
+
+  assert.equal((await request(h.port('l'), { path: '/garbage' })).status, 502);
+  s = await statsWhen(admin, 'h1', 'the protocol error counted', (x) => x.upstream_cx_destroy === 3);
+  assert.equal(s.upstream_cx_protocol_error, 1);
+  assert.equal(s.upstream_cx_destroy_local_with_active_rq, 1, 'the proxy closed the connection that broke HTTP/1.1');
+
+  const prom = await get(admin, '/stats/prometheus');
+  assert.match(prom, /^envoy_cluster_upstream_cx_http1_total\{envoy_cluster_name="h1"\} 3$/m);
+  assert.match(prom, /^envoy_cluster_upstream_cx_destroy_remote_with_active_rq\{envoy_cluster_name="h1"\} 1$/m);
+  assert.match(prom, /^envoy_cluster_upstream_cx_protocol_error\{envoy_cluster_name="h1"\} 1$/m);
+});
+
+test('HTTP/1.1: idle timeout, max requests per connection and max connection duration close connections locally', async (t) => {
+  const idle = await startUpstream('idle');
+  const maxrq = await startUpstream('maxrq');
+  const aged = await startUpstream('aged');
+  const h = await startTestRuntime(t, [idle, maxrq, aged]);
+  const h1 = { explicit_http_config: { http_protocol_options: {} } };
+  await configure(h, {
+    clusters: [
+      staticCluster('idle', [idle.port], protocolOptions({ ...h1, common_http_protocol_options: { idle_timeout: '0.1s' } })),
+      staticCluster('maxrq', [maxrq.port], protocolOptions({ ...h1, common_http_protocol_options: { max_requests_per_connection: 2 } })),
+      staticCluster('aged', [aged.port], protocolOptions({ ...h1, common_http_protocol_options: { max_connection_duration: '0.1s' } })),
+    ],
+    listeners: [httpListener('l', routeConfig('r', ['idle', 'maxrq', 'aged'].map((c) => ({ match: { prefix: '/' + c }, route: { cluster: c } }))))],
+  });
+  const admin = await adminPort(t, h);
+  assert.equal((await request(h.port('l'), { path: '/idle' })).status, 200);
+  let s = await statsWhen(admin, 'idle', 'the idle connection closed', (x) => x.upstream_cx_destroy === 1);
+  assert.equal(s.upstream_cx_idle_timeout, 1);
+  assert.equal(s.upstream_cx_destroy_local, 1);
+  assert.equal(s.upstream_cx_destroy_remote, 0);
+
+  for (let i = 0; i < 3; i++) assert.equal((await request(h.port('l'), { path: '/maxrq' })).status, 200);
+  s = await clusterStats(admin, 'maxrq');
+  assert.equal(s.upstream_cx_total, 2, 'a second connection after two requests');
+  assert.equal(s.upstream_cx_max_requests, 1);
+  assert.equal(maxrq.connections, 2);
+
+  assert.equal((await request(h.port('l'), { path: '/aged' })).status, 200);
+  s = await statsWhen(admin, 'aged', 'the aged connection closed', (x) => x.upstream_cx_destroy === 1);
+  assert.equal(s.upstream_cx_max_duration_reached, 1);
+  assert.equal(s.upstream_cx_destroy_local, 1);
+  assert.equal(s.upstream_cx_idle_timeout, 0);
+});
+
+test('HTTP/1.1: a request waiting for a connection is pending; one cancelled while waiting counts upstream_rq_cancelled', async (t) => {
+  const held: http.ServerResponse[] = [];
+  const up = await startUpstream('slow', (_req, res) => {
+    held.push(res);
+    return true;
+  });
+  const h = await startTestRuntime(t, [up]);
+  t.after(() => {
+    for (const r of held) r.destroy();
+  });
+  await configure(h, {
+    clusters: [staticCluster('slow', [up.port], { circuit_breakers: { thresholds: [{ max_connections: 1, max_pending_requests: 10 }] } })],
+    listeners: [httpListener('l', routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'slow' } }]))],
+  });
+  const admin = await adminPort(t, h);
+  const first = request(h.port('l'), { path: '/first' });
+  first.catch(() => undefined);
+  await waitFor('the first request upstream', () => (held.length === 1 ? true : undefined), { timeoutMs: 10_000, intervalMs: 10 });
+  // The second waits for the one connection; its client gives up.
+  const agent = new http.Agent();
+  const second = http.get({ port: h.port('l'), host: '127.0.0.1', path: '/second', agent });
+  second.on('error', () => undefined);
+  let s = await statsWhen(admin, 'slow', 'the second request pending', (x) => x.upstream_rq_pending_active === 1);
+  assert.equal(s.upstream_rq_pending_total, 2, 'each request that found no ready connection waited (the first too)');
+  second.destroy();
+  s = await statsWhen(admin, 'slow', 'the pending request cancelled', (x) => x.upstream_rq_pending_active === 0);
+  assert.equal(s.upstream_rq_cancelled, 1);
+  held[0].end('done');
+  assert.equal((await first).status, 200);
+  agent.destroy();
+});
+
+test('connect timeouts: an upstream that never completes the TLS handshake (HTTP/1.1, HTTP/2, TCP)', async (t) => {
+  const port = await silentServer(t);
+  const h = await startTestRuntime(t);
+  const tls = { transport_socket: UPSTREAM_TLS, connect_timeout: '0.2s' };
+  await configure(h, {
+    clusters: [
+      staticCluster('h1', [port], tls),
+      staticCluster('h2', [port], { ...tls, ...protocolOptions({ explicit_http_config: { http2_protocol_options: {} } }) }),
+      staticCluster('tcp', [port], tls),
+    ],
+    listeners: [
+      httpListener('l', routeConfig('r', [{ match: { prefix: '/h2' }, route: { cluster: 'h2', retry_policy: { num_retries: 0 } } }, { match: { prefix: '/' }, route: { cluster: 'h1', retry_policy: { num_retries: 0 } } }])),
+      { name: 't', address: addr(0), filter_chains: [{ filters: [{ name: 'tcp', typed_config: { '@type': TCP_PROXY, stat_prefix: 't', cluster: 'tcp' } }] }] },
+    ],
+  });
+  const admin = await adminPort(t, h);
+  assert.equal((await request(h.port('l'), { path: '/h1' })).status, 503);
+  assert.equal((await request(h.port('l'), { path: '/h2' })).status, 503);
+  const c = net.connect(h.port('t'), '127.0.0.1');
+  c.on('error', () => undefined);
+  await new Promise((r) => c.once('close', r));
+  for (const name of ['h1', 'h2', 'tcp']) {
+    const s = await statsWhen(admin, name, `${name}: the connect timeout counted`, (x) => x.upstream_cx_connect_timeout >= 1);
+    assert.equal(s.upstream_cx_connect_timeout, 1, name);
+    assert.ok(s.upstream_cx_connect_fail >= 1, `${name}: a timeout is a connect failure too`);
+  }
+});
+
+test('HTTP/2: http2_total and bytes at close; HTTP/2 max_connection_duration counts upstream_cx_max_duration_reached', async (t) => {
+  const server = http2.createServer((_req, res) => res.end('h2 ok'));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on('session', (s) => sessions.add(s));
+  t.after(() => {
+    for (const s of sessions) s.destroy();
+    return new Promise<void>((r) => server.close(() => r()));
+  });
+  const port = (server.address() as AddressInfo).port;
+  const h = await startTestRuntime(t);
+  await configure(h, {
+    clusters: [staticCluster('h2', [port], protocolOptions({ explicit_http_config: { http2_protocol_options: {} }, common_http_protocol_options: { max_connection_duration: '0.1s' } }))],
+    listeners: [httpListener('l', routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'h2' } }]))],
+  });
+  const admin = await adminPort(t, h);
+  const r = await request(h.port('l'), { path: '/' });
+  assert.equal(r.status, 200);
+  assert.equal(r.body, 'h2 ok');
+  const s = await statsWhen(admin, 'h2', 'the aged HTTP/2 connection closed', (x) => x.upstream_cx_destroy === 1);
+  assert.equal(s.upstream_cx_http2_total, 1);
+  assert.equal(s.upstream_cx_http1_total, 0);
+  assert.equal(s.upstream_cx_max_duration_reached, 1);
+  assert.ok(s.upstream_cx_tx_bytes_total > 24, `the connection preface and request counted: ${s.upstream_cx_tx_bytes_total}`);
+  assert.ok(s.upstream_cx_rx_bytes_total > 0, `the response counted: ${s.upstream_cx_rx_bytes_total}`);
+});
+
+test('tcp_proxy: upstream connections count destroy (remote, local) and bytes', async (t) => {
+  // Echoes; 'rst' makes it reset the connection (the upstream ends it).
+  const server = net.createServer((s) => {
+    s.on('error', () => undefined);
+    s.on('data', (d) => (d.toString() === 'rst' ? s.resetAndDestroy() : s.write(d)));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => server.close(() => r())));
+  const h = await startTestRuntime(t);
+  await configure(h, {
+    clusters: [staticCluster('tcp', [(server.address() as AddressInfo).port])],
+    listeners: [{ name: 't', address: addr(0), filter_chains: [{ filters: [{ name: 'tcp', typed_config: { '@type': TCP_PROXY, stat_prefix: 't', cluster: 'tcp', idle_timeout: '0.2s' } }] }] }],
+  });
+  const admin = await adminPort(t, h);
+  const roundTrip = async (payload: string, then: 'rst' | 'idle'): Promise<void> => {
+    const c = net.connect(h.port('t'), '127.0.0.1');
+    c.on('error', () => undefined);
+    c.write(payload);
+    const got = await new Promise<string>((r) => c.once('data', (d) => r(d.toString())));
+    assert.equal(got, payload);
+    if (then === 'rst') c.write('rst');
+    await new Promise((r) => (c.destroyed ? r(undefined) : c.once('close', r)));
+  };
+  await roundTrip('hi', 'rst');
+  let s = await statsWhen(admin, 'tcp', 'the first upstream connection closed', (x) => x.upstream_cx_destroy === 1);
+  assert.equal(s.upstream_cx_destroy_remote, 1, 'the upstream reset it');
+  assert.equal(s.upstream_cx_destroy_local, 0);
+  assert.equal(s.upstream_cx_tx_bytes_total, 5);
+  assert.equal(s.upstream_cx_rx_bytes_total, 2);
+  await roundTrip('hello', 'idle');
+  s = await statsWhen(admin, 'tcp', 'the second upstream connection closed', (x) => x.upstream_cx_destroy === 2);
+  assert.equal(s.upstream_cx_destroy_local, 1, 'the idle timeout: the proxy closed the upstream');
+  assert.equal(s.upstream_cx_tx_bytes_total, 10);
+  assert.equal(s.upstream_cx_rx_bytes_total, 7);
+  assert.equal(s.upstream_cx_active, 0);
+});
