@@ -211,7 +211,7 @@ test('connect timeouts: an upstream that never completes the TLS handshake (HTTP
   }
 });
 
-test('HTTP/2: http2_total and bytes at close; HTTP/2 max_connection_duration counts upstream_cx_max_duration_reached', async (t) => {
+test('HTTP/2: http2_total and bytes at close; max_connection_duration and idle_timeout count upstream_cx_max_duration_reached and upstream_cx_idle_timeout', async (t) => {
   const server = http2.createServer((_req, res) => res.end('h2 ok'));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const sessions = new Set<http2.ServerHttp2Session>();
@@ -223,8 +223,11 @@ test('HTTP/2: http2_total and bytes at close; HTTP/2 max_connection_duration cou
   const port = (server.address() as AddressInfo).port;
   const h = await startTestRuntime(t);
   await configure(h, {
-    clusters: [staticCluster('h2', [port], protocolOptions({ explicit_http_config: { http2_protocol_options: {} }, common_http_protocol_options: { max_connection_duration: '0.1s' } }))],
-    listeners: [httpListener('l', routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'h2' } }]))],
+    clusters: [
+      staticCluster('h2', [port], protocolOptions({ explicit_http_config: { http2_protocol_options: {} }, common_http_protocol_options: { max_connection_duration: '0.1s' } })),
+      staticCluster('h2idle', [port], protocolOptions({ explicit_http_config: { http2_protocol_options: {} }, common_http_protocol_options: { idle_timeout: '0.1s' } })),
+    ],
+    listeners: [httpListener('l', routeConfig('r', [{ match: { prefix: '/idle' }, route: { cluster: 'h2idle' } }, { match: { prefix: '/' }, route: { cluster: 'h2' } }]))],
   });
   const admin = await adminPort(t, h);
   const r = await request(h.port('l'), { path: '/' });
@@ -236,6 +239,12 @@ test('HTTP/2: http2_total and bytes at close; HTTP/2 max_connection_duration cou
   assert.equal(s.upstream_cx_max_duration_reached, 1);
   assert.ok(s.upstream_cx_tx_bytes_total > 24, `the connection preface and request counted: ${s.upstream_cx_tx_bytes_total}`);
   assert.ok(s.upstream_cx_rx_bytes_total > 0, `the response counted: ${s.upstream_cx_rx_bytes_total}`);
+  assert.equal(s.upstream_cx_idle_timeout, 0);
+
+  assert.equal((await request(h.port('l'), { path: '/idle' })).status, 200);
+  const idle = await statsWhen(admin, 'h2idle', 'the idle HTTP/2 connection closed', (x) => x.upstream_cx_destroy === 1);
+  assert.equal(idle.upstream_cx_idle_timeout, 1);
+  assert.equal(idle.upstream_cx_max_duration_reached, 0);
 });
 
 test('tcp_proxy: upstream connections count destroy (remote, local) and bytes', async (t) => {

@@ -458,9 +458,10 @@ export class Cluster implements ClusterHandle {
       s.cxHttp2Total.value++;
       s.cxActive.value++;
     });
-    pool.on('disconnect', () => {
+    pool.on('disconnect', (_origin, _targets, err) => {
       s.cxActive.value--;
       s.cxDestroy.value++;
+      if (isUndiciIdleTimeout(err)) s.cxIdleTimeout.value++;
     });
     pool.on('connectionError', (_origin, _targets, err) => {
       s.cxConnectFail.value++;
@@ -525,6 +526,11 @@ function proxyHeaderConnector(proxyHeader: ProxyHeaderOptions, timeoutMs: number
     };
     socket.once('error', onError);
   };
+}
+
+/** undici's close of an HTTP/2 session idle for keepAliveTimeout (the cluster's idle_timeout). */
+function isUndiciIdleTimeout(err: Error): boolean {
+  return (err as { code?: string }).code === 'UND_ERR_INFO' && err.message === 'socket idle timeout';
 }
 
 /** upstream_cx_rx/tx_bytes_total of an HTTP/2 connection, added once when it closes (not as bytes flow). */
