@@ -928,7 +928,6 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
       }
     } else if (retriable && this.retry) info.responseFlags |= ResponseFlag.UpstreamRetryLimitExceeded;
     if (connectFailure) {
-      a.cluster.s.cxConnectFail.value++;
       this.failUpstream(503, ResponseFlag.UpstreamConnectionFailure, 'upstream_reset_before_response_started{connection_failure}', `upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: ${err.message}`);
     } else if (isProtocolError(err)) {
       a.cluster.s.rqRxReset.value++;

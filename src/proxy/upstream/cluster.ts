@@ -375,6 +375,9 @@ export class Cluster implements ClusterHandle {
         s.cxDestroy.value++;
       },
       onConnectError: () => {
+        // Envoy counts a connection when it is created: a failed attempt too.
+        s.cxTotal.value++;
+        s.cxHttp1Total.value++;
         s.cxConnectFail.value++;
       },
     });
@@ -464,6 +467,8 @@ export class Cluster implements ClusterHandle {
       if (isUndiciIdleTimeout(err)) s.cxIdleTimeout.value++;
     });
     pool.on('connectionError', (_origin, _targets, err) => {
+      s.cxTotal.value++;
+      s.cxHttp2Total.value++;
       s.cxConnectFail.value++;
       if ((err as { code?: string }).code === 'UND_ERR_CONNECT_TIMEOUT') s.cxConnectTimeout.value++;
     });
