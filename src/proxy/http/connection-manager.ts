@@ -14,7 +14,6 @@ import { handleTunnel } from './tunnel.ts';
 import { handleH2Tunnel } from './tunnel-h2.ts';
 import { H2Request, H2Response } from './h2-server-stream.ts';
 import { closeWhenIdle } from './h2-idle.ts';
-import { lightenH2StreamTables } from './h2-stream-tables.ts';
 import { recordCodecError } from './codec-error.ts';
 import type { ProxyContext } from '../context.ts';
 import { admitH1, admitH2, watchH1Connection, watchH2Session } from './connection-limits.ts';
@@ -111,7 +110,6 @@ export class ConnectionManager implements NetworkFilter {
     s.on('stream', onH2Stream);
     s.on('session', (session: StatefulSession) => {
       session[kState] = stateOf(session.socket);
-      lightenH2StreamTables(session);
       if (c.h2.connectionWindowSize !== undefined) session.setLocalWindowSize(c.h2.connectionWindowSize);
       this.sessions.add(session);
       session.once('close', () => this.sessions.delete(session));

@@ -10,7 +10,6 @@ import { Readable } from 'node:stream';
 import type { Dispatcher, Pool as PoolClass, buildConnector as BuildConnector } from 'undici';
 import { H2StreamBody, isLentBody } from './h2-stream-body.ts';
 import { lightenAsyncResourceBind } from './async-resource-bind.ts';
-import { lightenH2StreamTables } from '../http/h2-stream-tables.ts';
 import type { TrailerSource, UpstreamDispatchOptions } from './upstream-pool.ts';
 
 /**
@@ -85,17 +84,11 @@ export function undici(): Undici {
     // Requests queued at the connection limit would otherwise wait for another client's drain.
     if ((p[kQueued] as number) > 0) (p[internals.kDrainQueue] as (origin: unknown, targets: unknown[]) => void).call(pool, p[kUrl], [pool]);
   };
-  // Each connection's node:http2 session, whose stream tables would promote its streams (h2-stream-tables.ts).
-  const lightenStreamTables = (_origin: unknown, targets: readonly Dispatcher[]): void => {
-    const session = (targets.at(-1) as unknown as Internal)[kHTTP2Session];
-    if (session) lightenH2StreamTables(session);
-  };
   loaded = {
     Pool: class H2Pool extends Pool {
       constructor(origin: string, options: PoolClass.Options, maxConnectionDurationMs = 0, durationReached?: { value: number }) {
         super(origin, options);
         this.on('connect', sendRequestTrailers);
-        this.on('connect', lightenStreamTables);
         if (maxConnectionDurationMs <= 0) return;
         this.on('connect', (_origin, targets) => {
           const client = targets.at(-1) as PoolClient;
