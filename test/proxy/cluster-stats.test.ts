@@ -284,3 +284,34 @@ test('tcp_proxy: upstream connections count destroy (remote, local) and bytes', 
   assert.equal(s.upstream_cx_rx_bytes_total, 7);
   assert.equal(s.upstream_cx_active, 0);
 });
+
+test('upgrades: a WebSocket tunnel is an upstream connection (total, active while open, destroy and bytes once closed)', async (t) => {
+  const server = http.createServer();
+  server.on('upgrade', (_req, socket: net.Socket) => {
+    socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n');
+    socket.on('data', (d) => socket.write(d));
+    socket.on('end', () => socket.end());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => server.close(() => r())));
+  const h = await startTestRuntime(t);
+  await configure(h, {
+    clusters: [staticCluster('ws', [(server.address() as AddressInfo).port])],
+    listeners: [httpListener('l', routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'ws' } }]), { upgrade_configs: [{ upgrade_type: 'websocket' }] })],
+  });
+  const admin = await adminPort(t, h);
+  const c = net.connect(h.port('l'), '127.0.0.1');
+  c.write('GET /chat HTTP/1.1\r\nhost: ws.test\r\nupgrade: websocket\r\nconnection: upgrade\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n');
+  let got = '';
+  c.on('data', (d) => (got += d.toString()));
+  await waitFor('the 101 through the proxy', () => (got.includes('101') ? true : undefined));
+  c.write('hello');
+  await waitFor('the echo', () => (got.endsWith('hello') ? true : undefined));
+  const open = await clusterStats(admin, 'ws');
+  assert.equal(open.upstream_cx_total, 1);
+  assert.equal(open.upstream_cx_active, 1);
+  c.end();
+  const s = await statsWhen(admin, 'ws', 'the tunnel closed', (x) => x.upstream_cx_destroy === 1);
+  assert.equal(s.upstream_cx_active, 0);
+  assert.ok(s.upstream_cx_tx_bytes_total > 5 && s.upstream_cx_rx_bytes_total > 5, `bytes counted: ${s.upstream_cx_tx_bytes_total} / ${s.upstream_cx_rx_bytes_total}`);
+});

@@ -11,7 +11,7 @@ import type { HeaderMap, RequestHead } from '../filters/filter.ts';
 import { newStreamInfo, tlsPeer, type StreamInfo } from '../stream-info.ts';
 import { ResponseFlag } from '../response-flags.ts';
 import { DiscoveryType } from '../upstream/cluster-config.ts';
-import type { UpstreamHost, Cluster } from '../upstream/cluster.ts';
+import { countBytesAtClose, type UpstreamHost, type Cluster } from '../upstream/cluster.ts';
 import { pipeSockets, type PipeResult } from '../tcp/pipe.ts';
 import { setBufferLimit } from '../network/buffer-limit.ts';
 import { keepaliveOnConnect } from '../network/tcp-keepalive.ts';
@@ -173,18 +173,29 @@ export function openUpstream(t: TunnelTarget, conn: ConnState, info: StreamInfo,
     cb(e as Error, undefined as unknown as net.Socket);
     return;
   }
+  const s = cluster.s;
+  s.cxTotal.value++;
   let settled = false;
-  const timer = setTimeout(() => upstream.destroy(new Error('connect timeout')), cluster.config.connectTimeoutMs);
+  const timer = setTimeout(() => {
+    s.cxConnectTimeout.value++;
+    upstream.destroy(new Error('connect timeout'));
+  }, cluster.config.connectTimeoutMs);
   upstream.once('error', (e) => {
     if (settled) return;
     settled = true;
     clearTimeout(timer);
-    cluster.s.cxConnectFail.value++;
+    s.cxConnectFail.value++;
     cb(e, upstream);
   });
   upstream.once(cluster.config.tls ? 'secureConnect' : 'connect', () => {
     settled = true;
     clearTimeout(timer);
+    s.cxActive.value++;
+    upstream.once('close', () => {
+      s.cxActive.value--;
+      s.cxDestroy.value++;
+    });
+    countBytesAtClose(upstream, s);
     if (upstream instanceof tls.TLSSocket) info.upstreamPeer = tlsPeer(upstream);
     cb(undefined, upstream);
   });

@@ -538,8 +538,8 @@ function isUndiciIdleTimeout(err: Error): boolean {
   return (err as { code?: string }).code === 'UND_ERR_INFO' && err.message === 'socket idle timeout';
 }
 
-/** upstream_cx_rx/tx_bytes_total of an HTTP/2 connection, added once when it closes (not as bytes flow). */
-function countBytesAtClose(socket: Socket, s: ClusterStats): void {
+/** upstream_cx_rx/tx_bytes_total of a connection (HTTP/2, a tunnel's), added once when it closes (not as bytes flow). */
+export function countBytesAtClose(socket: Socket, s: ClusterStats): void {
   socket.once('close', () => {
     s.cxRxBytesTotal.value += socket.bytesRead;
     s.cxTxBytesTotal.value += socket.bytesWritten;
