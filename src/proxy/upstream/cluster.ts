@@ -6,7 +6,7 @@
 import type { Pool as PoolTypes, buildConnector as Connector } from 'undici';
 import { undici } from './undici-pool.ts';
 import type { UpstreamPool } from './upstream-pool.ts';
-import { H1Pool } from './h1-pool/h1-pool.ts';
+import { H1Pool, type H1PoolStats } from './h1-pool/h1-pool.ts';
 import { h1Connector } from './h1-pool/h1-connect.ts';
 import type { Host, Locality } from './host.ts';
 import type { LoadBalancer, LoadBalancerContext } from './lb/load-balancer.ts';
@@ -64,7 +64,8 @@ export class UpstreamHost implements Host {
   }
 }
 
-export interface ClusterStats {
+/** Envoy's cluster stats: those the HTTP/1.1 pool counts (H1PoolStats) and the rest. */
+export interface ClusterStats extends H1PoolStats {
   readonly rqTotal: Stat;
   readonly rqActive: Stat;
   readonly rqCompleted: Stat;
@@ -85,21 +86,6 @@ export interface ClusterStats {
   readonly cxDestroy: Stat;
   readonly cxHttp1Total: Stat;
   readonly cxHttp2Total: Stat;
-  readonly cxConnectTimeout: Stat;
-  readonly cxIdleTimeout: Stat;
-  readonly cxMaxRequests: Stat;
-  readonly cxMaxDurationReached: Stat;
-  readonly cxProtocolError: Stat;
-  readonly cxDestroyLocal: Stat;
-  readonly cxDestroyRemote: Stat;
-  readonly cxDestroyWithActiveRq: Stat;
-  readonly cxDestroyLocalWithActiveRq: Stat;
-  readonly cxDestroyRemoteWithActiveRq: Stat;
-  readonly cxRxBytesTotal: Stat;
-  readonly cxTxBytesTotal: Stat;
-  readonly rqPendingTotal: Stat;
-  readonly rqPendingActive: Stat;
-  readonly rqCancelled: Stat;
   readonly membershipTotal: Stat;
   readonly membershipHealthy: Stat;
   readonly codes: StatusCounters;
