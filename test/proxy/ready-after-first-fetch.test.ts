@@ -6,32 +6,15 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import { edgeGatewayArgs, edgeGatewayYaml } from '../helpers/edge-gateway.ts';
 import { startMeshControlPlane } from '../helpers/mesh-control-plane.ts';
 import { startRigProxy, startRigProxyFromFile } from '../helpers/rig-proxy.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { deadPort, request } from './harness.ts';
 
-const GATEWAY = `
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: { name: gw, namespace: istio-system }
-spec:
-  selector: { istio: ingressgateway }
-  servers: [{ port: { number: 8080, name: http, protocol: HTTP }, hosts: ['*'] }]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: { name: edge, namespace: istio-system }
-spec:
-  hosts: ['*']
-  gateways: [gw]
-  http: [{ directResponse: { status: 200, body: { string: edge } } }]
-`;
-
-function gatewayArgs(port: number): string[] {
-  return ['--mode', 'router', '--namespace', 'istio-system', '--workload-name', 'ingress', '--labels', 'istio=ingressgateway', '--instance-ip', '127.0.0.1', '--interception', 'explicit', '--bind', '127.0.0.1', '--inbound-port', `8080=${port}`];
-}
+const GATEWAY = edgeGatewayYaml('{ directResponse: { status: 200, body: { string: edge } } }');
+const gatewayArgs = (port: number) => edgeGatewayArgs('ingress', port);
 
 test('rig proxy --xds-address: INITIALIZING until its first config, then ready and serving it', async (t) => {
   const unreachable = startRigProxy(t, gatewayArgs(await deadPort()), { xdsPort: await deadPort() });

@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { freePort } from '../../src/local/ports.ts';
 import { waitForPortsFile } from '../../src/local/ports-file.ts';
 import { runRig, spawnRig, stopProcess } from '../helpers/cli.ts';
+import { edgeGatewayArgs, edgeGatewayYaml } from '../helpers/edge-gateway.ts';
 import { FIRST_CONFIG_TIMEOUT_MS, RIG_START_TIMEOUT_MS, startRigProxy } from '../helpers/rig-proxy.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -23,22 +24,7 @@ apiVersion: v1
 kind: Service
 metadata: { name: httpbin, namespace: foo }
 spec: { selector: { app: httpbin }, ports: [{ port: 9080 }] }
----
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: { name: gw, namespace: istio-system }
-spec:
-  selector: { istio: ingressgateway }
-  servers: [{ port: { number: 8080, name: http, protocol: HTTP }, hosts: ['*'] }]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: { name: edge, namespace: istio-system }
-spec:
-  hosts: ['*']
-  gateways: [gw]
-  http: [{ directResponse: { status: 200, body: { string: edge } } }]
-`;
+---${edgeGatewayYaml('{ directResponse: { status: 200, body: { string: edge } } }')}`;
 
 async function curl(version: '--http1.0' | '--http1.1', url: string): Promise<string> {
   const { stdout } = await execCurl('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '10', version, url]).catch(() => ({ stdout: '' }));
@@ -81,7 +67,7 @@ async function startControlPlaneProcess(t: TestContext, pilotHttp10: string | un
 /** An ingress gateway (`rig proxy --mode router`, explicit mode) serving the Gateway's port 8080 on a free port. */
 async function startGateway(t: TestContext, mesh: Mesh, name: string, env?: NodeJS.ProcessEnv): Promise<string> {
   const port = await freePort();
-  const args = ['--mode', 'router', '--namespace', 'istio-system', '--workload-name', name, '--service-account', 'istio-ingressgateway', '--labels', 'istio=ingressgateway', '--instance-ip', '127.0.0.1', '--interception', 'explicit', '--bind', '127.0.0.1', '--inbound-port', `8080=${port}`];
+  const args = edgeGatewayArgs(name, port);
   const proxy = startRigProxy(t, args, { xdsPort: mesh.xds, env });
   await proxy.started();
   const url = `http://127.0.0.1:${port}/`;
