@@ -10,7 +10,7 @@ import { matchRoute, ActionKind, pickWeighted, type Route } from '../routing/rou
 import type { HeaderMap, RequestHead } from '../filters/filter.ts';
 import { newStreamInfo, tlsPeer, type StreamInfo } from '../stream-info.ts';
 import { ResponseFlag } from '../response-flags.ts';
-import { DiscoveryType } from '../upstream/cluster-config.ts';
+import { DiscoveryType, upstreamTcpOptions } from '../upstream/cluster-config.ts';
 import { countBytesAtClose, type UpstreamHost, type Cluster } from '../upstream/cluster.ts';
 import { pipeSockets, type PipeResult } from '../tcp/pipe.ts';
 import { setBufferLimit } from '../network/buffer-limit.ts';
@@ -58,7 +58,7 @@ function pickHost(cluster: Cluster, authority: string, conn: ConnState): Upstrea
 
 function connectUpstream(cluster: Cluster, host: UpstreamHost, conn: ConnState): net.Socket {
   const tlsCtx = cluster.config.tls;
-  const opts = { host: host.address, port: host.port, localAddress: cluster.config.sourceAddress, allowHalfOpen: true };
+  const opts = { ...upstreamTcpOptions(cluster.config, host), allowHalfOpen: true };
   const pp = cluster.config.proxyProtocol;
   const tcp = pp ? connectWithProxyHeader(proxyHeaderFor(pp, conn.info, host.proxyProtocolTlvs), opts) : undefined;
   const socket = tlsCtx ? tlsCtx.connect(conn.ctx.secrets, host, cluster.config.sourceAddress, tcp) : (tcp ?? net.connect(opts));
