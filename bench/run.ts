@@ -33,6 +33,7 @@ const USAGE = `usage: npm run bench -- [options]
   --saturation S          seconds of wrk/h2load per case (default 15)
   --load-processes N      open-loop generator processes on the load core (default 1)
   --profile               also run rig-1hop under --cpu-prof and print the top self-time functions
+  --profile-case ID       profile this case instead of rig-1hop (implies --profile), e.g. h2-rig-1hop
   --out DIR               where to write the result files (default bench/results)
   --worktree              run rig from the working tree's sources (default: a snapshot of the committed HEAD)
   --rev COMMIT            run rig compiled from this commit instead of HEAD (before/after figures)
@@ -77,6 +78,7 @@ async function main(): Promise<void> {
       saturation: { type: 'string' },
       'load-processes': { type: 'string' },
       profile: { type: 'boolean', default: false },
+      'profile-case': { type: 'string' },
       out: { type: 'string' },
       nice: { type: 'string' },
       fifo: { type: 'boolean', default: true },
@@ -113,6 +115,8 @@ async function main(): Promise<void> {
   const only = values.only?.split(',').map((s) => s.trim()).filter(Boolean);
   const unknown = only?.filter((id) => id !== TELEMETRY_COST && !CASES.some((c) => c.id === id));
   if (unknown?.length) throw new Error(`--only: unknown case ${unknown.join(', ')} (known: ${CASES.map((c) => c.id).join(', ')})`);
+  const profiled = values['profile-case'];
+  if (profiled !== undefined && !CASES.some((c) => c.id === profiled)) throw new Error(`--profile-case: unknown case ${profiled} (known: ${CASES.map((c) => c.id).join(', ')})`);
   if (os.availableParallelism() < 2) throw new Error('the benchmark needs 2 cores (servers on core 1, load generator on core 0)');
 
   const settings: MeasureSettings = {
@@ -183,11 +187,11 @@ async function main(): Promise<void> {
   process.stdout.write('\n' + md);
   log(`results: ${files.json}`);
 
-  if (values.profile) {
+  if (values.profile || profiled !== undefined) {
     // V8's sampling profiler thread cannot interrupt a SCHED_FIFO main thread of equal priority on
     // one core (the profile comes out nearly empty): profile at normal priority.
     configureScheduling({ serversFifo: false, niceness: 0 });
-    process.stdout.write('\n' + (await profileCase(settings)));
+    process.stdout.write('\n' + (await profileCase(settings, profiled)));
   }
   const failed = results.filter((r) => r.status === 'failed');
   if (failed.length) {
