@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { forEachLine, LogFile } from './log-output.ts';
+import { guardGroup, releaseGroup } from './orphan-guard.ts';
 import type { Probe } from './probe.ts';
 import type { ProcessState } from './status.ts';
 
@@ -32,7 +33,8 @@ export const BACKOFF_MAX_MS = 30_000;
 /** A process that ran this long before exiting starts its back-off from the beginning again. */
 const STABLE_AFTER_MS = 10_000;
 
-// Every live process group, so that even a crash of `rig up` kills them on the way out.
+// Every live process group, killed on the way out even when `rig up` exits on an error; the
+// orphan guard covers the deaths that run no exit hook, but only after this process is gone.
 const liveGroups = new Set<number>();
 let exitHookInstalled = false;
 
@@ -108,6 +110,7 @@ export class SupervisedProcess extends EventEmitter<{ state: [ProcessState]; exi
     });
     if (child.pid === undefined) return;
     liveGroups.add(child.pid);
+    guardGroup(child.pid);
     const onLine = (line: string) => {
       this.#log.write(line);
       this.#lastLines.push(line);
@@ -133,6 +136,7 @@ export class SupervisedProcess extends EventEmitter<{ state: [ProcessState]; exi
       // Whatever the process left behind in its group goes with it.
       killGroup(child.pid, 'SIGKILL');
       liveGroups.delete(child.pid);
+      releaseGroup(child.pid);
     }
     if (this.#child === child) this.#child = undefined;
     const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;

@@ -4,6 +4,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { after, describe, it } from 'node:test';
 import { freePort } from '../../src/local/ports.ts';
 import { httpProbe } from '../../src/local/probe.ts';
@@ -94,5 +96,26 @@ describe('SupervisedProcess', () => {
     // Give the kernel a moment to reap the grandchild after SIGTERM to its group.
     for (let i = 0; i < 50 && isAlive(grandchild); i++) await new Promise((r) => setTimeout(r, 20));
     assert.equal(isAlive(grandchild), false);
+  });
+
+  it('does not outlive a supervisor killed with SIGKILL: the orphan guard stops its process group', async () => {
+    // The supervisor is a separate node process, so that it can die without running any exit hook.
+    const module = new URL('../../src/local/supervised-process.ts', import.meta.url).href;
+    const script = `
+      import { SupervisedProcess } from ${JSON.stringify(module)};
+      const p = new SupervisedProcess({ name: 'app', command: 'sh', args: ['-c', 'sleep 300 & echo $!; wait'],
+        env: process.env, cwd: ${JSON.stringify(dir)}, logFile: ${JSON.stringify(path.join(dir, 'killed.log'))},
+        print: (line) => console.log(p.pid + ' ' + line) });
+      await p.start();`;
+    const supervisor = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const [out] = (await once(supervisor.stdout!, 'data')) as [Buffer];
+    const [leader, grandchild] = out.toString().trim().split(' ').map(Number);
+    assert.ok(isAlive(leader) && isAlive(grandchild), `app ${leader} and its child ${grandchild} run`);
+    supervisor.kill('SIGKILL');
+    await once(supervisor, 'exit');
+    for (let i = 0; i < 250 && (isAlive(leader) || isAlive(grandchild)); i++) await new Promise((r) => setTimeout(r, 20));
+    const left = [leader, grandchild].filter(isAlive);
+    for (const pid of left) process.kill(pid, 'SIGKILL');
+    assert.deepEqual(left, [], 'processes left running after the supervisor was killed');
   });
 });
