@@ -62,6 +62,11 @@ export function ephemeralRange(): { low: number; high: number } {
   return { low: 49152, high: 65535 };
 }
 
+// Ports freePort handed out lately in this process, not handed out again while their callers may
+// not have bound them yet (the oldest are forgotten first).
+const RECENT_PORTS = 2000;
+const recentlyGiven = new Set<number>();
+
 /**
  * A free port for a process to bind later. Outside the ephemeral range (below it, at most 12768
  * ports from 10000 up, else above it), so that no OS-chosen port or outgoing connection takes it
@@ -75,7 +80,14 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   if (!span) return osChosenPort(host);
   for (let i = 0; i < 20; i++) {
     const port = span.from + Math.floor(Math.random() * (span.to - span.from + 1));
-    if (await portIsFree(host, port)) return port;
+    if (recentlyGiven.has(port)) continue;
+    // Remembered before the probe resolves, so that concurrent callers cannot both get it.
+    recentlyGiven.add(port);
+    if (await portIsFree(host, port)) {
+      if (recentlyGiven.size > RECENT_PORTS) recentlyGiven.delete(recentlyGiven.values().next().value!);
+      return port;
+    }
+    recentlyGiven.delete(port);
   }
   return osChosenPort(host);
 }

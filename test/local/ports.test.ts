@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { PortAllocator, ephemeralRange, portIsFree } from '../../src/local/ports.ts';
+import { PortAllocator, ephemeralRange, freePort, portIsFree } from '../../src/local/ports.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
 /** A probe answering the given ports in turn, as the OS does when a released port is probed again. */
@@ -66,4 +66,11 @@ test('ports come from outside the ephemeral range, where no listen on port 0 or 
     assert.ok(p < low || p > high, `${p} is in the ephemeral range ${low}-${high}`);
     assert.equal(await portIsFree('127.0.0.1', p), true);
   }
+});
+
+test('concurrent freePort calls in one process get distinct ports', async () => {
+  // 500 random picks among ~12768 ports collide with near certainty (birthday bound) unless
+  // freePort remembers what it handed out.
+  const ports = await Promise.all(Array.from({ length: 500 }, () => freePort()));
+  assert.equal(new Set(ports).size, ports.length);
 });
