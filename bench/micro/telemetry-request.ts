@@ -13,6 +13,7 @@ import { otelTracerFactory } from '../../src/proxy/telemetry/otel-tracer.ts';
 import type { ProxyContext } from '../../src/proxy/context.ts';
 import type { FilterCompileContext, RequestHead, ResponseHead, StreamCallbacks } from '../../src/proxy/filters/filter.ts';
 import type { TracerContext } from '../../src/proxy/http/tracer.ts';
+import { DEFAULT_REQUEST_ID } from '../../src/proxy/http/request-id.ts';
 
 const stats = new Stats();
 const ctx = { node: { id: 'sidecar~10.0.0.1~bench-0.default~default.svc.cluster.local', cluster: 'bench', metadata: {} }, stats, clusters: { get: () => undefined }, secrets: undefined, observers: [] } as unknown as ProxyContext;
@@ -26,7 +27,7 @@ const tracing = {
   random_sampling: { value: 1 },
   provider: { name: 'envoy.tracers.opentelemetry', typed_config: { '@type': 'type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig', http_service: { http_uri: { uri: 'http://127.0.0.1:4318/v1/traces', cluster: 'c', timeout: '1s' } }, service_name: 'bench.default' } },
 };
-const tracer = otelTracerFactory.compile(new Reader(tracing, 'tracing', issues), { proxy: ctx, issues, direction: 'inbound' } as unknown as TracerContext);
+const tracer = otelTracerFactory.compile(new Reader(tracing, 'tracing', issues), { proxy: ctx, issues, direction: 'inbound', statPrefix: 'bench_ingress', requestId: DEFAULT_REQUEST_ID } as unknown as TracerContext);
 if (issues.errors.length) throw new Error(issues.errors.join('\n'));
 
 const headers = () => ({ host: 'bench', 'user-agent': 'wrk', accept: '*/*', 'x-request-id': '4f6c7f4e-2a4b-4b8e-9a7e-1d2c3b4a5f60', 'x-forwarded-proto': 'http' });
