@@ -27,14 +27,15 @@ function common(c: ProxyCommon): string[] {
   return [...args, ...(c.extra ?? [])];
 }
 
-// The node id must be unique per proxy: a workload with several replicas names each one.
-function workloadName(replica: ReplicaPlan): string {
-  return replica.replicas > 1 ? replica.name : replica.workload;
+// As in Istio, the replica (pod) names the proxy, unique per proxy and the NAME of `rig status`,
+// while WORKLOAD_NAME, the workload of Istio's metrics, is the same for every replica.
+function workloadFlags(replica: ReplicaPlan): string[] {
+  return ['--workload-name', replica.workload, '--pod-name', replica.name];
 }
 
 /** The node id `rig proxy` makes of these flags (CONTRACTS §2): how the control plane knows the replica's sidecar. */
 export function sidecarNodeId(replica: ReplicaPlan, instanceIp: string): string {
-  return `sidecar~${instanceIp}~${workloadName(replica)}.${replica.namespace}~${replica.namespace}.svc.cluster.local`;
+  return `sidecar~${instanceIp}~${replica.name}.${replica.namespace}~${replica.namespace}.svc.cluster.local`;
 }
 
 /** The replica's readiness, run by the sidecar's agent and reported to the control plane. */
@@ -48,7 +49,7 @@ export function sidecarArgs(replica: ReplicaPlan, ports: ReplicaPorts, c: ProxyC
     'proxy',
     '--mode', 'sidecar',
     '--namespace', replica.namespace,
-    '--workload-name', workloadName(replica),
+    ...workloadFlags(replica),
     '--service-account', replica.serviceAccount,
     '--labels', labelsFlag(replica.labels),
     '--instance-ip', '127.0.0.1',
@@ -73,7 +74,7 @@ export function podSidecarArgs(replica: ReplicaPlan, address: string, c: ProxyCo
     'proxy',
     '--mode', 'sidecar',
     '--namespace', replica.namespace,
-    '--workload-name', workloadName(replica),
+    ...workloadFlags(replica),
     '--service-account', replica.serviceAccount,
     '--labels', labelsFlag(replica.labels),
     '--instance-ip', address,

@@ -99,16 +99,16 @@ describe('rig up', () => {
 
   it('rig proxy-status and proxy-config find the running mesh\'s control plane by themselves', async () => {
     // No Service selects these workloads: each proxy gets listeners and clusters, no routes.
-    const synced = /^echo\.default\s+Kubernetes\s+SYNCED\s+SYNCED\s/m;
+    const synced = /^echo-0\.default\s+Kubernetes\s+SYNCED\s+SYNCED\s/m;
     let last = '';
-    const ps = await waitFor('echo.default listed as SYNCED', async () => {
+    const ps = await waitFor('echo-0.default listed as SYNCED', async () => {
       const r = await mesh.rig(['proxy-status']);
       assert.equal(r.code, 0, r.stderr);
       last = r.stdout;
       return synced.test(r.stdout) ? r : undefined;
     }).catch((err: Error) => assert.fail(`${err.message}; last table:\n${last}`));
-    assert.match(ps.stdout, /^client\.default\s/m);
-    const clusters = await mesh.rig(['proxy-config', 'clusters', 'client.default']);
+    assert.match(ps.stdout, /^client-0\.default\s/m);
+    const clusters = await mesh.rig(['proxy-config', 'clusters', 'client-0.default']);
     assert.equal(clusters.code, 0, clusters.stderr);
     assert.match(clusters.stdout, /^PassthroughCluster\s/m);
   });

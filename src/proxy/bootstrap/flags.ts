@@ -16,6 +16,7 @@ export interface XdsCliOptions {
   mode?: string;
   namespace?: string;
   workloadName?: string;
+  podName?: string;
   serviceAccount?: string;
   labels?: string;
   instanceIp?: string;
@@ -59,7 +60,8 @@ export function addXdsOptions(cmd: Command): Command {
     .option('--xds-tls', 'connect to the control plane over TLS, trusting --ca-root-file (port 15012)')
     .option('--mode <mode>', 'sidecar or router (gateway)', 'sidecar')
     .option('--namespace <ns>', 'workload namespace', 'default')
-    .option('--workload-name <name>', 'workload (pod) name; part of the node id')
+    .option('--workload-name <name>', "workload name (WORKLOAD_NAME: Istio metrics' source_workload / destination_workload)")
+    .option('--pod-name <name>', 'pod (replica) name: names this proxy in its node id, <pod>.<namespace> (default: --workload-name)')
     .option('--service-account <sa>', 'workload service account (its SPIFFE identity)', 'default')
     .option('--labels <k=v,...>', 'workload labels, e.g. app=reviews,version=v1')
     .option('--instance-ip <ip>', 'workload IP (default: 127.0.0.1 in explicit mode, else the first non-loopback IPv4)')
@@ -295,6 +297,8 @@ export function bootstrapFromOptions(opts: XdsCliOptions, env: NodeJS.ProcessEnv
   const workload = opts.workloadName;
   if (!workload) errors.push('--workload-name is required with --xds-address (it names the proxy to the control plane)');
   else if (!NAME.test(workload)) errors.push(`--workload-name: invalid name "${workload}"`);
+  const pod = opts.podName ?? workload;
+  if (opts.podName !== undefined && !NAME.test(opts.podName)) errors.push(`--pod-name: invalid name "${opts.podName}"`);
   const labels = parseLabels(opts.labels, errors);
   const ports = parseWorkloadPorts(opts.workloadPort, errors);
   const explicit = mode === 'sidecar' && interception === 'explicit';
@@ -372,7 +376,7 @@ export function bootstrapFromOptions(opts: XdsCliOptions, env: NodeJS.ProcessEnv
     : undefined;
   return {
     node: {
-      id: `${mode}~${ip}~${workload}.${namespace}~${namespace}.svc.cluster.local`,
+      id: `${mode}~${ip}~${pod}.${namespace}~${namespace}.svc.cluster.local`,
       cluster: `${workload}.${namespace}`,
       metadata,
     },
