@@ -36,9 +36,10 @@ async function get(port: number, path: string): Promise<string> {
 
 /** cluster.<name>.* from /stats?format=json, without the prefix; a stat that does not exist is absent. */
 async function clusterStats(port: number, cluster: string): Promise<Record<string, number>> {
-  const body = JSON.parse(await get(port, `/stats?format=json&filter=${encodeURIComponent(`^cluster\\.${cluster}\\.`)}`)) as { stats: { name: string; value: number }[] };
+  // The last element is Envoy's {"histograms": ...} summary, without a name.
+  const body = JSON.parse(await get(port, `/stats?format=json&filter=${encodeURIComponent(`^cluster\\.${cluster}\\.`)}`)) as { stats: { name?: string; value: number }[] };
   const out: Record<string, number> = {};
-  for (const s of body.stats) out[s.name.slice(`cluster.${cluster}.`.length)] = s.value;
+  for (const s of body.stats) if (s.name !== undefined) out[s.name.slice(`cluster.${cluster}.`.length)] = s.value;
   return out;
 }
 

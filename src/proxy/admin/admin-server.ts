@@ -1,5 +1,5 @@
 // Envoy's admin API (127.0.0.1:15000 by default): /ready, /server_info, /config_dump, /stats
-// (text, ?format=json, ?filter=), /stats/prometheus, /clusters, /listeners, /drain_listeners,
+// (text, ?format=json, ?filter=, ?usedonly; histograms as quantiles), /stats/prometheus, /clusters, /listeners, /drain_listeners,
 // /healthcheck/fail|ok, /logging?level=, /memory, /quitquitquit. Plus the readiness endpoint (15021
 // /healthz/ready) served by a second, tiny server.
 import type http from 'node:http';
@@ -10,6 +10,7 @@ import { configDump } from './config-dump.ts';
 import { memoryReport } from './memory.ts';
 import { HealthFlag } from '../upstream/host.ts';
 import { prometheusText, PROMETHEUS_CONTENT_TYPE } from '../telemetry/prometheus-endpoint.ts';
+import { statsJson, statsText } from './stats-output.ts';
 
 export interface AdminOptions {
   runtime: ProxyRuntime;
@@ -59,6 +60,7 @@ export function createAdminHandler(o: AdminOptions): http.RequestListener {
         return send(res, 200, configDump(rt, o.bootstrap, { includeEds: q.has('include_eds'), resource: q.get('resource') ?? undefined }));
       case '/stats': {
         let stats = rt.stats.all();
+        let histograms = rt.stats.histograms();
         const f = q.get('filter');
         if (f) {
           let re: RegExp;
@@ -68,10 +70,14 @@ export function createAdminHandler(o: AdminOptions): http.RequestListener {
             return send(res, 400, `invalid filter regex: ${(e as Error).message}\n`);
           }
           stats = stats.filter((s) => re.test(s.name));
+          histograms = histograms.filter((h) => re.test(h.name));
         }
-        if (q.has('usedonly')) stats = stats.filter((s) => s.value !== 0);
-        if (json) return send(res, 200, { stats: stats.map((s) => ({ name: s.name, value: s.value })) });
-        return send(res, 200, stats.map((s) => `${s.name}: ${s.value}`).join('\n') + '\n');
+        if (q.has('usedonly')) {
+          stats = stats.filter((s) => s.value !== 0);
+          histograms = histograms.filter((h) => h.count !== 0);
+        }
+        if (json) return send(res, 200, statsJson(stats, histograms));
+        return send(res, 200, statsText(stats, histograms));
       }
       case '/stats/prometheus':
         // Envoy stats, Istio's standard metrics and process metrics (src/proxy/telemetry).

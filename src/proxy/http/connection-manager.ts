@@ -142,8 +142,10 @@ export class ConnectionManager implements NetworkFilter {
     };
     stats.cxTotal.value++;
     stats.cxActive.value++;
+    const openedAt = performance.now();
     socket.once('close', () => {
       stats.cxActive.value--;
+      stats.cxLengthMs.recordSince(openedAt);
     });
     const codec = this.config.codec;
     if (codec === 'HTTP2' || (codec === 'AUTO' && conn.alpn === 'h2')) return this.toH2(socket);

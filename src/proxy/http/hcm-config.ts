@@ -9,7 +9,7 @@ import { compileRouteConfig } from '../routing/route-config.ts';
 import type { RouteHolder } from '../context.ts';
 import { compileAccessLogs, type AccessLogger } from '../access-log/access-log.ts';
 import { compileTracer, type Tracer } from './tracer.ts';
-import { StatusCounters, type Stat } from '../stats/stats.ts';
+import { StatusCounters, type Histogram, type Stat } from '../stats/stats.ts';
 import { compileInternalAddresses, type InternalAddresses } from './header-sanitizing.ts';
 import { compileLocalReplyConfig, type LocalReplyConfig } from './local-reply.ts';
 import { readConnectionLimits, type ConnectionLimits } from './connection-limits.ts';
@@ -43,6 +43,10 @@ export interface HcmStats {
   readonly noCluster: Stat;
   readonly rqDirectResponse: Stat;
   readonly rqRedirect: Stat;
+  /** downstream_rq_time: stream start to its end (response sent, or reset), ms. */
+  readonly rqTime: Histogram;
+  /** downstream_cx_length_ms: connection accepted to closed. */
+  readonly cxLengthMs: Histogram;
 }
 
 export interface HcmConfig {
@@ -71,6 +75,8 @@ export interface HcmConfig {
   readonly strictCheckHeaders: readonly string[];
   /** The router's respect_expected_rq_timeout: an internal request's x-envoy-expected-rq-timeout-ms is its timeout. */
   readonly respectExpectedRqTimeout: boolean;
+  /** The router's dynamic_stats (default on): cluster.<name>.upstream_rq_time is recorded. */
+  readonly dynamicStats: boolean;
   readonly streamIdleTimeoutMs: number;
   /** common_http_protocol_options.max_stream_duration: a stream lasting longer is ended (0: none). */
   readonly maxStreamDurationMs: number;
@@ -149,6 +155,7 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
   let suppressEnvoyHeaders = false;
   let strictCheckHeaders: readonly string[] = [];
   let respectExpectedRqTimeout = false;
+  let dynamicStats = true;
   fl.forEach((f, i) => {
     const name = f.str('name');
     const tc = f.obj('typed_config');
@@ -165,6 +172,7 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
         suppressEnvoyHeaders = tc.bool('suppress_envoy_headers', false);
         strictCheckHeaders = readStrictCheckHeaders(tc);
         respectExpectedRqTimeout = tc.bool('respect_expected_rq_timeout', false);
+        dynamicStats = tc.bool('dynamic_stats', true);
         readRouterExtras(tc);
       }
       return;
@@ -276,6 +284,8 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
     noCluster: s.counter(p + 'no_cluster'),
     rqDirectResponse: s.counter(p + 'rq_direct_response'),
     rqRedirect: s.counter(p + 'rq_redirect'),
+    rqTime: s.histogram(p + 'downstream_rq_time'),
+    cxLengthMs: s.histogram(p + 'downstream_cx_length_ms'),
   };
   const config: HcmConfig = {
     statPrefix,
@@ -298,6 +308,7 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
     suppressEnvoyHeaders,
     strictCheckHeaders,
     respectExpectedRqTimeout,
+    dynamicStats,
     streamIdleTimeoutMs: r.durationMs('stream_idle_timeout', 300_000),
     maxStreamDurationMs,
     requestTimeoutMs: r.durationMs('request_timeout', 0),
@@ -331,8 +342,6 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
 
 /** Router fields rig has no counterpart for: quiet at Envoy's defaults, warned by path otherwise. */
 function readRouterExtras(tc: Reader): void {
-  // Per-cluster timing stats rig does not keep either way (Envoy's default: on).
-  tc.accept('dynamic_stats');
   if (tc.bool('start_child_span', false)) tc.issues.warn(tc.at('start_child_span'), 'start_child_span is not supported and is ignored: upstream calls get no span of their own');
   if (tc.objs('upstream_log').length) tc.issues.warn(tc.at('upstream_log'), 'upstream_log is not supported and is ignored: use the connection manager access_log (one entry per request)');
   tc.done();

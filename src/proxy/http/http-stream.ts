@@ -896,6 +896,9 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     } else if (this.grpcTrailers && toClient) this.res.addTrailers(this.grpcTrailers);
     this.res.end();
     this.finish();
+    // upstream_rq_time, on finish()'s clock reading. Envoy times it from the downstream request's
+    // end; here from routing (the same for a request without a body).
+    if (this.conn.hcm.dynamicStats) a.cluster.s.rqTime.record(info.startMonotonic + info.durationMs! - this.upstreamStart);
   }
 
   onAttemptError(a: UpstreamRequest, err: Error): void {
@@ -1161,6 +1164,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     hcm.stats.rqActive.value--;
     const info = this.streamInfo;
     info.durationMs = performance.now() - info.startMonotonic;
+    hcm.stats.rqTime.record(info.durationMs);
     if (info.responseCode) hcm.stats.codes.record(info.responseCode);
     if (this.cluster) this.cluster.s.rqCompleted.value++;
     const fs = this.filters;

@@ -11,7 +11,7 @@ import type { HeaderMap, RequestHead } from '../filters/filter.ts';
 import { newStreamInfo, tlsPeer, type StreamInfo } from '../stream-info.ts';
 import { ResponseFlag } from '../response-flags.ts';
 import { DiscoveryType, upstreamTcpOptions } from '../upstream/cluster-config.ts';
-import { countBytesAtClose, type UpstreamHost, type Cluster } from '../upstream/cluster.ts';
+import { countConnection, type UpstreamHost, type Cluster } from '../upstream/cluster.ts';
 import { pipeSockets, type PipeResult } from '../tcp/pipe.ts';
 import { setBufferLimit } from '../network/buffer-limit.ts';
 import { keepaliveOnConnect } from '../network/tcp-keepalive.ts';
@@ -175,6 +175,7 @@ export function openUpstream(t: TunnelTarget, conn: ConnState, info: StreamInfo,
   }
   const s = cluster.s;
   s.cxTotal.value++;
+  const openedAt = performance.now();
   let settled = false;
   const timer = setTimeout(() => {
     s.cxConnectTimeout.value++;
@@ -195,7 +196,7 @@ export function openUpstream(t: TunnelTarget, conn: ConnState, info: StreamInfo,
       s.cxActive.value--;
       s.cxDestroy.value++;
     });
-    countBytesAtClose(upstream, s);
+    countConnection(upstream, s, openedAt);
     if (upstream instanceof tls.TLSSocket) info.upstreamPeer = tlsPeer(upstream);
     cb(undefined, upstream);
   });

@@ -18,13 +18,14 @@ import type { ProxyContext } from '../context.ts';
 import type { ConnectionInfo } from '../filters/filter.ts';
 import type { DownstreamConnection } from '../network/network-filter.ts';
 import { spiffeId, parseSans } from '../tls/tls-context.ts';
-import type { Stat } from '../stats/stats.ts';
+import type { Histogram, Stat } from '../stats/stats.ts';
 import { setBufferLimit } from '../network/buffer-limit.ts';
 
 interface ListenerStats {
   cxTotal: Stat;
   cxActive: Stat;
   noChain: Stat;
+  cxLengthMs: Histogram;
 }
 
 /**
@@ -55,7 +56,7 @@ export class ActiveListener {
     this.manager = manager;
     const p = `listener.${config.statPrefix || `${config.address}_${config.port}`}.`;
     const s = manager.ctx.stats;
-    this.stats = { cxTotal: s.counter(p + 'downstream_cx_total'), cxActive: s.gauge(p + 'downstream_cx_active'), noChain: s.counter(p + 'no_filter_chain_match') };
+    this.stats = { cxTotal: s.counter(p + 'downstream_cx_total'), cxActive: s.gauge(p + 'downstream_cx_active'), noChain: s.counter(p + 'no_filter_chain_match'), cxLengthMs: s.histogram(p + 'downstream_cx_length_ms') };
   }
 
   /** Resolves after the first attempt (bound, or failed: an address in use is then retried). */
@@ -294,8 +295,10 @@ export class ListenerManager {
     l.stats.cxTotal.value++;
     l.stats.cxActive.value++;
     this.sockets.add(socket);
+    const acceptedAt = performance.now();
     socket.once('close', () => {
       l.stats.cxActive.value--;
+      l.stats.cxLengthMs.recordSince(acceptedAt);
       this.sockets.delete(socket);
     });
     socket.on('error', () => undefined);

@@ -1,6 +1,7 @@
-// Envoy-style stats: named counters and gauges ("cluster.<name>.upstream_rq_total"). Components
-// look each stat up once, when their config is compiled, and bump the returned object on the
-// request path (`c.value++`): no string building or map lookup per request.
+// Envoy-style stats: named counters, gauges ("cluster.<name>.upstream_rq_total") and histograms
+// ("cluster.<name>.upstream_rq_time"). Components look each stat up once, when their config is
+// compiled, and bump the returned object on the request path (`c.value++`, `h.record(ms)`): no
+// string building or map lookup per request.
 
 export interface Stat {
   readonly name: string;
@@ -8,8 +9,13 @@ export interface Stat {
   value: number;
 }
 
+/** Envoy's stats_flush_interval default: the length of a histogram's "interval". */
+const FLUSH_INTERVAL_MS = 5000;
+
 export class Stats {
   private readonly byName = new Map<string, Stat>();
+  private readonly histogramsByName = new Map<string, Histogram>();
+  private flushTimer: NodeJS.Timeout | undefined;
 
   counter(name: string): Stat {
     return this.get(name, 'counter');
@@ -17,6 +23,21 @@ export class Stats {
 
   gauge(name: string): Stat {
     return this.get(name, 'gauge');
+  }
+
+  histogram(name: string): Histogram {
+    let h = this.histogramsByName.get(name);
+    if (!h) {
+      h = new Histogram(name);
+      this.histogramsByName.set(name, h);
+      if (!this.flushTimer) this.flushTimer = setInterval(flushAll, FLUSH_INTERVAL_MS, this.histogramsByName).unref();
+    }
+    return h;
+  }
+
+  /** All histograms sorted by name. */
+  histograms(): Histogram[] {
+    return [...this.histogramsByName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   private get(name: string, kind: Stat['kind']): Stat {
@@ -36,7 +57,138 @@ export class Stats {
   /** Removes stats under a prefix (a cluster or listener that went away). */
   removePrefix(prefix: string): void {
     for (const k of this.byName.keys()) if (k.startsWith(prefix)) this.byName.delete(k);
+    for (const k of this.histogramsByName.keys()) if (k.startsWith(prefix)) this.histogramsByName.delete(k);
   }
+}
+
+function flushAll(hs: Map<string, Histogram>): void {
+  for (const h of hs.values()) h.flush();
+}
+
+/** Envoy's default histogram bucket bounds (stats_config histogram_bucket_settings unset), ms. */
+export const DEFAULT_BUCKETS: readonly number[] = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000];
+
+/** The quantiles /stats prints for each histogram, in percent (Envoy's supported_quantiles). */
+export const SUPPORTED_QUANTILES: readonly number[] = [0, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 100];
+
+// Integer values below this find their bucket by one table read; larger ones by binary search.
+const INDEX_TABLE_SIZE = 1024;
+
+function bucketIndex(bounds: readonly number[], v: number): number {
+  let lo = 0;
+  let hi = bounds.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (bounds[mid] < v) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** The bucket of each integer 0..INDEX_TABLE_SIZE-1 (first bound >= value; bounds.length past the last). */
+function indexTable(bounds: readonly number[]): Uint8Array {
+  const t = new Uint8Array(INDEX_TABLE_SIZE);
+  for (let v = 0; v < INDEX_TABLE_SIZE; v++) t[v] = bucketIndex(bounds, v);
+  return t;
+}
+
+const DEFAULT_TABLE = indexTable(DEFAULT_BUCKETS);
+
+/** A histogram's counts at one moment: per bucket (the last one past the largest bound), count and sum. */
+export interface HistogramSnapshot {
+  readonly counts: Float64Array;
+  readonly count: number;
+  readonly sum: number;
+}
+
+/**
+ * Envoy's histogram: values (integers, as Envoy records them: a duration is whole milliseconds)
+ * counted in fixed buckets, with their count and sum. `record` allocates nothing: the bucket comes
+ * from a precomputed table (binary search past it). "Cumulative" is everything recorded; "interval"
+ * is what the last completed flush interval recorded (Stats.flushHistograms, every
+ * stats_flush_interval), as in Envoy.
+ */
+export class Histogram {
+  readonly name: string;
+  readonly kind = 'histogram';
+  readonly bounds: readonly number[];
+  private readonly table: Uint8Array;
+  /** Per bucket: counts[i] values <= bounds[i] (and > bounds[i-1]); counts[bounds.length] the rest. */
+  readonly counts: Float64Array;
+  count = 0;
+  sum = 0;
+  min = Infinity;
+  max = -Infinity;
+  // Cumulative counts at the last two flushes: interval = the difference.
+  private flushed: HistogramSnapshot;
+  private interval: HistogramSnapshot;
+
+  constructor(name: string, bounds: readonly number[] = DEFAULT_BUCKETS) {
+    this.name = name;
+    this.bounds = bounds;
+    this.table = bounds === DEFAULT_BUCKETS ? DEFAULT_TABLE : indexTable(bounds);
+    this.counts = new Float64Array(bounds.length + 1);
+    this.flushed = { counts: new Float64Array(bounds.length + 1), count: 0, sum: 0 };
+    this.interval = this.flushed;
+  }
+
+  record(value: number): void {
+    const v = value > 0 ? Math.floor(value) : 0;
+    this.counts[v < INDEX_TABLE_SIZE ? this.table[v] : bucketIndex(this.bounds, v)]++;
+    this.count++;
+    this.sum += v;
+    if (v < this.min) this.min = v;
+    if (v > this.max) this.max = v;
+  }
+
+  /** Records the milliseconds since `start` (a performance.now() reading). */
+  recordSince(start: number): void {
+    this.record(performance.now() - start);
+  }
+
+  /** Ends a flush interval: what was recorded since the previous one becomes the interval. */
+  flush(): void {
+    const prev = this.flushed;
+    const counts = new Float64Array(this.counts.length);
+    for (let i = 0; i < counts.length; i++) counts[i] = this.counts[i] - prev.counts[i];
+    this.interval = { counts, count: this.count - prev.count, sum: this.sum - prev.sum };
+    this.flushed = { counts: this.counts.slice(), count: this.count, sum: this.sum };
+  }
+
+  /** Quantiles (0..100) of everything recorded; NaN without values. */
+  cumulativeQuantiles(qs: readonly number[] = SUPPORTED_QUANTILES): number[] {
+    return qs.map((q) => quantile(this.bounds, this.counts, this.count, q / 100, this.min, this.max));
+  }
+
+  /** Quantiles (0..100) of the last flush interval; NaN when it recorded nothing. */
+  intervalQuantiles(qs: readonly number[] = SUPPORTED_QUANTILES): number[] {
+    const iv = this.interval;
+    return qs.map((q) => quantile(this.bounds, iv.counts, iv.count, q / 100, 0, Infinity));
+  }
+}
+
+/**
+ * The q-quantile, interpolated linearly inside its bucket, the bucket's range narrowed to the
+ * smallest and largest value recorded. (Envoy computes quantiles on a log-linear histogram kept
+ * beside the buckets; these are exact to the bucket, and exact for the extremes.)
+ */
+function quantile(bounds: readonly number[], counts: Float64Array, total: number, q: number, min: number, max: number): number {
+  if (total === 0) return NaN;
+  const rank = q * total;
+  let before = 0;
+  for (let i = 0; i < counts.length; i++) {
+    const c = counts[i];
+    if (c === 0 || (before + c < rank && i < counts.length - 1)) {
+      before += c;
+      continue;
+    }
+    const lower = Math.max(i === 0 ? 0 : bounds[i - 1], min);
+    // Past the largest bound: up to the largest value, or (not known) the bound itself.
+    const upper = Math.min(i < bounds.length ? bounds[i] : max === Infinity ? bounds[i - 1] : max, max);
+    if (upper <= lower) return upper;
+    return lower + ((upper - lower) * Math.max(rank - before, 0)) / c;
+  }
+  return NaN;
 }
 
 /** Per-status-code counters (`<prefix>upstream_rq_200`, `<prefix>upstream_rq_2xx`), created on first use. */

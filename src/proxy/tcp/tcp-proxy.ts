@@ -133,6 +133,7 @@ class TcpProxy implements NetworkFilter {
       }
       host.activeRequests++;
       cluster.s.cxTotal.value++;
+      const openedAt = performance.now();
       const timer = setTimeout(() => {
         cluster.s.cxConnectTimeout.value++;
         up.destroy(new Error('connect timeout'));
@@ -157,6 +158,7 @@ class TcpProxy implements NetworkFilter {
         connected = true;
         clearTimeout(timer);
         cluster.s.cxActive.value++;
+        cluster.s.cxConnectMs.recordSince(openedAt);
         for (const h of cluster.hooks) h.onResult?.(host, UpstreamOutcome.Success, 0);
         if (tlsCtx) {
           const principal = spiffeId((up as tls.TLSSocket).getPeerCertificate());
@@ -169,7 +171,7 @@ class TcpProxy implements NetworkFilter {
           if (!ok) info.responseFlags |= ResponseFlag.UpstreamConnectionTermination;
           if (ok && !socket.destroyed && !up.destroyed) return relay();
           host.activeRequests--;
-          closedUpstream(cluster.s, up, up.destroyed);
+          closedUpstream(cluster.s, up, up.destroyed, openedAt);
           for (const h of cluster.hooks) h.connectionClosed?.(host);
           up.destroy();
           socket.destroy();
@@ -181,7 +183,7 @@ class TcpProxy implements NetworkFilter {
         const pipe = pipeSockets(socket, up, c.idleTimeoutMs, (r) => {
           if (durationTimer) clearTimeout(durationTimer);
           host.activeRequests--;
-          closedUpstream(cluster.s, up, r.reason === 'b' || r.reason.startsWith('upstream'));
+          closedUpstream(cluster.s, up, r.reason === 'b' || r.reason.startsWith('upstream'), openedAt);
           for (const h of cluster.hooks) h.connectionClosed?.(host);
           info.bytesReceived = r.aToB;
           info.bytesSent = r.bToA;
@@ -207,8 +209,9 @@ class TcpProxy implements NetworkFilter {
   }
 }
 
-/** An established upstream connection closed: remote when the upstream ended or broke it; bytes read at close. */
-function closedUpstream(s: ClusterStats, up: net.Socket, remote: boolean): void {
+/** An established upstream connection (made at `openedAt`) closed: remote when the upstream ended or broke it; bytes read at close. */
+function closedUpstream(s: ClusterStats, up: net.Socket, remote: boolean, openedAt: number): void {
+  s.cxLengthMs.recordSince(openedAt);
   s.cxActive.value--;
   s.cxDestroy.value++;
   if (remote) s.cxDestroyRemote.value++;

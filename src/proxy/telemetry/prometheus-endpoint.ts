@@ -42,6 +42,26 @@ export function envoyStatsText(stats: Stats): string {
   }
   let out = '';
   for (const [name, g] of groups) out += `# TYPE ${name} ${g.kind}\n${g.lines.join('\n')}\n`;
+  return out + envoyHistogramsText(stats);
+}
+
+/** Envoy's histograms: cumulative `_bucket{le=...}` series (bounds in ms, then +Inf), `_sum` and `_count`. */
+function envoyHistogramsText(stats: Stats): string {
+  const groups = new Map<string, string>();
+  for (const h of stats.histograms()) {
+    const p = promName(h.name);
+    const tags = p.labels ? p.labels.slice(1, -1) + ',' : '';
+    let lines = '';
+    let n = 0;
+    for (let i = 0; i < h.bounds.length; i++) {
+      n += h.counts[i];
+      lines += `${p.name}_bucket{${tags}le="${h.bounds[i]}"} ${n}\n`;
+    }
+    lines += `${p.name}_bucket{${tags}le="+Inf"} ${h.count}\n${p.name}_sum${p.labels} ${h.sum}\n${p.name}_count${p.labels} ${h.count}\n`;
+    groups.set(p.name, (groups.get(p.name) ?? '') + lines);
+  }
+  let out = '';
+  for (const [name, lines] of groups) out += `# TYPE ${name} histogram\n${lines}`;
   return out;
 }
 

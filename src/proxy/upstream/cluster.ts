@@ -12,7 +12,7 @@ import type { Host, Locality } from './host.ts';
 import type { LoadBalancer, LoadBalancerContext } from './lb/load-balancer.ts';
 import type { ClusterConfig, EndpointSpec } from './cluster-config.ts';
 import { clusterHookFactories, type ClusterHandle, type ClusterHook } from './cluster-hooks.ts';
-import { StatusCounters, type Stat, type Stats } from '../stats/stats.ts';
+import { StatusCounters, type Histogram, type Stat, type Stats } from '../stats/stats.ts';
 import type { Issues } from '../config/reader.ts';
 import { NEVER, type FractionalPercent } from '../config/fractional-percent.ts';
 import type { SecretStore } from '../tls/secrets.ts';
@@ -89,6 +89,8 @@ export interface ClusterStats extends H1PoolStats {
   readonly membershipTotal: Stat;
   readonly membershipHealthy: Stat;
   readonly codes: StatusCounters;
+  /** Downstream request complete (here: routed) to upstream response complete, ms. */
+  readonly rqTime: Histogram;
 }
 
 const NO_BALANCER: LoadBalancer = { pick: () => undefined };
@@ -159,6 +161,9 @@ export class Cluster implements ClusterHandle {
       rqPendingTotal: stats.counter(p + 'upstream_rq_pending_total'),
       rqPendingActive: stats.gauge(p + 'upstream_rq_pending_active'),
       rqCancelled: stats.counter(p + 'upstream_rq_cancelled'),
+      cxConnectMs: stats.histogram(p + 'upstream_cx_connect_ms'),
+      cxLengthMs: stats.histogram(p + 'upstream_cx_length_ms'),
+      rqTime: stats.histogram(p + 'upstream_rq_time'),
       membershipTotal: stats.gauge(p + 'membership_total'),
       membershipHealthy: stats.gauge(p + 'membership_healthy'),
       codes: new StatusCounters(stats, p + 'upstream_rq_'),
@@ -400,12 +405,13 @@ export class Cluster implements ClusterHandle {
         }
         // SNI comes from the transport socket (or the host name), never from the request's Host
         // header, which undici would otherwise use (Envoy does that only with auto_sni).
+        const openedAt = performance.now();
         inner({ ...opts, servername }, (...args) => {
           if (args[1]) {
             host.tlsPeer = tlsPeer(args[1] as TLSSocket);
             markUpstreamH2Socket(args[1]);
             if (cfg.tcpKeepalive) setTcpKeepalive(args[1] as Socket, cfg.tcpKeepalive);
-            countBytesAtClose(args[1] as Socket, s);
+            countConnection(args[1] as Socket, s, openedAt);
           }
           cb(...args);
         });
@@ -414,15 +420,17 @@ export class Cluster implements ClusterHandle {
       // keepAlive: false: no SO_KEEPALIVE without tcp_keepalive, as Envoy (undici's default is on after 60 s).
       const h2c = { timeout: cfg.connectTimeoutMs, allowH2: true, useH2c: true, keepAlive: false };
       const plain = proxyHeader ? proxyHeaderConnector(proxyHeader, cfg.connectTimeoutMs) : buildConnector(h2c);
-      connect = (opts, cb) =>
+      connect = (opts, cb) => {
+        const openedAt = performance.now();
         plain(opts, (...args) => {
           if (args[1]) {
             markUpstreamH2Socket(args[1]);
             if (cfg.tcpKeepalive) setTcpKeepalive(args[1] as Socket, cfg.tcpKeepalive);
-            countBytesAtClose(args[1] as Socket, s);
+            countConnection(args[1] as Socket, s, openedAt);
           }
           cb(...args);
         });
+      };
     }
     watchUpstreamH2Resets();
     const pool = new Pool(`${tls ? 'https' : 'http'}://${host.key}`, {
@@ -524,9 +532,15 @@ function isUndiciIdleTimeout(err: Error): boolean {
   return (err as { code?: string }).code === 'UND_ERR_INFO' && err.message === 'socket idle timeout';
 }
 
-/** upstream_cx_rx/tx_bytes_total of a connection (HTTP/2, a tunnel's), added once when it closes (not as bytes flow). */
-export function countBytesAtClose(socket: Socket, s: ClusterStats): void {
+/**
+ * A connection (HTTP/2, a tunnel's) made at `openedAt` (performance.now()) just connected:
+ * upstream_cx_connect_ms now; upstream_cx_length_ms and upstream_cx_rx/tx_bytes_total when it
+ * closes (not as bytes flow).
+ */
+export function countConnection(socket: Socket, s: ClusterStats, openedAt: number): void {
+  s.cxConnectMs.recordSince(openedAt);
   socket.once('close', () => {
+    s.cxLengthMs.recordSince(openedAt);
     s.cxRxBytesTotal.value += socket.bytesRead;
     s.cxTxBytesTotal.value += socket.bytesWritten;
   });

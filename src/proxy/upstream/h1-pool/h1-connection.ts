@@ -68,6 +68,8 @@ export class H1Connection {
   private bodyLeft = 0;
   private readingPaused = false;
   private eof = false;
+  /** performance.now() when the pool began to connect (upstream_cx_length_ms). */
+  openedAt = 0;
 
   constructor(socket: Socket, pool: ConnectionPool) {
     this.socket = socket;

@@ -9,7 +9,7 @@ import { H1Connection, type ConnectionPool } from './h1-connection.ts';
 import { H1ErrorCode, H1PoolError } from './h1-errors.ts';
 import { H1Exchange, type ExchangeOwner } from './h1-exchange.ts';
 import { setTcpKeepalive, type TcpKeepalive } from '../../network/tcp-keepalive.ts';
-import type { Stat } from '../../stats/stats.ts';
+import { Histogram, type Stat } from '../../stats/stats.ts';
 
 /** The cluster's stats (cluster.ts) this pool and its connections count, as Envoy's HTTP/1.1 pool does. */
 export interface H1PoolStats {
@@ -29,6 +29,10 @@ export interface H1PoolStats {
   readonly rqPendingTotal: Stat;
   readonly rqPendingActive: Stat;
   readonly rqCancelled: Stat;
+  /** Connect started to connected (TLS handshake included), ms. */
+  readonly cxConnectMs: Histogram;
+  /** Connect started to closed, ms. */
+  readonly cxLengthMs: Histogram;
 }
 
 function detachedStats(): H1PoolStats {
@@ -49,6 +53,8 @@ function detachedStats(): H1PoolStats {
     rqPendingTotal: stat('upstream_rq_pending_total'),
     rqPendingActive: stat('upstream_rq_pending_active'),
     rqCancelled: stat('upstream_rq_cancelled'),
+    cxConnectMs: new Histogram('upstream_cx_connect_ms'),
+    cxLengthMs: new Histogram('upstream_cx_length_ms'),
   };
 }
 
@@ -187,6 +193,7 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
   }
 
   onClosed(c: H1Connection): void {
+    this.stats.cxLengthMs.recordSince(c.openedAt);
     this.stats.cxRxBytesTotal.value += c.socket.bytesRead;
     this.stats.cxTxBytesTotal.value += c.socket.bytesWritten;
     this.conns.delete(c);
@@ -227,6 +234,7 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
 
   private open(): void {
     this.connecting++;
+    const openedAt = performance.now();
     let socket: Socket;
     // Bytes before the connection is set up (a server that speaks first) are unsolicited.
     let conn: H1Connection | undefined;
@@ -256,7 +264,7 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
         socket.on('error', noop);
         socket.destroy();
         this.connectFailed(err);
-      } else conn = this.connected(socket);
+      } else conn = this.connected(socket, openedAt);
     };
     const onReady = (): void => done(undefined);
     socket.once(ready, onReady);
@@ -269,7 +277,7 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
     }
   }
 
-  private connected(socket: Socket): H1Connection | undefined {
+  private connected(socket: Socket, openedAt: number): H1Connection | undefined {
     this.connecting--;
     if (this.destroyed) {
       socket.destroy();
@@ -279,7 +287,9 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
     socket.setNoDelay(true);
     if (this.o.tcpKeepalive) setTcpKeepalive(socket, this.o.tcpKeepalive);
     this.o.onConnect?.(socket);
+    this.stats.cxConnectMs.recordSince(openedAt);
     const c = new H1Connection(socket, this);
+    c.openedAt = openedAt;
     this.conns.add(c);
     this.onReusable(c);
     return c;
