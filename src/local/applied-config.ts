@@ -1,9 +1,9 @@
 // `rig apply` / `rig delete`: the configuration applied to a local mesh lives in the state
 // directory's `applied/` folder, one file per resource (`<kind>.<namespace>.<name>.yaml`), which
 // the running `rig up` watches; applying replaces the resource, deleting removes its file.
-import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { workloadCwd, type Resource, type WorkloadSpec } from '../api/index.ts';
 
 export function appliedFileName(r: Pick<Resource, 'kind' | 'metadata'>): string {
@@ -31,4 +31,21 @@ export function deleteResource(dir: string, r: Pick<Resource, 'kind' | 'metadata
   if (!existsSync(file)) return false;
   rmSync(file);
   return true;
+}
+
+/** What is in the applied directory, as `Kind namespace/name` (the file name when it does not parse). */
+export function appliedResources(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.yaml'))
+    .sort()
+    .map((f) => {
+      try {
+        const r = parse(readFileSync(path.join(dir, f), 'utf8')) as Partial<Resource> | null;
+        if (r?.kind && r.metadata?.name) return `${r.kind} ${r.metadata.namespace ? `${r.metadata.namespace}/` : ''}${r.metadata.name}`;
+      } catch {
+        // named by its file below
+      }
+      return f;
+    });
 }

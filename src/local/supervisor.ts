@@ -10,6 +10,7 @@ import type { MeshConfig } from '../model/mesh-config.ts';
 import { chmodSync, chownSync, writeFileSync } from 'node:fs';
 import { attachCertificateAuthority, writeFileAtomic, type AttachedCa } from '../ca/index.ts';
 import { startControlPlane, type ControlPlane } from '../xds/controlplane.ts';
+import { appliedResources } from './applied-config.ts';
 import { ConfigSources } from './config-sources.ts';
 import { GatewayRuntime } from './gateway.ts';
 import { cleanupNetnsLeftovers, createPodNetwork, PROXY_UID, type PodNetwork } from './netns/index.ts';
@@ -91,6 +92,9 @@ export class Supervisor {
     if (reaped) this.opts.console.info(`stopped ${reaped} process(es) left running by an earlier rig up that did not exit cleanly`);
     if (this.opts.isolation === 'netns') await this.#startPodNetwork();
 
+    // Kept from an earlier run as a cluster keeps its objects: say so, or a fresh `rig demo` silently routes as before.
+    const applied = appliedResources(sd.appliedDir);
+    if (applied.length) this.opts.console.info(`${applied.length} resource(s) applied with rig apply before this start are in force: ${applied.join(', ')} (rig delete -f removes them; another --state-dir starts without)`);
     this.#config = await ConfigSources.open(this.opts.paths, sd.appliedDir);
     this.#reportProblems(this.#config.problems());
     this.#config.onProblems((p) => this.#reportProblems(p));

@@ -20,8 +20,9 @@ export interface Mesh {
   stop(): Promise<void>;
 }
 
-export async function startMesh(command: 'up' | 'demo', args: string[], opts: { gatewayPorts?: number[] } = {}): Promise<Mesh> {
-  const stateDir = mkdtempSync(path.join(os.tmpdir(), 'rig-mesh-'));
+/** `opts.stateDir`: an existing state directory (e.g. with applied config), removed by stop() as a new one. */
+export async function startMesh(command: 'up' | 'demo', args: string[], opts: { gatewayPorts?: number[]; stateDir?: string } = {}): Promise<Mesh> {
+  const stateDir = opts.stateDir ?? mkdtempSync(path.join(os.tmpdir(), 'rig-mesh-'));
   const gw = (opts.gatewayPorts ?? [8080]).flatMap((p) => ['--gateway-port', `${p}=0`]);
   const child = spawnRig([command, '--state-dir', stateDir, ...gw, ...args], { env: { ...process.env, NO_COLOR: '1' } });
   let out = '';

@@ -2,7 +2,7 @@
 // `rig logs`, `rig apply` refusing bad files, a bad workload reported while the rest runs, the
 // watched directory followed, and `rig down` leaving nothing running.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -169,6 +169,23 @@ describe('rig up', () => {
     const status = await mesh.rig(['status']);
     assert.equal(status.code, 1);
     assert.match(status.stderr, /no local mesh is running/);
+  });
+});
+
+describe('rig up started again where rig apply left config', () => {
+  it('says which applied resources are still in force', async (t) => {
+    const config = mkdtempSync(path.join(os.tmpdir(), 'rig-up-config-'));
+    writeFileSync(path.join(config, 'echo.yaml'), workload('echo', ECHO));
+    const stateDir = mkdtempSync(path.join(os.tmpdir(), 'rig-mesh-'));
+    mkdirSync(path.join(stateDir, 'applied'));
+    writeFileSync(path.join(stateDir, 'applied', 'virtualservice.default.echo.yaml'), 'apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: { name: echo, namespace: default }\nspec: { hosts: [echo], http: [{ route: [{ destination: { host: echo } }] }] }\n');
+    const mesh = await startMesh('up', ['-f', config, '--no-ingress'], { stateDir });
+    t.after(async () => {
+      await mesh.stop();
+      rmSync(config, { recursive: true, force: true });
+    });
+    await mesh.waitFor((s) => !!s.readyAt, 'the mesh ready');
+    assert.match(mesh.output(), /1 resource\(s\) applied with rig apply before this start are in force: VirtualService default\/echo \(rig delete -f removes them/);
   });
 });
 
