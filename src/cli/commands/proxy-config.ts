@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import { stringify } from 'yaml';
 import { RigError } from '../../core/errors.ts';
-import { addControlPlaneOptions, controlPlaneUrl } from './controlplane-option.ts';
+import { addControlPlaneOptions, controlPlaneUrl, localProxyAdmin } from './controlplane-option.ts';
 import type { EnvoyJson } from '../../envoy/index.ts';
 
 const KINDS = ['clusters', 'listeners', 'routes', 'endpoints', 'secret', 'all'] as const;
@@ -22,7 +22,13 @@ export function define(cmd: Command): void {
       if (!['table', 'json', 'yaml'].includes(o.output)) throw new RigError('MESH_ERR_USAGE', `unknown output format "${o.output}" (table, json or yaml)`);
       const client = await import('../../xds/debug/controlplane-client.ts');
       const t = await import('../../xds/debug/tables.ts');
-      const dump = await client.configDump({ controlplane: controlPlaneUrl(o), admin: o.admin, proxy });
+      // Workload certificates go from the CA to the proxy (as Istio's agent serves SDS): only the proxy has them.
+      let admin = o.admin;
+      if (kind === 'secret' && !admin) {
+        admin = proxy === undefined ? undefined : localProxyAdmin(o, proxy);
+        if (!admin) throw new RigError('MESH_ERR_USAGE', `the control plane does not hold ${proxy ?? 'a proxy'}'s certificates; name a proxy of the local mesh (rig status) or pass --admin URL of the proxy`);
+      }
+      const dump = await client.configDump({ controlplane: controlPlaneUrl(o), admin, proxy });
       const pick: Record<Exclude<Kind, 'all'>, { list: (d: EnvoyJson) => EnvoyJson[]; table: (d: EnvoyJson) => string }> = {
         clusters: { list: t.clusterList, table: t.clustersTable },
         listeners: { list: t.listenerList, table: t.listenersTable },

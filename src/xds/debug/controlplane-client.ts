@@ -33,7 +33,8 @@ export async function syncz(base: string): Promise<EnvoyJson[]> {
 
 /** The ConfigDump of a proxy from the control plane's view, or from the proxy's own admin endpoint. */
 export async function configDump(opts: { controlplane: string; admin?: string; proxy?: string }): Promise<EnvoyJson> {
-  if (opts.admin) return (await getJson(opts.admin, 'config_dump')) as EnvoyJson;
+  // Envoy leaves EDS out of its config dump unless asked (include_eds).
+  if (opts.admin) return (await getJson(opts.admin, 'config_dump?include_eds')) as EnvoyJson;
   if (!opts.proxy) throw new RigError('MESH_ERR_USAGE', 'name the proxy (<pod>.<namespace> or its node id), or pass --admin URL of the proxy');
   return (await getJson(opts.controlplane, `debug/config_dump?proxyID=${encodeURIComponent(opts.proxy)}`)) as EnvoyJson;
 }
