@@ -94,19 +94,12 @@ function indexTable(bounds: readonly number[]): Uint8Array {
 
 const DEFAULT_TABLE = indexTable(DEFAULT_BUCKETS);
 
-/** A histogram's counts at one moment: per bucket (the last one past the largest bound), count and sum. */
-export interface HistogramSnapshot {
-  readonly counts: Float64Array;
-  readonly count: number;
-  readonly sum: number;
-}
-
 /**
  * Envoy's histogram: values (integers, as Envoy records them: a duration is whole milliseconds)
  * counted in fixed buckets, with their count and sum. `record` allocates nothing: the bucket comes
  * from a precomputed table (binary search past it). "Cumulative" is everything recorded; "interval"
- * is what the last completed flush interval recorded (Stats.flushHistograms, every
- * stats_flush_interval), as in Envoy.
+ * is what the last completed flush interval recorded (flush(), every stats_flush_interval), as in
+ * Envoy.
  */
 export class Histogram {
   readonly name: string;
@@ -119,17 +112,17 @@ export class Histogram {
   sum = 0;
   min = Infinity;
   max = -Infinity;
-  // Cumulative counts at the last two flushes: interval = the difference.
-  private flushed: HistogramSnapshot;
-  private interval: HistogramSnapshot;
+  // The counts at the last flush, and the last interval's (allocated at the first flush with values).
+  private flushedCounts: Float64Array | undefined;
+  private flushedCount = 0;
+  private intervalCounts: Float64Array | undefined;
+  private intervalCount = 0;
 
   constructor(name: string, bounds: readonly number[] = DEFAULT_BUCKETS) {
     this.name = name;
     this.bounds = bounds;
     this.table = bounds === DEFAULT_BUCKETS ? DEFAULT_TABLE : indexTable(bounds);
     this.counts = new Float64Array(bounds.length + 1);
-    this.flushed = { counts: new Float64Array(bounds.length + 1), count: 0, sum: 0 };
-    this.interval = this.flushed;
   }
 
   record(value: number): void {
@@ -148,11 +141,16 @@ export class Histogram {
 
   /** Ends a flush interval: what was recorded since the previous one becomes the interval. */
   flush(): void {
-    const prev = this.flushed;
-    const counts = new Float64Array(this.counts.length);
-    for (let i = 0; i < counts.length; i++) counts[i] = this.counts[i] - prev.counts[i];
-    this.interval = { counts, count: this.count - prev.count, sum: this.sum - prev.sum };
-    this.flushed = { counts: this.counts.slice(), count: this.count, sum: this.sum };
+    this.intervalCount = this.count - this.flushedCount;
+    if (this.intervalCount === 0) return;
+    const n = this.counts.length;
+    const flushed = (this.flushedCounts ??= new Float64Array(n));
+    const interval = (this.intervalCounts ??= new Float64Array(n));
+    for (let i = 0; i < n; i++) {
+      interval[i] = this.counts[i] - flushed[i];
+      flushed[i] = this.counts[i];
+    }
+    this.flushedCount = this.count;
   }
 
   /** Quantiles (0..100) of everything recorded; NaN without values. */
@@ -162,8 +160,8 @@ export class Histogram {
 
   /** Quantiles (0..100) of the last flush interval; NaN when it recorded nothing. */
   intervalQuantiles(qs: readonly number[] = SUPPORTED_QUANTILES): number[] {
-    const iv = this.interval;
-    return qs.map((q) => quantile(this.bounds, iv.counts, iv.count, q / 100, 0, Infinity));
+    const counts = this.intervalCounts;
+    return qs.map((q) => (counts ? quantile(this.bounds, counts, this.intervalCount, q / 100, 0, Infinity) : NaN));
   }
 }
 
@@ -186,7 +184,8 @@ function quantile(bounds: readonly number[], counts: Float64Array, total: number
     // Past the largest bound: up to the largest value, or (not known) the bound itself.
     const upper = Math.min(i < bounds.length ? bounds[i] : max === Infinity ? bounds[i - 1] : max, max);
     if (upper <= lower) return upper;
-    return lower + ((upper - lower) * Math.max(rank - before, 0)) / c;
+    // Rounded to 1e-4 ms: no float noise (999.0000000000001) in /stats.
+    return Math.round((lower + ((upper - lower) * Math.max(rank - before, 0)) / c) * 1e4) / 1e4;
   }
   return NaN;
 }
