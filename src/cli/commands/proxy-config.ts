@@ -5,9 +5,38 @@ import { stringify } from 'yaml';
 import { RigError } from '../../core/errors.ts';
 import { addControlPlaneOptions, controlPlaneUrl, localProxyAdmin } from './controlplane-option.ts';
 import type { EnvoyJson } from '../../envoy/index.ts';
+import { filterDump, type DumpFilter } from '../../xds/debug/dump-filter.ts';
 
 const KINDS = ['clusters', 'listeners', 'routes', 'endpoints', 'secret', 'all'] as const;
 type Kind = (typeof KINDS)[number];
+// istioctl's filters, each for the kinds it has them.
+const FILTERS: Record<keyof DumpFilter, readonly Kind[]> = {
+  fqdn: ['clusters'],
+  port: ['clusters', 'listeners', 'endpoints'],
+  subset: ['clusters'],
+  direction: ['clusters'],
+  address: ['listeners', 'endpoints'],
+  name: ['routes'],
+  cluster: ['endpoints'],
+  status: ['endpoints'],
+};
+
+type ProxyConfigOptions = { controlplane?: string; stateDir: string; admin?: string; output: string } & { [K in keyof DumpFilter]?: string };
+
+function dumpFilter(kind: Kind, o: ProxyConfigOptions): DumpFilter {
+  const f: DumpFilter = {};
+  for (const key of Object.keys(FILTERS) as (keyof DumpFilter)[]) {
+    const v = o[key];
+    if (v === undefined) continue;
+    if (!FILTERS[key].includes(kind)) throw new RigError('MESH_ERR_USAGE', `--${key} filters ${FILTERS[key].join(' or ')}, not ${kind}`);
+    if (key === 'port') {
+      if (!/^\d{1,5}$/.test(v)) throw new RigError('MESH_ERR_USAGE', `--port: "${v}" is not a port number`);
+      f.port = Number(v);
+    } else f[key] = v;
+  }
+  return f;
+}
+
 const ALIASES: Record<string, Kind> = { cluster: 'clusters', c: 'clusters', listener: 'listeners', l: 'listeners', route: 'routes', r: 'routes', endpoint: 'endpoints', ep: 'endpoints', secrets: 'secret', s: 'secret' };
 
 export function define(cmd: Command): void {
@@ -16,10 +45,19 @@ export function define(cmd: Command): void {
     .argument('[proxy]', '<pod>.<namespace> or node id (not needed with --admin)')
     .option('--admin <url>', "read the proxy's own admin /config_dump instead (e.g. http://127.0.0.1:15000)")
     .option('-o, --output <format>', 'table, json or yaml', 'table')
-    .action(async (kindArg: string, proxy: string | undefined, o: { controlplane?: string; stateDir: string; admin?: string; output: string }) => {
+    .option('--fqdn <host>', 'clusters of this service FQDN')
+    .option('--port <port>', 'clusters, listeners or endpoints on this port')
+    .option('--subset <name>', 'clusters of this subset')
+    .option('--direction <dir>', 'clusters of this direction (inbound, outbound)')
+    .option('--address <ip>', 'listeners or endpoints on this address')
+    .option('--name <name>', 'the route configuration of this name (e.g. 9080, http_proxy)')
+    .option('--cluster <name>', 'endpoints of this cluster')
+    .option('--status <status>', 'endpoints in this health status (healthy, unhealthy, …)')
+    .action(async (kindArg: string, proxy: string | undefined, o: ProxyConfigOptions) => {
       const kind = (KINDS as readonly string[]).includes(kindArg) ? (kindArg as Kind) : ALIASES[kindArg];
       if (!kind) throw new RigError('MESH_ERR_USAGE', `unknown config kind "${kindArg}" (one of ${KINDS.join(', ')})`);
       if (!['table', 'json', 'yaml'].includes(o.output)) throw new RigError('MESH_ERR_USAGE', `unknown output format "${o.output}" (table, json or yaml)`);
+      const filter = dumpFilter(kind, o);
       const client = await import('../../xds/debug/controlplane-client.ts');
       const t = await import('../../xds/debug/tables.ts');
       // Workload certificates go from the CA to the proxy (as Istio's agent serves SDS): only the proxy has them.
@@ -28,7 +66,7 @@ export function define(cmd: Command): void {
         admin = proxy === undefined ? undefined : localProxyAdmin(o, proxy);
         if (!admin) throw new RigError('MESH_ERR_USAGE', `the control plane does not hold ${proxy ?? 'a proxy'}'s certificates; name a proxy of the local mesh (rig status) or pass --admin URL of the proxy`);
       }
-      const dump = await client.configDump({ controlplane: controlPlaneUrl(o), admin, proxy });
+      const dump = filterDump(await client.configDump({ controlplane: controlPlaneUrl(o), admin, proxy }), filter);
       const pick: Record<Exclude<Kind, 'all'>, { list: (d: EnvoyJson) => EnvoyJson[]; table: (d: EnvoyJson) => string }> = {
         clusters: { list: t.clusterList, table: t.clustersTable },
         listeners: { list: t.listenerList, table: t.listenersTable },

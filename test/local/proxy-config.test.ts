@@ -2,7 +2,7 @@
 // name its workload: with two replicas, `rig proxy-status` lists echo-0.default and echo-1.default
 // (the NAMEs of `rig status`), and istio_requests_total says destination_workload="echo" on both
 // sides, not the replica's name. `rig proxy-config` reads a local proxy's own certificates and
-// endpoints (as istioctl reads the pod's Envoy). Real processes throughout.
+// endpoints (as istioctl reads the pod's Envoy), filtered with istioctl's flags. Real processes throughout.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -97,5 +97,23 @@ describe('rig up: proxies named by replica', () => {
     assert.equal(endpoints.code, 0, endpoints.stderr);
     const echo = endpoints.stdout.split('\n').filter((l) => l.endsWith(' outbound|9080||echo.default.svc.cluster.local'));
     assert.equal(echo.length, 2, endpoints.stdout);
+  });
+
+  it("rig proxy-config filters as istioctl's: --fqdn, --direction, --cluster, --port", async () => {
+    const rows = async (args: string[]) => {
+      const r = await mesh.rig(['proxy-config', ...args]);
+      assert.equal(r.code, 0, r.stderr);
+      return r.stdout.trimEnd().split('\n').slice(1);
+    };
+    assert.deepEqual((await rows(['clusters', 'client-0', '--fqdn', 'echo.default.svc.cluster.local'])).map((l) => l.split(/\s+/).slice(0, 4)), [['echo.default.svc.cluster.local', '9080', '-', 'outbound']]);
+    assert.deepEqual((await rows(['clusters', 'echo-0', '--direction', 'inbound'])).map((l) => l.split(/\s+/).slice(1, 4)), [['9080', '-', 'inbound']]);
+    const admin = `http://127.0.0.1:${port('client-0', 'admin')}`;
+    const echo = await rows(['endpoints', '--admin', admin, '--cluster', 'outbound|9080||echo.default.svc.cluster.local']);
+    assert.equal(echo.length, 2, echo.join('\n'));
+    const one = Number(echo[0].split(/\s+/)[0].split(':')[1]);
+    assert.equal((await rows(['endpoints', '--admin', admin, '--port', String(one)])).length, 1);
+    const wrong = await mesh.rig(['proxy-config', 'routes', 'client-0', '--fqdn', 'echo']);
+    assert.notEqual(wrong.code, 0);
+    assert.match(wrong.stderr, /--fqdn filters clusters, not routes/);
   });
 });
