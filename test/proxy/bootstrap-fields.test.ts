@@ -27,3 +27,9 @@ test('bootstrap: quiet for Istio-style values, warnings by path for admin logs, 
   );
   assert.deepEqual(loud.warnings.map((w) => w.split(': ')[0]).sort(), ['admin.access_log', 'admin.socket_options', 'cluster_manager.local_cluster_name', 'cluster_manager.upstream_bind_config']);
 });
+
+test('bootstrap: stats_flush_interval sets the histograms\' interval (Envoy default 5 s, 1 ms..300 s)', () => {
+  assert.equal(parseBootstrap({}, 'default.yaml').statsFlushIntervalMs, 5000);
+  assert.equal(parseBootstrap({ stats_flush_interval: '0.25s' }, 'short.yaml').statsFlushIntervalMs, 250);
+  assert.throws(() => parseBootstrap({ stats_flush_interval: '301s' }, 'long.yaml'), /long\.yaml: stats_flush_interval: must be between 1ms and 300s/);
+});

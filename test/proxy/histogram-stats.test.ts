@@ -88,6 +88,8 @@ test('rig proxy -c: histograms in /stats, /stats?format=json and /stats/promethe
     await slow.close();
   });
   const boot = {
+    // Histogram intervals of 200 ms (Envoy's default: 5 s).
+    stats_flush_interval: '0.2s',
     static_resources: {
       listeners: [
         listener('edge', 'ingress_http', [
@@ -188,4 +190,11 @@ test('rig proxy -c: histograms in /stats, /stats?format=json and /stats/promethe
     assert.doesNotMatch(out, /parsing error|error while linting/, out);
     assert.doesNotMatch(out, /_upstream_rq_time|_cx_connect_ms|_length_ms|downstream_rq_time/, out);
   }
+
+  // Interval quantiles: what the last completed flush interval recorded (a request each poll keeps
+  // recent intervals non-empty).
+  await waitFor('an interval quantile for cluster.fast.upstream_rq_time', async () => {
+    await request(edge, { path: '/' });
+    return /^cluster\.fast\.upstream_rq_time: P0\(\d/m.test(await admin(`/stats?filter=${encodeURIComponent('^cluster\\.fast\\.')}`)) ? true : undefined;
+  });
 });

@@ -156,6 +156,7 @@ async function run(opts: ProxyOptions): Promise<void> {
       throw new RigError('MESH_ERR_PORT_IN_USE', `cannot start the DNS proxy: ${(e as Error).message} (choose another port with --dns-port, or 0)`);
     }
   }
+  rt.stats.setFlushInterval(bootstrap.statsFlushIntervalMs);
   if (bootstrap.overload) {
     const { OverloadManager } = await import('../../proxy/overload/overload-manager.ts');
     const om = new OverloadManager(bootstrap.overload, rt.stats);

@@ -9,6 +9,7 @@ import { Issues, Reader } from '../config/reader.ts';
 import type { NodeInfo } from '../context.ts';
 import type { StaticResources } from '../runtime.ts';
 import { readOverloadConfig, type OverloadConfig } from '../overload/overload-config.ts';
+import { DEFAULT_FLUSH_INTERVAL_MS } from '../stats/stats.ts';
 
 export interface Bootstrap {
   readonly node: NodeInfo;
@@ -17,6 +18,8 @@ export interface Bootstrap {
   readonly admin?: { address: string; port: number };
   /** overload_manager, compiled (src/proxy/overload). */
   readonly overload?: OverloadConfig;
+  /** stats_flush_interval: the length of a histogram's "interval" quantiles in /stats. */
+  readonly statsFlushIntervalMs: number;
   readonly raw: EnvoyJson;
   readonly warnings: string[];
 }
@@ -80,12 +83,14 @@ export function parseBootstrap(raw: EnvoyJson, source: string): Bootstrap {
   }
   const om = r.obj('overload_manager');
   const overload = om ? readOverloadConfig(om) : undefined;
-  // No runtime (every runtime key takes its default) and no periodic stats flush (sinks are not
-  // supported); cluster_manager fields are named by done().
-  r.accept('layered_runtime', 'stats_config', 'stats_flush_interval', 'bootstrap_extensions', 'stats_sinks', 'tracing');
+  // No runtime (every runtime key takes its default); stats_flush_interval only closes histogram
+  // intervals (sinks are not supported). cluster_manager fields are named by done().
+  const statsFlushIntervalMs = r.durationMs('stats_flush_interval', DEFAULT_FLUSH_INTERVAL_MS);
+  if (statsFlushIntervalMs < 1 || statsFlushIntervalMs > 300_000) issues.error(r.at('stats_flush_interval'), 'must be between 1ms and 300s, as in Envoy');
+  r.accept('layered_runtime', 'stats_config', 'bootstrap_extensions', 'stats_sinks', 'tracing');
   r.obj('cluster_manager')?.done();
   for (const k of ['stats_config', 'tracing', 'stats_sinks', 'bootstrap_extensions']) if (r.has(k)) issues.warn(k, `${k} is not supported by rig proxy and is ignored`);
   r.done();
   if (issues.errors.length) throw new RigError('MESH_ERR_INVALID_CONFIG', `${source}: ${issues.errors.join('; ')}`);
-  return { node, staticResources, dynamic: dr !== undefined, admin, overload, raw, warnings: issues.warnings };
+  return { node, staticResources, dynamic: dr !== undefined, admin, overload, statsFlushIntervalMs, raw, warnings: issues.warnings };
 }

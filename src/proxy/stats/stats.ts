@@ -10,12 +10,13 @@ export interface Stat {
 }
 
 /** Envoy's stats_flush_interval default: the length of a histogram's "interval". */
-const FLUSH_INTERVAL_MS = 5000;
+export const DEFAULT_FLUSH_INTERVAL_MS = 5000;
 
 export class Stats {
   private readonly byName = new Map<string, Stat>();
   private readonly histogramsByName = new Map<string, Histogram>();
   private flushTimer: NodeJS.Timeout | undefined;
+  private flushIntervalMs = DEFAULT_FLUSH_INTERVAL_MS;
 
   counter(name: string): Stat {
     return this.get(name, 'counter');
@@ -30,9 +31,22 @@ export class Stats {
     if (!h) {
       h = new Histogram(name);
       this.histogramsByName.set(name, h);
-      if (!this.flushTimer) this.flushTimer = setInterval(flushAll, FLUSH_INTERVAL_MS, this.histogramsByName).unref();
+      if (!this.flushTimer) this.startFlushing();
     }
     return h;
+  }
+
+  /** The bootstrap's stats_flush_interval: how often histograms start a new interval. */
+  setFlushInterval(ms: number): void {
+    this.flushIntervalMs = ms;
+    if (this.flushTimer) {
+      clearInterval(this.flushTimer);
+      this.startFlushing();
+    }
+  }
+
+  private startFlushing(): void {
+    this.flushTimer = setInterval(flushAll, this.flushIntervalMs, this.histogramsByName).unref();
   }
 
   /** All histograms sorted by name. */
