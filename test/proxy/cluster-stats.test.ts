@@ -43,6 +43,11 @@ async function clusterStats(port: number, cluster: string): Promise<Record<strin
   return out;
 }
 
+/** How many values an Envoy histogram of the runtime recorded (0 when it does not exist). */
+function histogramCount(h: Harness, name: string): number {
+  return h.rt.stats.histograms().find((x) => x.name === name)?.count ?? 0;
+}
+
 /** Polls until the cluster's stats satisfy `ok`; returns them. */
 function statsWhen(port: number, cluster: string, what: string, ok: (s: Record<string, number>) => boolean): Promise<Record<string, number>> {
   return waitFor(what, async () => {
@@ -242,6 +247,9 @@ test('HTTP/2: http2_total and bytes at close; max_connection_duration and idle_t
   assert.ok(s.upstream_cx_tx_bytes_total > 24, `the connection preface and request counted: ${s.upstream_cx_tx_bytes_total}`);
   assert.ok(s.upstream_cx_rx_bytes_total > 0, `the response counted: ${s.upstream_cx_rx_bytes_total}`);
   assert.equal(s.upstream_cx_idle_timeout, 0);
+  assert.equal(histogramCount(h, 'cluster.h2.upstream_cx_connect_ms'), 1);
+  assert.equal(histogramCount(h, 'cluster.h2.upstream_rq_time'), 1);
+  await waitFor('upstream_cx_length_ms of the closed HTTP/2 connection', () => (histogramCount(h, 'cluster.h2.upstream_cx_length_ms') === 1 ? true : undefined));
 
   assert.equal((await request(h.port('l'), { path: '/idle' })).status, 200);
   const idle = await statsWhen(admin, 'h2idle', 'the idle HTTP/2 connection closed', (x) => x.upstream_cx_destroy === 1);
@@ -284,6 +292,8 @@ test('tcp_proxy: upstream connections count destroy (remote, local) and bytes', 
   assert.equal(s.upstream_cx_tx_bytes_total, 10);
   assert.equal(s.upstream_cx_rx_bytes_total, 7);
   assert.equal(s.upstream_cx_active, 0);
+  assert.equal(histogramCount(h, 'cluster.tcp.upstream_cx_connect_ms'), 2);
+  assert.equal(histogramCount(h, 'cluster.tcp.upstream_cx_length_ms'), 2);
 });
 
 test('upgrades: a WebSocket tunnel is an upstream connection (total, active while open, destroy and bytes once closed)', async (t) => {
@@ -315,4 +325,6 @@ test('upgrades: a WebSocket tunnel is an upstream connection (total, active whil
   const s = await statsWhen(admin, 'ws', 'the tunnel closed', (x) => x.upstream_cx_destroy === 1);
   assert.equal(s.upstream_cx_active, 0);
   assert.ok(s.upstream_cx_tx_bytes_total > 5 && s.upstream_cx_rx_bytes_total > 5, `bytes counted: ${s.upstream_cx_tx_bytes_total} / ${s.upstream_cx_rx_bytes_total}`);
+  assert.equal(histogramCount(h, 'cluster.ws.upstream_cx_connect_ms'), 1);
+  assert.equal(histogramCount(h, 'cluster.ws.upstream_cx_length_ms'), 1);
 });
