@@ -807,6 +807,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
 
   onAttemptHeaders(a: UpstreamRequest, status: number, headers: IncomingHttpHeaders): void {
     this.idleTimer?.refresh();
+    this.streamInfo.upstreamLocalAddress = a.upstreamLocalAddress;
     this.releaseRetryHolds();
     if (this.retry && this.retriableStatus(status, headers)) {
       if (this.canRetry() && this.retryAdmitted()) {
@@ -896,9 +897,9 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     } else if (this.grpcTrailers && toClient) this.res.addTrailers(this.grpcTrailers);
     this.res.end();
     this.finish();
-    // upstream_rq_time, on finish()'s clock reading. Envoy times it from the downstream request's
-    // end; here from routing (the same for a request without a body).
-    if (this.conn.hcm.dynamicStats) a.cluster.s.rqTime.record(info.startMonotonic + info.durationMs! - this.upstreamStart);
+    // upstream_rq_time (not for health checks, as Envoy), on finish()'s clock reading. Envoy times
+    // it from the downstream request's end; here from routing (the same for a request without a body).
+    if (this.conn.hcm.dynamicStats && !info.healthCheck) a.cluster.s.rqTime.record(info.startMonotonic + info.durationMs! - this.upstreamStart);
   }
 
   onAttemptError(a: UpstreamRequest, err: Error): void {
