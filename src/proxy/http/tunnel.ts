@@ -197,6 +197,7 @@ export function openUpstream(t: TunnelTarget, conn: ConnState, info: StreamInfo,
       s.cxDestroy.value++;
     });
     countConnection(upstream, s, openedAt);
+    info.upstreamLocalAddress = `${upstream.localAddress}:${upstream.localPort}`;
     if (upstream instanceof tls.TLSSocket) info.upstreamPeer = tlsPeer(upstream);
     cb(undefined, upstream);
   });

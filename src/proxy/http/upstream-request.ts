@@ -75,6 +75,11 @@ export class UpstreamRequest implements Dispatcher.DispatchHandler {
     if (!this.cancelled) this.owner.onAttemptError(this, err);
   }
 
+  /** The connection's local address, from pools that tell it (the HTTP/1 pool's exchange). */
+  get upstreamLocalAddress(): string | undefined {
+    return (this.controller as { upstreamLocalAddress?: string } | undefined)?.upstreamLocalAddress;
+  }
+
   pause(): void {
     this.controller?.pause();
   }

@@ -159,6 +159,7 @@ class TcpProxy implements NetworkFilter {
         clearTimeout(timer);
         cluster.s.cxActive.value++;
         cluster.s.cxConnectMs.recordSince(openedAt);
+        info.upstreamLocalAddress = `${up.localAddress}:${up.localPort}`;
         for (const h of cluster.hooks) h.onResult?.(host, UpstreamOutcome.Success, 0);
         if (tlsCtx) {
           const principal = spiffeId((up as tls.TLSSocket).getPeerCertificate());

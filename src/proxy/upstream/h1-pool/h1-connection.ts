@@ -39,6 +39,8 @@ const LAST_CHUNK = '0\r\n\r\n';
 
 export class H1Connection {
   readonly socket: Socket;
+  /** The socket's own address (Envoy's upstream local address), formatted once for the access log. */
+  readonly localAddress: string;
   private readonly pool: ConnectionPool;
   private readonly parser: H1Parser;
   current: H1Exchange | undefined;
@@ -73,6 +75,7 @@ export class H1Connection {
 
   constructor(socket: Socket, pool: ConnectionPool) {
     this.socket = socket;
+    this.localAddress = `${socket.localAddress}:${socket.localPort}`;
     this.pool = pool;
     this.keepAliveMs = Math.min(Math.max(pool.idleTimeoutMs, 0), MAX_TIMER_MS);
     this.parser = new H1Parser('response', LIMITS, this);

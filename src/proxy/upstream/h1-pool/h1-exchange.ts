@@ -45,6 +45,11 @@ export class H1Exchange implements Dispatcher.DispatchController {
     this.replayable = this.stream === undefined && (this.buffer === undefined || this.buffer.length === 0) && REPLAYABLE.has(opts.method);
   }
 
+  /** The local address of the connection this exchange is on (%UPSTREAM_LOCAL_ADDRESS%). */
+  get upstreamLocalAddress(): string | undefined {
+    return this.conn?.localAddress;
+  }
+
   get aborted(): boolean {
     return this.#aborted;
   }
