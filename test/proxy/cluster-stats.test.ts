@@ -257,7 +257,7 @@ test('HTTP/2: http2_total and bytes at close; max_connection_duration and idle_t
   assert.equal(idle.upstream_cx_max_duration_reached, 0);
 });
 
-test('tcp_proxy: upstream connections count destroy (remote, local) and bytes', async (t) => {
+test('tcp_proxy: upstream connections count destroy (remote, local) and bytes, also while open', async (t) => {
   // Echoes; 'rst' makes it reset the connection (the upstream ends it).
   const server = net.createServer((s) => {
     s.on('error', () => undefined);
@@ -294,6 +294,19 @@ test('tcp_proxy: upstream connections count destroy (remote, local) and bytes', 
   assert.equal(s.upstream_cx_active, 0);
   assert.equal(histogramCount(h, 'cluster.tcp.upstream_cx_connect_ms'), 2);
   assert.equal(histogramCount(h, 'cluster.tcp.upstream_cx_length_ms'), 2);
+  // Bytes count while the connection is open, as Envoy's, and only once when it closes.
+  const open = net.connect(h.port('t'), '127.0.0.1');
+  open.on('error', () => undefined);
+  open.write('live');
+  await new Promise((r) => open.once('data', r));
+  s = await clusterStats(admin, 'tcp');
+  assert.equal(s.upstream_cx_active, 1);
+  assert.equal(s.upstream_cx_tx_bytes_total, 14, 'the open connection\'s request bytes');
+  assert.equal(s.upstream_cx_rx_bytes_total, 11, 'the open connection\'s response bytes');
+  open.destroy();
+  s = await statsWhen(admin, 'tcp', 'the third upstream connection closed', (x) => x.upstream_cx_destroy === 3);
+  assert.equal(s.upstream_cx_tx_bytes_total, 14);
+  assert.equal(s.upstream_cx_rx_bytes_total, 11);
 });
 
 test('upgrades: a WebSocket tunnel is an upstream connection (total, active while open, destroy and bytes once closed)', async (t) => {

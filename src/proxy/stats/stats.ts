@@ -3,10 +3,60 @@
 // compiled, and bump the returned object on the request path (`c.value++`, `h.record(ms)`): no
 // string building or map lookup per request.
 
+import type { Socket } from 'node:net';
+
 export interface Stat {
   readonly name: string;
   readonly kind: 'counter' | 'gauge';
   value: number;
+}
+
+/**
+ * A cluster's upstream_cx_rx_bytes_total and upstream_cx_tx_bytes_total. Envoy adds bytes as
+ * they flow; Node already counts each socket's (bytesRead, bytesWritten), so these counters add
+ * the open sockets' counts when they are read, and a socket's final counts once when it closes:
+ * a long-lived connection (TCP, WebSocket, a gRPC stream) shows its bytes while it lasts.
+ */
+export class SocketBytes {
+  readonly rx: Stat;
+  readonly tx: Stat;
+  readonly #open = new Set<Socket>();
+  #rxClosed = 0;
+  #txClosed = 0;
+
+  constructor(rxName: string, txName: string) {
+    const open = this.#open;
+    const rxClosed = () => this.#rxClosed;
+    const txClosed = () => this.#txClosed;
+    this.rx = {
+      name: rxName,
+      kind: 'counter',
+      get value() {
+        let v = rxClosed();
+        for (const s of open) v += s.bytesRead;
+        return v;
+      },
+    };
+    this.tx = {
+      name: txName,
+      kind: 'counter',
+      get value() {
+        let v = txClosed();
+        for (const s of open) v += s.bytesWritten;
+        return v;
+      },
+    };
+  }
+
+  opened(socket: Socket): void {
+    this.#open.add(socket);
+  }
+
+  closed(socket: Socket): void {
+    if (!this.#open.delete(socket)) return;
+    this.#rxClosed += socket.bytesRead;
+    this.#txClosed += socket.bytesWritten;
+  }
 }
 
 /** Envoy's stats_flush_interval default: the length of a histogram's "interval". */
@@ -15,6 +65,7 @@ export const DEFAULT_FLUSH_INTERVAL_MS = 5000;
 export class Stats {
   private readonly byName = new Map<string, Stat>();
   private readonly histogramsByName = new Map<string, Histogram>();
+  private readonly socketBytesByName = new Map<string, SocketBytes>();
   private flushTimer: NodeJS.Timeout | undefined;
   private flushIntervalMs = DEFAULT_FLUSH_INTERVAL_MS;
 
@@ -34,6 +85,18 @@ export class Stats {
       if (!this.flushTimer) this.startFlushing();
     }
     return h;
+  }
+
+  /** `<prefix>upstream_cx_rx_bytes_total` and `_tx_bytes_total`, kept across config updates as counters are. */
+  socketBytes(prefix: string): SocketBytes {
+    let b = this.socketBytesByName.get(prefix);
+    if (!b) {
+      b = new SocketBytes(prefix + 'upstream_cx_rx_bytes_total', prefix + 'upstream_cx_tx_bytes_total');
+      this.socketBytesByName.set(prefix, b);
+      this.byName.set(b.rx.name, b.rx);
+      this.byName.set(b.tx.name, b.tx);
+    }
+    return b;
   }
 
   /** The bootstrap's stats_flush_interval: how often histograms start a new interval. */
@@ -72,6 +135,7 @@ export class Stats {
   removePrefix(prefix: string): void {
     for (const k of this.byName.keys()) if (k.startsWith(prefix)) this.byName.delete(k);
     for (const k of this.histogramsByName.keys()) if (k.startsWith(prefix)) this.histogramsByName.delete(k);
+    for (const k of this.socketBytesByName.keys()) if (k.startsWith(prefix)) this.socketBytesByName.delete(k);
   }
 }
 

@@ -159,6 +159,7 @@ class TcpProxy implements NetworkFilter {
         clearTimeout(timer);
         cluster.s.cxActive.value++;
         cluster.s.cxConnectMs.recordSince(openedAt);
+        cluster.s.cxBytes.opened(up);
         info.upstreamLocalAddress = `${up.localAddress}:${up.localPort}`;
         for (const h of cluster.hooks) h.onResult?.(host, UpstreamOutcome.Success, 0);
         if (tlsCtx) {
@@ -210,15 +211,14 @@ class TcpProxy implements NetworkFilter {
   }
 }
 
-/** An established upstream connection (made at `openedAt`) closed: remote when the upstream ended or broke it; bytes read at close. */
+/** An established upstream connection (made at `openedAt`) closed: remote when the upstream ended or broke it. */
 function closedUpstream(s: ClusterStats, up: net.Socket, remote: boolean, openedAt: number): void {
   s.cxLengthMs.recordSince(openedAt);
   s.cxActive.value--;
   s.cxDestroy.value++;
   if (remote) s.cxDestroyRemote.value++;
   else s.cxDestroyLocal.value++;
-  s.cxRxBytesTotal.value += up.bytesRead;
-  s.cxTxBytesTotal.value += up.bytesWritten;
+  s.cxBytes.closed(up);
 }
 
 /** Cluster.filters in order; false when one failed (the connection is then closed). */

@@ -156,8 +156,7 @@ export class Cluster implements ClusterHandle {
       cxDestroyWithActiveRq: stats.counter(p + 'upstream_cx_destroy_with_active_rq'),
       cxDestroyLocalWithActiveRq: stats.counter(p + 'upstream_cx_destroy_local_with_active_rq'),
       cxDestroyRemoteWithActiveRq: stats.counter(p + 'upstream_cx_destroy_remote_with_active_rq'),
-      cxRxBytesTotal: stats.counter(p + 'upstream_cx_rx_bytes_total'),
-      cxTxBytesTotal: stats.counter(p + 'upstream_cx_tx_bytes_total'),
+      cxBytes: stats.socketBytes(p),
       rqPendingTotal: stats.counter(p + 'upstream_rq_pending_total'),
       rqPendingActive: stats.gauge(p + 'upstream_rq_pending_active'),
       rqCancelled: stats.counter(p + 'upstream_rq_cancelled'),
@@ -534,15 +533,14 @@ function isUndiciIdleTimeout(err: Error): boolean {
 
 /**
  * A connection (HTTP/2, a tunnel's) made at `openedAt` (performance.now()) just connected:
- * upstream_cx_connect_ms now; upstream_cx_length_ms and upstream_cx_rx/tx_bytes_total when it
- * closes (not as bytes flow).
+ * upstream_cx_connect_ms now, its bytes from now on, upstream_cx_length_ms when it closes.
  */
 export function countConnection(socket: Socket, s: ClusterStats, openedAt: number): void {
   s.cxConnectMs.recordSince(openedAt);
+  s.cxBytes.opened(socket);
   socket.once('close', () => {
     s.cxLengthMs.recordSince(openedAt);
-    s.cxRxBytesTotal.value += socket.bytesRead;
-    s.cxTxBytesTotal.value += socket.bytesWritten;
+    s.cxBytes.closed(socket);
   });
 }
 

@@ -9,7 +9,7 @@ import { H1Connection, type ConnectionPool } from './h1-connection.ts';
 import { H1ErrorCode, H1PoolError } from './h1-errors.ts';
 import { H1Exchange, type ExchangeOwner } from './h1-exchange.ts';
 import { setTcpKeepalive, type TcpKeepalive } from '../../network/tcp-keepalive.ts';
-import { Histogram, type Stat } from '../../stats/stats.ts';
+import { Histogram, SocketBytes, type Stat } from '../../stats/stats.ts';
 
 /** The cluster's stats (cluster.ts) this pool and its connections count, as Envoy's HTTP/1.1 pool does. */
 export interface H1PoolStats {
@@ -24,8 +24,7 @@ export interface H1PoolStats {
   readonly cxDestroyLocalWithActiveRq: Stat;
   readonly cxDestroyRemoteWithActiveRq: Stat;
   /** Added from the socket's bytesRead / bytesWritten when the connection closes. */
-  readonly cxRxBytesTotal: Stat;
-  readonly cxTxBytesTotal: Stat;
+  readonly cxBytes: SocketBytes;
   readonly rqPendingTotal: Stat;
   readonly rqPendingActive: Stat;
   readonly rqCancelled: Stat;
@@ -48,8 +47,7 @@ function detachedStats(): H1PoolStats {
     cxDestroyWithActiveRq: stat('upstream_cx_destroy_with_active_rq'),
     cxDestroyLocalWithActiveRq: stat('upstream_cx_destroy_local_with_active_rq'),
     cxDestroyRemoteWithActiveRq: stat('upstream_cx_destroy_remote_with_active_rq'),
-    cxRxBytesTotal: stat('upstream_cx_rx_bytes_total'),
-    cxTxBytesTotal: stat('upstream_cx_tx_bytes_total'),
+    cxBytes: new SocketBytes('upstream_cx_rx_bytes_total', 'upstream_cx_tx_bytes_total'),
     rqPendingTotal: stat('upstream_rq_pending_total'),
     rqPendingActive: stat('upstream_rq_pending_active'),
     rqCancelled: stat('upstream_rq_cancelled'),
@@ -194,8 +192,7 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
 
   onClosed(c: H1Connection): void {
     this.stats.cxLengthMs.recordSince(c.openedAt);
-    this.stats.cxRxBytesTotal.value += c.socket.bytesRead;
-    this.stats.cxTxBytesTotal.value += c.socket.bytesWritten;
+    this.stats.cxBytes.closed(c.socket);
     this.conns.delete(c);
     const i = this.idle.lastIndexOf(c);
     if (i >= 0) this.idle.splice(i, 1);
@@ -288,6 +285,7 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
     if (this.o.tcpKeepalive) setTcpKeepalive(socket, this.o.tcpKeepalive);
     this.o.onConnect?.(socket);
     this.stats.cxConnectMs.recordSince(openedAt);
+    this.stats.cxBytes.opened(socket);
     const c = new H1Connection(socket, this);
     c.openedAt = openedAt;
     this.conns.add(c);
