@@ -7,7 +7,7 @@ import pino from 'pino';
 import type { Resource } from '../api/index.ts';
 import type { Logger } from '../core/log.ts';
 import type { MeshConfig } from '../model/mesh-config.ts';
-import { chmodSync, chownSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, writeFileSync } from 'node:fs';
 import { attachCertificateAuthority, writeFileAtomic, type AttachedCa } from '../ca/index.ts';
 import { startControlPlane, type ControlPlane } from '../xds/controlplane.ts';
 import { appliedResources } from './applied-config.ts';
@@ -124,7 +124,10 @@ export class Supervisor {
     const sd = this.opts.stateDir;
     this.#cpLog = pino({ level: process.env.RIG_LOG_LEVEL ?? 'info', name: 'controlplane' }, pino.destination({ dest: sd.logFile('controlplane'), mkdir: true, sync: false }));
     this.#cp = await startControlPlane({ store: this.#config!.store, stateDir: sd.controlPlaneDir, credentialsDir: this.opts.credentialsDir, mesh: this.opts.mesh, host: this.#cpHost, xdsPort: this.opts.xdsPort ?? 0, monitoringPort: 0, log: this.#cpLog });
-    this.#ca = await attachCertificateAuthority(this.#cp, { stateDir: sd.controlPlaneDir, tlsPort: 0, trustDomain: this.opts.mesh?.trustDomain, log: this.#cpLog });
+    // Istio's plug-in CA is the istio-system secret `cacerts`; here that secret of the credentials directory.
+    const cacerts = path.join(this.opts.credentialsDir ?? path.join(sd.controlPlaneDir, 'credentials'), 'cacerts');
+    const pluginCaDir = existsSync(cacerts) ? cacerts : undefined;
+    this.#ca = await attachCertificateAuthority(this.#cp, { stateDir: sd.controlPlaneDir, tlsPort: 0, trustDomain: this.opts.mesh?.trustDomain, pluginCaDir, log: this.#cpLog });
     this.#caRootFile = path.join(sd.runDir, 'root-cert.pem');
     // The proxies read this file to trust the CA and renew at once when it changes: a root rotation
     // reaches them with both roots during the overlap.
@@ -132,7 +135,7 @@ export class Supervisor {
     writeRoots(this.#ca.ca.trustBundlePem());
     this.#ca.ca.onRootsChanged(writeRoots);
     const h = this.#cpHost;
-    this.opts.console.info(`control plane: xDS on ${h}:${this.#cp.ports.xds}, CA on ${h}:${this.#ca.tlsPort}, monitoring on http://${h}:${this.#cp.ports.monitoring}`);
+    this.opts.console.info(`control plane: xDS on ${h}:${this.#cp.ports.xds}, CA on ${h}:${this.#ca.tlsPort}${pluginCaDir ? ` (plug-in CA ${pluginCaDir})` : ''}, monitoring on http://${h}:${this.#cp.ports.monitoring}`);
   }
 
   #reportProblems(problems: string[]): void {

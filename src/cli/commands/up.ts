@@ -44,7 +44,7 @@ export function defineUpOptions(cmd: Command): Command {
     .option('--mesh-config <file>', "Istio MeshConfig YAML (e.g. outboundTrafficPolicy: {mode: REGISTRY_ONLY})")
     .option('--isolation <mode>', 'explicit: apps use HTTP_PROXY, no privileges; netns: a network namespace per replica with transparent capture (Linux, root)', 'explicit')
     .option('--netns-prefix <prefix>', 'with --isolation netns: prefix of the pods\' namespace names (rig exec --prefix)', 'rig')
-    .option('--credentials-dir <dir>', 'Gateway credentialName secrets as DIR/<name>/{tls.crt,tls.key,ca.crt} (default: STATE-DIR/controlplane/credentials)');
+    .option('--credentials-dir <dir>', 'Gateway credentialName secrets as DIR/<name>/{tls.crt,tls.key,ca.crt}; DIR/cacerts/ is a plug-in CA, as Istio\'s cacerts secret (default: STATE-DIR/controlplane/credentials)');
 }
 
 export async function upOptions(flags: UpFlags, paths: string[]) {
