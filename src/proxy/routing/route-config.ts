@@ -252,8 +252,9 @@ interface Shared {
   maxDirectBodyBytes: number;
 }
 
-function readRoute(r: Reader, vhost: VirtualHost, shared: Shared, issues: Issues, index: number): Route {
-  const name = r.str('name', `${vhost.name}/${index}`);
+function readRoute(r: Reader, vhost: VirtualHost, shared: Shared, issues: Issues): Route {
+  // Unnamed is unnamed, as in Envoy: %ROUTE_NAME% prints -, xds.route_name is empty.
+  const name = r.str('name', '');
   const match = r.obj('match');
   if (!match) issues.error(r.at('match'), 'a route needs a match');
   const m = readMatch(match ?? new Reader({ prefix: '/' }, r.at('match'), issues), issues);
@@ -464,7 +465,7 @@ export function compileRouteConfig(raw: Record<string, unknown>, path: string, i
     vhost.attemptCountToUpstream = v.bool('include_request_attempt_count', false);
     vhost.attemptCountToDownstream = v.bool('include_attempt_count_in_response', false);
     v.accept('metadata'); // as route metadata: no routing effect
-    vhost.routes = v.objs('routes').map((rr, i) => readRoute(rr, vhost, shared, issues, i));
+    vhost.routes = v.objs('routes').map((rr) => readRoute(rr, vhost, shared, issues));
     v.done();
     for (const d of domains) {
       if (!validDomain(d)) {
