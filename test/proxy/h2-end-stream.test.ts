@@ -82,6 +82,36 @@ test('HTTP/2 client, HTTP/1.1 upstream: END_STREAM on the last DATA frame, no em
   assert.equal(up.requests.length, 1);
 });
 
+test('HTTP/2 client, HTTP/2 upstream: a response that got no trailers ends on its last DATA frame; one streaming past the turn still gets its trailers', async (t) => {
+  const server = http2.createServer();
+  server.on('stream', (stream, headers) => {
+    stream.resume();
+    if (headers[':path'] === '/slow') {
+      // The head and a first chunk, the rest and the trailers on later turns of the event loop.
+      stream.respond({ ':status': 200 }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'x-checksum': 'abc' }));
+      stream.write('first');
+      setTimeout(() => stream.end('last'), 50);
+      return;
+    }
+    stream.respond({ ':status': 200, 'content-type': 'text/plain' });
+    stream.end('whole body');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => server.close(() => r())));
+  const h = await startTestRuntime(t);
+  await configure(h, { clusters: [staticCluster('h2', [(server.address() as AddressInfo).port], H2)], routes: [routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'h2' } }])], listeners: [httpListener('l', 'r')] });
+  const base = `http://127.0.0.1:${h.port('l')}`;
+
+  const whole = await framesOf(`${base}/whole`);
+  assert.equal(shape(whole), 'HEADERS DATA+END');
+  assert.equal(whole[1].length, 'whole body'.length);
+
+  const slow = await framesOf(`${base}/slow`);
+  assert.match(shape(slow), /^HEADERS (DATA )+HEADERS\+END$/, shape(slow));
+  assert.ok(slow.at(-1)!.fields.includes('x-checksum: abc'), slow.at(-1)!.fields.join('\n'));
+});
+
 test('HTTP/2 client: gRPC responses still end with trailers (HTTP/2 upstream and a local reply)', async (t) => {
   const server = http2.createServer();
   server.on('stream', (stream) => {

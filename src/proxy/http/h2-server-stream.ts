@@ -27,8 +27,12 @@ const kRequestTrailers = Symbol('rig.h2RequestTrailers');
 const HTTP_TOKEN = /^[\^_`a-zA-Z\-0-9!#$%&'*+.|~]+$/;
 const WAIT_FOR_TRAILERS = { waitForTrailers: true } as const;
 const NO_TRAILERS = {} as const;
-const END_WITH_TRAILERS = { waitForTrailers: true, endStream: true } as const;
 const END_STREAM = { endStream: true } as const;
+
+/** The fields node:http2 refuses more than one value of (its kSingleValueFields, pseudo-headers aside). */
+const SINGLE_VALUE_FIELDS = new Set(['access-control-allow-credentials', 'access-control-max-age', 'access-control-request-method', 'age', 'authorization', 'content-encoding', 'content-language', 'content-length', 'content-location', 'content-md5', 'content-range', 'content-type', 'date', 'dnt', 'etag', 'expires', 'from', 'host', 'if-match', 'if-modified-since', 'if-none-match', 'if-range', 'if-unmodified-since', 'last-modified', 'location', 'max-forwards', 'proxy-authorization', 'range', 'referer', 'retry-after', 'tk', 'upgrade-insecure-requests', 'user-agent', 'x-content-type-options']);
+/** HTTP/1 connection-specific fields node:http2 refuses in a head (te unless "trailers"; connection is dropped before). */
+const CONNECTION_SPECIFIC = new Set(['connection', 'upgrade', 'http2-settings', 'keep-alive', 'proxy-connection', 'transfer-encoding']);
 
 type TrailerStream = ServerHttp2Stream & { [kTrailers]?: Record<string, string | string[]>; [kRequestTrailers]?: IncomingHttpHeaders };
 
@@ -88,23 +92,44 @@ function sendTrailers(this: TrailerStream): void {
   this.sendTrailers(this[kTrailers] ?? {});
 }
 
+/** respond()'s own checks of a response head (node:http2's, with its default strictSingleValueFields), for a head it gets later. */
+function assertRespondable(status: number, list: unknown[]): void {
+  const code = status | 0;
+  if (code !== 0 && (code < 200 || code > 599)) throw codeError('ERR_HTTP2_STATUS_INVALID', `Invalid status code: ${code}`);
+  for (let i = 2; i < list.length; i += 2) {
+    const name = list[i] as string;
+    const value = list[i + 1];
+    if (Array.isArray(value) && value.length > 1 && SINGLE_VALUE_FIELDS.has(name)) throw codeError('ERR_HTTP2_HEADER_SINGLE_VALUE', `Header field "${name}" must only have a single value`);
+    if (CONNECTION_SPECIFIC.has(name) || (name === 'te' && value !== 'trailers')) throw codeError('ERR_HTTP2_INVALID_CONNECTION_HEADERS', `HTTP/1 Connection specific headers are forbidden: "${name}"`);
+  }
+}
+
+function releaseHead(res: H2Response): void {
+  res.release();
+}
+
 export class H2Response {
   readonly stream: ServerHttp2Stream;
   private ending = false;
   private trailersExpected = false;
+  /** A head that waits for trailers, held back from respond() (see "Held heads" above), and the body written after it. */
+  private held: unknown[] | undefined;
+  private heldBody: Buffer[] | undefined;
+  private heldBytes = 0;
+  private heldTimer: NodeJS.Immediate | undefined;
 
   constructor(stream: ServerHttp2Stream) {
     this.stream = stream;
   }
 
   get headersSent(): boolean {
-    return this.stream.headersSent;
+    return this.held !== undefined || this.stream.headersSent;
   }
 
   writeHead(status: number, headers?: Record<string, string | string[]>): this {
     const s = this.stream;
     if (s.destroyed || s.closed) return this;
-    if (s.headersSent) throw codeError('ERR_HTTP2_HEADERS_SENT', 'Response has already been initiated.');
+    if (this.headersSent) throw codeError('ERR_HTTP2_HEADERS_SENT', 'Response has already been initiated.');
     // A raw header list (name, value, …): respond() copies a headers object into a null-prototype
     // one before it builds nghttp2's list, and a list has no copy to make. Names the trim and
     // lower-casing changed may meet a name already listed: as with an object, the later value
@@ -127,10 +152,45 @@ export class H2Response {
         else out[at + 1] = value;
       }
     }
-    // @types/node lists only the object form; node:http2 takes both.
-    const wait = this.trailersExpected || (s as TrailerStream)[kTrailers] !== undefined;
-    s.respond(out as unknown as OutgoingHttpHeaders, this.ending ? (wait ? END_WITH_TRAILERS : END_STREAM) : wait ? WAIT_FOR_TRAILERS : NO_TRAILERS);
+    if (this.trailersExpected && !this.ending && (s as TrailerStream)[kTrailers] === undefined) {
+      // What respond() would throw for, thrown now, as it would have been.
+      assertRespondable(status, out);
+      this.held = out;
+      this.heldTimer = setImmediate(releaseHead, this);
+      return this;
+    }
+    this.respond(out, false);
     return this;
+  }
+
+  /** respond(): once the response has ended, it waits only for trailers that were added. */
+  private respond(out: unknown[], bodyFollows: boolean): void {
+    const s = this.stream;
+    const wait = (this.trailersExpected && !this.ending) || (s as TrailerStream)[kTrailers] !== undefined;
+    // @types/node lists only the object form; node:http2 takes both.
+    // Not endStream with waitForTrailers: node then ends the stream with the head and drops the trailers.
+    s.respond(out as unknown as OutgoingHttpHeaders, wait ? WAIT_FOR_TRAILERS : this.ending && !bodyFollows ? END_STREAM : NO_TRAILERS);
+  }
+
+  /** Gives a held head to respond(), then the body written since; returns what the last write returned. */
+  release(): boolean {
+    const head = this.held;
+    if (head === undefined) return true;
+    const body = this.heldBody;
+    this.held = this.heldBody = undefined;
+    this.heldBytes = 0;
+    clearImmediate(this.heldTimer);
+    this.heldTimer = undefined;
+    const s = this.stream;
+    if (s.destroyed || s.closed) return false;
+    this.respond(head, body !== undefined);
+    if (body === undefined) return true;
+    // One write: a later one would wait for this one to reach the socket, and so would the end.
+    s.cork();
+    let ok = true;
+    for (const chunk of body) ok = s.write(chunk);
+    s.uncork();
+    return ok;
   }
 
   /** Trailers may be added to this response: called before writeHead, or they cannot be sent. */
@@ -145,8 +205,11 @@ export class H2Response {
       s.destroy(codeError('ERR_STREAM_WRITE_AFTER_END', 'write after end'));
       return false;
     }
-    if (!s.headersSent) this.writeHead(200);
-    return s.write(chunk);
+    if (!this.headersSent) this.writeHead(200);
+    if (this.held === undefined) return s.write(chunk);
+    (this.heldBody ??= []).push(chunk);
+    this.heldBytes += chunk.length;
+    return this.heldBytes < s.writableHighWaterMark || this.release();
   }
 
   end(chunk?: Buffer): void {
@@ -154,13 +217,14 @@ export class H2Response {
     if (this.ending || s.closed || s.destroyed) return;
     if (chunk !== undefined && chunk.length > 0) this.write(chunk);
     this.ending = true;
-    if (!s.headersSent) this.writeHead(200);
+    if (!this.headersSent) this.writeHead(200);
+    else this.release();
     s.end();
   }
 
   addTrailers(trailers: Record<string, string | string[]>): void {
     const s = this.stream as TrailerStream;
-    if (s.headersSent && !this.trailersExpected && s[kTrailers] === undefined) {
+    if (this.headersSent && !this.trailersExpected && s[kTrailers] === undefined) {
       // The stream ends without waiting: a reset, rather than a response silently short of them.
       if (Object.keys(trailers).length > 0) this.reset();
       return;
@@ -182,6 +246,7 @@ export class H2Response {
    * trailers, close() first ends the response (END_STREAM), which a client takes as complete.
    */
   reset(): void {
+    this.release();
     this.stream.destroy(codeError('ERR_HTTP2_STREAM_RESET', 'response reset by the proxy'));
   }
 
@@ -194,6 +259,7 @@ export class H2Response {
   }
 
   destroy(): void {
+    this.release();
     this.stream.destroy();
   }
 
