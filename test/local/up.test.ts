@@ -2,7 +2,7 @@
 // `rig logs`, `rig apply` refusing bad files, a bad workload reported while the rest runs, the
 // watched directory followed, and `rig down` leaving nothing running.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -190,24 +190,54 @@ describe('rig up started again where rig apply left config', () => {
 });
 
 describe('rig up killed without a chance to clean up', () => {
-  it('rig down finds and stops what it left running', async (t) => {
-    const config = mkdtempSync(path.join(os.tmpdir(), 'rig-up-config-'));
-    writeFileSync(path.join(config, 'echo.yaml'), workload('echo', ECHO));
-    const mesh = await startMesh('up', ['-f', config, '--no-ingress']);
-    t.after(async () => {
-      await mesh.stop();
-      rmSync(config, { recursive: true, force: true });
-    });
-    await mesh.waitFor((s) => s.processes.some((p) => p.name === 'echo-0' && p.appState === 'ready'), 'echo-0 ready');
+  it('a SIGKILLed rig up takes its apps and sidecars with it (the orphan guard)', async (t) => {
+    const mesh = await echoMesh(t);
     mesh.child.kill('SIGKILL');
     await new Promise((r) => mesh.child.once('exit', r));
-    assert.ok(leftovers(mesh.stateDir).length > 0, 'the app and its sidecar outlive a SIGKILLed rig up');
+    await waitFor('no process of the killed rig up left', () => (leftovers(mesh.stateDir).length === 0 ? true : undefined), 10_000);
+  });
+
+  it('rig down finds and stops what a killed rig up left running', async (t) => {
+    const mesh = await echoMesh(t);
+    // Without its guard (killed too, as by a kill of everything), the workloads outlive rig up.
+    process.kill(orphanGuardOf(mesh.child.pid!), 'SIGKILL');
+    mesh.child.kill('SIGKILL');
+    await new Promise((r) => mesh.child.once('exit', r));
+    assert.ok(leftovers(mesh.stateDir).length > 0, 'the app and its sidecar outlive a SIGKILLed rig up without its guard');
     const down = await mesh.rig(['down']);
     assert.equal(down.code, 0, down.stderr);
     assert.match(down.stdout, /leftover process\(es\) killed/);
     assert.deepEqual(leftovers(mesh.stateDir), []);
   });
 });
+
+/** A mesh of one echo workload, ready. */
+async function echoMesh(t: { after(fn: () => Promise<void>): void }): Promise<Mesh> {
+  const config = mkdtempSync(path.join(os.tmpdir(), 'rig-up-config-'));
+  writeFileSync(path.join(config, 'echo.yaml'), workload('echo', ECHO));
+  const mesh = await startMesh('up', ['-f', config, '--no-ingress']);
+  t.after(async () => {
+    await mesh.stop();
+    rmSync(config, { recursive: true, force: true });
+  });
+  await mesh.waitFor((s) => s.processes.some((p) => p.name === 'echo-0' && p.appState === 'ready'), 'echo-0 ready');
+  return mesh;
+}
+
+/** The pid of the orphan guard (src/local/orphan-guard.ts) among a process's children. */
+function orphanGuardOf(parent: number): number {
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === parent && readFileSync(`/proc/${e}/cmdline`, 'utf8').includes('groups=')) return Number(e);
+    } catch {
+      // gone
+    }
+  }
+  throw new Error(`no orphan guard among the children of ${parent}`);
+}
 
 describe('rig up with a Gateway port already in use', () => {
   it('says which port is taken and by what Gateway server, and keeps the workloads running', async (t) => {
