@@ -25,24 +25,18 @@ export class SocketBytes {
   #txClosed = 0;
 
   constructor(rxName: string, txName: string) {
+    this.rx = this.#counter(rxName, () => this.#rxClosed, (s) => s.bytesRead);
+    this.tx = this.#counter(txName, () => this.#txClosed, (s) => s.bytesWritten);
+  }
+
+  #counter(name: string, closed: () => number, moved: (s: Socket) => number): Stat {
     const open = this.#open;
-    const rxClosed = () => this.#rxClosed;
-    const txClosed = () => this.#txClosed;
-    this.rx = {
-      name: rxName,
+    return {
+      name,
       kind: 'counter',
       get value() {
-        let v = rxClosed();
-        for (const s of open) v += s.bytesRead;
-        return v;
-      },
-    };
-    this.tx = {
-      name: txName,
-      kind: 'counter',
-      get value() {
-        let v = txClosed();
-        for (const s of open) v += s.bytesWritten;
+        let v = closed();
+        for (const s of open) v += moved(s);
         return v;
       },
     };
