@@ -12,6 +12,7 @@ import { CaClient, createKeyAndCsr } from '../../src/proxy/identity/index.ts';
 import { runRig } from '../helpers/cli.ts';
 import { openssl, serveCa } from './ca-test-helpers.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
+import { makePluginCaFiles } from '../helpers/istio-task-certs.ts';
 
 const REVIEWS = 'spiffe://cluster.local/ns/default/sa/reviews';
 
@@ -124,12 +125,7 @@ test('rig token issue prints a token the CA accepts for exactly that identity', 
 test('uses plug-in CA files (root → intermediate) and rejects mismatched ones', async (t) => {
   const dir = tempDir(t, 'rig-ca-');
   const ossl = (...args: string[]) => openssl(args, dir);
-  fs.writeFileSync(path.join(dir, 'ext.cnf'), '[ca]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\n');
-  ossl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'root-key.pem', '-out', 'root-cert.pem', '-days', '30', '-subj', '/O=Example Corp/CN=Example Root CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
-  ossl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca-key.pem', '-out', 'ca.csr', '-subj', '/O=Example Corp/CN=Intermediate CA cluster1');
-  ossl('x509', '-req', '-in', 'ca.csr', '-CA', 'root-cert.pem', '-CAkey', 'root-key.pem', '-CAcreateserial', '-out', 'ca-cert.pem', '-days', '10', '-extfile', 'ext.cnf', '-extensions', 'ca');
-  fs.writeFileSync(path.join(dir, 'cert-chain.pem'), fs.readFileSync(path.join(dir, 'ca-cert.pem'), 'utf8') + fs.readFileSync(path.join(dir, 'root-cert.pem'), 'utf8'));
-  fs.chmodSync(path.join(dir, 'ca-key.pem'), 0o600);
+  makePluginCaFiles(dir, { root: '/O=Example Corp/CN=Example Root CA', intermediate: '/O=Example Corp/CN=Intermediate CA cluster1' });
   const stateDir = tempDir(t, 'rig-ca-');
   const ca = await createCertificateAuthority({ stateDir, pluginCaDir: dir });
   t.after(() => ca.close());

@@ -3,26 +3,20 @@
 // with the user's intermediate; `rig proxy-config secret` shows a workload certificate under the
 // user's root. Real openssl, real processes.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import { makePluginCaFiles } from '../helpers/istio-task-certs.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { startMesh } from './mesh-harness.ts';
 
 const APP = "require('node:http').createServer((q, s) => s.end('ok')).listen(+process.env.PORT, process.env.HOST)";
 
+/** The cacerts secret as Istio's task makes it: the four files only. */
 function makeCacerts(dir: string): void {
-  fs.mkdirSync(dir, { recursive: true });
-  const ossl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  fs.writeFileSync(path.join(dir, 'ext.cnf'), '[ca]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\n');
-  ossl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'root-key.pem', '-out', 'root-cert.pem', '-days', '30', '-subj', '/O=Istio/CN=Root CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
-  ossl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca-key.pem', '-out', 'ca.csr', '-subj', '/O=Istio/CN=Intermediate CA/L=cluster1');
-  ossl('x509', '-req', '-in', 'ca.csr', '-CA', 'root-cert.pem', '-CAkey', 'root-key.pem', '-CAcreateserial', '-out', 'ca-cert.pem', '-days', '10', '-extfile', 'ext.cnf', '-extensions', 'ca');
-  fs.writeFileSync(path.join(dir, 'cert-chain.pem'), fs.readFileSync(path.join(dir, 'ca-cert.pem'), 'utf8') + fs.readFileSync(path.join(dir, 'root-cert.pem'), 'utf8'));
-  fs.chmodSync(path.join(dir, 'ca-key.pem'), 0o600);
+  makePluginCaFiles(dir, { root: '/O=Istio/CN=Root CA', intermediate: '/O=Istio/CN=Intermediate CA/L=cluster1' });
   for (const f of ['root-key.pem', 'ca.csr', 'ext.cnf', 'root-cert.srl']) fs.rmSync(path.join(dir, f), { force: true });
 }
 
