@@ -141,7 +141,7 @@ function nodeLocality(v: unknown): string {
 /** Parses an xDS node (JSON shape: `{ id, cluster, metadata }`) into a Proxy; throws NodeError on bad input. */
 export function parseNode(node: unknown): Proxy {
   if (!node || typeof node !== 'object') throw new NodeError('the first DiscoveryRequest must carry a node');
-  const n = node as { id?: unknown; metadata?: unknown; locality?: unknown };
+  const n = node as { id?: unknown; metadata?: unknown; locality?: unknown; user_agent_version?: unknown };
   if (typeof n.id !== 'string' || n.id === '') throw new NodeError('node.id is missing');
   const md = (n.metadata && typeof n.metadata === 'object' ? n.metadata : {}) as Record<string, unknown>;
   const parts = n.id.split('~');
@@ -184,7 +184,8 @@ export function parseNode(node: unknown): Proxy {
     serviceAccount: str(md.SERVICE_ACCOUNT, 'SERVICE_ACCOUNT') ?? 'default',
     workloadName,
     clusterId: str(md.CLUSTER_ID, 'CLUSTER_ID') ?? 'Kubernetes',
-    istioVersion: str(md.ISTIO_VERSION, 'ISTIO_VERSION') ?? '',
+    // Istio's agent sends ISTIO_VERSION; rig proxy names its version as the node's user_agent_version.
+    istioVersion: str(md.ISTIO_VERSION, 'ISTIO_VERSION') ?? (typeof n.user_agent_version === 'string' ? n.user_agent_version : ''),
     interceptionMode: mode,
     locality: nodeLocality(n.locality) || localityFromLabels(labels),
     generator,
