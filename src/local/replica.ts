@@ -10,6 +10,7 @@ import { httpProbe, type Probe } from './probe.ts';
 import { readPortsFile, removePortsFile } from './ports-file.ts';
 import { netnsArgv, PROXY_UID, type Pod, type PodNetwork } from './netns/index.ts';
 import { podSidecarArgs, sidecarArgs, sidecarNodeId, type ProxyCommon } from './proxy-args.ts';
+import { appEcho } from './probe-echo.ts';
 import { sidecarProbe } from './replica-probe.ts';
 import { allocateReplicaPorts, releaseReplicaPorts, type ReplicaPorts } from './replica-ports.ts';
 import type { ReplicaPlan } from './mesh-plan.ts';
@@ -44,6 +45,8 @@ export interface RuntimeContext {
   proxyCommon(portsFile: string, name: string, identity: { namespace: string; serviceAccount: string }): Promise<ProxyCommon>;
   /** Tells the user about a state change worth knowing (crash, failure). */
   notice(line: string, isError: boolean): void;
+  /** `notice`, once per rig up for each `key`. */
+  noticeOnce(key: string, line: string): void;
   /** The last health report of the sidecar with this node id (the control plane's record). */
   workloadHealth(nodeId: string): { healthy: boolean; message: string } | undefined;
   /** Takes that sidecar's workload out of the endpoints at once (it is stopping or has exited). */
@@ -139,7 +142,8 @@ export class ReplicaRuntime {
     this.#ctx = ctx;
     this.nodeId = sidecarNodeId(plan, pod?.address ?? '127.0.0.1');
     // Ready while the sidecar's agent last reported the replica healthy; no probe (no ports): once running.
-    const probed = sidecarProbe(plan.spec) !== undefined;
+    const probe = sidecarProbe(plan.spec);
+    const probed = probe !== undefined;
     const env = { ...(pod ? podEnv(plan, pod.address) : workloadEnv(plan, ports)), RIG_STATE_DIR: ctx.stateRoot };
     // The agent sees the app's process through this file (a dead app is unready at once, as a pod
     // whose container died) and runs exec probes in the app's environment (as in its container).
@@ -157,6 +161,7 @@ export class ReplicaRuntime {
       cwd: plan.cwd,
       logFile: ctx.logFile(plan.name),
       print: ctx.print(plan.name),
+      echo: appEcho(probe, () => ctx.noticeOnce('probe-echo', `readiness-probe requests in the apps' output (${plan.name}: GET ${probe?.httpGet?.path}) are not shown here; rig logs ${plan.workload} has them`)),
       readiness: probed ? async () => ctx.workloadHealth(this.nodeId)?.healthy === true : undefined,
       // The agent applies the probe's thresholds; this only reads its last report.
       periodMs: 200,

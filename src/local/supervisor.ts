@@ -55,6 +55,8 @@ export class Supervisor {
   readonly #allocator = new PortAllocator();
   readonly #replicas = new Map<string, ReplicaRuntime>();
   readonly #gateways = new Map<string, { rt: GatewayRuntime; fingerprint: string }>();
+  /** Keys of the one-time notices already shown. */
+  readonly #noticed = new Set<string>();
   #config: ConfigSources | undefined;
   #cp: ControlPlane | undefined;
   #cpLog: Logger | undefined;
@@ -162,6 +164,11 @@ export class Supervisor {
       forgetWorkload: (nodeId) => this.#cp?.discovery.forgetWorkload(nodeId),
       allocatePort: () => this.#allocator.allocate(),
       notice: (line, isError) => (isError ? this.opts.console.error(line) : this.opts.console.info(line)),
+      noticeOnce: (key, line) => {
+        if (this.#noticed.has(key)) return;
+        this.#noticed.add(key);
+        this.opts.console.info(line);
+      },
       onChange: () => this.#onProcessChange(),
       network: this.#network,
     };

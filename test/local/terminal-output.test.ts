@@ -1,0 +1,56 @@
+// What `rig up` prints on its terminal, as a user reads it: the readiness probe's requests that an
+// app logs stay in its log file (not one line per replica a second on the terminal), and
+// `rig proxy-status` names each proxy's version.
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { VERSION } from '../../src/core/version.ts';
+import { startMesh, type Mesh } from './mesh-harness.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+// Logs every request as Bookinfo's apps do: `GET /health 200 0ms`.
+const LOGGING_APP = ['node', '-e', "require('node:http').createServer((q, s) => { s.end('ok'); console.log(q.method + ' ' + q.url + ' 200 0ms'); }).listen(+process.env.PORT, process.env.HOST, () => console.log('app up'))"];
+
+const CONFIG = `apiVersion: local.rigging.dev/v1alpha1
+kind: Workload
+metadata: { name: app, labels: { app: app } }
+spec:
+  command: ${JSON.stringify(LOGGING_APP)}
+  ports: [{ name: http, port: 9080 }]
+  readinessProbe: { httpGet: { path: /health, port: 9080 }, periodSeconds: 1 }
+`;
+
+describe('rig up terminal output', () => {
+  const config = mkdtempSync(path.join(os.tmpdir(), 'rig-terminal-'));
+  let mesh: Mesh;
+
+  before(async () => {
+    writeFileSync(path.join(config, 'app.yaml'), CONFIG);
+    mesh = await startMesh('up', ['-f', config, '--no-ingress']);
+    await mesh.waitFor((s) => !!s.readyAt, 'the mesh ready');
+  });
+  after(async () => {
+    await mesh?.stop();
+    rmSync(config, { recursive: true, force: true });
+  });
+
+  it("leaves the readiness probe's requests out of the terminal, keeps them in the app's log, and says so once", async () => {
+    const logFile = path.join(mesh.stateDir, 'logs', 'app-0.log');
+    await waitFor('three probe requests in the log file', async () => (readFileSync(logFile, 'utf8').match(/GET \/health 200/g)?.length ?? 0) >= 3 || undefined);
+    const out = mesh.output();
+    assert.match(out, /app-0 +\| app up/);
+    assert.doesNotMatch(out, /\| GET \/health 200/);
+    assert.equal(out.match(/readiness-probe requests .* are not shown here; rig logs app has them/g)?.length, 1, out);
+  });
+
+  it("rig proxy-status shows each proxy's version (its node's user_agent_version), not -", async () => {
+    const table = await waitFor('app-0 in proxy-status', async () => {
+      const r = await mesh.rig(['proxy-status']);
+      return r.stdout.includes('app-0.default') ? r.stdout : undefined;
+    });
+    const row = table.split('\n').find((l) => l.startsWith('app-0.default'))!;
+    assert.equal(row.trim().split(/\s+/).at(-1), VERSION, table);
+  });
+});
