@@ -26,6 +26,7 @@ export const KIND_INFO: Record<Kind, KindInfo> = {
   RequestAuthentication: { kind: 'RequestAuthentication', group: SEC, versions: ['v1', 'v1beta1'], namespaced: true },
   AuthorizationPolicy: { kind: 'AuthorizationPolicy', group: SEC, versions: ['v1', 'v1beta1'], namespaced: true },
   Telemetry: { kind: 'Telemetry', group: 'telemetry.istio.io', versions: ['v1', 'v1alpha1'], namespaced: true },
+  EnvoyFilter: { kind: 'EnvoyFilter', group: NET, versions: ['v1alpha3'], namespaced: true },
   Service: { kind: 'Service', group: '', versions: ['v1'], namespaced: true },
   Namespace: { kind: 'Namespace', group: '', versions: ['v1'], namespaced: false },
   Workload: { kind: 'Workload', group: 'local.rigging.dev', versions: ['v1alpha1'], namespaced: true },

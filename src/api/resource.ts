@@ -30,6 +30,7 @@ export const KINDS = [
   'RequestAuthentication',
   'AuthorizationPolicy',
   'Telemetry',
+  'EnvoyFilter',
   'Service',
   'Namespace',
   'Workload',

@@ -5,3 +5,4 @@ export { parseDuration, formatDuration } from './wkt-json.ts';
 export * from './type-urls.ts';
 export { EnvoyJsonError } from './json.ts';
 export type { JsonIssue } from './json.ts';
+export { normalizePatchValue, unknownFilterReason, unwrapTypedStructs, PROXY_HTTP_FILTERS, PROXY_NETWORK_FILTERS } from './patch-value.ts';

@@ -235,6 +235,7 @@ class Analysis {
       for (const p of this.of<{ selector?: T.WorkloadSelector }>(kind)) check(p, p.spec.selector?.matchLabels, ['spec', 'selector', 'matchLabels']);
     }
     for (const s of this.of<T.SidecarSpec>('Sidecar')) check(s, s.spec.workloadSelector?.labels, ['spec', 'workloadSelector', 'labels']);
+    for (const f of this.of<T.EnvoyFilterSpec>('EnvoyFilter')) check(f, f.spec.workloadSelector?.labels, ['spec', 'workloadSelector', 'labels']);
     // The built-in gateways (istio: ingressgateway / egressgateway) are started by the mesh itself.
     const builtIn = (sel?: Record<string, string>) => sel?.istio === 'ingressgateway' || sel?.istio === 'egressgateway';
     for (const g of this.of<T.GatewaySpec>('Gateway')) if (!builtIn(g.spec.selector)) check(g, g.spec.selector, ['spec', 'selector'], true);

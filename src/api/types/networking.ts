@@ -385,3 +385,71 @@ export interface WorkloadGroupSpec {
   template: WorkloadEntrySpec;
   probe?: ReadinessProbe;
 }
+
+/** EnvoyFilter (networking.istio.io/v1alpha3): patches to the Envoy configuration a proxy gets. */
+export type EnvoyFilterApplyTo =
+  | 'INVALID'
+  | 'LISTENER'
+  | 'FILTER_CHAIN'
+  | 'NETWORK_FILTER'
+  | 'HTTP_FILTER'
+  | 'ROUTE_CONFIGURATION'
+  | 'VIRTUAL_HOST'
+  | 'HTTP_ROUTE'
+  | 'CLUSTER'
+  | 'EXTENSION_CONFIG'
+  | 'BOOTSTRAP'
+  | 'LISTENER_FILTER';
+export type EnvoyFilterContext = 'ANY' | 'SIDECAR_INBOUND' | 'SIDECAR_OUTBOUND' | 'GATEWAY';
+export type EnvoyFilterOperation = 'INVALID' | 'MERGE' | 'ADD' | 'REMOVE' | 'INSERT_BEFORE' | 'INSERT_AFTER' | 'INSERT_FIRST' | 'REPLACE';
+
+export interface EnvoyFilterListenerMatch {
+  portNumber?: number;
+  portName?: string;
+  name?: string;
+  listenerFilter?: string;
+  filterChain?: {
+    name?: string;
+    sni?: string;
+    transportProtocol?: string;
+    applicationProtocols?: string;
+    destinationPort?: number;
+    filter?: { name?: string; subFilter?: { name?: string } };
+  };
+}
+
+export interface EnvoyFilterRouteConfigurationMatch {
+  portNumber?: number;
+  portName?: string;
+  gateway?: string;
+  name?: string;
+  vhost?: { name?: string; domainName?: string; route?: { name?: string; action?: 'ANY' | 'ROUTE' | 'REDIRECT' | 'DIRECT_RESPONSE' } };
+}
+
+export interface EnvoyFilterClusterMatch {
+  portNumber?: number;
+  service?: string;
+  subset?: string;
+  name?: string;
+}
+
+export interface EnvoyFilterObjectMatch {
+  context?: EnvoyFilterContext;
+  proxy?: { proxyVersion?: string; metadata?: Record<string, string> };
+  listener?: EnvoyFilterListenerMatch;
+  routeConfiguration?: EnvoyFilterRouteConfigurationMatch;
+  cluster?: EnvoyFilterClusterMatch;
+}
+
+export interface EnvoyFilterConfigPatch {
+  applyTo?: EnvoyFilterApplyTo;
+  match?: EnvoyFilterObjectMatch;
+  patch?: { operation?: EnvoyFilterOperation; value?: Record<string, unknown>; filterClass?: string };
+}
+
+export interface EnvoyFilterSpec {
+  workloadSelector?: NetworkingWorkloadSelector;
+  targetRefs?: unknown[];
+  configPatches?: EnvoyFilterConfigPatch[];
+  priority?: number;
+}

@@ -5,6 +5,7 @@ import type { Resource } from '../resource.ts';
 import type { Locator } from '../source-map.ts';
 import { fixedLocator } from '../source-map.ts';
 import type * as T from '../index.ts';
+import { validateEnvoyFilter } from './envoy-filter.ts';
 import { validateDestinationRule } from './destination-rule.ts';
 import { validateGateway } from './gateway.ts';
 import { validateMetadataName, validateNamespace, validateService, validateWorkload } from './kubernetes.ts';
@@ -84,6 +85,8 @@ function validateSemantics(kind: Resource['kind'], spec: unknown, r: Reporter, o
       return validateAuthorizationPolicy(spec as T.AuthorizationPolicySpec, r);
     case 'Telemetry':
       return validateTelemetry(spec as T.TelemetrySpec, r, opts.telemetry);
+    case 'EnvoyFilter':
+      return validateEnvoyFilter(spec as T.EnvoyFilterSpec, r);
     case 'Service':
       return validateService(spec as T.ServiceSpec, r);
     case 'Namespace':

@@ -23,6 +23,10 @@ export function registeredHttpFilters(): string[] {
   return [...byName.keys()].sort();
 }
 
+export function registeredHttpFilterTypeUrls(): string[] {
+  return [...byTypeUrl.keys()].sort();
+}
+
 /**
  * Compiles a typed_per_filter_config map (route, virtual host or weighted cluster) into
  * filter name → compiled per-route config, as Envoy's PerFilterConfigs: a FilterConfig with

@@ -80,4 +80,9 @@ export function networkFilterFactory(typeUrl: string | undefined, name: string):
   return (typeUrl ? byType.get(typeUrl) : undefined) ?? byName.get(name);
 }
 
+/** Names and typed_config type URLs of every registered network filter (sorted). */
+export function registeredNetworkFilters(): { names: string[]; typeUrls: string[] } {
+  return { names: [...byName.keys()].sort(), typeUrls: [...byType.keys()].sort() };
+}
+
 export type { Issues };

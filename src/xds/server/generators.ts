@@ -10,6 +10,7 @@ import { buildListeners } from '../translate/listener-builder.ts';
 import { buildNameTable } from '../translate/name-table.ts';
 import { buildRouteConfig } from '../translate/route-config.ts';
 import { buildSecret } from '../translate/secret-builder.ts';
+import { withClusterPatches, withListenerPatches, withRoutePatches } from '../translate/envoy-filter/index.ts';
 
 export interface XdsGenerator {
   typeUrl: string;
@@ -27,13 +28,18 @@ function byNames(list: EnvoyJson[], names: readonly string[] | undefined): Envoy
 }
 
 export const GENERATORS: Record<string, XdsGenerator> = {
-  [CLUSTER_TYPE]: { typeUrl: CLUSTER_TYPE, short: 'cds', fullState: true, generate: (push, proxy, names) => (proxy.generator === 'grpc' ? byNames(buildClusters(push, proxy), names) : buildClusters(push, proxy)) },
-  [LISTENER_TYPE]: { typeUrl: LISTENER_TYPE, short: 'lds', fullState: true, generate: (push, proxy, names) => buildListeners(push, proxy, names) },
+  [CLUSTER_TYPE]: { typeUrl: CLUSTER_TYPE, short: 'cds', fullState: true, generate: (push, proxy, names) => (proxy.generator === 'grpc' ? byNames(buildClusters(push, proxy), names) : withClusterPatches(push, proxy, buildClusters(push, proxy))) },
+  [LISTENER_TYPE]: { typeUrl: LISTENER_TYPE, short: 'lds', fullState: true, generate: (push, proxy, names) => withListenerPatches(push, proxy, buildListeners(push, proxy, names)) },
   [ROUTE_TYPE]: {
     typeUrl: ROUTE_TYPE,
     short: 'rds',
     fullState: false,
-    generate: (push, proxy, names) => (names ?? []).map((n) => buildRouteConfig(push, proxy, n)).filter((r): r is EnvoyJson => r !== undefined),
+    generate: (push, proxy, names) =>
+      withRoutePatches(
+        push,
+        proxy,
+        (names ?? []).map((n) => buildRouteConfig(push, proxy, n)).filter((r): r is EnvoyJson => r !== undefined),
+      ),
   },
   [ENDPOINT_TYPE]: {
     typeUrl: ENDPOINT_TYPE,

@@ -1,0 +1,76 @@
+// EnvoyFilter: what Rigging's control plane applies, and an error for every part it does not
+// (Istio ignores some combinations silently; here the user hears about them at apply time).
+// Patch values are checked against Envoy's protos, and filters `rig proxy` lacks are refused.
+import { normalizePatchValue, unknownFilterReason, unwrapTypedStructs } from '../../envoy/index.ts';
+import type { FieldPath } from '../source-map.ts';
+import type { EnvoyFilterApplyTo, EnvoyFilterConfigPatch, EnvoyFilterOperation, EnvoyFilterSpec } from '../types/networking.ts';
+import type { Reporter } from './reporter.ts';
+
+/** The Envoy message each supported applyTo patches, and the operations Istio applies to it. */
+export const ENVOY_FILTER_TARGETS: Partial<Record<EnvoyFilterApplyTo, { message: string; operations: readonly EnvoyFilterOperation[]; match: 'listener' | 'routeConfiguration' | 'cluster' }>> = {
+  LISTENER: { message: 'envoy.config.listener.v3.Listener', operations: ['MERGE', 'ADD', 'REMOVE'], match: 'listener' },
+  FILTER_CHAIN: { message: 'envoy.config.listener.v3.FilterChain', operations: ['MERGE', 'ADD', 'REMOVE'], match: 'listener' },
+  NETWORK_FILTER: { message: 'envoy.config.listener.v3.Filter', operations: ['MERGE', 'ADD', 'REMOVE', 'INSERT_BEFORE', 'INSERT_AFTER', 'INSERT_FIRST', 'REPLACE'], match: 'listener' },
+  HTTP_FILTER: { message: 'envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter', operations: ['MERGE', 'ADD', 'REMOVE', 'INSERT_BEFORE', 'INSERT_AFTER', 'INSERT_FIRST', 'REPLACE'], match: 'listener' },
+  ROUTE_CONFIGURATION: { message: 'envoy.config.route.v3.RouteConfiguration', operations: ['MERGE'], match: 'routeConfiguration' },
+  VIRTUAL_HOST: { message: 'envoy.config.route.v3.VirtualHost', operations: ['MERGE', 'ADD', 'REMOVE'], match: 'routeConfiguration' },
+  HTTP_ROUTE: { message: 'envoy.config.route.v3.Route', operations: ['MERGE', 'REMOVE', 'INSERT_BEFORE', 'INSERT_AFTER', 'INSERT_FIRST'], match: 'routeConfiguration' },
+  CLUSTER: { message: 'envoy.config.cluster.v3.Cluster', operations: ['MERGE', 'ADD', 'REMOVE'], match: 'cluster' },
+};
+
+const NOT_APPLIED = 'Rigging does not apply it; remove it or express the change another way';
+
+export function validateEnvoyFilter(spec: EnvoyFilterSpec, r: Reporter): void {
+  if (spec.targetRefs?.length) r.error(['spec', 'targetRefs'], 'EnvoyFilter targetRefs (Gateway API / waypoint attachment) are not supported', 'select workloads with workloadSelector.labels');
+  spec.configPatches?.forEach((p, i) => validatePatch(p, ['spec', 'configPatches', i], r));
+}
+
+function validatePatch(p: EnvoyFilterConfigPatch, at: FieldPath, r: Reporter): void {
+  const applyTo = p.applyTo ?? 'INVALID';
+  const target = ENVOY_FILTER_TARGETS[applyTo];
+  if (!target) {
+    r.error([...at, 'applyTo'], `applyTo ${applyTo} is not supported by Rigging`, `use one of ${Object.keys(ENVOY_FILTER_TARGETS).join(', ')}`);
+    return;
+  }
+  const m = p.match ?? {};
+  const mat = [...at, 'match'];
+  if (m.proxy?.proxyVersion !== undefined) r.error([...mat, 'proxy', 'proxyVersion'], 'match.proxy.proxyVersion is not supported (rig proxy has no Istio version to match)', NOT_APPLIED);
+  if (m.proxy?.metadata !== undefined) r.error([...mat, 'proxy', 'metadata'], 'match.proxy.metadata is not supported', NOT_APPLIED);
+  for (const k of ['listener', 'routeConfiguration', 'cluster'] as const) {
+    if (m[k] !== undefined && k !== target.match) r.error([...mat, k], `match.${k} does not apply to applyTo ${applyTo} (it takes match.${target.match})`, `use match.${target.match}`);
+  }
+  const l = m.listener;
+  if (l?.portName !== undefined) r.error([...mat, 'listener', 'portName'], 'match.listener.portName is not supported', 'use portNumber');
+  if (l?.listenerFilter !== undefined) r.error([...mat, 'listener', 'listenerFilter'], 'match.listener.listenerFilter is not supported', NOT_APPLIED);
+  if (l?.filterChain?.applicationProtocols !== undefined) r.error([...mat, 'listener', 'filterChain', 'applicationProtocols'], 'match.listener.filterChain.applicationProtocols is not supported', NOT_APPLIED);
+  if (l?.filterChain?.filter?.subFilter !== undefined && applyTo !== 'HTTP_FILTER') r.error([...mat, 'listener', 'filterChain', 'filter', 'subFilter'], 'subFilter only applies to applyTo HTTP_FILTER', 'remove it');
+  if (m.routeConfiguration?.portName !== undefined && m.context !== 'GATEWAY') r.error([...mat, 'routeConfiguration', 'portName'], 'match.routeConfiguration.portName only matches gateway route configurations', 'set match.context: GATEWAY, or use portNumber');
+  const op = p.patch?.operation ?? 'INVALID';
+  const opAt = [...at, 'patch', 'operation'];
+  if (!target.operations.includes(op)) {
+    r.error(opAt, `operation ${op} does not apply to applyTo ${applyTo} (Istio ignores it)`, `use one of ${target.operations.join(', ')}`);
+    return;
+  }
+  if (p.patch?.filterClass !== undefined) r.error([...at, 'patch', 'filterClass'], 'patch.filterClass (ordering WASM/ext filters by class) is not supported', 'place the filter with INSERT_BEFORE / INSERT_AFTER and a subFilter');
+  const relative = op === 'INSERT_BEFORE' || op === 'INSERT_AFTER' || op === 'REPLACE';
+  if (relative && applyTo === 'HTTP_FILTER' && !l?.filterChain?.filter?.subFilter?.name) {
+    // Istio: without a subFilter, INSERT_BEFORE/AFTER work as INSERT_FIRST/ADD and REPLACE does nothing.
+    if (op === 'REPLACE') r.error([...mat, 'listener', 'filterChain', 'filter', 'subFilter', 'name'], 'REPLACE of an HTTP filter needs the filter to replace in match.listener.filterChain.filter.subFilter.name', 'name the filter to replace');
+  }
+  if (relative && applyTo === 'NETWORK_FILTER' && op === 'REPLACE' && !l?.filterChain?.filter?.name) r.error([...mat, 'listener', 'filterChain', 'filter', 'name'], 'REPLACE of a network filter needs the filter to replace in match.listener.filterChain.filter.name', 'name the filter to replace');
+  if (op === 'REMOVE') return;
+  const valueAt = [...at, 'patch', 'value'];
+  if (p.patch?.value === undefined) {
+    r.error(valueAt, `operation ${op} needs a patch.value (a ${target.message})`, 'add the value');
+    return;
+  }
+  if ((applyTo === 'HTTP_FILTER' || applyTo === 'NETWORK_FILTER') && op !== 'MERGE') {
+    const why = unknownFilterReason(applyTo === 'HTTP_FILTER' ? 'HTTP' : 'network', unwrapTypedStructs(p.patch.value) as Record<string, unknown>);
+    if (why) {
+      r.error(valueAt, why, 'use a filter rig proxy implements, or mark the filter is_optional: true');
+      return;
+    }
+  }
+  const res = normalizePatchValue(target.message, p.patch.value);
+  for (const issue of res.issues) r.error(valueAt, `patch.value${issue.path ? '.' + issue.path.replace(/^\./, '') : ''}: ${issue.message} (checked as ${target.message})`, 'fix the value; use Envoy v3 field names');
+}

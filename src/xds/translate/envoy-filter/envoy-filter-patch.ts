@@ -1,0 +1,277 @@
+// Applies EnvoyFilter patches to the listeners, clusters and route configurations generated for
+// one proxy, with Istio's matching (match.context, listener / filter chain / filter / sub-filter,
+// route configuration / virtual host / route, cluster) and operations (MERGE, ADD, REMOVE,
+// INSERT_BEFORE, INSERT_AFTER, INSERT_FIRST, REPLACE). Generated resources are shared between
+// proxies (memoized per snapshot): a resource a patch touches is cloned first, never changed.
+// Order, as Istio: LISTENER, then per listener FILTER_CHAIN, NETWORK_FILTER, HTTP_FILTER (and the
+// route patches of inline route configurations); listeners and clusters ADDed are not patched further.
+import type { EnvoyFilterContext } from '../../../api/types/networking.ts';
+import { HCM_TYPE, type EnvoyJson } from '../../../envoy/index.ts';
+import type { Proxy } from '../../../model/proxy.ts';
+import type { CompiledPatch, PatchesByTarget } from './envoy-filter-select.ts';
+import { protoMerge } from './proto-merge.ts';
+
+export type PatchContext = Exclude<EnvoyFilterContext, 'ANY'>;
+
+const VIRTUAL_LISTENERS = new Set(['virtualInbound', 'virtualOutbound']);
+
+function contextMatches(p: CompiledPatch, ctx: PatchContext): boolean {
+  return p.context === 'ANY' || p.context === ctx;
+}
+
+/** Applies one list operation; `matches` selects the element the operation is relative to (all when unconstrained). */
+export function applyListOperation(list: EnvoyJson[], p: CompiledPatch, matches: (x: EnvoyJson) => boolean): EnvoyJson[] {
+  const value = () => structuredClone(p.value as EnvoyJson);
+  switch (p.operation) {
+    case 'ADD':
+      return [...list, value()];
+    case 'INSERT_FIRST':
+      return [value(), ...list];
+    case 'INSERT_BEFORE':
+    case 'INSERT_AFTER': {
+      const i = list.findIndex(matches);
+      if (i < 0) return list;
+      const at = p.operation === 'INSERT_BEFORE' ? i : i + 1;
+      return [...list.slice(0, at), value(), ...list.slice(at)];
+    }
+    case 'REPLACE': {
+      const i = list.findIndex(matches);
+      return i < 0 ? list : list.map((x, j) => (j === i ? value() : x));
+    }
+    case 'REMOVE':
+      return list.filter((x) => !matches(x));
+    case 'MERGE':
+      return list.map((x) => (matches(x) ? protoMerge(x, p.value as EnvoyJson) : x));
+    default:
+      return list;
+  }
+}
+
+// ---- listeners ----
+
+export function listenerContext(proxy: Proxy, l: EnvoyJson): PatchContext {
+  if (proxy.type === 'router') return 'GATEWAY';
+  return l.traffic_direction === 'INBOUND' ? 'SIDECAR_INBOUND' : 'SIDECAR_OUTBOUND';
+}
+
+function listenerPorts(l: EnvoyJson): number[] {
+  const out: number[] = [];
+  const port = ((l.address as EnvoyJson | undefined)?.socket_address as EnvoyJson | undefined)?.port_value;
+  if (typeof port === 'number') out.push(port);
+  // Explicit mode binds a listener to a local port of its own; its name keeps the workload's port.
+  const named = /_(\d+)$/.exec(String(l.name ?? ''));
+  if (named) out.push(Number(named[1]));
+  return out;
+}
+
+function listenerMatches(l: EnvoyJson, p: CompiledPatch, ctx: PatchContext): boolean {
+  if (!contextMatches(p, ctx)) return false;
+  const m = p.match.listener;
+  if (!m) return true;
+  if (m.name && m.name !== l.name) return false;
+  // The virtual listeners carry the port in each filter chain's destination_port instead.
+  if (m.portNumber && !VIRTUAL_LISTENERS.has(String(l.name)) && !listenerPorts(l).includes(m.portNumber)) return false;
+  return true;
+}
+
+function chainMatches(l: EnvoyJson, fc: EnvoyJson, p: CompiledPatch): boolean {
+  const m = p.match.listener;
+  if (!m) return true;
+  const fm = (fc.filter_chain_match ?? {}) as EnvoyJson;
+  const want = m.filterChain;
+  if (want?.name && want.name !== fc.name) return false;
+  if (want?.sni && !((fm.server_names as string[] | undefined) ?? []).includes(want.sni)) return false;
+  if (want?.transportProtocol && want.transportProtocol !== fm.transport_protocol) return false;
+  if (want?.destinationPort && want.destinationPort !== fm.destination_port) return false;
+  if (m.portNumber && VIRTUAL_LISTENERS.has(String(l.name)) && fm.destination_port !== m.portNumber) return false;
+  // FILTER_CHAIN patches select chains holding the named filter; filter patches select the filter itself.
+  if (p.applyTo === 'FILTER_CHAIN' && want?.filter?.name && !((fc.filters as EnvoyJson[] | undefined) ?? []).some((f) => f.name === want.filter?.name)) return false;
+  return true;
+}
+
+function patchHttpFilters(hcm: EnvoyJson, patches: readonly CompiledPatch[]): EnvoyJson {
+  let filters = (hcm.http_filters as EnvoyJson[] | undefined) ?? [];
+  for (const p of patches) {
+    const sub = p.match.listener?.filterChain?.filter?.subFilter?.name;
+    filters = applyListOperation(filters, p, (f) => !sub || f.name === sub);
+  }
+  return { ...hcm, http_filters: filters };
+}
+
+function patchChain(l: EnvoyJson, fc: EnvoyJson, ctx: PatchContext, t: PatchesByTarget): EnvoyJson {
+  const applies = (p: CompiledPatch) => listenerMatches(l, p, ctx) && chainMatches(l, fc, p);
+  let filters = (fc.filters as EnvoyJson[] | undefined) ?? [];
+  for (const p of t.get('NETWORK_FILTER') ?? []) {
+    if (!applies(p)) continue;
+    const name = p.match.listener?.filterChain?.filter?.name;
+    filters = applyListOperation(filters, p, (f) => !name || f.name === name);
+  }
+  const http = (t.get('HTTP_FILTER') ?? []).filter(applies);
+  const routes = t.has('ROUTE_CONFIGURATION') || t.has('VIRTUAL_HOST') || t.has('HTTP_ROUTE');
+  if (http.length || routes) {
+    filters = filters.map((f) => {
+      const tc = f.typed_config as EnvoyJson | undefined;
+      if (tc?.['@type'] !== HCM_TYPE) return f;
+      const name = (p: CompiledPatch) => p.match.listener?.filterChain?.filter?.name;
+      const mine = http.filter((p) => !name(p) || name(p) === f.name);
+      let hcm = mine.length ? patchHttpFilters(tc, mine) : tc;
+      if (routes && hcm.route_config) {
+        const rc = patchRouteConfig(t, ctx, hcm.route_config as EnvoyJson);
+        if (rc !== hcm.route_config) hcm = { ...hcm, route_config: rc };
+      }
+      return hcm === tc ? f : { ...f, typed_config: hcm };
+    });
+  }
+  return filters === fc.filters ? fc : { ...fc, filters };
+}
+
+function patchListener(l: EnvoyJson, ctx: PatchContext, t: PatchesByTarget): EnvoyJson {
+  const before = (l.filter_chains as EnvoyJson[] | undefined) ?? [];
+  let chains = before;
+  for (const p of t.get('FILTER_CHAIN') ?? []) {
+    if (!listenerMatches(l, p, ctx)) continue;
+    chains = applyListOperation(chains, p, (fc) => chainMatches(l, fc, p));
+  }
+  chains = chains.map((fc) => patchChain(l, fc, ctx, t));
+  const same = chains.length === before.length && chains.every((fc, i) => fc === before[i]);
+  return same ? l : { ...l, filter_chains: chains };
+}
+
+/** The contexts a proxy's own configuration has (where a patch that ADDs a whole resource lands). */
+function proxyContexts(proxy: Proxy): PatchContext[] {
+  return proxy.type === 'router' ? ['GATEWAY'] : ['SIDECAR_INBOUND', 'SIDECAR_OUTBOUND'];
+}
+
+function adds(p: CompiledPatch, proxy: Proxy): boolean {
+  return p.operation === 'ADD' && (p.context === 'ANY' || proxyContexts(proxy).includes(p.context));
+}
+
+export function patchListeners(t: PatchesByTarget, proxy: Proxy, listeners: readonly EnvoyJson[]): EnvoyJson[] {
+  const out: EnvoyJson[] = [];
+  for (const generated of listeners) {
+    const ctx = listenerContext(proxy, generated);
+    let l: EnvoyJson | undefined = generated;
+    for (const p of t.get('LISTENER') ?? []) {
+      if (p.operation === 'ADD' || !listenerMatches(l, p, ctx)) continue;
+      l = p.operation === 'REMOVE' ? undefined : protoMerge(l, p.value as EnvoyJson);
+      if (!l) break;
+    }
+    if (l) out.push(patchListener(l, ctx, t));
+  }
+  for (const p of t.get('LISTENER') ?? []) if (adds(p, proxy)) out.push(structuredClone(p.value as EnvoyJson));
+  return out;
+}
+
+// ---- route configurations ----
+
+/** The port a route configuration serves, from its name: `9080`, `host:9080`, `http.8080`, `https.443.…`, `inbound|9080||`, `inbound|http|9080`. */
+function routePort(name: string): number | undefined {
+  const gw = /^https?\.(\d+)(\.|$)/.exec(name) ?? /^inbound\|(\d+)\|/.exec(name);
+  if (gw) return Number(gw[1]);
+  const tail = /(\d+)$/.exec(name);
+  return tail ? Number(tail[1]) : undefined;
+}
+
+/** `https.<port>.<portName>.<gateway>.<namespace>` → port name and `namespace/gateway` (Istio's ParseGatewayRDSRouteName). */
+function gatewayOfRoute(name: string): { portName?: string; gateway?: string } {
+  const parts = name.split('.');
+  if (parts[0] !== 'https' || parts.length < 5) return {};
+  return { portName: parts[2], gateway: `${parts[parts.length - 1]}/${parts.slice(3, -1).join('.')}` };
+}
+
+function routeConfigMatches(rc: EnvoyJson, p: CompiledPatch, ctx: PatchContext): boolean {
+  if (!contextMatches(p, ctx)) return false;
+  const m = p.match.routeConfiguration;
+  if (!m) return true;
+  const name = String(rc.name ?? '');
+  if (m.name && m.name !== name) return false;
+  if (m.portNumber && routePort(name) !== m.portNumber) return false;
+  if (m.portName || m.gateway) {
+    const gw = ctx === 'GATEWAY' ? gatewayOfRoute(name) : {};
+    if (m.portName && m.portName !== gw.portName) return false;
+    if (m.gateway && m.gateway !== gw.gateway) return false;
+  }
+  return true;
+}
+
+function vhostMatches(vh: EnvoyJson, p: CompiledPatch): boolean {
+  const m = p.match.routeConfiguration?.vhost;
+  if (!m) return true;
+  if (m.name && m.name !== vh.name) return false;
+  if (m.domainName && !((vh.domains as string[] | undefined) ?? []).includes(m.domainName)) return false;
+  return true;
+}
+
+function routeMatches(r: EnvoyJson, p: CompiledPatch): boolean {
+  const m = p.match.routeConfiguration?.vhost?.route;
+  if (!m) return true;
+  if (m.name && m.name !== r.name) return false;
+  switch (m.action) {
+    case 'ROUTE':
+      return r.route !== undefined;
+    case 'REDIRECT':
+      return r.redirect !== undefined;
+    case 'DIRECT_RESPONSE':
+      return r.direct_response !== undefined;
+    default:
+      return true;
+  }
+}
+
+/** A route configuration with the ROUTE_CONFIGURATION, VIRTUAL_HOST and HTTP_ROUTE patches that match it (the same object when none does). */
+export function patchRouteConfig(t: PatchesByTarget, ctx: PatchContext, generated: EnvoyJson): EnvoyJson {
+  let rc = generated;
+  for (const p of t.get('ROUTE_CONFIGURATION') ?? []) if (routeConfigMatches(rc, p, ctx)) rc = protoMerge(rc, p.value as EnvoyJson);
+  for (const p of t.get('VIRTUAL_HOST') ?? []) {
+    if (!routeConfigMatches(rc, p, ctx)) continue;
+    rc = { ...rc, virtual_hosts: applyListOperation((rc.virtual_hosts as EnvoyJson[] | undefined) ?? [], p, (vh) => vhostMatches(vh, p)) };
+  }
+  for (const p of t.get('HTTP_ROUTE') ?? []) {
+    if (!routeConfigMatches(rc, p, ctx)) continue;
+    const vhosts = ((rc.virtual_hosts as EnvoyJson[] | undefined) ?? []).map((vh) => (vhostMatches(vh, p) ? { ...vh, routes: applyListOperation((vh.routes as EnvoyJson[] | undefined) ?? [], p, (r) => routeMatches(r, p)) } : vh));
+    rc = { ...rc, virtual_hosts: vhosts };
+  }
+  return rc;
+}
+
+export function routeContext(proxy: Proxy): PatchContext {
+  return proxy.type === 'router' ? 'GATEWAY' : 'SIDECAR_OUTBOUND';
+}
+
+// ---- clusters ----
+
+export function clusterContext(proxy: Proxy, c: EnvoyJson): PatchContext {
+  if (proxy.type === 'router') return 'GATEWAY';
+  return String(c.name ?? '').startsWith('inbound|') ? 'SIDECAR_INBOUND' : 'SIDECAR_OUTBOUND';
+}
+
+function clusterMatches(c: EnvoyJson, p: CompiledPatch, ctx: PatchContext): boolean {
+  if (!contextMatches(p, ctx)) return false;
+  const m = p.match.cluster;
+  if (!m) return true;
+  const name = String(c.name ?? '');
+  if (m.name) return m.name === name;
+  // outbound|<port>|<subset>|<host> (inbound|<port>||)
+  const [, port, subset, host] = name.split('|');
+  if (m.portNumber && Number(port) !== m.portNumber) return false;
+  if (m.subset && m.subset !== subset) return false;
+  if (m.service && m.service !== host) return false;
+  return true;
+}
+
+export function patchClusters(t: PatchesByTarget, proxy: Proxy, clusters: readonly EnvoyJson[]): EnvoyJson[] {
+  const patches = t.get('CLUSTER') ?? [];
+  const out: EnvoyJson[] = [];
+  for (const generated of clusters) {
+    const ctx = clusterContext(proxy, generated);
+    let c: EnvoyJson | undefined = generated;
+    for (const p of patches) {
+      if (p.operation === 'ADD' || !clusterMatches(c, p, ctx)) continue;
+      c = p.operation === 'REMOVE' ? undefined : protoMerge(c, p.value as EnvoyJson);
+      if (!c) break;
+    }
+    if (c) out.push(c);
+  }
+  for (const p of patches) if (adds(p, proxy)) out.push(structuredClone(p.value as EnvoyJson));
+  return out;
+}

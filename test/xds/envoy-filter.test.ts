@@ -1,0 +1,308 @@
+// EnvoyFilter (generated config): selection (workloadSelector, namespace / root namespace,
+// priority then creation order), match.context, the listener / filter chain / filter / sub-filter,
+// route configuration / virtual host / route and cluster matches, and every operation; plus the
+// apply-time errors for what Rigging does not apply.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { loadDocuments } from '../../src/api/loader.ts';
+import { CLUSTER_TYPE, LISTENER_TYPE, LOCAL_RATELIMIT_TYPE, ROUTE_TYPE } from '../../src/envoy/index.ts';
+import type { EnvoyJson } from '../../src/envoy/index.ts';
+import type { Proxy } from '../../src/model/proxy.ts';
+import { GENERATORS } from '../../src/xds/server/generators.ts';
+import { assertEnvoyResource, buildPush, gatewayProxy, parseYaml, podSidecar } from './fixtures.ts';
+
+const SERVICES = `apiVersion: v1
+kind: Service
+metadata: { name: productpage, namespace: default }
+spec: { selector: { app: productpage }, ports: [{ name: http, port: 9080 }] }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: reviews, namespace: default }
+spec: { selector: { app: reviews }, ports: [{ name: http, port: 9080 }] }
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: reviews, namespace: default }
+spec: { host: reviews, subsets: [{ name: v1, labels: { version: v1 } }, { name: v2, labels: { version: v2 } }] }
+`;
+
+/** Istio's local rate limit task, with a bucket of 2. */
+const RATE_LIMIT = `apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: { name: filter-local-ratelimit-svc, namespace: istio-system }
+spec:
+  workloadSelector: { labels: { app: productpage } }
+  configPatches:
+    - applyTo: HTTP_FILTER
+      match:
+        context: SIDECAR_INBOUND
+        listener: { filterChain: { filter: { name: envoy.filters.network.http_connection_manager } } }
+      patch:
+        operation: INSERT_BEFORE
+        value:
+          name: envoy.filters.http.local_ratelimit
+          typed_config:
+            "@type": type.googleapis.com/udpa.type.v1.TypedStruct
+            type_url: type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
+            value:
+              stat_prefix: http_local_rate_limiter
+              token_bucket: { max_tokens: 2, tokens_per_fill: 2, fill_interval: 60s }
+              filter_enabled: { runtime_key: local_rate_limit_enabled, default_value: { numerator: 100, denominator: HUNDRED } }
+              filter_enforced: { runtime_key: local_rate_limit_enforced, default_value: { numerator: 100, denominator: HUNDRED } }
+              response_headers_to_add: [{ append: false, header: { key: x-local-rate-limit, value: 'true' } }]
+`;
+
+const productpage = () => podSidecar('productpage-0', 'default', { app: 'productpage' }, 'productpage', [{ port: 9080, name: 'http' }], '198.18.0.61');
+const reviews = () => podSidecar('reviews-0', 'default', { app: 'reviews', version: 'v1' }, 'reviews', [{ port: 9080, name: 'http' }], '198.18.0.62');
+
+function generate(yaml: string, proxy: Proxy) {
+  const push = buildPush(parseYaml(`${SERVICES}---\n${yaml}`), [proxy]);
+  const listeners = GENERATORS[LISTENER_TYPE].generate(push, proxy, undefined);
+  for (const l of listeners) assertEnvoyResource(LISTENER_TYPE, l);
+  const clusters = GENERATORS[CLUSTER_TYPE].generate(push, proxy, undefined);
+  for (const c of clusters) assertEnvoyResource(CLUSTER_TYPE, c);
+  const route = (name: string) => {
+    const rc = GENERATORS[ROUTE_TYPE].generate(push, proxy, [name])[0];
+    assertEnvoyResource(ROUTE_TYPE, rc);
+    return rc;
+  };
+  return { listeners, clusters, route };
+}
+
+type Hcm = { http_filters: EnvoyJson[]; route_config?: EnvoyJson };
+/** HTTP filter names of each HCM, by `listener/chain`. */
+function httpFilterNames(listeners: EnvoyJson[]): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const l of listeners) {
+    for (const [i, fc] of ((l.filter_chains as EnvoyJson[]) ?? []).entries()) {
+      for (const f of (fc.filters as EnvoyJson[]) ?? []) {
+        const hcm = f.typed_config as Hcm;
+        if (hcm.http_filters) out[`${l.name}/${fc.name ?? i}`] = hcm.http_filters.map((h) => h.name as string);
+      }
+    }
+  }
+  return out;
+}
+
+function hcmOf(listeners: EnvoyJson[], listener: string, chain: string | number): Hcm {
+  const l = listeners.find((x) => x.name === listener)!;
+  const fc = (l.filter_chains as EnvoyJson[]).find((c, i) => c.name === chain || i === chain)!;
+  return (fc.filters as EnvoyJson[]).find((f) => (f.typed_config as Hcm).http_filters)!.typed_config as Hcm;
+}
+
+test('the local rate limit task: the TypedStruct becomes a LocalRateLimit first in the inbound HCMs of the selected workload only', () => {
+  const { listeners } = generate(RATE_LIMIT, productpage());
+  const names = httpFilterNames(listeners);
+  assert.deepEqual(names['virtualInbound/inbound|9080||'], ['envoy.filters.http.local_ratelimit', 'envoy.filters.http.peer_metadata', 'istio.stats', 'envoy.filters.http.router']);
+  assert.equal(names['0.0.0.0_9080/0'][0], 'envoy.filters.http.peer_metadata', 'outbound HCMs are SIDECAR_OUTBOUND');
+  const rl = hcmOf(listeners, 'virtualInbound', 'inbound|9080||').http_filters[0].typed_config as EnvoyJson;
+  assert.equal(rl['@type'], LOCAL_RATELIMIT_TYPE);
+  assert.deepEqual(rl.token_bucket, { max_tokens: 2, tokens_per_fill: 2, fill_interval: '60s' });
+  assert.deepEqual(rl.response_headers_to_add, [{ append: false, header: { key: 'x-local-rate-limit', value: 'true' } }]);
+
+  const other = generate(RATE_LIMIT, reviews());
+  assert.equal(httpFilterNames(other.listeners)['virtualInbound/inbound|9080||'][0], 'envoy.filters.http.peer_metadata', 'reviews is not selected');
+  const baseline = generate('', productpage());
+  assert.deepEqual(httpFilterNames(baseline.listeners)['virtualInbound/inbound|9080||'][0], 'envoy.filters.http.peer_metadata');
+});
+
+test('namespace scope: a filter in another namespace does not apply; the root namespace applies to all; without selector to every workload', () => {
+  const filter = (ns: string, selector = '') => `apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: { name: f, namespace: ${ns} }
+spec:
+  ${selector}
+  configPatches:
+    - applyTo: HTTP_FILTER
+      match: { context: SIDECAR_OUTBOUND, listener: { filterChain: { filter: { name: envoy.filters.network.http_connection_manager, subFilter: { name: envoy.filters.http.cors } } } } }
+      patch: { operation: REMOVE }
+`;
+  const hasCors = (yaml: string, p: Proxy) => httpFilterNames(generate(yaml, p).listeners)['0.0.0.0_9080/0'].includes('envoy.filters.http.cors');
+  assert.equal(hasCors(filter('other'), reviews()), true);
+  assert.equal(hasCors(filter('default'), reviews()), false);
+  assert.equal(hasCors(filter('istio-system'), reviews()), false);
+  assert.equal(hasCors(filter('istio-system', 'workloadSelector: { labels: { app: productpage } }'), reviews()), true);
+  assert.equal(hasCors(filter('default', 'workloadSelector: { labels: { version: v1 } }'), reviews()), false);
+});
+
+test('order: priority first, then the root namespace before the workload namespace, then creation', () => {
+  const first = (name: string, ns: string, priority: number, created: string) => `apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: { name: ${name}, namespace: ${ns}, creationTimestamp: "${created}" }
+spec:
+  priority: ${priority}
+  configPatches:
+    - applyTo: HTTP_FILTER
+      match: { context: SIDECAR_OUTBOUND }
+      patch: { operation: INSERT_FIRST, value: { name: ${name}, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault } } }
+`;
+  const yaml = [first('a-ns-old', 'default', 0, '2026-01-01T00:00:00Z'), first('b-root-new', 'istio-system', 0, '2026-01-03T00:00:00Z'), first('c-ns-new', 'default', 0, '2026-01-02T00:00:00Z'), first('d-late', 'default', 5, '2025-01-01T00:00:00Z')].join('---\n');
+  const names = httpFilterNames(generate(yaml, reviews()).listeners)['0.0.0.0_9080/0'];
+  // INSERT_FIRST: the last applied is first.
+  assert.deepEqual(names.slice(0, 4), ['d-late', 'c-ns-new', 'a-ns-old', 'b-root-new']);
+});
+
+test('HTTP_FILTER operations relative to a sub-filter: INSERT_AFTER, REPLACE, MERGE (typed_config field by field), ADD; GATEWAY context leaves sidecars alone', () => {
+  const patch = (op: string, sub: string, value: string, ctx = 'SIDECAR_OUTBOUND') => `    - applyTo: HTTP_FILTER
+      match: { context: ${ctx}, listener: { portNumber: 9080, filterChain: { filter: { name: envoy.filters.network.http_connection_manager, subFilter: { name: ${sub} } } } } }
+      patch: { operation: ${op}${value ? `, value: ${value}` : ''} }
+`;
+  const yaml = `apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: { name: ops, namespace: default }
+spec:
+  configPatches:
+${patch('INSERT_AFTER', 'envoy.filters.http.fault', '{ name: after-fault, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault } }')}${patch('REPLACE', 'envoy.filters.http.cors', '{ name: cors2, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors } }')}${patch('MERGE', 'envoy.filters.http.router', '{ typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router, suppress_envoy_headers: true } }')}${patch('INSERT_FIRST', 'x', '{ name: gw-only, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors } }', 'GATEWAY')}`;
+  const { listeners } = generate(yaml, reviews());
+  const hcm = hcmOf(listeners, '0.0.0.0_9080', 0);
+  assert.deepEqual(hcm.http_filters.map((f) => f.name), ['envoy.filters.http.peer_metadata', 'envoy.filters.http.fault', 'after-fault', 'cors2', 'istio.stats', 'istio.alpn', 'envoy.filters.http.router']);
+  const router = hcm.http_filters.at(-1)!.typed_config as EnvoyJson;
+  assert.equal(router.suppress_envoy_headers, true);
+  const base = hcmOf(generate('', reviews()).listeners, '0.0.0.0_9080', 0).http_filters.at(-1)!.typed_config as EnvoyJson;
+  for (const [k, v] of Object.entries(base)) if (k !== 'suppress_envoy_headers') assert.deepEqual(router[k], v, `MERGE keeps ${k}`);
+  // A port that does not match leaves the inbound side alone; the shared baseline is not changed.
+  assert.equal(base.suppress_envoy_headers, undefined);
+});
+
+test('LISTENER, FILTER_CHAIN and NETWORK_FILTER: MERGE, ADD, REMOVE, INSERT_BEFORE by name and port', () => {
+  const yaml = `apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: { name: l, namespace: default }
+spec:
+  configPatches:
+    - applyTo: LISTENER
+      match: { context: SIDECAR_OUTBOUND, listener: { portNumber: 9080 } }
+      patch: { operation: MERGE, value: { per_connection_buffer_limit_bytes: 32768 } }
+    - applyTo: LISTENER
+      match: { context: SIDECAR_OUTBOUND }
+      patch: { operation: ADD, value: { name: extra, address: { socket_address: { address: 127.0.0.1, port_value: 19999 } }, filter_chains: [{ filters: [{ name: envoy.filters.network.tcp_proxy, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: x, cluster: BlackHoleCluster } }] }] } }
+    - applyTo: FILTER_CHAIN
+      match: { context: SIDECAR_INBOUND, listener: { name: virtualInbound, filterChain: { name: virtualInbound-catchall-tls-passthrough } } }
+      patch: { operation: REMOVE }
+    - applyTo: NETWORK_FILTER
+      match: { context: SIDECAR_INBOUND, listener: { portNumber: 9080, filterChain: { filter: { name: envoy.filters.network.http_connection_manager } } } }
+      patch: { operation: INSERT_BEFORE, value: { name: envoy.filters.network.local_ratelimit, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit, stat_prefix: tcp_rl, token_bucket: { max_tokens: 5, fill_interval: 1s } } } }
+    - applyTo: LISTENER
+      match: { context: SIDECAR_OUTBOUND, listener: { name: virtualOutbound } }
+      patch: { operation: REMOVE }
+`;
+  const { listeners } = generate(yaml, reviews());
+  assert.deepEqual(listeners.map((l) => l.name), ['0.0.0.0_9080', 'virtualInbound', 'extra']);
+  assert.equal(listeners[0].per_connection_buffer_limit_bytes, 32768);
+  const inbound = listeners[1].filter_chains as EnvoyJson[];
+  assert.ok(!inbound.some((c) => c.name === 'virtualInbound-catchall-tls-passthrough'));
+  const http = inbound.find((c) => c.name === 'inbound|9080||')!;
+  assert.deepEqual((http.filters as EnvoyJson[]).map((f) => f.name), ['envoy.filters.network.local_ratelimit', 'envoy.filters.network.http_connection_manager']);
+  const catchall = inbound.find((c) => c.name === 'virtualInbound-catchall')!;
+  assert.ok(!(catchall.filters as EnvoyJson[]).some((f) => f.name === 'envoy.filters.network.local_ratelimit'), 'the chain for port 9080 only (destination_port)');
+});
+
+test('ROUTE_CONFIGURATION, VIRTUAL_HOST and HTTP_ROUTE: by port, vhost name and route name; inline inbound route configurations too', () => {
+  const yaml = `apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: { name: r, namespace: default }
+spec:
+  configPatches:
+    - applyTo: ROUTE_CONFIGURATION
+      match: { context: SIDECAR_OUTBOUND, routeConfiguration: { portNumber: 9080 } }
+      patch: { operation: MERGE, value: { response_headers_to_add: [{ header: { key: x-rc, value: '1' } }] } }
+    - applyTo: VIRTUAL_HOST
+      match: { context: SIDECAR_OUTBOUND, routeConfiguration: { name: '9080' } }
+      patch: { operation: ADD, value: { name: added, domains: [added.example], routes: [{ match: { prefix: / }, direct_response: { status: 418 } }] } }
+    - applyTo: VIRTUAL_HOST
+      match: { context: SIDECAR_OUTBOUND, routeConfiguration: { vhost: { name: allow_any } } }
+      patch: { operation: REMOVE }
+    - applyTo: HTTP_ROUTE
+      match: { context: SIDECAR_OUTBOUND, routeConfiguration: { vhost: { name: reviews.default.svc.cluster.local:9080, route: { name: default } } } }
+      patch: { operation: MERGE, value: { route: { timeout: 7s } } }
+    - applyTo: HTTP_ROUTE
+      match: { context: SIDECAR_OUTBOUND, routeConfiguration: { vhost: { name: reviews.default.svc.cluster.local:9080 } } }
+      patch: { operation: INSERT_FIRST, value: { name: first, match: { prefix: /first }, direct_response: { status: 204 } } }
+    - applyTo: HTTP_ROUTE
+      match: { context: SIDECAR_INBOUND, routeConfiguration: { portNumber: 9080 } }
+      patch: { operation: MERGE, value: { route: { timeout: 3s } } }
+`;
+  const { route, listeners } = generate(yaml, reviews());
+  const rc = route('9080');
+  assert.deepEqual(rc.response_headers_to_add, [{ header: { key: 'x-rc', value: '1' } }]);
+  const vhosts = rc.virtual_hosts as EnvoyJson[];
+  assert.deepEqual(vhosts.map((v) => v.name), ['productpage.default.svc.cluster.local:9080', 'reviews.default.svc.cluster.local:9080', 'added']);
+  const routes = vhosts[1].routes as EnvoyJson[];
+  assert.equal(routes[0].name, 'first');
+  assert.equal((routes[1].route as EnvoyJson).timeout, '7s');
+  assert.notEqual(((vhosts[0].routes as EnvoyJson[])[0].route as EnvoyJson).timeout, '7s', 'other virtual hosts keep theirs');
+  const inline = hcmOf(listeners, 'virtualInbound', 'inbound|9080||').route_config!;
+  assert.equal((((inline.virtual_hosts as EnvoyJson[])[0].routes as EnvoyJson[])[0].route as EnvoyJson).timeout, '3s');
+});
+
+test('CLUSTER: MERGE by service and port, REMOVE by subset, ADD; inbound clusters are SIDECAR_INBOUND', () => {
+  const yaml = `apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: { name: c, namespace: default }
+spec:
+  configPatches:
+    - applyTo: CLUSTER
+      match: { context: SIDECAR_OUTBOUND, cluster: { service: reviews.default.svc.cluster.local, portNumber: 9080 } }
+      patch: { operation: MERGE, value: { connect_timeout: 3s } }
+    - applyTo: CLUSTER
+      match: { cluster: { subset: v2 } }
+      patch: { operation: REMOVE }
+    - applyTo: CLUSTER
+      match: { context: SIDECAR_INBOUND, cluster: { portNumber: 9080 } }
+      patch: { operation: MERGE, value: { per_connection_buffer_limit_bytes: 1024 } }
+    - applyTo: CLUSTER
+      match: { context: SIDECAR_OUTBOUND }
+      patch: { operation: ADD, value: { name: ratelimit-svc, type: STRICT_DNS, connect_timeout: 1s, load_assignment: { cluster_name: ratelimit-svc, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: localhost, port_value: 8081 } } } }] }] } } }
+`;
+  const { clusters } = generate(yaml, reviews());
+  const byName = new Map(clusters.map((c) => [c.name as string, c]));
+  assert.equal(byName.get('outbound|9080||reviews.default.svc.cluster.local')?.connect_timeout, '3s');
+  assert.equal(byName.get('outbound|9080|v1|reviews.default.svc.cluster.local')?.connect_timeout, '3s');
+  assert.notEqual(byName.get('outbound|9080||productpage.default.svc.cluster.local')?.connect_timeout, '3s');
+  assert.ok(!byName.has('outbound|9080|v2|reviews.default.svc.cluster.local'));
+  assert.equal(byName.get('inbound|9080||')?.per_connection_buffer_limit_bytes, 1024);
+  assert.ok(byName.has('ratelimit-svc'));
+});
+
+test('GATEWAY context: patches the gateway, not sidecars', () => {
+  const yaml = `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: { name: gw, namespace: istio-system }
+spec: { selector: { istio: ingressgateway }, servers: [{ port: { number: 8080, name: http, protocol: HTTP }, hosts: ['*'] }] }
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: { name: g, namespace: istio-system }
+spec:
+  workloadSelector: { labels: { istio: ingressgateway } }
+  configPatches:
+    - applyTo: HTTP_FILTER
+      match: { context: GATEWAY, listener: { filterChain: { filter: { name: envoy.filters.network.http_connection_manager, subFilter: { name: envoy.filters.http.router } } } } }
+      patch: { operation: INSERT_BEFORE, value: { name: envoy.filters.http.local_ratelimit, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, stat_prefix: gw } } }
+`;
+  const names = Object.values(httpFilterNames(generate(yaml, gatewayProxy()).listeners));
+  assert.ok(names.length > 0);
+  for (const n of names) assert.equal(n.at(-2), 'envoy.filters.http.local_ratelimit');
+});
+
+test('apply time: what Rigging does not apply is an error naming the field', () => {
+  const errors = (spec: string) => {
+    const r = loadDocuments(`apiVersion: networking.istio.io/v1alpha3\nkind: EnvoyFilter\nmetadata: { name: x, namespace: default }\nspec:\n${spec}`, 'x.yaml');
+    return r.diagnostics.filter((d) => d.severity === 'Error').map((d) => `${d.path}: ${d.message}`);
+  };
+  assert.deepEqual(errors(RATE_LIMIT.split('spec:\n')[1]), []);
+  const one = (patch: string) => errors(`  configPatches:\n    - ${patch}\n`);
+  assert.match(one('{ applyTo: BOOTSTRAP, patch: { operation: MERGE, value: {} } }').join(), /spec\.configPatches\[0\]\.applyTo: applyTo BOOTSTRAP is not supported/);
+  assert.match(one('{ applyTo: EXTENSION_CONFIG, patch: { operation: ADD, value: {} } }').join(), /applyTo EXTENSION_CONFIG is not supported/);
+  assert.match(one('{ applyTo: LISTENER_FILTER, patch: { operation: ADD, value: {} } }').join(), /applyTo LISTENER_FILTER is not supported/);
+  assert.match(one(`{ applyTo: CLUSTER, match: { proxy: { proxyVersion: '^1\\\\.2.*' } }, patch: { operation: MERGE, value: {} } }`).join(), /match\.proxy\.proxyVersion: .*not supported/);
+  assert.match(one('{ applyTo: HTTP_ROUTE, patch: { operation: ADD, value: {} } }').join(), /patch\.operation: operation ADD does not apply to applyTo HTTP_ROUTE/);
+  assert.match(one('{ applyTo: CLUSTER, match: { listener: { portNumber: 80 } }, patch: { operation: MERGE, value: {} } }').join(), /match\.listener: match\.listener does not apply to applyTo CLUSTER/);
+  assert.match(one('{ applyTo: CLUSTER, patch: { operation: MERGE, value: { connect_timeoutt: 1s } } }').join(), /patch\.value: patch\.value\.connect_timeoutt: unknown field/);
+  assert.match(
+    one('{ applyTo: HTTP_FILTER, patch: { operation: INSERT_FIRST, value: { name: envoy.filters.http.lua, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua, inline_code: x } } } }').join(),
+    /rig proxy has no HTTP filter type\.googleapis\.com\/envoy\.extensions\.filters\.http\.lua\.v3\.Lua .*NACK/,
+  );
+  assert.match(errors(`  targetRefs: [{ kind: Gateway, group: gateway.networking.k8s.io, name: gw }]\n  configPatches: []\n`).join(), /spec\.targetRefs: .*not supported/);
+});
