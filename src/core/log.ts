@@ -10,6 +10,16 @@ export interface LogOptions {
   name?: string;
 }
 
+let sink: pino.DestinationStream | undefined;
+
+/**
+ * Where JSON loggers made from now on write instead of stderr (undefined: stderr again). `rig up`,
+ * which runs the control plane inside its own process, sends them to the control plane's log file.
+ */
+export function setLogSink(s: pino.DestinationStream | undefined): void {
+  sink = s;
+}
+
 export function createLogger(opts: LogOptions = {}): Logger {
   const level = opts.level ?? process.env.RIG_LOG_LEVEL ?? 'info';
   if (opts.format === 'text') {
@@ -26,7 +36,7 @@ export function createLogger(opts: LogOptions = {}): Logger {
       },
     );
   }
-  return pino({ level, name: opts.name, base: { pid: process.pid } }, pino.destination({ fd: 2, sync: false }));
+  return pino({ level, name: opts.name, base: { pid: process.pid } }, sink ?? pino.destination({ fd: 2, sync: false }));
 }
 
 /** A logger that drops everything, for tests and library callers that pass none. */
