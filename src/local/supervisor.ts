@@ -5,13 +5,14 @@
 import path from 'node:path';
 import pino from 'pino';
 import type { Resource } from '../api/index.ts';
-import type { Logger } from '../core/log.ts';
+import { setLogSink, type Logger } from '../core/log.ts';
 import type { MeshConfig } from '../model/mesh-config.ts';
 import { chmodSync, chownSync, existsSync, writeFileSync } from 'node:fs';
 import { attachCertificateAuthority, writeFileAtomic, type AttachedCa } from '../ca/index.ts';
 import { startControlPlane, type ControlPlane } from '../xds/controlplane.ts';
 import { appliedResources } from './applied-config.ts';
 import { ConfigSources } from './config-sources.ts';
+import { ControlPlaneLog } from './controlplane-log.ts';
 import { GatewayRuntime } from './gateway.ts';
 import { cleanupNetnsLeftovers, createPodNetwork, PROXY_UID, type PodNetwork } from './netns/index.ts';
 import type { LogConsole } from './log-output.ts';
@@ -60,6 +61,7 @@ export class Supervisor {
   #config: ConfigSources | undefined;
   #cp: ControlPlane | undefined;
   #cpLog: Logger | undefined;
+  #cpOutput: ControlPlaneLog | undefined;
   #ca: AttachedCa | undefined;
   #caRootFile = '';
   #cpReady: Promise<void> = Promise.resolve();
@@ -124,7 +126,11 @@ export class Supervisor {
 
   async #startControlPlane(): Promise<void> {
     const sd = this.opts.stateDir;
-    this.#cpLog = pino({ level: process.env.RIG_LOG_LEVEL ?? 'info', name: 'controlplane' }, pino.destination({ dest: sd.logFile('controlplane'), mkdir: true, sync: false }));
+    this.#cpOutput = new ControlPlaneLog(sd.logFile('controlplane'), this.opts.console.writer('controlplane'));
+    // The control plane's components that log on their own (JWKS fetches, config warnings) too.
+    setLogSink(this.#cpOutput);
+    this.#config!.store.onChange(() => this.#cpOutput?.configChanged());
+    this.#cpLog = pino({ level: process.env.RIG_LOG_LEVEL ?? 'info', name: 'controlplane' }, this.#cpOutput);
     this.#cp = await startControlPlane({ store: this.#config!.store, stateDir: sd.controlPlaneDir, credentialsDir: this.opts.credentialsDir, mesh: this.opts.mesh, host: this.#cpHost, xdsPort: this.opts.xdsPort ?? 0, monitoringPort: 0, log: this.#cpLog });
     // Istio's plug-in CA is the istio-system secret `cacerts`; here that secret of the credentials directory.
     const cacerts = path.join(this.opts.credentialsDir ?? path.join(sd.controlPlaneDir, 'credentials'), 'cacerts');
@@ -303,6 +309,8 @@ export class Supervisor {
     await this.#network?.destroy();
     await this.#config?.close();
     this.#cpLog?.flush();
+    setLogSink(undefined);
+    this.#cpOutput?.close();
     this.opts.stateDir.removeStatus(process.pid);
   }
 }

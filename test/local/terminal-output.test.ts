@@ -1,6 +1,7 @@
 // What `rig up` prints on its terminal, as a user reads it: the readiness probe's requests that an
-// app logs stay in its log file (not one line per replica a second on the terminal), and
-// `rig proxy-status` names each proxy's version.
+// app logs stay in its log file (not one line per replica a second on the terminal), the control
+// plane's warnings about the user's config reach the terminal readable and once (also in
+// `rig logs controlplane`), and `rig proxy-status` names each proxy's version.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -20,6 +21,15 @@ spec:
   command: ${JSON.stringify(LOGGING_APP)}
   ports: [{ name: http, port: 9080 }]
   readinessProbe: { httpGet: { path: /health, port: 9080 }, periodSeconds: 1 }
+---
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: { name: jwt, namespace: default }
+spec:
+  selector: { matchLabels: { app: app } }
+  jwtRules:
+  - issuer: testing@secure.istio.io
+    jwksUri: http://127.0.0.1:1/jwks.json
 `;
 
 describe('rig up terminal output', () => {
@@ -43,6 +53,17 @@ describe('rig up terminal output', () => {
     assert.match(out, /app-0 +\| app up/);
     assert.doesNotMatch(out, /\| GET \/health 200/);
     assert.equal(out.match(/readiness-probe requests .* are not shown here; rig logs app has them/g)?.length, 1, out);
+  });
+
+  it("shows the control plane's warning about a jwksUri it cannot fetch on the terminal, once per config change, and in rig logs controlplane", async () => {
+    const logFile = path.join(mesh.stateDir, 'logs', 'controlplane.log');
+    // The control plane retries a failed fetch every 10 s: wait for the retry, which must not repeat the line.
+    await waitFor('two failed JWKS fetches in the control plane log', async () => (readFileSync(logFile, 'utf8').match(/JWKS fetch failed/g)?.length ?? 0) >= 2 || undefined, 30_000);
+    const shown = mesh.output().split('\n').filter((l) => l.includes('JWKS fetch failed'));
+    assert.equal(shown.length, 1, mesh.output());
+    assert.match(shown[0], /^controlplane +\| WARN JWKS fetch failed uri=http:\/\/127\.0\.0\.1:1\/jwks\.json/);
+    const logs = await mesh.rig(['logs', 'controlplane']);
+    assert.match(logs.stdout, /JWKS fetch failed/);
   });
 
   it("rig proxy-status shows each proxy's version (its node's user_agent_version), not -", async () => {
