@@ -143,7 +143,7 @@ spec:
   assert.deepEqual(names.slice(0, 4), ['d-late', 'c-ns-new', 'a-ns-old', 'b-root-new']);
 });
 
-test('HTTP_FILTER operations relative to a sub-filter: INSERT_AFTER, REPLACE, MERGE (typed_config field by field), ADD; GATEWAY context leaves sidecars alone', () => {
+test('HTTP_FILTER operations relative to a sub-filter: INSERT_AFTER, REPLACE, MERGE (typed_config field by field; another type is left alone), INSERT_AFTER without one appends; GATEWAY context leaves sidecars alone', () => {
   const patch = (op: string, sub: string, value: string, ctx = 'SIDECAR_OUTBOUND') => `    - applyTo: HTTP_FILTER
       match: { context: ${ctx}, listener: { portNumber: 9080, filterChain: { filter: { name: envoy.filters.network.http_connection_manager, subFilter: { name: ${sub} } } } } }
       patch: { operation: ${op}${value ? `, value: ${value}` : ''} }
@@ -154,7 +154,19 @@ metadata: { name: ops, namespace: default }
 spec:
   configPatches:
 ${patch('INSERT_AFTER', 'envoy.filters.http.fault', '{ name: after-fault, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault } }')}${patch('REPLACE', 'envoy.filters.http.cors', '{ name: cors2, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors } }')}${patch('MERGE', 'envoy.filters.http.router', '{ typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router, suppress_envoy_headers: true } }')}${patch('INSERT_FIRST', 'x', '{ name: gw-only, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors } }', 'GATEWAY')}`;
-  const { listeners } = generate(yaml, reviews());
+  const after = `    - applyTo: HTTP_FILTER
+      match: { context: SIDECAR_INBOUND }
+      patch: { operation: INSERT_AFTER, value: { name: last, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors } } }
+    - applyTo: HTTP_FILTER
+      match: { context: SIDECAR_INBOUND, listener: { filterChain: { filter: { name: envoy.filters.network.http_connection_manager, subFilter: { name: istio.stats } } } } }
+      patch: { operation: MERGE, value: { typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors } } }
+`;
+  const { listeners } = generate(yaml + after, reviews());
+  const inbound = hcmOf(listeners, 'virtualInbound', 'inbound|9080||').http_filters;
+  assert.equal(inbound.at(-1)!.name, 'last', 'INSERT_AFTER without a subFilter appends, as in Istio');
+  const stats = inbound.find((f) => f.name === 'istio.stats')!;
+  const generatedStats = hcmOf(generate('', reviews()).listeners, 'virtualInbound', 'inbound|9080||').http_filters.find((f) => f.name === 'istio.stats')!;
+  assert.deepEqual(stats, generatedStats, 'a MERGE of another type leaves the filter as generated, as Istio does');
   const hcm = hcmOf(listeners, '0.0.0.0_9080', 0);
   assert.deepEqual(hcm.http_filters.map((f) => f.name), ['envoy.filters.http.peer_metadata', 'envoy.filters.http.fault', 'after-fault', 'cors2', 'istio.stats', 'istio.alpn', 'envoy.filters.http.router']);
   const router = hcm.http_filters.at(-1)!.typed_config as EnvoyJson;
@@ -298,6 +310,8 @@ test('apply time: what Rigging does not apply is an error naming the field', () 
   assert.match(one('{ applyTo: LISTENER_FILTER, patch: { operation: ADD, value: {} } }').join(), /applyTo LISTENER_FILTER is not supported/);
   assert.match(one(`{ applyTo: CLUSTER, match: { proxy: { proxyVersion: '^1\\\\.2.*' } }, patch: { operation: MERGE, value: {} } }`).join(), /match\.proxy\.proxyVersion: .*not supported/);
   assert.match(one('{ applyTo: HTTP_ROUTE, patch: { operation: ADD, value: {} } }').join(), /patch\.operation: operation ADD does not apply to applyTo HTTP_ROUTE/);
+  const warnings = loadDocuments(`apiVersion: networking.istio.io/v1alpha3\nkind: EnvoyFilter\nmetadata: { name: x, namespace: default }\nspec:\n  configPatches:\n    - { applyTo: HTTP_FILTER, patch: { operation: ADD, value: { name: envoy.filters.http.cors } } }\n`, 'x.yaml').diagnostics;
+  assert.match(warnings.map((d) => `${d.severity} ${d.path}: ${d.message}`).join(), /Warning spec\.configPatches\[0\]\.patch\.operation: ADD puts the HTTP filter after envoy\.filters\.http\.router/);
   assert.match(one('{ applyTo: CLUSTER, match: { listener: { portNumber: 80 } }, patch: { operation: MERGE, value: {} } }').join(), /match\.listener: match\.listener does not apply to applyTo CLUSTER/);
   assert.match(one('{ applyTo: CLUSTER, patch: { operation: MERGE, value: { connect_timeoutt: 1s } } }').join(), /patch\.value: patch\.value\.connect_timeoutt: unknown field/);
   assert.match(

@@ -63,7 +63,18 @@ class Analysis {
     this.servicePorts();
     this.singletons('Sidecar', 'workloadSelector', 'MultipleSidecarsWithoutWorkloadSelectors');
     this.singletons('Telemetry', 'selector', 'MultipleTelemetriesWithoutWorkloadSelectors');
+    this.envoyFilterOrder();
     return this.out;
+  }
+
+  /** Istio's IST0151: a patch relative to config another EnvoyFilter may add needs a priority to apply in a known order. */
+  envoyFilterOrder(): void {
+    const relative = new Set(['MERGE', 'REMOVE', 'INSERT_BEFORE', 'INSERT_AFTER', 'REPLACE']);
+    for (const f of this.of<T.EnvoyFilterSpec>('EnvoyFilter')) {
+      if (f.spec.priority) continue;
+      const i = (f.spec.configPatches ?? []).findIndex((p) => relative.has(p.patch?.operation ?? ''));
+      if (i >= 0) this.report('EnvoyFilterUsesRelativeOperation', f, ['spec', 'configPatches', i, 'patch', 'operation'], 'This EnvoyFilter does not have a priority and has a relative patch operation set which can cause the EnvoyFilter not to be applied', 'set spec.priority, or use ADD or INSERT_FIRST');
+    }
   }
 
   /** `reviews` → reviews.<ns>.svc.cluster.local; `reviews.other` → reviews.other.svc.cluster.local. */

@@ -13,6 +13,7 @@ export const MESSAGES = {
   VirtualServiceHostNotFoundInGateway: { code: 'IST0132', level: 'Warning' },
   ServiceEntryAddressesRequired: { code: 'IST0134', level: 'Warning' },
   ConflictingGateways: { code: 'IST0145', level: 'Error' },
+  EnvoyFilterUsesRelativeOperation: { code: 'IST0151', level: 'Warning' },
   MultipleTelemetriesWithoutWorkloadSelectors: { code: 'IST0152', level: 'Error' },
 } as const satisfies Record<string, { code: string; level: Severity }>;
 

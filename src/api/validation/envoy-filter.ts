@@ -58,6 +58,9 @@ function validatePatch(p: EnvoyFilterConfigPatch, at: FieldPath, r: Reporter): v
     if (op === 'REPLACE') r.error([...mat, 'listener', 'filterChain', 'filter', 'subFilter', 'name'], 'REPLACE of an HTTP filter needs the filter to replace in match.listener.filterChain.filter.subFilter.name', 'name the filter to replace');
   }
   if (relative && applyTo === 'NETWORK_FILTER' && op === 'REPLACE' && !l?.filterChain?.filter?.name) r.error([...mat, 'listener', 'filterChain', 'filter', 'name'], 'REPLACE of a network filter needs the filter to replace in match.listener.filterChain.filter.name', 'name the filter to replace');
+  if (applyTo === 'HTTP_FILTER' && (op === 'ADD' || (op === 'INSERT_AFTER' && !l?.filterChain?.filter?.subFilter?.name))) {
+    r.warn(opAt, `${op}${op === 'ADD' ? '' : ' without a subFilter'} puts the HTTP filter after envoy.filters.http.router, as in Istio; rig proxy, like Envoy, rejects (NACKs) a filter after the router`, 'use INSERT_BEFORE with subFilter.name: envoy.filters.http.router');
+  }
   if (op === 'REMOVE') return;
   const valueAt = [...at, 'patch', 'value'];
   if (p.patch?.value === undefined) {

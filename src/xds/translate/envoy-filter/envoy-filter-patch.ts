@@ -19,9 +19,14 @@ function contextMatches(p: CompiledPatch, ctx: PatchContext): boolean {
   return p.context === 'ANY' || p.context === ctx;
 }
 
-/** Applies one list operation; `matches` selects the element the operation is relative to (all when unconstrained). */
-export function applyListOperation(list: EnvoyJson[], p: CompiledPatch, matches: (x: EnvoyJson) => boolean): EnvoyJson[] {
+/**
+ * Applies one list operation. `matches` selects the elements a relative operation refers to;
+ * undefined means the patch names none: MERGE and REMOVE then act on every element, and, as in
+ * Istio, INSERT_BEFORE inserts first and INSERT_AFTER last.
+ */
+export function applyListOperation(list: EnvoyJson[], p: CompiledPatch, matches: ((x: EnvoyJson) => boolean) | undefined): EnvoyJson[] {
   const value = () => structuredClone(p.value as EnvoyJson);
+  const selected = matches ?? (() => true);
   switch (p.operation) {
     case 'ADD':
       return [...list, value()];
@@ -29,19 +34,20 @@ export function applyListOperation(list: EnvoyJson[], p: CompiledPatch, matches:
       return [value(), ...list];
     case 'INSERT_BEFORE':
     case 'INSERT_AFTER': {
+      if (!matches) return p.operation === 'INSERT_BEFORE' ? [value(), ...list] : [...list, value()];
       const i = list.findIndex(matches);
       if (i < 0) return list;
       const at = p.operation === 'INSERT_BEFORE' ? i : i + 1;
       return [...list.slice(0, at), value(), ...list.slice(at)];
     }
     case 'REPLACE': {
-      const i = list.findIndex(matches);
+      const i = list.findIndex(selected);
       return i < 0 ? list : list.map((x, j) => (j === i ? value() : x));
     }
     case 'REMOVE':
-      return list.filter((x) => !matches(x));
+      return list.filter((x) => !selected(x));
     case 'MERGE':
-      return list.map((x) => (matches(x) ? protoMerge(x, p.value as EnvoyJson) : x));
+      return list.map((x) => (selected(x) ? protoMerge(x, p.value as EnvoyJson, p.origin) : x));
     default:
       return list;
   }
@@ -93,7 +99,7 @@ function patchHttpFilters(hcm: EnvoyJson, patches: readonly CompiledPatch[]): En
   let filters = (hcm.http_filters as EnvoyJson[] | undefined) ?? [];
   for (const p of patches) {
     const sub = p.match.listener?.filterChain?.filter?.subFilter?.name;
-    filters = applyListOperation(filters, p, (f) => !sub || f.name === sub);
+    filters = applyListOperation(filters, p, sub ? (f) => f.name === sub : undefined);
   }
   return { ...hcm, http_filters: filters };
 }
@@ -104,7 +110,7 @@ function patchChain(l: EnvoyJson, fc: EnvoyJson, ctx: PatchContext, t: PatchesBy
   for (const p of t.get('NETWORK_FILTER') ?? []) {
     if (!applies(p)) continue;
     const name = p.match.listener?.filterChain?.filter?.name;
-    filters = applyListOperation(filters, p, (f) => !name || f.name === name);
+    filters = applyListOperation(filters, p, name ? (f) => f.name === name : undefined);
   }
   const http = (t.get('HTTP_FILTER') ?? []).filter(applies);
   const routes = t.has('ROUTE_CONFIGURATION') || t.has('VIRTUAL_HOST') || t.has('HTTP_ROUTE');
@@ -153,7 +159,7 @@ export function patchListeners(t: PatchesByTarget, proxy: Proxy, listeners: read
     let l: EnvoyJson | undefined = generated;
     for (const p of t.get('LISTENER') ?? []) {
       if (p.operation === 'ADD' || !listenerMatches(l, p, ctx)) continue;
-      l = p.operation === 'REMOVE' ? undefined : protoMerge(l, p.value as EnvoyJson);
+      l = p.operation === 'REMOVE' ? undefined : protoMerge(l, p.value as EnvoyJson, p.origin);
       if (!l) break;
     }
     if (l) out.push(patchListener(l, ctx, t));
@@ -221,14 +227,16 @@ function routeMatches(r: EnvoyJson, p: CompiledPatch): boolean {
 /** A route configuration with the ROUTE_CONFIGURATION, VIRTUAL_HOST and HTTP_ROUTE patches that match it (the same object when none does). */
 export function patchRouteConfig(t: PatchesByTarget, ctx: PatchContext, generated: EnvoyJson): EnvoyJson {
   let rc = generated;
-  for (const p of t.get('ROUTE_CONFIGURATION') ?? []) if (routeConfigMatches(rc, p, ctx)) rc = protoMerge(rc, p.value as EnvoyJson);
+  for (const p of t.get('ROUTE_CONFIGURATION') ?? []) if (routeConfigMatches(rc, p, ctx)) rc = protoMerge(rc, p.value as EnvoyJson, p.origin);
   for (const p of t.get('VIRTUAL_HOST') ?? []) {
     if (!routeConfigMatches(rc, p, ctx)) continue;
-    rc = { ...rc, virtual_hosts: applyListOperation((rc.virtual_hosts as EnvoyJson[] | undefined) ?? [], p, (vh) => vhostMatches(vh, p)) };
+    const named = p.match.routeConfiguration?.vhost;
+    rc = { ...rc, virtual_hosts: applyListOperation((rc.virtual_hosts as EnvoyJson[] | undefined) ?? [], p, named ? (vh) => vhostMatches(vh, p) : undefined) };
   }
   for (const p of t.get('HTTP_ROUTE') ?? []) {
     if (!routeConfigMatches(rc, p, ctx)) continue;
-    const vhosts = ((rc.virtual_hosts as EnvoyJson[] | undefined) ?? []).map((vh) => (vhostMatches(vh, p) ? { ...vh, routes: applyListOperation((vh.routes as EnvoyJson[] | undefined) ?? [], p, (r) => routeMatches(r, p)) } : vh));
+    const named = p.match.routeConfiguration?.vhost?.route;
+    const vhosts = ((rc.virtual_hosts as EnvoyJson[] | undefined) ?? []).map((vh) => (vhostMatches(vh, p) ? { ...vh, routes: applyListOperation((vh.routes as EnvoyJson[] | undefined) ?? [], p, named ? (r) => routeMatches(r, p) : undefined) } : vh));
     rc = { ...rc, virtual_hosts: vhosts };
   }
   return rc;
@@ -267,7 +275,7 @@ export function patchClusters(t: PatchesByTarget, proxy: Proxy, clusters: readon
     let c: EnvoyJson | undefined = generated;
     for (const p of patches) {
       if (p.operation === 'ADD' || !clusterMatches(c, p, ctx)) continue;
-      c = p.operation === 'REMOVE' ? undefined : protoMerge(c, p.value as EnvoyJson);
+      c = p.operation === 'REMOVE' ? undefined : protoMerge(c, p.value as EnvoyJson, p.origin);
       if (!c) break;
     }
     if (c) out.push(c);
