@@ -1,7 +1,8 @@
 // What `rig up` prints on its terminal, as a user reads it: the readiness probe's requests that an
 // app logs stay in its log file (not one line per replica a second on the terminal), the control
 // plane's warnings about the user's config reach the terminal readable and once (also in
-// `rig logs controlplane`), and `rig proxy-status` names each proxy's version.
+// `rig logs controlplane`), a tracer without a collector says what to do, and `rig proxy-status`
+// names each proxy's version.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -30,6 +31,12 @@ spec:
   jwtRules:
   - issuer: testing@secure.istio.io
     jwksUri: http://127.0.0.1:1/jwks.json
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: { name: mesh-default, namespace: istio-system }
+spec:
+  tracing: [{ randomSamplingPercentage: 100.0 }]
 `;
 
 describe('rig up terminal output', () => {
@@ -64,6 +71,15 @@ describe('rig up terminal output', () => {
     assert.match(shown[0], /^controlplane +\| WARN JWKS fetch failed uri=http:\/\/127\.0\.0\.1:1\/jwks\.json/);
     const logs = await mesh.rig(['logs', 'controlplane']);
     assert.match(logs.stdout, /JWKS fetch failed/);
+  });
+
+  it("says what to do when spans go to Istio's default zipkin.istio-system, where no collector runs", async () => {
+    const inbound = mesh.process('app-0')!.ports.inbound!['9080'];
+    const line = await waitFor('the span export warning', async () => {
+      await fetch(`http://127.0.0.1:${inbound}/`).then((r) => r.text()).catch(() => undefined);
+      return mesh.output().split('\n').find((l) => l.includes('span export failed'));
+    }, 30_000);
+    assert.match(line, /^app-0\/proxy +\| WARN span export failed.*zipkin\.istio-system has no endpoint: no collector runs there; run one .*or turn tracing off \(meshConfig enableTracing: false/);
   });
 
   it("rig proxy-status shows each proxy's version (its node's user_agent_version), not -", async () => {

@@ -248,7 +248,7 @@ class ClusterExporter implements SpanExporter {
     };
     if (!this.clusters.get(this.t.cluster)?.hosts()[0]) {
       this.s.reportsSkipped.value++;
-      finish({ code: ExportResultCode.FAILED, error: new Error(`collector cluster ${this.t.cluster} has no endpoint`) });
+      finish({ code: ExportResultCode.FAILED, error: new Error(`collector cluster ${this.t.cluster} has no endpoint: no collector runs there; run one (a Service and a Workload for that host and port), or turn tracing off (meshConfig enableTracing: false, or a Telemetry with tracing: [{ disableSpanReporting: true }])`) });
       return;
     }
     const encoded = encoder(this.t.kind)(spans, this.t.serviceName);
