@@ -1,5 +1,5 @@
 // `rig demo`: Bookinfo on a local mesh, with Istio's bookinfo Gateway and DestinationRules,
-// the ingress gateway bound on the host, tracing at 100 %, and traffic to /productpage.
+// the ingress gateway bound on the host, and traffic to /productpage.
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_MESH_CONFIG, type MeshConfig } from '../model/mesh-config.ts';
 import type { Supervisor } from './supervisor.ts';
@@ -9,9 +9,14 @@ export const BOOKINFO_DIR = fileURLToPath(new URL('../../examples/bookinfo/', im
 
 export const DEMO_PATHS = [`${BOOKINFO_DIR}local`, `${BOOKINFO_DIR}networking/bookinfo-gateway.yaml`, `${BOOKINFO_DIR}networking/destination-rule-all.yaml`];
 
-/** Istio's demo profile: every request traced. */
-export function demoMeshConfig(base: MeshConfig = DEFAULT_MESH_CONFIG): MeshConfig {
-  return { ...base, enableTracing: true, defaultConfig: { ...base.defaultConfig, tracing: { ...base.defaultConfig.tracing, sampling: 100 } } };
+/**
+ * The demo runs no trace collector, so it configures no tracer: Istio's default one (zipkin.istio-system:9411)
+ * would only drop spans, and each proxy would warn so. With the user's --mesh-config (e.g. a tracing
+ * provider for a collector they run), Istio's demo profile: every request traced.
+ */
+export function demoMeshConfig(base: MeshConfig = DEFAULT_MESH_CONFIG, userMeshConfig = false): MeshConfig {
+  if (!userMeshConfig) return { ...base, enableTracing: false };
+  return { ...base, defaultConfig: { ...base.defaultConfig, tracing: { ...base.defaultConfig.tracing, sampling: 100 } } };
 }
 
 /** The productpage URL through the ingress gateway. */

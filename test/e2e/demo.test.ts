@@ -43,6 +43,14 @@ describe('rig demo', () => {
     assert.match(text, /envoy_cluster_upstream_rq_2xx\{envoy_cluster_name="outbound\|9080\|\|details\.default\.svc\.cluster\.local"\} [1-9]/);
   });
 
+  it('configures no tracer, since it runs no collector: no proxy warns of the spans it would drop', async () => {
+    const admin = mesh.process('productpage-v1-0')!.ports.admin!;
+    const dump = (await request(admin, '/config_dump')).body;
+    assert.match(dump, /envoy\.filters\.network\.http_connection_manager/);
+    assert.doesNotMatch(dump, /envoy\.tracers\./);
+    assert.doesNotMatch(mesh.output(), /span export failed/);
+  });
+
   it('stops everything on SIGTERM', async () => {
     mesh.child.kill('SIGTERM');
     await new Promise((r) => mesh.child.once('exit', r));

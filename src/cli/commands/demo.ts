@@ -1,5 +1,5 @@
 // `rig demo`: the README's first command. Bookinfo on a local mesh, its ingress gateway on
-// 127.0.0.1:8080, tracing at 100 %, traffic to /productpage, and where to look.
+// 127.0.0.1:8080, traffic to /productpage, and where to look.
 import type { Command } from 'commander';
 import { RigError } from '../../core/errors.ts';
 import { DEMO_PATHS, demoMeshConfig, productPageUrl, whereToLook } from '../../local/demo.ts';
@@ -24,7 +24,7 @@ export function define(cmd: Command): void {
       const stateDirFlag = flags.stateDir === DEFAULT_STATE_DIR ? '' : ` --state-dir ${flags.stateDir}`;
       let traffic: TrafficGenerator | undefined;
       await runInForeground(
-        { ...opts, mesh: demoMeshConfig(opts.mesh) },
+        { ...opts, mesh: demoMeshConfig(opts.mesh, flags.meshConfig !== undefined) },
         (sup) => {
           process.stdout.write(whereToLook(sup, stateDirFlag).join('\n') + '\n');
           if (!flags.traffic) return;
