@@ -107,6 +107,17 @@ test('the local rate limit task: the TypedStruct becomes a LocalRateLimit first 
   assert.deepEqual(httpFilterNames(baseline.listeners)['virtualInbound/inbound|9080||'][0], 'envoy.filters.http.peer_metadata');
 });
 
+test('generated config shared between proxies of one snapshot is patched on a copy, never in place', () => {
+  const pp = productpage();
+  const rv = reviews();
+  const yaml = RATE_LIMIT.replace('context: SIDECAR_INBOUND', 'context: ANY');
+  const push = buildPush(parseYaml(`${SERVICES}---\n${yaml}`), [pp, rv]);
+  const before = structuredClone(GENERATORS[LISTENER_TYPE].generate(push, rv, undefined));
+  const patched = httpFilterNames(GENERATORS[LISTENER_TYPE].generate(push, pp, undefined));
+  assert.equal(patched['0.0.0.0_9080/0'][0], 'envoy.filters.http.local_ratelimit');
+  assert.deepEqual(GENERATORS[LISTENER_TYPE].generate(push, rv, undefined), before);
+});
+
 test('namespace scope: a filter in another namespace does not apply; the root namespace applies to all; without selector to every workload', () => {
   const filter = (ns: string, selector = '') => `apiVersion: networking.istio.io/v1alpha3
 kind: EnvoyFilter

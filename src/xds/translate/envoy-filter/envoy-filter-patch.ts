@@ -104,9 +104,15 @@ function patchHttpFilters(hcm: EnvoyJson, patches: readonly CompiledPatch[]): En
   return { ...hcm, http_filters: filters };
 }
 
+/** The same array when every element is the same object (nothing was patched). */
+function sameElements(a: readonly EnvoyJson[], b: readonly EnvoyJson[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
 function patchChain(l: EnvoyJson, fc: EnvoyJson, ctx: PatchContext, t: PatchesByTarget): EnvoyJson {
   const applies = (p: CompiledPatch) => listenerMatches(l, p, ctx) && chainMatches(l, fc, p);
-  let filters = (fc.filters as EnvoyJson[] | undefined) ?? [];
+  const before = (fc.filters as EnvoyJson[] | undefined) ?? [];
+  let filters = before;
   for (const p of t.get('NETWORK_FILTER') ?? []) {
     if (!applies(p)) continue;
     const name = p.match.listener?.filterChain?.filter?.name;
@@ -128,7 +134,7 @@ function patchChain(l: EnvoyJson, fc: EnvoyJson, ctx: PatchContext, t: PatchesBy
       return hcm === tc ? f : { ...f, typed_config: hcm };
     });
   }
-  return filters === fc.filters ? fc : { ...fc, filters };
+  return sameElements(filters, before) ? fc : { ...fc, filters };
 }
 
 function patchListener(l: EnvoyJson, ctx: PatchContext, t: PatchesByTarget): EnvoyJson {
@@ -139,8 +145,7 @@ function patchListener(l: EnvoyJson, ctx: PatchContext, t: PatchesByTarget): Env
     chains = applyListOperation(chains, p, (fc) => chainMatches(l, fc, p));
   }
   chains = chains.map((fc) => patchChain(l, fc, ctx, t));
-  const same = chains.length === before.length && chains.every((fc, i) => fc === before[i]);
-  return same ? l : { ...l, filter_chains: chains };
+  return sameElements(chains, before) ? l : { ...l, filter_chains: chains };
 }
 
 /** The contexts a proxy's own configuration has (where a patch that ADDs a whole resource lands). */
