@@ -221,6 +221,32 @@ spec:
   assert.ok(!(catchall.filters as EnvoyJson[]).some((f) => f.name === 'envoy.filters.network.local_ratelimit'), 'the chain for port 9080 only (destination_port)');
 });
 
+test("NETWORK_FILTER MERGE into every HTTP connection manager (Istio's reference example): the HCM keeps its fields and filters", () => {
+  const yaml = `apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: { name: hcm-tweaks, namespace: istio-system }
+spec:
+  configPatches:
+  - applyTo: NETWORK_FILTER
+    match: { listener: { filterChain: { filter: { name: envoy.filters.network.http_connection_manager } } } }
+    patch:
+      operation: MERGE
+      value:
+        name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          common_http_protocol_options: { idle_timeout: 30s }
+`;
+  const patched = generate(yaml, reviews()).listeners;
+  const generated = generate('', reviews()).listeners;
+  for (const [listener, chain] of [['0.0.0.0_9080', 0], ['virtualInbound', 'inbound|9080||']] as const) {
+    const hcm = hcmOf(patched, listener, chain) as unknown as EnvoyJson;
+    const base = hcmOf(generated, listener, chain) as unknown as EnvoyJson;
+    assert.deepEqual(hcm.common_http_protocol_options, { ...(base.common_http_protocol_options as EnvoyJson), idle_timeout: '30s' });
+    assert.deepEqual({ ...hcm, common_http_protocol_options: undefined }, { ...base, common_http_protocol_options: undefined });
+  }
+});
+
 test('ROUTE_CONFIGURATION, VIRTUAL_HOST and HTTP_ROUTE: by port, vhost name and route name; inline inbound route configurations too', () => {
   const yaml = `apiVersion: networking.istio.io/v1alpha3
 kind: EnvoyFilter
