@@ -137,6 +137,22 @@ spec:
   assert.equal(hasCors(filter('default', 'workloadSelector: { labels: { version: v1 } }'), reviews()), false);
 });
 
+test('match.proxy.metadata: only proxies whose node metadata has every value', () => {
+  const yaml = `apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: { name: m, namespace: default }
+spec:
+  configPatches:
+    - applyTo: HTTP_FILTER
+      match: { context: SIDECAR_OUTBOUND, proxy: { metadata: { CANARY: "yes" } } }
+      patch: { operation: INSERT_FIRST, value: { name: canary-only, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors } } }
+`;
+  const canary = reviews();
+  canary.metadata = { ...canary.metadata, CANARY: 'yes' };
+  assert.equal(httpFilterNames(generate(yaml, canary).listeners)['0.0.0.0_9080/0'][0], 'canary-only');
+  assert.notEqual(httpFilterNames(generate(yaml, reviews()).listeners)['0.0.0.0_9080/0'][0], 'canary-only');
+});
+
 test('order: priority first, then the root namespace before the workload namespace, then creation', () => {
   const first = (name: string, ns: string, priority: number, created: string) => `apiVersion: networking.istio.io/v1alpha3
 kind: EnvoyFilter

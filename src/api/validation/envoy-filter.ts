@@ -34,8 +34,7 @@ function validatePatch(p: EnvoyFilterConfigPatch, at: FieldPath, r: Reporter): v
   }
   const m = p.match ?? {};
   const mat = [...at, 'match'];
-  if (m.proxy?.proxyVersion !== undefined) r.error([...mat, 'proxy', 'proxyVersion'], 'match.proxy.proxyVersion is not supported (rig proxy has no Istio version to match)', NOT_APPLIED);
-  if (m.proxy?.metadata !== undefined) r.error([...mat, 'proxy', 'metadata'], 'match.proxy.metadata is not supported', NOT_APPLIED);
+  if (m.proxy?.proxyVersion !== undefined) r.error([...mat, 'proxy', 'proxyVersion'], 'match.proxy.proxyVersion is not supported (rig proxy reports its own version, not an Istio one, so an Istio version pattern would never match it)', 'remove it; select proxies with workloadSelector or match.proxy.metadata');
   for (const k of ['listener', 'routeConfiguration', 'cluster'] as const) {
     if (m[k] !== undefined && k !== target.match) r.error([...mat, k], `match.${k} does not apply to applyTo ${applyTo} (it takes match.${target.match})`, `use match.${target.match}`);
   }

@@ -58,11 +58,35 @@ function compiled(push: PushContext, r: Resource<EnvoyFilterSpec>): CompiledPatc
   );
 }
 
+/** match.proxy.metadata: every key's value in the proxy's node metadata, as a string (Istio compares the raw metadata). */
+function metadataMatches(p: CompiledPatch, proxy: Proxy): boolean {
+  const want = p.match.proxy?.metadata;
+  if (!want) return true;
+  return Object.entries(want).every(([k, v]) => {
+    const got = proxy.metadata[k];
+    return (typeof got === 'string' ? got : JSON.stringify(got)) === v;
+  });
+}
+
 /** The patches for a proxy by applyTo, in application order; undefined when none applies. */
 export function patchesFor(push: PushContext, proxy: Proxy): PatchesByTarget | undefined {
   const all = envoyFilters(push);
   if (!all.length || proxy.generator === 'grpc') return undefined;
+  const scoped = scopedPatches(push, proxy);
+  if (!scoped?.byMetadata) return scoped?.byTarget;
+  // Rare: some patch matches node metadata, which differs per proxy (not memoized).
+  const byTarget = new Map<EnvoyFilterApplyTo, CompiledPatch[]>();
+  for (const [k, list] of scoped.byTarget) {
+    const mine = list.filter((p) => metadataMatches(p, proxy));
+    if (mine.length) byTarget.set(k, mine);
+  }
+  return byTarget.size ? byTarget : undefined;
+}
+
+/** The patches of the EnvoyFilters selecting proxies of this namespace and labels (shared by them in a snapshot). */
+function scopedPatches(push: PushContext, proxy: Proxy): { byTarget: PatchesByTarget; byMetadata: boolean } | undefined {
   return push.memo(`envoyfilter-proxy|${proxy.namespace}|${JSON.stringify(proxy.labels)}`, () => {
+    const all = envoyFilters(push);
     const root = push.mesh.rootNamespace;
     const selects = (r: Resource<EnvoyFilterSpec>) => {
       const labels = r.spec.workloadSelector?.labels;
@@ -73,7 +97,13 @@ export function patchesFor(push: PushContext, proxy: Proxy): PatchesByTarget | u
     const ordered = [...fromRoot, ...fromOwn].sort((a, b) => (a.spec.priority ?? 0) - (b.spec.priority ?? 0));
     if (!ordered.length) return undefined;
     const byTarget = new Map<EnvoyFilterApplyTo, CompiledPatch[]>();
-    for (const r of ordered) for (const p of compiled(push, r)) byTarget.set(p.applyTo, [...(byTarget.get(p.applyTo) ?? []), p]);
-    return byTarget;
+    let byMetadata = false;
+    for (const r of ordered) {
+      for (const p of compiled(push, r)) {
+        byTarget.set(p.applyTo, [...(byTarget.get(p.applyTo) ?? []), p]);
+        byMetadata ||= p.match.proxy?.metadata !== undefined;
+      }
+    }
+    return { byTarget, byMetadata };
   });
 }
