@@ -9,7 +9,7 @@ import { CLUSTER_TYPE, LISTENER_TYPE, LOCAL_RATELIMIT_TYPE, ROUTE_TYPE } from '.
 import type { EnvoyJson } from '../../src/envoy/index.ts';
 import type { Proxy } from '../../src/model/proxy.ts';
 import { GENERATORS } from '../../src/xds/server/generators.ts';
-import { assertEnvoyResource, buildPush, gatewayProxy, parseYaml, podSidecar } from './fixtures.ts';
+import { assertEnvoyResource, buildPush, explicitSidecar, gatewayProxy, parseYaml, podSidecar } from './fixtures.ts';
 
 const SERVICES = `apiVersion: v1
 kind: Service
@@ -261,6 +261,23 @@ spec:
     assert.deepEqual(hcm.common_http_protocol_options, { ...(base.common_http_protocol_options as EnvoyJson), idle_timeout: '30s' });
     assert.deepEqual({ ...hcm, common_http_protocol_options: undefined }, { ...base, common_http_protocol_options: undefined });
   }
+});
+
+test('explicit mode: listener portNumber is the workload port, whatever local port the inbound listener binds', () => {
+  const yaml = `apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: { name: f, namespace: default }
+spec:
+  configPatches:
+    - applyTo: HTTP_FILTER
+      match: { context: SIDECAR_INBOUND, listener: { portNumber: 9080 } }
+      patch: { operation: INSERT_FIRST, value: { name: first, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors } } }
+`;
+  const proxy = explicitSidecar('reviews-0', 'default', { app: 'reviews' }, 'reviews', [{ port: 9080, name: 'http' }]);
+  const inbound = generate(yaml, proxy).listeners.filter((l) => l.traffic_direction === 'INBOUND');
+  assert.equal(inbound.length, 1);
+  assert.notEqual((inbound[0].address as { socket_address: { port_value: number } }).socket_address.port_value, 9080);
+  for (const names of Object.values(httpFilterNames(inbound))) assert.equal(names[0], 'first');
 });
 
 test('ROUTE_CONFIGURATION, VIRTUAL_HOST and HTTP_ROUTE: by port, vhost name and route name; inline inbound route configurations too', () => {

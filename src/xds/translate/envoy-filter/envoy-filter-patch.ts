@@ -60,23 +60,27 @@ export function listenerContext(proxy: Proxy, l: EnvoyJson): PatchContext {
   return l.traffic_direction === 'INBOUND' ? 'SIDECAR_INBOUND' : 'SIDECAR_OUTBOUND';
 }
 
-function listenerPorts(l: EnvoyJson): number[] {
-  const out: number[] = [];
+/**
+ * The ports a listener stands for: its own, and in explicit mode (listeners on local ports of
+ * their own) the workload or gateway server port it serves.
+ */
+function listenerPorts(proxy: Proxy, l: EnvoyJson): number[] {
   const port = ((l.address as EnvoyJson | undefined)?.socket_address as EnvoyJson | undefined)?.port_value;
-  if (typeof port === 'number') out.push(port);
-  // Explicit mode binds a listener to a local port of its own; its name keeps the workload's port.
-  const named = /_(\d+)$/.exec(String(l.name ?? ''));
-  if (named) out.push(Number(named[1]));
+  if (typeof port !== 'number') return [];
+  const out = [port];
+  if (proxy.explicit && (l.traffic_direction === 'INBOUND' || proxy.type === 'router')) {
+    for (const [workloadPort, local] of Object.entries(proxy.explicit.inboundPorts)) if (local === port) out.push(Number(workloadPort));
+  }
   return out;
 }
 
-function listenerMatches(l: EnvoyJson, p: CompiledPatch, ctx: PatchContext): boolean {
+function listenerMatches(proxy: Proxy, l: EnvoyJson, p: CompiledPatch, ctx: PatchContext): boolean {
   if (!contextMatches(p, ctx)) return false;
   const m = p.match.listener;
   if (!m) return true;
   if (m.name && m.name !== l.name) return false;
   // The virtual listeners carry the port in each filter chain's destination_port instead.
-  if (m.portNumber && !VIRTUAL_LISTENERS.has(String(l.name)) && !listenerPorts(l).includes(m.portNumber)) return false;
+  if (m.portNumber && !VIRTUAL_LISTENERS.has(String(l.name)) && !listenerPorts(proxy, l).includes(m.portNumber)) return false;
   return true;
 }
 
@@ -109,8 +113,8 @@ function sameElements(a: readonly EnvoyJson[], b: readonly EnvoyJson[]): boolean
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
-function patchChain(l: EnvoyJson, fc: EnvoyJson, ctx: PatchContext, t: PatchesByTarget): EnvoyJson {
-  const applies = (p: CompiledPatch) => listenerMatches(l, p, ctx) && chainMatches(l, fc, p);
+function patchChain(proxy: Proxy, l: EnvoyJson, fc: EnvoyJson, ctx: PatchContext, t: PatchesByTarget): EnvoyJson {
+  const applies = (p: CompiledPatch) => listenerMatches(proxy, l, p, ctx) && chainMatches(l, fc, p);
   const before = (fc.filters as EnvoyJson[] | undefined) ?? [];
   let filters = before;
   for (const p of t.get('NETWORK_FILTER') ?? []) {
@@ -137,14 +141,14 @@ function patchChain(l: EnvoyJson, fc: EnvoyJson, ctx: PatchContext, t: PatchesBy
   return sameElements(filters, before) ? fc : { ...fc, filters };
 }
 
-function patchListener(l: EnvoyJson, ctx: PatchContext, t: PatchesByTarget): EnvoyJson {
+function patchListener(proxy: Proxy, l: EnvoyJson, ctx: PatchContext, t: PatchesByTarget): EnvoyJson {
   const before = (l.filter_chains as EnvoyJson[] | undefined) ?? [];
   let chains = before;
   for (const p of t.get('FILTER_CHAIN') ?? []) {
-    if (!listenerMatches(l, p, ctx)) continue;
+    if (!listenerMatches(proxy, l, p, ctx)) continue;
     chains = applyListOperation(chains, p, (fc) => chainMatches(l, fc, p));
   }
-  chains = chains.map((fc) => patchChain(l, fc, ctx, t));
+  chains = chains.map((fc) => patchChain(proxy, l, fc, ctx, t));
   return sameElements(chains, before) ? l : { ...l, filter_chains: chains };
 }
 
@@ -163,11 +167,11 @@ export function patchListeners(t: PatchesByTarget, proxy: Proxy, listeners: read
     const ctx = listenerContext(proxy, generated);
     let l: EnvoyJson | undefined = generated;
     for (const p of t.get('LISTENER') ?? []) {
-      if (p.operation === 'ADD' || !listenerMatches(l, p, ctx)) continue;
+      if (p.operation === 'ADD' || !listenerMatches(proxy, l, p, ctx)) continue;
       l = p.operation === 'REMOVE' ? undefined : protoMerge(l, p.value as EnvoyJson, p.origin);
       if (!l) break;
     }
-    if (l) out.push(patchListener(l, ctx, t));
+    if (l) out.push(patchListener(proxy, l, ctx, t));
   }
   for (const p of t.get('LISTENER') ?? []) if (adds(p, proxy)) out.push(structuredClone(p.value as EnvoyJson));
   return out;
