@@ -13,6 +13,7 @@ export class ControlPlaneLog {
   readonly #file: pino.DestinationStream & { end?: () => void };
   readonly #print: (line: string) => void;
   readonly #shown = new Set<string>();
+  #stopping = false;
 
   constructor(file: string, print: (line: string) => void) {
     this.#file = pino.destination({ dest: file, mkdir: true, sync: false });
@@ -21,6 +22,7 @@ export class ControlPlaneLog {
 
   write(line: string): void {
     this.#file.write(line);
+    if (this.#stopping) return;
     let o: Record<string, unknown>;
     try {
       o = JSON.parse(line) as Record<string, unknown>;
@@ -37,6 +39,11 @@ export class ControlPlaneLog {
   /** The config changed: a warning that still applies is shown again. */
   configChanged(): void {
     this.#shown.clear();
+  }
+
+  /** rig up is stopping the mesh: what its components say about that (workloads gone) stays in the file. */
+  stopping(): void {
+    this.#stopping = true;
   }
 
   close(): void {

@@ -133,6 +133,7 @@ export class ReplicaRuntime {
   readonly #ctx: RuntimeContext;
   /** The sidecar's node id: how the control plane knows this replica. */
   readonly nodeId: string;
+  #stopping = false;
 
   private constructor(plan: ReplicaPlan, ports: ReplicaPorts, ctx: RuntimeContext, portsFile: string, pod: Pod | undefined) {
     this.plan = plan;
@@ -185,7 +186,8 @@ export class ReplicaRuntime {
       cwd: pod ? path.dirname(portsFile) : isDirectory(plan.cwd) ? plan.cwd : process.cwd(),
       logFile: ctx.logFile(`${plan.name}.istio-proxy`),
       print: readable(ctx.print(`${plan.name}/proxy`)),
-      echo: proxyEcho,
+      // A stopping replica's sidecar reports its app gone (as it should): that stays in its log file.
+      echo: (line) => !this.#stopping && proxyEcho(line),
       readiness: proxyReadiness(portsFile, pod?.address),
       beforeStart: async () => {
         removePortsFile(portsFile);
@@ -225,6 +227,7 @@ export class ReplicaRuntime {
 
   /** As a terminating pod: out of the endpoints first, then the app, then its sidecar. */
   async stop(allocator: PortAllocator): Promise<void> {
+    this.#stopping = true;
     this.#ctx.forgetWorkload(this.nodeId);
     await this.app.stop();
     await this.proxy.stop();

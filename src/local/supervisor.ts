@@ -299,6 +299,7 @@ export class Supervisor {
   async stop(): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
+    this.#cpOutput?.stopping();
     clearTimeout(this.#statusTimer);
     await this.#reconciling;
     await Promise.all([...[...this.#replicas.values()].map((r) => r.stop(this.#allocator)), ...[...this.#gateways.values()].map((g) => g.rt.stop())]);

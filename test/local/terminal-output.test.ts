@@ -12,8 +12,9 @@ import { VERSION } from '../../src/core/version.ts';
 import { startMesh, type Mesh } from './mesh-harness.ts';
 import { waitFor } from '../helpers/wait.ts';
 
-// Logs every request as Bookinfo's apps do: `GET /health 200 0ms`.
-const LOGGING_APP = ['node', '-e', "require('node:http').createServer((q, s) => { s.end('ok'); console.log(q.method + ' ' + q.url + ' 200 0ms'); }).listen(+process.env.PORT, process.env.HOST, () => console.log('app up'))"];
+// Logs every request as Bookinfo's apps do (`GET /health 200 0ms`); on SIGTERM it stops listening
+// and exits 3.5 s later, so that its sidecar's probe fails (3 × 1 s) while the replica stops.
+const LOGGING_APP = ['node', '-e', "const srv = require('node:http').createServer((q, s) => { s.end('ok'); console.log(q.method + ' ' + q.url + ' 200 0ms'); }).listen(+process.env.PORT, process.env.HOST, () => console.log('app up')); process.on('SIGTERM', () => { srv.close(); srv.closeAllConnections(); setTimeout(() => process.exit(0), 3500); })"];
 
 const CONFIG = `apiVersion: local.rigging.dev/v1alpha1
 kind: Workload
@@ -89,5 +90,15 @@ describe('rig up terminal output', () => {
     });
     const row = table.split('\n').find((l) => l.startsWith('app-0.default'))!;
     assert.equal(row.trim().split(/\s+/).at(-1), VERSION, table);
+  });
+
+  it('stops with only its own lines on the terminal: the sidecars and control plane noting the apps gone stay in the logs', async () => {
+    mesh.child.kill('SIGTERM');
+    await new Promise((r) => mesh.child.once('exit', r));
+    const out = mesh.output();
+    const stopping = out.slice(out.indexOf('stopping every process'));
+    assert.match(stopping, /stopped; nothing is left running/);
+    assert.doesNotMatch(stopping, /workload is unhealthy|health report ignored/, stopping);
+    assert.match(readFileSync(path.join(mesh.stateDir, 'logs', 'app-0.istio-proxy.log'), 'utf8'), /workload is unhealthy/);
   });
 });
