@@ -318,6 +318,29 @@ spec:
   assert.equal((((inline.virtual_hosts as EnvoyJson[])[0].routes as EnvoyJson[])[0].route as EnvoyJson).timeout, '3s');
 });
 
+test('explicit mode: routeConfiguration portNumber selects the virtual hosts of that port in the http_proxy route configuration', () => {
+  const yaml = `apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: { name: r, namespace: default }
+spec:
+  configPatches:
+    - applyTo: HTTP_ROUTE
+      match: { context: SIDECAR_OUTBOUND, routeConfiguration: { portNumber: 9080, vhost: { route: { name: default } } } }
+      patch: { operation: MERGE, value: { route: { timeout: 7s } } }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: db, namespace: default }
+spec: { selector: { app: db }, ports: [{ name: http, port: 8080 }] }
+`;
+  const proxy = explicitSidecar('sleep-0', 'default', { app: 'sleep' }, 'sleep', []);
+  const rc = generate(yaml, proxy).route('http_proxy');
+  const timeouts = Object.fromEntries((rc.virtual_hosts as EnvoyJson[]).map((vh) => [vh.name, ((vh.routes as EnvoyJson[]).find((r) => r.name === 'default')?.route as EnvoyJson | undefined)?.timeout]));
+  assert.equal(timeouts['reviews.default.svc.cluster.local:9080'], '7s');
+  assert.equal(timeouts['productpage.default.svc.cluster.local:9080'], '7s');
+  assert.notEqual(timeouts['db.default.svc.cluster.local:8080'], '7s');
+});
+
 test('CLUSTER: MERGE by service and port, REMOVE by subset, ADD; inbound clusters are SIDECAR_INBOUND', () => {
   const yaml = `apiVersion: networking.istio.io/v1alpha3
 kind: EnvoyFilter

@@ -7,6 +7,7 @@
 // route patches of inline route configurations); listeners and clusters ADDed are not patched further.
 import type { EnvoyFilterContext } from '../../../api/types/networking.ts';
 import { HCM_TYPE, type EnvoyJson } from '../../../envoy/index.ts';
+import { HTTP_PROXY_ROUTE } from '../names.ts';
 import type { Proxy } from '../../../model/proxy.ts';
 import type { CompiledPatch, PatchesByTarget } from './envoy-filter-select.ts';
 import { protoMerge } from './proto-merge.ts';
@@ -200,7 +201,7 @@ function routeConfigMatches(rc: EnvoyJson, p: CompiledPatch, ctx: PatchContext):
   if (!m) return true;
   const name = String(rc.name ?? '');
   if (m.name && m.name !== name) return false;
-  if (m.portNumber && routePort(name) !== m.portNumber) return false;
+  if (m.portNumber && routePort(name) !== m.portNumber && !(name === HTTP_PROXY_ROUTE && p.applyTo !== 'ROUTE_CONFIGURATION')) return false;
   if (m.portName || m.gateway) {
     const gw = ctx === 'GATEWAY' ? gatewayOfRoute(name) : {};
     if (m.portName && m.portName !== gw.portName) return false;
@@ -209,7 +210,14 @@ function routeConfigMatches(rc: EnvoyJson, p: CompiledPatch, ctx: PatchContext):
   return true;
 }
 
-function vhostMatches(vh: EnvoyJson, p: CompiledPatch): boolean {
+/**
+ * An explicit-mode sidecar routes every outbound port through one route configuration
+ * (http_proxy) whose virtual hosts are named `host:port`: there a portNumber selects the virtual
+ * hosts of that port, as the per-port route configuration would under Istio.
+ */
+function vhostMatches(rc: EnvoyJson, vh: EnvoyJson, p: CompiledPatch): boolean {
+  const port = p.match.routeConfiguration?.portNumber;
+  if (port && rc.name === HTTP_PROXY_ROUTE && !String(vh.name ?? '').endsWith(`:${port}`)) return false;
   const m = p.match.routeConfiguration?.vhost;
   if (!m) return true;
   if (m.name && m.name !== vh.name) return false;
@@ -239,13 +247,14 @@ export function patchRouteConfig(t: PatchesByTarget, ctx: PatchContext, generate
   for (const p of t.get('ROUTE_CONFIGURATION') ?? []) if (routeConfigMatches(rc, p, ctx)) rc = protoMerge(rc, p.value as EnvoyJson, p.origin);
   for (const p of t.get('VIRTUAL_HOST') ?? []) {
     if (!routeConfigMatches(rc, p, ctx)) continue;
-    const named = p.match.routeConfiguration?.vhost;
-    rc = { ...rc, virtual_hosts: applyListOperation((rc.virtual_hosts as EnvoyJson[] | undefined) ?? [], p, named ? (vh) => vhostMatches(vh, p) : undefined) };
+    const at = rc;
+    rc = { ...rc, virtual_hosts: applyListOperation((rc.virtual_hosts as EnvoyJson[] | undefined) ?? [], p, (vh) => vhostMatches(at, vh, p)) };
   }
   for (const p of t.get('HTTP_ROUTE') ?? []) {
     if (!routeConfigMatches(rc, p, ctx)) continue;
     const named = p.match.routeConfiguration?.vhost?.route;
-    const vhosts = ((rc.virtual_hosts as EnvoyJson[] | undefined) ?? []).map((vh) => (vhostMatches(vh, p) ? { ...vh, routes: applyListOperation((vh.routes as EnvoyJson[] | undefined) ?? [], p, named ? (r) => routeMatches(r, p) : undefined) } : vh));
+    const at = rc;
+    const vhosts = ((rc.virtual_hosts as EnvoyJson[] | undefined) ?? []).map((vh) => (vhostMatches(at, vh, p) ? { ...vh, routes: applyListOperation((vh.routes as EnvoyJson[] | undefined) ?? [], p, named ? (r) => routeMatches(r, p) : undefined) } : vh));
     rc = { ...rc, virtual_hosts: vhosts };
   }
   return rc;
