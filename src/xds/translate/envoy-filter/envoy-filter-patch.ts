@@ -8,6 +8,7 @@
 import type { EnvoyFilterContext } from '../../../api/types/networking.ts';
 import { HCM_TYPE, type EnvoyJson } from '../../../envoy/index.ts';
 import { HTTP_PROXY_ROUTE } from '../names.ts';
+import { warnOnce } from '../../../model/config-warnings.ts';
 import type { Proxy } from '../../../model/proxy.ts';
 import type { CompiledPatch, PatchesByTarget } from './envoy-filter-select.ts';
 import { protoMerge } from './proto-merge.ts';
@@ -162,7 +163,21 @@ function adds(p: CompiledPatch, proxy: Proxy): boolean {
   return p.operation === 'ADD' && (p.context === 'ANY' || proxyContexts(proxy).includes(p.context));
 }
 
+const LISTENER_TARGETS = ['LISTENER', 'FILTER_CHAIN', 'NETWORK_FILTER', 'HTTP_FILTER'] as const;
+
+/** Explicit mode has no per-port outbound listeners to match: said once per patch, not skipped silently. */
+function warnExplicitOutboundPorts(t: PatchesByTarget, proxy: Proxy): void {
+  if (!proxy.explicit) return;
+  for (const k of LISTENER_TARGETS) {
+    for (const p of t.get(k) ?? []) {
+      if (!p.match.listener?.portNumber || p.operation === 'ADD' || (p.context !== 'ANY' && p.context !== 'SIDECAR_OUTBOUND')) continue;
+      warnOnce('envoyfilter', `EnvoyFilter ${p.origin}: explicit-mode sidecars (${proxy.namespace}/${proxy.workloadName}) send every outbound port through one listener (${HTTP_PROXY_ROUTE}), so a SIDECAR_OUTBOUND listener.portNumber matches only dedicated egress listeners there; to patch all outbound HTTP, leave portNumber out`);
+    }
+  }
+}
+
 export function patchListeners(t: PatchesByTarget, proxy: Proxy, listeners: readonly EnvoyJson[]): EnvoyJson[] {
+  warnExplicitOutboundPorts(t, proxy);
   const out: EnvoyJson[] = [];
   for (const generated of listeners) {
     const ctx = listenerContext(proxy, generated);
