@@ -29,7 +29,8 @@ function validatePatch(p: EnvoyFilterConfigPatch, at: FieldPath, r: Reporter): v
   const applyTo = p.applyTo ?? 'INVALID';
   const target = ENVOY_FILTER_TARGETS[applyTo];
   if (!target) {
-    r.error([...at, 'applyTo'], `applyTo ${applyTo} is not supported by Rigging`, `use one of ${Object.keys(ENVOY_FILTER_TARGETS).join(', ')}`);
+    const what = p.applyTo === undefined ? 'applyTo is missing' : `applyTo ${applyTo} is not supported by Rigging`;
+    r.error(p.applyTo === undefined ? at : [...at, 'applyTo'], what, `use one of ${Object.keys(ENVOY_FILTER_TARGETS).join(', ')}`);
     return;
   }
   const m = p.match ?? {};
@@ -47,16 +48,14 @@ function validatePatch(p: EnvoyFilterConfigPatch, at: FieldPath, r: Reporter): v
   const op = p.patch?.operation ?? 'INVALID';
   const opAt = [...at, 'patch', 'operation'];
   if (!target.operations.includes(op)) {
-    r.error(opAt, `operation ${op} does not apply to applyTo ${applyTo} (Istio ignores it)`, `use one of ${target.operations.join(', ')}`);
+    const what = p.patch?.operation === undefined ? 'patch.operation is missing' : `operation ${op} does not apply to applyTo ${applyTo} (Istio ignores it)`;
+    r.error(p.patch?.operation === undefined ? at : opAt, what, `use one of ${target.operations.join(', ')}`);
     return;
   }
   if (p.patch?.filterClass !== undefined) r.error([...at, 'patch', 'filterClass'], 'patch.filterClass (ordering WASM/ext filters by class) is not supported', 'place the filter with INSERT_BEFORE / INSERT_AFTER and a subFilter');
-  const relative = op === 'INSERT_BEFORE' || op === 'INSERT_AFTER' || op === 'REPLACE';
-  if (relative && applyTo === 'HTTP_FILTER' && !l?.filterChain?.filter?.subFilter?.name) {
-    // Istio: without a subFilter, INSERT_BEFORE/AFTER work as INSERT_FIRST/ADD and REPLACE does nothing.
-    if (op === 'REPLACE') r.error([...mat, 'listener', 'filterChain', 'filter', 'subFilter', 'name'], 'REPLACE of an HTTP filter needs the filter to replace in match.listener.filterChain.filter.subFilter.name', 'name the filter to replace');
-  }
-  if (relative && applyTo === 'NETWORK_FILTER' && op === 'REPLACE' && !l?.filterChain?.filter?.name) r.error([...mat, 'listener', 'filterChain', 'filter', 'name'], 'REPLACE of a network filter needs the filter to replace in match.listener.filterChain.filter.name', 'name the filter to replace');
+  // Istio's REPLACE without the filter to replace does nothing.
+  if (op === 'REPLACE' && applyTo === 'HTTP_FILTER' && !l?.filterChain?.filter?.subFilter?.name) r.error([...mat, 'listener', 'filterChain', 'filter', 'subFilter', 'name'], 'REPLACE of an HTTP filter needs the filter to replace in match.listener.filterChain.filter.subFilter.name', 'name the filter to replace');
+  if (op === 'REPLACE' && applyTo === 'NETWORK_FILTER' && !l?.filterChain?.filter?.name) r.error([...mat, 'listener', 'filterChain', 'filter', 'name'], 'REPLACE of a network filter needs the filter to replace in match.listener.filterChain.filter.name', 'name the filter to replace');
   if (applyTo === 'HTTP_FILTER' && (op === 'ADD' || (op === 'INSERT_AFTER' && !l?.filterChain?.filter?.subFilter?.name))) {
     r.warn(opAt, `${op}${op === 'ADD' ? '' : ' without a subFilter'} puts the HTTP filter after envoy.filters.http.router, as in Istio; rig proxy, like Envoy, rejects (NACKs) a filter after the router`, 'use INSERT_BEFORE with subFilter.name: envoy.filters.http.router');
   }
@@ -69,7 +68,7 @@ function validatePatch(p: EnvoyFilterConfigPatch, at: FieldPath, r: Reporter): v
   if ((applyTo === 'HTTP_FILTER' || applyTo === 'NETWORK_FILTER') && op !== 'MERGE') {
     const why = unknownFilterReason(applyTo === 'HTTP_FILTER' ? 'HTTP' : 'network', unwrapTypedStructs(p.patch.value) as Record<string, unknown>);
     if (why) {
-      r.error(valueAt, why, 'use a filter rig proxy implements, or mark the filter is_optional: true');
+      r.error(valueAt, why, 'use a filter rig proxy implements');
       return;
     }
   }
