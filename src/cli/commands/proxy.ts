@@ -191,7 +191,7 @@ async function run(opts: ProxyOptions): Promise<void> {
     if (probe) {
       const { startWorkloadHealth } = await import('../../proxy/workload-health/index.ts');
       const notReady = () => (rt.isReady() ? undefined : rt.healthCheckFailed ? 'failed by the admin /healthcheck/fail' : `its state is ${rt.state()}`);
-      const stop = startWorkloadHealth({ metadata: bootstrap.node.metadata, report: (healthy, message) => xds.reportHealth(healthy, message), proxyNotReady: notReady, ...agentFiles, log });
+      const stop = startWorkloadHealth({ metadata: bootstrap.node.metadata, report: (healthy, message) => xds.reportHealth(healthy, message), proxyNotReady: notReady, proxyStarting: () => rt.state() === 'INITIALIZING', ...agentFiles, log });
       if (stop) stoppers.push(stop);
     }
     const identity = opts.xdsAddress ? identityFromOptions(opts) : undefined;

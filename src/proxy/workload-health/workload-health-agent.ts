@@ -12,6 +12,8 @@ export interface WorkloadHealthAgentOptions {
   /** Sends a report (XdsClient.reportHealth). */
   report: (healthy: boolean, message: string) => void;
   proxyNotReady?: () => string | undefined;
+  /** Whether the proxy is still waiting for its first config (an unhealthy start is then no warning). */
+  proxyStarting?: () => boolean;
   /** The workload's pid file (`rig proxy --workload-pid-file`): down at once while its process is not running. */
   pidFile?: string;
   /** The environment of exec probes (`rig proxy --probe-env-file`); default the agent's own, as Istio's agent. */
@@ -36,13 +38,17 @@ export function startWorkloadHealth(o: WorkloadHealthAgentOptions): (() => void)
   if (!probe) return undefined;
   const log = o.log.child({ component: 'workload-health' });
   let workload: WorkloadProcess | undefined;
+  let everHealthy = false;
   const checker = new WorkloadHealthChecker({
     probe,
     target: { appPorts: appPortsOf(o.metadata), execEnv: o.execEnv },
     proxyNotReady: o.proxyNotReady,
     workloadDown: () => workload?.down(),
     onChange: (e) => {
+      everHealthy ||= e.healthy;
       if (e.healthy) log.info('workload is healthy; reporting to the control plane');
+      // Every start begins so, until the first config arrives: not worth a warning.
+      else if (!everHealthy && o.proxyStarting?.()) log.info({ reason: e.message }, 'workload is not ready yet (the proxy is starting); reporting to the control plane');
       else log.warn({ reason: e.message }, 'workload is unhealthy; reporting to the control plane');
       o.report(e.healthy, e.message);
     },
