@@ -204,6 +204,34 @@ ${patch('INSERT_AFTER', 'envoy.filters.http.fault', '{ name: after-fault, typed_
   assert.equal(base.suppress_envoy_headers, undefined);
 });
 
+test("Istio's order within a list: filter insertions before MERGE (whatever the patch order); chains ADDed after the others are patched", () => {
+  const yaml = `apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: { name: order, namespace: default }
+spec:
+  configPatches:
+    - applyTo: HTTP_FILTER
+      match: { context: SIDECAR_OUTBOUND, listener: { filterChain: { filter: { name: envoy.filters.network.http_connection_manager, subFilter: { name: added } } } } }
+      patch: { operation: MERGE, value: { typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, stat_prefix: merged } } }
+    - applyTo: HTTP_FILTER
+      match: { context: SIDECAR_OUTBOUND }
+      patch: { operation: INSERT_FIRST, value: { name: added, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, stat_prefix: inserted } } }
+    - applyTo: FILTER_CHAIN
+      match: { context: SIDECAR_OUTBOUND, listener: { portNumber: 9080 } }
+      patch: { operation: ADD, value: { name: extra-chain, filter_chain_match: { server_names: [x.example] }, filters: [{ name: envoy.filters.network.tcp_proxy, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: x, cluster: BlackHoleCluster } }] } }
+    - applyTo: NETWORK_FILTER
+      match: { context: SIDECAR_OUTBOUND, listener: { portNumber: 9080 } }
+      patch: { operation: INSERT_FIRST, value: { name: envoy.filters.network.rbac, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC, stat_prefix: r } } }
+`;
+  const { listeners } = generate(yaml, reviews());
+  const first = hcmOf(listeners, '0.0.0.0_9080', 0).http_filters[0];
+  assert.equal((first.typed_config as EnvoyJson).stat_prefix, 'merged');
+  const chains = listeners.find((l) => l.name === '0.0.0.0_9080')!.filter_chains as EnvoyJson[];
+  assert.equal(chains.at(-1)!.name, 'extra-chain');
+  assert.deepEqual((chains.at(-1)!.filters as EnvoyJson[]).map((f) => f.name), ['envoy.filters.network.tcp_proxy'], 'the added chain is not patched');
+  assert.equal((chains[0].filters as EnvoyJson[])[0].name, 'envoy.filters.network.rbac');
+});
+
 test('LISTENER, FILTER_CHAIN and NETWORK_FILTER: MERGE, ADD, REMOVE, INSERT_BEFORE by name and port', () => {
   const yaml = `apiVersion: networking.istio.io/v1alpha3
 kind: EnvoyFilter
@@ -403,6 +431,7 @@ test('apply time: what Rigging does not apply is an error naming the field', () 
   assert.match(one('{ applyTo: LISTENER_FILTER, patch: { operation: ADD, value: {} } }').join(), /applyTo LISTENER_FILTER is not supported/);
   assert.match(one(`{ applyTo: CLUSTER, match: { proxy: { proxyVersion: '^1\\\\.2.*' } }, patch: { operation: MERGE, value: {} } }`).join(), /match\.proxy\.proxyVersion: .*not supported/);
   assert.match(one('{ applyTo: HTTP_ROUTE, patch: { operation: ADD, value: {} } }').join(), /patch\.operation: operation ADD does not apply to applyTo HTTP_ROUTE/);
+  assert.match(one('{ applyTo: HTTP_FILTER, patch: { operation: REMOVE } }').join(), /subFilter\.name: REMOVE of an HTTP filter needs the filter/);
   const warnings = loadDocuments(`apiVersion: networking.istio.io/v1alpha3\nkind: EnvoyFilter\nmetadata: { name: x, namespace: default }\nspec:\n  configPatches:\n    - { applyTo: HTTP_FILTER, patch: { operation: ADD, value: { name: envoy.filters.http.cors } } }\n`, 'x.yaml').diagnostics;
   assert.match(warnings.map((d) => `${d.severity} ${d.path}: ${d.message}`).join(), /Warning spec\.configPatches\[0\]\.patch\.operation: ADD puts the HTTP filter after envoy\.filters\.http\.router/);
   assert.match(one('{ applyTo: CLUSTER, match: { listener: { portNumber: 80 } }, patch: { operation: MERGE, value: {} } }').join(), /match\.listener: match\.listener does not apply to applyTo CLUSTER/);

@@ -53,9 +53,9 @@ function validatePatch(p: EnvoyFilterConfigPatch, at: FieldPath, r: Reporter): v
     return;
   }
   if (p.patch?.filterClass !== undefined) r.error([...at, 'patch', 'filterClass'], 'patch.filterClass (ordering WASM/ext filters by class) is not supported', 'place the filter with INSERT_BEFORE / INSERT_AFTER and a subFilter');
-  // Istio's REPLACE without the filter to replace does nothing.
-  if (op === 'REPLACE' && applyTo === 'HTTP_FILTER' && !l?.filterChain?.filter?.subFilter?.name) r.error([...mat, 'listener', 'filterChain', 'filter', 'subFilter', 'name'], 'REPLACE of an HTTP filter needs the filter to replace in match.listener.filterChain.filter.subFilter.name', 'name the filter to replace');
-  if (op === 'REPLACE' && applyTo === 'NETWORK_FILTER' && !l?.filterChain?.filter?.name) r.error([...mat, 'listener', 'filterChain', 'filter', 'name'], 'REPLACE of a network filter needs the filter to replace in match.listener.filterChain.filter.name', 'name the filter to replace');
+  // Istio's REPLACE and REMOVE without the filter they act on do nothing.
+  if ((op === 'REPLACE' || op === 'REMOVE') && applyTo === 'HTTP_FILTER' && !l?.filterChain?.filter?.subFilter?.name) r.error([...mat, 'listener', 'filterChain', 'filter', 'subFilter', 'name'], `${op} of an HTTP filter needs the filter in match.listener.filterChain.filter.subFilter.name (Istio does nothing without it)`, 'name the HTTP filter');
+  if ((op === 'REPLACE' || op === 'REMOVE') && applyTo === 'NETWORK_FILTER' && !l?.filterChain?.filter?.name) r.error([...mat, 'listener', 'filterChain', 'filter', 'name'], `${op} of a network filter needs the filter in match.listener.filterChain.filter.name (Istio does nothing without it)`, 'name the network filter');
   if (applyTo === 'HTTP_FILTER' && (op === 'ADD' || (op === 'INSERT_AFTER' && !l?.filterChain?.filter?.subFilter?.name))) {
     r.warn(opAt, `${op}${op === 'ADD' ? '' : ' without a subFilter'} puts the HTTP filter after envoy.filters.http.router, as in Istio; rig proxy, like Envoy, rejects (NACKs) a filter after the router`, 'use INSERT_BEFORE with subFilter.name: envoy.filters.http.router');
   }

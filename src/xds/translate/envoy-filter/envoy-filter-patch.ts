@@ -55,6 +55,29 @@ export function applyListOperation(list: EnvoyJson[], p: CompiledPatch, matches:
   }
 }
 
+/**
+ * Istio's order of operations on a list: filters (HTTP, network) take the insertions, REPLACE and
+ * REMOVE first and MERGE last; filter chains, virtual hosts and routes take MERGE and REMOVE on
+ * the generated elements first and the additions last (so added elements are not merged).
+ */
+const FILTER_PHASES: readonly (readonly string[])[] = [['ADD', 'INSERT_FIRST', 'INSERT_BEFORE', 'INSERT_AFTER', 'REPLACE', 'REMOVE'], ['MERGE']];
+const ELEMENT_PHASES: readonly (readonly string[])[] = [['MERGE', 'REMOVE', 'REPLACE'], ['ADD', 'INSERT_FIRST', 'INSERT_BEFORE', 'INSERT_AFTER']];
+
+function applyInPhases(list: EnvoyJson[], patches: readonly CompiledPatch[], phases: readonly (readonly string[])[], matcherFor: (p: CompiledPatch) => ((x: EnvoyJson) => boolean) | undefined): EnvoyJson[] {
+  let out = list;
+  for (const phase of phases) for (const p of patches) if (phase.includes(p.operation)) out = applyListOperation(out, p, matcherFor(p));
+  return out;
+}
+
+/** A filter patch naming no filter: Istio's REMOVE and REPLACE then do nothing (validation refuses them). */
+function filterMatcher(name: string | undefined): ((x: EnvoyJson) => boolean) | undefined {
+  return name ? (f) => f.name === name : undefined;
+}
+
+function withoutUnnamedRemovals(patches: readonly CompiledPatch[], nameOf: (p: CompiledPatch) => string | undefined): CompiledPatch[] {
+  return patches.filter((p) => !((p.operation === 'REMOVE' || p.operation === 'REPLACE') && !nameOf(p)));
+}
+
 // ---- listeners ----
 
 export function listenerContext(proxy: Proxy, l: EnvoyJson): PatchContext {
@@ -101,12 +124,11 @@ function chainMatches(l: EnvoyJson, fc: EnvoyJson, p: CompiledPatch): boolean {
   return true;
 }
 
+const subFilterName = (p: CompiledPatch) => p.match.listener?.filterChain?.filter?.subFilter?.name;
+const filterName = (p: CompiledPatch) => p.match.listener?.filterChain?.filter?.name;
+
 function patchHttpFilters(hcm: EnvoyJson, patches: readonly CompiledPatch[]): EnvoyJson {
-  let filters = (hcm.http_filters as EnvoyJson[] | undefined) ?? [];
-  for (const p of patches) {
-    const sub = p.match.listener?.filterChain?.filter?.subFilter?.name;
-    filters = applyListOperation(filters, p, sub ? (f) => f.name === sub : undefined);
-  }
+  const filters = applyInPhases((hcm.http_filters as EnvoyJson[] | undefined) ?? [], withoutUnnamedRemovals(patches, subFilterName), FILTER_PHASES, (p) => filterMatcher(subFilterName(p)));
   return { ...hcm, http_filters: filters };
 }
 
@@ -118,20 +140,15 @@ function sameElements(a: readonly EnvoyJson[], b: readonly EnvoyJson[]): boolean
 function patchChain(proxy: Proxy, l: EnvoyJson, fc: EnvoyJson, ctx: PatchContext, t: PatchesByTarget): EnvoyJson {
   const applies = (p: CompiledPatch) => listenerMatches(proxy, l, p, ctx) && chainMatches(l, fc, p);
   const before = (fc.filters as EnvoyJson[] | undefined) ?? [];
-  let filters = before;
-  for (const p of t.get('NETWORK_FILTER') ?? []) {
-    if (!applies(p)) continue;
-    const name = p.match.listener?.filterChain?.filter?.name;
-    filters = applyListOperation(filters, p, name ? (f) => f.name === name : undefined);
-  }
+  const network = withoutUnnamedRemovals((t.get('NETWORK_FILTER') ?? []).filter(applies), filterName);
+  let filters = applyInPhases(before, network, FILTER_PHASES, (p) => filterMatcher(filterName(p)));
   const http = (t.get('HTTP_FILTER') ?? []).filter(applies);
   const routes = t.has('ROUTE_CONFIGURATION') || t.has('VIRTUAL_HOST') || t.has('HTTP_ROUTE');
   if (http.length || routes) {
     filters = filters.map((f) => {
       const tc = f.typed_config as EnvoyJson | undefined;
       if (tc?.['@type'] !== HCM_TYPE) return f;
-      const name = (p: CompiledPatch) => p.match.listener?.filterChain?.filter?.name;
-      const mine = http.filter((p) => !name(p) || name(p) === f.name);
+      const mine = http.filter((p) => !filterName(p) || filterName(p) === f.name);
       let hcm = mine.length ? patchHttpFilters(tc, mine) : tc;
       if (routes && hcm.route_config) {
         const rc = patchRouteConfig(t, ctx, hcm.route_config as EnvoyJson);
@@ -145,12 +162,12 @@ function patchChain(proxy: Proxy, l: EnvoyJson, fc: EnvoyJson, ctx: PatchContext
 
 function patchListener(proxy: Proxy, l: EnvoyJson, ctx: PatchContext, t: PatchesByTarget): EnvoyJson {
   const before = (l.filter_chains as EnvoyJson[] | undefined) ?? [];
-  let chains = before;
-  for (const p of t.get('FILTER_CHAIN') ?? []) {
-    if (!listenerMatches(proxy, l, p, ctx)) continue;
-    chains = applyListOperation(chains, p, (fc) => chainMatches(l, fc, p));
-  }
+  const patches = (t.get('FILTER_CHAIN') ?? []).filter((p) => listenerMatches(proxy, l, p, ctx));
+  // The generated chains are merged, removed and patched; chains ADDed come after, as given.
+  const [edits, additions] = ELEMENT_PHASES;
+  let chains = applyInPhases(before, patches, [edits], (p) => (fc) => chainMatches(l, fc, p));
   chains = chains.map((fc) => patchChain(proxy, l, fc, ctx, t));
+  chains = applyInPhases(chains, patches, [additions], () => undefined);
   return sameElements(chains, before) ? l : { ...l, filter_chains: chains };
 }
 
@@ -260,16 +277,16 @@ function routeMatches(r: EnvoyJson, p: CompiledPatch): boolean {
 export function patchRouteConfig(t: PatchesByTarget, ctx: PatchContext, generated: EnvoyJson): EnvoyJson {
   let rc = generated;
   for (const p of t.get('ROUTE_CONFIGURATION') ?? []) if (routeConfigMatches(rc, p, ctx)) rc = protoMerge(rc, p.value as EnvoyJson, p.origin);
-  for (const p of t.get('VIRTUAL_HOST') ?? []) {
-    if (!routeConfigMatches(rc, p, ctx)) continue;
-    const at = rc;
-    rc = { ...rc, virtual_hosts: applyListOperation((rc.virtual_hosts as EnvoyJson[] | undefined) ?? [], p, (vh) => vhostMatches(at, vh, p)) };
-  }
-  for (const p of t.get('HTTP_ROUTE') ?? []) {
-    if (!routeConfigMatches(rc, p, ctx)) continue;
-    const named = p.match.routeConfiguration?.vhost?.route;
-    const at = rc;
-    const vhosts = ((rc.virtual_hosts as EnvoyJson[] | undefined) ?? []).map((vh) => (vhostMatches(at, vh, p) ? { ...vh, routes: applyListOperation((vh.routes as EnvoyJson[] | undefined) ?? [], p, named ? (r) => routeMatches(r, p) : undefined) } : vh));
+  const at = rc;
+  const vhostPatches = (t.get('VIRTUAL_HOST') ?? []).filter((p) => routeConfigMatches(at, p, ctx));
+  if (vhostPatches.length) rc = { ...rc, virtual_hosts: applyInPhases((rc.virtual_hosts as EnvoyJson[] | undefined) ?? [], vhostPatches, ELEMENT_PHASES, (p) => (vh) => vhostMatches(at, vh, p)) };
+  const routePatches = (t.get('HTTP_ROUTE') ?? []).filter((p) => routeConfigMatches(at, p, ctx));
+  if (routePatches.length) {
+    const vhosts = ((rc.virtual_hosts as EnvoyJson[] | undefined) ?? []).map((vh) => {
+      const mine = routePatches.filter((p) => vhostMatches(at, vh, p));
+      if (!mine.length) return vh;
+      return { ...vh, routes: applyInPhases((vh.routes as EnvoyJson[] | undefined) ?? [], mine, ELEMENT_PHASES, (p) => (p.match.routeConfiguration?.vhost?.route ? (r) => routeMatches(r, p) : undefined)) };
+    });
     rc = { ...rc, virtual_hosts: vhosts };
   }
   return rc;
