@@ -24,7 +24,7 @@ import { adsServiceDefinition, bindServer, createGrpcServer } from './server/grp
 import type { ControlPlaneMetrics } from './server/metrics.ts';
 import { createMetrics } from './server/metrics.ts';
 import { pilotFeatures } from './features.ts';
-import { jwksResolver } from './translate/security/jwks-resolver.ts';
+import { jwksInUse, jwksResolver } from './translate/security/jwks-resolver.ts';
 
 export interface ControlPlaneOptions {
   store: ConfigStore;
@@ -78,6 +78,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   discovery.start();
   // Keys the control plane fetched for RequestAuthentication arrived or changed: push them.
   const offJwks = jwksResolver.onChange(() => discovery.requestPush('jwks'));
+  // Only what some RequestAuthentication still names keeps being fetched.
+  const offJwksUse = jwksResolver.trackUse(() => jwksInUse(opts.store.list()));
   const id = `rig-controlplane-${os.hostname()}-${process.pid}`;
 
   const grpcServer = createGrpcServer();
@@ -122,6 +124,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     },
     async stop() {
       offJwks();
+      offJwksUse();
       discovery.stop();
       // Open ADS streams never end by themselves, so there is nothing to wait for. forceShutdown
       // first: after tryShutdown has closed a session, forceShutdown only ends its socket, which

@@ -6,12 +6,14 @@
 // control plane pushes again. A failed refresh keeps the last good keys. A rule without jwksUri
 // gets its JWKS by OpenID discovery of the issuer (<issuer>/.well-known/openid-configuration).
 import { createLogger, type Logger } from '../../../core/log.ts';
+import type { Resource } from '../../../api/resource.ts';
+import type { JWTRule, RequestAuthenticationSpec } from '../../../api/types/security.ts';
 
 /** istiod's PILOT_JWT_PUB_KEY_REFRESH_INTERVAL default. */
 const REFRESH_INTERVAL_MS = 20 * 60_000;
 /** After a failed first fetch, try again this soon. */
 const RETRY_MS = 10_000;
-/** URIs not asked for during this long are forgotten (their policies were removed). */
+/** URIs not asked for during this long are forgotten (when the resolver cannot tell which are still in use). */
 const FORGET_AFTER_MS = 2 * REFRESH_INTERVAL_MS;
 
 interface Entry {
@@ -46,12 +48,31 @@ async function discoverJwksUri(issuer: string, timeoutMs: number): Promise<strin
   return doc.jwks_uri;
 }
 
+function entryKey(uri: string, discover: boolean): string {
+  return `${discover ? 'issuer' : 'jwks'} ${uri}`;
+}
+
+/** The resolver entries the RequestAuthentications among `resources` may ask for. */
+export function jwksInUse(resources: readonly Resource[]): Set<string> {
+  const keys = new Set<string>();
+  for (const r of resources) {
+    if (r.kind !== 'RequestAuthentication') continue;
+    for (const rule of ((r.spec as RequestAuthenticationSpec).jwtRules ?? []) as JWTRule[]) {
+      if (rule.jwksUri) keys.add(entryKey(rule.jwksUri, false));
+      else if (!rule.jwks) keys.add(entryKey(rule.issuer, true));
+    }
+  }
+  return keys;
+}
+
 export class JwksResolver {
   private readonly entries = new Map<string, Entry>();
   private readonly listeners = new Set<() => void>();
   private timer: NodeJS.Timeout | undefined;
   private log: Logger | undefined;
   private readonly intervalMs: number;
+  /** What the config still asks for (the control plane's store); unset, entries are forgotten by age. */
+  private inUse: (() => Set<string>) | undefined;
 
   constructor(opts: { refreshIntervalMs?: number } = {}) {
     this.intervalMs = opts.refreshIntervalMs ?? REFRESH_INTERVAL_MS;
@@ -63,9 +84,21 @@ export class JwksResolver {
     return () => this.listeners.delete(listener);
   }
 
+  /**
+   * Tells the resolver how to see which URIs the config still uses: the others stop being fetched
+   * at the next tick, so a removed policy's unreachable jwksUri is not retried (and warned of)
+   * every 10 s for 40 minutes. Returns a function that undoes it.
+   */
+  trackUse(inUse: () => Set<string>): () => void {
+    this.inUse = inUse;
+    return () => {
+      if (this.inUse === inUse) this.inUse = undefined;
+    };
+  }
+
   /** The JWKS (JSON text) of `uri` (or, with `discover`, of the issuer `uri`) if known; starts fetching it otherwise. */
   get(uri: string, timeoutMs: number, discover = false): { jwks?: string; error?: string } {
-    const key = `${discover ? 'issuer' : 'jwks'} ${uri}`;
+    const key = entryKey(uri, discover);
     let e = this.entries.get(key);
     if (!e) {
       this.entries.set(key, (e = { discover, timeoutMs, lastUsed: Date.now(), nextFetch: 0 }));
@@ -105,8 +138,9 @@ export class JwksResolver {
 
   private tick(): void {
     const now = Date.now();
+    const inUse = this.inUse?.();
     for (const [key, e] of this.entries) {
-      if (now - e.lastUsed > Math.max(FORGET_AFTER_MS, 2 * this.intervalMs)) this.entries.delete(key);
+      if (inUse ? !inUse.has(key) : now - e.lastUsed > Math.max(FORGET_AFTER_MS, 2 * this.intervalMs)) this.entries.delete(key);
       else if (now >= e.nextFetch) this.fetch(key, e);
     }
     if (!this.entries.size) {
