@@ -2,7 +2,8 @@
 // one proxy, with Istio's matching (match.context, listener / filter chain / filter / sub-filter,
 // route configuration / virtual host / route, cluster) and operations (MERGE, ADD, REMOVE,
 // INSERT_BEFORE, INSERT_AFTER, INSERT_FIRST, REPLACE). Generated resources are shared between
-// proxies (memoized per snapshot): a resource a patch touches is cloned first, never changed.
+// proxies (memoized per snapshot): a patch copies the objects on the path it changes, never
+// changing a generated one in place.
 // Order, as Istio: LISTENER, then per listener FILTER_CHAIN, NETWORK_FILTER, HTTP_FILTER (and the
 // route patches of inline route configurations); listeners and clusters ADDed are not patched further.
 import type { EnvoyFilterContext } from '../../../api/types/networking.ts';
