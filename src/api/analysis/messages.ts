@@ -14,7 +14,7 @@ export const MESSAGES = {
   ServiceEntryAddressesRequired: { code: 'IST0134', level: 'Warning' },
   ConflictingGateways: { code: 'IST0145', level: 'Error' },
   EnvoyFilterUsesRelativeOperation: { code: 'IST0151', level: 'Warning' },
-  MultipleTelemetriesWithoutWorkloadSelectors: { code: 'IST0152', level: 'Error' },
+  MultipleTelemetriesWithoutWorkloadSelectors: { code: 'IST0160', level: 'Error' },
 } as const satisfies Record<string, { code: string; level: Severity }>;
 
 export type MessageName = keyof typeof MESSAGES;
