@@ -17,6 +17,7 @@
  * `resources` is the complete current set of that type (name → Envoy JSON); the xDS client
  * keeps its own cache for RDS/EDS and passes the whole set each time.
  */
+import { randomUUID } from 'node:crypto';
 import type net from 'node:net';
 import { checkMessage, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, NDS_TYPE, ROUTE_TYPE, SECRET_TYPE, type EnvoyJson } from '../envoy/index.ts';
 import { silentLogger, type Logger } from '../core/log.ts';
@@ -150,7 +151,9 @@ export class ProxyRuntime {
       if (c) clusters.push(c);
     });
     const listeners: ListenerConfig[] = [];
-    (res.listeners ?? []).forEach((raw, i) => {
+    (res.listeners ?? []).forEach((given, i) => {
+      // Envoy names a static listener that has no name with a UUID of its own (Listener.name).
+      const raw = given?.name ? given : { ...given, name: randomUUID() };
       const l = this.compileOne(LISTENER_TYPE, raw, `static_resources.listeners[${i}]`, errors, warnings, (r, p, is) => compileListener(r, p, is, this.ctx));
       if (l) listeners.push(l);
     });

@@ -133,7 +133,9 @@ function readHttpService(r: Reader, legacyAllowed: { list?: NameList }): HttpSer
   if (!uri) r.issues.error(r.at('server_uri'), 'http_service needs server_uri (uri, cluster, timeout)');
   else {
     if (!cluster) r.issues.error(r.at('server_uri.cluster'), 'the authorization requests need a cluster to go through');
-    if (!/^https?:\/\//.test(u)) r.issues.error(r.at('server_uri.uri'), `expected an http(s) uri, got "${u}"`);
+    // Envoy requires a uri but does not use it: the check goes through the cluster with the
+    // request's own authority (its docs write "ext_authz" or "127.0.0.1:10003" here).
+    if (!u) r.issues.error(r.at('server_uri.uri'), 'a uri is required (Envoy does not use it: the cluster is where the check goes)');
     if (timeoutMs <= 0) r.issues.error(r.at('server_uri.timeout'), 'a timeout is required (e.g. "0.5s")');
   }
   const pathPrefix = r.str('path_prefix');

@@ -1,0 +1,57 @@
+// Envoy's own sandbox and documentation configs (test/proxy/envoy-examples/*.yaml), run by
+// `rig proxy -c` with only their ports changed: each test sends what the sandbox's docs send and
+// checks what the docs say Envoy answers.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { startRigProxyFromFile } from '../helpers/rig-proxy.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
+import { request, startUpstream } from './harness.ts';
+
+const EXAMPLES = path.join(import.meta.dirname, 'envoy-examples');
+
+/**
+ * Starts `rig proxy -c` on example `name` with each `port_value: N` of `ports` replaced (0 = the
+ * OS picks; the listeners' bound ports come back in the order of the file).
+ */
+async function runExample(t: TestContext, name: string, ports: Record<number, number>) {
+  let yaml = fs.readFileSync(path.join(EXAMPLES, name), 'utf8');
+  for (const [from, to] of Object.entries(ports)) yaml = yaml.replaceAll(`port_value: ${from} `, `port_value: ${to} `);
+  const file = path.join(tempDir(t, 'envoy-example-'), name);
+  fs.writeFileSync(file, yaml);
+  const proxy = await startRigProxyFromFile(t, file);
+  return { ...proxy, listenerPorts: Object.values(proxy.ports.listeners) };
+}
+
+test('front-proxy: listeners without a name get one, each service answers on its prefix, the runtime layer is named in a warning', async (t) => {
+  const service1 = await startUpstream('service1');
+  const service2 = await startUpstream('service2');
+  t.after(() => Promise.all([service1.close(), service2.close()]));
+  const proxy = await runExample(t, 'front-proxy.yaml', { 8080: 0, 8001: service1.port, 8002: service2.port, 8003: 0 });
+  const [port] = proxy.listenerPorts;
+  assert.equal((await request(port!, { path: '/service/1' })).json().server, 'service1');
+  assert.equal((await request(port!, { path: '/service/2' })).json().server, 'service2');
+  assert.equal((await request(port!, { path: '/service/3' })).status, 404);
+  const listeners = await (await fetch(`http://127.0.0.1:${proxy.ports.admin}/listeners?format=json`)).json();
+  assert.match(JSON.stringify(listeners), /[0-9a-f]{8}-[0-9a-f]{4}-/, 'the unnamed listener has a UUID for a name, as in Envoy');
+  assert.match(proxy.log(), /layered_runtime\.layers\[0\]\.static_layer: rig proxy has no runtime; these keys keep their defaults: envoy\.resource_limits\.listener\.example_listener_name\.connection_limit/);
+});
+
+test('ext_authz sandbox, HTTP service: 403 without a token, 200 with one and x-current-user sent upstream', async (t) => {
+  const upstream = await startUpstream('upstream-service');
+  const users: Record<string, string> = { 'Bearer token1': 'user1' };
+  const authz = await startUpstream('ext_authz', (req, res) => {
+    const user = users[req.headers.authorization ?? ''];
+    res.writeHead(user ? 200 : 403, user ? { 'x-current-user': user } : {});
+    res.end();
+    return true;
+  });
+  t.after(() => Promise.all([upstream.close(), authz.close()]));
+  const proxy = await runExample(t, 'ext-authz-http.yaml', { 8000: 0, 8080: upstream.port, 9002: authz.port });
+  const [port] = proxy.listenerPorts;
+  assert.equal((await request(port!, { path: '/service' })).status, 403);
+  const ok = await request(port!, { path: '/service', headers: { authorization: 'Bearer token1' } });
+  assert.equal(ok.status, 200);
+  assert.equal(ok.json().headers['x-current-user'], 'user1');
+});
