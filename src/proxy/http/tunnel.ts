@@ -57,9 +57,8 @@ function pickHost(cluster: Cluster, authority: string, conn: ConnState): Upstrea
 }
 
 function connectUpstream(cluster: Cluster, host: UpstreamHost, conn: ConnState): net.Socket {
-  const tlsCtx = cluster.config.tls;
+  const { tls: tlsCtx, proxyProtocol: pp } = cluster.transportFor(host);
   const opts = { ...upstreamTcpOptions(cluster.config, host), allowHalfOpen: true };
-  const pp = cluster.config.proxyProtocol;
   const tcp = pp ? connectWithProxyHeader(proxyHeaderFor(pp, conn.info, host.proxyProtocolTlvs), opts) : undefined;
   const socket = tlsCtx ? tlsCtx.connect(conn.ctx.secrets, host, cluster.config.sourceAddress, tcp) : (tcp ?? net.connect(opts));
   return keepaliveOnConnect(setBufferLimit(socket, cluster.config.bufferLimitBytes), cluster.config.tcpKeepalive);
@@ -161,7 +160,8 @@ export function connectFailureText(e: Error): string {
 }
 
 /**
- * Connects to the tunnel's upstream host (TLS when the cluster says so) and calls back once the
+ * Connects to the tunnel's upstream host (TLS when the host's transport socket says so: the cluster's,
+ * or the transport_socket_matches entry its metadata matches, as Istio's mTLS) and calls back once the
  * connection is up (or failed, after connect_timeout); records the upstream peer.
  */
 export function openUpstream(t: TunnelTarget, conn: ConnState, info: StreamInfo, cb: (err: Error | undefined, socket: net.Socket) => void): void {
@@ -188,7 +188,7 @@ export function openUpstream(t: TunnelTarget, conn: ConnState, info: StreamInfo,
     s.cxConnectFail.value++;
     cb(e, upstream);
   });
-  upstream.once(cluster.config.tls ? 'secureConnect' : 'connect', () => {
+  upstream.once(upstream instanceof tls.TLSSocket ? 'secureConnect' : 'connect', () => {
     settled = true;
     clearTimeout(timer);
     s.cxActive.value++;
