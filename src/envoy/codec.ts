@@ -24,11 +24,20 @@ export function encodeMessage(typeName: string, obj: EnvoyJson): Uint8Array {
   return t.encode(t.fromObject(ready)).finish();
 }
 
-/** Checks a JSON-shaped message against its proto type; returns every problem with its field path. */
-export function checkMessage(typeName: string, obj: unknown): JsonIssue[] {
-  const issues: JsonIssue[] = [];
-  fromJson(messageType(typeName), obj, '', issues);
-  return issues;
+/**
+ * Checks a JSON-shaped message against its proto type; returns every problem with its field path.
+ * With singleValueLists (Envoy's config files), a single value where a list belongs is made a list
+ * of one in `obj`, as Envoy's JSON parser takes it (its sandboxes write `filters:` with one map).
+ */
+export function checkMessage(typeName: string, obj: unknown, opts: { singleValueLists?: boolean } = {}): JsonIssue[] {
+  for (;;) {
+    const issues: JsonIssue[] = [];
+    fromJson(messageType(typeName), obj, '', issues);
+    const wraps = opts.singleValueLists ? issues.filter((i) => i.wrapInList) : [];
+    if (!wraps.length) return issues;
+    // The wrapped values were not walked yet: check again, into them.
+    for (const i of wraps) i.wrapInList!();
+  }
 }
 
 /** Decodes protobuf bytes of the given full type name into the JSON shape. */

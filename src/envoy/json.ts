@@ -10,6 +10,8 @@ import { rootWith } from './protos.ts';
 export interface JsonIssue {
   path: string;
   message: string;
+  /** A single value where a list belongs: makes it a list of one in the checked object. */
+  wrapInList?: () => void;
 }
 
 export class EnvoyJsonError extends Error {
@@ -205,7 +207,8 @@ export function fromJson(type: protobuf.Type, value: unknown, path: string, issu
       out[field.name] = m;
     } else if (field.repeated) {
       if (!Array.isArray(v)) {
-        issues.push({ path: p, message: `expected a list, got ${typeOf(v)}` });
+        const obj = value as Record<string, unknown>;
+        issues.push({ path: p, message: `expected a list, got ${typeOf(v)}`, wrapInList: () => (obj[key] = [v]) });
         continue;
       }
       out[field.name] = v.map((item, i) => fieldValue(field, item, join(p, i), issues));

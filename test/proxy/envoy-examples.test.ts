@@ -11,15 +11,17 @@ import { request, startUpstream } from './harness.ts';
 
 const EXAMPLES = path.join(import.meta.dirname, 'envoy-examples');
 
-/**
- * Starts `rig proxy -c` on example `name` with each `port_value: N` of `ports` replaced (0 = the
- * OS picks; the listeners' bound ports come back in the order of the file).
- */
-async function runExample(t: TestContext, name: string, ports: Record<number, number>) {
+/** Example file `name` with each `port_value: N` of `ports` replaced (0 = the OS picks). */
+function adapt(name: string, ports: Record<number, number>): string {
   let yaml = fs.readFileSync(path.join(EXAMPLES, name), 'utf8');
   for (const [from, to] of Object.entries(ports)) yaml = yaml.replaceAll(`port_value: ${from} `, `port_value: ${to} `);
-  const file = path.join(tempDir(t, 'envoy-example-'), name);
-  fs.writeFileSync(file, yaml);
+  return yaml;
+}
+
+/** Starts `rig proxy -c` on example `name`, its ports adapted; the listeners' bound ports come back in the order of the file. */
+async function runExample(t: TestContext, name: string, ports: Record<number, number>) {
+  const file = path.join(tempDir(t, 'envoy-example-'), path.basename(name));
+  fs.writeFileSync(file, adapt(name, ports));
   const proxy = await startRigProxyFromFile(t, file);
   return { ...proxy, listenerPorts: Object.values(proxy.ports.listeners) };
 }
@@ -54,4 +56,26 @@ test('ext_authz sandbox, HTTP service: 403 without a token, 200 with one and x-c
   const ok = await request(port!, { path: '/service', headers: { authorization: 'Bearer token1' } });
   assert.equal(ok.status, 200);
   assert.equal(ok.json().headers['x-current-user'], 'user1');
+});
+
+test('dynamic-config-fs sandbox: lds.yaml with `filters:` as one map (Envoy reads a list of one) serves; editing cds.yaml moves traffic', async (t) => {
+  const service1 = await startUpstream('service1');
+  const service2 = await startUpstream('service2');
+  t.after(() => Promise.all([service1.close(), service2.close()]));
+  const dir = tempDir(t, 'envoy-example-');
+  fs.writeFileSync(path.join(dir, 'lds.yaml'), adapt('dynamic-config-fs/lds.yaml', { 10000: 0 }));
+  fs.writeFileSync(path.join(dir, 'cds.yaml'), adapt('dynamic-config-fs/cds.yaml', { 8080: service1.port }));
+  fs.writeFileSync(path.join(dir, 'envoy.yaml'), adapt('dynamic-config-fs/envoy.yaml', { 19000: 0 }).replaceAll('/var/lib/envoy/', dir + '/'));
+  const proxy = await startRigProxyFromFile(t, path.join(dir, 'envoy.yaml'));
+  const port = proxy.ports.listeners.listener_0!;
+  assert.equal((await request(port)).json().server, 'service1');
+  // The sandbox's next step: point the cluster elsewhere by editing cds.yaml (moved into place).
+  fs.writeFileSync(path.join(dir, 'cds.next'), adapt('dynamic-config-fs/cds.yaml', { 8080: service2.port }));
+  fs.renameSync(path.join(dir, 'cds.next'), path.join(dir, 'cds.yaml'));
+  let server = '';
+  for (let i = 0; i < 600 && server !== 'service2'; i++) {
+    server = (await request(port)).json().server;
+    if (server !== 'service2') await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.equal(server, 'service2', `cds.yaml was not reloaded:\n${proxy.log()}`);
 });

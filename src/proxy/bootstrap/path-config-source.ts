@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseYaml } from './yaml-file.ts';
-import { CLUSTER_TYPE, LISTENER_TYPE, type EnvoyJson } from '../../envoy/index.ts';
+import { checkMessage, CLUSTER_TYPE, LISTENER_TYPE, type EnvoyJson } from '../../envoy/index.ts';
 
 export interface PathSource {
   /** "lds_config" or "cds_config". */
@@ -58,6 +58,9 @@ export function parseDiscoveryFile(text: string, src: PathSource): Map<string, E
     if (typeof name !== 'string' || !name) throw new Error(`resources[${i}]: missing name`);
     if (out.has(name)) throw new Error(`resources[${i}]: duplicate name "${name}"`);
     const { ['@type']: _type, ...rest } = res;
+    // Single values where lists belong become lists of one, as Envoy reads its files; the
+    // runtime reports the remaining problems when it applies the resources.
+    checkMessage(src.typeUrl.slice(src.typeUrl.lastIndexOf('/') + 1), rest, { singleValueLists: true });
     out.set(name, rest as EnvoyJson);
   });
   return out;
