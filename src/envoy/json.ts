@@ -25,6 +25,8 @@ export class EnvoyJsonError extends Error {
 const NUMBER_WRAPPERS = new Set(['DoubleValue', 'FloatValue', 'Int64Value', 'UInt64Value', 'Int32Value', 'UInt32Value']);
 const INT_TYPES = new Set(['int32', 'uint32', 'sint32', 'fixed32', 'sfixed32', 'int64', 'uint64', 'sint64', 'fixed64', 'sfixed64']);
 
+const UNKNOWN_TYPE = 'unknown or unsupported type';
+
 function join(path: string, key: string | number): string {
   return typeof key === 'number' ? `${path}[${key}]` : path ? `${path}.${key}` : key;
 }
@@ -129,7 +131,7 @@ function wellKnown(type: protobuf.Type, v: unknown, path: string, issues: JsonIs
     }
     const inner = lookupMessage(typeUrl.slice(typeUrl.lastIndexOf('/') + 1));
     if (!inner) {
-      issues.push({ path: join(path, '@type'), message: `unknown or unsupported type "${typeUrl}"` });
+      issues.push({ path: join(path, '@type'), message: `${UNKNOWN_TYPE} "${typeUrl}"` });
       return { handled: true };
     }
     // A well-known type inside Any carries its JSON form under "value".
@@ -184,6 +186,7 @@ export function fromJson(type: protobuf.Type, value: unknown, path: string, issu
   const out: Record<string, unknown> = {};
   const fields = fieldsByName(type);
   const oneofSeen = new Map<string, string>();
+  const firstIssue = issues.length;
   for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
     const field = fields.get(key);
     const p = join(path, key);
@@ -216,5 +219,16 @@ export function fromJson(type: protobuf.Type, value: unknown, path: string, issu
       out[field.name] = fieldValue(field, v, p, issues);
     }
   }
+  if ((value as Record<string, unknown>).is_optional === true && fields.has('is_optional')) dropOptionalUnknownTypes(issues, firstIssue, path);
   return out;
+}
+
+/**
+ * An extension marked is_optional (an HTTP or listener filter, a per-route FilterConfig) may be of
+ * a type this build does not know: Envoy accepts the config, and the filter's reader skips it with
+ * a warning. Its own fields are not checked then.
+ */
+function dropOptionalUnknownTypes(issues: JsonIssue[], from: number, path: string): void {
+  const ownAny = new Set(['typed_config', 'config'].map((k) => join(join(path, k), '@type')));
+  for (let i = issues.length - 1; i >= from; i--) if (ownAny.has(issues[i]!.path) && issues[i]!.message.startsWith(UNKNOWN_TYPE)) issues.splice(i, 1);
 }

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
+import { runRig } from '../helpers/cli.ts';
 import { startRigProxyFromFile } from '../helpers/rig-proxy.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { request, startUpstream } from './harness.ts';
@@ -78,4 +79,23 @@ test('dynamic-config-fs sandbox: lds.yaml with `filters:` as one map (Envoy read
     if (server !== 'service2') await new Promise((r) => setTimeout(r, 50));
   }
   assert.equal(server, 'service2', `cds.yaml was not reloaded:\n${proxy.log()}`);
+});
+
+test('gzip sandbox: the compressor filter rig lacks is refused by path; marked is_optional, it is skipped with a warning and the rest serves', async (t) => {
+  const service = await startUpstream('service');
+  t.after(() => service.close());
+  const dir = tempDir(t, 'envoy-example-');
+  const asWritten = path.join(dir, 'gzip.yaml');
+  fs.writeFileSync(asWritten, adapt('gzip.yaml', { 10000: 0, 8080: service.port }));
+  const refused = await runRig(['proxy', '-c', asWritten, '--admin-port', '0', '--ready-port', '0', '--stats-port', '0']);
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.stderr, /http_filters\[0\]\.typed_config\.@type: unknown or unsupported type "type\.googleapis\.com\/envoy\.extensions\.filters\.http\.compressor\.v3\.Compressor"/);
+
+  const optional = path.join(dir, 'gzip-optional.yaml');
+  fs.writeFileSync(optional, adapt('gzip.yaml', { 10000: 0, 8080: service.port }).replace('- name: envoy.filters.http.compressor\n', '- name: envoy.filters.http.compressor\n            is_optional: true\n'));
+  const proxy = await startRigProxyFromFile(t, optional);
+  const reply = await request(Object.values(proxy.ports.listeners)[0]!);
+  assert.equal(reply.status, 200);
+  assert.equal(reply.headers['content-encoding'], undefined);
+  assert.match(proxy.log(), /http_filters\[0\]: no HTTP filter implements type\.googleapis\.com\/envoy\.extensions\.filters\.http\.compressor\.v3\.Compressor; skipped \(is_optional\)/);
 });
