@@ -13,6 +13,9 @@ import { GENERATORS } from '../../src/xds/server/generators.ts';
 import { buildPush, explicitSidecar, parseYaml, podSidecar } from '../xds/fixtures.ts';
 import { SERVICES_YAML, scrape, startMesh, viaProxy } from './mesh.ts';
 
+/** The custom tags a user configured: without Istio's four istio.authorization.dry_run.* tags, always there (test/telemetry/dry-run-trace-tags.test.ts). */
+const userTags = (tags: unknown) => (tags as EnvoyJson[]).filter((t) => !String(t.tag).startsWith('istio.authorization.dry_run.'));
+
 function hcms(push: PushContext, proxy: Proxy): { inbound: EnvoyJson; outbound: EnvoyJson } {
   const out: EnvoyJson[] = [];
   JSON.stringify(GENERATORS[LISTENER_TYPE].generate(push, proxy, undefined), (_k, v: unknown) => {
@@ -82,7 +85,7 @@ test('Telemetry inheritance and modes become access_log, tracing and istio.stats
   assert.deepEqual(((pt.provider as EnvoyJson).typed_config as EnvoyJson).collector_service, {
     http_uri: { uri: 'http://zipkin.istio-system.svc.cluster.local/api/v2/spans', cluster: 'outbound|9411||zipkin.istio-system.svc.cluster.local', timeout: '5s' },
   });
-  assert.deepEqual(pt.custom_tags, [{ tag: 'team', literal: { value: 'bookinfo' } }]);
+  assert.deepEqual(userTags(pt.custom_tags), [{ tag: 'team', literal: { value: 'bookinfo' } }]);
   const rt = (r.inbound.tracing as EnvoyJson).provider as EnvoyJson;
   assert.equal(rt.name, 'envoy.tracers.opentelemetry');
   assert.deepEqual(((rt.typed_config as EnvoyJson).http_service as EnvoyJson).http_uri, { uri: 'http://otel.istio-system.svc.cluster.local:4318/v1/traces', cluster: 'outbound|4318||otel.istio-system.svc.cluster.local', timeout: '3s' });
@@ -226,7 +229,7 @@ test('defaultConfig.tracing: sampling, customTags and maxPathTagLength are used 
   const legacy = hcmOf({ enableTracing: true, defaultConfig: { tracing: { ...tracing, zipkin: { address: 'zipkin.obs:9411' } } } });
   assert.deepEqual(legacy.random_sampling, { value: 20 });
   assert.equal(legacy.max_path_tag_length, 99);
-  assert.deepEqual(legacy.custom_tags, [
+  assert.deepEqual(userTags(legacy.custom_tags), [
     { tag: 'env', environment: { name: 'STAGE', default_value: 'dev' } },
     { tag: 'team', literal: { value: 'shop' } },
     { tag: 'user', request_header: { name: 'x-user', default_value: '' } },
@@ -236,10 +239,10 @@ test('defaultConfig.tracing: sampling, customTags and maxPathTagLength are used 
   const telemetry = (provider: string, tags = '') => `---\napiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: { name: t, namespace: istio-system }\nspec:\n  tracing: [{ providers: [{ name: ${provider} }]${tags} }]\n`;
   const viaTelemetry = hcmOf({ extensionProviders: providers, defaultConfig: { tracing } }, telemetry('z'));
   assert.equal(viaTelemetry.max_path_tag_length, 99);
-  assert.equal((viaTelemetry.custom_tags as EnvoyJson[]).length, 3);
+  assert.equal(userTags(viaTelemetry.custom_tags).length, 3);
   const own = hcmOf({ extensionProviders: providers, defaultConfig: { tracing } }, telemetry('z2', ', customTags: { mine: { literal: { value: x } } }'));
   assert.equal(own.max_path_tag_length, 64);
-  assert.deepEqual(own.custom_tags, [{ tag: 'mine', literal: { value: 'x' } }]);
+  assert.deepEqual(userTags(own.custom_tags), [{ tag: 'mine', literal: { value: 'x' } }]);
 
   const err = (t: Record<string, unknown>) => {
     try {

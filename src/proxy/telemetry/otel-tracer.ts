@@ -24,7 +24,7 @@ import { serviceOfAuthority, serviceOfCluster } from './istio-metrics.ts';
 import type { LocalPeer } from './peer-metadata.ts';
 import { firstHeaderValue } from '../http/first-header-value.ts';
 
-type CustomTag = (req: RequestHead) => string | undefined;
+type CustomTag = (req: RequestHead, info: StreamInfo) => string | undefined;
 
 interface TracerConfig {
   readonly pipeline: SpanPipeline;
@@ -120,7 +120,7 @@ class RecordingSpan implements Span {
     if (info.upstreamHost) s.setAttribute('upstream_host', info.upstreamHost);
     if (info.isGrpc && info.grpcStatus !== undefined) s.setAttribute('grpc.status_code', String(info.grpcStatus));
     for (const [tag, get] of c.customTags) {
-      const v = get(req);
+      const v = get(req, info);
       if (v !== undefined) s.setAttribute(tag, v);
     }
     if (info.responseCode >= 500 || info.responseCode === 0 || (info.isGrpc && (info.grpcStatus ?? 0) !== 0)) {
@@ -215,6 +215,32 @@ function percent(r: Reader, key: string, def: number): number {
   return v;
 }
 
+/**
+ * A `metadata` custom tag of kind `request`: the value at `metadata_key.path` in the stream's dynamic
+ * metadata of filter `metadata_key.key` (e.g. Istio's dry-run tags from the RBAC filter's
+ * istio_dry_run_deny_shadow_effective_policy_id), else `default_value`; no tag when neither is set.
+ */
+function requestMetadataTag(m: Reader): CustomTag {
+  const kind = m.obj('kind');
+  if (kind && !kind.has('request')) m.issues.error(kind.path, 'only request metadata tags are supported (route, cluster and host metadata are not)');
+  kind?.done();
+  const mk = m.obj('metadata_key');
+  const filter = mk?.str('key') ?? '';
+  const path = (mk?.objs('path') ?? []).map((seg) => {
+    const k = seg.str('key');
+    seg.done();
+    return k;
+  });
+  mk?.done();
+  const def = m.str('default_value') || undefined;
+  return (_req, info) => {
+    let v: unknown = info.filterState?.[filter];
+    for (const k of path) v = v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined;
+    if (v === undefined || v === null) return def;
+    return typeof v === 'object' ? JSON.stringify(v) : String(v);
+  };
+}
+
 function compileCustomTags(r: Reader): [string, CustomTag][] {
   const out: [string, CustomTag][] = [];
   for (const t of r.objs('custom_tags')) {
@@ -222,6 +248,7 @@ function compileCustomTags(r: Reader): [string, CustomTag][] {
     const lit = t.obj('literal');
     const env = t.obj('environment');
     const hdr = t.obj('request_header');
+    const meta = t.obj('metadata');
     if (lit) {
       const v = lit.str('value');
       out.push([tag, () => v]);
@@ -237,7 +264,10 @@ function compileCustomTags(r: Reader): [string, CustomTag][] {
       const def = hdr.str('default_value') || undefined;
       out.push([tag, (req) => firstHeaderValue(req.headers[name]) ?? def]);
       hdr.done();
-    } else t.issues.error(t.path, 'a custom tag needs literal, environment or request_header (metadata tags are not supported)');
+    } else if (meta) {
+      out.push([tag, requestMetadataTag(meta)]);
+      meta.done();
+    } else t.issues.error(t.path, 'a custom tag needs literal, environment, request_header or metadata');
     t.done();
   }
   return out;

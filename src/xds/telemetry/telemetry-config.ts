@@ -251,6 +251,22 @@ export function tracingServiceName(proxy: Proxy): string {
   return `${l['service.istio.io/canonical-name'] ?? l.app ?? l['app.kubernetes.io/name'] ?? proxy.workloadName}.${proxy.namespace}`;
 }
 
+/**
+ * Istio's authorization dry-run span tags (always on, as istiod's): the RBAC filter's shadow verdict
+ * and the dry-run policy that decided it, from its dynamic metadata under Istio's stat prefixes.
+ */
+const DRY_RUN_TAGS: EnvoyJson[] = (['allow', 'deny'] as const).flatMap((action) =>
+  (
+    [
+      ['name', 'shadow_effective_policy_id'],
+      ['result', 'shadow_engine_result'],
+    ] as const
+  ).map(([what, key]) => ({
+    tag: `istio.authorization.dry_run.${action}_policy.${what}`,
+    metadata: { kind: { request: {} }, metadata_key: { key: 'envoy.filters.http.rbac', path: [{ key: `istio_dry_run_${action}_${key}` }] } },
+  })),
+);
+
 export function tracingConfig(push: PushContext, proxy: Proxy, mode: TrafficMode): EnvoyJson | undefined {
   const eff = effectiveTelemetry(push, proxy, mode).tracing;
   const all = providers(push);
@@ -296,6 +312,7 @@ export function tracingConfig(push: PushContext, proxy: Proxy, mode: TrafficMode
     else if (t.environment) tags.push({ tag, environment: { name: t.environment.name, default_value: t.environment.defaultValue ?? '' } });
     else if (t.header) tags.push({ tag, request_header: { name: t.header.name, default_value: t.header.defaultValue ?? '' } });
   }
-  if (tags.length) tracing.custom_tags = tags;
+  tags.push(...DRY_RUN_TAGS);
+  tracing.custom_tags = tags;
   return tracing;
 }
