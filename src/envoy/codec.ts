@@ -26,17 +26,19 @@ export function encodeMessage(typeName: string, obj: EnvoyJson): Uint8Array {
 
 /**
  * Checks a JSON-shaped message against its proto type; returns every problem with its field path.
- * With singleValueLists (Envoy's config files), a single value where a list belongs is made a list
- * of one in `obj`, as Envoy's JSON parser takes it (its sandboxes write `filters:` with one map).
+ * With envoyFileForms (Envoy's config files), the forms Envoy's JSON parser also takes are
+ * rewritten in `obj` to the canonical ones: a single value where a list belongs becomes a list of
+ * one (the sandboxes write `filters:` with one map), an enum name in lower case its upper-case
+ * name (`type: strict_dns`).
  */
-export function checkMessage(typeName: string, obj: unknown, opts: { singleValueLists?: boolean } = {}): JsonIssue[] {
+export function checkMessage(typeName: string, obj: unknown, opts: { envoyFileForms?: boolean } = {}): JsonIssue[] {
   for (;;) {
     const issues: JsonIssue[] = [];
     fromJson(messageType(typeName), obj, '', issues);
-    const wraps = opts.singleValueLists ? issues.filter((i) => i.wrapInList) : [];
-    if (!wraps.length) return issues;
-    // The wrapped values were not walked yet: check again, into them.
-    for (const i of wraps) i.wrapInList!();
+    const rewrites = opts.envoyFileForms ? issues.filter((i) => i.rewrite) : [];
+    if (!rewrites.length) return issues;
+    // What a rewritten value holds was not walked yet: check again, into it.
+    for (const i of rewrites) i.rewrite!();
   }
 }
 

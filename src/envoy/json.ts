@@ -10,8 +10,11 @@ import { rootWith } from './protos.ts';
 export interface JsonIssue {
   path: string;
   message: string;
-  /** A single value where a list belongs: makes it a list of one in the checked object. */
-  wrapInList?: () => void;
+  /**
+   * A form Envoy's config file parser accepts (a single value where a list belongs, an enum name
+   * in another case): rewrites it in the checked object to the canonical form.
+   */
+  rewrite?: () => void;
 }
 
 export class EnvoyJsonError extends Error {
@@ -211,16 +214,26 @@ export function fromJson(type: protobuf.Type, value: unknown, path: string, issu
     } else if (field.repeated) {
       if (!Array.isArray(v)) {
         const obj = value as Record<string, unknown>;
-        issues.push({ path: p, message: `expected a list, got ${typeOf(v)}`, wrapInList: () => (obj[key] = [v]) });
+        issues.push({ path: p, message: `expected a list, got ${typeOf(v)}`, rewrite: () => (obj[key] = [v]) });
         continue;
       }
-      out[field.name] = v.map((item, i) => fieldValue(field, item, join(p, i), issues));
+      out[field.name] = v.map((item, i) => enumCase(field, v, i, join(p, i), issues) ?? fieldValue(field, item, join(p, i), issues));
     } else {
-      out[field.name] = fieldValue(field, v, p, issues);
+      out[field.name] = enumCase(field, value as Record<string, unknown>, key, p, issues) ?? fieldValue(field, v, p, issues);
     }
   }
   if ((value as Record<string, unknown>).is_optional === true && fields.has('is_optional')) dropOptionalUnknownTypes(issues, firstIssue, path);
   return out;
+}
+
+/** An enum name in another case than the proto's (Envoy parses enums case-insensitively): the issue that rewrites it. */
+function enumCase(field: protobuf.Field, holder: Record<string, unknown> | unknown[], key: string | number, path: string, issues: JsonIssue[]): string | undefined {
+  const v = (holder as Record<string | number, unknown>)[key];
+  if (!(field.resolvedType instanceof protobuf.Enum) || typeof v !== 'string' || field.resolvedType.values[v] !== undefined) return undefined;
+  const upper = v.toUpperCase();
+  if (field.resolvedType.values[upper] === undefined) return undefined;
+  issues.push({ path, message: `unknown value "${v}"; expected ${upper} (enum names are upper case)`, rewrite: () => ((holder as Record<string | number, unknown>)[key] = upper) });
+  return upper;
 }
 
 /**

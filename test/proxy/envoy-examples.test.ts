@@ -3,12 +3,15 @@
 // checks what the docs say Envoy answers.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
+import tls from 'node:tls';
 import { test, type TestContext } from 'node:test';
 import { runRig } from '../helpers/cli.ts';
 import { startRigProxyFromFile } from '../helpers/rig-proxy.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { request, startUpstream } from './harness.ts';
+import { makePki } from './certs.ts';
 
 const EXAMPLES = path.join(import.meta.dirname, 'envoy-examples');
 
@@ -98,4 +101,27 @@ test('gzip sandbox: the compressor filter rig lacks is refused by path; marked i
   assert.equal(reply.status, 200);
   assert.equal(reply.headers['content-encoding'], undefined);
   assert.match(proxy.log(), /http_filters\[0\]: no HTTP filter implements type\.googleapis\.com\/envoy\.extensions\.filters\.http\.compressor\.v3\.Compressor; skipped \(is_optional\)/);
+});
+
+test('double-proxy sandbox, frontend: `type: strict_dns` and a one-map tls_certificates as written; TCP goes to the backend over mutual TLS', async (t) => {
+  const pki = makePki();
+  t.after(() => pki.cleanup());
+  const backendLeaf = pki.leaf('backend', ['DNS:proxy-postgres-backend.example.com']);
+  const client = pki.leaf('frontend', ['DNS:proxy-postgres-frontend.example.com']);
+  fs.mkdirSync(path.join(pki.dir, 'certs'));
+  fs.writeFileSync(path.join(pki.dir, 'certs/clientcert.pem'), client.cert);
+  fs.writeFileSync(path.join(pki.dir, 'certs/clientkey.pem'), client.key);
+  fs.writeFileSync(path.join(pki.dir, 'certs/cacert.pem'), pki.ca);
+  // The backend: answers what it reads, reversed, to a client whose certificate the CA signed.
+  const backend = tls.createServer({ ...backendLeaf, ca: pki.ca, requestCert: true, rejectUnauthorized: true }, (s) => s.on('data', (d: Buffer) => s.end(d.toString().split('').reverse().join(''))));
+  await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+  t.after(() => backend.close());
+  const file = path.join(pki.dir, 'frontend.yaml');
+  fs.writeFileSync(file, adapt('double-proxy-frontend.yaml', { 5432: 0, 5433: (backend.address() as AddressInfo).port }).replaceAll('filename: certs/', `filename: ${pki.dir}/certs/`));
+  const proxy = await startRigProxyFromFile(t, file);
+  const socket = net.connect(proxy.ports.listeners.postgres_listener!, '127.0.0.1');
+  socket.end('hello');
+  let reply = '';
+  for await (const chunk of socket) reply += String(chunk);
+  assert.equal(reply, 'olleh');
 });

@@ -42,7 +42,7 @@ export function readBootstrapFile(file: string): EnvoyJson {
 
 /** Validates and splits a bootstrap; throws a RigError listing every problem. */
 export function parseBootstrap(raw: EnvoyJson, source: string): Bootstrap {
-  const schema = checkMessage('envoy.config.bootstrap.v3.Bootstrap', raw, { singleValueLists: true });
+  const schema = checkMessage('envoy.config.bootstrap.v3.Bootstrap', raw, { envoyFileForms: true });
   if (schema.length) {
     throw new RigError('MESH_ERR_INVALID_CONFIG', `${source}: invalid Envoy bootstrap:\n` + schema.map((i) => `  ${i.path || '(root)'}: ${i.message}`).join('\n'));
   }

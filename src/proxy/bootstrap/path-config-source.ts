@@ -58,9 +58,9 @@ export function parseDiscoveryFile(text: string, src: PathSource): Map<string, E
     if (typeof name !== 'string' || !name) throw new Error(`resources[${i}]: missing name`);
     if (out.has(name)) throw new Error(`resources[${i}]: duplicate name "${name}"`);
     const { ['@type']: _type, ...rest } = res;
-    // Single values where lists belong become lists of one, as Envoy reads its files; the
+    // The forms Envoy also reads in its files (a single value for a list, a lower-case enum) are made canonical; the
     // runtime reports the remaining problems when it applies the resources.
-    checkMessage(src.typeUrl.slice(src.typeUrl.lastIndexOf('/') + 1), rest, { singleValueLists: true });
+    checkMessage(src.typeUrl.slice(src.typeUrl.lastIndexOf('/') + 1), rest, { envoyFileForms: true });
     out.set(name, rest as EnvoyJson);
   });
   return out;
