@@ -30,7 +30,8 @@ export class GatewayRuntime {
     return plan.ports.join(',');
   }
 
-  static async create(plan: GatewayPlan, bind: string, remap: Record<string, number>, ctx: RuntimeContext): Promise<GatewayRuntime> {
+  /** `taken`: the host ports the mesh's other gateways hold, by port, with the gateway's name. */
+  static async create(plan: GatewayPlan, bind: string, remap: Record<string, number>, ctx: RuntimeContext, taken: ReadonlyMap<number, string> = new Map()): Promise<GatewayRuntime> {
     const hostPorts: Record<string, number> = {};
     const root = process.getuid?.() === 0;
     for (const p of plan.ports) {
@@ -39,6 +40,10 @@ export class GatewayRuntime {
         // Istio's examples use 80 and 443, which only root may bind: take a free port and say so.
         hostPorts[p] = await ctx.allocatePort();
         ctx.notice(`${plan.name}: Gateway server port ${p} is bound on ${bind}:${hostPorts[p]} (ports below 1024 need root; choose one with --gateway-port ${p}=PORT)`, false);
+      } else if (taken.has(p)) {
+        // Two gateways of one mesh share this host, not their ports (Istio's egress tasks use 80 as the ingress does).
+        hostPorts[p] = await ctx.allocatePort();
+        ctx.notice(`${plan.name}: Gateway server port ${p} is bound on ${bind}:${hostPorts[p]} (${taken.get(p)} has ${p}); sidecars reach it through its Service as before`, false);
       } else hostPorts[p] = p;
     }
     const portsFile = ctx.runFile(`${plan.name}.proxy-ports.json`);

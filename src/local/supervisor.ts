@@ -232,7 +232,8 @@ export class Supervisor {
     }
     for (const [name, plan] of gateways) {
       if (this.#gateways.has(name)) continue;
-      const rt = await GatewayRuntime.create(plan, this.#bind, this.opts.gatewayPorts ?? {}, ctx);
+      const taken = new Map([...this.#gateways.entries()].flatMap(([other, g]) => Object.values(g.rt.hostPorts).map((hp) => [hp, other] as const)));
+      const rt = await GatewayRuntime.create(plan, this.#bind, this.opts.gatewayPorts ?? {}, ctx, taken);
       this.#gateways.set(name, { rt, fingerprint: GatewayRuntime.fingerprint(plan) });
       starts.push(
         rt.start(this.#bind).then((problem) => {
