@@ -159,15 +159,20 @@ export class ProxyRuntime {
     });
     dupes(clusters.map((c) => c.name), 'cluster', errors);
     dupes(listeners.map((l) => l.name), 'listener', errors);
-    this.logWarnings('static_resources', warnings);
-    if (errors.length) return errors;
+    if (errors.length) {
+      this.logWarnings('static_resources', warnings);
+      return errors;
+    }
     const now = new Date().toISOString();
     for (const c of clusters) {
+      // The cluster's hooks (health checks, outlier detection, circuit breakers) compile here.
       const issues = new Issues();
       this.ctx.clusters.addStatic(c, issues);
       errors.push(...issues.errors);
+      warnings.push(...issues.warnings);
       this.staticDump.clusters.push({ raw: c.raw, version: '', lastUpdated: now });
     }
+    this.logWarnings('static_resources', warnings);
     this.staticListeners = listeners;
     for (const l of listeners) this.staticDump.listeners.push({ raw: l.raw, version: '', lastUpdated: now });
     for (const s of secrets) this.staticDump.secrets.push({ raw: s.raw, version: '', lastUpdated: now });
@@ -249,6 +254,8 @@ export class ProxyRuntime {
       case CLUSTER_TYPE: {
         const issues = new Issues();
         this.ctx.clusters.applyDynamic([...compiled.values()] as ClusterConfig[], issues);
+        warnings.push(...issues.warnings);
+        this.logWarnings(kind, issues.warnings);
         if (issues.errors.length) return issues.errors;
         break;
       }

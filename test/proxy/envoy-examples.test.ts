@@ -125,3 +125,13 @@ test('double-proxy sandbox, frontend: `type: strict_dns` and a one-map tls_certi
   for await (const chunk of socket) reply += String(chunk);
   assert.equal(reply, 'olleh');
 });
+
+test('healthchecks sandbox: the cluster serves once its active HTTP check passes; event_log_path, which rig lacks, is named in a warning', async (t) => {
+  const sidecar = await startUpstream('sidecar');
+  t.after(() => sidecar.close());
+  const proxy = await runExample(t, 'healthchecks.yaml', { 7500: 0, 7502: sidecar.port });
+  const reply = await request(proxy.listenerPorts[0]!, { path: '/service' });
+  assert.equal(reply.json().server, 'sidecar');
+  assert.ok(sidecar.requests.some((r) => r.url === '/healthcheck'), 'the active health check probed /healthcheck');
+  assert.match(proxy.log(), /health_checks\[0\]\.event_log_path: not supported/);
+});
