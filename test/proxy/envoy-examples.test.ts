@@ -135,3 +135,21 @@ test('healthchecks sandbox: the cluster serves once its active HTTP check passes
   assert.ok(sidecar.requests.some((r) => r.url === '/healthcheck'), 'the active health check probed /healthcheck');
   assert.match(proxy.log(), /health_checks\[0\]\.event_log_path: not supported/);
 });
+
+test('CORS sandbox, backend: open echoes any origin and answers preflights, disabled adds nothing, restricted allows only *.envoyproxy.io', async (t) => {
+  const backend = await startUpstream('backend');
+  t.after(() => backend.close());
+  const proxy = await runExample(t, 'cors-backend.yaml', { 10000: 0, 8080: backend.port });
+  const port = proxy.listenerPorts[0]!;
+  const origin = 'http://example.com';
+  const allowed = async (path: string, from = origin) => (await request(port, { path, headers: { origin: from } })).headers['access-control-allow-origin'];
+  assert.equal(await allowed('/cors/open'), origin);
+  const preflight = await request(port, { path: '/cors/open', method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'GET' } });
+  assert.equal(preflight.status, 200);
+  assert.equal(preflight.headers['access-control-allow-methods'], 'GET');
+  assert.equal(await allowed('/cors/disabled'), undefined);
+  assert.equal(await allowed('/cors/restricted'), undefined);
+  assert.equal(await allowed('/cors/restricted', 'https://www.envoyproxy.io'), 'https://www.envoyproxy.io');
+  const stats = await (await fetch(`http://127.0.0.1:${proxy.ports.admin}/stats`)).text();
+  assert.match(stats, /http\.ingress_http\.cors\.origin_invalid: 1\b/);
+});
