@@ -9,8 +9,8 @@ import { sidecarProbe } from './replica-probe.ts';
 export interface ProxyCommon {
   xdsAddress: string;
   portsFile: string;
-  /** Certificates: the CA's address, its root certificate and this proxy's bootstrap token. */
-  ca?: { address: string; rootFile: string; tokenFile: string };
+  /** Certificates: the CA's address, its root certificate, this proxy's bootstrap token and the mesh's trust domain (MeshConfig trustDomain; rig proxy's default cluster.local when unset). */
+  ca?: { address: string; rootFile: string; tokenFile: string; trustDomain?: string };
   /** Extra flags, e.g. the tracing sampling rate of `rig demo`. */
   extra?: string[];
 }
@@ -21,9 +21,14 @@ function labelsFlag(labels: Record<string, string>): string {
     .join(',');
 }
 
+function caArgs(ca: NonNullable<ProxyCommon['ca']>): string[] {
+  const args = ['--ca-address', ca.address, '--ca-root-file', ca.rootFile, '--token-file', ca.tokenFile];
+  return ca.trustDomain ? [...args, '--trust-domain', ca.trustDomain] : args;
+}
+
 function common(c: ProxyCommon): string[] {
   const args = ['--xds-address', c.xdsAddress, '--admin-port', '0', '--stats-port', '0', '--ready-port', '0', '--ports-file', c.portsFile];
-  if (c.ca) args.push('--ca-address', c.ca.address, '--ca-root-file', c.ca.rootFile, '--token-file', c.ca.tokenFile);
+  if (c.ca) args.push(...caArgs(c.ca));
   return [...args, ...(c.extra ?? [])];
 }
 
@@ -84,7 +89,7 @@ export function podSidecarArgs(replica: ReplicaPlan, address: string, c: ProxyCo
   ];
   for (const p of replica.spec.ports ?? []) args.push('--workload-port', [p.port, p.name ?? '', p.protocol ?? ''].join('/').replace(/\/+$/, ''));
   args.push(...probeArgs(replica));
-  if (c.ca) args.push('--ca-address', c.ca.address, '--ca-root-file', c.ca.rootFile, '--token-file', c.ca.tokenFile);
+  if (c.ca) args.push(...caArgs(c.ca));
   return [...args, ...(c.extra ?? [])];
 }
 

@@ -189,7 +189,7 @@ export class Supervisor {
     return {
       xdsAddress: `${this.#cpHost}:${this.#cp!.ports.xds}`,
       portsFile,
-      ca: { address: `${this.#cpHost}:${this.#ca!.tlsPort}`, rootFile: this.#caRootFile, tokenFile },
+      ca: { address: `${this.#cpHost}:${this.#ca!.tlsPort}`, rootFile: this.#caRootFile, tokenFile, trustDomain: this.opts.mesh?.trustDomain },
       extra: this.opts.proxyArgs,
     };
   }
