@@ -216,6 +216,8 @@ test('connect timeouts: an upstream that never completes the TLS handshake (HTTP
     assert.equal(s.upstream_cx_connect_fail, 1, `${name}: a timeout is a connect failure too, counted once`);
     assert.equal(s.upstream_cx_total, 1, `${name}: the failed attempt is a connection, as Envoy counts them at creation`);
   }
+  // The request that waited for the failed connection (Istio's circuit breaking task reads it beside pending_overflow).
+  assert.equal((await clusterStats(admin, 'h1')).upstream_rq_pending_failure_eject, 1);
 });
 
 test('HTTP/2: http2_total and bytes at close; max_connection_duration and idle_timeout count upstream_cx_max_duration_reached and upstream_cx_idle_timeout', async (t) => {

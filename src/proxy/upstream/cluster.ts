@@ -159,6 +159,7 @@ export class Cluster implements ClusterHandle {
       cxBytes: stats.socketBytes(p),
       rqPendingTotal: stats.counter(p + 'upstream_rq_pending_total'),
       rqPendingActive: stats.gauge(p + 'upstream_rq_pending_active'),
+      rqPendingFailureEject: stats.counter(p + 'upstream_rq_pending_failure_eject'),
       rqCancelled: stats.counter(p + 'upstream_rq_cancelled'),
       cxConnectMs: stats.histogram(p + 'upstream_cx_connect_ms'),
       cxLengthMs: stats.histogram(p + 'upstream_cx_length_ms'),

@@ -27,6 +27,8 @@ export interface H1PoolStats {
   readonly cxBytes: SocketBytes;
   readonly rqPendingTotal: Stat;
   readonly rqPendingActive: Stat;
+  /** Queued requests failed by the connection attempt made for them (Envoy's pending failure eject). */
+  readonly rqPendingFailureEject: Stat;
   readonly rqCancelled: Stat;
   /** Connect started to connected (TLS handshake included), ms. */
   readonly cxConnectMs: Histogram;
@@ -50,6 +52,7 @@ function detachedStats(): H1PoolStats {
     cxBytes: new SocketBytes('upstream_cx_rx_bytes_total', 'upstream_cx_tx_bytes_total'),
     rqPendingTotal: stat('upstream_rq_pending_total'),
     rqPendingActive: stat('upstream_rq_pending_active'),
+    rqPendingFailureEject: stat('upstream_rq_pending_failure_eject'),
     rqCancelled: stat('upstream_rq_cancelled'),
     cxConnectMs: new Histogram('upstream_cx_connect_ms'),
     cxLengthMs: new Histogram('upstream_cx_length_ms'),
@@ -298,7 +301,10 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
     this.connecting--;
     this.o.onConnectError?.(err);
     const ex = this.dequeue();
-    if (ex) ex.fail(err);
+    if (ex) {
+      this.stats.rqPendingFailureEject.value++;
+      ex.fail(err);
+    }
     this.grow();
     this.checkDone();
   }
