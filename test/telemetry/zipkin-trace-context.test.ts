@@ -2,7 +2,8 @@
 // W3C traceparent only as a fallback with trace_context_option USE_B3_WITH_W3C_PROPAGATION; a
 // malformed B3 header makes no span and leaves the headers as they came (Envoy's NullSpan). With
 // shared_span_context (true unless set false) an inbound span takes the caller's span id and
-// parent and is reported with Zipkin's `shared: true`; outbound spans are always children.
+// parent and is reported with Zipkin's `shared: true`; outbound spans are always children. Spans'
+// localEndpoint.serviceName is the node's cluster.
 // Real sockets: the in-process proxy runtime, an upstream and a Zipkin collector.
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -21,6 +22,7 @@ interface ZipkinSpan {
   parentId?: string;
   kind: string;
   shared?: boolean;
+  localEndpoint?: { serviceName?: string };
 }
 
 const T = '463ac35c9f6413ad48485a3953bb6124';
@@ -73,6 +75,8 @@ test('Zipkin tracer: B3 first, W3C only when configured, malformed B3 untouched,
   assert.equal(seen['x-b3-spanid'], S);
   assert.equal(seen['x-b3-parentspanid'], P);
   assert.deepEqual((await exported(t1)).map((s) => [s.kind, s.id, s.parentId, s.shared]), [['SERVER', S, P, true]]);
+  // The local endpoint is named by the node's cluster, as Envoy's Zipkin tracer (the harness's node cluster is 'test').
+  assert.equal((await exported(t1))[0].localEndpoint?.serviceName, 'test');
 
   // shared_span_context: false (what Istio sends): a child span of the caller.
   const t2 = T.slice(0, 31) + '2';

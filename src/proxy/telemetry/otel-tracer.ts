@@ -280,9 +280,11 @@ export const otelTracerFactory: TracerFactory = {
     const t = attachTelemetry(ctx.proxy);
     const local = t.local;
     const otelName = tracing.obj('provider')?.obj('typed_config')?.raw.service_name;
-    const serviceName = typeof otelName === 'string' && otelName ? otelName : `${local.labels.canonicalService}.${local.labels.namespace}`;
     const provider = readTracerProvider(tracing, ctx);
     const target = provider?.target ?? { kind: 'zipkin', cluster: '', path: '/api/v2/spans', timeoutMs: 10_000 };
+    // Envoy's Zipkin tracer names the local endpoint by the node's cluster (--service-cluster).
+    const serviceName =
+      target.kind === 'zipkin' && t.node.cluster ? t.node.cluster : typeof otelName === 'string' && otelName ? otelName : `${local.labels.canonicalService}.${local.labels.namespace}`;
     // Envoy's gRPC client would speak HTTP/1.1 to such a cluster and every export would fail.
     if (target.grpc && t.clusters.get(target.cluster)?.config.http2 === false) {
       ctx.issues.warn(tracing.at('provider.typed_config.grpc_service.envoy_grpc.cluster_name'), `the collector cluster ${target.cluster} is not HTTP/2: OTLP/gRPC exports will fail until it has http2_protocol_options (or explicit_http_config.http2_protocol_options)`);
