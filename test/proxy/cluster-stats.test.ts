@@ -1,16 +1,19 @@
 // Per-cluster upstream connection stats (Envoy's cluster_stats: upstream_cx_http1_total,
 // _http2_total, _connect_timeout, _idle_timeout, _max_requests, _max_duration_reached,
 // _protocol_error, _destroy_local / _remote / _with_active_rq, _rx/_tx_bytes_total,
-// upstream_rq_pending_total / _active, upstream_rq_cancelled) counted by the HTTP/1.1 pool, the
-// HTTP/2 pool and tcp_proxy, read from the admin port's /stats?format=json and /stats/prometheus.
+// upstream_rq_pending_total / _active, upstream_rq_cancelled, and a TLS cluster's ssl.*) counted by
+// the HTTP/1.1 pool, the HTTP/2 pool and tcp_proxy, read from the admin port's /stats?format=json
+// and /stats/prometheus.
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import http2 from 'node:http2';
 import net, { type AddressInfo } from 'node:net';
 import { test } from 'node:test';
+import tls from 'node:tls';
 import { createAdminHandler } from '../../src/proxy/admin/admin-server.ts';
 import { addr, configure, httpListener, request, routeConfig, startTestRuntime, startUpstream, staticCluster, type Harness } from './harness.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { makePki } from './certs.ts';
 
 const HTTP_OPTS = 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 const TCP_PROXY = 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
@@ -218,6 +221,95 @@ test('connect timeouts: an upstream that never completes the TLS handshake (HTTP
   }
   // The request that waited for the failed connection (Istio's circuit breaking task reads it beside pending_overflow).
   assert.equal((await clusterStats(admin, 'h1')).upstream_rq_pending_failure_eject, 1);
+});
+
+test('TLS clusters count ssl.handshake, ssl.fail_verify_san, ssl.fail_verify_error and ssl.connection_error (HTTP/1.1, HTTP/2, TCP); a plaintext cluster has no ssl.*', async (t) => {
+  const pki = makePki();
+  const other = makePki('Other CA');
+  t.after(() => (pki.cleanup(), other.cleanup()));
+  const leaf = pki.leaf('upstream', ['DNS:upstream.test']);
+  // One TLS port serves HTTP/1.1, HTTP/2 (by ALPN) and raw TCP (no ALPN: echo).
+  const h2 = http2.createSecureServer({ ...leaf, allowHTTP1: true }, (_req, res) => res.end('ok'));
+  const sockets = new Set<net.Socket>();
+  const server = tls.createServer({ ...leaf, ALPNProtocols: ['h2', 'http/1.1'] }, (s) => {
+    sockets.add(s);
+    s.on('error', () => undefined);
+    if (s.alpnProtocol) h2.emit('secureConnection', s);
+    else s.pipe(s);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const plain = http.createServer((_req, res) => res.end('plain'));
+  await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r));
+  t.after(() => {
+    for (const s of sockets) s.destroy();
+    plain.closeAllConnections();
+    return Promise.all([new Promise((r) => server.close(r)), new Promise((r) => plain.close(r))]);
+  });
+  const port = (server.address() as AddressInfo).port;
+  const upstreamTls = (ca: string, san: string) => ({
+    transport_socket: {
+      name: 'envoy.transport_sockets.tls',
+      typed_config: {
+        '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+        sni: 'upstream.test',
+        common_tls_context: { validation_context: { trusted_ca: { inline_string: ca }, match_typed_subject_alt_names: [{ san_type: 'DNS', matcher: { exact: san } }] } },
+      },
+    },
+  });
+  const good = upstreamTls(pki.ca, 'upstream.test');
+  const h2opts = protocolOptions({ explicit_http_config: { http2_protocol_options: {} } });
+  const h = await startTestRuntime(t);
+  const routes = ['h1', 'h1san', 'h1ca', 'h1err', 'h2', 'h2san', 'plain'].map((c) => ({ match: { path: `/${c}` }, route: { cluster: c, retry_policy: { num_retries: 0 } } }));
+  const tcpListener = (name: string) => ({ name, address: addr(0), filter_chains: [{ filters: [{ name: 'tcp', typed_config: { '@type': TCP_PROXY, stat_prefix: name, cluster: name } }] }] });
+  await configure(h, {
+    clusters: [
+      staticCluster('h1', [port], good),
+      staticCluster('h1san', [port], upstreamTls(pki.ca, 'other.test')),
+      staticCluster('h1ca', [port], upstreamTls(other.ca, 'upstream.test')),
+      // TLS to a plaintext HTTP server: OpenSSL fails the handshake (wrong version number).
+      staticCluster('h1err', [(plain.address() as AddressInfo).port], good),
+      staticCluster('h2', [port], { ...good, ...h2opts }),
+      staticCluster('h2san', [port], { ...upstreamTls(pki.ca, 'other.test'), ...h2opts }),
+      staticCluster('tcp', [port], good),
+      staticCluster('tcpsan', [port], upstreamTls(pki.ca, 'other.test')),
+      staticCluster('plain', [(plain.address() as AddressInfo).port]),
+    ],
+    listeners: [httpListener('l', routeConfig('r', routes)), tcpListener('tcp'), tcpListener('tcpsan')],
+  });
+  const admin = await adminPort(t, h);
+  for (const [path, status] of [['/h1', 200], ['/h1', 200], ['/h1san', 503], ['/h1ca', 503], ['/h1err', 503], ['/h2', 200], ['/h2san', 503], ['/plain', 200]] as const) {
+    assert.equal((await request(h.port('l'), { path })).status, status, path);
+  }
+  const tcp = async (listener: string): Promise<string> => {
+    const c = net.connect(h.port(listener), '127.0.0.1');
+    c.on('error', () => undefined);
+    let got = '';
+    c.on('data', (d: Buffer) => {
+      got += d.toString();
+      if (got === 'hi') c.end();
+    });
+    c.write('hi');
+    await new Promise((r) => c.once('close', r));
+    return got;
+  };
+  assert.equal(await tcp('tcp'), 'hi');
+  assert.equal(await tcp('tcpsan'), '');
+  const ssl = async (cluster: string, what: string, ok: (s: Record<string, number>) => boolean) => {
+    const s = await statsWhen(admin, cluster, `${cluster}: ${what}`, ok);
+    return [s['ssl.handshake'], s['ssl.fail_verify_san'], s['ssl.fail_verify_error'], s['ssl.connection_error']];
+  };
+  // [handshake, fail_verify_san, fail_verify_error, connection_error]
+  assert.deepEqual(await ssl('h1', 'one handshake (the second request reuses the connection)', (s) => s['ssl.handshake'] >= 1), [1, 0, 0, 0]);
+  assert.deepEqual(await ssl('h1san', 'a SAN failure', (s) => s['ssl.fail_verify_san'] >= 1), [0, 1, 0, 0]);
+  assert.deepEqual(await ssl('h1ca', 'a CA failure', (s) => s['ssl.fail_verify_error'] >= 1), [0, 0, 1, 0]);
+  assert.deepEqual(await ssl('h1err', 'a TLS error', (s) => s['ssl.connection_error'] >= 1), [0, 0, 0, 1]);
+  assert.deepEqual(await ssl('h2', 'a handshake', (s) => s['ssl.handshake'] >= 1), [1, 0, 0, 0]);
+  assert.deepEqual(await ssl('h2san', 'a SAN failure', (s) => s['ssl.fail_verify_san'] >= 1), [0, 1, 0, 0]);
+  assert.deepEqual(await ssl('tcp', 'a handshake', (s) => s['ssl.handshake'] >= 1), [1, 0, 0, 0]);
+  assert.deepEqual(await ssl('tcpsan', 'a SAN failure', (s) => s['ssl.fail_verify_san'] >= 1), [0, 1, 0, 0]);
+  const h1 = await clusterStats(admin, 'h1');
+  for (const name of ['session_reused', 'no_certificate', 'fail_verify_no_cert']) assert.equal(h1[`ssl.${name}`], 0, name);
+  assert.deepEqual(Object.keys(await clusterStats(admin, 'plain')).filter((k) => k.startsWith('ssl.')), []);
 });
 
 test('HTTP/2: http2_total and bytes at close; max_connection_duration and idle_timeout count upstream_cx_max_duration_reached and upstream_cx_idle_timeout', async (t) => {

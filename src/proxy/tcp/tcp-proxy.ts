@@ -15,6 +15,7 @@ import { DiscoveryType, upstreamTcpOptions } from '../upstream/cluster-config.ts
 import { UpstreamOutcome, type ClusterHook } from '../upstream/cluster-hooks.ts';
 import type { StreamInfo } from '../stream-info.ts';
 import { spiffeId } from '../tls/tls-context.ts';
+import { countUpstreamTls } from '../tls/upstream-tls-stats.ts';
 import type { ProxyContext } from '../context.ts';
 import type { Stat } from '../stats/stats.ts';
 import type { Host } from '../upstream/host.ts';
@@ -122,6 +123,7 @@ class TcpProxy implements NetworkFilter {
         const opts = { ...upstreamTcpOptions(cluster.config, host), allowHalfOpen: true };
         const tcp = proxyProtocol ? connectWithProxyHeader(proxyHeaderFor(proxyProtocol, conn.info, host.proxyProtocolTlvs), opts) : undefined;
         up = tlsCtx ? tlsCtx.connect(this.ctx.secrets, host, opts.localAddress, tcp) : (tcp ?? net.connect(opts));
+        if (tlsCtx && cluster.ssl) countUpstreamTls(up as tls.TLSSocket, cluster.ssl);
         setBufferLimit(up, cluster.config.bufferLimitBytes);
         keepaliveOnConnect(up, cluster.config.tcpKeepalive);
       } catch (e) {

@@ -236,10 +236,7 @@ export class TlsContext {
       servername: this.sni ?? hostname,
       ALPNProtocols: offered.length ? [...offered] : undefined,
       rejectUnauthorized: this.verifiesPeer,
-      checkServerIdentity: (_host, cert) => {
-        const e = this.checkPeer(cert);
-        return e ? new Error(e) : undefined;
-      },
+      checkServerIdentity: (_host, cert) => sanMismatch(this.checkPeer(cert)),
     };
   }
 
@@ -254,6 +251,14 @@ export class TlsContext {
     }
     return `peer certificate SANs [${cert.subjectaltname}] do not match any of the configured subject alt names`;
   }
+}
+
+/** The error code of a peer certificate whose SANs match none configured (Node's, for a host name mismatch). */
+export const SAN_MISMATCH = 'ERR_TLS_CERT_ALTNAME_INVALID';
+
+/** checkPeer's text as the error a client's checkServerIdentity returns. */
+export function sanMismatch(text: string | undefined): Error | undefined {
+  return text === undefined ? undefined : Object.assign(new Error(text), { code: SAN_MISMATCH });
 }
 
 /** The sessions of one upstream host (TlsContext.hostSessions). */

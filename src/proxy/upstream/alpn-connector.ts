@@ -7,6 +7,7 @@
 import tls from 'node:tls';
 import type { buildConnector as Connector } from 'undici';
 import type { HostSessions } from '../tls/tls-context.ts';
+import { countUpstreamTls, type SslStats } from '../tls/upstream-tls-stats.ts';
 import { connectWithProxyHeader, type ProxyHeaderOptions } from './upstream-proxy-protocol.ts';
 
 export interface AlpnConnectorOptions {
@@ -21,6 +22,8 @@ export interface AlpnConnectorOptions {
   readonly sessions: HostSessions | undefined;
   /** upstream_proxy_protocol: the PROXY header to write before the TLS handshake. */
   readonly proxyHeader?: ProxyHeaderOptions;
+  /** The cluster's ssl.* stats. */
+  readonly ssl?: SslStats;
 }
 
 export function alpnConnector(o: AlpnConnectorOptions): Connector.connector {
@@ -42,6 +45,7 @@ export function alpnConnector(o: AlpnConnectorOptions): Connector.connector {
       session,
     } as tls.ConnectionOptions);
     o.sessions?.keep(socket, session);
+    if (o.ssl) countUpstreamTls(socket, o.ssl);
     socket.setNoDelay(true);
     let done = false;
     const finish = (err: Error | null): void => {

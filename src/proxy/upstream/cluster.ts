@@ -16,7 +16,8 @@ import { StatusCounters, type Histogram, type Stat, type Stats } from '../stats/
 import type { Issues } from '../config/reader.ts';
 import { NEVER, type FractionalPercent } from '../config/fractional-percent.ts';
 import type { SecretStore } from '../tls/secrets.ts';
-import type { TlsContext } from '../tls/tls-context.ts';
+import { sanMismatch, type TlsContext } from '../tls/tls-context.ts';
+import { countUpstreamTls, sslStats, type SslStats } from '../tls/upstream-tls-stats.ts';
 import { tlsPeer, type PeerInfo } from '../stream-info.ts';
 import type { PeerCertificate, SecureContext, TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
@@ -107,6 +108,8 @@ export class Cluster implements ClusterHandle {
   readonly stats: Stats;
   readonly statPrefix: string;
   readonly s: ClusterStats;
+  /** cluster.<name>.ssl.*: only a cluster with a TLS transport socket has them, as Envoy's. */
+  readonly ssl: SslStats | undefined;
   readonly hooks: readonly ClusterHook[];
   /** Hosts discovered and not yet resolved (EDS cluster before its first assignment, DNS pending). */
   initialized = false;
@@ -168,6 +171,7 @@ export class Cluster implements ClusterHandle {
       membershipHealthy: stats.gauge(p + 'membership_healthy'),
       codes: new StatusCounters(stats, p + 'upstream_rq_'),
     };
+    this.ssl = config.tls || config.transportSocketMatches.some((m) => m.tls) ? sslStats(stats, p + 'ssl.') : undefined;
     this.balancer = this.newBalancer([]);
     const hooks: ClusterHook[] = [];
     for (const f of clusterHookFactories()) {
@@ -321,7 +325,8 @@ export class Cluster implements ClusterHandle {
     const secrets = this.secrets;
     let context: SecureContext | undefined;
     let version = -1;
-    const connect = h1Connector({
+    const ssl = this.ssl;
+    const connectTo = h1Connector({
       address: host.address,
       port: host.port,
       localAddress: cfg.sourceAddress,
@@ -338,13 +343,18 @@ export class Cluster implements ClusterHandle {
         servername: tls.sni ?? host.hostname,
         alpn: alpn ?? H1_ALPN,
         rejectUnauthorized: tls.verifiesPeer,
-        checkServerIdentity: (_host, cert) => {
-          const err = tls.checkPeer(cert);
-          return err ? new Error(err) : undefined;
-        },
+        checkServerIdentity: (_host, cert) => sanMismatch(tls.checkPeer(cert)),
         sessions: tls.hostSessions(host.key),
       },
     });
+    const connect =
+      tls && ssl
+        ? (onread: Parameters<typeof connectTo>[0]) => {
+            const socket = connectTo(onread);
+            countUpstreamTls(socket as TLSSocket, ssl);
+            return socket;
+          }
+        : connectTo;
     return new H1Pool({
       authority: host.key,
       connect,
@@ -395,13 +405,10 @@ export class Cluster implements ClusterHandle {
             return;
           }
           version = secrets.version;
-          const checkServerIdentity = (_host: string, cert: PeerCertificate): Error | undefined => {
-            const err = tls.checkPeer(cert);
-            return err ? new Error(err) : undefined;
-          };
+          const checkServerIdentity = (_host: string, cert: PeerCertificate): Error | undefined => sanMismatch(tls.checkPeer(cert));
           // undici's own TLS connector always offers http/1.1 and h2 and picks its codec from the
           // selected protocol; this one offers exactly `alpn` and speaks h2.
-          inner = alpnConnector({ alpn, timeoutMs: cfg.connectTimeoutMs, servername, secureContext, rejectUnauthorized: tls.verifiesPeer, checkServerIdentity, localAddress: cfg.sourceAddress, sessions: tls.hostSessions(host.key), proxyHeader });
+          inner = alpnConnector({ alpn, timeoutMs: cfg.connectTimeoutMs, servername, secureContext, rejectUnauthorized: tls.verifiesPeer, checkServerIdentity, localAddress: cfg.sourceAddress, sessions: tls.hostSessions(host.key), proxyHeader, ssl: this.ssl });
         }
         // SNI comes from the transport socket (or the host name), never from the request's Host
         // header, which undici would otherwise use (Envoy does that only with auto_sni).

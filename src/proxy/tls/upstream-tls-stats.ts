@@ -1,0 +1,63 @@
+// Envoy's TLS stats of a cluster with a TLS transport socket (cluster.<name>.ssl.*, all counters),
+// counted on each upstream TLS connection: a completed handshake (with session_reused and
+// no_certificate), or the way it failed. connection_error counts TLS failures other than a
+// failed certificate verification; TCP errors and timeouts are not TLS failures.
+import type tls from 'node:tls';
+import type { Stat, Stats } from '../stats/stats.ts';
+import { SAN_MISMATCH, upstreamPeerCertificate } from './tls-context.ts';
+
+export interface SslStats {
+  readonly handshake: Stat;
+  readonly connectionError: Stat;
+  readonly sessionReused: Stat;
+  readonly noCertificate: Stat;
+  readonly failVerifyNoCert: Stat;
+  readonly failVerifyError: Stat;
+  readonly failVerifySan: Stat;
+}
+
+/** The counters under `prefix` (e.g. "cluster.backend.ssl."): looked up once per cluster. */
+export function sslStats(stats: Stats, prefix: string): SslStats {
+  return {
+    handshake: stats.counter(prefix + 'handshake'),
+    connectionError: stats.counter(prefix + 'connection_error'),
+    sessionReused: stats.counter(prefix + 'session_reused'),
+    noCertificate: stats.counter(prefix + 'no_certificate'),
+    failVerifyNoCert: stats.counter(prefix + 'fail_verify_no_cert'),
+    failVerifyError: stats.counter(prefix + 'fail_verify_error'),
+    failVerifySan: stats.counter(prefix + 'fail_verify_san'),
+  };
+}
+
+// OpenSSL's X509 verification results as Node names them (the error of a rejected peer chain).
+const CA_VERIFY_CODES = new Set([
+  'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_CRL', 'UNABLE_TO_DECRYPT_CERT_SIGNATURE', 'UNABLE_TO_DECRYPT_CRL_SIGNATURE',
+  'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY', 'CERT_SIGNATURE_FAILURE', 'CRL_SIGNATURE_FAILURE', 'CERT_NOT_YET_VALID', 'CERT_HAS_EXPIRED',
+  'CRL_NOT_YET_VALID', 'CRL_HAS_EXPIRED', 'ERROR_IN_CERT_NOT_BEFORE_FIELD', 'ERROR_IN_CERT_NOT_AFTER_FIELD',
+  'ERROR_IN_CRL_LAST_UPDATE_FIELD', 'ERROR_IN_CRL_NEXT_UPDATE_FIELD', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'CERT_CHAIN_TOO_LONG', 'CERT_REVOKED', 'INVALID_CA',
+  'PATH_LENGTH_EXCEEDED', 'INVALID_PURPOSE', 'CERT_UNTRUSTED', 'CERT_REJECTED', 'HOSTNAME_MISMATCH',
+]);
+
+function failureStat(err: Error & { code?: string; library?: string }, s: SslStats): Stat | undefined {
+  if (err.code === SAN_MISMATCH) return s.failVerifySan;
+  if (err.code && CA_VERIFY_CODES.has(err.code)) return s.failVerifyError;
+  // OpenSSL's own errors (an alert, no common protocol or cipher) carry its library name.
+  if (err.library || err.code?.startsWith('ERR_SSL_')) return s.connectionError;
+  return undefined;
+}
+
+/** Counts the handshake of a new upstream TLS connection, or its failure. */
+export function countUpstreamTls(socket: tls.TLSSocket, s: SslStats): void {
+  const failed = (err: Error): void => {
+    const stat = failureStat(err, s);
+    if (stat) stat.value++;
+  };
+  socket.once('error', failed);
+  socket.once('secureConnect', () => {
+    socket.off('error', failed);
+    s.handshake.value++;
+    if (socket.isSessionReused()) s.sessionReused.value++;
+    if (!upstreamPeerCertificate(socket)) s.noCertificate.value++;
+  });
+}
