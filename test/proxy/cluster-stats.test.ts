@@ -221,6 +221,8 @@ test('connect timeouts: an upstream that never completes the TLS handshake (HTTP
   }
   // The request that waited for the failed connection (Istio's circuit breaking task reads it beside pending_overflow).
   assert.equal((await clusterStats(admin, 'h1')).upstream_rq_pending_failure_eject, 1);
+  assert.equal((await clusterStats(admin, 'h2')).upstream_rq_pending_failure_eject, 1);
+  assert.equal((await clusterStats(admin, 'tcp')).upstream_rq_pending_failure_eject, 0);
 });
 
 test('TLS clusters count ssl.handshake, ssl.fail_verify_san, ssl.fail_verify_error and ssl.connection_error (HTTP/1.1, HTTP/2, TCP); a plaintext cluster has no ssl.*', async (t) => {

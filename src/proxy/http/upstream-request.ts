@@ -3,7 +3,7 @@
 // decisions; this class only relays events and keeps the per-try timer.
 import type { Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
-import type { UpstreamHost, Cluster } from '../upstream/cluster.ts';
+import { isH2ConnectFailure, type UpstreamHost, type Cluster } from '../upstream/cluster.ts';
 import type { UpstreamDispatchOptions, UpstreamPool } from '../upstream/upstream-pool.ts';
 import { H1ErrorCode } from '../upstream/h1-pool/h1-errors.ts';
 
@@ -72,6 +72,8 @@ export class UpstreamRequest implements Dispatcher.DispatchHandler {
   onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
     this.clearTimer();
     this.done = true;
+    // The HTTP/1.1 pool counts its own (h1-pool.ts).
+    if (isH2ConnectFailure(err)) this.cluster.s.rqPendingFailureEject.value++;
     if (!this.cancelled) this.owner.onAttemptError(this, err);
   }
 

@@ -401,6 +401,7 @@ export class Cluster implements ClusterHandle {
           try {
             secureContext = tls.secureContext(secrets);
           } catch (e) {
+            H2_CONNECT_FAILURES.add(e as Error);
             cb(e as Error, null);
             return;
           }
@@ -414,6 +415,7 @@ export class Cluster implements ClusterHandle {
         // header, which undici would otherwise use (Envoy does that only with auto_sni).
         const openedAt = performance.now();
         inner({ ...opts, servername }, (...args) => {
+          if (args[0]) H2_CONNECT_FAILURES.add(args[0]);
           if (args[1]) {
             host.tlsPeer = tlsPeer(args[1] as TLSSocket);
             markUpstreamH2Socket(args[1]);
@@ -430,6 +432,7 @@ export class Cluster implements ClusterHandle {
       connect = (opts, cb) => {
         const openedAt = performance.now();
         plain(opts, (...args) => {
+          if (args[0]) H2_CONNECT_FAILURES.add(args[0]);
           if (args[1]) {
             markUpstreamH2Socket(args[1]);
             if (cfg.tcpKeepalive) setTcpKeepalive(args[1] as Socket, cfg.tcpKeepalive);
@@ -492,6 +495,16 @@ export class Cluster implements ClusterHandle {
     for (const p of this.pools.values()) void p.destroy().catch(() => undefined);
     this.pools.clear();
   }
+}
+
+// The errors of failed HTTP/2 connection attempts. undici fails the requests queued on the client
+// with the attempt's own error (and has no pending-request count of its own to read), so a request
+// failing with one of them waited for that connection: Envoy's upstream_rq_pending_failure_eject.
+const H2_CONNECT_FAILURES = new WeakSet<Error>();
+
+/** Whether a request's error is that of the HTTP/2 connection attempt it was waiting for. */
+export function isH2ConnectFailure(err: Error): boolean {
+  return H2_CONNECT_FAILURES.has(err);
 }
 
 const H1_ALPN: readonly string[] = ['http/1.1'];
