@@ -2,7 +2,8 @@
 // the real control plane and a real `rig proxy`: the application speaks plaintext HTTP; the sidecar
 // originates TLS with the DestinationRule's sni, subjectAltNames and caCertificates (SIMPLE), a
 // client certificate from files (MUTUAL), or from a credentialName secret in the control plane's
-// credentials directory. A wrong subjectAltName or CA is a connection failure (503).
+// credentials directory. A wrong subjectAltName or CA is a connection failure (503); without
+// caCertificates the operating system's CAs decide, unless insecureSkipVerify.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -52,7 +53,7 @@ spec:
 `;
 }
 
-test('DestinationRule TLS origination to ServiceEntry hosts: SIMPLE (sni, subjectAltNames, caCertificates), MUTUAL from files and from credentialName', async (t) => {
+test('DestinationRule TLS origination to ServiceEntry hosts: SIMPLE (sni, subjectAltNames, caCertificates or the OS CAs, insecureSkipVerify), MUTUAL from files and from credentialName', async (t) => {
   const dir = tempDir(t, 'rig-origination-');
   const pki = makePki('External CA');
   const other = makePki('Other CA');
@@ -94,7 +95,10 @@ test('DestinationRule TLS origination to ServiceEntry hosts: SIMPLE (sni, subjec
         external('mutual', port, `{ mode: MUTUAL, sni: api.external.test, caCertificates: ${ca}, clientCertificate: ${cert}, privateKey: ${key} }`) +
         external('secret', port, '{ mode: MUTUAL, sni: api.external.test, credentialName: api-client }') +
         external('badsan', port, `{ mode: SIMPLE, sni: api.external.test, subjectAltNames: [someone-else.test], caCertificates: ${ca} }`) +
-        external('badca', port, `{ mode: SIMPLE, sni: api.external.test, caCertificates: ${otherCa} }`),
+        external('badca', port, `{ mode: SIMPLE, sni: api.external.test, caCertificates: ${otherCa} }`) +
+        // Without caCertificates the server is checked against the OS's CAs (Istio >= 1.20), which do not know this CA.
+        external('osca', port, '{ mode: SIMPLE, sni: api.external.test }') +
+        external('skipverify', port, '{ mode: SIMPLE, sni: api.external.test, insecureSkipVerify: true }'),
     ),
   );
   const cp = await startControlPlane({ store, stateDir: dir, credentialsDir: path.join(dir, 'credentials'), xdsPort: 0, monitoringPort: 0 });
@@ -113,12 +117,14 @@ test('DestinationRule TLS origination to ServiceEntry hosts: SIMPLE (sni, subjec
   assert.deepEqual(await get(outbound, 'simple.example'), { status: 200, body: 'external' });
   assert.deepEqual(await get(outbound, 'mutual.example'), { status: 200, body: 'external' });
   assert.deepEqual(await get(outbound, 'secret.example'), { status: 200, body: 'external' });
+  assert.deepEqual(await get(outbound, 'skipverify.example'), { status: 200, body: 'external' });
   assert.deepEqual(seen, [
     { sni: 'api.external.test', client: '' },
     { sni: 'api.external.test', client: 'client-files' },
     { sni: 'api.external.test', client: 'client-secret' },
+    { sni: 'api.external.test', client: '' },
   ]);
-  for (const host of ['badsan.example', 'badca.example']) {
+  for (const host of ['badsan.example', 'badca.example', 'osca.example']) {
     const r = await get(outbound, host);
     assert.equal(r.status, 503, host);
     assert.match(r.body, /connection failure/, host);

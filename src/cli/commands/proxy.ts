@@ -16,7 +16,7 @@ import { releaseFreeMalloc, releaseFreeMallocEvery, trimCodeResidency, trimCodeR
 import { createAdminHandler, createReadyHandler } from '../../proxy/admin/admin-server.ts';
 import { listen } from '../../core/listen.ts';
 import { http } from '../../proxy/node-http.ts';
-import { CLUSTER_TYPE, LISTENER_TYPE, type EnvoyJson } from '../../envoy/index.ts';
+import { CLUSTER_TYPE, LISTENER_TYPE, SECRET_TYPE, type EnvoyJson } from '../../envoy/index.ts';
 import { parseDuration } from '../../envoy/wkt-json.ts';
 import { createStatsHandler, flushSpans } from '../../proxy/telemetry/index.ts';
 import { readinessProbeOf, ReadinessProbeError } from '../../proxy/workload-health/readiness-probe.ts';
@@ -195,6 +195,11 @@ async function run(opts: ProxyOptions): Promise<void> {
       if (stop) stoppers.push(stop);
     }
     const identity = opts.xdsAddress ? identityFromOptions(opts) : undefined;
+    if (!identity) {
+      // What Istio's agent serves besides the workload identity: the OS's CAs (file-root:system).
+      const { systemCaSecret } = await import('../../proxy/identity/index.ts');
+      sinks.identity.apply(SECRET_TYPE, new Map([systemCaSecret()]), 'system');
+    }
     if (identity) {
       const { IdentityManager } = await import('../../proxy/identity/index.ts');
       const im = new IdentityManager({ ...identity, sink: sinks.identity, log });

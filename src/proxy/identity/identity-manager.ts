@@ -6,6 +6,7 @@
 import crypto from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
+import tls from 'node:tls';
 import { SECRET_TYPE, type EnvoyJson } from '../../envoy/index.ts';
 import { silentLogger, type Logger } from '../../core/log.ts';
 import { Backoff, type BackoffOptions } from '../xds-client/backoff.ts';
@@ -15,6 +16,8 @@ import { createKeyAndCsr } from './identity-csr.ts';
 
 export const DEFAULT_SECRET = 'default';
 export const ROOT_SECRET = 'ROOTCA';
+/** The operating system's trusted CAs (Istio's agent serves them under this name). */
+export const SYSTEM_CA_SECRET = 'file-root:system';
 
 export interface IdentityManagerOptions {
   caAddress: string;
@@ -245,10 +248,20 @@ function describe(err: unknown): string {
   return e?.message ?? String(err);
 }
 
-/** The SDS secrets Istio's proxies use: `default` (certificate + key) and `ROOTCA` (trust bundle). */
+/**
+ * The SDS secrets Istio's agent serves: `default` (certificate + key), `ROOTCA` (the mesh's trust
+ * bundle) and `file-root:system` (the operating system's CAs, for a DestinationRule that originates
+ * TLS without caCertificates).
+ */
 export function secrets(cert: IdentityCertificate, privateKeyPem: string): Map<string, EnvoyJson> {
   return new Map<string, EnvoyJson>([
     [DEFAULT_SECRET, { name: DEFAULT_SECRET, tls_certificate: { certificate_chain: { inline_string: cert.certChainPem }, private_key: { inline_string: privateKeyPem } } }],
     [ROOT_SECRET, { name: ROOT_SECRET, validation_context: { trusted_ca: { inline_string: cert.rootBundlePem } } }],
+    systemCaSecret(),
   ]);
+}
+
+/** `file-root:system`: the operating system's CAs (what Node reads from OpenSSL's default store). */
+export function systemCaSecret(): [string, EnvoyJson] {
+  return [SYSTEM_CA_SECRET, { name: SYSTEM_CA_SECRET, validation_context: { trusted_ca: { inline_string: tls.getCACertificates('system').join('\n') } } }];
 }

@@ -52,3 +52,5 @@ export function credentialSecretName(name: string): string {
 export const CA_CERT_SUFFIX = '-cacert';
 export const WORKLOAD_SECRET = 'default';
 export const ROOT_CA_SECRET = 'ROOTCA';
+/** The operating system's trusted CAs, which the proxy's agent serves (Istio's file-root:system). */
+export const SYSTEM_CA_SECRET = 'file-root:system';

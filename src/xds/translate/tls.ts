@@ -3,7 +3,7 @@
 import type { ClientTLSSettings, ServerTLSSettings } from '../../api/index.ts';
 import { DOWNSTREAM_TLS_TYPE, UPSTREAM_TLS_TYPE } from '../../envoy/index.ts';
 import type { EnvoyJson } from '../../envoy/index.ts';
-import { CA_CERT_SUFFIX, ROOT_CA_SECRET, WORKLOAD_SECRET, credentialSecretName } from './names.ts';
+import { CA_CERT_SUFFIX, ROOT_CA_SECRET, SYSTEM_CA_SECRET, WORKLOAD_SECRET, credentialSecretName } from './names.ts';
 
 export const ADS_SDS = { ads: {}, resource_api_version: 'V3' } as const;
 
@@ -77,8 +77,12 @@ export function originationUpstream(tls: ClientTLSSettings, defaultSni: string, 
     if (!tls.insecureSkipVerify) common.combined_validation_context = { default_validation_context: validation, validation_context_sds_secret_config: sds(credentialSecretName(tls.credentialName + CA_CERT_SUFFIX)) };
   } else {
     if (tls.mode === 'MUTUAL' && tls.clientCertificate && tls.privateKey) common.tls_certificates = [{ certificate_chain: { filename: tls.clientCertificate }, private_key: { filename: tls.privateKey } }];
-    if (tls.caCertificates && !tls.insecureSkipVerify) validation.trusted_ca = { filename: tls.caCertificates };
-    if (!tls.insecureSkipVerify && Object.keys(validation).length) common.validation_context = validation;
+    if (tls.insecureSkipVerify) {
+      // Istio's opt-out: no verification at all.
+    } else if (tls.caCertificates) common.validation_context = { ...validation, trusted_ca: { filename: tls.caCertificates } };
+    // Without caCertificates the server is verified against the operating system's CAs, as Istio
+    // does since 1.20 (VERIFY_CERTIFICATE_AT_CLIENT); insecureSkipVerify turns that off.
+    else common.combined_validation_context = { default_validation_context: validation, validation_context_sds_secret_config: sds(SYSTEM_CA_SECRET) };
   }
   return tlsSocket(UPSTREAM_TLS_TYPE, { common_tls_context: common, sni: tls.sni ?? defaultSni });
 }
