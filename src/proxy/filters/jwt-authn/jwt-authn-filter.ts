@@ -1,7 +1,8 @@
 // envoy.filters.http.jwt_authn: picks the first rule whose match fits the request, extracts and
 // verifies the tokens of the providers its requirement names (JWKS fetches pause the stream), and
 // either continues (verified tokens' payloads go to dynamic metadata) or answers 401 (403 for a
-// disallowed audience) with Envoy's message and `www-authenticate: Bearer realm=..., error="invalid_token"`.
+// disallowed audience) with Envoy's message and `www-authenticate: Bearer realm=..., error="invalid_token"`
+// (without the error when the token is missing).
 // Verified tokens also fill `istio_authn` metadata (request.auth.principal/audiences/presenter/claims),
 // the attributes Istio's authorization policies match on.
 import { JWT_AUTHN_TYPE } from '../../../envoy/index.ts';
@@ -87,11 +88,12 @@ class JwtAuthnFilter implements HttpFilter {
     if (verdict !== JwtStatus.Ok) {
       this.c.denied.value++;
       const status = verdict === JwtStatus.AudienceNotAllowed ? 403 : 401;
-      const realm = `${head.scheme}://${head.authority}${head.path.split('?')[0]}`;
+      // Envoy's original URI: the path with its query, cut at 256 characters; no error for a missing token.
+      const realm = `Bearer realm="${head.scheme}://${head.authority}${head.path.slice(0, 256)}"`;
       this.cb.sendLocalReply({
         status,
         body: verdict,
-        headers: { 'www-authenticate': `Bearer realm="${realm}", error="${status === 403 ? 'insufficient_scope' : 'invalid_token'}"` },
+        headers: { 'www-authenticate': verdict === JwtStatus.Missed ? realm : `${realm}, error="invalid_token"` },
         details: `jwt_authn_access_denied{${verdict.replace(/ /g, '_')}}`,
       });
       return;
