@@ -96,9 +96,7 @@ export class Supervisor {
     if (reaped) this.opts.console.info(`stopped ${reaped} process(es) left running by an earlier rig up that did not exit cleanly`);
     if (this.opts.isolation === 'netns') await this.#startPodNetwork();
 
-    // Kept from an earlier run as a cluster keeps its objects: say so, or a fresh `rig demo` silently routes as before.
     const applied = appliedResources(sd.appliedDir);
-    if (applied.length) this.opts.console.info(`${applied.length} resource(s) applied with rig apply before this start are in force: ${applied.join(', ')} (rig delete -f removes them; another --state-dir starts without)`);
     this.#config = await ConfigSources.open(this.opts.paths, sd.appliedDir);
     this.#reportProblems(this.#config.problems());
     this.#config.onProblems((p) => this.#reportProblems(p));
@@ -111,6 +109,9 @@ export class Supervisor {
     await this.#cpReady;
     this.#writeStatus();
     await reconciled;
+    // Kept from an earlier run as a cluster keeps its objects: say so, or a fresh `rig demo` silently
+    // routes as before. (Said once every process's name is known, so that the columns line up.)
+    if (applied.length) this.opts.console.info(`${applied.length} resource(s) applied with rig apply before this start are in force: ${applied.join(', ')} (rig delete -f removes them; another --state-dir starts without)`);
   }
 
   async #startPodNetwork(): Promise<void> {

@@ -186,6 +186,8 @@ describe('rig up started again where rig apply left config', () => {
     });
     await mesh.waitFor((s) => !!s.readyAt, 'the mesh ready');
     assert.match(mesh.output(), /1 resource\(s\) applied with rig apply before this start are in force: VirtualService default\/echo \(rig delete -f removes them/);
+    // In the column of every other line: its prefix is as wide as the processes' ('controlplane').
+    assert.match(mesh.output(), /^rig {10,}\| 1 resource\(s\) applied/m);
   });
 });
 
