@@ -1,7 +1,22 @@
-// A grpc.health.v1 server on node:http2 (h2c) answering every Check with SERVING: unlike a grpc-js
-// server, its 'connection' event hands over each accepted socket (peer address, socket options).
+// grpc.health.v1 for tests: the service definition a grpc-js server needs, and a server on
+// node:http2 (h2c) answering every Check with SERVING: unlike a grpc-js server, its 'connection'
+// event hands over each accepted socket (peer address, socket options).
 import http2 from 'node:http2';
-import { HealthCheckResponse, SERVING } from '../../src/proxy/upstream/health-check-grpc.ts';
+import type * as grpc from '@grpc/grpc-js';
+import { HealthCheckRequest, HealthCheckResponse, SERVING } from '../../src/proxy/upstream/health-check-grpc.ts';
+
+/** grpc.health.v1.Health/Check for a grpc-js server, with the messages the proxy's checker encodes. */
+export const HEALTH_SERVICE: grpc.ServiceDefinition = {
+  Check: {
+    path: '/grpc.health.v1.Health/Check',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (v: object) => Buffer.from(HealthCheckRequest.encode(HealthCheckRequest.create(v)).finish()),
+    requestDeserialize: (b: Buffer) => HealthCheckRequest.toObject(HealthCheckRequest.decode(b)),
+    responseSerialize: (v: object) => Buffer.from(HealthCheckResponse.encode(HealthCheckResponse.create(v)).finish()),
+    responseDeserialize: (b: Buffer) => HealthCheckResponse.toObject(HealthCheckResponse.decode(b)),
+  },
+};
 
 /** `onCheck` sees the request headers of each call (:authority, metadata). */
 export function grpcHealthServer(onCheck?: (headers: http2.IncomingHttpHeaders) => void): http2.Http2Server {

@@ -28,7 +28,7 @@ import { Stats } from '../../src/proxy/stats/stats.ts';
 import { freePort } from '../../src/local/ports.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { startGrpcServer } from '../helpers/grpc-server.ts';
-import { HealthCheckRequest, HealthCheckResponse } from '../../src/proxy/upstream/health-check-grpc.ts';
+import { HEALTH_SERVICE } from '../helpers/grpc-health-h2.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const RAW = { name: 'envoy.transport_sockets.raw_buffer', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer' } };
@@ -43,18 +43,6 @@ function wrapped(config: Record<string, unknown>, extra: Record<string, unknown>
 function proxyProtocolFilter(config: Record<string, unknown>) {
   return { name: 'envoy.filters.listener.proxy_protocol', typed_config: { '@type': PROXY_PROTOCOL_TYPE, ...config } };
 }
-
-const HEALTH_SERVICE: grpc.ServiceDefinition = {
-  Check: {
-    path: '/grpc.health.v1.Health/Check',
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: (v: object) => Buffer.from(HealthCheckRequest.encode(HealthCheckRequest.create(v)).finish()),
-    requestDeserialize: (b: Buffer) => HealthCheckRequest.toObject(HealthCheckRequest.decode(b)),
-    responseSerialize: (v: object) => Buffer.from(HealthCheckResponse.encode(HealthCheckResponse.create(v)).finish()),
-    responseDeserialize: (b: Buffer) => HealthCheckResponse.toObject(HealthCheckResponse.decode(b)),
-  },
-};
 
 const HAPROXY_DEFAULTS = 'global\n  nbthread 1\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n';
 

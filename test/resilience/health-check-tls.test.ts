@@ -19,23 +19,11 @@ import { startGrpcServer } from '../helpers/grpc-server.ts';
 import { startHeaderServer } from '../helpers/proxy-protocol-server.ts';
 import { listenLocal } from '../helpers/listen.ts';
 import { until } from '../helpers/wait.ts';
-import { HealthCheckRequest, HealthCheckResponse } from '../../src/proxy/upstream/health-check-grpc.ts';
+import { HEALTH_SERVICE } from '../helpers/grpc-health-h2.ts';
 import { UPSTREAM_PROXY_PROTOCOL_TYPE, UPSTREAM_TLS_TYPE } from '../../src/envoy/index.ts';
 
 const SNI = 'backend.mesh';
 const BACKEND_ID = 'spiffe://cluster.local/ns/default/sa/backend';
-
-const HEALTH_SERVICE: grpc.ServiceDefinition = {
-  Check: {
-    path: '/grpc.health.v1.Health/Check',
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: (v: object) => Buffer.from(HealthCheckRequest.encode(HealthCheckRequest.create(v)).finish()),
-    requestDeserialize: (b: Buffer) => HealthCheckRequest.toObject(HealthCheckRequest.decode(b)),
-    responseSerialize: (v: object) => Buffer.from(HealthCheckResponse.encode(HealthCheckResponse.create(v)).finish()),
-    responseDeserialize: (b: Buffer) => HealthCheckResponse.toObject(HealthCheckResponse.decode(b)),
-  },
-};
 
 interface Seen {
   path: string;

@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { HealthChecker, checkHealthChecks, healthFlagsString } from '../../../src/proxy/upstream/health-check.ts';
-import { HealthCheckRequest, HealthCheckResponse } from '../../../src/proxy/upstream/health-check-grpc.ts';
+import { HEALTH_SERVICE } from '../../helpers/grpc-health-h2.ts';
 import { LocalStats } from '../../../src/proxy/upstream/circuit-breaker.ts';
 import { HealthFlag, type Host } from '../../../src/proxy/upstream/host.ts';
 import { createLoadBalancer } from '../../../src/proxy/upstream/lb/index.ts';
@@ -171,18 +171,7 @@ test('TCP: connect-only check, and hosts added/removed while running', async (t)
 
 test('gRPC: grpc.health.v1 SERVING is healthy, NOT_SERVING fails the host at once', async (t) => {
   const statuses = new Map<string, number>([['reviews', 1]]);
-  const service: grpc.ServiceDefinition = {
-    Check: {
-      path: '/grpc.health.v1.Health/Check',
-      requestStream: false,
-      responseStream: false,
-      requestSerialize: (v: object) => Buffer.from(HealthCheckRequest.encode(HealthCheckRequest.create(v)).finish()),
-      requestDeserialize: (b: Buffer) => HealthCheckRequest.toObject(HealthCheckRequest.decode(b)),
-      responseSerialize: (v: object) => Buffer.from(HealthCheckResponse.encode(HealthCheckResponse.create(v)).finish()),
-      responseDeserialize: (b: Buffer) => HealthCheckResponse.toObject(HealthCheckResponse.decode(b)),
-    },
-  };
-  const port = await startGrpcServer(t, service, {
+  const port = await startGrpcServer(t, HEALTH_SERVICE, {
     Check: (call: grpc.ServerUnaryCall<{ service?: string }, object>, cb: grpc.sendUnaryData<object>) => {
       const s = statuses.get(call.request.service ?? '');
       if (s === undefined) cb({ code: grpc.status.NOT_FOUND, details: 'unknown service' });
