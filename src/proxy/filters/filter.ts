@@ -26,6 +26,10 @@
  *      the whole body goes on). Return `Continue`, or `StopIteration` and later `continueDecoding()`.
  *    - `encodeHeaders(head, endStream)` / `encodeData(chunk, endStream)`: see and mutate the response
  *      (also local replies) in reverse chain order. Encoding never stops.
+ *    - To rewrite a body as it streams (e.g. gRPC-Web framing), call `cb.transformRequestBody(t)` from
+ *      decodeHeaders or `cb.transformResponseBody(t, holdHead)` from encodeHeaders: only streams that
+ *      install one pay for it. A response transform may move the trailers into the body, and with
+ *      holdHead the head waits for the body's end (its last chance to change the head).
  *    - `onDestroy()`: the stream ended (completed or reset); clear timers here.
  *    Per-route config: `cb.perRouteConfig(ctx.name)` gives what `compilePerRoute` returned for the
  *    matched route (route, else virtual host), undefined when none.
@@ -38,6 +42,7 @@ import type { Issues, Reader } from '../config/reader.ts';
 import type { Stats } from '../stats/stats.ts';
 import type { Route } from '../routing/route-config.ts';
 import type { ClusterManager } from '../upstream/cluster-manager.ts';
+import type { EnvoyRuntime } from '../envoy-runtime/index.ts';
 import type { ProxyTlv } from '../network/proxy-protocol-header.ts';
 
 export const FilterStatus = { Continue: 0, StopIteration: 1, StopIterationAndBuffer: 2 } as const;
@@ -113,6 +118,29 @@ export interface StreamCallbacks {
   continueDecoding(): void;
   /** Ends the stream with a locally generated response (no upstream request is made). */
   sendLocalReply(reply: LocalReply): void;
+  /** From decodeHeaders: the request body (what is left of it) goes through `t`. */
+  transformRequestBody(t: RequestBodyTransform): void;
+  /** From encodeHeaders: the response body goes through `t`; with holdHead the head is sent at the body's end. */
+  transformResponseBody(t: ResponseBodyTransform, holdHead: boolean): void;
+}
+
+/** Rewrites a request body as it streams (cb.transformRequestBody). */
+export interface RequestBodyTransform {
+  /** A body chunk: what to send in its place (empty to hold it back). */
+  transformRequestData(chunk: Buffer): Buffer;
+  /** The body ended: the last bytes to send. */
+  transformRequestEnd(): Buffer;
+}
+
+/** Rewrites a response body as it streams (cb.transformResponseBody). */
+export interface ResponseBodyTransform {
+  /** A body chunk: what to send in its place (empty to hold it back). */
+  transformResponseData(chunk: Buffer): Buffer;
+  /**
+   * The body ended: the last bytes to send. `trailers` (undefined when none) may be changed, and
+   * moved into the body by deleting their keys; a held head may still be changed.
+   */
+  transformResponseEnd(trailers: HeaderMap | undefined): Buffer;
 }
 
 export interface HttpFilter {
@@ -139,6 +167,13 @@ export interface FilterCompileContext {
   readonly clusters: ClusterManager;
   /** The server's state, read per request (health_check: failing after admin POST /healthcheck/fail). */
   readonly server: ServerState;
+  /** Envoy's runtime: take handles for runtime keys here (runtime.fraction(key, default)...). */
+  readonly runtime: EnvoyRuntime;
+}
+
+export interface PerRouteCompileContext {
+  readonly issues: Issues;
+  readonly runtime: EnvoyRuntime;
 }
 
 export interface ServerState {
@@ -153,6 +188,6 @@ export interface HttpFilterFactory<C = unknown, R = unknown> {
   /** typed_per_filter_config @type URLs this factory accepts. */
   readonly perRouteTypeUrls?: readonly string[];
   compile(config: Reader, ctx: FilterCompileContext): C;
-  compilePerRoute?(config: Reader, ctx: { readonly issues: Issues }): R;
+  compilePerRoute?(config: Reader, ctx: PerRouteCompileContext): R;
   create(config: C, cb: StreamCallbacks): HttpFilter;
 }

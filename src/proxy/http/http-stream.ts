@@ -2,10 +2,10 @@
 // (cluster, host, upstream attempt with retries and timeouts) → response back through the
 // encoder filters, filling the StreamInfo on the way. One object per request; no per-request
 // closures on the common path (node's and undici's callbacks land on methods).
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
-import { FilterStatus, type ConnectionInfo, type HeaderMap, type HttpFilter, type LocalReply, type RequestHead, type ResponseHead, type StreamCallbacks } from '../filters/filter.ts';
+import { FilterStatus, type ConnectionInfo, type HeaderMap, type HttpFilter, type LocalReply, type RequestBodyTransform, type RequestHead, type ResponseBodyTransform, type ResponseHead, type StreamCallbacks } from '../filters/filter.ts';
 import { DISABLED, ENABLED } from '../filters/registry.ts';
 import { ResponseFlag } from '../response-flags.ts';
 import { newStreamInfo, type StreamInfo } from '../stream-info.ts';
@@ -98,8 +98,8 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
   readonly connection: ConnectionInfo;
   private readonly conn: ConnState;
   private readonly req: DownstreamRequest;
-  /** The request body: the request itself, or for HTTP/2 its Http2Stream's readable side. */
-  private readonly source: Readable;
+  /** The request body: the request itself, or for HTTP/2 its Http2Stream's readable side (or a filter's transform of it). */
+  private source: Readable;
   private readonly res: ResponseWriter;
   private readonly head: RequestHead;
   private readonly isH2: boolean;
@@ -126,6 +126,10 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
   private done = false;
   private responseStarted = false;
   private resHead: ResponseHead | undefined;
+  /** A filter's rewrite of the response body (transformResponseBody). */
+  private resTransform: ResponseBodyTransform | undefined;
+  /** With resTransform's holdHead: the body so far, until the head goes out at the body's end. */
+  private heldBody: Buffer[] | undefined;
   private span: Span | undefined;
   private cluster: Cluster | undefined;
   private weighted: WeightedCluster | undefined;
@@ -867,6 +871,14 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
   onAttemptData(a: UpstreamRequest, chunk: Buffer): void {
     if (this.done) return;
     this.idleTimer?.refresh();
+    if (this.resTransform) {
+      chunk = this.resTransform.transformResponseData(chunk);
+      if (chunk.length === 0) return;
+      if (this.heldBody) {
+        this.heldBody.push(chunk);
+        return;
+      }
+    }
     this.streamInfo.bytesSent += chunk.length;
     const fs = this.filters;
     if (fs) for (let i = fs.length - 1; i >= 0; i--) fs[i].encodeData?.(chunk, false);
@@ -880,9 +892,12 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     this.endAttempt(a, UpstreamOutcome.Success, this.resHead?.status ?? 0);
     if (this.done) return;
     const info = this.streamInfo;
-    const fs = this.filters;
-    if (fs) for (let i = fs.length - 1; i >= 0; i--) fs[i].encodeData?.(EMPTY, true);
     const fromUpstream = this.trailersFrom(a);
+    const last = this.resTransform ? this.transformLast(EMPTY, fromUpstream ? (trailers as HeaderMap) : undefined) : EMPTY;
+    info.bytesSent += last.length;
+    const fs = this.filters;
+    if (fs) for (let i = fs.length - 1; i >= 0; i--) fs[i].encodeData?.(last, true);
+    if (last.length) this.res.write(last);
     const toClient = this.isH2 || this.conn.hcm.enableTrailers;
     let hasTrailers = false;
     if (fromUpstream) {
@@ -1043,6 +1058,54 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
 
   // === responses ===
 
+  transformRequestBody(t: RequestBodyTransform): void {
+    if (!this.hasBody) return;
+    if (this.body !== undefined) {
+      // Read whole already (a filter earlier in the chain buffered it).
+      this.body = Buffer.concat([t.transformRequestData(this.body), t.transformRequestEnd()]);
+      return;
+    }
+    const from = this.source;
+    const to = new RequestBodyTransformStream(t);
+    to.on('error', noop);
+    if (this.chunks) {
+      // Partly read (decodeDataEarlyBytes): what was read is transformed now, the rest as it comes.
+      from.off('data', this.onChunk!);
+      from.off('end', this.onChunksEnd!);
+      const c = t.transformRequestData(this.joinChunks());
+      this.chunks = [c];
+      this.chunkBytes = c.length;
+      to.on('data', this.onChunk!);
+      to.once('end', this.onChunksEnd!);
+    }
+    from.pipe(to);
+    this.source = to;
+  }
+
+  transformResponseBody(t: ResponseBodyTransform, holdHead: boolean): void {
+    this.resTransform = t;
+    if (holdHead) this.heldBody = [];
+  }
+
+  /** The transform's last bytes after `chunk`, with the held head and body sent first. */
+  private transformLast(chunk: Buffer, trailers: HeaderMap | undefined): Buffer {
+    const t = this.resTransform!;
+    const a = chunk.length ? t.transformResponseData(chunk) : EMPTY;
+    const b = t.transformResponseEnd(trailers);
+    const held = this.heldBody;
+    if (held) {
+      this.heldBody = undefined;
+      this.streamInfo.responseCode = this.resHead!.status;
+      this.sendHead(this.resHead!);
+      if (this.done) return EMPTY;
+      for (const c of held) {
+        this.streamInfo.bytesSent += c.length;
+        this.res.write(c);
+      }
+    }
+    return a.length === 0 ? b : b.length === 0 ? a : Buffer.concat([a, b]);
+  }
+
   private writeResponseHead(status: number, headers: HeaderMap): void {
     const resHead: ResponseHead = { status, headers };
     this.resHead = resHead;
@@ -1050,6 +1113,10 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     if (fs) for (let i = fs.length - 1; i >= 0; i--) fs[i].encodeHeaders?.(resHead, false);
     this.responseStarted = true;
     this.streamInfo.responseCode = resHead.status;
+    if (this.heldBody === undefined) this.sendHead(resHead);
+  }
+
+  private sendHead(resHead: ResponseHead): void {
     if (this.conn.ctx.draining || this.conn.ctx.overload?.disableKeepAlive()) {
       // HTTP/2: GOAWAY now, the session closes once its in-flight streams are done.
       if (this.isH2) (this.req as H2Request).stream.session?.close();
@@ -1067,6 +1134,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
       this.streamInfo.responseFlags |= ResponseFlag.UpstreamProtocolError;
       this.conn.ctx.log.debug({ err: (e as Error).message }, 'invalid response head');
       this.responseStarted = false;
+      this.resTransform = this.heldBody = undefined;
       this.attempt?.cancel();
       // Headers already out (or the 502 itself failed): the stream can only be reset.
       if (this.res.headersSent || this.streamInfo.responseCodeDetails === 'upstream_protocol_error') this.resetDownstream();
@@ -1121,10 +1189,11 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     this.writeResponseHead(status, headers);
     if (trailers) this.res.addTrailers(trailers);
     if (this.done) return;
-    info.bytesSent += buf.length;
+    const out = this.resTransform ? this.transformLast(buf, undefined) : buf;
+    info.bytesSent += out.length;
     const fs = this.filters;
-    if (fs) for (let i = fs.length - 1; i >= 0; i--) fs[i].encodeData?.(buf, true);
-    this.res.end(this.head.method === 'HEAD' ? undefined : buf);
+    if (fs) for (let i = fs.length - 1; i >= 0; i--) fs[i].encodeData?.(out, true);
+    this.res.end(this.head.method === 'HEAD' ? undefined : out);
     this.attempt?.cancel();
     this.finish();
   }
@@ -1203,6 +1272,23 @@ function noop(): void {}
 function shadowHost(authority: string): string {
   const i = authority.lastIndexOf(':');
   return i > 0 && !authority.endsWith(']') ? `${authority.slice(0, i)}-shadow${authority.slice(i)}` : `${authority}-shadow`;
+}
+
+/** A request body through a filter's RequestBodyTransform. */
+class RequestBodyTransformStream extends Transform {
+  private readonly t: RequestBodyTransform;
+  constructor(t: RequestBodyTransform) {
+    super();
+    this.t = t;
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    const out = this.t.transformRequestData(chunk);
+    done(null, out.length ? out : undefined);
+  }
+  override _flush(done: TransformCallback): void {
+    const out = this.t.transformRequestEnd();
+    done(null, out.length ? out : undefined);
+  }
 }
 
 /** Discards a mirrored response, counting its status on the mirror cluster. */

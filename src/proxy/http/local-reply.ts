@@ -30,8 +30,9 @@ export function grpcStatusFor(http: number): number {
   }
 }
 
+/** Envoy's hasGrpcContentType: application/grpc or application/grpc+<subtype>; application/grpc-web is not gRPC. */
 export function isGrpcContentType(ct: string | string[] | undefined): boolean {
-  return typeof ct === 'string' && ct.startsWith('application/grpc');
+  return typeof ct === 'string' && ct.startsWith('application/grpc') && (ct.length === 16 || ct.charCodeAt(16) === 43);
 }
 
 /** A local reply on its way out: mappers may change each part. */
