@@ -2,7 +2,7 @@
 export type { Kind, ObjectMeta, Resource, SourcePosition } from './resource.ts';
 export { KINDS, resourceKey } from './resource.ts';
 export type { KindInfo } from './kinds.ts';
-export { KIND_INFO, apiVersionsOf, isKind } from './kinds.ts';
+export { KIND_INFO, apiVersionsOf, displayKind, isKind, kindOf, resolveResourceName, writtenKind } from './kinds.ts';
 export type { Diagnostic, Severity } from './diagnostic.ts';
 export { SEVERITIES, formatDiagnostic, formatPath, hasErrors } from './diagnostic.ts';
 export type { LoadOptions, LoadResult } from './loader.ts';
@@ -15,6 +15,7 @@ export type * from './types/networking.ts';
 export type * from './types/security.ts';
 export type * from './types/telemetry.ts';
 export type * from './types/kubernetes.ts';
+export type * as GatewayApi from './types/gateway-api.ts';
 export type { WorkloadPort, WorkloadProbe, WorkloadSpec } from './types/workload.ts';
 export { WORKLOAD_API_VERSION, workloadCwd } from './types/workload.ts';
 export type { AnalyzeOptions } from './analysis/index.ts';

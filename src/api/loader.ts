@@ -7,9 +7,11 @@ import type { Document, Node } from 'yaml';
 import { closest, distance } from 'fastest-levenshtein';
 import type { Diagnostic } from './diagnostic.ts';
 import { formatPath } from './diagnostic.ts';
-import { KIND_INFO, OWNED_GROUPS, apiVersionsOf, isKind } from './kinds.ts';
+import { KIND_INFO, OWNED_GROUPS, PARTLY_READ_GROUPS, WRITTEN_KINDS, apiVersionsOf, describeResource, displayKind, kindOf, kindsWritten } from './kinds.ts';
+
+export { describeResource };
 import type { ObjectMeta, Resource, SourcePosition } from './resource.ts';
-import { KINDS, resourceKey } from './resource.ts';
+import { resourceKey } from './resource.ts';
 import type { Locator } from './source-map.ts';
 import { YamlLocator, rememberLocator } from './source-map.ts';
 import type { ValidateOptions } from './validation/index.ts';
@@ -37,6 +39,8 @@ export interface LoadResult {
 /** The code of the note for a document of a kind Rigging does not read (severity Info). */
 export const SKIPPED_KIND = 'RIG0003';
 
+/** Gateway API kinds Rigging does not read: warned about (a route that does nothing should say so), never taken for typos. */
+const OTHER_GATEWAY_API_KINDS = new Set(['TLSRoute', 'TCPRoute', 'UDPRoute', 'BackendTLSPolicy', 'BackendLBPolicy', 'ListenerSet', 'XListenerSet', 'XBackendTrafficPolicy', 'BackendTrafficPolicy', 'XMesh']);
 const ENVELOPE_FIELDS = new Set(['apiVersion', 'kind', 'metadata', 'spec', 'status']);
 const MAX_ALIASES = 1000;
 
@@ -184,30 +188,37 @@ function toResource(value: unknown, locator: Locator, opts: LoadOptions, diagnos
     return envelopeError('a document must be a mapping with apiVersion, kind, metadata and spec', 'write a Kubernetes-style resource');
   }
   const obj = value as Record<string, unknown>;
-  const { apiVersion, kind } = obj;
-  if (typeof kind !== 'string' || kind === '') return envelopeError('missing `kind`', `add a kind, one of: ${KINDS.join(', ')}`, ['kind']);
+  const { apiVersion, kind: written } = obj;
+  if (typeof written !== 'string' || written === '') return envelopeError('missing `kind`', `add a kind, one of: ${WRITTEN_KINDS.join(', ')}`, ['kind']);
   if (typeof apiVersion !== 'string' || apiVersion === '') return envelopeError('missing `apiVersion`', 'add the apiVersion, e.g. networking.istio.io/v1', ['apiVersion']);
   const group = apiVersion.includes('/') ? apiVersion.slice(0, apiVersion.indexOf('/')) : '';
-  if (!isKind(kind)) {
-    const near = closest(kind, KINDS as unknown as string[]);
-    const likelyTypo = distance(kind, near) <= 2;
+  const candidates = kindsWritten(written);
+  if (!candidates.length) {
+    if (PARTLY_READ_GROUPS.has(group) && OTHER_GATEWAY_API_KINDS.has(written)) {
+      const read = Object.values(KIND_INFO).filter((i) => i.group === group).map((i) => i.written ?? i.kind);
+      diagnostics.push({ severity: 'Warning', code: SKIPPED_KIND, message: `${apiVersion} ${written} is not supported by Rigging; ignored`, hint: `Rigging reads ${read.join(', ')} of ${group}; this resource has no effect`, source: at, resource: describe(written, obj) });
+      return undefined;
+    }
+    const near = closest(written, WRITTEN_KINDS as string[]);
+    const likelyTypo = distance(written, near) <= 2;
     if (likelyTypo || OWNED_GROUPS.has(group)) {
-      return envelopeError(`unknown kind "${kind}" for ${apiVersion}`, likelyTypo ? `did you mean "${near}"?` : `Rigging reads: ${KINDS.join(', ')}`, ['kind']);
+      return envelopeError(`unknown kind "${written}" for ${apiVersion}`, likelyTypo ? `did you mean "${near}"?` : `Rigging reads: ${WRITTEN_KINDS.join(', ')}`, ['kind']);
     }
     // Manifests shared with Kubernetes carry Deployments, ServiceAccounts…: noted, not warned about.
-    diagnostics.push({ severity: 'Info', code: SKIPPED_KIND, message: `${apiVersion} ${kind} is not a kind Rigging reads; ignored`, hint: 'nothing to do if the file is shared with Kubernetes; otherwise remove it', source: at, resource: describe(kind, obj) });
+    diagnostics.push({ severity: 'Info', code: SKIPPED_KIND, message: `${apiVersion} ${written} is not a kind Rigging reads; ignored`, hint: 'nothing to do if the file is shared with Kubernetes; otherwise remove it', source: at, resource: describe(written, obj) });
     return undefined;
   }
-  const accepted = apiVersionsOf(kind);
-  if (!accepted.includes(apiVersion)) {
-    return envelopeError(`${kind} is not served as ${apiVersion}`, `use apiVersion ${accepted.map((v) => `"${v}"`).join(' or ')}`, ['apiVersion']);
+  const kind = kindOf(group, written);
+  const accepted = kind ? apiVersionsOf(kind) : candidates.flatMap(apiVersionsOf);
+  if (!kind || !accepted.includes(apiVersion)) {
+    return envelopeError(`${written} is not served as ${apiVersion}`, `use apiVersion ${accepted.map((v) => `"${v}"`).join(' or ')}`, ['apiVersion']);
   }
   const meta = obj.metadata;
   if (meta === undefined || meta === null || typeof meta !== 'object' || Array.isArray(meta)) {
-    return envelopeError(`${kind} has no metadata`, 'add metadata with at least a name', ['metadata']);
+    return envelopeError(`${written} has no metadata`, 'add metadata with at least a name', ['metadata']);
   }
   const m = meta as Record<string, unknown>;
-  if (typeof m.name !== 'string' || m.name === '') return envelopeError(`${kind} has no metadata.name`, 'give the resource a name', ['metadata', 'name']);
+  if (typeof m.name !== 'string' || m.name === '') return envelopeError(`${written} has no metadata.name`, 'give the resource a name', ['metadata', 'name']);
   const namespaced = KIND_INFO[kind].namespaced;
   if (m.namespace !== undefined && typeof m.namespace !== 'string') return envelopeError('metadata.namespace must be a string', 'write the namespace as a plain name', ['metadata', 'namespace']);
   const metadata: ObjectMeta = {
@@ -219,7 +230,7 @@ function toResource(value: unknown, locator: Locator, opts: LoadOptions, diagnos
   if (labels === null || annotations === null) return undefined;
   if (labels) metadata.labels = labels;
   if (annotations) metadata.annotations = annotations;
-  if (!readMetadataExtras(m, metadata, locator, diagnostics, describe(kind, obj))) return undefined;
+  if (!readMetadataExtras(m, metadata, locator, diagnostics, describe(displayKind(kind), obj))) return undefined;
   const resource: Resource = {
     apiVersion,
     kind,
@@ -227,7 +238,7 @@ function toResource(value: unknown, locator: Locator, opts: LoadOptions, diagnos
     spec: (obj.spec ?? {}) as Record<string, unknown>,
     source: at,
   };
-  const ident = `${kind} ${metadata.namespace ? metadata.namespace + '/' : ''}${metadata.name}`;
+  const ident = `${displayKind(kind)} ${metadata.namespace ? metadata.namespace + '/' : ''}${metadata.name}`;
   let ok = true;
   for (const key of Object.keys(obj)) {
     if (ENVELOPE_FIELDS.has(key)) continue;
@@ -331,14 +342,11 @@ function duplicateDiagnostic(r: Resource, first: Resource): Diagnostic {
   return {
     severity: 'Error',
     code: 'RIG0004',
-    message: `${r.kind} ${r.metadata.namespace ? r.metadata.namespace + '/' : ''}${r.metadata.name} is defined twice: here and at ${where(first.source)}`,
+    message: `${describeResource(r)} is defined twice: here and at ${where(first.source)}`,
     hint: 'rename one of them or remove the duplicate; the one at the first place stays in force',
     source: r.source,
     resource: describeResource(r),
   };
 }
 
-export function describeResource(r: { kind: string; metadata: { namespace: string; name: string } }): string {
-  return `${r.kind} ${r.metadata.namespace ? r.metadata.namespace + '/' : ''}${r.metadata.name}`;
-}
 

@@ -17,7 +17,11 @@ export interface ObjectMeta {
   creationTimestamp?: string;
 }
 
-/** Every kind Rigging reads. `Workload` is the local runtime's own kind (`rig up`). */
+/**
+ * Every kind Rigging reads. `Workload` is the local runtime's own kind (`rig up`). `KubernetesGateway`
+ * is the Gateway API's `Gateway` (gateway.networking.k8s.io), named apart from Istio's `Gateway` as
+ * Istio's pilot does; users write `kind: Gateway` (see writtenKind in kinds.ts).
+ */
 export const KINDS = [
   'VirtualService',
   'DestinationRule',
@@ -34,6 +38,11 @@ export const KINDS = [
   'Service',
   'Namespace',
   'Workload',
+  'GatewayClass',
+  'KubernetesGateway',
+  'HTTPRoute',
+  'GRPCRoute',
+  'ReferenceGrant',
 ] as const;
 
 export type Kind = (typeof KINDS)[number];

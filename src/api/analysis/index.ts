@@ -3,6 +3,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { Diagnostic } from '../diagnostic.ts';
 import { formatPath } from '../diagnostic.ts';
+import { describeResource } from '../kinds.ts';
 import type { Resource } from '../resource.ts';
 import type { FieldPath } from '../source-map.ts';
 import { locatorOf } from '../source-map.ts';
@@ -51,7 +52,7 @@ class Analysis {
   }
 
   report(name: MessageName, r: Resource<unknown>, path: FieldPath, message: string, hint?: string, level = MESSAGES[name].level as Diagnostic['severity']): void {
-    this.out.push({ severity: level, code: MESSAGES[name].code, message, hint, source: locatorOf(r)?.locate(path) ?? r.source, resource: `${r.kind} ${r.metadata.namespace ? r.metadata.namespace + '/' : ''}${r.metadata.name}`, path: path.length ? formatPath(path) : undefined });
+    this.out.push({ severity: level, code: MESSAGES[name].code, message, hint, source: locatorOf(r)?.locate(path) ?? r.source, resource: describeResource(r), path: path.length ? formatPath(path) : undefined });
   }
 
   run(): Diagnostic[] {

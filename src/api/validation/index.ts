@@ -1,6 +1,7 @@
 // Validation of one resource: structure against the official schema, then Istio's semantic
 // rules (only on a structurally sound spec, so that rules can trust the types).
 import type { Diagnostic } from '../diagnostic.ts';
+import { writtenKind } from '../kinds.ts';
 import type { Resource } from '../resource.ts';
 import type { Locator } from '../source-map.ts';
 import { fixedLocator } from '../source-map.ts';
@@ -8,6 +9,7 @@ import type * as T from '../index.ts';
 import { validateEnvoyFilter } from './envoy-filter.ts';
 import { validateDestinationRule } from './destination-rule.ts';
 import { validateGateway } from './gateway.ts';
+import { validateGRPCRoute, validateGatewayClass, validateHTTPRoute, validateKubernetesGateway, validateReferenceGrant } from './gateway-api.ts';
 import { validateMetadataName, validateNamespace, validateService, validateWorkload } from './kubernetes.ts';
 import { Reporter } from './reporter.ts';
 import { validateAuthorizationPolicy, validatePeerAuthentication, validateRequestAuthentication } from './security.ts';
@@ -24,7 +26,7 @@ export interface ValidateOptions {
   telemetry?: TelemetryOptions;
 }
 
-const REQUIRES_SPEC = new Set(['ServiceEntry', 'WorkloadEntry', 'WorkloadGroup', 'Workload']);
+const REQUIRES_SPEC = new Set(['ServiceEntry', 'WorkloadEntry', 'WorkloadGroup', 'Workload', 'GatewayClass', 'KubernetesGateway', 'ReferenceGrant']);
 
 /** All problems of one resource. `raw` is the object as written (default: the resource); `locator` maps field paths to positions. */
 export function validateResource(resource: Resource, raw?: Record<string, unknown>, locator?: Locator, opts: ValidateOptions = {}): Diagnostic[] {
@@ -33,7 +35,7 @@ export function validateResource(resource: Resource, raw?: Record<string, unknow
     const spec = raw ? raw.spec : resource.spec;
     validateMetadataName(r);
     if ((spec === undefined || spec === null) && REQUIRES_SPEC.has(resource.kind)) {
-      r.error(['spec'], `${resource.kind} needs a spec`, 'add spec');
+      r.error(['spec'], `${writtenKind(resource.kind)} needs a spec`, 'add spec');
       return r.diagnostics;
     }
     if (!validateStructure(resource, spec ?? {}, r)) return r.diagnostics;
@@ -93,5 +95,15 @@ function validateSemantics(kind: Resource['kind'], spec: unknown, r: Reporter, o
       return validateNamespace(r);
     case 'Workload':
       return validateWorkload(spec as T.WorkloadSpec, r);
+    case 'GatewayClass':
+      return validateGatewayClass(spec as T.GatewayApi.GatewayClassSpec, r);
+    case 'KubernetesGateway':
+      return validateKubernetesGateway(spec as T.GatewayApi.KubernetesGatewaySpec, r);
+    case 'HTTPRoute':
+      return validateHTTPRoute(spec as T.GatewayApi.HTTPRouteSpec, r);
+    case 'GRPCRoute':
+      return validateGRPCRoute(spec as T.GatewayApi.GRPCRouteSpec, r);
+    case 'ReferenceGrant':
+      return validateReferenceGrant(spec as T.GatewayApi.ReferenceGrantSpec, r);
   }
 }

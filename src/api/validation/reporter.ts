@@ -1,6 +1,7 @@
 // Collects a resource's diagnostics with positions, so validators only say what and where.
 import type { Diagnostic, Severity } from '../diagnostic.ts';
 import { formatPath } from '../diagnostic.ts';
+import { displayKind } from '../kinds.ts';
 import type { Resource } from '../resource.ts';
 import type { FieldPath, Locator } from '../source-map.ts';
 
@@ -13,7 +14,7 @@ export class Reporter {
   constructor(resource: Resource, locator: Locator) {
     this.resource = resource;
     this.#locator = locator;
-    this.#ident = `${resource.kind} ${resource.metadata.namespace ? resource.metadata.namespace + '/' : ''}${resource.metadata.name}`;
+    this.#ident = `${displayKind(resource.kind)} ${resource.metadata.namespace ? resource.metadata.namespace + '/' : ''}${resource.metadata.name}`;
   }
 
   error(path: FieldPath, message: string, hint?: string, opts?: { key?: boolean }): void {

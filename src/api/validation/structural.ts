@@ -1,11 +1,12 @@
 // Structural validation: the resource's spec against its kind's official schema (Istio's CRD
-// OpenAPI v3 schema, Kubernetes' schema, or the Workload schema), compiled with ajv once per
+// OpenAPI v3 schema, Kubernetes' schema, the Gateway API's, or the Workload schema), compiled with ajv once per
 // kind and version at first use. ajv's errors become diagnostics at the YAML position of the field.
 import { Ajv } from 'ajv';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import { closest, distance } from 'fastest-levenshtein';
 import type { Resource } from '../resource.ts';
 import { ISTIO_SCHEMAS } from '../schema/istio-schemas.gen.ts';
+import { GATEWAY_API_SCHEMAS } from '../schema/gateway-api-schemas.gen.ts';
 import { KUBERNETES_SCHEMAS } from '../schema/kubernetes-schemas.gen.ts';
 import { WORKLOAD_SCHEMA } from '../schema/workload-schema.ts';
 import type { Reporter } from './reporter.ts';
@@ -40,6 +41,7 @@ function validatorFor(resource: Resource): ValidateFunction | undefined {
   let schema: unknown;
   if (resource.kind === 'Workload') schema = WORKLOAD_SCHEMA;
   else if (resource.kind === 'Service' || resource.kind === 'Namespace') schema = KUBERNETES_SCHEMAS[resource.kind];
+  else if (resource.kind in GATEWAY_API_SCHEMAS) schema = GATEWAY_API_SCHEMAS[resource.kind as keyof typeof GATEWAY_API_SCHEMAS];
   else {
     schema = istioSchemaFor(resource);
     if (schema === undefined) return undefined;

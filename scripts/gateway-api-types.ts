@@ -1,0 +1,13 @@
+// The Gateway API types scripts/generate-api-schemas.ts turns into JSON schemas (every served
+// version of a kind shares its v1 spec type).
+import type { IGatewayClassSpec } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/GatewayClassSpec';
+import type { IGatewaySpec } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/GatewaySpec';
+import type { IHTTPRouteSpec } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/HTTPRouteSpec';
+import type { IGRPCRouteSpec } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/GRPCRouteSpec';
+import type { IReferenceGrantSpec } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/ReferenceGrantSpec';
+
+export type GatewayClassSpec = IGatewayClassSpec;
+export type GatewaySpec = IGatewaySpec;
+export type HTTPRouteSpec = IHTTPRouteSpec;
+export type GRPCRouteSpec = IGRPCRouteSpec;
+export type ReferenceGrantSpec = IReferenceGrantSpec;

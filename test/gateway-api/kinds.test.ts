@@ -1,0 +1,167 @@
+// Gateway API kinds: read from YAML as users write them (kind: Gateway, apiVersion
+// gateway.networking.k8s.io/v1), kept apart from Istio's Gateway inside (KubernetesGateway), and
+// shown back with the user's kind everywhere: diagnostics, rig apply's files and messages.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describeResource, loadDocuments, loadPaths, resolveResourceName } from '../../src/api/index.ts';
+import { applyResource } from '../../src/local/applied-config.ts';
+
+const BOOKINFO_GATEWAY = `
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: bookinfo-gateway
+spec:
+  gatewayClassName: istio
+  listeners:
+  - name: http
+    port: 80
+    protocol: HTTP
+    allowedRoutes:
+      namespaces:
+        from: Same
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: bookinfo
+spec:
+  parentRefs:
+  - name: bookinfo-gateway
+  rules:
+  - matches:
+    - path:
+        type: Exact
+        value: /productpage
+    - path:
+        type: PathPrefix
+        value: /static
+    backendRefs:
+    - name: productpage
+      port: 9080
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata:
+  name: bookinfo-gateway
+spec:
+  selector:
+    istio: ingressgateway
+  servers:
+  - port: { number: 80, name: http, protocol: HTTP }
+    hosts: ["*"]
+`;
+
+test("Istio's samples/bookinfo/gateway-api/bookinfo-gateway.yaml is read, beside an Istio Gateway of the same name", () => {
+  const r = loadDocuments(BOOKINFO_GATEWAY, 'bookinfo-gateway.yaml');
+  assert.deepEqual(r.diagnostics.filter((d) => d.severity !== 'Info'), []);
+  assert.deepEqual(
+    r.resources.map((x) => [x.apiVersion, x.kind, x.metadata.namespace, x.metadata.name]),
+    [
+      ['gateway.networking.k8s.io/v1', 'KubernetesGateway', 'default', 'bookinfo-gateway'],
+      ['gateway.networking.k8s.io/v1', 'HTTPRoute', 'default', 'bookinfo'],
+      ['networking.istio.io/v1', 'Gateway', 'default', 'bookinfo-gateway'],
+    ],
+  );
+  assert.equal(describeResource(r.resources[0]), 'Gateway.gateway.networking.k8s.io default/bookinfo-gateway');
+  assert.equal(describeResource(r.resources[1]), 'HTTPRoute default/bookinfo');
+  assert.equal(describeResource(r.resources[2]), 'Gateway default/bookinfo-gateway');
+});
+
+test('every kind and served version is read; GatewayClass is cluster-scoped', () => {
+  const docs = [
+    ['v1', 'GatewayClass', 'spec: { controllerName: istio.io/gateway-controller }'],
+    ['v1beta1', 'GatewayClass', 'spec: { controllerName: istio.io/gateway-controller }'],
+    ['v1beta1', 'Gateway', 'spec: { gatewayClassName: istio, listeners: [{ name: a, port: 80, protocol: HTTP }] }'],
+    ['v1beta1', 'HTTPRoute', 'spec: {}'],
+    ['v1', 'GRPCRoute', 'spec: { rules: [{ matches: [{ method: { service: helloworld.Greeter } }] }] }'],
+    ['v1beta1', 'ReferenceGrant', 'spec: { from: [{ group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: a }], to: [{ group: "", kind: Service }] }'],
+    ['v1', 'ReferenceGrant', 'spec: { from: [{ group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: a }], to: [{ group: "", kind: Service }] }'],
+  ];
+  const text = docs.map(([v, k, spec], i) => `apiVersion: gateway.networking.k8s.io/${v}\nkind: ${k}\nmetadata: { name: x${i}, namespace: ns1 }\n${spec}\n`).join('---\n');
+  const r = loadDocuments(text, 'all.yaml');
+  assert.deepEqual(r.diagnostics, []);
+  assert.deepEqual(r.resources.map((x) => `${x.kind}/${x.metadata.namespace}`), ['GatewayClass/', 'GatewayClass/', 'KubernetesGateway/ns1', 'HTTPRoute/ns1', 'GRPCRoute/ns1', 'ReferenceGrant/ns1', 'ReferenceGrant/ns1']);
+});
+
+test('versions not served, unknown fields and broken CEL rules are errors naming the path; other Gateway API kinds are warned about', () => {
+  const r = loadDocuments(
+    `apiVersion: gateway.networking.k8s.io/v1beta1
+kind: GRPCRoute
+metadata: { name: a }
+spec: {}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: b }
+spec:
+  rules:
+  - matches:
+    - path: { type: PathPrefix, value: api }
+    backendRefz: []
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: { name: c }
+spec:
+  gatewayClassName: istio
+  listeners:
+  - { name: https, port: 443, protocol: HTTPS }
+---
+apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: TCPRoute
+metadata: { name: d }
+spec: {}
+`,
+    'bad.yaml',
+  );
+  assert.deepEqual(r.resources, []);
+  const seen = r.diagnostics.map((d) => `${d.severity} ${d.resource ?? ''} ${d.path ?? ''}: ${d.message}`);
+  assert.deepEqual(seen, [
+    'Error GRPCRoute a apiVersion: GRPCRoute is not served as gateway.networking.k8s.io/v1beta1',
+    'Error HTTPRoute default/b spec.rules[0].backendRefz: unknown field "backendRefz"',
+    'Error Gateway.gateway.networking.k8s.io default/c spec.listeners[0]: tls must be set for protocol HTTPS',
+    'Warning TCPRoute d : gateway.networking.k8s.io/v1alpha2 TCPRoute is not supported by Rigging; ignored',
+  ]);
+  const path = loadDocuments('apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: { name: b }\nspec: { rules: [{ matches: [{ path: { value: api } }] }] }\n', 'p.yaml');
+  assert.equal(path.diagnostics[0]?.message, 'value must be an absolute path');
+  assert.equal(path.diagnostics[0]?.path, 'spec.rules[0].matches[0].path.value');
+});
+
+test('an unsupported field is a warning that names it', () => {
+  const r = loadDocuments('apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: { name: r }\nspec: { rules: [{ sessionPersistence: { sessionName: s } }] }\n', 'w.yaml');
+  assert.equal(r.resources.length, 1);
+  assert.deepEqual(r.diagnostics.map((d) => [d.severity, d.path]), [['Warning', 'spec.rules[0].sessionPersistence']]);
+});
+
+test("rig apply writes the user's kind, so the file reads back as the same resource", async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'rig-gwapi-'));
+  try {
+    const [gw, route, istioGw] = loadDocuments(BOOKINFO_GATEWAY, 'in.yaml').resources;
+    for (const r of [gw, route, istioGw]) assert.equal(applyResource(dir, r), 'created');
+    const files = readdirSync(dir).sort();
+    assert.deepEqual(files, ['gateway.default.bookinfo-gateway.yaml', 'gateway.gateway.networking.k8s.io.default.bookinfo-gateway.yaml', 'httproute.default.bookinfo.yaml']);
+    assert.match(readFileSync(path.join(dir, files[1]), 'utf8'), /^apiVersion: gateway.networking.k8s.io\/v1\nkind: Gateway\n/);
+    const back = await loadPaths([dir]);
+    assert.deepEqual(back.diagnostics, []);
+    assert.deepEqual(back.resources.map((r) => r.kind).sort(), ['Gateway', 'HTTPRoute', 'KubernetesGateway']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('CLI resource names resolve as kubectl resolves them', () => {
+  assert.equal(resolveResourceName('gateways.gateway.networking.k8s.io'), 'KubernetesGateway');
+  assert.equal(resolveResourceName('gtw'), 'KubernetesGateway');
+  assert.equal(resolveResourceName('Gateway.gateway.networking.k8s.io'), 'KubernetesGateway');
+  assert.equal(resolveResourceName('gateways'), 'Gateway');
+  assert.equal(resolveResourceName('gateways.networking.istio.io'), 'Gateway');
+  assert.equal(resolveResourceName('httproute'), 'HTTPRoute');
+  assert.equal(resolveResourceName('httproutes'), 'HTTPRoute');
+  assert.equal(resolveResourceName('grpcroutes'), 'GRPCRoute');
+  assert.equal(resolveResourceName('referencegrants'), 'ReferenceGrant');
+  assert.equal(resolveResourceName('nothing'), undefined);
+});
