@@ -216,8 +216,8 @@ spec: { rules: [{ to: [{ operation: { methods: ["GET"] } }] }] }
   assert.equal((await s.http({ method: 'PUT' })).status, 200);
   assert.equal(await s.tcp({}), 'ping');
   const stat = (n: string) => s.h.rt.stats.all().find((x) => x.name === n)?.value;
-  assert.equal(stat('http.inbound_0.0.0.0_9080.rbac.istio_dry_run_deny_shadow_denied'), 1);
-  assert.equal(stat('http.inbound_0.0.0.0_9080.rbac.istio_dry_run_allow_shadow_denied'), 2);
+  assert.equal(stat('http.inbound_0.0.0.0_9080.rbac.istio_dry_run_deny_.shadow_denied'), 1);
+  assert.equal(stat('http.inbound_0.0.0.0_9080.rbac.istio_dry_run_allow_.shadow_denied'), 2);
   const md = s.h.streams.map((i) => i.filterState?.['envoy.filters.http.rbac'] as Record<string, string> | undefined);
   assert.equal(md[0]?.istio_dry_run_deny_shadow_effective_policy_id, 'ns[foo]-policy[deny-post]-rule[0]', 'Envoy prefixes the keys with shadow_rules_stat_prefix');
 });

@@ -46,8 +46,9 @@ test('HTTP RBAC: shadow rules only count, enforced rules decide; engine results 
   assert.equal(put.status, 403);
   assert.equal(put.body, 'RBAC: access denied');
   const stat = (n: string) => h.rt.stats.all().find((s) => s.name === n)?.value;
-  assert.equal(stat('http.l.rbac.dry_shadow_denied'), 1);
-  assert.equal(stat('http.l.rbac.dry_shadow_allowed'), 1);
+  // Envoy's namespace with a shadow rules prefix: <prefix>rbac.<shadow_rules_stat_prefix>. (a dot after the prefix).
+  assert.equal(stat('http.l.rbac.dry_.shadow_denied'), 1);
+  assert.equal(stat('http.l.rbac.dry_.shadow_allowed'), 1);
   assert.equal(stat('http.l.rbac.allowed'), 1);
   assert.equal(stat('http.l.rbac.denied'), 1);
   const md = h.streams.map((s) => s.filterState?.['envoy.filters.http.rbac']);

@@ -1,19 +1,27 @@
-// Envoy's Prometheus names for HTTP filter stats on the real /stats/prometheus output: the
-// connection manager's stat_prefix (with dots, as Istio's "inbound_0.0.0.0_8080") becomes the
-// envoy_http_conn_manager_prefix label, the filter's sub-scope stays in the metric name.
+// Envoy's Prometheus names on the real /stats/prometheus output, with the stats_config of Istio's
+// bootstrap (what `rig proxy --xds-address` sets): Istio's tags only match IP-like HCM prefixes, so
+// "inbound_0.0.0.0_8080" stays in the metric's name, and its RBAC tags turn the dry-run counters into
+// the series Istio's dry-run task queries:
+// envoy_http_inbound_0_0_0_0_80_rbac{authz_dry_run_action="deny",authz_dry_run_result="denied"}.
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { HTTP_RBAC_TYPE } from '../../src/envoy/index.ts';
 import { createStatsHandler } from '../../src/proxy/telemetry/index.ts';
+import { ISTIO_STATS_CONFIG } from '../../src/proxy/bootstrap/istio-stats-config.ts';
+import { Issues, Reader } from '../../src/proxy/config/reader.ts';
+import { readStatsConfig } from '../../src/proxy/stats/stats-config.ts';
 import { configure, httpListener, request, ROUTER, routeConfig, startTestRuntime, startUpstream, staticCluster } from '../proxy/harness.ts';
 
 const PREFIX = 'inbound_0.0.0.0_8080';
 
-test('/stats/prometheus: RBAC and ext_authz stats keep their sub-scope in the name, the HCM prefix in the label', async (t) => {
+test("/stats/prometheus with Istio's stats tags: the dry-run task's series, RBAC results as labels, the HCM prefix in the name", async (t) => {
   const app = await startUpstream('app');
   const h = await startTestRuntime(t, [app]);
+  const issues = new Issues();
+  h.rt.stats.configure(readStatsConfig(new Reader(ISTIO_STATS_CONFIG, 'stats_config', issues)));
+  assert.deepEqual(issues.errors, []);
   const rbac = {
     name: 'envoy.filters.http.rbac',
     typed_config: {
@@ -35,18 +43,18 @@ test('/stats/prometheus: RBAC and ext_authz stats keep their sub-scope in the na
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   t.after(() => server.close());
   const text = await (await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/stats/prometheus`)).text();
-  const label = `{envoy_http_conn_manager_prefix="${PREFIX}"}`;
-  for (const [name, value] of [
-    ['envoy_http_rbac_allowed', 1],
-    ['envoy_http_rbac_denied', 1],
-    ['envoy_http_rbac_istio_dry_run_allow_shadow_denied', 2],
-    ['envoy_http_ext_authz_denied', 1],
-    ['envoy_http_ext_authz_rbac_ok', 1],
-    ['envoy_http_downstream_rq_total', 2],
-  ] as const) {
-    assert.ok(text.includes(`\n${name}${label} ${value}\n`), `${name}${label} ${value} in\n${text.split('\n').filter((l) => l.startsWith('envoy_http')).join('\n')}`);
-    assert.ok(text.includes(`# TYPE ${name} counter\n`), `one TYPE line for ${name}`);
+  const series = text.split('\n').filter((l) => l.startsWith('envoy_http') || l.startsWith('envoy_cluster'));
+  for (const line of [
+    'envoy_http_inbound_0_0_0_0_8080_rbac{authz_enforce_result="allowed"} 1',
+    'envoy_http_inbound_0_0_0_0_8080_rbac{authz_enforce_result="denied"} 1',
+    'envoy_http_inbound_0_0_0_0_8080_rbac{authz_dry_run_action="allow",authz_dry_run_result="denied"} 2',
+    'envoy_http_inbound_0_0_0_0_8080_ext_authz_denied 1',
+    'envoy_http_inbound_0_0_0_0_8080_ext_authz_rbac_ok 1',
+    'envoy_http_inbound_0_0_0_0_8080_downstream_rq_total 2',
+    'envoy_cluster_upstream_rq{response_code="200",cluster_name="app"} 1',
+    'envoy_cluster_upstream_rq{response_code_class="2xx",cluster_name="app"} 1',
+  ]) {
+    assert.ok(series.includes(line), `${line} in\n${series.join('\n')}`);
   }
-  assert.doesNotMatch(text, /^envoy_http_(allowed|denied|shadow_denied|ok)\{/m);
-  assert.doesNotMatch(text, /envoy_http_conn_manager_prefix="[^"]*\.(rbac|ext_authz)/);
+  assert.equal(text.match(/^# TYPE envoy_http_inbound_0_0_0_0_8080_rbac counter$/gm)?.length, 1, 'one TYPE line for the family');
 });

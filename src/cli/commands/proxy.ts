@@ -106,6 +106,7 @@ async function run(opts: ProxyOptions): Promise<void> {
     throw err;
   }
   const rt = new ProxyRuntime({ node: bootstrap.node, log });
+  rt.stats.configure(bootstrap.statsConfig);
   const errors = rt.addStatic(bootstrap.staticResources);
   if (errors.length) throw new RigError('MESH_ERR_INVALID_CONFIG', `${source}: invalid static resources:\n` + errors.map((e) => '  ' + e).join('\n'));
 

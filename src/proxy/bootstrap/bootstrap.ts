@@ -10,6 +10,7 @@ import type { NodeInfo } from '../context.ts';
 import type { StaticResources } from '../runtime.ts';
 import { readOverloadConfig, type OverloadConfig } from '../overload/overload-config.ts';
 import { DEFAULT_FLUSH_INTERVAL_MS } from '../stats/stats.ts';
+import { readStatsConfig, type StatsConfig } from '../stats/stats-config.ts';
 
 export interface Bootstrap {
   readonly node: NodeInfo;
@@ -20,6 +21,8 @@ export interface Bootstrap {
   readonly overload?: OverloadConfig;
   /** stats_flush_interval: the length of a histogram's "interval" quantiles in /stats. */
   readonly statsFlushIntervalMs: number;
+  /** stats_config: tags for Prometheus names, the stats matcher, histogram buckets (Envoy's defaults when absent). */
+  readonly statsConfig?: StatsConfig;
   readonly raw: EnvoyJson;
   readonly warnings: string[];
 }
@@ -88,12 +91,13 @@ export function parseBootstrap(raw: EnvoyJson, source: string): Bootstrap {
   const statsFlushIntervalMs = r.durationMs('stats_flush_interval', DEFAULT_FLUSH_INTERVAL_MS);
   if (statsFlushIntervalMs < 1 || statsFlushIntervalMs > 300_000) issues.error(r.at('stats_flush_interval'), 'must be between 1ms and 300s, as in Envoy');
   warnRuntimeLayers(r.obj('layered_runtime'));
-  r.accept('stats_config', 'bootstrap_extensions', 'stats_sinks', 'tracing');
+  const statsConfig = readStatsConfig(r.obj('stats_config'));
+  r.accept('bootstrap_extensions', 'stats_sinks', 'tracing');
   r.obj('cluster_manager')?.done();
-  for (const k of ['stats_config', 'tracing', 'stats_sinks', 'bootstrap_extensions']) if (r.has(k)) issues.warn(k, `${k} is not supported by rig proxy and is ignored`);
+  for (const k of ['tracing', 'stats_sinks', 'bootstrap_extensions']) if (r.has(k)) issues.warn(k, `${k} is not supported by rig proxy and is ignored`);
   r.done();
   if (issues.errors.length) throw new RigError('MESH_ERR_INVALID_CONFIG', `${source}: ${issues.errors.join('; ')}`);
-  return { node, staticResources, dynamic: dr !== undefined, admin, overload, statsFlushIntervalMs, raw, warnings: issues.warnings };
+  return { node, staticResources, dynamic: dr !== undefined, admin, overload, statsFlushIntervalMs, statsConfig, raw, warnings: issues.warnings };
 }
 
 /**

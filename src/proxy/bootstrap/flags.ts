@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 import { RigError } from '../../core/errors.ts';
 import { HTTP_PROTOCOL_OPTIONS_TYPE, UPSTREAM_TLS_TYPE, type EnvoyJson } from '../../envoy/index.ts';
 import { readinessProbeErrors } from '../workload-health/readiness-probe.ts';
+import { ISTIO_STATS_CONFIG } from './istio-stats-config.ts';
 import { parseYaml, parseYamlDocuments } from './yaml-file.ts';
 
 export interface XdsCliOptions {
@@ -388,6 +389,7 @@ export function bootstrapFromOptions(opts: XdsCliOptions, env: NodeJS.ProcessEnv
     },
     static_resources: { clusters: [xdsCluster(xds!.host, xds!.port, tls)] },
     admin: { address: { socket_address: { address: '127.0.0.1', port_value: 15000 } } },
+    stats_config: ISTIO_STATS_CONFIG,
   };
 }
 

@@ -4,6 +4,8 @@
 // string building or map lookup per request.
 
 import type { Socket } from 'node:net';
+import type { StatsConfig } from './stats-config.ts';
+import { TagProducer } from './tag-extraction.ts';
 
 export interface Stat {
   readonly name: string;
@@ -62,6 +64,23 @@ export class Stats {
   private readonly socketBytesByName = new Map<string, SocketBytes>();
   private flushTimer: NodeJS.Timeout | undefined;
   private flushIntervalMs = DEFAULT_FLUSH_INTERVAL_MS;
+  private config: StatsConfig | undefined;
+  private defaultTags: TagProducer | undefined;
+
+  /** The bootstrap's stats_config; before any histogram is created, for its buckets to apply. */
+  configure(config: StatsConfig | undefined): void {
+    this.config = config;
+  }
+
+  /** How /stats/prometheus names stats: stats_config's tags, or Envoy's default tags. */
+  get tags(): TagProducer {
+    return this.config?.tags ?? (this.defaultTags ??= TagProducer.defaults());
+  }
+
+  /** Whether stats_config's stats_matcher keeps this stat out of the outputs (Envoy never creates it). */
+  rejects(name: string): boolean {
+    return this.config?.rejects?.(name) ?? false;
+  }
 
   counter(name: string): Stat {
     return this.get(name, 'counter');
@@ -74,7 +93,7 @@ export class Stats {
   histogram(name: string): Histogram {
     let h = this.histogramsByName.get(name);
     if (!h) {
-      h = new Histogram(name);
+      h = new Histogram(name, this.config?.buckets.find((b) => b.match.match(name))?.bounds);
       this.histogramsByName.set(name, h);
       if (!this.flushTimer) this.startFlushing();
     }
@@ -127,6 +146,7 @@ export class Stats {
 
   /** Removes stats under a prefix (a cluster or listener that went away). */
   removePrefix(prefix: string): void {
+    (this.config?.tags ?? this.defaultTags)?.forgetPrefix(prefix);
     for (const k of this.byName.keys()) if (k.startsWith(prefix)) this.byName.delete(k);
     for (const k of this.histogramsByName.keys()) if (k.startsWith(prefix)) this.histogramsByName.delete(k);
     for (const k of this.socketBytesByName.keys()) if (k.startsWith(prefix)) this.socketBytesByName.delete(k);

@@ -11,31 +11,25 @@ function escape(v: string): string {
   return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 }
 
-// The sub-scopes HTTP filters write under http.<prefix>. (the shortest prefix wins: a filter's own
-// stat_prefix may repeat a scope name).
-const HTTP_FILTER_SCOPE = /^http\.(.+?)\.((?:ext_authz|rbac|fault|cors|jwt_authn|health_check|user_agent)\..+)$/;
+/** Envoy's Prometheus name for a stat: `envoy_` and its tag-extracted name, its tags as labels. */
+function promName(stats: Stats, n: string): { name: string; labels: string } {
+  const { name, tags } = stats.tags.extract(n);
+  return {
+    name: 'envoy_' + sanitize(name),
+    labels: tags.length ? `{${tags.map((t) => `${sanitize(t.name)}="${escape(t.value)}"`).join(',')}}` : '',
+  };
+}
 
-/** Envoy's Prometheus name for a stat: the scope's name becomes a label (envoy_cluster_name, ...). */
-function promName(n: string): { name: string; labels: string } {
-  // Cluster names contain dots (FQDNs): the name ends where the stat (with an optional sub-scope) begins.
-  const m = /^cluster\.(.+?)\.((?:circuit_breakers\.(?:default|high)|outlier_detection|health_check|lb_subsets|http1|http2)\.)?([a-z0-9_]+)$/.exec(n);
-  if (m) return { name: `envoy_cluster_${(m[2] ?? '').replace(/\./g, '_')}${m[3]}`, labels: `{envoy_cluster_name="${escape(m[1])}"}` };
-  // HTTP filters' stats live in a sub-scope of the connection manager's (http.<prefix>.rbac.allowed):
-  // only the prefix becomes the label, the filter's scope stays in the metric name.
-  const f = HTTP_FILTER_SCOPE.exec(n) ?? /^http\.(.+)\.([a-z0-9_]+)$/.exec(n);
-  if (f) return { name: `envoy_http_${f[2].replace(/[^a-zA-Z0-9_]/g, '_')}`, labels: `{envoy_http_conn_manager_prefix="${escape(f[1])}"}` };
-  const l = /^listener\.(.+)\.([a-z0-9_]+)$/.exec(n);
-  if (l) return { name: `envoy_listener_${l[2]}`, labels: `{envoy_listener_address="${escape(l[1])}"}` };
-  const t = /^tcp\.(.+)\.([a-z0-9_]+)$/.exec(n);
-  if (t) return { name: `envoy_tcp_${t[2]}`, labels: `{envoy_tcp_prefix="${escape(t[1])}"}` };
-  return { name: 'envoy_' + n.replace(/[^a-zA-Z0-9_]/g, '_'), labels: '' };
+function sanitize(name: string): string {
+  return name.replace(/[^a-zA-Z0-9_]/g, '_');
 }
 
 /** Envoy stats in the text exposition format, series of one metric grouped under one TYPE line. */
 export function envoyStatsText(stats: Stats): string {
   const groups = new Map<string, { kind: string; lines: string[] }>();
   for (const s of stats.all()) {
-    const p = promName(s.name);
+    if (stats.rejects(s.name)) continue;
+    const p = promName(stats, s.name);
     let g = groups.get(p.name);
     if (!g) groups.set(p.name, (g = { kind: s.kind, lines: [] }));
     g.lines.push(`${p.name}${p.labels} ${s.value}`);
@@ -49,7 +43,8 @@ export function envoyStatsText(stats: Stats): string {
 function envoyHistogramsText(stats: Stats): string {
   const groups = new Map<string, string>();
   for (const h of stats.histograms()) {
-    const p = promName(h.name);
+    if (stats.rejects(h.name)) continue;
+    const p = promName(stats, h.name);
     const tags = p.labels ? p.labels.slice(1, -1) + ',' : '';
     let lines = '';
     let n = 0;

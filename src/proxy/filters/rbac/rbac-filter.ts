@@ -28,15 +28,18 @@ export interface RbacFilterConfig {
   readonly keys: { readonly shadowPolicy: string; readonly shadowResult: string; readonly enforcedPolicy: string; readonly enforcedResult: string };
 }
 
+/** Envoy's namespaces: `<prefix>rbac.` and, with a rules stat prefix, `<prefix>rbac.<rules prefix>.` (a dot is added as Envoy joins stat names). */
 function rbacStats(stats: Stats, prefix: string, rulesPrefix: string, shadowPrefix: string): RbacStats {
-  const p = `${prefix}rbac.`;
+  const scope = (rules: string) => `${prefix}rbac.${rules && !rules.endsWith('.') ? `${rules}.` : rules}`;
+  const p = scope(rulesPrefix);
+  const s = scope(shadowPrefix);
   return {
-    allowed: stats.counter(`${p}${rulesPrefix}allowed`),
-    denied: stats.counter(`${p}${rulesPrefix}denied`),
-    shadowAllowed: stats.counter(`${p}${shadowPrefix}shadow_allowed`),
-    shadowDenied: stats.counter(`${p}${shadowPrefix}shadow_denied`),
-    logged: stats.counter(`${p}${rulesPrefix}logged`),
-    notLogged: stats.counter(`${p}${rulesPrefix}not_logged`),
+    allowed: stats.counter(`${p}allowed`),
+    denied: stats.counter(`${p}denied`),
+    shadowAllowed: stats.counter(`${s}shadow_allowed`),
+    shadowDenied: stats.counter(`${s}shadow_denied`),
+    logged: stats.counter(`${p}logged`),
+    notLogged: stats.counter(`${p}not_logged`),
   };
 }
 
