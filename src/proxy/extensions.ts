@@ -21,7 +21,10 @@ import { setup as setupCors } from './filters/cors/cors-filter.ts';
 import { setup as setupHealthCheck } from './filters/health-check/health-check-filter.ts';
 import { setup as setupLocalRateLimit } from './filters/local-ratelimit/local-ratelimit-filter.ts';
 import { setup as setupAlpn } from './filters/alpn/alpn-filter.ts';
+import { setup as setupGrpcWeb } from './filters/grpc-web/grpc-web-filter.ts';
 import { networkLocalRateLimitFactory } from './filters/local-ratelimit/local-ratelimit-network.ts';
+import { setup as setupCompressor } from './filters/compressor/compressor-filter.ts';
+import { setup as setupDecompressor } from './filters/decompressor/decompressor-filter.ts';
 
 export { registerHttpFilter, registerNetworkFilter };
 
@@ -45,6 +48,9 @@ const EXTENSIONS: (() => void)[] = [
   setupLocalRateLimit,
   () => registerNetworkFilter(networkLocalRateLimitFactory),
   setupAlpn,
+  setupCompressor,
+  setupDecompressor,
+  setupGrpcWeb,
 ];
 
 let done = false;
