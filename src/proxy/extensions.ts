@@ -23,8 +23,6 @@ import { setup as setupLocalRateLimit } from './filters/local-ratelimit/local-ra
 import { setup as setupAlpn } from './filters/alpn/alpn-filter.ts';
 import { setup as setupGrpcWeb } from './filters/grpc-web/grpc-web-filter.ts';
 import { networkLocalRateLimitFactory } from './filters/local-ratelimit/local-ratelimit-network.ts';
-import { setup as setupCompressor } from './filters/compressor/compressor-filter.ts';
-import { setup as setupDecompressor } from './filters/decompressor/decompressor-filter.ts';
 
 export { registerHttpFilter, registerNetworkFilter };
 
@@ -48,8 +46,6 @@ const EXTENSIONS: (() => void)[] = [
   setupLocalRateLimit,
   () => registerNetworkFilter(networkLocalRateLimitFactory),
   setupAlpn,
-  setupCompressor,
-  setupDecompressor,
   setupGrpcWeb,
 ];
 
