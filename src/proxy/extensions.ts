@@ -22,6 +22,7 @@ import { setup as setupHealthCheck } from './filters/health-check/health-check-f
 import { setup as setupLocalRateLimit } from './filters/local-ratelimit/local-ratelimit-filter.ts';
 import { setup as setupAlpn } from './filters/alpn/alpn-filter.ts';
 import { setup as setupGrpcWeb } from './filters/grpc-web/grpc-web-filter.ts';
+import { setup as setupCsrf } from './filters/csrf/csrf-filter.ts';
 import { networkLocalRateLimitFactory } from './filters/local-ratelimit/local-ratelimit-network.ts';
 
 export { registerHttpFilter, registerNetworkFilter };
@@ -47,6 +48,7 @@ const EXTENSIONS: (() => void)[] = [
   () => registerNetworkFilter(networkLocalRateLimitFactory),
   setupAlpn,
   setupGrpcWeb,
+  setupCsrf,
 ];
 
 let done = false;
