@@ -21,7 +21,7 @@ const ORIGIN = 'http://app.example';
 
 const raw = { requestSerialize: (b: Buffer) => b, requestDeserialize: (b: Buffer) => b, responseSerialize: (b: Buffer) => b, responseDeserialize: (b: Buffer) => b };
 const method = (name: string, responseStream: boolean) => ({ path: `/test.Echo/${name}`, requestStream: false, responseStream, originalName: name, ...raw });
-const ECHO: grpc.ServiceDefinition = { Say: method('Say', false), Fail: method('Fail', false), List: method('List', true), ListThenFail: method('ListThenFail', true) };
+const ECHO: grpc.ServiceDefinition = { Say: method('Say', false), Fail: method('Fail', false), List: method('List', true), ListThenFail: method('ListThenFail', true), Big: method('Big', true) };
 
 /** What the server saw of the last call's metadata. */
 let seen: grpc.Metadata | undefined;
@@ -37,6 +37,11 @@ const handlers: grpc.UntypedServiceImplementation = {
   },
   List(call: grpc.ServerWritableStream<Buffer, Buffer>) {
     for (let i = 1; i <= 3; i++) call.write(Buffer.from(`${call.request.toString()} ${i}`));
+    call.end();
+  },
+  Big(call: grpc.ServerWritableStream<Buffer, Buffer>) {
+    // Frames larger than the chunks they arrive in, so that text mode re-frames across chunks.
+    for (const c of 'abc') call.write(Buffer.alloc(200_000, c));
     call.end();
   },
   ListThenFail(call: grpc.ServerWritableStream<Buffer, Buffer>) {
@@ -263,6 +268,11 @@ test('grpc_web: gRPC-Web clients call a gRPC server through rig proxy (binary an
   r = await call(port, '/test.Echo/List', [Buffer.from(frame(Buffer.from('t')).toString('base64'))], textHeaders);
   d = decodeFrames(decodeText(r.body.toString('latin1')));
   assert.deepEqual(d.messages, ['t 1', 't 2', 't 3']);
+  assert.equal(d.trailers['grpc-status'], '0');
+
+  r = await call(port, '/test.Echo/Big', [Buffer.from(frame(Buffer.from('b')).toString('base64'))], textHeaders);
+  d = decodeFrames(decodeText(r.body.toString('latin1')));
+  assert.deepEqual(d.messages.map((m) => [m.length, m[0], m.at(-1)]), [[200_000, 'a', 'a'], [200_000, 'b', 'b'], [200_000, 'c', 'c']]);
   assert.equal(d.trailers['grpc-status'], '0');
 
   // Invalid base64 (a character outside the alphabet; a body short of a whole group): 400, as grpc-status 13.

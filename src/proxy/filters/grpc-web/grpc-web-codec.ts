@@ -33,10 +33,16 @@ export class Base64Decoder {
 
 /** Splits a gRPC response body into whole frames (header and message), holding a partial one back. */
 export class FrameSplitter {
-  private pending: Buffer = EMPTY;
+  private parts: Buffer[] = [];
+  private size = 0;
+  /** Bytes needed before the next frame (or its header) is whole: chunks are joined only then. */
+  private need = FRAME_HEADER;
 
   push(chunk: Buffer): Buffer[] {
-    let buf = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
+    this.parts.push(chunk);
+    this.size += chunk.length;
+    if (this.size < this.need) return [];
+    let buf = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.size);
     const frames: Buffer[] = [];
     while (buf.length >= FRAME_HEADER) {
       const end = FRAME_HEADER + buf.readUInt32BE(1);
@@ -44,7 +50,9 @@ export class FrameSplitter {
       frames.push(buf.subarray(0, end));
       buf = buf.subarray(end);
     }
-    this.pending = buf.length ? Buffer.from(buf) : EMPTY;
+    this.parts = buf.length ? [buf] : [];
+    this.size = buf.length;
+    this.need = buf.length >= FRAME_HEADER ? FRAME_HEADER + buf.readUInt32BE(1) : FRAME_HEADER;
     return frames;
   }
 }
