@@ -1,7 +1,8 @@
 // From the configuration to the processes of a local mesh: every Workload replica (its app and
-// its sidecar, with the loopback ports they use) and the gateways that Gateway resources select.
+// its sidecar, with the loopback ports they use), the gateways that Istio Gateway resources select
+// and one gateway per Gateway API Gateway of class istio.
 import { parse as parseYaml } from 'yaml';
-import { workloadCwd, type Resource, type WorkloadSpec } from '../api/index.ts';
+import { workloadCwd, type GatewayApi, type Resource, type WorkloadSpec } from '../api/index.ts';
 
 export const INGRESS_LABELS = { istio: 'ingressgateway', app: 'istio-ingressgateway' } as const;
 export const EGRESS_LABELS = { istio: 'egressgateway', app: 'istio-egressgateway' } as const;
@@ -77,13 +78,21 @@ export interface ReplicaPlan {
 }
 
 export interface GatewayPlan {
-  name: 'istio-ingressgateway' | 'istio-egressgateway';
+  /** istio-ingressgateway, istio-egressgateway, or `<name>-istio` for a Gateway API Gateway. */
+  name: string;
   namespace: string;
   labels: Record<string, string>;
   serviceAccount: string;
-  /** Gateway server ports declared by the Gateways that select this gateway. */
+  /** Gateway server (or listener) ports declared for this gateway. */
   ports: number[];
+  /** The protocol of each port (HTTP, HTTPS, TLS, TCP...), as the Gateway declares it first. */
+  protocols: Record<number, string>;
 }
+
+/** The label Istio's automated deployment puts on a Gateway API gateway's pods, and selects them by. */
+export const GATEWAY_NAME_LABEL = 'gateway.networking.k8s.io/gateway-name';
+/** The GatewayClass whose Gateways Istio (and `rig up`) deploys. */
+export const ISTIO_GATEWAY_CLASS = 'istio';
 
 export function workloadReplicas(resources: readonly Resource[]): ReplicaPlan[] {
   const out: ReplicaPlan[] = [];
@@ -129,25 +138,49 @@ function selects(selector: Record<string, string> | undefined, labels: Record<st
   return Object.entries(selector).every(([k, v]) => labels[k] === v);
 }
 
-/** The gateways to run: ingress always (when `ingress` is set), egress when a Gateway selects it. */
+/**
+ * The gateways to run: ingress always (when `ingress` is set), egress when a Gateway selects it,
+ * and one per Gateway API Gateway of class istio, named and labelled as Istio's automated
+ * deployment does (`<name>-istio`, `gateway.networking.k8s.io/gateway-name: <name>`).
+ */
 export function gatewayPlans(resources: readonly Resource[], opts: { ingress: boolean }): GatewayPlan[] {
   const plans: GatewayPlan[] = [];
   for (const [name, labels] of [
     ['istio-ingressgateway', INGRESS_LABELS],
     ['istio-egressgateway', EGRESS_LABELS],
   ] as const) {
-    const ports = new Set<number>();
+    const protocols: Record<number, string> = {};
     let selected = false;
     for (const r of resources) {
       if (r.kind !== 'Gateway') continue;
-      const spec = r.spec as { selector?: Record<string, string>; servers?: { port?: { number?: number } }[] };
+      const spec = r.spec as { selector?: Record<string, string>; servers?: { port?: { number?: number; protocol?: string } }[] };
       if (!selects(spec.selector, labels)) continue;
       selected = true;
-      for (const s of spec.servers ?? []) if (s.port?.number) ports.add(s.port.number);
+      for (const s of spec.servers ?? []) if (s.port?.number) protocols[s.port.number] ??= s.port.protocol ?? 'TCP';
     }
     if (selected || (name === 'istio-ingressgateway' && opts.ingress)) {
-      plans.push({ name, namespace: GATEWAY_NAMESPACE, labels: { ...labels }, serviceAccount: `${name}-service-account`, ports: [...ports].sort((a, b) => a - b) });
+      plans.push({ name, namespace: GATEWAY_NAMESPACE, labels: { ...labels }, serviceAccount: `${name}-service-account`, ports: sortedPorts(protocols), protocols });
     }
   }
+  for (const r of resources) {
+    if (r.kind !== 'KubernetesGateway') continue;
+    const spec = r.spec as unknown as GatewayApi.KubernetesGatewaySpec;
+    if (spec.gatewayClassName !== ISTIO_GATEWAY_CLASS) continue;
+    const protocols: Record<number, string> = {};
+    for (const l of spec.listeners ?? []) if (l.port) protocols[l.port] ??= l.protocol;
+    const name = `${r.metadata.name}-${ISTIO_GATEWAY_CLASS}`;
+    plans.push({
+      name,
+      namespace: r.metadata.namespace ?? 'default',
+      labels: { [GATEWAY_NAME_LABEL]: r.metadata.name, 'istio.io/gateway-name': r.metadata.name, 'service.istio.io/canonical-name': name },
+      serviceAccount: name,
+      ports: sortedPorts(protocols),
+      protocols,
+    });
+  }
   return plans;
+}
+
+function sortedPorts(protocols: Record<number, string>): number[] {
+  return Object.keys(protocols).map(Number).sort((a, b) => a - b);
 }

@@ -19,7 +19,7 @@ function parse(args: string[]): XdsCliOptions {
 const common = { xdsAddress: '127.0.0.1:15010', portsFile: '/tmp/p.json' };
 
 test('a gateway binds its Gateway server ports at --bind on the mapped host ports', () => {
-  const gw: GatewayPlan = { name: 'istio-ingressgateway', namespace: 'istio-system', labels: { istio: 'ingressgateway', app: 'istio-ingressgateway' }, serviceAccount: 'istio-ingressgateway-service-account', ports: [8080] };
+  const gw: GatewayPlan = { name: 'istio-ingressgateway', namespace: 'istio-system', labels: { istio: 'ingressgateway', app: 'istio-ingressgateway' }, serviceAccount: 'istio-ingressgateway-service-account', ports: [8080], protocols: { 8080: 'HTTP' } };
   const args = gatewayArgs(gw, '127.0.0.1', { 8080: 18080 }, common);
   const b = bootstrapFromOptions(parse(args.slice(1)));
   const node = b.node as { id: string; metadata: EnvoyJson };

@@ -44,6 +44,34 @@ spec:
     assert.deepEqual(gatewayServices(load(`${EGRESS_GATEWAY}---\n${user}`)), []);
   });
 
+  it("defines <name>-istio beside a Gateway API Gateway of class istio, as Istio's automated deployment does; other classes get none", () => {
+    const gw = `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: { name: bookinfo-gateway, namespace: bookinfo }
+spec:
+  gatewayClassName: istio
+  listeners:
+  - { name: http, port: 80, protocol: HTTP }
+  - { name: https, port: 443, protocol: HTTPS, hostname: bookinfo.example.com, tls: { mode: Terminate, certificateRefs: [{ name: bookinfo-cert }] } }
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: { name: other, namespace: bookinfo }
+spec:
+  gatewayClassName: some-other-controller
+  listeners: [{ name: http, port: 8080, protocol: HTTP }]
+`;
+    const labels = { 'gateway.networking.k8s.io/gateway-name': 'bookinfo-gateway', 'istio.io/gateway-name': 'bookinfo-gateway', 'service.istio.io/canonical-name': 'bookinfo-gateway-istio' };
+    assert.deepEqual(gatewayServices(load(gw)), [
+      {
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name: 'bookinfo-gateway-istio', namespace: 'bookinfo', labels },
+        spec: { selector: labels, ports: [{ name: 'http-80', port: 80 }, { name: 'https-443', port: 443 }] },
+      },
+    ]);
+  });
+
   it('defines nothing without Gateways', () => {
     assert.deepEqual(gatewayServices([]), []);
   });
