@@ -9,6 +9,8 @@ import type { MeshConfig } from './mesh-config.ts';
 import type { Endpoint, Service } from './service.ts';
 import { hostMatches, isExportedTo, resolveShortName, selectorMatches } from './service.ts';
 import type { Proxy } from './proxy.ts';
+import { hasGatewayApiResources, translateGatewayApi } from './gateway-api/index.ts';
+import type { Diagnostic } from '../api/index.ts';
 
 export interface Credential {
   certificateChain?: Buffer;
@@ -39,6 +41,8 @@ export class PushContext {
   readonly gateways: readonly Resource<GatewaySpec>[];
   readonly sidecars: readonly Resource<SidecarSpec>[];
   readonly peerAuthentications: readonly Resource<PeerAuthenticationSpec>[];
+  /** What Istio would report in the status of the snapshot's Gateway API resources (they are translated into `gateways` and `virtualServices`). */
+  readonly gatewayApiDiagnostics: readonly Diagnostic[];
   readonly credentials: CredentialSource;
   /** True when some VirtualService matches on sourceLabels (route tables then depend on proxy labels). */
   readonly usesSourceLabels: boolean;
@@ -54,9 +58,11 @@ export class PushContext {
     this.serviceByHost = new Map(this.services.map((s) => [s.hostname, s]));
     this.endpoints = input.registry.endpoints;
     const ofKind = <S>(k: string) => sorted.filter((r) => r.kind === k) as Resource<S>[];
-    this.virtualServices = ofKind<VirtualServiceSpec>('VirtualService');
+    const gatewayApi = hasGatewayApiResources(sorted) ? translateGatewayApi({ resources: sorted, hasService: (host) => this.serviceByHost.has(host) }) : undefined;
+    this.virtualServices = [...ofKind<VirtualServiceSpec>('VirtualService'), ...(gatewayApi?.virtualServices ?? [])];
     this.destinationRules = ofKind<DestinationRuleSpec>('DestinationRule');
-    this.gateways = ofKind<GatewaySpec>('Gateway');
+    this.gateways = [...ofKind<GatewaySpec>('Gateway'), ...(gatewayApi?.gateways ?? [])];
+    this.gatewayApiDiagnostics = gatewayApi?.diagnostics ?? [];
     this.sidecars = ofKind<SidecarSpec>('Sidecar');
     this.peerAuthentications = ofKind<PeerAuthenticationSpec>('PeerAuthentication');
     this.credentials = input.credentials ?? (() => undefined);

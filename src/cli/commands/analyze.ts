@@ -5,6 +5,7 @@ import { stringify } from 'yaml';
 import type { Diagnostic, Severity } from '../../api/index.ts';
 import { SEVERITIES, SKIPPED_KIND, analyze, documentationUrl, loadPaths } from '../../api/index.ts';
 import { RigError } from '../../core/errors.ts';
+import { gatewayApiStatus } from '../../model/gateway-api/index.ts';
 
 interface Options {
   filename?: string[];
@@ -31,7 +32,7 @@ export function define(cmd: Command): void {
       const showAt = level(opts.outputThreshold, '--output-threshold');
       if (!['text', 'json', 'yaml'].includes(opts.output)) throw new RigError('MESH_ERR_USAGE', `unknown output format "${opts.output}": use text, json or yaml`);
       const loaded = await loadPaths(opts.filename, { defaultNamespace: opts.namespace });
-      const messages = [...loaded.diagnostics.filter((d) => d.code !== SKIPPED_KIND), ...analyze(loaded.resources, { rootNamespace: opts.rootNamespace })].sort(bySeverityThenPlace);
+      const messages = [...loaded.diagnostics.filter((d) => d.code !== SKIPPED_KIND), ...analyze(loaded.resources, { rootNamespace: opts.rootNamespace }), ...gatewayApiStatus(loaded.resources)].sort(bySeverityThenPlace);
       const shown = messages.filter((m) => rank(m.severity) >= rank(showAt));
       if (opts.output === 'text') {
         if (shown.length === 0) process.stdout.write(`✔ No validation issues found when analyzing ${opts.filename.join(', ')}.\n`);

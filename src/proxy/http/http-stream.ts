@@ -894,6 +894,8 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     const info = this.streamInfo;
     const fromUpstream = this.trailersFrom(a);
     const last = this.resTransform ? this.transformLast(EMPTY, fromUpstream ? (trailers as HeaderMap) : undefined) : EMPTY;
+    // A held head that could not be sent was answered with a 502 instead.
+    if (this.done) return;
     info.bytesSent += last.length;
     const fs = this.filters;
     if (fs) for (let i = fs.length - 1; i >= 0; i--) fs[i].encodeData?.(last, true);
@@ -1190,6 +1192,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     if (trailers) this.res.addTrailers(trailers);
     if (this.done) return;
     const out = this.resTransform ? this.transformLast(buf, undefined) : buf;
+    if (this.done) return;
     info.bytesSent += out.length;
     const fs = this.filters;
     if (fs) for (let i = fs.length - 1; i >= 0; i--) fs[i].encodeData?.(out, true);

@@ -3,10 +3,12 @@
 // ACK/NACK per type, auto-registration of proxies, and keeps per-proxy status.
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
+import { formatDiagnostic } from '../../api/index.ts';
 import type { ConfigStore } from '../../config/store.ts';
 import type { Logger } from '../../core/log.ts';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, HEALTH_INFO_TYPE, XDS_TYPES_IN_ORDER, EnvoyJsonError } from '../../envoy/index.ts';
 import type { EnvoyJson } from '../../envoy/index.ts';
+import { warnOnce } from '../../model/config-warnings.ts';
 import type { MeshConfig } from '../../model/mesh-config.ts';
 import type { CredentialSource } from '../../model/push-context.ts';
 import { PushContext } from '../../model/push-context.ts';
@@ -84,7 +86,7 @@ const CHUNK = 64;
  * are generated without reading them, so a push caused by them alone skips CDS, EDS and SDS (as
  * Istio skips EDS for VirtualService changes).
  */
-const ROUTING_ONLY_KINDS: ReadonlySet<string> = new Set(['VirtualService']);
+const ROUTING_ONLY_KINDS: ReadonlySet<string> = new Set(['VirtualService', 'HTTPRoute', 'GRPCRoute']);
 
 export class DiscoveryServer {
   readonly connections = new Map<string, AdsConnection>();
@@ -169,6 +171,8 @@ export class DiscoveryServer {
     const registry = this.#o.registry.snapshot(resources);
     const version = `${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}/${++this.#pushCounter}`;
     const push = new PushContext({ version, mesh: this.#o.mesh, resources, registry, credentials: this.#o.credentials });
+    // What Istio would write into Gateway API status (Accepted/ResolvedRefs=False): there is no API server here, so it is logged.
+    for (const d of push.gatewayApiDiagnostics) warnOnce('gateway-api', formatDiagnostic(d));
     const m = this.#o.metrics;
     m.pushContextInit.observe((performance.now() - t0) / 1000);
     m.services.set(push.services.length);

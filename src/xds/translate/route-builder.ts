@@ -5,6 +5,7 @@ import type { Resource } from '../../api/index.ts';
 import type { CorsPolicy, Destination, HTTPFaultInjection, HTTPMatchRequest, HTTPRetry, HTTPRoute, Headers, HeaderOperations, StringMatch, VirtualServiceSpec } from '../../api/index.ts';
 import { CORS_TYPE, FAULT_TYPE, PREVIOUS_HOSTS_TYPE, PREVIOUS_PRIORITIES_TYPE } from '../../envoy/index.ts';
 import type { EnvoyJson } from '../../envoy/index.ts';
+import { PREFIX_REDIRECT_MARKER, ROUTE_SEMANTICS_ANNOTATION } from '../../model/gateway-api/index.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import { qualifyGateway } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
@@ -114,12 +115,23 @@ function headerMatcher(name: string, m: StringMatch, invert: boolean): EnvoyJson
   return hm;
 }
 
-function routeMatch(m: HTTPMatchRequest | undefined): EnvoyJson {
+/** Istio's gateway route semantics (VirtualServices generated from the Gateway API). */
+function usesGatewaySemantics(vs: Resource<VirtualServiceSpec>): boolean {
+  return vs.metadata.annotations?.[ROUTE_SEMANTICS_ANNOTATION] === 'gateway';
+}
+
+function routeMatch(m: HTTPMatchRequest | undefined, gatewaySemantics: boolean): EnvoyJson {
   const out: EnvoyJson = {};
   const uri = m?.uri;
   if (uri?.exact !== undefined) out.path = uri.exact;
   else if (uri?.regex !== undefined) out.safe_regex = { regex: uri.regex };
-  else out.prefix = uri?.prefix ?? '/';
+  else {
+    // A Gateway API PathPrefix matches whole path elements: /foo matches /foo and /foo/bar, not /foobar.
+    const prefix = uri?.prefix ?? '/';
+    const separated = gatewaySemantics ? prefix.replace(/\/+$/, '') : '';
+    if (separated) out.path_separated_prefix = separated;
+    else out.prefix = prefix;
+  }
   if (m?.ignoreUriCase) out.case_sensitive = false;
   const headers: EnvoyJson[] = [];
   for (const [name, hm] of Object.entries(m?.headers ?? {})) headers.push(headerMatcher(name.toLowerCase(), hm, false));
@@ -234,7 +246,8 @@ export function hashPolicyFor(ctx: RouteContext, host: string): EnvoyJson[] | un
 
 function buildRoute(ctx: RouteContext, vs: Resource<VirtualServiceSpec>, r: HTTPRoute, m: HTTPMatchRequest | undefined, vsKey: string): EnvoyJson {
   const ns = vs.metadata.namespace;
-  const route: EnvoyJson = { match: routeMatch(m) };
+  const gatewaySemantics = usesGatewaySemantics(vs);
+  const route: EnvoyJson = { match: routeMatch(m, gatewaySemantics) };
   if (r.name || m?.name) route.name = [r.name, m?.name].filter(Boolean).join('.');
   const [vsNs, vsName] = vsKey.split('/');
   route.metadata = { filter_metadata: { istio: { config: `/apis/networking.istio.io/v1/namespaces/${vsNs}/virtual-service/${vsName}` } } };
@@ -245,7 +258,8 @@ function buildRoute(ctx: RouteContext, vs: Resource<VirtualServiceSpec>, r: HTTP
     else if (body?.bytes !== undefined) (route.direct_response as EnvoyJson).body = { inline_bytes: body.bytes };
   } else if (r.redirect) {
     const rd: EnvoyJson = {};
-    if (r.redirect.uri) rd.path_redirect = r.redirect.uri;
+    if (r.redirect.uri?.startsWith(PREFIX_REDIRECT_MARKER) && gatewaySemantics) rd.prefix_rewrite = r.redirect.uri.slice(PREFIX_REDIRECT_MARKER.length);
+    else if (r.redirect.uri) rd.path_redirect = r.redirect.uri;
     if (r.redirect.authority) rd.host_redirect = r.redirect.authority;
     if (r.redirect.port) rd.port_redirect = r.redirect.port;
     if (r.redirect.scheme) rd.scheme_redirect = r.redirect.scheme;
@@ -285,6 +299,8 @@ function buildRoute(ctx: RouteContext, vs: Resource<VirtualServiceSpec>, r: HTTP
       if (hp) action.hash_policy = hp;
     }
     if (!ctx.grpc) action.max_stream_duration = { max_stream_duration: '0s', grpc_timeout_header_max: '0s' };
+    // The Gateway API answers 500 for a backend that does not resolve (Envoy's default is 503).
+    if (gatewaySemantics) action.cluster_not_found_response_code = 'INTERNAL_SERVER_ERROR';
     route.route = action;
   }
   applyHeaders(route, r.headers);

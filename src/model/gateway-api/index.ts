@@ -1,0 +1,59 @@
+// The Gateway API as istiod serves it (pilot/pkg/config/kube/gateway): the Gateway API resources
+// of a snapshot become Istio Gateways and VirtualServices, which the push context holds beside the
+// user's own so the usual generators program the proxies. What Istio would report in the
+// resources' status comes back as diagnostics.
+import type { Diagnostic, GatewayApi, GatewaySpec, Resource, VirtualServiceSpec } from '../../api/index.ts';
+import { convertGateways } from './gateways.ts';
+import { ReferenceGrants } from './reference-grants.ts';
+import { convertRoutes } from './routes.ts';
+import { StatusReport } from './status.ts';
+
+export { GATEWAY_NAME_LABEL } from './gateways.ts';
+export { GATEWAY_API_CODES } from './status.ts';
+export { PREFIX_REDIRECT_MARKER, ROUTE_SEMANTICS_ANNOTATION } from './routes.ts';
+
+export interface GatewayApiInput {
+  /** The snapshot's resources, oldest first (route precedence breaks ties by age). */
+  resources: readonly Resource[];
+  /** Whether the service registry has a service of this host name. */
+  hasService(host: string): boolean;
+  domainSuffix?: string;
+}
+
+export interface GatewayApiOutput {
+  gateways: Resource<GatewaySpec>[];
+  virtualServices: Resource<VirtualServiceSpec>[];
+  diagnostics: Diagnostic[];
+}
+
+const GATEWAY_API_KINDS: ReadonlySet<string> = new Set(['GatewayClass', 'KubernetesGateway', 'HTTPRoute', 'GRPCRoute', 'ReferenceGrant']);
+
+export function hasGatewayApiResources(resources: readonly Resource[]): boolean {
+  return resources.some((r) => GATEWAY_API_KINDS.has(r.kind));
+}
+
+export function translateGatewayApi(input: GatewayApiInput): GatewayApiOutput {
+  const status = new StatusReport();
+  const { resources } = input;
+  const grants = new ReferenceGrants(resources.filter((r) => r.kind === 'ReferenceGrant') as unknown as Resource<GatewayApi.ReferenceGrantSpec>[]);
+  const namespaces = new Map(resources.filter((r) => r.kind === 'Namespace').map((r) => [r.metadata.name, r.metadata.labels ?? {}]));
+  // Kubernetes labels every namespace with its name; a namespace without a resource has that label only.
+  const namespaceLabels = (ns: string) => ({ ...namespaces.get(ns), 'kubernetes.io/metadata.name': ns });
+  const gateways = convertGateways(resources, grants, namespaceLabels, status);
+  const virtualServices = convertRoutes({ resources, gateways, grants, hasService: input.hasService, domainSuffix: input.domainSuffix ?? 'cluster.local', status });
+  return { gateways: gateways.gateways, virtualServices, diagnostics: status.diagnostics };
+}
+
+/**
+ * The status diagnostics of a set of configuration files alone (`rig analyze`): the services are
+ * those the files declare (Service, ServiceEntry hosts), as there is no registry to ask.
+ */
+export function gatewayApiStatus(resources: readonly Resource[], domainSuffix = 'cluster.local'): Diagnostic[] {
+  if (!hasGatewayApiResources(resources)) return [];
+  const hosts = new Set<string>();
+  for (const r of resources) {
+    if (r.kind === 'Service') hosts.add(`${r.metadata.name}.${r.metadata.namespace}.svc.${domainSuffix}`);
+    if (r.kind === 'ServiceEntry') for (const h of (r.spec as { hosts?: string[] }).hosts ?? []) hosts.add(h);
+  }
+  return translateGatewayApi({ resources, hasService: (h) => hosts.has(h), domainSuffix }).diagnostics;
+}

@@ -1,0 +1,44 @@
+// `rig analyze` reports what Istio would write into Gateway API status (Accepted=False,
+// ResolvedRefs=False with the reason), at the file position of the field.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { runRig } from '../helpers/cli.ts';
+
+test('rig analyze: a parent that does not exist and a backend that does not resolve', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'rig-gwapi-analyze-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const file = join(dir, 'routes.yaml');
+  await writeFile(
+    file,
+    `apiVersion: v1
+kind: Service
+metadata: { name: productpage }
+spec: { ports: [{ name: http, port: 9080 }] }
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: { name: gw }
+spec:
+  gatewayClassName: istio
+  listeners: [{ name: http, port: 80, protocol: HTTP }]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: r }
+spec:
+  parentRefs: [{ name: gw }, { name: nogw }]
+  rules:
+  - backendRefs: [{ name: productpage, port: 9080 }, { name: ratings, port: 9080 }]
+`,
+  );
+  const r = await runRig(['analyze', '-f', dir]);
+  assert.equal(r.code, 79, r.stderr + r.stdout);
+  assert.equal(
+    r.stdout,
+    `Error [RIG0101] (HTTPRoute default/r ${file}:17:30) spec.parentRefs[1]: Accepted=False (NoMatchingParent): Gateway default/nogw does not exist — create the Gateway or fix parentRefs\n` +
+      `Error [RIG0101] (HTTPRoute default/r ${file}:19:54) spec.rules[0].backendRefs[1]: ResolvedRefs=False (BackendNotFound): backend Service default/ratings does not exist — create the Service or fix the backendRef; requests to this backend get HTTP 500\n`,
+  );
+});

@@ -1,0 +1,384 @@
+// Gateway API → xDS through the real loader, push context and generators (as istiod: Gateways and
+// HTTPRoutes become Istio Gateways and VirtualServices, then the usual builders run): listeners
+// and routes of a gateway proxy labelled gateway.networking.k8s.io/gateway-name, route precedence,
+// filters, hostnames, references and the status Istio would report.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE, checkMessage, type EnvoyJson } from '../../src/envoy/index.ts';
+import { GENERATORS } from '../../src/xds/server/generators.ts';
+import { Issues } from '../../src/proxy/config/reader.ts';
+import { compileRouteConfig } from '../../src/proxy/routing/route-config.ts';
+import type { PushContext } from '../../src/model/push-context.ts';
+import { assertEnvoyResource, buildPush, explicitSidecar, gatewayProxy, parseYaml, rdsNames } from '../xds/fixtures.ts';
+
+const svc = (name: string, ns = 'default', port = 9080, portName = 'http') => `apiVersion: v1\nkind: Service\nmetadata: { name: ${name}, namespace: ${ns} }\nspec: { selector: { app: ${name} }, ports: [{ name: ${portName}, port: ${port} }] }\n---\n`;
+const gw = (name: string, listeners: string, ns = 'default', cls = 'istio') => `apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: { name: ${name}, namespace: ${ns} }\nspec:\n  gatewayClassName: ${cls}\n  listeners:\n${listeners}\n---\n`;
+const HTTP80 = '  - { name: http, port: 80, protocol: HTTP }';
+
+function router(name: string, ns = 'default') {
+  return gatewayProxy({ 'gateway.networking.k8s.io/gateway-name': name }, ns);
+}
+
+function routeConfig(push: PushContext, proxy = router('gw'), name = 'http.80'): EnvoyJson {
+  const [rc] = GENERATORS[ROUTE_TYPE].generate(push, proxy, [name]);
+  assert.ok(rc, `no route configuration ${name}`);
+  assert.deepEqual(checkMessage('envoy.config.route.v3.RouteConfiguration', rc), []);
+  const issues = new Issues();
+  compileRouteConfig(rc, 'rds', issues);
+  assert.deepEqual(issues.errors, [], 'rig proxy accepts the route configuration');
+  return rc;
+}
+
+function vhost(rc: EnvoyJson, name: string): EnvoyJson {
+  const vhs = rc.virtual_hosts as EnvoyJson[];
+  return vhs.find((v) => v.name === name) ?? assert.fail(`no vhost ${name} in ${vhs.map((v) => v.name).join(', ')}`);
+}
+
+function conditions(push: PushContext): string[] {
+  return push.gatewayApiDiagnostics.map((d) => `${d.severity} ${d.resource} ${d.path ?? ''}: ${d.message}`);
+}
+
+test("Istio's bookinfo-gateway.yaml: a listener on port 80 and the routes of the HTTPRoute, exact before prefix", () => {
+  const push = buildPush(
+    parseYaml(`${svc('productpage')}${gw('bookinfo-gateway', '  - { name: http, port: 80, protocol: HTTP, allowedRoutes: { namespaces: { from: Same } } }')}
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: bookinfo }
+spec:
+  parentRefs: [{ name: bookinfo-gateway }]
+  rules:
+  - matches:
+    - path: { type: PathPrefix, value: /static }
+    - path: { type: Exact, value: /login }
+    - path: { type: PathPrefix, value: /api/v1/products }
+    - path: { type: Exact, value: /productpage }
+    backendRefs: [{ name: productpage, port: 9080 }]
+`),
+  );
+  assert.deepEqual(conditions(push), []);
+  const proxy = router('bookinfo-gateway');
+  const listeners = GENERATORS[LISTENER_TYPE].generate(push, proxy, undefined);
+  for (const l of listeners) assertEnvoyResource(LISTENER_TYPE, l);
+  assert.deepEqual(listeners.map((l) => (l.address as EnvoyJson).socket_address), [{ address: '0.0.0.0', port_value: 80 }]);
+  assert.deepEqual(rdsNames(listeners), ['http.80']);
+  const rc = routeConfig(push, proxy);
+  const routes = vhost(rc, '*:80').routes as EnvoyJson[];
+  assert.deepEqual(
+    routes.map((r) => r.match),
+    [{ path: '/productpage' }, { path: '/login' }, { path_separated_prefix: '/api/v1/products' }, { path_separated_prefix: '/static' }],
+  );
+  for (const r of routes) assert.equal((r.route as EnvoyJson).cluster, 'outbound|9080||productpage.default.svc.cluster.local');
+  assert.equal((routes[0].route as EnvoyJson).cluster_not_found_response_code, 'INTERNAL_SERVER_ERROR');
+  const clusters = GENERATORS[CLUSTER_TYPE].generate(push, proxy, undefined).map((c) => c.name);
+  assert.ok(clusters.includes('outbound|9080||productpage.default.svc.cluster.local'));
+  // Another gateway proxy, or Istio's own ingress gateway, gets nothing from it.
+  assert.deepEqual(GENERATORS[LISTENER_TYPE].generate(push, router('other'), undefined), []);
+  assert.deepEqual(GENERATORS[LISTENER_TYPE].generate(push, gatewayProxy(), undefined), []);
+});
+
+test('precedence across rules and routes: exact, longest prefix, method, headers, query parameters, then the oldest route', () => {
+  const push = buildPush(
+    parseYaml(`${svc('a')}${svc('b')}${gw('gw', HTTP80)}
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: old, creationTimestamp: "2024-01-01T00:00:00Z" }
+spec:
+  parentRefs: [{ name: gw }]
+  rules:
+  - backendRefs: [{ name: a, port: 9080 }]
+  - matches: [{ path: { value: /api } }]
+    backendRefs: [{ name: a, port: 9080 }]
+  - matches: [{ path: { value: /api }, headers: [{ name: X-Version, value: "2" }] }]
+    backendRefs: [{ name: a, port: 9080 }]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: young, creationTimestamp: "2025-01-01T00:00:00Z" }
+spec:
+  parentRefs: [{ name: gw }]
+  rules:
+  - matches: [{ path: { value: /api }, queryParams: [{ name: debug, value: "1" }] }]
+    backendRefs: [{ name: b, port: 9080 }]
+  - matches: [{ path: { value: /api }, method: POST }]
+    backendRefs: [{ name: b, port: 9080 }]
+  - matches: [{ path: { type: Exact, value: /a } }]
+    backendRefs: [{ name: b, port: 9080 }]
+  - matches: [{ path: { value: /api }, headers: [{ name: x-version, type: RegularExpression, value: "[0-9]" }] }]
+    backendRefs: [{ name: b, port: 9080 }]
+`),
+  );
+  assert.deepEqual(conditions(push), []);
+  const routes = vhost(routeConfig(push), '*:80').routes as EnvoyJson[];
+  assert.deepEqual(
+    routes.map((r) => [r.name, r.match]),
+    [
+      ['default.young.2.0', { path: '/a' }],
+      ['default.young.1.0', { path_separated_prefix: '/api', headers: [{ name: ':method', string_match: { exact: 'POST' } }] }],
+      ['default.old.2.0', { path_separated_prefix: '/api', headers: [{ name: 'x-version', string_match: { exact: '2' } }] }],
+      ['default.young.3.0', { path_separated_prefix: '/api', headers: [{ name: 'x-version', string_match: { safe_regex: { regex: '[0-9]' } } }] }],
+      ['default.young.0.0', { path_separated_prefix: '/api', query_parameters: [{ name: 'debug', string_match: { exact: '1' } }] }],
+      ['default.old.1.0', { path_separated_prefix: '/api' }],
+      ['default.old.0.0', { prefix: '/' }],
+    ],
+  );
+});
+
+test('filters: header modifiers, redirects, rewrites, mirrors, weights and timeouts', () => {
+  const push = buildPush(
+    parseYaml(`${svc('a')}${svc('b')}${svc('mirror')}${gw('gw', HTTP80)}
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: r }
+spec:
+  parentRefs: [{ name: gw }]
+  rules:
+  - matches: [{ path: { type: Exact, value: /headers } }]
+    filters:
+    - type: RequestHeaderModifier
+      requestHeaderModifier: { set: [{ name: x-set, value: s }], add: [{ name: x-add, value: a }], remove: [x-gone] }
+    - type: ResponseHeaderModifier
+      responseHeaderModifier: { set: [{ name: x-resp, value: r }] }
+    backendRefs:
+    - { name: a, port: 9080, weight: 90 }
+    - name: b
+      port: 9080
+      weight: 10
+      filters: [{ type: RequestHeaderModifier, requestHeaderModifier: { set: [{ name: x-backend, value: b }] } }]
+    timeouts: { request: 10s, backendRequest: 2s }
+  - matches: [{ path: { value: /old } }]
+    filters: [{ type: RequestRedirect, requestRedirect: { scheme: https, hostname: new.example.com, statusCode: 301, path: { type: ReplacePrefixMatch, replacePrefixMatch: /new } } }]
+  - matches: [{ path: { value: /full } }]
+    filters: [{ type: RequestRedirect, requestRedirect: { path: { type: ReplaceFullPath, replaceFullPath: /elsewhere } } }]
+  - matches: [{ path: { value: /v1 } }]
+    filters: [{ type: URLRewrite, urlRewrite: { hostname: a.internal, path: { type: ReplacePrefixMatch, replacePrefixMatch: /v2 } } }]
+    backendRefs: [{ name: a, port: 9080 }]
+  - matches: [{ path: { value: /strip } }]
+    filters: [{ type: URLRewrite, urlRewrite: { path: { type: ReplacePrefixMatch, replacePrefixMatch: / } } }]
+    backendRefs: [{ name: a, port: 9080 }]
+  - matches: [{ path: { value: /whole } }]
+    filters:
+    - { type: URLRewrite, urlRewrite: { path: { type: ReplaceFullPath, replaceFullPath: /index.html } } }
+    - { type: RequestMirror, requestMirror: { backendRef: { name: mirror, port: 9080 }, percent: 25 } }
+    backendRefs: [{ name: a, port: 9080 }]
+  - matches: [{ path: { value: /nothing } }]
+`),
+  );
+  assert.deepEqual(conditions(push), []);
+  const routes = vhost(routeConfig(push), '*:80').routes as EnvoyJson[];
+  const byName = Object.fromEntries(routes.map((r) => [r.name, r]));
+  const headers = byName['default.r.0.0'];
+  assert.deepEqual(headers.request_headers_to_add, [
+    { header: { key: 'x-set', value: 's' }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' },
+    { header: { key: 'x-add', value: 'a' }, append_action: 'APPEND_IF_EXISTS_OR_ADD' },
+  ]);
+  assert.deepEqual(headers.request_headers_to_remove, ['x-gone']);
+  assert.deepEqual(headers.response_headers_to_add, [{ header: { key: 'x-resp', value: 'r' }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' }]);
+  const action = headers.route as EnvoyJson;
+  assert.deepEqual(action.weighted_clusters, {
+    clusters: [
+      { name: 'outbound|9080||a.default.svc.cluster.local', weight: 90 },
+      { name: 'outbound|9080||b.default.svc.cluster.local', weight: 10, request_headers_to_add: [{ header: { key: 'x-backend', value: 'b' }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' }] },
+    ],
+  });
+  assert.equal(action.timeout, '10s');
+  assert.equal((action.retry_policy as EnvoyJson).per_try_timeout, '2s');
+  assert.deepEqual(byName['default.r.1.0'].redirect, { prefix_rewrite: '/new', host_redirect: 'new.example.com', scheme_redirect: 'https' });
+  assert.deepEqual(byName['default.r.2.0'].redirect, { path_redirect: '/elsewhere', response_code: 'FOUND' });
+  assert.equal((byName['default.r.3.0'].route as EnvoyJson).prefix_rewrite, '/v2');
+  assert.equal((byName['default.r.3.0'].route as EnvoyJson).host_rewrite_literal, 'a.internal');
+  assert.deepEqual((byName['default.r.4.0'].route as EnvoyJson).regex_rewrite, { pattern: { regex: '^/strip/*' }, substitution: '/' });
+  const whole = byName['default.r.5.0'].route as EnvoyJson;
+  assert.deepEqual(whole.regex_rewrite, { pattern: { regex: '/.*' }, substitution: '/index.html' });
+  assert.deepEqual(whole.request_mirror_policies, [{ cluster: 'outbound|9080||mirror.default.svc.cluster.local', runtime_fraction: { default_value: { numerator: 250000, denominator: 'MILLION' } } }]);
+  // A rule with neither backends nor a redirect: 500, as the Gateway API requires.
+  assert.deepEqual(byName['default.r.6.0'].direct_response, { status: 500 });
+});
+
+test('hostnames are intersected with listener hostnames; listeners select by sectionName and port', () => {
+  const push = buildPush(
+    parseYaml(`${svc('a')}${gw('gw', `  - { name: wild, port: 80, protocol: HTTP, hostname: "*.example.com" }\n  - { name: other, port: 8080, protocol: HTTP }`)}
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: r }
+spec:
+  parentRefs: [{ name: gw, sectionName: wild }]
+  hostnames: [foo.example.com, "*.example.com", bar.other.org]
+  rules: [{ backendRefs: [{ name: a, port: 9080 }] }]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: nohost }
+spec:
+  parentRefs: [{ name: gw, sectionName: wild }]
+  hostnames: [bar.other.org]
+  rules: [{ backendRefs: [{ name: a, port: 9080 }] }]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: byport }
+spec:
+  parentRefs: [{ name: gw, port: 8080 }, { name: gw, sectionName: missing }]
+  rules: [{ backendRefs: [{ name: a, port: 9080 }] }]
+`),
+  );
+  assert.deepEqual(conditions(push), [
+    'Error HTTPRoute default/byport spec.parentRefs[1]: Accepted=False (NoMatchingParent): Gateway default/gw has no listener with sectionName missing',
+    'Error HTTPRoute default/nohost spec.parentRefs[0]: Accepted=False (NoMatchingListenerHostname): none of the route\'s hostnames matches a listener hostname of Gateway default/gw',
+  ]);
+  const rc80 = routeConfig(push);
+  assert.deepEqual((rc80.virtual_hosts as EnvoyJson[]).map((v) => [v.name, v.domains]), [
+    ['foo.example.com:80', ['foo.example.com', 'foo.example.com:80']],
+    ['*.example.com:80', ['*.example.com', '*.example.com:80']],
+  ]);
+  const rc8080 = routeConfig(push, router('gw'), 'http.8080');
+  assert.deepEqual((rc8080.virtual_hosts as EnvoyJson[]).map((v) => v.name), ['*:8080']);
+  assert.deepEqual(((rc8080.virtual_hosts as EnvoyJson[])[0].routes as EnvoyJson[]).map((r) => r.name), ['default.byport.0.0']);
+});
+
+test('backendRefs that do not resolve get 500 with a ResolvedRefs diagnostic; a ReferenceGrant permits another namespace', () => {
+  const base = `${svc('a')}${svc('remote', 'other')}${gw('gw', HTTP80)}
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: r }
+spec:
+  parentRefs: [{ name: gw }]
+  rules:
+  - matches: [{ path: { value: /split } }]
+    backendRefs: [{ name: a, port: 9080, weight: 1 }, { name: missing, port: 9080, weight: 1 }]
+  - matches: [{ path: { value: /remote } }]
+    backendRefs: [{ name: remote, namespace: other, port: 9080 }]
+`;
+  const without = buildPush(parseYaml(base));
+  assert.deepEqual(conditions(without), [
+    'Error HTTPRoute default/r spec.rules[0].backendRefs[1]: ResolvedRefs=False (BackendNotFound): backend Service default/missing does not exist',
+    'Error HTTPRoute default/r spec.rules[1].backendRefs[0]: ResolvedRefs=False (RefNotPermitted): backendRef to Service other/remote is not permitted',
+  ]);
+  const routes = vhost(routeConfig(without), '*:80').routes as EnvoyJson[];
+  const split = routes.find((r) => r.name === 'default.r.0.0')!.route as EnvoyJson;
+  // Half the requests go to a cluster that does not exist: rig proxy (like Envoy) answers them 500.
+  assert.deepEqual((split.weighted_clusters as EnvoyJson).clusters, [
+    { name: 'outbound|9080||a.default.svc.cluster.local', weight: 1 },
+    { name: 'outbound|9080||unresolved-backend.rigging.invalid', weight: 1 },
+  ]);
+  assert.equal(split.cluster_not_found_response_code, 'INTERNAL_SERVER_ERROR');
+  assert.equal((routes.find((r) => r.name === 'default.r.1.0')!.route as EnvoyJson).cluster, 'outbound|9080||unresolved-backend.rigging.invalid');
+
+  const granted = buildPush(
+    parseYaml(`${base}---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: { name: allow-default, namespace: other }
+spec:
+  from: [{ group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: default }]
+  to: [{ group: "", kind: Service, name: remote }]
+`),
+  );
+  assert.equal(conditions(granted).length, 1);
+  const remote = (vhost(routeConfig(granted), '*:80').routes as EnvoyJson[]).find((r) => r.name === 'default.r.1.0')!;
+  assert.equal((remote.route as EnvoyJson).cluster, 'outbound|9080||remote.other.svc.cluster.local');
+});
+
+test('allowedRoutes: Same namespace by default, All, and a Selector over Namespace labels', () => {
+  const route = (name: string, ns: string, gwName: string) => `apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: { name: ${name}, namespace: ${ns} }\nspec:\n  parentRefs: [{ name: ${gwName}, namespace: infra }]\n  rules: [{ matches: [{ path: { value: /${name} } }], backendRefs: [{ name: a, namespace: ${ns}, port: 9080 }] }]\n---\n`;
+  const push = buildPush(
+    parseYaml(`${svc('a', 'team-a')}${svc('a', 'team-b')}
+apiVersion: v1
+kind: Namespace
+metadata: { name: team-a, labels: { shared-gateway-access: "true" } }
+---
+${gw('same', HTTP80, 'infra')}${gw('selected', '  - { name: http, port: 81, protocol: HTTP, allowedRoutes: { namespaces: { from: Selector, selector: { matchLabels: { shared-gateway-access: "true" } } } } }', 'infra')}${gw('all', '  - { name: http, port: 82, protocol: HTTP, allowedRoutes: { namespaces: { from: All } } }', 'infra')}${route('to-same', 'team-a', 'same')}${route('sel-a', 'team-a', 'selected')}${route('sel-b', 'team-b', 'selected')}${route('all-b', 'team-b', 'all')}`),
+  );
+  assert.deepEqual(conditions(push), [
+    'Error HTTPRoute team-a/to-same spec.parentRefs[0]: Accepted=False (NotAllowedByListeners): no listener of Gateway infra/same allows HTTPRoutes from namespace team-a',
+    'Error HTTPRoute team-b/sel-b spec.parentRefs[0]: Accepted=False (NotAllowedByListeners): no listener of Gateway infra/selected allows HTTPRoutes from namespace team-b',
+  ]);
+  const names = (gwName: string, port: number) => ((routeConfig(push, router(gwName, 'infra'), `http.${port}`).virtual_hosts as EnvoyJson[])[0].routes as EnvoyJson[]).map((r) => r.name);
+  assert.deepEqual(names('selected', 81), ['team-a.sel-a.0.0']);
+  assert.deepEqual(names('all', 82), ['team-b.all-b.0.0']);
+  assert.deepEqual(names('same', 80), ['default']);
+});
+
+test('gateway classes: istio is built in, a GatewayClass of the Istio controller adds one, others are skipped, waypoints are refused', () => {
+  const push = buildPush(
+    parseYaml(`${gw('mine', HTTP80, 'default', 'custom')}${gw('theirs', HTTP80, 'default', 'nginx')}${gw('waypoint', '  - { name: mesh, port: 15008, protocol: HBONE }', 'default', 'istio-waypoint')}
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: { name: custom }
+spec: { controllerName: istio.io/gateway-controller }
+`),
+  );
+  assert.deepEqual(conditions(push), [
+    'Info Gateway.gateway.networking.k8s.io default/theirs spec.gatewayClassName: gatewayClassName nginx is not handled by Rigging (its built-in class is istio, or a GatewayClass with controllerName istio.io/gateway-controller); skipped',
+    'Error Gateway.gateway.networking.k8s.io default/waypoint spec.gatewayClassName: Accepted=False (Unsupported): gatewayClassName istio-waypoint: waypoints (ambient mode) are not supported by Rigging',
+  ]);
+  assert.deepEqual(push.gateways.map((g) => `${g.metadata.name} ${JSON.stringify(g.spec.selector)}`), ['mine-istio-autogenerated-k8s-gateway-http {"gateway.networking.k8s.io/gateway-name":"mine"}']);
+});
+
+test('HTTPS listeners terminate TLS with certificateRefs as credentialName; another namespace needs a ReferenceGrant', () => {
+  const push = buildPush(
+    parseYaml(`${svc('a')}${gw('gw', `  - { name: https, port: 443, protocol: HTTPS, hostname: a.example.com, tls: { mode: Terminate, certificateRefs: [{ name: a-cert }] } }\n  - { name: other, port: 8443, protocol: HTTPS, tls: { certificateRefs: [{ name: b-cert, namespace: certs }] } }\n  - { name: pass, port: 9443, protocol: TLS, tls: { mode: Passthrough } }`)}`),
+  );
+  assert.deepEqual(conditions(push), [
+    'Error Gateway.gateway.networking.k8s.io default/gw spec.listeners[1].tls.certificateRefs[0]: ResolvedRefs=False (RefNotPermitted): listener other: certificateRef to Secret certs/b-cert is not permitted',
+    "Warning Gateway.gateway.networking.k8s.io default/gw spec.listeners[2]: listener pass (TLS) takes TLSRoutes, which Rigging does not read: it has no routes",
+  ]);
+  assert.deepEqual(
+    push.gateways.map((g) => g.spec.servers![0]),
+    [
+      { port: { number: 443, name: 'https', protocol: 'HTTPS' }, hosts: ['*/a.example.com'], tls: { mode: 'SIMPLE', credentialName: 'a-cert' } },
+      { port: { number: 9443, name: 'pass', protocol: 'TLS' }, hosts: ['*/*'], tls: { mode: 'PASSTHROUGH' } },
+    ],
+  );
+});
+
+test('GAMMA: an HTTPRoute whose parent is a Service routes the sidecars that call it', () => {
+  const push = buildPush(
+    parseYaml(`${svc('reviews')}${svc('reviews-v2')}
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: reviews }
+spec:
+  parentRefs: [{ group: "", kind: Service, name: reviews, port: 9080 }]
+  rules:
+  - matches: [{ headers: [{ name: end-user, value: jason }] }]
+    backendRefs: [{ name: reviews-v2, port: 9080 }]
+  - backendRefs: [{ name: reviews, port: 9080 }]
+`),
+  );
+  assert.deepEqual(conditions(push), []);
+  const client = explicitSidecar('productpage-0', 'default', { app: 'productpage' }, 'productpage', []);
+  const [rc] = GENERATORS[ROUTE_TYPE].generate(push, client, ['http_proxy']);
+  const routes = vhost(rc, 'reviews.default.svc.cluster.local:9080').routes as EnvoyJson[];
+  const ours = routes.filter((r) => String(r.name ?? '').startsWith('default.reviews'));
+  assert.deepEqual(
+    ours.map((r) => [r.match, (r.route as EnvoyJson).cluster]),
+    [
+      [{ prefix: '/', headers: [{ name: 'end-user', string_match: { exact: 'jason' } }] }, 'outbound|9080||reviews-v2.default.svc.cluster.local'],
+      [{ prefix: '/' }, 'outbound|9080||reviews.default.svc.cluster.local'],
+    ],
+  );
+});
+
+test('GRPCRoute: service and method matches become paths', () => {
+  const push = buildPush(
+    parseYaml(`${svc('greeter', 'default', 50051, 'grpc')}${gw('gw', HTTP80)}
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: { name: g }
+spec:
+  parentRefs: [{ name: gw }]
+  rules:
+  - matches: [{ method: { service: helloworld.Greeter } }]
+    backendRefs: [{ name: greeter, port: 50051 }]
+  - matches: [{ method: { service: helloworld.Greeter, method: SayHello } }, { method: { method: Check } }, { method: { type: RegularExpression, service: "helloworld\\\\..*" } }]
+    backendRefs: [{ name: greeter, port: 50051 }]
+`),
+  );
+  assert.deepEqual(conditions(push), []);
+  const routes = vhost(routeConfig(push), '*:80').routes as EnvoyJson[];
+  assert.deepEqual(
+    routes.map((r) => r.match),
+    // Longest service first, then longest method (a regular expression counts its characters).
+    [{ path: '/helloworld.Greeter/SayHello' }, { path_separated_prefix: '/helloworld.Greeter' }, { safe_regex: { regex: '/helloworld\\..*/[^/]+' } }, { safe_regex: { regex: '/[^/]+/Check' } }],
+  );
+});
