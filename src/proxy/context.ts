@@ -9,6 +9,7 @@ import type { Stats } from './stats/stats.ts';
 import type { StreamInfo } from './stream-info.ts';
 import type { RequestHead, ResponseHead } from './filters/filter.ts';
 import type { OverloadState } from './overload/overload-manager.ts';
+import type { EnvoyRuntime } from './envoy-runtime/index.ts';
 
 /** Called once per finished HTTP stream or TCP connection (metrics, access logs, spans). */
 export type StreamObserver = (info: StreamInfo, request: RequestHead | undefined, response: ResponseHead | undefined) => void;
@@ -32,6 +33,8 @@ export interface ProxyContext {
   readonly log: Logger;
   readonly node: NodeInfo;
   readonly observers: StreamObserver[];
+  /** Envoy's runtime (layered_runtime): configs take handles from it at compile time. */
+  readonly runtime: EnvoyRuntime;
   /** RDS route configuration by name (created on first reference). */
   routeHolder(name: string): RouteHolder;
   /** The overload manager's verdicts (src/proxy/overload), when the bootstrap configures one. */

@@ -34,6 +34,7 @@ import { setupExtensions } from './extensions.ts';
 import { getOriginalDst } from './listener/original-dst.ts';
 import { attachTelemetry } from './telemetry/proxy-telemetry.ts';
 import type { OverloadState } from './overload/overload-manager.ts';
+import { DEFAULT_RUNTIME_LAYERS, EnvoyRuntime, type RuntimeLayerConfig } from './envoy-runtime/index.ts';
 
 const TYPE_NAMES: Record<string, string> = {
   [LISTENER_TYPE]: 'envoy.config.listener.v3.Listener',
@@ -54,6 +55,8 @@ export interface DumpEntry {
 export interface ProxyRuntimeOptions {
   node: NodeInfo;
   log?: Logger;
+  /** The bootstrap's layered_runtime (Envoy's default layers when absent). */
+  runtimeLayers?: readonly RuntimeLayerConfig[];
 }
 
 export interface StaticResources {
@@ -69,14 +72,16 @@ class Context implements ProxyContext {
   readonly log: Logger;
   readonly node: NodeInfo;
   readonly observers: StreamObserver[] = [];
+  readonly runtime: EnvoyRuntime;
   readonly holders = new Map<string, RouteHolder>();
   draining = false;
   healthCheckFailed = false;
   overload: OverloadState | undefined;
 
-  constructor(node: NodeInfo, log: Logger) {
+  constructor(node: NodeInfo, log: Logger, runtimeLayers: readonly RuntimeLayerConfig[]) {
     this.node = node;
     this.log = log;
+    this.runtime = new EnvoyRuntime(runtimeLayers, { stats: this.stats, serviceCluster: node.cluster, log });
     this.clusters = new ClusterManager(this.stats, this.secrets, log);
   }
 
@@ -119,7 +124,8 @@ export class ProxyRuntime {
   constructor(opts: ProxyRuntimeOptions) {
     setupExtensions();
     this.log = opts.log ?? silentLogger;
-    this.ctx = new Context(opts.node, this.log);
+    this.ctx = new Context(opts.node, this.log, opts.runtimeLayers ?? DEFAULT_RUNTIME_LAYERS);
+    this.ctx.runtime.watch();
     attachTelemetry(this.ctx);
     this.listeners = new ListenerManager(this.ctx);
   }
@@ -223,7 +229,7 @@ export class ProxyRuntime {
           case LISTENER_TYPE:
             return compileListener(r, p, is, this.ctx);
           case ROUTE_TYPE:
-            return compileRouteConfig(r, p, is);
+            return compileRouteConfig(r, p, is, this.ctx.runtime);
           case CLUSTER_TYPE:
             return compileCluster(r, p, is);
           case ENDPOINT_TYPE:
@@ -348,6 +354,7 @@ export class ProxyRuntime {
     this.listeners.stopAccepting();
     this.listeners.destroyConnections();
     this.ctx.clusters.close(true);
+    this.ctx.runtime.close();
   }
 }
 

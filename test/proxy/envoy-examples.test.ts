@@ -41,7 +41,7 @@ test('front-proxy: listeners without a name get one, each service answers on its
   assert.equal((await request(port!, { path: '/service/3' })).status, 404);
   const listeners = await (await fetch(`http://127.0.0.1:${proxy.ports.admin}/listeners?format=json`)).json();
   assert.match(JSON.stringify(listeners), /[0-9a-f]{8}-[0-9a-f]{4}-/, 'the unnamed listener has a UUID for a name, as in Envoy');
-  assert.match(proxy.log(), /layered_runtime\.layers\[0\]\.static_layer: rig proxy has no runtime; these keys keep their defaults: envoy\.resource_limits\.listener\.example_listener_name\.connection_limit/);
+  assert.match(proxy.log(), /layered_runtime\.layers\[0\]\.static_layer: these keys switch Envoy features rig proxy does not have, and have no effect: envoy\.resource_limits\.listener\.example_listener_name\.connection_limit/);
 });
 
 test('ext_authz sandbox, HTTP service: 403 without a token, 200 with one and x-current-user sent upstream', async (t) => {

@@ -60,10 +60,10 @@ test('once LIVE, a later cluster or route still warming does not take the server
 test('unsupported fields are accepted with a warning that names them', async (t) => {
   const h = await startRuntime();
   t.after(() => h.close());
-  const errs = h.apply(ROUTE_TYPE, [routeConfig('r', [{ match: { prefix: '/', runtime_fraction: { default_value: { numerator: 50 } } }, route: { cluster: 'a', internal_redirect_policy: { max_internal_redirects: 2 } } }])]);
+  const errs = h.apply(ROUTE_TYPE, [routeConfig('r', [{ match: { prefix: '/', tls_context: { presented: true } }, route: { cluster: 'a', internal_redirect_policy: { max_internal_redirects: 2 } } }])]);
   assert.deepEqual(errs, []);
   const w = h.rt.warnings.get(ROUTE_TYPE)!.join('\n');
-  assert.match(w, /match\.runtime_fraction.*not supported/);
+  assert.match(w, /match\.tls_context.*not supported/);
   assert.match(w, /route\.internal_redirect_policy.*not supported/);
 });
 

@@ -105,7 +105,7 @@ async function run(opts: ProxyOptions): Promise<void> {
     if (err instanceof AgentFileError) throw new RigError('MESH_ERR_USAGE', err.message);
     throw err;
   }
-  const rt = new ProxyRuntime({ node: bootstrap.node, log });
+  const rt = new ProxyRuntime({ node: bootstrap.node, log, runtimeLayers: bootstrap.runtimeLayers });
   rt.stats.configure(bootstrap.statsConfig);
   const errors = rt.addStatic(bootstrap.staticResources);
   if (errors.length) throw new RigError('MESH_ERR_INVALID_CONFIG', `${source}: invalid static resources:\n` + errors.map((e) => '  ' + e).join('\n'));

@@ -5,6 +5,7 @@
 import type { Reader, Issues } from '../config/reader.ts';
 import type { RequestHead, ResponseHead } from '../filters/filter.ts';
 import type { StreamInfo } from '../stream-info.ts';
+import { NO_RUNTIME, type EnvoyRuntime } from '../envoy-runtime/index.ts';
 
 export interface AccessLogger {
   log(info: StreamInfo, request: RequestHead | undefined, response: ResponseHead | undefined): void;
@@ -13,8 +14,8 @@ export interface AccessLogger {
 export interface AccessLoggerFactory {
   readonly name: string;
   readonly typeUrls: readonly string[];
-  /** `config` is the typed_config; `filter` the AccessLog.filter (undefined when none). */
-  compile(config: Reader, filter: Reader | undefined, issues: Issues): AccessLogger;
+  /** `config` is the typed_config; `filter` the AccessLog.filter (undefined when none); `runtime` for the filter's runtime keys. */
+  compile(config: Reader, filter: Reader | undefined, issues: Issues, runtime: EnvoyRuntime): AccessLogger;
 }
 
 const byType = new Map<string, AccessLoggerFactory>();
@@ -26,7 +27,7 @@ export function registerAccessLogger(f: AccessLoggerFactory): void {
 }
 
 /** Compiles a list of envoy.config.accesslog.v3.AccessLog entries. */
-export function compileAccessLogs(list: Reader[]): AccessLogger[] {
+export function compileAccessLogs(list: Reader[], runtime: EnvoyRuntime = NO_RUNTIME): AccessLogger[] {
   const out: AccessLogger[] = [];
   for (const a of list) {
     const name = a.str('name');
@@ -39,7 +40,7 @@ export function compileAccessLogs(list: Reader[]): AccessLogger[] {
       a.done();
       continue;
     }
-    out.push(f.compile(tc, filter, a.issues));
+    out.push(f.compile(tc, filter, a.issues, runtime));
     a.done();
   }
   return out;

@@ -7,6 +7,7 @@ import type { Reader, Issues } from '../config/reader.ts';
 import { registerAccessLogger, type AccessLogger, type AccessLoggerFactory } from './access-log.ts';
 import { DEFAULT_FORMAT, compileJsonFormat, compileLogFormat, type LogFormatter } from './access-log-format.ts';
 import { compileLogFilter, type LogPredicate } from '../telemetry/access-log-filter.ts';
+import type { EnvoyRuntime } from '../envoy-runtime/index.ts';
 
 const STDOUT = 'type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog';
 const STDERR = 'type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StderrAccessLog';
@@ -68,14 +69,14 @@ class FileAccessLogger implements AccessLogger {
 export const fileAccessLogFactory: AccessLoggerFactory = {
   name: 'envoy.access_loggers.file',
   typeUrls: [FILE_ACCESS_LOG_TYPE, STDOUT, STDERR],
-  compile(r: Reader, filter: Reader | undefined, issues: Issues): AccessLogger {
+  compile(r: Reader, filter: Reader | undefined, issues: Issues, runtime: EnvoyRuntime): AccessLogger {
     const t = r.str('@type');
     const path = t === STDOUT ? '/dev/stdout' : t === STDERR ? '/dev/stderr' : r.str('path');
     if (!path) issues.error(r.at('path'), 'a file access log needs a path');
     const fmt = readFormat(r, issues);
     r.done();
     // AccessLog.filter: CEL extension filter (Istio's Telemetry filter.expression), status code, flags, ...
-    return new FileAccessLogger(destination(path || '/dev/stdout'), fmt, true, filter ? compileLogFilter(filter) : undefined);
+    return new FileAccessLogger(destination(path || '/dev/stdout'), fmt, true, filter ? compileLogFilter(filter, runtime) : undefined);
   },
 };
 

@@ -1,6 +1,6 @@
 // Envoy's admin API (127.0.0.1:15000 by default): /ready, /server_info, /config_dump, /stats
 // (text, ?format=json, ?filter=, ?usedonly; histograms as quantiles), /stats/prometheus, /clusters, /listeners, /drain_listeners,
-// /healthcheck/fail|ok, /logging?level=, /memory, /quitquitquit. Plus the readiness endpoint (15021
+// /healthcheck/fail|ok, /logging?level=, /memory, /runtime, /runtime_modify, /quitquitquit. Plus the readiness endpoint (15021
 // /healthz/ready) served by a second, tiny server.
 import type http from 'node:http';
 import type { EnvoyJson } from '../../envoy/index.ts';
@@ -11,6 +11,7 @@ import { memoryReport } from './memory.ts';
 import { HealthFlag } from '../upstream/host.ts';
 import { prometheusText, PROMETHEUS_CONTENT_TYPE } from '../telemetry/prometheus-endpoint.ts';
 import { statsJson, statsText } from './stats-output.ts';
+import { runtimeDump, runtimeModify } from './runtime-endpoints.ts';
 
 export interface AdminOptions {
   runtime: ProxyRuntime;
@@ -47,7 +48,7 @@ export function createAdminHandler(o: AdminOptions): http.RequestListener {
     const post = req.method === 'POST';
     switch (url.pathname) {
       case '/':
-        return send(res, 200, ['/ready', '/server_info', '/config_dump', '/stats', '/stats/prometheus', '/clusters', '/listeners', '/memory', 'POST /drain_listeners', 'POST /healthcheck/fail', 'POST /healthcheck/ok', 'POST /logging?level=', 'POST /quitquitquit'].join('\n') + '\n');
+        return send(res, 200, ['/ready', '/server_info', '/config_dump', '/stats', '/stats/prometheus', '/clusters', '/listeners', '/memory', '/runtime', 'POST /runtime_modify?key=value', 'POST /drain_listeners', 'POST /healthcheck/fail', 'POST /healthcheck/ok', 'POST /logging?level=', 'POST /quitquitquit'].join('\n') + '\n');
       case '/ready': {
         const state = rt.state();
         return send(res, state === 'LIVE' ? 200 : 503, state + '\n');
@@ -123,6 +124,10 @@ export function createAdminHandler(o: AdminOptions): http.RequestListener {
       }
       case '/memory':
         return send(res, 200, memoryReport());
+      case '/runtime':
+        return runtimeDump(rt.ctx.runtime, res, send);
+      case '/runtime_modify':
+        return runtimeModify(rt.ctx.runtime, req, q, res, send);
       case '/drain_listeners':
         if (!post) return send(res, 405, 'use POST\n');
         rt.ctx.draining = true;

@@ -1,6 +1,6 @@
 // Loads an Envoy v3 Bootstrap (YAML or JSON file): checks it against the proto (unknown fields,
 // types, with paths), and extracts what the proxy uses: node, static_resources, dynamic_resources
-// and admin. Top-level sections we do not implement are reported as warnings.
+// admin and layered_runtime. Top-level sections we do not implement are reported as warnings.
 import fs from 'node:fs';
 import { parseYaml } from './yaml-file.ts';
 import { checkMessage, type EnvoyJson } from '../../envoy/index.ts';
@@ -11,6 +11,7 @@ import type { StaticResources } from '../runtime.ts';
 import { readOverloadConfig, type OverloadConfig } from '../overload/overload-config.ts';
 import { DEFAULT_FLUSH_INTERVAL_MS } from '../stats/stats.ts';
 import { readStatsConfig, type StatsConfig } from '../stats/stats-config.ts';
+import { readLayeredRuntime, type RuntimeLayerConfig } from '../envoy-runtime/index.ts';
 
 export interface Bootstrap {
   readonly node: NodeInfo;
@@ -23,6 +24,8 @@ export interface Bootstrap {
   readonly statsFlushIntervalMs: number;
   /** stats_config: tags for Prometheus names, the stats matcher, histogram buckets (Envoy's defaults when absent). */
   readonly statsConfig?: StatsConfig;
+  /** layered_runtime, read (src/proxy/envoy-runtime); Envoy's default layers when absent. */
+  readonly runtimeLayers: RuntimeLayerConfig[];
   readonly raw: EnvoyJson;
   readonly warnings: string[];
 }
@@ -86,43 +89,16 @@ export function parseBootstrap(raw: EnvoyJson, source: string): Bootstrap {
   }
   const om = r.obj('overload_manager');
   const overload = om ? readOverloadConfig(om) : undefined;
-  // No runtime (every runtime key takes its default); stats_flush_interval only closes histogram
-  // intervals (sinks are not supported). cluster_manager fields are named by done().
+  // stats_flush_interval only closes histogram intervals (sinks are not supported). cluster_manager
+  // fields are named by done().
   const statsFlushIntervalMs = r.durationMs('stats_flush_interval', DEFAULT_FLUSH_INTERVAL_MS);
   if (statsFlushIntervalMs < 1 || statsFlushIntervalMs > 300_000) issues.error(r.at('stats_flush_interval'), 'must be between 1ms and 300s, as in Envoy');
-  warnRuntimeLayers(r.obj('layered_runtime'));
+  const runtimeLayers = readLayeredRuntime(r.obj('layered_runtime'));
   const statsConfig = readStatsConfig(r.obj('stats_config'));
   r.accept('bootstrap_extensions', 'stats_sinks', 'tracing');
   r.obj('cluster_manager')?.done();
   for (const k of ['tracing', 'stats_sinks', 'bootstrap_extensions']) if (r.has(k)) issues.warn(k, `${k} is not supported by rig proxy and is ignored`);
   r.done();
   if (issues.errors.length) throw new RigError('MESH_ERR_INVALID_CONFIG', `${source}: ${issues.errors.join('; ')}`);
-  return { node, staticResources, dynamic: dr !== undefined, admin, overload, statsFlushIntervalMs, statsConfig, raw, warnings: issues.warnings };
-}
-
-/**
- * Runtime keys Istio's bootstrap sets whose value rig proxy already behaves as: no global
- * downstream connection limit, no RE2 program-size limits (regexes are compiled by V8).
- */
-const QUIET_RUNTIME_KEYS: ReadonlySet<string> = new Set(['overload.global_downstream_max_connections', 're2.max_program_size.error_level', 're2.max_program_size.warn_level']);
-
-/**
- * rig proxy has no runtime: the keys a static layer sets (but those above) and any disk or RTDS
- * layer are named in a warning, since every runtime key keeps its default.
- */
-function warnRuntimeLayers(lr: Reader | undefined): void {
-  lr?.objs('layers').forEach((layer) => {
-    const keys = runtimeKeys(layer.get('static_layer')).filter((k) => !QUIET_RUNTIME_KEYS.has(k));
-    if (keys.length) layer.issues.warn(layer.at('static_layer'), `rig proxy has no runtime; these keys keep their defaults: ${keys.join(', ')}`);
-    for (const k of ['disk_layer', 'rtds_layer']) if (layer.has(k)) layer.issues.warn(layer.at(k), 'rig proxy has no runtime; every runtime key keeps its default');
-    layer.accept('name', 'static_layer', 'disk_layer', 'rtds_layer', 'admin_layer');
-    layer.done();
-  });
-  lr?.done();
-}
-
-/** A static layer's keys as Envoy flattens them ({ a: { b: 1 } } is a.b). */
-function runtimeKeys(v: unknown, prefix = ''): string[] {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) return prefix ? [prefix] : [];
-  return Object.entries(v).flatMap(([k, sub]) => runtimeKeys(sub, prefix ? `${prefix}.${k}` : k));
+  return { node, staticResources, dynamic: dr !== undefined, admin, overload, statsFlushIntervalMs, statsConfig, runtimeLayers, raw, warnings: issues.warnings };
 }

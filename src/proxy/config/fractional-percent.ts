@@ -1,7 +1,9 @@
 // Envoy's FractionalPercent ({ numerator, denominator: HUNDRED | TEN_THOUSAND | MILLION }) and
-// RuntimeFractionalPercent ({ default_value, runtime_key }), compiled to a sampler. There is no
-// runtime layer in rig proxy, so runtime keys are accepted and the default value applies.
+// RuntimeFractionalPercent ({ default_value, runtime_key }), compiled to a sampler. With a runtime,
+// a RuntimeFractionalPercent is a handle (src/proxy/envoy-runtime) whose numerator and denominator
+// follow the runtime key's value, so sample() draws against the current value.
 import type { Reader } from './reader.ts';
+import type { EnvoyRuntime } from '../envoy-runtime/index.ts';
 
 const DENOMINATORS: Record<string, number> = { HUNDRED: 100, TEN_THOUSAND: 10_000, MILLION: 1_000_000 };
 
@@ -25,13 +27,16 @@ export function readFractionalPercent(r: Reader | undefined, def: FractionalPerc
   return { numerator: Math.min(numerator, denominator ?? 100), denominator: denominator ?? 100 };
 }
 
-/** Reads a RuntimeFractionalPercent's default_value (the runtime key has no effect here). */
-export function readRuntimeFractionalPercent(r: Reader | undefined, def: FractionalPercent): FractionalPercent {
+/**
+ * Reads a RuntimeFractionalPercent: with `runtime` and a runtime_key, a handle that follows the
+ * key (its default_value when no layer sets it); without a runtime, the default_value.
+ */
+export function readRuntimeFractionalPercent(r: Reader | undefined, def: FractionalPercent, runtime?: EnvoyRuntime): FractionalPercent {
   if (!r) return def;
   const p = readFractionalPercent(r.obj('default_value'), NEVER);
-  r.accept('runtime_key');
+  const key = r.str('runtime_key');
   r.done();
-  return p;
+  return runtime && key ? runtime.fraction(key, p) : p;
 }
 
 /** One Bernoulli draw: true with probability numerator/denominator. */

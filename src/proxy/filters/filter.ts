@@ -42,6 +42,7 @@ import type { Issues, Reader } from '../config/reader.ts';
 import type { Stats } from '../stats/stats.ts';
 import type { Route } from '../routing/route-config.ts';
 import type { ClusterManager } from '../upstream/cluster-manager.ts';
+import type { EnvoyRuntime } from '../envoy-runtime/index.ts';
 import type { ProxyTlv } from '../network/proxy-protocol-header.ts';
 
 export const FilterStatus = { Continue: 0, StopIteration: 1, StopIterationAndBuffer: 2 } as const;
@@ -166,6 +167,13 @@ export interface FilterCompileContext {
   readonly clusters: ClusterManager;
   /** The server's state, read per request (health_check: failing after admin POST /healthcheck/fail). */
   readonly server: ServerState;
+  /** Envoy's runtime: take handles for runtime keys here (runtime.fraction(key, default)...). */
+  readonly runtime: EnvoyRuntime;
+}
+
+export interface PerRouteCompileContext {
+  readonly issues: Issues;
+  readonly runtime: EnvoyRuntime;
 }
 
 export interface ServerState {
@@ -180,6 +188,6 @@ export interface HttpFilterFactory<C = unknown, R = unknown> {
   /** typed_per_filter_config @type URLs this factory accepts. */
   readonly perRouteTypeUrls?: readonly string[];
   compile(config: Reader, ctx: FilterCompileContext): C;
-  compilePerRoute?(config: Reader, ctx: { readonly issues: Issues }): R;
+  compilePerRoute?(config: Reader, ctx: PerRouteCompileContext): R;
   create(config: C, cb: StreamCallbacks): HttpFilter;
 }

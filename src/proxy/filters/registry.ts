@@ -2,6 +2,7 @@
 // Filled by explicit setup() calls (src/proxy/extensions.ts), never by import side effects.
 import type { HttpFilterFactory } from './filter.ts';
 import { Reader, type Issues } from '../config/reader.ts';
+import type { EnvoyRuntime } from '../envoy-runtime/index.ts';
 
 const byTypeUrl = new Map<string, HttpFilterFactory>();
 const byPerRouteTypeUrl = new Map<string, HttpFilterFactory>();
@@ -34,7 +35,7 @@ export function registeredHttpFilterTypeUrls(): string[] {
  * the connection manager marks disabled; any other entry is the filter's config and enables it too.
  * An unknown type is an error unless the entry is a FilterConfig with is_optional (then ENABLED).
  */
-export function compilePerFilterConfigs(r: Reader, key: string): ReadonlyMap<string, unknown> | undefined {
+export function compilePerFilterConfigs(r: Reader, key: string, runtime: EnvoyRuntime): ReadonlyMap<string, unknown> | undefined {
   const raw = r.get(key);
   if (raw === undefined) return undefined;
   const out = new Map<string, unknown>();
@@ -67,7 +68,7 @@ export function compilePerFilterConfigs(r: Reader, key: string): ReadonlyMap<str
       } else r.issues.error(path, `no HTTP filter supports per-route config of type ${typeUrl || '(missing @type)'}`);
       continue;
     }
-    out.set(name, f.compilePerRoute(new Reader(cfg, path, r.issues), { issues: r.issues }));
+    out.set(name, f.compilePerRoute(new Reader(cfg, path, r.issues), { issues: r.issues, runtime }));
   }
   return out;
 }

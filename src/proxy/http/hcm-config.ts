@@ -135,7 +135,7 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
   const rds = r.obj('rds');
   if (rc && rds) issues.error(r.path, 'route_config and rds are alternatives; set only one');
   if (rc) {
-    routes = { name: rc.str('name'), table: compileRouteConfig(rc.raw, rc.path, issues) };
+    routes = { name: rc.str('name'), table: compileRouteConfig(rc.raw, rc.path, issues, proxy.runtime) };
     rc.accept(...Object.keys(rc.raw)); // read by compileRouteConfig's own reader
   } else if (rds) {
     const name = rds.str('route_config_name');
@@ -184,12 +184,12 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
       tc?.accept(...Object.keys(tc.raw));
       return;
     }
-    const config = factory.compile(tc ?? new Reader({}, f.at('typed_config'), issues), { name, statPrefix, stats: proxy.stats, issues, clusters: proxy.clusters, server: proxy });
+    const config = factory.compile(tc ?? new Reader({}, f.at('typed_config'), issues), { name, statPrefix, stats: proxy.stats, issues, clusters: proxy.clusters, server: proxy, runtime: proxy.runtime });
     filters.push(disabled ? { name, factory, config, disabled } : { name, factory, config });
   });
   if (!sawRouter) issues.error(r.at('http_filters'), 'the HTTP filter chain must end with envoy.filters.http.router');
 
-  const accessLogs = compileAccessLogs(r.objs('access_log'));
+  const accessLogs = compileAccessLogs(r.objs('access_log'), proxy.runtime);
   const requestId = readRequestIdExtension(r.obj('request_id_extension'));
   const tracer = compileTracer(r.obj('tracing'), { issues, statPrefix, direction: ctx.direction, proxy, requestId });
 

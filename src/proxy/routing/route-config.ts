@@ -13,6 +13,8 @@ import { readRetryPolicy, type RetryPolicy } from './retry-policy.ts';
 import { compileHashPolicy, type HashPolicyFn } from '../upstream/lb/index.ts';
 import { compileRegex, type Regex } from './string-matcher.ts';
 import { readRateLimits, type RateLimitPolicy } from '../filters/local-ratelimit/rate-limit-actions.ts';
+import { ALWAYS, readRuntimeFractionalPercent, sample, type FractionalPercent } from '../config/fractional-percent.ts';
+import { NO_RUNTIME, type EnvoyRuntime, type RuntimeUint } from '../envoy-runtime/index.ts';
 
 export const PathKind = { Prefix: 0, Exact: 1, Regex: 2, SeparatedPrefix: 3, Connect: 4 } as const;
 export const ActionKind = { Cluster: 0, Weighted: 1, ClusterHeader: 2, Redirect: 3, Direct: 4, NonForwarding: 5 } as const;
@@ -28,32 +30,25 @@ export interface WeightedCluster {
 
 export interface Mirror {
   readonly cluster: string;
-  /** Share of requests mirrored, 0..1 (runtime_fraction.default_value; 1 when absent). */
+  /** Share of requests mirrored, 0..1 (runtime_fraction: its runtime key's value, else default_value; 1 when absent). */
   readonly fraction: number;
   readonly shadowSuffix: boolean;
 }
 
-const DENOMINATORS: Record<string, number> = { HUNDRED: 100, TEN_THOUSAND: 10_000, MILLION: 1_000_000 };
-
-function readMirror(m: Reader): Mirror {
+function readMirror(m: Reader, runtime: EnvoyRuntime): Mirror {
   const cluster = m.str('cluster');
   if (!cluster) m.issues.error(m.at('cluster'), 'a mirror policy needs a cluster');
-  let fraction = 1;
-  const rf = m.obj('runtime_fraction');
-  if (rf) {
-    const dv = rf.obj('default_value');
-    if (dv) {
-      fraction = dv.num('numerator', 0) / (DENOMINATORS[dv.str('denominator', 'HUNDRED')] ?? 100);
-      dv.done();
-    }
-    // No runtime: default_value always applies.
-    rf.accept('runtime_key');
-    rf.done();
-  }
+  const share = readRuntimeFractionalPercent(m.obj('runtime_fraction'), ALWAYS, runtime);
   const shadowSuffix = !m.bool('disable_shadow_host_suffix_append', false);
   if (m.has('trace_sampled')) m.issues.warn(m.at('trace_sampled'), 'trace_sampled is not supported on mirrors and is ignored (a mirrored request is traced as the original)');
   m.done();
-  return { cluster, fraction: Math.min(1, Math.max(0, fraction)), shadowSuffix };
+  return {
+    cluster,
+    get fraction() {
+      return share.numerator / share.denominator;
+    },
+    shadowSuffix,
+  };
 }
 
 export interface Redirect {
@@ -77,12 +72,16 @@ export interface Route {
   readonly headers: readonly HeaderMatcher[];
   readonly query: readonly QueryMatcher[];
   readonly grpcOnly: boolean;
+  /** match.runtime_fraction: the route matches this share of the requests it otherwise matches. */
+  readonly runtimeFraction?: FractionalPercent;
 
   readonly action: number;
   readonly cluster: string;
   readonly clusterHeader: string;
   readonly weighted: readonly WeightedCluster[];
   readonly totalWeight: number;
+  /** weighted_clusters.runtime_key_prefix: each cluster's weight from <prefix>.<name>, in the order of `weighted`. */
+  readonly runtimeWeights?: readonly RuntimeUint[];
   readonly clusterNotFoundCode: number;
   readonly prefixRewrite?: string;
   readonly regexRewrite?: { re: Regex; sub: string };
@@ -166,7 +165,7 @@ function readRewrite(r: Reader | undefined): { re: Regex; sub: string } | undefi
   return { re, sub };
 }
 
-function readMatch(m: Reader, issues: Issues): Pick<Route, 'pathKind' | 'pathValue' | 'pathRegex' | 'caseSensitive' | 'headers' | 'query' | 'grpcOnly'> {
+function readMatch(m: Reader, issues: Issues, runtime: EnvoyRuntime): Pick<Route, 'pathKind' | 'pathValue' | 'pathRegex' | 'caseSensitive' | 'headers' | 'query' | 'grpcOnly' | 'runtimeFraction'> {
   const caseSensitive = m.bool('case_sensitive', true);
   let pathKind: number = PathKind.Prefix;
   let pathValue = '';
@@ -196,8 +195,10 @@ function readMatch(m: Reader, issues: Issues): Pick<Route, 'pathKind' | 'pathVal
   const query = m.objs('query_parameters').map(readQueryMatcher);
   const g = m.obj('grpc');
   g?.done();
+  const rf = m.obj('runtime_fraction');
+  const runtimeFraction = rf ? readRuntimeFractionalPercent(rf, ALWAYS, runtime) : undefined;
   m.done();
-  return { pathKind, pathValue, pathRegex, caseSensitive, headers, query, grpcOnly: g !== undefined };
+  return { pathKind, pathValue, pathRegex, caseSensitive, headers, query, grpcOnly: g !== undefined, runtimeFraction };
 }
 
 function readDirectBody(r: Reader | undefined, maxBytes: number): string | undefined {
@@ -250,6 +251,7 @@ interface Shared {
   vhostBufferLimit?: number;
   /** max_direct_response_body_size_bytes (Envoy's default 4096). */
   maxDirectBodyBytes: number;
+  runtime: EnvoyRuntime;
 }
 
 function readRoute(r: Reader, vhost: VirtualHost, shared: Shared, issues: Issues): Route {
@@ -257,10 +259,10 @@ function readRoute(r: Reader, vhost: VirtualHost, shared: Shared, issues: Issues
   const name = r.str('name', '');
   const match = r.obj('match');
   if (!match) issues.error(r.at('match'), 'a route needs a match');
-  const m = readMatch(match ?? new Reader({ prefix: '/' }, r.at('match'), issues), issues);
+  const m = readMatch(match ?? new Reader({ prefix: '/' }, r.at('match'), issues), issues, shared.runtime);
   const routeReqOps = readHeaderOps(r, 'request');
   const routeResOps = readHeaderOps(r, 'response');
-  const perFilter = mergeMaps(shared.vhostPerFilter, compilePerFilterConfigs(r, 'typed_per_filter_config'));
+  const perFilter = mergeMaps(shared.vhostPerFilter, compilePerFilterConfigs(r, 'typed_per_filter_config', shared.runtime));
   // Route metadata is for filters and logs that look it up; it changes nothing in routing.
   r.accept('metadata');
   const dec = r.obj('decorator');
@@ -320,7 +322,7 @@ function readRoute(r: Reader, vhost: VirtualHost, shared: Shared, issues: Issues
           weight: c.num('weight', 0),
           requestOps: readHeaderOps(c, 'request'),
           responseOps: readHeaderOps(c, 'response'),
-          perFilter: compilePerFilterConfigs(c, 'typed_per_filter_config'),
+          perFilter: compilePerFilterConfigs(c, 'typed_per_filter_config', shared.runtime),
           hostRewrite: c.str('host_rewrite_literal') || undefined,
         };
         if (!w.name) issues.error(c.at('name'), 'a weighted cluster needs a name');
@@ -331,11 +333,11 @@ function readRoute(r: Reader, vhost: VirtualHost, shared: Shared, issues: Issues
       const total = wr.num('total_weight', sum);
       if (total !== sum) issues.error(wr.at('total_weight'), `weights sum to ${sum}, not total_weight ${total}`);
       if (sum <= 0) issues.error(wr.at('clusters'), 'weighted clusters need a positive total weight');
-      // No runtime: the configured weights always apply.
-      wr.accept('runtime_key_prefix');
+      const prefix = wr.str('runtime_key_prefix');
       wr.done();
       base.weighted = list;
       base.totalWeight = sum;
+      if (prefix) base.runtimeWeights = list.map((w) => shared.runtime.uint(`${prefix}.${w.name}`, w.weight));
     } else issues.error(ra.path, 'a route action needs one of cluster, cluster_header, weighted_clusters');
     const nf = ra.str('cluster_not_found_response_code', 'SERVICE_UNAVAILABLE');
     base.clusterNotFoundCode = nf === 'NOT_FOUND' ? 404 : nf === 'INTERNAL_SERVER_ERROR' ? 500 : 503;
@@ -364,7 +366,7 @@ function readRoute(r: Reader, vhost: VirtualHost, shared: Shared, issues: Issues
     }
     if (ra.has('max_grpc_timeout')) base.grpcTimeoutMaxMs = ra.durationMs('max_grpc_timeout', 0);
     if (ra.has('grpc_timeout_offset')) base.grpcTimeoutOffsetMs = ra.durationMs('grpc_timeout_offset', 0);
-    base.mirrors = ra.objs('request_mirror_policies').map(readMirror);
+    base.mirrors = ra.objs('request_mirror_policies').map((mp) => readMirror(mp, shared.runtime));
     base.highPriority = ra.str('priority', 'DEFAULT') === 'HIGH';
     const rp = ra.obj('retry_policy');
     if (rp) base.retry = readRetryPolicy(rp);
@@ -426,7 +428,7 @@ function validDomain(d: string): boolean {
 }
 
 /** Compiles a RouteConfiguration; errors and warnings go to `issues`. */
-export function compileRouteConfig(raw: Record<string, unknown>, path: string, issues: Issues): RouteTable {
+export function compileRouteConfig(raw: Record<string, unknown>, path: string, issues: Issues, runtime: EnvoyRuntime = NO_RUNTIME): RouteTable {
   const r = new Reader(raw, path, issues);
   const name = r.str('name');
   const cfgReqOps = readHeaderOps(r, 'request');
@@ -456,11 +458,12 @@ export function compileRouteConfig(raw: Record<string, unknown>, path: string, i
       vhostRequestOps: readHeaderOps(v, 'request').then(cfgReqOps),
       vhostResponseOps: readHeaderOps(v, 'response').then(cfgResOps),
       vhostRetry: vr ? readRetryPolicy(vr) : undefined,
-      vhostPerFilter: compilePerFilterConfigs(v, 'typed_per_filter_config'),
+      vhostPerFilter: compilePerFilterConfigs(v, 'typed_per_filter_config', runtime),
       vhostHash: v.has('hash_policy') ? readHashPolicies(v) : undefined,
       vhostRateLimits: readRateLimits(v),
       vhostBufferLimit: v.has('per_request_buffer_limit_bytes') ? bufferLimit(v) : undefined,
       maxDirectBodyBytes,
+      runtime,
     };
     vhost.attemptCountToUpstream = v.bool('include_request_attempt_count', false);
     vhost.attemptCountToDownstream = v.bool('include_attempt_count_in_response', false);
@@ -554,6 +557,7 @@ export function matchRoute(vh: VirtualHost, head: RequestHead, isGrpc: boolean):
       for (const q of route.query) if (!q.match(query)) { ok = false; break; }
       if (!ok) continue;
     }
+    if (route.runtimeFraction && !sample(route.runtimeFraction)) continue;
     return route;
   }
   return undefined;
@@ -561,12 +565,26 @@ export function matchRoute(vh: VirtualHost, head: RequestHead, isGrpc: boolean):
 
 /** A weighted_clusters pick, in proportion to the weights. */
 export function pickWeighted(route: Route): WeightedCluster {
+  const rw = route.runtimeWeights;
+  if (rw) return pickRuntimeWeighted(route.weighted, rw);
   let pick = Math.random() * route.totalWeight;
   for (const w of route.weighted) {
     pick -= w.weight;
     if (pick < 0) return w;
   }
   return route.weighted[route.weighted.length - 1];
+}
+
+/** A pick by the runtime's weights (runtime_key_prefix); all zero picks the last, as an empty draw would. */
+function pickRuntimeWeighted(list: readonly WeightedCluster[], weights: readonly RuntimeUint[]): WeightedCluster {
+  let total = 0;
+  for (const w of weights) total += w.value;
+  let pick = Math.random() * total;
+  for (let i = 0; i < list.length; i++) {
+    pick -= weights[i].value;
+    if (pick < 0) return list[i];
+  }
+  return list[list.length - 1];
 }
 
 /** The request path after the route's prefix_rewrite / regex_rewrite (query string kept). */

@@ -282,7 +282,7 @@ export const tcpProxyFactory: NetworkFilterFactory = {
     const idleTimeoutMs = r.durationMs('idle_timeout', 3600_000);
     const maxDurationMs = r.durationMs('max_downstream_connection_duration', 0);
     const maxConnectAttempts = r.num('max_connect_attempts', 1);
-    const accessLogs = compileAccessLogs(r.objs('access_log'));
+    const accessLogs = compileAccessLogs(r.objs('access_log'), ctx.proxy.runtime);
     warnMetadataMatch(r);
     const hashSourceIp = readTcpHashPolicy(r);
     r.done();

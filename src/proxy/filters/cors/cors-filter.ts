@@ -82,7 +82,7 @@ export const corsFilterFactory: HttpFilterFactory<CorsFilterConfig, CorsPolicy> 
     const p = `http.${ctx.statPrefix}.cors.`;
     return { name: ctx.name, originValid: ctx.stats.counter(`${p}origin_valid`), originInvalid: ctx.stats.counter(`${p}origin_invalid`) };
   },
-  compilePerRoute: (r) => readCorsPolicy(r),
+  compilePerRoute: (r, ctx) => readCorsPolicy(r, ctx.runtime),
   create: (c, cb) => new CorsFilter(c, cb),
 };
 

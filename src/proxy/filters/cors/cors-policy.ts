@@ -2,6 +2,7 @@
 // virtual host, as Istio generates it from a VirtualService corsPolicy).
 import type { Reader } from '../../config/reader.ts';
 import { ALWAYS, NEVER, readRuntimeFractionalPercent, type FractionalPercent } from '../../config/fractional-percent.ts';
+import type { EnvoyRuntime } from '../../envoy-runtime/index.ts';
 import { readStringMatcher, type StringMatcher } from '../../routing/string-matcher.ts';
 
 export interface CorsPolicy {
@@ -17,7 +18,7 @@ export interface CorsPolicy {
   readonly shadowEnabled: FractionalPercent;
 }
 
-export function readCorsPolicy(r: Reader): CorsPolicy {
+export function readCorsPolicy(r: Reader, runtime: EnvoyRuntime): CorsPolicy {
   const allowOrigins = r.objs('allow_origin_string_match').map((m) => readStringMatcher(m));
   const opt = (k: string): string | undefined => (r.has(k) ? r.str(k) : undefined);
   const maxAge = opt('max_age');
@@ -31,8 +32,8 @@ export function readCorsPolicy(r: Reader): CorsPolicy {
     allowCredentials: r.bool('allow_credentials', false),
     allowPrivateNetworkAccess: r.bool('allow_private_network_access', false),
     forwardNotMatchingPreflights: r.bool('forward_not_matching_preflights', true),
-    filterEnabled: readRuntimeFractionalPercent(r.obj('filter_enabled'), ALWAYS),
-    shadowEnabled: readRuntimeFractionalPercent(r.obj('shadow_enabled'), NEVER),
+    filterEnabled: readRuntimeFractionalPercent(r.obj('filter_enabled'), ALWAYS, runtime),
+    shadowEnabled: readRuntimeFractionalPercent(r.obj('shadow_enabled'), NEVER, runtime),
   };
   r.done();
   return policy;

@@ -4,6 +4,8 @@
 // filter_enabled). Fields that would change who is allowed but are not implemented are errors.
 import { envoyEnum } from '../../../envoy/index.ts';
 import type { Reader } from '../../config/reader.ts';
+import { ALWAYS, readRuntimeFractionalPercent, type FractionalPercent } from '../../config/fractional-percent.ts';
+import type { EnvoyRuntime } from '../../envoy-runtime/index.ts';
 import { readStringMatcher, type StringMatcher } from '../../routing/string-matcher.ts';
 import { readMetadataMatcher } from '../rbac/rbac-metadata.ts';
 import { readHeaderMutationRules, type HeaderMutationRules } from './ext-authz-mutation-rules.ts';
@@ -60,13 +62,15 @@ export interface ExtAuthzConfig {
   /** validate_mutations: an invalid header name or value in an OK answer fails the request (500). */
   readonly validateMutations: boolean;
   /** deny_at_disable: a request the filter is disabled for is refused with status_on_error. */
-  readonly denyAtDisable: boolean;
+  /** deny_at_disable (a RuntimeFeatureFlag). */
+  readonly denyAtDisable: { readonly value: boolean };
   /** allowed_headers (or the deprecated authorization_request.allowed_headers); unset: see the service kind. */
   readonly allowedHeaders: NameList;
   readonly disallowedHeaders: NameList;
   readonly enabledByMetadata?: (md: Readonly<Record<string, unknown>>) => boolean;
   /** filter_enabled's default_value as a fraction (1 = always). */
-  readonly enabledFraction: number;
+  /** filter_enabled (a RuntimeFractionalPercent). */
+  readonly enabled: FractionalPercent;
   /** metadata_context_namespaces: dynamic metadata sent to a gRPC service. */
   readonly metadataNamespaces: readonly string[];
   /** enable_dynamic_metadata_ingestion: a gRPC service's dynamic_metadata is stored. */
@@ -185,22 +189,6 @@ export function readGrpcService(r: Reader): GrpcServiceConfig {
   return { kind: 'grpc', cluster, authority, timeoutMs: timeoutMs > 0 ? timeoutMs : 200, initialMetadata, maxReceiveBytes, skipEnvoyHeaders };
 }
 
-const DENOMINATORS: Record<string, number> = { HUNDRED: 100, TEN_THOUSAND: 10_000, MILLION: 1_000_000 };
-
-function readFraction(r: Reader | undefined): number {
-  if (!r) return 1;
-  const d = r.obj('default_value');
-  if (r.has('runtime_key')) r.issues.warn(r.at('runtime_key'), 'rig proxy has no runtime; default_value applies');
-  r.accept('runtime_key');
-  r.done();
-  if (!d) return 1;
-  const num = d.num('numerator', 0);
-  const den = DENOMINATORS[d.str('denominator', 'HUNDRED')];
-  d.done();
-  if (!den) d.issues.error(d.at('denominator'), 'expected HUNDRED, TEN_THOUSAND or MILLION');
-  return den ? Math.min(1, num / den) : 1;
-}
-
 function readBufferSettings(r: Reader): BodySettings {
   const body = { maxBytes: r.num('max_request_bytes', 0), allowPartial: r.bool('allow_partial_message', false), packAsBytes: r.bool('pack_as_bytes', false) };
   r.done();
@@ -223,7 +211,7 @@ export function readPeerDetails(r: Reader, kind: 'http' | 'grpc'): { includePeer
   return out;
 }
 
-export function readExtAuthzConfig(r: Reader): ExtAuthzConfig {
+export function readExtAuthzConfig(r: Reader, runtime: EnvoyRuntime): ExtAuthzConfig {
   const legacy: { list?: NameList } = {};
   const hs = r.obj('http_service');
   const gs = r.obj('grpc_service');
@@ -243,10 +231,10 @@ export function readExtAuthzConfig(r: Reader): ExtAuthzConfig {
   const enabledByMetadata = fem ? readMetadataMatcher(fem) : undefined;
   const mr = r.obj('decoder_header_mutation_rules');
   const dad = r.obj('deny_at_disable');
-  const denyAtDisable = dad?.bool('default_value', false) ?? false;
-  if (dad?.has('runtime_key')) dad.issues.warn(dad.at('runtime_key'), 'rig proxy has no runtime; default_value applies');
-  dad?.accept('runtime_key');
+  const denyDefault = dad?.bool('default_value', false) ?? false;
+  const denyKey = dad?.str('runtime_key') ?? '';
   dad?.done();
+  const denyAtDisable = denyKey ? runtime.bool(denyKey, denyDefault) : { value: denyDefault };
   const c: ExtAuthzConfig = {
     service,
     failureModeAllow: r.bool('failure_mode_allow', false),
@@ -260,7 +248,7 @@ export function readExtAuthzConfig(r: Reader): ExtAuthzConfig {
     allowedHeaders: r.has('allowed_headers') ? readNameList(r.obj('allowed_headers')) : (legacy.list ?? NO_NAMES),
     disallowedHeaders: readNameList(r.obj('disallowed_headers')),
     enabledByMetadata,
-    enabledFraction: readFraction(r.obj('filter_enabled')),
+    enabled: readRuntimeFractionalPercent(r.obj('filter_enabled'), ALWAYS, runtime),
     metadataNamespaces: r.strs('metadata_context_namespaces'),
     ingestMetadata: r.bool('enable_dynamic_metadata_ingestion', true),
     statPrefix: r.str('stat_prefix'),

@@ -10,6 +10,7 @@
 // `http.<hcm prefix>.ext_authz.[<stat_prefix>.]ok|denied|error|invalid|disabled|failure_mode_allowed`.
 import { HTTP_EXT_AUTHZ_TYPE } from '../../../envoy/index.ts';
 import { ResponseFlag } from '../../response-flags.ts';
+import { sample } from '../../config/fractional-percent.ts';
 import type { Stat, Stats } from '../../stats/stats.ts';
 import type { ClusterManager } from '../../upstream/cluster-manager.ts';
 import type { Cluster } from '../../upstream/cluster.ts';
@@ -75,7 +76,7 @@ class ExtAuthzFilter implements HttpFilter {
     const c = this.x.c;
     const md = this.cb.streamInfo.filterState ?? {};
     if (c.enabledByMetadata && !c.enabledByMetadata(md)) return false;
-    return c.enabledFraction >= 1 || Math.random() < c.enabledFraction;
+    return sample(c.enabled);
   }
 
   decodeHeaders(head: RequestHead, endStream: boolean): FilterStatus {
@@ -86,7 +87,7 @@ class ExtAuthzFilter implements HttpFilter {
     const c = this.x.c;
     if (!this.enabled()) {
       this.x.stats.disabled.value++;
-      if (!c.denyAtDisable) return FilterStatus.Continue;
+      if (!c.denyAtDisable.value) return FilterStatus.Continue;
       this.cb.sendLocalReply({ status: c.statusOnError, flags: ResponseFlag.UnauthorizedExternalService, details: 'ext_authz_error' });
       return FilterStatus.StopIteration;
     }
@@ -211,7 +212,7 @@ export const extAuthzFilterFactory: HttpFilterFactory<Compiled, ExtAuthzPerRoute
   typeUrls: [HTTP_EXT_AUTHZ_TYPE],
   perRouteTypeUrls: [PER_ROUTE_TYPE],
   compile(r, ctx) {
-    const c = readExtAuthzConfig(r);
+    const c = readExtAuthzConfig(r, ctx.runtime);
     r.done();
     const p = `http.${ctx.statPrefix}.ext_authz.${c.statPrefix ? c.statPrefix + '.' : ''}`;
     const stats: ExtAuthzStats = {

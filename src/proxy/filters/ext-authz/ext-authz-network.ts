@@ -8,6 +8,7 @@
 import { NETWORK_EXT_AUTHZ_TYPE } from '../../../envoy/index.ts';
 import type { DownstreamConnection, NetworkFilterFactory } from '../../network/network-filter.ts';
 import { readMetadataMatcher } from '../rbac/rbac-metadata.ts';
+import { ALWAYS } from '../../config/fractional-percent.ts';
 import { NO_NAMES, readGrpcService, readPeerDetails, type ExtAuthzConfig } from './ext-authz-config.ts';
 import { GrpcAuthzService } from './ext-authz-grpc.ts';
 
@@ -34,11 +35,11 @@ export const networkExtAuthzFactory: NetworkFilterFactory = {
       statusOnError: 403,
       clearRouteCache: false,
       validateMutations: false,
-      denyAtDisable: false,
+      denyAtDisable: { value: false },
       allowedHeaders: NO_NAMES,
       disallowedHeaders: NO_NAMES,
       enabledByMetadata,
-      enabledFraction: 1,
+      enabled: ALWAYS,
       metadataNamespaces: [],
       ingestMetadata: true,
       statPrefix,

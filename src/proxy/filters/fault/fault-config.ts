@@ -1,8 +1,11 @@
 // Compiles envoy.extensions.filters.http.fault.v3.HTTPFault (the filter's typed_config and, as
 // Istio generates it, the per-route typed_per_filter_config of the same type) into FaultSettings.
+// The configured percentages, delay, statuses and max_active_faults are the defaults of Envoy's
+// runtime keys (fault.http.*, or the names the *_runtime fields give), held as runtime handles.
 import type { Reader } from '../../config/reader.ts';
 import { NEVER, readFractionalPercent, type FractionalPercent } from '../../config/fractional-percent.ts';
 import { readHeaderMatcher, type HeaderMatcher } from '../../routing/header-matcher.ts';
+import type { EnvoyRuntime, RuntimeFraction, RuntimeUint } from '../../envoy-runtime/index.ts';
 
 export interface FaultDelay {
   /** Fixed delay in ms; undefined when the delay comes from x-envoy-fault-delay-request. */
@@ -19,6 +22,18 @@ export interface FaultAbort {
   readonly percentage: FractionalPercent;
 }
 
+/** The fault filter's runtime keys, each with the configured value as its default. */
+export interface FaultRuntime {
+  readonly delayPercent: RuntimeFraction;
+  /** fixed_duration_ms; valueOr() for a delay from x-envoy-fault-delay-request. */
+  readonly delayMs: RuntimeUint;
+  readonly abortPercent: RuntimeFraction;
+  readonly abortHttpStatus: RuntimeUint;
+  readonly abortGrpcStatus: RuntimeUint;
+  /** Unlimited (MAX_SAFE_INTEGER) by default when max_active_faults is unset. */
+  readonly maxActiveFaults: RuntimeUint;
+}
+
 export interface FaultSettings {
   readonly delay?: FaultDelay;
   readonly abort?: FaultAbort;
@@ -30,6 +45,7 @@ export interface FaultSettings {
   readonly downstreamClusterStats: boolean;
   /** Dynamic metadata set (under the filter's name) when a fault is injected. */
   readonly filterMetadata?: Readonly<Record<string, unknown>>;
+  readonly runtime: FaultRuntime;
 }
 
 function readDelay(r: Reader): FaultDelay {
@@ -63,7 +79,11 @@ function readAbort(r: Reader): FaultAbort {
   return { httpStatus, grpcStatus, fromHeader: kinds.includes('header_abort'), percentage };
 }
 
-export function readFaultSettings(r: Reader): FaultSettings {
+function runtimeKey(r: Reader, field: string, def: string): string {
+  return r.str(field) || def;
+}
+
+export function readFaultSettings(r: Reader, rt: EnvoyRuntime): FaultSettings {
   const dr = r.obj('delay');
   const ar = r.obj('abort');
   const delay = dr ? readDelay(dr) : undefined;
@@ -74,10 +94,18 @@ export function readFaultSettings(r: Reader): FaultSettings {
   let maxActiveFaults: number | undefined;
   if (r.has('max_active_faults')) maxActiveFaults = r.num('max_active_faults', 0);
   if (r.has('response_rate_limit')) r.issues.error(r.at('response_rate_limit'), 'response_rate_limit (bandwidth limiting) is not supported by rig proxy; use delay or abort');
-  // Runtime overrides: rig proxy has no runtime layer, the configured values apply.
-  r.accept('delay_percent_runtime', 'abort_percent_runtime', 'delay_duration_runtime', 'abort_http_status_runtime', 'max_active_faults_runtime', 'response_rate_limit_percent_runtime', 'abort_grpc_status_runtime');
+  const runtime: FaultRuntime = {
+    delayPercent: rt.fraction(runtimeKey(r, 'delay_percent_runtime', 'fault.http.delay.fixed_delay_percent'), delay?.percentage ?? NEVER),
+    delayMs: rt.uint(runtimeKey(r, 'delay_duration_runtime', 'fault.http.delay.fixed_duration_ms'), delay?.fixedMs ?? 0),
+    abortPercent: rt.fraction(runtimeKey(r, 'abort_percent_runtime', 'fault.http.abort.abort_percent'), abort?.percentage ?? NEVER),
+    abortHttpStatus: rt.uint(runtimeKey(r, 'abort_http_status_runtime', 'fault.http.abort.http_status'), abort?.httpStatus ?? 0),
+    abortGrpcStatus: rt.uint(runtimeKey(r, 'abort_grpc_status_runtime', 'fault.http.abort.grpc_status'), abort?.grpcStatus ?? 0),
+    maxActiveFaults: rt.uint(runtimeKey(r, 'max_active_faults_runtime', 'fault.http.max_active_faults'), maxActiveFaults ?? Number.MAX_SAFE_INTEGER),
+  };
+  // Its key only changes response_rate_limit, which is refused above.
+  r.accept('response_rate_limit_percent_runtime');
   const downstreamClusterStats = !r.bool('disable_downstream_cluster_stats', false);
   const filterMetadata = r.opaque('filter_metadata') as Record<string, unknown> | undefined;
   r.done();
-  return { delay, abort, upstreamCluster, headers, downstreamNodes: nodes.length ? new Set(nodes) : undefined, maxActiveFaults, downstreamClusterStats, filterMetadata };
+  return { delay, abort, upstreamCluster, headers, downstreamNodes: nodes.length ? new Set(nodes) : undefined, maxActiveFaults, downstreamClusterStats, filterMetadata, runtime };
 }

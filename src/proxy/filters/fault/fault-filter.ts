@@ -2,6 +2,9 @@
 // gRPC status), each by percentage. Per-route config (Istio puts its VirtualService fault there)
 // replaces the filter's own. Faults apply only to requests matching upstream_cluster, headers and
 // downstream_nodes (x-envoy-downstream-service-node), while fewer than max_active_faults are active.
+// Runtime keys (fault-config.ts) override the configured values; with x-envoy-downstream-service-cluster
+// (unless disable_downstream_cluster_stats), fault.http.<cluster>.{delay.fixed_delay_percent,
+// delay.fixed_duration_ms,abort.abort_percent,abort.http_status,abort.grpc_status} do, as in Envoy.
 // Flags DI / FI; stats http.<stat_prefix>.fault.{delays_injected,aborts_injected,faults_overflow,
 // active_faults} and, per x-envoy-downstream-service-cluster, http.<stat_prefix>.fault.<cluster>.*.
 import { FAULT_TYPE } from '../../../envoy/index.ts';
@@ -12,6 +15,7 @@ import { ActionKind } from '../../routing/route-config.ts';
 import { FilterStatus, type HttpFilter, type HttpFilterFactory, type RequestHead, type StreamCallbacks } from '../filter.ts';
 import { registerHttpFilter } from '../registry.ts';
 import { readFaultSettings, type FaultSettings } from './fault-config.ts';
+import { fractionOf, type EnvoyRuntime, type RuntimeFraction, type RuntimeUint } from '../../envoy-runtime/index.ts';
 
 export const FAULT_FILTER_NAME = 'envoy.filters.http.fault';
 
@@ -38,6 +42,7 @@ export interface FaultFilterConfig {
   readonly stats: FaultStats;
   readonly root: Stats;
   readonly prefix: string;
+  readonly runtime: EnvoyRuntime;
 }
 
 function header(head: RequestHead, name: string): string | undefined {
@@ -120,7 +125,23 @@ class FaultFilter implements HttpFilter {
       if (ms === undefined) return undefined;
       pct = headerPercentage(head, FaultHeader.DelayPercentage, pct);
     }
-    return ms !== undefined && ms > 0 && sample(pct) ? ms : undefined;
+    if (ms === undefined || !sample(this.percent(s.runtime.delayPercent, pct, 'delay.fixed_delay_percent'))) return undefined;
+    ms = this.integer(s.runtime.delayMs, ms, 'delay.fixed_duration_ms');
+    return ms > 0 ? ms : undefined;
+  }
+
+  /** featureEnabled's percentage: the downstream cluster's key when that header came, else the filter's key, else `configured`. */
+  private percent(h: RuntimeFraction, configured: FractionalPercent, what: string): FractionalPercent {
+    const dc = this.downstreamCluster;
+    if (dc) return fractionOf(this.c.runtime.get(`fault.http.${dc}.${what}`), configured);
+    return h.overridden ? h : configured;
+  }
+
+  /** getInteger: the downstream cluster's key, else the filter's key, else `configured`. */
+  private integer(h: RuntimeUint, configured: number, what: string): number {
+    const v = h.valueOr(configured);
+    const dc = this.downstreamCluster;
+    return dc ? (this.c.runtime.get(`fault.http.${dc}.${what}`)?.uint ?? v) : v;
   }
 
   /** Aborts when configured and sampled; true when a local reply was sent. */
@@ -139,7 +160,12 @@ class FaultFilter implements HttpFilter {
       if (status === undefined && grpc === undefined) return false;
       pct = headerPercentage(head, FaultHeader.AbortPercentage, pct);
     }
-    if (!sample(pct) || !this.enter(s)) return false;
+    if (!sample(this.percent(s.runtime.abortPercent, pct, 'abort.abort_percent')) || !this.enter(s)) return false;
+    if (status !== undefined) {
+      const rs = this.integer(s.runtime.abortHttpStatus, status, 'abort.http_status');
+      if (rs >= 200 && rs < 600) status = rs;
+    }
+    if (grpc !== undefined) grpc = this.integer(s.runtime.abortGrpcStatus, grpc, 'abort.grpc_status');
     this.count('aborts_injected', this.c.stats.aborts);
     // A gRPC abort answers HTTP 200 with grpc-status, as Envoy does.
     this.cb.sendLocalReply({ status: grpc !== undefined ? 200 : (status ?? 503), grpcStatus: grpc, body: 'fault filter abort', flags: ResponseFlag.FaultInjected, details: 'fault_filter_abort' });
@@ -150,7 +176,7 @@ class FaultFilter implements HttpFilter {
   private enter(s: FaultSettings): boolean {
     if (this.active) return true;
     const g = this.c.stats.active;
-    if (s.maxActiveFaults !== undefined && g.value >= s.maxActiveFaults) {
+    if (g.value >= s.runtime.maxActiveFaults.value) {
       this.c.stats.overflow.value++;
       return false;
     }
@@ -187,7 +213,7 @@ export const faultFilterFactory: HttpFilterFactory<FaultFilterConfig, FaultSetti
   typeUrls: [FAULT_TYPE],
   perRouteTypeUrls: [FAULT_TYPE],
   compile(r, ctx) {
-    const settings = readFaultSettings(r);
+    const settings = readFaultSettings(r, ctx.runtime);
     const prefix = `http.${ctx.statPrefix}.fault.`;
     const stats = {
       delays: ctx.stats.counter(`${prefix}delays_injected`),
@@ -195,9 +221,9 @@ export const faultFilterFactory: HttpFilterFactory<FaultFilterConfig, FaultSetti
       overflow: ctx.stats.counter(`${prefix}faults_overflow`),
       active: ctx.stats.gauge(`${prefix}active_faults`),
     };
-    return { name: ctx.name, settings, stats, root: ctx.stats, prefix };
+    return { name: ctx.name, settings, stats, root: ctx.stats, prefix, runtime: ctx.runtime };
   },
-  compilePerRoute: (r) => readFaultSettings(r),
+  compilePerRoute: (r, ctx) => readFaultSettings(r, ctx.runtime),
   create: (c, cb) => new FaultFilter(c, cb),
 };
 

@@ -3,6 +3,7 @@
 // bucket and one per configured descriptor; a new LDS/RDS update starts with full buckets.
 import { Reader, type Issues } from '../../config/reader.ts';
 import { NEVER, readRuntimeFractionalPercent, type FractionalPercent } from '../../config/fractional-percent.ts';
+import type { EnvoyRuntime } from '../../envoy-runtime/index.ts';
 import { readHeaderOps, type HeaderOps } from '../../routing/header-ops.ts';
 import type { Stat, Stats } from '../../stats/stats.ts';
 import { readTokenBucket, TokenBucket } from './token-bucket.ts';
@@ -84,7 +85,7 @@ export function bucketsFor(s: LocalRateLimitSettings, conn: object): Buckets {
   return b;
 }
 
-export function readLocalRateLimit(r: Reader): LocalRateLimitSettings {
+export function readLocalRateLimit(r: Reader, runtime: EnvoyRuntime): LocalRateLimitSettings {
   const issues = r.issues;
   const statPrefix = r.str('stat_prefix');
   if (!statPrefix) issues.error(r.at('stat_prefix'), 'the local rate limit filter needs a stat_prefix');
@@ -110,8 +111,8 @@ export function readLocalRateLimit(r: Reader): LocalRateLimitSettings {
     bucket: spec ? new TokenBucket(spec.maxTokens, spec.tokensPerFill, spec.fillIntervalMs) : undefined,
     descriptors,
     stage: r.num('stage', 0),
-    filterEnabled: readRuntimeFractionalPercent(r.obj('filter_enabled'), NEVER),
-    filterEnforced: readRuntimeFractionalPercent(r.obj('filter_enforced'), NEVER),
+    filterEnabled: readRuntimeFractionalPercent(r.obj('filter_enabled'), NEVER, runtime),
+    filterEnforced: readRuntimeFractionalPercent(r.obj('filter_enforced'), NEVER, runtime),
     responseOps: readHeaderOps(r, 'response'),
     requestOpsWhenNotEnforced: notEnforcedOps,
     xRateLimitHeaders: xr === 'DRAFT_VERSION_03',

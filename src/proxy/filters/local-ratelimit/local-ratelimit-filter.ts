@@ -120,11 +120,11 @@ export const localRateLimitFilterFactory: HttpFilterFactory<LocalRateLimitFilter
   typeUrls: [LOCAL_RATELIMIT_TYPE],
   perRouteTypeUrls: [LOCAL_RATELIMIT_TYPE],
   compile(r, ctx) {
-    const settings = readLocalRateLimit(r);
+    const settings = readLocalRateLimit(r, ctx.runtime);
     statsOf(settings, ctx.stats);
     return { name: ctx.name, settings, root: ctx.stats };
   },
-  compilePerRoute: (r) => readLocalRateLimit(r),
+  compilePerRoute: (r, ctx) => readLocalRateLimit(r, ctx.runtime),
   create: (c, cb) => new LocalRateLimitFilter(c, cb),
 };
 

@@ -28,16 +28,17 @@ export const networkLocalRateLimitFactory: NetworkFilterFactory = {
     if (!statPrefix) r.issues.error(r.at('stat_prefix'), 'the network local rate limit filter needs a stat_prefix');
     const spec = readTokenBucket(r.obj('token_bucket'), r.at('token_bucket'), r.issues);
     const re = r.obj('runtime_enabled');
-    const enabled = re ? re.bool('default_value', true) : true;
-    re?.accept('runtime_key'); // no runtime layer: default_value decides
+    const enabledDefault = re ? re.bool('default_value', true) : true;
+    const enabledKey = re?.str('runtime_key') ?? '';
     re?.done();
+    const enabled = enabledKey ? ctx.proxy.runtime.bool(enabledKey, enabledDefault) : { value: enabledDefault };
     const shareKey = r.str('share_key');
     r.done();
     const bucket = spec ? (shareKey ? sharedBucket(shareKey, spec) : new TokenBucket(spec.maxTokens, spec.tokensPerFill, spec.fillIntervalMs)) : undefined;
     const limited = ctx.proxy.stats.counter(`local_ratelimit.${statPrefix}.rate_limited`);
     return {
       onConnection(conn) {
-        if (!enabled || !bucket || bucket.consume()) return true;
+        if (!enabled.value || !bucket || bucket.consume()) return true;
         limited.value++;
         conn.socket.destroy();
         return false;
