@@ -1,0 +1,108 @@
+// A Gateway API Gateway and HTTPRoute through real processes: `rig controlplane` watching a
+// config directory, a `rig proxy --mode router` labelled gateway.networking.k8s.io/gateway-name
+// as Istio's automated deployment labels its gateway pods, and two HTTP upstreams. Requests are
+// routed by path and header, split by weight, get their headers modified, and a backend that
+// does not exist answers 500.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { freePort } from '../../src/local/ports.ts';
+import { spawnRig, stopProcess } from '../helpers/cli.ts';
+import { startRigProxy } from '../helpers/rig-proxy.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { request, startUpstream } from '../proxy/harness.ts';
+
+/** A mesh service `name`.default.svc.cluster.local port 80 served by 127.0.0.1:`port`. */
+const service = (name: string, port: number) => `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: ${name} }
+spec:
+  hosts: [${name}.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{ number: 80, name: http, protocol: HTTP }]
+  endpoints: [{ address: 127.0.0.1, ports: { http: ${port} } }]
+---
+`;
+
+const GATEWAY = `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: { name: shop }
+spec:
+  gatewayClassName: istio
+  listeners: [{ name: http, port: 8080, protocol: HTTP }]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: shop }
+spec:
+  parentRefs: [{ name: shop }]
+  hostnames: [shop.example.com]
+  rules:
+  - matches: [{ path: { type: PathPrefix, value: /v2 } }]
+    filters: [{ type: RequestHeaderModifier, requestHeaderModifier: { set: [{ name: x-gateway, value: shop }], remove: [x-secret] } }]
+    backendRefs: [{ name: v2, port: 80 }]
+  - matches: [{ headers: [{ name: x-canary, value: "true" }] }]
+    backendRefs: [{ name: v2, port: 80 }]
+  - matches: [{ path: { type: Exact, value: /split } }]
+    backendRefs: [{ name: v1, port: 80, weight: 50 }, { name: v2, port: 80, weight: 50 }]
+  - matches: [{ path: { type: Exact, value: /missing } }]
+    backendRefs: [{ name: nowhere, port: 80 }]
+  - filters: [{ type: ResponseHeaderModifier, responseHeaderModifier: { add: [{ name: x-route, value: default }] } }]
+    backendRefs: [{ name: v1, port: 80 }]
+`;
+
+test('rig controlplane + rig proxy --mode router serve a Gateway and its HTTPRoute', async (t) => {
+  const [v1, v2] = await Promise.all([startUpstream('v1'), startUpstream('v2')]);
+  t.after(() => Promise.all([v1.close(), v2.close()]));
+  const dir = tempDir(t, 'rig-gwapi-e2e-');
+  const config = path.join(dir, 'config');
+  fs.mkdirSync(config);
+  fs.writeFileSync(path.join(config, 'mesh.yaml'), service('v1', v1.port) + service('v2', v2.port) + GATEWAY);
+
+  const portsFile = path.join(dir, 'cp-ports.json');
+  const cp = spawnRig(['controlplane', '--config', config, '--state-dir', path.join(dir, 'state'), '--xds-port', '0', '--monitoring-port', '0', '--tls-port', '0', '--ports-file', portsFile]);
+  let cpLog = '';
+  cp.stderr?.on('data', (b: Buffer) => (cpLog += b));
+  t.after(() => stopProcess(cp));
+  const { xds } = await waitFor(() => `the control plane's ports file\n${cpLog}`, () => (fs.existsSync(portsFile) ? (JSON.parse(fs.readFileSync(portsFile, 'utf8')) as { xds: number }) : undefined), 60_000);
+
+  const port = await freePort();
+  const gateway = startRigProxy(
+    t,
+    ['--mode', 'router', '--namespace', 'default', '--workload-name', 'shop-istio-0', '--service-account', 'shop-istio', '--labels', 'gateway.networking.k8s.io/gateway-name=shop', '--instance-ip', '127.0.0.1', '--interception', 'explicit', '--bind', '127.0.0.1', '--inbound-port', `8080=${port}`],
+    { xdsPort: xds },
+  );
+  await gateway.started();
+  const get = (p: string, headers: Record<string, string> = {}) => request(port, { path: p, headers: { host: 'shop.example.com', ...headers } });
+  const home = await waitFor(
+    () => `the gateway routing / to v1\n${gateway.log()}\n${cpLog}`,
+    async () => {
+      const r = await get('/').catch(() => undefined);
+      return r?.status === 200 ? r : undefined;
+    },
+    60_000,
+  );
+  assert.equal(home.json().server, 'v1');
+  assert.equal(home.headers['x-route'], 'default', 'ResponseHeaderModifier');
+
+  // By path (whole path elements: /v2x is not under /v2), with a request header modifier.
+  const byPath = await get('/v2/items', { 'x-secret': 'hunter2' });
+  assert.equal(byPath.json().server, 'v2');
+  assert.equal(byPath.json().headers['x-gateway'], 'shop');
+  assert.equal(byPath.json().headers['x-secret'], undefined);
+  assert.equal((await get('/v2x')).json().server, 'v1');
+  // By header.
+  assert.equal((await get('/anything', { 'x-canary': 'true' })).json().server, 'v2');
+  assert.equal((await get('/anything', { 'x-canary': 'false' })).json().server, 'v1');
+  // Weighted 50/50: 40 requests reach both (all 40 on one side has a probability of 2^-39).
+  const seen = new Set<string>();
+  for (let i = 0; i < 40; i++) seen.add((await get('/split')).json().server);
+  assert.deepEqual([...seen].sort(), ['v1', 'v2']);
+  // A backend that does not exist: 500, as the Gateway API requires; another host: no route (404).
+  assert.equal((await get('/missing')).status, 500);
+  assert.equal((await request(port, { path: '/', headers: { host: 'other.example.com' } })).status, 404);
+  assert.match(cpLog, /ResolvedRefs=False \(BackendNotFound\): backend Service default\/nowhere does not exist/);
+});
