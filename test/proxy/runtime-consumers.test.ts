@@ -1,0 +1,100 @@
+// Runtime keys taking effect in compiled configs of a running proxy (admin layer values set as
+// POST /runtime_modify does): the fault filter's keys (default names, *_runtime names, per
+// downstream cluster), local_ratelimit filter_enabled, weighted_clusters runtime_key_prefix and
+// the access log runtime_filter.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { CLUSTER_TYPE, HCM, LISTENER_TYPE, ROUTER, addr, request, staticCluster, startTestRuntime, startUpstream } from './harness.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
+import type { EnvoyJson } from '../../src/envoy/index.ts';
+
+const FAULT = 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault';
+const LOCAL_RATELIMIT = 'type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit';
+const FILE_LOG = 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog';
+
+function listener(httpFilters: EnvoyJson[], routes: EnvoyJson[], extra: EnvoyJson = {}): EnvoyJson {
+  return {
+    name: 'l',
+    address: addr(0),
+    filter_chains: [{ filters: [{ name: 'envoy.filters.network.http_connection_manager', typed_config: { '@type': HCM, stat_prefix: 'l', route_config: { name: 'r', virtual_hosts: [{ name: 'vh', domains: ['*'], routes }] }, http_filters: [...httpFilters, ROUTER], ...extra } }] }],
+  };
+}
+
+async function setup(t: Parameters<typeof startTestRuntime>[0], httpFilters: EnvoyJson[], routes: EnvoyJson[] = [{ match: { prefix: '/' }, route: { cluster: 'up' } }], extra: EnvoyJson = {}) {
+  const up = await startUpstream('up');
+  const other = await startUpstream('other');
+  const h = await startTestRuntime(t, [up, other]);
+  assert.deepEqual(h.apply(CLUSTER_TYPE, [staticCluster('up', [up.port]), staticCluster('other', [other.port])]), []);
+  assert.deepEqual(h.apply(LISTENER_TYPE, [listener(httpFilters, routes, extra)]), []);
+  await h.rt.settled();
+  const modify = (k: string, v: string) => h.rt.ctx.runtime.modify([[k, v]]);
+  return { h, port: h.port('l'), modify };
+}
+
+const statuses = async (port: number, headers: Record<string, string> = {}, n = 10) => new Set(await Promise.all(Array.from({ length: n }, async () => (await request(port, { headers })).status)));
+
+test('fault filter: the default keys, a *_runtime name and the downstream cluster keys override the configured abort', async (t) => {
+  const fault = { name: 'envoy.filters.http.fault', typed_config: { '@type': FAULT, abort: { http_status: 500, percentage: { numerator: 0 } }, abort_percent_runtime: 'drill.abort' } };
+  const { port, modify } = await setup(t, [fault]);
+  assert.deepEqual(await statuses(port), new Set([200]));
+  modify('fault.http.abort.abort_percent', '100');
+  assert.deepEqual(await statuses(port), new Set([200]), 'abort_percent_runtime renames the key');
+  modify('drill.abort', '100');
+  assert.deepEqual(await statuses(port), new Set([500]));
+  modify('fault.http.abort.http_status', '418');
+  assert.deepEqual(await statuses(port), new Set([418]), 'fault.http.abort.http_status replaces the configured status');
+  // With x-envoy-downstream-service-cluster, its own keys decide (the configured 0% when unset).
+  assert.deepEqual(await statuses(port, { 'x-envoy-downstream-service-cluster': 'web' }), new Set([200]));
+  modify('fault.http.web.abort.abort_percent', '100');
+  modify('fault.http.web.abort.http_status', '429');
+  assert.deepEqual(await statuses(port, { 'x-envoy-downstream-service-cluster': 'web' }), new Set([429]));
+  modify('drill.abort', '');
+  assert.deepEqual(await statuses(port), new Set([200]), 'removing the override restores the configured 0%');
+});
+
+test('fault filter: fault.http.max_active_faults caps the delayed requests', async (t) => {
+  const fault = { name: 'envoy.filters.http.fault', typed_config: { '@type': FAULT, delay: { fixed_delay: '60s', percentage: { numerator: 100 } } } };
+  const { h, port, modify } = await setup(t, [fault]);
+  modify('fault.http.max_active_faults', '0');
+  assert.deepEqual(await statuses(port, {}, 3), new Set([200]), 'no fault may be active: requests pass undelayed');
+  assert.equal(h.rt.stats.counter('http.l.fault.faults_overflow').value, 3);
+  modify('fault.http.delay.fixed_duration_ms', '0');
+  modify('fault.http.max_active_faults', '');
+  assert.deepEqual(await statuses(port, {}, 3), new Set([200]), 'a 0 ms runtime duration injects no delay');
+  assert.equal(h.rt.stats.counter('http.l.fault.delays_injected').value, 0);
+});
+
+test('local_ratelimit: filter_enabled follows its runtime key', async (t) => {
+  const rl = { name: 'envoy.filters.http.local_ratelimit', typed_config: { '@type': LOCAL_RATELIMIT, stat_prefix: 'rl', token_bucket: { max_tokens: 1, tokens_per_fill: 1, fill_interval: '3600s' }, filter_enabled: { runtime_key: 'rl.enabled', default_value: { numerator: 100 } }, filter_enforced: { runtime_key: 'rl.enforced', default_value: { numerator: 100 } } } };
+  const { port, modify } = await setup(t, [rl]);
+  assert.deepEqual(await statuses(port, {}, 3), new Set([200, 429]));
+  modify('rl.enabled', '0');
+  assert.deepEqual(await statuses(port, {}, 5), new Set([200]));
+});
+
+test('weighted_clusters: runtime_key_prefix weights replace the configured ones', async (t) => {
+  const routes = [{ match: { prefix: '/' }, route: { weighted_clusters: { runtime_key_prefix: 'split', clusters: [{ name: 'up', weight: 100 }, { name: 'other', weight: 0 }] } } }];
+  const { port, modify } = await setup(t, [], routes);
+  const servers = async () => new Set(await Promise.all(Array.from({ length: 10 }, async () => (await request(port)).json().server)));
+  assert.deepEqual(await servers(), new Set(['up']));
+  modify('split.up', '0');
+  modify('split.other', '100');
+  assert.deepEqual(await servers(), new Set(['other']));
+});
+
+test('access log runtime_filter: nothing sampled by default, every request at 100 through its key', async (t) => {
+  const file = path.join(tempDir(t, 'runtime-log-'), 'access.log');
+  const log = { name: 'envoy.access_loggers.file', filter: { runtime_filter: { runtime_key: 'log.sample' } }, typed_config: { '@type': FILE_LOG, path: file, log_format: { text_format_source: { inline_string: '%REQ(:PATH)%\n' } } } };
+  const { port, modify } = await setup(t, [], undefined, { access_log: [log] });
+  await request(port, { path: '/before' });
+  modify('log.sample', '100');
+  await request(port, { path: '/after' });
+  let text = '';
+  for (let i = 0; i < 500 && !text.includes('/after'); i++) {
+    await new Promise((r) => setTimeout(r, 10));
+    text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
+  }
+  assert.equal(text, '/after\n');
+});
