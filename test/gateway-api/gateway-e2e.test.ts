@@ -67,7 +67,7 @@ test('rig controlplane + rig proxy --mode router serve a Gateway and its HTTPRou
   let cpLog = '';
   cp.stderr?.on('data', (b: Buffer) => (cpLog += b));
   t.after(() => stopProcess(cp));
-  const { xds } = await waitFor(() => `the control plane's ports file\n${cpLog}`, () => (fs.existsSync(portsFile) ? (JSON.parse(fs.readFileSync(portsFile, 'utf8')) as { xds: number }) : undefined), 60_000);
+  const { xds, monitoring } = await waitFor(() => `the control plane's ports file\n${cpLog}`, () => (fs.existsSync(portsFile) ? (JSON.parse(fs.readFileSync(portsFile, 'utf8')) as { xds: number; monitoring: number }) : undefined), 60_000);
 
   const port = await freePort();
   const gateway = startRigProxy(
@@ -105,4 +105,7 @@ test('rig controlplane + rig proxy --mode router serve a Gateway and its HTTPRou
   assert.equal((await get('/missing')).status, 500);
   assert.equal((await request(port, { path: '/', headers: { host: 'other.example.com' } })).status, 404);
   assert.match(cpLog, /ResolvedRefs=False \(BackendNotFound\): backend Service default\/nowhere does not exist/);
+  // The control plane's config debug endpoint shows the kinds as written.
+  const configz = (await request(monitoring, { path: '/debug/configz' })).json<{ apiVersion: string; kind: string }[]>();
+  assert.deepEqual(configz.filter((r) => r.apiVersion.startsWith('gateway.networking.k8s.io/')).map((r) => r.kind).sort(), ['Gateway', 'HTTPRoute']);
 });

@@ -382,3 +382,11 @@ spec:
     [{ path: '/helloworld.Greeter/SayHello' }, { path_separated_prefix: '/helloworld.Greeter' }, { safe_regex: { regex: '/helloworld\\..*/[^/]+' } }, { safe_regex: { regex: '/[^/]+/Check' } }],
   );
 });
+
+test('a generated Gateway programs the gateway proxies of its own namespace only', () => {
+  const push = buildPush(parseYaml(`${svc('a', 'team-a')}${gw('gw', HTTP80, 'team-a')}${gw('gw', '  - { name: http, port: 8080, protocol: HTTP }', 'team-b')}`));
+  const ports = (ns: string) => GENERATORS[LISTENER_TYPE].generate(push, router('gw', ns), undefined).map((l) => ((l.address as EnvoyJson).socket_address as EnvoyJson).port_value);
+  assert.deepEqual(ports('team-a'), [80]);
+  assert.deepEqual(ports('team-b'), [8080]);
+  assert.deepEqual(ports('default'), []);
+});

@@ -9,6 +9,8 @@ import { PARENTS_ANNOTATION } from './routes.ts';
 import type { StatusReport } from './status.ts';
 
 export const GATEWAY_NAME_LABEL = 'gateway.networking.k8s.io/gateway-name';
+/** Marks an Istio Gateway generated from a Gateway API Gateway (Istio's internal annotation): it selects gateways of its namespace only. */
+export const GATEWAY_SEMANTICS_ANNOTATION = 'internal.istio.io/gateway-semantics';
 export const DEFAULT_CLASS = 'istio';
 export const ISTIO_CONTROLLER = 'istio.io/gateway-controller';
 /** Istio's other built-in classes: ambient waypoints and remote (multi-network) gateways. */
@@ -75,7 +77,7 @@ export function convertGateways(
       out.gateways.push({
         apiVersion: 'networking.istio.io/v1',
         kind: 'Gateway',
-        metadata: { name, namespace: gw.metadata.namespace, creationTimestamp: gw.metadata.creationTimestamp, annotations: { [PARENTS_ANNOTATION]: `Gateway/${gw.metadata.name}/${l.name}.${gw.metadata.namespace}` } },
+        metadata: { name, namespace: gw.metadata.namespace, creationTimestamp: gw.metadata.creationTimestamp, annotations: { [PARENTS_ANNOTATION]: `Gateway/${gw.metadata.name}/${l.name}.${gw.metadata.namespace}`, [GATEWAY_SEMANTICS_ANNOTATION]: 'gateway' } },
         spec: { selector: { [GATEWAY_NAME_LABEL]: gw.metadata.name }, servers: [server] },
         source: gw.source,
       });

@@ -8,7 +8,7 @@ import { ReferenceGrants } from './reference-grants.ts';
 import { convertRoutes } from './routes.ts';
 import { StatusReport } from './status.ts';
 
-export { GATEWAY_NAME_LABEL } from './gateways.ts';
+export { GATEWAY_NAME_LABEL, GATEWAY_SEMANTICS_ANNOTATION } from './gateways.ts';
 export { GATEWAY_API_CODES } from './status.ts';
 export { PREFIX_REDIRECT_MARKER, ROUTE_SEMANTICS_ANNOTATION } from './routes.ts';
 

@@ -3,6 +3,7 @@
 // /debug/endpointz, /debug/configz, /debug/push_status) that `rig proxy-status` and
 // `rig proxy-config` read.
 import http from 'node:http';
+import { writtenKind } from '../../api/index.ts';
 import { VERSION } from '../../core/version.ts';
 import type { AdsConnection } from './ads-connection.ts';
 import { configDump, syncStatus } from './config-dump.ts';
@@ -63,7 +64,8 @@ export function createDebugServer(o: DebugServerOptions): http.Server {
         case '/debug/endpointz':
           return json(res, 200, Object.fromEntries([...d.push.endpoints].map(([h, ports]) => [h, Object.fromEntries(ports)])));
         case '/debug/configz':
-          return json(res, 200, d.push.resources);
+          // Kinds as users write them (the Gateway API's Gateway is KubernetesGateway inside).
+          return json(res, 200, d.push.resources.map((r) => ({ ...r, kind: writtenKind(r.kind) })));
         case '/debug/push_status':
           return json(res, 200, { version: d.push.version, last: d.lastPush, proxies: d.connections.size, memory: process.memoryUsage() });
         default:
