@@ -161,6 +161,9 @@ spec:
     - { type: RequestMirror, requestMirror: { backendRef: { name: mirror, port: 9080 }, percent: 25 } }
     backendRefs: [{ name: a, port: 9080 }]
   - matches: [{ path: { value: /nothing } }]
+  - matches: [{ path: { value: /retry } }]
+    backendRefs: [{ name: a, port: 9080 }]
+    retry: { codes: [500, 502], attempts: 3, backoff: 100ms }
 `),
   );
   assert.deepEqual(conditions(push), []);
@@ -192,6 +195,9 @@ spec:
   assert.deepEqual(whole.request_mirror_policies, [{ cluster: 'outbound|9080||mirror.default.svc.cluster.local', runtime_fraction: { default_value: { numerator: 250000, denominator: 'MILLION' } } }]);
   // A rule with neither backends nor a redirect: 500, as the Gateway API requires.
   assert.deepEqual(byName['default.r.6.0'].direct_response, { status: 500 });
+  const retry = (byName['default.r.7.0'].route as EnvoyJson).retry_policy as EnvoyJson;
+  assert.equal(retry.retry_on, 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes');
+  assert.deepEqual([retry.num_retries, retry.retriable_status_codes, retry.retry_back_off], [3, [500, 502], { base_interval: '0.1s' }]);
 });
 
 test('hostnames are intersected with listener hostnames; listeners select by sectionName and port', () => {

@@ -113,7 +113,7 @@ export interface HTTPRouteRule {
   filters?: HTTPRouteFilter[];
   backendRefs?: HTTPBackendRef[];
   timeouts?: { request?: string; backendRequest?: string };
-  retry?: Record<string, unknown>;
+  retry?: { codes?: number[]; attempts?: number; backoff?: string };
   sessionPersistence?: Record<string, unknown>;
 }
 

@@ -211,7 +211,10 @@ export function validateHTTPRoute(spec: G.HTTPRouteSpec, r: Reporter): void {
     if (request !== undefined && backend !== undefined && request !== 0 && (backend === 0 || backend > request)) {
       r.error([...at, 'timeouts', 'backendRequest'], 'backendRequest must not be longer than request', 'lower backendRequest or raise request');
     }
-    if (rule.retry) unsupported(r, [...at, 'retry'], 'retry', "failed requests are retried as Istio's default policy does");
+    checkDuration(rule.retry?.backoff, [...at, 'retry', 'backoff'], r);
+    rule.retry?.codes?.forEach((c, j) => {
+      if (!Number.isInteger(c) || c < 400 || c > 599) r.error([...at, 'retry', 'codes', j], `${c} is not a retriable status code`, 'use 400-599');
+    });
     if (rule.sessionPersistence) unsupported(r, [...at, 'sessionPersistence'], 'sessionPersistence', 'requests are balanced without affinity');
   });
 }

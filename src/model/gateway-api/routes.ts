@@ -3,7 +3,7 @@
 // (GAMMA) routes, one Istio route per Gateway API match, sorted by the Gateway API's precedence.
 // The VirtualServices carry Istio's gateway route semantics (path-separated prefixes, 500 for a
 // backend that does not resolve, prefix redirects), which src/xds/translate/route-builder.ts reads.
-import type { Destination, GatewayApi, HTTPMatchRequest, HTTPRoute, HTTPRouteDestination, HeaderOperations, Resource, StringMatch, VirtualServiceSpec } from '../../api/index.ts';
+import type { Destination, GatewayApi, HTTPMatchRequest, HTTPRetry, HTTPRoute, HTTPRouteDestination, HeaderOperations, Resource, StringMatch, VirtualServiceSpec } from '../../api/index.ts';
 import type { AttachableListener, ConvertedGateways } from './gateways.ts';
 import type { ReferenceGrants } from './reference-grants.ts';
 import { GATEWAY_GROUP } from './reference-grants.ts';
@@ -302,11 +302,24 @@ function ruleAction(route: AnyRoute, rule: GatewayApi.HTTPRouteRule | GatewayApi
   // No backend with a weight (none written, or all weight 0): the Gateway API answers 500.
   if (!dests.length) return { ...action, directResponse: { status: 500 } };
   action.route = dests;
-  if ('timeouts' in rule && rule.timeouts) {
-    if (rule.timeouts.request) action.timeout = rule.timeouts.request;
-    if (rule.timeouts.backendRequest) action.retries = { attempts: 2, perTryTimeout: rule.timeouts.backendRequest };
-  }
+  const http = rule as GatewayApi.HTTPRouteRule; // GRPCRoute rules have neither timeouts nor retry
+  if (http.timeouts?.request) action.timeout = http.timeouts.request;
+  const retries = retryPolicy(http.retry, http.timeouts?.backendRequest);
+  if (retries) action.retries = retries;
   return action;
+}
+
+/**
+ * HTTPRoute retry (and backendRequest, the timeout of each try) as an Istio retry policy: attempts
+ * default to Istio's 2; listed codes are retried besides connection failures.
+ */
+function retryPolicy(retry: GatewayApi.HTTPRouteRule['retry'], perTry: string | undefined): HTTPRetry | undefined {
+  if (!retry && !perTry) return undefined;
+  const out: HTTPRetry = { attempts: retry?.attempts ?? 2 };
+  if (perTry) out.perTryTimeout = perTry;
+  if (retry?.backoff) out.backoff = retry.backoff;
+  if (retry?.codes?.length) out.retryOn = ['connect-failure', 'refused-stream', 'unavailable', 'cancelled', ...retry.codes].join(',');
+  return out;
 }
 
 function backendHeaders(filters: GatewayApi.HTTPRouteFilter[] | undefined): HTTPRouteDestination['headers'] {
