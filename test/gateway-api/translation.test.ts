@@ -86,7 +86,7 @@ spec:
   parentRefs: [{ name: gw }]
   rules:
   - backendRefs: [{ name: a, port: 9080 }]
-  - matches: [{ path: { value: /api } }]
+  - matches: [{ path: { value: /api/ } }]
     backendRefs: [{ name: a, port: 9080 }]
   - matches: [{ path: { value: /api }, headers: [{ name: X-Version, value: "2" }] }]
     backendRefs: [{ name: a, port: 9080 }]
@@ -385,7 +385,7 @@ spec:
   assert.deepEqual(
     routes.map((r) => r.match),
     // Longest service first, then longest method (a regular expression counts its characters).
-    [{ path: '/helloworld.Greeter/SayHello' }, { path_separated_prefix: '/helloworld.Greeter' }, { safe_regex: { regex: '/helloworld\\..*/[^/]+' } }, { safe_regex: { regex: '/[^/]+/Check' } }],
+    [{ path: '/helloworld.Greeter/SayHello' }, { path_separated_prefix: '/helloworld.Greeter' }, { safe_regex: { regex: '/helloworld\\..*/.+' } }, { safe_regex: { regex: '/[^/]+/Check' } }],
   );
 });
 

@@ -211,7 +211,9 @@ function namedMatches(list: readonly { name: string; type?: string; value: strin
 
 function httpMatch(m: GatewayApi.HTTPRouteMatch | undefined): { match: HTTPMatchRequest; key: number[] } {
   const type = m?.path?.type ?? 'PathPrefix';
-  const value = m?.path?.value ?? '/';
+  const written = m?.path?.value ?? '/';
+  // "When specified, a trailing / is ignored" (PathPrefix), as for precedence.
+  const value = type === 'PathPrefix' && written !== '/' ? written.replace(/\/+$/, '') || '/' : written;
   const match: HTTPMatchRequest = { uri: type === 'Exact' ? { exact: value } : type === 'RegularExpression' ? { regex: value } : { prefix: value } };
   const headers = namedMatches(m?.headers, true);
   if (headers) match.headers = headers;
@@ -232,7 +234,7 @@ function grpcMatch(m: GatewayApi.GRPCRouteMatch | undefined): { match: HTTPMatch
     else if (method.service) uri = { prefix: `/${method.service}/` };
     else if (method.method) uri = { regex: `/${GRPC_NAME}/${escapeRegex(method.method)}` };
   } else if (method) {
-    uri = { regex: `/${method.service ?? GRPC_NAME}/${method.method ?? GRPC_NAME}` };
+    uri = { regex: `/${method.service ?? GRPC_NAME}/${method.method ?? '.+'}` };
   }
   const match: HTTPMatchRequest = { uri };
   const headers = namedMatches(m?.headers, true);
