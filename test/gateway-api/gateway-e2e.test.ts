@@ -1,12 +1,14 @@
 // A Gateway API Gateway and HTTPRoute through real processes: `rig controlplane` watching a
 // config directory, a `rig proxy --mode router` labelled gateway.networking.k8s.io/gateway-name
 // as Istio's automated deployment labels its gateway pods, and two HTTP upstreams. Requests are
-// routed by path and header, split by weight, get their headers modified, and a backend that
-// does not exist answers 500.
+// routed by path and header, split by weight, get their headers modified, a backend that does
+// not exist answers 500, and an HTTPS listener terminates TLS with its certificateRefs' credential.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import https from 'node:https';
 import { test } from 'node:test';
+import { makeTaskCertificates } from '../helpers/istio-task-certs.ts';
 import { freePort } from '../../src/local/ports.ts';
 import { spawnRig, stopProcess } from '../helpers/cli.ts';
 import { startRigProxy } from '../helpers/rig-proxy.ts';
@@ -32,7 +34,9 @@ kind: Gateway
 metadata: { name: shop }
 spec:
   gatewayClassName: istio
-  listeners: [{ name: http, port: 8080, protocol: HTTP }]
+  listeners:
+  - { name: http, port: 8080, protocol: HTTP }
+  - { name: https, port: 8443, protocol: HTTPS, hostname: shop.example.com, tls: { mode: Terminate, certificateRefs: [{ name: shop-cert }] } }
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -62,17 +66,19 @@ test('rig controlplane + rig proxy --mode router serve a Gateway and its HTTPRou
   fs.mkdirSync(config);
   fs.writeFileSync(path.join(config, 'mesh.yaml'), service('v1', v1.port) + service('v2', v2.port) + GATEWAY);
 
+  const state = path.join(dir, 'state');
+  const caPem = makeTaskCertificates(dir, path.join(state, 'credentials', 'shop-cert'), 'shop.example.com', 'shop');
   const portsFile = path.join(dir, 'cp-ports.json');
-  const cp = spawnRig(['controlplane', '--config', config, '--state-dir', path.join(dir, 'state'), '--xds-port', '0', '--monitoring-port', '0', '--tls-port', '0', '--ports-file', portsFile]);
+  const cp = spawnRig(['controlplane', '--config', config, '--state-dir', state, '--xds-port', '0', '--monitoring-port', '0', '--tls-port', '0', '--ports-file', portsFile]);
   let cpLog = '';
   cp.stderr?.on('data', (b: Buffer) => (cpLog += b));
   t.after(() => stopProcess(cp));
   const { xds, monitoring } = await waitFor(() => `the control plane's ports file\n${cpLog}`, () => (fs.existsSync(portsFile) ? (JSON.parse(fs.readFileSync(portsFile, 'utf8')) as { xds: number; monitoring: number }) : undefined), 60_000);
 
-  const port = await freePort();
+  const [port, tlsPort] = [await freePort(), await freePort()];
   const gateway = startRigProxy(
     t,
-    ['--mode', 'router', '--namespace', 'default', '--workload-name', 'shop-istio-0', '--service-account', 'shop-istio', '--labels', 'gateway.networking.k8s.io/gateway-name=shop', '--instance-ip', '127.0.0.1', '--interception', 'explicit', '--bind', '127.0.0.1', '--inbound-port', `8080=${port}`],
+    ['--mode', 'router', '--namespace', 'default', '--workload-name', 'shop-istio-0', '--service-account', 'shop-istio', '--labels', 'gateway.networking.k8s.io/gateway-name=shop', '--instance-ip', '127.0.0.1', '--interception', 'explicit', '--bind', '127.0.0.1', '--inbound-port', `8080=${port}`, '--inbound-port', `8443=${tlsPort}`],
     { xdsPort: xds },
   );
   await gateway.started();
@@ -105,6 +111,22 @@ test('rig controlplane + rig proxy --mode router serve a Gateway and its HTTPRou
   assert.equal((await get('/missing')).status, 500);
   assert.equal((await request(port, { path: '/', headers: { host: 'other.example.com' } })).status, 404);
   assert.match(cpLog, /ResolvedRefs=False \(BackendNotFound\): backend Service default\/nowhere does not exist/);
+  // HTTPS: TLS terminated with the shop-cert credential, then the same routes.
+  const secure = await waitFor(
+    () => `the HTTPS listener serving\n${gateway.log()}`,
+    () =>
+      new Promise<{ status: number; server: string } | undefined>((resolve) => {
+        const req = https.request({ host: '127.0.0.1', port: tlsPort, path: '/v2/x', servername: 'shop.example.com', ca: caPem, headers: { host: 'shop.example.com' }, agent: false }, (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve(res.statusCode === 200 ? { status: 200, server: (JSON.parse(body) as { server: string }).server } : undefined));
+        });
+        req.on('error', () => resolve(undefined));
+        req.end();
+      }),
+    60_000,
+  );
+  assert.deepEqual(secure, { status: 200, server: 'v2' });
   // The control plane's config debug endpoint shows the kinds as written.
   const configz = (await request(monitoring, { path: '/debug/configz' })).json<{ apiVersion: string; kind: string }[]>();
   assert.deepEqual(configz.filter((r) => r.apiVersion.startsWith('gateway.networking.k8s.io/')).map((r) => r.kind).sort(), ['Gateway', 'HTTPRoute']);
