@@ -12,6 +12,8 @@ export const NDS_TYPE = 'type.googleapis.com/istio.networking.nds.v1.NameTable';
  * stream when its workload's health changes; healthy without error_detail, unhealthy with one.
  */
 export const HEALTH_INFO_TYPE = 'istio.io/health';
+/** RTDS: a runtime layer (envoy.service.runtime.v3.Runtime), subscribed by name for a bootstrap rtds_layer. */
+export const RUNTIME_TYPE = 'type.googleapis.com/envoy.service.runtime.v3.Runtime';
 
 /** The order in which a state-of-the-world ADS client subscribes and a server pushes (Envoy's "make before break"). */
 export const XDS_TYPES_IN_ORDER = [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE, NDS_TYPE] as const;

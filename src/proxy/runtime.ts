@@ -10,7 +10,7 @@
  *   rt.observers.push((info, req, res) => ...)       // stream-end observers (metrics, access logs)
  *   await rt.drain(ms); rt.stop()                    // SIGTERM: stop accepting, finish in-flight, close
  *
- * apply() accepts LISTENER_TYPE, ROUTE_TYPE, CLUSTER_TYPE, ENDPOINT_TYPE and SECRET_TYPE
+ * apply() accepts LISTENER_TYPE, ROUTE_TYPE, CLUSTER_TYPE, ENDPOINT_TYPE, SECRET_TYPE and RUNTIME_TYPE (RTDS)
  * (src/envoy/type-urls.ts). Each resource is checked against its proto (unknown fields, types),
  * then compiled into immutable internal config (route tables, matchers, regexes, header ops,
  * filter configs); fields we read but do not implement are logged as warnings naming them.
@@ -19,7 +19,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type net from 'node:net';
-import { checkMessage, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, NDS_TYPE, ROUTE_TYPE, SECRET_TYPE, type EnvoyJson } from '../envoy/index.ts';
+import { checkMessage, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, NDS_TYPE, ROUTE_TYPE, RUNTIME_TYPE, SECRET_TYPE, type EnvoyJson } from '../envoy/index.ts';
 import { silentLogger, type Logger } from '../core/log.ts';
 import { Issues } from './config/reader.ts';
 import { Stats } from './stats/stats.ts';
@@ -216,6 +216,8 @@ export class ProxyRuntime {
     if (typeUrl === NDS_TYPE) return this.nameTableSink ? this.nameTableSink(resources.get('') ?? { table: {} }) : [];
     // Accepted or refused, the first response ends the wait (Envoy's init target is ready either way).
     this.awaitingFirstFetch.delete(typeUrl);
+    // RTDS: the runtime's layers (src/proxy/envoy-runtime), checked and applied as one set.
+    if (typeUrl === RUNTIME_TYPE) return this.ctx.runtime.applyRtds(resources);
     const errors: string[] = [];
     const warnings: string[] = [];
     const kind = KIND[typeUrl];

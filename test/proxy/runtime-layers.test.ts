@@ -103,9 +103,14 @@ function layered(raw: unknown): { layers: RuntimeLayerConfig[]; issues: Issues }
   return { layers: readLayeredRuntime(new Reader(raw, 'layered_runtime', issues)), issues };
 }
 
-test('layered_runtime: rtds_layer and a second admin layer are errors; static keys of Envoy features rig lacks are named', () => {
-  const rtds = layered({ layers: [{ name: 'rtds', rtds_layer: { name: 'r', rtds_config: { ads: {} } } }] });
-  assert.match(rtds.issues.errors.join('\n'), /layered_runtime\.layers\[0\]\.rtds_layer: rtds_layer is not supported by rig proxy/);
+test('layered_runtime: an rtds_layer from another source than ADS and a second admin layer are errors; static keys of Envoy features rig lacks are named', () => {
+  const rtds = layered({ layers: [{ name: 'rtds', rtds_layer: { name: 'r', rtds_config: { ads: {}, initial_fetch_timeout: '2s' } } }] });
+  assert.deepEqual(rtds.issues.errors, []);
+  assert.deepEqual(rtds.layers, [{ name: 'rtds', kind: 'rtds', resource: 'r', initialFetchTimeoutMs: 2000 }]);
+  const own = layered({ layers: [{ name: 'rtds', rtds_layer: { name: 'r', rtds_config: { path_config_source: { path: '/etc/rtds.yaml' } } } }] });
+  assert.match(own.issues.errors.join('\n'), /layered_runtime\.layers\[0\]\.rtds_layer\.rtds_config: rig proxy fetches an rtds_layer over the ADS stream only/);
+  assert.match(own.issues.errors.join('\n'), /rtds_config\.path_config_source: path_config_source is not supported for an rtds_layer/);
+  assert.throws(() => parseBootstrap({ layered_runtime: { layers: [{ name: 'rtds', rtds_layer: { name: 'r', rtds_config: { ads: {} } } }] } }, 'b.yaml'), /layered_runtime: an rtds_layer is fetched over ADS: the bootstrap needs dynamic_resources\.ads_config/);
   const admins = layered({ layers: [{ name: 'a', admin_layer: {} }, { name: 'b', admin_layer: {} }] });
   assert.match(admins.issues.errors.join('\n'), /too many admin layers/);
   const s = layered({ layers: [{ name: 's', static_layer: { fault: { http: { abort: { abort_percent: 10 } } }, my_key: 1, envoy: { reloadable_features: { x: true } }, overload: { global_downstream_max_connections: 10 } } }] });

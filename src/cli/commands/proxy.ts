@@ -16,7 +16,7 @@ import { releaseFreeMalloc, releaseFreeMallocEvery, trimCodeResidency, trimCodeR
 import { createAdminHandler, createReadyHandler } from '../../proxy/admin/admin-server.ts';
 import { listen } from '../../core/listen.ts';
 import { http } from '../../proxy/node-http.ts';
-import { CLUSTER_TYPE, LISTENER_TYPE, SECRET_TYPE, type EnvoyJson } from '../../envoy/index.ts';
+import { CLUSTER_TYPE, LISTENER_TYPE, RUNTIME_TYPE, SECRET_TYPE, type EnvoyJson } from '../../envoy/index.ts';
 import { parseDuration } from '../../envoy/wkt-json.ts';
 import { createStatsHandler, flushSpans } from '../../proxy/telemetry/index.ts';
 import { readinessProbeOf, ReadinessProbeError } from '../../proxy/workload-health/readiness-probe.ts';
@@ -170,6 +170,8 @@ async function run(opts: ProxyOptions): Promise<void> {
     for (const [key, typeUrl] of [['cds_config', CLUSTER_TYPE], ['lds_config', LISTENER_TYPE]] as const) {
       if (dynamic[key] !== undefined) rt.awaitFirstFetch(typeUrl, initialFetchTimeoutMs(dynamic[key]));
     }
+    // RTDS layers: the server waits for their first response too, as Envoy's runtime init does.
+    for (const l of bootstrap.runtimeLayers) if (l.kind === 'rtds') rt.awaitFirstFetch(RUNTIME_TYPE, l.initialFetchTimeoutMs);
     // Filesystem config sources (lds_config / cds_config with a path), beside or instead of ADS.
     const { pathSources, PathSubscriptions } = await import('../../proxy/bootstrap/path-config-source.ts');
     const sources = pathSources(raw);

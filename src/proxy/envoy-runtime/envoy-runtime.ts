@@ -1,6 +1,7 @@
-// Envoy's runtime (layered_runtime): an ordered list of layers (static, disk, admin), later ones
-// overriding earlier ones, merged into one snapshot. A new snapshot is made when a disk layer's
-// symlink is swapped (as Envoy, the symlink's directory is watched) and on each /runtime_modify;
+// Envoy's runtime (layered_runtime): an ordered list of layers (static, disk, admin, RTDS), later
+// ones overriding earlier ones, merged into one snapshot. A new snapshot is made when a disk layer's
+// symlink is swapped (as Envoy, the symlink's directory is watched), on each /runtime_modify and on
+// each accepted RTDS update;
 // each new snapshot refreshes every handle consumers hold (handles.ts), so requests read fields.
 // Stats as Envoy's: runtime.load_success, load_error, num_keys, num_layers, admin_overrides_active,
 // override_dir_exists, override_dir_not_exists.
@@ -8,14 +9,16 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { silentLogger, type Logger } from '../../core/log.ts';
 import type { Stat, Stats } from '../stats/stats.ts';
-import { entryFromString, type RuntimeEntry } from './entry.ts';
+import { entryFromString, flattenStruct, type RuntimeEntry } from './entry.ts';
 import { diskLayerDir, loadDiskLayer, type DiskLayerConfig } from './disk-layer.ts';
 import { RuntimeBool, RuntimeDouble, RuntimeFraction, RuntimeUint, type RuntimeHandle } from './handles.ts';
 
 export type RuntimeLayerConfig =
   | { readonly name: string; readonly kind: 'static'; readonly values: ReadonlyMap<string, RuntimeEntry> }
   | { readonly name: string; readonly kind: 'disk'; readonly disk: DiskLayerConfig }
-  | { readonly name: string; readonly kind: 'admin' };
+  | { readonly name: string; readonly kind: 'admin' }
+  /** RTDS over ADS: the Runtime resource `resource`'s layer (empty until it arrives). */
+  | { readonly name: string; readonly kind: 'rtds'; readonly resource: string; readonly initialFetchTimeoutMs: number };
 
 /** Envoy's layers when the bootstrap has no layered_runtime: an empty static layer and an admin layer. */
 export const DEFAULT_RUNTIME_LAYERS: readonly RuntimeLayerConfig[] = [
@@ -58,6 +61,8 @@ export class EnvoyRuntime {
   private readonly stats: RuntimeStats | undefined;
   /** The admin layer's values (/runtime_modify); undefined when no admin layer is configured. */
   private readonly adminValues: Map<string, RuntimeEntry> | undefined;
+  /** RTDS layers' values by resource name, as last accepted. */
+  private rtdsValues = new Map<string, ReadonlyMap<string, RuntimeEntry>>();
   private layers: { name: string; values: ReadonlyMap<string, RuntimeEntry> }[] = [];
   private entries = new Map<string, RuntimeEntry>();
   private readonly handles = new Map<string, RuntimeHandle>();
@@ -116,6 +121,7 @@ export class EnvoyRuntime {
     for (const c of this.configs) {
       if (c.kind === 'static') layers.push({ name: c.name, values: c.values });
       else if (c.kind === 'admin') layers.push({ name: c.name, values: this.adminValues! });
+      else if (c.kind === 'rtds') layers.push({ name: c.name, values: this.rtdsValues.get(c.resource) ?? new Map() });
       else {
         // A disk layer whose directory does not exist is left out of the snapshot, as in Envoy.
         const dir = diskLayerDir(c.disk, this.serviceCluster);
@@ -152,6 +158,31 @@ export class EnvoyRuntime {
       else this.adminValues.set(k, entryFromString(v));
     }
     this.reload();
+  }
+
+  /** The resource names of the RTDS layers (what the xDS client subscribes to). */
+  rtdsResources(): string[] {
+    return this.configs.flatMap((c) => (c.kind === 'rtds' ? [c.resource] : []));
+  }
+
+  /**
+   * An RTDS state of the world (Runtime resources by name, Envoy's JSON): every layer is checked
+   * first; returns the problems ([] = ACK), and a rejected update changes nothing.
+   */
+  applyRtds(resources: ReadonlyMap<string, Record<string, unknown>>): string[] {
+    const errors: string[] = [];
+    const next = new Map<string, ReadonlyMap<string, RuntimeEntry>>();
+    for (const [name, r] of resources) {
+      try {
+        next.set(name, r.layer === undefined || r.layer === null ? new Map() : flattenStruct(r.layer));
+      } catch (e) {
+        errors.push(`runtime "${name}": layer.${(e as Error).message}`);
+      }
+    }
+    if (errors.length) return errors;
+    this.rtdsValues = next;
+    this.reload();
+    return [];
   }
 
   /** The current entry of a key. A string lookup: for keys built per request only (fault's downstream-cluster keys). */

@@ -1,9 +1,11 @@
 // Reads the bootstrap's layered_runtime into layer configs (envoy-runtime.ts). Without
 // layered_runtime the layers are Envoy's default: an empty static layer "base" and an admin layer.
-// rtds_layer is refused (rig proxy has no RTDS subscription). Static layer keys that switch Envoy
+// An rtds_layer is fetched over the ADS stream (rtds_config: { ads: {} }); another config source
+// for it is refused. Static layer keys that switch Envoy
 // features rig proxy does not have are named in a warning; any other key takes effect wherever a
 // config names it as a runtime_key.
 import type { Reader } from '../config/reader.ts';
+import { parseDuration } from '../../envoy/index.ts';
 import { flattenStruct, type RuntimeEntry } from './entry.ts';
 import { DEFAULT_RUNTIME_LAYERS, type RuntimeLayerConfig } from './envoy-runtime.ts';
 
@@ -22,6 +24,32 @@ const READ_PREFIXES = ['fault.http.', 'upstream.healthy_panic_threshold'];
 function unimplemented(key: string): boolean {
   if (QUIET_KEYS.has(key) || READ_PREFIXES.some((p) => key.startsWith(p))) return false;
   return ENVOY_FEATURE_PREFIXES.some((p) => key.startsWith(p));
+}
+
+/** RTDS from ADS only: the resource name and the first fetch's timeout (Envoy's default 15 s). */
+function readRtdsLayer(name: string, r: Reader): RuntimeLayerConfig {
+  const resource = r.str('name');
+  if (!resource) r.issues.error(r.at('name'), 'an rtds_layer needs the name of the Runtime resource to subscribe to');
+  const src = r.obj('rtds_config');
+  let initialFetchTimeoutMs = 15_000;
+  if (!src?.has('ads')) {
+    r.issues.error(r.at('rtds_config'), 'rig proxy fetches an rtds_layer over the ADS stream only: set rtds_config: { ads: {} } (with dynamic_resources.ads_config)');
+  }
+  if (src) {
+    src.obj('ads')?.done();
+    src.accept('resource_api_version');
+    const t = src.str('initial_fetch_timeout');
+    if (t) {
+      const { seconds, nanos } = parseDuration(t);
+      initialFetchTimeoutMs = Math.max(0, seconds * 1000 + nanos / 1e6);
+    }
+    for (const k of ['path', 'path_config_source', 'api_config_source', 'self', 'authorities']) {
+      if (src.has(k)) src.issues.error(src.at(k), `${k} is not supported for an rtds_layer; rig proxy fetches it over the ADS stream (ads: {})`);
+    }
+    src.done();
+  }
+  r.done();
+  return { name, kind: 'rtds', resource, initialFetchTimeoutMs };
 }
 
 export function readLayeredRuntime(lr: Reader | undefined): RuntimeLayerConfig[] {
@@ -55,8 +83,7 @@ export function readLayeredRuntime(lr: Reader | undefined): RuntimeLayerConfig[]
       layer.obj('admin_layer')?.done();
       out.push({ name, kind: 'admin' });
     } else if (layer.has('rtds_layer')) {
-      layer.issues.error(layer.at('rtds_layer'), 'rtds_layer is not supported by rig proxy (no RTDS subscription); use a static_layer, disk_layer or admin_layer');
-      layer.accept('rtds_layer');
+      out.push(readRtdsLayer(name, layer.obj('rtds_layer')!));
     } else layer.issues.error(layer.path, 'a runtime layer needs one of static_layer, disk_layer, admin_layer, rtds_layer');
     layer.done();
   }

@@ -13,6 +13,7 @@ import {
   LISTENER_TYPE,
   NDS_TYPE,
   ROUTE_TYPE,
+  RUNTIME_TYPE,
   SECRET_TYPE,
   encodeMessage,
   messageType,
@@ -22,14 +23,14 @@ import {
 import { VERSION } from '../../core/version.ts';
 import { silentLogger, type Logger } from '../../core/log.ts';
 import { Backoff, type BackoffOptions } from './backoff.ts';
-import { edsNamesOf, rdsNamesOf, sdsNamesOf } from './xds-dependencies.ts';
+import { edsNamesOf, rdsNamesOf, rtdsNamesOf, sdsNamesOf } from './xds-dependencies.ts';
 import { xdsServerTarget, type XdsServerTarget } from './xds-server-target.ts';
 import type { XdsSink } from './xds-sink.ts';
 
 const ADS_METHOD = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
 const RESOURCE_WRAPPER_TYPE = 'type.googleapis.com/envoy.service.discovery.v3.Resource';
-/** Subscription order (make before break): clusters, their endpoints, listeners, their routes, secrets. */
-const TYPES = [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE, NDS_TYPE] as const;
+/** Subscription order (make before break): runtime layers (RTDS, as Envoy first), clusters, their endpoints, listeners, their routes, secrets. */
+const TYPES = [RUNTIME_TYPE, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE, NDS_TYPE] as const;
 // NDS: one unnamed NameTable (Istio's), subscribed by sidecars that capture DNS.
 const WILDCARD_TYPES = new Set<string>([CLUSTER_TYPE, LISTENER_TYPE, NDS_TYPE]);
 const INVALID_ARGUMENT = 3;
@@ -151,8 +152,11 @@ export class XdsClient extends EventEmitter<XdsClientEvents> {
     this.capturesDns = md.DNS_CAPTURE === 'true' || md.INTERCEPTION_MODE === 'REDIRECT';
     this.backoff = new Backoff(opts.backoff);
     this.fetchTimeoutMs = opts.initialFetchTimeoutMs ?? 15_000;
+    // The runtime type is watched only when the bootstrap has rtds_layers over ADS.
+    const rtds = rtdsNamesOf(opts.bootstrap);
     for (const typeUrl of TYPES) {
-      this.watches.set(typeUrl, { typeUrl, names: new Set(), version: '', nonce: '', resources: new Map(), requested: false, sentNames: '', doesNotExist: new Set() });
+      if (typeUrl === RUNTIME_TYPE && !rtds.size) continue;
+      this.watches.set(typeUrl, { typeUrl, names: typeUrl === RUNTIME_TYPE ? rtds : new Set(), version: '', nonce: '', resources: new Map(), requested: false, sentNames: '', doesNotExist: new Set() });
     }
   }
 
@@ -276,6 +280,8 @@ export class XdsClient extends EventEmitter<XdsClientEvents> {
   }
 
   private sendInitialRequests(): void {
+    const rtds = this.watches.get(RUNTIME_TYPE);
+    if (rtds) this.maybeSubscribe(rtds);
     const cds = this.watches.get(CLUSTER_TYPE)!;
     this.sendRequest(cds);
     // After a reconnect the proxy already holds config: resubscribe to everything at once (in

@@ -48,6 +48,16 @@ export function rdsNamesOf(listeners: Iterable<EnvoyJson>): Set<string> {
   return names;
 }
 
+/** The Runtime resources the bootstrap's rtds_layers fetch over ADS (layered_runtime.layers[].rtds_layer.name). */
+export function rtdsNamesOf(bootstrap: EnvoyJson): Set<string> {
+  const names = new Set<string>();
+  for (const layer of asList(asObject(bootstrap.layered_runtime)?.layers)) {
+    const rtds = asObject(layer.rtds_layer);
+    if (typeof rtds?.name === 'string' && rtds.name && asObject(asObject(rtds.rtds_config)?.ads)) names.add(rtds.name);
+  }
+  return names;
+}
+
 /** Secrets made in the proxy itself (Istio's agent serves them), never fetched from the control plane. */
 export const LOCAL_SECRETS: ReadonlySet<string> = new Set(['default', 'ROOTCA']);
 
