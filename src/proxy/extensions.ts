@@ -24,6 +24,8 @@ import { setup as setupAlpn } from './filters/alpn/alpn-filter.ts';
 import { setup as setupGrpcWeb } from './filters/grpc-web/grpc-web-filter.ts';
 import { setup as setupCsrf } from './filters/csrf/csrf-filter.ts';
 import { networkLocalRateLimitFactory } from './filters/local-ratelimit/local-ratelimit-network.ts';
+import { setup as setupCompressor } from './filters/compressor/compressor-filter.ts';
+import { setup as setupDecompressor } from './filters/decompressor/decompressor-filter.ts';
 
 export { registerHttpFilter, registerNetworkFilter };
 
@@ -47,6 +49,8 @@ const EXTENSIONS: (() => void)[] = [
   setupLocalRateLimit,
   () => registerNetworkFilter(networkLocalRateLimitFactory),
   setupAlpn,
+  setupCompressor,
+  setupDecompressor,
   setupGrpcWeb,
   setupCsrf,
 ];

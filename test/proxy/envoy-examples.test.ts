@@ -3,11 +3,12 @@
 // checks what the docs say Envoy answers.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
+import zlib from 'node:zlib';
 import { test, type TestContext } from 'node:test';
-import { runRig } from '../helpers/cli.ts';
 import { startRigProxyFromFile } from '../helpers/rig-proxy.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { request, startUpstream } from './harness.ts';
@@ -84,23 +85,38 @@ test('dynamic-config-fs sandbox: lds.yaml with `filters:` as one map (Envoy read
   assert.equal(server, 'service2', `cds.yaml was not reloaded:\n${proxy.log()}`);
 });
 
-test('gzip sandbox: the compressor filter rig lacks is refused by path; marked is_optional, it is skipped with a warning and the rest serves', async (t) => {
-  const service = await startUpstream('service');
+test('gzip sandbox: /file.json is gzip-compressed (as the sandbox checks with curl), /file.txt is not (text/plain is not listed); the compressor stats count both', async (t) => {
+  const json = JSON.stringify({ files: Array.from({ length: 40 }, (_, i) => ({ name: `file-${i}`, size: i * 100 })) });
+  const text = 'plain text, '.repeat(40);
+  const service = await startUpstream('service', (req, res) => {
+    const isJson = req.url === '/file.json';
+    const body = isJson ? json : text;
+    res.writeHead(200, { 'content-type': isJson ? 'application/json' : 'text/plain', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+    return true;
+  });
   t.after(() => service.close());
-  const dir = tempDir(t, 'envoy-example-');
-  const asWritten = path.join(dir, 'gzip.yaml');
-  fs.writeFileSync(asWritten, adapt('gzip.yaml', { 10000: 0, 8080: service.port }));
-  const refused = await runRig(['proxy', '-c', asWritten, '--admin-port', '0', '--ready-port', '0', '--stats-port', '0']);
-  assert.notEqual(refused.code, 0);
-  assert.match(refused.stderr, /http_filters\[0\]: unsupported HTTP filter type\.googleapis\.com\/envoy\.extensions\.filters\.http\.compressor\.v3\.Compressor/);
-
-  const optional = path.join(dir, 'gzip-optional.yaml');
-  fs.writeFileSync(optional, adapt('gzip.yaml', { 10000: 0, 8080: service.port }).replace('- name: envoy.filters.http.compressor\n', '- name: envoy.filters.http.compressor\n            is_optional: true\n'));
-  const proxy = await startRigProxyFromFile(t, optional);
-  const reply = await request(Object.values(proxy.ports.listeners)[0]!);
-  assert.equal(reply.status, 200);
-  assert.equal(reply.headers['content-encoding'], undefined);
-  assert.match(proxy.log(), /http_filters\[0\]: no HTTP filter implements type\.googleapis\.com\/envoy\.extensions\.filters\.http\.compressor\.v3\.Compressor; skipped \(is_optional\)/);
+  const proxy = await runExample(t, 'gzip.yaml', { 10000: 0, 8080: service.port });
+  const port = proxy.listenerPorts[0]!;
+  const fetchRaw = (path: string) =>
+    new Promise<{ headers: http.IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
+      http.get({ host: '127.0.0.1', port, path, headers: { 'accept-encoding': 'gzip' }, agent: false }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ headers: res.headers, body: Buffer.concat(chunks) }));
+      }).on('error', reject);
+    });
+  const compressed = await fetchRaw('/file.json');
+  assert.equal(compressed.headers['content-encoding'], 'gzip');
+  assert.equal(compressed.headers.vary, 'Accept-Encoding');
+  assert.equal(zlib.gunzipSync(compressed.body).toString(), json);
+  const plain = await fetchRaw('/file.txt');
+  assert.equal(plain.headers['content-encoding'], undefined);
+  assert.equal(plain.body.toString(), text);
+  const stats = await (await fetch(`http://127.0.0.1:${proxy.ports.admin}/stats`)).text();
+  assert.match(stats, /http\.ingress_http\.compressor\.text_optimized\.gzip\.response\.compressed: 1\b/);
+  assert.match(stats, /http\.ingress_http\.compressor\.text_optimized\.gzip\.response\.not_compressed: 1\b/);
+  assert.match(stats, /http\.ingress_http\.compressor\.text_optimized\.gzip\.response\.total_uncompressed_bytes: \d+/);
 });
 
 test('double-proxy sandbox, frontend: `type: strict_dns` and a one-map tls_certificates as written; TCP goes to the backend over mutual TLS', async (t) => {

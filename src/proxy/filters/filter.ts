@@ -30,6 +30,9 @@
  *      decodeHeaders or `cb.transformResponseBody(t, holdHead)` from encodeHeaders: only streams that
  *      install one pay for it. A response transform may move the trailers into the body, and with
  *      holdHead the head waits for the body's end (its last chance to change the head).
+ *      A body recoded by a stream engine that works asynchronously (compression through node:zlib)
+ *      goes through a BodyCodec instead: `cb.recodeRequestBody(c)` / `cb.recodeResponseBody(c)`;
+ *      several codecs chain in filter order (a decompressor's output into a compressor).
  *    - `onDestroy()`: the stream ended (completed or reset); clear timers here.
  *    Per-route config: `cb.perRouteConfig(ctx.name)` gives what `compilePerRoute` returned for the
  *    matched route (route, else virtual host), undefined when none.
@@ -37,6 +40,7 @@
  * (response code, flags, details). The router (`envoy.filters.http.router`) is always last.
  */
 import type { X509Certificate } from 'node:crypto';
+import type { Transform } from 'node:stream';
 import type { StreamInfo } from '../stream-info.ts';
 import type { Issues, Reader } from '../config/reader.ts';
 import type { Stats } from '../stats/stats.ts';
@@ -122,6 +126,20 @@ export interface StreamCallbacks {
   transformRequestBody(t: RequestBodyTransform): void;
   /** From encodeHeaders: the response body goes through `t`; with holdHead the head is sent at the body's end. */
   transformResponseBody(t: ResponseBodyTransform, holdHead: boolean): void;
+  /** From decodeHeaders: the request body (what is left of it) goes through `c`'s stream. */
+  recodeRequestBody(c: BodyCodec): void;
+  /** From encodeHeaders: the response body goes through `c`'s stream, after the codecs installed before. */
+  recodeResponseBody(c: BodyCodec): void;
+}
+
+/** Recodes a body (compression, decompression): cb.recodeRequestBody / recodeResponseBody. */
+export interface BodyCodec {
+  /** The stream a streamed body goes through; made once per body, its output in order, never an error. */
+  stream(): Transform;
+  /** The same recoding of a body known whole (a local reply's, a request body read already); never throws. */
+  whole(body: Buffer): Buffer;
+  /** At a response body's end: trailers to add, if any (then an HTTP/2 response waits for them). */
+  readonly trailers?: () => Record<string, string>;
 }
 
 /** Rewrites a request body as it streams (cb.transformRequestBody). */

@@ -5,7 +5,7 @@
 import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
-import { FilterStatus, type ConnectionInfo, type HeaderMap, type HttpFilter, type LocalReply, type RequestBodyTransform, type RequestHead, type ResponseBodyTransform, type ResponseHead, type StreamCallbacks } from '../filters/filter.ts';
+import { FilterStatus, type BodyCodec, type ConnectionInfo, type HeaderMap, type HttpFilter, type LocalReply, type RequestBodyTransform, type RequestHead, type ResponseBodyTransform, type ResponseHead, type StreamCallbacks } from '../filters/filter.ts';
 import { DISABLED, ENABLED } from '../filters/registry.ts';
 import { ResponseFlag } from '../response-flags.ts';
 import { newStreamInfo, type StreamInfo } from '../stream-info.ts';
@@ -33,6 +33,7 @@ import type { H1Request } from './h1/h1-request.ts';
 import type { H2Request, H2Response } from './h2-server-stream.ts';
 import type { H1Response } from './h1/h1-response.ts';
 import { firstHeaderValue } from './first-header-value.ts';
+import { RecodedBody, type RecodedBodyOwner } from './recoded-body.ts';
 
 export type DownstreamRequest = IncomingMessage | H2Request | H1Request;
 export type DownstreamResponse = ServerResponse | H2Response | H1Response;
@@ -93,7 +94,7 @@ export function parseGrpcTimeout(v: string | undefined): number | undefined {
   }
 }
 
-export class HttpStream implements StreamCallbacks, AttemptOwner {
+export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwner {
   readonly streamInfo: StreamInfo;
   readonly connection: ConnectionInfo;
   private readonly conn: ConnState;
@@ -130,6 +131,12 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
   private resTransform: ResponseBodyTransform | undefined;
   /** With resTransform's holdHead: the body so far, until the head goes out at the body's end. */
   private heldBody: Buffer[] | undefined;
+  /** Filters' codecs for the response body (recodeResponseBody), in the order the body meets them. */
+  private resCodecs: BodyCodec[] | undefined;
+  /** The response body on its way through resCodecs, from its first byte. */
+  private recoded: RecodedBody | undefined;
+  /** The trailers to send once the recoded body has ended (fromUpstream: the upstream's are kept). */
+  private recodedTrailers: IncomingHttpHeaders | undefined;
   private span: Span | undefined;
   private cluster: Cluster | undefined;
   private weighted: WeightedCluster | undefined;
@@ -879,6 +886,10 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
         return;
       }
     }
+    if (this.resCodecs) {
+      if (!this.recodeWrite(chunk)) a.pause();
+      return;
+    }
     this.streamInfo.bytesSent += chunk.length;
     const fs = this.filters;
     if (fs) for (let i = fs.length - 1; i >= 0; i--) fs[i].encodeData?.(chunk, false);
@@ -896,27 +907,74 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     const last = this.resTransform ? this.transformLast(EMPTY, fromUpstream ? (trailers as HeaderMap) : undefined) : EMPTY;
     // A held head that could not be sent was answered with a 502 instead.
     if (this.done) return;
+    if (this.resCodecs) {
+      // The body's end comes out of the codecs later (recodedEnd); the upstream is done now.
+      if (last.length) this.recodeWrite(last);
+      this.recodedTrailers = fromUpstream ? trailers : undefined;
+      (this.recoded ??= new RecodedBody(this.resCodecs, this)).end();
+      if (this.conn.hcm.dynamicStats && !info.healthCheck) a.cluster.s.rqTime.record(performance.now() - this.upstreamStart);
+      return;
+    }
     info.bytesSent += last.length;
     const fs = this.filters;
     if (fs) for (let i = fs.length - 1; i >= 0; i--) fs[i].encodeData?.(last, true);
     if (last.length) this.res.write(last);
+    this.endResponse(fromUpstream ? trailers : undefined);
+    // upstream_rq_time (not for health checks, as Envoy), on finish()'s clock reading. Envoy times
+    // it from the downstream request's end; here from routing (the same for a request without a body).
+    if (this.conn.hcm.dynamicStats && !info.healthCheck) a.cluster.s.rqTime.record(info.startMonotonic + info.durationMs! - this.upstreamStart);
+  }
+
+  /** Sends the trailers (the upstream's, when kept, and the codecs') and ends the response. */
+  private endResponse(trailers: IncomingHttpHeaders | undefined): void {
+    const info = this.streamInfo;
+    const codecs = this.resCodecs;
+    if (codecs) {
+      for (const c of codecs) if (c.trailers) trailers = { ...trailers, ...c.trailers() };
+    }
     const toClient = this.isH2 || this.conn.hcm.enableTrailers;
     let hasTrailers = false;
-    if (fromUpstream) {
-      for (const _k in trailers) {
-        hasTrailers = true;
-        break;
-      }
+    for (const _k in trailers) {
+      hasTrailers = true;
+      break;
     }
     if (hasTrailers) {
-      if (trailers['grpc-status'] !== undefined) info.grpcStatus = Number(firstHeaderValue(trailers['grpc-status']));
+      if (trailers!['grpc-status'] !== undefined) info.grpcStatus = Number(firstHeaderValue(trailers!['grpc-status']));
       if (toClient) this.res.addTrailers(trailers as Record<string, string>);
     } else if (this.grpcTrailers && toClient) this.res.addTrailers(this.grpcTrailers);
     this.res.end();
     this.finish();
-    // upstream_rq_time (not for health checks, as Envoy), on finish()'s clock reading. Envoy times
-    // it from the downstream request's end; here from routing (the same for a request without a body).
-    if (this.conn.hcm.dynamicStats && !info.healthCheck) a.cluster.s.rqTime.record(info.startMonotonic + info.durationMs! - this.upstreamStart);
+  }
+
+  // === response body codecs (recodeResponseBody) ===
+
+  /** A response body chunk into the codecs; false: wait for recodedDrain. */
+  private recodeWrite(chunk: Buffer): boolean {
+    return (this.recoded ??= new RecodedBody(this.resCodecs!, this)).write(chunk);
+  }
+
+  recodedData(chunk: Buffer): boolean {
+    if (this.done) return true;
+    this.idleTimer?.refresh();
+    this.streamInfo.bytesSent += chunk.length;
+    const fs = this.filters;
+    if (fs) for (let i = fs.length - 1; i >= 0; i--) fs[i].encodeData?.(chunk, false);
+    return this.res.write(chunk);
+  }
+
+  onceWritable(fn: () => void): void {
+    this.res.once('drain', fn);
+  }
+
+  recodedDrain(): void {
+    this.attempt?.resume();
+  }
+
+  recodedEnd(): void {
+    if (this.done) return;
+    const fs = this.filters;
+    if (fs) for (let i = fs.length - 1; i >= 0; i--) fs[i].encodeData?.(EMPTY, true);
+    this.endResponse(this.recodedTrailers);
   }
 
   onAttemptError(a: UpstreamRequest, err: Error): void {
@@ -1084,6 +1142,35 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     this.source = to;
   }
 
+  recodeRequestBody(c: BodyCodec): void {
+    if (!this.hasBody) return;
+    if (this.body !== undefined) {
+      this.body = c.whole(this.body);
+      return;
+    }
+    const from = this.source;
+    const to = c.stream();
+    to.on('error', noop);
+    if (this.chunks) {
+      // Partly read (decodeDataEarlyBytes): what was read goes in first, then the rest as it comes.
+      from.off('data', this.onChunk!);
+      from.off('end', this.onChunksEnd!);
+      const read = this.joinChunks();
+      this.chunks = [];
+      this.chunkBytes = 0;
+      to.on('data', this.onChunk!);
+      to.once('end', this.onChunksEnd!);
+      if (read.length) to.write(read);
+    }
+    from.pipe(to);
+    this.source = to;
+  }
+
+  recodeResponseBody(c: BodyCodec): void {
+    (this.resCodecs ??= []).push(c);
+    if (c.trailers && this.isH2) (this.res as H2Response).expectTrailers();
+  }
+
   transformResponseBody(t: ResponseBodyTransform, holdHead: boolean): void {
     this.resTransform = t;
     if (holdHead) this.heldBody = [];
@@ -1101,6 +1188,10 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
       this.sendHead(this.resHead!);
       if (this.done) return EMPTY;
       for (const c of held) {
+        if (this.resCodecs) {
+          this.recodeWrite(c);
+          continue;
+        }
         this.streamInfo.bytesSent += c.length;
         this.res.write(c);
       }
@@ -1136,7 +1227,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
       this.streamInfo.responseFlags |= ResponseFlag.UpstreamProtocolError;
       this.conn.ctx.log.debug({ err: (e as Error).message }, 'invalid response head');
       this.responseStarted = false;
-      this.resTransform = this.heldBody = undefined;
+      this.resTransform = this.heldBody = this.resCodecs = undefined;
       this.attempt?.cancel();
       // Headers already out (or the 502 itself failed): the stream can only be reset.
       if (this.res.headersSent || this.streamInfo.responseCodeDetails === 'upstream_protocol_error') this.resetDownstream();
@@ -1191,8 +1282,10 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     this.writeResponseHead(status, headers);
     if (trailers) this.res.addTrailers(trailers);
     if (this.done) return;
-    const out = this.resTransform ? this.transformLast(buf, undefined) : buf;
+    let out = this.resTransform ? this.transformLast(buf, undefined) : buf;
     if (this.done) return;
+    const codecs = this.resCodecs;
+    if (codecs) for (const c of codecs) out = c.whole(out);
     info.bytesSent += out.length;
     const fs = this.filters;
     if (fs) for (let i = fs.length - 1; i >= 0; i--) fs[i].encodeData?.(out, true);
@@ -1231,6 +1324,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner {
     if (this.idleTimer) clearTimeout(this.idleTimer);
     if (this.maxDurationTimer) clearTimeout(this.maxDurationTimer);
     if (this.durationTimer) clearTimeout(this.durationTimer);
+    this.recoded?.destroy();
     this.releaseAdmissions();
     this.releaseRetryHolds();
     const hcm = this.conn.hcm;
