@@ -181,7 +181,7 @@ test('left uncompressed: small body, unlisted content type, HEAD, no-transform, 
   assert.equal(stat(h2, 'http.l.compressor.text.gzip.response.not_compressed_etag'), 1);
 });
 
-test('per route: CompressorPerRoute disabled leaves a route uncompressed; overrides enable a filter disabled by default and remove Accept-Encoding upstream', async (t) => {
+test('enabled follows its runtime key; per route: CompressorPerRoute disabled leaves a route uncompressed; overrides enable a filter disabled by default and remove Accept-Encoding upstream', async (t) => {
   const up = await upstream(t);
   t.after(() => up.close());
   const h = await startTestRuntime(t);
@@ -203,6 +203,10 @@ test('per route: CompressorPerRoute disabled leaves a route uncompressed; overri
   const port = h.port('l');
   const ae = { 'accept-encoding': 'gzip' };
   assert.equal((await get(port, '/', ae)).headers['content-encoding'], undefined, 'disabled by default_value');
+  // The runtime key (here the admin layer, as POST /runtime_modify sets it) overrides default_value.
+  h.rt.ctx.runtime.modify([['compression_on', 'true']]);
+  assert.equal((await get(port, '/', ae)).headers['content-encoding'], 'gzip', 'enabled by the runtime key');
+  h.rt.ctx.runtime.modify([['compression_on', 'false']]);
   const on = await get(port, '/on', ae);
   assert.equal(on.headers['content-encoding'], 'gzip');
   assert.equal(up.requests.at(-1)!.headers['accept-encoding'], undefined, 'remove_accept_encoding_header');

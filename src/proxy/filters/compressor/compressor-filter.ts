@@ -18,7 +18,8 @@ import { FilterStatus, type BodyCodec, type HeaderMap, type HttpFilter, type Htt
 import { registerHttpFilter } from '../registry.ts';
 import { compileCompressorLibrary, type CompressorLibrary } from './compression-library.ts';
 import { HeaderStat, StreamCompressors, type Candidate, type EncodingDecision } from './encoding-choice.ts';
-import { readFeatureFlag } from './feature-flag.ts';
+import type { EnvoyRuntime } from '../../envoy-runtime/index.ts';
+import { readFeatureFlag, type FeatureFlag } from './feature-flag.ts';
 
 export const COMPRESSOR_FILTER_NAME = 'envoy.filters.http.compressor';
 export const COMPRESSOR_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor';
@@ -50,7 +51,7 @@ interface ResponseStats extends DirectionStats {
 }
 
 interface Direction {
-  readonly enabled: boolean;
+  readonly enabled: FeatureFlag;
   readonly minContentLength: number;
   /** Lower case. */
   readonly contentTypes: ReadonlySet<string>;
@@ -139,9 +140,9 @@ class CompressorFilter implements HttpFilter {
     this.acceptEncoding = headerString(h['accept-encoding']);
     this.headRequest = head.method === 'HEAD';
     const pr = (this.perRoute = this.cb.perRouteConfig<CompressorPerRoute>(this.c.name));
-    if ((pr?.responseEnabled ?? this.c.response.enabled) && (pr?.removeAcceptEncoding ?? this.c.response.removeAcceptEncoding)) delete h['accept-encoding'];
+    if ((pr?.responseEnabled ?? this.c.response.enabled.value) && (pr?.removeAcceptEncoding ?? this.c.response.removeAcceptEncoding)) delete h['accept-encoding'];
     const rq = this.c.request;
-    if (!endStream && rq.enabled && longEnough(rq, h) && contentTypeAllowed(rq, h) && h['content-encoding'] === undefined) {
+    if (!endStream && rq.enabled.value && longEnough(rq, h) && contentTypeAllowed(rq, h) && h['content-encoding'] === undefined) {
       delete h['content-length'];
       h['content-encoding'] = this.c.contentEncoding;
       rq.stats.compressed.value++;
@@ -154,7 +155,7 @@ class CompressorFilter implements HttpFilter {
     const rs = this.c.response;
     const h = head.headers;
     const status = head.status;
-    const bigEnough = (this.perRoute?.responseEnabled ?? rs.enabled) && longEnough(rs, h);
+    const bigEnough = (this.perRoute?.responseEnabled ?? rs.enabled.value) && longEnough(rs, h);
     const compressible = bigEnough && contentTypeAllowed(rs, h) && !hasToken(h['cache-control'], 'no-transform') && this.etagAllowed(h) && h['content-encoding'] === undefined;
     const hasBody = !this.headRequest && status >= 200 && status !== 204 && status !== 304;
     if (hasBody && bigEnough && this.acceptEncodingAllowed(h) && compressible) {
@@ -248,7 +249,7 @@ function codecFor(lib: CompressorLibrary, s: DirectionStats): BodyCodec {
 }
 
 interface CommonConfig {
-  readonly enabled: boolean;
+  readonly enabled: FeatureFlag;
   readonly minContentLength: number;
   readonly contentTypes: ReadonlySet<string>;
 }
@@ -258,9 +259,9 @@ function contentTypeSet(types: string[]): ReadonlySet<string> {
 }
 
 /** CommonDirectionConfig; absent: enabled (unless `enabledByDefault` is false), 30 bytes, Envoy's types. */
-function readCommon(r: Reader | undefined, enabledByDefault: boolean): CommonConfig {
-  if (!r) return { enabled: enabledByDefault, minContentLength: DEFAULT_MIN_CONTENT_LENGTH, contentTypes: contentTypeSet([]) };
-  const enabled = readFeatureFlag(r.obj('enabled'), enabledByDefault);
+function readCommon(r: Reader | undefined, enabledByDefault: boolean, runtime: EnvoyRuntime): CommonConfig {
+  if (!r) return { enabled: { value: enabledByDefault }, minContentLength: DEFAULT_MIN_CONTENT_LENGTH, contentTypes: contentTypeSet([]) };
+  const enabled = readFeatureFlag(r.obj('enabled'), enabledByDefault, runtime);
   const c = { enabled, minContentLength: r.num('min_content_length', DEFAULT_MIN_CONTENT_LENGTH), contentTypes: contentTypeSet(r.strs('content_type')) };
   r.done();
   return c;
@@ -268,19 +269,19 @@ function readCommon(r: Reader | undefined, enabledByDefault: boolean): CommonCon
 
 const LEGACY_FIELDS = ['content_length', 'content_type', 'disable_on_etag_header', 'remove_accept_encoding_header', 'runtime_enabled'];
 
-function compile(r: Reader, ctx: { readonly name: string; readonly statPrefix: string; readonly stats: Stats }): CompressorConfig | undefined {
+function compile(r: Reader, ctx: { readonly name: string; readonly statPrefix: string; readonly stats: Stats; readonly runtime: EnvoyRuntime }): CompressorConfig | undefined {
   const lib = compileCompressorLibrary(r.obj('compressor_library'));
   if (!r.has('compressor_library')) r.issues.error(r.at('compressor_library'), 'a compressor filter needs compressor_library (gzip, brotli or zstd)');
   const chooseFirst = r.bool('choose_first', false);
   const rqr = r.obj('request_direction_config');
   const rsr = r.obj('response_direction_config');
   // Request compression only when request_direction_config is set; response compression unless disabled.
-  const rqCommon = readCommon(rqr?.obj('common_config'), rqr !== undefined);
+  const rqCommon = readCommon(rqr?.obj('common_config'), rqr !== undefined, ctx.runtime);
   let rsCommon: CommonConfig;
   let disableOnEtag: boolean;
   let removeAcceptEncoding: boolean;
   if (rsr) {
-    rsCommon = readCommon(rsr.obj('common_config'), true);
+    rsCommon = readCommon(rsr.obj('common_config'), true, ctx.runtime);
     disableOnEtag = rsr.bool('disable_on_etag_header', false);
     removeAcceptEncoding = rsr.bool('remove_accept_encoding_header', false);
     rsr.done();
@@ -288,7 +289,7 @@ function compile(r: Reader, ctx: { readonly name: string; readonly statPrefix: s
   } else {
     // The deprecated top-level fields, as Envoy reads them without response_direction_config.
     const types = r.strs('content_type');
-    rsCommon = { enabled: readFeatureFlag(r.obj('runtime_enabled'), true), minContentLength: r.num('content_length', DEFAULT_MIN_CONTENT_LENGTH), contentTypes: contentTypeSet(types) };
+    rsCommon = { enabled: readFeatureFlag(r.obj('runtime_enabled'), true, ctx.runtime), minContentLength: r.num('content_length', DEFAULT_MIN_CONTENT_LENGTH), contentTypes: contentTypeSet(types) };
     disableOnEtag = r.bool('disable_on_etag_header', false);
     removeAcceptEncoding = r.bool('remove_accept_encoding_header', false);
   }

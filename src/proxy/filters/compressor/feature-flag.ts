@@ -1,13 +1,17 @@
 // A RuntimeFeatureFlag ({ default_value, runtime_key }) as the compressor and decompressor filters
-// read it: its default_value (true when unset, as Envoy). The runtime_key is named in a warning
-// until the filters read Envoy's runtime.
+// read it, Envoy's FeatureFlag: the runtime's boolean at runtime_key, else default_value (true when
+// unset). A handle: a request reads its field.
 import type { Reader } from '../../config/reader.ts';
+import type { EnvoyRuntime } from '../../envoy-runtime/index.ts';
 
-export function readFeatureFlag(r: Reader | undefined, def: boolean): boolean {
-  if (!r) return def;
+export interface FeatureFlag {
+  readonly value: boolean;
+}
+
+export function readFeatureFlag(r: Reader | undefined, def: boolean, runtime: EnvoyRuntime): FeatureFlag {
+  if (!r) return { value: def };
   const v = r.bool('default_value', true);
-  if (r.has('runtime_key')) r.issues.warn(r.at('runtime_key'), 'not read yet by this filter; default_value applies');
-  r.accept('runtime_key');
+  const key = r.str('runtime_key');
   r.done();
-  return v;
+  return key ? runtime.bool(key, v) : { value: v };
 }

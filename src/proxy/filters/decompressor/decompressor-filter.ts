@@ -16,14 +16,15 @@ import { firstHeaderValue } from '../../http/first-header-value.ts';
 import { FilterStatus, type BodyCodec, type HeaderMap, type HttpFilter, type HttpFilterFactory, type RequestHead, type ResponseHead, type StreamCallbacks } from '../filter.ts';
 import { registerHttpFilter } from '../registry.ts';
 import type { CodecCounters, CodecStream } from '../compressor/codec-stream.ts';
-import { readFeatureFlag } from '../compressor/feature-flag.ts';
+import type { EnvoyRuntime } from '../../envoy-runtime/index.ts';
+import { readFeatureFlag, type FeatureFlag } from '../compressor/feature-flag.ts';
 import { compileDecompressorLibrary, type DecompressorLibrary } from './decompression-library.ts';
 
 export const DECOMPRESSOR_FILTER_NAME = 'envoy.filters.http.decompressor';
 export const DECOMPRESSOR_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.decompressor.v3.Decompressor';
 
 interface Direction {
-  readonly enabled: boolean;
+  readonly enabled: FeatureFlag;
   readonly ignoreNoTransform: boolean;
   readonly decompressed: Stat;
   readonly notDecompressed: Stat;
@@ -101,7 +102,7 @@ class DecompressorFilter implements HttpFilter {
     const c = this.c;
     const h = head.headers;
     this.headRequest = head.method === 'HEAD';
-    if (c.response.enabled && c.advertiseAcceptEncoding) h['accept-encoding'] = addEncoding(h['accept-encoding'], c.lib.contentEncoding);
+    if (c.response.enabled.value && c.advertiseAcceptEncoding) h['accept-encoding'] = addEncoding(h['accept-encoding'], c.lib.contentEncoding);
     if (!endStream && this.decodes(c.request, h)) this.cb.recodeRequestBody(new Decoding(c, c.request, false));
     return FilterStatus.Continue;
   }
@@ -117,7 +118,7 @@ class DecompressorFilter implements HttpFilter {
     const ce = firstHeaderValue(h['content-encoding']);
     const comma = ce?.indexOf(',') ?? -1;
     const first = ce === undefined ? undefined : (comma < 0 ? ce : ce.slice(0, comma)).trim().toLowerCase();
-    if (!d.enabled || (!d.ignoreNoTransform && noTransform(h)) || first !== this.c.lib.contentEncoding) {
+    if (!d.enabled.value || (!d.ignoreNoTransform && noTransform(h)) || first !== this.c.lib.contentEncoding) {
       d.notDecompressed.value++;
       return false;
     }
@@ -144,9 +145,9 @@ function addEncoding(v: string | string[] | undefined, encoding: string): string
   return out.join(',');
 }
 
-function direction(r: Reader | undefined, stats: Stats, prefix: string, lib: DecompressorLibrary, onError: (code: string) => void): Direction {
+function direction(r: Reader | undefined, stats: Stats, prefix: string, lib: DecompressorLibrary, onError: (code: string) => void, runtime: EnvoyRuntime): Direction {
   const common = r?.obj('common_config');
-  const enabled = readFeatureFlag(common?.obj('enabled'), true);
+  const enabled = readFeatureFlag(common?.obj('enabled'), true, runtime);
   const ignoreNoTransform = common?.bool('ignore_no_transform_header', false) ?? false;
   common?.done();
   const counters: CodecCounters = {
@@ -158,7 +159,7 @@ function direction(r: Reader | undefined, stats: Stats, prefix: string, lib: Dec
   return { enabled, ignoreNoTransform, decompressed: stats.counter(`${prefix}decompressed`), notDecompressed: stats.counter(`${prefix}not_decompressed`), counters };
 }
 
-function compile(r: Reader, ctx: { readonly statPrefix: string; readonly stats: Stats }): DecompressorConfig | undefined {
+function compile(r: Reader, ctx: { readonly statPrefix: string; readonly stats: Stats; readonly runtime: EnvoyRuntime }): DecompressorConfig | undefined {
   const lib = compileDecompressorLibrary(r.obj('decompressor_library'));
   if (!r.has('decompressor_library')) r.issues.error(r.at('decompressor_library'), 'a decompressor filter needs decompressor_library (gzip, brotli or zstd)');
   const rq = r.obj('request_direction_config');
@@ -171,10 +172,10 @@ function compile(r: Reader, ctx: { readonly statPrefix: string; readonly stats: 
   }
   const base = `http.${ctx.statPrefix}.decompressor.${lib.name}.${lib.statsPrefix}`;
   const onError = lib.errorCounter(ctx.stats, base);
-  const request = direction(rq, ctx.stats, `${base}request.`, lib, onError);
+  const request = direction(rq, ctx.stats, `${base}request.`, lib, onError, ctx.runtime);
   const advertiseAcceptEncoding = rq?.bool('advertise_accept_encoding', true) ?? true;
   rq?.done();
-  const response = direction(rs, ctx.stats, `${base}response.`, lib, onError);
+  const response = direction(rs, ctx.stats, `${base}response.`, lib, onError, ctx.runtime);
   rs?.done();
   const trailer = `x-envoy-decompressor-${lib.name}`.toLowerCase();
   return { lib, request, response, advertiseAcceptEncoding, compressedTrailer: `${trailer}-compressed-bytes`, uncompressedTrailer: `${trailer}-uncompressed-bytes` };
