@@ -407,3 +407,44 @@ test('config errors name their path: an unknown compressor library, a gzip windo
   assert.match(apply({ compressor_library: { name: 'x', typed_config: { ...LIB.gzip.typed_config, window_bits: 20 } } }), /compressor_library\.typed_config\.window_bits: must be an integer from 9 to 15, got 20/);
   assert.match(apply({}), /http_filters\[0\]\.typed_config\.compressor_library: a compressor filter needs compressor_library/);
 });
+
+test('a local reply is compressed too (a direct_response body), as Envoy runs its encoder filters on it', async (t) => {
+  const h = await startTestRuntime(t);
+  await configure(h, {
+    listeners: [httpListener('l', routeConfig('r', [{ match: { prefix: '/' }, direct_response: { status: 200, body: { inline_string: TEXT } } }]), { http_filters: [compressor(LIB.gzip), ROUTER] })],
+  });
+  const r = await get(h.port('l'), '/', { 'accept-encoding': 'gzip' });
+  assert.equal(r.headers['content-encoding'], 'gzip');
+  assert.equal(zlib.gunzipSync(r.body).toString(), TEXT);
+  assert.equal(r.headers['content-length'], String(r.body.length), 'the whole compressed body is known: its length is sent');
+});
+
+test('decompressor over HTTP/2 both sides: a gzip request body streams to an HTTP/2 upstream decoded', async (t) => {
+  const server = http2.createServer();
+  server.on('stream', (s, headers) => {
+    const chunks: Buffer[] = [];
+    s.on('data', (c: Buffer) => chunks.push(c));
+    s.on('end', () => {
+      s.respond({ ':status': 200, 'content-type': 'text/plain', 'x-got-encoding': String(headers['content-encoding'] ?? 'none') });
+      s.end(Buffer.concat(chunks));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => server.close());
+  const filter = { name: 'envoy.filters.http.decompressor', typed_config: { '@type': DECOMPRESSOR, decompressor_library: { name: 'gz', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.compression.gzip.decompressor.v3.Gzip' } } } };
+  const h = await proxy(t, [filter], (server.address() as AddressInfo).port, { clusterExtra: H2_UPSTREAM });
+  const session = http2.connect(`http://127.0.0.1:${h.port('l')}`);
+  t.after(() => session.close());
+  const s = session.request({ ':path': '/', ':method': 'POST', 'content-encoding': 'gzip', 'content-type': 'text/plain' });
+  const gz = zlib.gzipSync(TEXT);
+  // In two parts, the second after the first went through.
+  s.write(gz.subarray(0, 20));
+  setImmediate(() => s.end(gz.subarray(20)));
+  let body = '';
+  let headers: http2.IncomingHttpHeaders = {};
+  s.on('response', (hd) => (headers = hd));
+  s.on('data', (c: Buffer) => (body += c.toString()));
+  await new Promise<void>((r) => s.on('end', () => r()));
+  assert.equal(headers['x-got-encoding'], 'none');
+  assert.equal(body, TEXT);
+});
