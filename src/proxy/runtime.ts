@@ -82,7 +82,7 @@ class Context implements ProxyContext {
     this.node = node;
     this.log = log;
     this.runtime = new EnvoyRuntime(runtimeLayers, { stats: this.stats, serviceCluster: node.cluster, log });
-    this.clusters = new ClusterManager(this.stats, this.secrets, log);
+    this.clusters = new ClusterManager(this.stats, this.secrets, log, this.runtime);
   }
 
   routeHolder(name: string): RouteHolder {

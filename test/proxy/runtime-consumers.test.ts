@@ -1,12 +1,12 @@
 // Runtime keys taking effect in compiled configs of a running proxy (admin layer values set as
 // POST /runtime_modify does): the fault filter's keys (default names, *_runtime names, per
 // downstream cluster), local_ratelimit filter_enabled, weighted_clusters runtime_key_prefix and
-// the access log runtime_filter.
+// the access log runtime_filter; upstream.healthy_panic_threshold in the balancer.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { CLUSTER_TYPE, HCM, LISTENER_TYPE, ROUTER, addr, request, staticCluster, startTestRuntime, startUpstream } from './harness.ts';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, HCM, LISTENER_TYPE, ROUTER, addr, request, staticCluster, startTestRuntime, startUpstream } from './harness.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import type { EnvoyJson } from '../../src/envoy/index.ts';
 
@@ -97,4 +97,21 @@ test('access log runtime_filter: nothing sampled by default, every request at 10
     text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
   }
   assert.equal(text, '/after\n');
+});
+
+test('upstream.healthy_panic_threshold: above the healthy share, the next host update puts the cluster in panic (every host gets traffic)', async (t) => {
+  const healthy = await startUpstream('healthy');
+  const unhealthy = await startUpstream('unhealthy');
+  const h = await startTestRuntime(t, [healthy, unhealthy]);
+  const eds = { name: 'eds', type: 'EDS', connect_timeout: '1s', eds_cluster_config: { eds_config: { ads: {} } } };
+  const assignment = { cluster_name: 'eds', endpoints: [{ lb_endpoints: [{ endpoint: { address: addr(healthy.port) } }, { endpoint: { address: addr(unhealthy.port) }, health_status: 'UNHEALTHY' }] }] };
+  assert.deepEqual(h.apply(CLUSTER_TYPE, [eds]), []);
+  assert.deepEqual(h.apply(ENDPOINT_TYPE, [assignment]), []);
+  assert.deepEqual(h.apply(LISTENER_TYPE, [listener([], [{ match: { prefix: '/' }, route: { cluster: 'eds' } }])]), []);
+  await h.rt.settled();
+  const servers = async () => new Set(await Promise.all(Array.from({ length: 20 }, async () => (await request(h.port('l'))).json().server)));
+  assert.deepEqual(await servers(), new Set(['healthy']), '50% healthy is not below the default threshold of 50');
+  h.rt.ctx.runtime.modify([['upstream.healthy_panic_threshold', '80']]);
+  assert.deepEqual(h.apply(ENDPOINT_TYPE, [{ ...assignment }]), []);
+  assert.deepEqual(await servers(), new Set(['healthy', 'unhealthy']));
 });

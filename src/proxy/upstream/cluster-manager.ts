@@ -8,6 +8,7 @@ import type { Stats } from '../stats/stats.ts';
 import type { Issues } from '../config/reader.ts';
 import type { SecretStore } from '../tls/secrets.ts';
 import type { Logger } from '../../core/log.ts';
+import type { EnvoyRuntime } from '../envoy-runtime/index.ts';
 import { Cluster } from './cluster.ts';
 import { NEVER } from '../config/fractional-percent.ts';
 import { DiscoveryType, type ClusterConfig, type EndpointSpec, type LoadAssignment } from './cluster-config.ts';
@@ -23,10 +24,14 @@ export class ClusterManager {
   /** Called when a cluster gets its first hosts (readiness / warming). */
   onChange: () => void = () => undefined;
 
-  constructor(stats: Stats, secrets: SecretStore, log: Logger) {
+  /** Envoy's runtime, for the balancers' upstream.healthy_panic_threshold. */
+  private readonly runtime: EnvoyRuntime | undefined;
+
+  constructor(stats: Stats, secrets: SecretStore, log: Logger, runtime?: EnvoyRuntime) {
     this.stats = stats;
     this.secrets = secrets;
     this.log = log;
+    this.runtime = runtime;
   }
 
   get(name: string): Cluster | undefined {
@@ -70,7 +75,7 @@ export class ClusterManager {
 
   private install(config: ClusterConfig, issues: Issues): void {
     const old = this.clusters.get(config.name);
-    const cluster = new Cluster(config, this.stats, this.secrets, issues);
+    const cluster = new Cluster(config, this.stats, this.secrets, issues, this.runtime);
     this.clusters.set(config.name, cluster);
     this.stopDns(config.name);
     switch (config.type) {

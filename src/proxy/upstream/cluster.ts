@@ -22,6 +22,7 @@ import { tlsPeer, type PeerInfo } from '../stream-info.ts';
 import type { PeerCertificate, SecureContext, TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
 import { createLoadBalancer } from './lb/index.ts';
+import type { EnvoyRuntime, RuntimeUint } from '../envoy-runtime/index.ts';
 import { alpnConnector } from './alpn-connector.ts';
 import { markUpstreamH2Socket, watchUpstreamH2Resets } from './h2-reset-watch.ts';
 import { setTcpKeepalive } from '../network/tcp-keepalive.ts';
@@ -118,13 +119,16 @@ export class Cluster implements ClusterHandle {
   private balancer: LoadBalancer;
   private readonly pools = new Map<string, UpstreamPool>();
   readonly secrets: SecretStore;
+  /** upstream.healthy_panic_threshold, read whenever the balancer is rebuilt (host or health changes), as Envoy reads it. */
+  private readonly panicThreshold: RuntimeUint | undefined;
   private closed = false;
 
-  constructor(config: ClusterConfig, stats: Stats, secrets: SecretStore, issues: Issues) {
+  constructor(config: ClusterConfig, stats: Stats, secrets: SecretStore, issues: Issues, runtime?: EnvoyRuntime) {
     this.name = config.name;
     this.config = config;
     this.stats = stats;
     this.secrets = secrets;
+    this.panicThreshold = runtime?.uint('upstream.healthy_panic_threshold', Number.NaN);
     this.statPrefix = `cluster.${config.name}.`;
     this.dropOverload = config.loadAssignment?.dropOverload ?? NEVER;
     const p = this.statPrefix;
@@ -236,11 +240,11 @@ export class Cluster implements ClusterHandle {
 
   /** ORIGINAL_DST clusters pick by destination address (originalDstHost), not by a balancer. */
   private newBalancer(hosts: readonly UpstreamHost[]): LoadBalancer {
-    return this.config.type === 'ORIGINAL_DST' ? NO_BALANCER : createLoadBalancer(this.config.lbPolicy, hosts, this.config.raw);
+    return this.config.type === 'ORIGINAL_DST' ? NO_BALANCER : createLoadBalancer(this.config.lbPolicy, hosts, this.config.raw, { panicThreshold: this.panicThreshold?.override });
   }
 
   healthChanged(): void {
-    this.balancer = createLoadBalancer(this.config.lbPolicy, this.hostList, this.config.raw, { loadAssignment: this.loadAssignment });
+    this.balancer = createLoadBalancer(this.config.lbPolicy, this.hostList, this.config.raw, { loadAssignment: this.loadAssignment, panicThreshold: this.panicThreshold?.override });
     this.s.membershipTotal.value = this.hostList.length;
     let healthy = 0;
     for (const h of this.hostList) if (h.healthFlags === 0) healthy++;

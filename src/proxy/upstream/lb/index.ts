@@ -48,6 +48,8 @@ export interface LoadBalancerOptions {
   loadAssignment?: Record<string, unknown>;
   /** Uniform random in [0, 1) (tests inject a seeded one); default Math.random. */
   random?: () => number;
+  /** The runtime's upstream.healthy_panic_threshold (percent, capped at 100), when set: replaces common_lb_config's. */
+  panicThreshold?: number;
 }
 
 const assignmentCache = new WeakMap<object, AssignmentLbSettings>();
@@ -110,7 +112,8 @@ function policyFactory<C>(def: PolicyDefinition<C>): LoadBalancerFactory & {
     const compiled = compile(cluster);
     const config = compiled.config;
     const la = options.loadAssignment ?? (cluster.load_assignment as Json | undefined);
-    const common: CommonLbConfig = { ...compiled.cluster, ...assignmentSettings(la) };
+    const panic = options.panicThreshold === undefined ? {} : { panicThreshold: Math.min(100, options.panicThreshold) };
+    const common: CommonLbConfig = { ...compiled.cluster, ...assignmentSettings(la), ...panic };
     const random = options.random ?? Math.random;
     const now = options.now ?? (() => performance.now());
     if (def.slowStart?.(config)) trackJoins(hosts, now());
