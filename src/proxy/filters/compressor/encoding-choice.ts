@@ -49,9 +49,8 @@ function parseEntry(token: string): [string, number] | undefined {
   const eq = params.indexOf('=');
   if (eq < 0 || params.slice(0, eq).trim().toLowerCase() !== 'q') return [coding, 1];
   const raw = params.slice(eq + 1).trim();
-  const q = Number.parseFloat(raw);
-  if (Number.isNaN(q) || !/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?/.test(raw)) return undefined;
-  return [coding, q];
+  if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(raw)) return undefined;
+  return [coding, Number(raw)];
 }
 
 export function chooseEncoding(acceptEncoding: string, contentType: string | undefined, candidates: readonly Candidate[]): EncodingDecision {
@@ -77,8 +76,8 @@ export function chooseEncoding(acceptEncoding: string, contentType: string | und
     const c = allowed.get(p[0]);
     if (!c && p[0] !== IDENTITY && p[0] !== WILDCARD) continue;
     // A higher q-value wins; on a tie the earlier entry stays, unless a choose_first compressor
-    // ranks before the one chosen so far.
-    if (p[1] > choice[1] || (p[1] === choice[1] && p[1] > 0 && c?.chooseFirst && (!chosen || rank(candidates, c) < rank(candidates, chosen)))) {
+    // ties with it (between two choose_first ones, the one registered first: the last declared).
+    if (p[1] > choice[1] || (p[1] === choice[1] && p[1] > 0 && c?.chooseFirst && (!chosen?.chooseFirst || rank(candidates, c) < rank(candidates, chosen)))) {
       choice = p;
       chosen = c;
     }
