@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { EnvoyRuntime, NoAdminLayerError, flattenStruct, entryFromString, readLayeredRuntime, type RuntimeLayerConfig } from '../../src/proxy/envoy-runtime/index.ts';
+import { EnvoyRuntime, NoAdminLayerError, flattenStruct, entryFromText, readLayeredRuntime, type RuntimeLayerConfig } from '../../src/proxy/envoy-runtime/index.ts';
 import { parseBootstrap } from '../../src/proxy/bootstrap/bootstrap.ts';
 import { Issues, Reader } from '../../src/proxy/config/reader.ts';
 import { Stats } from '../../src/proxy/stats/stats.ts';
@@ -18,15 +18,17 @@ test('a static layer flattens nested maps to dotted keys; a numerator/denominato
   assert.deepEqual(m.get('fault.pct')!.fraction, { numerator: 25, denominator: 10_000 });
   assert.equal(m.get('neg')!.uint, undefined);
   assert.throws(() => flattenStruct({ a: [1] }), /a: a runtime value cannot be a list/);
-  assert.throws(() => flattenStruct({ f: { numerator: 1, denominator: 'THOUSAND' } }), /f: a map with numerator\/denominator is a FractionalPercent/);
+  assert.equal(flattenStruct({ f: { numerator: 1, denominator: 'THOUSAND' } }).get('f')!.fraction, undefined, 'an unknown denominator: a value, not a FractionalPercent');
+  assert.deepEqual([...flattenStruct({ e: {} }).keys()], ['e'], 'an empty map is a value');
 });
 
-test('string values read as Envoy does: booleans in any case, numbers, uints only for whole non-negative numbers', () => {
-  assert.deepEqual(entryFromString('TRUE'), { raw: 'TRUE', bool: true });
-  assert.deepEqual(entryFromString('42'), { raw: '42', double: 42, uint: 42 });
-  assert.deepEqual(entryFromString('0.5'), { raw: '0.5', double: 0.5, uint: undefined });
-  assert.deepEqual(entryFromString('-3'), { raw: '-3', double: -3, uint: undefined });
-  assert.deepEqual(entryFromString('abc'), { raw: 'abc' });
+test('disk and admin values read as YAML, as Envoy does: booleans, numbers (uint floored, bool when whole), FractionalPercent maps', () => {
+  assert.deepEqual(entryFromText('TRUE'), { raw: 'TRUE', bool: true });
+  assert.deepEqual(entryFromText('42'), { raw: '42', double: 42, uint: 42, bool: true });
+  assert.deepEqual(entryFromText('0.5'), { raw: '0.5', double: 0.5, uint: 0 });
+  assert.deepEqual(entryFromText('-3'), { raw: '-3', double: -3, bool: true });
+  assert.deepEqual(entryFromText('abc'), { raw: 'abc' });
+  assert.deepEqual(entryFromText('{numerator: 5, denominator: TEN_THOUSAND}').fraction, { numerator: 5, denominator: 10_000 });
 });
 
 function diskTree(dir: string, files: Record<string, string>): void {

@@ -4,7 +4,7 @@
 // (comments) and trailing whitespace, as Envoy reads them.
 import fs from 'node:fs';
 import path from 'node:path';
-import { entryFromString, type RuntimeEntry } from './entry.ts';
+import { entryFromText, type RuntimeEntry } from './entry.ts';
 
 /** Envoy's limit on the directory depth it walks. */
 const MAX_DEPTH = 16;
@@ -35,7 +35,7 @@ export function loadDiskLayer(dir: string): Map<string, RuntimeEntry> {
       const key = prefix ? `${prefix}.${e.name}` : e.name;
       const stat = e.isSymbolicLink() ? fs.statSync(full) : e;
       if (stat.isDirectory()) walk(full, key, depth + 1);
-      else if (stat.isFile()) out.set(key, entryFromString(fileValue(fs.readFileSync(full, 'utf8'))));
+      else if (stat.isFile()) out.set(key, entryFromText(fileValue(fs.readFileSync(full, 'utf8'))));
     }
   };
   walk(dir, '', 1);

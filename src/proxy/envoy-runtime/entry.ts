@@ -1,8 +1,9 @@
 // One runtime value as Envoy's runtime snapshot holds it: the raw string (what /runtime shows) and
-// the typed readings Envoy derives from it (bool, double, uint, FractionalPercent). Static layer
-// values come from a protobuf Struct (nested maps flatten to dotted keys; a map holding numerator
-// or denominator is a FractionalPercent, as Envoy reserves those two words); disk and admin layer
-// values are strings.
+// the typed readings Envoy derives from it (bool, double, uint, FractionalPercent). Static and RTDS
+// layers give a protobuf Struct: nested maps flatten to dotted keys, and a map holding numerator or
+// denominator (or an empty one) is one value. Disk files and /runtime_modify values are read as
+// YAML, as Envoy does: "100" is a number, "true" a boolean, "{numerator: 5}" a FractionalPercent.
+import { parseYaml } from '../bootstrap/yaml-file.ts';
 
 export interface RuntimeFractionValue {
   readonly numerator: number;
@@ -18,53 +19,72 @@ export interface RuntimeEntry {
 }
 
 const DENOMINATORS: Record<string, number> = { HUNDRED: 100, TEN_THOUSAND: 10_000, MILLION: 1_000_000 };
+const NUMBER = /^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$/;
 
-/** A disk or admin value: "true"/"false" (any case) is a boolean; otherwise a number when it reads as one. */
-export function entryFromString(raw: string): RuntimeEntry {
-  const t = raw.trim();
-  const lower = t.toLowerCase();
-  if (lower === 'true' || lower === 'false') return { raw, bool: lower === 'true' };
-  if (t === '' || !/^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(t)) return { raw };
-  const double = Number(t);
-  const uint = /^\+?\d+$/.test(t) && Number.isSafeInteger(double) ? double : undefined;
-  return { raw, double, uint };
+/** A number: a double, a uint when non-negative (floored), a boolean when whole (non-zero is true). */
+function numberEntry(raw: string, n: number): RuntimeEntry {
+  return { raw, double: n, ...(n >= 0 && { uint: Math.floor(n) }), ...(Number.isInteger(n) && { bool: n !== 0 }) };
 }
 
-/** A number in a static layer: a double, a uint when non-negative (floored), a boolean when whole (non-zero is true). */
-function entryFromNumber(n: number): RuntimeEntry {
-  return { raw: String(n), double: n, uint: n >= 0 ? Math.floor(n) : undefined, bool: Number.isInteger(n) ? n !== 0 : undefined };
+/** A string value: a number when it reads as one; "true"/"false" in any case a boolean. */
+function stringEntry(s: string, raw = s): RuntimeEntry {
+  if (NUMBER.test(s)) return numberEntry(raw, Number(s));
+  const t = s.trim().toLowerCase();
+  if (t === 'true' || t === 'false') return { raw, bool: t === 'true' };
+  return { raw };
 }
 
-function fractionFromStruct(v: Record<string, unknown>, key: string): RuntimeEntry {
-  const numerator = v.numerator ?? 0;
-  const dname = v.denominator ?? 'HUNDRED';
-  const denominator = typeof dname === 'string' ? DENOMINATORS[dname] : undefined;
-  const extra = Object.keys(v).filter((k) => k !== 'numerator' && k !== 'denominator');
-  if (typeof numerator !== 'number' || !Number.isInteger(numerator) || numerator < 0 || denominator === undefined || extra.length) {
-    throw new Error(`${key}: a map with numerator/denominator is a FractionalPercent: numerator a non-negative integer, denominator HUNDRED, TEN_THOUSAND or MILLION, nothing else`);
+/** A map value: a FractionalPercent when it has only numerator (a number) and denominator (a known name). */
+function structEntry(v: Record<string, unknown>, raw: string): RuntimeEntry {
+  let numerator = 0;
+  let denominator = 100;
+  for (const [k, x] of Object.entries(v)) {
+    if (k === 'numerator') {
+      if (typeof x === 'number') numerator = Math.max(0, Math.floor(x));
+    } else if (k === 'denominator' && typeof x === 'string') {
+      const d = DENOMINATORS[x];
+      if (d === undefined) return { raw };
+      denominator = d;
+    } else return { raw };
   }
-  return { raw: JSON.stringify({ numerator, denominator: dname }), fraction: { numerator, denominator } };
+  return { raw, fraction: { numerator, denominator } };
+}
+
+function valueEntry(v: unknown, raw: string | undefined, key: string): RuntimeEntry {
+  if (typeof v === 'number') return numberEntry(raw ?? String(v), v);
+  if (typeof v === 'boolean') return { raw: raw ?? String(v), bool: v };
+  if (typeof v === 'string') return stringEntry(v, raw ?? v);
+  if (v && typeof v === 'object' && !Array.isArray(v)) return structEntry(v as Record<string, unknown>, raw ?? JSON.stringify(v));
+  throw new Error(`${key || '(root)'}: a runtime value cannot be ${Array.isArray(v) ? 'a list' : 'null'}`);
+}
+
+/** A disk file's or an admin value's text, read as YAML (text that is no valid YAML stays a string). */
+export function entryFromText(raw: string): RuntimeEntry {
+  let v: unknown;
+  try {
+    v = parseYaml(raw);
+  } catch {
+    return stringEntry(raw);
+  }
+  return v === null || v === undefined || Array.isArray(v) ? { raw } : valueEntry(v, raw, '');
 }
 
 /**
- * Flattens a static layer (a protobuf Struct as JSON) into key → entry: { a: { b: 1 } } is a.b.
- * Throws on values Envoy refuses (lists, null), naming the key.
+ * Flattens a static or RTDS layer (a protobuf Struct as JSON) into key → entry: { a: { b: 1 } } is
+ * a.b. Throws on values Envoy refuses (lists, null), naming the key.
  */
 export function flattenStruct(v: unknown, out = new Map<string, RuntimeEntry>(), prefix = ''): Map<string, RuntimeEntry> {
-  if (v === null || v === undefined) throw new Error(`${prefix || '(root)'}: a runtime value cannot be null`);
-  if (Array.isArray(v)) throw new Error(`${prefix || '(root)'}: a runtime value cannot be a list`);
-  if (typeof v === 'object') {
+  if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
     const obj = v as Record<string, unknown>;
-    if (prefix && ('numerator' in obj || 'denominator' in obj)) {
-      out.set(prefix, fractionFromStruct(obj, prefix));
+    const keys = Object.keys(obj);
+    if (prefix && (keys.length === 0 || 'numerator' in obj || 'denominator' in obj)) {
+      out.set(prefix, structEntry(obj, JSON.stringify(obj)));
       return out;
     }
-    for (const [k, sub] of Object.entries(obj)) flattenStruct(sub, out, prefix ? `${prefix}.${k}` : k);
+    for (const k of keys) flattenStruct(obj[k], out, prefix ? `${prefix}.${k}` : k);
     return out;
   }
-  if (!prefix) throw new Error('a static layer must be a map of keys');
-  if (typeof v === 'boolean') out.set(prefix, { raw: String(v), bool: v });
-  else if (typeof v === 'number') out.set(prefix, entryFromNumber(v));
-  else out.set(prefix, entryFromString(String(v)));
+  if (!prefix) throw new Error('a runtime layer must be a map of keys');
+  out.set(prefix, valueEntry(v, undefined, prefix));
   return out;
 }

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { silentLogger, type Logger } from '../../core/log.ts';
 import type { Stat, Stats } from '../stats/stats.ts';
-import { entryFromString, flattenStruct, type RuntimeEntry } from './entry.ts';
+import { entryFromText, flattenStruct, type RuntimeEntry } from './entry.ts';
 import { diskLayerDir, loadDiskLayer, type DiskLayerConfig } from './disk-layer.ts';
 import { RuntimeBool, RuntimeDouble, RuntimeFraction, RuntimeUint, type RuntimeHandle } from './handles.ts';
 
@@ -155,7 +155,7 @@ export class EnvoyRuntime {
     if (!this.adminValues) throw new NoAdminLayerError();
     for (const [k, v] of values) {
       if (v === '') this.adminValues.delete(k);
-      else this.adminValues.set(k, entryFromString(v));
+      else this.adminValues.set(k, entryFromText(v));
     }
     this.reload();
   }
