@@ -58,6 +58,31 @@ describe('rig demo --gateway-api', () => {
     for (let i = 0; i < 4; i++) assert.equal(reviewsServedBy((await request(port, '/productpage')).body), 'reviews-v1', 'everyone else still v1');
   });
 
+  it("rig get lists the Gateway API resources with the status Istio would write", async () => {
+    const gtw = await mesh.rig(['get', 'gtw']);
+    assert.equal(gtw.code, 0, gtw.stderr);
+    assert.match(gtw.stdout, /^NAME +CLASS +ADDRESS +PROGRAMMED\nbookinfo-gateway +istio +127\.0\.0\.1 +True\n$/);
+    assert.match((await mesh.rig(['get', 'gatewayclasses'])).stdout, /^istio +istio\.io\/gateway-controller +True$/m, 'the built-in class');
+    const broken = `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: ratings }
+spec:
+  parentRefs: [{ group: "", kind: Service, name: ratings, port: 9080 }]
+  rules: [{ backendRefs: [{ name: ratings-v9, port: 9080 }] }]
+`;
+    assert.equal((await mesh.rig(['apply', '-f', '-'], broken)).code, 0);
+    const route = await eventually('the route listed', async () => {
+      const r = await mesh.rig(['get', 'httproute', 'ratings', '-o', 'json']);
+      return r.code === 0 ? (JSON.parse(r.stdout) as { status: { parents: { conditions: { type: string; status: string; reason: string }[] }[] } }) : undefined;
+    });
+    const resolved = route.status.parents[0].conditions.find((c) => c.type === 'ResolvedRefs');
+    assert.deepEqual([resolved?.status, resolved?.reason], ['False', 'BackendNotFound']);
+    assert.equal((await mesh.rig(['delete', '-f', '-'], broken)).code, 0);
+    const missing = await mesh.rig(['get', 'httproute', 'nope']);
+    assert.notEqual(missing.code, 0);
+    assert.match(missing.stderr, /httproutes\.gateway\.networking\.k8s\.io "nope" not found in namespace default/);
+  });
+
   it('stops everything on SIGTERM', async () => {
     mesh.child.kill('SIGTERM');
     await new Promise((r) => mesh.child.once('exit', r));

@@ -27,6 +27,7 @@ export const COMMANDS: CommandEntry[] = [
   { name: 'demo', summary: 'run the Bookinfo demo mesh with its ingress gateway on 127.0.0.1:8080 and traffic', load: () => import('./demo.ts') },
   { name: 'status', summary: 'show the processes of the local mesh (state, pids, sidecar ports)', load: () => import('./status.ts') },
   { name: 'logs', summary: 'print the logs of a workload, replica, gateway or the control plane of the local mesh', load: () => import('./logs.ts') },
+  { name: 'get', summary: 'list the configuration the control plane serves, as kubectl get does (with Gateway API status)', load: () => import('./get.ts') },
   { name: 'apply', summary: 'validate and add or replace configuration in the running local mesh', load: () => import('./apply.ts') },
   { name: 'delete', summary: 'remove configuration applied to the running local mesh', load: () => import('./delete.ts') },
   { name: 'down', summary: 'stop the local mesh started by rig up (from another terminal)', load: () => import('./down.ts') },

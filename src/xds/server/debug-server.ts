@@ -3,7 +3,8 @@
 // /debug/endpointz, /debug/configz, /debug/push_status) that `rig proxy-status` and
 // `rig proxy-config` read.
 import http from 'node:http';
-import { writtenKind } from '../../api/index.ts';
+import { describeResource, writtenKind } from '../../api/index.ts';
+import { gatewayApiResourceStatus } from '../../model/gateway-api/resource-status.ts';
 import { VERSION } from '../../core/version.ts';
 import type { AdsConnection } from './ads-connection.ts';
 import { configDump, syncStatus } from './config-dump.ts';
@@ -63,9 +64,12 @@ export function createDebugServer(o: DebugServerOptions): http.Server {
           return json(res, 200, d.push.services);
         case '/debug/endpointz':
           return json(res, 200, Object.fromEntries([...d.push.endpoints].map(([h, ports]) => [h, Object.fromEntries(ports)])));
-        case '/debug/configz':
-          // Kinds as users write them (the Gateway API's Gateway is KubernetesGateway inside).
-          return json(res, 200, d.push.resources.map((r) => ({ ...r, kind: writtenKind(r.kind) })));
+        case '/debug/configz': {
+          // Kinds as users write them (the Gateway API's Gateway is KubernetesGateway inside), with the
+          // status Istio would write on Gateway API resources.
+          const status = gatewayApiResourceStatus(d.push.resources, d.push.gatewayApiDiagnostics, [...d.connections.values()].map((c) => c.proxy));
+          return json(res, 200, d.push.resources.map((r) => ({ ...r, kind: writtenKind(r.kind), ...(status.has(describeResource(r)) ? { status: status.get(describeResource(r)) } : {}) })));
+        }
         case '/debug/push_status':
           return json(res, 200, { version: d.push.version, last: d.lastPush, proxies: d.connections.size, memory: process.memoryUsage() });
         default:

@@ -1,0 +1,72 @@
+// The status Istio writes on Gateway API resources, computed for the control plane's debug API
+// (`/debug/configz`, which `rig get` reads): conditions from the translation's diagnostics, and for
+// a Gateway, Programmed and its addresses from the gateway proxies connected to the control plane.
+import type { Diagnostic, GatewayApi, Resource } from '../../api/index.ts';
+import { describeResource } from '../../api/index.ts';
+import type { Proxy } from '../proxy.ts';
+import { GATEWAY_NAME_LABEL } from './gateways.ts';
+import { GATEWAY_API_CODES } from './status.ts';
+
+export const ISTIO_CONTROLLER = 'istio.io/gateway-controller';
+const ISTIO_CLASS = 'istio';
+
+export interface Condition {
+  type: string;
+  status: 'True' | 'False';
+  reason: string;
+  message: string;
+}
+
+const ROUTE_KINDS: ReadonlySet<string> = new Set(['HTTPRoute', 'GRPCRoute', 'TCPRoute', 'TLSRoute']);
+
+/** The `status` of each Gateway API resource, by describeResource(). */
+export function gatewayApiResourceStatus(resources: readonly Resource[], diagnostics: readonly Diagnostic[], proxies: readonly Proxy[]): Map<string, unknown> {
+  const failed = new Map<string, Map<string, { reason: string; message: string }>>();
+  for (const d of diagnostics) {
+    if (d.code !== GATEWAY_API_CODES.condition || !d.resource) continue;
+    const m = /^(Accepted|ResolvedRefs|Programmed)=False \(([^)]*)\): (.*)$/.exec(d.message);
+    if (!m) continue;
+    let byType = failed.get(d.resource);
+    if (!byType) failed.set(d.resource, (byType = new Map()));
+    if (!byType.has(m[1])) byType.set(m[1], { reason: m[2], message: m[3] });
+  }
+  const condition = (key: string, type: string, okReason: string, okMessage: string): Condition => {
+    const f = failed.get(key)?.get(type);
+    return f ? { type, status: 'False', reason: f.reason, message: f.message } : { type, status: 'True', reason: okReason, message: okMessage };
+  };
+  const out = new Map<string, unknown>();
+  for (const r of resources) {
+    const key = describeResource(r);
+    if (r.kind === 'KubernetesGateway') {
+      const spec = r.spec as unknown as GatewayApi.KubernetesGatewaySpec;
+      if (spec.gatewayClassName !== ISTIO_CLASS) continue;
+      const accepted = condition(key, 'Accepted', 'Accepted', 'Resource accepted');
+      const gateways = proxies.filter((p) => p.type === 'router' && p.namespace === r.metadata.namespace && p.labels[GATEWAY_NAME_LABEL] === r.metadata.name);
+      const addresses = [...new Set(gateways.map((p) => p.explicit?.bind ?? p.ipAddresses[0]).filter((a): a is string => !!a))];
+      const programmed: Condition =
+        accepted.status === 'False'
+          ? { type: 'Programmed', status: 'False', reason: 'Invalid', message: 'the Gateway is not accepted' }
+          : addresses.length
+            ? { type: 'Programmed', status: 'True', reason: 'Programmed', message: `Resource programmed, served by ${gateways.map((p) => p.name).join(', ')}` }
+            : { type: 'Programmed', status: 'False', reason: 'AddressNotAssigned', message: `no gateway proxy labelled ${GATEWAY_NAME_LABEL}=${r.metadata.name} in ${r.metadata.namespace} is connected (rig up runs ${r.metadata.name}-${ISTIO_CLASS})` };
+      out.set(key, { addresses: addresses.map((value) => ({ type: 'IPAddress', value })), conditions: [accepted, programmed] });
+    } else if (ROUTE_KINDS.has(r.kind)) {
+      const spec = r.spec as { parentRefs?: GatewayApi.ParentReference[] };
+      const conditions = [condition(key, 'Accepted', 'Accepted', 'Route was valid'), condition(key, 'ResolvedRefs', 'ResolvedRefs', 'All references resolved')];
+      out.set(key, { parents: (spec.parentRefs ?? []).map((parentRef) => ({ parentRef, controllerName: ISTIO_CONTROLLER, conditions })) });
+    } else if (r.kind === 'GatewayClass') {
+      const spec = r.spec as unknown as GatewayApi.GatewayClassSpec;
+      if (spec.controllerName === ISTIO_CONTROLLER) out.set(key, { conditions: [{ type: 'Accepted', status: 'True', reason: 'Accepted', message: 'Handled by Istio controller' }] });
+    }
+  }
+  return out;
+}
+
+/** Istio's built-in GatewayClass `istio`, listed when the configuration does not declare it. */
+export const BUILT_IN_GATEWAY_CLASS = {
+  apiVersion: 'gateway.networking.k8s.io/v1',
+  kind: 'GatewayClass',
+  metadata: { name: ISTIO_CLASS },
+  spec: { controllerName: ISTIO_CONTROLLER, description: 'The default Istio GatewayClass' },
+  status: { conditions: [{ type: 'Accepted', status: 'True', reason: 'Accepted', message: 'Handled by Istio controller' }] },
+};
