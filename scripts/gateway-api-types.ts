@@ -1,9 +1,12 @@
 // The Gateway API types scripts/generate-api-schemas.ts turns into JSON schemas (every served
-// version of a kind shares its v1 spec type).
+// version of a kind shares its v1 spec type, but TLSRoute's: its v1alpha2 spec, whose hostnames are
+// optional; v1alpha3 and v1 require them, a semantic rule).
 import type { IGatewayClassSpec } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/GatewayClassSpec';
 import type { IGatewaySpec } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/GatewaySpec';
 import type { IHTTPRouteSpec } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/HTTPRouteSpec';
 import type { IGRPCRouteSpec } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/GRPCRouteSpec';
+import type { ITCPRouteSpec } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1alpha2/TCPRouteSpec';
+import type { ITLSRouteSpec } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1alpha2/TLSRouteSpec';
 import type { IReferenceGrantSpec } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/ReferenceGrantSpec';
 
 export type GatewayClassSpec = IGatewayClassSpec;
@@ -11,3 +14,5 @@ export type GatewaySpec = IGatewaySpec;
 export type HTTPRouteSpec = IHTTPRouteSpec;
 export type GRPCRouteSpec = IGRPCRouteSpec;
 export type ReferenceGrantSpec = IReferenceGrantSpec;
+export type TCPRouteSpec = ITCPRouteSpec;
+export type TLSRouteSpec = ITLSRouteSpec;

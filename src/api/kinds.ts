@@ -44,6 +44,9 @@ export const KIND_INFO: Record<Kind, KindInfo> = {
   KubernetesGateway: { kind: 'KubernetesGateway', written: 'Gateway', group: GW, versions: ['v1', 'v1beta1'], namespaced: true, plural: 'gateways', shortNames: ['gtw'] },
   HTTPRoute: { kind: 'HTTPRoute', group: GW, versions: ['v1', 'v1beta1'], namespaced: true, plural: 'httproutes' },
   GRPCRoute: { kind: 'GRPCRoute', group: GW, versions: ['v1'], namespaced: true, plural: 'grpcroutes' },
+  // Experimental channel: TCPRoute v1alpha2; TLSRoute v1alpha2, v1alpha3 and (v1.5) v1.
+  TCPRoute: { kind: 'TCPRoute', group: GW, versions: ['v1alpha2'], namespaced: true, plural: 'tcproutes' },
+  TLSRoute: { kind: 'TLSRoute', group: GW, versions: ['v1', 'v1alpha3', 'v1alpha2'], namespaced: true, plural: 'tlsroutes' },
   ReferenceGrant: { kind: 'ReferenceGrant', group: GW, versions: ['v1beta1', 'v1'], namespaced: true, plural: 'referencegrants', shortNames: ['refgrant'] },
 };
 
@@ -107,7 +110,7 @@ export function apiVersionsOf(kind: Kind): string[] {
 export const OWNED_GROUPS = new Set([NET, SEC, 'telemetry.istio.io', 'local.rigging.dev']);
 
 /**
- * Groups Rigging reads some kinds of: their other kinds (TLSRoute, TCPRoute, BackendTLSPolicy…)
+ * Groups Rigging reads some kinds of: their other kinds (UDPRoute, BackendTLSPolicy…)
  * are warned about, since a route written for the mesh would otherwise do nothing without a word.
  */
 export const PARTLY_READ_GROUPS = new Set([GW]);

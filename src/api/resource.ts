@@ -42,6 +42,8 @@ export const KINDS = [
   'KubernetesGateway',
   'HTTPRoute',
   'GRPCRoute',
+  'TCPRoute',
+  'TLSRoute',
   'ReferenceGrant',
 ] as const;
 

@@ -80,11 +80,53 @@ test('every kind and served version is read; GatewayClass is cluster-scoped', ()
     ['v1', 'GRPCRoute', 'spec: { rules: [{ matches: [{ method: { service: helloworld.Greeter } }] }] }'],
     ['v1beta1', 'ReferenceGrant', 'spec: { from: [{ group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: a }], to: [{ group: "", kind: Service }] }'],
     ['v1', 'ReferenceGrant', 'spec: { from: [{ group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: a }], to: [{ group: "", kind: Service }] }'],
+    ['v1alpha2', 'TCPRoute', 'spec: { rules: [{ backendRefs: [{ name: tcp-echo-v1, port: 9000, weight: 80 }] }] }'],
+    ['v1alpha2', 'TLSRoute', 'spec: { rules: [{ backendRefs: [{ name: nginx, port: 443 }] }] }'],
+    ['v1alpha3', 'TLSRoute', 'spec: { hostnames: [nginx.example.com], rules: [{ backendRefs: [{ name: nginx, port: 443 }] }] }'],
+    ['v1', 'TLSRoute', 'spec: { hostnames: ["*.example.com"], rules: [{ backendRefs: [{ name: nginx, port: 443 }] }] }'],
   ];
   const text = docs.map(([v, k, spec], i) => `apiVersion: gateway.networking.k8s.io/${v}\nkind: ${k}\nmetadata: { name: x${i}, namespace: ns1 }\n${spec}\n`).join('---\n');
   const r = loadDocuments(text, 'all.yaml');
   assert.deepEqual(r.diagnostics, []);
-  assert.deepEqual(r.resources.map((x) => `${x.kind}/${x.metadata.namespace}`), ['GatewayClass/', 'GatewayClass/', 'KubernetesGateway/ns1', 'HTTPRoute/ns1', 'GRPCRoute/ns1', 'ReferenceGrant/ns1', 'ReferenceGrant/ns1']);
+  assert.deepEqual(r.resources.map((x) => `${x.kind}/${x.metadata.namespace}`), ['GatewayClass/', 'GatewayClass/', 'KubernetesGateway/ns1', 'HTTPRoute/ns1', 'GRPCRoute/ns1', 'ReferenceGrant/ns1', 'ReferenceGrant/ns1', 'TCPRoute/ns1', 'TLSRoute/ns1', 'TLSRoute/ns1', 'TLSRoute/ns1']);
+});
+
+test('TCPRoute and TLSRoute: backendRefs need a port, later rules are unused, TLSRoute hostnames are required from v1alpha3', () => {
+  const r = loadDocuments(
+    `apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: TCPRoute
+metadata: { name: t }
+spec:
+  rules:
+  - backendRefs: [{ name: a }]
+  - backendRefs: [{ name: b, port: 9000, weight: -1 }]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: TLSRoute
+metadata: { name: s }
+spec:
+  rules: [{ backendRefs: [] }]
+---
+apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: TLSRoute
+metadata: { name: h }
+spec:
+  hostnames: [Bad_Name]
+  rules: [{ backendRefs: [{ name: a, port: 443 }] }]
+`,
+    'l4.yaml',
+  );
+  assert.deepEqual(
+    r.diagnostics.map((d) => `${d.severity} ${d.resource} ${d.path}: ${d.message}`),
+    [
+      'Error TCPRoute default/t spec.rules[0].backendRefs[0]: backendRef a needs a port',
+      'Error TCPRoute default/t spec.rules[1].backendRefs[0].weight: weight -1 is out of range',
+      'Warning TCPRoute default/t spec.rules[1]: only the first rule of a TCPRoute is used: a rule has no matches, so the first takes every connection',
+      'Error TLSRoute default/s spec.rules[0].backendRefs: a rule needs at least one backendRef',
+      'Error TLSRoute default/s spec.hostnames: hostnames is required in gateway.networking.k8s.io/v1',
+      'Error TLSRoute default/h spec.hostnames[0]: "Bad_Name" is not a hostname',
+    ],
+  );
 });
 
 test('versions not served, unknown fields and broken CEL rules are errors naming the path; other Gateway API kinds are warned about', () => {
@@ -124,7 +166,7 @@ spec: {}
     'Error GRPCRoute a apiVersion: GRPCRoute is not served as gateway.networking.k8s.io/v1beta1',
     'Error HTTPRoute default/b spec.rules[0].backendRefz: unknown field "backendRefz"',
     'Error Gateway.gateway.networking.k8s.io default/c spec.listeners[0]: tls must be set for protocol HTTPS',
-    'Warning TCPRoute d : gateway.networking.k8s.io/v1alpha2 TCPRoute is not supported by Rigging; ignored',
+    'Error TCPRoute default/d spec: missing required field "rules"',
   ]);
   const path = loadDocuments('apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: { name: b }\nspec: { rules: [{ matches: [{ path: { value: api } }] }] }\n', 'p.yaml');
   assert.equal(path.diagnostics[0]?.message, 'value must be an absolute path');

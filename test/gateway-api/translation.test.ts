@@ -326,7 +326,6 @@ test('HTTPS listeners terminate TLS with certificateRefs as credentialName; anot
   );
   assert.deepEqual(conditions(push), [
     'Error Gateway.gateway.networking.k8s.io default/gw spec.listeners[1].tls.certificateRefs[0]: ResolvedRefs=False (RefNotPermitted): listener other: certificateRef to Secret certs/b-cert is not permitted',
-    "Warning Gateway.gateway.networking.k8s.io default/gw spec.listeners[2]: listener pass (TLS) takes TLSRoutes, which Rigging does not read: it has no routes",
   ]);
   assert.deepEqual(
     push.gateways.map((g) => g.spec.servers![0]),

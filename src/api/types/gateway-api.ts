@@ -144,6 +144,26 @@ export interface GRPCRouteSpec {
   useDefaultGateways?: string;
 }
 
+/** TCPRoute (v1alpha2) and TLSRoute rules: where the connections go. */
+export interface L4RouteRule {
+  name?: string;
+  backendRefs: (BackendObjectReference & { weight?: number })[];
+}
+
+export interface TCPRouteSpec {
+  parentRefs?: ParentReference[];
+  rules: L4RouteRule[];
+  useDefaultGateways?: string;
+}
+
+export interface TLSRouteSpec {
+  parentRefs?: ParentReference[];
+  /** The SNI names routed (required from v1alpha3). */
+  hostnames?: string[];
+  rules: L4RouteRule[];
+  useDefaultGateways?: string;
+}
+
 export interface ReferenceGrantSpec {
   from: { group: string; kind: string; namespace: string }[];
   to: { group: string; kind: string; name?: string }[];

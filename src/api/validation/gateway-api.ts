@@ -68,7 +68,7 @@ export function validateKubernetesGateway(spec: G.KubernetesGatewaySpec, r: Repo
       if ((l.tls.certificateRefs?.length ?? 0) > 1) unsupported(r, [...at, 'tls', 'certificateRefs', 1], 'a second certificateRef', 'the first certificate is served');
     }
     l.allowedRoutes?.kinds?.forEach((k, j) => {
-      if ((k.group ?? 'gateway.networking.k8s.io') !== 'gateway.networking.k8s.io') r.warn([...at, 'allowedRoutes', 'kinds', j], `route kind ${k.group}/${k.kind} is not a Gateway API route`, 'Rigging attaches HTTPRoute and GRPCRoute');
+      if ((k.group ?? 'gateway.networking.k8s.io') !== 'gateway.networking.k8s.io') r.warn([...at, 'allowedRoutes', 'kinds', j], `route kind ${k.group}/${k.kind} is not a Gateway API route`, 'Rigging attaches HTTPRoute, GRPCRoute, TCPRoute and TLSRoute');
     });
   });
   if (spec.addresses) unsupported(r, ['spec', 'addresses'], 'addresses', 'the gateway listens on every address of its host');
@@ -249,8 +249,31 @@ export function validateGRPCRoute(spec: G.GRPCRouteSpec, r: Reporter): void {
   });
 }
 
+/** TCPRoute and TLSRoute: rules of backendRefs only (no matches, no filters). */
+function checkL4Route(spec: G.TCPRouteSpec | G.TLSRouteSpec, kind: string, r: Reporter): void {
+  checkParentRefs(spec.parentRefs, r);
+  if (spec.useDefaultGateways) unsupported(r, ['spec', 'useDefaultGateways'], 'useDefaultGateways', 'the route attaches through its parentRefs only');
+  if (!spec.rules.length) r.error(['spec', 'rules'], `a ${kind} needs a rule`, 'add a rule with backendRefs');
+  spec.rules.forEach((rule, i) => {
+    const at = ['spec', 'rules', i];
+    if (!rule.backendRefs.length) r.error([...at, 'backendRefs'], 'a rule needs at least one backendRef', 'name the Service (and port) to send connections to');
+    checkBackendRefs(rule.backendRefs, [...at, 'backendRefs'], r, false);
+    if (i > 0) r.warn(at, `only the first rule of a ${kind} is used: a rule has no matches, so the first takes every connection`, 'put all backendRefs in one rule');
+  });
+}
+
+export function validateTCPRoute(spec: G.TCPRouteSpec, r: Reporter): void {
+  checkL4Route(spec, 'TCPRoute', r);
+}
+
+export function validateTLSRoute(spec: G.TLSRouteSpec, r: Reporter, apiVersion: string): void {
+  checkL4Route(spec, 'TLSRoute', r);
+  checkHostnames(spec.hostnames, r);
+  if (!spec.hostnames?.length && !apiVersion.endsWith('/v1alpha2')) r.error(['spec', 'hostnames'], `hostnames is required in ${apiVersion}`, 'list the SNI names this route takes (or use v1alpha2, where a route without hostnames takes every name of its listener)');
+}
+
 export function validateReferenceGrant(spec: G.ReferenceGrantSpec, r: Reporter): void {
   spec.from.forEach((f, i) => {
-    if (f.group !== 'gateway.networking.k8s.io') r.warn(['spec', 'from', i, 'group'], `references from group "${f.group}" are not made by any kind Rigging reads`, 'grant to gateway.networking.k8s.io HTTPRoute, GRPCRoute or Gateway');
+    if (f.group !== 'gateway.networking.k8s.io') r.warn(['spec', 'from', i, 'group'], `references from group "${f.group}" are not made by any kind Rigging reads`, 'grant to gateway.networking.k8s.io HTTPRoute, GRPCRoute, TCPRoute, TLSRoute or Gateway');
   });
 }

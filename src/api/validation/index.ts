@@ -9,7 +9,7 @@ import type * as T from '../index.ts';
 import { validateEnvoyFilter } from './envoy-filter.ts';
 import { validateDestinationRule } from './destination-rule.ts';
 import { validateGateway } from './gateway.ts';
-import { validateGRPCRoute, validateGatewayClass, validateHTTPRoute, validateKubernetesGateway, validateReferenceGrant } from './gateway-api.ts';
+import { validateGRPCRoute, validateGatewayClass, validateHTTPRoute, validateKubernetesGateway, validateReferenceGrant, validateTCPRoute, validateTLSRoute } from './gateway-api.ts';
 import { validateMetadataName, validateNamespace, validateService, validateWorkload } from './kubernetes.ts';
 import { Reporter } from './reporter.ts';
 import { validateAuthorizationPolicy, validatePeerAuthentication, validateRequestAuthentication } from './security.ts';
@@ -26,7 +26,7 @@ export interface ValidateOptions {
   telemetry?: TelemetryOptions;
 }
 
-const REQUIRES_SPEC = new Set(['ServiceEntry', 'WorkloadEntry', 'WorkloadGroup', 'Workload', 'GatewayClass', 'KubernetesGateway', 'ReferenceGrant']);
+const REQUIRES_SPEC = new Set(['ServiceEntry', 'WorkloadEntry', 'WorkloadGroup', 'Workload', 'GatewayClass', 'KubernetesGateway', 'ReferenceGrant', 'TCPRoute', 'TLSRoute']);
 
 /** All problems of one resource. `raw` is the object as written (default: the resource); `locator` maps field paths to positions. */
 export function validateResource(resource: Resource, raw?: Record<string, unknown>, locator?: Locator, opts: ValidateOptions = {}): Diagnostic[] {
@@ -103,6 +103,10 @@ function validateSemantics(kind: Resource['kind'], spec: unknown, r: Reporter, o
       return validateHTTPRoute(spec as T.GatewayApi.HTTPRouteSpec, r);
     case 'GRPCRoute':
       return validateGRPCRoute(spec as T.GatewayApi.GRPCRouteSpec, r);
+    case 'TCPRoute':
+      return validateTCPRoute(spec as T.GatewayApi.TCPRouteSpec, r);
+    case 'TLSRoute':
+      return validateTLSRoute(spec as T.GatewayApi.TLSRouteSpec, r, r.resource.apiVersion);
     case 'ReferenceGrant':
       return validateReferenceGrant(spec as T.GatewayApi.ReferenceGrantSpec, r);
   }

@@ -82,9 +82,6 @@ export function convertGateways(
         source: gw.source,
       });
       const kinds = allowedKinds(gw, l, at, status);
-      if (l.protocol === 'TCP' || l.protocol === 'TLS') {
-        status.note(gw, at, `listener ${l.name} (${l.protocol}) takes ${l.protocol === 'TCP' ? 'TCPRoute' : 'TLSRoute'}s, which Rigging does not read: it has no routes`, 'route this port with an Istio VirtualService (tcp/tls) bound to the generated Gateway, or use HTTP/HTTPS', 'Warning');
-      }
       attachable.push({ gateway: gw, listener: l, index: i, istioGateway: `${gw.metadata.namespace}/${name}`, kinds, allowsNamespace: namespaceFilter(gw, l, namespaceLabels) });
     });
     out.listeners.set(key, attachable);

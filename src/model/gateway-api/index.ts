@@ -5,6 +5,7 @@
 import type { Diagnostic, GatewayApi, GatewaySpec, Resource, VirtualServiceSpec } from '../../api/index.ts';
 import { convertGateways } from './gateways.ts';
 import { ReferenceGrants } from './reference-grants.ts';
+import { convertL4Routes } from './l4-routes.ts';
 import { convertRoutes } from './routes.ts';
 import { StatusReport } from './status.ts';
 
@@ -26,7 +27,7 @@ export interface GatewayApiOutput {
   diagnostics: Diagnostic[];
 }
 
-const GATEWAY_API_KINDS: ReadonlySet<string> = new Set(['GatewayClass', 'KubernetesGateway', 'HTTPRoute', 'GRPCRoute', 'ReferenceGrant']);
+const GATEWAY_API_KINDS: ReadonlySet<string> = new Set(['GatewayClass', 'KubernetesGateway', 'HTTPRoute', 'GRPCRoute', 'TCPRoute', 'TLSRoute', 'ReferenceGrant']);
 
 export function hasGatewayApiResources(resources: readonly Resource[]): boolean {
   return resources.some((r) => GATEWAY_API_KINDS.has(r.kind));
@@ -40,7 +41,8 @@ export function translateGatewayApi(input: GatewayApiInput): GatewayApiOutput {
   // Kubernetes labels every namespace with its name; a namespace without a resource has that label only.
   const namespaceLabels = (ns: string) => ({ ...namespaces.get(ns), 'kubernetes.io/metadata.name': ns });
   const gateways = convertGateways(resources, grants, namespaceLabels, status);
-  const virtualServices = convertRoutes({ resources, gateways, grants, hasService: input.hasService, domainSuffix: input.domainSuffix ?? 'cluster.local', status });
+  const routeInput = { resources, gateways, grants, hasService: input.hasService, domainSuffix: input.domainSuffix ?? 'cluster.local', status };
+  const virtualServices = [...convertRoutes(routeInput), ...convertL4Routes(routeInput)];
   return { gateways: gateways.gateways, virtualServices, diagnostics: status.diagnostics };
 }
 

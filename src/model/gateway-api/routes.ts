@@ -18,6 +18,8 @@ export const UNRESOLVED_BACKEND_HOST = 'unresolved-backend.rigging.invalid';
 export const PREFIX_REDIRECT_MARKER = '%PREFIX()%';
 
 type AnyRoute = Resource<GatewayApi.HTTPRouteSpec> | Resource<GatewayApi.GRPCRouteSpec>;
+/** Any Gateway API route: what parent attachment and backend resolution read. */
+export type GatewayApiRoute = AnyRoute | Resource<GatewayApi.TCPRouteSpec> | Resource<GatewayApi.TLSRouteSpec>;
 
 export interface RouteInput {
   resources: readonly Resource[];
@@ -99,12 +101,12 @@ function bucketFor(buckets: Map<string, Bucket>, key: string, route: AnyRoute, n
 
 // --- parentRefs ---------------------------------------------------------------------------
 
-interface Attachment {
+export interface Attachment {
   gateway: { listener: AttachableListener; hosts: string[] }[];
   mesh: { host: string; port?: number; exportTo: string[] }[];
 }
 
-function attach(route: AnyRoute, input: RouteInput): Attachment {
+export function attach(route: GatewayApiRoute, input: RouteInput): Attachment {
   const out: Attachment = { gateway: [], mesh: [] };
   const ns = route.metadata.namespace;
   (route.spec.parentRefs ?? []).forEach((p, i) => {
@@ -146,7 +148,7 @@ function attach(route: AnyRoute, input: RouteInput): Attachment {
     }
     let attached = false;
     for (const l of allowed) {
-      const hosts = intersectHostnames(l.listener.hostname, route.spec.hostnames);
+      const hosts = intersectHostnames(l.listener.hostname, 'hostnames' in route.spec ? route.spec.hostnames : undefined);
       if (!hosts.length) continue;
       attached = true;
       out.gateway.push({ listener: l, hosts });
@@ -162,14 +164,14 @@ export function intersectHostnames(listener: string | undefined, route: readonly
   if (!listener) return [...route];
   const out = new Set<string>();
   for (const h of route) {
-    if (h === listener || covers(listener, h)) out.add(h);
-    else if (covers(h, listener)) out.add(listener);
+    if (h === listener || coversHostname(listener, h)) out.add(h);
+    else if (coversHostname(h, listener)) out.add(listener);
   }
   return [...out];
 }
 
 /** A Gateway API wildcard (`*.example.com`) covers names with at least one more label. */
-function covers(pattern: string, host: string): boolean {
+export function coversHostname(pattern: string, host: string): boolean {
   return pattern.startsWith('*.') && host.endsWith(pattern.slice(1)) && host.length > pattern.length - 1;
 }
 
@@ -352,19 +354,20 @@ function applyPrefixRewrites(r: HTTPRoute, filters: readonly GatewayApi.HTTPRout
 }
 
 /** A backendRef (or mirror backendRef) as an Istio destination; undefined (with ResolvedRefs=False) when it does not resolve. */
-function backendDestination(route: AnyRoute, b: GatewayApi.BackendObjectReference, at: (string | number)[], input: RouteInput): Destination | undefined {
+export function backendDestination(route: GatewayApiRoute, b: GatewayApi.BackendObjectReference, at: (string | number)[], input: RouteInput): Destination | undefined {
   const group = b.group ?? '';
   const kind = b.kind ?? 'Service';
   const ns = b.namespace ?? route.metadata.namespace;
   const port = b.port !== undefined ? { number: b.port } : undefined;
+  const failing = route.kind === 'TCPRoute' || route.kind === 'TLSRoute' ? 'connections to this backend are closed' : 'requests to this backend get HTTP 500';
   if ((group === '' || group === 'core') && kind === 'Service') {
     if (!input.grants.allowed(route.kind, route.metadata.namespace, 'Service', ns, b.name)) {
-      input.status.condition(route, 'ResolvedRefs', 'RefNotPermitted', at, `backendRef to Service ${ns}/${b.name} is not permitted`, `add a ReferenceGrant in namespace ${ns} from ${route.kind}s in ${route.metadata.namespace} to that Service; requests to this backend get HTTP 500`);
+      input.status.condition(route, 'ResolvedRefs', 'RefNotPermitted', at, `backendRef to Service ${ns}/${b.name} is not permitted`, `add a ReferenceGrant in namespace ${ns} from ${route.kind}s in ${route.metadata.namespace} to that Service; ${failing}`);
       return undefined;
     }
     const host = `${b.name}.${ns}.svc.${input.domainSuffix}`;
     if (!input.hasService(host)) {
-      input.status.condition(route, 'ResolvedRefs', 'BackendNotFound', at, `backend Service ${ns}/${b.name} does not exist`, 'create the Service or fix the backendRef; requests to this backend get HTTP 500');
+      input.status.condition(route, 'ResolvedRefs', 'BackendNotFound', at, `backend Service ${ns}/${b.name} does not exist`, `create the Service or fix the backendRef; ${failing}`);
       return undefined;
     }
     return { host, ...(port && { port }) };
@@ -377,16 +380,16 @@ function backendDestination(route: AnyRoute, b: GatewayApi.BackendObjectReferenc
     const se = input.resources.find((r) => r.kind === 'ServiceEntry' && r.metadata.name === b.name && r.metadata.namespace === ns);
     const host = (se?.spec as { hosts?: string[] } | undefined)?.hosts?.[0];
     if (!host) {
-      input.status.condition(route, 'ResolvedRefs', 'BackendNotFound', at, `backend ServiceEntry ${ns}/${b.name} does not exist`, 'create the ServiceEntry or fix the backendRef; requests to this backend get HTTP 500');
+      input.status.condition(route, 'ResolvedRefs', 'BackendNotFound', at, `backend ServiceEntry ${ns}/${b.name} does not exist`, `create the ServiceEntry or fix the backendRef; ${failing}`);
       return undefined;
     }
     if (ns !== route.metadata.namespace) {
-      input.status.condition(route, 'ResolvedRefs', 'RefNotPermitted', at, `backendRef to ServiceEntry ${ns}/${b.name} in another namespace is not permitted`, 'use a ServiceEntry in the route\'s namespace; requests to this backend get HTTP 500');
+      input.status.condition(route, 'ResolvedRefs', 'RefNotPermitted', at, `backendRef to ServiceEntry ${ns}/${b.name} in another namespace is not permitted`, `use a ServiceEntry in the route's namespace; ${failing}`);
       return undefined;
     }
     return { host, ...(port && { port }) };
   }
-  input.status.condition(route, 'ResolvedRefs', 'InvalidKind', at, `backendRef kind ${group ? group + '/' : ''}${kind} is not supported`, 'refer to a Service, or to a networking.istio.io Hostname or ServiceEntry; requests to this backend get HTTP 500');
+  input.status.condition(route, 'ResolvedRefs', 'InvalidKind', at, `backendRef kind ${group ? group + '/' : ''}${kind} is not supported`, `refer to a Service, or to a networking.istio.io Hostname or ServiceEntry; ${failing}`);
   return undefined;
 }
 

@@ -97,7 +97,10 @@ function serverChains(push: PushContext, proxy: Proxy, port: number, { gw, serve
         for (const m of r.match ?? []) {
           if (!l4MatchApplies(ctx, vs, m, port)) continue;
           const names = m.sniHosts.map((h) => resolveShortName(h, vs.metadata.namespace)).filter((h) => vsHosts.some((sh) => hostsIntersect(sh, h)));
-          if (names.length && r.route?.length) out.push({ filter_chain_match: { server_names: names }, filters: [tcpProxy(`outbound_${port}`, destinationsTarget(ctx, r.route, vs.metadata.namespace))] });
+          if (!names.length || !r.route?.length) continue;
+          // sniHosts "*" takes every name (Istio leaves server_names out; Envoy has no bare "*").
+          const chainMatch = names.includes('*') ? {} : { filter_chain_match: { server_names: names } };
+          out.push({ ...chainMatch, filters: [tcpProxy(`outbound_${port}`, destinationsTarget(ctx, r.route, vs.metadata.namespace))] });
         }
       }
     }
