@@ -1,7 +1,7 @@
 // Runtime keys taking effect in compiled configs of a running proxy (admin layer values set as
 // POST /runtime_modify does): the fault filter's keys (default names, *_runtime names, per
 // downstream cluster), local_ratelimit filter_enabled, weighted_clusters runtime_key_prefix and
-// the access log runtime_filter; upstream.healthy_panic_threshold in the balancer.
+// the access log runtime_filter; upstream.healthy_panic_threshold in the balancer; the tracing keys.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -114,4 +114,21 @@ test('upstream.healthy_panic_threshold: above the healthy share, the next host u
   h.rt.ctx.runtime.modify([['upstream.healthy_panic_threshold', '80']]);
   assert.deepEqual(h.apply(ENDPOINT_TYPE, [{ ...assignment }]), []);
   assert.deepEqual(await servers(), new Set(['healthy', 'unhealthy']));
+});
+
+test('tracing.random_sampling and tracing.global_enabled override the connection manager samplings (the reason packed in x-request-id shows the decision)', async (t) => {
+  const up = await startUpstream('up');
+  const zipkin = await startUpstream('zipkin');
+  const h = await startTestRuntime(t, [up, zipkin]);
+  const tracing = { random_sampling: { value: 0 }, provider: { name: 'envoy.tracers.zipkin', typed_config: { '@type': 'type.googleapis.com/envoy.config.trace.v3.ZipkinConfig', collector_cluster: 'zipkin', collector_endpoint: '/api/v2/spans', collector_endpoint_version: 'HTTP_JSON' } } };
+  assert.deepEqual(h.apply(CLUSTER_TYPE, [staticCluster('up', [up.port]), staticCluster('zipkin', [zipkin.port])]), []);
+  assert.deepEqual(h.apply(LISTENER_TYPE, [listener([], [{ match: { prefix: '/' }, route: { cluster: 'up' } }], { tracing })]), []);
+  await h.rt.settled();
+  // 0x00000400 = 1024: in a sample of more than 10.24 % (out of 10000).
+  const reason = async () => (await request(h.port('l'), { headers: { 'x-request-id': '00000400-1111-4222-8333-444444444444' } })).json().headers['x-request-id']?.[14];
+  assert.equal(await reason(), '4', 'random_sampling 0: not sampled');
+  h.rt.ctx.runtime.modify([['tracing.random_sampling', '{numerator: 2000, denominator: TEN_THOUSAND}']]);
+  assert.equal(await reason(), '9', 'the runtime samples 20 %: 1024 is in');
+  h.rt.ctx.runtime.modify([['tracing.global_enabled', '0']]);
+  assert.equal(await reason(), '4', 'overall 0 %: nothing is traced');
 });

@@ -6,6 +6,7 @@
 import { UUID_REQUEST_ID_TYPE } from '../../envoy/index.ts';
 import type { HeaderMap } from '../filters/filter.ts';
 import type { Reader } from '../config/reader.ts';
+import { sample, type FractionalPercent } from '../config/fractional-percent.ts';
 
 export interface RequestIdConfig {
   readonly packTraceReason: boolean;
@@ -34,11 +35,15 @@ export function readRequestIdExtension(r: Reader | undefined): RequestIdConfig {
   return config;
 }
 
-/** Percentages of the HCM tracing block (0-100). */
+/**
+ * The HCM tracing block's samplings as Envoy's connection manager holds them (random out of
+ * 10000, overall and client out of 100), each the default of its runtime key
+ * (tracing.random_sampling, tracing.global_enabled, tracing.client_enabled): runtime handles.
+ */
 export interface TraceSampling {
-  readonly random: number;
-  readonly overall: number;
-  readonly client: number;
+  readonly random: FractionalPercent;
+  readonly overall: FractionalPercent;
+  readonly client: FractionalPercent;
 }
 
 const POSITION = 14;
@@ -52,9 +57,9 @@ function readReason(rid: string): Reason {
   return c === REASON_CHAR.sampled ? 'sampled' : c === REASON_CHAR.forced ? 'forced' : c === REASON_CHAR.client ? 'client' : 'none';
 }
 
-/** Envoy scales a tracing Percent to a fraction of 10000. */
-function hits(percent: number, value: number): boolean {
-  return value % 10000 < Math.round(percent * 100);
+/** featureEnabled with the request id's value as the random value. */
+function hits(p: FractionalPercent, value: number): boolean {
+  return value % p.denominator < p.numerator;
 }
 
 /**
@@ -70,7 +75,7 @@ export function traceDecision(h: HeaderMap, cfg: RequestIdConfig, sampling: Trac
   let reason: Reason = cfg.packTraceReason ? readReason(rid!) : 'none';
   const before = reason;
   if (reason === 'none') {
-    if (h['x-client-trace-id'] !== undefined && Math.random() * 100 < sampling.client) reason = 'client';
+    if (h['x-client-trace-id'] !== undefined && sample(sampling.client)) reason = 'client';
     else if (h['x-envoy-force-trace'] !== undefined) reason = 'forced';
     else if (hits(sampling.random, value)) reason = 'sampled';
   }

@@ -23,12 +23,13 @@ import { traceDecision, type RequestIdConfig, type TraceSampling } from '../http
 import { serviceOfAuthority, serviceOfCluster } from './istio-metrics.ts';
 import type { LocalPeer } from './peer-metadata.ts';
 import { firstHeaderValue } from '../http/first-header-value.ts';
+import type { EnvoyRuntime } from '../envoy-runtime/index.ts';
 
 type CustomTag = (req: RequestHead, info: StreamInfo) => string | undefined;
 
 interface TracerConfig {
   readonly pipeline: SpanPipeline;
-  /** random_sampling, overall_sampling and client_sampling (0-100), decided by request id as Envoy. */
+  /** random_sampling, overall_sampling and client_sampling (runtime handles), decided by request id as Envoy. */
   readonly sampling: TraceSampling;
   readonly requestId: RequestIdConfig;
   readonly kind: SpanKind;
@@ -203,6 +204,15 @@ class OtelHcmTracer implements Tracer {
   }
 }
 
+/** The samplings as Envoy's connection manager scales them, each the default of its runtime key. */
+function traceSampling(tracing: Reader, runtime: EnvoyRuntime): TraceSampling {
+  return {
+    random: runtime.fraction('tracing.random_sampling', { numerator: Math.round(percent(tracing, 'random_sampling', 100) * 100), denominator: 10_000 }),
+    overall: runtime.fraction('tracing.global_enabled', { numerator: Math.floor(percent(tracing, 'overall_sampling', 100)), denominator: 100 }),
+    client: runtime.fraction('tracing.client_enabled', { numerator: Math.floor(percent(tracing, 'client_sampling', 100)), denominator: 100 }),
+  };
+}
+
 function percent(r: Reader, key: string, def: number): number {
   const o = r.obj(key);
   if (!o) return def;
@@ -291,7 +301,7 @@ export const otelTracerFactory: TracerFactory = {
     }
     const config: TracerConfig = {
       pipeline: spanPipeline(t.stats, t.clusters, { ...target, serviceName }, ctx.proxy.log),
-      sampling: { random: percent(tracing, 'random_sampling', 100), overall: percent(tracing, 'overall_sampling', 100), client: percent(tracing, 'client_sampling', 100) },
+      sampling: traceSampling(tracing, ctx.proxy.runtime),
       requestId: ctx.requestId,
       kind: ctx.direction === 'inbound' ? SpanKind.SERVER : SpanKind.CLIENT,
       maxPathLength: tracing.num('max_path_tag_length', 256),
