@@ -1,7 +1,8 @@
 // Runtime keys taking effect in compiled configs of a running proxy (admin layer values set as
 // POST /runtime_modify does): the fault filter's keys (default names, *_runtime names, per
 // downstream cluster), local_ratelimit filter_enabled, weighted_clusters runtime_key_prefix and
-// the access log runtime_filter; upstream.healthy_panic_threshold in the balancer; the tracing keys.
+// the access log runtime_filter; upstream.healthy_panic_threshold and the slow start aggression in
+// the balancer; the tracing keys.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -9,6 +10,9 @@ import { test } from 'node:test';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, HCM, LISTENER_TYPE, ROUTER, addr, request, staticCluster, startTestRuntime, startUpstream } from './harness.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import type { EnvoyJson } from '../../src/envoy/index.ts';
+import { createLoadBalancer } from '../../src/proxy/upstream/lb/index.ts';
+import { EnvoyRuntime } from '../../src/proxy/envoy-runtime/index.ts';
+import { countPicks, host, seeded } from './upstream/hosts.ts';
 
 const FAULT = 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault';
 const LOCAL_RATELIMIT = 'type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit';
@@ -131,4 +135,26 @@ test('tracing.random_sampling and tracing.global_enabled override the connection
   assert.equal(await reason(), '9', 'the runtime samples 20 %: 1024 is in');
   h.rt.ctx.runtime.modify([['tracing.global_enabled', '0']]);
   assert.equal(await reason(), '4', 'overall 0 %: nothing is traced');
+});
+
+test('slow start: the aggression runtime_key (upstream.warmup.aggression, as Istio sends it) replaces default_value at the next balancer build', () => {
+  const runtime = new EnvoyRuntime([{ name: 'admin', kind: 'admin' }]);
+  for (const policy of ['ROUND_ROBIN', 'LEAST_REQUEST']) {
+    let now = 0;
+    const key = policy === 'ROUND_ROBIN' ? 'round_robin_lb_config' : 'least_request_lb_config';
+    const cluster = { [key]: { slow_start_config: { slow_start_window: '60s', aggression: { default_value: 2, runtime_key: 'upstream.warmup.aggression' } } } };
+    const old = host(1);
+    createLoadBalancer(policy, [old], cluster, { now: () => now, runtime });
+    now = 100_000;
+    const fresh = host(2);
+    const share = () => {
+      const lb = createLoadBalancer(policy, [old, fresh], cluster, { now: () => now, random: seeded(9), runtime });
+      return (countPicks(() => lb.pick(), 20000).get(fresh) ?? 0) / 20000;
+    };
+    const expect = (f: number) => f / (1 + f);
+    runtime.modify([['upstream.warmup.aggression', '']]);
+    assert.ok(Math.abs(share() - expect(Math.pow(1 / 60, 1 / 2))) < 0.02, `${policy}: default_value 2`);
+    runtime.modify([['upstream.warmup.aggression', '4']]);
+    assert.ok(Math.abs(share() - expect(Math.pow(1 / 60, 1 / 4))) < 0.02, `${policy}: the runtime's 4`);
+  }
 });

@@ -22,7 +22,7 @@ import { tlsPeer, type PeerInfo } from '../stream-info.ts';
 import type { PeerCertificate, SecureContext, TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
 import { createLoadBalancer } from './lb/index.ts';
-import type { EnvoyRuntime, RuntimeUint } from '../envoy-runtime/index.ts';
+import type { EnvoyRuntime } from '../envoy-runtime/index.ts';
 import { alpnConnector } from './alpn-connector.ts';
 import { markUpstreamH2Socket, watchUpstreamH2Resets } from './h2-reset-watch.ts';
 import { setTcpKeepalive } from '../network/tcp-keepalive.ts';
@@ -119,8 +119,8 @@ export class Cluster implements ClusterHandle {
   private balancer: LoadBalancer;
   private readonly pools = new Map<string, UpstreamPool>();
   readonly secrets: SecretStore;
-  /** upstream.healthy_panic_threshold, read whenever the balancer is rebuilt (host or health changes), as Envoy reads it. */
-  private readonly panicThreshold: RuntimeUint | undefined;
+  /** Envoy's runtime: the balancer reads its keys (upstream.healthy_panic_threshold...) at every rebuild (host or health changes), as Envoy at refresh. */
+  private readonly runtime: EnvoyRuntime | undefined;
   private closed = false;
 
   constructor(config: ClusterConfig, stats: Stats, secrets: SecretStore, issues: Issues, runtime?: EnvoyRuntime) {
@@ -128,7 +128,7 @@ export class Cluster implements ClusterHandle {
     this.config = config;
     this.stats = stats;
     this.secrets = secrets;
-    this.panicThreshold = runtime?.uint('upstream.healthy_panic_threshold', Number.NaN);
+    this.runtime = runtime;
     this.statPrefix = `cluster.${config.name}.`;
     this.dropOverload = config.loadAssignment?.dropOverload ?? NEVER;
     const p = this.statPrefix;
@@ -240,11 +240,11 @@ export class Cluster implements ClusterHandle {
 
   /** ORIGINAL_DST clusters pick by destination address (originalDstHost), not by a balancer. */
   private newBalancer(hosts: readonly UpstreamHost[]): LoadBalancer {
-    return this.config.type === 'ORIGINAL_DST' ? NO_BALANCER : createLoadBalancer(this.config.lbPolicy, hosts, this.config.raw, { panicThreshold: this.panicThreshold?.override });
+    return this.config.type === 'ORIGINAL_DST' ? NO_BALANCER : createLoadBalancer(this.config.lbPolicy, hosts, this.config.raw, { runtime: this.runtime });
   }
 
   healthChanged(): void {
-    this.balancer = createLoadBalancer(this.config.lbPolicy, this.hostList, this.config.raw, { loadAssignment: this.loadAssignment, panicThreshold: this.panicThreshold?.override });
+    this.balancer = createLoadBalancer(this.config.lbPolicy, this.hostList, this.config.raw, { loadAssignment: this.loadAssignment, runtime: this.runtime });
     this.s.membershipTotal.value = this.hostList.length;
     let healthy = 0;
     for (const h of this.hostList) if (h.healthFlags === 0) healthy++;

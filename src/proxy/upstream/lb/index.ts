@@ -28,7 +28,8 @@ import { leastRequestPicker } from './least-request.ts';
 import { randomPicker } from './random.ts';
 import { RING_HASH_DEFAULTS, ringHashPicker } from './ring-hash.ts';
 import { resolveLbPolicy } from './lb-policy-config.ts';
-import { compileSlowStart, trackJoins, type SlowStartConfig } from './slow-start.ts';
+import { compileSlowStart, resolveSlowStart, runtimeKey, trackJoins, type SlowStartConfig } from './slow-start.ts';
+import type { EnvoyRuntime } from '../../envoy-runtime/index.ts';
 import { MAGLEV_DEFAULT_TABLE_SIZE, MAGLEV_MAX_TABLE_SIZE, isPrime, maglevPicker } from './maglev.ts';
 
 export type { LoadBalancer, LoadBalancerContext, LoadBalancerFactory } from './load-balancer.ts';
@@ -48,8 +49,11 @@ export interface LoadBalancerOptions {
   loadAssignment?: Record<string, unknown>;
   /** Uniform random in [0, 1) (tests inject a seeded one); default Math.random. */
   random?: () => number;
-  /** The runtime's upstream.healthy_panic_threshold (percent, capped at 100), when set: replaces common_lb_config's. */
-  panicThreshold?: number;
+  /**
+   * Envoy's runtime: upstream.healthy_panic_threshold (capped at 100) replaces common_lb_config's,
+   * and the policy's runtime keys (slow start aggression, active_request_bias) their defaults.
+   */
+  runtime?: EnvoyRuntime;
 }
 
 const assignmentCache = new WeakMap<object, AssignmentLbSettings>();
@@ -85,6 +89,8 @@ interface PolicyDefinition<C> {
   picker(config: C, common: CommonLbConfig, random: () => number, now: () => number): PickerFactory;
   /** The policy's slow_start_config, if any: host join times are tracked at every build. */
   slowStart?(config: C): SlowStartConfig | undefined;
+  /** The config with its runtime keys' current values (read at every build, as Envoy reads them at refresh). */
+  resolve?(config: C, runtime: EnvoyRuntime): C;
 }
 
 interface Compiled<C> {
@@ -110,9 +116,11 @@ function policyFactory<C>(def: PolicyDefinition<C>): LoadBalancerFactory & {
   };
   const createWith = (hosts: readonly Host[], cluster: Json, options: LoadBalancerOptions): LoadBalancer => {
     const compiled = compile(cluster);
-    const config = compiled.config;
+    const runtime = options.runtime;
+    const config = runtime && def.resolve ? def.resolve(compiled.config, runtime) : compiled.config;
     const la = options.loadAssignment ?? (cluster.load_assignment as Json | undefined);
-    const panic = options.panicThreshold === undefined ? {} : { panicThreshold: Math.min(100, options.panicThreshold) };
+    const panicOverride = runtime?.uint('upstream.healthy_panic_threshold', Number.NaN).override;
+    const panic = panicOverride === undefined ? {} : { panicThreshold: Math.min(100, panicOverride) };
     const common: CommonLbConfig = { ...compiled.cluster, ...assignmentSettings(la), ...panic };
     const random = options.random ?? Math.random;
     const now = options.now ?? (() => performance.now());
@@ -143,6 +151,7 @@ const builtins = [
     },
     picker: (c, _common, random, now) => roundRobinPicker(random, c.slowStart, now),
     slowStart: (c) => c.slowStart,
+    resolve: (c, runtime) => (c.slowStart?.aggressionKey ? { slowStart: resolveSlowStart(c.slowStart, runtime) } : c),
   }),
   policyFactory({
     policy: 'LEAST_REQUEST',
@@ -156,10 +165,17 @@ const builtins = [
       const bias = object(lr?.active_request_bias, `${path}.active_request_bias`, issues);
       const activeRequestBias = double(bias, 'default_value', `${path}.active_request_bias`, issues, 1);
       if (activeRequestBias < 0) issues.errors.push(`${path}.active_request_bias.default_value: must not be negative`);
-      return { choiceCount: Math.max(2, choiceCount), activeRequestBias: Math.max(0, activeRequestBias), slowStart: compileSlowStart(lr, path, issues) };
+      const activeRequestBiasKey = runtimeKey(bias);
+      return { choiceCount: Math.max(2, choiceCount), activeRequestBias: Math.max(0, activeRequestBias), ...(activeRequestBiasKey && { activeRequestBiasKey }), slowStart: compileSlowStart(lr, path, issues) };
     },
     picker: (c, _common, random, now) => leastRequestPicker(c, random, now),
     slowStart: (c) => c.slowStart,
+    resolve(c, runtime) {
+      if (!c.activeRequestBiasKey && !c.slowStart?.aggressionKey) return c;
+      // A negative bias is 1, as Envoy.
+      const bias = c.activeRequestBiasKey ? runtime.double(c.activeRequestBiasKey, c.activeRequestBias).value : c.activeRequestBias;
+      return { ...c, activeRequestBias: bias >= 0 ? bias : 1, slowStart: resolveSlowStart(c.slowStart, runtime) };
+    },
   }),
   policyFactory({
     policy: 'RANDOM',

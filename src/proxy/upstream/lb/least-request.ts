@@ -14,6 +14,8 @@ export interface LeastRequestConfig {
   choiceCount: number;
   /** active_request_bias (default 1.0). */
   activeRequestBias: number;
+  /** active_request_bias.runtime_key (a RuntimeDouble): its value replaces the bias at each balancer build. */
+  activeRequestBiasKey?: string;
   slowStart?: SlowStartConfig;
 }
 

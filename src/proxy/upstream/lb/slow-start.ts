@@ -4,10 +4,13 @@
 // time_factor = max(seconds since it joined, 1) / window seconds.
 import type { Host } from '../host.ts';
 import { double, durationMs, object, percent, warnUnsupported, type ConfigIssues, type Json } from './config-fields.ts';
+import type { EnvoyRuntime } from '../../envoy-runtime/index.ts';
 
 export interface SlowStartConfig {
   windowMs: number;
   aggression: number;
+  /** aggression.runtime_key (a RuntimeDouble): its value replaces aggression at each balancer build. */
+  aggressionKey?: string;
   /** min_weight_percent as a fraction (default 0.1). */
   minWeight: number;
 }
@@ -18,10 +21,25 @@ export function compileSlowStart(parent: Json | undefined, path: string, issues:
   if (!o) return undefined;
   warnUnsupported(o, ['slow_start_window', 'aggression', 'min_weight_percent'], p, issues);
   const windowMs = durationMs(o, 'slow_start_window', p, issues, 0);
-  const aggression = double(object(o.aggression, `${p}.aggression`, issues), 'default_value', `${p}.aggression`, issues, 1);
+  const ag = object(o.aggression, `${p}.aggression`, issues);
+  const aggression = double(ag, 'default_value', `${p}.aggression`, issues, 1);
   if (aggression <= 0) issues.errors.push(`${p}.aggression.default_value: must be greater than 0, got ${aggression}`);
+  const aggressionKey = runtimeKey(ag);
   const minWeight = percent(o, 'min_weight_percent', p, issues, 10) / 100;
-  return windowMs > 0 && aggression > 0 ? { windowMs, aggression, minWeight } : undefined;
+  return windowMs > 0 && aggression > 0 ? { windowMs, aggression, minWeight, ...(aggressionKey && { aggressionKey }) } : undefined;
+}
+
+/** A RuntimeDouble's runtime_key, when set. */
+export function runtimeKey(o: Json | undefined): string | undefined {
+  const k = o?.runtime_key;
+  return typeof k === 'string' && k ? k : undefined;
+}
+
+/** The config with the runtime's aggression (a value not above 0 is 1, as Envoy). */
+export function resolveSlowStart(config: SlowStartConfig | undefined, runtime: EnvoyRuntime): SlowStartConfig | undefined {
+  if (!config?.aggressionKey) return config;
+  const v = runtime.double(config.aggressionKey, config.aggression).value;
+  return { ...config, aggression: v > 0 ? v : 1 };
 }
 
 /** When each host joined (or last became healthy), across load-balancer rebuilds. */
