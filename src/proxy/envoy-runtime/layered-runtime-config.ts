@@ -19,7 +19,7 @@ const QUIET_KEYS: ReadonlySet<string> = new Set(['overload.global_downstream_max
 const ENVOY_FEATURE_PREFIXES = ['envoy.', 'overload.', 're2.', 'upstream.', 'health_check.', 'http.', 'router.', 'tracing.', 'circuit_breakers.', 'outlier_detection.', 'access_log.', 'ratelimit.', 'zone_routing.'];
 
 /** Envoy feature keys rig proxy reads (beyond keys named by runtime_key fields in configs). */
-const READ_PREFIXES = ['fault.http.', 'upstream.healthy_panic_threshold', 'tracing.random_sampling', 'tracing.global_enabled', 'tracing.client_enabled'];
+const READ_PREFIXES = ['fault.http.', 'upstream.healthy_panic_threshold', 'upstream.warmup.aggression', 'tracing.random_sampling', 'tracing.global_enabled', 'tracing.client_enabled'];
 
 function unimplemented(key: string): boolean {
   if (QUIET_KEYS.has(key) || READ_PREFIXES.some((p) => key.startsWith(p))) return false;
