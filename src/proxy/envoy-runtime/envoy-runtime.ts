@@ -1,8 +1,8 @@
 // Envoy's runtime (layered_runtime): an ordered list of layers (static, disk, admin, RTDS), later
 // ones overriding earlier ones, merged into one snapshot. A new snapshot is made when a disk layer's
 // symlink is swapped (as Envoy, the symlink's directory is watched), on each /runtime_modify and on
-// each accepted RTDS update;
-// each new snapshot refreshes every handle consumers hold (handles.ts), so requests read fields.
+// each accepted RTDS update; it refreshes every handle consumers hold (handles.ts), so requests
+// read fields.
 // Stats as Envoy's: runtime.load_success, load_error, num_keys, num_layers, admin_overrides_active,
 // override_dir_exists, override_dir_not_exists.
 import fs from 'node:fs';
@@ -158,11 +158,6 @@ export class EnvoyRuntime {
       else this.adminValues.set(k, entryFromText(v));
     }
     this.reload();
-  }
-
-  /** The resource names of the RTDS layers (what the xDS client subscribes to). */
-  rtdsResources(): string[] {
-    return this.configs.flatMap((c) => (c.kind === 'rtds' ? [c.resource] : []));
   }
 
   /**
