@@ -241,6 +241,46 @@ spec:
   assert.deepEqual(((rc8080.virtual_hosts as EnvoyJson[])[0].routes as EnvoyJson[]).map((r) => r.name), ['default.byport.0.0']);
 });
 
+test('listener isolation: a name belongs to the most specific listener on its port, not to a wildcard one beside it', () => {
+  const push = buildPush(
+    parseYaml(`${svc('a')}${svc('b')}${gw('gw', `  - { name: wild, port: 80, protocol: HTTP, hostname: "*.example.com" }\n  - { name: foo, port: 80, protocol: HTTP, hostname: foo.example.com }\n  - { name: any, port: 80, protocol: HTTP }`)}
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: on-wild }
+spec:
+  parentRefs: [{ name: gw, sectionName: wild }]
+  hostnames: [foo.example.com, bar.example.com]
+  rules: [{ backendRefs: [{ name: a, port: 9080 }] }]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: on-foo }
+spec:
+  parentRefs: [{ name: gw, sectionName: foo }]
+  rules: [{ backendRefs: [{ name: b, port: 9080 }] }]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: on-any }
+spec:
+  parentRefs: [{ name: gw, sectionName: any }]
+  hostnames: [foo.example.com, bar.example.com, other.org]
+  rules: [{ backendRefs: [{ name: a, port: 9080 }] }]
+`),
+  );
+  assert.deepEqual(conditions(push), [
+    'Info HTTPRoute default/on-any spec.parentRefs[0]: hostname foo.example.com is served by listener wild of Gateway default/gw, not by listener any (listener isolation: the most specific listener on a port takes a name)',
+    'Info HTTPRoute default/on-any spec.parentRefs[0]: hostname bar.example.com is served by listener wild of Gateway default/gw, not by listener any (listener isolation: the most specific listener on a port takes a name)',
+    'Info HTTPRoute default/on-wild spec.parentRefs[0]: hostname foo.example.com is served by listener foo of Gateway default/gw, not by listener wild (listener isolation: the most specific listener on a port takes a name)',
+  ]);
+  const rc = routeConfig(push);
+  const names = (v: string) => (vhost(rc, v).routes as EnvoyJson[]).map((r) => r.name);
+  // foo.example.com: the foo listener's route only (on-wild's foo.example.com does not share it).
+  assert.deepEqual(names('foo.example.com:80'), ['default.on-foo.0.0']);
+  assert.deepEqual(names('bar.example.com:80'), ['default.on-wild.0.0']);
+  assert.deepEqual(names('other.org:80'), ['default.on-any.0.0']);
+});
+
 test('backendRefs that do not resolve get 500 with a ResolvedRefs diagnostic; a ReferenceGrant permits another namespace', () => {
   const base = `${svc('a')}${svc('remote', 'other')}${gw('gw', HTTP80)}
 apiVersion: gateway.networking.k8s.io/v1

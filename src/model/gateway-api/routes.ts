@@ -148,7 +148,11 @@ export function attach(route: GatewayApiRoute, input: RouteInput): Attachment {
     }
     let attached = false;
     for (const l of allowed) {
-      const hosts = intersectHostnames(l.listener.hostname, 'hostnames' in route.spec ? route.spec.hostnames : undefined);
+      const hosts = intersectHostnames(l.listener.hostname, 'hostnames' in route.spec ? route.spec.hostnames : undefined).filter((h) => {
+        const owner = isolatingListener(l, listeners, h);
+        if (owner) input.status.note(route, at, `hostname ${h} is served by listener ${owner.listener.name} of Gateway ${key}, not by listener ${l.listener.name} (listener isolation: the most specific listener on a port takes a name)`, `attach to listener ${owner.listener.name} (sectionName) to serve ${h}`);
+        return !owner;
+      });
       if (!hosts.length) continue;
       attached = true;
       out.gateway.push({ listener: l, hosts });
@@ -156,6 +160,21 @@ export function attach(route: GatewayApiRoute, input: RouteInput): Attachment {
     if (!attached) input.status.condition(route, 'Accepted', 'NoMatchingListenerHostname', at, `none of the route's hostnames matches a listener hostname of Gateway ${key}`, `listener hostnames: ${allowed.map((l) => l.listener.hostname ?? '*').join(', ')}`);
   });
   return out;
+}
+
+/**
+ * Listener isolation (Gateway API; istiod's hostnameAllowedByIsolation): on one port and protocol, a
+ * name belongs to the most specific listener whose hostname covers it. The listener of the Gateway
+ * that takes `host` from `l` (a listener without hostname or with a wildcard one), if any.
+ */
+function isolatingListener(l: AttachableListener, listeners: readonly AttachableListener[], host: string): AttachableListener | undefined {
+  const ours = l.listener.hostname ?? '';
+  if (ours && !ours.startsWith('*.')) return undefined;
+  return listeners.find((o) => {
+    const theirs = o.listener.hostname;
+    if (o === l || !theirs || o.listener.port !== l.listener.port || o.listener.protocol !== l.listener.protocol) return false;
+    return theirs.length >= ours.length && (host === theirs || coversHostname(theirs, host));
+  });
 }
 
 /** The hostnames a route serves on a listener: route hostnames intersected with the listener's (a wildcard yields the narrower name). */
