@@ -105,13 +105,16 @@ function layered(raw: unknown): { layers: RuntimeLayerConfig[]; issues: Issues }
   return { layers: readLayeredRuntime(new Reader(raw, 'layered_runtime', issues)), issues };
 }
 
-test('layered_runtime: an rtds_layer from another source than ADS and a second admin layer are errors; static keys of Envoy features rig lacks are named', () => {
+test('layered_runtime: an rtds_layer over ADS or from a file; an api_config_source and a second admin layer are errors; static keys of Envoy features rig lacks are named', () => {
   const rtds = layered({ layers: [{ name: 'rtds', rtds_layer: { name: 'r', rtds_config: { ads: {}, initial_fetch_timeout: '2s' } } }] });
   assert.deepEqual(rtds.issues.errors, []);
   assert.deepEqual(rtds.layers, [{ name: 'rtds', kind: 'rtds', resource: 'r', initialFetchTimeoutMs: 2000 }]);
-  const own = layered({ layers: [{ name: 'rtds', rtds_layer: { name: 'r', rtds_config: { path_config_source: { path: '/etc/rtds.yaml' } } } }] });
-  assert.match(own.issues.errors.join('\n'), /layered_runtime\.layers\[0\]\.rtds_layer\.rtds_config: rig proxy fetches an rtds_layer over the ADS stream only/);
-  assert.match(own.issues.errors.join('\n'), /rtds_config\.path_config_source: path_config_source is not supported for an rtds_layer/);
+  const file = layered({ layers: [{ name: 'rtds', rtds_layer: { name: 'r', rtds_config: { path_config_source: { path: '/etc/rtds/rtds.yaml' } } } }] });
+  assert.deepEqual(file.issues.errors, []);
+  assert.deepEqual(file.layers, [{ name: 'rtds', kind: 'rtds', resource: 'r', initialFetchTimeoutMs: 15_000, file: { path: '/etc/rtds/rtds.yaml', dir: '/etc/rtds' } }]);
+  const api = layered({ layers: [{ name: 'rtds', rtds_layer: { name: 'r', rtds_config: { api_config_source: { api_type: 'GRPC', grpc_services: [{ envoy_grpc: { cluster_name: 'x' } }] } } } }] });
+  assert.match(api.issues.errors.join('\n'), /layered_runtime\.layers\[0\]\.rtds_layer\.rtds_config: rig proxy fetches an rtds_layer over the ADS stream \(rtds_config: \{ ads: \{\} \}, with dynamic_resources\.ads_config\) or from a file/);
+  assert.match(api.issues.errors.join('\n'), /rtds_config\.api_config_source: api_config_source is not supported for an rtds_layer/);
   assert.throws(() => parseBootstrap({ layered_runtime: { layers: [{ name: 'rtds', rtds_layer: { name: 'r', rtds_config: { ads: {} } } }] } }, 'b.yaml'), /layered_runtime: an rtds_layer is fetched over ADS: the bootstrap needs dynamic_resources\.ads_config/);
   const admins = layered({ layers: [{ name: 'a', admin_layer: {} }, { name: 'b', admin_layer: {} }] });
   assert.match(admins.issues.errors.join('\n'), /too many admin layers/);

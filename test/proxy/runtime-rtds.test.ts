@@ -1,7 +1,8 @@
 // RTDS: an rtds_layer fetched over the ADS stream by `rig proxy -c`. The proxy subscribes to the
 // Runtime resource first, stays INITIALIZING until it arrives (Envoy's runtime init), applies it
 // over the static layer (here switching the fault filter on), NACKs a layer it cannot read while
-// keeping the previous one, and an update to an empty layer switches the fault off again.
+// keeping the previous one, and an update to an empty layer switches the fault off again. Also an
+// rtds_layer read from a file (path_config_source), reloaded when the file is moved into place.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -82,4 +83,43 @@ test('an rtds_layer over ADS: subscribed first, awaited for readiness, applied o
   const n3 = ads.push(RUNTIME_TYPE, 'v3', [{ name: 'drill', layer: {} }]);
   await ads.waitFor((r) => r.type_url === RUNTIME_TYPE && r.response_nonce === n3 && !r.error_detail, from);
   assert.deepEqual(await statuses(port), new Set([200]));
+});
+
+test('an rtds_layer from a file: read at start, reloaded when a new file is moved into place, a bad one rejected keeping the last', async (t) => {
+  const up = await startUpstream('up');
+  t.after(() => up.close());
+  const dir = tempDir(t, 'runtime-rtds-file-');
+  const rtdsFile = path.join(dir, 'rtds.yaml');
+  const runtimeResponse = (layer: string) => `resources:\n- "@type": ${RUNTIME_TYPE}\n  name: drill\n  layer: ${layer}\n`;
+  const moveIn = (text: string) => {
+    fs.writeFileSync(path.join(dir, 'rtds.next'), text);
+    fs.renameSync(path.join(dir, 'rtds.next'), rtdsFile);
+  };
+  moveIn(runtimeResponse('{ fault: { http: { abort: { abort_percent: 100 } } } }'));
+  const boot = bootstrap(1, up.port);
+  delete boot.dynamic_resources;
+  (boot.layered_runtime as { layers: EnvoyJson[] }).layers[1] = { name: 'rtds_layer_0', rtds_layer: { name: 'drill', rtds_config: { path_config_source: { path: rtdsFile } } } };
+  const file = path.join(dir, 'envoy.json');
+  fs.writeFileSync(file, JSON.stringify(boot));
+  const proxy = await startRigProxyFromFile(t, file);
+  const port = proxy.ports.listeners.http!;
+  const admin = `http://127.0.0.1:${proxy.ports.admin}`;
+  assert.deepEqual(await statuses(port), new Set([502]), 'the file layer is in from the start');
+  assert.equal((await fetch(`${admin}/ready`)).status, 200);
+
+  moveIn(runtimeResponse('{ fault: { http: { abort: { abort_percent: [1] } } } }'));
+  moveIn(runtimeResponse('{ fault: { http: { abort: { abort_percent: 0 } } } }'));
+  let codes = await statuses(port);
+  for (let i = 0; i < 500 && !codes.has(200); i++) {
+    await new Promise((r) => setTimeout(r, 10));
+    codes = await statuses(port);
+  }
+  assert.deepEqual(codes, new Set([200]));
+  const dump = (await (await fetch(`${admin}/runtime`)).json()) as RuntimeDump;
+  assert.deepEqual(dump.entries['fault.http.abort.abort_percent'], { final_value: '0', layer_values: ['', '0'] });
+
+  moveIn(runtimeResponse('{ fault: { http: { abort: { abort_percent: [1] } } } }'));
+  for (let i = 0; i < 500 && !proxy.log().includes('a runtime value cannot be a list'); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.match(proxy.log(), /rtds_layer \\"drill\\": rejected; previous config kept/);
+  assert.deepEqual(await statuses(port), new Set([200]), 'the rejected file changed nothing');
 });

@@ -165,13 +165,21 @@ async function run(opts: ProxyOptions): Promise<void> {
     om.start();
     stoppers.push(() => om.stop());
   }
+  // RTDS layers from files (path_config_source): read now, again whenever their directory changes.
+  const rtdsFiles = bootstrap.runtimeLayers.flatMap((l) => (l.kind === 'rtds' && l.file ? [{ key: `rtds_layer "${l.resource}"`, typeUrl: RUNTIME_TYPE, file: l.file.path, dir: l.file.dir }] : []));
+  if (rtdsFiles.length) {
+    const { PathSubscriptions } = await import('../../proxy/bootstrap/path-config-source.ts');
+    const subs = new PathSubscriptions(rtdsFiles, rt, log);
+    subs.start();
+    stoppers.push(() => subs.stop());
+  }
   const dynamic = (raw.dynamic_resources ?? {}) as Record<string, unknown>;
   if (bootstrap.dynamic) {
     for (const [key, typeUrl] of [['cds_config', CLUSTER_TYPE], ['lds_config', LISTENER_TYPE]] as const) {
       if (dynamic[key] !== undefined) rt.awaitFirstFetch(typeUrl, initialFetchTimeoutMs(dynamic[key]));
     }
-    // RTDS layers: the server waits for their first response too, as Envoy's runtime init does.
-    for (const l of bootstrap.runtimeLayers) if (l.kind === 'rtds') rt.awaitFirstFetch(RUNTIME_TYPE, l.initialFetchTimeoutMs);
+    // RTDS layers over ADS: the server waits for their first response too, as Envoy's runtime init does.
+    for (const l of bootstrap.runtimeLayers) if (l.kind === 'rtds' && !l.file) rt.awaitFirstFetch(RUNTIME_TYPE, l.initialFetchTimeoutMs);
     // Filesystem config sources (lds_config / cds_config with a path), beside or instead of ADS.
     const { pathSources, PathSubscriptions } = await import('../../proxy/bootstrap/path-config-source.ts');
     const sources = pathSources(raw);

@@ -94,7 +94,7 @@ export function parseBootstrap(raw: EnvoyJson, source: string): Bootstrap {
   const statsFlushIntervalMs = r.durationMs('stats_flush_interval', DEFAULT_FLUSH_INTERVAL_MS);
   if (statsFlushIntervalMs < 1 || statsFlushIntervalMs > 300_000) issues.error(r.at('stats_flush_interval'), 'must be between 1ms and 300s, as in Envoy');
   const runtimeLayers = readLayeredRuntime(r.obj('layered_runtime'));
-  if (runtimeLayers.some((l) => l.kind === 'rtds') && !dr?.has('ads_config')) issues.error('layered_runtime', 'an rtds_layer is fetched over ADS: the bootstrap needs dynamic_resources.ads_config');
+  if (runtimeLayers.some((l) => l.kind === 'rtds' && !l.file) && !dr?.has('ads_config')) issues.error('layered_runtime', 'an rtds_layer is fetched over ADS: the bootstrap needs dynamic_resources.ads_config');
   const statsConfig = readStatsConfig(r.obj('stats_config'));
   r.accept('bootstrap_extensions', 'stats_sinks', 'tracing');
   r.obj('cluster_manager')?.done();

@@ -17,8 +17,14 @@ export type RuntimeLayerConfig =
   | { readonly name: string; readonly kind: 'static'; readonly values: ReadonlyMap<string, RuntimeEntry> }
   | { readonly name: string; readonly kind: 'disk'; readonly disk: DiskLayerConfig }
   | { readonly name: string; readonly kind: 'admin' }
-  /** RTDS over ADS: the Runtime resource `resource`'s layer (empty until it arrives). */
-  | { readonly name: string; readonly kind: 'rtds'; readonly resource: string; readonly initialFetchTimeoutMs: number };
+  /** RTDS: the Runtime resource `resource`'s layer (empty until it arrives), over ADS or, with `file`, from a watched file. */
+  | { readonly name: string; readonly kind: 'rtds'; readonly resource: string; readonly initialFetchTimeoutMs: number; readonly file?: RtdsFile };
+
+/** An RTDS file (path_config_source): a DiscoveryResponse holding the Runtime resource, reloaded when `dir` changes. */
+export interface RtdsFile {
+  readonly path: string;
+  readonly dir: string;
+}
 
 /** Envoy's layers when the bootstrap has no layered_runtime: an empty static layer and an admin layer. */
 export const DEFAULT_RUNTIME_LAYERS: readonly RuntimeLayerConfig[] = [
@@ -161,13 +167,19 @@ export class EnvoyRuntime {
   }
 
   /**
-   * An RTDS state of the world (Runtime resources by name, Envoy's JSON): every layer is checked
-   * first; returns the problems ([] = ACK), and a rejected update changes nothing.
+   * An RTDS update (Runtime resources by name, Envoy's JSON, from ADS or a file): each must be one
+   * an rtds_layer names, and every layer is checked first; returns the problems ([] = ACK), and a
+   * rejected update changes nothing. A layer the update does not carry keeps its values (as Envoy's
+   * one-resource RTDS subscriptions).
    */
   applyRtds(resources: ReadonlyMap<string, Record<string, unknown>>): string[] {
     const errors: string[] = [];
-    const next = new Map<string, ReadonlyMap<string, RuntimeEntry>>();
+    const next = new Map(this.rtdsValues);
     for (const [name, r] of resources) {
+      if (!this.configs.some((c) => c.kind === 'rtds' && c.resource === name)) {
+        errors.push(`runtime "${name}": no rtds_layer names this resource`);
+        continue;
+      }
       try {
         next.set(name, r.layer === undefined || r.layer === null ? new Map() : flattenStruct(r.layer));
       } catch (e) {

@@ -1,13 +1,14 @@
 // Reads the bootstrap's layered_runtime into layer configs (envoy-runtime.ts). Without
 // layered_runtime the layers are Envoy's default: an empty static layer "base" and an admin layer.
-// An rtds_layer is fetched over the ADS stream (rtds_config: { ads: {} }); another config source
-// for it is refused. Static layer keys that switch Envoy
+// An rtds_layer is fetched over the ADS stream (rtds_config: { ads: {} }) or read from a watched
+// file (path / path_config_source, a DiscoveryResponse as Envoy's); an api_config_source is refused. Static layer keys that switch Envoy
 // features rig proxy does not have are named in a warning; any other key takes effect wherever a
 // config names it as a runtime_key.
+import path from 'node:path';
 import type { Reader } from '../config/reader.ts';
 import { parseDuration } from '../../envoy/index.ts';
 import { flattenStruct, type RuntimeEntry } from './entry.ts';
-import { DEFAULT_RUNTIME_LAYERS, type RuntimeLayerConfig } from './envoy-runtime.ts';
+import { DEFAULT_RUNTIME_LAYERS, type RtdsFile, type RuntimeLayerConfig } from './envoy-runtime.ts';
 
 /**
  * Runtime keys Istio's bootstrap sets whose value rig proxy already behaves as: no global
@@ -26,30 +27,36 @@ function unimplemented(key: string): boolean {
   return ENVOY_FEATURE_PREFIXES.some((p) => key.startsWith(p));
 }
 
-/** RTDS from ADS only: the resource name and the first fetch's timeout (Envoy's default 15 s). */
+/** RTDS over ADS or from a file: the resource name, the source and the first fetch's timeout (Envoy's default 15 s). */
 function readRtdsLayer(name: string, r: Reader): RuntimeLayerConfig {
   const resource = r.str('name');
   if (!resource) r.issues.error(r.at('name'), 'an rtds_layer needs the name of the Runtime resource to subscribe to');
   const src = r.obj('rtds_config');
   let initialFetchTimeoutMs = 15_000;
-  if (!src?.has('ads')) {
-    r.issues.error(r.at('rtds_config'), 'rig proxy fetches an rtds_layer over the ADS stream only: set rtds_config: { ads: {} } (with dynamic_resources.ads_config)');
-  }
+  let file: RtdsFile | undefined;
+  const pcs = src?.obj('path_config_source');
+  const filePath = pcs?.str('path') || src?.str('path') || '';
+  if (src?.has('ads')) src.obj('ads')?.done();
+  else if (filePath) {
+    const wd = pcs?.obj('watched_directory');
+    file = { path: path.resolve(filePath), dir: path.resolve(wd?.str('path') || path.dirname(filePath)) };
+    wd?.done();
+  } else r.issues.error(r.at('rtds_config'), 'rig proxy fetches an rtds_layer over the ADS stream (rtds_config: { ads: {} }, with dynamic_resources.ads_config) or from a file (path_config_source)');
+  pcs?.done();
   if (src) {
-    src.obj('ads')?.done();
     src.accept('resource_api_version');
     const t = src.str('initial_fetch_timeout');
     if (t) {
       const { seconds, nanos } = parseDuration(t);
       initialFetchTimeoutMs = Math.max(0, seconds * 1000 + nanos / 1e6);
     }
-    for (const k of ['path', 'path_config_source', 'api_config_source', 'self', 'authorities']) {
-      if (src.has(k)) src.issues.error(src.at(k), `${k} is not supported for an rtds_layer; rig proxy fetches it over the ADS stream (ads: {})`);
+    for (const k of ['api_config_source', 'self', 'authorities']) {
+      if (src.has(k)) src.issues.error(src.at(k), `${k} is not supported for an rtds_layer; rig proxy fetches it over the ADS stream (ads: {}) or from a file (path_config_source)`);
     }
     src.done();
   }
   r.done();
-  return { name, kind: 'rtds', resource, initialFetchTimeoutMs };
+  return { name, kind: 'rtds', resource, initialFetchTimeoutMs, ...(file && { file }) };
 }
 
 export function readLayeredRuntime(lr: Reader | undefined): RuntimeLayerConfig[] {
