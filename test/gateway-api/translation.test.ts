@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE, checkMessage, type EnvoyJson } from '../../src/envoy/index.ts';
 import { GENERATORS } from '../../src/xds/server/generators.ts';
 import { Issues } from '../../src/proxy/config/reader.ts';
-import { compileRouteConfig } from '../../src/proxy/routing/route-config.ts';
+import { compileRouteConfig, matchRoute, redirectLocation, rewritePath } from '../../src/proxy/routing/route-config.ts';
 import type { PushContext } from '../../src/model/push-context.ts';
 import { assertEnvoyResource, buildPush, explicitSidecar, gatewayProxy, parseYaml, rdsNames } from '../xds/fixtures.ts';
 
@@ -198,6 +198,50 @@ spec:
   const retry = (byName['default.r.7.0'].route as EnvoyJson).retry_policy as EnvoyJson;
   assert.equal(retry.retry_on, 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes');
   assert.deepEqual([retry.num_retries, retry.retriable_status_codes, retry.retry_back_off], [3, [500, 502], { base_interval: '0.1s' }]);
+});
+
+test("ReplacePrefixMatch rewrites and redirects give the Gateway API's paths (no // when the prefix goes entirely), through rig proxy's route table", () => {
+  const rule = (prefix: string, filter: string, replacement: string) =>
+    `  - matches: [{ path: { value: "${prefix}" } }]\n    filters: [{ type: ${filter}, ${filter === 'URLRewrite' ? 'urlRewrite' : 'requestRedirect'}: { path: { type: ReplacePrefixMatch, replacePrefixMatch: "${replacement}" } } }]\n${filter === 'URLRewrite' ? '    backendRefs: [{ name: a, port: 9080 }]\n' : ''}`;
+  const push = buildPush(
+    parseYaml(`${svc('a')}${gw('gw', HTTP80)}
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: r }
+spec:
+  parentRefs: [{ name: gw }]
+  rules:
+${rule('/a', 'URLRewrite', '/xyz')}${rule('/b/', 'URLRewrite', '/xyz/')}${rule('/c', 'URLRewrite', '/')}${rule('/d', 'URLRewrite', '')}${rule('/r', 'RequestRedirect', '/')}${rule('/s/', 'RequestRedirect', '/new/')}${rule('/t', 'RequestRedirect', '/xyz')}${rule('/', 'URLRewrite', '/root')}`),
+  );
+  assert.deepEqual(conditions(push), []);
+  const table = compileRouteConfig(routeConfig(push), 'rds', new Issues());
+  const vh = table.findVirtualHost('example.com')!;
+  const outcome = (path: string) => {
+    const head = { method: 'GET', path, authority: 'example.com', scheme: 'http', headers: {} };
+    const route = matchRoute(vh, head, false)!;
+    return route.redirect ? `redirect ${redirectLocation(route, head)}` : `upstream ${rewritePath(route, path)}`;
+  };
+  // The Gateway API's table (HTTPPathModifier), and redirects alike.
+  assert.deepEqual(
+    ['/a/bar', '/a', '/a/', '/b/bar', '/b', '/c/bar', '/c', '/c/', '/d/bar', '/d', '/r/rest', '/r', '/s/rest?q=1', '/t/rest', '/other'].map((p) => `${p} ${outcome(p)}`),
+    [
+      '/a/bar upstream /xyz/bar',
+      '/a upstream /xyz',
+      '/a/ upstream /xyz/',
+      '/b/bar upstream /xyz/bar',
+      '/b upstream /xyz',
+      '/c/bar upstream /bar',
+      '/c upstream /',
+      '/c/ upstream /',
+      '/d/bar upstream /bar',
+      '/d upstream /',
+      '/r/rest redirect http://example.com/rest',
+      '/r redirect http://example.com/',
+      '/s/rest?q=1 redirect http://example.com/new/rest?q=1',
+      '/t/rest redirect http://example.com/xyz/rest',
+      '/other upstream /root/other',
+    ],
+  );
 });
 
 test('hostnames are intersected with listener hostnames; listeners select by sectionName and port', () => {

@@ -11,7 +11,7 @@ import { StatusReport } from './status.ts';
 
 export { GATEWAY_NAME_LABEL, GATEWAY_SEMANTICS_ANNOTATION } from './gateways.ts';
 export { GATEWAY_API_CODES } from './status.ts';
-export { PREFIX_REDIRECT_MARKER, ROUTE_SEMANTICS_ANNOTATION } from './routes.ts';
+export { PREFIX_REDIRECT_MARKER, ROUTE_SEMANTICS_ANNOTATION, prefixReplacement } from './routes.ts';
 
 export interface GatewayApiInput {
   /** The snapshot's resources, oldest first (route precedence breaks ties by age). */

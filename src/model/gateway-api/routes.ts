@@ -362,14 +362,27 @@ function headerOps(f: GatewayApi.HTTPHeaderFilter | undefined): HeaderOperations
   return ops;
 }
 
-/** URLRewrite ReplacePrefixMatch on a PathPrefix match: the matched prefix becomes the replacement, without doubling a slash. */
+/** URLRewrite ReplacePrefixMatch on a PathPrefix match: see prefixReplacement. */
 function applyPrefixRewrites(r: HTTPRoute, filters: readonly GatewayApi.HTTPRouteFilter[], prefix: string): void {
   const rw = filters.find((f) => f.type === 'URLRewrite')?.urlRewrite?.path;
   if (rw?.type !== 'ReplacePrefixMatch' || !r.rewrite) return;
-  const replacement = rw.replacePrefixMatch ?? '/';
-  const trimmed = prefix.replace(/\/+$/, '');
-  if (replacement === '/' && trimmed !== '') r.rewrite = { ...r.rewrite, uriRegexRewrite: { match: `^${escapeRegex(trimmed)}/*`, rewrite: '/' } };
-  else r.rewrite = { ...r.rewrite, uri: replacement };
+  const x = prefixReplacement(prefix, rw.replacePrefixMatch ?? '/');
+  r.rewrite = 'prefix' in x ? { ...r.rewrite, uri: x.prefix } : { ...r.rewrite, uriRegexRewrite: { match: x.regex, rewrite: x.substitution } };
+}
+
+/**
+ * ReplacePrefixMatch as the Gateway API specifies it, for a PathPrefix matched as gateway routes
+ * match it (path_separated_prefix of the prefix without trailing slashes; prefix / for the root).
+ * The spec's table: /foo/bar under /foo or /foo/ with /xyz or /xyz/ gives /xyz/bar, with / or ""
+ * gives /bar; /foo gives /xyz or /. An Envoy prefix_rewrite does it but where the prefix goes
+ * entirely: replacing /foo by / would leave //bar, so a regex takes /foo and its slashes.
+ */
+export function prefixReplacement(prefix: string, replacement: string): { prefix: string } | { regex: string; substitution: string } {
+  const matched = prefix.replace(/\/+$/, '');
+  const by = replacement.replace(/\/+$/, '');
+  if (!matched) return { prefix: `${by}/` };
+  if (!by) return { regex: `^${escapeRegex(matched)}/*`, substitution: '/' };
+  return { prefix: by };
 }
 
 /** A backendRef (or mirror backendRef) as an Istio destination; undefined (with ResolvedRefs=False) when it does not resolve. */

@@ -5,7 +5,7 @@ import type { Resource } from '../../api/index.ts';
 import type { CorsPolicy, Destination, HTTPFaultInjection, HTTPMatchRequest, HTTPRetry, HTTPRoute, Headers, HeaderOperations, StringMatch, VirtualServiceSpec } from '../../api/index.ts';
 import { CORS_TYPE, FAULT_TYPE, PREVIOUS_HOSTS_TYPE, PREVIOUS_PRIORITIES_TYPE } from '../../envoy/index.ts';
 import type { EnvoyJson } from '../../envoy/index.ts';
-import { PREFIX_REDIRECT_MARKER, ROUTE_SEMANTICS_ANNOTATION } from '../../model/gateway-api/index.ts';
+import { PREFIX_REDIRECT_MARKER, ROUTE_SEMANTICS_ANNOTATION, prefixReplacement } from '../../model/gateway-api/index.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import { qualifyGateway } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
@@ -258,8 +258,11 @@ function buildRoute(ctx: RouteContext, vs: Resource<VirtualServiceSpec>, r: HTTP
     else if (body?.bytes !== undefined) (route.direct_response as EnvoyJson).body = { inline_bytes: body.bytes };
   } else if (r.redirect) {
     const rd: EnvoyJson = {};
-    if (r.redirect.uri?.startsWith(PREFIX_REDIRECT_MARKER) && gatewaySemantics) rd.prefix_rewrite = r.redirect.uri.slice(PREFIX_REDIRECT_MARKER.length);
-    else if (r.redirect.uri) rd.path_redirect = r.redirect.uri;
+    if (r.redirect.uri?.startsWith(PREFIX_REDIRECT_MARKER) && gatewaySemantics) {
+      const x = prefixReplacement(m?.uri?.prefix ?? '/', r.redirect.uri.slice(PREFIX_REDIRECT_MARKER.length));
+      if ('prefix' in x) rd.prefix_rewrite = x.prefix;
+      else rd.regex_rewrite = { pattern: { regex: x.regex }, substitution: x.substitution };
+    } else if (r.redirect.uri) rd.path_redirect = r.redirect.uri;
     if (r.redirect.authority) rd.host_redirect = r.redirect.authority;
     if (r.redirect.port) rd.port_redirect = r.redirect.port;
     if (r.redirect.scheme) rd.scheme_redirect = r.redirect.scheme;
