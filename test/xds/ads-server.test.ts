@@ -101,7 +101,8 @@ test('an explicit-mode sidecar gets CDS, LDS, RDS, EDS; ACKs show as SYNCED', as
   assert.deepEqual(inbound.load_assignment, { cluster_name: 'inbound|9080||', endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: 21002 } } } }] }] });
   c.subscribe(LISTENER_TYPE);
   const lds = await c.next(LISTENER_TYPE);
-  assert.deepEqual(lds.resources.map((l) => l.name).sort(), ['127.0.0.1_21001', 'http_proxy']);
+  // With the unbound outbound listener of port 9080, where the inside of a CONNECT to reviews:9080 goes.
+  assert.deepEqual(lds.resources.map((l) => l.name).sort(), ['0.0.0.0_9080', '127.0.0.1_21001', 'http_proxy']);
   watched.set(ROUTE_TYPE, ['http_proxy']);
   c.subscribe(ROUTE_TYPE, ['http_proxy']);
   const rds = await c.next(ROUTE_TYPE);

@@ -82,12 +82,17 @@ test('every generated resource fits its Envoy type and round-trips through packA
 test('explicit mode: names and ports follow the contract', async () => {
   const { push, proxies } = await scenario();
   const all = generateAll(push, proxies['productpage-explicit']);
-  assert.deepEqual(all.listeners.map((l) => l.name), ['http_proxy', '127.0.0.1_30001', '127.0.0.1_30100', '127.0.0.1_30101']);
+  const vip = (host: string) => push.serviceByHost.get(host)!.address;
+  // Bound: http_proxy, the inbound port, the upstream ports; not bound: REDIRECT mode's outbound
+  // listeners, where the inside of a CONNECT to a service goes (connect-redispatch).
+  assert.deepEqual(all.listeners.map((l) => l.name), ['http_proxy', '127.0.0.1_30001', '0.0.0.0_9080', '0.0.0.0_80', `${vip('httpbin.org')}_443`, `${vip('mysql.default.svc.cluster.local')}_3306`, '127.0.0.1_30100', '127.0.0.1_30101']);
+  assert.deepEqual(all.listeners.filter((l) => l.bind_to_port !== false).map((l) => l.name), ['http_proxy', '127.0.0.1_30001', '127.0.0.1_30100', '127.0.0.1_30101']);
   const httpProxy = all.routes.find((r) => r.name === 'http_proxy') as EnvoyJson;
   const reviews = (httpProxy.virtual_hosts as EnvoyJson[]).find((v) => v.name === 'reviews.default.svc.cluster.local:9080') as EnvoyJson;
   assert.deepEqual(reviews.domains, ['reviews.default.svc.cluster.local:9080', 'reviews:9080', 'reviews.default:9080', 'reviews.default.svc:9080', `${push.serviceByHost.get('reviews.default.svc.cluster.local')!.address}:9080`]);
   const routes = reviews.routes as EnvoyJson[];
   assert.deepEqual(routes[0].match, { connect_matcher: {} });
+  assert.deepEqual(routes[0].metadata, { filter_metadata: { 'rigging.connect_redispatch': { original_dst: { address: vip('reviews.default.svc.cluster.local'), port_value: 9080 } } } });
   assert.deepEqual((routes[1].match as EnvoyJson).headers, [{ name: 'end-user', string_match: { exact: 'jason' } }]);
   assert.equal((routes[1].route as EnvoyJson).cluster, 'outbound|9080|v2|reviews.default.svc.cluster.local');
   const split = routes[2].route as EnvoyJson;

@@ -75,7 +75,7 @@ const headerFields = (h: EnvoyJson) => ({ server: h.server_name, transform: h.se
 test("istiod's defaults: istio-envoy on inbound and gateway HCMs, Envoy's name outbound; inbound APPEND_FORWARD; attempt count on outbound and gateway routes", () => {
   const s = generate(sidecar());
   assert.ok(inbound(s).length > 0);
-  assert.equal(outbound(s).length, 2, 'the http_proxy listener and the per-upstream one');
+  assert.equal(outbound(s).length, 3, 'the http_proxy listener, the per-upstream one and the unbound one of the HTTP port (for CONNECT tunnels)');
   for (const h of inbound(s)) {
     assert.deepEqual(headerFields(h), { server: 'istio-envoy', transform: undefined, requestId: undefined });
     assert.equal(h.forward_client_cert_details, 'APPEND_FORWARD');

@@ -40,8 +40,9 @@ test('request_id_extension on every HCM, from the Telemetry tracing useRequestId
     const push = buildPush(parseYaml(CONFIG), [reviews, other], { mesh: { enableTracing } });
     const mine = GENERATORS[LISTENER_TYPE].generate(push, reviews, undefined);
     const theirs = GENERATORS[LISTENER_TYPE].generate(push, other, undefined);
-    // explicit sidecars: the http_proxy, the outbound port and the inbound port HCMs.
-    assert.equal(extensions(mine).length, 3);
+    // explicit sidecars: the http_proxy HCM, the unbound outbound listener of port 9080's (CONNECT
+    // tunnels to reviews:9080 go through it) and the inbound port's two chains.
+    assert.equal(extensions(mine).length, 4);
     assert.deepEqual(new Set(extensions(mine).map((e) => JSON.stringify(e))), new Set([JSON.stringify(ext(reviewsValue))]), `enableTracing ${enableTracing}`);
     assert.deepEqual(new Set(extensions(theirs).map((e) => JSON.stringify(e))), new Set([JSON.stringify(ext(true))]));
     if (enableTracing) {

@@ -1,6 +1,8 @@
 // HTTP/1.1 Upgrade (WebSocket and other upgrade_types) and CONNECT through the connection manager.
 // The route decides (upgrade_configs on the HCM or the route, Envoy's semantics: an upgrade or
-// CONNECT that is not enabled is refused with 403); the bytes then flow both ways untouched.
+// CONNECT that is not enabled is refused with 403); the bytes then flow both ways untouched, but
+// for a CONNECT whose route names the original destination it stands for (connect-redispatch.ts):
+// its inside goes through that destination's listener instead.
 import net from 'node:net';
 import tls from 'node:tls';
 import type { IncomingHttpHeaders } from 'node:http';
@@ -20,6 +22,7 @@ import { isGrpcContentType, rewriteLocalReply, type LocalReplyParts } from './lo
 import { http } from '../node-http.ts';
 import { mutateRequestHeaders } from './mutate-request-headers.ts';
 import { connectWithProxyHeader, proxyHeaderFor } from '../upstream/upstream-proxy-protocol.ts';
+import { redispatchConnect } from './connect-redispatch.ts';
 
 export function reply(socket: net.Socket, status: number, text: string, info: StreamInfo, flags: number, details: string, conn: ConnState, head: RequestHead): void {
   info.responseFlags |= flags;
@@ -115,12 +118,23 @@ export interface TunnelRefusal {
  * filling the StreamInfo; a refusal says how to answer.
  */
 export function resolveTunnel(conn: ConnState, head: RequestHead, type: string, info: StreamInfo): TunnelTarget | TunnelRefusal {
+  const route = tunnelRoute(conn, head, type, info);
+  return 'status' in route ? route : tunnelUpstream(conn, head, route, info);
+}
+
+/** The route of a tunnel, once the upgrade check passed (recorded in the StreamInfo); else how to refuse it. */
+function tunnelRoute(conn: ConnState, head: RequestHead, type: string, info: StreamInfo): Route | TunnelRefusal {
   const vh = conn.hcm.routes.table?.findVirtualHost(head.authority);
   const route = vh ? matchRoute(vh, head, isGrpcContentType(head.headers['content-type'])) : undefined;
   if (!route) return { status: 404, text: '', flags: ResponseFlag.NoRouteFound, details: 'route_not_found' };
   info.routeName = route.name;
   info.routeDecorator = route.decorator;
   if (!upgradeAllowed(route, conn, type) || (route.action !== ActionKind.Cluster && route.action !== ActionKind.Weighted)) return { status: 403, text: '', flags: 0, details: 'upgrade_failed' };
+  return route;
+}
+
+/** The cluster and host of a routed tunnel. */
+function tunnelUpstream(conn: ConnState, head: RequestHead, route: Route, info: StreamInfo): TunnelTarget | TunnelRefusal {
   const name = route.action === ActionKind.Weighted ? pickWeighted(route).name : route.cluster;
   info.upstreamCluster = name;
   const cluster = conn.ctx.clusters.get(name);
@@ -210,7 +224,10 @@ export function handleTunnel(conn: ConnState, req: TunnelRequest, socket: net.So
   const isConnect = head.method === 'CONNECT';
   const type = isConnect ? 'connect' : String(req.headers.upgrade ?? '').toLowerCase();
   socket.on('error', () => undefined);
-  const t = resolveTunnel(conn, head, type, info);
+  const route = tunnelRoute(conn, head, type, info);
+  if ('status' in route) return reply(socket, route.status, route.text, info, route.flags, route.details, conn, head);
+  if (isConnect && redispatchConnect(conn, route, socket, early, head, info)) return;
+  const t = tunnelUpstream(conn, head, route, info);
   if (!('host' in t)) return reply(socket, t.status, t.text, info, t.flags, t.details, conn, head);
   const { cluster, host } = t;
   host.activeRequests++;

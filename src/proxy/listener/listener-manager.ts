@@ -20,6 +20,7 @@ import type { DownstreamConnection } from '../network/network-filter.ts';
 import { spiffeId, parseSans } from '../tls/tls-context.ts';
 import type { Histogram, Stat } from '../stats/stats.ts';
 import { setBufferLimit } from '../network/buffer-limit.ts';
+import { registerInternalDispatch } from './internal-dispatch.ts';
 
 interface ListenerStats {
   cxTotal: Stat;
@@ -214,6 +215,7 @@ export class ListenerManager {
 
   constructor(ctx: ProxyContext) {
     this.ctx = ctx;
+    registerInternalDispatch(ctx, { target: (dst) => this.internalTarget(dst) });
   }
 
   listeners(): ActiveListener[] {
@@ -274,15 +276,44 @@ export class ListenerManager {
     this.sockets.clear();
   }
 
-  private handoff(dst: { address: string; port: number }): ListenerConfig | undefined {
-    let wildcard: ListenerConfig | undefined;
+  private handoff(dst: { address: string; port: number }): ActiveListener | undefined {
+    let wildcard: ActiveListener | undefined;
     for (const l of this.active.values()) {
       const c = l.config;
       if (c.bindToPort || c.port !== dst.port) continue;
-      if (c.address === dst.address) return c;
-      if (c.address === '0.0.0.0' || c.address === '::') wildcard = c;
+      if (c.address === dst.address) return l;
+      if (c.address === '0.0.0.0' || c.address === '::') wildcard = l;
     }
     return wildcard;
+  }
+
+  /**
+   * internal-dispatch.ts: a stream the proxy terminated (a CONNECT tunnel's inside) taken as a new
+   * connection of the listener for `dst`, counted there, with `dst` as its original destination.
+   */
+  private internalTarget(dst: { address: string; port: number }): ((socket: net.Socket, source: { address: string; port: number }) => void) | undefined {
+    const l = this.stopped ? undefined : this.handoff(dst);
+    if (!l) return undefined;
+    return (socket, source) => {
+      const config = l.config;
+      l.stats.cxTotal.value++;
+      l.stats.cxActive.value++;
+      const acceptedAt = performance.now();
+      socket.once('close', () => {
+        l.stats.cxActive.value--;
+        l.stats.cxLengthMs.recordSince(acceptedAt);
+      });
+      const facts: ConnectionFacts = {
+        destinationPort: dst.port,
+        destinationIp: dst.address,
+        transportProtocol: 'raw_buffer',
+        applicationProtocols: [],
+        sourceIp: source.address,
+        sourcePort: source.port,
+        directSourceIp: socket.remoteAddress ?? '',
+      };
+      this.inspect(l, config, socket, facts, dst, config.inspectTimeoutMs);
+    };
   }
 
   accept(l: ActiveListener, socket: net.Socket): void {
@@ -307,7 +338,7 @@ export class ListenerManager {
       originalDst = this.ctx.originalDst(socket);
       if (config.useOriginalDst && originalDst && !(originalDst.address === socket.localAddress && originalDst.port === socket.localPort)) {
         const target = this.handoff(originalDst);
-        if (target) config = target;
+        if (target) config = target.config;
       }
     }
     setBufferLimit(socket, config.bufferLimitBytes);

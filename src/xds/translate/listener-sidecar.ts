@@ -66,6 +66,11 @@ export function explicitListeners(push: PushContext, proxy: Proxy): EnvoyJson[] 
     out.push(withInspector(push, { name: listenerName(x.bind, port), address: listenerAddress(x.bind, port), traffic_direction: 'INBOUND', filter_chains: chains }, chains));
   }
   out.push(...dedicatedEgressListeners(push, proxy, true));
+  // The listeners REDIRECT mode hands captured connections to (bind_to_port: false): the inside of
+  // a CONNECT to a service goes through the one for its address and port, as a captured connection
+  // would (the CONNECT route names that destination; src/proxy/http/connect-redispatch.ts).
+  const named = new Set(out.map((l) => l.name));
+  out.push(...outboundPortListeners(push, proxy).filter((l) => !named.has(l.name)));
   for (const [hostPort, localPort] of Object.entries(x.upstreamPorts)) {
     const resolved = resolveUpstream(push, proxy, hostPort);
     if (!resolved) continue;

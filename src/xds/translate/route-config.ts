@@ -175,8 +175,19 @@ function tlsConnectTarget(ctx: RouteContext, svc: Service, port: ServicePort): E
   return undefined;
 }
 
-function connectRoute(target: EnvoyJson): EnvoyJson {
-  return { name: 'connect', match: { connect_matcher: {} }, route: { ...target, timeout: '0s', upgrade_configs: [{ upgrade_type: 'CONNECT', connect_config: {} }] } };
+/**
+ * Route metadata naming the destination a CONNECT to a service port stands for (its VIP and
+ * port): the proxy then takes the tunnel's inside as a connection captured to that destination,
+ * through the listener built for it (src/proxy/http/connect-redispatch.ts says why).
+ */
+const CONNECT_REDISPATCH_METADATA = 'rigging.connect_redispatch';
+
+function connectRoute(target: EnvoyJson, svc?: Service, port?: ServicePort): EnvoyJson {
+  const route: EnvoyJson = { name: 'connect', match: { connect_matcher: {} }, route: { ...target, timeout: '0s', upgrade_configs: [{ upgrade_type: 'CONNECT', connect_config: {} }] } };
+  // Not for services without an address (headless, wildcard hosts): a captured connection keeps
+  // the address it was made to, which an explicit proxy's CONNECT does not have.
+  if (svc?.address && svc.address !== '0.0.0.0' && port) route.metadata = { filter_metadata: { [CONNECT_REDISPATCH_METADATA]: { original_dst: { address: svc.address, port_value: port.port } } } };
+  return route;
 }
 
 function catchAll(push: PushContext, proxy: Proxy, withConnect: boolean): EnvoyJson {
@@ -205,7 +216,7 @@ function explicitProxyRoutes(push: PushContext, proxy: Proxy): EnvoyJson {
       const domains = unique(serviceDomains(svc, port, proxy, 'proxy'), used);
       if (!domains.length) continue;
       const ctx = routeContext(push, proxy, port.port);
-      const routes = [connectRoute(tlsConnectTarget(ctx, svc, port) ?? tcpTarget(ctx, svc, port))];
+      const routes = [connectRoute(tlsConnectTarget(ctx, svc, port) ?? tcpTarget(ctx, svc, port), svc, port)];
       if (isHttpProtocol(port.protocol) || port.protocol === 'UNKNOWN') routes.push(...serviceRoutes(ctx, svc, port));
       vhosts.push({ name: `${svc.hostname}:${port.port}`, domains, routes });
     }
