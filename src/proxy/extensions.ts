@@ -26,6 +26,7 @@ import { setup as setupCsrf } from './filters/csrf/csrf-filter.ts';
 import { networkLocalRateLimitFactory } from './filters/local-ratelimit/local-ratelimit-network.ts';
 import { setup as setupCompressor } from './filters/compressor/compressor-filter.ts';
 import { setup as setupDecompressor } from './filters/decompressor/decompressor-filter.ts';
+import { setup as setupLua } from './filters/lua/lua-filter.ts';
 
 export { registerHttpFilter, registerNetworkFilter };
 
@@ -53,6 +54,7 @@ const EXTENSIONS: (() => void)[] = [
   setupDecompressor,
   setupGrpcWeb,
   setupCsrf,
+  setupLua,
 ];
 
 let done = false;

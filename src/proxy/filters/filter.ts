@@ -48,6 +48,7 @@ import type { Route } from '../routing/route-config.ts';
 import type { ClusterManager } from '../upstream/cluster-manager.ts';
 import type { EnvoyRuntime } from '../envoy-runtime/index.ts';
 import type { ProxyTlv } from '../network/proxy-protocol-header.ts';
+import type { Logger } from '../../core/log.ts';
 
 export const FilterStatus = { Continue: 0, StopIteration: 1, StopIterationAndBuffer: 2 } as const;
 export type FilterStatus = (typeof FilterStatus)[keyof typeof FilterStatus];
@@ -187,6 +188,8 @@ export interface FilterCompileContext {
   readonly server: ServerState;
   /** Envoy's runtime: take handles for runtime keys here (runtime.fraction(key, default)...). */
   readonly runtime: EnvoyRuntime;
+  /** The proxy's log, for filters that write to it (the Lua filter's logInfo...). */
+  readonly log?: Logger;
 }
 
 export interface PerRouteCompileContext {

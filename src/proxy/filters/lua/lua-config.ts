@@ -1,0 +1,106 @@
+// envoy.extensions.filters.http.lua.v3.Lua and LuaPerRoute, compiled once per config update: each
+// source (default_source_code, else the deprecated inline_code; each source_codes entry; a route's
+// source_code) loads into its own Lua state. A script that does not load is a config error (NACK)
+// that gives the field and Lua's message with the line.
+import fs from 'node:fs';
+import type { Logger } from '../../../core/log.ts';
+import type { Reader } from '../../config/reader.ts';
+import type { Stat } from '../../stats/stats.ts';
+import type { ClusterManager } from '../../upstream/cluster-manager.ts';
+import { compileScript, type LuaScript } from './lua-script.ts';
+
+export interface LuaFilterConfig {
+  /** The filter's name in the chain: the key of its per-route config and of route metadata(). */
+  readonly name: string;
+  readonly defaultScript: LuaScript | undefined;
+  readonly named: ReadonlyMap<string, LuaScript>;
+  /** http.<stat_prefix>.lua[.<filter stat_prefix>].errors */
+  readonly errors: Stat;
+  readonly clusters: ClusterManager;
+  readonly log: Logger | undefined;
+}
+
+export type LuaPerRoute = { readonly kind: 'disabled' } | { readonly kind: 'name'; readonly name: string } | { readonly kind: 'script'; readonly script: LuaScript };
+
+/** A DataSource's text: inline_string, inline_bytes, filename or environment_variable. */
+function readSource(r: Reader): string | undefined {
+  let code: string | undefined;
+  if (r.has('inline_string')) code = r.str('inline_string');
+  else if (r.has('inline_bytes')) code = Buffer.from(r.str('inline_bytes'), 'base64').toString();
+  else if (r.has('filename')) {
+    try {
+      code = fs.readFileSync(r.str('filename'), 'utf8');
+    } catch (e) {
+      r.issues.error(r.at('filename'), `cannot read the Lua script: ${(e as Error).message}`);
+    }
+  } else if (r.has('environment_variable')) {
+    const name = r.str('environment_variable');
+    code = process.env[name];
+    if (code === undefined) r.issues.error(r.at('environment_variable'), `environment variable ${name} is not set`);
+  } else r.issues.error(r.path, 'a Lua source needs inline_string, inline_bytes, filename or environment_variable');
+  r.done();
+  return code;
+}
+
+/** Loads `code`; a Lua error (syntax, or one raised while the script's top level runs) is reported at `at`. */
+function load(r: Reader, at: string, code: string): LuaScript | undefined {
+  const s = compileScript(code, at);
+  if (typeof s === 'string') {
+    r.issues.error(at, `the Lua script does not load: ${s}`);
+    return undefined;
+  }
+  return s;
+}
+
+export function readLuaConfig(r: Reader, ctx: { name: string; statPrefix: string; stats: { counter(name: string): Stat }; clusters: ClusterManager; log?: Logger }): LuaFilterConfig {
+  let defaultScript: LuaScript | undefined;
+  const source = r.obj('default_source_code');
+  const inline = r.str('inline_code');
+  if (source) {
+    const code = readSource(source);
+    if (code !== undefined) defaultScript = load(r, source.path, code);
+    if (inline) r.issues.warn(r.at('inline_code'), 'inline_code is ignored when default_source_code is set, as in Envoy');
+  } else if (inline) defaultScript = load(r, r.at('inline_code'), inline);
+  const named = new Map<string, LuaScript>();
+  const codes = r.get('source_codes');
+  if (codes !== undefined) {
+    const sub = r.obj('source_codes')!;
+    for (const name of Object.keys(codes as object)) {
+      const e = sub.obj(name)!;
+      const code = readSource(e);
+      const s = code === undefined ? undefined : load(r, e.path, code);
+      if (s) named.set(name, s);
+    }
+    sub.accept(...Object.keys(codes as object));
+  }
+  const prefix = r.str('stat_prefix');
+  // clear_route_cache (newer Envoy, default true): rig proxy always re-matches the route after the script changed request headers.
+  if (r.has('clear_route_cache') && !r.bool('clear_route_cache', true)) r.issues.warn(r.at('clear_route_cache'), 'clear_route_cache: false is not supported: rig proxy re-matches the route after a script changed request headers');
+  r.done();
+  return {
+    name: ctx.name,
+    defaultScript,
+    named,
+    errors: ctx.stats.counter(`http.${ctx.statPrefix}.lua.${prefix ? prefix + '.' : ''}errors`),
+    clusters: ctx.clusters,
+    log: ctx.log,
+  };
+}
+
+export function readLuaPerRoute(r: Reader): LuaPerRoute {
+  let out: LuaPerRoute = { kind: 'disabled' };
+  const set = ['disabled', 'name', 'source_code'].filter((k) => r.has(k));
+  if (set.length !== 1) r.issues.error(r.path, `LuaPerRoute needs exactly one of disabled, name, source_code${set.length ? ` (has ${set.join(', ')})` : ''}`);
+  if (r.has('name')) {
+    const name = r.str('name');
+    if (!name) r.issues.error(r.at('name'), 'name must not be empty');
+    out = { kind: 'name', name };
+  } else if (r.has('source_code')) {
+    const src = r.obj('source_code')!;
+    const code = readSource(src);
+    const s = code === undefined ? undefined : load(r, src.path, code);
+    if (s) out = { kind: 'script', script: s };
+  } else if (r.has('disabled') && r.bool('disabled', true) !== true) r.issues.error(r.at('disabled'), 'disabled must be true (as LuaPerRoute validates)');
+  r.done();
+  return out;
+}
