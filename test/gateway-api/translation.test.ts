@@ -472,6 +472,36 @@ spec:
   );
 });
 
+test("GRPCRoute backends get HTTP/2 when their port declares it, as Istio's gateways do; a port declared HTTP is HTTP/1.1 and warned about", () => {
+  const push = buildPush(
+    parseYaml(`${svc('declared', 'default', 50051, 'grpc')}${svc('plain', 'default', 50051, 'http')}${svc('unnamed', 'default', 50051, 'web')}${gw('gw', HTTP80)}
+apiVersion: v1
+kind: Service
+metadata: { name: h2c }
+spec: { selector: { app: h2c }, ports: [{ name: web, port: 50051, appProtocol: kubernetes.io/h2c }] }
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: { name: g }
+spec:
+  parentRefs: [{ name: gw }]
+  rules:
+  - backendRefs: [{ name: declared, port: 50051 }, { name: h2c, port: 50051 }, { name: plain, port: 50051 }, { name: unnamed, port: 50051 }]
+`),
+  );
+  assert.deepEqual(conditions(push), [
+    'Warning GRPCRoute default/g spec.rules[0].backendRefs[2]: port 50051 of plain.default.svc.cluster.local is declared HTTP: the gateway sends it HTTP/1.1, as Istio\'s does, and gRPC needs HTTP/2',
+  ]);
+  const clusters = new Map(GENERATORS[CLUSTER_TYPE].generate(push, router('gw'), undefined).map((c) => [c.name, c]));
+  const upstream = (name: string) => {
+    const c = clusters.get(`outbound|50051||${name}.default.svc.cluster.local`) ?? assert.fail(`no cluster for ${name}`);
+    const opts = (c.typed_extension_protocol_options as EnvoyJson)['envoy.extensions.upstreams.http.v3.HttpProtocolOptions'] as EnvoyJson;
+    return opts.use_downstream_protocol_config ? 'client' : (opts.explicit_http_config as EnvoyJson).http2_protocol_options ? 'h2' : 'http/1.1';
+  };
+  // Istio's gateways would send the unnamed port HTTP/1.1; Rigging's follow the client's protocol there.
+  assert.deepEqual(['declared', 'h2c', 'plain', 'unnamed'].map(upstream), ['h2', 'h2', 'http/1.1', 'client']);
+});
+
 test('a generated Gateway programs the gateway proxies of its own namespace only', () => {
   const push = buildPush(parseYaml(`${svc('a', 'team-a')}${gw('gw', HTTP80, 'team-a')}${gw('gw', '  - { name: http, port: 8080, protocol: HTTP }', 'team-b')}`));
   const ports = (ns: string) => GENERATORS[LISTENER_TYPE].generate(push, router('gw', ns), undefined).map((l) => ((l.address as EnvoyJson).socket_address as EnvoyJson).port_value);

@@ -2,7 +2,8 @@
 // of a snapshot become Istio Gateways and VirtualServices, which the push context holds beside the
 // user's own so the usual generators program the proxies. What Istio would report in the
 // resources' status comes back as diagnostics.
-import type { Diagnostic, GatewayApi, GatewaySpec, Resource, VirtualServiceSpec } from '../../api/index.ts';
+import type { Diagnostic, GatewayApi, GatewaySpec, Resource, ServiceSpec, VirtualServiceSpec } from '../../api/index.ts';
+import { protocolOf } from '../service.ts';
 import { convertGateways } from './gateways.ts';
 import { ReferenceGrants } from './reference-grants.ts';
 import { convertL4Routes } from './l4-routes.ts';
@@ -18,6 +19,8 @@ export interface GatewayApiInput {
   resources: readonly Resource[];
   /** Whether the service registry has a service of this host name. */
   hasService(host: string): boolean;
+  /** The protocol a service port declares, if the registry has it. */
+  portProtocol?(host: string, port: number): string | undefined;
   domainSuffix?: string;
 }
 
@@ -41,7 +44,7 @@ export function translateGatewayApi(input: GatewayApiInput): GatewayApiOutput {
   // Kubernetes labels every namespace with its name; a namespace without a resource has that label only.
   const namespaceLabels = (ns: string) => ({ ...namespaces.get(ns), 'kubernetes.io/metadata.name': ns });
   const gateways = convertGateways(resources, grants, namespaceLabels, status);
-  const routeInput = { resources, gateways, grants, hasService: input.hasService, domainSuffix: input.domainSuffix ?? 'cluster.local', status };
+  const routeInput = { resources, gateways, grants, hasService: input.hasService, portProtocol: input.portProtocol, domainSuffix: input.domainSuffix ?? 'cluster.local', status };
   const virtualServices = [...convertRoutes(routeInput), ...convertL4Routes(routeInput)];
   return { gateways: gateways.gateways, virtualServices, diagnostics: status.diagnostics };
 }
@@ -53,9 +56,14 @@ export function translateGatewayApi(input: GatewayApiInput): GatewayApiOutput {
 export function gatewayApiStatus(resources: readonly Resource[], domainSuffix = 'cluster.local'): Diagnostic[] {
   if (!hasGatewayApiResources(resources)) return [];
   const hosts = new Set<string>();
+  const protocols = new Map<string, string>();
   for (const r of resources) {
-    if (r.kind === 'Service') hosts.add(`${r.metadata.name}.${r.metadata.namespace}.svc.${domainSuffix}`);
+    if (r.kind === 'Service') {
+      const host = `${r.metadata.name}.${r.metadata.namespace}.svc.${domainSuffix}`;
+      hosts.add(host);
+      for (const p of (r.spec as ServiceSpec).ports ?? []) protocols.set(`${host}:${p.port}`, protocolOf(p.name, p.appProtocol));
+    }
     if (r.kind === 'ServiceEntry') for (const h of (r.spec as { hosts?: string[] }).hosts ?? []) hosts.add(h);
   }
-  return translateGatewayApi({ resources, hasService: (h) => hosts.has(h), domainSuffix }).diagnostics;
+  return translateGatewayApi({ resources, hasService: (h) => hosts.has(h), portProtocol: (h, port) => protocols.get(`${h}:${port}`), domainSuffix }).diagnostics;
 }

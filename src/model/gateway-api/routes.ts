@@ -27,6 +27,8 @@ export interface RouteInput {
   grants: ReferenceGrants;
   /** Whether the registry has a service of this host name. */
   hasService(host: string): boolean;
+  /** The protocol a service port declares (Istio's names: HTTP, HTTP2, GRPC, UNKNOWN…); undefined when unknown to the registry. */
+  portProtocol?(host: string, port: number): string | undefined;
   domainSuffix: string;
   status: StatusReport;
 }
@@ -317,6 +319,7 @@ function ruleAction(route: AnyRoute, rule: GatewayApi.HTTPRouteRule | GatewayApi
     const weight = b.weight ?? 1;
     if (weight === 0) return;
     const dest = backendDestination(route, b, bat, input) ?? { host: UNRESOLVED_BACKEND_HOST, port: { number: b.port ?? 80 } };
+    if (route.kind === 'GRPCRoute') checkGrpcBackendProtocol(route, dest, bat, input);
     const d: HTTPRouteDestination = { destination: dest, weight };
     const headers = backendHeaders(b.filters);
     if (headers) d.headers = headers;
@@ -344,6 +347,21 @@ function retryPolicy(retry: GatewayApi.HTTPRouteRule['retry'], perTry: string | 
   if (retry?.codes?.length) out.retryOn = ['connect-failure', 'refused-stream', 'unavailable', 'cancelled', ...retry.codes].join(',');
   return out;
 }
+
+/**
+ * A gateway speaks to a backend in the protocol its Service port declares: a port declared HTTP
+ * (named http, appProtocol http) gets HTTP/1.1, and gRPC over HTTP/1.1 fails. istiod does not make
+ * GRPCRoute backends HTTP/2 either; it is said here since nothing else would. (A port declaring
+ * no protocol follows the client's, HTTP/2 for gRPC.)
+ */
+function checkGrpcBackendProtocol(route: AnyRoute, dest: Destination, at: (string | number)[], input: RouteInput): void {
+  const port = dest.port?.number;
+  const protocol = port === undefined ? undefined : input.portProtocol?.(dest.host, port);
+  if (protocol === undefined || protocol === 'UNKNOWN' || HTTP2_PROTOCOLS.has(protocol)) return;
+  input.status.note(route, at, `port ${port} of ${dest.host} is declared ${protocol}: the gateway sends it HTTP/1.1, as Istio's does, and gRPC needs HTTP/2`, 'name the Service port grpc or http2 (grpc-<suffix>), or set its appProtocol to grpc or kubernetes.io/h2c', 'Warning');
+}
+
+const HTTP2_PROTOCOLS: ReadonlySet<string> = new Set(['HTTP2', 'GRPC', 'GRPC-Web']);
 
 function backendHeaders(filters: GatewayApi.HTTPRouteFilter[] | undefined): HTTPRouteDestination['headers'] {
   let out: HTTPRouteDestination['headers'];
