@@ -80,8 +80,12 @@ function ruleDestinations(route: L4Route, input: RouteInput): RouteDestination[]
   return out;
 }
 
-/** The SNI names a mesh TLSRoute takes for its parent service: the service's own name, if the route's hostnames allow it. */
+/**
+ * The SNI names a mesh TLSRoute takes for its parent service, as istiod picks them: the service's
+ * own name when the route has no hostnames; of several hostnames, those naming the service.
+ */
 function meshSniHosts(hostnames: readonly string[] | undefined, host: string): string[] {
   if (!hostnames?.length) return [host];
+  if (hostnames.length === 1) return [...hostnames];
   return hostnames.filter((h) => h === host || coversHostname(h, host));
 }
