@@ -202,3 +202,37 @@ spec:
   const names = chains.map((c) => JSON.stringify(c.filter_chain_match ?? {})).filter((m) => m.includes('server_names'));
   assert.ok(names.some((m) => m.includes('secure.default.svc.cluster.local')), names.join('\n'));
 });
+
+test('a TLS listener that terminates TLS takes TCPRoutes (as istiod decides), not TLSRoutes', () => {
+  const push = buildPush(
+    parseYaml(`apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: { name: edge }
+spec:
+  gatewayClassName: istio
+  listeners:
+  - { name: tls, port: 9443, protocol: TLS, tls: { mode: Terminate, certificateRefs: [{ name: edge-cert }] } }
+---
+${svc('db', 5432, 'tcp')}apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: TCPRoute
+metadata: { name: db }
+spec:
+  parentRefs: [{ name: edge }]
+  rules: [{ backendRefs: [{ name: db, port: 5432 }] }]
+---
+apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: TLSRoute
+metadata: { name: sni }
+spec:
+  parentRefs: [{ name: edge }]
+  rules: [{ backendRefs: [{ name: db, port: 5432 }] }]
+`),
+  );
+  assert.deepEqual(
+    push.gatewayApiDiagnostics.map((d) => `${d.resource} ${d.path}: ${d.message}`),
+    ['TLSRoute default/sni spec.parentRefs[0]: Accepted=False (NotAllowedByListeners): no listener of Gateway default/edge allows TLSRoutes from namespace default'],
+  );
+  const [chain] = listeners(push, 'edge')[0].filter_chains as EnvoyJson[];
+  assert.ok(chain.transport_socket, 'TLS terminated');
+  assert.equal(tcpProxyOf(chain).cluster, 'outbound|5432||db.default.svc.cluster.local');
+});

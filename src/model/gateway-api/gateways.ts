@@ -41,6 +41,12 @@ export interface ConvertedGateways {
 
 const ROUTE_KINDS_BY_PROTOCOL: Record<string, string[]> = { HTTP: ['HTTPRoute', 'GRPCRoute'], HTTPS: ['HTTPRoute', 'GRPCRoute'], TLS: ['TLSRoute'], TCP: ['TCPRoute'] };
 
+/** The route kinds a listener takes, as istiod decides: a TLS listener that terminates TLS takes TCPRoutes, one that passes it through TLSRoutes. */
+function supportedKinds(l: GatewayApi.Listener): string[] {
+  if (l.protocol === 'TLS' && l.tls?.mode !== 'Passthrough') return ['TCPRoute'];
+  return ROUTE_KINDS_BY_PROTOCOL[l.protocol] ?? [];
+}
+
 export function convertGateways(
   resources: readonly Resource[],
   grants: ReferenceGrants,
@@ -120,7 +126,7 @@ function serverFor(gw: Resource<GatewayApi.KubernetesGatewaySpec>, l: GatewayApi
 }
 
 function allowedKinds(gw: Resource<GatewayApi.KubernetesGatewaySpec>, l: GatewayApi.Listener, at: (string | number)[], status: StatusReport): Set<string> {
-  const defaults = ROUTE_KINDS_BY_PROTOCOL[l.protocol] ?? [];
+  const defaults = supportedKinds(l);
   const wanted = l.allowedRoutes?.kinds;
   if (!wanted?.length) return new Set(defaults);
   const out = new Set<string>();
