@@ -113,6 +113,21 @@ test('csrf: cross-origin POST/PUT/DELETE/PATCH get 403 "Invalid origin"; same or
   assert.equal(stat('request_valid'), 5);
 });
 
+test("csrf: filter_enabled's runtime key turns the check off and on (POST /runtime_modify)", async (t) => {
+  const app = await startUpstream('app');
+  t.after(() => app.close());
+  const file = path.join(tempDir(t, 'csrf-'), 'envoy.json');
+  fs.writeFileSync(file, JSON.stringify(bootstrap(app.port)));
+  const { ports } = await startRigProxyFromFile(t, file);
+  const crossOrigin = () => request(ports.listeners.web, { path: '/form', method: 'POST', headers: { origin: 'http://evil.example' }, body: 'x' });
+  const modify = async (value: string) => assert.equal((await request(ports.admin, { path: `/runtime_modify?csrf.enabled=${value}`, method: 'POST' })).status, 200);
+  assert.equal((await crossOrigin()).status, 403);
+  await modify('0');
+  assert.equal((await crossOrigin()).status, 200, 'csrf.enabled = 0%: not checked');
+  await modify('');
+  assert.equal((await crossOrigin()).status, 403, 'the override removed: default_value 100% again');
+});
+
 test('csrf: filter_enabled is required', async (t) => {
   const dir = tempDir(t, 'csrf-bad-');
   const file = path.join(dir, 'envoy.json');

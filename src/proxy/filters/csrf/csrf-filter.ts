@@ -66,13 +66,13 @@ export const csrfFilterFactory: HttpFilterFactory<CsrfFilterConfig, CsrfPolicy> 
     const p = `http.${ctx.statPrefix}.csrf.`;
     return {
       name: ctx.name,
-      policy: readCsrfPolicy(r),
+      policy: readCsrfPolicy(r, ctx.runtime),
       missingSourceOrigin: ctx.stats.counter(`${p}missing_source_origin`),
       requestInvalid: ctx.stats.counter(`${p}request_invalid`),
       requestValid: ctx.stats.counter(`${p}request_valid`),
     };
   },
-  compilePerRoute: (r) => readCsrfPolicy(r),
+  compilePerRoute: (r, ctx) => readCsrfPolicy(r, ctx.runtime),
   create: (c, cb) => new CsrfFilter(c, cb),
 };
 

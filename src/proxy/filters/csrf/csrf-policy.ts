@@ -5,6 +5,7 @@
 import type { Reader } from '../../config/reader.ts';
 import { NEVER, readRuntimeFractionalPercent, type FractionalPercent } from '../../config/fractional-percent.ts';
 import { readStringMatcher, type StringMatcher } from '../../routing/string-matcher.ts';
+import type { EnvoyRuntime } from '../../envoy-runtime/index.ts';
 
 export interface CsrfPolicy {
   readonly filterEnabled: FractionalPercent;
@@ -13,11 +14,11 @@ export interface CsrfPolicy {
   readonly additionalOrigins: readonly StringMatcher[];
 }
 
-export function readCsrfPolicy(r: Reader): CsrfPolicy {
+export function readCsrfPolicy(r: Reader, runtime: EnvoyRuntime): CsrfPolicy {
   if (!r.has('filter_enabled')) r.issues.error(r.at('filter_enabled'), 'filter_enabled is required (a RuntimeFractionalPercent; default_value 0 checks nothing)');
   const policy: CsrfPolicy = {
-    filterEnabled: readRuntimeFractionalPercent(r.obj('filter_enabled'), NEVER),
-    shadowEnabled: readRuntimeFractionalPercent(r.obj('shadow_enabled'), NEVER),
+    filterEnabled: readRuntimeFractionalPercent(r.obj('filter_enabled'), NEVER, runtime),
+    shadowEnabled: readRuntimeFractionalPercent(r.obj('shadow_enabled'), NEVER, runtime),
     additionalOrigins: r.objs('additional_origins').map((m) => readStringMatcher(m)),
   };
   r.done();
