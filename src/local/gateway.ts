@@ -35,7 +35,11 @@ export class GatewayRuntime {
     const hostPorts: Record<string, number> = {};
     const root = process.getuid?.() === 0;
     for (const p of plan.ports) {
-      if (remap[p] !== undefined) hostPorts[p] = remap[p] === 0 ? await ctx.allocatePort() : remap[p];
+      if (remap[p] !== undefined && remap[p] !== 0 && taken.has(remap[p])) {
+        // --gateway-port applies to every gateway with that port; the first one takes it (two Gateway API Gateways on 80, say).
+        hostPorts[p] = await ctx.allocatePort();
+        ctx.notice(`${plan.name}: Gateway server port ${p} is bound on ${bind}:${hostPorts[p]} (${taken.get(remap[p])} has ${remap[p]}, the host port --gateway-port gives ${p})`, false);
+      } else if (remap[p] !== undefined) hostPorts[p] = remap[p] === 0 ? await ctx.allocatePort() : remap[p];
       else if (p < 1024 && !root) {
         // Istio's examples use 80 and 443, which only root may bind: take a free port and say so.
         hostPorts[p] = await ctx.allocatePort();

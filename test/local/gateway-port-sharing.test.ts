@@ -45,3 +45,27 @@ test('rig up: the egress gateway gets a free host port when the ingress gateway 
   assert.equal(await accepts(moved), true, 'the egress gateway listens on its host port');
   assert.match(mesh.output(), new RegExp(`istio-egressgateway: Gateway server port ${port} is bound on 127\\.0\\.0\\.1:${moved} \\(istio-ingressgateway has ${port}\\)`));
 });
+
+test('rig up: two Gateway API Gateways on port 80 with --gateway-port 80=H: the first takes H, the second a free port', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'rig-gw-ports-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const hostPort = await freePort();
+  const gatewayApi = (name: string) => `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: { name: ${name} }
+spec:
+  gatewayClassName: istio
+  listeners: [{ name: http, port: 80, protocol: HTTP }]
+`;
+  writeFileSync(path.join(dir, 'gateways.yaml'), `${gatewayApi('a')}---\n${gatewayApi('b')}`);
+  const mesh = await startMesh('up', ['-f', dir, '--no-ingress', '--gateway-port', `80=${hostPort}`], { gatewayPorts: [] });
+  t.after(() => mesh.stop());
+
+  const s = await mesh.waitFor((st) => !!st.readyAt && st.processes.length === 2, 'both gateways ready', 60_000);
+  const ports = s.processes.map((p) => p.ports.gateway?.['80']);
+  assert.ok(ports.includes(hostPort), `one gateway has ${hostPort}: ${JSON.stringify(ports)}`);
+  const moved = ports.find((p) => p !== hostPort)!;
+  assert.ok(moved, `the other is bound elsewhere: ${JSON.stringify(ports)}`);
+  assert.equal(await accepts(moved), true);
+  assert.match(mesh.output(), new RegExp(`[ab]-istio: Gateway server port 80 is bound on 127\\.0\\.0\\.1:${moved} \\([ab]-istio has ${hostPort}, the host port --gateway-port gives 80\\)`));
+});
