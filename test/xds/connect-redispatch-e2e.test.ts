@@ -2,12 +2,14 @@
 // NODE_USE_ENV_PROXY=1 sends even http:// URLs as a CONNECT tunnel) gets the client sidecar's
 // handling of a captured connection: the HTTP request inside the tunnel goes through the outbound
 // listener of its destination (VirtualService fault and response headers, istio_requests_total
-// with reporter="source"); https inside a tunnel to a TLS port goes through that port's TCP/TLS
+// with reporter="source"), and so does h2c inside a tunnel; https inside a tunnel to a TLS port goes through that port's TCP/TLS
 // chain; a CONNECT to a host outside the mesh is still passed through.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
+import http2 from 'node:http2';
+import net from 'node:net';
 import https from 'node:https';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -66,6 +68,26 @@ function appFetch(outbound: number, url: string, headers: Record<string, string>
   });
 }
 
+/** An h2c request (prior knowledge) inside a CONNECT tunnel opened by hand. */
+function h2cThroughConnect(outbound: number, authority: string, headers: http2.OutgoingHttpHeaders): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(outbound, '127.0.0.1', () => socket.write(`CONNECT ${authority} HTTP/1.1\r\nhost: ${authority}\r\n\r\n`));
+    socket.on('error', reject);
+    socket.once('data', (c: Buffer) => {
+      if (!c.toString('latin1').startsWith('HTTP/1.1 200')) return reject(new Error(`CONNECT ${authority}: ${c.toString('latin1')}`));
+      const session = http2.connect(`http://${authority}`, { createConnection: () => socket });
+      session.on('error', reject);
+      const req = session.request({ ':path': '/h2c', ...headers });
+      req.on('response', (h) => {
+        resolve(Number(h[':status']));
+        session.close();
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  });
+}
+
 function sourceRequests(stats: string, code: string): number {
   let n = 0;
   for (const m of stats.matchAll(/^istio_requests_total\{([^}]*)\} (\d+)/gm)) {
@@ -108,6 +130,11 @@ test('CONNECT through an explicit sidecar: the inside is handled as a captured c
   assert.equal(routed.headers['x-client-route'], 'reviews-default');
   // The request reached the app as a captured one would, in origin form.
   assert.ok(seen.includes('GET /reviews/0 reviews.foo.svc.cluster.local:9080'), seen.join('\n'));
+
+  // h2c inside the tunnel: the HTTP connection manager of the destination's listener takes it too.
+  assert.equal(await h2cThroughConnect(out, 'reviews.foo.svc.cluster.local:9080', { 'x-test': 'abort' }), 418);
+  assert.equal(await h2cThroughConnect(out, 'reviews.foo.svc.cluster.local:9080', {}), 200);
+  assert.ok(seen.includes('GET /h2c reviews.foo.svc.cluster.local:9080'), seen.join('\n'));
 
   const stats = await waitFor(
     () => 'istio_requests_total from the client side',
