@@ -5,7 +5,7 @@ import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { loadPaths } from '../../src/api/index.ts';
-import { applyResource, deleteResource } from '../../src/local/applied-config.ts';
+import { appliedResources, applyResource, deleteResource } from '../../src/local/applied-config.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
 test('apply writes one file per resource; a Workload cwd stays relative to its own file', async (t) => {
@@ -25,4 +25,16 @@ test('apply writes one file per resource; a Workload cwd stays relative to its o
   assert.equal(deleteResource(applied, resources[0]), true);
   assert.equal(deleteResource(applied, resources[0]), false);
   assert.deepEqual(readdirSync(applied), []);
+});
+
+test("the applied resources are listed with the kind as kubectl shows it: the Gateway API's Gateway by its group", async (t) => {
+  const dir = tempDir(t, 'rig-applied-');
+  writeFileSync(
+    path.join(dir, 'gw.yaml'),
+    'apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: { name: web }\nspec:\n  gatewayClassName: istio\n  listeners: [{ name: http, port: 80, protocol: HTTP }]\n---\napiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: { name: web }\nspec:\n  selector: { istio: ingressgateway }\n  servers: [{ port: { number: 80, name: http, protocol: HTTP }, hosts: ["*"] }]\n',
+  );
+  const { resources } = await loadPaths([path.join(dir, 'gw.yaml')]);
+  const applied = path.join(dir, 'applied');
+  for (const r of resources) applyResource(applied, r);
+  assert.deepEqual(appliedResources(applied), ['Gateway default/web', 'Gateway.gateway.networking.k8s.io default/web']);
 });
