@@ -51,3 +51,11 @@ test('unknown fields, bad durations and bad enums are all reported with their pa
   assert.deepEqual(paths, ['circuit_breakers.thresholds[0].max_connections', 'common_lb_config.healthy_panic_threshold.value', 'conect_timeout', 'dns_refresh_rate', 'lb_policy']);
   assert.throws(() => packAny(CLUSTER_TYPE, { name: 'x', conect_timeout: '1s' }), EnvoyJsonError);
 });
+
+test('Envoy file forms inside an Any are rewritten in the config itself (codec_type: auto in an HCM ends, as AUTO)', () => {
+  const hcm = { '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', stat_prefix: 'in', codec_type: 'auto', route_config: {} };
+  const listener = { name: 'l', filter_chains: [{ filters: [{ name: 'envoy.filters.network.http_connection_manager', typed_config: hcm }] }] };
+  const issues = checkMessage('envoy.config.listener.v3.Listener', listener, { envoyFileForms: true });
+  assert.deepEqual(issues, []);
+  assert.equal(hcm.codec_type, 'AUTO');
+});

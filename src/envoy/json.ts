@@ -139,7 +139,18 @@ function wellKnown(type: protobuf.Type, v: unknown, path: string, issues: JsonIs
     }
     // A well-known type inside Any carries its JSON form under "value".
     const body = inner.fullName.startsWith('.google.protobuf.') && 'value' in rest ? rest.value : rest;
+    const from = issues.length;
     const obj = fromJson(inner, body, path, issues);
+    // A rewrite of one of the Any's own fields changed the copy `rest`: it goes into the config too
+    // (else checkMessage would find the same form again, for ever: codec_type: auto in an HCM).
+    for (let i = from; i < issues.length; i++) {
+      const rewrite = issues[i]!.rewrite;
+      if (rewrite && body === rest)
+        issues[i]!.rewrite = () => {
+          rewrite();
+          Object.assign(v, rest);
+        };
+    }
     return { handled: true, value: { type_url: typeUrl, value: inner.encode(inner.fromObject(obj)).finish() } };
   }
   return { handled: false };
