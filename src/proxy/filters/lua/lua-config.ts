@@ -42,9 +42,12 @@ function readSource(r: Reader): string | undefined {
   return code;
 }
 
-/** Loads `code`; a Lua error (syntax, or one raised while the script's top level runs) is reported at `at`. */
-function load(r: Reader, at: string, code: string): LuaScript | undefined {
-  const s = compileScript(code, at);
+/**
+ * Loads `code` as chunk `chunk` (the name Lua's messages give with the line: inline_code:3: ...); a Lua
+ * error (syntax, or one raised while the script's top level runs) is reported at field path `at`.
+ */
+function load(r: Reader, at: string, chunk: string, code: string): LuaScript | undefined {
+  const s = compileScript(code, chunk);
   if (typeof s === 'string') {
     r.issues.error(at, `the Lua script does not load: ${s}`);
     return undefined;
@@ -58,9 +61,9 @@ export function readLuaConfig(r: Reader, ctx: { name: string; statPrefix: string
   const inline = r.str('inline_code');
   if (source) {
     const code = readSource(source);
-    if (code !== undefined) defaultScript = load(r, source.path, code);
+    if (code !== undefined) defaultScript = load(r, source.path, 'default_source_code', code);
     if (inline) r.issues.warn(r.at('inline_code'), 'inline_code is ignored when default_source_code is set, as in Envoy');
-  } else if (inline) defaultScript = load(r, r.at('inline_code'), inline);
+  } else if (inline) defaultScript = load(r, r.at('inline_code'), 'inline_code', inline);
   const named = new Map<string, LuaScript>();
   const codes = r.get('source_codes');
   if (codes !== undefined) {
@@ -68,7 +71,7 @@ export function readLuaConfig(r: Reader, ctx: { name: string; statPrefix: string
     for (const name of Object.keys(codes as object)) {
       const e = sub.obj(name)!;
       const code = readSource(e);
-      const s = code === undefined ? undefined : load(r, e.path, code);
+      const s = code === undefined ? undefined : load(r, e.path, `source_codes.${name}`, code);
       if (s) named.set(name, s);
     }
     sub.accept(...Object.keys(codes as object));
@@ -98,7 +101,7 @@ export function readLuaPerRoute(r: Reader): LuaPerRoute {
   } else if (r.has('source_code')) {
     const src = r.obj('source_code')!;
     const code = readSource(src);
-    const s = code === undefined ? undefined : load(r, src.path, code);
+    const s = code === undefined ? undefined : load(r, src.path, 'source_code', code);
     if (s) out = { kind: 'script', script: s };
   } else if (r.has('disabled') && r.bool('disabled', true) !== true) r.issues.error(r.at('disabled'), 'disabled must be true (as LuaPerRoute validates)');
   r.done();

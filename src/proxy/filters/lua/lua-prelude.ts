@@ -14,7 +14,7 @@ export const KIND_RESPONSE_TRAILERS = 3;
 
 /** Envoy stream handle methods rig proxy does not have: calling one is a Lua error that says so. */
 const UNSUPPORTED = ['importPublicKey', 'verifySignature', 'setUpstreamOverrideHost', 'filterContext', 'connectionStreamInfo', 'virtualHost', 'route', 'upstreamHost', 'setHttp1ReasonPhrase'];
-const UNSUPPORTED_STREAM_INFO = ['downstreamSslConnection', 'dynamicTypedMetadata', 'filterState', 'routeName', 'virtualClusterName', 'requestedServerName_'];
+const UNSUPPORTED_STREAM_INFO = ['downstreamSslConnection', 'dynamicTypedMetadata', 'filterState', 'routeName', 'virtualClusterName'];
 const UNSUPPORTED_SSL = ['peerCertificateValidated', 'uriSanLocalCertificate', 'sha256PeerCertificateDigest', 'serialNumberPeerCertificate', 'issuerPeerCertificate', 'subjectPeerCertificate', 'subjectLocalCertificate', 'urlEncodedPemEncodedPeerCertificate', 'urlEncodedPemEncodedPeerCertificateChain', 'dnsSansPeerCertificate', 'dnsSansLocalCertificate', 'validFromPeerCertificate', 'expirationPeerCertificate', 'sessionId', 'ciphersuiteId', 'ciphersuiteString', 'tlsVersion', 'parsedSubjectPeerCertificate', 'oidsPeerCertificate', 'oidsLocalCertificate'];
 
 const list = (names: readonly string[]): string => names.map((n) => `'${n}'`).join(', ');
@@ -103,7 +103,7 @@ function Ssl:peerCertificatePresented() return H.ssl(2) end
 function Ssl:uriSanPeerCertificate() return H.ssl(3) end
 local ssl = setmetatable({}, Ssl)
 local Connection = class({})
-function Connection:ssl() if H.ssl(1) then return ssl end end
+function Connection:ssl() if H.ssl(1) then return ssl end return nil end
 local connection = setmetatable({}, Connection)
 
 local Handle = class(unsupported('', { ${list(UNSUPPORTED)} }, {}))

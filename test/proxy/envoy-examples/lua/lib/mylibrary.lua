@@ -1,0 +1,7 @@
+M = {}
+
+function M.foobar()
+    return "bar"
+end
+
+return M
