@@ -9,15 +9,15 @@ import type { LuaStreamFilter } from './lua-stream.ts';
 
 let running: LuaStreamFilter | undefined;
 
-/** Runs `fn` with `s` as the stream the host functions act on. */
-export function withStream<T>(s: LuaStreamFilter, fn: () => T): T {
+/** Makes `s` the stream the host functions act on; returns the one to restore with leaveStream. */
+export function enterStream(s: LuaStreamFilter): LuaStreamFilter | undefined {
   const prev = running;
   running = s;
-  try {
-    return fn();
-  } finally {
-    running = prev;
-  }
+  return prev;
+}
+
+export function leaveStream(prev: LuaStreamFilter | undefined): void {
+  running = prev;
 }
 
 function stream(): LuaStreamFilter {

@@ -6,7 +6,7 @@
 // the stream goes on without the script, as in Envoy.
 import { requestThroughCluster, type ClusterRequest } from '../../upstream/cluster-request.ts';
 import { FilterStatus, type HeaderMap, type HttpFilter, type LocalReply, type RequestHead, type ResponseBodyTransform, type ResponseHead, type StreamCallbacks } from '../filter.ts';
-import { withStream } from './lua-host.ts';
+import { enterStream, leaveStream } from './lua-host.ts';
 import { YIELD_BODY, YIELD_CALL, YIELD_RESPOND } from './lua-prelude.ts';
 import type { LuaScript } from './lua-script.ts';
 import { LUA_OK, LUA_YIELD, type LuaThread } from './lua-vm.ts';
@@ -178,7 +178,13 @@ export class LuaStreamFilter implements HttpFilter, ResponseBodyTransform {
 
   private run(): Outcome {
     const t = this.thread!;
-    const rc = withStream(this, () => t.resume());
+    const prev = enterStream(this);
+    let rc: number;
+    try {
+      rc = t.resume();
+    } finally {
+      leaveStream(prev);
+    }
     if (rc === LUA_OK) {
       this.thread = undefined;
       t.release(true);
