@@ -14,7 +14,8 @@
 // (src/xds/translate/route-config.ts). An Envoy ignores the metadata and tunnels as before; a
 // CONNECT route without it (plain CONNECT proxying, `rig proxy -c`), or whose destination has no
 // listener here (e.g. an external host passed through), is tunnelled to its cluster as before.
-import type net from 'node:net';
+import net from 'node:net';
+import type { Logger } from '../../core/log.ts';
 import type { Route } from '../routing/route-config.ts';
 import type { RequestHead } from '../filters/filter.ts';
 import type { StreamInfo } from '../stream-info.ts';
@@ -29,22 +30,27 @@ export const CONNECT_REDISPATCH_METADATA = 'rigging.connect_redispatch';
 /** Per compiled route: the original destination its metadata names, or null. */
 const destinations = new WeakMap<Route, OriginalDst | null>();
 
-function originalDstOf(route: Route): OriginalDst | undefined {
+function originalDstOf(route: Route, log: Logger): OriginalDst | undefined {
   let dst = destinations.get(route);
   if (dst === undefined) {
-    dst = readOriginalDst(route.raw);
+    dst = readOriginalDst(route, log);
     destinations.set(route, dst);
   }
   return dst ?? undefined;
 }
 
-/** `metadata.filter_metadata["rigging.connect_redispatch"].original_dst: { address, port_value }`; null when absent or malformed. */
-function readOriginalDst(raw: Record<string, unknown>): OriginalDst | null {
-  const md = (raw.metadata as { filter_metadata?: Record<string, unknown> } | undefined)?.filter_metadata?.[CONNECT_REDISPATCH_METADATA] as { original_dst?: { address?: unknown; port_value?: unknown } } | undefined;
+/**
+ * `metadata.filter_metadata["rigging.connect_redispatch"].original_dst: { address, port_value }`;
+ * null when absent, or malformed (said once per route: the tunnel then goes to the route's cluster).
+ */
+function readOriginalDst(route: Route, log: Logger): OriginalDst | null {
+  const md = (route.raw.metadata as { filter_metadata?: Record<string, unknown> } | undefined)?.filter_metadata?.[CONNECT_REDISPATCH_METADATA] as { original_dst?: { address?: unknown; port_value?: unknown } } | undefined;
+  if (md === undefined) return null;
   const a = md?.original_dst;
-  if (!a || typeof a.address !== 'string' || !a.address) return null;
-  const port = Number(a.port_value);
-  return Number.isInteger(port) && port > 0 && port < 65536 ? { address: a.address, port } : null;
+  const port = Number(a?.port_value);
+  if (a && typeof a.address === 'string' && net.isIP(a.address) && Number.isInteger(port) && port > 0 && port < 65536) return { address: a.address, port };
+  log.warn({ route: route.name, vhost: route.vhost.name, metadata: md }, `route metadata ${CONNECT_REDISPATCH_METADATA}: expected { original_dst: { address: <IP>, port_value: <1-65535> } }; CONNECT tunnels of this route go to its cluster`);
+  return null;
 }
 
 /**
@@ -53,7 +59,7 @@ function readOriginalDst(raw: Record<string, unknown>): OriginalDst | null {
  * when the tunnel closes, with the bytes that went through it.
  */
 export function redispatchConnect(conn: ConnState, route: Route, socket: net.Socket, early: Buffer, head: RequestHead, info: StreamInfo): boolean {
-  const dst = originalDstOf(route);
+  const dst = originalDstOf(route, conn.ctx.log);
   if (!dst) return false;
   const dispatch = internalDispatch(conn.ctx)?.target(dst);
   if (!dispatch) return false;
