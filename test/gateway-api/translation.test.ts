@@ -448,6 +448,52 @@ spec:
   );
 });
 
+test("GAMMA: an HTTPRoute whose parent is a ServiceEntry routes the sidecars calling its hosts (Istio's egress gateway task, Gateway API tab)", () => {
+  const push = buildPush(
+    parseYaml(`${svc('cnn-egress-gateway-istio', 'default', 80)}${gw('cnn-egress-gateway', '  - { name: http, hostname: edition.cnn.com, port: 80, protocol: HTTP, allowedRoutes: { namespaces: { from: Same } } }')}
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: cnn }
+spec:
+  hosts: [edition.cnn.com]
+  ports: [{ number: 80, name: http-port, protocol: HTTP }, { number: 443, name: https, protocol: HTTPS }]
+  resolution: DNS
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: direct-cnn-to-egress-gateway }
+spec:
+  parentRefs: [{ kind: ServiceEntry, group: networking.istio.io, name: cnn }]
+  rules:
+  - backendRefs: [{ name: cnn-egress-gateway-istio, port: 80 }]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: forward-cnn-from-egress-gateway }
+spec:
+  parentRefs: [{ name: cnn-egress-gateway }]
+  hostnames: [edition.cnn.com]
+  rules:
+  - backendRefs: [{ kind: Hostname, group: networking.istio.io, name: edition.cnn.com, port: 80 }]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: nowhere }
+spec:
+  parentRefs: [{ kind: ServiceEntry, group: networking.istio.io, name: missing }]
+  rules:
+  - backendRefs: [{ name: cnn-egress-gateway-istio, port: 80 }]
+`),
+  );
+  assert.deepEqual(conditions(push), ['Error HTTPRoute default/nowhere spec.parentRefs[0]: Accepted=False (BackendNotFound): parent ServiceEntry default/missing does not exist']);
+  const client = explicitSidecar('curl-0', 'default', { app: 'curl' }, 'curl', []);
+  const [rc] = GENERATORS[ROUTE_TYPE].generate(push, client, ['http_proxy']);
+  const ours = (vhost(rc, 'edition.cnn.com:80').routes as EnvoyJson[]).filter((r) => String(r.name ?? '').startsWith('default.direct-cnn'));
+  assert.deepEqual(ours.map((r) => (r.route as EnvoyJson).cluster), ['outbound|80||cnn-egress-gateway-istio.default.svc.cluster.local']);
+  const forward = vhost(routeConfig(push, router('cnn-egress-gateway')), 'edition.cnn.com:80').routes as EnvoyJson[];
+  assert.deepEqual(forward.map((r) => (r.route as EnvoyJson).cluster), ['outbound|80||edition.cnn.com']);
+});
+
 test('GRPCRoute: service and method matches become paths', () => {
   const push = buildPush(
     parseYaml(`${svc('greeter', 'default', 50051, 'grpc')}${gw('gw', HTTP80)}

@@ -127,8 +127,19 @@ export function attach(route: GatewayApiRoute, input: RouteInput): Attachment {
       out.mesh.push({ host, port: p.port, exportTo: pns === ns ? ['*'] : ['.'] });
       return;
     }
+    if (group === 'networking.istio.io' && kind === 'ServiceEntry') {
+      // As istiod: a mesh route for every host of the ServiceEntry (Istio's egress gateway task
+      // sends the mesh's calls to edition.cnn.com to the egress gateway this way).
+      const se = input.resources.find((r) => r.kind === 'ServiceEntry' && r.metadata.name === p.name && r.metadata.namespace === pns) as Resource<{ hosts?: string[] }> | undefined;
+      if (!se) {
+        input.status.condition(route, 'Accepted', 'BackendNotFound', at, `parent ServiceEntry ${pns}/${p.name} does not exist`, 'name a ServiceEntry of the mesh (a mesh route attaches to the hosts its clients call)');
+        return;
+      }
+      for (const host of se.spec.hosts ?? []) out.mesh.push({ host, port: p.port, exportTo: pns === ns ? ['*'] : ['.'] });
+      return;
+    }
     if (group !== GATEWAY_GROUP || kind !== 'Gateway') {
-      input.status.condition(route, 'Accepted', 'InvalidKind', at, `parentRef ${group ? group + '/' : ''}${kind} is not supported`, 'attach to a Gateway (gateway.networking.k8s.io) or, for mesh traffic, a Service (group "")', 'Warning');
+      input.status.condition(route, 'Accepted', 'InvalidKind', at, `parentRef ${group ? group + '/' : ''}${kind} is not supported`, 'attach to a Gateway (gateway.networking.k8s.io) or, for mesh traffic, a Service (group "") or a ServiceEntry (group networking.istio.io)', 'Warning');
       return;
     }
     const key = `${pns}/${p.name}`;
