@@ -185,6 +185,8 @@ function envoy_on_request(h)
   h:headers():add("x-after", t.field)
 end
 function envoy_on_response(h)
+  local ok, err = pcall(os.exit, 1)
+  h:headers():add("x-exit", tostring(err))
   h:importPublicKey("k")
 end`,
   });
@@ -192,6 +194,7 @@ end`,
   assert.equal(r.status, 200);
   assert.equal(r.json().headers['x-before'], '1');
   assert.equal(r.json().headers['x-after'], undefined);
+  assert.match(String(r.headers['x-exit']), /os\.exit\(\) is not supported in rig proxy/, 'the VM cannot end the proxy');
   assert.equal(p.errors(), 2);
   assert.ok(p.log.some((l) => /^script log: inline_code:5: attempt to index a nil value \(local 't'\)/.test(l)), p.log.join('\n'));
   assert.ok(p.log.some((l) => /^script log: .*importPublicKey\(\) is not supported in rig proxy/.test(l)), p.log.join('\n'));

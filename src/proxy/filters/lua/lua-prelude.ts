@@ -27,6 +27,8 @@ end
 local yield = coroutine.yield
 unpack = unpack or table.unpack
 loadstring = loadstring or load
+-- The VM's os.exit would end the whole proxy process.
+os.exit = function() error('os.exit() is not supported in rig proxy', 2) end
 
 -- require() reads modules from the real file system along package.path (the VM's own is empty).
 package.path = __lua_path
