@@ -255,3 +255,34 @@ end`,
   assert.equal(r.headers['x-dm'], 'yes');
   assert.ok(p.log.includes('script log: hello from lua'), p.log.join('\n'));
 });
+
+test('body() then httpCall(): the request body goes to another cluster, whose answer the upstream request carries', async (t) => {
+  const app = await startUpstream('app');
+  const scan = await startUpstream('scan', (_req, res, body) => {
+    res.writeHead(200);
+    res.end(body.includes('virus') ? 'infected' : 'clean');
+    return true;
+  });
+  const p = await startProxy(
+    t,
+    {
+      inline_code: `
+function envoy_on_request(h)
+  local b = h:body()
+  local _, verdict = h:httpCall("scan", {[":method"] = "POST", [":path"] = "/scan", [":authority"] = "scan"}, b:getBytes(0, b:length()), 5000)
+  if verdict == "infected" then h:respond({[":status"] = "422"}, "rejected") return end
+  h:headers():add("x-scan", verdict)
+end`,
+    },
+    { clusters: [staticCluster('app', [app.port]), staticCluster('scan', [scan.port])], upstreams: [app, scan] },
+  );
+  const ok = await request(p.port, { method: 'POST', body: 'a harmless upload' });
+  assert.equal(ok.status, 200);
+  assert.equal(ok.json().headers['x-scan'], 'clean');
+  assert.equal(ok.json().body, 'a harmless upload');
+  const bad = await request(p.port, { method: 'POST', body: 'a virus inside' });
+  assert.equal(bad.status, 422);
+  assert.equal(bad.body, 'rejected');
+  assert.deepEqual(scan.requests.map((r) => r.body), ['a harmless upload', 'a virus inside']);
+  assert.equal(app.requests.length, 1);
+});
