@@ -31,7 +31,7 @@ apiVersion: telemetry.istio.io/v1
 kind: Telemetry
 metadata: { name: gw, namespace: default }
 spec:
-  targetRefs: [{ group: gateway.networking.k8s.io, kind: Gateway, name: my-gateway }]
+  targetRefs: [{ group: "", kind: Service, name: reviews }]
   accessLogging: [{ providers: [{ name: envoy }] }]
 `;
 
@@ -44,7 +44,7 @@ test('validation warns about every unimplemented Telemetry field, with its line'
   assert.match(byPath['spec.tracing[0].enableIstioTags'].message, /not implemented/);
   assert.equal(byPath['spec.metrics[0].reportingInterval'], undefined, 'implemented: tcp_reporting_duration');
   assert.match(byPath['spec.metrics[0].overrides[0].match.customMetric'].message, /custom metrics are not supported/);
-  assert.match(byPath['spec.targetRefs'].message, /applies to no proxy/);
+  assert.match(byPath['spec.targetRefs[0].kind'].message, /ambient mode.*applies to no proxy/);
   assert.equal(warnings.length, 3, warnings.map(formatDiagnostic).join('\n'));
 });
 

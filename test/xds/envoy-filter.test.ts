@@ -440,5 +440,5 @@ test('apply time: what Rigging does not apply is an error naming the field', () 
     one('{ applyTo: HTTP_FILTER, patch: { operation: INSERT_FIRST, value: { name: envoy.filters.http.wasm } } }').join(),
     /rig proxy has no HTTP filter envoy\.filters\.http\.wasm; .*NACK/,
   );
-  assert.match(errors(`  targetRefs: [{ kind: Gateway, group: gateway.networking.k8s.io, name: gw }]\n  configPatches: []\n`).join(), /spec\.targetRefs: .*not supported/);
+  assert.match(errors(`  targetRefs: [{ kind: Gateway, group: gateway.networking.k8s.io, name: gw }]\n  configPatches: []\n`).join(), /spec\.targetRefs: an EnvoyFilter with targetRefs applies to no proxy/);
 });

@@ -8,6 +8,7 @@ import type { Resource } from '../resource.ts';
 import type { FieldPath } from '../source-map.ts';
 import { locatorOf } from '../source-map.ts';
 import type * as T from '../index.ts';
+import { missingGatewayTargets, type AttachableSpec } from '../policy-targets.ts';
 import { portProtocol } from '../validation/rules.ts';
 import { hostCovers } from '../validation/virtual-service.ts';
 import type { MessageName } from './messages.ts';
@@ -65,7 +66,18 @@ class Analysis {
     this.singletons('Sidecar', 'workloadSelector', 'MultipleSidecarsWithoutWorkloadSelectors');
     this.singletons('Telemetry', 'selector', 'MultipleTelemetriesWithoutWorkloadSelectors');
     this.envoyFilterOrder();
+    this.policyTargets();
     return this.out;
+  }
+
+  /** A targetRef to a Gateway API Gateway that is not in the policy's namespace attaches the policy to nothing. */
+  policyTargets(): void {
+    const gateways = new Set(this.of('KubernetesGateway').map((g) => `${g.metadata.namespace}/${g.metadata.name}`));
+    for (const kind of ['AuthorizationPolicy', 'RequestAuthentication', 'Telemetry'] as const) {
+      for (const p of this.of<AttachableSpec>(kind)) {
+        for (const n of missingGatewayTargets(kind, p.metadata.namespace, p.spec ?? {}, (ns, name) => gateways.has(`${ns}/${name}`))) this.report('ReferencedResourceNotFound', p, n.path, n.message, n.hint, 'Warning');
+      }
+    }
   }
 
   /** Istio's IST0151: a patch relative to config another EnvoyFilter may add needs a priority to apply in a known order. */

@@ -1,6 +1,6 @@
 // Checks shared by several kinds: selectors, exportTo, destinations, target references.
 import type { Destination, NetworkingWorkloadSelector, WorkloadSelector } from '../types/networking.ts';
-import type { PolicyTargetReference } from '../types/security.ts';
+import { classifyTargetRef, GATEWAY_API_GROUP, targetRefsOf, waypointOnlyTargets, type AttachableSpec } from '../policy-targets.ts';
 import type { FieldPath } from '../source-map.ts';
 import type { Reporter } from './reporter.ts';
 import { HOST_HINT, DURATION_HINT, durationProblem, hostProblem, isDns1123Label, isPort, labelKeyProblem, labelValueProblem, regexProblem } from './rules.ts';
@@ -60,14 +60,22 @@ export function checkPercent(value: number | undefined, path: FieldPath, r: Repo
   if (value !== undefined && (value < 0 || value > 100)) r.error(path, `${value} is not a percentage`, 'use a value from 0 to 100');
 }
 
-/** selector, targetRef and targetRefs are mutually exclusive (Istio's policy attachment). */
-export function checkAttachment(spec: { selector?: WorkloadSelector; targetRef?: PolicyTargetReference; targetRefs?: PolicyTargetReference[] }, r: Reporter): void {
+/**
+ * Istio's policy attachment: selector, targetRef and targetRefs are mutually exclusive (the CRD's
+ * rule); a target is a Gateway API Gateway, or a Service, ServiceEntry or GatewayClass (Istio's
+ * validation), in the policy's namespace. The last three attach to ambient waypoints only: a
+ * warning says the policy reaches no proxy here.
+ */
+export function checkAttachment(spec: AttachableSpec, r: Reporter): void {
   const set = (['selector', 'targetRef', 'targetRefs'] as const).filter((k) => spec[k] !== undefined);
-  if (set.length > 1) r.error(['spec', set[1]], `only one of ${set.join(', ')} can be set`, 'attach the policy one way: a workload selector or target references');
+  if (set.length > 1) r.error(['spec', set[1]], 'only one of targetRefs or selector can be set', 'attach the policy one way: a workload selector or target references');
   checkSelector(spec.selector, ['spec', 'selector'], r);
-  const refs = spec.targetRefs ?? (spec.targetRef ? [spec.targetRef] : []);
-  refs.forEach((ref, i) => {
-    const path = spec.targetRefs ? ['spec', 'targetRefs', i] : ['spec', 'targetRef'];
-    if (ref.namespace && ref.namespace !== r.resource.metadata.namespace) r.error([...path, 'namespace'], 'cross-namespace target references are not supported', 'remove namespace or put the policy in the target namespace');
-  });
+  for (const { ref, path } of targetRefsOf(spec)) {
+    if (ref.namespace) r.error([...path, 'namespace'], 'cross namespace referencing is not currently supported', 'remove namespace: a target is always in the policy\'s namespace');
+    if (classifyTargetRef(ref) === 'invalid') {
+      const hint = ref.kind === 'Gateway' ? `a Gateway API Gateway needs group: ${GATEWAY_API_GROUP} (Istio's own Gateway cannot be a target)` : `target a Gateway (group ${GATEWAY_API_GROUP}), Service, ServiceEntry (group networking.istio.io) or GatewayClass (group ${GATEWAY_API_GROUP})`;
+      r.error([...path, 'kind'], `targetRef must be to a Service, ServiceEntry, Gateway (${GATEWAY_API_GROUP}) or GatewayClass, but was ${ref.group || 'core'}/${ref.kind}`, hint);
+    }
+  }
+  for (const n of waypointOnlyTargets(r.resource.kind, spec)) r.warn(n.path, n.message, n.hint);
 }

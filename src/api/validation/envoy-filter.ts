@@ -5,6 +5,7 @@ import { normalizePatchValue, unknownFilterReason, unwrapTypedStructs } from '..
 import type { FieldPath } from '../source-map.ts';
 import type { EnvoyFilterApplyTo, EnvoyFilterConfigPatch, EnvoyFilterOperation, EnvoyFilterSpec } from '../types/networking.ts';
 import type { Reporter } from './reporter.ts';
+import { GATEWAY_NAME_LABEL } from '../policy-targets.ts';
 
 /** The Envoy message each supported applyTo patches, and the operations Istio applies to it. */
 export const ENVOY_FILTER_TARGETS: Partial<Record<EnvoyFilterApplyTo, { message: string; operations: readonly EnvoyFilterOperation[]; match: 'listener' | 'routeConfiguration' | 'cluster' }>> = {
@@ -21,7 +22,8 @@ export const ENVOY_FILTER_TARGETS: Partial<Record<EnvoyFilterApplyTo, { message:
 const NOT_APPLIED = 'Rigging does not apply it; remove it or express the change another way';
 
 export function validateEnvoyFilter(spec: EnvoyFilterSpec, r: Reporter): void {
-  if (spec.targetRefs?.length) r.error(['spec', 'targetRefs'], 'EnvoyFilter targetRefs (Gateway API / waypoint attachment) are not supported', 'select workloads with workloadSelector.labels');
+  // Istio accepts targetRefs here but istiod applies such an EnvoyFilter to no proxy (it skips them).
+  if (spec.targetRefs?.length) r.error(['spec', 'targetRefs'], 'an EnvoyFilter with targetRefs applies to no proxy (istiod does not implement targetRefs for EnvoyFilter and skips it)', `select the proxies with workloadSelector.labels (a Gateway API gateway's proxies carry ${GATEWAY_NAME_LABEL}: <gateway name>)`);
   spec.configPatches?.forEach((p, i) => validatePatch(p, ['spec', 'configPatches', i], r));
 }
 

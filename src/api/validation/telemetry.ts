@@ -19,10 +19,6 @@ export interface UnsupportedTelemetryField {
 /** The fields of a Telemetry that Rigging does not implement (they have no effect). */
 export function unsupportedTelemetryFields(spec: TelemetrySpec): UnsupportedTelemetryField[] {
   const out: UnsupportedTelemetryField[] = [];
-  if (spec.targetRef || spec.targetRefs?.length) {
-    const key = spec.targetRef ? 'targetRef' : 'targetRefs';
-    out.push({ path: ['spec', key], message: `${key} (Telemetry for a Gateway API gateway or waypoint) is not supported: this Telemetry applies to no proxy`, hint: 'attach it with selector.matchLabels, or without selector for the whole namespace' });
-  }
   spec.tracing?.forEach((t, i) => {
     if (t.enableIstioTags === false) out.push({ path: ['spec', 'tracing', i, 'enableIstioTags'], message: "enableIstioTags: false is not implemented: spans always carry Istio's tags (istio.canonical_service, istio.namespace, istio.mesh_id, ...)", hint: 'remove the field' });
   });

@@ -1,13 +1,15 @@
 // The Telemetry API's effective configuration for one proxy and traffic mode, with Istio's
 // inheritance: the root namespace's Telemetry without selector (mesh), then the proxy's
-// namespace's without selector, then the one selecting the workload; at each level the oldest
+// namespace's without selector, then the one selecting the workload (by selector, or for a Gateway
+// API gateway's proxies by a targetRef to its Gateway); at each level the oldest
 // resource applies. A more specific level replaces providers and scalar fields; metric
 // overrides accumulate (later, more specific ones win per tag); custom tags merge.
 import type { Resource } from '../../api/index.ts';
 import type { AccessLogging, Metrics, MetricsOverrides, TelemetrySpec, Tracing, WorkloadMode } from '../../api/types/telemetry.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
-import { selectorMatches } from '../../model/service.ts';
+import { attachesToProxy, hasTargetRefs, kubernetesGatewayLookup } from '../../model/policy-attachment.ts';
+import { missingGatewayTargets, waypointOnlyTargets } from '../../api/policy-targets.ts';
 import { unsupportedTelemetryFields } from '../../api/validation/telemetry.ts';
 import { formatPath } from '../../api/diagnostic.ts';
 import { createLogger, type Logger } from '../../core/log.ts';
@@ -15,10 +17,15 @@ import { createLogger, type Logger } from '../../core/log.ts';
 let log: Logger | undefined;
 const warned = new Set<string>();
 
-/** Fields without effect in Rigging are logged once per control-plane process (rig validate warns too). */
-function warnUnsupported(all: readonly Resource<TelemetrySpec>[]): void {
+/**
+ * Fields without effect in Rigging, and target references that attach a Telemetry to no proxy,
+ * are logged once per control-plane process (rig validate and rig analyze warn too).
+ */
+function warnUnsupported(push: PushContext, all: readonly Resource<TelemetrySpec>[]): void {
+  const gatewayExists = kubernetesGatewayLookup(push.resources);
   for (const r of all) {
-    for (const u of unsupportedTelemetryFields(r.spec ?? {})) {
+    const spec = r.spec ?? {};
+    for (const u of [...unsupportedTelemetryFields(spec), ...waypointOnlyTargets('Telemetry', spec), ...missingGatewayTargets('Telemetry', r.metadata.namespace, spec, gatewayExists)]) {
       const note = `Telemetry ${r.metadata.namespace}/${r.metadata.name}: ${formatPath(u.path)}: ${u.message}`;
       if (warned.has(note) || warned.size > 10_000) continue;
       warned.add(note);
@@ -30,7 +37,7 @@ function warnUnsupported(all: readonly Resource<TelemetrySpec>[]): void {
 function telemetries(push: PushContext): Resource<TelemetrySpec>[] {
   return push.memo('telemetry-all', () => {
     const all = push.resources.filter((r) => r.kind === 'Telemetry') as Resource<TelemetrySpec>[];
-    warnUnsupported(all);
+    warnUnsupported(push, all);
     return all;
   });
 }
@@ -75,7 +82,7 @@ export function telemetryLevels(push: PushContext, proxy: Proxy): Resource<Telem
   return push.memo(`telemetry-levels|${proxy.namespace}|${JSON.stringify(proxy.labels)}`, () => {
     const all = telemetries(push);
     const root = push.mesh.rootNamespace;
-    const plain = (r: Resource<TelemetrySpec>) => !r.spec.selector && !r.spec.targetRef && !r.spec.targetRefs?.length;
+    const plain = (r: Resource<TelemetrySpec>) => !Object.keys(r.spec.selector?.matchLabels ?? {}).length && !hasTargetRefs(r.spec);
     const levels: Resource<TelemetrySpec>[] = [];
     const mesh = all.find((r) => r.metadata.namespace === root && plain(r));
     if (mesh) levels.push(mesh);
@@ -83,7 +90,7 @@ export function telemetryLevels(push: PushContext, proxy: Proxy): Resource<Telem
       const ns = all.find((r) => r.metadata.namespace === proxy.namespace && plain(r));
       if (ns) levels.push(ns);
     }
-    const wl = all.find((r) => r.metadata.namespace === proxy.namespace && selectorMatches(r.spec.selector?.matchLabels, proxy.labels));
+    const wl = all.find((r) => r.metadata.namespace === proxy.namespace && !plain(r) && attachesToProxy(r.spec, r.metadata.namespace, proxy));
     if (wl) levels.push(wl);
     return levels;
   });

@@ -12,7 +12,10 @@ import type { HttpFilterContext, HttpFilterStage } from '../http-filters.ts';
 import { buildCustomAuthz } from './authz-custom.ts';
 import { buildRbac, type AuthzAction, type RbacOptions } from './authz-rbac.ts';
 import { buildJwtAuthn } from './jwt-authn.ts';
-import { hasTargetRef, policiesFor } from './security-scope.ts';
+import { policiesFor } from './security-scope.ts';
+import { kubernetesGatewayLookup } from '../../../model/policy-attachment.ts';
+import { missingGatewayTargets, waypointOnlyTargets, type AttachableSpec } from '../../../api/policy-targets.ts';
+import { formatPath } from '../../../api/diagnostic.ts';
 
 const ACTIONS: AuthzAction[] = ['AUDIT', 'DENY', 'ALLOW'];
 
@@ -28,12 +31,18 @@ function warn(notes: string[]): void {
   }
 }
 
+/** Target references that attach a policy to no proxy (ambient-only kinds, Gateways that do not exist), once per snapshot. */
 function targetRefNotes(push: PushContext): void {
-  for (const r of push.resources) {
-    if ((r.kind === 'AuthorizationPolicy' || r.kind === 'RequestAuthentication') && hasTargetRef((r.spec ?? {}) as AuthorizationPolicySpec)) {
-      warn([`${r.kind} ${r.metadata.namespace}/${r.metadata.name}: targetRef is not supported yet; policy not applied (use selector)`]);
+  push.memo('security-targetref-notes', () => {
+    const gatewayExists = kubernetesGatewayLookup(push.resources);
+    for (const r of push.resources) {
+      if (r.kind !== 'AuthorizationPolicy' && r.kind !== 'RequestAuthentication') continue;
+      const spec = (r.spec ?? {}) as AttachableSpec;
+      const notes = [...waypointOnlyTargets(r.kind, spec), ...missingGatewayTargets(r.kind, r.metadata.namespace, spec, gatewayExists)];
+      warn(notes.map((n) => `${r.kind} ${r.metadata.namespace}/${r.metadata.name}: ${formatPath(n.path)}: ${n.message}`));
     }
-  }
+    return true;
+  });
 }
 
 function rbacFilters(push: PushContext, proxy: Proxy, tcp: boolean): EnvoyJson[] {
