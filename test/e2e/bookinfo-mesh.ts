@@ -66,12 +66,15 @@ export function httpsGet(port: number, p: string, servername: string, ca: string
   });
 }
 
-/** Envoy's cluster counter `envoy_cluster_<metric>` of `cluster` in a process's Prometheus stats (0 before the first count). */
+/**
+ * Envoy's cluster counter `cluster.<cluster>.<metric>` of a process, from its admin /stats (0 before
+ * the first count). Not from /stats/prometheus: Istio's cluster_name tag cuts a name like
+ * outbound|443||edition.cnn.com at its first dot there, as it does in Istio.
+ */
 export async function clusterCounter(mesh: Mesh, processName: string, metric: string, cluster: string): Promise<number> {
-  const text = (await request(mesh.process(processName)!.ports.stats!, '/stats/prometheus')).body;
-  const name = cluster.replace(/[.|]/g, '\\$&');
-  const m = new RegExp(`^envoy_cluster_${metric}\\{[^}]*cluster_name="${name}"[^}]*\\} (\\d+)`, 'm').exec(text);
-  return m ? Number(m[1]) : 0;
+  const text = (await request(mesh.process(processName)!.ports.admin!, '/stats')).body;
+  const line = text.split('\n').find((l) => l === `cluster.${cluster}.${metric}: ${l.slice(l.lastIndexOf(' ') + 1)}`);
+  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
 }
 
 /** The reviews workload named on a product page, or what the page said instead. */
