@@ -8,11 +8,12 @@
 import { parseArgs } from 'node:util';
 import { Issues, Reader } from '../../src/proxy/config/reader.ts';
 import { Stats } from '../../src/proxy/stats/stats.ts';
-import { luaFilterFactory } from '../../src/proxy/filters/lua/lua-filter.ts';
+import { loadLuaVm, luaFilterFactory } from '../../src/proxy/filters/lua/lua-filter.ts';
 import type { FilterCompileContext, RequestHead, ResponseHead, StreamCallbacks } from '../../src/proxy/filters/filter.ts';
 
 const { values } = parseArgs({ options: { n: { type: 'string', default: '200000' } } });
 const n = Number(values.n);
+await loadLuaVm();
 
 function compile(code: string) {
   const issues = new Issues();

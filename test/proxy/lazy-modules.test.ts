@@ -1,5 +1,5 @@
 // A proxy loads the libraries of optional features only when its config uses them (issue 10,
-// proxy memory): jose (jwt_authn), cel-js (CEL expressions), the OpenTelemetry SDK (a tracing
+// proxy memory): jose (jwt_authn), wasmoon (the Lua filter's VM), cel-js (CEL expressions), the OpenTelemetry SDK (a tracing
 // provider), re2js (RE2-only regex syntax), yaml (YAML files), and never Node's bundled undici
 // (an ES import of node:http would load it). Checked on a real `rig proxy` process through a
 // module hook that lists every module it loads.
@@ -26,7 +26,7 @@ const t = setInterval(() => {
 t.unref();
 `;
 
-const OPTIONAL = ['/node_modules/jose/', '/node_modules/@marcbachmann/cel-js/', '/node_modules/@opentelemetry/sdk-trace-base/', '/node_modules/re2js/', '/node_modules/yaml/', 'node:internal/deps/undici/undici'];
+const OPTIONAL = ['/node_modules/jose/', '/node_modules/wasmoon/', '/node_modules/@marcbachmann/cel-js/', '/node_modules/@opentelemetry/sdk-trace-base/', '/node_modules/re2js/', '/node_modules/yaml/', 'node:internal/deps/undici/undici'];
 
 function bootstrap(regex?: string): object {
   const match = regex ? { safe_regex: { regex } } : { prefix: '/' };

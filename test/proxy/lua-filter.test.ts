@@ -9,6 +9,7 @@ import pino from 'pino';
 import { ProxyRuntime } from '../../src/proxy/runtime.ts';
 import { byName, CLUSTER_TYPE, httpListener, LISTENER_TYPE, request, routeConfig, ROUTER, startUpstream, staticCluster, type Upstream } from './harness.ts';
 import type { EnvoyJson } from '../../src/envoy/index.ts';
+import { prepareHttpFilters } from '../../src/proxy/filters/registry.ts';
 
 const LUA = 'type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua';
 const LUA_PER_ROUTE = 'type.googleapis.com/envoy.extensions.filters.http.lua.v3.LuaPerRoute';
@@ -35,6 +36,8 @@ async function startProxy(t: TestContext, lua: EnvoyJson, opts: { routes?: Envoy
     for (const u of opts.upstreams) await u.close();
   });
   const routes = opts.routes ?? [{ match: { prefix: '/' }, route: { cluster: 'app' } }];
+  // As rig proxy does before applying config that names the filter: the Lua VM loads.
+  await prepareHttpFilters((typeUrl) => typeUrl === LUA);
   const errs = [
     ...rt.apply(CLUSTER_TYPE, byName(opts.clusters)),
     ...rt.apply(LISTENER_TYPE, byName([httpListener('in', routeConfig('r', routes), { stat_prefix: 'ingress_http', http_filters: [{ name: 'envoy.filters.http.lua', typed_config: { '@type': LUA, ...lua } }, ROUTER] })])),
@@ -171,6 +174,7 @@ test('a script that does not load is refused (NACK) with the field and the Lua l
   const listener = httpListener('in', routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'app' } }]), {
     http_filters: [{ name: 'envoy.filters.http.lua', typed_config: { '@type': LUA, inline_code: 'function envoy_on_request(h)\n  local x = \nend\n' } }, ROUTER],
   });
+  await prepareHttpFilters((typeUrl) => typeUrl === LUA);
   const errs = rt.apply(LISTENER_TYPE, byName([listener]));
   assert.equal(errs.length, 1);
   assert.match(errs[0]!, /http_filters\[0\]\.typed_config\.inline_code: the Lua script does not load: .*inline_code:3: unexpected symbol near 'end'/);

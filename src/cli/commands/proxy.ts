@@ -8,6 +8,7 @@ import { createLogger } from '../../core/log.ts';
 import { readBootstrapFile, parseBootstrap } from '../../proxy/bootstrap/bootstrap.ts';
 import { addXdsOptions, bootstrapFromOptions, identityFromOptions, type XdsCliOptions } from '../../proxy/bootstrap/flags.ts';
 import { ProxyRuntime } from '../../proxy/runtime.ts';
+import { prepareHttpFilters } from '../../proxy/filters/registry.ts';
 import { ipVersionOfInstanceIps, setLocalAddressIpVersion, type IpVersion } from '../../proxy/local-address.ts';
 import { trimHeap, trimHeapWhenReady } from '../../proxy/heap-trim.ts';
 import { skipMaglev } from '../../proxy/jit-tiers.ts';
@@ -107,6 +108,8 @@ async function run(opts: ProxyOptions): Promise<void> {
   }
   const rt = new ProxyRuntime({ node: bootstrap.node, log, runtimeLayers: bootstrap.runtimeLayers });
   rt.stats.configure(bootstrap.statsConfig);
+  const staticText = JSON.stringify(bootstrap.staticResources);
+  await prepareHttpFilters((typeUrl) => staticText.includes(typeUrl));
   const errors = rt.addStatic(bootstrap.staticResources);
   if (errors.length) throw new RigError('MESH_ERR_INVALID_CONFIG', `${source}: invalid static resources:\n` + errors.map((e) => '  ' + e).join('\n'));
 

@@ -8,6 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseYaml } from './yaml-file.ts';
+import { prepareHttpFilters } from '../filters/registry.ts';
 import { checkMessage, CLUSTER_TYPE, LISTENER_TYPE, type EnvoyJson } from '../../envoy/index.ts';
 
 export interface PathSource {
@@ -136,6 +137,15 @@ export class PathSubscriptions {
       return;
     }
     if (this.last.get(s) === text) return;
+    // Filters whose engine loads on first use (Lua): this file is read again once it is there.
+    const preparing = prepareHttpFilters((typeUrl) => text.includes(typeUrl));
+    if (preparing) {
+      preparing.then(
+        () => this.load(s),
+        (e: Error) => this.log.error({ file: s.file, err: e.message }, `${s.key}: a filter engine did not load; previous config kept`),
+      );
+      return;
+    }
     let resources: Map<string, EnvoyJson>;
     try {
       resources = parseDiscoveryFile(text, s);

@@ -211,4 +211,10 @@ export interface HttpFilterFactory<C = unknown, R = unknown> {
   compile(config: Reader, ctx: FilterCompileContext): C;
   compilePerRoute?(config: Reader, ctx: PerRouteCompileContext): R;
   create(config: C, cb: StreamCallbacks): HttpFilter;
+  /**
+   * For a filter whose engine loads asynchronously, only in proxies whose config uses it (the Lua
+   * VM): starts loading it, undefined once loaded. Config that names one of the filter's type URLs
+   * is applied after it (prepareHttpFilters); compile() may then count on it.
+   */
+  prepare?(): Promise<void> | undefined;
 }

@@ -26,6 +26,7 @@ import { Backoff, type BackoffOptions } from './backoff.ts';
 import { edsNamesOf, rdsNamesOf, rtdsNamesOf, sdsNamesOf } from './xds-dependencies.ts';
 import { xdsServerTarget, type XdsServerTarget } from './xds-server-target.ts';
 import type { XdsSink } from './xds-sink.ts';
+import { prepareHttpFilters } from '../filters/registry.ts';
 
 const ADS_METHOD = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
 const RESOURCE_WRAPPER_TYPE = 'type.googleapis.com/envoy.service.discovery.v3.Resource';
@@ -266,7 +267,7 @@ export class XdsClient extends EventEmitter<XdsClientEvents> {
           this.emit('connected');
         }
       }
-      this.onResponse(res);
+      this.onResponseInOrder(stream, res);
     });
     stream.on('error', () => {
       // Reported through 'status' below.
@@ -370,6 +371,36 @@ export class XdsClient extends EventEmitter<XdsClientEvents> {
       }
     });
     return { resources, errors };
+  }
+
+  /** Responses that arrived while a filter engine loaded (Lua) wait for it, in order. */
+  private waiting: Promise<void> | undefined;
+
+  private onResponseInOrder(stream: Stream, res: RawResponse): void {
+    const run = (): void => {
+      if (this.stream === stream) this.onResponse(res);
+    };
+    const prepareThenRun = (): Promise<void> | void => {
+      const preparing = prepareHttpFilters((typeUrl) => res.resources.some((r) => Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength).includes(typeUrl)));
+      if (!preparing) return run();
+      return preparing.then(run, (e: Error) => {
+        this.log.error({ typeUrl: res.type_url, err: e.message }, 'a filter engine did not load; the update is applied without it');
+        run();
+      });
+    };
+    if (!this.waiting) {
+      const p = prepareThenRun();
+      if (!p) return;
+      this.wait(p);
+    } else this.wait(this.waiting.then(prepareThenRun));
+  }
+
+  private wait(p: Promise<void>): void {
+    const next = p.catch((e: Error) => this.log.error({ err: e.message }, 'an xDS update failed to apply'));
+    this.waiting = next;
+    void next.then(() => {
+      if (this.waiting === next) this.waiting = undefined;
+    });
   }
 
   private onResponse(res: RawResponse): void {
