@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { stringify } from 'yaml';
 import { KIND_INFO, resolveResourceName, writtenKind, type Kind } from '../../api/index.ts';
 import { RigError } from '../../core/errors.ts';
+import type { ConfigzEntry as Entry } from '../../xds/debug/resource-table.ts';
 import { addControlPlaneOptions, controlPlaneUrl } from './controlplane-option.ts';
 
 interface GetFlags {
@@ -32,7 +33,6 @@ export function define(cmd: Command): void {
       const { getJson } = await import('../../xds/debug/controlplane-client.ts');
       const { BUILT_IN_GATEWAY_CLASS } = await import('../../model/gateway-api/resource-status.ts');
       const { resourceTable } = await import('../../xds/debug/resource-table.ts');
-      type Entry = import('../../xds/debug/resource-table.ts').ConfigzEntry;
       const all = (await getJson(controlPlaneUrl(o), 'debug/configz')) as Entry[];
       const listed: { kind: Kind; rows: Entry[] }[] = kinds.map((kind) => {
         const info = KIND_INFO[kind];
