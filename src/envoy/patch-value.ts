@@ -14,11 +14,15 @@ const TYPED_STRUCT_TYPES = new Set(['type.googleapis.com/udpa.type.v1.TypedStruc
  * reject (NACK) the listener.
  */
 export const PROXY_HTTP_FILTERS = {
-  names: ['envoy.filters.http.cors', 'envoy.filters.http.ext_authz', 'envoy.filters.http.fault', 'envoy.filters.http.health_check', 'envoy.filters.http.jwt_authn', 'envoy.filters.http.local_ratelimit', 'envoy.filters.http.lua', 'envoy.filters.http.peer_metadata', 'envoy.filters.http.rbac', 'envoy.filters.http.router', 'istio.alpn', 'istio.metadata_exchange', 'istio.stats'],
+  names: ['envoy.filters.http.compressor', 'envoy.filters.http.cors', 'envoy.filters.http.csrf', 'envoy.filters.http.decompressor', 'envoy.filters.http.ext_authz', 'envoy.filters.http.fault', 'envoy.filters.http.grpc_web', 'envoy.filters.http.health_check', 'envoy.filters.http.jwt_authn', 'envoy.filters.http.local_ratelimit', 'envoy.filters.http.lua', 'envoy.filters.http.peer_metadata', 'envoy.filters.http.rbac', 'envoy.filters.http.router', 'istio.alpn', 'istio.metadata_exchange', 'istio.stats'],
   typeUrls: [
+    'type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor',
     'type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors',
+    'type.googleapis.com/envoy.extensions.filters.http.csrf.v3.CsrfPolicy',
+    'type.googleapis.com/envoy.extensions.filters.http.decompressor.v3.Decompressor',
     'type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz',
     'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault',
+    'type.googleapis.com/envoy.extensions.filters.http.grpc_web.v3.GrpcWeb',
     'type.googleapis.com/envoy.extensions.filters.http.health_check.v3.HealthCheck',
     'type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication',
     'type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit',
