@@ -183,13 +183,13 @@ function adds(p: CompiledPatch, proxy: Proxy): boolean {
 
 const LISTENER_TARGETS = ['LISTENER', 'FILTER_CHAIN', 'NETWORK_FILTER', 'HTTP_FILTER'] as const;
 
-/** Explicit mode has no per-port outbound listeners to match: said once per patch, not skipped silently. */
+/** Explicit mode's plain proxied requests share one outbound listener: said once per patch, not skipped silently. */
 function warnExplicitOutboundPorts(t: PatchesByTarget, proxy: Proxy): void {
   if (!proxy.explicit) return;
   for (const k of LISTENER_TARGETS) {
     for (const p of t.get(k) ?? []) {
       if (!p.match.listener?.portNumber || p.operation === 'ADD' || (p.context !== 'ANY' && p.context !== 'SIDECAR_OUTBOUND')) continue;
-      warnOnce('envoyfilter', `EnvoyFilter ${p.origin}: explicit-mode sidecars (${proxy.namespace}/${proxy.workloadName}) send every outbound port through one listener (${HTTP_PROXY_ROUTE}), so a SIDECAR_OUTBOUND listener.portNumber matches only dedicated egress listeners there; to patch all outbound HTTP, leave portNumber out`);
+      warnOnce('envoyfilter', `EnvoyFilter ${p.origin}: explicit-mode sidecars (${proxy.namespace}/${proxy.workloadName}) send plain HTTP_PROXY requests for every outbound port through one listener (${HTTP_PROXY_ROUTE}), so a SIDECAR_OUTBOUND listener.portNumber matches only the per-port listeners that CONNECT tunnels go through and dedicated egress listeners; to patch all outbound HTTP, leave portNumber out`);
     }
   }
 }
