@@ -21,7 +21,8 @@ export function leaveStream(prev: LuaStreamFilter | undefined): void {
 }
 
 function stream(): LuaStreamFilter {
-  return running!;
+  if (!running) throw new Error('the stream handle works only while envoy_on_request or envoy_on_response runs');
+  return running;
 }
 
 // === headers ===

@@ -35,6 +35,7 @@ export function compileScript(code: string, name: string): LuaScript | string {
   }
   const requestHandle = state.globalRef('__request_handle')!;
   const responseHandle = state.globalRef('__response_handle')!;
+  state.run('__request_handle, __response_handle = nil, nil', '=prelude');
   const err = state.run(code, `=${name}`);
   if (err) {
     state.close();

@@ -224,15 +224,30 @@ export function raise(L: number, msg: string, level = 2): number {
   m._luaL_where(L, level);
   pushString(L, msg);
   m._lua_concat(L, 2);
+  raising = true;
   return m._lua_error(L);
 }
+
+/** lua_error unwinds through JS as an exception: set while it is ours, so that hostFunction lets it pass. */
+let raising = false;
 
 /** A JS function callable from Lua: it reads its arguments with the helpers above and returns how many results it pushed. */
 export type HostFunction = (L: number) => number;
 
 /** Wraps a JS function into a wasm function pointer once (the table grows per call: register at module load only). */
 export function hostFunction(fn: HostFunction): number {
-  return m.addFunction(fn, 'ii');
+  return m.addFunction((L) => {
+    try {
+      return fn(L);
+    } catch (e) {
+      if (raising) {
+        raising = false;
+        throw e;
+      }
+      // A JS exception must not unwind the Lua stack (it would leave the state broken): a Lua error instead.
+      return raise(L, `rig proxy: ${(e as Error)?.message ?? String(e)}`);
+    }
+  }, 'ii');
 }
 
 function cstring(s: string): number {
