@@ -5,7 +5,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { runRig } from '../helpers/cli.ts';
+import { REPO_ROOT, runRig } from '../helpers/cli.ts';
 
 test('rig analyze: a parent that does not exist and a backend that does not resolve', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'rig-gwapi-analyze-'));
@@ -41,4 +41,10 @@ spec:
     `Error [RIG0101] (HTTPRoute default/r ${file}:17:30) spec.parentRefs[1]: Accepted=False (NoMatchingParent): Gateway default/nogw does not exist — create the Gateway or fix parentRefs\n` +
       `Error [RIG0101] (HTTPRoute default/r ${file}:19:54) spec.rules[0].backendRefs[1]: ResolvedRefs=False (BackendNotFound): backend Service default/ratings does not exist — create the Service or fix the backendRef; requests to this backend get HTTP 500\n`,
   );
+});
+
+test("rig analyze: Istio's Egress Gateways task (Gateway API tab) is clean: the <name>-istio Service of a Gateway of class istio and a ServiceEntry parent resolve", async () => {
+  const r = await runRig(['analyze', '-f', join(REPO_ROOT, 'examples/bookinfo/gateway-api/egress-gateway-cnn.yaml'), join(REPO_ROOT, 'examples/bookinfo/tasks/egress-gateway/service-entry-local-standin.yaml')]);
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  assert.doesNotMatch(r.stdout + r.stderr, /RIG0101/);
 });

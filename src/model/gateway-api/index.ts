@@ -51,7 +51,9 @@ export function translateGatewayApi(input: GatewayApiInput): GatewayApiOutput {
 
 /**
  * The status diagnostics of a set of configuration files alone (`rig analyze`): the services are
- * those the files declare (Service, ServiceEntry hosts), as there is no registry to ask.
+ * those the files declare (Service, ServiceEntry hosts), as there is no registry to ask, and the
+ * `<name>-istio` Service Istio's automated deployment (and `rig up`) creates for each Gateway of
+ * class istio, with the listeners' ports (Istio's egress gateway task routes to it).
  */
 export function gatewayApiStatus(resources: readonly Resource[], domainSuffix = 'cluster.local'): Diagnostic[] {
   if (!hasGatewayApiResources(resources)) return [];
@@ -64,6 +66,12 @@ export function gatewayApiStatus(resources: readonly Resource[], domainSuffix = 
       for (const p of (r.spec as ServiceSpec).ports ?? []) protocols.set(`${host}:${p.port}`, protocolOf(p.name, p.appProtocol));
     }
     if (r.kind === 'ServiceEntry') for (const h of (r.spec as { hosts?: string[] }).hosts ?? []) hosts.add(h);
+    const gateway = r.kind === 'KubernetesGateway' ? (r.spec as unknown as GatewayApi.KubernetesGatewaySpec) : undefined;
+    if (gateway?.gatewayClassName === 'istio') {
+      const host = `${r.metadata.name}-istio.${r.metadata.namespace}.svc.${domainSuffix}`;
+      if (!hosts.has(host)) for (const l of gateway.listeners ?? []) protocols.set(`${host}:${l.port}`, protocolOf(l.protocol.toLowerCase()));
+      hosts.add(host);
+    }
   }
   return translateGatewayApi({ resources, hasService: (h) => hosts.has(h), portProtocol: (h, port) => protocols.get(`${h}:${port}`), domainSuffix }).diagnostics;
 }
