@@ -21,13 +21,13 @@ export function httpFilterFactory(typeUrl: string | undefined, name: string): Ht
 }
 
 /**
- * What config about to be applied has to wait for: the loading of the engines of filters whose type
- * URLs it mentions (`mentions` tests the config's text or bytes). Undefined when nothing is to load.
+ * What config about to be applied has to wait for: the loading of the engines of filters whose name
+ * or type URLs it mentions (`mentions` tests the config's text or bytes). Undefined when nothing is to load.
  */
 export function prepareHttpFilters(mentions: (typeUrl: string) => boolean): Promise<void> | undefined {
   let wait: Promise<void>[] | undefined;
   for (const f of byName.values()) {
-    if (!f.prepare || prepared.has(f) || !(f.typeUrls.some(mentions) || f.perRouteTypeUrls?.some(mentions))) continue;
+    if (!f.prepare || prepared.has(f) || !(mentions(f.name) || f.typeUrls.some(mentions) || f.perRouteTypeUrls?.some(mentions))) continue;
     const p = f.prepare();
     if (p) (wait ??= []).push(p.then(() => void prepared.add(f)));
     else prepared.add(f);
