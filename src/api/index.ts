@@ -16,6 +16,7 @@ export type * from './types/security.ts';
 export type * from './types/telemetry.ts';
 export type * from './types/kubernetes.ts';
 export type * as GatewayApi from './types/gateway-api.ts';
+export { TLS_TERMINATE_MODE_OPTION } from './types/gateway-api.ts';
 export type { WorkloadPort, WorkloadProbe, WorkloadSpec } from './types/workload.ts';
 export { WORKLOAD_API_VERSION, workloadCwd } from './types/workload.ts';
 export type { AnalyzeOptions } from './analysis/index.ts';

@@ -4,6 +4,7 @@
 // routed by path and header, split by weight, get their headers modified, a backend that does
 // not exist answers 500, and an HTTPS listener terminates TLS with its certificateRefs' credential.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import https from 'node:https';
@@ -37,6 +38,7 @@ spec:
   listeners:
   - { name: http, port: 8080, protocol: HTTP }
   - { name: https, port: 8443, protocol: HTTPS, hostname: shop.example.com, tls: { mode: Terminate, certificateRefs: [{ name: shop-cert }] } }
+  - { name: mtls, port: 9443, protocol: HTTPS, hostname: shop.example.com, tls: { mode: Terminate, certificateRefs: [{ name: shop-mtls }], options: { gateway.istio.io/tls-terminate-mode: MUTUAL } } }
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -68,6 +70,13 @@ test('rig controlplane + rig proxy --mode router serve a Gateway and its HTTPRou
 
   const state = path.join(dir, 'state');
   const caPem = makeTaskCertificates(dir, path.join(state, 'credentials', 'shop-cert'), 'shop.example.com', 'shop');
+  // Istio's Secure Gateways task, mutual TLS: the secret also holds ca.crt; a client certificate of that CA.
+  fs.cpSync(path.join(state, 'credentials', 'shop-cert'), path.join(state, 'credentials', 'shop-mtls'), { recursive: true });
+  fs.writeFileSync(path.join(state, 'credentials', 'shop-mtls', 'ca.crt'), caPem);
+  const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
+  openssl('req', '-out', 'client.csr', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'client.key', '-subj', '/CN=client.example.com/O=client organization');
+  openssl('x509', '-req', '-sha256', '-days', '1', '-CA', 'example.com.crt', '-CAkey', 'example.com.key', '-set_serial', '1', '-in', 'client.csr', '-out', 'client.crt');
+  const client = { cert: fs.readFileSync(path.join(dir, 'client.crt')), key: fs.readFileSync(path.join(dir, 'client.key')) };
   const portsFile = path.join(dir, 'cp-ports.json');
   const cp = spawnRig(['controlplane', '--config', config, '--state-dir', state, '--xds-port', '0', '--monitoring-port', '0', '--tls-port', '0', '--ports-file', portsFile]);
   let cpLog = '';
@@ -75,10 +84,10 @@ test('rig controlplane + rig proxy --mode router serve a Gateway and its HTTPRou
   t.after(() => stopProcess(cp));
   const { xds, monitoring } = await waitFor(() => `the control plane's ports file\n${cpLog}`, () => (fs.existsSync(portsFile) ? (JSON.parse(fs.readFileSync(portsFile, 'utf8')) as { xds: number; monitoring: number }) : undefined), 60_000);
 
-  const [port, tlsPort] = [await freePort(), await freePort()];
+  const [port, tlsPort, mtlsPort] = [await freePort(), await freePort(), await freePort()];
   const gateway = startRigProxy(
     t,
-    ['--mode', 'router', '--namespace', 'default', '--workload-name', 'shop-istio-0', '--service-account', 'shop-istio', '--labels', 'gateway.networking.k8s.io/gateway-name=shop', '--instance-ip', '127.0.0.1', '--interception', 'explicit', '--bind', '127.0.0.1', '--inbound-port', `8080=${port}`, '--inbound-port', `8443=${tlsPort}`],
+    ['--mode', 'router', '--namespace', 'default', '--workload-name', 'shop-istio-0', '--service-account', 'shop-istio', '--labels', 'gateway.networking.k8s.io/gateway-name=shop', '--instance-ip', '127.0.0.1', '--interception', 'explicit', '--bind', '127.0.0.1', '--inbound-port', `8080=${port}`, '--inbound-port', `8443=${tlsPort}`, '--inbound-port', `9443=${mtlsPort}`],
     { xdsPort: xds },
   );
   await gateway.started();
@@ -127,6 +136,18 @@ test('rig controlplane + rig proxy --mode router serve a Gateway and its HTTPRou
     60_000,
   );
   assert.deepEqual(secure, { status: 200, server: 'v2' });
+  // tls-terminate-mode MUTUAL: a client without a certificate is refused, one with a certificate of ca.crt served.
+  const mutual = (cert?: { cert: Buffer; key: Buffer }) =>
+    new Promise<string>((resolve) => {
+      const req = https.request({ host: '127.0.0.1', port: mtlsPort, path: '/v2/x', servername: 'shop.example.com', ca: caPem, headers: { host: 'shop.example.com' }, agent: false, ...cert }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(String(res.statusCode)));
+      });
+      req.on('error', (err: NodeJS.ErrnoException) => resolve(`error ${err.code ?? err.message}`));
+      req.end();
+    });
+  assert.equal(await waitFor(() => `the mutual TLS listener serving\n${gateway.log()}`, async () => ((await mutual(client)) === '200' ? '200' : undefined), 60_000), '200');
+  assert.match(await mutual(), /^error /, 'no client certificate: refused');
   // The control plane's config debug endpoint shows the kinds as written.
   const configz = (await request(monitoring, { path: '/debug/configz' })).json<{ apiVersion: string; kind: string }[]>();
   assert.deepEqual(configz.filter((r) => r.apiVersion.startsWith('gateway.networking.k8s.io/')).map((r) => r.kind).sort(), ['Gateway', 'HTTPRoute']);

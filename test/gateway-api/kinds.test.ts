@@ -207,3 +207,21 @@ test('CLI resource names resolve as kubectl resolves them', () => {
   assert.equal(resolveResourceName('referencegrants'), 'ReferenceGrant');
   assert.equal(resolveResourceName('nothing'), undefined);
 });
+
+test("listener tls.options: Istio's gateway.istio.io/tls-terminate-mode is read (SIMPLE, MUTUAL, ISTIO_MUTUAL, the last without certificateRefs); a bad value is an error, other keys warnings", () => {
+  const listener = (name: string, tls: string) => `  - { name: ${name}, port: 443, protocol: HTTPS, hostname: ${name}.example.com, tls: ${tls} }\n`;
+  const r = loadDocuments(
+    `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: { name: g }
+spec:
+  gatewayClassName: istio
+  listeners:
+${listener('mutual', '{ certificateRefs: [{ name: c }], options: { gateway.istio.io/tls-terminate-mode: MUTUAL } }')}${listener('mesh', '{ options: { gateway.istio.io/tls-terminate-mode: ISTIO_MUTUAL } }')}${listener('bad', '{ certificateRefs: [{ name: c }], options: { gateway.istio.io/tls-terminate-mode: OPTIONAL } }')}${listener('other', '{ certificateRefs: [{ name: c }], options: { example.com/cipher: x } }')}`,
+    'tls.yaml',
+  );
+  assert.deepEqual(
+    r.diagnostics.map((d) => `${d.severity} ${d.path}`),
+    ['Error spec.listeners[2].tls.options["gateway.istio.io/tls-terminate-mode"]', 'Warning spec.listeners[3].tls.options["example.com/cipher"]'],
+  );
+});

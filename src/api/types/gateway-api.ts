@@ -168,3 +168,6 @@ export interface ReferenceGrantSpec {
   from: { group: string; kind: string; namespace: string }[];
   to: { group: string; kind: string; name?: string }[];
 }
+
+/** Istio's listener TLS option for the server's TLS mode in Terminate (SIMPLE, MUTUAL or ISTIO_MUTUAL), as Istio's Secure Gateways task sets it. */
+export const TLS_TERMINATE_MODE_OPTION = 'gateway.istio.io/tls-terminate-mode';

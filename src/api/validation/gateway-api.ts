@@ -3,6 +3,7 @@
 // and warnings for the fields Rigging does not apply. What depends on other resources (parents,
 // backends, grants) is checked when the resources are translated (src/model/gateway-api/).
 import type * as G from '../types/gateway-api.ts';
+import { TLS_TERMINATE_MODE_OPTION } from '../types/gateway-api.ts';
 import type { FieldPath } from '../source-map.ts';
 import type { Reporter } from './reporter.ts';
 import { isHeaderName, isPort, regexProblem } from './rules.ts';
@@ -42,6 +43,7 @@ export function validateGatewayClass(spec: G.GatewayClassSpec, r: Reporter): voi
 
 const TLS_FORBIDDEN = new Set(['HTTP', 'TCP', 'UDP']);
 const HOSTNAME_FORBIDDEN = new Set(['TCP', 'UDP']);
+const TLS_TERMINATE_MODES = new Set(['SIMPLE', 'MUTUAL', 'ISTIO_MUTUAL']);
 
 export function validateKubernetesGateway(spec: G.KubernetesGatewaySpec, r: Reporter): void {
   const names = new Set<string>();
@@ -62,9 +64,15 @@ export function validateKubernetesGateway(spec: G.KubernetesGatewaySpec, r: Repo
     if (!l.tls && (l.protocol === 'HTTPS' || l.protocol === 'TLS')) r.error(at, `tls must be set for protocol ${l.protocol}`, 'add tls with mode Terminate and certificateRefs (or mode Passthrough for TLS)');
     if (l.tls) {
       const mode = l.tls.mode ?? 'Terminate';
-      if (mode === 'Terminate' && !l.tls.certificateRefs?.length && !l.tls.options) r.error([...at, 'tls'], 'certificateRefs must be set when mode is Terminate', 'name the TLS secret (credential) that holds the certificate and key');
+      const terminateMode = l.tls.options?.[TLS_TERMINATE_MODE_OPTION];
+      if (mode === 'Terminate' && !l.tls.certificateRefs?.length && terminateMode !== 'ISTIO_MUTUAL') r.error([...at, 'tls'], 'certificateRefs must be set when mode is Terminate', 'name the TLS secret (credential) that holds the certificate and key');
       if (mode === 'Passthrough' && l.protocol === 'HTTPS') r.error([...at, 'tls', 'mode'], 'an HTTPS listener cannot pass TLS through', 'use protocol TLS for Passthrough, or mode Terminate');
-      if (l.tls.options) unsupported(r, [...at, 'tls', 'options'], 'tls.options', 'TLS settings are the defaults');
+      for (const key of Object.keys(l.tls.options ?? {})) {
+        const keyAt = [...at, 'tls', 'options', key];
+        if (key !== TLS_TERMINATE_MODE_OPTION) unsupported(r, keyAt, `tls option ${key}`, `Rigging reads ${TLS_TERMINATE_MODE_OPTION} only`);
+        else if (mode !== 'Terminate') r.warn(keyAt, `${key} has no effect in mode ${mode}`, 'remove it, or use mode Terminate');
+        else if (!TLS_TERMINATE_MODES.has(String(terminateMode))) r.error(keyAt, `${key} must be SIMPLE, MUTUAL or ISTIO_MUTUAL, not ${String(terminateMode)}`, 'MUTUAL verifies client certificates against the secret\'s ca.crt');
+      }
       if ((l.tls.certificateRefs?.length ?? 0) > 1) unsupported(r, [...at, 'tls', 'certificateRefs', 1], 'a second certificateRef', 'the first certificate is served');
     }
     l.allowedRoutes?.kinds?.forEach((k, j) => {

@@ -3,6 +3,7 @@
 // automated deployment labels `gateway.networking.k8s.io/gateway-name: <gateway>`. The listeners
 // are kept for route attachment (hostname, allowed namespaces and kinds).
 import type { GatewayApi, GatewaySpec, Resource, Server } from '../../api/index.ts';
+import { TLS_TERMINATE_MODE_OPTION } from '../../api/index.ts';
 import type { ReferenceGrants } from './reference-grants.ts';
 import { GATEWAY_GROUP } from './reference-grants.ts';
 import { PARENTS_ANNOTATION } from './routes.ts';
@@ -106,6 +107,13 @@ function serverFor(gw: Resource<GatewayApi.KubernetesGatewaySpec>, l: GatewayApi
     server.tls = { mode: 'PASSTHROUGH' };
     return server;
   }
+  // Istio's option: MUTUAL verifies client certificates (the secret's ca.crt), ISTIO_MUTUAL serves
+  // the gateway's mesh identity (an egress gateway's mTLS from sidecars) and needs no certificate.
+  const mode = l.tls.options?.[TLS_TERMINATE_MODE_OPTION];
+  if (mode === 'ISTIO_MUTUAL') {
+    server.tls = { mode: 'ISTIO_MUTUAL' };
+    return server;
+  }
   const ref = l.tls.certificateRefs?.[0];
   if (!ref) {
     status.condition(gw, 'ResolvedRefs', 'InvalidCertificateRef', [...at, 'tls'], `listener ${l.name} has no certificateRefs`, 'name the TLS secret (credential) to serve');
@@ -121,7 +129,7 @@ function serverFor(gw: Resource<GatewayApi.KubernetesGatewaySpec>, l: GatewayApi
     status.condition(gw, 'ResolvedRefs', 'RefNotPermitted', refAt, `listener ${l.name}: certificateRef to Secret ${ns}/${ref.name} is not permitted`, `add a ReferenceGrant in namespace ${ns} from Gateways in ${gw.metadata.namespace} to that Secret`);
     return undefined;
   }
-  server.tls = { mode: 'SIMPLE', credentialName: ref.name };
+  server.tls = { mode: mode === 'MUTUAL' ? 'MUTUAL' : 'SIMPLE', credentialName: ref.name };
   return server;
 }
 
