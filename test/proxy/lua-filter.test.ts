@@ -10,6 +10,7 @@ import { ProxyRuntime } from '../../src/proxy/runtime.ts';
 import { byName, CLUSTER_TYPE, httpListener, LISTENER_TYPE, request, routeConfig, ROUTER, startUpstream, staticCluster, type Upstream } from './harness.ts';
 import type { EnvoyJson } from '../../src/envoy/index.ts';
 import { prepareHttpFilters } from '../../src/proxy/filters/registry.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const LUA = 'type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua';
 const LUA_PER_ROUTE = 'type.googleapis.com/envoy.extensions.filters.http.lua.v3.LuaPerRoute';
@@ -289,4 +290,28 @@ end`,
   assert.equal(bad.body, 'rejected');
   assert.deepEqual(scan.requests.map((r) => r.body), ['a harmless upload', 'a virus inside']);
   assert.equal(app.requests.length, 1);
+});
+
+test('httpCall() in envoy_on_response: asynchronous reaches its cluster; a waiting one is refused with a Lua error', async (t) => {
+  const app = await startUpstream('app');
+  const logs = await startUpstream('logs');
+  const p = await startProxy(
+    t,
+    {
+      inline_code: `
+function envoy_on_response(h)
+  h:httpCall("logs", {[":method"] = "POST", [":path"] = "/log", [":authority"] = "logs"}, "status " .. h:headers():get(":status"), {timeout_ms = 1000, asynchronous = true})
+  h:headers():add("x-logged", "yes")
+  h:httpCall("logs", {[":method"] = "GET", [":path"] = "/wait", [":authority"] = "logs"}, nil, 1000)
+end`,
+    },
+    { clusters: [staticCluster('app', [app.port]), staticCluster('logs', [logs.port])], upstreams: [app, logs] },
+  );
+  const r = await request(p.port);
+  assert.equal(r.status, 200);
+  assert.equal(r.headers['x-logged'], 'yes');
+  const logged = await waitFor('the asynchronous log call', () => (logs.requests.length ? logs.requests : undefined));
+  assert.deepEqual(logged.map((l) => `${l.method} ${l.url} ${l.body}`), ['POST /log status 200']);
+  assert.equal(p.errors(), 1);
+  assert.ok(p.log.some((l) => /httpCall\(\) in envoy_on_response is not supported in rig proxy unless asynchronous/.test(l)), p.log.join('\n'));
 });

@@ -3,7 +3,7 @@
 // per process and no closure is made per stream.
 import fs from 'node:fs';
 import { KIND_REQUEST_HEADERS, KIND_REQUEST_TRAILERS, KIND_RESPONSE_HEADERS, KIND_RESPONSE_TRAILERS } from './lua-prelude.ts';
-import { hostFunction, pushBoolean, pushBytes, pushNil, pushNumber, pushString, pushValue, raise, readValue, toBytes, toNumber, toString, top, typeOf, T_BOOLEAN, T_NUMBER, T_STRING, T_TABLE, type HostFunction } from './lua-vm.ts';
+import { hostFunction, pushBoolean, pushBytes, pushNil, pushNumber, pushString, pushValue, raise, readValue, toBoolean, toBytes, toNumber, toString, typeOf, T_BOOLEAN, T_NUMBER, T_STRING, T_TABLE, type HostFunction } from './lua-vm.ts';
 import type { HeaderMap } from '../filter.ts';
 import type { LuaStreamFilter } from './lua-stream.ts';
 
@@ -236,7 +236,7 @@ const call: HostFunction = (L) => {
   if (typeof method !== 'string' || typeof path !== 'string' || typeof authority !== 'string') return raise(L, "http call headers must include ':path', ':method', and ':authority'");
   const reqBody = typeOf(L, 4) === T_STRING ? toBytes(L, 4) : undefined;
   let timeoutMs = 0;
-  let asynchronous = toBoolean6(L);
+  let asynchronous = typeOf(L, 6) === T_BOOLEAN && toBoolean(L, 6);
   if (typeOf(L, 5) === T_TABLE) {
     const o = readValue(L, 5) as Record<string, unknown>;
     timeoutMs = Number(o.timeout_ms ?? 0);
@@ -253,10 +253,6 @@ const call: HostFunction = (L) => {
   pushBoolean(L, asynchronous);
   return 1;
 };
-
-function toBoolean6(L: number): boolean {
-  return top(L) >= 6 && typeOf(L, 6) === T_BOOLEAN && readValue(L, 6) === true;
-}
 
 const callresult: HostFunction = (L) => {
   const r = stream().callResult!;
