@@ -23,7 +23,7 @@ interface Proxy {
 }
 
 /** A proxy whose listener `in` runs the Lua filter `lua` (typed_config fields) before the router; routes default to cluster app. */
-async function startProxy(t: TestContext, lua: EnvoyJson, opts: { routes?: EnvoyJson[]; clusters: EnvoyJson[]; upstreams: Upstream[] }): Promise<Proxy> {
+async function startProxy(t: TestContext, lua: EnvoyJson, opts: { routes?: EnvoyJson[]; clusters: EnvoyJson[]; upstreams: Upstream[]; hcm?: EnvoyJson }): Promise<Proxy> {
   const log: string[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
@@ -41,7 +41,7 @@ async function startProxy(t: TestContext, lua: EnvoyJson, opts: { routes?: Envoy
   await prepareHttpFilters((typeUrl) => typeUrl === LUA);
   const errs = [
     ...rt.apply(CLUSTER_TYPE, byName(opts.clusters)),
-    ...rt.apply(LISTENER_TYPE, byName([httpListener('in', routeConfig('r', routes), { stat_prefix: 'ingress_http', http_filters: [{ name: 'envoy.filters.http.lua', typed_config: { '@type': LUA, ...lua } }, ROUTER] })])),
+    ...rt.apply(LISTENER_TYPE, byName([httpListener('in', routeConfig('r', routes), { stat_prefix: 'ingress_http', http_filters: [{ name: 'envoy.filters.http.lua', typed_config: { '@type': LUA, ...lua } }, ROUTER], ...opts.hcm })])),
   ];
   if (errs.length) throw new Error('config rejected:\n' + errs.join('\n'));
   await rt.settled();
@@ -314,4 +314,28 @@ end`,
   assert.deepEqual(logged.map((l) => `${l.method} ${l.url} ${l.body}`), ['POST /log status 200']);
   assert.equal(p.errors(), 1);
   assert.ok(p.log.some((l) => /httpCall\(\) in envoy_on_response is not supported in rig proxy unless asynchronous/.test(l)), p.log.join('\n'));
+});
+
+test('a local reply while envoy_on_request waits for httpCall() ends that run; envoy_on_response sees the reply', async (t) => {
+  const app = await startUpstream('app');
+  const slow = await startUpstream('slow', () => true); // never answers
+  const p = await startProxy(
+    t,
+    {
+      inline_code: `
+function envoy_on_request(h)
+  h:httpCall("slow", {[":method"] = "GET", [":path"] = "/", [":authority"] = "slow"}, nil, 60000)
+  h:headers():add("x-never", "1")
+end
+function envoy_on_response(h)
+  h:headers():add("x-response-script", h:headers():get(":status"))
+end`,
+    },
+    { clusters: [staticCluster('app', [app.port]), staticCluster('slow', [slow.port])], upstreams: [app, slow], hcm: { stream_idle_timeout: '0.3s' } },
+  );
+  const r = await request(p.port);
+  assert.equal(r.status, 408);
+  assert.equal(r.headers['x-response-script'], '408');
+  assert.equal(app.requests.length, 0, 'the request never went on to the app');
+  assert.equal(p.errors(), 0);
 });

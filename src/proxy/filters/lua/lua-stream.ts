@@ -103,6 +103,8 @@ export class LuaStreamFilter implements HttpFilter, ResponseBodyTransform {
 
   encodeHeaders(head: ResponseHead, endStream: boolean): void {
     if (this.replied) return;
+    // A response while envoy_on_request still waits (a local reply: timeout, another filter): that run ends here.
+    this.abandon();
     const s = this.pick();
     if (!s || s.onResponse === undefined) return;
     this.resHead = head;
@@ -159,15 +161,15 @@ export class LuaStreamFilter implements HttpFilter, ResponseBodyTransform {
       (res) => {
         const headers: Record<string, string> = { ':status': String(res.status) };
         for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(',') : v;
-        this.answer({ headers, body: res.body });
+        this.answer(abort, { headers, body: res.body });
       },
       // As Envoy's Lua filter on a failed call: a 503 answer with body "upstream failure".
-      () => this.answer({ headers: { ':status': '503' }, body: Buffer.from('upstream failure') }),
+      () => this.answer(abort, { headers: { ':status': '503' }, body: Buffer.from('upstream failure') }),
     );
   }
 
-  private answer(result: { headers: Record<string, string>; body: Buffer }): void {
-    if (this.callAbort?.signal.aborted || !this.thread) return;
+  private answer(call: AbortController, result: { headers: Record<string, string>; body: Buffer }): void {
+    if (call.signal.aborted || this.callAbort !== call || !this.thread) return;
     this.callAbort = undefined;
     this.callResult = result;
     const o = this.requestOutcome(this.run());
@@ -217,6 +219,10 @@ export class LuaStreamFilter implements HttpFilter, ResponseBodyTransform {
   }
 
   onDestroy(): void {
+    this.abandon();
+  }
+
+  private abandon(): void {
     this.callAbort?.abort();
     this.callAbort = undefined;
     this.thread?.release(false);
