@@ -494,6 +494,18 @@ spec:
   assert.deepEqual(forward.map((r) => (r.route as EnvoyJson).cluster), ['outbound|80||edition.cnn.com']);
 });
 
+test("tls-terminate-mode: MUTUAL keeps the credential and verifies clients, ISTIO_MUTUAL serves the mesh identity (Istio's egress TLS origination task, Gateway API tab)", () => {
+  const push = buildPush(
+    parseYaml(gw('egress', `  - { name: mesh, hostname: edition.cnn.com, port: 80, protocol: HTTPS, tls: { mode: Terminate, options: { gateway.istio.io/tls-terminate-mode: ISTIO_MUTUAL } } }
+  - { name: mutual, hostname: httpbin.example.com, port: 443, protocol: HTTPS, tls: { mode: Terminate, certificateRefs: [{ name: httpbin-credential }], options: { gateway.istio.io/tls-terminate-mode: MUTUAL } } }`)),
+  );
+  assert.deepEqual(conditions(push), []);
+  assert.deepEqual(
+    push.gateways.map((g) => g.spec.servers![0].tls),
+    [{ mode: 'ISTIO_MUTUAL' }, { mode: 'MUTUAL', credentialName: 'httpbin-credential' }],
+  );
+});
+
 test('GRPCRoute: service and method matches become paths', () => {
   const push = buildPush(
     parseYaml(`${svc('greeter', 'default', 50051, 'grpc')}${gw('gw', HTTP80)}
