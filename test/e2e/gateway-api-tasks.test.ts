@@ -1,12 +1,15 @@
 // Istio's traffic tasks, Gateway API tabs, on `rig demo --gateway-api` with the files of
 // examples/bookinfo/gateway-api (the tasks' YAML, Workloads in place of Deployments): Egress
 // Gateways (a Gateway of class istio as egress gateway, an HTTPRoute whose parent is the
-// ServiceEntry cnn), Mirroring (httpbin-v1 answers, httpbin-v2 gets the copies) and TCP Traffic
+// ServiceEntry cnn; for HTTPS a TLS Passthrough listener and TLSRoutes), Mirroring (httpbin-v1 answers, httpbin-v2 gets the copies) and TCP Traffic
 // Shifting (tcp-echo through tcp-echo-gateway-istio, all to v1, then 80/20).
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { REPO_ROOT } from '../helpers/cli.ts';
@@ -44,7 +47,7 @@ describe("Istio's traffic tasks, Gateway API tabs, on rig demo --gateway-api", (
       res.end('cnn stand-in');
     });
     const standInPort = await listenLocal(standIn);
-    mesh = await startMesh('demo', ['--gateway-api', '--no-traffic'], { gatewayPorts: [80, 31400] });
+    mesh = await startMesh('demo', ['--gateway-api', '--no-traffic'], { gatewayPorts: [80, 443, 31400] });
     await mesh.waitFor((s) => !!s.readyAt, 'the demo ready', 60_000);
     const se = readFileSync(path.join(REPO_ROOT, 'examples/bookinfo/tasks/egress-gateway/service-entry-local-standin.yaml'), 'utf8').replace('http-port: 18080', `http-port: ${standInPort}`);
     assert.equal((await mesh.rig(['apply', '-f', '-'], se)).code, 0);
@@ -79,6 +82,46 @@ describe("Istio's traffic tasks, Gateway API tabs, on rig demo --gateway-api", (
     assert.equal((await viaGateway()) - before_, 3, 'every call passed through the egress gateway');
     const route = JSON.parse((await mesh.rig(['get', 'httproute', 'direct-cnn-to-egress-gateway', '-o', 'json'])).stdout) as { status: { parents: { conditions: { type: string; status: string }[] }[] } };
     assert.deepEqual(route.status.parents[0].conditions.map((c) => `${c.type}=${c.status}`), ['Accepted=True', 'ResolvedRefs=True']);
+  });
+
+  it('Egress Gateways, HTTPS: curl CONNECTs to edition.cnn.com:443, the sidecar sends its TLS by SNI through cnn-egress-gateway-istio (passthrough)', async (t) => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'rig-gwapi-egress-https-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=edition.cnn.com', '-addext', 'subjectAltName=DNS:edition.cnn.com', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });
+    const ca = readFileSync(path.join(dir, 'cert.pem'), 'utf8');
+    const server = https.createServer({ key: readFileSync(path.join(dir, 'key.pem')), cert: ca }, (_req, res) => res.end('cnn stand-in over TLS'));
+    t.after(() => {
+      server.close();
+      server.closeAllConnections();
+    });
+    const port = await listenLocal(server);
+    const se = readFileSync(path.join(REPO_ROOT, 'examples/bookinfo/tasks/egress-gateway/service-entry-local-standin-https.yaml'), 'utf8').replace('tls: 18443', `tls: ${port}`);
+    assert.equal((await mesh.rig(['delete', '-f', file('egress-gateway-cnn.yaml')])).code, 0);
+    assert.equal((await mesh.rig(['apply', '-f', '-'], se)).code, 0);
+    const applied = await mesh.rig(['apply', '-f', file('egress-gateway-cnn-https.yaml')]);
+    assert.equal(applied.code, 0, applied.stderr);
+    const agent = new https.Agent({ proxyEnv: { HTTPS_PROXY: `http://127.0.0.1:${outbound}` }, ca });
+    const get = () =>
+      new Promise<string>((resolve) => {
+        https
+          .get('https://edition.cnn.com/politics', { agent, timeout: 5000 }, (res) => {
+            let body = '';
+            res.setEncoding('utf8');
+            res.on('data', (c: string) => (body += c));
+            res.on('end', () => resolve(`${res.statusCode} ${body}`));
+          })
+          .on('error', (err) => resolve(`error ${err.message}`))
+          .on('timeout', function (this: { destroy(e: Error): void }) {
+            this.destroy(new Error('timeout'));
+          });
+      });
+    const viaGateway = async () => {
+      const gateway = mesh.process('cnn-egress-gateway-istio');
+      if (gateway?.state !== 'ready' || !gateway.ports.gateway?.['443']) return 0;
+      const stats = (await request(gateway.ports.admin!, '/stats?filter=edition')).body;
+      return Number(/^cluster\.outbound\|443\|\|edition\.cnn\.com\.upstream_cx_total: (\d+)$/m.exec(stats)?.[1] ?? 0);
+    };
+    await eventually('edition.cnn.com:443 answered through the egress gateway', async () => ((await get()) === '200 cnn stand-in over TLS' && (await viaGateway()) > 0 ? true : undefined), 60_000);
   });
 
   it('Mirroring: httpbin-v1 answers; with the RequestMirror filter, httpbin-v2 gets a copy of each request', async () => {
