@@ -26,8 +26,11 @@ export function gatewayApiResourceStatus(resources: readonly Resource[], diagnos
     if (d.code !== GATEWAY_API_CODES.condition || !d.resource) continue;
     const m = /^(Accepted|ResolvedRefs|Programmed)=False \(([^)]*)\): (.*)$/.exec(d.message);
     if (!m) continue;
-    let byType = failed.get(d.resource);
-    if (!byType) failed.set(d.resource, (byType = new Map()));
+    // A route is accepted or not per parent (its status has one entry per parentRef).
+    const parent = m[1] === 'Accepted' ? /^spec\.parentRefs\[(\d+)\]/.exec(d.path ?? '')?.[1] : undefined;
+    const key = parent === undefined ? d.resource : `${d.resource}#${parent}`;
+    let byType = failed.get(key);
+    if (!byType) failed.set(key, (byType = new Map()));
     if (!byType.has(m[1])) byType.set(m[1], { reason: m[2], message: m[3] });
   }
   const condition = (key: string, type: string, okReason: string, okMessage: string): Condition => {
@@ -52,8 +55,12 @@ export function gatewayApiResourceStatus(resources: readonly Resource[], diagnos
       out.set(key, { addresses: addresses.map((value) => ({ type: 'IPAddress', value })), conditions: [accepted, programmed] });
     } else if (ROUTE_KINDS.has(r.kind)) {
       const spec = r.spec as { parentRefs?: GatewayApi.ParentReference[] };
-      const conditions = [condition(key, 'Accepted', 'Accepted', 'Route was valid'), condition(key, 'ResolvedRefs', 'ResolvedRefs', 'All references resolved')];
-      out.set(key, { parents: (spec.parentRefs ?? []).map((parentRef) => ({ parentRef, controllerName: ISTIO_CONTROLLER, conditions })) });
+      const resolved = condition(key, 'ResolvedRefs', 'ResolvedRefs', 'All references resolved');
+      const parents = (spec.parentRefs ?? []).map((parentRef, i) => {
+        const own = condition(`${key}#${i}`, 'Accepted', 'Accepted', 'Route was valid');
+        return { parentRef, controllerName: ISTIO_CONTROLLER, conditions: [own.status === 'False' ? own : condition(key, 'Accepted', 'Accepted', 'Route was valid'), resolved] };
+      });
+      out.set(key, { parents });
     } else if (r.kind === 'GatewayClass') {
       const spec = r.spec as unknown as GatewayApi.GatewayClassSpec;
       if (spec.controllerName === ISTIO_CONTROLLER) out.set(key, { conditions: [{ type: 'Accepted', status: 'True', reason: 'Accepted', message: 'Handled by Istio controller' }] });
