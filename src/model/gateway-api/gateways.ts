@@ -43,7 +43,7 @@ export interface ConvertedGateways {
 const ROUTE_KINDS_BY_PROTOCOL: Record<string, string[]> = { HTTP: ['HTTPRoute', 'GRPCRoute'], HTTPS: ['HTTPRoute', 'GRPCRoute'], TLS: ['TLSRoute'], TCP: ['TCPRoute'] };
 
 /** The route kinds a listener takes, as istiod decides: a TLS listener that terminates TLS takes TCPRoutes, one that passes it through TLSRoutes. */
-function supportedKinds(l: GatewayApi.Listener): string[] {
+export function supportedKinds(l: GatewayApi.Listener): string[] {
   if (l.protocol === 'TLS' && l.tls?.mode !== 'Passthrough') return ['TCPRoute'];
   return ROUTE_KINDS_BY_PROTOCOL[l.protocol] ?? [];
 }

@@ -1,10 +1,11 @@
 // The status Istio writes on Gateway API resources, computed for the control plane's debug API
 // (`/debug/configz`, which `rig get` reads): conditions from the translation's diagnostics, and for
 // a Gateway, Programmed and its addresses from the gateway proxies connected to the control plane.
-import type { Diagnostic, GatewayApi, Resource } from '../../api/index.ts';
+import type { Diagnostic, GatewayApi, GatewaySpec, Resource, VirtualServiceSpec } from '../../api/index.ts';
 import { describeResource } from '../../api/index.ts';
 import type { Proxy } from '../proxy.ts';
-import { GATEWAY_NAME_LABEL } from './gateways.ts';
+import { GATEWAY_NAME_LABEL, supportedKinds } from './gateways.ts';
+import { PARENTS_ANNOTATION } from './routes.ts';
 import { GATEWAY_API_CODES } from './status.ts';
 
 export const ISTIO_CONTROLLER = 'istio.io/gateway-controller';
@@ -19,15 +20,47 @@ export interface Condition {
 
 const ROUTE_KINDS: ReadonlySet<string> = new Set(['HTTPRoute', 'GRPCRoute', 'TCPRoute', 'TLSRoute']);
 
+/** What the translation generated (the push context's gateways and virtual services), to count a listener's attached routes. */
+export interface Generated {
+  gateways: readonly Resource<GatewaySpec>[];
+  virtualServices: readonly Resource<VirtualServiceSpec>[];
+}
+
+/**
+ * The routes attached to each listener, keyed `<namespace>/<gateway>/<listener>`: the routes named
+ * by the generated VirtualServices bound to the Istio Gateway generated for that listener.
+ */
+function attachedRoutes(generated: Generated): Map<string, number> {
+  const listenerOf = new Map<string, string>();
+  for (const g of generated.gateways) {
+    const m = /^Gateway\/([^/]+)\/(.+)\.([^.]+)$/.exec(g.metadata.annotations?.[PARENTS_ANNOTATION] ?? '');
+    if (m) listenerOf.set(`${g.metadata.namespace}/${g.metadata.name}`, `${m[3]}/${m[1]}/${m[2]}`);
+  }
+  const routes = new Map<string, Set<string>>();
+  for (const vs of generated.virtualServices) {
+    const parents = vs.metadata.annotations?.[PARENTS_ANNOTATION];
+    if (!parents) continue;
+    for (const gw of vs.spec.gateways ?? []) {
+      const listener = listenerOf.get(gw);
+      if (!listener) continue;
+      let set = routes.get(listener);
+      if (!set) routes.set(listener, (set = new Set()));
+      for (const r of parents.split(',')) set.add(r);
+    }
+  }
+  return new Map([...routes].map(([k, v]) => [k, v.size]));
+}
+
 /** The `status` of each Gateway API resource, by describeResource(). */
-export function gatewayApiResourceStatus(resources: readonly Resource[], diagnostics: readonly Diagnostic[], proxies: readonly Proxy[]): Map<string, unknown> {
+export function gatewayApiResourceStatus(resources: readonly Resource[], diagnostics: readonly Diagnostic[], proxies: readonly Proxy[], generated?: Generated): Map<string, unknown> {
+  const attached = generated ? attachedRoutes(generated) : new Map<string, number>();
   const failed = new Map<string, Map<string, { reason: string; message: string }>>();
   for (const d of diagnostics) {
     if (d.code !== GATEWAY_API_CODES.condition || !d.resource) continue;
     const m = /^(Accepted|ResolvedRefs|Programmed)=False \(([^)]*)\): (.*)$/.exec(d.message);
     if (!m) continue;
     // A route is accepted or not per parent (its status has one entry per parentRef).
-    const parent = m[1] === 'Accepted' ? /^spec\.parentRefs\[(\d+)\]/.exec(d.path ?? '')?.[1] : undefined;
+    const parent = /^spec\.(?:parentRefs|listeners)\[(\d+)\]/.exec(d.path ?? '')?.[1];
     const key = parent === undefined ? d.resource : `${d.resource}#${parent}`;
     let byType = failed.get(key);
     if (!byType) failed.set(key, (byType = new Map()));
@@ -43,7 +76,17 @@ export function gatewayApiResourceStatus(resources: readonly Resource[], diagnos
     if (r.kind === 'KubernetesGateway') {
       const spec = r.spec as unknown as GatewayApi.KubernetesGatewaySpec;
       if (spec.gatewayClassName !== ISTIO_CLASS) continue;
-      const accepted = condition(key, 'Accepted', 'Accepted', 'Resource accepted');
+      const listeners = (spec.listeners ?? []).map((l, i) => {
+        const conditions = [condition(`${key}#${i}`, 'Accepted', 'Accepted', 'No errors found'), condition(`${key}#${i}`, 'ResolvedRefs', 'ResolvedRefs', 'No errors found')];
+        const ok = conditions.every((c) => c.status === 'True');
+        conditions.push(ok ? { type: 'Programmed', status: 'True', reason: 'Programmed', message: 'No errors found' } : { type: 'Programmed', status: 'False', reason: 'Invalid', message: 'the listener is not accepted or its references do not resolve' });
+        const allowed = l.allowedRoutes?.kinds?.map((k) => k.kind);
+        const kinds = supportedKinds(l).filter((k) => !allowed || allowed.includes(k));
+        return { name: l.name, attachedRoutes: attached.get(`${r.metadata.namespace}/${r.metadata.name}/${l.name}`) ?? 0, conditions, supportedKinds: kinds.map((kind) => ({ group: 'gateway.networking.k8s.io', kind })) };
+      });
+      // The Gateway API's rule: a Gateway with some invalid listeners is still accepted, saying so.
+      const invalidListeners = listeners.filter((l) => l.conditions.some((c) => c.status === 'False')).map((l) => l.name);
+      const accepted: Condition = failed.get(key)?.has('Accepted') || !invalidListeners.length ? condition(key, 'Accepted', 'Accepted', 'Resource accepted') : { type: 'Accepted', status: 'True', reason: 'ListenersNotValid', message: `invalid listeners: ${invalidListeners.join(', ')}` };
       const gateways = proxies.filter((p) => p.type === 'router' && p.namespace === r.metadata.namespace && p.labels[GATEWAY_NAME_LABEL] === r.metadata.name);
       const addresses = [...new Set(gateways.map((p) => p.explicit?.bind ?? p.ipAddresses[0]).filter((a): a is string => !!a))];
       const programmed: Condition =
@@ -52,7 +95,7 @@ export function gatewayApiResourceStatus(resources: readonly Resource[], diagnos
           : addresses.length
             ? { type: 'Programmed', status: 'True', reason: 'Programmed', message: `Resource programmed, served by ${gateways.map((p) => p.name).join(', ')}` }
             : { type: 'Programmed', status: 'False', reason: 'AddressNotAssigned', message: `no gateway proxy labelled ${GATEWAY_NAME_LABEL}=${r.metadata.name} in ${r.metadata.namespace} is connected (rig up runs ${r.metadata.name}-${ISTIO_CLASS})` };
-      out.set(key, { addresses: addresses.map((value) => ({ type: 'IPAddress', value })), conditions: [accepted, programmed] });
+      out.set(key, { addresses: addresses.map((value) => ({ type: 'IPAddress', value })), conditions: [accepted, programmed], listeners });
     } else if (ROUTE_KINDS.has(r.kind)) {
       const spec = r.spec as { parentRefs?: GatewayApi.ParentReference[] };
       const resolved = condition(key, 'ResolvedRefs', 'ResolvedRefs', 'All references resolved');

@@ -67,7 +67,7 @@ export function createDebugServer(o: DebugServerOptions): http.Server {
         case '/debug/configz': {
           // Kinds as users write them (the Gateway API's Gateway is KubernetesGateway inside), with the
           // status Istio would write on Gateway API resources.
-          const status = gatewayApiResourceStatus(d.push.resources, d.push.gatewayApiDiagnostics, [...d.connections.values()].map((c) => c.proxy));
+          const status = gatewayApiResourceStatus(d.push.resources, d.push.gatewayApiDiagnostics, [...d.connections.values()].map((c) => c.proxy), d.push);
           return json(res, 200, d.push.resources.map((r) => ({ ...r, kind: writtenKind(r.kind), ...(status.has(describeResource(r)) ? { status: status.get(describeResource(r)) } : {}) })));
         }
         case '/debug/push_status':
