@@ -20,7 +20,10 @@ export interface KindInfo {
 
 const NET = 'networking.istio.io';
 const SEC = 'security.istio.io';
-const GW = 'gateway.networking.k8s.io';
+export const GATEWAY_API_GROUP = 'gateway.networking.k8s.io';
+const GW = GATEWAY_API_GROUP;
+/** The label Istio's automated deployment puts on a Gateway API gateway's proxies, and selects them by. */
+export const GATEWAY_NAME_LABEL = 'gateway.networking.k8s.io/gateway-name';
 const NET_VERSIONS = ['v1', 'v1beta1', 'v1alpha3'] as const;
 
 export const KIND_INFO: Record<Kind, KindInfo> = {

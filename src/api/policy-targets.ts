@@ -7,9 +7,7 @@ import type { FieldPath } from './source-map.ts';
 import type { WorkloadSelector } from './types/networking.ts';
 import type { PolicyTargetReference } from './types/security.ts';
 
-export const GATEWAY_API_GROUP = 'gateway.networking.k8s.io';
-/** The label Istio's automated deployment puts on a Gateway API gateway's proxies. */
-export const GATEWAY_NAME_LABEL = 'gateway.networking.k8s.io/gateway-name';
+import { GATEWAY_API_GROUP } from './kinds.ts';
 
 export interface AttachableSpec {
   selector?: WorkloadSelector;

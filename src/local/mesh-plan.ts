@@ -2,7 +2,7 @@
 // its sidecar, with the loopback ports they use), the gateways that Istio Gateway resources select
 // and one gateway per Gateway API Gateway of class istio.
 import { parse as parseYaml } from 'yaml';
-import { workloadCwd, type GatewayApi, type Resource, type WorkloadSpec } from '../api/index.ts';
+import { GATEWAY_NAME_LABEL, workloadCwd, type GatewayApi, type Resource, type WorkloadSpec } from '../api/index.ts';
 
 export const INGRESS_LABELS = { istio: 'ingressgateway', app: 'istio-ingressgateway' } as const;
 export const EGRESS_LABELS = { istio: 'egressgateway', app: 'istio-egressgateway' } as const;
@@ -89,8 +89,6 @@ export interface GatewayPlan {
   protocols: Record<number, string>;
 }
 
-/** The label Istio's automated deployment puts on a Gateway API gateway's pods, and selects them by. */
-export const GATEWAY_NAME_LABEL = 'gateway.networking.k8s.io/gateway-name';
 /** The GatewayClass whose Gateways Istio (and `rig up`) deploys. */
 export const ISTIO_GATEWAY_CLASS = 'istio';
 

@@ -7,7 +7,8 @@
 // - otherwise the selector decides (none, or no labels: every workload in scope), for gateways too
 //   (Istio's ENABLE_SELECTOR_BASED_K8S_GATEWAY_POLICY, on by default).
 // Which namespaces a policy may come from (its own, the root namespace) is the caller's rule.
-import { GATEWAY_NAME_LABEL, isKubernetesGatewayRef, targetRefsOf, type AttachableSpec } from '../api/policy-targets.ts';
+import { GATEWAY_NAME_LABEL } from '../api/index.ts';
+import { isKubernetesGatewayRef, targetRefsOf, type AttachableSpec } from '../api/policy-targets.ts';
 import type { Resource } from '../api/index.ts';
 import type { Proxy } from './proxy.ts';
 

@@ -1,6 +1,7 @@
 // Checks shared by several kinds: selectors, exportTo, destinations, target references.
 import type { Destination, NetworkingWorkloadSelector, WorkloadSelector } from '../types/networking.ts';
-import { classifyTargetRef, GATEWAY_API_GROUP, targetRefsOf, waypointOnlyTargets, type AttachableSpec } from '../policy-targets.ts';
+import { GATEWAY_API_GROUP } from '../kinds.ts';
+import { classifyTargetRef, targetRefsOf, waypointOnlyTargets, type AttachableSpec } from '../policy-targets.ts';
 import type { FieldPath } from '../source-map.ts';
 import type { Reporter } from './reporter.ts';
 import { HOST_HINT, DURATION_HINT, durationProblem, hostProblem, isDns1123Label, isPort, labelKeyProblem, labelValueProblem, regexProblem } from './rules.ts';

@@ -5,7 +5,7 @@ import { normalizePatchValue, unknownFilterReason, unwrapTypedStructs } from '..
 import type { FieldPath } from '../source-map.ts';
 import type { EnvoyFilterApplyTo, EnvoyFilterConfigPatch, EnvoyFilterOperation, EnvoyFilterSpec } from '../types/networking.ts';
 import type { Reporter } from './reporter.ts';
-import { GATEWAY_NAME_LABEL } from '../policy-targets.ts';
+import { GATEWAY_NAME_LABEL } from '../kinds.ts';
 
 /** The Envoy message each supported applyTo patches, and the operations Istio applies to it. */
 export const ENVOY_FILTER_TARGETS: Partial<Record<EnvoyFilterApplyTo, { message: string; operations: readonly EnvoyFilterOperation[]; match: 'listener' | 'routeConfiguration' | 'cluster' }>> = {

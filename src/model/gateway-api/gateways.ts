@@ -3,13 +3,11 @@
 // automated deployment labels `gateway.networking.k8s.io/gateway-name: <gateway>`. The listeners
 // are kept for route attachment (hostname, allowed namespaces and kinds).
 import type { GatewayApi, GatewaySpec, Resource, Server } from '../../api/index.ts';
-import { TLS_TERMINATE_MODE_OPTION } from '../../api/index.ts';
+import { GATEWAY_API_GROUP, GATEWAY_NAME_LABEL, TLS_TERMINATE_MODE_OPTION } from '../../api/index.ts';
 import type { ReferenceGrants } from './reference-grants.ts';
-import { GATEWAY_GROUP } from './reference-grants.ts';
 import { PARENTS_ANNOTATION } from './routes.ts';
 import type { StatusReport } from './status.ts';
 
-export const GATEWAY_NAME_LABEL = 'gateway.networking.k8s.io/gateway-name';
 /** Marks an Istio Gateway generated from a Gateway API Gateway (Istio's internal annotation): it selects gateways of its namespace only. */
 export const GATEWAY_SEMANTICS_ANNOTATION = 'internal.istio.io/gateway-semantics';
 export const DEFAULT_CLASS = 'istio';
@@ -139,7 +137,7 @@ function allowedKinds(gw: Resource<GatewayApi.KubernetesGatewaySpec>, l: Gateway
   if (!wanted?.length) return new Set(defaults);
   const out = new Set<string>();
   wanted.forEach((k, j) => {
-    if ((k.group ?? GATEWAY_GROUP) === GATEWAY_GROUP && defaults.includes(k.kind)) out.add(k.kind);
+    if ((k.group ?? GATEWAY_API_GROUP) === GATEWAY_API_GROUP && defaults.includes(k.kind)) out.add(k.kind);
     else status.condition(gw, 'ResolvedRefs', 'InvalidRouteKinds', [...at, 'allowedRoutes', 'kinds', j], `listener ${l.name} (${l.protocol}) cannot take ${k.kind} routes`, `allowed here: ${defaults.join(', ')}`, 'Warning');
   });
   return out;

@@ -10,7 +10,7 @@ import { convertL4Routes } from './l4-routes.ts';
 import { convertRoutes } from './routes.ts';
 import { StatusReport } from './status.ts';
 
-export { GATEWAY_NAME_LABEL, GATEWAY_SEMANTICS_ANNOTATION } from './gateways.ts';
+export { GATEWAY_SEMANTICS_ANNOTATION } from './gateways.ts';
 export { GATEWAY_API_CODES } from './status.ts';
 export { PREFIX_REDIRECT_MARKER, ROUTE_SEMANTICS_ANNOTATION, prefixReplacement } from './routes.ts';
 

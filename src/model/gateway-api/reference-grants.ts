@@ -1,8 +1,8 @@
 // ReferenceGrant: a reference across namespaces (a route's backendRef to a Service, a Gateway's
 // certificateRef to a Secret) is allowed only when the target namespace grants it.
 import type { GatewayApi, Resource } from '../../api/index.ts';
+import { GATEWAY_API_GROUP } from '../../api/index.ts';
 
-export const GATEWAY_GROUP = 'gateway.networking.k8s.io';
 
 export class ReferenceGrants {
   /** `fromKind|fromNamespace|toKind|toNamespace` → the names granted (`*` for all). */
@@ -11,7 +11,7 @@ export class ReferenceGrants {
   constructor(grants: readonly Resource<GatewayApi.ReferenceGrantSpec>[]) {
     for (const g of grants) {
       for (const from of g.spec.from) {
-        if (from.group !== GATEWAY_GROUP) continue;
+        if (from.group !== GATEWAY_API_GROUP) continue;
         for (const to of g.spec.to) {
           if (to.group !== '' && to.group !== 'core') continue;
           const key = `${from.kind}|${from.namespace}|${to.kind}|${g.metadata.namespace}`;

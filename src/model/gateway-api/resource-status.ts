@@ -2,9 +2,9 @@
 // (`/debug/configz`, which `rig get` reads): conditions from the translation's diagnostics, and for
 // a Gateway, Programmed and its addresses from the gateway proxies connected to the control plane.
 import type { Diagnostic, GatewayApi, GatewaySpec, Resource, VirtualServiceSpec } from '../../api/index.ts';
-import { describeResource } from '../../api/index.ts';
+import { describeResource, GATEWAY_API_GROUP, GATEWAY_NAME_LABEL } from '../../api/index.ts';
 import type { Proxy } from '../proxy.ts';
-import { GATEWAY_NAME_LABEL, supportedKinds } from './gateways.ts';
+import { supportedKinds } from './gateways.ts';
 import { PARENTS_ANNOTATION } from './routes.ts';
 import { GATEWAY_API_CODES } from './status.ts';
 
@@ -82,7 +82,7 @@ export function gatewayApiResourceStatus(resources: readonly Resource[], diagnos
         conditions.push(ok ? { type: 'Programmed', status: 'True', reason: 'Programmed', message: 'No errors found' } : { type: 'Programmed', status: 'False', reason: 'Invalid', message: 'the listener is not accepted or its references do not resolve' });
         const allowed = l.allowedRoutes?.kinds?.map((k) => k.kind);
         const kinds = supportedKinds(l).filter((k) => !allowed || allowed.includes(k));
-        return { name: l.name, attachedRoutes: attached.get(`${r.metadata.namespace}/${r.metadata.name}/${l.name}`) ?? 0, conditions, supportedKinds: kinds.map((kind) => ({ group: 'gateway.networking.k8s.io', kind })) };
+        return { name: l.name, attachedRoutes: attached.get(`${r.metadata.namespace}/${r.metadata.name}/${l.name}`) ?? 0, conditions, supportedKinds: kinds.map((kind) => ({ group: GATEWAY_API_GROUP, kind })) };
       });
       // The Gateway API's rule: a Gateway with some invalid listeners is still accepted, saying so.
       const invalidListeners = listeners.filter((l) => l.conditions.some((c) => c.status === 'False')).map((l) => l.name);

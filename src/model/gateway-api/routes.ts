@@ -4,9 +4,9 @@
 // The VirtualServices carry Istio's gateway route semantics (path-separated prefixes, 500 for a
 // backend that does not resolve, prefix redirects), which src/xds/translate/route-builder.ts reads.
 import type { Destination, GatewayApi, HTTPMatchRequest, HTTPRetry, HTTPRoute, HTTPRouteDestination, HeaderOperations, Resource, StringMatch, VirtualServiceSpec } from '../../api/index.ts';
+import { GATEWAY_API_GROUP } from '../../api/index.ts';
 import type { AttachableListener, ConvertedGateways } from './gateways.ts';
 import type { ReferenceGrants } from './reference-grants.ts';
-import { GATEWAY_GROUP } from './reference-grants.ts';
 import type { StatusReport } from './status.ts';
 
 export const ROUTE_SEMANTICS_ANNOTATION = 'internal.istio.io/route-semantics';
@@ -113,7 +113,7 @@ export function attach(route: GatewayApiRoute, input: RouteInput): Attachment {
   const ns = route.metadata.namespace;
   (route.spec.parentRefs ?? []).forEach((p, i) => {
     const at = ['spec', 'parentRefs', i];
-    const group = p.group ?? GATEWAY_GROUP;
+    const group = p.group ?? GATEWAY_API_GROUP;
     const kind = p.kind ?? 'Gateway';
     const pns = p.namespace ?? ns;
     if ((group === '' || group === 'core') && kind === 'Service') {
@@ -138,7 +138,7 @@ export function attach(route: GatewayApiRoute, input: RouteInput): Attachment {
       for (const host of se.spec.hosts ?? []) out.mesh.push({ host, port: p.port, exportTo: pns === ns ? ['*'] : ['.'] });
       return;
     }
-    if (group !== GATEWAY_GROUP || kind !== 'Gateway') {
+    if (group !== GATEWAY_API_GROUP || kind !== 'Gateway') {
       input.status.condition(route, 'Accepted', 'InvalidKind', at, `parentRef ${group ? group + '/' : ''}${kind} is not supported`, 'attach to a Gateway (gateway.networking.k8s.io) or, for mesh traffic, a Service (group "") or a ServiceEntry (group networking.istio.io)', 'Warning');
       return;
     }
