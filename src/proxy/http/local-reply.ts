@@ -1,8 +1,8 @@
 // Envoy's local replies: plain text bodies, or for gRPC requests a trailers-only response
 // (HTTP 200, grpc-status mapped from the HTTP status, grpc-message), rewritten by the HCM's
 // local_reply_config (mappers and body format) when it has one.
-import fs from 'node:fs';
 import type { Reader } from '../config/reader.ts';
+import { readDataSource } from '../config/data-source.ts';
 import type { HeaderMap, RequestHead, ResponseHead } from '../filters/filter.ts';
 import type { StreamInfo } from '../stream-info.ts';
 import { compileLogFormat } from '../access-log/access-log-format.ts';
@@ -98,20 +98,6 @@ function compileJson(v: unknown, error: (m: string) => void, omitEmpty: boolean)
   return () => v;
 }
 
-/** A DataSource (inline_string, inline_bytes or filename, read once per update). */
-function readDataSource(r: Reader): string | undefined {
-  if (r.has('inline_string')) return r.str('inline_string');
-  if (r.has('inline_bytes')) return Buffer.from(r.str('inline_bytes'), 'base64').toString();
-  if (r.has('filename')) {
-    try {
-      return fs.readFileSync(r.str('filename'), 'utf8');
-    } catch (e) {
-      r.issues.error(r.at('filename'), `cannot read: ${(e as Error).message}`);
-    }
-  }
-  return undefined;
-}
-
 function readBodyFormat(r: Reader | undefined): BodyFormat | undefined {
   if (!r) return undefined;
   const error = (m: string): void => r.issues.error(r.path, m);
@@ -129,7 +115,6 @@ function readBodyFormat(r: Reader | undefined): BodyFormat | undefined {
     const src = r.obj('text_format_source');
     if (src) {
       text = readDataSource(src) ?? '';
-      src.done();
     }
     out = { contentType: contentType || 'text/plain', render: compileText(text, error, omitEmpty) };
   }
@@ -149,9 +134,7 @@ function readMapper(m: Reader): Mapper {
   let body: string | undefined;
   const b = m.obj('body');
   if (b) {
-    body = readDataSource(b);
-    if (body === undefined && !b.has('filename')) b.issues.error(b.path, 'a mapper body needs inline_string, inline_bytes or filename');
-    b.done();
+    body = readDataSource(b, 'a mapper body');
   }
   const mapper = { filter, status, headers: readHeadersToAdd(m, 'headers_to_add'), body, format: readBodyFormat(m.obj('body_format_override')) };
   m.done();

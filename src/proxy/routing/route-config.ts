@@ -1,9 +1,9 @@
 // Envoy's RouteConfiguration compiled once per RDS update (or inline route_config) into an
 // immutable table: virtual hosts indexed by domain (exact map, then longest suffix/prefix
 // wildcard, then "*"), routes in order with precompiled matchers, header ops and actions.
-import fs from 'node:fs';
 import type { Issues} from '../config/reader.ts';
 import { Reader } from '../config/reader.ts';
+import { readDataSource } from '../config/data-source.ts';
 import type { RequestHead } from '../filters/filter.ts';
 import { compilePerFilterConfigs } from '../filters/registry.ts';
 import { readHeaderMatcher, readQueryMatcher, type HeaderMatcher, type QueryMatcher } from './header-matcher.ts';
@@ -202,20 +202,9 @@ function readMatch(m: Reader, issues: Issues, runtime: EnvoyRuntime): Pick<Route
 }
 
 function readDirectBody(r: Reader | undefined, maxBytes: number): string | undefined {
-  if (!r) return undefined;
-  let body: string | undefined;
-  if (r.has('inline_string')) body = r.str('inline_string');
-  else if (r.has('inline_bytes')) body = Buffer.from(r.str('inline_bytes'), 'base64').toString();
-  else if (r.has('filename')) {
-    try {
-      body = fs.readFileSync(r.str('filename'), 'utf8');
-    } catch (e) {
-      r.issues.error(r.at('filename'), `cannot read: ${(e as Error).message}`);
-    }
-  }
-  r.done();
+  const body = readDataSource(r);
   const size = body === undefined ? 0 : Buffer.byteLength(body);
-  if (size > maxBytes) r.issues.error(r.path, `response body size is ${size} bytes; maximum is ${maxBytes}`);
+  if (r && size > maxBytes) r.issues.error(r.path, `response body size is ${size} bytes; maximum is ${maxBytes}`);
   return body;
 }
 

@@ -2,8 +2,8 @@
 // applied through ProxyRuntime.apply(SECRET_TYPE) or declared in the bootstrap's static_resources.
 // TLS contexts resolve their secrets here when a connection is made, so a rotation takes effect
 // for new connections without touching established ones.
-import fs from 'node:fs';
 import { Reader, type Issues } from '../config/reader.ts';
+import { readDataSource } from '../config/data-source.ts';
 import { readSanMatchers, type SanMatcher } from './tls-san.ts';
 
 export interface Secret {
@@ -19,29 +19,6 @@ export interface Secret {
 }
 
 /** Reads a DataSource (filename, inline_string, inline_bytes, environment_variable). */
-export function readDataSource(r: Reader | undefined): string | undefined {
-  if (!r) return undefined;
-  let v: string | undefined;
-  if (r.has('filename')) {
-    const f = r.str('filename');
-    try {
-      v = fs.readFileSync(f, 'utf8');
-    } catch (e) {
-      r.issues.error(r.at('filename'), `cannot read ${f}: ${(e as Error).message}`);
-    }
-  } else if (r.has('inline_string')) v = r.str('inline_string');
-  else if (r.has('inline_bytes')) v = Buffer.from(r.str('inline_bytes'), 'base64').toString();
-  else if (r.has('environment_variable')) {
-    const name = r.str('environment_variable');
-    v = process.env[name];
-    if (v === undefined) r.issues.error(r.at('environment_variable'), `environment variable ${name} is not set`);
-  }
-  if (r.has('watched_directory')) r.issues.warn(r.at('watched_directory'), 'files are read when the config is applied, not watched for rotation; ignored');
-  r.accept('watched_directory');
-  r.done();
-  return v;
-}
-
 export function compileSecret(raw: Record<string, unknown>, path: string, issues: Issues): Secret {
   const r = new Reader(raw, path, issues);
   const name = r.str('name');

@@ -9,7 +9,8 @@ import tls from 'node:tls';
 import { constants, randomBytes } from 'node:crypto';
 import type { Reader } from '../config/reader.ts';
 import { LOCAL_SECRETS } from '../xds-client/xds-dependencies.ts';
-import { readDataSource, type SecretStore } from './secrets.ts';
+import { readDataSource } from '../config/data-source.ts';
+import type { SecretStore } from './secrets.ts';
 import { readSanMatchers, type SanMatcher } from './tls-san.ts';
 import { TlsSessionCache } from './tls-session-cache.ts';
 

@@ -2,9 +2,9 @@
 // source (default_source_code, else the deprecated inline_code; each source_codes entry; a route's
 // source_code) loads into its own Lua state. A script that does not load is a config error (NACK)
 // that gives the field and Lua's message with the line.
-import fs from 'node:fs';
 import type { Logger } from '../../../core/log.ts';
 import type { Reader } from '../../config/reader.ts';
+import { readDataSource } from '../../config/data-source.ts';
 import type { Stat } from '../../stats/stats.ts';
 import type { ClusterManager } from '../../upstream/cluster-manager.ts';
 import { compileScript, type LuaScript } from './lua-script.ts';
@@ -21,26 +21,6 @@ export interface LuaFilterConfig {
 }
 
 export type LuaPerRoute = { readonly kind: 'disabled' } | { readonly kind: 'name'; readonly name: string } | { readonly kind: 'script'; readonly script: LuaScript };
-
-/** A DataSource's text: inline_string, inline_bytes, filename or environment_variable. */
-function readSource(r: Reader): string | undefined {
-  let code: string | undefined;
-  if (r.has('inline_string')) code = r.str('inline_string');
-  else if (r.has('inline_bytes')) code = Buffer.from(r.str('inline_bytes'), 'base64').toString();
-  else if (r.has('filename')) {
-    try {
-      code = fs.readFileSync(r.str('filename'), 'utf8');
-    } catch (e) {
-      r.issues.error(r.at('filename'), `cannot read the Lua script: ${(e as Error).message}`);
-    }
-  } else if (r.has('environment_variable')) {
-    const name = r.str('environment_variable');
-    code = process.env[name];
-    if (code === undefined) r.issues.error(r.at('environment_variable'), `environment variable ${name} is not set`);
-  } else r.issues.error(r.path, 'a Lua source needs inline_string, inline_bytes, filename or environment_variable');
-  r.done();
-  return code;
-}
 
 /**
  * Loads `code` as chunk `chunk` (the name Lua's messages give with the line: inline_code:3: ...); a Lua
@@ -60,7 +40,7 @@ export function readLuaConfig(r: Reader, ctx: { name: string; statPrefix: string
   const source = r.obj('default_source_code');
   const inline = r.str('inline_code');
   if (source) {
-    const code = readSource(source);
+    const code = readDataSource(source, 'a Lua source');
     if (code !== undefined) defaultScript = load(r, source.path, 'default_source_code', code);
     if (inline) r.issues.warn(r.at('inline_code'), 'inline_code is ignored when default_source_code is set, as in Envoy');
   } else if (inline) defaultScript = load(r, r.at('inline_code'), 'inline_code', inline);
@@ -70,7 +50,7 @@ export function readLuaConfig(r: Reader, ctx: { name: string; statPrefix: string
     const sub = r.obj('source_codes')!;
     for (const name of Object.keys(codes as object)) {
       const e = sub.obj(name)!;
-      const code = readSource(e);
+      const code = readDataSource(e, 'a Lua source');
       const s = code === undefined ? undefined : load(r, e.path, `source_codes.${name}`, code);
       if (s) named.set(name, s);
     }
@@ -100,7 +80,7 @@ export function readLuaPerRoute(r: Reader): LuaPerRoute {
     out = { kind: 'name', name };
   } else if (r.has('source_code')) {
     const src = r.obj('source_code')!;
-    const code = readSource(src);
+    const code = readDataSource(src, 'a Lua source');
     const s = code === undefined ? undefined : load(r, src.path, 'source_code', code);
     if (s) out = { kind: 'script', script: s };
   } else if (r.has('disabled') && r.bool('disabled', true) !== true) r.issues.error(r.at('disabled'), 'disabled must be true (as LuaPerRoute validates)');
