@@ -103,6 +103,12 @@ export function resolveResourceName(name: string): Kind | undefined {
   return Object.values(KIND_INFO).find((info) => matches(info, lower))?.kind;
 }
 
+/** The API group of an apiVersion (`gateway.networking.k8s.io/v1` → `gateway.networking.k8s.io`, `v1` → the core group ''). */
+export function groupOf(apiVersion: string | undefined): string {
+  const v = apiVersion ?? '';
+  return v.includes('/') ? v.slice(0, v.indexOf('/')) : '';
+}
+
 /** `networking.istio.io/v1` or `v1` (core group). */
 export function apiVersionsOf(kind: Kind): string[] {
   const info = KIND_INFO[kind];

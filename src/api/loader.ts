@@ -7,7 +7,7 @@ import type { Document, Node } from 'yaml';
 import { closest, distance } from 'fastest-levenshtein';
 import type { Diagnostic } from './diagnostic.ts';
 import { formatPath } from './diagnostic.ts';
-import { KIND_INFO, OWNED_GROUPS, PARTLY_READ_GROUPS, WRITTEN_KINDS, apiVersionsOf, describeResource, displayKind, kindOf, kindsWritten } from './kinds.ts';
+import { KIND_INFO, OWNED_GROUPS, PARTLY_READ_GROUPS, WRITTEN_KINDS, apiVersionsOf, describeResource, displayKind, groupOf, kindOf, kindsWritten } from './kinds.ts';
 
 export { describeResource };
 import type { ObjectMeta, Resource, SourcePosition } from './resource.ts';
@@ -191,7 +191,7 @@ function toResource(value: unknown, locator: Locator, opts: LoadOptions, diagnos
   const { apiVersion, kind: written } = obj;
   if (typeof written !== 'string' || written === '') return envelopeError('missing `kind`', `add a kind, one of: ${WRITTEN_KINDS.join(', ')}`, ['kind']);
   if (typeof apiVersion !== 'string' || apiVersion === '') return envelopeError('missing `apiVersion`', 'add the apiVersion, e.g. networking.istio.io/v1', ['apiVersion']);
-  const group = apiVersion.includes('/') ? apiVersion.slice(0, apiVersion.indexOf('/')) : '';
+  const group = groupOf(apiVersion);
   const candidates = kindsWritten(written);
   if (!candidates.length) {
     if (PARTLY_READ_GROUPS.has(group) && OTHER_GATEWAY_API_KINDS.has(written)) {

@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse, stringify } from 'yaml';
-import { displayKind, kindOf, workloadCwd, writtenKind, type Resource, type WorkloadSpec } from '../api/index.ts';
+import { displayKind, groupOf, kindOf, workloadCwd, writtenKind, type Resource, type WorkloadSpec } from '../api/index.ts';
 
 export function appliedFileName(r: Pick<Resource, 'kind' | 'metadata'>): string {
   const ns = r.metadata.namespace || '_cluster';
@@ -43,8 +43,7 @@ export function appliedResources(dir: string): string[] {
       try {
         const r = parse(readFileSync(path.join(dir, f), 'utf8')) as Partial<Resource> | null;
         if (r?.kind && r.metadata?.name) {
-          const group = r.apiVersion?.includes('/') ? r.apiVersion.slice(0, r.apiVersion.indexOf('/')) : '';
-          const kind = kindOf(group, r.kind);
+          const kind = kindOf(groupOf(r.apiVersion), r.kind);
           return `${kind ? displayKind(kind) : r.kind} ${r.metadata.namespace ? `${r.metadata.namespace}/` : ''}${r.metadata.name}`;
         }
       } catch {

@@ -3,7 +3,7 @@
 // and on Gateway API resources the status Istio would write (a Gateway's PROGRAMMED and ADDRESS).
 import type { Command } from 'commander';
 import { stringify } from 'yaml';
-import { KIND_INFO, resolveResourceName, writtenKind, type Kind } from '../../api/index.ts';
+import { groupOf, KIND_INFO, resolveResourceName, writtenKind, type Kind } from '../../api/index.ts';
 import { RigError } from '../../core/errors.ts';
 import type { ConfigzEntry as Entry } from '../../xds/debug/resource-table.ts';
 import { addControlPlaneOptions, controlPlaneUrl } from './controlplane-option.ts';
@@ -82,9 +82,4 @@ function qualifiedKind(kind: Kind): string {
 function resourceName(kind: Kind): string {
   const info = KIND_INFO[kind];
   return info.group ? `${info.plural}.${info.group}` : info.plural;
-}
-
-function groupOf(apiVersion: string | undefined): string {
-  const v = apiVersion ?? '';
-  return v.includes('/') ? v.slice(0, v.indexOf('/')) : '';
 }
