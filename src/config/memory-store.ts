@@ -47,8 +47,9 @@ export class MemoryConfigStore implements ConfigStore {
   /** Adds or updates resources; unchanged ones produce no event. Returns the events emitted (one batch). */
   apply(resources: readonly Resource[]): ConfigEvent[] {
     const events: ConfigEvent[] = [];
+    const now = new Date().toISOString();
     for (const r of resources) {
-      const e = this.#put(r);
+      const e = this.#put(r, now);
       if (e) events.push(e);
     }
     this.#emit(events);
@@ -71,24 +72,32 @@ export class MemoryConfigStore implements ConfigStore {
       const e = this.#remove(key);
       if (e) events.push(e);
     }
+    const now = new Date().toISOString();
     for (const r of resources) {
-      const e = this.#put(r);
+      const e = this.#put(r, now);
       if (e) events.push(e);
     }
     this.#emit(events);
     return events;
   }
 
-  #put(r: Resource): ConfigEvent | undefined {
+  /**
+   * Stamps creationTimestamp as Kubernetes' API server does: when an object is first stored (`now`,
+   * one instant per batch, so files read together are equally old and ties fall to the name), kept
+   * across updates; a timestamp the resource was written with is kept. Istio breaks ties between
+   * competing resources by age, so a later `rig apply` loses to what was there before.
+   */
+  #put(r: Resource, now: string): ConfigEvent | undefined {
     const key = resourceKey(r);
     const previous = this.#items.get(key);
+    const creationTimestamp = r.metadata.creationTimestamp ?? previous?.metadata.creationTimestamp ?? now;
     if (previous && sameContent(previous, r)) {
       // Same configuration, maybe read from another line: keep positions current, tell no one.
-      if (!isDeepStrictEqual(previous.source, r.source)) this.#items.set(key, freeze({ ...r, metadata: { ...r.metadata, resourceVersion: previous.metadata.resourceVersion } }));
+      if (!isDeepStrictEqual(previous.source, r.source)) this.#items.set(key, freeze({ ...r, metadata: { ...r.metadata, creationTimestamp, resourceVersion: previous.metadata.resourceVersion } }));
       return undefined;
     }
     const version = ++this.#version;
-    const stored = freeze({ ...structuredClone(r), metadata: { ...structuredClone(r.metadata), resourceVersion: String(version) } });
+    const stored = freeze({ ...structuredClone(r), metadata: { ...structuredClone(r.metadata), creationTimestamp, resourceVersion: String(version) } });
     this.#items.set(key, stored);
     return previous ? { type: 'update', resource: stored, previous, version } : { type: 'add', resource: stored, version };
   }
@@ -116,6 +125,7 @@ export class MemoryConfigStore implements ConfigStore {
 function sameContent(a: Resource, b: Resource): boolean {
   return (
     a.apiVersion === b.apiVersion &&
+    (b.metadata.creationTimestamp === undefined || b.metadata.creationTimestamp === a.metadata.creationTimestamp) &&
     isDeepStrictEqual(a.metadata.labels, b.metadata.labels) &&
     isDeepStrictEqual(a.metadata.annotations, b.metadata.annotations) &&
     isDeepStrictEqual(a.spec, b.spec)

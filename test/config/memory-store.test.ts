@@ -67,3 +67,22 @@ test('a throwing handler does not stop the others', () => {
   store.apply([vs('b', 'reviews')]);
   assert.equal(seen, 1);
 });
+
+test('creationTimestamp is stamped when an object is first stored, shared by a batch, kept across updates', async () => {
+  const store = new MemoryConfigStore();
+  store.apply([vs('a', 'reviews'), vs('b', 'ratings')]);
+  const first = store.get('VirtualService', 'default', 'a')!.metadata.creationTimestamp;
+  assert.ok(first && !Number.isNaN(Date.parse(first)), `an RFC 3339 time: ${first}`);
+  assert.equal(store.get('VirtualService', 'default', 'b')!.metadata.creationTimestamp, first, 'one instant per batch: ties fall to the name');
+  const tick = Date.now();
+  while (Date.now() === tick) await new Promise((r) => setTimeout(r, 1));
+  store.apply([vs('c', 'details'), vs('a', 'productpage')]);
+  assert.equal(store.get('VirtualService', 'default', 'a')!.metadata.creationTimestamp, first, 'an update keeps the age');
+  assert.ok(store.get('VirtualService', 'default', 'c')!.metadata.creationTimestamp! > first, 'applied later: younger');
+  store.replaceAll([{ ...vs('a', 'productpage'), source: { file: 'moved.yaml', line: 3, column: 1 } }, vs('c', 'details')]);
+  assert.equal(store.get('VirtualService', 'default', 'a')!.metadata.creationTimestamp, first, 'read again from another line: same age');
+  const written = '2024-01-31T11:00:00.000Z';
+  const [event] = store.apply([{ ...vs('a', 'productpage'), metadata: { name: 'a', namespace: 'default', creationTimestamp: written } }]);
+  assert.equal(event?.type, 'update', 'a written timestamp changes precedence: an update');
+  assert.equal(store.get('VirtualService', 'default', 'a')!.metadata.creationTimestamp, written);
+});

@@ -61,8 +61,8 @@ describe('rig demo --gateway-api', () => {
   it("rig get lists the Gateway API resources with the status Istio would write", async () => {
     const gtw = await mesh.rig(['get', 'gtw']);
     assert.equal(gtw.code, 0, gtw.stderr);
-    assert.match(gtw.stdout, /^NAME +CLASS +ADDRESS +PROGRAMMED\nbookinfo-gateway +istio +127\.0\.0\.1 +True\n$/);
-    assert.match((await mesh.rig(['get', 'gatewayclasses'])).stdout, /^istio +istio\.io\/gateway-controller +True$/m, 'the built-in class');
+    assert.match(gtw.stdout, /^NAME +CLASS +ADDRESS +PROGRAMMED +AGE\nbookinfo-gateway +istio +127\.0\.0\.1 +True +\d+s\n$/);
+    assert.match((await mesh.rig(['get', 'gatewayclasses'])).stdout, /^istio +istio\.io\/gateway-controller +True +<unknown>$/m, 'the built-in class');
     const broken = `apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: { name: ratings }

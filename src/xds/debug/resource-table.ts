@@ -6,7 +6,7 @@ import { table } from './tables.ts';
 export interface ConfigzEntry {
   apiVersion?: string;
   kind: string;
-  metadata: { name: string; namespace?: string; labels?: Record<string, string>; resourceVersion?: string };
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; resourceVersion?: string; creationTimestamp?: string };
   spec?: Record<string, unknown>;
   source?: unknown;
   status?: Record<string, unknown>;
@@ -52,11 +52,33 @@ const COLUMNS: Partial<Record<Kind, Column[]>> = {
   GRPCRoute: [['HOSTNAMES', (r) => list(at(r, 'hostnames'))]],
 };
 
-/** kubectl's table for one kind; with `allNamespaces` a NAMESPACE column first. */
-export function resourceTable(kind: Kind, rows: readonly ConfigzEntry[], allNamespaces: boolean): string {
-  const cols: Column[] = [...(allNamespaces ? [['NAMESPACE', (r: ConfigzEntry) => r.metadata.namespace ?? ''] as Column] : []), ['NAME', (r) => r.metadata.name], ...(COLUMNS[kind] ?? [])];
+/** kubectl's table for one kind; with `allNamespaces` a NAMESPACE column first, AGE last. */
+export function resourceTable(kind: Kind, rows: readonly ConfigzEntry[], allNamespaces: boolean, now = Date.now()): string {
+  const age: Column = ['AGE', (r) => (r.metadata.creationTimestamp ? humanDuration(now - Date.parse(r.metadata.creationTimestamp)) : '<unknown>')];
+  const cols: Column[] = [...(allNamespaces ? [['NAMESPACE', (r: ConfigzEntry) => r.metadata.namespace ?? ''] as Column] : []), ['NAME', (r) => r.metadata.name], ...(COLUMNS[kind] ?? []), age];
   return table(
     cols.map(([h]) => h),
     rows.map((r) => cols.map(([, cell]) => cell(r))),
   );
+}
+
+/** kubectl's AGE: Kubernetes' HumanDuration (apimachinery util/duration), precise while young, coarser with age. */
+export function humanDuration(ms: number): string {
+  const seconds = Math.trunc(ms / 1000);
+  if (seconds < -1) return '<invalid>';
+  if (seconds < 0) return '0s';
+  if (seconds < 120) return `${seconds}s`;
+  const minutes = Math.trunc(seconds / 60);
+  const both = (a: number, unitA: string, b: number, unitB: string) => (b === 0 ? `${a}${unitA}` : `${a}${unitA}${b}${unitB}`);
+  if (minutes < 10) return both(minutes, 'm', seconds % 60, 's');
+  if (minutes < 180) return `${minutes}m`;
+  const hours = Math.trunc(minutes / 60);
+  if (hours < 8) return both(hours, 'h', minutes % 60, 'm');
+  if (hours < 48) return `${hours}h`;
+  const days = Math.trunc(hours / 24);
+  if (hours < 24 * 8) return both(days, 'd', hours % 24, 'h');
+  if (hours < 24 * 365 * 2) return `${days}d`;
+  const years = Math.trunc(days / 365);
+  if (hours < 24 * 365 * 8) return both(years, 'y', days % 365, 'd');
+  return `${years}y`;
 }
