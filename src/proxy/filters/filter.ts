@@ -26,13 +26,13 @@
  *      the whole body goes on). Return `Continue`, or `StopIteration` and later `continueDecoding()`.
  *    - `encodeHeaders(head, endStream)` / `encodeData(chunk, endStream)`: see and mutate the response
  *      (also local replies) in reverse chain order. Encoding never stops.
- *    - To rewrite a body as it streams (e.g. gRPC-Web framing), call `cb.transformRequestBody(t)` from
- *      decodeHeaders or `cb.transformResponseBody(t, holdHead)` from encodeHeaders: only streams that
- *      install one pay for it. A response transform may move the trailers into the body, and with
- *      holdHead the head waits for the body's end (its last chance to change the head).
- *      A body recoded by a stream engine that works asynchronously (compression through node:zlib)
- *      goes through a BodyCodec instead: `cb.recodeRequestBody(c)` / `cb.recodeResponseBody(c)`;
- *      several codecs chain in filter order (a decompressor's output into a compressor).
+ *    - To rewrite a body as it streams (gRPC-Web framing, compression, a Lua script's body), give the
+ *      stream a BodyCodec: `cb.recodeRequestBody(c)` from decodeHeaders, `cb.recodeResponseBody(c)`
+ *      from encodeHeaders. Only streams that install one pay for it. Its `stream()` is a Transform:
+ *      asynchronous (node:zlib) or answering each chunk at once (`RewriteStream`, rewrite-stream.ts).
+ *      Codecs chain in the order they were installed (a decompressor's output into a compressor). A
+ *      response codec may hold the head until the body's end (its last chance to change the head),
+ *      and at the body's end add bytes and change the trailers, or move them into the body.
  *    - `onDestroy()`: the stream ended (completed or reset); clear timers here.
  *    Per-route config: `cb.perRouteConfig(ctx.name)` gives what `compilePerRoute` returned for the
  *    matched route (route, else virtual host), undefined when none.
@@ -123,43 +123,36 @@ export interface StreamCallbacks {
   continueDecoding(): void;
   /** Ends the stream with a locally generated response (no upstream request is made). */
   sendLocalReply(reply: LocalReply): void;
-  /** From decodeHeaders: the request body (what is left of it) goes through `t`. */
-  transformRequestBody(t: RequestBodyTransform): void;
-  /** From encodeHeaders: the response body goes through `t`; with holdHead the head is sent at the body's end. */
-  transformResponseBody(t: ResponseBodyTransform, holdHead: boolean): void;
-  /** From decodeHeaders: the request body (what is left of it) goes through `c`'s stream. */
+  /** From decodeHeaders: the request body (what is left of it) goes through `c`, after the codecs installed before. */
   recodeRequestBody(c: BodyCodec): void;
-  /** From encodeHeaders: the response body goes through `c`'s stream, after the codecs installed before. */
+  /** From encodeHeaders: the response body goes through `c`, after the codecs installed before. */
   recodeResponseBody(c: BodyCodec): void;
 }
 
-/** Recodes a body (compression, decompression): cb.recodeRequestBody / recodeResponseBody. */
+/** Recodes a body as it streams (cb.recodeRequestBody / recodeResponseBody). */
 export interface BodyCodec {
-  /** The stream a streamed body goes through; made once per body, its output in order, never an error. */
-  stream(): Transform;
-  /** The same recoding of a body known whole (a local reply's, a request body read already); never throws. */
-  whole(body: Buffer): Buffer;
-  /** At a response body's end: trailers to add, if any (then an HTTP/2 response waits for them). */
-  readonly trailers?: () => Record<string, string>;
-}
-
-/** Rewrites a request body as it streams (cb.transformRequestBody). */
-export interface RequestBodyTransform {
-  /** A body chunk: what to send in its place (empty to hold it back). */
-  transformRequestData(chunk: Buffer): Buffer;
-  /** The body ended: the last bytes to send. */
-  transformRequestEnd(): Buffer;
-}
-
-/** Rewrites a response body as it streams (cb.transformResponseBody). */
-export interface ResponseBodyTransform {
-  /** A body chunk: what to send in its place (empty to hold it back). */
-  transformResponseData(chunk: Buffer): Buffer;
   /**
-   * The body ended: the last bytes to send. `trailers` (undefined when none) may be changed, and
-   * moved into the body by deleting their keys; a held head may still be changed.
+   * The stream a streamed body goes through; made once per body, its output in order, never an
+   * error. A synchronous rewrite is a RewriteStream (rewrite-stream.ts).
    */
-  transformResponseEnd(trailers: HeaderMap | undefined): Buffer;
+  stream(): Transform;
+  /** The same recoding of a body known whole (a request body read already, a local reply: end() is not called, no trailers); never throws. */
+  whole(body: Buffer): Buffer;
+  /** Response: the head is sent once the whole body went through the codecs (end() may still change it). */
+  readonly holdHead?: boolean;
+  /** Response: end() adds trailers (an HTTP/2 response then waits for them). */
+  readonly addsTrailers?: boolean;
+  /**
+   * Response: this codec's stream has ended; returns the last bytes to add after its output. It may
+   * change `e.trailers`, replace them, or move them into the body (deleting their keys).
+   */
+  end?(e: BodyEnd): Buffer;
+}
+
+/** The end of a response body, handed to each codec's end() in turn. */
+export interface BodyEnd {
+  /** The trailers the response ends with; undefined when none. */
+  trailers: HeaderMap | undefined;
 }
 
 export interface HttpFilter {

@@ -2,10 +2,10 @@
 // (cluster, host, upstream attempt with retries and timeouts) → response back through the
 // encoder filters, filling the StreamInfo on the way. One object per request; no per-request
 // closures on the common path (node's and undici's callbacks land on methods).
-import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
-import { FilterStatus, type BodyCodec, type ConnectionInfo, type HeaderMap, type HttpFilter, type LocalReply, type RequestBodyTransform, type RequestHead, type ResponseBodyTransform, type ResponseHead, type StreamCallbacks } from '../filters/filter.ts';
+import { FilterStatus, type BodyCodec, type ConnectionInfo, type HeaderMap, type HttpFilter, type LocalReply, type RequestHead, type ResponseHead, type StreamCallbacks } from '../filters/filter.ts';
 import { DISABLED, ENABLED } from '../filters/registry.ts';
 import { ResponseFlag } from '../response-flags.ts';
 import { newStreamInfo, type StreamInfo } from '../stream-info.ts';
@@ -99,7 +99,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
   readonly connection: ConnectionInfo;
   private readonly conn: ConnState;
   private readonly req: DownstreamRequest;
-  /** The request body: the request itself, or for HTTP/2 its Http2Stream's readable side (or a filter's transform of it). */
+  /** The request body: the request itself, or for HTTP/2 its Http2Stream's readable side (or a filter's codec stream of it). */
   private source: Readable;
   private readonly res: ResponseWriter;
   private readonly head: RequestHead;
@@ -127,16 +127,12 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
   private done = false;
   private responseStarted = false;
   private resHead: ResponseHead | undefined;
-  /** A filter's rewrite of the response body (transformResponseBody). */
-  private resTransform: ResponseBodyTransform | undefined;
-  /** With resTransform's holdHead: the body so far, until the head goes out at the body's end. */
-  private heldBody: Buffer[] | undefined;
   /** Filters' codecs for the response body (recodeResponseBody), in the order the body meets them. */
   private resCodecs: BodyCodec[] | undefined;
   /** The response body on its way through resCodecs, from its first byte. */
   private recoded: RecodedBody | undefined;
-  /** The trailers to send once the recoded body has ended (fromUpstream: the upstream's are kept). */
-  private recodedTrailers: IncomingHttpHeaders | undefined;
+  /** When a codec holds the head: the recoded body so far, until the head goes out at the body's end. */
+  private heldBody: Buffer[] | undefined;
   private span: Span | undefined;
   private cluster: Cluster | undefined;
   private weighted: WeightedCluster | undefined;
@@ -878,14 +874,6 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
   onAttemptData(a: UpstreamRequest, chunk: Buffer): void {
     if (this.done) return;
     this.idleTimer?.refresh();
-    if (this.resTransform) {
-      chunk = this.resTransform.transformResponseData(chunk);
-      if (chunk.length === 0) return;
-      if (this.heldBody) {
-        this.heldBody.push(chunk);
-        return;
-      }
-    }
     if (this.resCodecs) {
       if (!this.recodeWrite(chunk)) a.pause();
       return;
@@ -904,34 +892,23 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     if (this.done) return;
     const info = this.streamInfo;
     const fromUpstream = this.trailersFrom(a);
-    const last = this.resTransform ? this.transformLast(EMPTY, fromUpstream ? (trailers as HeaderMap) : undefined) : EMPTY;
-    // A held head that could not be sent was answered with a 502 instead.
-    if (this.done) return;
     if (this.resCodecs) {
       // The body's end comes out of the codecs later (recodedEnd); the upstream is done now.
-      if (last.length) this.recodeWrite(last);
-      this.recodedTrailers = fromUpstream ? trailers : undefined;
-      (this.recoded ??= new RecodedBody(this.resCodecs, this)).end();
+      (this.recoded ??= new RecodedBody(this.resCodecs, this)).end(fromUpstream ? (trailers as HeaderMap) : undefined);
       if (this.conn.hcm.dynamicStats && !info.healthCheck) a.cluster.s.rqTime.record(performance.now() - this.upstreamStart);
       return;
     }
-    info.bytesSent += last.length;
     const fs = this.filters;
-    if (fs) for (let i = fs.length - 1; i >= 0; i--) fs[i].encodeData?.(last, true);
-    if (last.length) this.res.write(last);
+    if (fs) for (let i = fs.length - 1; i >= 0; i--) fs[i].encodeData?.(EMPTY, true);
     this.endResponse(fromUpstream ? trailers : undefined);
     // upstream_rq_time (not for health checks, as Envoy), on finish()'s clock reading. Envoy times
     // it from the downstream request's end; here from routing (the same for a request without a body).
     if (this.conn.hcm.dynamicStats && !info.healthCheck) a.cluster.s.rqTime.record(info.startMonotonic + info.durationMs! - this.upstreamStart);
   }
 
-  /** Sends the trailers (the upstream's, when kept, and the codecs') and ends the response. */
-  private endResponse(trailers: IncomingHttpHeaders | undefined): void {
+  /** Sends the trailers (the upstream's when kept, as the codecs left them) and ends the response. */
+  private endResponse(trailers: IncomingHttpHeaders | HeaderMap | undefined): void {
     const info = this.streamInfo;
-    const codecs = this.resCodecs;
-    if (codecs) {
-      for (const c of codecs) if (c.trailers) trailers = { ...trailers, ...c.trailers() };
-    }
     const toClient = this.isH2 || this.conn.hcm.enableTrailers;
     let hasTrailers = false;
     for (const _k in trailers) {
@@ -956,6 +933,14 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
   recodedData(chunk: Buffer): boolean {
     if (this.done) return true;
     this.idleTimer?.refresh();
+    if (this.heldBody) {
+      this.heldBody.push(chunk);
+      return true;
+    }
+    return this.sendRecoded(chunk);
+  }
+
+  private sendRecoded(chunk: Buffer): boolean {
     this.streamInfo.bytesSent += chunk.length;
     const fs = this.filters;
     if (fs) for (let i = fs.length - 1; i >= 0; i--) fs[i].encodeData?.(chunk, false);
@@ -970,11 +955,20 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     this.attempt?.resume();
   }
 
-  recodedEnd(): void {
+  recodedEnd(trailers: HeaderMap | undefined): void {
     if (this.done) return;
+    const held = this.heldBody;
+    if (held) {
+      this.heldBody = undefined;
+      this.streamInfo.responseCode = this.resHead!.status;
+      this.sendHead(this.resHead!);
+      // A held head that could not be sent was answered with a 502 instead.
+      if (this.done) return;
+      for (const c of held) this.sendRecoded(c);
+    }
     const fs = this.filters;
     if (fs) for (let i = fs.length - 1; i >= 0; i--) fs[i].encodeData?.(EMPTY, true);
-    this.endResponse(this.recodedTrailers);
+    this.endResponse(trailers);
   }
 
   onAttemptError(a: UpstreamRequest, err: Error): void {
@@ -1118,30 +1112,6 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
 
   // === responses ===
 
-  transformRequestBody(t: RequestBodyTransform): void {
-    if (!this.hasBody) return;
-    if (this.body !== undefined) {
-      // Read whole already (a filter earlier in the chain buffered it).
-      this.body = Buffer.concat([t.transformRequestData(this.body), t.transformRequestEnd()]);
-      return;
-    }
-    const from = this.source;
-    const to = new RequestBodyTransformStream(t);
-    to.on('error', noop);
-    if (this.chunks) {
-      // Partly read (decodeDataEarlyBytes): what was read is transformed now, the rest as it comes.
-      from.off('data', this.onChunk!);
-      from.off('end', this.onChunksEnd!);
-      const c = t.transformRequestData(this.joinChunks());
-      this.chunks = [c];
-      this.chunkBytes = c.length;
-      to.on('data', this.onChunk!);
-      to.once('end', this.onChunksEnd!);
-    }
-    from.pipe(to);
-    this.source = to;
-  }
-
   recodeRequestBody(c: BodyCodec): void {
     if (!this.hasBody) return;
     if (this.body !== undefined) {
@@ -1168,35 +1138,8 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
 
   recodeResponseBody(c: BodyCodec): void {
     (this.resCodecs ??= []).push(c);
-    if (c.trailers && this.isH2) (this.res as H2Response).expectTrailers();
-  }
-
-  transformResponseBody(t: ResponseBodyTransform, holdHead: boolean): void {
-    this.resTransform = t;
-    if (holdHead) this.heldBody = [];
-  }
-
-  /** The transform's last bytes after `chunk`, with the held head and body sent first. */
-  private transformLast(chunk: Buffer, trailers: HeaderMap | undefined): Buffer {
-    const t = this.resTransform!;
-    const a = chunk.length ? t.transformResponseData(chunk) : EMPTY;
-    const b = t.transformResponseEnd(trailers);
-    const held = this.heldBody;
-    if (held) {
-      this.heldBody = undefined;
-      this.streamInfo.responseCode = this.resHead!.status;
-      this.sendHead(this.resHead!);
-      if (this.done) return EMPTY;
-      for (const c of held) {
-        if (this.resCodecs) {
-          this.recodeWrite(c);
-          continue;
-        }
-        this.streamInfo.bytesSent += c.length;
-        this.res.write(c);
-      }
-    }
-    return a.length === 0 ? b : b.length === 0 ? a : Buffer.concat([a, b]);
+    if (c.holdHead) this.heldBody ??= [];
+    if (c.addsTrailers && this.isH2) (this.res as H2Response).expectTrailers();
   }
 
   private writeResponseHead(status: number, headers: HeaderMap): void {
@@ -1227,7 +1170,9 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
       this.streamInfo.responseFlags |= ResponseFlag.UpstreamProtocolError;
       this.conn.ctx.log.debug({ err: (e as Error).message }, 'invalid response head');
       this.responseStarted = false;
-      this.resTransform = this.heldBody = this.resCodecs = undefined;
+      this.heldBody = this.resCodecs = undefined;
+      this.recoded?.destroy();
+      this.recoded = undefined;
       this.attempt?.cancel();
       // Headers already out (or the 502 itself failed): the stream can only be reset.
       if (this.res.headersSent || this.streamInfo.responseCodeDetails === 'upstream_protocol_error') this.resetDownstream();
@@ -1282,10 +1227,16 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     this.writeResponseHead(status, headers);
     if (trailers) this.res.addTrailers(trailers);
     if (this.done) return;
-    let out = this.resTransform ? this.transformLast(buf, undefined) : buf;
-    if (this.done) return;
+    let out: Buffer = buf;
     const codecs = this.resCodecs;
     if (codecs) for (const c of codecs) out = c.whole(out);
+    if (this.heldBody) {
+      this.heldBody = undefined;
+      info.responseCode = this.resHead!.status;
+      this.sendHead(this.resHead!);
+      // A held head that could not be sent was answered with a 502 instead.
+      if (this.done) return;
+    }
     info.bytesSent += out.length;
     const fs = this.filters;
     if (fs) for (let i = fs.length - 1; i >= 0; i--) fs[i].encodeData?.(out, true);
@@ -1369,23 +1320,6 @@ function noop(): void {}
 function shadowHost(authority: string): string {
   const i = authority.lastIndexOf(':');
   return i > 0 && !authority.endsWith(']') ? `${authority.slice(0, i)}-shadow${authority.slice(i)}` : `${authority}-shadow`;
-}
-
-/** A request body through a filter's RequestBodyTransform. */
-class RequestBodyTransformStream extends Transform {
-  private readonly t: RequestBodyTransform;
-  constructor(t: RequestBodyTransform) {
-    super();
-    this.t = t;
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    const out = this.t.transformRequestData(chunk);
-    done(null, out.length ? out : undefined);
-  }
-  override _flush(done: TransformCallback): void {
-    const out = this.t.transformRequestEnd();
-    done(null, out.length ? out : undefined);
-  }
 }
 
 /** Discards a mirrored response, counting its status on the mirror cluster. */

@@ -2,9 +2,10 @@
 // the client: the codecs' streams piped in order, the last one's output handed to the stream's
 // owner chunk by chunk. Backpressure both ways: write() says when the source should wait for
 // 'drain' (the owner pauses the upstream), and a client that stops reading pauses the last codec.
-// Made only for responses a codec recodes.
+// At the body's end each codec's end() runs once its stream has ended, in order: its bytes go
+// into the next codec, and the trailers it leaves go on. Made only for responses a codec recodes.
 import type { Readable, Transform, Writable } from 'node:stream';
-import type { BodyCodec } from '../filters/filter.ts';
+import type { BodyCodec, BodyEnd, HeaderMap } from '../filters/filter.ts';
 
 export interface RecodedBodyOwner {
   /** A recoded chunk for the client; false when the client's side is full. */
@@ -13,8 +14,8 @@ export interface RecodedBodyOwner {
   onceWritable(fn: () => void): void;
   /** The first codec has room again (resume the source). */
   recodedDrain(): void;
-  /** The recoded body has ended. */
-  recodedEnd(): void;
+  /** The recoded body has ended, with these trailers (undefined: none). */
+  recodedEnd(trailers: HeaderMap | undefined): void;
 }
 
 export class RecodedBody {
@@ -23,23 +24,39 @@ export class RecodedBody {
   private readonly last: Readable;
   private readonly owner: RecodedBodyOwner;
   private readonly resume = (): void => void this.last.resume();
+  private readonly ending: BodyEnd = { trailers: undefined };
 
   constructor(codecs: readonly BodyCodec[], owner: RecodedBodyOwner) {
     this.owner = owner;
     const streams = (this.streams = codecs.map((c) => c.stream()));
-    for (let i = 0; i + 1 < streams.length; i++) streams[i].pipe(streams[i + 1]);
+    for (let i = 0; i + 1 < streams.length; i++) {
+      const s = streams[i];
+      const next = streams[i + 1];
+      const c = codecs[i];
+      s.pipe(next, { end: false });
+      s.once('end', () => {
+        const tail = c.end?.(this.ending);
+        if (tail?.length) next.write(tail);
+        next.end();
+      });
+    }
     this.first = streams[0];
-    this.last = streams[streams.length - 1];
+    const last = (this.last = streams[streams.length - 1]);
+    const lastCodec = codecs[codecs.length - 1];
     // A codec's stream never fails (it cuts a body it cannot decode); destroy() comes without an error.
     for (const s of streams) s.on('error', noop);
     this.first.on('drain', () => owner.recodedDrain());
-    this.last.on('data', (c: Buffer) => {
+    last.on('data', (c: Buffer) => {
       if (!owner.recodedData(c)) {
-        this.last.pause();
+        last.pause();
         owner.onceWritable(this.resume);
       }
     });
-    this.last.once('end', () => owner.recodedEnd());
+    last.once('end', () => {
+      const tail = lastCodec.end?.(this.ending);
+      if (tail?.length) owner.recodedData(tail);
+      owner.recodedEnd(this.ending.trailers);
+    });
   }
 
   /** False: wait for the owner's recodedDrain before writing more. */
@@ -47,7 +64,9 @@ export class RecodedBody {
     return this.first.write(chunk);
   }
 
-  end(): void {
+  /** The body ended, with these trailers (undefined: none) for the codecs' end(). */
+  end(trailers: HeaderMap | undefined): void {
+    this.ending.trailers = trailers;
     this.first.end();
   }
 

@@ -13,7 +13,7 @@
 import type { Reader } from '../../config/reader.ts';
 import type { Stat, Stats } from '../../stats/stats.ts';
 import { firstHeaderValue } from '../../http/first-header-value.ts';
-import { FilterStatus, type BodyCodec, type HeaderMap, type HttpFilter, type HttpFilterFactory, type RequestHead, type ResponseHead, type StreamCallbacks } from '../filter.ts';
+import { FilterStatus, type BodyCodec, type BodyEnd, type HeaderMap, type HttpFilter, type HttpFilterFactory, type RequestHead, type ResponseHead, type StreamCallbacks } from '../filter.ts';
 import { registerHttpFilter } from '../registry.ts';
 import type { CodecCounters, CodecStream } from '../compressor/codec-stream.ts';
 import type { EnvoyRuntime } from '../../envoy-runtime/index.ts';
@@ -49,12 +49,13 @@ class Decoding implements BodyCodec {
   private s: CodecStream | undefined;
   private bytesIn = 0;
   private bytesOut = 0;
-  readonly trailers: (() => Record<string, string>) | undefined;
+  /** A response ends with the byte count trailers. */
+  readonly addsTrailers: boolean;
 
   constructor(c: DecompressorConfig, d: Direction, withTrailers: boolean) {
     this.c = c;
     this.d = d;
-    this.trailers = withTrailers ? () => this.byteTrailers() : undefined;
+    this.addsTrailers = withTrailers;
   }
 
   stream(): CodecStream {
@@ -76,9 +77,11 @@ class Decoding implements BodyCodec {
     return out;
   }
 
-  private byteTrailers(): Record<string, string> {
+  end(e: BodyEnd): Buffer {
+    if (!this.addsTrailers) return EMPTY;
     const s = this.s;
-    return { [this.c.compressedTrailer]: String(s ? s.bytesIn : this.bytesIn), [this.c.uncompressedTrailer]: String(s ? s.bytesOut : this.bytesOut) };
+    e.trailers = { ...e.trailers, [this.c.compressedTrailer]: String(s ? s.bytesIn : this.bytesIn), [this.c.uncompressedTrailer]: String(s ? s.bytesOut : this.bytesOut) };
+    return EMPTY;
   }
 }
 

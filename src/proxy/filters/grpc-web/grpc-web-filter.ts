@@ -10,7 +10,8 @@
 import type { Stats } from '../../stats/stats.ts';
 import { grpcStatusFor, isGrpcContentType } from '../../http/local-reply.ts';
 import { firstHeaderValue } from '../../http/first-header-value.ts';
-import { FilterStatus, type HeaderMap, type HttpFilter, type HttpFilterFactory, type RequestBodyTransform, type RequestHead, type ResponseBodyTransform, type ResponseHead, type StreamCallbacks } from '../filter.ts';
+import { FilterStatus, type BodyCodec, type BodyEnd, type HttpFilter, type HttpFilterFactory, type RequestHead, type ResponseHead, type StreamCallbacks } from '../filter.ts';
+import { RewriteStream } from '../rewrite-stream.ts';
 import { registerHttpFilter } from '../registry.ts';
 import { Base64Decoder, FrameSplitter, base64Frames, percentEncode, trailersFrame } from './grpc-web-codec.ts';
 
@@ -41,18 +42,51 @@ const Mode = {
 } as const;
 type Mode = (typeof Mode)[keyof typeof Mode];
 
-class GrpcWebFilter implements HttpFilter, RequestBodyTransform, ResponseBodyTransform {
+/** A grpc-web-text request body, base64-decoded as it streams; invalid base64 is answered with 400. */
+class TextRequestBody implements BodyCodec {
+  private readonly cb: StreamCallbacks;
+  private readonly decoder = new Base64Decoder();
+
+  constructor(cb: StreamCallbacks) {
+    this.cb = cb;
+  }
+
+  stream(): RewriteStream {
+    return new RewriteStream(this);
+  }
+
+  whole(body: Buffer): Buffer {
+    return Buffer.concat([this.rewrite(body), this.finish()]);
+  }
+
+  rewrite(chunk: Buffer): Buffer {
+    const out = this.decoder.decode(chunk);
+    if (out !== undefined) return out;
+    this.cb.sendLocalReply({ status: 400, body: 'Bad gRPC-web request, invalid base64 data.', details: 'grpc_base_64_decode_failed' });
+    return EMPTY;
+  }
+
+  finish(): Buffer {
+    // Padding is mandatory: a body that does not end on a whole group is invalid.
+    if (this.decoder.pending > 0) this.cb.sendLocalReply({ status: 400, body: 'Bad gRPC-web request, invalid base64 data.', details: 'grpc_base_64_decode_failed_bad_size' });
+    return EMPTY;
+  }
+}
+
+/** The filter is its response's codec: gRPC frames to gRPC-Web (trailers as the last frame), or a non-gRPC answer to grpc-status. */
+class GrpcWebFilter implements HttpFilter, BodyCodec {
   private readonly c: GrpcWebConfig;
   private readonly cb: StreamCallbacks;
   private mode: Mode = Mode.Off;
   private textResponse = false;
   /** `cluster.<name>.grpc-web.<service>.<method>.`, when the request is tracked. */
   private statPrefix: string | undefined;
-  private decoder: Base64Decoder | undefined;
   private splitter: FrameSplitter | undefined;
   private head: ResponseHead | undefined;
   private message: Buffer[] | undefined;
   private messageBytes = 0;
+  /** A non-gRPC response: its head waits for the body, which becomes grpc-message. */
+  holdHead = false;
 
   constructor(c: GrpcWebConfig, cb: StreamCallbacks) {
     this.c = c;
@@ -67,10 +101,7 @@ class GrpcWebFilter implements HttpFilter, RequestBodyTransform, ResponseBodyTra
     // An HTTP/1.1 length is not the length of the HTTP/2 body (nor of a decoded text body).
     delete h['content-length'];
     this.trackStats(head.path);
-    if (ct === GRPC_WEB_TEXT || ct === GRPC_WEB_TEXT_PROTO) {
-      this.decoder = new Base64Decoder();
-      this.cb.transformRequestBody(this);
-    }
+    if (ct === GRPC_WEB_TEXT || ct === GRPC_WEB_TEXT_PROTO) this.cb.recodeRequestBody(new TextRequestBody(this.cb));
     h['content-type'] = 'application/grpc';
     const accept = firstHeaderValue(h.accept);
     this.textResponse = accept === GRPC_WEB_TEXT || accept === GRPC_WEB_TEXT_PROTO;
@@ -100,19 +131,6 @@ class GrpcWebFilter implements HttpFilter, RequestBodyTransform, ResponseBodyTra
     s.counter(p + 'total').value++;
   }
 
-  transformRequestData(chunk: Buffer): Buffer {
-    const out = this.decoder!.decode(chunk);
-    if (out !== undefined) return out;
-    this.cb.sendLocalReply({ status: 400, body: 'Bad gRPC-web request, invalid base64 data.', details: 'grpc_base_64_decode_failed' });
-    return EMPTY;
-  }
-
-  transformRequestEnd(): Buffer {
-    // Padding is mandatory: a body that does not end on a whole group is invalid.
-    if (this.decoder!.pending > 0) this.cb.sendLocalReply({ status: 400, body: 'Bad gRPC-web request, invalid base64 data.', details: 'grpc_base_64_decode_failed_bad_size' });
-    return EMPTY;
-  }
-
   encodeHeaders(head: ResponseHead): void {
     if (this.mode === Mode.Off) return;
     const h = head.headers;
@@ -126,17 +144,28 @@ class GrpcWebFilter implements HttpFilter, RequestBodyTransform, ResponseBodyTra
       this.mode = Mode.NotGrpc;
       this.head = head;
       this.message = [];
-      this.cb.transformResponseBody(this, true);
+      this.holdHead = true;
+      this.cb.recodeResponseBody(this);
       return;
     }
     if (this.textResponse) {
       this.mode = Mode.Text;
       this.splitter = new FrameSplitter();
     }
-    this.cb.transformResponseBody(this, false);
+    this.cb.recodeResponseBody(this);
   }
 
-  transformResponseData(chunk: Buffer): Buffer {
+  stream(): RewriteStream {
+    return new RewriteStream(this);
+  }
+
+  whole(body: Buffer): Buffer {
+    const a = body.length ? this.rewrite(body) : EMPTY;
+    const b = this.end({ trailers: undefined });
+    return a.length === 0 ? b : b.length === 0 ? a : Buffer.concat([a, b]);
+  }
+
+  rewrite(chunk: Buffer): Buffer {
     switch (this.mode) {
       case Mode.Text:
         return base64Frames(this.splitter!.push(chunk));
@@ -151,7 +180,8 @@ class GrpcWebFilter implements HttpFilter, RequestBodyTransform, ResponseBodyTra
     }
   }
 
-  transformResponseEnd(trailers: HeaderMap | undefined): Buffer {
+  end(e: BodyEnd): Buffer {
+    const trailers = e.trailers;
     if (this.mode === Mode.NotGrpc) {
       const h = this.head!.headers;
       const body = Buffer.concat(this.message!);

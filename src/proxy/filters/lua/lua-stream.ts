@@ -5,7 +5,8 @@
 // held and the body buffered until its end). A script error is logged and counted (lua.errors) and
 // the stream goes on without the script, as in Envoy.
 import { requestThroughCluster, type ClusterRequest } from '../../upstream/cluster-request.ts';
-import { FilterStatus, type HeaderMap, type HttpFilter, type LocalReply, type RequestHead, type ResponseBodyTransform, type ResponseHead, type StreamCallbacks } from '../filter.ts';
+import { FilterStatus, type BodyCodec, type BodyEnd, type HeaderMap, type HttpFilter, type LocalReply, type RequestHead, type ResponseHead, type StreamCallbacks } from '../filter.ts';
+import { RewriteStream } from '../rewrite-stream.ts';
 import { enterStream, leaveStream } from './lua-host.ts';
 import { YIELD_BODY, YIELD_CALL, YIELD_RESPOND } from './lua-prelude.ts';
 import type { LuaScript } from './lua-script.ts';
@@ -20,7 +21,29 @@ const REQUEST = 0;
 const Outcome = { Done: 0, WaitBody: 1, WaitCall: 2, Replied: 3, Failed: 4 } as const;
 type Outcome = (typeof Outcome)[keyof typeof Outcome];
 
-export class LuaStreamFilter implements HttpFilter, ResponseBodyTransform {
+/** The request body a script set (body():setBytes()), in place of the body it read whole. */
+class ReplacedBody implements BodyCodec {
+  private readonly body: Buffer;
+  constructor(body: Buffer) {
+    this.body = body;
+  }
+  stream(): RewriteStream {
+    return new RewriteStream(this);
+  }
+  whole(): Buffer {
+    return this.body;
+  }
+  rewrite(): Buffer {
+    return EMPTY;
+  }
+  finish(): Buffer {
+    return this.body;
+  }
+}
+
+/** The filter is its response's codec when envoy_on_response waits for the body: held, with the head, until its end. */
+export class LuaStreamFilter implements HttpFilter, BodyCodec {
+  readonly holdHead = true;
   readonly config: LuaFilterConfig;
   readonly cb: StreamCallbacks;
   private script: LuaScript | null | undefined;
@@ -93,7 +116,7 @@ export class LuaStreamFilter implements HttpFilter, ResponseBodyTransform {
     const out = this.reqBodyOut;
     if (out) {
       this.reqBodyOut = undefined;
-      this.cb.transformRequestBody({ transformRequestData: () => out, transformRequestEnd: () => EMPTY });
+      this.cb.recodeRequestBody(new ReplacedBody(out));
       if (this.reqHead!.headers['content-length'] !== undefined) this.reqHead!.headers['content-length'] = String(out.length);
     }
     if (this.requestHeadersChanged) this.cb.clearRouteCache();
@@ -112,16 +135,26 @@ export class LuaStreamFilter implements HttpFilter, ResponseBodyTransform {
     this.thread = s.state.startThread(s.onResponse, s.responseHandle);
     if (this.run() === Outcome.WaitBody) {
       this.resChunks = [];
-      this.cb.transformResponseBody(this, true);
+      this.cb.recodeResponseBody(this);
     }
   }
 
-  transformResponseData(chunk: Buffer): Buffer {
+  stream(): RewriteStream {
+    return new RewriteStream(this);
+  }
+
+  whole(body: Buffer): Buffer {
+    if (body.length) this.rewrite(body);
+    return this.end({ trailers: undefined });
+  }
+
+  rewrite(chunk: Buffer): Buffer {
     this.resChunks!.push(chunk);
     return EMPTY;
   }
 
-  transformResponseEnd(trailers: HeaderMap | undefined): Buffer {
+  end(e: BodyEnd): Buffer {
+    const trailers = e.trailers;
     const chunks = this.resChunks!;
     this.resBody = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
     this.resChunks = undefined;
