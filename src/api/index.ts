@@ -19,7 +19,7 @@ export type * as GatewayApi from './types/gateway-api.ts';
 export { TLS_TERMINATE_MODE_OPTION } from './types/gateway-api.ts';
 export type { WorkloadPort, WorkloadProbe, WorkloadSpec } from './types/workload.ts';
 export { WORKLOAD_API_VERSION, workloadCwd } from './types/workload.ts';
-export type { AnalyzeOptions } from './analysis/index.ts';
+export type { AnalyzeOptions, RunningWorkload } from './analysis/index.ts';
 export { analyze } from './analysis/index.ts';
 export type { MessageName } from './analysis/messages.ts';
 export { MESSAGES, documentationUrl } from './analysis/messages.ts';

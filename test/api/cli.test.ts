@@ -71,20 +71,20 @@ spec:
   hosts: [reviews]
   http: [{route: [{destination: {host: reviews, subset: v1}}]}]
 `);
-  const text = await runRig(['analyze', '-f', dir]);
+  const text = await runRig(['analyze', '--use-live=false', '-f', dir]);
   assert.equal(text.code, 79, text.stdout + text.stderr);
   assert.ok(text.stdout.startsWith(`Error [IST0101] (VirtualService default/reviews ${join(dir, 'mesh.yaml')}:12:57) spec.http[0].route[0].destination.subset: Referenced host+subset in destinationrule not found: "reviews+v1"`), text.stdout);
   assert.match(text.stdout, /Info \[IST0118\] \(Service default\/reviews/);
   assert.match(text.stderr, /Analyzers found issues/);
-  const json = await runRig(['analyze', '-f', dir, '-o', 'json', '--output-threshold', 'Warning']);
+  const json = await runRig(['analyze', '--use-live=false', '-f', dir, '-o', 'json', '--output-threshold', 'Warning']);
   const records = JSON.parse(json.stdout) as { code: string; level: string; documentationUrl: string }[];
   assert.deepEqual(records.map((m) => [m.code, m.level]), [['IST0101', 'Error']]);
   assert.equal(records[0].documentationUrl, 'https://istio.io/latest/docs/reference/config/analysis/ist0101/');
-  const yaml = await runRig(['analyze', '-f', dir, '-o', 'yaml']);
+  const yaml = await runRig(['analyze', '--use-live=false', '-f', dir, '-o', 'yaml']);
   assert.match(yaml.stdout, /- code: IST0101\n {2}level: Error/);
-  const clean = await runRig(['analyze', '-f', 'examples/istio', '--failure-threshold', 'Info']);
+  const clean = await runRig(['analyze', '--use-live=false', '-f', 'examples/istio', '--failure-threshold', 'Info']);
   assert.equal(clean.code, 0, clean.stdout);
   assert.match(clean.stdout, /No validation issues found/);
-  const bad = await runRig(['analyze', '-f', dir, '--failure-threshold', 'Severe']);
+  const bad = await runRig(['analyze', '--use-live=false', '-f', dir, '--failure-threshold', 'Severe']);
   assert.equal(bad.code, 2);
 });

@@ -34,7 +34,7 @@ spec:
   - backendRefs: [{ name: productpage, port: 9080 }, { name: ratings, port: 9080 }]
 `,
   );
-  const r = await runRig(['analyze', '-f', dir]);
+  const r = await runRig(['analyze', '--use-live=false', '-f', dir]);
   assert.equal(r.code, 79, r.stderr + r.stdout);
   assert.equal(
     r.stdout,
@@ -44,7 +44,7 @@ spec:
 });
 
 test("rig analyze: Istio's Egress Gateways task (Gateway API tab) is clean: the <name>-istio Service of a Gateway of class istio and a ServiceEntry parent resolve", async () => {
-  const r = await runRig(['analyze', '-f', join(REPO_ROOT, 'examples/bookinfo/gateway-api/egress-gateway-cnn.yaml'), join(REPO_ROOT, 'examples/bookinfo/tasks/egress-gateway/service-entry-local-standin.yaml')]);
+  const r = await runRig(['analyze', '--use-live=false', '-f', join(REPO_ROOT, 'examples/bookinfo/gateway-api/egress-gateway-cnn.yaml'), join(REPO_ROOT, 'examples/bookinfo/tasks/egress-gateway/service-entry-local-standin.yaml')]);
   assert.equal(r.code, 0, r.stderr + r.stdout);
   assert.doesNotMatch(r.stdout + r.stderr, /RIG0101/);
 });

@@ -19,6 +19,16 @@ export interface AnalyzeOptions {
   rootNamespace?: string;
   /** The cluster's DNS domain (default cluster.local). */
   domain?: string;
+  /**
+   * Running workloads beside those the resources declare (Workload, WorkloadEntry, WorkloadGroup):
+   * the proxies connected to a live control plane, so selectors that match one select something.
+   */
+  workloads?: readonly RunningWorkload[];
+}
+
+export interface RunningWorkload {
+  namespace: string;
+  labels: Record<string, string>;
 }
 
 export function analyze(resources: readonly Resource[], opts: AnalyzeOptions = {}): Diagnostic[] {
@@ -33,7 +43,7 @@ class Analysis {
   /** FQDN → Service, for Kubernetes Services. */
   readonly services = new Map<string, Resource<T.ServiceSpec>>();
   readonly entries: Resource<T.ServiceEntrySpec>[];
-  readonly workloads: { namespace: string; labels: Record<string, string> }[];
+  readonly workloads: RunningWorkload[];
 
   constructor(resources: readonly Resource[], opts: AnalyzeOptions) {
     this.resources = resources;
@@ -45,6 +55,7 @@ class Analysis {
       ...this.of('Workload').map((w) => ({ namespace: w.metadata.namespace, labels: w.metadata.labels ?? {} })),
       ...this.of<T.WorkloadEntrySpec>('WorkloadEntry').map((w) => ({ namespace: w.metadata.namespace, labels: { ...(w.metadata.labels ?? {}), ...(w.spec.labels ?? {}) } })),
       ...this.of<T.WorkloadGroupSpec>('WorkloadGroup').map((w) => ({ namespace: w.metadata.namespace, labels: { ...(w.spec.metadata?.labels ?? {}), ...(w.spec.template.labels ?? {}) } })),
+      ...(opts.workloads ?? []),
     ];
   }
 
