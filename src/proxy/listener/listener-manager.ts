@@ -8,7 +8,7 @@
 // drains. A listener whose address is in use retries binding until it is free.
 import net from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
-import tls from 'node:tls';
+import type tls from 'node:tls';
 import type { X509Certificate } from 'node:crypto';
 import type { ListenerConfig, FilterChain } from './listener-config.ts';
 import { selectFilterChain, type ConnectionFacts } from './filter-chain-match.ts';
@@ -18,6 +18,8 @@ import type { ProxyContext } from '../context.ts';
 import type { ConnectionInfo } from '../filters/filter.ts';
 import type { DownstreamConnection } from '../network/network-filter.ts';
 import { spiffeId, parseSans } from '../tls/tls-context.ts';
+import { serverTlsSocket, clientCertificateVerdict } from '../tls/downstream-tls.ts';
+import { sslStats, type SslStats } from '../tls/upstream-tls-stats.ts';
 import type { Histogram, Stat } from '../stats/stats.ts';
 import { setBufferLimit } from '../network/buffer-limit.ts';
 import { registerInternalDispatch } from './internal-dispatch.ts';
@@ -51,13 +53,22 @@ export class ActiveListener {
   private closed = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private retryDelayMs = BIND_RETRY_FIRST_MS;
+  private readonly statPrefix: string;
+  private ssl: SslStats | undefined;
 
   constructor(config: ListenerConfig, manager: ListenerManager) {
     this.config = config;
     this.manager = manager;
     const p = `listener.${config.statPrefix || `${config.address}_${config.port}`}.`;
+    this.statPrefix = p;
     const s = manager.ctx.stats;
     this.stats = { cxTotal: s.counter(p + 'downstream_cx_total'), cxActive: s.gauge(p + 'downstream_cx_active'), noChain: s.counter(p + 'no_filter_chain_match'), cxLengthMs: s.histogram(p + 'downstream_cx_length_ms') };
+    if (config.filterChains.some((c) => c.tls) || config.defaultChain?.tls) this.sslStats();
+  }
+
+  /** listener.<prefix>.ssl.*: made with the listener when it has TLS chains, else by its first TLS connection. */
+  sslStats(): SslStats {
+    return (this.ssl ??= sslStats(this.manager.ctx.stats, this.statPrefix + 'ssl.'));
   }
 
   /** Resolves after the first attempt (bound, or failed: an address in use is then retried). */
@@ -464,32 +475,21 @@ export class ListenerManager {
     // handshake): e.g. istio-http/1.1 from a mesh client on a chain that lists h2, http/1.1.
     const offered = facts.transportProtocol === 'tls' ? facts.applicationProtocols : undefined;
     const alpn = tlsCtx.alpn.length && (!offered || offered.some((p) => tlsCtx.alpn.includes(p))) ? [...tlsCtx.alpn] : undefined;
-    const ts = new tls.TLSSocket(socket, {
-      isServer: true,
-      secureContext,
-      ALPNProtocols: alpn,
-      requestCert: tlsCtx.requireClientCert || tlsCtx.verifiesPeer,
-      rejectUnauthorized: false,
-    });
+    const ts = serverTlsSocket(socket, tlsCtx, secureContext, alpn, l.sslStats());
     setBufferLimit(ts, config.bufferLimitBytes);
     ts.on('error', () => ts.destroy());
     const timer = setTimeout(() => ts.destroy(), chain.handshakeTimeoutMs || config.inspectTimeoutMs || DEFAULT_HANDSHAKE_TIMEOUT_MS);
+    // A handshake OpenSSL refused (a missing client certificate) ends before 'secure'.
+    ts.once('close', () => clearTimeout(timer));
     ts.once('secure', () => {
       clearTimeout(timer);
       // As tls.Server's onServerSocketSecure does: http2 waits for 'secureConnect' while this is set.
       (ts as unknown as { secureConnecting: boolean }).secureConnecting = false;
-      const cert = ts.getPeerCertificate();
-      const hasCert = cert && Object.keys(cert).length > 0;
-      // A TLSSocket made outside tls.Server never sets `authorized`; ask the handle as tls.Server does.
-      const verifyError = hasCert && tlsCtx.verifiesPeer ? (ts as unknown as { _handle?: { verifyError(): Error | null } })._handle?.verifyError() : undefined;
-      if (verifyError || (tlsCtx.requireClientCert && !hasCert)) {
-        this.ctx.log.debug({ listener: config.name, err: verifyError?.message ?? 'no client certificate' }, 'client certificate refused');
-        ts.destroy();
-        return;
-      }
-      const bad = hasCert || tlsCtx.requireClientCert ? tlsCtx.checkPeer(hasCert ? cert : undefined) : undefined;
-      if (bad) {
-        this.ctx.log.debug({ listener: config.name, err: bad }, 'client certificate refused');
+      const peer = ts.getPeerCertificate();
+      const cert = peer && Object.keys(peer).length > 0 ? peer : undefined;
+      const refused = clientCertificateVerdict(ts, tlsCtx, cert, l.sslStats());
+      if (refused) {
+        this.ctx.log.debug({ listener: config.name, err: refused }, 'client certificate refused');
         ts.destroy();
         return;
       }
@@ -497,9 +497,9 @@ export class ListenerManager {
         ...info,
         tls: true,
         sni: (ts as tls.TLSSocket & { servername?: string }).servername || info.sni,
-        peerPrincipal: hasCert ? spiffeId(cert) : undefined,
-        peerSans: hasCert && cert.subjectaltname ? parseSans(cert.subjectaltname).map(([, v]) => v) : undefined,
-        peerCertificate: hasCert ? lazyCertificate(() => ts.getPeerX509Certificate()) : undefined,
+        peerPrincipal: cert ? spiffeId(cert) : undefined,
+        peerSans: cert?.subjectaltname ? parseSans(cert.subjectaltname).map(([, v]) => v) : undefined,
+        peerCertificate: cert ? lazyCertificate(() => ts.getPeerX509Certificate()) : undefined,
         localCertificate: lazyCertificate(() => ts.getX509Certificate()),
       };
       this.runFilters(chain, { socket: ts, info: tinfo, direction: config.direction, originalDst, alpn: ts.alpnProtocol || undefined, ...state });

@@ -41,6 +41,8 @@ export class TlsContext {
   readonly alpn: readonly string[];
   readonly sni: string | undefined;
   readonly requireClientCert: boolean;
+  /** Server: trust_chain_verification ACCEPT_UNTRUSTED (a failed chain or SAN check is counted, not refused). */
+  readonly acceptUntrusted: boolean;
   private certSecret?: string;
   private caSecret?: string;
   private inlineCert?: string;
@@ -86,6 +88,7 @@ export class TlsContext {
     }
     const sans: SanMatcher[] = [];
     let alpn: string[] = [];
+    let acceptUntrusted = false;
     if (c) {
       alpn = c.strs('alpn_protocols');
       const p = c.obj('tls_params');
@@ -120,7 +123,8 @@ export class TlsContext {
         this.inlineCa = readDataSource(v.obj('trusted_ca'));
         sans.push(...readSanMatchers(v));
         const trust = v.str('trust_chain_verification', 'VERIFY_TRUST_CHAIN');
-        if (trust !== 'VERIFY_TRUST_CHAIN') v.issues.warn(v.at('trust_chain_verification'), `${trust} is not supported by rig proxy: the certificate chain is verified`);
+        if (trust === 'ACCEPT_UNTRUSTED' && isServer) acceptUntrusted = true;
+        else if (trust !== 'VERIFY_TRUST_CHAIN') v.issues.warn(v.at('trust_chain_verification'), `${trust} is not supported by rig proxy${isServer ? '' : ' on an UpstreamTlsContext'}: the certificate chain is verified`);
         v.done();
       };
       const vc = c.obj('validation_context');
@@ -140,6 +144,7 @@ export class TlsContext {
     r.done();
     this.alpn = alpn;
     this.sans = sans;
+    this.acceptUntrusted = acceptUntrusted;
     if (isServer && !this.inlineCert && !this.certSecret) r.issues.error(r.path, 'a DownstreamTlsContext needs a certificate (tls_certificates or tls_certificate_sds_secret_configs)');
     if (this.requireClientCert && !this.inlineCa && !this.caSecret) r.issues.error(r.at('require_client_certificate'), 'requires a validation context (trusted CA) to verify client certificates');
   }

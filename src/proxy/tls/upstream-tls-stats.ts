@@ -1,7 +1,8 @@
 // Envoy's TLS stats of a cluster with a TLS transport socket (cluster.<name>.ssl.*, all counters),
 // counted on each upstream TLS connection: a completed handshake (with session_reused and
 // no_certificate), or the way it failed. connection_error counts TLS failures other than a
-// failed certificate verification; TCP errors and timeouts are not TLS failures.
+// failed certificate verification; TCP errors and timeouts are not TLS failures. A listener with
+// TLS chains has the same set (listener.<prefix>.ssl.*), counted by downstream-tls.ts.
 import type tls from 'node:tls';
 import type { Stat, Stats } from '../stats/stats.ts';
 import { SAN_MISMATCH, upstreamPeerCertificate } from './tls-context.ts';
@@ -16,7 +17,7 @@ export interface SslStats {
   readonly failVerifySan: Stat;
 }
 
-/** The counters under `prefix` (e.g. "cluster.backend.ssl."): looked up once per cluster. */
+/** The counters under `prefix` (e.g. "cluster.backend.ssl."): looked up once per cluster or listener. */
 export function sslStats(stats: Stats, prefix: string): SslStats {
   return {
     handshake: stats.counter(prefix + 'handshake'),

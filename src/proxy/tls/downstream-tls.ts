@@ -1,0 +1,69 @@
+// The server side of a filter chain's DownstreamTlsContext on an accepted connection: the
+// TLSSocket's verify mode, the verdict on the client certificate, and Envoy's
+// listener.<stat_prefix>.ssl.* counters (the cluster's set, upstream-tls-stats.ts).
+//
+// A required client certificate that is missing fails inside the handshake, as with Envoy:
+// node's rejectUnauthorized on a server socket is OpenSSL's SSL_VERIFY_FAIL_IF_NO_PEER_CERT, so
+// OpenSSL sends the alert BoringSSL sends (TLS 1.3: certificate_required; TLS 1.2:
+// handshake_failure) and the client reports it. A presented certificate is judged after the
+// handshake: node's OpenSSL verify callback accepts every chain and only keeps the result for
+// verifyError(), and node offers no hook to fail the handshake from JavaScript; so an untrusted
+// chain or a SAN mismatch closes the connection without the alert Envoy sends (unknown_ca,
+// certificate_unknown), counted as Envoy counts it.
+import type net from 'node:net';
+import tls from 'node:tls';
+import type { TlsContext } from './tls-context.ts';
+import type { SslStats } from './upstream-tls-stats.ts';
+
+/** OpenSSL's reason when a client sent no certificate where one is required. */
+const NO_PEER_CERT = 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE';
+
+/**
+ * Starts TLS on `socket` for `ctx`, counting a handshake that fails inside OpenSSL
+ * (fail_verify_no_cert, or connection_error); `alpn`: the protocols to select from, if any.
+ */
+export function serverTlsSocket(socket: net.Socket, ctx: TlsContext, secureContext: tls.SecureContext, alpn: string[] | undefined, ssl: SslStats): tls.TLSSocket {
+  const ts = new tls.TLSSocket(socket, {
+    isServer: true,
+    secureContext,
+    ALPNProtocols: alpn,
+    requestCert: ctx.requireClientCert || ctx.verifiesPeer,
+    rejectUnauthorized: ctx.requireClientCert,
+  });
+  const failed = (err: Error & { code?: string; library?: string }): void => {
+    if (err.code === NO_PEER_CERT) ssl.failVerifyNoCert.value++;
+    else if (err.library || err.code?.startsWith('ERR_SSL_')) ssl.connectionError.value++;
+  };
+  ts.once('error', failed);
+  ts.once('secure', () => ts.off('error', failed));
+  return ts;
+}
+
+/**
+ * The verdict on a completed handshake's client certificate (`cert`, undefined when none was
+ * presented): why the connection is refused, or undefined to accept it, counted as Envoy's
+ * default certificate validator counts: a chain the trust bundle does not verify is
+ * fail_verify_error (and refused, unless trust_chain_verification is ACCEPT_UNTRUSTED), SANs that
+ * match none of the matchers fail_verify_san (refused likewise); an accepted connection counts
+ * handshake, session_reused and no_certificate.
+ */
+export function clientCertificateVerdict(ts: tls.TLSSocket, ctx: TlsContext, cert: tls.PeerCertificate | undefined, ssl: SslStats): string | undefined {
+  if (cert) {
+    // A TLSSocket made outside tls.Server never sets `authorized`; ask the handle as tls.Server does.
+    const verifyError = ctx.verifiesPeer ? (ts as unknown as { _handle?: { verifyError(): Error | null } })._handle?.verifyError() : undefined;
+    if (verifyError) {
+      ssl.failVerifyError.value++;
+      if (!ctx.acceptUntrusted) return verifyError.message;
+    } else {
+      const badSan = ctx.checkPeer(cert);
+      if (badSan) {
+        ssl.failVerifySan.value++;
+        if (!ctx.acceptUntrusted) return badSan;
+      }
+    }
+  }
+  ssl.handshake.value++;
+  if (ts.isSessionReused()) ssl.sessionReused.value++;
+  if (!cert) ssl.noCertificate.value++;
+  return undefined;
+}
