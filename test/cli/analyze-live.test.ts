@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { runRig, spawnRig, stopProcess } from '../helpers/cli.ts';
+import { REPO_ROOT, runRig, spawnRig, stopProcess } from '../helpers/cli.ts';
+import { startMesh, type Mesh } from '../local/mesh-harness.ts';
 import { startRigProxy } from '../helpers/rig-proxy.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -142,6 +143,40 @@ spec: { address: 127.0.0.2, labels: { app: details } }
     });
     assert.equal(afterConnect.code, 0, afterConnect.stdout + afterConnect.stderr);
     await stopProcess(proxy.process);
+  });
+});
+
+describe('rig analyze on rig up (found from --state-dir)', () => {
+  // Istio's Egress Gateways task: its VirtualService routes the mesh to istio-egressgateway.istio-system,
+  // the Service Istio's installation defines, which rig up adds for the egress gateway it starts.
+  const task = ['egress-gateway-cnn.yaml', 'service-entry-local-standin.yaml'].map((f) => path.join(REPO_ROOT, 'examples/bookinfo/tasks/egress-gateway', f));
+  let mesh: Mesh;
+  before(async () => {
+    mesh = await startMesh('up', ['-f', ...task, '--no-ingress'], { gatewayPorts: [80] });
+    await mesh.waitFor((s) => !!s.readyAt, 'the egress gateway ready', 90_000);
+  });
+  after(() => mesh?.stop());
+
+  it("the task analyzes clean on the mesh, where the files alone miss the egress gateway's Service", async () => {
+    const live = await mesh.rig(['analyze']);
+    assert.equal(live.code, 0, live.stdout + live.stderr);
+    assert.equal(live.stdout, '✔ No validation issues found when analyzing namespace: default.\n');
+    const alone = await mesh.rig(['analyze', '-f', ...task, '--use-live=false']);
+    assert.equal(alone.code, 79, alone.stdout + alone.stderr);
+    assert.match(alone.stdout, /Error \[IST0101\] \(VirtualService default\/direct-cnn-through-egress-gateway .*Referenced host not found: "istio-egressgateway\.istio-system\.svc\.cluster\.local"/);
+  });
+
+  it('a broken VirtualService applied with rig apply is reported, exit 79', async () => {
+    const file = path.join(mesh.stateDir, 'broken-vs.yaml');
+    fs.writeFileSync(file, virtualService('reviewz'));
+    const applied = await mesh.rig(['apply', '-f', file]);
+    assert.equal(applied.code, 0, applied.stdout + applied.stderr);
+    const r = await waitFor(() => `rig analyze to see the applied VirtualService\n${mesh.output().slice(-2000)}`, async () => {
+      const r = await mesh.rig(['analyze']);
+      return r.code === 79 ? r : undefined;
+    });
+    assert.ok(r.stdout.startsWith(BROKEN_ROUTE), r.stdout);
+    assert.match(r.stdout, /^Warning \[IST0101\] \(VirtualService default\/reviews\) spec\.hosts\[0\]: Referenced host not found: "reviews"/m);
   });
 });
 
