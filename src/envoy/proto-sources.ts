@@ -50,6 +50,8 @@ export const PROTO_FILES = [
   'envoy/extensions/filters/network/ext_authz/v3/ext_authz.proto',
   'envoy/service/auth/v3/external_auth.proto',
   'envoy/extensions/filters/http/local_ratelimit/v3/local_rate_limit.proto',
+  'envoy/extensions/filters/http/ratelimit/v3/rate_limit.proto',
+  'envoy/service/ratelimit/v3/rls.proto',
   'envoy/extensions/filters/http/health_check/v3/health_check.proto',
   'envoy/extensions/filters/http/compressor/v3/compressor.proto',
   'envoy/extensions/filters/http/decompressor/v3/decompressor.proto',

@@ -20,6 +20,7 @@ import { setup as setupFault } from './filters/fault/fault-filter.ts';
 import { setup as setupCors } from './filters/cors/cors-filter.ts';
 import { setup as setupHealthCheck } from './filters/health-check/health-check-filter.ts';
 import { setup as setupLocalRateLimit } from './filters/local-ratelimit/local-ratelimit-filter.ts';
+import { setup as setupRateLimit } from './filters/ratelimit/ratelimit-filter.ts';
 import { setup as setupAlpn } from './filters/alpn/alpn-filter.ts';
 import { setup as setupGrpcWeb } from './filters/grpc-web/grpc-web-filter.ts';
 import { setup as setupCsrf } from './filters/csrf/csrf-filter.ts';
@@ -49,6 +50,7 @@ const EXTENSIONS: (() => void)[] = [
   setupHealthCheck,
   setupLocalRateLimit,
   () => registerNetworkFilter(networkLocalRateLimitFactory),
+  setupRateLimit,
   setupAlpn,
   setupCompressor,
   setupDecompressor,

@@ -12,7 +12,7 @@ import { readHeaderOps } from './header-ops.ts';
 import { readRetryPolicy, type RetryPolicy } from './retry-policy.ts';
 import { compileHashPolicy, type HashPolicyFn } from '../upstream/lb/index.ts';
 import { compileRegex, type Regex } from './string-matcher.ts';
-import { readRateLimits, type RateLimitPolicy } from '../filters/local-ratelimit/rate-limit-actions.ts';
+import { readRateLimits, type RateLimitPolicy } from './rate-limit-actions.ts';
 import { ALWAYS, readRuntimeFractionalPercent, sample, type FractionalPercent } from '../config/fractional-percent.ts';
 import { NO_RUNTIME, type EnvoyRuntime, type RuntimeUint } from '../envoy-runtime/index.ts';
 

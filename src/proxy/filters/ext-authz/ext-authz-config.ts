@@ -9,6 +9,10 @@ import type { EnvoyRuntime } from '../../envoy-runtime/index.ts';
 import { readStringMatcher, type StringMatcher } from '../../routing/string-matcher.ts';
 import { readMetadataMatcher } from '../rbac/rbac-metadata.ts';
 import { readHeaderMutationRules, type HeaderMutationRules } from './ext-authz-mutation-rules.ts';
+import { headerValues, readGrpcService, type GrpcServiceConfig } from '../../config/grpc-service.ts';
+
+/** Envoy's ext_authz timeout when grpc_service.timeout is unset (Istio always sets one). */
+export const GRPC_CHECK_TIMEOUT_MS = 200;
 
 /** A ListStringMatcher over header names (lower case); `none` matches nothing. */
 export interface NameList {
@@ -30,18 +34,6 @@ export interface HttpServiceConfig {
   /** allowed_client_headers: unset = every header of the denial goes to the client. */
   readonly allowedClient: NameList;
   readonly allowedClientOnSuccess: NameList;
-}
-
-export interface GrpcServiceConfig {
-  readonly kind: 'grpc';
-  readonly cluster: string;
-  readonly authority: string;
-  readonly timeoutMs: number;
-  readonly initialMetadata: readonly (readonly [string, string])[];
-  /** envoy_grpc.max_receive_message_length: a longer CheckResponse fails the call; 0: no limit. */
-  readonly maxReceiveBytes: number;
-  /** envoy_grpc.skip_envoy_headers: the check call carries no x-envoy-internal / x-forwarded-for. */
-  readonly skipEnvoyHeaders: boolean;
 }
 
 export interface BodySettings {
@@ -113,21 +105,6 @@ export function httpStatus(r: Reader | undefined, def: number): number {
   return n || def;
 }
 
-/** HeaderValue list (key, and value or raw_value: bytes, base64 in JSON, kept as latin1 so each char is a byte). */
-function headerValues(list: Reader[]): [string, string][] {
-  return list.map((h) => {
-    const key = h.str('key').toLowerCase();
-    let value = h.str('value');
-    if (h.has('raw_value')) {
-      if (h.has('value')) h.issues.error(h.path, 'only one of value and raw_value can be set');
-      value = Buffer.from(h.str('raw_value'), 'base64').toString('latin1');
-    }
-    h.done();
-    if (!key) h.issues.error(h.at('key'), 'a header needs a key');
-    return [key, value];
-  });
-}
-
 function readHttpService(r: Reader, legacyAllowed: { list?: NameList }): HttpServiceConfig {
   const uri = r.obj('server_uri');
   const cluster = uri?.str('cluster') ?? '';
@@ -167,28 +144,6 @@ function readHttpService(r: Reader, legacyAllowed: { list?: NameList }): HttpSer
   return { kind: 'http', cluster, timeoutMs, pathPrefix, headersToAdd, allowedUpstream, allowedUpstreamAppend, allowedClient, allowedClientOnSuccess };
 }
 
-export function readGrpcService(r: Reader): GrpcServiceConfig {
-  const eg = r.obj('envoy_grpc');
-  if (r.has('google_grpc')) r.issues.error(r.at('google_grpc'), 'google_grpc is not supported by rig proxy; use envoy_grpc (calls go through a cluster)');
-  r.accept('google_grpc');
-  const cluster = eg?.str('cluster_name') ?? '';
-  const authority = eg?.str('authority') || cluster;
-  const maxReceiveBytes = eg?.num('max_receive_message_length', 0) ?? 0;
-  const skipEnvoyHeaders = eg?.bool('skip_envoy_headers', false) ?? false;
-  if (eg?.has('retry_policy')) eg.issues.warn(eg.at('retry_policy'), 'the authorization call is not retried by rig proxy; ignored');
-  eg?.accept('retry_policy');
-  eg?.done();
-  if (!eg && !r.has('google_grpc')) r.issues.error(r.path, 'grpc_service needs envoy_grpc.cluster_name');
-  else if (eg && !cluster) r.issues.error(r.at('envoy_grpc.cluster_name'), 'required');
-  const timeoutMs = r.durationMs('timeout', 0);
-  const initialMetadata = headerValues(r.objs('initial_metadata'));
-  if (r.has('retry_policy')) r.issues.warn(r.at('retry_policy'), 'the authorization call is not retried by rig proxy; ignored');
-  r.accept('retry_policy');
-  r.done();
-  // Envoy's ext_authz default when grpc_service.timeout is unset (Istio always sets one).
-  return { kind: 'grpc', cluster, authority, timeoutMs: timeoutMs > 0 ? timeoutMs : 200, initialMetadata, maxReceiveBytes, skipEnvoyHeaders };
-}
-
 function readBufferSettings(r: Reader): BodySettings {
   const body = { maxBytes: r.num('max_request_bytes', 0), allowPartial: r.bool('allow_partial_message', false), packAsBytes: r.bool('pack_as_bytes', false) };
   r.done();
@@ -218,7 +173,7 @@ export function readExtAuthzConfig(r: Reader, runtime: EnvoyRuntime): ExtAuthzCo
   let service: HttpServiceConfig | GrpcServiceConfig;
   if (hs && gs) r.issues.error(r.path, 'ext_authz needs one of http_service and grpc_service, not both');
   if (hs) service = readHttpService(hs, legacy);
-  else if (gs) service = readGrpcService(gs);
+  else if (gs) service = readGrpcService(gs, 'authorization', GRPC_CHECK_TIMEOUT_MS);
   else {
     r.issues.error(r.path, 'ext_authz needs http_service or grpc_service');
     service = { kind: 'grpc', cluster: '', authority: '', timeoutMs: 0, initialMetadata: [], maxReceiveBytes: 0, skipEnvoyHeaders: false };

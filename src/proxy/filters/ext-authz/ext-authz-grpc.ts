@@ -14,7 +14,8 @@ import { rfc2253, sans } from '../../http/xfcc.ts';
 import type { ClusterManager } from '../../upstream/cluster-manager.ts';
 import { grpcCallThroughCluster } from '../../upstream/cluster-grpc.ts';
 import type { HeaderMap } from '../filter.ts';
-import type { ExtAuthzConfig, GrpcServiceConfig } from './ext-authz-config.ts';
+import type { ExtAuthzConfig } from './ext-authz-config.ts';
+import type { GrpcServiceConfig } from '../../config/grpc-service.ts';
 import { checkHeaders, HeaderAction, mutateHeaders, type AuthzService, type CheckInput, type CheckResult, type HeaderMutation, type HeaderPair } from './ext-authz-check.ts';
 
 const CHECK_PATH = '/envoy.service.auth.v3.Authorization/Check';

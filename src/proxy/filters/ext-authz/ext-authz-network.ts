@@ -9,7 +9,8 @@ import { NETWORK_EXT_AUTHZ_TYPE } from '../../../envoy/index.ts';
 import type { DownstreamConnection, NetworkFilterFactory } from '../../network/network-filter.ts';
 import { readMetadataMatcher } from '../rbac/rbac-metadata.ts';
 import { ALWAYS } from '../../config/fractional-percent.ts';
-import { NO_NAMES, readGrpcService, readPeerDetails, type ExtAuthzConfig } from './ext-authz-config.ts';
+import { GRPC_CHECK_TIMEOUT_MS, NO_NAMES, readPeerDetails, type ExtAuthzConfig } from './ext-authz-config.ts';
+import { readGrpcService } from '../../config/grpc-service.ts';
 import { GrpcAuthzService } from './ext-authz-grpc.ts';
 
 const NONE: Readonly<Record<string, string>> = Object.freeze({});
@@ -23,7 +24,7 @@ export const networkExtAuthzFactory: NetworkFilterFactory = {
     if (!statPrefix) r.issues.error(r.at('stat_prefix'), 'the network ext_authz filter needs a stat_prefix');
     const gs = r.obj('grpc_service');
     if (!gs) r.issues.error(r.at('grpc_service'), 'the network ext_authz filter needs a grpc_service');
-    const service = gs ? readGrpcService(gs) : { kind: 'grpc' as const, cluster: '', authority: '', timeoutMs: 0, initialMetadata: [], maxReceiveBytes: 0, skipEnvoyHeaders: false };
+    const service = gs ? readGrpcService(gs, 'authorization', GRPC_CHECK_TIMEOUT_MS) : { kind: 'grpc' as const, cluster: '', authority: '', timeoutMs: 0, initialMetadata: [], maxReceiveBytes: 0, skipEnvoyHeaders: false };
     const api = r.str('transport_api_version', 'V3');
     if (api !== 'V3' && api !== 'AUTO') r.issues.error(r.at('transport_api_version'), `only V3 is supported, got ${api}`);
     const fem = r.obj('filter_enabled_metadata');

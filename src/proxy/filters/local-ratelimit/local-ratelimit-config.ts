@@ -7,9 +7,7 @@ import type { EnvoyRuntime } from '../../envoy-runtime/index.ts';
 import { readHeaderOps, type HeaderOps } from '../../routing/header-ops.ts';
 import type { Stat, Stats } from '../../stats/stats.ts';
 import { readTokenBucket, TokenBucket } from './token-bucket.ts';
-import type { DescriptorEntry } from './rate-limit-actions.ts';
-
-export const VhRateLimits = { Override: 0, Include: 1, Ignore: 2 } as const;
+import { readVhRateLimits, type DescriptorEntry, type VhRateLimits } from '../../routing/rate-limit-actions.ts';
 
 export interface LimitDescriptor {
   readonly entries: readonly DescriptorEntry[];
@@ -35,7 +33,7 @@ export interface LocalRateLimitSettings {
   readonly responseOps: HeaderOps;
   readonly requestOpsWhenNotEnforced: HeaderOps;
   readonly xRateLimitHeaders: boolean;
-  readonly vhRateLimits: number;
+  readonly vhRateLimits: VhRateLimits;
   readonly alwaysConsumeDefault: boolean;
   readonly resourceExhausted: boolean;
   /** local_rate_limit_per_downstream_connection: every connection gets its own buckets. */
@@ -97,9 +95,7 @@ export function readLocalRateLimit(r: Reader, runtime: EnvoyRuntime): LocalRateL
   const descriptors = readDescriptors(r, issues);
   const xr = r.str('enable_x_ratelimit_headers', 'OFF');
   if (xr !== 'OFF' && xr !== 'DRAFT_VERSION_03') issues.error(r.at('enable_x_ratelimit_headers'), `unknown value "${xr}" (OFF or DRAFT_VERSION_03)`);
-  const vh = r.str('vh_rate_limits', 'OVERRIDE');
-  const vhRateLimits = vh === 'INCLUDE' ? VhRateLimits.Include : vh === 'IGNORE' ? VhRateLimits.Ignore : VhRateLimits.Override;
-  if (!['OVERRIDE', 'INCLUDE', 'IGNORE'].includes(vh)) issues.error(r.at('vh_rate_limits'), `unknown value "${vh}" (OVERRIDE, INCLUDE or IGNORE)`);
+  const vhRateLimits = readVhRateLimits(r);
   const whenNot = r.get('request_headers_to_add_when_not_enforced');
   const notEnforcedOps = readHeaderOps(new Reader(whenNot === undefined ? {} : { request_headers_to_add: whenNot }, r.path, issues), 'request');
   for (const k of ['local_cluster_rate_limit', 'max_dynamic_descriptors']) {

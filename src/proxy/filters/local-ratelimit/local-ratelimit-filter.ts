@@ -14,8 +14,8 @@ import { ActionKind } from '../../routing/route-config.ts';
 import type { Stats } from '../../stats/stats.ts';
 import { FilterStatus, type HeaderMap, type HttpFilter, type HttpFilterFactory, type RequestHead, type ResponseHead, type StreamCallbacks } from '../filter.ts';
 import { registerHttpFilter } from '../registry.ts';
-import { bucketsFor, rateLimitStats, readLocalRateLimit, VhRateLimits, type LimitDescriptor, type LocalRateLimitSettings, type RateLimitStats } from './local-ratelimit-config.ts';
-import { descriptorsFor, type DescriptorEntry, type RateLimitPolicy } from './rate-limit-actions.ts';
+import { bucketsFor, rateLimitStats, readLocalRateLimit, type LimitDescriptor, type LocalRateLimitSettings, type RateLimitStats } from './local-ratelimit-config.ts';
+import { descriptorsFor, routePolicies, type DescriptorEntry } from '../../routing/rate-limit-actions.ts';
 import type { TokenBucket } from './token-bucket.ts';
 
 export const LOCAL_RATELIMIT_FILTER_NAME = 'envoy.filters.http.local_ratelimit';
@@ -91,12 +91,7 @@ class LocalRateLimitFilter implements HttpFilter {
   private matchDescriptors(s: LocalRateLimitSettings, configured: readonly LimitDescriptor[], head: RequestHead): LimitDescriptor[] {
     const route = this.cb.matchedRoute();
     if (!route) return [];
-    let policies: readonly RateLimitPolicy[] = [];
-    const own = route.rateLimits ?? [];
-    const vh = route.vhostRateLimits ?? [];
-    if (s.vhRateLimits === VhRateLimits.Include) policies = [...own, ...vh];
-    else if (s.vhRateLimits === VhRateLimits.Ignore) policies = own;
-    else policies = own.length ? own : vh;
+    const policies = routePolicies(route.rateLimits, route.vhostRateLimits, s.vhRateLimits);
     if (!policies.length) return [];
     const cluster = route.action === ActionKind.Weighted ? '' : route.cluster;
     const out: LimitDescriptor[] = [];

@@ -1,9 +1,10 @@
 // Envoy's route/virtual host `rate_limits` (config.route.v3.RateLimit): each entry's actions build
 // one descriptor (a list of key/value entries) for a request; the local rate limit filter matches
-// them against its configured descriptors. Compiled with the route configuration.
-import type { Reader } from '../../config/reader.ts';
-import type { RequestHead } from '../filter.ts';
-import { headerValue, readHeaderMatcher, type HeaderMatcher } from '../../routing/header-matcher.ts';
+// them against its configured descriptors, the rate limit filter sends them to its service.
+// Compiled with the route configuration.
+import type { Reader } from '../config/reader.ts';
+import type { RequestHead } from '../filters/filter.ts';
+import { headerValue, readHeaderMatcher, type HeaderMatcher } from './header-matcher.ts';
 import { maskAddress } from './masked-address.ts';
 
 export interface DescriptorEntry {
@@ -102,6 +103,33 @@ export function readRateLimits(r: Reader, key = 'rate_limits'): readonly RateLim
     p.done();
     return { stage, actions };
   });
+}
+
+/** RateLimitPerRoute / LocalRateLimit vh_rate_limits: whether the virtual host's rate_limits apply too. */
+export const VhRateLimits = { Override: 0, Include: 1, Ignore: 2 } as const;
+export type VhRateLimits = (typeof VhRateLimits)[keyof typeof VhRateLimits];
+
+/** Reads a vh_rate_limits enum field (OVERRIDE, INCLUDE or IGNORE). */
+export function readVhRateLimits(r: Reader, key = 'vh_rate_limits'): VhRateLimits {
+  const vh = r.str(key, 'OVERRIDE');
+  if (vh === 'INCLUDE') return VhRateLimits.Include;
+  if (vh === 'IGNORE') return VhRateLimits.Ignore;
+  if (vh !== 'OVERRIDE') r.issues.error(r.at(key), `unknown value "${vh}" (OVERRIDE, INCLUDE or IGNORE)`);
+  return VhRateLimits.Override;
+}
+
+const NONE: readonly RateLimitPolicy[] = [];
+
+/**
+ * The policies a route's request is limited by, as Envoy's rate limit filters pick them: the
+ * route's own, plus (Include) or, when the route has none, instead (Override) the virtual host's.
+ * A route with include_vh_rate_limits already lists the virtual host's (route-config.ts).
+ */
+export function routePolicies(own: readonly RateLimitPolicy[] | undefined, vh: readonly RateLimitPolicy[] | undefined, option: VhRateLimits): readonly RateLimitPolicy[] {
+  own ??= NONE;
+  if (!vh?.length || option === VhRateLimits.Ignore) return own;
+  if (option === VhRateLimits.Override) return own.length ? own : vh;
+  return own.includes(vh[0]) ? own : [...own, ...vh];
 }
 
 /** The descriptors a request produces for a stage (one per policy whose actions all apply). */

@@ -1,0 +1,81 @@
+// The rate limit service: envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit, a unary call
+// through the service's cluster as Envoy's envoy_grpc client makes it (cluster-grpc.ts). OK and
+// OVER_LIMIT answers carry the service's descriptor statuses and headers; a failed call (transport
+// error, timeout, non-OK grpc-status, an undecodable message, overall_code UNKNOWN) is an error.
+import { decodeMessage, encodeMessage } from '../../../envoy/index.ts';
+import type { ClusterManager } from '../../upstream/cluster-manager.ts';
+import { grpcCallThroughCluster } from '../../upstream/cluster-grpc.ts';
+import type { GrpcServiceConfig } from '../../config/grpc-service.ts';
+import type { DescriptorEntry } from '../../routing/rate-limit-actions.ts';
+
+const SHOULD_RATE_LIMIT = '/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit';
+const REQUEST = 'envoy.service.ratelimit.v3.RateLimitRequest';
+const RESPONSE = 'envoy.service.ratelimit.v3.RateLimitResponse';
+
+type Json = Record<string, unknown>;
+
+/** RateLimitResponse.DescriptorStatus as decoded (proto JSON names; zero values absent). */
+export interface DescriptorStatus {
+  readonly code?: string;
+  readonly current_limit?: { readonly requests_per_unit?: number; readonly unit?: string; readonly name?: string };
+  readonly limit_remaining?: number;
+  /** A proto JSON duration, e.g. "30s". */
+  readonly duration_until_reset?: string;
+}
+
+export type HeaderPair = readonly [string, string];
+
+export interface LimitAnswer {
+  readonly kind: 'ok' | 'over_limit';
+  readonly statuses: readonly DescriptorStatus[];
+  /** response_headers_to_add: added to the client's response (the local reply when over the limit). */
+  readonly responseHeaders: readonly HeaderPair[];
+  /** request_headers_to_add: appended to the request before it goes on (ok). */
+  readonly requestHeaders: readonly HeaderPair[];
+  /** raw_body: the local reply's body when over the limit. */
+  readonly body: string;
+  readonly dynamicMetadata?: Json;
+}
+
+export interface LimitError {
+  readonly kind: 'error';
+  readonly message: string;
+}
+
+export type LimitResult = LimitAnswer | LimitError;
+
+function headerPairs(list: unknown): HeaderPair[] {
+  const out: HeaderPair[] = [];
+  for (const h of (Array.isArray(list) ? list : []) as { key?: string; value?: string; raw_value?: string }[]) {
+    const key = h.key?.toLowerCase();
+    if (key) out.push([key, h.value ?? (h.raw_value ? Buffer.from(h.raw_value, 'base64').toString('latin1') : '')]);
+  }
+  return out;
+}
+
+export async function shouldRateLimit(clusters: ClusterManager, s: GrpcServiceConfig, domain: string, descriptors: readonly (readonly DescriptorEntry[])[], signal: AbortSignal): Promise<LimitResult> {
+  let bytes: Buffer;
+  try {
+    const message = encodeMessage(REQUEST, { domain, descriptors: descriptors.map((entries) => ({ entries })) });
+    const call = { cluster: s.cluster, path: SHOULD_RATE_LIMIT, authority: s.authority, timeoutMs: s.timeoutMs, deadlineMs: s.timeoutMs, metadata: s.initialMetadata, maxReceiveBytes: s.maxReceiveBytes, skipEnvoyHeaders: s.skipEnvoyHeaders, signal };
+    bytes = await grpcCallThroughCluster(clusters, call, message);
+  } catch (e) {
+    return { kind: 'error', message: (e as Error).message };
+  }
+  let r: Json;
+  try {
+    r = decodeMessage(RESPONSE, bytes);
+  } catch (e) {
+    return { kind: 'error', message: `ShouldRateLimit answered an undecodable RateLimitResponse: ${(e as Error).message}` };
+  }
+  const code = r.overall_code;
+  if (code !== 'OK' && code !== 'OVER_LIMIT') return { kind: 'error', message: `ShouldRateLimit answered overall_code ${String(code ?? 'UNKNOWN')}` };
+  return {
+    kind: code === 'OK' ? 'ok' : 'over_limit',
+    statuses: (r.statuses ?? []) as DescriptorStatus[],
+    responseHeaders: headerPairs(r.response_headers_to_add),
+    requestHeaders: headerPairs(r.request_headers_to_add),
+    body: r.raw_body ? Buffer.from(String(r.raw_body), 'base64').toString() : '',
+    dynamicMetadata: r.dynamic_metadata as Json | undefined,
+  };
+}
