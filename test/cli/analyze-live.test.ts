@@ -110,8 +110,14 @@ describe('rig analyze on a running control plane', () => {
     assert.match(shop.stderr, /when analyzing namespace: shop\./);
     const all = await analyze('-A');
     assert.match(all.stdout, /\(VirtualService shop\/cart\)/);
-    assert.match(all.stdout, /\(VirtualService default\/reviews\)/);
     assert.match(all.stderr, /when analyzing all namespaces\./);
+    // A file's own resources are reported whatever namespace they are in: they are what was asked about.
+    const file = path.join(dir, 'shop-file.yaml');
+    fs.writeFileSync(file, virtualService('elsewhere').replace('{ name: reviews }', '{ name: basket, namespace: shop }'));
+    const withFile = await analyze('-f', file);
+    assert.match(withFile.stdout, new RegExp(`^Error \\[IST0101\\] \\(VirtualService shop/basket ${file}:6:43\\)`, 'm'));
+    assert.match(withFile.stdout, /^Error \[IST0109\] \(VirtualService shop\/basket .*The VirtualServices shop\/cart and shop\/basket associated with mesh gateway define the same host reviews\.shop\.svc\.cluster\.local/m, 'the file against the live configuration');
+    assert.doesNotMatch(withFile.stdout, /\(VirtualService shop\/cart\)/, 'the live resources of other namespaces are not reported on');
     fs.rmSync(path.join(config, 'shop.yaml'));
     await waitFor('shop/cart gone', async () => ((await analyze('-A')).stdout.includes('shop/cart') ? undefined : true));
   });

@@ -85,12 +85,16 @@ async function liveConfig(o: Options, haveFiles: boolean): Promise<LiveConfig | 
   throw new RigError('MESH_ERR_UNAVAILABLE', `no mesh is running (no rig up from ${o.stateDir}, no control plane at ${url}): start one with rig up -f DIR or rig demo, pass --controlplane URL, or analyze files with rig analyze -f PATH`);
 }
 
-/** The messages about resources of `namespace`, and those about no namespaced resource (istioctl's filter). */
+/**
+ * The messages about live resources of `namespace` or about no namespaced resource (istioctl's
+ * filter), and every message about the files given (those have a position): the files are what the
+ * user asked about, whatever namespace they write to.
+ */
 function inNamespace(messages: Diagnostic[], resources: readonly Resource[], namespace: string): Diagnostic[] {
   const namespaceOf = new Map(resources.map((r) => [describeResource(r), r.metadata.namespace]));
   return messages.filter((m) => {
     const ns = m.resource === undefined ? undefined : namespaceOf.get(m.resource);
-    return !ns || ns === namespace;
+    return m.source !== undefined || !ns || ns === namespace;
   });
 }
 
