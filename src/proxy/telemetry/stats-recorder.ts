@@ -57,12 +57,12 @@ type HttpCache = Level<Level<Level<Level<Level<Level<HttpChildren>>>>>>;
 
 const httpCaches = new WeakMap<StatsConfig, HttpCache>();
 
-function makeHttpChildren(cfg: StatsConfig, info: StreamInfo, authority: string, req: RequestHead | undefined, res: ResponseHead | undefined, ignoreMetadata = false): HttpChildren {
+function makeHttpChildren(cfg: StatsConfig, info: StreamInfo, authority: string, req: RequestHead | undefined, res: ResponseHead | undefined, withMessages: boolean, ignoreMetadata = false): HttpChildren {
   const m = cfg.telemetry.metrics;
   const base = { ...peerLabelValues(cfg.reporter, cfg.telemetry.local.labels, side(cfg, info, authority, ignoreMetadata), info.mtls, info.isGrpc ? 'grpc' : 'http'), ...httpResponseLabels(info) };
   const o = cfg.overrides;
   const labels = (n: 'requests_total' | 'request_duration_milliseconds' | 'request_bytes' | 'response_bytes') => applyOverride(base, o.get(n), info, req, res);
-  const messages = info.isGrpc ? messageCells(cfg, base, info, req, res) : undefined;
+  const messages = withMessages ? messageCells(cfg, base, info, req, res) : undefined;
   return {
     requests: o.get('requests_total')?.drop ? undefined : m.requests.child(labels('requests_total')),
     requestMessages: messages?.requestMessages,
@@ -109,7 +109,7 @@ export interface GrpcMessages {
 export function recordHttp(cfg: StatsConfig, info: StreamInfo, req: RequestHead | undefined, res: ResponseHead | undefined, messages?: GrpcMessages): void {
   const authority = req?.authority ?? info.authority ?? '';
   let ch: HttpChildren;
-  if (cfg.dynamic) ch = makeHttpChildren(cfg, info, cfg.noHostFallback ? '' : authority, req, res);
+  if (cfg.dynamic) ch = makeHttpChildren(cfg, info, cfg.noHostFallback ? '' : authority, req, res, messages !== undefined);
   else {
     let c = httpCaches.get(cfg);
     if (!c) httpCaches.set(cfg, (c = new Map()));
@@ -118,14 +118,15 @@ export function recordHttp(cfg: StatsConfig, info: StreamInfo, req: RequestHead 
     // The authority only matters when the cluster name does not name the service; the Host header
     // is the client's to choose, so at most MAX_HOSTS distinct ones get their own label set.
     let authKey = cluster.startsWith('outbound|') || cfg.noHostFallback ? '' : authority;
-    const codeKey = (((info.responseCode * 32 + (info.grpcStatus ?? -1) + 1) * 2 + (info.mtls ? 1 : 0)) * 2 + (info.isGrpc ? 1 : 0));
+    // A gRPC stream whose messages were not counted (gRPC-Web, made gRPC by its filter after the stats filter was created) has no message cells.
+    const codeKey = (((info.responseCode * 32 + (info.grpcStatus ?? -1) + 1) * 2 + (info.mtls ? 1 : 0)) * 3 + (info.isGrpc ? (messages ? 2 : 1) : 0));
     // Peer metadata arrives in headers too: past MAX_PEERS distinct peers, new ones count as unknown.
     let peerKey: object = peer?.metadata ?? NONE;
     if (peerKey !== NONE && !c.has(peerKey) && c.size >= MAX_PEERS) peerKey = OTHER_PEER;
     const byHost = child(child(child(c, peerKey, () => new Map()), peer?.principal ?? '', () => new Map()), cluster, () => new Map());
     if (authKey && !byHost.has(authKey) && byHost.size >= MAX_HOSTS) authKey = OTHER_HOST;
     const l6 = child(child(byHost, authKey, () => new Map()), codeKey, () => new Map());
-    ch = l6.get(info.responseFlags) ?? makeHttpChildren(cfg, info, authKey === OTHER_HOST ? '' : authKey, req, res, peerKey === OTHER_PEER);
+    ch = l6.get(info.responseFlags) ?? makeHttpChildren(cfg, info, authKey === OTHER_HOST ? '' : authKey, req, res, messages !== undefined, peerKey === OTHER_PEER);
     l6.set(info.responseFlags, ch);
   }
   ch.requests?.inc();

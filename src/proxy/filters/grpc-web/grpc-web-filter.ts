@@ -98,6 +98,9 @@ class GrpcWebFilter implements HttpFilter, BodyCodec {
     const ct = h['content-type'];
     if (ct !== GRPC_WEB && ct !== GRPC_WEB_PROTO && ct !== GRPC_WEB_TEXT && ct !== GRPC_WEB_TEXT_PROTO) return FilterStatus.Continue;
     this.mode = Mode.Binary;
+    // From here on the request is gRPC: istio.stats counts it as such (request_protocol "grpc"), as
+    // Istio's stats filter does, which sees the content type this filter rewrites.
+    this.cb.streamInfo.isGrpc = true;
     // An HTTP/1.1 length is not the length of the HTTP/2 body (nor of a decoded text body).
     delete h['content-length'];
     this.trackStats(head.path);
@@ -121,10 +124,13 @@ class GrpcWebFilter implements HttpFilter, BodyCodec {
     this.statPrefix = `cluster.${cluster}.grpc-web.${parts[0]}.${parts[1]}.`;
   }
 
+  /** A grpc-status of the response (head or trailers): the stream's gRPC status, and the stats. */
   private chargeStat(grpcStatus: string | string[] | undefined): void {
-    const p = this.statPrefix;
     const status = firstHeaderValue(grpcStatus);
-    if (p === undefined || status === undefined) return;
+    if (status === undefined) return;
+    this.cb.streamInfo.grpcStatus = Number(status);
+    const p = this.statPrefix;
+    if (p === undefined) return;
     const s = this.c.stats;
     s.counter(p + status).value++;
     s.counter(p + (status === '0' ? 'success' : 'failure')).value++;
@@ -186,7 +192,9 @@ class GrpcWebFilter implements HttpFilter, BodyCodec {
       const h = this.head!.headers;
       const body = Buffer.concat(this.message!);
       h['grpc-message'] = percentEncode(body.length > MAX_MESSAGE_BYTES ? body.subarray(0, MAX_MESSAGE_BYTES) : body);
-      h['grpc-status'] = String(grpcStatusFor(this.head!.status));
+      const gs = grpcStatusFor(this.head!.status);
+      h['grpc-status'] = String(gs);
+      this.cb.streamInfo.grpcStatus = gs;
       h['content-length'] = '0';
       return EMPTY;
     }
