@@ -84,7 +84,71 @@ test('forward_client_cert_details modes and set_current_client_cert_details as i
 
   const set = await get(h.port('set'), mtls, spoof);
   const pem = new X509Certificate(client.cert).toString();
-  const ca = new X509Certificate(pki.ca).toString();
-  // The chain as verified, up to the trusted CA (Envoy's holds what the client sent: here the leaf).
-  assert.equal(set, `${element};Cert="${encodeURIComponent(pem)}";Chain="${encodeURIComponent(pem + ca)}"`, 'SANITIZE_SET replaces it');
+  // The chain the client sent: here the leaf alone, without the trusted CA.
+  assert.equal(set, `${element};Cert="${encodeURIComponent(pem)}";Chain="${encodeURIComponent(pem)}"`, 'SANITIZE_SET replaces it');
+});
+
+/** An intermediate CA under the PKI's CA in `dir` and a client certificate it signs: PEMs of the leaf, the intermediate and its key. */
+function chainedLeaf(dir: string, name: string): { leaf: string; intermediate: string; key: string } {
+  const run = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  fs.writeFileSync(path.join(dir, `${name}-int.ext`), 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n');
+  run(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}-int.key`, '-out', `${name}-int.csr`, '-subj', `/CN=${name} intermediate`]);
+  run(['x509', '-req', '-in', `${name}-int.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}-int.crt`, '-days', '1', '-extfile', `${name}-int.ext`]);
+  fs.writeFileSync(path.join(dir, `${name}.ext`), `subjectAltName=URI:${CLIENT_ID}\nextendedKeyUsage=clientAuth\n`);
+  run(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`]);
+  run(['x509', '-req', '-in', `${name}.csr`, '-CA', `${name}-int.crt`, '-CAkey', `${name}-int.key`, '-CAcreateserial', '-out', `${name}.crt`, '-days', '1', '-extfile', `${name}.ext`]);
+  const read = (f: string) => new X509Certificate(fs.readFileSync(path.join(dir, f), 'utf8')).toString();
+  return { leaf: read(`${name}.crt`), intermediate: read(`${name}-int.crt`), key: fs.readFileSync(path.join(dir, `${name}.key`), 'utf8') };
+}
+
+/** The certificates (PEM) of the Chain= value of an XFCC element. */
+function chainOf(xfcc: string | undefined): string[] {
+  const m = /;Chain="([^"]*)"/.exec(xfcc ?? '');
+  assert.ok(m, `no Chain in ${xfcc}`);
+  return decodeURIComponent(m[1]).match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----\n/g) ?? [];
+}
+
+test('XFCC Chain: the chain the client presented, leaf first, not the trust anchor the verifier found', async (t) => {
+  const pki = makePki();
+  const other = makePki('Other CA');
+  t.after(() => {
+    pki.cleanup();
+    other.cleanup();
+  });
+  const up: Upstream = await startUpstream('app');
+  const h = await startTestRuntime(t, [up]);
+  assert.deepEqual(h.apply(SECRET_TYPE, sdsSecrets(pki.leaf('server', [`URI:${SERVER_ID}`]), pki.ca)), []);
+  const acceptUntrusted = {
+    name: 'envoy.transport_sockets.tls',
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
+      common_tls_context: {
+        tls_certificate_sds_secret_configs: [{ name: 'default', sds_config: { ads: {} } }],
+        combined_validation_context: { default_validation_context: { trust_chain_verification: 'ACCEPT_UNTRUSTED' }, validation_context_sds_secret_config: { name: 'ROOTCA', sds_config: { ads: {} } } },
+      },
+    },
+  };
+  const listener = (name: string, transport: Record<string, unknown>) => ({
+    name,
+    address: addr(0),
+    filter_chains: [{ transport_socket: transport, filters: [{ name: 'hcm', typed_config: { '@type': HCM, stat_prefix: name, route_config: routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'app' } }]), http_filters: [ROUTER], forward_client_cert_details: 'SANITIZE_SET', set_current_client_cert_details: { chain: true } } }] }],
+  });
+  await configure(h, { clusters: [staticCluster('app', [up.port])], listeners: [listener('verified', OPTIONAL_MTLS), listener('untrusted', acceptUntrusted)] });
+  const tlsOnly = { ca: pki.ca, servername: 'svc', checkServerIdentity: () => undefined };
+  const root = new X509Certificate(pki.ca).toString();
+
+  // A leaf the trust anchor signed: the leaf alone (the anchor is what the verifier found, not what the client sent).
+  const direct = pki.leaf('direct', [`URI:${CLIENT_ID}`]);
+  assert.deepEqual(chainOf(await get(h.port('verified'), { ...tlsOnly, cert: direct.cert, key: direct.key })), [new X509Certificate(direct.cert).toString()]);
+
+  // Leaf and intermediate sent: both, not the anchor; with the anchor sent too, still without it
+  // (Node cannot tell it from the one its verifier found; Envoy would list it).
+  const chained = chainedLeaf(pki.dir, 'chained');
+  assert.deepEqual(chainOf(await get(h.port('verified'), { ...tlsOnly, cert: chained.leaf + chained.intermediate, key: chained.key })), [chained.leaf, chained.intermediate]);
+  assert.deepEqual(chainOf(await get(h.port('verified'), { ...tlsOnly, cert: chained.leaf + chained.intermediate + root, key: chained.key })), [chained.leaf, chained.intermediate]);
+
+  // A chain this proxy does not trust (ACCEPT_UNTRUSTED), root included: exactly what was sent.
+  const foreign = chainedLeaf(other.dir, 'foreign');
+  const foreignRoot = new X509Certificate(other.ca).toString();
+  assert.deepEqual(chainOf(await get(h.port('untrusted'), { ...tlsOnly, cert: foreign.leaf + foreign.intermediate + foreignRoot, key: foreign.key })), [foreign.leaf, foreign.intermediate, foreignRoot]);
 });

@@ -126,7 +126,7 @@ export class ConnectionManager implements NetworkFilter {
     const stats = this.config.stats;
     const info = conn.info;
     const tlsSocket = info.tls ? (socket as net.Socket as TLSSocket) : undefined;
-    const clientCert = tlsSocket?.getPeerX509Certificate() !== undefined;
+    const clientCert = info.peerCertificate !== undefined;
     const mode = this.config.xfcc.mode;
     socket[kState] = {
       hcm: this.config,

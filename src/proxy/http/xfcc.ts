@@ -7,13 +7,14 @@
 //   ALWAYS_FORWARD_ONLY  always forwarded as received.
 // This proxy's element: By=<each URI SAN of the local certificate>;Hash=<SHA-256 of the client
 // certificate, hex>, then, as configured, Subject="<RFC 2253>", URI=<each URI SAN> (URI= when it has
-// none), DNS=<each DNS SAN>, Cert="<URL-encoded PEM>", Chain="<URL-encoded PEM chain>" (the
-// verified chain, trusted CA included: Node does not expose the presented one). It is computed once
-// per connection.
-import { createHash, X509Certificate } from 'node:crypto';
+// none), DNS=<each DNS SAN>, Cert="<URL-encoded PEM>", Chain="<URL-encoded PEM chain>" (the chain
+// the client presented, leaf first, without the trust anchor: presentedClientChain says what Node
+// lets us see of it). It is computed once per connection.
+import { createHash } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { Reader } from '../config/reader.ts';
 import type { HeaderMap } from '../filters/filter.ts';
+import { clientCertificate, presentedClientChain } from '../tls/downstream-tls.ts';
 
 export const XfccMode = { Sanitize: 0, ForwardOnly: 1, AppendForward: 2, SanitizeSet: 3, AlwaysForwardOnly: 4 } as const;
 export type XfccModeValue = (typeof XfccMode)[keyof typeof XfccMode];
@@ -72,27 +73,11 @@ export function rfc2253(subject: string | undefined): string {
 }
 
 /**
- * PEM of each certificate from the peer's leaf up the chain as verified. Envoy sends the chain as
- * presented; Node exposes only the verified one, which also holds the trusted CA.
- */
-function chainPem(socket: TLSSocket): string {
-  let c = socket.getPeerCertificate(true);
-  let pem = '';
-  const seen = new Set<unknown>();
-  while (c?.raw && !seen.has(c)) {
-    seen.add(c);
-    pem += new X509Certificate(c.raw).toString();
-    c = c.issuerCertificate;
-  }
-  return pem;
-}
-
-/**
  * This proxy's XFCC element for a TLS connection, or undefined when the client presented no
  * certificate. Only needed (and computed) for APPEND_FORWARD and SANITIZE_SET.
  */
 export function clientCertElement(socket: TLSSocket, cfg: XfccConfig): string | undefined {
-  const peer = socket.getPeerX509Certificate();
+  const peer = clientCertificate(socket);
   if (!peer) return undefined;
   const parts: string[] = [];
   for (const uri of sans(socket.getX509Certificate()?.subjectAltName, 'URI')) parts.push('By=' + uri);
@@ -105,7 +90,7 @@ export function clientCertElement(socket: TLSSocket, cfg: XfccConfig): string | 
   }
   if (cfg.dns) for (const d of sans(peer.subjectAltName, 'DNS')) parts.push('DNS=' + d);
   if (cfg.cert) parts.push(`Cert="${encodeURIComponent(peer.toString())}"`);
-  if (cfg.chain) parts.push(`Chain="${encodeURIComponent(chainPem(socket))}"`);
+  if (cfg.chain) parts.push(`Chain="${encodeURIComponent(presentedClientChain(socket).map((c) => c.toString()).join(''))}"`);
   return parts.join(';');
 }
 

@@ -18,7 +18,7 @@ import type { ProxyContext } from '../context.ts';
 import type { ConnectionInfo } from '../filters/filter.ts';
 import type { DownstreamConnection } from '../network/network-filter.ts';
 import { spiffeId, parseSans } from '../tls/tls-context.ts';
-import { serverTlsSocket, clientCertificateVerdict } from '../tls/downstream-tls.ts';
+import { serverTlsSocket, clientCertificateVerdict, clientCertificate } from '../tls/downstream-tls.ts';
 import { sslStats, type SslStats } from '../tls/upstream-tls-stats.ts';
 import type { Histogram, Stat } from '../stats/stats.ts';
 import { setBufferLimit } from '../network/buffer-limit.ts';
@@ -499,7 +499,7 @@ export class ListenerManager {
         sni: (ts as tls.TLSSocket & { servername?: string }).servername || info.sni,
         peerPrincipal: cert ? spiffeId(cert) : undefined,
         peerSans: cert?.subjectaltname ? parseSans(cert.subjectaltname).map(([, v]) => v) : undefined,
-        peerCertificate: cert ? lazyCertificate(() => ts.getPeerX509Certificate()) : undefined,
+        peerCertificate: cert ? lazyCertificate(() => clientCertificate(ts)) : undefined,
         localCertificate: lazyCertificate(() => ts.getX509Certificate()),
       };
       this.runFilters(chain, { socket: ts, info: tinfo, direction: config.direction, originalDst, alpn: ts.alpnProtocol || undefined, ...state });

@@ -12,6 +12,7 @@
 // certificate_unknown), counted as Envoy counts it.
 import type net from 'node:net';
 import tls from 'node:tls';
+import { X509Certificate } from 'node:crypto';
 import type { TlsContext } from './tls-context.ts';
 import type { SslStats } from './upstream-tls-stats.ts';
 
@@ -36,6 +37,7 @@ export function serverTlsSocket(socket: net.Socket, ctx: TlsContext, secureConte
   };
   ts.once('error', failed);
   ts.once('secure', () => ts.off('error', failed));
+  CONTEXTS.set(ts, ctx);
   return ts;
 }
 
@@ -66,4 +68,36 @@ export function clientCertificateVerdict(ts: tls.TLSSocket, ctx: TlsContext, cer
   if (ts.isSessionReused()) ssl.sessionReused.value++;
   if (!cert) ssl.noCertificate.value++;
   return undefined;
+}
+
+/** The TLS context each downstream TLS socket was accepted with (for presentedClientChain). */
+const CONTEXTS = new WeakMap<tls.TLSSocket, TlsContext>();
+
+/**
+ * The client's certificate chain as Envoy reports it (XFCC Chain, BoringSSL's peer chain): the
+ * certificates the client sent, leaf first, without the trust anchor the verifier found. Node's
+ * detailed peer certificate links the leaf to its issuers among the certificates the client sent,
+ * then in this context's trust bundle: the walk stops at the first certificate of the trust bundle
+ * (so a trust anchor the client sent itself is left out too, which Envoy would list).
+ * Node 24's getPeerX509Certificate() shifts the sent certificates out of OpenSSL's peer chain (a
+ * second call, or this walk after it, sees the leaf alone): nothing may call it on a downstream
+ * TLS socket; clientCertificate() gives the leaf.
+ */
+export function presentedClientChain(ts: tls.TLSSocket): X509Certificate[] {
+  const anchors = CONTEXTS.get(ts)?.trustAnchors();
+  const out: X509Certificate[] = [];
+  const seen = new Set<tls.PeerCertificate>();
+  for (let c: tls.DetailedPeerCertificate | undefined = ts.getPeerCertificate(true); c?.raw && !seen.has(c); c = c.issuerCertificate) {
+    seen.add(c);
+    const cert = new X509Certificate(c.raw);
+    if (out.length && anchors?.has(cert.fingerprint256)) break;
+    out.push(cert);
+  }
+  return out;
+}
+
+/** The client's certificate, or undefined (getPeerCertificate's DER: see presentedClientChain). */
+export function clientCertificate(ts: tls.TLSSocket): X509Certificate | undefined {
+  const raw = ts.getPeerCertificate()?.raw;
+  return raw ? new X509Certificate(raw) : undefined;
 }

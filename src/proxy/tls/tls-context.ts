@@ -6,7 +6,7 @@
 // made under the old certificates or trust bundle is resumed.
 import type net from 'node:net';
 import tls from 'node:tls';
-import { constants, randomBytes } from 'node:crypto';
+import { constants, randomBytes, X509Certificate } from 'node:crypto';
 import type { Reader } from '../config/reader.ts';
 import { LOCAL_SECRETS } from '../xds-client/xds-dependencies.ts';
 import { readDataSource } from '../config/data-source.ts';
@@ -58,6 +58,9 @@ export class TlsContext {
   private secretSans: readonly SanMatcher[] = [];
   private cached?: tls.SecureContext;
   private cachedVersion = -1;
+  /** The trust bundle of the current SecureContext, and its certificates' SHA-256 fingerprints once asked for. */
+  private caPems: readonly string[] = [];
+  private anchors?: ReadonlySet<string>;
   /** Server: session_timeout (seconds) and disable_stateless_session_resumption (no tickets). */
   private sessionTimeout?: number;
   private noTickets = false;
@@ -183,6 +186,8 @@ export class TlsContext {
       ...(this.isServer ? { sessionIdContext: this.sessionIdContext, sessionTimeout: this.sessionTimeout, secureOptions: this.noTickets ? constants.SSL_OP_NO_TICKET : 0 } : {}),
     });
     this.cachedVersion = store.version;
+    this.caPems = ca;
+    this.anchors = undefined;
     this.secretSans = caSecret?.sans ?? [];
     this.sessions?.clear();
     return this.cached;
@@ -246,6 +251,11 @@ export class TlsContext {
     };
   }
 
+  /** SHA-256 fingerprints (X509Certificate.fingerprint256) of the trust bundle's certificates, as of the current SecureContext. */
+  trustAnchors(): ReadonlySet<string> {
+    return (this.anchors ??= new Set(this.caPems.flatMap((pem) => pem.match(PEM_CERTIFICATE) ?? []).map((c) => new X509Certificate(c).fingerprint256)));
+  }
+
   /** Checks the peer certificate's SANs against match_typed_subject_alt_names; an error text or undefined. */
   checkPeer(cert: tls.PeerCertificate | undefined): string | undefined {
     const matchers = this.secretSans.length ? [...this.sans, ...this.secretSans] : this.sans;
@@ -258,6 +268,8 @@ export class TlsContext {
     return `peer certificate SANs [${cert.subjectaltname}] do not match any of the configured subject alt names`;
   }
 }
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
 
 /** The error code of a peer certificate whose SANs match none configured (Node's, for a host name mismatch). */
 export const SAN_MISMATCH = 'ERR_TLS_CERT_ALTNAME_INVALID';
