@@ -157,11 +157,16 @@ describe('rig analyze on rig up (found from --state-dir)', () => {
   // the Service Istio's installation defines, which rig up adds for the egress gateway it starts.
   const task = ['egress-gateway-cnn.yaml', 'service-entry-local-standin.yaml'].map((f) => path.join(REPO_ROOT, 'examples/bookinfo/tasks/egress-gateway', f));
   let mesh: Mesh;
+  let watched: string;
   before(async () => {
-    mesh = await startMesh('up', ['-f', ...task, '--no-ingress'], { gatewayPorts: [80] });
+    watched = fs.mkdtempSync(path.join(fs.realpathSync(process.env.TMPDIR ?? '/tmp'), 'rig-analyze-up-'));
+    mesh = await startMesh('up', ['-f', ...task, watched, '--no-ingress'], { gatewayPorts: [80] });
     await mesh.waitFor((s) => !!s.readyAt, 'the egress gateway ready', 90_000);
   });
-  after(() => mesh?.stop());
+  after(async () => {
+    await mesh?.stop();
+    fs.rmSync(watched, { recursive: true, force: true });
+  });
 
   it("the task analyzes clean on the mesh, where the files alone miss the egress gateway's Service", async () => {
     const live = await mesh.rig(['analyze']);
@@ -183,6 +188,15 @@ describe('rig analyze on rig up (found from --state-dir)', () => {
     });
     assert.ok(r.stdout.startsWith(BROKEN_ROUTE), r.stdout);
     assert.match(r.stdout, /^Warning \[IST0101\] \(VirtualService default\/reviews\) spec\.hosts\[0\]: Referenced host not found: "reviews"/m);
+  });
+
+  it('a watched file the mesh refuses is named on stderr (it is not served, so not analyzed)', async () => {
+    const bad = path.join(watched, 'bad.yaml');
+    fs.writeFileSync(bad, virtualService('reviews').replace('http: [', 'http: [{ timeout: soon, route: [{ destination: { host: reviews } }] }, '));
+    await mesh.waitFor((s) => s.configErrors.length > 0, 'the mesh refusing bad.yaml');
+    const r = await mesh.rig(['analyze']);
+    assert.match(r.stderr, new RegExp(`^The running mesh refuses this configuration \\(the last valid one stays in force; not analyzed\\):\n  ${bad}:6:`, 'm'));
+    assert.match(r.stderr, /"soon" is not a duration/);
   });
 });
 

@@ -8,6 +8,8 @@ import { stringify } from 'yaml';
 import type { Diagnostic, Resource, Severity } from '../../api/index.ts';
 import { SEVERITIES, SKIPPED_KIND, analyze, describeResource, documentationUrl, loadPaths } from '../../api/index.ts';
 import { RigError } from '../../core/errors.ts';
+import { StateDir, isAlive } from '../../local/state-dir.ts';
+import { runningMonitoringUrl } from '../../local/status.ts';
 import { gatewayApiStatus } from '../../model/gateway-api/index.ts';
 import type { LiveConfig } from '../live-config.ts';
 import { addControlPlaneOptions, controlPlaneUrl } from './controlplane-option.ts';
@@ -79,7 +81,13 @@ async function liveConfig(o: Options, haveFiles: boolean): Promise<LiveConfig | 
   const { readLiveConfig } = await import('../live-config.ts');
   const url = controlPlaneUrl(o);
   const live = await readLiveConfig(url);
-  if (live) return live;
+  if (live) {
+    // What the mesh serves leaves out what it refused: say so, as `rig status` does.
+    const mesh = o.controlplane ? undefined : new StateDir(o.stateDir).readStatus();
+    const refused = mesh && runningMonitoringUrl(mesh, isAlive) === url ? mesh.configErrors : [];
+    if (refused.length) process.stderr.write(['The running mesh refuses this configuration (the last valid one stays in force; not analyzed):', ...refused.map((e) => `  ${e}`), ''].join('\n'));
+    return live;
+  }
   if (o.controlplane) throw new RigError('MESH_ERR_UNAVAILABLE', `no control plane answers at ${url} (--controlplane): start it, fix the address, or analyze files alone with -f PATH --use-live=false`);
   if (haveFiles) return undefined;
   throw new RigError('MESH_ERR_UNAVAILABLE', `no mesh is running (no rig up from ${o.stateDir}, no control plane at ${url}): start one with rig up -f DIR or rig demo, pass --controlplane URL, or analyze files with rig analyze -f PATH`);
