@@ -186,3 +186,36 @@ spec:
 `, 'se.yaml');
   assert.deepEqual(analyze(resources).map((d) => [d.code, d.severity, d.path]), [['IST0134', 'Warning', 'spec.ports[0]']]);
 });
+
+test("IST0162: a Gateway port that no Service of its workloads leads to (the Service's targetPort, else its port); workloads given by a live mesh count", () => {
+  const gateway = `apiVersion: v1
+kind: Service
+metadata: {name: edge, namespace: edge}
+spec:
+  selector: {app: edge}
+  ports: [{name: http, port: 80, targetPort: 8080}, {name: https, port: 443}, {name: dns, port: 53, protocol: UDP}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: edge-elsewhere}
+spec:
+  selector: {app: edge}
+  ports: [{name: http-alt, port: 9000}]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: edge, namespace: edge}
+spec:
+  selector: {app: edge}
+  servers:
+  - {port: {number: 8080, name: http, protocol: HTTP}, hosts: ["*"]}
+  - {port: {number: 80, name: http-80, protocol: HTTP}, hosts: ["*"]}
+  - {port: {number: 443, name: https, protocol: HTTPS}, hosts: ["*"], tls: {mode: PASSTHROUGH}}
+  - {port: {number: 53, name: tcp-dns, protocol: TCP}, hosts: ["*"]}
+  - {port: {number: 9000, name: http-9000, protocol: HTTP}, hosts: ["*"]}
+`;
+  const { resources } = loadDocuments(`${BASE}---\n${gateway}`, 'mesh.yaml');
+  const ist0162 = (opts: Parameters<typeof analyze>[1]) => analyze(resources, opts).filter((d) => d.code === 'IST0162').map((d) => `${d.resource} ${d.path}`);
+  assert.deepEqual(ist0162({}), [], 'no workload of the gateway is known: nothing to check against');
+  assert.deepEqual(ist0162({ workloads: [{ namespace: 'edge', labels: { app: 'edge' } }] }), ['Gateway edge/edge spec.servers[1].port.number', 'Gateway edge/edge spec.servers[3].port.number', 'Gateway edge/edge spec.servers[4].port.number']);
+});

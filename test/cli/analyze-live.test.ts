@@ -150,6 +150,43 @@ spec: { address: 127.0.0.2, labels: { app: details } }
     assert.equal(afterConnect.code, 0, afterConnect.stdout + afterConnect.stderr);
     await stopProcess(proxy.process);
   });
+
+  it("IST0162: a Gateway port that the Service of its connected gateway proxy does not lead to", async (t) => {
+    await apply(
+      'gateway.yaml',
+      `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: { name: gw }
+spec:
+  selector: { istio: ingressgateway }
+  servers:
+  - { port: { number: 80, name: http, protocol: HTTP }, hosts: ['*'] }
+  - { port: { number: 8443, name: http-alt, protocol: HTTP }, hosts: ['*'] }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: istio-ingressgateway, namespace: istio-system }
+spec:
+  selector: { istio: ingressgateway }
+  ports: [{ name: http2, port: 80 }]
+`,
+      'gateways',
+      (gw) => gw.includes('8443'),
+    );
+    assert.doesNotMatch((await analyze()).stdout, /IST0162/, 'no gateway workload known yet');
+    const gateway = startRigProxy(t, ['--mode', 'router', '--namespace', 'istio-system', '--workload-name', 'istio-ingressgateway-0', '--labels', 'istio=ingressgateway'], { xdsPort });
+    await gateway.started();
+    const r = await waitFor(() => `IST0162 once the gateway is connected\n${gateway.log()}`, async () => {
+      const r = await analyze();
+      return r.stdout.includes('IST0162') ? r : undefined;
+    });
+    assert.equal(r.code, 0, 'a warning');
+    assert.deepEqual(
+      r.stdout.split('\n').filter((l) => l.includes('IST0162')),
+      ['Warning [IST0162] (Gateway default/gw) spec.servers[1].port.number: The gateway is listening on a target port (port 8443) that is not defined in the Service associated with its workload instances (Pod selector istio=ingressgateway). If you need to access the gateway port through the gateway Service, it will not be available. — add port 8443 (or a targetPort 8443) to the Service selecting istio=ingressgateway, or serve a port it has'],
+    );
+    await stopProcess(gateway.process);
+  });
 });
 
 describe('rig analyze on rig up (found from --state-dir)', () => {

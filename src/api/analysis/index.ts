@@ -71,6 +71,7 @@ class Analysis {
     this.virtualServices();
     this.destinationRules();
     this.gateways();
+    this.gatewayPorts();
     this.serviceEntries();
     this.selectors();
     this.servicePorts();
@@ -206,6 +207,32 @@ class Analysis {
     });
   }
 
+  /**
+   * Istio's IST0162: a Gateway server port that no Service of the gateway's workloads leads to
+   * (a Service's targetPort, else its port, reaches the workload), so it cannot be reached through
+   * the gateway's Service. Only for gateways whose workloads the analysis knows (Workloads,
+   * WorkloadEntries, connected proxies); those it does not are the selectors check's concern.
+   */
+  gatewayPorts(): void {
+    const services = this.of<T.ServiceSpec>('Service').filter((s) => s.spec.selector && Object.keys(s.spec.selector).length);
+    for (const gw of this.of<T.GatewaySpec>('Gateway')) {
+      const selector = gw.spec.selector ?? {};
+      if (!Object.keys(selector).length) continue;
+      const pods = this.workloads.filter((w) => matches(selector, w.labels));
+      if (!pods.length) continue;
+      const reached = new Set<number>();
+      for (const s of services) {
+        if (!pods.some((p) => p.namespace === s.metadata.namespace && matches(s.spec.selector!, p.labels))) continue;
+        for (const p of s.spec.ports ?? []) if ((p.protocol ?? 'TCP') === 'TCP') reached.add(typeof p.targetPort === 'number' ? p.targetPort : p.port);
+      }
+      const shown = Object.entries(selector).map(([k, v]) => `${k}=${v}`).join(',');
+      gw.spec.servers?.forEach((s, j) => {
+        if (reached.has(s.port.number)) return;
+        this.report('GatewayPortNotDefinedOnService', gw, ['spec', 'servers', j, 'port', 'number'], `The gateway is listening on a target port (port ${s.port.number}) that is not defined in the Service associated with its workload instances (Pod selector ${shown}). If you need to access the gateway port through the gateway Service, it will not be available.`, `add port ${s.port.number} (or a targetPort ${s.port.number}) to the Service selecting ${shown}, or serve a port it has`);
+      });
+    }
+  }
+
   /** A TCP port without addresses captures that port for every destination (Istio's IST0134). */
   serviceEntries(): void {
     for (const se of this.entries) {
@@ -300,6 +327,10 @@ class Analysis {
 
 function describe(r: Resource<unknown>): string {
   return `${r.metadata.namespace}/${r.metadata.name}`;
+}
+
+function matches(selector: Record<string, string>, labels: Record<string, string>): boolean {
+  return Object.entries(selector).every(([k, v]) => labels[k] === v);
 }
 
 function withoutName(m: T.HTTPMatchRequest): Omit<T.HTTPMatchRequest, 'name'> {

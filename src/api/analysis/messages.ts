@@ -15,6 +15,7 @@ export const MESSAGES = {
   ConflictingGateways: { code: 'IST0145', level: 'Error' },
   EnvoyFilterUsesRelativeOperation: { code: 'IST0151', level: 'Warning' },
   MultipleTelemetriesWithoutWorkloadSelectors: { code: 'IST0160', level: 'Error' },
+  GatewayPortNotDefinedOnService: { code: 'IST0162', level: 'Warning' },
 } as const satisfies Record<string, { code: string; level: Severity }>;
 
 export type MessageName = keyof typeof MESSAGES;
