@@ -33,7 +33,7 @@ export const ANALYZE_FAILURE_EXIT = 79;
 export function define(cmd: Command): void {
   addControlPlaneOptions(cmd)
     .option('-f, --filename <paths...>', 'files or directories to analyze (recursive); - for standard input. On a running mesh they overlay its configuration')
-    .option('-n, --namespace <ns>', 'the namespace analyzed, and of file resources that name none', 'default')
+    .option('-n, --namespace <ns>', 'the namespace reported on (of a live mesh; files are always reported on), and of file resources that name none', 'default')
     .option('-A, --all-namespaces', 'analyze every namespace')
     .option('--use-live [bool]', 'analyze the running mesh\'s configuration (with -f: the files over it); --use-live=false analyzes the files alone', bool('--use-live'), true)
     .option('-k, --use-kube [bool]', 'istioctl\'s name for --use-live', bool('--use-kube'))
