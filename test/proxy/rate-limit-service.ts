@@ -23,6 +23,10 @@ export interface RateLimitRequest {
 export interface RateLimitService {
   port: number;
   requests: RateLimitRequest[];
+  /** Each call's metadata (request headers). */
+  metadata: Record<string, unknown>[];
+  /** Whether each call came with a deadline (grpc-timeout, which grpc-js keeps out of the metadata). */
+  hadDeadline: boolean[];
   /** Hits so far by descriptor ("k=v,k2=v2"). */
   hits: Map<string, number>;
   /** Hits a descriptor may have before it is over the limit. */
@@ -50,10 +54,12 @@ function definition(): grpc.ServiceDefinition {
 
 export async function startRateLimitService(limit: number, port = 0): Promise<RateLimitService> {
   const server = new grpc.Server();
-  const rls: RateLimitService = { port: 0, requests: [], hits: new Map(), limit, responseHeaders: [], requestHeaders: [], delayMs: 0, close: () => server.forceShutdown() };
+  const rls: RateLimitService = { port: 0, requests: [], metadata: [], hadDeadline: [], hits: new Map(), limit, responseHeaders: [], requestHeaders: [], delayMs: 0, close: () => server.forceShutdown() };
   server.addService(definition(), {
     ShouldRateLimit(call: grpc.ServerUnaryCall<RateLimitRequest, unknown>, cb: grpc.sendUnaryData<unknown>) {
       rls.requests.push(call.request);
+      rls.metadata.push(call.metadata.getMap());
+      rls.hadDeadline.push(Number.isFinite(Number(call.getDeadline())));
       const statuses = call.request.descriptors.map((d) => {
         const key = descriptorKey(d.entries);
         const n = (rls.hits.get(key) ?? 0) + 1;

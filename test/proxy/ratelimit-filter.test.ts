@@ -131,13 +131,20 @@ test('timeout: a service slower than the timeout is an error (allowed, or status
   t.after(() => rls.close());
   await configure(h, {
     clusters: [staticCluster('app', [app.port]), rlsCluster(rls.port)],
-    listeners: [listener('open', rateLimitFilter({ timeout: '0.05s' })), listener('closed', rateLimitFilter({ timeout: '0.05s', failure_mode_deny: true, status_on_error: { code: 'ServiceUnavailable' } }))],
+    listeners: [
+      listener('open', rateLimitFilter({ timeout: '0.05s' })),
+      listener('closed', rateLimitFilter({ timeout: '0.05s', failure_mode_deny: true, status_on_error: { code: 'ServiceUnavailable' } })),
+      listener('unbounded', rateLimitFilter({ timeout: '0s', failure_mode_deny: true })),
+    ],
   });
   assert.equal((await request(h.port('open'), { path: '/shared' })).status, 200);
   assert.equal((await request(h.port('closed'), { path: '/shared' })).status, 503);
   assert.equal(stat(h, 'cluster.app.ratelimit.error'), 2);
   assert.equal(stat(h, 'cluster.app.ratelimit.failure_mode_allowed'), 1);
   assert.equal(rls.requests.length, 2, 'both calls reached the service, which answered too late');
+  assert.equal((await request(h.port('unbounded'), { path: '/shared' })).status, 200, 'timeout 0s: no timeout, the late answer counts');
+  assert.equal(stat(h, 'cluster.app.ratelimit.ok'), 1);
+  assert.deepEqual(rls.hadDeadline, [true, true, false], 'grpc-timeout only with a timeout');
 });
 
 test("x-ratelimit headers (DRAFT_VERSION_03), the service's headers and raw_body, rate_limited_status, response_headers_to_add, disable_x_envoy_ratelimited_header", async (t) => {

@@ -14,6 +14,9 @@ const RESPONSE = 'envoy.service.ratelimit.v3.RateLimitResponse';
 
 type Json = Record<string, unknown>;
 
+/** `timeout: 0s` means no timeout, as in Envoy: the call is bounded only by the stream it serves (setTimeout's largest delay). */
+const NO_TIMEOUT_MS = 2_147_483_647;
+
 /** RateLimitResponse.DescriptorStatus as decoded (proto JSON names; zero values absent). */
 export interface DescriptorStatus {
   readonly code?: string;
@@ -57,7 +60,7 @@ export async function shouldRateLimit(clusters: ClusterManager, s: GrpcServiceCo
   let bytes: Buffer;
   try {
     const message = encodeMessage(REQUEST, { domain, descriptors: descriptors.map((entries) => ({ entries })) });
-    const call = { cluster: s.cluster, path: SHOULD_RATE_LIMIT, authority: s.authority, timeoutMs: s.timeoutMs, deadlineMs: s.timeoutMs, metadata: s.initialMetadata, maxReceiveBytes: s.maxReceiveBytes, skipEnvoyHeaders: s.skipEnvoyHeaders, signal };
+    const call = { cluster: s.cluster, path: SHOULD_RATE_LIMIT, authority: s.authority, timeoutMs: s.timeoutMs, deadlineMs: s.timeoutMs || NO_TIMEOUT_MS, metadata: s.initialMetadata, maxReceiveBytes: s.maxReceiveBytes, skipEnvoyHeaders: s.skipEnvoyHeaders, signal };
     bytes = await grpcCallThroughCluster(clusters, call, message);
   } catch (e) {
     return { kind: 'error', message: (e as Error).message };
