@@ -2,8 +2,9 @@
 // NODE_USE_ENV_PROXY=1 sends even http:// URLs as a CONNECT tunnel) gets the client sidecar's
 // handling of a captured connection: the HTTP request inside the tunnel goes through the outbound
 // listener of its destination (VirtualService fault and response headers, istio_requests_total
-// with reporter="source"), and so does h2c inside a tunnel; https inside a tunnel to a TLS port goes through that port's TCP/TLS
-// chain; a CONNECT to a host outside the mesh is still passed through.
+// with reporter="source"), and so do h2c inside a tunnel and HTTP/1.1 inside an HTTP/2 CONNECT;
+// https inside a tunnel to a TLS port goes through that port's TCP/TLS chain; a CONNECT to a host
+// outside the mesh is still passed through.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
@@ -88,6 +89,31 @@ function h2cThroughConnect(outbound: number, authority: string, headers: http2.O
   });
 }
 
+/** An HTTP/1.1 request inside an HTTP/2 CONNECT stream (h2c, prior knowledge, to the sidecar); resolves with its status. */
+function h1ThroughH2Connect(outbound: number, authority: string, headers: Record<string, string>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(`http://127.0.0.1:${outbound}`);
+    session.on('error', reject);
+    const tunnel = session.request({ ':method': 'CONNECT', ':authority': authority }, { endStream: false });
+    tunnel.on('error', reject);
+    tunnel.once('response', (h) => {
+      if (h[':status'] !== 200) return reject(new Error(`CONNECT ${authority}: ${h[':status']}`));
+      let out = '';
+      tunnel.on('data', (c: Buffer) => {
+        out += c.toString('latin1');
+        const m = /^HTTP\/1\.1 (\d{3}) /.exec(out);
+        if (m) {
+          resolve(Number(m[1]));
+          session.destroy();
+        }
+      });
+      let head = `GET /h2-connect HTTP/1.1\r\nhost: ${authority}\r\nconnection: close\r\n`;
+      for (const [k, v] of Object.entries(headers)) head += `${k}: ${v}\r\n`;
+      tunnel.write(head + '\r\n');
+    });
+  });
+}
+
 function sourceRequests(stats: string, code: string): number {
   let n = 0;
   for (const m of stats.matchAll(/^istio_requests_total\{([^}]*)\} (\d+)/gm)) {
@@ -135,6 +161,11 @@ test('CONNECT through an explicit sidecar: the inside is handled as a captured c
   assert.equal(await h2cThroughConnect(out, 'reviews.foo.svc.cluster.local:9080', { 'x-test': 'abort' }), 418);
   assert.equal(await h2cThroughConnect(out, 'reviews.foo.svc.cluster.local:9080', {}), 200);
   assert.ok(seen.includes('GET /h2c reviews.foo.svc.cluster.local:9080'), seen.join('\n'));
+
+  // An HTTP/2 CONNECT (one stream of an h2c connection to the sidecar): its inside likewise.
+  assert.equal(await h1ThroughH2Connect(out, 'reviews.foo.svc.cluster.local:9080', { 'x-test': 'abort' }), 418);
+  assert.equal(await h1ThroughH2Connect(out, 'reviews.foo.svc.cluster.local:9080', {}), 200);
+  assert.ok(seen.includes('GET /h2-connect reviews.foo.svc.cluster.local:9080'), seen.join('\n'));
 
   const stats = await waitFor(
     () => 'istio_requests_total from the client side',

@@ -14,6 +14,10 @@
 // (src/xds/translate/route-config.ts). An Envoy ignores the metadata and tunnels as before; a
 // CONNECT route without it (plain CONNECT proxying, `rig proxy -c`), or whose destination has no
 // listener here (e.g. an external host passed through), is tunnelled to its cluster as before.
+// A CONNECT on an HTTP/2 stream is handled alike, the stream standing for the inner connection's
+// socket (tunnel-stream-socket.ts); an extended CONNECT (RFC 8441) is an upgrade request, routed
+// as a GET, and like an HTTP/1.1 upgrade is not re-dispatched.
+import type http2 from 'node:http2';
 import net from 'node:net';
 import type { Logger } from '../../core/log.ts';
 import type { Route } from '../routing/route-config.ts';
@@ -23,6 +27,7 @@ import type { ConnState } from './http-stream.ts';
 import type { OriginalDst } from '../listener/original-dst.ts';
 import { internalDispatch } from '../listener/internal-dispatch.ts';
 import { finish } from './tunnel.ts';
+import { TunnelStreamSocket } from './tunnel-stream-socket.ts';
 
 /** The route metadata namespace (filter_metadata key) the control plane writes. */
 export const CONNECT_REDISPATCH_METADATA = 'rigging.connect_redispatch';
@@ -54,18 +59,27 @@ function readOriginalDst(route: Route, log: Logger): OriginalDst | null {
 }
 
 /**
- * Terminates the CONNECT and dispatches its inside when its route names an original destination
- * that has a listener here; false (nothing done) otherwise. The CONNECT stream itself is logged
- * when the tunnel closes, with the bytes that went through it.
+ * The listener this CONNECT's inside goes to: its route names an original destination that has a
+ * listener here (recorded in `info` as the upstream); undefined otherwise.
  */
-export function redispatchConnect(conn: ConnState, route: Route, socket: net.Socket, early: Buffer, head: RequestHead, info: StreamInfo): boolean {
+function redispatchTarget(conn: ConnState, route: Route, info: StreamInfo): ((socket: net.Socket, source: { address: string; port: number }) => void) | undefined {
   const dst = originalDstOf(route, conn.ctx.log);
-  if (!dst) return false;
-  const dispatch = internalDispatch(conn.ctx)?.target(dst);
-  if (!dispatch) return false;
+  const dispatch = dst && internalDispatch(conn.ctx)?.target(dst);
+  if (!dispatch) return undefined;
   info.responseCode = 200;
   info.responseCodeDetails = 'via_upstream';
   info.upstreamHost = `${dst.address}:${dst.port}`;
+  return dispatch;
+}
+
+/**
+ * Terminates an HTTP/1.1 CONNECT and dispatches its inside when its route names an original
+ * destination that has a listener here; false (nothing done) otherwise. The CONNECT stream itself
+ * is logged when the tunnel closes, with the bytes that went through it.
+ */
+export function redispatchConnect(conn: ConnState, route: Route, socket: net.Socket, early: Buffer, head: RequestHead, info: StreamInfo): boolean {
+  const dispatch = redispatchTarget(conn, route, info);
+  if (!dispatch) return false;
   socket.pause();
   // The bytes the client sent after the CONNECT head belong to the inner connection.
   const readBefore = socket.bytesRead - early.length;
@@ -78,5 +92,20 @@ export function redispatchConnect(conn: ConnState, route: Route, socket: net.Soc
     finish(info, conn, head);
   });
   dispatch(socket, { address: conn.info.remoteAddress, port: conn.info.remotePort });
+  return true;
+}
+
+/** The same for a CONNECT on an HTTP/2 stream: answered 200, the stream's DATA is the inner connection. */
+export function redispatchH2Connect(conn: ConnState, route: Route, stream: http2.ServerHttp2Stream, head: RequestHead, info: StreamInfo): boolean {
+  const dispatch = redispatchTarget(conn, route, info);
+  if (!dispatch) return false;
+  stream.respond({ ':status': 200 });
+  const inner = new TunnelStreamSocket(stream);
+  inner.once('close', () => {
+    info.bytesReceived = inner.bytesRead;
+    info.bytesSent = inner.bytesWritten;
+    finish(info, conn, head);
+  });
+  dispatch(inner.asSocket(), { address: conn.info.remoteAddress, port: conn.info.remotePort });
   return true;
 }

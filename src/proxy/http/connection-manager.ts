@@ -78,6 +78,12 @@ export class ConnectionManager implements NetworkFilter {
   private h2: http2.Http2Server | undefined;
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   private draining = false;
+  /**
+   * The socket toH2 hands to the HTTP/2 server, whose 'session' comes synchronously: a socket that
+   * is a plain Duplex (an HTTP/2 CONNECT tunnel's inside) is not the session's socket, which is
+   * then node's wrapper of it.
+   */
+  private handingOver: net.Socket | undefined;
 
   constructor(config: HcmConfig, ctx: ProxyContext) {
     this.config = config;
@@ -109,7 +115,7 @@ export class ConnectionManager implements NetworkFilter {
     const s = http2.createServer({ maxSessionMemory: 64, settings, maxHeaderListPairs: c.maxHeadersCount + 4, maxSendHeaderBlockLength: c.maxRequestHeadersKb * 1024 });
     s.on('stream', onH2Stream);
     s.on('session', (session: StatefulSession) => {
-      session[kState] = stateOf(session.socket);
+      session[kState] = stateOf(this.handingOver ?? session.socket);
       if (c.h2.connectionWindowSize !== undefined) session.setLocalWindowSize(c.h2.connectionWindowSize);
       this.sessions.add(session);
       session.once('close', () => this.sessions.delete(session));
@@ -180,7 +186,12 @@ export class ConnectionManager implements NetworkFilter {
     // codec was chosen here (configured or by the preface), as in Envoy.
     const ts = socket as net.Socket & { alpnProtocol?: string | false | null };
     if (ts.alpnProtocol !== undefined && ts.alpnProtocol !== 'h2') ts.alpnProtocol = 'h2';
-    this.h2Server().emit('connection', socket);
+    this.handingOver = socket;
+    try {
+      this.h2Server().emit('connection', socket);
+    } finally {
+      this.handingOver = undefined;
+    }
     return false;
   }
 

@@ -2,9 +2,10 @@
 // http2_protocol_options.allow_connect the proxy advertises SETTINGS_ENABLE_CONNECT_PROTOCOL and
 // takes extended CONNECT (RFC 8441: WebSocket over HTTP/2), routed as the upgrade request it
 // stands for (GET :path, upgrade_configs of its :protocol), and plain CONNECT, which tunnels TCP
-// as its HTTP/1.1 form does. Upstream: an HTTP/1.1 cluster gets an Upgrade request (with a made-up
-// Sec-WebSocket-Key when the client sent none, as RFC 8441 clients do not); an HTTP/2 cluster
-// gets an extended CONNECT on a session of its own.
+// as its HTTP/1.1 form does (or, when its route names the destination it stands for, is answered
+// here and its inside re-dispatched: connect-redispatch.ts). Upstream: an HTTP/1.1 cluster gets an
+// Upgrade request (with a made-up Sec-WebSocket-Key when the client sent none, as RFC 8441
+// clients do not); an HTTP/2 cluster gets an extended CONNECT on a session of its own.
 import crypto from 'node:crypto';
 import http2 from 'node:http2';
 import type net from 'node:net';
@@ -13,7 +14,8 @@ import type { StreamInfo } from '../stream-info.ts';
 import { ResponseFlag } from '../response-flags.ts';
 import { pipeSockets, type PipeResult } from '../tcp/pipe.ts';
 import type { ConnState } from './http-stream.ts';
-import { CONNECT_FAILED, connectFailureText, finish, limitTunnelDuration, openUpstream, resolveTunnel, startInfo, tunnelIdleMs, tunnelLocalReply, type TunnelTarget } from './tunnel.ts';
+import { CONNECT_FAILED, connectFailureText, finish, limitTunnelDuration, openUpstream, startInfo, tunnelIdleMs, tunnelLocalReply, tunnelRoute, tunnelUpstream, type TunnelTarget } from './tunnel.ts';
+import { redispatchH2Connect } from './connect-redispatch.ts';
 
 const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const MAX_HEAD = 64 * 1024;
@@ -152,7 +154,10 @@ export function handleH2Tunnel(conn: ConnState, stream: http2.ServerHttp2Stream,
   const info = startInfo(conn, head, 'HTTP/2');
   stream.on('error', noop);
   const type = protocol ? protocol.toLowerCase() : 'connect';
-  const t = resolveTunnel(conn, head, type, info);
+  const route = tunnelRoute(conn, head, type, info);
+  if ('status' in route) return refuse(stream, route.status, route.text, info, route.flags, route.details, conn, head);
+  if (!protocol && redispatchH2Connect(conn, route, stream, head, info)) return;
+  const t = tunnelUpstream(conn, head, route, info);
   if (!('host' in t)) return refuse(stream, t.status, t.text, info, t.flags, t.details, conn, head);
   const host = t.host;
   host.activeRequests++;

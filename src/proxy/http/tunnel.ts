@@ -113,17 +113,8 @@ export interface TunnelRefusal {
   readonly details: string;
 }
 
-/**
- * Route, upgrade check, cluster and host of a tunnel (`type`: "connect" or the upgrade protocol),
- * filling the StreamInfo; a refusal says how to answer.
- */
-export function resolveTunnel(conn: ConnState, head: RequestHead, type: string, info: StreamInfo): TunnelTarget | TunnelRefusal {
-  const route = tunnelRoute(conn, head, type, info);
-  return 'status' in route ? route : tunnelUpstream(conn, head, route, info);
-}
-
 /** The route of a tunnel, once the upgrade check passed (recorded in the StreamInfo); else how to refuse it. */
-function tunnelRoute(conn: ConnState, head: RequestHead, type: string, info: StreamInfo): Route | TunnelRefusal {
+export function tunnelRoute(conn: ConnState, head: RequestHead, type: string, info: StreamInfo): Route | TunnelRefusal {
   const vh = conn.hcm.routes.table?.findVirtualHost(head.authority);
   const route = vh ? matchRoute(vh, head, isGrpcContentType(head.headers['content-type'])) : undefined;
   if (!route) return { status: 404, text: '', flags: ResponseFlag.NoRouteFound, details: 'route_not_found' };
@@ -134,7 +125,7 @@ function tunnelRoute(conn: ConnState, head: RequestHead, type: string, info: Str
 }
 
 /** The cluster and host of a routed tunnel. */
-function tunnelUpstream(conn: ConnState, head: RequestHead, route: Route, info: StreamInfo): TunnelTarget | TunnelRefusal {
+export function tunnelUpstream(conn: ConnState, head: RequestHead, route: Route, info: StreamInfo): TunnelTarget | TunnelRefusal {
   const name = route.action === ActionKind.Weighted ? pickWeighted(route).name : route.cluster;
   info.upstreamCluster = name;
   const cluster = conn.ctx.clusters.get(name);
