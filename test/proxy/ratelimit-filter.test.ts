@@ -235,3 +235,27 @@ test('config: a missing domain or rate_limit_service and unsupported actions are
   const warnings = [...h.rt.warnings.values()].flat();
   assert.ok(warnings.some((w) => /grpc_service\.timeout: not used for the rate limit call/.test(w)), warnings.join('\n'));
 });
+
+test('runtime: a rate limit disable_key, ratelimit.http_filter_enabled and ratelimit.http_filter_enforcing', async (t) => {
+  const rls = await startRateLimitService(0);
+  const app = await startUpstream('app');
+  const h = await startTestRuntime(t, [app]);
+  t.after(() => rls.close());
+  const routes: EnvoyJson[] = [{ match: { prefix: '/' }, route: { cluster: 'app', rate_limits: [{ disable_key: 'drill.rl_off', actions: [{ generic_key: { descriptor_value: 'all' } }] }] } }];
+  await configure(h, { clusters: [staticCluster('app', [app.port]), rlsCluster(rls.port)], listeners: [listener('edge', rateLimitFilter(), {}, routes)] });
+  const modify = (k: string, v: string) => h.rt.ctx.runtime.modify([[k, v]]);
+  const status = async () => (await request(h.port('edge'), { path: '/x' })).status;
+  assert.equal(await status(), 429, 'a limit of 0: every request is over it');
+  modify('drill.rl_off', '0');
+  assert.equal(await status(), 200, 'disable_key at 0 %: the policy gives no descriptor');
+  assert.equal(rls.requests.length, 1);
+  modify('drill.rl_off', '100');
+  modify('ratelimit.http_filter_enabled', '0');
+  assert.equal(await status(), 200);
+  assert.equal(rls.requests.length, 1, 'the filter is off: no call');
+  modify('ratelimit.http_filter_enabled', '100');
+  modify('ratelimit.http_filter_enforcing', '0');
+  assert.equal(await status(), 200, 'not enforced: over the limit, let through');
+  assert.equal(rls.requests.length, 2);
+  assert.equal(stat(h, 'cluster.app.ratelimit.over_limit'), 2);
+});

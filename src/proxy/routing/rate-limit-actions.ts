@@ -3,6 +3,8 @@
 // them against its configured descriptors, the rate limit filter sends them to its service.
 // Compiled with the route configuration.
 import type { Reader } from '../config/reader.ts';
+import { ALWAYS, sample, type FractionalPercent } from '../config/fractional-percent.ts';
+import type { EnvoyRuntime } from '../envoy-runtime/index.ts';
 import type { RequestHead } from '../filters/filter.ts';
 import { headerValue, readHeaderMatcher, type HeaderMatcher } from './header-matcher.ts';
 import { maskAddress } from './masked-address.ts';
@@ -26,6 +28,8 @@ type Action = (x: RateLimitInput) => DescriptorEntry | null | undefined;
 export interface RateLimitPolicy {
   readonly stage: number;
   readonly actions: readonly Action[];
+  /** disable_key: the policy applies while this runtime feature is enabled (default 100 %). */
+  readonly enabled?: FractionalPercent;
 }
 
 function readAction(r: Reader): Action | undefined {
@@ -90,18 +94,19 @@ function readAction(r: Reader): Action | undefined {
   return act;
 }
 
-/** Reads a `rate_limits` list. */
-export function readRateLimits(r: Reader, key = 'rate_limits'): readonly RateLimitPolicy[] | undefined {
+/** Reads a `rate_limits` list; a disable_key becomes a handle on `runtime`. */
+export function readRateLimits(r: Reader, runtime: EnvoyRuntime, key = 'rate_limits'): readonly RateLimitPolicy[] | undefined {
   if (!r.has(key)) return undefined;
   return r.objs(key).map((p) => {
     const stage = p.num('stage', 0);
     const actions = p.objs('actions').flatMap((a) => readAction(a) ?? []);
     if (!actions.length) p.issues.error(p.at('actions'), 'a rate limit needs at least one action');
     if (p.has('limit')) p.issues.error(p.at('limit'), 'rate limit overrides (limit) are not supported by rig proxy');
-    // disable_key names a runtime key that can turn the limit off; with no runtime it never is.
-    p.accept('disable_key', 'limit');
+    p.accept('limit');
+    // As Envoy's featureEnabled(disable_key, 100): the runtime key's percentage of requests keeps the policy.
+    const disableKey = p.str('disable_key');
     p.done();
-    return { stage, actions };
+    return disableKey ? { stage, actions, enabled: runtime.fraction(disableKey, ALWAYS) } : { stage, actions };
   });
 }
 
@@ -136,7 +141,7 @@ export function routePolicies(own: readonly RateLimitPolicy[] | undefined, vh: r
 export function descriptorsFor(policies: readonly RateLimitPolicy[], stage: number, x: RateLimitInput): DescriptorEntry[][] {
   const out: DescriptorEntry[][] = [];
   outer: for (const p of policies) {
-    if (p.stage !== stage) continue;
+    if (p.stage !== stage || (p.enabled && !sample(p.enabled))) continue;
     const d: DescriptorEntry[] = [];
     for (const a of p.actions) {
       const e = a(x);

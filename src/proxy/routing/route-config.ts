@@ -360,7 +360,7 @@ function readRoute(r: Reader, vhost: VirtualHost, shared: Shared, issues: Issues
     const rp = ra.obj('retry_policy');
     if (rp) base.retry = readRetryPolicy(rp);
     if (ra.has('hash_policy')) base.hashPolicy = readHashPolicies(ra);
-    base.rateLimits = readRateLimits(ra);
+    base.rateLimits = readRateLimits(ra, shared.runtime);
     // include_vh_rate_limits (deprecated in Envoy, still honoured): the rate limit filters then use
     // the virtual host's rate_limits too, whatever their vh_rate_limits setting says.
     if (ra.bool('include_vh_rate_limits', false) && shared.vhostRateLimits?.length) base.rateLimits = [...(base.rateLimits ?? []), ...shared.vhostRateLimits];
@@ -449,7 +449,7 @@ export function compileRouteConfig(raw: Record<string, unknown>, path: string, i
       vhostRetry: vr ? readRetryPolicy(vr) : undefined,
       vhostPerFilter: compilePerFilterConfigs(v, 'typed_per_filter_config', runtime),
       vhostHash: v.has('hash_policy') ? readHashPolicies(v) : undefined,
-      vhostRateLimits: readRateLimits(v),
+      vhostRateLimits: readRateLimits(v, runtime),
       vhostBufferLimit: v.has('per_request_buffer_limit_bytes') ? bufferLimit(v) : undefined,
       maxDirectBodyBytes,
       runtime,

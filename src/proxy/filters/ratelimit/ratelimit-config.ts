@@ -1,6 +1,7 @@
 // Compiles envoy.extensions.filters.http.ratelimit.v3.RateLimit (the filter's typed_config) and
 // RateLimitPerRoute (typed_per_filter_config), once per LDS/RDS update.
 import type { Reader } from '../../config/reader.ts';
+import type { EnvoyRuntime } from '../../envoy-runtime/index.ts';
 import { readGrpcService, type GrpcServiceConfig } from '../../config/grpc-service.ts';
 import { readHeaderOps, type HeaderOps } from '../../routing/header-ops.ts';
 import { readRateLimits, readVhRateLimits, type RateLimitPolicy, type VhRateLimits } from '../../routing/rate-limit-actions.ts';
@@ -96,13 +97,13 @@ export function readRateLimitConfig(r: Reader): RateLimitConfig {
   return c;
 }
 
-export function readRateLimitPerRoute(r: Reader): RateLimitPerRoute {
+export function readRateLimitPerRoute(r: Reader, runtime: EnvoyRuntime): RateLimitPerRoute {
   const vhRateLimits = readVhRateLimits(r);
   // override_option picks which `limit` overrides apply; rig proxy refuses `limit` in rate_limits,
   // so every option means the same here.
   const o = r.str('override_option', 'DEFAULT');
   if (!['DEFAULT', 'OVERRIDE_POLICY', 'INCLUDE_POLICY', 'IGNORE_POLICY'].includes(o)) r.issues.error(r.at('override_option'), `unknown value "${o}" (DEFAULT, OVERRIDE_POLICY, INCLUDE_POLICY or IGNORE_POLICY)`);
-  const rateLimits = readRateLimits(r);
+  const rateLimits = readRateLimits(r, runtime);
   const domain = r.str('domain') || undefined;
   r.done();
   return { vhRateLimits, rateLimits: rateLimits?.length ? rateLimits : undefined, domain };

@@ -169,7 +169,7 @@ export const rateLimitFilterFactory: HttpFilterFactory<Compiled, RateLimitPerRou
       enforcing: ctx.runtime.fraction('ratelimit.http_filter_enforcing', ALWAYS),
     };
   },
-  compilePerRoute: (r) => readRateLimitPerRoute(r),
+  compilePerRoute: (r, ctx) => readRateLimitPerRoute(r, ctx.runtime),
   create: (x, cb) => new RateLimitFilter(x, cb),
 };
 
