@@ -36,6 +36,8 @@ export interface RateLimitService {
   requestHeaders: { key: string; value: string }[];
   /** raw_body of OVER_LIMIT answers. */
   body?: string;
+  /** dynamic_metadata of every answer (proto-loader's Struct shape: { fields: { k: { stringValue } } }). */
+  dynamicMetadata?: unknown;
   /** While set, calls are answered only after this many ms. */
   delayMs: number;
   close(): void;
@@ -74,6 +76,7 @@ export async function startRateLimitService(limit: number, port = 0): Promise<Ra
         response_headers_to_add: rls.responseHeaders,
         request_headers_to_add: rls.requestHeaders,
         raw_body: over && rls.body ? Buffer.from(rls.body) : undefined,
+        dynamic_metadata: rls.dynamicMetadata,
       };
       if (rls.delayMs) setTimeout(() => cb(null, answer), rls.delayMs);
       else cb(null, answer);

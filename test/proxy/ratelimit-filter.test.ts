@@ -147,11 +147,12 @@ test('timeout: a service slower than the timeout is an error (allowed, or status
   assert.deepEqual(rls.hadDeadline, [true, true, false], 'grpc-timeout only with a timeout');
 });
 
-test("x-ratelimit headers (DRAFT_VERSION_03), the service's headers and raw_body, rate_limited_status, response_headers_to_add, disable_x_envoy_ratelimited_header", async (t) => {
+test("x-ratelimit headers (DRAFT_VERSION_03), the service's headers, raw_body and dynamic metadata, rate_limited_status, response_headers_to_add, disable_x_envoy_ratelimited_header", async (t) => {
   const rls = await startRateLimitService(1);
   rls.responseHeaders = [{ key: 'x-rls', value: 'seen' }];
   rls.requestHeaders = [{ key: 'x-rls-request', value: 'added' }];
   rls.body = 'slow down';
+  rls.dynamicMetadata = { fields: { tier: { stringValue: 'gold' } } };
   const app = await startUpstream('app');
   const h = await startTestRuntime(t, [app]);
   t.after(() => rls.close());
@@ -170,6 +171,7 @@ test("x-ratelimit headers (DRAFT_VERSION_03), the service's headers and raw_body
   assert.equal(ok.headers['x-rls'], 'seen');
   assert.equal(ok.headers['x-limited'], undefined, 'response_headers_to_add is for limited requests');
   assert.equal(ok.json().headers['x-rls-request'], 'added', "the service's request_headers_to_add reach the upstream");
+  assert.deepEqual(h.streams.at(-1)?.filterState?.['envoy.filters.http.ratelimit'], { tier: 'gold' }, "the service's dynamic_metadata");
 
   const limited = await request(h.port('edge'), { path: '/users', headers: { 'x-user': 'alice', 'x-request-id': 'limited' } });
   assert.equal(limited.status, 503);

@@ -97,7 +97,7 @@ class RateLimitFilter implements HttpFilter {
       this.cb.sendLocalReply({ status: c.statusOnError, flags: ResponseFlag.RateLimitServiceError, details: 'rate_limiter_error' });
       return;
     }
-    if (r.dynamicMetadata && Object.keys((r.dynamicMetadata.fields as object | undefined) ?? r.dynamicMetadata).length) {
+    if (r.dynamicMetadata && Object.keys(r.dynamicMetadata).length) {
       (this.cb.streamInfo.filterState ??= {})[RATELIMIT_FILTER_NAME] = r.dynamicMetadata;
     }
     const response = c.xRateLimitHeaders ? [...r.responseHeaders, ...xRateLimitHeaders(r.statuses)] : r.responseHeaders;
