@@ -67,13 +67,21 @@ function readDescriptors(list: unknown, where: string): Map<string, Node> {
   return children;
 }
 
-/** Every domain's descriptor tree, from YAML text holding one or more documents (one domain each). */
-export function readConfig(text: string, source: string): Map<string, Map<string, Node>> {
-  const domains = new Map<string, Map<string, Node>>();
+/**
+ * Every domain's descriptor tree, from YAML text holding one or more documents (one domain each),
+ * or the Kubernetes ConfigMap that holds such files in its data (the task's `ratelimit-config`).
+ */
+export function readConfig(text: string, source: string, domains = new Map<string, Map<string, Node>>()): Map<string, Map<string, Node>> {
   for (const doc of parseAllDocuments(text)) {
     if (doc.errors.length) throw new Error(`${source}: ${doc.errors[0].message}`);
     const raw = doc.toJS() as Raw | null;
     if (!raw) continue;
+    if (raw.kind === 'ConfigMap') {
+      for (const [file, content] of Object.entries((raw.data ?? {}) as Record<string, unknown>)) {
+        if (/\.ya?ml$/.test(file) && typeof content === 'string') readConfig(content, `${source}: data.${file}`, domains);
+      }
+      continue;
+    }
     if (typeof raw.domain !== 'string' || !raw.domain) throw new Error(`${source}: domain: required`);
     if (domains.has(raw.domain)) throw new Error(`${source}: domain "${raw.domain}" is configured twice`);
     domains.set(raw.domain, readDescriptors(raw.descriptors, `${source}: ${raw.domain}.descriptors`));

@@ -68,3 +68,11 @@ test('configuration errors name the file and the field', () => {
   assert.throws(() => readConfig('descriptors: []', 'c.yaml'), /c\.yaml: domain: required/);
   assert.throws(() => readConfig('domain: d\ndescriptors: [{ value: x }]', 'c.yaml'), /descriptors\[0\]\.key: required/);
 });
+
+test("the task's ratelimit-config ConfigMap is read through its .yaml entries (the example's own file)", async () => {
+  const fs = await import('node:fs/promises');
+  const file = new URL('../../examples/ratelimit-service/config/ratelimit-config.yaml', import.meta.url);
+  const c = new Counters(readConfig(await fs.readFile(file, 'utf8'), 'ratelimit-config.yaml'));
+  assert.deepEqual([c.hit('ratelimit', path('/productpage'), 1, T0).code, c.hit('ratelimit', path('/productpage'), 1, T0).code], ['OK', 'OVER_LIMIT']);
+  assert.equal(c.hit('ratelimit', path('/api/v1/products'), 1, T0).remaining, 99, 'any other path: 100 a minute');
+});
