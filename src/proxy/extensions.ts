@@ -28,6 +28,7 @@ import { networkLocalRateLimitFactory } from './filters/local-ratelimit/local-ra
 import { setup as setupCompressor } from './filters/compressor/compressor-filter.ts';
 import { setup as setupDecompressor } from './filters/decompressor/decompressor-filter.ts';
 import { setup as setupLua } from './filters/lua/lua-filter.ts';
+import { setup as setupWasm } from './filters/wasm/wasm-filter.ts';
 
 export { registerHttpFilter, registerNetworkFilter };
 
@@ -57,6 +58,7 @@ const EXTENSIONS: (() => void)[] = [
   setupGrpcWeb,
   setupCsrf,
   setupLua,
+  setupWasm,
 ];
 
 let done = false;

@@ -49,6 +49,7 @@ import type { ClusterManager } from '../upstream/cluster-manager.ts';
 import type { EnvoyRuntime } from '../envoy-runtime/index.ts';
 import type { ProxyTlv } from '../network/proxy-protocol-header.ts';
 import type { Logger } from '../../core/log.ts';
+import type { NodeInfo } from '../context.ts';
 
 export const FilterStatus = { Continue: 0, StopIteration: 1, StopIterationAndBuffer: 2 } as const;
 export type FilterStatus = (typeof FilterStatus)[keyof typeof FilterStatus];
@@ -183,6 +184,8 @@ export interface FilterCompileContext {
   readonly runtime: EnvoyRuntime;
   /** The proxy's log, for filters that write to it (the Lua filter's logInfo...). */
   readonly log?: Logger;
+  /** The proxy's node (id, cluster, metadata), for filters that read it (the Wasm filter's node.* properties). */
+  readonly node?: NodeInfo;
 }
 
 export interface PerRouteCompileContext {
