@@ -1,0 +1,183 @@
+// Proxy-Wasm test plugins (ABI 0.2.1) written in WebAssembly text and built with wabt at test time:
+// a bump allocator, the callbacks every plugin exports, and each plugin's own callbacks. Strings the
+// plugins use sit in a data segment laid out here (their offsets and sizes spliced into the text).
+import fs from 'node:fs';
+import path from 'node:path';
+import wabtInit from 'wabt';
+
+const HOST: Record<string, string> = {
+  proxy_log: '(param i32 i32 i32) (result i32)',
+  proxy_get_buffer_bytes: '(param i32 i32 i32 i32 i32) (result i32)',
+  proxy_get_header_map_value: '(param i32 i32 i32 i32 i32) (result i32)',
+  proxy_add_header_map_value: '(param i32 i32 i32 i32 i32) (result i32)',
+  proxy_replace_header_map_value: '(param i32 i32 i32 i32 i32) (result i32)',
+  proxy_get_property: '(param i32 i32 i32 i32) (result i32)',
+  proxy_set_property: '(param i32 i32 i32 i32) (result i32)',
+  proxy_send_local_response: '(param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)',
+  proxy_http_call: '(param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)',
+  proxy_continue_stream: '(param i32) (result i32)',
+  proxy_define_metric: '(param i32 i32 i32 i32) (result i32)',
+  proxy_increment_metric: '(param i32 i64) (result i32)',
+  proxy_get_shared_data: '(param i32 i32 i32 i32 i32) (result i32)',
+  proxy_set_shared_data: '(param i32 i32 i32 i32 i32) (result i32)',
+  proxy_set_tick_period_milliseconds: '(param i32) (result i32)',
+  proxy_call_foreign_function: '(param i32 i32 i32 i32 i32 i32) (result i32)',
+};
+
+/** Serialized header pairs (the ABI's map format). */
+export function pairs(list: [string, string][]): Buffer {
+  const head = Buffer.alloc(4 + list.length * 8);
+  head.writeUInt32LE(list.length, 0);
+  const tail: Buffer[] = [];
+  list.forEach(([k, v], i) => {
+    head.writeUInt32LE(Buffer.byteLength(k), 4 + i * 8);
+    head.writeUInt32LE(Buffer.byteLength(v), 8 + i * 8);
+    tail.push(Buffer.from(k + '\0' + v + '\0'));
+  });
+  return Buffer.concat([head, ...tail]);
+}
+
+/** A plugin: its strings (name → text or bytes) and its callbacks' text, `$name`/`#name` replaced by each string's offset/size. */
+export interface PluginSource {
+  strings?: Record<string, string | Buffer>;
+  imports: string[];
+  /** Extra module fields (functions, globals). */
+  body: string;
+}
+
+/** Return slots the callbacks use: a pointer at 16, a size at 20, a token/id at 24. */
+const DATA_START = 64;
+
+export async function buildPlugin(src: PluginSource): Promise<Buffer> {
+  let off = DATA_START;
+  const data: string[] = [];
+  let body = src.body;
+  for (const [name, v] of Object.entries(src.strings ?? {})) {
+    const b = Buffer.isBuffer(v) ? v : Buffer.from(v);
+    data.push(`(data (i32.const ${off}) "${[...b].map((x) => '\\' + x.toString(16).padStart(2, '0')).join('')}")`);
+    body = body.replaceAll(`$${name}$`, String(off)).replaceAll(`#${name}#`, String(b.length));
+    off += b.length + 8;
+  }
+  const imports = src.imports.map((n) => `(import "env" "${n}" (func $${n} ${HOST[n]}))`);
+  const text = `(module
+  ${imports.join('\n  ')}
+  (memory (export "memory") 2)
+  (global $heap (mut i32) (i32.const 65536))
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_memory_allocate") (param $n i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $heap))
+    (global.set $heap (i32.add (local.get $p) (i32.and (i32.add (local.get $n) (i32.const 7)) (i32.const -8))))
+    (if (i32.gt_u (global.get $heap) (i32.mul (memory.size) (i32.const 65536)))
+      (then (drop (memory.grow (i32.add (i32.shr_u (local.get $n) (i32.const 16)) (i32.const 1))))))
+    (local.get $p))
+  (func (export "proxy_on_context_create") (param i32 i32))
+  ${data.join('\n  ')}
+  ${body}
+)`;
+  const wabt = await wabtInit();
+  const mod = wabt.parseWat('plugin.wat', text);
+  try {
+    return Buffer.from(mod.toBinary({}).buffer);
+  } finally {
+    mod.destroy();
+  }
+}
+
+/** Writes the plugin to `dir/name.wasm`; returns its path. */
+export async function writePlugin(dir: string, name: string, src: PluginSource): Promise<string> {
+  const file = path.join(dir, `${name}.wasm`);
+  fs.writeFileSync(file, await buildPlugin(src));
+  return file;
+}
+
+// === the plugins ===
+
+/**
+ * Adds request header x-wasm-path (the request.path property) and x-wasm-unimplemented: 12 when
+ * proxy_call_foreign_function (not implemented) answers Unimplemented; adds response header
+ * x-wasm-config carrying the plugin configuration, read in proxy_on_configure.
+ */
+export const addHeaderPlugin: PluginSource = {
+  strings: { path: 'request\0path', hpath: 'x-wasm-path', hconf: 'x-wasm-config', hunimpl: 'x-wasm-unimplemented', yes: 'yes', fname: 'f' },
+  imports: ['proxy_get_buffer_bytes', 'proxy_get_property', 'proxy_add_header_map_value', 'proxy_call_foreign_function'],
+  body: `
+  (global $confPtr (mut i32) (i32.const 0))
+  (global $confLen (mut i32) (i32.const 0))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_configure") (param $ctx i32) (param $size i32) (result i32)
+    (drop (call $proxy_get_buffer_bytes (i32.const 7) (i32.const 0) (local.get $size) (i32.const 16) (i32.const 20)))
+    (global.set $confPtr (i32.load (i32.const 16)))
+    (global.set $confLen (i32.load (i32.const 20)))
+    (i32.const 1))
+  (func (export "proxy_on_request_headers") (param $ctx i32) (param i32 i32) (result i32)
+    (if (i32.eqz (call $proxy_get_property (i32.const $path$) (i32.const #path#) (i32.const 16) (i32.const 20)))
+      (then (drop (call $proxy_add_header_map_value (i32.const 0) (i32.const $hpath$) (i32.const #hpath#) (i32.load (i32.const 16)) (i32.load (i32.const 20))))))
+    (if (i32.eq (call $proxy_call_foreign_function (i32.const $fname$) (i32.const #fname#) (i32.const 0) (i32.const 0) (i32.const 16) (i32.const 20)) (i32.const 12))
+      (then (drop (call $proxy_add_header_map_value (i32.const 0) (i32.const $hunimpl$) (i32.const #hunimpl#) (i32.const $yes$) (i32.const #yes#)))))
+    (i32.const 0))
+  (func (export "proxy_on_response_headers") (param $ctx i32) (param i32 i32) (result i32)
+    (drop (call $proxy_add_header_map_value (i32.const 2) (i32.const $hconf$) (i32.const #hconf#) (global.get $confPtr) (global.get $confLen)))
+    (i32.const 0))`,
+};
+
+/** Istio's basic auth example's behaviour: no authorization header → 401 with WWW-Authenticate, the upstream not called. */
+export const denyPlugin: PluginSource = {
+  strings: { auth: 'authorization', body: 'wasm: missing authorization', details: 'wasm_denied', headers: pairs([['www-authenticate', 'Basic realm="rig"']]) },
+  imports: ['proxy_get_header_map_value', 'proxy_send_local_response'],
+  body: `
+  (func (export "proxy_on_request_headers") (param $ctx i32) (param i32 i32) (result i32)
+    (if (i32.eqz (call $proxy_get_header_map_value (i32.const 0) (i32.const $auth$) (i32.const #auth#) (i32.const 16) (i32.const 20)))
+      (then (return (i32.const 0))))
+    (drop (call $proxy_send_local_response (i32.const 401) (i32.const $details$) (i32.const #details#) (i32.const $body$) (i32.const #body#) (i32.const $headers$) (i32.const #headers#) (i32.const -1)))
+    (i32.const 1))`,
+};
+
+/**
+ * Pauses on request headers, calls cluster "authz" (GET /check), and from the answer's callback
+ * adds x-authz-status and x-authz-body to the request, then continues it.
+ */
+export const httpCallPlugin: PluginSource = {
+  strings: {
+    cluster: 'authz',
+    call: pairs([[':method', 'GET'], [':path', '/check'], [':authority', 'authz.local'], ['x-from', 'wasm']]),
+    status: ':status',
+    hstatus: 'x-authz-status',
+    hbody: 'x-authz-body',
+  },
+  imports: ['proxy_http_call', 'proxy_get_header_map_value', 'proxy_get_buffer_bytes', 'proxy_add_header_map_value', 'proxy_continue_stream', 'proxy_log'],
+  body: `
+  (func (export "proxy_on_request_headers") (param $ctx i32) (param i32 i32) (result i32)
+    (if (call $proxy_http_call (i32.const $cluster$) (i32.const #cluster#) (i32.const $call$) (i32.const #call#) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 2000) (i32.const 24))
+      (then (return (i32.const 0))))
+    (i32.const 1))
+  (func (export "proxy_on_http_call_response") (param $ctx i32) (param $token i32) (param $nh i32) (param $body i32) (param $nt i32)
+    (if (i32.eqz (call $proxy_get_header_map_value (i32.const 6) (i32.const $status$) (i32.const #status#) (i32.const 16) (i32.const 20)))
+      (then (drop (call $proxy_add_header_map_value (i32.const 0) (i32.const $hstatus$) (i32.const #hstatus#) (i32.load (i32.const 16)) (i32.load (i32.const 20))))))
+    (if (i32.eqz (call $proxy_get_buffer_bytes (i32.const 4) (i32.const 0) (local.get $body) (i32.const 16) (i32.const 20)))
+      (then (drop (call $proxy_add_header_map_value (i32.const 0) (i32.const $hbody$) (i32.const #hbody#) (i32.load (i32.const 16)) (i32.load (i32.const 20))))))
+    (drop (call $proxy_continue_stream (i32.const 0))))`,
+};
+
+/** Counts requests in counter wasmcustom.wasm_test_requests_total (defined in proxy_on_configure). */
+export const metricPlugin: PluginSource = {
+  strings: { name: 'wasm_test_requests_total' },
+  imports: ['proxy_define_metric', 'proxy_increment_metric'],
+  body: `
+  (global $metric (mut i32) (i32.const 0))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32)
+    (drop (call $proxy_define_metric (i32.const 0) (i32.const $name$) (i32.const #name#) (i32.const 24)))
+    (global.set $metric (i32.load (i32.const 24)))
+    (i32.const 1))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (drop (call $proxy_increment_metric (global.get $metric) (i64.const 1)))
+    (i32.const 0))`,
+};
+
+/** Traps (unreachable) on request headers. */
+export const trapPlugin: PluginSource = {
+  imports: [],
+  body: `
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    unreachable)`,
+};
