@@ -11,6 +11,8 @@ import net, { type AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import tls from 'node:tls';
 import { createAdminHandler } from '../../src/proxy/admin/admin-server.ts';
+import { LogLevels } from '../../src/proxy/admin/logging.ts';
+import { silentLogger } from '../../src/core/log.ts';
 import { addr, configure, httpListener, request, routeConfig, startTestRuntime, startUpstream, staticCluster, type Harness } from './harness.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { makePki } from './certs.ts';
@@ -25,7 +27,7 @@ function protocolOptions(o: Record<string, unknown>): Record<string, unknown> {
 
 /** The runtime's admin handler on 127.0.0.1:0, closed with the test. */
 async function adminPort(t: { after(fn: () => unknown): void }, h: Harness): Promise<number> {
-  const admin = http.createServer(createAdminHandler({ runtime: h.rt, bootstrap: {}, commandLine: [], onQuit: () => undefined, setLogLevel: () => true }));
+  const admin = http.createServer(createAdminHandler({ runtime: h.rt, bootstrap: {}, commandLine: [], onQuit: () => undefined, logLevels: new LogLevels(silentLogger.child({})) }));
   await new Promise<void>((r) => admin.listen(0, '127.0.0.1', r));
   t.after(() => new Promise<void>((r) => admin.close(() => r())));
   return (admin.address() as AddressInfo).port;

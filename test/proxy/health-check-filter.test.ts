@@ -8,6 +8,8 @@ import http from 'node:http';
 import path from 'node:path';
 import { test } from 'node:test';
 import { createAdminHandler, listen } from '../../src/proxy/admin/admin-server.ts';
+import { LogLevels } from '../../src/proxy/admin/logging.ts';
+import { silentLogger } from '../../src/core/log.ts';
 import { formatResponseFlags } from '../../src/proxy/response-flags.ts';
 import { FILE_ACCESS_LOG_TYPE } from '../../src/envoy/index.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
@@ -25,7 +27,7 @@ test('health_check answers /healthz itself: 200, and 503 with LH while the admin
   const app = await startUpstream('app');
   const h = await startTestRuntime(t, [app]);
   await configure(h, { clusters: [staticCluster('app', [app.port])], listeners: [hcListener({ pass_through_mode: false })] });
-  const admin = http.createServer(createAdminHandler({ runtime: h.rt, bootstrap: {}, commandLine: [], onQuit: () => undefined, setLogLevel: () => true }));
+  const admin = http.createServer(createAdminHandler({ runtime: h.rt, bootstrap: {}, commandLine: [], onQuit: () => undefined, logLevels: new LogLevels(silentLogger.child({})) }));
   const adminPort = await listen(admin, '127.0.0.1', 0);
   t.after(() => admin.close());
   const port = h.port('l');

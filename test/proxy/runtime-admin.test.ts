@@ -12,6 +12,8 @@ import { tempDir } from '../helpers/temp-dir.ts';
 import { request, startUpstream } from './harness.ts';
 import { ProxyRuntime } from '../../src/proxy/runtime.ts';
 import { createAdminHandler } from '../../src/proxy/admin/admin-server.ts';
+import { LogLevels } from '../../src/proxy/admin/logging.ts';
+import { silentLogger } from '../../src/core/log.ts';
 import type { RuntimeDump } from '../../src/proxy/envoy-runtime/index.ts';
 
 const KEY = 'routing.traffic_shift.helloworld';
@@ -75,7 +77,7 @@ test('a static layer value and /runtime_modify steer a route runtime_fraction; /
 
 test('/runtime_modify without an admin layer answers 503 "No admin layer specified", as Envoy', async (t) => {
   const rt = new ProxyRuntime({ node: { id: 'n', cluster: 'c', metadata: {} }, runtimeLayers: [{ name: 'static', kind: 'static', values: new Map() }] });
-  const server = http.createServer(createAdminHandler({ runtime: rt, bootstrap: {}, commandLine: [], onQuit: () => undefined, setLogLevel: () => true }));
+  const server = http.createServer(createAdminHandler({ runtime: rt, bootstrap: {}, commandLine: [], onQuit: () => undefined, logLevels: new LogLevels(silentLogger.child({})) }));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   t.after(() => {
     server.close();

@@ -15,6 +15,7 @@ import { skipMaglev } from '../../proxy/jit-tiers.ts';
 import { releaseEnvoyTypes, releaseEnvoyTypesWhenIdle } from '../../envoy/protos.ts';
 import { releaseFreeMalloc, releaseFreeMallocEvery, trimCodeResidency, trimCodeResidencyEvery } from '../../proxy/resident-trim.ts';
 import { createAdminHandler, createReadyHandler } from '../../proxy/admin/admin-server.ts';
+import { LogLevels } from '../../proxy/admin/logging.ts';
 import { listen } from '../../core/listen.ts';
 import { http } from '../../proxy/node-http.ts';
 import { CLUSTER_TYPE, LISTENER_TYPE, RUNTIME_TYPE, SECRET_TYPE, type EnvoyJson } from '../../envoy/index.ts';
@@ -78,6 +79,7 @@ function localAddressIpVersion(opts: ProxyOptions, metadata: EnvoyJson): IpVersi
 async function run(opts: ProxyOptions): Promise<void> {
   skipMaglev();
   const log = createLogger({ level: opts.logLevel, format: opts.logFormat === 'text' ? 'text' : 'json', name: 'proxy' });
+  const logLevels = new LogLevels(log);
   let raw: EnvoyJson;
   let source: string;
   if (opts.config && opts.xdsAddress) throw new RigError('MESH_ERR_USAGE', 'use either -c/--config or --xds-address, not both');
@@ -127,11 +129,7 @@ async function run(opts: ProxyOptions): Promise<void> {
       bootstrap: raw,
       commandLine: process.argv.slice(2),
       onQuit: () => void shutdown('quitquitquit'),
-      setLogLevel: (level) => {
-        if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal'].includes(level)) return false;
-        log.level = level;
-        return true;
-      },
+      logLevels,
     }),
   );
   const ready = http.createServer(createReadyHandler(rt));

@@ -1,6 +1,6 @@
 // Envoy's admin API (127.0.0.1:15000 by default): /ready, /server_info, /config_dump, /stats
 // (text, ?format=json, ?filter=, ?usedonly; histograms as quantiles), /stats/prometheus, /clusters, /listeners, /drain_listeners,
-// /healthcheck/fail|ok, /logging?level=, /memory, /runtime, /runtime_modify, /quitquitquit. Plus the readiness endpoint (15021
+// /healthcheck/fail|ok, /logging (logging.ts), /memory, /runtime, /runtime_modify, /quitquitquit. Plus the readiness endpoint (15021
 // /healthz/ready) served by a second, tiny server.
 import type http from 'node:http';
 import type { EnvoyJson } from '../../envoy/index.ts';
@@ -12,6 +12,7 @@ import { HealthFlag } from '../upstream/host.ts';
 import { prometheusText, PROMETHEUS_CONTENT_TYPE } from '../telemetry/prometheus-endpoint.ts';
 import { statsJson, statsText } from './stats-output.ts';
 import { runtimeDump, runtimeModify } from './runtime-endpoints.ts';
+import { LogLevelError, type LogLevels } from './logging.ts';
 
 export interface AdminOptions {
   runtime: ProxyRuntime;
@@ -19,7 +20,8 @@ export interface AdminOptions {
   commandLine: string[];
   /** Called for POST /quitquitquit. */
   onQuit: () => void;
-  setLogLevel: (level: string) => boolean;
+  /** The proxy's loggers, for /logging. */
+  logLevels: LogLevels;
 }
 
 function send(res: http.ServerResponse, status: number, body: string | object, type?: string): void {
@@ -48,7 +50,7 @@ export function createAdminHandler(o: AdminOptions): http.RequestListener {
     const post = req.method === 'POST';
     switch (url.pathname) {
       case '/':
-        return send(res, 200, ['/ready', '/server_info', '/config_dump', '/stats', '/stats/prometheus', '/clusters', '/listeners', '/memory', '/runtime', 'POST /runtime_modify?key=value', 'POST /drain_listeners', 'POST /healthcheck/fail', 'POST /healthcheck/ok', 'POST /logging?level=', 'POST /quitquitquit'].join('\n') + '\n');
+        return send(res, 200, ['/ready', '/server_info', '/config_dump', '/stats', '/stats/prometheus', '/clusters', '/listeners', '/memory', '/runtime', 'POST /runtime_modify?key=value', 'POST /drain_listeners', 'POST /healthcheck/fail', 'POST /healthcheck/ok', '/logging', 'POST /logging?level=|<logger>=|paths=', 'POST /quitquitquit'].join('\n') + '\n');
       case '/ready': {
         const state = rt.state();
         return send(res, state === 'LIVE' ? 200 : 503, state + '\n');
@@ -142,10 +144,14 @@ export function createAdminHandler(o: AdminOptions): http.RequestListener {
         rt.healthCheckFailed = false;
         return send(res, 200, 'OK\n');
       case '/logging': {
-        if (!post) return send(res, 405, 'use POST\n');
-        const level = q.get('level');
-        if (!level || !o.setLogLevel(level)) return send(res, 400, 'usage: POST /logging?level=<trace|debug|info|warn|error|fatal>\n');
-        return send(res, 200, `active loggers:\n  rig: ${level}\n`);
+        if (q.size && !post) return send(res, 405, 'use POST to change log levels\n');
+        try {
+          o.logLevels.apply(q);
+        } catch (err) {
+          if (!(err instanceof LogLevelError)) throw err;
+          return send(res, 400, `error: ${err.message}\nusage: POST /logging?level=<level> | ?<logger>=<level> | ?paths=<logger>:<level>,...\n${o.logLevels.render()}`);
+        }
+        return send(res, 200, o.logLevels.render());
       }
       case '/quitquitquit':
         if (!post) return send(res, 405, 'use POST\n');

@@ -5,6 +5,8 @@ import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { createAdminHandler, listen } from '../../../src/proxy/admin/admin-server.ts';
+import { LogLevels } from '../../../src/proxy/admin/logging.ts';
+import { silentLogger } from '../../../src/core/log.ts';
 import { test, type TestContext } from 'node:test';
 import { ENDPOINT_TYPE, addr, configure, httpListener, request, routeConfig, startRuntime, startTestRuntime, startUpstream, staticCluster, type Harness, type Upstream } from '../harness.ts';
 import { formatResponseFlags } from '../../../src/proxy/response-flags.ts';
@@ -111,7 +113,7 @@ test('active health checks: a host failing its check is removed, and restored wh
   sick = true;
   await until('host a to fail its check', () => stat(h, 'cluster.hc.health_check.healthy') === 1, { timeoutMs: 5000, intervalMs: 10 });
   assert.deepEqual(await servers(6), new Set(['b']));
-  const admin = http.createServer(createAdminHandler({ runtime: h.rt, bootstrap: {}, commandLine: [], onQuit: () => undefined, setLogLevel: () => true }));
+  const admin = http.createServer(createAdminHandler({ runtime: h.rt, bootstrap: {}, commandLine: [], onQuit: () => undefined, logLevels: new LogLevels(silentLogger.child({})) }));
   const adminPort = await listen(admin, '127.0.0.1', 0);
   t.after(() => admin.close());
   const clusters = (await request(adminPort, { path: '/clusters' })).body.split('\n');
