@@ -43,7 +43,10 @@ const ALIASES: Record<string, Kind> = { cluster: 'clusters', c: 'clusters', list
 /** The proxy's own admin URL: --admin, else the local mesh's proxy of that name. */
 function proxyAdmin(o: ProxyConfigOptions, proxy: string | undefined, what: string): string {
   const admin = o.admin ?? (proxy === undefined ? undefined : localProxyAdmin(o, proxy));
-  if (!admin) throw new RigError('MESH_ERR_USAGE', `only the proxy knows its ${what}; name a proxy of the local mesh (rig status) or pass --admin URL of the proxy`);
+  if (!admin) {
+    const which = proxy === undefined ? 'name a proxy of the local mesh' : `"${proxy}" is not a proxy of the local mesh run from ${o.stateDir} (rig status lists them; with --isolation netns its admin is inside its pod)`;
+    throw new RigError('MESH_ERR_USAGE', `only the proxy knows its ${what}: ${which}; or pass --admin URL of the proxy`);
+  }
   return admin;
 }
 
@@ -70,7 +73,7 @@ export function define(cmd: Command): void {
     .argument('<kind>', `${KINDS.join(' | ')}`)
     .argument('[proxy]', '<pod>.<namespace> or node id (not needed with --admin)')
     .option('--admin <url>', "read the proxy's own admin /config_dump instead (e.g. http://127.0.0.1:15000)")
-    .option('-o, --output <format>', 'table, json or yaml (bootstrap: json, yaml or short; default json)')
+    .option('-o, --output <format>', 'table (default), json or yaml; for bootstrap json (default), yaml or short')
     .option('--fqdn <host>', 'clusters of this service FQDN')
     .option('--port <port>', 'clusters, listeners or endpoints on this port')
     .option('--subset <name>', 'clusters of this subset')
