@@ -35,6 +35,7 @@ export const KINDS = [
   'AuthorizationPolicy',
   'Telemetry',
   'EnvoyFilter',
+  'WasmPlugin',
   'Service',
   'Namespace',
   'Workload',

@@ -1,6 +1,6 @@
 // Istio's CEL rules: the `x-kubernetes-validations` of the CRD schemas, evaluated as the
 // Kubernetes API server does (self = the field's value), with Kubernetes' CEL extensions that the
-// rules use (url()). Rules are compiled once, at first use.
+// rules use (url(), isURL()). Rules are compiled once, at first use.
 import { Environment } from '@marcbachmann/cel-js';
 import type { Reporter } from './reporter.ts';
 
@@ -17,10 +17,22 @@ interface SchemaNode {
   additionalProperties?: SchemaNode | boolean;
 }
 
+/** Kubernetes' URL: an absolute URL, or an absolute path (Go's url.ParseRequestURI), whose scheme and host are empty. */
 class Url {
   readonly url: URL;
+  readonly path: boolean;
   constructor(s: string) {
-    this.url = new URL(s);
+    this.path = s.startsWith('/');
+    this.url = this.path ? new URL(s, 'file://') : new URL(s);
+  }
+}
+
+function isUrl(s: string): boolean {
+  try {
+    new Url(s);
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -33,8 +45,9 @@ function environment(): Environment {
   env ??= new Environment({ unlistedVariablesAreDyn: true, homogeneousAggregateLiterals: false })
     .registerType('URL', Url)
     .registerFunction('url(string): URL', (s: string) => new Url(s))
-    .registerFunction('URL.getScheme(): string', (u: Url) => u.url.protocol.slice(0, -1))
-    .registerFunction('URL.getHost(): string', (u: Url) => u.url.host);
+    .registerFunction('isURL(string): bool', isUrl)
+    .registerFunction('URL.getScheme(): string', (u: Url) => (u.path ? '' : u.url.protocol.slice(0, -1)))
+    .registerFunction('URL.getHost(): string', (u: Url) => (u.path ? '' : u.url.host));
   return env;
 }
 

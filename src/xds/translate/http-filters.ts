@@ -12,6 +12,7 @@ import { gatewayTopologyHcmFields } from './gateway-topology.ts';
 import { proxyHeadersHcmFields, routerFields } from './proxy-headers.ts';
 import { authnStage, authzStage } from './security/security-filters.ts';
 import { statsStage, telemetryDecorator } from '../telemetry/index.ts';
+import { wasmPluginFilters } from './wasm-plugins.ts';
 
 export type HcmKind = 'inbound' | 'outbound' | 'gateway';
 
@@ -73,7 +74,14 @@ export function addHcmDecorator(d: HcmDecorator): void {
 
 export function httpFilters(ctx: HttpFilterContext): EnvoyJson[] {
   const out: EnvoyJson[] = [];
-  for (const stage of HTTP_FILTER_STAGES) out.push(...stage.build(ctx));
+  // WasmPlugins go before the stage of their phase (AUTHN, AUTHZ, STATS), or last (UNSPECIFIED_PHASE).
+  const wasm = wasmPluginFilters(ctx);
+  for (const stage of HTTP_FILTER_STAGES) {
+    const before = wasm?.[stage.name as 'authn' | 'authz' | 'stats'];
+    if (before) out.push(...before);
+    out.push(...stage.build(ctx));
+  }
+  if (wasm?.end) out.push(...wasm.end);
   if (ctx.kind !== 'inbound') out.push(ALPN_FILTER);
   out.push({ name: 'envoy.filters.http.router', typed_config: { '@type': ROUTER_TYPE, ...routerFields(ctx.push, ctx.proxy) } });
   return out;

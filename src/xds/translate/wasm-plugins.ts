@@ -1,0 +1,102 @@
+// Istio's WasmPlugin (extensions.istio.io/v1alpha1) as envoy.filters.http.wasm filters in the HCM
+// chains, inline in the listener (Istio pushes them through ECDS; rig's control plane does not serve
+// ECDS). Which plugins apply: those of the proxy's namespace and of the root namespace that attach
+// to it (selector or targetRefs, as the other policies), whose match (mode, ports) fits the chain,
+// of type HTTP. Where: AUTHN before Istio's authentication filters, AUTHZ before authorization,
+// STATS before stats, UNSPECIFIED_PHASE last before the router; within a phase, higher priority
+// first, then the oldest. The filter is named namespace.name; root_id is pluginName,
+// configuration the JSON of pluginConfig in a StringValue, failStrategy FAIL_OPEN sets fail_open.
+// Code: file:///path (or an absolute path) is a local file the proxy reads. rig fetches no images
+// (oci://, http(s)://, or a reference without a scheme, oci in Istio): such a plugin is replaced
+// by a deny-all RBAC filter (fail closed) or left out (FAIL_OPEN), as Istio's agent does when a
+// fetch fails, with a warning.
+import type { EnvoyJson } from '../../envoy/index.ts';
+import { HTTP_RBAC_TYPE } from '../../envoy/index.ts';
+import type { Resource, WasmPluginSpec } from '../../api/index.ts';
+import { warnOnce } from '../../model/config-warnings.ts';
+import type { HttpFilterContext } from './http-filters.ts';
+import { policiesFor } from './security/security-scope.ts';
+
+const WASM_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm';
+const STRING_VALUE = 'type.googleapis.com/google.protobuf.StringValue';
+
+/** The wasm filters of a chain by where they go: before a filter stage, or last before the router. */
+export type WasmPhaseFilters = Partial<Record<'authn' | 'authz' | 'stats' | 'end', EnvoyJson[]>>;
+
+const PHASE_SLOT = { AUTHN: 'authn', AUTHZ: 'authz', STATS: 'stats', UNSPECIFIED_PHASE: 'end' } as const;
+
+/** The local file a plugin URL names, or undefined when it is a remote image rig cannot fetch. */
+export function localWasmFile(url: string): string | undefined {
+  if (url.startsWith('file://')) return url.slice('file://'.length);
+  if (url.startsWith('/')) return url;
+  return undefined;
+}
+
+function describe(r: Resource<WasmPluginSpec>): string {
+  return `WasmPlugin ${r.metadata.namespace}/${r.metadata.name}`;
+}
+
+function modeMatches(spec: WasmPluginSpec, ctx: HttpFilterContext): boolean {
+  if (!spec.match?.length) return true;
+  return spec.match.some((m) => {
+    const mode = m.mode ?? 'UNDEFINED';
+    const modeOk = mode === 'UNDEFINED' || mode === 'CLIENT_AND_SERVER' || ctx.kind === 'gateway' || (mode === 'CLIENT' ? ctx.kind === 'outbound' : ctx.kind === 'inbound');
+    return modeOk && (!m.ports?.length || m.ports.some((p) => p.number === ctx.port));
+  });
+}
+
+function wasmFilter(r: Resource<WasmPluginSpec>, file: string): EnvoyJson {
+  const s = r.spec;
+  const name = `${r.metadata.namespace}.${r.metadata.name}`;
+  const env: Record<string, string> = {};
+  const hostKeys: string[] = [];
+  for (const e of s.vmConfig?.env ?? []) {
+    if (e.valueFrom === 'HOST') hostKeys.push(e.name);
+    else env[e.name] = e.value ?? '';
+  }
+  const config: EnvoyJson = {
+    name,
+    root_id: s.pluginName ?? '',
+    vm_config: {
+      runtime: 'envoy.wasm.runtime.v8',
+      code: { local: { filename: file } },
+      ...(Object.keys(env).length || hostKeys.length ? { environment_variables: { ...(Object.keys(env).length ? { key_values: env } : {}), ...(hostKeys.length ? { host_env_keys: hostKeys } : {}) } } : {}),
+    },
+    ...(s.pluginConfig && Object.keys(s.pluginConfig).length ? { configuration: { '@type': STRING_VALUE, value: JSON.stringify(s.pluginConfig) } } : {}),
+    ...(s.failStrategy === 'FAIL_OPEN' ? { fail_open: true } : {}),
+  };
+  return { name, typed_config: { '@type': WASM_TYPE, config } };
+}
+
+/** Istio agent's stand-in for a plugin whose module could not be fetched, fail closed: RBAC that allows nothing. */
+function denyAll(r: Resource<WasmPluginSpec>): EnvoyJson {
+  return { name: `${r.metadata.namespace}.${r.metadata.name}`, typed_config: { '@type': HTTP_RBAC_TYPE, rules: {} } };
+}
+
+/** The filter for one plugin in this chain, undefined when it has none here. */
+function pluginFilter(r: Resource<WasmPluginSpec>, ctx: HttpFilterContext): EnvoyJson | undefined {
+  const s = r.spec;
+  if (s.type === 'NETWORK') {
+    warnOnce('wasm', `${describe(r)}: type NETWORK is not supported by rig proxy (only HTTP plugins run); the plugin is not applied`);
+    return undefined;
+  }
+  if (!modeMatches(s, ctx)) return undefined;
+  const file = localWasmFile(s.url);
+  if (file !== undefined) return wasmFilter(r, file);
+  const open = s.failStrategy === 'FAIL_OPEN';
+  warnOnce('wasm', `${describe(r)}: rig cannot fetch Wasm images or remote modules (${s.url}); put the module on the proxy's machine and use url: file:///path/to/plugin.wasm. ${open ? 'failStrategy FAIL_OPEN: the plugin is left out' : 'The plugin is replaced by a filter that denies every request (fail closed, as Istio when a fetch fails)'}`);
+  return open ? undefined : denyAll(r);
+}
+
+export function wasmPluginFilters(ctx: HttpFilterContext): WasmPhaseFilters | undefined {
+  const plugins = policiesFor<WasmPluginSpec>(ctx.push, 'WasmPlugin', ctx.proxy);
+  if (plugins.length === 0) return undefined;
+  // Higher priority first; a stable sort keeps the push context's creation order for ties.
+  const sorted = [...plugins].sort((a, b) => (b.spec.priority ?? 0) - (a.spec.priority ?? 0));
+  const out: WasmPhaseFilters = {};
+  for (const r of sorted) {
+    const f = pluginFilter(r, ctx);
+    if (f) (out[PHASE_SLOT[r.spec.phase ?? 'UNSPECIFIED_PHASE']] ??= []).push(f);
+  }
+  return out;
+}
