@@ -21,6 +21,12 @@ export async function main(argv: string[]): Promise<void> {
   await program.parseAsync(argv);
 }
 
+// `rig pc all -o json | head`: the reader left. Writes after that go nowhere, as with Unix tools,
+// instead of an EPIPE stack trace (and a long-running command keeps running its mesh).
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_DESTROYED') throw err;
+});
+
 main(process.argv).catch((err: unknown) => {
   if (err instanceof RigError) {
     process.stderr.write(`rig: ${err.message}\n`);

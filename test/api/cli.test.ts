@@ -88,3 +88,15 @@ spec:
   const bad = await runRig(['analyze', '--use-live=false', '-f', dir, '--failure-threshold', 'Severe']);
   assert.equal(bad.code, 2);
 });
+
+test('a reader that leaves early (rig … | head) ends the output quietly: no EPIPE stack trace', async () => {
+  const { spawn } = await import('node:child_process');
+  const { RIG_MAIN } = await import('../helpers/cli.ts');
+  const child = spawn(process.execPath, [RIG_MAIN, 'validate', '-f', 'examples/'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.destroy(); // the pipe's read end closes before rig writes
+  let stderr = '';
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  const code = await new Promise<number | null>((r) => child.on('exit', r));
+  assert.equal(stderr, '');
+  assert.equal(code, 0);
+});
