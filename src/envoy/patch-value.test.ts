@@ -23,7 +23,7 @@ test('a TypedStruct of a known type becomes that type; camelCase becomes snake_c
   assert.deepEqual(r.issues, []);
   assert.deepEqual(r.value, { name: 'envoy.filters.http.local_ratelimit', typed_config: { '@type': LOCAL_RATELIMIT_TYPE, stat_prefix: 'rl', token_bucket: { max_tokens: 1, fill_interval: '60s' } } });
   assert.equal(unknownFilterReason('HTTP', r.value!), undefined);
-  assert.match(unknownFilterReason('HTTP', { name: 'envoy.filters.http.wasm', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm' } })!, /no HTTP filter .*wasm.*NACK/);
-  assert.equal(unknownFilterReason('HTTP', { name: 'envoy.filters.http.wasm', is_optional: true }), undefined);
+  assert.match(unknownFilterReason('HTTP', { name: 'envoy.filters.http.oauth2', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.oauth2.v3.OAuth2' } })!, /no HTTP filter .*oauth2.*NACK/);
+  assert.equal(unknownFilterReason('HTTP', { name: 'envoy.filters.http.oauth2', is_optional: true }), undefined);
   assert.equal(unknownFilterReason('HTTP', { name: 'envoy.filters.http.lua', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua' } }), undefined);
 });

@@ -14,7 +14,7 @@ const TYPED_STRUCT_TYPES = new Set(['type.googleapis.com/udpa.type.v1.TypedStruc
  * reject (NACK) the listener.
  */
 export const PROXY_HTTP_FILTERS = {
-  names: ['envoy.filters.http.compressor', 'envoy.filters.http.cors', 'envoy.filters.http.csrf', 'envoy.filters.http.decompressor', 'envoy.filters.http.ext_authz', 'envoy.filters.http.fault', 'envoy.filters.http.grpc_web', 'envoy.filters.http.health_check', 'envoy.filters.http.jwt_authn', 'envoy.filters.http.local_ratelimit', 'envoy.filters.http.lua', 'envoy.filters.http.peer_metadata', 'envoy.filters.http.ratelimit', 'envoy.filters.http.rbac', 'envoy.filters.http.router', 'istio.alpn', 'istio.metadata_exchange', 'istio.stats'],
+  names: ['envoy.filters.http.compressor', 'envoy.filters.http.cors', 'envoy.filters.http.csrf', 'envoy.filters.http.decompressor', 'envoy.filters.http.ext_authz', 'envoy.filters.http.fault', 'envoy.filters.http.grpc_web', 'envoy.filters.http.health_check', 'envoy.filters.http.jwt_authn', 'envoy.filters.http.local_ratelimit', 'envoy.filters.http.lua', 'envoy.filters.http.peer_metadata', 'envoy.filters.http.ratelimit', 'envoy.filters.http.rbac', 'envoy.filters.http.router', 'envoy.filters.http.wasm', 'istio.alpn', 'istio.metadata_exchange', 'istio.stats'],
   typeUrls: [
     'type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor',
     'type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors',
@@ -30,6 +30,7 @@ export const PROXY_HTTP_FILTERS = {
     'type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit',
     'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC',
     'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router',
+    'type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm',
     'type.googleapis.com/istio.envoy.config.filter.http.alpn.v2alpha1.FilterConfig',
   ],
 } as const;

@@ -95,7 +95,16 @@ export function installJsonWrappers(loadType: (fullName: string) => void): void 
     },
     toObject(m, opts, ...rest: unknown[]) {
       const url = (m as { type_url?: unknown }).type_url;
-      if (opts?.json && typeof url === 'string' && url) loadType(typeNameOf(url));
+      if (opts?.json && typeof url === 'string' && url) {
+        loadType(typeNameOf(url));
+        // A well-known type whose JSON is not an object (StringValue, Duration...) goes under "value",
+        // as proto3 JSON writes it (protobufjs would try to set "@type" on the bare value).
+        if (url.includes('/google.protobuf.')) {
+          const t = this.lookup(typeNameOf(url)) as protobuf.Type | null;
+          const inner = t?.toObject(t.decode((m as unknown as { value: Uint8Array }).value), opts);
+          if (t && (inner === null || typeof inner !== 'object' || Array.isArray(inner))) return { '@type': url, value: inner };
+        }
+      }
       return (any.toObject as (...a: unknown[]) => unknown).call(this, m, opts, ...rest);
     },
   };

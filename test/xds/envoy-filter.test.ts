@@ -437,8 +437,8 @@ test('apply time: what Rigging does not apply is an error naming the field', () 
   assert.match(one('{ applyTo: CLUSTER, match: { listener: { portNumber: 80 } }, patch: { operation: MERGE, value: {} } }').join(), /match\.listener: match\.listener does not apply to applyTo CLUSTER/);
   assert.match(one('{ applyTo: CLUSTER, patch: { operation: MERGE, value: { connect_timeoutt: 1s } } }').join(), /patch\.value: patch\.value\.connect_timeoutt: unknown field/);
   assert.match(
-    one('{ applyTo: HTTP_FILTER, patch: { operation: INSERT_FIRST, value: { name: envoy.filters.http.wasm } } }').join(),
-    /rig proxy has no HTTP filter envoy\.filters\.http\.wasm; .*NACK/,
+    one('{ applyTo: HTTP_FILTER, patch: { operation: INSERT_FIRST, value: { name: envoy.filters.http.oauth2 } } }').join(),
+    /rig proxy has no HTTP filter envoy\.filters\.http\.oauth2; .*NACK/,
   );
   assert.match(errors(`  targetRefs: [{ kind: Gateway, group: gateway.networking.k8s.io, name: gw }]\n  configPatches: []\n`).join(), /spec\.targetRefs: an EnvoyFilter with targetRefs applies to no proxy/);
 });
