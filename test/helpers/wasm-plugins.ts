@@ -22,6 +22,8 @@ const HOST: Record<string, string> = {
   proxy_set_shared_data: '(param i32 i32 i32 i32 i32) (result i32)',
   proxy_set_tick_period_milliseconds: '(param i32) (result i32)',
   proxy_call_foreign_function: '(param i32 i32 i32 i32 i32 i32) (result i32)',
+  proxy_set_buffer_bytes: '(param i32 i32 i32 i32 i32) (result i32)',
+  proxy_remove_header_map_value: '(param i32 i32 i32) (result i32)',
 };
 
 /** Serialized header pairs (the ABI's map format). */
@@ -180,4 +182,96 @@ export const trapPlugin: PluginSource = {
   body: `
   (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
     unreachable)`,
+};
+
+/**
+ * Bodies: the request body, buffered whole (Pause until its end), reaches the upstream with "wasm:"
+ * before it; the response body, buffered whole, is replaced by "replaced by wasm". content-length is
+ * removed from both heads, as plugins that change a body must.
+ */
+export const bodyPlugin: PluginSource = {
+  strings: { cl: 'content-length', prefix: 'wasm:', replaced: 'replaced by wasm' },
+  imports: ['proxy_set_buffer_bytes', 'proxy_remove_header_map_value'],
+  body: `
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (drop (call $proxy_remove_header_map_value (i32.const 0) (i32.const $cl$) (i32.const #cl#)))
+    (i32.const 0))
+  (func (export "proxy_on_request_body") (param $ctx i32) (param $size i32) (param $end i32) (result i32)
+    (if (i32.eqz (local.get $end)) (then (return (i32.const 1))))
+    (drop (call $proxy_set_buffer_bytes (i32.const 0) (i32.const 0) (i32.const 0) (i32.const $prefix$) (i32.const #prefix#)))
+    (i32.const 0))
+  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32)
+    (drop (call $proxy_remove_header_map_value (i32.const 2) (i32.const $cl$) (i32.const #cl#)))
+    (i32.const 0))
+  (func (export "proxy_on_response_body") (param $ctx i32) (param $size i32) (param $end i32) (result i32)
+    (if (i32.eqz (local.get $end)) (then (return (i32.const 1))))
+    (drop (call $proxy_set_buffer_bytes (i32.const 1) (i32.const 0) (local.get $size) (i32.const $replaced$) (i32.const #replaced#)))
+    (i32.const 0))`,
+};
+
+/**
+ * Host state: on request headers it logs "hello from wasm", adds x-source (source.address),
+ * x-node-id (node.id), x-node-workload (node.metadata.WORKLOAD), x-plugin (plugin_name), and
+ * x-fs (a value set with proxy_set_property, read back); sets shared data "k" twice with its CAS
+ * and adds x-cas: mismatch when a third set with the stale CAS answers CasMismatch. Its root context
+ * ticks every 20 ms (counter wasmcustom.wasm_test_ticks) and proxy_on_log counts streams
+ * (wasmcustom.wasm_test_logged).
+ */
+export const hostPlugin: PluginSource = {
+  strings: {
+    hello: 'hello from wasm',
+    src: 'source\0address',
+    nodeId: 'node\0id',
+    nodeWl: 'node\0metadata\0WORKLOAD',
+    plugin: 'plugin_name',
+    fsKey: 'my_state',
+    fsVal: 'state-value',
+    hsrc: 'x-source',
+    hnode: 'x-node-id',
+    hwl: 'x-node-workload',
+    hplugin: 'x-plugin',
+    hfs: 'x-fs',
+    hcas: 'x-cas',
+    mismatch: 'mismatch',
+    key: 'k',
+    a: 'a',
+    b: 'b',
+    c: 'c',
+    ticks: 'wasm_test_ticks',
+    logged: 'wasm_test_logged',
+  },
+  imports: ['proxy_log', 'proxy_get_property', 'proxy_set_property', 'proxy_add_header_map_value', 'proxy_get_shared_data', 'proxy_set_shared_data', 'proxy_set_tick_period_milliseconds', 'proxy_define_metric', 'proxy_increment_metric'],
+  body: `
+  (global $ticks (mut i32) (i32.const 0))
+  (global $logged (mut i32) (i32.const 0))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32)
+    (drop (call $proxy_define_metric (i32.const 0) (i32.const $ticks$) (i32.const #ticks#) (i32.const 24)))
+    (global.set $ticks (i32.load (i32.const 24)))
+    (drop (call $proxy_define_metric (i32.const 0) (i32.const $logged$) (i32.const #logged#) (i32.const 24)))
+    (global.set $logged (i32.load (i32.const 24)))
+    (drop (call $proxy_set_tick_period_milliseconds (i32.const 20)))
+    (i32.const 1))
+  (func (export "proxy_on_tick") (param i32)
+    (drop (call $proxy_increment_metric (global.get $ticks) (i64.const 1))))
+  (func (export "proxy_on_log") (param i32)
+    (drop (call $proxy_increment_metric (global.get $logged) (i64.const 1))))
+  (func $prop (param $p i32) (param $n i32) (param $h i32) (param $hn i32)
+    (if (i32.eqz (call $proxy_get_property (local.get $p) (local.get $n) (i32.const 16) (i32.const 20)))
+      (then (drop (call $proxy_add_header_map_value (i32.const 0) (local.get $h) (local.get $hn) (i32.load (i32.const 16)) (i32.load (i32.const 20)))))))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (local $cas i32)
+    (drop (call $proxy_log (i32.const 2) (i32.const $hello$) (i32.const #hello#)))
+    (call $prop (i32.const $src$) (i32.const #src#) (i32.const $hsrc$) (i32.const #hsrc#))
+    (call $prop (i32.const $nodeId$) (i32.const #nodeId#) (i32.const $hnode$) (i32.const #hnode#))
+    (call $prop (i32.const $nodeWl$) (i32.const #nodeWl#) (i32.const $hwl$) (i32.const #hwl#))
+    (call $prop (i32.const $plugin$) (i32.const #plugin#) (i32.const $hplugin$) (i32.const #hplugin#))
+    (drop (call $proxy_set_property (i32.const $fsKey$) (i32.const #fsKey#) (i32.const $fsVal$) (i32.const #fsVal#)))
+    (call $prop (i32.const $fsKey$) (i32.const #fsKey#) (i32.const $hfs$) (i32.const #hfs#))
+    (drop (call $proxy_set_shared_data (i32.const $key$) (i32.const #key#) (i32.const $a$) (i32.const #a#) (i32.const 0)))
+    (drop (call $proxy_get_shared_data (i32.const $key$) (i32.const #key#) (i32.const 16) (i32.const 20) (i32.const 28)))
+    (local.set $cas (i32.load (i32.const 28)))
+    (drop (call $proxy_set_shared_data (i32.const $key$) (i32.const #key#) (i32.const $b$) (i32.const #b#) (local.get $cas)))
+    (if (i32.eq (call $proxy_set_shared_data (i32.const $key$) (i32.const #key#) (i32.const $c$) (i32.const #c#) (local.get $cas)) (i32.const 8))
+      (then (drop (call $proxy_add_header_map_value (i32.const 0) (i32.const $hcas$) (i32.const #hcas#) (i32.const $mismatch$) (i32.const #mismatch#)))))
+    (i32.const 0))`,
 };

@@ -2,15 +2,18 @@
 // time run on real requests: a header from the plugin configuration and from a property, a 401
 // local response (Istio's basic auth example), a pause on request headers around an HTTP call to
 // another cluster, a counter in /stats, a trap with fail_open (the request goes on) and without it
-// (503), and a host function rig proxy lacks answering Unimplemented with a warning naming it.
+// (503), a host function rig proxy lacks answering Unimplemented with a warning naming it; bodies
+// buffered and rewritten; properties, filter state, shared data with CAS, ticks and proxy_on_log;
+// and configs rig proxy refuses with a message that says why.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { startRigProxyFromFile } from '../helpers/rig-proxy.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
-import { addHeaderPlugin, denyPlugin, httpCallPlugin, metricPlugin, trapPlugin, writePlugin } from '../helpers/wasm-plugins.ts';
-import { HCM, request, ROUTER, startUpstream } from './harness.ts';
+import { addHeaderPlugin, bodyPlugin, buildPlugin, denyPlugin, hostPlugin, httpCallPlugin, metricPlugin, trapPlugin, writePlugin } from '../helpers/wasm-plugins.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { HCM, httpListener, LISTENER_TYPE, request, ROUTER, routeConfig, startTestRuntime, startUpstream } from './harness.ts';
 
 const WASM = 'type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm';
 const STRING_VALUE = 'type.googleapis.com/google.protobuf.StringValue';
@@ -129,4 +132,60 @@ test('wasm: plugins from the config add headers, deny, pause around an http call
   assert.equal((await request(port.trap_closed!)).status, 503, 'fail closed: 503');
   assert.equal((await request(port.trap_closed!)).status, 503, 'the failed VM keeps failing closed');
   assert.match(proxy.log(), /wasm plugin trap_closed .*proxy_on_request_headers failed: unreachable/);
+});
+
+test('wasm: request and response bodies buffered and rewritten; properties, filter state, shared data CAS, log, ticks and proxy_on_log', async (t) => {
+  const app = await startUpstream('app');
+  t.after(() => app.close());
+  const dir = tempDir(t, 'wasm-');
+  const body = await writePlugin(dir, 'body', bodyPlugin);
+  const host = await writePlugin(dir, 'host', hostPlugin);
+  const bootstrap = {
+    node: { id: 'sidecar~127.0.0.1~wasm.default~default.svc.cluster.local', cluster: 'wasm', metadata: { WORKLOAD: 'wasm-test' } },
+    admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } },
+    static_resources: {
+      listeners: [listener('body', wasmFilter(body, { name: 'body' })), listener('host', wasmFilter(host, { name: 'host' }))],
+      clusters: [cluster('app', app.port)],
+    },
+  };
+  const file = path.join(dir, 'envoy.json');
+  fs.writeFileSync(file, JSON.stringify(bootstrap));
+  const proxy = await startRigProxyFromFile(t, file);
+  const port = proxy.ports.listeners;
+
+  const b = await request(port.body!, { method: 'POST', body: 'x'.repeat(100_000), headers: { 'content-type': 'text/plain' } });
+  assert.equal(b.status, 200);
+  assert.equal(b.body, 'replaced by wasm');
+  assert.equal(app.requests.at(-1)?.body, 'wasm:' + 'x'.repeat(100_000));
+
+  const h = await request(port.host!);
+  const seen = h.json().headers;
+  assert.match(String(seen['x-source']), /^127\.0\.0\.1:\d+$/);
+  assert.equal(seen['x-node-id'], 'sidecar~127.0.0.1~wasm.default~default.svc.cluster.local');
+  assert.equal(seen['x-node-workload'], 'wasm-test');
+  assert.equal(seen['x-plugin'], 'host');
+  assert.equal(seen['x-fs'], 'state-value');
+  assert.equal(seen['x-cas'], 'mismatch');
+  assert.match(proxy.log(), /wasm log host host: hello from wasm/);
+  const stat = async (name: string) => Number((await fetch(`http://127.0.0.1:${proxy.ports.admin}/stats`).then((r) => r.text())).match(new RegExp(`^wasmcustom\\.${name}: (\\d+)$`, 'm'))?.[1] ?? 0);
+  await waitFor('proxy_on_tick to run', async () => ((await stat('wasm_test_ticks')) > 0 ? true : undefined));
+  await waitFor('proxy_on_log for the request', async () => ((await stat('wasm_test_logged')) === 1 ? true : undefined));
+});
+
+test('wasm: configs rig proxy refuses say why (remote code, not a Proxy-Wasm module, a plugin refusing its configuration, a null VM, a configuration of another type)', async (t) => {
+  const h = await startTestRuntime(t);
+  const dir = tempDir(t, 'wasm-');
+  const good = await writePlugin(dir, 'good', metricPlugin);
+  const notProxyWasm = path.join(dir, 'plain.wasm');
+  fs.writeFileSync(notProxyWasm, (await buildPlugin(trapPlugin)).subarray(0, 8)); // the header of an empty module
+  const refusing = await writePlugin(dir, 'refusing', { imports: [], body: '(func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 0))' });
+  const errors = (config: object) => h.apply(LISTENER_TYPE, [httpListener('l', routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'app' } }]), { http_filters: [{ name: 'envoy.filters.http.wasm', typed_config: { '@type': WASM, config } }, ROUTER] })]).join('\n');
+  const vm = (code: object, extra: object = {}) => ({ name: 'p', vm_config: { runtime: 'envoy.wasm.runtime.v8', code, ...extra } });
+  assert.match(errors(vm({ remote: { http_uri: { uri: 'https://example.com/p.wasm', cluster: 'x', timeout: '1s' }, sha256: 'ab' } })), /remote Wasm code is not fetched by rig proxy; .*code\.local\.filename/);
+  assert.match(errors(vm({ local: { filename: notProxyWasm } })), /exports none of proxy_abi_version_0_2_1/);
+  assert.match(errors(vm({ local: { filename: path.join(dir, 'missing.wasm') } })), /cannot read the Wasm module .*missing\.wasm/);
+  assert.match(errors(vm({ local: { filename: refusing } })), /did not start: proxy_on_configure returned false/);
+  assert.match(errors({ name: 'p', vm_config: { runtime: 'envoy.wasm.runtime.null', code: { local: { filename: good } } } }), /runtime envoy\.wasm\.runtime\.null is not available in rig proxy/);
+  assert.match(errors({ ...vm({ local: { filename: good } }), configuration: { '@type': 'type.googleapis.com/google.protobuf.Struct', value: { a: 1 } } }), /must be a google\.protobuf\.StringValue or BytesValue/);
+  assert.equal(errors(vm({ local: { filename: good } })), '');
 });

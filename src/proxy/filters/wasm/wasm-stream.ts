@@ -46,8 +46,9 @@ class BodyThroughPlugin implements BodyCodec {
     return out;
   }
 
+  /** The stream's end: a request body's last call; a response body ends in end() (with its trailers). */
   finish(): Buffer {
-    return this.last(false);
+    return this.request ? this.last(false) : EMPTY;
   }
 
   whole(body: Buffer): Buffer {
