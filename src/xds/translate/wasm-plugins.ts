@@ -56,7 +56,7 @@ function wasmFilter(r: Resource<WasmPluginSpec>, file: string): EnvoyJson {
   }
   const config: EnvoyJson = {
     name,
-    root_id: s.pluginName ?? '',
+    ...(s.pluginName ? { root_id: s.pluginName } : {}),
     vm_config: {
       runtime: 'envoy.wasm.runtime.v8',
       code: { local: { filename: file } },

@@ -1,0 +1,102 @@
+// WasmPlugin translation: which plugins reach which HCM chain (namespace and root namespace,
+// selector, match mode and ports, type) and where (AUTHN before jwt_authn, AUTHZ before rbac, STATS
+// before istio.stats, none last before the router; higher priority first), the filter's config
+// (name, root_id, configuration JSON, local filename, env, fail_open), and unfetchable urls (deny-all
+// RBAC when fail closed, left out with FAIL_OPEN). Each listener is checked against Envoy's protos.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { LISTENER_TYPE, type EnvoyJson } from '../../src/envoy/index.ts';
+import type { Proxy } from '../../src/model/proxy.ts';
+import { GENERATORS } from '../../src/xds/server/generators.ts';
+import { assertEnvoyResource, buildPush, explicitSidecar, parseYaml } from './fixtures.ts';
+
+const plugin = (name: string, ns: string, spec: string) => `---
+apiVersion: extensions.istio.io/v1alpha1
+kind: WasmPlugin
+metadata: { name: ${name}, namespace: ${ns} }
+spec: ${spec}
+`;
+
+const CONFIG = parseYaml(
+  `apiVersion: v1
+kind: Service
+metadata: { name: reviews, namespace: default }
+spec: { selector: { app: reviews }, ports: [{ port: 9080, name: http }] }
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: allow, namespace: default }
+spec: { selector: { matchLabels: { app: reviews } }, rules: [{}] }
+---
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: { name: jwt, namespace: default }
+spec: { selector: { matchLabels: { app: reviews } }, jwtRules: [{ issuer: https://issuer, jwks: '{"keys":[]}' }] }
+` +
+    plugin('authn-low', 'default', `{ selector: { matchLabels: { app: reviews } }, url: 'file:///p/low.wasm', phase: AUTHN, priority: 10 }`) +
+    plugin('authn-high', 'default', `{ selector: { matchLabels: { app: reviews } }, url: /p/high.wasm, phase: AUTHN, priority: 20, pluginName: high_root, pluginConfig: { a: [1, "x"] }, failStrategy: FAIL_OPEN, vmConfig: { env: [{ name: K, value: v }, { name: HOME, valueFrom: HOST }] } }`) +
+    plugin('authz', 'default', `{ url: 'file:///p/authz.wasm', phase: AUTHZ }`) +
+    plugin('stats-client', 'default', `{ url: 'file:///p/stats.wasm', phase: STATS, match: [{ mode: CLIENT }] }`) +
+    plugin('last-server-9080', 'default', `{ url: 'file:///p/last.wasm', match: [{ mode: SERVER, ports: [{ number: 9080 }] }] }`) +
+    plugin('oci-closed', 'default', `{ url: 'oci://ghcr.io/x/y:1' }`) +
+    plugin('oci-open', 'default', `{ url: 'https://example.com/y.wasm', failStrategy: FAIL_OPEN }`) +
+    plugin('network', 'default', `{ url: 'file:///p/net.wasm', type: NETWORK }`) +
+    plugin('ratings-only', 'default', `{ selector: { matchLabels: { app: ratings } }, url: 'file:///p/r.wasm' }`) +
+    plugin('other-ns', 'other', `{ url: 'file:///p/o.wasm' }`) +
+    plugin('mesh-wide', 'istio-system', `{ url: 'file:///p/mesh.wasm', phase: STATS, priority: -1 }`),
+);
+
+/** The HTTP filter names of each HCM by stat_prefix. */
+function chains(proxy: Proxy): Map<string, EnvoyJson[]> {
+  const push = buildPush(CONFIG, [proxy]);
+  const out = new Map<string, EnvoyJson[]>();
+  for (const l of GENERATORS[LISTENER_TYPE].generate(push, proxy, undefined)) {
+    assertEnvoyResource(LISTENER_TYPE, l);
+    for (const c of (l.filter_chains as EnvoyJson[] | undefined) ?? [])
+      for (const f of c.filters as EnvoyJson[]) {
+        const tc = f.typed_config as EnvoyJson;
+        if (f.name === 'envoy.filters.network.http_connection_manager') out.set(tc.stat_prefix as string, tc.http_filters as EnvoyJson[]);
+      }
+  }
+  return out;
+}
+
+const names = (fs: EnvoyJson[]) => fs.map((f) => f.name as string);
+
+test('WasmPlugins are placed by phase and priority, per mode and port, in the chains of the proxies they attach to', () => {
+  const proxy = explicitSidecar('reviews-0', 'default', { app: 'reviews' }, 'reviews', [{ port: 9080, name: 'http' }]);
+  const all = chains(proxy);
+  const inbound = [...all].find(([k]) => k.startsWith('inbound_'))![1];
+  const outbound = [...all].find(([k]) => k.startsWith('outbound_'))![1];
+  const core = (fs: EnvoyJson[]) => names(fs).filter((n) => n.startsWith('default.') || n.startsWith('istio-system.') || ['envoy.filters.http.jwt_authn', 'envoy.filters.http.rbac', 'istio.stats', 'envoy.filters.http.router'].includes(n));
+  assert.deepEqual(core(inbound), [
+    'default.authn-high',
+    'default.authn-low',
+    'envoy.filters.http.jwt_authn',
+    'default.authz',
+    'envoy.filters.http.rbac',
+    'istio-system.mesh-wide',
+    'istio.stats',
+    'default.last-server-9080',
+    'default.oci-closed',
+    'envoy.filters.http.router',
+  ]);
+  const out = core(outbound);
+  assert.ok(out.indexOf('default.stats-client') < out.indexOf('istio-system.mesh-wide') && out.indexOf('istio-system.mesh-wide') < out.indexOf('istio.stats'), out.join());
+  assert.ok(!out.includes('default.last-server-9080'), 'SERVER-mode plugin not on outbound');
+  assert.ok(!names(inbound).includes('default.stats-client'), 'CLIENT-mode plugin not on inbound');
+  for (const n of ['default.oci-open', 'default.network', 'default.ratings-only', 'other.other-ns']) assert.ok(![...names(inbound), ...out].includes(n), n);
+
+  const high = inbound.find((f) => f.name === 'default.authn-high')!.typed_config as EnvoyJson;
+  assert.deepEqual(high, {
+    '@type': 'type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm',
+    config: {
+      name: 'default.authn-high',
+      root_id: 'high_root',
+      vm_config: { runtime: 'envoy.wasm.runtime.v8', code: { local: { filename: '/p/high.wasm' } }, environment_variables: { key_values: { K: 'v' }, host_env_keys: ['HOME'] } },
+      configuration: { '@type': 'type.googleapis.com/google.protobuf.StringValue', value: '{"a":[1,"x"]}' },
+      fail_open: true,
+    },
+  });
+  assert.deepEqual(inbound.find((f) => f.name === 'default.oci-closed')!.typed_config, { '@type': 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC', rules: {} });
+});
