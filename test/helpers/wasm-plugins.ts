@@ -275,3 +275,11 @@ export const hostPlugin: PluginSource = {
       (then (drop (call $proxy_add_header_map_value (i32.const 0) (i32.const $hcas$) (i32.const #hcas#) (i32.const $mismatch$) (i32.const #mismatch#)))))
     (i32.const 0))`,
 };
+
+/** Traps (unreachable) on response headers. */
+export const responseTrapPlugin: PluginSource = {
+  imports: [],
+  body: `
+  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32)
+    unreachable)`,
+};

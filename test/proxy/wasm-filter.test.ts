@@ -11,7 +11,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { startRigProxyFromFile } from '../helpers/rig-proxy.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
-import { addHeaderPlugin, bodyPlugin, buildPlugin, denyPlugin, hostPlugin, httpCallPlugin, metricPlugin, trapPlugin, writePlugin } from '../helpers/wasm-plugins.ts';
+import { addHeaderPlugin, bodyPlugin, buildPlugin, denyPlugin, hostPlugin, httpCallPlugin, metricPlugin, responseTrapPlugin, trapPlugin, writePlugin } from '../helpers/wasm-plugins.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { HCM, httpListener, LISTENER_TYPE, request, ROUTER, routeConfig, startTestRuntime, startUpstream } from './harness.ts';
 
@@ -79,6 +79,7 @@ test('wasm: plugins from the config add headers, deny, pause around an http call
     call: await writePlugin(dir, 'call', httpCallPlugin),
     metric: await writePlugin(dir, 'metric', metricPlugin),
     trap: await writePlugin(dir, 'trap', trapPlugin),
+    responseTrap: await writePlugin(dir, 'response-trap', responseTrapPlugin),
   };
   const bootstrap = {
     admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } },
@@ -90,6 +91,8 @@ test('wasm: plugins from the config add headers, deny, pause around an http call
         listener('metric', wasmFilter(f.metric, { name: 'metric' })),
         listener('trap_open', wasmFilter(f.trap, { name: 'trap_open', failOpen: true })),
         listener('trap_closed', wasmFilter(f.trap, { name: 'trap_closed' })),
+        listener('response_trap_open', wasmFilter(f.responseTrap, { name: 'response_trap_open', failOpen: true })),
+        listener('response_trap_closed', wasmFilter(f.responseTrap, { name: 'response_trap_closed' })),
       ],
       clusters: [cluster('app', app.port), cluster('authz', authz.port)],
     },
@@ -132,6 +135,12 @@ test('wasm: plugins from the config add headers, deny, pause around an http call
   assert.equal((await request(port.trap_closed!)).status, 503, 'fail closed: 503');
   assert.equal((await request(port.trap_closed!)).status, 503, 'the failed VM keeps failing closed');
   assert.match(proxy.log(), /wasm plugin trap_closed .*proxy_on_request_headers failed: unreachable/);
+  const open = await request(port.response_trap_open!);
+  assert.equal(open.status, 200, 'a trap on response headers with fail_open: the response goes on');
+  assert.equal(open.json().server, 'app');
+  const closed = await request(port.response_trap_closed!);
+  assert.equal(closed.status, 503, 'a trap on response headers, fail closed: 503');
+  assert.equal(closed.body, '');
 });
 
 test('wasm: request and response bodies buffered and rewritten; properties, filter state, shared data CAS, log, ticks and proxy_on_log', async (t) => {
