@@ -85,7 +85,7 @@ class Analysis {
   /** A targetRef to a Gateway API Gateway that is not in the policy's namespace attaches the policy to nothing. */
   policyTargets(): void {
     const gateways = new Set(this.of('KubernetesGateway').map((g) => `${g.metadata.namespace}/${g.metadata.name}`));
-    for (const kind of ['AuthorizationPolicy', 'RequestAuthentication', 'Telemetry'] as const) {
+    for (const kind of ['AuthorizationPolicy', 'RequestAuthentication', 'Telemetry', 'WasmPlugin'] as const) {
       for (const p of this.of<AttachableSpec>(kind)) {
         for (const n of missingGatewayTargets(kind, p.metadata.namespace, p.spec ?? {}, (ns, name) => gateways.has(`${ns}/${name}`))) this.report('ReferencedResourceNotFound', p, n.path, n.message, n.hint, 'Warning');
       }
@@ -293,7 +293,7 @@ class Analysis {
       if (!matched) this.report('NoMatchingWorkloadsFound', r, path, `No matching workloads for this resource with the following labels: ${Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',')}`, 'fix the labels, or start a workload that has them');
     };
     for (const dr of this.of<T.DestinationRuleSpec>('DestinationRule')) check(dr, dr.spec.workloadSelector?.matchLabels, ['spec', 'workloadSelector', 'matchLabels']);
-    for (const kind of ['PeerAuthentication', 'RequestAuthentication', 'AuthorizationPolicy', 'Telemetry'] as const) {
+    for (const kind of ['PeerAuthentication', 'RequestAuthentication', 'AuthorizationPolicy', 'Telemetry', 'WasmPlugin'] as const) {
       for (const p of this.of<{ selector?: T.WorkloadSelector }>(kind)) check(p, p.spec.selector?.matchLabels, ['spec', 'selector', 'matchLabels']);
     }
     for (const s of this.of<T.SidecarSpec>('Sidecar')) check(s, s.spec.workloadSelector?.labels, ['spec', 'workloadSelector', 'labels']);
