@@ -39,10 +39,10 @@ function listener(name: string, transport: Record<string, unknown>): Record<stri
   return { name, stat_prefix: name, address: addr(0), filter_chains: [{ transport_socket: transport, filters: [hcm] }] };
 }
 
-/** listener.<name>.ssl.* without the prefix. */
+/** listener.<name>.ssl.* without the prefix, but for the per-handshake dimensions (ciphers.*, versions.*, ...). */
 function ssl(h: Harness, name: string): Record<string, number> {
   const prefix = `listener.${name}.ssl.`;
-  return Object.fromEntries(h.rt.stats.all().filter((s) => s.name.startsWith(prefix)).map((s) => [s.name.slice(prefix.length), s.value]));
+  return Object.fromEntries(h.rt.stats.all().filter((s) => s.name.startsWith(prefix) && !s.name.includes('.', prefix.length)).map((s) => [s.name.slice(prefix.length), s.value]));
 }
 
 function sslWhen(h: Harness, name: string, expected: Record<string, number>): Promise<Record<string, number>> {

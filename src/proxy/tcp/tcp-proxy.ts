@@ -123,7 +123,7 @@ class TcpProxy implements NetworkFilter {
         const opts = { ...upstreamTcpOptions(cluster.config, host), allowHalfOpen: true };
         const tcp = proxyProtocol ? connectWithProxyHeader(proxyHeaderFor(proxyProtocol, conn.info, host.proxyProtocolTlvs), opts) : undefined;
         up = tlsCtx ? tlsCtx.connect(this.ctx.secrets, host, opts.localAddress, tcp) : (tcp ?? net.connect(opts));
-        if (tlsCtx && cluster.ssl) countUpstreamTls(up as tls.TLSSocket, cluster.ssl);
+        if (tlsCtx && cluster.ssl) countUpstreamTls(up as tls.TLSSocket, cluster.ssl, tlsCtx);
         setBufferLimit(up, cluster.config.bufferLimitBytes);
         keepaliveOnConnect(up, cluster.config.tcpKeepalive);
       } catch (e) {

@@ -47,7 +47,7 @@ export function serverTlsSocket(socket: net.Socket, ctx: TlsContext, secureConte
  * default certificate validator counts: a chain the trust bundle does not verify is
  * fail_verify_error (and refused, unless trust_chain_verification is ACCEPT_UNTRUSTED), SANs that
  * match none of the matchers fail_verify_san (refused likewise); an accepted connection counts
- * handshake, session_reused and no_certificate.
+ * handshake, session_reused, no_certificate and the handshake's dimensions (cipher, version, ...).
  */
 export function clientCertificateVerdict(ts: tls.TLSSocket, ctx: TlsContext, cert: tls.PeerCertificate | undefined, ssl: SslStats): string | undefined {
   if (cert) {
@@ -67,6 +67,7 @@ export function clientCertificateVerdict(ts: tls.TLSSocket, ctx: TlsContext, cer
   ssl.handshake.value++;
   if (ts.isSessionReused()) ssl.sessionReused.value++;
   if (!cert) ssl.noCertificate.value++;
+  ssl.dimensions.count(ts, true, cert, ctx.offeredSigalgs);
   return undefined;
 }
 

@@ -54,6 +54,8 @@ export class TlsContext {
   private ciphers?: string;
   private ecdhCurve?: string;
   private sigalgs?: string;
+  /** tls_params.signature_algorithms: the peer signs with one of them (empty: the library's defaults). */
+  readonly offeredSigalgs: readonly string[];
   /** SAN matchers of the validation secret, as of the current SecureContext. */
   private secretSans: readonly SanMatcher[] = [];
   private cached?: tls.SecureContext;
@@ -92,6 +94,7 @@ export class TlsContext {
     const sans: SanMatcher[] = [];
     let alpn: string[] = [];
     let acceptUntrusted = false;
+    let offeredSigalgs: string[] = [];
     if (c) {
       alpn = c.strs('alpn_protocols');
       const p = c.obj('tls_params');
@@ -112,6 +115,7 @@ export class TlsContext {
         if (curves.length) this.ecdhCurve = secureOption(p, 'ecdh_curves', { ecdhCurve: curves.join(':') }, 'use names such as X25519, P-256, P-384');
         const sigalgs = p.strs('signature_algorithms');
         if (sigalgs.length) this.sigalgs = secureOption(p, 'signature_algorithms', { sigalgs: sigalgs.join(':') }, 'use names such as ecdsa_secp256r1_sha256, rsa_pss_rsae_sha256');
+        if (this.sigalgs) offeredSigalgs = sigalgs;
         p.done();
       }
       const certs = c.objs('tls_certificates');
@@ -148,6 +152,7 @@ export class TlsContext {
     this.alpn = alpn;
     this.sans = sans;
     this.acceptUntrusted = acceptUntrusted;
+    this.offeredSigalgs = offeredSigalgs;
     if (isServer && !this.inlineCert && !this.certSecret) r.issues.error(r.path, 'a DownstreamTlsContext needs a certificate (tls_certificates or tls_certificate_sds_secret_configs)');
     if (this.requireClientCert && !this.inlineCa && !this.caSecret) r.issues.error(r.at('require_client_certificate'), 'requires a validation context (trusted CA) to verify client certificates');
   }

@@ -1,11 +1,12 @@
 // Envoy's TLS stats of a cluster with a TLS transport socket (cluster.<name>.ssl.*, all counters),
-// counted on each upstream TLS connection: a completed handshake (with session_reused and
-// no_certificate), or the way it failed. connection_error counts TLS failures other than a
+// counted on each upstream TLS connection: a completed handshake (with session_reused,
+// no_certificate and the ciphers/versions/curves/sigalgs dimensions), or the way it failed. connection_error counts TLS failures other than a
 // failed certificate verification; TCP errors and timeouts are not TLS failures. A listener with
 // TLS chains has the same set (listener.<prefix>.ssl.*), counted by downstream-tls.ts.
 import type tls from 'node:tls';
 import type { Stat, Stats } from '../stats/stats.ts';
-import { SAN_MISMATCH, upstreamPeerCertificate } from './tls-context.ts';
+import { SAN_MISMATCH, upstreamPeerCertificate, type TlsContext } from './tls-context.ts';
+import { TlsHandshakeDimensions } from './tls-handshake-dimensions.ts';
 
 export interface SslStats {
   readonly handshake: Stat;
@@ -15,6 +16,8 @@ export interface SslStats {
   readonly failVerifyNoCert: Stat;
   readonly failVerifyError: Stat;
   readonly failVerifySan: Stat;
+  /** ssl.ciphers.*, ssl.versions.*, ssl.curves.*, ssl.sigalgs.* */
+  readonly dimensions: TlsHandshakeDimensions;
 }
 
 /** The counters under `prefix` (e.g. "cluster.backend.ssl."): looked up once per cluster or listener. */
@@ -27,6 +30,7 @@ export function sslStats(stats: Stats, prefix: string): SslStats {
     failVerifyNoCert: stats.counter(prefix + 'fail_verify_no_cert'),
     failVerifyError: stats.counter(prefix + 'fail_verify_error'),
     failVerifySan: stats.counter(prefix + 'fail_verify_san'),
+    dimensions: new TlsHandshakeDimensions(stats, prefix),
   };
 }
 
@@ -48,8 +52,8 @@ function failureStat(err: Error & { code?: string; library?: string }, s: SslSta
   return undefined;
 }
 
-/** Counts the handshake of a new upstream TLS connection, or its failure. */
-export function countUpstreamTls(socket: tls.TLSSocket, s: SslStats): void {
+/** Counts the handshake of a new upstream TLS connection made with `ctx`, or its failure. */
+export function countUpstreamTls(socket: tls.TLSSocket, s: SslStats, ctx: TlsContext): void {
   const failed = (err: Error): void => {
     const stat = failureStat(err, s);
     if (stat) stat.value++;
@@ -59,6 +63,8 @@ export function countUpstreamTls(socket: tls.TLSSocket, s: SslStats): void {
     socket.off('error', failed);
     s.handshake.value++;
     if (socket.isSessionReused()) s.sessionReused.value++;
-    if (!upstreamPeerCertificate(socket)) s.noCertificate.value++;
+    const peer = upstreamPeerCertificate(socket);
+    if (!peer) s.noCertificate.value++;
+    s.dimensions.count(socket, false, peer, ctx.offeredSigalgs);
   });
 }

@@ -6,7 +6,7 @@
 // a rotated certificate starts over). HTTP/1.1 pools connect through h1-pool/h1-connect.ts.
 import tls from 'node:tls';
 import type { buildConnector as Connector } from 'undici';
-import type { HostSessions } from '../tls/tls-context.ts';
+import type { HostSessions, TlsContext } from '../tls/tls-context.ts';
 import { countUpstreamTls, type SslStats } from '../tls/upstream-tls-stats.ts';
 import { connectWithProxyHeader, type ProxyHeaderOptions } from './upstream-proxy-protocol.ts';
 
@@ -22,8 +22,8 @@ export interface AlpnConnectorOptions {
   readonly sessions: HostSessions | undefined;
   /** upstream_proxy_protocol: the PROXY header to write before the TLS handshake. */
   readonly proxyHeader?: ProxyHeaderOptions;
-  /** The cluster's ssl.* stats. */
-  readonly ssl?: SslStats;
+  /** The cluster's ssl.* stats, and the TLS context the connections are made with. */
+  readonly ssl?: { readonly stats: SslStats; readonly context: TlsContext };
 }
 
 export function alpnConnector(o: AlpnConnectorOptions): Connector.connector {
@@ -45,7 +45,7 @@ export function alpnConnector(o: AlpnConnectorOptions): Connector.connector {
       session,
     } as tls.ConnectionOptions);
     o.sessions?.keep(socket, session);
-    if (o.ssl) countUpstreamTls(socket, o.ssl);
+    if (o.ssl) countUpstreamTls(socket, o.ssl.stats, o.ssl.context);
     socket.setNoDelay(true);
     let done = false;
     const finish = (err: Error | null): void => {
