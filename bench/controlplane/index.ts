@@ -184,6 +184,7 @@ export async function runScaleBench(opts: ScaleOptions = {}): Promise<ScaleFigur
     const syncMs = opts.syncTimeoutMs ?? (opts.smoke ? 75_000 : 270_000);
     try {
       await waitFor(() => {
+        if (gens.some((g) => !g.connected)) throw new Error('a load generator exited (see its error above)');
         for (const g of gens) g.send({ type: 'status' });
         const all = [...status.values()];
         const withRoutes = all.reduce((n, s) => n + s.withRoutes, 0);
@@ -193,8 +194,8 @@ export async function runScaleBench(opts: ScaleOptions = {}): Promise<ScaleFigur
         }
         return all.length === gens.length && withRoutes === proxies && all.every((s) => s.quietMs > 1500) ? true : undefined;
       }, 'all proxies to sync', syncMs);
-    } catch {
-      throw new Error(`proxies did not sync: ${progress()}`);
+    } catch (err) {
+      throw new Error(`proxies did not sync: ${progress()} (${(err as Error).message})`);
     }
     const connectMs = Date.now() - t0 - 1500;
     const connectCpuSeconds = cpuSeconds(pid) - cpu0;

@@ -1,9 +1,10 @@
 // A load-generator process for the control plane scale benchmark: runs many simulated sidecars
-// (ADS clients that behave like Envoy: CDS+LDS wildcard, EDS and RDS by name, ACK everything)
-// and reports to its parent when all are in sync and when each ACKs a new route version.
+// (ADS streams that behave like Envoy: CDS+LDS wildcard, EDS and RDS by name, ACK everything once
+// each response is fully received; sim-ads-stream.ts) and reports to its parent when all are in
+// sync and when each ACKs a new route version.
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../src/envoy/index.ts';
-import { AdsClient } from '../../src/xds/ads-client.ts';
-import type { AdsResponse } from '../../src/xds/ads-client.ts';
+import { SimAdsStream, encodeNames } from './sim-ads-stream.ts';
+import type { Envelope } from './sim-ads-stream.ts';
 
 interface Job {
   address: string;
@@ -21,8 +22,8 @@ interface Job {
 /** Envoy's default HTTP/2 initial stream and connection window (Http2ProtocolOptions). */
 const ENVOY_WINDOW = 256 << 20;
 
-/** Envoy's xDS stream retry back-off: 500 ms base, 30 s at most (grpc-js: 1 s, 120 s). */
-const ENVOY_BACKOFF = { 'grpc.initial_reconnect_backoff_ms': 500, 'grpc.max_reconnect_backoff_ms': 30_000 };
+/** grpc-js's connect timeout (the simulated proxies used grpc-js before). */
+const CONNECT_TIMEOUT_MS = 20_000;
 
 const job = JSON.parse(process.argv[2]) as Job;
 const send = (msg: unknown) => process.send?.(msg);
@@ -31,18 +32,20 @@ function serviceHost(i: number, namespaces: number): string {
   return `svc-${i}.ns-${i % namespaces}.svc.cluster.local`;
 }
 
-/** The clusters a proxy of namespace `ns` watches (Envoy asks EDS for the EDS clusters it got). */
-const edsByNamespace = new Map<number, string[]>();
-function edsNamesOf(ns: number): string[] {
-  let names = edsByNamespace.get(ns);
-  if (!names) {
-    names = [];
+/** The clusters a proxy of namespace `ns` watches (Envoy asks EDS for the EDS clusters it got), as names and as encoded for ACKs. */
+const edsByNamespace = new Map<number, { names: string[]; encoded: Buffer }>();
+function edsNamesOf(ns: number): { names: string[]; encoded: Buffer } {
+  let eds = edsByNamespace.get(ns);
+  if (!eds) {
+    const names: string[] = [];
     for (let i = 0; i < job.services; i++) if (!job.scoped || i % job.namespaces === ns) names.push(`outbound|${job.port}||${serviceHost(i, job.namespaces)}`);
-    edsByNamespace.set(ns, names);
+    eds = { names, encoded: encodeNames(names) };
+    edsByNamespace.set(ns, eds);
   }
-  return names;
+  return eds;
 }
 const rdsNames = [String(job.port)];
+const rdsEncoded = encodeNames(rdsNames);
 
 /**
  * ACK times not yet reported: sent to the parent in one message per event-loop turn (one IPC
@@ -59,7 +62,7 @@ function reportAck(at: number): void {
   ackTimes.push(at);
 }
 
-const clients = new Map<number, AdsClient>();
+const clients = new Map<number, SimAdsStream>();
 /** Route version each simulated proxy holds. */
 const routeVersion = new Map<number, string>();
 /** Route version each proxy held when the parent said "watch"; undefined = not watching. */
@@ -74,23 +77,21 @@ const endReasons = new Map<string, number>();
 function connect(k: number): void {
   const svc = k % job.services;
   const ns = `ns-${svc % job.namespaces}`;
-  const edsNames = edsNamesOf(svc % job.namespaces);
+  const eds = edsNamesOf(svc % job.namespaces);
   const ip = `10.${(k >> 16) & 255}.${(k >> 8) & 255}.${k & 255}`;
-  const c = new AdsClient(
+  // Each simulated sidecar has its own HTTP/2 connection with Envoy's default 256 MiB stream and connection windows.
+  const c = new SimAdsStream(
     job.address,
     {
       id: `sidecar~${ip}~svc-${svc}-${k}.${ns}~${ns}.svc.cluster.local`,
       metadata: { NAMESPACE: ns, LABELS: { app: `svc-${svc}` }, SERVICE_ACCOUNT: 'default', INSTANCE_IPS: ip, INTERCEPTION_MODE: 'REDIRECT', RIG_WORKLOAD_PORTS: [{ port: job.port, name: 'http' }], ISTIO_VERSION: 'bench' },
     },
-    // Each simulated sidecar has its own HTTP/2 connection (grpc-js would otherwise share one per
-    // process) with Envoy's default 256 MiB stream and connection windows.
-    { decode: false, record: false, channelOptions: { 'grpc.use_local_subchannel_pool': 1, 'grpc-node.flow_control_window': ENVOY_WINDOW, 'grpc.max_receive_message_length': 256 << 20, ...ENVOY_BACKOFF } },
+    { window: ENVOY_WINDOW, connectTimeoutMs: CONNECT_TIMEOUT_MS },
   );
   clients.set(k, c);
-  c.onResponse = (r: AdsResponse) => {
+  c.onResponse = (r: Envelope) => {
     lastResponseAt = Date.now();
-    const names = r.type_url === ENDPOINT_TYPE ? edsNames : r.type_url === ROUTE_TYPE ? rdsNames : undefined;
-    c.ack(r, names);
+    c.ack(r, r.type_url === ENDPOINT_TYPE ? eds.encoded : r.type_url === ROUTE_TYPE ? rdsEncoded : undefined);
     if (r.type_url !== ROUTE_TYPE) return;
     routeVersion.set(k, r.version_info);
     const before = baseline?.get(k);
@@ -100,10 +101,10 @@ function connect(k: number): void {
     }
   };
   c.subscribe(CLUSTER_TYPE);
-  c.subscribe(ENDPOINT_TYPE, edsNames);
+  c.subscribe(ENDPOINT_TYPE, eds.names);
   c.subscribe(LISTENER_TYPE);
   c.subscribe(ROUTE_TYPE, rdsNames);
-  void c.closed(2 ** 31 - 1).then((st) => {
+  void c.ended.then((st) => {
     if (stopping) return;
     const why = `${st.code} ${st.details.replace(/\s*\(.*$/s, '')}`;
     endReasons.set(why, (endReasons.get(why) ?? 0) + 1);
