@@ -1,7 +1,8 @@
 // TLS context fields that used to be accepted without effect: tls_params.ecdh_curves and
 // signature_algorithms restrict the handshake, SAN matchers carried by an SDS validation secret are
-// checked; trust_chain_verification ACCEPT_UNTRUSTED, a DataSource's watched_directory and a
-// non-ADS sds_config warn by path (max_session_keys 0 is honoured: tls-resumption.test.ts).
+// checked; a DataSource's watched_directory and a non-ADS sds_config warn by path, and
+// trust_chain_verification ACCEPT_UNTRUSTED no longer does (honoured: upstream-accept-untrusted.test.ts;
+// max_session_keys 0 is honoured: tls-resumption.test.ts).
 import assert from 'node:assert/strict';
 import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
@@ -101,7 +102,7 @@ test('SAN matchers of an SDS validation secret are checked', async (t) => {
   assert.deepEqual([...h.rt.warnings.values()].flat(), [], 'nothing here is unsupported');
 });
 
-test('trust_chain_verification ACCEPT_UNTRUSTED, watched_directory and a non-ADS sds_config warn by path', async (t) => {
+test('watched_directory and a non-ADS sds_config warn by path; trust_chain_verification ACCEPT_UNTRUSTED does not', async (t) => {
   const { h, pki, backend } = await setup(t);
   const errs = [
     ...h.apply(SECRET_TYPE, [{ name: 'ca', validation_context: { trusted_ca: { inline_string: pki.ca, watched_directory: { path: '/tmp' } } } }]),
@@ -114,7 +115,7 @@ test('trust_chain_verification ACCEPT_UNTRUSTED, watched_directory and a non-ADS
   assert.deepEqual(errs, []);
   const warnings = [...h.rt.warnings.values()].flat().join('\n');
   assert.match(warnings, /trusted_ca\.watched_directory: files are read when the config is applied/);
-  assert.match(warnings, /untrusted.*validation_context\.trust_chain_verification: ACCEPT_UNTRUSTED is not supported/);
+  assert.doesNotMatch(warnings, /trust_chain_verification/);
   assert.match(warnings, /file-sds.*sds_config: only ADS is supported as a secret source.*"file-ca"/);
   assert.doesNotMatch(warnings, /quiet/, "the agent's own secret from sds-grpc, as Istio configures it");
 });

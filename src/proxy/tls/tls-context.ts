@@ -41,7 +41,11 @@ export class TlsContext {
   readonly alpn: readonly string[];
   readonly sni: string | undefined;
   readonly requireClientCert: boolean;
-  /** Server: trust_chain_verification ACCEPT_UNTRUSTED (a failed chain or SAN check is counted, not refused). */
+  /**
+   * trust_chain_verification ACCEPT_UNTRUSTED: a peer chain the trust bundle does not verify, or
+   * SANs that match none of the matchers, are counted (fail_verify_error, fail_verify_san) and the
+   * connection is used, as Envoy's allow_untrusted_certificate (downstream-tls.ts, upstream-tls-stats.ts).
+   */
   readonly acceptUntrusted: boolean;
   private certSecret?: string;
   private caSecret?: string;
@@ -130,8 +134,8 @@ export class TlsContext {
         this.inlineCa = readDataSource(v.obj('trusted_ca'));
         sans.push(...readSanMatchers(v));
         const trust = v.str('trust_chain_verification', 'VERIFY_TRUST_CHAIN');
-        if (trust === 'ACCEPT_UNTRUSTED' && isServer) acceptUntrusted = true;
-        else if (trust !== 'VERIFY_TRUST_CHAIN') v.issues.warn(v.at('trust_chain_verification'), `${trust} is not supported by rig proxy${isServer ? '' : ' on an UpstreamTlsContext'}: the certificate chain is verified`);
+        if (trust === 'ACCEPT_UNTRUSTED') acceptUntrusted = true;
+        else if (trust !== 'VERIFY_TRUST_CHAIN') v.issues.error(v.at('trust_chain_verification'), `unknown value ${trust}: use VERIFY_TRUST_CHAIN or ACCEPT_UNTRUSTED`);
         v.done();
       };
       const vc = c.obj('validation_context');
@@ -167,6 +171,11 @@ export class TlsContext {
 
   get verifiesPeer(): boolean {
     return Boolean(this.inlineCa || this.caSecret);
+  }
+
+  /** Client: a peer that fails verification is refused in the handshake (node's rejectUnauthorized). */
+  get rejectsUnverifiedPeer(): boolean {
+    return this.verifiesPeer && !this.acceptUntrusted;
   }
 
   /** The node:tls SecureContext for the current secrets; throws when a secret is missing. */
@@ -251,7 +260,7 @@ export class TlsContext {
       secureContext: this.secureContext(store),
       servername: this.sni ?? hostname,
       ALPNProtocols: offered.length ? [...offered] : undefined,
-      rejectUnauthorized: this.verifiesPeer,
+      rejectUnauthorized: this.rejectsUnverifiedPeer,
       checkServerIdentity: (_host, cert) => sanMismatch(this.checkPeer(cert)),
     };
   }

@@ -1,6 +1,7 @@
 // Envoy's TLS stats of a cluster with a TLS transport socket (cluster.<name>.ssl.*, all counters),
 // counted on each upstream TLS connection: a completed handshake (with session_reused,
-// no_certificate and the ciphers/versions/curves/sigalgs dimensions), or the way it failed. connection_error counts TLS failures other than a
+// no_certificate and the ciphers/versions/curves/sigalgs dimensions), or the way it failed; with
+// trust_chain_verification ACCEPT_UNTRUSTED a failed verification is counted and the handshake completes. connection_error counts TLS failures other than a
 // failed certificate verification; TCP errors and timeouts are not TLS failures. A listener with
 // TLS chains has the same set (listener.<prefix>.ssl.*), counted by downstream-tls.ts.
 import type tls from 'node:tls';
@@ -61,6 +62,9 @@ export function countUpstreamTls(socket: tls.TLSSocket, s: SslStats, ctx: TlsCon
   socket.once('error', failed);
   socket.once('secureConnect', () => {
     socket.off('error', failed);
+    // ACCEPT_UNTRUSTED: node completed the handshake with the failed verification's code as
+    // authorizationError (a string at run time, not the Error its type says).
+    if (!socket.authorized && ctx.verifiesPeer && ctx.acceptUntrusted) ((socket.authorizationError as unknown) === SAN_MISMATCH ? s.failVerifySan : s.failVerifyError).value++;
     s.handshake.value++;
     if (socket.isSessionReused()) s.sessionReused.value++;
     const peer = upstreamPeerCertificate(socket);

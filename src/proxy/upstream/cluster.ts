@@ -346,7 +346,7 @@ export class Cluster implements ClusterHandle {
         },
         servername: tls.sni ?? host.hostname,
         alpn: alpn ?? H1_ALPN,
-        rejectUnauthorized: tls.verifiesPeer,
+        rejectUnauthorized: tls.rejectsUnverifiedPeer,
         checkServerIdentity: (_host, cert) => sanMismatch(tls.checkPeer(cert)),
         sessions: tls.hostSessions(host.key),
       },
@@ -413,7 +413,7 @@ export class Cluster implements ClusterHandle {
           const checkServerIdentity = (_host: string, cert: PeerCertificate): Error | undefined => sanMismatch(tls.checkPeer(cert));
           // undici's own TLS connector always offers http/1.1 and h2 and picks its codec from the
           // selected protocol; this one offers exactly `alpn` and speaks h2.
-          inner = alpnConnector({ alpn, timeoutMs: cfg.connectTimeoutMs, servername, secureContext, rejectUnauthorized: tls.verifiesPeer, checkServerIdentity, localAddress: cfg.sourceAddress, sessions: tls.hostSessions(host.key), proxyHeader, ssl: this.ssl && { stats: this.ssl, context: tls } });
+          inner = alpnConnector({ alpn, timeoutMs: cfg.connectTimeoutMs, servername, secureContext, rejectUnauthorized: tls.rejectsUnverifiedPeer, checkServerIdentity, localAddress: cfg.sourceAddress, sessions: tls.hostSessions(host.key), proxyHeader, ssl: this.ssl && { stats: this.ssl, context: tls } });
         }
         // SNI comes from the transport socket (or the host name), never from the request's Host
         // header, which undici would otherwise use (Envoy does that only with auto_sni).
