@@ -283,3 +283,17 @@ export const responseTrapPlugin: PluginSource = {
   (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32)
     unreachable)`,
 };
+
+/** Traps when the request has x-trap; otherwise pauses on an HTTP call to cluster "slow" (GET /wait). */
+export const callOrTrapPlugin: PluginSource = {
+  strings: { trap: 'x-trap', cluster: 'slow', call: pairs([[':method', 'GET'], [':path', '/wait'], [':authority', 'slow.local']]) },
+  imports: ['proxy_get_header_map_value', 'proxy_http_call', 'proxy_continue_stream'],
+  body: `
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (if (i32.eqz (call $proxy_get_header_map_value (i32.const 0) (i32.const $trap$) (i32.const #trap#) (i32.const 16) (i32.const 20)))
+      (then unreachable))
+    (drop (call $proxy_http_call (i32.const $cluster$) (i32.const #cluster#) (i32.const $call$) (i32.const #call#) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 60000) (i32.const 24)))
+    (i32.const 1))
+  (func (export "proxy_on_http_call_response") (param i32 i32 i32 i32 i32)
+    (drop (call $proxy_continue_stream (i32.const 0))))`,
+};

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { startRigProxyFromFile } from '../helpers/rig-proxy.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
-import { addHeaderPlugin, bodyPlugin, buildPlugin, denyPlugin, hostPlugin, httpCallPlugin, metricPlugin, responseTrapPlugin, trapPlugin, writePlugin } from '../helpers/wasm-plugins.ts';
+import { addHeaderPlugin, bodyPlugin, buildPlugin, callOrTrapPlugin, denyPlugin, hostPlugin, httpCallPlugin, metricPlugin, responseTrapPlugin, trapPlugin, writePlugin } from '../helpers/wasm-plugins.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { HCM, httpListener, LISTENER_TYPE, request, ROUTER, routeConfig, startTestRuntime, startUpstream } from './harness.ts';
 
@@ -197,4 +197,35 @@ test('wasm: configs rig proxy refuses say why (remote code, not a Proxy-Wasm mod
   assert.match(errors({ name: 'p', vm_config: { runtime: 'envoy.wasm.runtime.null', code: { local: { filename: good } } } }), /runtime envoy\.wasm\.runtime\.null is not available in rig proxy/);
   assert.match(errors({ ...vm({ local: { filename: good } }), configuration: { '@type': 'type.googleapis.com/google.protobuf.Struct', value: { a: 1 } } }), /must be a google\.protobuf\.StringValue or BytesValue/);
   assert.equal(errors(vm({ local: { filename: good } })), '');
+});
+
+test('wasm: a stream paused on an HTTP call when another stream traps the VM is answered at once (503, fail closed), not left waiting', async (t) => {
+  const app = await startUpstream('app');
+  const held: (() => void)[] = [];
+  // Answers nothing until the test ends: the paused stream waits on it.
+  const slow = await startUpstream('slow', (_req, res) => {
+    held.push(() => res.end());
+    return true;
+  });
+  t.after(async () => {
+    for (const h of held) h();
+    await app.close();
+    await slow.close();
+  });
+  const dir = tempDir(t, 'wasm-');
+  const file = await writePlugin(dir, 'call-or-trap', callOrTrapPlugin);
+  const bootstrap = {
+    admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } },
+    static_resources: { listeners: [listener('l', wasmFilter(file, { name: 'call_or_trap' }))], clusters: [cluster('app', app.port), cluster('slow', slow.port)] },
+  };
+  const boot = path.join(dir, 'envoy.json');
+  fs.writeFileSync(boot, JSON.stringify(bootstrap));
+  const proxy = await startRigProxyFromFile(t, boot);
+  const port = proxy.ports.listeners.l!;
+  const paused = request(port);
+  await waitFor('the paused stream to call the slow cluster', async () => (slow.requests.length === 1 ? true : undefined));
+  assert.equal((await request(port, { headers: { 'x-trap': '1' } })).status, 503);
+  const r = await paused;
+  assert.equal(r.status, 503);
+  assert.equal(app.requests.length, 0);
 });

@@ -31,6 +31,8 @@ const released = new FinalizationRegistry<string>((key) => {
   if (!p || --p.users > 0) return;
   plugins.delete(key);
   p.plugin.stop();
+  // The last root context of its VM: the instance (and its memory) goes too.
+  if (p.plugin.vm.roots === 0) for (const [k, vm] of vms) if (vm === p.plugin.vm) vms.delete(k);
 });
 
 /** google.protobuf.Any holding a StringValue or BytesValue (what Envoy passes as a plugin's configuration), as bytes. */
@@ -155,7 +157,7 @@ export function readWasmConfig(r: Reader, ctx: FilterCompileContext): WasmFilter
     if (why) {
       c.issues.error(c.path, `the Wasm plugin ${name || rootId || '(unnamed)'} did not start: ${why}`);
       plugin.stop();
-      if (vm.failed) vms.delete(vmKey);
+      if (vm.failed || vm.roots === 0) vms.delete(vmKey);
       return { plugin: undefined, failOpen };
     }
     plugins.set(pluginKey, (entry = { plugin, users: 0 }));

@@ -5,6 +5,8 @@ import type { HeaderMap, RequestHead, ResponseHead } from '../filter.ts';
 
 export interface HeaderAccess {
   pairs(): [string, string][];
+  /** How many pairs there are (the count the header callbacks get). */
+  count(): number;
   /** The value of `key` (several joined with ","), undefined when absent. */
   get(key: string): string | undefined;
   add(key: string, value: string): void;
@@ -22,6 +24,15 @@ function mapPairs(m: HeaderMap, out: [string, string][]): [string, string][] {
   return out;
 }
 
+function countOf(m: HeaderMap): number {
+  let n = 0;
+  for (const k in m) {
+    const v = m[k];
+    if (v !== undefined) n += Array.isArray(v) ? v.length : 1;
+  }
+  return n;
+}
+
 function addTo(m: HeaderMap, k: string, v: string): void {
   const cur = m[k];
   m[k] = cur === undefined ? v : Array.isArray(cur) ? [...cur, v] : [cur, v];
@@ -35,6 +46,9 @@ export class MapAccess implements HeaderAccess {
   }
   pairs(): [string, string][] {
     return mapPairs(this.m, []);
+  }
+  count(): number {
+    return countOf(this.m);
   }
   get(key: string): string | undefined {
     const v = list(this.m[key]);
@@ -71,6 +85,9 @@ export class RequestHeadAccess extends MapAccess {
       [':method', h.method],
       [':scheme', h.scheme],
     ]);
+  }
+  override count(): number {
+    return countOf(this.m) + 4;
   }
   override get(key: string): string | undefined {
     if (key[0] !== ':') return super.get(key);
@@ -112,6 +129,9 @@ export class ResponseHeadAccess extends MapAccess {
   }
   override pairs(): [string, string][] {
     return mapPairs(this.h.headers, [[':status', String(this.h.status)]]);
+  }
+  override count(): number {
+    return countOf(this.m) + 1;
   }
   override get(key: string): string | undefined {
     return key === ':status' ? String(this.h.status) : super.get(key);

@@ -32,6 +32,7 @@ export class WasmPlugin implements HostContext, PluginProps {
   start(): string | undefined {
     const vm = this.vm;
     vm.register(this);
+    vm.rootStarted();
     if (vm.call(this, 'proxy_on_context_create', this.id, 0) === undefined) return vm.failed;
     const started = vm.call(this, 'proxy_on_vm_start', this.id, vm.o.vmConfiguration.length);
     if (started === undefined) return vm.failed;
@@ -48,6 +49,7 @@ export class WasmPlugin implements HostContext, PluginProps {
     this.vm.call(this, 'proxy_on_done', this.id);
     this.vm.call(this, 'proxy_on_delete', this.id);
     this.vm.unregister(this);
+    this.vm.rootStopped();
   }
 
   headers(): HeaderAccess | undefined {

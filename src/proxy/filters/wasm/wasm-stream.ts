@@ -131,7 +131,7 @@ export class WasmStream implements HttpFilter, HostContext, StreamProps {
     if (!this.context()) return this.failRequest();
     this.request = head;
     const h = (this.reqAccess = new RequestHeadAccess(head));
-    const a = this.invoke('proxy_on_request_headers', h.pairs().length, endStream ? 1 : 0);
+    const a = this.invoke('proxy_on_request_headers', h.count(), endStream ? 1 : 0);
     if (a === undefined) return this.failRequest();
     if (this.reply) return this.sendReply();
     if (!endStream && this.plugin.vm.has('proxy_on_request_body')) this.cb.recodeRequestBody(new BodyThroughPlugin(this, true, false));
@@ -215,7 +215,7 @@ export class WasmStream implements HttpFilter, HostContext, StreamProps {
     if (!this.context()) return this.failResponse(head);
     this.response = head;
     const h = (this.resAccess = new ResponseHeadAccess(head));
-    const a = this.invoke('proxy_on_response_headers', h.pairs().length, 0);
+    const a = this.invoke('proxy_on_response_headers', h.count(), 0);
     if (a === undefined) return this.failResponse(head);
     if (this.reply) {
       this.plugin.vm.o.log.warn(`wasm plugin ${this.plugin.name}: a local response from proxy_on_response_headers is not supported in rig proxy; the upstream response goes on`);
@@ -240,7 +240,7 @@ export class WasmStream implements HttpFilter, HostContext, StreamProps {
     this.responseTrailers = trailers;
     this.resTrailerAccess = new MapAccess(trailers);
     if (this.off || !this.plugin.vm.has('proxy_on_response_trailers')) return;
-    if (this.invoke('proxy_on_response_trailers', this.resTrailerAccess.pairs().length) === undefined) this.off = true;
+    if (this.invoke('proxy_on_response_trailers', this.resTrailerAccess.count()) === undefined) this.off = true;
   }
 
   onDestroy(): void {

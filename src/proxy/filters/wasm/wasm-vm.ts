@@ -68,6 +68,7 @@ export class WasmVm {
   private callResponse: CallResponse | undefined;
   private readonly calls = new Map<number, { ctx: HostContext; abort: AbortController }>();
   private readonly warned = new Set<string>();
+  private rootCount = 0;
 
   /** Instantiates `module`; throws an Error that says what is wrong with the module. */
   constructor(module: WasmModule, o: VmOptions) {
@@ -134,8 +135,26 @@ export class WasmVm {
     if (this.failed) return;
     this.failed = why;
     this.o.log.error(`wasm plugin ${this.o.name} (vm ${this.o.vmId || '""'}): ${why}; the VM is stopped`);
-    for (const c of this.calls.values()) c.abort.abort();
+    // Contexts waiting for an answer learn of the failure now (a paused stream fails open or closed).
+    const waiting = [...this.calls];
     this.calls.clear();
+    for (const [token, c] of waiting) {
+      c.abort.abort();
+      queueMicrotask(() => c.ctx.onHttpCallResponse(token, undefined));
+    }
+  }
+
+  /** Root contexts started on this VM and not yet stopped. */
+  get roots(): number {
+    return this.rootCount;
+  }
+
+  rootStarted(): void {
+    this.rootCount++;
+  }
+
+  rootStopped(): void {
+    this.rootCount--;
   }
 
   /** Runs the callback of an HTTP call's answer (undefined: the call failed) in the context that made it. */
@@ -150,7 +169,7 @@ export class WasmVm {
   callHttpResponse(ctx: HostContext, token: number, res: CallResponse | undefined): number | undefined {
     this.callResponse = res;
     try {
-      return this.call(ctx, 'proxy_on_http_call_response', ctx.id, token, res ? res.headers.pairs().length : 0, res ? res.body.length : 0, res ? res.trailers.pairs().length : 0);
+      return this.call(ctx, 'proxy_on_http_call_response', ctx.id, token, res ? res.headers.count() : 0, res ? res.body.length : 0, res ? res.trailers.count() : 0);
     } finally {
       this.callResponse = undefined;
     }
