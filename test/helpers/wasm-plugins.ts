@@ -186,12 +186,13 @@ export const trapPlugin: PluginSource = {
 
 /**
  * Bodies: the request body, buffered whole (Pause until its end), reaches the upstream with "wasm:"
- * before it; the response body, buffered whole, is replaced by "replaced by wasm". content-length is
- * removed from both heads, as plugins that change a body must.
+ * before it; the response head is paused until the body's end, when the body, buffered whole, is
+ * replaced by "replaced by wasm" and x-wasm-body-seen added to the head. content-length is removed
+ * from both heads, as plugins that change a body must.
  */
 export const bodyPlugin: PluginSource = {
-  strings: { cl: 'content-length', prefix: 'wasm:', replaced: 'replaced by wasm' },
-  imports: ['proxy_set_buffer_bytes', 'proxy_remove_header_map_value'],
+  strings: { cl: 'content-length', prefix: 'wasm:', replaced: 'replaced by wasm', seen: 'x-wasm-body-seen', yes: 'yes' },
+  imports: ['proxy_set_buffer_bytes', 'proxy_remove_header_map_value', 'proxy_add_header_map_value'],
   body: `
   (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
     (drop (call $proxy_remove_header_map_value (i32.const 0) (i32.const $cl$) (i32.const #cl#)))
@@ -202,10 +203,11 @@ export const bodyPlugin: PluginSource = {
     (i32.const 0))
   (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32)
     (drop (call $proxy_remove_header_map_value (i32.const 2) (i32.const $cl$) (i32.const #cl#)))
-    (i32.const 0))
+    (i32.const 1))
   (func (export "proxy_on_response_body") (param $ctx i32) (param $size i32) (param $end i32) (result i32)
     (if (i32.eqz (local.get $end)) (then (return (i32.const 1))))
     (drop (call $proxy_set_buffer_bytes (i32.const 1) (i32.const 0) (local.get $size) (i32.const $replaced$) (i32.const #replaced#)))
+    (drop (call $proxy_add_header_map_value (i32.const 2) (i32.const $seen$) (i32.const #seen#) (i32.const $yes$) (i32.const #yes#)))
     (i32.const 0))`,
 };
 

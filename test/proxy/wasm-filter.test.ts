@@ -165,6 +165,7 @@ test('wasm: request and response bodies buffered and rewritten; properties, filt
   const b = await request(port.body!, { method: 'POST', body: 'x'.repeat(100_000), headers: { 'content-type': 'text/plain' } });
   assert.equal(b.status, 200);
   assert.equal(b.body, 'replaced by wasm');
+  assert.equal(b.headers['x-wasm-body-seen'], 'yes', 'a head paused on response headers takes changes made at the body end');
   assert.equal(app.requests.at(-1)?.body, 'wasm:' + 'x'.repeat(100_000));
 
   const h = await request(port.host!);

@@ -371,6 +371,8 @@ export class WasmVm {
         return R.Ok;
       },
       proxy_done: () => R.Ok,
+      // Emscripten-built plugins (the C++ SDK) tell the host of memory growth; nothing to do here, as in Envoy.
+      emscripten_notify_memory_growth: () => undefined,
     };
     const wasi: Record<string, Fn> = {
       fd_write: (fd: number, iovs: number, n: number, written: number) => {
