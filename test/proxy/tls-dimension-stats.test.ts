@@ -2,11 +2,12 @@
 // listener.<address>.ssl.{ciphers,versions,curves,sigalgs}.<name> for the connections a listener
 // accepts (curl as the client, its TLS version, cipher and curve pinned) and
 // cluster.<name>.ssl.* for the connections a cluster makes (tls_params pinned, cross-checked with
-// what the upstream server saw); counted once per handshake (keep-alive requests add nothing); in
+// what the upstream server saw, and an RSA server's signature with openssl s_client's trace); counted once per handshake (keep-alive requests add nothing); in
 // /stats/prometheus with Envoy's default tags (envoy_ssl_cipher, cipher_suite, envoy_ssl_version,
 // envoy_ssl_curve, envoy_ssl_sigalg).
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
@@ -37,7 +38,8 @@ function dimensions(h: Harness, prefix: string): Record<string, number> {
 
 function run(cmd: string, args: string[]): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
-    execFile(cmd, args, { timeout: 20_000 }, (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr }));
+    const child = execFile(cmd, args, { timeout: 20_000 }, (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr }));
+    child.stdin?.end();
   });
 }
 
@@ -133,10 +135,22 @@ test('cluster.<name>.ssl.{ciphers,versions,curves,sigalgs}: one per upstream han
     return new Promise((r) => upstream.close(r));
   });
   const upPort = (upstream.address() as AddressInfo).port;
-  const tlsCluster = (params: Record<string, unknown>) => ({
+  // A server with an RSA key: it signs rsa_pss_rsae_sha256, which openssl s_client's trace shows below.
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'rsa.key', '-out', 'rsa.crt', '-days', '1', '-subj', '/CN=upstream.test', '-addext', 'subjectAltName=DNS:upstream.test'], { cwd: pki.dir, stdio: 'pipe' });
+  const rsa = { key: fs.readFileSync(path.join(pki.dir, 'rsa.key'), 'utf8'), cert: fs.readFileSync(path.join(pki.dir, 'rsa.crt'), 'utf8') };
+  const rsaUpstream = https.createServer(rsa, (_req, res) => res.end('rsa'));
+  await new Promise<void>((r) => rsaUpstream.listen(0, '127.0.0.1', r));
+  t.after(() => {
+    rsaUpstream.closeAllConnections();
+    return new Promise((r) => rsaUpstream.close(r));
+  });
+  const rsaPort = (rsaUpstream.address() as AddressInfo).port;
+  const trace = await run('openssl', ['s_client', '-connect', `127.0.0.1:${rsaPort}`, '-servername', 'upstream.test', '-tls1_3', '-trace']);
+  assert.match(trace.out, /CertificateVerify[\s\S]*?Signature Algorithm: rsa_pss_rsae_sha256 \(0x0804\)/);
+  const tlsCluster = (params: Record<string, unknown>, ca = pki.ca) => ({
     transport_socket: {
       name: 'envoy.transport_sockets.tls',
-      typed_config: { '@type': UPSTREAM_TLS, sni: 'upstream.test', common_tls_context: { tls_params: params, validation_context: { trusted_ca: { inline_string: pki.ca } } } },
+      typed_config: { '@type': UPSTREAM_TLS, sni: 'upstream.test', common_tls_context: { tls_params: params, validation_context: { trusted_ca: { inline_string: ca } } } },
     },
   });
   const h = await startTestRuntime(t);
@@ -144,18 +158,20 @@ test('cluster.<name>.ssl.{ciphers,versions,curves,sigalgs}: one per upstream han
     clusters: [
       staticCluster('tls12', [upPort], tlsCluster({ tls_maximum_protocol_version: 'TLSv1_2', cipher_suites: ['ECDHE-ECDSA-AES256-GCM-SHA384'], ecdh_curves: ['P-384', 'P-256'] })),
       staticCluster('tls13', [upPort], tlsCluster({ tls_minimum_protocol_version: 'TLSv1_3', ecdh_curves: ['X25519'] })),
+      staticCluster('rsa', [rsaPort], tlsCluster({ tls_minimum_protocol_version: 'TLSv1_3', ecdh_curves: ['P-256'] }, rsa.cert)),
     ],
-    listeners: [httpListener('l', routeConfig('r', ['tls12', 'tls13'].map((c) => ({ match: { path: `/${c}` }, route: { cluster: c } }))))],
+    listeners: [httpListener('l', routeConfig('r', ['tls12', 'tls13', 'rsa'].map((c) => ({ match: { path: `/${c}` }, route: { cluster: c } }))))],
   });
   // tls12 offers P-256 too: in TLS 1.2 the supported groups also bound the curve of the server's ECDSA certificate.
   // Two requests per cluster on one kept-alive connection: one handshake each.
-  for (const p of ['/tls12', '/tls12', '/tls13', '/tls13']) {
+  for (const p of ['/tls12', '/tls12', '/tls13', '/tls13', '/rsa']) {
     const r = await request(h.port('l'), { path: p });
     assert.equal(r.status, 200, `${p}: ${r.body}`);
   }
   assert.deepEqual(seen.sort(), ['TLSv1.2 ECDHE-ECDSA-AES256-GCM-SHA384', 'TLSv1.3 TLS_AES_256_GCM_SHA384']);
   assert.deepEqual(dimensions(h, 'cluster.tls12.'), { 'ciphers.ECDHE-ECDSA-AES256-GCM-SHA384': 1, 'curves.P-384': 1, 'sigalgs.ecdsa_secp256r1_sha256': 1, 'versions.TLSv1.2': 1 });
   assert.deepEqual(dimensions(h, 'cluster.tls13.'), { 'ciphers.TLS_AES_256_GCM_SHA384': 1, 'curves.X25519': 1, 'sigalgs.ecdsa_secp256r1_sha256': 1, 'versions.TLSv1.3': 1 });
+  assert.deepEqual(dimensions(h, 'cluster.rsa.'), { 'ciphers.TLS_AES_256_GCM_SHA384': 1, 'curves.P-256': 1, 'sigalgs.rsa_pss_rsae_sha256': 1, 'versions.TLSv1.3': 1 });
 
   const prom = (await request(await adminPort(t, h), { path: '/stats/prometheus' })).body;
   const lines = prom.split('\n').filter((l) => /^envoy_cluster_ssl_(ciphers|versions|curves|sigalgs)\{/.test(l));
@@ -167,6 +183,7 @@ test('cluster.<name>.ssl.{ciphers,versions,curves,sigalgs}: one per upstream han
     'envoy_cluster_ssl_curves{envoy_cluster_name="tls12",envoy_ssl_curve="P-384"} 1',
     'envoy_cluster_ssl_curves{envoy_cluster_name="tls13",envoy_ssl_curve="X25519"} 1',
     'envoy_cluster_ssl_sigalgs{envoy_cluster_name="tls12",envoy_ssl_sigalg="ecdsa_secp256r1_sha256"} 1',
+    'envoy_cluster_ssl_sigalgs{envoy_cluster_name="rsa",envoy_ssl_sigalg="rsa_pss_rsae_sha256"} 1',
   ]) {
     assert.ok(lines.some((l) => sameLabels(l, line)), `${line} in\n${lines.join('\n')}`);
   }
