@@ -299,3 +299,17 @@ export const callOrTrapPlugin: PluginSource = {
   (func (export "proxy_on_http_call_response") (param i32 i32 i32 i32 i32)
     (drop (call $proxy_continue_stream (i32.const 0))))`,
 };
+
+/** Counts proxy_on_delete calls in wasmcustom.wasm_test_deleted (with no streams: root contexts). */
+export const rootDeletePlugin: PluginSource = {
+  strings: { deleted: 'wasm_test_deleted' },
+  imports: ['proxy_define_metric', 'proxy_increment_metric'],
+  body: `
+  (global $metric (mut i32) (i32.const 0))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32)
+    (drop (call $proxy_define_metric (i32.const 0) (i32.const $deleted$) (i32.const #deleted#) (i32.const 24)))
+    (global.set $metric (i32.load (i32.const 24)))
+    (i32.const 1))
+  (func (export "proxy_on_delete") (param i32)
+    (drop (call $proxy_increment_metric (global.get $metric) (i64.const 1))))`,
+};

@@ -9,9 +9,11 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { startRigProxyFromFile } from '../helpers/rig-proxy.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
-import { addHeaderPlugin, bodyPlugin, buildPlugin, callOrTrapPlugin, denyPlugin, hostPlugin, httpCallPlugin, metricPlugin, responseTrapPlugin, trapPlugin, writePlugin } from '../helpers/wasm-plugins.ts';
+import { addHeaderPlugin, bodyPlugin, buildPlugin, callOrTrapPlugin, denyPlugin, hostPlugin, httpCallPlugin, metricPlugin, responseTrapPlugin, rootDeletePlugin, trapPlugin, writePlugin } from '../helpers/wasm-plugins.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { HCM, httpListener, LISTENER_TYPE, request, ROUTER, routeConfig, startTestRuntime, startUpstream } from './harness.ts';
 
@@ -229,4 +231,25 @@ test('wasm: a stream paused on an HTTP call when another stream traps the VM is 
   const r = await paused;
   assert.equal(r.status, 503);
   assert.equal(app.requests.length, 0);
+});
+
+test('wasm: a root context whose config is replaced (and collected) gets proxy_on_delete; the same config again keeps its root context', async (t) => {
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc') as () => void;
+  const h = await startTestRuntime(t);
+  const dir = tempDir(t, 'wasm-');
+  const file = await writePlugin(dir, 'root-delete', rootDeletePlugin);
+  const route = routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'app' } }]);
+  const withPlugin = (config: string) => httpListener('l', route, { http_filters: [{ name: 'envoy.filters.http.wasm', typed_config: { '@type': WASM, config: { name: 'rd', vm_config: { vm_id: 'rd', code: { local: { filename: file } } }, configuration: { '@type': STRING_VALUE, value: config } } } }, ROUTER] });
+  const deleted = () => h.rt.stats.counter('wasmcustom.wasm_test_deleted').value;
+  assert.deepEqual(h.apply(LISTENER_TYPE, [withPlugin('one')]), []);
+  assert.deepEqual(h.apply(LISTENER_TYPE, [withPlugin('one'), httpListener('other', route)]), []);
+  for (let i = 0; i < 5; i++) gc();
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal(deleted(), 0, 'the same configuration keeps its root context');
+  assert.deepEqual(h.apply(LISTENER_TYPE, [withPlugin('two')]), []);
+  await waitFor('proxy_on_delete of the root context of configuration "one"', async () => {
+    gc();
+    return deleted() === 1 ? true : undefined;
+  });
 });

@@ -25,11 +25,16 @@ const BYTES_VALUE = 'type.googleapis.com/google.protobuf.BytesValue';
 
 const modules = new Map<string, WasmModule>();
 const vms = new Map<string, WasmVm>();
-const plugins = new Map<string, { plugin: WasmPlugin; users: number }>();
-const released = new FinalizationRegistry<string>((key) => {
-  const p = plugins.get(key);
-  if (!p || --p.users > 0) return;
-  plugins.delete(key);
+interface PluginEntry {
+  readonly key: string;
+  readonly plugin: WasmPlugin;
+  /** Compiled configs using the plugin, not yet collected. */
+  users: number;
+}
+const plugins = new Map<string, PluginEntry>();
+const released = new FinalizationRegistry<PluginEntry>((p) => {
+  if (--p.users > 0) return;
+  if (plugins.get(p.key) === p) plugins.delete(p.key);
   p.plugin.stop();
   // The last root context of its VM: the instance (and its memory) goes too.
   if (p.plugin.vm.roots === 0) for (const [k, vm] of vms) if (vm === p.plugin.vm) vms.delete(k);
@@ -160,10 +165,10 @@ export function readWasmConfig(r: Reader, ctx: FilterCompileContext): WasmFilter
       if (vm.failed || vm.roots === 0) vms.delete(vmKey);
       return { plugin: undefined, failOpen };
     }
-    plugins.set(pluginKey, (entry = { plugin, users: 0 }));
+    plugins.set(pluginKey, (entry = { key: pluginKey, plugin, users: 0 }));
   }
   entry.users++;
   const config: WasmFilterConfig = { plugin: entry.plugin, failOpen };
-  released.register(config, pluginKey);
+  released.register(config, entry);
   return config;
 }
