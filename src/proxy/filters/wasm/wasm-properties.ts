@@ -189,6 +189,9 @@ export function streamProperty(s: StreamProps, p: readonly string[]): Buffer | u
       return undefined;
     case 'cluster_name':
       return str(info.upstreamCluster);
+    case 'listener_direction':
+      // envoy.config.core.v3.TrafficDirection: INBOUND 1, OUTBOUND 2 (a gateway's listeners: UNSPECIFIED 0).
+      return int(info.direction === 'inbound' ? 1 : info.direction === 'outbound' ? 2 : 0);
     case 'filter_state':
       return filterState(info, p.slice(1).join('.'));
     default:

@@ -285,7 +285,8 @@ export class WasmStream implements HttpFilter, HostContext, StreamProps {
   }
 
   sendLocalResponse(reply: LocalReply): number {
-    if (this.off) return WasmResult.BadArgument;
+    // Once the stream is answered (or the plugin off it), another reply has no effect; Ok as in Envoy.
+    if (this.off) return WasmResult.Ok;
     this.reply = reply;
     if (!this.inCallback) queueMicrotask(() => this.settle());
     return WasmResult.Ok;

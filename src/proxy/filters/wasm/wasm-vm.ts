@@ -276,11 +276,9 @@ export class WasmVm {
         const end = Math.min(b.length, start + (size >>> 0));
         return this.ctx().setBuffer(type, Buffer.concat([b.subarray(0, start), data, b.subarray(end)]));
       },
-      proxy_get_header_map_pairs: (type: number, retPtr: number, retSize: number) => {
-        const m = this.map(type);
-        if (!m) return R.NotFound;
-        return this.out(serializePairs(m.pairs()), retPtr, retSize);
-      },
+      // A map the context does not have (yet): no pairs, as Envoy answers in the access log phase; the
+      // SDKs treat any other answer as a bug and abort the plugin.
+      proxy_get_header_map_pairs: (type: number, retPtr: number, retSize: number) => this.out(serializePairs(this.map(type)?.pairs() ?? []), retPtr, retSize),
       proxy_set_header_map_pairs: (type: number, p: number, n: number) => {
         const m = this.writableMap(type);
         if (!m) return R.NotFound;
@@ -291,11 +289,7 @@ export class WasmVm {
         m.setPairs(pairs);
         return R.Ok;
       },
-      proxy_get_header_map_size: (type: number, ret: number) => {
-        const m = this.map(type);
-        if (!m) return R.NotFound;
-        return this.u32(ret, serializePairs(m.pairs()).length) ? R.Ok : R.InvalidMemoryAccess;
-      },
+      proxy_get_header_map_size: (type: number, ret: number) => (this.u32(ret, serializePairs(this.map(type)?.pairs() ?? []).length) ? R.Ok : R.InvalidMemoryAccess),
       proxy_get_header_map_value: (type: number, kp: number, kn: number, retPtr: number, retSize: number) => {
         const m = this.map(type);
         const k = this.str(kp, kn);
