@@ -24,6 +24,10 @@ const HOST: Record<string, string> = {
   proxy_call_foreign_function: '(param i32 i32 i32 i32 i32 i32) (result i32)',
   proxy_set_buffer_bytes: '(param i32 i32 i32 i32 i32) (result i32)',
   proxy_remove_header_map_value: '(param i32 i32 i32) (result i32)',
+  proxy_register_shared_queue: '(param i32 i32 i32) (result i32)',
+  proxy_resolve_shared_queue: '(param i32 i32 i32 i32 i32) (result i32)',
+  proxy_enqueue_shared_queue: '(param i32 i32 i32) (result i32)',
+  proxy_dequeue_shared_queue: '(param i32 i32 i32) (result i32)',
 };
 
 /** Serialized header pairs (the ABI's map format). */
@@ -312,4 +316,31 @@ export const rootDeletePlugin: PluginSource = {
     (i32.const 1))
   (func (export "proxy_on_delete") (param i32)
     (drop (call $proxy_increment_metric (global.get $metric) (i64.const 1))))`,
+};
+
+/**
+ * Shared queue "q" of vm_id "queue": registered by the root context, each request enqueues an item
+ * (the queue found by proxy_resolve_shared_queue), proxy_on_queue_ready dequeues every item and
+ * counts them in wasmcustom.wasm_test_dequeued.
+ */
+export const queuePlugin: PluginSource = {
+  strings: { vm: 'queue', q: 'q', item: 'item', dequeued: 'wasm_test_dequeued' },
+  imports: ['proxy_register_shared_queue', 'proxy_resolve_shared_queue', 'proxy_enqueue_shared_queue', 'proxy_dequeue_shared_queue', 'proxy_define_metric', 'proxy_increment_metric'],
+  body: `
+  (global $metric (mut i32) (i32.const 0))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32)
+    (drop (call $proxy_register_shared_queue (i32.const $q$) (i32.const #q#) (i32.const 24)))
+    (drop (call $proxy_define_metric (i32.const 0) (i32.const $dequeued$) (i32.const #dequeued#) (i32.const 28)))
+    (global.set $metric (i32.load (i32.const 28)))
+    (i32.const 1))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (if (i32.eqz (call $proxy_resolve_shared_queue (i32.const $vm$) (i32.const #vm#) (i32.const $q$) (i32.const #q#) (i32.const 32)))
+      (then (drop (call $proxy_enqueue_shared_queue (i32.load (i32.const 32)) (i32.const $item$) (i32.const #item#)))))
+    (i32.const 0))
+  (func (export "proxy_on_queue_ready") (param $root i32) (param $queue i32)
+    (block $done
+      (loop $next
+        (br_if $done (call $proxy_dequeue_shared_queue (local.get $queue) (i32.const 16) (i32.const 20)))
+        (drop (call $proxy_increment_metric (global.get $metric) (i64.const 1)))
+        (br $next))))`,
 };

@@ -13,7 +13,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { startRigProxyFromFile } from '../helpers/rig-proxy.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
-import { addHeaderPlugin, bodyPlugin, buildPlugin, callOrTrapPlugin, denyPlugin, hostPlugin, httpCallPlugin, metricPlugin, responseTrapPlugin, rootDeletePlugin, trapPlugin, writePlugin } from '../helpers/wasm-plugins.ts';
+import { addHeaderPlugin, bodyPlugin, buildPlugin, callOrTrapPlugin, denyPlugin, hostPlugin, httpCallPlugin, metricPlugin, queuePlugin, responseTrapPlugin, rootDeletePlugin, trapPlugin, writePlugin } from '../helpers/wasm-plugins.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { HCM, httpListener, LISTENER_TYPE, request, ROUTER, routeConfig, startTestRuntime, startUpstream } from './harness.ts';
 
@@ -145,17 +145,18 @@ test('wasm: plugins from the config add headers, deny, pause around an http call
   assert.equal(closed.body, '');
 });
 
-test('wasm: request and response bodies buffered and rewritten; properties, filter state, shared data CAS, log, ticks and proxy_on_log', async (t) => {
+test('wasm: request and response bodies buffered and rewritten; properties, filter state, shared data CAS, shared queues, log, ticks and proxy_on_log', async (t) => {
   const app = await startUpstream('app');
   t.after(() => app.close());
   const dir = tempDir(t, 'wasm-');
   const body = await writePlugin(dir, 'body', bodyPlugin);
   const host = await writePlugin(dir, 'host', hostPlugin);
+  const queue = await writePlugin(dir, 'queue', queuePlugin);
   const bootstrap = {
     node: { id: 'sidecar~127.0.0.1~wasm.default~default.svc.cluster.local', cluster: 'wasm', metadata: { WORKLOAD: 'wasm-test' } },
     admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } },
     static_resources: {
-      listeners: [listener('body', wasmFilter(body, { name: 'body' })), listener('host', wasmFilter(host, { name: 'host' }))],
+      listeners: [listener('body', wasmFilter(body, { name: 'body' })), listener('host', wasmFilter(host, { name: 'host' })), listener('queue', wasmFilter(queue, { name: 'queue' }))],
       clusters: [cluster('app', app.port)],
     },
   };
@@ -182,6 +183,8 @@ test('wasm: request and response bodies buffered and rewritten; properties, filt
   const stat = async (name: string) => Number((await fetch(`http://127.0.0.1:${proxy.ports.admin}/stats`).then((r) => r.text())).match(new RegExp(`^wasmcustom\\.${name}: (\\d+)$`, 'm'))?.[1] ?? 0);
   await waitFor('proxy_on_tick to run', async () => ((await stat('wasm_test_ticks')) > 0 ? true : undefined));
   await waitFor('proxy_on_log for the request', async () => ((await stat('wasm_test_logged')) === 1 ? true : undefined));
+  for (let i = 0; i < 3; i++) assert.equal((await request(port.queue!)).status, 200);
+  await waitFor('proxy_on_queue_ready to dequeue the three items', async () => ((await stat('wasm_test_dequeued')) === 3 ? true : undefined));
 });
 
 test('wasm: configs rig proxy refuses say why (remote code, not a Proxy-Wasm module, a plugin refusing its configuration, a null VM, a configuration of another type)', async (t) => {

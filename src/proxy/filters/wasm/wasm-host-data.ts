@@ -1,6 +1,7 @@
 // What Proxy-Wasm plugins share across contexts and VMs of this process: shared data (key/value
-// with compare-and-swap, one table per vm_id as in Envoy) and the metrics plugins define (stats
-// named as in Envoy: wasmcustom.<name>, listed by the admin's /stats).
+// with compare-and-swap, one table per vm_id as in Envoy), shared queues (registered by a root
+// context, which proxy_on_queue_ready wakes when an item arrives) and the metrics plugins define
+// (stats named as in Envoy: wasmcustom.<name>, listed by the admin's /stats).
 import type { Histogram, Stat, Stats } from '../../stats/stats.ts';
 import { MetricType, WasmResult } from './wasm-abi.ts';
 
@@ -24,6 +25,35 @@ export function setSharedData(vmId: string, key: string, value: Buffer, cas: num
   if (cas !== 0 && cur && cur.cas !== cas) return WasmResult.CasMismatch;
   t.set(key, { value, cas: nextCas++ });
   return WasmResult.Ok;
+}
+
+export interface SharedQueue {
+  readonly id: number;
+  /** The registering root context is woken through this (proxy_on_queue_ready). */
+  readonly ready: () => void;
+  readonly items: Buffer[];
+}
+
+const queuesByName = new Map<string, SharedQueue>();
+const queuesById = new Map<number, SharedQueue>();
+let nextQueueId = 1;
+
+/** Registers queue `name` of `vmId` (again: the same id, now woken through `ready`). */
+export function registerSharedQueue(vmId: string, name: string, ready: () => void): number {
+  const key = `${vmId}\0${name}`;
+  const known = queuesByName.get(key);
+  const q: SharedQueue = { id: known?.id ?? nextQueueId++, ready, items: known?.items ?? [] };
+  queuesByName.set(key, q);
+  queuesById.set(q.id, q);
+  return q.id;
+}
+
+export function resolveSharedQueue(vmId: string, name: string): number | undefined {
+  return queuesByName.get(`${vmId}\0${name}`)?.id;
+}
+
+export function sharedQueue(id: number): SharedQueue | undefined {
+  return queuesById.get(id);
 }
 
 type Metric = { type: 0 | 1; stat: Stat } | { type: 2; stat: Histogram };

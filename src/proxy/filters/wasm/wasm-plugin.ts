@@ -18,6 +18,10 @@ export class WasmPlugin implements HostContext, PluginProps {
   readonly node: NodeInfo | undefined;
   private tick: NodeJS.Timeout | undefined;
 
+  get root(): WasmPlugin {
+    return this;
+  }
+
   constructor(vm: WasmVm, name: string, rootId: string, configuration: Buffer, node: NodeInfo | undefined) {
     this.vm = vm;
     this.name = name;

@@ -98,6 +98,10 @@ export class WasmStream implements HttpFilter, HostContext, StreamProps {
     this.cb = cb;
   }
 
+  get root(): WasmPlugin {
+    return this.plugin;
+  }
+
   get info() {
     return this.cb.streamInfo;
   }

@@ -10,13 +10,15 @@ import { requestThroughCluster } from '../../upstream/cluster-request.ts';
 import type { Stats } from '../../stats/stats.ts';
 import type { LocalReply } from '../filter.ts';
 import { BufferType, Errno, LogLevel, MapType, OLD_ABI, parsePairs, serializePairs, SUPPORTED_ABI, WasmResult } from './wasm-abi.ts';
-import { getSharedData, setSharedData, WasmMetrics } from './wasm-host-data.ts';
+import { getSharedData, registerSharedQueue, resolveSharedQueue, setSharedData, sharedQueue, WasmMetrics } from './wasm-host-data.ts';
 import { MapAccess, type HeaderAccess } from './wasm-headers.ts';
 import { WebAssembly, type WasmMemory, type WasmModule } from './webassembly.ts';
 
 /** A root or HTTP context as the host functions see it. */
 export interface HostContext {
   readonly id: number;
+  /** The root context (itself for a root context). */
+  readonly root: HostContext;
   headers(type: number): HeaderAccess | undefined;
   buffer(type: number): Buffer | undefined;
   setBuffer(type: number, value: Buffer): number;
@@ -342,6 +344,38 @@ export class WasmVm {
         const v = this.bytes(vp, vn);
         if (k === undefined || !v) return R.InvalidMemoryAccess;
         return setSharedData(this.o.vmId, k, Buffer.from(v), cas >>> 0);
+      },
+      proxy_register_shared_queue: (np: number, nn: number, ret: number) => {
+        const name = this.str(np, nn);
+        if (name === undefined) return R.InvalidMemoryAccess;
+        const root = this.ctx().root;
+        const id = registerSharedQueue(this.o.vmId, name, () => {
+          if (this.contexts.get(root.id) === root) this.call(root, 'proxy_on_queue_ready', root.id, id);
+        });
+        return this.u32(ret, id) ? R.Ok : R.InvalidMemoryAccess;
+      },
+      proxy_resolve_shared_queue: (vp: number, vn: number, np: number, nn: number, ret: number) => {
+        const vmId = this.str(vp, vn);
+        const name = this.str(np, nn);
+        if (vmId === undefined || name === undefined) return R.InvalidMemoryAccess;
+        const id = resolveSharedQueue(vmId, name);
+        if (id === undefined) return R.NotFound;
+        return this.u32(ret, id) ? R.Ok : R.InvalidMemoryAccess;
+      },
+      proxy_enqueue_shared_queue: (id: number, p: number, n: number) => {
+        const q = sharedQueue(id);
+        const data = this.bytes(p, n);
+        if (!q) return R.NotFound;
+        if (!data) return R.InvalidMemoryAccess;
+        q.items.push(Buffer.from(data));
+        queueMicrotask(q.ready);
+        return R.Ok;
+      },
+      proxy_dequeue_shared_queue: (id: number, retPtr: number, retSize: number) => {
+        const q = sharedQueue(id);
+        if (!q) return R.NotFound;
+        const item = q.items.shift();
+        return item === undefined ? R.Empty : this.out(item, retPtr, retSize);
       },
       proxy_define_metric: (type: number, np: number, nn: number, ret: number) => {
         const name = this.str(np, nn);
