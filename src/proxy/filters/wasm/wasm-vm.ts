@@ -52,7 +52,6 @@ type Fn = (...a: never[]) => unknown;
 type Exports = Record<string, unknown>;
 
 const LEVELS: Record<string, number> = { trace: 0, debug: 1, info: 2, warn: 3, error: 4, fatal: 5, silent: 5 };
-const EMPTY = Buffer.alloc(0);
 
 export class WasmVm {
   readonly o: VmOptions;
@@ -543,5 +542,3 @@ function splitPath(b: Buffer): string[] {
   const s = b.toString('utf8');
   return (s.endsWith('\0') ? s.slice(0, -1) : s).split('\0');
 }
-
-export { EMPTY };
