@@ -532,7 +532,9 @@ export class WasmVm {
         this.o.log.debug(`wasm plugin ${this.o.name}: http call to ${cluster} failed: ${e.message}`);
         this.answer(token, undefined);
       },
-    );
+    )
+      // Resuming or answering the stream failed: logged, never an unhandled rejection.
+      .catch((e: Error) => this.o.log.error(`wasm plugin ${this.o.name}: after the http call to ${cluster}: ${e.message}`));
     return WasmResult.Ok;
   }
 }
