@@ -171,6 +171,15 @@ export class WasmStream implements HttpFilter, HostContext, StreamProps {
 
   /** After a callback the stream did not run (an HTTP call's answer, another context's): reply, resume or fail. */
   private settle(): void {
+    try {
+      this.settleNow();
+    } catch (e) {
+      // Called from a microtask or a call's answer: an error here must not escape the proxy.
+      this.plugin.vm.o.log.error(`wasm plugin ${this.plugin.name}: resuming a stream failed: ${(e as Error).message}`);
+    }
+  }
+
+  private settleNow(): void {
     if (this.off) return;
     if (this.plugin.vm.failed) {
       this.off = true;
