@@ -131,6 +131,8 @@ test('wasm: plugins from the config add headers, deny, pause around an http call
   for (let i = 0; i < 3; i++) assert.equal((await request(port.metric!)).status, 200);
   const stats = await fetch(`http://127.0.0.1:${proxy.ports.admin}/stats`).then((r) => r.text());
   assert.match(stats, /^wasmcustom\.wasm_test_requests_total: 3$/m);
+  const prometheus = await fetch(`http://127.0.0.1:${proxy.ports.admin}/stats/prometheus`).then((r) => r.text());
+  assert.match(prometheus, /^wasm_test_requests_total 3$/m, 'Prometheus: the custom namespace stripped, no envoy_ prefix, as Envoy');
 
   assert.equal((await request(port.trap_open!)).status, 200, 'fail_open: the request goes on without the plugin');
   assert.equal((await request(port.trap_open!)).status, 200);

@@ -11,11 +11,14 @@ function escape(v: string): string {
   return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 }
 
+/** Wasm plugins' metrics: Envoy's custom stat namespace, exported without it and without `envoy_`. */
+const WASM_CUSTOM = 'wasmcustom.';
+
 /** Envoy's Prometheus name for a stat: `envoy_` and its tag-extracted name, its tags as labels. */
 function promName(stats: Stats, n: string): { name: string; labels: string } {
   const { name, tags } = stats.tags.extract(n);
   return {
-    name: 'envoy_' + sanitize(name),
+    name: name.startsWith(WASM_CUSTOM) ? sanitize(name.slice(WASM_CUSTOM.length)) : 'envoy_' + sanitize(name),
     labels: tags.length ? `{${tags.map((t) => `${sanitize(t.name)}="${escape(t.value)}"`).join(',')}}` : '',
   };
 }
