@@ -177,6 +177,10 @@ export function encodeNames(names: readonly string[]): Buffer {
   return Buffer.from(encodeMessage(REQUEST, { resource_names: [...names] }));
 }
 
+function describe(err: NodeJS.ErrnoException): string {
+  return `${err.code ?? ''} ${err.message}`.trim();
+}
+
 function frame(body: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(5 + body.length);
   out[0] = 0;
@@ -214,7 +218,7 @@ export class SimAdsStream {
       clearTimeout(this.#connectTimer);
       if (!session.destroyed) session.setLocalWindowSize(opts.window);
     });
-    session.on('error', (err: NodeJS.ErrnoException) => (this.#error ??= `${err.code ?? ''} ${err.message}`.trim()));
+    session.on('error', (err: NodeJS.ErrnoException) => (this.#error ??= describe(err)));
     session.on('goaway', (code: number) => (this.#error ??= `GOAWAY ${code}`));
     const stream = session.request({ ':method': 'POST', ':path': ADS_PATH, 'content-type': 'application/grpc', te: 'trailers' });
     this.#stream = stream;
@@ -233,7 +237,8 @@ export class SimAdsStream {
     };
     stream.on('response', onStatus); // a trailers-only response (e.g. a refused stream)
     stream.on('trailers', onStatus);
-    stream.on('error', (err: NodeJS.ErrnoException) => (this.#error ??= `${err.code ?? ''} ${err.message}`.trim()));
+    // A stream canceled before it started (the connection failed or closed first) names the connection's error.
+    stream.on('error', (err: NodeJS.ErrnoException) => (this.#error ??= describe((err.cause as NodeJS.ErrnoException | undefined) ?? err)));
     this.ended = new Promise((resolve) => {
       stream.once('close', () => {
         clearTimeout(this.#connectTimer);
