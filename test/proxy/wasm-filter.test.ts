@@ -6,6 +6,7 @@
 // buffered and rewritten; properties, filter state, shared data with CAS, ticks and proxy_on_log;
 // and configs rig proxy refuses with a message that says why.
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -15,7 +16,7 @@ import { startRigProxyFromFile } from '../helpers/rig-proxy.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { addHeaderPlugin, bodyPlugin, buildPlugin, callOrTrapPlugin, denyPlugin, hostPlugin, httpCallPlugin, metricPlugin, queuePlugin, responseTrapPlugin, rootDeletePlugin, trapPlugin, writePlugin } from '../helpers/wasm-plugins.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { HCM, httpListener, LISTENER_TYPE, request, ROUTER, routeConfig, startTestRuntime, startUpstream } from './harness.ts';
+import { CLUSTER_TYPE, HCM, httpListener, LISTENER_TYPE, request, ROUTER, routeConfig, startTestRuntime, startUpstream, staticCluster } from './harness.ts';
 
 const WASM = 'type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm';
 const STRING_VALUE = 'type.googleapis.com/google.protobuf.StringValue';
@@ -189,7 +190,7 @@ test('wasm: request and response bodies buffered and rewritten; properties, filt
   await waitFor('proxy_on_queue_ready to dequeue the three items', async () => ((await stat('wasm_test_dequeued')) === 3 ? true : undefined));
 });
 
-test('wasm: configs rig proxy refuses say why (remote code, not a Proxy-Wasm module, a plugin refusing its configuration, a null VM, a configuration of another type)', async (t) => {
+test('wasm: configs rig proxy refuses say why (remote code without sha256, not a Proxy-Wasm module, a plugin refusing its configuration, a null VM, a configuration of another type)', async (t) => {
   const h = await startTestRuntime(t);
   const dir = tempDir(t, 'wasm-');
   const good = await writePlugin(dir, 'good', metricPlugin);
@@ -198,7 +199,7 @@ test('wasm: configs rig proxy refuses say why (remote code, not a Proxy-Wasm mod
   const refusing = await writePlugin(dir, 'refusing', { imports: [], body: '(func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 0))' });
   const errors = (config: object) => h.apply(LISTENER_TYPE, [httpListener('l', routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'app' } }]), { http_filters: [{ name: 'envoy.filters.http.wasm', typed_config: { '@type': WASM, config } }, ROUTER] })]).join('\n');
   const vm = (code: object, extra: object = {}) => ({ name: 'p', vm_config: { runtime: 'envoy.wasm.runtime.v8', code, ...extra } });
-  assert.match(errors(vm({ remote: { http_uri: { uri: 'https://example.com/p.wasm', cluster: 'x', timeout: '1s' }, sha256: 'ab' } })), /remote Wasm code is not fetched by rig proxy; .*code\.local\.filename/);
+  assert.match(errors(vm({ remote: { http_uri: { uri: 'https://example.com/p.wasm', cluster: 'x', timeout: '1s' }, sha256: 'ab' } })), /remote code needs sha256 \(64 hex digits\)/);
   assert.match(errors(vm({ local: { filename: notProxyWasm } })), /exports none of proxy_abi_version_0_2_1/);
   assert.match(errors(vm({ local: { filename: path.join(dir, 'missing.wasm') } })), /cannot read the Wasm module .*missing\.wasm/);
   assert.match(errors(vm({ local: { filename: refusing } })), /did not start: proxy_on_configure returned false/);
@@ -257,4 +258,40 @@ test('wasm: a root context whose config is replaced (and collected) gets proxy_o
     gc();
     return deleted() === 1 ? true : undefined;
   });
+});
+
+test('wasm: remote code is fetched through its cluster and started when its sha256 matches; a mismatch leaves the plugin out (fail closed: 503)', async (t) => {
+  const module = await buildPlugin(addHeaderPlugin);
+  const sha256 = crypto.createHash('sha256').update(module).digest('hex');
+  const app = await startUpstream('app');
+  const code = await startUpstream('code', (req, res) => {
+    res.writeHead(req.url === '/plugin.wasm' ? 200 : 404, { 'content-type': 'application/wasm' });
+    res.end(req.url === '/plugin.wasm' ? module : undefined);
+    return true;
+  });
+  const h = await startTestRuntime(t, [app, code]);
+  const route = routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'app' } }]);
+  const remote = (name: string, sha: string) =>
+    httpListener(name, route, {
+      http_filters: [
+        {
+          name: 'envoy.filters.http.wasm',
+          typed_config: { '@type': WASM, config: { name, configuration: { '@type': STRING_VALUE, value: name }, vm_config: { vm_id: name, code: { remote: { http_uri: { uri: 'http://code.local/plugin.wasm', cluster: 'code', timeout: '5s' }, sha256: sha } } } } },
+        },
+        ROUTER,
+      ],
+    });
+  assert.deepEqual(h.apply(CLUSTER_TYPE, [staticCluster('app', [app.port]), staticCluster('code', [code.port])]), []);
+  assert.deepEqual(h.apply(LISTENER_TYPE, [remote('good', sha256), remote('bad', 'ab'.repeat(32))]), []);
+  await h.rt.settled();
+  const good = await waitFor('the fetched plugin answering', async () => {
+    const r = await request(h.port('good'));
+    return r.headers['x-wasm-config'] === 'good' ? r : undefined;
+  });
+  assert.equal(good.status, 200);
+  assert.equal(code.requests[0]?.headers.host, 'code.local');
+  await waitFor('both modules fetched', async () => (code.requests.length === 2 ? true : undefined));
+  const bad = await request(h.port('bad'));
+  assert.equal(bad.status, 503);
+  assert.equal(app.requests.some((r) => r.headers['x-wasm-config'] === 'bad'), false);
 });

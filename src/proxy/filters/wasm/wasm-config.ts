@@ -1,23 +1,39 @@
 // envoy.extensions.filters.http.wasm.v3.Wasm, compiled once per config update: the module's bytes
-// (vm_config.code.local: filename, inline_bytes, inline_string; remote code is refused, rig proxy
-// fetches nothing) compile once per content (sha256), a VM is instantiated once per (vm_id, code,
+// (vm_config.code.local: filename, inline_bytes, inline_string; or code.remote, fetched through its
+// cluster and checked against its sha256) compile once per content (sha256), a VM is instantiated
+// once per (vm_id, code,
 // vm configuration, environment), and a root context is started per (VM, name, root_id, plugin
 // configuration), as Envoy shares them. A root context no config uses any more (its configs were
 // collected) gets proxy_on_done and proxy_on_delete.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import { silentLogger } from '../../../core/log.ts';
+import { silentLogger, type Logger } from '../../../core/log.ts';
 import type { Reader } from '../../config/reader.ts';
+import { requestThroughCluster } from '../../upstream/cluster-request.ts';
 import type { FilterCompileContext } from '../filter.ts';
 import { WasmPlugin } from './wasm-plugin.ts';
 import { WasmVm } from './wasm-vm.ts';
 import { WebAssembly, type WasmModule } from './webassembly.ts';
 
 export interface WasmFilterConfig {
-  /** Undefined when the plugin did not load (the config is then refused). */
-  readonly plugin: WasmPlugin | undefined;
+  /**
+   * Undefined when the plugin did not load (the config is then refused) or, for remote code, until
+   * it is fetched and started (streams then go as after a VM failure: fail_open or 503).
+   */
+  plugin: WasmPlugin | undefined;
   readonly failOpen: boolean;
 }
+
+/** code.remote: where the module is fetched from, and what its sha256 must be. */
+interface RemoteCode {
+  readonly cluster: string;
+  readonly uri: string;
+  readonly sha256: string;
+  readonly timeoutMs: number;
+}
+
+/** Longer modules are refused (a fetch is held in memory whole). */
+const MAX_REMOTE_BYTES = 64 << 20;
 
 const RUNTIMES = new Set(['', 'envoy.wasm.runtime.v8', 'envoy.wasm.runtime.wamr', 'envoy.wasm.runtime.wasmtime', 'envoy.wasm.runtime.wavm']);
 const STRING_VALUE = 'type.googleapis.com/google.protobuf.StringValue';
@@ -54,19 +70,17 @@ function readConfiguration(r: Reader, key: string): Buffer {
   return out;
 }
 
-/** The module's bytes from vm_config.code; undefined (an error reported) when there are none. */
-function readCode(r: Reader): Buffer | undefined {
+/** The module's bytes, or where to fetch them, from vm_config.code; undefined (an error reported) when neither. */
+function readCode(r: Reader): Buffer | RemoteCode | undefined {
   const code = r.obj('code');
   if (!code) {
-    r.issues.error(r.at('code'), 'vm_config needs code (local: filename, inline_bytes or inline_string)');
+    r.issues.error(r.at('code'), 'vm_config needs code (local: filename, inline_bytes or inline_string; or remote)');
     return undefined;
   }
-  if (code.has('remote')) {
-    r.issues.error(code.at('remote'), 'remote Wasm code is not fetched by rig proxy; put the module in a file and use code.local.filename');
-    code.accept('remote');
-  }
+  const remote = code.obj('remote');
   const local = code.obj('local');
   code.done();
+  if (remote) return readRemote(remote);
   if (!local) return undefined;
   let bytes: Buffer | undefined;
   if (local.has('filename')) {
@@ -81,6 +95,39 @@ function readCode(r: Reader): Buffer | undefined {
   else r.issues.error(local.path, 'code.local needs filename, inline_bytes or inline_string');
   local.done();
   return bytes;
+}
+
+function readRemote(r: Reader): RemoteCode | undefined {
+  const http = r.obj('http_uri');
+  const sha256 = r.str('sha256').toLowerCase();
+  if (r.has('retry_policy')) {
+    r.issues.warn(r.at('retry_policy'), 'retry_policy is not supported: rig proxy fetches the module once per config');
+    r.accept('retry_policy');
+  }
+  r.done();
+  if (!/^[0-9a-f]{64}$/.test(sha256)) r.issues.error(r.at('sha256'), 'remote code needs sha256 (64 hex digits), which the fetched module must match');
+  if (!http) {
+    r.issues.error(r.at('http_uri'), 'remote code needs http_uri (uri, cluster, timeout)');
+    return undefined;
+  }
+  const uri = http.str('uri');
+  const cluster = http.str('cluster');
+  const timeoutMs = http.durationMs('timeout', 30_000);
+  http.done();
+  if (!cluster) r.issues.error(http.at('cluster'), 'http_uri needs the cluster the module is fetched through');
+  if (!URL.canParse(uri)) r.issues.error(http.at('uri'), `http_uri.uri ${JSON.stringify(uri)} is not a URL`);
+  return cluster && URL.canParse(uri) && sha256.length === 64 ? { cluster, uri, sha256, timeoutMs } : undefined;
+}
+
+/** Fetches a remote module through its cluster; rejects with a readable Error (status, size, sha256 mismatch). */
+async function fetchModule(remote: RemoteCode, clusters: FilterCompileContext['clusters']): Promise<Buffer> {
+  const u = new URL(remote.uri);
+  const res = await requestThroughCluster(clusters, { cluster: remote.cluster, method: 'GET', path: u.pathname + u.search, headers: { host: u.host }, timeoutMs: remote.timeoutMs });
+  if (res.status !== 200) throw new Error(`GET ${remote.uri} through cluster ${remote.cluster} answered ${res.status}`);
+  if (res.body.length > MAX_REMOTE_BYTES) throw new Error(`the module at ${remote.uri} is larger than ${MAX_REMOTE_BYTES} bytes`);
+  const sha = crypto.createHash('sha256').update(res.body).digest('hex');
+  if (sha !== remote.sha256) throw new Error(`the module at ${remote.uri} has sha256 ${sha}, not the configured ${remote.sha256}`);
+  return res.body;
 }
 
 function readEnv(r: Reader | undefined): Map<string, string> {
@@ -123,52 +170,99 @@ export function readWasmConfig(r: Reader, ctx: FilterCompileContext): WasmFilter
   const vmId = v.str('vm_id');
   const runtime = v.str('runtime');
   if (!RUNTIMES.has(runtime)) v.issues.error(v.at('runtime'), `runtime ${runtime} is not available in rig proxy (null-VM plugins are compiled into Envoy); use envoy.wasm.runtime.v8: rig proxy runs modules on Node's WebAssembly`);
-  const bytes = readCode(v);
+  const code = readCode(v);
   const vmConfiguration = readConfiguration(v, 'configuration');
   for (const k of ['allow_precompiled', 'nack_on_code_cache_miss']) {
-    if (v.bool(k, false)) v.issues.warn(v.at(k), `${k} has no effect in rig proxy (it compiles modules itself and fetches none)`);
+    if (v.bool(k, false)) v.issues.warn(v.at(k), `${k} has no effect in rig proxy (it compiles modules itself)`);
   }
   const env = readEnv(v.obj('environment_variables'));
   v.done();
-  if (!bytes) return { plugin: undefined, failOpen };
+  if (!code) return { plugin: undefined, failOpen };
+  const log = ctx.log ?? silentLogger;
+  const params: PluginParams = { vmId, name, rootId, vmConfiguration, configuration, env, ctx, log };
+  if (!Buffer.isBuffer(code)) {
+    // Fetched before (an earlier config): started at once, as Envoy's remote code cache.
+    const cached = modules.get(code.sha256);
+    if (cached) return configured(start(cached, code.sha256, params, (m) => c.issues.error(c.path, m)), failOpen);
+    const config: WasmFilterConfig = { plugin: undefined, failOpen };
+    const what = `the Wasm plugin ${name || rootId || '(unnamed)'}`;
+    fetchModule(code, ctx.clusters).then(
+      (bytes) => {
+        const module = compileModule(bytes, code.sha256, (m) => log.error(`${what}: ${m}`));
+        const entry = module && start(module, code.sha256, params, (m) => log.error(`${what}: ${m}`));
+        if (!entry) return;
+        entry.users++;
+        config.plugin = entry.plugin;
+        released.register(config, entry);
+        log.info(`${what}: fetched ${code.uri} (${bytes.length} bytes) and started`);
+      },
+      (e: Error) => log.error(`${what}: ${e.message}; its streams ${failOpen ? 'go on without it (fail_open)' : 'are answered 503'}`),
+    );
+    return config;
+  }
+  const sha = crypto.createHash('sha256').update(code).digest('hex');
+  const module = compileModule(code, sha, (m) => v.issues.error(v.at('code'), m));
+  return configured(module && start(module, sha, params, (m) => c.issues.error(c.path, m)), failOpen);
+}
 
-  const sha = crypto.createHash('sha256').update(bytes).digest('hex');
-  let module = modules.get(sha);
-  if (!module) {
-    try {
-      module = new WebAssembly.Module(bytes);
-    } catch (e) {
-      v.issues.error(v.at('code'), `the Wasm module does not compile: ${(e as Error).message}`);
-      return { plugin: undefined, failOpen };
-    }
-    modules.set(sha, module);
-  }
-  const vmKey = JSON.stringify([vmId, sha, vmConfiguration.toString('base64'), [...env]]);
-  let vm = vms.get(vmKey);
-  if (!vm || vm.failed) {
-    try {
-      vm = new WasmVm(module, { vmId, name: name || rootId, vmConfiguration, env, log: ctx.log ?? silentLogger, stats: ctx.stats, clusters: ctx.clusters });
-    } catch (e) {
-      v.issues.error(v.at('code'), `the Wasm module does not start: ${(e as Error).message}`);
-      return { plugin: undefined, failOpen };
-    }
-    vms.set(vmKey, vm);
-  }
-  const pluginKey = JSON.stringify([vmKey, name, rootId, configuration.toString('base64')]);
-  let entry = plugins.get(pluginKey);
-  if (!entry || entry.plugin.vm !== vm) {
-    const plugin = new WasmPlugin(vm, name, rootId, configuration, ctx.node);
-    const why = plugin.start();
-    if (why) {
-      c.issues.error(c.path, `the Wasm plugin ${name || rootId || '(unnamed)'} did not start: ${why}`);
-      plugin.stop();
-      if (vm.failed || vm.roots === 0) vms.delete(vmKey);
-      return { plugin: undefined, failOpen };
-    }
-    plugins.set(pluginKey, (entry = { key: pluginKey, plugin, users: 0 }));
-  }
+interface PluginParams {
+  readonly vmId: string;
+  readonly name: string;
+  readonly rootId: string;
+  readonly vmConfiguration: Buffer;
+  readonly configuration: Buffer;
+  readonly env: Map<string, string>;
+  readonly ctx: FilterCompileContext;
+  readonly log: Logger;
+}
+
+function configured(entry: PluginEntry | undefined, failOpen: boolean): WasmFilterConfig {
+  if (!entry) return { plugin: undefined, failOpen };
   entry.users++;
   const config: WasmFilterConfig = { plugin: entry.plugin, failOpen };
   released.register(config, entry);
   return config;
+}
+
+/** The module for these bytes (compiled once per sha256); undefined when it does not compile (reported). */
+function compileModule(bytes: Buffer, sha: string, report: (message: string) => void): WasmModule | undefined {
+  let module = modules.get(sha);
+  if (module) return module;
+  try {
+    module = new WebAssembly.Module(bytes);
+  } catch (e) {
+    report(`the Wasm module does not compile: ${(e as Error).message}`);
+    return undefined;
+  }
+  modules.set(sha, module);
+  return module;
+}
+
+/** The plugin's root context on its VM (both shared when their keys match); undefined when either does not start (reported). */
+function start(module: WasmModule, sha: string, p: PluginParams, report: (message: string) => void): PluginEntry | undefined {
+  const vmKey = JSON.stringify([p.vmId, sha, p.vmConfiguration.toString('base64'), [...p.env]]);
+  let vm = vms.get(vmKey);
+  if (!vm || vm.failed) {
+    try {
+      vm = new WasmVm(module, { vmId: p.vmId, name: p.name || p.rootId, vmConfiguration: p.vmConfiguration, env: p.env, log: p.log, stats: p.ctx.stats, clusters: p.ctx.clusters });
+    } catch (e) {
+      report(`the Wasm module does not start: ${(e as Error).message}`);
+      return undefined;
+    }
+    vms.set(vmKey, vm);
+  }
+  const pluginKey = JSON.stringify([vmKey, p.name, p.rootId, p.configuration.toString('base64')]);
+  const known = plugins.get(pluginKey);
+  if (known && known.plugin.vm === vm) return known;
+  const plugin = new WasmPlugin(vm, p.name, p.rootId, p.configuration, p.ctx.node);
+  const why = plugin.start();
+  if (why) {
+    report(`the Wasm plugin ${p.name || p.rootId || '(unnamed)'} did not start: ${why}`);
+    plugin.stop();
+    if (vm.failed || vm.roots === 0) vms.delete(vmKey);
+    return undefined;
+  }
+  const entry: PluginEntry = { key: pluginKey, plugin, users: 0 };
+  plugins.set(pluginKey, entry);
+  return entry;
 }

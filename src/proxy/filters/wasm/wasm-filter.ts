@@ -2,8 +2,7 @@
 // Go and C++ SDKs target) on Node's WebAssembly. Config and VM sharing in wasm-config.ts, the
 // host functions in wasm-vm.ts, the root context in wasm-plugin.ts, a stream's HTTP context in
 // wasm-stream.ts.
-import type { HttpFilterFactory } from '../filter.ts';
-import { FilterStatus } from '../filter.ts';
+import { FilterStatus, type HttpFilter, type HttpFilterFactory, type StreamCallbacks } from '../filter.ts';
 import { registerHttpFilter } from '../registry.ts';
 import { readWasmConfig, type WasmFilterConfig } from './wasm-config.ts';
 import { WasmStream } from './wasm-stream.ts';
@@ -11,14 +10,29 @@ import { WasmStream } from './wasm-stream.ts';
 export const WASM_FILTER_NAME = 'envoy.filters.http.wasm';
 export const WASM_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm';
 
-/** The config did not load (it is refused, NACK, so no stream should meet it). */
-const notLoaded = { decodeHeaders: () => FilterStatus.Continue };
+/**
+ * A plugin whose remote code is still being fetched, or failed to load (local code that does not
+ * load is refused, NACK): its streams go as after a VM failure, on with fail_open, else 503.
+ */
+class PluginNotLoaded implements HttpFilter {
+  private readonly c: WasmFilterConfig;
+  private readonly cb: StreamCallbacks;
+  constructor(c: WasmFilterConfig, cb: StreamCallbacks) {
+    this.c = c;
+    this.cb = cb;
+  }
+  decodeHeaders(): FilterStatus {
+    if (this.c.failOpen) return FilterStatus.Continue;
+    this.cb.sendLocalReply({ status: 503, details: 'wasm_not_loaded' });
+    return FilterStatus.StopIteration;
+  }
+}
 
 export const wasmFilterFactory: HttpFilterFactory<WasmFilterConfig> = {
   name: WASM_FILTER_NAME,
   typeUrls: [WASM_TYPE],
   compile: (r, ctx) => readWasmConfig(r, ctx),
-  create: (c, cb) => (c.plugin ? new WasmStream(c, cb) : notLoaded),
+  create: (c, cb) => (c.plugin ? new WasmStream(c, cb) : new PluginNotLoaded(c, cb)),
 };
 
 export function setup(): void {
