@@ -110,7 +110,7 @@ test('wasm: plugins from the config add headers, deny, pause around an http call
   assert.equal(h.json().headers['x-wasm-path'], '/p?q=1');
   assert.equal(h.json().headers['x-wasm-unimplemented'], 'yes');
   assert.equal(h.headers['x-wasm-config'], '{"greeting":"hello"}');
-  assert.match(proxy.log(), /host function env\.proxy_call_foreign_function is not implemented in rig proxy/);
+  await waitFor('the warning about the unimplemented host function', async () => (/host function env\.proxy_call_foreign_function is not implemented in rig proxy/.test(proxy.log()) ? true : undefined));
   await request(port.header!);
   assert.equal(proxy.log().match(/proxy_call_foreign_function is not implemented/g)?.length, 1, 'warned once');
 
@@ -139,7 +139,8 @@ test('wasm: plugins from the config add headers, deny, pause around an http call
   assert.equal((await request(port.trap_open!)).status, 200);
   assert.equal((await request(port.trap_closed!)).status, 503, 'fail closed: 503');
   assert.equal((await request(port.trap_closed!)).status, 503, 'the failed VM keeps failing closed');
-  assert.match(proxy.log(), /wasm plugin trap_closed .*proxy_on_request_headers failed: unreachable/);
+  // The log is written asynchronously: wait for the line rather than race the response.
+  await waitFor('the trap logged', async () => (/wasm plugin trap_closed .*proxy_on_request_headers failed: unreachable/.test(proxy.log()) ? true : undefined));
   const open = await request(port.response_trap_open!);
   assert.equal(open.status, 200, 'a trap on response headers with fail_open: the response goes on');
   assert.equal(open.json().server, 'app');
@@ -182,7 +183,7 @@ test('wasm: request and response bodies buffered and rewritten; properties, filt
   assert.equal(seen['x-plugin'], 'host');
   assert.equal(seen['x-fs'], 'state-value');
   assert.equal(seen['x-cas'], 'mismatch');
-  assert.match(proxy.log(), /wasm log host host: hello from wasm/);
+  await waitFor('the plugin log line', async () => (/wasm log host host: hello from wasm/.test(proxy.log()) ? true : undefined));
   const stat = async (name: string) => Number((await fetch(`http://127.0.0.1:${proxy.ports.admin}/stats`).then((r) => r.text())).match(new RegExp(`^wasmcustom\\.${name}: (\\d+)$`, 'm'))?.[1] ?? 0);
   await waitFor('proxy_on_tick to run', async () => ((await stat('wasm_test_ticks')) > 0 ? true : undefined));
   await waitFor('proxy_on_log for the request', async () => ((await stat('wasm_test_logged')) === 1 ? true : undefined));
