@@ -1,9 +1,8 @@
 // envoy.extensions.filters.http.wasm.v3.Wasm, compiled once per config update: the module's bytes
 // (vm_config.code.local: filename, inline_bytes, inline_string; or code.remote, fetched through its
 // cluster and checked against its sha256) compile once per content (sha256), a VM is instantiated
-// once per (vm_id, code,
-// vm configuration, environment), and a root context is started per (VM, name, root_id, plugin
-// configuration), as Envoy shares them. A root context no config uses any more (its configs were
+// once per (vm_id, code, vm configuration, environment), and a root context is started per (VM,
+// name, root_id, plugin configuration), as Envoy shares them. A root context no config uses any more (its configs were
 // collected) gets proxy_on_done and proxy_on_delete.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -197,7 +196,9 @@ export function readWasmConfig(r: Reader, ctx: FilterCompileContext): WasmFilter
         log.info(`${what}: fetched ${code.uri} (${bytes.length} bytes) and started`);
       },
       (e: Error) => log.error(`${what}: ${e.message}; its streams ${failOpen ? 'go on without it (fail_open)' : 'are answered 503'}`),
-    );
+    )
+      // Never an unhandled rejection out of a config update.
+      .catch((e: Error) => log.error(`${what}: starting the fetched module failed: ${e.message}`));
     return config;
   }
   const sha = crypto.createHash('sha256').update(code).digest('hex');
