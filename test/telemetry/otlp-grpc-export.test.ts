@@ -188,7 +188,12 @@ test('rig proxy exports OTLP/gRPC through the collector cluster: authority, meta
   assert.equal(secureCall.authority, 'otel-tls');
   assert.equal(secureCall.remainingMs, Infinity);
   assert.equal(secureCall.spans[0]?.name, 'secure-op');
-  assert.deepEqual(await stats(), { reports_failed: 0, reports_sent: 2, reports_skipped_no_cluster: 0, spans_dropped: 0, spans_sent: 2 });
+  // The collector has the call; the proxy counts the report once the collector's answer is back.
+  const sent = await waitFor(() => `both reports counted (proxy log: ${proxy.log()})`, async () => {
+    const s = await stats();
+    return s.reports_sent === 2 ? s : undefined;
+  }, 15_000);
+  assert.deepEqual(sent, { reports_failed: 0, reports_sent: 2, reports_skipped_no_cluster: 0, spans_dropped: 0, spans_sent: 2 });
 
   // A collector answering grpc-status 14 (a trailers-only response): the report failed, its span dropped.
   await get('failing');
