@@ -9,6 +9,8 @@
 // GrpcCallError telling what a retry policy needs: the HTTP status (0: no response), the gRPC status
 // and whether it came in the response headers (trailers-only), and whether the connection failed.
 import type { ClusterManager } from './cluster-manager.ts';
+import { decodeMessage, encodeMessage, type EnvoyJson } from '../../envoy/index.ts';
+import type { GrpcServiceConfig } from '../config/grpc-service.ts';
 import { requestThroughCluster } from './cluster-request.ts';
 import { localAddress } from '../local-address.ts';
 import { firstHeaderValue } from '../http/first-header-value.ts';
@@ -142,4 +144,32 @@ export async function grpcCallThroughCluster(clusters: ClusterManager, call: Grp
   const max = call.maxReceiveBytes ?? 0;
   if (max > 0 && body.length - 5 > max) throw new Error(`${call.path} through cluster ${call.cluster}: the response message (${body.length - 5} bytes) exceeds max_receive_message_length ${max}`);
   return body.subarray(5);
+}
+
+/** A method of a service the proxy calls: its path and its message types. */
+export interface GrpcMethod {
+  /** `/<package>.<Service>/<Method>`. */
+  readonly path: string;
+  readonly request: string;
+  readonly response: string;
+}
+
+/**
+ * One unary call to a configured GrpcService (ext_authz's Check, the rate limit service's
+ * ShouldRateLimit): the decoded response, or a readable reason for the caller's failure mode.
+ */
+export async function callGrpcService(clusters: ClusterManager, s: GrpcServiceConfig, method: GrpcMethod, request: EnvoyJson, deadlineMs: number, signal: AbortSignal): Promise<{ response: EnvoyJson } | { error: string }> {
+  let bytes: Buffer;
+  try {
+    const call = { cluster: s.cluster, path: method.path, authority: s.authority, timeoutMs: s.timeoutMs, deadlineMs, metadata: s.initialMetadata, maxReceiveBytes: s.maxReceiveBytes, skipEnvoyHeaders: s.skipEnvoyHeaders, signal };
+    bytes = await grpcCallThroughCluster(clusters, call, encodeMessage(method.request, request));
+  } catch (e) {
+    return { error: (e as Error).message };
+  }
+  try {
+    return { response: decodeMessage(method.response, bytes) };
+  } catch (e) {
+    const name = method.path.slice(method.path.lastIndexOf('/') + 1);
+    return { error: `${name} answered an undecodable ${method.response.slice(method.response.lastIndexOf('.') + 1)}: ${(e as Error).message}` };
+  }
 }

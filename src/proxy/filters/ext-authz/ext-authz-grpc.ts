@@ -9,18 +9,16 @@
 // mutations, any other status denies with denied_response; a failed call (transport error,
 // timeout, non-OK grpc-status, OK without a CheckResponse) is an error.
 import type { X509Certificate } from 'node:crypto';
-import { decodeMessage, encodeMessage, envoyEnum } from '../../../envoy/index.ts';
+import { envoyEnum } from '../../../envoy/index.ts';
 import { rfc2253, sans } from '../../http/xfcc.ts';
 import type { ClusterManager } from '../../upstream/cluster-manager.ts';
-import { grpcCallThroughCluster } from '../../upstream/cluster-grpc.ts';
+import { callGrpcService, type GrpcMethod } from '../../upstream/cluster-grpc.ts';
 import type { HeaderMap } from '../filter.ts';
 import type { ExtAuthzConfig } from './ext-authz-config.ts';
 import type { GrpcServiceConfig } from '../../config/grpc-service.ts';
 import { checkHeaders, HeaderAction, mutateHeaders, type AuthzService, type CheckInput, type CheckResult, type HeaderMutation, type HeaderPair } from './ext-authz-check.ts';
 
-const CHECK_PATH = '/envoy.service.auth.v3.Authorization/Check';
-const CHECK_REQUEST = 'envoy.service.auth.v3.CheckRequest';
-const CHECK_RESPONSE = 'envoy.service.auth.v3.CheckResponse';
+const CHECK: GrpcMethod = { path: '/envoy.service.auth.v3.Authorization/Check', request: 'envoy.service.auth.v3.CheckRequest', response: 'envoy.service.auth.v3.CheckResponse' };
 
 type Json = Record<string, unknown>;
 
@@ -132,20 +130,9 @@ export class GrpcAuthzService implements AuthzService {
   }
 
   async check(input: CheckInput, signal: AbortSignal): Promise<CheckResult> {
-    const s = this.s;
-    let bytes: Buffer;
-    try {
-      const call = { cluster: s.cluster, path: CHECK_PATH, authority: s.authority, timeoutMs: s.timeoutMs, deadlineMs: s.timeoutMs, metadata: s.initialMetadata, maxReceiveBytes: s.maxReceiveBytes, skipEnvoyHeaders: s.skipEnvoyHeaders, signal };
-      bytes = await grpcCallThroughCluster(this.clusters, call, encodeMessage(CHECK_REQUEST, this.checkRequest(input)));
-    } catch (e) {
-      return { kind: 'error', message: (e as Error).message };
-    }
-    let r: Json;
-    try {
-      r = decodeMessage(CHECK_RESPONSE, bytes);
-    } catch (e) {
-      return { kind: 'error', message: `Check answered an undecodable CheckResponse: ${(e as Error).message}` };
-    }
+    const answer = await callGrpcService(this.clusters, this.s, CHECK, this.checkRequest(input), this.s.timeoutMs, signal);
+    if ('error' in answer) return { kind: 'error', message: answer.error };
+    const r = answer.response as Json;
     const dynamicMetadata = this.c.ingestMetadata ? (r.dynamic_metadata as Json | undefined) : undefined;
     const code = Number((r.status as Json | undefined)?.code ?? 0);
     if (code === 0) {

@@ -2,15 +2,16 @@
 // through the service's cluster as Envoy's envoy_grpc client makes it (cluster-grpc.ts). OK and
 // OVER_LIMIT answers carry the service's descriptor statuses and headers; a failed call (transport
 // error, timeout, non-OK grpc-status, an undecodable message, overall_code UNKNOWN) is an error.
-import { decodeMessage, encodeMessage } from '../../../envoy/index.ts';
 import type { ClusterManager } from '../../upstream/cluster-manager.ts';
-import { grpcCallThroughCluster } from '../../upstream/cluster-grpc.ts';
+import { callGrpcService, type GrpcMethod } from '../../upstream/cluster-grpc.ts';
 import type { GrpcServiceConfig } from '../../config/grpc-service.ts';
 import type { DescriptorEntry } from '../../routing/rate-limit-actions.ts';
 
-const SHOULD_RATE_LIMIT = '/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit';
-const REQUEST = 'envoy.service.ratelimit.v3.RateLimitRequest';
-const RESPONSE = 'envoy.service.ratelimit.v3.RateLimitResponse';
+const SHOULD_RATE_LIMIT: GrpcMethod = {
+  path: '/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit',
+  request: 'envoy.service.ratelimit.v3.RateLimitRequest',
+  response: 'envoy.service.ratelimit.v3.RateLimitResponse',
+};
 
 type Json = Record<string, unknown>;
 
@@ -57,20 +58,9 @@ function headerPairs(list: unknown): HeaderPair[] {
 }
 
 export async function shouldRateLimit(clusters: ClusterManager, s: GrpcServiceConfig, domain: string, descriptors: readonly (readonly DescriptorEntry[])[], signal: AbortSignal): Promise<LimitResult> {
-  let bytes: Buffer;
-  try {
-    const message = encodeMessage(REQUEST, { domain, descriptors: descriptors.map((entries) => ({ entries })) });
-    const call = { cluster: s.cluster, path: SHOULD_RATE_LIMIT, authority: s.authority, timeoutMs: s.timeoutMs, deadlineMs: s.timeoutMs || NO_TIMEOUT_MS, metadata: s.initialMetadata, maxReceiveBytes: s.maxReceiveBytes, skipEnvoyHeaders: s.skipEnvoyHeaders, signal };
-    bytes = await grpcCallThroughCluster(clusters, call, message);
-  } catch (e) {
-    return { kind: 'error', message: (e as Error).message };
-  }
-  let r: Json;
-  try {
-    r = decodeMessage(RESPONSE, bytes);
-  } catch (e) {
-    return { kind: 'error', message: `ShouldRateLimit answered an undecodable RateLimitResponse: ${(e as Error).message}` };
-  }
+  const answer = await callGrpcService(clusters, s, SHOULD_RATE_LIMIT, { domain, descriptors: descriptors.map((entries) => ({ entries })) }, s.timeoutMs || NO_TIMEOUT_MS, signal);
+  if ('error' in answer) return { kind: 'error', message: answer.error };
+  const r = answer.response as Json;
   const code = r.overall_code;
   if (code !== 'OK' && code !== 'OVER_LIMIT') return { kind: 'error', message: `ShouldRateLimit answered overall_code ${String(code ?? 'UNKNOWN')}` };
   return {
