@@ -1,6 +1,6 @@
 // The API model: Istio and Kubernetes resource types, loading with positions, validation.
 export type { Kind, ObjectMeta, Resource, SourcePosition } from './resource.ts';
-export { KINDS, resourceKey } from './resource.ts';
+export { KINDS, resourceKey, sortedByCreation } from './resource.ts';
 export type { KindInfo } from './kinds.ts';
 export { GATEWAY_API_GROUP, GATEWAY_NAME_LABEL, KIND_INFO, apiVersionsOf, displayKind, groupOf, isKind, kindOf, resolveResourceName, writtenKind } from './kinds.ts';
 export type { Diagnostic, Severity } from './diagnostic.ts';

@@ -58,6 +58,16 @@ export interface Resource<S = Record<string, unknown>> {
   source?: SourcePosition;
 }
 
+/**
+ * Oldest first, then by kind/namespace/name: the order in which Istio lets the older of two
+ * competing resources win (keys built once: every snapshot sorts every resource).
+ */
+export function sortedByCreation<R extends Resource>(resources: readonly R[]): R[] {
+  const keyed = resources.map((r) => ({ r, t: r.metadata.creationTimestamp ?? '', k: resourceKey(r) }));
+  keyed.sort((a, b) => (a.t !== b.t ? (a.t < b.t ? -1 : 1) : a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
+  return keyed.map((x) => x.r);
+}
+
 /** `Kind/namespace/name`: the identity of a resource in a store. */
 export function resourceKey(r: { kind: string; metadata: { namespace: string; name: string } }): string {
   return `${r.kind}/${r.metadata.namespace}/${r.metadata.name}`;

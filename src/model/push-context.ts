@@ -1,7 +1,7 @@
 // The push context (Istio's PushContext): an immutable, versioned snapshot of config and
 // registry, with the indices generators need. Built once per debounced change; generators read
 // only from it. `memo` caches derived values for this snapshot (same inputs, same outputs).
-import type { Resource } from '../api/index.ts';
+import { sortedByCreation, type Resource } from '../api/index.ts';
 import type { DestinationRuleSpec, GatewaySpec, IstioEgressListener, SidecarSpec, VirtualServiceSpec } from '../api/index.ts';
 import type { PeerAuthenticationSpec } from '../api/index.ts';
 import type { RegistrySnapshot } from '../registry/service-registry.ts';
@@ -202,9 +202,3 @@ function specificity(host: string): number {
   return host.startsWith('*') ? host.length : 1_000_000;
 }
 
-/** Oldest first, then by kind/namespace/name (keys built once: a snapshot sorts every resource). */
-function sortedByCreation(resources: readonly Resource[]): Resource[] {
-  const keyed = resources.map((r) => ({ r, t: r.metadata.creationTimestamp ?? '', k: `${r.kind}/${r.metadata.namespace}/${r.metadata.name}` }));
-  keyed.sort((a, b) => (a.t !== b.t ? (a.t < b.t ? -1 : 1) : a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
-  return keyed.map((x) => x.r);
-}

@@ -2,7 +2,7 @@
 // workloads of connected proxies (auto-registration) into services and endpoints. It knows
 // nothing about files: config arrives as Resources, workloads through upsert/remove, so a
 // Kubernetes registry can feed the same model later.
-import type { Resource } from '../api/index.ts';
+import { sortedByCreation, type Resource } from '../api/index.ts';
 import type { ServiceSpec } from '../api/index.ts';
 import type { ServiceEntrySpec, WorkloadEntrySpec, WorkloadGroupSpec } from '../api/index.ts';
 import { warnOnce } from '../model/config-warnings.ts';
@@ -237,12 +237,6 @@ export class ServiceRegistry {
   }
 }
 
-/** Oldest first, then by namespace/name (keys built once: every snapshot sorts every resource). */
-function sortedByCreation(resources: readonly Resource[]): Resource[] {
-  const keyed = resources.map((r) => ({ r, t: r.metadata.creationTimestamp ?? '', k: `${r.metadata.namespace}/${r.metadata.name}` }));
-  keyed.sort((a, b) => (a.t !== b.t ? (a.t < b.t ? -1 : 1) : a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
-  return keyed.map((x) => x.r);
-}
 
 function seResolution(r: ServiceEntrySpec['resolution']): Resolution {
   switch (r) {
