@@ -59,11 +59,11 @@ export interface Resource<S = Record<string, unknown>> {
 }
 
 /**
- * Oldest first, then by kind/namespace/name: the order in which Istio lets the older of two
- * competing resources win (keys built once: every snapshot sorts every resource).
+ * Oldest first, then by `tieBreak` (kind/namespace/name unless given): the order in which Istio lets
+ * the older of two competing resources win (keys built once: every snapshot sorts every resource).
  */
-export function sortedByCreation<R extends Resource>(resources: readonly R[]): R[] {
-  const keyed = resources.map((r) => ({ r, t: r.metadata.creationTimestamp ?? '', k: resourceKey(r) }));
+export function sortedByCreation<R extends Resource>(resources: readonly R[], tieBreak: (r: R) => string = resourceKey): R[] {
+  const keyed = resources.map((r) => ({ r, t: r.metadata.creationTimestamp ?? '', k: tieBreak(r) }));
   keyed.sort((a, b) => (a.t !== b.t ? (a.t < b.t ? -1 : 1) : a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
   return keyed.map((x) => x.r);
 }

@@ -157,7 +157,8 @@ export class ServiceRegistry {
       for (const e of eps) perPort.get(e.servicePort)?.push(e);
       endpoints.set(svc.hostname, perPort);
     };
-    const sorted = sortedByCreation(resources);
+    // Ties between a Service and a ServiceEntry of one host go by namespace/name, whatever the kind.
+    const sorted = sortedByCreation(resources, (r) => `${r.metadata.namespace}/${r.metadata.name}`);
     for (const r of sorted) {
       if (r.kind === 'Service') {
         const svc = this.#fromKubeService(r as Resource<ServiceSpec>);
