@@ -959,11 +959,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     if (this.done) return;
     const held = this.heldBody;
     if (held) {
-      this.heldBody = undefined;
-      this.streamInfo.responseCode = this.resHead!.status;
-      this.sendHead(this.resHead!);
-      // A held head that could not be sent was answered with a 502 instead.
-      if (this.done) return;
+      if (!this.sendHeldHead()) return;
       for (const c of held) this.sendRecoded(c);
     }
     const fs = this.filters;
@@ -1142,6 +1138,14 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     if (c.addsTrailers && this.isH2) (this.res as H2Response).expectTrailers();
   }
 
+  /** Sends the head a codec held until the body's end; false when it could not go (a 502 was answered instead). */
+  private sendHeldHead(): boolean {
+    this.heldBody = undefined;
+    this.streamInfo.responseCode = this.resHead!.status;
+    this.sendHead(this.resHead!);
+    return !this.done;
+  }
+
   private writeResponseHead(status: number, headers: HeaderMap): void {
     const resHead: ResponseHead = { status, headers };
     this.resHead = resHead;
@@ -1230,13 +1234,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     let out: Buffer = buf;
     const codecs = this.resCodecs;
     if (codecs) for (const c of codecs) out = c.whole(out);
-    if (this.heldBody) {
-      this.heldBody = undefined;
-      info.responseCode = this.resHead!.status;
-      this.sendHead(this.resHead!);
-      // A held head that could not be sent was answered with a 502 instead.
-      if (this.done) return;
-    }
+    if (this.heldBody && !this.sendHeldHead()) return;
     info.bytesSent += out.length;
     const fs = this.filters;
     if (fs) for (let i = fs.length - 1; i >= 0; i--) fs[i].encodeData?.(out, true);
