@@ -16,6 +16,7 @@
 //   key can make); counted, as Envoy, only when the peer signed (a certificate, no resumption).
 import type tls from 'node:tls';
 import { X509Certificate } from 'node:crypto';
+import * as asn1js from 'asn1js';
 import type { Stat, Stats } from '../stats/stats.ts';
 
 /** One counter per name under a prefix, made on first use (a handshake, never a request). */
@@ -92,40 +93,16 @@ function serverCurve(socket: tls.TLSSocket): string | undefined {
   return id ? (GROUP_NAMES[id] ?? 'unknown_ssl_curve') : undefined;
 }
 
-/** DER length at `i`: [length, offset of the contents], or undefined past the end. */
-function derLength(b: Buffer, i: number): [number, number] | undefined {
-  if (i >= b.length) return undefined;
-  const first = b[i];
-  if (first < 0x80) return [first, i + 1];
-  const n = first & 0x7f;
-  if (n > 3 || i + n >= b.length) return undefined;
-  let len = 0;
-  for (let k = 1; k <= n; k++) len = (len << 8) | b[i + k];
-  return [len, i + 1 + n];
-}
-
 /** OpenSSL's SSL_SESSION DER: SEQUENCE { ..., kex_group [19] EXPLICIT INTEGER, ... }. */
-const KEX_GROUP_TAG = 0xa0 | 19;
+const KEX_GROUP_TAG = 19;
+const CONTEXT_SPECIFIC = 3;
 
 export function sessionKexGroup(der: Buffer): number | undefined {
-  if (der[0] !== 0x30) return undefined;
-  const outer = derLength(der, 1);
-  if (!outer) return undefined;
-  const end = Math.min(der.length, outer[1] + outer[0]);
-  for (let i = outer[1]; i < end; ) {
-    const tag = der[i];
-    const l = derLength(der, i + 1);
-    if (!l) return undefined;
-    if (tag === KEX_GROUP_TAG && der[l[1]] === 0x02) {
-      const inner = derLength(der, l[1] + 1);
-      if (!inner || inner[0] > 4) return undefined;
-      let v = 0;
-      for (let k = 0; k < inner[0]; k++) v = v * 256 + der[inner[1] + k];
-      return v;
-    }
-    i = l[1] + l[0];
-  }
-  return undefined;
+  const { offset, result } = asn1js.fromBER(der);
+  if (offset === -1 || !(result instanceof asn1js.Sequence)) return undefined;
+  const field = result.valueBlock.value.find((v) => v.idBlock.tagClass === CONTEXT_SPECIFIC && v.idBlock.tagNumber === KEX_GROUP_TAG);
+  const value = (field as asn1js.Constructed | undefined)?.valueBlock.value[0];
+  return value instanceof asn1js.Integer ? value.valueBlock.valueDec : undefined;
 }
 
 // The signature algorithms a key can make, in the order OpenSSL and BoringSSL prefer them.
