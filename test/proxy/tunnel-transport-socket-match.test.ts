@@ -78,6 +78,7 @@ test('a CONNECT tunnel to an endpoint labelled tlsMode: istio goes over the matc
 
   assert.equal(await connectThrough(h.port('proxy'), 'backend.mesh:9080'), 'ping');
   assert.deepEqual(seen, ['tls from spiffe://cluster.local/ns/default/sa/client'], 'the mesh endpoint is reached over mTLS with the workload certificate');
+  assert.equal(h.rt.ctx.stats.counter('cluster.mesh.ssl.handshake').value, 1, "the tunnel's handshake is counted in the cluster's ssl.* stats");
   assert.equal(await connectThrough(h.port('proxy'), 'external.example:80'), 'ping');
   assert.deepEqual(seen, ['tls from spiffe://cluster.local/ns/default/sa/client', 'plaintext'], 'an endpoint without tlsMode: istio is reached in plaintext');
 });

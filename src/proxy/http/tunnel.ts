@@ -3,7 +3,7 @@
 // CONNECT that is not enabled is refused with 403); the bytes then flow both ways untouched, but
 // for a CONNECT whose route names the original destination it stands for (connect-redispatch.ts):
 // its inside goes through that destination's listener instead.
-import net from 'node:net';
+import type net from 'node:net';
 import tls from 'node:tls';
 import type { IncomingHttpHeaders } from 'node:http';
 import type http2 from 'node:http2';
@@ -12,16 +12,14 @@ import { matchRoute, ActionKind, pickWeighted, type Route } from '../routing/rou
 import type { HeaderMap, RequestHead } from '../filters/filter.ts';
 import { newStreamInfo, tlsPeer, type StreamInfo } from '../stream-info.ts';
 import { ResponseFlag } from '../response-flags.ts';
-import { DiscoveryType, upstreamTcpOptions } from '../upstream/cluster-config.ts';
+import { DiscoveryType } from '../upstream/cluster-config.ts';
+import { connectHostStream } from '../upstream/stream-connect.ts';
 import { countConnection, type UpstreamHost, type Cluster } from '../upstream/cluster.ts';
 import { pipeSockets, type PipeResult } from '../tcp/pipe.ts';
-import { setBufferLimit } from '../network/buffer-limit.ts';
-import { keepaliveOnConnect } from '../network/tcp-keepalive.ts';
 import { upgradeOverH2, websocketAccept } from './tunnel-h2.ts';
 import { isGrpcContentType, rewriteLocalReply, type LocalReplyParts } from './local-reply.ts';
 import { http } from '../node-http.ts';
 import { mutateRequestHeaders } from './mutate-request-headers.ts';
-import { connectWithProxyHeader, proxyHeaderFor } from '../upstream/upstream-proxy-protocol.ts';
 import { redispatchConnect } from './connect-redispatch.ts';
 
 export function reply(socket: net.Socket, status: number, text: string, info: StreamInfo, flags: number, details: string, conn: ConnState, head: RequestHead): void {
@@ -57,14 +55,6 @@ function pickHost(cluster: Cluster, authority: string, conn: ConnState): Upstrea
     return undefined;
   }
   return cluster.pick(undefined);
-}
-
-function connectUpstream(cluster: Cluster, host: UpstreamHost, conn: ConnState): net.Socket {
-  const { tls: tlsCtx, proxyProtocol: pp } = cluster.transportFor(host);
-  const opts = { ...upstreamTcpOptions(cluster.config, host), allowHalfOpen: true };
-  const tcp = pp ? connectWithProxyHeader(proxyHeaderFor(pp, conn.info, host.proxyProtocolTlvs), opts) : undefined;
-  const socket = tlsCtx ? tlsCtx.connect(conn.ctx.secrets, host, cluster.config.sourceAddress, tcp) : (tcp ?? net.connect(opts));
-  return keepaliveOnConnect(setBufferLimit(socket, cluster.config.bufferLimitBytes), cluster.config.tcpKeepalive);
 }
 
 /** The request head of an upgrade or CONNECT, as the HTTP/1 codec hands it over. */
@@ -173,7 +163,7 @@ export function openUpstream(t: TunnelTarget, conn: ConnState, info: StreamInfo,
   const { cluster, host } = t;
   let upstream: net.Socket;
   try {
-    upstream = connectUpstream(cluster, host, conn);
+    upstream = connectHostStream(cluster, host, conn.ctx.secrets, conn.info);
   } catch (e) {
     cb(e as Error, undefined as unknown as net.Socket);
     return;

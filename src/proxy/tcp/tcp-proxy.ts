@@ -3,7 +3,7 @@
 // max_downstream_connection_duration (DT), half-close, ORIGINAL_DST support and a StreamInfo per
 // connection. Upstream network filters (Cluster.filters, cluster hooks' onUpstreamConnection) run on a new upstream connection before
 // bytes flow; ConnectionObservers of the downstream connection hear of upstream readiness and the end.
-import net from 'node:net';
+import type net from 'node:net';
 import type tls from 'node:tls';
 import { TCP_PROXY_TYPE } from '../../envoy/index.ts';
 import type { DownstreamConnection, NetworkCompileContext, NetworkFilter, NetworkFilterFactory } from '../network/network-filter.ts';
@@ -11,20 +11,17 @@ import type { Reader } from '../config/reader.ts';
 import { compileAccessLogs, type AccessLogger } from '../access-log/access-log.ts';
 import { newStreamInfo } from '../stream-info.ts';
 import { ResponseFlag } from '../response-flags.ts';
-import { DiscoveryType, upstreamTcpOptions } from '../upstream/cluster-config.ts';
+import { DiscoveryType } from '../upstream/cluster-config.ts';
+import { connectHostStream } from '../upstream/stream-connect.ts';
 import { UpstreamOutcome, type ClusterHook } from '../upstream/cluster-hooks.ts';
 import type { StreamInfo } from '../stream-info.ts';
 import { spiffeId } from '../tls/tls-context.ts';
-import { countUpstreamTls } from '../tls/upstream-tls-stats.ts';
 import type { ProxyContext } from '../context.ts';
 import type { Stat } from '../stats/stats.ts';
 import type { Host } from '../upstream/host.ts';
 import type { ClusterStats } from '../upstream/cluster.ts';
 import { pipeSockets } from './pipe.ts';
-import { setBufferLimit } from '../network/buffer-limit.ts';
-import { keepaliveOnConnect } from '../network/tcp-keepalive.ts';
 import { xxHash64 } from '../upstream/lb/xxhash.ts';
-import { connectWithProxyHeader, proxyHeaderFor } from '../upstream/upstream-proxy-protocol.ts';
 
 interface TcpProxyConfig {
   statPrefix: string;
@@ -117,15 +114,10 @@ class TcpProxy implements NetworkFilter {
         }
       }
       info.upstreamHost = host.key;
-      const { tls: tlsCtx, proxyProtocol } = cluster.transportFor(host);
+      const tlsCtx = cluster.transportFor(host).tls;
       let up: net.Socket;
       try {
-        const opts = { ...upstreamTcpOptions(cluster.config, host), allowHalfOpen: true };
-        const tcp = proxyProtocol ? connectWithProxyHeader(proxyHeaderFor(proxyProtocol, conn.info, host.proxyProtocolTlvs), opts) : undefined;
-        up = tlsCtx ? tlsCtx.connect(this.ctx.secrets, host, opts.localAddress, tcp) : (tcp ?? net.connect(opts));
-        if (tlsCtx && cluster.ssl) countUpstreamTls(up as tls.TLSSocket, cluster.ssl, tlsCtx);
-        setBufferLimit(up, cluster.config.bufferLimitBytes);
-        keepaliveOnConnect(up, cluster.config.tcpKeepalive);
+        up = connectHostStream(cluster, host, this.ctx.secrets, conn.info);
       } catch (e) {
         info.upstreamTransportFailureReason = (e as Error).message;
         info.responseFlags |= ResponseFlag.UpstreamConnectionFailure;
