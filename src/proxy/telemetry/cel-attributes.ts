@@ -1,5 +1,5 @@
 // CEL expressions over Istio's/Envoy's attribute vocabulary (request.*, response.*, source.*,
-// destination.*, connection.*, upstream.*, xds.*), as used by Telemetry access log filters
+// destination.*, connection.*, upstream.*, xds.*, filter_state), as used by Telemetry access log filters
 // (`response.code >= 400`) and metric tag overrides. Compiled once with @marcbachmann/cel-js,
 // which loads with the first expression (a proxy without one does not carry it: 0.8 MB heap);
 // the activation is built only when an expression runs.
@@ -32,8 +32,30 @@ function splitAddress(a: string | undefined): { address: string; port: number } 
   return i > 0 ? { address: a.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(a.slice(i + 1)) || 0 } : { address: a, port: 0 };
 }
 
-/** Envoy's attributes for one finished stream. */
+/** A filter state object as CEL sees it: strings, numbers and booleans (what plugins set); other objects are left out. */
+function filterStateMap(fs: Record<string, unknown> | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (fs) for (const k in fs) if (isCelScalar(fs[k])) out[k] = fs[k];
+  return out;
+}
+
+function isCelScalar(v: unknown): boolean {
+  return typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean';
+}
+
+/**
+ * Envoy's attributes for one finished stream, then, as Istio's stats filter resolves a name no
+ * attribute has, the filter state a Wasm plugin set under that name (`wasm.<name>`): Istio's
+ * attributegen sets `istio_operationId`, which a Telemetry tag override names bare.
+ */
 export function attributes(info: StreamInfo, request: RequestHead | undefined, response: ResponseHead | undefined): Record<string, unknown> {
+  const out = envoyAttributes(info, request, response);
+  const fs = info.filterState;
+  if (fs) for (const k in fs) if (k.startsWith('wasm.') && isCelScalar(fs[k]) && !(k.slice(5) in out)) out[k.slice(5)] = fs[k];
+  return out;
+}
+
+function envoyAttributes(info: StreamInfo, request: RequestHead | undefined, response: ResponseHead | undefined): Record<string, unknown> {
   const path = request?.path ?? info.path ?? '';
   const q = path.indexOf('?');
   const src = splitAddress(info.downstreamRemoteAddress);
@@ -71,6 +93,7 @@ export function attributes(info: StreamInfo, request: RequestHead | undefined, r
     connection: { mtls: info.mtls, requested_server_name: info.requestedServerName ?? '', uri_san_peer_certificate: info.downstreamPeer?.principal ?? '' },
     upstream: { ...up, transport_failure_reason: info.upstreamTransportFailureReason ?? '' },
     xds: { cluster_name: info.upstreamCluster ?? '', route_name: info.routeName ?? '' },
+    filter_state: filterStateMap(info.filterState),
   };
 }
 
