@@ -1,7 +1,8 @@
 // The configuration a running control plane serves, read back for `rig analyze` as istioctl reads
 // a live cluster: every resource of its store (/debug/configz: Services, ServiceEntries, Workloads
 // and the Services `rig up` adds for its gateways included, so the services and selectors the
-// mesh resolves are the ones analyzed) and the workloads of the connected proxies (/debug/adsz).
+// mesh resolves are the ones analyzed), the workloads of the connected proxies (/debug/adsz) and
+// the root namespace of its mesh config (/debug/mesh).
 // The registry's services (/debug/registryz) are built from those same Service and ServiceEntry
 // resources, so they are not read again: analyzing the resources lets a file replace one of them.
 import type { Resource, RunningWorkload } from '../api/index.ts';
@@ -14,6 +15,8 @@ export interface LiveConfig {
   url: string;
   resources: Resource[];
   workloads: RunningWorkload[];
+  /** Istio's root namespace in the control plane's mesh config (/debug/mesh). */
+  rootNamespace: string;
 }
 
 interface AdszEntry {
@@ -24,11 +27,11 @@ interface AdszEntry {
 /** Reads the live configuration; undefined when nothing answers at `url` (no control plane is running there). */
 export async function readLiveConfig(url: string): Promise<LiveConfig | undefined> {
   if (!(await answers(url))) return undefined;
-  const { getJson } = await import('../xds/debug/controlplane-client.ts');
+  const { getJson, rootNamespace } = await import('../xds/debug/controlplane-client.ts');
   const entries = (await getJson(url, 'debug/configz')) as ConfigzEntry[];
   if (!Array.isArray(entries)) throw new RigError('MESH_ERR_UNAVAILABLE', `${url}/debug/configz did not answer a list of resources: is it a Rigging control plane?`);
   const connections = (await getJson(url, 'debug/adsz')) as AdszEntry[];
-  return { url, resources: entries.flatMap(toResource), workloads: await connectedWorkloads(connections) };
+  return { url, resources: entries.flatMap(toResource), workloads: await connectedWorkloads(connections), rootNamespace: await rootNamespace(url) };
 }
 
 /** A configz entry as the analyzer's Resource: the internal kind, without status or the control plane's bookkeeping (its file position: messages name live resources by kind, namespace and name). */

@@ -84,7 +84,8 @@ spec:
   assert.match(yaml.stdout, /- code: IST0101\n {2}level: Error/);
   const clean = await runRig(['analyze', '--use-live=false', '-f', 'examples/istio', '--failure-threshold', 'Info']);
   assert.equal(clean.code, 0, clean.stdout);
-  assert.match(clean.stdout, /No validation issues found/);
+  assert.equal(clean.stdout, '');
+  assert.match(clean.stderr, /^✔ No validation issues found/);
   const bad = await runRig(['analyze', '--use-live=false', '-f', dir, '--failure-threshold', 'Severe']);
   assert.equal(bad.code, 2);
 });

@@ -40,7 +40,10 @@ describe('rig analyze on a running control plane', () => {
     fs.mkdirSync(config);
     fs.writeFileSync(path.join(config, 'reviews.yaml'), `${SERVICE}---\n${virtualService('reviews')}`);
     const portsFile = path.join(dir, 'ports.json');
-    const cp = spawnRig(['controlplane', '--config', config, '--no-ca', '--xds-port', '0', '--monitoring-port', '0', '--ports-file', portsFile, '--log-format', 'text']);
+    // A root namespace other than istio-system: rig analyze must read it from the control plane.
+    const meshConfig = path.join(dir, 'mesh.yaml');
+    fs.writeFileSync(meshConfig, 'rootNamespace: mesh-root\n');
+    const cp = spawnRig(['controlplane', '--config', config, '--mesh-config', meshConfig, '--no-ca', '--xds-port', '0', '--monitoring-port', '0', '--ports-file', portsFile, '--log-format', 'text']);
     cp.stderr?.on('data', (b: Buffer) => (cpLog += b));
     stop = () => stopProcess(cp);
     const ports = await waitFor(() => `the control plane's ports file\n${cpLog}`, () => (fs.existsSync(portsFile) ? (JSON.parse(fs.readFileSync(portsFile, 'utf8')) as { xds: number; monitoring: number }) : undefined), 90_000);
@@ -65,7 +68,12 @@ describe('rig analyze on a running control plane', () => {
   it('a clean live configuration: istioctl\'s summary for the namespace, exit 0', async () => {
     const r = await analyze();
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.equal(r.stdout, '✔ No validation issues found when analyzing namespace: default.\n');
+    // As istioctl, the summary goes to stderr: stdout has the findings only.
+    assert.equal(r.stdout, '');
+    assert.equal(r.stderr, '✔ No validation issues found when analyzing namespace: default.\n');
+    const json = await analyze('-o', 'json');
+    assert.equal(json.stdout, '[]\n');
+    assert.equal(json.stderr, '✔ No validation issues found when analyzing namespace: default.\n');
   });
 
   it('a broken VirtualService applied to the mesh: IST0101 naming the live resource (no file position), exit 79', async () => {
@@ -84,7 +92,8 @@ describe('rig analyze on a running control plane', () => {
     fs.writeFileSync(fix, virtualService('reviews'));
     const overlaid = await analyze('-f', fix);
     assert.equal(overlaid.code, 0, overlaid.stdout + overlaid.stderr);
-    assert.equal(overlaid.stdout, `✔ No validation issues found when analyzing ${fix}.\n`);
+    assert.equal(overlaid.stdout, '');
+    assert.equal(overlaid.stderr, `✔ No validation issues found when analyzing ${fix}.\n`);
     // Alone, the file's VirtualService names a host nothing defines: the live Service is not there.
     for (const flag of ['--use-live=false', '--use-kube=false']) {
       const alone = await analyze('-f', fix, flag);
@@ -187,6 +196,41 @@ spec:
     );
     await stopProcess(gateway.process);
   });
+
+  it("the root namespace is the control plane's (/debug/mesh: its mesh config's rootNamespace), not istio-system", async () => {
+    const mesh = (await (await fetch(`${url}/debug/mesh`)).json()) as { rootNamespace: string; trustDomain: string };
+    assert.deepEqual([mesh.rootNamespace, mesh.trustDomain], ['mesh-root', 'cluster.local']);
+    // A policy of the root namespace selects workloads of every namespace: here the ratings VM of shop.
+    await apply(
+      'root.yaml',
+      `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: mesh-wide-ratings, namespace: mesh-root }
+spec:
+  selector: { matchLabels: { app: ratings } }
+  action: DENY
+  rules: [{ to: [{ operation: { paths: [/admin] } }] }]
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: { name: gate-vm, namespace: mesh-root }
+spec: { address: 127.0.0.3, labels: { app: gate } }
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: { name: ratings-vm, namespace: shop }
+spec: { address: 127.0.0.4, labels: { app: ratings } }
+`,
+      'authorizationpolicies',
+      (ap) => ap.includes('mesh-wide-ratings'),
+    );
+    const r = await analyze('-n', 'mesh-root');
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.equal(r.stdout, '');
+    assert.equal(r.stderr, '✔ No validation issues found when analyzing namespace: mesh-root.\n');
+    const assumed = await analyze('-n', 'mesh-root', '--root-namespace', 'istio-system');
+    assert.match(assumed.stdout, /^Warning \[IST0127\] \(AuthorizationPolicy mesh-root\/mesh-wide-ratings\) spec\.selector\.matchLabels: No matching workloads for this resource with the following labels: app=ratings/m);
+  });
 });
 
 describe('rig analyze on rig up (found from --state-dir)', () => {
@@ -208,7 +252,8 @@ describe('rig analyze on rig up (found from --state-dir)', () => {
   it("the task analyzes clean on the mesh, where the files alone miss the egress gateway's Service", async () => {
     const live = await mesh.rig(['analyze']);
     assert.equal(live.code, 0, live.stdout + live.stderr);
-    assert.equal(live.stdout, '✔ No validation issues found when analyzing namespace: default.\n');
+    assert.equal(live.stdout, '');
+    assert.equal(live.stderr, '✔ No validation issues found when analyzing namespace: default.\n');
     const alone = await mesh.rig(['analyze', '-f', ...task, '--use-live=false']);
     assert.equal(alone.code, 79, alone.stdout + alone.stderr);
     assert.match(alone.stdout, /Error \[IST0101\] \(VirtualService default\/direct-cnn-through-egress-gateway .*Referenced host not found: "istio-egressgateway\.istio-system\.svc\.cluster\.local"/);
@@ -258,7 +303,8 @@ describe('rig analyze with no mesh running', () => {
     fs.writeFileSync(file, `${SERVICE}---\n${virtualService('reviews')}`);
     const r = await runRig(['analyze', '--state-dir', path.join(dir, 'state'), '-f', file]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.equal(r.stdout, `✔ No validation issues found when analyzing ${file}.\n`);
+    assert.equal(r.stdout, '');
+    assert.equal(r.stderr, `✔ No validation issues found when analyzing ${file}.\n`);
   });
 
   it('--controlplane that does not answer is an error, also with -f', async () => {

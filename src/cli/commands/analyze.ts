@@ -25,7 +25,7 @@ interface Options {
   output: string;
   failureThreshold: string;
   outputThreshold: string;
-  rootNamespace: string;
+  rootNamespace?: string;
 }
 
 export const ANALYZE_FAILURE_EXIT = 79;
@@ -40,7 +40,7 @@ export function define(cmd: Command): void {
     .option('-o, --output <format>', 'text, json or yaml', 'text')
     .option('--failure-threshold <level>', 'lowest level that fails the run: Info, Warning or Error', 'Error')
     .option('--output-threshold <level>', 'lowest level printed: Info, Warning or Error', 'Info')
-    .option('--root-namespace <ns>', "Istio's root namespace (mesh-wide policies)", 'istio-system')
+    .option('--root-namespace <ns>', "Istio's root namespace (mesh-wide policies); default: the running mesh's (its mesh config rootNamespace), else istio-system")
     .action(async (opts: Options) => {
       const failAt = level(opts.failureThreshold, '--failure-threshold');
       const showAt = level(opts.outputThreshold, '--output-threshold');
@@ -52,7 +52,7 @@ export function define(cmd: Command): void {
       const live = useLive ? await liveConfig(opts, files.length > 0) : undefined;
       const { overlay } = await import('../live-config.ts');
       const resources = live ? overlay(live.resources, loaded.resources) : loaded.resources;
-      let messages = [...loaded.diagnostics.filter((d) => d.code !== SKIPPED_KIND), ...analyze(resources, { rootNamespace: opts.rootNamespace, workloads: live?.workloads }), ...gatewayApiStatus(resources)];
+      let messages = [...loaded.diagnostics.filter((d) => d.code !== SKIPPED_KIND), ...analyze(resources, { rootNamespace: opts.rootNamespace ?? live?.rootNamespace ?? 'istio-system', workloads: live?.workloads }), ...gatewayApiStatus(resources)];
       // istioctl on a cluster reports on the namespace analyzed (-n, default) or on all of them (-A).
       if (live && !opts.allNamespaces) messages = inNamespace(messages, resources, opts.namespace);
       messages.sort(bySeverityThenPlace);
@@ -60,12 +60,13 @@ export function define(cmd: Command): void {
       const target = files.length ? files.join(', ') : opts.allNamespaces ? 'all namespaces' : `namespace: ${opts.namespace}`;
       const shown = messages.filter((m) => rank(m.severity) >= rank(showAt));
       if (opts.output === 'text') {
-        if (shown.length === 0) process.stdout.write(`✔ No validation issues found when analyzing ${target}.\n`);
         for (const m of shown) process.stdout.write(textLine(m) + '\n');
       } else {
         const records = shown.map(record);
         process.stdout.write(opts.output === 'json' ? JSON.stringify(records, null, 2) + '\n' : stringify(records));
       }
+      // As istioctl: the summary is no finding, so it goes to stderr (stdout stays the findings), in every format.
+      if (shown.length === 0) process.stderr.write(`✔ No validation issues found when analyzing ${target}.\n`);
       if (messages.some((m) => rank(m.severity) >= rank(failAt))) {
         if (opts.output === 'text') process.stderr.write(`Error: Analyzers found issues when analyzing ${target}.\nSee https://istio.io/latest/docs/reference/config/analysis for more information about causes and resolutions.\n`);
         process.exitCode = ANALYZE_FAILURE_EXIT;

@@ -27,6 +27,22 @@ export async function getJson(base: string, path: string): Promise<unknown> {
   return parsed;
 }
 
+/**
+ * Istio's root namespace (mesh-wide policies) as the running control plane has it in its mesh
+ * config (/debug/mesh, as istiod serves it); istio-system, with a note on stderr, from a control
+ * plane too old to serve it.
+ */
+export async function rootNamespace(base: string): Promise<string> {
+  try {
+    const mesh = (await getJson(base, 'debug/mesh')) as { rootNamespace?: unknown };
+    if (typeof mesh.rootNamespace === 'string' && mesh.rootNamespace) return mesh.rootNamespace;
+  } catch (err) {
+    if (!(err instanceof RigError && err.code === 'MESH_ERR_NOT_FOUND')) throw err;
+  }
+  process.stderr.write(`the control plane at ${base} does not say its root namespace (no /debug/mesh); assuming istio-system\n`);
+  return 'istio-system';
+}
+
 export async function syncz(base: string): Promise<EnvoyJson[]> {
   return (await getJson(base, 'debug/syncz')) as EnvoyJson[];
 }

@@ -1,6 +1,6 @@
 // The monitoring port (istiod's 15014): Prometheus /metrics, /ready, and debug endpoints like
 // istiod's (/debug/syncz, /debug/config_dump?proxyID=, /debug/adsz, /debug/registryz,
-// /debug/endpointz, /debug/configz, /debug/push_status) that `rig proxy-status` and
+// /debug/endpointz, /debug/configz, /debug/mesh, /debug/push_status) that `rig proxy-status` and
 // `rig proxy-config` read.
 import http from 'node:http';
 import { describeResource, writtenKind } from '../../api/index.ts';
@@ -70,10 +70,12 @@ export function createDebugServer(o: DebugServerOptions): http.Server {
           const status = gatewayApiResourceStatus(d.push.resources, d.push.gatewayApiDiagnostics, [...d.connections.values()].map((c) => c.proxy), d.push);
           return json(res, 200, d.push.resources.map((r) => ({ ...r, kind: writtenKind(r.kind), ...(status.has(describeResource(r)) ? { status: status.get(describeResource(r)) } : {}) })));
         }
+        case '/debug/mesh':
+          return json(res, 200, d.push.mesh);
         case '/debug/push_status':
           return json(res, 200, { version: d.push.version, last: d.lastPush, proxies: d.connections.size, memory: process.memoryUsage() });
         default:
-          return json(res, 404, { error: `unknown path ${url.pathname}`, paths: ['/metrics', '/ready', '/version', '/debug/syncz', '/debug/adsz', '/debug/config_dump?proxyID=', '/debug/registryz', '/debug/endpointz', '/debug/configz', '/debug/push_status'] });
+          return json(res, 404, { error: `unknown path ${url.pathname}`, paths: ['/metrics', '/ready', '/version', '/debug/syncz', '/debug/adsz', '/debug/config_dump?proxyID=', '/debug/registryz', '/debug/endpointz', '/debug/configz', '/debug/mesh', '/debug/push_status'] });
       }
     })().catch((err: unknown) => json(res, 500, { error: String(err) }));
   });
