@@ -339,7 +339,7 @@ export class ProxyRuntime {
   /** In-flight HTTP requests across all connection managers. */
   activeRequests(): number {
     let n = 0;
-    for (const s of this.stats.all()) if (s.name.endsWith('.downstream_rq_active') || (s.name.startsWith('tcp.') && s.name.endsWith('.downstream_cx_active'))) n += s.value;
+    for (const s of this.stats.liveGauges()) if (s.name.endsWith('.downstream_rq_active') || (s.name.startsWith('tcp.') && s.name.endsWith('.downstream_cx_active'))) n += s.value;
     return n;
   }
 

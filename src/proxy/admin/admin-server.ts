@@ -62,8 +62,8 @@ export function createAdminHandler(o: AdminOptions): http.RequestListener {
       case '/config_dump':
         return send(res, 200, configDump(rt, o.bootstrap, { includeEds: q.has('include_eds'), resource: q.get('resource') ?? undefined }));
       case '/stats': {
-        let stats = rt.stats.all().filter((s) => !rt.stats.rejects(s.name));
-        let histograms = rt.stats.histograms().filter((h) => !rt.stats.rejects(h.name));
+        let stats = rt.stats.all();
+        let histograms = rt.stats.histograms();
         const f = q.get('filter');
         if (f) {
           let re: RegExp;

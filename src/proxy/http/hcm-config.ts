@@ -268,7 +268,8 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
   const s = proxy.stats;
   const stats: HcmStats = {
     rqTotal: s.counter(p + 'downstream_rq_total'),
-    rqActive: s.gauge(p + 'downstream_rq_active'),
+    // Read back by drain (ProxyRuntime.activeRequests): live even when the stats matcher rejects it.
+    rqActive: s.stateGauge(p + 'downstream_rq_active'),
     rqHttp1: s.counter(p + 'downstream_rq_http1_total'),
     rqHttp2: s.counter(p + 'downstream_rq_http2_total'),
     cxTotal: s.counter(p + 'downstream_cx_total'),

@@ -4,6 +4,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DEFAULT_BUCKETS, Histogram, Stats, SUPPORTED_QUANTILES } from './stats.ts';
 import { histogramSummary, statsJson, statsText } from '../admin/stats-output.ts';
+import { Issues, Reader } from '../config/reader.ts';
+import { readStatsConfig, type StatsConfig } from './stats-config.ts';
 
 const bucketOf = (v: number): number => {
   const h = new Histogram('h');
@@ -75,4 +77,60 @@ test('/stats text and JSON render histograms as Envoy', () => {
   assert.deepEqual(statsJson(stats.all(), []), { stats: [{ name: 'cluster.a.upstream_rq_total', value: 2 }] });
   stats.removePrefix('cluster.a.');
   assert.deepEqual(stats.histograms().map((h) => h.name), ['cluster.b.upstream_rq_time']);
+});
+
+const matcher = (stats_matcher: unknown): StatsConfig => {
+  const issues = new Issues();
+  const c = readStatsConfig(new Reader({ stats_matcher }, 'stats_config', issues))!;
+  assert.deepEqual(issues.errors, []);
+  return c;
+};
+
+test('stats_matcher: a rejected name is never created; its holder counts into a shared null stat that reads 0', () => {
+  const stats = new Stats();
+  stats.configure(matcher({ inclusion_list: { patterns: [{ prefix: 'cluster.a.' }] } }));
+  const kept = stats.counter('cluster.a.upstream_rq_total');
+  const c1 = stats.counter('cluster.b.upstream_rq_total');
+  const c2 = stats.counter('cluster.c.upstream_rq_total');
+  kept.value++;
+  c1.value++;
+  c2.value += 5;
+  assert.equal(kept.value, 1);
+  assert.equal(c1, c2, 'one null counter for every rejected name: nothing allocated per name');
+  assert.equal(c1.value, 0, 'writes are dropped (Envoy\'s NullCounterImpl)');
+  const g = stats.gauge('cluster.b.upstream_rq_active');
+  g.value = 3;
+  assert.equal(g.value, 0);
+  const h = stats.histogram('cluster.b.upstream_rq_time');
+  h.record(5);
+  assert.equal(h.count, 0);
+  assert.equal(stats.histogram('cluster.c.upstream_rq_time'), h);
+  assert.deepEqual(stats.all().map((s) => s.name), ['cluster.a.upstream_rq_total']);
+  assert.deepEqual(stats.histograms(), []);
+});
+
+test('stats_matcher: a stateGauge the proxy reads back stays live when rejected, listed nowhere but liveGauges()', () => {
+  const stats = new Stats();
+  stats.configure(matcher({ reject_all: true }));
+  const active = stats.stateGauge('http.in.downstream_rq_active');
+  active.value++;
+  assert.equal(active.value, 1);
+  assert.equal(stats.stateGauge('http.in.downstream_rq_active'), active, 'one per name, across config updates');
+  assert.deepEqual(stats.all(), []);
+  assert.deepEqual([...stats.liveGauges()].map((s) => `${s.name}=${s.value}`), ['http.in.downstream_rq_active=1']);
+  stats.removePrefix('http.in.');
+  assert.deepEqual([...stats.liveGauges()], []);
+});
+
+test('stats_matcher: stats made before configure() that it rejects are dropped; socket byte counters follow each name', () => {
+  const stats = new Stats();
+  stats.counter('runtime.load_success').value = 1;
+  stats.counter('server.live').value = 1;
+  stats.configure(matcher({ exclusion_list: { patterns: [{ prefix: 'runtime.' }, { suffix: '_tx_bytes_total' }, { prefix: 'cluster.none.' }] } }));
+  assert.deepEqual(stats.all().map((s) => s.name), ['server.live']);
+  stats.socketBytes('cluster.a.');
+  assert.deepEqual(stats.all().map((s) => s.name), ['cluster.a.upstream_cx_rx_bytes_total', 'server.live']);
+  const none = stats.socketBytes('cluster.none.');
+  assert.equal(stats.socketBytes('cluster.none.x.'), none, 'one shared object when both names are rejected');
+  assert.equal(none.rx.value + none.tx.value, 0);
 });

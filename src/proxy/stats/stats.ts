@@ -2,6 +2,11 @@
 // ("cluster.<name>.upstream_rq_time"). Components look each stat up once, when their config is
 // compiled, and bump the returned object on the request path (`c.value++`, `h.record(ms)`): no
 // string building or map lookup per request.
+//
+// stats_config.stats_matcher decides, once when a stat is looked up, whether it exists: a rejected
+// name gets a shared null stat (Envoy's NullCounterImpl/NullGaugeImpl: reads 0, writes dropped),
+// nothing is stored for it and no output lists it. The proxy's own logic therefore never reads a
+// stat's value back; a gauge it must read (active requests for drain) comes from stateGauge().
 
 import type { Socket } from 'node:net';
 import type { StatsConfig } from './stats-config.ts';
@@ -55,6 +60,29 @@ export class SocketBytes {
   }
 }
 
+/** A counter or gauge the stats matcher rejects: one shared object per kind, always 0. */
+function nullStat(kind: Stat['kind']): Stat {
+  return {
+    name: '',
+    kind,
+    get value() {
+      return 0;
+    },
+    set value(_v: number) {},
+  };
+}
+
+const NULL_COUNTER = nullStat('counter');
+const NULL_GAUGE = nullStat('gauge');
+
+/** Socket byte counters that are both rejected: tracks no socket. */
+class NullSocketBytes extends SocketBytes {
+  override opened(): void {}
+  override closed(): void {}
+}
+
+const NULL_SOCKET_BYTES = new NullSocketBytes('', '');
+
 /** Envoy's stats_flush_interval default: the length of a histogram's "interval". */
 export const DEFAULT_FLUSH_INTERVAL_MS = 5000;
 
@@ -62,24 +90,33 @@ export class Stats {
   private readonly byName = new Map<string, Stat>();
   private readonly histogramsByName = new Map<string, Histogram>();
   private readonly socketBytesByName = new Map<string, SocketBytes>();
+  /** stateGauge()s the stats matcher rejects: live for the proxy's logic, listed nowhere. */
+  private readonly hiddenStateGauges = new Map<string, Stat>();
   private flushTimer: NodeJS.Timeout | undefined;
   private flushIntervalMs = DEFAULT_FLUSH_INTERVAL_MS;
   private config: StatsConfig | undefined;
+  private rejected: (name: string) => boolean = () => false;
   private defaultTags: TagProducer | undefined;
 
-  /** The bootstrap's stats_config; before any histogram is created, for its buckets to apply. */
+  /**
+   * The bootstrap's stats_config, before the config that creates stats. Stats created before it
+   * (by the runtime itself) that its matcher rejects are dropped: they stop being listed, and
+   * their holders keep counting into objects nothing reads.
+   */
   configure(config: StatsConfig | undefined): void {
     this.config = config;
+    const rejects = config?.rejects;
+    this.rejected = rejects ?? (() => false);
+    if (!rejects) return;
+    for (const map of [this.byName, this.histogramsByName] as Map<string, unknown>[]) for (const k of map.keys()) if (rejects(k)) map.delete(k);
+    for (const [prefix, b] of this.socketBytesByName) {
+      if (rejects(b.rx.name) && rejects(b.tx.name)) this.socketBytesByName.delete(prefix);
+    }
   }
 
   /** How /stats/prometheus names stats: stats_config's tags, or Envoy's default tags. */
   get tags(): TagProducer {
     return this.config?.tags ?? (this.defaultTags ??= TagProducer.defaults());
-  }
-
-  /** Whether stats_config's stats_matcher keeps this stat out of the outputs (Envoy never creates it). */
-  rejects(name: string): boolean {
-    return this.config?.rejects?.(name) ?? false;
   }
 
   counter(name: string): Stat {
@@ -90,9 +127,21 @@ export class Stats {
     return this.get(name, 'gauge');
   }
 
+  /**
+   * A gauge the proxy's own logic reads (in-flight requests and connections, which drain waits
+   * for): a live object even when the stats matcher rejects the name, then listed nowhere.
+   */
+  stateGauge(name: string): Stat {
+    if (!this.rejected(name)) return this.get(name, 'gauge');
+    let s = this.hiddenStateGauges.get(name);
+    if (!s) this.hiddenStateGauges.set(name, (s = { name, kind: 'gauge', value: 0 }));
+    return s;
+  }
+
   histogram(name: string): Histogram {
     let h = this.histogramsByName.get(name);
     if (!h) {
+      if (this.rejected(name)) return NULL_HISTOGRAM;
       h = new Histogram(name, this.config?.buckets.find((b) => b.match.match(name))?.bounds);
       this.histogramsByName.set(name, h);
       if (!this.flushTimer) this.startFlushing();
@@ -104,10 +153,15 @@ export class Stats {
   socketBytes(prefix: string): SocketBytes {
     let b = this.socketBytesByName.get(prefix);
     if (!b) {
-      b = new SocketBytes(prefix + 'upstream_cx_rx_bytes_total', prefix + 'upstream_cx_tx_bytes_total');
+      const rx = prefix + 'upstream_cx_rx_bytes_total';
+      const tx = prefix + 'upstream_cx_tx_bytes_total';
+      const keepRx = !this.rejected(rx);
+      const keepTx = !this.rejected(tx);
+      if (!keepRx && !keepTx) return NULL_SOCKET_BYTES;
+      b = new SocketBytes(rx, tx);
       this.socketBytesByName.set(prefix, b);
-      this.byName.set(b.rx.name, b.rx);
-      this.byName.set(b.tx.name, b.tx);
+      if (keepRx) this.byName.set(rx, b.rx);
+      if (keepTx) this.byName.set(tx, b.tx);
     }
     return b;
   }
@@ -133,23 +187,30 @@ export class Stats {
   private get(name: string, kind: Stat['kind']): Stat {
     let s = this.byName.get(name);
     if (!s) {
+      if (this.rejected(name)) return kind === 'counter' ? NULL_COUNTER : NULL_GAUGE;
       s = { name, kind, value: 0 };
       this.byName.set(name, s);
     }
     return s;
   }
 
-  /** All stats sorted by name (admin /stats). */
+  /** All stats sorted by name (admin /stats): only those the stats matcher accepted exist. */
   all(): Stat[] {
     return [...this.byName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /** Every gauge, with the stateGauge()s the matcher keeps out of the outputs (what drain sums). */
+  *liveGauges(): Iterable<Stat> {
+    for (const s of this.byName.values()) if (s.kind === 'gauge') yield s;
+    yield* this.hiddenStateGauges.values();
   }
 
   /** Removes stats under a prefix (a cluster or listener that went away). */
   removePrefix(prefix: string): void {
     (this.config?.tags ?? this.defaultTags)?.forgetPrefix(prefix);
-    for (const k of this.byName.keys()) if (k.startsWith(prefix)) this.byName.delete(k);
-    for (const k of this.histogramsByName.keys()) if (k.startsWith(prefix)) this.histogramsByName.delete(k);
-    for (const k of this.socketBytesByName.keys()) if (k.startsWith(prefix)) this.socketBytesByName.delete(k);
+    for (const map of [this.byName, this.histogramsByName, this.socketBytesByName, this.hiddenStateGauges] as Map<string, unknown>[]) {
+      for (const k of map.keys()) if (k.startsWith(prefix)) map.delete(k);
+    }
   }
 }
 
@@ -256,6 +317,13 @@ export class Histogram {
     return qs.map((q) => (counts ? quantile(this.bounds, counts, this.intervalCount, q / 100, 0, Infinity) : NaN));
   }
 }
+
+/** The histogram of every name the stats matcher rejects: records nothing. */
+class NullHistogram extends Histogram {
+  override record(): void {}
+}
+
+const NULL_HISTOGRAM: Histogram = new NullHistogram('');
 
 /**
  * The q-quantile, interpolated linearly inside its bucket, the bucket's range narrowed to the

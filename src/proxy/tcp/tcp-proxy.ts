@@ -291,7 +291,7 @@ export const tcpProxyFactory: NetworkFilterFactory = {
         hashSourceIp,
         accessLogs,
         cxTotal: s.counter(p + 'downstream_cx_total'),
-        cxActive: s.gauge(p + 'downstream_cx_active'),
+        cxActive: s.stateGauge(p + 'downstream_cx_active'), // drain waits for it, matched or not
         cxNoRoute: s.counter(p + 'downstream_cx_no_route'),
         maxDurationReached: s.counter(p + 'max_downstream_connection_duration'),
       },

@@ -31,7 +31,6 @@ function sanitize(name: string): string {
 export function envoyStatsText(stats: Stats): string {
   const groups = new Map<string, { kind: string; lines: string[] }>();
   for (const s of stats.all()) {
-    if (stats.rejects(s.name)) continue;
     const p = promName(stats, s.name);
     let g = groups.get(p.name);
     if (!g) groups.set(p.name, (g = { kind: s.kind, lines: [] }));
@@ -46,7 +45,6 @@ export function envoyStatsText(stats: Stats): string {
 function envoyHistogramsText(stats: Stats): string {
   const groups = new Map<string, string>();
   for (const h of stats.histograms()) {
-    if (stats.rejects(h.name)) continue;
     const p = promName(stats, h.name);
     const tags = p.labels ? p.labels.slice(1, -1) + ',' : '';
     let lines = '';

@@ -115,6 +115,9 @@ export class Cluster implements ClusterHandle {
   /** Hosts discovered and not yet resolved (EDS cluster before its first assignment, DNS pending). */
   initialized = false;
   private hostList: UpstreamHost[] = [];
+  /** Hosts, and those without a health flag, for the health check filter's cluster_min_healthy_percentages (the membership gauges may be rejected by the stats matcher). */
+  membershipTotal = 0;
+  membershipHealthy = 0;
   private byKey = new Map<string, UpstreamHost>();
   private balancer: LoadBalancer;
   private readonly pools = new Map<string, UpstreamPool>();
@@ -245,10 +248,10 @@ export class Cluster implements ClusterHandle {
 
   healthChanged(): void {
     this.balancer = createLoadBalancer(this.config.lbPolicy, this.hostList, this.config.raw, { loadAssignment: this.loadAssignment, runtime: this.runtime });
-    this.s.membershipTotal.value = this.hostList.length;
+    this.s.membershipTotal.value = this.membershipTotal = this.hostList.length;
     let healthy = 0;
     for (const h of this.hostList) if (h.healthFlags === 0) healthy++;
-    this.s.membershipHealthy.value = healthy;
+    this.s.membershipHealthy.value = this.membershipHealthy = healthy;
   }
 
   pick(ctx: LoadBalancerContext | undefined): UpstreamHost | undefined {
@@ -267,7 +270,7 @@ export class Cluster implements ClusterHandle {
       h = new UpstreamHost({ address, port, weight: 1, locality: {}, priority: 0, metadata: {}, healthFlags: 0 });
       this.byKey.set(key, h);
       this.hostList = [...this.hostList, h];
-      this.s.membershipTotal.value = this.hostList.length;
+      this.s.membershipTotal.value = this.membershipTotal = this.hostList.length;
     }
     return h;
   }

@@ -174,6 +174,8 @@ export class OutlierDetector extends EventEmitter<OutlierDetectorEvents> {
   readonly #now: () => number;
   readonly #random: () => number;
   readonly #active: { value: number };
+  /** Hosts ejected now (max_ejection_percent); #active shows it unless the stats matcher rejects it. */
+  #ejected = 0;
   #timer: NodeJS.Timeout | undefined;
   /** The last interval's external-origin success rate statistics (−1 when not computed), for /clusters. */
   lastSuccessRate = { average: -1, threshold: -1 };
@@ -204,7 +206,7 @@ export class OutlierDetector extends EventEmitter<OutlierDetectorEvents> {
     const keep = new Set(hosts);
     for (const [h, m] of this.#monitors) {
       if (keep.has(h)) continue;
-      if (m.ejectedAt !== undefined) this.#active.value--;
+      if (m.ejectedAt !== undefined) this.#active.value = --this.#ejected;
       this.#monitors.delete(h);
     }
     for (const h of hosts) {
@@ -215,14 +217,14 @@ export class OutlierDetector extends EventEmitter<OutlierDetectorEvents> {
         m.ejections = 1;
         m.ejectedAt = this.#now();
         m.ejectedForMs = this.config.baseEjectionTimeMs;
-        this.#active.value++;
+        this.#active.value = ++this.#ejected;
       }
       this.#monitors.set(h, m);
     }
   }
 
   get ejectedCount(): number {
-    return this.#active.value;
+    return this.#ejected;
   }
 
   isEjected(host: Host): boolean {
@@ -282,8 +284,8 @@ export class OutlierDetector extends EventEmitter<OutlierDetectorEvents> {
   #eject(host: Host, m: HostMonitor, type: EjectionType): void {
     if (m.ejectedAt !== undefined) return;
     const c = this.config;
-    const ejectedPercent = (100 * this.#active.value) / this.#monitors.size;
-    if (!(ejectedPercent < c.maxEjectionPercent || (c.alwaysEjectOneHost && this.#active.value === 0))) {
+    const ejectedPercent = (100 * this.#ejected) / this.#monitors.size;
+    if (!(ejectedPercent < c.maxEjectionPercent || (c.alwaysEjectOneHost && this.#ejected === 0))) {
       this.#stats.counter(`${this.#prefix}ejections_overflow`).value++;
       return;
     }
@@ -292,7 +294,7 @@ export class OutlierDetector extends EventEmitter<OutlierDetectorEvents> {
     if (this.#random() * 100 >= this.#enforcing(type)) return;
     this.#stats.counter(`${this.#prefix}ejections_enforced_total`).value++;
     this.#stats.counter(`${this.#prefix}ejections_enforced_${type}`).value++;
-    this.#active.value++;
+    this.#active.value = ++this.#ejected;
     m.ejections++;
     m.ejectedAt = this.#now();
     const cap = Math.max(c.maxEjectionTimeMs, c.baseEjectionTimeMs);
@@ -306,7 +308,7 @@ export class OutlierDetector extends EventEmitter<OutlierDetectorEvents> {
     m.consecutive5xx = 0;
     m.consecutiveGateway = 0;
     m.consecutiveLocal = 0;
-    this.#active.value--;
+    this.#active.value = --this.#ejected;
     host.healthFlags &= ~HealthFlag.FailedOutlierCheck;
     this.emit('change', host, false);
   }

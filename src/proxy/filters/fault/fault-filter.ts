@@ -219,7 +219,8 @@ export const faultFilterFactory: HttpFilterFactory<FaultFilterConfig, FaultSetti
       delays: ctx.stats.counter(`${prefix}delays_injected`),
       aborts: ctx.stats.counter(`${prefix}aborts_injected`),
       overflow: ctx.stats.counter(`${prefix}faults_overflow`),
-      active: ctx.stats.gauge(`${prefix}active_faults`),
+      // Read back for max_active_faults: live even when the stats matcher rejects it.
+      active: ctx.stats.stateGauge(`${prefix}active_faults`),
     };
     return { name: ctx.name, settings, stats, root: ctx.stats, prefix, runtime: ctx.runtime };
   },

@@ -62,12 +62,12 @@ function clustersVerdict(c: HealthCheckConfig): string | undefined {
   for (const [name, min] of c.minHealthy) {
     const cluster = c.clusters.get(name);
     if (!cluster) return 'health_check_no_cluster_found';
-    const total = cluster.s.membershipTotal.value;
+    const total = cluster.membershipTotal;
     if (total === 0) {
       if (min === 0) continue;
       return 'health_check_failed_cluster_empty';
     }
-    if (100 * cluster.s.membershipHealthy.value < total * min) return 'health_check_failed_cluster_unhealthy';
+    if (100 * cluster.membershipHealthy < total * min) return 'health_check_failed_cluster_unhealthy';
   }
   return undefined;
 }
