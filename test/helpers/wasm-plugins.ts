@@ -344,3 +344,77 @@ export const queuePlugin: PluginSource = {
         (drop (call $proxy_increment_metric (global.get $metric) (i64.const 1)))
         (br $next))))`,
 };
+
+/**
+ * Waiting on the response side. On response headers: with x-deny-now a 403 local response replaces
+ * the upstream's; else it calls cluster "authz" and pauses (the head and, while the call is out,
+ * the body); the call's callback adds x-authz-status to the held head and continues the response
+ * (proxy_continue_stream(Response)), or with x-deny-later on the upstream's head answers 401.
+ */
+export const responseWaitPlugin: PluginSource = {
+  strings: {
+    denyNow: 'x-deny-now',
+    denyLater: 'x-deny-later',
+    cluster: 'authz',
+    call: pairs([[':method', 'GET'], [':path', '/check'], [':authority', 'authz.local']]),
+    status: ':status',
+    hstatus: 'x-authz-status',
+    details: 'wasm_response_denied',
+    bodyNow: 'denied on response headers',
+    bodyLater: 'denied after the call',
+    replaced: pairs([['x-wasm-replaced', 'yes']]),
+  },
+  imports: ['proxy_get_header_map_value', 'proxy_add_header_map_value', 'proxy_send_local_response', 'proxy_http_call', 'proxy_continue_stream'],
+  body: `
+  (global $waiting (mut i32) (i32.const 0))
+  (global $deny (mut i32) (i32.const 0))
+  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32)
+    (if (i32.eqz (call $proxy_get_header_map_value (i32.const 2) (i32.const $denyNow$) (i32.const #denyNow#) (i32.const 16) (i32.const 20)))
+      (then
+        (drop (call $proxy_send_local_response (i32.const 403) (i32.const $details$) (i32.const #details#) (i32.const $bodyNow$) (i32.const #bodyNow#) (i32.const $replaced$) (i32.const #replaced#) (i32.const -1)))
+        (return (i32.const 1))))
+    (global.set $deny (i32.eqz (call $proxy_get_header_map_value (i32.const 2) (i32.const $denyLater$) (i32.const #denyLater#) (i32.const 16) (i32.const 20))))
+    (if (call $proxy_http_call (i32.const $cluster$) (i32.const #cluster#) (i32.const $call$) (i32.const #call#) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 5000) (i32.const 24))
+      (then (return (i32.const 0))))
+    (global.set $waiting (i32.const 1))
+    (i32.const 1))
+  (func (export "proxy_on_response_body") (param i32 i32 i32) (result i32)
+    (global.get $waiting))
+  (func (export "proxy_on_http_call_response") (param i32 i32 i32 i32 i32)
+    (global.set $waiting (i32.const 0))
+    (if (global.get $deny)
+      (then
+        (drop (call $proxy_send_local_response (i32.const 401) (i32.const $details$) (i32.const #details#) (i32.const $bodyLater$) (i32.const #bodyLater#) (i32.const $replaced$) (i32.const #replaced#) (i32.const -1)))
+        (return)))
+    (if (i32.eqz (call $proxy_get_header_map_value (i32.const 6) (i32.const $status$) (i32.const #status#) (i32.const 16) (i32.const 20)))
+      (then (drop (call $proxy_add_header_map_value (i32.const 2) (i32.const $hstatus$) (i32.const #hstatus#) (i32.load (i32.const 16)) (i32.load (i32.const 20))))))
+    (drop (call $proxy_continue_stream (i32.const 1))))`,
+};
+
+/**
+ * Request trailers: copies x-checksum to x-wasm-checksum and replaces it with "by-wasm", then pauses
+ * on an HTTP call to cluster "authz"; its callback adds x-wasm-called: yes and continues the request.
+ */
+export const requestTrailersPlugin: PluginSource = {
+  strings: {
+    ck: 'x-checksum',
+    wck: 'x-wasm-checksum',
+    byWasm: 'by-wasm',
+    called: 'x-wasm-called',
+    yes: 'yes',
+    cluster: 'authz',
+    call: pairs([[':method', 'GET'], [':path', '/check'], [':authority', 'authz.local']]),
+  },
+  imports: ['proxy_get_header_map_value', 'proxy_add_header_map_value', 'proxy_replace_header_map_value', 'proxy_http_call', 'proxy_continue_stream'],
+  body: `
+  (func (export "proxy_on_request_trailers") (param i32 i32) (result i32)
+    (if (i32.eqz (call $proxy_get_header_map_value (i32.const 1) (i32.const $ck$) (i32.const #ck#) (i32.const 16) (i32.const 20)))
+      (then (drop (call $proxy_add_header_map_value (i32.const 1) (i32.const $wck$) (i32.const #wck#) (i32.load (i32.const 16)) (i32.load (i32.const 20))))))
+    (drop (call $proxy_replace_header_map_value (i32.const 1) (i32.const $ck$) (i32.const #ck#) (i32.const $byWasm$) (i32.const #byWasm#)))
+    (if (call $proxy_http_call (i32.const $cluster$) (i32.const #cluster#) (i32.const $call$) (i32.const #call#) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 5000) (i32.const 24))
+      (then (return (i32.const 0))))
+    (i32.const 1))
+  (func (export "proxy_on_http_call_response") (param i32 i32 i32 i32 i32)
+    (drop (call $proxy_add_header_map_value (i32.const 1) (i32.const $called$) (i32.const #called#) (i32.const $yes$) (i32.const #yes#)))
+    (drop (call $proxy_continue_stream (i32.const 0))))`,
+};

@@ -128,15 +128,18 @@ export interface StreamCallbacks {
   recodeRequestBody(c: BodyCodec): void;
   /** From encodeHeaders: the response body goes through `c`, after the codecs installed before. */
   recodeResponseBody(c: BodyCodec): void;
+  /** The request's trailers once its body has ended (an HTTP/2 request with a body, a chunked HTTP/1.1 one with enable_trailers); undefined when none. Changes to them go upstream. */
+  requestTrailers(): HeaderMap | undefined;
 }
 
 /** Recodes a body as it streams (cb.recodeRequestBody / recodeResponseBody). */
 export interface BodyCodec {
   /**
    * The stream a streamed body goes through; made once per body, its output in order, never an
-   * error. A synchronous rewrite is a RewriteStream (rewrite-stream.ts).
+   * error. A synchronous rewrite is a RewriteStream (rewrite-stream.ts). A response codec's stream
+   * gets the body's BodyEnd: its trailers are set there before the stream's input ends.
    */
-  stream(): Transform;
+  stream(end?: BodyEnd): Transform;
   /** The same recoding of a body known whole (a request body read already, a local reply: end() is not called, no trailers); never throws. */
   whole(body: Buffer): Buffer;
   /** Response: the head is sent once the whole body went through the codecs (end() may still change it). */

@@ -1132,6 +1132,10 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     this.source = to;
   }
 
+  requestTrailers(): HeaderMap | undefined {
+    return this.trailerSource?.trailers as HeaderMap | undefined;
+  }
+
   recodeResponseBody(c: BodyCodec): void {
     (this.resCodecs ??= []).push(c);
     if (c.holdHead) this.heldBody ??= [];
@@ -1173,19 +1177,31 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
       // Invalid header from upstream or a filter: Envoy answers 502 (UPE).
       this.streamInfo.responseFlags |= ResponseFlag.UpstreamProtocolError;
       this.conn.ctx.log.debug({ err: (e as Error).message }, 'invalid response head');
-      this.responseStarted = false;
-      this.heldBody = this.resCodecs = undefined;
-      this.recoded?.destroy();
-      this.recoded = undefined;
-      this.attempt?.cancel();
+      this.dropResponse();
       // Headers already out (or the 502 itself failed): the stream can only be reset.
       if (this.res.headersSent || this.streamInfo.responseCodeDetails === 'upstream_protocol_error') this.resetDownstream();
       else this.respondLocally(502, { 'content-type': 'text/plain' }, 'upstream sent an invalid response', 0, 'upstream_protocol_error');
     }
   }
 
+  /** The response (head held or invalid, not sent) is dropped with its codecs; the upstream attempt still sending it is cancelled. */
+  private dropResponse(): void {
+    this.responseStarted = false;
+    this.heldBody = this.resCodecs = undefined;
+    this.recoded?.destroy();
+    this.recoded = undefined;
+    this.attempt?.cancel();
+  }
+
   sendLocalReply(reply: LocalReply): void {
     if (this.done) return;
+    if (this.responseStarted && this.heldBody !== undefined && !this.res.headersSent) {
+      // A codec still holds the head (nothing sent): the reply replaces the response, as Envoy's
+      // sendDirectLocalReply; once the head went out the stream can only be reset.
+      const a = this.attempt;
+      if (a) this.endAttempt(a, UpstreamOutcome.Success, this.resHead?.status ?? 0);
+      this.dropResponse();
+    }
     if (this.responseStarted) {
       this.streamInfo.responseFlags |= reply.flags ?? 0;
       this.resetDownstream();

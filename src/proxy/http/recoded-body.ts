@@ -28,7 +28,7 @@ export class RecodedBody {
 
   constructor(codecs: readonly BodyCodec[], owner: RecodedBodyOwner) {
     this.owner = owner;
-    const streams = (this.streams = codecs.map((c) => c.stream()));
+    const streams = (this.streams = codecs.map((c) => c.stream(this.ending)));
     for (let i = 0; i + 1 < streams.length; i++) {
       const s = streams[i];
       const next = streams[i + 1];

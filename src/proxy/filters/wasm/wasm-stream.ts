@@ -1,15 +1,17 @@
 // One stream through envoy.filters.http.wasm: the plugin's HTTP context. Request and response
-// headers go to proxy_on_request_headers / proxy_on_response_headers; bodies stream through
-// proxy_on_*_body (a codec per body, only when the module has the callback), a paused chunk is
-// buffered with the next ones until the plugin continues or the body ends (StopIterationAndBuffer);
-// response trailers go to proxy_on_response_trailers at the body's end. A pause on request headers
-// holds the stream until proxy_continue_stream (e.g. from an HTTP call's callback). When the VM
-// fails (a trap), fail_open lets the stream go on without the plugin, else it is answered 503.
-import { FilterStatus, type BodyCodec, type BodyEnd, type HttpFilter, type LocalReply, type RequestHead, type ResponseHead, type StreamCallbacks, type HeaderMap } from '../filter.ts';
-import { RewriteStream } from '../rewrite-stream.ts';
+// headers go to proxy_on_request_headers / proxy_on_response_headers; bodies and trailers through
+// proxy_on_*_body / proxy_on_*_trailers (wasm-body.ts, a codec per body, only when the module has
+// the callbacks or paused the response head). A pause on request headers holds the request until
+// proxy_continue_stream(Request) (e.g. from an HTTP call's callback); a pause on response headers
+// holds the head (sent at the body's end) and the body's end until proxy_continue_stream(Response)
+// or a body callback that continues. proxy_send_local_response on the response side replaces the
+// response while its head is held (Envoy's sendDirectLocalReply), else resets the stream. When the
+// VM fails (a trap), fail_open lets the stream go on without the plugin, else it is answered 503.
+import { FilterStatus, type HttpFilter, type LocalReply, type RequestHead, type ResponseHead, type StreamCallbacks, type HeaderMap } from '../filter.ts';
 import { Action, BufferType, MapType, StreamType, WasmResult } from './wasm-abi.ts';
 import type { WasmFilterConfig } from './wasm-config.ts';
 import { MapAccess, RequestHeadAccess, ResponseHeadAccess, type HeaderAccess } from './wasm-headers.ts';
+import { PluginBody, type BodyOwner } from './wasm-body.ts';
 import type { WasmPlugin } from './wasm-plugin.ts';
 import { pluginProperty, setStreamProperty, streamProperty, type StreamProps } from './wasm-properties.ts';
 import type { CallResponse, HostContext } from './wasm-vm.ts';
@@ -17,60 +19,7 @@ import type { CallResponse, HostContext } from './wasm-vm.ts';
 const EMPTY = Buffer.alloc(0);
 const FAIL_CLOSED: LocalReply = { status: 503, details: 'wasm_fail_stream' };
 
-/** A body streamed through the plugin's body callback. */
-class BodyThroughPlugin implements BodyCodec {
-  private readonly s: WasmStream;
-  private readonly request: boolean;
-  readonly holdHead: boolean;
-  /** Chunks the plugin paused on (StopIterationAndBuffer), handed to it again with the next one. */
-  private pending: Buffer | undefined;
-
-  constructor(s: WasmStream, request: boolean, holdHead: boolean) {
-    this.s = s;
-    this.request = request;
-    this.holdHead = holdHead;
-  }
-
-  stream(): RewriteStream {
-    return new RewriteStream(this);
-  }
-
-  rewrite(chunk: Buffer): Buffer {
-    const buf = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
-    const out = this.s.body(this.request, buf, false);
-    if (out === undefined) {
-      this.pending = buf;
-      return EMPTY;
-    }
-    this.pending = undefined;
-    return out;
-  }
-
-  /** The stream's end: a request body's last call; a response body ends in end() (with its trailers). */
-  finish(): Buffer {
-    return this.request ? this.last(false) : EMPTY;
-  }
-
-  whole(body: Buffer): Buffer {
-    this.pending = body;
-    return this.last(false);
-  }
-
-  end(e: BodyEnd): Buffer {
-    return this.last(e.trailers !== undefined, e.trailers);
-  }
-
-  /** The body's end: its last call with end_of_stream (skipped when trailers follow and nothing is left), then the trailers. */
-  private last(trailersFollow: boolean, trailers?: HeaderMap): Buffer {
-    const buf = this.pending ?? EMPTY;
-    this.pending = undefined;
-    const out = trailersFollow && !buf.length ? buf : (this.s.body(this.request, buf, !trailersFollow) ?? buf);
-    if (trailers) this.s.responseTrailersArrived(trailers);
-    return out;
-  }
-}
-
-export class WasmStream implements HttpFilter, HostContext, StreamProps {
+export class WasmStream implements HttpFilter, HostContext, StreamProps, BodyOwner {
   id = 0;
   private readonly c: WasmFilterConfig;
   private readonly plugin: WasmPlugin;
@@ -79,14 +28,19 @@ export class WasmStream implements HttpFilter, HostContext, StreamProps {
   private reqAccess: RequestHeadAccess | undefined;
   response: ResponseHead | undefined;
   private resAccess: ResponseHeadAccess | undefined;
-  responseTrailers: HeaderMap | undefined;
+  private reqTrailerAccess: MapAccess | undefined;
   private resTrailerAccess: MapAccess | undefined;
+  private reqBody: PluginBody | undefined;
+  private resBody: PluginBody | undefined;
   /** The body data the running body callback sees (and may replace). */
   private bodyNow: Buffer | undefined;
   private bodyIsRequest = true;
 
   private inCallback = false;
+  /** proxy_continue_stream(Request) / (Response) was called and not yet acted on. */
   private continueAsked = false;
+  private continueResponseAsked = false;
+  /** The request is paused on its headers. */
   private paused = false;
   private reply: LocalReply | undefined;
   /** The plugin no longer runs for this stream: it failed, or answered it. */
@@ -104,6 +58,10 @@ export class WasmStream implements HttpFilter, HostContext, StreamProps {
 
   get info() {
     return this.cb.streamInfo;
+  }
+
+  get responseTrailers(): HeaderMap | undefined {
+    return this.resTrailerAccess?.m;
   }
 
   get connection() {
@@ -138,7 +96,8 @@ export class WasmStream implements HttpFilter, HostContext, StreamProps {
     const a = this.invoke('proxy_on_request_headers', h.count(), endStream ? 1 : 0);
     if (a === undefined) return this.failRequest();
     if (this.reply) return this.sendReply();
-    if (!endStream && this.plugin.vm.has('proxy_on_request_body')) this.cb.recodeRequestBody(new BodyThroughPlugin(this, true, false));
+    const vm = this.plugin.vm;
+    if (!endStream && (vm.has('proxy_on_request_body') || vm.has('proxy_on_request_trailers'))) this.cb.recodeRequestBody((this.reqBody = new PluginBody(this, true, false)));
     if (a !== Action.Continue && !this.continueAsked) {
       this.paused = true;
       return FilterStatus.StopIteration;
@@ -180,25 +139,72 @@ export class WasmStream implements HttpFilter, HostContext, StreamProps {
   }
 
   private settleNow(): void {
-    if (this.off) return;
-    if (this.plugin.vm.failed) {
-      this.off = true;
-      if (!this.paused) return;
-      this.paused = false;
-      if (this.c.failOpen) this.cb.continueDecoding();
-      else this.cb.sendLocalReply(FAIL_CLOSED);
-      return;
-    }
     if (this.reply) {
       this.sendReply();
       return;
     }
-    if (this.paused && this.continueAsked) {
-      this.paused = false;
+    if (this.off) return;
+    if (this.plugin.vm.failed) {
+      this.off = true;
+      const waits = this.paused || this.reqBody?.waits || this.resBody?.waits;
+      if (!waits) return;
+      if (this.c.failOpen) {
+        this.resumeRequest();
+        this.resBody?.goOn();
+      } else if (this.response) this.respondOnResponse(FAIL_CLOSED);
+      else this.cb.sendLocalReply(FAIL_CLOSED);
+      return;
+    }
+    if (this.continueAsked) {
       this.continueAsked = false;
+      this.resumeRequest();
+    }
+    if (this.continueResponseAsked) {
+      this.continueResponseAsked = false;
+      this.resBody?.goOn();
+    }
+  }
+
+  /** The request goes on: its paused headers, then what its body held back. */
+  private resumeRequest(): void {
+    if (this.paused) {
+      this.paused = false;
       this.requestHeadersDone();
       this.cb.continueDecoding();
     }
+    this.reqBody?.goOn();
+  }
+
+  /**
+   * A local reply (or failing closed) once the response began: the response body stops here and
+   * the reply goes out after this callback, replacing the response if its head is still held.
+   */
+  private respondOnResponse(reply: LocalReply): void {
+    this.reply = reply;
+    this.resBody?.drop();
+    queueMicrotask(() => this.settle());
+  }
+
+  /** Whether the running callback continues the stream: Continue, or proxy_continue_stream during it. */
+  private continues(request: boolean, a: number): boolean {
+    const asked = request ? this.continueAsked : this.continueResponseAsked;
+    if (request) this.continueAsked = false;
+    else this.continueResponseAsked = false;
+    return a === Action.Continue || asked;
+  }
+
+  /** After a body or trailers callback failed (a trap): the stream goes on (fail_open) or fails closed. */
+  private failBody(request: boolean): void {
+    this.off = true;
+    if (this.c.failOpen) return;
+    if (request) this.cb.sendLocalReply(FAIL_CLOSED);
+    else this.respondOnResponse(FAIL_CLOSED);
+  }
+
+  /** A reply asked for in a body or trailers callback. */
+  private replyFromBody(request: boolean): void {
+    if (request) this.sendReply();
+    else this.respondOnResponse(this.reply!);
   }
 
   /** A body chunk through the plugin: what to send on, undefined to buffer it (the plugin paused). */
@@ -210,50 +216,64 @@ export class WasmStream implements HttpFilter, HostContext, StreamProps {
     const out = this.bodyNow;
     this.bodyNow = undefined;
     if (a === undefined) {
-      this.off = true;
-      if (!this.c.failOpen) this.cb.sendLocalReply(FAIL_CLOSED);
+      this.failBody(request);
       return buf;
     }
     if (this.reply) {
-      this.sendReply();
+      this.replyFromBody(request);
       return EMPTY;
     }
-    return a === Action.Continue || end ? out : undefined;
+    return this.continues(request, a) ? out : undefined;
+  }
+
+  /** Trailers through the plugin at the body's end: false when it paused. */
+  trailers(request: boolean, trailers: HeaderMap): boolean {
+    const access = new MapAccess(trailers);
+    if (request) this.reqTrailerAccess = access;
+    else this.resTrailerAccess = access;
+    if (this.off || this.plugin.vm.failed) return true;
+    const a = this.invoke(request ? 'proxy_on_request_trailers' : 'proxy_on_response_trailers', access.count());
+    if (a === undefined) {
+      this.failBody(request);
+      return true;
+    }
+    if (this.reply) {
+      this.replyFromBody(request);
+      return true;
+    }
+    return this.continues(request, a);
+  }
+
+  requestTrailers(): HeaderMap | undefined {
+    return this.cb.requestTrailers();
   }
 
   // === response ===
 
   encodeHeaders(head: ResponseHead): void {
     if (this.off) return;
-    if (!this.context()) return this.failResponse(head);
+    if (!this.context()) return this.failResponse();
     this.response = head;
     const h = (this.resAccess = new ResponseHeadAccess(head));
     const a = this.invoke('proxy_on_response_headers', h.count(), 0);
-    if (a === undefined) return this.failResponse(head);
-    if (this.reply) {
-      this.plugin.vm.o.log.warn(`wasm plugin ${this.plugin.name}: a local response from proxy_on_response_headers is not supported in rig proxy; the upstream response goes on`);
-      this.reply = undefined;
-    }
+    if (a === undefined) return this.failResponse();
     const vm = this.plugin.vm;
-    if (vm.has('proxy_on_response_body') || vm.has('proxy_on_response_trailers')) this.cb.recodeResponseBody(new BodyThroughPlugin(this, false, a !== Action.Continue));
+    if (this.reply) {
+      // The head is held (nothing of the upstream response goes out) until the reply replaces it.
+      this.cb.recodeResponseBody((this.resBody = new PluginBody(this, false, true)));
+      this.respondOnResponse(this.reply);
+      return;
+    }
+    const wait = !this.continues(false, a);
+    if (wait || vm.has('proxy_on_response_body') || vm.has('proxy_on_response_trailers')) this.cb.recodeResponseBody((this.resBody = new PluginBody(this, false, wait)));
   }
 
-  /** The VM failed on the response: fail_open sends it as it is; else it becomes a 503 without body (rig proxy cannot reset a stream from a filter). */
-  private failResponse(head: ResponseHead): void {
+  /** The VM failed on response headers: fail_open sends the response as it is; else a 503 replaces it. */
+  private failResponse(): void {
     this.off = true;
     if (this.c.failOpen) return;
-    head.status = 503;
-    for (const k of Object.keys(head.headers)) delete head.headers[k];
-    head.headers['content-length'] = '0';
-    this.cb.streamInfo.responseCodeDetails = 'wasm_fail_stream';
-    this.cb.recodeResponseBody({ stream: () => new RewriteStream({ rewrite: () => EMPTY }), whole: () => EMPTY, end: () => EMPTY });
-  }
-
-  responseTrailersArrived(trailers: HeaderMap): void {
-    this.responseTrailers = trailers;
-    this.resTrailerAccess = new MapAccess(trailers);
-    if (this.off || !this.plugin.vm.has('proxy_on_response_trailers')) return;
-    if (this.invoke('proxy_on_response_trailers', this.resTrailerAccess.count()) === undefined) this.off = true;
+    this.cb.recodeResponseBody((this.resBody = new PluginBody(this, false, true)));
+    this.respondOnResponse(FAIL_CLOSED);
   }
 
   onDestroy(): void {
@@ -271,6 +291,7 @@ export class WasmStream implements HttpFilter, HostContext, StreamProps {
 
   headers(type: number): HeaderAccess | undefined {
     if (type === MapType.HttpRequestHeaders) return this.reqAccess;
+    if (type === MapType.HttpRequestTrailers) return this.reqTrailerAccess;
     if (type === MapType.HttpResponseHeaders) return this.resAccess;
     if (type === MapType.HttpResponseTrailers) return this.resTrailerAccess;
     return undefined;
@@ -307,9 +328,8 @@ export class WasmStream implements HttpFilter, HostContext, StreamProps {
 
   continueStream(type: number): number {
     if (type !== StreamType.Request && type !== StreamType.Response) return WasmResult.BadArgument;
-    // Responses never wait in rig proxy (encoding does not stop): continuing one is a no-op.
-    if (type === StreamType.Response) return WasmResult.Ok;
-    this.continueAsked = true;
+    if (type === StreamType.Response) this.continueResponseAsked = true;
+    else this.continueAsked = true;
     if (!this.inCallback) queueMicrotask(() => this.settle());
     return WasmResult.Ok;
   }
