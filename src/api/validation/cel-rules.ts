@@ -2,6 +2,7 @@
 // Kubernetes API server does (self = the field's value), with Kubernetes' CEL extensions that the
 // rules use (url(), isURL()). Rules are compiled once, at first use.
 import { Environment } from '@marcbachmann/cel-js';
+import { parseCel, withRe2Matches } from '../../core/cel-re2.ts';
 import type { Reporter } from './reporter.ts';
 
 interface Rule {
@@ -42,7 +43,7 @@ let env: Environment | undefined;
 const compiled = new Map<string, Compiled>();
 
 function environment(): Environment {
-  env ??= new Environment({ unlistedVariablesAreDyn: true, homogeneousAggregateLiterals: false })
+  env ??= withRe2Matches(new Environment({ unlistedVariablesAreDyn: true, homogeneousAggregateLiterals: false }))
     .registerType('URL', Url)
     .registerFunction('url(string): URL', (s: string) => new Url(s))
     .registerFunction('isURL(string): bool', isUrl)
@@ -58,7 +59,7 @@ function compile(rule: string): Compiled {
   // Transition rules compare with the stored object; a file has no previous version.
   if (!/\boldSelf\b/.test(rule)) {
     try {
-      fn = environment().parse(rule) as Compiled;
+      fn = parseCel(environment(), rule) as Compiled;
     } catch {
       fn = null;
     }

@@ -6,6 +6,7 @@
 import { createRequire } from 'node:module';
 import type { Environment } from '@marcbachmann/cel-js';
 import type * as CelJs from '@marcbachmann/cel-js';
+import { parseCel, withRe2Matches } from '../../core/cel-re2.ts';
 import type { RequestHead, ResponseHead, HeaderMap } from '../filters/filter.ts';
 import type { StreamInfo } from '../stream-info.ts';
 import { formatResponseFlags } from '../response-flags.ts';
@@ -17,7 +18,7 @@ let env: Environment | undefined;
 function environment(): Environment {
   if (env) return env;
   const cel = createRequire(import.meta.url)('@marcbachmann/cel-js') as typeof CelJs;
-  return (env = new cel.Environment({ unlistedVariablesAreDyn: true, homogeneousAggregateLiterals: false }));
+  return (env = withRe2Matches(new cel.Environment({ unlistedVariablesAreDyn: true, homogeneousAggregateLiterals: false })));
 }
 
 function headers(h: HeaderMap | undefined): Record<string, string> {
@@ -99,6 +100,6 @@ function envoyAttributes(info: StreamInfo, request: RequestHead | undefined, res
 
 /** Compiles an expression; throws with the parser's message when it is not valid CEL. */
 export function compileCel(expression: string): CelProgram {
-  const fn = environment().parse(expression) as (ctx: Record<string, unknown>) => unknown;
+  const fn = parseCel(environment(), expression) as unknown as (ctx: Record<string, unknown>) => unknown;
   return (info, request, response) => fn(attributes(info, request, response));
 }
