@@ -1,14 +1,19 @@
 // istioctl's debugging commands on a running `rig demo`: `rig proxy-config log` (a sidecar's log
-// levels, read and set through its admin /logging), `rig proxy-config bootstrap` (its bootstrap from
-// its admin /config_dump) and `rig x describe pod` (the configuration that applies to a replica, from
-// the control plane's debug endpoints), each checked on what must change when the config changes.
+// levels, or those of every sidecar -l picks, read and set through their admin /logging), `rig
+// proxy-config bootstrap` (its bootstrap from its admin /config_dump), `rootca-compare` (two
+// proxies' ROOTCA secrets), `--file` (a saved config dump) and `rig x describe pod` (the
+// configuration that applies to a replica, from the control plane's debug endpoints), each checked
+// on what must change when the config changes.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { REPO_ROOT } from '../helpers/cli.ts';
 import { ingressGatewayPort, startMesh, type Mesh } from '../local/mesh-harness.ts';
+import { startMeshControlPlane } from '../helpers/mesh-control-plane.ts';
+import { startSidecar } from '../helpers/rig-proxy.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { freePort } from '../../src/local/ports.ts';
 
 const STRICT = `apiVersion: security.istio.io/v1
 kind: PeerAuthentication
@@ -100,6 +105,59 @@ describe('proxy-config log / bootstrap and x describe pod on a running rig demo'
     const badLevel = await mesh.rig(['pc', 'log', 'reviews-v1-0', '--level', 'loud']);
     assert.notEqual(badLevel.code, 0);
     assert.match(badLevel.stderr, /unrecognized logging level "loud"/);
+  });
+
+  it('proxy-config log -l: every proxy the selector picks (-n its namespace), each under its name; the others keep theirs', async () => {
+    const debug = await rig('pc', 'log', '-l', 'app=reviews', '--level', 'xds-client:debug');
+    assert.deepEqual(debug.split('\n').filter((l) => /^\S+\.default:$/.test(l)), ['reviews-v1-0.default:', 'reviews-v2-0.default:', 'reviews-v3-0.default:']);
+    assert.equal(debug.split('\n').filter((l) => l === 'active loggers:').length, 3);
+    for (const pod of ['reviews-v1-0', 'reviews-v2-0', 'reviews-v3-0']) assert.match(await rig('pc', 'log', pod), /^ {2}xds-client: debug$/m, pod);
+    assert.match(await rig('pc', 'log', 'ratings-v1-0'), /^ {2}xds-client: info$/m);
+    // A narrower selector resets only what it picks.
+    const reset = await rig('pc', 'log', '--selector', 'app=reviews,version!=v1', '-r');
+    assert.match(reset, /^reviews-v2-0\.default:\nactive loggers:\n/m);
+    assert.doesNotMatch(reset, /reviews-v1-0/);
+    assert.match(await rig('pc', 'log', 'reviews-v2-0'), /^ {2}xds-client: info$/m);
+    assert.match(await rig('pc', 'log', 'reviews-v1-0'), /^ {2}xds-client: debug$/m);
+    assert.match(await rig('pc', 'log', '-l', 'istio=ingressgateway', '-n', 'istio-system'), /^istio-ingressgateway\.istio-system:\nactive loggers:\n/);
+    await rig('pc', 'log', 'reviews-v1-0', '-r');
+
+    const none = await mesh.rig(['pc', 'log', '-l', 'app=reviews', '-n', 'shop']);
+    assert.notEqual(none.code, 0);
+    assert.match(none.stderr, /no proxy of namespace shop matches --selector app=reviews \(connected: .*reviews-v1-0\.default/);
+    const both = await mesh.rig(['pc', 'log', 'reviews-v1-0', '-l', 'app=reviews']);
+    assert.match(both.stderr, /--selector picks the proxies: give no proxy name/);
+    const setBased = await mesh.rig(['pc', 'log', '-l', 'app in (reviews)']);
+    assert.match(setBased.stderr, /set-based term "app in \(reviews\)" is not supported/);
+  });
+
+  it('proxy-config rootca-compare: proxies of one mesh share a root; a proxy of another mesh does not', async (t) => {
+    assert.equal(await rig('pc', 'rootca-compare', 'reviews-v1-0', 'istio-ingressgateway'), 'Both [reviews-v1-0] and [istio-ingressgateway] have the identical ROOTCA, theoretically the connectivity between them is available\n');
+    // A sidecar of another control plane, with its own CA, named by its admin URL.
+    const other = await startMeshControlPlane(t, { dirPrefix: 'rig-other-mesh-' });
+    const outsider = await startSidecar(t, other, { namespace: 'default', name: 'outsider', args: ['--outbound-port', String(await freePort())] });
+    const admin = `http://127.0.0.1:${(await outsider.started()).admin}`;
+    const r = await waitFor(() => `the outsider's ROOTCA\n${outsider.log()}`, async () => {
+      const r = await mesh.rig(['pc', 'rc', 'reviews-v1-0', admin]);
+      return r.stderr.includes('no ROOTCA secret yet') ? undefined : r;
+    });
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, new RegExp(`Both \\[reviews-v1-0\\] and \\[${admin.replace(/\./g, '\\.')}\\] have the non identical ROOTCA, theoretically the connectivity between them is unavailable`));
+    assert.match((await mesh.rig(['pc', 'rc', 'reviews-v1-0'])).stderr, /rootca-compare compares two proxies/);
+  });
+
+  it('proxy-config --file: the tables, secrets and bootstrap of a config dump saved from a proxy', async () => {
+    const admin = mesh.process('reviews-v1-0')!.ports.admin;
+    const file = write(await (await fetch(`http://127.0.0.1:${admin}/config_dump?include_eds`)).text());
+    const clusters = await rig('pc', 'clusters', '-f', file, '--fqdn', 'ratings.default.svc.cluster.local');
+    assert.match(clusters, /^SERVICE FQDN +PORT +SUBSET +DIRECTION +TYPE +DESTINATION RULE\nratings\.default\.svc\.cluster\.local +9080 +- +outbound +EDS /);
+    assert.match(await rig('pc', 'endpoints', '-f', file, '--cluster', 'outbound|9080||details.default.svc.cluster.local'), /^127\.0\.0\.1:\d+ +HEALTHY +OK +outbound\|9080\|\|details\.default\.svc\.cluster\.local$/m);
+    assert.match(await rig('pc', 'secret', '-f', file), /^ROOTCA +CA +ACTIVE +true /m);
+    assert.match(await rig('pc', 'bootstrap', '-f', file, '-o', 'short'), /^Node ID: +sidecar~[^~]+~reviews-v1-0\.default~/);
+    const named = await mesh.rig(['pc', 'clusters', 'reviews-v1-0', '-f', file]);
+    assert.match(named.stderr, /--file reads a saved config dump: give no proxy \(got "reviews-v1-0"\)/);
+    const notADump = await mesh.rig(['pc', 'routes', '-f', write('{"configs": 1}')]);
+    assert.match(notADump.stderr, /not an Envoy config dump/);
   });
 
   it('proxy-config bootstrap: the BootstrapConfigDump as json or yaml; short: node id, versions, metadata', async () => {

@@ -1,8 +1,11 @@
-// A proxy's own admin API, for what only the proxy knows: its log levels (/logging) and its
-// bootstrap (/config_dump's BootstrapConfigDump, /server_info's version).
+// A proxy's own admin API, for what only the proxy knows: its log levels (/logging), its
+// bootstrap (/config_dump's BootstrapConfigDump, /server_info's version) and its trust bundle
+// (the ROOTCA secret of /config_dump's SecretsConfigDump).
+import { X509Certificate } from 'node:crypto';
 import { RigError } from '../../core/errors.ts';
 import type { EnvoyJson } from '../../envoy/index.ts';
 import { getJson } from './controlplane-client.ts';
+import { secretList } from './tables.ts';
 
 /** Envoy's level names, as `istioctl proxy-config log --level` takes them. */
 export const ENVOY_LOG_LEVELS = ['trace', 'debug', 'info', 'warning', 'error', 'critical', 'off'] as const;
@@ -45,12 +48,30 @@ export async function logLevels(admin: string, changes: [string | undefined, str
   return adminText(admin, 'logging', 'POST');
 }
 
+/** The BootstrapConfigDump section of a config dump (`from` names where it was read, for the error). */
+export function bootstrapSection(dump: EnvoyJson, from: string): EnvoyJson {
+  const section = ((dump.configs as EnvoyJson[] | undefined) ?? []).find((c) => String(c['@type']).endsWith('.BootstrapConfigDump'));
+  if (!section) throw new RigError('MESH_ERR_NOT_FOUND', `${from} has no BootstrapConfigDump`);
+  return section;
+}
+
 /** The BootstrapConfigDump section of the proxy's config dump. */
 export async function bootstrapDump(admin: string): Promise<EnvoyJson> {
+  return bootstrapSection((await getJson(admin, 'config_dump')) as EnvoyJson, `${admin}/config_dump`);
+}
+
+/** The certificates of the proxy's ROOTCA secret (its trust bundle, as istioctl's rootca-compare reads it). */
+export async function rootCertificates(admin: string): Promise<X509Certificate[]> {
   const dump = (await getJson(admin, 'config_dump')) as EnvoyJson;
-  const section = ((dump.configs as EnvoyJson[] | undefined) ?? []).find((c) => String(c['@type']).endsWith('.BootstrapConfigDump'));
-  if (!section) throw new RigError('MESH_ERR_NOT_FOUND', `${admin}/config_dump has no BootstrapConfigDump`);
-  return section;
+  const rootCa = secretList(dump).find((s) => s.name === 'ROOTCA');
+  const pem = ((rootCa?.validation_context as EnvoyJson | undefined)?.trusted_ca as EnvoyJson | undefined)?.inline_string;
+  if (typeof pem !== 'string') throw new RigError('MESH_ERR_NOT_FOUND', `the proxy at ${admin} has no ROOTCA secret yet (no workload certificate: is it a sidecar of a mesh with a CA?)`);
+  return (pem.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? []).map((c) => new X509Certificate(c));
+}
+
+/** Whether two trust bundles share a root certificate (istioctl's checkRootCACertMatchExist). */
+export function shareRoot(a: X509Certificate[], b: X509Certificate[]): boolean {
+  return a.some((x) => b.some((y) => x.raw.equals(y.raw)));
 }
 
 export async function serverInfo(admin: string): Promise<EnvoyJson> {
