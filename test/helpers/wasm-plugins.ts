@@ -28,6 +28,12 @@ const HOST: Record<string, string> = {
   proxy_resolve_shared_queue: '(param i32 i32 i32 i32 i32) (result i32)',
   proxy_enqueue_shared_queue: '(param i32 i32 i32) (result i32)',
   proxy_dequeue_shared_queue: '(param i32 i32 i32) (result i32)',
+  proxy_grpc_call: '(param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)',
+  proxy_grpc_stream: '(param i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)',
+  proxy_grpc_send: '(param i32 i32 i32 i32) (result i32)',
+  proxy_grpc_cancel: '(param i32) (result i32)',
+  proxy_grpc_close: '(param i32) (result i32)',
+  proxy_get_status: '(param i32 i32 i32) (result i32)',
 };
 
 /** Serialized header pairs (the ABI's map format). */
@@ -418,3 +424,95 @@ export const requestTrailersPlugin: PluginSource = {
     (drop (call $proxy_add_header_map_value (i32.const 1) (i32.const $called$) (i32.const #called#) (i32.const $yes$) (i32.const #yes#)))
     (drop (call $proxy_continue_stream (i32.const 0))))`,
 };
+
+/**
+ * gRPC callouts, chosen by a request header; each adds what it saw to the request before it goes on.
+ * x-unary: proxy_grpc_call of test.Echo/Unary ("ping", metadata x-meta: m1) to `service` (a
+ * serialized GrpcService); the answer goes in x-msg. x-stream: proxy_grpc_stream of test.Echo/Stream
+ * to cluster "grpc", sends "one" and "two", half-closes (proxy_grpc_close); the initial metadata's
+ * x-server-meta goes in x-initial, each message in x-msg, the trailers' x-trailer in x-trailing.
+ * A close (any callout that did not end in an answer) adds x-close-status (the status as one
+ * character, '0' + status) and x-close-message (proxy_get_status). x-cancel: opens a stream, sends
+ * "one", cancels it, and adds x-cancel-again: yes when a second cancel answers NotFound. x-bad: a
+ * call to cluster "nope" adds x-bad-status: yes when it answers ParseFailure.
+ */
+export function grpcPlugin(service: Buffer): PluginSource {
+  return {
+    strings: {
+      hUnary: 'x-unary',
+      hStream: 'x-stream',
+      hCancel: 'x-cancel',
+      hBad: 'x-bad',
+      service,
+      cluster: 'grpc',
+      bad: 'nope',
+      svc: 'test.Echo',
+      unary: 'Unary',
+      stream: 'Stream',
+      meta: pairs([['x-meta', 'm1']]),
+      ping: 'ping',
+      one: 'one',
+      two: 'two',
+      sMeta: 'x-server-meta',
+      tKey: 'x-trailer',
+      hInitial: 'x-initial',
+      hMsg: 'x-msg',
+      hTrailing: 'x-trailing',
+      hCloseStatus: 'x-close-status',
+      hCloseMsg: 'x-close-message',
+      hCancelAgain: 'x-cancel-again',
+      hBadStatus: 'x-bad-status',
+      yes: 'yes',
+    },
+    imports: ['proxy_get_header_map_value', 'proxy_add_header_map_value', 'proxy_get_buffer_bytes', 'proxy_continue_stream', 'proxy_grpc_call', 'proxy_grpc_stream', 'proxy_grpc_send', 'proxy_grpc_cancel', 'proxy_grpc_close', 'proxy_get_status'],
+    body: `
+  (global $tok (mut i32) (i32.const 0))
+  (func $has (param $p i32) (param $n i32) (result i32)
+    (i32.eqz (call $proxy_get_header_map_value (i32.const 0) (local.get $p) (local.get $n) (i32.const 16) (i32.const 20))))
+  (func $addReq (param $k i32) (param $kn i32) (param $v i32) (param $vn i32)
+    (drop (call $proxy_add_header_map_value (i32.const 0) (local.get $k) (local.get $kn) (local.get $v) (local.get $vn))))
+  (func $open (result i32)
+    (drop (call $proxy_grpc_stream (i32.const $cluster$) (i32.const #cluster#) (i32.const $svc$) (i32.const #svc#) (i32.const $stream$) (i32.const #stream#) (i32.const $meta$) (i32.const #meta#) (i32.const 32)))
+    (global.set $tok (i32.load (i32.const 32)))
+    (drop (call $proxy_grpc_send (global.get $tok) (i32.const $one$) (i32.const #one#) (i32.const 0)))
+    (global.get $tok))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (if (call $has (i32.const $hBad$) (i32.const #hBad#))
+      (then
+        (if (i32.eq (call $proxy_grpc_call (i32.const $bad$) (i32.const #bad#) (i32.const $svc$) (i32.const #svc#) (i32.const $unary$) (i32.const #unary#) (i32.const $meta$) (i32.const #meta#) (i32.const $ping$) (i32.const #ping#) (i32.const 1000) (i32.const 32)) (i32.const 4))
+          (then (call $addReq (i32.const $hBadStatus$) (i32.const #hBadStatus#) (i32.const $yes$) (i32.const #yes#))))
+        (return (i32.const 0))))
+    (if (call $has (i32.const $hUnary$) (i32.const #hUnary#))
+      (then
+        (drop (call $proxy_grpc_call (i32.const $service$) (i32.const #service#) (i32.const $svc$) (i32.const #svc#) (i32.const $unary$) (i32.const #unary#) (i32.const $meta$) (i32.const #meta#) (i32.const $ping$) (i32.const #ping#) (i32.const 5000) (i32.const 32)))
+        (return (i32.const 1))))
+    (if (call $has (i32.const $hStream$) (i32.const #hStream#))
+      (then
+        (drop (call $proxy_grpc_send (call $open) (i32.const $two$) (i32.const #two#) (i32.const 0)))
+        (drop (call $proxy_grpc_close (global.get $tok)))
+        (return (i32.const 1))))
+    (if (call $has (i32.const $hCancel$) (i32.const #hCancel#))
+      (then
+        (drop (call $proxy_grpc_cancel (call $open)))
+        (if (i32.eq (call $proxy_grpc_cancel (global.get $tok)) (i32.const 1))
+          (then (call $addReq (i32.const $hCancelAgain$) (i32.const #hCancelAgain#) (i32.const $yes$) (i32.const #yes#))))))
+    (i32.const 0))
+  (func (export "proxy_on_grpc_receive_initial_metadata") (param i32 i32 i32)
+    (if (i32.eqz (call $proxy_get_header_map_value (i32.const 4) (i32.const $sMeta$) (i32.const #sMeta#) (i32.const 16) (i32.const 20)))
+      (then (call $addReq (i32.const $hInitial$) (i32.const #hInitial#) (i32.load (i32.const 16)) (i32.load (i32.const 20))))))
+  (func (export "proxy_on_grpc_receive") (param $ctx i32) (param $token i32) (param $size i32)
+    (if (i32.eqz (call $proxy_get_buffer_bytes (i32.const 5) (i32.const 0) (local.get $size) (i32.const 16) (i32.const 20)))
+      (then (call $addReq (i32.const $hMsg$) (i32.const #hMsg#) (i32.load (i32.const 16)) (i32.load (i32.const 20)))))
+    (if (i32.ne (local.get $token) (global.get $tok)) (then (drop (call $proxy_continue_stream (i32.const 0))))))
+  (func (export "proxy_on_grpc_receive_trailing_metadata") (param i32 i32 i32)
+    (if (i32.eqz (call $proxy_get_header_map_value (i32.const 5) (i32.const $tKey$) (i32.const #tKey#) (i32.const 16) (i32.const 20)))
+      (then (call $addReq (i32.const $hTrailing$) (i32.const #hTrailing#) (i32.load (i32.const 16)) (i32.load (i32.const 20))))))
+  (func (export "proxy_on_grpc_close") (param $ctx i32) (param $token i32) (param $status i32)
+    (i32.store8 (i32.const 40) (i32.add (local.get $status) (i32.const 48)))
+    (call $addReq (i32.const $hCloseStatus$) (i32.const #hCloseStatus#) (i32.const 40) (i32.const 1))
+    (if (i32.eqz (call $proxy_get_status (i32.const 44) (i32.const 16) (i32.const 20)))
+      (then (if (i32.load (i32.const 20))
+        (then (call $addReq (i32.const $hCloseMsg$) (i32.const #hCloseMsg#) (i32.load (i32.const 16)) (i32.load (i32.const 20)))))))
+    (drop (call $proxy_continue_stream (i32.const 0))))`,
+  };
+}

@@ -101,6 +101,10 @@ export class WasmPlugin implements HostContext, PluginProps {
     return WasmResult.Ok;
   }
 
+  callout(fn: string, token: number, n: number): void {
+    this.vm.call(this, fn, this.id, token, n);
+  }
+
   onHttpCallResponse(token: number, res: CallResponse | undefined): void {
     this.vm.callHttpResponse(this, token, res);
   }

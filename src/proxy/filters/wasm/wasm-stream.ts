@@ -344,6 +344,12 @@ export class WasmStream implements HttpFilter, HostContext, StreamProps, BodyOwn
     return this.plugin.setTickPeriod(ms);
   }
 
+  callout(fn: string, token: number, n: number): void {
+    if (this.off) return;
+    this.invoke(fn, token, n);
+    this.settle();
+  }
+
   onHttpCallResponse(token: number, res: CallResponse | undefined): void {
     if (this.off) return;
     this.inCallback = true;

@@ -12,6 +12,8 @@ import type { LocalReply } from '../filter.ts';
 import { BufferType, Errno, LogLevel, MapType, OLD_ABI, parsePairs, serializePairs, SUPPORTED_ABI, WasmResult } from './wasm-abi.ts';
 import { getSharedData, registerSharedQueue, resolveSharedQueue, setSharedData, sharedQueue, WasmMetrics } from './wasm-host-data.ts';
 import { MapAccess, type HeaderAccess } from './wasm-headers.ts';
+import { GrpcCallout, GrpcStatus, grpcTarget, type GrpcCalloutOwner } from './wasm-grpc.ts';
+import type { HeaderMap } from '../filter.ts';
 import { WebAssembly, type WasmMemory, type WasmModule } from './webassembly.ts';
 
 /** A root or HTTP context as the host functions see it. */
@@ -30,6 +32,8 @@ export interface HostContext {
   setTickPeriod(ms: number): number;
   /** An HTTP call this context made was answered (or failed: status 0); runs the callback. */
   onHttpCallResponse(token: number, response: CallResponse | undefined): void;
+  /** Runs callback `fn` (context id, token, n) of a gRPC callout this context made; a stream then resumes or fails as the plugin said. */
+  callout(fn: string, token: number, n: number): void;
 }
 
 export interface CallResponse {
@@ -53,7 +57,7 @@ type Exports = Record<string, unknown>;
 
 const LEVELS: Record<string, number> = { trace: 0, debug: 1, info: 2, warn: 3, error: 4, fatal: 5, silent: 5 };
 
-export class WasmVm {
+export class WasmVm implements GrpcCalloutOwner {
   readonly o: VmOptions;
   private readonly exports: Exports;
   private readonly memory: WasmMemory;
@@ -68,6 +72,14 @@ export class WasmVm {
   /** The answer of the HTTP call whose callback runs now. */
   private callResponse: CallResponse | undefined;
   private readonly calls = new Map<number, { ctx: HostContext; abort: AbortController }>();
+  private readonly grpcCalls = new Map<number, GrpcCallout>();
+  /** While a gRPC callback runs: its metadata (map type 4 or 5) or message (buffer type 5). */
+  private grpcMap: HeaderAccess | undefined;
+  private grpcMapType = -1;
+  private grpcBuffer: Buffer | undefined;
+  /** What proxy_get_status answers: the last gRPC close's status and message. */
+  private statusCode = 0;
+  private statusMessage: Buffer = Buffer.alloc(0);
   private readonly warned = new Set<string>();
   private rootCount = 0;
 
@@ -109,6 +121,11 @@ export class WasmVm {
       c.abort.abort();
       this.calls.delete(token);
     }
+    for (const [token, g] of this.grpcCalls) {
+      if (g.ctx !== ctx) continue;
+      g.cancel();
+      this.grpcCalls.delete(token);
+    }
   }
 
   /**
@@ -143,6 +160,12 @@ export class WasmVm {
       c.abort.abort();
       queueMicrotask(() => c.ctx.onHttpCallResponse(token, undefined));
     }
+    const grpc = [...this.grpcCalls.values()];
+    this.grpcCalls.clear();
+    for (const g of grpc) {
+      g.cancel();
+      queueMicrotask(() => g.ctx.callout('proxy_on_grpc_close', g.token, GrpcStatus.Unavailable));
+    }
   }
 
   /** Root contexts started on this VM and not yet stopped. */
@@ -164,6 +187,66 @@ export class WasmVm {
     if (!c) return;
     this.calls.delete(token);
     c.ctx.onHttpCallResponse(token, res);
+  }
+
+  // === gRPC callouts (wasm-grpc.ts) ===
+
+  grpcInitialMetadata(c: GrpcCallout, headers: HeaderMap): void {
+    this.grpcEvent(c, 'proxy_on_grpc_receive_initial_metadata', MapType.GrpcReceiveInitialMetadata, new MapAccess(headers), undefined);
+  }
+
+  grpcMessage(c: GrpcCallout, message: Buffer): void {
+    // A unary call is done once answered.
+    if (c.unary) this.grpcCalls.delete(c.token);
+    this.grpcEvent(c, 'proxy_on_grpc_receive', -1, undefined, message);
+  }
+
+  grpcTrailingMetadata(c: GrpcCallout, trailers: HeaderMap): void {
+    this.grpcEvent(c, 'proxy_on_grpc_receive_trailing_metadata', MapType.GrpcReceiveTrailingMetadata, new MapAccess(trailers), undefined);
+  }
+
+  grpcClose(c: GrpcCallout, status: number, message: string): void {
+    if (this.grpcCalls.get(c.token) !== c) return;
+    this.grpcCalls.delete(c.token);
+    this.statusCode = status;
+    this.statusMessage = Buffer.from(message);
+    c.ctx.callout('proxy_on_grpc_close', c.token, status);
+  }
+
+  private grpcEvent(c: GrpcCallout, fn: string, mapType: number, map: HeaderAccess | undefined, message: Buffer | undefined): void {
+    if (!c.unary && this.grpcCalls.get(c.token) !== c) return;
+    this.grpcMap = map;
+    this.grpcMapType = mapType;
+    this.grpcBuffer = message;
+    try {
+      c.ctx.callout(fn, c.token, map ? map.count() : (message?.length ?? 0));
+    } finally {
+      this.grpcMap = this.grpcBuffer = undefined;
+      this.grpcMapType = -1;
+    }
+  }
+
+  /** proxy_grpc_call / proxy_grpc_stream: a callout of the current context; its token, or the ABI status when it could not start. */
+  private grpcOpen(up: number, un: number, sp: number, sn: number, mp: number, mn: number, hp: number, hn: number, message: Buffer | undefined, timeoutMs: number, tokenPtr: number): number {
+    const upstream = this.bytes(up, un);
+    const service = this.str(sp, sn);
+    const method = this.str(mp, mn);
+    const hb = this.bytes(hp, hn);
+    if (!upstream || service === undefined || method === undefined || !hb) return WasmResult.InvalidMemoryAccess;
+    const metadata = parsePairsLatin1(hb);
+    if (!metadata) return WasmResult.ParseFailure;
+    const target = grpcTarget(this.o.clusters, upstream, (w) => this.warnOnce(`grpc:${w}`, `gRPC callout: ${w}: not supported by rig proxy, ignored`));
+    if (typeof target === 'string') {
+      this.warnOnce(`grpc:${target}`, `gRPC callout refused: ${target}`);
+      return WasmResult.ParseFailure;
+    }
+    const token = this.nextToken++;
+    if (!this.u32(tokenPtr, token)) return WasmResult.InvalidMemoryAccess;
+    const g = new GrpcCallout(this, token, this.ctx(), message !== undefined);
+    if (!g.start(this.o.clusters, target, `/${service}/${method}`, metadata, timeoutMs)) return WasmResult.InternalFailure;
+    this.grpcCalls.set(token, g);
+    if (message) g.send(message, true);
+    return WasmResult.Ok;
   }
 
   /** Calls proxy_on_http_call_response with the answer readable through map types 6/7 and buffer type 4. */
@@ -227,6 +310,7 @@ export class WasmVm {
   private map(type: number): HeaderAccess | undefined {
     if (type === MapType.HttpCallResponseHeaders) return this.callResponse?.headers;
     if (type === MapType.HttpCallResponseTrailers) return this.callResponse?.trailers;
+    if (type === MapType.GrpcReceiveInitialMetadata || type === MapType.GrpcReceiveTrailingMetadata) return type === this.grpcMapType ? this.grpcMap : undefined;
     return this.ctx().headers(type);
   }
 
@@ -391,6 +475,42 @@ export class WasmVm {
         return this.u64(ret, BigInt(Math.round(v))) ? R.Ok : R.InvalidMemoryAccess;
       },
       proxy_http_call: (up: number, un: number, hp: number, hn: number, bp: number, bn: number, tp: number, tn: number, timeout: number, tokenPtr: number) => this.httpCall(up, un, hp, hn, bp, bn, tp, tn, timeout >>> 0, tokenPtr),
+      proxy_grpc_call: (up: number, un: number, sp: number, sn: number, mp: number, mn: number, hp: number, hn: number, msgp: number, msgn: number, timeout: number, tokenPtr: number) => {
+        const message = this.bytes(msgp, msgn);
+        if (!message) return R.InvalidMemoryAccess;
+        return this.grpcOpen(up, un, sp, sn, mp, mn, hp, hn, Buffer.from(message), timeout >>> 0, tokenPtr);
+      },
+      proxy_grpc_stream: (up: number, un: number, sp: number, sn: number, mp: number, mn: number, hp: number, hn: number, tokenPtr: number) => this.grpcOpen(up, un, sp, sn, mp, mn, hp, hn, undefined, 0, tokenPtr),
+      proxy_grpc_send: (token: number, p: number, n: number, end: number) => {
+        const g = this.grpcCalls.get(token);
+        if (!g) return R.NotFound;
+        if (g.unary) return R.BadArgument;
+        const message = this.bytes(p, n);
+        if (!message) return R.InvalidMemoryAccess;
+        g.send(Buffer.from(message), end !== 0);
+        return R.Ok;
+      },
+      // As Envoy: cancel resets a stream (or a call); close half-closes a stream and cancels a call.
+      proxy_grpc_cancel: (token: number) => {
+        const g = this.grpcCalls.get(token);
+        if (!g) return R.NotFound;
+        g.cancel();
+        this.grpcCalls.delete(token);
+        return R.Ok;
+      },
+      proxy_grpc_close: (token: number) => {
+        const g = this.grpcCalls.get(token);
+        if (!g) return R.NotFound;
+        if (g.unary) {
+          g.cancel();
+          this.grpcCalls.delete(token);
+        } else g.closeLocal();
+        return R.Ok;
+      },
+      proxy_get_status: (codePtr: number, msgPtr: number, msgSize: number) => {
+        if (!this.u32(codePtr, this.statusCode)) return R.InvalidMemoryAccess;
+        return this.out(this.statusMessage, msgPtr, msgSize);
+      },
       proxy_set_effective_context: (id: number) => {
         const c = this.contexts.get(id);
         if (!c) return R.BadArgument;
@@ -474,12 +594,13 @@ export class WasmVm {
 
   private bufferOf(type: number): Buffer | undefined {
     if (type === BufferType.HttpCallResponseBody) return this.callResponse?.body;
+    if (type === BufferType.GrpcReceiveBuffer) return this.grpcBuffer;
     if (type === BufferType.VmConfiguration) return this.o.vmConfiguration;
     return this.ctx().buffer(type);
   }
 
   private writableMap(type: number): HeaderAccess | undefined {
-    if (type === MapType.HttpCallResponseHeaders || type === MapType.HttpCallResponseTrailers) return undefined;
+    if (type === MapType.HttpCallResponseHeaders || type === MapType.HttpCallResponseTrailers || type === MapType.GrpcReceiveInitialMetadata || type === MapType.GrpcReceiveTrailingMetadata) return undefined;
     return this.ctx().headers(type);
   }
 
@@ -537,6 +658,23 @@ export class WasmVm {
       .catch((e: Error) => this.o.log.error(`wasm plugin ${this.o.name}: after the http call to ${cluster}: ${e.message}`));
     return WasmResult.Ok;
   }
+}
+
+/** Pairs whose values are bytes (gRPC metadata: `-bin` values), each byte kept as one latin1 char. */
+function parsePairsLatin1(b: Buffer): [string, string][] | undefined {
+  const pairs = parsePairs(b);
+  if (!pairs) return undefined;
+  // Re-read the values as latin1: parsePairs decodes UTF-8, which would change binary values.
+  const n = b.length ? b.readUInt32LE(0) : 0;
+  let off = 4 + n * 8;
+  for (let i = 0; i < n; i++) {
+    const kl = b.readUInt32LE(4 + i * 8);
+    const vl = b.readUInt32LE(8 + i * 8);
+    off += kl + 1;
+    pairs[i]![1] = b.toString('latin1', off, off + vl);
+    off += vl + 1;
+  }
+  return pairs;
 }
 
 /** A property path: segments separated by NUL. */
