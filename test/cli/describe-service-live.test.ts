@@ -5,6 +5,7 @@
 // configuration changes.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ingressGatewayPort, startMesh, type Mesh } from '../local/mesh-harness.ts';
@@ -67,14 +68,19 @@ describe('x describe service on a running rig demo', () => {
   let mesh: Mesh;
   let gatewayPort: number;
   let dir: string;
+  let meshConfigDir: string;
 
   before(async () => {
-    mesh = await startMesh('demo', ['--no-traffic']);
+    // Istio's root namespace is not istio-system here: describe must take the control plane's.
+    meshConfigDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rig-describe-mesh-'));
+    fs.writeFileSync(path.join(meshConfigDir, 'mesh.yaml'), 'rootNamespace: mesh-root\n');
+    mesh = await startMesh('demo', ['--no-traffic', '--mesh-config', path.join(meshConfigDir, 'mesh.yaml')]);
     gatewayPort = await ingressGatewayPort(mesh, 8080);
     dir = fs.mkdtempSync(path.join(mesh.stateDir, 'config-'));
   });
   after(async () => {
     await mesh?.stop();
+    fs.rmSync(meshConfigDir, { recursive: true, force: true });
   });
 
   const rig = async (...args: string[]) => {
@@ -173,6 +179,18 @@ describe('x describe service on a running rig demo', () => {
     assert.equal(await describeUntil('nobody', 'no pods'), 'Service "nobody" has no pods.\n');
     const legacy = await describeUntil('legacy', 'no Istio pods');
     assert.match(legacy, /^Service "legacy" has no Istio pods\. {2}\(1 pods in service\)\.\n/);
+  });
+
+  it("the mesh-wide mTLS mode is the PeerAuthentication of the control plane's root namespace (-i overrides)", async () => {
+    await apply(`apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: { name: default, namespace: mesh-root }
+spec: { mtls: { mode: STRICT } }
+`);
+    const out = await describeUntil('details', 'STRICT');
+    assert.ok(out.endsWith('Pods: details-v1-0\nEffective PeerAuthentication:\n   Workload mTLS mode: STRICT\n'), out);
+    assert.match(await rig('x', 'describe', 'pod', 'details-v1-0'), /^Applied PeerAuthentication:\n {3}default\.mesh-root$/m);
+    assert.ok((await rig('x', 'describe', 'svc', 'details', '-i', 'istio-system')).endsWith('   Workload mTLS mode: PERMISSIVE\n'));
   });
 
   it('an unknown Service is an error naming the Services of its namespace', async () => {
