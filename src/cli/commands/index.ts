@@ -16,7 +16,7 @@ export interface CommandEntry {
 export const COMMANDS: CommandEntry[] = [
   { name: 'controlplane', summary: 'run the control plane: service registry and xDS server (istiod)', load: () => import('./controlplane.ts') },
   { name: 'proxy-status', summary: 'sync status of every proxy connected to the control plane (CDS/LDS/EDS/RDS)', aliases: ['ps'], load: () => import('./proxy-status.ts') },
-  { name: 'proxy-config', summary: "a proxy's clusters, listeners, routes, endpoints, secrets, log levels or bootstrap, as istioctl shows them", aliases: ['pc'], load: () => import('./proxy-config.ts') },
+  { name: 'proxy-config', summary: "a proxy's clusters, listeners, routes, endpoints, secrets, log levels or bootstrap, as istioctl shows them, or whether two share a root CA", aliases: ['pc'], load: () => import('./proxy-config.ts') },
   { name: 'x', summary: 'experimental commands, as istioctl x: describe pod|service', aliases: ['experimental'], load: async () => ({ define: (await import('./describe.ts')).defineExperimental }) },
   { name: 'describe', summary: 'the Istio configuration that applies to a pod or a Service (as istioctl x describe pod|svc)', load: () => import('./describe.ts') },
   { name: 'iptables', summary: 'set up (or remove) transparent traffic capture in this network namespace', load: () => import('./iptables.ts') },
