@@ -16,6 +16,8 @@ export interface Credential {
   certificateChain?: Buffer;
   privateKey?: Buffer;
   caCertificate?: Buffer;
+  /** A kubernetes.io/dockerconfigjson secret's `.dockerconfigjson` (a WasmPlugin's imagePullSecret). */
+  dockerConfigJson?: Buffer;
 }
 
 /** Looks up a `credentialName` (a Kubernetes TLS secret's stand-in); undefined when absent. */

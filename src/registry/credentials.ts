@@ -1,6 +1,7 @@
 // Credentials for `credentialName` from a local directory, laid out like Kubernetes TLS
 // secrets: `<dir>/<name>/tls.crt`, `tls.key`, `ca.crt` (Istio's keys; `cert`/`key`/`cacert` also
-// accepted). Read when a snapshot asks for them.
+// accepted), or like a docker config secret (a WasmPlugin's imagePullSecret): `.dockerconfigjson`.
+// Read when a snapshot asks for them.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Credential, CredentialSource } from '../model/push-context.ts';
@@ -25,7 +26,8 @@ export function directoryCredentials(root: string): CredentialSource {
       certificateChain: readFirst(dir, ['tls.crt', 'cert']),
       privateKey: readFirst(dir, ['tls.key', 'key']),
       caCertificate: readFirst(dir, ['ca.crt', 'cacert']),
+      dockerConfigJson: readFirst(dir, ['.dockerconfigjson']),
     };
-    return c.certificateChain || c.caCertificate ? c : undefined;
+    return c.certificateChain || c.caCertificate || c.dockerConfigJson ? c : undefined;
   };
 }

@@ -2,7 +2,7 @@
 // from WebAssembly text at test time, referenced by file:// url. On productpage (selector): an
 // AUTHN plugin answering 401 without an authorization header (Istio's basic auth example's
 // behaviour), a SERVER-mode plugin adding a response header from its pluginConfig, and an oci://
-// plugin with FAIL_OPEN that rig cannot fetch and leaves out.
+// plugin with FAIL_OPEN whose image cannot be pulled (no registry at its address), left out.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { freePort } from '../../src/local/ports.ts';
@@ -20,7 +20,7 @@ metadata: { name: productpage, namespace: default }
 spec: { selector: { app: productpage }, ports: [{ name: http, port: 9080 }] }
 `;
 
-const PLUGINS = (deny: string, header: string) => `---
+const PLUGINS = (deny: string, header: string, noRegistry: number) => `---
 apiVersion: extensions.istio.io/v1alpha1
 kind: WasmPlugin
 metadata: { name: basic-auth, namespace: default }
@@ -44,17 +44,17 @@ kind: WasmPlugin
 metadata: { name: remote, namespace: default }
 spec:
   selector: { matchLabels: { app: productpage } }
-  url: oci://ghcr.io/example/plugin:1.0
+  url: oci://127.0.0.1:${noRegistry}/example/plugin:1.0
   failStrategy: FAIL_OPEN
 `;
 
-test('WasmPlugins on a sidecar: an AUTHN plugin denies without authorization, a SERVER plugin adds its pluginConfig as a header, an oci:// FAIL_OPEN plugin is left out', async (t) => {
+test('WasmPlugins on a sidecar: an AUTHN plugin denies without authorization, a SERVER plugin adds its pluginConfig as a header, an oci:// FAIL_OPEN plugin that cannot be pulled is left out', async (t) => {
   const app = await startUpstream('productpage');
   t.after(() => app.close());
   const dir = tempDir(t, 'rig-wasmplugin-');
   const deny = await writePlugin(dir, 'deny', denyPlugin);
   const header = await writePlugin(dir, 'header', addHeaderPlugin);
-  const mesh = await startMeshControlPlane(t, { dirPrefix: 'rig-wasmplugin-', config: SERVICE + PLUGINS(deny, header), controlPlane: { debounceMs: 10 } });
+  const mesh = await startMeshControlPlane(t, { dirPrefix: 'rig-wasmplugin-', config: SERVICE + PLUGINS(deny, header, await freePort()), controlPlane: { debounceMs: 10 } });
   const outbound = await freePort();
   await startSidecar(t, mesh, { namespace: 'default', name: 'sleep', args: ['--outbound-port', String(outbound)] });
   await startSidecar(t, mesh, { namespace: 'default', name: 'productpage', args: ['--workload-port', '9080/http/HTTP', '--inbound-port', `9080=${await freePort()}`, '--app-port', `9080=${app.port}`, '--outbound-port', String(await freePort())] });

@@ -1,8 +1,9 @@
 // WasmPlugin translation: which plugins reach which HCM chain (namespace and root namespace,
 // selector, match mode and ports, type) and where (AUTHN before jwt_authn, AUTHZ before rbac, STATS
 // before istio.stats, none last before the router; higher priority first), the filter's config
-// (name, root_id, configuration JSON, local filename, env, fail_open), and unfetchable urls (deny-all
-// RBAC when fail closed, left out with FAIL_OPEN). Each listener is checked against Envoy's protos.
+// (name, root_id, configuration JSON, local filename, env, fail_open), and remote urls as istiod sends
+// them for its agent (code.remote with cluster "_", sha256, the pull policy, resource version and the
+// imagePullSecret's docker config in the vm env). Each listener is checked against Envoy's protos.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { LISTENER_TYPE, type EnvoyJson } from '../../src/envoy/index.ts';
@@ -38,8 +39,8 @@ spec: { selector: { matchLabels: { app: reviews } }, jwtRules: [{ issuer: https:
     plugin('authz', 'default', `{ url: 'file:///p/authz.wasm', phase: AUTHZ }`) +
     plugin('stats-client', 'default', `{ url: 'file:///p/stats.wasm', phase: STATS, match: [{ mode: CLIENT }] }`) +
     plugin('last-server-9080', 'default', `{ url: 'file:///p/last.wasm', match: [{ mode: SERVER, ports: [{ number: 9080 }] }] }`) +
-    plugin('oci-closed', 'default', `{ url: 'oci://ghcr.io/x/y:1' }`) +
-    plugin('oci-open', 'default', `{ url: 'https://example.com/y.wasm', failStrategy: FAIL_OPEN }`) +
+    plugin('oci-closed', 'default', `{ url: 'ghcr.io/x/y:1', sha256: '${'ab'.repeat(32)}', imagePullPolicy: Always, imagePullSecret: ghcr-pull }`) +
+    plugin('https-open', 'default', `{ url: 'https://example.com/y.wasm', failStrategy: FAIL_OPEN, imagePullSecret: none }`) +
     plugin('network', 'default', `{ url: 'file:///p/net.wasm', type: NETWORK }`) +
     plugin('ratings-only', 'default', `{ selector: { matchLabels: { app: ratings } }, url: 'file:///p/r.wasm' }`) +
     plugin('other-ns', 'other', `{ url: 'file:///p/o.wasm' }`) +
@@ -48,7 +49,7 @@ spec: { selector: { matchLabels: { app: reviews } }, jwtRules: [{ issuer: https:
 
 /** The HTTP filter names of each HCM by stat_prefix. */
 function chains(proxy: Proxy): Map<string, EnvoyJson[]> {
-  const push = buildPush(CONFIG, [proxy]);
+  const push = buildPush(CONFIG, [proxy], { credentials: (name) => (name === 'ghcr-pull' ? { dockerConfigJson: Buffer.from('{"auths":{"ghcr.io":{"auth":"dTpw"}}}') } : undefined) });
   const out = new Map<string, EnvoyJson[]>();
   for (const l of GENERATORS[LISTENER_TYPE].generate(push, proxy, undefined)) {
     assertEnvoyResource(LISTENER_TYPE, l);
@@ -77,6 +78,7 @@ test('WasmPlugins are placed by phase and priority, per mode and port, in the ch
     'envoy.filters.http.rbac',
     'istio-system.mesh-wide',
     'istio.stats',
+    'default.https-open',
     'default.last-server-9080',
     'default.oci-closed',
     'envoy.filters.http.router',
@@ -85,7 +87,7 @@ test('WasmPlugins are placed by phase and priority, per mode and port, in the ch
   assert.ok(out.indexOf('default.stats-client') < out.indexOf('istio-system.mesh-wide') && out.indexOf('istio-system.mesh-wide') < out.indexOf('istio.stats'), out.join());
   assert.ok(!out.includes('default.last-server-9080'), 'SERVER-mode plugin not on outbound');
   assert.ok(!names(inbound).includes('default.stats-client'), 'CLIENT-mode plugin not on inbound');
-  for (const n of ['default.oci-open', 'default.network', 'default.ratings-only', 'other.other-ns']) assert.ok(![...names(inbound), ...out].includes(n), n);
+  for (const n of ['default.network', 'default.ratings-only', 'other.other-ns']) assert.ok(![...names(inbound), ...out].includes(n), n);
 
   const high = inbound.find((f) => f.name === 'default.authn-high')!.typed_config as EnvoyJson;
   assert.deepEqual(high, {
@@ -98,5 +100,16 @@ test('WasmPlugins are placed by phase and priority, per mode and port, in the ch
       fail_open: true,
     },
   });
-  assert.deepEqual(inbound.find((f) => f.name === 'default.oci-closed')!.typed_config, { '@type': 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC', rules: {} });
+  const vm = (name: string) => ((inbound.find((f) => f.name === name)!.typed_config as EnvoyJson).config as EnvoyJson).vm_config;
+  assert.deepEqual(vm('default.oci-closed'), {
+    runtime: 'envoy.wasm.runtime.v8',
+    code: { remote: { http_uri: { uri: 'oci://ghcr.io/x/y:1', cluster: '_', timeout: '30s' }, sha256: 'ab'.repeat(32) } },
+    environment_variables: { key_values: { ISTIO_META_WASM_IMAGE_PULL_SECRET: '{"auths":{"ghcr.io":{"auth":"dTpw"}}}', ISTIO_META_WASM_IMAGE_PULL_POLICY: 'Always', ISTIO_META_WASM_PLUGIN_RESOURCE_VERSION: '' } },
+  });
+  // A secret that is not there goes as '' (the proxy then fails the fetch: fail closed, or left out with FAIL_OPEN).
+  assert.deepEqual(vm('default.https-open'), {
+    runtime: 'envoy.wasm.runtime.v8',
+    code: { remote: { http_uri: { uri: 'https://example.com/y.wasm', cluster: '_', timeout: '30s' } } },
+    environment_variables: { key_values: { ISTIO_META_WASM_IMAGE_PULL_SECRET: '', ISTIO_META_WASM_PLUGIN_RESOURCE_VERSION: '' } },
+  });
 });

@@ -6,12 +6,13 @@
 // STATS before stats, UNSPECIFIED_PHASE last before the router; within a phase, higher priority
 // first, then the oldest. The filter is named namespace.name; root_id is pluginName,
 // configuration the JSON of pluginConfig in a StringValue, failStrategy FAIL_OPEN sets fail_open.
-// Code: file:///path (or an absolute path) is a local file the proxy reads. rig fetches no images
-// (oci://, http(s)://, or a reference without a scheme, oci in Istio): such a plugin is replaced
-// by a deny-all RBAC filter (fail closed) or left out (FAIL_OPEN), as Istio's agent does when a
-// fetch fails, with a warning.
+// Code: file:///path (or an absolute path) is a local file the proxy reads. Any other url (http://,
+// https://, oci://, or a reference without a scheme, oci as in Istio) goes as istiod sends it for
+// its agent: code.remote with the url, the sha256 if given, a 30 s timeout and the placeholder
+// cluster "_"; the vm's env carries the pull policy, the WasmPlugin's resource version and the pull
+// secret (the docker config of the imagePullSecret credential). rig proxy then fetches the module as
+// Istio's agent does (src/proxy/filters/wasm/wasm-fetch.ts).
 import type { EnvoyJson } from '../../envoy/index.ts';
-import { HTTP_RBAC_TYPE } from '../../envoy/index.ts';
 import type { Resource, WasmPluginSpec } from '../../api/index.ts';
 import { warnOnce } from '../../model/config-warnings.ts';
 import type { HttpFilterContext } from './http-filters.ts';
@@ -25,7 +26,7 @@ export type WasmPhaseFilters = Partial<Record<'authn' | 'authz' | 'stats' | 'end
 
 const PHASE_SLOT = { AUTHN: 'authn', AUTHZ: 'authz', STATS: 'stats', UNSPECIFIED_PHASE: 'end' } as const;
 
-/** The local file a plugin URL names, or undefined when it is a remote image rig cannot fetch. */
+/** The local file a plugin URL names, or undefined when it is remote (fetched by the proxy). */
 export function localWasmFile(url: string): string | undefined {
   if (url.startsWith('file://')) return url.slice('file://'.length);
   if (url.startsWith('/')) return url;
@@ -45,10 +46,37 @@ function modeMatches(spec: WasmPluginSpec, ctx: HttpFilterContext): boolean {
   });
 }
 
-function wasmFilter(r: Resource<WasmPluginSpec>, file: string): EnvoyJson {
+// What istiod puts in the vm's env for its agent (which strips them before the VM starts).
+const PULL_SECRET_ENV = 'ISTIO_META_WASM_IMAGE_PULL_SECRET';
+const PULL_POLICY_ENV = 'ISTIO_META_WASM_IMAGE_PULL_POLICY';
+const RESOURCE_VERSION_ENV = 'ISTIO_META_WASM_PLUGIN_RESOURCE_VERSION';
+
+/** istiod's remote code for the agent: the url (oci:// when it has no scheme), sha256, 30 s, no cluster. */
+function remoteCode(url: string, sha256: string | undefined): EnvoyJson {
+  const uri = /^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? url : `oci://${url}`;
+  return { remote: { http_uri: { uri, cluster: '_', timeout: '30s' }, ...(sha256 ? { sha256 } : {}) } };
+}
+
+/** The agent's pull settings as istiod sends them; the secret is the credential's docker config ('' when missing: the fetch fails). */
+function pullEnv(r: Resource<WasmPluginSpec>, ctx: HttpFilterContext): Record<string, string> {
+  const s = r.spec;
+  const env: Record<string, string> = {};
+  if (s.imagePullSecret) {
+    const name = s.imagePullSecret.replace(/^kubernetes:\/\//, '');
+    const config = ctx.push.credentials(name)?.dockerConfigJson;
+    if (!config) warnOnce('wasm', `${describe(r)}: imagePullSecret ${s.imagePullSecret} has no docker config (<credentials-dir>/${name}/.dockerconfigjson); the plugin is not fetched`);
+    env[PULL_SECRET_ENV] = config?.toString('utf8') ?? '';
+  }
+  if (s.imagePullPolicy && s.imagePullPolicy !== 'UNSPECIFIED_POLICY') env[PULL_POLICY_ENV] = s.imagePullPolicy;
+  env[RESOURCE_VERSION_ENV] = r.metadata.resourceVersion ?? '';
+  return env;
+}
+
+function wasmFilter(r: Resource<WasmPluginSpec>, ctx: HttpFilterContext): EnvoyJson {
   const s = r.spec;
   const name = `${r.metadata.namespace}.${r.metadata.name}`;
-  const env: Record<string, string> = {};
+  const file = localWasmFile(s.url);
+  const env: Record<string, string> = file === undefined ? pullEnv(r, ctx) : {};
   const hostKeys: string[] = [];
   for (const e of s.vmConfig?.env ?? []) {
     if (e.valueFrom === 'HOST') hostKeys.push(e.name);
@@ -59,18 +87,13 @@ function wasmFilter(r: Resource<WasmPluginSpec>, file: string): EnvoyJson {
     ...(s.pluginName ? { root_id: s.pluginName } : {}),
     vm_config: {
       runtime: 'envoy.wasm.runtime.v8',
-      code: { local: { filename: file } },
+      code: file === undefined ? remoteCode(s.url, s.sha256) : { local: { filename: file } },
       ...(Object.keys(env).length || hostKeys.length ? { environment_variables: { ...(Object.keys(env).length ? { key_values: env } : {}), ...(hostKeys.length ? { host_env_keys: hostKeys } : {}) } } : {}),
     },
     ...(s.pluginConfig && Object.keys(s.pluginConfig).length ? { configuration: { '@type': STRING_VALUE, value: JSON.stringify(s.pluginConfig) } } : {}),
     ...(s.failStrategy === 'FAIL_OPEN' ? { fail_open: true } : {}),
   };
   return { name, typed_config: { '@type': WASM_TYPE, config } };
-}
-
-/** Istio agent's stand-in for a plugin whose module could not be fetched, fail closed: RBAC that allows nothing. */
-function denyAll(r: Resource<WasmPluginSpec>): EnvoyJson {
-  return { name: `${r.metadata.namespace}.${r.metadata.name}`, typed_config: { '@type': HTTP_RBAC_TYPE, rules: {} } };
 }
 
 /** The filter for one plugin in this chain, undefined when it has none here. */
@@ -81,11 +104,7 @@ function pluginFilter(r: Resource<WasmPluginSpec>, ctx: HttpFilterContext): Envo
     return undefined;
   }
   if (!modeMatches(s, ctx)) return undefined;
-  const file = localWasmFile(s.url);
-  if (file !== undefined) return wasmFilter(r, file);
-  const open = s.failStrategy === 'FAIL_OPEN';
-  warnOnce('wasm', `${describe(r)}: rig cannot fetch Wasm images or remote modules (${s.url}); put the module on the proxy's machine and use url: file:///path/to/plugin.wasm. ${open ? 'failStrategy FAIL_OPEN: the plugin is left out' : 'The plugin is replaced by a filter that denies every request (fail closed, as Istio when a fetch fails)'}`);
-  return open ? undefined : denyAll(r);
+  return wasmFilter(r, ctx);
 }
 
 export function wasmPluginFilters(ctx: HttpFilterContext): WasmPhaseFilters | undefined {

@@ -1,6 +1,7 @@
 // envoy.extensions.filters.http.wasm.v3.Wasm, compiled once per config update: the module's bytes
 // (vm_config.code.local: filename, inline_bytes, inline_string; or code.remote, fetched through its
-// cluster and checked against its sha256) compile once per content (sha256), a VM is instantiated
+// cluster and checked against its sha256; or, code.remote without a cluster (istiod's "_"), fetched
+// as Istio's agent does, wasm-fetch.ts) compile once per content (sha256), a VM is instantiated
 // once per (vm_id, code, vm configuration, environment), and a root context is started per (VM,
 // name, root_id, plugin configuration), as Envoy shares them. A root context no config uses any more (its configs were
 // collected) gets proxy_on_done and proxy_on_delete.
@@ -10,6 +11,8 @@ import { silentLogger, type Logger } from '../../../core/log.ts';
 import type { Reader } from '../../config/reader.ts';
 import { requestThroughCluster } from '../../upstream/cluster-request.ts';
 import type { FilterCompileContext } from '../filter.ts';
+import type * as WasmFetch from './wasm-fetch.ts';
+import type { ModuleRequest } from './wasm-fetch.ts';
 import { WasmPlugin } from './wasm-plugin.ts';
 import { WasmVm } from './wasm-vm.ts';
 import { WebAssembly, type WasmModule } from './webassembly.ts';
@@ -21,6 +24,8 @@ export interface WasmFilterConfig {
    */
   plugin: WasmPlugin | undefined;
   readonly failOpen: boolean;
+  /** Agent-fetched code that could not be fetched: streams are denied as by Istio's stand-in RBAC filter (403). */
+  fetchFailed?: boolean;
 }
 
 /** code.remote: where the module is fetched from, and what its sha256 must be. */
@@ -30,6 +35,18 @@ interface RemoteCode {
   readonly sha256: string;
   readonly timeoutMs: number;
 }
+
+/** code.remote the way istiod sends it for its agent (no cluster): fetched by rig proxy from the url ('' sha256: unchecked). */
+interface AgentCode {
+  readonly agent: true;
+  readonly uri: string;
+  readonly sha256: string;
+  readonly timeoutMs: number;
+}
+
+/** The env keys istiod adds for its agent; the agent removes every ISTIO_META_* key before the VM sees the env. */
+const AGENT_ENV = { secret: 'ISTIO_META_WASM_IMAGE_PULL_SECRET', policy: 'ISTIO_META_WASM_IMAGE_PULL_POLICY', version: 'ISTIO_META_WASM_PLUGIN_RESOURCE_VERSION' } as const;
+const PULL_POLICIES = new Set(['UNSPECIFIED_POLICY', 'IfNotPresent', 'Always']);
 
 /** Longer modules are refused (a fetch is held in memory whole). */
 const MAX_REMOTE_BYTES = 64 << 20;
@@ -70,7 +87,7 @@ function readConfiguration(r: Reader, key: string): Buffer {
 }
 
 /** The module's bytes, or where to fetch them, from vm_config.code; undefined (an error reported) when neither. */
-function readCode(r: Reader): Buffer | RemoteCode | undefined {
+function readCode(r: Reader): Buffer | RemoteCode | AgentCode | undefined {
   const code = r.obj('code');
   if (!code) {
     r.issues.error(r.at('code'), 'vm_config needs code (local: filename, inline_bytes or inline_string; or remote)');
@@ -96,7 +113,7 @@ function readCode(r: Reader): Buffer | RemoteCode | undefined {
   return bytes;
 }
 
-function readRemote(r: Reader): RemoteCode | undefined {
+function readRemote(r: Reader): RemoteCode | AgentCode | undefined {
   const http = r.obj('http_uri');
   const sha256 = r.str('sha256').toLowerCase();
   if (r.has('retry_policy')) {
@@ -104,7 +121,6 @@ function readRemote(r: Reader): RemoteCode | undefined {
     r.accept('retry_policy');
   }
   r.done();
-  if (!/^[0-9a-f]{64}$/.test(sha256)) r.issues.error(r.at('sha256'), 'remote code needs sha256 (64 hex digits), which the fetched module must match');
   if (!http) {
     r.issues.error(r.at('http_uri'), 'remote code needs http_uri (uri, cluster, timeout)');
     return undefined;
@@ -113,9 +129,24 @@ function readRemote(r: Reader): RemoteCode | undefined {
   const cluster = http.str('cluster');
   const timeoutMs = http.durationMs('timeout', 30_000);
   http.done();
-  if (!cluster) r.issues.error(http.at('cluster'), 'http_uri needs the cluster the module is fetched through');
+  if (cluster === '' || cluster === '_') return readAgentRemote(r, http, uri, sha256 === 'nil' ? '' : sha256, timeoutMs);
+  if (!/^[0-9a-f]{64}$/.test(sha256)) r.issues.error(r.at('sha256'), 'remote code needs sha256 (64 hex digits), which the fetched module must match');
   if (!URL.canParse(uri)) r.issues.error(http.at('uri'), `http_uri.uri ${JSON.stringify(uri)} is not a URL`);
   return cluster && URL.canParse(uri) && sha256.length === 64 ? { cluster, uri, sha256, timeoutMs } : undefined;
+}
+
+/** istiod's form (no cluster): an http(s):// or oci:// url, and a sha256 when the WasmPlugin has one. */
+function readAgentRemote(r: Reader, http: Reader, uri: string, sha256: string, timeoutMs: number): AgentCode | undefined {
+  let ok = true;
+  if (!/^(https?|oci):\/\/./.test(uri) || !URL.canParse(uri)) {
+    http.issues.error(http.at('uri'), `http_uri.uri ${JSON.stringify(uri)} is not an http://, https:// or oci:// url (rig proxy fetches a module without a cluster as Istio's agent does; name a cluster to fetch through it)`);
+    ok = false;
+  }
+  if (sha256 && !/^[0-9a-f]{64}$/.test(sha256)) {
+    r.issues.error(r.at('sha256'), 'sha256 must be 64 hex digits (or left out)');
+    ok = false;
+  }
+  return ok ? { agent: true, uri, sha256, timeoutMs } : undefined;
 }
 
 /** Fetches a remote module through its cluster; rejects with a readable Error (status, size, sha256 mismatch). */
@@ -178,32 +209,87 @@ export function readWasmConfig(r: Reader, ctx: FilterCompileContext): WasmFilter
   v.done();
   if (!code) return { plugin: undefined, failOpen };
   const log = ctx.log ?? silentLogger;
+  const agent = !Buffer.isBuffer(code) && 'agent' in code ? agentRequest(code, env, name) : undefined;
   const params: PluginParams = { vmId, name, rootId, vmConfiguration, configuration, env, ctx, log };
+  if (agent) {
+    const file = wasmFetch?.moduleCache.lookup(agent);
+    const bytes = file === undefined ? undefined : readCachedModule(file);
+    if (!bytes) return whenFetched(params, failOpen, agent.url, true, () => loadWasmFetch().then((f) => f.moduleCache.fetch(agent)).then((f) => fs.promises.readFile(f)));
+    const sha = crypto.createHash('sha256').update(bytes).digest('hex');
+    const module = compileModule(bytes, sha, (m) => v.issues.error(v.at('code'), m));
+    return configured(module && start(module, sha, params, (m) => c.issues.error(c.path, m)), failOpen);
+  }
   if (!Buffer.isBuffer(code)) {
     // Fetched before (an earlier config): started at once, as Envoy's remote code cache.
-    const cached = modules.get(code.sha256);
-    if (cached) return configured(start(cached, code.sha256, params, (m) => c.issues.error(c.path, m)), failOpen);
-    const config: WasmFilterConfig = { plugin: undefined, failOpen };
-    const what = `the Wasm plugin ${name || rootId || '(unnamed)'}`;
-    fetchModule(code, ctx.clusters).then(
-      (bytes) => {
-        const module = compileModule(bytes, code.sha256, (m) => log.error(`${what}: ${m}`));
-        const entry = module && start(module, code.sha256, params, (m) => log.error(`${what}: ${m}`));
-        if (!entry) return;
-        entry.users++;
-        config.plugin = entry.plugin;
-        released.register(config, entry);
-        log.info(`${what}: fetched ${code.uri} (${bytes.length} bytes) and started`);
-      },
-      (e: Error) => log.error(`${what}: ${e.message}; its streams ${failOpen ? 'go on without it (fail_open)' : 'are answered 503'}`),
-    )
-      // Never an unhandled rejection out of a config update.
-      .catch((e: Error) => log.error(`${what}: starting the fetched module failed: ${e.message}`));
-    return config;
+    const cached = modules.get((code as RemoteCode).sha256);
+    if (cached) return configured(start(cached, (code as RemoteCode).sha256, params, (m) => c.issues.error(c.path, m)), failOpen);
+    return whenFetched(params, failOpen, code.uri, false, () => fetchModule(code as RemoteCode, ctx.clusters));
   }
   const sha = crypto.createHash('sha256').update(code).digest('hex');
   const module = compileModule(code, sha, (m) => v.issues.error(v.at('code'), m));
   return configured(module && start(module, sha, params, (m) => c.issues.error(c.path, m)), failOpen);
+}
+
+type WasmFetchModule = typeof WasmFetch;
+let wasmFetch: WasmFetchModule | undefined;
+/** The agent's fetcher, loaded with the first plugin that needs it (it brings undici's fetch). */
+async function loadWasmFetch(): Promise<WasmFetchModule> {
+  return (wasmFetch ??= await import('./wasm-fetch.ts'));
+}
+
+/** The agent's request for agent-form code, from the env istiod filled (whose ISTIO_META_* keys are taken out of the VM's env, as the agent does). */
+function agentRequest(code: AgentCode, env: Map<string, string>, name: string): ModuleRequest {
+  const policy = env.get(AGENT_ENV.policy) ?? '';
+  const req = {
+    url: code.uri,
+    sha256: code.sha256,
+    timeoutMs: code.timeoutMs,
+    pullPolicy: (PULL_POLICIES.has(policy) ? policy : 'UNSPECIFIED_POLICY') as 'UNSPECIFIED_POLICY',
+    pullSecret: env.get(AGENT_ENV.secret),
+    resourceName: name,
+    resourceVersion: env.get(AGENT_ENV.version) ?? '',
+  };
+  for (const k of [...env.keys()]) if (k.startsWith('ISTIO_META_')) env.delete(k);
+  return req;
+}
+
+function readCachedModule(file: string): Buffer | undefined {
+  try {
+    return fs.readFileSync(file);
+  } catch {
+    return undefined; // removed since: fetched again
+  }
+}
+
+/**
+ * A config whose plugin starts once its code is fetched; meanwhile its streams go as after a VM
+ * failure. When the fetch fails: Envoy's remote code stays so (503, or on with fail_open); agent
+ * code is denied (403) as by the RBAC filter Istio's agent puts in its place (left out with fail_open).
+ */
+function whenFetched(p: PluginParams, failOpen: boolean, uri: string, agent: boolean, fetchBytes: () => Promise<Buffer>): WasmFilterConfig {
+  const config: WasmFilterConfig = { plugin: undefined, failOpen };
+  const what = `the Wasm plugin ${p.name || p.rootId || '(unnamed)'}`;
+  const fail = (m: string) => {
+    if (agent) config.fetchFailed = true;
+    p.log.error(`${what}: ${m}; its streams ${failOpen ? 'go on without it (fail_open)' : agent ? 'are denied (403, fail closed)' : 'are answered 503'}`);
+  };
+  fetchBytes()
+    .then(
+      (bytes) => {
+        const sha = crypto.createHash('sha256').update(bytes).digest('hex');
+        const module = compileModule(bytes, sha, fail);
+        const entry = module && start(module, sha, p, fail);
+        if (!entry) return;
+        entry.users++;
+        config.plugin = entry.plugin;
+        released.register(config, entry);
+        p.log.info(`${what}: fetched ${uri} (${bytes.length} bytes) and started`);
+      },
+      (e: Error) => fail(e.message),
+    )
+    // Never an unhandled rejection out of a config update.
+    .catch((e: Error) => fail(`starting the fetched module failed: ${e.message}`));
+  return config;
 }
 
 interface PluginParams {

@@ -12,7 +12,8 @@ export const WASM_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.wasm
 
 /**
  * A plugin whose remote code is still being fetched, or failed to load (local code that does not
- * load is refused, NACK): its streams go as after a VM failure, on with fail_open, else 503.
+ * load is refused, NACK): its streams go as after a VM failure, on with fail_open, else 503 (403
+ * when code fetched as Istio's agent does could not be fetched).
  */
 class PluginNotLoaded implements HttpFilter {
   private readonly c: WasmFilterConfig;
@@ -23,7 +24,9 @@ class PluginNotLoaded implements HttpFilter {
   }
   decodeHeaders(): FilterStatus {
     if (this.c.failOpen) return FilterStatus.Continue;
-    this.cb.sendLocalReply({ status: 503, details: 'wasm_not_loaded' });
+    // What Istio's agent puts in place of a plugin it could not fetch: an RBAC filter denying all.
+    if (this.c.fetchFailed) this.cb.sendLocalReply({ status: 403, body: 'RBAC: access denied', details: 'rbac_access_denied_matched_policy[none]' });
+    else this.cb.sendLocalReply({ status: 503, details: 'wasm_not_loaded' });
     return FilterStatus.StopIteration;
   }
 }
