@@ -34,6 +34,7 @@ const HOST: Record<string, string> = {
   proxy_grpc_cancel: '(param i32) (result i32)',
   proxy_grpc_close: '(param i32) (result i32)',
   proxy_get_status: '(param i32 i32 i32) (result i32)',
+  proxy_close_stream: '(param i32) (result i32)',
 };
 
 /** Serialized header pairs (the ABI's map format). */
@@ -516,3 +517,20 @@ export function grpcPlugin(service: Buffer): PluginSource {
     (drop (call $proxy_continue_stream (i32.const 0))))`,
   };
 }
+
+/** proxy_close_stream: resets the stream on request headers with x-close-request, on response headers with x-close-response. */
+export const closeStreamPlugin: PluginSource = {
+  strings: { req: 'x-close-request', res: 'x-close-response' },
+  imports: ['proxy_get_header_map_value', 'proxy_close_stream'],
+  body: `
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (if (call $proxy_get_header_map_value (i32.const 0) (i32.const $req$) (i32.const #req#) (i32.const 16) (i32.const 20))
+      (then (return (i32.const 0))))
+    (drop (call $proxy_close_stream (i32.const 0)))
+    (i32.const 1))
+  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32)
+    (if (call $proxy_get_header_map_value (i32.const 2) (i32.const $res$) (i32.const #res#) (i32.const 16) (i32.const 20))
+      (then (return (i32.const 0))))
+    (drop (call $proxy_close_stream (i32.const 1)))
+    (i32.const 0))`,
+};

@@ -1259,6 +1259,16 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     this.finish();
   }
 
+  resetStream(): void {
+    if (this.done) return;
+    const a = this.attempt;
+    if (a) {
+      this.endAttempt(a, UpstreamOutcome.Success, 0);
+      a.cluster.s.rqTxReset.value++;
+    }
+    this.resetDownstream();
+  }
+
   private resetDownstream(): void {
     this.attempt?.cancel();
     if (this.isH2) (this.res as H2Response).reset();

@@ -142,7 +142,7 @@ export class GrpcCallout implements Dispatcher.DispatchHandler {
   }
 
   send(message: Buffer, endStream: boolean): void {
-    if (this.localClosed) return;
+    if (this.localClosed || this.ended) return;
     this.body.write(grpcFrame(message));
     if (endStream) this.closeLocal();
   }

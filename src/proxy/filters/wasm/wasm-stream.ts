@@ -43,6 +43,8 @@ export class WasmStream implements HttpFilter, HostContext, StreamProps, BodyOwn
   /** The request is paused on its headers. */
   private paused = false;
   private reply: LocalReply | undefined;
+  /** proxy_close_stream was called: the stream is reset after the callback, as Envoy. */
+  private resetAsked = false;
   /** The plugin no longer runs for this stream: it failed, or answered it. */
   private off = false;
 
@@ -95,6 +97,7 @@ export class WasmStream implements HttpFilter, HostContext, StreamProps, BodyOwn
     const h = (this.reqAccess = new RequestHeadAccess(head));
     const a = this.invoke('proxy_on_request_headers', h.count(), endStream ? 1 : 0);
     if (a === undefined) return this.failRequest();
+    if (this.resetAsked) return this.reset();
     if (this.reply) return this.sendReply();
     const vm = this.plugin.vm;
     if (!endStream && (vm.has('proxy_on_request_body') || vm.has('proxy_on_request_trailers'))) this.cb.recodeRequestBody((this.reqBody = new PluginBody(this, true, false)));
@@ -139,6 +142,10 @@ export class WasmStream implements HttpFilter, HostContext, StreamProps, BodyOwn
   }
 
   private settleNow(): void {
+    if (this.resetAsked) {
+      this.reset();
+      return;
+    }
     if (this.reply) {
       this.sendReply();
       return;
@@ -185,6 +192,26 @@ export class WasmStream implements HttpFilter, HostContext, StreamProps, BodyOwn
     queueMicrotask(() => this.settle());
   }
 
+  /** Resets the stream (proxy_close_stream), with response code details wasm_close_stream unless set. */
+  private reset(): FilterStatus {
+    this.resetAsked = false;
+    this.off = true;
+    this.paused = false;
+    this.reqBody?.drop();
+    this.resBody?.drop();
+    const info = this.cb.streamInfo;
+    info.responseCodeDetails ??= 'wasm_close_stream';
+    this.cb.resetStream();
+    return FilterStatus.StopIteration;
+  }
+
+  /** After a body or trailers callback (or response headers) asked for a reset: the body stops here, the reset follows the callback. */
+  private resetLater(): void {
+    this.reqBody?.drop();
+    this.resBody?.drop();
+    queueMicrotask(() => this.settle());
+  }
+
   /** Whether the running callback continues the stream: Continue, or proxy_continue_stream during it. */
   private continues(request: boolean, a: number): boolean {
     const asked = request ? this.continueAsked : this.continueResponseAsked;
@@ -219,6 +246,10 @@ export class WasmStream implements HttpFilter, HostContext, StreamProps, BodyOwn
       this.failBody(request);
       return buf;
     }
+    if (this.resetAsked) {
+      this.resetLater();
+      return EMPTY;
+    }
     if (this.reply) {
       this.replyFromBody(request);
       return EMPTY;
@@ -235,6 +266,10 @@ export class WasmStream implements HttpFilter, HostContext, StreamProps, BodyOwn
     const a = this.invoke(request ? 'proxy_on_request_trailers' : 'proxy_on_response_trailers', access.count());
     if (a === undefined) {
       this.failBody(request);
+      return true;
+    }
+    if (this.resetAsked) {
+      this.resetLater();
       return true;
     }
     if (this.reply) {
@@ -258,6 +293,11 @@ export class WasmStream implements HttpFilter, HostContext, StreamProps, BodyOwn
     const a = this.invoke('proxy_on_response_headers', h.count(), 0);
     if (a === undefined) return this.failResponse();
     const vm = this.plugin.vm;
+    if (this.resetAsked) {
+      this.cb.recodeResponseBody((this.resBody = new PluginBody(this, false, true)));
+      this.resetLater();
+      return;
+    }
     if (this.reply) {
       // The head is held (nothing of the upstream response goes out) until the reply replaces it.
       this.cb.recodeResponseBody((this.resBody = new PluginBody(this, false, true)));
@@ -334,10 +374,13 @@ export class WasmStream implements HttpFilter, HostContext, StreamProps, BodyOwn
     return WasmResult.Ok;
   }
 
-  /** Envoy resets the stream; rig proxy's filters cannot, so the stream is answered 503 (or reset once its response started). */
+  /** As Envoy: the stream is reset once the running callback returns. */
   closeStream(type: number): number {
     if (type !== StreamType.Request && type !== StreamType.Response) return WasmResult.BadArgument;
-    return this.sendLocalResponse({ status: 503, details: 'wasm_close_stream' });
+    if (this.off) return WasmResult.Ok;
+    this.resetAsked = true;
+    if (!this.inCallback) queueMicrotask(() => this.settle());
+    return WasmResult.Ok;
   }
 
   setTickPeriod(ms: number): number {

@@ -163,6 +163,7 @@ export class WasmVm implements GrpcCalloutOwner {
     const grpc = [...this.grpcCalls.values()];
     this.grpcCalls.clear();
     for (const g of grpc) {
+      if (g.ended) continue;
       g.cancel();
       queueMicrotask(() => g.ctx.callout('proxy_on_grpc_close', g.token, GrpcStatus.Unavailable));
     }
@@ -207,7 +208,8 @@ export class WasmVm implements GrpcCalloutOwner {
 
   grpcClose(c: GrpcCallout, status: number, message: string): void {
     if (this.grpcCalls.get(c.token) !== c) return;
-    this.grpcCalls.delete(c.token);
+    // As Envoy: a stream the plugin has not closed stays known (proxy_grpc_close answers Ok) until it does.
+    if (c.unary || c.localClosed) this.grpcCalls.delete(c.token);
     this.statusCode = status;
     this.statusMessage = Buffer.from(message);
     c.ctx.callout('proxy_on_grpc_close', c.token, status);
@@ -504,7 +506,10 @@ export class WasmVm implements GrpcCalloutOwner {
         if (g.unary) {
           g.cancel();
           this.grpcCalls.delete(token);
-        } else g.closeLocal();
+        } else {
+          g.closeLocal();
+          if (g.ended) this.grpcCalls.delete(token);
+        }
         return R.Ok;
       },
       proxy_get_status: (codePtr: number, msgPtr: number, msgSize: number) => {
