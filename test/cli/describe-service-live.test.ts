@@ -181,6 +181,29 @@ describe('x describe service on a running rig demo', () => {
     assert.match(legacy, /^Service "legacy" has no Istio pods\. {2}\(1 pods in service\)\.\n/);
   });
 
+  it('a pod that is not ready is named and left out, as istioctl does; once ready it is described', async () => {
+    const ready = path.join(dir, 'flaky-ready');
+    await apply(`apiVersion: local.rigging.dev/v1alpha1
+kind: Workload
+metadata: { name: flaky, namespace: default, labels: { app: flaky, version: v1 } }
+spec:
+  command: [${JSON.stringify(process.execPath)}, -e, "setInterval(() => {}, 1 << 30)"]
+  ports: [{ name: http, port: 9080 }]
+  readinessProbe: { exec: { command: [test, -f, ${JSON.stringify(ready)}] } }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: flaky, namespace: default }
+spec: { selector: { app: flaky }, ports: [{ name: http, port: 9080 }] }
+`);
+    const notReady = await describeUntil('flaky', 'NOT READY');
+    assert.equal(notReady, `WARNING: Pod flaky-0 NOT READY (command "test -f ${ready}" exited with status 1)\nService "flaky" has no ready Istio pods.  (1 pods in service).\n`);
+    assert.match(await rig('x', 'describe', 'pod', 'flaky-0'), /^ {3}Pod Ports: 9080 \(flaky\)\nWARNING: Pod flaky-0 NOT READY \(command/m);
+    fs.writeFileSync(ready, '');
+    const described = await describeUntil('flaky', 'Pods: flaky-0');
+    assert.ok(described.startsWith('Service: flaky\n   Port: http 9080/HTTP targets pod port 9080\n--------------------\nPods: flaky-0\n'), described);
+  });
+
   it("the mesh-wide mTLS mode is the PeerAuthentication of the control plane's root namespace (-i overrides)", async () => {
     await apply(`apiVersion: security.istio.io/v1
 kind: PeerAuthentication

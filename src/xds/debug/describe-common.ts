@@ -13,6 +13,8 @@ type Spec = Record<string, unknown>;
 export interface AdszEntry {
   node: string;
   metadata: Record<string, unknown>;
+  /** The proxy's last report of its workload's readiness probe (istio.io/health). */
+  workload_health?: { healthy: boolean; message?: string };
 }
 
 export interface RegistryService {
@@ -59,6 +61,13 @@ export const labelsOf = (p: AdszEntry) => (p.metadata.LABELS ?? {}) as Labels;
 export const workloadPortsOf = (p: AdszEntry) => (p.metadata.RIG_WORKLOAD_PORTS ?? []) as WorkloadPort[];
 export const namespaceOf = (p: AdszEntry) => podName(p.node).split('.')[1] ?? String(p.metadata.NAMESPACE ?? 'default');
 export const isSidecar = (p: AdszEntry) => p.node.startsWith('sidecar~');
+export const isReady = (p: AdszEntry) => p.workload_health?.healthy !== false;
+
+/** istioctl's "WARNING: Pod … NOT READY", with why its readiness probe fails. */
+export function notReadyWarning(p: AdszEntry, namespace: string): string {
+  const why = p.workload_health?.message;
+  return `WARNING: Pod ${kname({ metadata: { name: podName(p.node).split('.')[0]!, namespace: namespaceOf(p) } }, namespace)} NOT READY${why ? ` (${why})` : ''}`;
+}
 
 /** Reads the control plane's view; the root namespace is the mesh config's unless given. */
 export async function readMeshView(base: string, o: { namespace?: string; rootNamespace?: string }): Promise<MeshView> {

@@ -8,7 +8,7 @@ import { RigError } from '../../core/errors.ts';
 import type { EnvoyJson } from '../../envoy/index.ts';
 import type { ConfigzEntry } from './resource-table.ts';
 import { getJson } from './controlplane-client.ts';
-import { L1, SEPARATOR, type AdszEntry, type Labels, type MeshView, effectivePeerAuthentication, kname, labelsOf, ofKind, podName, printEffectiveMtls, printIngress, printServiceConfig, readMeshView, selects, serviceHost, workloadPortsOf } from './describe-common.ts';
+import { L1, SEPARATOR, type AdszEntry, type Labels, type MeshView, effectivePeerAuthentication, isReady, kname, labelsOf, notReadyWarning, ofKind, podName, printEffectiveMtls, printIngress, printServiceConfig, readMeshView, selects, serviceHost, workloadPortsOf } from './describe-common.ts';
 
 export interface DescribeInput extends MeshView {
   /** The proxy, as /debug/adsz lists it. */
@@ -40,6 +40,7 @@ export function describePod(i: DescribeInput): string {
   out.push(`Pod: ${kname(podMeta, i.namespace)}`);
   out.push(`${L1}Pod Revision: ${String(md.ISTIO_REVISION ?? 'default')}`);
   out.push(ports.length ? `${L1}Pod Ports: ${ports.join(', ')}` : `${L1}Pod does not expose ports`);
+  if (!isReady(i.proxy)) out.push(notReadyWarning(i.proxy, i.namespace));
   if (!labels.app && !labels['app.kubernetes.io/name'] && !labels['service.istio.io/canonical-name']) out.push('Suggestion: add required service name label for Istio telemetry. See https://istio.io/latest/docs/ops/deployment/application-requirements/.');
   if (!labels.version && !labels['app.kubernetes.io/version'] && !labels['service.istio.io/canonical-revision']) out.push('Suggestion: add required service revision label for Istio telemetry. See https://istio.io/latest/docs/ops/deployment/application-requirements/.');
 

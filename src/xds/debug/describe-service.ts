@@ -8,13 +8,13 @@ import { RigError } from '../../core/errors.ts';
 import type { EnvoyJson } from '../../envoy/index.ts';
 import type { ConfigzEntry } from './resource-table.ts';
 import { getJson } from './controlplane-client.ts';
-import { SEPARATOR, type AdszEntry, type EffectiveMtls, type Labels, type MeshView, type RegistryEndpoint, effectivePeerAuthentication, isSidecar, kname, labelsOf, namespaceOf, podName, printEffectiveMtls, printIngress, printServiceConfig, readMeshView, selects, serviceHost, workloadPortsOf } from './describe-common.ts';
+import { SEPARATOR, type AdszEntry, type EffectiveMtls, type Labels, type MeshView, type RegistryEndpoint, effectivePeerAuthentication, isReady, isSidecar, kname, labelsOf, namespaceOf, notReadyWarning, podName, printEffectiveMtls, printIngress, printServiceConfig, readMeshView, selects, serviceHost, workloadPortsOf } from './describe-common.ts';
 
 export interface DescribeServiceInput extends MeshView {
   service: ConfigzEntry;
   /** Its endpoints by service port (/debug/endpointz). */
   endpoints: Record<string, RegistryEndpoint[]>;
-  /** The config dump of its first pod's proxy (undefined when it has none). */
+  /** The config dump of its first ready pod's proxy (undefined when it has none). */
   dump: EnvoyJson | undefined;
 }
 
@@ -49,13 +49,17 @@ function mtlsGroups(v: MeshView, pods: AdszEntry[]): { pods: string[]; pa: Effec
 
 /** The text istioctl x describe svc prints (with its pods and their mTLS mode), for the Service in `i`. */
 export function describeService(i: DescribeServiceInput): string {
-  const out: string[] = [];
   const name = kname(i.service, i.namespace);
-  const pods = podsOf(i.service, i.proxies);
+  const selected = podsOf(i.service, i.proxies);
+  // As istioctl, a pod that is not ready is named and left out.
+  const out = selected.filter((p) => !isReady(p)).map((p) => notReadyWarning(p, i.namespace));
+  const pods = selected.filter(isReady);
   const bare = withoutSidecar(i.endpoints);
   if (!pods.length || !i.dump) {
-    if (!bare.length) return `Service "${name}" has no pods.\n`;
-    return `Service "${name}" has no Istio pods.  (${bare.length} pods in service).\nGive its workloads a sidecar (rig up runs one for each replica of a Workload; run rig proxy beside a WorkloadEntry's workload).\n`;
+    if (selected.length) out.push(`Service "${name}" has no ready Istio pods.  (${selected.length + bare.length} pods in service).`);
+    else if (!bare.length) out.push(`Service "${name}" has no pods.`);
+    else out.push(`Service "${name}" has no Istio pods.  (${bare.length} pods in service).`, "Give its workloads a sidecar (rig up runs one for each replica of a Workload; run rig proxy beside a WorkloadEntry's workload).");
+    return out.join('\n') + '\n';
   }
   const podLabels = pods.map(labelsOf);
   const drs = printServiceConfig(out, i, i.service, workloadPortsOf(pods[0]!), podLabels, i.dump);
@@ -85,7 +89,7 @@ export function findService(configz: ConfigzEntry[], name: string, namespace: st
 export async function describeServiceFromControlPlane(base: string, name: string, o: { namespace?: string; rootNamespace?: string }): Promise<string> {
   const [view, endpointz] = await Promise.all([readMeshView(base, o), getJson(base, 'debug/endpointz') as Promise<Record<string, Record<string, RegistryEndpoint[]>>>]);
   const service = findService(view.configz, name, o.namespace);
-  const first = podsOf(service, view.proxies)[0];
+  const first = podsOf(service, view.proxies).find(isReady);
   const dump = first ? ((await getJson(base, `debug/config_dump?proxyID=${encodeURIComponent(first.node)}`)) as EnvoyJson) : undefined;
   return describeService({ ...view, service, endpoints: endpointz[serviceHost(service)] ?? {}, dump });
 }
