@@ -8,6 +8,7 @@
 import type { Resource, RunningWorkload } from '../api/index.ts';
 import { groupOf, kindOf, resourceKey } from '../api/index.ts';
 import { RigError } from '../core/errors.ts';
+import type { AdszEntry } from '../xds/debug/describe-common.ts';
 import type { ConfigzEntry } from '../xds/debug/resource-table.ts';
 
 export interface LiveConfig {
@@ -17,11 +18,6 @@ export interface LiveConfig {
   workloads: RunningWorkload[];
   /** Istio's root namespace in the control plane's mesh config (/debug/mesh). */
   rootNamespace: string;
-}
-
-interface AdszEntry {
-  node: string;
-  metadata?: Record<string, unknown>;
 }
 
 /** Reads the live configuration; undefined when nothing answers at `url` (no control plane is running there). */
@@ -46,7 +42,7 @@ function toResource(e: ConfigzEntry): Resource[] {
 async function connectedWorkloads(connections: readonly AdszEntry[]): Promise<RunningWorkload[]> {
   const { parseNode } = await import('../model/proxy.ts');
   return connections.map((c) => {
-    const p = parseNode({ id: c.node, metadata: c.metadata ?? {} });
+    const p = parseNode({ id: c.node, metadata: c.metadata });
     return { namespace: p.namespace, labels: p.labels };
   });
 }
