@@ -6,6 +6,7 @@ import { allOf, tcpProbe } from './probe.ts';
 import { removePortsFile, readPortsFile } from './ports-file.ts';
 import { gatewayArgs } from './proxy-args.ts';
 import type { GatewayPlan } from './mesh-plan.ts';
+import { proxyStatsEnv } from './proxy-stats-env.ts';
 import { proxyEcho, proxyReadiness, readable, watchState, type RuntimeContext } from './replica.ts';
 import { rigCommand } from './rig-command.ts';
 import type { ProcessStatus } from './status.ts';
@@ -56,7 +57,7 @@ export class GatewayRuntime {
       name: plan.name,
       command: process.execPath,
       args: [],
-      env: { ...process.env, RIG_STATE_DIR: ctx.stateRoot },
+      env: { ...process.env, ...proxyStatsEnv(ctx.meshProxyStatsMatcher), RIG_STATE_DIR: ctx.stateRoot },
       cwd: process.cwd(),
       logFile: ctx.logFile(plan.name),
       print: readable(ctx.print(plan.name)),

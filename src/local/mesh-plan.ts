@@ -3,6 +3,7 @@
 // and one gateway per Gateway API Gateway of class istio.
 import { parse as parseYaml } from 'yaml';
 import { GATEWAY_NAME_LABEL, workloadCwd, type GatewayApi, type Resource, type WorkloadSpec } from '../api/index.ts';
+import type { ProxyDefaults } from '../model/mesh-config.ts';
 
 export const INGRESS_LABELS = { istio: 'ingressgateway', app: 'istio-ingressgateway' } as const;
 export const EGRESS_LABELS = { istio: 'egressgateway', app: 'istio-egressgateway' } as const;
@@ -27,14 +28,27 @@ export function parseUpstreams(value: string | undefined): string[] {
 
 /**
  * Istio's pod annotation with the sidecar's ProxyConfig (YAML or JSON). rig up applies its
- * proxyMetadata, the sidecar's extra environment (e.g. ISTIO_META_HTTP10: "1", node metadata);
- * any other ProxyConfig field is refused by name rather than ignored.
+ * proxyMetadata, the sidecar's extra environment (e.g. ISTIO_META_HTTP10: "1", node metadata), and
+ * its proxyStatsMatcher (over MeshConfig defaultConfig's, see proxy-stats-env.ts); any other
+ * ProxyConfig field is refused by name rather than ignored.
  */
 export const PROXY_CONFIG_ANNOTATION = 'proxy.istio.io/config';
 
-/** The proxyMetadata of the annotation; throws naming what is wrong. */
-export function parseProxyConfigAnnotation(value: string | undefined): Record<string, string> {
-  if (value === undefined || value.trim() === '') return {};
+/** The pod annotations that replace proxyStatsMatcher's lists (comma-separated), as Istio's agent reads them. */
+export const STATS_INCLUSION_ANNOTATIONS = ['sidecar.istio.io/statsInclusionPrefixes', 'sidecar.istio.io/statsInclusionSuffixes', 'sidecar.istio.io/statsInclusionRegexps'];
+
+export type ProxyStatsMatcher = NonNullable<ProxyDefaults['proxyStatsMatcher']>;
+
+export interface ProxyConfigAnnotation {
+  proxyMetadata: Record<string, string>;
+  proxyStatsMatcher?: ProxyStatsMatcher;
+}
+
+const STATS_MATCHER_LISTS = ['inclusionPrefixes', 'inclusionSuffixes', 'inclusionRegexps'];
+
+/** The proxyMetadata and proxyStatsMatcher of the annotation; throws naming what is wrong. */
+export function parseProxyConfigAnnotation(value: string | undefined): ProxyConfigAnnotation {
+  if (value === undefined || value.trim() === '') return { proxyMetadata: {} };
   let doc: unknown;
   try {
     doc = parseYaml(value);
@@ -42,15 +56,23 @@ export function parseProxyConfigAnnotation(value: string | undefined): Record<st
     throw new Error(`annotation ${PROXY_CONFIG_ANNOTATION}: not YAML or JSON (${(err as Error).message.split('\n')[0]})`);
   }
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new Error(`annotation ${PROXY_CONFIG_ANNOTATION}: must be a ProxyConfig object, e.g. {"proxyMetadata": {"ISTIO_META_HTTP10": "1"}}`);
-  const other = Object.keys(doc).filter((k) => k !== 'proxyMetadata');
-  if (other.length) throw new Error(`annotation ${PROXY_CONFIG_ANNOTATION}: ${other.map((k) => `"${k}"`).join(', ')} not supported by rig up (only proxyMetadata)`);
+  const other = Object.keys(doc).filter((k) => k !== 'proxyMetadata' && k !== 'proxyStatsMatcher');
+  if (other.length) throw new Error(`annotation ${PROXY_CONFIG_ANNOTATION}: ${other.map((k) => `"${k}"`).join(', ')} not supported by rig up (only proxyMetadata and proxyStatsMatcher)`);
+  const sm = (doc as { proxyStatsMatcher?: unknown }).proxyStatsMatcher;
+  if (sm !== undefined) {
+    if (sm === null || typeof sm !== 'object' || Array.isArray(sm)) throw new Error(`annotation ${PROXY_CONFIG_ANNOTATION}: proxyStatsMatcher must be an object with ${STATS_MATCHER_LISTS.join(', ')}`);
+    for (const [k, v] of Object.entries(sm)) {
+      if (!STATS_MATCHER_LISTS.includes(k)) throw new Error(`annotation ${PROXY_CONFIG_ANNOTATION}: proxyStatsMatcher.${k} is not a field of Istio's ProxyStatsMatcher (${STATS_MATCHER_LISTS.join(', ')})`);
+      if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new Error(`annotation ${PROXY_CONFIG_ANNOTATION}: proxyStatsMatcher.${k} must be a list of strings`);
+    }
+  }
   const md = (doc as { proxyMetadata?: unknown }).proxyMetadata ?? {};
   if (md === null || typeof md !== 'object' || Array.isArray(md)) throw new Error(`annotation ${PROXY_CONFIG_ANNOTATION}: proxyMetadata must be a map of strings`);
   for (const [k, v] of Object.entries(md)) {
     if (typeof v !== 'string') throw new Error(`annotation ${PROXY_CONFIG_ANNOTATION}: proxyMetadata.${k} must be a string (quote it: "${String(v)}")`);
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new Error(`annotation ${PROXY_CONFIG_ANNOTATION}: proxyMetadata "${k}" is not an environment variable name`);
   }
-  return md as Record<string, string>;
+  return { proxyMetadata: md as Record<string, string>, proxyStatsMatcher: sm as ProxyStatsMatcher | undefined };
 }
 
 export interface ReplicaPlan {
@@ -68,6 +90,8 @@ export interface ReplicaPlan {
   upstreams: string[];
   /** Extra environment of the sidecar (PROXY_CONFIG_ANNOTATION proxyMetadata). */
   proxyMetadata: Record<string, string>;
+  /** PROXY_CONFIG_ANNOTATION proxyStatsMatcher and the STATS_INCLUSION_ANNOTATIONS set on the Workload. */
+  proxyStats?: { matcher?: ProxyStatsMatcher; annotations: Record<string, string> };
   /** Why this replica cannot start (reported as its state), if anything. */
   problem?: string;
   /** The directory the app runs in (spec.cwd relative to the file that declared the Workload). */
@@ -101,14 +125,17 @@ export function workloadReplicas(resources: readonly Resource[]): ReplicaPlan[] 
     const labels = { ...(r.metadata.labels ?? {}) };
     let upstreams: string[] = [];
     let proxyMetadata: Record<string, string> = {};
+    let matcher: ProxyStatsMatcher | undefined;
     let problem: string | undefined;
     try {
       upstreams = parseUpstreams(r.metadata.annotations?.[UPSTREAMS_ANNOTATION]);
-      proxyMetadata = parseProxyConfigAnnotation(r.metadata.annotations?.[PROXY_CONFIG_ANNOTATION]);
+      ({ proxyMetadata, proxyStatsMatcher: matcher } = parseProxyConfigAnnotation(r.metadata.annotations?.[PROXY_CONFIG_ANNOTATION]));
     } catch (err) {
       problem = (err as Error).message;
     }
-    const fingerprint = JSON.stringify({ spec: { ...spec, replicas: undefined }, labels, cwd, ns: r.metadata.namespace, upstreams, proxyMetadata });
+    const annotations = Object.fromEntries(STATS_INCLUSION_ANNOTATIONS.flatMap((a) => (r.metadata.annotations?.[a] !== undefined ? [[a, r.metadata.annotations[a]]] : [])));
+    const proxyStats = { matcher, annotations };
+    const fingerprint = JSON.stringify({ spec: { ...spec, replicas: undefined }, labels, cwd, ns: r.metadata.namespace, upstreams, proxyMetadata, proxyStats });
     for (let i = 0; i < (spec.replicas ?? 1); i++) {
       out.push({
         name: `${r.metadata.name}-${i}`,
@@ -121,6 +148,7 @@ export function workloadReplicas(resources: readonly Resource[]): ReplicaPlan[] 
         spec,
         upstreams,
         proxyMetadata,
+        proxyStats,
         problem,
         cwd,
         source: r.source ? `${r.source.file}:${r.source.line}` : undefined,

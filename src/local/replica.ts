@@ -13,7 +13,8 @@ import { podSidecarArgs, sidecarArgs, sidecarNodeId, type ProxyCommon } from './
 import { appEcho } from './probe-echo.ts';
 import { sidecarProbe } from './replica-probe.ts';
 import { allocateReplicaPorts, releaseReplicaPorts, type ReplicaPorts } from './replica-ports.ts';
-import type { ReplicaPlan } from './mesh-plan.ts';
+import type { ProxyStatsMatcher, ReplicaPlan } from './mesh-plan.ts';
+import { proxyStatsEnv } from './proxy-stats-env.ts';
 import { rigCommand } from './rig-command.ts';
 import type { ProcessStatus, ProcessState } from './status.ts';
 import { SupervisedProcess } from './supervised-process.ts';
@@ -43,6 +44,8 @@ export interface RuntimeContext {
   runFile(name: string): string;
   print(name: string): (line: string) => void;
   proxyCommon(portsFile: string, name: string, identity: { namespace: string; serviceAccount: string }): Promise<ProxyCommon>;
+  /** MeshConfig defaultConfig.proxyStatsMatcher: the Envoy stats every proxy keeps beyond Istio's defaults. */
+  meshProxyStatsMatcher?: ProxyStatsMatcher;
   /** Tells the user about a state change worth knowing (crash, failure). */
   notice(line: string, isError: boolean): void;
   /** `notice`, once per rig up for each `key`. */
@@ -180,7 +183,7 @@ export class ReplicaRuntime {
       name: `${plan.name}/istio-proxy`,
       command: pod ? 'ip' : process.execPath,
       args: [],
-      env: { ...process.env, ...plan.proxyMetadata, RIG_STATE_DIR: ctx.stateRoot },
+      env: { ...process.env, ...plan.proxyMetadata, ...proxyStatsEnv(ctx.meshProxyStatsMatcher, plan.proxyStats), RIG_STATE_DIR: ctx.stateRoot },
       // In the workload's directory, where its exec probe runs (as a container's, in its files); the
       // pod's sidecar runs as the proxy user, which may not be able to enter the user's directory.
       cwd: pod ? path.dirname(portsFile) : isDirectory(plan.cwd) ? plan.cwd : process.cwd(),

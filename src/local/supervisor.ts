@@ -167,6 +167,7 @@ export class Supervisor {
       runFile: (name) => path.join(sd.runDir, name),
       print: (name) => this.opts.console.writer(name),
       proxyCommon: async (portsFile, name, identity) => this.#proxyCommon(portsFile, name, identity),
+      meshProxyStatsMatcher: this.opts.mesh?.defaultConfig.proxyStatsMatcher,
       workloadHealth: (nodeId) => this.#cp?.discovery.workloadHealth(nodeId),
       forgetWorkload: (nodeId) => this.#cp?.discovery.forgetWorkload(nodeId),
       allocatePort: () => this.#allocator.allocate(),

@@ -29,6 +29,8 @@ export interface ProxyDefaults {
   gatewayTopology?: GatewayTopology;
   /** See proxy-headers.ts; a proxy's `proxy.istio.io/config` overrides it field by field. */
   proxyHeaders?: ProxyHeaders;
+  /** Envoy stats each proxy keeps beyond Istio's defaults (its bootstrap's stats_matcher); a proxy's own lists replace these. */
+  proxyStatsMatcher?: { inclusionPrefixes?: string[]; inclusionSuffixes?: string[]; inclusionRegexps?: string[] };
 }
 
 export interface MeshConfig {
@@ -102,6 +104,7 @@ const DEFAULT_CONFIG_FIELDS: Record<string, FieldKind> = {
   terminationDrainDuration: 'string',
   gatewayTopology: 'object',
   proxyHeaders: 'object',
+  proxyStatsMatcher: 'object',
 };
 const DURATION = /^\d+(\.\d+)?(ms|s|m|h)$/;
 
@@ -168,6 +171,7 @@ export function parseMeshConfig(input: unknown, where = 'mesh config'): MeshConf
     errors.push(...checkProxyTracing(dc.tracing));
     if (typeOk('object', dc.gatewayTopology)) gatewayTopology = parseGatewayTopology(dc.gatewayTopology, 'defaultConfig.gatewayTopology', errors);
     if (typeOk('object', dc.proxyHeaders)) proxyHeaders = parseProxyHeaders(dc.proxyHeaders, 'defaultConfig.proxyHeaders', errors);
+    if (dc.proxyStatsMatcher && typeOk('object', dc.proxyStatsMatcher)) checkFields(dc.proxyStatsMatcher as Record<string, unknown>, { inclusionPrefixes: 'stringArray', inclusionSuffixes: 'stringArray', inclusionRegexps: 'stringArray' }, 'defaultConfig.proxyStatsMatcher.', errors);
   }
   if (obj.accessLogEncoding !== undefined && obj.accessLogEncoding !== 'TEXT' && obj.accessLogEncoding !== 'JSON') errors.push(`accessLogEncoding: must be TEXT or JSON, got ${JSON.stringify(obj.accessLogEncoding)}`);
   for (const f of ['connectTimeout', 'protocolDetectionTimeout'] as const) {

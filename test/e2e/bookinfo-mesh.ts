@@ -12,6 +12,9 @@ import { ingressGatewayPort, startMesh, type Mesh } from '../local/mesh-harness.
 
 export const NETWORKING = path.join(REPO_ROOT, 'examples/bookinfo/networking');
 
+/** `--mesh-config` of the tests that read their proxies' cluster stats (Istio's proxies keep none by default). */
+export const CLUSTER_STATS_MESH_CONFIG = path.join(REPO_ROOT, 'test/e2e/cluster-stats-mesh.yaml');
+
 export interface Response {
   status: number;
   headers: http.IncomingHttpHeaders;
@@ -39,7 +42,7 @@ export function request(port: number, p: string, opts: { method?: string; header
  * `gatewayPort` too); once every process, the egress gateway too, is ready, applies `serviceEntry`.
  */
 export async function startEgressGatewayTask(taskYaml: string, gatewayPort: number, serviceEntry: string): Promise<Mesh> {
-  const mesh = await startMesh('up', ['-f', ...DEMO_PATHS, taskYaml], { gatewayPorts: [8080, gatewayPort] });
+  const mesh = await startMesh('up', ['-f', ...DEMO_PATHS, taskYaml, '--mesh-config', CLUSTER_STATS_MESH_CONFIG], { gatewayPorts: [8080, gatewayPort] });
   try {
     await mesh.waitFor((s) => !!s.readyAt && !!s.processes.find((p) => p.name === 'istio-egressgateway'), 'every process ready, the egress gateway too', 60_000);
     const applied = await mesh.rig(['apply', '-f', '-'], serviceEntry);

@@ -15,7 +15,7 @@ import { after, before, describe, it } from 'node:test';
 import { REPO_ROOT } from '../helpers/cli.ts';
 import { listenLocal } from '../helpers/listen.ts';
 import { startMesh, type Mesh } from '../local/mesh-harness.ts';
-import { eventually, request } from './bookinfo-mesh.ts';
+import { CLUSTER_STATS_MESH_CONFIG, eventually, request } from './bookinfo-mesh.ts';
 
 const TASKS = path.join(REPO_ROOT, 'examples/bookinfo/gateway-api');
 const file = (name: string) => path.join(TASKS, name);
@@ -47,7 +47,7 @@ describe("Istio's traffic tasks, Gateway API tabs, on rig demo --gateway-api", (
       res.end('cnn stand-in');
     });
     const standInPort = await listenLocal(standIn);
-    mesh = await startMesh('demo', ['--gateway-api', '--no-traffic'], { gatewayPorts: [80, 443, 31400] });
+    mesh = await startMesh('demo', ['--gateway-api', '--no-traffic', '--mesh-config', CLUSTER_STATS_MESH_CONFIG], { gatewayPorts: [80, 443, 31400] });
     await mesh.waitFor((s) => !!s.readyAt, 'the demo ready', 60_000);
     const se = readFileSync(path.join(REPO_ROOT, 'examples/bookinfo/tasks/egress-gateway/service-entry-local-standin.yaml'), 'utf8').replace('http-port: 18080', `http-port: ${standInPort}`);
     assert.equal((await mesh.rig(['apply', '-f', '-'], se)).code, 0);

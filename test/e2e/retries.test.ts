@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { DEMO_PATHS } from '../../src/local/demo.ts';
 import { startMesh, type Mesh } from '../local/mesh-harness.ts';
-import { clusterCounter, eventually, request } from './bookinfo-mesh.ts';
+import { CLUSTER_STATS_MESH_CONFIG, clusterCounter, eventually, request } from './bookinfo-mesh.ts';
 
 const HOST = 'flaky.example.com';
 
@@ -29,7 +29,7 @@ describe('Istio retries: VirtualService attempts, perTryTimeout, retryOn', () =>
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     port = (server.address() as AddressInfo).port;
-    mesh = await startMesh('up', ['-f', ...DEMO_PATHS]);
+    mesh = await startMesh('up', ['-f', ...DEMO_PATHS, '--mesh-config', CLUSTER_STATS_MESH_CONFIG]);
     await mesh.waitFor((s) => !!s.readyAt, 'every process ready', 60_000);
     const applied = await mesh.rig(
       ['apply', '-f', '-'],

@@ -114,7 +114,9 @@ export async function startMesh(t: TestContext, tag: string, config: Record<stri
       chownSync(tokenFile, PROXY_UID, PROXY_UID);
       const args = [RIG_MAIN, 'proxy', '--xds-address', `${net.gateway}:${cp.ports.xds}`, '--ca-address', `${net.gateway}:${ca.tlsPort}`, '--ca-root-file', rootFile, '--token-file', tokenFile, '--service-account', opts.serviceAccount ?? pod.workload, '--interception', 'redirect', '--instance-ip', pod.address, '--labels', opts.labels, '--workload-name', `${pod.workload}-${pod.replica}`, '--ports-file', portsFile, ...(opts.ports ?? []).flatMap((p) => ['--workload-port', p])];
       const fd = openSync(logFile(pod.workload), 'w', 0o644);
-      const proxy = net.spawnInPod(pod, process.execPath, args, { uid: PROXY_UID, stdio: ['ignore', fd, fd] });
+      // stats() reads cluster stats, which Istio's sidecars keep only when their ProxyConfig asks.
+      const env = { ...process.env, PROXY_CONFIG: JSON.stringify({ proxyStatsMatcher: { inclusionPrefixes: ['cluster.'] } }) };
+      const proxy = net.spawnInPod(pod, process.execPath, args, { uid: PROXY_UID, env, stdio: ['ignore', fd, fd] });
       procs.push(proxy);
       await waitForPortsFile(portsFile, 20_000, () => proxy.exitCode !== null);
     },

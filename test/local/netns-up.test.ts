@@ -21,7 +21,11 @@ const ECHO_APP = path.join(FIXTURES, 'echo-app.ts');
 function workload(name: string): string {
   return `apiVersion: local.rigging.dev/v1alpha1
 kind: Workload
-metadata: { name: ${name}, labels: { app: ${name} } }
+metadata:
+  name: ${name}
+  labels: { app: ${name} }
+  # The cluster stats this test reads: Istio's sidecars keep none unless the pod asks.
+  annotations: { sidecar.istio.io/statsInclusionPrefixes: "cluster.outbound,cluster.inbound" }
 spec:
   command: [node, ${JSON.stringify(ECHO_APP)}, "9080"]
   ports: [{ name: http, port: 9080 }]

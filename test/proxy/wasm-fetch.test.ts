@@ -13,6 +13,7 @@ import zlib from 'node:zlib';
 import { test } from 'node:test';
 import { freePort } from '../../src/local/ports.ts';
 import { WasmModuleCache, type ModuleRequest } from '../../src/proxy/filters/wasm/wasm-fetch.ts';
+import { blockedAddress } from '../../src/proxy/filters/wasm/wasm-fetch-http.ts';
 import { listenLocal } from '../helpers/listen.ts';
 import { compatImage, startTestRegistry, wasmArtifact } from '../helpers/oci-registry.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
@@ -35,6 +36,8 @@ test('wasm fetch over http: sha256 checked, cached on disk, reused with IfNotPre
     else if (rq.url === '/plugin.wasm.gz') res.end(zlib.gzipSync(other));
     else if (rq.url === '/flaky.wasm') res.writeHead(flaky++ === 0 ? 503 : 200).end(module);
     else if (rq.url === '/text') res.end('<html>not a module</html>');
+    else if (rq.url === '/moved') res.writeHead(302, { location: '/plugin.wasm' }).end();
+    else if (rq.url === '/to-metadata') res.writeHead(302, { location: 'http://169.254.169.254/latest/meta-data' }).end();
     else if (rq.url === '/huge') res.writeHead(200, { 'content-length': String(300 << 20) }).flushHeaders();
     else res.writeHead(404).end('no such plugin');
   });
@@ -72,6 +75,15 @@ test('wasm fetch over http: sha256 checked, cached on disk, reused with IfNotPre
   const closed = await freePort();
   await assert.rejects(cache.fetch(req(`http://127.0.0.1:${closed}/plugin.wasm`, { timeoutMs: 2000 })), new RegExp(`GET http://127.0.0.1:${closed}/plugin.wasm failed: ECONNREFUSED`));
   await assert.rejects(cache.fetch(req('ftp://example.com/plugin.wasm')), /over http:\/\/, https:\/\/ and oci:\/\/ only/);
+
+  // Redirects are followed, but not to link-local or cloud metadata addresses (as Istio's agent).
+  assert.deepEqual(fs.readFileSync(await cache.fetch(req(`${base}/moved`))), module);
+  await assert.rejects(cache.fetch(req(`${base}/to-metadata`)), /GET http:\/\/169\.254\.169\.254\/latest\/meta-data failed: connection blocked: 169\.254\.169\.254 is link-local/);
+  await assert.rejects(cache.fetch(req('http://[fe80::1]/p.wasm')), /connection blocked: fe80::1 is link-local/);
+  assert.equal(blockedAddress('::ffff:169.254.1.1'), 'link-local');
+  assert.equal(blockedAddress('fd00:ec2::254'), 'a known cloud metadata address');
+  assert.equal(blockedAddress('100.100.100.200'), 'a known cloud metadata address');
+  assert.equal(blockedAddress('10.0.0.1'), undefined, 'private addresses stay allowed (in-cluster registries)');
 
   // Purged when untouched: looked up again, it is fetched again.
   cache.purge(Date.now() + 1);

@@ -139,7 +139,9 @@ test('CONNECT through an explicit sidecar: the inside is handled as a captured c
 
   const mesh = await startMeshControlPlane(t, { dirPrefix: 'rig-connect-cp-', config: config(httpPort, tlsPort), controlPlane: { debounceMs: 10 } });
   const out = await freePort();
-  const sidecar = await startSidecar(t, mesh, { namespace: 'foo', name: 'sleep', args: ['--outbound-port', String(out)] });
+  // The listener stats read below: an Istio sidecar keeps them when its ProxyConfig asks.
+  const env = { PROXY_CONFIG: JSON.stringify({ proxyStatsMatcher: { inclusionSuffixes: ['downstream_cx_total'] } }) };
+  const sidecar = await startSidecar(t, mesh, { namespace: 'foo', name: 'sleep', env, args: ['--outbound-port', String(out)] });
   const { stats: statsPort, admin: adminPort } = await sidecar.started();
   // Config has arrived once the absolute-form route answers.
   await waitFor(

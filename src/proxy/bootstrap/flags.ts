@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import { RigError } from '../../core/errors.ts';
 import { HTTP_PROTOCOL_OPTIONS_TYPE, UPSTREAM_TLS_TYPE, type EnvoyJson } from '../../envoy/index.ts';
 import { readinessProbeErrors } from '../workload-health/readiness-probe.ts';
-import { ISTIO_STATS_CONFIG } from './istio-stats-config.ts';
+import { checkProxyStatsMatcher, ISTIO_STATS_CONFIG, istioStatsMatcher, type ProxyStatsMatcher } from './istio-stats-config.ts';
 import { parseYaml, parseYamlDocuments } from './yaml-file.ts';
 
 export interface XdsCliOptions {
@@ -277,6 +277,25 @@ function envProxyConfig(env: NodeJS.ProcessEnv, fromMeta: unknown, errors: strin
   return pc as EnvoyJson;
 }
 
+/**
+ * Istio's stats matcher for this proxy, as pilot-agent makes it: Istio's defaults with PROXY_CONFIG's
+ * proxyStatsMatcher, or the sidecar.istio.io/statsInclusion* annotations of node metadata ANNOTATIONS
+ * (ISTIO_METAJSON_ANNOTATIONS, what Istio's agent reads from the pod) in their place.
+ */
+function istioStatsMatcherOf(metadata: EnvoyJson, proxyConfig: EnvoyJson, ip: string, errors: string[]): EnvoyJson {
+  const matcherErrors = checkProxyStatsMatcher(proxyConfig.proxyStatsMatcher, 'PROXY_CONFIG.proxyStatsMatcher');
+  errors.push(...matcherErrors);
+  const annotations = metadata.ANNOTATIONS;
+  const annotationsOk = annotations === undefined || (typeof annotations === 'object' && annotations !== null && !Array.isArray(annotations) && Object.values(annotations).every((v) => typeof v === 'string'));
+  if (!annotationsOk) errors.push('ISTIO_METAJSON_ANNOTATIONS: node metadata ANNOTATIONS must be a map of strings (the pod\'s annotations)');
+  return istioStatsMatcher({
+    proxyStatsMatcher: matcherErrors.length ? undefined : (proxyConfig.proxyStatsMatcher as ProxyStatsMatcher | undefined),
+    annotations: annotationsOk ? (annotations as Record<string, string> | undefined) : undefined,
+    instanceIps: ip.split(','),
+    exitOnZeroActiveConnections: metadata.EXIT_ON_ZERO_ACTIVE_CONNECTIONS === 'true',
+  });
+}
+
 /** Builds the Envoy v3 bootstrap for a proxy fetching its config over ADS. Throws a RigError listing every bad flag. */
 export function bootstrapFromOptions(opts: XdsCliOptions, env: NodeJS.ProcessEnv = process.env): EnvoyJson {
   const errors: string[] = [];
@@ -331,6 +350,7 @@ export function bootstrapFromOptions(opts: XdsCliOptions, env: NodeJS.ProcessEnv
   // reads its gatewayTopology. --readiness-probe adds the readinessProbe the agent runs (the control plane then health-checks the workload).
   const proxyConfig = { ...envProxyConfig(env, metadata.PROXY_CONFIG, errors), ...(probe.probe !== undefined ? { readinessProbe: probe.probe } : {}) };
   if (Object.keys(proxyConfig).length) metadata.PROXY_CONFIG = proxyConfig;
+  const statsMatcher = istioStatsMatcherOf(metadata, proxyConfig, ip, errors);
   if (explicit) {
     const known = new Set(ports.map((p) => String(p.port)));
     const isWorkloadPort = (k: string) => known.has(k);
@@ -389,7 +409,7 @@ export function bootstrapFromOptions(opts: XdsCliOptions, env: NodeJS.ProcessEnv
     },
     static_resources: { clusters: [xdsCluster(xds!.host, xds!.port, tls)] },
     admin: { address: { socket_address: { address: '127.0.0.1', port_value: 15000 } } },
-    stats_config: ISTIO_STATS_CONFIG,
+    stats_config: { ...ISTIO_STATS_CONFIG, stats_matcher: statsMatcher },
   };
 }
 
