@@ -2,8 +2,10 @@
 // response headers around an HTTP call and continues the response from the call's callback
 // (proxy_continue_stream(Response)), the head changed there and the body held meanwhile; a local
 // response from proxy_on_response_headers, and one from the call's callback while the head is held,
-// replace the upstream's response (Envoy's sendDirectLocalReply), over HTTP/1.1 and HTTP/2.
+// replace the upstream's response (Envoy's sendDirectLocalReply), over HTTP/1.1 and HTTP/2. A
+// streamed response continued mid-body sends its head and what came so far at once, the rest as it comes.
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import http2 from 'node:http2';
 import { test } from 'node:test';
 import { tempDir } from '../helpers/temp-dir.ts';
@@ -33,7 +35,14 @@ function h2Get(port: number, path: string): Promise<{ status: number; headers: h
 test('wasm: a response paused on its headers around an HTTP call, continued from the callback; local responses from the response side replace the upstream one', async (t) => {
   const releaseAuthz: (() => void)[] = [];
   let appFinished = 0;
+  let endStreamed: (() => void) | undefined;
   const app = await startUpstream('app', (req, res) => {
+    if (req.url === '/streamed') {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('first, ');
+      endStreamed = () => res.end('last');
+      return true;
+    }
     const extra: Record<string, string> = req.url === '/deny-now' ? { 'x-deny-now': '1' } : req.url === '/deny-later' ? { 'x-deny-later': '1' } : {};
     res.writeHead(200, { 'content-type': 'text/plain', 'x-upstream': 'app', ...extra });
     res.write('part one, ');
@@ -96,6 +105,23 @@ test('wasm: a response paused on its headers around an HTTP call, continued from
   const now2 = await h2Get(port, '/deny-now');
   assert.equal(now2.status, 403);
   assert.equal(now2.body, 'denied on response headers');
+
+  // Continued while the upstream still streams: the head goes out then, not at the body's end (the
+  // upstream ends only once the client has the head and the first chunk).
+  const streamed = await new Promise<{ status: number; authz: unknown; body: string }>((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/streamed' }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => {
+        body += c;
+        if (body === 'first, ') endStreamed!();
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, authz: res.headers['x-authz-status'], body }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    void waitFor('the plugin to call authz', async () => (releaseAuthz.length === 1 ? true : undefined)).then(() => releaseAuthz.shift()!());
+  });
+  assert.deepEqual(streamed, { status: 200, authz: '202', body: 'first, last' });
 
   // The replaced responses' upstream attempts were accounted for: nothing left active.
   assert.equal(h.rt.stats.all().find((s) => s.name === 'cluster.app.upstream_rq_active')?.value, 0);

@@ -133,6 +133,8 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
   private recoded: RecodedBody | undefined;
   /** When a codec holds the head: the recoded body so far, until the head goes out at the body's end. */
   private heldBody: Buffer[] | undefined;
+  /** How many codecs hold the head and have not let it go (releaseResponseHead). */
+  private headHolds = 0;
   private span: Span | undefined;
   private cluster: Cluster | undefined;
   private weighted: WeightedCluster | undefined;
@@ -1138,8 +1140,18 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
 
   recodeResponseBody(c: BodyCodec): void {
     (this.resCodecs ??= []).push(c);
-    if (c.holdHead) this.heldBody ??= [];
+    if (c.holdHead) {
+      this.heldBody ??= [];
+      this.headHolds++;
+    }
     if (c.addsTrailers && this.isH2) (this.res as H2Response).expectTrailers();
+  }
+
+  releaseResponseHead(): void {
+    if (this.done || !this.responseStarted || this.heldBody === undefined || --this.headHolds > 0) return;
+    const held = this.heldBody;
+    if (!this.sendHeldHead()) return;
+    for (const c of held) this.sendRecoded(c);
   }
 
   /** Sends the head a codec held until the body's end; false when it could not go (a 502 was answered instead). */
@@ -1188,6 +1200,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
   private dropResponse(): void {
     this.responseStarted = false;
     this.heldBody = this.resCodecs = undefined;
+    this.headHolds = 0;
     this.recoded?.destroy();
     this.recoded = undefined;
     this.attempt?.cancel();

@@ -2,8 +2,9 @@
 // manager runs them for a filter that may stop: a chunk the plugin pauses on (StopIterationAndBuffer)
 // is buffered and handed to it again with the next one, until a body callback continues (which
 // continues paused headers too, as in Envoy) or the plugin calls proxy_continue_stream, e.g. from an
-// HTTP call's answer. The body's end waits as long as the plugin does (a paused last chunk, paused
-// trailers, or paused response headers); its trailers (a response's in the BodyEnd, a request's from
+// HTTP call's answer; a paused response head then goes out with what the body let through. The
+// body's end waits as long as the plugin does (a paused last chunk, paused trailers, or paused
+// response headers); its trailers (a response's in the BodyEnd, a request's from
 // the stream) go to proxy_on_*_trailers first. A stream answered locally drops the rest of the body.
 import { Transform, type TransformCallback } from 'node:stream';
 import type { BodyCodec, BodyEnd, HeaderMap } from '../filter.ts';
@@ -18,6 +19,8 @@ export interface BodyOwner {
   trailers(request: boolean, trailers: HeaderMap): boolean;
   /** The request's trailers at its body's end. */
   requestTrailers(): HeaderMap | undefined;
+  /** The plugin continued the response head it paused: it goes out now. */
+  releaseHead(): void;
 }
 
 /** The body's stream: each chunk and its end handed to the PluginBody. */
@@ -129,9 +132,12 @@ export class PluginBody implements BodyCodec {
     end?.();
   }
 
-  /** Sends `out` on; the stream no longer waits. */
+  /** Sends `out` on; the stream no longer waits (a response head it held goes out first). */
   private send(out: Buffer): void {
-    this.waiting = false;
+    if (this.waiting) {
+      this.waiting = false;
+      if (this.holdHead) this.s.releaseHead();
+    }
     if (out.length) this.t.push(out);
   }
 

@@ -3,8 +3,8 @@
 // proxy_on_*_body / proxy_on_*_trailers (wasm-body.ts, a codec per body, only when the module has
 // the callbacks or paused the response head). A pause on request headers holds the request until
 // proxy_continue_stream(Request) (e.g. from an HTTP call's callback); a pause on response headers
-// holds the head (sent at the body's end) and the body's end until proxy_continue_stream(Response)
-// or a body callback that continues. proxy_send_local_response on the response side replaces the
+// holds the head and the body until proxy_continue_stream(Response) or a body callback that
+// continues. proxy_send_local_response on the response side replaces the
 // response while its head is held (Envoy's sendDirectLocalReply), else resets the stream. When the
 // VM fails (a trap), fail_open lets the stream go on without the plugin, else it is answered 503.
 import { FilterStatus, type HttpFilter, type LocalReply, type RequestHead, type ResponseHead, type StreamCallbacks, type HeaderMap } from '../filter.ts';
@@ -281,6 +281,10 @@ export class WasmStream implements HttpFilter, HostContext, StreamProps, BodyOwn
 
   requestTrailers(): HeaderMap | undefined {
     return this.cb.requestTrailers();
+  }
+
+  releaseHead(): void {
+    this.cb.releaseResponseHead();
   }
 
   // === response ===
