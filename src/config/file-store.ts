@@ -1,8 +1,9 @@
 // A ConfigStore fed by a directory of YAML/JSON files, watched recursively (Istio's file store).
 // A file is applied whole or not at all: when it becomes invalid its problems are reported and
 // the resources it last defined validly stay in force. Removing a file removes its resources.
-// Bursts of filesystem events are coalesced, and every flush re-lists the tree and compares
-// inode/size/mtime, so an editor's save-by-rename or an event the OS dropped is still seen.
+// Bursts of filesystem events are coalesced (by the store's own quiet period, or by whoever
+// defers its reads: the control plane's push debounce), and every flush re-lists the tree and
+// compares inode/size/mtime, so an editor's save-by-rename or an event the OS dropped is still seen.
 import { watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -14,12 +15,12 @@ import type { Logger } from '../core/log.ts';
 import { silentLogger } from '../core/log.ts';
 import { RigError } from '../core/errors.ts';
 import { MemoryConfigStore } from './memory-store.ts';
-import type { ConfigHandler, ConfigStore } from './store.ts';
+import type { ConfigHandler, ConfigStore, DeferredReads } from './store.ts';
 
 export interface FileConfigStoreOptions extends Pick<LoadOptions, 'defaultNamespace' | 'telemetry'> {
   /** The directory to load and watch (recursively). */
   dir: string;
-  /** Quiet time that ends a burst of filesystem events (default 100 ms). */
+  /** Quiet time that ends a burst of filesystem events (default 100 ms; unused while deferReads is in force). */
   debounceMs?: number;
   /** Create the directory if it does not exist (default: a missing directory is an error). */
   create?: boolean;
@@ -64,6 +65,8 @@ export class FileConfigStore implements ConfigStore {
   #flushing: Promise<void> = Promise.resolve();
   #closed = false;
   #burstStart: number | undefined;
+  /** Set while another component decides when filesystem events are read (deferReads). */
+  #onPending: (() => void) | undefined;
 
   constructor(opts: FileConfigStoreOptions) {
     this.#opts = opts;
@@ -86,6 +89,22 @@ export class FileConfigStore implements ConfigStore {
 
   onChange(handler: ConfigHandler): () => void {
     return this.#memory.onChange(handler);
+  }
+
+  deferReads(onPending: () => void): DeferredReads {
+    this.#onPending = onPending;
+    // A burst already waiting for the store's own quiet period is now the deferrer's to read.
+    if (this.#burstStart !== undefined) {
+      clearTimeout(this.#timer);
+      this.#burstStart = undefined;
+      onPending();
+    }
+    return {
+      read: () => this.sync(),
+      release: () => {
+        if (this.#onPending === onPending) this.#onPending = undefined;
+      },
+    };
   }
 
   /** Subscribes to per-file problem reports (sent when a file's problems change, including when they clear). */
@@ -178,9 +197,13 @@ export class FileConfigStore implements ConfigStore {
     return join(this.dir, relative(root, target));
   }
 
-  /** Debounce, but never postpone a rescan by more than 10 quiet periods: a file rewritten without pause still gets applied. */
+  /**
+   * Tells whoever defers the reads; otherwise debounces, but never postpones a rescan by more than
+   * 10 quiet periods: a file rewritten without pause still gets applied.
+   */
   #schedule(): void {
     if (this.#closed) return;
+    if (this.#onPending) return this.#onPending();
     const quiet = this.#opts.debounceMs ?? 100;
     const now = Date.now();
     this.#burstStart ??= now;

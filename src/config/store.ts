@@ -23,4 +23,18 @@ export interface ConfigStore {
   get(kind: Kind, namespace: string, name: string): Resource | undefined;
   /** Subscribes to batches of events; returns the unsubscribe function. */
   onChange(handler: ConfigHandler): () => void;
+  /**
+   * For a store whose changes come in bursts that must be read once over (files being written):
+   * from now on it does not wait for a quiet period of its own but calls `onPending` at each change
+   * it has not read yet, and the caller reads them with `read()` once it judges the burst over (the
+   * discovery server, at the end of its push debounce: a change waits for one quiet period, not
+   * the store's and then the push's). `release()` hands the waiting back to the store.
+   */
+  deferReads?(onPending: () => void): DeferredReads;
+}
+
+export interface DeferredReads {
+  /** Reads the pending changes now; resolves once their events are emitted. */
+  read(): Promise<void>;
+  release(): void;
 }

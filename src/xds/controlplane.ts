@@ -41,8 +41,10 @@ export interface ControlPlaneOptions {
   /** Writes `{"xds":n,"monitoring":n}` once both listen. */
   portsFile?: string;
   log?: Logger;
+  /** The push debounce (DiscoveryServerOptions); default: PILOT_DEBOUNCE_AFTER, PILOT_DEBOUNCE_MAX and PILOT_ENABLE_EDS_DEBOUNCE from the environment. */
   debounceMs?: number;
   debounceMaxMs?: number;
+  edsDebounce?: boolean;
   workloadGraceMs?: number;
   /** In-flight (un-ACKed) response bytes above which pushes queue (default 128 MiB). */
   maxInflightBytes?: number;
@@ -74,7 +76,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const credentials = opts.credentials ?? (credentialsDir ? directoryCredentials(credentialsDir) : undefined);
   const metrics = createMetrics(opts.configErrors);
   const registry = new ServiceRegistry(new VipAllocator(opts.stateDir));
-  const discovery = new DiscoveryServer({ store: opts.store, mesh, registry, credentials, log: log.child({ component: 'xds' }), metrics, debounceMs: opts.debounceMs, debounceMaxMs: opts.debounceMaxMs, workloadGraceMs: opts.workloadGraceMs, maxInflightBytes: opts.maxInflightBytes, validateWorkloadEntryIdentity: opts.validateWorkloadEntryIdentity });
+  const debounce = { debounceMs: opts.debounceMs ?? features.debounceAfterMs, debounceMaxMs: opts.debounceMaxMs ?? features.debounceMaxMs, edsDebounce: opts.edsDebounce ?? features.edsDebounce };
+  const discovery = new DiscoveryServer({ store: opts.store, mesh, registry, credentials, log: log.child({ component: 'xds' }), metrics, ...debounce, workloadGraceMs: opts.workloadGraceMs, maxInflightBytes: opts.maxInflightBytes, validateWorkloadEntryIdentity: opts.validateWorkloadEntryIdentity });
   discovery.start();
   // Keys the control plane fetched for RequestAuthentication arrived or changed: push them.
   const offJwks = jwksResolver.onChange(() => discovery.requestPush('jwks'));
@@ -108,7 +111,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     fs.renameSync(tmp, opts.portsFile);
   };
   writePorts();
-  log.info({ xds, monitoring, host, services: discovery.push.services.length, ...(features.http10 ? { PILOT_HTTP10: true } : {}), ...(features.sidecarUseRemoteAddress ? { PILOT_SIDECAR_USE_REMOTE_ADDRESS: true } : {}) }, 'control plane listening');
+  log.info({ xds, monitoring, host, services: discovery.push.services.length, ...debounce, ...(features.http10 ? { PILOT_HTTP10: true } : {}), ...(features.sidecarUseRemoteAddress ? { PILOT_SIDECAR_USE_REMOTE_ADDRESS: true } : {}) }, 'control plane listening');
 
   return {
     id,

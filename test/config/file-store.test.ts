@@ -214,3 +214,28 @@ test('a file rewritten without pause is still applied while the writes go on', a
   await writer;
   await until(store, () => subsetOf(store, 'reviews') === `v${n}`, 'the last write applied');
 });
+
+test('with its reads deferred, the store announces changes and reads them only when asked', async (t) => {
+  const { dir, store, events } = await setup(t);
+  const file = join(dir, 'reviews.yaml');
+  await writeFile(file, vsYaml('reviews', 'v1'));
+  await store.start();
+  let announced = 0;
+  const deferred = store.deferReads(() => announced++);
+  await writeFile(file, vsYaml('reviews', 'v2'));
+  await writeFile(join(dir, 'ratings.yaml'), vsYaml('ratings', 'v1'));
+  const deadline = Date.now() + 10_000;
+  while (announced === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(announced > 0, 'the changes announced');
+  // Well past the store's own quiet period (30 ms): nothing read without read().
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(subsetOf(store, 'reviews'), 'v1');
+  assert.deepEqual(events.map((e) => e.type), ['add']);
+  await deferred.read();
+  assert.equal(subsetOf(store, 'reviews'), 'v2');
+  assert.deepEqual(events.slice(1).map((e) => `${e.type} ${e.resource.metadata.name}`).sort(), ['add ratings', 'update reviews'], 'one read, both files');
+  // Released, the store waits for its own quiet period again.
+  deferred.release();
+  await writeFile(file, vsYaml('reviews', 'v3'));
+  await until(store, () => subsetOf(store, 'reviews') === 'v3', 'applied by the store itself');
+});

@@ -4,7 +4,7 @@
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import { formatDiagnostic } from '../../api/index.ts';
-import type { ConfigStore } from '../../config/store.ts';
+import type { ConfigStore, DeferredReads } from '../../config/store.ts';
 import type { Logger } from '../../core/log.ts';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, HEALTH_INFO_TYPE, XDS_TYPES_IN_ORDER, EnvoyJsonError } from '../../envoy/index.ts';
 import type { EnvoyJson } from '../../envoy/index.ts';
@@ -39,19 +39,16 @@ export interface DiscoveryServerOptions {
   credentials?: CredentialSource;
   log: Logger;
   metrics: ControlPlaneMetrics;
-  /** Quiet period before a push (default 100 ms). */
+  /** Quiet period after the last change before a push (istiod's PILOT_DEBOUNCE_AFTER, default 100 ms). */
   debounceMs?: number;
-  /** Longest a push waits under a steady stream of changes (default 1 s). */
-  debounceMaxMs?: number;
   /**
-   * Quiet period and longest wait when every pending change is an endpoint change (defaults
-   * debounceMs and 10 × debounceMaxMs, Istio's PILOT_DEBOUNCE_MAX of 10 s). A burst of proxies
-   * connecting one after another, each the first endpoint of its service (new SANs: CDS to every
-   * proxy), never goes quiet and so costs one round per 10 s instead of one per proxy, while the
-   * endpoints of a mesh that just started reach its proxies within the usual quiet period.
+   * Longest a push waits while changes keep coming (PILOT_DEBOUNCE_MAX, default 10 s). A burst of
+   * proxies connecting one after another, each the first endpoint of its service (new SANs: CDS to
+   * every proxy), never goes quiet and so costs one round per this time instead of one per proxy.
    */
-  endpointDebounceMs?: number;
-  endpointDebounceMaxMs?: number;
+  debounceMaxMs?: number;
+  /** PILOT_ENABLE_EDS_DEBOUNCE (default true): false pushes a change of endpoints alone at once, without the debounce. */
+  edsDebounce?: boolean;
   /** How long an auto-registered workload outlives its last stream (default 5 s). */
   workloadGraceMs?: number;
   /**
@@ -101,6 +98,12 @@ export class DiscoveryServer {
   readonly #liveByProxy = new Map<string, number>();
   readonly #graceTimers = new Map<string, NodeJS.Timeout>();
   #unsubscribe: (() => void) | undefined;
+  /** The store's reads, when it leaves their timing to this server's debounce (a watched directory). */
+  #deferred: DeferredReads | undefined;
+  /** The store announced changes it has not read yet (read when the debounce ends). */
+  #unread = false;
+  #reading = false;
+  #stopped = false;
   /** The last push written to every stream; `types`: the xDS types it regenerated (`eds`…), `edsHosts`: how many hosts' EDS (all when absent). */
   #lastPush: { version: string; at: string; reason: string; durationMs: number; proxies: number; types: string[]; edsHosts?: number } | undefined;
   #pushReasons = new Set<string>();
@@ -117,9 +120,7 @@ export class DiscoveryServer {
   readonly #throttled = new Map<string, { con: AdsConnection; typeUrl: string; force: boolean; only: Set<string> | undefined }>();
 
   constructor(opts: DiscoveryServerOptions) {
-    const debounceMaxMs = opts.debounceMaxMs ?? 1000;
-    const debounceMs = opts.debounceMs ?? 100;
-    this.#o = { ...opts, debounceMs, debounceMaxMs, endpointDebounceMs: opts.endpointDebounceMs ?? debounceMs, endpointDebounceMaxMs: opts.endpointDebounceMaxMs ?? 10 * debounceMaxMs, workloadGraceMs: opts.workloadGraceMs ?? 5000, maxInflightBytes: opts.maxInflightBytes ?? 128 << 20, validateWorkloadEntryIdentity: opts.validateWorkloadEntryIdentity ?? true };
+    this.#o = { ...opts, debounceMs: opts.debounceMs ?? 100, debounceMaxMs: opts.debounceMaxMs ?? 10_000, edsDebounce: opts.edsDebounce ?? true, workloadGraceMs: opts.workloadGraceMs ?? 5000, maxInflightBytes: opts.maxInflightBytes ?? 128 << 20, validateWorkloadEntryIdentity: opts.validateWorkloadEntryIdentity ?? true };
     this.#log = opts.log;
     this.#push = this.#build();
   }
@@ -137,11 +138,17 @@ export class DiscoveryServer {
       for (const e of events) this.#o.metrics.configEvents.inc({ type: e.resource.kind, event: e.type });
       this.requestPush('config', events.every((e) => ROUTING_ONLY_KINDS.has(e.resource.kind)) ? 'routing' : 'all');
     });
+    this.#deferred = this.#o.store.deferReads?.(() => {
+      this.#unread = true;
+      this.#debounce();
+    });
     this.#push = this.#build();
   }
 
   stop(): void {
+    this.#stopped = true;
     this.#unsubscribe?.();
+    this.#deferred?.release();
     clearTimeout(this.#timer);
     for (const t of this.#graceTimers.values()) clearTimeout(t);
     this.#graceTimers.clear();
@@ -155,14 +162,46 @@ export class DiscoveryServer {
     this.#o.metrics.pushTriggers.inc({ type: reason });
     this.#pushReasons.add(reason);
     this.#pending[scope] = true;
+    this.#debounce();
+  }
+
+  /**
+   * istiod's debounce: the push starts once no change came for debounceMs, or debounceMaxMs after
+   * the first change, whichever is first; with edsDebounce off, a change of endpoints alone does
+   * not wait (when config changes are pending too, it goes with them).
+   */
+  #debounce(): void {
     const now = Date.now();
     this.#firstEventAt ??= now;
     clearTimeout(this.#timer);
-    const config = this.#pending.all || this.#pending.routing;
-    const quiet = config ? this.#o.debounceMs : this.#o.endpointDebounceMs;
-    const max = config ? this.#o.debounceMaxMs : this.#o.endpointDebounceMaxMs;
-    const wait = Math.max(0, Math.min(quiet, this.#firstEventAt + max - now));
-    this.#timer = setTimeout(() => this.#flush(), wait);
+    const endpointsOnly = !this.#unread && !this.#pending.all && !this.#pending.routing;
+    const wait = endpointsOnly && !this.#o.edsDebounce ? 0 : Math.max(0, Math.min(this.#o.debounceMs, this.#firstEventAt + this.#o.debounceMaxMs - now));
+    this.#timer = setTimeout(() => void this.#debounced(), wait);
+  }
+
+  /** The debounce ended: reads what the store announced (its events join the pending changes), then pushes. */
+  async #debounced(): Promise<void> {
+    if (this.#reading) return; // the read in progress pushes when it ends
+    if (this.#unread && this.#deferred) {
+      this.#unread = false;
+      this.#reading = true;
+      try {
+        await this.#deferred.read();
+      } catch (err) {
+        this.#log.error({ err }, 'reading the changed configuration failed; pushing what was read');
+      } finally {
+        this.#reading = false;
+      }
+      if (this.#stopped) return;
+      // Written again while being read: wait for quiet again (the first change's deadline still holds).
+      if (this.#unread) return this.#debounce();
+      clearTimeout(this.#timer);
+    }
+    if (!this.#pending.all && !this.#pending.routing && !this.#pending.endpoints) {
+      this.#firstEventAt = undefined; // nothing read changed the configuration
+      return;
+    }
+    this.#flush();
   }
 
   #build(): PushContext {
