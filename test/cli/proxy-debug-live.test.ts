@@ -151,6 +151,7 @@ describe('proxy-config log / bootstrap and x describe pod on a running rig demo'
     const file = write(await (await fetch(`http://127.0.0.1:${admin}/config_dump?include_eds`)).text());
     const clusters = await rig('pc', 'clusters', '-f', file, '--fqdn', 'ratings.default.svc.cluster.local');
     assert.match(clusters, /^SERVICE FQDN +PORT +SUBSET +DIRECTION +TYPE +DESTINATION RULE\nratings\.default\.svc\.cluster\.local +9080 +- +outbound +EDS /);
+    assert.equal(await rig('pc', 'clusters', '-f', file, '--fqdn', 'ratings.default.svc.cluster.local', '-o', 'short'), clusters, "istioctl's name for the table");
     assert.match(await rig('pc', 'endpoints', '-f', file, '--cluster', 'outbound|9080||details.default.svc.cluster.local'), /^127\.0\.0\.1:\d+ +HEALTHY +OK +outbound\|9080\|\|details\.default\.svc\.cluster\.local$/m);
     assert.match(await rig('pc', 'secret', '-f', file), /^ROOTCA +CA +ACTIVE +true /m);
     assert.match(await rig('pc', 'bootstrap', '-f', file, '-o', 'short'), /^Node ID: +sidecar~[^~]+~reviews-v1-0\.default~/);

@@ -138,7 +138,7 @@ export function define(cmd: Command): void {
     .option('-f, --file <path>', 'read a saved config dump (curl ADMIN/config_dump?include_eds > FILE; - for standard input) instead of a proxy')
     .option('-l, --selector <selector>', 'log: every proxy of --namespace with these labels (app=reviews,version!=v1)')
     .option('-n, --namespace <ns>', "log -l: the proxies' namespace (default: default)")
-    .option('-o, --output <format>', 'table (default), json or yaml; for bootstrap json (default), yaml or short')
+    .option('-o, --output <format>', 'table (default; istioctl\'s short), json or yaml; for bootstrap json (default), yaml or short')
     .option('--fqdn <host>', 'clusters of this service FQDN')
     .option('--port <port>', 'clusters, listeners or endpoints on this port')
     .option('--subset <name>', 'clusters of this subset')
@@ -162,8 +162,9 @@ export function define(cmd: Command): void {
       if (o.file !== undefined && kind === 'log') throw new RigError('MESH_ERR_USAGE', '--file holds no log levels: name a running proxy');
       if (kind === 'log') return logCommand(proxy, o);
       if (kind === 'bootstrap') return bootstrapCommand(proxy, o);
-      o.output ??= 'table';
-      if (!['table', 'json', 'yaml'].includes(o.output)) throw new RigError('MESH_ERR_USAGE', `unknown output format "${o.output}" (table, json or yaml)`);
+      // istioctl calls the table `short` (its default).
+      o.output = o.output === undefined || o.output === 'short' ? 'table' : o.output;
+      if (!['table', 'json', 'yaml'].includes(o.output)) throw new RigError('MESH_ERR_USAGE', `unknown output format "${o.output}" (table or short, json, yaml)`);
       const filter = dumpFilter(kind, o);
       const client = await import('../../xds/debug/controlplane-client.ts');
       const t = await import('../../xds/debug/tables.ts');
