@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { startUpstream } from './harness.ts';
+import { request, startUpstream } from './harness.ts';
 import { startRigProxyFromFile } from '../helpers/rig-proxy.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
@@ -23,9 +23,7 @@ const HEALTH_CHECK = {
   },
 };
 
-async function proxyWith(t: TestContext, statsMatcher: unknown) {
-  const app = await startUpstream('app');
-  t.after(() => app.close());
+function bootstrapFile(t: TestContext, statsMatcher: unknown, appPort: number): string {
   const file = path.join(tempDir(t, 'stats-matcher-'), 'bootstrap.json');
   fs.writeFileSync(file, JSON.stringify({
     stats_config: statsMatcher === undefined ? {} : { stats_matcher: statsMatcher },
@@ -35,9 +33,16 @@ async function proxyWith(t: TestContext, statsMatcher: unknown) {
         address: { socket_address: { address: '127.0.0.1', port_value: 0 } },
         filter_chains: [{ filters: [{ name: 'envoy.filters.network.http_connection_manager', typed_config: { '@type': HCM, stat_prefix: 'ingress_http', route_config: { virtual_hosts: [{ name: 'vh', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'app' } }] }] }, http_filters: [HEALTH_CHECK, ROUTER] } }] }],
       }],
-      clusters: [{ name: 'app', type: 'STATIC', load_assignment: { cluster_name: 'app', endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: app.port } } } }] }] } }],
+      clusters: [{ name: 'app', type: 'STATIC', load_assignment: { cluster_name: 'app', endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: appPort } } } }] }] } }],
     },
   }));
+  return file;
+}
+
+async function proxyWith(t: TestContext, statsMatcher: unknown) {
+  const app = await startUpstream('app');
+  t.after(() => app.close());
+  const file = bootstrapFile(t, statsMatcher, app.port);
   const { ports } = await startRigProxyFromFile(t, file);
   for (let i = 0; i < 3; i++) assert.equal((await fetch(`http://127.0.0.1:${ports.listeners.l}/`)).status, 200);
   const healthz = await fetch(`http://127.0.0.1:${ports.listeners.l}/healthz`);
@@ -105,4 +110,27 @@ test('reject_all: no stat exists, the proxy works as before (routing, the health
   assert.deepEqual(p.histograms, []);
   assert.doesNotMatch(p.prom, /^envoy_/m, 'no Envoy stat in /stats/prometheus');
   assert.equal(p.healthz, 200, 'cluster_min_healthy_percentages still sees the cluster\'s one healthy host');
+});
+
+test('reject_all: SIGTERM still waits for the request in flight (drain reads the active requests, shown or not)', async (t) => {
+  let release: (() => void) | undefined;
+  const app = await startUpstream('app', (_q, res) => {
+    release = () => res.end('finished');
+    return true;
+  });
+  t.after(() => app.close());
+  const proxy = await startRigProxyFromFile(t, bootstrapFile(t, { reject_all: true }, app.port), ['--drain-timeout', '60']);
+  const port = proxy.ports.listeners.l;
+  const pending = request(port, { path: '/slow' });
+  while (!release) await new Promise((r) => setTimeout(r, 5));
+  proxy.process.kill('SIGTERM');
+  // Draining (it logs so once its listeners stopped accepting); the request in flight goes on.
+  while (!proxy.log().includes('draining')) await new Promise((r) => setTimeout(r, 20));
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(proxy.process.exitCode, null, 'the proxy waits for the request in flight');
+  release();
+  const done = await pending;
+  assert.equal(done.status, 200);
+  assert.equal(done.body, 'finished');
+  assert.equal(await new Promise((resolve) => proxy.process.once('exit', resolve)), 0);
 });
