@@ -55,10 +55,12 @@ test('WasmPlugins fetched by the sidecar: https with a test CA, a private OCI im
   const mesh = await startMeshControlPlane(t, { dirPrefix: 'rig-wasm-remote-', config: SERVICE, controlPlane: { debounceMs: 10 } });
   const certs = makeCertificates(mesh.dir);
   let headerFetches = 0;
+  /** While set, the module's answer waits for it (a fetch in progress). */
+  let hold: Promise<void> | undefined;
   const server = https.createServer({ cert: fs.readFileSync(certs.cert), key: fs.readFileSync(certs.key) }, (req, res) => {
-    if (req.url === '/header.wasm') headerFetches++;
-    if (req.url === '/header.wasm') res.end(header);
-    else res.writeHead(404).end();
+    if (req.url !== '/header.wasm') return void res.writeHead(404).end();
+    headerFetches++;
+    void (hold ?? Promise.resolve()).then(() => res.end(header));
   });
   const port = await listenLocal(server, t);
   t.after(() => server.closeAllConnections());
@@ -92,10 +94,19 @@ test('WasmPlugins fetched by the sidecar: https with a test CA, a private OCI im
   await waitFor('the new pluginConfig', async () => ((await viaSleep())?.headers['x-wasm-config'] === '{"greeting":"hi"}' ? true : undefined));
   assert.equal(headerFetches, 1, 'IfNotPresent: not fetched again');
 
-  // Always: a new resource version fetches the module again.
+  // Always: a new resource version fetches the module again; while it is fetched, the plugin
+  // started before serves (as Envoy keeps the previous extension config while the agent fetches).
+  let release!: () => void;
+  hold = new Promise((resolve) => (release = resolve));
   apply(greeting('  imagePullPolicy: Always\n', 'hey'));
+  await waitFor('the fetch of the Always plugin', () => (headerFetches === 2 ? true : undefined));
+  const during = await viaSleep();
+  assert.equal(during?.status, 200);
+  assert.equal(during?.headers['x-wasm-config'], '{"greeting":"hi"}', 'the previous plugin serves while the new one is fetched');
+  release();
+  hold = undefined;
   await waitFor('the pluginConfig of the Always plugin', async () => ((await viaSleep())?.headers['x-wasm-config'] === '{"greeting":"hey"}' ? true : undefined));
-  assert.equal(headerFetches, 2, 'Always: fetched again for the new resource version');
+  assert.equal(headerFetches, 2, 'Always: fetched again (once) for the new resource version');
 
   // A private OCI image (a reference without a scheme: oci) pulled with the imagePullSecret.
   apply(plugin('basic-auth', `  url: ${registry.host}/team/basic-auth:v1\n  imagePullSecret: regcred\n  phase: AUTHN\n`));
