@@ -42,8 +42,8 @@ export type DiagnosticsHandler = (reports: readonly FileDiagnostics[]) => void;
 interface FileState {
   /** Identity of the content read: inode, size and mtime. */
   stamp: string;
-  /** The resources this file last defined validly. */
-  resources: Resource[];
+  /** The resources this file last defined validly, by resource key. */
+  resources: Map<string, Resource>;
   /** Problems of the file's current content (syntax, schema, semantic). */
   diagnostics: Diagnostic[];
 }
@@ -55,8 +55,12 @@ export class FileConfigStore implements ConfigStore {
   readonly #memory: MemoryConfigStore;
   readonly #files = new Map<string, FileState>();
   readonly #diagHandlers = new Set<DiagnosticsHandler>();
-  /** Problems that involve several files (duplicates), by file. */
-  #crossFile = new Map<string, Diagnostic[]>();
+  /** The files that define each resource key, in path order (more than one: a duplicate). */
+  readonly #definers = new Map<string, string[]>();
+  /** The file whose definition of a key is in force. */
+  readonly #owners = new Map<string, string>();
+  /** Keys defined in several files → the error of each file whose definition is not in force. */
+  readonly #duplicates = new Map<string, { file: string; diagnostic: Diagnostic }[]>();
   #lastReported = new Map<string, string>();
   /** A problem with the directory itself (missing, unreadable). */
   #rootProblem: Diagnostic[] = [];
@@ -231,79 +235,85 @@ export class FileConfigStore implements ConfigStore {
     }
     this.#rootProblem = [];
     const present = new Set(files);
-    const changed = new Set<string>();
-    for (const file of [...this.#files.keys()]) {
+    /** Files removed or read again → the resources they defined before. */
+    const changed = new Map<string, Map<string, Resource>>();
+    for (const [file, state] of [...this.#files]) {
       if (!present.has(file)) {
         this.#files.delete(file);
-        changed.add(file);
+        changed.set(file, state.resources);
       }
     }
     for (const file of files) {
       let text: string;
       let stamp: string;
+      const previous = this.#files.get(file);
       try {
         const st = await stat(file);
         stamp = `${st.ino}:${st.size}:${st.mtimeMs}`;
-        if (this.#files.get(file)?.stamp === stamp) continue;
+        if (previous?.stamp === stamp) continue;
         text = await readFile(file, 'utf8');
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-          if (this.#files.delete(file)) changed.add(file);
+          if (previous && this.#files.delete(file)) changed.set(file, previous.resources);
           continue;
         }
         throw err;
       }
-      const previous = this.#files.get(file);
       const loaded = loadDocuments(text, file, { defaultNamespace: this.#opts.defaultNamespace, telemetry: this.#opts.telemetry, duplicates: 'error' });
       const invalid = hasErrors(loaded.diagnostics);
-      this.#files.set(file, { stamp, resources: invalid ? (previous?.resources ?? []) : loaded.resources, diagnostics: loaded.diagnostics });
-      changed.add(file);
+      const resources = invalid ? (previous?.resources ?? new Map<string, Resource>()) : new Map(loaded.resources.map((r) => [resourceKey(r), r]));
+      this.#files.set(file, { stamp, resources, diagnostics: loaded.diagnostics });
+      changed.set(file, previous?.resources ?? new Map());
     }
-    this.#memory.replaceAll(this.#merge());
+    this.#apply(changed);
     this.#report();
-    if (changed.size) this.#log.debug({ files: [...changed], version: this.version }, 'configuration reloaded');
+    if (changed.size) this.#log.debug({ files: [...changed.keys()], version: this.version }, 'configuration reloaded');
   }
 
-  /** One resource per key; a key defined in two files stays with the file that had it, the other file gets an error naming both. */
-  #merge(): Resource[] {
-    const owners = new Map<string, string>();
-    for (const r of this.#memory.list()) if (r.source) owners.set(resourceKey(r), r.source.file);
-    const chosen = new Map<string, Resource>();
-    const cross = new Map<string, Diagnostic[]>();
-    const candidates = [...this.#files.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    const byKey = new Map<string, { file: string; resource: Resource }[]>();
-    for (const [file, state] of candidates) {
-      for (const r of state.resources) {
-        const key = resourceKey(r);
-        byKey.set(key, [...(byKey.get(key) ?? []), { file, resource: r }]);
+  /**
+   * Brings the store in line with the files that changed, comparing only the resources they
+   * defined before or define now. A key defined in two files stays with the file that had it; the
+   * other file gets an error naming both.
+   */
+  #apply(changed: Map<string, Map<string, Resource>>): void {
+    const keys = new Set<string>();
+    for (const file of [...changed.keys()].sort()) {
+      for (const key of changed.get(file)!.keys()) {
+        keys.add(key);
+        const defs = this.#definers.get(key)?.filter((f) => f !== file) ?? [];
+        if (defs.length) this.#definers.set(key, defs);
+        else this.#definers.delete(key);
+      }
+      for (const key of this.#files.get(file)?.resources.keys() ?? []) {
+        keys.add(key);
+        this.#definers.set(key, [...(this.#definers.get(key) ?? []), file].sort());
       }
     }
-    for (const [key, defs] of byKey) {
-      const winner = defs.find((d) => d.file === owners.get(key)) ?? defs[0];
-      chosen.set(key, winner.resource);
-      for (const d of defs) {
-        if (d === winner) continue;
-        const at = (s?: Resource['source']) => (s ? `${s.file}:${s.line}:${s.column}` : winner.file);
-        cross.set(d.file, [
-          ...(cross.get(d.file) ?? []),
-          {
-            severity: 'Error',
-            code: 'RIG0004',
-            message: `${describeResource(d.resource)} is defined in two files: here and at ${at(winner.resource.source)}; the definition at ${at(winner.resource.source)} stays in force`,
-            hint: 'remove one of the two definitions or rename one',
-            source: d.resource.source,
-            resource: describeResource(d.resource),
-          },
-        ]);
+    const put: Resource[] = [];
+    const removed: string[] = [];
+    for (const key of keys) {
+      this.#duplicates.delete(key);
+      const defs = this.#definers.get(key);
+      if (!defs) {
+        this.#owners.delete(key);
+        removed.push(key);
+        continue;
       }
+      const owner = this.#owners.get(key);
+      const winner = owner !== undefined && defs.includes(owner) ? owner : defs[0];
+      this.#owners.set(key, winner);
+      const chosen = this.#files.get(winner)!.resources.get(key)!;
+      put.push(chosen);
+      if (defs.length > 1) this.#duplicates.set(key, defs.filter((f) => f !== winner).map((file) => ({ file, diagnostic: duplicateError(this.#files.get(file)!.resources.get(key)!, chosen, winner) })));
     }
-    this.#crossFile = cross;
-    return [...chosen.values()];
+    this.#memory.change(put, removed);
   }
 
   #problemsOf(file: string): Diagnostic[] {
     if (file === this.dir) return this.#rootProblem;
-    return [...(this.#files.get(file)?.diagnostics ?? []), ...(this.#crossFile.get(file) ?? [])];
+    const duplicates: Diagnostic[] = [];
+    for (const defs of this.#duplicates.values()) for (const d of defs) if (d.file === file) duplicates.push(d.diagnostic);
+    return [...(this.#files.get(file)?.diagnostics ?? []), ...duplicates];
   }
 
   #report(): void {
@@ -316,7 +326,7 @@ export class FileConfigStore implements ConfigStore {
       if (diagnostics.length) this.#lastReported.set(file, fingerprint);
       else this.#lastReported.delete(file);
       const state = this.#files.get(file);
-      reports.push({ file, diagnostics, keptLastValid: !!state && hasErrors(state.diagnostics) && state.resources.length > 0 });
+      reports.push({ file, diagnostics, keptLastValid: !!state && hasErrors(state.diagnostics) && state.resources.size > 0 });
     }
     if (reports.length === 0) return;
     for (const h of [...this.#diagHandlers]) {
@@ -327,6 +337,19 @@ export class FileConfigStore implements ConfigStore {
       }
     }
   }
+}
+
+/** The error of a resource whose key another file (`winnerFile`, defining `winner`) already defines. */
+function duplicateError(resource: Resource, winner: Resource, winnerFile: string): Diagnostic {
+  const at = winner.source ? `${winner.source.file}:${winner.source.line}:${winner.source.column}` : winnerFile;
+  return {
+    severity: 'Error',
+    code: 'RIG0004',
+    message: `${describeResource(resource)} is defined in two files: here and at ${at}; the definition at ${at} stays in force`,
+    hint: 'remove one of the two definitions or rename one',
+    source: resource.source,
+    resource: describeResource(resource),
+  };
 }
 
 async function isDirectory(path: string): Promise<boolean> {

@@ -66,14 +66,18 @@ export class MemoryConfigStore implements ConfigStore {
   /** Makes the store hold exactly `resources`: deletes what is missing, adds and updates the rest, in one batch. */
   replaceAll(resources: readonly Resource[]): ConfigEvent[] {
     const keep = new Set(resources.map((r) => resourceKey(r)));
+    return this.change(resources, [...this.#items.keys()].filter((key) => !keep.has(key)));
+  }
+
+  /** Removes the resources of the keys `removed` (`Kind/namespace/name`) and adds or updates `put`, in one batch. */
+  change(put: readonly Resource[], removed: readonly string[]): ConfigEvent[] {
     const events: ConfigEvent[] = [];
-    for (const key of [...this.#items.keys()]) {
-      if (keep.has(key)) continue;
+    for (const key of removed) {
       const e = this.#remove(key);
       if (e) events.push(e);
     }
     const now = new Date().toISOString();
-    for (const r of resources) {
+    for (const r of put) {
       const e = this.#put(r, now);
       if (e) events.push(e);
     }

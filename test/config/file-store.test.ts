@@ -239,3 +239,30 @@ test('with its reads deferred, the store announces changes and reads them only w
   await writeFile(file, vsYaml('reviews', 'v3'));
   await until(store, () => subsetOf(store, 'reviews') === 'v3', 'applied by the store itself');
 });
+
+test("a resource defined in several files: the errors and the definition in force follow each file's changes", async (t) => {
+  const { dir, store } = await setup(t);
+  const [a, b, c] = ['a.yaml', 'b.yaml', 'c.yaml'].map((f) => join(dir, f));
+  await writeFile(a, vsYaml('reviews', 'v1'));
+  await store.start();
+  const duplicates = () =>
+    store
+      .diagnostics()
+      .filter((d) => d.code === 'RIG0004')
+      .map((d) => `${d.source?.file === b ? 'b' : d.source?.file === c ? 'c' : 'a'} -> ${d.message.includes(a) ? 'a' : d.message.includes(b) ? 'b' : 'c'}`)
+      .sort();
+  await store.writeFile('c.yaml', vsYaml('reviews', 'v3'));
+  await store.writeFile('b.yaml', vsYaml('reviews', 'v2'));
+  assert.equal(subsetOf(store, 'reviews'), 'v1', 'the first definition stays in force');
+  assert.deepEqual(duplicates(), ['b -> a', 'c -> a']);
+  await store.writeFile('a.yaml', vsYaml('ratings', 'v1'));
+  assert.equal(subsetOf(store, 'reviews'), 'v2', 'the next file in path order takes over');
+  assert.equal(subsetOf(store, 'ratings'), 'v1');
+  assert.deepEqual(duplicates(), ['c -> b']);
+  await store.removeFile('b.yaml');
+  assert.equal(subsetOf(store, 'reviews'), 'v3');
+  assert.deepEqual(duplicates(), []);
+  await store.removeFile('c.yaml');
+  assert.equal(store.get('VirtualService', 'default', 'reviews'), undefined);
+  assert.deepEqual(store.list().map((r) => r.metadata.name), ['ratings']);
+});
