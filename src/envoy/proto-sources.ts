@@ -65,6 +65,7 @@ export const PROTO_FILES = [
   'envoy/extensions/filters/http/csrf/v3/csrf.proto',
   'envoy/extensions/filters/http/lua/v3/lua.proto',
   'envoy/extensions/filters/http/wasm/v3/wasm.proto',
+  'envoy/extensions/filters/network/wasm/v3/wasm.proto',
   'envoy/service/runtime/v3/rtds.proto',
   'envoy/extensions/access_loggers/file/v3/file.proto',
   'envoy/extensions/access_loggers/stream/v3/stream.proto',

@@ -29,6 +29,7 @@ import { setup as setupCompressor } from './filters/compressor/compressor-filter
 import { setup as setupDecompressor } from './filters/decompressor/decompressor-filter.ts';
 import { setup as setupLua } from './filters/lua/lua-filter.ts';
 import { setup as setupWasm } from './filters/wasm/wasm-filter.ts';
+import { setup as setupWasmNetwork } from './filters/wasm/wasm-network.ts';
 
 export { registerHttpFilter, registerNetworkFilter };
 
@@ -59,6 +60,7 @@ const EXTENSIONS: (() => void)[] = [
   setupCsrf,
   setupLua,
   setupWasm,
+  setupWasmNetwork,
 ];
 
 let done = false;

@@ -534,3 +534,55 @@ export const closeStreamPlugin: PluginSource = {
     (drop (call $proxy_close_stream (i32.const 1)))
     (i32.const 0))`,
 };
+
+/**
+ * A network (TCP) plugin. proxy_on_new_connection pauses on an HTTP call to cluster "authz" and
+ * continues the connection (proxy_continue_stream(Downstream)) from its callback. Client bytes are
+ * held (Pause) until 4 have come, then go up with "up:" before them; upstream bytes go down with
+ * "down:" before them. Counters: wasm_test_net_data (downstream data callbacks), and the peer types
+ * of the close callbacks summed in wasm_test_net_down_closed and wasm_test_net_up_closed.
+ */
+export const networkPlugin: PluginSource = {
+  strings: {
+    cluster: 'authz',
+    call: pairs([[':method', 'GET'], [':path', '/check'], [':authority', 'authz.local']]),
+    up: 'up:',
+    down: 'down:',
+    data: 'wasm_test_net_data',
+    downClosed: 'wasm_test_net_down_closed',
+    upClosed: 'wasm_test_net_up_closed',
+  },
+  imports: ['proxy_http_call', 'proxy_continue_stream', 'proxy_set_buffer_bytes', 'proxy_define_metric', 'proxy_increment_metric'],
+  body: `
+  (global $data (mut i32) (i32.const 0))
+  (global $downClosed (mut i32) (i32.const 0))
+  (global $upClosed (mut i32) (i32.const 0))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32)
+    (drop (call $proxy_define_metric (i32.const 0) (i32.const $data$) (i32.const #data#) (i32.const 24)))
+    (global.set $data (i32.load (i32.const 24)))
+    (drop (call $proxy_define_metric (i32.const 0) (i32.const $downClosed$) (i32.const #downClosed#) (i32.const 24)))
+    (global.set $downClosed (i32.load (i32.const 24)))
+    (drop (call $proxy_define_metric (i32.const 0) (i32.const $upClosed$) (i32.const #upClosed#) (i32.const 24)))
+    (global.set $upClosed (i32.load (i32.const 24)))
+    (i32.const 1))
+  (func (export "proxy_on_new_connection") (param i32) (result i32)
+    (if (call $proxy_http_call (i32.const $cluster$) (i32.const #cluster#) (i32.const $call$) (i32.const #call#) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 5000) (i32.const 24))
+      (then (return (i32.const 0))))
+    (i32.const 1))
+  (func (export "proxy_on_http_call_response") (param i32 i32 i32 i32 i32)
+    (drop (call $proxy_continue_stream (i32.const 2))))
+  (func (export "proxy_on_downstream_data") (param $ctx i32) (param $size i32) (param $end i32) (result i32)
+    (if (i32.eqz (local.get $size)) (then (return (i32.const 0))))
+    (drop (call $proxy_increment_metric (global.get $data) (i64.const 1)))
+    (if (i32.lt_u (local.get $size) (i32.const 4)) (then (return (i32.const 1))))
+    (drop (call $proxy_set_buffer_bytes (i32.const 2) (i32.const 0) (i32.const 0) (i32.const $up$) (i32.const #up#)))
+    (i32.const 0))
+  (func (export "proxy_on_upstream_data") (param $ctx i32) (param $size i32) (param $end i32) (result i32)
+    (if (local.get $size)
+      (then (drop (call $proxy_set_buffer_bytes (i32.const 3) (i32.const 0) (i32.const 0) (i32.const $down$) (i32.const #down#)))))
+    (i32.const 0))
+  (func (export "proxy_on_downstream_connection_close") (param $ctx i32) (param $peer i32)
+    (drop (call $proxy_increment_metric (global.get $downClosed) (i64.extend_i32_u (local.get $peer)))))
+  (func (export "proxy_on_upstream_connection_close") (param $ctx i32) (param $peer i32)
+    (drop (call $proxy_increment_metric (global.get $upClosed) (i64.extend_i32_u (local.get $peer)))))`,
+};

@@ -37,6 +37,28 @@ export interface DownstreamConnection {
   filterState?: Record<string, unknown>;
   /** Told by the terminal filter (tcp_proxy) about the connection's progress, e.g. by istio.stats. */
   observers?: ConnectionObserver[];
+  /** See and may change or hold the bytes the terminal filter relays (tcp_proxy only), in chain order. */
+  dataFilters?: ConnectionDataFilter[];
+}
+
+/**
+ * Envoy's read and write filters as far as tcp_proxy relays bytes: client bytes go through the data
+ * filters in chain order, upstream bytes in reverse order, each returning what goes on.
+ */
+export interface ConnectionDataFilter {
+  /** The relay started; `relay` lets the filter send what it held back, or close a side. */
+  relayStarted(relay: DataRelay): void;
+  /** Bytes from the client (downstream) or the upstream, `end` with the side's FIN: what to pass on (empty: held). */
+  onData(fromDownstream: boolean, chunk: Buffer, end: boolean): Buffer;
+  /** The connection ended (no relay, or its end): which side closed first, `remote` when the peer did. */
+  closed(downstreamFirst: boolean, remote: boolean): void;
+}
+
+export interface DataRelay {
+  /** Sends bytes the filter held on, through the filters after it. */
+  forward(fromDownstream: boolean, data: Buffer): void;
+  /** Closes the client's (downstream) or the upstream connection, after what was written. */
+  close(downstream: boolean): void;
 }
 
 /** Follows a proxied TCP connection; `info` is the terminal filter's StreamInfo. */

@@ -67,11 +67,14 @@ class TcpProxy implements NetworkFilter {
     const observers = conn.observers;
     const end = () => {
       c.cxActive.value--;
+      // Data filters hear of a connection that ended before any relay (the relay's end tells them itself).
+      if (conn.dataFilters && !relayed) for (const f of conn.dataFilters) f.closed(false, false);
       info.durationMs = performance.now() - info.startMonotonic;
       for (const l of c.accessLogs) l.log(info, undefined, undefined);
       for (const o of this.ctx.observers) o(info, undefined, undefined);
       if (observers) for (const o of observers) o.closed(info);
     };
+    let relayed = false;
     let name = c.clusters[0]?.name ?? '';
     if (c.clusters.length > 1) {
       let p = Math.random() * c.totalWeight;
@@ -175,6 +178,7 @@ class TcpProxy implements NetworkFilter {
         });
       });
       const relay = () => {
+        relayed = true;
         let durationTimer: NodeJS.Timeout | undefined;
         const pipe = pipeSockets(socket, up, c.idleTimeoutMs, (r) => {
           if (durationTimer) clearTimeout(durationTimer);
@@ -186,7 +190,7 @@ class TcpProxy implements NetworkFilter {
           if (r.reason === 'idle') info.responseFlags |= ResponseFlag.StreamIdleTimeout;
           else if (r.reason.startsWith('upstream')) info.responseFlags |= ResponseFlag.UpstreamConnectionTermination;
           end();
-        });
+        }, conn.dataFilters);
         if (c.maxDurationMs > 0) {
           durationTimer = setTimeout(() => {
             // Envoy closes both connections without flushing, flagged DT.

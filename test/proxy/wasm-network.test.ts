@@ -1,0 +1,55 @@
+// envoy.filters.network.wasm before tcp_proxy, over real sockets: proxy_on_new_connection pauses the
+// connection on an HTTP call and continues it from the callback; client bytes the plugin pauses on are
+// held (the upstream gets nothing) and handed to it again with the next ones; both directions are
+// rewritten through buffers 2 and 3; the close callbacks get the peer types (the client closed: remote
+// downstream, local upstream).
+import assert from 'node:assert/strict';
+import net, { type AddressInfo } from 'node:net';
+import { test } from 'node:test';
+import { tempDir } from '../helpers/temp-dir.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { networkPlugin, writePlugin } from '../helpers/wasm-plugins.ts';
+import { addr, configure, startTestRuntime, startUpstream, staticCluster } from './harness.ts';
+
+const TCP_PROXY = 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
+const WASM_NETWORK = 'type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm';
+
+test('wasm network filter: a paused new connection, held and rewritten bytes both ways, close callbacks', async (t) => {
+  let received = '';
+  const echo = net.createServer((s) => {
+    s.on('error', () => undefined);
+    s.on('data', (d) => {
+      received += d;
+      s.write(d);
+    });
+    s.on('end', () => s.end());
+  });
+  await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => echo.close(() => r())));
+  const authz = await startUpstream('authz');
+  const h = await startTestRuntime(t, [authz]);
+  const dir = tempDir(t, 'wasm-');
+  const file = await writePlugin(dir, 'network', networkPlugin);
+  const wasm = { name: 'envoy.filters.network.wasm', typed_config: { '@type': WASM_NETWORK, config: { name: 'net', root_id: 'net', vm_config: { vm_id: 'net', code: { local: { filename: file } } } } } };
+  await configure(h, {
+    clusters: [staticCluster('echo', [(echo.address() as AddressInfo).port]), staticCluster('authz', [authz.port])],
+    listeners: [{ name: 't', address: addr(0), filter_chains: [{ filters: [wasm, { name: 'tcp', typed_config: { '@type': TCP_PROXY, stat_prefix: 't', cluster: 'echo' } }] }] }],
+  });
+  const stat = (name: string) => h.rt.stats.all().find((s) => s.name === `wasmcustom.${name}`)?.value ?? 0;
+
+  const c = net.connect(h.port('t'), '127.0.0.1');
+  c.on('error', () => undefined);
+  let got = '';
+  c.on('data', (d) => (got += d));
+  await waitFor('the plugin to call authz on the new connection', async () => (authz.requests.length === 1 ? true : undefined));
+  c.write('ab');
+  await waitFor('the plugin to see the first bytes', async () => (stat('wasm_test_net_data') === 1 ? true : undefined));
+  assert.equal(received, '', 'bytes the plugin paused on are held');
+  c.write('cd');
+  await waitFor('the echo', async () => (got === 'down:up:abcd' ? true : undefined));
+  assert.equal(received, 'up:abcd', 'held bytes handed again with the next ones, then rewritten');
+  c.end();
+  await waitFor('the close callbacks', async () => (stat('wasm_test_net_down_closed') > 0 && stat('wasm_test_net_up_closed') > 0 ? true : undefined));
+  assert.equal(stat('wasm_test_net_down_closed'), 2, 'the client closed: remote');
+  assert.equal(stat('wasm_test_net_up_closed'), 1, 'the upstream was closed by the proxy: local');
+});
