@@ -7,7 +7,9 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import http from 'node:http';
+import https from 'node:https';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { test } from 'node:test';
@@ -140,4 +142,20 @@ test('wasm fetch from an OCI registry: the Wasm artifact, Docker and OCI compat 
   assert.equal(await cache.fetch({ ...latest, resourceVersion: '2' }), artifactFile);
   assert.equal(blobs(), blobsAfter, 'the manifest digest was cached: no layer downloaded');
   assert.equal(cache.lookup({ ...latest, resourceVersion: '2', pullPolicy: 'IfNotPresent' }), artifactFile);
+});
+
+test('wasm fetch over https: a certificate no trusted CA signed is refused, naming the url; WASM_INSECURE_REGISTRIES lists hosts fetched from without checking it', async (t) => {
+  const module = await buildPlugin(addHeaderPlugin);
+  const dir = tempDir(t, 'rig-wasm-https-');
+  execFileSync('openssl', ['req', '-x509', '-sha256', '-nodes', '-days', '1', '-newkey', 'rsa:2048', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', 'key.pem', '-out', 'cert.pem'], { cwd: dir, stdio: 'ignore' });
+  const server = https.createServer({ cert: fs.readFileSync(path.join(dir, 'cert.pem')), key: fs.readFileSync(path.join(dir, 'key.pem')) }, (_rq, res) => res.end(module));
+  const port = await listenLocal(server, t);
+  t.after(() => server.closeAllConnections());
+  const cache = new WasmModuleCache(path.join(dir, 'cache'));
+  const url = `https://127.0.0.1:${port}/plugin.wasm`;
+  await assert.rejects(cache.fetch(req(url)), new RegExp(`GET ${url} failed: (DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN)`));
+  const saved = process.env.WASM_INSECURE_REGISTRIES;
+  t.after(() => (saved === undefined ? delete process.env.WASM_INSECURE_REGISTRIES : (process.env.WASM_INSECURE_REGISTRIES = saved)));
+  process.env.WASM_INSECURE_REGISTRIES = `registry.example, 127.0.0.1:${port}`;
+  assert.deepEqual(fs.readFileSync(await cache.fetch(req(url, { resourceVersion: '2' }))), module);
 });

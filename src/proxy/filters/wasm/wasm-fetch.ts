@@ -195,7 +195,8 @@ async function fetchHttp(url: string, signal: AbortSignal): Promise<Buffer> {
       if (res.status < 500 || [501, 505, 511].includes(res.status)) break;
     } catch (e) {
       if (!(signal.aborted && last)) last = e as Error;
-      if (/more than the|connection blocked/.test(last.message)) break;
+      // Not transient: too large, a blocked address, a certificate that does not verify.
+      if (/more than the|connection blocked|CERT_|SELF_SIGNED/.test(last.message)) break;
     }
     if (attempts < HTTP_MAX_ATTEMPTS) await sleep(backoff, signal);
     backoff *= 2;
