@@ -4,9 +4,9 @@
 // string building or map lookup per request.
 //
 // stats_config.stats_matcher decides, once when a stat is looked up, whether it exists: a rejected
-// name gets a shared null stat (Envoy's NullCounterImpl/NullGaugeImpl: reads 0, writes dropped),
-// nothing is stored for it and no output lists it. The proxy's own logic therefore never reads a
-// stat's value back; a gauge it must read (active requests for drain) comes from stateGauge().
+// name gets a shared null stat (as Envoy's NullCounterImpl/NullGaugeImpl), nothing is stored for
+// it and no output lists it. The proxy's own logic therefore never reads a stat's value back; a
+// gauge it must read (active requests for drain, active faults) comes from stateGauge().
 
 import type { Socket } from 'node:net';
 import type { StatsConfig } from './stats-config.ts';
@@ -60,16 +60,13 @@ export class SocketBytes {
   }
 }
 
-/** A counter or gauge the stats matcher rejects: one shared object per kind, always 0. */
+/**
+ * A counter or gauge the stats matcher rejects: one shared object per kind, which the proxy bumps
+ * and nothing reads. A plain data property, as real stats have: an accessor (Envoy's null stat
+ * reads 0) made every `value++` site polymorphic, 155 ns per bump against 1-3 ns measured.
+ */
 function nullStat(kind: Stat['kind']): Stat {
-  return {
-    name: '',
-    kind,
-    get value() {
-      return 0;
-    },
-    set value(_v: number) {},
-  };
+  return { name: '', kind, value: 0 };
 }
 
 const NULL_COUNTER = nullStat('counter');
