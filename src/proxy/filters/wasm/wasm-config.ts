@@ -217,10 +217,9 @@ export function readWasmConfig(r: Reader, ctx: FilterCompileContext): WasmFilter
   const params: PluginParams = { vmId, name, rootId, vmConfiguration, configuration, env, ctx, log };
   if (agent) {
     const file = wasmFetch?.moduleCache.lookup(agent);
-    const bytes = file === undefined ? undefined : readCachedModule(file);
-    if (!bytes) return whenFetched(params, failOpen, agent.url, true, () => loadWasmFetch().then((f) => f.moduleCache.fetch(agent)).then((f) => fs.promises.readFile(f)));
-    const sha = crypto.createHash('sha256').update(bytes).digest('hex');
-    const module = compileModule(bytes, sha, (m) => v.issues.error(v.at('code'), m));
+    const cached = file === undefined ? undefined : cachedModule(file, (m) => v.issues.error(v.at('code'), m));
+    if (!cached) return whenFetched(params, failOpen, agent.url, true, () => loadWasmFetch().then((f) => f.moduleCache.fetch(agent)).then((f) => fs.promises.readFile(f)));
+    const { module, sha } = cached;
     const entry = module && start(module, sha, params, (m) => c.issues.error(c.path, m));
     if (entry) agentPlugins.set(name, entry);
     return configured(entry, failOpen);
@@ -259,12 +258,23 @@ function agentRequest(code: AgentCode, env: Map<string, string>, name: string): 
   return req;
 }
 
-function readCachedModule(file: string): Buffer | undefined {
+/** The content sha256 of module cache files read before: a file's content never changes (its name is its checksum). */
+const cacheFileShas = new Map<string, string>();
+
+/** The compiled module of a module cache file; undefined when the file is gone (fetched again) or does not compile (reported). */
+function cachedModule(file: string, report: (message: string) => void): { module: WasmModule | undefined; sha: string } | undefined {
+  const known = cacheFileShas.get(file);
+  const compiled = known === undefined ? undefined : modules.get(known);
+  if (compiled) return { module: compiled, sha: known! };
+  let bytes: Buffer;
   try {
-    return fs.readFileSync(file);
+    bytes = fs.readFileSync(file);
   } catch {
-    return undefined; // removed since: fetched again
+    return undefined;
   }
+  const sha = crypto.createHash('sha256').update(bytes).digest('hex');
+  cacheFileShas.set(file, sha);
+  return { module: compileModule(bytes, sha, report), sha };
 }
 
 /**
