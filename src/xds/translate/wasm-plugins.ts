@@ -1,6 +1,6 @@
 // Istio's WasmPlugin (extensions.istio.io/v1alpha1) as envoy.filters.http.wasm filters in the HCM
-// chains, inline in the listener (Istio pushes them through ECDS; rig's control plane does not serve
-// ECDS). Which plugins apply: those of the proxy's namespace and of the root namespace that attach
+// chains (type NETWORK: envoy.filters.network.wasm in the listeners' chains, withWasmNetworkPlugins),
+// inline in the listener (Istio pushes them through ECDS; rig's control plane does not serve ECDS). Which plugins apply: those of the proxy's namespace and of the root namespace that attach
 // to it (selector or targetRefs, as the other policies), whose match (mode, ports) fits the chain,
 // of type HTTP. Where: AUTHN before Istio's authentication filters, AUTHZ before authorization,
 // STATS before stats, UNSPECIFIED_PHASE last before the router; within a phase, higher priority
@@ -19,6 +19,7 @@ import type { HttpFilterContext } from './http-filters.ts';
 import { policiesFor } from './security/security-scope.ts';
 
 const WASM_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm';
+const WASM_NETWORK_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm';
 const STRING_VALUE = 'type.googleapis.com/google.protobuf.StringValue';
 
 /** The wasm filters of a chain by where they go: before a filter stage, or last before the router. */
@@ -72,7 +73,7 @@ function pullEnv(r: Resource<WasmPluginSpec>, ctx: HttpFilterContext): Record<st
   return env;
 }
 
-function wasmFilter(r: Resource<WasmPluginSpec>, ctx: HttpFilterContext): EnvoyJson {
+function wasmFilter(r: Resource<WasmPluginSpec>, ctx: HttpFilterContext, type = WASM_TYPE): EnvoyJson {
   const s = r.spec;
   const name = `${r.metadata.namespace}.${r.metadata.name}`;
   const file = localWasmFile(s.url);
@@ -93,17 +94,13 @@ function wasmFilter(r: Resource<WasmPluginSpec>, ctx: HttpFilterContext): EnvoyJ
     ...(s.pluginConfig && Object.keys(s.pluginConfig).length ? { configuration: { '@type': STRING_VALUE, value: JSON.stringify(s.pluginConfig) } } : {}),
     ...(s.failStrategy === 'FAIL_OPEN' ? { fail_open: true } : {}),
   };
-  return { name, typed_config: { '@type': WASM_TYPE, config } };
+  return { name, typed_config: { '@type': type, config } };
 }
 
 /** The filter for one plugin in this chain, undefined when it has none here. */
 function pluginFilter(r: Resource<WasmPluginSpec>, ctx: HttpFilterContext): EnvoyJson | undefined {
   const s = r.spec;
-  if (s.type === 'NETWORK') {
-    warnOnce('wasm', `${describe(r)}: type NETWORK is not supported by rig proxy (only HTTP plugins run); the plugin is not applied`);
-    return undefined;
-  }
-  if (!modeMatches(s, ctx)) return undefined;
+  if (s.type === 'NETWORK' || !modeMatches(s, ctx)) return undefined;
   return wasmFilter(r, ctx);
 }
 
@@ -118,4 +115,61 @@ export function wasmPluginFilters(ctx: HttpFilterContext): WasmPhaseFilters | un
     if (f) (out[PHASE_SLOT[r.spec.phase ?? 'UNSPECIFIED_PHASE']] ??= []).push(f);
   }
   return out;
+}
+
+const TCP_PROXY = 'envoy.filters.network.tcp_proxy';
+const HCM = 'envoy.filters.network.http_connection_manager';
+const NETWORK_RBAC = 'envoy.filters.network.rbac';
+const TCP_STATS = 'istio.stats';
+
+/**
+ * Istio's WasmPlugins of type NETWORK as envoy.filters.network.wasm filters in the proxy's TCP and
+ * HTTP filter chains, as istiod places them: after the metadata exchange; AUTHN and AUTHZ before the
+ * network RBAC filter, STATS and UNSPECIFIED_PHASE after it, before the stats filter and tcp_proxy
+ * (before the connection manager in an HTTP chain, all four phases in order). Mode and ports match
+ * as for HTTP plugins (the chain's destination port, else the listener's).
+ */
+export function withWasmNetworkPlugins(push: HttpFilterContext['push'], proxy: HttpFilterContext['proxy'], listeners: EnvoyJson[]): EnvoyJson[] {
+  const plugins = policiesFor<WasmPluginSpec>(push, 'WasmPlugin', proxy).filter((r) => r.spec.type === 'NETWORK');
+  if (plugins.length === 0) return listeners;
+  const sorted = [...plugins].sort((a, b) => (b.spec.priority ?? 0) - (a.spec.priority ?? 0));
+  return listeners.map((l) => {
+    const chains = l.filter_chains as EnvoyJson[] | undefined;
+    if (!chains) return l;
+    const kind: HttpFilterContext['kind'] = proxy.type === 'router' ? 'gateway' : l.traffic_direction === 'INBOUND' ? 'inbound' : 'outbound';
+    const listenerPort = Number(((l.address as EnvoyJson | undefined)?.socket_address as EnvoyJson | undefined)?.port_value ?? 0);
+    return { ...l, filter_chains: chains.map((c) => withPlugins(c, sorted, { push, proxy, kind, port: chainPort(c, listenerPort) })) };
+  });
+}
+
+/** The port a chain serves: an inbound chain's workload port (its inbound|<port>|| cluster or route), else its destination_port, else the listener's. */
+function chainPort(chain: EnvoyJson, listenerPort: number): number {
+  const terminal = (chain.filters as EnvoyJson[] | undefined)?.at(-1)?.typed_config as EnvoyJson | undefined;
+  const target = (terminal?.cluster ?? (terminal?.route_config as EnvoyJson | undefined)?.name) as string | undefined;
+  const inbound = target === undefined ? null : /^inbound\|(\d+)\|/.exec(target);
+  if (inbound) return Number(inbound[1]);
+  return Number((chain.filter_chain_match as EnvoyJson | undefined)?.destination_port ?? listenerPort);
+}
+
+function withPlugins(chain: EnvoyJson, plugins: Resource<WasmPluginSpec>[], ctx: HttpFilterContext): EnvoyJson {
+  const filters = chain.filters as EnvoyJson[] | undefined;
+  const last = filters?.[filters.length - 1]?.name;
+  if (!filters || (last !== TCP_PROXY && last !== HCM)) return chain;
+  const phases: WasmPhaseFilters = {};
+  for (const r of plugins) if (modeMatches(r.spec, ctx)) (phases[PHASE_SLOT[r.spec.phase ?? 'UNSPECIFIED_PHASE']] ??= []).push(wasmFilter(r, ctx, WASM_NETWORK_TYPE));
+  const early = [...(phases.authn ?? []), ...(phases.authz ?? [])];
+  const late = [...(phases.stats ?? []), ...(phases.end ?? [])];
+  if (!early.length && !late.length) return chain;
+  const body = filters.slice(0, -1);
+  const lateAt = last === HCM ? body.length : indexOr(body, TCP_STATS, body.length);
+  let earlyAt = 0;
+  while (earlyAt < body.length && body[earlyAt].name === 'istio.metadata_exchange') earlyAt++;
+  const rbacAt = indexOr(body, NETWORK_RBAC, lateAt);
+  const at = Math.min(Math.max(rbacAt, earlyAt), lateAt);
+  return { ...chain, filters: [...body.slice(0, at), ...early, ...body.slice(at, lateAt), ...late, ...body.slice(lateAt), filters[filters.length - 1]] };
+}
+
+function indexOr(filters: EnvoyJson[], name: string, otherwise: number): number {
+  const i = filters.findIndex((f) => f.name === name);
+  return i < 0 ? otherwise : i;
 }
