@@ -1,6 +1,8 @@
 // Proxy-Wasm test plugins (ABI 0.2.1) written in WebAssembly text and built with wabt at test time:
 // a bump allocator, the callbacks every plugin exports, and each plugin's own callbacks. Strings the
 // plugins use sit in a data segment laid out here (their offsets and sizes spliced into the text).
+// As in Envoy, HTTP and gRPC call callbacks run in the root context: a plugin sets the effective
+// context back to the stream it called for (proxy_set_effective_context), as the SDKs do.
 import fs from 'node:fs';
 import path from 'node:path';
 import wabtInit from 'wabt';
@@ -35,6 +37,7 @@ const HOST: Record<string, string> = {
   proxy_grpc_close: '(param i32) (result i32)',
   proxy_get_status: '(param i32 i32 i32) (result i32)',
   proxy_close_stream: '(param i32) (result i32)',
+  proxy_set_effective_context: '(param i32) (result i32)',
 };
 
 /** Serialized header pairs (the ABI's map format). */
@@ -158,13 +161,16 @@ export const httpCallPlugin: PluginSource = {
     hstatus: 'x-authz-status',
     hbody: 'x-authz-body',
   },
-  imports: ['proxy_http_call', 'proxy_get_header_map_value', 'proxy_get_buffer_bytes', 'proxy_add_header_map_value', 'proxy_continue_stream', 'proxy_log'],
+  imports: ['proxy_http_call', 'proxy_get_header_map_value', 'proxy_get_buffer_bytes', 'proxy_add_header_map_value', 'proxy_continue_stream', 'proxy_log', 'proxy_set_effective_context'],
   body: `
+  (global $caller (mut i32) (i32.const 0))
   (func (export "proxy_on_request_headers") (param $ctx i32) (param i32 i32) (result i32)
+    (global.set $caller (local.get $ctx))
     (if (call $proxy_http_call (i32.const $cluster$) (i32.const #cluster#) (i32.const $call$) (i32.const #call#) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 2000) (i32.const 24))
       (then (return (i32.const 0))))
     (i32.const 1))
   (func (export "proxy_on_http_call_response") (param $ctx i32) (param $token i32) (param $nh i32) (param $body i32) (param $nt i32)
+    (drop (call $proxy_set_effective_context (global.get $caller)))
     (if (i32.eqz (call $proxy_get_header_map_value (i32.const 6) (i32.const $status$) (i32.const #status#) (i32.const 16) (i32.const 20)))
       (then (drop (call $proxy_add_header_map_value (i32.const 0) (i32.const $hstatus$) (i32.const #hstatus#) (i32.load (i32.const 16)) (i32.load (i32.const 20))))))
     (if (i32.eqz (call $proxy_get_buffer_bytes (i32.const 4) (i32.const 0) (local.get $body) (i32.const 16) (i32.const 20)))
@@ -300,14 +306,17 @@ export const responseTrapPlugin: PluginSource = {
 /** Traps when the request has x-trap; otherwise pauses on an HTTP call to cluster "slow" (GET /wait). */
 export const callOrTrapPlugin: PluginSource = {
   strings: { trap: 'x-trap', cluster: 'slow', call: pairs([[':method', 'GET'], [':path', '/wait'], [':authority', 'slow.local']]) },
-  imports: ['proxy_get_header_map_value', 'proxy_http_call', 'proxy_continue_stream'],
+  imports: ['proxy_get_header_map_value', 'proxy_http_call', 'proxy_continue_stream', 'proxy_set_effective_context'],
   body: `
+  (global $caller (mut i32) (i32.const 0))
   (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (global.set $caller (local.get 0))
     (if (i32.eqz (call $proxy_get_header_map_value (i32.const 0) (i32.const $trap$) (i32.const #trap#) (i32.const 16) (i32.const 20)))
       (then unreachable))
     (drop (call $proxy_http_call (i32.const $cluster$) (i32.const #cluster#) (i32.const $call$) (i32.const #call#) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 60000) (i32.const 24)))
     (i32.const 1))
   (func (export "proxy_on_http_call_response") (param i32 i32 i32 i32 i32)
+    (drop (call $proxy_set_effective_context (global.get $caller)))
     (drop (call $proxy_continue_stream (i32.const 0))))`,
 };
 
@@ -371,11 +380,13 @@ export const responseWaitPlugin: PluginSource = {
     bodyLater: 'denied after the call',
     replaced: pairs([['x-wasm-replaced', 'yes']]),
   },
-  imports: ['proxy_get_header_map_value', 'proxy_add_header_map_value', 'proxy_send_local_response', 'proxy_http_call', 'proxy_continue_stream'],
+  imports: ['proxy_get_header_map_value', 'proxy_add_header_map_value', 'proxy_send_local_response', 'proxy_http_call', 'proxy_continue_stream', 'proxy_set_effective_context'],
   body: `
   (global $waiting (mut i32) (i32.const 0))
   (global $deny (mut i32) (i32.const 0))
+  (global $caller (mut i32) (i32.const 0))
   (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32)
+    (global.set $caller (local.get 0))
     (if (i32.eqz (call $proxy_get_header_map_value (i32.const 2) (i32.const $denyNow$) (i32.const #denyNow#) (i32.const 16) (i32.const 20)))
       (then
         (drop (call $proxy_send_local_response (i32.const 403) (i32.const $details$) (i32.const #details#) (i32.const $bodyNow$) (i32.const #bodyNow#) (i32.const $replaced$) (i32.const #replaced#) (i32.const -1)))
@@ -388,6 +399,7 @@ export const responseWaitPlugin: PluginSource = {
   (func (export "proxy_on_response_body") (param i32 i32 i32) (result i32)
     (global.get $waiting))
   (func (export "proxy_on_http_call_response") (param i32 i32 i32 i32 i32)
+    (drop (call $proxy_set_effective_context (global.get $caller)))
     (global.set $waiting (i32.const 0))
     (if (global.get $deny)
       (then
@@ -412,9 +424,11 @@ export const requestTrailersPlugin: PluginSource = {
     cluster: 'authz',
     call: pairs([[':method', 'GET'], [':path', '/check'], [':authority', 'authz.local']]),
   },
-  imports: ['proxy_get_header_map_value', 'proxy_add_header_map_value', 'proxy_replace_header_map_value', 'proxy_http_call', 'proxy_continue_stream'],
+  imports: ['proxy_get_header_map_value', 'proxy_add_header_map_value', 'proxy_replace_header_map_value', 'proxy_http_call', 'proxy_continue_stream', 'proxy_set_effective_context'],
   body: `
+  (global $caller (mut i32) (i32.const 0))
   (func (export "proxy_on_request_trailers") (param i32 i32) (result i32)
+    (global.set $caller (local.get 0))
     (if (i32.eqz (call $proxy_get_header_map_value (i32.const 1) (i32.const $ck$) (i32.const #ck#) (i32.const 16) (i32.const 20)))
       (then (drop (call $proxy_add_header_map_value (i32.const 1) (i32.const $wck$) (i32.const #wck#) (i32.load (i32.const 16)) (i32.load (i32.const 20))))))
     (drop (call $proxy_replace_header_map_value (i32.const 1) (i32.const $ck$) (i32.const #ck#) (i32.const $byWasm$) (i32.const #byWasm#)))
@@ -422,6 +436,7 @@ export const requestTrailersPlugin: PluginSource = {
       (then (return (i32.const 0))))
     (i32.const 1))
   (func (export "proxy_on_http_call_response") (param i32 i32 i32 i32 i32)
+    (drop (call $proxy_set_effective_context (global.get $caller)))
     (drop (call $proxy_add_header_map_value (i32.const 1) (i32.const $called$) (i32.const #called#) (i32.const $yes$) (i32.const #yes#)))
     (drop (call $proxy_continue_stream (i32.const 0))))`,
 };
@@ -465,9 +480,12 @@ export function grpcPlugin(service: Buffer): PluginSource {
       hBadStatus: 'x-bad-status',
       yes: 'yes',
     },
-    imports: ['proxy_get_header_map_value', 'proxy_add_header_map_value', 'proxy_get_buffer_bytes', 'proxy_continue_stream', 'proxy_grpc_call', 'proxy_grpc_stream', 'proxy_grpc_send', 'proxy_grpc_cancel', 'proxy_grpc_close', 'proxy_get_status'],
+    imports: ['proxy_get_header_map_value', 'proxy_add_header_map_value', 'proxy_get_buffer_bytes', 'proxy_continue_stream', 'proxy_grpc_call', 'proxy_grpc_stream', 'proxy_grpc_send', 'proxy_grpc_cancel', 'proxy_grpc_close', 'proxy_get_status', 'proxy_set_effective_context'],
     body: `
   (global $tok (mut i32) (i32.const 0))
+  (global $caller (mut i32) (i32.const 0))
+  (func $asCaller
+    (drop (call $proxy_set_effective_context (global.get $caller))))
   (func $has (param $p i32) (param $n i32) (result i32)
     (i32.eqz (call $proxy_get_header_map_value (i32.const 0) (local.get $p) (local.get $n) (i32.const 16) (i32.const 20))))
   (func $addReq (param $k i32) (param $kn i32) (param $v i32) (param $vn i32)
@@ -478,6 +496,7 @@ export function grpcPlugin(service: Buffer): PluginSource {
     (drop (call $proxy_grpc_send (global.get $tok) (i32.const $one$) (i32.const #one#) (i32.const 0)))
     (global.get $tok))
   (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (global.set $caller (local.get 0))
     (if (call $has (i32.const $hBad$) (i32.const #hBad#))
       (then
         (if (i32.eq (call $proxy_grpc_call (i32.const $bad$) (i32.const #bad#) (i32.const $svc$) (i32.const #svc#) (i32.const $unary$) (i32.const #unary#) (i32.const $meta$) (i32.const #meta#) (i32.const $ping$) (i32.const #ping#) (i32.const 1000) (i32.const 32)) (i32.const 4))
@@ -499,16 +518,20 @@ export function grpcPlugin(service: Buffer): PluginSource {
           (then (call $addReq (i32.const $hCancelAgain$) (i32.const #hCancelAgain#) (i32.const $yes$) (i32.const #yes#))))))
     (i32.const 0))
   (func (export "proxy_on_grpc_receive_initial_metadata") (param i32 i32 i32)
+    (call $asCaller)
     (if (i32.eqz (call $proxy_get_header_map_value (i32.const 4) (i32.const $sMeta$) (i32.const #sMeta#) (i32.const 16) (i32.const 20)))
       (then (call $addReq (i32.const $hInitial$) (i32.const #hInitial#) (i32.load (i32.const 16)) (i32.load (i32.const 20))))))
   (func (export "proxy_on_grpc_receive") (param $ctx i32) (param $token i32) (param $size i32)
+    (call $asCaller)
     (if (i32.eqz (call $proxy_get_buffer_bytes (i32.const 5) (i32.const 0) (local.get $size) (i32.const 16) (i32.const 20)))
       (then (call $addReq (i32.const $hMsg$) (i32.const #hMsg#) (i32.load (i32.const 16)) (i32.load (i32.const 20)))))
     (if (i32.ne (local.get $token) (global.get $tok)) (then (drop (call $proxy_continue_stream (i32.const 0))))))
   (func (export "proxy_on_grpc_receive_trailing_metadata") (param i32 i32 i32)
+    (call $asCaller)
     (if (i32.eqz (call $proxy_get_header_map_value (i32.const 5) (i32.const $tKey$) (i32.const #tKey#) (i32.const 16) (i32.const 20)))
       (then (call $addReq (i32.const $hTrailing$) (i32.const #hTrailing#) (i32.load (i32.const 16)) (i32.load (i32.const 20))))))
   (func (export "proxy_on_grpc_close") (param $ctx i32) (param $token i32) (param $status i32)
+    (call $asCaller)
     (i32.store8 (i32.const 40) (i32.add (local.get $status) (i32.const 48)))
     (call $addReq (i32.const $hCloseStatus$) (i32.const #hCloseStatus#) (i32.const 40) (i32.const 1))
     (if (i32.eqz (call $proxy_get_status (i32.const 44) (i32.const 16) (i32.const 20)))
@@ -552,11 +575,12 @@ export const networkPlugin: PluginSource = {
     downClosed: 'wasm_test_net_down_closed',
     upClosed: 'wasm_test_net_up_closed',
   },
-  imports: ['proxy_http_call', 'proxy_continue_stream', 'proxy_set_buffer_bytes', 'proxy_define_metric', 'proxy_increment_metric'],
+  imports: ['proxy_http_call', 'proxy_continue_stream', 'proxy_set_buffer_bytes', 'proxy_define_metric', 'proxy_increment_metric', 'proxy_set_effective_context'],
   body: `
   (global $data (mut i32) (i32.const 0))
   (global $downClosed (mut i32) (i32.const 0))
   (global $upClosed (mut i32) (i32.const 0))
+  (global $caller (mut i32) (i32.const 0))
   (func (export "proxy_on_configure") (param i32 i32) (result i32)
     (drop (call $proxy_define_metric (i32.const 0) (i32.const $data$) (i32.const #data#) (i32.const 24)))
     (global.set $data (i32.load (i32.const 24)))
@@ -566,10 +590,12 @@ export const networkPlugin: PluginSource = {
     (global.set $upClosed (i32.load (i32.const 24)))
     (i32.const 1))
   (func (export "proxy_on_new_connection") (param i32) (result i32)
+    (global.set $caller (local.get 0))
     (if (call $proxy_http_call (i32.const $cluster$) (i32.const #cluster#) (i32.const $call$) (i32.const #call#) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 5000) (i32.const 24))
       (then (return (i32.const 0))))
     (i32.const 1))
   (func (export "proxy_on_http_call_response") (param i32 i32 i32 i32 i32)
+    (drop (call $proxy_set_effective_context (global.get $caller)))
     (drop (call $proxy_continue_stream (i32.const 2))))
   (func (export "proxy_on_downstream_data") (param $ctx i32) (param $size i32) (param $end i32) (result i32)
     (if (i32.eqz (local.get $size)) (then (return (i32.const 0))))

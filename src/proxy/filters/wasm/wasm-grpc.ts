@@ -86,8 +86,10 @@ function httpToGrpc(status: number): number {
 
 export class GrpcCallout implements Dispatcher.DispatchHandler {
   readonly token: number;
-  /** The context that made it, whose callbacks it runs. */
+  /** The root context of the context that made it, whose callbacks it runs (as Envoy). */
   readonly ctx: HostContext;
+  /** The context that made it, told when the VM fails. */
+  readonly origin: HostContext;
   readonly unary: boolean;
   private readonly owner: GrpcCalloutOwner;
   private readonly body = new PassThrough();
@@ -106,10 +108,11 @@ export class GrpcCallout implements Dispatcher.DispatchHandler {
   /** The callout ended: closed by the remote, failed, or cancelled. */
   ended = false;
 
-  constructor(owner: GrpcCalloutOwner, token: number, ctx: HostContext, unary: boolean) {
+  constructor(owner: GrpcCalloutOwner, token: number, ctx: HostContext, origin: HostContext, unary: boolean) {
     this.owner = owner;
     this.token = token;
     this.ctx = ctx;
+    this.origin = origin;
     this.unary = unary;
     this.body.on('error', noop);
   }

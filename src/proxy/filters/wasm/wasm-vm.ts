@@ -30,9 +30,12 @@ export interface HostContext {
   continueStream(type: number): number;
   closeStream(type: number): number;
   setTickPeriod(ms: number): number;
-  /** An HTTP call this context made was answered (or failed: status 0); runs the callback. */
+  /**
+   * A root context: an HTTP call of it (or of one of its streams) was answered (undefined: failed);
+   * runs the callback. A stream: the VM failed while a call it made was out; it fails open or closed.
+   */
   onHttpCallResponse(token: number, response: CallResponse | undefined): void;
-  /** Runs callback `fn` (context id, token, n) of a gRPC callout this context made; a stream then resumes or fails as the plugin said. */
+  /** The same for gRPC callouts: a root context runs callback `fn` (context id, token, n); a stream learns of the VM's failure. */
   callout(fn: string, token: number, n: number): void;
 }
 
@@ -71,7 +74,12 @@ export class WasmVm implements GrpcCalloutOwner {
   private nextToken = 1;
   /** The answer of the HTTP call whose callback runs now. */
   private callResponse: CallResponse | undefined;
-  private readonly calls = new Map<number, { ctx: HostContext; abort: AbortController }>();
+  /**
+   * HTTP calls in flight. As Envoy (proxy-wasm-cpp-host), a call belongs to the root context of the
+   * context that made it: its answer runs proxy_on_http_call_response there (the SDKs then set the
+   * effective context to the stream they made it for); `origin` is told when the VM fails.
+   */
+  private readonly calls = new Map<number, { root: HostContext; origin: HostContext; abort: AbortController }>();
   private readonly grpcCalls = new Map<number, GrpcCallout>();
   /** While a gRPC callback runs: its metadata (map type 4 or 5) or message (buffer type 5). */
   private grpcMap: HeaderAccess | undefined;
@@ -117,7 +125,7 @@ export class WasmVm implements GrpcCalloutOwner {
   unregister(ctx: HostContext): void {
     this.contexts.delete(ctx.id);
     for (const [token, c] of this.calls) {
-      if (c.ctx !== ctx) continue;
+      if (c.root !== ctx) continue;
       c.abort.abort();
       this.calls.delete(token);
     }
@@ -158,14 +166,14 @@ export class WasmVm implements GrpcCalloutOwner {
     this.calls.clear();
     for (const [token, c] of waiting) {
       c.abort.abort();
-      queueMicrotask(() => c.ctx.onHttpCallResponse(token, undefined));
+      queueMicrotask(() => c.origin.onHttpCallResponse(token, undefined));
     }
     const grpc = [...this.grpcCalls.values()];
     this.grpcCalls.clear();
     for (const g of grpc) {
       if (g.ended) continue;
       g.cancel();
-      queueMicrotask(() => g.ctx.callout('proxy_on_grpc_close', g.token, GrpcStatus.Unavailable));
+      queueMicrotask(() => g.origin.callout('proxy_on_grpc_close', g.token, GrpcStatus.Unavailable));
     }
   }
 
@@ -187,7 +195,7 @@ export class WasmVm implements GrpcCalloutOwner {
     const c = this.calls.get(token);
     if (!c) return;
     this.calls.delete(token);
-    c.ctx.onHttpCallResponse(token, res);
+    c.root.onHttpCallResponse(token, res);
   }
 
   // === gRPC callouts (wasm-grpc.ts) ===
@@ -244,7 +252,8 @@ export class WasmVm implements GrpcCalloutOwner {
     }
     const token = this.nextToken++;
     if (!this.u32(tokenPtr, token)) return WasmResult.InvalidMemoryAccess;
-    const g = new GrpcCallout(this, token, this.ctx(), message !== undefined);
+    const origin = this.ctx();
+    const g = new GrpcCallout(this, token, origin.root, origin, message !== undefined);
     if (!g.start(this.o.clusters, target, `/${service}/${method}`, metadata, timeoutMs)) return WasmResult.InternalFailure;
     this.grpcCalls.set(token, g);
     if (message) g.send(message, true);
@@ -646,7 +655,8 @@ export class WasmVm implements GrpcCalloutOwner {
     const token = this.nextToken++;
     if (!this.u32(tokenPtr, token)) return WasmResult.InvalidMemoryAccess;
     const abort = new AbortController();
-    this.calls.set(token, { ctx: this.ctx(), abort });
+    const origin = this.ctx();
+    this.calls.set(token, { root: origin.root, origin, abort });
     requestThroughCluster(this.o.clusters, { cluster, method, path, headers, body: body.length ? Buffer.from(body) : undefined, timeoutMs: timeoutMs || 5000, signal: abort.signal }).then(
       (res) => {
         const h = new MapAccess({ ':status': String(res.status) });
