@@ -76,7 +76,7 @@ test('WasmPlugins fetched by the sidecar: https with a test CA, a private OCI im
   const outbound = await freePort();
   const env = { NODE_EXTRA_CA_CERTS: certs.ca, RIG_WASM_CACHE_DIR: path.join(mesh.dir, 'wasm-cache') };
   await startSidecar(t, mesh, { namespace: 'default', name: 'sleep', args: ['--outbound-port', String(outbound)] });
-  await startSidecar(t, mesh, { namespace: 'default', name: 'productpage', env, args: ['--workload-port', '9080/http/HTTP', '--inbound-port', `9080=${await freePort()}`, '--app-port', `9080=${app.port}`, '--outbound-port', String(await freePort())] });
+  const productpage = await startSidecar(t, mesh, { namespace: 'default', name: 'productpage', env, args: ['--workload-port', '9080/http/HTTP', '--inbound-port', `9080=${await freePort()}`, '--app-port', `9080=${app.port}`, '--outbound-port', String(await freePort())] });
   const viaSleep = (headers: Record<string, string> = {}) => request(outbound, { path: 'http://productpage.default.svc.cluster.local:9080/productpage', headers }).catch(() => undefined);
   const apply = (yaml: string) => mesh.store.apply(parseYaml(yaml));
   const greeting = (extra: string, config: string) => plugin('greeting', `  url: ${headerUrl}\n  pluginConfig: { greeting: ${config} }\n${extra}`);
@@ -117,6 +117,10 @@ test('WasmPlugins fetched by the sidecar: https with a test CA, a private OCI im
   assert.equal(denied.headers['www-authenticate'], 'Basic realm="rig"');
   assert.equal((await viaSleep({ authorization: 'Basic dTpw' }))?.status, 200);
   assert.ok(registry.requests.includes('/v2/team/basic-auth/manifests/v1'));
+  // The registry credentials are in the listener istiod sent, but not in the proxy's config dump.
+  const dump = await fetch(`http://127.0.0.1:${(await productpage.started()).admin}/config_dump`).then((r) => r.text());
+  assert.match(dump, /"ISTIO_META_WASM_IMAGE_PULL_SECRET": *"\[redacted\]"/);
+  assert.doesNotMatch(dump, /s3cret/);
 
   // A sha256 the module does not have: fail closed (Istio's agent puts a deny-all RBAC filter in its place).
   const wrong = crypto.createHash('sha256').update('not the module').digest('hex');

@@ -1,5 +1,6 @@
 // /config_dump in Envoy's shape (envoy.admin.v3.ConfigDump), so `rig proxy-config` and people
-// used to Envoy can read it. Private keys in secrets are redacted as Envoy does.
+// used to Envoy can read it. Private keys in secrets are redacted as Envoy does, and so are Wasm
+// image pull secrets.
 import type { EnvoyJson } from '../../envoy/index.ts';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE } from '../../envoy/index.ts';
 import type { ProxyRuntime, DumpEntry } from '../runtime.ts';
@@ -11,6 +12,23 @@ function redact(secret: EnvoyJson): EnvoyJson {
   const tc = s.tls_certificate as EnvoyJson | undefined;
   if (tc?.private_key) tc.private_key = { inline_string: '[redacted]' };
   return s;
+}
+
+// The registry credentials istiod hands its agent for a WasmPlugin's image (the agent strips them
+// before Envoy sees the config; rig proxy is both, so its dump hides them instead).
+const PULL_SECRET_ENV = 'ISTIO_META_WASM_IMAGE_PULL_SECRET';
+
+/** The listener, with every Wasm VM's pull secret replaced; the same object when it has none (the common case). */
+function redactListener(listener: EnvoyJson): EnvoyJson {
+  return JSON.stringify(listener).includes(PULL_SECRET_ENV) ? redactPullSecrets(structuredClone(listener)) : listener;
+}
+
+function redactPullSecrets(v: EnvoyJson): EnvoyJson {
+  for (const [k, x] of Object.entries(v)) {
+    if (k === PULL_SECRET_ENV && typeof x === 'string' && x) v[k] = '[redacted]';
+    else if (x && typeof x === 'object') redactPullSecrets(x as EnvoyJson);
+  }
+  return v;
 }
 
 function dynamic(rt: ProxyRuntime, typeUrl: string): [string, DumpEntry][] {
@@ -38,8 +56,8 @@ export function configDump(rt: ProxyRuntime, bootstrap: EnvoyJson, opts: { inclu
     {
       '@type': ADMIN + 'ListenersConfigDump',
       version_info: dynamic(rt, LISTENER_TYPE)[0]?.[1].version ?? '',
-      static_listeners: rt.staticDump.listeners.map((l) => ({ listener: { '@type': LISTENER_TYPE, ...l.raw }, last_updated: l.lastUpdated })),
-      dynamic_listeners: dynamic(rt, LISTENER_TYPE).map(([name, l]) => ({ name, active_state: { version_info: l.version, listener: { '@type': LISTENER_TYPE, ...l.raw }, last_updated: l.lastUpdated } })),
+      static_listeners: rt.staticDump.listeners.map((l) => ({ listener: { '@type': LISTENER_TYPE, ...redactListener(l.raw) }, last_updated: l.lastUpdated })),
+      dynamic_listeners: dynamic(rt, LISTENER_TYPE).map(([name, l]) => ({ name, active_state: { version_info: l.version, listener: { '@type': LISTENER_TYPE, ...redactListener(l.raw) }, last_updated: l.lastUpdated } })),
     },
     {
       '@type': ADMIN + 'RoutesConfigDump',
