@@ -612,3 +612,11 @@ export const networkPlugin: PluginSource = {
   (func (export "proxy_on_upstream_connection_close") (param $ctx i32) (param $peer i32)
     (drop (call $proxy_increment_metric (global.get $upClosed) (i64.extend_i32_u (local.get $peer)))))`,
 };
+
+/** A network plugin that traps (unreachable) on the client's first bytes. */
+export const networkTrapPlugin: PluginSource = {
+  imports: [],
+  body: `
+  (func (export "proxy_on_downstream_data") (param i32 i32 i32) (result i32)
+    unreachable)`,
+};

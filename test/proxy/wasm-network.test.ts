@@ -2,13 +2,14 @@
 // connection on an HTTP call and continues it from the callback; client bytes the plugin pauses on are
 // held (the upstream gets nothing) and handed to it again with the next ones; both directions are
 // rewritten through buffers 2 and 3; the close callbacks get the peer types (the client closed: remote
-// downstream, local upstream).
+// downstream, local upstream). A plugin that traps on the bytes closes the connection, or with
+// fail_open lets them through untouched.
 import assert from 'node:assert/strict';
 import net, { type AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { networkPlugin, writePlugin } from '../helpers/wasm-plugins.ts';
+import { networkPlugin, networkTrapPlugin, writePlugin } from '../helpers/wasm-plugins.ts';
 import { addr, configure, startTestRuntime, startUpstream, staticCluster } from './harness.ts';
 
 const TCP_PROXY = 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
@@ -52,4 +53,36 @@ test('wasm network filter: a paused new connection, held and rewritten bytes bot
   await waitFor('the close callbacks', async () => (stat('wasm_test_net_down_closed') > 0 && stat('wasm_test_net_up_closed') > 0 ? true : undefined));
   assert.equal(stat('wasm_test_net_down_closed'), 2, 'the client closed: remote');
   assert.equal(stat('wasm_test_net_up_closed'), 1, 'the upstream was closed by the proxy: local');
+});
+
+test('wasm network filter: a trap on the bytes closes the connection, or with fail_open lets them through', async (t) => {
+  const echo = net.createServer((s) => {
+    s.on('error', () => undefined);
+    s.on('data', (d) => s.write(d));
+    s.on('end', () => s.end());
+  });
+  await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => echo.close(() => r())));
+  const h = await startTestRuntime(t);
+  const dir = tempDir(t, 'wasm-');
+  const file = await writePlugin(dir, 'network-trap', networkTrapPlugin);
+  const chain = (name: string, failOpen: boolean) => ({
+    name,
+    address: addr(0),
+    filter_chains: [{ filters: [{ name: 'envoy.filters.network.wasm', typed_config: { '@type': WASM_NETWORK, config: { name, fail_open: failOpen, vm_config: { vm_id: name, code: { local: { filename: file } } } } } }, { name: 'tcp', typed_config: { '@type': TCP_PROXY, stat_prefix: name, cluster: 'echo' } }] }],
+  });
+  await configure(h, { clusters: [staticCluster('echo', [(echo.address() as AddressInfo).port])], listeners: [chain('closed', false), chain('open', true)] });
+  const send = (listener: string) =>
+    new Promise<string>((resolve) => {
+      const c = net.connect(h.port(listener), '127.0.0.1', () => c.write('hello'));
+      let got = '';
+      c.on('data', (d) => {
+        got += d;
+        if (got === 'hello') c.end();
+      });
+      c.on('error', () => undefined);
+      c.on('close', () => resolve(got));
+    });
+  assert.equal(await send('closed'), '', 'fail closed: the connection is closed, nothing relayed');
+  assert.equal(await send('open'), 'hello', 'fail_open: the bytes go through untouched');
 });
