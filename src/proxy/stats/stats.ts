@@ -103,7 +103,7 @@ export class Stats {
   configure(config: StatsConfig | undefined): void {
     this.config = config;
     const rejects = config?.rejects;
-    this.rejected = rejects ?? (() => false);
+    this.rejected = rejects ? recentlyRejected(rejects) : () => false;
     if (!rejects) return;
     for (const map of [this.byName, this.histogramsByName] as Map<string, unknown>[]) for (const k of map.keys()) if (rejects(k)) map.delete(k);
     for (const [prefix, b] of this.socketBytesByName) {
@@ -367,4 +367,20 @@ export class StatusCounters {
     const k = (status / 100) | 0;
     if (k >= 1 && k <= 5) this.classes[k - 1].value++;
   }
+}
+
+/**
+ * The matcher, remembering the last names it rejected: a stat looked up by a name built per
+ * request (ext_authz's and the fault filter's per-cluster counters) is matched once, not on every
+ * request (~0.6 µs with Istio's list). Bounded, as rejecting stats is about not keeping them.
+ */
+function recentlyRejected(rejects: (name: string) => boolean): (name: string) => boolean {
+  const recent = new Set<string>();
+  return (name) => {
+    if (recent.has(name)) return true;
+    if (!rejects(name)) return false;
+    if (recent.size >= 1024) recent.clear();
+    recent.add(name);
+    return true;
+  };
 }
