@@ -63,8 +63,10 @@ async function startControlPlane(t: TestContext, env: Record<string, string>): P
   const ports = await waitForPortsFile(portsFile, 30_000, () => child.exitCode !== null).catch((err: Error) => {
     throw new Error(`rig controlplane: ${err.message}\n${text}`);
   });
+  // Complete lines only: the last one may still be being written.
   const log = () =>
     text
+      .slice(0, text.lastIndexOf('\n') + 1)
       .split('\n')
       .filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l) as LogLine);
