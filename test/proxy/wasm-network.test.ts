@@ -3,14 +3,16 @@
 // held (the upstream gets nothing) and handed to it again with the next ones; both directions are
 // rewritten through buffers 2 and 3; the close callbacks get the peer types (the client closed: remote
 // downstream, local upstream). A plugin that traps on the bytes closes the connection, or with
-// fail_open lets them through untouched.
+// fail_open lets them through untouched. Before http_connection_manager a plugin holds the new
+// connection and hears of the client's close, and HTTP goes through.
 import assert from 'node:assert/strict';
 import net, { type AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { networkPlugin, networkTrapPlugin, writePlugin } from '../helpers/wasm-plugins.ts';
-import { addr, configure, startTestRuntime, startUpstream, staticCluster } from './harness.ts';
+import { addr, configure, HCM, request, ROUTER, routeConfig, startTestRuntime, startUpstream, staticCluster } from './harness.ts';
+import http from 'node:http';
 
 const TCP_PROXY = 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
 const WASM_NETWORK = 'type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm';
@@ -85,4 +87,24 @@ test('wasm network filter: a trap on the bytes closes the connection, or with fa
     });
   assert.equal(await send('closed'), '', 'fail closed: the connection is closed, nothing relayed');
   assert.equal(await send('open'), 'hello', 'fail_open: the bytes go through untouched');
+});
+
+test('wasm network filter before http_connection_manager: the new connection held, HTTP through, the client close', async (t) => {
+  const app = await startUpstream('app');
+  const authz = await startUpstream('authz');
+  const h = await startTestRuntime(t, [app, authz]);
+  const dir = tempDir(t, 'wasm-');
+  const file = await writePlugin(dir, 'network', networkPlugin);
+  const wasm = { name: 'envoy.filters.network.wasm', typed_config: { '@type': WASM_NETWORK, config: { name: 'net', root_id: 'net', vm_config: { vm_id: 'net-http', code: { local: { filename: file } } } } } };
+  const hcm = { name: 'hcm', typed_config: { '@type': HCM, stat_prefix: 'h', http_filters: [ROUTER], route_config: routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'app' } }]) } };
+  await configure(h, { clusters: [staticCluster('app', [app.port]), staticCluster('authz', [authz.port])], listeners: [{ name: 'h', address: addr(0), filter_chains: [{ filters: [wasm, hcm] }] }] });
+  const stat = (name: string) => h.rt.stats.all().find((s) => s.name === `wasmcustom.${name}`)?.value ?? 0;
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const r = await request(h.port('h'), { agent });
+  assert.equal(r.status, 200);
+  assert.equal(authz.requests.length, 1, 'the new connection waited on the plugin\'s call');
+  agent.destroy();
+  await waitFor('the close callback', async () => (stat('wasm_test_net_down_closed') > 0 ? true : undefined));
+  assert.equal(stat('wasm_test_net_down_closed'), 2, 'the client closed: remote');
+  assert.equal(stat('wasm_test_net_data'), 0, 'no bytes through the plugin before the connection manager');
 });

@@ -6,7 +6,7 @@
 // bytes go); its end to proxy_on_downstream_connection_close / proxy_on_upstream_connection_close
 // (peer type local or remote), then proxy_on_done, _log, _delete. proxy_close_stream(Downstream /
 // Upstream) closes that side. Before http_connection_manager, whose bytes it does not relay through
-// filters, a plugin sees only the new connection and its close.
+// filters, a plugin sees only the new connection and the client's close (a warning says so once).
 import type { Reader } from '../../config/reader.ts';
 import type { ConnectionDataFilter, DataRelay, DownstreamConnection, NetworkCompileContext, NetworkFilter, NetworkFilterFactory } from '../../network/network-filter.ts';
 import { registerNetworkFilter } from '../../network/network-filter.ts';
@@ -37,6 +37,8 @@ class WasmConnection implements HostContext, StreamProps, ConnectionDataFilter {
   readonly response = undefined;
   readonly responseTrailers = undefined;
   private relay: DataRelay | undefined;
+  /** tcp_proxy took the connection (relayed it, or told of its end before): the data callbacks could run. */
+  private relayed = false;
   /** Bytes the plugin paused on, per direction, handed to it again with the next ones. */
   private heldDown: Buffer | undefined;
   private heldUp: Buffer | undefined;
@@ -95,6 +97,8 @@ class WasmConnection implements HostContext, StreamProps, ConnectionDataFilter {
       this.continueAsked = false;
       return true;
     }
+    // The listener runs the filters on a flowing socket: held, its bytes wait for the next filters.
+    this.conn.socket.pause();
     return new Promise<boolean>((resolve) => (this.resumeChain = resolve));
   }
 
@@ -110,6 +114,7 @@ class WasmConnection implements HostContext, StreamProps, ConnectionDataFilter {
 
   relayStarted(relay: DataRelay): void {
     this.relay = relay;
+    this.relayed = true;
   }
 
   onData(fromDownstream: boolean, chunk: Buffer, end: boolean): Buffer {
@@ -135,6 +140,7 @@ class WasmConnection implements HostContext, StreamProps, ConnectionDataFilter {
   }
 
   closed(downstreamFirst: boolean, remote: boolean): void {
+    this.relayed = true;
     if (this.off || !this.id) return;
     const peer = remote ? PeerType.Remote : PeerType.Local;
     // The side that did not close first was closed by this proxy.
@@ -145,9 +151,16 @@ class WasmConnection implements HostContext, StreamProps, ConnectionDataFilter {
   private done(): void {
     if (this.ended || !this.id) return;
     this.ended = true;
+    const vm = this.plugin.vm;
+    if (!this.relayed && !this.off) {
+      // Not tcp_proxy's (e.g. http_connection_manager's): only the client's side closes, by whom its FIN tells.
+      this.invoke('proxy_on_downstream_connection_close', this.conn.socket.readableEnded ? PeerType.Remote : PeerType.Local);
+      if (vm.has('proxy_on_downstream_data') || vm.has('proxy_on_upstream_data')) {
+        vm.warnOnce('network-data', 'proxy_on_downstream_data / proxy_on_upstream_data run only in a chain ending in tcp_proxy; rig proxy relays no other bytes through network filters (e.g. http_connection_manager)');
+      }
+    }
     this.resumeChain?.(false);
     this.resumeChain = undefined;
-    const vm = this.plugin.vm;
     this.off = true;
     this.invoke('proxy_on_done');
     this.invoke('proxy_on_log');
@@ -166,7 +179,11 @@ class WasmConnection implements HostContext, StreamProps, ConnectionDataFilter {
     this.continueAsked = false;
     const resume = this.resumeChain;
     this.resumeChain = undefined;
-    resume?.(true);
+    if (resume) {
+      // Flowing again on the next tick, after the next filters (run on this promise) took the socket.
+      this.conn.socket.resume();
+      resume(true);
+    }
     const held = this.heldDown;
     this.heldDown = undefined;
     if (held && this.relay) this.relay.forward(true, held);

@@ -311,7 +311,8 @@ export class WasmVm implements GrpcCalloutOwner {
     return this.current;
   }
 
-  private warnOnce(what: string, msg: string): void {
+  /** Logs `msg` as a warning about this plugin, once per `what`. */
+  warnOnce(what: string, msg: string): void {
     if (this.warned.has(what)) return;
     this.warned.add(what);
     this.o.log.warn(`wasm plugin ${this.o.name}: ${msg}`);
