@@ -130,6 +130,8 @@ export interface StreamCallbacks {
   recodeResponseBody(c: BodyCodec): void;
   /** A codec that holds the head (holdHead) lets it go before the body's end (Envoy's continueEncoding): once no codec holds it, the head and the body so far go out. */
   releaseResponseHead(): void;
+  /** The most a filter may buffer of a body (the route's per_request_buffer_limit_bytes, else the listener's buffer limit), as Envoy's buffer limit. */
+  bufferLimit(): number;
   /** Resets the stream, as Envoy's resetStream(): the upstream request is cancelled, the client's stream reset (HTTP/1: its connection closed). */
   resetStream(): void;
   /** The request's trailers once its body has ended (an HTTP/2 request with a body, a chunked HTTP/1.1 one with enable_trailers); undefined when none. Changes to them go upstream. */

@@ -1134,6 +1134,10 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     this.source = to;
   }
 
+  bufferLimit(): number {
+    return this.route?.bufferLimitBytes ?? this.conn.hcm.maxRequestBodyBytes;
+  }
+
   requestTrailers(): HeaderMap | undefined {
     return this.trailerSource?.trailers as HeaderMap | undefined;
   }

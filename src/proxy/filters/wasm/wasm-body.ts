@@ -21,6 +21,10 @@ export interface BodyOwner {
   requestTrailers(): HeaderMap | undefined;
   /** The plugin continued the response head it paused: it goes out now. */
   releaseHead(): void;
+  /** The most a paused body may hold. */
+  bufferLimit(): number;
+  /** A paused body grew past bufferLimit(): the stream is answered (413 / 500) or reset, as Envoy. */
+  overflow(request: boolean): void;
 }
 
 /** The body's stream: each chunk and its end handed to the PluginBody. */
@@ -82,8 +86,13 @@ export class PluginBody implements BodyCodec {
     if (this.dropped) return;
     const buf = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
     const out = this.s.body(this.request, buf, false);
-    if (out === undefined) this.pending = buf;
-    else {
+    if (out === undefined) {
+      this.pending = buf;
+      if (buf.length > this.s.bufferLimit()) {
+        this.drop();
+        this.s.overflow(this.request);
+      }
+    } else {
       this.pending = undefined;
       this.send(out);
     }

@@ -287,6 +287,17 @@ export class WasmStream implements HttpFilter, HostContext, StreamProps, BodyOwn
     this.cb.releaseResponseHead();
   }
 
+  bufferLimit(): number {
+    return this.cb.bufferLimit();
+  }
+
+  /** As Envoy's buffer overflow: a request gets 413; a response 500 while its head is held, else the stream is reset. */
+  overflow(request: boolean): void {
+    this.off = true;
+    if (request) this.cb.sendLocalReply({ status: 413, body: 'Payload Too Large', details: 'request_payload_too_large' });
+    else this.respondOnResponse({ status: 500, body: 'Internal Server Error', details: 'response_payload_too_large' });
+  }
+
   // === response ===
 
   encodeHeaders(head: ResponseHead): void {
