@@ -4,8 +4,7 @@
 // Bursts of filesystem events are coalesced (by the store's own quiet period, or by whoever
 // defers its reads: the control plane's push debounce), and every flush re-lists the tree and
 // compares inode/size/mtime, so an editor's save-by-rename or an event the OS dropped is still seen.
-import { watch } from 'node:fs';
-import type { FSWatcher } from 'node:fs';
+import { watch, type FSWatcher } from 'chokidar';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import type { Diagnostic, LoadOptions, Resource } from '../api/index.ts';
@@ -137,30 +136,33 @@ export class FileConfigStore implements ConfigStore {
     await this.sync();
   }
 
-  /** Watches the directory while it exists; when it disappears, polls until it is back. */
-  #ensureWatcher(rootExists: boolean): void {
+  /** Watches the directory while it exists (resolving once the watch is set up); when it disappears, polls until it is back. */
+  async #ensureWatcher(rootExists: boolean): Promise<void> {
     if (this.#opts.watch === false || this.#closed) return;
     if (!rootExists) {
-      this.#watcher?.close();
+      void this.#watcher?.close();
       this.#watcher = undefined;
       clearTimeout(this.#timer);
       this.#timer = setTimeout(() => void this.sync(), 1000);
       return;
     }
     if (this.#watcher) return;
-    try {
-      this.#watcher = watch(this.dir, { recursive: true }, () => this.#schedule());
-    } catch (err) {
-      this.#log.warn({ err }, 'cannot watch the configuration directory; retrying');
-      this.#timer = setTimeout(() => void this.sync(), 1000);
-      return;
-    }
-    this.#watcher.on('error', (err) => {
-      this.#log.warn({ err }, 'watch error; rescanning');
-      this.#watcher?.close();
-      this.#watcher = undefined;
-      this.#schedule();
+    // chokidar, not fs.watch(recursive): on Linux Node's recursive watcher loses a file once it is
+    // replaced by a rename (`rig apply`, `sed -i`, editors' atomic saves): 1 event of 10 such writes.
+    const watcher = watch(this.dir, { ignoreInitial: true });
+    this.#watcher = watcher;
+    watcher.on('all', () => this.#schedule());
+    const ready = new Promise<void>((resolve) => {
+      watcher.once('ready', resolve);
+      watcher.on('error', (err) => {
+        this.#log.warn({ err }, 'watch error; rescanning');
+        if (this.#watcher === watcher) this.#watcher = undefined;
+        void watcher.close();
+        resolve();
+        this.#schedule();
+      });
     });
+    await ready;
   }
 
   /** Rescans now (also what every coalesced burst of events does); resolves when applied. */
@@ -190,7 +192,7 @@ export class FileConfigStore implements ConfigStore {
   async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#timer);
-    this.#watcher?.close();
+    await this.#watcher?.close();
     await this.#flushing;
   }
 
@@ -222,12 +224,12 @@ export class FileConfigStore implements ConfigStore {
   async #flush(): Promise<void> {
     if (this.#closed) return;
     // Watch first, then list: a change made in between is seen by the next flush.
-    this.#ensureWatcher(await isDirectory(this.dir));
+    await this.#ensureWatcher(await isDirectory(this.dir));
     const listed: Diagnostic[] = [];
     const files = await filesOf(this.dir, listed);
     const rootMissing = listed.some((d) => d.source?.file === this.dir);
     if (rootMissing) {
-      this.#ensureWatcher(false);
+      void this.#ensureWatcher(false);
       // The whole directory is gone (being replaced, unmounted…): keep the configuration, say so.
       this.#rootProblem = listed.filter((d) => d.source?.file === this.dir).map((d) => ({ ...d, hint: 'the configuration in force is kept until the directory is back' }));
       this.#report();

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Diagnostic, Resource } from '../api/index.ts';
 import { formatDiagnostic, hasErrors, loadDocuments, resourceKey } from '../api/index.ts';
-import { FileConfigStore, MemoryConfigStore } from '../config/index.ts';
+import { FileConfigStore, MemoryConfigStore, type DeferredReads } from '../config/index.ts';
 import { RigError } from '../core/errors.ts';
 import { gatewayServices } from './gateway-services.ts';
 
@@ -91,9 +91,30 @@ class WatchedDir implements Source {
   }
 }
 
+/**
+ * The merged configuration, whose reader (the discovery server) may take over when the watched
+ * directories are read: a change then waits for the push's debounce alone, not the directory's
+ * and then the push's.
+ */
+class MergedConfigStore extends MemoryConfigStore {
+  readonly dirs: WatchedDir[] = [];
+
+  deferReads(onPending: () => void): DeferredReads {
+    const deferred = this.dirs.map((d) => d.store.deferReads(onPending));
+    return {
+      read: async () => {
+        await Promise.all(deferred.map((d) => d.read()));
+      },
+      release: () => {
+        for (const d of deferred) d.release();
+      },
+    };
+  }
+}
+
 export class ConfigSources {
   /** The merged configuration; the control plane and the supervisor read this one. */
-  readonly store = new MemoryConfigStore();
+  readonly store = new MergedConfigStore();
   readonly #sources: Source[] = [];
   readonly #problemHandlers = new Set<(problems: string[]) => void>();
   #lastProblems = '';
@@ -124,6 +145,7 @@ export class ConfigSources {
       if (isDir) {
         const d = new WatchedDir(abs, onChange);
         this.#sources.push(d);
+        this.store.dirs.push(d);
         await d.store.start();
       } else {
         const f = new WatchedFile(abs, onChange);
@@ -134,6 +156,7 @@ export class ConfigSources {
     mkdirSync(appliedDir, { recursive: true });
     const applied = new WatchedDir(appliedDir, onChange);
     this.#sources.push(applied);
+    this.store.dirs.push(applied);
     await applied.store.start();
   }
 

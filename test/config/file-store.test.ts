@@ -140,6 +140,22 @@ test("an editor's save-by-rename and a file renamed keep the resources without s
   assert.equal(store.get('VirtualService', 'default', 'reviews')?.source?.file, join(dir, 'renamed.yaml'));
 });
 
+test('a file replaced by rename again and again (rig apply, sed -i, atomic saves) is read each time, in a subdirectory too', async (t) => {
+  const { dir, store } = await setup(t);
+  await mkdir(join(dir, 'team'));
+  await store.start();
+  // Node's recursive fs.watch on Linux saw the first such replacement of a file and none after.
+  for (const file of [join(dir, 'reviews.yaml'), join(dir, 'team', 'reviews.yaml')]) {
+    if (file !== join(dir, 'reviews.yaml')) await rm(join(dir, 'reviews.yaml'));
+    for (const subset of ['v1', 'v2', 'v3']) {
+      const tmp = join(tmpdir(), `rig-file-store-${process.pid}-${subset}.tmp`);
+      await writeFile(tmp, vsYaml('reviews', subset));
+      await rename(tmp, file);
+      await until(store, () => subsetOf(store, 'reviews') === subset, `${subset} of ${file} applied`);
+    }
+  }
+});
+
 test('the same resource in two files is an error naming both; the first stays in force', async (t) => {
   const { dir, store, reports } = await setup(t);
   await writeFile(join(dir, 'a.yaml'), vsYaml('reviews', 'v1'));

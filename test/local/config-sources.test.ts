@@ -47,3 +47,20 @@ test('applied resources replace -f ones, and a deleted then re-applied file is f
   applyResource(applied, res('v3'));
   await until('v3 applied again', () => subsetOf(cfg) === 'v3', { timeoutMs: 3000, intervalMs: 30 });
 });
+
+test('the reader of the merged store may take over when the watched directories are read (one debounce for `rig apply`, the push\'s)', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'rig-sources-'));
+  const applied = path.join(dir, 'applied');
+  const cfg = await ConfigSources.open([], applied);
+  t.after(async () => {
+    await cfg.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  let pending = 0;
+  const deferred = cfg.store.deferReads(() => pending++);
+  t.after(() => deferred.release());
+  applyResource(applied, loadDocuments(vs('v2'), 'stdin').resources[0]);
+  await until('the change announced to the reader', () => pending > 0, { timeoutMs: 3000, intervalMs: 10 });
+  await deferred.read();
+  assert.equal(subsetOf(cfg), 'v2', 'read() brings the change into the merged store');
+});
