@@ -24,6 +24,7 @@ const HOST: Record<string, string> = {
   proxy_set_shared_data: '(param i32 i32 i32 i32 i32) (result i32)',
   proxy_set_tick_period_milliseconds: '(param i32) (result i32)',
   proxy_call_foreign_function: '(param i32 i32 i32 i32 i32 i32) (result i32)',
+  proxy_get_configuration: '(param i32 i32) (result i32)',
   proxy_set_buffer_bytes: '(param i32 i32 i32 i32 i32) (result i32)',
   proxy_remove_header_map_value: '(param i32 i32 i32) (result i32)',
   proxy_register_shared_queue: '(param i32 i32 i32) (result i32)',
@@ -110,13 +111,13 @@ export async function writePlugin(dir: string, name: string, src: PluginSource):
 // === the plugins ===
 
 /**
- * Adds request header x-wasm-path (the request.path property) and x-wasm-unimplemented: 12 when
- * proxy_call_foreign_function (not implemented) answers Unimplemented; adds response header
+ * Adds request header x-wasm-path (the request.path property) and x-wasm-unimplemented: yes when
+ * proxy_get_configuration (ABI 0.1.0's, not implemented) answers Unimplemented; adds response header
  * x-wasm-config carrying the plugin configuration, read in proxy_on_configure.
  */
 export const addHeaderPlugin: PluginSource = {
-  strings: { path: 'request\0path', hpath: 'x-wasm-path', hconf: 'x-wasm-config', hunimpl: 'x-wasm-unimplemented', yes: 'yes', fname: 'f' },
-  imports: ['proxy_get_buffer_bytes', 'proxy_get_property', 'proxy_add_header_map_value', 'proxy_call_foreign_function'],
+  strings: { path: 'request\0path', hpath: 'x-wasm-path', hconf: 'x-wasm-config', hunimpl: 'x-wasm-unimplemented', yes: 'yes' },
+  imports: ['proxy_get_buffer_bytes', 'proxy_get_property', 'proxy_add_header_map_value', 'proxy_get_configuration'],
   body: `
   (global $confPtr (mut i32) (i32.const 0))
   (global $confLen (mut i32) (i32.const 0))
@@ -129,7 +130,7 @@ export const addHeaderPlugin: PluginSource = {
   (func (export "proxy_on_request_headers") (param $ctx i32) (param i32 i32) (result i32)
     (if (i32.eqz (call $proxy_get_property (i32.const $path$) (i32.const #path#) (i32.const 16) (i32.const 20)))
       (then (drop (call $proxy_add_header_map_value (i32.const 0) (i32.const $hpath$) (i32.const #hpath#) (i32.load (i32.const 16)) (i32.load (i32.const 20))))))
-    (if (i32.eq (call $proxy_call_foreign_function (i32.const $fname$) (i32.const #fname#) (i32.const 0) (i32.const 0) (i32.const 16) (i32.const 20)) (i32.const 12))
+    (if (i32.eq (call $proxy_get_configuration (i32.const 16) (i32.const 20)) (i32.const 12))
       (then (drop (call $proxy_add_header_map_value (i32.const 0) (i32.const $hunimpl$) (i32.const #hunimpl#) (i32.const $yes$) (i32.const #yes#)))))
     (i32.const 0))
   (func (export "proxy_on_response_headers") (param $ctx i32) (param i32 i32) (result i32)

@@ -110,9 +110,9 @@ test('wasm: plugins from the config add headers, deny, pause around an http call
   assert.equal(h.json().headers['x-wasm-path'], '/p?q=1');
   assert.equal(h.json().headers['x-wasm-unimplemented'], 'yes');
   assert.equal(h.headers['x-wasm-config'], '{"greeting":"hello"}');
-  await waitFor('the warning about the unimplemented host function', async () => (/host function env\.proxy_call_foreign_function is not implemented in rig proxy/.test(proxy.log()) ? true : undefined));
+  await waitFor('the warning about the unimplemented host function', async () => (/host function env\.proxy_get_configuration is not implemented in rig proxy/.test(proxy.log()) ? true : undefined));
   await request(port.header!);
-  assert.equal(proxy.log().match(/proxy_call_foreign_function is not implemented/g)?.length, 1, 'warned once');
+  assert.equal(proxy.log().match(/proxy_get_configuration is not implemented/g)?.length, 1, 'warned once');
 
   const before = app.requests.length;
   const denied = await request(port.deny!);

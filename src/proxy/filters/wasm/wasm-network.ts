@@ -18,6 +18,7 @@ import type { HeaderAccess } from './wasm-headers.ts';
 import type { WasmPlugin } from './wasm-plugin.ts';
 import { pluginProperty, setStreamProperty, streamProperty, type StreamProps } from './wasm-properties.ts';
 import type { CallResponse, HostContext } from './wasm-vm.ts';
+import type { ExpressionInput } from './wasm-foreign.ts';
 
 export const WASM_NETWORK_FILTER_NAME = 'envoy.filters.network.wasm';
 export const WASM_NETWORK_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm';
@@ -257,6 +258,10 @@ class WasmConnection implements HostContext, StreamProps, ConnectionDataFilter {
     if (this.ended) return;
     this.invoke(fn, token, n);
     this.settle();
+  }
+
+  expressionInput(): ExpressionInput {
+    return { info: this.info, request: undefined, response: undefined };
   }
 }
 

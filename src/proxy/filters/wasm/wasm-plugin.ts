@@ -105,6 +105,11 @@ export class WasmPlugin implements HostContext, PluginProps {
     this.vm.call(this, fn, this.id, token, n);
   }
 
+  /** A root context has no stream to evaluate an expression against. */
+  expressionInput(): undefined {
+    return undefined;
+  }
+
   onHttpCallResponse(token: number, res: CallResponse | undefined): void {
     this.vm.callHttpResponse(this, token, res);
   }

@@ -15,6 +15,7 @@ import { PluginBody, type BodyOwner } from './wasm-body.ts';
 import type { WasmPlugin } from './wasm-plugin.ts';
 import { pluginProperty, setStreamProperty, streamProperty, type StreamProps } from './wasm-properties.ts';
 import type { CallResponse, HostContext } from './wasm-vm.ts';
+import type { ExpressionInput } from './wasm-foreign.ts';
 
 const EMPTY = Buffer.alloc(0);
 const FAIL_CLOSED: LocalReply = { status: 503, details: 'wasm_fail_stream' };
@@ -406,6 +407,14 @@ export class WasmStream implements HttpFilter, HostContext, StreamProps, BodyOwn
     if (this.off) return;
     this.invoke(fn, token, n);
     this.settle();
+  }
+
+  expressionInput(): ExpressionInput {
+    return { info: this.cb.streamInfo, request: this.request, response: this.response };
+  }
+
+  clearRouteCache(): void {
+    this.cb.clearRouteCache();
   }
 
   onHttpCallResponse(token: number, res: CallResponse | undefined): void {

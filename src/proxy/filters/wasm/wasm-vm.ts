@@ -15,6 +15,7 @@ import { MapAccess, type HeaderAccess } from './wasm-headers.ts';
 import { GrpcCallout, GrpcStatus, grpcTarget, type GrpcCalloutOwner } from './wasm-grpc.ts';
 import type { HeaderMap } from '../filter.ts';
 import { WebAssembly, type WasmMemory, type WasmModule } from './webassembly.ts';
+import { ForeignFunctions, type ExpressionInput } from './wasm-foreign.ts';
 
 /** A root or HTTP context as the host functions see it. */
 export interface HostContext {
@@ -37,6 +38,10 @@ export interface HostContext {
   onHttpCallResponse(token: number, response: CallResponse | undefined): void;
   /** The same for gRPC callouts: a root context runs callback `fn` (context id, token, n); a stream learns of the VM's failure. */
   callout(fn: string, token: number, n: number): void;
+  /** What a CEL expression (the expr_evaluate foreign function) is evaluated against: the stream; undefined for a root context. */
+  expressionInput(): ExpressionInput | undefined;
+  /** The clear_route_cache foreign function: the stream's route is chosen again; absent for a root context. */
+  clearRouteCache?(): void;
 }
 
 export interface CallResponse {
@@ -90,11 +95,13 @@ export class WasmVm implements GrpcCalloutOwner {
   private statusMessage: Buffer = Buffer.alloc(0);
   private readonly warned = new Set<string>();
   private rootCount = 0;
+  private readonly foreign: ForeignFunctions;
 
   /** Instantiates `module`; throws an Error that says what is wrong with the module. */
   constructor(module: WasmModule, o: VmOptions) {
     this.o = o;
     this.metrics = new WasmMetrics(o.stats);
+    this.foreign = new ForeignFunctions(o.log);
     const names = new Set(WebAssembly.Module.exports(module).map((e) => e.name));
     if (names.has(OLD_ABI)) throw new Error('the module targets Proxy-Wasm ABI 0.1.0; rig proxy implements 0.2.1 (rebuild it with a current SDK)');
     if (!SUPPORTED_ABI.some((a) => names.has(a))) throw new Error(`the module exports none of ${SUPPORTED_ABI.join(', ')}: it is not a Proxy-Wasm 0.2 plugin`);
@@ -124,6 +131,7 @@ export class WasmVm implements GrpcCalloutOwner {
 
   unregister(ctx: HostContext): void {
     this.contexts.delete(ctx.id);
+    if (ctx.root === ctx) this.foreign.dropRoot(ctx.id);
     for (const [token, c] of this.calls) {
       if (c.root !== ctx) continue;
       c.abort.abort();
@@ -531,6 +539,19 @@ export class WasmVm implements GrpcCalloutOwner {
         if (!c) return R.BadArgument;
         this.current = c;
         return R.Ok;
+      },
+      proxy_call_foreign_function: (np: number, nn: number, ap: number, an: number, retPtr: number, retSize: number) => {
+        const name = this.str(np, nn);
+        const args = this.bytes(ap, an);
+        if (name === undefined || !args) return R.InvalidMemoryAccess;
+        if (!this.foreign.has(name)) {
+          this.warnOnce(`foreign:${name}`, `foreign function ${name} is not implemented in rig proxy; it returns NotFound`);
+          return R.NotFound;
+        }
+        const ctx = this.ctx();
+        const r = this.foreign.call(name, Buffer.from(args), { rootId: ctx.root.id, expressionInput: () => ctx.expressionInput(), clearRouteCache: ctx.clearRouteCache && (() => ctx.clearRouteCache!()) });
+        if (r.result !== R.Ok) return r.result;
+        return this.out(r.data ?? Buffer.alloc(0), retPtr, retSize);
       },
       proxy_done: () => R.Ok,
       // Emscripten-built plugins (the C++ SDK) tell the host of memory growth; nothing to do here, as in Envoy.
