@@ -62,6 +62,18 @@ test('generated resources match the golden files', async () => {
   }
 });
 
+test('no filter chain carries a network filter twice (istio.stats counted each TCP connection twice on explicit sidecars)', async () => {
+  const { push, proxies } = await scenario();
+  for (const [name, proxy] of Object.entries(proxies)) {
+    for (const l of generateAll(push, proxy).listeners as EnvoyJson[]) {
+      for (const c of (l.filter_chains as EnvoyJson[] | undefined) ?? []) {
+        const names = ((c.filters as EnvoyJson[] | undefined) ?? []).map((f) => f.name as string);
+        assert.equal(new Set(names).size, names.length, `${name} ${l.name as string}: ${names.join(', ')}`);
+      }
+    }
+  }
+});
+
 test('every generated resource fits its Envoy type and round-trips through packAny/unpackAny unchanged', async () => {
   const { push, proxies } = await scenario();
   let count = 0;

@@ -80,7 +80,8 @@ export function withOutboundTcpTelemetry(push: PushContext, proxy: Proxy, listen
   const chain = (c: EnvoyJson): EnvoyJson => {
     const filters = c.filters as EnvoyJson[];
     const last = filters[filters.length - 1];
-    if (last?.name !== TCP_PROXY) return c;
+    // Listeners built by a helper that already added them (shared outbound listeners) are left as they are.
+    if (last?.name !== TCP_PROXY || filters.some((f) => f.name === 'istio.stats')) return c;
     const tcp = logs.length ? { ...last, typed_config: { ...(last.typed_config as EnvoyJson), access_log: logs } } : last;
     return { ...c, filters: [...filters.slice(0, -1), ...stats, tcp] };
   };
