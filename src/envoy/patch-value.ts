@@ -36,13 +36,14 @@ export const PROXY_HTTP_FILTERS = {
 } as const;
 
 export const PROXY_NETWORK_FILTERS = {
-  names: ['envoy.filters.network.ext_authz', 'envoy.filters.network.http_connection_manager', 'envoy.filters.network.local_ratelimit', 'envoy.filters.network.rbac', 'envoy.filters.network.tcp_proxy', 'istio.metadata_exchange', 'istio.stats'],
+  names: ['envoy.filters.network.ext_authz', 'envoy.filters.network.http_connection_manager', 'envoy.filters.network.local_ratelimit', 'envoy.filters.network.rbac', 'envoy.filters.network.tcp_proxy', 'envoy.filters.network.wasm', 'istio.metadata_exchange', 'istio.stats'],
   typeUrls: [
     'type.googleapis.com/envoy.extensions.filters.network.ext_authz.v3.ExtAuthz',
     'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
     'type.googleapis.com/envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit',
     'type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC',
     'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy',
+    'type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm',
   ],
 } as const;
 
