@@ -3,12 +3,14 @@
 // Each task applies its files with `rig apply` and removes them afterwards.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Bookinfo, eventually, request, reviewsServedBy } from './bookinfo-mesh.ts';
+import { Bookinfo, CLUSTER_STATS_MESH_CONFIG, eventually, request, reviewsServedBy } from './bookinfo-mesh.ts';
 
 describe('Istio traffic-management tasks on Bookinfo', () => {
   let bi: Bookinfo;
   before(async () => {
-    bi = await Bookinfo.start();
+    // The circuit breaking task reads the gateway's cluster stats, which Istio's proxies keep only
+    // when their proxyStatsMatcher asks (the task's fortio client has the annotation for it).
+    bi = await Bookinfo.start(['--mesh-config', CLUSTER_STATS_MESH_CONFIG]);
   });
   after(async () => {
     await bi?.stop();
