@@ -34,6 +34,7 @@ const USAGE = `usage: npm run bench -- [options]
   --load-processes N      open-loop generator processes on the load core (default 1)
   --profile               also run rig-1hop under --cpu-prof and print the top self-time functions
   --profile-case ID       profile this case instead of rig-1hop (implies --profile), e.g. h2-rig-1hop
+  --profile-out FILE      keep the .cpuprofile there (implies --profile; Chrome DevTools opens it)
   --out DIR               where to write the result files (default bench/results)
   --worktree              run rig from the working tree's sources (default: a snapshot of the committed HEAD)
   --rev COMMIT            run rig compiled from this commit instead of HEAD (before/after figures)
@@ -79,6 +80,7 @@ async function main(): Promise<void> {
       'load-processes': { type: 'string' },
       profile: { type: 'boolean', default: false },
       'profile-case': { type: 'string' },
+      'profile-out': { type: 'string' },
       out: { type: 'string' },
       nice: { type: 'string' },
       fifo: { type: 'boolean', default: true },
@@ -187,11 +189,11 @@ async function main(): Promise<void> {
   process.stdout.write('\n' + md);
   log(`results: ${files.json}`);
 
-  if (values.profile || profiled !== undefined) {
+  if (values.profile || profiled !== undefined || values['profile-out'] !== undefined) {
     // V8's sampling profiler thread cannot interrupt a SCHED_FIFO main thread of equal priority on
     // one core (the profile comes out nearly empty): profile at normal priority.
     configureScheduling({ serversFifo: false, niceness: 0 });
-    process.stdout.write('\n' + (await profileCase(settings, profiled)));
+    process.stdout.write('\n' + (await profileCase(settings, profiled, values['profile-out'])));
   }
   const failed = results.filter((r) => r.status === 'failed');
   if (failed.length) {

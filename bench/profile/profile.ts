@@ -1,6 +1,6 @@
 // `npm run bench -- --profile`: the one-hop rig proxy at saturation under node --cpu-prof, and
 // its top costs by self time, for whoever works on the proxy's hot path.
-import { readdirSync } from 'node:fs';
+import { copyFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { CASES } from '../cases/cases.ts';
 import type { MeasureSettings } from '../cases/measure.ts';
@@ -11,7 +11,7 @@ import { scratchDir } from '../servers/server.ts';
 import { rigSourceRoot } from '../servers/rig-proxy.ts';
 import { byCategory, selfTimes } from './cpu-profile.ts';
 
-export async function profileCase(m: MeasureSettings, caseId = 'rig-1hop', top = 25): Promise<string> {
+export async function profileCase(m: MeasureSettings, caseId = 'rig-1hop', keepAs?: string, top = 25): Promise<string> {
   const c = CASES.find((x) => x.id === caseId)!;
   const why = c.unavailable();
   if (why) return `Profile of ${caseId}: n/a: ${why}\n`;
@@ -28,7 +28,9 @@ export async function profileCase(m: MeasureSettings, caseId = 'rig-1hop', top =
   }
   const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
   if (files.length === 0) return `Profile of ${caseId}: no .cpuprofile written (the proxy did not exit cleanly on SIGTERM)\n`;
-  const all = selfTimes(path.join(dir, files[0]), rigSourceRoot() + '/');
+  const file = path.join(dir, files[0]);
+  if (keepAs) copyFileSync(file, keepAs);
+  const all = selfTimes(file, rigSourceRoot() + '/');
   const rows = all.slice(0, top);
   const lines = [`## CPU profile: ${caseId} at saturation (${Math.round(rps)} rps, wrk -c${m.saturationConnections}), top ${top} by self time`, '', '| self % | self ms | function | where |', '| --- | --- | --- | --- |'];
   for (const t of rows) lines.push(`| ${(t.share * 100).toFixed(1)} | ${t.ms.toFixed(0)} | ${t.fn} | ${t.where} |`);
