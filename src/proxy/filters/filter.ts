@@ -178,6 +178,16 @@ export interface HttpFilter {
   onDestroy?(): void;
 }
 
+/**
+ * Envoy's init manager of the listener version being built: a filter config that must fetch
+ * something before it can serve (remote Wasm code) adds the fetch here, and the listener version
+ * serves once every target settled (a new listener is not bound; an updated one keeps serving its
+ * previous version). A target should settle when its fetch gave up too.
+ */
+export interface InitManager {
+  add(what: string, target: Promise<unknown>): void;
+}
+
 export interface FilterCompileContext {
   /** The filter's name in the HCM's http_filters (the key of typed_per_filter_config). */
   readonly name: string;
@@ -195,6 +205,7 @@ export interface FilterCompileContext {
   readonly log?: Logger;
   /** The proxy's node (id, cluster, metadata), for filters that read it (the Wasm filter's node.* properties). */
   readonly node?: NodeInfo;
+  readonly initManager: InitManager;
 }
 
 export interface PerRouteCompileContext {

@@ -184,7 +184,7 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
       tc?.accept(...Object.keys(tc.raw));
       return;
     }
-    const config = factory.compile(tc ?? new Reader({}, f.at('typed_config'), issues), { name, statPrefix, stats: proxy.stats, issues, clusters: proxy.clusters, server: proxy, runtime: proxy.runtime, log: proxy.log, node: proxy.node });
+    const config = factory.compile(tc ?? new Reader({}, f.at('typed_config'), issues), { name, statPrefix, stats: proxy.stats, issues, clusters: proxy.clusters, server: proxy, runtime: proxy.runtime, log: proxy.log, node: proxy.node, initManager: ctx.initManager });
     filters.push(disabled ? { name, factory, config, disabled } : { name, factory, config });
   });
   if (!sawRouter) issues.error(r.at('http_filters'), 'the HTTP filter chain must end with envoy.filters.http.router');

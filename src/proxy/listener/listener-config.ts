@@ -11,6 +11,8 @@ import type { StreamInfo } from '../stream-info.ts';
 import { TLS_INSPECTOR_TYPE, HTTP_INSPECTOR_TYPE, ORIGINAL_DST_TYPE, PROXY_PROTOCOL_TYPE } from '../../envoy/index.ts';
 import { readProxyProtocolFilter, proxyProtocolStats, type ProxyProtocolFilterConfig, type ProxyProtocolStats } from './proxy-protocol-filter.ts';
 import { readBufferLimit } from '../network/buffer-limit.ts';
+import { ListenerInit } from './listener-init.ts';
+import type { InitManager } from '../filters/filter.ts';
 
 export interface CidrRange {
   readonly address: string;
@@ -68,7 +70,16 @@ export interface ListenerConfig {
   readonly continueOnInspectTimeout: boolean;
   /** per_connection_buffer_limit_bytes (default 1 MiB): accepted sockets' watermark, the connection manager's request buffer limit. */
   readonly bufferLimitBytes: number;
+  /** What this version waits for before it serves (remote Wasm code), undefined when nothing: it serves at once. */
+  readonly warming: ListenerWarming | undefined;
   readonly raw: Record<string, unknown>;
+}
+
+export interface ListenerWarming {
+  /** The init targets, for the log ("the Wasm plugin x's code from <url>"). */
+  readonly waitingFor: readonly string[];
+  /** Resolves (never rejects) once every target settled. */
+  readonly settled: Promise<void>;
 }
 
 export type PortPredicate = (destinationPort: number) => boolean;
@@ -119,7 +130,7 @@ function readSourceType(m: Reader): 0 | 1 | 2 {
   return 0;
 }
 
-function readChain(r: Reader, ctx: { proxy: ProxyContext; listenerName: string; direction: StreamInfo['direction']; bufferLimitBytes: number }, issues: Issues, index: number): FilterChain {
+function readChain(r: Reader, ctx: { proxy: ProxyContext; listenerName: string; direction: StreamInfo['direction']; bufferLimitBytes: number; initManager: InitManager }, issues: Issues, index: number): FilterChain {
   const name = r.str('name', `chain-${index}`);
   const m = r.obj('filter_chain_match');
   let match: FilterChainMatch = { prefixRanges: [], serverNames: [], applicationProtocols: [], directSourcePrefixRanges: [], sourceType: 0, sourcePrefixRanges: [], sourcePorts: [] };
@@ -153,7 +164,7 @@ function readChain(r: Reader, ctx: { proxy: ProxyContext; listenerName: string; 
       return;
     }
     if (factory.terminal !== (i === fl.length - 1)) issues.error(f.path, factory.terminal ? `${factory.name} is terminal and must be the last filter` : `the last network filter must be terminal (http_connection_manager or tcp_proxy), not ${factory.name}`);
-    filters.push(factory.compile(tc ?? new Reader({}, f.at('typed_config'), issues), { issues, proxy: ctx.proxy, listenerName: ctx.listenerName, direction: ctx.direction, bufferLimitBytes: ctx.bufferLimitBytes }));
+    filters.push(factory.compile(tc ?? new Reader({}, f.at('typed_config'), issues), { issues, proxy: ctx.proxy, listenerName: ctx.listenerName, direction: ctx.direction, bufferLimitBytes: ctx.bufferLimitBytes, initManager: ctx.initManager }));
   });
   const handshakeTimeoutMs = r.durationMs('transport_socket_connect_timeout', 0);
   r.accept('metadata');
@@ -200,7 +211,8 @@ export function compileListener(raw: Record<string, unknown>, path: string, issu
     lf.done();
   }
   const bufferLimitBytes = readBufferLimit(r);
-  const ctx = { proxy, listenerName: name, direction, bufferLimitBytes };
+  const init = new ListenerInit();
+  const ctx = { proxy, listenerName: name, direction, bufferLimitBytes, initManager: init };
   const filterChains = r.objs('filter_chains').map((c, i) => readChain(c, ctx, issues, i));
   const dc = r.obj('default_filter_chain');
   const defaultChain = dc ? readChain(dc, ctx, issues, -1) : undefined;
@@ -222,5 +234,7 @@ export function compileListener(raw: Record<string, unknown>, path: string, issu
   if (r.has('access_log')) issues.warn(r.at('access_log'), 'listener-level access_log is not supported; use the connection manager or tcp_proxy access_log');
   if (r.str('drain_type', 'DEFAULT') === 'MODIFY_ONLY') issues.warn(r.at('drain_type'), 'MODIFY_ONLY is not supported: the listener also drains on shutdown and /drain_listeners, as with DEFAULT');
   r.done();
-  return { name, statPrefix, address: sa.address, port: sa.port, bindToPort, ipv6Only, useOriginalDst, readOriginalDst, proxyProtocol, tlsInspector, httpInspector, tlsInspectorDisabled, httpInspectorDisabled, direction, filterChains, defaultChain, inspectTimeoutMs, continueOnInspectTimeout, bufferLimitBytes, raw };
+  const settled = init.settled();
+  const warming = settled && { waitingFor: init.waitingFor, settled };
+  return { name, statPrefix, address: sa.address, port: sa.port, bindToPort, ipv6Only, useOriginalDst, readOriginalDst, proxyProtocol, tlsInspector, httpInspector, tlsInspectorDisabled, httpInspectorDisabled, direction, filterChains, defaultChain, inspectTimeoutMs, continueOnInspectTimeout, bufferLimitBytes, warming, raw };
 }

@@ -6,7 +6,7 @@
 // update (read config through the Reader, call r.done()); `onConnection` runs per connection.
 import type net from 'node:net';
 import type { Reader, Issues } from '../config/reader.ts';
-import type { ConnectionInfo } from '../filters/filter.ts';
+import type { ConnectionInfo, InitManager } from '../filters/filter.ts';
 import type { ProxyContext } from '../context.ts';
 import type { StreamInfo } from '../stream-info.ts';
 
@@ -17,6 +17,8 @@ export interface NetworkCompileContext {
   readonly direction: StreamInfo['direction'];
   /** The listener's per_connection_buffer_limit_bytes (default 1 MiB). */
   readonly bufferLimitBytes: number;
+  /** The listener version's init manager (filters/filter.ts InitManager). */
+  readonly initManager: InitManager;
 }
 
 /** A downstream connection as the filter chain sees it. */

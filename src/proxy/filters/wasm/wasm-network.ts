@@ -285,7 +285,7 @@ export const wasmNetworkFilterFactory: NetworkFilterFactory = {
   terminal: false,
   compile(r: Reader, ctx: NetworkCompileContext): NetworkFilter {
     const p = ctx.proxy;
-    const c = readWasmConfig(r, { name: WASM_NETWORK_FILTER_NAME, statPrefix: ctx.listenerName, stats: p.stats, issues: ctx.issues, clusters: p.clusters, server: { healthCheckFailed: false }, runtime: p.runtime, log: p.log, node: p.node });
+    const c = readWasmConfig(r, { name: WASM_NETWORK_FILTER_NAME, statPrefix: ctx.listenerName, stats: p.stats, issues: ctx.issues, clusters: p.clusters, server: { healthCheckFailed: false }, runtime: p.runtime, log: p.log, node: p.node, initManager: ctx.initManager });
     return new WasmNetworkFilter(c);
   },
 };
