@@ -1,8 +1,9 @@
 // The control plane's view of a proxy's config, as Envoy's admin ConfigDump (what the proxy's
-// own /config_dump returns), so `rig proxy-config` reads both the same way. Private keys are
-// redacted as Envoy does.
+// own /config_dump returns), so `rig proxy-config` reads both the same way. Private keys and
+// Wasm image pull secrets are redacted, as in the proxy's.
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE } from '../../envoy/index.ts';
 import type { EnvoyJson } from '../../envoy/index.ts';
+import { redactPrivateKey, redactPullSecrets } from '../../envoy/redact.ts';
 import type { AdsConnection } from './ads-connection.ts';
 import { syncState } from './ads-connection.ts';
 
@@ -10,12 +11,6 @@ const ADMIN = 'type.googleapis.com/envoy.admin.v3.';
 
 function typed(typeUrl: string, obj: EnvoyJson): EnvoyJson {
   return { '@type': typeUrl, ...obj };
-}
-
-function redact(secret: EnvoyJson): EnvoyJson {
-  const tc = secret.tls_certificate as EnvoyJson | undefined;
-  if (!tc?.private_key) return secret;
-  return { ...secret, tls_certificate: { ...tc, private_key: { inline_string: '[redacted]' } } };
 }
 
 export function configDump(con: AdsConnection): EnvoyJson {
@@ -29,10 +24,10 @@ export function configDump(con: AdsConnection): EnvoyJson {
   return {
     configs: [
       typed(ADMIN + 'ClustersConfigDump', { version_info: version(CLUSTER_TYPE), dynamic_active_clusters: list(CLUSTER_TYPE).map((c) => ({ version_info: version(CLUSTER_TYPE), cluster: typed(CLUSTER_TYPE, c), last_updated: updated(CLUSTER_TYPE) })) }),
-      typed(ADMIN + 'ListenersConfigDump', { version_info: version(LISTENER_TYPE), dynamic_listeners: list(LISTENER_TYPE).map((l) => ({ name: l.name, active_state: { version_info: version(LISTENER_TYPE), listener: typed(LISTENER_TYPE, l), last_updated: updated(LISTENER_TYPE) } })) }),
+      typed(ADMIN + 'ListenersConfigDump', { version_info: version(LISTENER_TYPE), dynamic_listeners: list(LISTENER_TYPE).map((l) => ({ name: l.name, active_state: { version_info: version(LISTENER_TYPE), listener: typed(LISTENER_TYPE, redactPullSecrets(l)), last_updated: updated(LISTENER_TYPE) } })) }),
       typed(ADMIN + 'RoutesConfigDump', { dynamic_route_configs: list(ROUTE_TYPE).map((r) => ({ version_info: version(ROUTE_TYPE), route_config: typed(ROUTE_TYPE, r), last_updated: updated(ROUTE_TYPE) })) }),
       typed(ADMIN + 'EndpointsConfigDump', { dynamic_endpoint_configs: list(ENDPOINT_TYPE).map((e) => ({ version_info: version(ENDPOINT_TYPE), endpoint_config: typed(ENDPOINT_TYPE, e), last_updated: updated(ENDPOINT_TYPE) })) }),
-      typed(ADMIN + 'SecretsConfigDump', { dynamic_active_secrets: list(SECRET_TYPE).map((s) => ({ name: s.name, version_info: version(SECRET_TYPE), last_updated: updated(SECRET_TYPE), secret: typed(SECRET_TYPE, redact(s)) })) }),
+      typed(ADMIN + 'SecretsConfigDump', { dynamic_active_secrets: list(SECRET_TYPE).map((s) => ({ name: s.name, version_info: version(SECRET_TYPE), last_updated: updated(SECRET_TYPE), secret: typed(SECRET_TYPE, redactPrivateKey(s)) })) }),
     ],
   };
 }
