@@ -1,7 +1,9 @@
 // envoy.filters.network.tcp_proxy: a terminal network filter relaying bytes to a host of the
 // configured cluster (or of weighted_clusters), with connect timeout, idle timeout (default 1h),
 // max_downstream_connection_duration (DT), half-close, ORIGINAL_DST support and a StreamInfo per
-// connection. Upstream network filters (Cluster.filters, cluster hooks' onUpstreamConnection) run on a new upstream connection before
+// connection, whose filter state is the connection's: a filter before it may name the cluster there
+// (envoy.tcp_proxy.cluster, e.g. a Wasm plugin through set_envoy_filter_state). Upstream network
+// filters (Cluster.filters, cluster hooks' onUpstreamConnection) run on a new upstream connection before
 // bytes flow; ConnectionObservers of the downstream connection hear of upstream readiness and the end.
 import type net from 'node:net';
 import type tls from 'node:tls';
@@ -22,6 +24,9 @@ import type { Host } from '../upstream/host.ts';
 import type { ClusterStats } from '../upstream/cluster.ts';
 import { pipeSockets } from './pipe.ts';
 import { xxHash64 } from '../upstream/lb/xxhash.ts';
+
+/** Envoy's PerConnectionCluster: the cluster a filter before tcp_proxy chose for the connection. */
+export const TCP_PROXY_CLUSTER_STATE = 'envoy.tcp_proxy.cluster';
 
 interface TcpProxyConfig {
   statPrefix: string;
@@ -64,6 +69,7 @@ class TcpProxy implements NetworkFilter {
     info.requestedServerName = conn.info.sni;
     info.mtls = conn.info.tls && conn.info.peerPrincipal !== undefined;
     if (conn.info.peerPrincipal || conn.peerMetadata) info.downstreamPeer = { principal: conn.info.peerPrincipal, metadata: conn.peerMetadata };
+    info.filterState = conn.filterState;
     const observers = conn.observers;
     const end = () => {
       c.cxActive.value--;
@@ -75,8 +81,9 @@ class TcpProxy implements NetworkFilter {
       if (observers) for (const o of observers) o.closed(info);
     };
     let relayed = false;
-    let name = c.clusters[0]?.name ?? '';
-    if (c.clusters.length > 1) {
+    const chosen = conn.filterState?.[TCP_PROXY_CLUSTER_STATE];
+    let name = typeof chosen === 'string' ? chosen : (c.clusters[0]?.name ?? '');
+    if (typeof chosen !== 'string' && c.clusters.length > 1) {
       let p = Math.random() * c.totalWeight;
       name = c.clusters.find((x) => (p -= x.weight) < 0)?.name ?? name;
     }

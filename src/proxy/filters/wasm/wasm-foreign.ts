@@ -1,6 +1,8 @@
 // Envoy's foreign functions (proxy_call_foreign_function) that plugins use: CEL expressions
 // (expr_create, expr_evaluate, expr_delete: Istio's attributegen classifies requests with them),
-// zlib compress/uncompress, and clear_route_cache. Expressions belong to the root context that
+// zlib compress/uncompress, clear_route_cache, declare_property and set_envoy_filter_state
+// (wasm-state.ts), sign and verify_signature (wasm-crypto.ts). Arguments that are protobuf messages
+// are Envoy's (wasm-foreign-args.ts). Expressions belong to the root context that
 // created them and are evaluated against the stream of the context that calls expr_evaluate,
 // over the same attributes as Telemetry's CEL. A value comes back as Envoy serializes it:
 // strings and bytes as they are, integers and doubles as 8 little-endian bytes, a bool as one
@@ -12,6 +14,9 @@ import { compileCel, type CelProgram } from '../../telemetry/cel-attributes.ts';
 import type { RequestHead, ResponseHead } from '../filter.ts';
 import type { StreamInfo } from '../../stream-info.ts';
 import { WasmResult } from './wasm-abi.ts';
+import { sign, verifySignature } from './wasm-crypto.ts';
+import { decodeArgs, type DeclarePropertyArguments, type SetEnvoyFilterStateArguments } from './wasm-foreign-args.ts';
+import { setEnvoyFilterState, type PropertyPrototype, type StateOwner } from './wasm-state.ts';
 
 /** The stream an expression is evaluated against. */
 export interface ExpressionInput {
@@ -20,14 +25,17 @@ export interface ExpressionInput {
   readonly response: ResponseHead | undefined;
 }
 
-/** What a foreign function sees of the context calling it. */
+/** What a foreign function sees of the context calling it (a root context has no stream, hence no state). */
 export interface ForeignCaller {
-  /** The root context's id (its own for a root context): expressions are kept per root. */
-  readonly rootId: number;
+  readonly id: number;
+  /** The root context (itself for a root context): expressions and declarations are looked up per root. */
+  readonly root: { readonly id: number };
   /** The caller's stream; undefined for a root context. */
   expressionInput(): ExpressionInput | undefined;
   /** Envoy's clearRouteCache on the caller's stream; undefined where there is none. */
   clearRouteCache?(): void;
+  /** Where the caller's stream keeps filter state; absent for a root context. */
+  readonly state?: StateOwner;
 }
 
 export interface ForeignResult {
@@ -35,15 +43,19 @@ export interface ForeignResult {
   readonly data?: Buffer;
 }
 
-const NAMES = new Set(['expr_create', 'expr_evaluate', 'expr_delete', 'compress', 'uncompress', 'clear_route_cache']);
+const NAMES = new Set(['expr_create', 'expr_evaluate', 'expr_delete', 'compress', 'uncompress', 'clear_route_cache', 'declare_property', 'set_envoy_filter_state', 'sign', 'verify_signature']);
 
 /** The foreign functions of one VM. */
 export class ForeignFunctions {
   private readonly expressions = new Map<number, { next: number; programs: Map<number, CelProgram> }>();
+  /** Property declarations by the context that made them (as Envoy; proxy_set_property looks in its root's). */
+  private readonly declarations = new Map<number, Map<string, PropertyPrototype>>();
   private readonly log: Logger;
+  private readonly warnOnce: (what: string, msg: string) => void;
 
-  constructor(log: Logger) {
+  constructor(log: Logger, warnOnce: (what: string, msg: string) => void) {
     this.log = log;
+    this.warnOnce = warnOnce;
   }
 
   /** Whether rig proxy has `name` (Envoy answers NotFound for a function it does not have). */
@@ -59,7 +71,7 @@ export class ForeignFunctions {
         return this.evaluate(args, caller);
       case 'expr_delete': {
         if (args.length !== 4) return { result: WasmResult.BadArgument };
-        this.expressions.get(caller.rootId)?.programs.delete(args.readUInt32LE(0));
+        this.expressions.get(caller.root.id)?.programs.delete(args.readUInt32LE(0));
         return { result: WasmResult.Ok };
       }
       case 'compress':
@@ -73,14 +85,44 @@ export class ForeignFunctions {
       case 'clear_route_cache':
         caller.clearRouteCache?.();
         return { result: WasmResult.Ok };
+      case 'declare_property':
+        return { result: this.declareProperty(args, caller) };
+      case 'set_envoy_filter_state': {
+        const a = decodeArgs<SetEnvoyFilterStateArguments>('SetEnvoyFilterStateArguments', args);
+        if (!a) return { result: WasmResult.BadArgument };
+        // As Envoy: a root context has no stream info.
+        if (!caller.state) return { result: WasmResult.NotFound };
+        return { result: setEnvoyFilterState(caller.state, a.path, a.value, a.span, this.warnOnce) };
+      }
+      case 'sign':
+        return sign(args);
+      case 'verify_signature':
+        return verifySignature(args);
       default:
         return { result: WasmResult.NotFound };
     }
   }
 
-  /** A root context is gone: so are its expressions. */
-  dropRoot(rootId: number): void {
-    this.expressions.delete(rootId);
+  /** The declaration proxy_set_property follows for `name` in a context of root `rootId`. */
+  declared(rootId: number, name: string): PropertyPrototype | undefined {
+    return this.declarations.get(rootId)?.get(name);
+  }
+
+  /** A context is gone: so are its declarations and, for a root context, its expressions. */
+  drop(id: number): void {
+    this.expressions.delete(id);
+    this.declarations.delete(id);
+  }
+
+  /** declare_property: BadArgument when the name is declared already (a declaration is never replaced, as Envoy's). */
+  private declareProperty(args: Buffer, caller: ForeignCaller): number {
+    const a = decodeArgs<DeclarePropertyArguments>('DeclarePropertyArguments', args);
+    if (!a) return WasmResult.BadArgument;
+    let mine = this.declarations.get(caller.id);
+    if (!mine) this.declarations.set(caller.id, (mine = new Map()));
+    if (mine.has(a.name)) return WasmResult.BadArgument;
+    mine.set(a.name, { readonly: a.readonly, type: a.type, schema: Buffer.from(a.schema), span: a.span });
+    return WasmResult.Ok;
   }
 
   private create(expression: string, caller: ForeignCaller): ForeignResult {
@@ -91,8 +133,8 @@ export class ForeignFunctions {
       this.log.info(`wasm expr_create parse error: ${(e as Error).message}`);
       return { result: WasmResult.BadArgument };
     }
-    let root = this.expressions.get(caller.rootId);
-    if (!root) this.expressions.set(caller.rootId, (root = { next: 0, programs: new Map() }));
+    let root = this.expressions.get(caller.root.id);
+    if (!root) this.expressions.set(caller.root.id, (root = { next: 0, programs: new Map() }));
     while (root.programs.has(root.next)) root.next = (root.next + 1) >>> 0;
     const token = root.next;
     root.next = (root.next + 1) >>> 0;
@@ -104,7 +146,7 @@ export class ForeignFunctions {
 
   private evaluate(args: Buffer, caller: ForeignCaller): ForeignResult {
     if (args.length !== 4) return { result: WasmResult.BadArgument };
-    const program = this.expressions.get(caller.rootId)?.programs.get(args.readUInt32LE(0));
+    const program = this.expressions.get(caller.root.id)?.programs.get(args.readUInt32LE(0));
     if (!program) return { result: WasmResult.NotFound };
     const input = caller.expressionInput();
     if (!input) return { result: WasmResult.InternalFailure };

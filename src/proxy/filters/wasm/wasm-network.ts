@@ -16,7 +16,8 @@ import { Action, BufferType, StreamType, WasmResult } from './wasm-abi.ts';
 import { readWasmConfig, type WasmFilterConfig } from './wasm-config.ts';
 import type { HeaderAccess } from './wasm-headers.ts';
 import type { WasmPlugin } from './wasm-plugin.ts';
-import { pluginProperty, setStreamProperty, streamProperty, type StreamProps } from './wasm-properties.ts';
+import { pluginProperty, streamProperty, type StreamProps } from './wasm-properties.ts';
+import { setWasmProperty, shareConnectionFilterState, type PropertyPrototype, type StateOwner } from './wasm-state.ts';
 import type { CallResponse, HostContext } from './wasm-vm.ts';
 import type { ExpressionInput } from './wasm-foreign.ts';
 
@@ -28,8 +29,9 @@ const EMPTY = Buffer.alloc(0);
 const PeerType = { Local: 1, Remote: 2 } as const;
 
 /** One connection's stream context. */
-class WasmConnection implements HostContext, StreamProps, ConnectionDataFilter {
+class WasmConnection implements HostContext, StreamProps, ConnectionDataFilter, StateOwner {
   id = 0;
+  readonly network = true;
   private readonly plugin: WasmPlugin;
   private readonly failOpen: boolean;
   private readonly conn: DownstreamConnection;
@@ -63,6 +65,9 @@ class WasmConnection implements HostContext, StreamProps, ConnectionDataFilter {
     info.downstreamRemoteIp = conn.info.remoteAddress;
     info.requestedServerName = conn.info.sni;
     info.mtls = conn.info.tls && conn.info.peerPrincipal !== undefined;
+    // Whatever their lifespan, what the plugin sets is the connection's: tcp_proxy and the HTTP streams read it there.
+    info.filterState = conn.filterState ??= {};
+    shareConnectionFilterState(conn.info, info.filterState);
   }
 
   get root(): WasmPlugin {
@@ -212,9 +217,16 @@ class WasmConnection implements HostContext, StreamProps, ConnectionDataFilter {
     return pluginProperty(this.plugin, path) ?? streamProperty(this, path);
   }
 
-  setProperty(path: readonly string[], value: Buffer): number {
-    setStreamProperty(this.info, path, value);
-    return WasmResult.Ok;
+  setProperty(path: readonly string[], value: Buffer, declared: PropertyPrototype | undefined): number {
+    return setWasmProperty(this, path, value, declared);
+  }
+
+  get state(): StateOwner {
+    return this;
+  }
+
+  filterState(): Record<string, unknown> {
+    return this.info.filterState!;
   }
 
   sendLocalResponse(_reply: LocalReply): number {

@@ -2,13 +2,14 @@
 // connection.*, upstream.*, node.*, plugin_*, xds.*) for a path of segments, encoded as Envoy
 // encodes them for Proxy-Wasm: strings as their bytes, integers as 8-byte little-endian, booleans
 // as one byte, timestamps and durations as int64 nanoseconds, string maps as header pairs, the node
-// metadata Struct as protobuf. Anything else is looked up in the stream's filter state, where
-// proxy_set_property puts values (key "wasm.<path>", as text).
+// metadata Struct as protobuf. Anything else is looked up in the stream's filter state, then its
+// connection's, where proxy_set_property puts values (key "wasm.<path>", wasm-state.ts).
 import { encodeMessage, type EnvoyJson } from '../../../envoy/index.ts';
 import type { NodeInfo } from '../../context.ts';
 import type { StreamInfo } from '../../stream-info.ts';
 import type { ConnectionInfo, HeaderMap, RequestHead, ResponseHead } from '../filter.ts';
 import { serializePairs } from './wasm-abi.ts';
+import { connectionFilterState } from './wasm-state.ts';
 
 export interface PluginProps {
   readonly name: string;
@@ -193,20 +194,19 @@ export function streamProperty(s: StreamProps, p: readonly string[]): Buffer | u
       // envoy.config.core.v3.TrafficDirection: INBOUND 1, OUTBOUND 2 (a gateway's listeners: UNSPECIFIED 0).
       return int(info.direction === 'inbound' ? 1 : info.direction === 'outbound' ? 2 : 0);
     case 'filter_state':
-      return filterState(info, p.slice(1).join('.'));
+      return filterState(s, p.slice(1).join('.'));
     default:
-      return filterState(info, p.join('.'));
+      return filterState(s, p.join('.'));
   }
 }
 
-function filterState(info: StreamInfo, key: string): Buffer | undefined {
-  const fs = info.filterState;
-  const v = fs?.['wasm.' + key] ?? fs?.[key];
+/** A property a plugin set ("wasm.<key>"), else the filter state object `key`: the stream's, then the connection's. */
+function filterState(s: StreamProps, key: string): Buffer | undefined {
+  const fs = s.info.filterState;
+  const cs = connectionFilterState(s.connection, false);
+  const w = 'wasm.' + key;
+  const v = fs?.[w] ?? cs?.[w] ?? fs?.[key] ?? cs?.[key];
   if (v === undefined) return undefined;
+  if (v instanceof Uint8Array) return Buffer.from(v);
   return str(typeof v === 'string' ? v : JSON.stringify(v));
-}
-
-/** proxy_set_property: the value goes into the stream's filter state as "wasm.<path joined by .>". */
-export function setStreamProperty(info: StreamInfo, p: readonly string[], value: Buffer): void {
-  (info.filterState ??= {})['wasm.' + p.join('.')] = value.toString('utf8');
 }

@@ -13,15 +13,18 @@ import type { WasmFilterConfig } from './wasm-config.ts';
 import { MapAccess, RequestHeadAccess, ResponseHeadAccess, type HeaderAccess } from './wasm-headers.ts';
 import { PluginBody, type BodyOwner } from './wasm-body.ts';
 import type { WasmPlugin } from './wasm-plugin.ts';
-import { pluginProperty, setStreamProperty, streamProperty, type StreamProps } from './wasm-properties.ts';
+import { pluginProperty, streamProperty, type StreamProps } from './wasm-properties.ts';
+import { connectionFilterState, setWasmProperty, type PropertyPrototype, type StateOwner } from './wasm-state.ts';
+import { LifeSpan } from './wasm-foreign-args.ts';
 import type { CallResponse, HostContext } from './wasm-vm.ts';
 import type { ExpressionInput } from './wasm-foreign.ts';
 
 const EMPTY = Buffer.alloc(0);
 const FAIL_CLOSED: LocalReply = { status: 503, details: 'wasm_fail_stream' };
 
-export class WasmStream implements HttpFilter, HostContext, StreamProps, BodyOwner {
+export class WasmStream implements HttpFilter, HostContext, StreamProps, BodyOwner, StateOwner {
   id = 0;
+  readonly network = false;
   private readonly c: WasmFilterConfig;
   private readonly plugin: WasmPlugin;
   private readonly cb: StreamCallbacks;
@@ -369,9 +372,18 @@ export class WasmStream implements HttpFilter, HostContext, StreamProps, BodyOwn
     return pluginProperty(this.plugin, path) ?? streamProperty(this, path);
   }
 
-  setProperty(path: readonly string[], value: Buffer): number {
-    setStreamProperty(this.cb.streamInfo, path, value);
-    return WasmResult.Ok;
+  setProperty(path: readonly string[], value: Buffer, declared: PropertyPrototype | undefined): number {
+    return setWasmProperty(this, path, value, declared);
+  }
+
+  get state(): StateOwner {
+    return this;
+  }
+
+  /** The request's filter state; the connection's for DownstreamConnection. */
+  filterState(span: number): Record<string, unknown> {
+    if (span === LifeSpan.DownstreamConnection) return connectionFilterState(this.cb.connection, true)!;
+    return (this.cb.streamInfo.filterState ??= {});
   }
 
   sendLocalResponse(reply: LocalReply): number {

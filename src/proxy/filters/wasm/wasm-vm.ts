@@ -16,6 +16,7 @@ import { GrpcCallout, GrpcStatus, grpcTarget, type GrpcCalloutOwner } from './wa
 import type { HeaderMap } from '../filter.ts';
 import { WebAssembly, type WasmMemory, type WasmModule } from './webassembly.ts';
 import { ForeignFunctions, type ExpressionInput } from './wasm-foreign.ts';
+import type { PropertyPrototype, StateOwner } from './wasm-state.ts';
 
 /** A root or HTTP context as the host functions see it. */
 export interface HostContext {
@@ -26,7 +27,8 @@ export interface HostContext {
   buffer(type: number): Buffer | undefined;
   setBuffer(type: number, value: Buffer): number;
   property(path: readonly string[]): Buffer | undefined;
-  setProperty(path: readonly string[], value: Buffer): number;
+  /** proxy_set_property, following the property's declaration (declare_property) when there is one. */
+  setProperty(path: readonly string[], value: Buffer, declared: PropertyPrototype | undefined): number;
   sendLocalResponse(reply: LocalReply): number;
   continueStream(type: number): number;
   closeStream(type: number): number;
@@ -42,6 +44,8 @@ export interface HostContext {
   expressionInput(): ExpressionInput | undefined;
   /** The clear_route_cache foreign function: the stream's route is chosen again; absent for a root context. */
   clearRouteCache?(): void;
+  /** Where a stream keeps filter state (set_envoy_filter_state); absent for a root context. */
+  readonly state?: StateOwner;
 }
 
 export interface CallResponse {
@@ -101,7 +105,7 @@ export class WasmVm implements GrpcCalloutOwner {
   constructor(module: WasmModule, o: VmOptions) {
     this.o = o;
     this.metrics = new WasmMetrics(o.stats);
-    this.foreign = new ForeignFunctions(o.log);
+    this.foreign = new ForeignFunctions(o.log, (what, msg) => this.warnOnce(what, msg));
     const names = new Set(WebAssembly.Module.exports(module).map((e) => e.name));
     if (names.has(OLD_ABI)) throw new Error('the module targets Proxy-Wasm ABI 0.1.0; rig proxy implements 0.2.1 (rebuild it with a current SDK)');
     if (!SUPPORTED_ABI.some((a) => names.has(a))) throw new Error(`the module exports none of ${SUPPORTED_ABI.join(', ')}: it is not a Proxy-Wasm 0.2 plugin`);
@@ -131,7 +135,7 @@ export class WasmVm implements GrpcCalloutOwner {
 
   unregister(ctx: HostContext): void {
     this.contexts.delete(ctx.id);
-    if (ctx.root === ctx) this.foreign.dropRoot(ctx.id);
+    this.foreign.drop(ctx.id);
     for (const [token, c] of this.calls) {
       if (c.root !== ctx) continue;
       c.abort.abort();
@@ -432,7 +436,9 @@ export class WasmVm implements GrpcCalloutOwner {
         const path = this.bytes(pp, pn);
         const v = this.bytes(vp, vn);
         if (!path || !v) return R.InvalidMemoryAccess;
-        return this.ctx().setProperty(splitPath(path), Buffer.from(v));
+        const ctx = this.ctx();
+        const p = splitPath(path);
+        return ctx.setProperty(p, Buffer.from(v), this.foreign.declared(ctx.root.id, p.join('.')));
       },
       proxy_get_shared_data: (kp: number, kn: number, retPtr: number, retSize: number, casPtr: number) => {
         const k = this.str(kp, kn);
@@ -548,8 +554,7 @@ export class WasmVm implements GrpcCalloutOwner {
           this.warnOnce(`foreign:${name}`, `foreign function ${name} is not implemented in rig proxy; it returns NotFound`);
           return R.NotFound;
         }
-        const ctx = this.ctx();
-        const r = this.foreign.call(name, Buffer.from(args), { rootId: ctx.root.id, expressionInput: () => ctx.expressionInput(), clearRouteCache: ctx.clearRouteCache && (() => ctx.clearRouteCache!()) });
+        const r = this.foreign.call(name, Buffer.from(args), this.ctx());
         if (r.result !== R.Ok) return r.result;
         return this.out(r.data ?? Buffer.alloc(0), retPtr, retSize);
       },
