@@ -4,10 +4,12 @@
 // second declaration too. Another plugin, in another VM, reads both back with proxy_get_property and
 // the request one through CEL's filter_state; the connection's value outlives its request. A network
 // plugin names tcp_proxy's cluster (envoy.tcp_proxy.cluster), and a key rig proxy does not honour
-// (envoy.network.upstream_server_name) answers NotFound with one warning naming it.
+// (envoy.network.upstream_server_name) answers NotFound with one warning naming it. An HTTP plugin
+// sets the ALPN a TLS upstream is offered (envoy.network.application_protocols).
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -16,6 +18,7 @@ import { startRigProxyFromFile } from '../helpers/rig-proxy.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { writePlugin, type PluginSource } from '../helpers/wasm-plugins.ts';
+import { makePki } from './certs.ts';
 import { HCM, request, ROUTER, startUpstream } from './harness.ts';
 
 // envoy.source.extensions.common.wasm's enums (declare_property.proto).
@@ -118,6 +121,16 @@ const clusterPlugin: PluginSource = {
     (i32.const 0))`,
 };
 
+/** Request headers: set_envoy_filter_state envoy.network.application_protocols = "istio-x,http/1.1". */
+const alpnPlugin: PluginSource = {
+  strings: { setfs: 'set_envoy_filter_state', alpn: filterStateArgs('envoy.network.application_protocols', 'istio-x,http/1.1') },
+  imports: ['proxy_call_foreign_function'],
+  body: `
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (drop (call $proxy_call_foreign_function (i32.const $setfs$) (i32.const #setfs#) (i32.const $alpn$) (i32.const #alpn#) (i32.const 16) (i32.const 20)))
+    (i32.const 0))`,
+};
+
 const address = (port: number) => ({ socket_address: { address: '127.0.0.1', port_value: port } });
 const staticCluster = (name: string, port: number) => ({ name, type: 'STATIC', connect_timeout: '1s', load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: address(port) } }] }] } });
 const wasmFilter = (kind: 'http' | 'network', name: string, file: string) => ({
@@ -202,4 +215,31 @@ test('wasm set_envoy_filter_state: a network plugin picks the tcp_proxy cluster;
   assert.match(s, /wasmcustom\.wasm_test_fs_cluster: 2\b/, 'Ok twice');
   assert.match(s, /wasmcustom\.wasm_test_fs_sni: 4\b/, 'NotFound twice');
   assert.equal(proxy.log().match(/set_envoy_filter_state envoy\.network\.upstream_server_name from a network filter: no part of rig proxy reads it/g)?.length, 1, 'warned once');
+});
+
+test('wasm set_envoy_filter_state: an HTTP plugin sets the ALPN the TLS upstream is offered', async (t) => {
+  const pki = makePki();
+  t.after(() => pki.cleanup());
+  const backend = pki.leaf('backend', ['DNS:backend.mesh']);
+  const offered: string[][] = [];
+  const server = https.createServer({ key: backend.key, cert: backend.cert, ALPNCallback: ({ protocols }) => (offered.push(protocols), 'http/1.1') }, (_req, res) => res.end('ok'));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => server.close(() => r())));
+  const dir = tempDir(t, 'wasm-alpn-');
+  const plugin = await writePlugin(dir, 'alpn', alpnPlugin);
+  const tls = { name: 'envoy.transport_sockets.tls', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext', sni: 'backend.mesh', common_tls_context: { validation_context: { trusted_ca: { inline_string: pki.ca } } } } };
+  const hcm = { '@type': HCM, stat_prefix: 'l', http_filters: [wasmFilter('http', 'alpn', plugin), ROUTER], route_config: { name: 'r', virtual_hosts: [{ name: 'b', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'backend' } }] }] } };
+  const bootstrap = {
+    admin: { address: address(0) },
+    static_resources: {
+      listeners: [{ name: 'l', address: address(0), filter_chains: [{ filters: [{ name: 'envoy.filters.network.http_connection_manager', typed_config: hcm }] }] }],
+      clusters: [{ ...staticCluster('backend', (server.address() as AddressInfo).port), transport_socket: tls }],
+    },
+  };
+  const file = path.join(dir, 'envoy.json');
+  fs.writeFileSync(file, JSON.stringify(bootstrap));
+  const proxy = await startRigProxyFromFile(t, file);
+  const r = await request(proxy.ports.listeners.l!);
+  assert.equal(r.body, 'ok');
+  assert.deepEqual(offered, [['istio-x', 'http/1.1']], 'the plugin\'s list, not the default http/1.1');
 });
