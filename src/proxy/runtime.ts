@@ -109,6 +109,8 @@ export class ProxyRuntime {
   /** Raw resources as applied, for /config_dump: static ones and dynamic ones per type. */
   readonly staticDump = { listeners: [] as DumpEntry[], clusters: [] as DumpEntry[], secrets: [] as DumpEntry[] };
   readonly dynamicDump = new Map<string, Map<string, DumpEntry>>();
+  /** Each LDS listener's dump entry by its raw object: the version of one still serving while a newer one warms. */
+  readonly listenerDumps = new WeakMap<EnvoyJson, DumpEntry>();
   /** The latest warnings per type (unsupported fields), for the admin and the log. */
   readonly warnings = new Map<string, string[]>();
   private staticListeners: ListenerConfig[] = [];
@@ -276,7 +278,11 @@ export class ProxyRuntime {
     }
     const now = new Date().toISOString();
     const dump = new Map<string, DumpEntry>();
-    for (const [name, raw] of resources) dump.set(name, { raw, version, lastUpdated: this.dynamicDump.get(typeUrl)?.get(name)?.raw === raw ? this.dynamicDump.get(typeUrl)!.get(name)!.lastUpdated : now });
+    for (const [name, raw] of resources) {
+      const entry = { raw, version, lastUpdated: this.dynamicDump.get(typeUrl)?.get(name)?.raw === raw ? this.dynamicDump.get(typeUrl)!.get(name)!.lastUpdated : now };
+      dump.set(name, entry);
+      if (typeUrl === LISTENER_TYPE) this.listenerDumps.set(raw, entry);
+    }
     this.dynamicDump.set(typeUrl, dump);
     this.applied.add(typeUrl);
     if (typeUrl === LISTENER_TYPE) this.initialized = true;
@@ -313,7 +319,8 @@ export class ProxyRuntime {
     if (!this.initialized || this.awaitingFirstFetch.size || !this.ctx.clusters.warm()) return 'INITIALIZING';
     // Listeners warm as in Envoy: every route configuration they name via RDS has arrived.
     for (const h of this.ctx.holders.values()) if (!h.table) return 'INITIALIZING';
-    // A listener waiting for its address to be freed cannot take traffic yet.
+    // A listener warming (its remote Wasm code fetched) or waiting for its address to be freed cannot take traffic yet.
+    if (this.listeners.warmingListeners().length) return 'INITIALIZING';
     for (const l of this.listeners.listeners()) if (l.state === 'pending' || l.retrying) return 'INITIALIZING';
     this.wentLive = true;
     return 'LIVE';

@@ -35,6 +35,19 @@ function dynamic(rt: ProxyRuntime, typeUrl: string): [string, DumpEntry][] {
   return [...(rt.dynamicDump.get(typeUrl) ?? new Map<string, DumpEntry>())];
 }
 
+function listenerState(l: DumpEntry): EnvoyJson {
+  return { version_info: l.version, listener: { '@type': LISTENER_TYPE, ...redactListener(l.raw) }, last_updated: l.lastUpdated };
+}
+
+/** Envoy's DynamicListener: the version serving (active_state) and, while a newer one warms, that one (warming_state). */
+function dynamicListener(rt: ProxyRuntime, name: string, latest: DumpEntry): EnvoyJson {
+  const warming = rt.listeners.warmingListeners().find((c) => c.name === name);
+  if (!warming) return { name, active_state: listenerState(latest) };
+  const serving = rt.listeners.get(name)?.config.raw;
+  const active = serving && rt.listenerDumps.get(serving);
+  return { name, ...(active ? { active_state: listenerState(active) } : {}), warming_state: listenerState(rt.listenerDumps.get(warming.raw) ?? latest) };
+}
+
 export function configDump(rt: ProxyRuntime, bootstrap: EnvoyJson, opts: { includeEds: boolean; resource?: string }): EnvoyJson {
   const staticRoutes: EnvoyJson[] = [];
   for (const l of rt.staticDump.listeners) {
@@ -57,7 +70,7 @@ export function configDump(rt: ProxyRuntime, bootstrap: EnvoyJson, opts: { inclu
       '@type': ADMIN + 'ListenersConfigDump',
       version_info: dynamic(rt, LISTENER_TYPE)[0]?.[1].version ?? '',
       static_listeners: rt.staticDump.listeners.map((l) => ({ listener: { '@type': LISTENER_TYPE, ...redactListener(l.raw) }, last_updated: l.lastUpdated })),
-      dynamic_listeners: dynamic(rt, LISTENER_TYPE).map(([name, l]) => ({ name, active_state: { version_info: l.version, listener: { '@type': LISTENER_TYPE, ...redactListener(l.raw) }, last_updated: l.lastUpdated } })),
+      dynamic_listeners: dynamic(rt, LISTENER_TYPE).map(([name, l]) => dynamicListener(rt, name, l)),
     },
     {
       '@type': ADMIN + 'RoutesConfigDump',

@@ -180,12 +180,13 @@ export interface HttpFilter {
 
 /**
  * Envoy's init manager of the listener version being built: a filter config that must fetch
- * something before it can serve (remote Wasm code) adds the fetch here, and the listener version
- * serves once every target settled (a new listener is not bound; an updated one keeps serving its
- * previous version). A target should settle when its fetch gave up too.
+ * something before it can serve (remote Wasm code) adds a target here, which the listener manager
+ * starts when the version goes in (after the clusters of the same config are in place, not for a
+ * refused config); the version serves once every target's promise settled (a new listener is not
+ * bound; an updated one keeps serving its previous version). It should settle when the fetch gave up too.
  */
 export interface InitManager {
-  add(what: string, target: Promise<unknown>): void;
+  add(what: string, start: () => Promise<unknown>): void;
 }
 
 export interface FilterCompileContext {

@@ -78,8 +78,8 @@ export interface ListenerConfig {
 export interface ListenerWarming {
   /** The init targets, for the log ("the Wasm plugin x's code from <url>"). */
   readonly waitingFor: readonly string[];
-  /** Resolves (never rejects) once every target settled. */
-  readonly settled: Promise<void>;
+  /** Starts the targets (once); resolves, never rejects, when every one settled. */
+  start(): Promise<void>;
 }
 
 export type PortPredicate = (destinationPort: number) => boolean;
@@ -234,7 +234,6 @@ export function compileListener(raw: Record<string, unknown>, path: string, issu
   if (r.has('access_log')) issues.warn(r.at('access_log'), 'listener-level access_log is not supported; use the connection manager or tcp_proxy access_log');
   if (r.str('drain_type', 'DEFAULT') === 'MODIFY_ONLY') issues.warn(r.at('drain_type'), 'MODIFY_ONLY is not supported: the listener also drains on shutdown and /drain_listeners, as with DEFAULT');
   r.done();
-  const settled = init.settled();
-  const warming = settled && { waitingFor: init.waitingFor, settled };
+  const warming = init.empty ? undefined : init;
   return { name, statPrefix, address: sa.address, port: sa.port, bindToPort, ipv6Only, useOriginalDst, readOriginalDst, proxyProtocol, tlsInspector, httpInspector, tlsInspectorDisabled, httpInspectorDisabled, direction, filterChains, defaultChain, inspectTimeoutMs, continueOnInspectTimeout, bufferLimitBytes, warming, raw };
 }

@@ -4,12 +4,13 @@
 import type { InitManager } from '../filters/filter.ts';
 
 export class ListenerInit implements InitManager {
-  private readonly targets: Promise<unknown>[] = [];
+  private readonly targets: (() => Promise<unknown>)[] = [];
   private readonly names: string[] = [];
+  private started: Promise<void> | undefined;
 
-  add(what: string, target: Promise<unknown>): void {
+  add(what: string, start: () => Promise<unknown>): void {
     this.names.push(what);
-    this.targets.push(target);
+    this.targets.push(start);
   }
 
   /** What the version waits for, for the log. */
@@ -17,9 +18,12 @@ export class ListenerInit implements InitManager {
     return this.names;
   }
 
-  /** Resolves (never rejects) once every target settled; undefined when there is none: the version serves at once. */
-  settled(): Promise<void> | undefined {
-    if (!this.targets.length) return undefined;
-    return Promise.allSettled(this.targets).then(() => undefined);
+  get empty(): boolean {
+    return this.targets.length === 0;
+  }
+
+  /** Starts every target (once); resolves, never rejects, when all settled. */
+  start(): Promise<void> {
+    return (this.started ??= Promise.allSettled(this.targets.map((t) => t())).then(() => undefined));
   }
 }

@@ -5,12 +5,14 @@
 // connections already accepted keep the config they started with, and those of a changed or
 // removed filter chain drain (Envoy's filter chain only update: a chain equal to one before keeps
 // its connections; any other change drains them all). A removed listener stops accepting and
-// drains. A listener whose address is in use retries binding until it is free.
+// drains. A listener whose address is in use retries binding until it is free. A version with init
+// targets (remote Wasm code) warms first, as Envoy's: not bound, or its previous version serving,
+// until they settled.
 import net from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
 import type tls from 'node:tls';
 import type { X509Certificate } from 'node:crypto';
-import type { ListenerConfig, FilterChain } from './listener-config.ts';
+import type { ListenerConfig, ListenerWarming, FilterChain } from './listener-config.ts';
 import { selectFilterChain, type ConnectionFacts } from './filter-chain-match.ts';
 import { looksLikeTls, parseClientHello, inspectHttp } from './client-hello.ts';
 import { proxyHeaderDecided, proxyProtocolVerdict, PROXY_HEADER_MAX_BYTES, type ProxyProtocolVerdict } from './proxy-protocol-filter.ts';
@@ -221,11 +223,14 @@ export class ListenerManager {
   readonly ctx: ProxyContext;
   private readonly active = new Map<string, ActiveListener>();
   private pending: Promise<void>[] = [];
+  private readonly warming = new Map<string, ListenerConfig>();
   private readonly sockets = new Set<net.Socket>();
   private stopped = false;
+  private readonly gauges: { readonly warming: Stat; readonly active: Stat };
 
   constructor(ctx: ProxyContext) {
     this.ctx = ctx;
+    this.gauges = { warming: ctx.stats.gauge('listener_manager.total_listeners_warming'), active: ctx.stats.gauge('listener_manager.total_listeners_active') };
     registerInternalDispatch(ctx, { target: (dst) => this.internalTarget(dst) });
   }
 
@@ -237,7 +242,16 @@ export class ListenerManager {
     return this.active.get(name);
   }
 
-  /** Installs the complete set of listeners (static + LDS). */
+  /** Listener versions warming (waiting for their init targets before they serve), by name. */
+  warmingListeners(): ListenerConfig[] {
+    return [...this.warming.values()];
+  }
+
+  /**
+   * Installs the complete set of listeners (static + LDS). A version with init targets (remote Wasm
+   * code) warms first, as in Envoy: a new listener is bound only once they settled; an updated one
+   * keeps serving its previous version until then, and a newer version replaces one still warming.
+   */
   apply(configs: readonly ListenerConfig[]): void {
     const names = new Set(configs.map((c) => c.name));
     for (const [name, l] of this.active) {
@@ -246,27 +260,60 @@ export class ListenerManager {
         l.close();
       }
     }
+    for (const name of this.warming.keys()) if (!names.has(name)) this.warming.delete(name);
     for (const c of configs) {
+      const waiting = this.warming.get(c.name);
+      if (waiting && isDeepStrictEqual(waiting.raw, c.raw)) continue;
+      this.warming.delete(c.name);
       const old = this.active.get(c.name);
-      if (old && old.config.address === c.address && old.config.port === c.port && old.config.bindToPort === c.bindToPort && old.config.ipv6Only === c.ipv6Only && old.state !== 'failed') {
-        // As Envoy: an unchanged listener keeps its connections; a changed one takes new
-        // connections with the new config and drains the connections of its changed chains (an
-        // authorization policy must not stay bypassed on a pooled keep-alive connection).
-        if (isDeepStrictEqual(old.config.raw, c.raw)) continue;
-        const previous = old.config;
-        const { config, kept } = carryOverChains(previous, c);
-        old.config = config;
-        drainChains(previous, kept);
-        continue;
-      }
-      if (old) old.close();
-      const l = new ActiveListener(c, this);
-      this.active.set(c.name, l);
-      if (!this.stopped) this.pending.push(l.bind());
+      if (old && old.state !== 'failed' && isDeepStrictEqual(old.config.raw, c.raw)) continue;
+      if (c.warming && !this.stopped) this.warm(c, c.warming, old !== undefined);
+      else this.install(c);
     }
+    this.countListeners();
   }
 
-  /** Resolves when every listener applied so far has bound (or failed). */
+  private warm(c: ListenerConfig, w: ListenerWarming, update: boolean): void {
+    this.warming.set(c.name, c);
+    const log = this.ctx.log;
+    log.info({ listener: c.name, waitingFor: w.waitingFor }, update ? 'listener update warming: the previous version serves until it is ready' : 'listener warming: bound once it is ready');
+    this.pending.push(
+      w.start().then(() => {
+        if (this.warming.get(c.name) !== c) return;
+        this.warming.delete(c.name);
+        log.info({ listener: c.name }, 'listener warmed');
+        this.install(c);
+        this.countListeners();
+      }),
+    );
+  }
+
+  /** Puts a listener version in service: an update in place when the address is the same, else a new bound listener. */
+  private install(c: ListenerConfig): void {
+    const old = this.active.get(c.name);
+    if (old && old.config.address === c.address && old.config.port === c.port && old.config.bindToPort === c.bindToPort && old.config.ipv6Only === c.ipv6Only && old.state !== 'failed') {
+      // As Envoy: an unchanged listener keeps its connections; a changed one takes new
+      // connections with the new config and drains the connections of its changed chains (an
+      // authorization policy must not stay bypassed on a pooled keep-alive connection).
+      const previous = old.config;
+      const { config, kept } = carryOverChains(previous, c);
+      old.config = config;
+      drainChains(previous, kept);
+      return;
+    }
+    if (old) old.close();
+    const l = new ActiveListener(c, this);
+    this.active.set(c.name, l);
+    if (!this.stopped) this.pending.push(l.bind());
+  }
+
+  /** listener_manager.total_listeners_warming / total_listeners_active, as Envoy's gauges. */
+  private countListeners(): void {
+    this.gauges.warming.value = this.warming.size;
+    this.gauges.active.value = this.active.size;
+  }
+
+  /** Resolves when every listener applied so far has bound (or failed), after warming when it warms. */
   async settled(): Promise<void> {
     while (this.pending.length) {
       const p = this.pending;
@@ -278,6 +325,7 @@ export class ListenerManager {
   /** Stops accepting everywhere (drain); established connections go on. */
   stopAccepting(): void {
     this.stopped = true;
+    this.warming.clear();
     for (const l of this.active.values()) l.close();
   }
 

@@ -20,7 +20,8 @@ import { WebAssembly, type WasmModule } from './webassembly.ts';
 export interface WasmFilterConfig {
   /**
    * Undefined when the plugin did not load (the config is then refused) or, for remote code, until
-   * it is fetched and started (streams then go as after a VM failure: fail_open or 503).
+   * it is fetched and started: the listener warms until then, and serves without the plugin (as
+   * after a VM failure: fail_open or 503) only when the fetch gave up.
    */
   plugin: WasmPlugin | undefined;
   readonly failOpen: boolean;
@@ -68,13 +69,10 @@ const released = new FinalizationRegistry<PluginEntry>(release);
 function release(p: PluginEntry): void {
   if (--p.users > 0) return;
   if (plugins.get(p.key) === p) plugins.delete(p.key);
-  for (const [name, e] of agentPlugins) if (e === p) agentPlugins.delete(name);
   p.plugin.stop();
   // The last root context of its VM: the instance (and its memory) goes too.
   if (p.plugin.vm.roots === 0) for (const [k, vm] of vms) if (vm === p.plugin.vm) vms.delete(k);
 }
-/** The plugin last started from agent-fetched code, by plugin name: it serves a new config of that name while its code is fetched. */
-const agentPlugins = new Map<string, PluginEntry>();
 
 /** google.protobuf.Any holding a StringValue or BytesValue (what Envoy passes as a plugin's configuration), as bytes. */
 function readConfiguration(r: Reader, key: string): Buffer {
@@ -220,9 +218,7 @@ export function readWasmConfig(r: Reader, ctx: FilterCompileContext): WasmFilter
     const cached = file === undefined ? undefined : cachedModule(file, (m) => v.issues.error(v.at('code'), m));
     if (!cached) return whenFetched(params, failOpen, agent.url, true, () => loadWasmFetch().then((f) => f.moduleCache.fetch(agent)).then((f) => fs.promises.readFile(f)));
     const { module, sha } = cached;
-    const entry = module && start(module, sha, params, (m) => c.issues.error(c.path, m));
-    if (entry) agentPlugins.set(name, entry);
-    return configured(entry, failOpen);
+    return configured(module && start(module, sha, params, (m) => c.issues.error(c.path, m)), failOpen);
   }
   if (!Buffer.isBuffer(code)) {
     // Fetched before (an earlier config): started at once, as Envoy's remote code cache.
@@ -278,52 +274,38 @@ function cachedModule(file: string, report: (message: string) => void): { module
 }
 
 /**
- * A config whose plugin starts once its code is fetched; meanwhile its streams go as after a VM
- * failure, or, for agent code, through the plugin of that name started before (Envoy keeps running
- * the previous extension config while Istio's agent fetches the new one). When the fetch fails:
- * Envoy's remote code stays so (503, or on with fail_open); agent code is denied (403) as by the
- * RBAC filter Istio's agent puts in its place (left out with fail_open).
+ * A config whose plugin starts once its code is fetched. The fetch is an init target of the
+ * listener version (Envoy's remote data source): a new listener is bound, an updated one swapped,
+ * only once it settled, so no stream meets the plugin unfetched (Istio's agent likewise holds the
+ * extension config until its module is fetched). When the fetch fails: Envoy's remote code stays
+ * so (503, or on with fail_open); agent code is denied (403) as by the RBAC filter Istio's agent
+ * puts in its place (left out with fail_open).
  */
 function whenFetched(p: PluginParams, failOpen: boolean, uri: string, agent: boolean, fetchBytes: () => Promise<Buffer>): WasmFilterConfig {
   const config: WasmFilterConfig = { plugin: undefined, failOpen };
   const what = `the Wasm plugin ${p.name || p.rootId || '(unnamed)'}`;
-  let previous = agent ? agentPlugins.get(p.name) : undefined;
-  const token = {};
-  if (previous && plugins.get(previous.key) === previous) {
-    previous.users++;
-    config.plugin = previous.plugin;
-    released.register(config, previous, token);
-  } else previous = undefined;
-  const dropPrevious = () => {
-    if (!previous) return;
-    released.unregister(token);
-    config.plugin = undefined;
-    release(previous);
-    previous = undefined;
-  };
   const fail = (m: string) => {
-    dropPrevious();
     if (agent) config.fetchFailed = true;
     p.log.error(`${what}: ${m}; its streams ${failOpen ? 'go on without it (fail_open)' : agent ? 'are denied (403, fail closed)' : 'are answered 503'}`);
   };
-  fetchBytes()
-    .then(
-      (bytes) => {
-        const sha = crypto.createHash('sha256').update(bytes).digest('hex');
-        const module = compileModule(bytes, sha, fail);
-        const entry = module && start(module, sha, p, fail);
-        if (!entry) return;
-        entry.users++;
-        if (agent) agentPlugins.set(p.name, entry);
-        dropPrevious();
-        config.plugin = entry.plugin;
-        released.register(config, entry);
-        p.log.info(`${what}: fetched ${uri} (${bytes.length} bytes) and started`);
-      },
-      (e: Error) => fail(e.message),
-    )
-    // Never an unhandled rejection out of a config update.
-    .catch((e: Error) => fail(`starting the fetched module failed: ${e.message}`));
+  const fetchAndStart = () =>
+    fetchBytes()
+      .then(
+        (bytes) => {
+          const sha = crypto.createHash('sha256').update(bytes).digest('hex');
+          const module = compileModule(bytes, sha, fail);
+          const entry = module && start(module, sha, p, fail);
+          if (!entry) return;
+          entry.users++;
+          config.plugin = entry.plugin;
+          released.register(config, entry);
+          p.log.info(`${what}: fetched ${uri} (${bytes.length} bytes) and started`);
+        },
+        (e: Error) => fail(e.message),
+      )
+      // Never an unhandled rejection out of a config update.
+      .catch((e: Error) => fail(`starting the fetched module failed: ${e.message}`));
+  p.ctx.initManager.add(`${what}'s code from ${uri}`, fetchAndStart);
   return config;
 }
 

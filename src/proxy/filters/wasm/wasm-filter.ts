@@ -11,9 +11,9 @@ export const WASM_FILTER_NAME = 'envoy.filters.http.wasm';
 export const WASM_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm';
 
 /**
- * A plugin whose remote code is still being fetched, or failed to load (local code that does not
- * load is refused, NACK): its streams go as after a VM failure, on with fail_open, else 503 (403
- * when code fetched as Istio's agent does could not be fetched).
+ * A plugin whose remote code could not be fetched or started (local code that does not load is
+ * refused, NACK; the listener warms while remote code is fetched): its streams go as after a VM
+ * failure, on with fail_open, else 503 (403 when code fetched as Istio's agent does could not be).
  */
 class PluginNotLoaded implements HttpFilter {
   private readonly c: WasmFilterConfig;
