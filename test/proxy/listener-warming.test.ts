@@ -4,10 +4,12 @@
 // the module back, so no request meets the plugin unfetched (no 503); then it serves with the
 // plugin. An LDS update that changes the plugin keeps the previous version serving, the old plugin
 // answering, until the new module arrives (the config dump shows both states, the warming gauge 1).
+// A network Wasm filter's remote code holds its listener the same way.
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
+import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
 import { freePort } from '../../src/local/ports.ts';
@@ -16,19 +18,21 @@ import { spawnRig, stopProcess } from '../helpers/cli.ts';
 import { listenLocal } from '../helpers/listen.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { addHeaderPlugin, buildPlugin } from '../helpers/wasm-plugins.ts';
-import { CLUSTER_TYPE, httpListener, LISTENER_TYPE, request, ROUTER, routeConfig, startTestRuntime, startUpstream, staticCluster, type Reply } from './harness.ts';
+import { addHeaderPlugin, buildPlugin, networkPlugin } from '../helpers/wasm-plugins.ts';
+import { addr, CLUSTER_TYPE, httpListener, LISTENER_TYPE, request, ROUTER, routeConfig, startTestRuntime, startUpstream, staticCluster, type Reply } from './harness.ts';
 
 const WASM = 'type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm';
+const WASM_NETWORK = 'type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm';
+const TCP_PROXY = 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
 const STRING_VALUE = 'type.googleapis.com/google.protobuf.StringValue';
 
 /** The plugin with remote code fetched through cluster `code`; its configuration comes back as x-wasm-config. */
-function remoteWasm(name: string, file: string, module: Buffer) {
+function remoteWasm(name: string, file: string, module: Buffer, type = WASM) {
   const sha256 = crypto.createHash('sha256').update(module).digest('hex');
   return {
-    name: 'envoy.filters.http.wasm',
+    name: type === WASM ? 'envoy.filters.http.wasm' : 'envoy.filters.network.wasm',
     typed_config: {
-      '@type': WASM,
+      '@type': type,
       config: { name, configuration: { '@type': STRING_VALUE, value: name }, vm_config: { vm_id: name, code: { remote: { http_uri: { uri: `http://code.local/${file}`, cluster: 'code', timeout: '10s' }, sha256 } } } },
     },
   };
@@ -139,4 +143,38 @@ test('an LDS update that changes the plugin keeps the previous version answering
   await waitFor('the new plugin answering', async () => ((await request(port)).headers['x-wasm-config'] === 'two' ? true : undefined));
   assert.equal(h.rt.stats.gauge('listener_manager.total_listeners_warming').value, 0);
   assert.equal(h.port('in'), port, 'swapped in place, on the same bound port');
+});
+
+test('a TCP listener whose network Wasm filter has remote code warms the same way: not in service until the module arrives', async (t) => {
+  const module = await buildPlugin(networkPlugin);
+  const code = moduleServer({ 'net.wasm': module });
+  code.hold('net.wasm');
+  const codePort = await listenLocal(code.server, t);
+  t.after(() => code.server.closeAllConnections());
+  const echo = net.createServer((s) => {
+    s.on('error', () => undefined);
+    s.pipe(s);
+  });
+  await listenLocal(echo, t);
+  const authz = await startUpstream('authz');
+  const h = await startTestRuntime(t, [authz]);
+  const clusters = [staticCluster('echo', [(echo.address() as AddressInfo).port]), staticCluster('authz', [authz.port]), staticCluster('code', [codePort])];
+  assert.deepEqual(h.apply(CLUSTER_TYPE, clusters), []);
+  const filters = [remoteWasm('net', 'net.wasm', module, WASM_NETWORK), { name: 'tcp', typed_config: { '@type': TCP_PROXY, stat_prefix: 't', cluster: 'echo' } }];
+  assert.deepEqual(h.apply(LISTENER_TYPE, [{ name: 't', address: addr(0), filter_chains: [{ filters }] }]), []);
+  await waitFor('the module asked for', () => (code.asked.includes('net.wasm') ? true : undefined));
+  assert.equal(h.rt.listeners.get('t'), undefined, 'not in service (not bound) while warming');
+  assert.deepEqual(h.rt.listeners.warmingListeners().map((c) => c.name), ['t']);
+  assert.equal(h.rt.state(), 'INITIALIZING');
+
+  code.release('net.wasm');
+  await h.rt.settled();
+  assert.equal(h.rt.state(), 'LIVE');
+  const c = net.connect(h.port('t'), '127.0.0.1');
+  c.on('error', () => undefined);
+  let got = '';
+  c.on('data', (d) => (got += d));
+  c.write('abcd');
+  await waitFor('the echo through the plugin', () => (got === 'down:up:abcd' ? true : undefined));
+  c.end();
 });
