@@ -15,11 +15,9 @@ import type { ConnectionInfo, LocalReply } from '../filter.ts';
 import { Action, BufferType, StreamType, WasmResult } from './wasm-abi.ts';
 import { readWasmConfig, type WasmFilterConfig } from './wasm-config.ts';
 import type { HeaderAccess } from './wasm-headers.ts';
-import type { WasmPlugin } from './wasm-plugin.ts';
-import { pluginProperty, streamProperty, type StreamProps } from './wasm-properties.ts';
-import { setWasmProperty, shareConnectionFilterState, type PropertyPrototype, type StateOwner } from './wasm-state.ts';
-import type { CallResponse, HostContext } from './wasm-vm.ts';
+import { shareConnectionFilterState } from './wasm-state.ts';
 import type { ExpressionInput } from './wasm-foreign.ts';
+import { StreamContext } from './wasm-stream-context.ts';
 
 export const WASM_NETWORK_FILTER_NAME = 'envoy.filters.network.wasm';
 export const WASM_NETWORK_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm';
@@ -29,10 +27,8 @@ const EMPTY = Buffer.alloc(0);
 const PeerType = { Local: 1, Remote: 2 } as const;
 
 /** One connection's stream context. */
-class WasmConnection implements HostContext, StreamProps, ConnectionDataFilter, StateOwner {
-  id = 0;
+class WasmConnection extends StreamContext implements ConnectionDataFilter {
   readonly network = true;
-  private readonly plugin: WasmPlugin;
   private readonly failOpen: boolean;
   private readonly conn: DownstreamConnection;
   readonly info: StreamInfo;
@@ -48,7 +44,6 @@ class WasmConnection implements HostContext, StreamProps, ConnectionDataFilter, 
   /** The data the running callback sees (and may replace), and which direction. */
   private dataNow: Buffer | undefined;
   private dataDownstream = true;
-  private inCallback = false;
   private continueAsked = false;
   /** Resolves onConnection's promise when the plugin paused on proxy_on_new_connection. */
   private resumeChain: ((go: boolean) => void) | undefined;
@@ -56,7 +51,7 @@ class WasmConnection implements HostContext, StreamProps, ConnectionDataFilter, 
   private ended = false;
 
   constructor(c: WasmFilterConfig, conn: DownstreamConnection) {
-    this.plugin = c.plugin!;
+    super(c.plugin!);
     this.failOpen = c.failOpen;
     this.conn = conn;
     const info = (this.info = newStreamInfo(conn.direction, 'TCP'));
@@ -70,21 +65,8 @@ class WasmConnection implements HostContext, StreamProps, ConnectionDataFilter, 
     shareConnectionFilterState(conn.info, info.filterState);
   }
 
-  get root(): WasmPlugin {
-    return this.plugin;
-  }
-
   get connection(): ConnectionInfo {
     return this.conn.info;
-  }
-
-  private invoke(fn: string, ...args: number[]): number | undefined {
-    this.inCallback = true;
-    try {
-      return this.plugin.vm.call(this, fn, this.id, ...args);
-    } finally {
-      this.inCallback = false;
-    }
   }
 
   /** proxy_on_new_connection: true to go on, false when the connection was closed, a promise while the plugin holds it. */
@@ -175,7 +157,7 @@ class WasmConnection implements HostContext, StreamProps, ConnectionDataFilter, 
   }
 
   /** After a callback outside onData (an HTTP or gRPC call's answer): resume what the plugin continued. */
-  private settle(): void {
+  protected settle(): void {
     if (this.ended) return;
     if (this.plugin.vm.failed && !this.off) {
       if (!this.fail()) return;
@@ -213,18 +195,6 @@ class WasmConnection implements HostContext, StreamProps, ConnectionDataFilter, 
     return WasmResult.Ok;
   }
 
-  property(path: readonly string[]): Buffer | undefined {
-    return pluginProperty(this.plugin, path) ?? streamProperty(this, path);
-  }
-
-  setProperty(path: readonly string[], value: Buffer, declared: PropertyPrototype | undefined): number {
-    return setWasmProperty(this, path, value, declared);
-  }
-
-  get state(): StateOwner {
-    return this;
-  }
-
   filterState(): Record<string, unknown> {
     return this.info.filterState!;
   }
@@ -251,25 +221,8 @@ class WasmConnection implements HostContext, StreamProps, ConnectionDataFilter, 
     return WasmResult.Ok;
   }
 
-  setTickPeriod(ms: number): number {
-    return this.plugin.setTickPeriod(ms);
-  }
-
-  onHttpCallResponse(token: number, res: CallResponse | undefined): void {
-    if (this.ended) return;
-    this.inCallback = true;
-    try {
-      this.plugin.vm.callHttpResponse(this, token, res);
-    } finally {
-      this.inCallback = false;
-    }
-    this.settle();
-  }
-
-  callout(fn: string, token: number, n: number): void {
-    if (this.ended) return;
-    this.invoke(fn, token, n);
-    this.settle();
+  protected callbacksOff(): boolean {
+    return this.ended;
   }
 
   expressionInput(): ExpressionInput {

@@ -12,21 +12,17 @@ import { Action, BufferType, MapType, StreamType, WasmResult } from './wasm-abi.
 import type { WasmFilterConfig } from './wasm-config.ts';
 import { MapAccess, RequestHeadAccess, ResponseHeadAccess, type HeaderAccess } from './wasm-headers.ts';
 import { PluginBody, type BodyOwner } from './wasm-body.ts';
-import type { WasmPlugin } from './wasm-plugin.ts';
-import { pluginProperty, streamProperty, type StreamProps } from './wasm-properties.ts';
-import { connectionFilterState, setWasmProperty, type PropertyPrototype, type StateOwner } from './wasm-state.ts';
+import { connectionFilterState } from './wasm-state.ts';
 import { LifeSpan } from './wasm-foreign-args.ts';
-import type { CallResponse, HostContext } from './wasm-vm.ts';
 import type { ExpressionInput } from './wasm-foreign.ts';
+import { StreamContext } from './wasm-stream-context.ts';
 
 const EMPTY = Buffer.alloc(0);
 const FAIL_CLOSED: LocalReply = { status: 503, details: 'wasm_fail_stream' };
 
-export class WasmStream implements HttpFilter, HostContext, StreamProps, BodyOwner, StateOwner {
-  id = 0;
+export class WasmStream extends StreamContext implements HttpFilter, BodyOwner {
   readonly network = false;
   private readonly c: WasmFilterConfig;
-  private readonly plugin: WasmPlugin;
   private readonly cb: StreamCallbacks;
   request: RequestHead | undefined;
   private reqAccess: RequestHeadAccess | undefined;
@@ -40,7 +36,6 @@ export class WasmStream implements HttpFilter, HostContext, StreamProps, BodyOwn
   private bodyNow: Buffer | undefined;
   private bodyIsRequest = true;
 
-  private inCallback = false;
   /** proxy_continue_stream(Request) / (Response) was called and not yet acted on. */
   private continueAsked = false;
   private continueResponseAsked = false;
@@ -53,13 +48,9 @@ export class WasmStream implements HttpFilter, HostContext, StreamProps, BodyOwn
   private off = false;
 
   constructor(c: WasmFilterConfig, cb: StreamCallbacks) {
+    super(c.plugin!);
     this.c = c;
-    this.plugin = c.plugin!;
     this.cb = cb;
-  }
-
-  get root(): WasmPlugin {
-    return this.plugin;
   }
 
   get info() {
@@ -82,15 +73,6 @@ export class WasmStream implements HttpFilter, HostContext, StreamProps, BodyOwn
     this.id = vm.newContextId();
     vm.register(this);
     return vm.call(this, 'proxy_on_context_create', this.id, this.plugin.id) !== undefined;
-  }
-
-  private invoke(fn: string, ...args: number[]): number | undefined {
-    this.inCallback = true;
-    try {
-      return this.plugin.vm.call(this, fn, this.id, ...args);
-    } finally {
-      this.inCallback = false;
-    }
   }
 
   // === request ===
@@ -136,7 +118,7 @@ export class WasmStream implements HttpFilter, HostContext, StreamProps, BodyOwn
   }
 
   /** After a callback the stream did not run (an HTTP call's answer, another context's): reply, resume or fail. */
-  private settle(): void {
+  protected settle(): void {
     try {
       this.settleNow();
     } catch (e) {
@@ -368,18 +350,6 @@ export class WasmStream implements HttpFilter, HostContext, StreamProps, BodyOwn
     return WasmResult.Ok;
   }
 
-  property(path: readonly string[]): Buffer | undefined {
-    return pluginProperty(this.plugin, path) ?? streamProperty(this, path);
-  }
-
-  setProperty(path: readonly string[], value: Buffer, declared: PropertyPrototype | undefined): number {
-    return setWasmProperty(this, path, value, declared);
-  }
-
-  get state(): StateOwner {
-    return this;
-  }
-
   /** The request's filter state; the connection's for DownstreamConnection. */
   filterState(span: number): Record<string, unknown> {
     if (span === LifeSpan.DownstreamConnection) return connectionFilterState(this.cb.connection, true)!;
@@ -411,16 +381,6 @@ export class WasmStream implements HttpFilter, HostContext, StreamProps, BodyOwn
     return WasmResult.Ok;
   }
 
-  setTickPeriod(ms: number): number {
-    return this.plugin.setTickPeriod(ms);
-  }
-
-  callout(fn: string, token: number, n: number): void {
-    if (this.off) return;
-    this.invoke(fn, token, n);
-    this.settle();
-  }
-
   expressionInput(): ExpressionInput {
     return { info: this.cb.streamInfo, request: this.request, response: this.response };
   }
@@ -429,14 +389,7 @@ export class WasmStream implements HttpFilter, HostContext, StreamProps, BodyOwn
     this.cb.clearRouteCache();
   }
 
-  onHttpCallResponse(token: number, res: CallResponse | undefined): void {
-    if (this.off) return;
-    this.inCallback = true;
-    try {
-      this.plugin.vm.callHttpResponse(this, token, res);
-    } finally {
-      this.inCallback = false;
-    }
-    this.settle();
+  protected callbacksOff(): boolean {
+    return this.off;
   }
 }
