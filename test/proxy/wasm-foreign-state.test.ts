@@ -2,7 +2,8 @@
 // One plugin declares a readonly string property for the request and a readonly bytes property for
 // the connection, then sets them: a second set of a readonly property is refused (BadArgument), a
 // second declaration too. Another plugin, in another VM, reads both back with proxy_get_property and
-// the request one through CEL's filter_state; the connection's value outlives its request. A network
+// the request ones through CEL's filter_state (a string, and bytes); the connection's value
+// outlives its request. A network
 // plugin names tcp_proxy's cluster (envoy.tcp_proxy.cluster), and a key rig proxy does not honour
 // (envoy.network.upstream_server_name) answers NotFound with one warning naming it. An HTTP plugin
 // sets the ALPN a TLS upstream is offered (envoy.network.application_protocols).
@@ -42,13 +43,15 @@ const DIGIT = `
     (drop (call $proxy_add_header_map_value (i32.const 0) (local.get $hp) (local.get $hn) (i32.add (i32.const $codes$) (local.get $code)) (i32.const 1))))`;
 
 /**
- * Configure: declares my_prop (readonly string, request) and conn_prop (readonly bytes, connection),
- * then my_prop again. Request headers: sets my_prop "first" then "second", conn_prop to the request
- * path; the result codes go upstream as x-declare, x-redeclare, x-set1, x-set2, x-conn-set.
+ * Configure: declares my_prop (readonly string, request), conn_prop (readonly bytes, connection) and
+ * my_bytes (bytes, request), then my_prop again. Request headers: sets my_prop "first" then
+ * "second", conn_prop to the request path, my_bytes to 00 01 61; the result codes go upstream as
+ * x-declare, x-redeclare, x-set1, x-set2, x-conn-set.
  */
 const declarePlugin: PluginSource = {
   strings: {
     declare: 'declare_property', prop: declareArgs('my_prop', true, STRING, DOWNSTREAM_REQUEST), conn: declareArgs('conn_prop', true, BYTES, DOWNSTREAM_CONNECTION),
+    bytes: declareArgs('my_bytes', false, BYTES, DOWNSTREAM_REQUEST), bytesName: 'my_bytes', bytesValue: Buffer.from([0, 1, 0x61]),
     propName: 'my_prop', connName: 'conn_prop', first: 'first', second: 'second', path: 'request\0path', codes: '0123456789',
     hdeclare: 'x-declare', hredeclare: 'x-redeclare', hset1: 'x-set1', hset2: 'x-set2', hconn: 'x-conn-set',
   },
@@ -60,6 +63,7 @@ const declarePlugin: PluginSource = {
   (func (export "proxy_on_configure") (param i32 i32) (result i32)
     (global.set $declared (call $proxy_call_foreign_function (i32.const $declare$) (i32.const #declare#) (i32.const $prop$) (i32.const #prop#) (i32.const 16) (i32.const 20)))
     (drop (call $proxy_call_foreign_function (i32.const $declare$) (i32.const #declare#) (i32.const $conn$) (i32.const #conn#) (i32.const 16) (i32.const 20)))
+    (drop (call $proxy_call_foreign_function (i32.const $declare$) (i32.const #declare#) (i32.const $bytes$) (i32.const #bytes#) (i32.const 16) (i32.const 20)))
     (global.set $redeclared (call $proxy_call_foreign_function (i32.const $declare$) (i32.const #declare#) (i32.const $prop$) (i32.const #prop#) (i32.const 16) (i32.const 20)))
     (i32.const 1))
   (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
@@ -67,14 +71,20 @@ const declarePlugin: PluginSource = {
     (call $digit (i32.const $hredeclare$) (i32.const #hredeclare#) (global.get $redeclared))
     (call $digit (i32.const $hset1$) (i32.const #hset1#) (call $proxy_set_property (i32.const $propName$) (i32.const #propName#) (i32.const $first$) (i32.const #first#)))
     (call $digit (i32.const $hset2$) (i32.const #hset2#) (call $proxy_set_property (i32.const $propName$) (i32.const #propName#) (i32.const $second$) (i32.const #second#)))
+    (drop (call $proxy_set_property (i32.const $bytesName$) (i32.const #bytesName#) (i32.const $bytesValue$) (i32.const #bytesValue#)))
     (drop (call $proxy_get_property (i32.const $path$) (i32.const #path#) (i32.const 16) (i32.const 20)))
     (call $digit (i32.const $hconn$) (i32.const #hconn#) (call $proxy_set_property (i32.const $connName$) (i32.const #connName#) (i32.load (i32.const 16)) (i32.load (i32.const 20))))
     (i32.const 0))`,
 };
 
-/** Request headers: x-prop and x-conn from proxy_get_property, x-cel from CEL filter_state['wasm.my_prop']. */
+/**
+ * Request headers: x-prop and x-conn from proxy_get_property, x-cel from CEL filter_state['wasm.my_prop'],
+ * x-cel-bytes 1 when CEL's filter_state['wasm.my_bytes'] is those bytes.
+ */
 const readerPlugin: PluginSource = {
-  strings: { create: 'expr_create', evaluate: 'expr_evaluate', expr: "filter_state['wasm.my_prop']", propName: 'my_prop', connName: 'conn_prop', hprop: 'x-prop', hconn: 'x-conn', hcel: 'x-cel' },
+  strings: {
+    create: 'expr_create', evaluate: 'expr_evaluate', expr: "filter_state['wasm.my_prop']", bexpr: "filter_state['wasm.my_bytes'] == b'\\x00\\x01a'",
+    hbytes: 'x-cel-bytes', one: '1', zero: '0', propName: 'my_prop', connName: 'conn_prop', hprop: 'x-prop', hconn: 'x-conn', hcel: 'x-cel' },
   imports: ['proxy_call_foreign_function', 'proxy_add_header_map_value', 'proxy_get_property'],
   body: `
   (func $header (param $hp i32) (param $hn i32)
@@ -82,8 +92,13 @@ const readerPlugin: PluginSource = {
   (func (export "proxy_on_configure") (param i32 i32) (result i32)
     (drop (call $proxy_call_foreign_function (i32.const $create$) (i32.const #create#) (i32.const $expr$) (i32.const #expr#) (i32.const 16) (i32.const 20)))
     (i32.store (i32.const 32) (i32.load (i32.load (i32.const 16))))
+    (drop (call $proxy_call_foreign_function (i32.const $create$) (i32.const #create#) (i32.const $bexpr$) (i32.const #bexpr#) (i32.const 16) (i32.const 20)))
+    (i32.store (i32.const 36) (i32.load (i32.load (i32.const 16))))
     (i32.const 1))
   (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (if (i32.eqz (call $proxy_call_foreign_function (i32.const $evaluate$) (i32.const #evaluate#) (i32.const 36) (i32.const 4) (i32.const 16) (i32.const 20)))
+      (then (drop (call $proxy_add_header_map_value (i32.const 0) (i32.const $hbytes$) (i32.const #hbytes#)
+        (select (i32.const $one$) (i32.const $zero$) (i32.load8_u (i32.load (i32.const 16)))) (i32.const 1)))))
     (if (i32.eqz (call $proxy_get_property (i32.const $propName$) (i32.const #propName#) (i32.const 16) (i32.const 20)))
       (then (call $header (i32.const $hprop$) (i32.const #hprop#))))
     (if (i32.eqz (call $proxy_get_property (i32.const $connName$) (i32.const #connName#) (i32.const 16) (i32.const 20)))
@@ -165,6 +180,7 @@ test('wasm declare_property: a readonly typed property per request or connection
   assert.equal(first['x-set2'], '2', 'a readonly property is set once: BadArgument');
   assert.equal(first['x-prop'], 'first', 'read back by a plugin of another VM');
   assert.equal(first['x-cel'], 'first', "CEL's filter_state sees the string property");
+  assert.equal(first['x-cel-bytes'], '1', 'and the bytes one as bytes');
   assert.equal(first['x-conn-set'], '0');
   assert.equal(first['x-conn'], '/one');
   const second = await seen('/two');

@@ -33,7 +33,7 @@ function splitAddress(a: string | undefined): { address: string; port: number } 
   return i > 0 ? { address: a.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(a.slice(i + 1)) || 0 } : { address: a, port: 0 };
 }
 
-/** A filter state object as CEL sees it: strings, numbers and booleans (what plugins set); other objects are left out. */
+/** A filter state object as CEL sees it: strings, numbers, booleans and bytes (what plugins set); other objects are left out. */
 function filterStateMap(fs: Record<string, unknown> | undefined): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   if (fs) for (const k in fs) if (isCelScalar(fs[k])) out[k] = fs[k];
@@ -41,7 +41,7 @@ function filterStateMap(fs: Record<string, unknown> | undefined): Record<string,
 }
 
 function isCelScalar(v: unknown): boolean {
-  return typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean';
+  return typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' || v instanceof Uint8Array;
 }
 
 /**
