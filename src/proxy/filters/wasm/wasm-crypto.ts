@@ -14,10 +14,11 @@ const HASHES = new Set(['sha1', 'sha224', 'sha256', 'sha384', 'sha512']);
 
 /** The key the arguments give: DER or PEM, not both; undefined when there is none or it does not parse. */
 function importKey(der: Uint8Array, pem: string, kind: 'private' | 'public'): crypto.KeyObject | undefined {
-  if (der.length > 0 === (pem !== '')) return undefined;
+  const hasDer = der.length > 0;
+  if (hasDer === (pem !== '')) return undefined;
   try {
-    if (kind === 'private') return der.length ? crypto.createPrivateKey({ key: Buffer.from(der), format: 'der', type: 'pkcs8' }) : crypto.createPrivateKey(pem);
-    return der.length ? crypto.createPublicKey({ key: Buffer.from(der), format: 'der', type: 'spki' }) : crypto.createPublicKey(pem);
+    if (kind === 'private') return hasDer ? crypto.createPrivateKey({ key: Buffer.from(der), format: 'der', type: 'pkcs8' }) : crypto.createPrivateKey(pem);
+    return hasDer ? crypto.createPublicKey({ key: Buffer.from(der), format: 'der', type: 'spki' }) : crypto.createPublicKey(pem);
   } catch {
     return undefined;
   }
