@@ -14,9 +14,10 @@ import type { ProxyContext } from '../../src/proxy/context.ts';
 import type { FilterCompileContext, RequestHead, ResponseHead, StreamCallbacks } from '../../src/proxy/filters/filter.ts';
 import type { TracerContext } from '../../src/proxy/http/tracer.ts';
 import { DEFAULT_REQUEST_ID } from '../../src/proxy/http/request-id.ts';
+import { NO_RUNTIME } from '../../src/proxy/envoy-runtime/envoy-runtime.ts';
 
 const stats = new Stats();
-const ctx = { node: { id: 'sidecar~10.0.0.1~bench-0.default~default.svc.cluster.local', cluster: 'bench', metadata: {} }, stats, clusters: { get: () => undefined }, secrets: undefined, observers: [] } as unknown as ProxyContext;
+const ctx = { node: { id: 'sidecar~10.0.0.1~bench-0.default~default.svc.cluster.local', cluster: 'bench', metadata: {} }, stats, clusters: { get: () => undefined }, secrets: undefined, observers: [], runtime: NO_RUNTIME } as unknown as ProxyContext;
 attachTelemetry(ctx);
 const issues = new Issues();
 const statsConfig = httpStatsFilterFactory.compile(

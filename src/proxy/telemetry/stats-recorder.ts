@@ -13,9 +13,10 @@ const OTHER_PEER = {};
 const OTHER_HOST = '\u0000other';
 type Level<T> = Map<unknown, T>;
 
-function child<T>(m: Level<T>, k: unknown, make: () => T): T {
+/** The map under key k of level m, made when missing. */
+function child<T>(m: Level<Level<T>>, k: unknown): Level<T> {
   let v = m.get(k);
-  if (v === undefined) m.set(k, (v = make()));
+  if (v === undefined) m.set(k, (v = new Map()));
   return v;
 }
 
@@ -123,9 +124,9 @@ export function recordHttp(cfg: StatsConfig, info: StreamInfo, req: RequestHead 
     // Peer metadata arrives in headers too: past MAX_PEERS distinct peers, new ones count as unknown.
     let peerKey: object = peer?.metadata ?? NONE;
     if (peerKey !== NONE && !c.has(peerKey) && c.size >= MAX_PEERS) peerKey = OTHER_PEER;
-    const byHost = child(child(child(c, peerKey, () => new Map()), peer?.principal ?? '', () => new Map()), cluster, () => new Map());
+    const byHost = child(child(child(c, peerKey), peer?.principal ?? ''), cluster);
     if (authKey && !byHost.has(authKey) && byHost.size >= MAX_HOSTS) authKey = OTHER_HOST;
-    const l6 = child(child(byHost, authKey, () => new Map()), codeKey, () => new Map());
+    const l6 = child(child(byHost, authKey), codeKey);
     ch = l6.get(info.responseFlags) ?? makeHttpChildren(cfg, info, authKey === OTHER_HOST ? '' : authKey, req, res, messages !== undefined, peerKey === OTHER_PEER);
     l6.set(info.responseFlags, ch);
   }
@@ -139,7 +140,7 @@ export function recordHttp(cfg: StatsConfig, info: StreamInfo, req: RequestHead 
   ch.responseBytes?.observe(info.bytesSent);
 }
 
-type TcpCache = Level<Level<Level<Level<TcpChildren>>>>;
+type TcpCache = Level<Level<Level<Level<Level<TcpChildren>>>>>;
 
 const tcpCaches = new WeakMap<StatsConfig, TcpCache>();
 
@@ -154,10 +155,10 @@ export function tcpChildren(cfg: StatsConfig, info: StreamInfo): TcpChildren {
   const peer = cfg.reporter === 'destination' ? info.downstreamPeer : info.upstreamPeer;
   let peerKey: object = peer?.metadata ?? NONE;
   if (peerKey !== NONE && !c.has(peerKey) && c.size >= MAX_PEERS) peerKey = OTHER_PEER;
-  const byCluster = child(child(c, peerKey, () => new Map()), peer?.principal ?? '', () => new Map());
+  const byCluster = child(child(c, peerKey), peer?.principal ?? '');
   // Inbound, the client's SNI names the service (tcp_proxy's cluster is inbound|port||).
   const target = cfg.reporter === 'destination' && info.requestedServerName ? `${info.upstreamCluster ?? ''} ${info.requestedServerName}` : (info.upstreamCluster ?? '');
-  const l4 = child(child(byCluster, target, () => new Map()), info.mtls, () => new Map());
+  const l4 = child(child(byCluster, target), info.mtls);
   let ch = l4.get(info.responseFlags);
   if (!ch) l4.set(info.responseFlags, (ch = makeTcpChildren(cfg, info, peerKey === OTHER_PEER)));
   return ch;
