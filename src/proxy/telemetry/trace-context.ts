@@ -47,17 +47,20 @@ function spanId(v: string | undefined): string | undefined {
   return HEX16.test(s) && s !== ZERO16 ? s : undefined;
 }
 
-// Ids come from a pooled random buffer: one randomBytes() call per 256 ids instead of one per id.
-const POOL = 4096;
-let pool = randomBytes(POOL);
+// Ids are cut from a pooled random hex string: one randomBytes() and one hex conversion per ~170
+// requests instead of two conversions per request (a saturated telemetry-on proxy spent 0.45 us
+// per request in hexSlice; a slice is ~20 ns).
+const POOL_BYTES = 4096;
+let pool = randomBytes(POOL_BYTES).toString('hex');
 let at = 0;
 
-function randomHex(n: number): string {
-  if (at + n > POOL) {
-    pool = randomBytes(POOL);
+function randomHex(bytes: number): string {
+  const n = bytes * 2;
+  if (at + n > pool.length) {
+    pool = randomBytes(POOL_BYTES).toString('hex');
     at = 0;
   }
-  const s = pool.toString('hex', at, at + n);
+  const s = pool.slice(at, at + n);
   at += n;
   return s;
 }
