@@ -3,40 +3,17 @@
 // image pull secrets.
 import type { EnvoyJson } from '../../envoy/index.ts';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE } from '../../envoy/index.ts';
+import { redactPrivateKey, redactPullSecrets } from '../../envoy/redact.ts';
 import type { ProxyRuntime, DumpEntry } from '../runtime.ts';
 
 const ADMIN = 'type.googleapis.com/envoy.admin.v3.';
-
-function redact(secret: EnvoyJson): EnvoyJson {
-  const s = structuredClone(secret);
-  const tc = s.tls_certificate as EnvoyJson | undefined;
-  if (tc?.private_key) tc.private_key = { inline_string: '[redacted]' };
-  return s;
-}
-
-// The registry credentials istiod hands its agent for a WasmPlugin's image (the agent strips them
-// before Envoy sees the config; rig proxy is both, so its dump hides them instead).
-const PULL_SECRET_ENV = 'ISTIO_META_WASM_IMAGE_PULL_SECRET';
-
-/** The listener, with every Wasm VM's pull secret replaced; the same object when it has none (the common case). */
-function redactListener(listener: EnvoyJson): EnvoyJson {
-  return JSON.stringify(listener).includes(PULL_SECRET_ENV) ? redactPullSecrets(structuredClone(listener)) : listener;
-}
-
-function redactPullSecrets(v: EnvoyJson): EnvoyJson {
-  for (const [k, x] of Object.entries(v)) {
-    if (k === PULL_SECRET_ENV && typeof x === 'string' && x) v[k] = '[redacted]';
-    else if (x && typeof x === 'object') redactPullSecrets(x as EnvoyJson);
-  }
-  return v;
-}
 
 function dynamic(rt: ProxyRuntime, typeUrl: string): [string, DumpEntry][] {
   return [...(rt.dynamicDump.get(typeUrl) ?? new Map<string, DumpEntry>())];
 }
 
 function listenerState(l: DumpEntry): EnvoyJson {
-  return { version_info: l.version, listener: { '@type': LISTENER_TYPE, ...redactListener(l.raw) }, last_updated: l.lastUpdated };
+  return { version_info: l.version, listener: { '@type': LISTENER_TYPE, ...redactPullSecrets(l.raw) }, last_updated: l.lastUpdated };
 }
 
 /** Envoy's DynamicListener: the version serving (active_state) and, while a newer one warms, that one (warming_state). */
@@ -69,7 +46,7 @@ export function configDump(rt: ProxyRuntime, bootstrap: EnvoyJson, opts: { inclu
     {
       '@type': ADMIN + 'ListenersConfigDump',
       version_info: dynamic(rt, LISTENER_TYPE)[0]?.[1].version ?? '',
-      static_listeners: rt.staticDump.listeners.map((l) => ({ listener: { '@type': LISTENER_TYPE, ...redactListener(l.raw) }, last_updated: l.lastUpdated })),
+      static_listeners: rt.staticDump.listeners.map((l) => ({ listener: { '@type': LISTENER_TYPE, ...redactPullSecrets(l.raw) }, last_updated: l.lastUpdated })),
       dynamic_listeners: dynamic(rt, LISTENER_TYPE).map(([name, l]) => dynamicListener(rt, name, l)),
     },
     {
@@ -79,8 +56,8 @@ export function configDump(rt: ProxyRuntime, bootstrap: EnvoyJson, opts: { inclu
     },
     {
       '@type': ADMIN + 'SecretsConfigDump',
-      static_secrets: rt.staticDump.secrets.map((s) => ({ name: s.raw.name, secret: { '@type': SECRET_TYPE, ...redact(s.raw) }, last_updated: s.lastUpdated })),
-      dynamic_active_secrets: dynamic(rt, SECRET_TYPE).map(([name, s]) => ({ name, version_info: s.version, secret: { '@type': SECRET_TYPE, ...redact(s.raw) }, last_updated: s.lastUpdated })),
+      static_secrets: rt.staticDump.secrets.map((s) => ({ name: s.raw.name, secret: { '@type': SECRET_TYPE, ...redactPrivateKey(s.raw) }, last_updated: s.lastUpdated })),
+      dynamic_active_secrets: dynamic(rt, SECRET_TYPE).map(([name, s]) => ({ name, version_info: s.version, secret: { '@type': SECRET_TYPE, ...redactPrivateKey(s.raw) }, last_updated: s.lastUpdated })),
     },
   ];
   if (opts.includeEds) {
