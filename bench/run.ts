@@ -23,6 +23,8 @@ import { profileCase } from './profile/profile.ts';
 
 /** The id of the alternating telemetry-on/off throughput measurement (bench/cases/telemetry-cost.ts), for --only. */
 const TELEMETRY_COST = 'telemetry-cost';
+/** Saturated off/on rounds of the telemetry cost; their 1 − on/off spread 10–26% on a noisy 2-vCPU VM, so the median takes five. */
+const TELEMETRY_COST_ROUNDS = 5;
 
 const USAGE = `usage: npm run bench -- [options]
   --smoke                 every case for ~2 s (also: RIG_BENCH_SMOKE=1); results go to a temp dir
@@ -162,7 +164,7 @@ async function main(): Promise<void> {
   let telemetryCost: BenchRun['telemetryCost'];
   if (!only || only.includes(TELEMETRY_COST)) {
     log(`${TELEMETRY_COST}: telemetry off and on, saturated in turn`);
-    telemetryCost = await runTelemetryCost(settings, smoke ? 1 : 3);
+    telemetryCost = await runTelemetryCost(settings, smoke ? 1 : TELEMETRY_COST_ROUNDS);
     log(`${TELEMETRY_COST}: ${telemetryCost.figures ? `${(telemetryCost.figures.cost * 100).toFixed(1)}% (rounds ${telemetryCost.figures.rounds.map((r) => `${(r.cost * 100).toFixed(1)}%`).join(', ')})` : `n/a: ${telemetryCost.reason}`}`);
   }
   const skipControlPlane = !values['control-plane'] || only;
