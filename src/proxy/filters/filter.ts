@@ -76,7 +76,8 @@ export interface ResponseHead {
 
 export interface LocalReply {
   status: number;
-  body?: string;
+  /** Text (sent as UTF-8) or bytes sent as they are (a Wasm plugin's proxy_send_local_response). */
+  body?: string | Buffer;
   headers?: HeaderMap;
   /** Bits of ResponseFlag (src/proxy/response-flags.ts). */
   flags?: number;

@@ -1230,31 +1230,33 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     const lr = this.conn.hcm.localReply;
     if (lr) {
       this.streamInfo.responseFlags |= reply.flags ?? 0;
-      const parts = { status, headers, body };
+      const text = typeof body === 'string' ? body : body.toString('utf8');
+      const parts = { status, headers, body: text };
       rewriteLocalReply(lr, this.streamInfo, this.head, parts);
       status = parts.status;
-      body = parts.body;
+      // A byte body stays as it is unless a mapper or body format rewrote it.
+      if (parts.body !== text) body = parts.body;
     }
     if (this.isGrpc) {
       headers['content-type'] = 'application/grpc';
       const gs = reply.grpcStatus ?? grpcStatusFor(status);
       headers['grpc-status'] = String(gs);
-      if (body) headers['grpc-message'] = encodeURIComponent(body);
+      if (body.length) headers['grpc-message'] = encodeURIComponent(typeof body === 'string' ? body : body.toString('utf8'));
       this.streamInfo.grpcStatus = gs;
       status = 200;
       body = '';
-    } else if (body && headers['content-type'] === undefined) headers['content-type'] = 'text/plain';
+    } else if (body.length && headers['content-type'] === undefined) headers['content-type'] = 'text/plain';
     this.streamInfo.responseFlags |= reply.flags ?? 0;
     if (this.route && !this.route.responseOps.empty && reply.status >= 300) this.route.responseOps.apply(headers, this.streamInfo, this.head);
     this.respondLocally(status, headers, body, 0, reply.details ?? 'local_reply');
   }
 
-  private respondLocally(status: number, headers: HeaderMap, body: string, _flags: number, details: string): void {
+  private respondLocally(status: number, headers: HeaderMap, body: string | Buffer, _flags: number, details: string): void {
     const info = this.streamInfo;
     info.responseCodeDetails = details;
     const hcm = this.conn.hcm;
     if (hcm.serverHeader !== 2 && headers.server === undefined) headers.server = hcm.serverName;
-    const buf = body ? Buffer.from(body) : EMPTY;
+    const buf = typeof body !== 'string' ? body : body ? Buffer.from(body) : EMPTY;
     const trailers = this.isGrpc && this.isH2 ? takeGrpcStatus(headers) : undefined;
     if (!trailers) headers['content-length'] = String(buf.length);
     // HTTP/1 answered before its body was read (408 mid-body, 413, a filter's reply): the rest of

@@ -47,12 +47,17 @@ function isCelScalar(v: unknown): boolean {
 /**
  * Envoy's attributes for one finished stream, then, as Istio's stats filter resolves a name no
  * attribute has, the filter state a Wasm plugin set under that name (`wasm.<name>`): Istio's
- * attributegen sets `istio_operationId`, which a Telemetry tag override names bare.
+ * attributegen sets `istio_operationId`, which a Telemetry tag override names bare. Such a value is
+ * bytes (an undeclared property); Istio prints it into the label as text, so the bare name is its text.
  */
 export function attributes(info: StreamInfo, request: RequestHead | undefined, response: ResponseHead | undefined): Record<string, unknown> {
   const out = envoyAttributes(info, request, response);
   const fs = info.filterState;
-  if (fs) for (const k in fs) if (k.startsWith('wasm.') && isCelScalar(fs[k]) && !(k.slice(5) in out)) out[k.slice(5)] = fs[k];
+  if (fs)
+    for (const k in fs) {
+      const v = fs[k];
+      if (k.startsWith('wasm.') && isCelScalar(v) && !(k.slice(5) in out)) out[k.slice(5)] = v instanceof Uint8Array ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('utf8') : v;
+    }
   return out;
 }
 

@@ -53,13 +53,17 @@ export const OLD_ABI = 'proxy_abi_version_0_1_0';
 // WASI errno values used by the small WASI subset (the SDKs' runtimes import it).
 export const Errno = { Success: 0, Badf: 8, Inval: 28, Nosys: 52 } as const;
 
-/** Header pairs as the ABI serializes them: u32 count, (u32 key size, u32 value size)*, then each key and value NUL-terminated. */
+/**
+ * Header pairs as the ABI serializes them: u32 count, (u32 key size, u32 value size)*, then each key
+ * and value NUL-terminated. Header names and values are bytes; the proxy's header maps keep each byte
+ * as one latin1 char (as its HTTP/1 codec and undici do), so the pairs convert as latin1.
+ */
 export function serializePairs(pairs: readonly (readonly [string, string])[]): Buffer {
   const bytes: Buffer[] = [];
   let size = 4 + pairs.length * 8;
   for (const [k, v] of pairs) {
-    const kb = Buffer.from(k);
-    const vb = Buffer.from(v);
+    const kb = Buffer.from(k, 'latin1');
+    const vb = Buffer.from(v, 'latin1');
     bytes.push(kb, vb);
     size += kb.length + vb.length + 2;
   }
@@ -91,9 +95,9 @@ export function parsePairs(b: Buffer): [string, string][] | undefined {
     const kl = b.readUInt32LE(4 + i * 8);
     const vl = b.readUInt32LE(8 + i * 8);
     if (off + kl + vl + 2 > b.length) return undefined;
-    const k = b.toString('utf8', off, off + kl);
+    const k = b.toString('latin1', off, off + kl);
     off += kl + 1;
-    const v = b.toString('utf8', off, off + vl);
+    const v = b.toString('latin1', off, off + vl);
     off += vl + 1;
     out.push([k, v]);
   }

@@ -45,7 +45,7 @@ function pairs(m: HeaderMap | undefined, pseudo: [string, string][] = []): Buffe
 function header(m: HeaderMap | undefined, key: string | undefined): Buffer | undefined {
   if (!m || key === undefined) return undefined;
   const v = m[key.toLowerCase()];
-  return v === undefined ? undefined : str(Array.isArray(v) ? v.join(',') : v);
+  return v === undefined ? undefined : Buffer.from(Array.isArray(v) ? v.join(',') : v, 'latin1');
 }
 
 /** A value inside node metadata: a string as its bytes, a number as int64 when whole, else JSON; a map as a protobuf Struct. */

@@ -1,5 +1,5 @@
 // What Wasm plugins put in filter state, kept where Envoy keeps it. proxy_set_property stores a value
-// under "wasm.<path>": as text, or as its declaration says (the declare_property foreign function:
+// under "wasm.<path>": as bytes, or as its declaration says (the declare_property foreign function:
 // its type, readonly — set once —, and lifespan). set_envoy_filter_state builds one of the filter
 // state objects other parts of the proxy read, by key: envoy.tcp_proxy.cluster (tcp_proxy's cluster
 // for the connection, from a network filter), envoy.network.application_protocols (the ALPN a TLS
@@ -64,7 +64,8 @@ export function setWasmProperty(owner: StateOwner, path: readonly string[], valu
   const key = 'wasm.' + path.join('.');
   const state = owner.filterState(declared?.span ?? LifeSpan.FilterChain);
   if (declared?.readonly && state[key] !== undefined) return WasmResult.BadArgument;
-  state[key] = declared === undefined || declared.type === WasmType.String ? value.toString('utf8') : Buffer.from(value);
+  // As Envoy: an undeclared property is a WasmState of type bytes (the default prototype).
+  state[key] = declared?.type === WasmType.String ? value.toString('utf8') : Buffer.from(value);
   return WasmResult.Ok;
 }
 

@@ -255,7 +255,7 @@ export class WasmVm implements GrpcCalloutOwner {
     const method = this.str(mp, mn);
     const hb = this.bytes(hp, hn);
     if (!upstream || service === undefined || method === undefined || !hb) return WasmResult.InvalidMemoryAccess;
-    const metadata = parsePairsLatin1(hb);
+    const metadata = parsePairs(hb);
     if (!metadata) return WasmResult.ParseFailure;
     const target = grpcTarget(this.o.clusters, upstream, (w) => this.warnOnce(`grpc:${w}`, `gRPC callout: ${w}: not supported by rig proxy, ignored`));
     if (typeof target === 'string') {
@@ -401,11 +401,11 @@ export class WasmVm implements GrpcCalloutOwner {
       proxy_get_header_map_size: (type: number, ret: number) => (this.u32(ret, serializePairs(this.map(type)?.pairs() ?? []).length) ? R.Ok : R.InvalidMemoryAccess),
       proxy_get_header_map_value: (type: number, kp: number, kn: number, retPtr: number, retSize: number) => {
         const m = this.map(type);
-        const k = this.str(kp, kn);
+        const k = this.bytes(kp, kn)?.toString('latin1');
         if (k === undefined) return R.InvalidMemoryAccess;
         const v = m?.get(k.toLowerCase());
         if (v === undefined) return R.NotFound;
-        return this.out(Buffer.from(v), retPtr, retSize);
+        return this.out(Buffer.from(v, 'latin1'), retPtr, retSize);
       },
       proxy_add_header_map_value: (type: number, kp: number, kn: number, vp: number, vn: number) => this.editMap(type, kp, kn, vp, vn, (m, k, v) => m.add(k, v)),
       proxy_replace_header_map_value: (type: number, kp: number, kn: number, vp: number, vn: number) => this.editMap(type, kp, kn, vp, vn, (m, k, v) => m.replace(k, v)),
@@ -419,7 +419,8 @@ export class WasmVm implements GrpcCalloutOwner {
         if (!pairs) return R.ParseFailure;
         const headers = new MapAccess({});
         for (const [k, v] of pairs) headers.add(k.toLowerCase(), v);
-        return this.ctx().sendLocalResponse({ status, body: body.toString('utf8'), headers: headers.m, details: details || 'wasm_local_reply', grpcStatus: grpc >= 0 ? grpc : undefined });
+        // The body's bytes as they are, copied out of linear memory the plugin may reuse.
+        return this.ctx().sendLocalResponse({ status, body: Buffer.from(body), headers: headers.m, details: details || 'wasm_local_reply', grpcStatus: grpc >= 0 ? grpc : undefined });
       },
       proxy_continue_stream: (type: number) => this.ctx().continueStream(type),
       proxy_close_stream: (type: number) => this.ctx().closeStream(type),
@@ -645,9 +646,10 @@ export class WasmVm implements GrpcCalloutOwner {
     return this.ctx().headers(type);
   }
 
+  /** A header edit; names and values are bytes, kept one latin1 char per byte as the proxy's header maps keep them. */
   private editMap(type: number, kp: number, kn: number, vp: number, vn: number, edit: (m: HeaderAccess, k: string, v: string) => void): number {
-    const k = this.str(kp, kn);
-    const v = this.str(vp, vn);
+    const k = this.bytes(kp, kn)?.toString('latin1');
+    const v = this.bytes(vp, vn)?.toString('latin1');
     if (k === undefined || v === undefined) return WasmResult.InvalidMemoryAccess;
     const m = this.writableMap(type);
     if (!m) return WasmResult.NotFound;
@@ -700,23 +702,6 @@ export class WasmVm implements GrpcCalloutOwner {
       .catch((e: Error) => this.o.log.error(`wasm plugin ${this.o.name}: after the http call to ${cluster}: ${e.message}`));
     return WasmResult.Ok;
   }
-}
-
-/** Pairs whose values are bytes (gRPC metadata: `-bin` values), each byte kept as one latin1 char. */
-function parsePairsLatin1(b: Buffer): [string, string][] | undefined {
-  const pairs = parsePairs(b);
-  if (!pairs) return undefined;
-  // Re-read the values as latin1: parsePairs decodes UTF-8, which would change binary values.
-  const n = b.length ? b.readUInt32LE(0) : 0;
-  let off = 4 + n * 8;
-  for (let i = 0; i < n; i++) {
-    const kl = b.readUInt32LE(4 + i * 8);
-    const vl = b.readUInt32LE(8 + i * 8);
-    off += kl + 1;
-    pairs[i]![1] = b.toString('latin1', off, off + vl);
-    off += vl + 1;
-  }
-  return pairs;
 }
 
 /** A property path: segments separated by NUL. */
