@@ -560,13 +560,12 @@ export const closeStreamPlugin: PluginSource = {
 };
 
 /**
- * A network (TCP) plugin. proxy_on_new_connection pauses on an HTTP call to cluster "authz" and
- * continues the connection (proxy_continue_stream(Downstream)) from its callback. Client bytes are
- * held (Pause) until 4 have come, then go up with "up:" before them; upstream bytes go down with
- * "down:" before them. Counters: wasm_test_net_data (downstream data callbacks), and the peer types
- * of the close callbacks summed in wasm_test_net_down_closed and wasm_test_net_up_closed.
+ * A network (TCP) plugin's connection part. proxy_on_new_connection pauses on an HTTP call to cluster
+ * "authz" and continues the connection (proxy_continue_stream(Downstream)) from its callback.
+ * Counters: wasm_test_net_data (downstream data callbacks, in networkPlugin), and the peer types of
+ * the close callbacks summed in wasm_test_net_down_closed and wasm_test_net_up_closed.
  */
-export const networkPlugin: PluginSource = {
+export const networkConnectionPlugin: PluginSource = {
   strings: {
     cluster: 'authz',
     call: pairs([[':method', 'GET'], [':path', '/check'], [':authority', 'authz.local']]),
@@ -598,6 +597,19 @@ export const networkPlugin: PluginSource = {
   (func (export "proxy_on_http_call_response") (param i32 i32 i32 i32 i32)
     (drop (call $proxy_set_effective_context (global.get $caller)))
     (drop (call $proxy_continue_stream (i32.const 2))))
+  (func (export "proxy_on_downstream_connection_close") (param $ctx i32) (param $peer i32)
+    (drop (call $proxy_increment_metric (global.get $downClosed) (i64.extend_i32_u (local.get $peer)))))
+  (func (export "proxy_on_upstream_connection_close") (param $ctx i32) (param $peer i32)
+    (drop (call $proxy_increment_metric (global.get $upClosed) (i64.extend_i32_u (local.get $peer)))))`,
+};
+
+/**
+ * networkConnectionPlugin with data callbacks: client bytes are held (Pause) until 4 have come, then
+ * go up with "up:" before them; upstream bytes go down with "down:" before them.
+ */
+export const networkPlugin: PluginSource = {
+  ...networkConnectionPlugin,
+  body: networkConnectionPlugin.body + `
   (func (export "proxy_on_downstream_data") (param $ctx i32) (param $size i32) (param $end i32) (result i32)
     (if (i32.eqz (local.get $size)) (then (return (i32.const 0))))
     (drop (call $proxy_increment_metric (global.get $data) (i64.const 1)))
@@ -607,11 +619,7 @@ export const networkPlugin: PluginSource = {
   (func (export "proxy_on_upstream_data") (param $ctx i32) (param $size i32) (param $end i32) (result i32)
     (if (local.get $size)
       (then (drop (call $proxy_set_buffer_bytes (i32.const 3) (i32.const 0) (i32.const 0) (i32.const $down$) (i32.const #down#)))))
-    (i32.const 0))
-  (func (export "proxy_on_downstream_connection_close") (param $ctx i32) (param $peer i32)
-    (drop (call $proxy_increment_metric (global.get $downClosed) (i64.extend_i32_u (local.get $peer)))))
-  (func (export "proxy_on_upstream_connection_close") (param $ctx i32) (param $peer i32)
-    (drop (call $proxy_increment_metric (global.get $upClosed) (i64.extend_i32_u (local.get $peer)))))`,
+    (i32.const 0))`,
 };
 
 /** A network plugin that traps (unreachable) on the client's first bytes. */

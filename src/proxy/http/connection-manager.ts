@@ -17,6 +17,7 @@ import { closeWhenIdle } from './h2-idle.ts';
 import { recordCodecError } from './codec-error.ts';
 import type { ProxyContext } from '../context.ts';
 import { admitH1, admitH2, watchH1Connection, watchH2Session } from './connection-limits.ts';
+import { FilteredSocket } from '../network/filtered-socket.ts';
 import { H1ConnectionSet, H1ServerConnection, type H1ServerHandler } from './h1/h1-server-connection.ts';
 import { setBufferLimit } from '../network/buffer-limit.ts';
 import type { TLSSocket } from 'node:tls';
@@ -128,10 +129,11 @@ export class ConnectionManager implements NetworkFilter {
   }
 
   onConnection(conn: DownstreamConnection): boolean {
-    const socket = conn.socket as StatefulSocket;
+    // Data filters before the HCM (a network Wasm plugin) see the bytes it reads and writes.
+    const socket = (conn.dataFilters ? new FilteredSocket(conn.socket, conn.dataFilters).asSocket() : conn.socket) as StatefulSocket;
     const stats = this.config.stats;
     const info = conn.info;
-    const tlsSocket = info.tls ? (socket as net.Socket as TLSSocket) : undefined;
+    const tlsSocket = info.tls ? (conn.socket as TLSSocket) : undefined;
     const clientCert = info.peerCertificate !== undefined;
     const mode = this.config.xfcc.mode;
     socket[kState] = {

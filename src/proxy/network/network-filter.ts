@@ -39,13 +39,14 @@ export interface DownstreamConnection {
   filterState?: Record<string, unknown>;
   /** Told by the terminal filter (tcp_proxy) about the connection's progress, e.g. by istio.stats. */
   observers?: ConnectionObserver[];
-  /** See and may change or hold the bytes the terminal filter relays (tcp_proxy only), in chain order. */
+  /** See and may change or hold the bytes the terminal filter relays (tcp_proxy) or reads and writes (http_connection_manager), in chain order. */
   dataFilters?: ConnectionDataFilter[];
 }
 
 /**
- * Envoy's read and write filters as far as tcp_proxy relays bytes: client bytes go through the data
- * filters in chain order, upstream bytes in reverse order, each returning what goes on.
+ * Envoy's read and write filters: client bytes go through the data filters in chain order, upstream
+ * bytes (tcp_proxy's upstream, or what http_connection_manager writes) in reverse order, each
+ * returning what goes on.
  */
 export interface ConnectionDataFilter {
   /** The relay started; `relay` lets the filter send what it held back, or close a side. */
@@ -57,6 +58,8 @@ export interface ConnectionDataFilter {
 }
 
 export interface DataRelay {
+  /** The terminal filter is http_connection_manager: no upstream connection of its own, and only the client's close is told (no closed()). */
+  readonly http?: true;
   /** Sends bytes the filter held on, through the filters after it. */
   forward(fromDownstream: boolean, data: Buffer): void;
   /** Closes the client's (downstream) or the upstream connection, after what was written. */

@@ -1,12 +1,13 @@
 // envoy.filters.network.wasm: a Proxy-Wasm plugin's stream (TCP) context per downstream connection,
 // with the config, VM and root context sharing of the HTTP filter (wasm-config.ts). The connection
-// goes to proxy_on_new_connection; the bytes tcp_proxy relays to proxy_on_downstream_data and
-// proxy_on_upstream_data (readable and writable as buffers 2 and 3; a pause holds them and hands them
-// again with the next ones, as Envoy's read buffer; proxy_continue_stream(Downstream) lets held client
-// bytes go); its end to proxy_on_downstream_connection_close / proxy_on_upstream_connection_close
-// (peer type local or remote), then proxy_on_done, _log, _delete. proxy_close_stream(Downstream /
-// Upstream) closes that side. Before http_connection_manager, whose bytes it does not relay through
-// filters, a plugin sees only the new connection and the client's close (a warning says so once).
+// goes to proxy_on_new_connection; the bytes tcp_proxy relays, or http_connection_manager reads and
+// writes (network/filtered-socket.ts), to proxy_on_downstream_data and proxy_on_upstream_data
+// (readable and writable as buffers 2 and 3; a pause holds them and hands them again with the next
+// ones, as Envoy's read buffer; proxy_continue_stream(Downstream) lets held client bytes go); its end
+// to proxy_on_downstream_connection_close / proxy_on_upstream_connection_close (peer type local or
+// remote; before http_connection_manager, which has no upstream connection of its own, only the
+// downstream one), then proxy_on_done, _log, _delete. proxy_close_stream(Downstream / Upstream)
+// closes that side (before http_connection_manager: the client's connection).
 import type { Reader } from '../../config/reader.ts';
 import type { ConnectionDataFilter, DataRelay, DownstreamConnection, NetworkCompileContext, NetworkFilter, NetworkFilterFactory } from '../../network/network-filter.ts';
 import { registerNetworkFilter } from '../../network/network-filter.ts';
@@ -36,7 +37,7 @@ class WasmConnection extends StreamContext implements ConnectionDataFilter {
   readonly response = undefined;
   readonly responseTrailers = undefined;
   private relay: DataRelay | undefined;
-  /** tcp_proxy took the connection (relayed it, or told of its end before): the data callbacks could run. */
+  /** tcp_proxy took the connection (relayed it, or told of its end before): it tells of the connection's end. */
   private relayed = false;
   /** Bytes the plugin paused on, per direction, handed to it again with the next ones. */
   private heldDown: Buffer | undefined;
@@ -102,7 +103,8 @@ class WasmConnection extends StreamContext implements ConnectionDataFilter {
 
   relayStarted(relay: DataRelay): void {
     this.relay = relay;
-    this.relayed = true;
+    // tcp_proxy tells of the connection's end (closed()); the HCM does not.
+    this.relayed = !relay.http;
   }
 
   onData(fromDownstream: boolean, chunk: Buffer, end: boolean): Buffer {
@@ -141,10 +143,10 @@ class WasmConnection extends StreamContext implements ConnectionDataFilter {
     this.ended = true;
     const vm = this.plugin.vm;
     if (!this.relayed && !this.off) {
-      // Not tcp_proxy's (e.g. http_connection_manager's): only the client's side closes, by whom its FIN tells.
+      // Not tcp_proxy's (http_connection_manager's, or another terminal filter's): only the client's side closes, by whom its FIN tells.
       this.invoke('proxy_on_downstream_connection_close', this.conn.socket.readableEnded ? PeerType.Remote : PeerType.Local);
-      if (vm.has('proxy_on_downstream_data') || vm.has('proxy_on_upstream_data')) {
-        vm.warnOnce('network-data', 'proxy_on_downstream_data / proxy_on_upstream_data run only in a chain ending in tcp_proxy; rig proxy relays no other bytes through network filters (e.g. http_connection_manager)');
+      if (!this.relay && (vm.has('proxy_on_downstream_data') || vm.has('proxy_on_upstream_data'))) {
+        vm.warnOnce('network-data', 'proxy_on_downstream_data / proxy_on_upstream_data run only in a chain ending in tcp_proxy or http_connection_manager; rig proxy passes no other terminal filter\'s bytes through network filters');
       }
     }
     this.resumeChain?.(false);
@@ -237,7 +239,7 @@ class WasmNetworkFilter implements NetworkFilter {
   }
   onConnection(conn: DownstreamConnection): boolean | Promise<boolean> {
     if (this.c.plugin) return new WasmConnection(this.c, conn).start();
-    // Not loaded (remote code still fetched, or failed): as after a VM failure.
+    // Not loaded (the listener warmed until its remote code settled: the fetch or the start failed): as after a VM failure.
     if (this.c.failOpen) return true;
     conn.socket.destroy();
     return false;
