@@ -117,7 +117,7 @@ export const jwtAuthnFilterFactory: HttpFilterFactory<JwtAuthnConfig> = {
   compile(r, ctx) {
     const providers = new Map<string, JwtProvider>();
     const pr = r.obj('providers');
-    for (const name of Object.keys(pr?.raw ?? {})) providers.set(name, readProvider(name, pr!.obj(name)!, ctx.clusters));
+    for (const name of Object.keys(pr?.raw ?? {})) providers.set(name, readProvider(name, pr!.obj(name)!, ctx));
     pr?.done();
     const named = new Map<string, Requirement>();
     const rm = r.obj('requirement_map');

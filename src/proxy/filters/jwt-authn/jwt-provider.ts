@@ -6,8 +6,9 @@ import type { JWTPayload } from 'jose';
 import { jose } from './jwt-jose.ts';
 import type { Reader } from '../../config/reader.ts';
 import type { ClusterManager } from '../../upstream/cluster-manager.ts';
-import type { HeaderMap, RequestHead } from '../filter.ts';
-import { readJwksSource } from './jwt-jwks-source.ts';
+import type { HeaderMap, InitManager, RequestHead } from '../filter.ts';
+import { readLocalJwks, type JwksSource } from './jwt-jwks-source.ts';
+import { readRemoteJwks } from './jwt-remote-jwks.ts';
 
 /** Envoy's jwt_authn status messages (the 401 body). */
 export const JwtStatus = {
@@ -93,10 +94,20 @@ function mapError(e: unknown): JwtStatus {
   return JwtStatus.VerificationFail;
 }
 
-export function readProvider(name: string, r: Reader, clusters: ClusterManager): JwtProvider {
+function readJwks(provider: Reader, clusters: ClusterManager, initManager: InitManager): JwksSource | undefined {
+  const remote = provider.obj('remote_jwks');
+  const local = provider.obj('local_jwks');
+  if (remote && local) provider.issues.error(provider.path, 'a provider needs one of remote_jwks and local_jwks, not both');
+  if (remote) return readRemoteJwks(remote, clusters, initManager);
+  if (local) return readLocalJwks(local);
+  provider.issues.error(provider.path, 'a provider needs remote_jwks or local_jwks');
+  return undefined;
+}
+
+export function readProvider(name: string, r: Reader, ctx: { clusters: ClusterManager; initManager: InitManager }): JwtProvider {
   const issuer = r.str('issuer');
   const audiences = r.strs('audiences');
-  const jwks = readJwksSource(r, clusters);
+  const jwks = readJwks(r, ctx.clusters, ctx.initManager);
   const forward = r.bool('forward', false);
   let headers: HeaderLocation[] = r.objs('from_headers').map((h) => {
     const loc = { name: h.str('name').toLowerCase(), prefix: h.str('value_prefix') };
