@@ -131,6 +131,8 @@ if (this.s.failedRefetchMs === undefined || this.users === 0) return;
   }
 
   async keys(): Promise<KeyResolver | undefined> {
+    // No keys yet (the first fetch failed) and a fetch under way: its answer, not a failure now.
+    if (!this.resolver && this.inflight) await this.inflight;
     if (Date.now() < this.expiresAt) return this.resolver;
     this.kidsTried.clear();
     if (!this.resolver) await this.fetchNow();
