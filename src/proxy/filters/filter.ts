@@ -137,6 +137,14 @@ export interface StreamCallbacks {
   resetStream(): void;
   /** The request's trailers once its body has ended (an HTTP/2 request with a body, a chunked HTTP/1.1 one with enable_trailers); undefined when none. Changes to them go upstream. */
   requestTrailers(): HeaderMap | undefined;
+  /**
+   * Envoy's addDecodedTrailers, from the request body's last call (end of stream): trailers for a
+   * request that came without (its own when it has some), whose entries go upstream as
+   * requestTrailers' do. undefined when the request cannot carry trailers upstream: one that could
+   * have none (a chunked HTTP/1.1 request without enable_trailers, an HTTP/1.1 one of fixed length,
+   * a gRPC one).
+   */
+  addRequestTrailers(): HeaderMap | undefined;
 }
 
 /** Recodes a body as it streams (cb.recodeRequestBody / recodeResponseBody). */

@@ -64,6 +64,11 @@ export class H2Request {
     return (this.stream as TrailerStream)[kRequestTrailers];
   }
 
+  /** Trailers a filter adds to a request that came without (StreamCallbacks.addRequestTrailers). */
+  addTrailers(): IncomingHttpHeaders {
+    return ((this.stream as TrailerStream)[kRequestTrailers] = {});
+  }
+
   /** The whole request arrived, or never will (reset, closed). */
   get complete(): boolean {
     const s = this.stream;

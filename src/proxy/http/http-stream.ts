@@ -1142,6 +1142,12 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     return this.trailerSource?.trailers as HeaderMap | undefined;
   }
 
+  addRequestTrailers(): HeaderMap | undefined {
+    // The trailer source is the request the pools read trailers from at the body's end.
+    const t = this.trailerSource as H1Request | H2Request | undefined;
+    return t && ((t.trailers ?? t.addTrailers()) as HeaderMap);
+  }
+
   recodeResponseBody(c: BodyCodec): void {
     (this.resCodecs ??= []).push(c);
     if (c.holdHead) {

@@ -36,7 +36,7 @@ export abstract class StreamContext implements HostContext, StreamProps, StateOw
   }
 
   abstract filterState(span: number): Record<string, unknown>;
-  abstract headers(type: number): HeaderAccess | undefined;
+  abstract headers(type: number, edit?: boolean): HeaderAccess | undefined;
   abstract buffer(type: number): Buffer | undefined;
   abstract setBuffer(type: number, value: Buffer): number;
   abstract sendLocalResponse(reply: LocalReply): number;

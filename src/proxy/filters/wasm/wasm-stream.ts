@@ -35,6 +35,8 @@ export class WasmStream extends StreamContext implements HttpFilter, BodyOwner {
   /** The body data the running body callback sees (and may replace). */
   private bodyNow: Buffer | undefined;
   private bodyIsRequest = true;
+  /** The running body callback is the body's last (end_of_stream). */
+  private bodyEnds = false;
 
   /** proxy_continue_stream(Request) / (Response) was called and not yet acted on. */
   private continueAsked = false;
@@ -225,9 +227,11 @@ export class WasmStream extends StreamContext implements HttpFilter, BodyOwner {
     if (this.off || this.plugin.vm.failed) return buf;
     this.bodyNow = buf;
     this.bodyIsRequest = request;
+    this.bodyEnds = end;
     const a = this.invoke(request ? 'proxy_on_request_body' : 'proxy_on_response_body', buf.length, end ? 1 : 0);
     const out = this.bodyNow;
     this.bodyNow = undefined;
+    this.bodyEnds = false;
     if (a === undefined) {
       this.failBody(request);
       return buf;
@@ -267,6 +271,14 @@ export class WasmStream extends StreamContext implements HttpFilter, BodyOwner {
 
   requestTrailers(): HeaderMap | undefined {
     return this.cb.requestTrailers();
+  }
+
+  /** An edit of the request trailers from the last request body call, the request having none: Envoy's addDecodedTrailers. */
+  private addRequestTrailers(): MapAccess | undefined {
+    const m = this.cb.addRequestTrailers();
+    if (m) return (this.reqTrailerAccess = new MapAccess(m));
+    this.plugin.vm.warnOnce('add-request-trailers', 'request trailers added from proxy_on_request_body go upstream only on a request that could carry trailers (HTTP/2 with a body and not gRPC, or chunked HTTP/1.1 with the connection manager\'s enable_trailers); here the edit answers BadArgument');
+    return undefined;
   }
 
   releaseHead(): void {
@@ -330,9 +342,9 @@ export class WasmStream extends StreamContext implements HttpFilter, BodyOwner {
 
   // === host context ===
 
-  headers(type: number): HeaderAccess | undefined {
+  headers(type: number, edit = false): HeaderAccess | undefined {
     if (type === MapType.HttpRequestHeaders) return this.reqAccess;
-    if (type === MapType.HttpRequestTrailers) return this.reqTrailerAccess;
+    if (type === MapType.HttpRequestTrailers) return this.reqTrailerAccess ?? (edit && this.bodyEnds && this.bodyIsRequest && this.bodyNow ? this.addRequestTrailers() : undefined);
     if (type === MapType.HttpResponseHeaders) return this.resAccess;
     if (type === MapType.HttpResponseTrailers) return this.resTrailerAccess;
     return undefined;

@@ -23,7 +23,8 @@ export interface HostContext {
   readonly id: number;
   /** The root context (itself for a root context). */
   readonly root: HostContext;
-  headers(type: number): HeaderAccess | undefined;
+  /** A header map; `edit` when the plugin changes it (the last request body call may add trailers, as Envoy). */
+  headers(type: number, edit?: boolean): HeaderAccess | undefined;
   buffer(type: number): Buffer | undefined;
   setBuffer(type: number, value: Buffer): number;
   property(path: readonly string[]): Buffer | undefined;
@@ -390,7 +391,7 @@ export class WasmVm implements GrpcCalloutOwner {
       proxy_get_header_map_pairs: (type: number, retPtr: number, retSize: number) => this.out(serializePairs(this.map(type)?.pairs() ?? []), retPtr, retSize),
       proxy_set_header_map_pairs: (type: number, p: number, n: number) => {
         const m = this.writableMap(type);
-        if (!m) return R.NotFound;
+        if (!m) return R.BadArgument;
         const b = this.bytes(p, n);
         if (!b) return R.InvalidMemoryAccess;
         const pairs = parsePairs(b);
@@ -643,7 +644,7 @@ export class WasmVm implements GrpcCalloutOwner {
 
   private writableMap(type: number): HeaderAccess | undefined {
     if (type === MapType.HttpCallResponseHeaders || type === MapType.HttpCallResponseTrailers || type === MapType.GrpcReceiveInitialMetadata || type === MapType.GrpcReceiveTrailingMetadata) return undefined;
-    return this.ctx().headers(type);
+    return this.ctx().headers(type, true);
   }
 
   /** A header edit; names and values are bytes, kept one latin1 char per byte as the proxy's header maps keep them. */
@@ -652,7 +653,8 @@ export class WasmVm implements GrpcCalloutOwner {
     const v = this.bytes(vp, vn)?.toString('latin1');
     if (k === undefined || v === undefined) return WasmResult.InvalidMemoryAccess;
     const m = this.writableMap(type);
-    if (!m) return WasmResult.NotFound;
+    // As Envoy: a map the context does not have (now) is a bad argument.
+    if (!m) return WasmResult.BadArgument;
     edit(m, k.toLowerCase(), v);
     return WasmResult.Ok;
   }

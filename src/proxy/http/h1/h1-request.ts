@@ -43,6 +43,11 @@ export class H1Request extends Readable {
   complete = false;
   /** The chunked body's trailer section, set before the body ends (as node's IncomingMessage.trailers). */
   trailers: IncomingHttpHeaders | undefined = undefined;
+
+  /** Trailers a filter adds to a request that came without (StreamCallbacks.addRequestTrailers). */
+  addTrailers(): IncomingHttpHeaders {
+    return (this.trailers = {});
+  }
   private readonly wantMore: () => void;
   private endOnRead = false;
 
