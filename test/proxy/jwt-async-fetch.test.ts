@@ -163,6 +163,8 @@ test('async_fetch: a failed fetch is fetched again after failed_refetch_duration
   const r = await authed(h.port('in'), await key.token());
   assert.equal(r.status, 200, r.body);
   assert.equal(jwks.j.fetches, 4, 'no more fetches once one succeeded (cache_duration 10 min)');
+  assert.equal(h.rt.stats.counter('http.in.jwt_authn.jwks_fetch_failed').value, 3);
+  assert.equal(h.rt.stats.counter('http.in.jwt_authn.jwks_fetch_success').value, 1);
 });
 
 test('remote_jwks retry_policy: a fetch answered 5xx is retried num_retries times', async (t) => {

@@ -115,9 +115,11 @@ export const jwtAuthnFilterFactory: HttpFilterFactory<JwtAuthnConfig> = {
   name: JWT_AUTHN_FILTER_NAME,
   typeUrls: [JWT_AUTHN_TYPE],
   compile(r, ctx) {
+    const p = `http.${ctx.statPrefix}.jwt_authn.${r.str('stat_prefix')}`;
+    const jwksCtx = { clusters: ctx.clusters, initManager: ctx.initManager, statPrefix: p, stats: { success: ctx.stats.counter(p + 'jwks_fetch_success'), failed: ctx.stats.counter(p + 'jwks_fetch_failed') } };
     const providers = new Map<string, JwtProvider>();
     const pr = r.obj('providers');
-    for (const name of Object.keys(pr?.raw ?? {})) providers.set(name, readProvider(name, pr!.obj(name)!, ctx));
+    for (const name of Object.keys(pr?.raw ?? {})) providers.set(name, readProvider(name, pr!.obj(name)!, jwksCtx));
     pr?.done();
     const named = new Map<string, Requirement>();
     const rm = r.obj('requirement_map');
@@ -129,7 +131,6 @@ export const jwtAuthnFilterFactory: HttpFilterFactory<JwtAuthnConfig> = {
       if (r.has(k)) r.issues.error(r.at(k), `jwt_authn "${k}" is not supported by rig proxy`);
       r.accept(k);
     }
-    const p = `http.${ctx.statPrefix}.jwt_authn.${r.str('stat_prefix')}`;
     r.done();
     return { providers, rules, bypassCorsPreflight, allowed: ctx.stats.counter(p + 'allowed'), denied: ctx.stats.counter(p + 'denied') };
   },

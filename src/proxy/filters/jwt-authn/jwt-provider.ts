@@ -8,7 +8,7 @@ import type { Reader } from '../../config/reader.ts';
 import type { ClusterManager } from '../../upstream/cluster-manager.ts';
 import type { HeaderMap, InitManager, RequestHead } from '../filter.ts';
 import { readLocalJwks, type JwksSource } from './jwt-jwks-source.ts';
-import { readRemoteJwks } from './jwt-remote-jwks.ts';
+import { readRemoteJwks, type JwksFetchStats } from './jwt-remote-jwks.ts';
 
 /** Envoy's jwt_authn status messages (the 401 body). */
 export const JwtStatus = {
@@ -94,20 +94,29 @@ function mapError(e: unknown): JwtStatus {
   return JwtStatus.VerificationFail;
 }
 
-function readJwks(provider: Reader, clusters: ClusterManager, initManager: InitManager): JwksSource | undefined {
+/** What a provider's JWKS reading needs of the filter's compile context. */
+export interface JwksContext {
+  readonly clusters: ClusterManager;
+  readonly initManager: InitManager;
+  /** The filter's stat prefix (http.<hcm>.jwt_authn.<stat_prefix>). */
+  readonly statPrefix: string;
+  readonly stats: JwksFetchStats;
+}
+
+function readJwks(provider: Reader, ctx: JwksContext): JwksSource | undefined {
   const remote = provider.obj('remote_jwks');
   const local = provider.obj('local_jwks');
   if (remote && local) provider.issues.error(provider.path, 'a provider needs one of remote_jwks and local_jwks, not both');
-  if (remote) return readRemoteJwks(remote, clusters, initManager);
+  if (remote) return readRemoteJwks(remote, ctx);
   if (local) return readLocalJwks(local);
   provider.issues.error(provider.path, 'a provider needs remote_jwks or local_jwks');
   return undefined;
 }
 
-export function readProvider(name: string, r: Reader, ctx: { clusters: ClusterManager; initManager: InitManager }): JwtProvider {
+export function readProvider(name: string, r: Reader, ctx: JwksContext): JwtProvider {
   const issuer = r.str('issuer');
   const audiences = r.strs('audiences');
-  const jwks = readJwks(r, ctx.clusters, ctx.initManager);
+  const jwks = readJwks(r, ctx);
   const forward = r.bool('forward', false);
   let headers: HeaderLocation[] = r.objs('from_headers').map((h) => {
     const loc = { name: h.str('name').toLowerCase(), prefix: h.str('value_prefix') };

@@ -5,9 +5,11 @@
 // With async_fetch the keys are fetched when the listener goes in (it warms until the first fetch
 // settled, unless fast_listener) and again 5 s before they expire (1 s after a failure by default,
 // failed_refetch_duration), so requests do not wait for a fetch.
-// A source is shared by the config versions with the same settings (the cache survives LDS
-// pushes); it stops its refresh timer and leaves the table when the last of them is collected.
+// A source is shared by the config versions with the same settings and stat prefix (the cache
+// survives LDS pushes); it stops its refresh timer and leaves the table when the last of them is
+// collected. Every fetch counts in <prefix>jwks_fetch_success or jwks_fetch_failed, as Envoy's.
 import type { Reader } from '../../config/reader.ts';
+import type { Stat } from '../../stats/stats.ts';
 import type { ClusterManager } from '../../upstream/cluster-manager.ts';
 import { requestThroughCluster } from '../../upstream/cluster-request.ts';
 import { backoffMs } from '../../routing/retry-policy.ts';
@@ -71,9 +73,16 @@ export async function fetchThroughCluster(clusters: ClusterManager, s: RemoteJwk
   }
 }
 
+/** Envoy's jwt_authn counters of JWKS fetches. */
+export interface JwksFetchStats {
+  readonly success: Stat;
+  readonly failed: Stat;
+}
+
 export class RemoteJwks implements JwksSource {
   private readonly s: RemoteJwksSettings;
   private readonly clusters: ClusterManager;
+  private readonly stats: JwksFetchStats;
   private resolver: KeyResolver | undefined;
   private expiresAt = 0;
   private inflight: Promise<boolean> | undefined;
@@ -82,9 +91,10 @@ export class RemoteJwks implements JwksSource {
   users = 0;
   private refresh: NodeJS.Timeout | undefined;
 
-  constructor(s: RemoteJwksSettings, clusters: ClusterManager) {
+  constructor(s: RemoteJwksSettings, clusters: ClusterManager, stats: JwksFetchStats) {
     this.s = s;
     this.clusters = clusters;
+    this.stats = stats;
   }
 
   private fetchNow(): Promise<boolean> {
@@ -94,7 +104,9 @@ export class RemoteJwks implements JwksSource {
         this.resolver = jose().createLocalJWKSet(parseJwks(await fetchThroughCluster(this.clusters, this.s)));
         this.expiresAt = Date.now() + this.s.cacheMs;
         ok = true;
+        this.stats.success.value++;
       } catch {
+        this.stats.failed.value++;
         // Keep the last good keys; on demand, try again after a short pause.
         this.expiresAt = Date.now() + Math.min(this.s.cacheMs, RETRY_AFTER_FAILURE_MS);
       } finally {
@@ -191,7 +203,7 @@ function readRetryPolicy(rp: Reader): JwksFetchRetry {
 }
 
 /** Reads a provider's remote_jwks; with async_fetch, adds the first fetch to the listener's warming (unless fast_listener). */
-export function readRemoteJwks(remote: Reader, clusters: ClusterManager, initManager: InitManager): JwksSource {
+export function readRemoteJwks(remote: Reader, ctx: { clusters: ClusterManager; initManager: InitManager; statPrefix: string; stats: JwksFetchStats }): JwksSource {
   const hu = remote.obj('http_uri');
   const uri = hu?.str('uri') ?? '';
   const cluster = hu?.str('cluster') ?? '';
@@ -208,18 +220,18 @@ export function readRemoteJwks(remote: Reader, clusters: ClusterManager, initMan
   af?.done();
   remote.done();
   const s: RemoteJwksSettings = { uri, cluster, timeoutMs, cacheMs, retry, failedRefetchMs };
-  const key = JSON.stringify(s);
-  let byKey = remotes.get(clusters);
-  if (!byKey) remotes.set(clusters, (byKey = new Map()));
+  const key = `${ctx.statPrefix}|${JSON.stringify(s)}`;
+  let byKey = remotes.get(ctx.clusters);
+  if (!byKey) remotes.set(ctx.clusters, (byKey = new Map()));
   let source = byKey.get(key);
-  if (!source) byKey.set(key, (source = new RemoteJwks(s, clusters)));
+  if (!source) byKey.set(key, (source = new RemoteJwks(s, ctx.clusters, ctx.stats)));
   source.users++;
   const lease = new RemoteJwksLease(source);
   released.register(lease, { byKey, key, source });
   if (failedRefetchMs !== undefined) {
     const ahead = source;
     if (fastListener) void ahead.fetchAhead();
-    else initManager.add(`the JWKS from ${uri}`, () => ahead.fetchAhead());
+    else ctx.initManager.add(`the JWKS from ${uri}`, () => ahead.fetchAhead());
   }
   return lease;
 }
