@@ -120,7 +120,7 @@ export class RemoteJwks implements JwksSource {
 
   /** async_fetch: the next background fetch, before the keys expire or after a failure. */
   private scheduleRefresh(ok: boolean): void {
-if (this.s.failedRefetchMs === undefined || this.users === 0) return;
+    if (this.s.failedRefetchMs === undefined || this.users === 0) return;
     const cache = this.s.cacheMs;
     const delay = !ok ? this.s.failedRefetchMs : cache > REFRESH_BEFORE_EXPIRY_MS ? cache - REFRESH_BEFORE_EXPIRY_MS : cache;
     clearTimeout(this.refresh);
