@@ -2,7 +2,8 @@
 // any (Envoy's addDecodedTrailers), in a `rig proxy -c` process: an HTTP/2 request's go to an HTTP/2
 // upstream and, chunked, to an HTTP/1.1 one with enable_trailers; a chunked HTTP/1.1 request's (the
 // connection manager's enable_trailers) too. A request of fixed length over HTTP/1.1 cannot carry
-// them: the edit answers BadArgument, as Envoy for a map it does not have, with one warning.
+// them: the edit answers BadArgument, as Envoy for a map it does not have, with one warning. Adding
+// trailers to a response (addEncodedTrailers) is not done by rig proxy: BadArgument, one warning.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -17,16 +18,28 @@ import { waitFor } from '../helpers/wait.ts';
 import { writePlugin, type PluginSource } from '../helpers/wasm-plugins.ts';
 import { HCM, request, ROUTER } from './harness.ts';
 
-/** The last request body call adds trailer x-added: by-wasm; counter wasm_test_add_trailer adds the result code plus one. */
+/**
+ * The last request body call adds trailer x-added: by-wasm; counter wasm_test_add_trailer adds the
+ * result code plus one. The last response body call tries the same on the response (counter
+ * wasm_test_add_res_trailer), which rig proxy cannot do.
+ */
 const addTrailerPlugin: PluginSource = {
-  strings: { name: 'x-added', value: 'by-wasm', metric: 'wasm_test_add_trailer' },
+  strings: { name: 'x-added', value: 'by-wasm', metric: 'wasm_test_add_trailer', resMetric: 'wasm_test_add_res_trailer' },
   imports: ['proxy_add_header_map_value', 'proxy_define_metric', 'proxy_increment_metric'],
   body: `
   (global $m (mut i32) (i32.const 0))
+  (global $rm (mut i32) (i32.const 0))
   (func (export "proxy_on_configure") (param i32 i32) (result i32)
     (drop (call $proxy_define_metric (i32.const 0) (i32.const $metric$) (i32.const #metric#) (i32.const 24)))
     (global.set $m (i32.load (i32.const 24)))
+    (drop (call $proxy_define_metric (i32.const 0) (i32.const $resMetric$) (i32.const #resMetric#) (i32.const 24)))
+    (global.set $rm (i32.load (i32.const 24)))
     (i32.const 1))
+  (func (export "proxy_on_response_body") (param $ctx i32) (param $size i32) (param $end i32) (result i32)
+    (if (local.get $end)
+      (then (drop (call $proxy_increment_metric (global.get $rm) (i64.extend_i32_u (i32.add (i32.const 1)
+        (call $proxy_add_header_map_value (i32.const 3) (i32.const $name$) (i32.const #name#) (i32.const $value$) (i32.const #value#))))))))
+    (i32.const 0))
   (func (export "proxy_on_request_body") (param $ctx i32) (param $size i32) (param $end i32) (result i32)
     (if (local.get $end)
       (then (drop (call $proxy_increment_metric (global.get $m) (i64.extend_i32_u (i32.add (i32.const 1)
@@ -118,7 +131,7 @@ test('wasm: trailers added from the last proxy_on_request_body call go upstream 
   fs.writeFileSync(file, JSON.stringify(bootstrap));
   const proxy = await startRigProxyFromFile(t, file);
   const port = proxy.ports.listeners.l!;
-  const counter = async () => Number(/wasmcustom\.wasm_test_add_trailer: (\d+)/.exec((await request(proxy.ports.admin, { path: '/stats' })).body)?.[1] ?? 0);
+  const counter = async (name = 'wasm_test_add_trailer') => Number(new RegExp(`wasmcustom\\.${name}: (\\d+)`).exec((await request(proxy.ports.admin, { path: '/stats' })).body)?.[1] ?? 0);
   const added = { body: 'body', trailers: { 'x-added': 'by-wasm' } };
 
   assert.equal(await h2Post(port, '/h2'), 200);
@@ -134,4 +147,8 @@ test('wasm: trailers added from the last proxy_on_request_body call go upstream 
   assert.deepEqual(ups.seen.at(-1), { body: 'body', trailers: {} });
   await waitFor('BadArgument counted', async () => ((await counter()) === 3 + 3 ? true : undefined));
   assert.equal(proxy.log().match(/request trailers added from proxy_on_request_body go upstream only/g)?.length, 1, 'warned once');
+
+  // Response trailers cannot be added: BadArgument on each of the four responses, one warning.
+  await waitFor('the response edits counted', async () => ((await counter('wasm_test_add_res_trailer')) === 4 * 3 ? true : undefined));
+  assert.equal(proxy.log().match(/cannot add trailers to a response that came without/g)?.length, 1, 'warned once');
 });

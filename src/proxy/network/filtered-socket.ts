@@ -36,7 +36,8 @@ export class FilteredSocket extends Duplex {
       this.deliver(this.received(0, EMPTY, true));
       this.push(null);
     });
-    socket.on('error', (err) => this.destroy(err));
+    // The listener handles the socket's errors; this stream just closes (an 'error' here could find no listener yet).
+    socket.on('error', () => this.destroy());
     socket.once('close', () => this.destroy());
     filters.forEach((f, i) => f.relayStarted(this.relayOf(i)));
   }

@@ -346,7 +346,12 @@ export class WasmStream extends StreamContext implements HttpFilter, BodyOwner {
     if (type === MapType.HttpRequestHeaders) return this.reqAccess;
     if (type === MapType.HttpRequestTrailers) return this.reqTrailerAccess ?? (edit && this.bodyEnds && this.bodyIsRequest && this.bodyNow ? this.addRequestTrailers() : undefined);
     if (type === MapType.HttpResponseHeaders) return this.resAccess;
-    if (type === MapType.HttpResponseTrailers) return this.resTrailerAccess;
+    if (type === MapType.HttpResponseTrailers) {
+      if (!this.resTrailerAccess && edit && this.bodyEnds && !this.bodyIsRequest) {
+        this.plugin.vm.warnOnce('add-response-trailers', 'rig proxy cannot add trailers to a response that came without (Envoy\'s addEncodedTrailers from proxy_on_response_body): the edit answers BadArgument');
+      }
+      return this.resTrailerAccess;
+    }
     return undefined;
   }
 
