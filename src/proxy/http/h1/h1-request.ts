@@ -43,11 +43,6 @@ export class H1Request extends Readable {
   complete = false;
   /** The chunked body's trailer section, set before the body ends (as node's IncomingMessage.trailers). */
   trailers: IncomingHttpHeaders | undefined = undefined;
-
-  /** Trailers a filter adds to a request that came without (StreamCallbacks.addRequestTrailers). */
-  addTrailers(): IncomingHttpHeaders {
-    return (this.trailers = {});
-  }
   private readonly wantMore: () => void;
   private endOnRead = false;
 
@@ -64,6 +59,11 @@ export class H1Request extends Readable {
     this.rawHeaders = head.rawHeaders;
     this.headers = headersOf(head.rawHeaders);
     this.socket = socket;
+  }
+
+  /** Trailers a filter adds to a request that came without (StreamCallbacks.addRequestTrailers). */
+  addTrailers(): IncomingHttpHeaders {
+    return (this.trailers = {});
   }
 
   /**
