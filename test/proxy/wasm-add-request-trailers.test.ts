@@ -6,12 +6,11 @@
 // trailers to a response (addEncodedTrailers) is not done by rig proxy: BadArgument, one warning.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import path from 'node:path';
-import { test, type TestContext } from 'node:test';
-import { listenLocal } from '../helpers/listen.ts';
+import { test } from 'node:test';
+import { trailerUpstreams } from '../helpers/trailer-upstreams.ts';
 import { startRigProxyFromFile } from '../helpers/rig-proxy.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -46,37 +45,6 @@ const addTrailerPlugin: PluginSource = {
         (call $proxy_add_header_map_value (i32.const 1) (i32.const $name$) (i32.const #name#) (i32.const $value$) (i32.const #value#))))))))
     (i32.const 0))`,
 };
-
-interface Seen {
-  body: string;
-  trailers: Record<string, unknown>;
-}
-
-/** An HTTP/1.1 and an HTTP/2 upstream recording each request's body and trailers. */
-async function upstreams(t: TestContext): Promise<{ h1: number; h2: number; seen: Seen[] }> {
-  const seen: Seen[] = [];
-  const h1 = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (c: Buffer) => (body += c));
-    req.on('end', () => {
-      seen.push({ body, trailers: { ...req.trailers } });
-      res.end('ok');
-    });
-  });
-  const h2 = http2.createServer();
-  h2.on('stream', (stream) => {
-    let body = '';
-    let trailers: Record<string, unknown> = {};
-    stream.on('data', (c: Buffer) => (body += c));
-    stream.on('trailers', (tr) => (trailers = Object.fromEntries(Object.entries(tr))));
-    stream.on('end', () => {
-      seen.push({ body, trailers });
-      stream.respond({ ':status': 200 });
-      stream.end('ok');
-    });
-  });
-  return { h1: await listenLocal(h1, t), h2: await listenLocal(h2 as unknown as net.Server, t), seen };
-}
 
 /** An HTTP/1.1 POST of "body" on a raw socket, chunked (no trailers) or of fixed length; its status. */
 function h1Post(port: number, path: string, chunked: boolean): Promise<number> {
@@ -114,7 +82,7 @@ const address = (port: number) => ({ socket_address: { address: '127.0.0.1', por
 const cluster = (name: string, port: number, opts: object) => ({ name, type: 'STATIC', connect_timeout: '1s', load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: address(port) } }] }] }, ...opts });
 
 test('wasm: trailers added from the last proxy_on_request_body call go upstream (HTTP/2, chunked HTTP/1.1); BadArgument where the request cannot carry them', async (t) => {
-  const ups = await upstreams(t);
+  const ups = await trailerUpstreams(t);
   const dir = tempDir(t, 'wasm-add-trailers-');
   const plugin = await writePlugin(dir, 'add', addTrailerPlugin);
   const wasm = { name: 'envoy.filters.http.wasm', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm', config: { name: 'add', root_id: 'add', vm_config: { vm_id: 'add', code: { local: { filename: plugin } } } } } };

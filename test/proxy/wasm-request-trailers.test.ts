@@ -3,11 +3,10 @@
 // request's, reads, adds and replaces them, pauses on an HTTP call and continues the request from its
 // callback (proxy_continue_stream(Request)), and the upstream gets the trailers as the plugin left them.
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
-import { test, type TestContext } from 'node:test';
-import { listenLocal } from '../helpers/listen.ts';
+import { test } from 'node:test';
+import { trailerUpstreams } from '../helpers/trailer-upstreams.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { requestTrailersPlugin, writePlugin } from '../helpers/wasm-plugins.ts';
 import { configure, httpListener, ROUTER, routeConfig, startTestRuntime, startUpstream, staticCluster } from './harness.ts';
@@ -16,37 +15,6 @@ const WASM = 'type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm';
 const OPTS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 const H2 = { typed_extension_protocol_options: { [OPTS]: { '@type': `type.googleapis.com/${OPTS}`, explicit_http_config: { http2_protocol_options: {} } } } };
 const H1_TRAILERS = { typed_extension_protocol_options: { [OPTS]: { '@type': `type.googleapis.com/${OPTS}`, explicit_http_config: { http_protocol_options: { enable_trailers: true } } } } };
-
-interface Seen {
-  body: string;
-  trailers: Record<string, unknown>;
-}
-
-/** An HTTP/1.1 and an HTTP/2 upstream recording each request's body and trailers. */
-async function upstreams(t: TestContext): Promise<{ h1: number; h2: number; seen: Seen[] }> {
-  const seen: Seen[] = [];
-  const h1 = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (c: Buffer) => (body += c));
-    req.on('end', () => {
-      seen.push({ body, trailers: { ...req.trailers } });
-      res.end('ok');
-    });
-  });
-  const h2 = http2.createServer();
-  h2.on('stream', (stream) => {
-    let body = '';
-    let trailers: Record<string, unknown> = {};
-    stream.on('data', (c: Buffer) => (body += c));
-    stream.on('trailers', (tr) => (trailers = Object.fromEntries(Object.entries(tr))));
-    stream.on('end', () => {
-      seen.push({ body, trailers });
-      stream.respond({ ':status': 200 });
-      stream.end('ok');
-    });
-  });
-  return { h1: await listenLocal(h1, t), h2: await listenLocal(h2 as unknown as net.Server, t), seen };
-}
 
 function chunkedPost(port: number, path: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -77,7 +45,7 @@ function h2Post(port: number, path: string): Promise<number> {
 }
 
 test('wasm: proxy_on_request_trailers reads, adds and replaces request trailers (HTTP/1.1 chunked, HTTP/2) and pauses them around an HTTP call', async (t) => {
-  const ups = await upstreams(t);
+  const ups = await trailerUpstreams(t);
   const authz = await startUpstream('authz');
   const h = await startTestRuntime(t, [authz]);
   const dir = tempDir(t, 'wasm-');
