@@ -11,7 +11,7 @@ import http from 'node:http';
 import path from 'node:path';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { SignJWT, exportJWK, generateKeyPair, type JWK } from 'jose';
 import { JWT_AUTHN_TYPE } from '../../src/envoy/index.ts';
 import type { EnvoyJson } from '../../src/envoy/index.ts';
@@ -50,6 +50,16 @@ function jwksServer(keys: JWK[]) {
     j.held = undefined;
   };
   return { j, server, hold, release };
+}
+
+/** An in-process proxy runtime with clusters app (an upstream) and jwks (the JWKS server, listening until the test ends). */
+async function runtimeWithJwks(t: TestContext, jwks: ReturnType<typeof jwksServer>) {
+  const jwksPort = await listenLocal(jwks.server, t);
+  t.after(() => jwks.server.closeAllConnections());
+  const app = await startUpstream('app');
+  const h = await startTestRuntime(t, [app]);
+  assert.deepEqual(h.apply(CLUSTER_TYPE, [staticCluster('app', [app.port]), staticCluster('jwks', [jwksPort])]), []);
+  return h;
 }
 
 function jwtFilter(remoteJwks: EnvoyJson): EnvoyJson {
@@ -106,11 +116,7 @@ test('async_fetch with fast_listener: the listener serves at once while the JWKS
   const key = await signer();
   const jwks = jwksServer([key.jwk]);
   jwks.hold();
-  const jwksPort = await listenLocal(jwks.server, t);
-  t.after(() => jwks.server.closeAllConnections());
-  const app = await startUpstream('app');
-  const h = await startTestRuntime(t, [app]);
-  assert.deepEqual(h.apply(CLUSTER_TYPE, [staticCluster('app', [app.port]), staticCluster('jwks', [jwksPort])]), []);
+  const h = await runtimeWithJwks(t, jwks);
   assert.deepEqual(h.apply(LISTENER_TYPE, [listenerWith({ async_fetch: { fast_listener: true } })]), []);
   await h.rt.settled();
   assert.ok(h.port('in') > 0, 'bound without waiting for the JWKS');
@@ -124,11 +130,7 @@ test('async_fetch with fast_listener: the listener serves at once while the JWKS
 test('async_fetch: a key rotated on the JWKS server is fetched in the background after cache_duration; the request meets the new key without waiting', async (t) => {
   const [one, two] = [await signer(), await signer()];
   const jwks = jwksServer([one.jwk]);
-  const jwksPort = await listenLocal(jwks.server, t);
-  t.after(() => jwks.server.closeAllConnections());
-  const app = await startUpstream('app');
-  const h = await startTestRuntime(t, [app]);
-  assert.deepEqual(h.apply(CLUSTER_TYPE, [staticCluster('app', [app.port]), staticCluster('jwks', [jwksPort])]), []);
+  const h = await runtimeWithJwks(t, jwks);
   assert.deepEqual(h.apply(LISTENER_TYPE, [listenerWith({ async_fetch: {}, cache_duration: '1s' })]), []);
   await h.rt.settled();
   assert.equal(jwks.j.fetches, 1, 'fetched while the listener warmed');
@@ -151,11 +153,7 @@ test('async_fetch: a failed fetch is fetched again after failed_refetch_duration
   const key = await signer();
   const jwks = jwksServer([key.jwk]);
   jwks.j.failFirst = 3;
-  const jwksPort = await listenLocal(jwks.server, t);
-  t.after(() => jwks.server.closeAllConnections());
-  const app = await startUpstream('app');
-  const h = await startTestRuntime(t, [app]);
-  assert.deepEqual(h.apply(CLUSTER_TYPE, [staticCluster('app', [app.port]), staticCluster('jwks', [jwksPort])]), []);
+  const h = await runtimeWithJwks(t, jwks);
   assert.deepEqual(h.apply(LISTENER_TYPE, [listenerWith({ async_fetch: { failed_refetch_duration: '0.1s' } })]), []);
   await h.rt.settled();
   assert.ok(h.port('in') > 0, 'in service after the first fetch failed');
@@ -171,11 +169,7 @@ test('remote_jwks retry_policy: a fetch answered 5xx is retried num_retries time
   const key = await signer();
   const jwks = jwksServer([key.jwk]);
   jwks.j.failFirst = 2;
-  const jwksPort = await listenLocal(jwks.server, t);
-  t.after(() => jwks.server.closeAllConnections());
-  const app = await startUpstream('app');
-  const h = await startTestRuntime(t, [app]);
-  assert.deepEqual(h.apply(CLUSTER_TYPE, [staticCluster('app', [app.port]), staticCluster('jwks', [jwksPort])]), []);
+  const h = await runtimeWithJwks(t, jwks);
   assert.deepEqual(h.apply(LISTENER_TYPE, [listenerWith({ retry_policy: { num_retries: 2, retry_back_off: { base_interval: '0.01s', max_interval: '0.05s' } } })]), []);
   await h.rt.settled();
   assert.equal(jwks.j.fetches, 0, 'without async_fetch, fetched on the first request that needs it');
@@ -195,11 +189,7 @@ test('async_fetch: the background fetches stop once the listener using the JWKS 
   const gc = vm.runInNewContext('gc') as () => void;
   const key = await signer();
   const jwks = jwksServer([key.jwk]);
-  const jwksPort = await listenLocal(jwks.server, t);
-  t.after(() => jwks.server.closeAllConnections());
-  const app = await startUpstream('app');
-  const h = await startTestRuntime(t, [app]);
-  assert.deepEqual(h.apply(CLUSTER_TYPE, [staticCluster('app', [app.port]), staticCluster('jwks', [jwksPort])]), []);
+  const h = await runtimeWithJwks(t, jwks);
   assert.deepEqual(h.apply(LISTENER_TYPE, [listenerWith({ async_fetch: {}, cache_duration: '0.1s' })]), []);
   await h.rt.settled();
   await waitFor('background fetches', () => (jwks.j.fetches >= 3 ? true : undefined));
