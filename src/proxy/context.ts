@@ -4,6 +4,7 @@ import type net from 'node:net';
 import type { Logger } from '../core/log.ts';
 import type { ClusterManager } from './upstream/cluster-manager.ts';
 import type { RouteTable } from './routing/route-config.ts';
+import type { RdsRouteHolder } from './routing/rds-route-holder.ts';
 import type { SecretStore } from './tls/secrets.ts';
 import type { Stats } from './stats/stats.ts';
 import type { StreamInfo } from './stream-info.ts';
@@ -36,7 +37,7 @@ export interface ProxyContext {
   /** Envoy's runtime (layered_runtime): configs take handles from it at compile time. */
   readonly runtime: EnvoyRuntime;
   /** RDS route configuration by name (created on first reference). */
-  routeHolder(name: string): RouteHolder;
+  routeHolder(name: string): RdsRouteHolder;
   /** The overload manager's verdicts (src/proxy/overload), when the bootstrap configures one. */
   overload?: OverloadState;
   /** Set while draining: responses carry Connection: close, h2 sessions get GOAWAY. */

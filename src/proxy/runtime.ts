@@ -29,7 +29,9 @@ import { compileCluster, compileLoadAssignment, type ClusterConfig, type LoadAss
 import { ListenerManager } from './listener/listener-manager.ts';
 import { compileListener, type ListenerConfig } from './listener/listener-config.ts';
 import { compileRouteConfig, type RouteTable } from './routing/route-config.ts';
-import type { NodeInfo, ProxyContext, RouteHolder, StreamObserver } from './context.ts';
+import type { NodeInfo, ProxyContext, StreamObserver } from './context.ts';
+import { RdsRouteHolder } from './routing/rds-route-holder.ts';
+import { rdsNamesOf } from './xds-client/xds-dependencies.ts';
 import { setupExtensions } from './extensions.ts';
 import { getOriginalDst } from './listener/original-dst.ts';
 import { attachTelemetry } from './telemetry/proxy-telemetry.ts';
@@ -73,7 +75,7 @@ class Context implements ProxyContext {
   readonly node: NodeInfo;
   readonly observers: StreamObserver[] = [];
   readonly runtime: EnvoyRuntime;
-  readonly holders = new Map<string, RouteHolder>();
+  readonly holders = new Map<string, RdsRouteHolder>();
   draining = false;
   healthCheckFailed = false;
   overload: OverloadState | undefined;
@@ -85,10 +87,10 @@ class Context implements ProxyContext {
     this.clusters = new ClusterManager(this.stats, this.secrets, log, this.runtime);
   }
 
-  routeHolder(name: string): RouteHolder {
+  routeHolder(name: string): RdsRouteHolder {
     let h = this.holders.get(name);
     if (!h) {
-      h = { name, table: undefined };
+      h = new RdsRouteHolder(name);
       this.holders.set(name, h);
     }
     return h;
@@ -250,17 +252,24 @@ export class ProxyRuntime {
     }
     this.warnings.set(typeUrl, warnings);
     this.logWarnings(kind, warnings);
-    if (errors.length) return errors;
+    if (errors.length) {
+      // As Envoy's: a refused RDS update ends the listeners' wait for their routes (they serve without).
+      if (typeUrl === ROUTE_TYPE) for (const h of this.ctx.holders.values()) h.refused();
+      return errors;
+    }
     switch (typeUrl) {
       case LISTENER_TYPE:
         this.dynamicListeners = [...compiled.values()] as ListenerConfig[];
         this.listeners.apply([...this.staticListeners, ...this.dynamicListeners]);
         break;
-      case ROUTE_TYPE:
+      case ROUTE_TYPE: {
         this.routeTables = compiled as Map<string, RouteTable>;
-        for (const [name, h] of this.ctx.holders) h.table = this.routeTables.get(name);
-        for (const [name, t] of this.routeTables) this.ctx.routeHolder(name).table = t;
+        for (const name of this.routeTables.keys()) this.ctx.routeHolder(name);
+        // A listener version still serving keeps its routes while its update warms on other ones.
+        const serving = rdsNamesOf(this.listeners.listeners().map((l) => l.config.raw));
+        for (const [name, h] of this.ctx.holders) h.update(this.routeTables.get(name), serving.has(name));
         break;
+      }
       case CLUSTER_TYPE: {
         const issues = new Issues();
         this.ctx.clusters.applyDynamic([...compiled.values()] as ClusterConfig[], issues);
@@ -317,9 +326,7 @@ export class ProxyRuntime {
     if (this.ctx.draining) return 'DRAINING';
     if (this.wentLive) return 'LIVE';
     if (!this.initialized || this.awaitingFirstFetch.size || !this.ctx.clusters.warm()) return 'INITIALIZING';
-    // Listeners warm as in Envoy: every route configuration they name via RDS has arrived.
-    for (const h of this.ctx.holders.values()) if (!h.table) return 'INITIALIZING';
-    // A listener warming (its remote Wasm code fetched) or waiting for its address to be freed cannot take traffic yet.
+    // A listener warming (its RDS routes or remote Wasm code fetched) or waiting for its address to be freed cannot take traffic yet.
     if (this.listeners.warmingListeners().length) return 'INITIALIZING';
     for (const l of this.listeners.listeners()) if (l.state === 'pending' || l.retrying) return 'INITIALIZING';
     this.wentLive = true;

@@ -13,9 +13,10 @@ test('invalid updates are NACKed with every error and the previous config keeps 
   const a = await startUpstream('a');
   const h = await startTestRuntime(t, [a]);
   assert.equal(h.rt.state(), 'INITIALIZING');
-  await configure(h, { clusters: [edsCluster('a')], listeners: [httpListener('l', 'r')] });
+  // Not configure(): its settled() would wait for the listener, warming until its routes arrive.
+  assert.deepEqual([...h.apply(CLUSTER_TYPE, [edsCluster('a')]), ...h.apply(LISTENER_TYPE, [httpListener('l', 'r')])], []);
   assert.equal(h.rt.state(), 'INITIALIZING', 'EDS and RDS still missing');
-  await configure(h, { endpoints: [cla('a', [a.port])] });
+  assert.deepEqual(h.apply(ENDPOINT_TYPE, [cla('a', [a.port])]), []);
   assert.equal(h.rt.state(), 'INITIALIZING', 'RDS still missing');
   await configure(h, { routes: [routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'a' } }])] });
   assert.equal(h.rt.state(), 'LIVE');
@@ -51,7 +52,7 @@ test('once LIVE, a later cluster or route still warming does not take the server
   await configure(h, { clusters: [edsCluster('a')], listeners: [httpListener('l', 'r')], endpoints: [cla('a', [a.port])], routes: [routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'a' } }])] });
   assert.equal(h.rt.state(), 'LIVE');
   // A new EDS cluster without its ClusterLoadAssignment, and a listener naming a route not sent yet.
-  await configure(h, { clusters: [edsCluster('a'), edsCluster('b')], listeners: [httpListener('l', 'r'), httpListener('l2', 'r2')] });
+  assert.deepEqual([...h.apply(CLUSTER_TYPE, [edsCluster('a'), edsCluster('b')]), ...h.apply(LISTENER_TYPE, [httpListener('l', 'r'), httpListener('l2', 'r2')])], []);
   assert.equal(h.rt.state(), 'LIVE');
   assert.equal(h.rt.isReady(), true);
   assert.equal((await request(h.port('l'))).json().server, 'a', 'the warm listener serves');

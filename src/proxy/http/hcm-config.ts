@@ -7,6 +7,7 @@ import { httpFilterFactory } from '../filters/registry.ts';
 import type { HttpFilterFactory } from '../filters/filter.ts';
 import { compileRouteConfig } from '../routing/route-config.ts';
 import type { RouteHolder } from '../context.ts';
+import type { RdsRouteHolder } from '../routing/rds-route-holder.ts';
 import { compileAccessLogs, type AccessLogger } from '../access-log/access-log.ts';
 import { compileTracer, type Tracer } from './tracer.ts';
 import { StatusCounters, type Histogram, type Stat } from '../stats/stats.ts';
@@ -140,9 +141,8 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
   } else if (rds) {
     const name = rds.str('route_config_name');
     if (!name) issues.error(rds.at('route_config_name'), 'missing route_config_name');
-    rds.accept('config_source'); // routes come over ADS, the one source rig proxy subscribes to
+    routes = rdsRoutes(name, rds.obj('config_source'), ctx);
     rds.done();
-    routes = proxy.routeHolder(name);
   } else {
     issues.error(r.path, 'an http_connection_manager needs route_config or rds');
     routes = { name: '', table: undefined };
@@ -339,6 +339,25 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
   if (r.objs('early_header_mutation_extensions').length) issues.warn(r.at('early_header_mutation_extensions'), 'early header mutations are not supported and are ignored');
   r.done();
   return config;
+}
+
+/** Envoy's default initial_fetch_timeout of a config source. */
+const INITIAL_FETCH_TIMEOUT_MS = 15_000;
+
+/**
+ * The route configuration an HCM takes over RDS and, until it is known, an init target of the
+ * listener version: as Envoy's, the version serves once it arrived (or an RDS update was refused,
+ * or the config source's initial_fetch_timeout passed: then without routes, 404 NR, until it comes).
+ */
+function rdsRoutes(name: string, source: Reader | undefined, ctx: NetworkCompileContext): RdsRouteHolder {
+  const timeoutMs = source?.durationMs('initial_fetch_timeout', INITIAL_FETCH_TIMEOUT_MS) ?? INITIAL_FETCH_TIMEOUT_MS;
+  source?.accept(...Object.keys(source.raw)); // routes come over ADS, the one source rig proxy subscribes to
+  const holder = ctx.proxy.routeHolder(name);
+  if (!name || holder.current) return holder;
+  const log = ctx.proxy.log;
+  const timedOut = () => log.warn({ listener: ctx.listenerName, routeConfig: name, initialFetchTimeoutMs: timeoutMs }, 'RDS: no route configuration within initial_fetch_timeout; the listener serves without it (404 NR) until it arrives');
+  ctx.initManager.add(`RDS route configuration ${name}`, () => holder.arrival(timeoutMs, timedOut));
+  return holder;
 }
 
 /** Router fields rig has no counterpart for: quiet at Envoy's defaults, warned by path otherwise. */

@@ -70,7 +70,7 @@ export interface ListenerConfig {
   readonly continueOnInspectTimeout: boolean;
   /** per_connection_buffer_limit_bytes (default 1 MiB): accepted sockets' watermark, the connection manager's request buffer limit. */
   readonly bufferLimitBytes: number;
-  /** What this version waits for before it serves (remote Wasm code), undefined when nothing: it serves at once. */
+  /** What this version waits for before it serves (RDS route configurations, remote Wasm code), undefined when nothing: it serves at once. */
   readonly warming: ListenerWarming | undefined;
   readonly raw: Record<string, unknown>;
 }

@@ -6,8 +6,8 @@
 // removed filter chain drain (Envoy's filter chain only update: a chain equal to one before keeps
 // its connections; any other change drains them all). A removed listener stops accepting and
 // drains. A listener whose address is in use retries binding until it is free. A version with init
-// targets (remote Wasm code) warms first, as Envoy's: not bound, or its previous version serving,
-// until they settled.
+// targets (its RDS route configurations, remote Wasm code) warms first, as Envoy's: not bound, or
+// its previous version serving, until they settled.
 import net from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
 import type tls from 'node:tls';
@@ -248,9 +248,10 @@ export class ListenerManager {
   }
 
   /**
-   * Installs the complete set of listeners (static + LDS). A version with init targets (remote Wasm
-   * code) warms first, as in Envoy: a new listener is bound only once they settled; an updated one
-   * keeps serving its previous version until then, and a newer version replaces one still warming.
+   * Installs the complete set of listeners (static + LDS). A version with init targets (RDS routes,
+   * remote Wasm code) warms first, as in Envoy: a new listener is bound only once they settled; an
+   * updated one keeps serving its previous version until then, and a newer version replaces one
+   * still warming.
    */
   apply(configs: readonly ListenerConfig[]): void {
     const names = new Set(configs.map((c) => c.name));
