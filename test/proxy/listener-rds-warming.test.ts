@@ -4,7 +4,8 @@
 // arrive; an LDS update naming another route configuration keeps the previous version answering
 // with the old routes (never a 404) until the new ones arrive; with a non-zero initial_fetch_timeout
 // the listener goes live without routes (404 NR, a warning logged) when none came in time; a
-// refused (NACKed) route configuration ends the wait too, as in Envoy.
+// refused (NACKed) route configuration ends the wait too, as in Envoy; a newer version replaces one
+// still waiting, and a listener removed while waiting just goes.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -178,4 +179,29 @@ test('a refused (NACKed) route configuration ends the wait, as Envoy: the listen
 
   ads.push(ROUTE_TYPE, 'good', [answering('r', 'good')]);
   await waitFor('the good routes applied', async () => ((await request(port)).body === 'good' ? true : undefined));
+});
+
+test('a newer version replaces one still waiting for its routes, and a listener removed while it waits just goes', async (t) => {
+  const { ads, rt } = await startFedRuntime(t);
+  await serveListeners(ads, [rdsListener('in', 'a', '0s'), rdsListener('gone', 'g', '0s')]);
+  await ads.waitFor(isType(ROUTE_TYPE, names('a', 'g')));
+  await waitFor('both listeners warming', () => (warming(rt) === 2 ? true : undefined));
+
+  const from = ads.requests.length;
+  ads.push(LISTENER_TYPE, 'l2', [rdsListener('in', 'b', '0s')]);
+  await ads.waitFor(isType(ROUTE_TYPE, names('b')), from);
+  assert.deepEqual(rt.listeners.warmingListeners().map((c) => c.name), ['in'], 'the removed listener no longer warms');
+  assert.equal(warming(rt), 1);
+
+  // The first versions' routes coming late (no longer subscribed) put nothing in service: the newer version waits for its own.
+  const late = ads.push(ROUTE_TYPE, 'r1', [answering('a', 'a'), answering('g', 'g')]);
+  await ads.waitFor(isType(ROUTE_TYPE, (r) => r.response_nonce === late), from);
+  assert.equal(rt.listeners.get('in'), undefined);
+  assert.equal(rt.listeners.get('gone'), undefined);
+
+  ads.push(ROUTE_TYPE, 'r2', [answering('b', 'b')]);
+  const port = await waitFor('the newer version listening', () => (rt.listeners.get('in')?.state === 'listening' ? rt.listeners.get('in')!.boundPort : undefined));
+  assert.equal((await request(port)).body, 'b');
+  assert.equal(rt.listeners.get('gone'), undefined);
+  assert.equal(warming(rt), 0);
 });
