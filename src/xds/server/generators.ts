@@ -34,11 +34,13 @@ export const GENERATORS: Record<string, XdsGenerator> = {
     typeUrl: ROUTE_TYPE,
     short: 'rds',
     fullState: false,
+    // A name that means nothing to the proxy gets an empty configuration, as from istiod: a listener
+    // waits for its routes (Envoy's RDS init target; istiod's initial_fetch_timeout 0s waits for good).
     generate: (push, proxy, names) =>
       withRoutePatches(
         push,
         proxy,
-        (names ?? []).map((n) => buildRouteConfig(push, proxy, n)).filter((r): r is EnvoyJson => r !== undefined),
+        (names ?? []).map((n) => buildRouteConfig(push, proxy, n) ?? { name: n, virtual_hosts: [], validate_clusters: false }),
       ),
   },
   [ENDPOINT_TYPE]: {
