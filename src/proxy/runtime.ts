@@ -217,6 +217,8 @@ export class ProxyRuntime {
 
   /** xDS state of the world for one resource type. Returns the errors ([] = ACK). */
   apply(typeUrl: string, resources: ReadonlyMap<string, EnvoyJson>, version = ''): string[] {
+    // A server live before this update stays so, whatever the update warms (state() latches LIVE).
+    this.state();
     if (typeUrl === NDS_TYPE) return this.nameTableSink ? this.nameTableSink(resources.get('') ?? { table: {} }) : [];
     // Accepted or refused, the first response ends the wait (Envoy's init target is ready either way).
     this.awaitingFirstFetch.delete(typeUrl);
