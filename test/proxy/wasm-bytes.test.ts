@@ -76,6 +76,22 @@ const readerPlugin: PluginSource = {
     (i32.const 1))`,
 };
 
+/** Request headers: a 200 local reply whose body is the request.path property, NUL, request.host. */
+const requestLinePlugin: PluginSource = {
+  strings: { path: Buffer.from('request\0path'), host: Buffer.from('request\0host'), nul: Buffer.from([0]) },
+  imports: ['proxy_get_property', 'proxy_send_local_response'],
+  body: `
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (drop (call $proxy_get_property (i32.const $path$) (i32.const #path#) (i32.const 16) (i32.const 20)))
+    (drop (call $proxy_get_property (i32.const $host$) (i32.const #host#) (i32.const 24) (i32.const 28)))
+    ;; body = path bytes, 0, host bytes, assembled at 4096
+    (memory.copy (i32.const 4096) (i32.load (i32.const 16)) (i32.load (i32.const 20)))
+    (i32.store8 (i32.add (i32.const 4096) (i32.load (i32.const 20))) (i32.const 0))
+    (memory.copy (i32.add (i32.const 4097) (i32.load (i32.const 20))) (i32.load (i32.const 24)) (i32.load (i32.const 28)))
+    (drop (call $proxy_send_local_response (i32.const 200) (i32.const 0) (i32.const 0) (i32.const 4096) (i32.add (i32.add (i32.load (i32.const 20)) (i32.load (i32.const 28))) (i32.const 1)) (i32.const 0) (i32.const 0) (i32.const -1)))
+    (i32.const 1))`,
+};
+
 const address = (port: number) => ({ socket_address: { address: '127.0.0.1', port_value: port } });
 const wasmFilter = (name: string, file: string) => ({
   name: 'envoy.filters.http.wasm',
@@ -102,11 +118,12 @@ async function proxyWith(t: test.TestContext, plugins: [string, PluginSource][])
   return proxy.ports.listeners.l!;
 }
 
-/** One HTTP/1.1 request on a raw socket: the response's head (latin1) and body bytes. */
-function rawGet(port: number): Promise<{ head: string; body: Buffer }> {
+/** One HTTP/1.1 request on a raw socket (its request line and host as bytes): the response's head (latin1) and body bytes. */
+function rawGet(port: number, target: Buffer = Buffer.from('/'), host: Buffer = Buffer.from('x')): Promise<{ head: string; body: Buffer }> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
-    const s = net.connect(port, '127.0.0.1', () => s.write('GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n'));
+    const request = Buffer.concat([Buffer.from('GET '), target, Buffer.from(' HTTP/1.1\r\nhost: '), host, Buffer.from('\r\nconnection: close\r\n\r\n')]);
+    const s = net.connect(port, '127.0.0.1', () => s.write(request));
     s.on('data', (c: Buffer) => chunks.push(c));
     s.on('error', reject);
     s.on('close', () => {
@@ -137,4 +154,13 @@ test('wasm proxy_set_property: an undeclared property is kept as bytes, for anot
   assert.match(r.head, /^HTTP\/1\.1 200 /);
   assert.deepEqual(r.body, PROPERTY, 'read back by a plugin of another VM');
   assert.equal(header(r.head, 'x-cel')?.toString(), '1', "CEL's filter_state sees bytes");
+});
+
+test('wasm request.path and request.host properties are the bytes of the request (obs-text too), as Envoy hands them over', async (t) => {
+  const port = await proxyWith(t, [['line', requestLinePlugin]]);
+  const target = Buffer.from([0x2f, 0x63, 0x61, 0x66, 0xe9, 0x3f, 0x71, 0x3d, 0xff]); // "/caf\xe9?q=\xff"
+  const host = Buffer.from([0x68, 0xf6, 0x73, 0x74]); // "h\xf6st"
+  const r = await rawGet(port, target, host);
+  assert.match(r.head, /^HTTP\/1\.1 200 /);
+  assert.deepEqual(r.body, Buffer.concat([target, Buffer.from([0]), host]));
 });

@@ -27,6 +27,8 @@ export interface StreamProps {
 }
 
 const str = (s: string | undefined): Buffer | undefined => (s === undefined ? undefined : Buffer.from(s));
+/** What came off the wire (request line, header values) is held one byte per char: its bytes back. */
+const wire = (s: string | undefined): Buffer | undefined => (s === undefined ? undefined : Buffer.from(s, 'latin1'));
 const bool = (b: boolean): Buffer => Buffer.from([b ? 1 : 0]);
 
 function int(n: number | bigint | undefined): Buffer | undefined {
@@ -108,19 +110,19 @@ export function streamProperty(s: StreamProps, p: readonly string[]): Buffer | u
     case 'request': {
       switch (key) {
         case 'path':
-          return str(req?.path);
+          return wire(req?.path);
         case 'url_path':
-          return str(req?.path.split('?')[0]);
+          return wire(req?.path.split('?')[0]);
         case 'query': {
           const q = req?.path.indexOf('?') ?? -1;
-          return req ? str(q < 0 ? '' : req.path.slice(q + 1)) : undefined;
+          return req ? wire(q < 0 ? '' : req.path.slice(q + 1)) : undefined;
         }
         case 'host':
-          return str(req?.authority);
+          return wire(req?.authority);
         case 'scheme':
-          return str(req?.scheme);
+          return wire(req?.scheme);
         case 'method':
-          return str(req?.method);
+          return wire(req?.method);
         case 'headers':
           return sub !== undefined ? header(req?.headers, sub) : req && pairs(req.headers, [[':authority', req.authority], [':path', req.path], [':method', req.method], [':scheme', req.scheme]]);
         case 'referer':
@@ -128,7 +130,7 @@ export function streamProperty(s: StreamProps, p: readonly string[]): Buffer | u
         case 'useragent':
           return header(req?.headers, 'user-agent');
         case 'id':
-          return str(info.requestId ?? (req?.headers['x-request-id'] as string | undefined));
+          return wire(info.requestId ?? (req?.headers['x-request-id'] as string | undefined));
         case 'protocol':
           return str(info.protocol);
         case 'time':
