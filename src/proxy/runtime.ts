@@ -5,6 +5,8 @@
  *   rt.addStatic({ listeners, clusters, secrets })   // bootstrap static_resources → errors[]
  *   rt.apply(typeUrl, resources, version?)           // xDS state of the world for one type → errors[]
  *                                                    //   ([] = ACK; otherwise NACK, previous config kept)
+ *   rt.refused(typeUrl)                              // an update the xDS client refused itself (ends the same waits)
+ *   rt.routeNamesInUse()                             // RDS names of the listener versions serving or warming
  *   await rt.settled()                               // listeners bound
  *   rt.isReady()                                     // first config applied, listeners bound, clusters warm
  *   rt.observers.push((info, req, res) => ...)       // stream-end observers (metrics, access logs)
@@ -124,6 +126,7 @@ export class ProxyRuntime {
   private wentLive = false;
   /** Dynamic types whose first response the server waits for before going LIVE (awaitFirstFetch). */
   private readonly awaitingFirstFetch = new Set<string>();
+  private readonly routeNameWatchers: (() => void)[] = [];
 
   constructor(opts: ProxyRuntimeOptions) {
     setupExtensions();
@@ -132,6 +135,9 @@ export class ProxyRuntime {
     this.ctx.runtime.watch();
     attachTelemetry(this.ctx);
     this.listeners = new ListenerManager(this.ctx);
+    this.listeners.onWarmed = () => {
+      for (const changed of this.routeNameWatchers) changed();
+    };
   }
 
   get stats(): Stats {
@@ -255,8 +261,7 @@ export class ProxyRuntime {
     this.warnings.set(typeUrl, warnings);
     this.logWarnings(kind, warnings);
     if (errors.length) {
-      // As Envoy's: a refused RDS update ends the listeners' wait for their routes (they serve without).
-      if (typeUrl === ROUTE_TYPE) for (const h of this.ctx.holders.values()) h.refused();
+      this.refused(typeUrl);
       return errors;
     }
     switch (typeUrl) {
@@ -298,6 +303,26 @@ export class ProxyRuntime {
     this.applied.add(typeUrl);
     if (typeUrl === LISTENER_TYPE) this.initialized = true;
     return [];
+  }
+
+  /**
+   * A refused update of `typeUrl`, here or by the xDS client before it came here (XdsSink.refused):
+   * as Envoy's, it ends the first fetch's wait and, for RDS, the listeners' wait for their routes
+   * (they serve without them, 404 NR, until good ones come).
+   */
+  refused(typeUrl: string): void {
+    this.awaitingFirstFetch.delete(typeUrl);
+    if (typeUrl === ROUTE_TYPE) for (const h of this.ctx.holders.values()) h.refused();
+  }
+
+  /** XdsSink.routeNamesInUse: the RDS route configurations of the listener versions serving or warming. */
+  routeNamesInUse(): ReadonlySet<string> {
+    return rdsNamesOf([...this.listeners.listeners().map((l) => l.config.raw), ...this.listeners.warmingListeners().map((c) => c.raw)]);
+  }
+
+  /** XdsSink.watchRouteNamesInUse: `changed` runs after a warmed listener version went into service. */
+  watchRouteNamesInUse(changed: () => void): void {
+    this.routeNameWatchers.push(changed);
   }
 
   /**

@@ -4,8 +4,11 @@
 // arrive; an LDS update naming another route configuration keeps the previous version answering
 // with the old routes (never a 404) until the new ones arrive; with a non-zero initial_fetch_timeout
 // the listener goes live without routes (404 NR, a warning logged) when none came in time; a
-// refused (NACKed) route configuration ends the wait too, as in Envoy; a newer version replaces one
-// still waiting, and a listener removed while waiting just goes.
+// refused (NACKed) route configuration ends the wait too, as in Envoy, whether the runtime or the
+// xDS client itself refused it (a stream failure does not end it); a newer version replaces one
+// still waiting, and a listener removed while waiting just goes. The RDS subscription is the union
+// of the route configurations of the listener versions serving or warming: while an update warms,
+// the old routes stay subscribed (and updated) for the version serving, and go once it left.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -120,8 +123,8 @@ test('an LDS update naming a route configuration not received yet keeps the prev
 
   let from = ads.requests.length;
   ads.push(LISTENER_TYPE, 'l2', [rdsListener('in', 'two', '0s')]);
-  // The client moves its RDS subscription to the new name: the old routes leave its set, not the version serving them.
-  await ads.waitFor(isType(ROUTE_TYPE, names('two')), from);
+  // The client subscribes the new name beside the old one, which the version serving still uses.
+  await ads.waitFor(isType(ROUTE_TYPE, names('one', 'two')), from);
   for (let i = 0; i < 5; i++) {
     const r = await request(port);
     assert.equal(r.status, 200, 'the previous version serves while the new one waits for its routes');
@@ -179,6 +182,62 @@ test('a refused (NACKed) route configuration ends the wait, as Envoy: the listen
 
   ads.push(ROUTE_TYPE, 'good', [answering('r', 'good')]);
   await waitFor('the good routes applied', async () => ((await request(port)).body === 'good' ? true : undefined));
+});
+
+test('a route configuration the xDS client refuses itself (a name twice) ends the wait as one the runtime refuses; a broken stream does not', async (t) => {
+  const { ads, rt } = await startFedRuntime(t);
+  await serveListeners(ads, [rdsListener('in', 'r', '0s')]);
+  await ads.waitFor(isType(ROUTE_TYPE, names('r')));
+  await waitFor('the listener warming', () => (warming(rt) === 1 ? true : undefined));
+
+  // A stream failure is no refused config (Envoy's ConnectionFailure): after the reconnect the listener still waits.
+  ads.breakStream();
+  await ads.waitFor((r) => r.stream === 2 && isType(ROUTE_TYPE, names('r'))(r));
+  assert.equal(warming(rt), 1);
+  assert.equal(rt.listeners.get('in'), undefined, 'still not in service');
+
+  const from = ads.requests.length;
+  const nonce = ads.push(ROUTE_TYPE, 'dup', [answering('r', 'a'), answering('r', 'b')]);
+  const nack = await ads.waitFor(isType(ROUTE_TYPE, (r) => r.response_nonce === nonce), from);
+  assert.match(nack.error_detail?.message ?? '', /duplicate resource name "r"/, 'refused by the client, before the runtime');
+  const port = await waitFor('the listener live after the refusal', () => (rt.listeners.get('in')?.state === 'listening' ? rt.listeners.get('in')!.boundPort : undefined));
+  const r = await request(port);
+  assert.equal(r.status, 404, 'without routes: 404 NR');
+  assert.equal(rt.state(), 'LIVE');
+
+  ads.push(ROUTE_TYPE, 'good', [answering('r', 'good')]);
+  await waitFor('the good routes applied', async () => ((await request(port)).body === 'good' ? true : undefined));
+});
+
+test('while an update warms on new routes the old ones stay subscribed, and updates to them reach the version serving; they go once the new version is in', async (t) => {
+  const { ads, rt } = await startFedRuntime(t);
+  const routeNames = () => {
+    const dump = configDump(rt, {}, { includeEds: false }) as { configs: { dynamic_route_configs?: { route_config: { name: string } }[] }[] };
+    return dump.configs.flatMap((c) => c.dynamic_route_configs ?? []).map((r) => r.route_config.name);
+  };
+  await serveListeners(ads, [rdsListener('in', 'one', '0s')]);
+  await ads.waitFor(isType(ROUTE_TYPE, names('one')));
+  ads.push(ROUTE_TYPE, 'r1', [answering('one', 'one')]);
+  const port = await waitFor('the first version listening', () => (rt.listeners.get('in')?.state === 'listening' ? rt.listeners.get('in')!.boundPort : undefined));
+
+  let from = ads.requests.length;
+  ads.push(LISTENER_TYPE, 'l2', [rdsListener('in', 'two', '0s')]);
+  await ads.waitFor(isType(ROUTE_TYPE, names('one', 'two')), from);
+  assert.equal(warming(rt), 1);
+  assert.deepEqual(routeNames(), ['one'], 'config_dump still lists the routes of the version serving');
+
+  ads.push(ROUTE_TYPE, 'r2', [answering('one', 'one, updated')]);
+  await waitFor('the update of the old routes serving', async () => ((await request(port)).body === 'one, updated' ? true : undefined));
+  assert.equal(warming(rt), 1, 'the new version still waits for its own routes');
+
+  from = ads.requests.length;
+  ads.push(ROUTE_TYPE, 'r3', [answering('two', 'two')]);
+  await waitFor('the new version serving', async () => ((await request(port)).body === 'two' ? true : undefined));
+  // No listener version uses the old routes any more: unsubscribed, and out of the runtime.
+  await ads.waitFor(isType(ROUTE_TYPE, names('two')), from);
+  await waitFor('the old routes dropped', () => (rt.routeTable('one') === undefined ? true : undefined));
+  assert.deepEqual(routeNames(), ['two']);
+  assert.equal(warming(rt), 0);
 });
 
 test('a newer version replaces one still waiting for its routes, and a listener removed while it waits just goes', async (t) => {

@@ -227,6 +227,8 @@ export class ListenerManager {
   private readonly sockets = new Set<net.Socket>();
   private stopped = false;
   private readonly gauges: { readonly warming: Stat; readonly active: Stat };
+  /** Called after a warmed version went into service (the version it replaced, if any, left). */
+  onWarmed: (() => void) | undefined;
 
   constructor(ctx: ProxyContext) {
     this.ctx = ctx;
@@ -285,6 +287,7 @@ export class ListenerManager {
         log.info({ listener: c.name }, 'listener warmed');
         this.install(c);
         this.countListeners();
+        this.onWarmed?.();
       }),
     );
   }

@@ -22,6 +22,9 @@ export function shareSecrets(sink: XdsSink): SecretSinks {
       if (errors.length === 0) sets[own] = resources;
       return errors;
     },
+    refused: (typeUrl) => sink.refused?.(typeUrl),
+    routeNamesInUse: () => sink.routeNamesInUse?.() ?? new Set(),
+    watchRouteNamesInUse: (changed) => sink.watchRouteNamesInUse?.(changed),
   });
   return { xds: source('xds', 'identity'), identity: source('identity', 'xds') };
 }

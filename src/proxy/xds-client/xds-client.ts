@@ -159,6 +159,10 @@ export class XdsClient extends EventEmitter<XdsClientEvents> {
       if (typeUrl === RUNTIME_TYPE && !rtds.size) continue;
       this.watches.set(typeUrl, { typeUrl, names: typeUrl === RUNTIME_TYPE ? rtds : new Set(), version: '', nonce: '', resources: new Map(), requested: false, sentNames: '', doesNotExist: new Set() });
     }
+    // A listener version left service: the route configurations only it used are dropped (after the clusters, as all RDS).
+    opts.sink.watchRouteNamesInUse?.(() => {
+      if (this.clustersWarm && !this.stopped) this.followRouteNames();
+    });
   }
 
   /** Opens the ADS stream (and keeps reopening it until stop()). */
@@ -413,6 +417,8 @@ export class XdsClient extends EventEmitter<XdsClientEvents> {
     const { resources, errors } = this.decode(res);
     if (errors.length) {
       this.reject(w, res, errors);
+      // Refused here, unseen by the sink: it ends its waits as for an update it refuses (Envoy's onConfigUpdateFailed).
+      this.opts.sink.refused?.(w.typeUrl);
       return;
     }
     let next: Map<string, EnvoyJson>;
@@ -473,7 +479,7 @@ export class XdsClient extends EventEmitter<XdsClientEvents> {
     } else if (w.typeUrl === ENDPOINT_TYPE) {
       if (!this.clustersWarm && [...w.names].every((n) => w.resources.has(n))) this.clustersWarmed();
     } else if (w.typeUrl === LISTENER_TYPE) {
-      this.resubscribe(this.watches.get(ROUTE_TYPE)!, rdsNamesOf(w.resources.values()));
+      this.followRouteNames();
     }
     if (w.typeUrl === CLUSTER_TYPE || w.typeUrl === LISTENER_TYPE) {
       const secrets = sdsNamesOf(this.watches.get(CLUSTER_TYPE)!.resources.values(), this.watches.get(LISTENER_TYPE)!.resources.values());
@@ -493,7 +499,18 @@ export class XdsClient extends EventEmitter<XdsClientEvents> {
     this.clustersWarm = true;
     clearTimeout(this.warmTimer);
     this.maybeSubscribe(this.watches.get(LISTENER_TYPE)!);
+    this.followRouteNames();
     if (this.capturesDns) this.maybeSubscribe(this.watches.get(NDS_TYPE)!);
+  }
+
+  /**
+   * RDS: the route configurations of the latest listeners and of the sink's listener versions still
+   * serving or warming (a version serving while its update warms on other routes keeps its own).
+   */
+  private followRouteNames(): void {
+    const names = rdsNamesOf(this.watches.get(LISTENER_TYPE)!.resources.values());
+    for (const n of this.opts.sink.routeNamesInUse?.() ?? []) names.add(n);
+    this.resubscribe(this.watches.get(ROUTE_TYPE)!, names);
   }
 
   private resubscribe(w: Watch, names: Set<string>): void {

@@ -7,4 +7,18 @@ import type { EnvoyJson } from '../../envoy/index.ts';
 
 export interface XdsSink {
   apply(typeUrl: string, resources: ReadonlyMap<string, EnvoyJson>, version?: string): string[];
+  /**
+   * An update the client refused (NACKed) before the sink saw it (a resource it could not decode,
+   * a name twice): the sink ends what waited for that type as it does for an update it refuses.
+   * Not called when the stream fails: a connection failure is not a rejected config (Envoy's).
+   */
+  refused?(typeUrl: string): void;
+  /**
+   * The route configurations (RDS) the sink's listener versions use, serving or warming: the client
+   * keeps them subscribed beside those of the latest listener set, as Envoy keeps a route
+   * configuration's subscription while a listener version uses it.
+   */
+  routeNamesInUse?(): ReadonlySet<string>;
+  /** Calls `changed` when a listener version left service (a warmed update swapped in): routeNamesInUse() may have shrunk. */
+  watchRouteNamesInUse?(changed: () => void): void;
 }
