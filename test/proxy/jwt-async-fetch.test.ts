@@ -4,7 +4,10 @@
 // `rig proxy -c` listener is not bound nor the proxy ready until the JWKS answered (fast_listener
 // false), bound at once with fast_listener; a key rotated on the server is picked up after
 // cache_duration by a background fetch; a failed fetch is fetched again after
-// failed_refetch_duration; a fetch answered 503 is retried per retry_policy.
+// failed_refetch_duration; a fetch answered 503 is retried per retry_policy. On demand, as Envoy: a
+// request after a failed fetch fetches again rather than failing at once (with async_fetch too,
+// while there are no keys), and expired keys are fetched again for the request, which fails when
+// that fetch fails.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -202,4 +205,62 @@ test('async_fetch: the background fetches stop once the listener using the JWKS 
     await new Promise((r) => setTimeout(r, 1000));
     return jwks.j.fetches === before ? true : undefined;
   });
+});
+
+const fetchStats = (h: Awaited<ReturnType<typeof runtimeWithJwks>>) => ({
+  failed: h.rt.stats.counter('http.in.jwt_authn.jwks_fetch_failed').value,
+  success: h.rt.stats.counter('http.in.jwt_authn.jwks_fetch_success').value,
+});
+
+test('remote_jwks on demand: the request after a failed fetch fetches the JWKS again rather than failing at once; each fetch counts once', async (t) => {
+  const key = await signer();
+  const jwks = jwksServer([key.jwk]);
+  jwks.j.failFirst = 1;
+  const h = await runtimeWithJwks(t, jwks);
+  assert.deepEqual(h.apply(LISTENER_TYPE, [listenerWith({})]), []);
+  await h.rt.settled();
+  const first = await authed(h.port('in'), await key.token());
+  assert.deepEqual([first.status, first.body], [401, 'Jwks remote fetch is failed'], 'no retry_policy: the one try failed');
+  const second = await authed(h.port('in'), await key.token());
+  assert.equal(second.status, 200, second.body);
+  assert.equal(jwks.j.fetches, 2, 'the second request fetched the JWKS');
+  assert.deepEqual(fetchStats(h), { failed: 1, success: 1 });
+});
+
+test('async_fetch: while every fetch so far failed, a request fetches the JWKS on demand (failed_refetch_duration paces only the background fetches)', async (t) => {
+  const key = await signer();
+  const jwks = jwksServer([key.jwk]);
+  jwks.j.failFirst = 1;
+  const h = await runtimeWithJwks(t, jwks);
+  assert.deepEqual(h.apply(LISTENER_TYPE, [listenerWith({ async_fetch: { failed_refetch_duration: '600s' } })]), []);
+  await h.rt.settled();
+  assert.equal(jwks.j.fetches, 1, 'the fetch ahead failed');
+  const r = await authed(h.port('in'), await key.token());
+  assert.equal(r.status, 200, r.body);
+  assert.equal(jwks.j.fetches, 2);
+  assert.deepEqual(fetchStats(h), { failed: 1, success: 1 });
+});
+
+test('remote_jwks on demand: expired keys are not used; the request waits for a fetch, and fails when that fetch fails', async (t) => {
+  const [one, two] = [await signer(), await signer()];
+  const jwks = jwksServer([one.jwk]);
+  const h = await runtimeWithJwks(t, jwks);
+  assert.deepEqual(h.apply(LISTENER_TYPE, [listenerWith({ cache_duration: '0.2s' })]), []);
+  await h.rt.settled();
+  assert.equal((await authed(h.port('in'), await one.token())).status, 200);
+  const expire = () => new Promise((r) => setTimeout(r, 300));
+
+  // The same kid, another key: only a fetch made for the request lets the new token verify.
+  jwks.j.keys = [two.jwk];
+  await expire();
+  const rotated = await authed(h.port('in'), await two.token());
+  assert.equal(rotated.status, 200, rotated.body);
+  assert.equal(jwks.j.fetches, 2);
+
+  jwks.j.failFirst = jwks.j.fetches + 1;
+  await expire();
+  const failed = await authed(h.port('in'), await two.token());
+  assert.deepEqual([failed.status, failed.body], [401, 'Jwks remote fetch is failed'], 'the expired keys are not used when their fetch fails');
+  assert.equal((await authed(h.port('in'), await two.token())).status, 200, 'the next request fetched them again');
+  assert.deepEqual(fetchStats(h), { failed: 1, success: 3 });
 });

@@ -1,76 +1,53 @@
 // A provider's remote_jwks, fetched as Envoy does: through the cluster named by http_uri.cluster
 // (its load balancer, connection pool and transport socket; the URI gives the path and the Host
-// header), retried per retry_policy, cached for cache_duration, refreshed on expiry or when a token
-// names an unknown kid (rate-limited), the last good keys kept when a refresh fails.
+// header), retried per retry_policy (remote-fetch-retry.ts; no retry without one), cached for
+// cache_duration, refreshed when a token names an unknown kid (rate-limited; the keys stay as they
+// were when that fails).
+// On demand (without async_fetch), as Envoy: a request that finds no keys, or expired ones, waits
+// for a fetch (one at a time, shared by the requests that meet it) and fails with "Jwks remote fetch
+// is failed" when that fetch fails; the next such request fetches again.
 // With async_fetch the keys are fetched when the listener goes in (it warms until the first fetch
-// settled, unless fast_listener) and again 5 s before they expire (1 s after a failure by default,
-// failed_refetch_duration), so requests do not wait for a fetch.
+// settled, unless fast_listener) and again 5 s before cache_duration ends (failed_refetch_duration
+// after a failure), so requests do not wait for a fetch: keys fetched so do not expire (a failed
+// refresh keeps them); only when there are none (every fetch so far failed) does a request fetch
+// them on demand, as Envoy.
 // A source is shared by the config versions with the same settings and stat prefix (the cache
 // survives LDS pushes); it stops its refresh timer and leaves the table when the last of them is
-// collected. Every fetch counts in <prefix>jwks_fetch_success or jwks_fetch_failed, as Envoy's.
+// collected. Every fetch (its retries included) counts once in <prefix>jwks_fetch_success or
+// jwks_fetch_failed, as Envoy's.
 import type { Reader } from '../../config/reader.ts';
 import type { Stat } from '../../stats/stats.ts';
 import type { ClusterManager } from '../../upstream/cluster-manager.ts';
 import { requestThroughCluster } from '../../upstream/cluster-request.ts';
-import { backoffMs } from '../../routing/retry-policy.ts';
 import type { InitManager } from '../filter.ts';
+import { readFetchRetry, withFetchRetries, type FetchRetry } from '../remote-fetch-retry.ts';
 import { jose } from './jwt-jose.ts';
 import { parseJwks, type JwksSource, type KeyResolver } from './jwt-jwks-source.ts';
 
 /** Most unknown-kid refreshes allowed per cache period (a token with random kids must not flood the JWKS server). */
 const MAX_KID_REFRESHES = 10;
-/** After a failed on-demand fetch, the next one waits this long (or the cache duration when shorter). */
-const RETRY_AFTER_FAILURE_MS = 5000;
 /** async_fetch refreshes this long before the keys expire (Envoy's RefetchBeforeExpiredSec). */
 const REFRESH_BEFORE_EXPIRY_MS = 5000;
-
-/** retry_policy of one fetch: Envoy's core RetryPolicy as its async client applies it. */
-export interface JwksFetchRetry {
-  numRetries: number;
-  baseIntervalMs: number;
-  maxIntervalMs: number;
-}
 
 export interface RemoteJwksSettings {
   uri: string;
   cluster: string;
   timeoutMs: number;
   cacheMs: number;
-  retry?: JwksFetchRetry;
+  retry: FetchRetry;
   /** async_fetch: the pause after a failed fetch; undefined without async_fetch (fetched on demand). */
   failedRefetchMs?: number;
 }
 
-class JwksFetchError extends Error {
-  readonly retriable: boolean;
-  constructor(message: string, retriable: boolean) {
-    super(message);
-    this.retriable = retriable;
-  }
-}
-
-/**
- * GETs `uri` through a host of `cluster` picked by its load balancer; resolves with the 200 body.
- * With a retry policy, a 5xx, a connection failure or reset, or a try's timeout (max_interval) is
- * retried after a jittered backoff, all within http_uri.timeout (Envoy's retry_on
- * "5xx,gateway-error,connect-failure,reset").
- */
-export async function fetchThroughCluster(clusters: ClusterManager, s: RemoteJwksSettings): Promise<string> {
+/** GETs `uri` through a host of `cluster` picked by its load balancer, each try with http_uri.timeout; resolves with the 200 body. */
+export function fetchThroughCluster(clusters: ClusterManager, s: RemoteJwksSettings): Promise<string> {
   const u = new URL(s.uri);
-  const deadline = Date.now() + s.timeoutMs;
-  for (let attempt = 0; ; attempt++) {
-    const left = deadline - Date.now();
-    try {
-      const res = await requestThroughCluster(clusters, { cluster: s.cluster, method: 'GET', path: u.pathname + u.search, headers: { host: u.host, accept: 'application/json' }, timeoutMs: s.retry ? Math.min(left, s.retry.maxIntervalMs) : left });
-      if (res.status === 200) return res.body.toString();
-      throw new JwksFetchError(`JWKS server answered ${res.status}`, res.status >= 500);
-    } catch (e) {
-      const retriable = !(e instanceof JwksFetchError) || e.retriable;
-      const pause = s.retry && attempt < s.retry.numRetries && retriable ? backoffMs(s.retry, attempt) : Infinity;
-      if (Date.now() + pause >= deadline) throw e;
-      await new Promise((r) => setTimeout(r, pause).unref());
-    }
-  }
+  return withFetchRetries(s.retry, async () => {
+    const res = await requestThroughCluster(clusters, { cluster: s.cluster, method: 'GET', path: u.pathname + u.search, headers: { host: u.host, accept: 'application/json' }, timeoutMs: s.timeoutMs });
+    if (res.status !== 200) throw new Error(`JWKS server answered ${res.status}`);
+    if (res.body.length === 0) throw new Error('JWKS server answered an empty body');
+    return res.body.toString();
+  });
 }
 
 /** Envoy's jwt_authn counters of JWKS fetches. */
@@ -102,13 +79,13 @@ export class RemoteJwks implements JwksSource {
       let ok = false;
       try {
         this.resolver = jose().createLocalJWKSet(parseJwks(await fetchThroughCluster(this.clusters, this.s)));
-        this.expiresAt = Date.now() + this.s.cacheMs;
+        // Fetched ahead (async_fetch), the keys are kept until a refresh replaces them.
+        this.expiresAt = this.s.failedRefetchMs === undefined ? Date.now() + this.s.cacheMs : Infinity;
         ok = true;
         this.stats.success.value++;
       } catch {
+        // The keys (if any) stay as they were: the next request that needs a fetch makes one.
         this.stats.failed.value++;
-        // Keep the last good keys; on demand, try again after a short pause.
-        this.expiresAt = Date.now() + Math.min(this.s.cacheMs, RETRY_AFTER_FAILURE_MS);
       } finally {
         this.inflight = undefined;
       }
@@ -125,15 +102,15 @@ export class RemoteJwks implements JwksSource {
     const delay = !ok ? this.s.failedRefetchMs : cache > REFRESH_BEFORE_EXPIRY_MS ? cache - REFRESH_BEFORE_EXPIRY_MS : cache;
     clearTimeout(this.refresh);
     this.refresh = setTimeout(() => {
-      // A new cache period, a new unknown-kid budget (keys() renews it on expiry, which this refresh forestalls).
+      // A new cache period, a new unknown-kid budget.
       if (ok) this.kidsTried.clear();
       void this.fetchNow();
     }, delay).unref();
   }
 
-  /** async_fetch: fetches now unless the keys are fresh; settles (never rejects) once they are fetched or the fetch failed. */
+  /** async_fetch: fetches now unless there are keys; settles (never rejects) once they are fetched or the fetch failed. */
   fetchAhead(): Promise<unknown> {
-    return this.resolver && Date.now() < this.expiresAt ? Promise.resolve() : this.fetchNow();
+    return this.resolver ? Promise.resolve() : this.fetchNow();
   }
 
   /** The last config version using this source is gone. */
@@ -142,14 +119,11 @@ export class RemoteJwks implements JwksSource {
     this.refresh = undefined;
   }
 
+  /** The keys; none or expired: those of a fetch made now (or under way), undefined when it failed. */
   async keys(): Promise<KeyResolver | undefined> {
-    // No keys yet (the first fetch failed) and a fetch under way: its answer, not a failure now.
-    if (!this.resolver && this.inflight) await this.inflight;
-    if (Date.now() < this.expiresAt) return this.resolver;
-    this.kidsTried.clear();
-    if (!this.resolver) await this.fetchNow();
-    else void this.fetchNow();
-    return this.resolver;
+    if (this.resolver && Date.now() < this.expiresAt) return this.resolver;
+    if (!this.inflight) this.kidsTried.clear();
+    return (await this.fetchNow()) ? this.resolver : undefined;
   }
 
   async refreshForUnknownKid(kid: string | undefined): Promise<boolean> {
@@ -182,26 +156,6 @@ const released = new FinalizationRegistry<{ byKey: Map<string, RemoteJwks>; key:
   if (byKey.get(key) === source) byKey.delete(key);
 });
 
-function readRetryPolicy(rp: Reader): JwksFetchRetry {
-  const numRetries = rp.num('num_retries', 1);
-  let baseIntervalMs = 1000;
-  let maxIntervalMs = 10_000;
-  const bo = rp.obj('retry_back_off');
-  if (bo) {
-    if (!bo.has('base_interval')) bo.issues.error(bo.at('base_interval'), 'retry_back_off needs a base_interval');
-    baseIntervalMs = bo.durationMs('base_interval', 1000);
-    maxIntervalMs = bo.durationMs('max_interval', baseIntervalMs * 10);
-    if (maxIntervalMs < baseIntervalMs) bo.issues.error(bo.at('max_interval'), `max_interval (${maxIntervalMs} ms) must be at least base_interval (${baseIntervalMs} ms)`);
-    bo.done();
-  }
-  for (const k of ['retry_priority', 'retry_host_predicate', 'host_selection_retry_max_attempts', 'retry_on']) {
-    if (rp.has(k)) rp.issues.warn(rp.at(k), `not supported for JWKS fetches (retried on 5xx, connect failure, reset and try timeout, as Envoy's default); ignored`);
-    rp.accept(k);
-  }
-  rp.done();
-  return { numRetries, baseIntervalMs, maxIntervalMs };
-}
-
 /** Reads a provider's remote_jwks; with async_fetch, adds the first fetch to the listener's warming (unless fast_listener). */
 export function readRemoteJwks(remote: Reader, ctx: { clusters: ClusterManager; initManager: InitManager; statPrefix: string; stats: JwksFetchStats }): JwksSource {
   const hu = remote.obj('http_uri');
@@ -212,8 +166,7 @@ export function readRemoteJwks(remote: Reader, ctx: { clusters: ClusterManager; 
   if (!/^https?:\/\//.test(uri)) remote.issues.error(remote.at('http_uri.uri'), `remote_jwks needs an http(s) uri, got "${uri}"`);
   if (!cluster) remote.issues.error(remote.at('http_uri.cluster'), 'remote_jwks needs the cluster the JWKS is fetched through (http_uri.cluster)');
   const cacheMs = remote.durationMs('cache_duration', 600_000);
-  const rp = remote.obj('retry_policy');
-  const retry = rp && readRetryPolicy(rp);
+  const retry = readFetchRetry(remote.obj('retry_policy'), 0, 'JWKS fetches');
   const af = remote.obj('async_fetch');
   const fastListener = af?.bool('fast_listener', false) ?? false;
   const failedRefetchMs = af?.durationMs('failed_refetch_duration', 1000);

@@ -1,0 +1,60 @@
+// The retry_policy (config.core.v3.RetryPolicy) of the fetches filters make themselves through a
+// cluster, as Envoy applies it to them (RemoteAsyncDataProvider for Wasm code.remote, the JWKS
+// fetcher of jwt_authn remote_jwks): a failed try (no answer, the try's timeout, a status other
+// than 200, an empty body, content that does not check) is tried again up to num_retries times,
+// each try with the whole http_uri.timeout, after a jittered exponential backoff (retry_back_off:
+// base_interval, required there; max_interval, default 10 × base; without retry_back_off 1 s and
+// 10 s). num_retries defaults to 1 in a retry_policy; without one, the caller's default (Wasm
+// code: 1, a JWKS: 0). Envoy reads nothing else of the policy there: retry_on, retry_priority,
+// retry_host_predicate and host_selection_retry_max_attempts are warned about.
+import type { Reader } from '../config/reader.ts';
+import { backoffMs } from '../routing/retry-policy.ts';
+
+export interface FetchRetry {
+  readonly numRetries: number;
+  readonly baseIntervalMs: number;
+  readonly maxIntervalMs: number;
+}
+
+const BASE_INTERVAL_MS = 1000;
+const UNREAD = ['retry_on', 'retry_priority', 'retry_host_predicate', 'host_selection_retry_max_attempts'];
+
+/** Reads a retry_policy (`r`, undefined when absent: `absentRetries` retries with the default backoff); `what` names the fetches in warnings. */
+export function readFetchRetry(r: Reader | undefined, absentRetries: number, what: string): FetchRetry {
+  if (!r) return { numRetries: absentRetries, baseIntervalMs: BASE_INTERVAL_MS, maxIntervalMs: BASE_INTERVAL_MS * 10 };
+  const numRetries = r.num('num_retries', 1);
+  if (!Number.isInteger(numRetries) || numRetries < 0) r.issues.error(r.at('num_retries'), `must be a whole number of retries, 0 or more (got ${numRetries})`);
+  let baseIntervalMs = BASE_INTERVAL_MS;
+  let maxIntervalMs = BASE_INTERVAL_MS * 10;
+  const bo = r.obj('retry_back_off');
+  if (bo) {
+    if (!bo.has('base_interval')) bo.issues.error(bo.at('base_interval'), 'retry_back_off needs a base_interval, e.g. "0.5s"');
+    baseIntervalMs = bo.durationMs('base_interval', BASE_INTERVAL_MS);
+    if (baseIntervalMs < 1) bo.issues.error(bo.at('base_interval'), 'must be at least 1ms');
+    maxIntervalMs = bo.durationMs('max_interval', baseIntervalMs * 10);
+    if (maxIntervalMs < baseIntervalMs) bo.issues.error(bo.at('max_interval'), `max_interval (${maxIntervalMs} ms) must be at least base_interval (${baseIntervalMs} ms)`);
+    bo.done();
+  }
+  for (const k of UNREAD) {
+    if (r.has(k)) r.issues.warn(r.at(k), `not supported for ${what} (as Envoy, every failed try is retried, on a host the cluster's load balancer picks); ignored`);
+  }
+  r.accept(...UNREAD);
+  r.done();
+  return { numRetries: Math.max(0, Math.floor(numRetries)), baseIntervalMs, maxIntervalMs };
+}
+
+/**
+ * Runs `attempt` until it resolves, trying again after each failure (up to `p.numRetries` times)
+ * once a jittered backoff passed. Rejects with the last failure, its message telling how many
+ * tries were made.
+ */
+export async function withFetchRetries<T>(p: FetchRetry, attempt: () => Promise<T>): Promise<T> {
+  for (let n = 0; ; n++) {
+    try {
+      return await attempt();
+    } catch (e) {
+      if (n >= p.numRetries) throw n === 0 ? e : new Error(`${(e as Error).message} (${n + 1} tries)`, { cause: e });
+      await new Promise((resolve) => setTimeout(resolve, backoffMs(p, n)).unref());
+    }
+  }
+}
