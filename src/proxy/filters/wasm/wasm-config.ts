@@ -1,16 +1,18 @@
 // envoy.extensions.filters.http.wasm.v3.Wasm, compiled once per config update: the module's bytes
 // (vm_config.code.local: filename, inline_bytes, inline_string; or code.remote, fetched through its
-// cluster and checked against its sha256; or, code.remote without a cluster (istiod's "_"), fetched
-// as Istio's agent does, wasm-fetch.ts) compile once per content (sha256), a VM is instantiated
-// once per (vm_id, code, vm configuration, environment), and a root context is started per (VM,
-// name, root_id, plugin configuration), as Envoy shares them. A root context no config uses any more (its configs were
-// collected) gets proxy_on_done and proxy_on_delete.
+// cluster, retried per its retry_policy (remote-fetch-retry.ts) and checked against its sha256; or,
+// code.remote without a cluster (istiod's "_"), fetched as Istio's agent does, wasm-fetch.ts)
+// compile once per content (sha256), a VM is instantiated once per (vm_id, code, vm configuration,
+// environment), and a root context is started per (VM, name, root_id, plugin configuration), as
+// Envoy shares them. A root context no config uses any more (its configs were collected) gets
+// proxy_on_done and proxy_on_delete.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { silentLogger, type Logger } from '../../../core/log.ts';
 import type { Reader } from '../../config/reader.ts';
 import { requestThroughCluster } from '../../upstream/cluster-request.ts';
 import type { FilterCompileContext } from '../filter.ts';
+import { readFetchRetry, withFetchRetries, type FetchRetry } from '../remote-fetch-retry.ts';
 import type * as WasmFetch from './wasm-fetch.ts';
 import type { ModuleRequest } from './wasm-fetch.ts';
 import { WasmPlugin } from './wasm-plugin.ts';
@@ -35,6 +37,8 @@ interface RemoteCode {
   readonly uri: string;
   readonly sha256: string;
   readonly timeoutMs: number;
+  /** retry_policy, as Envoy's remote data source: one retry without it. */
+  readonly retry: FetchRetry;
 }
 
 /** code.remote the way istiod sends it for its agent (no cluster): fetched by rig proxy from the url ('' sha256: unchecked). */
@@ -118,10 +122,7 @@ function readCode(r: Reader): Buffer | RemoteCode | AgentCode | undefined {
 function readRemote(r: Reader): RemoteCode | AgentCode | undefined {
   const http = r.obj('http_uri');
   const sha256 = r.str('sha256').toLowerCase();
-  if (r.has('retry_policy')) {
-    r.issues.warn(r.at('retry_policy'), 'retry_policy is not supported: rig proxy fetches the module once per config');
-    r.accept('retry_policy');
-  }
+  const retryPolicy = r.obj('retry_policy');
   r.done();
   if (!http) {
     r.issues.error(r.at('http_uri'), 'remote code needs http_uri (uri, cluster, timeout)');
@@ -131,10 +132,17 @@ function readRemote(r: Reader): RemoteCode | AgentCode | undefined {
   const cluster = http.str('cluster');
   const timeoutMs = http.durationMs('timeout', 30_000);
   http.done();
-  if (cluster === '' || cluster === '_') return readAgentRemote(r, http, uri, sha256 === 'nil' ? '' : sha256, timeoutMs);
+  if (cluster === '' || cluster === '_') {
+    if (retryPolicy) {
+      r.issues.warn(r.at('retry_policy'), "has no effect on a module fetched without a cluster: rig proxy fetches it as Istio's agent does (up to 5 tries, 500 ms backoff doubling, within http_uri.timeout); name a cluster to fetch through it with this policy");
+      retryPolicy.accept(...Object.keys(retryPolicy.raw));
+    }
+    return readAgentRemote(r, http, uri, sha256 === 'nil' ? '' : sha256, timeoutMs);
+  }
+  const retry = readFetchRetry(retryPolicy, 1, 'Wasm module fetches');
   if (!/^[0-9a-f]{64}$/.test(sha256)) r.issues.error(r.at('sha256'), 'remote code needs sha256 (64 hex digits), which the fetched module must match');
   if (!URL.canParse(uri)) r.issues.error(http.at('uri'), `http_uri.uri ${JSON.stringify(uri)} is not a URL`);
-  return cluster && URL.canParse(uri) && sha256.length === 64 ? { cluster, uri, sha256, timeoutMs } : undefined;
+  return cluster && URL.canParse(uri) && sha256.length === 64 ? { cluster, uri, sha256, timeoutMs, retry } : undefined;
 }
 
 /** istiod's form (no cluster): an http(s):// or oci:// url, and a sha256 when the WasmPlugin has one. */
@@ -151,15 +159,22 @@ function readAgentRemote(r: Reader, http: Reader, uri: string, sha256: string, t
   return ok ? { agent: true, uri, sha256, timeoutMs } : undefined;
 }
 
-/** Fetches a remote module through its cluster; rejects with a readable Error (status, size, sha256 mismatch). */
-async function fetchModule(remote: RemoteCode, clusters: FilterCompileContext['clusters']): Promise<Buffer> {
+/**
+ * Fetches a remote module through its cluster, as Envoy's remote data source: every failed try
+ * (no answer, timeout, a status other than 200, an empty body, too large, a sha256 mismatch) is
+ * tried again per its retry_policy; rejects with a readable Error once it gave up.
+ */
+function fetchModule(remote: RemoteCode, clusters: FilterCompileContext['clusters']): Promise<Buffer> {
   const u = new URL(remote.uri);
-  const res = await requestThroughCluster(clusters, { cluster: remote.cluster, method: 'GET', path: u.pathname + u.search, headers: { host: u.host }, timeoutMs: remote.timeoutMs });
-  if (res.status !== 200) throw new Error(`GET ${remote.uri} through cluster ${remote.cluster} answered ${res.status}`);
-  if (res.body.length > MAX_REMOTE_BYTES) throw new Error(`the module at ${remote.uri} is larger than ${MAX_REMOTE_BYTES} bytes`);
-  const sha = crypto.createHash('sha256').update(res.body).digest('hex');
-  if (sha !== remote.sha256) throw new Error(`the module at ${remote.uri} has sha256 ${sha}, not the configured ${remote.sha256}`);
-  return res.body;
+  return withFetchRetries(remote.retry, async () => {
+    const res = await requestThroughCluster(clusters, { cluster: remote.cluster, method: 'GET', path: u.pathname + u.search, headers: { host: u.host }, timeoutMs: remote.timeoutMs });
+    if (res.status !== 200) throw new Error(`GET ${remote.uri} through cluster ${remote.cluster} answered ${res.status}`);
+    if (res.body.length === 0) throw new Error(`GET ${remote.uri} through cluster ${remote.cluster} answered an empty body`);
+    if (res.body.length > MAX_REMOTE_BYTES) throw new Error(`the module at ${remote.uri} is larger than ${MAX_REMOTE_BYTES} bytes`);
+    const sha = crypto.createHash('sha256').update(res.body).digest('hex');
+    if (sha !== remote.sha256) throw new Error(`the module at ${remote.uri} has sha256 ${sha}, not the configured ${remote.sha256}`);
+    return res.body;
+  });
 }
 
 function readEnv(r: Reader | undefined): Map<string, string> {
@@ -276,10 +291,10 @@ function cachedModule(file: string, report: (message: string) => void): { module
 /**
  * A config whose plugin starts once its code is fetched. The fetch is an init target of the
  * listener version (Envoy's remote data source): a new listener is bound, an updated one swapped,
- * only once it settled, so no stream meets the plugin unfetched (Istio's agent likewise holds the
- * extension config until its module is fetched). When the fetch fails: Envoy's remote code stays
- * so (503, or on with fail_open); agent code is denied (403) as by the RBAC filter Istio's agent
- * puts in its place (left out with fail_open).
+ * only once it settled, retries included, so no stream meets the plugin unfetched (Istio's agent
+ * likewise holds the extension config until its module is fetched). When the fetch gave up:
+ * Envoy's remote code stays so (503, or on with fail_open); agent code is denied (403) as by the
+ * RBAC filter Istio's agent puts in its place (left out with fail_open).
  */
 function whenFetched(p: PluginParams, failOpen: boolean, uri: string, agent: boolean, fetchBytes: () => Promise<Buffer>): WasmFilterConfig {
   const config: WasmFilterConfig = { plugin: undefined, failOpen };
