@@ -35,13 +35,13 @@ async function signer() {
   return { jwk, token };
 }
 
-/** A JWKS server: counts fetches, fails the first `failFirst` (500), holds answers while `held`. */
+/** A JWKS server: counts fetches, fails the first `failFirst` (500 and 503 in turn, or `failStatus`), holds answers while `held`. */
 function jwksServer(keys: JWK[]) {
-  const j = { keys, fetches: 0, failFirst: 0, held: undefined as Promise<void> | undefined, release: () => undefined as void };
+  const j = { keys, fetches: 0, failFirst: 0, failStatus: 0, held: undefined as Promise<void> | undefined, release: () => undefined as void };
   const server = http.createServer((_req, res) => {
     const n = ++j.fetches;
     void (j.held ?? Promise.resolve()).then(() => {
-      if (n <= j.failFirst) res.writeHead(n % 2 ? 500 : 503).end('down');
+      if (n <= j.failFirst) res.writeHead(j.failStatus || (n % 2 ? 500 : 503)).end('down');
       else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: j.keys }));
     });
   });
@@ -179,6 +179,20 @@ test('remote_jwks retry_policy: a fetch answered 5xx is retried num_retries time
   const r = await authed(h.port('in'), await key.token());
   assert.equal(r.status, 200, r.body);
   assert.equal(jwks.j.fetches, 3, 'two failed tries, then the keys');
+});
+
+test('remote_jwks retry_policy: as Envoy, any answer but a 200 is retried, a 404 too', async (t) => {
+  const key = await signer();
+  const jwks = jwksServer([key.jwk]);
+  jwks.j.failFirst = 1;
+  jwks.j.failStatus = 404;
+  const h = await runtimeWithJwks(t, jwks);
+  assert.deepEqual(h.apply(LISTENER_TYPE, [listenerWith({ retry_policy: { retry_back_off: { base_interval: '0.01s' } } })]), []);
+  await h.rt.settled();
+  const r = await authed(h.port('in'), await key.token());
+  assert.equal(r.status, 200, r.body);
+  assert.equal(jwks.j.fetches, 2, 'a 404, then the keys (num_retries 1 by default in a retry_policy)');
+  assert.equal(h.rt.stats.counter('http.in.jwt_authn.jwks_fetch_failed').value, 0, 'one fetch, its retry included');
 });
 
 test('remote_jwks retry_policy: a max_interval below base_interval is refused', async (t) => {
