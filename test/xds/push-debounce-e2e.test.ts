@@ -172,6 +172,45 @@ test('PILOT_ENABLE_EDS_DEBOUNCE=false: a new endpoint is pushed without waiting 
   );
 });
 
+/**
+ * A VirtualService change, then, within its debounce, a second replica of svc-1 joining (an
+ * endpoint change alone: same service account, so EDS only). Returns the watcher's first EDS
+ * response with the new endpoint and first RDS response with the new timeout, in arrival order.
+ */
+async function configThenEndpoint(t: TestContext, env: Record<string, string>) {
+  const cp = await startControlPlane(t, { PILOT_DEBOUNCE_AFTER: '3s', ...env });
+  const watcher = connect(t, cp, 0);
+  connect(t, cp, 1, '10.0.0.7');
+  const edsWith = (ip: string) => (r: AdsResponse) => r.type_url === ENDPOINT_TYPE && r.resources.some((e) => e.cluster_name === 'outbound|8080||svc-1.ns-0.svc.cluster.local' && JSON.stringify(e.endpoints ?? []).includes(ip));
+  await until('the first routes and svc-1 endpoint', () => timeoutOf(watcher, 'svc-0') === '10s' && watcher.responses.some(edsWith('10.0.0.7')));
+  const logMark = cp.log().length;
+  const mark = watcher.responses.length;
+  fs.writeFileSync(path.join(cp.configDir, 'svc-0.yaml'), vs('svc-0', '3s'));
+  await until('the change noticed', () => cp.log().slice(logMark).some((l) => l.msg.startsWith('configuration changed')));
+  connect(t, cp, 1, '10.0.0.8');
+  await until('the new timeout and endpoint pushed', () => timeoutOf(watcher, 'svc-0') === '3s' && watcher.responses.slice(mark).some(edsWith('10.0.0.8')));
+  const since = watcher.responses.slice(mark);
+  const eds = since.findIndex(edsWith('10.0.0.8'));
+  const rds = since.findIndex((r) => r.type_url === ROUTE_TYPE);
+  return { since, eds, rds };
+}
+
+test('PILOT_ENABLE_EDS_DEBOUNCE=false: an endpoint change goes at once, on its own, while a pending config change keeps its debounce', async (t) => {
+  const { since, eds, rds } = await configThenEndpoint(t, { PILOT_ENABLE_EDS_DEBOUNCE: 'false' });
+  assert.ok(eds >= 0 && rds > eds, `the endpoint came first (responses: ${since.map((r) => r.type_url.split('.').at(-1)).join(', ')})`);
+  const edsPush = since.filter((r) => r.version_info === since[eds].version_info);
+  assert.deepEqual(edsPush.map((r) => r.type_url), [ENDPOINT_TYPE], 'the endpoint push is EDS only');
+  assert.deepEqual(since[eds].resources.map((e) => e.cluster_name), ['outbound|8080||svc-1.ns-0.svc.cluster.local'], 'of the changed cluster only');
+  assert.notEqual(since[rds].version_info, since[eds].version_info, 'the config change went in a push of its own, later');
+});
+
+test('PILOT_ENABLE_EDS_DEBOUNCE (default true): an endpoint change within the debounce of a config change goes with it', async (t) => {
+  const { since, eds, rds } = await configThenEndpoint(t, {});
+  assert.ok(eds >= 0 && rds >= 0);
+  assert.equal(since[eds].version_info, since[rds].version_info, 'one push carries both');
+  assert.equal(new Set(since.map((r) => r.version_info)).size, 1, 'and nothing else was pushed');
+});
+
 test('a malformed debounce variable stops rig controlplane with an error naming it', async (t) => {
   const dir = tempDir(t, 'rig-push-debounce-env-');
   const args = ['controlplane', '--config', dir, '--no-ca', '--xds-port', '0', '--monitoring-port', '0', '--log-format', 'text'];

@@ -4,6 +4,7 @@
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import { formatDiagnostic } from '../../api/index.ts';
+import type { Resource } from '../../api/resource.ts';
 import type { ConfigStore, DeferredReads } from '../../config/store.ts';
 import type { Logger } from '../../core/log.ts';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, HEALTH_INFO_TYPE, XDS_TYPES_IN_ORDER, EnvoyJsonError } from '../../envoy/index.ts';
@@ -47,7 +48,10 @@ export interface DiscoveryServerOptions {
    * every proxy), never goes quiet and so costs one round per this time instead of one per proxy.
    */
   debounceMaxMs?: number;
-  /** PILOT_ENABLE_EDS_DEBOUNCE (default true): false pushes a change of endpoints alone at once, without the debounce. */
+  /**
+   * PILOT_ENABLE_EDS_DEBOUNCE (default true): false pushes a change of endpoints at once, on its own
+   * (on the configuration in force), while pending config changes keep their debounce.
+   */
   edsDebounce?: boolean;
   /** How long an auto-registered workload outlives its last stream (default 5 s). */
   workloadGraceMs?: number;
@@ -109,6 +113,8 @@ export class DiscoveryServer {
   #pushReasons = new Set<string>();
   /** What the changes since the last push may affect. */
   #pending = { all: false, routing: false, endpoints: false };
+  /** EDS debounce off: the endpoint push due at once (its reasons, when the first change came). */
+  #edsDue: { timer: NodeJS.Timeout; reasons: Set<string>; since: number } | undefined;
   /** Scope of the push still being written (a newer push that takes over must cover it too). */
   #writing: PushScope | undefined;
   /** Connections of the push being written, in order, and how many it reached. */
@@ -122,7 +128,7 @@ export class DiscoveryServer {
   constructor(opts: DiscoveryServerOptions) {
     this.#o = { ...opts, debounceMs: opts.debounceMs ?? 100, debounceMaxMs: opts.debounceMaxMs ?? 10_000, edsDebounce: opts.edsDebounce ?? true, workloadGraceMs: opts.workloadGraceMs ?? 5000, maxInflightBytes: opts.maxInflightBytes ?? 128 << 20, validateWorkloadEntryIdentity: opts.validateWorkloadEntryIdentity ?? true };
     this.#log = opts.log;
-    this.#push = this.#build();
+    this.#push = this.#build(opts.store.list());
   }
 
   get push(): PushContext {
@@ -139,10 +145,11 @@ export class DiscoveryServer {
       this.requestPush('config', events.every((e) => ROUTING_ONLY_KINDS.has(e.resource.kind)) ? 'routing' : 'all');
     });
     this.#deferred = this.#o.store.deferReads?.(() => {
+      if (!this.#unread) this.#log.debug('configuration changed; read when the push debounce ends');
       this.#unread = true;
       this.#debounce();
     });
-    this.#push = this.#build();
+    this.#push = this.#build(this.#o.store.list());
   }
 
   stop(): void {
@@ -150,6 +157,7 @@ export class DiscoveryServer {
     this.#unsubscribe?.();
     this.#deferred?.release();
     clearTimeout(this.#timer);
+    clearTimeout(this.#edsDue?.timer);
     for (const t of this.#graceTimers.values()) clearTimeout(t);
     this.#graceTimers.clear();
   }
@@ -160,6 +168,12 @@ export class DiscoveryServer {
    */
   requestPush(reason: string, scope: 'all' | 'routing' | 'endpoints' = 'all'): void {
     this.#o.metrics.pushTriggers.inc({ type: reason });
+    if (scope === 'endpoints' && !this.#o.edsDebounce) {
+      // istiod pushes each EDS update at once; changes of the same turn go together here.
+      this.#edsDue ??= { timer: setTimeout(() => this.#pushEndpoints(), 0), reasons: new Set(), since: Date.now() };
+      this.#edsDue.reasons.add(reason);
+      return;
+    }
     this.#pushReasons.add(reason);
     this.#pending[scope] = true;
     this.#debounce();
@@ -167,15 +181,13 @@ export class DiscoveryServer {
 
   /**
    * istiod's debounce: the push starts once no change came for debounceMs, or debounceMaxMs after
-   * the first change, whichever is first; with edsDebounce off, a change of endpoints alone does
-   * not wait (when config changes are pending too, it goes with them).
+   * the first change, whichever is first.
    */
   #debounce(): void {
     const now = Date.now();
     this.#firstEventAt ??= now;
     clearTimeout(this.#timer);
-    const endpointsOnly = !this.#unread && !this.#pending.all && !this.#pending.routing;
-    const wait = endpointsOnly && !this.#o.edsDebounce ? 0 : Math.max(0, Math.min(this.#o.debounceMs, this.#firstEventAt + this.#o.debounceMaxMs - now));
+    const wait = Math.max(0, Math.min(this.#o.debounceMs, this.#firstEventAt + this.#o.debounceMaxMs - now));
     this.#timer = setTimeout(() => void this.#debounced(), wait);
   }
 
@@ -204,9 +216,8 @@ export class DiscoveryServer {
     this.#flush();
   }
 
-  #build(): PushContext {
+  #build(resources: readonly Resource[]): PushContext {
     const t0 = performance.now();
-    const resources = this.#o.store.list();
     const registry = this.#o.registry.snapshot(resources);
     const version = `${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}/${++this.#pushCounter}`;
     const push = new PushContext({ version, mesh: this.#o.mesh, resources, registry, credentials: this.#o.credentials });
@@ -223,25 +234,62 @@ export class DiscoveryServer {
     return push;
   }
 
+  /** The debounced push: the store's configuration and the registry's endpoints. */
   #flush(): void {
     const triggeredAt = this.#firstEventAt ?? Date.now();
     this.#firstEventAt = undefined;
-    const reasons = [...this.#pushReasons].join(',');
-    this.#pushReasons.clear();
     const pending = this.#pending;
     this.#pending = { all: false, routing: false, endpoints: false };
-    let push: PushContext;
-    try {
-      push = this.#build();
-    } catch (err) {
-      // The last good snapshot stays in force; the next push still covers every pending change.
-      this.#pending = pending;
-      this.#o.metrics.internalErrors.inc();
-      this.#log.error({ err }, 'building the push context failed; keeping the previous configuration');
+    // An endpoint push still due is built into this one (it reads the registry too): this one covers it.
+    const eds = this.#edsDue;
+    if (eds) {
+      clearTimeout(eds.timer);
+      this.#edsDue = undefined;
+      for (const r of eds.reasons) this.#pushReasons.add(r);
+      pending.endpoints = true;
+    }
+    const reasons = [...this.#pushReasons].join(',');
+    this.#pushReasons.clear();
+    const push = this.#tryBuild(this.#o.store.list());
+    if (!push) {
+      this.#pending = pending; // the next push still covers every pending change
       return;
     }
     let scope: PushScope = pending.all ? ALL_TYPES : pending.routing ? routingScope(this.#push, push) : { types: [] };
     if (!pending.all && pending.endpoints) scope = mergeScopes(scope, endpointScope(this.#push, push));
+    this.#write(push, scope, reasons, triggeredAt);
+  }
+
+  /**
+   * EDS debounce off (istiod's incremental EDS push): endpoint changes go at once, built on the
+   * configuration in force, not on the changes still debounced; their push, later, starts from this one.
+   */
+  #pushEndpoints(): void {
+    const due = this.#edsDue;
+    if (!due) return;
+    this.#edsDue = undefined;
+    const push = this.#tryBuild(this.#push.resources);
+    if (!push) {
+      for (const r of due.reasons) this.#pushReasons.add(r);
+      this.#pending.endpoints = true; // the next push still covers them
+      return;
+    }
+    this.#write(push, endpointScope(this.#push, push), [...due.reasons].join(','), due.since);
+  }
+
+  /** The push context of `resources` and the registry; undefined (logged) when it fails: the last good snapshot stays in force. */
+  #tryBuild(resources: readonly Resource[]): PushContext | undefined {
+    try {
+      return this.#build(resources);
+    } catch (err) {
+      this.#o.metrics.internalErrors.inc();
+      this.#log.error({ err }, 'building the push context failed; keeping the previous configuration');
+      return undefined;
+    }
+  }
+
+  /** Puts `push` in force and writes `scope` of it to every stream, in chunks (a newer push may take over). */
+  #write(push: PushContext, scope: PushScope, reasons: string, triggeredAt: number): void {
     scope = mergeScopes(this.#writing, scope);
     this.#push = push;
     this.#writing = scope;
