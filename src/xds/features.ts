@@ -44,7 +44,7 @@ export interface PilotFeatures {
   readonly debounceAfterMs: number;
   /** PILOT_DEBOUNCE_MAX (default 10s): the longest a push waits while changes keep coming. */
   readonly debounceMaxMs: number;
-  /** PILOT_ENABLE_EDS_DEBOUNCE (default true): false pushes a change of endpoints alone at once, without the debounce. */
+  /** PILOT_ENABLE_EDS_DEBOUNCE (default true): false pushes endpoint changes at once, on their own; pending config changes keep their debounce. */
   readonly edsDebounce: boolean;
 }
 
