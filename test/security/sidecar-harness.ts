@@ -6,10 +6,11 @@ import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
-import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, SECRET_TYPE } from '../../src/envoy/index.ts';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE } from '../../src/envoy/index.ts';
 import type { EnvoyJson } from '../../src/envoy/index.ts';
 import { parseNode, type Proxy } from '../../src/model/proxy.ts';
 import { GENERATORS } from '../../src/xds/server/generators.ts';
+import { rdsNamesOf } from '../../src/proxy/xds-client/xds-dependencies.ts';
 import { buildPush, parseYaml } from '../xds/fixtures.ts';
 import { byName, deadPort, startRuntime, startUpstream, type Harness, type Upstream } from '../proxy/harness.ts';
 import { makePki, sdsSecrets, type Leaf, type TestPki } from '../proxy/certs.ts';
@@ -114,7 +115,9 @@ export async function startSidecar(opts: { ns?: string; sa?: string; labels?: Re
       const clusters = GENERATORS[CLUSTER_TYPE].generate(push, proxy, undefined).filter((c) => String(c.name).startsWith('inbound|') || outbound.includes(String(c.name)));
       const endpoints = outbound.length ? GENERATORS[ENDPOINT_TYPE].generate(push, proxy, outbound) : [];
       const listeners = GENERATORS[LISTENER_TYPE].generate(push, proxy, undefined).filter((l) => l.name !== 'http_proxy');
-      const e = [...h.apply(CLUSTER_TYPE, clusters), ...h.apply(ENDPOINT_TYPE, endpoints), ...h.rt.apply(LISTENER_TYPE, byName(listeners))];
+      // The routes the listeners name, as the xDS client subscribes them: a listener waits for its RDS routes.
+      const routes = GENERATORS[ROUTE_TYPE].generate(push, proxy, [...rdsNamesOf(listeners)]);
+      const e = [...h.apply(CLUSTER_TYPE, clusters), ...h.apply(ENDPOINT_TYPE, endpoints), ...h.rt.apply(ROUTE_TYPE, byName(routes)), ...h.rt.apply(LISTENER_TYPE, byName(listeners))];
       if (e.length) throw new Error('config rejected:\n' + e.join('\n'));
       await h.rt.settled();
       return listeners;
