@@ -193,9 +193,11 @@ export interface HttpFilter {
  * starts when the version goes in (after the clusters of the same config are in place, not for a
  * refused config); the version serves once every target's promise settled (a new listener is not
  * bound; an updated one keeps serving its previous version). It should settle when the fetch gave up too.
+ * `signal` aborts when the version is dropped before it served (replaced or removed while warming,
+ * or the proxy stops): the target then stops its work (no further try, no timer left).
  */
 export interface InitManager {
-  add(what: string, start: () => Promise<unknown>): void;
+  add(what: string, start: (signal: AbortSignal) => Promise<unknown>): void;
 }
 
 export interface FilterCompileContext {

@@ -6,7 +6,9 @@
 // base_interval, required there; max_interval, default 10 × base; without retry_back_off 1 s and
 // 10 s). num_retries defaults to 1 in a retry_policy; without one, the caller's default (Wasm
 // code: 1, a JWKS: 0). Envoy reads nothing else of the policy there: retry_on, retry_priority,
-// retry_host_predicate and host_selection_retry_max_attempts are warned about.
+// retry_host_predicate and host_selection_retry_max_attempts are warned about. A fetch whose
+// listener version was dropped while warming stops (no further try; the try under way aborted).
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Reader } from '../config/reader.ts';
 import { backoffMs } from '../routing/retry-policy.ts';
 
@@ -46,15 +48,18 @@ export function readFetchRetry(r: Reader | undefined, absentRetries: number, wha
 /**
  * Runs `attempt` until it resolves, trying again after each failure (up to `p.numRetries` times)
  * once a jittered backoff passed. Rejects with the last failure, its message telling how many
- * tries were made.
+ * tries were made; or with `signal`'s reason once it aborted (during a try, which `attempt` should
+ * abort with it, or a backoff).
  */
-export async function withFetchRetries<T>(p: FetchRetry, attempt: () => Promise<T>): Promise<T> {
+export async function withFetchRetries<T>(p: FetchRetry, attempt: () => Promise<T>, signal?: AbortSignal): Promise<T> {
   for (let n = 0; ; n++) {
+    signal?.throwIfAborted();
     try {
       return await attempt();
     } catch (e) {
+      signal?.throwIfAborted();
       if (n >= p.numRetries) throw n === 0 ? e : new Error(`${(e as Error).message} (${n + 1} tries)`, { cause: e });
-      await new Promise((resolve) => setTimeout(resolve, backoffMs(p, n)).unref());
+      await sleep(backoffMs(p, n), undefined, { ref: false, signal });
     }
   }
 }

@@ -356,7 +356,7 @@ function rdsRoutes(name: string, source: Reader | undefined, ctx: NetworkCompile
   if (!name || holder.current) return holder;
   const log = ctx.proxy.log;
   const timedOut = () => log.warn({ listener: ctx.listenerName, routeConfig: name, initialFetchTimeoutMs: timeoutMs }, 'RDS: no route configuration within initial_fetch_timeout; the listener serves without it (404 NR) until it arrives');
-  ctx.initManager.add(`RDS route configuration ${name}`, () => holder.arrival(timeoutMs, timedOut));
+  ctx.initManager.add(`RDS route configuration ${name}`, (signal) => holder.arrival(timeoutMs, timedOut, signal));
   return holder;
 }
 

@@ -78,8 +78,10 @@ export interface ListenerConfig {
 export interface ListenerWarming {
   /** The init targets, for the log ("the Wasm plugin x's code from <url>"). */
   readonly waitingFor: readonly string[];
-  /** Starts the targets (once); resolves, never rejects, when every one settled. */
+  /** Starts the targets (once); resolves, never rejects, when every one settled or the version was cancelled. */
   start(): Promise<void>;
+  /** The version was dropped while warming (replaced, removed, the proxy stopping): its targets stop; it never serves. */
+  cancel(): void;
 }
 
 export type PortPredicate = (destinationPort: number) => boolean;

@@ -7,7 +7,8 @@
 // its connections; any other change drains them all). A removed listener stops accepting and
 // drains. A listener whose address is in use retries binding until it is free. A version with init
 // targets (its RDS route configurations, remote Wasm code) warms first, as Envoy's: not bound, or
-// its previous version serving, until they settled.
+// its previous version serving, until they settled; one replaced or removed while it warms is
+// cancelled (its targets stop; it never serves).
 import net from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
 import type tls from 'node:tls';
@@ -263,17 +264,26 @@ export class ListenerManager {
         l.close();
       }
     }
-    for (const name of this.warming.keys()) if (!names.has(name)) this.warming.delete(name);
+    for (const name of this.warming.keys()) if (!names.has(name)) this.dropWarming(name, 'removed');
     for (const c of configs) {
       const waiting = this.warming.get(c.name);
       if (waiting && isDeepStrictEqual(waiting.raw, c.raw)) continue;
-      this.warming.delete(c.name);
+      this.dropWarming(c.name, 'replaced by a newer version');
       const old = this.active.get(c.name);
       if (old && old.state !== 'failed' && isDeepStrictEqual(old.config.raw, c.raw)) continue;
       if (c.warming && !this.stopped) this.warm(c, c.warming, old !== undefined);
       else this.install(c);
     }
     this.countListeners();
+  }
+
+  /** A version dropped before it warmed: cancelled, as Envoy destroys its init manager with it. */
+  private dropWarming(name: string, why: string): void {
+    const c = this.warming.get(name);
+    if (!c) return;
+    this.warming.delete(name);
+    c.warming?.cancel();
+    this.ctx.log.info({ listener: name, waitingFor: c.warming?.waitingFor }, `listener version ${why} while warming; what it waited for is cancelled`);
   }
 
   private warm(c: ListenerConfig, w: ListenerWarming, update: boolean): void {
@@ -329,7 +339,7 @@ export class ListenerManager {
   /** Stops accepting everywhere (drain); established connections go on. */
   stopAccepting(): void {
     this.stopped = true;
-    this.warming.clear();
+    for (const name of [...this.warming.keys()]) this.dropWarming(name, 'stopped with the proxy');
     for (const l of this.active.values()) l.close();
   }
 

@@ -9,7 +9,7 @@ export class RdsRouteHolder implements RouteHolder {
   table: RouteTable | undefined = undefined;
   /** The table came in the latest RDS set (false: none yet, or kept only for a listener version still serving). */
   current = false;
-  private waiters: (() => void)[] = [];
+  private readonly waiters = new Set<() => void>();
 
   constructor(name: string) {
     this.name = name;
@@ -32,23 +32,26 @@ export class RdsRouteHolder implements RouteHolder {
 
   /**
    * A listener version's init target: resolves once this configuration arrived, an RDS update was
-   * refused, or `timeoutMs` passed (initial_fetch_timeout; 0 waits for good), then after `onTimeout`.
+   * refused, or `timeoutMs` passed (initial_fetch_timeout; 0 waits for good), then after `onTimeout`;
+   * or at once, leaving no waiter nor timer, when `signal` aborts (the version was dropped).
    */
-  arrival(timeoutMs: number, onTimeout: () => void): Promise<void> {
-    if (this.current) return Promise.resolve();
+  arrival(timeoutMs: number, onTimeout: () => void, signal: AbortSignal): Promise<void> {
+    if (this.current || signal.aborted) return Promise.resolve();
     return new Promise((resolve) => {
-      const timer = timeoutMs > 0 ? setTimeout(() => (onTimeout(), resolve()), timeoutMs) : undefined;
-      timer?.unref();
-      this.waiters.push(() => {
+      const end = () => {
         clearTimeout(timer);
+        this.waiters.delete(end);
+        signal.removeEventListener('abort', end);
         resolve();
-      });
+      };
+      const timer = timeoutMs > 0 ? setTimeout(() => (onTimeout(), end()), timeoutMs) : undefined;
+      timer?.unref();
+      this.waiters.add(end);
+      signal.addEventListener('abort', end, { once: true });
     });
   }
 
   private wake(): void {
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const w of waiters) w();
+    for (const w of [...this.waiters]) w();
   }
 }

@@ -184,6 +184,8 @@ export function readRemoteJwks(remote: Reader, ctx: { clusters: ClusterManager; 
   if (failedRefetchMs !== undefined) {
     const ahead = source;
     if (fastListener) void ahead.fetchAhead();
+    // The fetch is the shared source's (other config versions may wait for it, or use its keys):
+    // a version dropped while warming stops only its own wait (listener-init.ts), not the fetch.
     else ctx.initManager.add(`the JWKS from ${uri}`, () => ahead.fetchAhead());
   }
   return lease;

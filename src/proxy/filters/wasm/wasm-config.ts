@@ -164,17 +164,17 @@ function readAgentRemote(r: Reader, http: Reader, uri: string, sha256: string, t
  * (no answer, timeout, a status other than 200, an empty body, too large, a sha256 mismatch) is
  * tried again per its retry_policy; rejects with a readable Error once it gave up.
  */
-function fetchModule(remote: RemoteCode, clusters: FilterCompileContext['clusters']): Promise<Buffer> {
+function fetchModule(remote: RemoteCode, clusters: FilterCompileContext['clusters'], signal: AbortSignal): Promise<Buffer> {
   const u = new URL(remote.uri);
   return withFetchRetries(remote.retry, async () => {
-    const res = await requestThroughCluster(clusters, { cluster: remote.cluster, method: 'GET', path: u.pathname + u.search, headers: { host: u.host }, timeoutMs: remote.timeoutMs });
+    const res = await requestThroughCluster(clusters, { cluster: remote.cluster, method: 'GET', path: u.pathname + u.search, headers: { host: u.host }, timeoutMs: remote.timeoutMs, signal });
     if (res.status !== 200) throw new Error(`GET ${remote.uri} through cluster ${remote.cluster} answered ${res.status}`);
     if (res.body.length === 0) throw new Error(`GET ${remote.uri} through cluster ${remote.cluster} answered an empty body`);
     if (res.body.length > MAX_REMOTE_BYTES) throw new Error(`the module at ${remote.uri} is larger than ${MAX_REMOTE_BYTES} bytes`);
     const sha = crypto.createHash('sha256').update(res.body).digest('hex');
     if (sha !== remote.sha256) throw new Error(`the module at ${remote.uri} has sha256 ${sha}, not the configured ${remote.sha256}`);
     return res.body;
-  });
+  }, signal);
 }
 
 function readEnv(r: Reader | undefined): Map<string, string> {
@@ -239,7 +239,7 @@ export function readWasmConfig(r: Reader, ctx: FilterCompileContext): WasmFilter
     // Fetched before (an earlier config): started at once, as Envoy's remote code cache.
     const cached = modules.get((code as RemoteCode).sha256);
     if (cached) return configured(start(cached, (code as RemoteCode).sha256, params, (m) => c.issues.error(c.path, m)), failOpen);
-    return whenFetched(params, failOpen, code.uri, false, () => fetchModule(code as RemoteCode, ctx.clusters));
+    return whenFetched(params, failOpen, code.uri, false, (signal) => fetchModule(code as RemoteCode, ctx.clusters, signal));
   }
   const sha = crypto.createHash('sha256').update(code).digest('hex');
   const module = compileModule(code, sha, (m) => v.issues.error(v.at('code'), m));
@@ -294,19 +294,21 @@ function cachedModule(file: string, report: (message: string) => void): { module
  * only once it settled, retries included, so no stream meets the plugin unfetched (Istio's agent
  * likewise holds the extension config until its module is fetched). When the fetch gave up:
  * Envoy's remote code stays so (503, or on with fail_open); agent code is denied (403) as by the
- * RBAC filter Istio's agent puts in its place (left out with fail_open).
+ * RBAC filter Istio's agent puts in its place (left out with fail_open). A version dropped while
+ * it warms stops its fetch (`fetchBytes` gets the signal) and starts no plugin.
  */
-function whenFetched(p: PluginParams, failOpen: boolean, uri: string, agent: boolean, fetchBytes: () => Promise<Buffer>): WasmFilterConfig {
+function whenFetched(p: PluginParams, failOpen: boolean, uri: string, agent: boolean, fetchBytes: (signal: AbortSignal) => Promise<Buffer>): WasmFilterConfig {
   const config: WasmFilterConfig = { plugin: undefined, failOpen };
   const what = `the Wasm plugin ${p.name || p.rootId || '(unnamed)'}`;
   const fail = (m: string) => {
     if (agent) config.fetchFailed = true;
     p.log.error(`${what}: ${m}; its streams ${failOpen ? 'go on without it (fail_open)' : agent ? 'are denied (403, fail closed)' : 'are answered 503'}`);
   };
-  const fetchAndStart = () =>
-    fetchBytes()
+  const fetchAndStart = (signal: AbortSignal) =>
+    fetchBytes(signal)
       .then(
         (bytes) => {
+          if (signal.aborted) return;
           const sha = crypto.createHash('sha256').update(bytes).digest('hex');
           const module = compileModule(bytes, sha, fail);
           const entry = module && start(module, sha, p, fail);
@@ -316,7 +318,7 @@ function whenFetched(p: PluginParams, failOpen: boolean, uri: string, agent: boo
           released.register(config, entry);
           p.log.info(`${what}: fetched ${uri} (${bytes.length} bytes) and started`);
         },
-        (e: Error) => fail(e.message),
+        (e: Error) => (signal.aborted ? p.log.debug(`${what}: fetch of ${uri} stopped, its listener version dropped`) : fail(e.message)),
       )
       // Never an unhandled rejection out of a config update.
       .catch((e: Error) => fail(`starting the fetched module failed: ${e.message}`));
