@@ -5,11 +5,14 @@
 // compile once per content (sha256), a VM is instantiated once per (vm_id, code, vm configuration,
 // environment), and a root context is started per (VM, name, root_id, plugin configuration), as
 // Envoy shares them. A root context no config uses any more (its configs were collected) gets
-// proxy_on_done and proxy_on_delete.
+// proxy_on_done and proxy_on_delete. failure_policy (or the deprecated fail_open) says what a VM
+// failure does to the streams; with FAIL_RELOAD a later stream gets the plugin on a new VM
+// (reloadIfFailed).
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { silentLogger, type Logger } from '../../../core/log.ts';
 import type { Reader } from '../../config/reader.ts';
+import type { Stat } from '../../stats/stats.ts';
 import { requestThroughCluster } from '../../upstream/cluster-request.ts';
 import type { FilterCompileContext } from '../filter.ts';
 import { readFetchRetry, withFetchRetries, type FetchRetry } from '../remote-fetch-retry.ts';
@@ -27,6 +30,8 @@ export interface WasmFilterConfig {
    */
   plugin: WasmPlugin | undefined;
   readonly failOpen: boolean;
+  /** failure_policy FAIL_RELOAD (else undefined): how the plugin is started again once its VM failed. */
+  readonly reload?: PluginReload;
   /** Agent-fetched code that could not be fetched: streams are denied as by Istio's stand-in RBAC filter (403). */
   fetchFailed?: boolean;
 }
@@ -69,6 +74,7 @@ interface PluginEntry {
   users: number;
 }
 const plugins = new Map<string, PluginEntry>();
+/** A config's entry, released once the config is collected; a reload unregisters it (by the config) and releases it at once. */
 const released = new FinalizationRegistry<PluginEntry>(release);
 function release(p: PluginEntry): void {
   if (--p.users > 0) return;
@@ -202,7 +208,8 @@ export function readWasmConfig(r: Reader, ctx: FilterCompileContext): WasmFilter
   }
   const name = c.str('name');
   const rootId = c.str('root_id');
-  const failOpen = c.bool('fail_open', false);
+  const failure = readFailurePolicy(c, name, ctx);
+  const failOpen = failure.failOpen;
   const configuration = readConfiguration(c, 'configuration');
   if (c.has('capability_restriction_config')) {
     c.issues.warn(c.at('capability_restriction_config'), 'capability restrictions are not enforced by rig proxy: the plugin may call every host function rig proxy implements');
@@ -227,23 +234,23 @@ export function readWasmConfig(r: Reader, ctx: FilterCompileContext): WasmFilter
   if (!code) return { plugin: undefined, failOpen };
   const log = ctx.log ?? silentLogger;
   const agent = !Buffer.isBuffer(code) && 'agent' in code ? agentRequest(code, env, name) : undefined;
-  const params: PluginParams = { vmId, name, rootId, vmConfiguration, configuration, env, ctx, log };
+  const params: PluginParams = { vmId, name, rootId, vmConfiguration, configuration, env, ctx, log, failure };
   if (agent) {
     const file = wasmFetch?.moduleCache.lookup(agent);
     const cached = file === undefined ? undefined : cachedModule(file, (m) => v.issues.error(v.at('code'), m));
-    if (!cached) return whenFetched(params, failOpen, agent.url, true, () => loadWasmFetch().then((f) => f.moduleCache.fetch(agent)).then((f) => fs.promises.readFile(f)));
+    if (!cached) return whenFetched(params, agent.url, true, () => loadWasmFetch().then((f) => f.moduleCache.fetch(agent)).then((f) => fs.promises.readFile(f)));
     const { module, sha } = cached;
-    return configured(module && start(module, sha, params, (m) => c.issues.error(c.path, m)), failOpen);
+    return configured(module, sha, params, (m) => c.issues.error(c.path, m));
   }
   if (!Buffer.isBuffer(code)) {
     // Fetched before (an earlier config): started at once, as Envoy's remote code cache.
     const cached = modules.get((code as RemoteCode).sha256);
-    if (cached) return configured(start(cached, (code as RemoteCode).sha256, params, (m) => c.issues.error(c.path, m)), failOpen);
-    return whenFetched(params, failOpen, code.uri, false, (signal) => fetchModule(code as RemoteCode, ctx.clusters, signal));
+    if (cached) return configured(cached, (code as RemoteCode).sha256, params, (m) => c.issues.error(c.path, m));
+    return whenFetched(params, code.uri, false, (signal) => fetchModule(code as RemoteCode, ctx.clusters, signal));
   }
   const sha = crypto.createHash('sha256').update(code).digest('hex');
   const module = compileModule(code, sha, (m) => v.issues.error(v.at('code'), m));
-  return configured(module && start(module, sha, params, (m) => c.issues.error(c.path, m)), failOpen);
+  return configured(module, sha, params, (m) => c.issues.error(c.path, m));
 }
 
 type WasmFetchModule = typeof WasmFetch;
@@ -297,8 +304,9 @@ function cachedModule(file: string, report: (message: string) => void): { module
  * RBAC filter Istio's agent puts in its place (left out with fail_open). A version dropped while
  * it warms stops its fetch (`fetchBytes` gets the signal) and starts no plugin.
  */
-function whenFetched(p: PluginParams, failOpen: boolean, uri: string, agent: boolean, fetchBytes: (signal: AbortSignal) => Promise<Buffer>): WasmFilterConfig {
-  const config: WasmFilterConfig = { plugin: undefined, failOpen };
+function whenFetched(p: PluginParams, uri: string, agent: boolean, fetchBytes: (signal: AbortSignal) => Promise<Buffer>): WasmFilterConfig {
+  const config = newConfig(p.failure);
+  const failOpen = config.failOpen;
   const what = `the Wasm plugin ${p.name || p.rootId || '(unnamed)'}`;
   const fail = (m: string) => {
     if (agent) config.fetchFailed = true;
@@ -313,9 +321,7 @@ function whenFetched(p: PluginParams, failOpen: boolean, uri: string, agent: boo
           const module = compileModule(bytes, sha, fail);
           const entry = module && start(module, sha, p, fail);
           if (!entry) return;
-          entry.users++;
-          config.plugin = entry.plugin;
-          released.register(config, entry);
+          adopt(config, entry, module, sha, p);
           p.log.info(`${what}: fetched ${uri} (${bytes.length} bytes) and started`);
         },
         (e: Error) => (signal.aborted ? p.log.debug(`${what}: fetch of ${uri} stopped, its listener version dropped`) : fail(e.message)),
@@ -335,14 +341,153 @@ interface PluginParams {
   readonly env: Map<string, string>;
   readonly ctx: FilterCompileContext;
   readonly log: Logger;
+  readonly failure: Failure;
 }
 
-function configured(entry: PluginEntry | undefined, failOpen: boolean): WasmFilterConfig {
-  if (!entry) return { plugin: undefined, failOpen };
-  entry.users++;
-  const config: WasmFilterConfig = { plugin: entry.plugin, failOpen };
-  released.register(config, entry);
+/** A config of code at hand, its plugin started (none when the module or the plugin did not start: reported). */
+function configured(module: WasmModule | undefined, sha: string, p: PluginParams, report: (message: string) => void): WasmFilterConfig {
+  const config = newConfig(p.failure);
+  const entry = module && start(module, sha, p, report);
+  if (entry) adopt(config, entry, module, sha, p);
   return config;
+}
+
+function newConfig(failure: Failure): WasmFilterConfig {
+  if (!failure.reload) return { plugin: undefined, failOpen: failure.failOpen };
+  return { plugin: undefined, failOpen: false, reload: new PluginReload(failure.reload) };
+}
+
+/** The config runs the entry's plugin (one more user, one fewer once the config is collected); with FAIL_RELOAD, it may start it again. */
+function adopt(config: WasmFilterConfig, entry: PluginEntry, module: WasmModule, sha: string, p: PluginParams): void {
+  hold(config, entry);
+  if (!config.reload) return;
+  const what = `the Wasm plugin ${p.name || p.rootId || '(unnamed)'}`;
+  config.reload.started(entry, () => {
+    const fresh = start(module, sha, p, (m) => p.log.warn(`${what} failed and was not reloaded (its streams fail closed until the next try): ${m}`));
+    if (fresh) p.log.info(`${what} failed and was reloaded on a new VM (FAIL_RELOAD)`);
+    return fresh;
+  });
+}
+
+function hold(config: WasmFilterConfig, entry: PluginEntry): void {
+  entry.users++;
+  config.plugin = entry.plugin;
+  released.register(config, entry, config);
+}
+
+// === failure_policy ===
+
+/** What a VM failure does to a config's streams: fail open, or fail closed, and with reload the FAIL_RELOAD settings. */
+interface Failure {
+  readonly failOpen: boolean;
+  readonly reload?: ReloadSettings;
+}
+
+interface ReloadSettings {
+  /** reload_config.backoff.base_interval: each reload waits base to 1.5 × base after the last attempt (Envoy's jittered lower bound). */
+  readonly baseMs: number;
+  readonly success: Stat;
+  readonly failure: Stat;
+  readonly backoff: Stat;
+}
+
+/** PluginConfig.failure_policy's values, by name and by number. */
+const FAILURE_POLICIES: Record<string, 'UNSPECIFIED' | 'FAIL_RELOAD' | 'FAIL_CLOSED' | 'FAIL_OPEN'> = {
+  UNSPECIFIED: 'UNSPECIFIED', 0: 'UNSPECIFIED',
+  FAIL_RELOAD: 'FAIL_RELOAD', 1: 'FAIL_RELOAD',
+  FAIL_CLOSED: 'FAIL_CLOSED', 2: 'FAIL_CLOSED',
+  FAIL_OPEN: 'FAIL_OPEN', 3: 'FAIL_OPEN',
+};
+
+/**
+ * failure_policy, fail_open and reload_config as Envoy reads them: UNSPECIFIED leaves it to the
+ * deprecated fail_open (FAIL_OPEN when true, else FAIL_CLOSED); setting both is refused. FAIL_RELOAD
+ * counts wasm.<name>.vm_reload_success / vm_reload_failure / vm_reload_backoff, as Envoy.
+ */
+function readFailurePolicy(c: Reader, name: string, ctx: FilterCompileContext): Failure {
+  const failOpen = c.bool('fail_open', false);
+  const given = c.str('failure_policy', 'UNSPECIFIED');
+  let policy = FAILURE_POLICIES[given];
+  if (!policy) {
+    c.issues.error(c.at('failure_policy'), `unknown failure policy ${given}: use FAIL_CLOSED, FAIL_OPEN or FAIL_RELOAD`);
+    policy = 'UNSPECIFIED';
+  }
+  if (failOpen && policy !== 'UNSPECIFIED') c.issues.error(c.at('failure_policy'), 'only one of fail_open or failure_policy can be set (as Envoy refuses it); drop the deprecated fail_open');
+  if (policy === 'UNSPECIFIED') policy = failOpen ? 'FAIL_OPEN' : 'FAIL_CLOSED';
+  const baseMs = readReloadBackoff(c, policy === 'FAIL_RELOAD');
+  if (policy !== 'FAIL_RELOAD') return { failOpen: policy === 'FAIL_OPEN' };
+  const stat = (s: string) => ctx.stats.counter(`wasm.${name}.${s}`);
+  return { failOpen: false, reload: { baseMs, success: stat('vm_reload_success'), failure: stat('vm_reload_failure'), backoff: stat('vm_reload_backoff') } };
+}
+
+/** reload_config.backoff.base_interval in ms (1 s by default); reload_config has an effect only with FAIL_RELOAD (warned otherwise). */
+function readReloadBackoff(c: Reader, reloads: boolean): number {
+  const rc = c.obj('reload_config');
+  if (!rc) return 1000;
+  if (!reloads) c.issues.warn(c.at('reload_config'), 'has no effect unless failure_policy is FAIL_RELOAD');
+  const bo = rc.obj('backoff');
+  rc.done();
+  if (!bo) return 1000;
+  if (!bo.has('base_interval')) bo.issues.error(bo.at('base_interval'), 'is required (BackoffStrategy), e.g. "1s"');
+  const baseMs = bo.durationMs('base_interval', 1000);
+  if (baseMs < 1) bo.issues.error(bo.at('base_interval'), 'must be at least 1ms');
+  if (bo.has('max_interval')) {
+    bo.issues.warn(bo.at('max_interval'), 'has no effect: a reload waits base_interval to 1.5 × base_interval after the last attempt, as Envoy');
+    bo.accept('max_interval');
+  }
+  bo.done();
+  return Math.max(baseMs, 1);
+}
+
+/**
+ * FAIL_RELOAD: a config's plugin and when it was last (re)started. Once its VM failed at run time, a
+ * new stream past the backoff starts the plugin again (start() makes a new VM for a failed one:
+ * module instantiated, proxy_on_vm_start and proxy_on_configure run) and the config moves to it; a
+ * stream within the backoff, or after a reload that failed, fails closed. Streams already on the
+ * failed VM keep it (and fail closed).
+ */
+class PluginReload {
+  private readonly o: ReloadSettings;
+  private entry: PluginEntry | undefined;
+  private restart: (() => PluginEntry | undefined) | undefined;
+  private lastLoad = 0;
+
+  constructor(o: ReloadSettings) {
+    this.o = o;
+  }
+
+  started(entry: PluginEntry, restart: () => PluginEntry | undefined): void {
+    this.entry = entry;
+    this.restart = restart;
+    this.lastLoad = performance.now();
+  }
+
+  /** The config's plugin failed: starts it again unless within the backoff. */
+  reload(config: WasmFilterConfig): void {
+    if (!this.entry || !this.restart) return;
+    const now = performance.now();
+    const wait = this.o.baseMs + Math.floor(Math.random() * Math.floor(this.o.baseMs / 2));
+    if (now - this.lastLoad < wait) {
+      this.o.backoff.value++;
+      return;
+    }
+    this.lastLoad = now;
+    const fresh = this.restart();
+    if (!fresh || fresh.plugin.vm.failed) {
+      this.o.failure.value++;
+      return;
+    }
+    this.o.success.value++;
+    released.unregister(config);
+    release(this.entry);
+    hold(config, fresh);
+    this.entry = fresh;
+  }
+}
+
+/** Before a new stream or connection of a FAIL_RELOAD config: a plugin whose VM failed is started again (within its backoff). */
+export function reloadIfFailed(config: WasmFilterConfig): void {
+  if (config.plugin?.vm.failed) config.reload!.reload(config);
 }
 
 /** The module for these bytes (compiled once per sha256); undefined when it does not compile (reported). */

@@ -4,7 +4,7 @@
 // wasm-stream.ts.
 import { FilterStatus, type HttpFilter, type HttpFilterFactory, type StreamCallbacks } from '../filter.ts';
 import { registerHttpFilter } from '../registry.ts';
-import { readWasmConfig, type WasmFilterConfig } from './wasm-config.ts';
+import { readWasmConfig, reloadIfFailed, type WasmFilterConfig } from './wasm-config.ts';
 import { WasmStream } from './wasm-stream.ts';
 
 export const WASM_FILTER_NAME = 'envoy.filters.http.wasm';
@@ -35,7 +35,10 @@ export const wasmFilterFactory: HttpFilterFactory<WasmFilterConfig> = {
   name: WASM_FILTER_NAME,
   typeUrls: [WASM_TYPE],
   compile: (r, ctx) => readWasmConfig(r, ctx),
-  create: (c, cb) => (c.plugin ? new WasmStream(c, cb) : new PluginNotLoaded(c, cb)),
+  create: (c, cb) => {
+    if (c.reload) reloadIfFailed(c);
+    return c.plugin ? new WasmStream(c, cb) : new PluginNotLoaded(c, cb);
+  },
 };
 
 export function setup(): void {

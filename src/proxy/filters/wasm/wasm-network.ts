@@ -14,7 +14,7 @@ import { registerNetworkFilter } from '../../network/network-filter.ts';
 import { newStreamInfo, type StreamInfo } from '../../stream-info.ts';
 import type { ConnectionInfo, LocalReply } from '../filter.ts';
 import { Action, BufferType, StreamType, WasmResult } from './wasm-abi.ts';
-import { readWasmConfig, type WasmFilterConfig } from './wasm-config.ts';
+import { readWasmConfig, reloadIfFailed, type WasmFilterConfig } from './wasm-config.ts';
 import type { HeaderAccess } from './wasm-headers.ts';
 import { shareConnectionFilterState } from './wasm-state.ts';
 import type { ExpressionInput } from './wasm-foreign.ts';
@@ -238,6 +238,7 @@ class WasmNetworkFilter implements NetworkFilter {
     this.c = c;
   }
   onConnection(conn: DownstreamConnection): boolean | Promise<boolean> {
+    if (this.c.reload) reloadIfFailed(this.c);
     if (this.c.plugin) return new WasmConnection(this.c, conn).start();
     // Not loaded (the listener warmed until its remote code settled: the fetch or the start failed): as after a VM failure.
     if (this.c.failOpen) return true;
