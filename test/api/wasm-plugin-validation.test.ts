@@ -17,11 +17,11 @@ function messages(yaml: string): string[] {
   return loadDocuments(yaml, 'plugins.yaml').diagnostics.map((d) => `${d.severity} ${d.path}: ${d.message}`);
 }
 
-test('remote WasmPlugin urls with a pull policy and secret validate without warnings; settings without effect are named', () => {
+test('remote WasmPlugin urls with a pull policy and secret (and failStrategy FAIL_RELOAD, which rig proxy honours) validate without warnings; settings without effect are named', () => {
   assert.deepEqual(
     messages(
       plugin('oci', `{ url: 'oci://ghcr.io/acme/auth:1.0', imagePullPolicy: Always, imagePullSecret: regcred, sha256: '${'ab'.repeat(32)}' }`) +
-        plugin('bare', `{ url: 'ghcr.io/acme/auth:latest', imagePullSecret: regcred }`) +
+        plugin('bare', `{ url: 'ghcr.io/acme/auth:latest', imagePullSecret: regcred, failStrategy: FAIL_RELOAD }`) +
         plugin('https', `{ url: 'https://plugins.example.com/auth.wasm', imagePullPolicy: IfNotPresent, failStrategy: FAIL_OPEN }`),
     ),
     [],

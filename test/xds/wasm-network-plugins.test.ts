@@ -64,7 +64,7 @@ test('WasmPlugins of type NETWORK go in the TCP and HTTP chains by phase, mode a
   ]);
   const wasm = inboundTcp.filters.find((f) => f.name === 'default.n-authn')!.typed_config as EnvoyJson;
   assert.equal(wasm['@type'], 'type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm');
-  assert.deepEqual(wasm.config, { name: 'default.n-authn', vm_config: { runtime: 'envoy.wasm.runtime.v8', code: { local: { filename: '/p/authn.wasm' } } }, fail_open: true });
+  assert.deepEqual(wasm.config, { name: 'default.n-authn', vm_config: { runtime: 'envoy.wasm.runtime.v8', code: { local: { filename: '/p/authn.wasm' } } }, failure_policy: 'FAIL_OPEN' });
 
   const inboundHttp = chains.find((c) => c.dir === 'INBOUND' && c.filters.at(-1)?.name === 'envoy.filters.network.http_connection_manager');
   assert.ok(inboundHttp);

@@ -1,7 +1,8 @@
 // WasmPlugin translation: which plugins reach which HCM chain (namespace and root namespace,
 // selector, match mode and ports, type) and where (AUTHN before jwt_authn, AUTHZ before rbac, STATS
 // before istio.stats, none last before the router; higher priority first), the filter's config
-// (name, root_id, configuration JSON, local filename, env, fail_open), and remote urls as istiod sends
+// (name, root_id, configuration JSON, local filename, env, failure_policy as istiod sends it to 1.25+
+// proxies: FAIL_CLOSED by default, FAIL_OPEN, FAIL_RELOAD), and remote urls as istiod sends
 // them for its agent (code.remote with cluster "_", sha256, the pull policy, resource version and the
 // imagePullSecret's docker config in the vm env). Each listener is checked against Envoy's protos.
 import assert from 'node:assert/strict';
@@ -36,7 +37,7 @@ spec: { selector: { matchLabels: { app: reviews } }, jwtRules: [{ issuer: https:
 ` +
     plugin('authn-low', 'default', `{ selector: { matchLabels: { app: reviews } }, url: 'file:///p/low.wasm', phase: AUTHN, priority: 10 }`) +
     plugin('authn-high', 'default', `{ selector: { matchLabels: { app: reviews } }, url: /p/high.wasm, phase: AUTHN, priority: 20, pluginName: high_root, pluginConfig: { a: [1, "x"] }, failStrategy: FAIL_OPEN, vmConfig: { env: [{ name: K, value: v }, { name: HOME, valueFrom: HOST }] } }`) +
-    plugin('authz', 'default', `{ url: 'file:///p/authz.wasm', phase: AUTHZ }`) +
+    plugin('authz', 'default', `{ url: 'file:///p/authz.wasm', phase: AUTHZ, failStrategy: FAIL_RELOAD }`) +
     plugin('stats-client', 'default', `{ url: 'file:///p/stats.wasm', phase: STATS, match: [{ mode: CLIENT }] }`) +
     plugin('last-server-9080', 'default', `{ url: 'file:///p/last.wasm', match: [{ mode: SERVER, ports: [{ number: 9080 }] }] }`) +
     plugin('oci-closed', 'default', `{ url: 'ghcr.io/x/y:1', sha256: '${'ab'.repeat(32)}', imagePullPolicy: Always, imagePullSecret: ghcr-pull }`) +
@@ -97,9 +98,13 @@ test('WasmPlugins are placed by phase and priority, per mode and port, in the ch
       root_id: 'high_root',
       vm_config: { runtime: 'envoy.wasm.runtime.v8', code: { local: { filename: '/p/high.wasm' } }, environment_variables: { key_values: { K: 'v' }, host_env_keys: ['HOME'] } },
       configuration: { '@type': 'type.googleapis.com/google.protobuf.StringValue', value: '{"a":[1,"x"]}' },
-      fail_open: true,
+      failure_policy: 'FAIL_OPEN',
     },
   });
+  const config = (name: string) => (inbound.find((f) => f.name === name)!.typed_config as EnvoyJson).config as EnvoyJson;
+  assert.equal(config('default.authz').failure_policy, 'FAIL_RELOAD', 'FAIL_RELOAD: the VM is reloaded after a failure, as istiod asks');
+  assert.equal(config('default.authn-low').failure_policy, 'FAIL_CLOSED', 'no failStrategy: FAIL_CLOSED, as istiod sends it');
+  assert.equal(config('default.authz').fail_open, undefined);
   const vm = (name: string) => ((inbound.find((f) => f.name === name)!.typed_config as EnvoyJson).config as EnvoyJson).vm_config;
   assert.deepEqual(vm('default.oci-closed'), {
     runtime: 'envoy.wasm.runtime.v8',

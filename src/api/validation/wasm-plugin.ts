@@ -17,5 +17,4 @@ export function validateWasmPlugin(spec: WasmPluginSpec, r: Reporter): void {
   if (spec.imagePullPolicy && spec.imagePullPolicy !== 'UNSPECIFIED_POLICY' && local) r.warn(['spec', 'imagePullPolicy'], 'imagePullPolicy has no effect on a local file', 'remove the field');
   if (spec.verificationKey) r.warn(['spec', 'verificationKey'], 'verificationKey is not supported: rig verifies no signatures', 'remove the field');
   if (spec.type === 'NETWORK') r.warn(['spec', 'type'], 'a NETWORK plugin sees the bytes of TCP chains only: before an HTTP connection manager rig proxy gives it the connection and its close, not the bytes', 'use an HTTP plugin (type HTTP) for HTTP traffic');
-  if (spec.failStrategy === 'FAIL_RELOAD') r.warn(['spec', 'failStrategy'], 'FAIL_RELOAD is not supported: a failed VM is not reloaded; it fails closed (503) as FAIL_CLOSE', 'use FAIL_CLOSE or FAIL_OPEN');
 }

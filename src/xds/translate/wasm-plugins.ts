@@ -5,7 +5,8 @@
 // of type HTTP. Where: AUTHN before Istio's authentication filters, AUTHZ before authorization,
 // STATS before stats, UNSPECIFIED_PHASE last before the router; within a phase, higher priority
 // first, then the oldest. The filter is named namespace.name; root_id is pluginName,
-// configuration the JSON of pluginConfig in a StringValue, failStrategy FAIL_OPEN sets fail_open.
+// configuration the JSON of pluginConfig in a StringValue, failStrategy the failure_policy as
+// istiod sends it to 1.25+ proxies (FAIL_CLOSE, the default: FAIL_CLOSED; FAIL_OPEN; FAIL_RELOAD).
 // Code: file:///path (or an absolute path) is a local file the proxy reads. Any other url (http://,
 // https://, oci://, or a reference without a scheme, oci as in Istio) goes as istiod sends it for
 // its agent: code.remote with the url, the sha256 if given, a 30 s timeout and the placeholder
@@ -24,6 +25,9 @@ const STRING_VALUE = 'type.googleapis.com/google.protobuf.StringValue';
 
 /** The wasm filters of a chain by where they go: before a filter stage, or last before the router. */
 export type WasmPhaseFilters = Partial<Record<'authn' | 'authz' | 'stats' | 'end', EnvoyJson[]>>;
+
+/** istiod's PluginConfig.failure_policy per failStrategy (it sets fail_open instead only for proxies older than 1.25). */
+const FAILURE_POLICY = { FAIL_CLOSE: 'FAIL_CLOSED', FAIL_OPEN: 'FAIL_OPEN', FAIL_RELOAD: 'FAIL_RELOAD' } as const;
 
 const PHASE_SLOT = { AUTHN: 'authn', AUTHZ: 'authz', STATS: 'stats', UNSPECIFIED_PHASE: 'end' } as const;
 
@@ -92,7 +96,7 @@ function wasmFilter(r: Resource<WasmPluginSpec>, ctx: HttpFilterContext, type = 
       ...(Object.keys(env).length || hostKeys.length ? { environment_variables: { ...(Object.keys(env).length ? { key_values: env } : {}), ...(hostKeys.length ? { host_env_keys: hostKeys } : {}) } } : {}),
     },
     ...(s.pluginConfig && Object.keys(s.pluginConfig).length ? { configuration: { '@type': STRING_VALUE, value: JSON.stringify(s.pluginConfig) } } : {}),
-    ...(s.failStrategy === 'FAIL_OPEN' ? { fail_open: true } : {}),
+    failure_policy: FAILURE_POLICY[s.failStrategy ?? 'FAIL_CLOSE'],
   };
   return { name, typed_config: { '@type': type, config } };
 }
