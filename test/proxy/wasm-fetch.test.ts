@@ -159,3 +159,31 @@ test('wasm fetch over https: a certificate no trusted CA signed is refused, nami
   process.env.WASM_INSECURE_REGISTRIES = `registry.example, 127.0.0.1:${port}`;
   assert.deepEqual(fs.readFileSync(await cache.fetch(req(url, { resourceVersion: '2' }))), module);
 });
+
+test("wasm fetch over http follows Istio's agent settings: WASM_HTTP_REQUEST_MAX_RETRIES and WASM_HTTP_REQUEST_TIMEOUT; a value that does not parse fails the fetch naming it", async (t) => {
+  const requests: string[] = [];
+  const server = http.createServer((rq, res) => {
+    requests.push(rq.url!);
+    if (rq.url === '/down.wasm') res.writeHead(503).end('down');
+    // /silent.wasm never answers: only the per-request timeout ends a try.
+  });
+  const port = await listenLocal(server, t);
+  t.after(() => server.closeAllConnections());
+  const names = ['WASM_HTTP_REQUEST_MAX_RETRIES', 'WASM_HTTP_REQUEST_TIMEOUT'] as const;
+  const saved = names.map((n) => process.env[n]);
+  t.after(() => names.forEach((n, i) => (saved[i] === undefined ? delete process.env[n] : (process.env[n] = saved[i]))));
+  const cache = new WasmModuleCache(tempDir(t, 'rig-wasm-cache-'));
+
+  process.env.WASM_HTTP_REQUEST_MAX_RETRIES = '2';
+  await assert.rejects(cache.fetch(req(`http://127.0.0.1:${port}/down.wasm`)), /answered 503 \(after 2 attempts\)/);
+  assert.deepEqual(requests, ['/down.wasm', '/down.wasm'], 'two tries, not the default five');
+
+  // Each try gives up after 100 ms, well within the fetch's 10 s: two tries, then the error.
+  process.env.WASM_HTTP_REQUEST_TIMEOUT = '100ms';
+  requests.length = 0;
+  await assert.rejects(cache.fetch(req(`http://127.0.0.1:${port}/silent.wasm`)), /after 2 attempts/);
+  assert.deepEqual(requests, ['/silent.wasm', '/silent.wasm']);
+
+  process.env.WASM_HTTP_REQUEST_MAX_RETRIES = 'many';
+  await assert.rejects(cache.fetch(req(`http://127.0.0.1:${port}/down.wasm`)), /WASM_HTTP_REQUEST_MAX_RETRIES: "many" is not a whole number/);
+});

@@ -8,12 +8,13 @@
 // - without, the checksum last fetched for the url is used, unless the pull policy is Always (or
 //   unset for an oci url tagged :latest) and the WasmPlugin's resource version changed since: then
 //   it is fetched again (for oci, the manifest; the layers only when its digest is new);
-// - modules untouched for 24 h are removed (checked every 10 min).
+// - modules untouched for 24 h (WASM_MODULE_EXPIRY) are removed, checked every hour (WASM_PURGE_INTERVAL).
 // Directory: $RIG_WASM_CACHE_DIR, else <tmpdir>/rig-wasm-<uid>; files are written whole (rename).
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { envDurationSeconds } from '../../../core/go-duration.ts';
 import { httpGet } from './wasm-fetch-http.ts';
 import { isWasm, unbox } from './wasm-fetch-archive.ts';
 import { parseImageRef, prepareImage } from './oci-registry.ts';
@@ -35,11 +36,29 @@ export interface ModuleRequest {
 
 /** Larger modules (or layers) are refused. */
 export const MAX_MODULE_BYTES = 256 << 20;
-/** Istio's agent: one HTTP request may take 5 s, and is tried up to 5 times (500 ms backoff, doubling) within the fetch's timeout. */
-const HTTP_REQUEST_TIMEOUT_MS = 5_000;
-const HTTP_MAX_ATTEMPTS = 5;
-const MODULE_EXPIRY_MS = 24 * 3600_000;
-const PURGE_INTERVAL_MS = 10 * 60_000;
+/**
+ * Istio's agent's settings, from its environment variables with its defaults: one HTTP request may
+ * take WASM_HTTP_REQUEST_TIMEOUT (15s) and is tried WASM_HTTP_REQUEST_MAX_RETRIES times (5; 500 ms
+ * backoff, doubling) within the fetch's timeout; modules untouched for WASM_MODULE_EXPIRY (24h) are
+ * removed, checked every WASM_PURGE_INTERVAL (1h). A value that does not parse fails the fetch,
+ * naming the variable.
+ */
+function agentSettings() {
+  return {
+    requestTimeoutMs: envDurationSeconds('WASM_HTTP_REQUEST_TIMEOUT', 15) * 1000,
+    maxAttempts: envCount('WASM_HTTP_REQUEST_MAX_RETRIES', 5),
+    moduleExpiryMs: envDurationSeconds('WASM_MODULE_EXPIRY', 24 * 3600) * 1000,
+    purgeIntervalMs: envDurationSeconds('WASM_PURGE_INTERVAL', 3600) * 1000,
+  };
+}
+
+function envCount(name: string, def: number): number {
+  const v = process.env[name];
+  if (v === undefined || v === '') return def;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name}: "${v}" is not a whole number of at least 1`);
+  return n;
+}
 
 interface ModuleEntry {
   readonly file: string;
@@ -165,8 +184,9 @@ export class WasmModuleCache {
 
   #schedulePurge(): void {
     if (this.#purging) return;
+    const { moduleExpiryMs, purgeIntervalMs } = agentSettings();
     this.#purging = true;
-    setInterval(() => this.purge(Date.now() - MODULE_EXPIRY_MS), PURGE_INTERVAL_MS).unref();
+    setInterval(() => this.purge(Date.now() - moduleExpiryMs), purgeIntervalMs).unref();
   }
 
   /** Removes the modules untouched since `before` (ms since the epoch), and what points to them. */
@@ -183,13 +203,14 @@ export class WasmModuleCache {
 
 /** GET with Istio's agent's retries: network errors and 5xx (but 501, 505, 511) are tried again, with backoff, until the fetch's timeout. */
 async function fetchHttp(url: string, signal: AbortSignal): Promise<Buffer> {
+  const { requestTimeoutMs, maxAttempts } = agentSettings();
   let last: Error | undefined;
   let backoff = 500;
   let attempts = 0;
-  while (attempts < HTTP_MAX_ATTEMPTS && !signal.aborted) {
+  while (attempts < maxAttempts && !signal.aborted) {
     attempts++;
     try {
-      const res = await httpGet(url, { signal: AbortSignal.any([signal, AbortSignal.timeout(HTTP_REQUEST_TIMEOUT_MS)]), limit: MAX_MODULE_BYTES, what: 'the Wasm module' });
+      const res = await httpGet(url, { signal: AbortSignal.any([signal, AbortSignal.timeout(requestTimeoutMs)]), limit: MAX_MODULE_BYTES, what: 'the Wasm module' });
       if (res.status === 200) return res.body;
       last = new Error(`GET ${url} answered ${res.status}`);
       if (res.status < 500 || [501, 505, 511].includes(res.status)) break;
@@ -198,7 +219,7 @@ async function fetchHttp(url: string, signal: AbortSignal): Promise<Buffer> {
       // Not transient: too large, a blocked address, a certificate that does not verify.
       if (/more than the|connection blocked|CERT_|SELF_SIGNED/.test(last.message)) break;
     }
-    if (attempts < HTTP_MAX_ATTEMPTS) await sleep(backoff, signal);
+    if (attempts < maxAttempts) await sleep(backoff, signal);
     backoff *= 2;
   }
   const why = signal.aborted ? ` (gave up at the fetch's timeout after ${attempts} attempt(s))` : attempts > 1 ? ` (after ${attempts} attempts)` : '';
