@@ -10,8 +10,8 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
-import type { AddressInfo } from 'node:net';
 import { LISTENER_TYPE } from '../../src/envoy/index.ts';
+import { startTcpEcho } from '../helpers/listen.ts';
 import { startRigProxyFromFile } from '../helpers/rig-proxy.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -107,13 +107,7 @@ function send(port: number, data: string): Promise<string> {
 test('wasm failure_policy: FAIL_RELOAD serves later streams from a new VM past the backoff (HTTP and network), FAIL_CLOSED stays 503, FAIL_OPEN goes on', async (t) => {
   const app = await startUpstream('app');
   t.after(() => app.close());
-  const echo = net.createServer((s) => {
-    s.on('error', () => undefined);
-    s.on('data', (d) => s.write(d));
-    s.on('end', () => s.end());
-  });
-  await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
-  t.after(() => new Promise<void>((r) => echo.close(() => r())));
+  const echoPort = await startTcpEcho(t);
   const dir = tempDir(t, 'wasm-fail-reload-');
   const http = await writePlugin(dir, 'crash', crashPlugin);
   const tcp = await writePlugin(dir, 'crash-net', crashNetworkPlugin);
@@ -128,7 +122,7 @@ test('wasm failure_policy: FAIL_RELOAD serves later streams from a new VM past t
         httpChain('open', http, { failure_policy: 'FAIL_OPEN' }),
         tcpChain('tcp_reload', tcp, reload('0.1s')),
       ],
-      clusters: [cluster('app', app.port), cluster('echo', (echo.address() as AddressInfo).port)],
+      clusters: [cluster('app', app.port), cluster('echo', echoPort)],
     },
   };
   const file = path.join(dir, 'envoy.json');

@@ -6,8 +6,9 @@
 // fail_open lets them through untouched. Before http_connection_manager a plugin holds the new
 // connection and hears of the client's close, and HTTP goes through.
 import assert from 'node:assert/strict';
-import net, { type AddressInfo } from 'node:net';
+import net from 'node:net';
 import { test } from 'node:test';
+import { listenLocal, startTcpEcho } from '../helpers/listen.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { networkConnectionPlugin, networkPlugin, networkTrapPlugin, writePlugin } from '../helpers/wasm-plugins.ts';
@@ -27,15 +28,14 @@ test('wasm network filter: a paused new connection, held and rewritten bytes bot
     });
     s.on('end', () => s.end());
   });
-  await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
-  t.after(() => new Promise<void>((r) => echo.close(() => r())));
+  const echoPort = await listenLocal(echo, t);
   const authz = await startUpstream('authz');
   const h = await startTestRuntime(t, [authz]);
   const dir = tempDir(t, 'wasm-');
   const file = await writePlugin(dir, 'network', networkPlugin);
   const wasm = { name: 'envoy.filters.network.wasm', typed_config: { '@type': WASM_NETWORK, config: { name: 'net', root_id: 'net', vm_config: { vm_id: 'net', code: { local: { filename: file } } } } } };
   await configure(h, {
-    clusters: [staticCluster('echo', [(echo.address() as AddressInfo).port]), staticCluster('authz', [authz.port])],
+    clusters: [staticCluster('echo', [echoPort]), staticCluster('authz', [authz.port])],
     listeners: [{ name: 't', address: addr(0), filter_chains: [{ filters: [wasm, { name: 'tcp', typed_config: { '@type': TCP_PROXY, stat_prefix: 't', cluster: 'echo' } }] }] }],
   });
   const stat = (name: string) => h.rt.stats.all().find((s) => s.name === `wasmcustom.${name}`)?.value ?? 0;
@@ -58,13 +58,7 @@ test('wasm network filter: a paused new connection, held and rewritten bytes bot
 });
 
 test('wasm network filter: a trap on the bytes closes the connection, or with fail_open lets them through', async (t) => {
-  const echo = net.createServer((s) => {
-    s.on('error', () => undefined);
-    s.on('data', (d) => s.write(d));
-    s.on('end', () => s.end());
-  });
-  await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
-  t.after(() => new Promise<void>((r) => echo.close(() => r())));
+  const echoPort = await startTcpEcho(t);
   const h = await startTestRuntime(t);
   const dir = tempDir(t, 'wasm-');
   const file = await writePlugin(dir, 'network-trap', networkTrapPlugin);
@@ -73,7 +67,7 @@ test('wasm network filter: a trap on the bytes closes the connection, or with fa
     address: addr(0),
     filter_chains: [{ filters: [{ name: 'envoy.filters.network.wasm', typed_config: { '@type': WASM_NETWORK, config: { name, fail_open: failOpen, vm_config: { vm_id: name, code: { local: { filename: file } } } } } }, { name: 'tcp', typed_config: { '@type': TCP_PROXY, stat_prefix: name, cluster: 'echo' } }] }],
   });
-  await configure(h, { clusters: [staticCluster('echo', [(echo.address() as AddressInfo).port])], listeners: [chain('closed', false), chain('open', true)] });
+  await configure(h, { clusters: [staticCluster('echo', [echoPort])], listeners: [chain('closed', false), chain('open', true)] });
   const send = (listener: string) =>
     new Promise<string>((resolve) => {
       const c = net.connect(h.port(listener), '127.0.0.1', () => c.write('hello'));

@@ -3,9 +3,10 @@
 // in the sidecar's inbound TCP chain and rewrites the bytes both ways between a plain TCP client and
 // the application (an echo server): "up:" before what the client sends, "down:" before what comes back.
 import assert from 'node:assert/strict';
-import net, { type AddressInfo } from 'node:net';
+import net from 'node:net';
 import { test } from 'node:test';
 import { freePort } from '../../src/local/ports.ts';
+import { startTcpEcho } from '../helpers/listen.ts';
 import { startMeshControlPlane } from '../helpers/mesh-control-plane.ts';
 import { startSidecar } from '../helpers/rig-proxy.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
@@ -43,18 +44,12 @@ function roundTrip(port: number, payload: string, want: number): Promise<string>
 }
 
 test('a NETWORK WasmPlugin rewrites the bytes of an inbound TCP connection on a sidecar', async (t) => {
-  const echo = net.createServer((s) => {
-    s.on('error', () => undefined);
-    s.on('data', (d) => s.write(d));
-    s.on('end', () => s.end());
-  });
-  await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
-  t.after(() => new Promise<void>((r) => echo.close(() => r())));
+  const echoPort = await startTcpEcho(t);
   const dir = tempDir(t, 'rig-wasm-network-');
   const plugin = await writePlugin(dir, 'network', networkPlugin);
   const mesh = await startMeshControlPlane(t, { dirPrefix: 'rig-wasm-network-', config: CONFIG(plugin), controlPlane: { debounceMs: 10 } });
   const inbound = await freePort();
-  await startSidecar(t, mesh, { namespace: 'default', name: 'db', args: ['--workload-port', '3306/tcp/TCP', '--inbound-port', `3306=${inbound}`, '--app-port', `3306=${(echo.address() as AddressInfo).port}`, '--outbound-port', String(await freePort())] });
+  await startSidecar(t, mesh, { namespace: 'default', name: 'db', args: ['--workload-port', '3306/tcp/TCP', '--inbound-port', `3306=${inbound}`, '--app-port', `3306=${echoPort}`, '--outbound-port', String(await freePort())] });
 
   const expected = 'down:up:abcd';
   const got = await waitFor('the plugin in the inbound TCP chain', async () => {
