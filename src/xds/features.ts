@@ -44,7 +44,11 @@ export interface PilotFeatures {
   readonly debounceAfterMs: number;
   /** PILOT_DEBOUNCE_MAX (default 10s): the longest a push waits while changes keep coming. */
   readonly debounceMaxMs: number;
-  /** PILOT_ENABLE_EDS_DEBOUNCE (default true): false pushes endpoint changes at once, on their own; pending config changes keep their debounce. */
+  /**
+   * PILOT_ENABLE_EDS_DEBOUNCE (default true): false pushes endpoint changes at once, on their own;
+   * pending config changes keep their debounce, and so does an endpoint change istiod pushes in
+   * full (a service's set of service accounts changed: its clients' SANs, in CDS).
+   */
   readonly edsDebounce: boolean;
 }
 

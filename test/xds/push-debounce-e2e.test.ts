@@ -16,8 +16,11 @@ import { until, waitFor } from '../helpers/wait.ts';
 
 const DEBOUNCE_ENV = ['PILOT_DEBOUNCE_AFTER', 'PILOT_DEBOUNCE_MAX', 'PILOT_ENABLE_EDS_DEBOUNCE'];
 
+// svc-1's first endpoint, of the service account its sidecars below have: a sidecar joining changes
+// its endpoints only, which EDS debounce off pushes at once (a new service account is a full push).
 const SERVICES = [0, 1]
   .map((i) => `apiVersion: v1\nkind: Service\nmetadata: { name: svc-${i}, namespace: ns-0 }\nspec: { selector: { app: svc-${i} }, ports: [{ name: http, port: 8080 }] }\n`)
+  .concat('apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: { name: svc-1-vm, namespace: ns-0 }\nspec: { address: 10.0.1.1, serviceAccount: default, labels: { app: svc-1, security.istio.io/tlsMode: istio } }\n')
   .join('---\n');
 const vs = (svc: string, timeout: string) => `apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -161,11 +164,11 @@ test('PILOT_DEBOUNCE_MAX: a change is pushed within the maximum even when the qu
   await until('the new timeout pushed', () => timeoutOf(client, 'svc-0') === '3s');
 });
 
-test('PILOT_ENABLE_EDS_DEBOUNCE=false: a new endpoint is pushed without waiting for the quiet period', async (t) => {
+test('PILOT_ENABLE_EDS_DEBOUNCE=false: a new endpoint of a known service account is pushed without waiting for the quiet period', async (t) => {
   const cp = await startControlPlane(t, { PILOT_DEBOUNCE_AFTER: '1h', PILOT_DEBOUNCE_MAX: '1h', PILOT_ENABLE_EDS_DEBOUNCE: 'false' });
   const watcher = connect(t, cp, 0);
   await until('the first routes', () => timeoutOf(watcher, 'svc-0') === '10s');
-  // A sidecar of svc-1 registers itself (INSTANCE_IPS): svc-1's first endpoint, an endpoint change only.
+  // A sidecar of svc-1 registers itself (INSTANCE_IPS): an endpoint change only (svc-1 had this service account).
   connect(t, cp, 1, '10.0.0.7');
   await until('the new endpoint pushed', () =>
     watcher.responses.some((r) => r.type_url === ENDPOINT_TYPE && r.resources.some((e) => e.cluster_name === 'outbound|8080||svc-1.ns-0.svc.cluster.local' && JSON.stringify(e.endpoints ?? []).includes('10.0.0.7'))),

@@ -54,10 +54,15 @@ test('a config push that takes over an endpoint push being written also covers w
   const watchers = Array.from({ length: WATCHERS }, (_, i) => connect(node(`sidecar~10.1.0.${i}~w-${i}.ns-0~ns-0.svc.cluster.local`, 0), true));
   await until('every watcher has the routes and both svc-1 endpoints', () => watchers.every((w) => timeoutOf(w)?.timeout === '10s' && svc1Endpoints(w).includes('10.0.0.7') && svc1Endpoints(w).includes('10.0.0.8')));
 
-  // In one turn: a replica leaving (pushed at once, on its own), then a route change (pushed after
-  // a zero debounce): the route push starts while the endpoint push is still being written.
+  // A replica leaving (pushed at once, on its own), then a route change (pushed after a zero
+  // debounce): the route push starts while the endpoint push is still being written. Both are due
+  // after one timer tick; real timers could put the second a millisecond later, after the endpoint
+  // push's last write turn, so the tick is driven here: both fire in it, in order.
+  t.mock.timers.enable({ apis: ['setTimeout'] });
   cp.discovery.forgetWorkload('sidecar~10.0.0.8~svc-1-b.ns-0~ns-0.svc.cluster.local');
   store.apply(vs('3s'));
+  t.mock.timers.tick(1);
+  t.mock.timers.reset();
 
   await until('every watcher has the new routes and the replica gone', () => watchers.every((w) => timeoutOf(w)?.timeout === '3s' && !svc1Endpoints(w).includes('10.0.0.8')), 15_000);
   const sameVersion = watchers.filter((w) => last(w, ROUTE_TYPE)!.version_info === last(w, ENDPOINT_TYPE)!.version_info).length;

@@ -26,7 +26,7 @@ import { nameFilter } from './watched-names.ts';
 import { GENERATORS } from './generators.ts';
 import { parseClusterName } from '../translate/names.ts';
 import type { PushScope } from './push-scope.ts';
-import { ALL_TYPES, endpointScope, mergeScopes, routingScope } from './push-scope.ts';
+import { ALL_TYPES, endpointChanges, endpointScope, mergeScopes, routingScope } from './push-scope.ts';
 import type { ControlPlaneMetrics } from './metrics.ts';
 import type { PackedResource } from './resource-cache.ts';
 import { pack } from './resource-cache.ts';
@@ -50,7 +50,8 @@ export interface DiscoveryServerOptions {
   debounceMaxMs?: number;
   /**
    * PILOT_ENABLE_EDS_DEBOUNCE (default true): false pushes a change of endpoints at once, on its own
-   * (on the configuration in force), while pending config changes keep their debounce.
+   * (on the configuration in force), while pending config changes keep their debounce, as does a
+   * change of a service's service accounts (a full push in istiod).
    */
   edsDebounce?: boolean;
   /** How long an auto-registered workload outlives its last stream (default 5 s). */
@@ -115,6 +116,8 @@ export class DiscoveryServer {
   #pending = { all: false, routing: false, endpoints: false };
   /** EDS debounce off: the endpoint push due at once (its reasons, when the first change came). */
   #edsDue: { timer: NodeJS.Timeout; reasons: Set<string>; since: number } | undefined;
+  /** EDS debounce off: hosts whose endpoint change istiod pushes in full (CDS too), waiting for the debounced push. */
+  #fullEndpointHosts = new Set<string>();
   /** Scope of the push still being written (a newer push that takes over must cover it too). */
   #writing: PushScope | undefined;
   /** Connections of the push being written, in order, and how many it reached. */
@@ -257,12 +260,18 @@ export class DiscoveryServer {
     }
     let scope: PushScope = pending.all ? ALL_TYPES : pending.routing ? routingScope(this.#push, push) : { types: [] };
     if (!pending.all && pending.endpoints) scope = mergeScopes(scope, endpointScope(this.#push, push));
+    // Some may already be in force, put there by an endpoint push of other hosts that left their CDS to this one.
+    if (!pending.all && this.#fullEndpointHosts.size) scope = mergeScopes(scope, { types: [CLUSTER_TYPE, ENDPOINT_TYPE], edsHosts: this.#fullEndpointHosts });
+    this.#fullEndpointHosts = new Set();
     this.#write(push, scope, reasons, triggeredAt);
   }
 
   /**
    * EDS debounce off (istiod's incremental EDS push): endpoint changes go at once, built on the
    * configuration in force, not on the changes still debounced; their push, later, starts from this one.
+   * A change istiod pushes in full is debounced even so (its debounce skips only non-full pushes): a
+   * changed set of service accounts (the SANs clients verify, in CDS) or changed services. It joins
+   * the debounced push; the other hosts' endpoints changed in the same turn still go at once.
    */
   #pushEndpoints(): void {
     const due = this.#edsDue;
@@ -274,7 +283,18 @@ export class DiscoveryServer {
       this.#pending.endpoints = true; // the next push still covers them
       return;
     }
-    this.#write(push, endpointScope(this.#push, push), [...due.reasons].join(','), due.since);
+    const reasons = [...due.reasons].join(',');
+    const changes = endpointChanges(this.#push, push);
+    if (!changes.services && !changes.clusterHosts.size) return this.#write(push, edsOf(changes.hosts), reasons, due.since);
+    // istiod's full push: only a change not already waiting starts or extends the quiet period.
+    const fresh = changes.services ? !this.#pending.all : [...changes.clusterHosts].some((h) => !this.#fullEndpointHosts.has(h));
+    for (const r of due.reasons) this.#pushReasons.add(r);
+    this.#pending.endpoints = true;
+    if (changes.services) this.#pending.all = true; // covered whole, even once an endpoint push has put it in force
+    for (const h of changes.clusterHosts) this.#fullEndpointHosts.add(h);
+    if (fresh) this.#debounce();
+    const incremental = new Set([...changes.hosts].filter((h) => !changes.clusterHosts.has(h)));
+    if (!changes.services && incremental.size) this.#write(push, edsOf(incremental), reasons, due.since);
   }
 
   /** The push context of `resources` and the registry; undefined (logged) when it fails: the last good snapshot stays in force. */
@@ -706,6 +726,11 @@ function heldNames(held: Set<string> | undefined, names: readonly string[] | und
   if (!held || !wanted || !names) return undefined;
   for (const n of wanted.list(names)) held.add(n);
   return held;
+}
+
+/** A push of the EDS of `hosts` alone. */
+function edsOf(hosts: ReadonlySet<string>): PushScope {
+  return hosts.size ? { types: [ENDPOINT_TYPE], edsHosts: hosts } : { types: [] };
 }
 
 function namesIn(only: Set<string> | undefined): NameFilter | undefined {

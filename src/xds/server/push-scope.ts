@@ -57,11 +57,15 @@ function identities(eps: readonly Endpoint[]): string {
   return [...new Set(eps.map((e) => `${e.namespace}/${e.serviceAccount}/${e.tlsMode}/${e.workloadPort}`))].sort().join(',');
 }
 
-/** The scope of a push caused only by registry (endpoint) changes from `before` to `after`. */
-export function endpointScope(before: PushContext, after: PushContext): PushScope {
-  if (before.services.length !== after.services.length || JSON.stringify(before.services) !== JSON.stringify(after.services)) return ALL_TYPES;
+/**
+ * What registry (endpoint) changes from `before` to `after` touch: `hosts` whose endpoints changed,
+ * of them `clusterHosts` whose clusters read the endpoints too (a changed identity set: istiod's
+ * full push), `services`: the services themselves changed (a full push of everything).
+ */
+export function endpointChanges(before: PushContext, after: PushContext): { services: boolean; hosts: Set<string>; clusterHosts: Set<string> } {
   const hosts = new Set<string>();
-  let clusters = false;
+  const clusterHosts = new Set<string>();
+  if (before.services.length !== after.services.length || JSON.stringify(before.services) !== JSON.stringify(after.services)) return { services: true, hosts, clusterHosts };
   for (const [host, ports] of after.endpoints) {
     const old = before.endpoints.get(host);
     for (const [port, eps] of ports) {
@@ -69,9 +73,16 @@ export function endpointScope(before: PushContext, after: PushContext): PushScop
       if (prev === eps || (prev.length === eps.length && JSON.stringify(prev) === JSON.stringify(eps))) continue;
       hosts.add(host);
       const svc = after.serviceByHost.get(host);
-      if (svc?.resolution !== 'ClientSideLB' || identities(prev) !== identities(eps)) clusters = true;
+      if (svc?.resolution !== 'ClientSideLB' || identities(prev) !== identities(eps)) clusterHosts.add(host);
     }
   }
+  return { services: false, hosts, clusterHosts };
+}
+
+/** The scope of a push caused only by registry (endpoint) changes from `before` to `after`. */
+export function endpointScope(before: PushContext, after: PushContext): PushScope {
+  const { services, hosts, clusterHosts } = endpointChanges(before, after);
+  if (services) return ALL_TYPES;
   if (!hosts.size) return { types: [] };
-  return { types: clusters ? [CLUSTER_TYPE, ENDPOINT_TYPE] : [ENDPOINT_TYPE], edsHosts: hosts };
+  return { types: clusterHosts.size ? [CLUSTER_TYPE, ENDPOINT_TYPE] : [ENDPOINT_TYPE], edsHosts: hosts };
 }
