@@ -12,6 +12,8 @@ export const NDS_TYPE = 'type.googleapis.com/istio.networking.nds.v1.NameTable';
  * stream when its workload's health changes; healthy without error_detail, unhealthy with one.
  */
 export const HEALTH_INFO_TYPE = 'istio.io/health';
+/** ECDS: a filter's config (TypedExtensionConfig), subscribed by the name of a filter with config_discovery. */
+export const EXTENSION_CONFIG_TYPE = 'type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig';
 /** RTDS: a runtime layer (envoy.service.runtime.v3.Runtime), subscribed by name for a bootstrap rtds_layer. */
 export const RUNTIME_TYPE = 'type.googleapis.com/envoy.service.runtime.v3.Runtime';
 

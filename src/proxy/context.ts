@@ -11,6 +11,7 @@ import type { StreamInfo } from './stream-info.ts';
 import type { RequestHead, ResponseHead } from './filters/filter.ts';
 import type { OverloadState } from './overload/overload-manager.ts';
 import type { EnvoyRuntime } from './envoy-runtime/index.ts';
+import type { ExtensionConfigSubscription, ExtensionKind } from './filters/extension-config.ts';
 
 /** Called once per finished HTTP stream or TCP connection (metrics, access logs, spans). */
 export type StreamObserver = (info: StreamInfo, request: RequestHead | undefined, response: ResponseHead | undefined) => void;
@@ -38,6 +39,8 @@ export interface ProxyContext {
   readonly runtime: EnvoyRuntime;
   /** RDS route configuration by name (created on first reference). */
   routeHolder(name: string): RdsRouteHolder;
+  /** The ECDS subscription of an extension config by filter kind and name (created on first reference). */
+  extensionConfig(kind: ExtensionKind, name: string): ExtensionConfigSubscription;
   /** The overload manager's verdicts (src/proxy/overload), when the bootstrap configures one. */
   overload?: OverloadState;
   /** Set while draining: responses carry Connection: close, h2 sessions get GOAWAY. */

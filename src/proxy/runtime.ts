@@ -12,7 +12,8 @@
  *   rt.observers.push((info, req, res) => ...)       // stream-end observers (metrics, access logs)
  *   await rt.drain(ms); rt.stop()                    // SIGTERM: stop accepting, finish in-flight, close
  *
- * apply() accepts LISTENER_TYPE, ROUTE_TYPE, CLUSTER_TYPE, ENDPOINT_TYPE, SECRET_TYPE and RUNTIME_TYPE (RTDS)
+ * apply() accepts LISTENER_TYPE, ROUTE_TYPE, CLUSTER_TYPE, ENDPOINT_TYPE, SECRET_TYPE, RUNTIME_TYPE (RTDS) and
+ * EXTENSION_CONFIG_TYPE (ECDS, src/proxy/filters/extension-config.ts)
  * (src/envoy/type-urls.ts). Each resource is checked against its proto (unknown fields, types),
  * then compiled into immutable internal config (route tables, matchers, regexes, header ops,
  * filter configs); fields we read but do not implement are logged as warnings naming them.
@@ -21,7 +22,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type net from 'node:net';
-import { checkMessage, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, NDS_TYPE, ROUTE_TYPE, RUNTIME_TYPE, SECRET_TYPE, type EnvoyJson } from '../envoy/index.ts';
+import { checkMessage, CLUSTER_TYPE, ENDPOINT_TYPE, EXTENSION_CONFIG_TYPE, LISTENER_TYPE, NDS_TYPE, ROUTE_TYPE, RUNTIME_TYPE, SECRET_TYPE, type EnvoyJson } from '../envoy/index.ts';
 import { silentLogger, type Logger } from '../core/log.ts';
 import { Issues } from './config/reader.ts';
 import { Stats } from './stats/stats.ts';
@@ -33,7 +34,8 @@ import { compileListener, type ListenerConfig } from './listener/listener-config
 import { compileRouteConfig, type RouteTable } from './routing/route-config.ts';
 import type { NodeInfo, ProxyContext, StreamObserver } from './context.ts';
 import { RdsRouteHolder } from './routing/rds-route-holder.ts';
-import { rdsNamesOf } from './xds-client/xds-dependencies.ts';
+import { ecdsNamesOf, rdsNamesOf } from './xds-client/xds-dependencies.ts';
+import { ExtensionConfigSubscription, type ExtensionKind } from './filters/extension-config.ts';
 import { setupExtensions } from './extensions.ts';
 import { getOriginalDst } from './listener/original-dst.ts';
 import { attachTelemetry } from './telemetry/proxy-telemetry.ts';
@@ -87,6 +89,18 @@ class Context implements ProxyContext {
     this.log = log;
     this.runtime = new EnvoyRuntime(runtimeLayers, { stats: this.stats, serviceCluster: node.cluster, log });
     this.clusters = new ClusterManager(this.stats, this.secrets, log, this.runtime);
+  }
+
+  readonly extensionConfigs = new Map<string, ExtensionConfigSubscription>();
+
+  extensionConfig(kind: ExtensionKind, name: string): ExtensionConfigSubscription {
+    const key = `${kind}|${name}`;
+    let s = this.extensionConfigs.get(key);
+    if (!s) {
+      s = new ExtensionConfigSubscription(kind, name, this.stats);
+      this.extensionConfigs.set(key, s);
+    }
+    return s;
   }
 
   routeHolder(name: string): RdsRouteHolder {
@@ -230,6 +244,7 @@ export class ProxyRuntime {
     this.awaitingFirstFetch.delete(typeUrl);
     // RTDS: the runtime's layers (src/proxy/envoy-runtime), checked and applied as one set.
     if (typeUrl === RUNTIME_TYPE) return this.ctx.runtime.applyRtds(resources);
+    if (typeUrl === EXTENSION_CONFIG_TYPE) return this.applyExtensionConfigs(resources, version);
     const errors: string[] = [];
     const warnings: string[] = [];
     const kind = KIND[typeUrl];
@@ -306,6 +321,51 @@ export class ProxyRuntime {
   }
 
   /**
+   * ECDS: the extension configs received, each checked and compiled by every filter naming it; all
+   * or none applied (errors: NACK, every filter keeps its config). Nothing of the listeners changes.
+   */
+  private applyExtensionConfigs(resources: ReadonlyMap<string, EnvoyJson>, version: string): string[] {
+    const errors: string[] = [];
+    const commits: (() => void)[] = [];
+    for (const [name, raw] of resources) {
+      const schema = checkMessage('envoy.config.core.v3.TypedExtensionConfig', raw);
+      if (schema.length) {
+        for (const s of schema) errors.push(`extension config "${name}": ${s.path || '(root)'}: ${s.message}`);
+        continue;
+      }
+      for (const kind of ['http_filter', 'network_filter'] as const) {
+        const sub = this.ctx.extensionConfigs.get(`${kind}|${name}`);
+        if (!sub) continue;
+        const r = sub.prepare(raw, version);
+        errors.push(...r.errors);
+        if (r.commit) commits.push(r.commit);
+      }
+    }
+    if (errors.length) {
+      this.refused(EXTENSION_CONFIG_TYPE);
+      return errors;
+    }
+    for (const commit of commits) commit();
+    return [];
+  }
+
+  /** XdsSink.extensionNamesInUse: the ECDS names of the listener versions serving or warming. */
+  extensionNamesInUse(): ReadonlySet<string> {
+    return ecdsNamesOf([...this.listeners.listeners().map((l) => l.config.raw), ...this.listeners.warmingListeners().map((c) => c.raw)]);
+  }
+
+  /** The extension configs in force, for /config_dump's EcdsConfigDump. */
+  extensionConfigDump(): { name: string; raw: EnvoyJson; version: string; lastUpdated: string }[] {
+    const byName = new Map<string, { name: string; raw: EnvoyJson; version: string; lastUpdated: string }>();
+    for (const s of this.ctx.extensionConfigs.values()) {
+      const e = s.entry;
+      const had = byName.get(s.name);
+      if (e && (!had || had.lastUpdated < e.lastUpdated)) byName.set(s.name, { name: s.name, ...e });
+    }
+    return [...byName.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /**
    * A refused update of `typeUrl`, here or by the xDS client before it came here (XdsSink.refused):
    * as Envoy's, it ends the first fetch's wait and, for RDS, the listeners' wait for their routes
    * (they serve without them, 404 NR, until good ones come).
@@ -313,6 +373,7 @@ export class ProxyRuntime {
   refused(typeUrl: string): void {
     this.awaitingFirstFetch.delete(typeUrl);
     if (typeUrl === ROUTE_TYPE) for (const h of this.ctx.holders.values()) h.refused();
+    if (typeUrl === EXTENSION_CONFIG_TYPE) for (const s of this.ctx.extensionConfigs.values()) s.refused();
   }
 
   /** XdsSink.routeNamesInUse: the RDS route configurations of the listener versions serving or warming. */

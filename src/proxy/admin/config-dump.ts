@@ -1,8 +1,8 @@
 // /config_dump in Envoy's shape (envoy.admin.v3.ConfigDump), so `rig proxy-config` and people
 // used to Envoy can read it. Private keys in secrets are redacted as Envoy does, and so are Wasm
-// image pull secrets.
+// image pull secrets (in listeners and in extension configs).
 import type { EnvoyJson } from '../../envoy/index.ts';
-import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE } from '../../envoy/index.ts';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, EXTENSION_CONFIG_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE } from '../../envoy/index.ts';
 import { redactPrivateKey, redactPullSecrets } from '../../envoy/redact.ts';
 import type { ProxyRuntime, DumpEntry } from '../runtime.ts';
 
@@ -25,6 +25,14 @@ function dynamicListener(rt: ProxyRuntime, name: string, latest: DumpEntry): Env
   return { name, ...(active ? { active_state: listenerState(active) } : {}), warming_state: listenerState(rt.listenerDumps.get(warming.raw) ?? latest) };
 }
 
+/** Envoy's EcdsConfigDump: the extension configs in force, pull secrets redacted as in listeners. */
+function ecdsConfigDump(rt: ProxyRuntime): EnvoyJson {
+  return {
+    '@type': ADMIN + 'EcdsConfigDump',
+    ecds_filters: rt.extensionConfigDump().map((e) => ({ version_info: e.version, ecds_filter: { '@type': EXTENSION_CONFIG_TYPE, ...redactPullSecrets(e.raw) }, last_updated: e.lastUpdated })),
+  };
+}
+
 export function configDump(rt: ProxyRuntime, bootstrap: EnvoyJson, opts: { includeEds: boolean; resource?: string }): EnvoyJson {
   const staticRoutes: EnvoyJson[] = [];
   for (const l of rt.staticDump.listeners) {
@@ -43,6 +51,8 @@ export function configDump(rt: ProxyRuntime, bootstrap: EnvoyJson, opts: { inclu
       static_clusters: rt.staticDump.clusters.map((c) => ({ cluster: { '@type': CLUSTER_TYPE, ...c.raw }, last_updated: c.lastUpdated })),
       dynamic_active_clusters: dynamic(rt, CLUSTER_TYPE).map(([, c]) => ({ version_info: c.version, cluster: { '@type': CLUSTER_TYPE, ...c.raw }, last_updated: c.lastUpdated })),
     },
+    // ECDS, after the clusters as in Envoy, once a filter took its config over ECDS (Envoy registers it then).
+    ...(rt.ctx.extensionConfigs.size ? [ecdsConfigDump(rt)] : []),
     {
       '@type': ADMIN + 'ListenersConfigDump',
       version_info: dynamic(rt, LISTENER_TYPE)[0]?.[1].version ?? '',

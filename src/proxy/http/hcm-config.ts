@@ -1,9 +1,12 @@
 // HttpConnectionManager compiled once per LDS update: route source (inline or RDS holder), HTTP
-// filter chain (factories from the registry with compiled configs), access loggers, tracer,
+// filter chain (factories from the registry with compiled configs; filters with config_discovery
+// take theirs over ECDS, filters/extension-config-discovery.ts), access loggers, tracer,
 // header handling options, timeouts and stats.
 import { Reader } from '../config/reader.ts';
 import type { NetworkCompileContext } from '../network/network-filter.ts';
 import { httpFilterFactory } from '../filters/registry.ts';
+import { DISCOVERED_HTTP_FILTER, discoveredConfig, type DiscoveredHttpConfig } from '../filters/extension-config-discovery.ts';
+import { effectiveTypeUrl } from '../filters/extension-config.ts';
 import type { HttpFilterFactory } from '../filters/filter.ts';
 import { compileRouteConfig } from '../routing/route-config.ts';
 import type { RouteHolder } from '../context.ts';
@@ -162,7 +165,21 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
     const typeUrl = tc?.str('@type');
     const optional = f.bool('is_optional', false);
     const disabled = f.bool('disabled', false);
+    const discovery = f.obj('config_discovery');
     f.done();
+    if (discovery) {
+      if (tc) issues.error(f.path, 'typed_config and config_discovery are alternatives; set only one');
+      const provider = discoveredConfig<DiscoveredHttpConfig>('http_filter', name, discovery, ctx, (t) => httpFilterFactory(t, '') !== undefined, (c, is, initManager) => {
+        const factory = httpFilterFactory(effectiveTypeUrl(c.raw), '') ?? httpFilterFactory(c.str('@type'), name);
+        if (!factory) {
+          is.error(c.path, `no HTTP filter implements ${effectiveTypeUrl(c.raw) || '(no @type)'}`);
+          return { factory: DISCOVERED_HTTP_FILTER, config: undefined };
+        }
+        return { factory, config: factory.compile(c, { name, statPrefix, stats: proxy.stats, issues: is, clusters: proxy.clusters, server: proxy, runtime: proxy.runtime, log: proxy.log, node: proxy.node, initManager }) };
+      });
+      filters.push(disabled ? { name, factory: DISCOVERED_HTTP_FILTER, config: provider, disabled } : { name, factory: DISCOVERED_HTTP_FILTER, config: provider });
+      return;
+    }
     if (sawRouter) issues.error(f.path, 'the router must be the last HTTP filter');
     if (name === ROUTER || typeUrl?.endsWith('.router.v3.Router')) {
       sawRouter = true;

@@ -13,6 +13,8 @@ import { readProxyProtocolFilter, proxyProtocolStats, type ProxyProtocolFilterCo
 import { readBufferLimit } from '../network/buffer-limit.ts';
 import { ListenerInit } from './listener-init.ts';
 import type { InitManager } from '../filters/filter.ts';
+import { DiscoveredNetworkFilter, discoveredConfig } from '../filters/extension-config-discovery.ts';
+import { effectiveTypeUrl } from '../filters/extension-config.ts';
 
 export interface CidrRange {
   readonly address: string;
@@ -132,7 +134,17 @@ function readSourceType(m: Reader): 0 | 1 | 2 {
   return 0;
 }
 
-function readChain(r: Reader, ctx: { proxy: ProxyContext; listenerName: string; direction: StreamInfo['direction']; bufferLimitBytes: number; initManager: InitManager }, issues: Issues, index: number): FilterChain {
+interface ChainContext {
+  proxy: ProxyContext;
+  listenerName: string;
+  /** The listener's stats prefix, `listener.<stat_prefix or address_port>.`. */
+  listenerStats: string;
+  direction: StreamInfo['direction'];
+  bufferLimitBytes: number;
+  initManager: InitManager;
+}
+
+function readChain(r: Reader, ctx: ChainContext, issues: Issues, index: number): FilterChain {
   const name = r.str('name', `chain-${index}`);
   const m = r.obj('filter_chain_match');
   let match: FilterChainMatch = { prefixRanges: [], serverNames: [], applicationProtocols: [], directSourcePrefixRanges: [], sourceType: 0, sourcePrefixRanges: [], sourcePorts: [] };
@@ -158,7 +170,14 @@ function readChain(r: Reader, ctx: { proxy: ProxyContext; listenerName: string; 
     const fname = f.str('name');
     const tc = f.obj('typed_config');
     const typeUrl = tc?.str('@type');
+    const discovery = f.obj('config_discovery');
     f.done();
+    if (discovery) {
+      if (tc) issues.error(f.path, 'typed_config and config_discovery are alternatives; set only one');
+      if (i === fl.length - 1) issues.error(f.path, 'the terminal filter of a chain (http_connection_manager or tcp_proxy) cannot take its config over ECDS (config_discovery)');
+      filters.push(discoveredNetworkFilter(fname, discovery, ctx));
+      return;
+    }
     const factory = networkFilterFactory(typeUrl, fname);
     if (!factory) {
       issues.error(f.path, `unsupported network filter ${typeUrl ?? fname}`);
@@ -214,7 +233,7 @@ export function compileListener(raw: Record<string, unknown>, path: string, issu
   }
   const bufferLimitBytes = readBufferLimit(r);
   const init = new ListenerInit();
-  const ctx = { proxy, listenerName: name, direction, bufferLimitBytes, initManager: init };
+  const ctx: ChainContext = { proxy, listenerName: name, listenerStats: `listener.${r.str('stat_prefix') || `${sa.address}_${sa.port}`}.`, direction, bufferLimitBytes, initManager: init };
   const filterChains = r.objs('filter_chains').map((c, i) => readChain(c, ctx, issues, i));
   const dc = r.obj('default_filter_chain');
   const defaultChain = dc ? readChain(dc, ctx, issues, -1) : undefined;
@@ -238,4 +257,17 @@ export function compileListener(raw: Record<string, unknown>, path: string, issu
   r.done();
   const warming = init.empty ? undefined : init;
   return { name, statPrefix, address: sa.address, port: sa.port, bindToPort, ipv6Only, useOriginalDst, readOriginalDst, proxyProtocol, tlsInspector, httpInspector, tlsInspectorDisabled, httpInspectorDisabled, direction, filterChains, defaultChain, inspectTimeoutMs, continueOnInspectTimeout, bufferLimitBytes, warming, raw };
+}
+
+/** A network filter of a chain whose config comes over ECDS (extension-config-discovery.ts); never terminal. */
+function discoveredNetworkFilter(name: string, source: Reader, ctx: ChainContext): NetworkFilter {
+  const provider = discoveredConfig<NetworkFilter>('network_filter', name, source, ctx, (t) => networkFilterFactory(t, '')?.terminal === false, (c, issues, initManager) => {
+    const factory = networkFilterFactory(effectiveTypeUrl(c.raw), '') ?? networkFilterFactory(c.str('@type'), name);
+    if (!factory || factory.terminal) {
+      issues.error(c.path, factory ? `${factory.name} is terminal and cannot be configured over ECDS` : `no network filter implements ${effectiveTypeUrl(c.raw) || '(no @type)'}`);
+      return { onConnection: () => false };
+    }
+    return factory.compile(c, { issues, proxy: ctx.proxy, listenerName: ctx.listenerName, direction: ctx.direction, bufferLimitBytes: ctx.bufferLimitBytes, initManager });
+  });
+  return new DiscoveredNetworkFilter(provider, ctx.proxy.stats.counter(ctx.listenerStats + 'network_extension_config_missing'));
 }

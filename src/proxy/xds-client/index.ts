@@ -3,7 +3,7 @@ export type { XdsClientOptions, XdsClientState, XdsTypeState, XdsClientEvents } 
 export type { XdsSink } from './xds-sink.ts';
 export { Backoff } from './backoff.ts';
 export type { BackoffOptions } from './backoff.ts';
-export { edsNamesOf, rdsNamesOf, sdsNamesOf, LOCAL_SECRETS } from './xds-dependencies.ts';
+export { ecdsNamesOf, edsNamesOf, rdsNamesOf, sdsNamesOf, LOCAL_SECRETS } from './xds-dependencies.ts';
 export { shareSecrets } from './secret-sources.ts';
 export type { SecretSinks } from './secret-sources.ts';
 export { xdsServerTarget } from './xds-server-target.ts';

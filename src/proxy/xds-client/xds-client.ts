@@ -1,5 +1,6 @@
 // The proxy's ADS client (state of the world, one gRPC stream): subscribes to clusters and
-// listeners (wildcard), then to the endpoints and route configurations they reference; decodes
+// listeners (wildcard), then to the endpoints, route configurations and extension configs (ECDS)
+// they reference; decodes
 // every resource; hands each type's complete set to the sink; ACKs or NACKs with the sink's
 // reasons (keeping the previous version); reconnects with exponential backoff and jitter while the
 // proxy keeps serving its last good config. Modeled on grpc-js-xds's xds-client.ts.
@@ -9,6 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import {
   CLUSTER_TYPE,
   ENDPOINT_TYPE,
+  EXTENSION_CONFIG_TYPE,
   HEALTH_INFO_TYPE,
   LISTENER_TYPE,
   NDS_TYPE,
@@ -23,15 +25,15 @@ import {
 import { VERSION } from '../../core/version.ts';
 import { silentLogger, type Logger } from '../../core/log.ts';
 import { Backoff, type BackoffOptions } from './backoff.ts';
-import { edsNamesOf, rdsNamesOf, rtdsNamesOf, sdsNamesOf } from './xds-dependencies.ts';
+import { ecdsNamesOf, edsNamesOf, rdsNamesOf, rtdsNamesOf, sdsNamesOf } from './xds-dependencies.ts';
 import { xdsServerTarget, type XdsServerTarget } from './xds-server-target.ts';
 import type { XdsSink } from './xds-sink.ts';
 import { prepareHttpFilters } from '../filters/registry.ts';
 
 const ADS_METHOD = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
 const RESOURCE_WRAPPER_TYPE = 'type.googleapis.com/envoy.service.discovery.v3.Resource';
-/** Subscription order (make before break): runtime layers (RTDS, as Envoy first), clusters, their endpoints, listeners, their routes, secrets. */
-const TYPES = [RUNTIME_TYPE, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE, NDS_TYPE] as const;
+/** Subscription order (make before break): runtime layers (RTDS, as Envoy first), clusters, their endpoints, listeners, their routes and extension configs (ECDS), secrets. */
+const TYPES = [RUNTIME_TYPE, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, EXTENSION_CONFIG_TYPE, SECRET_TYPE, NDS_TYPE] as const;
 // NDS: one unnamed NameTable (Istio's), subscribed by sidecars that capture DNS.
 const WILDCARD_TYPES = new Set<string>([CLUSTER_TYPE, LISTENER_TYPE, NDS_TYPE]);
 const INVALID_ARGUMENT = 3;
@@ -159,9 +161,9 @@ export class XdsClient extends EventEmitter<XdsClientEvents> {
       if (typeUrl === RUNTIME_TYPE && !rtds.size) continue;
       this.watches.set(typeUrl, { typeUrl, names: typeUrl === RUNTIME_TYPE ? rtds : new Set(), version: '', nonce: '', resources: new Map(), requested: false, sentNames: '', doesNotExist: new Set() });
     }
-    // A listener version left service: the route configurations only it used are dropped (after the clusters, as all RDS).
+    // A listener version left service: the route configurations and extension configs only it used are dropped (after the clusters, as all RDS).
     opts.sink.watchRouteNamesInUse?.(() => {
-      if (this.clustersWarm && !this.stopped) this.followRouteNames();
+      if (this.clustersWarm && !this.stopped) this.followListenerNames();
     });
   }
 
@@ -292,7 +294,7 @@ export class XdsClient extends EventEmitter<XdsClientEvents> {
     // After a reconnect the proxy already holds config: resubscribe to everything at once (in
     // order), with the versions it has, so the control plane can resume.
     if (this.clustersWarm) {
-      for (const t of [ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE]) this.maybeSubscribe(this.watches.get(t)!);
+      for (const t of [ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, EXTENSION_CONFIG_TYPE, SECRET_TYPE]) this.maybeSubscribe(this.watches.get(t)!);
       if (this.capturesDns) this.maybeSubscribe(this.watches.get(NDS_TYPE)!);
     }
     if (this.health) this.stream?.write(this.health);
@@ -479,7 +481,7 @@ export class XdsClient extends EventEmitter<XdsClientEvents> {
     } else if (w.typeUrl === ENDPOINT_TYPE) {
       if (!this.clustersWarm && [...w.names].every((n) => w.resources.has(n))) this.clustersWarmed();
     } else if (w.typeUrl === LISTENER_TYPE) {
-      this.followRouteNames();
+      this.followListenerNames();
     }
     if (w.typeUrl === CLUSTER_TYPE || w.typeUrl === LISTENER_TYPE) {
       const secrets = sdsNamesOf(this.watches.get(CLUSTER_TYPE)!.resources.values(), this.watches.get(LISTENER_TYPE)!.resources.values());
@@ -499,18 +501,23 @@ export class XdsClient extends EventEmitter<XdsClientEvents> {
     this.clustersWarm = true;
     clearTimeout(this.warmTimer);
     this.maybeSubscribe(this.watches.get(LISTENER_TYPE)!);
-    this.followRouteNames();
+    this.followListenerNames();
     if (this.capturesDns) this.maybeSubscribe(this.watches.get(NDS_TYPE)!);
   }
 
   /**
-   * RDS: the route configurations of the latest listeners and of the sink's listener versions still
-   * serving or warming (a version serving while its update warms on other routes keeps its own).
+   * RDS and ECDS: the route configurations and extension configs of the latest listeners and of the
+   * sink's listener versions still serving or warming (a version serving while its update warms on
+   * other ones keeps its own).
    */
-  private followRouteNames(): void {
-    const names = rdsNamesOf(this.watches.get(LISTENER_TYPE)!.resources.values());
-    for (const n of this.opts.sink.routeNamesInUse?.() ?? []) names.add(n);
-    this.resubscribe(this.watches.get(ROUTE_TYPE)!, names);
+  private followListenerNames(): void {
+    const listeners = this.watches.get(LISTENER_TYPE)!.resources.values();
+    const routes = rdsNamesOf(listeners);
+    for (const n of this.opts.sink.routeNamesInUse?.() ?? []) routes.add(n);
+    this.resubscribe(this.watches.get(ROUTE_TYPE)!, routes);
+    const extensions = ecdsNamesOf(this.watches.get(LISTENER_TYPE)!.resources.values());
+    for (const n of this.opts.sink.extensionNamesInUse?.() ?? []) extensions.add(n);
+    this.resubscribe(this.watches.get(EXTENSION_CONFIG_TYPE)!, extensions);
   }
 
   private resubscribe(w: Watch, names: Set<string>): void {

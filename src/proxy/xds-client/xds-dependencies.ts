@@ -48,6 +48,25 @@ export function rdsNamesOf(listeners: Iterable<EnvoyJson>): Set<string> {
   return names;
 }
 
+/** Names of the extension configs (ECDS) the listeners' filters take through config_discovery: network filters of the chains, HTTP filters of their connection managers. */
+export function ecdsNamesOf(listeners: Iterable<EnvoyJson>): Set<string> {
+  const names = new Set<string>();
+  const add = (f: Json) => {
+    if (asObject(f.config_discovery) && typeof f.name === 'string' && f.name) names.add(f.name);
+  };
+  for (const l of listeners) {
+    const chains = [...asList(l.filter_chains), ...(asObject(l.default_filter_chain) ? [asObject(l.default_filter_chain)!] : [])];
+    for (const chain of chains) {
+      for (const f of asList(chain.filters)) {
+        add(f);
+        const typed = asObject(f.typed_config);
+        if (typed?.['@type'] === HCM_TYPE) for (const h of asList(typed.http_filters)) add(h);
+      }
+    }
+  }
+  return names;
+}
+
 /** The Runtime resources the bootstrap's rtds_layers fetch over ADS (layered_runtime.layers[].rtds_layer.name). */
 export function rtdsNamesOf(bootstrap: EnvoyJson): Set<string> {
   const names = new Set<string>();

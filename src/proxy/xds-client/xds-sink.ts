@@ -19,6 +19,8 @@ export interface XdsSink {
    * configuration's subscription while a listener version uses it.
    */
   routeNamesInUse?(): ReadonlySet<string>;
-  /** Calls `changed` when a listener version left service (a warmed update swapped in): routeNamesInUse() may have shrunk. */
+  /** The extension configs (ECDS) the sink's listener versions use, serving or warming, kept subscribed as routeNamesInUse. */
+  extensionNamesInUse?(): ReadonlySet<string>;
+  /** Calls `changed` when a listener version left service (a warmed update swapped in): routeNamesInUse() and extensionNamesInUse() may have shrunk. */
   watchRouteNamesInUse?(changed: () => void): void;
 }
