@@ -4,7 +4,6 @@
 // version dropped while it warms is cancelled, as Envoy's init manager goes with its listener: the
 // targets' signal aborts (they stop fetching, retrying, waiting) and the wait ends at once, so
 // that nothing keeps the dropped version alive.
-import { setMaxListeners } from 'node:events';
 import type { InitManager } from '../filters/filter.ts';
 
 export class ListenerInit implements InitManager {
@@ -12,11 +11,6 @@ export class ListenerInit implements InitManager {
   private readonly names: string[] = [];
   private readonly dropped = new AbortController();
   private started: Promise<void> | undefined;
-
-  constructor() {
-    // One listener per waiting target (e.g. an RDS wait per connection manager): no leak warning.
-    setMaxListeners(0, this.dropped.signal);
-  }
 
   add(what: string, start: (signal: AbortSignal) => Promise<unknown>): void {
     this.names.push(what);
@@ -44,7 +38,9 @@ export class ListenerInit implements InitManager {
     const targets = this.targets;
     this.targets = [];
     const cancelled = new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
-    return (this.started = Promise.race([Promise.allSettled(targets.map((t) => t(signal))), cancelled]).then(() => undefined));
+    // Each target its own signal, following the version's: many targets waiting at once (an RDS wait
+    // per connection manager of a gateway) do not pile their listeners on one signal.
+    return (this.started = Promise.race([Promise.allSettled(targets.map((t) => t(AbortSignal.any([signal])))), cancelled]).then(() => undefined));
   }
 
   /** The version was dropped while it warmed: its targets stop, and it never serves. */

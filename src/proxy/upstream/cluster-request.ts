@@ -31,6 +31,7 @@ const MAX_BODY = 1 << 20;
 
 /** Sends one request through `req.cluster`; resolves with the whole response, rejects with a readable Error. */
 export function requestThroughCluster(clusters: ClusterManager, req: ClusterRequest): Promise<ClusterResponse> {
+  if (req.signal?.aborted) return Promise.reject(new Error('request cancelled'));
   const cluster = clusters.get(req.cluster);
   if (!cluster) return Promise.reject(new Error(`cluster ${req.cluster} is not configured`));
   const host = cluster.pick(undefined);
@@ -46,18 +47,25 @@ export function requestThroughCluster(clusters: ClusterManager, req: ClusterRequ
     const chunks: Buffer[] = [];
     let size = 0;
     let settled = false;
-    const fail = (e: Error): void => {
-      if (settled) return;
+    /** Settles once; the caller's signal (often long-lived: a listener version's init) keeps no listener of it. */
+    const settle = (): boolean => {
+      if (settled) return false;
       settled = true;
       clearTimeout(timer);
+      req.signal?.removeEventListener('abort', cancelled);
+      return true;
+    };
+    const fail = (e: Error): void => {
+      if (!settle()) return;
       controller?.abort(e);
       reject(e);
     };
+    const cancelled = (): void => fail(new Error('request cancelled'));
     const timer = setTimeout(() => {
       cluster.s.rqTimeout.value++;
       fail(new Error(`no response from cluster ${req.cluster} within ${req.timeoutMs} ms`));
     }, req.timeoutMs);
-    req.signal?.addEventListener('abort', () => fail(new Error('request cancelled')), { once: true });
+    req.signal?.addEventListener('abort', cancelled, { once: true });
     // Envoy's async clients have no istio.alpn override: over TLS the pool offers the cluster's ALPN.
     cluster.pool(host, cluster.config.http2).dispatch(
       { method: req.method, path: req.path, headers: req.headers, body: req.body ?? null, headersTimeout: req.timeoutMs, bodyTimeout: req.timeoutMs },
@@ -76,9 +84,7 @@ export function requestThroughCluster(clusters: ClusterManager, req: ClusterRequ
           else chunks.push(chunk);
         },
         onResponseEnd(_c, trailers) {
-          if (settled) return;
-          settled = true;
-          clearTimeout(timer);
+          if (!settle()) return;
           cluster.s.rqCompleted.value++;
           cluster.s.codes.record(status);
           resolve({ status, headers, body: Buffer.concat(chunks), trailers: (trailers ?? {}) as Record<string, string | string[] | undefined> });
