@@ -102,15 +102,23 @@ test('OTLP/gRPC: an UNAVAILABLE export is retried per grpc_service.retry_policy 
   assert.equal(stat('tracing.opentelemetry.spans_sent'), 1);
 });
 
-test('OTLP/gRPC retry_policy: a max_interval below base_interval is refused', async (t) => {
+test('OTLP/gRPC retry_policy: a bad num_retries or retry_back_off is refused by path, as in a remote fetch\'s retry_policy', async (t) => {
   const h = await startTestRuntime(t);
-  const errs = h.rt.apply(
-    LISTENER_TYPE,
-    byName([
-      httpListener('bad', routeConfig('bad', [{ match: { prefix: '/' }, direct_response: { status: 200 } }]), {
-      tracing: { provider: { name: 'envoy.tracers.opentelemetry', typed_config: { '@type': OTEL, grpc_service: { envoy_grpc: { cluster_name: 'otel' }, retry_policy: { retry_on: 'unavailable', retry_back_off: { base_interval: '2s', max_interval: '1s' } } } } } },
-      }),
-    ]),
-  );
-  assert.match(errs.join('\n'), /retry_policy\.retry_back_off\.max_interval: must be at least base_interval/);
+  const errorsOf = (policy: object) =>
+    h.rt
+      .apply(
+        LISTENER_TYPE,
+        byName([
+          httpListener('bad', routeConfig('bad', [{ match: { prefix: '/' }, direct_response: { status: 200 } }]), {
+            tracing: { provider: { name: 'envoy.tracers.opentelemetry', typed_config: { '@type': OTEL, grpc_service: { envoy_grpc: { cluster_name: 'otel' }, retry_policy: { retry_on: 'unavailable', ...policy } } } } },
+          }),
+        ]),
+      )
+      .join('\n');
+  assert.match(errorsOf({ retry_back_off: { base_interval: '2s', max_interval: '1s' } }), /retry_policy\.retry_back_off\.max_interval: max_interval \(1000 ms\) must be at least base_interval \(2000 ms\)/);
+  assert.match(errorsOf({ retry_back_off: { max_interval: '1s' } }), /retry_policy\.retry_back_off\.base_interval: retry_back_off needs a base_interval/);
+  assert.match(errorsOf({ retry_back_off: { base_interval: '0s' } }), /retry_policy\.retry_back_off\.base_interval: must be at least 1ms/);
+  // A UInt32Value in Envoy: exports read it as the fetches do.
+  assert.match(errorsOf({ num_retries: 1.5 }), /retry_policy\.num_retries: must be a whole number of retries, 0 or more \(got 1\.5\)/);
+  assert.match(errorsOf({ num_retries: -1 }), /retry_policy\.num_retries: must be a whole number of retries/);
 });

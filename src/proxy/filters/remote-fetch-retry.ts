@@ -8,22 +8,36 @@
 // code: 1, a JWKS: 0). Envoy reads nothing else of the policy there: retry_on, retry_priority,
 // retry_host_predicate and host_selection_retry_max_attempts are warned about. A fetch whose
 // listener version was dropped while warming stops (no further try; the try under way aborted).
+// readCoreRetry is the one reader of a core RetryPolicy's num_retries and retry_back_off: span
+// exports' retry_policy (telemetry/export-retry.ts) has the same defaults and backoff in Envoy
+// (convertCoreToRouteRetryPolicy); what differs, which failures are retried, stays with each caller.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Reader } from '../config/reader.ts';
 import { backoffMs } from '../routing/retry-policy.ts';
 
-export interface FetchRetry {
+/** A core RetryPolicy's num_retries and retry_back_off (BackoffStrategy), in milliseconds. */
+export interface CoreRetry {
   readonly numRetries: number;
   readonly baseIntervalMs: number;
   readonly maxIntervalMs: number;
 }
 
+export type FetchRetry = CoreRetry;
+
+/**
+ * The backoff without retry_back_off: 1 s, up to 10 s, in both places Envoy reads a core
+ * RetryPolicy (a remote data source; convertCoreToRouteRetryPolicy for async clients: span exports,
+ * a JWKS fetch).
+ */
 const BASE_INTERVAL_MS = 1000;
 const UNREAD = ['retry_on', 'retry_priority', 'retry_host_predicate', 'host_selection_retry_max_attempts'];
 
-/** Reads a retry_policy (`r`, undefined when absent: `absentRetries` retries with the default backoff); `what` names the fetches in warnings. */
-export function readFetchRetry(r: Reader | undefined, absentRetries: number, what: string): FetchRetry {
-  if (!r) return { numRetries: absentRetries, baseIntervalMs: BASE_INTERVAL_MS, maxIntervalMs: BASE_INTERVAL_MS * 10 };
+/**
+ * num_retries (default 1) and retry_back_off of a core RetryPolicy, as Envoy reads them wherever it
+ * takes one: base_interval required, at least 1 ms; max_interval default 10 × base, not below it.
+ * The other fields are the caller's (`r` is left open).
+ */
+export function readCoreRetry(r: Reader): CoreRetry {
   const numRetries = r.num('num_retries', 1);
   if (!Number.isInteger(numRetries) || numRetries < 0) r.issues.error(r.at('num_retries'), `must be a whole number of retries, 0 or more (got ${numRetries})`);
   let baseIntervalMs = BASE_INTERVAL_MS;
@@ -37,12 +51,19 @@ export function readFetchRetry(r: Reader | undefined, absentRetries: number, wha
     if (maxIntervalMs < baseIntervalMs) bo.issues.error(bo.at('max_interval'), `max_interval (${maxIntervalMs} ms) must be at least base_interval (${baseIntervalMs} ms)`);
     bo.done();
   }
+  return { numRetries: Math.max(0, Math.floor(numRetries)), baseIntervalMs, maxIntervalMs };
+}
+
+/** Reads a retry_policy (`r`, undefined when absent: `absentRetries` retries with the default backoff); `what` names the fetches in warnings. */
+export function readFetchRetry(r: Reader | undefined, absentRetries: number, what: string): FetchRetry {
+  if (!r) return { numRetries: absentRetries, baseIntervalMs: BASE_INTERVAL_MS, maxIntervalMs: BASE_INTERVAL_MS * 10 };
+  const retry = readCoreRetry(r);
   for (const k of UNREAD) {
     if (r.has(k)) r.issues.warn(r.at(k), `not supported for ${what} (as Envoy, every failed try is retried, on a host the cluster's load balancer picks); ignored`);
   }
   r.accept(...UNREAD);
   r.done();
-  return { numRetries: Math.max(0, Math.floor(numRetries)), baseIntervalMs, maxIntervalMs };
+  return retry;
 }
 
 /**

@@ -2,9 +2,10 @@
 // into a retry policy as Envoy's envoy_grpc client turns it into its router's
 // (Http::Utility::convertCoreToRouteRetryPolicy): num_retries (default 1), retry_back_off (base
 // default 1 s, max default 10 × base; full-jitter exponential backoff), a per-try timeout of the
-// max interval. The conditions are retry_on's, with the route's names. Envoy's conversion for
-// envoy_grpc leaves them empty, so a policy without retry_on retries nothing, there as here (a
-// warning says so). What each condition means for one export call (a unary call, its message
+// max interval. num_retries and retry_back_off are read by readCoreRetry, as for the fetches
+// filters make (Envoy gives both the same defaults and backoff). The conditions are retry_on's,
+// with the route's names. Envoy's conversion for envoy_grpc leaves them empty, so a policy without
+// retry_on retries nothing, there as here (a warning says so). What each condition means for one export call (a unary call, its message
 // buffered):
 //   cancelled, deadline-exceeded, internal, resource-exhausted, unavailable: that grpc-status in the
 //     response headers (a trailers-only response; as Envoy, a status in trailers is not retried);
@@ -15,14 +16,12 @@
 // export here (an HTTP/2 REFUSED_STREAM is not told apart from other resets; the core policy has no
 // status or header lists; no rate limit filter on exports): they are warned about.
 import type { Reader } from '../config/reader.ts';
+import { readCoreRetry, type CoreRetry } from '../filters/remote-fetch-retry.ts';
 import { parseRetryOn, RetryOn } from '../routing/retry-policy.ts';
 import type { GrpcCallError } from '../upstream/cluster-grpc.ts';
 
-export interface ExportRetryPolicy {
+export interface ExportRetryPolicy extends CoreRetry {
   readonly retryOn: number;
-  readonly numRetries: number;
-  readonly baseIntervalMs: number;
-  readonly maxIntervalMs: number;
   /** Envoy's conversion: the max interval. */
   readonly perTryTimeoutMs: number;
 }
@@ -46,18 +45,7 @@ export function readExportRetryPolicy(r: Reader): ExportRetryPolicy {
   const retryOn = parseRetryOn(r.str('retry_on'), r.at('retry_on'), r);
   if (retryOn === 0) r.issues.warn(r.at('retry_on'), 'no retry_on conditions: span exports are not retried (Envoy converts this policy without any); e.g. retry_on: unavailable');
   for (const [bit, what] of NEVER_ON_EXPORTS) if (retryOn & bit) r.issues.warn(r.at('retry_on'), `${what} never applies to span exports`);
-  const numRetries = r.num('num_retries', 1);
-  let baseIntervalMs = 1000;
-  let maxIntervalMs = 10_000;
-  const bo = r.obj('retry_back_off');
-  if (bo) {
-    if (!bo.has('base_interval')) bo.issues.error(bo.at('base_interval'), 'is required (BackoffStrategy), e.g. "0.1s"');
-    baseIntervalMs = bo.durationMs('base_interval', 1000);
-    if (baseIntervalMs < 1) bo.issues.error(bo.at('base_interval'), 'must be at least 1ms');
-    maxIntervalMs = bo.durationMs('max_interval', baseIntervalMs * 10);
-    if (maxIntervalMs < baseIntervalMs) bo.issues.error(bo.at('max_interval'), 'must be at least base_interval');
-    bo.done();
-  }
+  const { numRetries, baseIntervalMs, maxIntervalMs } = readCoreRetry(r);
   // Host selection and priorities: one collector call picks its host from the cluster's load balancer each time.
   for (const k of ['retry_priority', 'retry_host_predicate', 'host_selection_retry_max_attempts']) {
     if (r.has(k)) r.issues.warn(r.at(k), 'has no effect on span exports: each attempt picks a host from the collector cluster\'s load balancer');
