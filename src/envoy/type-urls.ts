@@ -18,7 +18,7 @@ export const EXTENSION_CONFIG_TYPE = 'type.googleapis.com/envoy.config.core.v3.T
 export const RUNTIME_TYPE = 'type.googleapis.com/envoy.service.runtime.v3.Runtime';
 
 /** The order in which a state-of-the-world ADS client subscribes and a server pushes (Envoy's "make before break"). */
-export const XDS_TYPES_IN_ORDER = [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE, NDS_TYPE] as const;
+export const XDS_TYPES_IN_ORDER = [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, EXTENSION_CONFIG_TYPE, SECRET_TYPE, NDS_TYPE] as const;
 
 export const HCM_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 export const TCP_PROXY_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';

@@ -117,12 +117,13 @@ test('WasmPlugins fetched by the sidecar: https with a test CA, a private OCI im
   assert.equal(denied.headers['www-authenticate'], 'Basic realm="rig"');
   assert.equal((await viaSleep({ authorization: 'Basic dTpw' }))?.status, 200);
   assert.ok(registry.requests.includes('/v2/team/basic-auth/manifests/v1'));
-  // The registry credentials are in the listener istiod sent, but in neither config dump.
+  // The registry credentials are in the extension config (ECDS) istiod sent, but in neither config dump.
   const dump = await fetch(`http://127.0.0.1:${(await productpage.started()).admin}/config_dump`).then((r) => r.text());
   assert.match(dump, /"ISTIO_META_WASM_IMAGE_PULL_SECRET": *"\[redacted\]"/);
   assert.doesNotMatch(dump, /s3cret/);
   const cpDump = await fetch(`http://127.0.0.1:${mesh.cp.ports.monitoring}/debug/config_dump?proxyID=productpage`).then((r) => r.text());
-  assert.match(cpDump, /"ISTIO_META_WASM_IMAGE_PULL_SECRET": *"\[redacted\]"/, 'the control plane shows the listener it sent, without the credentials');
+  assert.match(cpDump, /"ISTIO_META_WASM_IMAGE_PULL_SECRET": *"\[redacted\]"/, 'the control plane shows the extension config it sent, without the credentials');
+  assert.match(cpDump, /EcdsConfigDump/);
   assert.doesNotMatch(cpDump, /s3cret/);
 
   // A sha256 the module does not have: fail closed (Istio's agent puts a deny-all RBAC filter in its place).

@@ -1,6 +1,6 @@
 // xDS generators by type URL (Istio's XdsResourceGenerator): pure functions of (push context,
 // proxy, requested names) → resources in Envoy's JSON shape.
-import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, NDS_TYPE, ROUTE_TYPE, SECRET_TYPE } from '../../envoy/index.ts';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, EXTENSION_CONFIG_TYPE, LISTENER_TYPE, NDS_TYPE, ROUTE_TYPE, SECRET_TYPE } from '../../envoy/index.ts';
 import type { EnvoyJson } from '../../envoy/index.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
@@ -11,11 +11,12 @@ import { buildNameTable } from '../translate/name-table.ts';
 import { buildRouteConfig } from '../translate/route-config.ts';
 import { buildSecret } from '../translate/secret-builder.ts';
 import { withClusterPatches, withListenerPatches, withRoutePatches } from '../translate/envoy-filter/index.ts';
+import { wasmExtensionConfigs } from '../translate/wasm-plugins.ts';
 
 export interface XdsGenerator {
   typeUrl: string;
   /** Short name used in metrics and status (`cds`, `eds`…). */
-  short: 'cds' | 'eds' | 'lds' | 'rds' | 'sds' | 'nds';
+  short: 'cds' | 'eds' | 'lds' | 'rds' | 'ecds' | 'sds' | 'nds';
   /** State of the world sends every resource of the type in each response (LDS, CDS). */
   fullState: boolean;
   generate(push: PushContext, proxy: Proxy, names: readonly string[] | undefined): EnvoyJson[];
@@ -50,6 +51,9 @@ export const GENERATORS: Record<string, XdsGenerator> = {
     // An unknown cluster gets an empty assignment, so the proxy does not wait for it.
     generate: (push, proxy, names) => (names ?? []).map((n) => buildLoadAssignment(push, proxy, n) ?? { cluster_name: n }),
   },
+  // ECDS: the WasmPlugins' configs by the names their filters give (istiod's EcdsGenerator); a
+  // changed plugin is pushed here alone, its listeners (which only name it) unchanged.
+  [EXTENSION_CONFIG_TYPE]: { typeUrl: EXTENSION_CONFIG_TYPE, short: 'ecds', fullState: false, generate: (push, proxy, names) => wasmExtensionConfigs(push, proxy, names ?? []) },
   [SECRET_TYPE]: {
     typeUrl: SECRET_TYPE,
     short: 'sds',

@@ -1,27 +1,42 @@
-// Istio's WasmPlugin (extensions.istio.io/v1alpha1) as envoy.filters.http.wasm filters in the HCM
-// chains (type NETWORK: envoy.filters.network.wasm in the listeners' chains, withWasmNetworkPlugins),
-// inline in the listener (Istio pushes them through ECDS; rig's control plane does not serve ECDS). Which plugins apply: those of the proxy's namespace and of the root namespace that attach
-// to it (selector or targetRefs, as the other policies), whose match (mode, ports) fits the chain,
-// of type HTTP. Where: AUTHN before Istio's authentication filters, AUTHZ before authorization,
-// STATS before stats, UNSPECIFIED_PHASE last before the router; within a phase, higher priority
-// first, then the oldest. The filter is named namespace.name; root_id is pluginName,
+// Istio's WasmPlugin (extensions.istio.io/v1alpha1) as istiod sends it: in the chains, a filter that
+// names its config by config_discovery (ECDS), its config served as a TypedExtensionConfig of that
+// name (type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig), so that a changed plugin
+// updates the filter in place without a new listener (no drain). As istiod: the filter and the
+// resource are named extensions.istio.io/wasmplugin/<namespace>.<name>; config_source ads with
+// initial_fetch_timeout 0s (the listener waits for the config) and resource_api_version V3;
+// type_urls the Wasm filter's and RBAC's (HTTP or network: Istio's agent may put an allow or deny
+// RBAC filter in the Wasm filter's place when its module cannot be fetched). Type HTTP goes in the HCM
+// chains as envoy.filters.http.wasm, type NETWORK in the listeners' chains as envoy.filters.network.wasm
+// (withWasmNetworkPlugins). Which plugins apply: those of the proxy's namespace and of the root
+// namespace that attach to it (selector or targetRefs, as the other policies), whose match (mode,
+// ports) fits the chain. Where: AUTHN before Istio's authentication filters, AUTHZ before
+// authorization, STATS before stats, UNSPECIFIED_PHASE last before the router; within a phase, higher
+// priority first, then the oldest. The Wasm config is named namespace.name; root_id is pluginName,
 // configuration the JSON of pluginConfig in a StringValue, failStrategy the failure_policy as
 // istiod sends it to 1.25+ proxies (FAIL_CLOSE, the default: FAIL_CLOSED; FAIL_OPEN; FAIL_RELOAD).
 // Code: file:///path (or an absolute path) is a local file the proxy reads. Any other url (http://,
 // https://, oci://, or a reference without a scheme, oci as in Istio) goes as istiod sends it for
 // its agent: code.remote with the url, the sha256 if given, a 30 s timeout and the placeholder
 // cluster "_"; the vm's env carries the pull policy, the WasmPlugin's resource version and the pull
-// secret (the docker config of the imagePullSecret credential). rig proxy then fetches the module as
-// Istio's agent does (src/proxy/filters/wasm/wasm-fetch.ts).
+// secret (the docker config of the imagePullSecret credential): in the extension config only, so
+// that neither a new resource version nor a new secret changes the listeners. rig proxy then fetches
+// the module as Istio's agent does (src/proxy/filters/wasm/wasm-fetch.ts).
 import type { EnvoyJson } from '../../envoy/index.ts';
 import type { Resource, WasmPluginSpec } from '../../api/index.ts';
 import { warnOnce } from '../../model/config-warnings.ts';
 import type { HttpFilterContext } from './http-filters.ts';
 import { policiesFor } from './security/security-scope.ts';
+import type { PushContext } from '../../model/push-context.ts';
+import type { Proxy } from '../../model/proxy.ts';
 
 const WASM_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm';
 const WASM_NETWORK_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm';
 const STRING_VALUE = 'type.googleapis.com/google.protobuf.StringValue';
+const HTTP_RBAC_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC';
+const NETWORK_RBAC_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC';
+
+/** istiod's prefix of a WasmPlugin's ECDS resource name (model.WasmPluginResourceNamePrefix). */
+export const WASM_PLUGIN_RESOURCE_PREFIX = 'extensions.istio.io/wasmplugin/';
 
 /** The wasm filters of a chain by where they go: before a filter stage, or last before the router. */
 export type WasmPhaseFilters = Partial<Record<'authn' | 'authz' | 'stats' | 'end', EnvoyJson[]>>;
@@ -63,12 +78,12 @@ function remoteCode(url: string, sha256: string | undefined): EnvoyJson {
 }
 
 /** The agent's pull settings as istiod sends them; the secret is the credential's docker config ('' when missing: the fetch fails). */
-function pullEnv(r: Resource<WasmPluginSpec>, ctx: HttpFilterContext): Record<string, string> {
+function pullEnv(r: Resource<WasmPluginSpec>, push: PushContext): Record<string, string> {
   const s = r.spec;
   const env: Record<string, string> = {};
   if (s.imagePullSecret) {
     const name = s.imagePullSecret.replace(/^kubernetes:\/\//, '');
-    const config = ctx.push.credentials(name)?.dockerConfigJson;
+    const config = push.credentials(name)?.dockerConfigJson;
     if (!config) warnOnce('wasm', `${describe(r)}: imagePullSecret ${s.imagePullSecret} has no docker config (<credentials-dir>/${name}/.dockerconfigjson); the plugin is not fetched`);
     env[PULL_SECRET_ENV] = config?.toString('utf8') ?? '';
   }
@@ -77,18 +92,33 @@ function pullEnv(r: Resource<WasmPluginSpec>, ctx: HttpFilterContext): Record<st
   return env;
 }
 
-function wasmFilter(r: Resource<WasmPluginSpec>, ctx: HttpFilterContext, type = WASM_TYPE): EnvoyJson {
+function resourceName(r: Resource<WasmPluginSpec>): string {
+  return `${WASM_PLUGIN_RESOURCE_PREFIX}${r.metadata.namespace}.${r.metadata.name}`;
+}
+
+/** The filter in a chain: it names its config, served over ECDS (wasmExtensionConfigs), as istiod writes it. */
+function wasmFilter(r: Resource<WasmPluginSpec>, network = false): EnvoyJson {
+  return {
+    name: resourceName(r),
+    config_discovery: {
+      config_source: { ads: {}, initial_fetch_timeout: '0s', resource_api_version: 'V3' },
+      type_urls: network ? [WASM_NETWORK_TYPE, NETWORK_RBAC_TYPE] : [WASM_TYPE, HTTP_RBAC_TYPE],
+    },
+  };
+}
+
+/** The plugin's Wasm config, served over ECDS as a TypedExtensionConfig named as its filter. */
+function wasmExtensionConfig(r: Resource<WasmPluginSpec>, push: PushContext): EnvoyJson {
   const s = r.spec;
-  const name = `${r.metadata.namespace}.${r.metadata.name}`;
   const file = localWasmFile(s.url);
-  const env: Record<string, string> = file === undefined ? pullEnv(r, ctx) : {};
+  const env: Record<string, string> = file === undefined ? pullEnv(r, push) : {};
   const hostKeys: string[] = [];
   for (const e of s.vmConfig?.env ?? []) {
     if (e.valueFrom === 'HOST') hostKeys.push(e.name);
     else env[e.name] = e.value ?? '';
   }
   const config: EnvoyJson = {
-    name,
+    name: `${r.metadata.namespace}.${r.metadata.name}`,
     ...(s.pluginName ? { root_id: s.pluginName } : {}),
     vm_config: {
       runtime: 'envoy.wasm.runtime.v8',
@@ -98,14 +128,29 @@ function wasmFilter(r: Resource<WasmPluginSpec>, ctx: HttpFilterContext, type = 
     ...(s.pluginConfig && Object.keys(s.pluginConfig).length ? { configuration: { '@type': STRING_VALUE, value: JSON.stringify(s.pluginConfig) } } : {}),
     failure_policy: FAILURE_POLICY[s.failStrategy ?? 'FAIL_CLOSE'],
   };
-  return { name, typed_config: { '@type': type, config } };
+  return { name: resourceName(r), typed_config: { '@type': s.type === 'NETWORK' ? WASM_NETWORK_TYPE : WASM_TYPE, config } };
+}
+
+/**
+ * ECDS: the extension configs of the WasmPlugins attached to the proxy, of those `names` it asks for
+ * (istiod's EcdsGenerator); a name that is no such plugin gets nothing, as from istiod.
+ */
+export function wasmExtensionConfigs(push: PushContext, proxy: Proxy, names: readonly string[]): EnvoyJson[] {
+  if (!names.length) return [];
+  const plugins = new Map(policiesFor<WasmPluginSpec>(push, 'WasmPlugin', proxy).map((r) => [resourceName(r), r]));
+  const out: EnvoyJson[] = [];
+  for (const n of names) {
+    const r = plugins.get(n);
+    if (r) out.push(wasmExtensionConfig(r, push));
+  }
+  return out;
 }
 
 /** The filter for one plugin in this chain, undefined when it has none here. */
 function pluginFilter(r: Resource<WasmPluginSpec>, ctx: HttpFilterContext): EnvoyJson | undefined {
   const s = r.spec;
   if (s.type === 'NETWORK' || !modeMatches(s, ctx)) return undefined;
-  return wasmFilter(r, ctx);
+  return wasmFilter(r);
 }
 
 export function wasmPluginFilters(ctx: HttpFilterContext): WasmPhaseFilters | undefined {
@@ -160,7 +205,7 @@ function withPlugins(chain: EnvoyJson, plugins: Resource<WasmPluginSpec>[], ctx:
   const last = filters?.[filters.length - 1]?.name;
   if (!filters || (last !== TCP_PROXY && last !== HCM)) return chain;
   const phases: WasmPhaseFilters = {};
-  for (const r of plugins) if (modeMatches(r.spec, ctx)) (phases[PHASE_SLOT[r.spec.phase ?? 'UNSPECIFIED_PHASE']] ??= []).push(wasmFilter(r, ctx, WASM_NETWORK_TYPE));
+  for (const r of plugins) if (modeMatches(r.spec, ctx)) (phases[PHASE_SLOT[r.spec.phase ?? 'UNSPECIFIED_PHASE']] ??= []).push(wasmFilter(r, true));
   const early = [...(phases.authn ?? []), ...(phases.authz ?? [])];
   const late = [...(phases.stats ?? []), ...(phases.end ?? [])];
   if (!early.length && !late.length) return chain;
