@@ -23,7 +23,7 @@ import { tempDir } from '../helpers/temp-dir.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { addHeaderPlugin, writePlugin } from '../helpers/wasm-plugins.ts';
 import { AdsTestServer, type RecordedRequest } from '../xds-client/ads-test-server.ts';
-import { addr, HCM, request, ROUTER, routeConfig, staticCluster } from './harness.ts';
+import { addr, HCM, request, ROUTER, routeConfig, startTestRuntime, staticCluster } from './harness.ts';
 
 const WASM = 'type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm';
 const HTTP_RBAC = 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC';
@@ -319,4 +319,17 @@ test("remote Wasm code over ECDS is fetched as Istio's agent does before the con
     return r.status === 403 ? r : undefined;
   });
   assert.equal(denied.body, 'RBAC: access denied');
+});
+
+test('config_discovery that rig proxy cannot serve is refused with the listener, naming the field: a source other than ADS, an unknown type, a default of another type, a terminal network filter', (t) => {
+  return startTestRuntime(t).then((h) => {
+    const refused = (source: EnvoyJson) => h.apply(LISTENER_TYPE, [ecdsListener('l', source)]).join('\n');
+    assert.match(refused({ config_source: { api_config_source: { api_type: 'GRPC' } }, type_urls: [WASM] }), /config_discovery\.config_source\.api_config_source: rig proxy fetches extension configs over its ADS stream only/);
+    assert.match(refused({ config_source: { ads: {} }, type_urls: ['type.googleapis.com/example.Unknown'] }), /config_discovery\.type_urls\[0\]: no HTTP filter of rig proxy takes type\.googleapis\.com\/example\.Unknown/);
+    assert.match(refused({ config_source: { ads: {} }, type_urls: [WASM], default_config: { '@type': HTTP_RBAC } }), /default_config: the default config's type .*RBAC is not one of type_urls/);
+    assert.match(refused({ config_source: { ads: {} }, type_urls: [WASM], apply_default_config_without_warming: true }), /apply_default_config_without_warming: needs a default_config/);
+    const terminal = { name: 'tcp', address: addr(0), filter_chains: [{ filters: [{ name: 'tcp', config_discovery: { config_source: { ads: {} }, type_urls: [TCP_PROXY] } }] }] };
+    assert.match(h.apply(LISTENER_TYPE, [terminal]).join('\n'), /cannot take its config over ECDS/);
+    assert.equal(h.rt.listeners.get('l'), undefined);
+  });
 });

@@ -113,6 +113,9 @@ export class ExtensionConfigSubscription {
     const commit = () => {
       if (generation !== this.generation) return; // a newer config came while this one fetched
       for (const [p, c] of compiled) p.current = c;
+      // Filters of listener versions compiled while this config was fetched took the previous one.
+      const done = new Set(compiled.map(([p]) => p));
+      for (const p of this.live()) if (!done.has(p)) this.adopt(p, tc!);
       this.entry = { raw, version, lastUpdated: new Date().toISOString() };
       this.stats.reload.value++;
       this.wake();
@@ -121,6 +124,20 @@ export class ExtensionConfigSubscription {
       errors: [],
       commit: init.empty ? commit : () => void init.start().then(commit),
     };
+  }
+
+  /** Gives a filter that missed an update the config now in force; one it cannot take counts config_conflict. */
+  private adopt(p: ExtensionConfigProvider<unknown>, tc: EnvoyJson): void {
+    const issues = new Issues();
+    const init = new ListenerInit();
+    const c = p.typeUrls.has(effectiveTypeUrl(tc)) ? p.compile(new Reader(tc, 'typed_config', issues), issues, init) : undefined;
+    if (c === undefined || issues.errors.length) {
+      this.stats.conflict.value++;
+      return;
+    }
+    p.current = c;
+    void init.start(); // what it fetches was just fetched for the others: found in the module caches
+
   }
 
   /** A refused update ends the listeners' wait, as Envoy's subscription readies its init target on a NACK. */

@@ -24,6 +24,7 @@ export function shareSecrets(sink: XdsSink): SecretSinks {
     },
     refused: (typeUrl) => sink.refused?.(typeUrl),
     routeNamesInUse: () => sink.routeNamesInUse?.() ?? new Set(),
+    extensionNamesInUse: () => sink.extensionNamesInUse?.() ?? new Set(),
     watchRouteNamesInUse: (changed) => sink.watchRouteNamesInUse?.(changed),
   });
   return { xds: source('xds', 'identity'), identity: source('identity', 'xds') };
