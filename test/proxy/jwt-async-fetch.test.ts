@@ -181,17 +181,36 @@ test('remote_jwks retry_policy: a fetch answered 5xx is retried num_retries time
   assert.equal(jwks.j.fetches, 3, 'two failed tries, then the keys');
 });
 
-test('remote_jwks retry_policy: as Envoy, any answer but a 200 is retried, a 404 too', async (t) => {
+test('remote_jwks retry_policy: as Envoy (retry_on 5xx,gateway-error,connect-failure,reset), a 404 is not retried', async (t) => {
   const key = await signer();
   const jwks = jwksServer([key.jwk]);
   jwks.j.failFirst = 1;
   jwks.j.failStatus = 404;
   const h = await runtimeWithJwks(t, jwks);
+  assert.deepEqual(h.apply(LISTENER_TYPE, [listenerWith({ retry_policy: { num_retries: 3, retry_back_off: { base_interval: '0.01s' } } })]), []);
+  await h.rt.settled();
+  const first = await authed(h.port('in'), await key.token());
+  assert.deepEqual([first.status, first.body], [401, 'Jwks remote fetch is failed'], 'the 404 is final');
+  assert.equal(jwks.j.fetches, 1, 'one try: a 404 is not retried');
+  assert.equal(h.rt.stats.counter('http.in.jwt_authn.jwks_fetch_failed').value, 1);
+  const r = await authed(h.port('in'), await key.token());
+  assert.equal(r.status, 200, r.body);
+  assert.equal(jwks.j.fetches, 2, 'the next request fetches again');
+});
+
+test('remote_jwks retry_policy: a connection reset before any answer is retried', async (t) => {
+  const key = await signer();
+  const jwks = jwksServer([key.jwk]);
+  let resets = 1;
+  jwks.server.prependListener('request', (req) => {
+    if (resets-- > 0) req.socket.destroy();
+  });
+  const h = await runtimeWithJwks(t, jwks);
   assert.deepEqual(h.apply(LISTENER_TYPE, [listenerWith({ retry_policy: { retry_back_off: { base_interval: '0.01s' } } })]), []);
   await h.rt.settled();
   const r = await authed(h.port('in'), await key.token());
   assert.equal(r.status, 200, r.body);
-  assert.equal(jwks.j.fetches, 2, 'a 404, then the keys (num_retries 1 by default in a retry_policy)');
+  assert.equal(jwks.j.fetches, 2, 'a reset, then the keys (num_retries 1 by default in a retry_policy)');
   assert.equal(h.rt.stats.counter('http.in.jwt_authn.jwks_fetch_failed').value, 0, 'one fetch, its retry included');
 });
 

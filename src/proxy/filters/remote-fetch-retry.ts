@@ -1,12 +1,16 @@
 // The retry_policy (config.core.v3.RetryPolicy) of the fetches filters make themselves through a
 // cluster, as Envoy applies it to them (RemoteAsyncDataProvider for Wasm code.remote, the JWKS
-// fetcher of jwt_authn remote_jwks): a failed try (no answer, the try's timeout, a status other
-// than 200, an empty body, content that does not check) is tried again up to num_retries times,
-// each try with the whole http_uri.timeout, after a jittered exponential backoff (retry_back_off:
+// fetcher of jwt_authn remote_jwks): a failed try the caller deems retriable is tried again up to
+// num_retries times, each try with the whole http_uri.timeout, after a jittered exponential backoff (retry_back_off:
 // base_interval, required there; max_interval, default 10 × base; without retry_back_off 1 s and
 // 10 s). num_retries defaults to 1 in a retry_policy; without one, the caller's default (Wasm
-// code: 1, a JWKS: 0). Envoy reads nothing else of the policy there: retry_on, retry_priority,
-// retry_host_predicate and host_selection_retry_max_attempts are warned about. A fetch whose
+// code: 1, a JWKS: 0). Which failures are retried differs: RemoteAsyncDataProvider retries every
+// failed try (no answer, a status other than 200, content that does not check), while the JWKS
+// fetcher hands the policy to its async client converted with retry_on
+// "5xx,gateway-error,connect-failure,reset" (jwks_fetcher.cc, convertCoreToRouteRetryPolicy): a
+// 404 or 401, an empty or bad 200 are final there. Envoy reads nothing else of the policy there:
+// retry_on (the conversion sets its own), retry_priority, retry_host_predicate and
+// host_selection_retry_max_attempts are warned about. A fetch whose
 // listener version was dropped while warming stops (no further try; the try under way aborted).
 // readCoreRetry is the one reader of a core RetryPolicy's num_retries and retry_back_off: span
 // exports' retry_policy (telemetry/export-retry.ts) has the same defaults and backoff in Envoy
@@ -59,18 +63,21 @@ export function readFetchRetry(r: Reader | undefined, absentRetries: number, wha
   if (!r) return { numRetries: absentRetries, baseIntervalMs: BASE_INTERVAL_MS, maxIntervalMs: BASE_INTERVAL_MS * 10 };
   const retry = readCoreRetry(r);
   for (const k of UNREAD) {
-    if (r.has(k)) r.issues.warn(r.at(k), `not supported for ${what} (as Envoy, every failed try is retried, on a host the cluster's load balancer picks); ignored`);
+    if (r.has(k)) r.issues.warn(r.at(k), `not supported for ${what} (as Envoy: the fetch sets which failures are retried; each try goes to a host the cluster's load balancer picks); ignored`);
   }
   r.accept(...UNREAD);
   r.done();
   return retry;
 }
 
+/** A failed try that is not tried again (e.g. a JWKS server's 404: Envoy's JWKS fetcher retries only 5xx and resets). */
+export class FinalFetchError extends Error {}
+
 /**
- * Runs `attempt` until it resolves, trying again after each failure (up to `p.numRetries` times)
- * once a jittered backoff passed. Rejects with the last failure, its message telling how many
- * tries were made; or with `signal`'s reason once it aborted (during a try, which `attempt` should
- * abort with it, or a backoff).
+ * Runs `attempt` until it resolves, trying again after each failure but a FinalFetchError (up to
+ * `p.numRetries` times) once a jittered backoff passed. Rejects with the last failure, its message
+ * telling how many tries were made; or with `signal`'s reason once it aborted (during a try, which
+ * `attempt` should abort with it, or a backoff).
  */
 export async function withFetchRetries<T>(p: FetchRetry, attempt: () => Promise<T>, signal?: AbortSignal): Promise<T> {
   for (let n = 0; ; n++) {
@@ -79,7 +86,7 @@ export async function withFetchRetries<T>(p: FetchRetry, attempt: () => Promise<
       return await attempt();
     } catch (e) {
       signal?.throwIfAborted();
-      if (n >= p.numRetries) throw n === 0 ? e : new Error(`${(e as Error).message} (${n + 1} tries)`, { cause: e });
+      if (n >= p.numRetries || e instanceof FinalFetchError) throw n === 0 ? e : new Error(`${(e as Error).message} (${n + 1} tries)`, { cause: e });
       await sleep(backoffMs(p, n), undefined, { ref: false, signal });
     }
   }

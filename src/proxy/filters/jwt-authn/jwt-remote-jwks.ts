@@ -1,6 +1,8 @@
 // A provider's remote_jwks, fetched as Envoy does: through the cluster named by http_uri.cluster
 // (its load balancer, connection pool and transport socket; the URI gives the path and the Host
-// header), retried per retry_policy (remote-fetch-retry.ts; no retry without one), cached for
+// header), retried per retry_policy (remote-fetch-retry.ts; no retry without one) when the try got
+// no answer or a 5xx (as Envoy's JWKS fetcher converts the policy: retry_on
+// "5xx,gateway-error,connect-failure,reset"; a 404, an empty 200 are final), cached for
 // cache_duration, refreshed when a token names an unknown kid (rate-limited; the keys stay as they
 // were when that fails).
 // On demand (without async_fetch), as Envoy: a request that finds no keys, or expired ones, waits
@@ -20,7 +22,7 @@ import type { Stat } from '../../stats/stats.ts';
 import type { ClusterManager } from '../../upstream/cluster-manager.ts';
 import { requestThroughCluster } from '../../upstream/cluster-request.ts';
 import type { InitManager } from '../filter.ts';
-import { readFetchRetry, withFetchRetries, type FetchRetry } from '../remote-fetch-retry.ts';
+import { FinalFetchError, readFetchRetry, withFetchRetries, type FetchRetry } from '../remote-fetch-retry.ts';
 import { jose } from './jwt-jose.ts';
 import { parseJwks, type JwksSource, type KeyResolver } from './jwt-jwks-source.ts';
 
@@ -44,8 +46,8 @@ export function fetchThroughCluster(clusters: ClusterManager, s: RemoteJwksSetti
   const u = new URL(s.uri);
   return withFetchRetries(s.retry, async () => {
     const res = await requestThroughCluster(clusters, { cluster: s.cluster, method: 'GET', path: u.pathname + u.search, headers: { host: u.host, accept: 'application/json' }, timeoutMs: s.timeoutMs });
-    if (res.status !== 200) throw new Error(`JWKS server answered ${res.status}`);
-    if (res.body.length === 0) throw new Error('JWKS server answered an empty body');
+    if (res.status !== 200) throw new (res.status >= 500 ? Error : FinalFetchError)(`JWKS server answered ${res.status}`);
+    if (res.body.length === 0) throw new FinalFetchError('JWKS server answered an empty body');
     return res.body.toString();
   });
 }

@@ -168,7 +168,9 @@ function readAgentRemote(r: Reader, http: Reader, uri: string, sha256: string, t
 /**
  * Fetches a remote module through its cluster, as Envoy's remote data source: every failed try
  * (no answer, timeout, a status other than 200, an empty body, too large, a sha256 mismatch) is
- * tried again per its retry_policy; rejects with a readable Error once it gave up.
+ * tried again per its retry_policy (RemoteAsyncDataProvider::onFailure retries whatever failed,
+ * unlike Envoy's JWKS fetcher, which retries only 5xx and resets); rejects with a readable Error
+ * once it gave up.
  */
 function fetchModule(remote: RemoteCode, clusters: FilterCompileContext['clusters'], signal: AbortSignal): Promise<Buffer> {
   const u = new URL(remote.uri);
