@@ -346,6 +346,8 @@ export class ProxyRuntime {
       return errors;
     }
     for (const commit of commits) commit();
+    // A config received before and no longer subscribed (no listener version names it) goes, as Envoy drops the subscription.
+    for (const [key, s] of this.ctx.extensionConfigs) if (s.entry && !resources.has(s.name)) this.ctx.extensionConfigs.delete(key);
     return [];
   }
 

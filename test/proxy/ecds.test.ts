@@ -178,6 +178,15 @@ test('with default_config and apply_default_config_without_warming the listener 
     return res.status === 200 ? res : undefined;
   });
   assert.equal(r.headers['x-wasm-config'], 'discovered');
+
+  // The listener no longer names it: unsubscribed, and gone from config_dump.
+  const from = ads.requests.length;
+  ads.push(LISTENER_TYPE, 'l2', [{ ...ecdsListener('in', discovery('0s')), filter_chains: [{ filters: [{ name: 'envoy.filters.network.http_connection_manager', typed_config: { '@type': HCM, stat_prefix: 'in', route_config: routeConfig('r', [{ match: { prefix: '/' }, direct_response: { status: 200 } }]), http_filters: [ROUTER] } }] }] }]);
+  await ads.waitFor(isType(EXTENSION_CONFIG_TYPE, names()), from);
+  await waitFor('the extension config dropped', () => {
+    const dump = configDump(rt, {}, { includeEds: false }) as { configs: EnvoyJson[] };
+    return dump.configs.some((c) => c['@type'] === 'type.googleapis.com/envoy.admin.v3.EcdsConfigDump') ? undefined : true;
+  });
 });
 
 test('without a config after initial_fetch_timeout and without a default, a stream is answered 500 with the NFCF response flag; the config applies when it comes', async (t) => {
