@@ -71,16 +71,11 @@ export function readRetryPolicy(r: Reader): RetryPolicy {
   const numRetries = r.num('num_retries', 1);
   const perTryTimeoutMs = r.durationMs('per_try_timeout', 0);
   const perTryIdleTimeoutMs = r.durationMs('per_try_idle_timeout', 0);
+  // Without retry_back_off, Envoy's runtime defaults (upstream.base_retry_backoff_ms 25, max 10 × base).
   let baseIntervalMs = 25;
   let maxIntervalMs = 250;
   const bo = r.obj('retry_back_off');
-  if (bo) {
-    baseIntervalMs = bo.durationMs('base_interval', 25);
-    if (baseIntervalMs <= 0) bo.issues.error(bo.at('base_interval'), 'must be greater than zero');
-    maxIntervalMs = bo.durationMs('max_interval', baseIntervalMs * 10);
-    if (maxIntervalMs < baseIntervalMs) bo.issues.error(bo.at('max_interval'), 'must be at least base_interval');
-    bo.done();
-  }
+  if (bo) ({ baseIntervalMs, maxIntervalMs } = readRetryBackOff(bo));
   const retriableStatusCodes = new Set(r.list('retriable_status_codes').map(Number));
   const retriableHeaders = r.objs('retriable_headers').map(readHeaderMatcher);
   let avoidPreviousHosts = false;
@@ -105,6 +100,24 @@ export function readRetryPolicy(r: Reader): RetryPolicy {
   }
   r.done();
   return { retryOn, numRetries, perTryTimeoutMs, perTryIdleTimeoutMs, baseIntervalMs, maxIntervalMs, retriableStatusCodes, retriableHeaders, avoidPreviousHosts, previousPrioritiesFrequency };
+}
+
+/**
+ * A route's retry_back_off as Envoy takes it (RetryPolicyImpl; validate rules of RetryBackOff):
+ * base_interval required and > 0, max_interval > 0 (default 10 × base); a sub-millisecond interval
+ * counts as 1 ms, and max_interval below base_interval is refused.
+ */
+function readRetryBackOff(bo: Reader): { baseIntervalMs: number; maxIntervalMs: number } {
+  if (!bo.has('base_interval')) bo.issues.error(bo.at('base_interval'), 'retry_back_off needs a base_interval (greater than 0), e.g. "0.025s"');
+  const base = bo.durationMs('base_interval', 25);
+  if (base <= 0) bo.issues.error(bo.at('base_interval'), 'must be greater than 0s');
+  const baseIntervalMs = Math.max(1, base);
+  const max = bo.durationMs('max_interval', baseIntervalMs * 10);
+  if (max <= 0) bo.issues.error(bo.at('max_interval'), 'must be greater than 0s');
+  const maxIntervalMs = Math.max(1, max);
+  if (max > 0 && maxIntervalMs < baseIntervalMs) bo.issues.error(bo.at('max_interval'), `max_interval (${maxIntervalMs} ms) must be at least base_interval (${baseIntervalMs} ms)`);
+  bo.done();
+  return { baseIntervalMs, maxIntervalMs };
 }
 
 /** Full-jitter exponential backoff as Envoy does it: random in [0, min(base * 2^n, max)). */
