@@ -86,6 +86,7 @@ export class ExtensionConfigSubscription {
   prepare(raw: EnvoyJson, version: string): { errors: string[]; commit?: () => void } {
     if (this.entry && JSON.stringify(this.entry.raw) === JSON.stringify(raw)) {
       this.entry.version = version;
+      this.generation++; // the config in force again: an update still fetching does not replace it
       return { errors: [] };
     }
     const tc = raw.typed_config as EnvoyJson | undefined;
@@ -137,7 +138,6 @@ export class ExtensionConfigSubscription {
     }
     p.current = c;
     void init.start(); // what it fetches was just fetched for the others: found in the module caches
-
   }
 
   /** A refused update ends the listeners' wait, as Envoy's subscription readies its init target on a NACK. */
