@@ -5,7 +5,8 @@
 // config of a type not in type_urls, or one its filter refuses, is NACKed and the previous one kept
 // (config_fail); with default_config and apply_default_config_without_warming the listener serves at
 // once; without a config after initial_fetch_timeout a stream is answered 500 with the NFCF flag;
-// network filters (a network RBAC filter before tcp_proxy) take their config for new connections;
+// a stream in flight keeps the filter it started with; network filters (a network RBAC filter
+// before tcp_proxy) take their config for new connections;
 // /config_dump shows the configs in Envoy's EcdsConfigDump, the Wasm pull secret redacted.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -23,7 +24,7 @@ import { tempDir } from '../helpers/temp-dir.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { addHeaderPlugin, writePlugin } from '../helpers/wasm-plugins.ts';
 import { AdsTestServer, type RecordedRequest } from '../xds-client/ads-test-server.ts';
-import { addr, HCM, request, ROUTER, routeConfig, startTestRuntime, staticCluster } from './harness.ts';
+import { addr, HCM, request, ROUTER, routeConfig, startTestRuntime, startUpstream, staticCluster } from './harness.ts';
 
 const WASM = 'type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm';
 const HTTP_RBAC = 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC';
@@ -62,10 +63,10 @@ function ecdsListener(name: string, source: EnvoyJson, logFile?: string): EnvoyJ
 }
 
 /** The extension config `ext`: the add-header plugin whose response header x-wasm-config carries `configuration`. */
-function wasmConfig(file: string, configuration: string, env: Record<string, string> = {}): EnvoyJson {
+function wasmConfig(file: string, configuration: string, env: Record<string, string> = {}, vmId = 'ext'): EnvoyJson {
   return {
     name: 'ext',
-    typed_config: { '@type': WASM, config: { name: 'ext', vm_config: { vm_id: 'ext', runtime: 'envoy.wasm.runtime.v8', code: { local: { filename: file } }, ...(Object.keys(env).length ? { environment_variables: { key_values: env } } : {}) }, configuration: { '@type': STRING_VALUE, value: configuration } } },
+    typed_config: { '@type': WASM, config: { name: 'ext', vm_config: { vm_id: vmId, runtime: 'envoy.wasm.runtime.v8', code: { local: { filename: file } }, ...(Object.keys(env).length ? { environment_variables: { key_values: env } } : {}) }, configuration: { '@type': STRING_VALUE, value: configuration } } },
   };
 }
 
@@ -341,4 +342,35 @@ test('config_discovery that rig proxy cannot serve is refused with the listener,
     assert.match(h.apply(LISTENER_TYPE, [terminal]).join('\n'), /cannot take its config over ECDS/);
     assert.equal(h.rt.listeners.get('l'), undefined);
   });
+});
+
+test('a stream in flight keeps the config it started with; the next stream gets the update', async (t) => {
+  let hold!: (res: http.ServerResponse) => void;
+  const held = new Promise<http.ServerResponse>((r) => (hold = r));
+  const app = await startUpstream('app', (req, res) => {
+    if (req.url !== '/slow') return false;
+    hold(res);
+    return true;
+  });
+  t.after(() => app.close());
+  const { ads, rt } = await startFedRuntime(t);
+  const file = await writePlugin(tempDir(t, 'ecds-'), 'header', addHeaderPlugin);
+  const listener = ecdsListener('in', discovery('0s'));
+  const hcm = ((listener.filter_chains as EnvoyJson[])[0].filters as EnvoyJson[])[0].typed_config as EnvoyJson;
+  hcm.route_config = routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'app' } }]);
+  await serve(ads, [listener], [staticCluster('app', [app.port])]);
+  await ads.waitFor(isType(EXTENSION_CONFIG_TYPE, names('ext')));
+  // Two VMs (the test plugin keeps its configuration in VM globals, which a VM shared by both configs would share).
+  ads.push(EXTENSION_CONFIG_TYPE, 'e1', [wasmConfig(file, 'old', {}, 'vm-old')]);
+  const port = await waitFor('the listener serving', () => listening(rt, 'in'));
+
+  const slow = request(port, { path: '/slow' });
+  const res = await held; // the stream's filters were built: its request is at the upstream
+  ads.push(EXTENSION_CONFIG_TYPE, 'e2', [wasmConfig(file, 'new', {}, 'vm-new')]);
+  await waitFor('the update applied', () => (stat(rt, 'extension_config_discovery.http_filter.ext.config_reload') === 2 ? true : undefined));
+  assert.equal((await request(port, { path: '/fast' })).headers['x-wasm-config'], 'new', 'a new stream gets the update');
+  res.writeHead(200).end('slow');
+  const r = await slow;
+  assert.equal(r.body, 'slow');
+  assert.equal(r.headers['x-wasm-config'], 'old', 'the stream in flight answers with the filter (and config) it started with');
 });
