@@ -4,7 +4,8 @@
 // wasm-stream.ts.
 import { FilterStatus, type HttpFilter, type HttpFilterFactory, type StreamCallbacks } from '../filter.ts';
 import { registerHttpFilter } from '../registry.ts';
-import { readWasmConfig, reloadIfFailed, type WasmFilterConfig } from './wasm-config.ts';
+import { readWasmConfig, type WasmFilterConfig } from './wasm-config.ts';
+import { reloadIfFailed } from './wasm-failure-policy.ts';
 import { WasmStream } from './wasm-stream.ts';
 
 export const WASM_FILTER_NAME = 'envoy.filters.http.wasm';
