@@ -91,8 +91,8 @@ test('rig controlplane serves a watched directory; proxy-status and proxy-config
     return r.stdout.includes('SYNCED') && !r.stdout.includes('STALE') ? r : undefined;
   }, { timeoutMs: 30_000, intervalMs: 50 });
   assert.equal(status.code, 0);
-  assert.match(status.stdout, /^NAME\s+CLUSTER\s+CDS\s+LDS\s+EDS\s+RDS\s+ISTIOD\s+VERSION/);
-  assert.match(status.stdout, /reviews-v1-0\.default\s+Kubernetes\s+SYNCED\s+SYNCED\s+NOT SENT\s+SYNCED\s+\S+\s+1\.24\.0/);
+  assert.match(status.stdout, /^NAME\s+CLUSTER\s+CDS\s+LDS\s+EDS\s+RDS\s+ECDS\s+ISTIOD\s+VERSION/);
+  assert.match(status.stdout, /reviews-v1-0\.default\s+Kubernetes\s+SYNCED\s+SYNCED\s+NOT SENT\s+SYNCED\s+NOT SENT\s+\S+\s+1\.24\.0/);
 
   const clusters = await runRig(['proxy-config', 'clusters', 'reviews-v1-0.default', '--controlplane', cpUrl]);
   assert.equal(clusters.code, 0, clusters.stderr);

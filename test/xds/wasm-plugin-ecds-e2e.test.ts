@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { test } from 'node:test';
 import { freePort } from '../../src/local/ports.ts';
+import { runRig } from '../helpers/cli.ts';
 import { startMeshControlPlane } from '../helpers/mesh-control-plane.ts';
 import { startSidecar } from '../helpers/rig-proxy.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
@@ -72,6 +73,15 @@ test('a changed WasmPlugin reaches the next request on an existing keep-alive co
     ['extensions.istio.io/wasmplugin/default.greeting'],
     'the plugin config came over ECDS, named as istiod names it',
   );
+  // What istioctl shows: proxy-config ecds (name and type) and proxy-status's ECDS column.
+  const admin = `http://127.0.0.1:${(await sleep.started()).admin}`;
+  const table = await runRig(['proxy-config', 'ecds', '--admin', admin]);
+  assert.equal(table.code, 0, table.stderr);
+  assert.match(table.stdout, /^ECDS NAME\s+TYPE\nextensions\.istio\.io\/wasmplugin\/default\.greeting\s+envoy\.extensions\.filters\.http\.wasm\.v3\.Wasm\n$/);
+  const status = await runRig(['proxy-status', '--controlplane', `http://127.0.0.1:${mesh.cp.ports.monitoring}`]);
+  assert.equal(status.code, 0, status.stderr);
+  assert.match(status.stdout, /^NAME\s+CLUSTER\s+CDS\s+LDS\s+EDS\s+RDS\s+ECDS\s+ISTIOD/);
+  assert.match(status.stdout, /\nsleep\S*\s+\S+\s+SYNCED\s+SYNCED\s+SYNCED\s+SYNCED\s+SYNCED\s/, 'the sleep sidecar ACKed its ECDS config');
 
   mesh.store.apply(parseYaml(greeting(file, 'bonjour')));
   const second = await waitFor('the new pluginConfig', async () => {

@@ -1,4 +1,4 @@
-// `rig proxy-config {clusters|listeners|routes|endpoints|secret|all} <proxy>`: a proxy's config in
+// `rig proxy-config {clusters|listeners|routes|endpoints|secret|ecds|all} <proxy>`: a proxy's config in
 // istioctl's table shapes, from the control plane's view, (--admin) the proxy's own config_dump or
 // (--file) a saved one. `log` (of one proxy, or of every proxy -l picks), `bootstrap` and
 // `rootca-compare` ask the proxies' own admin (--admin, or the local mesh's proxy by name).
@@ -11,7 +11,7 @@ import type { EnvoyJson } from '../../envoy/index.ts';
 import type { AdszEntry } from '../../xds/debug/describe-common.ts';
 import { filterDump, type DumpFilter } from '../../xds/debug/dump-filter.ts';
 
-const KINDS = ['clusters', 'listeners', 'routes', 'endpoints', 'secret', 'all', 'log', 'bootstrap', 'rootca-compare'] as const;
+const KINDS = ['clusters', 'listeners', 'routes', 'endpoints', 'secret', 'ecds', 'all', 'log', 'bootstrap', 'rootca-compare'] as const;
 type Kind = (typeof KINDS)[number];
 // istioctl's filters, each for the kinds it has them.
 const FILTERS: Record<keyof DumpFilter, readonly Kind[]> = {
@@ -41,7 +41,7 @@ function dumpFilter(kind: Kind, o: ProxyConfigOptions): DumpFilter {
   return f;
 }
 
-const ALIASES: Record<string, Kind> = { cluster: 'clusters', c: 'clusters', listener: 'listeners', l: 'listeners', route: 'routes', r: 'routes', endpoint: 'endpoints', ep: 'endpoints', secrets: 'secret', s: 'secret', a: 'all', o: 'log', b: 'bootstrap', rc: 'rootca-compare' };
+const ALIASES: Record<string, Kind> = { cluster: 'clusters', c: 'clusters', listener: 'listeners', l: 'listeners', route: 'routes', r: 'routes', endpoint: 'endpoints', ep: 'endpoints', secrets: 'secret', s: 'secret', ec: 'ecds', a: 'all', o: 'log', b: 'bootstrap', rc: 'rootca-compare' };
 
 /** The proxy's own admin URL: --admin, else the local mesh's proxy of that name. */
 function proxyAdmin(o: ProxyConfigOptions, proxy: string | undefined, what: string): string {
@@ -181,8 +181,10 @@ export function define(cmd: Command): void {
         routes: { list: t.routeList, table: t.routesTable },
         endpoints: { list: t.endpointList, table: t.endpointsTable },
         secret: { list: t.secretList, table: t.secretsTable },
+        ecds: { list: t.ecdsList, table: t.ecdsTable },
       };
-      const kinds = kind === 'all' ? (Object.keys(pick) as (keyof typeof pick)[]) : [kind];
+      // istioctl's `all`: clusters, listeners, routes, endpoints and secrets.
+      const kinds = kind === 'all' ? (['clusters', 'listeners', 'routes', 'endpoints', 'secret'] as const) : [kind];
       if (o.output === 'table') {
         process.stdout.write(kinds.map((k) => pick[k].table(dump)).join('\n'));
         return;

@@ -12,8 +12,8 @@ export function table(headers: string[], rows: string[][]): string {
 export function proxyStatusTable(rows: EnvoyJson[]): string {
   const sorted = [...rows].sort((a, b) => String(a.proxy).localeCompare(String(b.proxy)));
   return table(
-    ['NAME', 'CLUSTER', 'CDS', 'LDS', 'EDS', 'RDS', 'ISTIOD', 'VERSION'],
-    sorted.map((r) => [String(r.proxy), String(r.cluster_id), String(r.cluster_status), String(r.listener_status), String(r.endpoint_status), String(r.route_status), String(r.istiod), String(r.proxy_version || '-')]),
+    ['NAME', 'CLUSTER', 'CDS', 'LDS', 'EDS', 'RDS', 'ECDS', 'ISTIOD', 'VERSION'],
+    sorted.map((r) => [String(r.proxy), String(r.cluster_id), String(r.cluster_status), String(r.listener_status), String(r.endpoint_status), String(r.route_status), String(r.extension_config_status ?? 'NOT SENT'), String(r.istiod), String(r.proxy_version || '-')]),
   );
 }
 
@@ -44,6 +44,19 @@ export function endpointList(dump: EnvoyJson): EnvoyJson[] {
 export function secretList(dump: EnvoyJson): EnvoyJson[] {
   const s = section(dump, 'SecretsConfigDump');
   return [...((s.static_secrets as EnvoyJson[]) ?? []), ...((s.dynamic_active_secrets as EnvoyJson[]) ?? [])].map((e) => e.secret as EnvoyJson);
+}
+
+/** The TypedExtensionConfigs of an EcdsConfigDump (the extension configs sent over ECDS, e.g. WasmPlugins). */
+export function ecdsList(dump: EnvoyJson): EnvoyJson[] {
+  return ((section(dump, 'EcdsConfigDump').ecds_filters as EnvoyJson[] | undefined) ?? []).map((e) => e.ecds_filter as EnvoyJson);
+}
+
+/** istioctl's `proxy-config ecds` summary: each config's name and the type of its typed_config. */
+export function ecdsTable(dump: EnvoyJson): string {
+  const rows = ecdsList(dump)
+    .map((c) => [String(c.name), String((c.typed_config as EnvoyJson | undefined)?.['@type'] ?? '-').replace(/^type\.googleapis\.com\//, '')])
+    .sort((a, b) => a[0].localeCompare(b[0]));
+  return table(['ECDS NAME', 'TYPE'], rows);
 }
 
 function istioConfig(md: unknown): string {
