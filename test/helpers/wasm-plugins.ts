@@ -41,6 +41,12 @@ const HOST: Record<string, string> = {
   proxy_set_effective_context: '(param i32) (result i32)',
 };
 
+/** WASI functions a plugin may import (from wasi_snapshot_preview1). */
+const WASI: Record<string, string> = {
+  proc_exit: '(param i32)',
+  fd_write: '(param i32 i32 i32 i32) (result i32)',
+};
+
 /** Serialized header pairs (the ABI's map format). */
 export function pairs(list: [string, string][]): Buffer {
   const head = Buffer.alloc(4 + list.length * 8);
@@ -75,7 +81,7 @@ export async function buildPlugin(src: PluginSource): Promise<Buffer> {
     body = body.replaceAll(`$${name}$`, String(off)).replaceAll(`#${name}#`, String(b.length));
     off += b.length + 8;
   }
-  const imports = src.imports.map((n) => `(import "env" "${n}" (func $${n} ${HOST[n]}))`);
+  const imports = src.imports.map((n) => (WASI[n] ? `(import "wasi_snapshot_preview1" "${n}" (func $${n} ${WASI[n]}))` : `(import "env" "${n}" (func $${n} ${HOST[n]}))`));
   const text = `(module
   ${imports.join('\n  ')}
   (memory (export "memory") 2)

@@ -1,8 +1,11 @@
 // One Proxy-Wasm VM: an instance of a compiled module (Node's WebAssembly) with the host functions
 // of ABI 0.2.1 and the small WASI subset the SDKs' runtimes import. The host functions act on the
 // context whose callback runs now (`current`, set around every call into the module; one at a time
-// on Node's thread), so they are made once per VM. A trap or a host error fails the VM for good:
-// its contexts then follow their plugin's fail_open.
+// on Node's thread), so they are made once per VM. A trap in the module fails the VM for good (Envoy's
+// RuntimeError fail state, the one FAIL_RELOAD reloads): its contexts then follow their plugin's
+// failure policy. As in Envoy, a host function's own error answers the module with an error code
+// (InternalFailure; EINVAL for WASI) and proc_exit returns (logged): neither fails the VM, though the
+// SDKs trap right after proc_exit.
 import crypto from 'node:crypto';
 import type { Logger } from '../../../core/log.ts';
 import type { ClusterManager } from '../../upstream/cluster-manager.ts';
@@ -66,6 +69,11 @@ export interface VmOptions {
 }
 
 type Fn = (...a: never[]) => unknown;
+
+/** A trap of the module (V8 reports a stack overflow in Wasm as a RangeError). */
+function isTrap(e: unknown): boolean {
+  return e instanceof WebAssembly.RuntimeError || (e instanceof RangeError && e.message.includes('call stack size'));
+}
 type Exports = Record<string, unknown>;
 
 const LEVELS: Record<string, number> = { trace: 0, debug: 1, info: 2, warn: 3, error: 4, fatal: 5, silent: 5 };
@@ -76,7 +84,7 @@ export class WasmVm implements GrpcCalloutOwner {
   private readonly memory: WasmMemory;
   private readonly malloc: (size: number) => number;
   readonly metrics: WasmMetrics;
-  /** Why the VM can no longer run (a trap, proc_exit, a host error); undefined while healthy. */
+  /** Why the VM can no longer run (a trap: Envoy's RuntimeError); undefined while healthy. */
   failed: string | undefined;
   private current: HostContext | undefined;
   private readonly contexts = new Map<number, HostContext>();
@@ -579,8 +587,9 @@ export class WasmVm implements GrpcCalloutOwner {
         if (text) this.pluginLog(fd === 1 ? LogLevel.Info : LogLevel.Error, text);
         return this.u32(written, all.length) ? Errno.Success : Errno.Inval;
       },
+      // Envoy's host only logs it (Context::error, at trace); the module's code goes on after it.
       proc_exit: (code: number) => {
-        throw new Error(`the plugin exited (proc_exit ${code})`);
+        this.o.log.debug(`wasm plugin ${this.o.name}: proc_exit(${code}); the VM goes on (as in Envoy)`);
       },
       environ_sizes_get: (countPtr: number, sizePtr: number) => {
         const e = this.environ();
@@ -617,9 +626,28 @@ export class WasmVm implements GrpcCalloutOwner {
     for (const imp of WebAssembly.Module.imports(module)) {
       if (imp.kind !== 'function') continue;
       const fn = provided[imp.module]?.[imp.name];
-      (out[imp.module] ??= {})[imp.name] = fn ?? this.unimplemented(imp.module, imp.name);
+      (out[imp.module] ??= {})[imp.name] = fn ? this.guarded(imp.module, imp.name, fn) : this.unimplemented(imp.module, imp.name);
     }
     return out;
+  }
+
+  /**
+   * `fn` answering its own error (a bad argument it did not foresee, a bug) with an error code, as
+   * Envoy's host functions answer, rather than failing the VM; a trap in a call into the module it
+   * made (the module's allocator) goes on up and fails the VM.
+   */
+  private guarded(module: string, name: string, fn: Fn): Fn {
+    const f = fn as (...a: unknown[]) => unknown;
+    const code = module.startsWith('wasi') ? Errno.Inval : WasmResult.InternalFailure;
+    return (...args: unknown[]) => {
+      try {
+        return f(...args);
+      } catch (e) {
+        if (isTrap(e)) throw e;
+        this.warnOnce(`error ${module}.${name}`, `host function ${module}.${name} failed (${(e as Error).message}); it returns ${module.startsWith('wasi') ? 'EINVAL' : 'InternalFailure'} and the VM goes on`);
+        return code;
+      }
+    };
   }
 
   /** A host function rig proxy does not implement: Unimplemented (WASI: ENOSYS), with one warning naming it. */

@@ -22,6 +22,8 @@ interface WebAssemblyApi {
   };
   Instance: new (m: WasmModule, imports: Record<string, Record<string, unknown>>) => { readonly exports: Record<string, unknown> };
   Memory: abstract new (...a: never[]) => WasmMemory;
+  /** What a trap in the module throws (unreachable, an out-of-bounds access, a division by zero). */
+  RuntimeError: abstract new (...a: never[]) => Error;
 }
 
 export const WebAssembly = (globalThis as unknown as { WebAssembly: WebAssemblyApi }).WebAssembly;
