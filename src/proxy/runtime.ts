@@ -326,6 +326,7 @@ export class ProxyRuntime {
    */
   private applyExtensionConfigs(resources: ReadonlyMap<string, EnvoyJson>, version: string): string[] {
     const errors: string[] = [];
+    const warnings: string[] = [];
     const commits: (() => void)[] = [];
     for (const [name, raw] of resources) {
       const schema = checkMessage('envoy.config.core.v3.TypedExtensionConfig', raw);
@@ -338,6 +339,7 @@ export class ProxyRuntime {
         if (!sub) continue;
         const r = sub.prepare(raw, version);
         errors.push(...r.errors);
+        warnings.push(...r.warnings);
         if (r.commit) commits.push(r.commit);
       }
     }
@@ -345,6 +347,8 @@ export class ProxyRuntime {
       this.refused(EXTENSION_CONFIG_TYPE);
       return errors;
     }
+    this.warnings.set(EXTENSION_CONFIG_TYPE, warnings);
+    this.logWarnings('extension configs', warnings);
     for (const commit of commits) commit();
     // A config received before and no longer subscribed (no listener version names it) goes, as Envoy drops the subscription.
     for (const [key, s] of this.ctx.extensionConfigs) if (s.entry && !resources.has(s.name)) this.ctx.extensionConfigs.delete(key);

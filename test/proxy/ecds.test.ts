@@ -163,8 +163,8 @@ test('a listener warms until its ECDS config arrives; an update reaches the next
   assert.equal(third.clientPort, first.clientPort);
 });
 
-test('with default_config and apply_default_config_without_warming the listener serves at once with the default; the discovered config replaces it', async (t) => {
-  const { ads, rt } = await startFedRuntime(t);
+test('with default_config and apply_default_config_without_warming the listener serves at once with the default; the discovered config replaces it; an unsupported field in it is a warning', async (t) => {
+  const { ads, rt, log } = await startFedRuntime(t);
   const file = await writePlugin(tempDir(t, 'ecds-'), 'header', addHeaderPlugin);
   // The default: an RBAC filter denying everything (what Istio's agent puts in place of a Wasm plugin that failed closed).
   await serve(ads, [ecdsListener('in', discovery('0s', { default_config: { '@type': HTTP_RBAC, rules: {} }, apply_default_config_without_warming: true }))]);
@@ -179,6 +179,14 @@ test('with default_config and apply_default_config_without_warming the listener 
     return res.status === 200 ? res : undefined;
   });
   assert.equal(r.headers['x-wasm-config'], 'discovered');
+
+  // A field rig proxy does not implement is applied without it and named in a warning, never dropped silently.
+  const restricted = wasmConfig(file, 'restricted');
+  ((restricted.typed_config as EnvoyJson).config as EnvoyJson).capability_restriction_config = { allowed_capabilities: { proxy_log: {} } };
+  ads.push(EXTENSION_CONFIG_TYPE, 'e2', [restricted]);
+  await waitFor('the restricted config', async () => ((await request(port)).headers['x-wasm-config'] === 'restricted' ? true : undefined));
+  assert.match(String(rt.warnings.get(EXTENSION_CONFIG_TYPE)), /extension config "ext": .*capability_restriction_config: capability restrictions are not enforced/);
+  assert.match(log.join(''), /extension configs: 1 unsupported field\(s\) ignored/);
 
   // The listener no longer names it: unsubscribed, and gone from config_dump.
   const from = ads.requests.length;

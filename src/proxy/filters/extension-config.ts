@@ -42,6 +42,8 @@ export type ExtensionCompile<T> = (typedConfig: Reader, issues: Issues, init: In
 
 interface Entry {
   raw: EnvoyJson;
+  /** Its fields rig proxy does not implement. */
+  warnings: string[];
   version: string;
   lastUpdated: string;
 }
@@ -82,16 +84,18 @@ export class ExtensionConfigSubscription {
   /**
    * Checks and compiles a received config for every filter naming it: the problems (→ NACK), or a
    * commit that swaps it in (after what it must fetch). `undefined` commit: the same config again.
+   * `warnings`: the fields it has that rig proxy does not implement (logged, as for every resource).
    */
-  prepare(raw: EnvoyJson, version: string): { errors: string[]; commit?: () => void } {
+  prepare(raw: EnvoyJson, version: string): { errors: string[]; warnings: string[]; commit?: () => void } {
     if (this.entry && JSON.stringify(this.entry.raw) === JSON.stringify(raw)) {
       this.entry.version = version;
       this.generation++; // the config in force again: an update still fetching does not replace it
-      return { errors: [] };
+      return { errors: [], warnings: this.entry.warnings };
     }
     const tc = raw.typed_config as EnvoyJson | undefined;
     const type = effectiveTypeUrl(tc);
     const errors: string[] = [];
+    const warnings = new Set<string>();
     const providers = this.live();
     const init = new ListenerInit();
     const compiled: [ExtensionConfigProvider<unknown>, unknown][] = [];
@@ -104,11 +108,12 @@ export class ExtensionConfigSubscription {
       const issues = new Issues();
       const c = p.compile(new Reader(tc, 'typed_config', issues), issues, init);
       for (const e of issues.errors) errors.push(`extension config "${this.name}": ${e}`);
+      for (const w of issues.warnings) warnings.add(`extension config "${this.name}": ${w}`);
       if (!issues.errors.length) compiled.push([p, c]);
     }
     if (errors.length) {
       this.stats.fail.value++;
-      return { errors };
+      return { errors, warnings: [...warnings] };
     }
     const generation = ++this.generation;
     const commit = () => {
@@ -117,12 +122,13 @@ export class ExtensionConfigSubscription {
       // Filters of listener versions compiled while this config was fetched took the previous one.
       const done = new Set(compiled.map(([p]) => p));
       for (const p of this.live()) if (!done.has(p)) this.adopt(p, tc!);
-      this.entry = { raw, version, lastUpdated: new Date().toISOString() };
+      this.entry = { raw, warnings: [...warnings], version, lastUpdated: new Date().toISOString() };
       this.stats.reload.value++;
       this.wake();
     };
     return {
       errors: [],
+      warnings: [...warnings],
       commit: init.empty ? commit : () => void init.start().then(commit),
     };
   }
