@@ -58,6 +58,8 @@ test('unsupported fields are warnings with their path and position; supported on
     '37 spec.template.network',
   ]);
   assert.ok(r.diagnostics.every((d) => d.severity !== 'Warning' || /not supported by Rigging and has no effect/.test(d.message)));
+  // istiod ignores it too (its matchTCP/matchTLS read gateways, port, sourceLabels, sourceNamespace only).
+  assert.match(r.diagnostics.find((d) => d.path === 'spec.tcp[0].match[0].sourceSubnet')!.message, /not implemented by Istio either/);
 });
 
 test('Sidecar listener fields without an effect are warnings', () => {
