@@ -240,7 +240,7 @@ export function readWasmConfig(r: Reader, ctx: FilterCompileContext): WasmFilter
   if (agent) {
     const file = wasmFetch?.moduleCache.lookup(agent);
     const cached = file === undefined ? undefined : cachedModule(file, (m) => v.issues.error(v.at('code'), m));
-    if (!cached) return whenFetched(params, agent.url, true, () => loadWasmFetch().then((f) => f.moduleCache.fetch(agent)).then((f) => fs.promises.readFile(f)));
+    if (!cached) return whenFetched(params, agent.url, true, (signal) => loadWasmFetch().then((f) => f.moduleCache.fetch(agent, signal)).then((f) => fs.promises.readFile(f)));
     const { module, sha } = cached;
     return configured(module, sha, params, (m) => c.issues.error(c.path, m));
   }

@@ -9,6 +9,9 @@
 //   unset for an oci url tagged :latest) and the WasmPlugin's resource version changed since: then
 //   it is fetched again (for oci, the manifest; the layers only when its digest is new);
 // - modules untouched for 24 h (WASM_MODULE_EXPIRY) are removed, checked every hour (WASM_PURGE_INTERVAL).
+// A fetch is shared by the requests alike made while it runs (config versions of one plugin); it is
+// aborted (its connection closed, no further try) once every one of them stopped waiting, as when
+// the listener versions that needed it were dropped while they warmed.
 // Directory: $RIG_WASM_CACHE_DIR, else <tmpdir>/rig-wasm-<uid>; files are written whole (rename).
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -60,6 +63,13 @@ function envCount(name: string, def: number): number {
   return n;
 }
 
+/** A fetch under way: its outcome, how to abort it, and how many callers wait for it. */
+interface Inflight {
+  readonly done: Promise<string>;
+  readonly cancel: AbortController;
+  waiting: number;
+}
+
 interface ModuleEntry {
   readonly file: string;
   last: number;
@@ -95,7 +105,7 @@ export class WasmModuleCache {
   readonly #dir: string;
   readonly #modules = new Map<string, ModuleEntry>();
   readonly #checksums = new Map<string, ChecksumEntry>();
-  readonly #inflight = new Map<string, Promise<string>>();
+  readonly #inflight = new Map<string, Inflight>();
   #purging = false;
 
   constructor(dir: string) {
@@ -117,19 +127,50 @@ export class WasmModuleCache {
     return entry.file;
   }
 
-  /** Fetches the module into the cache (one fetch for requests alike at once); resolves to its file. */
-  fetch(req: ModuleRequest): Promise<string> {
+  /**
+   * Fetches the module into the cache (one fetch for requests alike at once); resolves to its file.
+   * `signal` ends this caller's wait (rejecting with its reason); the fetch is aborted once no
+   * caller waits for it any more (a caller without a signal waits to the end).
+   */
+  fetch(req: ModuleRequest, signal?: AbortSignal): Promise<string> {
+    if (signal?.aborted) return Promise.reject(signal.reason as Error);
     const key = JSON.stringify([req.url, req.sha256, req.resourceName, req.resourceVersion, req.pullPolicy, req.pullSecret ?? null]);
-    let p = this.#inflight.get(key);
-    if (!p) {
-      p = this.#fetch(req).finally(() => this.#inflight.delete(key));
-      this.#inflight.set(key, p);
+    let f = this.#inflight.get(key);
+    if (!f) {
+      const cancel = new AbortController();
+      const done = this.#fetch(req, cancel.signal).finally(() => {
+        if (this.#inflight.get(key) === f) this.#inflight.delete(key);
+      });
+      f = { done, cancel, waiting: 0 };
+      this.#inflight.set(key, f);
     }
-    return p;
+    const shared = f;
+    shared.waiting++;
+    if (!signal) return shared.done;
+    return new Promise((resolve, reject) => {
+      const stop = () => {
+        reject(signal.reason as Error);
+        if (--shared.waiting > 0) return;
+        // Nobody waits any more: the download stops, and a later request fetches anew.
+        if (this.#inflight.get(key) === shared) this.#inflight.delete(key);
+        shared.cancel.abort(new Error(`no config waits for ${req.url} any more`));
+      };
+      signal.addEventListener('abort', stop, { once: true });
+      shared.done.then(
+        (file) => {
+          signal.removeEventListener('abort', stop);
+          resolve(file);
+        },
+        (e: Error) => {
+          signal.removeEventListener('abort', stop);
+          reject(e);
+        },
+      );
+    });
   }
 
-  async #fetch(req: ModuleRequest): Promise<string> {
-    const signal = AbortSignal.timeout(req.timeoutMs);
+  async #fetch(req: ModuleRequest, cancel: AbortSignal): Promise<string> {
+    const signal = AbortSignal.any([AbortSignal.timeout(req.timeoutMs), cancel]);
     const name = moduleName(req.url);
     const expected = req.sha256 || urlDigest(req.url);
     const scheme = req.url.slice(0, req.url.indexOf(':'));
