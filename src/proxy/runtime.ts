@@ -6,7 +6,7 @@
  *   rt.apply(typeUrl, resources, version?)           // xDS state of the world for one type → errors[]
  *                                                    //   ([] = ACK; otherwise NACK, previous config kept)
  *   rt.refused(typeUrl)                              // an update the xDS client refused itself (ends the same waits)
- *   rt.routeNamesInUse()                             // RDS names of the listener versions serving or warming
+ *   rt.routeNamesInUse()                             // RDS names of the listener versions serving, warming or draining
  *   await rt.settled()                               // listeners bound
  *   rt.isReady()                                     // first config applied, listeners bound, clusters warm
  *   rt.observers.push((info, req, res) => ...)       // stream-end observers (metrics, access logs)
@@ -149,7 +149,7 @@ export class ProxyRuntime {
     this.ctx.runtime.watch();
     attachTelemetry(this.ctx);
     this.listeners = new ListenerManager(this.ctx);
-    this.listeners.onWarmed = () => {
+    this.listeners.onVersionsChanged = () => {
       for (const changed of this.routeNameWatchers) changed();
     };
   }
@@ -287,8 +287,8 @@ export class ProxyRuntime {
       case ROUTE_TYPE: {
         this.routeTables = compiled as Map<string, RouteTable>;
         for (const name of this.routeTables.keys()) this.ctx.routeHolder(name);
-        // A listener version still serving keeps its routes while its update warms on other ones.
-        const serving = rdsNamesOf(this.listeners.listeners().map((l) => l.config.raw));
+        // A listener version still serving keeps its routes while its update warms on other ones, and a draining one while it drains.
+        const serving = rdsNamesOf([...this.listeners.listeners().map((l) => l.config.raw), ...this.listeners.drainingListeners().map((c) => c.raw)]);
         for (const [name, h] of this.ctx.holders) h.update(this.routeTables.get(name), serving.has(name));
         break;
       }
@@ -355,9 +355,9 @@ export class ProxyRuntime {
     return [];
   }
 
-  /** XdsSink.extensionNamesInUse: the ECDS names of the listener versions serving or warming. */
+  /** XdsSink.extensionNamesInUse: the ECDS names of the listener versions serving, warming or draining. */
   extensionNamesInUse(): ReadonlySet<string> {
-    return ecdsNamesOf([...this.listeners.listeners().map((l) => l.config.raw), ...this.listeners.warmingListeners().map((c) => c.raw)]);
+    return ecdsNamesOf(this.listenerVersionsInUse());
   }
 
   /** The extension configs in force, for /config_dump's EcdsConfigDump. */
@@ -382,12 +382,21 @@ export class ProxyRuntime {
     if (typeUrl === EXTENSION_CONFIG_TYPE) for (const s of this.ctx.extensionConfigs.values()) s.refused();
   }
 
-  /** XdsSink.routeNamesInUse: the RDS route configurations of the listener versions serving or warming. */
+  /** XdsSink.routeNamesInUse: the RDS route configurations of the listener versions serving, warming or draining. */
   routeNamesInUse(): ReadonlySet<string> {
-    return rdsNamesOf([...this.listeners.listeners().map((l) => l.config.raw), ...this.listeners.warmingListeners().map((c) => c.raw)]);
+    return rdsNamesOf(this.listenerVersionsInUse());
   }
 
-  /** XdsSink.watchRouteNamesInUse: `changed` runs after a warmed listener version went into service. */
+  /**
+   * The listener versions whose subscriptions are kept: serving, warming, and draining (out of
+   * service, connections still open: Envoy keeps a draining listener's providers until it is gone).
+   */
+  private listenerVersionsInUse(): EnvoyJson[] {
+    const l = this.listeners;
+    return [...l.listeners().map((a) => a.config.raw), ...l.warmingListeners().map((c) => c.raw), ...l.drainingListeners().map((c) => c.raw)];
+  }
+
+  /** XdsSink.watchRouteNamesInUse: `changed` runs after a warmed listener version went into service or a draining one closed its last connection. */
   watchRouteNamesInUse(changed: () => void): void {
     this.routeNameWatchers.push(changed);
   }

@@ -11,6 +11,7 @@
 // the old routes stay subscribed (and updated) for the version serving, and go once it left.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import pino from 'pino';
@@ -263,4 +264,58 @@ test('a newer version replaces one still waiting for its routes, and a listener 
   assert.equal((await request(port)).body, 'b');
   assert.equal(rt.listeners.get('gone'), undefined);
   assert.equal(warming(rt), 0);
+});
+
+/** A listener on `port` whose Lua filter reads the whole request body, then adds a request header (which clears the route cache, as in Envoy: the route is matched again). */
+function bodyReadingListener(name: string, route: string, port: number): EnvoyJson {
+  const listener = rdsListener(name, route, '0s', port);
+  const hcm = ((listener.filter_chains as EnvoyJson[])[0].filters as EnvoyJson[])[0].typed_config as EnvoyJson;
+  const lua = { name: 'envoy.filters.http.lua', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua', default_source_code: { inline_string: 'function envoy_on_request(h)\n  h:body()\n  h:headers():add("x-body-read", "yes")\nend\n' } } };
+  hcm.http_filters = [lua, ...(hcm.http_filters as EnvoyJson[])];
+  return listener;
+}
+
+test('a draining listener version keeps its RDS subscription: a route update during the drain reaches the request of a draining connection; the routes go once it closed', async (t) => {
+  const { ads, rt } = await startFedRuntime(t);
+  const port = await freePort();
+  await serveListeners(ads, [bodyReadingListener('in', 'one', port)]);
+  await ads.waitFor(isType(ROUTE_TYPE, names('one')));
+  ads.push(ROUTE_TYPE, 'r1', [answering('one', 'one')]);
+  await waitFor('the first version listening', () => (rt.listeners.get('in')?.state === 'listening' ? true : undefined));
+
+  // A request whose body is not all sent: the Lua filter waits for it, its connection stays open through the drain.
+  const pending = new Promise<Reply>((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/', agent: false }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json: () => JSON.parse(body) }));
+    });
+    req.on('error', reject);
+    req.write('part');
+    t.after(() => req.destroy());
+    void waitFor('the request at the Lua filter', () => (rt.stats.gauge('http.in.downstream_rq_active').value === 1 ? true : undefined)).then(async () => {
+      // The next version names other routes; once it serves, the first one drains.
+      let from = ads.requests.length;
+      ads.push(LISTENER_TYPE, 'l2', [bodyReadingListener('in', 'two', port)]);
+      await ads.waitFor(isType(ROUTE_TYPE, names('one', 'two')), from);
+      ads.push(ROUTE_TYPE, 'r2', [answering('one', 'one'), answering('two', 'two')]);
+      await waitFor('the second version serving', async () => ((await request(port, { method: 'POST', body: 'x' })).body === 'two' ? true : undefined));
+      assert.deepEqual(rt.listeners.drainingListeners().map((c) => c.name), ['in'], 'the first version drains');
+      assert.deepEqual([...rt.routeNamesInUse()].sort(), ['one', 'two'], 'its routes stay in use');
+      // A route update while it drains.
+      from = ads.requests.length;
+      ads.push(ROUTE_TYPE, 'r3', [answering('one', 'one, updated'), answering('two', 'two')]);
+      await ads.waitFor(isType(ROUTE_TYPE, (r) => r.version_info === 'r3'), from);
+      req.end('rest');
+    }, reject);
+  });
+  const drained = await pending;
+  assert.equal(drained.status, 200, drained.body);
+  assert.equal(drained.body, 'one, updated', 'the draining connection matched its route in the updated configuration');
+
+  // Its connection closed: the first version is gone, and its routes with it.
+  const from = ads.requests.length;
+  await waitFor('the draining version gone', () => (rt.listeners.drainingListeners().length === 0 ? true : undefined));
+  await ads.waitFor(isType(ROUTE_TYPE, names('two')), from);
+  await waitFor('the old routes dropped', () => (rt.routeTable('one') === undefined ? true : undefined));
 });

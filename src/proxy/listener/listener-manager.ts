@@ -8,7 +8,9 @@
 // drains. A listener whose address is in use retries binding until it is free. A version with init
 // targets (its RDS route configurations, remote Wasm code) warms first, as Envoy's: not bound, or
 // its previous version serving, until they settled; one replaced or removed while it warms is
-// cancelled (its targets stop; it never serves).
+// cancelled (its targets stop; it never serves). A version out of service whose drained chains
+// still have connections is draining: it stays in use (its RDS and ECDS subscriptions kept, as
+// Envoy keeps a draining listener's route and extension config providers) until they closed.
 import net from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
 import type tls from 'node:tls';
@@ -228,8 +230,15 @@ export class ListenerManager {
   private readonly sockets = new Set<net.Socket>();
   private stopped = false;
   private readonly gauges: { readonly warming: Stat; readonly active: Stat };
-  /** Called after a warmed version went into service (the version it replaced, if any, left). */
-  onWarmed: (() => void) | undefined;
+  /** Open connections per filter chain (a chain's connections outlive its listener version). */
+  private readonly openConnections = new Map<FilterChain, number>();
+  /** Versions out of service, with their drained chains that still have connections. */
+  private readonly draining = new Map<ListenerConfig, Set<FilterChain>>();
+  /**
+   * Called when the versions in use changed outside an LDS update: a warmed version went into
+   * service (the version it replaced, if any, left), or a draining version's last connection closed.
+   */
+  onVersionsChanged: (() => void) | undefined;
 
   constructor(ctx: ProxyContext) {
     this.ctx = ctx;
@@ -250,6 +259,11 @@ export class ListenerManager {
     return [...this.warming.values()];
   }
 
+  /** Listener versions out of service whose drained filter chains still have connections. */
+  drainingListeners(): ListenerConfig[] {
+    return [...this.draining.keys()];
+  }
+
   /**
    * Installs the complete set of listeners (static + LDS). A version with init targets (RDS routes,
    * remote Wasm code) warms first, as in Envoy: a new listener is bound only once they settled; an
@@ -262,6 +276,7 @@ export class ListenerManager {
       if (!names.has(name)) {
         this.active.delete(name);
         l.close();
+        this.retire(l.config);
       }
     }
     for (const name of this.warming.keys()) if (!names.has(name)) this.dropWarming(name, 'removed');
@@ -297,7 +312,7 @@ export class ListenerManager {
         log.info({ listener: c.name }, 'listener warmed');
         this.install(c);
         this.countListeners();
-        this.onWarmed?.();
+        this.onVersionsChanged?.();
       }),
     );
   }
@@ -313,12 +328,44 @@ export class ListenerManager {
       const { config, kept } = carryOverChains(previous, c);
       old.config = config;
       drainChains(previous, kept);
+      this.retire(previous, kept);
       return;
     }
-    if (old) old.close();
+    if (old) {
+      old.close();
+      this.retire(old.config);
+    }
     const l = new ActiveListener(c, this);
     this.active.set(c.name, l);
     if (!this.stopped) this.pending.push(l.bind());
+  }
+
+  /** A version left service, its chains but `kept` drained: it is draining while any of them has connections. */
+  private retire(config: ListenerConfig, kept: ReadonlySet<FilterChain> = new Set()): void {
+    const open = chainsOf(config).filter((c) => !kept.has(c) && this.openConnections.has(c));
+    if (open.length) this.draining.set(config, new Set(open));
+  }
+
+  private connectionOpened(chain: FilterChain, socket: net.Socket): void {
+    this.openConnections.set(chain, (this.openConnections.get(chain) ?? 0) + 1);
+    socket.once('close', () => this.connectionClosed(chain));
+  }
+
+  private connectionClosed(chain: FilterChain): void {
+    const n = this.openConnections.get(chain)! - 1;
+    if (n > 0) {
+      this.openConnections.set(chain, n);
+      return;
+    }
+    this.openConnections.delete(chain);
+    if (this.draining.size === 0) return;
+    let drained = false;
+    for (const [config, chains] of this.draining) {
+      if (!chains.delete(chain) || chains.size > 0) continue;
+      this.draining.delete(config);
+      drained = true;
+    }
+    if (drained) this.onVersionsChanged?.();
   }
 
   /** listener_manager.total_listeners_warming / total_listeners_active, as Envoy's gauges. */
@@ -507,6 +554,7 @@ export class ListenerManager {
       socket.destroy();
       return;
     }
+    this.connectionOpened(chain, socket);
     const direct = facts.sourceIp !== facts.directSourceIp || facts.sourcePort !== socket.remotePort;
     const info: ConnectionInfo = {
       remoteAddress: facts.sourceIp,

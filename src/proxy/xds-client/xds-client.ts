@@ -507,7 +507,7 @@ export class XdsClient extends EventEmitter<XdsClientEvents> {
 
   /**
    * RDS and ECDS: the route configurations and extension configs of the latest listeners and of the
-   * sink's listener versions still serving or warming (a version serving while its update warms on
+   * sink's listener versions still serving, warming or draining (a version serving while its update warms on
    * other ones keeps its own).
    */
   private followListenerNames(): void {

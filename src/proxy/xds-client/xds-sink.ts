@@ -14,13 +14,13 @@ export interface XdsSink {
    */
   refused?(typeUrl: string): void;
   /**
-   * The route configurations (RDS) the sink's listener versions use, serving or warming: the client
+   * The route configurations (RDS) the sink's listener versions use, serving, warming or draining: the client
    * keeps them subscribed beside those of the latest listener set, as Envoy keeps a route
    * configuration's subscription while a listener version uses it.
    */
   routeNamesInUse?(): ReadonlySet<string>;
-  /** The extension configs (ECDS) the sink's listener versions use, serving or warming, kept subscribed as routeNamesInUse. */
+  /** The extension configs (ECDS) the sink's listener versions use, serving, warming or draining, kept subscribed as routeNamesInUse. */
   extensionNamesInUse?(): ReadonlySet<string>;
-  /** Calls `changed` when a listener version left service (a warmed update swapped in): routeNamesInUse() and extensionNamesInUse() may have shrunk. */
+  /** Calls `changed` when a listener version left use (a warmed update swapped in, a draining version's last connection closed): routeNamesInUse() and extensionNamesInUse() may have shrunk. */
   watchRouteNamesInUse?(changed: () => void): void;
 }
