@@ -24,6 +24,7 @@ import type { Host } from '../upstream/host.ts';
 import type { ClusterStats } from '../upstream/cluster.ts';
 import { pipeSockets } from './pipe.ts';
 import { xxHash64 } from '../upstream/lb/xxhash.ts';
+import { openHttpTunnel, readTunnelingConfig, type TunnelingConfig } from './http-tunnel.ts';
 
 /** Envoy's PerConnectionCluster: the cluster a filter before tcp_proxy chose for the connection. */
 export const TCP_PROXY_CLUSTER_STATE = 'envoy.tcp_proxy.cluster';
@@ -38,6 +39,8 @@ interface TcpProxyConfig {
   maxConnectAttempts: number;
   /** hash_policy source_ip: hash-based clusters (ring hash, maglev) pick by the client address. */
   hashSourceIp: boolean;
+  /** tunneling_config: the bytes go through a CONNECT (or POST) to the upstream (http-tunnel.ts). */
+  tunneling: TunnelingConfig | undefined;
   accessLogs: AccessLogger[];
   cxTotal: Stat;
   cxActive: Stat;
@@ -171,11 +174,11 @@ class TcpProxy implements NetworkFilter {
           if (principal) info.upstreamPeer = { principal };
         }
         const filters = cluster.hooks.filter((h) => h.onUpstreamConnection);
-        if (filters.length === 0) return relay();
+        if (filters.length === 0) return ready();
         up.on('error', () => undefined);
         void runUpstreamFilters(filters, up, info).then((ok) => {
           if (!ok) info.responseFlags |= ResponseFlag.UpstreamConnectionTermination;
-          if (ok && !socket.destroyed && !up.destroyed) return relay();
+          if (ok && !socket.destroyed && !up.destroyed) return ready();
           host.activeRequests--;
           closedUpstream(cluster.s, up, up.destroyed, openedAt);
           for (const h of cluster.hooks) h.connectionClosed?.(host);
@@ -184,10 +187,34 @@ class TcpProxy implements NetworkFilter {
           end();
         });
       });
-      const relay = () => {
+      const ready = () => (c.tunneling ? tunnel(c.tunneling) : relay(up));
+      const tunnel = (t: TunnelingConfig) => {
+        const state = (conn.filterState ??= {});
+        info.filterState = state;
+        const abort = openHttpTunnel({ socket: up, http2: cluster.config.http2, secure: tlsCtx !== undefined }, t, info, state, (failure, stream) => {
+          socket.off('close', abort);
+          if (stream) return relay(stream);
+          // Envoy: an answer other than 2xx (200 over HTTP/2), a reset or a close fails the upstream
+          // "pool" with a remote connection failure: UF, an outlier connect failure, another attempt
+          // within max_connect_attempts.
+          info.upstreamTransportFailureReason = failure!.reason;
+          host.activeRequests--;
+          closedUpstream(cluster.s, up, true, openedAt);
+          for (const h of cluster.hooks) {
+            h.onResult?.(host, UpstreamOutcome.ConnectFailed, 0);
+            h.connectionClosed?.(host);
+          }
+          if (attempts < c.maxConnectAttempts && !socket.destroyed) return tryConnect();
+          info.responseFlags |= ResponseFlag.UpstreamConnectionFailure;
+          socket.destroy();
+          end();
+        });
+        socket.once('close', abort);
+      };
+      const relay = (stream: net.Socket) => {
         relayed = true;
         let durationTimer: NodeJS.Timeout | undefined;
-        const pipe = pipeSockets(socket, up, c.idleTimeoutMs, (r) => {
+        const pipe = pipeSockets(socket, stream, c.idleTimeoutMs, (r) => {
           if (durationTimer) clearTimeout(durationTimer);
           host.activeRequests--;
           closedUpstream(cluster.s, up, r.reason === 'b' || r.reason.startsWith('upstream'), openedAt);
@@ -208,7 +235,7 @@ class TcpProxy implements NetworkFilter {
         }
         if (observers) for (const o of observers) o.upstreamReady?.(info, pipe.result);
         socket.resume();
-        up.resume();
+        stream.resume();
       };
     };
     tryConnect();
@@ -288,6 +315,8 @@ export const tcpProxyFactory: NetworkFilterFactory = {
     const accessLogs = compileAccessLogs(r.objs('access_log'), ctx.proxy.runtime);
     warnMetadataMatch(r);
     const hashSourceIp = readTcpHashPolicy(r);
+    const tc = r.obj('tunneling_config');
+    const tunneling = tc ? readTunnelingConfig(tc) : undefined;
     r.done();
     const s = ctx.proxy.stats;
     const p = `tcp.${statPrefix}.`;
@@ -300,6 +329,7 @@ export const tcpProxyFactory: NetworkFilterFactory = {
         maxDurationMs,
         maxConnectAttempts,
         hashSourceIp,
+        tunneling,
         accessLogs,
         cxTotal: s.counter(p + 'downstream_cx_total'),
         cxActive: s.stateGauge(p + 'downstream_cx_active'), // drain waits for it, matched or not

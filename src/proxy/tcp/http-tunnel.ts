@@ -1,0 +1,187 @@
+// tcp_proxy tunneling_config: the TCP stream carried in an HTTP request to an upstream proxy, as
+// Envoy's HttpUpstream does (source/common/tcp_proxy/upstream.cc). On a connected upstream socket
+// the proxy sends a CONNECT (or, with use_post, a POST to post_path) whose authority is the
+// hostname format evaluated for the connection, plus headers_to_add; HTTP/2 when the cluster
+// speaks it (one session per tunnel), else HTTP/1.1. The bytes flow once the proxy answers 2xx
+// (HTTP/1.1) or exactly 200 (HTTP/2); any other answer, a reset or a close before it fails the
+// tunnel, which tcp_proxy treats as an upstream connect failure. Response headers and trailers go
+// to the connection's filter state when asked (propagate_response_headers/trailers).
+import http2 from 'node:http2';
+import type net from 'node:net';
+import { Duplex } from 'node:stream';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { Reader } from '../config/reader.ts';
+import type { StreamInfo } from '../stream-info.ts';
+import { compileFormatter, readHeadersToAdd, type Formatter, type HeaderOps } from '../routing/header-ops.ts';
+import type { HeaderMap } from '../filters/filter.ts';
+import { http } from '../node-http.ts';
+
+export const TUNNEL_RESPONSE_HEADERS_STATE = 'envoy.tcp_proxy.propagate_response_headers';
+export const TUNNEL_RESPONSE_TRAILERS_STATE = 'envoy.tcp_proxy.propagate_response_trailers';
+
+export interface TunnelingConfig {
+  readonly hostname: Formatter;
+  readonly usePost: boolean;
+  readonly postPath: string;
+  readonly headers: HeaderOps;
+  readonly propagateHeaders: boolean;
+  readonly propagateTrailers: boolean;
+}
+
+export function readTunnelingConfig(r: Reader): TunnelingConfig {
+  const host = r.str('hostname');
+  if (!host) r.issues.error(r.at('hostname'), 'tunneling_config needs a hostname (the authority of the CONNECT, e.g. "example.com:443")');
+  const usePost = r.bool('use_post', false);
+  const postPath = r.str('post_path');
+  if (postPath && !usePost) r.issues.error(r.at('post_path'), "Can't set a post path when POST method isn't used (set use_post: true or leave post_path out)");
+  if (r.has('request_id_extension')) r.issues.warn(r.at('request_id_extension'), 'request_id_extension is not supported: no request ID is generated for the tunnel');
+  const config: TunnelingConfig = {
+    hostname: compileFormatter(host, r.at('hostname'), r),
+    usePost,
+    postPath: postPath || '/',
+    headers: readHeadersToAdd(r, 'headers_to_add'),
+    propagateHeaders: r.bool('propagate_response_headers', false),
+    propagateTrailers: r.bool('propagate_response_trailers', false),
+  };
+  r.done();
+  return config;
+}
+
+/** The request headers of the tunnel besides method, authority, path and scheme. */
+function extraHeaders(c: TunnelingConfig, info: StreamInfo): HeaderMap {
+  const h: HeaderMap = {};
+  if (!c.headers.empty) c.headers.apply(h, info, undefined);
+  return h;
+}
+
+/** Why a tunnel failed before bytes could flow: the proxy's status (0 when none came) and the reason. */
+export interface TunnelFailure {
+  readonly status: number;
+  readonly reason: string;
+}
+
+export type TunnelAnswer = (failure: TunnelFailure | undefined, stream: net.Socket | undefined) => void;
+
+export interface TunnelUpstream {
+  /** The connected (TLS done when `secure`) upstream socket. */
+  readonly socket: net.Socket;
+  readonly http2: boolean;
+  readonly secure: boolean;
+}
+
+/**
+ * Opens the tunnel on `up`; calls back once, with the stream that carries the bytes both ways
+ * (ending it half-closes the tunnel, destroying it closes the upstream) or why it failed (`up` is
+ * then destroyed). Returns an abort, for a downstream that went away meanwhile. `state` (the
+ * connection's filter state) receives the response headers and trailers when configured.
+ */
+export function openHttpTunnel(up: TunnelUpstream, c: TunnelingConfig, info: StreamInfo, state: Record<string, unknown>, cb: TunnelAnswer): () => void {
+  let answered = false;
+  const answer: TunnelAnswer = (failure, stream) => {
+    if (answered) return;
+    answered = true;
+    if (failure) up.socket.destroy();
+    cb(failure, stream);
+  };
+  const authority = c.hostname.constant ?? c.hostname.format(info, undefined);
+  const extra = extraHeaders(c, info);
+  if (up.http2) overH2(up, authority, extra, c, state, answer);
+  else if (c.usePost) postOverH1(up.socket, authority, extra, c, state, answer);
+  else connectOverH1(up.socket, authority, extra, c, state, answer);
+  return () => answer({ status: 0, reason: 'downstream closed before the tunnel was established' }, undefined);
+}
+
+function noop(): void {}
+
+function overH2(up: TunnelUpstream, authority: string, extra: HeaderMap, c: TunnelingConfig, state: Record<string, unknown>, answer: TunnelAnswer): void {
+  const scheme = up.secure ? 'https' : 'http';
+  const session = http2.connect(`${scheme}://tunnel`, { createConnection: () => up.socket });
+  session.on('error', (e: Error) => answer({ status: 0, reason: e.message }, undefined));
+  session.once('close', () => answer({ status: 0, reason: 'upstream closed the HTTP/2 connection' }, undefined));
+  const headers: http2.OutgoingHttpHeaders = c.usePost ? { ...extra, ':method': 'POST', ':authority': authority, ':path': c.postPath, ':scheme': scheme } : { ...extra, ':method': 'CONNECT', ':authority': authority };
+  let stream: http2.ClientHttp2Stream;
+  try {
+    stream = session.request(headers, { endStream: false });
+  } catch (e) {
+    return answer({ status: 0, reason: (e as Error).message }, undefined);
+  }
+  stream.on('error', noop);
+  stream.once('close', () => {
+    session.destroy();
+    answer({ status: 0, reason: `tunnel stream reset (code ${stream.rstCode ?? 0})` }, undefined);
+  });
+  if (c.propagateTrailers) stream.once('trailers', (t) => (state[TUNNEL_RESPONSE_TRAILERS_STATE] = plainHeaders(t)));
+  stream.once('response', (h, flags) => {
+    const status = Number(h[':status']);
+    if (c.propagateHeaders) state[TUNNEL_RESPONSE_HEADERS_STATE] = plainHeaders(h);
+    // Envoy takes exactly 200 over HTTP/2, and a response that ends the stream is no tunnel.
+    if (status === 200 && !(flags & http2.constants.NGHTTP2_FLAG_END_STREAM)) return answer(undefined, stream as unknown as net.Socket);
+    stream.close(http2.constants.NGHTTP2_CANCEL);
+    answer({ status, reason: `tunnel refused by upstream: ${status}` }, undefined);
+  });
+}
+
+const MAX_HEAD = 64 * 1024;
+
+/** CONNECT over HTTP/1.1, written and read here: the response head's bytes, then the raw stream. */
+function connectOverH1(up: net.Socket, authority: string, extra: HeaderMap, c: TunnelingConfig, state: Record<string, unknown>, answer: TunnelAnswer): void {
+  let out = `CONNECT ${authority} HTTP/1.1\r\nhost: ${authority}\r\n`;
+  for (const [k, v] of Object.entries(extra)) if (v !== undefined) for (const x of Array.isArray(v) ? v : [v]) out += `${k}: ${x}\r\n`;
+  up.write(out + '\r\n');
+  let buf: Buffer = Buffer.alloc(0);
+  const onData = (chunk: Buffer): void => {
+    buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+    const end = buf.indexOf('\r\n\r\n');
+    if (end < 0) {
+      if (buf.length > MAX_HEAD) answer({ status: 0, reason: 'tunnel response head too large' }, undefined);
+      return;
+    }
+    up.off('data', onData);
+    up.off('close', onClose);
+    up.pause();
+    const lines = buf.subarray(0, end).toString('latin1').split('\r\n');
+    const m = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0]);
+    const status = m ? Number(m[1]) : 0;
+    if (c.propagateHeaders) {
+      const h: Record<string, string> = { ':status': String(status) };
+      for (const l of lines.slice(1)) {
+        const i = l.indexOf(':');
+        if (i > 0) h[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
+      }
+      state[TUNNEL_RESPONSE_HEADERS_STATE] = h;
+    }
+    // RFC 9110 §9.3.6, as Envoy: any 2xx establishes the tunnel.
+    if (status < 200 || status > 299) return answer({ status, reason: m ? `tunnel refused by upstream: ${status}` : 'invalid tunnel response' }, undefined);
+    const rest = buf.subarray(end + 4);
+    if (rest.length) up.unshift(rest);
+    answer(undefined, up);
+  };
+  const onClose = (): void => answer({ status: 0, reason: 'upstream closed before the tunnel response' }, undefined);
+  up.on('data', onData);
+  up.once('close', onClose);
+  up.resume();
+}
+
+/** POST over HTTP/1.1, through node's client: a chunked request body, the response body framed as it says. */
+function postOverH1(up: net.Socket, authority: string, extra: HeaderMap, c: TunnelingConfig, state: Record<string, unknown>, answer: TunnelAnswer): void {
+  const req = http.request({ createConnection: () => up, method: 'POST', path: c.postPath, headers: { ...extra, host: authority } });
+  req.on('error', (e) => answer({ status: 0, reason: e.message }, undefined));
+  req.once('close', () => answer({ status: 0, reason: 'upstream closed before the tunnel response' }, undefined));
+  req.once('response', (res: IncomingMessage) => {
+    const status = res.statusCode ?? 0;
+    if (c.propagateHeaders) state[TUNNEL_RESPONSE_HEADERS_STATE] = { ':status': String(status), ...plainHeaders(res.headers) };
+    if (status < 200 || status > 299) {
+      res.resume();
+      return answer({ status, reason: `tunnel refused by upstream: ${status}` }, undefined);
+    }
+    if (c.propagateTrailers) res.once('end', () => (state[TUNNEL_RESPONSE_TRAILERS_STATE] = plainHeaders(res.trailers)));
+    answer(undefined, Duplex.from({ readable: res, writable: req }) as unknown as net.Socket);
+  });
+  req.flushHeaders();
+}
+
+function plainHeaders(h: IncomingHttpHeaders | NodeJS.Dict<string | string[]>): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(h)) if (v !== undefined) out[k] = v;
+  return out;
+}

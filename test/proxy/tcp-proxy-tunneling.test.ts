@@ -1,0 +1,206 @@
+// tcp_proxy tunneling_config (Envoy's TCP over HTTP): the connection's bytes reach a TCP echo
+// server through a real CONNECT proxy written here (HTTP/1.1 with node:http's 'connect', HTTP/2
+// with node:http2 CONNECT streams, and POST variants of both), both ways and with half-close; the
+// hostname and headers_to_add formats are evaluated for the connection; a refusal closes the
+// client's connection, flagged UF as Envoy's pool failure.
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import http2 from 'node:http2';
+import net from 'node:net';
+import { test } from 'node:test';
+import { addr, configure, startTestRuntime, staticCluster, LISTENER_TYPE, type Harness } from './harness.ts';
+import { listenLocal, startTcpEcho } from '../helpers/listen.ts';
+import { ResponseFlag } from '../../src/proxy/response-flags.ts';
+
+const TCP_PROXY = 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
+const H2_OPTIONS = {
+  typed_extension_protocol_options: {
+    'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions', explicit_http_config: { http2_protocol_options: {} } },
+  },
+};
+
+interface Seen {
+  method: string;
+  target: string;
+  headers: Record<string, string | string[] | undefined>;
+}
+
+/** The "host:port" a tunnel names, as a TCP target. */
+function dial(target: string): net.Socket {
+  const i = target.lastIndexOf(':');
+  return net.connect(Number(target.slice(i + 1)), target.slice(0, i));
+}
+
+/** An HTTP/1.1 tunnel proxy: CONNECT to the named target, POST /tunnel to `postTarget`; `refuse` answers 403. */
+async function h1TunnelProxy(t: { after(fn: () => unknown): void }, seen: Seen[], postTarget: string, refuse = false): Promise<number> {
+  const server = http.createServer((req, res) => {
+    seen.push({ method: req.method ?? '', target: req.url ?? '', headers: req.headers });
+    if (refuse) return res.writeHead(403).end('no');
+    const up = dial(postTarget);
+    up.on('error', () => res.destroy());
+    up.once('connect', () => {
+      res.writeHead(200, { 'x-tunnel': 'post' });
+      res.flushHeaders();
+      req.pipe(up);
+      up.pipe(res);
+    });
+  });
+  server.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+    seen.push({ method: req.method ?? '', target: req.url ?? '', headers: req.headers });
+    socket.on('error', () => undefined);
+    if (refuse) return socket.end('HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n');
+    const up = dial(req.url ?? '');
+    up.on('error', () => socket.destroy());
+    up.once('connect', () => {
+      socket.write('HTTP/1.1 200 Connection established\r\nx-tunnel: connect\r\n\r\n');
+      if (head.length) up.write(head);
+      socket.pipe(up).pipe(socket);
+    });
+  });
+  t.after(() => server.closeAllConnections());
+  return listenLocal(server, t);
+}
+
+/** An HTTP/2 tunnel proxy: CONNECT streams to their :authority, POST streams to `postTarget`. */
+async function h2TunnelProxy(t: { after(fn: () => unknown): void }, seen: Seen[], postTarget: string, status = 200): Promise<number> {
+  const server = http2.createServer();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on('session', (s) => {
+    sessions.add(s);
+    s.once('close', () => sessions.delete(s));
+  });
+  server.on('stream', (stream, headers) => {
+    const method = String(headers[':method']);
+    const target = String(method === 'CONNECT' ? headers[':authority'] : headers[':path']);
+    seen.push({ method, target, headers });
+    stream.on('error', () => undefined);
+    if (status !== 200) return stream.respond({ ':status': status }, { endStream: true });
+    const up = dial(method === 'CONNECT' ? target : postTarget);
+    up.on('error', () => stream.destroy());
+    up.once('connect', () => {
+      stream.respond({ ':status': 200 });
+      stream.pipe(up).pipe(stream);
+    });
+  });
+  t.after(() => {
+    for (const s of sessions) s.destroy();
+  });
+  return listenLocal(server as unknown as net.Server, t);
+}
+
+function tunnelListener(name: string, cluster: string, tunneling: Record<string, unknown>, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { name, address: addr(0), filter_chains: [{ filters: [{ name: 'tcp', typed_config: { '@type': TCP_PROXY, stat_prefix: name, cluster, tunneling_config: tunneling, ...extra } }] }] };
+}
+
+/** Sends `text`, half-closes, and reads until the other side ends: what came back. */
+function echoThrough(port: number, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1');
+    let out = '';
+    s.on('data', (d) => (out += d));
+    s.on('end', () => resolve(out));
+    s.on('error', reject);
+    s.end(text);
+  });
+}
+
+/** Connects and waits for the proxy to close the connection; the bytes that came first. */
+function closedBy(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    let out = '';
+    s.on('data', (d) => (out += d));
+    s.on('error', () => undefined);
+    s.on('close', () => resolve(out));
+    s.write('hello?');
+  });
+}
+
+async function lastStream(h: Harness, listener: string) {
+  for (let i = 0; i < 100 && !h.streams.some((x) => x.downstreamLocalAddress?.endsWith(`:${h.port(listener)}`)); i++) await new Promise((r) => setTimeout(r, 20));
+  return h.streams.findLast((x) => x.downstreamLocalAddress?.endsWith(`:${h.port(listener)}`));
+}
+
+test('HTTP/1.1 CONNECT and POST tunnels carry the bytes both ways, with the formatted hostname and headers', async (t) => {
+  const echo = await startTcpEcho(t);
+  const seen: Seen[] = [];
+  const proxy = await h1TunnelProxy(t, seen, `127.0.0.1:${echo}`);
+  const h = await startTestRuntime(t);
+  await configure(h, {
+    clusters: [staticCluster('tunnel-proxy', [proxy])],
+    listeners: [
+      tunnelListener('connect', 'tunnel-proxy', { hostname: `127.0.0.1:${echo}`, headers_to_add: [{ header: { key: 'original-dst-port', value: '%DOWNSTREAM_LOCAL_PORT%' } }], propagate_response_headers: true }),
+      tunnelListener('post', 'tunnel-proxy', { hostname: 'echo.example:%DOWNSTREAM_LOCAL_PORT%', use_post: true, post_path: '/tunnel' }),
+    ],
+  });
+  const big = 'x'.repeat(300_000);
+  assert.equal(await echoThrough(h.port('connect'), 'over connect ' + big), 'over connect ' + big);
+  assert.equal(seen[0].method, 'CONNECT');
+  assert.equal(seen[0].target, `127.0.0.1:${echo}`);
+  assert.equal(seen[0].headers.host, `127.0.0.1:${echo}`);
+  assert.equal(seen[0].headers['original-dst-port'], String(h.port('connect')));
+  const info = await lastStream(h, 'connect');
+  assert.deepEqual((info?.filterState?.['envoy.tcp_proxy.propagate_response_headers'] as Record<string, string>)['x-tunnel'], 'connect');
+
+  assert.equal(await echoThrough(h.port('post'), 'over post ' + big), 'over post ' + big);
+  assert.equal(seen[1].method, 'POST');
+  assert.equal(seen[1].target, '/tunnel');
+  assert.equal(seen[1].headers.host, `echo.example:${h.port('post')}`);
+});
+
+test('HTTP/2 CONNECT and POST tunnels (the cluster speaks HTTP/2)', async (t) => {
+  const echo = await startTcpEcho(t);
+  const seen: Seen[] = [];
+  const proxy = await h2TunnelProxy(t, seen, `127.0.0.1:${echo}`);
+  const h = await startTestRuntime(t);
+  await configure(h, {
+    clusters: [staticCluster('h2-proxy', [proxy], H2_OPTIONS)],
+    listeners: [
+      tunnelListener('connect', 'h2-proxy', { hostname: `127.0.0.1:${echo}`, headers_to_add: [{ header: { key: 'x-via', value: 'rig' } }] }),
+      tunnelListener('post', 'h2-proxy', { hostname: 'echo.example:9', use_post: true }),
+      tunnelListener('idle', 'h2-proxy', { hostname: `127.0.0.1:${echo}` }, { idle_timeout: '0.2s' }),
+    ],
+  });
+  assert.equal(await echoThrough(h.port('connect'), 'h2 connect'), 'h2 connect');
+  assert.equal(seen[0].method, 'CONNECT');
+  assert.equal(seen[0].target, `127.0.0.1:${echo}`);
+  assert.equal(seen[0].headers['x-via'], 'rig');
+  assert.equal(await echoThrough(h.port('post'), 'h2 post'), 'h2 post');
+  assert.equal(seen[1].method, 'POST');
+  assert.equal(seen[1].target, '/');
+  assert.equal(seen[1].headers[':authority'], 'echo.example:9');
+  assert.equal(seen[1].headers[':scheme'], 'http');
+
+  // idle_timeout keeps working through the tunnel: an open, silent connection is closed (SI).
+  const echoed = await closedBy(h.port('idle'));
+  assert.equal(echoed, 'hello?');
+  const info = await lastStream(h, 'idle');
+  assert.ok(info && info.responseFlags & ResponseFlag.StreamIdleTimeout, 'flagged SI');
+});
+
+test('a refused tunnel (403 over HTTP/1.1, 503 over HTTP/2) closes the client connection, flagged UF', async (t) => {
+  const seen: Seen[] = [];
+  const h1 = await h1TunnelProxy(t, seen, '127.0.0.1:9', true);
+  const h2 = await h2TunnelProxy(t, seen, '127.0.0.1:9', 503);
+  const h = await startTestRuntime(t);
+  await configure(h, {
+    clusters: [staticCluster('refusing', [h1]), staticCluster('refusing-h2', [h2], H2_OPTIONS)],
+    listeners: [tunnelListener('h1', 'refusing', { hostname: 'db.internal:5432' }), tunnelListener('h2', 'refusing-h2', { hostname: 'db.internal:5432' })],
+  });
+  assert.equal(await closedBy(h.port('h1')), '', 'nothing of the refusal reaches the client');
+  assert.equal(await closedBy(h.port('h2')), '');
+  assert.equal(seen.length, 2);
+  for (const l of ['h1', 'h2']) {
+    const info = await lastStream(h, l);
+    assert.equal(info?.responseFlags !== undefined && (info.responseFlags & ResponseFlag.UpstreamConnectionFailure) !== 0, true, `${l}: UF`);
+    assert.match(info?.upstreamTransportFailureReason ?? '', /tunnel refused by upstream: (403|503)/);
+  }
+});
+
+test('tunneling_config is checked as Envoy checks it', async (t) => {
+  const h = await startTestRuntime(t);
+  const errs = h.apply(LISTENER_TYPE, [tunnelListener('bad', 'c', { hostname: 'a:1', post_path: '/x' }), tunnelListener('bad2', 'c', { hostname: '%DYNAMIC_METADATA(tunnel:address)%' })]);
+  assert.match(errs.join('\n'), /post_path: Can't set a post path when POST method isn't used/);
+  assert.match(errs.join('\n'), /hostname: unsupported substitution %DYNAMIC_METADATA\(tunnel:address\)%/);
+  assert.match(h.apply(LISTENER_TYPE, [tunnelListener('bad3', 'c', {})]).join('\n'), /tunneling_config needs a hostname/);
+});
