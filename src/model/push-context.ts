@@ -9,6 +9,8 @@ import type { MeshConfig } from './mesh-config.ts';
 import type { Endpoint, Service } from './service.ts';
 import { hostMatches, isExportedTo, resolveShortName, selectorMatches } from './service.ts';
 import type { Proxy } from './proxy.ts';
+import { DestinationRuleIndex, pickDestinationRule } from './destination-rule-index.ts';
+import type { ConsolidatedDestinationRule, DestinationRuleClient } from './destination-rule-index.ts';
 import { hasGatewayApiResources, translateGatewayApi } from './gateway-api/index.ts';
 import type { Diagnostic } from '../api/index.ts';
 
@@ -50,6 +52,8 @@ export class PushContext {
   readonly usesSourceLabels: boolean;
   readonly createdAt = Date.now();
   readonly #memo = new Map<string, unknown>();
+  #drIndex: DestinationRuleIndex | undefined;
+  readonly #drSelection = new WeakMap<DestinationRuleClient, string>();
 
   constructor(input: PushContextInput) {
     this.version = input.version;
@@ -142,16 +146,29 @@ export class PushContext {
     });
   }
 
-  /** The DestinationRule for a host as seen from a proxy's namespace (Istio: proxy namespace, service namespace, root namespace). */
-  destinationRuleFor(proxyNamespace: string, service: Service): Resource<DestinationRuleSpec> | undefined {
-    return this.memo(`dr|${proxyNamespace}|${service.hostname}`, () => {
-      const candidates = this.destinationRules.filter((dr) => {
-        if (!isExportedTo(dr.spec.exportTo, dr.metadata.namespace, proxyNamespace)) return false;
-        return hostMatches(resolveShortName(dr.spec.host, dr.metadata.namespace), service.hostname);
-      });
-      const pick = (ns: string) => mostSpecific(candidates.filter((dr) => dr.metadata.namespace === ns));
-      return pick(proxyNamespace) ?? pick(service.namespace) ?? pick(this.mesh.rootNamespace) ?? mostSpecific(candidates);
-    });
+  /** The DestinationRule a proxy applies to a host's outbound traffic (see destination-rule-index.ts for istiod's choice). */
+  destinationRuleFor(proxy: DestinationRuleClient, service: Service): Resource<DestinationRuleSpec> | undefined {
+    return this.destinationRuleEntryFor(proxy, service)?.rule;
+  }
+
+  /** The same with the rules it is made of (`from`: an identity for caches). */
+  destinationRuleEntryFor(proxy: DestinationRuleClient, service: Service): ConsolidatedDestinationRule | undefined {
+    const rules = this.memo(`dr|${proxy.namespace}|${service.hostname}`, () => this.#destinationRuleIndex().rulesFor(proxy.namespace, service.hostname, service.namespace));
+    return rules.length ? pickDestinationRule(rules, proxy) : undefined;
+  }
+
+  /**
+   * Which workload-selecting DestinationRules select a proxy ('' for none, the common case): the
+   * proxies of a namespace with the same key get the same rules, so their config can be shared.
+   */
+  destinationRuleSelection(proxy: DestinationRuleClient): string {
+    let key = this.#drSelection.get(proxy);
+    if (key === undefined) this.#drSelection.set(proxy, (key = this.#destinationRuleIndex().selectionKey(proxy)));
+    return key;
+  }
+
+  #destinationRuleIndex(): DestinationRuleIndex {
+    return (this.#drIndex ??= new DestinationRuleIndex(this.destinationRules, this.mesh.rootNamespace));
   }
 
   /** VirtualServices bound to `gateway` (`mesh` for sidecars), exported to the namespace, whose hosts match `host`. */
@@ -189,18 +206,3 @@ export function bindsTo(vs: Resource<VirtualServiceSpec>, gateway: string): bool
 export function qualifyGateway(g: string, namespace: string): string {
   return g === 'mesh' || g.includes('/') ? g : `${namespace}/${g}`;
 }
-
-function mostSpecific<T extends Resource<DestinationRuleSpec>>(list: T[]): T | undefined {
-  // An exact host beats a wildcard; a longer wildcard beats a shorter one; then the oldest.
-  let best: T | undefined;
-  for (const dr of list) {
-    if (!best) best = dr;
-    else if (specificity(dr.spec.host) > specificity(best.spec.host)) best = dr;
-  }
-  return best;
-}
-
-function specificity(host: string): number {
-  return host.startsWith('*') ? host.length : 1_000_000;
-}
-

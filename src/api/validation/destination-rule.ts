@@ -10,6 +10,7 @@ export function validateDestinationRule(spec: DestinationRuleSpec, r: Reporter):
   if (hp) r.error(['spec', 'host'], hp, HOST_HINT);
   checkExportTo(spec.exportTo, r);
   checkSelector(spec.workloadSelector, ['spec', 'workloadSelector'], r);
+  if (spec.workloadSelector) checkSelectedRule(spec, r);
   if (spec.trafficPolicy) checkTrafficPolicy(spec.trafficPolicy, ['spec', 'trafficPolicy'], r, true);
   const names = new Map<string, number>();
   spec.subsets?.forEach((s, i) => {
@@ -21,6 +22,16 @@ export function validateDestinationRule(spec: DestinationRuleSpec, r: Reporter):
     checkLabels(s.labels, [...path, 'labels'], r);
     if (s.trafficPolicy) checkTrafficPolicy(s.trafficPolicy, [...path, 'trafficPolicy'], r, true);
   });
+}
+
+/** istiod's rules for a rule with workloadSelector: it stays private to its namespace. */
+function checkSelectedRule(spec: DestinationRuleSpec, r: Reporter): void {
+  if (!Object.keys(spec.workloadSelector?.matchLabels ?? {}).length) r.warn(['spec', 'workloadSelector'], 'workloadSelector without matchLabels selects every workload of the namespace', 'add matchLabels, or remove workloadSelector for a rule of every client that sees it');
+  const ns = r.resource.metadata.namespace;
+  const exportTo = new Set(spec.exportTo?.map((e) => (e === '.' ? ns : e)));
+  if (!exportTo.size) return;
+  if (!exportTo.has(ns)) r.error(['spec', 'exportTo'], 'a DestinationRule with workloadSelector cannot be exported beyond its own namespace', 'remove exportTo (or set it to ["."]): the rule applies to the selected workloads of its namespace only');
+  else if (exportTo.size > 1) r.error(['spec', 'exportTo'], 'a DestinationRule with workloadSelector cannot have several exportTo entries', 'remove exportTo (or set it to ["."])');
 }
 
 function checkTrafficPolicy(tp: TrafficPolicy, path: FieldPath, r: Reporter, top: boolean): void {

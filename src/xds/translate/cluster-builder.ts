@@ -31,16 +31,16 @@ export function buildClusters(push: PushContext, proxy: Proxy): EnvoyJson[] {
   return out;
 }
 
-/** Outbound clusters are the same for every proxy of a namespace/Sidecar scope: built once per snapshot. */
+/** Outbound clusters are the same for every proxy of a namespace/Sidecar scope (and workload-selecting DestinationRule selection): built once per snapshot. */
 export function outboundClusters(push: PushContext, proxy: Proxy): EnvoyJson[] {
   const sidecar = push.sidecarFor(proxy);
   // DNS clusters carry their endpoints, ordered by locality relative to the proxy (and its labels for failoverPriority).
   const labels = push.memo('uses-failover-priority', () => !!push.mesh.localityLbSetting?.failoverPriority?.length || push.destinationRules.some((d) => JSON.stringify(d.spec).includes('"failoverPriority"')));
-  const key = `cds|${proxy.namespace}|${sidecar?.metadata.name ?? ''}|${proxy.explicit ? 'x' : ''}|${proxy.locality}|${labels ? JSON.stringify(proxy.labels) : ''}`;
+  const key = `cds|${proxy.namespace}|${sidecar?.metadata.name ?? ''}|${proxy.explicit ? 'x' : ''}|${proxy.locality}|${labels ? JSON.stringify(proxy.labels) : ''}|${push.destinationRuleSelection(proxy)}`;
   return push.memo(key, () => {
     const out: EnvoyJson[] = [];
     for (const svc of push.visibleServices(proxy)) {
-      const dr = push.destinationRuleFor(proxy.namespace, svc);
+      const dr = push.destinationRuleFor(proxy, svc);
       for (const port of svc.ports) {
         out.push(serviceCluster(push, proxy, svc, port, dr, ''));
         for (const s of dr?.spec.subsets ?? []) out.push(serviceCluster(push, proxy, svc, port, dr, s.name));
@@ -52,10 +52,10 @@ export function outboundClusters(push: PushContext, proxy: Proxy): EnvoyJson[] {
 
 /** Proxyless gRPC: plain EDS clusters with round robin (what grpc-js-xds accepts). */
 function buildGrpcClusters(push: PushContext, proxy: Proxy): EnvoyJson[] {
-  return push.memo(`cds-grpc|${proxy.namespace}`, () => {
+  return push.memo(`cds-grpc|${proxy.namespace}|${push.destinationRuleSelection(proxy)}`, () => {
     const out: EnvoyJson[] = [];
     for (const svc of push.visibleServices(proxy)) {
-      const dr = push.destinationRuleFor(proxy.namespace, svc);
+      const dr = push.destinationRuleFor(proxy, svc);
       for (const port of svc.ports) {
         for (const subset of ['', ...(dr?.spec.subsets ?? []).map((s) => s.name)]) {
           const name = outboundClusterName(port.port, subset, svc.hostname);
@@ -199,7 +199,9 @@ function applyConnectionPool(c: EnvoyJson, policy: PortPolicy, port: ServicePort
     c.upstream_connection_options = { tcp_keepalive: ka };
   }
   const common: EnvoyJson = {};
-  if (http?.idleTimeout) common.idle_timeout = envoyDuration(http.idleTimeout);
+  // As istiod: the TCP idle timeout stands in for the HTTP one on the cluster's connections.
+  const idleTimeout = http?.idleTimeout ?? tcp?.idleTimeout;
+  if (idleTimeout) common.idle_timeout = envoyDuration(idleTimeout);
   if (http?.maxRequestsPerConnection) common.max_requests_per_connection = http.maxRequestsPerConnection;
   if (tcp?.maxConnectionDuration) common.max_connection_duration = envoyDuration(tcp.maxConnectionDuration);
   const h2 = isHttp2Protocol(port.protocol) || http?.h2UpgradePolicy === 'UPGRADE';

@@ -45,26 +45,29 @@ function localityOf(l: string): EnvoyJson {
 
 /**
  * The load assignment for `outbound|port|subset|host` as seen from a proxy; undefined when the
- * cluster is unknown. Shared by every proxy of a namespace unless a locality LB setting applies to
- * the cluster, in which case it depends on the proxy's locality (and labels, for failoverPriority).
+ * cluster is unknown. Shared by every proxy of a namespace (that the same workload-selecting
+ * DestinationRules select) unless a locality LB setting applies to the cluster, in which case it
+ * depends on the proxy's locality (and labels, for failoverPriority).
  */
 export function buildLoadAssignment(push: PushContext, proxy: Proxy, clusterName: string): EnvoyJson | undefined {
   // Every proxy of a namespace asks for the same names on every push: one lookup per name, keyed
   // by the requested name and namespace themselves (their hashes are cached in the strings; a
   // composed key would be built and hashed anew on each of the proxies × clusters calls).
   const tables = push.memo('eds-ns', () => new Map<string, Map<string, ClusterEndpoints | undefined>>());
-  let table = tables.get(proxy.namespace);
-  if (!table) tables.set(proxy.namespace, (table = new Map()));
+  const selection = push.destinationRuleSelection(proxy);
+  const scope = selection ? `${proxy.namespace}|${selection}` : proxy.namespace;
+  let table = tables.get(scope);
+  if (!table) tables.set(scope, (table = new Map()));
   let ce = table.get(clusterName);
   if (ce === undefined && !table.has(clusterName)) {
-    ce = clusterEndpoints(push, proxy.namespace, clusterName);
+    ce = clusterEndpoints(push, proxy, clusterName);
     table.set(clusterName, ce);
   }
   if (!ce) return undefined;
   if (!ce.locality) return ce.shared;
   const { setting, outlierDetection } = ce.locality;
   const labelKey = setting.failoverPriority?.length ? JSON.stringify(proxy.labels) : '';
-  return push.memo(`eds-loc|${proxy.namespace}|${clusterName}|${proxy.locality}|${labelKey}`, () => assignment(push, clusterName, applyLocalityLb(ce.groups, proxy.locality, proxy.labels, setting, outlierDetection)));
+  return push.memo(`eds-loc|${scope}|${clusterName}|${proxy.locality}|${labelKey}`, () => assignment(push, clusterName, applyLocalityLb(ce.groups, proxy.locality, proxy.labels, setting, outlierDetection)));
 }
 
 interface ClusterEndpoints {
@@ -74,19 +77,20 @@ interface ClusterEndpoints {
   locality?: { setting: LocalityLbSetting; outlierDetection: boolean };
 }
 
-function clusterEndpoints(push: PushContext, proxyNamespace: string, clusterName: string): ClusterEndpoints | undefined {
+function clusterEndpoints(push: PushContext, proxy: Proxy, clusterName: string): ClusterEndpoints | undefined {
   const parsed = parseClusterName(clusterName);
   if (!parsed || parsed.direction !== 'outbound') return undefined;
   const svc = push.serviceByHost.get(parsed.host);
   if (!svc || !svc.ports.some((p) => p.port === parsed.port)) return undefined;
-  const dr = push.destinationRuleFor(proxyNamespace, svc);
+  const entry = push.destinationRuleEntryFor(proxy, svc);
+  const dr = entry?.rule;
   let subsetLabels: Record<string, string> | undefined;
   if (parsed.subset) {
     const subset = dr?.spec.subsets?.find((s) => s.name === parsed.subset);
     // A subset no DestinationRule defines has no endpoints (Envoy answers 503 NC-like), as in Istio.
     subsetLabels = subset ? subset.labels ?? {} : { '\0no-such-subset': '' };
   }
-  const drKey = dr ? `${dr.metadata.namespace}/${dr.metadata.name}` : '-';
+  const drKey = entry ? entry.from.join(',') : '-';
   return push.memo(`eds|${clusterName}|${drKey}`, () => {
     // Unhealthy endpoints are left out, as Istio does by default (PILOT_SEND_UNHEALTHY_ENDPOINTS off):
     // sent as UNHEALTHY, Envoy's panic threshold would still route to them when too few are healthy.

@@ -230,7 +230,7 @@ function corsConfig(c: CorsPolicy): EnvoyJson {
 export function hashPolicyFor(ctx: RouteContext, host: string): EnvoyJson[] | undefined {
   const svc = ctx.push.serviceByHost.get(host);
   if (!svc) return undefined;
-  const ch = ctx.push.destinationRuleFor(ctx.proxy.namespace, svc)?.spec.trafficPolicy?.loadBalancer?.consistentHash;
+  const ch = ctx.push.destinationRuleFor(ctx.proxy, svc)?.spec.trafficPolicy?.loadBalancer?.consistentHash;
   if (!ch) return undefined;
   if (ch.httpHeaderName) return [{ header: { header_name: ch.httpHeaderName } }];
   if (ch.httpCookie) {
@@ -251,6 +251,8 @@ function buildRoute(ctx: RouteContext, vs: Resource<VirtualServiceSpec>, r: HTTP
   if (r.name || m?.name) route.name = [r.name, m?.name].filter(Boolean).join('.');
   const [vsNs, vsName] = vsKey.split('/');
   route.metadata = { filter_metadata: { istio: { config: `/apis/networking.istio.io/v1/namespaces/${vsNs}/virtual-service/${vsName}` } } };
+  // istiod's translateRoute: the match's statPrefix is the route's (per-route stats in the proxy).
+  if (m?.statPrefix) route.stat_prefix = m.statPrefix;
   if (r.directResponse) {
     route.direct_response = { status: r.directResponse.status };
     const body = r.directResponse.body;

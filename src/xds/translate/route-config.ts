@@ -25,7 +25,7 @@ type DomainMode = 'bare' | 'both' | 'proxy';
 
 function scopeKey(push: PushContext, proxy: Proxy): string {
   const sc = push.sidecarFor(proxy);
-  return `${proxy.namespace}|${sc?.metadata.name ?? ''}|${proxy.generator ?? ''}|${push.usesSourceLabels ? JSON.stringify(proxy.labels) : ''}`;
+  return `${proxy.namespace}|${sc?.metadata.name ?? ''}|${proxy.generator ?? ''}|${push.usesSourceLabels ? JSON.stringify(proxy.labels) : ''}|${push.destinationRuleSelection(proxy)}`;
 }
 
 /**
