@@ -52,7 +52,6 @@ test('unsupported fields are warnings with their path and position; supported on
     '7 spec.http[0].match[0].statPrefix',
     '8 spec.http[0].redirect.derivePort',
     '12 spec.tcp[0].match[0].sourceSubnet',
-    '23 spec.trafficPolicy.connectionPool.tcp.idleTimeout',
     '31 spec.outboundTrafficPolicy.egressProxy',
     '37 spec.template.network',
   ]);

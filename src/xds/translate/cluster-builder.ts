@@ -199,7 +199,9 @@ function applyConnectionPool(c: EnvoyJson, policy: PortPolicy, port: ServicePort
     c.upstream_connection_options = { tcp_keepalive: ka };
   }
   const common: EnvoyJson = {};
-  if (http?.idleTimeout) common.idle_timeout = envoyDuration(http.idleTimeout);
+  // As istiod: the TCP idle timeout stands in for the HTTP one on the cluster's connections.
+  const idleTimeout = http?.idleTimeout ?? tcp?.idleTimeout;
+  if (idleTimeout) common.idle_timeout = envoyDuration(idleTimeout);
   if (http?.maxRequestsPerConnection) common.max_requests_per_connection = http.maxRequestsPerConnection;
   if (tcp?.maxConnectionDuration) common.max_connection_duration = envoyDuration(tcp.maxConnectionDuration);
   const h2 = isHttp2Protocol(port.protocol) || http?.h2UpgradePolicy === 'UPGRADE';

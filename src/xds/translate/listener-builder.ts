@@ -7,12 +7,13 @@ import type { Proxy } from '../../model/proxy.ts';
 import type { Service, ServicePort } from '../../model/service.ts';
 import { gatewayListeners } from './listener-gateway.ts';
 import { explicitListeners, redirectListeners } from './listener-sidecar.ts';
+import { withTcpProxyPolicy } from './tcp-proxy-policy.ts';
 import { withWasmNetworkPlugins } from './wasm-plugins.ts';
 
 export function buildListeners(push: PushContext, proxy: Proxy, names?: readonly string[]): EnvoyJson[] {
   if (proxy.generator === 'grpc') return grpcListeners(push, proxy, names);
-  if (proxy.type === 'router') return withWasmNetworkPlugins(push, proxy, gatewayListeners(push, proxy));
-  return withWasmNetworkPlugins(push, proxy, proxy.explicit ? explicitListeners(push, proxy) : redirectListeners(push, proxy));
+  const listeners = proxy.type === 'router' ? gatewayListeners(push, proxy) : proxy.explicit ? explicitListeners(push, proxy) : redirectListeners(push, proxy);
+  return withWasmNetworkPlugins(push, proxy, withTcpProxyPolicy(push, proxy, listeners));
 }
 
 /** Resolves `host:port` as a proxyless client names it (FQDN, `name.ns`, or short name in its namespace). */
