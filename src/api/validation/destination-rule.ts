@@ -1,9 +1,10 @@
 // DestinationRule rules, after Istio's validating webhook.
+import { isIP } from 'node:net';
 import type { FieldPath } from '../source-map.ts';
 import type { ClientTLSSettings, DestinationRuleSpec, TrafficPolicy } from '../types/networking.ts';
 import { checkDuration, checkExportTo, checkLabels, checkPercent, checkSelector } from './common.ts';
 import type { Reporter } from './reporter.ts';
-import { HOST_HINT, hostProblem, isDns1123Label, isPort } from './rules.ts';
+import { HOST_HINT, hostProblem, isDns1123Label, isDns1123Subdomain, isPort } from './rules.ts';
 
 export function validateDestinationRule(spec: DestinationRuleSpec, r: Reporter): void {
   const hp = hostProblem(spec.host, { allowIP: true });
@@ -97,7 +98,16 @@ function checkTrafficPolicy(tp: TrafficPolicy, path: FieldPath, r: Reporter, top
     if (port !== undefined) ports.add(port);
     checkTrafficPolicy(pls, pp, r, false);
   });
-  if (tp.tunnel && !isPort(tp.tunnel.targetPort)) r.error([...path, 'tunnel', 'targetPort'], `port ${tp.tunnel.targetPort} is out of range`, 'use a port from 1 to 65535');
+  if (tp.tunnel) checkTunnel(tp.tunnel, [...path, 'tunnel'], r);
+  if (tp.tunnel && tp.proxyProtocol) r.error([...path, 'tunnel'], 'tunnel and proxyProtocol must not be set together', 'remove one of them');
+}
+
+/** Istio's validateTunnelSettings: protocol CONNECT or POST, an FQDN or IP target host, a valid port. */
+function checkTunnel(t: NonNullable<TrafficPolicy['tunnel']>, path: FieldPath, r: Reporter): void {
+  if (t.protocol !== undefined && t.protocol !== '' && t.protocol !== 'CONNECT' && t.protocol !== 'POST') r.error([...path, 'protocol'], `tunnel protocol must be "CONNECT" or "POST" (got "${t.protocol}")`, 'use CONNECT (the default) or POST');
+  const host = String(t.targetHost ?? '');
+  if (!isIP(host) && !isDns1123Subdomain(host.replace(/\.$/, ''))) r.error([...path, 'targetHost'], `tunnel target host must be a valid FQDN or IP address (got "${host}")`, 'name the host the tunnel proxy connects to, e.g. db.example.com');
+  if (!isPort(t.targetPort)) r.error([...path, 'targetPort'], `port ${t.targetPort} is out of range`, 'use a port from 1 to 65535');
 }
 
 function checkClientTls(tls: ClientTLSSettings, path: FieldPath, r: Reporter): void {
