@@ -35,11 +35,19 @@ async function signer() {
   return { jwk, token };
 }
 
-/** A JWKS server: counts fetches, fails the first `failFirst` (500 and 503 in turn, or `failStatus`), holds answers while `held`. */
+/**
+ * A JWKS server: counts fetches, never answers the first `unanswered` (counting those whose
+ * connection closed), fails the next `failFirst` (500 and 503 in turn, or `failStatus`), holds
+ * answers while `held`.
+ */
 function jwksServer(keys: JWK[]) {
-  const j = { keys, fetches: 0, failFirst: 0, failStatus: 0, held: undefined as Promise<void> | undefined, release: () => undefined as void };
+  const j = { keys, fetches: 0, unanswered: 0, closedUnanswered: 0, failFirst: 0, failStatus: 0, held: undefined as Promise<void> | undefined, release: () => undefined as void };
   const server = http.createServer((_req, res) => {
     const n = ++j.fetches;
+    if (n <= j.unanswered) {
+      res.once('close', () => j.closedUnanswered++);
+      return;
+    }
     void (j.held ?? Promise.resolve()).then(() => {
       if (n <= j.failFirst) res.writeHead(j.failStatus || (n % 2 ? 500 : 503)).end('down');
       else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: j.keys }));
@@ -212,6 +220,35 @@ test('remote_jwks retry_policy: a connection reset before any answer is retried'
   assert.equal(r.status, 200, r.body);
   assert.equal(jwks.j.fetches, 2, 'a reset, then the keys (num_retries 1 by default in a retry_policy)');
   assert.equal(h.rt.stats.counter('http.in.jwt_authn.jwks_fetch_failed').value, 0, 'one fetch, its retry included');
+});
+
+test('remote_jwks retry_policy: as Envoy, each try is cut at max_interval (the per-try timeout of the converted policy) and retried within http_uri.timeout', async (t) => {
+  const key = await signer();
+  const jwks = jwksServer([key.jwk]);
+  jwks.j.unanswered = 1;
+  const h = await runtimeWithJwks(t, jwks);
+  const http_uri = { uri: 'http://jwks.test/keys', cluster: 'jwks', timeout: '30s' };
+  assert.deepEqual(h.apply(LISTENER_TYPE, [listenerWith({ http_uri, retry_policy: { num_retries: 1, retry_back_off: { base_interval: '0.01s', max_interval: '0.2s' } } })]), []);
+  await h.rt.settled();
+  const reply = authed(h.port('in'), await key.token());
+  await waitFor('the unanswered try cut (its connection closed) well before http_uri.timeout', () => (jwks.j.closedUnanswered === 1 ? true : undefined));
+  const r = await reply;
+  assert.equal(r.status, 200, r.body);
+  assert.equal(jwks.j.fetches, 2, 'the cut try, then the keys');
+});
+
+test('remote_jwks retry_policy: as Envoy, http_uri.timeout bounds the whole fetch: a try that used it up is not retried', async (t) => {
+  const key = await signer();
+  const jwks = jwksServer([key.jwk]);
+  jwks.j.unanswered = 1;
+  const h = await runtimeWithJwks(t, jwks);
+  const http_uri = { uri: 'http://jwks.test/keys', cluster: 'jwks', timeout: '0.3s' };
+  assert.deepEqual(h.apply(LISTENER_TYPE, [listenerWith({ http_uri, retry_policy: { num_retries: 3, retry_back_off: { base_interval: '5s' } } })]), []);
+  await h.rt.settled();
+  const first = await authed(h.port('in'), await key.token());
+  assert.deepEqual([first.status, first.body], [401, 'Jwks remote fetch is failed'], 'the one try timed out at http_uri.timeout: no retry after it');
+  assert.equal(jwks.j.fetches, 1);
+  assert.equal(h.rt.stats.counter('http.in.jwt_authn.jwks_fetch_failed').value, 1);
 });
 
 test('remote_jwks retry_policy: a max_interval below base_interval is refused', async (t) => {

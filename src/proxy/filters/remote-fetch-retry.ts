@@ -1,14 +1,17 @@
 // The retry_policy (config.core.v3.RetryPolicy) of the fetches filters make themselves through a
 // cluster, as Envoy applies it to them (RemoteAsyncDataProvider for Wasm code.remote, the JWKS
 // fetcher of jwt_authn remote_jwks): a failed try the caller deems retriable is tried again up to
-// num_retries times, each try with the whole http_uri.timeout, after a jittered exponential backoff (retry_back_off:
+// num_retries times after a jittered exponential backoff (retry_back_off:
 // base_interval, required there; max_interval, default 10 × base; without retry_back_off 1 s and
 // 10 s). num_retries defaults to 1 in a retry_policy; without one, the caller's default (Wasm
 // code: 1, a JWKS: 0). Which failures are retried differs: RemoteAsyncDataProvider retries every
 // failed try (no answer, a status other than 200, content that does not check), while the JWKS
 // fetcher hands the policy to its async client converted with retry_on
 // "5xx,gateway-error,connect-failure,reset" (jwks_fetcher.cc, convertCoreToRouteRetryPolicy): a
-// 404 or 401, an empty or bad 200 are final there. Envoy reads nothing else of the policy there:
+// 404 or 401, an empty or bad 200 are final there. Timeouts differ too: a Wasm fetch gives each try
+// the whole http_uri.timeout, a JWKS fetch cuts each try at max_interval (the converted policy's
+// per_try_timeout) and gives up at http_uri.timeout (its async client's timeout, retries included).
+// Envoy reads nothing else of the policy there:
 // retry_on (the conversion sets its own), retry_priority, retry_host_predicate and
 // host_selection_retry_max_attempts are warned about. A fetch whose
 // listener version was dropped while warming stops (no further try; the try under way aborted).
@@ -75,19 +78,23 @@ export class FinalFetchError extends Error {}
 
 /**
  * Runs `attempt` until it resolves, trying again after each failure but a FinalFetchError (up to
- * `p.numRetries` times) once a jittered backoff passed. Rejects with the last failure, its message
- * telling how many tries were made; or with `signal`'s reason once it aborted (during a try, which
- * `attempt` should abort with it, or a backoff).
+ * `p.numRetries` times) once a jittered backoff passed, and not past `deadline` (performance.now()
+ * time: a retry whose backoff would end after it is not made, as when Envoy's async client times
+ * the whole request out during a backoff). Rejects with the last failure, its message telling how
+ * many tries were made; or with `signal`'s reason once it aborted (during a try, which `attempt`
+ * should abort with it, or a backoff).
  */
-export async function withFetchRetries<T>(p: FetchRetry, attempt: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+export async function withFetchRetries<T>(p: FetchRetry, attempt: () => Promise<T>, signal?: AbortSignal, deadline?: number): Promise<T> {
   for (let n = 0; ; n++) {
     signal?.throwIfAborted();
     try {
       return await attempt();
     } catch (e) {
       signal?.throwIfAborted();
-      if (n >= p.numRetries || e instanceof FinalFetchError) throw n === 0 ? e : new Error(`${(e as Error).message} (${n + 1} tries)`, { cause: e });
-      await sleep(backoffMs(p, n), undefined, { ref: false, signal });
+      const wait = backoffMs(p, n);
+      const late = deadline !== undefined && performance.now() + wait >= deadline;
+      if (n >= p.numRetries || late || e instanceof FinalFetchError) throw n === 0 && !late ? e : new Error(`${(e as Error).message} (${n + 1} ${n ? 'tries' : 'try'}${late ? ', then the timeout' : ''})`, { cause: e });
+      await sleep(wait, undefined, { ref: false, signal });
     }
   }
 }

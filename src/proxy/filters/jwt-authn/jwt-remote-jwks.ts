@@ -2,7 +2,8 @@
 // (its load balancer, connection pool and transport socket; the URI gives the path and the Host
 // header), retried per retry_policy (remote-fetch-retry.ts; no retry without one) when the try got
 // no answer or a 5xx (as Envoy's JWKS fetcher converts the policy: retry_on
-// "5xx,gateway-error,connect-failure,reset"; a 404, an empty 200 are final), cached for
+// "5xx,gateway-error,connect-failure,reset"; a 404, an empty 200 are final; each try within
+// max_interval, the whole fetch within http_uri.timeout), cached for
 // cache_duration, refreshed when a token names an unknown kid (rate-limited; the keys stay as they
 // were when that fails).
 // On demand (without async_fetch), as Envoy: a request that finds no keys, or expired ones, waits
@@ -37,19 +38,28 @@ export interface RemoteJwksSettings {
   timeoutMs: number;
   cacheMs: number;
   retry: FetchRetry;
+  /**
+   * With a retry_policy, as Envoy's JWKS fetcher hands it to its async client: http_uri.timeout
+   * bounds the whole fetch, retries and backoffs included, and each try is cut at max_interval
+   * (convertCoreToRouteRetryPolicy's per_try_timeout). Undefined without one: one try of http_uri.timeout.
+   */
+  perTryTimeoutMs?: number;
   /** async_fetch: the pause after a failed fetch; undefined without async_fetch (fetched on demand). */
   failedRefetchMs?: number;
 }
 
-/** GETs `uri` through a host of `cluster` picked by its load balancer, each try with http_uri.timeout; resolves with the 200 body. */
+/** GETs `uri` through a host of `cluster` picked by its load balancer, within http_uri.timeout (retries included); resolves with the 200 body. */
 export function fetchThroughCluster(clusters: ClusterManager, s: RemoteJwksSettings): Promise<string> {
   const u = new URL(s.uri);
+  const perTry = s.perTryTimeoutMs;
+  const deadline = perTry === undefined ? undefined : performance.now() + s.timeoutMs;
   return withFetchRetries(s.retry, async () => {
-    const res = await requestThroughCluster(clusters, { cluster: s.cluster, method: 'GET', path: u.pathname + u.search, headers: { host: u.host, accept: 'application/json' }, timeoutMs: s.timeoutMs });
+    const timeoutMs = deadline === undefined ? s.timeoutMs : Math.max(1, Math.min(perTry!, deadline - performance.now()));
+    const res = await requestThroughCluster(clusters, { cluster: s.cluster, method: 'GET', path: u.pathname + u.search, headers: { host: u.host, accept: 'application/json' }, timeoutMs });
     if (res.status !== 200) throw new (res.status >= 500 ? Error : FinalFetchError)(`JWKS server answered ${res.status}`);
     if (res.body.length === 0) throw new FinalFetchError('JWKS server answered an empty body');
     return res.body.toString();
-  });
+  }, undefined, deadline);
 }
 
 /** Envoy's jwt_authn counters of JWKS fetches. */
@@ -168,13 +178,14 @@ export function readRemoteJwks(remote: Reader, ctx: { clusters: ClusterManager; 
   if (!/^https?:\/\//.test(uri)) remote.issues.error(remote.at('http_uri.uri'), `remote_jwks needs an http(s) uri, got "${uri}"`);
   if (!cluster) remote.issues.error(remote.at('http_uri.cluster'), 'remote_jwks needs the cluster the JWKS is fetched through (http_uri.cluster)');
   const cacheMs = remote.durationMs('cache_duration', 600_000);
-  const retry = readFetchRetry(remote.obj('retry_policy'), 0, 'JWKS fetches');
+  const retryPolicy = remote.obj('retry_policy');
+  const retry = readFetchRetry(retryPolicy, 0, 'JWKS fetches');
   const af = remote.obj('async_fetch');
   const fastListener = af?.bool('fast_listener', false) ?? false;
   const failedRefetchMs = af?.durationMs('failed_refetch_duration', 1000);
   af?.done();
   remote.done();
-  const s: RemoteJwksSettings = { uri, cluster, timeoutMs, cacheMs, retry, failedRefetchMs };
+  const s: RemoteJwksSettings = { uri, cluster, timeoutMs, cacheMs, retry, perTryTimeoutMs: retryPolicy ? retry.maxIntervalMs : undefined, failedRefetchMs };
   const key = `${ctx.statPrefix}|${JSON.stringify(s)}`;
   let byKey = remotes.get(ctx.clusters);
   if (!byKey) remotes.set(ctx.clusters, (byKey = new Map()));
