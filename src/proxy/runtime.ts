@@ -258,7 +258,7 @@ export class ProxyRuntime {
           case LISTENER_TYPE:
             return compileListener(r, p, is, this.ctx);
           case ROUTE_TYPE:
-            return compileRouteConfig(r, p, is, this.ctx.runtime);
+            return compileRouteConfig(r, p, is, this.ctx.runtime, this.ctx.stats);
           case CLUSTER_TYPE:
             return compileCluster(r, p, is);
           case ENDPOINT_TYPE:

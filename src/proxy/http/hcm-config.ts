@@ -139,7 +139,7 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
   const rds = r.obj('rds');
   if (rc && rds) issues.error(r.path, 'route_config and rds are alternatives; set only one');
   if (rc) {
-    routes = { name: rc.str('name'), table: compileRouteConfig(rc.raw, rc.path, issues, proxy.runtime) };
+    routes = { name: rc.str('name'), table: compileRouteConfig(rc.raw, rc.path, issues, proxy.runtime, proxy.stats) };
     rc.accept(...Object.keys(rc.raw)); // read by compileRouteConfig's own reader
   } else if (rds) {
     const name = rds.str('route_config_name');

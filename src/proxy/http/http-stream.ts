@@ -503,6 +503,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
       // EDS policy.drop_overloads: Envoy charges the 503 to the cluster and answers locally.
       cluster.s.rqDropOverload.value++;
       cluster.s.codes.record(503);
+      route.stats?.response(503);
       this.sendLocalReply({ status: 503, flags: ResponseFlag.DropOverLoad, details: 'drop_overload', body: 'drop_overload' });
       return;
     }
@@ -627,6 +628,8 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     host.activeRequests++;
     cluster.s.rqTotal.value++;
     cluster.s.rqActive.value++;
+    const rs = this.route!.stats;
+    if (rs) rs.rqTotal.value++;
     const a = new UpstreamRequest(this, cluster, host);
     this.attempt = a;
     const h2 = cluster.config.http2 || (cluster.config.useDownstreamProtocol && this.isH2);
@@ -770,6 +773,8 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
       if (!h.acquireRetry(this.route!.highPriority)) {
         this.releaseRetryHolds();
         this.streamInfo.responseFlags |= ResponseFlag.UpstreamOverflow;
+        const rs = this.route!.stats;
+        if (rs) rs.rqRetryOverflow.value++;
         return false;
       }
       this.retryHolds++;
@@ -780,6 +785,8 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
   private scheduleRetry(): void {
     this.retriesLeft--;
     this.cluster!.s.rqRetry.value++;
+    const rs = this.route!.stats;
+    if (rs) rs.rqRetry.value++;
     const n = this.retry!.numRetries - this.retriesLeft - 1;
     this.retryTimer = setTimeout(onRetryTimer, backoffMs(this.retry!, n), this);
   }
@@ -818,29 +825,36 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     this.idleTimer?.refresh();
     this.streamInfo.upstreamLocalAddress = a.upstreamLocalAddress;
     this.releaseRetryHolds();
+    const route = this.route!;
+    const rs = route.stats;
     if (this.retry && this.retriableStatus(status, headers)) {
       if (this.canRetry() && this.retryAdmitted()) {
         a.cancel();
         this.endAttempt(a, status >= 500 ? UpstreamOutcome.Http5xx : UpstreamOutcome.Success, status);
         a.cluster.s.codes.record(status);
+        rs?.response(status);
         this.scheduleRetry();
         return;
       }
       if (!(this.streamInfo.responseFlags & ResponseFlag.UpstreamOverflow)) {
         this.streamInfo.responseFlags |= ResponseFlag.UpstreamRetryLimitExceeded;
         this.cluster!.s.rqRetryLimitExceeded.value++;
+        if (rs) rs.rqRetryLimitExceeded.value++;
       }
-    } else if (this.retriesLeft < (this.retry?.numRetries ?? 0)) this.cluster!.s.rqRetrySuccess.value++;
+    } else if (this.retriesLeft < (this.retry?.numRetries ?? 0)) {
+      this.cluster!.s.rqRetrySuccess.value++;
+      if (rs) rs.rqRetrySuccess.value++;
+    }
     const info = this.streamInfo;
     info.upstreamServiceTimeMs = performance.now() - this.upstreamStart;
     const peer = a.host.tlsPeer;
     if (peer) info.upstreamPeer = peer;
     info.responseCodeDetails = 'via_upstream';
     a.cluster.s.codes.record(status);
+    if (rs) rs.response(status);
     const hcm = this.conn.hcm;
     for (const h of RESPONSE_HOP_BY_HOP) if (headers[h] !== undefined) delete headers[h];
     const out = headers as HeaderMap;
-    const route = this.route!;
     if (this.weighted && !this.weighted.responseOps.empty) this.weighted.responseOps.apply(out, info, this.head);
     if (!route.responseOps.empty) route.responseOps.apply(out, info, this.head);
     if (!hcm.suppressEnvoyHeaders) out['x-envoy-upstream-service-time'] = String(Math.round(info.upstreamServiceTimeMs));
@@ -897,7 +911,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     if (this.resCodecs) {
       // The body's end comes out of the codecs later (recodedEnd); the upstream is done now.
       (this.recoded ??= new RecodedBody(this.resCodecs, this)).end(fromUpstream ? (trailers as HeaderMap) : undefined);
-      if (this.conn.hcm.dynamicStats && !info.healthCheck) a.cluster.s.rqTime.record(performance.now() - this.upstreamStart);
+      if (this.conn.hcm.dynamicStats && !info.healthCheck) this.recordRqTime(a.cluster, performance.now() - this.upstreamStart);
       return;
     }
     const fs = this.filters;
@@ -905,7 +919,14 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     this.endResponse(fromUpstream ? trailers : undefined);
     // upstream_rq_time (not for health checks, as Envoy), on finish()'s clock reading. Envoy times
     // it from the downstream request's end; here from routing (the same for a request without a body).
-    if (this.conn.hcm.dynamicStats && !info.healthCheck) a.cluster.s.rqTime.record(info.startMonotonic + info.durationMs! - this.upstreamStart);
+    if (this.conn.hcm.dynamicStats && !info.healthCheck) this.recordRqTime(a.cluster, info.startMonotonic + info.durationMs! - this.upstreamStart);
+  }
+
+  /** upstream_rq_time of the cluster, and of the route when it keeps stats. */
+  private recordRqTime(cluster: Cluster, ms: number): void {
+    cluster.s.rqTime.record(ms);
+    const rs = this.route!.stats;
+    if (rs) rs.rqTime.record(ms);
   }
 
   /** Sends the trailers (the upstream's when kept, as the codecs left them) and ends the response. */
@@ -1090,6 +1111,8 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     this.timer = undefined;
     if (this.done) return;
     if (this.cluster) this.cluster.s.rqTimeout.value++;
+    const rs = this.route?.stats;
+    if (rs) rs.rqTimeout.value++;
     const a = this.attempt;
     if (a) {
       a.cancel();

@@ -15,6 +15,8 @@ import { compileRegex, type Regex } from './string-matcher.ts';
 import { readRateLimits, type RateLimitPolicy } from './rate-limit-actions.ts';
 import { ALWAYS, readRuntimeFractionalPercent, sample, type FractionalPercent } from '../config/fractional-percent.ts';
 import { NO_RUNTIME, type EnvoyRuntime, type RuntimeUint } from '../envoy-runtime/index.ts';
+import type { Stats } from '../stats/stats.ts';
+import { RouteStats } from './route-stats.ts';
 
 export const PathKind = { Prefix: 0, Exact: 1, Regex: 2, SeparatedPrefix: 3, Connect: 4 } as const;
 export const ActionKind = { Cluster: 0, Weighted: 1, ClusterHeader: 2, Redirect: 3, Direct: 4, NonForwarding: 5 } as const;
@@ -120,6 +122,8 @@ export interface Route {
   /** RouteAction rate_limits, and the virtual host's (for the rate limit filters). */
   readonly rateLimits?: readonly RateLimitPolicy[];
   readonly vhostRateLimits?: readonly RateLimitPolicy[];
+  /** stat_prefix: the route's own stats (vhost.<virtual host>.route.<stat_prefix>.*); undefined without one. */
+  readonly stats?: RouteStats;
   readonly raw: Record<string, unknown>;
 }
 
@@ -241,6 +245,8 @@ interface Shared {
   /** max_direct_response_body_size_bytes (Envoy's default 4096). */
   maxDirectBodyBytes: number;
   runtime: EnvoyRuntime;
+  /** Where a route's stat_prefix stats go (none given: the prefix is read and keeps no stats). */
+  stats?: Stats;
 }
 
 function readRoute(r: Reader, vhost: VirtualHost, shared: Shared, issues: Issues): Route {
@@ -293,6 +299,8 @@ function readRoute(r: Reader, vhost: VirtualHost, shared: Shared, issues: Issues
   } as {
     -readonly [K in keyof Route]: Route[K];
   };
+  const statPrefix = r.str('stat_prefix');
+  if (statPrefix && shared.stats) base.stats = new RouteStats(shared.stats, vhost.name, statPrefix);
   const actions = ['route', 'redirect', 'direct_response', 'non_forwarding_action'].filter((k) => r.has(k));
   if (actions.length !== 1) issues.error(r.path, `a route needs exactly one of route, redirect, direct_response (got ${actions.join(', ') || 'none'})`);
   const ra = r.obj('route');
@@ -417,7 +425,7 @@ function validDomain(d: string): boolean {
 }
 
 /** Compiles a RouteConfiguration; errors and warnings go to `issues`. */
-export function compileRouteConfig(raw: Record<string, unknown>, path: string, issues: Issues, runtime: EnvoyRuntime = NO_RUNTIME): RouteTable {
+export function compileRouteConfig(raw: Record<string, unknown>, path: string, issues: Issues, runtime: EnvoyRuntime = NO_RUNTIME, stats?: Stats): RouteTable {
   const r = new Reader(raw, path, issues);
   const name = r.str('name');
   const cfgReqOps = readHeaderOps(r, 'request');
@@ -453,6 +461,7 @@ export function compileRouteConfig(raw: Record<string, unknown>, path: string, i
       vhostBufferLimit: v.has('per_request_buffer_limit_bytes') ? bufferLimit(v) : undefined,
       maxDirectBodyBytes,
       runtime,
+      stats,
     };
     vhost.attemptCountToUpstream = v.bool('include_request_attempt_count', false);
     vhost.attemptCountToDownstream = v.bool('include_attempt_count_in_response', false);

@@ -251,6 +251,8 @@ function buildRoute(ctx: RouteContext, vs: Resource<VirtualServiceSpec>, r: HTTP
   if (r.name || m?.name) route.name = [r.name, m?.name].filter(Boolean).join('.');
   const [vsNs, vsName] = vsKey.split('/');
   route.metadata = { filter_metadata: { istio: { config: `/apis/networking.istio.io/v1/namespaces/${vsNs}/virtual-service/${vsName}` } } };
+  // istiod's translateRoute: the match's statPrefix is the route's (per-route stats in the proxy).
+  if (m?.statPrefix) route.stat_prefix = m.statPrefix;
   if (r.directResponse) {
     route.direct_response = { status: r.directResponse.status };
     const body = r.directResponse.body;
