@@ -3,8 +3,10 @@
 // that service) and a forward proxy written here (HTTP/1.1 CONNECT and POST, node:http). The
 // VirtualService sends db's TCP traffic to the forward proxy's host, whose rule tunnels it to
 // echo.internal:7000; the bytes reach the echo server through the forward proxy and come back.
+// A forward proxy on a port declared HTTP2 gets the tunnel as an HTTP/2 CONNECT stream.
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import http2 from 'node:http2';
 import net from 'node:net';
 import { test } from 'node:test';
 import { freePort } from '../../src/local/ports.ts';
@@ -79,6 +81,56 @@ async function forwardProxy(t: { after(fn: () => unknown): void }, echoPort: num
   return listenLocal(server, t);
 }
 
+/** An HTTP/2 forward proxy: CONNECT streams to echo.internal:7000 only. */
+async function h2ForwardProxy(t: { after(fn: () => unknown): void }, echoPort: number, seen: string[]): Promise<number> {
+  const server = http2.createServer();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on('session', (s) => {
+    sessions.add(s);
+    s.once('close', () => sessions.delete(s));
+  });
+  server.on('stream', (stream, headers) => {
+    seen.push(`h2 ${headers[':method']} ${headers[':authority']}`);
+    stream.on('error', () => undefined);
+    if (headers[':method'] !== 'CONNECT' || headers[':authority'] !== 'echo.internal:7000') return stream.respond({ ':status': 403 }, { endStream: true });
+    const up = net.connect(echoPort, '127.0.0.1', () => {
+      stream.respond({ ':status': 200 });
+      stream.pipe(up).pipe(stream);
+    });
+    up.on('error', () => stream.destroy());
+  });
+  t.after(() => {
+    for (const s of sessions) s.destroy();
+  });
+  return listenLocal(server as unknown as net.Server, t);
+}
+
+const h2Proxy = (port: number) => `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: forward-proxy-h2, namespace: foo }
+spec:
+  hosts: [proxy-h2.example.com]
+  addresses: [240.240.10.3]
+  location: MESH_EXTERNAL
+  ports: [{ number: 3129, name: http2, protocol: HTTP2 }]
+  resolution: STATIC
+  endpoints: [{ address: 127.0.0.1, ports: { http2: ${port} } }]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: forward-proxy-h2, namespace: foo }
+spec:
+  host: proxy-h2.example.com
+  trafficPolicy: { tunnel: { targetHost: echo.internal, targetPort: 7000 } }
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: db, namespace: foo }
+spec:
+  hosts: [db.example.com]
+  tcp: [{ route: [{ destination: { host: proxy-h2.example.com, port: { number: 3129 } } }] }]
+`;
+
 /** CONNECT db.example.com:5432 through the sidecar, send `text`, half-close; what comes back ('' when refused). */
 function throughSidecar(outbound: number, text: string): Promise<string> {
   return new Promise((resolve) => {
@@ -101,7 +153,7 @@ function throughSidecar(outbound: number, text: string): Promise<string> {
   });
 }
 
-test('DestinationRule tunnel: TCP bytes reach the target through the forward proxy (CONNECT, then POST)', async (t) => {
+test('DestinationRule tunnel: TCP bytes reach the target through the forward proxy (CONNECT, POST, HTTP/2 CONNECT)', async (t) => {
   const echo = await startTcpEcho(t);
   const seen: string[] = [];
   const proxyPort = await forwardProxy(t, echo, seen);
@@ -121,6 +173,14 @@ test('DestinationRule tunnel: TCP bytes reach the target through the forward pro
   await waitFor(
     () => `a POST tunnel\nforward proxy saw: ${seen.join('; ')}\n${sidecar.log()}`,
     async () => ((await throughSidecar(out, 'ping over POST')) === 'ping over POST' && seen.includes('POST / echo.internal:7000') ? true : undefined),
+    30_000,
+  );
+
+  const h2Port = await h2ForwardProxy(t, echo, seen);
+  mesh.store.apply(parseYaml(h2Proxy(h2Port)));
+  await waitFor(
+    () => `an HTTP/2 tunnel\nforward proxy saw: ${seen.join('; ')}\n${sidecar.log()}`,
+    async () => ((await throughSidecar(out, 'ping over h2')) === 'ping over h2' && seen.includes('h2 CONNECT echo.internal:7000') ? true : undefined),
     30_000,
   );
 });
