@@ -28,7 +28,6 @@ export function unsupportedVirtualService(spec: T.VirtualServiceSpec, r: Reporte
 
 function trafficPolicy(tp: T.TrafficPolicy | undefined, path: FieldPath, r: Reporter): void {
   if (!tp) return;
-  if (tp.loadBalancer?.consistentHash?.httpCookie?.attributes !== undefined) warn(r, [...path, 'loadBalancer', 'consistentHash', 'httpCookie', 'attributes'], 'httpCookie.attributes', 'the generated cookie carries name, path and TTL only');
   if (tp.tls?.caCrl !== undefined) warn(r, [...path, 'tls', 'caCrl'], 'tls.caCrl (certificate revocation list)', 'revoked server certificates are not refused');
   tp.portLevelSettings?.forEach((p, i) => trafficPolicy(p, [...path, 'portLevelSettings', i], r));
 }

@@ -237,6 +237,8 @@ export function hashPolicyFor(ctx: RouteContext, host: string): EnvoyJson[] | un
     const cookie: EnvoyJson = { name: ch.httpCookie.name };
     if (ch.httpCookie.path) cookie.path = ch.httpCookie.path;
     if (ch.httpCookie.ttl) cookie.ttl = envoyDuration(ch.httpCookie.ttl);
+    // Envoy writes them into the cookie it generates, after Max-Age and Path: `; name=value`, or `; name` without a value.
+    if (ch.httpCookie.attributes?.length) cookie.attributes = ch.httpCookie.attributes.map((a) => (a.value === undefined ? { name: a.name } : { name: a.name, value: a.value }));
     return [{ cookie }];
   }
   if (ch.useSourceIp) return [{ connection_properties: { source_ip: true } }];
