@@ -185,7 +185,11 @@ test('a refused tunnel (403 over HTTP/1.1, 503 over HTTP/2) closes the client co
   const h = await startTestRuntime(t);
   await configure(h, {
     clusters: [staticCluster('refusing', [h1]), staticCluster('refusing-h2', [h2], H2_OPTIONS)],
-    listeners: [tunnelListener('h1', 'refusing', { hostname: 'db.internal:5432' }), tunnelListener('h2', 'refusing-h2', { hostname: 'db.internal:5432' })],
+    listeners: [
+      tunnelListener('h1', 'refusing', { hostname: 'db.internal:5432' }),
+      tunnelListener('h2', 'refusing-h2', { hostname: 'db.internal:5432' }),
+      tunnelListener('retry', 'refusing', { hostname: 'db.internal:5432' }, { max_connect_attempts: 2 }),
+    ],
   });
   assert.equal(await closedBy(h.port('h1')), '', 'nothing of the refusal reaches the client');
   assert.equal(await closedBy(h.port('h2')), '');
@@ -195,6 +199,13 @@ test('a refused tunnel (403 over HTTP/1.1, 503 over HTTP/2) closes the client co
     assert.equal(info?.responseFlags !== undefined && (info.responseFlags & ResponseFlag.UpstreamConnectionFailure) !== 0, true, `${l}: UF`);
     assert.match(info?.upstreamTransportFailureReason ?? '', /tunnel refused by upstream: (403|503)/);
   }
+  // As Envoy: a refusal is a connect failure of the attempt (another one within max_connect_attempts),
+  // the CONNECT an upstream request; the TCP connection itself did not fail.
+  assert.equal(await closedBy(h.port('retry')), '');
+  assert.equal(seen.length, 4);
+  const counter = (name: string) => h.rt.stats.counter(`cluster.refusing.${name}`).value;
+  assert.equal(counter('upstream_rq_total'), 3);
+  assert.equal(counter('upstream_cx_connect_fail'), 0);
 });
 
 test('tunneling_config is checked as Envoy checks it', async (t) => {

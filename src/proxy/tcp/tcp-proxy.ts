@@ -191,6 +191,8 @@ class TcpProxy implements NetworkFilter {
       const tunnel = (t: TunnelingConfig) => {
         const state = (conn.filterState ??= {});
         info.filterState = state;
+        // Envoy's HTTP connection pool counts the CONNECT (or POST) as an upstream request.
+        cluster.s.rqTotal.value++;
         const abort = openHttpTunnel({ socket: up, http2: cluster.config.http2, secure: tlsCtx !== undefined }, t, info, state, (failure, stream) => {
           socket.off('close', abort);
           if (stream) return relay(stream);
@@ -199,7 +201,8 @@ class TcpProxy implements NetworkFilter {
           // within max_connect_attempts.
           info.upstreamTransportFailureReason = failure!.reason;
           host.activeRequests--;
-          closedUpstream(cluster.s, up, true, openedAt);
+          // A refusal is closed here (Envoy resets the stream); a reset or close came from the upstream.
+          closedUpstream(cluster.s, up, failure!.status === 0, openedAt);
           for (const h of cluster.hooks) {
             h.onResult?.(host, UpstreamOutcome.ConnectFailed, 0);
             h.connectionClosed?.(host);
