@@ -7,10 +7,14 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
+import fs from 'node:fs';
+import path from 'node:path';
 import { test } from 'node:test';
 import { addr, configure, startTestRuntime, staticCluster, LISTENER_TYPE, type Harness } from './harness.ts';
 import { listenLocal, startTcpEcho } from '../helpers/listen.ts';
 import { ResponseFlag } from '../../src/proxy/response-flags.ts';
+import { startRigProxyFromFile } from '../helpers/rig-proxy.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const TCP_PROXY = 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
 const H2_OPTIONS = {
@@ -214,4 +218,28 @@ test('tunneling_config is checked as Envoy checks it', async (t) => {
   assert.match(errs.join('\n'), /post_path: Can't set a post path when POST method isn't used/);
   assert.match(errs.join('\n'), /hostname: unsupported substitution %DYNAMIC_METADATA\(tunnel:address\)%/);
   assert.match(h.apply(LISTENER_TYPE, [tunnelListener('bad3', 'c', {})]).join('\n'), /tunneling_config needs a hostname/);
+});
+
+test('a rig proxy process from a static bootstrap tunnels over HTTP/1.1 and HTTP/2 CONNECT', async (t) => {
+  const echo = await startTcpEcho(t);
+  const seen: Seen[] = [];
+  const h1 = await h1TunnelProxy(t, seen, `127.0.0.1:${echo}`);
+  const h2 = await h2TunnelProxy(t, seen, `127.0.0.1:${echo}`);
+  const dir = tempDir(t, 'rig-tunnel-bootstrap-');
+  const bootstrap = {
+    node: { id: 'tunnel-test', cluster: 'tunnel-test' },
+    static_resources: {
+      clusters: [staticCluster('h1-proxy', [h1]), staticCluster('h2-proxy', [h2], H2_OPTIONS)],
+      listeners: [tunnelListener('via-h1', 'h1-proxy', { hostname: `127.0.0.1:${echo}` }), tunnelListener('via-h2', 'h2-proxy', { hostname: `127.0.0.1:${echo}` })],
+    },
+  };
+  const file = path.join(dir, 'bootstrap.json');
+  fs.writeFileSync(file, JSON.stringify(bootstrap));
+  const { ports } = await startRigProxyFromFile(t, file);
+  assert.equal(await echoThrough(ports.listeners['via-h1'], 'one'), 'one');
+  assert.equal(await echoThrough(ports.listeners['via-h2'], 'two'), 'two');
+  assert.deepEqual(
+    seen.map((x) => `${x.method} ${x.target}`),
+    [`CONNECT 127.0.0.1:${echo}`, `CONNECT 127.0.0.1:${echo}`],
+  );
 });
