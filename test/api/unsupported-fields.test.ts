@@ -49,7 +49,6 @@ test('unsupported fields are warnings with their path and position; supported on
   assert.deepEqual(r.diagnostics.filter((d) => d.severity === 'Error'), []);
   const warnings = r.diagnostics.filter((d) => d.severity === 'Warning').map((d) => `${d.source?.line} ${d.path}`);
   assert.deepEqual(warnings, [
-    '8 spec.http[0].redirect.derivePort',
     '12 spec.tcp[0].match[0].sourceSubnet',
     '31 spec.outboundTrafficPolicy.egressProxy',
     '37 spec.template.network',

@@ -12,7 +12,6 @@ function warn(r: Reporter, path: FieldPath, what: string, effect: string): void 
 export function unsupportedVirtualService(spec: T.VirtualServiceSpec, r: Reporter): void {
   spec.http?.forEach((h, i) => {
     const at = ['spec', 'http', i];
-    if (h.redirect?.derivePort !== undefined) warn(r, [...at, 'redirect', 'derivePort'], 'redirect.derivePort', 'set redirect.port explicitly');
     if (h.fault?.delay?.exponentialDelay !== undefined) warn(r, [...at, 'fault', 'delay', 'exponentialDelay'], 'fault.delay.exponentialDelay (not implemented by Istio either)', 'use fixedDelay');
     if (h.fault?.abort?.http2Error !== undefined) warn(r, [...at, 'fault', 'abort', 'http2Error'], 'fault.abort.http2Error (a stream reset)', 'the abort answers 503 instead; use httpStatus or grpcStatus');
   });

@@ -599,21 +599,18 @@ export function rewritePath(route: Route, path: string): string {
   return route.regexRewrite!.re.replaceAll(p, route.regexRewrite!.sub) + q;
 }
 
-/** The Location of a redirect route. */
+/**
+ * The Location of a redirect route, as Envoy's Http::Utility::newUri: the scheme is scheme_redirect
+ * (https_redirect), else the request's; the port is port_redirect's, else none; the host is
+ * host_redirect whole (the request's port does not follow it), else the request's host, whose port
+ * goes when port_redirect replaces it, or when the scheme changes and the port was the default one
+ * of the request's x-forwarded-proto (http://h:80 → https://h; https://h:8080 keeps :8080).
+ */
 export function redirectLocation(route: Route, head: RequestHead): string {
   const rd = route.redirect!;
   const scheme = rd.scheme ?? head.scheme;
-  let host = head.authority;
-  let port = '';
-  const ci = host.lastIndexOf(':');
-  if (ci > 0 && !host.endsWith(']')) {
-    port = host.slice(ci + 1);
-    host = host.slice(0, ci);
-  }
-  if (rd.host) host = rd.host;
-  if (rd.port !== undefined) port = rd.port ? String(rd.port) : '';
-  else if (rd.scheme && rd.scheme !== head.scheme) port = '';
-  if ((scheme === 'http' && port === '80') || (scheme === 'https' && port === '443')) port = '';
+  const port = rd.port ? `:${rd.port}` : '';
+  const host = rd.host ?? requestHost(head, scheme, port);
   let path = head.path;
   if (rd.path) path = rd.path.includes('?') || rd.stripQuery ? rd.path : rd.path + (path.includes('?') ? path.slice(path.indexOf('?')) : '');
   else if (rd.prefixRewrite !== undefined && route.pathKind !== PathKind.Regex) path = rd.prefixRewrite + path.slice(route.pathValue.length);
@@ -625,5 +622,18 @@ export function redirectLocation(route: Route, head: RequestHead): string {
     const qi = path.indexOf('?');
     if (qi >= 0) path = path.slice(0, qi);
   }
-  return `${scheme}://${host}${port ? ':' + port : ''}${path}`;
+  return `${scheme}://${host}${port}${path}`;
+}
+
+/** Envoy's processRequestHost: the request's authority, without its port when `newPort` replaces it or the scheme change makes it a default to drop. */
+function requestHost(head: RequestHead, newScheme: string, newPort: string): string {
+  const authority = head.authority;
+  const end = authority.startsWith('[') ? authority.lastIndexOf(']:') + 1 : authority.lastIndexOf(':');
+  if (end <= 0) return authority;
+  const xfp = head.headers['x-forwarded-proto'];
+  const proto = (Array.isArray(xfp) ? xfp[0] : xfp) ?? '';
+  const requestPort = authority.slice(end);
+  let removePort = newPort !== '';
+  if (newScheme !== proto) removePort ||= (proto.toLowerCase() === 'https' && requestPort === ':443') || (proto.toLowerCase() === 'http' && requestPort === ':80');
+  return removePort ? authority.slice(0, end) : authority;
 }

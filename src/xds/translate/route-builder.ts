@@ -2,7 +2,7 @@
 // destinations, rewrite, redirect, direct response, headers, mirrors, retries, timeouts,
 // fault and CORS per route, delegation; plus the default route of a service.
 import type { Resource } from '../../api/index.ts';
-import type { CorsPolicy, Destination, HTTPFaultInjection, HTTPMatchRequest, HTTPRetry, HTTPRoute, Headers, HeaderOperations, StringMatch, VirtualServiceSpec } from '../../api/index.ts';
+import type { CorsPolicy, Destination, HTTPFaultInjection, HTTPMatchRequest, HTTPRedirect, HTTPRetry, HTTPRoute, Headers, HeaderOperations, StringMatch, VirtualServiceSpec } from '../../api/index.ts';
 import { CORS_TYPE, FAULT_TYPE, PREVIOUS_HOSTS_TYPE, PREVIOUS_PRIORITIES_TYPE } from '../../envoy/index.ts';
 import type { EnvoyJson } from '../../envoy/index.ts';
 import { PREFIX_REDIRECT_MARKER, ROUTE_SEMANTICS_ANNOTATION, prefixReplacement } from '../../model/gateway-api/index.ts';
@@ -22,6 +22,8 @@ export interface RouteContext {
   port: number;
   /** Proxyless gRPC gets what grpc-js-xds understands (no default retry policy). */
   grpc: boolean;
+  /** A Gateway server with tls (istiod's RouteOptions.IsTLS): a redirect without a scheme is https. */
+  tls?: boolean;
 }
 
 const PREVIOUS_HOSTS: EnvoyJson = { name: 'envoy.retry_host_predicates.previous_hosts', typed_config: { '@type': PREVIOUS_HOSTS_TYPE } };
@@ -268,7 +270,8 @@ function buildRoute(ctx: RouteContext, vs: Resource<VirtualServiceSpec>, r: HTTP
       else rd.regex_rewrite = { pattern: { regex: x.regex }, substitution: x.substitution };
     } else if (r.redirect.uri) rd.path_redirect = r.redirect.uri;
     if (r.redirect.authority) rd.host_redirect = r.redirect.authority;
-    if (r.redirect.port) rd.port_redirect = r.redirect.port;
+    const port = redirectPort(ctx, r.redirect);
+    if (port) rd.port_redirect = port;
     if (r.redirect.scheme) rd.scheme_redirect = r.redirect.scheme;
     if (r.redirect.redirectCode && r.redirect.redirectCode !== 301) rd.response_code = REDIRECT_CODES[r.redirect.redirectCode] ?? 'MOVED_PERMANENTLY';
     route.redirect = rd;
@@ -317,6 +320,18 @@ function buildRoute(ctx: RouteContext, vs: Resource<VirtualServiceSpec>, r: HTTP
   if (Object.keys(perFilter).length) route.typed_per_filter_config = perFilter;
   route.decorator = { operation: routeOperation(route, vsName, ctx.port) };
   return route;
+}
+
+/**
+ * The port_redirect of istiod's ApplyRedirect (pilot/pkg/networking/core/route/route.go): port, or
+ * derivePort FROM_REQUEST_PORT as the port the routes serve (Envoy cannot take the request's; the
+ * routes are built per port), FROM_PROTOCOL_DEFAULT none; 80 for http and 443 for https left out.
+ */
+function redirectPort(ctx: RouteContext, rd: HTTPRedirect): number {
+  if (rd.port === undefined && rd.derivePort === undefined) return 0;
+  const port = rd.port ?? (rd.derivePort === 'FROM_REQUEST_PORT' ? ctx.port : 0);
+  const scheme = rd.scheme || (ctx.tls ? 'https' : 'http');
+  return (port === 80 && scheme === 'http') || (port === 443 && scheme === 'https') ? 0 : port;
 }
 
 /**

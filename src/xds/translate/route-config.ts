@@ -76,8 +76,8 @@ function sidecarRouteConfig(push: PushContext, proxy: Proxy, name: string): Envo
   return { name, virtual_hosts: vhosts, validate_clusters: false, ...(ignorePort && { ignore_port_in_host_matching: true }), max_direct_response_body_size_bytes: MAX_DIRECT_RESPONSE_BODY_BYTES };
 }
 
-function routeContext(push: PushContext, proxy: Proxy, port: number, gateway = 'mesh'): RouteContext {
-  return { push, proxy, gateway, port, grpc: proxy.generator === 'grpc' };
+function routeContext(push: PushContext, proxy: Proxy, port: number, gateway = 'mesh', tls = false): RouteContext {
+  return { push, proxy, gateway, port, grpc: proxy.generator === 'grpc', tls };
 }
 
 function serviceRoutes(ctx: RouteContext, svc: Service, port: ServicePort): EnvoyJson[] {
@@ -245,7 +245,7 @@ function gatewayRouteConfig(push: PushContext, proxy: Proxy, name: string): Envo
   const byHost = new Map<string, EnvoyJson>();
   for (const { gw, server } of servers) {
     const gwKey = `${gw.metadata.namespace}/${gw.metadata.name}`;
-    const ctx = routeContext(push, proxy, port, gwKey);
+    const ctx = routeContext(push, proxy, port, gwKey, server.tls !== undefined);
     for (const vs of push.virtualServices) {
       if (!vs.spec.http?.length || !bindsTo(vs, gwKey)) continue;
       const hosts = serverHosts(server, vs.metadata.namespace, gw.metadata.namespace);
