@@ -7,7 +7,7 @@ import type { RouteTable } from './route-config.ts';
 export class RdsRouteHolder implements RouteHolder {
   readonly name: string;
   table: RouteTable | undefined = undefined;
-  /** The table came in the latest RDS set (false: none yet, or kept only for a listener version still serving). */
+  /** The table came in the latest RDS set (false: none yet, or kept only for a listener version still serving or draining). */
   current = false;
   private readonly waiters = new Set<() => void>();
 
@@ -17,7 +17,8 @@ export class RdsRouteHolder implements RouteHolder {
 
   /**
    * An accepted RDS set: `table` is this name's in it. Without one, `keep` holds on to the last
-   * table for a listener version still serving whose update, warming, names another configuration.
+   * table for a listener version still serving whose update, warming, names another configuration,
+   * or for a draining one (its connections still open) until it is gone.
    */
   update(table: RouteTable | undefined, keep: boolean): void {
     this.current = table !== undefined;
