@@ -18,7 +18,7 @@ export function unsupportedVirtualService(spec: T.VirtualServiceSpec, r: Reporte
   for (const kind of ['tcp', 'tls'] as const) {
     spec[kind]?.forEach((route, i) => {
       route.match?.forEach((m, j) => {
-        // istiod's matchTCP/matchTLS (pilot/pkg/networking/core/tls.go) never read it.
+        // istiod never reads it: sidecars' matchTCP/matchTLS (pilot/pkg/networking/core/tls.go), gateways' l4SingleMatch (gateway.go).
         if (m.sourceSubnet !== undefined) warn(r, ['spec', kind, i, 'match', j, 'sourceSubnet'], 'match.sourceSubnet (not implemented by Istio either)', 'the match applies to every source');
       });
     });
