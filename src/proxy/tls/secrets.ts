@@ -5,6 +5,7 @@
 import { Reader, type Issues } from '../config/reader.ts';
 import { readDataSource } from '../config/data-source.ts';
 import { readSanMatchers, type SanMatcher } from './tls-san.ts';
+import { readCrls } from './tls-crl.ts';
 
 export interface Secret {
   readonly name: string;
@@ -13,6 +14,8 @@ export interface Secret {
   readonly privateKey?: string;
   /** PEM trust bundle (validation_context.trusted_ca). */
   readonly trustedCa?: string;
+  /** PEM CRLs of a validation secret (validation_context.crl). */
+  readonly crls?: readonly string[];
   /** SAN matchers carried by a validation secret: the TLS contexts using it check them too. */
   readonly sans?: readonly SanMatcher[];
   readonly raw: Record<string, unknown>;
@@ -27,6 +30,7 @@ export function compileSecret(raw: Record<string, unknown>, path: string, issues
   let privateKey: string | undefined;
   let trustedCa: string | undefined;
   let sans: SanMatcher[] | undefined;
+  let crls: string[] | undefined;
   const tc = r.obj('tls_certificate');
   if (tc) {
     certChain = readDataSource(tc.obj('certificate_chain'));
@@ -38,12 +42,13 @@ export function compileSecret(raw: Record<string, unknown>, path: string, issues
   const vc = r.obj('validation_context');
   if (vc) {
     trustedCa = readDataSource(vc.obj('trusted_ca'));
+    crls = readCrls(vc);
     sans = readSanMatchers(vc);
     vc.done();
   }
   if (!tc && !vc) issues.error(path, 'a secret needs tls_certificate or validation_context');
   r.done();
-  return { name, certChain, privateKey, trustedCa, sans, raw };
+  return { name, certChain, privateKey, trustedCa, crls, sans, raw };
 }
 
 export class SecretStore {

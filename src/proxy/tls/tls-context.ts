@@ -12,6 +12,7 @@ import { LOCAL_SECRETS } from '../xds-client/xds-dependencies.ts';
 import { readDataSource } from '../config/data-source.ts';
 import type { SecretStore } from './secrets.ts';
 import { readSanMatchers, type SanMatcher } from './tls-san.ts';
+import { readCrls } from './tls-crl.ts';
 import { TlsSessionCache } from './tls-session-cache.ts';
 
 /**
@@ -52,6 +53,8 @@ export class TlsContext {
   private inlineCert?: string;
   private inlineKey?: string;
   private inlineCa?: string;
+  /** validation_context.crl: its CRLs (PEM blocks), every one loaded, as Envoy does. */
+  private crls: string[] = [];
   private readonly sans: SanMatcher[];
   private minVersion?: tls.SecureVersion;
   private maxVersion?: tls.SecureVersion;
@@ -132,6 +135,7 @@ export class TlsContext {
       for (const s of c.objs('tls_certificate_sds_secret_configs')) this.certSecret = sdsSecretName(s);
       const readValidation = (v: Reader) => {
         this.inlineCa = readDataSource(v.obj('trusted_ca'));
+        this.crls = readCrls(v);
         sans.push(...readSanMatchers(v));
         const trust = v.str('trust_chain_verification', 'VERIFY_TRUST_CHAIN');
         if (trust === 'ACCEPT_UNTRUSTED') acceptUntrusted = true;
@@ -159,6 +163,8 @@ export class TlsContext {
     this.offeredSigalgs = offeredSigalgs;
     if (isServer && !this.inlineCert && !this.certSecret) r.issues.error(r.path, 'a DownstreamTlsContext needs a certificate (tls_certificates or tls_certificate_sds_secret_configs)');
     if (this.requireClientCert && !this.inlineCa && !this.caSecret) r.issues.error(r.at('require_client_certificate'), 'requires a validation context (trusted CA) to verify client certificates');
+    // Envoy: "Failed to load CRL from <crl> without trusted CA".
+    if (this.crls.length && !this.inlineCa && !this.caSecret) r.issues.error(r.path, 'a validation context with a crl needs a trusted CA (trusted_ca or a validation context secret): a CRL only applies to a verified chain');
   }
 
   /** Secret names this context needs that the store does not have yet (the listener/cluster is not ready). */
@@ -188,10 +194,14 @@ export class TlsContext {
     const cert = certSecret?.certChain ?? this.inlineCert;
     const key = certSecret?.privateKey ?? this.inlineKey;
     const ca = [this.inlineCa, caSecret?.trustedCa].filter((x): x is string => Boolean(x));
+    const crl = caSecret?.crls?.length ? [...this.crls, ...caSecret.crls] : this.crls;
     this.cached = tls.createSecureContext({
       cert,
       key,
       ca: ca.length ? ca : undefined,
+      // OpenSSL then checks every certificate of the chain against them (X509_V_FLAG_CRL_CHECK_ALL,
+      // Envoy's default): a chain with a CA that no CRL covers is refused too.
+      crl: crl.length ? crl : undefined,
       minVersion: this.minVersion ?? 'TLSv1.2',
       maxVersion: this.maxVersion,
       ciphers: this.ciphers ?? DEFAULT_CIPHERS,
@@ -284,7 +294,6 @@ export class TlsContext {
 }
 
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
-
 /** The error code of a peer certificate whose SANs match none configured (Node's, for a host name mismatch). */
 export const SAN_MISMATCH = 'ERR_TLS_CERT_ALTNAME_INVALID';
 
