@@ -34,7 +34,7 @@ apiVersion: networking.istio.io/v1
 kind: Sidecar
 metadata: { name: default, namespace: default }
 spec:
-  outboundTrafficPolicy: { mode: ALLOW_ANY, egressProxy: { host: egress.example.com } }
+  outboundTrafficPolicy: { mode: ALLOW_ANY, egressProxy: { host: egress.example.com, port: { number: 3128 } } }
 ---
 apiVersion: networking.istio.io/v1
 kind: WorkloadGroup
@@ -50,7 +50,6 @@ test('unsupported fields are warnings with their path and position; supported on
   const warnings = r.diagnostics.filter((d) => d.severity === 'Warning').map((d) => `${d.source?.line} ${d.path}`);
   assert.deepEqual(warnings, [
     '12 spec.tcp[0].match[0].sourceSubnet',
-    '31 spec.outboundTrafficPolicy.egressProxy',
     '37 spec.template.network',
   ]);
   assert.ok(r.diagnostics.every((d) => d.severity !== 'Warning' || /not supported by Rigging and has no effect/.test(d.message)));

@@ -37,6 +37,7 @@ export function validateSidecar(spec: SidecarSpec, r: Reporter): void {
   if (catchAll > 1) r.error(['spec', 'egress'], 'only one egress listener may omit the port (the catch-all)', 'give the other egress listeners a port');
   const otp = spec.outboundTrafficPolicy;
   if (otp?.egressProxy && otp.mode !== 'ALLOW_ANY') r.error(['spec', 'outboundTrafficPolicy', 'egressProxy'], 'egressProxy is only used with mode ALLOW_ANY', 'set mode: ALLOW_ANY or remove egressProxy');
+  else if (otp?.egressProxy && otp.egressProxy.port?.number === undefined) r.error(['spec', 'outboundTrafficPolicy', 'egressProxy', 'port'], 'egressProxy needs a port', 'set port.number: the egress proxy service port that unknown destinations go to');
 }
 
 export function validateWorkloadEntry(spec: WorkloadEntrySpec, r: Reporter): void {

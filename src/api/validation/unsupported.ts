@@ -54,7 +54,6 @@ export function unsupportedSidecar(spec: T.SidecarSpec, r: Reporter): void {
     if (l.port?.protocol && !l.bind && l.captureMode !== 'NONE') warn(r, ['spec', 'egress', i, 'port', 'protocol'], 'port.protocol on a captured egress listener', 'the services\' own port protocols are used; set bind or captureMode: NONE for a listener of its own with this protocol');
     if (l.bind?.startsWith('unix://')) warn(r, ['spec', 'egress', i, 'bind'], 'a Unix domain socket bind', 'the listener is not created');
   });
-  if (spec.outboundTrafficPolicy?.egressProxy) warn(r, ['spec', 'outboundTrafficPolicy', 'egressProxy'], 'outboundTrafficPolicy.egressProxy', 'unknown destinations go out directly (ALLOW_ANY)');
 }
 
 export function unsupportedWorkloadEntry(spec: T.WorkloadEntrySpec, path: FieldPath, r: Reporter): void {

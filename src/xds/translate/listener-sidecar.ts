@@ -15,7 +15,7 @@ import { pilotFeatures } from '../features.ts';
 import { acceptsHttp10, buildHcm } from './http-filters.ts';
 import { proxyHeadersKey } from './proxy-headers.ts';
 import { TLS_INSPECTOR, chainsForMode, inboundChains, needsTlsInspector, tcpProxy } from './listener-inbound.ts';
-import { BLACKHOLE_CLUSTER, HTTP_PROXY_ROUTE, INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PORT, OUTBOUND_PORT, PASSTHROUGH_CLUSTER, VIRTUAL_INBOUND, VIRTUAL_OUTBOUND, listenerAddress, listenerName } from './names.ts';
+import { HTTP_PROXY_ROUTE, INBOUND_PASSTHROUGH_CLUSTER, INBOUND_PORT, OUTBOUND_PORT, VIRTUAL_INBOUND, VIRTUAL_OUTBOUND, listenerAddress, listenerName } from './names.ts';
 import { inboundMtlsMode } from './peer-authentication.ts';
 import { needsHttpInspector, sniffedHttpChain, sniffingListener } from './listener-sniffing.ts';
 import { withOutboundTcpTelemetry } from '../telemetry/index.ts';
@@ -23,6 +23,7 @@ import { tracingServiceName } from '../telemetry/telemetry-config.ts';
 import { telemetryLevels } from '../telemetry/telemetry-policy.ts';
 import { destinationsTarget, l4MatchApplies, tcpRouteTargets, tcpTarget } from './route-config.ts';
 import type { RouteContext } from './route-builder.ts';
+import { unknownDestinationCluster } from './unknown-destinations.ts';
 
 const RDS_SOURCE = { ads: {}, initial_fetch_timeout: '0s', resource_api_version: 'V3' };
 
@@ -110,7 +111,7 @@ export function resolveUpstream(push: PushContext, proxy: Proxy, hostPort: strin
 
 export function redirectListeners(push: PushContext, proxy: Proxy): EnvoyJson[] {
   const out: EnvoyJson[] = [];
-  const passthrough = push.outboundMode(proxy) === 'REGISTRY_ONLY' ? BLACKHOLE_CLUSTER : PASSTHROUGH_CLUSTER;
+  const passthrough = unknownDestinationCluster(push, proxy);
   out.push(...withOutboundTcpTelemetry(push, proxy, [{
     name: VIRTUAL_OUTBOUND,
     address: listenerAddress('0.0.0.0', OUTBOUND_PORT),

@@ -11,9 +11,10 @@ import type { Service, ServicePort } from '../../model/service.ts';
 import { hostMatches, hostsIntersect, isHttpProtocol, labelsMatch, resolveShortName } from '../../model/service.ts';
 import { gatewaysFor, serverHosts } from './gateway-servers.ts';
 import { includesAttemptCount } from './proxy-headers.ts';
-import { HTTP_PROXY_ROUTE, PASSTHROUGH_CLUSTER, gatewayHttpsRouteName, outboundClusterName } from './names.ts';
+import { HTTP_PROXY_ROUTE, gatewayHttpsRouteName, outboundClusterName } from './names.ts';
 import type { RouteContext } from './route-builder.ts';
 import { clusterFor, defaultRoute, hashPolicyFor, virtualServiceRoutes } from './route-builder.ts';
+import { unknownDestinationCluster } from './unknown-destinations.ts';
 
 /**
  * Which names a virtual host lists: `bare` only the names (the route configuration ignores the
@@ -195,8 +196,9 @@ function catchAll(push: PushContext, proxy: Proxy, withConnect: boolean): EnvoyJ
     return { name: 'block_all', domains: ['*'], routes: [{ name: 'block_all', match: { prefix: '/' }, direct_response: { status: 502 } }] };
   }
   const routes: EnvoyJson[] = [];
-  if (withConnect) routes.push(connectRoute({ cluster: PASSTHROUGH_CLUSTER }));
-  routes.push({ name: 'allow_any', match: { prefix: '/' }, route: { cluster: PASSTHROUGH_CLUSTER, timeout: '0s', max_stream_duration: { max_stream_duration: '0s', grpc_timeout_header_max: '0s' } } });
+  const cluster = unknownDestinationCluster(push, proxy);
+  if (withConnect) routes.push(connectRoute({ cluster }));
+  routes.push({ name: 'allow_any', match: { prefix: '/' }, route: { cluster, timeout: '0s', max_stream_duration: { max_stream_duration: '0s', grpc_timeout_header_max: '0s' } } });
   return { name: 'allow_any', domains: ['*'], routes };
 }
 
