@@ -200,6 +200,37 @@ spec:
   assert.deepEqual([retry.num_retries, retry.retriable_status_codes, retry.retry_back_off], [3, [500, 502], { base_interval: '0.1s' }]);
 });
 
+test("a RequestRedirect without a port takes the scheme's well-known port, else the listener's, as the Gateway API says (istiod: derivePort FROM_PROTOCOL_DEFAULT / FROM_REQUEST_PORT)", () => {
+  const push = buildPush(
+    parseYaml(`${gw('gw', '  - { name: http, port: 8080, protocol: HTTP }')}
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: r }
+spec:
+  parentRefs: [{ name: gw }]
+  rules:
+  - matches: [{ path: { value: /host } }]
+    filters: [{ type: RequestRedirect, requestRedirect: { hostname: example.org } }]
+  - matches: [{ path: { value: /scheme } }]
+    filters: [{ type: RequestRedirect, requestRedirect: { hostname: example.org, scheme: https } }]
+  - matches: [{ path: { value: /port } }]
+    filters: [{ type: RequestRedirect, requestRedirect: { hostname: example.org, port: 9443 } }]
+`),
+  );
+  assert.deepEqual(conditions(push), []);
+  const table = compileRouteConfig(routeConfig(push, router('gw'), 'http.8080'), 'rds', new Issues());
+  const vh = table.findVirtualHost('example.com:8080')!;
+  const location = (path: string) => {
+    const head = { method: 'GET', path, authority: 'example.com:8080', scheme: 'http', headers: {} };
+    return redirectLocation(matchRoute(vh, head, false)!, head);
+  };
+  assert.deepEqual(
+    ['/host', '/scheme', '/port'].map(location),
+    ['http://example.org:8080/host', 'https://example.org/scheme', 'http://example.org:9443/port'],
+    "the listener's port with the hostname alone; https's own (443, left out) with the scheme; the port given",
+  );
+});
+
 test("ReplacePrefixMatch rewrites and redirects give the Gateway API's paths (no // when the prefix goes entirely), through rig proxy's route table", () => {
   const rule = (prefix: string, filter: string, replacement: string) =>
     `  - matches: [{ path: { value: "${prefix}" } }]\n    filters: [{ type: ${filter}, ${filter === 'URLRewrite' ? 'urlRewrite' : 'requestRedirect'}: { path: { type: ReplacePrefixMatch, replacePrefixMatch: "${replacement}" } } }]\n${filter === 'URLRewrite' ? '    backendRefs: [{ name: a, port: 9080 }]\n' : ''}`;

@@ -295,7 +295,9 @@ function ruleAction(route: AnyRoute, rule: GatewayApi.HTTPRouteRule | GatewayApi
         action.redirect = { redirectCode: rd.statusCode ?? 302 };
         if (rd.scheme) action.redirect.scheme = rd.scheme;
         if (rd.hostname) action.redirect.authority = rd.hostname;
+        // Without a port, the Gateway API takes the scheme's well-known port, else the listener's: istiod's conversion.
         if (rd.port) action.redirect.port = rd.port;
+        else action.redirect.derivePort = rd.scheme ? 'FROM_PROTOCOL_DEFAULT' : 'FROM_REQUEST_PORT';
         if (rd.path?.type === 'ReplaceFullPath') action.redirect.uri = rd.path.replaceFullPath;
         if (rd.path?.type === 'ReplacePrefixMatch') action.redirect.uri = PREFIX_REDIRECT_MARKER + (rd.path.replacePrefixMatch ?? '/');
         break;
