@@ -27,7 +27,8 @@ export function unsupportedVirtualService(spec: T.VirtualServiceSpec, r: Reporte
 
 function trafficPolicy(tp: T.TrafficPolicy | undefined, path: FieldPath, r: Reporter): void {
   if (!tp) return;
-  if (tp.tls?.caCrl !== undefined) warn(r, [...path, 'tls', 'caCrl'], 'tls.caCrl (certificate revocation list)', 'revoked server certificates are not refused');
+  const fromFiles = (tp.tls?.mode === 'SIMPLE' || tp.tls?.mode === 'MUTUAL') && !tp.tls.credentialName && !tp.tls.insecureSkipVerify;
+  if (tp.tls?.caCrl !== undefined && !fromFiles) warn(r, [...path, 'tls', 'caCrl'], 'tls.caCrl without SIMPLE or MUTUAL verification from files (istiod ignores it with ISTIO_MUTUAL, credentialName or insecureSkipVerify too)', 'the server certificate is not checked against a CRL');
   tp.portLevelSettings?.forEach((p, i) => trafficPolicy(p, [...path, 'portLevelSettings', i], r));
 }
 

@@ -76,6 +76,9 @@ export function originationUpstream(tls: ClientTLSSettings, defaultSni: string, 
     if (tls.mode === 'MUTUAL') common.tls_certificate_sds_secret_configs = [sds(credentialSecretName(tls.credentialName))];
     if (!tls.insecureSkipVerify) common.combined_validation_context = { default_validation_context: validation, validation_context_sds_secret_config: sds(credentialSecretName(tls.credentialName + CA_CERT_SUFFIX)) };
   } else {
+    // istiod puts caCrl beside the SANs wherever it verifies the server from files or the system
+    // CAs (not with credentialName, whose secret carries its own CRL; not with insecureSkipVerify).
+    if (tls.caCrl) validation.crl = { filename: tls.caCrl };
     if (tls.mode === 'MUTUAL' && tls.clientCertificate && tls.privateKey) common.tls_certificates = [{ certificate_chain: { filename: tls.clientCertificate }, private_key: { filename: tls.privateKey } }];
     if (tls.insecureSkipVerify) {
       // Istio's opt-out: no verification at all.
