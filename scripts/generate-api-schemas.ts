@@ -18,7 +18,7 @@ import { createGenerator } from 'ts-json-schema-generator';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const out = join(root, 'src/api/schema');
 const crdFile = process.argv[2] ?? join(root, '../shared/istio-api/customresourcedefinitions.gen.yaml');
-const KINDS = new Set(['VirtualService', 'DestinationRule', 'Gateway', 'ServiceEntry', 'Sidecar', 'WorkloadEntry', 'WorkloadGroup', 'PeerAuthentication', 'RequestAuthentication', 'AuthorizationPolicy', 'Telemetry', 'EnvoyFilter', 'WasmPlugin']);
+const KINDS = new Set(['VirtualService', 'DestinationRule', 'Gateway', 'ServiceEntry', 'Sidecar', 'WorkloadEntry', 'WorkloadGroup', 'PeerAuthentication', 'RequestAuthentication', 'AuthorizationPolicy', 'Telemetry', 'EnvoyFilter', 'WasmPlugin', 'ProxyConfig']);
 
 const strip = (v: unknown): unknown => JSON.parse(JSON.stringify(v, (k, x) => (k === 'description' ? undefined : x)));
 

@@ -15,6 +15,7 @@ export type * from './types/networking.ts';
 export type * from './types/security.ts';
 export type * from './types/telemetry.ts';
 export type * from './types/extensions.ts';
+export type * from './types/proxy-config.ts';
 export type * from './types/kubernetes.ts';
 export type * as GatewayApi from './types/gateway-api.ts';
 export { TLS_TERMINATE_MODE_OPTION } from './types/gateway-api.ts';

@@ -39,6 +39,7 @@ export const KIND_INFO: Record<Kind, KindInfo> = {
   AuthorizationPolicy: { kind: 'AuthorizationPolicy', group: SEC, versions: ['v1', 'v1beta1'], namespaced: true, plural: 'authorizationpolicies', shortNames: ['ap'] },
   Telemetry: { kind: 'Telemetry', group: 'telemetry.istio.io', versions: ['v1', 'v1alpha1'], namespaced: true, plural: 'telemetries', shortNames: ['telemetry'] },
   EnvoyFilter: { kind: 'EnvoyFilter', group: NET, versions: ['v1alpha3'], namespaced: true, plural: 'envoyfilters' },
+  ProxyConfig: { kind: 'ProxyConfig', group: NET, versions: ['v1beta1'], namespaced: true, plural: 'proxyconfigs' },
   WasmPlugin: { kind: 'WasmPlugin', group: 'extensions.istio.io', versions: ['v1alpha1'], namespaced: true, plural: 'wasmplugins' },
   Service: { kind: 'Service', group: '', versions: ['v1'], namespaced: true, plural: 'services', shortNames: ['svc'] },
   Namespace: { kind: 'Namespace', group: '', versions: ['v1'], namespaced: false, plural: 'namespaces', shortNames: ['ns'] },

@@ -36,6 +36,7 @@ export const KINDS = [
   'Telemetry',
   'EnvoyFilter',
   'WasmPlugin',
+  'ProxyConfig',
   'Service',
   'Namespace',
   'Workload',

@@ -21,6 +21,7 @@ import type { TelemetryOptions } from './telemetry.ts';
 import { validateTelemetry } from './telemetry.ts';
 import { reportUnsupported } from './unsupported.ts';
 import { validateVirtualService } from './virtual-service.ts';
+import { validateProxyConfig } from './proxy-config.ts';
 import { validateWasmPlugin } from './wasm-plugin.ts';
 
 export interface ValidateOptions {
@@ -92,6 +93,8 @@ function validateSemantics(kind: Resource['kind'], spec: unknown, r: Reporter, o
       return validateEnvoyFilter(spec as T.EnvoyFilterSpec, r);
     case 'WasmPlugin':
       return validateWasmPlugin(spec as T.WasmPluginSpec, r);
+    case 'ProxyConfig':
+      return validateProxyConfig(spec as T.ProxyConfigSpec, r);
     case 'Service':
       return validateService(spec as T.ServiceSpec, r);
     case 'Namespace':
