@@ -1,6 +1,7 @@
 // DestinationRule connectionPool.tcp.idleTimeout as istiod applies it: the idle_timeout of the
 // outbound tcp_proxy filters sending to the rule's host (the rule's top-level trafficPolicy; the
-// first route's destination decides), and the cluster's HTTP idle_timeout when http.idleTimeout
+// first route's destination decides; maxConnectionDuration likewise their
+// max_downstream_connection_duration), and the cluster's HTTP idle_timeout when http.idleTimeout
 // is unset. Then through the control plane and a real `rig proxy` gateway: an idle TCP connection
 // is closed after the timeout, one that keeps sending is not.
 import assert from 'node:assert/strict';
@@ -30,7 +31,7 @@ kind: DestinationRule
 metadata: { name: db, namespace: default }
 spec:
   host: db
-  trafficPolicy: { connectionPool: { tcp: { idleTimeout: 90s } } }
+  trafficPolicy: { connectionPool: { tcp: { idleTimeout: 90s, maxConnectionDuration: 1h } } }
 ---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -72,9 +73,9 @@ test('tcp.idleTimeout: the idle_timeout of the tcp_proxy filters to the rule hos
   const db = listeners.find((l) => l.name === `${vip('db')}_27017`)!;
   assertEnvoyResource(LISTENER_TYPE, db);
   // The destinationSubnets chain goes to cache (its rule's 5m), the service's own chain to db (90s).
-  assert.deepEqual(tcpProxies(db).map((p) => [p.cluster, p.idle_timeout]), [
-    ['outbound|6379||cache.default.svc.cluster.local', '300s'],
-    ['outbound|27017||db.default.svc.cluster.local', '90s'],
+  assert.deepEqual(tcpProxies(db).map((p) => [p.cluster, p.idle_timeout, p.max_downstream_connection_duration]), [
+    ['outbound|6379||cache.default.svc.cluster.local', '300s', undefined],
+    ['outbound|27017||db.default.svc.cluster.local', '90s', '3600s'],
   ]);
   const cache = listeners.find((l) => l.name === `${vip('cache')}_6379`)!;
   assert.deepEqual(tcpProxies(cache).map((p) => p.idle_timeout), ['300s']);

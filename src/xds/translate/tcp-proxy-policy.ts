@@ -1,10 +1,11 @@
 // DestinationRule settings istiod puts on an outbound tcp_proxy filter rather than on the cluster:
 // connectionPool.tcp.idleTimeout becomes the filter's idle_timeout (Envoy's default, 1 h, without
-// it). Istio reads the rule of the first route's destination host, from its top-level
-// trafficPolicy only (pilot networkfilter.go, buildOutboundNetworkFiltersWithSingleDestination /
-// WithWeightedClusters). tcp_proxy filters are built in several places (service ports, tcp and
-// tls routes, Sidecar egress, gateways), so this is one pass over the finished listeners: the
-// first cluster a filter names is the first route's destination.
+// it) and connectionPool.tcp.maxConnectionDuration its max_downstream_connection_duration. Istio
+// reads the rule of the first route's destination host, from its top-level trafficPolicy only
+// (pilot networkfilter.go, buildOutboundNetworkFiltersWithSingleDestination / WithWeightedClusters).
+// tcp_proxy filters are built in several places (service ports, tcp and tls routes, Sidecar
+// egress, gateways), so this is one pass over the finished listeners: the first cluster a filter
+// names is the first route's destination.
 import type { EnvoyJson } from '../../envoy/index.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
@@ -20,25 +21,33 @@ function firstCluster(cfg: EnvoyJson): string | undefined {
   return weighted?.[0]?.name as string | undefined;
 }
 
-/** Listeners whose outbound tcp_proxy filters carry their destination's DestinationRule idleTimeout (copied where changed). */
+/** The tcp_proxy fields of a rule's top-level connectionPool.tcp; undefined when it sets none. */
+function tcpProxyFields(tcp: { idleTimeout?: string; maxConnectionDuration?: string } | undefined): EnvoyJson | undefined {
+  if (!tcp?.idleTimeout && !tcp?.maxConnectionDuration) return undefined;
+  const out: EnvoyJson = {};
+  if (tcp.idleTimeout) out.idle_timeout = envoyDuration(tcp.idleTimeout);
+  if (tcp.maxConnectionDuration) out.max_downstream_connection_duration = envoyDuration(tcp.maxConnectionDuration);
+  return out;
+}
+
+/** Listeners whose outbound tcp_proxy filters carry their destination's DestinationRule connection settings (copied where changed). */
 export function withTcpProxyPolicy(push: PushContext, proxy: Proxy, listeners: EnvoyJson[]): EnvoyJson[] {
-  if (!push.destinationRules.some((dr) => dr.spec.trafficPolicy?.connectionPool?.tcp?.idleTimeout !== undefined)) return listeners;
-  const idleByHost = new Map<string, string | undefined>();
-  const idleTimeout = (host: string): string | undefined => {
-    if (!idleByHost.has(host)) {
+  if (!push.destinationRules.some((dr) => tcpProxyFields(dr.spec.trafficPolicy?.connectionPool?.tcp))) return listeners;
+  const byHost = new Map<string, EnvoyJson | undefined>();
+  const fieldsFor = (host: string): EnvoyJson | undefined => {
+    if (!byHost.has(host)) {
       const svc = push.serviceByHost.get(host);
-      const d = svc && push.destinationRuleFor(proxy, svc)?.spec.trafficPolicy?.connectionPool?.tcp?.idleTimeout;
-      idleByHost.set(host, d ? envoyDuration(d) : undefined);
+      byHost.set(host, svc && tcpProxyFields(push.destinationRuleFor(proxy, svc)?.spec.trafficPolicy?.connectionPool?.tcp));
     }
-    return idleByHost.get(host);
+    return byHost.get(host);
   };
   const filter = (f: EnvoyJson): EnvoyJson => {
     const cfg = f.typed_config as EnvoyJson | undefined;
     if (f.name !== TCP_PROXY || !cfg) return f;
     const name = firstCluster(cfg);
     const dest = name === undefined ? undefined : parseClusterName(name);
-    const idle = dest?.direction === 'outbound' ? idleTimeout(dest.host) : undefined;
-    return idle === undefined ? f : { ...f, typed_config: { ...cfg, idle_timeout: idle } };
+    const fields = dest?.direction === 'outbound' ? fieldsFor(dest.host) : undefined;
+    return fields ? { ...f, typed_config: { ...cfg, ...fields } } : f;
   };
   const chain = (c: EnvoyJson): EnvoyJson => {
     const filters = c.filters as EnvoyJson[] | undefined;
