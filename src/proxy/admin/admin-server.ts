@@ -13,6 +13,7 @@ import { prometheusText, PROMETHEUS_CONTENT_TYPE } from '../telemetry/prometheus
 import { statsJson, statsText } from './stats-output.ts';
 import { runtimeDump, runtimeModify } from './runtime-endpoints.ts';
 import { LogLevelError, type LogLevels } from './logging.ts';
+import { isPipe } from '../network/pipe-address.ts';
 
 export interface AdminOptions {
   runtime: ProxyRuntime;
@@ -121,8 +122,9 @@ export function createAdminHandler(o: AdminOptions): http.RequestListener {
       }
       case '/listeners': {
         const ls = rt.listeners.listeners();
-        if (json) return send(res, 200, { listener_statuses: ls.map((l) => ({ name: l.config.name, local_address: { socket_address: { address: l.config.address, port_value: l.boundPort || l.config.port } }, state: l.state, error: l.error })) });
-        return send(res, 200, ls.map((l) => `${l.config.name}::${l.config.address}:${l.boundPort || l.config.port}`).join('\n') + '\n');
+        const local = (a: string, port: number) => (isPipe(a) ? { pipe: { path: a } } : { socket_address: { address: a, port_value: port } });
+        if (json) return send(res, 200, { listener_statuses: ls.map((l) => ({ name: l.config.name, local_address: local(l.config.address, l.boundPort || l.config.port), state: l.state, error: l.error })) });
+        return send(res, 200, ls.map((l) => `${l.config.name}::${isPipe(l.config.address) ? l.config.address : `${l.config.address}:${l.boundPort || l.config.port}`}`).join('\n') + '\n');
       }
       case '/memory':
         return send(res, 200, memoryReport());

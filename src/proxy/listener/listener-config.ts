@@ -4,6 +4,7 @@ import { isIPv6 } from 'node:net';
 import type { Issues} from '../config/reader.ts';
 import { Reader } from '../config/reader.ts';
 import { readSocketAddress } from '../upstream/cluster-config.ts';
+import { isPipe } from '../network/pipe-address.ts';
 import { readTransportSocket, type TlsContext } from '../tls/tls-context.ts';
 import { networkFilterFactory, type NetworkFilter } from '../network/network-filter.ts';
 import type { ProxyContext } from '../context.ts';
@@ -48,8 +49,11 @@ export interface ListenerConfig {
   readonly name: string;
   /** stat_prefix: listener stats are listener.<stat_prefix>. ('' : listener.<address>_<port>.). */
   readonly statPrefix: string;
+  /** An IP address, or a pipe's path (port 0; network/pipe-address.ts). */
   readonly address: string;
   readonly port: number;
+  /** Pipe.mode: the permissions the socket file gets once bound (undefined: as the umask leaves them). */
+  readonly pipeMode?: number;
   readonly bindToPort: boolean;
   /** Bound to an IPv6 address without socket_address.ipv4_compat: IPv6 connections only (IPV6_V6ONLY), as in Envoy. */
   readonly ipv6Only: boolean;
@@ -233,7 +237,7 @@ export function compileListener(raw: Record<string, unknown>, path: string, issu
   }
   const bufferLimitBytes = readBufferLimit(r);
   const init = new ListenerInit();
-  const ctx: ChainContext = { proxy, listenerName: name, listenerStats: `listener.${r.str('stat_prefix') || `${sa.address}_${sa.port}`}.`, direction, bufferLimitBytes, initManager: init };
+  const ctx: ChainContext = { proxy, listenerName: name, listenerStats: `listener.${r.str('stat_prefix') || addressStatName(sa.address, sa.port)}.`, direction, bufferLimitBytes, initManager: init };
   const filterChains = r.objs('filter_chains').map((c, i) => readChain(c, ctx, issues, i));
   const dc = r.obj('default_filter_chain');
   const defaultChain = dc ? readChain(dc, ctx, issues, -1) : undefined;
@@ -256,7 +260,12 @@ export function compileListener(raw: Record<string, unknown>, path: string, issu
   if (r.str('drain_type', 'DEFAULT') === 'MODIFY_ONLY') issues.warn(r.at('drain_type'), 'MODIFY_ONLY is not supported: the listener also drains on shutdown and /drain_listeners, as with DEFAULT');
   r.done();
   const warming = init.empty ? undefined : init;
-  return { name, statPrefix, address: sa.address, port: sa.port, bindToPort, ipv6Only, useOriginalDst, readOriginalDst, proxyProtocol, tlsInspector, httpInspector, tlsInspectorDisabled, httpInspectorDisabled, direction, filterChains, defaultChain, inspectTimeoutMs, continueOnInspectTimeout, bufferLimitBytes, warming, raw };
+  return { name, statPrefix, address: sa.address, port: sa.port, pipeMode: sa.pipeMode, bindToPort, ipv6Only, useOriginalDst, readOriginalDst, proxyProtocol, tlsInspector, httpInspector, tlsInspectorDisabled, httpInspectorDisabled, direction, filterChains, defaultChain, inspectTimeoutMs, continueOnInspectTimeout, bufferLimitBytes, warming, raw };
+}
+
+/** The listener stats' name of an address without stat_prefix: `<ip>_<port>`, or a pipe's path. */
+export function addressStatName(address: string, port: number): string {
+  return isPipe(address) ? address : `${address}_${port}`;
 }
 
 /** A network filter of a chain whose config comes over ECDS (extension-config-discovery.ts); never terminal. */

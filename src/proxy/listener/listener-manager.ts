@@ -11,11 +11,13 @@
 // cancelled (its targets stop; it never serves). A version out of service whose drained chains
 // still have connections is draining: it stays in use (its RDS and ECDS subscriptions kept, as
 // Envoy keeps a draining listener's route and extension config providers) until they closed.
+import { chmodSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
 import type tls from 'node:tls';
 import type { X509Certificate } from 'node:crypto';
-import type { ListenerConfig, ListenerWarming, FilterChain } from './listener-config.ts';
+import { addressStatName, type ListenerConfig, type ListenerWarming, type FilterChain } from './listener-config.ts';
+import { isPipe, socketPath } from '../network/pipe-address.ts';
 import { selectFilterChain, type ConnectionFacts } from './filter-chain-match.ts';
 import { looksLikeTls, parseClientHello, inspectHttp } from './client-hello.ts';
 import { proxyHeaderDecided, proxyProtocolVerdict, PROXY_HEADER_MAX_BYTES, type ProxyProtocolVerdict } from './proxy-protocol-filter.ts';
@@ -28,6 +30,7 @@ import { sslStats, type SslStats } from '../tls/upstream-tls-stats.ts';
 import type { Histogram, Stat } from '../stats/stats.ts';
 import { setBufferLimit } from '../network/buffer-limit.ts';
 import { registerInternalDispatch } from './internal-dispatch.ts';
+import { formatIpPort } from '../network/ip-port.ts';
 
 interface ListenerStats {
   cxTotal: Stat;
@@ -64,7 +67,7 @@ export class ActiveListener {
   constructor(config: ListenerConfig, manager: ListenerManager) {
     this.config = config;
     this.manager = manager;
-    const p = `listener.${config.statPrefix || `${config.address}_${config.port}`}.`;
+    const p = `listener.${config.statPrefix || addressStatName(config.address, config.port)}.`;
     this.statPrefix = p;
     const s = manager.ctx.stats;
     this.stats = { cxTotal: s.counter(p + 'downstream_cx_total'), cxActive: s.gauge(p + 'downstream_cx_active'), noChain: s.counter(p + 'no_filter_chain_match'), cxLengthMs: s.histogram(p + 'downstream_cx_length_ms') };
@@ -94,13 +97,23 @@ export class ActiveListener {
         const first = !this.retrying;
         this.state = 'failed';
         this.retrying = retry;
-        this.error = retry ? `address ${this.config.address}:${this.config.port} is already in use` : e.message;
+        this.error = retry ? `address ${formatIpPort(this.config.address, this.config.port)} is already in use` : e.message;
         if (first) log.error({ listener: this.config.name, err: this.error }, retry ? 'listener failed to bind; retrying until the address is free' : 'listener failed to bind');
         if (retry) this.scheduleRetry();
         resolve();
       });
-      server.listen({ host: this.config.address, port: this.config.port, backlog: 1024, ipv6Only: this.config.ipv6Only }, () => {
+      const pipe = isPipe(this.config.address);
+      if (pipe) unlinkStalePipe(this.config.address);
+      const where = pipe ? { path: socketPath(this.config.address) } : { host: this.config.address, port: this.config.port, ipv6Only: this.config.ipv6Only };
+      server.listen({ ...where, backlog: 1024 }, () => {
         server.removeAllListeners('error');
+        if (this.config.pipeMode !== undefined) {
+          try {
+            chmodSync(this.config.address, this.config.pipeMode);
+          } catch (e) {
+            log.error({ listener: this.config.name, err: (e as Error).message }, 'could not set the pipe mode');
+          }
+        }
         server.on('error', (e) => log.error({ listener: this.config.name, err: e.message }, 'listener error'));
         // Closed (removed or replaced) while binding: nothing may listen any more.
         if (this.closed) {
@@ -111,7 +124,7 @@ export class ActiveListener {
         this.state = 'listening';
         this.retrying = false;
         this.error = undefined;
-        this.boundPort = (server.address() as net.AddressInfo).port;
+        if (!pipe) this.boundPort = (server.address() as net.AddressInfo).port;
         resolve();
       });
     });
@@ -320,7 +333,7 @@ export class ListenerManager {
   /** Puts a listener version in service: an update in place when the address is the same, else a new bound listener. */
   private install(c: ListenerConfig): void {
     const old = this.active.get(c.name);
-    if (old && old.config.address === c.address && old.config.port === c.port && old.config.bindToPort === c.bindToPort && old.config.ipv6Only === c.ipv6Only && old.state !== 'failed') {
+    if (old && old.config.address === c.address && old.config.port === c.port && old.config.bindToPort === c.bindToPort && old.config.ipv6Only === c.ipv6Only && old.config.pipeMode === c.pipeMode && old.state !== 'failed') {
       // As Envoy: an unchanged listener keeps its connections; a changed one takes new
       // connections with the new config and drains the connections of its changed chains (an
       // authorization policy must not stay bypassed on a pooled keep-alive connection).
@@ -637,5 +650,15 @@ export class ListenerManager {
     const out: Record<string, number> = {};
     for (const l of this.active.values()) if (l.state === 'listening') out[l.config.name] = l.boundPort;
     return out;
+  }
+}
+
+/** As Envoy before binding a pipe: whatever is at its path goes (errors ignored: bind reports them); the abstract namespace has no file. */
+function unlinkStalePipe(path: string): void {
+  if (path[0] !== '/') return;
+  try {
+    unlinkSync(path);
+  } catch {
+    // Nothing there, or not removable: listen() says why if it matters.
   }
 }

@@ -4,6 +4,7 @@
 // cluster, not from the negotiated protocol: an h2 pool speaks h2 whatever the server selected
 // (istio-h2, or none). A kept TLS session of the host is offered (the TLS context's sessions;
 // a rotated certificate starts over). HTTP/1.1 pools connect through h1-pool/h1-connect.ts.
+import net from 'node:net';
 import tls from 'node:tls';
 import type { buildConnector as Connector } from 'undici';
 import type { HostSessions, TlsContext } from '../tls/tls-context.ts';
@@ -20,6 +21,8 @@ export interface AlpnConnectorOptions {
   readonly localAddress?: string;
   /** The host's sessions of the TLS context (undefined: max_session_keys 0, no resumption). */
   readonly sessions: HostSessions | undefined;
+  /** A pipe host's socket path (network/pipe-address.ts): connected instead of the origin's host and port. */
+  readonly path?: string;
   /** upstream_proxy_protocol: the PROXY header to write before the TLS handshake. */
   readonly proxyHeader?: ProxyHeaderOptions;
   /** The cluster's ssl.* stats, and the TLS context the connections are made with. */
@@ -33,7 +36,7 @@ export function alpnConnector(o: AlpnConnectorOptions): Connector.connector {
     const port = Number(opts.port) || 443;
     const localAddress = opts.localAddress ?? o.localAddress;
     const socket = tls.connect({
-      socket: o.proxyHeader ? connectWithProxyHeader(o.proxyHeader, { host, port, localAddress }) : undefined,
+      socket: o.proxyHeader ? connectWithProxyHeader(o.proxyHeader, o.path ? { path: o.path } : { host, port, localAddress }) : o.path ? net.connect({ path: o.path }) : undefined,
       host,
       port,
       servername: opts.servername ?? o.servername,

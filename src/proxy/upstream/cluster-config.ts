@@ -13,6 +13,7 @@ import { checkLbConfig } from './lb/index.ts';
 import { readBufferLimit } from '../network/buffer-limit.ts';
 import { readTcpKeepalive, type TcpKeepalive } from '../network/tcp-keepalive.ts';
 import { readUpstreamH2Options, readUpstreamHttp1Options, type UpstreamH2Options } from './upstream-http-options.ts';
+import { connectTarget, isPipe } from '../network/pipe-address.ts';
 
 export const DiscoveryType = { Static: 'STATIC', StrictDns: 'STRICT_DNS', LogicalDns: 'LOGICAL_DNS', Eds: 'EDS', OriginalDst: 'ORIGINAL_DST' } as const;
 
@@ -95,8 +96,8 @@ export interface ClusterConfig {
  * address upstream_bind_config binds. Traffic and active health checks connect alike (Envoy's
  * health check connections are upstream connections of the cluster).
  */
-export function upstreamTcpOptions(cfg: Pick<ClusterConfig, 'sourceAddress'>, host: { readonly address: string; readonly port: number }): { host: string; port: number; localAddress: string | undefined } {
-  return { host: host.address, port: host.port, localAddress: cfg.sourceAddress };
+export function upstreamTcpOptions(cfg: Pick<ClusterConfig, 'sourceAddress'>, host: { readonly address: string; readonly port: number }): ({ host: string; port: number } | { path: string }) & { localAddress: string | undefined } {
+  return { ...connectTarget(host.address, host.port), localAddress: cfg.sourceAddress };
 }
 
 const HTTP_OPTS = 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
@@ -110,16 +111,21 @@ const HEALTH: Record<string, number> = {
   DEGRADED: HealthFlag.DegradedEdsHealth,
 };
 
-/** A SocketAddress; `ipv4Compat` (ipv4_compat) only matters to a listener bound to an IPv6 address. */
-function readSocketAddress(r: Reader | undefined, issues: Issues, path: string): { address: string; port: number; ipv4Compat: boolean } | undefined {
+/**
+ * An Address: a SocketAddress (`ipv4Compat`, ipv4_compat, only matters to a listener bound to an
+ * IPv6 address) or a Pipe, whose path is the address (port 0; network/pipe-address.ts) and whose
+ * `pipeMode` is the listener socket file's permissions.
+ */
+function readSocketAddress(r: Reader | undefined, issues: Issues, path: string): { address: string; port: number; ipv4Compat: boolean; pipeMode?: number } | undefined {
   if (!r) {
     issues.error(path, 'missing address');
     return undefined;
   }
+  const pipe = r.obj('pipe');
+  if (pipe) return readPipe(r, pipe);
   const sa = r.obj('socket_address');
   if (!sa) {
-    if (r.has('pipe')) issues.error(r.at('pipe'), 'pipe addresses are not supported');
-    else issues.error(r.at('socket_address'), 'missing socket_address');
+    issues.error(r.at('socket_address'), 'missing socket_address or pipe');
     r.done();
     return undefined;
   }
@@ -135,6 +141,19 @@ function readSocketAddress(r: Reader | undefined, issues: Issues, path: string):
   sa.done();
   r.done();
   return { address, port, ipv4Compat };
+}
+
+/** Envoy's Pipe: a path ('@' first: the abstract namespace, where a mode cannot be set), mode at most 0777. */
+function readPipe(r: Reader, pipe: Reader): { address: string; port: number; ipv4Compat: boolean; pipeMode?: number } | undefined {
+  const path = pipe.str('path');
+  const mode = pipe.num('mode', 0);
+  pipe.done();
+  r.done();
+  if (!path) return void r.issues.error(pipe.at('path'), 'a pipe needs a path');
+  if (!isPipe(path)) return void r.issues.error(pipe.at('path'), `"${path}" is not a pipe path: give an absolute path, or @name for the abstract namespace`);
+  if (!Number.isInteger(mode) || mode < 0 || mode > 0o777) return void r.issues.error(pipe.at('mode'), `mode ${mode} is out of range: file permissions go up to 0777 (511)`);
+  if (mode && path.startsWith('@')) return void r.issues.error(pipe.at('mode'), 'a mode cannot be set on an abstract namespace pipe (as in Envoy): remove mode, or use a filesystem path');
+  return { address: path, port: 0, ipv4Compat: false, pipeMode: mode || undefined };
 }
 
 export { readSocketAddress };

@@ -27,6 +27,7 @@ import { alpnConnector } from './alpn-connector.ts';
 import { markUpstreamH2Socket, watchUpstreamH2Resets } from './h2-reset-watch.ts';
 import { setTcpKeepalive } from '../network/tcp-keepalive.ts';
 import { formatIpPort } from '../network/ip-port.ts';
+import { isPipe, socketPath } from '../network/pipe-address.ts';
 import { connectWithProxyHeader, proxyHeaderFor, proxyPoolKey, type DownstreamOrigin, type ProxyHeaderOptions, type UpstreamTransport } from './upstream-proxy-protocol.ts';
 import type { ProxyTlv } from '../network/proxy-protocol-header.ts';
 
@@ -416,7 +417,7 @@ export class Cluster implements ClusterHandle {
           const checkServerIdentity = (_host: string, cert: PeerCertificate): Error | undefined => sanMismatch(tls.checkPeer(cert));
           // undici's own TLS connector always offers http/1.1 and h2 and picks its codec from the
           // selected protocol; this one offers exactly `alpn` and speaks h2.
-          inner = alpnConnector({ alpn, timeoutMs: cfg.connectTimeoutMs, servername, secureContext, rejectUnauthorized: tls.rejectsUnverifiedPeer, checkServerIdentity, localAddress: cfg.sourceAddress, sessions: tls.hostSessions(host.key), proxyHeader, ssl: this.ssl && { stats: this.ssl, context: tls } });
+          inner = alpnConnector({ alpn, timeoutMs: cfg.connectTimeoutMs, servername, secureContext, rejectUnauthorized: tls.rejectsUnverifiedPeer, checkServerIdentity, localAddress: cfg.sourceAddress, path: isPipe(host.address) ? socketPath(host.address) : undefined, sessions: tls.hostSessions(host.key), proxyHeader, ssl: this.ssl && { stats: this.ssl, context: tls } });
         }
         // SNI comes from the transport socket (or the host name), never from the request's Host
         // header, which undici would otherwise use (Envoy does that only with auto_sni).
@@ -435,7 +436,8 @@ export class Cluster implements ClusterHandle {
     } else {
       // keepAlive: false: no SO_KEEPALIVE without tcp_keepalive, as Envoy (undici's default is on after 60 s).
       const h2c = { timeout: cfg.connectTimeoutMs, allowH2: true, useH2c: true, keepAlive: false };
-      const plain = proxyHeader ? proxyHeaderConnector(proxyHeader, cfg.connectTimeoutMs) : buildConnector(h2c);
+      const path = isPipe(host.address) ? socketPath(host.address) : undefined;
+      const plain = proxyHeader ? proxyHeaderConnector(proxyHeader, cfg.connectTimeoutMs, path) : buildConnector(path ? { ...h2c, socketPath: path } : h2c);
       connect = (opts, cb) => {
         const openedAt = performance.now();
         plain(opts, (...args) => {
@@ -450,7 +452,8 @@ export class Cluster implements ClusterHandle {
       };
     }
     watchUpstreamH2Resets();
-    const pool = new Pool(`${tls ? 'https' : 'http'}://${host.key}`, {
+    // A pipe has no authority: undici's origin names localhost, the connector the path.
+    const pool = new Pool(`${tls ? 'https' : 'http'}://${isPipe(host.address) ? 'localhost' : host.key}`, {
       connections: cfg.maxConnections,
       pipelining: 1,
       keepAliveTimeout: cfg.idleTimeoutMs,
@@ -533,10 +536,10 @@ function sameList(a: readonly string[], b: readonly string[]): boolean {
 }
 
 /** undici's h2c connector with a PROXY header first. */
-function proxyHeaderConnector(proxyHeader: ProxyHeaderOptions, timeoutMs: number): Connector.connector {
+function proxyHeaderConnector(proxyHeader: ProxyHeaderOptions, timeoutMs: number, path: string | undefined): Connector.connector {
   return (opts, cb) => {
     const host = opts.hostname.startsWith('[') ? opts.hostname.slice(1, -1) : opts.hostname;
-    const socket = connectWithProxyHeader(proxyHeader, { host, port: Number(opts.port), localAddress: opts.localAddress ?? undefined });
+    const socket = connectWithProxyHeader(proxyHeader, path ? { path } : { host, port: Number(opts.port), localAddress: opts.localAddress ?? undefined });
     socket.setNoDelay(true);
     const timer = setTimeout(() => socket.destroy(Object.assign(new Error(`connect timeout after ${timeoutMs} ms`), { code: 'UND_ERR_CONNECT_TIMEOUT' })), timeoutMs || 10_000);
     socket.once('connect', () => {

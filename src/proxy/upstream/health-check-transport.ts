@@ -76,7 +76,8 @@ export class CheckConnector {
   connect(host: Host): CheckConnection {
     const { tls: ctx, proxyHeader } = this.#transport(host);
     const opts = upstreamTcpOptions(this.#bind, host);
-    const tcp = proxyHeader ? keepaliveOnConnect(connectWithProxyHeader(proxyHeader, opts), this.#keepalive) : undefined;
+    // TLS to a pipe runs over a socket connected to its path (the TLS context connects by host and port).
+    const tcp = proxyHeader ? keepaliveOnConnect(connectWithProxyHeader(proxyHeader, opts), this.#keepalive) : ctx && 'path' in opts ? net.connect(opts) : undefined;
     if (!ctx) return { socket: tcp ?? keepaliveOnConnect(net.connect(opts), this.#keepalive), ready: 'connect', secure: false };
     try {
       const socket = ctx.connect(this.#source!.secrets, host, opts.localAddress, tcp, this.#alpn);

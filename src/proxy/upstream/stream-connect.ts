@@ -15,7 +15,8 @@ import type { Cluster, UpstreamHost } from './cluster.ts';
 export function connectHostStream(cluster: Cluster, host: UpstreamHost, secrets: SecretStore, downstream: ConnectionInfo | undefined): net.Socket {
   const { tls, proxyProtocol } = cluster.transportFor(host);
   const opts = { ...upstreamTcpOptions(cluster.config, host), allowHalfOpen: true };
-  const tcp = proxyProtocol ? connectWithProxyHeader(proxyHeaderFor(proxyProtocol, downstream, host.proxyProtocolTlvs), opts) : undefined;
+  // TLS to a pipe runs over a socket connected to its path (the TLS context connects by host and port).
+  const tcp = proxyProtocol ? connectWithProxyHeader(proxyHeaderFor(proxyProtocol, downstream, host.proxyProtocolTlvs), opts) : tls && 'path' in opts ? net.connect(opts) : undefined;
   let socket: net.Socket;
   if (tls) {
     const tlsSocket = tls.connect(secrets, host, opts.localAddress, tcp);

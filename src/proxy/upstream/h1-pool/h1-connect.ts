@@ -6,6 +6,7 @@ import tls from 'node:tls';
 import { DEFAULT_BUFFER_LIMIT_BYTES, setBufferLimit } from '../../network/buffer-limit.ts';
 import type { HostSessions } from '../../tls/tls-context.ts';
 import { connectWithProxyHeader, type ProxyHeaderOptions } from '../upstream-proxy-protocol.ts';
+import { connectTarget } from '../../network/pipe-address.ts';
 
 export interface H1TlsOptions {
   /** The current secure context (may throw: the connection attempt fails with that error). */
@@ -32,8 +33,9 @@ export interface H1ConnectOptions {
 export function h1Connector(o: H1ConnectOptions): (onread: net.OnReadOpts) => net.Socket {
   const t = o.tls;
   const limit = o.bufferLimitBytes ?? DEFAULT_BUFFER_LIMIT_BYTES;
+  const target = connectTarget(o.address, o.port);
   const tcp = (onread?: net.OnReadOpts): net.Socket => {
-    const opts = { host: o.address, port: o.port, localAddress: o.localAddress, onread };
+    const opts = { ...target, localAddress: o.localAddress, onread };
     return o.proxyHeader ? connectWithProxyHeader(o.proxyHeader, opts) : net.connect(opts);
   };
   if (!t) return (onread) => setBufferLimit(tcp(onread), limit);
@@ -45,8 +47,7 @@ export function h1Connector(o: H1ConnectOptions): (onread: net.OnReadOpts) => ne
     const opts: tls.ConnectionOptions & { localAddress?: string; onread: net.OnReadOpts } = {
       // Behind a PROXY header, TLS runs over the socket that wrote it.
       socket: o.proxyHeader ? tcp() : undefined,
-      host: o.address,
-      port: o.port,
+      ...target,
       localAddress: o.localAddress,
       servername: t.servername,
       secureContext,
