@@ -6,6 +6,7 @@ import { allOf, tcpProbe } from './probe.ts';
 import { removePortsFile, readPortsFile } from './ports-file.ts';
 import { gatewayArgs } from './proxy-args.ts';
 import type { GatewayPlan } from './mesh-plan.ts';
+import { proxyConfigEnv } from './effective-proxy-config.ts';
 import { proxyStatsEnv } from './proxy-stats-env.ts';
 import { proxyEcho, proxyReadiness, readable, watchState, type RuntimeContext } from './replica.ts';
 import { rigCommand } from './rig-command.ts';
@@ -57,7 +58,7 @@ export class GatewayRuntime {
       name: plan.name,
       command: process.execPath,
       args: [],
-      env: { ...process.env, ...proxyStatsEnv(ctx.meshProxyStatsMatcher), RIG_STATE_DIR: ctx.stateRoot },
+      env: {},
       cwd: process.cwd(),
       logFile: ctx.logFile(plan.name),
       print: readable(ctx.print(plan.name)),
@@ -66,6 +67,8 @@ export class GatewayRuntime {
       readiness: allOf([proxyReadiness(portsFile), ...Object.values(hostPorts).map((p) => tcpProbe(bind === '0.0.0.0' || bind === '::' ? '127.0.0.1' : bind, p))]),
       beforeStart: async () => {
         removePortsFile(portsFile);
+        const pc = ctx.proxyConfig({ namespace: plan.namespace, labels: plan.labels });
+        proc.spec.env = { ...process.env, ...proxyConfigEnv(pc, plan.name, ctx.noticeOnce), ...proxyStatsEnv(ctx.meshProxyStatsMatcher), RIG_STATE_DIR: ctx.stateRoot };
         proc.spec.args = rigCommand(gatewayArgs(plan, bind, hostPorts, await ctx.proxyCommon(portsFile, plan.name, identity))).args;
       },
     });

@@ -28,7 +28,8 @@ export function parseUpstreams(value: string | undefined): string[] {
 
 /**
  * Istio's pod annotation with the sidecar's ProxyConfig (YAML or JSON). rig up applies its
- * proxyMetadata, the sidecar's extra environment (e.g. ISTIO_META_HTTP10: "1", node metadata), and
+ * proxyMetadata, the sidecar's extra environment (e.g. ISTIO_META_HTTP10: "1", node metadata; merged
+ * with the ProxyConfig resources' environmentVariables, see effective-proxy-config.ts), and
  * its proxyStatsMatcher (over MeshConfig defaultConfig's, see proxy-stats-env.ts); any other
  * ProxyConfig field is refused by name rather than ignored.
  */
@@ -88,7 +89,7 @@ export interface ReplicaPlan {
   spec: WorkloadSpec;
   /** The annotation's upstreams, `host:port` (see UPSTREAMS_ANNOTATION). */
   upstreams: string[];
-  /** Extra environment of the sidecar (PROXY_CONFIG_ANNOTATION proxyMetadata). */
+  /** PROXY_CONFIG_ANNOTATION proxyMetadata: one level of the sidecar's environment (effective-proxy-config.ts). */
   proxyMetadata: Record<string, string>;
   /** PROXY_CONFIG_ANNOTATION proxyStatsMatcher and the STATS_INCLUSION_ANNOTATIONS set on the Workload. */
   proxyStats?: { matcher?: ProxyStatsMatcher; annotations: Record<string, string> };

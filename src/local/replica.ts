@@ -13,6 +13,8 @@ import { podSidecarArgs, sidecarArgs, sidecarNodeId, type ProxyCommon } from './
 import { appEcho } from './probe-echo.ts';
 import { sidecarProbe } from './replica-probe.ts';
 import { allocateReplicaPorts, releaseReplicaPorts, type ReplicaPorts } from './replica-ports.ts';
+import type { EffectiveProxyConfig, ProxyConfigTarget } from './effective-proxy-config.ts';
+import { proxyConfigEnv } from './effective-proxy-config.ts';
 import type { ProxyStatsMatcher, ReplicaPlan } from './mesh-plan.ts';
 import { proxyStatsEnv } from './proxy-stats-env.ts';
 import { rigCommand } from './rig-command.ts';
@@ -46,6 +48,8 @@ export interface RuntimeContext {
   proxyCommon(portsFile: string, name: string, identity: { namespace: string; serviceAccount: string }): Promise<ProxyCommon>;
   /** MeshConfig defaultConfig.proxyStatsMatcher: the Envoy stats every proxy keeps beyond Istio's defaults. */
   meshProxyStatsMatcher?: ProxyStatsMatcher;
+  /** The ProxyConfig a proxy starts with now (ProxyConfig resources, MeshConfig defaultConfig, the annotation). */
+  proxyConfig(target: ProxyConfigTarget): EffectiveProxyConfig;
   /** Tells the user about a state change worth knowing (crash, failure). */
   notice(line: string, isError: boolean): void;
   /** `notice`, once per rig up for each `key`. */
@@ -183,7 +187,7 @@ export class ReplicaRuntime {
       name: `${plan.name}/istio-proxy`,
       command: pod ? 'ip' : process.execPath,
       args: [],
-      env: { ...process.env, ...plan.proxyMetadata, ...proxyStatsEnv(ctx.meshProxyStatsMatcher, plan.proxyStats), RIG_STATE_DIR: ctx.stateRoot },
+      env: {},
       // In the workload's directory, where its exec probe runs (as a container's, in its files); the
       // pod's sidecar runs as the proxy user, which may not be able to enter the user's directory.
       cwd: pod ? path.dirname(portsFile) : isDirectory(plan.cwd) ? plan.cwd : process.cwd(),
@@ -194,6 +198,9 @@ export class ReplicaRuntime {
       readiness: proxyReadiness(portsFile, pod?.address),
       beforeStart: async () => {
         removePortsFile(portsFile);
+        // As Istio's injector, at each start: a ProxyConfig changed since applies from the next start on.
+        const pc = ctx.proxyConfig({ namespace: plan.namespace, labels: plan.labels, annotationMetadata: plan.proxyMetadata });
+        proxy.spec.env = { ...process.env, ...proxyConfigEnv(pc, plan.name, ctx.noticeOnce), ...proxyStatsEnv(ctx.meshProxyStatsMatcher, plan.proxyStats), RIG_STATE_DIR: ctx.stateRoot };
         const common = await ctx.proxyCommon(portsFile, plan.name, identity);
         if (probeEnvFile) writeFileSync(probeEnvFile, JSON.stringify(env), { mode: 0o600 });
         if (!pod) {

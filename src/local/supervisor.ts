@@ -4,15 +4,16 @@
 // changes; the status file in the state directory tells other `rig` commands what runs where.
 import path from 'node:path';
 import pino from 'pino';
-import type { Resource } from '../api/index.ts';
+import { resourceKey, type Resource } from '../api/index.ts';
 import { setLogSink, type Logger } from '../core/log.ts';
-import type { MeshConfig } from '../model/mesh-config.ts';
+import { DEFAULT_MESH_CONFIG, type MeshConfig } from '../model/mesh-config.ts';
 import { chmodSync, chownSync, existsSync, writeFileSync } from 'node:fs';
 import { attachCertificateAuthority, writeFileAtomic, type AttachedCa } from '../ca/index.ts';
 import { startControlPlane, type ControlPlane } from '../xds/controlplane.ts';
 import { appliedResources } from './applied-config.ts';
 import { ConfigSources } from './config-sources.ts';
 import { ControlPlaneLog } from './controlplane-log.ts';
+import { effectiveProxyConfig } from './effective-proxy-config.ts';
 import { GatewayRuntime } from './gateway.ts';
 import { cleanupNetnsLeftovers, createPodNetwork, PROXY_UID, type PodNetwork } from './netns/index.ts';
 import type { LogConsole } from './log-output.ts';
@@ -71,6 +72,8 @@ export class Supervisor {
   #stopping = false;
   #readyWaiters: (() => void)[] = [];
   #network: PodNetwork | undefined;
+  /** The ProxyConfig resources of the last reconcile, to say when they change. */
+  #proxyConfigs: string | undefined;
 
   constructor(opts: UpOptions) {
     this.opts = opts;
@@ -168,6 +171,7 @@ export class Supervisor {
       print: (name) => this.opts.console.writer(name),
       proxyCommon: async (portsFile, name, identity) => this.#proxyCommon(portsFile, name, identity),
       meshProxyStatsMatcher: this.opts.mesh?.defaultConfig.proxyStatsMatcher,
+      proxyConfig: (target) => effectiveProxyConfig(this.#config?.store.list() ?? [], target, { rootNamespace: this.opts.mesh?.rootNamespace ?? DEFAULT_MESH_CONFIG.rootNamespace, defaultConfig: this.opts.mesh?.defaultConfig }),
       workloadHealth: (nodeId) => this.#cp?.discovery.workloadHealth(nodeId),
       forgetWorkload: (nodeId) => this.#cp?.discovery.forgetWorkload(nodeId),
       allocatePort: () => this.#allocator.allocate(),
@@ -205,6 +209,7 @@ export class Supervisor {
   async #reconcile(): Promise<void> {
     if (this.#stopping || !this.#config) return;
     const resources: Resource[] = this.#config.store.list();
+    this.#noticeProxyConfigChange(resources);
     const desired = new Map<string, ReplicaPlan>(workloadReplicas(resources).map((r) => [r.name, r]));
     const gateways = new Map<string, GatewayPlan>(gatewayPlans(resources, { ingress: this.opts.ingress ?? true }).map((g) => [g.name, g]));
     const ctx = this.#context();
@@ -245,6 +250,13 @@ export class Supervisor {
     }
     await Promise.all(starts);
     this.#onProcessChange();
+  }
+
+  /** Proxies read their ProxyConfig when they start (effective-proxy-config.ts): a change waits for their next start. */
+  #noticeProxyConfigChange(resources: readonly Resource[]): void {
+    const now = JSON.stringify(resources.filter((r) => r.kind === 'ProxyConfig').map((r) => [resourceKey(r), r.spec]));
+    if (this.#proxyConfigs !== undefined && now !== this.#proxyConfigs) this.opts.console.info('ProxyConfig changed: each sidecar and gateway applies it at its next start; running ones keep theirs (as pods in Istio until they restart)');
+    this.#proxyConfigs = now;
   }
 
   #onProcessChange(): void {

@@ -28,5 +28,7 @@ export function define(cmd: Command): void {
       const running = sd.readStatus();
       for (const r of resources) process.stdout.write(`${describeResource(r)} ${applyResource(sd.appliedDir, r)}\n`);
       if (!running || !isAlive(running.pid)) process.stdout.write(`(no local mesh is running from ${sd.root}; this takes effect at the next rig up)\n`);
+      // As in Istio, where a ProxyConfig reaches a pod when it is (re)created.
+      else if (resources.some((r) => r.kind === 'ProxyConfig')) process.stdout.write('(a ProxyConfig takes effect when a proxy starts: running sidecars and gateways keep theirs until they restart)\n');
     });
 }
