@@ -1,5 +1,5 @@
 // A CA made with `openssl ca` in a temporary directory, two server certificates it signs (DNS SAN
-// `host`) and a CRL revoking one of them: what tests of CertificateValidationContext.crl and
+// `host`; server and client use) and a CRL revoking one of them: what tests of CertificateValidationContext.crl and
 // DestinationRule tls.caCrl present to a proxy. Files, not strings: Istio names them by path.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -48,7 +48,7 @@ commonName = supplied
 [server]
 basicConstraints = CA:FALSE
 keyUsage = critical,digitalSignature,keyEncipherment
-extendedKeyUsage = serverAuth
+extendedKeyUsage = serverAuth, clientAuth
 subjectAltName = DNS:${host}
 `,
   );

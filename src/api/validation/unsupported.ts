@@ -41,19 +41,24 @@ export function unsupportedGateway(spec: T.GatewaySpec, r: Reporter): void {
   spec.servers?.forEach((s, i) => {
     if (s.defaultEndpoint !== undefined) warn(r, ['spec', 'servers', i, 'defaultEndpoint'], 'server.defaultEndpoint', 'gateway traffic follows the VirtualServices bound to it');
     if (s.port.targetPort !== undefined) warn(r, ['spec', 'servers', i, 'port', 'targetPort'], 'port.targetPort', 'the gateway listens on port.number');
+    if (s.tls?.caCrl !== undefined) ignoredServerCrl(s.tls, ['spec', 'servers', i, 'tls', 'caCrl'], r);
   });
+}
+
+/** A server's caCrl checks client certificates from files or the mesh CA; istiod leaves it out elsewhere. */
+function ignoredServerCrl(tls: T.ServerTLSSettings, path: FieldPath, r: Reporter): void {
+  if (tls.credentialName) warn(r, path, 'tls.caCrl with credentialName (as in Istio)', "the credential's own certificate authority applies, without revocation checks");
+  else if (tls.mode !== 'MUTUAL' && tls.mode !== 'OPTIONAL_MUTUAL' && tls.mode !== 'ISTIO_MUTUAL') warn(r, path, `tls.caCrl in ${tls.mode ?? 'SIMPLE'} mode (no client certificate is checked)`, 'nothing is revoked');
 }
 
 export function unsupportedSidecar(spec: T.SidecarSpec, r: Reporter): void {
   spec.ingress?.forEach((l, i) => {
     if (l.port.targetPort !== undefined) warn(r, ['spec', 'ingress', i, 'port', 'targetPort'], 'ingress port.targetPort', 'traffic goes to defaultEndpoint (or the workload port)');
     if (l.bind && l.captureMode !== 'NONE') warn(r, ['spec', 'ingress', i, 'bind'], 'bind on a captured ingress listener', 'captured traffic arrives through virtualInbound; set captureMode: NONE for a listener bound on this address');
-    if (l.defaultEndpoint?.startsWith('unix://')) warn(r, ['spec', 'ingress', i, 'defaultEndpoint'], 'a Unix domain socket defaultEndpoint', 'traffic goes to 127.0.0.1:<port>');
   });
   spec.egress?.forEach((l, i) => {
     if (l.port?.targetPort !== undefined) warn(r, ['spec', 'egress', i, 'port', 'targetPort'], 'egress port.targetPort', 'the services\' own target ports are used');
     if (l.port?.protocol && !l.bind && l.captureMode !== 'NONE') warn(r, ['spec', 'egress', i, 'port', 'protocol'], 'port.protocol on a captured egress listener', 'the services\' own port protocols are used; set bind or captureMode: NONE for a listener of its own with this protocol');
-    if (l.bind?.startsWith('unix://')) warn(r, ['spec', 'egress', i, 'bind'], 'a Unix domain socket bind', 'the listener is not created');
   });
 }
 

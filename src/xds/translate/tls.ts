@@ -96,13 +96,14 @@ export function gatewayDownstream(tls: ServerTLSSettings, alpn: string[]): Envoy
   const mutual = tls.mode === 'MUTUAL' || tls.mode === 'OPTIONAL_MUTUAL';
   if (tls.mode === 'ISTIO_MUTUAL') {
     common.tls_certificate_sds_secret_configs = [sds(WORKLOAD_SECRET)];
-    common.combined_validation_context = { default_validation_context: {}, validation_context_sds_secret_config: sds(ROOT_CA_SECRET) };
+    common.combined_validation_context = { default_validation_context: crlOf(tls), validation_context_sds_secret_config: sds(ROOT_CA_SECRET) };
   } else if (tls.credentialName) {
     common.tls_certificate_sds_secret_configs = [sds(credentialSecretName(tls.credentialName))];
+    // caCrl is not read here: istiod leaves a credential's revocation list to the credential (a warning says so).
     if (mutual) common.combined_validation_context = { default_validation_context: validationOf(tls), validation_context_sds_secret_config: sds(credentialSecretName(tls.credentialName + CA_CERT_SUFFIX)) };
   } else {
     if (tls.serverCertificate && tls.privateKey) common.tls_certificates = [{ certificate_chain: { filename: tls.serverCertificate }, private_key: { filename: tls.privateKey } }];
-    if (mutual && tls.caCertificates) common.validation_context = { ...validationOf(tls), trusted_ca: { filename: tls.caCertificates } };
+    if (mutual && tls.caCertificates) common.validation_context = { ...validationOf(tls), ...crlOf(tls), trusted_ca: { filename: tls.caCertificates } };
   }
   const params: EnvoyJson = {};
   if (tls.minProtocolVersion) params.tls_minimum_protocol_version = tls.minProtocolVersion;
@@ -112,6 +113,11 @@ export function gatewayDownstream(tls: ServerTLSSettings, alpn: string[]): Envoy
   const ctx: EnvoyJson = { common_tls_context: common };
   if (tls.mode === 'MUTUAL' || tls.mode === 'ISTIO_MUTUAL') ctx.require_client_certificate = true;
   return tlsSocket(DOWNSTREAM_TLS_TYPE, ctx);
+}
+
+/** caCrl as istiod's ApplyToCommonTLSContext puts it for client certificates: the validation context's crl file. */
+function crlOf(tls: ServerTLSSettings): EnvoyJson {
+  return tls.caCrl ? { crl: { filename: tls.caCrl } } : {};
 }
 
 function validationOf(tls: ServerTLSSettings): EnvoyJson {
