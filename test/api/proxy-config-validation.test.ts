@@ -3,6 +3,7 @@
 // variable name a pod may not have), and so is an empty selector, which Istio applies to nothing.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { analyze } from '../../src/api/index.ts';
 import { loadDocuments } from '../../src/api/loader.ts';
 
 const proxyConfig = (name: string, spec: string) => `---
@@ -34,4 +35,22 @@ test('only networking.istio.io/v1beta1 serves ProxyConfig', () => {
   const { resources, diagnostics } = loadDocuments(proxyConfig('v1', '{}').replace('v1beta1', 'v1'), 'pc.yaml');
   assert.equal(resources.length, 0);
   assert.match(diagnostics.map((d) => `${d.message} ${d.hint}`).join('\n'), /not served as networking.istio.io\/v1 .*v1beta1/);
+});
+
+test('rig analyze: IST0127 for a ProxyConfig selector no workload of its own namespace has (in the root namespace too: it is not mesh-wide)', () => {
+  const workload = (ns: string, app: string) => `---
+apiVersion: local.rigging.dev/v1alpha1
+kind: Workload
+metadata: { name: ${app}, namespace: ${ns}, labels: { app: ${app} } }
+spec: { command: [node, app.js], ports: [{ name: http, port: 9080 }] }
+`;
+  const { resources } = loadDocuments(
+    workload('default', 'ratings') + workload('istio-system', 'probe') +
+      proxyConfig('ratings', '{ selector: { matchLabels: { app: ratings } } }') +
+      proxyConfig('typo', '{ selector: { matchLabels: { app: ratngs } } }') +
+      proxyConfig('root', '{ selector: { matchLabels: { app: ratings } } }').replace('namespace: default', 'namespace: istio-system'),
+    'pc.yaml',
+  );
+  const found = analyze(resources).filter((d) => d.code === 'IST0127').map((d) => d.resource);
+  assert.deepEqual(found.sort(), ['ProxyConfig default/typo', 'ProxyConfig istio-system/root']);
 });

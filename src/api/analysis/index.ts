@@ -283,12 +283,12 @@ class Analysis {
   }
 
   selectors(): void {
-    const check = (r: Resource<unknown>, labels: Record<string, string> | undefined, path: FieldPath, anyNamespace = false) => {
+    const check = (r: Resource<unknown>, labels: Record<string, string> | undefined, path: FieldPath, anyNamespace = false, ownNamespaceOnly = false) => {
       if (!labels || Object.keys(labels).length === 0) return;
       const ns = r.metadata.namespace;
       // Only where the workloads are part of the analyzed configuration; elsewhere they run outside it.
       if (!this.workloads.some((w) => w.namespace === ns)) return;
-      const everywhere = anyNamespace || ns === this.root;
+      const everywhere = anyNamespace || (ns === this.root && !ownNamespaceOnly);
       const matched = this.workloads.some((w) => (everywhere || w.namespace === ns) && Object.entries(labels).every(([k, v]) => w.labels[k] === v));
       if (!matched) this.report('NoMatchingWorkloadsFound', r, path, `No matching workloads for this resource with the following labels: ${Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',')}`, 'fix the labels, or start a workload that has them');
     };
@@ -296,6 +296,8 @@ class Analysis {
     for (const kind of ['PeerAuthentication', 'RequestAuthentication', 'AuthorizationPolicy', 'Telemetry', 'WasmPlugin'] as const) {
       for (const p of this.of<{ selector?: T.WorkloadSelector }>(kind)) check(p, p.spec.selector?.matchLabels, ['spec', 'selector', 'matchLabels']);
     }
+    // istiod matches a ProxyConfig's selector in its own namespace only, the root namespace's as well.
+    for (const p of this.of<T.ProxyConfigSpec>('ProxyConfig')) check(p, p.spec.selector?.matchLabels, ['spec', 'selector', 'matchLabels'], false, true);
     for (const s of this.of<T.SidecarSpec>('Sidecar')) check(s, s.spec.workloadSelector?.labels, ['spec', 'workloadSelector', 'labels']);
     for (const f of this.of<T.EnvoyFilterSpec>('EnvoyFilter')) check(f, f.spec.workloadSelector?.labels, ['spec', 'workloadSelector', 'labels']);
     // The built-in gateways (istio: ingressgateway / egressgateway) are started by the mesh itself.
