@@ -7,7 +7,6 @@ import type { Proxy } from '../../model/proxy.ts';
 import { buildClusters } from '../translate/cluster-builder.ts';
 import { buildLoadAssignment } from '../translate/endpoint-builder.ts';
 import { buildListeners } from '../translate/listener-builder.ts';
-import { withTcpProxyTunnels } from '../translate/tcp-proxy-tunnel.ts';
 import { buildNameTable } from '../translate/name-table.ts';
 import { buildRouteConfig } from '../translate/route-config.ts';
 import { buildSecret } from '../translate/secret-builder.ts';
@@ -31,7 +30,7 @@ function byNames(list: EnvoyJson[], names: readonly string[] | undefined): Envoy
 
 export const GENERATORS: Record<string, XdsGenerator> = {
   [CLUSTER_TYPE]: { typeUrl: CLUSTER_TYPE, short: 'cds', fullState: true, generate: (push, proxy, names) => (proxy.generator === 'grpc' ? byNames(buildClusters(push, proxy), names) : withClusterPatches(push, proxy, buildClusters(push, proxy))) },
-  [LISTENER_TYPE]: { typeUrl: LISTENER_TYPE, short: 'lds', fullState: true, generate: (push, proxy, names) => withListenerPatches(push, proxy, withTcpProxyTunnels(push, proxy, buildListeners(push, proxy, names))) },
+  [LISTENER_TYPE]: { typeUrl: LISTENER_TYPE, short: 'lds', fullState: true, generate: (push, proxy, names) => withListenerPatches(push, proxy, buildListeners(push, proxy, names)) },
   [ROUTE_TYPE]: {
     typeUrl: ROUTE_TYPE,
     short: 'rds',

@@ -1,12 +1,19 @@
-// DestinationRule settings istiod puts on an outbound tcp_proxy filter rather than on the cluster:
-// connectionPool.tcp.idleTimeout becomes the filter's idle_timeout (Envoy's default, 1 h, without
-// it) and connectionPool.tcp.maxConnectionDuration its max_downstream_connection_duration. Istio
-// reads the rule of the first route's destination host, from its top-level trafficPolicy only
-// (pilot networkfilter.go, buildOutboundNetworkFiltersWithSingleDestination / WithWeightedClusters).
-// tcp_proxy filters are built in several places (service ports, tcp and tls routes, Sidecar
-// egress, gateways), so this is one pass over the finished listeners: the first cluster a filter
+// DestinationRule settings istiod puts on an outbound tcp_proxy filter rather than on the cluster
+// (pilot networkfilter.go, buildOutboundNetworkFiltersWithSingleDestination / WithWeightedClusters,
+// for TCP and TLS routes of sidecars and gateways), from the rule of the first route's destination:
+// - connectionPool.tcp.idleTimeout → idle_timeout (Envoy's default, 1 h, without it) and
+//   connectionPool.tcp.maxConnectionDuration → max_downstream_connection_duration, from the rule's
+//   top-level trafficPolicy only;
+// - trafficPolicy.tunnel → tunneling_config (tunnelingconfig/apply.go): hostname targetHost:targetPort
+//   (an IPv6 host in brackets), use_post for protocol POST. A single destination with a subset takes
+//   that subset's tunnel only; one without a subset, or weighted destinations, the rule's top-level
+//   tunnel (istiod: "tunneling config for a subset is ignored" with weighted clusters).
+// HTTP routes never get them: their traffic goes through the HCM. tcp_proxy filters are built in
+// several places (service ports, tcp and tls routes, Sidecar egress, gateways), so this is one pass
+// over the finished listeners, before EnvoyFilter patches as istiod: the first cluster a filter
 // names is the first route's destination.
 import type { EnvoyJson } from '../../envoy/index.ts';
+import type { DestinationRuleSpec, TrafficPolicy } from '../../api/types/networking.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
 import { envoyDuration } from './duration.ts';
@@ -14,40 +21,49 @@ import { parseClusterName } from './names.ts';
 
 const TCP_PROXY = 'envoy.filters.network.tcp_proxy';
 
-/** The first cluster a tcp_proxy config sends to (its cluster, else its first weighted cluster). */
-function firstCluster(cfg: EnvoyJson): string | undefined {
-  if (typeof cfg.cluster === 'string') return cfg.cluster;
-  const weighted = (cfg.weighted_clusters as EnvoyJson | undefined)?.clusters as EnvoyJson[] | undefined;
-  return weighted?.[0]?.name as string | undefined;
+type Tunnel = NonNullable<TrafficPolicy['tunnel']>;
+
+/** Envoy's tunneling_config for a DestinationRule tunnel. */
+function tunnelingConfig(t: Tunnel): EnvoyJson {
+  const host = t.targetHost.includes(':') ? `[${t.targetHost}]` : t.targetHost;
+  return { hostname: `${host}:${t.targetPort}`, ...(t.protocol === 'POST' ? { use_post: true } : {}) };
 }
 
-/** The tcp_proxy fields of a rule's top-level connectionPool.tcp; undefined when it sets none. */
-function tcpProxyFields(tcp: { idleTimeout?: string; maxConnectionDuration?: string } | undefined): EnvoyJson | undefined {
-  if (!tcp?.idleTimeout && !tcp?.maxConnectionDuration) return undefined;
+/** The tcp_proxy fields of a rule's top-level connectionPool.tcp. */
+function connectionFields(tcp: { idleTimeout?: string; maxConnectionDuration?: string } | undefined): EnvoyJson {
   const out: EnvoyJson = {};
-  if (tcp.idleTimeout) out.idle_timeout = envoyDuration(tcp.idleTimeout);
-  if (tcp.maxConnectionDuration) out.max_downstream_connection_duration = envoyDuration(tcp.maxConnectionDuration);
+  if (tcp?.idleTimeout) out.idle_timeout = envoyDuration(tcp.idleTimeout);
+  if (tcp?.maxConnectionDuration) out.max_downstream_connection_duration = envoyDuration(tcp.maxConnectionDuration);
   return out;
 }
 
-/** Listeners whose outbound tcp_proxy filters carry their destination's DestinationRule connection settings (copied where changed). */
+function setsTcpProxyFields(dr: DestinationRuleSpec): boolean {
+  const tp = dr.trafficPolicy;
+  return !!(tp?.connectionPool?.tcp?.idleTimeout || tp?.connectionPool?.tcp?.maxConnectionDuration || tp?.tunnel || dr.subsets?.some((s) => s.trafficPolicy?.tunnel));
+}
+
+/** The fields a rule puts on a tcp_proxy whose first destination is `subset` (single destination) or a weighted list. */
+function fieldsOf(rule: DestinationRuleSpec, subset: string | undefined, weighted: boolean): EnvoyJson {
+  const tunnel = weighted || !subset ? rule.trafficPolicy?.tunnel : rule.subsets?.find((s) => s.name === subset)?.trafficPolicy?.tunnel;
+  return { ...connectionFields(rule.trafficPolicy?.connectionPool?.tcp), ...(tunnel ? { tunneling_config: tunnelingConfig(tunnel) } : {}) };
+}
+
+/** Listeners whose outbound tcp_proxy filters carry their destination's DestinationRule settings (copied where changed). */
 export function withTcpProxyPolicy(push: PushContext, proxy: Proxy, listeners: EnvoyJson[]): EnvoyJson[] {
-  if (!push.destinationRules.some((dr) => tcpProxyFields(dr.spec.trafficPolicy?.connectionPool?.tcp))) return listeners;
-  const byHost = new Map<string, EnvoyJson | undefined>();
-  const fieldsFor = (host: string): EnvoyJson | undefined => {
-    if (!byHost.has(host)) {
-      const svc = push.serviceByHost.get(host);
-      byHost.set(host, svc && tcpProxyFields(push.destinationRuleFor(proxy, svc)?.spec.trafficPolicy?.connectionPool?.tcp));
-    }
-    return byHost.get(host);
+  if (!push.destinationRules.some((dr) => setsTcpProxyFields(dr.spec))) return listeners;
+  const fieldsFor = (cluster: string, weighted: boolean): EnvoyJson | undefined => {
+    const dest = parseClusterName(cluster);
+    const svc = dest?.direction === 'outbound' ? push.serviceByHost.get(dest.host) : undefined;
+    const rule = svc && push.destinationRuleFor(proxy, svc)?.spec;
+    return rule && fieldsOf(rule, dest!.subset, weighted);
   };
   const filter = (f: EnvoyJson): EnvoyJson => {
     const cfg = f.typed_config as EnvoyJson | undefined;
     if (f.name !== TCP_PROXY || !cfg) return f;
-    const name = firstCluster(cfg);
-    const dest = name === undefined ? undefined : parseClusterName(name);
-    const fields = dest?.direction === 'outbound' ? fieldsFor(dest.host) : undefined;
-    return fields ? { ...f, typed_config: { ...cfg, ...fields } } : f;
+    const weighted = ((cfg.weighted_clusters as EnvoyJson | undefined)?.clusters as EnvoyJson[] | undefined)?.[0]?.name;
+    const fields = typeof cfg.cluster === 'string' ? fieldsFor(cfg.cluster, false) : typeof weighted === 'string' ? fieldsFor(weighted, true) : undefined;
+    if (fields && cfg.tunneling_config) delete fields.tunneling_config; // a tunnel the filter already has stays
+    return fields && Object.keys(fields).length ? { ...f, typed_config: { ...cfg, ...fields } } : f;
   };
   const chain = (c: EnvoyJson): EnvoyJson => {
     const filters = c.filters as EnvoyJson[] | undefined;
