@@ -125,7 +125,8 @@ export class PushContext {
       return this.services.filter((s) => {
         if (!isExportedTo(s.exportTo, s.namespace, proxy.namespace)) return false;
         if (!egress?.length) return true;
-        return egress.some((e) => (e.port?.number === undefined || s.ports.some((p) => p.port === e.port!.number)) && egressHostsMatch(e.hosts, s, proxy.namespace));
+        // Port 0: a Unix domain socket listener, which reaches every port of its hosts.
+        return egress.some((e) => (!e.port?.number || s.ports.some((p) => p.port === e.port!.number)) && egressHostsMatch(e.hosts, s, proxy.namespace));
       });
     });
   }
@@ -187,7 +188,7 @@ export class PushContext {
 }
 
 /** Sidecar egress hosts (`ns/host`: `.` the proxy's namespace, `*` any, `~` none) matching a service. */
-function egressHostsMatch(hosts: readonly string[], s: Service, proxyNamespace: string): boolean {
+export function egressHostsMatch(hosts: readonly string[], s: Service, proxyNamespace: string): boolean {
   return hosts.some((h) => {
     const slash = h.indexOf('/');
     const ns = h.slice(0, slash);

@@ -77,5 +77,5 @@ spec:
 `,
     'sidecar.yaml',
   );
-  assert.deepEqual(r.diagnostics.map((d) => `${d.severity} ${d.path}`), ['Warning spec.ingress[0].bind', 'Warning spec.ingress[0].defaultEndpoint', 'Warning spec.egress[0].port.protocol']);
+  assert.deepEqual(r.diagnostics.map((d) => `${d.severity} ${d.path}`), ['Warning spec.ingress[0].bind', 'Warning spec.egress[0].port.protocol']);
 });

@@ -22,7 +22,14 @@ export function validateSidecar(spec: SidecarSpec, r: Reporter): void {
   spec.egress?.forEach((l, i) => {
     const path = ['spec', 'egress', i];
     if (!l.port) catchAll++;
-    if (l.port?.number !== undefined && !isPort(l.port.number)) r.error([...path, 'port', 'number'], `port ${l.port.number} is out of range`, 'use a port from 1 to 65535');
+    // As istiod: port 0 is a Unix domain socket listener, whose bind is unix:///path or unix://@name, captured DEFAULT or NONE.
+    const uds = l.bind?.startsWith('unix://') ?? false;
+    if (l.port?.number === 0) {
+      if (!uds) r.error([...path, 'port', 'number'], 'port 0 is for a Unix domain socket listener, which needs a unix:// bind', 'set bind: unix:///path/to/socket, or give a port from 1 to 65535');
+      else if (!/^unix:\/\/[/@]./.test(l.bind!)) r.error([...path, 'bind'], `"${l.bind}" is not a Unix domain socket address`, 'write unix:///absolute/path or unix://@abstract-name');
+      if (l.captureMode === 'IPTABLES') r.error([...path, 'captureMode'], 'captureMode IPTABLES does not apply to a Unix domain socket listener', 'remove captureMode or set NONE');
+    } else if (l.port?.number !== undefined && !isPort(l.port.number)) r.error([...path, 'port', 'number'], `port ${l.port.number} is out of range`, 'use a port from 1 to 65535');
+    else if (uds) r.error([...path, 'port', 'number'], 'a Unix domain socket bind needs port number 0', 'set port.number: 0 (with a protocol)');
     if (!l.hosts.length) r.error([...path, 'hosts'], 'an egress listener needs hosts', 'add hosts such as "./*" or "istio-system/*"');
     l.hosts.forEach((h, j) => {
       const slash = h.indexOf('/');

@@ -283,7 +283,7 @@ function applyTls(c: EnvoyJson, push: PushContext, svc: Service, port: ServicePo
   if (!isHttpProtocol(port.protocol)) c.filters = [TCP_METADATA_EXCHANGE];
 }
 
-/** A sidecar's inbound clusters: `inbound|P||` → the application (explicit: 127.0.0.1:appPorts[P]). */
+/** A sidecar's inbound clusters: `inbound|P||` → the application (explicit: 127.0.0.1:appPorts[P]; a Sidecar ingress defaultEndpoint unix:// path: a pipe, as istiod's BuildAddress with port 0). */
 export function inboundClusters(push: PushContext, proxy: Proxy): EnvoyJson[] {
   const out: EnvoyJson[] = [];
   for (const p of inboundPorts(push, proxy)) {
@@ -292,11 +292,11 @@ export function inboundClusters(push: PushContext, proxy: Proxy): EnvoyJson[] {
       name,
       type: 'STATIC',
       connect_timeout: envoyDuration(p.connectionPool?.tcp?.connectTimeout ?? push.mesh.connectTimeout),
-      load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: p.endpointAddress ?? '127.0.0.1', port_value: p.appPort } } } }] }] },
+      load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: p.pipe ? { pipe: { path: p.pipe } } : { socket_address: { address: p.endpointAddress ?? '127.0.0.1', port_value: p.appPort } } } }] }] },
       circuit_breakers: { thresholds: [{ max_connections: MAX, max_pending_requests: MAX, max_requests: MAX, max_retries: MAX, track_remaining: true }] },
     };
     // Connections to the application come from 127.0.0.6 (outside the capture), unless it listens on the pod address.
-    if (!proxy.explicit && !p.endpointAddress) c.upstream_bind_config = { source_address: { address: '127.0.0.6', port_value: 0 } };
+    if (!proxy.explicit && !p.endpointAddress && !p.pipe) c.upstream_bind_config = { source_address: { address: '127.0.0.6', port_value: 0 } };
     if (p.connectionPool) {
       applyConnectionPool(c, { connectionPool: p.connectionPool }, { name: p.name ?? '', port: p.port, protocol: p.protocol });
       out.push(c);

@@ -9,6 +9,9 @@ import type { Proxy } from '../../model/proxy.ts';
 import type { Service, ServicePort } from '../../model/service.ts';
 import { normalizeProtocol, protocolOf, selectorMatches } from '../../model/service.ts';
 
+/** Istio's prefix of a Unix domain socket address (model.UnixAddressPrefix): `unix:///path`, `unix://@abstract`. */
+export const UNIX_PREFIX = 'unix://';
+
 export interface InboundPort {
   port: number;
   /** Where the application listens (`127.0.0.1:appPort` unless `endpointAddress` says otherwise). */
@@ -17,6 +20,8 @@ export interface InboundPort {
   name?: string;
   /** Sidecar ingress defaultEndpoint `0.0.0.0:P`: the workload's own address. */
   endpointAddress?: string;
+  /** Sidecar ingress defaultEndpoint `unix:///path` (or `unix://@name`): the application's Unix domain socket, an Envoy pipe address. */
+  pipe?: string;
   /** Sidecar ingress captureMode NONE: a listener bound on `bind` (default 0.0.0.0) instead of a virtualInbound chain. */
   bind?: string;
   tls?: ServerTLSSettings;
@@ -52,16 +57,16 @@ function ingressPort(push: PushContext, proxy: Proxy, l: IstioIngressListener, w
   const protocol = l.port.protocol ? normalizeProtocol(l.port.protocol) : inboundProtocol(push, proxy, port, l.port.name, undefined);
   let appPort = proxy.explicit ? proxy.explicit.appPorts[String(port)] : port;
   let endpointAddress: string | undefined;
+  let pipe: string | undefined;
   const de = l.defaultEndpoint;
-  if (de?.startsWith('unix://')) {
-    warnOnce('lds', `${where}: defaultEndpoint ${de}: Unix domain sockets are not supported; traffic goes to 127.0.0.1:${appPort ?? port}`);
-  } else if (de) {
+  if (de?.startsWith(UNIX_PREFIX)) pipe = de.slice(UNIX_PREFIX.length);
+  else if (de) {
     const i = de.lastIndexOf(':');
     appPort = Number(de.slice(i + 1));
     const host = de.slice(0, i);
     if (host === '0.0.0.0' || host === '[::]') endpointAddress = proxy.ipAddresses[0];
   }
-  if (proxy.explicit && (proxy.explicit.inboundPorts[String(port)] === undefined || appPort === undefined)) {
+  if (proxy.explicit && (proxy.explicit.inboundPorts[String(port)] === undefined || (appPort === undefined && !pipe))) {
     warnOnce('lds', `${where}: port ${port} has no inbound port in this explicit-mode proxy (RIG_EXPLICIT.inboundPorts); not served`);
     return undefined;
   }
@@ -70,7 +75,7 @@ function ingressPort(push: PushContext, proxy: Proxy, l: IstioIngressListener, w
   if (l.tls && l.tls.mode !== 'SIMPLE' && l.tls.mode !== 'MUTUAL') warnOnce('lds', `${where}: tls mode ${l.tls.mode ?? '(unset)'} is not supported on sidecar ingress (Istio supports SIMPLE and MUTUAL); Istio mTLS applies`);
   const tls = l.tls?.mode === 'SIMPLE' || l.tls?.mode === 'MUTUAL' ? l.tls : undefined;
   const host = targetingServices(push, proxy, port, l.port.name).next().value?.svc.hostname;
-  return { port, appPort: appPort ?? port, protocol, name: l.port.name, endpointAddress, bind, tls, connectionPool: l.connectionPool ?? pool, host };
+  return { port, appPort: appPort ?? port, protocol, name: l.port.name, endpointAddress, pipe, bind, tls, connectionPool: l.connectionPool ?? pool, host };
 }
 
 /** Istio takes the protocol of an inbound port from the services that target it; then from the port's own declaration. */

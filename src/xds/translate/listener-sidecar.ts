@@ -10,7 +10,7 @@ import type { Service, ServicePort } from '../../model/service.ts';
 import { isHttpProtocol, normalizeProtocol, resolveShortName } from '../../model/service.ts';
 import { warnOnce } from '../../model/config-warnings.ts';
 import type { IstioEgressListener } from '../../api/index.ts';
-import { inboundPorts } from './inbound-ports.ts';
+import { UNIX_PREFIX, inboundPorts } from './inbound-ports.ts';
 import { pilotFeatures } from '../features.ts';
 import { acceptsHttp10, buildHcm } from './http-filters.ts';
 import { proxyHeadersKey } from './proxy-headers.ts';
@@ -21,7 +21,7 @@ import { needsHttpInspector, sniffedHttpChain, sniffingListener } from './listen
 import { withOutboundTcpTelemetry } from '../telemetry/index.ts';
 import { tracingServiceName } from '../telemetry/telemetry-config.ts';
 import { telemetryLevels } from '../telemetry/telemetry-policy.ts';
-import { destinationsTarget, l4MatchApplies, tcpRouteTargets, tcpTarget } from './route-config.ts';
+import { destinationsTarget, l4MatchApplies, tcpRouteTargets, tcpTarget, udsServices } from './route-config.ts';
 import type { RouteContext } from './route-builder.ts';
 import { unknownDestinationCluster } from './unknown-destinations.ts';
 
@@ -248,27 +248,29 @@ function dedicatedEgressListeners(push: PushContext, proxy: Proxy, explicit: boo
   for (const e of dedicatedEgress(push, proxy)) {
     const port = e.port!.number!;
     const where = `Sidecar ${sidecar!.metadata.namespace}/${sidecar!.metadata.name} egress port ${port}`;
-    const bindToPort = explicit || e.captureMode === 'NONE';
+    // A Unix domain socket (port 0, bind unix://path): always bound, on a pipe address.
+    const uds = e.bind?.startsWith(UNIX_PREFIX) ?? false;
+    const bindToPort = explicit || uds || e.captureMode === 'NONE';
     const bind = e.bind || (bindToPort ? '127.0.0.1' : '0.0.0.0');
-    if (bind.startsWith('unix://')) {
-      warnOnce('lds', `${where}: bind ${bind}: Unix domain sockets are not supported; listener not created`);
-      continue;
-    }
-    const services = push.servicesForPort(proxy, port);
+    const services = uds ? udsServices(push, proxy, e) : push.servicesForPort(proxy, port);
     const declared = e.port!.protocol ? normalizeProtocol(e.port!.protocol) : undefined;
     const protocol = declared ?? services[0]?.ports.find((p) => p.port === port)?.protocol ?? 'TCP';
-    const base = { name: listenerName(bind, port), address: listenerAddress(bind, port), bind_to_port: bindToPort, traffic_direction: 'OUTBOUND' };
+    const address = uds ? { pipe: { path: bind.slice(UNIX_PREFIX.length) } } : listenerAddress(bind, port);
+    const base = { name: listenerName(bind, port), address, bind_to_port: bindToPort, traffic_direction: 'OUTBOUND' };
     if (isHttpProtocol(protocol)) {
-      out.push({ ...base, filter_chains: [{ filters: [hcmFilter(push, proxy, port, `outbound_${bind}_${port}`, String(port))] }] });
+      // As istiod, a Unix domain socket listener's route configuration is named by its bind.
+      out.push({ ...base, filter_chains: [{ filters: [hcmFilter(push, proxy, port, `outbound_${bind}_${port}`, uds ? bind : String(port))] }] });
       continue;
     }
     const svc = services[0];
-    if (!svc) {
-      warnOnce('lds', `${where}: no service of its hosts has port ${port}; listener not created`);
+    // On a Unix domain socket, the service's one port (istiod's default port of a single-port service).
+    const sp = uds ? (svc?.ports.length === 1 ? svc.ports[0] : undefined) : svc?.ports.find((p) => p.port === port);
+    if (!svc || !sp) {
+      warnOnce('lds', uds ? `${where}: bind ${bind}: a ${protocol} listener on a Unix domain socket relays to a service with one port; ${svc ? `${svc.hostname} has ${svc.ports.length}` : 'none of its hosts is a service'}; listener not created` : `${where}: no service of its hosts has port ${port}; listener not created`);
       continue;
     }
     if (services.length > 1) warnOnce('lds', `${where}: a ${protocol} listener relays to one service; ${services.length} match its hosts, ${svc.hostname} is used`);
-    const chains = l4Chains(push, proxy, svc, svc.ports.find((p) => p.port === port)!, bind);
+    const chains = l4Chains(push, proxy, svc, sp, bind);
     out.push(withInspector(push, { ...base, filter_chains: chains }, chains));
   }
   return withOutboundTcpTelemetry(push, proxy, out);

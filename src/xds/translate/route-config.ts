@@ -2,10 +2,10 @@
 // route (`http_proxy`), per-upstream and proxyless gRPC routes (`host:port`), gateway routes
 // (`http.<port>`, `https.<port>.<portName>.<gw>.<ns>`).
 import type { Resource } from '../../api/index.ts';
-import type { GatewaySpec, L4MatchAttributes, RouteDestination, Server, VirtualServiceSpec } from '../../api/index.ts';
+import type { GatewaySpec, IstioEgressListener, L4MatchAttributes, RouteDestination, Server, VirtualServiceSpec } from '../../api/index.ts';
 import type { EnvoyJson } from '../../envoy/index.ts';
 import type { PushContext } from '../../model/push-context.ts';
-import { bindsTo, qualifyGateway } from '../../model/push-context.ts';
+import { bindsTo, egressHostsMatch, qualifyGateway } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
 import type { Service, ServicePort } from '../../model/service.ts';
 import { hostMatches, hostsIntersect, isHttpProtocol, labelsMatch, resolveShortName } from '../../model/service.ts';
@@ -15,6 +15,7 @@ import { HTTP_PROXY_ROUTE, gatewayHttpsRouteName, outboundClusterName } from './
 import type { RouteContext } from './route-builder.ts';
 import { clusterFor, defaultRoute, hashPolicyFor, virtualServiceRoutes } from './route-builder.ts';
 import { unknownDestinationCluster } from './unknown-destinations.ts';
+import { UNIX_PREFIX } from './inbound-ports.ts';
 
 /**
  * Which names a virtual host lists: `bare` only the names (the route configuration ignores the
@@ -50,6 +51,7 @@ function withAttemptCount(rc: EnvoyJson | undefined, on: boolean): EnvoyJson | u
 
 function sidecarRouteConfig(push: PushContext, proxy: Proxy, name: string): EnvoyJson | undefined {
   if (name === HTTP_PROXY_ROUTE) return explicitProxyRoutes(push, proxy);
+  if (name.startsWith(UNIX_PREFIX)) return udsRoutes(push, proxy, name);
   const hostPort = /^(.+):(\d+)$/.exec(name);
   if (hostPort) {
     const svc = push.serviceByHost.get(hostPort[1]);
@@ -225,6 +227,33 @@ function explicitProxyRoutes(push: PushContext, proxy: Proxy): EnvoyJson {
   }
   vhosts.push(catchAll(push, proxy, true));
   return { name: HTTP_PROXY_ROUTE, virtual_hosts: vhosts, validate_clusters: false, max_direct_response_body_size_bytes: MAX_DIRECT_RESPONSE_BODY_BYTES };
+}
+
+/** The services of a Sidecar egress listener on a Unix domain socket (port 0): its hosts' services, every port. */
+export function udsServices(push: PushContext, proxy: Proxy, e: IstioEgressListener): Service[] {
+  return push.visibleServices(proxy).filter((s) => egressHostsMatch(e.hosts, s, proxy.namespace));
+}
+
+/**
+ * The route configuration of a Sidecar egress listener on a Unix domain socket, named by its bind
+ * as istiod names it: its hosts' HTTP ports, all of them (istiod's listener port 0 takes every
+ * port), each virtual host under `host:port` and the bare names (the first port of a service
+ * keeps them), then the catch-all.
+ */
+function udsRoutes(push: PushContext, proxy: Proxy, name: string): EnvoyJson | undefined {
+  const listener = push.sidecarFor(proxy)?.spec.egress?.find((e) => e.bind === name && !e.port?.number);
+  if (!listener) return undefined;
+  const used = new Set<string>();
+  const vhosts: EnvoyJson[] = [];
+  for (const svc of udsServices(push, proxy, listener)) {
+    for (const port of svc.ports) {
+      if (!isHttpProtocol(port.protocol) && port.protocol !== 'UNKNOWN') continue;
+      const domains = unique(serviceDomains(svc, port, proxy, 'both'), used);
+      if (domains.length) vhosts.push({ name: `${svc.hostname}:${port.port}`, domains, routes: serviceRoutes(routeContext(push, proxy, port.port), svc, port) });
+    }
+  }
+  vhosts.push(catchAll(push, proxy, false));
+  return { name, virtual_hosts: vhosts, validate_clusters: false, max_direct_response_body_size_bytes: MAX_DIRECT_RESPONSE_BODY_BYTES };
 }
 
 /** Gateway routes: VirtualServices bound to the Gateways whose servers on this port select the proxy. */
