@@ -13,8 +13,8 @@ import type { ProxyDefaults } from '../model/mesh-config.ts';
 export interface ProxyConfigTarget {
   namespace: string;
   labels: Record<string, string>;
-  /** proxyMetadata of the pod's proxy.istio.io/config annotation. */
-  annotationMetadata?: Record<string, string>;
+  /** The pod's proxy.istio.io/config annotation: its proxyMetadata and concurrency. */
+  annotation?: { proxyMetadata: Record<string, string>; concurrency?: number };
 }
 
 export interface EffectiveProxyConfig {
@@ -49,7 +49,7 @@ export function effectiveProxyConfig(resources: readonly Resource[], target: Pro
     mesh.defaultConfig && { from: 'MeshConfig defaultConfig', concurrency: mesh.defaultConfig.concurrency, environmentVariables: mesh.defaultConfig.proxyMetadata },
     level(namespaceWide(mesh.rootNamespace)),
     target.namespace !== mesh.rootNamespace ? level(namespaceWide(target.namespace)) : undefined,
-    target.annotationMetadata && { from: 'annotation proxy.istio.io/config', environmentVariables: target.annotationMetadata },
+    target.annotation && { from: 'annotation proxy.istio.io/config', environmentVariables: target.annotation.proxyMetadata, concurrency: target.annotation.concurrency },
     level(forWorkload),
   ];
   const out: EffectiveProxyConfig = { environmentVariables: {}, applied: [] };

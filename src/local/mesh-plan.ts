@@ -29,8 +29,9 @@ export function parseUpstreams(value: string | undefined): string[] {
 /**
  * Istio's pod annotation with the sidecar's ProxyConfig (YAML or JSON). rig up applies its
  * proxyMetadata, the sidecar's extra environment (e.g. ISTIO_META_HTTP10: "1", node metadata; merged
- * with the ProxyConfig resources' environmentVariables, see effective-proxy-config.ts), and
- * its proxyStatsMatcher (over MeshConfig defaultConfig's, see proxy-stats-env.ts); any other
+ * with the ProxyConfig resources' environmentVariables, see effective-proxy-config.ts), its
+ * concurrency (merged the same way; rig proxy runs one event loop, which is said) and its
+ * proxyStatsMatcher (over MeshConfig defaultConfig's, see proxy-stats-env.ts); any other
  * ProxyConfig field is refused by name rather than ignored.
  */
 export const PROXY_CONFIG_ANNOTATION = 'proxy.istio.io/config';
@@ -42,6 +43,7 @@ export type ProxyStatsMatcher = NonNullable<ProxyDefaults['proxyStatsMatcher']>;
 
 export interface ProxyConfigAnnotation {
   proxyMetadata: Record<string, string>;
+  concurrency?: number;
   proxyStatsMatcher?: ProxyStatsMatcher;
 }
 
@@ -57,8 +59,10 @@ export function parseProxyConfigAnnotation(value: string | undefined): ProxyConf
     throw new Error(`annotation ${PROXY_CONFIG_ANNOTATION}: not YAML or JSON (${(err as Error).message.split('\n')[0]})`);
   }
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new Error(`annotation ${PROXY_CONFIG_ANNOTATION}: must be a ProxyConfig object, e.g. {"proxyMetadata": {"ISTIO_META_HTTP10": "1"}}`);
-  const other = Object.keys(doc).filter((k) => k !== 'proxyMetadata' && k !== 'proxyStatsMatcher');
-  if (other.length) throw new Error(`annotation ${PROXY_CONFIG_ANNOTATION}: ${other.map((k) => `"${k}"`).join(', ')} not supported by rig up (only proxyMetadata and proxyStatsMatcher)`);
+  const other = Object.keys(doc).filter((k) => !['proxyMetadata', 'proxyStatsMatcher', 'concurrency'].includes(k));
+  if (other.length) throw new Error(`annotation ${PROXY_CONFIG_ANNOTATION}: ${other.map((k) => `"${k}"`).join(', ')} not supported by rig up (only proxyMetadata, proxyStatsMatcher and concurrency)`);
+  const concurrency = (doc as { concurrency?: unknown }).concurrency;
+  if (concurrency !== undefined && !(Number.isInteger(concurrency) && (concurrency as number) >= 0)) throw new Error(`annotation ${PROXY_CONFIG_ANNOTATION}: concurrency must be a whole number >= 0 (worker threads, 0: one per core)`);
   const sm = (doc as { proxyStatsMatcher?: unknown }).proxyStatsMatcher;
   if (sm !== undefined) {
     if (sm === null || typeof sm !== 'object' || Array.isArray(sm)) throw new Error(`annotation ${PROXY_CONFIG_ANNOTATION}: proxyStatsMatcher must be an object with ${STATS_MATCHER_LISTS.join(', ')}`);
@@ -73,7 +77,7 @@ export function parseProxyConfigAnnotation(value: string | undefined): ProxyConf
     if (typeof v !== 'string') throw new Error(`annotation ${PROXY_CONFIG_ANNOTATION}: proxyMetadata.${k} must be a string (quote it: "${String(v)}")`);
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new Error(`annotation ${PROXY_CONFIG_ANNOTATION}: proxyMetadata "${k}" is not an environment variable name`);
   }
-  return { proxyMetadata: md as Record<string, string>, proxyStatsMatcher: sm as ProxyStatsMatcher | undefined };
+  return { proxyMetadata: md as Record<string, string>, concurrency: concurrency as number | undefined, proxyStatsMatcher: sm as ProxyStatsMatcher | undefined };
 }
 
 export interface ReplicaPlan {
@@ -91,6 +95,8 @@ export interface ReplicaPlan {
   upstreams: string[];
   /** PROXY_CONFIG_ANNOTATION proxyMetadata: one level of the sidecar's environment (effective-proxy-config.ts). */
   proxyMetadata: Record<string, string>;
+  /** PROXY_CONFIG_ANNOTATION concurrency, one level of the sidecar's (effective-proxy-config.ts). */
+  proxyConcurrency?: number;
   /** PROXY_CONFIG_ANNOTATION proxyStatsMatcher and the STATS_INCLUSION_ANNOTATIONS set on the Workload. */
   proxyStats?: { matcher?: ProxyStatsMatcher; annotations: Record<string, string> };
   /** Why this replica cannot start (reported as its state), if anything. */
@@ -126,17 +132,18 @@ export function workloadReplicas(resources: readonly Resource[]): ReplicaPlan[] 
     const labels = { ...(r.metadata.labels ?? {}) };
     let upstreams: string[] = [];
     let proxyMetadata: Record<string, string> = {};
+    let proxyConcurrency: number | undefined;
     let matcher: ProxyStatsMatcher | undefined;
     let problem: string | undefined;
     try {
       upstreams = parseUpstreams(r.metadata.annotations?.[UPSTREAMS_ANNOTATION]);
-      ({ proxyMetadata, proxyStatsMatcher: matcher } = parseProxyConfigAnnotation(r.metadata.annotations?.[PROXY_CONFIG_ANNOTATION]));
+      ({ proxyMetadata, concurrency: proxyConcurrency, proxyStatsMatcher: matcher } = parseProxyConfigAnnotation(r.metadata.annotations?.[PROXY_CONFIG_ANNOTATION]));
     } catch (err) {
       problem = (err as Error).message;
     }
     const annotations = Object.fromEntries(STATS_INCLUSION_ANNOTATIONS.flatMap((a) => (r.metadata.annotations?.[a] !== undefined ? [[a, r.metadata.annotations[a]]] : [])));
     const proxyStats = { matcher, annotations };
-    const fingerprint = JSON.stringify({ spec: { ...spec, replicas: undefined }, labels, cwd, ns: r.metadata.namespace, upstreams, proxyMetadata, proxyStats });
+    const fingerprint = JSON.stringify({ spec: { ...spec, replicas: undefined }, labels, cwd, ns: r.metadata.namespace, upstreams, proxyMetadata, proxyConcurrency, proxyStats });
     for (let i = 0; i < (spec.replicas ?? 1); i++) {
       out.push({
         name: `${r.metadata.name}-${i}`,
@@ -149,6 +156,7 @@ export function workloadReplicas(resources: readonly Resource[]): ReplicaPlan[] 
         spec,
         upstreams,
         proxyMetadata,
+        proxyConcurrency,
         proxyStats,
         problem,
         cwd,

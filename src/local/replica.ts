@@ -199,7 +199,7 @@ export class ReplicaRuntime {
       beforeStart: async () => {
         removePortsFile(portsFile);
         // As Istio's injector, at each start: a ProxyConfig changed since applies from the next start on.
-        const pc = ctx.proxyConfig({ namespace: plan.namespace, labels: plan.labels, annotationMetadata: plan.proxyMetadata });
+        const pc = ctx.proxyConfig({ namespace: plan.namespace, labels: plan.labels, annotation: { proxyMetadata: plan.proxyMetadata, concurrency: plan.proxyConcurrency } });
         proxy.spec.env = { ...process.env, ...proxyConfigEnv(pc, plan.name, ctx.noticeOnce), ...proxyStatsEnv(ctx.meshProxyStatsMatcher, plan.proxyStats), RIG_STATE_DIR: ctx.stateRoot };
         const common = await ctx.proxyCommon(portsFile, plan.name, identity);
         if (probeEnvFile) writeFileSync(probeEnvFile, JSON.stringify(env), { mode: 0o600 });

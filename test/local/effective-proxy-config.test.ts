@@ -19,14 +19,16 @@ test('each level overrides the one below, variable by variable: mesh < namespace
     pc('default', 'namespace-wide', { environmentVariables: { C: 'namespace', D: 'namespace', E: 'namespace' } }),
     pc('default', 'ratings', { selector: { matchLabels: { app: 'ratings' } }, environmentVariables: { E: 'workload' }, concurrency: 1 }),
   ];
-  const got = effectiveProxyConfig(resources, { ...ratings, annotationMetadata: { D: 'annotation', E: 'annotation' } }, mesh);
+  const got = effectiveProxyConfig(resources, { ...ratings, annotation: { proxyMetadata: { D: 'annotation', E: 'annotation' }, concurrency: 3 } }, mesh);
   assert.deepEqual(got.environmentVariables, { A: 'mesh', B: 'root', C: 'namespace', D: 'annotation', E: 'workload' });
   assert.equal(got.concurrency, 1);
   assert.equal(got.concurrencyFrom, 'ProxyConfig default/ratings');
   assert.deepEqual(got.applied, ['ProxyConfig istio-system/mesh-wide', 'ProxyConfig default/namespace-wide', 'ProxyConfig default/ratings']);
+  const noWorkload = effectiveProxyConfig(resources.slice(0, 2), { ...ratings, annotation: { proxyMetadata: {}, concurrency: 3 } }, mesh);
+  assert.deepEqual({ c: noWorkload.concurrency, from: noWorkload.concurrencyFrom }, { c: 3, from: 'annotation proxy.istio.io/config' });
   // A level that does not set concurrency keeps the one below.
-  const noWorkload = effectiveProxyConfig(resources.slice(0, 2), ratings, mesh);
-  assert.deepEqual({ c: noWorkload.concurrency, from: noWorkload.concurrencyFrom }, { c: 4, from: 'ProxyConfig istio-system/mesh-wide' });
+  const noAnnotation = effectiveProxyConfig(resources.slice(0, 2), ratings, mesh);
+  assert.deepEqual({ c: noAnnotation.concurrency, from: noAnnotation.concurrencyFrom }, { c: 4, from: 'ProxyConfig istio-system/mesh-wide' });
 });
 
 test('what matches: selectors in the workload namespace only, the oldest per level, no empty selector', () => {

@@ -47,7 +47,7 @@ describe('rig up', () => {
     const upstreams = (v: string) => `{ "sidecar.rigging.dev/upstreams": "${v}" }`;
     writeFileSync(path.join(config, 'client.yaml'), workload('client', ECHO, '', upstreams('ratings:9080')) + '---\n' + workload('badclient', ECHO, '', upstreams('ratings')));
     const proxyConfig = (v: unknown) => JSON.stringify({ 'proxy.istio.io/config': JSON.stringify(v) });
-    writeFileSync(path.join(config, 'legacy.yaml'), workload('legacy', ECHO, '', proxyConfig({ proxyMetadata: { ISTIO_META_HTTP10: '1' } })) + '---\n' + workload('badproxy', ECHO, '', proxyConfig({ concurrency: 2 })));
+    writeFileSync(path.join(config, 'legacy.yaml'), workload('legacy', ECHO, '', proxyConfig({ proxyMetadata: { ISTIO_META_HTTP10: '1' } })) + '---\n' + workload('badproxy', ECHO, '', proxyConfig({ drainDuration: '5s' })));
     mesh = await startMesh('up', ['-f', config, '--no-ingress']);
   });
   after(async () => {
@@ -76,7 +76,7 @@ describe('rig up', () => {
       });
     assert.equal(await http10('legacy-0'), '200');
     assert.equal(await http10('echo-0'), '426');
-    assert.match(s.processes.find((p) => p.name === 'badproxy-0')!.message ?? '', /proxy\.istio\.io\/config: "concurrency" not supported by rig up/);
+    assert.match(s.processes.find((p) => p.name === 'badproxy-0')!.message ?? '', /proxy\.istio\.io\/config: "drainDuration" not supported by rig up/);
   });
 
   it('gives a workload a local port per annotated upstream, as Kubernetes service variables', async () => {
