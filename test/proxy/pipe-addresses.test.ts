@@ -1,13 +1,17 @@
 // Envoy's pipe addresses (Unix domain sockets) in `rig proxy -c`: a listener bound on a socket
-// path with Pipe.mode, HTTP routes to STATIC clusters whose endpoints are pipes (HTTP/1.1, h2c), and a tcp_proxy
-// listener on an abstract-namespace pipe (`@name`) to an abstract pipe endpoint: HTTP goes
-// through both; the admin's listener addresses name the pipe. Bad pipes are refused with the field.
+// path with Pipe.mode routes HTTP to STATIC clusters whose endpoints are pipes (HTTP/1.1, h2c,
+// TLS); tcp_proxy listeners on pipes relay to an abstract-namespace (`@name`) endpoint and,
+// originating TLS, to the TLS one. Stats and the admin's listener addresses name the pipes. Bad
+// pipes are refused with the field.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import http from 'node:http';
 import http2 from 'node:http2';
+import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
+import type { TLSSocket } from 'node:tls';
 import { test } from 'node:test';
 import { compileLoadAssignment } from '../../src/proxy/upstream/cluster-config.ts';
 import { Issues } from '../../src/proxy/config/reader.ts';
@@ -19,6 +23,8 @@ const HCM = 'type.googleapis.com/envoy.extensions.filters.network.http_connectio
 const TCP_PROXY = 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
 const ROUTER = { name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } };
 
+const tcpProxy = (statPrefix: string, cluster: string) => ({ name: 'envoy.filters.network.tcp_proxy', typed_config: { '@type': TCP_PROXY, stat_prefix: statPrefix, cluster } });
+
 const pipeCluster = (name: string, pipePath: string) => ({
   name,
   type: 'STATIC',
@@ -26,22 +32,28 @@ const pipeCluster = (name: string, pipePath: string) => ({
   load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { pipe: { path: pipePath } } } }] }] },
 });
 
-function bootstrap(listenerPath: string, appPath: string, abstractListener: string, abstractApp: string, h2Path: string) {
+function bootstrap(listenerPath: string, appPath: string, abstractListener: string, abstractApp: string, h2Path: string, tls: { path: string; ca: string }) {
   const hcm = {
     name: 'envoy.filters.network.http_connection_manager',
-    typed_config: { '@type': HCM, stat_prefix: 'pipe_http', http_filters: [ROUTER], route_config: { name: 'r', virtual_hosts: [{ name: 'app', domains: ['*'], routes: [{ match: { prefix: '/h2' }, route: { cluster: 'h2-app' } }, { match: { prefix: '/' }, route: { cluster: 'app' } }] }] } },
+    typed_config: { '@type': HCM, stat_prefix: 'pipe_http', http_filters: [ROUTER], route_config: { name: 'r', virtual_hosts: [{ name: 'app', domains: ['*'], routes: [{ match: { prefix: '/h2' }, route: { cluster: 'h2-app' } }, { match: { prefix: '/tls' }, route: { cluster: 'tls-app' } }, { match: { prefix: '/' }, route: { cluster: 'app' } }] }] } },
   };
   return {
     admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } },
     static_resources: {
       listeners: [
         { name: 'pipe-http', address: { pipe: { path: listenerPath, mode: 0o600 } }, filter_chains: [{ filters: [hcm] }] },
-        { name: 'abstract-tcp', address: { pipe: { path: abstractListener } }, filter_chains: [{ filters: [{ name: 'envoy.filters.network.tcp_proxy', typed_config: { '@type': TCP_PROXY, stat_prefix: 'abstract', cluster: 'abstract-app' } }] }] },
+        { name: 'abstract-tcp', address: { pipe: { path: abstractListener } }, filter_chains: [{ filters: [tcpProxy('abstract', 'abstract-app')] }] },
+        { name: 'tls-tcp', address: { pipe: { path: `${listenerPath}.tls` } }, filter_chains: [{ filters: [tcpProxy('tls_tcp', 'tls-app')] }] },
       ],
-      clusters: [pipeCluster('app', appPath), pipeCluster('abstract-app', abstractApp), { ...pipeCluster('h2-app', h2Path), http2_protocol_options: {} }],
+      clusters: [pipeCluster('app', appPath), pipeCluster('abstract-app', abstractApp), { ...pipeCluster('h2-app', h2Path), http2_protocol_options: {} }, { ...pipeCluster('tls-app', tls.path), transport_socket: upstreamTls(tls.ca) }],
     },
   };
 }
+
+const upstreamTls = (ca: string) => ({
+  name: 'envoy.transport_sockets.tls',
+  typed_config: { '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext', sni: 'app.pipe', common_tls_context: { validation_context: { trusted_ca: { filename: ca }, match_typed_subject_alt_names: [{ san_type: 'DNS', matcher: { exact: 'app.pipe' } }] } } },
+});
 
 /** An HTTP app on a Unix socket answering with the path it was reached on. */
 async function startPipeApp(t: { after(fn: () => unknown): void }, where: string, name: string): Promise<void> {
@@ -84,7 +96,13 @@ test('pipe listeners (mode, abstract namespace) and pipe endpoints carry HTTP an
   const h2 = http2.createServer((req, res) => res.end(JSON.stringify({ app: 'h2', version: req.httpVersion })));
   await new Promise<void>((resolve) => h2.listen(h2Path, resolve));
   t.after(() => h2.close());
-  fs.writeFileSync(file, JSON.stringify(bootstrap(listenerPath, appPath, `@${tag}`, `@${tag}-app`, h2Path)));
+  // HTTPS on a socket: TLS to a pipe endpoint, the server certificate checked for app.pipe.
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=app.pipe', '-addext', 'subjectAltName=DNS:app.pipe', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });
+  const tlsPath = path.join(dir, 'tls.sock');
+  const secure = https.createServer({ key: fs.readFileSync(path.join(dir, 'key.pem')), cert: fs.readFileSync(path.join(dir, 'cert.pem')) }, (req, res) => res.end(JSON.stringify({ app: 'tls', sni: (req.socket as TLSSocket).servername })));
+  await new Promise<void>((resolve) => secure.listen(tlsPath, resolve));
+  t.after(() => secure.close());
+  fs.writeFileSync(file, JSON.stringify(bootstrap(listenerPath, appPath, `@${tag}`, `@${tag}-app`, h2Path, { path: tlsPath, ca: path.join(dir, 'cert.pem') })));
   const proxy = await startRigProxyFromFile(t, file);
 
   const r = await waitFor('HTTP through the pipe listener', async () => {
@@ -98,6 +116,12 @@ test('pipe listeners (mode, abstract namespace) and pipe endpoints carry HTTP an
   // h2c to a pipe endpoint (the HTTP/2 pool connects to the path).
   const viaH2 = await getOverPipe(listenerPath, '/h2');
   assert.deepEqual([viaH2.status, JSON.parse(viaH2.body)], [200, { app: 'h2', version: '2.0' }]);
+
+  const viaTls = await getOverPipe(listenerPath, '/tls');
+  assert.deepEqual([viaTls.status, JSON.parse(viaTls.body)], [200, { app: 'tls', sni: 'app.pipe' }]);
+
+  // tcp_proxy originating TLS to the same pipe endpoint.
+  assert.match(await rawHttpOverPipe(`${listenerPath}.tls`, '/tls-tcp'), /\r\n\r\n\{"app":"tls","sni":"app\.pipe"\}$/);
 
   const raw = await rawHttpOverPipe(`\0${tag}`, '/abstract');
   assert.match(raw, /^HTTP\/1\.[01] 200/);
