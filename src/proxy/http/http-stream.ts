@@ -502,8 +502,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     if (cluster.dropOverload.numerator > 0 && sample(cluster.dropOverload)) {
       // EDS policy.drop_overloads: Envoy charges the 503 to the cluster and answers locally.
       cluster.s.rqDropOverload.value++;
-      cluster.s.codes.record(503);
-      route.stats?.response(503);
+      chargeUpstreamCode(cluster, route, 503);
       this.sendLocalReply({ status: 503, flags: ResponseFlag.DropOverLoad, details: 'drop_overload', body: 'drop_overload' });
       return;
     }
@@ -601,7 +600,9 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
           // Envoy: a retry refused by the circuit breaker ends with the last upstream response.
           this.failUpstream(503, ResponseFlag.UpstreamOverflow, 'upstream_reset_before_response_started{overflow}', 'upstream connect error or disconnect/reset before headers. reset reason: overflow');
         } else {
-          // upstream_rq_pending_overflow is counted by the circuit breaker that refused.
+          // upstream_rq_pending_overflow is counted by the circuit breaker that refused; Envoy's pool
+          // fails the stream with an overflow reset, charged 503 (router.cc onUpstreamReset).
+          this.chargeUpstreamAbort(503);
           this.sendLocalReply({ status: 503, flags: refused, details: 'upstream_reset_before_response_started{overflow}', body: 'upstream connect error or disconnect/reset before headers. reset reason: overflow', headers: { 'x-envoy-overloaded': 'true' } });
         }
         return;
@@ -831,8 +832,8 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
       if (this.canRetry() && this.retryAdmitted()) {
         a.cancel();
         this.endAttempt(a, status >= 500 ? UpstreamOutcome.Http5xx : UpstreamOutcome.Success, status);
-        a.cluster.s.codes.record(status);
-        rs?.response(status);
+        // Envoy charges a retried response under cluster.<name>.retry. only (router.cc onUpstreamHeaders).
+        a.cluster.s.retryCodes.record(status);
         this.scheduleRetry();
         return;
       }
@@ -850,6 +851,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     const peer = a.host.tlsPeer;
     if (peer) info.upstreamPeer = peer;
     info.responseCodeDetails = 'via_upstream';
+    a.cluster.s.rqCompleted.value++;
     a.cluster.s.codes.record(status);
     if (rs) rs.response(status);
     const hcm = this.conn.hcm;
@@ -1117,6 +1119,8 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     if (a) {
       a.cancel();
       this.endAttempt(a, UpstreamOutcome.Timeout, 0);
+      // Envoy's onResponseTimeout charges the attempt awaiting headers; none while a retry waits.
+      if (!a.headersReceived) this.chargeUpstreamAbort(504);
     }
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.responseStarted) {
@@ -1127,8 +1131,19 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     this.sendLocalReply({ status: 504, flags: ResponseFlag.UpstreamRequestTimeout, details: 'upstream_response_timeout', body: 'upstream request timeout' });
   }
 
+  /** A request the router ends before any response: charged as Envoy's router does, then answered. */
   private failUpstream(status: number, flag: number, details: string, body: string): void {
+    this.chargeUpstreamAbort(status);
     this.sendLocalReply({ status, flags: flag, details, body });
+  }
+
+  /**
+   * Envoy's Filter::chargeUpstreamAbort (router.cc): a request the router gives up on (reset,
+   * connection failure, overflow, per-try or route timeout, no healthy host) counts as an upstream
+   * response of the code it answers, unless the downstream response already started.
+   */
+  private chargeUpstreamAbort(status: number): void {
+    if (!this.responseStarted) chargeUpstreamCode(this.cluster!, this.route, status);
   }
 
   // === responses ===
@@ -1356,7 +1371,6 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     info.durationMs = performance.now() - info.startMonotonic;
     hcm.stats.rqTime.record(info.durationMs);
     if (info.responseCode) hcm.stats.codes.record(info.responseCode);
-    if (this.cluster) this.cluster.s.rqCompleted.value++;
     const fs = this.filters;
     if (fs) for (const f of fs) f.onDestroy?.();
     this.span?.finish(info, this.head, this.resHead);
@@ -1387,6 +1401,17 @@ function takeGrpcStatus(headers: HeaderMap): Record<string, string> | undefined 
 }
 
 function noop(): void {}
+
+/**
+ * Envoy's Filter::chargeUpstreamCode (router.cc) as CodeStatsImpl::chargeResponseStat counts it:
+ * the cluster's upstream_rq_completed, _<code>, _<class>xx, and the route's when it keeps stats.
+ * (An upstream response is charged inline in onAttemptHeaders, the same counters.)
+ */
+function chargeUpstreamCode(cluster: Cluster, route: Route | undefined, status: number): void {
+  cluster.s.rqCompleted.value++;
+  cluster.s.codes.record(status);
+  route?.stats?.response(status);
+}
 
 /** "reviews:9080" → "reviews-shadow:9080", as Envoy names mirrored requests' hosts. */
 function shadowHost(authority: string): string {

@@ -3,7 +3,9 @@
 // virtual cluster's (router filter docs, "Virtual Clusters"): upstream_rq_total, _timeout, _retry,
 // _retry_limit_exceeded, _retry_overflow, _retry_success, _time, and per upstream response
 // upstream_rq_completed, upstream_rq_<code> and upstream_rq_<class>xx (Envoy's CodeStatsImpl
-// charges the route's alongside the cluster's). The router bumps them where it bumps the cluster's.
+// charges the route's alongside the cluster's: the final upstream response, or the code of a
+// request the router ended itself, e.g. 504 on the route timeout; not a retried response). The
+// router bumps them where it bumps the cluster's.
 import { StatusCounters, type Histogram, type Stat, type Stats } from '../stats/stats.ts';
 
 export class RouteStats {
@@ -30,7 +32,7 @@ export class RouteStats {
     this.codes = new StatusCounters(stats, p);
   }
 
-  /** An upstream response's status, charged as the cluster's upstream_rq_<code> is. */
+  /** A status charged as the cluster's upstream_rq_<code> is (an upstream response, or an abort's code). */
   response(status: number): void {
     this.rqCompleted.value++;
     this.codes.record(status);

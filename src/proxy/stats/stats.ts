@@ -347,17 +347,20 @@ function quantile(bounds: readonly number[], counts: Float64Array, total: number
   return NaN;
 }
 
-/** Per-status-code counters (`<prefix>upstream_rq_200`, `<prefix>upstream_rq_2xx`), created on first use. */
+/**
+ * Per-status-code counters (`<prefix>upstream_rq_200`, created on first use) and per class
+ * (`<prefix>upstream_rq_2xx`, made up front, or on first use when `lazyClasses`).
+ */
 export class StatusCounters {
   private readonly stats: Stats;
   private readonly prefix: string;
   private readonly codes: (Stat | undefined)[] = [];
-  private readonly classes: Stat[];
+  private readonly classes: (Stat | undefined)[];
 
-  constructor(stats: Stats, prefix: string) {
+  constructor(stats: Stats, prefix: string, lazyClasses = false) {
     this.stats = stats;
     this.prefix = prefix;
-    this.classes = [1, 2, 3, 4, 5].map((c) => stats.counter(`${prefix}${c}xx`));
+    this.classes = lazyClasses ? [] : [1, 2, 3, 4, 5].map((c) => stats.counter(`${prefix}${c}xx`));
   }
 
   record(status: number): void {
@@ -365,7 +368,30 @@ export class StatusCounters {
     if (c === undefined) c = this.codes[status] = this.stats.counter(this.prefix + status);
     c.value++;
     const k = (status / 100) | 0;
-    if (k >= 1 && k <= 5) this.classes[k - 1].value++;
+    if (k >= 1 && k <= 5) (this.classes[k - 1] ??= this.stats.counter(`${this.prefix}${k}xx`)).value++;
+  }
+}
+
+/**
+ * Envoy's CodeStatsImpl::chargeBasicResponseStat under a prefix, as its router charges a response
+ * it retries (`cluster.<name>.retry.`): <prefix>upstream_rq_completed, _<class>xx and _<code>,
+ * each made when first charged (a cluster that never retried a response shows none).
+ */
+export class BasicResponseStats {
+  private readonly stats: Stats;
+  private readonly prefix: string;
+  private completed: Stat | undefined;
+  private readonly codes: StatusCounters;
+
+  constructor(stats: Stats, prefix: string) {
+    this.stats = stats;
+    this.prefix = prefix;
+    this.codes = new StatusCounters(stats, prefix + 'upstream_rq_', true);
+  }
+
+  record(status: number): void {
+    (this.completed ??= this.stats.counter(this.prefix + 'upstream_rq_completed')).value++;
+    this.codes.record(status);
   }
 }
 

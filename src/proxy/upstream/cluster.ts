@@ -12,7 +12,7 @@ import type { Host, Locality } from './host.ts';
 import type { LoadBalancer, LoadBalancerContext } from './lb/load-balancer.ts';
 import type { ClusterConfig, EndpointSpec } from './cluster-config.ts';
 import { clusterHookFactories, type ClusterHandle, type ClusterHook } from './cluster-hooks.ts';
-import { StatusCounters, type Histogram, type Stat, type Stats } from '../stats/stats.ts';
+import { BasicResponseStats, StatusCounters, type Histogram, type Stat, type Stats } from '../stats/stats.ts';
 import type { Issues } from '../config/reader.ts';
 import { NEVER, type FractionalPercent } from '../config/fractional-percent.ts';
 import type { SecretStore } from '../tls/secrets.ts';
@@ -92,6 +92,8 @@ export interface ClusterStats extends H1PoolStats {
   readonly membershipTotal: Stat;
   readonly membershipHealthy: Stat;
   readonly codes: StatusCounters;
+  /** Responses the router retried: cluster.<name>.retry.upstream_rq_* (Envoy's router.cc onUpstreamHeaders). */
+  readonly retryCodes: BasicResponseStats;
   /** Downstream request complete (here: routed) to upstream response complete, ms. */
   readonly rqTime: Histogram;
 }
@@ -178,6 +180,7 @@ export class Cluster implements ClusterHandle {
       membershipTotal: stats.gauge(p + 'membership_total'),
       membershipHealthy: stats.gauge(p + 'membership_healthy'),
       codes: new StatusCounters(stats, p + 'upstream_rq_'),
+      retryCodes: new BasicResponseStats(stats, p + 'retry.'),
     };
     this.ssl = config.tls || config.transportSocketMatches.some((m) => m.tls) ? sslStats(stats, p + 'ssl.') : undefined;
     this.balancer = this.newBalancer([]);
