@@ -442,3 +442,32 @@ test('apply time: what Rigging does not apply is an error naming the field', () 
   );
   assert.match(errors(`  targetRefs: [{ kind: Gateway, group: gateway.networking.k8s.io, name: gw }]\n  configPatches: []\n`).join(), /spec\.targetRefs: an EnvoyFilter with targetRefs applies to no proxy/);
 });
+
+test('patch.filterClass is applied as istiod applies it: no effect on placement (istiod never reads it), with a warning naming the field', () => {
+  const yaml = `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: deny-admin, namespace: default }
+spec:
+  selector: { matchLabels: { app: reviews } }
+  action: DENY
+  rules: [{ to: [{ operation: { paths: [/admin] } }] }]
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: { name: ext, namespace: default }
+spec:
+  configPatches:
+    - applyTo: HTTP_FILTER
+      match: { context: SIDECAR_INBOUND, listener: { filterChain: { filter: { name: envoy.filters.network.http_connection_manager, subFilter: { name: envoy.filters.http.router } } } } }
+      patch:
+        operation: INSERT_BEFORE
+        filterClass: AUTHZ
+        value: { name: envoy.filters.http.local_ratelimit, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit, stat_prefix: rl } }
+`;
+  const names = httpFilterNames(generate(yaml, reviews()).listeners)['virtualInbound/inbound|9080||'];
+  assert.ok(names.indexOf('envoy.filters.http.rbac') >= 0);
+  assert.equal(names.at(-2), 'envoy.filters.http.local_ratelimit', 'before the router, where INSERT_BEFORE puts it; not next to the RBAC filter');
+  const diagnostics = loadDocuments(yaml, 'x.yaml').diagnostics.map((d) => `${d.severity} ${d.path}: ${d.message}`);
+  assert.ok(!diagnostics.some((d) => d.startsWith('Error')), diagnostics.join('\n'));
+  assert.match(diagnostics.join('\n'), /Warning spec\.configPatches\[0\]\.patch\.filterClass: filterClass AUTHZ has no effect, as in Istio: istiod does not implement/);
+});

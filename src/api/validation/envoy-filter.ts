@@ -54,7 +54,7 @@ function validatePatch(p: EnvoyFilterConfigPatch, at: FieldPath, r: Reporter): v
     r.error(p.patch?.operation === undefined ? at : opAt, what, `use one of ${target.operations.join(', ')}`);
     return;
   }
-  if (p.patch?.filterClass !== undefined) r.error([...at, 'patch', 'filterClass'], 'patch.filterClass (ordering WASM/ext filters by class) is not supported', 'place the filter with INSERT_BEFORE / INSERT_AFTER and a subFilter');
+  validateFilterClass(p, at, r);
   // Istio's REPLACE and REMOVE without the filter they act on do nothing.
   if ((op === 'REPLACE' || op === 'REMOVE') && applyTo === 'HTTP_FILTER' && !l?.filterChain?.filter?.subFilter?.name) r.error([...mat, 'listener', 'filterChain', 'filter', 'subFilter', 'name'], `${op} of an HTTP filter needs the filter in match.listener.filterChain.filter.subFilter.name (Istio does nothing without it)`, 'name the HTTP filter');
   if ((op === 'REPLACE' || op === 'REMOVE') && applyTo === 'NETWORK_FILTER' && !l?.filterChain?.filter?.name) r.error([...mat, 'listener', 'filterChain', 'filter', 'name'], `${op} of a network filter needs the filter in match.listener.filterChain.filter.name (Istio does nothing without it)`, 'name the network filter');
@@ -76,4 +76,19 @@ function validatePatch(p: EnvoyFilterConfigPatch, at: FieldPath, r: Reporter): v
   }
   const res = normalizePatchValue(target.message, p.patch.value);
   for (const issue of res.issues) r.error(valueAt, `patch.value${issue.path ? '.' + issue.path.replace(/^\./, '') : ''}: ${issue.message} (checked as ${target.message})`, 'fix the value; use Envoy v3 field names');
+}
+
+/**
+ * patch.filterClass is in Istio's API but istiod never reads it (its convertToEnvoyFilterWrapper
+ * keeps applyTo, match, operation and value only; istio/istio#51177, "Not implemented"): the filter
+ * goes where the operation puts it. Rigging applies it the same way and says so.
+ */
+function validateFilterClass(p: EnvoyFilterConfigPatch, at: FieldPath, r: Reporter): void {
+  const fc = p.patch?.filterClass;
+  if (fc === undefined || fc === 'UNSPECIFIED') return;
+  r.warn(
+    [...at, 'patch', 'filterClass'],
+    `filterClass ${fc} has no effect, as in Istio: istiod does not implement patch.filterClass (istio/istio#51177), so the filter goes where operation ${p.patch?.operation ?? 'INVALID'} puts it`,
+    "to place an HTTP filter before Istio's authentication, authorization or stats filter, use INSERT_BEFORE with subFilter.name envoy.filters.http.jwt_authn, envoy.filters.http.rbac or istio.stats",
+  );
 }
