@@ -4,7 +4,7 @@
 // field by field. TypedStructs of a known type become that type, as Envoy reads them.
 import { messageType } from './protos.ts';
 import { checkMessage, normalize, type EnvoyJson } from './codec.ts';
-import { TYPE_URL_PREFIX } from './type-urls.ts';
+import { HTTP_INSPECTOR_TYPE, ORIGINAL_DST_TYPE, PROXY_PROTOCOL_TYPE, TLS_INSPECTOR_TYPE, TYPE_URL_PREFIX } from './type-urls.ts';
 
 const TYPED_STRUCT_TYPES = new Set(['type.googleapis.com/udpa.type.v1.TypedStruct', 'type.googleapis.com/xds.type.v3.TypedStruct']);
 
@@ -45,6 +45,12 @@ export const PROXY_NETWORK_FILTERS = {
     'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy',
     'type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm',
   ],
+} as const;
+
+/** The listener filters `rig proxy` reads (src/proxy/listener/listener-config.ts); any other makes it reject the listener. */
+export const PROXY_LISTENER_FILTERS = {
+  names: ['envoy.filters.listener.http_inspector', 'envoy.filters.listener.original_dst', 'envoy.filters.listener.proxy_protocol', 'envoy.filters.listener.tls_inspector'],
+  typeUrls: [HTTP_INSPECTOR_TYPE, ORIGINAL_DST_TYPE, PROXY_PROTOCOL_TYPE, TLS_INSPECTOR_TYPE],
 } as const;
 
 function knownType(typeUrl: string): boolean {
@@ -88,9 +94,9 @@ export function normalizePatchValue(typeName: string, value: unknown): PatchValu
   }
 }
 
-/** Why `rig proxy` would reject this filter (HTTP or network), or undefined when it implements it. */
-export function unknownFilterReason(kind: 'HTTP' | 'network', filter: EnvoyJson): string | undefined {
-  const known = kind === 'HTTP' ? PROXY_HTTP_FILTERS : PROXY_NETWORK_FILTERS;
+/** Why `rig proxy` would reject this filter (HTTP, network or listener), or undefined when it implements it. */
+export function unknownFilterReason(kind: 'HTTP' | 'network' | 'listener', filter: EnvoyJson): string | undefined {
+  const known = kind === 'HTTP' ? PROXY_HTTP_FILTERS : kind === 'network' ? PROXY_NETWORK_FILTERS : PROXY_LISTENER_FILTERS;
   if (filter.is_optional === true) return undefined;
   const name = String(filter.name ?? '');
   const tc = filter.typed_config as EnvoyJson | undefined;

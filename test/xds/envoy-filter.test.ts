@@ -428,7 +428,6 @@ test('apply time: what Rigging does not apply is an error naming the field', () 
   const one = (patch: string) => errors(`  configPatches:\n    - ${patch}\n`);
   assert.match(one('{ applyTo: BOOTSTRAP, patch: { operation: MERGE, value: {} } }').join(), /spec\.configPatches\[0\]\.applyTo: applyTo BOOTSTRAP is not supported/);
   assert.match(one('{ applyTo: EXTENSION_CONFIG, patch: { operation: ADD, value: {} } }').join(), /applyTo EXTENSION_CONFIG is not supported/);
-  assert.match(one('{ applyTo: LISTENER_FILTER, patch: { operation: ADD, value: {} } }').join(), /applyTo LISTENER_FILTER is not supported/);
   assert.match(one(`{ applyTo: CLUSTER, match: { proxy: { proxyVersion: '^1\\\\.2.*' } }, patch: { operation: MERGE, value: {} } }`).join(), /match\.proxy\.proxyVersion: .*not supported/);
   assert.match(one('{ applyTo: HTTP_ROUTE, patch: { operation: ADD, value: {} } }').join(), /patch\.operation: operation ADD does not apply to applyTo HTTP_ROUTE/);
   assert.match(one('{ applyTo: HTTP_FILTER, patch: { operation: REMOVE } }').join(), /subFilter\.name: REMOVE of an HTTP filter needs the filter/);
@@ -470,4 +469,37 @@ spec:
   const diagnostics = loadDocuments(yaml, 'x.yaml').diagnostics.map((d) => `${d.severity} ${d.path}: ${d.message}`);
   assert.ok(!diagnostics.some((d) => d.startsWith('Error')), diagnostics.join('\n'));
   assert.match(diagnostics.join('\n'), /Warning spec\.configPatches\[0\]\.patch\.filterClass: filterClass AUTHZ has no effect, as in Istio: istiod does not implement/);
+});
+
+test("LISTENER_FILTER, as istiod's patchListenerFilters: listenerFilter names the filter to act on or next to; patches apply in order; rig proxy's listener filters only", () => {
+  const lf = (op: string, name: string | undefined, value?: string, ctx = 'SIDECAR_INBOUND') => `    - applyTo: LISTENER_FILTER
+      match: { context: ${ctx}, listener: { portNumber: 9080${name ? `, listenerFilter: ${name}` : ''} } }
+      patch: { operation: ${op}${value ? `, value: ${value}` : ''} }
+`;
+  const yaml = `apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: { name: lf, namespace: default }
+spec:
+  configPatches:
+${lf('INSERT_BEFORE', 'envoy.filters.listener.tls_inspector', '{ name: envoy.filters.listener.http_inspector, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector } }')}${lf('INSERT_FIRST', undefined, '{ name: envoy.filters.listener.proxy_protocol, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol } }')}${lf('REMOVE', 'envoy.filters.listener.original_dst')}${lf('MERGE', 'envoy.filters.listener.tls_inspector', '{ typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector, enable_ja3_fingerprinting: true } }')}${lf('INSERT_AFTER', 'envoy.filters.listener.none', '{ name: envoy.filters.listener.original_dst }')}${lf('ADD', undefined, '{ name: envoy.filters.listener.tls_inspector }', 'GATEWAY')}`;
+  const { listeners } = generate(yaml, reviews());
+  const inbound = listeners.find((l) => l.name === 'virtualInbound')!;
+  const filters = inbound.listener_filters as EnvoyJson[];
+  assert.deepEqual(filters.map((f) => f.name), ['envoy.filters.listener.proxy_protocol', 'envoy.filters.listener.http_inspector', 'envoy.filters.listener.tls_inspector']);
+  assert.equal((filters[2].typed_config as EnvoyJson).enable_ja3_fingerprinting, true, 'MERGE into the named filter');
+  for (const l of listeners.filter((x) => x.traffic_direction !== 'INBOUND')) assert.equal(l.listener_filters, undefined, `${String(l.name)} (outbound) is left alone`);
+  const baseline = generate('', reviews()).listeners.find((l) => l.name === 'virtualInbound')!;
+  assert.deepEqual((baseline.listener_filters as EnvoyJson[]).map((f) => f.name), ['envoy.filters.listener.original_dst', 'envoy.filters.listener.tls_inspector']);
+  // Another context: the inbound listener is left alone (a portNumber would not be: istiod's listenerMatch skips the port of the virtual listeners for all but LISTENER patches).
+  assert.deepEqual(generate(yaml.replaceAll('SIDECAR_INBOUND', 'SIDECAR_OUTBOUND'), reviews()).listeners.find((l) => l.name === 'virtualInbound')!.listener_filters, baseline.listener_filters);
+
+  const errors = (patch: string) =>
+    loadDocuments(`apiVersion: networking.istio.io/v1alpha3\nkind: EnvoyFilter\nmetadata: { name: x, namespace: default }\nspec:\n  configPatches:\n${patch}`, 'x.yaml')
+      .diagnostics.filter((d) => d.severity === 'Error')
+      .map((d) => `${d.path}: ${d.message}`)
+      .join('\n');
+  assert.equal(errors(yaml.split('configPatches:\n')[1]), '');
+  assert.match(errors(lf('REPLACE', undefined, '{ name: envoy.filters.listener.tls_inspector }')), /listenerFilter: REPLACE of a listener filter needs the filter in match\.listener\.listenerFilter/);
+  assert.match(errors(lf('ADD', undefined, '{ name: envoy.filters.listener.local_ratelimit, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.listener.local_ratelimit.v3.LocalRateLimit, stat_prefix: x, token_bucket: { max_tokens: 1, fill_interval: 1s } } }')), /rig proxy has no listener filter .*local_ratelimit.*NACK/);
+  assert.match(errors(`    - { applyTo: HTTP_FILTER, match: { listener: { listenerFilter: envoy.filters.listener.tls_inspector } }, patch: { operation: INSERT_FIRST, value: { name: envoy.filters.http.cors } } }\n`), /listenerFilter: listenerFilter only applies to applyTo LISTENER_FILTER/);
 });

@@ -17,7 +17,10 @@ export const ENVOY_FILTER_TARGETS: Partial<Record<EnvoyFilterApplyTo, { message:
   VIRTUAL_HOST: { message: 'envoy.config.route.v3.VirtualHost', operations: ['MERGE', 'ADD', 'REMOVE'], match: 'routeConfiguration' },
   HTTP_ROUTE: { message: 'envoy.config.route.v3.Route', operations: ['MERGE', 'REMOVE', 'INSERT_BEFORE', 'INSERT_AFTER', 'INSERT_FIRST'], match: 'routeConfiguration' },
   CLUSTER: { message: 'envoy.config.cluster.v3.Cluster', operations: ['MERGE', 'ADD', 'REMOVE'], match: 'cluster' },
+  LISTENER_FILTER: { message: 'envoy.config.listener.v3.ListenerFilter', operations: ['MERGE', 'ADD', 'REMOVE', 'INSERT_BEFORE', 'INSERT_AFTER', 'INSERT_FIRST', 'REPLACE'], match: 'listener' },
 };
+
+const FILTER_KINDS: Partial<Record<EnvoyFilterApplyTo, 'HTTP' | 'network' | 'listener'>> = { HTTP_FILTER: 'HTTP', NETWORK_FILTER: 'network', LISTENER_FILTER: 'listener' };
 
 const NOT_APPLIED = 'Rigging does not apply it; remove it or express the change another way';
 
@@ -43,7 +46,9 @@ function validatePatch(p: EnvoyFilterConfigPatch, at: FieldPath, r: Reporter): v
   }
   const l = m.listener;
   if (l?.portName !== undefined) r.error([...mat, 'listener', 'portName'], 'match.listener.portName is not supported', 'use portNumber');
-  if (l?.listenerFilter !== undefined) r.error([...mat, 'listener', 'listenerFilter'], 'match.listener.listenerFilter is not supported', NOT_APPLIED);
+  // istiod reads listenerFilter for listener filter patches only, and no filter chain match for them.
+  if (l?.listenerFilter !== undefined && applyTo !== 'LISTENER_FILTER') r.error([...mat, 'listener', 'listenerFilter'], 'listenerFilter only applies to applyTo LISTENER_FILTER (Istio ignores it here)', 'remove it');
+  if (l?.filterChain !== undefined && applyTo === 'LISTENER_FILTER') r.error([...mat, 'listener', 'filterChain'], 'a filter chain match does not apply to applyTo LISTENER_FILTER (listener filters belong to the listener; Istio ignores it)', 'remove it; select the listener with portNumber or name');
   if (l?.filterChain?.applicationProtocols !== undefined) r.error([...mat, 'listener', 'filterChain', 'applicationProtocols'], 'match.listener.filterChain.applicationProtocols is not supported', NOT_APPLIED);
   if (l?.filterChain?.filter?.subFilter !== undefined && applyTo !== 'HTTP_FILTER') r.error([...mat, 'listener', 'filterChain', 'filter', 'subFilter'], 'subFilter only applies to applyTo HTTP_FILTER', 'remove it');
   if (m.routeConfiguration?.portName !== undefined && m.context !== 'GATEWAY') r.error([...mat, 'routeConfiguration', 'portName'], 'match.routeConfiguration.portName only matches gateway route configurations', 'set match.context: GATEWAY, or use portNumber');
@@ -58,6 +63,7 @@ function validatePatch(p: EnvoyFilterConfigPatch, at: FieldPath, r: Reporter): v
   // Istio's REPLACE and REMOVE without the filter they act on do nothing.
   if ((op === 'REPLACE' || op === 'REMOVE') && applyTo === 'HTTP_FILTER' && !l?.filterChain?.filter?.subFilter?.name) r.error([...mat, 'listener', 'filterChain', 'filter', 'subFilter', 'name'], `${op} of an HTTP filter needs the filter in match.listener.filterChain.filter.subFilter.name (Istio does nothing without it)`, 'name the HTTP filter');
   if ((op === 'REPLACE' || op === 'REMOVE') && applyTo === 'NETWORK_FILTER' && !l?.filterChain?.filter?.name) r.error([...mat, 'listener', 'filterChain', 'filter', 'name'], `${op} of a network filter needs the filter in match.listener.filterChain.filter.name (Istio does nothing without it)`, 'name the network filter');
+  if ((op === 'REPLACE' || op === 'REMOVE' || op === 'MERGE') && applyTo === 'LISTENER_FILTER' && !l?.listenerFilter) r.error([...mat, 'listener', 'listenerFilter'], `${op} of a listener filter needs the filter in match.listener.listenerFilter (Istio does nothing without it)`, 'name the listener filter');
   if (applyTo === 'HTTP_FILTER' && (op === 'ADD' || (op === 'INSERT_AFTER' && !l?.filterChain?.filter?.subFilter?.name))) {
     r.warn(opAt, `${op}${op === 'ADD' ? '' : ' without a subFilter'} puts the HTTP filter after envoy.filters.http.router, as in Istio; rig proxy, like Envoy, rejects (NACKs) a filter after the router`, 'use INSERT_BEFORE with subFilter.name: envoy.filters.http.router');
   }
@@ -67,8 +73,9 @@ function validatePatch(p: EnvoyFilterConfigPatch, at: FieldPath, r: Reporter): v
     r.error(valueAt, `operation ${op} needs a patch.value (a ${target.message})`, 'add the value');
     return;
   }
-  if ((applyTo === 'HTTP_FILTER' || applyTo === 'NETWORK_FILTER') && op !== 'MERGE') {
-    const why = unknownFilterReason(applyTo === 'HTTP_FILTER' ? 'HTTP' : 'network', unwrapTypedStructs(p.patch.value) as Record<string, unknown>);
+  const filterKind = FILTER_KINDS[applyTo];
+  if (filterKind && op !== 'MERGE') {
+    const why = unknownFilterReason(filterKind, unwrapTypedStructs(p.patch.value) as Record<string, unknown>);
     if (why) {
       r.error(valueAt, why, 'use a filter rig proxy implements');
       return;

@@ -1,10 +1,10 @@
 // Applies EnvoyFilter patches to the listeners, clusters and route configurations generated for
-// one proxy, with Istio's matching (match.context, listener / filter chain / filter / sub-filter,
+// one proxy, with Istio's matching (match.context, listener / listener filter / filter chain / filter / sub-filter,
 // route configuration / virtual host / route, cluster) and operations (MERGE, ADD, REMOVE,
 // INSERT_BEFORE, INSERT_AFTER, INSERT_FIRST, REPLACE). Generated resources are shared between
 // proxies (memoized per snapshot): a patch copies the objects on the path it changes, never
 // changing a generated one in place.
-// Order, as Istio: LISTENER, then per listener FILTER_CHAIN, NETWORK_FILTER, HTTP_FILTER (and the
+// Order, as Istio: LISTENER, then per listener LISTENER_FILTER, FILTER_CHAIN, NETWORK_FILTER, HTTP_FILTER (and the
 // route patches of inline route configurations); listeners and clusters ADDed are not patched further.
 import type { EnvoyFilterContext } from '../../../api/types/networking.ts';
 import { HCM_TYPE, type EnvoyJson } from '../../../envoy/index.ts';
@@ -161,7 +161,27 @@ function patchChain(proxy: Proxy, l: EnvoyJson, fc: EnvoyJson, ctx: PatchContext
   return sameElements(filters, before) ? fc : { ...fc, filters };
 }
 
-function patchListener(proxy: Proxy, l: EnvoyJson, ctx: PatchContext, t: PatchesByTarget): EnvoyJson {
+/** Istio applies listener filter patches one by one in patch order (no phases). */
+const LISTENER_FILTER_PHASES: readonly (readonly string[])[] = [['ADD', 'INSERT_FIRST', 'INSERT_BEFORE', 'INSERT_AFTER', 'REPLACE', 'REMOVE', 'MERGE']];
+
+const listenerFilterName = (p: CompiledPatch) => p.match.listener?.listenerFilter;
+
+/**
+ * LISTENER_FILTER, as istiod's patchListenerFilters: after the LISTENER patches, before the
+ * chains; match.listener.listenerFilter names the filter a relative operation acts on or next to
+ * (INSERT_BEFORE without it inserts first, INSERT_AFTER last; REPLACE, REMOVE and MERGE without it
+ * do nothing).
+ */
+function patchListenerFilters(proxy: Proxy, l: EnvoyJson, ctx: PatchContext, t: PatchesByTarget): EnvoyJson {
+  const patches = (t.get('LISTENER_FILTER') ?? []).filter((p) => listenerMatches(proxy, l, p, ctx) && !(p.operation === 'MERGE' && !listenerFilterName(p)));
+  if (!patches.length) return l;
+  const before = (l.listener_filters as EnvoyJson[] | undefined) ?? [];
+  const filters = applyInPhases(before, withoutUnnamedRemovals(patches, listenerFilterName), LISTENER_FILTER_PHASES, (p) => filterMatcher(listenerFilterName(p)));
+  return sameElements(filters, before) ? l : { ...l, listener_filters: filters };
+}
+
+function patchListener(proxy: Proxy, generated: EnvoyJson, ctx: PatchContext, t: PatchesByTarget): EnvoyJson {
+  const l = patchListenerFilters(proxy, generated, ctx, t);
   const before = (l.filter_chains as EnvoyJson[] | undefined) ?? [];
   const patches = (t.get('FILTER_CHAIN') ?? []).filter((p) => listenerMatches(proxy, l, p, ctx));
   // The generated chains are merged, removed and patched; chains ADDed come after, as given.
@@ -181,7 +201,7 @@ function adds(p: CompiledPatch, proxy: Proxy): boolean {
   return p.operation === 'ADD' && (p.context === 'ANY' || proxyContexts(proxy).includes(p.context));
 }
 
-const LISTENER_TARGETS = ['LISTENER', 'FILTER_CHAIN', 'NETWORK_FILTER', 'HTTP_FILTER'] as const;
+const LISTENER_TARGETS = ['LISTENER', 'LISTENER_FILTER', 'FILTER_CHAIN', 'NETWORK_FILTER', 'HTTP_FILTER'] as const;
 
 /** Explicit mode's plain proxied requests share one outbound listener: said once per patch, not skipped silently. */
 function warnExplicitOutboundPorts(t: PatchesByTarget, proxy: Proxy): void {
