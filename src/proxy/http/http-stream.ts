@@ -12,7 +12,7 @@ import { newStreamInfo, type StreamInfo } from '../stream-info.ts';
 import type { ProxyContext } from '../context.ts';
 import type { HcmConfig } from './hcm-config.ts';
 import { ActionKind, matchRoute, pickWeighted, redirectLocation, rewritePath, type Route, type WeightedCluster } from '../routing/route-config.ts';
-import { RetryOn, backoffMs, type RetryPolicy } from '../routing/retry-policy.ts';
+import { ResetReason, RetryOn, backoffMs, wouldRetryFromReset, type RetryPolicy } from '../routing/retry-policy.ts';
 import { APPLICATION_PROTOCOLS_STATE, type Cluster, type UpstreamHost } from '../upstream/cluster.ts';
 import { DiscoveryType } from '../upstream/cluster-config.ts';
 import { UpstreamOutcome } from '../upstream/cluster-hooks.ts';
@@ -1011,10 +1011,8 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
       this.resetDownstream();
       return;
     }
-    const on = this.retry?.retryOn ?? 0;
-    const retriable = connectFailure
-      ? on & (RetryOn.ConnectFailure | RetryOn.S5xx | RetryOn.GatewayError | RetryOn.Reset)
-      : on & (RetryOn.Reset | RetryOn.S5xx | RetryOn.GatewayError | (remoteReset === 'remote_refused_stream_reset' ? RetryOn.RefusedStream : 0));
+    const reason = connectFailure ? ResetReason.ConnectFailure : remoteReset === 'remote_refused_stream_reset' ? ResetReason.RefusedStream : ResetReason.Other;
+    const retriable = wouldRetryFromReset(this.retry?.retryOn ?? 0, reason);
     if (retriable && this.canRetry()) {
       if (this.retryAdmitted()) {
         this.scheduleRetry();
@@ -1046,10 +1044,14 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     }
     a.cancel();
     this.endAttempt(a, UpstreamOutcome.Timeout, 0);
-    if (this.canRetry() && this.retryAdmitted()) {
-      this.scheduleRetry();
-      return;
-    }
+    // Envoy retries a per-try timeout as a local reset (router.cc onPerTryTimeoutCommon → maybeRetryReset).
+    const retriable = this.retry !== undefined && wouldRetryFromReset(this.retry.retryOn, ResetReason.Local);
+    if (retriable && this.canRetry()) {
+      if (this.retryAdmitted()) {
+        this.scheduleRetry();
+        return;
+      }
+    } else if (retriable) this.streamInfo.responseFlags |= ResponseFlag.UpstreamRetryLimitExceeded;
     this.failUpstream(504, ResponseFlag.UpstreamRequestTimeout, idle ? 'upstream_per_try_idle_timeout' : 'upstream_per_try_timeout', 'upstream request timeout');
   }
 

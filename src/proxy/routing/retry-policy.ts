@@ -38,6 +38,31 @@ const NAMES: Record<string, number> = {
   'envoy-ratelimited': RetryOn.EnvoyRateLimited,
 };
 
+/** The reset reasons Envoy's RetryStateImpl::wouldRetryFromReset tells apart. */
+export const ResetReason = {
+  /** The router reset the attempt itself: a per-try timeout (LocalReset). */
+  Local: 0,
+  ConnectFailure: 1,
+  RefusedStream: 2,
+  /** A remote reset, a closed connection, a protocol error. */
+  Other: 3,
+} as const;
+
+const RETRY_ANY_RESET = RetryOn.Reset | RetryOn.S5xx | RetryOn.GatewayError;
+
+/**
+ * Envoy's RetryStateImpl::wouldRetryFromReset (retry_state_impl.cc): reset, 5xx and gateway-error
+ * retry any reset; refused-stream and connect-failure only their own. A per-try timeout is a local
+ * reset (router.cc onPerTryTimeoutCommon → maybeRetryReset(LocalReset)), so Istio's default
+ * connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes never retries one.
+ */
+export function wouldRetryFromReset(retryOn: number, reason: number): boolean {
+  if (retryOn & RETRY_ANY_RESET) return true;
+  if (reason === ResetReason.ConnectFailure) return (retryOn & RetryOn.ConnectFailure) !== 0;
+  if (reason === ResetReason.RefusedStream) return (retryOn & RetryOn.RefusedStream) !== 0;
+  return false;
+}
+
 export interface RetryPolicy {
   readonly retryOn: number;
   readonly numRetries: number;
