@@ -503,3 +503,27 @@ ${lf('INSERT_BEFORE', 'envoy.filters.listener.tls_inspector', '{ name: envoy.fil
   assert.match(errors(lf('ADD', undefined, '{ name: envoy.filters.listener.local_ratelimit, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.listener.local_ratelimit.v3.LocalRateLimit, stat_prefix: x, token_bucket: { max_tokens: 1, fill_interval: 1s } } }')), /rig proxy has no listener filter .*local_ratelimit.*NACK/);
   assert.match(errors(`    - { applyTo: HTTP_FILTER, match: { listener: { listenerFilter: envoy.filters.listener.tls_inspector } }, patch: { operation: INSERT_FIRST, value: { name: envoy.filters.http.cors } } }\n`), /listenerFilter: listenerFilter only applies to applyTo LISTENER_FILTER/);
 });
+
+test('match.listener.filterChain.applicationProtocols, as istiod: comma-separated, every one among the chain application_protocols; listener.portName is refused (istiod ignores it)', () => {
+  const patch = (protocols: string) => `apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: { name: alpn, namespace: default }
+spec:
+  configPatches:
+    - applyTo: HTTP_FILTER
+      match: { context: SIDECAR_INBOUND, listener: { filterChain: { applicationProtocols: "${protocols}", filter: { name: envoy.filters.network.http_connection_manager } } } }
+      patch: { operation: INSERT_FIRST, value: { name: envoy.filters.http.cors, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors } } }
+`;
+  const firsts = (protocols: string) => {
+    const names = httpFilterNames(generate(patch(protocols), reviews()).listeners);
+    return Object.entries(names).filter(([, f]) => f[0] === 'envoy.filters.http.cors').map(([k]) => k);
+  };
+  assert.deepEqual(firsts('istio-http/1.1,istio'), ['virtualInbound/inbound|9080||'], 'the mTLS chain only; not the plaintext one');
+  assert.deepEqual(firsts('istio,h2'), [], 'h2 is not among them');
+  assert.deepEqual(firsts('istio, istio-h2'), [], 'no trimming, as istiod');
+  const errors = loadDocuments(`apiVersion: networking.istio.io/v1alpha3\nkind: EnvoyFilter\nmetadata: { name: x, namespace: default }\nspec:\n  configPatches:\n    - { applyTo: NETWORK_FILTER, match: { listener: { portName: http } }, patch: { operation: INSERT_FIRST, value: { name: envoy.filters.network.rbac } } }\n`, 'x.yaml')
+    .diagnostics.filter((d) => d.severity === 'Error')
+    .map((d) => `${d.path}: ${d.message}`);
+  assert.match(errors.join(), /match\.listener\.portName: match\.listener\.portName is not implemented by Istio \(istiod ignores it/);
+  assert.deepEqual(loadDocuments(patch('istio'), 'x.yaml').diagnostics.filter((d) => d.severity === 'Error'), []);
+});

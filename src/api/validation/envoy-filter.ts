@@ -22,8 +22,6 @@ export const ENVOY_FILTER_TARGETS: Partial<Record<EnvoyFilterApplyTo, { message:
 
 const FILTER_KINDS: Partial<Record<EnvoyFilterApplyTo, 'HTTP' | 'network' | 'listener'>> = { HTTP_FILTER: 'HTTP', NETWORK_FILTER: 'network', LISTENER_FILTER: 'listener' };
 
-const NOT_APPLIED = 'Rigging does not apply it; remove it or express the change another way';
-
 export function validateEnvoyFilter(spec: EnvoyFilterSpec, r: Reporter): void {
   // Istio accepts targetRefs here but istiod applies such an EnvoyFilter to no proxy (it skips them).
   if (spec.targetRefs?.length) r.error(['spec', 'targetRefs'], 'an EnvoyFilter with targetRefs applies to no proxy (istiod does not implement targetRefs for EnvoyFilter and skips it)', `select the proxies with workloadSelector.labels (a Gateway API gateway's proxies carry ${GATEWAY_NAME_LABEL}: <gateway name>)`);
@@ -45,11 +43,12 @@ function validatePatch(p: EnvoyFilterConfigPatch, at: FieldPath, r: Reporter): v
     if (m[k] !== undefined && k !== target.match) r.error([...mat, k], `match.${k} does not apply to applyTo ${applyTo} (it takes match.${target.match})`, `use match.${target.match}`);
   }
   const l = m.listener;
-  if (l?.portName !== undefined) r.error([...mat, 'listener', 'portName'], 'match.listener.portName is not supported', 'use portNumber');
+  // Istio's API marks ListenerMatch.port_name "Not implemented" and istiod's listenerMatch never reads
+  // it: under Istio the patch applies to every port. Refused rather than widened silently.
+  if (l?.portName !== undefined) r.error([...mat, 'listener', 'portName'], 'match.listener.portName is not implemented by Istio (istiod ignores it, so the patch would apply to listeners of every port)', 'use portNumber, or remove it to patch every port as Istio would');
   // istiod reads listenerFilter for listener filter patches only, and no filter chain match for them.
   if (l?.listenerFilter !== undefined && applyTo !== 'LISTENER_FILTER') r.error([...mat, 'listener', 'listenerFilter'], 'listenerFilter only applies to applyTo LISTENER_FILTER (Istio ignores it here)', 'remove it');
   if (l?.filterChain !== undefined && applyTo === 'LISTENER_FILTER') r.error([...mat, 'listener', 'filterChain'], 'a filter chain match does not apply to applyTo LISTENER_FILTER (listener filters belong to the listener; Istio ignores it)', 'remove it; select the listener with portNumber or name');
-  if (l?.filterChain?.applicationProtocols !== undefined) r.error([...mat, 'listener', 'filterChain', 'applicationProtocols'], 'match.listener.filterChain.applicationProtocols is not supported', NOT_APPLIED);
   if (l?.filterChain?.filter?.subFilter !== undefined && applyTo !== 'HTTP_FILTER') r.error([...mat, 'listener', 'filterChain', 'filter', 'subFilter'], 'subFilter only applies to applyTo HTTP_FILTER', 'remove it');
   if (m.routeConfiguration?.portName !== undefined && m.context !== 'GATEWAY') r.error([...mat, 'routeConfiguration', 'portName'], 'match.routeConfiguration.portName only matches gateway route configurations', 'set match.context: GATEWAY, or use portNumber');
   const op = p.patch?.operation ?? 'INVALID';

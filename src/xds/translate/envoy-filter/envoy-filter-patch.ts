@@ -118,6 +118,8 @@ function chainMatches(l: EnvoyJson, fc: EnvoyJson, p: CompiledPatch): boolean {
   if (want?.name && want.name !== fc.name) return false;
   if (want?.sni && !((fm.server_names as string[] | undefined) ?? []).includes(want.sni)) return false;
   if (want?.transportProtocol && want.transportProtocol !== fm.transport_protocol) return false;
+  // istiod: a comma-separated list, every protocol among the chain's application_protocols (no trimming).
+  if (want?.applicationProtocols && !want.applicationProtocols.split(',').every((ap) => ((fm.application_protocols as string[] | undefined) ?? []).includes(ap))) return false;
   if (want?.destinationPort && want.destinationPort !== fm.destination_port) return false;
   if (m.portNumber && VIRTUAL_LISTENERS.has(String(l.name)) && fm.destination_port !== m.portNumber) return false;
   // FILTER_CHAIN patches select chains holding the named filter; filter patches select the filter itself.
