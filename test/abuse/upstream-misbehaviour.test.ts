@@ -159,7 +159,7 @@ async function setup(t: { after(fn: () => unknown): void }) {
         'l',
         routeConfig('r', [
           { match: { prefix: '/never-try' }, route: { cluster: 'raw', timeout: '5s', retry_policy: { retry_on: '5xx,reset', num_retries: 1, per_try_timeout: '0.15s', retry_back_off: { base_interval: '0.001s' } } } },
-          { match: { prefix: '/stall-mid-body' }, route: { cluster: 'raw', timeout: '5s', retry_policy: { retry_on: '5xx', num_retries: 1, per_try_timeout: '0.15s' } } },
+          { match: { prefix: '/stall-mid-body' }, route: { cluster: 'raw', timeout: '0.6s', retry_policy: { retry_on: '5xx', num_retries: 1, per_try_timeout: '0.15s' } } },
           { match: { prefix: '/' }, route: { cluster: 'raw', timeout: '0.3s' } },
         ]),
       ),
@@ -226,11 +226,16 @@ test('each upstream misbehaviour gets Envoy\'s status and flag, or a reset of th
   assert.equal((up.seen.get('/never-try') ?? 0) - triesBefore, 2, 'one try and one retry');
   assert.ok(stat(h, 'cluster.raw.upstream_rq_per_try_timeout') >= 2);
 
-  // Headers then silence: the per-try timeout after the response started resets the downstream.
+  // Headers then silence: Envoy ignores the per-try timeout once the response started
+  // (UpstreamRequest::onPerTryTimeout), uncounted; the route timeout cuts the response (UT).
+  const perTryBefore = stat(h, 'cluster.raw.upstream_rq_per_try_timeout');
+  const timeoutsBefore = stat(h, 'cluster.raw.upstream_rq_timeout');
   r = await get(port, '/stall-mid-body');
   assert.equal(r.status, 200);
   assert.equal(r.complete, false);
   assert.equal(flags(h), 'UT');
+  assert.equal(stat(h, 'cluster.raw.upstream_rq_per_try_timeout'), perTryBefore, 'the per-try timeout is not counted');
+  assert.equal(stat(h, 'cluster.raw.upstream_rq_timeout'), timeoutsBefore + 1, 'the route timeout ended it');
 
   // Abandoned upstream connections are closed, not left to the upstream.
   for (let i = 0; i < 100 && up.open.size > 1; i++) await new Promise((res) => setTimeout(res, 20));

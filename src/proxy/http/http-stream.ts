@@ -1034,6 +1034,10 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
 
   onAttemptPerTryTimeout(a: UpstreamRequest, idle: boolean): void {
     if (this.done || this.attempt !== a) return;
+    // Envoy (upstream_request.cc UpstreamRequest::onPerTryTimeout) ignores a per-try timeout once
+    // the response started, uncounted: the route timeout and the stream idle timeout still apply.
+    // The per-try idle timeout is not ignored (onPerTryIdleTimeout): it resets the stream.
+    if (!idle && a.headersReceived) return;
     (idle ? a.cluster.s.rqPerTryIdleTimeout : a.cluster.s.rqPerTryTimeout).value++;
     if (a.headersReceived) {
       a.cancel();
