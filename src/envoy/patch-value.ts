@@ -99,6 +99,13 @@ export function unknownFilterReason(kind: 'HTTP' | 'network' | 'listener', filte
   const known = kind === 'HTTP' ? PROXY_HTTP_FILTERS : kind === 'network' ? PROXY_NETWORK_FILTERS : PROXY_LISTENER_FILTERS;
   if (filter.is_optional === true) return undefined;
   const name = String(filter.name ?? '');
+  // A filter taking its config over ECDS: the types it accepts (the served config is checked where it is given).
+  const discovery = filter.config_discovery as EnvoyJson | undefined;
+  if (discovery) {
+    const types = (discovery.type_urls as string[] | undefined) ?? [];
+    if (types.some((u) => (known.typeUrls as readonly string[]).includes(u))) return undefined;
+    return `rig proxy has no ${kind} filter of the types ${name || 'the filter'} takes over ECDS (${types.join(', ') || 'none given'}); it would reject (NACK) the listener`;
+  }
   const tc = filter.typed_config as EnvoyJson | undefined;
   const typeUrl = tc?.['@type'] as string | undefined;
   if (typeUrl && (known.typeUrls as readonly string[]).includes(typeUrl)) return undefined;

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { loadDocuments } from '../../src/api/loader.ts';
-import { CLUSTER_TYPE, LISTENER_TYPE, LOCAL_RATELIMIT_TYPE, ROUTE_TYPE } from '../../src/envoy/index.ts';
+import { CLUSTER_TYPE, EXTENSION_CONFIG_TYPE, LISTENER_TYPE, LOCAL_RATELIMIT_TYPE, ROUTE_TYPE } from '../../src/envoy/index.ts';
 import type { EnvoyJson } from '../../src/envoy/index.ts';
 import type { Proxy } from '../../src/model/proxy.ts';
 import { GENERATORS } from '../../src/xds/server/generators.ts';
@@ -427,7 +427,6 @@ test('apply time: what Rigging does not apply is an error naming the field', () 
   assert.deepEqual(errors(RATE_LIMIT.split('spec:\n')[1]), []);
   const one = (patch: string) => errors(`  configPatches:\n    - ${patch}\n`);
   assert.match(one('{ applyTo: BOOTSTRAP, patch: { operation: MERGE, value: {} } }').join(), /spec\.configPatches\[0\]\.applyTo: applyTo BOOTSTRAP is not supported/);
-  assert.match(one('{ applyTo: EXTENSION_CONFIG, patch: { operation: ADD, value: {} } }').join(), /applyTo EXTENSION_CONFIG is not supported/);
   assert.match(one(`{ applyTo: CLUSTER, match: { proxy: { proxyVersion: '^1\\\\.2.*' } }, patch: { operation: MERGE, value: {} } }`).join(), /match\.proxy\.proxyVersion: .*not supported/);
   assert.match(one('{ applyTo: HTTP_ROUTE, patch: { operation: ADD, value: {} } }').join(), /patch\.operation: operation ADD does not apply to applyTo HTTP_ROUTE/);
   assert.match(one('{ applyTo: HTTP_FILTER, patch: { operation: REMOVE } }').join(), /subFilter\.name: REMOVE of an HTTP filter needs the filter/);
@@ -526,4 +525,50 @@ spec:
     .map((d) => `${d.path}: ${d.message}`);
   assert.match(errors.join(), /match\.listener\.portName: match\.listener\.portName is not implemented by Istio \(istiod ignores it/);
   assert.deepEqual(loadDocuments(patch('istio'), 'x.yaml').diagnostics.filter((d) => d.severity === 'Error'), []);
+});
+
+test('EXTENSION_CONFIG, as istiod serves it: ADD patches of the EnvoyFilters selecting the proxy, by the names the proxy asks over ECDS, before the WasmPlugins', () => {
+  const yaml = `apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: { name: ecds-rl, namespace: default }
+spec:
+  workloadSelector: { labels: { app: reviews } }
+  configPatches:
+    - applyTo: HTTP_FILTER
+      match: { context: SIDECAR_INBOUND, listener: { filterChain: { filter: { name: envoy.filters.network.http_connection_manager, subFilter: { name: envoy.filters.http.router } } } } }
+      patch:
+        operation: INSERT_BEFORE
+        value: { name: reviews-rl, config_discovery: { config_source: { ads: {} }, type_urls: [type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit] } }
+    - applyTo: EXTENSION_CONFIG
+      patch:
+        operation: ADD
+        value:
+          name: reviews-rl
+          typed_config:
+            "@type": type.googleapis.com/udpa.type.v1.TypedStruct
+            type_url: type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
+            value: { stat_prefix: rl, token_bucket: { max_tokens: 1, fill_interval: 60s } }
+`;
+  const ecds = (proxy: Proxy, names: string[]) => {
+    const push = buildPush(parseYaml(`${SERVICES}---\n${yaml}`), [proxy]);
+    return GENERATORS[EXTENSION_CONFIG_TYPE].generate(push, proxy, names);
+  };
+  const served = ecds(reviews(), ['reviews-rl', 'unknown']);
+  assert.deepEqual(served, [{ name: 'reviews-rl', typed_config: { '@type': LOCAL_RATELIMIT_TYPE, stat_prefix: 'rl', token_bucket: { max_tokens: 1, fill_interval: '60s' } } }]);
+  for (const r of served) assertEnvoyResource(EXTENSION_CONFIG_TYPE, r);
+  assert.deepEqual(ecds(productpage(), ['reviews-rl']), [], 'a proxy the EnvoyFilter does not select gets nothing');
+  assert.deepEqual(ecds(reviews(), []), []);
+  const inbound = hcmOf(generate(yaml, reviews()).listeners, 'virtualInbound', 'inbound|9080||').http_filters;
+  assert.deepEqual(inbound.at(-2), { name: 'reviews-rl', config_discovery: { config_source: { ads: {} }, type_urls: [LOCAL_RATELIMIT_TYPE] } });
+
+  const errors = (patch: string) =>
+    loadDocuments(`apiVersion: networking.istio.io/v1alpha3\nkind: EnvoyFilter\nmetadata: { name: x, namespace: default }\nspec:\n  configPatches:\n${patch}`, 'x.yaml')
+      .diagnostics.filter((d) => d.severity === 'Error')
+      .map((d) => `${d.path}: ${d.message}`)
+      .join('\n');
+  assert.equal(errors(yaml.split('configPatches:\n')[1]), '');
+  assert.match(errors('    - { applyTo: EXTENSION_CONFIG, patch: { operation: MERGE, value: { name: a } } }\n'), /operation MERGE does not apply to applyTo EXTENSION_CONFIG/);
+  assert.match(errors('    - { applyTo: EXTENSION_CONFIG, patch: { operation: ADD, value: { name: a, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.oauth2.v3.OAuth2 } } } }\n'), /typed_config: rig proxy has no HTTP or network filter of type .*OAuth2/);
+  assert.match(errors('    - { applyTo: EXTENSION_CONFIG, match: { listener: { portNumber: 80 } }, patch: { operation: ADD, value: { name: a, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors } } } }\n'), /match\.listener: match\.listener does not apply to applyTo EXTENSION_CONFIG/);
+  assert.match(errors('    - { applyTo: HTTP_FILTER, patch: { operation: INSERT_FIRST, value: { name: a, config_discovery: { config_source: { ads: {} }, type_urls: [type.googleapis.com/envoy.extensions.filters.http.oauth2.v3.OAuth2] } } } }\n'), /rig proxy has no HTTP filter of the types a takes over ECDS/);
 });

@@ -8,7 +8,7 @@ import type { Reporter } from './reporter.ts';
 import { GATEWAY_NAME_LABEL } from '../kinds.ts';
 
 /** The Envoy message each supported applyTo patches, and the operations Istio applies to it. */
-export const ENVOY_FILTER_TARGETS: Partial<Record<EnvoyFilterApplyTo, { message: string; operations: readonly EnvoyFilterOperation[]; match: 'listener' | 'routeConfiguration' | 'cluster' }>> = {
+export const ENVOY_FILTER_TARGETS: Partial<Record<EnvoyFilterApplyTo, { message: string; operations: readonly EnvoyFilterOperation[]; match?: 'listener' | 'routeConfiguration' | 'cluster' }>> = {
   LISTENER: { message: 'envoy.config.listener.v3.Listener', operations: ['MERGE', 'ADD', 'REMOVE'], match: 'listener' },
   FILTER_CHAIN: { message: 'envoy.config.listener.v3.FilterChain', operations: ['MERGE', 'ADD', 'REMOVE'], match: 'listener' },
   NETWORK_FILTER: { message: 'envoy.config.listener.v3.Filter', operations: ['MERGE', 'ADD', 'REMOVE', 'INSERT_BEFORE', 'INSERT_AFTER', 'INSERT_FIRST', 'REPLACE'], match: 'listener' },
@@ -17,6 +17,8 @@ export const ENVOY_FILTER_TARGETS: Partial<Record<EnvoyFilterApplyTo, { message:
   VIRTUAL_HOST: { message: 'envoy.config.route.v3.VirtualHost', operations: ['MERGE', 'ADD', 'REMOVE'], match: 'routeConfiguration' },
   HTTP_ROUTE: { message: 'envoy.config.route.v3.Route', operations: ['MERGE', 'REMOVE', 'INSERT_BEFORE', 'INSERT_AFTER', 'INSERT_FIRST'], match: 'routeConfiguration' },
   CLUSTER: { message: 'envoy.config.cluster.v3.Cluster', operations: ['MERGE', 'ADD', 'REMOVE'], match: 'cluster' },
+  // Served over ECDS by name to the proxies the EnvoyFilter selects (istiod's InsertedExtensionConfigurations: ADD only, no object match).
+  EXTENSION_CONFIG: { message: 'envoy.config.core.v3.TypedExtensionConfig', operations: ['ADD'] },
   LISTENER_FILTER: { message: 'envoy.config.listener.v3.ListenerFilter', operations: ['MERGE', 'ADD', 'REMOVE', 'INSERT_BEFORE', 'INSERT_AFTER', 'INSERT_FIRST', 'REPLACE'], match: 'listener' },
 };
 
@@ -40,7 +42,9 @@ function validatePatch(p: EnvoyFilterConfigPatch, at: FieldPath, r: Reporter): v
   const mat = [...at, 'match'];
   if (m.proxy?.proxyVersion !== undefined) r.error([...mat, 'proxy', 'proxyVersion'], 'match.proxy.proxyVersion is not supported (rig proxy reports its own version, not an Istio one, so an Istio version pattern would never match it)', 'remove it; select proxies with workloadSelector or match.proxy.metadata');
   for (const k of ['listener', 'routeConfiguration', 'cluster'] as const) {
-    if (m[k] !== undefined && k !== target.match) r.error([...mat, k], `match.${k} does not apply to applyTo ${applyTo} (it takes match.${target.match})`, `use match.${target.match}`);
+    if (m[k] === undefined || k === target.match) continue;
+    if (target.match) r.error([...mat, k], `match.${k} does not apply to applyTo ${applyTo} (it takes match.${target.match})`, `use match.${target.match}`);
+    else r.error([...mat, k], `match.${k} does not apply to applyTo ${applyTo} (Istio serves the config by its name to every proxy the EnvoyFilter selects)`, 'remove it; select proxies with workloadSelector');
   }
   const l = m.listener;
   // Istio's API marks ListenerMatch.port_name "Not implemented" and istiod's listenerMatch never reads
@@ -80,6 +84,7 @@ function validatePatch(p: EnvoyFilterConfigPatch, at: FieldPath, r: Reporter): v
       return;
     }
   }
+  if (applyTo === 'EXTENSION_CONFIG') validateExtensionConfig(p.patch.value, valueAt, r);
   const res = normalizePatchValue(target.message, p.patch.value);
   for (const issue of res.issues) r.error(valueAt, `patch.value${issue.path ? '.' + issue.path.replace(/^\./, '') : ''}: ${issue.message} (checked as ${target.message})`, 'fix the value; use Envoy v3 field names');
 }
@@ -97,4 +102,18 @@ function validateFilterClass(p: EnvoyFilterConfigPatch, at: FieldPath, r: Report
     `filterClass ${fc} has no effect, as in Istio: istiod does not implement patch.filterClass (istio/istio#51177), so the filter goes where operation ${p.patch?.operation ?? 'INVALID'} puts it`,
     "to place an HTTP filter before Istio's authentication, authorization or stats filter, use INSERT_BEFORE with subFilter.name envoy.filters.http.jwt_authn, envoy.filters.http.rbac or istio.stats",
   );
+}
+
+/** An EXTENSION_CONFIG value: a named config of a filter type rig proxy implements (HTTP or network: the filter naming it decides). */
+function validateExtensionConfig(value: Record<string, unknown>, at: FieldPath, r: Reporter): void {
+  const v = unwrapTypedStructs(value) as Record<string, unknown>;
+  if (typeof v.name !== 'string' || !v.name) r.error(at, 'an extension config needs a name (the name a filter gives in config_discovery)', 'add name');
+  const tc = v.typed_config as Record<string, unknown> | undefined;
+  const type = tc?.['@type'];
+  if (typeof type !== 'string') {
+    r.error(at, 'an extension config needs typed_config with an @type', 'add typed_config');
+    return;
+  }
+  const asFilter = { name: '', typed_config: tc };
+  if (unknownFilterReason('HTTP', asFilter) && unknownFilterReason('network', asFilter)) r.error([...at, 'typed_config'], `rig proxy has no HTTP or network filter of type ${type}; it would reject (NACK) the extension config`, 'use a filter type rig proxy implements');
 }

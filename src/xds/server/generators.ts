@@ -10,7 +10,7 @@ import { buildListeners } from '../translate/listener-builder.ts';
 import { buildNameTable } from '../translate/name-table.ts';
 import { buildRouteConfig } from '../translate/route-config.ts';
 import { buildSecret } from '../translate/secret-builder.ts';
-import { withClusterPatches, withListenerPatches, withRoutePatches } from '../translate/envoy-filter/index.ts';
+import { envoyFilterExtensionConfigs, withClusterPatches, withListenerPatches, withRoutePatches } from '../translate/envoy-filter/index.ts';
 import { wasmExtensionConfigs } from '../translate/wasm-plugins.ts';
 
 export interface XdsGenerator {
@@ -51,9 +51,10 @@ export const GENERATORS: Record<string, XdsGenerator> = {
     // An unknown cluster gets an empty assignment, so the proxy does not wait for it.
     generate: (push, proxy, names) => (names ?? []).map((n) => buildLoadAssignment(push, proxy, n) ?? { cluster_name: n }),
   },
-  // ECDS: the WasmPlugins' configs by the names their filters give (istiod's EcdsGenerator); a
-  // changed plugin is pushed here alone, its listeners (which only name it) unchanged.
-  [EXTENSION_CONFIG_TYPE]: { typeUrl: EXTENSION_CONFIG_TYPE, short: 'ecds', fullState: false, generate: (push, proxy, names) => wasmExtensionConfigs(push, proxy, names ?? []) },
+  // ECDS: the EnvoyFilters' EXTENSION_CONFIG patches, then the WasmPlugins' configs, by the names
+  // their filters give (istiod's BuildExtensionConfiguration); a changed config is pushed here
+  // alone, the listeners (which only name it) unchanged.
+  [EXTENSION_CONFIG_TYPE]: { typeUrl: EXTENSION_CONFIG_TYPE, short: 'ecds', fullState: false, generate: (push, proxy, names) => [...envoyFilterExtensionConfigs(push, proxy, names ?? []), ...wasmExtensionConfigs(push, proxy, names ?? [])] },
   [SECRET_TYPE]: {
     typeUrl: SECRET_TYPE,
     short: 'sds',

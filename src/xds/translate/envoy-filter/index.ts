@@ -20,3 +20,20 @@ export function withRoutePatches(push: PushContext, proxy: Proxy, routes: EnvoyJ
   const t = patchesFor(push, proxy);
   return t ? routes.map((rc) => patchRouteConfig(t, routeContext(proxy), rc)) : routes;
 }
+
+/**
+ * ECDS: the TypedExtensionConfigs of the EXTENSION_CONFIG patches selecting the proxy, of those
+ * `names` it asks for (istiod's InsertedExtensionConfigurations: ADD patches only, no object match;
+ * a name given twice is served from the first patch).
+ */
+export function envoyFilterExtensionConfigs(push: PushContext, proxy: Proxy, names: readonly string[]): EnvoyJson[] {
+  const patches = names.length ? patchesFor(push, proxy)?.get('EXTENSION_CONFIG') : undefined;
+  if (!patches) return [];
+  const want = new Set(names);
+  const out = new Map<string, EnvoyJson>();
+  for (const p of patches) {
+    const name = p.value?.name as string | undefined;
+    if (p.operation === 'ADD' && name && want.has(name) && !out.has(name)) out.set(name, p.value!);
+  }
+  return [...out.values()];
+}
