@@ -25,6 +25,7 @@ import type { Stat, Stats } from '../stats/stats.ts';
 import type { EnvoyJson } from '../../envoy/index.ts';
 import type { InitManager } from './filter.ts';
 import { ListenerInit } from '../listener/listener-init.ts';
+import { ResourceArrival } from '../listener/resource-arrival.ts';
 
 export type ExtensionKind = 'http_filter' | 'network_filter';
 
@@ -54,7 +55,7 @@ export class ExtensionConfigSubscription {
   /** The TypedExtensionConfig in force (undefined: none received yet). */
   entry: Entry | undefined = undefined;
   private readonly providers = new Set<WeakRef<ExtensionConfigProvider<unknown>>>();
-  private readonly waiters = new Set<() => void>();
+  private readonly arrivals = new ResourceArrival();
   /** Bumped by every accepted update: an update still fetching is dropped when a newer one came. */
   private generation = 0;
   readonly stats: { reload: Stat; fail: Stat; conflict: Stat };
@@ -124,7 +125,7 @@ export class ExtensionConfigSubscription {
       for (const p of this.live()) if (!done.has(p)) this.adopt(p, tc!);
       this.entry = { raw, warnings: [...warnings], version, lastUpdated: new Date().toISOString() };
       this.stats.reload.value++;
-      this.wake();
+      this.arrivals.wake();
     };
     return {
       errors: [],
@@ -148,32 +149,12 @@ export class ExtensionConfigSubscription {
 
   /** A refused update ends the listeners' wait, as Envoy's subscription readies its init target on a NACK. */
   refused(): void {
-    this.wake();
+    this.arrivals.wake();
   }
 
-  /**
-   * A listener version's init target: resolves once a config arrived, an update was refused, or
-   * `timeoutMs` passed (initial_fetch_timeout; 0 waits for good), then after `onTimeout`; or at
-   * once when `signal` aborts (the version was dropped).
-   */
+  /** A listener version's init target: a config's arrival (ResourceArrival.wait). */
   arrival(timeoutMs: number, onTimeout: () => void, signal: AbortSignal): Promise<void> {
-    if (this.entry || signal.aborted) return Promise.resolve();
-    return new Promise((resolve) => {
-      const end = () => {
-        clearTimeout(timer);
-        this.waiters.delete(end);
-        signal.removeEventListener('abort', end);
-        resolve();
-      };
-      const timer = timeoutMs > 0 ? setTimeout(() => (onTimeout(), end()), timeoutMs) : undefined;
-      timer?.unref();
-      this.waiters.add(end);
-      signal.addEventListener('abort', end, { once: true });
-    });
-  }
-
-  private wake(): void {
-    for (const w of [...this.waiters]) w();
+    return this.arrivals.wait(this.entry !== undefined, timeoutMs, onTimeout, signal);
   }
 }
 
