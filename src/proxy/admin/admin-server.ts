@@ -14,6 +14,8 @@ import { statsJson, statsText } from './stats-output.ts';
 import { runtimeDump, runtimeModify } from './runtime-endpoints.ts';
 import { LogLevelError, type LogLevels } from './logging.ts';
 import { isPipe } from '../network/pipe-address.ts';
+import type { Cluster, UpstreamHost } from '../upstream/cluster.ts';
+import { outlierDetectorOf } from '../upstream/outlier-detection-hook.ts';
 
 export interface AdminOptions {
   runtime: ProxyRuntime;
@@ -40,6 +42,72 @@ function healthFlags(f: number): string {
   if (f & HealthFlag.DegradedEdsHealth) out.push('/degraded_eds_health');
   if (f & HealthFlag.PendingActiveHc) out.push('/pending_active_hc');
   return out.join('');
+}
+
+/** Envoy's per-host stats (ALL_HOST_STATS: counters, then gauges), as /clusters lists them. */
+function hostStats(h: UpstreamHost): readonly [name: string, value: number, gauge: boolean][] {
+  return [
+    ['cx_connect_fail', h.cxConnectFail, false],
+    ['cx_total', h.cxTotal, false],
+    ['rq_error', h.rqError, false],
+    ['rq_success', h.rqSuccess, false],
+    ['rq_timeout', h.rqTimeout, false],
+    ['rq_total', h.rqTotal, false],
+    ['cx_active', h.cxActive, true],
+    ['rq_active', h.activeRequests, true],
+  ];
+}
+
+/** A SimpleMetric in proto3 JSON, as Envoy writes it: uint64 as a string, zero value and COUNTER type left out. */
+function simpleMetric([name, value, gauge]: readonly [string, number, boolean]): Record<string, string> {
+  const m: Record<string, string> = {};
+  if (gauge) m.type = 'GAUGE';
+  if (value !== 0) m.value = String(value);
+  m.name = name;
+  return m;
+}
+
+/** Envoy's host canary flag: endpoint metadata envoy.lb canary. */
+function isCanary(h: UpstreamHost): boolean {
+  return h.metadata['envoy.lb']?.canary === true;
+}
+
+/** A host's lines of /clusters text, in Envoy's order (ClustersHandler::writeClustersAsText): stats by name, then the host's attributes. */
+function hostLines(c: Cluster, h: UpstreamHost, lines: string[]): void {
+  const p = `${c.name}::${h.key}`;
+  const stats = hostStats(h).toSorted((a, b) => (a[0] < b[0] ? -1 : 1));
+  for (const [name, value] of stats) lines.push(`${p}::${name}::${value}`);
+  const od = outlierDetectorOf(c);
+  lines.push(
+    `${p}::hostname::${h.hostname ?? ''}`,
+    `${p}::health_flags::${healthFlags(h.healthFlags)}`,
+    `${p}::weight::${h.weight}`,
+    `${p}::region::${h.locality.region ?? ''}`,
+    `${p}::zone::${h.locality.zone ?? ''}`,
+    `${p}::sub_zone::${h.locality.sub_zone ?? ''}`,
+    `${p}::canary::${isCanary(h)}`,
+    `${p}::priority::${h.priority}`,
+    `${p}::success_rate::${od?.hostSuccessRate(h, false) ?? -1}`,
+    `${p}::local_origin_success_rate::${od?.hostSuccessRate(h, true) ?? -1}`,
+  );
+}
+
+/** A host of /clusters?format=json (admin.v3.HostStatus as Envoy writes it). */
+function hostStatus(c: Cluster, h: UpstreamHost): Record<string, unknown> {
+  const od = outlierDetectorOf(c);
+  const sr = od?.hostSuccessRate(h, false) ?? -1;
+  const localSr = od?.hostSuccessRate(h, true) ?? -1;
+  return {
+    address: { socket_address: { address: h.address, port_value: h.port } },
+    stats: hostStats(h).map(simpleMetric),
+    health_status: { eds_health_status: h.edsFlags ? 'UNHEALTHY' : 'HEALTHY', failed_active_health_check: Boolean(h.healthFlags & HealthFlag.FailedActiveHc), failed_outlier_check: Boolean(h.healthFlags & HealthFlag.FailedOutlierCheck) },
+    ...(sr >= 0 ? { success_rate: { value: sr } } : {}),
+    weight: h.weight,
+    ...(h.hostname ? { hostname: h.hostname } : {}),
+    priority: h.priority,
+    ...(localSr >= 0 ? { local_origin_success_rate: { value: localSr } } : {}),
+    locality: h.locality,
+  };
 }
 
 export function createAdminHandler(o: AdminOptions): http.RequestListener {
@@ -97,14 +165,7 @@ export function createAdminHandler(o: AdminOptions): http.RequestListener {
             cluster_statuses: clusters.map((c) => ({
               name: c.name,
               added_via_api: !rt.ctx.clusters.isStatic(c.name),
-              host_statuses: c.hosts().map((h) => ({
-                address: { socket_address: { address: h.address, port_value: h.port } },
-                stats: [{ name: 'rq_active', value: h.activeRequests, type: 'GAUGE' }],
-                health_status: { eds_health_status: h.edsFlags ? 'UNHEALTHY' : 'HEALTHY', failed_active_health_check: Boolean(h.healthFlags & HealthFlag.FailedActiveHc), failed_outlier_check: Boolean(h.healthFlags & HealthFlag.FailedOutlierCheck) },
-                weight: h.weight,
-                locality: h.locality,
-                priority: h.priority,
-              })),
+              host_statuses: c.hosts().map((h) => hostStatus(c, h)),
             })),
           });
         }
@@ -113,10 +174,7 @@ export function createAdminHandler(o: AdminOptions): http.RequestListener {
           // <priority>_priority::max_* lines come from the circuit breaker hook's adminInfo().
           lines.push(`${c.name}::added_via_api::${!rt.ctx.clusters.isStatic(c.name)}`);
           for (const h of c.hooks) for (const l of h.adminInfo?.() ?? []) lines.push(`${c.name}::${l}`);
-          for (const h of c.hosts()) {
-            const p = `${c.name}::${h.key}`;
-            lines.push(`${p}::rq_active::${h.activeRequests}`, `${p}::health_flags::${healthFlags(h.healthFlags)}`, `${p}::weight::${h.weight}`, `${p}::priority::${h.priority}`, `${p}::region::${h.locality.region ?? ''}`, `${p}::zone::${h.locality.zone ?? ''}`, `${p}::hostname::${h.hostname ?? ''}`);
-          }
+          for (const h of c.hosts()) hostLines(c, h, lines);
         }
         return send(res, 200, lines.join('\n') + '\n');
       }

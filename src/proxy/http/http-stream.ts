@@ -160,6 +160,8 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
   private upstreamStart = 0;
   private dispatchOpts: UpstreamDispatchOptions | undefined;
   private grpcTrailers: Record<string, string> | undefined;
+  /** A gRPC response whose host rq_success / rq_error waits for its grpc-status (router.cc grpcRqSuccessDeferred). */
+  private grpcSuccessDeferred = false;
   private readonly onDownstreamClose = (): void => this.downstreamClosed();
   private onDrain: (() => void) | undefined;
 
@@ -598,11 +600,11 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
         this.releaseAdmissions();
         if (isRetry) {
           // Envoy: a retry refused by the circuit breaker ends with the last upstream response.
-          this.failUpstream(503, ResponseFlag.UpstreamOverflow, 'upstream_reset_before_response_started{overflow}', 'upstream connect error or disconnect/reset before headers. reset reason: overflow');
+          this.failUpstream(503, ResponseFlag.UpstreamOverflow, 'upstream_reset_before_response_started{overflow}', 'upstream connect error or disconnect/reset before headers. reset reason: overflow', undefined);
         } else {
           // upstream_rq_pending_overflow is counted by the circuit breaker that refused; Envoy's pool
           // fails the stream with an overflow reset, charged 503 (router.cc onUpstreamReset).
-          this.chargeUpstreamAbort(503);
+          this.chargeUpstreamAbort(503, undefined);
           this.sendLocalReply({ status: 503, flags: refused, details: 'upstream_reset_before_response_started{overflow}', body: 'upstream connect error or disconnect/reset before headers. reset reason: overflow', headers: { 'x-envoy-overloaded': 'true' } });
         }
         return;
@@ -617,7 +619,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     if (!host) {
       cluster.s.cxNoneHealthy.value++;
       this.releaseAdmissions();
-      this.failUpstream(503, ResponseFlag.NoHealthyUpstream, 'no_healthy_upstream', 'no healthy upstream');
+      this.failUpstream(503, ResponseFlag.NoHealthyUpstream, 'no_healthy_upstream', 'no healthy upstream', undefined);
       return;
     }
     (this.attempted ??= new Set()).add(host);
@@ -627,6 +629,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     if (this.route!.autoHostRewrite && host.hostname) this.head.authority = this.head.headers.host = host.hostname;
     info.upstreamHost = host.key;
     host.activeRequests++;
+    host.rqTotal++;
     cluster.s.rqTotal.value++;
     cluster.s.rqActive.value++;
     const rs = this.route!.stats;
@@ -832,8 +835,9 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
       if (this.canRetry() && this.retryAdmitted()) {
         a.cancel();
         this.endAttempt(a, status >= 500 ? UpstreamOutcome.Http5xx : UpstreamOutcome.Success, status);
-        // Envoy charges a retried response under cluster.<name>.retry. only (router.cc onUpstreamHeaders).
+        // Envoy charges a retried response under cluster.<name>.retry. only, and as the host's rq_error (router.cc onUpstreamHeaders).
         a.cluster.s.retryCodes.record(status);
+        a.host.rqError++;
         this.scheduleRetry();
         return;
       }
@@ -854,6 +858,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     a.cluster.s.rqCompleted.value++;
     a.cluster.s.codes.record(status);
     if (rs) rs.response(status);
+    this.chargeHostResponse(a.host, status, headers);
     const hcm = this.conn.hcm;
     for (const h of RESPONSE_HOP_BY_HOP) if (headers[h] !== undefined) delete headers[h];
     const out = headers as HeaderMap;
@@ -907,6 +912,12 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
 
   onAttemptEnd(a: UpstreamRequest, trailers: IncomingHttpHeaders): void {
     this.endAttempt(a, UpstreamOutcome.Success, this.resHead?.status ?? 0);
+    if (this.grpcSuccessDeferred) {
+      // router.cc onUpstreamTrailers (a grpc-status that maps to no 5xx is a success) / onUpstreamData (no trailers: an error).
+      this.grpcSuccessDeferred = false;
+      if (grpcStatusIsError(trailers['grpc-status'])) a.host.rqError++;
+      else a.host.rqSuccess++;
+    }
     if (this.done) return;
     const info = this.streamInfo;
     const fromUpstream = this.trailersFrom(a);
@@ -1008,6 +1019,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
       info.responseFlags |= reason === 'protocol_error' ? ResponseFlag.UpstreamProtocolError : reason === 'connection_termination' ? ResponseFlag.UpstreamConnectionTermination : ResponseFlag.UpstreamRemoteReset;
       info.responseCodeDetails = `upstream_reset_after_response_started{${reason}}`;
       if (!remoteReset) a.cluster.s.rqRxReset.value++;
+      this.chargeUpstreamAbort(0, a.host);
       this.resetDownstream();
       return;
     }
@@ -1015,20 +1027,21 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     const retriable = wouldRetryFromReset(this.retry?.retryOn ?? 0, reason);
     if (retriable && this.canRetry()) {
       if (this.retryAdmitted()) {
+        a.host.rqError++; // router.cc maybeRetryReset
         this.scheduleRetry();
         return;
       }
     } else if (retriable && this.retry) info.responseFlags |= ResponseFlag.UpstreamRetryLimitExceeded;
     if (connectFailure) {
-      this.failUpstream(503, ResponseFlag.UpstreamConnectionFailure, 'upstream_reset_before_response_started{connection_failure}', `upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: ${err.message}`);
+      this.failUpstream(503, ResponseFlag.UpstreamConnectionFailure, 'upstream_reset_before_response_started{connection_failure}', `upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: ${err.message}`, a.host);
     } else if (isProtocolError(err)) {
       a.cluster.s.rqRxReset.value++;
-      this.failUpstream(502, ResponseFlag.UpstreamProtocolError, 'upstream_reset_before_response_started{protocol_error}', 'upstream connect error or disconnect/reset before headers. reset reason: protocol error');
+      this.failUpstream(502, ResponseFlag.UpstreamProtocolError, 'upstream_reset_before_response_started{protocol_error}', 'upstream connect error or disconnect/reset before headers. reset reason: protocol error', a.host);
     } else if (remoteReset) {
-      this.failUpstream(503, ResponseFlag.UpstreamRemoteReset, `upstream_reset_before_response_started{${remoteReset}}`, `upstream connect error or disconnect/reset before headers. reset reason: ${remoteReset.replace(/_/g, ' ')}`);
+      this.failUpstream(503, ResponseFlag.UpstreamRemoteReset, `upstream_reset_before_response_started{${remoteReset}}`, `upstream connect error or disconnect/reset before headers. reset reason: ${remoteReset.replace(/_/g, ' ')}`, a.host);
     } else {
       a.cluster.s.rqRxReset.value++;
-      this.failUpstream(503, ResponseFlag.UpstreamConnectionTermination, 'upstream_reset_before_response_started{connection_termination}', 'upstream connect error or disconnect/reset before headers. reset reason: connection termination');
+      this.failUpstream(503, ResponseFlag.UpstreamConnectionTermination, 'upstream_reset_before_response_started{connection_termination}', 'upstream connect error or disconnect/reset before headers. reset reason: connection termination', a.host);
     }
   }
 
@@ -1039,10 +1052,12 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     // The per-try idle timeout is not ignored (onPerTryIdleTimeout): it resets the stream.
     if (!idle && a.headersReceived) return;
     (idle ? a.cluster.s.rqPerTryIdleTimeout : a.cluster.s.rqPerTryTimeout).value++;
+    a.host.rqTimeout++;
     if (a.headersReceived) {
       a.cancel();
       this.endAttempt(a, UpstreamOutcome.Timeout, 0);
       this.streamInfo.responseFlags |= ResponseFlag.UpstreamRequestTimeout;
+      this.chargeUpstreamAbort(0, a.host);
       this.resetDownstream();
       return;
     }
@@ -1052,11 +1067,12 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     const retriable = this.retry !== undefined && wouldRetryFromReset(this.retry.retryOn, ResetReason.Local);
     if (retriable && this.canRetry()) {
       if (this.retryAdmitted()) {
+        a.host.rqError++; // router.cc maybeRetryReset
         this.scheduleRetry();
         return;
       }
     } else if (retriable) this.streamInfo.responseFlags |= ResponseFlag.UpstreamRetryLimitExceeded;
-    this.failUpstream(504, ResponseFlag.UpstreamRequestTimeout, idle ? 'upstream_per_try_idle_timeout' : 'upstream_per_try_timeout', 'upstream request timeout');
+    this.failUpstream(504, ResponseFlag.UpstreamRequestTimeout, idle ? 'upstream_per_try_idle_timeout' : 'upstream_per_try_timeout', 'upstream request timeout', a.host);
   }
 
   /** Envoy: the upstream request is reset; 408 if no response started, else the downstream is reset. */
@@ -1125,8 +1141,9 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     if (a) {
       a.cancel();
       this.endAttempt(a, UpstreamOutcome.Timeout, 0);
+      a.host.rqTimeout++;
       // Envoy's onResponseTimeout charges the attempt awaiting headers; none while a retry waits.
-      if (!a.headersReceived) this.chargeUpstreamAbort(504);
+      if (!a.headersReceived) this.chargeUpstreamAbort(504, a.host);
     }
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.responseStarted) {
@@ -1138,18 +1155,38 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
   }
 
   /** A request the router ends before any response: charged as Envoy's router does, then answered. */
-  private failUpstream(status: number, flag: number, details: string, body: string): void {
-    this.chargeUpstreamAbort(status);
+  private failUpstream(status: number, flag: number, details: string, body: string, host: UpstreamHost | undefined): void {
+    this.chargeUpstreamAbort(status, host);
     this.sendLocalReply({ status, flags: flag, details, body });
   }
 
   /**
    * Envoy's Filter::chargeUpstreamAbort (router.cc): a request the router gives up on (reset,
    * connection failure, overflow, per-try or route timeout, no healthy host) counts as an upstream
-   * response of the code it answers, unless the downstream response already started.
+   * response of the code it answers, and as its host's rq_error, unless the downstream response
+   * already started: then only a gRPC success still waiting for its grpc-status becomes an error.
    */
-  private chargeUpstreamAbort(status: number): void {
-    if (!this.responseStarted) chargeUpstreamCode(this.cluster!, this.route, status);
+  private chargeUpstreamAbort(status: number, host: UpstreamHost | undefined): void {
+    if (this.responseStarted) {
+      if (this.grpcSuccessDeferred && host) host.rqError++;
+      this.grpcSuccessDeferred = false;
+      return;
+    }
+    chargeUpstreamCode(this.cluster!, this.route, status);
+    if (host) host.rqError++;
+  }
+
+  /**
+   * The host's rq_error / rq_success for the response it gave (router.cc chargeUpstreamCode and
+   * handleNon5xxResponseHeaders): 5xx is an error; a gRPC response waits for its grpc-status unless
+   * its head carries it (a trailers-only response).
+   */
+  private chargeHostResponse(host: UpstreamHost, status: number, headers: IncomingHttpHeaders): void {
+    if (status >= 500) host.rqError++;
+    else if (!this.isGrpc) host.rqSuccess++;
+    else if (headers['grpc-status'] === undefined) this.grpcSuccessDeferred = true;
+    else if (grpcStatusIsError(headers['grpc-status'])) host.rqError++;
+    else host.rqSuccess++;
   }
 
   // === responses ===
@@ -1413,6 +1450,16 @@ function noop(): void {}
  * the cluster's upstream_rq_completed, _<code>, _<class>xx, and the route's when it keeps stats.
  * (An upstream response is charged inline in onAttemptHeaders, the same counters.)
  */
+/**
+ * Whether a grpc-status counts as an error: Envoy's Grpc::Utility::grpcToHttpStatus maps it to 5xx
+ * (UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS, any unknown code), or
+ * there is none.
+ */
+function grpcStatusIsError(v: string | string[] | undefined): boolean {
+  const code = Number(firstHeaderValue(v) ?? NaN);
+  return !(code >= 0 && code <= 16) || code === 2 || code === 4 || code === 12 || code === 13 || code === 14 || code === 15;
+}
+
 function chargeUpstreamCode(cluster: Cluster, route: Route | undefined, status: number): void {
   cluster.s.rqCompleted.value++;
   cluster.s.codes.record(status);

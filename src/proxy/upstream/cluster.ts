@@ -8,7 +8,7 @@ import { undici } from './undici-pool.ts';
 import type { UpstreamPool } from './upstream-pool.ts';
 import { H1Pool, type H1PoolStats } from './h1-pool/h1-pool.ts';
 import { h1Connector } from './h1-pool/h1-connect.ts';
-import type { Host, Locality } from './host.ts';
+import type { Host, HostCounters, Locality } from './host.ts';
 import type { LoadBalancer, LoadBalancerContext } from './lb/load-balancer.ts';
 import type { ClusterConfig, EndpointSpec } from './cluster-config.ts';
 import { clusterHookFactories, type ClusterHandle, type ClusterHook } from './cluster-hooks.ts';
@@ -34,7 +34,7 @@ import type { ProxyTlv } from '../network/proxy-protocol-header.ts';
 /** Filter state key of a request's upstream ALPN override (Envoy's, set by istio.alpn). */
 export const APPLICATION_PROTOCOLS_STATE = 'envoy.network.application_protocols';
 
-export class UpstreamHost implements Host {
+export class UpstreamHost implements Host, HostCounters {
   readonly key: string;
   readonly address: string;
   readonly port: number;
@@ -47,6 +47,13 @@ export class UpstreamHost implements Host {
   proxyProtocolTlvs: readonly ProxyTlv[] | undefined;
   healthFlags: number;
   activeRequests = 0;
+  cxTotal = 0;
+  cxActive = 0;
+  cxConnectFail = 0;
+  rqTotal = 0;
+  rqError = 0;
+  rqSuccess = 0;
+  rqTimeout = 0;
   /** Health bits that came from EDS; the rest (active HC, outlier) belong to the hooks. */
   edsFlags: number;
   /** Identity from the certificate of the latest TLS connection to this host (StreamInfo.upstreamPeer). */
@@ -380,17 +387,22 @@ export class Cluster implements ClusterHandle {
         s.cxTotal.value++;
         s.cxHttp1Total.value++;
         s.cxActive.value++;
+        host.cxTotal++;
+        host.cxActive++;
         if (tls) host.tlsPeer = tlsPeer(socket as TLSSocket);
       },
       onDisconnect: () => {
         s.cxActive.value--;
         s.cxDestroy.value++;
+        host.cxActive--;
       },
       onConnectError: () => {
         // Envoy counts a connection when it is created: a failed attempt too.
         s.cxTotal.value++;
         s.cxHttp1Total.value++;
         s.cxConnectFail.value++;
+        host.cxTotal++;
+        host.cxConnectFail++;
       },
     });
   }
@@ -477,16 +489,21 @@ export class Cluster implements ClusterHandle {
       s.cxTotal.value++;
       s.cxHttp2Total.value++;
       s.cxActive.value++;
+      host.cxTotal++;
+      host.cxActive++;
     });
     pool.on('disconnect', (_origin, _targets, err) => {
       s.cxActive.value--;
       s.cxDestroy.value++;
+      host.cxActive--;
       if (isUndiciIdleTimeout(err)) s.cxIdleTimeout.value++;
     });
     pool.on('connectionError', (_origin, _targets, err) => {
       s.cxTotal.value++;
       s.cxHttp2Total.value++;
       s.cxConnectFail.value++;
+      host.cxTotal++;
+      host.cxConnectFail++;
       if ((err as { code?: string }).code === 'UND_ERR_CONNECT_TIMEOUT') s.cxConnectTimeout.value++;
     });
     return pool;

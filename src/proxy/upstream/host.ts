@@ -39,6 +39,24 @@ export interface Host {
   activeRequests: number;
 }
 
+/**
+ * Envoy's per-host stats (HostStats, shown by admin /clusters), plain counters on the host: the
+ * pools count connections (cluster.ts), the router requests (http-stream.ts). rq_active is
+ * Host.activeRequests.
+ */
+export interface HostCounters {
+  cxTotal: number;
+  cxActive: number;
+  cxConnectFail: number;
+  rqTotal: number;
+  /** 5xx responses, retried responses and resets, requests the router gave up on (router.cc). */
+  rqError: number;
+  /** Final non-5xx responses (gRPC: by grpc-status, once known). */
+  rqSuccess: number;
+  /** Per-try and route timeouts. */
+  rqTimeout: number;
+}
+
 export function isHealthy(h: Host): boolean {
   return (h.healthFlags & ~HealthFlag.DegradedEdsHealth) === 0;
 }

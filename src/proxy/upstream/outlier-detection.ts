@@ -149,6 +149,9 @@ class HostMonitor {
   extSuccess = 0;
   localTotal = 0;
   localSuccess = 0;
+  /** The last interval's success rates, percent (−1: not computed), for /clusters. */
+  successRate = -1;
+  localOriginSuccessRate = -1;
 }
 
 export interface OutlierDetectorOptions {
@@ -330,6 +333,7 @@ export class OutlierDetector extends EventEmitter<OutlierDetectorEvents> {
       }
     }
     const split = this.config.splitExternalLocalOriginErrors;
+    this.#hostSuccessRates(split);
     this.#successRate(false);
     this.#failurePercentage(false);
     if (split) {
@@ -339,6 +343,27 @@ export class OutlierDetector extends EventEmitter<OutlierDetectorEvents> {
     for (const m of this.#monitors.values()) {
       m.extTotal = m.extSuccess = m.localTotal = m.localSuccess = 0;
     }
+  }
+
+  /**
+   * Each host's success rate over the interval, as Envoy's DetectorImpl::processSuccessRateEjections
+   * records it for the admin: a host not ejected with at least the smaller of the success-rate and
+   * failure-percentage request volumes; −1 otherwise (local origin: only when split).
+   */
+  #hostSuccessRates(split: boolean): void {
+    const c = this.config;
+    const min = Math.max(1, Math.min(c.successRateRequestVolume, c.failurePercentageRequestVolume));
+    for (const m of this.#monitors.values()) {
+      const ejected = m.ejectedAt !== undefined;
+      m.successRate = !ejected && m.extTotal >= min ? (100 * m.extSuccess) / m.extTotal : -1;
+      m.localOriginSuccessRate = split && !ejected && m.localTotal >= min ? (100 * m.localSuccess) / m.localTotal : -1;
+    }
+  }
+
+  /** A host's last success rate, percent (−1: not computed), as /clusters shows it. */
+  hostSuccessRate(host: Host, localOrigin: boolean): number {
+    const m = this.#monitors.get(host);
+    return m ? (localOrigin ? m.localOriginSuccessRate : m.successRate) : -1;
   }
 
   #volumes(local: boolean, minVolume: number): { host: Host; m: HostMonitor; rate: number }[] {
