@@ -19,7 +19,7 @@ import { UpstreamOutcome } from '../upstream/cluster-hooks.ts';
 import { UpstreamRequest, isConnectFailure, isProtocolError, remoteResetReason, type AttemptOwner } from './upstream-request.ts';
 import type { TrailerSource, UpstreamDispatchOptions } from '../upstream/upstream-pool.ts';
 import type { DownstreamOrigin } from '../upstream/upstream-proxy-protocol.ts';
-import type { H1Exchange } from '../upstream/h1-pool/h1-exchange.ts';
+import { H1Exchange } from '../upstream/h1-pool/h1-exchange.ts';
 import { grpcStatusFor, isGrpcContentType, rewriteLocalReply } from './local-reply.ts';
 import { mutateRequestHeaders } from './mutate-request-headers.ts';
 import { invalidEnvoyHeader } from './strict-check-headers.ts';
@@ -160,6 +160,8 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
   private upstreamStart = 0;
   private dispatchOpts: UpstreamDispatchOptions | undefined;
   private grpcTrailers: Record<string, string> | undefined;
+  /** Some attempt may have sent bytes upstream (router.cc upstream_request_started_): reset-before-request no longer retries. */
+  private upstreamRequestStarted = false;
   /** A gRPC response whose host rq_success / rq_error waits for its grpc-status (router.cc grpcRqSuccessDeferred). */
   private grpcSuccessDeferred = false;
   private readonly onDownstreamClose = (): void => this.downstreamClosed();
@@ -835,6 +837,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
       if (this.canRetry() && this.retryAdmitted()) {
         a.cancel();
         this.endAttempt(a, status >= 500 ? UpstreamOutcome.Http5xx : UpstreamOutcome.Success, status);
+        this.upstreamRequestStarted = true;
         // Envoy charges a retried response under cluster.<name>.retry. only, and as the host's rq_error (router.cc onUpstreamHeaders).
         a.cluster.s.retryCodes.record(status);
         a.host.rqError++;
@@ -1024,7 +1027,9 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
       return;
     }
     const reason = connectFailure ? ResetReason.ConnectFailure : remoteReset === 'remote_refused_stream_reset' ? ResetReason.RefusedStream : ResetReason.Other;
-    const retriable = wouldRetryFromReset(this.retry?.retryOn ?? 0, reason);
+    // A reset on a connection may come after the request was written; a failed connection sent nothing.
+    if (!connectFailure) this.upstreamRequestStarted = true;
+    const retriable = wouldRetryFromReset(this.retry?.retryOn ?? 0, reason, this.upstreamRequestStarted);
     if (retriable && this.canRetry()) {
       if (this.retryAdmitted()) {
         a.host.rqError++; // router.cc maybeRetryReset
@@ -1053,6 +1058,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     if (!idle && a.headersReceived) return;
     (idle ? a.cluster.s.rqPerTryIdleTimeout : a.cluster.s.rqPerTryTimeout).value++;
     a.host.rqTimeout++;
+    if (reachedConnection(a)) this.upstreamRequestStarted = true;
     if (a.headersReceived) {
       a.cancel();
       this.endAttempt(a, UpstreamOutcome.Timeout, 0);
@@ -1064,7 +1070,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     a.cancel();
     this.endAttempt(a, UpstreamOutcome.Timeout, 0);
     // Envoy retries a per-try timeout as a local reset (router.cc onPerTryTimeoutCommon → maybeRetryReset).
-    const retriable = this.retry !== undefined && wouldRetryFromReset(this.retry.retryOn, ResetReason.Local);
+    const retriable = this.retry !== undefined && wouldRetryFromReset(this.retry.retryOn, ResetReason.Local, this.upstreamRequestStarted);
     if (retriable && this.canRetry()) {
       if (this.retryAdmitted()) {
         a.host.rqError++; // router.cc maybeRetryReset
@@ -1450,6 +1456,16 @@ function noop(): void {}
  * the cluster's upstream_rq_completed, _<code>, _<class>xx, and the route's when it keeps stats.
  * (An upstream response is charged inline in onAttemptHeaders, the same counters.)
  */
+/**
+ * Whether an attempt got onto a connection, so its request may have been written (Envoy:
+ * first_upstream_tx_byte_sent): the HTTP/1.1 pool starts an exchange at once and assigns it a
+ * connection later; undici starts a request only as it writes it.
+ */
+function reachedConnection(a: UpstreamRequest): boolean {
+  const c = a.controller;
+  return c instanceof H1Exchange ? c.conn !== undefined : c !== undefined;
+}
+
 /**
  * Whether a grpc-status counts as an error: Envoy's Grpc::Utility::grpcToHttpStatus maps it to 5xx
  * (UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS, any unknown code), or

@@ -52,15 +52,17 @@ const RETRY_ANY_RESET = RetryOn.Reset | RetryOn.S5xx | RetryOn.GatewayError;
 
 /**
  * Envoy's RetryStateImpl::wouldRetryFromReset (retry_state_impl.cc): reset, 5xx and gateway-error
- * retry any reset; refused-stream and connect-failure only their own. A per-try timeout is a local
- * reset (router.cc onPerTryTimeoutCommon → maybeRetryReset(LocalReset)), so Istio's default
+ * retry any reset; refused-stream and connect-failure only their own; reset-before-request any
+ * reset while no attempt of the request has sent anything upstream (`requestStarted`: router.cc
+ * upstream_request_started_, sticky across attempts). A per-try timeout is a local reset (router.cc
+ * onPerTryTimeoutCommon → maybeRetryReset(LocalReset)), so Istio's default
  * connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes never retries one.
  */
-export function wouldRetryFromReset(retryOn: number, reason: number): boolean {
+export function wouldRetryFromReset(retryOn: number, reason: number, requestStarted: boolean): boolean {
+  if (reason === ResetReason.ConnectFailure && retryOn & RetryOn.ConnectFailure) return true;
+  if (retryOn & RetryOn.ResetBeforeRequest && !requestStarted) return true;
   if (retryOn & RETRY_ANY_RESET) return true;
-  if (reason === ResetReason.ConnectFailure) return (retryOn & RetryOn.ConnectFailure) !== 0;
-  if (reason === ResetReason.RefusedStream) return (retryOn & RetryOn.RefusedStream) !== 0;
-  return false;
+  return reason === ResetReason.RefusedStream && (retryOn & RetryOn.RefusedStream) !== 0;
 }
 
 export interface RetryPolicy {
