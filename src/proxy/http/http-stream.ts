@@ -1022,7 +1022,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
       info.responseFlags |= reason === 'protocol_error' ? ResponseFlag.UpstreamProtocolError : reason === 'connection_termination' ? ResponseFlag.UpstreamConnectionTermination : ResponseFlag.UpstreamRemoteReset;
       info.responseCodeDetails = `upstream_reset_after_response_started{${reason}}`;
       if (!remoteReset) a.cluster.s.rqRxReset.value++;
-      this.chargeUpstreamAbort(0, a.host);
+      this.chargeUpstreamAbort(reason === 'protocol_error' ? 502 : 503, a.host);
       this.resetDownstream();
       return;
     }
@@ -1063,7 +1063,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
       a.cancel();
       this.endAttempt(a, UpstreamOutcome.Timeout, 0);
       this.streamInfo.responseFlags |= ResponseFlag.UpstreamRequestTimeout;
-      this.chargeUpstreamAbort(0, a.host);
+      this.chargeUpstreamAbort(504, a.host);
       this.resetDownstream();
       return;
     }
