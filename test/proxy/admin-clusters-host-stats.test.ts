@@ -176,6 +176,8 @@ test('/clusters shows Envoy\'s per-host stats, counted where Envoy counts them',
     { type: 'GAUGE', name: 'rq_active' },
   ]);
   assert.equal(dead.hostname, 'dead.local');
+  // HostHealthStatus as proto3 JSON: the flags that are set only (no false booleans).
+  assert.deepEqual(dead.health_status, { eds_health_status: 'HEALTHY' });
   assert.equal(dead.success_rate, undefined, 'no outlier detection: no success rate');
 
   // Outlier detection: the host's success rate over an interval with enough requests (100 here),

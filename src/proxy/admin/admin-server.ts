@@ -9,6 +9,7 @@ import type { ProxyRuntime } from '../runtime.ts';
 import { configDump } from './config-dump.ts';
 import { memoryReport } from './memory.ts';
 import { HealthFlag } from '../upstream/host.ts';
+import { healthFlagsString } from '../upstream/health-check-flags.ts';
 import { prometheusText, PROMETHEUS_CONTENT_TYPE } from '../telemetry/prometheus-endpoint.ts';
 import { statsJson, statsText } from './stats-output.ts';
 import { runtimeDump, runtimeModify } from './runtime-endpoints.ts';
@@ -31,17 +32,6 @@ function send(res: http.ServerResponse, status: number, body: string | object, t
   const text = typeof body === 'string' ? body : JSON.stringify(body, null, 2) + '\n';
   res.writeHead(status, { 'content-type': type ?? (typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/json'), 'cache-control': 'no-cache, max-age=0' });
   res.end(text);
-}
-
-function healthFlags(f: number): string {
-  if (f === 0) return 'healthy';
-  const out: string[] = [];
-  if (f & HealthFlag.FailedActiveHc) out.push('/failed_active_hc');
-  if (f & HealthFlag.FailedOutlierCheck) out.push('/failed_outlier_check');
-  if (f & HealthFlag.FailedEdsHealth) out.push('/failed_eds_health');
-  if (f & HealthFlag.DegradedEdsHealth) out.push('/degraded_eds_health');
-  if (f & HealthFlag.PendingActiveHc) out.push('/pending_active_hc');
-  return out.join('');
 }
 
 /** Envoy's per-host stats (ALL_HOST_STATS: counters, then gauges), as /clusters lists them. */
@@ -80,7 +70,7 @@ function hostLines(c: Cluster, h: UpstreamHost, lines: string[]): void {
   const od = outlierDetectorOf(c);
   lines.push(
     `${p}::hostname::${h.hostname ?? ''}`,
-    `${p}::health_flags::${healthFlags(h.healthFlags)}`,
+    `${p}::health_flags::${healthFlagsString(h)}`,
     `${p}::weight::${h.weight}`,
     `${p}::region::${h.locality.region ?? ''}`,
     `${p}::zone::${h.locality.zone ?? ''}`,
@@ -92,6 +82,15 @@ function hostLines(c: Cluster, h: UpstreamHost, lines: string[]): void {
   );
 }
 
+/** admin.v3.HostHealthStatus as Envoy's proto3 JSON writes it: the flags that are set only. */
+function healthStatus(h: UpstreamHost): Record<string, unknown> {
+  const s: Record<string, unknown> = { eds_health_status: h.edsFlags ? 'UNHEALTHY' : 'HEALTHY' };
+  if (h.healthFlags & HealthFlag.FailedActiveHc) s.failed_active_health_check = true;
+  if (h.healthFlags & HealthFlag.FailedOutlierCheck) s.failed_outlier_check = true;
+  if (h.healthFlags & HealthFlag.PendingActiveHc) s.pending_active_hc = true;
+  return s;
+}
+
 /** A host of /clusters?format=json (admin.v3.HostStatus as Envoy writes it). */
 function hostStatus(c: Cluster, h: UpstreamHost): Record<string, unknown> {
   const od = outlierDetectorOf(c);
@@ -100,7 +99,7 @@ function hostStatus(c: Cluster, h: UpstreamHost): Record<string, unknown> {
   return {
     address: { socket_address: { address: h.address, port_value: h.port } },
     stats: hostStats(h).map(simpleMetric),
-    health_status: { eds_health_status: h.edsFlags ? 'UNHEALTHY' : 'HEALTHY', failed_active_health_check: Boolean(h.healthFlags & HealthFlag.FailedActiveHc), failed_outlier_check: Boolean(h.healthFlags & HealthFlag.FailedOutlierCheck) },
+    health_status: healthStatus(h),
     ...(sr >= 0 ? { success_rate: { value: sr } } : {}),
     weight: h.weight,
     ...(h.hostname ? { hostname: h.hostname } : {}),
