@@ -41,6 +41,7 @@ export const PROTO_FILES = [
   'envoy/extensions/filters/listener/proxy_protocol/v3/proxy_protocol.proto',
   'envoy/extensions/transport_sockets/proxy_protocol/v3/upstream_proxy_protocol.proto',
   'envoy/extensions/filters/http/router/v3/router.proto',
+  'envoy/extensions/http/header_formatters/preserve_case/v3/preserve_case.proto',
   'envoy/extensions/filters/http/fault/v3/fault.proto',
   'envoy/extensions/filters/http/cors/v3/cors.proto',
   'envoy/extensions/filters/http/rbac/v3/rbac.proto',

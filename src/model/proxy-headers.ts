@@ -22,6 +22,7 @@ export interface ProxyHeaders {
   attemptCount?: { disabled?: boolean };
   envoyDebugHeaders?: { disabled?: boolean };
   metadataExchangeHeaders?: { mode?: MetadataExchangeMode };
+  /** The preserve_case header formatter on the proxy's HTTP connection managers and HTTP/1 clusters (xds/translate/proxy-headers.ts). */
   preserveHttp1HeaderCase?: boolean;
 }
 
@@ -51,15 +52,10 @@ const readProxyHeaders = message(
 /**
  * Validates a proxyHeaders object (`at` is its path in error messages), pushing each problem to
  * `errors`; proto JSON's enum numbers and `{ value }` wrappers are accepted, as Istio's parser does.
- * What rig proxy cannot do is refused here, by path: preserving HTTP/1 header case.
  */
 export function parseProxyHeaders(v: unknown, at: string, errors: string[]): ProxyHeaders | undefined {
   if (v === undefined || v === null) return undefined;
-  const out = readProxyHeaders(v, at, errors) as ProxyHeaders | undefined;
-  if (out?.preserveHttp1HeaderCase) {
-    errors.push(`${at}.preserveHttp1HeaderCase: not supported: rig proxy writes HTTP/1 header names in lower case (it has no preserve_case header formatter); remove the field or set it to false`);
-  }
-  return out;
+  return readProxyHeaders(v, at, errors) as ProxyHeaders | undefined;
 }
 
 /** The proxy's headers settings: the mesh default's fields, each replaced by the proxy's own where it sets it (sub-messages merged field by field, as a proto merge). */

@@ -80,7 +80,6 @@ test('connection manager fields rig cannot honour warn by path; their defaults s
     'http_filters[0].typed_config.start_child_span',
     'http_filters[0].typed_config.upstream_log',
     'http_protocol_options.allow_chunked_length',
-    'http_protocol_options.header_key_format',
     'stream_error_on_invalid_http_message',
     'upgrade_configs[0].filters',
   ]);

@@ -107,7 +107,7 @@ const MESH_HEADERS = {
       attemptCount: { disabled: true },
       envoyDebugHeaders: { disabled: true },
       metadataExchangeHeaders: { mode: 'IN_MESH' },
-      preserveHttp1HeaderCase: false,
+      preserveHttp1HeaderCase: true,
     },
   },
 };
@@ -154,6 +154,42 @@ test("a proxy's own PROXY_CONFIG.proxyHeaders overrides the mesh default field b
   for (const vh of routesOf(sidecar())) assert.equal(vh.include_request_attempt_count, true);
 });
 
+const PRESERVE_CASE = { stateful_formatter: { name: 'preserve_case', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.http.header_formatters.preserve_case.v3.PreserveCaseFormatterConfig' } } };
+
+/** The Http1ProtocolOptions of each cluster the proxy gets (undefined: none), by name. */
+function clusterH1Options(proxy: Proxy, meshYaml?: unknown): Map<string, EnvoyJson | undefined> {
+  const push = buildPush(CONFIG, [proxy], { mesh: parseMeshConfig(meshYaml) });
+  const out = new Map<string, EnvoyJson | undefined>();
+  for (const c of GENERATORS[CLUSTER_TYPE].generate(push, proxy, undefined)) {
+    assertEnvoyResource(CLUSTER_TYPE, c);
+    const o = (c.typed_extension_protocol_options as Record<string, EnvoyJson> | undefined)?.['envoy.extensions.upstreams.http.v3.HttpProtocolOptions'];
+    const cfg = (o?.explicit_http_config ?? o?.use_downstream_protocol_config) as EnvoyJson | undefined;
+    out.set(c.name as string, cfg?.http_protocol_options as EnvoyJson | undefined);
+  }
+  return out;
+}
+
+test('preserveHttp1HeaderCase: the preserve_case formatter on every HCM, and on the HTTP/1 options of HTTP clusters (inbound, outbound, PassthroughCluster)', () => {
+  const on = { defaultConfig: { proxyHeaders: { preserveHttp1HeaderCase: true } } };
+  for (const [proxy, mesh] of [
+    [sidecar(), on],
+    [withProxyConfig(sidecar(), { proxyHeaders: { preserveHttp1HeaderCase: true } }), undefined],
+  ] as const) {
+    const g = generate(proxy, mesh);
+    assert.ok(g.hcms.length > 2);
+    for (const { stat, hcm } of g.hcms) assert.deepEqual((hcm.http_protocol_options as EnvoyJson | undefined)?.header_key_format, PRESERVE_CASE, stat);
+    const clusters = clusterH1Options(proxy, mesh);
+    for (const name of ['outbound|9080||reviews.default.svc.cluster.local', 'inbound|9080||', 'PassthroughCluster']) assert.deepEqual(clusters.get(name)?.header_key_format, PRESERVE_CASE, name);
+  }
+  // A gateway's HCMs too.
+  for (const { stat, hcm } of generate(gatewayProxy(), on).hcms) assert.deepEqual((hcm.http_protocol_options as EnvoyJson | undefined)?.header_key_format, PRESERVE_CASE, stat);
+  // Off (the default, or false): no formatter anywhere.
+  for (const mesh of [undefined, { defaultConfig: { proxyHeaders: { preserveHttp1HeaderCase: false } } }]) {
+    for (const { stat, hcm } of generate(sidecar(), mesh).hcms) assert.equal((hcm.http_protocol_options as EnvoyJson | undefined)?.header_key_format, undefined, stat);
+    for (const [name, h1] of clusterH1Options(sidecar(), mesh)) assert.equal(h1?.header_key_format, undefined, name);
+  }
+});
+
 test('proxyHeaders validation names the path of each problem; what rig proxy cannot do is refused', () => {
   const bad = (proxyHeaders: unknown) => () => parseMeshConfig({ defaultConfig: { proxyHeaders } });
   const at = 'defaultConfig\\.proxyHeaders';
@@ -164,7 +200,7 @@ test('proxyHeaders validation names the path of each problem; what rig proxy can
   assert.throws(bad({ metadataExchangeHeaders: { mode: 'MESH' } }), new RegExp(`${at}\\.metadataExchangeHeaders\\.mode: expected one of UNDEFINED, IN_MESH`));
   assert.throws(bad({ setCurrentClientCertDetails: { subjects: true } }), new RegExp(`${at}\\.setCurrentClientCertDetails\\.subjects: unknown field \\(known: subject, cert, chain, dns, uri\\)`));
   assert.throws(bad({ serverName: 'x' }), new RegExp(`${at}\\.serverName: unknown field \\(known: forwardedClientCert,`));
-  assert.throws(bad({ preserveHttp1HeaderCase: true }), new RegExp(`${at}\\.preserveHttp1HeaderCase: not supported: rig proxy writes HTTP/1 header names in lower case`));
+  assert.throws(bad({ preserveHttp1HeaderCase: 'yes' }), new RegExp(`${at}\\.preserveHttp1HeaderCase: expected true or false, got "yes"`));
   assert.throws(bad({ xForwardedPort: { enabled: true } }), new RegExp(`${at}\\.xForwardedPort: not supported`));
   assert.throws(bad('x'), new RegExp(`${at}: expected object`));
   // Every problem at once.
@@ -174,7 +210,7 @@ test('proxyHeaders validation names the path of each problem; what rig proxy can
 
   // A proxy's own config: the proxy is refused with the path.
   assert.throws(() => withProxyConfig(sidecar(), { proxyHeaders: { server: { value: ['a'] } } }), (err: Error) => err instanceof NodeError && /node metadata PROXY_CONFIG\.proxyHeaders\.server\.value: expected a string/.test(err.message));
-  assert.throws(() => withProxyConfig(sidecar(), { proxyHeaders: { preserveHttp1HeaderCase: true } }), /PROXY_CONFIG\.proxyHeaders\.preserveHttp1HeaderCase: not supported/);
+  assert.equal(withProxyConfig(sidecar(), { proxyHeaders: { preserveHttp1HeaderCase: true } }).proxyHeaders?.preserveHttp1HeaderCase, true);
 });
 
 test('rig proxy takes every field generated from proxyHeaders without a warning', async (t) => {

@@ -101,6 +101,7 @@ export class ConnectionManager implements NetworkFilter {
       headersTimeoutMs: c.requestHeadersTimeoutMs || 60_000,
       requestTimeoutMs: c.requestTimeoutMs,
       idleTimeoutMs: c.idleTimeoutMs,
+      headerKeyFormat: c.headerKeyFormat,
     });
     return this.h1;
   }

@@ -20,6 +20,7 @@ import { readConnectionLimits, type ConnectionLimits } from './connection-limits
 import { readStrictCheckHeaders } from './strict-check-headers.ts';
 import { readXfccConfig, type XfccConfig } from './xfcc.ts';
 import { readRequestIdExtension, type RequestIdConfig } from './request-id.ts';
+import { readHeaderKeyFormat, type HeaderKeyFormat } from './h1/header-case.ts';
 
 export interface CompiledHttpFilter {
   readonly name: string;
@@ -102,6 +103,8 @@ export interface HcmConfig {
   readonly defaultHostForHttp10?: string;
   /** http_protocol_options.enable_trailers: HTTP/1.1 requests and responses keep their trailers (Envoy drops them otherwise). */
   readonly enableTrailers: boolean;
+  /** http_protocol_options.header_key_format (HTTP/1 header name case). */
+  readonly headerKeyFormat?: HeaderKeyFormat;
   readonly stripPort: 0 | 1 | 2;
   readonly normalizePath: boolean;
   /** path_with_escaped_slashes_action: 0 keep, 1 REJECT_REQUEST, 2 UNESCAPE_AND_REDIRECT, 3 UNESCAPE_AND_FORWARD. */
@@ -236,12 +239,13 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
   let acceptHttp10 = false;
   let defaultHostForHttp10: string | undefined;
   let enableTrailers = false;
+  let headerKeyFormat: HeaderKeyFormat | undefined;
   const hpo = r.obj('http_protocol_options');
   if (hpo) {
     allowAbsoluteUrl = hpo.bool('allow_absolute_url', true);
     acceptHttp10 = hpo.bool('accept_http_10', false);
     defaultHostForHttp10 = hpo.str('default_host_for_http_10') || undefined;
-    if (hpo.has('header_key_format')) issues.warn(hpo.at('header_key_format'), 'header_key_format is not supported and is ignored (response header names go out in lower case)');
+    headerKeyFormat = readHeaderKeyFormat(hpo.obj('header_key_format'));
     enableTrailers = hpo.bool('enable_trailers', false);
     for (const k of ['allow_chunked_length', 'override_stream_error_on_invalid_http_message']) {
       if (hpo.bool(k, false)) issues.warn(hpo.at(k), `${k} is not supported by rig proxy's HTTP/1.1 codec and is ignored`);
@@ -341,6 +345,7 @@ export function compileHcm(r: Reader, ctx: NetworkCompileContext): HcmConfig {
     acceptHttp10,
     defaultHostForHttp10,
     enableTrailers,
+    headerKeyFormat,
     stripPort: stripAny ? 2 : stripMatching ? 1 : 0,
     normalizePath: r.bool('normalize_path', false),
     escapedSlashes: readEscapedSlashesAction(r),

@@ -12,6 +12,7 @@ import type { ProxyTlv } from '../network/proxy-protocol-header.ts';
 import { checkLbConfig } from './lb/index.ts';
 import { readBufferLimit } from '../network/buffer-limit.ts';
 import { readTcpKeepalive, type TcpKeepalive } from '../network/tcp-keepalive.ts';
+import type { HeaderKeyFormat } from '../http/h1/header-case.ts';
 import { readUpstreamH2Options, readUpstreamHttp1Options, type UpstreamH2Options } from './upstream-http-options.ts';
 import { connectTarget, isPipe } from '../network/pipe-address.ts';
 
@@ -61,6 +62,8 @@ export interface ClusterConfig {
   readonly http2: boolean;
   /** Http1ProtocolOptions.enable_trailers: trailers cross to and from an HTTP/1.1 upstream (Envoy drops them otherwise). */
   readonly h1Trailers: boolean;
+  /** Http1ProtocolOptions.header_key_format of the cluster's HTTP/1.1 connections. */
+  readonly h1HeaderKeyFormat?: HeaderKeyFormat;
   /** Http2ProtocolOptions applied to the cluster's HTTP/2 connections (streams per connection, windows). */
   readonly h2Options: UpstreamH2Options;
   /** Use the downstream protocol (use_downstream_protocol_config / USE_DOWNSTREAM_PROTOCOL). */
@@ -255,10 +258,10 @@ export function compileCluster(raw: Record<string, unknown>, path: string, issue
 
   let http2 = r.has('http2_protocol_options');
   let h2Options = readUpstreamH2Options(r.obj('http2_protocol_options'));
-  let h1Trailers = readUpstreamHttp1Options(r.obj('http_protocol_options'));
+  let h1Options = readUpstreamHttp1Options(r.obj('http_protocol_options'));
   // Both protocols' options (use_downstream_protocol_config, auto_config): the HTTP/2 ones apply when h2 is spoken.
   const readBoth = (x: Reader) => {
-    if (x.has('http_protocol_options')) h1Trailers = readUpstreamHttp1Options(x.obj('http_protocol_options'));
+    if (x.has('http_protocol_options')) h1Options = readUpstreamHttp1Options(x.obj('http_protocol_options'));
     if (x.has('http2_protocol_options')) h2Options = readUpstreamH2Options(x.obj('http2_protocol_options'));
   };
   let useDownstreamProtocol = r.str('protocol_selection', 'USE_CONFIGURED_PROTOCOL') === 'USE_DOWNSTREAM_PROTOCOL';
@@ -378,7 +381,8 @@ export function compileCluster(raw: Record<string, unknown>, path: string, issue
     dnsRefreshMs,
     dnsFamily,
     http2,
-    h1Trailers,
+    h1Trailers: h1Options.enableTrailers,
+    h1HeaderKeyFormat: h1Options.headerKeyFormat,
     h2Options,
     useDownstreamProtocol,
     maxRequestsPerConnection,

@@ -382,6 +382,7 @@ export class Cluster implements ClusterHandle {
       maxRequestsPerConnection: cfg.maxRequestsPerConnection,
       maxConnectionDurationMs: cfg.maxConnectionDurationMs,
       tcpKeepalive: cfg.tcpKeepalive,
+      headerKeyFormat: cfg.h1HeaderKeyFormat,
       stats: s,
       onConnect: (socket: Socket) => {
         s.cxTotal.value++;

@@ -6,6 +6,14 @@
 // either; the remaining ones rig cannot apply are warned about when set to anything but Envoy's
 // default, so the empty messages a control plane sends stay quiet.
 import type { Reader } from '../config/reader.ts';
+import { readHeaderKeyFormat, type HeaderKeyFormat } from '../http/h1/header-case.ts';
+
+export interface UpstreamH1Options {
+  /** enable_trailers: response trailers pass. */
+  readonly enableTrailers: boolean;
+  /** header_key_format: names of requests written proper-cased, or responses' case recorded (preserve_case). */
+  readonly headerKeyFormat?: HeaderKeyFormat;
+}
 
 export interface UpstreamH2Options {
   readonly maxConcurrentStreams?: number;
@@ -22,17 +30,17 @@ function warnUnlessDefault(r: Reader, key: string, def: boolean | number): void 
   if (v !== def) r.issues.warn(r.at(key), `${key}: ${String(v)} ${UNSUPPORTED} (only ${String(def)}, Envoy's default)`);
 }
 
-/** Http1ProtocolOptions of an upstream connection: whether response trailers pass (enable_trailers); other non-default values warned. */
-export function readUpstreamHttp1Options(r: Reader | undefined): boolean {
-  if (!r) return false;
+/** Http1ProtocolOptions of an upstream connection: enable_trailers and header_key_format; other non-default values warned. */
+export function readUpstreamHttp1Options(r: Reader | undefined): UpstreamH1Options {
+  if (!r) return { enableTrailers: false };
   // Server-side options: no effect on a connection Envoy opens either.
   r.accept('allow_absolute_url', 'accept_http_10', 'default_host_for_http_10', 'override_stream_error_on_invalid_http_message', 'ignore_http_11_upgrade', 'use_balsa_parser', 'allow_custom_methods');
-  if (r.has('header_key_format')) r.issues.warn(r.at('header_key_format'), `header_key_format ${UNSUPPORTED} (header names go upstream in lower case)`);
+  const headerKeyFormat = readHeaderKeyFormat(r.obj('header_key_format'));
   const enableTrailers = r.bool('enable_trailers', false);
   warnUnlessDefault(r, 'allow_chunked_length', false);
   warnUnlessDefault(r, 'send_fully_qualified_url', false);
   r.done();
-  return enableTrailers;
+  return { enableTrailers, headerKeyFormat };
 }
 
 /** Envoy's bounds for a window size. */

@@ -18,6 +18,7 @@ import { RAW_BUFFER_SOCKET, istioMutualUpstream, originationUpstream } from './t
 import type { PortPolicy } from './traffic-policy.ts';
 import { TCP_METADATA_EXCHANGE } from '../telemetry/index.ts';
 import { effectivePolicy } from './traffic-policy.ts';
+import { http1Options, preservesHeaderCase } from './proxy-headers.ts';
 
 const MAX = 4294967295;
 const ADS_EDS = { ads: {}, initial_fetch_timeout: '0s', resource_api_version: 'V3' };
@@ -36,7 +37,7 @@ export function outboundClusters(push: PushContext, proxy: Proxy): EnvoyJson[] {
   const sidecar = push.sidecarFor(proxy);
   // DNS clusters carry their endpoints, ordered by locality relative to the proxy (and its labels for failoverPriority).
   const labels = push.memo('uses-failover-priority', () => !!push.mesh.localityLbSetting?.failoverPriority?.length || push.destinationRules.some((d) => JSON.stringify(d.spec).includes('"failoverPriority"')));
-  const key = `cds|${proxy.namespace}|${sidecar?.metadata.name ?? ''}|${proxy.explicit ? 'x' : ''}|${proxy.locality}|${labels ? JSON.stringify(proxy.labels) : ''}|${push.destinationRuleSelection(proxy)}`;
+  const key = `cds|${proxy.namespace}|${sidecar?.metadata.name ?? ''}|${proxy.explicit ? 'x' : ''}|${proxy.locality}|${labels ? JSON.stringify(proxy.labels) : ''}|${push.destinationRuleSelection(proxy)}|${preservesHeaderCase(push, proxy) ? 'case' : ''}`;
   return push.memo(key, () => {
     const out: EnvoyJson[] = [];
     for (const svc of push.visibleServices(proxy)) {
@@ -103,7 +104,7 @@ export function serviceCluster(push: PushContext, proxy: Proxy, svc: Service, po
       break;
   }
   applyLoadBalancer(c, policy.loadBalancer, svc.resolution === 'Passthrough');
-  applyConnectionPool(c, policy, port);
+  applyConnectionPool(c, policy, port, preservesHeaderCase(push, proxy));
   applyOutlierDetection(c, policy);
   // `distribute` sets locality weights in EDS, which Envoy honours only with locality weighted LB.
   if (effectiveLocalitySetting(policy.loadBalancer?.localityLbSetting, push.mesh.localityLbSetting)?.distribute?.length && svc.resolution === 'ClientSideLB') {
@@ -176,7 +177,7 @@ function applyLoadBalancer(c: EnvoyJson, lb: LoadBalancerSettings | undefined, o
   }
 }
 
-function applyConnectionPool(c: EnvoyJson, policy: PortPolicy, port: ServicePort): void {
+function applyConnectionPool(c: EnvoyJson, policy: PortPolicy, port: ServicePort, preserveCase: boolean): void {
   const tcp = policy.connectionPool?.tcp;
   const http = policy.connectionPool?.http;
   c.circuit_breakers = {
@@ -210,8 +211,10 @@ function applyConnectionPool(c: EnvoyJson, policy: PortPolicy, port: ServicePort
   if (!isHttpProtocol(port.protocol) && !sniffed && !Object.keys(common).length) return;
   const opts: EnvoyJson = { '@type': HTTP_PROTOCOL_OPTIONS_TYPE };
   if (Object.keys(common).length) opts.common_http_protocol_options = common;
-  if (http?.useClientProtocol || (sniffed && !h2)) opts.use_downstream_protocol_config = { http_protocol_options: {}, http2_protocol_options: {} };
-  else opts.explicit_http_config = h2 ? { http2_protocol_options: http?.maxConcurrentStreams ? { max_concurrent_streams: http.maxConcurrentStreams } : {} } : { http_protocol_options: {} };
+  // HTTP/1 options keep the header case on HTTP and sniffed ports (istiod's setUpstreamProtocol); an h2 upgrade replaces them.
+  const h1 = http1Options(preserveCase && (isHttpProtocol(port.protocol) || sniffed));
+  if (http?.useClientProtocol || (sniffed && !h2)) opts.use_downstream_protocol_config = { http_protocol_options: h1, http2_protocol_options: {} };
+  else opts.explicit_http_config = h2 ? { http2_protocol_options: http?.maxConcurrentStreams ? { max_concurrent_streams: http.maxConcurrentStreams } : {} } : { http_protocol_options: h1 };
   c.typed_extension_protocol_options = { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': opts };
 }
 
@@ -286,6 +289,7 @@ function applyTls(c: EnvoyJson, push: PushContext, svc: Service, port: ServicePo
 /** A sidecar's inbound clusters: `inbound|P||` → the application (explicit: 127.0.0.1:appPorts[P]; a Sidecar ingress defaultEndpoint unix:// path: a pipe, as istiod's BuildAddress with port 0). */
 export function inboundClusters(push: PushContext, proxy: Proxy): EnvoyJson[] {
   const out: EnvoyJson[] = [];
+  const preserveCase = preservesHeaderCase(push, proxy);
   for (const p of inboundPorts(push, proxy)) {
     const name = inboundClusterName(p.port);
     const c: EnvoyJson = {
@@ -298,12 +302,13 @@ export function inboundClusters(push: PushContext, proxy: Proxy): EnvoyJson[] {
     // Connections to the application come from 127.0.0.6 (outside the capture), unless it listens on the pod address.
     if (!proxy.explicit && !p.endpointAddress && !p.pipe) c.upstream_bind_config = { source_address: { address: '127.0.0.6', port_value: 0 } };
     if (p.connectionPool) {
-      applyConnectionPool(c, { connectionPool: p.connectionPool }, { name: p.name ?? '', port: p.port, protocol: p.protocol });
+      applyConnectionPool(c, { connectionPool: p.connectionPool }, { name: p.name ?? '', port: p.port, protocol: p.protocol }, preserveCase);
       out.push(c);
       continue;
     }
     if (isHttp2Protocol(p.protocol)) c.typed_extension_protocol_options = { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': HTTP_PROTOCOL_OPTIONS_TYPE, explicit_http_config: { http2_protocol_options: {} } } };
-    else if (p.protocol === 'UNKNOWN') c.typed_extension_protocol_options = { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': HTTP_PROTOCOL_OPTIONS_TYPE, use_downstream_protocol_config: { http_protocol_options: {}, http2_protocol_options: {} } } };
+    else if (p.protocol === 'UNKNOWN') c.typed_extension_protocol_options = { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': HTTP_PROTOCOL_OPTIONS_TYPE, use_downstream_protocol_config: { http_protocol_options: http1Options(preserveCase), http2_protocol_options: {} } } };
+    else if (preserveCase && isHttpProtocol(p.protocol)) c.typed_extension_protocol_options = { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': HTTP_PROTOCOL_OPTIONS_TYPE, explicit_http_config: { http_protocol_options: http1Options(true) } } };
     out.push(c);
   }
   return out;
@@ -316,7 +321,7 @@ function infraClusters(push: PushContext, proxy: Proxy): EnvoyJson[] {
     connect_timeout: envoyDuration(push.mesh.connectTimeout),
     lb_policy: 'CLUSTER_PROVIDED',
     circuit_breakers: { thresholds: [{ max_connections: MAX, max_pending_requests: MAX, max_requests: MAX, max_retries: MAX, track_remaining: true }] },
-    typed_extension_protocol_options: { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': HTTP_PROTOCOL_OPTIONS_TYPE, use_downstream_protocol_config: { http_protocol_options: {}, http2_protocol_options: {} } } },
+    typed_extension_protocol_options: { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': HTTP_PROTOCOL_OPTIONS_TYPE, use_downstream_protocol_config: { http_protocol_options: http1Options(preservesHeaderCase(push, proxy)), http2_protocol_options: {} } } },
   };
   // Explicit mode has no original destination on the socket: the target comes from the request's authority.
   if (proxy.explicit || proxy.type === 'router') passthrough.original_dst_lb_config = { use_http_header: true, http_header_name: ':authority' };

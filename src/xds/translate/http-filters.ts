@@ -9,7 +9,7 @@ import type { PushContext } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
 import { pilotFeatures } from '../features.ts';
 import { gatewayTopologyHcmFields } from './gateway-topology.ts';
-import { proxyHeadersHcmFields, routerFields } from './proxy-headers.ts';
+import { http1Options, preservesHeaderCase, proxyHeadersHcmFields, routerFields } from './proxy-headers.ts';
 import { authnStage, authzStage } from './security/security-filters.ts';
 import { statsStage, telemetryDecorator } from '../telemetry/index.ts';
 import { wasmPluginFilters } from './wasm-plugins.ts';
@@ -111,6 +111,7 @@ export function buildHcm(ctx: HttpFilterContext, opts: { statPrefix: string; rou
     ...opts.extra,
   };
   if (acceptsHttp10(ctx.proxy)) hcm.http_protocol_options = { ...((hcm.http_protocol_options as EnvoyJson | undefined) ?? {}), accept_http_10: true };
+  if (preservesHeaderCase(ctx.push, ctx.proxy)) hcm.http_protocol_options = { ...((hcm.http_protocol_options as EnvoyJson | undefined) ?? {}), ...http1Options(true) };
   for (const d of HCM_DECORATORS) d(ctx, hcm);
   return hcm;
 }

@@ -62,6 +62,24 @@ export function includesAttemptCount(push: PushContext, proxy: Proxy): boolean {
   return !proxyHeadersOf(push, proxy).attemptCount?.disabled;
 }
 
+const PRESERVE_CASE_KEY_FORMAT: EnvoyJson = {
+  stateful_formatter: { name: 'preserve_case', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.http.header_formatters.preserve_case.v3.PreserveCaseFormatterConfig' } },
+};
+
+/**
+ * preserveHttp1HeaderCase: as istiod, every HTTP connection manager of the proxy and the HTTP/1
+ * options of its clusters for HTTP and sniffed ports (and PassthroughCluster) get the preserve_case
+ * header formatter, so HTTP/1 names keep the case they came in with across the proxy.
+ */
+export function preservesHeaderCase(push: PushContext, proxy: Proxy): boolean {
+  return proxyHeadersOf(push, proxy).preserveHttp1HeaderCase === true;
+}
+
+/** A cluster's Http1ProtocolOptions: with the preserve_case formatter when `preserveCase`. */
+export function http1Options(preserveCase: boolean): EnvoyJson {
+  return preserveCase ? { header_key_format: PRESERVE_CASE_KEY_FORMAT } : {};
+}
+
 /** metadataExchangeHeaders.mode IN_MESH: the outbound peer metadata headers go to mesh clusters only. */
 export function skipsExternalMxHeaders(push: PushContext, proxy: Proxy): boolean {
   return proxyHeadersOf(push, proxy).metadataExchangeHeaders?.mode === 'IN_MESH';

@@ -6,9 +6,12 @@
 import type net from 'node:net';
 import { http } from '../../node-http.ts';
 import { TOKEN, badFieldValue } from './h1-syntax.ts';
+import { RecordedCase, formatterFor, respellHead, type HeaderKeyFormat, type NameFormatter } from './header-case.ts';
 
 export interface H1ResponseOwner {
   readonly socket: net.Socket;
+  /** The connection's header_key_format (undefined: names as given). */
+  readonly headerKeyFormat: HeaderKeyFormat | undefined;
   /** The response's last bytes were handed to the socket. */
   responseDone(res: H1Response): void;
 }
@@ -60,6 +63,8 @@ export class H1Response {
   private finishListeners: (() => void)[] | undefined;
   private statusCode = 0;
   private waitingDrain = false;
+  /** How this response's names are spelled (header_key_format); undefined: as given. */
+  private names: NameFormatter = undefined;
 
   constructor(owner: H1ResponseOwner, isHead: boolean, http10: boolean, keepAlive: boolean) {
     this.owner = owner;
@@ -88,7 +93,11 @@ export class H1Response {
   writeHead(status: number, headers?: Record<string, HeaderValue>): this {
     if (this.head !== undefined) throw invalid('ERR_HTTP_HEADERS_SENT', 'Cannot write headers after they are sent to the client');
     if (!Number.isInteger(status) || status < 100 || status > 999) throw invalid('ERR_HTTP_INVALID_STATUS_CODE', `Invalid status code: ${status}`);
-    let out = `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? 'unknown'}\r\n`;
+    const names = formatterFor(headers, this.owner.headerKeyFormat);
+    this.names = names;
+    // preserve_case's forward_reason_phrase: the upstream's own reason phrase.
+    const forwarded = names !== undefined && names instanceof RecordedCase ? names.reason : undefined;
+    let out = `HTTP/1.1 ${status} ${forwarded ?? http.STATUS_CODES[status] ?? 'unknown'}\r\n`;
     let framing = FRAMING_DEFAULT;
     let hasDate = false;
     for (const k in headers) {
@@ -111,6 +120,8 @@ export class H1Response {
       }
     }
     if (!hasDate) out += `date: ${httpDate()}\r\n`;
+    // header_key_format: names re-spelled apart from the common path, which writes them as given.
+    if (names !== undefined) out = respellHead(out, names);
     this.statusCode = status;
     if (this.noBody || status === 204 || status === 304 || status < 200) framing = FRAMING_NONE;
     this.framing = framing;
@@ -123,18 +134,22 @@ export class H1Response {
   /** Decides the framing left open and adds the closing headers; bodyLength ≥ 0: the whole body is known. */
   private finalHead(bodyLength: number): string {
     let out = this.head!;
+    const names = this.names;
     if (this.framing === FRAMING_DEFAULT) {
       if (bodyLength >= 0) {
         this.framing = FRAMING_LENGTH;
-        out += `content-length: ${bodyLength}\r\n`;
+        out += names === undefined ? `content-length: ${bodyLength}\r\n` : `${names.format('content-length')}: ${bodyLength}\r\n`;
       } else if (this.http10) this.framing = FRAMING_CLOSE;
       else {
         this.framing = FRAMING_CHUNKED;
-        out += 'transfer-encoding: chunked\r\n';
+        out += names === undefined ? 'transfer-encoding: chunked\r\n' : `${names.format('transfer-encoding')}: chunked\r\n`;
       }
     }
     // As node's server did before this codec: the connection's fate is always said.
-    if (!this.hasConnection) out += this.keepsAlive ? 'connection: keep-alive\r\n' : 'connection: close\r\n';
+    if (!this.hasConnection) {
+      if (names === undefined) out += this.keepsAlive ? 'connection: keep-alive\r\n' : 'connection: close\r\n';
+      else out += `${names.format('connection')}: ${this.keepsAlive ? 'keep-alive' : 'close'}\r\n`;
+    }
     this.headSent = true;
     return out + '\r\n';
   }

@@ -9,6 +9,7 @@ import type net from 'node:net';
 import { H1Parser, H1ParseError, type H1Head } from './h1-parser.ts';
 import { H1Request } from './h1-request.ts';
 import { H1Response, type H1ResponseOwner } from './h1-response.ts';
+import { recordCase, type HeaderKeyFormat } from './header-case.ts';
 
 export interface H1ServerHandler {
   onRequest(conn: H1ServerConnection, req: H1Request, res: H1Response): void;
@@ -27,6 +28,8 @@ export interface H1ServerOptions {
   readonly requestTimeoutMs: number;
   /** A connection without a request in progress is closed after this long (0: never). */
   readonly idleTimeoutMs: number;
+  /** http_protocol_options.header_key_format: request names' case recorded (preserve_case), response names proper-cased (proper_case_words). */
+  readonly headerKeyFormat?: HeaderKeyFormat;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -41,6 +44,7 @@ function resumeAfterResponse(c: H1ServerConnection): void {
 
 export class H1ServerConnection implements H1ResponseOwner {
   readonly socket: net.Socket;
+  readonly headerKeyFormat: HeaderKeyFormat | undefined;
   /** Requests seen on this connection. */
   requests = 0;
   private readonly parser: H1Parser;
@@ -67,6 +71,7 @@ export class H1ServerConnection implements H1ResponseOwner {
     this.set = set;
     this.handler = handler;
     const o = set.options;
+    this.headerKeyFormat = o.headerKeyFormat;
     this.parser = new H1Parser('request', { maxHeaderBytes: o.maxHeaderBytes, maxHeaders: o.maxHeaders }, this);
     this.idleSince = Date.now();
     this.bodyOptions = { highWaterMark: socket.readableHighWaterMark };
@@ -88,6 +93,8 @@ export class H1ServerConnection implements H1ResponseOwner {
     }
     this.requests++;
     const req = new H1Request(head, this.socket, this.wantMore, this.bodyOptions);
+    const preserve = this.headerKeyFormat?.preserve;
+    if (preserve !== undefined) recordCase(req.headers, head.rawHeaders, preserve);
     const res = new H1Response(this, head.method === 'HEAD', head.versionMinor === 0, head.keepAlive && !this.draining);
     this.req = req;
     this.res = res;
@@ -171,6 +178,8 @@ export class H1ServerConnection implements H1ResponseOwner {
     this.upgradeHead = undefined;
     this.detach();
     const req = new H1Request(head, this.socket, noop);
+    const preserve = this.headerKeyFormat?.preserve;
+    if (preserve !== undefined) recordCase(req.headers, head.rawHeaders, preserve);
     req.endBody();
     this.handler.onUpgrade(this, req, this.parser.takeRemainder() ?? EMPTY);
   }

@@ -9,6 +9,7 @@ import { H1ErrorCode, H1PoolError } from './h1-errors.ts';
 import type { H1Exchange } from './h1-exchange.ts';
 import { lastChunk, requestHead } from './h1-request-head.ts';
 import type { H1PoolStats } from './h1-pool.ts';
+import { formatterFor, recordCase, type HeaderKeyFormat } from '../../http/h1/header-case.ts';
 
 /** What a connection needs from its pool. */
 export interface ConnectionPool {
@@ -21,6 +22,8 @@ export interface ConnectionPool {
   readonly maxConnectionDurationMs: number;
   readonly closing: boolean;
   readonly stats: H1PoolStats;
+  /** The cluster's header_key_format: request names proper-cased, response names' case recorded. */
+  readonly headerKeyFormat?: HeaderKeyFormat;
   /** The connection finished an exchange and may carry another. */
   onReusable(conn: H1Connection): void;
   onClosed(conn: H1Connection): void;
@@ -104,7 +107,7 @@ export class H1Connection {
     const buf = ex.buffer;
     // A buffered body with trailers goes chunked: the only HTTP/1.1 framing they can follow.
     const withTrailers = buf !== undefined && o.trailers?.trailers !== undefined;
-    const framing = requestHead(o.method, o.path, o.headers, this.pool.authority, withTrailers ? -1 : ex.bodyLength, last);
+    const framing = requestHead(o.method, o.path, o.headers, this.pool.authority, withTrailers ? -1 : ex.bodyLength, last, formatterFor(o.headers, this.pool.headerKeyFormat));
     if (framing instanceof H1PoolError) {
       // Nothing was written: the connection stays good for the next request.
       this.current = undefined;
@@ -301,6 +304,8 @@ export class H1Connection {
     if (!head.keepAlive) this.responseKeepAlive = false;
     ex.chunked = head.bodyKind === 'chunked';
     const headers = this.responseHeaders(head.rawHeaders);
+    const preserve = this.pool.headerKeyFormat?.preserve;
+    if (preserve !== undefined) recordCase(headers, head.rawHeaders, preserve, head.reason);
     ex.handler.onResponseStart?.(ex, head.status, headers, head.reason);
   }
 

@@ -10,6 +10,7 @@ import { H1ErrorCode, H1PoolError } from './h1-errors.ts';
 import { H1Exchange, type ExchangeOwner } from './h1-exchange.ts';
 import { setTcpKeepalive, type TcpKeepalive } from '../../network/tcp-keepalive.ts';
 import { Histogram, SocketBytes, type Stat } from '../../stats/stats.ts';
+import type { HeaderKeyFormat } from '../../http/h1/header-case.ts';
 
 /** The cluster's stats (cluster.ts) this pool and its connections count, as Envoy's HTTP/1.1 pool does. */
 export interface H1PoolStats {
@@ -78,6 +79,8 @@ export interface H1PoolOptions {
   readonly maxConnectionDurationMs?: number;
   /** The cluster's upstream_connection_options.tcp_keepalive; without it, no SO_KEEPALIVE (as Envoy). */
   readonly tcpKeepalive?: TcpKeepalive;
+  /** The cluster's http_protocol_options.header_key_format (undefined: names in lower case). */
+  readonly headerKeyFormat?: HeaderKeyFormat;
   /** The cluster's stats; without them (a pool of its own), counts go nowhere. */
   readonly stats?: H1PoolStats;
   /** A connection is established (TLS: after the handshake and the peer check). */
@@ -103,6 +106,7 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
   readonly idleTimeoutMs: number;
   readonly maxConnectionDurationMs: number;
   readonly stats: H1PoolStats;
+  readonly headerKeyFormat: HeaderKeyFormat | undefined;
   closing = false;
   private readonly o: H1PoolOptions;
   private readonly max: number;
@@ -123,6 +127,7 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
     this.maxConnectionDurationMs = o.maxConnectionDurationMs ?? 0;
     this.max = Math.max(1, o.maxConnections);
     this.stats = o.stats ?? detachedStats();
+    this.headerKeyFormat = o.headerKeyFormat;
   }
 
   /** Connections open (busy or idle) and being opened. */

@@ -6,6 +6,7 @@
 import { H1ErrorCode, H1PoolError } from './h1-errors.ts';
 import { TOKEN, badFieldValue } from '../../http/h1/h1-syntax.ts';
 import type { HeaderValue, TrailerSource } from '../upstream-pool.ts';
+import { respellHead, type NameFormatter } from '../../http/h1/header-case.ts';
 
 export interface RequestFraming {
   readonly head: string;
@@ -31,9 +32,11 @@ function invalid(what: string): H1PoolError {
 
 /**
  * `bodyLength`: the buffered body's size, -1 for a streamed body, 0 for none. `close`: ask the
- * upstream to close after this response (last request of the connection).
+ * upstream to close after this response (last request of the connection). `names`: how header names
+ * are spelled (header_key_format); undefined: as given.
  */
-export function requestHead(method: string, path: string, headers: Readonly<Record<string, HeaderValue>> | null | undefined, defaultHost: string, bodyLength: number, close: boolean): RequestFraming | H1PoolError {
+export function requestHead(method: string, path: string, headers: Readonly<Record<string, HeaderValue>> | null | undefined, defaultHost: string, bodyLength: number, close: boolean, names?: NameFormatter): RequestFraming | H1PoolError {
+  if (names !== undefined) return formattedHead(method, path, headers, defaultHost, bodyLength, close, names);
   if (!METHODS.has(method) && !TOKEN.test(method)) return invalid('method');
   if (path.length === 0 || BAD_PATH.test(path)) return invalid('path');
   let head = method + ' ' + path + ' HTTP/1.1\r\n';
@@ -80,6 +83,12 @@ export function requestHead(method: string, path: string, headers: Readonly<Reco
   } else head += 'transfer-encoding: chunked\r\n';
   if (close) head += 'connection: close\r\n';
   return { head: head + '\r\n', length };
+}
+
+/** requestHead with names spelled by a formatter: the same checks and framing, kept apart from the common path. */
+function formattedHead(method: string, path: string, headers: Readonly<Record<string, HeaderValue>> | null | undefined, defaultHost: string, bodyLength: number, close: boolean, names: NonNullable<NameFormatter>): RequestFraming | H1PoolError {
+  const plain = requestHead(method, path, headers, defaultHost, bodyLength, close);
+  return plain instanceof H1PoolError ? plain : { head: respellHead(plain.head, names), length: plain.length };
 }
 
 /**
