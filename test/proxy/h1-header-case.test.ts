@@ -10,6 +10,7 @@ import net from 'node:net';
 import { test } from 'node:test';
 import { configure, httpListener, routeConfig, startTestRuntime, staticCluster } from './harness.ts';
 import { listenLocal } from '../helpers/listen.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const HTTP_OPTS = 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 const PRESERVE = 'type.googleapis.com/envoy.extensions.http.header_formatters.preserve_case.v3.PreserveCaseFormatterConfig';
@@ -67,9 +68,10 @@ function clusterH1(keyFormat: Record<string, unknown>): Record<string, unknown> 
 async function setup(t: { after(fn: () => unknown): void }, hcmKeyFormat?: Record<string, unknown>, clusterKeyFormat?: Record<string, unknown>) {
   const up = await rawUpstream(t);
   const h = await startTestRuntime(t);
+  const hcm = { upgrade_configs: [{ upgrade_type: 'websocket' }], ...(hcmKeyFormat ? { http_protocol_options: { header_key_format: hcmKeyFormat } } : {}) };
   await configure(h, {
     clusters: [staticCluster('up', [up.port], clusterKeyFormat ? clusterH1(clusterKeyFormat) : {})],
-    listeners: [httpListener('l', routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'up' } }]), hcmKeyFormat ? { http_protocol_options: { header_key_format: hcmKeyFormat } } : {})],
+    listeners: [httpListener('l', routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'up' } }]), hcm)],
   });
   return { up, port: h.port('l') };
 }
@@ -152,4 +154,14 @@ test('HTTP/2 downstream: no case to keep (lower case upstream with preserve_case
     assert.equal(res['x-upstream-header'], 'A');
     assert.ok(names(up.heads[0]).includes(expected), up.heads[0]);
   }
+});
+
+test('a WebSocket upgrade request goes upstream in the case it came in with (preserve_case on the connection manager)', async (t) => {
+  const { up, port } = await setup(t, preserveCase());
+  const client = net.connect(port, '127.0.0.1', () => client.write('GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n'));
+  client.on('error', () => undefined);
+  t.after(() => client.destroy());
+  const head = await waitFor(() => 'the upgrade request at the upstream', () => up.heads[0], 10_000);
+  const sent = names(head);
+  for (const n of ['Host', 'Upgrade', 'Sec-WebSocket-Key', 'Sec-WebSocket-Version']) assert.ok(sent.includes(n), `${n} upstream in ${head}`);
 });

@@ -20,6 +20,7 @@ import { upgradeOverH2, websocketAccept } from './tunnel-h2.ts';
 import { isGrpcContentType, rewriteLocalReply, type LocalReplyParts } from './local-reply.ts';
 import { http } from '../node-http.ts';
 import { mutateRequestHeaders } from './mutate-request-headers.ts';
+import { formatterFor, respellHead } from './h1/header-case.ts';
 import { redispatchConnect } from './connect-redispatch.ts';
 
 export function reply(socket: net.Socket, status: number, text: string, info: StreamInfo, flags: number, details: string, conn: ConnState, head: RequestHead): void {
@@ -248,7 +249,9 @@ export function handleTunnel(conn: ConnState, req: TunnelRequest, socket: net.So
       // headers cleaned, as Envoy); the upstream's 101 (or refusal) flows back as raw bytes.
       let out = `${head.method} ${head.path} HTTP/1.1\r\n`;
       for (const [k, v] of Object.entries(head.headers)) if (v !== undefined && k !== 'keep-alive' && k !== 'proxy-connection') for (const x of Array.isArray(v) ? v : [v]) out += `${k}: ${x}\r\n`;
-      upstream.write(out + '\r\n');
+      // header_key_format: the request's recorded case (preserve_case) or the cluster's proper_case_words.
+      const names = formatterFor(req.headers, cluster.config.h1HeaderKeyFormat);
+      upstream.write((names === undefined ? out : respellHead(out, names)) + '\r\n');
       upstream.once('data', (c: Buffer) => {
         const m = /^HTTP\/1\.[01] (\d{3})/.exec(c.subarray(0, 16).toString('latin1'));
         info.responseCode = m ? Number(m[1]) : 0;
