@@ -1,4 +1,5 @@
 // Sidecar, WorkloadEntry and WorkloadGroup rules, after Istio's validating webhook.
+import { isIP } from 'node:net';
 import type { SidecarSpec, WorkloadEntrySpec, WorkloadGroupSpec } from '../types/networking.ts';
 import { checkLabels, checkSelector } from './common.ts';
 import type { Reporter } from './reporter.ts';
@@ -14,6 +15,8 @@ export function validateSidecar(spec: SidecarSpec, r: Reporter): void {
     if (n === undefined || !isPort(n)) r.error([...path, 'port', 'number'], `ingress port ${String(n)} is missing or out of range`, 'use a port from 1 to 65535');
     else if (inPorts.has(n)) r.error([...path, 'port', 'number'], `ingress port ${n} is listed twice`, 'list each port once');
     else inPorts.add(n);
+    // As istiod's validateSidecarIngressPortAndBind: an ingress listener binds an IP address (a Unix socket only as its defaultEndpoint).
+    if (l.bind !== undefined && !isIP(l.bind)) r.error([...path, 'bind'], `ingress bind "${l.bind}" is not an IP address`, 'bind an IP address such as 127.0.0.1; for a Unix domain socket, set defaultEndpoint: unix:///path');
     if (l.defaultEndpoint !== undefined && !/^(127\.0\.0\.1|0\.0\.0\.0|\[::1\]|\[::\]):\d+$|^unix:\/\/[/@]/.test(l.defaultEndpoint)) {
       r.error([...path, 'defaultEndpoint'], `"${l.defaultEndpoint}" is not a valid default endpoint`, 'write 127.0.0.1:PORT, 0.0.0.0:PORT or unix:///path');
     }
@@ -30,6 +33,7 @@ export function validateSidecar(spec: SidecarSpec, r: Reporter): void {
       if (l.captureMode === 'IPTABLES') r.error([...path, 'captureMode'], 'captureMode IPTABLES does not apply to a Unix domain socket listener', 'remove captureMode or set NONE');
     } else if (l.port?.number !== undefined && !isPort(l.port.number)) r.error([...path, 'port', 'number'], `port ${l.port.number} is out of range`, 'use a port from 1 to 65535');
     else if (uds) r.error([...path, 'port', 'number'], 'a Unix domain socket bind needs port number 0', 'set port.number: 0 (with a protocol)');
+    else if (l.bind !== undefined && !isIP(l.bind)) r.error([...path, 'bind'], `egress bind "${l.bind}" is not an IP address`, 'bind an IP address such as 127.0.0.1, or unix:///path with port 0');
     if (!l.hosts.length) r.error([...path, 'hosts'], 'an egress listener needs hosts', 'add hosts such as "./*" or "istio-system/*"');
     l.hosts.forEach((h, j) => {
       const slash = h.indexOf('/');
