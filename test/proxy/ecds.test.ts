@@ -13,18 +13,17 @@ import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
-import { test, type TestContext } from 'node:test';
-import pino from 'pino';
+import { test } from 'node:test';
 import { CLUSTER_TYPE, EXTENSION_CONFIG_TYPE, FILE_ACCESS_LOG_TYPE, LISTENER_TYPE, type EnvoyJson } from '../../src/envoy/index.ts';
 import { configDump } from '../../src/proxy/admin/config-dump.ts';
-import { ProxyRuntime } from '../../src/proxy/runtime.ts';
-import { XdsClient } from '../../src/proxy/xds-client/index.ts';
+import type { ProxyRuntime } from '../../src/proxy/runtime.ts';
 import { startTcpEcho } from '../helpers/listen.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { addHeaderPlugin, writePlugin } from '../helpers/wasm-plugins.ts';
-import { AdsTestServer, type RecordedRequest } from '../xds-client/ads-test-server.ts';
+import type { AdsTestServer, RecordedRequest } from '../xds-client/ads-test-server.ts';
 import { addr, HCM, request, ROUTER, routeConfig, startTestRuntime, startUpstream, staticCluster } from './harness.ts';
+import { startFedRuntime } from './fed-runtime.ts';
 
 const WASM = 'type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm';
 const HTTP_RBAC = 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC';
@@ -33,18 +32,6 @@ const FAULT = 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFa
 const TCP_PROXY = 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
 const STRING_VALUE = 'type.googleapis.com/google.protobuf.StringValue';
 const PULL_SECRET = 'ISTIO_META_WASM_IMAGE_PULL_SECRET';
-
-function bootstrap(adsPort: number): EnvoyJson {
-  return {
-    node: { id: 'sidecar~127.0.0.1~app.default~default.svc.cluster.local', cluster: 'app.default' },
-    dynamic_resources: {
-      ads_config: { api_type: 'GRPC', transport_api_version: 'V3', grpc_services: [{ envoy_grpc: { cluster_name: 'xds-grpc' } }] },
-      cds_config: { ads: {}, resource_api_version: 'V3' },
-      lds_config: { ads: {}, resource_api_version: 'V3' },
-    },
-    static_resources: { clusters: [staticCluster('xds-grpc', [adsPort])] },
-  };
-}
 
 /** The config_discovery istiod writes for a WasmPlugin, with this initial_fetch_timeout. */
 function discovery(timeout: string, extra: EnvoyJson = {}): EnvoyJson {
@@ -78,22 +65,6 @@ async function serve(ads: AdsTestServer, listeners: EnvoyJson[], clusters: Envoy
   ads.push(CLUSTER_TYPE, 'c1', clusters);
   await ads.waitFor(isType(LISTENER_TYPE));
   ads.push(LISTENER_TYPE, 'l1', listeners);
-}
-
-async function startFedRuntime(t: TestContext) {
-  const ads = new AdsTestServer();
-  const adsPort = await ads.start();
-  const log: string[] = [];
-  const logger = pino({ level: 'warn' }, { write: (line: string) => void log.push(line) });
-  const rt = new ProxyRuntime({ node: { id: 'sidecar~127.0.0.1~app.default~default.svc.cluster.local', cluster: 'app.default', metadata: {} }, log: logger });
-  const client = new XdsClient({ bootstrap: bootstrap(adsPort), sink: rt, log: logger, backoff: { initialMs: 50, maxMs: 200 } });
-  t.after(async () => {
-    client.stop();
-    rt.stop();
-    await ads.stop();
-  });
-  client.start();
-  return { ads, rt, log };
 }
 
 const stat = (rt: ProxyRuntime, name: string) => rt.stats.counter(name).value;

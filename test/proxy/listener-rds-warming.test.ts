@@ -13,30 +13,17 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { test, type TestContext } from 'node:test';
-import pino from 'pino';
+import { test } from 'node:test';
 import { CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE, type EnvoyJson } from '../../src/envoy/index.ts';
 import { freePort } from '../../src/local/ports.ts';
 import { configDump } from '../../src/proxy/admin/config-dump.ts';
-import { ProxyRuntime } from '../../src/proxy/runtime.ts';
-import { XdsClient } from '../../src/proxy/xds-client/index.ts';
+import type { ProxyRuntime } from '../../src/proxy/runtime.ts';
 import { startRigProxyFromFile } from '../helpers/rig-proxy.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { AdsTestServer, type RecordedRequest } from '../xds-client/ads-test-server.ts';
-import { addr, httpListener, request, routeConfig, staticCluster, type Reply } from './harness.ts';
-
-function bootstrap(adsPort: number): EnvoyJson {
-  return {
-    node: { id: 'sidecar~127.0.0.1~app.default~default.svc.cluster.local', cluster: 'app.default' },
-    dynamic_resources: {
-      ads_config: { api_type: 'GRPC', transport_api_version: 'V3', grpc_services: [{ envoy_grpc: { cluster_name: 'xds-grpc' } }] },
-      cds_config: { ads: {}, resource_api_version: 'V3' },
-      lds_config: { ads: {}, resource_api_version: 'V3' },
-    },
-    static_resources: { clusters: [staticCluster('xds-grpc', [adsPort])] },
-  };
-}
+import { addr, httpListener, request, routeConfig, type Reply } from './harness.ts';
+import { adsBootstrap, startFedRuntime } from './fed-runtime.ts';
 
 /** A listener whose connection manager takes route configuration `route` over ADS; `timeout` is the config source's initial_fetch_timeout ('0s', as istiod sends: wait for good). */
 function rdsListener(name: string, route: string, timeout: string, port = 0): EnvoyJson {
@@ -60,23 +47,6 @@ async function serveListeners(ads: AdsTestServer, listeners: EnvoyJson[]): Promi
   ads.push(LISTENER_TYPE, 'l1', listeners);
 }
 
-/** A ProxyRuntime fed by an XdsClient from a test ADS server, in this process; warnings and above are kept in `log`. */
-async function startFedRuntime(t: TestContext) {
-  const ads = new AdsTestServer();
-  const adsPort = await ads.start();
-  const log: string[] = [];
-  const logger = pino({ level: 'warn' }, { write: (line: string) => void log.push(line) });
-  const rt = new ProxyRuntime({ node: { id: 'sidecar~127.0.0.1~app.default~default.svc.cluster.local', cluster: 'app.default', metadata: {} }, log: logger });
-  const client = new XdsClient({ bootstrap: bootstrap(adsPort), sink: rt, log: logger, backoff: { initialMs: 50, maxMs: 200 } });
-  t.after(async () => {
-    client.stop();
-    rt.stop();
-    await ads.stop();
-  });
-  client.start();
-  return { ads, rt, log };
-}
-
 const reply = (port: number): Promise<Reply | string> => request(port).catch((e: NodeJS.ErrnoException) => e.code ?? e.message);
 const warming = (rt: ProxyRuntime) => rt.stats.gauge('listener_manager.total_listeners_warming').value;
 
@@ -85,7 +55,7 @@ test('a new listener waits for its RDS route configuration: not bound, the proxy
   const adsPort = await ads.start();
   t.after(() => ads.stop());
   const file = path.join(tempDir(t, 'rds-warming-'), 'envoy.json');
-  fs.writeFileSync(file, JSON.stringify(bootstrap(adsPort)));
+  fs.writeFileSync(file, JSON.stringify(adsBootstrap(adsPort)));
   const proxy = await startRigProxyFromFile(t, file);
   const admin = (p: string) => fetch(`http://127.0.0.1:${proxy.ports.admin}${p}`).then(async (r) => ({ status: r.status, body: await r.text() }));
   const listenerPort = await freePort();
