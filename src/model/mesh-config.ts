@@ -6,6 +6,7 @@ import { RigError } from '../core/errors.ts';
 import { checkExtensionProviders } from '../telemetry/extension-providers.ts';
 import { checkProxyTracing, type ProxyTracing } from '../telemetry/extension-providers-tracing.ts';
 import { parseGatewayTopology, type GatewayTopology } from './gateway-topology.ts';
+import { parseMeshNetworks, type MeshNetworks } from './network.ts';
 import { parseProxyHeaders, type ProxyHeaders } from './proxy-headers.ts';
 
 export type OutboundMode = 'ALLOW_ANY' | 'REGISTRY_ONLY';
@@ -52,6 +53,8 @@ export interface MeshConfig {
   enablePrometheusMerge: boolean;
   /** Istio's mesh-wide default (a DestinationRule's setting replaces it); Istio's default is `{ enabled: true }`. */
   localityLbSetting?: LocalityLbSettingConfig;
+  /** Istio's MeshNetworks, read beside the MeshConfig (the `istio` ConfigMap's `meshNetworks` key); see network.ts. */
+  meshNetworks?: MeshNetworks;
 }
 
 export const DEFAULT_MESH_CONFIG: MeshConfig = Object.freeze({
@@ -192,7 +195,11 @@ export function parseMeshConfig(input: unknown, where = 'mesh config'): MeshConf
   };
 }
 
-/** Reads a mesh config file (YAML or JSON; a top-level `meshConfig:` or `mesh:` wrapper as in Istio's ConfigMap/IstioOperator, or Istio's `istio` ConfigMap itself, is accepted). */
+/**
+ * Reads a mesh config file (YAML or JSON; a top-level `meshConfig:` or `mesh:` wrapper as in Istio's
+ * ConfigMap/IstioOperator, beside an optional `meshNetworks:`, or Istio's `istio` ConfigMap itself
+ * with `data.mesh` and `data.meshNetworks`, is accepted).
+ */
 export async function loadMeshConfig(file: string): Promise<MeshConfig> {
   let text: string;
   try {
@@ -206,20 +213,33 @@ export async function loadMeshConfig(file: string): Promise<MeshConfig> {
   } catch (err) {
     throw new RigError('MESH_ERR_INVALID_CONFIG', `${file}: YAML syntax error: ${(err as Error).message.split('\n')[0]}`);
   }
+  let networks: unknown;
   if (doc && typeof doc === 'object' && !Array.isArray(doc)) {
     const o = doc as Record<string, unknown>;
-    // Istio's own home for it: the `istio` ConfigMap of istio-system, MeshConfig YAML in data.mesh.
+    // Istio's own home for it: the `istio` ConfigMap of istio-system, MeshConfig YAML in data.mesh
+    // and MeshNetworks YAML in data.meshNetworks.
     const data = o.data as Record<string, unknown> | undefined;
-    if (o.kind === 'ConfigMap' && typeof data?.mesh === 'string') {
-      try {
-        doc = parse(data.mesh);
-      } catch (err) {
-        throw new RigError('MESH_ERR_INVALID_CONFIG', `${file}: data.mesh: YAML syntax error: ${(err as Error).message.split('\n')[0]}`);
-      }
-    } else if (Object.keys(o).length === 1 && (o.meshConfig || o.mesh)) {
+    if (o.kind === 'ConfigMap' && (typeof data?.mesh === 'string' || typeof data?.meshNetworks === 'string')) {
+      doc = yamlIn(data.mesh, file, 'data.mesh');
+      networks = yamlIn(data.meshNetworks, file, 'data.meshNetworks');
+    } else if ((o.meshConfig || o.mesh || o.meshNetworks) && Object.keys(o).every((k) => k === 'meshConfig' || k === 'mesh' || k === 'meshNetworks')) {
       doc = o.meshConfig ?? o.mesh;
       if (typeof doc === 'string') doc = parse(doc);
+      networks = typeof o.meshNetworks === 'string' ? yamlIn(o.meshNetworks, file, 'meshNetworks') : o.meshNetworks;
     }
   }
-  return parseMeshConfig(doc, file);
+  const mesh = parseMeshConfig(doc, file);
+  const errors: string[] = [];
+  const meshNetworks = parseMeshNetworks(networks, errors);
+  if (errors.length) throw new RigError('MESH_ERR_INVALID_CONFIG', `${file}: invalid MeshNetworks:\n  ${errors.join('\n  ')}\n(fix the fields above; see Istio's MeshNetworks reference for the shape)`);
+  return meshNetworks ? { ...mesh, meshNetworks } : mesh;
+}
+
+function yamlIn(text: unknown, file: string, where: string): unknown {
+  if (typeof text !== 'string') return undefined;
+  try {
+    return parse(text);
+  } catch (err) {
+    throw new RigError('MESH_ERR_INVALID_CONFIG', `${file}: ${where}: YAML syntax error: ${(err as Error).message.split('\n')[0]}`);
+  }
 }

@@ -3,6 +3,7 @@
 // the key, so a misconfigured proxy is told why it was refused.
 import { parseGatewayTopology, type GatewayTopology } from './gateway-topology.ts';
 import { parseProxyHeaders, type ProxyHeaders } from './proxy-headers.ts';
+import { NETWORK_LABEL } from './network.ts';
 import { localityFromLabels } from './service.ts';
 
 export type ProxyType = 'sidecar' | 'router';
@@ -37,6 +38,8 @@ export interface Proxy {
   interceptionMode: 'REDIRECT' | 'TPROXY' | 'NONE';
   /** `region/zone/subzone`: node.locality, else from the labels (istio-locality, topology.kubernetes.io/region|zone, topology.istio.io/subzone). */
   locality: string;
+  /** Its network (Istio's NETWORK metadata, ISTIO_META_NETWORK; else its `topology.istio.io/network` label); '' when unknown. */
+  network: string;
   /** The WorkloadGroup (in the proxy's namespace) it registers under: Istio's AUTO_REGISTER_GROUP (alias WORKLOAD_GROUP). */
   workloadGroup?: string;
   /**
@@ -188,6 +191,7 @@ export function parseNode(node: unknown): Proxy {
     istioVersion: str(md.ISTIO_VERSION, 'ISTIO_VERSION') ?? (typeof n.user_agent_version === 'string' ? n.user_agent_version : ''),
     interceptionMode: mode,
     locality: nodeLocality(n.locality) || localityFromLabels(labels),
+    network: str(md.NETWORK, 'NETWORK') ?? labels[NETWORK_LABEL] ?? '',
     generator,
     healthChecked: ((proxyConfig ?? {}) as { readinessProbe?: unknown }).readinessProbe != null,
     gatewayTopology,

@@ -6,6 +6,7 @@ import type { DestinationRuleSpec, GatewaySpec, IstioEgressListener, SidecarSpec
 import type { PeerAuthenticationSpec } from '../api/index.ts';
 import type { RegistrySnapshot } from '../registry/service-registry.ts';
 import type { MeshConfig } from './mesh-config.ts';
+import { MeshNetworkView } from './network.ts';
 import type { Endpoint, Service } from './service.ts';
 import { hostMatches, isExportedTo, resolveShortName, selectorMatches } from './service.ts';
 import type { Proxy } from './proxy.ts';
@@ -82,6 +83,11 @@ export class PushContext {
     const v = build();
     this.#memo.set(key, v);
     return v;
+  }
+
+  /** The mesh's networks and their gateways (see network.ts). */
+  get networks(): MeshNetworkView {
+    return this.memo('networks', () => new MeshNetworkView(this.mesh.meshNetworks, this.services, this.resources, this.mesh.rootNamespace));
   }
 
   /** The services defined in `namespace`, in registry order. */

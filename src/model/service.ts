@@ -49,6 +49,10 @@ export interface Endpoint {
   locality: string;
   weight: number;
   healthy: boolean;
+  /** Its own network (WorkloadEntry/ServiceEntry endpoint `network`, its proxy's, its `topology.istio.io/network` label); see MeshNetworkView.networkOf for the rest. */
+  network?: string;
+  /** Stands for a network's gateway in a split-horizon assignment (always reached with Istio mTLS). */
+  networkGateway?: boolean;
 }
 
 /** Istio's `istio-locality` label (`region.zone.subzone`), else the Kubernetes topology labels (region, zone) and Istio's subzone label; `region/zone/subzone`. */

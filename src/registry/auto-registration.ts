@@ -33,6 +33,7 @@ export function workloadFromProxy(proxy: Proxy): WorkloadInstance | undefined {
     // is labelled `security.istio.io/tlsMode: disabled` (e.g. a runtime without a CA).
     tlsMode: router ? (proxy.labels[TLS_MODE_LABEL] === 'istio' ? 'istio' : 'disabled') : proxy.generator === 'grpc' || proxy.labels[TLS_MODE_LABEL] === 'disabled' ? 'disabled' : 'istio',
     locality: proxy.locality,
+    network: proxy.network || undefined,
     group: proxy.workloadGroup,
     healthChecked: proxy.healthChecked || undefined,
     weight: 1,

@@ -8,6 +8,7 @@ import type { ServiceEntrySpec, WorkloadEntrySpec, WorkloadGroupSpec } from '../
 import { warnOnce } from '../model/config-warnings.ts';
 import type { Endpoint, Resolution, Service, ServicePort } from '../model/service.ts';
 import { localityFromLabels, normalizeProtocol, protocolOf, selectorMatches } from '../model/service.ts';
+import { NETWORK_LABEL } from '../model/network.ts';
 import type { VipAllocator } from './vip-allocator.ts';
 
 /** A running workload instance that may back services. */
@@ -30,6 +31,8 @@ export interface WorkloadInstance {
   tlsMode: 'istio' | 'disabled';
   locality: string;
   weight: number;
+  /** WorkloadEntry `network`, or its proxy's NETWORK; the `topology.istio.io/network` label otherwise. */
+  network?: string;
   /** Auto-registration under a WorkloadGroup of the same namespace: its template completes the instance. */
   group?: string;
   /**
@@ -281,6 +284,7 @@ function fromWorkloadEntrySpec(spec: WorkloadEntrySpec, key: string, name: strin
     tlsMode: labels[TLS_MODE_LABEL] === 'istio' ? 'istio' : 'disabled',
     locality: spec.locality || localityFromLabels(labels),
     weight: spec.weight ?? 1,
+    network: spec.network || undefined,
   };
 }
 
@@ -303,6 +307,7 @@ function fromWorkloadGroup(w: WorkloadInstance, g: Resource<WorkloadGroupSpec>):
     ports: w.ports.length ? [...new Set([...w.ports, ...templatePorts])] : [],
     locality: w.locality || t.locality || localityFromLabels(labels),
     weight: t.weight ?? w.weight,
+    network: w.network || t.network || undefined,
     tlsMode: labels[TLS_MODE_LABEL] === 'disabled' ? 'disabled' : w.tlsMode,
   };
 }
@@ -377,5 +382,6 @@ function endpointFor(svc: Service, p: ServicePort, w: WorkloadInstance, workload
     locality: w.locality,
     weight: w.weight,
     healthy: w.healthy ?? true,
+    network: w.network || w.labels[NETWORK_LABEL] || undefined,
   };
 }

@@ -48,10 +48,8 @@ test('unsupported fields are warnings with their path and position; supported on
   const r = loadDocuments(YAML, 'mesh.yaml');
   assert.deepEqual(r.diagnostics.filter((d) => d.severity === 'Error'), []);
   const warnings = r.diagnostics.filter((d) => d.severity === 'Warning').map((d) => `${d.source?.line} ${d.path}`);
-  assert.deepEqual(warnings, [
-    '12 spec.tcp[0].match[0].sourceSubnet',
-    '37 spec.template.network',
-  ]);
+  // WorkloadGroup template.network: applied (multi-network split-horizon EDS).
+  assert.deepEqual(warnings, ['12 spec.tcp[0].match[0].sourceSubnet']);
   assert.ok(r.diagnostics.every((d) => d.severity !== 'Warning' || /not supported by Rigging and has no effect/.test(d.message)));
   // istiod ignores it too (its matchTCP/matchTLS read gateways, port, sourceLabels, sourceNamespace only).
   assert.match(r.diagnostics.find((d) => d.path === 'spec.tcp[0].match[0].sourceSubnet')!.message, /not implemented by Istio either/);

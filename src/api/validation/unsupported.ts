@@ -62,18 +62,6 @@ export function unsupportedSidecar(spec: T.SidecarSpec, r: Reporter): void {
   });
 }
 
-export function unsupportedWorkloadEntry(spec: T.WorkloadEntrySpec, path: FieldPath, r: Reporter): void {
-  if (spec.network !== undefined) warn(r, [...path, 'network'], 'network (multi-network meshes)', 'all endpoints are treated as reachable directly');
-}
-
-export function unsupportedWorkloadGroup(spec: T.WorkloadGroupSpec, r: Reporter): void {
-  unsupportedWorkloadEntry(spec.template, ['spec', 'template'], r);
-}
-
-export function unsupportedServiceEntry(spec: T.ServiceEntrySpec, r: Reporter): void {
-  spec.endpoints?.forEach((e, i) => unsupportedWorkloadEntry(e, ['spec', 'endpoints', i], r));
-}
-
 /** The warnings of one resource kind (nothing for kinds whose fields are all applied). */
 export function reportUnsupported(kind: string, spec: unknown, r: Reporter): void {
   switch (kind) {
@@ -85,11 +73,5 @@ export function reportUnsupported(kind: string, spec: unknown, r: Reporter): voi
       return unsupportedGateway(spec as T.GatewaySpec, r);
     case 'Sidecar':
       return unsupportedSidecar(spec as T.SidecarSpec, r);
-    case 'ServiceEntry':
-      return unsupportedServiceEntry(spec as T.ServiceEntrySpec, r);
-    case 'WorkloadEntry':
-      return unsupportedWorkloadEntry(spec as T.WorkloadEntrySpec, ['spec'], r);
-    case 'WorkloadGroup':
-      return unsupportedWorkloadGroup(spec as T.WorkloadGroupSpec, r);
   }
 }

@@ -1,12 +1,14 @@
 // The monitoring port (istiod's 15014): Prometheus /metrics, /ready, and debug endpoints like
 // istiod's (/debug/syncz, /debug/config_dump?proxyID=, /debug/adsz, /debug/registryz,
-// /debug/endpointz, /debug/configz, /debug/mesh, /debug/push_status) that `rig proxy-status` and
+// /debug/endpointz, /debug/configz, /debug/mesh, /debug/push_status; /debug/networkz: the networks,
+// their gateways and the endpoints split horizon dropped) that `rig proxy-status` and
 // `rig proxy-config` read.
 import http from 'node:http';
 import { describeResource, writtenKind } from '../../api/index.ts';
 import { gatewayApiResourceStatus } from '../../model/gateway-api/resource-status.ts';
 import { VERSION } from '../../core/version.ts';
 import type { AdsConnection } from './ads-connection.ts';
+import { networkDrops } from '../translate/split-horizon.ts';
 import { configDump, syncStatus } from './config-dump.ts';
 import type { DiscoveryServer } from './discovery-server.ts';
 import type { ControlPlaneMetrics } from './metrics.ts';
@@ -72,10 +74,14 @@ export function createDebugServer(o: DebugServerOptions): http.Server {
         }
         case '/debug/mesh':
           return json(res, 200, d.push.mesh);
+        case '/debug/networkz': {
+          const n = d.push.networks;
+          return json(res, 200, { systemNetwork: n.systemNetwork, registryNetwork: n.registryNetwork, gateways: n.gateways, proxies: Object.fromEntries([...d.connections.values()].map((c) => [c.proxy.id, c.proxy.network])), dropped: Object.fromEntries(networkDrops(d.push)) });
+        }
         case '/debug/push_status':
           return json(res, 200, { version: d.push.version, last: d.lastPush, proxies: d.connections.size, memory: process.memoryUsage() });
         default:
-          return json(res, 404, { error: `unknown path ${url.pathname}`, paths: ['/metrics', '/ready', '/version', '/debug/syncz', '/debug/adsz', '/debug/config_dump?proxyID=', '/debug/registryz', '/debug/endpointz', '/debug/configz', '/debug/mesh', '/debug/push_status'] });
+          return json(res, 404, { error: `unknown path ${url.pathname}`, paths: ['/metrics', '/ready', '/version', '/debug/syncz', '/debug/adsz', '/debug/config_dump?proxyID=', '/debug/registryz', '/debug/endpointz', '/debug/configz', '/debug/mesh', '/debug/networkz', '/debug/push_status'] });
       }
     })().catch((err: unknown) => json(res, 500, { error: String(err) }));
   });

@@ -11,7 +11,8 @@ import type { Service, ServicePort } from '../../model/service.ts';
 import { isHttp2Protocol, isHttpProtocol, labelsMatch } from '../../model/service.ts';
 import { inboundPorts } from './inbound-ports.ts';
 import { envoyDuration, toSeconds } from './duration.ts';
-import { acceptsIstioMtls, assignment, localityGroups } from './endpoint-builder.ts';
+import { acceptsIstioMtls, assignment, localityGroups, sendsIstioMtls } from './endpoint-builder.ts';
+import { splitHorizon } from './split-horizon.ts';
 import { applyLocalityLb, effectiveLocalitySetting, localityLbActive } from './locality-lb.ts';
 import { BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER, inboundClusterName, outboundClusterName } from './names.ts';
 import { RAW_BUFFER_SOCKET, istioMutualUpstream, originationUpstream } from './tls.ts';
@@ -91,7 +92,8 @@ export function serviceCluster(push: PushContext, proxy: Proxy, svc: Service, po
       c.dns_lookup_family = 'V4_ONLY';
       // The subset's endpoints, with the proxy-relative locality LB of EDS.
       const subsetLabels = subset ? dr?.spec.subsets?.find((s) => s.name === subset)?.labels : undefined;
-      let groups = localityGroups(push.endpointsOf(svc.hostname, port.port).filter((e) => e.healthy && labelsMatch(subsetLabels, e.labels)));
+      const healthy = push.endpointsOf(svc.hostname, port.port).filter((e) => e.healthy && labelsMatch(subsetLabels, e.labels));
+      let groups = localityGroups(splitHorizon(push, proxy.network, name, healthy, (e) => sendsIstioMtls(push, policy.tls?.mode, e)));
       const setting = effectiveLocalitySetting(policy.loadBalancer?.localityLbSetting, push.mesh.localityLbSetting);
       const outlier = policy.outlierDetection !== undefined;
       if (localityLbActive(setting, outlier)) groups = applyLocalityLb(groups, proxy.locality, proxy.labels, setting, outlier);

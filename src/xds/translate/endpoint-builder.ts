@@ -9,6 +9,7 @@ import { labelsMatch } from '../../model/service.ts';
 import { applyLocalityLb, effectiveLocalitySetting, localityLbActive } from './locality-lb.ts';
 import type { LocalityGroup, LocalityLbSetting } from './locality-lb.ts';
 import { parseClusterName } from './names.ts';
+import { splitHorizon } from './split-horizon.ts';
 import { effectivePolicy } from './traffic-policy.ts';
 import { workloadMtlsMode } from './peer-authentication.ts';
 
@@ -17,13 +18,18 @@ export function acceptsIstioMtls(push: PushContext, e: Endpoint): boolean {
   return e.tlsMode === 'istio' && workloadMtlsMode(push, e.namespace, e.labels, e.workloadPort) !== 'DISABLE';
 }
 
+/** istiod's mtlsChecker: the DestinationRule's tls mode when it sets one, else auto mTLS. */
+export function sendsIstioMtls(push: PushContext, drMode: string | undefined, e: Endpoint): boolean {
+  return drMode ? drMode === 'ISTIO_MUTUAL' : acceptsIstioMtls(push, e);
+}
+
 export function endpointJson(push: PushContext, e: Endpoint): EnvoyJson {
   const lb: EnvoyJson = {
     endpoint: { address: { socket_address: { address: e.address, port_value: e.port } } },
     health_status: e.healthy ? 'HEALTHY' : 'UNHEALTHY',
     metadata: {
       filter_metadata: {
-        'envoy.transport_socket_match': { tlsMode: acceptsIstioMtls(push, e) ? 'istio' : 'disabled' },
+        'envoy.transport_socket_match': { tlsMode: e.networkGateway || acceptsIstioMtls(push, e) ? 'istio' : 'disabled' },
         istio: { workload: `${e.workloadName};${e.namespace};${e.labels['app'] ?? ''};${e.labels['version'] ?? ''};` },
       },
     },
@@ -55,7 +61,9 @@ export function buildLoadAssignment(push: PushContext, proxy: Proxy, clusterName
   // composed key would be built and hashed anew on each of the proxies × clusters calls).
   const tables = push.memo('eds-ns', () => new Map<string, Map<string, ClusterEndpoints | undefined>>());
   const selection = push.destinationRuleSelection(proxy);
-  const scope = selection ? `${proxy.namespace}|${selection}` : proxy.namespace;
+  // Split horizon (multi-network meshes): the assignment also depends on the proxy's network.
+  const network = push.networks.multiNetwork ? `|net=${proxy.network}` : '';
+  const scope = `${selection ? `${proxy.namespace}|${selection}` : proxy.namespace}${network}`;
   let table = tables.get(scope);
   if (!table) tables.set(scope, (table = new Map()));
   let ce = table.get(clusterName);
@@ -91,11 +99,13 @@ function clusterEndpoints(push: PushContext, proxy: Proxy, clusterName: string):
     subsetLabels = subset ? subset.labels ?? {} : { '\0no-such-subset': '' };
   }
   const drKey = entry ? entry.from.join(',') : '-';
-  return push.memo(`eds|${clusterName}|${drKey}`, () => {
+  const network = push.networks.multiNetwork ? proxy.network : '';
+  return push.memo(`eds|${clusterName}|${drKey}|${network}`, () => {
+    const policy = effectivePolicy(dr, parsed.subset, parsed.port);
     // Unhealthy endpoints are left out, as Istio does by default (PILOT_SEND_UNHEALTHY_ENDPOINTS off):
     // sent as UNHEALTHY, Envoy's panic threshold would still route to them when too few are healthy.
-    const groups = localityGroups(push.endpointsOf(svc.hostname, parsed.port).filter((e) => e.healthy && labelsMatch(subsetLabels, e.labels)));
-    const policy = effectivePolicy(dr, parsed.subset, parsed.port);
+    const healthy = push.endpointsOf(svc.hostname, parsed.port).filter((e) => e.healthy && labelsMatch(subsetLabels, e.labels));
+    const groups = localityGroups(splitHorizon(push, network, clusterName, healthy, (e) => sendsIstioMtls(push, policy.tls?.mode, e)));
     const setting = effectiveLocalitySetting(policy.loadBalancer?.localityLbSetting, push.mesh.localityLbSetting);
     const outlierDetection = policy.outlierDetection !== undefined;
     return { groups, shared: assignment(push, clusterName, groups), locality: localityLbActive(setting, outlierDetection) ? { setting, outlierDetection } : undefined };
