@@ -177,6 +177,9 @@ test('an unsupported field is a warning that names it', () => {
   const r = loadDocuments('apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: { name: r }\nspec: { rules: [{ sessionPersistence: { sessionName: s } }] }\n', 'w.yaml');
   assert.equal(r.resources.length, 1);
   assert.deepEqual(r.diagnostics.map((d) => [d.severity, d.path]), [['Warning', 'spec.rules[0].sessionPersistence']]);
+  assert.match(r.diagnostics[0].message, /not implemented by Istio either: istio\/istio#55839/);
+  const cors = loadDocuments('apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: { name: r }\nspec: { rules: [{ filters: [{ type: CORS, cors: { allowOrigins: ["https://ok.example", "ftp://x", "https://a/b"], maxAge: 0 } }] }] }\n', 'c.yaml');
+  assert.deepEqual(cors.diagnostics.map((d) => [d.severity, d.path]), [['Error', 'spec.rules[0].filters[0].cors.allowOrigins[1]'], ['Error', 'spec.rules[0].filters[0].cors.allowOrigins[2]'], ['Error', 'spec.rules[0].filters[0].cors.maxAge']]);
 });
 
 test("rig apply writes the user's kind, so the file reads back as the same resource", async () => {

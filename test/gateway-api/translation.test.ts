@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import { CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE, checkMessage, type EnvoyJson } from '../../src/envoy/index.ts';
 import { GENERATORS } from '../../src/xds/server/generators.ts';
 import { Issues } from '../../src/proxy/config/reader.ts';
+import { setupExtensions } from '../../src/proxy/extensions.ts';
 import { compileRouteConfig, matchRoute, redirectLocation, rewritePath } from '../../src/proxy/routing/route-config.ts';
 import type { PushContext } from '../../src/model/push-context.ts';
 import { assertEnvoyResource, buildPush, explicitSidecar, gatewayProxy, parseYaml, rdsNames } from '../xds/fixtures.ts';
@@ -198,6 +199,32 @@ spec:
   const retry = (byName['default.r.7.0'].route as EnvoyJson).retry_policy as EnvoyJson;
   assert.equal(retry.retry_on, 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes');
   assert.deepEqual([retry.num_retries, retry.retriable_status_codes, retry.retry_back_off], [3, [500, 502], { base_interval: '0.1s' }]);
+});
+
+test("CORS filter: the route's CorsPolicy as istiod converts it (wildcard origins as regexes, maxAge 5 s by default, unmatched preflights answered)", () => {
+  const push = buildPush(
+    parseYaml(`${svc('a')}${gw('gw', HTTP80)}
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: r }
+spec:
+  parentRefs: [{ name: gw }]
+  rules:
+  - filters: [{ type: CORS, cors: { allowOrigins: ["*", "https://*.example.com", "http://a.example:8080"], allowMethods: ["*"], exposeHeaders: [x-a] } }]
+    backendRefs: [{ name: a, port: 9080 }]
+`),
+  );
+  assert.deepEqual(conditions(push), []);
+  setupExtensions(); // rig proxy's HTTP filters, the CORS filter's per-route config among them
+  const [route] = vhost(routeConfig(push), '*:80').routes as EnvoyJson[];
+  assert.deepEqual((route.typed_per_filter_config as EnvoyJson)['envoy.filters.http.cors'], {
+    '@type': 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy',
+    allow_origin_string_match: [{ safe_regex: { regex: '.*' } }, { safe_regex: { regex: 'https://.*\\.example\\.com' } }, { exact: 'http://a.example:8080' }],
+    allow_methods: '*',
+    expose_headers: 'x-a',
+    max_age: '5',
+    forward_not_matching_preflights: false,
+  });
 });
 
 test("a RequestRedirect without a port takes the scheme's well-known port, else the listener's, as the Gateway API says (istiod: derivePort FROM_PROTOCOL_DEFAULT / FROM_REQUEST_PORT)", () => {

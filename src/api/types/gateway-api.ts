@@ -91,8 +91,19 @@ export interface HTTPRouteFilter {
   urlRewrite?: { hostname?: string; path?: HTTPPathModifier };
   requestMirror?: { backendRef: BackendObjectReference; percent?: number; fraction?: { numerator: number; denominator?: number } };
   extensionRef?: { group: string; kind: string; name: string };
-  cors?: Record<string, unknown>;
+  cors?: HTTPCORSFilter;
   externalAuth?: Record<string, unknown>;
+}
+
+/** HTTPRoute filter CORS (Gateway API v1.3+): origins are `scheme://host[:port]`, the host possibly with a `*`, or `*` alone. */
+export interface HTTPCORSFilter {
+  allowOrigins?: string[];
+  allowCredentials?: boolean;
+  allowMethods?: string[];
+  allowHeaders?: string[];
+  exposeHeaders?: string[];
+  /** Seconds; the CRD defaults it to 5. */
+  maxAge?: number;
 }
 
 export interface HTTPBackendRef extends BackendObjectReference {

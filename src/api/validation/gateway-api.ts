@@ -148,11 +148,26 @@ function checkFilters(filters: G.HTTPRouteFilter[] | undefined, path: FieldPath,
       if (m?.fraction && m.fraction.numerator > (m.fraction.denominator ?? 100)) r.error([...at, 'requestMirror', 'fraction'], 'numerator must not exceed denominator', 'write a fraction of at most 1');
     }
     if (f.type === 'ExtensionRef') unsupported(r, at, 'filter type ExtensionRef', 'requests this rule matches get HTTP 500, as the Gateway API requires for a filter that cannot be applied');
-    if (f.type === 'CORS') unsupported(r, at, 'filter type CORS', 'requests this rule matches get HTTP 500, as the Gateway API requires for a filter that cannot be applied');
+    if (f.type === 'CORS') checkCors(f.cors, [...at, 'cors'], r);
     if (f.type === 'ExternalAuth') unsupported(r, at, 'filter type ExternalAuth', 'requests this rule matches get HTTP 500, as the Gateway API requires for a filter that cannot be applied');
     if (grpc && (f.type === 'RequestRedirect' || f.type === 'URLRewrite')) r.error([...at, 'type'], `filter type ${f.type} is not allowed in a GRPCRoute`, 'use RequestHeaderModifier, ResponseHeaderModifier or RequestMirror');
   });
   if (once.has('RequestRedirect') && once.has('URLRewrite')) r.error(path, 'a rule cannot have both RequestRedirect and URLRewrite', 'keep one of them');
+}
+
+/** The CRD's patterns: an origin is `*`, or http(s)://host[:port] whose host may hold `*`. */
+const CORS_ORIGIN = /^(\*|https?:\/\/(\*|(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*)(:[0-9]{1,5})?)$/;
+
+function checkCors(c: G.HTTPCORSFilter | undefined, path: FieldPath, r: Reporter): void {
+  c?.allowOrigins?.forEach((o, i) => {
+    if (!CORS_ORIGIN.test(o)) r.error([...path, 'allowOrigins', i], `"${o}" is not a CORS origin`, 'write *, or scheme://host[:port] with scheme http or https (the host may start with *.)');
+  });
+  if (c?.maxAge !== undefined && (!Number.isInteger(c.maxAge) || c.maxAge < 1)) r.error([...path, 'maxAge'], `maxAge ${c.maxAge} must be a whole number of seconds, at least 1`, 'omit it for the default of 5 seconds');
+  for (const k of ['allowHeaders', 'exposeHeaders'] as const) {
+    c?.[k]?.forEach((h, i) => {
+      if (h !== '*' && !isHeaderName(h)) r.error([...path, k, i], `"${h}" is not a header name`, 'use letters, digits and - only, or *');
+    });
+  }
 }
 
 function checkBackendRefs(refs: G.HTTPBackendRef[] | undefined, path: FieldPath, r: Reporter, grpc: boolean): void {
@@ -223,7 +238,7 @@ export function validateHTTPRoute(spec: G.HTTPRouteSpec, r: Reporter): void {
     rule.retry?.codes?.forEach((c, j) => {
       if (!Number.isInteger(c) || c < 400 || c > 599) r.error([...at, 'retry', 'codes', j], `${c} is not a retriable status code`, 'use 400-599');
     });
-    if (rule.sessionPersistence) unsupported(r, [...at, 'sessionPersistence'], 'sessionPersistence', 'requests are balanced without affinity');
+    if (rule.sessionPersistence) unsupported(r, [...at, 'sessionPersistence'], 'sessionPersistence (not implemented by Istio either: istio/istio#55839)', 'requests are balanced without affinity; a DestinationRule consistentHash (httpCookie) on the backend gives it');
   });
 }
 
@@ -253,7 +268,7 @@ export function validateGRPCRoute(spec: G.GRPCRouteSpec, r: Reporter): void {
     });
     checkFilters(rule.filters, [...at, 'filters'], r, undefined, true);
     checkBackendRefs(rule.backendRefs, [...at, 'backendRefs'], r, true);
-    if (rule.sessionPersistence) unsupported(r, [...at, 'sessionPersistence'], 'sessionPersistence', 'requests are balanced without affinity');
+    if (rule.sessionPersistence) unsupported(r, [...at, 'sessionPersistence'], 'sessionPersistence (not implemented by Istio either: istio/istio#55839)', 'requests are balanced without affinity; a DestinationRule consistentHash (httpCookie) on the backend gives it');
   });
 }
 

@@ -3,7 +3,7 @@
 // (GAMMA) routes, one Istio route per Gateway API match, sorted by the Gateway API's precedence.
 // The VirtualServices carry Istio's gateway route semantics (path-separated prefixes, 500 for a
 // backend that does not resolve, prefix redirects), which src/xds/translate/route-builder.ts reads.
-import type { Destination, GatewayApi, HTTPMatchRequest, HTTPRetry, HTTPRoute, HTTPRouteDestination, HeaderOperations, Resource, StringMatch, VirtualServiceSpec } from '../../api/index.ts';
+import type { CorsPolicy, Destination, GatewayApi, HTTPMatchRequest, HTTPRetry, HTTPRoute, HTTPRouteDestination, HeaderOperations, Resource, StringMatch, VirtualServiceSpec } from '../../api/index.ts';
 import { GATEWAY_API_GROUP } from '../../api/index.ts';
 import type { AttachableListener, ConvertedGateways } from './gateways.ts';
 import type { ReferenceGrants } from './reference-grants.ts';
@@ -318,8 +318,12 @@ function ruleAction(route: AnyRoute, rule: GatewayApi.HTTPRouteRule | GatewayApi
         (action.mirrors ??= []).push({ destination: dest, percentage: { value: pct } });
         break;
       }
+      case 'CORS':
+        if (route.kind !== 'HTTPRoute' || !f.cors) failed = true;
+        else action.corsPolicy = corsPolicy(f.cors);
+        break;
       default:
-        // ExtensionRef, CORS, ExternalAuth: validation warned; the spec wants an error response rather than the filter skipped.
+        // ExtensionRef, ExternalAuth: validation warned; the spec wants an error response rather than the filter skipped.
         failed = true;
     }
   });
@@ -382,6 +386,25 @@ function backendHeaders(filters: GatewayApi.HTTPRouteFilter[] | undefined): HTTP
     if (f.type === 'RequestHeaderModifier') (out ??= {}).request = headerOps(f.requestHeaderModifier);
     if (f.type === 'ResponseHeaderModifier') (out ??= {}).response = headerOps(f.responseHeaderModifier);
   }
+  return out;
+}
+
+/**
+ * The CORS filter as istiod converts it (createCorsFilter, with istio/istio#59018): preflights from
+ * origins not allowed are answered by the gateway, not forwarded. An origin `*` allows any; a `*`
+ * in the host is greedy to the left, across dots. Envoy echoes the request's Origin rather than
+ * `*`, which is what the Gateway API asks for credentialed requests. maxAge defaults to 5 seconds,
+ * the CRD's default the API server would have filled in.
+ */
+function corsPolicy(f: GatewayApi.HTTPCORSFilter): CorsPolicy {
+  const out: CorsPolicy = { unmatchedPreflights: 'IGNORE' };
+  const origins = (f.allowOrigins ?? []).filter(Boolean);
+  if (origins.length) out.allowOrigins = origins.map((o) => (o.includes('*') ? { regex: o.split('*').map(escapeRegex).join('.*') } : { exact: o }));
+  if (f.allowMethods?.length) out.allowMethods = [...f.allowMethods];
+  if (f.allowHeaders?.length) out.allowHeaders = [...f.allowHeaders];
+  if (f.exposeHeaders?.length) out.exposeHeaders = [...f.exposeHeaders];
+  out.maxAge = `${f.maxAge ?? 5}s`;
+  if (f.allowCredentials) out.allowCredentials = true;
   return out;
 }
 
