@@ -14,7 +14,8 @@ import { envoyDuration, toSeconds } from './duration.ts';
 import { acceptsIstioMtls, assignment, localityGroups, sendsIstioMtls } from './endpoint-builder.ts';
 import { splitHorizon } from './split-horizon.ts';
 import { applyLocalityLb, effectiveLocalitySetting, localityLbActive } from './locality-lb.ts';
-import { BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER, inboundClusterName, outboundClusterName } from './names.ts';
+import { BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER, inboundClusterName, outboundClusterName, sniDnatClusterName } from './names.ts';
+import { hasAutoPassthroughServer } from './gateway-servers.ts';
 import { RAW_BUFFER_SOCKET, istioMutualUpstream, originationUpstream } from './tls.ts';
 import type { PortPolicy } from './traffic-policy.ts';
 import { TCP_METADATA_EXCHANGE } from '../telemetry/index.ts';
@@ -29,6 +30,7 @@ export function buildClusters(push: PushContext, proxy: Proxy): EnvoyJson[] {
   if (proxy.generator === 'grpc') return buildGrpcClusters(push, proxy);
   const out = [...outboundClusters(push, proxy)];
   if (proxy.type === 'sidecar') out.push(...inboundClusters(push, proxy));
+  if (proxy.type === 'router' && hasAutoPassthroughServer(push, proxy)) out.push(...sniDnatClusters(push, proxy));
   out.push(...infraClusters(push, proxy));
   return out;
 }
@@ -38,7 +40,7 @@ export function outboundClusters(push: PushContext, proxy: Proxy): EnvoyJson[] {
   const sidecar = push.sidecarFor(proxy);
   // DNS clusters carry their endpoints, ordered by locality relative to the proxy (and its labels for failoverPriority).
   const labels = push.memo('uses-failover-priority', () => !!push.mesh.localityLbSetting?.failoverPriority?.length || push.destinationRules.some((d) => JSON.stringify(d.spec).includes('"failoverPriority"')));
-  const key = `cds|${proxy.namespace}|${sidecar?.metadata.name ?? ''}|${proxy.explicit ? 'x' : ''}|${proxy.locality}|${labels ? JSON.stringify(proxy.labels) : ''}|${push.destinationRuleSelection(proxy)}|${preservesHeaderCase(push, proxy) ? 'case' : ''}`;
+  const key = `cds|${proxy.namespace}|${sidecar?.metadata.name ?? ''}|${proxy.explicit ? 'x' : ''}|${proxy.locality}|${labels ? JSON.stringify(proxy.labels) : ''}|${push.destinationRuleSelection(proxy)}|${preservesHeaderCase(push, proxy) ? 'case' : ''}|${push.networks.multiNetwork ? proxy.network : ''}`;
   return push.memo(key, () => {
     const out: EnvoyJson[] = [];
     for (const svc of push.visibleServices(proxy)) {
@@ -50,6 +52,31 @@ export function outboundClusters(push: PushContext, proxy: Proxy): EnvoyJson[] {
     }
     return out;
   });
+}
+
+/**
+ * istiod's buildOutboundSniDnatClusters, for a gateway with an AUTO_PASSTHROUGH server: each mesh
+ * service port (and DestinationRule subset) once more as `outbound_.<port>_.<subset>_.<host>`, the
+ * SNI a sidecar sends, with the same endpoints and policy but no TLS of its own: the client's mTLS
+ * passes through to the endpoint.
+ */
+function sniDnatClusters(push: PushContext, proxy: Proxy): EnvoyJson[] {
+  const out: EnvoyJson[] = [];
+  for (const svc of push.visibleServices(proxy)) {
+    if (svc.meshExternal) continue;
+    const dr = push.destinationRuleFor(proxy, svc);
+    for (const port of svc.ports) {
+      for (const subset of ['', ...(dr?.spec.subsets ?? []).map((s) => s.name)]) {
+        const { transport_socket: _ts, transport_socket_matches: _tsm, filters: _mx, ...c } = serviceCluster(push, proxy, svc, port, dr, subset);
+        const name = sniDnatClusterName(port.port, subset, svc.hostname);
+        c.name = name;
+        if (c.eds_cluster_config) c.eds_cluster_config = { ...(c.eds_cluster_config as EnvoyJson), service_name: name };
+        if (c.load_assignment) c.load_assignment = { ...(c.load_assignment as EnvoyJson), cluster_name: name };
+        out.push(c);
+      }
+    }
+  }
+  return out;
 }
 
 /** Proxyless gRPC: plain EDS clusters with round robin (what grpc-js-xds accepts). */
@@ -264,7 +291,7 @@ function serviceSans(push: PushContext, svc: Service, port: ServicePort): string
 
 function applyTls(c: EnvoyJson, push: PushContext, svc: Service, port: ServicePort, subset: string, policy: PortPolicy): void {
   const h2 = isHttp2Protocol(port.protocol);
-  const sni = `outbound_.${port.port}_.${subset}_.${svc.hostname}`;
+  const sni = sniDnatClusterName(port.port, subset, svc.hostname);
   const tls = policy.tls;
   if (tls?.mode === 'DISABLE') return;
   if (tls?.mode === 'ISTIO_MUTUAL') {

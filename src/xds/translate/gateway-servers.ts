@@ -36,3 +36,8 @@ export function serverHosts(server: Server, vsNamespace: string, gatewayNamespac
 export function plainServerHosts(server: Server): string[] {
   return (server.hosts ?? []).map((h) => h.slice(h.indexOf('/') + 1));
 }
+
+/** Whether a router serves some Gateway server in AUTO_PASSTHROUGH (istiod's ContainsAutoPassthroughGateways). */
+export function hasAutoPassthroughServer(push: PushContext, proxy: Proxy): boolean {
+  return gatewaysFor(push, proxy).some((g) => g.spec.servers?.some((s) => s.tls?.mode === 'AUTO_PASSTHROUGH'));
+}

@@ -1,5 +1,6 @@
 // LDS for routers (ingress/egress gateways): one listener per Gateway server port, with HTTP,
-// HTTPS (SIMPLE / MUTUAL / ISTIO_MUTUAL termination), TLS PASSTHROUGH (by SNI) and TCP chains.
+// HTTPS (SIMPLE / MUTUAL / ISTIO_MUTUAL termination), TLS PASSTHROUGH (by SNI), AUTO_PASSTHROUGH
+// (east-west: by the mesh SNI to SNI-DNAT clusters) and TCP chains.
 import type { Resource } from '../../api/index.ts';
 import type { GatewaySpec, Server } from '../../api/index.ts';
 import { PROXY_PROTOCOL_TYPE, type EnvoyJson } from '../../envoy/index.ts';
@@ -7,16 +8,16 @@ import { effectiveGatewayTopology } from '../../model/gateway-topology.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import { bindsTo } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
-import { hostsIntersect, normalizeProtocol, isHttpProtocol, resolveShortName } from '../../model/service.ts';
+import { hostMatches, hostsIntersect, normalizeProtocol, isHttpProtocol, resolveShortName } from '../../model/service.ts';
 import { gatewaysFor, plainServerHosts, serverHosts } from './gateway-servers.ts';
 import { buildHcm } from './http-filters.ts';
 import { tcpProxy, needsTlsInspector, TLS_INSPECTOR } from './listener-inbound.ts';
-import { BLACKHOLE_CLUSTER, gatewayHttpsRouteName, gatewayRouteName, listenerAddress, listenerName } from './names.ts';
+import { BLACKHOLE_CLUSTER, gatewayHttpsRouteName, gatewayRouteName, listenerAddress, listenerName, sniDnatClusterName } from './names.ts';
 import { destinationsTarget, l4MatchApplies, tcpRouteTargets } from './route-config.ts';
 import type { TcpRouteTarget } from './route-config.ts';
 import { cidr } from './listener-sidecar.ts';
 import type { RouteContext } from './route-builder.ts';
-import { gatewayDownstream } from './tls.ts';
+import { ALPN_ISTIO_MTLS, gatewayDownstream } from './tls.ts';
 
 /** gatewayTopology.proxyProtocol: istiod's listener filter, with its defaults (a PROXY header is required). */
 const PROXY_PROTOCOL_FILTER: EnvoyJson = { name: 'envoy.filters.listener.proxy_protocol', typed_config: { '@type': PROXY_PROTOCOL_TYPE } };
@@ -86,6 +87,7 @@ function serverChains(push: PushContext, proxy: Proxy, port: number, { gw, serve
     const filters = protocol === 'HTTPS' ? [hcm(push, proxy, port, gatewayHttpsRouteName(port, server.port.name, gw.metadata.name, gw.metadata.namespace))] : [tcpProxy(`outbound_${port}`, l4Target(push, proxy, port, gwKey, server) ?? { cluster: BLACKHOLE_CLUSTER })];
     return [{ filter_chain_match: sni, transport_socket: gatewayDownstream(server.tls!, alpn), filters }];
   }
+  if (tlsMode === 'AUTO_PASSTHROUGH') return autoPassthroughChains(push, proxy, server);
   if (protocol === 'HTTPS' || protocol === 'TLS') {
     // Passthrough: route by SNI per the VirtualServices' tls routes.
     const ctx: RouteContext = { push, proxy, gateway: gwKey, port, grpc: false };
@@ -107,6 +109,28 @@ function serverChains(push: PushContext, proxy: Proxy, port: number, { gw, serve
     return out;
   }
   return l4Routes(push, proxy, port, gwKey, server).map((t) => (t.subnets.length ? { filter_chain_match: { prefix_ranges: t.subnets.map(cidr) }, filters: [tcpProxy(`outbound_${port}`, t.target)] } : { filters: [tcpProxy(`outbound_${port}`, t.target)] }));
+}
+
+/**
+ * istiod's builtAutoPassthroughFilterChains: no VirtualService, one chain per mesh service port (and
+ * DestinationRule subset) the server's hosts cover, matching the SNI a sidecar sends for it and an
+ * Istio mTLS ALPN (so only mesh mTLS gets through), forwarding the still encrypted connection to
+ * the SNI-DNAT cluster of the same name.
+ */
+function autoPassthroughChains(push: PushContext, proxy: Proxy, server: Server): EnvoyJson[] {
+  const hosts = plainServerHosts(server);
+  const out: EnvoyJson[] = [];
+  for (const svc of push.visibleServices(proxy)) {
+    if (svc.meshExternal || !hosts.some((h) => hostMatches(h, svc.hostname))) continue;
+    const subsets = ['', ...(push.destinationRuleFor(proxy, svc)?.spec.subsets ?? []).map((s) => s.name)];
+    for (const port of svc.ports) {
+      for (const subset of subsets) {
+        const name = sniDnatClusterName(port.port, subset, svc.hostname);
+        out.push({ filter_chain_match: { server_names: [name], application_protocols: ALPN_ISTIO_MTLS }, filters: [tcpProxy(name, { cluster: name })] });
+      }
+    }
+  }
+  return out;
 }
 
 function l4Target(push: PushContext, proxy: Proxy, port: number, gwKey: string, server: Server): EnvoyJson | undefined {

@@ -8,10 +8,19 @@ export function inboundClusterName(port: number): string {
   return `inbound|${port}||`;
 }
 
+/** Istio's SNI for a cluster (BuildDNSSrvSubsetKey), also the name of an AUTO_PASSTHROUGH gateway's SNI-DNAT cluster. */
+export function sniDnatClusterName(port: number, subset: string, host: string): string {
+  return `outbound_.${port}_.${subset}_.${host}`;
+}
+
+const SNI_DNAT_NAME = /^(outbound|inbound)_\.(\d+)_\.([^.]*)_\.(.+)$/;
+
+/** `outbound|port|subset|host`, or the SNI-DNAT form `outbound_.port_.subset_.host` (istiod's ParseSubsetKey). */
 export function parseClusterName(name: string): { direction: 'outbound' | 'inbound'; port: number; subset: string; host: string } | undefined {
   const p = name.split('|');
-  if (p.length !== 4 || (p[0] !== 'outbound' && p[0] !== 'inbound')) return undefined;
-  return { direction: p[0], port: Number(p[1]), subset: p[2], host: p[3] };
+  if (p.length === 4 && (p[0] === 'outbound' || p[0] === 'inbound')) return { direction: p[0], port: Number(p[1]), subset: p[2], host: p[3] };
+  const m = SNI_DNAT_NAME.exec(name);
+  return m ? { direction: m[1] as 'outbound' | 'inbound', port: Number(m[2]), subset: m[3]!, host: m[4]! } : undefined;
 }
 
 export const PASSTHROUGH_CLUSTER = 'PassthroughCluster';

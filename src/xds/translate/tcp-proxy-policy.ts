@@ -8,6 +8,7 @@
 //   (an IPv6 host in brackets), use_post for protocol POST. A single destination with a subset takes
 //   that subset's tunnel only; one without a subset, or weighted destinations, the rule's top-level
 //   tunnel (istiod: "tunneling config for a subset is ignored" with weighted clusters).
+// AUTO_PASSTHROUGH gateways' SNI-DNAT tcp_proxies get the connection fields, never a tunnel.
 // HTTP routes never get them: their traffic goes through the HCM. tcp_proxy filters are built in
 // several places (service ports, tcp and tls routes, Sidecar egress, gateways), so this is one pass
 // over the finished listeners, before EnvoyFilter patches as istiod: the first cluster a filter
@@ -17,7 +18,7 @@ import type { DestinationRuleSpec, TrafficPolicy } from '../../api/types/network
 import type { PushContext } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
 import { envoyDuration } from './duration.ts';
-import { parseClusterName } from './names.ts';
+import { outboundClusterName, parseClusterName } from './names.ts';
 
 const TCP_PROXY = 'envoy.filters.network.tcp_proxy';
 
@@ -55,7 +56,10 @@ export function withTcpProxyPolicy(push: PushContext, proxy: Proxy, listeners: E
     const dest = parseClusterName(cluster);
     const svc = dest?.direction === 'outbound' ? push.serviceByHost.get(dest.host) : undefined;
     const rule = svc && push.destinationRuleFor(proxy, svc)?.spec;
-    return rule && fieldsOf(rule, dest!.subset, weighted);
+    const fields = rule && fieldsOf(rule, dest!.subset, weighted);
+    // An AUTO_PASSTHROUGH gateway's SNI-DNAT forwarding carries the client's mTLS: never tunnelled (istiod's tunnelingconfig.Skip).
+    if (fields && cluster !== outboundClusterName(dest!.port, dest!.subset, dest!.host)) delete fields.tunneling_config;
+    return fields;
   };
   const filter = (f: EnvoyJson): EnvoyJson => {
     const cfg = f.typed_config as EnvoyJson | undefined;
