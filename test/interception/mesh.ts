@@ -27,6 +27,8 @@ export interface SidecarOptions {
   serviceAccount?: string;
   /** `--workload-port` values, e.g. `9080/http/HTTP`. */
   ports?: string[];
+  /** A gateway (`--mode router`) instead of a sidecar, e.g. in a pod without capture rules. */
+  router?: boolean;
 }
 
 export interface Mesh {
@@ -112,7 +114,7 @@ export async function startMesh(t: TestContext, tag: string, config: Record<stri
       const tokenFile = path.join(runDir, `${pod.workload}.token`);
       writeFileSync(tokenFile, (await ca.tokens.issue({ namespace: 'default', serviceAccount: opts.serviceAccount ?? pod.workload })).token, { mode: 0o600 });
       chownSync(tokenFile, PROXY_UID, PROXY_UID);
-      const args = [RIG_MAIN, 'proxy', '--xds-address', `${net.gateway}:${cp.ports.xds}`, '--ca-address', `${net.gateway}:${ca.tlsPort}`, '--ca-root-file', rootFile, '--token-file', tokenFile, '--service-account', opts.serviceAccount ?? pod.workload, '--interception', 'redirect', '--instance-ip', pod.address, '--labels', opts.labels, '--workload-name', `${pod.workload}-${pod.replica}`, '--ports-file', portsFile, ...(opts.ports ?? []).flatMap((p) => ['--workload-port', p])];
+      const args = [RIG_MAIN, 'proxy', '--xds-address', `${net.gateway}:${cp.ports.xds}`, '--ca-address', `${net.gateway}:${ca.tlsPort}`, '--ca-root-file', rootFile, '--token-file', tokenFile, '--service-account', opts.serviceAccount ?? pod.workload, '--interception', 'redirect', '--instance-ip', pod.address, '--labels', opts.labels, '--workload-name', `${pod.workload}-${pod.replica}`, '--ports-file', portsFile, ...(opts.ports ?? []).flatMap((p) => ['--workload-port', p]), ...(opts.router ? ['--mode', 'router'] : [])];
       const fd = openSync(logFile(pod.workload), 'w', 0o644);
       // stats() reads cluster stats, which Istio's sidecars keep only when their ProxyConfig asks.
       const env = { ...process.env, PROXY_CONFIG: JSON.stringify({ proxyStatsMatcher: { inclusionPrefixes: ['cluster.'] } }) };
