@@ -42,6 +42,8 @@ export interface Mesh {
   startSidecar(pod: Pod, opts: SidecarOptions): Promise<void>;
   /** Runs a command in a pod (as root, like `kubectl exec`). */
   exec(pod: Pod, cmd: string, args: string[]): Promise<RunResult>;
+  /** GETs a control plane debug path (e.g. `/debug/networkz`) as JSON. */
+  debug(path: string): Promise<unknown>;
   /** The sidecar's Envoy stats (admin /stats), as name → value. */
   stats(pod: Pod): Promise<Map<string, string>>;
   /** The tail of a sidecar's (or `controlplane`'s) log, for assertion messages. */
@@ -123,6 +125,7 @@ export async function startMesh(t: TestContext, tag: string, config: Record<stri
       await waitForPortsFile(portsFile, 20_000, () => proxy.exitCode !== null);
     },
     exec: (pod, cmd, args) => net.execInPod(pod, cmd, args),
+    debug: async (p) => (await fetch(`http://${net.gateway}:${cp.ports.monitoring}${p}`)).json(),
     async stats(pod) {
       const r = await net.execInPod(pod, 'curl', ['-sS', '-m', '5', 'http://127.0.0.1:15000/stats']);
       const m = new Map<string, string>();

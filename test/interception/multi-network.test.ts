@@ -85,4 +85,12 @@ spec: { address: ${plain.address}, network: network2 }
   assert.ok(!clusters.split('\n').some((l) => l.startsWith('outbound|80||plain.default.svc.cluster.local::') && l.includes('::cx_total::')), clusters);
   const r = await mesh.exec(client, 'curl', ['-sS', '-m', '3', '-o', '/dev/null', '-w', '%{http_code}', `http://${PLAIN_VIP}/hello`]);
   assert.equal(r.stdout, '503');
+  // The control plane says why, beside the networks it knows.
+  const dropKey = `network1|outbound|80||plain.default.svc.cluster.local|${plain.address}:9080`;
+  const nz = await waitFor('/debug/networkz listing the dropped endpoint', async () => {
+    const v = (await mesh.debug('/debug/networkz')) as { gateways: { network: string; address: string; port: number }[]; dropped: Record<string, string> };
+    return v.dropped[dropKey] ? v : undefined;
+  });
+  assert.deepEqual(nz.gateways.map((g) => `${g.network} ${g.address}:${g.port}`), [`network2 ${eastwest.address}:15443`]);
+  assert.match(nz.dropped[dropKey]!, /would not be ISTIO_MUTUAL/);
 });
