@@ -40,6 +40,8 @@ export interface Proxy {
   locality: string;
   /** Its network (Istio's NETWORK metadata, ISTIO_META_NETWORK; else its `topology.istio.io/network` label); '' when unknown. */
   network: string;
+  /** Istio's REQUESTED_NETWORK_VIEW: the only networks whose endpoints it gets (with those of no network) in a multi-network mesh; empty: all. */
+  networkView: string[];
   /** The WorkloadGroup (in the proxy's namespace) it registers under: Istio's AUTO_REGISTER_GROUP (alias WORKLOAD_GROUP). */
   workloadGroup?: string;
   /**
@@ -192,6 +194,7 @@ export function parseNode(node: unknown): Proxy {
     interceptionMode: mode,
     locality: nodeLocality(n.locality) || localityFromLabels(labels),
     network: str(md.NETWORK, 'NETWORK') ?? labels[NETWORK_LABEL] ?? '',
+    networkView: (str(md.REQUESTED_NETWORK_VIEW, 'REQUESTED_NETWORK_VIEW') ?? '').split(',').map((n) => n.trim()).filter(Boolean),
     generator,
     healthChecked: ((proxyConfig ?? {}) as { readinessProbe?: unknown }).readinessProbe != null,
     gatewayTopology,

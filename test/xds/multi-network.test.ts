@@ -178,3 +178,9 @@ spec: { selector: { app: eastwest }, ports: [{ name: tls, port: 15443 }], extern
   const { weights } = eds([SERVICE, ...ENDPOINTS, svc], client({ NETWORK: 'network1' }), meshNetworks);
   assert.equal(weights['203.0.113.9:15443'], 2);
 });
+
+test('REQUESTED_NETWORK_VIEW limits a proxy to the networks it names (and endpoints of no network), as istiod\'s ProxyView', () => {
+  const { weights } = eds([SERVICE, ...ENDPOINTS, gatewayService('network2', ['203.0.113.2'])], client({ NETWORK: 'network1', REQUESTED_NETWORK_VIEW: 'network1,network2' }));
+  // network3 (direct) and network4 (its gateway) are out of view.
+  assert.deepEqual(weights, { '10.1.0.1:80': 1, '10.1.0.2:80': 1, '203.0.113.2:15443': 2 });
+});

@@ -12,7 +12,7 @@ import { isHttp2Protocol, isHttpProtocol, labelsMatch } from '../../model/servic
 import { inboundPorts } from './inbound-ports.ts';
 import { envoyDuration, toSeconds } from './duration.ts';
 import { acceptsIstioMtls, assignment, localityGroups, sendsIstioMtls } from './endpoint-builder.ts';
-import { splitHorizon } from './split-horizon.ts';
+import { networkKey, splitHorizon } from './split-horizon.ts';
 import { applyLocalityLb, effectiveLocalitySetting, localityLbActive } from './locality-lb.ts';
 import { BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER, inboundClusterName, outboundClusterName, sniDnatClusterName } from './names.ts';
 import { hasAutoPassthroughServer } from './gateway-servers.ts';
@@ -40,7 +40,7 @@ export function outboundClusters(push: PushContext, proxy: Proxy): EnvoyJson[] {
   const sidecar = push.sidecarFor(proxy);
   // DNS clusters carry their endpoints, ordered by locality relative to the proxy (and its labels for failoverPriority).
   const labels = push.memo('uses-failover-priority', () => !!push.mesh.localityLbSetting?.failoverPriority?.length || push.destinationRules.some((d) => JSON.stringify(d.spec).includes('"failoverPriority"')));
-  const key = `cds|${proxy.namespace}|${sidecar?.metadata.name ?? ''}|${proxy.explicit ? 'x' : ''}|${proxy.locality}|${labels ? JSON.stringify(proxy.labels) : ''}|${push.destinationRuleSelection(proxy)}|${preservesHeaderCase(push, proxy) ? 'case' : ''}|${push.networks.multiNetwork ? proxy.network : ''}`;
+  const key = `cds|${proxy.namespace}|${sidecar?.metadata.name ?? ''}|${proxy.explicit ? 'x' : ''}|${proxy.locality}|${labels ? JSON.stringify(proxy.labels) : ''}|${push.destinationRuleSelection(proxy)}|${preservesHeaderCase(push, proxy) ? 'case' : ''}|${networkKey(push, proxy)}`;
   return push.memo(key, () => {
     const out: EnvoyJson[] = [];
     for (const svc of push.visibleServices(proxy)) {
@@ -120,7 +120,7 @@ export function serviceCluster(push: PushContext, proxy: Proxy, svc: Service, po
       // The subset's endpoints, with the proxy-relative locality LB of EDS.
       const subsetLabels = subset ? dr?.spec.subsets?.find((s) => s.name === subset)?.labels : undefined;
       const healthy = push.endpointsOf(svc.hostname, port.port).filter((e) => e.healthy && labelsMatch(subsetLabels, e.labels));
-      let groups = localityGroups(splitHorizon(push, proxy.network, name, healthy, (e) => sendsIstioMtls(push, policy.tls?.mode, e)));
+      let groups = localityGroups(splitHorizon(push, proxy, name, healthy, (e) => sendsIstioMtls(push, policy.tls?.mode, e)));
       const setting = effectiveLocalitySetting(policy.loadBalancer?.localityLbSetting, push.mesh.localityLbSetting);
       const outlier = policy.outlierDetection !== undefined;
       if (localityLbActive(setting, outlier)) groups = applyLocalityLb(groups, proxy.locality, proxy.labels, setting, outlier);

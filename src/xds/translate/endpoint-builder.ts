@@ -9,7 +9,7 @@ import { labelsMatch } from '../../model/service.ts';
 import { applyLocalityLb, effectiveLocalitySetting, localityLbActive } from './locality-lb.ts';
 import type { LocalityGroup, LocalityLbSetting } from './locality-lb.ts';
 import { parseClusterName } from './names.ts';
-import { splitHorizon } from './split-horizon.ts';
+import { networkKey, splitHorizon } from './split-horizon.ts';
 import { effectivePolicy } from './traffic-policy.ts';
 import { workloadMtlsMode } from './peer-authentication.ts';
 
@@ -62,8 +62,8 @@ export function buildLoadAssignment(push: PushContext, proxy: Proxy, clusterName
   const tables = push.memo('eds-ns', () => new Map<string, Map<string, ClusterEndpoints | undefined>>());
   const selection = push.destinationRuleSelection(proxy);
   // Split horizon (multi-network meshes): the assignment also depends on the proxy's network.
-  const network = push.networks.multiNetwork ? `|net=${proxy.network}` : '';
-  const scope = `${selection ? `${proxy.namespace}|${selection}` : proxy.namespace}${network}`;
+  const network = networkKey(push, proxy);
+  const scope = `${selection ? `${proxy.namespace}|${selection}` : proxy.namespace}${network ? `|net=${network}` : ''}`;
   let table = tables.get(scope);
   if (!table) tables.set(scope, (table = new Map()));
   let ce = table.get(clusterName);
@@ -99,13 +99,12 @@ function clusterEndpoints(push: PushContext, proxy: Proxy, clusterName: string):
     subsetLabels = subset ? subset.labels ?? {} : { '\0no-such-subset': '' };
   }
   const drKey = entry ? entry.from.join(',') : '-';
-  const network = push.networks.multiNetwork ? proxy.network : '';
-  return push.memo(`eds|${clusterName}|${drKey}|${network}`, () => {
+  return push.memo(`eds|${clusterName}|${drKey}|${networkKey(push, proxy)}`, () => {
     const policy = effectivePolicy(dr, parsed.subset, parsed.port);
     // Unhealthy endpoints are left out, as Istio does by default (PILOT_SEND_UNHEALTHY_ENDPOINTS off):
     // sent as UNHEALTHY, Envoy's panic threshold would still route to them when too few are healthy.
     const healthy = push.endpointsOf(svc.hostname, parsed.port).filter((e) => e.healthy && labelsMatch(subsetLabels, e.labels));
-    const groups = localityGroups(splitHorizon(push, network, clusterName, healthy, (e) => sendsIstioMtls(push, policy.tls?.mode, e)));
+    const groups = localityGroups(splitHorizon(push, proxy, clusterName, healthy, (e) => sendsIstioMtls(push, policy.tls?.mode, e)));
     const setting = effectiveLocalitySetting(policy.loadBalancer?.localityLbSetting, push.mesh.localityLbSetting);
     const outlierDetection = policy.outlierDetection !== undefined;
     return { groups, shared: assignment(push, clusterName, groups), locality: localityLbActive(setting, outlierDetection) ? { setting, outlierDetection } : undefined };

@@ -8,6 +8,7 @@
 // listed on /debug/networkz).
 import { warnOnce } from '../../model/config-warnings.ts';
 import { NETWORK_LABEL, sameNetwork, type NetworkGateway } from '../../model/network.ts';
+import type { Proxy } from '../../model/proxy.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import type { Endpoint } from '../../model/service.ts';
 
@@ -18,20 +19,27 @@ export function networkDrops(push: PushContext): Map<string, string> {
   return push.memo('network-drops', () => new Map<string, string>());
 }
 
+/** What the assignment depends on: the proxy's network and REQUESTED_NETWORK_VIEW ('' without gateways). */
+export function networkKey(push: PushContext, proxy: Pick<Proxy, 'network' | 'networkView'>): string {
+  return push.networks.multiNetwork ? `${proxy.network}|${proxy.networkView.join(',')}` : '';
+}
+
 /**
- * The endpoints of `cluster` as a proxy in `proxyNetwork` reaches them. `mtls`: whether the client
- * originates Istio mTLS to an endpoint (istiod's mtlsChecker: the DestinationRule's tls mode, else
- * auto mTLS).
+ * The endpoints of `cluster` as `proxy` reaches them. `mtls`: whether the client originates Istio
+ * mTLS to an endpoint (istiod's mtlsChecker: the DestinationRule's tls mode, else auto mTLS).
  */
-export function splitHorizon(push: PushContext, proxyNetwork: string, cluster: string, endpoints: readonly Endpoint[], mtls: (e: Endpoint) => boolean): readonly Endpoint[] {
+export function splitHorizon(push: PushContext, proxy: Pick<Proxy, 'network' | 'networkView'>, cluster: string, endpoints: readonly Endpoint[], mtls: (e: Endpoint) => boolean): readonly Endpoint[] {
   const nets = push.networks;
   if (!nets.multiNetwork) return endpoints;
+  const proxyNetwork = proxy.network;
   const scale = nets.scaleFactor;
   const out: Endpoint[] = [];
   const viaGateway = new Map<string, { template: Endpoint; weights: Map<NetworkGateway, number> }>();
   for (const e of endpoints) {
-    const weight = Math.min((e.weight || 1) * scale, MAX_WEIGHT);
     const network = nets.networkOf(e);
+    // istiod's ProxyView: a proxy asking for some networks sees only those (and endpoints of none).
+    if (proxy.networkView.length && network !== '' && !proxy.networkView.includes(network)) continue;
+    const weight = Math.min((e.weight || 1) * scale, MAX_WEIGHT);
     const gateways = nets.gatewaysFor(network);
     if (sameNetwork(proxyNetwork, network) || gateways.length === 0) {
       if (e.address) out.push(weight === e.weight ? e : { ...e, weight });
