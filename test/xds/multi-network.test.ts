@@ -184,3 +184,19 @@ test('REQUESTED_NETWORK_VIEW limits a proxy to the networks it names (and endpoi
   // network3 (direct) and network4 (its gateway) are out of view.
   assert.deepEqual(weights, { '10.1.0.1:80': 1, '10.1.0.2:80': 1, '203.0.113.2:15443': 2 });
 });
+
+test('a ServiceEntry endpoint\'s own network counts like a WorkloadEntry\'s', () => {
+  const se = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: web, namespace: default }
+spec:
+  hosts: [web.example.internal]
+  location: MESH_INTERNAL
+  ports: [{ number: 80, name: http, protocol: HTTP }]
+  resolution: STATIC
+  endpoints:
+  - { address: 10.1.0.9, network: network1, labels: { security.istio.io/tlsMode: istio } }
+  - { address: 10.2.0.9, network: network2, labels: { security.istio.io/tlsMode: istio } }`;
+  const { weights } = eds([se, gatewayService('network2', ['203.0.113.2'])]);
+  assert.deepEqual(weights, { '10.1.0.9:80': 1, '203.0.113.2:15443': 1 });
+});
