@@ -6,6 +6,7 @@
 // on gateway Services) and WorkloadEntry / ServiceEntry endpoint `network`.
 import { BlockList, isIP } from 'node:net';
 import type { Resource, ServiceSpec } from '../api/index.ts';
+import { warnOnce } from './config-warnings.ts';
 import type { Endpoint, Service } from './service.ts';
 
 export const NETWORK_LABEL = 'topology.istio.io/network';
@@ -108,6 +109,8 @@ export class MeshNetworkView {
   /** The network whose MeshNetworks endpoints say `fromRegistry: Kubernetes`. */
   readonly registryNetwork: string;
   readonly scaleFactor: number;
+  /** Why configured gateways are not used (also logged once). */
+  readonly unusable: string[] = [];
   readonly #byNetwork = new Map<string, NetworkGateway[]>();
   readonly #cidrs: { network: string; list: BlockList }[] = [];
 
@@ -146,7 +149,9 @@ export class MeshNetworkView {
       const port = portText && /^\d+$/.test(portText) ? Number(portText) : DEFAULT_GATEWAY_PORT;
       for (const address of externalAddresses(s)) add({ network, cluster: LOCAL_CLUSTER_ID, address, port });
     }
-    // As istiod without RESOLVE_HOSTNAME_GATEWAYS: only gateways with an IP address are used.
+    // Hostnames are left out, as istiod with RESOLVE_HOSTNAME_GATEWAYS off (its default resolves them).
+    for (const g of found.values()) if (isIP(g.address) === 0) this.unusable.push(`network ${g.network}: gateway address ${g.address} is a hostname, which Rigging does not resolve (istiod resolves it in the control plane): the gateway is not used; give its IP address`);
+    for (const m of this.unusable) warnOnce('networks', m);
     this.gateways = [...found.values()].filter((g) => isIP(g.address) !== 0).sort((a, b) => (a.address === b.address ? a.port - b.port : a.address < b.address ? -1 : 1));
     const byCluster = new Map<string, number>();
     for (const g of this.gateways) {

@@ -200,3 +200,10 @@ spec:
   const { weights } = eds([se, gatewayService('network2', ['203.0.113.2'])]);
   assert.deepEqual(weights, { '10.1.0.9:80': 1, '203.0.113.2:15443': 1 });
 });
+
+test('a MeshNetworks gateway given by hostname is not used, and says why', () => {
+  const { weights, push } = eds([SERVICE, ...ENDPOINTS], client({ NETWORK: 'network1' }), { networks: { network2: { gateways: [{ address: 'eastwest.example.com', port: 15443 }] } } });
+  assert.equal(push.networks.multiNetwork, false);
+  assert.equal(weights['10.2.0.1:80'], 1);
+  assert.deepEqual(push.networks.unusable.map((m) => /gateway address eastwest\.example\.com is a hostname/.test(m)), [true]);
+});

@@ -76,7 +76,7 @@ export function createDebugServer(o: DebugServerOptions): http.Server {
           return json(res, 200, d.push.mesh);
         case '/debug/networkz': {
           const n = d.push.networks;
-          return json(res, 200, { systemNetwork: n.systemNetwork, registryNetwork: n.registryNetwork, gateways: n.gateways, proxies: Object.fromEntries([...d.connections.values()].map((c) => [c.proxy.id, c.proxy.network])), dropped: Object.fromEntries(networkDrops(d.push)) });
+          return json(res, 200, { systemNetwork: n.systemNetwork, registryNetwork: n.registryNetwork, gateways: n.gateways, unusable: n.unusable, proxies: Object.fromEntries([...d.connections.values()].map((c) => [c.proxy.id, c.proxy.network])), dropped: Object.fromEntries(networkDrops(d.push)) });
         }
         case '/debug/push_status':
           return json(res, 200, { version: d.push.version, last: d.lastPush, proxies: d.connections.size, memory: process.memoryUsage() });
