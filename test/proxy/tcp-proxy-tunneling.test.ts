@@ -65,11 +65,15 @@ async function h1TunnelProxy(t: { after(fn: () => unknown): void }, seen: Seen[]
   return listenLocal(server, t);
 }
 
-/** An HTTP/2 tunnel proxy: CONNECT streams to their :authority, POST streams to `postTarget`. */
-async function h2TunnelProxy(t: { after(fn: () => unknown): void }, seen: Seen[], postTarget: string, status = 200): Promise<number> {
+/**
+ * An HTTP/2 tunnel proxy: CONNECT streams to their :authority, POST streams to `postTarget`; a
+ * CONNECT to `refuse` answers 403. `connections` counts the TCP connections it accepted.
+ */
+async function h2TunnelProxy(t: { after(fn: () => unknown): void }, seen: Seen[], postTarget: string, status = 200, opts: { refuse?: string; connections?: { count: number } } = {}): Promise<number> {
   const server = http2.createServer();
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on('session', (s) => {
+    if (opts.connections) opts.connections.count++;
     sessions.add(s);
     s.once('close', () => sessions.delete(s));
   });
@@ -79,6 +83,7 @@ async function h2TunnelProxy(t: { after(fn: () => unknown): void }, seen: Seen[]
     seen.push({ method, target, headers });
     stream.on('error', () => undefined);
     if (status !== 200) return stream.respond({ ':status': status }, { endStream: true });
+    if (target === opts.refuse) return stream.respond({ ':status': 403 }, { endStream: true });
     const up = dial(method === 'CONNECT' ? target : postTarget);
     up.on('error', () => stream.destroy());
     up.once('connect', () => {
@@ -117,6 +122,36 @@ function closedBy(port: number): Promise<string> {
     s.on('error', () => undefined);
     s.on('close', () => resolve(out));
     s.write('hello?');
+  });
+}
+
+/** A connection whose first bytes came back through the tunnel: it stays open. */
+function openTunnelOn(port: number, text: string): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1');
+    let out = '';
+    const onData = (d: Buffer) => {
+      out += d;
+      if (out.length < text.length) return;
+      s.off('data', onData);
+      s.pause();
+      resolve(s);
+    };
+    s.on('data', onData);
+    s.on('error', reject);
+    s.write(text);
+  });
+}
+
+/** Sends `text` on an open tunnel and half-closes it: what came back until the other side ended. */
+function finishTunnel(s: net.Socket, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    s.on('data', (d) => (out += d));
+    s.on('end', () => resolve(out));
+    s.on('error', reject);
+    s.resume();
+    s.end(text);
   });
 }
 
@@ -180,6 +215,56 @@ test('HTTP/2 CONNECT and POST tunnels (the cluster speaks HTTP/2)', async (t) =>
   assert.equal(echoed, 'hello?');
   const info = await lastStream(h, 'idle');
   assert.ok(info && info.responseFlags & ResponseFlag.StreamIdleTimeout, 'flagged SI');
+});
+
+test('HTTP/2 tunnels are streams of the cluster\'s pooled connections (max_concurrent_streams apart); a refused stream fails its connection only', { timeout: 30_000 }, async (t) => {
+  const echo = await startTcpEcho(t);
+  const seen: Seen[] = [];
+  const connections = { count: 0 };
+  const proxy = await h2TunnelProxy(t, seen, `127.0.0.1:${echo}`, 200, { refuse: 'db.internal:5432', connections });
+  const twoStreams = {
+    typed_extension_protocol_options: {
+      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions', explicit_http_config: { http2_protocol_options: { max_concurrent_streams: 2 } } },
+    },
+  };
+  const h = await startTestRuntime(t);
+  await configure(h, {
+    clusters: [staticCluster('h2-proxy', [proxy], H2_OPTIONS), staticCluster('two-streams', [proxy], twoStreams)],
+    listeners: [
+      tunnelListener('ok', 'h2-proxy', { hostname: `127.0.0.1:${echo}` }),
+      tunnelListener('refused', 'h2-proxy', { hostname: 'db.internal:5432' }),
+      tunnelListener('two', 'two-streams', { hostname: `127.0.0.1:${echo}` }),
+    ],
+  });
+  const counter = (name: string) => h.rt.stats.counter(name).value;
+  const clients: net.Socket[] = [];
+  t.after(() => clients.forEach((s) => s.destroy()));
+  const openTunnel = async (port: number, text: string) => {
+    const s = await openTunnelOn(port, text);
+    clients.push(s);
+    return s;
+  };
+  const open = await Promise.all([0, 1, 2, 3].map((i) => openTunnel(h.port('ok'), `first ${i} `)));
+  assert.equal(connections.count, 1, 'four tunnels, one upstream connection');
+  // Refused while the others are open: that connection fails (UF), the shared one stays.
+  assert.equal(await closedBy(h.port('refused')), '');
+  const refused = await lastStream(h, 'refused');
+  assert.ok(refused && refused.responseFlags & ResponseFlag.UpstreamConnectionFailure, 'flagged UF');
+  assert.match(refused?.upstreamTransportFailureReason ?? '', /tunnel refused by upstream: 403/);
+  const big = 'y'.repeat(200_000);
+  assert.deepEqual(await Promise.all(open.map((s, i) => finishTunnel(s, `second ${i} ${big}`))), [0, 1, 2, 3].map((i) => `second ${i} ${big}`));
+  assert.equal(connections.count, 1);
+  assert.equal(counter('cluster.h2-proxy.upstream_cx_total'), 1);
+  assert.equal(counter('cluster.h2-proxy.upstream_rq_total'), 5);
+
+  // Two streams a connection: a third tunnel while two are established takes another connection
+  // (an answered CONNECT still holds its stream).
+  const three = await Promise.all([0, 1].map((i) => openTunnel(h.port('two'), `hi ${i}`)));
+  assert.equal(connections.count, 2);
+  three.push(await openTunnel(h.port('two'), 'hi 2'));
+  assert.equal(connections.count, 3);
+  assert.equal(counter('cluster.two-streams.upstream_cx_total'), 2);
+  assert.deepEqual(await Promise.all(three.map((s) => finishTunnel(s, 'bye'))), ['bye', 'bye', 'bye']);
 });
 
 test('a refused tunnel (403 over HTTP/1.1, 503 over HTTP/2) closes the client connection, flagged UF', async (t) => {

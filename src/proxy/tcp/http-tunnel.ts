@@ -1,20 +1,24 @@
 // tcp_proxy tunneling_config: the TCP stream carried in an HTTP request to an upstream proxy, as
 // Envoy's HttpUpstream does (source/common/tcp_proxy/upstream.cc). On a connected upstream socket
 // the proxy sends a CONNECT (or, with use_post, a POST to post_path) whose authority is the
-// hostname format evaluated for the connection, plus headers_to_add; HTTP/2 when the cluster
-// speaks it (one session per tunnel), else HTTP/1.1. The bytes flow once the proxy answers 2xx
+// hostname format evaluated for the connection, plus headers_to_add. Over HTTP/1.1 each tunnel has
+// a connection of its own; when the cluster speaks HTTP/2 each tunnel is a stream of the cluster's
+// HTTP/2 pool (openPooledH2Tunnel), sharing its connections with the router and the other tunnels
+// as Envoy's HttpConnPool does. The bytes flow once the proxy answers 2xx
 // (HTTP/1.1) or exactly 200 (HTTP/2); any other answer, a reset or a close before it fails the
 // tunnel, which tcp_proxy treats as an upstream connect failure. Response headers and trailers go
 // to the connection's filter state when asked (propagate_response_headers/trailers).
 import http2 from 'node:http2';
 import type net from 'node:net';
-import { Duplex } from 'node:stream';
+import { Duplex, PassThrough } from 'node:stream';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Reader } from '../config/reader.ts';
 import type { StreamInfo } from '../stream-info.ts';
 import { compileFormatter, readHeadersToAdd, type Formatter, type HeaderOps } from '../routing/header-ops.ts';
 import type { HeaderMap } from '../filters/filter.ts';
 import { http } from '../node-http.ts';
+import type { Dispatcher } from 'undici';
+import type { UpstreamPool } from '../upstream/upstream-pool.ts';
 
 export const TUNNEL_RESPONSE_HEADERS_STATE = 'envoy.tcp_proxy.propagate_response_headers';
 export const TUNNEL_RESPONSE_TRAILERS_STATE = 'envoy.tcp_proxy.propagate_response_trailers';
@@ -62,63 +66,137 @@ export interface TunnelFailure {
 
 export type TunnelAnswer = (failure: TunnelFailure | undefined, stream: net.Socket | undefined) => void;
 
-export interface TunnelUpstream {
-  /** The connected (TLS done when `secure`) upstream socket. */
-  readonly socket: net.Socket;
-  readonly http2: boolean;
-  readonly secure: boolean;
-}
-
 /**
- * Opens the tunnel on `up`; calls back once, with the stream that carries the bytes both ways
- * (ending it half-closes the tunnel, destroying it closes the upstream) or why it failed (`up` is
- * then destroyed). Returns an abort, for a downstream that went away meanwhile. `state` (the
+ * Opens the tunnel over HTTP/1.1 on `up`, a connected (TLS done) upstream socket; calls back once,
+ * with the stream that carries the bytes both ways (ending it half-closes the tunnel, destroying it
+ * closes the upstream) or why it failed (`up` is then destroyed). Returns an abort, for a downstream that went away meanwhile. `state` (the
  * connection's filter state) receives the response headers and trailers when configured.
  */
-export function openHttpTunnel(up: TunnelUpstream, c: TunnelingConfig, info: StreamInfo, state: Record<string, unknown>, cb: TunnelAnswer): () => void {
+export function openH1Tunnel(up: net.Socket, c: TunnelingConfig, info: StreamInfo, state: Record<string, unknown>, cb: TunnelAnswer): () => void {
   let answered = false;
   const answer: TunnelAnswer = (failure, stream) => {
     if (answered) return;
     answered = true;
-    if (failure) up.socket.destroy();
+    if (failure) up.destroy();
     cb(failure, stream);
   };
   const authority = c.hostname.constant ?? c.hostname.format(info, undefined);
   const extra = extraHeaders(c, info);
-  if (up.http2) overH2(up, authority, extra, c, state, answer);
-  else if (c.usePost) postOverH1(up.socket, authority, extra, c, state, answer);
-  else connectOverH1(up.socket, authority, extra, c, state, answer);
+  if (c.usePost) postOverH1(up, authority, extra, c, state, answer);
+  else connectOverH1(up, authority, extra, c, state, answer);
   return () => answer({ status: 0, reason: 'downstream closed before the tunnel was established' }, undefined);
 }
 
 function noop(): void {}
 
-function overH2(up: TunnelUpstream, authority: string, extra: HeaderMap, c: TunnelingConfig, state: Record<string, unknown>, answer: TunnelAnswer): void {
-  const scheme = up.secure ? 'https' : 'http';
-  const session = http2.connect(`${scheme}://tunnel`, { createConnection: () => up.socket });
-  session.on('error', (e: Error) => answer({ status: 0, reason: e.message }, undefined));
-  session.once('close', () => answer({ status: 0, reason: 'upstream closed the HTTP/2 connection' }, undefined));
-  const headers: http2.OutgoingHttpHeaders = c.usePost ? { ...extra, ':method': 'POST', ':authority': authority, ':path': c.postPath, ':scheme': scheme } : { ...extra, ':method': 'CONNECT', ':authority': authority };
-  let stream: http2.ClientHttp2Stream;
-  try {
-    stream = session.request(headers, { endStream: false });
-  } catch (e) {
-    return answer({ status: 0, reason: (e as Error).message }, undefined);
+/**
+ * Opens the tunnel as a stream of the cluster's HTTP/2 `pool` (`secure`: its connections are TLS):
+ * the stream waits for a connection with room (max_concurrent_streams, max_requests_per_connection),
+ * `attached` is told once it is on one (Envoy's pool charges rq_total and rq_active there). Calls
+ * back as openH1Tunnel; a refused or reset stream fails this tunnel only, the connection stays.
+ */
+export function openPooledH2Tunnel(pool: UpstreamPool, secure: boolean, c: TunnelingConfig, info: StreamInfo, state: Record<string, unknown>, attached: () => void, cb: TunnelAnswer): () => void {
+  const authority = c.hostname.constant ?? c.hostname.format(info, undefined);
+  const headers = { ...extraHeaders(c, info), host: authority };
+  const t = new PooledTunnel(c, state, attached, cb);
+  if (c.usePost) {
+    t.body = new PassThrough();
+    t.body.on('error', noop);
   }
-  stream.on('error', noop);
-  stream.once('close', () => {
-    session.destroy();
-    answer({ status: 0, reason: `tunnel stream reset (code ${stream.rstCode ?? 0})` }, undefined);
-  });
-  if (c.propagateTrailers) stream.once('trailers', (t) => (state[TUNNEL_RESPONSE_TRAILERS_STATE] = plainHeaders(t)));
-  stream.once('response', (h, flags) => {
-    const status = Number(h[':status']);
-    if (c.propagateHeaders) state[TUNNEL_RESPONSE_HEADERS_STATE] = plainHeaders(h);
+  // undici takes the scheme from the pool's origin and :authority from host; a CONNECT has no :path.
+  pool.dispatch(c.usePost ? { method: 'POST', path: c.postPath, headers, body: t.body } : { method: 'CONNECT', path: authority, headers }, t);
+  return () => t.fail({ status: 0, reason: 'downstream closed before the tunnel was established' });
+}
+
+/** The pool's handler of one tunnel stream: CONNECT answers through onRequestUpgrade, POST as a response. */
+class PooledTunnel implements Dispatcher.DispatchHandler {
+  body: PassThrough | undefined;
+  private readonly c: TunnelingConfig;
+  private readonly state: Record<string, unknown>;
+  private readonly attached: () => void;
+  private readonly cb: TunnelAnswer;
+  private controller: Dispatcher.DispatchController | undefined;
+  private answered = false;
+  /** The POST tunnel's bytes, once established. */
+  private post: Duplex | undefined;
+
+  constructor(c: TunnelingConfig, state: Record<string, unknown>, attached: () => void, cb: TunnelAnswer) {
+    this.c = c;
+    this.state = state;
+    this.attached = attached;
+    this.cb = cb;
+  }
+
+  /** Gives up on the stream (reset when it is open). */
+  fail(failure: TunnelFailure): void {
+    if (this.answered) return;
+    this.controller?.abort(new Error(failure.reason));
+    this.answer(failure, undefined);
+  }
+
+  private answer(failure: TunnelFailure | undefined, stream: net.Socket | undefined): void {
+    if (this.answered) return;
+    this.answered = true;
+    if (failure) this.body?.destroy();
+    this.cb(failure, stream);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    // Given up while it waited for a connection: it leaves before it is on one.
+    if (this.answered) return controller.abort(new Error('tunnel abandoned'));
+    this.controller = controller;
+    this.attached();
+  }
+
+  onRequestUpgrade(_controller: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders, socket: unknown): void {
+    const stream = socket as http2.ClientHttp2Stream;
+    stream.on('error', noop);
+    if (this.answered) return void stream.close(http2.constants.NGHTTP2_CANCEL);
+    if (this.c.propagateHeaders) this.state[TUNNEL_RESPONSE_HEADERS_STATE] = { ':status': String(status), ...plainHeaders(headers) };
     // Envoy takes exactly 200 over HTTP/2, and a response that ends the stream is no tunnel.
-    if (status === 200 && !(flags & http2.constants.NGHTTP2_FLAG_END_STREAM)) return answer(undefined, stream as unknown as net.Socket);
-    stream.close(http2.constants.NGHTTP2_CANCEL);
-    answer({ status, reason: `tunnel refused by upstream: ${status}` }, undefined);
-  });
+    if (status !== 200 || stream.endAfterHeaders) {
+      // undici is done with the request once this returns: the stream is reset here, not aborted.
+      stream.close(http2.constants.NGHTTP2_CANCEL);
+      return this.answer({ status, reason: `tunnel refused by upstream: ${status}` }, undefined);
+    }
+    if (this.c.propagateTrailers) stream.once('trailers', (t) => (this.state[TUNNEL_RESPONSE_TRAILERS_STATE] = plainHeaders(t)));
+    this.answer(undefined, stream as unknown as net.Socket);
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders): void {
+    if (this.answered) return controller.abort(new Error('tunnel abandoned'));
+    if (this.c.propagateHeaders) this.state[TUNNEL_RESPONSE_HEADERS_STATE] = { ':status': String(status), ...plainHeaders(headers) };
+    if (status !== 200) return this.fail({ status, reason: `tunnel refused by upstream: ${status}` });
+    const body = this.body!;
+    this.post = new Duplex({
+      allowHalfOpen: true,
+      read: () => controller.resume(),
+      write: (chunk: Buffer, _enc, done) => (body.write(chunk) ? done() : body.once('drain', done)),
+      final: (done) => {
+        body.end();
+        done();
+      },
+      destroy: (err, done) => {
+        controller.abort(err ?? new Error('tunnel closed'));
+        done(err);
+      },
+    });
+    this.answer(undefined, this.post as unknown as net.Socket);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.post && !this.post.push(chunk)) controller.pause();
+  }
+
+  onResponseEnd(_controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
+    if (this.c.propagateTrailers) this.state[TUNNEL_RESPONSE_TRAILERS_STATE] = plainHeaders(trailers);
+    this.post?.push(null);
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    if (this.post) this.post.destroy(err);
+    else this.fail({ status: 0, reason: err.message });
+  }
 }
 
 const MAX_HEAD = 64 * 1024;

@@ -21,10 +21,10 @@ import { spiffeId } from '../tls/tls-context.ts';
 import type { ProxyContext } from '../context.ts';
 import type { Stat } from '../stats/stats.ts';
 import type { Host } from '../upstream/host.ts';
-import type { ClusterStats } from '../upstream/cluster.ts';
+import type { ClusterStats, UpstreamHost } from '../upstream/cluster.ts';
 import { pipeSockets } from './pipe.ts';
 import { xxHash64 } from '../upstream/lb/xxhash.ts';
-import { openHttpTunnel, readTunnelingConfig, type TunnelingConfig } from './http-tunnel.ts';
+import { openH1Tunnel, openPooledH2Tunnel, readTunnelingConfig, type TunnelingConfig } from './http-tunnel.ts';
 
 /** Envoy's PerConnectionCluster: the cluster a filter before tcp_proxy chose for the connection. */
 export const TCP_PROXY_CLUSTER_STATE = 'envoy.tcp_proxy.cluster';
@@ -118,6 +118,8 @@ class TcpProxy implements NetworkFilter {
         return;
       }
       tried.add(host);
+      info.upstreamHost = host.key;
+      if (c.tunneling && cluster.config.http2) return pooledTunnel(host, c.tunneling);
       for (const h of cluster.hooks) {
         if (h.admitConnection && !h.admitConnection(host)) {
           info.responseFlags |= ResponseFlag.UpstreamOverflow;
@@ -126,7 +128,6 @@ class TcpProxy implements NetworkFilter {
           return;
         }
       }
-      info.upstreamHost = host.key;
       const tlsCtx = cluster.transportFor(host).tls;
       let up: net.Socket;
       try {
@@ -138,7 +139,6 @@ class TcpProxy implements NetworkFilter {
         end();
         return;
       }
-      host.activeRequests++;
       cluster.s.cxTotal.value++;
       const openedAt = performance.now();
       const timer = setTimeout(() => {
@@ -149,7 +149,6 @@ class TcpProxy implements NetworkFilter {
       up.once('error', (e) => {
         if (connected) return;
         clearTimeout(timer);
-        host.activeRequests--;
         cluster.s.cxConnectFail.value++;
         for (const h of cluster.hooks) {
           h.onResult?.(host, UpstreamOutcome.ConnectFailed, 0);
@@ -167,6 +166,11 @@ class TcpProxy implements NetworkFilter {
         cluster.s.cxActive.value++;
         cluster.s.cxConnectMs.recordSince(openedAt);
         cluster.s.cxBytes.opened(up);
+        // Envoy's TCP and HTTP/1.1 pools put the connection's one stream (the relay, or the
+        // tunnel's CONNECT or POST) on it once connected: an upstream request of the host.
+        host.activeRequests++;
+        host.rqTotal++;
+        cluster.s.rqTotal.value++;
         info.upstreamLocalAddress = `${up.localAddress}:${up.localPort}`;
         for (const h of cluster.hooks) h.onResult?.(host, UpstreamOutcome.Success, 0);
         if (tlsCtx) {
@@ -187,16 +191,20 @@ class TcpProxy implements NetworkFilter {
           end();
         });
       });
-      const ready = () => (c.tunneling ? tunnel(c.tunneling) : relay(up));
+      /** The upstream connection is done with: the stream and the connection end (`remote`: the upstream's doing). */
+      const closed = (remote: boolean) => {
+        host.activeRequests--;
+        closedUpstream(cluster.s, up, remote, openedAt);
+        for (const h of cluster.hooks) h.connectionClosed?.(host);
+      };
+      const ready = () => (c.tunneling ? tunnel(c.tunneling) : relay(up, closed));
       const tunnel = (t: TunnelingConfig) => {
         const state = (conn.filterState ??= {});
         info.filterState = state;
-        // Envoy's HTTP connection pool counts the CONNECT (or POST) as an upstream request.
-        cluster.s.rqTotal.value++;
-        const abort = openHttpTunnel({ socket: up, http2: cluster.config.http2, secure: tlsCtx !== undefined }, t, info, state, (failure, stream) => {
+        const abort = openH1Tunnel(up, t, info, state, (failure, stream) => {
           socket.off('close', abort);
-          if (stream) return relay(stream);
-          // Envoy: an answer other than 2xx (200 over HTTP/2), a reset or a close fails the upstream
+          if (stream) return relay(stream, closed);
+          // Envoy: an answer other than 2xx, a reset or a close fails the upstream
           // "pool" with a remote connection failure: UF, an outlier connect failure, another attempt
           // within max_connect_attempts.
           info.upstreamTransportFailureReason = failure!.reason;
@@ -214,32 +222,77 @@ class TcpProxy implements NetworkFilter {
         });
         socket.once('close', abort);
       };
-      const relay = (stream: net.Socket) => {
-        relayed = true;
-        let durationTimer: NodeJS.Timeout | undefined;
-        const pipe = pipeSockets(socket, stream, c.idleTimeoutMs, (r) => {
-          if (durationTimer) clearTimeout(durationTimer);
-          host.activeRequests--;
-          closedUpstream(cluster.s, up, r.reason === 'b' || r.reason.startsWith('upstream'), openedAt);
-          for (const h of cluster.hooks) h.connectionClosed?.(host);
-          info.bytesReceived = r.aToB;
-          info.bytesSent = r.bToA;
-          if (r.reason === 'idle') info.responseFlags |= ResponseFlag.StreamIdleTimeout;
-          else if (r.reason.startsWith('upstream')) info.responseFlags |= ResponseFlag.UpstreamConnectionTermination;
+    };
+    /** Relays the bytes over `stream` of `host`; `closed` when done (`remote`: the upstream ended or broke it). */
+    const relay = (stream: net.Socket, closed: (remote: boolean) => void) => {
+      relayed = true;
+      let durationTimer: NodeJS.Timeout | undefined;
+      const pipe = pipeSockets(socket, stream, c.idleTimeoutMs, (r) => {
+        if (durationTimer) clearTimeout(durationTimer);
+        closed(r.reason === 'b' || r.reason.startsWith('upstream'));
+        info.bytesReceived = r.aToB;
+        info.bytesSent = r.bToA;
+        if (r.reason === 'idle') info.responseFlags |= ResponseFlag.StreamIdleTimeout;
+        else if (r.reason.startsWith('upstream')) info.responseFlags |= ResponseFlag.UpstreamConnectionTermination;
+        end();
+      }, conn.dataFilters);
+      if (c.maxDurationMs > 0) {
+        durationTimer = setTimeout(() => {
+          // Envoy closes both connections without flushing, flagged DT.
+          info.responseFlags |= ResponseFlag.DurationTimeout;
+          c.maxDurationReached.value++;
+          pipe.close();
+        }, c.maxDurationMs);
+      }
+      if (observers) for (const o of observers) o.upstreamReady?.(info, pipe.result);
+      socket.resume();
+      stream.resume();
+    };
+    /**
+     * A tunnel over an HTTP/2 cluster: a stream of the host's pool (http-tunnel.ts), under the
+     * cluster's request circuit breaker as the router's requests. A refused or reset stream is a
+     * connect failure of this attempt only.
+     */
+    const pooledTunnel = (host: UpstreamHost, t: TunnelingConfig): void => {
+      const admitted: ClusterHook[] = [];
+      for (const h of cluster.hooks) {
+        if (!h.admit) continue;
+        if (h.admit(false)) {
+          for (const a of admitted) a.release!(false);
+          info.responseFlags |= ResponseFlag.UpstreamOverflow;
+          socket.destroy();
           end();
-        }, conn.dataFilters);
-        if (c.maxDurationMs > 0) {
-          durationTimer = setTimeout(() => {
-            // Envoy closes both connections without flushing, flagged DT.
-            info.responseFlags |= ResponseFlag.DurationTimeout;
-            c.maxDurationReached.value++;
-            pipe.close();
-          }, c.maxDurationMs);
+          return;
         }
-        if (observers) for (const o of observers) o.upstreamReady?.(info, pipe.result);
-        socket.resume();
-        stream.resume();
+        admitted.push(h);
+      }
+      let onStream = false;
+      const done = () => {
+        for (const a of admitted) a.release!(false);
+        if (onStream) host.activeRequests--;
       };
+      const state = (conn.filterState ??= {});
+      info.filterState = state;
+      const attached = () => {
+        onStream = true;
+        host.activeRequests++;
+        host.rqTotal++;
+        cluster.s.rqTotal.value++;
+      };
+      // Behind an upstream_proxy_protocol transport socket the pool is this connection's own (cluster.pool).
+      const pool = cluster.pool(host, true, undefined, { info: conn.info, onClose: (fn) => socket.once('close', fn) });
+      const abort = openPooledH2Tunnel(pool, cluster.transportFor(host).tls !== undefined, t, info, state, attached, (failure, stream) => {
+        socket.off('close', abort);
+        if (stream) return relay(stream, done);
+        info.upstreamTransportFailureReason = failure!.reason;
+        done();
+        for (const h of cluster.hooks) h.onResult?.(host, UpstreamOutcome.ConnectFailed, 0);
+        if (attempts < c.maxConnectAttempts && !socket.destroyed) return tryConnect();
+        info.responseFlags |= ResponseFlag.UpstreamConnectionFailure;
+        socket.destroy();
+        end();
+      });
+      socket.once('close', abort);
     };
     tryConnect();
     return false;

@@ -43,7 +43,7 @@ export function undici(): Undici {
   const require = createRequire(import.meta.url);
   const Pool = require('undici/lib/dispatcher/pool.js') as typeof PoolClass;
   const internals = require('undici/lib/dispatcher/pool-base.js') as PoolInternals;
-  const { kQueued, kUrl, kHTTPContext, kHTTP2Session } = require('undici/lib/core/symbols.js') as Record<'kQueued' | 'kUrl' | 'kHTTPContext' | 'kHTTP2Session', symbol>;
+  const { kQueued, kUrl, kHTTPContext, kHTTP2Session, kRunning, kMaxConcurrentStreams, kResume } = require('undici/lib/core/symbols.js') as Record<'kQueued' | 'kUrl' | 'kHTTPContext' | 'kHTTP2Session' | 'kRunning' | 'kMaxConcurrentStreams' | 'kResume', symbol>;
   type Internal = Record<symbol, unknown>;
   // Request trailers, which undici's HTTP/2 client does not send (its TODO): node sends them only on
   // a stream opened with waitForTrailers. The connection's write of a request whose body carries a
@@ -71,6 +71,41 @@ export function undici(): Undici {
       }
     };
   };
+  // A CONNECT stream (a tcp_proxy tunnel) stays open after its response, when undici stops counting
+  // it as running: the connection counts it against max_concurrent_streams until it closes, so that
+  // the pool opens the next stream on another connection (or queues it), as Envoy's pool does,
+  // instead of node queueing it inside a full session.
+  const countTunnels = (_origin: unknown, targets: readonly Dispatcher[]): void => {
+    const client = targets.at(-1) as unknown as Internal;
+    const ctx = client[kHTTPContext] as { write(request: { method: string }): boolean; busy(request: unknown): boolean } | undefined;
+    if (ctx === undefined) return;
+    let tunnels = 0;
+    const { write, busy } = ctx;
+    ctx.busy = (request) => busy.call(ctx, request) || (client[kRunning] as number) + tunnels >= (client[kMaxConcurrentStreams] as number);
+    ctx.write = (request) => {
+      if (request.method !== 'CONNECT') return write.call(ctx, request);
+      const session = client[kHTTP2Session] as http2.ClientHttp2Session & { request: http2.ClientHttp2Session['request'] };
+      const open = session.request;
+      session.request = (headers, options) => {
+        const stream = open.call(session, headers, options);
+        // Heard before undici's own listener, which then stops counting the request.
+        stream.once('response', () => {
+          if (stream.closed) return;
+          tunnels++;
+          stream.once('close', () => {
+            tunnels--;
+            (client[kResume] as () => void)();
+          });
+        });
+        return stream;
+      };
+      try {
+        return write.call(ctx, request);
+      } finally {
+        delete (session as Partial<typeof session>).request;
+      }
+    };
+  };
   // max_connection_duration, as Envoy drains an aged upstream connection: the client leaves the
   // pool's rotation (no new stream goes on it; a new request opens a new connection), finishes its
   // in-flight streams and then closes (undici's retire: Client.close()). Timed from each connect,
@@ -89,6 +124,7 @@ export function undici(): Undici {
       constructor(origin: string, options: PoolClass.Options, maxConnectionDurationMs = 0, durationReached?: { value: number }) {
         super(origin, options);
         this.on('connect', sendRequestTrailers);
+        this.on('connect', countTunnels);
         if (maxConnectionDurationMs <= 0) return;
         this.on('connect', (_origin, targets) => {
           const client = targets.at(-1) as PoolClient;
