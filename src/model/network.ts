@@ -147,6 +147,7 @@ export class MeshNetworkView {
       if (!network) continue;
       const portText = s.labels[GATEWAY_PORT_LABEL];
       const port = portText && /^\d+$/.test(portText) ? Number(portText) : DEFAULT_GATEWAY_PORT;
+      if (portText && port === DEFAULT_GATEWAY_PORT && portText !== String(port)) warnOnce('networks', `Service ${s.namespace}/${s.name}: label ${GATEWAY_PORT_LABEL}: "${portText}" is not a port number; the gateway port is ${DEFAULT_GATEWAY_PORT} (as istiod)`);
       for (const address of externalAddresses(s)) add({ network, cluster: LOCAL_CLUSTER_ID, address, port });
     }
     // Hostnames are left out, as istiod with RESOLVE_HOSTNAME_GATEWAYS off (its default resolves them).
@@ -170,8 +171,14 @@ export class MeshNetworkView {
     return this.gateways.length > 0;
   }
 
+  /**
+   * istiod's selectNetworkGateways for an endpoint of this cluster: the network's gateways in this
+   * cluster (gateway Services, registryServiceName) when it has some, else all of the network's.
+   */
   gatewaysFor(network: string): readonly NetworkGateway[] {
-    return this.#byNetwork.get(network) ?? [];
+    const all = this.#byNetwork.get(network) ?? [];
+    const local = all.filter((g) => g.cluster === LOCAL_CLUSTER_ID);
+    return local.length ? local : all;
   }
 
   /**

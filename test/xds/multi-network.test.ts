@@ -207,3 +207,11 @@ test('a MeshNetworks gateway given by hostname is not used, and says why', () =>
   assert.equal(weights['10.2.0.1:80'], 1);
   assert.deepEqual(push.networks.unusable.map((m) => /gateway address eastwest\.example\.com is a hostname/.test(m)), [true]);
 });
+
+test('a network with gateways of this cluster (a gateway Service) and MeshNetworks address gateways uses the cluster\'s, as istiod\'s selectNetworkGateways', () => {
+  const meshNetworks: MeshNetworks = { networks: { network2: { gateways: [{ address: '203.0.113.99', port: 15443 }] } } };
+  const { weights } = eds([SERVICE, ...ENDPOINTS, gatewayService('network2', ['203.0.113.2'])], client({ NETWORK: 'network1' }), meshNetworks);
+  // Two gateways in network2 scale every weight by 2; both endpoints' weight goes to the cluster's gateway.
+  assert.equal(weights['203.0.113.2:15443'], 4);
+  assert.equal(weights['203.0.113.99:15443'], undefined);
+});
