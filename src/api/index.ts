@@ -2,7 +2,7 @@
 export type { Kind, ObjectMeta, Resource, SourcePosition } from './resource.ts';
 export { KINDS, resourceKey, sortedByCreation } from './resource.ts';
 export type { KindInfo } from './kinds.ts';
-export { GATEWAY_API_GROUP, GATEWAY_NAME_LABEL, KIND_INFO, apiVersionsOf, displayKind, groupOf, isKind, kindOf, resolveResourceName, writtenKind } from './kinds.ts';
+export { GATEWAY_API_GROUP, GATEWAY_NAME_LABEL, KIND_INFO, apiVersionsOf, displayKind, groupOf, isKind, kindOf, resolveResourceName, writtenDocument, writtenKind } from './kinds.ts';
 export type { Diagnostic, Severity } from './diagnostic.ts';
 export { SEVERITIES, formatDiagnostic, formatPath, hasErrors } from './diagnostic.ts';
 export type { LoadOptions, LoadResult } from './loader.ts';

@@ -43,6 +43,8 @@ export const KIND_INFO: Record<Kind, KindInfo> = {
   WasmPlugin: { kind: 'WasmPlugin', group: 'extensions.istio.io', versions: ['v1alpha1'], namespaced: true, plural: 'wasmplugins' },
   Service: { kind: 'Service', group: '', versions: ['v1'], namespaced: true, plural: 'services', shortNames: ['svc'] },
   Namespace: { kind: 'Namespace', group: '', versions: ['v1'], namespaced: false, plural: 'namespaces', shortNames: ['ns'] },
+  // Read for the CA certificates (`ca.crt`) that BackendTLSPolicy and Gateway frontend validation refer to.
+  ConfigMap: { kind: 'ConfigMap', group: '', versions: ['v1'], namespaced: true, plural: 'configmaps', shortNames: ['cm'] },
   Workload: { kind: 'Workload', group: 'local.rigging.dev', versions: ['v1alpha1'], namespaced: true, plural: 'workloads' },
   // Gateway API v1.2+: the versions its CRDs serve (GRPCRoute is v1 only; ReferenceGrant v1beta1, and v1 from v1.5).
   GatewayClass: { kind: 'GatewayClass', group: GW, versions: ['v1', 'v1beta1'], namespaced: false, plural: 'gatewayclasses', shortNames: ['gc'] },
@@ -53,7 +55,18 @@ export const KIND_INFO: Record<Kind, KindInfo> = {
   TCPRoute: { kind: 'TCPRoute', group: GW, versions: ['v1alpha2'], namespaced: true, plural: 'tcproutes' },
   TLSRoute: { kind: 'TLSRoute', group: GW, versions: ['v1', 'v1alpha3', 'v1alpha2'], namespaced: true, plural: 'tlsroutes' },
   ReferenceGrant: { kind: 'ReferenceGrant', group: GW, versions: ['v1beta1', 'v1'], namespaced: true, plural: 'referencegrants', shortNames: ['refgrant'] },
+  // v1 from Gateway API v1.4; v1alpha3 is still served (and read by istiod).
+  BackendTLSPolicy: { kind: 'BackendTLSPolicy', group: GW, versions: ['v1', 'v1alpha3'], namespaced: true, plural: 'backendtlspolicies', shortNames: ['btlspolicy'] },
 };
+
+/** Kinds whose content is top-level fields, not `spec` (a ConfigMap's data): they are held as the resource's spec. */
+export const TOP_LEVEL_CONTENT: Partial<Record<Kind, readonly string[]>> = { ConfigMap: ['data', 'binaryData', 'immutable'] };
+
+/** The document of a resource as written (a ConfigMap's data at top level again). */
+export function writtenDocument(r: { apiVersion: string; kind: Kind; spec: unknown }, metadata: unknown): Record<string, unknown> {
+  const head = { apiVersion: r.apiVersion, kind: writtenKind(r.kind), metadata };
+  return TOP_LEVEL_CONTENT[r.kind] ? { ...head, ...(r.spec as object) } : { ...head, spec: r.spec };
+}
 
 export function isKind(kind: unknown): kind is Kind {
   return typeof kind === 'string' && (KINDS as readonly string[]).includes(kind);
@@ -121,7 +134,7 @@ export function apiVersionsOf(kind: Kind): string[] {
 export const OWNED_GROUPS = new Set([NET, SEC, 'telemetry.istio.io', 'local.rigging.dev']);
 
 /**
- * Groups Rigging reads some kinds of: their other kinds (UDPRoute, BackendTLSPolicy…)
+ * Groups Rigging reads some kinds of: their other kinds (UDPRoute, BackendLBPolicy…)
  * are warned about, since a route written for the mesh would otherwise do nothing without a word.
  */
 export const PARTLY_READ_GROUPS = new Set([GW]);

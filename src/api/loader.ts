@@ -7,7 +7,7 @@ import type { Document, Node } from 'yaml';
 import { closest, distance } from 'fastest-levenshtein';
 import type { Diagnostic } from './diagnostic.ts';
 import { formatPath } from './diagnostic.ts';
-import { KIND_INFO, OWNED_GROUPS, PARTLY_READ_GROUPS, WRITTEN_KINDS, apiVersionsOf, describeResource, displayKind, groupOf, kindOf, kindsWritten } from './kinds.ts';
+import { KIND_INFO, OWNED_GROUPS, TOP_LEVEL_CONTENT, PARTLY_READ_GROUPS, WRITTEN_KINDS, apiVersionsOf, describeResource, displayKind, groupOf, kindOf, kindsWritten } from './kinds.ts';
 
 export { describeResource };
 import type { ObjectMeta, Resource, SourcePosition } from './resource.ts';
@@ -40,7 +40,7 @@ export interface LoadResult {
 export const SKIPPED_KIND = 'RIG0003';
 
 /** Gateway API kinds Rigging does not read: warned about (a route that does nothing should say so), never taken for typos. */
-const OTHER_GATEWAY_API_KINDS = new Set(['UDPRoute', 'BackendTLSPolicy', 'BackendLBPolicy', 'ListenerSet', 'XListenerSet', 'XBackendTrafficPolicy', 'BackendTrafficPolicy', 'XMesh']);
+const OTHER_GATEWAY_API_KINDS = new Set(['UDPRoute', 'BackendLBPolicy', 'ListenerSet', 'XListenerSet', 'XBackendTrafficPolicy', 'BackendTrafficPolicy', 'XMesh']);
 const ENVELOPE_FIELDS = new Set(['apiVersion', 'kind', 'metadata', 'spec', 'status']);
 const MAX_ALIASES = 1000;
 
@@ -231,19 +231,21 @@ function toResource(value: unknown, locator: Locator, opts: LoadOptions, diagnos
   if (labels) metadata.labels = labels;
   if (annotations) metadata.annotations = annotations;
   if (!readMetadataExtras(m, metadata, locator, diagnostics, describe(displayKind(kind), obj))) return undefined;
+  const content = TOP_LEVEL_CONTENT[kind];
   const resource: Resource = {
     apiVersion,
     kind,
     metadata,
-    spec: (obj.spec ?? {}) as Record<string, unknown>,
+    spec: (content ? Object.fromEntries(content.filter((k) => obj[k] !== undefined).map((k) => [k, obj[k]])) : (obj.spec ?? {})) as Record<string, unknown>,
     source: at,
   };
   const ident = `${displayKind(kind)} ${metadata.namespace ? metadata.namespace + '/' : ''}${metadata.name}`;
+  const topLevel = content ? new Set([...ENVELOPE_FIELDS].filter((f) => f !== 'spec').concat(content)) : ENVELOPE_FIELDS;
   let ok = true;
   for (const key of Object.keys(obj)) {
-    if (ENVELOPE_FIELDS.has(key)) continue;
+    if (topLevel.has(key)) continue;
     ok = false;
-    const near = closest(key, [...ENVELOPE_FIELDS]);
+    const near = closest(key, [...topLevel]);
     diagnostics.push({
       severity: 'Error',
       code: 'IST0106',

@@ -39,6 +39,7 @@ export const KINDS = [
   'ProxyConfig',
   'Service',
   'Namespace',
+  'ConfigMap',
   'Workload',
   'GatewayClass',
   'KubernetesGateway',
@@ -47,6 +48,7 @@ export const KINDS = [
   'TCPRoute',
   'TLSRoute',
   'ReferenceGrant',
+  'BackendTLSPolicy',
 ] as const;
 
 export type Kind = (typeof KINDS)[number];

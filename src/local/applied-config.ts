@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse, stringify } from 'yaml';
-import { displayKind, groupOf, kindOf, workloadCwd, writtenKind, type Resource, type WorkloadSpec } from '../api/index.ts';
+import { displayKind, groupOf, kindOf, workloadCwd, writtenDocument, type Resource, type WorkloadSpec } from '../api/index.ts';
 
 export function appliedFileName(r: Pick<Resource, 'kind' | 'metadata'>): string {
   const ns = r.metadata.namespace || '_cluster';
@@ -18,7 +18,7 @@ export function applyResource(dir: string, r: Resource): 'created' | 'configured
   const { resourceVersion: _rv, creationTimestamp: _ct, ...metadata } = r.metadata;
   // A Workload's cwd is relative to the file it came from: keep it pointing there.
   const spec = r.kind === 'Workload' ? { ...r.spec, cwd: workloadCwd({ spec: r.spec as unknown as WorkloadSpec, source: r.source }) } : r.spec;
-  const doc = { apiVersion: r.apiVersion, kind: writtenKind(r.kind), metadata, spec };
+  const doc = writtenDocument({ ...r, spec }, metadata);
   const tmp = path.join(dir, `.${process.pid}-${Date.now()}.rig-tmp`);
   writeFileSync(tmp, stringify(doc));
   renameSync(tmp, file);

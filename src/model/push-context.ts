@@ -65,9 +65,17 @@ export class PushContext {
     this.serviceByHost = new Map(this.services.map((s) => [s.hostname, s]));
     this.endpoints = input.registry.endpoints;
     const ofKind = <S>(k: string) => sorted.filter((r) => r.kind === k) as Resource<S>[];
-    const gatewayApi = hasGatewayApiResources(sorted) ? translateGatewayApi({ resources: sorted, hasService: (host) => this.serviceByHost.has(host), portProtocol: (host, port) => this.serviceByHost.get(host)?.ports.find((p) => p.port === port)?.protocol }) : undefined;
+    const gatewayApi = hasGatewayApiResources(sorted)
+      ? translateGatewayApi({
+          resources: sorted,
+          hasService: (host) => this.serviceByHost.has(host),
+          portProtocol: (host, port) => this.serviceByHost.get(host)?.ports.find((p) => p.port === port)?.protocol,
+          servicePortNamed: (host, name) => this.serviceByHost.get(host)?.ports.find((p) => p.name === name)?.port,
+          credential: input.credentials,
+        })
+      : undefined;
     this.virtualServices = [...ofKind<VirtualServiceSpec>('VirtualService'), ...(gatewayApi?.virtualServices ?? [])];
-    this.destinationRules = ofKind<DestinationRuleSpec>('DestinationRule');
+    this.destinationRules = [...ofKind<DestinationRuleSpec>('DestinationRule'), ...(gatewayApi?.destinationRules ?? [])];
     this.gateways = [...ofKind<GatewaySpec>('Gateway'), ...(gatewayApi?.gateways ?? [])];
     this.gatewayApiDiagnostics = gatewayApi?.diagnostics ?? [];
     this.sidecars = ofKind<SidecarSpec>('Sidecar');

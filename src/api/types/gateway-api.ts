@@ -44,9 +44,28 @@ export interface KubernetesGatewaySpec {
   listeners: Listener[];
   addresses?: { type?: string; value: string }[];
   infrastructure?: Record<string, unknown>;
-  tls?: Record<string, unknown>;
+  tls?: GatewayTLSConfig;
   allowedListeners?: Record<string, unknown>;
   defaultScope?: string;
+}
+
+/** An object reference that may cross namespaces (a frontend CA: ConfigMap or Secret). */
+export interface ObjectReference {
+  group: string;
+  kind: string;
+  name: string;
+  namespace?: string;
+}
+
+export interface FrontendTLSValidation {
+  caCertificateRefs: ObjectReference[];
+  mode?: 'AllowValidOnly' | 'AllowInsecureFallback';
+}
+
+/** Gateway spec.tls (Gateway API v1.4+): client-certificate validation per port, and the gateway's client certificate towards backends. */
+export interface GatewayTLSConfig {
+  frontend?: { default: { validation?: FrontendTLSValidation }; perPort?: { port: number; tls: { validation?: FrontendTLSValidation } }[] };
+  backend?: { clientCertificateRef?: SecretObjectReference };
 }
 
 export interface ParentReference {
@@ -181,4 +200,28 @@ export interface ReferenceGrantSpec {
 }
 
 /** Istio's listener TLS option for the server's TLS mode in Terminate (SIMPLE, MUTUAL or ISTIO_MUTUAL), as Istio's Secure Gateways task sets it. */
+export interface LocalPolicyTargetReferenceWithSectionName {
+  group: string;
+  kind: string;
+  name: string;
+  sectionName?: string;
+}
+
+export interface SubjectAltName {
+  type: 'Hostname' | 'URI';
+  hostname?: string;
+  uri?: string;
+}
+
+export interface BackendTLSPolicySpec {
+  targetRefs: LocalPolicyTargetReferenceWithSectionName[];
+  validation: {
+    caCertificateRefs?: { group: string; kind: string; name: string }[];
+    wellKnownCACertificates?: string;
+    hostname: string;
+    subjectAltNames?: SubjectAltName[];
+  };
+  options?: Record<string, string>;
+}
+
 export const TLS_TERMINATE_MODE_OPTION = 'gateway.istio.io/tls-terminate-mode';

@@ -36,6 +36,13 @@ export interface ServiceSpec {
 }
 
 /** Namespaces carry only metadata for the mesh (labels such as `istio-injection`). */
+/** A ConfigMap's content (held as its spec, written at top level). */
+export interface ConfigMapData {
+  data?: Record<string, string>;
+  binaryData?: Record<string, string>;
+  immutable?: boolean;
+}
+
 export interface NamespaceSpec {
   finalizers?: string[];
 }

@@ -292,6 +292,10 @@ export interface ServerTLSSettings {
   caCrl?: string;
   credentialName?: string;
   credentialNames?: string[];
+  /** The secret or ConfigMap (`configmap://ns/name`) whose ca.crt verifies client certificates, instead of credentialName's. */
+  caCertCredentialName?: string;
+  /** OPTIONAL_MUTUAL only: a client certificate that fails verification is accepted too (Gateway API AllowInsecureFallback). */
+  insecureSkipVerify?: boolean;
   tlsCertificates?: { serverCertificate?: string; privateKey?: string; caCertificates?: string }[];
   subjectAltNames?: string[];
   verifyCertificateSpki?: string[];

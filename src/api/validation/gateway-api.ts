@@ -5,6 +5,7 @@
 import type * as G from '../types/gateway-api.ts';
 import { TLS_TERMINATE_MODE_OPTION } from '../types/gateway-api.ts';
 import type { FieldPath } from '../source-map.ts';
+import { validateGatewayTls } from './gateway-tls.ts';
 import type { Reporter } from './reporter.ts';
 import { isHeaderName, isPort, regexProblem } from './rules.ts';
 
@@ -81,7 +82,7 @@ export function validateKubernetesGateway(spec: G.KubernetesGatewaySpec, r: Repo
   });
   if (spec.addresses) unsupported(r, ['spec', 'addresses'], 'addresses', 'the gateway listens on every address of its host');
   if (spec.infrastructure) unsupported(r, ['spec', 'infrastructure'], 'infrastructure', 'the gateway deployment gets no extra labels, annotations or parameters');
-  if (spec.tls) unsupported(r, ['spec', 'tls'], 'spec.tls (frontend client-certificate validation, backend TLS)', 'listeners do not ask clients for certificates');
+  if (spec.tls) validateGatewayTls(spec.tls, r);
   if (spec.allowedListeners) unsupported(r, ['spec', 'allowedListeners'], 'allowedListeners (ListenerSets)', 'only the listeners written here exist');
   if (spec.defaultScope) unsupported(r, ['spec', 'defaultScope'], 'defaultScope', 'routes attach through parentRefs only');
 }

@@ -1,7 +1,7 @@
 // Validation of one resource: structure against the official schema, then Istio's semantic
 // rules (only on a structurally sound spec, so that rules can trust the types).
 import type { Diagnostic } from '../diagnostic.ts';
-import { writtenKind } from '../kinds.ts';
+import { TOP_LEVEL_CONTENT, writtenKind } from '../kinds.ts';
 import type { Resource } from '../resource.ts';
 import type { Locator } from '../source-map.ts';
 import { fixedLocator } from '../source-map.ts';
@@ -10,7 +10,8 @@ import { validateEnvoyFilter } from './envoy-filter.ts';
 import { validateDestinationRule } from './destination-rule.ts';
 import { validateGateway } from './gateway.ts';
 import { validateGRPCRoute, validateGatewayClass, validateHTTPRoute, validateKubernetesGateway, validateReferenceGrant, validateTCPRoute, validateTLSRoute } from './gateway-api.ts';
-import { validateMetadataName, validateNamespace, validateService, validateWorkload } from './kubernetes.ts';
+import { validateBackendTLSPolicy } from './backend-tls-policy.ts';
+import { validateConfigMap, validateMetadataName, validateNamespace, validateService, validateWorkload } from './kubernetes.ts';
 import { Reporter } from './reporter.ts';
 import { validateAuthorizationPolicy, validatePeerAuthentication, validateRequestAuthentication } from './security.ts';
 import { validateServiceEntry } from './service-entry.ts';
@@ -28,13 +29,13 @@ export interface ValidateOptions {
   telemetry?: TelemetryOptions;
 }
 
-const REQUIRES_SPEC = new Set(['ServiceEntry', 'WorkloadEntry', 'WorkloadGroup', 'Workload', 'GatewayClass', 'KubernetesGateway', 'ReferenceGrant', 'TCPRoute', 'TLSRoute']);
+const REQUIRES_SPEC = new Set(['ServiceEntry', 'WorkloadEntry', 'WorkloadGroup', 'Workload', 'GatewayClass', 'KubernetesGateway', 'ReferenceGrant', 'TCPRoute', 'TLSRoute', 'BackendTLSPolicy']);
 
 /** All problems of one resource. `raw` is the object as written (default: the resource); `locator` maps field paths to positions. */
 export function validateResource(resource: Resource, raw?: Record<string, unknown>, locator?: Locator, opts: ValidateOptions = {}): Diagnostic[] {
   const r = new Reporter(resource, locator ?? fixedLocator(resource.source));
   try {
-    const spec = raw ? raw.spec : resource.spec;
+    const spec = raw && !TOP_LEVEL_CONTENT[resource.kind] ? raw.spec : resource.spec;
     validateMetadataName(r);
     if ((spec === undefined || spec === null) && REQUIRES_SPEC.has(resource.kind)) {
       r.error(['spec'], `${writtenKind(resource.kind)} needs a spec`, 'add spec');
@@ -97,6 +98,8 @@ function validateSemantics(kind: Resource['kind'], spec: unknown, r: Reporter, o
       return validateProxyConfig(spec as T.ProxyConfigSpec, r);
     case 'Service':
       return validateService(spec as T.ServiceSpec, r);
+    case 'ConfigMap':
+      return validateConfigMap(spec as T.ConfigMapData, r);
     case 'Namespace':
       return validateNamespace(r);
     case 'Workload':
@@ -115,5 +118,7 @@ function validateSemantics(kind: Resource['kind'], spec: unknown, r: Reporter, o
       return validateTLSRoute(spec as T.GatewayApi.TLSRouteSpec, r, r.resource.apiVersion);
     case 'ReferenceGrant':
       return validateReferenceGrant(spec as T.GatewayApi.ReferenceGrantSpec, r);
+    case 'BackendTLSPolicy':
+      return validateBackendTLSPolicy(spec as T.GatewayApi.BackendTLSPolicySpec, r);
   }
 }

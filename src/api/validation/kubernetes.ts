@@ -1,6 +1,6 @@
 // Kubernetes Service and Namespace rules (the API server's), and the local Workload kind's.
 import { isIP } from 'node:net';
-import type { ServiceSpec } from '../types/kubernetes.ts';
+import type { ConfigMapData, ServiceSpec } from '../types/kubernetes.ts';
 import type { WorkloadProbe, WorkloadSpec } from '../types/workload.ts';
 import { checkLabels } from './common.ts';
 import type { Reporter } from './reporter.ts';
@@ -37,6 +37,27 @@ export function validateService(spec: ServiceSpec, r: Reporter): void {
   }
   if (spec.clusterIP !== undefined && spec.clusterIP !== '' && spec.clusterIP !== 'None' && !isIP(spec.clusterIP)) r.error(['spec', 'clusterIP'], `"${spec.clusterIP}" is not an IP address`, 'use an IP address, "None" (headless) or leave it out');
   if (!ports.length && spec.type !== 'ExternalName' && spec.clusterIP !== 'None') r.error(['spec', 'ports'], 'a Service needs at least one port', 'add ports: [{ name: http, port: 80 }]');
+}
+
+const CONFIG_MAP_KEY = /^[-._a-zA-Z0-9]+$/;
+
+/** The API server's ConfigMap rules: keys of `[-._a-zA-Z0-9]`, string values, base64 binaryData, no key in both. */
+export function validateConfigMap(content: ConfigMapData, r: Reporter): void {
+  for (const field of ['data', 'binaryData'] as const) {
+    const map: unknown = content[field];
+    if (map === undefined) continue;
+    if (map === null || typeof map !== 'object' || Array.isArray(map)) {
+      r.error([field], `${field} must be a mapping of keys to strings`, 'write key: value pairs, e.g. ca.crt: |');
+      continue;
+    }
+    for (const [key, value] of Object.entries(map)) {
+      if (!CONFIG_MAP_KEY.test(key) || key.length > 253) r.error([field, key], `"${key}" is not a valid ConfigMap key`, 'use letters, digits, -, _ and . only');
+      if (typeof value !== 'string') r.error([field, key], `${field}.${key} must be a string`, 'quote the value, or write a block scalar (|)');
+      else if (field === 'binaryData' && !/^[A-Za-z0-9+/]*={0,2}$/.test(value.replace(/\s/g, ''))) r.error([field, key], `binaryData.${key} is not base64`, 'write the bytes base64-encoded, or use data for text');
+      if (field === 'binaryData' && content.data && Object.hasOwn(content.data, key)) r.error([field, key], `key "${key}" is in both data and binaryData`, 'keep it in one of them');
+    }
+  }
+  if (content.immutable !== undefined && typeof content.immutable !== 'boolean') r.error(['immutable'], 'immutable must be true or false', 'write immutable: true');
 }
 
 export function validateNamespace(r: Reporter): void {

@@ -2,8 +2,10 @@
 // of a snapshot become Istio Gateways and VirtualServices, which the push context holds beside the
 // user's own so the usual generators program the proxies. What Istio would report in the
 // resources' status comes back as diagnostics.
-import type { Diagnostic, GatewayApi, GatewaySpec, Resource, ServiceSpec, VirtualServiceSpec } from '../../api/index.ts';
+import type { DestinationRuleSpec, Diagnostic, GatewayApi, GatewaySpec, Resource, ServiceSpec, VirtualServiceSpec } from '../../api/index.ts';
+import type { Credential } from '../push-context.ts';
 import { protocolOf } from '../service.ts';
+import { convertBackendTlsPolicies } from './backend-tls-policies.ts';
 import { convertGateways } from './gateways.ts';
 import { ReferenceGrants } from './reference-grants.ts';
 import { convertL4Routes } from './l4-routes.ts';
@@ -21,16 +23,22 @@ export interface GatewayApiInput {
   hasService(host: string): boolean;
   /** The protocol a service port declares, if the registry has it. */
   portProtocol?(host: string, port: number): string | undefined;
+  /** A credentialName secret (the credentials directory), to check a Gateway's backend clientCertificateRef; unchecked when absent. */
+  credential?(name: string): Credential | undefined;
+  /** The number of a service port by name, if the registry has it (a BackendTLSPolicy's sectionName). */
+  servicePortNamed?(host: string, name: string): number | undefined;
   domainSuffix?: string;
 }
 
 export interface GatewayApiOutput {
   gateways: Resource<GatewaySpec>[];
   virtualServices: Resource<VirtualServiceSpec>[];
+  /** From BackendTLSPolicies. */
+  destinationRules: Resource<DestinationRuleSpec>[];
   diagnostics: Diagnostic[];
 }
 
-const GATEWAY_API_KINDS: ReadonlySet<string> = new Set(['GatewayClass', 'KubernetesGateway', 'HTTPRoute', 'GRPCRoute', 'TCPRoute', 'TLSRoute', 'ReferenceGrant']);
+const GATEWAY_API_KINDS: ReadonlySet<string> = new Set(['GatewayClass', 'KubernetesGateway', 'HTTPRoute', 'GRPCRoute', 'TCPRoute', 'TLSRoute', 'ReferenceGrant', 'BackendTLSPolicy']);
 
 export function hasGatewayApiResources(resources: readonly Resource[]): boolean {
   return resources.some((r) => GATEWAY_API_KINDS.has(r.kind));
@@ -43,10 +51,12 @@ export function translateGatewayApi(input: GatewayApiInput): GatewayApiOutput {
   const namespaces = new Map(resources.filter((r) => r.kind === 'Namespace').map((r) => [r.metadata.name, r.metadata.labels ?? {}]));
   // Kubernetes labels every namespace with its name; a namespace without a resource has that label only.
   const namespaceLabels = (ns: string) => ({ ...namespaces.get(ns), 'kubernetes.io/metadata.name': ns });
-  const gateways = convertGateways(resources, grants, namespaceLabels, status);
+  const gateways = convertGateways(resources, grants, namespaceLabels, status, input.credential);
   const routeInput = { resources, gateways, grants, hasService: input.hasService, portProtocol: input.portProtocol, domainSuffix: input.domainSuffix ?? 'cluster.local', status };
   const virtualServices = [...convertRoutes(routeInput), ...convertL4Routes(routeInput)];
-  return { gateways: gateways.gateways, virtualServices, diagnostics: status.diagnostics };
+  const domainSuffix = input.domainSuffix ?? 'cluster.local';
+  const destinationRules = convertBackendTlsPolicies({ resources, domainSuffix, hasService: input.hasService, servicePortNamed: input.servicePortNamed, status });
+  return { gateways: gateways.gateways, virtualServices, destinationRules, diagnostics: status.diagnostics };
 }
 
 /**
@@ -59,11 +69,15 @@ export function gatewayApiStatus(resources: readonly Resource[], domainSuffix = 
   if (!hasGatewayApiResources(resources)) return [];
   const hosts = new Set<string>();
   const protocols = new Map<string, string>();
+  const portNames = new Map<string, number>();
   for (const r of resources) {
     if (r.kind === 'Service') {
       const host = `${r.metadata.name}.${r.metadata.namespace}.svc.${domainSuffix}`;
       hosts.add(host);
-      for (const p of (r.spec as ServiceSpec).ports ?? []) protocols.set(`${host}:${p.port}`, protocolOf(p.name, p.appProtocol));
+      for (const p of (r.spec as ServiceSpec).ports ?? []) {
+        protocols.set(`${host}:${p.port}`, protocolOf(p.name, p.appProtocol));
+        if (p.name) portNames.set(`${host}:${p.name}`, p.port);
+      }
     }
     if (r.kind === 'ServiceEntry') for (const h of (r.spec as { hosts?: string[] }).hosts ?? []) hosts.add(h);
     const gateway = r.kind === 'KubernetesGateway' ? (r.spec as unknown as GatewayApi.KubernetesGatewaySpec) : undefined;
@@ -73,5 +87,5 @@ export function gatewayApiStatus(resources: readonly Resource[], domainSuffix = 
       hosts.add(host);
     }
   }
-  return translateGatewayApi({ resources, hasService: (h) => hosts.has(h), portProtocol: (h, port) => protocols.get(`${h}:${port}`), domainSuffix }).diagnostics;
+  return translateGatewayApi({ resources, hasService: (h) => hosts.has(h), portProtocol: (h, port) => protocols.get(`${h}:${port}`), servicePortNamed: (h, name) => portNames.get(`${h}:${name}`), domainSuffix }).diagnostics;
 }

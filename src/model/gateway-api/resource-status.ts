@@ -4,11 +4,14 @@
 import type { Diagnostic, GatewayApi, GatewaySpec, Resource, VirtualServiceSpec } from '../../api/index.ts';
 import { describeResource, GATEWAY_API_GROUP, GATEWAY_NAME_LABEL } from '../../api/index.ts';
 import type { Proxy } from '../proxy.ts';
+import { insecureFrontendValidation } from './gateway-tls.ts';
 import { supportedKinds } from './gateways.ts';
 import { PARENTS_ANNOTATION } from './routes.ts';
 import { GATEWAY_API_CODES } from './status.ts';
 
 export const ISTIO_CONTROLLER = 'istio.io/gateway-controller';
+/** The controller istiod names in a policy's status for its mesh (Service) ancestors. */
+const MESH_CONTROLLER = 'istio.io/mesh-controller';
 const ISTIO_CLASS = 'istio';
 
 export interface Condition {
@@ -60,7 +63,7 @@ export function gatewayApiResourceStatus(resources: readonly Resource[], diagnos
     const m = /^(Accepted|ResolvedRefs|Programmed)=False \(([^)]*)\): (.*)$/.exec(d.message);
     if (!m) continue;
     // A route is accepted or not per parent (its status has one entry per parentRef).
-    const parent = /^spec\.(?:parentRefs|listeners)\[(\d+)\]/.exec(d.path ?? '')?.[1];
+    const parent = /^spec\.(?:parentRefs|listeners|targetRefs)\[(\d+)\]/.exec(d.path ?? '')?.[1];
     const key = parent === undefined ? d.resource : `${d.resource}#${parent}`;
     let byType = failed.get(key);
     if (!byType) failed.set(key, (byType = new Map()));
@@ -95,7 +98,13 @@ export function gatewayApiResourceStatus(resources: readonly Resource[], diagnos
           : addresses.length
             ? { type: 'Programmed', status: 'True', reason: 'Programmed', message: `Resource programmed, served by ${gateways.map((p) => p.name).join(', ')}` }
             : { type: 'Programmed', status: 'False', reason: 'AddressNotAssigned', message: `no gateway proxy labelled ${GATEWAY_NAME_LABEL}=${r.metadata.name} in ${r.metadata.namespace} is connected (rig up runs ${r.metadata.name}-${ISTIO_CLASS})` };
-      out.set(key, { addresses: addresses.map((value) => ({ type: 'IPAddress', value })), conditions: [accepted, programmed], listeners });
+      // Newer istiod reports these two on every Gateway: its references (backend.clientCertificateRef) and GEP-91's fallback mode.
+      const insecure = insecureFrontendValidation(spec);
+      const insecureMode: Condition = insecure
+        ? { type: 'InsecureFrontendValidationMode', status: 'True', reason: 'ConfigurationChanged', message: 'AllowInsecureFallback mode is enabled for frontend validation' }
+        : { type: 'InsecureFrontendValidationMode', status: 'False', reason: '', message: 'AllowInsecureFallback mode is disabled for frontend validation' };
+      const resolved = condition(key, 'ResolvedRefs', 'ResolvedRefs', 'All references resolved');
+      out.set(key, { addresses: addresses.map((value) => ({ type: 'IPAddress', value })), conditions: [accepted, insecureMode, programmed, resolved], listeners });
     } else if (ROUTE_KINDS.has(r.kind)) {
       const spec = r.spec as { parentRefs?: GatewayApi.ParentReference[] };
       const resolved = condition(key, 'ResolvedRefs', 'ResolvedRefs', 'All references resolved');
@@ -104,6 +113,18 @@ export function gatewayApiResourceStatus(resources: readonly Resource[], diagnos
         return { parentRef, controllerName: ISTIO_CONTROLLER, conditions: [own.status === 'False' ? own : condition(key, 'Accepted', 'Accepted', 'Route was valid'), resolved] };
       });
       out.set(key, { parents });
+    } else if (r.kind === 'BackendTLSPolicy') {
+      // One ancestor per targetRef, the Service (for the mesh), as istiod reports them.
+      const spec = r.spec as unknown as GatewayApi.BackendTLSPolicySpec;
+      const ancestors = spec.targetRefs.map((t, i) => {
+        const own = (type: string, okReason: string) => {
+          const c = condition(`${key}#${i}`, type, okReason, 'Configuration is valid');
+          return c.status === 'False' ? c : condition(key, type, okReason, 'Configuration is valid');
+        };
+        const ancestorRef = { group: t.group, kind: t.kind, name: t.name, ...(t.sectionName ? { sectionName: t.sectionName } : {}) };
+        return { ancestorRef, controllerName: MESH_CONTROLLER, conditions: [own('Accepted', 'Accepted'), own('ResolvedRefs', 'ResolvedRefs')] };
+      });
+      out.set(key, { ancestors });
     } else if (r.kind === 'GatewayClass') {
       const spec = r.spec as unknown as GatewayApi.GatewayClassSpec;
       if (spec.controllerName === ISTIO_CONTROLLER) out.set(key, { conditions: [{ type: 'Accepted', status: 'True', reason: 'Accepted', message: 'Handled by Istio controller' }] });

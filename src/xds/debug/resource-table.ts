@@ -39,6 +39,7 @@ const COLUMNS: Partial<Record<Kind, Column[]>> = {
   WorkloadEntry: [['ADDRESS', (r) => str(at(r, 'address'))]],
   Service: [['PORT(S)', (r) => ((at(r, 'ports') ?? []) as { port: number; protocol?: string }[]).map((p) => `${p.port}/${p.protocol ?? 'TCP'}`).join(',')]],
   Workload: [['REPLICAS', (r) => str(at(r, 'replicas') ?? 1)]],
+  ConfigMap: [['DATA', (r) => str(Object.keys((at(r, 'data') ?? {}) as object).length + Object.keys((at(r, 'binaryData') ?? {}) as object).length)]],
   GatewayClass: [
     ['CONTROLLER', (r) => str(at(r, 'controllerName'))],
     ['ACCEPTED', (r) => condition(r, 'Accepted')],

@@ -53,9 +53,9 @@ export function gatewayHttpsRouteName(port: number, portName: string, gwName: st
   return `https.${port}.${portName}.${gwName}.${gwNamespace}`;
 }
 
-/** SDS name of a gateway/DR credential (Istio's `kubernetes://<name>`). */
+/** SDS name of a gateway/DR credential (Istio's `kubernetes://<name>`); a name with its own scheme (`configmap://ns/name`, `invalid://`) is kept, as istiod keeps it. */
 export function credentialSecretName(name: string): string {
-  return `kubernetes://${name}`;
+  return name.includes('://') ? name : `kubernetes://${name}`;
 }
 
 export const CA_CERT_SUFFIX = '-cacert';

@@ -100,7 +100,9 @@ export function gatewayDownstream(tls: ServerTLSSettings, alpn: string[]): Envoy
   } else if (tls.credentialName) {
     common.tls_certificate_sds_secret_configs = [sds(credentialSecretName(tls.credentialName))];
     // caCrl is not read here: istiod leaves a credential's revocation list to the credential (a warning says so).
-    if (mutual) common.combined_validation_context = { default_validation_context: validationOf(tls), validation_context_sds_secret_config: sds(credentialSecretName(tls.credentialName + CA_CERT_SUFFIX)) };
+    const ca = tls.caCertCredentialName ?? tls.credentialName;
+    const untrusted = tls.mode === 'OPTIONAL_MUTUAL' && tls.insecureSkipVerify ? { trust_chain_verification: 'ACCEPT_UNTRUSTED' } : {};
+    if (mutual) common.combined_validation_context = { default_validation_context: { ...validationOf(tls), ...untrusted }, validation_context_sds_secret_config: sds(credentialSecretName(ca + CA_CERT_SUFFIX)) };
   } else {
     if (tls.serverCertificate && tls.privateKey) common.tls_certificates = [{ certificate_chain: { filename: tls.serverCertificate }, private_key: { filename: tls.privateKey } }];
     if (mutual && tls.caCertificates) common.validation_context = { ...validationOf(tls), ...crlOf(tls), trusted_ca: { filename: tls.caCertificates } };
