@@ -40,7 +40,7 @@ export interface LoadResult {
 export const SKIPPED_KIND = 'RIG0003';
 
 /** Gateway API kinds Rigging does not read: warned about (a route that does nothing should say so), never taken for typos. */
-const OTHER_GATEWAY_API_KINDS = new Set(['UDPRoute', 'BackendLBPolicy', 'ListenerSet', 'XListenerSet', 'XBackendTrafficPolicy', 'BackendTrafficPolicy', 'XMesh']);
+const OTHER_GATEWAY_API_KINDS = new Set(['UDPRoute', 'BackendLBPolicy', 'XListenerSet', 'XBackendTrafficPolicy', 'BackendTrafficPolicy', 'XMesh']);
 const ENVELOPE_FIELDS = new Set(['apiVersion', 'kind', 'metadata', 'spec', 'status']);
 const MAX_ALIASES = 1000;
 

@@ -43,6 +43,7 @@ export const KINDS = [
   'Workload',
   'GatewayClass',
   'KubernetesGateway',
+  'ListenerSet',
   'HTTPRoute',
   'GRPCRoute',
   'TCPRoute',

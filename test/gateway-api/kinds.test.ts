@@ -228,3 +228,33 @@ ${listener('mutual', '{ certificateRefs: [{ name: c }], options: { gateway.istio
     ['Error spec.listeners[2].tls.options["gateway.istio.io/tls-terminate-mode"]', 'Warning spec.listeners[3].tls.options["example.com/cipher"]'],
   );
 });
+
+test('ListenerSet (v1) is read and checked like a Gateway\'s listeners; a Gateway\'s allowedListeners Selector needs a selector', () => {
+  const r = loadDocuments(
+    `apiVersion: gateway.networking.k8s.io/v1
+kind: ListenerSet
+metadata: { name: ls, namespace: team }
+spec:
+  parentRef: { name: shop, namespace: default }
+  listeners:
+  - { name: a, port: 8081, protocol: HTTP }
+  - { name: a, port: 8082, protocol: TCP, hostname: x.example.com }
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: { name: shop }
+spec: { gatewayClassName: istio, allowedListeners: { namespaces: { from: Selector } }, listeners: [{ name: http, port: 80, protocol: HTTP }] }
+`,
+    'ls.yaml',
+  );
+  assert.deepEqual(
+    r.diagnostics.map((d) => [d.severity, d.resource, d.path]),
+    [
+      ['Error', 'ListenerSet team/ls', 'spec.listeners[1].name'],
+      ['Error', 'ListenerSet team/ls', 'spec.listeners[1].hostname'],
+      ['Error', 'Gateway.gateway.networking.k8s.io default/shop', 'spec.allowedListeners.namespaces'],
+    ],
+  );
+  const wrongField = loadDocuments('apiVersion: gateway.networking.k8s.io/v1\nkind: ListenerSet\nmetadata: { name: ls }\nspec: { parentRef: { name: shop }, listeners: [{ name: a, port: 80, protocol: HTTP, bogus: 1 }] }\n', 'f.yaml');
+  assert.deepEqual(wrongField.diagnostics.map((d) => [d.severity, d.path]), [['Error', 'spec.listeners[0].bogus']]);
+});

@@ -625,3 +625,45 @@ test('a generated Gateway programs the gateway proxies of its own namespace only
   assert.deepEqual(ports('team-b'), [8080]);
   assert.deepEqual(ports('default'), []);
 });
+
+test('ListenerSets: allowedListeners None by default, Same, conflicts by port and protocol, routes attaching by sectionName and port', () => {
+  const ls = (name: string, ns: string, parent: string, listeners: string) => `apiVersion: gateway.networking.k8s.io/v1\nkind: ListenerSet\nmetadata: { name: ${name}, namespace: ${ns} }\nspec:\n  parentRef: { name: ${parent}, namespace: default }\n  listeners:\n${listeners}\n---\n`;
+  const push = buildPush(
+    parseYaml(`${svc('a')}${gw('closed', HTTP80)}apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: { name: gw, namespace: default }
+spec:
+  gatewayClassName: istio
+  allowedListeners: { namespaces: { from: Same } }
+  listeners:
+  - { name: http, port: 80, protocol: HTTP }
+  - { name: tcp, port: 9000, protocol: TCP }
+---
+${ls('to-closed', 'default', 'closed', '  - { name: web, port: 81, protocol: HTTP }')}${ls('web', 'default', 'gw', '  - { name: web, port: 81, protocol: HTTP, hostname: web.example.com }\n  - { name: same-host, port: 80, protocol: HTTP }\n  - { name: on-tcp, port: 9000, protocol: HTTP }')}${ls('elsewhere', 'team', 'gw', '  - { name: x, port: 82, protocol: HTTP }')}${ls('orphan', 'default', 'nogw', '  - { name: x, port: 83, protocol: HTTP }')}
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: r }
+spec:
+  parentRefs:
+  - { kind: ListenerSet, name: web, port: 81 }
+  - { kind: ListenerSet, name: web, sectionName: same-host }
+  - { kind: ListenerSet, name: to-closed }
+  - { kind: ListenerSet, name: missing }
+  rules: [{ backendRefs: [{ name: a, port: 9080 }] }]
+`),
+  );
+  assert.deepEqual(conditions(push), [
+    'Error ListenerSet default/to-closed spec.parentRef: Accepted=False (NotAllowed): Gateway default/closed does not allow ListenerSets from namespace default (allowedListeners.namespaces.from: None)',
+    'Error ListenerSet team/elsewhere spec.parentRef: Accepted=False (NotAllowed): Gateway default/gw does not allow ListenerSets from namespace team (allowedListeners.namespaces.from: Same)',
+    'Error ListenerSet default/web spec.listeners[1]: Accepted=False (HostnameConflict): listener same-host conflicts with listener http of Gateway default/gw (port 80, HTTP, hostname *)',
+    'Error ListenerSet default/web spec.listeners[2]: Accepted=False (ProtocolConflict): listener on-tcp conflicts with listener tcp of Gateway default/gw (port 9000, TCP, hostname *)',
+    'Warning ListenerSet default/orphan spec.parentRef: parent Gateway default/nogw does not exist: the ListenerSet\'s listeners are not served',
+    'Error HTTPRoute default/r spec.parentRefs[1]: Accepted=False (NoMatchingParent): ListenerSet default/web has no listener with sectionName same-host',
+    'Error HTTPRoute default/r spec.parentRefs[2]: Accepted=False (NoMatchingParent): ListenerSet default/to-closed serves no listener: Gateway default/closed does not allow ListenerSets from namespace default',
+    'Error HTTPRoute default/r spec.parentRefs[3]: Accepted=False (NoMatchingParent): ListenerSet default/missing does not exist',
+  ]);
+  // The ListenerSet's listener is served by the parent Gateway's proxies, the route bound to it.
+  const ports = GENERATORS[LISTENER_TYPE].generate(push, router('gw'), undefined).map((l) => ((l.address as EnvoyJson).socket_address as EnvoyJson).port_value);
+  assert.deepEqual(ports.sort(), [80, 81]);
+  assert.deepEqual(vhost(routeConfig(push, router('gw'), 'http.81'), 'web.example.com:81').domains, ['web.example.com', 'web.example.com:81']);
+});

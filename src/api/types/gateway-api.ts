@@ -45,7 +45,8 @@ export interface KubernetesGatewaySpec {
   addresses?: { type?: string; value: string }[];
   infrastructure?: Record<string, unknown>;
   tls?: GatewayTLSConfig;
-  allowedListeners?: Record<string, unknown>;
+  /** Which namespaces' ListenerSets may add listeners; none by default. */
+  allowedListeners?: { namespaces?: { from?: 'All' | 'Same' | 'Selector' | 'None'; selector?: LabelSelector } };
   defaultScope?: string;
 }
 
@@ -66,6 +67,12 @@ export interface FrontendTLSValidation {
 export interface GatewayTLSConfig {
   frontend?: { default: { validation?: FrontendTLSValidation }; perPort?: { port: number; tls: { validation?: FrontendTLSValidation } }[] };
   backend?: { clientCertificateRef?: SecretObjectReference };
+}
+
+/** ListenerSet (v1, Gateway API v1.5): listeners for a parent Gateway, merged after the Gateway's own. */
+export interface ListenerSetSpec {
+  parentRef: { group?: string; kind?: string; name: string; namespace?: string };
+  listeners: Listener[];
 }
 
 export interface ParentReference {

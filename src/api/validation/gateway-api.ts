@@ -4,6 +4,7 @@
 // backends, grants) is checked when the resources are translated (src/model/gateway-api/).
 import type * as G from '../types/gateway-api.ts';
 import { TLS_TERMINATE_MODE_OPTION } from '../types/gateway-api.ts';
+import { GATEWAY_API_GROUP } from '../kinds.ts';
 import type { FieldPath } from '../source-map.ts';
 import { validateGatewayTls } from './gateway-tls.ts';
 import type { Reporter } from './reporter.ts';
@@ -83,8 +84,16 @@ export function validateKubernetesGateway(spec: G.KubernetesGatewaySpec, r: Repo
   if (spec.addresses) unsupported(r, ['spec', 'addresses'], 'addresses', 'the gateway listens on every address of its host');
   if (spec.infrastructure) unsupported(r, ['spec', 'infrastructure'], 'infrastructure', 'the gateway deployment gets no extra labels, annotations or parameters');
   if (spec.tls) validateGatewayTls(spec.tls, r);
-  if (spec.allowedListeners) unsupported(r, ['spec', 'allowedListeners'], 'allowedListeners (ListenerSets)', 'only the listeners written here exist');
+  const from = spec.allowedListeners?.namespaces?.from;
+  if (from === 'Selector' && !spec.allowedListeners?.namespaces?.selector) r.error(['spec', 'allowedListeners', 'namespaces'], 'from: Selector needs a selector', 'add selector (matchLabels / matchExpressions over Namespace labels)');
   if (spec.defaultScope) unsupported(r, ['spec', 'defaultScope'], 'defaultScope', 'routes attach through parentRefs only');
+}
+
+/** A ListenerSet's listeners follow a Gateway's listener rules (names, port, protocol, hostname and TLS). */
+export function validateListenerSet(spec: G.ListenerSetSpec, r: Reporter): void {
+  validateKubernetesGateway({ gatewayClassName: '', listeners: spec.listeners }, r);
+  const p = spec.parentRef;
+  if ((p.group ?? GATEWAY_API_GROUP) !== GATEWAY_API_GROUP || (p.kind ?? 'Gateway') !== 'Gateway') r.warn(['spec', 'parentRef'], `parentRef ${p.group ?? ''}/${p.kind ?? ''} is not a Gateway API Gateway`, 'a ListenerSet attaches to a Gateway (gateway.networking.k8s.io); this one is left to other controllers');
 }
 
 const FILTER_FIELD: Record<string, keyof G.HTTPRouteFilter> = {

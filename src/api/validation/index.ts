@@ -9,7 +9,7 @@ import type * as T from '../index.ts';
 import { validateEnvoyFilter } from './envoy-filter.ts';
 import { validateDestinationRule } from './destination-rule.ts';
 import { validateGateway } from './gateway.ts';
-import { validateGRPCRoute, validateGatewayClass, validateHTTPRoute, validateKubernetesGateway, validateReferenceGrant, validateTCPRoute, validateTLSRoute } from './gateway-api.ts';
+import { validateGRPCRoute, validateGatewayClass, validateHTTPRoute, validateKubernetesGateway, validateListenerSet, validateReferenceGrant, validateTCPRoute, validateTLSRoute } from './gateway-api.ts';
 import { validateBackendTLSPolicy } from './backend-tls-policy.ts';
 import { validateConfigMap, validateMetadataName, validateNamespace, validateService, validateWorkload } from './kubernetes.ts';
 import { Reporter } from './reporter.ts';
@@ -29,7 +29,7 @@ export interface ValidateOptions {
   telemetry?: TelemetryOptions;
 }
 
-const REQUIRES_SPEC = new Set(['ServiceEntry', 'WorkloadEntry', 'WorkloadGroup', 'Workload', 'GatewayClass', 'KubernetesGateway', 'ReferenceGrant', 'TCPRoute', 'TLSRoute', 'BackendTLSPolicy']);
+const REQUIRES_SPEC = new Set(['ServiceEntry', 'WorkloadEntry', 'WorkloadGroup', 'Workload', 'GatewayClass', 'KubernetesGateway', 'ListenerSet', 'ReferenceGrant', 'TCPRoute', 'TLSRoute', 'BackendTLSPolicy']);
 
 /** All problems of one resource. `raw` is the object as written (default: the resource); `locator` maps field paths to positions. */
 export function validateResource(resource: Resource, raw?: Record<string, unknown>, locator?: Locator, opts: ValidateOptions = {}): Diagnostic[] {
@@ -108,6 +108,8 @@ function validateSemantics(kind: Resource['kind'], spec: unknown, r: Reporter, o
       return validateGatewayClass(spec as T.GatewayApi.GatewayClassSpec, r);
     case 'KubernetesGateway':
       return validateKubernetesGateway(spec as T.GatewayApi.KubernetesGatewaySpec, r);
+    case 'ListenerSet':
+      return validateListenerSet(spec as T.GatewayApi.ListenerSetSpec, r);
     case 'HTTPRoute':
       return validateHTTPRoute(spec as T.GatewayApi.HTTPRouteSpec, r);
     case 'GRPCRoute':

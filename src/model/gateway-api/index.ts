@@ -12,7 +12,7 @@ import { convertL4Routes } from './l4-routes.ts';
 import { convertRoutes } from './routes.ts';
 import { StatusReport } from './status.ts';
 
-export { GATEWAY_SEMANTICS_ANNOTATION } from './gateways.ts';
+export { GATEWAY_PARENT_NAMESPACE_ANNOTATION, GATEWAY_SEMANTICS_ANNOTATION } from './gateways.ts';
 export { GATEWAY_API_CODES } from './status.ts';
 export { PREFIX_REDIRECT_MARKER, ROUTE_SEMANTICS_ANNOTATION, prefixReplacement } from './routes.ts';
 
@@ -38,7 +38,7 @@ export interface GatewayApiOutput {
   diagnostics: Diagnostic[];
 }
 
-const GATEWAY_API_KINDS: ReadonlySet<string> = new Set(['GatewayClass', 'KubernetesGateway', 'HTTPRoute', 'GRPCRoute', 'TCPRoute', 'TLSRoute', 'ReferenceGrant', 'BackendTLSPolicy']);
+const GATEWAY_API_KINDS: ReadonlySet<string> = new Set(['GatewayClass', 'KubernetesGateway', 'HTTPRoute', 'GRPCRoute', 'TCPRoute', 'TLSRoute', 'ReferenceGrant', 'ListenerSet', 'BackendTLSPolicy']);
 
 export function hasGatewayApiResources(resources: readonly Resource[]): boolean {
   return resources.some((r) => GATEWAY_API_KINDS.has(r.kind));

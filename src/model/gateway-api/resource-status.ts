@@ -6,6 +6,7 @@ import { describeResource, GATEWAY_API_GROUP, GATEWAY_NAME_LABEL } from '../../a
 import type { Proxy } from '../proxy.ts';
 import { insecureFrontendValidation } from './gateway-tls.ts';
 import { supportedKinds } from './gateways.ts';
+import { parentGatewayKey, type ListenerSet } from './listener-sets.ts';
 import { PARENTS_ANNOTATION } from './routes.ts';
 import { GATEWAY_API_CODES } from './status.ts';
 
@@ -29,15 +30,18 @@ export interface Generated {
   virtualServices: readonly Resource<VirtualServiceSpec>[];
 }
 
+/** A listener set's listener refused because an earlier listener of its Gateway holds the port. */
+const CONFLICT_REASONS: ReadonlySet<string> = new Set(['HostnameConflict', 'ProtocolConflict']);
+
 /**
- * The routes attached to each listener, keyed `<namespace>/<gateway>/<listener>`: the routes named
- * by the generated VirtualServices bound to the Istio Gateway generated for that listener.
+ * The routes attached to each listener, keyed `<Gateway|ListenerSet>/<namespace>/<name>/<listener>`: the
+ * routes named by the generated VirtualServices bound to the Istio Gateway generated for that listener.
  */
 function attachedRoutes(generated: Generated): Map<string, number> {
   const listenerOf = new Map<string, string>();
   for (const g of generated.gateways) {
-    const m = /^Gateway\/([^/]+)\/(.+)\.([^.]+)$/.exec(g.metadata.annotations?.[PARENTS_ANNOTATION] ?? '');
-    if (m) listenerOf.set(`${g.metadata.namespace}/${g.metadata.name}`, `${m[3]}/${m[1]}/${m[2]}`);
+    const m = /^(Gateway|ListenerSet)\/([^/]+)\/(.+)\.([^.]+)$/.exec(g.metadata.annotations?.[PARENTS_ANNOTATION] ?? '');
+    if (m) listenerOf.set(`${g.metadata.namespace}/${g.metadata.name}`, `${m[1]}/${m[4]}/${m[2]}/${m[3]}`);
   }
   const routes = new Map<string, Set<string>>();
   for (const vs of generated.virtualServices) {
@@ -73,24 +77,35 @@ export function gatewayApiResourceStatus(resources: readonly Resource[], diagnos
     const f = failed.get(key)?.get(type);
     return f ? { type, status: 'False', reason: f.reason, message: f.message } : { type, status: 'True', reason: okReason, message: okMessage };
   };
+  /** A listener's status: its conditions, the kinds it takes, its attached routes. A listener refused for a conflict is Conflicted. */
+  const listenerStatus = (key: string, l: GatewayApi.Listener, i: number, attachedKey: string) => {
+    const refused = failed.get(`${key}#${i}`)?.get('Accepted');
+    const allowed = l.allowedRoutes?.kinds?.map((k) => k.kind);
+    const kinds = supportedKinds(l).filter((k) => !allowed || allowed.includes(k));
+    const base = { name: l.name, attachedRoutes: attached.get(attachedKey) ?? 0, supportedKinds: kinds.map((kind) => ({ group: GATEWAY_API_GROUP, kind })) };
+    if (refused && CONFLICT_REASONS.has(refused.reason)) {
+      const no = (type: string): Condition => ({ type, status: 'False', reason: refused.reason, message: refused.message });
+      const conflicted: Condition = { type: 'Conflicted', status: 'True', reason: refused.reason, message: refused.message };
+      return { ...base, conditions: [no('Accepted'), conflicted, no('Programmed')] };
+    }
+    const conditions: Condition[] = [condition(`${key}#${i}`, 'Accepted', 'Accepted', 'No errors found'), condition(`${key}#${i}`, 'ResolvedRefs', 'ResolvedRefs', 'No errors found')];
+    const ok = conditions.every((c) => c.status === 'True');
+    conditions.push(ok ? { type: 'Programmed', status: 'True', reason: 'Programmed', message: 'No errors found' } : { type: 'Programmed', status: 'False', reason: 'Invalid', message: 'the listener is not accepted or its references do not resolve' });
+    return { ...base, conditions };
+  };
+  const proxiesOf = (ns: string, gateway: string) => proxies.filter((p) => p.type === 'router' && p.namespace === ns && p.labels[GATEWAY_NAME_LABEL] === gateway);
+  const listenerSets = listenerSetStatuses(resources, failed, listenerStatus, proxiesOf);
   const out = new Map<string, unknown>();
   for (const r of resources) {
     const key = describeResource(r);
     if (r.kind === 'KubernetesGateway') {
       const spec = r.spec as unknown as GatewayApi.KubernetesGatewaySpec;
       if (spec.gatewayClassName !== ISTIO_CLASS) continue;
-      const listeners = (spec.listeners ?? []).map((l, i) => {
-        const conditions = [condition(`${key}#${i}`, 'Accepted', 'Accepted', 'No errors found'), condition(`${key}#${i}`, 'ResolvedRefs', 'ResolvedRefs', 'No errors found')];
-        const ok = conditions.every((c) => c.status === 'True');
-        conditions.push(ok ? { type: 'Programmed', status: 'True', reason: 'Programmed', message: 'No errors found' } : { type: 'Programmed', status: 'False', reason: 'Invalid', message: 'the listener is not accepted or its references do not resolve' });
-        const allowed = l.allowedRoutes?.kinds?.map((k) => k.kind);
-        const kinds = supportedKinds(l).filter((k) => !allowed || allowed.includes(k));
-        return { name: l.name, attachedRoutes: attached.get(`${r.metadata.namespace}/${r.metadata.name}/${l.name}`) ?? 0, conditions, supportedKinds: kinds.map((kind) => ({ group: GATEWAY_API_GROUP, kind })) };
-      });
+      const listeners = (spec.listeners ?? []).map((l, i) => listenerStatus(key, l, i, `Gateway/${r.metadata.namespace}/${r.metadata.name}/${l.name}`));
       // The Gateway API's rule: a Gateway with some invalid listeners is still accepted, saying so.
       const invalidListeners = listeners.filter((l) => l.conditions.some((c) => c.status === 'False')).map((l) => l.name);
       const accepted: Condition = failed.get(key)?.has('Accepted') || !invalidListeners.length ? condition(key, 'Accepted', 'Accepted', 'Resource accepted') : { type: 'Accepted', status: 'True', reason: 'ListenersNotValid', message: `invalid listeners: ${invalidListeners.join(', ')}` };
-      const gateways = proxies.filter((p) => p.type === 'router' && p.namespace === r.metadata.namespace && p.labels[GATEWAY_NAME_LABEL] === r.metadata.name);
+      const gateways = proxiesOf(r.metadata.namespace, r.metadata.name);
       const addresses = [...new Set(gateways.map((p) => p.explicit?.bind ?? p.ipAddresses[0]).filter((a): a is string => !!a))];
       const programmed: Condition =
         accepted.status === 'False'
@@ -105,6 +120,16 @@ export function gatewayApiResourceStatus(resources: readonly Resource[], diagnos
         : { type: 'InsecureFrontendValidationMode', status: 'False', reason: '', message: 'AllowInsecureFallback mode is disabled for frontend validation' };
       const resolved = condition(key, 'ResolvedRefs', 'ResolvedRefs', 'All references resolved');
       out.set(key, { addresses: addresses.map((value) => ({ type: 'IPAddress', value })), conditions: [accepted, insecureMode, programmed, resolved], listeners });
+      if (spec.allowedListeners) {
+        // Gateway API v1.5: how many ListenerSets attached (accepted), as a condition and a count.
+        const n = [...listenerSets.values()].filter((s) => s.parent === `${r.metadata.namespace}/${r.metadata.name}` && s.status.conditions[0].status === 'True').length;
+        const st = out.get(key) as { conditions: Condition[]; attachedListenerSets?: number };
+        st.conditions.push(n ? { type: 'AttachedListenerSets', status: 'True', reason: 'ListenerSetsAttached', message: `${n} ListenerSet(s) attached` } : { type: 'AttachedListenerSets', status: 'False', reason: 'NoListenerSetsAttached', message: 'allowedListeners is set, but no ListenerSet is attached' });
+        st.attachedListenerSets = n;
+      }
+    } else if (r.kind === 'ListenerSet') {
+      const s = listenerSets.get(key);
+      if (s) out.set(key, s.status);
     } else if (ROUTE_KINDS.has(r.kind)) {
       const spec = r.spec as { parentRefs?: GatewayApi.ParentReference[] };
       const resolved = condition(key, 'ResolvedRefs', 'ResolvedRefs', 'All references resolved');
@@ -129,6 +154,44 @@ export function gatewayApiResourceStatus(resources: readonly Resource[], diagnos
       const spec = r.spec as unknown as GatewayApi.GatewayClassSpec;
       if (spec.controllerName === ISTIO_CONTROLLER) out.set(key, { conditions: [{ type: 'Accepted', status: 'True', reason: 'Accepted', message: 'Handled by Istio controller' }] });
     }
+  }
+  return out;
+}
+
+type ListenerStatusOf = (key: string, l: GatewayApi.Listener, i: number, attachedKey: string) => { conditions: Condition[] };
+
+/**
+ * The status of each ListenerSet whose parent is a Gateway of class istio, by describeResource(), with
+ * that parent's `namespace/name`: refused (NotAllowed) with no listeners, else accepted when one of
+ * its listeners is valid (ListenersNotValid otherwise) and programmed when the parent's proxies are
+ * connected, as istiod's ReportListenerSetStatus.
+ */
+function listenerSetStatuses(resources: readonly Resource[], failed: Map<string, Map<string, { reason: string; message: string }>>, listenerStatus: ListenerStatusOf, proxiesOf: (ns: string, gateway: string) => Proxy[]) {
+  const out = new Map<string, { parent: string; status: { conditions: Condition[]; listeners: unknown[] } }>();
+  for (const r of resources) {
+    if (r.kind !== 'ListenerSet') continue;
+    const set = r as unknown as ListenerSet;
+    const parent = parentGatewayKey(set);
+    const gw = resources.find((g) => g.kind === 'KubernetesGateway' && `${g.metadata.namespace}/${g.metadata.name}` === parent);
+    if (!parent || (gw?.spec as unknown as GatewayApi.KubernetesGatewaySpec | undefined)?.gatewayClassName !== ISTIO_CLASS) continue;
+    const key = describeResource(r);
+    const refused = failed.get(key)?.get('Accepted');
+    if (refused?.reason === 'NotAllowed') {
+      const no = (type: string): Condition => ({ type, status: 'False', reason: 'NotAllowed', message: refused.message });
+      out.set(key, { parent, status: { conditions: [no('Accepted'), no('Programmed')], listeners: [] } });
+      continue;
+    }
+    const listeners = set.spec.listeners.map((l, i) => listenerStatus(key, l, i, `ListenerSet/${set.metadata.namespace}/${set.metadata.name}/${l.name}`));
+    const valid = listeners.some((l) => l.conditions.every((c) => c.type === 'Conflicted' ? c.status === 'False' : c.status === 'True'));
+    const [ns, name] = parent.split('/');
+    const serving = proxiesOf(ns, name);
+    const accepted: Condition = valid ? { type: 'Accepted', status: 'True', reason: 'Accepted', message: 'Resource accepted' } : { type: 'Accepted', status: 'False', reason: 'ListenersNotValid', message: "None of the ListenerSet's listeners are valid" };
+    const programmed: Condition = !valid
+      ? { ...accepted, type: 'Programmed' }
+      : serving.length
+        ? { type: 'Programmed', status: 'True', reason: 'Programmed', message: `Resource programmed, served by ${serving.map((p) => p.name).join(', ')}` }
+        : { type: 'Programmed', status: 'False', reason: 'AddressNotAssigned', message: `no gateway proxy of Gateway ${parent} is connected` };
+    out.set(key, { parent, status: { conditions: [accepted, programmed], listeners } });
   }
   return out;
 }

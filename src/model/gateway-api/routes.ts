@@ -4,7 +4,7 @@
 // The VirtualServices carry Istio's gateway route semantics (path-separated prefixes, 500 for a
 // backend that does not resolve, prefix redirects), which src/xds/translate/route-builder.ts reads.
 import type { CorsPolicy, Destination, GatewayApi, HTTPMatchRequest, HTTPRetry, HTTPRoute, HTTPRouteDestination, HeaderOperations, Resource, StringMatch, VirtualServiceSpec } from '../../api/index.ts';
-import { GATEWAY_API_GROUP } from '../../api/index.ts';
+import { GATEWAY_API_GROUP, writtenKind } from '../../api/index.ts';
 import type { AttachableListener, ConvertedGateways } from './gateways.ts';
 import type { ReferenceGrants } from './reference-grants.ts';
 import type { StatusReport } from './status.ts';
@@ -138,39 +138,42 @@ export function attach(route: GatewayApiRoute, input: RouteInput): Attachment {
       for (const host of se.spec.hosts ?? []) out.mesh.push({ host, port: p.port, exportTo: pns === ns ? ['*'] : ['.'] });
       return;
     }
-    if (group !== GATEWAY_API_GROUP || kind !== 'Gateway') {
-      input.status.condition(route, 'Accepted', 'InvalidKind', at, `parentRef ${group ? group + '/' : ''}${kind} is not supported`, 'attach to a Gateway (gateway.networking.k8s.io) or, for mesh traffic, a Service (group "") or a ServiceEntry (group networking.istio.io)', 'Warning');
+    if (group !== GATEWAY_API_GROUP || (kind !== 'Gateway' && kind !== 'ListenerSet')) {
+      input.status.condition(route, 'Accepted', 'InvalidKind', at, `parentRef ${group ? group + '/' : ''}${kind} is not supported`, 'attach to a Gateway or a ListenerSet (gateway.networking.k8s.io) or, for mesh traffic, a Service (group "") or a ServiceEntry (group networking.istio.io)', 'Warning');
       return;
     }
     const key = `${pns}/${p.name}`;
-    const listeners = input.gateways.listeners.get(key);
+    const parentName = `${kind} ${key}`;
+    const listeners = kind === 'Gateway' ? input.gateways.listeners.get(key) : input.gateways.listenerSets.get(key);
     if (!listeners) {
-      if (!input.gateways.known.has(key)) input.status.condition(route, 'Accepted', 'NoMatchingParent', at, `Gateway ${key} does not exist`, 'create the Gateway or fix parentRefs');
-      return; // another controller's Gateway: not ours to report on
+      const detached = input.gateways.detachedListenerSets;
+      if (kind === 'Gateway' ? !input.gateways.known.has(key) : !detached.has(key)) input.status.condition(route, 'Accepted', 'NoMatchingParent', at, `${parentName} does not exist`, `create the ${kind} or fix parentRefs`);
+      else if (kind === 'ListenerSet' && detached.get(key)) input.status.condition(route, 'Accepted', 'NoMatchingParent', at, `${parentName} serves no listener: ${detached.get(key)}`, "see the ListenerSet's status");
+      return; // another controller's: not ours to report on
     }
     const candidates = listeners.filter((l) => (p.sectionName === undefined || l.listener.name === p.sectionName) && (p.port === undefined || l.listener.port === p.port));
     if (!candidates.length) {
       const which = [p.sectionName !== undefined ? `sectionName ${p.sectionName}` : '', p.port !== undefined ? `port ${p.port}` : ''].filter(Boolean).join(' and ');
-      input.status.condition(route, 'Accepted', 'NoMatchingParent', at, `Gateway ${key} has no listener with ${which}`, `listeners: ${listeners.map((l) => `${l.listener.name} (port ${l.listener.port})`).join(', ') || 'none usable'}`);
+      input.status.condition(route, 'Accepted', 'NoMatchingParent', at, `${parentName} has no listener with ${which}`, `listeners: ${listeners.map((l) => `${l.listener.name} (port ${l.listener.port})`).join(', ') || 'none usable'}`);
       return;
     }
     const allowed = candidates.filter((l) => l.kinds.has(route.kind) && l.allowsNamespace(ns));
     if (!allowed.length) {
-      input.status.condition(route, 'Accepted', 'NotAllowedByListeners', at, `no listener of Gateway ${key} allows ${route.kind}s from namespace ${ns}`, 'check the listeners\' protocol and allowedRoutes (namespaces.from defaults to Same)');
+      input.status.condition(route, 'Accepted', 'NotAllowedByListeners', at, `no listener of ${parentName} allows ${route.kind}s from namespace ${ns}`, 'check the listeners\' protocol and allowedRoutes (namespaces.from defaults to Same)');
       return;
     }
     let attached = false;
     for (const l of allowed) {
       const hosts = intersectHostnames(l.listener.hostname, 'hostnames' in route.spec ? route.spec.hostnames : undefined).filter((h) => {
-        const owner = isolatingListener(l, listeners, h);
-        if (owner) input.status.note(route, at, `hostname ${h} is served by listener ${owner.listener.name} of Gateway ${key}, not by listener ${l.listener.name} (listener isolation: the most specific listener on a port takes a name)`, `attach to listener ${owner.listener.name} (sectionName) to serve ${h}`);
+        const owner = isolatingListener(l, input.gateways.merged.get(`${l.gateway.metadata.namespace}/${l.gateway.metadata.name}`) ?? listeners, h);
+        if (owner) input.status.note(route, at, `hostname ${h} is served by listener ${owner.listener.name} of ${writtenKind(owner.owner.kind)} ${owner.owner.metadata.namespace}/${owner.owner.metadata.name}, not by listener ${l.listener.name} (listener isolation: the most specific listener on a port takes a name)`, `attach to listener ${owner.listener.name} (sectionName) to serve ${h}`);
         return !owner;
       });
       if (!hosts.length) continue;
       attached = true;
       out.gateway.push({ listener: l, hosts });
     }
-    if (!attached) input.status.condition(route, 'Accepted', 'NoMatchingListenerHostname', at, `none of the route's hostnames matches a listener hostname of Gateway ${key}`, `listener hostnames: ${allowed.map((l) => l.listener.hostname ?? '*').join(', ')}`);
+    if (!attached) input.status.condition(route, 'Accepted', 'NoMatchingListenerHostname', at, `none of the route's hostnames matches a listener hostname of ${parentName}`, `listener hostnames: ${allowed.map((l) => l.listener.hostname ?? '*').join(', ')}`);
   });
   return out;
 }

@@ -4,16 +4,16 @@ import type { GatewaySpec, Server } from '../../api/index.ts';
 import type { PushContext } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
 import { selectorMatches } from '../../model/service.ts';
-import { GATEWAY_SEMANTICS_ANNOTATION } from '../../model/gateway-api/index.ts';
+import { GATEWAY_PARENT_NAMESPACE_ANNOTATION, GATEWAY_SEMANTICS_ANNOTATION } from '../../model/gateway-api/index.ts';
 
 /**
  * Gateways whose selector matches the proxy's labels: in any namespace, as Istio does by default,
  * except those generated from a Gateway API Gateway, which program the gateway deployed in their
- * own namespace only.
+ * own namespace only (a ListenerSet's: its parent Gateway's namespace).
  */
 export function gatewaysFor(push: PushContext, proxy: Proxy): Resource<GatewaySpec>[] {
   return push.memo(`gws|${JSON.stringify(proxy.labels)}|${proxy.namespace}`, () =>
-    push.gateways.filter((g) => selectorMatches(g.spec.selector, proxy.labels) && (g.metadata.annotations?.[GATEWAY_SEMANTICS_ANNOTATION] !== 'gateway' || g.metadata.namespace === proxy.namespace)),
+    push.gateways.filter((g) => selectorMatches(g.spec.selector, proxy.labels) && (g.metadata.annotations?.[GATEWAY_SEMANTICS_ANNOTATION] !== 'gateway' || (g.metadata.annotations[GATEWAY_PARENT_NAMESPACE_ANNOTATION] ?? g.metadata.namespace) === proxy.namespace)),
   );
 }
 
