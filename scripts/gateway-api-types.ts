@@ -9,7 +9,6 @@ import type { ITCPRouteSpec } from '@kubernetes-models/gateway-api/gateway.netwo
 import type { ITLSRouteSpec } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1alpha2/TLSRouteSpec';
 import type { IBackendTLSPolicySpec } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/BackendTLSPolicySpec';
 import type { IListenerSetSpec } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/ListenerSetSpec';
-import type { IListenerSetSpec } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/ListenerSetSpec';
 import type { IReferenceGrantSpec } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/ReferenceGrantSpec';
 
 export type GatewayClassSpec = IGatewayClassSpec;
@@ -17,7 +16,6 @@ export type GatewaySpec = IGatewaySpec;
 export type HTTPRouteSpec = IHTTPRouteSpec;
 export type GRPCRouteSpec = IGRPCRouteSpec;
 export type ReferenceGrantSpec = IReferenceGrantSpec;
-export type ListenerSetSpec = IListenerSetSpec;
 export type ListenerSetSpec = IListenerSetSpec;
 export type TCPRouteSpec = ITCPRouteSpec;
 export type TLSRouteSpec = ITLSRouteSpec;

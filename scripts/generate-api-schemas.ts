@@ -56,7 +56,7 @@ const kubernetes = {
 };
 
 const gatewayApiGenerator = createGenerator({ path: join(root, 'scripts/gateway-api-types.ts'), tsconfig: join(root, 'tsconfig.json'), skipTypeCheck: true, expose: 'none', additionalProperties: false });
-const GATEWAY_API_KINDS = { GatewayClass: 'GatewayClassSpec', KubernetesGateway: 'GatewaySpec', ListenerSet: 'ListenerSetSpec', ListenerSet: 'ListenerSetSpec', HTTPRoute: 'HTTPRouteSpec', GRPCRoute: 'GRPCRouteSpec', TCPRoute: 'TCPRouteSpec', TLSRoute: 'TLSRouteSpec', ReferenceGrant: 'ReferenceGrantSpec', BackendTLSPolicy: 'BackendTLSPolicySpec' } as const;
+const GATEWAY_API_KINDS = { GatewayClass: 'GatewayClassSpec', KubernetesGateway: 'GatewaySpec', ListenerSet: 'ListenerSetSpec', HTTPRoute: 'HTTPRouteSpec', GRPCRoute: 'GRPCRouteSpec', TCPRoute: 'TCPRouteSpec', TLSRoute: 'TLSRouteSpec', ReferenceGrant: 'ReferenceGrantSpec', BackendTLSPolicy: 'BackendTLSPolicySpec' } as const;
 const gatewayApi = Object.fromEntries(Object.entries(GATEWAY_API_KINDS).map(([kind, type]) => [kind, strip(gatewayApiGenerator.createSchema(type))]));
 
 const banner = (what: string, license: string) =>
