@@ -77,3 +77,51 @@ spec:
   );
   assert.deepEqual(r.diagnostics.map((d) => `${d.severity} ${d.path}`), ['Warning spec.ingress[0].bind', 'Warning spec.egress[0].port.protocol']);
 });
+
+test("what istiod's validation rejects is an error: fault.abort.http2Error, a Gateway or Sidecar port's targetPort", () => {
+  const r = loadDocuments(
+    `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: web, namespace: default }
+spec:
+  hosts: [web]
+  http:
+  - fault: { abort: { http2Error: CANCEL, percentage: { value: 50 } } }
+    route: [{ destination: { host: web } }]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: { name: gw, namespace: default }
+spec:
+  selector: { istio: ingressgateway }
+  servers:
+  - port: { number: 80, name: http, protocol: HTTP, targetPort: 8080 }
+    hosts: ["*"]
+    defaultEndpoint: 127.0.0.1:8080
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: { name: default, namespace: default }
+spec:
+  ingress:
+  - port: { number: 9080, protocol: HTTP, name: http, targetPort: 9081 }
+    defaultEndpoint: 127.0.0.1:9080
+  egress:
+  - port: { number: 9080, protocol: HTTP, name: http, targetPort: 9081 }
+    hosts: ["./*"]
+`,
+    'mesh.yaml',
+  );
+  const shown = r.diagnostics.map((d) => `${d.severity} ${d.path}: ${d.message}`);
+  assert.deepEqual(shown.filter((d) => d.startsWith('Error')).map((d) => d.slice(0, d.indexOf(':'))), [
+    'Error spec.http[0].fault.abort.http2Error',
+    'Error spec.servers[0].port.targetPort',
+    'Error spec.ingress[0].port.targetPort',
+    'Error spec.egress[0].port.targetPort',
+  ]);
+  assert.match(shown.join('\n'), /http2Error: HTTP\/2 abort fault injection \(http2Error\) is not supported, as in Istio/);
+  assert.match(shown.join('\n'), /targetPort: targetPort has no impact on Gateways/);
+  assert.match(shown.join('\n'), /targetPort: targetPort has no impact on Sidecars/);
+  // Gateway server.defaultEndpoint: valid in Istio's API, marked NOT IMPLEMENTED there.
+  assert.ok(shown.includes('Warning spec.servers[0].defaultEndpoint: server.defaultEndpoint (not implemented by Istio either) is not supported by Rigging and has no effect'), shown.join('\n'));
+});

@@ -28,4 +28,8 @@ test('remote WasmPlugin urls with a pull policy and secret (and failStrategy FAI
   );
   assert.deepEqual(messages(plugin('http-secret', `{ url: 'http://plugins.example.com/auth.wasm', imagePullSecret: regcred }`)), ['Warning spec.imagePullSecret: imagePullSecret is used only to pull oci:// images']);
   assert.deepEqual(messages(plugin('file-policy', `{ url: 'file:///opt/auth.wasm', imagePullPolicy: Always }`)), ['Warning spec.imagePullPolicy: imagePullPolicy has no effect on a local file']);
+  // Istio's API keeps verificationKey hidden and unimplemented: no signature is verified there either.
+  assert.deepEqual(messages(plugin('signed', `{ url: 'oci://ghcr.io/acme/auth:1.0', verificationKey: 'key' }`)), [
+    'Warning spec.verificationKey: verificationKey is not supported by Rigging and has no effect (not implemented by Istio either): no signature is verified',
+  ]);
 });

@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { checkMessage, type EnvoyJson } from '../../src/envoy/index.ts';
 import { addXdsOptions, bootstrapFromOptions, identityFromOptions, type XdsCliOptions } from '../../src/proxy/bootstrap/flags.ts';
 import { xdsServerTarget } from '../../src/proxy/xds-client/index.ts';
+import { ISTIO_VERSION } from '../../src/core/version.ts';
 
 function parse(args: string[]): XdsCliOptions {
   const cmd = addXdsOptions(new Command('proxy').exitOverride());
@@ -24,6 +25,8 @@ test('an explicit-mode sidecar bootstrap carries Istio node metadata and Rigging
   const node = b.node as EnvoyJson;
   assert.equal(node.id, 'sidecar~127.0.0.1~reviews-v1.bookinfo~bookinfo.svc.cluster.local');
   assert.deepEqual(node.metadata, {
+    // As istio-agent reports its release: the Istio release Rigging follows (EnvoyFilter proxyVersion matches it).
+    ISTIO_VERSION,
     NAMESPACE: 'bookinfo',
     LABELS: { app: 'reviews', version: 'v1' },
     SERVICE_ACCOUNT: 'bookinfo-reviews',

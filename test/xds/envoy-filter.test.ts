@@ -9,6 +9,10 @@ import { CLUSTER_TYPE, EXTENSION_CONFIG_TYPE, LISTENER_TYPE, LOCAL_RATELIMIT_TYP
 import type { EnvoyJson } from '../../src/envoy/index.ts';
 import type { Proxy } from '../../src/model/proxy.ts';
 import { GENERATORS } from '../../src/xds/server/generators.ts';
+import { ISTIO_VERSION } from '../../src/core/version.ts';
+import { parseNode } from '../../src/model/proxy.ts';
+import { addXdsOptions, bootstrapFromOptions, type XdsCliOptions } from '../../src/proxy/bootstrap/flags.ts';
+import { Command } from 'commander';
 import { assertEnvoyResource, buildPush, explicitSidecar, gatewayProxy, parseYaml, podSidecar } from './fixtures.ts';
 
 const SERVICES = `apiVersion: v1
@@ -151,6 +155,68 @@ spec:
   canary.metadata = { ...canary.metadata, CANARY: 'yes' };
   assert.equal(httpFilterNames(generate(yaml, canary).listeners)['0.0.0.0_9080/0'][0], 'canary-only');
   assert.notEqual(httpFilterNames(generate(yaml, reviews()).listeners)['0.0.0.0_9080/0'][0], 'canary-only');
+});
+
+/** A sidecar as `rig proxy` describes itself (its bootstrap node, built from its flags). */
+function rigProxy(): Proxy {
+  const cmd = addXdsOptions(new Command('proxy').exitOverride());
+  cmd.parse(['--xds-address', '127.0.0.1:15010', '--namespace', 'default', '--workload-name', 'reviews-0', '--labels', 'app=reviews', '--instance-ip', '198.18.0.62'], { from: 'user' });
+  return parseNode(bootstrapFromOptions(cmd.opts<XdsCliOptions>(), {}).node);
+}
+
+test("match.proxy.proxyVersion, as istiod's proxyMatch: an RE2 pattern found in the proxy's ISTIO_VERSION; rig proxy reports the Istio release Rigging follows", () => {
+  const yaml = (pattern: string) => `apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: { name: v, namespace: default }
+spec:
+  configPatches:
+    - applyTo: HTTP_FILTER
+      match: { context: SIDECAR_OUTBOUND, proxy: { proxyVersion: '${pattern}' } }
+      patch: { operation: INSERT_FIRST, value: { name: versioned, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors } } }
+`;
+  const first = (pattern: string, proxy: Proxy) => httpFilterNames(generate(yaml(pattern), proxy).listeners)['0.0.0.0_9080/0'][0];
+  const rig = rigProxy();
+  assert.equal(rig.istioVersion, ISTIO_VERSION);
+  assert.equal(first(String.raw`^1\.31.*`, rig), 'versioned');
+  assert.notEqual(first(String.raw`^1\.2.*`, rig), 'versioned', 'a pattern for Istio 1.2x proxies skips a 1.31 one, as on Istio 1.31');
+  // An Envoy istio-proxy 1.24 (its agent reports ISTIO_VERSION 1.24.0) takes the 1.2x patch; a proxy reporting no version takes none.
+  const envoy = reviews();
+  envoy.istioVersion = '1.24.0';
+  assert.equal(first(String.raw`^1\.2.*`, envoy), 'versioned');
+  const unversioned = reviews();
+  unversioned.istioVersion = '';
+  assert.notEqual(first('.*', unversioned), 'versioned');
+
+  const diagnostics = (pattern: string) => loadDocuments(yaml(pattern), 'v.yaml').diagnostics.map((d) => `${d.severity} ${d.path}: ${d.message}`);
+  assert.deepEqual(diagnostics(String.raw`^1\.31.*`), []);
+  assert.match(diagnostics(String.raw`^1\.2.*`).join(), /^Warning spec\.configPatches\[0\]\.match\.proxy\.proxyVersion: proxyVersion "\^1\\\.2\.\*" does not match 1\.31\.0, the ISTIO_VERSION rig proxy reports/);
+  assert.match(diagnostics('^1.(2').join(), /^Error spec\.configPatches\[0\]\.match\.proxy\.proxyVersion: invalid regex for proxy version/);
+});
+
+test("targetRefs, BOOTSTRAP and listener.portName as istiod has them: an EnvoyFilter with targetRefs patches no proxy; a BOOTSTRAP patch does nothing; portName matches every port; each a warning", () => {
+  const cors = (name: string) => `{ name: ${name}, typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors } }`;
+  const yaml = `apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: { name: targeted, namespace: default }
+spec:
+  targetRefs: [{ kind: Service, group: "", name: reviews }]
+  configPatches:
+    - { applyTo: HTTP_FILTER, match: { context: SIDECAR_OUTBOUND }, patch: { operation: INSERT_FIRST, value: ${cors('targeted')} } }
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: EnvoyFilter
+metadata: { name: mixed, namespace: default }
+spec:
+  configPatches:
+    - { applyTo: BOOTSTRAP, patch: { operation: MERGE, value: { stats_flush_interval: 10s } } }
+    - { applyTo: HTTP_FILTER, match: { context: SIDECAR_OUTBOUND, listener: { portName: grpc } }, patch: { operation: INSERT_FIRST, value: ${cors('by-port-name')} } }
+`;
+  const diagnostics = loadDocuments(yaml, 'x.yaml').diagnostics.map((d) => `${d.severity} ${d.path}`);
+  assert.deepEqual(diagnostics, ['Warning spec.targetRefs', 'Warning spec.configPatches[0].applyTo', 'Warning spec.configPatches[1].match.listener.portName']);
+  const names = httpFilterNames(generate(yaml, reviews()).listeners)['0.0.0.0_9080/0'];
+  assert.equal(names[0], 'by-port-name', 'port 9080 (named http) is patched: istiod never reads portName');
+  assert.ok(!names.includes('targeted'));
+  assert.match(loadDocuments(yaml.replace('stats_flush_interval', 'stats_flush_intervall'), 'x.yaml').diagnostics.map((d) => d.message).join(), /unknown field.*envoy\.config\.bootstrap\.v3\.Bootstrap/);
 });
 
 test('order: priority first, then the root namespace before the workload namespace, then creation', () => {
@@ -426,8 +492,7 @@ test('apply time: what Rigging does not apply is an error naming the field', () 
   };
   assert.deepEqual(errors(RATE_LIMIT.split('spec:\n')[1]), []);
   const one = (patch: string) => errors(`  configPatches:\n    - ${patch}\n`);
-  assert.match(one('{ applyTo: BOOTSTRAP, patch: { operation: MERGE, value: {} } }').join(), /spec\.configPatches\[0\]\.applyTo: applyTo BOOTSTRAP is not supported/);
-  assert.match(one(`{ applyTo: CLUSTER, match: { proxy: { proxyVersion: '^1\\\\.2.*' } }, patch: { operation: MERGE, value: {} } }`).join(), /match\.proxy\.proxyVersion: .*not supported/);
+  assert.match(one('{ applyTo: BOOTSTRAP, patch: { operation: REPLACE, value: {} } }').join(), /patch\.operation: operation REPLACE does not apply to applyTo BOOTSTRAP/);
   assert.match(one('{ applyTo: HTTP_ROUTE, patch: { operation: ADD, value: {} } }').join(), /patch\.operation: operation ADD does not apply to applyTo HTTP_ROUTE/);
   assert.match(one('{ applyTo: HTTP_FILTER, patch: { operation: REMOVE } }').join(), /subFilter\.name: REMOVE of an HTTP filter needs the filter/);
   const warnings = loadDocuments(`apiVersion: networking.istio.io/v1alpha3\nkind: EnvoyFilter\nmetadata: { name: x, namespace: default }\nspec:\n  configPatches:\n    - { applyTo: HTTP_FILTER, patch: { operation: ADD, value: { name: envoy.filters.http.cors } } }\n`, 'x.yaml').diagnostics;
@@ -438,7 +503,6 @@ test('apply time: what Rigging does not apply is an error naming the field', () 
     one('{ applyTo: HTTP_FILTER, patch: { operation: INSERT_FIRST, value: { name: envoy.filters.http.oauth2 } } }').join(),
     /rig proxy has no HTTP filter envoy\.filters\.http\.oauth2; .*NACK/,
   );
-  assert.match(errors(`  targetRefs: [{ kind: Gateway, group: gateway.networking.k8s.io, name: gw }]\n  configPatches: []\n`).join(), /spec\.targetRefs: an EnvoyFilter with targetRefs applies to no proxy/);
 });
 
 test('patch.filterClass is applied as istiod applies it: no effect on placement (istiod never reads it), with a warning naming the field', () => {
@@ -503,7 +567,7 @@ ${lf('INSERT_BEFORE', 'envoy.filters.listener.tls_inspector', '{ name: envoy.fil
   assert.match(errors(`    - { applyTo: HTTP_FILTER, match: { listener: { listenerFilter: envoy.filters.listener.tls_inspector } }, patch: { operation: INSERT_FIRST, value: { name: envoy.filters.http.cors } } }\n`), /listenerFilter: listenerFilter only applies to applyTo LISTENER_FILTER/);
 });
 
-test('match.listener.filterChain.applicationProtocols, as istiod: comma-separated, every one among the chain application_protocols; listener.portName is refused (istiod ignores it)', () => {
+test('match.listener.filterChain.applicationProtocols, as istiod: comma-separated, every one among the chain application_protocols', () => {
   const patch = (protocols: string) => `apiVersion: networking.istio.io/v1alpha3
 kind: EnvoyFilter
 metadata: { name: alpn, namespace: default }
@@ -520,10 +584,6 @@ spec:
   assert.deepEqual(firsts('istio-http/1.1,istio'), ['virtualInbound/inbound|9080||'], 'the mTLS chain only; not the plaintext one');
   assert.deepEqual(firsts('istio,h2'), [], 'h2 is not among them');
   assert.deepEqual(firsts('istio, istio-h2'), [], 'no trimming, as istiod');
-  const errors = loadDocuments(`apiVersion: networking.istio.io/v1alpha3\nkind: EnvoyFilter\nmetadata: { name: x, namespace: default }\nspec:\n  configPatches:\n    - { applyTo: NETWORK_FILTER, match: { listener: { portName: http } }, patch: { operation: INSERT_FIRST, value: { name: envoy.filters.network.rbac } } }\n`, 'x.yaml')
-    .diagnostics.filter((d) => d.severity === 'Error')
-    .map((d) => `${d.path}: ${d.message}`);
-  assert.match(errors.join(), /match\.listener\.portName: match\.listener\.portName is not implemented by Istio \(istiod ignores it/);
   assert.deepEqual(loadDocuments(patch('istio'), 'x.yaml').diagnostics.filter((d) => d.severity === 'Error'), []);
 });
 

@@ -6,6 +6,9 @@ import type { FieldPath } from '../source-map.ts';
 import type { EnvoyFilterApplyTo, EnvoyFilterConfigPatch, EnvoyFilterOperation, EnvoyFilterSpec } from '../types/networking.ts';
 import type { Reporter } from './reporter.ts';
 import { GATEWAY_NAME_LABEL } from '../kinds.ts';
+import { ISTIO_VERSION } from '../../core/version.ts';
+import { RE2JS } from 're2js';
+import { regexProblem } from './rules.ts';
 
 /** The Envoy message each supported applyTo patches, and the operations Istio applies to it. */
 export const ENVOY_FILTER_TARGETS: Partial<Record<EnvoyFilterApplyTo, { message: string; operations: readonly EnvoyFilterOperation[]; match?: 'listener' | 'routeConfiguration' | 'cluster' }>> = {
@@ -25,14 +28,16 @@ export const ENVOY_FILTER_TARGETS: Partial<Record<EnvoyFilterApplyTo, { message:
 const FILTER_KINDS: Partial<Record<EnvoyFilterApplyTo, 'HTTP' | 'network' | 'listener'>> = { HTTP_FILTER: 'HTTP', NETWORK_FILTER: 'network', LISTENER_FILTER: 'listener' };
 
 export function validateEnvoyFilter(spec: EnvoyFilterSpec, r: Reporter): void {
-  // Istio accepts targetRefs here but istiod applies such an EnvoyFilter to no proxy (it skips them).
-  if (spec.targetRefs?.length) r.error(['spec', 'targetRefs'], 'an EnvoyFilter with targetRefs applies to no proxy (istiod does not implement targetRefs for EnvoyFilter and skips it)', `select the proxies with workloadSelector.labels (a Gateway API gateway's proxies carry ${GATEWAY_NAME_LABEL}: <gateway name>)`);
+  // Istio accepts targetRefs, but istiod's getMatchedEnvoyFilters (pilot/pkg/model/push_context.go) skips every
+  // EnvoyFilter that has them ("currently these would never match"), for gateways and waypoints alike; so does Rigging.
+  if (spec.targetRefs?.length) r.warn(['spec', 'targetRefs'], 'an EnvoyFilter with targetRefs applies to no proxy, as in Istio (istiod does not implement targetRefs for EnvoyFilter and skips it)', `select the proxies with workloadSelector.labels (a Gateway API gateway's proxies carry ${GATEWAY_NAME_LABEL}: <gateway name>)`);
   spec.configPatches?.forEach((p, i) => validatePatch(p, ['spec', 'configPatches', i], r));
 }
 
 function validatePatch(p: EnvoyFilterConfigPatch, at: FieldPath, r: Reporter): void {
   const applyTo = p.applyTo ?? 'INVALID';
   const target = ENVOY_FILTER_TARGETS[applyTo];
+  if (applyTo === 'BOOTSTRAP') return validateBootstrapPatch(p, at, r);
   if (!target) {
     const what = p.applyTo === undefined ? 'applyTo is missing' : `applyTo ${applyTo} is not supported by Rigging`;
     r.error(p.applyTo === undefined ? at : [...at, 'applyTo'], what, `use one of ${Object.keys(ENVOY_FILTER_TARGETS).join(', ')}`);
@@ -40,16 +45,16 @@ function validatePatch(p: EnvoyFilterConfigPatch, at: FieldPath, r: Reporter): v
   }
   const m = p.match ?? {};
   const mat = [...at, 'match'];
-  if (m.proxy?.proxyVersion !== undefined) r.error([...mat, 'proxy', 'proxyVersion'], 'match.proxy.proxyVersion is not supported (rig proxy reports its own version, not an Istio one, so an Istio version pattern would never match it)', 'remove it; select proxies with workloadSelector or match.proxy.metadata');
+  validateProxyVersion(m.proxy?.proxyVersion, [...mat, 'proxy', 'proxyVersion'], r);
   for (const k of ['listener', 'routeConfiguration', 'cluster'] as const) {
     if (m[k] === undefined || k === target.match) continue;
     if (target.match) r.error([...mat, k], `match.${k} does not apply to applyTo ${applyTo} (it takes match.${target.match})`, `use match.${target.match}`);
     else r.error([...mat, k], `match.${k} does not apply to applyTo ${applyTo} (Istio serves the config by its name to every proxy the EnvoyFilter selects)`, 'remove it; select proxies with workloadSelector');
   }
   const l = m.listener;
-  // Istio's API marks ListenerMatch.port_name "Not implemented" and istiod's listenerMatch never reads
-  // it: under Istio the patch applies to every port. Refused rather than widened silently.
-  if (l?.portName !== undefined) r.error([...mat, 'listener', 'portName'], 'match.listener.portName is not implemented by Istio (istiod ignores it, so the patch would apply to listeners of every port)', 'use portNumber, or remove it to patch every port as Istio would');
+  // Istio's API marks ListenerMatch.port_name "Not implemented" and istiod's listenerMatch
+  // (pilot/pkg/networking/core/envoyfilter/listener_patch.go) never reads it: the patch applies to every port, here too.
+  if (l?.portName !== undefined) r.warn([...mat, 'listener', 'portName'], 'match.listener.portName has no effect (not implemented by Istio either): the patch applies to listeners of every port', 'use portNumber to patch one port');
   // istiod reads listenerFilter for listener filter patches only, and no filter chain match for them.
   if (l?.listenerFilter !== undefined && applyTo !== 'LISTENER_FILTER') r.error([...mat, 'listener', 'listenerFilter'], 'listenerFilter only applies to applyTo LISTENER_FILTER (Istio ignores it here)', 'remove it');
   if (l?.filterChain !== undefined && applyTo === 'LISTENER_FILTER') r.error([...mat, 'listener', 'filterChain'], 'a filter chain match does not apply to applyTo LISTENER_FILTER (listener filters belong to the listener; Istio ignores it)', 'remove it; select the listener with portNumber or name');
@@ -85,8 +90,46 @@ function validatePatch(p: EnvoyFilterConfigPatch, at: FieldPath, r: Reporter): v
     }
   }
   if (applyTo === 'EXTENSION_CONFIG') validateExtensionConfig(p.patch.value, valueAt, r);
-  const res = normalizePatchValue(target.message, p.patch.value);
-  for (const issue of res.issues) r.error(valueAt, `patch.value${issue.path ? '.' + issue.path.replace(/^\./, '') : ''}: ${issue.message} (checked as ${target.message})`, 'fix the value; use Envoy v3 field names');
+  checkPatchValue(target.message, p.patch.value, valueAt, r);
+}
+
+/** A patch value against the Envoy message its applyTo patches. */
+function checkPatchValue(message: string, value: Record<string, unknown>, at: FieldPath, r: Reporter): void {
+  for (const issue of normalizePatchValue(message, value).issues) r.error(at, `patch.value${issue.path ? '.' + issue.path.replace(/^\./, '') : ''}: ${issue.message} (checked as ${message})`, 'fix the value; use Envoy v3 field names');
+}
+
+/**
+ * match.proxy.proxyVersion: an RE2 pattern istiod matches (unanchored) against the proxy's ISTIO_VERSION node
+ * metadata, a proxy without one never matching (proxyMatch, pilot/pkg/model/envoyfilter.go). rig proxy reports
+ * ISTIO_VERSION (core/version.ts); a pattern that misses it is valid but patches no rig proxy, which is said here.
+ */
+function validateProxyVersion(pattern: string | undefined, at: FieldPath, r: Reporter): void {
+  if (pattern === undefined || pattern === '') return;
+  const problem = regexProblem(pattern);
+  if (problem) return r.error(at, `invalid regex for proxy version: ${problem}`, 'write an RE2 regular expression such as ^1\\.31.*');
+  if (!proxyVersionMatches(pattern, ISTIO_VERSION)) {
+    r.warn(at, `proxyVersion "${pattern}" does not match ${ISTIO_VERSION}, the ISTIO_VERSION rig proxy reports (the Istio release Rigging follows): the patch applies to no rig proxy, as it applies to no Istio ${ISTIO_VERSION} proxy`, `match ${ISTIO_VERSION} (e.g. ^1\\.31.*) or remove proxyVersion; other proxies are matched by the ISTIO_VERSION they report`);
+  }
+}
+
+/** istiod's proxyVersion test: the pattern found anywhere in the version (Go's MatchString); no version, no match. */
+export function proxyVersionMatches(pattern: string, version: string): boolean {
+  return version !== '' && RE2JS.compile(pattern).matcher(version).find();
+}
+
+/**
+ * applyTo BOOTSTRAP: istiod merges such patches only into the bootstrap it serves over xDS to an istio-agent that
+ * asks for one (BootstrapGenerator, pilot/pkg/xds/bootstrapds.go), which the agent does with BOOTSTRAP_XDS_AGENT=true,
+ * off by default (pilot/cmd/pilot-agent/options). rig proxy starts from its own bootstrap, as a default
+ * istio-agent does: the patch has no effect. The value is still checked as an Envoy Bootstrap, as istiod does.
+ */
+function validateBootstrapPatch(p: EnvoyFilterConfigPatch, at: FieldPath, r: Reporter): void {
+  r.warn([...at, 'applyTo'], 'applyTo BOOTSTRAP is not supported by Rigging and has no effect, as in Istio by default (istiod patches the bootstrap only for an istio-agent started with BOOTSTRAP_XDS_AGENT=true; rig proxy starts from its own bootstrap)', 'set bootstrap fields with rig proxy flags or its --bootstrap file, or remove the patch');
+  if (p.patch?.operation === undefined) return r.error(at, 'patch.operation is missing', 'use MERGE');
+  // istiod's bootstrap generator applies MERGE only.
+  if (p.patch.operation !== 'MERGE') r.error([...at, 'patch', 'operation'], `operation ${p.patch.operation} does not apply to applyTo BOOTSTRAP (Istio ignores it)`, 'use MERGE');
+  if (p.patch.value === undefined) return r.error([...at, 'patch', 'value'], 'operation MERGE needs a patch.value (a envoy.config.bootstrap.v3.Bootstrap)', 'add the value');
+  checkPatchValue('envoy.config.bootstrap.v3.Bootstrap', p.patch.value, [...at, 'patch', 'value'], r);
 }
 
 /**

@@ -16,6 +16,8 @@ export function validateGateway(spec: GatewaySpec, r: Reporter): void {
     const { port } = s;
     if (!isPort(port.number)) r.error([...path, 'port', 'number'], `port ${port.number} is out of range`, 'use a port from 1 to 65535');
     if (!port.name) r.error([...path, 'port', 'name'], 'port name must not be empty', 'name the port, e.g. http');
+    // As istiod's validateServerPort (pkg/config/validation/validation.go): "targetPort has no impact on Gateways".
+    if (port.targetPort !== undefined && port.targetPort > 0) r.error([...path, 'port', 'targetPort'], 'targetPort has no impact on Gateways (Istio rejects it)', 'remove targetPort: the gateway listens on port.number (the pod port a Service targets)');
     else {
       const other = portNames.get(port.name);
       if (other !== undefined) r.error([...path, 'port', 'name'], `port name "${port.name}" is already used by servers[${other}]`, 'give each server port its own name');

@@ -2,6 +2,7 @@
 import { isIP } from 'node:net';
 import type { SidecarSpec, WorkloadEntrySpec, WorkloadGroupSpec } from '../types/networking.ts';
 import { checkLabels, checkSelector } from './common.ts';
+import type { FieldPath } from '../source-map.ts';
 import type { Reporter } from './reporter.ts';
 import { HOST_HINT, hostProblem, isDns1123Label, isPort } from './rules.ts';
 import { validateWorkloadEndpoint } from './service-entry.ts';
@@ -15,6 +16,7 @@ export function validateSidecar(spec: SidecarSpec, r: Reporter): void {
     if (n === undefined || !isPort(n)) r.error([...path, 'port', 'number'], `ingress port ${String(n)} is missing or out of range`, 'use a port from 1 to 65535');
     else if (inPorts.has(n)) r.error([...path, 'port', 'number'], `ingress port ${n} is listed twice`, 'list each port once');
     else inPorts.add(n);
+    targetPort(l.port?.targetPort, [...path, 'port', 'targetPort'], r);
     // As istiod's validateSidecarIngressPortAndBind: an ingress listener binds an IP address (a Unix socket only as its defaultEndpoint).
     if (l.bind !== undefined && !isIP(l.bind)) r.error([...path, 'bind'], `ingress bind "${l.bind}" is not an IP address`, 'bind an IP address such as 127.0.0.1; for a Unix domain socket, set defaultEndpoint: unix:///path');
     if (l.defaultEndpoint !== undefined && !/^(127\.0\.0\.1|0\.0\.0\.0|\[::1\]|\[::\]):\d+$|^unix:\/\/[/@]/.test(l.defaultEndpoint)) {
@@ -25,6 +27,7 @@ export function validateSidecar(spec: SidecarSpec, r: Reporter): void {
   spec.egress?.forEach((l, i) => {
     const path = ['spec', 'egress', i];
     if (!l.port) catchAll++;
+    targetPort(l.port?.targetPort, [...path, 'port', 'targetPort'], r);
     // As istiod: port 0 is a Unix domain socket listener, whose bind is unix:///path or unix://@name, captured DEFAULT or NONE.
     const uds = l.bind?.startsWith('unix://') ?? false;
     if (l.port?.number === 0) {
@@ -49,6 +52,11 @@ export function validateSidecar(spec: SidecarSpec, r: Reporter): void {
   const otp = spec.outboundTrafficPolicy;
   if (otp?.egressProxy && otp.mode !== 'ALLOW_ANY') r.error(['spec', 'outboundTrafficPolicy', 'egressProxy'], 'egressProxy is only used with mode ALLOW_ANY', 'set mode: ALLOW_ANY or remove egressProxy');
   else if (otp?.egressProxy && otp.egressProxy.port?.number === undefined) r.error(['spec', 'outboundTrafficPolicy', 'egressProxy', 'port'], 'egressProxy needs a port', 'set port.number: the egress proxy service port that unknown destinations go to');
+}
+
+/** As istiod's Sidecar validation (pkg/config/validation/validation.go): a listener port's targetPort is refused, "targetPort has no impact on Sidecars". */
+function targetPort(n: number | undefined, path: FieldPath, r: Reporter): void {
+  if (n !== undefined && n > 0) r.error(path, 'targetPort has no impact on Sidecars (Istio rejects it)', 'remove targetPort; an ingress listener sends to defaultEndpoint, an egress listener to the services\' own ports');
 }
 
 export function validateWorkloadEntry(spec: WorkloadEntrySpec, r: Reporter): void {

@@ -13,7 +13,6 @@ export function unsupportedVirtualService(spec: T.VirtualServiceSpec, r: Reporte
   spec.http?.forEach((h, i) => {
     const at = ['spec', 'http', i];
     if (h.fault?.delay?.exponentialDelay !== undefined) warn(r, [...at, 'fault', 'delay', 'exponentialDelay'], 'fault.delay.exponentialDelay (not implemented by Istio either)', 'use fixedDelay');
-    if (h.fault?.abort?.http2Error !== undefined) warn(r, [...at, 'fault', 'abort', 'http2Error'], 'fault.abort.http2Error (a stream reset)', 'the abort answers 503 instead; use httpStatus or grpcStatus');
   });
   for (const kind of ['tcp', 'tls'] as const) {
     spec[kind]?.forEach((route, i) => {
@@ -39,8 +38,8 @@ export function unsupportedDestinationRule(spec: T.DestinationRuleSpec, r: Repor
 
 export function unsupportedGateway(spec: T.GatewaySpec, r: Reporter): void {
   spec.servers?.forEach((s, i) => {
-    if (s.defaultEndpoint !== undefined) warn(r, ['spec', 'servers', i, 'defaultEndpoint'], 'server.defaultEndpoint', 'gateway traffic follows the VirtualServices bound to it');
-    if (s.port.targetPort !== undefined) warn(r, ['spec', 'servers', i, 'port', 'targetPort'], 'port.targetPort', 'the gateway listens on port.number');
+    // istio/api networking/v1alpha3/gateway.proto marks it "NOT IMPLEMENTED" ($hide_from_docs); istiod's gateway listeners never read it.
+    if (s.defaultEndpoint !== undefined) warn(r, ['spec', 'servers', i, 'defaultEndpoint'], 'server.defaultEndpoint (not implemented by Istio either)', 'gateway traffic follows the VirtualServices bound to it');
     if (s.tls?.caCrl !== undefined) ignoredServerCrl(s.tls, ['spec', 'servers', i, 'tls', 'caCrl'], r);
   });
 }
@@ -53,11 +52,9 @@ function ignoredServerCrl(tls: T.ServerTLSSettings, path: FieldPath, r: Reporter
 
 export function unsupportedSidecar(spec: T.SidecarSpec, r: Reporter): void {
   spec.ingress?.forEach((l, i) => {
-    if (l.port.targetPort !== undefined) warn(r, ['spec', 'ingress', i, 'port', 'targetPort'], 'ingress port.targetPort', 'traffic goes to defaultEndpoint (or the workload port)');
     if (l.bind && l.captureMode !== 'NONE') warn(r, ['spec', 'ingress', i, 'bind'], 'bind on a captured ingress listener', 'captured traffic arrives through virtualInbound; set captureMode: NONE for a listener bound on this address');
   });
   spec.egress?.forEach((l, i) => {
-    if (l.port?.targetPort !== undefined) warn(r, ['spec', 'egress', i, 'port', 'targetPort'], 'egress port.targetPort', 'the services\' own target ports are used');
     if (l.port?.protocol && !l.bind && l.captureMode !== 'NONE') warn(r, ['spec', 'egress', i, 'port', 'protocol'], 'port.protocol on a captured egress listener', 'the services\' own port protocols are used; set bind or captureMode: NONE for a listener of its own with this protocol');
   });
 }

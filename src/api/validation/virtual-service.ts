@@ -129,6 +129,8 @@ function checkHttpRoute(route: HTTPRoute, path: FieldPath, delegateVs: boolean, 
     }
     if (f.abort) {
       if (f.abort.httpStatus === undefined && f.abort.grpcStatus === undefined && f.abort.http2Error === undefined) r.error([...fp, 'abort'], 'abort needs httpStatus (or grpcStatus)', 'add httpStatus: 500');
+      // istiod's validateHTTPFaultInjectionAbort (pkg/config/validation/validation.go) rejects it: "HTTP/2 abort fault injection not supported yet".
+      if (f.abort.http2Error !== undefined) r.error([...fp, 'abort', 'http2Error'], 'HTTP/2 abort fault injection (http2Error) is not supported, as in Istio (istiod rejects it)', 'use httpStatus or grpcStatus');
       if (f.abort.httpStatus !== undefined && (f.abort.httpStatus < 200 || f.abort.httpStatus > 599)) r.error([...fp, 'abort', 'httpStatus'], `${f.abort.httpStatus} is not a valid HTTP status for an abort`, 'use a status from 200 to 599');
       checkPercent(f.abort.percentage?.value, [...fp, 'abort', 'percentage', 'value'], r);
     }

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import type { Command } from 'commander';
 import { RigError } from '../../core/errors.ts';
+import { ISTIO_VERSION } from '../../core/version.ts';
 import { HTTP_PROTOCOL_OPTIONS_TYPE, UPSTREAM_TLS_TYPE, type EnvoyJson } from '../../envoy/index.ts';
 import { readinessProbeErrors } from '../workload-health/readiness-probe.ts';
 import { checkProxyStatsMatcher, ISTIO_STATS_CONFIG, istioStatsMatcher, type ProxyStatsMatcher } from './istio-stats-config.ts';
@@ -333,6 +334,7 @@ export function bootstrapFromOptions(opts: XdsCliOptions, env: NodeJS.ProcessEnv
   if (entry !== undefined && opts.workloadGroup !== undefined) errors.push('--workload-group and --workload-entry exclude each other: a proxy registers under a group or stands for an existing entry');
 
   const metadata: EnvoyJson = {
+    ISTIO_VERSION,
     ...envMetadata(env, errors),
     NAMESPACE: namespace,
     LABELS: labels,

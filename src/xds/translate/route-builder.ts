@@ -209,7 +209,6 @@ function faultConfig(f: HTTPFaultInjection): EnvoyJson {
   if (f.abort) {
     const abort: EnvoyJson = { percentage: percent(f.abort.percentage?.value) };
     if (f.abort.grpcStatus !== undefined) abort.grpc_status = /^\d+$/.test(f.abort.grpcStatus) ? Number(f.abort.grpcStatus) : Math.max(0, GRPC_CODES.indexOf(f.abort.grpcStatus));
-    else if (f.abort.http2Error) abort.http_status = 503;
     else abort.http_status = f.abort.httpStatus ?? 503;
     out.abort = abort;
   }

@@ -2,11 +2,11 @@
 // EnvoyFilters, then those of the proxy's namespace (each by creation time, then name), then
 // sorted (stably) by priority. An EnvoyFilter with a workloadSelector applies to the proxies whose
 // labels it selects (in any namespace when it lives in the root namespace); without one, to every
-// proxy of its namespace (of the mesh, in the root namespace). Patch values are checked and put
+// proxy of its namespace (of the mesh, in the root namespace); with targetRefs, to none (as istiod). Patch values are checked and put
 // into Envoy's canonical JSON shape once per snapshot.
 import type { Resource } from '../../../api/index.ts';
 import type { EnvoyFilterApplyTo, EnvoyFilterConfigPatch, EnvoyFilterContext, EnvoyFilterObjectMatch, EnvoyFilterOperation, EnvoyFilterSpec } from '../../../api/types/networking.ts';
-import { ENVOY_FILTER_TARGETS } from '../../../api/validation/envoy-filter.ts';
+import { ENVOY_FILTER_TARGETS, proxyVersionMatches } from '../../../api/validation/envoy-filter.ts';
 import { normalizePatchValue, type EnvoyJson } from '../../../envoy/index.ts';
 import { warnOnce } from '../../../model/config-warnings.ts';
 import type { PushContext } from '../../../model/push-context.ts';
@@ -35,6 +35,8 @@ function compilePatch(r: Resource<EnvoyFilterSpec>, p: EnvoyFilterConfigPatch, i
   const origin = `${r.metadata.namespace}/${r.metadata.name} configPatches[${i}]`;
   const applyTo = p.applyTo ?? 'INVALID';
   const operation = p.patch?.operation ?? 'INVALID';
+  // BOOTSTRAP patches reach only a bootstrap served over xDS, which rig proxy never asks for (rig validate warns).
+  if (applyTo === 'BOOTSTRAP') return undefined;
   const target = ENVOY_FILTER_TARGETS[applyTo];
   if (!target || !target.operations.includes(operation)) {
     warnOnce('envoyfilter', `EnvoyFilter ${origin}: applyTo ${applyTo} with operation ${operation} is not supported; the patch is skipped (rig validate says why)`);
@@ -58,8 +60,10 @@ function compiled(push: PushContext, r: Resource<EnvoyFilterSpec>): CompiledPatc
   );
 }
 
-/** match.proxy.metadata: every key's value in the proxy's node metadata, as a string (Istio compares the raw metadata). */
-function metadataMatches(p: CompiledPatch, proxy: Proxy): boolean {
+/** match.proxy: proxyVersion against the proxy's ISTIO_VERSION, then every metadata key's value in its node metadata, as a string (Istio compares the raw metadata). */
+function proxyMatches(p: CompiledPatch, proxy: Proxy): boolean {
+  const version = p.match.proxy?.proxyVersion;
+  if (version && !proxyVersionMatches(version, proxy.istioVersion)) return false;
   const want = p.match.proxy?.metadata;
   if (!want) return true;
   return Object.entries(want).every(([k, v]) => {
@@ -73,22 +77,24 @@ export function patchesFor(push: PushContext, proxy: Proxy): PatchesByTarget | u
   const all = envoyFilters(push);
   if (!all.length || proxy.generator === 'grpc') return undefined;
   const scoped = scopedPatches(push, proxy);
-  if (!scoped?.byMetadata) return scoped?.byTarget;
-  // Rare: some patch matches node metadata, which differs per proxy (not memoized).
+  if (!scoped?.byProxy) return scoped?.byTarget;
+  // Rare: some patch matches the proxy's version or node metadata, which differ per proxy (not memoized).
   const byTarget = new Map<EnvoyFilterApplyTo, CompiledPatch[]>();
   for (const [k, list] of scoped.byTarget) {
-    const mine = list.filter((p) => metadataMatches(p, proxy));
+    const mine = list.filter((p) => proxyMatches(p, proxy));
     if (mine.length) byTarget.set(k, mine);
   }
   return byTarget.size ? byTarget : undefined;
 }
 
 /** The patches of the EnvoyFilters selecting proxies of this namespace and labels (shared by them in a snapshot). */
-function scopedPatches(push: PushContext, proxy: Proxy): { byTarget: PatchesByTarget; byMetadata: boolean } | undefined {
+function scopedPatches(push: PushContext, proxy: Proxy): { byTarget: PatchesByTarget; byProxy: boolean } | undefined {
   return push.memo(`envoyfilter-proxy|${proxy.namespace}|${JSON.stringify(proxy.labels)}`, () => {
     const all = envoyFilters(push);
     const root = push.mesh.rootNamespace;
     const selects = (r: Resource<EnvoyFilterSpec>) => {
+      // istiod's getMatchedEnvoyFilters skips EnvoyFilters with targetRefs (not implemented; rig validate warns).
+      if (r.spec.targetRefs?.length) return false;
       const labels = r.spec.workloadSelector?.labels;
       return !labels || Object.keys(labels).length === 0 || selectorMatches(labels, proxy.labels);
     };
@@ -97,13 +103,13 @@ function scopedPatches(push: PushContext, proxy: Proxy): { byTarget: PatchesByTa
     const ordered = [...fromRoot, ...fromOwn].sort((a, b) => (a.spec.priority ?? 0) - (b.spec.priority ?? 0));
     if (!ordered.length) return undefined;
     const byTarget = new Map<EnvoyFilterApplyTo, CompiledPatch[]>();
-    let byMetadata = false;
+    let byProxy = false;
     for (const r of ordered) {
       for (const p of compiled(push, r)) {
         byTarget.set(p.applyTo, [...(byTarget.get(p.applyTo) ?? []), p]);
-        byMetadata ||= p.match.proxy?.metadata !== undefined;
+        byProxy ||= p.match.proxy?.metadata !== undefined || !!p.match.proxy?.proxyVersion;
       }
     }
-    return { byTarget, byMetadata };
+    return { byTarget, byProxy };
   });
 }
