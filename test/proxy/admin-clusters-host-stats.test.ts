@@ -1,5 +1,6 @@
 // Envoy's per-host stats in admin /clusters (text and ?format=json), counted where Envoy counts
-// them: cx_total / cx_active / cx_connect_fail by the pools, rq_total / rq_active by attempt,
+// them: cx_total / cx_active / cx_connect_fail by the pools, rq_total once a request is on a
+// connection (Envoy's attachStreamToClient), rq_active by attempt,
 // rq_success for a final non-5xx response (gRPC: by its grpc-status), rq_error for a 5xx, a retried
 // response or reset, a request the router gave up on (router.cc chargeUpstreamCode,
 // chargeUpstreamAbort, maybeRetryReset), rq_timeout for per-try and route timeouts; then the host's
@@ -149,9 +150,8 @@ test('/clusters shows Envoy\'s per-host stats, counted where Envoy counts them',
   // The route timeout: a timeout and an error; its connection closed.
   assert.deepEqual(statsOf(text, 'slow', appPort), { cx_active: 0, cx_connect_fail: 0, cx_total: 1, rq_active: 0, rq_error: 1, rq_success: 0, rq_timeout: 1, rq_total: 1 });
   // A refused connection: a failed connection counts in cx_total and cx_connect_fail; the request is
-  // an error. (rq_total counts attempts here, as the cluster's upstream_rq_total does; Envoy's pools
-  // count a stream once it is on a connection.)
-  assert.deepEqual(statsOf(text, 'dead', deadPort), { cx_active: 0, cx_connect_fail: 1, cx_total: 1, rq_active: 0, rq_error: 1, rq_success: 0, rq_timeout: 0, rq_total: 1 });
+  // an error, but no rq_total: Envoy's pools count a stream once it is on a connection.
+  assert.deepEqual(statsOf(text, 'dead', deadPort), { cx_active: 0, cx_connect_fail: 1, cx_total: 1, rq_active: 0, rq_error: 1, rq_success: 0, rq_timeout: 0, rq_total: 0 });
   // A retried 503 and the final one: two errors.
   const retry = statsOf(text, 'retry', appPort);
   assert.deepEqual([retry.rq_total, retry.rq_error, retry.rq_success, retry.rq_timeout], [2, 2, 0, 0]);
@@ -171,7 +171,7 @@ test('/clusters shows Envoy\'s per-host stats, counted where Envoy counts them',
     { value: '1', name: 'rq_error' },
     { name: 'rq_success' },
     { name: 'rq_timeout' },
-    { value: '1', name: 'rq_total' },
+    { name: 'rq_total' },
     { type: 'GAUGE', name: 'cx_active' },
     { type: 'GAUGE', name: 'rq_active' },
   ]);
@@ -191,4 +191,138 @@ test('/clusters shows Envoy\'s per-host stats, counted where Envoy counts them',
   const odJson = (await (await fetch(`http://127.0.0.1:${ports.admin}/clusters?format=json`)).json()) as typeof json;
   const odHost = odJson.cluster_statuses.find((c) => c.name === 'od')!.host_statuses[0];
   assert.ok(odHost.success_rate === undefined || (odHost.success_rate as { value: number }).value === 100, 'JSON success_rate is { value } when computed');
+});
+
+/** Sends `text` through a TCP listener, half-closes, and reads until the other side ends. */
+function echoThrough(port: number, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1');
+    let out = '';
+    s.on('data', (d) => (out += d));
+    s.on('end', () => resolve(out));
+    s.on('error', reject);
+    s.end(text);
+  });
+}
+
+/** A raw HTTP/1.1 CONNECT through the proxy, then `text` both ways: what came back after the 200. */
+function connectThrough(port: number, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1');
+    let out = '';
+    s.on('data', (d) => {
+      out += d;
+      const i = out.indexOf('\r\n\r\n');
+      if (i >= 0 && out.slice(i + 4) === text) {
+        s.destroy();
+        resolve(out.slice(i + 4));
+      }
+    });
+    s.on('error', reject);
+    s.write(`CONNECT echo.local:1 HTTP/1.1\r\nhost: echo.local:1\r\n\r\n${text}`);
+  });
+}
+
+test('/clusters charges hosts for tcp_proxy connections, tunnels (HTTP/1.1 and pooled HTTP/2), CONNECT and mirrors as Envoy\'s pools and router do', async (t) => {
+  const echo = net.createServer({ allowHalfOpen: true }, (s) => {
+    s.on('error', () => undefined);
+    s.on('data', (d) => s.write(d));
+    s.on('end', () => s.end());
+  });
+  const echoPort = await listenLocal(echo, t);
+  const dial = () => net.connect(echoPort, '127.0.0.1');
+  // CONNECT proxies, HTTP/1.1 and HTTP/2, to the echo server.
+  const h1 = http.createServer();
+  h1.on('connect', (_req: http.IncomingMessage, socket: net.Socket) => {
+    socket.on('error', () => undefined);
+    const up = dial();
+    up.once('connect', () => {
+      socket.write('HTTP/1.1 200 OK\r\n\r\n');
+      socket.pipe(up).pipe(socket);
+    });
+  });
+  const h1Port = await listenLocal(h1, t);
+  t.after(() => h1.closeAllConnections());
+  const h2 = http2.createServer();
+  const h2Sessions = new Set<http2.ServerHttp2Session>();
+  h2.on('session', (s) => h2Sessions.add(s));
+  h2.on('stream', (stream) => {
+    stream.on('error', () => undefined);
+    const up = dial();
+    up.once('connect', () => {
+      stream.respond({ ':status': 200 });
+      stream.pipe(up).pipe(stream);
+    });
+  });
+  const h2Port = await listenLocal(h2 as unknown as net.Server, t);
+  t.after(() => h2Sessions.forEach((s) => s.destroy()));
+  const app = http.createServer((req, res) => {
+    req.resume();
+    res.writeHead(req.url!.startsWith('/fail') ? 503 : 200).end('ok');
+  });
+  const appPort = await listenLocal(app, t);
+  t.after(() => app.closeAllConnections());
+  const deadPort = await closedPort();
+
+  const cluster = (name: string, port: number, extra: Record<string, unknown> = {}) => ({ name, type: 'STATIC', connect_timeout: '1s', load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: port } } } }] }] }, ...extra });
+  const listener = (name: string, filter: Record<string, unknown>) => ({ name, address: { socket_address: { address: '127.0.0.1', port_value: 0 } }, filter_chains: [{ filters: [filter] }] });
+  const tcp = (name: string, cluster: string, extra: Record<string, unknown> = {}) => listener(name, { name: 'envoy.filters.network.tcp_proxy', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy', stat_prefix: name, cluster, ...extra } });
+  const tunnel = { tunneling_config: { hostname: 'echo.local:1' } };
+  const routes = [
+    { match: { connect_matcher: {} }, route: { cluster: 'connect', upgrade_configs: [{ upgrade_type: 'CONNECT' }] } },
+    { match: { prefix: '/' }, route: { cluster: 'app', retry_policy: { num_retries: 0 }, request_mirror_policies: [{ cluster: 'shadow' }] } },
+  ];
+  const boot = {
+    static_resources: {
+      listeners: [
+        tcp('tcp', 'tcp'),
+        tcp('tcp-dead', 'tcp-dead'),
+        tcp('tunnel-h1', 'tunnel-h1', tunnel),
+        tcp('tunnel-h2', 'tunnel-h2', tunnel),
+        listener('http', { name: 'envoy.filters.network.http_connection_manager', typed_config: { '@type': HCM, stat_prefix: 'ingress', route_config: { name: 'local', virtual_hosts: [{ name: 'all', domains: ['*'], routes }] }, http_filters: [ROUTER] } }),
+      ],
+      clusters: [cluster('tcp', echoPort), cluster('tcp-dead', deadPort), cluster('tunnel-h1', h1Port), cluster('tunnel-h2', h2Port, { typed_extension_protocol_options: H2 }), cluster('connect', echoPort), cluster('app', appPort), cluster('shadow', appPort)],
+    },
+  };
+  const file = path.join(tempDir(t, 'rig-host-stats-tcp-'), 'bootstrap.yaml');
+  fs.writeFileSync(file, stringify(boot));
+  const { ports } = await startRigProxyFromFile(t, file);
+  const l = ports.listeners;
+
+  assert.equal(await echoThrough(l.tcp, 'tcp'), 'tcp');
+  assert.equal(await echoThrough(l['tcp-dead'], 'nobody'), '');
+  assert.equal(await echoThrough(l['tunnel-h1'], 'over h1'), 'over h1');
+  // Two tunnels at once over HTTP/2: two streams of one connection.
+  const a = net.connect(l['tunnel-h2'], '127.0.0.1');
+  t.after(() => a.destroy());
+  await new Promise((r) => a.once('data', r).write('first'));
+  assert.equal(await echoThrough(l['tunnel-h2'], 'second'), 'second');
+  a.end();
+  await new Promise((r) => a.once('end', r).resume());
+  assert.equal(await connectThrough(l.http, 'over connect'), 'over connect');
+  assert.equal(await get(l.http, '/ok'), 200);
+  assert.equal(await get(l.http, '/fail'), 503);
+
+  const statsOf = (lines: string[], name: string, p: number) => Object.fromEntries(lines.filter((x) => x.startsWith(`${name}::127.0.0.1:${p}::`) && /::(cx|rq)_/.test(x)).map((x) => x.split('::').slice(2)).map(([k, v]) => [k, Number(v)]));
+  const clusters = async () => (await (await fetch(`http://127.0.0.1:${ports.admin}/clusters`)).text()).split('\n');
+  // Mirrors are fire and forget: wait until both answered and every relayed connection closed.
+  const text = await waitFor('mirrors answered, connections closed', async () => {
+    const lines = await clusters();
+    const shadow = statsOf(lines, 'shadow', appPort);
+    const open = ['tcp', 'tunnel-h1', 'connect'].some((c) => statsOf(lines, c, c === 'tunnel-h1' ? h1Port : echoPort).cx_active !== 0);
+    return shadow.rq_success + shadow.rq_error === 2 && !open ? lines : undefined;
+  });
+  // tcp_proxy: a connection and its one stream (Envoy's TCP pool attaches it), or a failed connection and none.
+  assert.deepEqual(statsOf(text, 'tcp', echoPort), { cx_active: 0, cx_connect_fail: 0, cx_total: 1, rq_active: 0, rq_error: 0, rq_success: 0, rq_timeout: 0, rq_total: 1 });
+  assert.deepEqual(statsOf(text, 'tcp-dead', deadPort), { cx_active: 0, cx_connect_fail: 1, cx_total: 1, rq_active: 0, rq_error: 0, rq_success: 0, rq_timeout: 0, rq_total: 0 });
+  // A tunnel over HTTP/1.1: a connection and its CONNECT.
+  assert.deepEqual(statsOf(text, 'tunnel-h1', h1Port), { cx_active: 0, cx_connect_fail: 0, cx_total: 1, rq_active: 0, rq_error: 0, rq_success: 0, rq_timeout: 0, rq_total: 1 });
+  // Over HTTP/2: one pooled connection (still open), two streams.
+  assert.deepEqual(statsOf(text, 'tunnel-h2', h2Port), { cx_active: 1, cx_connect_fail: 0, cx_total: 1, rq_active: 0, rq_error: 0, rq_success: 0, rq_timeout: 0, rq_total: 2 });
+  // The connection manager's CONNECT: its connection and stream.
+  assert.deepEqual(statsOf(text, 'connect', echoPort), { cx_active: 0, cx_connect_fail: 0, cx_total: 1, rq_active: 0, rq_error: 0, rq_success: 0, rq_timeout: 0, rq_total: 1 });
+  // The shadows of /ok and /fail: their host's requests, a success and an error, as the primaries.
+  const shadow = statsOf(text, 'shadow', appPort);
+  assert.deepEqual([shadow.rq_total, shadow.rq_success, shadow.rq_error, shadow.rq_active], [2, 1, 1, 0]);
+  assert.deepEqual([statsOf(text, 'app', appPort).rq_total, statsOf(text, 'app', appPort).rq_success, statsOf(text, 'app', appPort).rq_error], [2, 1, 1]);
 });

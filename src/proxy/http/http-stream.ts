@@ -16,7 +16,7 @@ import { ResetReason, RetryOn, backoffMs, wouldRetryFromReset, type RetryPolicy 
 import { APPLICATION_PROTOCOLS_STATE, type Cluster, type UpstreamHost } from '../upstream/cluster.ts';
 import { DiscoveryType } from '../upstream/cluster-config.ts';
 import { UpstreamOutcome } from '../upstream/cluster-hooks.ts';
-import { UpstreamRequest, isConnectFailure, isProtocolError, remoteResetReason, type AttemptOwner } from './upstream-request.ts';
+import { UpstreamRequest, isConnectFailure, isProtocolError, isResponseTimeout, remoteResetReason, type AttemptOwner } from './upstream-request.ts';
 import type { TrailerSource, UpstreamDispatchOptions } from '../upstream/upstream-pool.ts';
 import type { DownstreamOrigin } from '../upstream/upstream-proxy-protocol.ts';
 import { H1Exchange } from '../upstream/h1-pool/h1-exchange.ts';
@@ -578,7 +578,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
       // Envoy's shadow is an async client: no istio.alpn override (the pool offers the cluster's ALPN).
       cluster.pool(host, cluster.config.http2).dispatch(
         { path: this.head.path, method: this.head.method as Dispatcher.HttpMethod, headers: headers as IncomingHttpHeaders, body, trailers: this.requestTrailersTo(cluster, cluster.config.http2), headersTimeout: timeout, bodyTimeout: timeout },
-        new MirrorHandler(cluster),
+        new MirrorHandler(cluster, host, this.isGrpc),
       );
     }
   }
@@ -631,7 +631,6 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     if (this.route!.autoHostRewrite && host.hostname) this.head.authority = this.head.headers.host = host.hostname;
     info.upstreamHost = host.key;
     host.activeRequests++;
-    host.rqTotal++;
     cluster.s.rqTotal.value++;
     cluster.s.rqActive.value++;
     const rs = this.route!.stats;
@@ -861,7 +860,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     a.cluster.s.rqCompleted.value++;
     a.cluster.s.codes.record(status);
     if (rs) rs.response(status);
-    this.chargeHostResponse(a.host, status, headers);
+    if (chargeHostResponse(a.host, status, headers, this.isGrpc)) this.grpcSuccessDeferred = true;
     const hcm = this.conn.hcm;
     for (const h of RESPONSE_HOP_BY_HOP) if (headers[h] !== undefined) delete headers[h];
     const out = headers as HeaderMap;
@@ -1182,19 +1181,6 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     if (host) host.rqError++;
   }
 
-  /**
-   * The host's rq_error / rq_success for the response it gave (router.cc chargeUpstreamCode and
-   * handleNon5xxResponseHeaders): 5xx is an error; a gRPC response waits for its grpc-status unless
-   * its head carries it (a trailers-only response).
-   */
-  private chargeHostResponse(host: UpstreamHost, status: number, headers: IncomingHttpHeaders): void {
-    if (status >= 500) host.rqError++;
-    else if (!this.isGrpc) host.rqSuccess++;
-    else if (headers['grpc-status'] === undefined) this.grpcSuccessDeferred = true;
-    else if (grpcStatusIsError(headers['grpc-status'])) host.rqError++;
-    else host.rqSuccess++;
-  }
-
   // === responses ===
 
   recodeRequestBody(c: BodyCodec): void {
@@ -1489,21 +1475,54 @@ function shadowHost(authority: string): string {
 }
 
 /** Discards a mirrored response, counting its status on the mirror cluster. */
+/**
+ * The host's rq_error / rq_success for the response it gave (router.cc chargeUpstreamCode and
+ * handleNon5xxResponseHeaders): 5xx is an error; a gRPC response waits for its grpc-status (true:
+ * deferred) unless its head carries it (a trailers-only response).
+ */
+function chargeHostResponse(host: UpstreamHost, status: number, headers: IncomingHttpHeaders, grpc: boolean): boolean {
+  if (status >= 500) host.rqError++;
+  else if (!grpc) host.rqSuccess++;
+  else if (headers['grpc-status'] === undefined) return true;
+  else if (grpcStatusIsError(headers['grpc-status'])) host.rqError++;
+  else host.rqSuccess++;
+  return false;
+}
+
+/**
+ * A shadow request (Envoy's async client runs a router of its own): its host's rq_active while in
+ * flight, rq_success / rq_error by its response, rq_error (and rq_timeout) when it fails; the pool
+ * counts rq_total.
+ */
 class MirrorHandler implements Dispatcher.DispatchHandler {
   private readonly cluster: Cluster;
-  constructor(cluster: Cluster) {
+  private readonly host: UpstreamHost;
+  private readonly grpc: boolean;
+  private grpcDeferred = false;
+  constructor(cluster: Cluster, host: UpstreamHost, grpc: boolean) {
     this.cluster = cluster;
+    this.host = host;
+    this.grpc = grpc;
+    host.activeRequests++;
   }
   onRequestStart(): void {}
-  onResponseStart(_c: Dispatcher.DispatchController, status: number): void {
+  onResponseStart(_c: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders): void {
     this.cluster.s.codes.record(status);
+    this.grpcDeferred = chargeHostResponse(this.host, status, headers, this.grpc);
   }
   onResponseData(): void {}
-  onResponseEnd(): void {
+  onResponseEnd(_c: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
     this.cluster.s.rqCompleted.value++;
+    this.host.activeRequests--;
+    if (!this.grpcDeferred) return;
+    if (grpcStatusIsError(trailers['grpc-status'])) this.host.rqError++;
+    else this.host.rqSuccess++;
   }
-  onResponseError(): void {
+  onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
     this.cluster.s.rqRxReset.value++;
+    this.host.activeRequests--;
+    this.host.rqError++;
+    if (isResponseTimeout(err)) this.host.rqTimeout++;
   }
 }
 

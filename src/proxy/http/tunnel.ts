@@ -187,6 +187,8 @@ export function openUpstream(t: TunnelTarget, conn: ConnState, info: StreamInfo,
   upstream.once(upstream instanceof tls.TLSSocket ? 'secureConnect' : 'connect', () => {
     settled = true;
     clearTimeout(timer);
+    // The upgrade (or CONNECT) is the connection's stream from now on (Envoy's pool attach).
+    host.rqTotal++;
     s.cxActive.value++;
     upstream.once('close', () => {
       s.cxActive.value--;

@@ -127,6 +127,12 @@ export function isConnectFailure(err: Error): boolean {
   return code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL') || /CERT|UNABLE_TO_VERIFY|SELF_SIGNED/.test(code) || err.message.includes('do not match any of the configured subject alt names');
 }
 
+/** True when the pool gave up waiting for the response (the dispatch's headersTimeout / bodyTimeout). */
+export function isResponseTimeout(err: Error): boolean {
+  const code = (err as { code?: string }).code;
+  return code === H1ErrorCode.HeadersTimeout || code === H1ErrorCode.BodyTimeout || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT';
+}
+
 /**
  * True when the upstream broke HTTP (unparsable status line or header, content-length with
  * transfer-encoding, an unsolicited 100 Continue): Envoy's protocol_error, 502 UPE.

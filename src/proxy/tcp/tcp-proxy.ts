@@ -273,10 +273,10 @@ class TcpProxy implements NetworkFilter {
       };
       const state = (conn.filterState ??= {});
       info.filterState = state;
+      // The pool charges the host's rq_total.
       const attached = () => {
         onStream = true;
         host.activeRequests++;
-        host.rqTotal++;
         cluster.s.rqTotal.value++;
       };
       // Behind an upstream_proxy_protocol transport socket the pool is this connection's own (cluster.pool).

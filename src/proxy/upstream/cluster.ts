@@ -397,6 +397,9 @@ export class Cluster implements ClusterHandle {
         s.cxDestroy.value++;
         host.cxActive--;
       },
+      // Envoy's pools charge the host's rq_total when a stream is on a connection (attachStreamToClient):
+      // a request whose connection never came is not one.
+      onStream: () => host.rqTotal++,
       onConnectError: () => {
         // Envoy counts a connection when it is created: a failed attempt too.
         s.cxTotal.value++;
@@ -485,7 +488,7 @@ export class Cluster implements ClusterHandle {
       maxConcurrentStreams: cfg.h2Options.maxConcurrentStreams,
       initialWindowSize: cfg.h2Options.initialWindowSize,
       connectionWindowSize: cfg.h2Options.connectionWindowSize,
-    } as PoolTypes.Options, cfg.maxConnectionDurationMs, s.cxMaxDurationReached);
+    } as PoolTypes.Options, cfg.maxConnectionDurationMs, s.cxMaxDurationReached, () => host.rqTotal++);
     pool.on('connect', () => {
       s.cxTotal.value++;
       s.cxHttp2Total.value++;

@@ -41,8 +41,9 @@ export interface Host {
 
 /**
  * Envoy's per-host stats (HostStats, shown by admin /clusters), plain counters on the host: the
- * pools count connections (cluster.ts), the router requests (http-stream.ts). rq_active is
- * Host.activeRequests.
+ * pools count connections and, as a request is put on a connection, rq_total (cluster.ts; a
+ * byte-stream connection, stream-connect.ts and tcp_proxy, counts both itself); the router
+ * counts responses (http-stream.ts). rq_active is Host.activeRequests.
  */
 export interface HostCounters {
   cxTotal: number;

@@ -1,6 +1,7 @@
 // A byte-stream connection to one host of a cluster, for the users that relay bytes rather than
 // HTTP requests (tcp_proxy, upgrades and CONNECT): the host's transport socket (TLS, a PROXY
-// header first) and the cluster's socket options, with the handshake counted in cluster.*.ssl.*.
+// header first) and the cluster's socket options, with the handshake counted in cluster.*.ssl.* and
+// the connection in the host's cx_total / cx_active / cx_connect_fail, as Envoy's pools count theirs.
 import net from 'node:net';
 import type { ConnectionInfo } from '../filters/filter.ts';
 import type { SecretStore } from '../tls/secrets.ts';
@@ -23,5 +24,20 @@ export function connectHostStream(cluster: Cluster, host: UpstreamHost, secrets:
     if (cluster.ssl) countUpstreamTls(tlsSocket, cluster.ssl, tls);
     socket = tlsSocket;
   } else socket = tcp ?? net.connect(opts);
+  countHostConnection(host, socket, tls ? 'secureConnect' : 'connect');
   return keepaliveOnConnect(setBufferLimit(socket, cluster.config.bufferLimitBytes), cluster.config.tcpKeepalive);
+}
+
+/** cx_total now, cx_active while connected (`connected`: the event that says so), cx_connect_fail if it closes before. */
+function countHostConnection(host: UpstreamHost, socket: net.Socket, connected: string): void {
+  host.cxTotal++;
+  let up = false;
+  socket.once(connected, () => {
+    up = true;
+    host.cxActive++;
+  });
+  socket.once('close', () => {
+    if (up) host.cxActive--;
+    else host.cxConnectFail++;
+  });
 }

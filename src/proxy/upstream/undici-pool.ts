@@ -14,9 +14,10 @@ import type { TrailerSource, UpstreamDispatchOptions } from './upstream-pool.ts'
 
 /**
  * undici's Pool, with the max_connection_duration of its connections (ms, 0: none) as a third
- * argument and the counter of connections that reached it (upstream_cx_max_duration_reached) as a fourth.
+ * argument, the counter of connections that reached it (upstream_cx_max_duration_reached) as a
+ * fourth, and as a fifth what to call when a request is put on a connection (Envoy's pool attach).
  */
-export type H2PoolClass = new (origin: string, options: PoolClass.Options, maxConnectionDurationMs?: number, durationReached?: { value: number }) => PoolClass;
+export type H2PoolClass = new (origin: string, options: PoolClass.Options, maxConnectionDurationMs?: number, durationReached?: { value: number }, onStream?: () => void) => PoolClass;
 
 export interface Undici {
   readonly Pool: H2PoolClass;
@@ -71,19 +72,18 @@ export function undici(): Undici {
       }
     };
   };
-  // A CONNECT stream (a tcp_proxy tunnel) stays open after its response, when undici stops counting
-  // it as running: the connection counts it against max_concurrent_streams until it closes, so that
-  // the pool opens the next stream on another connection (or queues it), as Envoy's pool does,
-  // instead of node queueing it inside a full session.
-  const countTunnels = (_origin: unknown, targets: readonly Dispatcher[]): void => {
-    const client = targets.at(-1) as unknown as Internal;
+  // The streams of a connection. Each request written is a stream put on it (`onStream`). A CONNECT
+  // stream (a tcp_proxy tunnel) stays open after its response, when undici stops counting it as
+  // running: the connection counts it against max_concurrent_streams until it closes, so that the
+  // pool opens the next stream on another connection (or queues it), as Envoy's pool does, instead
+  // of node queueing it inside a full session.
+  const countStreams = (client: Internal, onStream: (() => void) | undefined): void => {
     const ctx = client[kHTTPContext] as { write(request: { method: string }): boolean; busy(request: unknown): boolean } | undefined;
     if (ctx === undefined) return;
     let tunnels = 0;
     const { write, busy } = ctx;
     ctx.busy = (request) => busy.call(ctx, request) || (client[kRunning] as number) + tunnels >= (client[kMaxConcurrentStreams] as number);
-    ctx.write = (request) => {
-      if (request.method !== 'CONNECT') return write.call(ctx, request);
+    const writeTunnel = (request: { method: string }): boolean => {
       const session = client[kHTTP2Session] as http2.ClientHttp2Session & { request: http2.ClientHttp2Session['request'] };
       const open = session.request;
       session.request = (headers, options) => {
@@ -105,6 +105,11 @@ export function undici(): Undici {
         delete (session as Partial<typeof session>).request;
       }
     };
+    ctx.write = (request) => {
+      const written = request.method === 'CONNECT' ? writeTunnel(request) : write.call(ctx, request);
+      if (written) onStream?.();
+      return written;
+    };
   };
   // max_connection_duration, as Envoy drains an aged upstream connection: the client leaves the
   // pool's rotation (no new stream goes on it; a new request opens a new connection), finishes its
@@ -121,10 +126,12 @@ export function undici(): Undici {
   };
   loaded = {
     Pool: class H2Pool extends Pool {
-      constructor(origin: string, options: PoolClass.Options, maxConnectionDurationMs = 0, durationReached?: { value: number }) {
+      constructor(origin: string, options: PoolClass.Options, maxConnectionDurationMs = 0, durationReached?: { value: number }, onStream?: () => void) {
         super(origin, options);
-        this.on('connect', sendRequestTrailers);
-        this.on('connect', countTunnels);
+        this.on('connect', (origin, targets) => {
+          sendRequestTrailers(origin, targets);
+          countStreams(targets.at(-1) as unknown as Internal, onStream);
+        });
         if (maxConnectionDurationMs <= 0) return;
         this.on('connect', (_origin, targets) => {
           const client = targets.at(-1) as PoolClient;

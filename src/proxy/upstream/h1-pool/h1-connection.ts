@@ -24,6 +24,8 @@ export interface ConnectionPool {
   readonly stats: H1PoolStats;
   /** The cluster's header_key_format: request names proper-cased, response names' case recorded. */
   readonly headerKeyFormat?: HeaderKeyFormat;
+  /** An exchange is put on a connection (Envoy's pool attach, where it charges the host's rq_total). */
+  readonly onStream: (() => void) | undefined;
   /** The connection finished an exchange and may carry another. */
   onReusable(conn: H1Connection): void;
   onClosed(conn: H1Connection): void;
@@ -94,6 +96,7 @@ export class H1Connection {
     this.current = ex;
     ex.conn = this;
     this.requests++;
+    this.pool.onStream?.();
     this.received = false;
     this.responseKeepAlive = true;
     this.ended = false;

@@ -89,6 +89,8 @@ export interface H1PoolOptions {
   readonly onDisconnect?: () => void;
   /** A connection attempt failed (refused, timed out, TLS handshake or peer check). */
   readonly onConnectError?: (err: Error) => void;
+  /** An exchange is put on a connection. */
+  readonly onStream?: () => void;
 }
 
 /**
@@ -107,6 +109,7 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
   readonly maxConnectionDurationMs: number;
   readonly stats: H1PoolStats;
   readonly headerKeyFormat: HeaderKeyFormat | undefined;
+  readonly onStream: (() => void) | undefined;
   closing = false;
   private readonly o: H1PoolOptions;
   private readonly max: number;
@@ -128,6 +131,7 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
     this.max = Math.max(1, o.maxConnections);
     this.stats = o.stats ?? detachedStats();
     this.headerKeyFormat = o.headerKeyFormat;
+    this.onStream = o.onStream;
   }
 
   /** Connections open (busy or idle) and being opened. */
