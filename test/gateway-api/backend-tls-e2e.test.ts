@@ -187,12 +187,18 @@ test('BackendTLSPolicy originates verified TLS from a Gateway; spec.tls.frontend
   assert.match(gateway.stdout(), /"GET \/wrong-ca HTTP\/1\.1" 503 UF,URX upstream_reset_before_response_started\{connection_failure\} - "unable to verify the first certificate/);
   assert.match(gateway.stdout(), /"GET \/wrong-san HTTP\/1\.1" 503 UF,URX upstream_reset_before_response_started\{connection_failure\} - "peer certificate SANs \[DNS:backend\.example\.com\] do not match/);
 
-  // The policies' status, as istiod writes it: one ancestor per targetRef, all resolved here.
+  // The policies' status, as istiod writes it: one ancestor per targetRef (the Service, for the mesh), then each Gateway routing there.
   const configz = (await request(monitoring, { path: '/debug/configz' })).json<{ kind: string; metadata: { name: string }; status?: { ancestors: { ancestorRef: { name: string }; controllerName: string; conditions: { type: string; status: string; reason: string }[] }[] } }[]>();
   const ancestors = (name: string) =>
     configz.find((r) => r.kind === 'BackendTLSPolicy' && r.metadata.name === name)?.status?.ancestors.map((a) => [a.ancestorRef.name, a.controllerName, ...a.conditions.map((c) => `${c.type}=${c.status} ${c.reason}`)]);
-  assert.deepEqual(ancestors('good'), [['good', 'istio.io/mesh-controller', 'Accepted=True Accepted', 'ResolvedRefs=True ResolvedRefs']]);
-  assert.deepEqual(ancestors('no-ca'), [['no-ca', 'istio.io/mesh-controller', 'Accepted=False NoValidCACertificate', 'ResolvedRefs=False InvalidCACertificateRef']]);
+  assert.deepEqual(ancestors('good'), [
+    ['good', 'istio.io/mesh-controller', 'Accepted=True Accepted', 'ResolvedRefs=True ResolvedRefs'],
+    ['shop', 'istio.io/gateway-controller', 'Accepted=True Accepted', 'ResolvedRefs=True ResolvedRefs'],
+  ]);
+  assert.deepEqual(ancestors('no-ca'), [
+    ['no-ca', 'istio.io/mesh-controller', 'Accepted=False NoValidCACertificate', 'ResolvedRefs=False InvalidCACertificateRef'],
+    ['shop', 'istio.io/gateway-controller', 'Accepted=False NoValidCACertificate', 'ResolvedRefs=False InvalidCACertificateRef'],
+  ]);
   assert.match(cpLog, /BackendTLSPolicy default\/no-ca.*ResolvedRefs=False \(InvalidCACertificateRef\): Certificate reference not found/);
 
   // Frontend validation: AllowValidOnly on 8443, AllowInsecureFallback on 9443.

@@ -13,6 +13,7 @@ import { GENERATORS } from '../../src/xds/server/generators.ts';
 import { appliedFileName, applyResource } from '../../src/local/applied-config.ts';
 import { gatewayApiResourceStatus } from '../../src/model/gateway-api/resource-status.ts';
 import { buildSecret } from '../../src/xds/translate/secret-builder.ts';
+import { gatewayDownstream } from '../../src/xds/translate/tls.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { buildPush, parseYaml, podSidecar } from '../xds/fixtures.ts';
 
@@ -298,4 +299,30 @@ spec:
   const echo = clusters.find((c) => c.name === 'outbound|443||echo.default.svc.cluster.local') as { transport_socket?: { typed_config: { sni: string; common_tls_context: { combined_validation_context: { validation_context_sds_secret_config: { name: string } } } } } };
   assert.equal(echo.transport_socket?.typed_config.sni, 'auth.example.com');
   assert.equal(echo.transport_socket?.typed_config.common_tls_context.combined_validation_context.validation_context_sds_secret_config.name, 'configmap://default/auth-cert-cacert');
+});
+
+test('Gateway spec.tls.frontend with a Secret CA: MUTUAL, verified against the secret\'s ca.crt (credentials directory) over SDS; AllowInsecureFallback accepts untrusted certificates', () => {
+  const push = buildPush(
+    parseYaml(`apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: { name: gw }
+spec:
+  gatewayClassName: istio
+  tls:
+    frontend:
+      default: { validation: { caCertificateRefs: [{ group: "", kind: Secret, name: client-ca }] } }
+      perPort: [{ port: 9443, tls: { validation: { mode: AllowInsecureFallback, caCertificateRefs: [{ group: "", kind: Secret, name: client-ca }] } } }]
+  listeners:
+  - { name: https, port: 8443, protocol: HTTPS, tls: { certificateRefs: [{ name: cert }] } }
+  - { name: fallback, port: 9443, protocol: HTTPS, tls: { certificateRefs: [{ name: cert }] } }
+`),
+  );
+  const [strict, fallback] = push.gateways.map((g) => g.spec.servers![0].tls!);
+  assert.deepEqual(strict, { mode: 'MUTUAL', credentialName: 'cert', caCertCredentialName: 'client-ca' });
+  assert.deepEqual(fallback, { mode: 'OPTIONAL_MUTUAL', credentialName: 'cert', caCertCredentialName: 'client-ca', insecureSkipVerify: true });
+  const ctx = (tls: typeof strict) => (gatewayDownstream(tls, []).typed_config as { require_client_certificate?: boolean; common_tls_context: { combined_validation_context: { default_validation_context: object; validation_context_sds_secret_config: { name: string } } } });
+  assert.equal(ctx(strict).require_client_certificate, true);
+  assert.equal(ctx(strict).common_tls_context.combined_validation_context.validation_context_sds_secret_config.name, 'kubernetes://client-ca-cacert');
+  assert.equal(ctx(fallback).require_client_certificate, undefined);
+  assert.deepEqual(ctx(fallback).common_tls_context.combined_validation_context.default_validation_context, { trust_chain_verification: 'ACCEPT_UNTRUSTED' });
 });

@@ -1,7 +1,7 @@
 // The status Istio writes on Gateway API resources, computed for the control plane's debug API
 // (`/debug/configz`, which `rig get` reads): conditions from the translation's diagnostics, and for
 // a Gateway, Programmed and its addresses from the gateway proxies connected to the control plane.
-import type { Diagnostic, GatewayApi, GatewaySpec, Resource, VirtualServiceSpec } from '../../api/index.ts';
+import type { DestinationRuleSpec, Diagnostic, GatewayApi, GatewaySpec, Resource, VirtualServiceSpec } from '../../api/index.ts';
 import { describeResource, GATEWAY_API_GROUP, GATEWAY_NAME_LABEL } from '../../api/index.ts';
 import type { Proxy } from '../proxy.ts';
 import { insecureFrontendValidation } from './gateway-tls.ts';
@@ -24,10 +24,39 @@ export interface Condition {
 
 const ROUTE_KINDS: ReadonlySet<string> = new Set(['HTTPRoute', 'GRPCRoute', 'TCPRoute', 'TLSRoute']);
 
-/** What the translation generated (the push context's gateways and virtual services), to count a listener's attached routes. */
+/** What the translation generated (the push context's gateways, virtual services and destination rules): a listener's attached routes, a policy's Gateways. */
 export interface Generated {
   gateways: readonly Resource<GatewaySpec>[];
   virtualServices: readonly Resource<VirtualServiceSpec>[];
+  destinationRules?: readonly Resource<DestinationRuleSpec>[];
+}
+
+/**
+ * The Gateways routing to the hosts of each BackendTLSPolicy (`namespace/name` of the policy →
+ * Gateway names, sorted), as istiod adds them to the policy's ancestors: the hosts of the
+ * DestinationRules the policy became, the Gateways whose generated routes send there.
+ */
+function policyGateways(generated: Generated): Map<string, string[]> {
+  const gatewayOf = new Map<string, string>();
+  for (const g of generated.gateways) {
+    const m = /^Gateway\/([^/]+)\/.+\.([^.]+)$/.exec(g.metadata.annotations?.[PARENTS_ANNOTATION] ?? '');
+    if (m) gatewayOf.set(`${g.metadata.namespace}/${g.metadata.name}`, `${m[2]}/${m[1]}`);
+  }
+  const byHost = new Map<string, Set<string>>();
+  for (const vs of generated.virtualServices) {
+    const gateways = (vs.spec.gateways ?? []).map((g) => gatewayOf.get(g)).filter((g): g is string => !!g);
+    if (!gateways.length) continue;
+    const routes = [...(vs.spec.http ?? []), ...(vs.spec.tcp ?? []), ...(vs.spec.tls ?? [])].flatMap((r) => r.route ?? []);
+    for (const host of new Set(routes.map((d) => d.destination.host))) byHost.set(host, new Set([...(byHost.get(host) ?? []), ...gateways]));
+  }
+  const out = new Map<string, string[]>();
+  for (const dr of generated.destinationRules ?? []) {
+    for (const parent of dr.metadata.annotations?.[PARENTS_ANNOTATION]?.split(',') ?? []) {
+      const m = /^BackendTLSPolicy\/([^.]+)\.(.+)$/.exec(parent);
+      if (m) out.set(`${m[1]}/${m[2]}`, [...new Set([...(out.get(`${m[1]}/${m[2]}`) ?? []), ...(byHost.get(dr.spec.host) ?? [])])].sort());
+    }
+  }
+  return out;
 }
 
 /** A listener set's listener refused because an earlier listener of its Gateway holds the port. */
@@ -61,6 +90,7 @@ function attachedRoutes(generated: Generated): Map<string, number> {
 /** The `status` of each Gateway API resource, by describeResource(). */
 export function gatewayApiResourceStatus(resources: readonly Resource[], diagnostics: readonly Diagnostic[], proxies: readonly Proxy[], generated?: Generated): Map<string, unknown> {
   const attached = generated ? attachedRoutes(generated) : new Map<string, number>();
+  const gatewaysOfPolicy = generated ? policyGateways(generated) : new Map<string, string[]>();
   const failed = new Map<string, Map<string, { reason: string; message: string }>>();
   for (const d of diagnostics) {
     if (d.code !== GATEWAY_API_CODES.condition || !d.resource) continue;
@@ -141,15 +171,20 @@ export function gatewayApiResourceStatus(resources: readonly Resource[], diagnos
     } else if (r.kind === 'BackendTLSPolicy') {
       // One ancestor per targetRef, the Service (for the mesh), as istiod reports them.
       const spec = r.spec as unknown as GatewayApi.BackendTLSPolicySpec;
+      const conditionsOf = (i: number) =>
+        (['Accepted', 'ResolvedRefs'] as const).map((type) => {
+          const c = condition(`${key}#${i}`, type, type, 'Configuration is valid');
+          return c.status === 'False' ? c : condition(key, type, type, 'Configuration is valid');
+        });
       const ancestors = spec.targetRefs.map((t, i) => {
-        const own = (type: string, okReason: string) => {
-          const c = condition(`${key}#${i}`, type, okReason, 'Configuration is valid');
-          return c.status === 'False' ? c : condition(key, type, okReason, 'Configuration is valid');
-        };
         const ancestorRef = { group: t.group, kind: t.kind, name: t.name, ...(t.sectionName ? { sectionName: t.sectionName } : {}) };
-        return { ancestorRef, controllerName: MESH_CONTROLLER, conditions: [own('Accepted', 'Accepted'), own('ResolvedRefs', 'ResolvedRefs')] };
+        return { ancestorRef, controllerName: MESH_CONTROLLER, conditions: conditionsOf(i) };
       });
-      out.set(key, { ancestors });
+      // Then each Gateway routing there, with the last target's conditions (as istiod); at most 16 ancestors in all.
+      for (const g of gatewaysOfPolicy.get(`${r.metadata.namespace}/${r.metadata.name}`) ?? []) {
+        ancestors.push({ ancestorRef: { group: GATEWAY_API_GROUP, kind: 'Gateway', name: g.slice(g.indexOf('/') + 1) }, controllerName: ISTIO_CONTROLLER, conditions: conditionsOf(spec.targetRefs.length - 1) });
+      }
+      out.set(key, { ancestors: ancestors.slice(0, 16) });
     } else if (r.kind === 'GatewayClass') {
       const spec = r.spec as unknown as GatewayApi.GatewayClassSpec;
       if (spec.controllerName === ISTIO_CONTROLLER) out.set(key, { conditions: [{ type: 'Accepted', status: 'True', reason: 'Accepted', message: 'Handled by Istio controller' }] });
