@@ -94,6 +94,31 @@ spec:
   assert.equal(db.bind_to_port, false);
 });
 
+test("a captured egress listener's port protocol is its listeners' protocol, as istiod builds them (routes keep the services' own)", () => {
+  const { listeners, route } = generate(`apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: { name: default, namespace: default }
+spec:
+  egress:
+  - port: { number: 9080, protocol: TCP, name: tcp }
+    hosts: [./reviews.default.svc.cluster.local]
+  - port: { number: 5432, protocol: HTTP, name: http }
+    hosts: [./db.default.svc.cluster.local]
+  - hosts: ["./*", "other/*"]
+`);
+  const filterNames = (l: EnvoyJson) => (l.filter_chains as EnvoyJson[]).flatMap((c) => (c.filters as EnvoyJson[]).map((f) => f.name));
+  // reviews:9080 (an HTTP service port) is relayed as TCP on the service's address; no HTTP listener on 9080.
+  assert.equal(listeners.find((l) => l.name === '0.0.0.0_9080'), undefined);
+  const reviews = listeners.filter((l) => String(l.name).endsWith('_9080'));
+  assert.equal(reviews.length, 1);
+  assert.deepEqual(filterNames(reviews[0]).filter((n) => n !== 'istio.stats'), ['envoy.filters.network.tcp_proxy']);
+  assert.equal(reviews[0].bind_to_port, false);
+  // db:5432 (a TCP service port) gets the shared HTTP listener of port 5432, whose routes have no virtual host for a TCP service port.
+  const http = listeners.find((l) => l.name === '0.0.0.0_5432')!;
+  assert.deepEqual(filterNames(http), ['envoy.filters.network.http_connection_manager']);
+  assert.deepEqual(vhostNames(route('5432')), ['allow_any']);
+});
+
 test('ingress listeners replace the workload ports: protocol, defaultEndpoint, captureMode NONE, TLS, connection pool', () => {
   const server = podSidecar('reviews-0', 'default', { app: 'reviews' }, 'reviews', [{ port: 9080, name: 'http' }, { port: 9999, name: 'tcp-admin' }], '198.18.0.62');
   const { listeners, clusters } = generate(

@@ -52,10 +52,9 @@ function ignoredServerCrl(tls: T.ServerTLSSettings, path: FieldPath, r: Reporter
 
 export function unsupportedSidecar(spec: T.SidecarSpec, r: Reporter): void {
   spec.ingress?.forEach((l, i) => {
-    if (l.bind && l.captureMode !== 'NONE') warn(r, ['spec', 'ingress', i, 'bind'], 'bind on a captured ingress listener', 'captured traffic arrives through virtualInbound; set captureMode: NONE for a listener bound on this address');
-  });
-  spec.egress?.forEach((l, i) => {
-    if (l.port?.protocol && !l.bind && l.captureMode !== 'NONE') warn(r, ['spec', 'egress', i, 'port', 'protocol'], 'port.protocol on a captured egress listener', 'the services\' own port protocols are used; set bind or captureMode: NONE for a listener of its own with this protocol');
+    // istiod's buildInboundChainConfigs (pilot/pkg/networking/core/listener_inbound.go) puts a captured listener's
+    // chain in virtualInbound, matched by port only: its bind just names the chain and its stat prefix.
+    if (l.bind && l.captureMode !== 'NONE') warn(r, ['spec', 'ingress', i, 'bind'], 'bind on a captured ingress listener (Istio uses it only to name the filter chain and its stats)', 'captured traffic arrives through virtualInbound on any address; set captureMode: NONE for a listener bound on this address');
   });
 }
 

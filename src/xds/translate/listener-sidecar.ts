@@ -148,8 +148,13 @@ function outboundPortListeners(push: PushContext, proxy: Proxy): EnvoyJson[] {
     const dedicated = new Set(dedicatedEgress(push, proxy).map((e) => e.port!.number!));
     const reaches = portScope(push, proxy);
     const services = push.visibleServices(proxy);
+    const declared = capturedEgressProtocols(push, proxy);
+    const listened = (sp: ServicePort): ServicePort => {
+      const protocol = declared.get(sp.port);
+      return protocol && protocol !== sp.protocol ? { ...sp, protocol } : sp;
+    };
     for (const svc of services) {
-      for (const sp of svc.ports) {
+      for (const sp of svc.ports.map(listened)) {
         if (dedicated.has(sp.port) || !reaches(svc, sp.port)) continue;
         if (isHttpProtocol(sp.protocol)) {
           const name = listenerName('0.0.0.0', sp.port);
@@ -158,7 +163,7 @@ function outboundPortListeners(push: PushContext, proxy: Proxy): EnvoyJson[] {
       }
     }
     for (const svc of services) {
-      for (const sp of svc.ports) {
+      for (const sp of svc.ports.map(listened)) {
         if (isHttpProtocol(sp.protocol) || dedicated.has(sp.port) || !reaches(svc, sp.port)) continue;
         const ip = svc.address || '0.0.0.0';
         const name = listenerName(ip, sp.port);
@@ -230,6 +235,20 @@ function portScope(push: PushContext, proxy: Proxy): (svc: Service, port: number
     if (!set) byPort.set(port, (set = new Set(push.servicesForPort(proxy, port))));
     return set.has(svc);
   };
+}
+
+/**
+ * The protocols Sidecar egress listeners declare for the ports they capture (a port, no bind, not
+ * captureMode NONE): istiod's buildSidecarOutboundListeners (pilot/pkg/networking/core/listener.go)
+ * builds such a port's listeners with the egress listener's port protocol, not the services'. Routes
+ * keep the services' own: istiod's virtual hosts are those of HTTP service ports.
+ */
+function capturedEgressProtocols(push: PushContext, proxy: Proxy): Map<number, ServicePort['protocol']> {
+  const out = new Map<number, ServicePort['protocol']>();
+  for (const e of push.sidecarFor(proxy)?.spec.egress ?? []) {
+    if (e.port?.number !== undefined && e.port.protocol && !e.bind && e.captureMode !== 'NONE') out.set(e.port.number, normalizeProtocol(e.port.protocol));
+  }
+  return out;
 }
 
 /** Sidecar egress listeners with a port and a bind address or captureMode NONE: a listener of their own. */
