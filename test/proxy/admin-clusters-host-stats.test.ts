@@ -91,6 +91,10 @@ test('/clusters shows Envoy\'s per-host stats, counted where Envoy counts them',
     { match: { prefix: '/retry-slow' }, route: { cluster: 'pertry', prefix_rewrite: '/slow', timeout: '10s', retry_policy: { retry_on: 'reset', num_retries: 1, per_try_timeout: '0.1s', retry_back_off: { base_interval: '0.001s' } } } },
     { match: { prefix: '/grpc' }, route: { cluster: 'grpc', retry_policy: noRetry } },
     { match: { prefix: '/od' }, route: { cluster: 'od', prefix_rewrite: '/ok', retry_policy: noRetry } },
+    { match: { prefix: '/cbr-slow' }, route: { cluster: 'cb-requests', prefix_rewrite: '/slow', timeout: '0.3s', retry_policy: noRetry } },
+    { match: { prefix: '/cbr' }, route: { cluster: 'cb-requests', prefix_rewrite: '/ok', retry_policy: noRetry } },
+    { match: { prefix: '/cbp-slow' }, route: { cluster: 'cb-pending', prefix_rewrite: '/slow', timeout: '0.3s', retry_policy: noRetry } },
+    { match: { prefix: '/cbp' }, route: { cluster: 'cb-pending', prefix_rewrite: '/ok', retry_policy: noRetry } },
   ];
   const boot = {
     static_resources: {
@@ -109,6 +113,8 @@ test('/clusters shows Envoy\'s per-host stats, counted where Envoy counts them',
         cluster('pertry', appPort),
         cluster('grpc', grpcPort, { typed_extension_protocol_options: H2 }),
         cluster('od', appPort, { outlier_detection: { interval: '0.5s', success_rate_minimum_hosts: 1, success_rate_request_volume: 2, enforcing_success_rate: 0 } }),
+        cluster('cb-requests', appPort, { circuit_breakers: { thresholds: [{ max_requests: 1 }] } }),
+        cluster('cb-pending', appPort, { circuit_breakers: { thresholds: [{ max_connections: 1, max_pending_requests: 0 }] } }),
       ],
     },
   };
@@ -127,6 +133,14 @@ test('/clusters shows Envoy\'s per-host stats, counted where Envoy counts them',
   t.after(() => session.close());
   assert.equal(await grpcCall(session, '/grpc-ok'), '0');
   assert.equal(await grpcCall(session, '/grpc-fail'), '14');
+  // Circuit breakers: a second request while one is in flight overflows.
+  for (const p of ['/cbr', '/cbp']) {
+    const heldBefore = held.size;
+    const slow = get(port, `${p}-slow`);
+    await waitFor('the slow request upstream', async () => held.size > heldBefore || undefined);
+    assert.equal(await get(port, p), 503);
+    assert.equal(await slow, 504);
+  }
 
   const clustersText = async () => (await (await fetch(`http://127.0.0.1:${ports.admin}/clusters`)).text()).split('\n');
   /** A host's /clusters text lines, "name::value", in order. */
@@ -136,7 +150,7 @@ test('/clusters shows Envoy\'s per-host stats, counted where Envoy counts them',
   // The route timeout and per-try timeouts close their connections: wait until none is active.
   const text = await waitFor('no active connection or request', async () => {
     const lines = await clustersText();
-    const busy = ['slow', 'pertry'].some((c) => statsOf(lines, c, appPort).cx_active !== 0 || statsOf(lines, c, appPort).rq_active !== 0);
+    const busy = ['slow', 'pertry', 'cb-requests', 'cb-pending'].some((c) => statsOf(lines, c, appPort).cx_active !== 0 || statsOf(lines, c, appPort).rq_active !== 0);
     return busy ? undefined : lines;
   });
 
@@ -158,6 +172,11 @@ test('/clusters shows Envoy\'s per-host stats, counted where Envoy counts them',
   // Two per-try timeouts, the first retried (maybeRetryReset), the last given up on: two timeouts, two errors.
   const pertry = statsOf(text, 'pertry', appPort);
   assert.deepEqual([pertry.rq_total, pertry.rq_error, pertry.rq_success, pertry.rq_timeout, pertry.cx_total], [2, 2, 0, 2, 2]);
+  // Overflow on max_requests: Envoy's pool refuses the stream as it attaches it to the host's
+  // connection, and the router charges that host an error (no rq_total); on max_pending_requests
+  // it is refused before any host. Each host also has its timed-out request.
+  assert.deepEqual(statsOf(text, 'cb-requests', appPort), { cx_active: 0, cx_connect_fail: 0, cx_total: 1, rq_active: 0, rq_error: 2, rq_success: 0, rq_timeout: 1, rq_total: 1 });
+  assert.deepEqual(statsOf(text, 'cb-pending', appPort), { cx_active: 0, cx_connect_fail: 0, cx_total: 1, rq_active: 0, rq_error: 1, rq_success: 0, rq_timeout: 1, rq_total: 1 });
   // gRPC: both HTTP 200; grpc-status 0 is a success, 14 (UNAVAILABLE → 503) an error.
   const g = statsOf(text, 'grpc', grpcPort);
   assert.deepEqual([g.rq_total, g.rq_success, g.rq_error, g.cx_total, g.cx_active], [2, 1, 1, 1, 1]);

@@ -15,7 +15,7 @@ import { ActionKind, matchRoute, pickWeighted, redirectLocation, rewritePath, ty
 import { ResetReason, RetryOn, backoffMs, wouldRetryFromReset, type RetryPolicy } from '../routing/retry-policy.ts';
 import { APPLICATION_PROTOCOLS_STATE, type Cluster, type UpstreamHost } from '../upstream/cluster.ts';
 import { DiscoveryType } from '../upstream/cluster-config.ts';
-import { UpstreamOutcome } from '../upstream/cluster-hooks.ts';
+import { AdmitRefusal, UpstreamOutcome } from '../upstream/cluster-hooks.ts';
 import { UpstreamRequest, isConnectFailure, isProtocolError, isResponseTimeout, remoteResetReason, type AttemptOwner } from './upstream-request.ts';
 import type { TrailerSource, UpstreamDispatchOptions } from '../upstream/upstream-pool.ts';
 import type { DownstreamOrigin } from '../upstream/upstream-proxy-protocol.ts';
@@ -600,24 +600,23 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
       const refused = h.admit(this.route!.highPriority);
       if (refused) {
         this.releaseAdmissions();
+        // Refused on max_requests, the stream had a host (Envoy's pool refuses it as it attaches):
+        // that host is charged the error.
+        const host = refused === AdmitRefusal.Requests ? this.pickHost(cluster) : undefined;
         if (isRetry) {
           // Envoy: a retry refused by the circuit breaker ends with the last upstream response.
-          this.failUpstream(503, ResponseFlag.UpstreamOverflow, 'upstream_reset_before_response_started{overflow}', 'upstream connect error or disconnect/reset before headers. reset reason: overflow', undefined);
+          this.failUpstream(503, ResponseFlag.UpstreamOverflow, 'upstream_reset_before_response_started{overflow}', 'upstream connect error or disconnect/reset before headers. reset reason: overflow', host);
         } else {
           // upstream_rq_pending_overflow is counted by the circuit breaker that refused; Envoy's pool
           // fails the stream with an overflow reset, charged 503 (router.cc onUpstreamReset).
-          this.chargeUpstreamAbort(503, undefined);
-          this.sendLocalReply({ status: 503, flags: refused, details: 'upstream_reset_before_response_started{overflow}', body: 'upstream connect error or disconnect/reset before headers. reset reason: overflow', headers: { 'x-envoy-overloaded': 'true' } });
+          this.chargeUpstreamAbort(503, host);
+          this.sendLocalReply({ status: 503, flags: ResponseFlag.UpstreamOverflow, details: 'upstream_reset_before_response_started{overflow}', body: 'upstream connect error or disconnect/reset before headers. reset reason: overflow', headers: { 'x-envoy-overloaded': 'true' } });
         }
         return;
       }
       this.admitted++;
     }
-    let host: UpstreamHost | undefined;
-    if (cluster.config.type === DiscoveryType.OriginalDst) {
-      const dst = this.originalDestination();
-      if (dst) host = cluster.originalDstHost(dst.address, dst.port);
-    } else host = cluster.pick(this.hash !== undefined || this.attempted ? { hash: this.hash, attempted: this.retry?.avoidPreviousHosts ? this.attempted : undefined, excludedPriorities: this.excludedPriorities() } : undefined);
+    const host = this.pickHost(cluster);
     if (!host) {
       cluster.s.cxNoneHealthy.value++;
       this.releaseAdmissions();
@@ -641,6 +640,12 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     const alpn = info.filterState?.[APPLICATION_PROTOCOLS_STATE] as readonly string[] | undefined;
     a.start(cluster.pool(host, h2, alpn, this.conn.downstream), this.buildDispatch(h2), this.retry?.perTryTimeoutMs ?? 0, this.retry?.perTryIdleTimeoutMs ?? 0);
     if (cluster.config.maxStreamDurationMs > 0) this.maxDurationTimer = setTimeout(onMaxStreamDuration, cluster.config.maxStreamDurationMs, this);
+  }
+
+  private pickHost(cluster: Cluster): UpstreamHost | undefined {
+    if (cluster.config.type !== DiscoveryType.OriginalDst) return cluster.pick(this.hash !== undefined || this.attempted ? { hash: this.hash, attempted: this.retry?.avoidPreviousHosts ? this.attempted : undefined, excludedPriorities: this.excludedPriorities() } : undefined);
+    const dst = this.originalDestination();
+    return dst && cluster.originalDstHost(dst.address, dst.port);
   }
 
   /** retry_priority previous_priorities: once update_frequency hosts were tried, avoid their priorities. */

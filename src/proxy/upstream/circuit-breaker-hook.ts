@@ -13,9 +13,8 @@
 // here (the router must not count them again).
 import type { ClusterHandle, ClusterHook, ClusterHookFactory } from './cluster-hooks.ts';
 import type { Host } from './host.ts';
-import { ResponseFlag } from '../response-flags.ts';
 import { CircuitBreakers, RESOURCE_PRIORITIES, compileCircuitBreakers, type ResourceManager } from './circuit-breaker.ts';
-import { compileHookConfig, registerClusterHook } from './cluster-hooks.ts';
+import { AdmitRefusal, compileHookConfig, registerClusterHook } from './cluster-hooks.ts';
 
 class CircuitBreakerHook implements ClusterHook {
   readonly #cb: CircuitBreakers;
@@ -32,10 +31,10 @@ class CircuitBreakerHook implements ClusterHook {
 
   admit(high: boolean): number {
     const rm = high ? this.#high : this.#rm;
-    if (!rm.requests.tryAcquire()) return ResponseFlag.UpstreamOverflow;
+    if (!rm.requests.tryAcquire()) return AdmitRefusal.Requests;
     if (this.#queues && rm.requests.count > rm.thresholds.maxConnections && !rm.pending.tryAcquire()) {
       rm.requests.release();
-      return ResponseFlag.UpstreamOverflow;
+      return AdmitRefusal.Pending;
     }
     return 0;
   }

@@ -27,6 +27,16 @@ export const UpstreamOutcome = {
   Timeout: 4,
 } as const;
 
+/**
+ * Why admit() refused an attempt. Envoy's pool checks max_requests as it puts the stream on the
+ * connection of the host it picked (the router charges that host an error), max_pending_requests
+ * before any host.
+ */
+export const AdmitRefusal = {
+  Requests: 1,
+  Pending: 2,
+} as const;
+
 /** What a hook sees of its cluster. */
 export interface ClusterHandle {
   readonly name: string;
@@ -45,9 +55,9 @@ export interface ClusterHandle {
 
 export interface ClusterHook {
   /**
-   * Before each upstream attempt (a retry's too) is sent: return 0 to admit, or ResponseFlag bits
-   * (UpstreamOverflow) to refuse it (→ 503 UO, x-envoy-overloaded). Every admitted attempt gets
-   * exactly one release(). `high`: the route's priority is HIGH (the cluster's high-priority thresholds).
+   * Before each upstream attempt (a retry's too) is sent: return 0 to admit, or why it is refused
+   * (AdmitRefusal; → 503 UO, x-envoy-overloaded). Every admitted attempt gets exactly one release().
+   * `high`: the route's priority is HIGH (the cluster's high-priority thresholds).
    */
   admit?(high: boolean): number;
   release?(high: boolean): void;
