@@ -40,7 +40,9 @@ export interface LoadResult {
 export const SKIPPED_KIND = 'RIG0003';
 
 /** Gateway API kinds Rigging does not read: warned about (a route that does nothing should say so), never taken for typos. */
-const OTHER_GATEWAY_API_KINDS = new Set(['UDPRoute', 'BackendLBPolicy', 'XListenerSet', 'XBackendTrafficPolicy', 'BackendTrafficPolicy', 'XMesh']);
+const OTHER_GATEWAY_API_KINDS = new Set(['UDPRoute', 'BackendLBPolicy', 'XBackendTrafficPolicy', 'BackendTrafficPolicy', 'XMesh']);
+/** The Gateway API's experimental group, where the ListenerSet of older Istio releases (XListenerSet) lives. */
+const X_GATEWAY_API_GROUP = 'gateway.networking.x-k8s.io';
 const ENVELOPE_FIELDS = new Set(['apiVersion', 'kind', 'metadata', 'spec', 'status']);
 const MAX_ALIASES = 1000;
 
@@ -194,6 +196,10 @@ function toResource(value: unknown, locator: Locator, opts: LoadOptions, diagnos
   const group = groupOf(apiVersion);
   const candidates = kindsWritten(written);
   if (!candidates.length) {
+    if (group === X_GATEWAY_API_GROUP && written === 'XListenerSet') {
+      diagnostics.push({ severity: 'Warning', code: SKIPPED_KIND, message: `${apiVersion} XListenerSet (the experimental ListenerSet) is not read; ignored`, hint: 'write it as apiVersion gateway.networking.k8s.io/v1, kind ListenerSet (Gateway API v1.5), the ListenerSet current istiod reads', source: at, resource: describe(written, obj) });
+      return undefined;
+    }
     if (PARTLY_READ_GROUPS.has(group) && OTHER_GATEWAY_API_KINDS.has(written)) {
       const read = Object.values(KIND_INFO).filter((i) => i.group === group).map((i) => i.written ?? i.kind);
       diagnostics.push({ severity: 'Warning', code: SKIPPED_KIND, message: `${apiVersion} ${written} is not supported by Rigging; ignored`, hint: `Rigging reads ${read.join(', ')} of ${group}; this resource has no effect`, source: at, resource: describe(written, obj) });

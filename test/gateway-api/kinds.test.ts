@@ -255,6 +255,8 @@ spec: { gatewayClassName: istio, allowedListeners: { namespaces: { from: Selecto
       ['Error', 'Gateway.gateway.networking.k8s.io default/shop', 'spec.allowedListeners.namespaces'],
     ],
   );
+  const x = loadDocuments('apiVersion: gateway.networking.x-k8s.io/v1alpha1\nkind: XListenerSet\nmetadata: { name: ls }\nspec: { parentRef: { name: shop }, listeners: [] }\n', 'x.yaml');
+  assert.deepEqual([x.resources.length, x.diagnostics[0]?.severity, x.diagnostics[0]?.hint], [0, 'Warning', 'write it as apiVersion gateway.networking.k8s.io/v1, kind ListenerSet (Gateway API v1.5), the ListenerSet current istiod reads']);
   const wrongField = loadDocuments('apiVersion: gateway.networking.k8s.io/v1\nkind: ListenerSet\nmetadata: { name: ls }\nspec: { parentRef: { name: shop }, listeners: [{ name: a, port: 80, protocol: HTTP, bogus: 1 }] }\n', 'f.yaml');
   assert.deepEqual(wrongField.diagnostics.map((d) => [d.severity, d.path]), [['Error', 'spec.listeners[0].bogus']]);
 });

@@ -24,15 +24,17 @@ export function frontendValidation(gw: Gateway, port: number): GatewayApi.Fronte
  * Client-certificate validation on a terminating listener's server TLS: its mode and CA, or false
  * when the CA reference does not resolve (the listener is then not programmed, as with istiod).
  * `modeOption`: Istio's tls-terminate-mode listener option, which takes precedence over the mode.
+ * `owner`: the resource declaring the listener, where problems are reported (a ListenerSet's listener
+ * follows its parent Gateway's spec.tls).
  */
-export function applyFrontendValidation(gw: Gateway, l: GatewayApi.Listener, listenerAt: (string | number)[], tls: ServerTLSSettings, modeOption: string | undefined, resources: readonly Resource[], grants: ReferenceGrants, status: StatusReport): boolean {
+export function applyFrontendValidation(gw: Gateway, l: GatewayApi.Listener, listenerAt: (string | number)[], tls: ServerTLSSettings, modeOption: string | undefined, resources: readonly Resource[], grants: ReferenceGrants, status: StatusReport, owner: Resource<unknown> = gw): boolean {
   const fv = frontendValidation(gw, l.port);
   if (!fv) return true;
   const refs = fv.caCertificateRefs;
   // Reported on the listener (its status), as istiod does; the reference is in spec.tls.frontend.
   const fail = (reason: string, message: string, hint: string): false => {
-    status.condition(gw, 'ResolvedRefs', reason, [...listenerAt, 'tls'], message, hint);
-    status.condition(gw, 'Accepted', 'NoValidCACertificate', [...listenerAt, 'tls'], message, hint);
+    status.condition(owner, 'ResolvedRefs', reason, [...listenerAt, 'tls'], message, hint);
+    status.condition(owner, 'Accepted', 'NoValidCACertificate', [...listenerAt, 'tls'], message, hint);
     return false;
   };
   if (refs.length > 1) return fail('InvalidTLS', `listener ${l.name}: only one caCertificateRef is supported`, 'keep one caCertificateRef with every CA certificate in it');
