@@ -129,8 +129,13 @@ spec:
   workloadSelector: { labels: { app: reviews } }
   ingress:
   - port: { number: 9080, protocol: HTTP, name: http }
+    bind: 198.18.0.62
     defaultEndpoint: 127.0.0.1:8080
     connectionPool: { tcp: { maxConnections: 7 } }
+  - port: { number: 8081, protocol: HTTP, name: http-local }
+    captureMode: NONE
+    bind: 127.0.0.1
+    defaultEndpoint: 127.0.0.1:8082
   - port: { number: 7070, protocol: TCP, name: tcp-raw }
     captureMode: NONE
     bind: 0.0.0.0
@@ -156,6 +161,11 @@ spec:
   const own = listeners.find((l) => l.name === '0.0.0.0_7070')!;
   assert.equal(own.traffic_direction, 'INBOUND');
   assert.equal(own.bind_to_port, undefined);
+  // As istiod, a bind names the HTTP stat prefix (inbound_<bind>_<port>), also on a captured listener, where it changes nothing else.
+  const statPrefixes = (l: EnvoyJson) => (l.filter_chains as EnvoyJson[]).flatMap((c) => (c.filters as EnvoyJson[]).filter((f) => f.name === 'envoy.filters.network.http_connection_manager').map((f) => (f.typed_config as EnvoyJson).stat_prefix));
+  const vin9080 = { filter_chains: (vin.filter_chains as EnvoyJson[]).filter((c) => (c.filter_chain_match as EnvoyJson | undefined)?.destination_port === 9080) };
+  assert.deepEqual([...new Set(statPrefixes(vin9080))], ['inbound_198.18.0.62_9080']);
+  assert.deepEqual([...new Set(statPrefixes(listeners.find((l) => l.name === '127.0.0.1_8081')!))], ['inbound_127.0.0.1_8081']);
   // TLS on 9443: the given certificate, not Istio mTLS.
   const tls = (vin.filter_chains as EnvoyJson[]).filter((c) => (c.filter_chain_match as EnvoyJson).destination_port === 9443);
   assert.equal(tls.length, 1);

@@ -50,14 +50,6 @@ function ignoredServerCrl(tls: T.ServerTLSSettings, path: FieldPath, r: Reporter
   else if (tls.mode !== 'MUTUAL' && tls.mode !== 'OPTIONAL_MUTUAL' && tls.mode !== 'ISTIO_MUTUAL') warn(r, path, `tls.caCrl in ${tls.mode ?? 'SIMPLE'} mode (no client certificate is checked)`, 'nothing is revoked');
 }
 
-export function unsupportedSidecar(spec: T.SidecarSpec, r: Reporter): void {
-  spec.ingress?.forEach((l, i) => {
-    // istiod's buildInboundChainConfigs (pilot/pkg/networking/core/listener_inbound.go) puts a captured listener's
-    // chain in virtualInbound, matched by port only: its bind just names the chain and its stat prefix.
-    if (l.bind && l.captureMode !== 'NONE') warn(r, ['spec', 'ingress', i, 'bind'], 'bind on a captured ingress listener (Istio uses it only to name the filter chain and its stats)', 'captured traffic arrives through virtualInbound on any address; set captureMode: NONE for a listener bound on this address');
-  });
-}
-
 /** The warnings of one resource kind (nothing for kinds whose fields are all applied). */
 export function reportUnsupported(kind: string, spec: unknown, r: Reporter): void {
   switch (kind) {
@@ -67,7 +59,5 @@ export function reportUnsupported(kind: string, spec: unknown, r: Reporter): voi
       return unsupportedDestinationRule(spec as T.DestinationRuleSpec, r);
     case 'Gateway':
       return unsupportedGateway(spec as T.GatewaySpec, r);
-    case 'Sidecar':
-      return unsupportedSidecar(spec as T.SidecarSpec, r);
   }
 }

@@ -24,6 +24,8 @@ export interface InboundPort {
   pipe?: string;
   /** Sidecar ingress captureMode NONE: a listener bound on `bind` (default 0.0.0.0) instead of a virtualInbound chain. */
   bind?: string;
+  /** Sidecar ingress `bind`, captured too: as istiod, it names the HTTP stat prefix (`inbound_<bind>_<port>`). */
+  statBind?: string;
   tls?: ServerTLSSettings;
   connectionPool?: ConnectionPoolSettings;
   /** The first service whose port targets this one (Istio's instance hostname: names inbound spans). */
@@ -75,7 +77,8 @@ function ingressPort(push: PushContext, proxy: Proxy, l: IstioIngressListener, w
   if (l.tls && l.tls.mode !== 'SIMPLE' && l.tls.mode !== 'MUTUAL') warnOnce('lds', `${where}: tls mode ${l.tls.mode ?? '(unset)'} is not supported on sidecar ingress (Istio supports SIMPLE and MUTUAL); Istio mTLS applies`);
   const tls = l.tls?.mode === 'SIMPLE' || l.tls?.mode === 'MUTUAL' ? l.tls : undefined;
   const host = targetingServices(push, proxy, port, l.port.name).next().value?.svc.hostname;
-  return { port, appPort: appPort ?? port, protocol, name: l.port.name, endpointAddress, pipe, bind, tls, connectionPool: l.connectionPool ?? pool, host };
+  const statBind = proxy.explicit ? undefined : l.bind || undefined;
+  return { port, appPort: appPort ?? port, protocol, name: l.port.name, endpointAddress, pipe, bind, statBind, tls, connectionPool: l.connectionPool ?? pool, host };
 }
 
 /** Istio takes the protocol of an inbound port from the services that target it; then from the port's own declaration. */

@@ -27,7 +27,8 @@ function inboundHcm(push: PushContext, proxy: Proxy, p: InboundPort): EnvoyJson 
   const typed = buildHcm(
     { push, proxy, kind: 'inbound', port: p.port },
     {
-      statPrefix: `inbound_0.0.0.0_${p.port}`,
+      // istiod's inboundChainConfig.StatPrefix: "inbound_" and the chain's bind_port.
+      statPrefix: `inbound_${p.statBind ?? '0.0.0.0'}_${p.port}`,
       routes: {
         route_config: {
           name: cluster,
