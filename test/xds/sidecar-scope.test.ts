@@ -94,7 +94,7 @@ spec:
   assert.equal(db.bind_to_port, false);
 });
 
-test("a captured egress listener's port protocol is its listeners' protocol, as istiod builds them (routes keep the services' own)", () => {
+test("a captured egress listener's port protocol (none: sniffing) is its listeners' protocol, as istiod builds them (routes keep the services' own)", () => {
   const { listeners, route } = generate(`apiVersion: networking.istio.io/v1
 kind: Sidecar
 metadata: { name: default, namespace: default }
@@ -106,6 +106,19 @@ spec:
     hosts: [./db.default.svc.cluster.local]
   - hosts: ["./*", "other/*"]
 `);
+  // No protocol declared: protocol sniffing, whatever the services declare (ratings:9080 is HTTP).
+  const sniffed = generate(`apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: { name: default, namespace: default }
+spec:
+  egress:
+  - port: { number: 9080, name: any }
+    hosts: [./ratings.default.svc.cluster.local]
+`);
+  assert.equal(sniffed.listeners.find((l) => l.name === '0.0.0.0_9080'), undefined);
+  const ratings = sniffed.listeners.filter((l) => String(l.name).endsWith('_9080'));
+  assert.equal(ratings.length, 1);
+  assert.ok((ratings[0].listener_filters as EnvoyJson[]).some((f) => f.name === 'envoy.filters.listener.http_inspector'));
   const filterNames = (l: EnvoyJson) => (l.filter_chains as EnvoyJson[]).flatMap((c) => (c.filters as EnvoyJson[]).map((f) => f.name));
   // reviews:9080 (an HTTP service port) is relayed as TCP on the service's address; no HTTP listener on 9080.
   assert.equal(listeners.find((l) => l.name === '0.0.0.0_9080'), undefined);

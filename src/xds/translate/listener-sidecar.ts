@@ -238,15 +238,16 @@ function portScope(push: PushContext, proxy: Proxy): (svc: Service, port: number
 }
 
 /**
- * The protocols Sidecar egress listeners declare for the ports they capture (a port, no bind, not
- * captureMode NONE): istiod's buildSidecarOutboundListeners (pilot/pkg/networking/core/listener.go)
- * builds such a port's listeners with the egress listener's port protocol, not the services'. Routes
+ * The protocols of the ports Sidecar egress listeners capture (a port, no bind, not captureMode
+ * NONE): istiod's buildSidecarOutboundListeners (pilot/pkg/networking/core/listener.go) builds such a
+ * port's listeners with the egress listener's port protocol, not the services' — none declared is
+ * protocol sniffing (istiod's ValidateProtocol: "Empty string is used for protocol sniffing"). Routes
  * keep the services' own: istiod's virtual hosts are those of HTTP service ports.
  */
 function capturedEgressProtocols(push: PushContext, proxy: Proxy): Map<number, ServicePort['protocol']> {
   const out = new Map<number, ServicePort['protocol']>();
   for (const e of push.sidecarFor(proxy)?.spec.egress ?? []) {
-    if (e.port?.number !== undefined && e.port.protocol && !e.bind && e.captureMode !== 'NONE') out.set(e.port.number, normalizeProtocol(e.port.protocol));
+    if (e.port?.number !== undefined && !e.bind && e.captureMode !== 'NONE') out.set(e.port.number, e.port.protocol ? normalizeProtocol(e.port.protocol) : 'UNKNOWN');
   }
   return out;
 }
