@@ -10,7 +10,9 @@ import net from 'node:net';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { addr, configure, startTestRuntime, staticCluster, LISTENER_TYPE, type Harness } from './harness.ts';
+import type tls from 'node:tls';
+import { addr, configure, startTestRuntime, staticCluster, LISTENER_TYPE, SECRET_TYPE, type Harness } from './harness.ts';
+import { makePki, sdsSecrets, sdsUpstreamTls } from './certs.ts';
 import { listenLocal, startTcpEcho } from '../helpers/listen.ts';
 import { ResponseFlag } from '../../src/proxy/response-flags.ts';
 import { startRigProxyFromFile } from '../helpers/rig-proxy.ts';
@@ -265,6 +267,45 @@ test('HTTP/2 tunnels are streams of the cluster\'s pooled connections (max_concu
   assert.equal(connections.count, 3);
   assert.equal(counter('cluster.two-streams.upstream_cx_total'), 2);
   assert.deepEqual(await Promise.all(three.map((s) => finishTunnel(s, 'bye'))), ['bye', 'bye', 'bye']);
+});
+
+test('pooled HTTP/2 tunnels over TLS (h2 by ALPN): CONNECT and POST (scheme https) share one connection, the upstream peer recorded', async (t) => {
+  const pki = makePki();
+  t.after(() => pki.cleanup());
+  const proxyCert = pki.leaf('proxy', ['DNS:proxy.mesh', 'URI:spiffe://cluster.local/ns/edge/sa/forward-proxy']);
+  const echo = await startTcpEcho(t);
+  const seen: Seen[] = [];
+  let connections = 0;
+  const server = http2.createSecureServer({ key: proxyCert.key, cert: proxyCert.cert, ALPNProtocols: ['h2'] });
+  server.on('secureConnection', (s: tls.TLSSocket) => {
+    connections++;
+    t.after(() => s.destroy());
+  });
+  server.on('stream', (stream, headers) => {
+    seen.push({ method: String(headers[':method']), target: String(headers[':path'] ?? headers[':authority']), headers });
+    stream.on('error', () => undefined);
+    const up = dial(`127.0.0.1:${echo}`);
+    up.once('connect', () => {
+      stream.respond({ ':status': 200 });
+      stream.pipe(up).pipe(stream);
+    });
+  });
+  const port = await listenLocal(server as unknown as net.Server, t);
+  const h = await startTestRuntime(t);
+  assert.deepEqual(h.apply(SECRET_TYPE, sdsSecrets(pki.leaf('client', ['URI:spiffe://cluster.local/ns/default/sa/client']), pki.ca)), []);
+  await configure(h, {
+    clusters: [staticCluster('tls-proxy', [port], { ...H2_OPTIONS, ...sdsUpstreamTls('proxy.mesh', { alpn: ['h2'] }) })],
+    listeners: [tunnelListener('connect', 'tls-proxy', { hostname: `127.0.0.1:${echo}` }), tunnelListener('post', 'tls-proxy', { hostname: 'echo.example:9', use_post: true, post_path: '/up' })],
+  });
+  // Different hostnames, one TLS connection (undici would otherwise switch its server name).
+  assert.deepEqual(await Promise.all([echoThrough(h.port('connect'), 'tls connect'), echoThrough(h.port('post'), 'tls post')]), ['tls connect', 'tls post']);
+  assert.equal(connections, 1, 'both tunnels on one TLS connection');
+  const post = seen.find((x) => x.method === 'POST')!;
+  assert.equal(post.headers[':scheme'], 'https');
+  assert.equal(post.headers[':authority'], 'echo.example:9');
+  assert.equal(post.target, '/up');
+  const info = await lastStream(h, 'connect');
+  assert.equal(info?.upstreamPeer?.principal, 'spiffe://cluster.local/ns/edge/sa/forward-proxy');
 });
 
 test('a refused tunnel (403 over HTTP/1.1, 503 over HTTP/2) closes the client connection, flagged UF', async (t) => {

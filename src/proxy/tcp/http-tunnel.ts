@@ -104,9 +104,12 @@ export function openPooledH2Tunnel(pool: UpstreamPool, secure: boolean, c: Tunne
     t.body.on('error', noop);
   }
   // undici takes the scheme from the pool's origin and :authority from host; a CONNECT has no :path.
-  pool.dispatch(c.usePost ? { method: 'POST', path: c.postPath, headers, body: t.body } : { method: 'CONNECT', path: authority, headers }, t);
+  // One server name for every tunnel: tunnels to different hostnames share the TLS connection.
+  pool.dispatch(c.usePost ? { method: 'POST', path: c.postPath, headers, body: t.body, servername: TUNNEL_SERVERNAME } : { method: 'CONNECT', path: authority, headers, servername: TUNNEL_SERVERNAME }, t);
   return () => t.fail({ status: 0, reason: 'downstream closed before the tunnel was established' });
 }
+
+const TUNNEL_SERVERNAME = 'tcp-proxy-tunnel';
 
 /** The pool's handler of one tunnel stream: CONNECT answers through onRequestUpgrade, POST as a response. */
 class PooledTunnel implements Dispatcher.DispatchHandler {

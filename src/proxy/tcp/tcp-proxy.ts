@@ -283,7 +283,11 @@ class TcpProxy implements NetworkFilter {
       const pool = cluster.pool(host, true, undefined, { info: conn.info, onClose: (fn) => socket.once('close', fn) });
       const abort = openPooledH2Tunnel(pool, cluster.transportFor(host).tls !== undefined, t, info, state, attached, (failure, stream) => {
         socket.off('close', abort);
-        if (stream) return relay(stream, done);
+        if (stream) {
+          // The pool's latest TLS connection to the host names its peer, as for the router's requests.
+          if (host.tlsPeer) info.upstreamPeer = host.tlsPeer;
+          return relay(stream, done);
+        }
         info.upstreamTransportFailureReason = failure!.reason;
         done();
         for (const h of cluster.hooks) h.onResult?.(host, UpstreamOutcome.ConnectFailed, 0);

@@ -26,6 +26,11 @@ export interface UpstreamDispatchOptions {
   readonly bodyTimeout?: number | null;
   readonly idempotent?: boolean;
   readonly blocking?: boolean;
+  /**
+   * undici's TLS server name of the request (default: from its Host). Its HTTP/2 client closes its
+   * connection to switch names, though the cluster's connector sets SNI itself (cluster.ts).
+   */
+  readonly servername?: string;
 }
 
 export interface UpstreamPool {
