@@ -146,7 +146,7 @@ function nodeLocality(v: unknown): string {
 /** Parses an xDS node (JSON shape: `{ id, cluster, metadata }`) into a Proxy; throws NodeError on bad input. */
 export function parseNode(node: unknown): Proxy {
   if (!node || typeof node !== 'object') throw new NodeError('the first DiscoveryRequest must carry a node');
-  const n = node as { id?: unknown; metadata?: unknown; locality?: unknown; user_agent_version?: unknown };
+  const n = node as { id?: unknown; metadata?: unknown; locality?: unknown };
   if (typeof n.id !== 'string' || n.id === '') throw new NodeError('node.id is missing');
   const md = (n.metadata && typeof n.metadata === 'object' ? n.metadata : {}) as Record<string, unknown>;
   const parts = n.id.split('~');
@@ -189,8 +189,9 @@ export function parseNode(node: unknown): Proxy {
     serviceAccount: str(md.SERVICE_ACCOUNT, 'SERVICE_ACCOUNT') ?? 'default',
     workloadName,
     clusterId: str(md.CLUSTER_ID, 'CLUSTER_ID') ?? 'Kubernetes',
-    // Istio's agent sends ISTIO_VERSION; rig proxy names its version as the node's user_agent_version.
-    istioVersion: str(md.ISTIO_VERSION, 'ISTIO_VERSION') ?? (typeof n.user_agent_version === 'string' ? n.user_agent_version : ''),
+    // Sent by Istio's agent and by rig proxy (the Istio release Rigging follows); without it, none (istiod's
+    // proxyVersion match then fails), not the node's user_agent_version (Envoy's or grpc's own version).
+    istioVersion: str(md.ISTIO_VERSION, 'ISTIO_VERSION') ?? '',
     interceptionMode: mode,
     locality: nodeLocality(n.locality) || localityFromLabels(labels),
     network: str(md.NETWORK, 'NETWORK') ?? labels[NETWORK_LABEL] ?? '',

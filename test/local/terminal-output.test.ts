@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { VERSION } from '../../src/core/version.ts';
+import { ISTIO_VERSION } from '../../src/core/version.ts';
 import { startMesh, type Mesh } from './mesh-harness.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -83,13 +83,13 @@ describe('rig up terminal output', () => {
     assert.match(line, /^app-0\/proxy +\| WARN span export failed.*zipkin\.istio-system has no endpoint: no collector runs there; run one .*or turn tracing off \(meshConfig enableTracing: false/);
   });
 
-  it("rig proxy-status shows each proxy's version (its node's user_agent_version), not -", async () => {
+  it("rig proxy-status shows each proxy's version as istioctl does (its ISTIO_VERSION: rig proxy reports the Istio release Rigging follows), not -", async () => {
     const table = await waitFor('app-0 in proxy-status', async () => {
       const r = await mesh.rig(['proxy-status']);
       return r.stdout.includes('app-0.default') ? r.stdout : undefined;
     });
     const row = table.split('\n').find((l) => l.startsWith('app-0.default'))!;
-    assert.equal(row.trim().split(/\s+/).at(-1), VERSION, table);
+    assert.equal(row.trim().split(/\s+/).at(-1), ISTIO_VERSION, table);
   });
 
   it('stops with only its own lines on the terminal: the sidecars and control plane noting the apps gone stay in the logs', async () => {
