@@ -1,5 +1,6 @@
 // EnvoyFilter: what Rigging's control plane applies, and an error for every part it does not
-// (Istio ignores some combinations silently; here the user hears about them at apply time).
+// (Istio ignores some combinations silently; here the user hears about them at apply time); a
+// warning for the fields istiod accepts and gives no effect (targetRefs, portName, BOOTSTRAP…), as Rigging does.
 // Patch values are checked against Envoy's protos, and filters `rig proxy` lacks are refused.
 import { normalizePatchValue, unknownFilterReason, unwrapTypedStructs } from '../../envoy/index.ts';
 import type { FieldPath } from '../source-map.ts';
@@ -124,7 +125,7 @@ export function proxyVersionMatches(pattern: string, version: string): boolean {
  * istio-agent does: the patch has no effect. The value is still checked as an Envoy Bootstrap, as istiod does.
  */
 function validateBootstrapPatch(p: EnvoyFilterConfigPatch, at: FieldPath, r: Reporter): void {
-  r.warn([...at, 'applyTo'], 'applyTo BOOTSTRAP is not supported by Rigging and has no effect, as in Istio by default (istiod patches the bootstrap only for an istio-agent started with BOOTSTRAP_XDS_AGENT=true; rig proxy starts from its own bootstrap)', 'set bootstrap fields with rig proxy flags or its --bootstrap file, or remove the patch');
+  r.warn([...at, 'applyTo'], 'applyTo BOOTSTRAP is not supported by Rigging and has no effect, as in Istio by default (istiod patches the bootstrap only for an istio-agent started with BOOTSTRAP_XDS_AGENT=true; rig proxy starts from its own bootstrap)', 'set bootstrap fields with rig proxy flags (or its own bootstrap, rig proxy -c), or remove the patch');
   if (p.patch?.operation === undefined) return r.error(at, 'patch.operation is missing', 'use MERGE');
   // istiod's bootstrap generator applies MERGE only.
   if (p.patch.operation !== 'MERGE') r.error([...at, 'patch', 'operation'], `operation ${p.patch.operation} does not apply to applyTo BOOTSTRAP (Istio ignores it)`, 'use MERGE');
