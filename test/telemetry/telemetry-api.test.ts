@@ -14,7 +14,8 @@ import { buildPush, explicitSidecar, parseYaml, podSidecar } from '../xds/fixtur
 import { SERVICES_YAML, scrape, startMesh, viaProxy } from './mesh.ts';
 
 /** The custom tags a user configured: without Istio's four istio.authorization.dry_run.* tags, always there (test/telemetry/dry-run-trace-tags.test.ts). */
-const userTags = (tags: unknown) => (tags as EnvoyJson[]).filter((t) => !String(t.tag).startsWith('istio.authorization.dry_run.'));
+/** The tags beside Istio's own (istio.*: the proxy's identity, the dry-run verdicts). */
+const userTags = (tags: unknown) => (tags as EnvoyJson[]).filter((t) => !String(t.tag).startsWith('istio.'));
 
 function hcms(push: PushContext, proxy: Proxy): { inbound: EnvoyJson; outbound: EnvoyJson } {
   const out: EnvoyJson[] = [];
@@ -86,6 +87,16 @@ test('Telemetry inheritance and modes become access_log, tracing and istio.stats
     http_uri: { uri: 'http://zipkin.istio-system.svc.cluster.local/api/v2/spans', cluster: 'outbound|9411||zipkin.istio-system.svc.cluster.local', timeout: '5s' },
   });
   assert.deepEqual(userTags(pt.custom_tags), [{ tag: 'team', literal: { value: 'bookinfo' } }]);
+  assert.deepEqual(
+    (pt.custom_tags as EnvoyJson[]).filter((t) => t.literal && String(t.tag).startsWith('istio.')),
+    [
+      { tag: 'istio.canonical_revision', literal: { value: 'v1' } },
+      { tag: 'istio.canonical_service', literal: { value: 'productpage' } },
+      { tag: 'istio.cluster_id', literal: { value: 'Kubernetes' } },
+      { tag: 'istio.mesh_id', literal: { value: 'unknown' } },
+      { tag: 'istio.namespace', literal: { value: 'default' } },
+    ],
+  );
   const rt = (r.inbound.tracing as EnvoyJson).provider as EnvoyJson;
   assert.equal(rt.name, 'envoy.tracers.opentelemetry');
   assert.deepEqual(((rt.typed_config as EnvoyJson).http_service as EnvoyJson).http_uri, { uri: 'http://otel.istio-system.svc.cluster.local:4318/v1/traces', cluster: 'outbound|4318||otel.istio-system.svc.cluster.local', timeout: '3s' });

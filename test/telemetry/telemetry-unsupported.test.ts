@@ -41,11 +41,11 @@ test('validation warns about every unimplemented Telemetry field, with its line'
   const warnings = diagnostics.filter((d) => d.severity === 'Warning');
   const byPath = Object.fromEntries(warnings.map((d) => [d.path, d]));
   assert.equal(byPath['spec.tracing[0].useRequestIdForTraceSampling'], undefined, 'implemented: the HCM request_id_extension');
-  assert.match(byPath['spec.tracing[0].enableIstioTags'].message, /not implemented/);
+  assert.equal(byPath['spec.tracing[0].enableIstioTags'], undefined, 'implemented: the istio.* span tags');
   assert.equal(byPath['spec.metrics[0].reportingInterval'], undefined, 'implemented: tcp_reporting_duration');
   assert.match(byPath['spec.metrics[0].overrides[0].match.customMetric'].message, /custom metrics are not supported/);
   assert.match(byPath['spec.targetRefs[0].kind'].message, /ambient mode.*applies to no proxy/);
-  assert.equal(warnings.length, 3, warnings.map(formatDiagnostic).join('\n'));
+  assert.equal(warnings.length, 2, warnings.map(formatDiagnostic).join('\n'));
 });
 
 test('the generated config leaves the custom metric out and a proxy accepts it; the standard override applies', async (t) => {

@@ -188,6 +188,32 @@ test('a VirtualService route names its spans as Istio (host:port + path); the se
   assert.equal(ratingsServer.name, 'ratings.default.svc.cluster.local:9080/*', 'no VirtualService: the default route decorator');
 });
 
+test('enableIstioTags: false drops the istio.* span tags, the most specific Telemetry setting it wins', async (t) => {
+  const collector = await startCollector();
+  t.after(() => collector.close());
+  const telemetry = (name: string, selector: string, tracing: string) => `---\napiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: { name: ${name}, namespace: default }\nspec:\n${selector}  tracing: [${tracing}]\n`;
+  // Namespace: off; reviews' own Telemetry turns them back on; ratings' (providers only) inherits off.
+  const yaml = telemetry('ns-tags', '', '{ enableIstioTags: false, customTags: { team: { literal: { value: books } } } }') + telemetry('reviews-tags', '  selector: { matchLabels: { app: reviews } }\n', '{ enableIstioTags: true }');
+  const mesh = await bookinfoChain(collector.port, 100, yaml);
+  t.after(() => mesh.close());
+  assert.equal((await viaProxy(mesh.sidecars['productpage-v1'].outbound, 'http://reviews:9080/reviews/0')).status, 200);
+  await flushAll(mesh);
+  const spans = await waitForSpans(collector, 4);
+  assert.equal(spans.length, 4);
+  const istioTags = (s: Span) => Object.keys(s.tags).filter((k) => k.startsWith('istio.'));
+  const byService = (upstream: string, kind: string) => spans.find((s) => s.kind === kind && s.tags.upstream_cluster.includes(upstream))!;
+  const pp = byService('reviews.default', 'CLIENT');
+  assert.deepEqual(istioTags(pp), []);
+  assert.equal(pp.tags.team, 'books', 'the custom tags stay');
+  const reviews = spans.find((s) => s.kind === 'SERVER' && s.via === 'zipkin')!;
+  assert.equal(reviews.tags['istio.canonical_service'], 'reviews');
+  assert.equal(reviews.tags['istio.canonical_revision'], 'v1');
+  assert.equal(reviews.tags['istio.namespace'], 'default');
+  assert.equal(reviews.tags['istio.cluster_id'], 'Kubernetes');
+  const ratings = spans.find((s) => s.via === 'otlp')!;
+  assert.deepEqual(istioTags(ratings), []);
+});
+
 test('sampling 0%: nothing without a decision; a sampled caller (W3C or B3) is honoured', async (t) => {
   const collector = await startCollector();
   t.after(() => collector.close());

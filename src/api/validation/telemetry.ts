@@ -19,9 +19,6 @@ export interface UnsupportedTelemetryField {
 /** The fields of a Telemetry that Rigging does not implement (they have no effect). */
 export function unsupportedTelemetryFields(spec: TelemetrySpec): UnsupportedTelemetryField[] {
   const out: UnsupportedTelemetryField[] = [];
-  spec.tracing?.forEach((t, i) => {
-    if (t.enableIstioTags === false) out.push({ path: ['spec', 'tracing', i, 'enableIstioTags'], message: "enableIstioTags: false is not implemented: spans always carry Istio's tags (istio.canonical_service, istio.namespace, istio.mesh_id, ...)", hint: 'remove the field' });
-  });
   spec.metrics?.forEach((m, i) => {
     m.overrides?.forEach((o, j) => {
       if (o.match?.customMetric) out.push({ path: ['spec', 'metrics', i, 'overrides', j, 'match', 'customMetric'], message: `custom metrics are not supported: the override for "${o.match.customMetric}" is ignored`, hint: "override one of Istio's standard metrics (match.metric)" });

@@ -37,7 +37,6 @@ interface TracerConfig {
   readonly customTags: readonly (readonly [string, CustomTag])[];
   readonly nodeId: string;
   readonly local: LocalPeer;
-  readonly meshId: string;
   readonly direction: StreamInfo['direction'];
   readonly propagation: Propagation;
   /** New traces get 64-bit ids (Zipkin without trace_id_128bit). */
@@ -112,10 +111,6 @@ class RecordingSpan implements Span {
       'guid:x-request-id': info.requestId ?? '',
       // As Envoy's downstream span: the connection's peer, not the address taken from x-forwarded-for.
       'peer.address': info.downstreamDirectRemoteAddress ?? '',
-      'istio.canonical_service': c.local.labels.canonicalService,
-      'istio.canonical_revision': c.local.labels.canonicalRevision,
-      'istio.namespace': c.local.labels.namespace,
-      'istio.mesh_id': c.meshId,
     });
     if (peer?.principal) s.setAttribute('peer.principal', peer.principal);
     if (info.upstreamHost) s.setAttribute('upstream_host', info.upstreamHost);
@@ -308,7 +303,6 @@ export const otelTracerFactory: TracerFactory = {
       customTags: compileCustomTags(tracing),
       nodeId: t.node.id,
       local,
-      meshId: typeof t.node.metadata.MESH_ID === 'string' ? t.node.metadata.MESH_ID : 'cluster.local',
       direction: ctx.direction,
       propagation: provider?.propagation ?? Propagation.B3,
       traceId64: target.traceId64 ?? false,

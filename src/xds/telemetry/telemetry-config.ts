@@ -245,15 +245,20 @@ function otelProvider(push: PushContext, proxy: Proxy, name: string, o: OpenTele
   return { name: 'envoy.tracers.opentelemetry', typed_config };
 }
 
+/** The proxy's canonical service, as Istio's injector labels it (service.istio.io/canonical-name, else app, else its workload). */
+function canonicalService(proxy: Proxy): string {
+  const l = proxy.labels;
+  return l['service.istio.io/canonical-name'] ?? l.app ?? l['app.kubernetes.io/name'] ?? proxy.workloadName;
+}
+
 /** The tracer's service name: `<canonical service>.<namespace>`. */
 export function tracingServiceName(proxy: Proxy): string {
-  const l = proxy.labels;
-  return `${l['service.istio.io/canonical-name'] ?? l.app ?? l['app.kubernetes.io/name'] ?? proxy.workloadName}.${proxy.namespace}`;
+  return `${canonicalService(proxy)}.${proxy.namespace}`;
 }
 
 /**
- * Istio's authorization dry-run span tags (always on, as istiod's): the RBAC filter's shadow verdict
- * and the dry-run policy that decided it, from its dynamic metadata under Istio's stat prefixes.
+ * Istio's authorization dry-run span tags: the RBAC filter's shadow verdict and the dry-run policy
+ * that decided it, from its dynamic metadata under Istio's stat prefixes.
  */
 const DRY_RUN_TAGS: EnvoyJson[] = (['allow', 'deny'] as const).flatMap((action) =>
   (
@@ -266,6 +271,18 @@ const DRY_RUN_TAGS: EnvoyJson[] = (['allow', 'deny'] as const).flatMap((action) 
     metadata: { kind: { request: {} }, metadata_key: { key: 'envoy.filters.http.rbac', path: [{ key: `istio_dry_run_${action}_${key}` }] } },
   })),
 );
+
+/** Istio's service span tags: literals naming the proxy (its canonical service and revision, namespace, mesh, cluster). */
+function serviceTags(proxy: Proxy): EnvoyJson[] {
+  const meshId = typeof proxy.metadata.MESH_ID === 'string' && proxy.metadata.MESH_ID ? proxy.metadata.MESH_ID : 'unknown';
+  return [
+    ['istio.canonical_revision', proxy.labels['service.istio.io/canonical-revision'] ?? proxy.labels.version ?? proxy.labels['app.kubernetes.io/version'] ?? 'latest'],
+    ['istio.canonical_service', canonicalService(proxy) || 'unknown'],
+    ['istio.mesh_id', meshId],
+    ['istio.namespace', proxy.namespace || 'default'],
+    ['istio.cluster_id', proxy.clusterId || 'unknown'],
+  ].map(([tag, value]) => ({ tag, literal: { value } }));
+}
 
 export function tracingConfig(push: PushContext, proxy: Proxy, mode: TrafficMode): EnvoyJson | undefined {
   const eff = effectiveTelemetry(push, proxy, mode).tracing;
@@ -304,7 +321,8 @@ export function tracingConfig(push: PushContext, proxy: Proxy, mode: TrafficMode
   let sampling = eff?.randomSamplingPercentage ?? mesh.defaultConfig.tracing?.sampling ?? 1;
   if (eff?.disableSpanReporting) sampling = 0;
   const tracing: EnvoyJson = { client_sampling: { value: 100 }, random_sampling: { value: sampling }, overall_sampling: { value: 100 }, max_path_tag_length: maxTag, provider };
-  const tags: EnvoyJson[] = [];
+  // Istio: the istio.* tags unless the most specific Telemetry that sets enableIstioTags says false.
+  const tags: EnvoyJson[] = eff?.enableIstioTags === false ? [] : [...serviceTags(proxy), ...DRY_RUN_TAGS];
   // Istio: the Telemetry's custom tags, else defaultConfig.tracing's.
   const custom = eff?.customTags && Object.keys(eff.customTags).length ? eff.customTags : (mesh.defaultConfig.tracing?.customTags ?? {});
   for (const [tag, t] of Object.entries(custom)) {
@@ -312,7 +330,7 @@ export function tracingConfig(push: PushContext, proxy: Proxy, mode: TrafficMode
     else if (t.environment) tags.push({ tag, environment: { name: t.environment.name, default_value: t.environment.defaultValue ?? '' } });
     else if (t.header) tags.push({ tag, request_header: { name: t.header.name, default_value: t.header.defaultValue ?? '' } });
   }
-  tags.push(...DRY_RUN_TAGS);
-  tracing.custom_tags = tags;
+  // Istio sorts them by name (its tags come from a map).
+  tracing.custom_tags = tags.sort((a, b) => (String(a.tag) < String(b.tag) ? -1 : String(a.tag) > String(b.tag) ? 1 : 0));
   return tracing;
 }

@@ -58,6 +58,8 @@ export interface EffectiveTracing {
   useRequestIdForTraceSampling?: boolean;
   disableSpanReporting: boolean;
   customTags: NonNullable<Tracing['customTags']>;
+  /** Istio's default true: the istio.* span tags (the proxy's identity, the authorization dry-run verdicts). */
+  enableIstioTags?: boolean;
 }
 
 export interface EffectiveAccessLog {
@@ -119,6 +121,7 @@ function mergeTracing(levels: Resource<TelemetrySpec>[], mode: TrafficMode): Eff
     if (t.randomSamplingPercentage !== undefined) out.randomSamplingPercentage = t.randomSamplingPercentage;
     if (t.useRequestIdForTraceSampling !== undefined) out.useRequestIdForTraceSampling = t.useRequestIdForTraceSampling;
     if (t.disableSpanReporting !== undefined) out.disableSpanReporting = t.disableSpanReporting;
+    if (t.enableIstioTags !== undefined) out.enableIstioTags = t.enableIstioTags;
     Object.assign(out.customTags, t.customTags ?? {});
   }
   return out;
