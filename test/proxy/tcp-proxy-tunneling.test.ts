@@ -269,6 +269,25 @@ test('HTTP/2 tunnels are streams of the cluster\'s pooled connections (max_concu
   assert.deepEqual(await Promise.all(three.map((s) => finishTunnel(s, 'bye'))), ['bye', 'bye', 'bye']);
 });
 
+test('max_requests_per_connection over HTTP/2: a connection that carried that many tunnels takes no more, its open ones keep flowing', { timeout: 30_000 }, async (t) => {
+  const echo = await startTcpEcho(t);
+  const connections = { count: 0 };
+  const proxy = await h2TunnelProxy(t, [], `127.0.0.1:${echo}`, 200, { connections });
+  const twoRequests = {
+    typed_extension_protocol_options: {
+      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions', common_http_protocol_options: { max_requests_per_connection: 2 }, explicit_http_config: { http2_protocol_options: {} } },
+    },
+  };
+  const h = await startTestRuntime(t);
+  await configure(h, { clusters: [staticCluster('two-requests', [proxy], twoRequests)], listeners: [tunnelListener('t', 'two-requests', { hostname: `127.0.0.1:${echo}` })] });
+  const open: net.Socket[] = [];
+  t.after(() => open.forEach((s) => s.destroy()));
+  for (let i = 0; i < 3; i++) open.push(await openTunnelOn(h.port('t'), `hello ${i}`));
+  assert.equal(connections.count, 2, 'the third tunnel on a second connection');
+  assert.equal(h.rt.stats.counter('cluster.two-requests.upstream_cx_max_requests').value, 1);
+  assert.deepEqual(await Promise.all(open.map((s, i) => finishTunnel(s, `bye ${i}`))), ['bye 0', 'bye 1', 'bye 2']);
+});
+
 test('pooled HTTP/2 tunnels over TLS (h2 by ALPN): CONNECT and POST (scheme https) share one connection, the upstream peer recorded', async (t) => {
   const pki = makePki();
   t.after(() => pki.cleanup());

@@ -477,7 +477,6 @@ export class Cluster implements ClusterHandle {
       pipelining: 1,
       keepAliveTimeout: cfg.idleTimeoutMs,
       keepAliveMaxTimeout: cfg.idleTimeoutMs,
-      maxRequestsPerClient: cfg.maxRequestsPerConnection || undefined,
       headersTimeout: 0,
       bodyTimeout: 0,
       allowH2: true,
@@ -488,7 +487,14 @@ export class Cluster implements ClusterHandle {
       maxConcurrentStreams: cfg.h2Options.maxConcurrentStreams,
       initialWindowSize: cfg.h2Options.initialWindowSize,
       connectionWindowSize: cfg.h2Options.connectionWindowSize,
-    } as PoolTypes.Options, cfg.maxConnectionDurationMs, s.cxMaxDurationReached, () => host.rqTotal++);
+    } as PoolTypes.Options, {
+      maxConnectionDurationMs: cfg.maxConnectionDurationMs,
+      durationReached: s.cxMaxDurationReached,
+      maxRequestsPerConnection: cfg.maxRequestsPerConnection,
+      maxRequestsReached: s.cxMaxRequests,
+      // Envoy's pools charge the host's rq_total when a stream is on a connection (as the HTTP/1.1 pool's onStream).
+      onStream: () => host.rqTotal++,
+    });
     pool.on('connect', () => {
       s.cxTotal.value++;
       s.cxHttp2Total.value++;

@@ -12,12 +12,19 @@ import { H2StreamBody, isLentBody } from './h2-stream-body.ts';
 import { lightenAsyncResourceBind } from './async-resource-bind.ts';
 import type { TrailerSource, UpstreamDispatchOptions } from './upstream-pool.ts';
 
-/**
- * undici's Pool, with the max_connection_duration of its connections (ms, 0: none) as a third
- * argument, the counter of connections that reached it (upstream_cx_max_duration_reached) as a
- * fourth, and as a fifth what to call when a request is put on a connection (Envoy's pool attach).
- */
-export type H2PoolClass = new (origin: string, options: PoolClass.Options, maxConnectionDurationMs?: number, durationReached?: { value: number }, onStream?: () => void) => PoolClass;
+/** What the cluster's HTTP/2 pool adds to undici's Pool options (undici's own maxRequestsPerClient is HTTP/1.1 only). */
+export interface H2PoolLimits {
+  /** max_connection_duration of its connections (ms, 0: none) and the counter of those that reached it (upstream_cx_max_duration_reached). */
+  readonly maxConnectionDurationMs: number;
+  readonly durationReached: { value: number };
+  /** max_requests_per_connection (0: none) and the counter of connections that reached it (upstream_cx_max_requests). */
+  readonly maxRequestsPerConnection: number;
+  readonly maxRequestsReached: { value: number };
+  /** A request is put on a connection (Envoy's pool attach). */
+  readonly onStream: () => void;
+}
+
+export type H2PoolClass = new (origin: string, options: PoolClass.Options, limits: H2PoolLimits) => PoolClass;
 
 export interface Undici {
   readonly Pool: H2PoolClass;
@@ -33,7 +40,27 @@ interface PoolInternals {
 
 const kDurationTimer = Symbol('rig.durationTimer');
 
-type PoolClient = Dispatcher & { [kDurationTimer]?: NodeJS.Timeout };
+/** The CONNECT streams open on the client's connection, and its close waiting for them. */
+const kConnects = Symbol('rig.connects');
+
+interface ConnectStreams {
+  open: number;
+  close: (() => void) | undefined;
+}
+
+type PoolClient = Dispatcher & { [kDurationTimer]?: NodeJS.Timeout; [kConnects]?: ConnectStreams };
+
+/** A client's close (undici's pool retires a client so) once its connection's CONNECT streams are closed. */
+function closeAfterConnects(this: PoolClient, cb?: () => void): Promise<void> | void {
+  const close = Object.getPrototypeOf(this).close as (this: PoolClient, cb?: () => void) => Promise<void> | void;
+  const state = this[kConnects];
+  if (state === undefined || state.open === 0) return close.call(this, cb);
+  if (cb) {
+    state.close = () => close.call(this, cb);
+    return;
+  }
+  return new Promise((resolve) => (state.close = () => void (close.call(this) as Promise<void>).then(resolve)));
+}
 
 let loaded: Undici | undefined;
 
@@ -72,30 +99,43 @@ export function undici(): Undici {
       }
     };
   };
-  // The streams of a connection. Each request written is a stream put on it (`onStream`). A CONNECT
-  // stream (a tcp_proxy tunnel) stays open after its response, when undici stops counting it as
-  // running: the connection counts it against max_concurrent_streams until it closes, so that the
-  // pool opens the next stream on another connection (or queues it), as Envoy's pool does, instead
-  // of node queueing it inside a full session.
-  const countStreams = (client: Internal, onStream: (() => void) | undefined): void => {
-    const ctx = client[kHTTPContext] as { write(request: { method: string }): boolean; busy(request: unknown): boolean } | undefined;
+  // The streams of a connection. Each request written is a stream put on it (`onStream`); at
+  // max_requests_per_connection the connection is retired. A CONNECT stream (a tcp_proxy tunnel)
+  // stays open after its response, when undici stops counting it as running: the connection counts
+  // it against max_concurrent_streams until it closes, so that the pool opens the next stream on
+  // another connection (or queues it), as Envoy's pool does, instead of node queueing it inside a
+  // full session; and a retired connection closes only once its CONNECT streams did (undici's
+  // close waits for its requests, then destroys the session and any tunnel on it).
+  const countStreams = (pool: PoolClass, client: PoolClient, limits: H2PoolLimits): void => {
+    const internal = client as unknown as Internal;
+    const ctx = internal[kHTTPContext] as { write(request: { method: string }): boolean; busy(request: unknown): boolean } | undefined;
     if (ctx === undefined) return;
+    const max = limits.maxRequestsPerConnection;
+    const resume = internal[kResume] as () => void;
+    /** Answered CONNECT streams, and all open ones. */
     let tunnels = 0;
+    const state: ConnectStreams = (client[kConnects] = { open: 0, close: undefined });
+    if (!Object.hasOwn(client, 'close')) client.close = closeAfterConnects as PoolClient['close'];
+    let written = 0;
     const { write, busy } = ctx;
-    ctx.busy = (request) => busy.call(ctx, request) || (client[kRunning] as number) + tunnels >= (client[kMaxConcurrentStreams] as number);
+    ctx.busy = (request) => busy.call(ctx, request) || (internal[kRunning] as number) + tunnels >= (internal[kMaxConcurrentStreams] as number);
     const writeTunnel = (request: { method: string }): boolean => {
-      const session = client[kHTTP2Session] as http2.ClientHttp2Session & { request: http2.ClientHttp2Session['request'] };
+      const session = internal[kHTTP2Session] as http2.ClientHttp2Session & { request: http2.ClientHttp2Session['request'] };
       const open = session.request;
       session.request = (headers, options) => {
         const stream = open.call(session, headers, options);
+        state.open++;
+        let answered = false;
         // Heard before undici's own listener, which then stops counting the request.
         stream.once('response', () => {
           if (stream.closed) return;
+          answered = true;
           tunnels++;
-          stream.once('close', () => {
-            tunnels--;
-            (client[kResume] as () => void)();
-          });
+        });
+        stream.once('close', () => {
+          if (answered) tunnels--;
+          if (--state.open === 0 && state.close) state.close();
+          else resume();
         });
         return stream;
       };
@@ -106,37 +146,47 @@ export function undici(): Undici {
       }
     };
     ctx.write = (request) => {
-      const written = request.method === 'CONNECT' ? writeTunnel(request) : write.call(ctx, request);
-      if (written) onStream?.();
-      return written;
+      if (!(request.method === 'CONNECT' ? writeTunnel(request) : write.call(ctx, request))) return false;
+      limits.onStream();
+      if (max > 0 && ++written === max) {
+        limits.maxRequestsReached.value++;
+        process.nextTick(retire, pool, client);
+      }
+      return true;
     };
   };
-  // max_connection_duration, as Envoy drains an aged upstream connection: the client leaves the
-  // pool's rotation (no new stream goes on it; a new request opens a new connection), finishes its
-  // in-flight streams and then closes (undici's retire: Client.close()). Timed from each connect,
-  // so an idle connection closes at its age too. undici's own clientTtl only checks on dispatch.
-  const retire = (pool: PoolClass, client: PoolClient, durationReached: { value: number } | undefined): void => {
+  // As Envoy retires a drained upstream connection: the client leaves the pool's rotation (a new
+  // request opens a new connection), finishes its in-flight requests and then closes (undici's
+  // retire: Client.close()).
+  const retire = (pool: PoolClass, client: PoolClient): boolean => {
+    clearTimeout(client[kDurationTimer]);
     client[kDurationTimer] = undefined;
     const p = pool as unknown as Internal;
-    if (!(p[internals.kClients] as PoolClient[]).includes(client)) return;
-    if (durationReached) durationReached.value++;
+    if (!(p[internals.kClients] as PoolClient[]).includes(client)) return false;
     (p[internals.kRemoveClient] as (c: PoolClient) => void).call(pool, client);
     // Requests queued at the connection limit would otherwise wait for another client's drain.
     if ((p[kQueued] as number) > 0) (p[internals.kDrainQueue] as (origin: unknown, targets: unknown[]) => void).call(pool, p[kUrl], [pool]);
+    return true;
+  };
+  // max_connection_duration, timed from each connect, so an idle connection closes at its age too
+  // (undici's own clientTtl only checks on dispatch).
+  const onDurationReached = (pool: PoolClass, client: PoolClient, durationReached: { value: number }): void => {
+    if (retire(pool, client)) durationReached.value++;
   };
   loaded = {
     Pool: class H2Pool extends Pool {
-      constructor(origin: string, options: PoolClass.Options, maxConnectionDurationMs = 0, durationReached?: { value: number }, onStream?: () => void) {
+      constructor(origin: string, options: PoolClass.Options, limits: H2PoolLimits) {
         super(origin, options);
         this.on('connect', (origin, targets) => {
           sendRequestTrailers(origin, targets);
-          countStreams(targets.at(-1) as unknown as Internal, onStream);
+          countStreams(this, targets.at(-1) as PoolClient, limits);
         });
+        const { maxConnectionDurationMs, durationReached } = limits;
         if (maxConnectionDurationMs <= 0) return;
         this.on('connect', (_origin, targets) => {
           const client = targets.at(-1) as PoolClient;
           clearTimeout(client[kDurationTimer]);
-          client[kDurationTimer] = setTimeout(retire, maxConnectionDurationMs, this, client, durationReached).unref();
+          client[kDurationTimer] = setTimeout(onDurationReached, maxConnectionDurationMs, this, client, durationReached).unref();
         });
         this.on('disconnect', (_origin, targets) => {
           const client = targets.at(-1) as PoolClient;
