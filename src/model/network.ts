@@ -7,6 +7,7 @@
 import { BlockList, isIP } from 'node:net';
 import type { Resource, ServiceSpec } from '../api/index.ts';
 import { warnOnce } from './config-warnings.ts';
+import type { GatewayNameLookup } from './gateway-names.ts';
 import type { Endpoint, Service } from './service.ts';
 
 export const NETWORK_LABEL = 'topology.istio.io/network';
@@ -114,7 +115,8 @@ export class MeshNetworkView {
   readonly #byNetwork = new Map<string, NetworkGateway[]>();
   readonly #cidrs: { network: string; list: BlockList }[] = [];
 
-  constructor(meshNetworks: MeshNetworks | undefined, services: readonly Service[], resources: readonly Resource[], rootNamespace: string) {
+  /** `names`: the control plane's DNS answers for gateways given by hostname; without it they are not used. */
+  constructor(meshNetworks: MeshNetworks | undefined, services: readonly Service[], resources: readonly Resource[], rootNamespace: string, names?: GatewayNameLookup) {
     const nets = Object.entries(meshNetworks?.networks ?? {});
     const rootNs = resources.find((r) => r.kind === 'Namespace' && r.metadata.name === rootNamespace);
     this.systemNetwork = rootNs?.metadata.labels?.[NETWORK_LABEL] ?? '';
@@ -150,10 +152,25 @@ export class MeshNetworkView {
       if (portText && port === DEFAULT_GATEWAY_PORT && portText !== String(port)) warnOnce('networks', `Service ${s.namespace}/${s.name}: label ${GATEWAY_PORT_LABEL}: "${portText}" is not a port number; the gateway port is ${DEFAULT_GATEWAY_PORT} (as istiod)`);
       for (const address of externalAddresses(s)) add({ network, cluster: LOCAL_CLUSTER_ID, address, port });
     }
-    // Hostnames are left out, as istiod with RESOLVE_HOSTNAME_GATEWAYS off (its default resolves them).
-    for (const g of found.values()) if (isIP(g.address) === 0) this.unusable.push(`network ${g.network}: gateway address ${g.address} is a hostname, which Rigging does not resolve (istiod resolves it in the control plane): the gateway is not used; give its IP address`);
-    for (const m of this.unusable) warnOnce('networks', m);
-    this.gateways = [...found.values()].filter((g) => isIP(g.address) !== 0).sort((a, b) => (a.address === b.address ? a.port - b.port : a.address < b.address ? -1 : 1));
+    // Hostnames: one gateway per address they resolve to, as istiod (RESOLVE_HOSTNAME_GATEWAYS).
+    const resolved = new Map<string, NetworkGateway>();
+    const hostnames = new Set<string>();
+    for (const g of found.values()) {
+      if (isIP(g.address) !== 0) {
+        resolved.set(`${g.network}|${g.cluster}|${g.address}|${g.port}`, g);
+        continue;
+      }
+      hostnames.add(g.address);
+      const answer = names?.lookup(g.address);
+      const why = !names ? 'the control plane does not resolve gateway hostnames here' : !answer ? 'its DNS answer is awaited' : answer.addresses.length ? undefined : answer.error;
+      if (why) {
+        this.unusable.push(`network ${g.network}: gateway address ${g.address} is not used: ${why}`);
+        if (!names || answer) warnOnce('networks', this.unusable.at(-1)!);
+      }
+      for (const address of answer?.addresses ?? []) resolved.set(`${g.network}|${g.cluster}|${address}|${g.port}`, { ...g, address });
+    }
+    names?.retain(hostnames);
+    this.gateways = [...resolved.values()].sort((a, b) => (a.address === b.address ? a.port - b.port : a.address < b.address ? -1 : 1));
     const byCluster = new Map<string, number>();
     for (const g of this.gateways) {
       const list = this.#byNetwork.get(g.network);

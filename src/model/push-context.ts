@@ -7,6 +7,7 @@ import type { PeerAuthenticationSpec } from '../api/index.ts';
 import type { RegistrySnapshot } from '../registry/service-registry.ts';
 import type { MeshConfig } from './mesh-config.ts';
 import { MeshNetworkView } from './network.ts';
+import type { GatewayNameLookup } from './gateway-names.ts';
 import type { Endpoint, Service } from './service.ts';
 import { hostMatches, isExportedTo, resolveShortName, selectorMatches } from './service.ts';
 import type { Proxy } from './proxy.ts';
@@ -32,6 +33,8 @@ export interface PushContextInput {
   resources: readonly Resource[];
   registry: RegistrySnapshot;
   credentials?: CredentialSource;
+  /** DNS answers for network gateways given by hostname (see gateway-names.ts). */
+  gatewayNames?: GatewayNameLookup;
 }
 
 export class PushContext {
@@ -49,6 +52,7 @@ export class PushContext {
   /** What Istio would report in the status of the snapshot's Gateway API resources (they are translated into `gateways` and `virtualServices`). */
   readonly gatewayApiDiagnostics: readonly Diagnostic[];
   readonly credentials: CredentialSource;
+  readonly #gatewayNames: GatewayNameLookup | undefined;
   /** True when some VirtualService matches on sourceLabels (route tables then depend on proxy labels). */
   readonly usesSourceLabels: boolean;
   readonly createdAt = Date.now();
@@ -81,6 +85,7 @@ export class PushContext {
     this.sidecars = ofKind<SidecarSpec>('Sidecar');
     this.peerAuthentications = ofKind<PeerAuthenticationSpec>('PeerAuthentication');
     this.credentials = input.credentials ?? (() => undefined);
+    this.#gatewayNames = input.gatewayNames;
     this.usesSourceLabels = this.virtualServices.some((vs) => JSON.stringify(vs.spec).includes('"sourceLabels"'));
   }
 
@@ -95,7 +100,7 @@ export class PushContext {
 
   /** The mesh's networks and their gateways (see network.ts). */
   get networks(): MeshNetworkView {
-    return this.memo('networks', () => new MeshNetworkView(this.mesh.meshNetworks, this.services, this.resources, this.mesh.rootNamespace));
+    return this.memo('networks', () => new MeshNetworkView(this.mesh.meshNetworks, this.services, this.resources, this.mesh.rootNamespace, this.#gatewayNames));
   }
 
   /** The services defined in `namespace`, in registry order. */

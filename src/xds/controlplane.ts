@@ -14,6 +14,7 @@ import { silentLogger } from '../core/log.ts';
 import type { MeshConfig } from '../model/mesh-config.ts';
 import { DEFAULT_MESH_CONFIG } from '../model/mesh-config.ts';
 import type { CredentialSource } from '../model/push-context.ts';
+import type { GatewayDnsOptions } from '../model/gateway-names.ts';
 import { directoryCredentials } from '../registry/credentials.ts';
 import { ServiceRegistry } from '../registry/service-registry.ts';
 import { VipAllocator } from '../registry/vip-allocator.ts';
@@ -52,6 +53,8 @@ export interface ControlPlaneOptions {
   validateWorkloadEntryIdentity?: boolean;
   /** Current number of rejected configuration problems (exported as a metric). */
   configErrors?: () => number;
+  /** How MeshNetworks gateways given by hostname are resolved (default: the system's DNS servers). */
+  gatewayDns?: GatewayDnsOptions;
 }
 
 export interface ControlPlane {
@@ -77,7 +80,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   const metrics = createMetrics(opts.configErrors);
   const registry = new ServiceRegistry(new VipAllocator(opts.stateDir));
   const debounce = { debounceMs: opts.debounceMs ?? features.debounceAfterMs, debounceMaxMs: opts.debounceMaxMs ?? features.debounceMaxMs, edsDebounce: opts.edsDebounce ?? features.edsDebounce };
-  const discovery = new DiscoveryServer({ store: opts.store, mesh, registry, credentials, log: log.child({ component: 'xds' }), metrics, ...debounce, workloadGraceMs: opts.workloadGraceMs, maxInflightBytes: opts.maxInflightBytes, validateWorkloadEntryIdentity: opts.validateWorkloadEntryIdentity });
+  const discovery = new DiscoveryServer({ store: opts.store, mesh, registry, credentials, log: log.child({ component: 'xds' }), metrics, ...debounce, workloadGraceMs: opts.workloadGraceMs, maxInflightBytes: opts.maxInflightBytes, validateWorkloadEntryIdentity: opts.validateWorkloadEntryIdentity, gatewayDns: opts.gatewayDns });
   discovery.start();
   // Keys the control plane fetched for RequestAuthentication arrived or changed: push them.
   const offJwks = jwksResolver.onChange(() => discovery.requestPush('jwks'));

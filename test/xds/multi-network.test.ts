@@ -201,11 +201,11 @@ spec:
   assert.deepEqual(weights, { '10.1.0.9:80': 1, '203.0.113.2:15443': 1 });
 });
 
-test('a MeshNetworks gateway given by hostname is not used, and says why', () => {
+test('a MeshNetworks gateway given by hostname is not used without the control plane\'s resolver, and says why', () => {
   const { weights, push } = eds([SERVICE, ...ENDPOINTS], client({ NETWORK: 'network1' }), { networks: { network2: { gateways: [{ address: 'eastwest.example.com', port: 15443 }] } } });
   assert.equal(push.networks.multiNetwork, false);
   assert.equal(weights['10.2.0.1:80'], 1);
-  assert.deepEqual(push.networks.unusable.map((m) => /gateway address eastwest\.example\.com is a hostname/.test(m)), [true]);
+  assert.deepEqual(push.networks.unusable.map((m) => /gateway address eastwest\.example\.com is not used: the control plane does not resolve/.test(m)), [true]);
 });
 
 test('a network with gateways of this cluster (a gateway Service) and MeshNetworks address gateways uses the cluster\'s, as istiod\'s selectNetworkGateways', () => {

@@ -10,6 +10,7 @@ import type { Logger } from '../../core/log.ts';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, HEALTH_INFO_TYPE, XDS_TYPES_IN_ORDER, EnvoyJsonError } from '../../envoy/index.ts';
 import type { EnvoyJson } from '../../envoy/index.ts';
 import { warnOnce } from '../../model/config-warnings.ts';
+import { GatewayNameCache, type GatewayDnsOptions } from '../../model/gateway-names.ts';
 import type { MeshConfig } from '../../model/mesh-config.ts';
 import type { CredentialSource } from '../../model/push-context.ts';
 import { PushContext } from '../../model/push-context.ts';
@@ -68,6 +69,8 @@ export interface DiscoveryServerOptions {
    * (an authenticated TLS stream) of the entry's namespace and service account.
    */
   validateWorkloadEntryIdentity?: boolean;
+  /** How MeshNetworks gateways given by hostname are resolved (istiod's RESOLVE_HOSTNAME_GATEWAYS). */
+  gatewayDns?: GatewayDnsOptions;
 }
 
 export interface DiscoveryRequestJson {
@@ -92,7 +95,9 @@ const ROUTING_ONLY_KINDS: ReadonlySet<string> = new Set(['VirtualService', 'HTTP
 
 export class DiscoveryServer {
   readonly connections = new Map<string, AdsConnection>();
-  readonly #o: Required<Omit<DiscoveryServerOptions, 'credentials'>> & { credentials?: CredentialSource };
+  readonly #o: Required<Omit<DiscoveryServerOptions, 'credentials' | 'gatewayDns'>> & { credentials?: CredentialSource };
+  /** DNS answers for network gateways given by hostname: a changed answer is a full push, as istiod's. */
+  readonly #gatewayNames: GatewayNameCache;
   #authenticator: XdsAuthenticator | undefined;
   readonly #log: Logger;
   #push: PushContext;
@@ -131,6 +136,7 @@ export class DiscoveryServer {
   constructor(opts: DiscoveryServerOptions) {
     this.#o = { ...opts, debounceMs: opts.debounceMs ?? 100, debounceMaxMs: opts.debounceMaxMs ?? 10_000, edsDebounce: opts.edsDebounce ?? true, workloadGraceMs: opts.workloadGraceMs ?? 5000, maxInflightBytes: opts.maxInflightBytes ?? 128 << 20, validateWorkloadEntryIdentity: opts.validateWorkloadEntryIdentity ?? true };
     this.#log = opts.log;
+    this.#gatewayNames = new GatewayNameCache(() => this.requestPush('networks'), opts.gatewayDns);
     this.#push = this.#build(opts.store.list());
   }
 
@@ -157,6 +163,7 @@ export class DiscoveryServer {
 
   stop(): void {
     this.#stopped = true;
+    this.#gatewayNames.close();
     this.#unsubscribe?.();
     this.#deferred?.release();
     clearTimeout(this.#timer);
@@ -223,7 +230,7 @@ export class DiscoveryServer {
     const t0 = performance.now();
     const registry = this.#o.registry.snapshot(resources);
     const version = `${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}/${++this.#pushCounter}`;
-    const push = new PushContext({ version, mesh: this.#o.mesh, resources, registry, credentials: this.#o.credentials });
+    const push = new PushContext({ version, mesh: this.#o.mesh, resources, registry, credentials: this.#o.credentials, gatewayNames: this.#gatewayNames });
     // What Istio would write into Gateway API status (Accepted/ResolvedRefs=False): there is no API server here, so it is logged.
     for (const d of push.gatewayApiDiagnostics) warnOnce('gateway-api', formatDiagnostic(d));
     const m = this.#o.metrics;
