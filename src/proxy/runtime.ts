@@ -327,7 +327,7 @@ export class ProxyRuntime {
   private applyExtensionConfigs(resources: ReadonlyMap<string, EnvoyJson>, version: string): string[] {
     const errors: string[] = [];
     const warnings: string[] = [];
-    const commits: (() => void)[] = [];
+    const commits: (() => void | Promise<void>)[] = [];
     for (const [name, raw] of resources) {
       const schema = checkMessage('envoy.config.core.v3.TypedExtensionConfig', raw);
       if (schema.length) {
@@ -349,10 +349,21 @@ export class ProxyRuntime {
     }
     this.warnings.set(EXTENSION_CONFIG_TYPE, warnings);
     this.logWarnings('extension configs', warnings);
-    for (const commit of commits) commit();
+    const fetching = commits.map((commit) => commit()).filter((p) => p !== undefined);
+    if (fetching.length) this.ackAfterFetch.set(EXTENSION_CONFIG_TYPE, Promise.all(fetching).then(() => undefined));
     // A config received before and no longer subscribed (no listener version names it) goes, as Envoy drops the subscription.
     for (const [key, s] of this.ctx.extensionConfigs) if (s.entry && !resources.has(s.name)) this.ctx.extensionConfigs.delete(key);
     return [];
+  }
+
+  /** Accepted updates whose ACK waits for what they fetch (an ECDS config's Wasm code), by type URL: taken by ackAfter. */
+  private readonly ackAfterFetch = new Map<string, Promise<void>>();
+
+  /** XdsSink.ackAfter: the last accepted update of `typeUrl` is in force once this settles (ECDS with remote Wasm code, as behind Istio's agent). */
+  ackAfter(typeUrl: string): Promise<void> | undefined {
+    const p = this.ackAfterFetch.get(typeUrl);
+    this.ackAfterFetch.delete(typeUrl);
+    return p;
   }
 
   /** XdsSink.extensionNamesInUse: the ECDS names of the listener versions serving, warming or draining. */

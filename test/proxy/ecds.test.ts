@@ -265,7 +265,7 @@ async function echo(port: number, text: string): Promise<string> {
   return v;
 }
 
-test("remote Wasm code over ECDS is fetched as Istio's agent does before the config applies (the previous one serves meanwhile); a fetch that fails is no NACK: the plugin fails closed (403) as behind the agent's deny RBAC filter", async (t) => {
+test("remote Wasm code over ECDS is fetched as Istio's agent does before the config applies and is ACKed (the previous one serves meanwhile); a fetch that fails (404) is no NACK: the ACK comes once it failed, the plugin failing closed (403) as the agent's deny RBAC filter", async (t) => {
   const dir = tempDir(t, 'ecds-remote-');
   process.env.RIG_WASM_CACHE_DIR = path.join(dir, 'cache');
   t.after(() => delete process.env.RIG_WASM_CACHE_DIR);
@@ -274,8 +274,9 @@ test("remote Wasm code over ECDS is fetched as Istio's agent does before the con
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));
   let fetches = 0;
+  let missing = 0;
   const server = http.createServer((req, res) => {
-    if (req.url !== '/plugin.wasm') return void res.writeHead(404).end();
+    if (req.url !== '/plugin.wasm') return void (missing++, res.writeHead(404).end());
     fetches++;
     void gate.then(() => res.end(bytes));
   });
@@ -293,20 +294,27 @@ test("remote Wasm code over ECDS is fetched as Istio's agent does before the con
   ads.push(EXTENSION_CONFIG_TYPE, 'e1', [wasmConfig(file, 'local')]);
   const port = await waitFor('the listener serving', () => listening(rt, 'in'));
 
-  ads.push(EXTENSION_CONFIG_TYPE, 'e2', [remote(`http://127.0.0.1:${codePort}/plugin.wasm`, 'remote', 'FAIL_CLOSED')]);
+  const before = ads.requests.length;
+  const fetching = ads.push(EXTENSION_CONFIG_TYPE, 'e2', [remote(`http://127.0.0.1:${codePort}/plugin.wasm`, 'remote', 'FAIL_CLOSED')]);
   await waitFor('the module requested', () => (fetches > 0 ? true : undefined));
+  // A later update of another type is ACKed on the same stream; the ECDS one is not yet (the fetch holds it, as the agent holds it from Envoy).
+  const later = ads.push(CLUSTER_TYPE, 'c2', []);
+  await ads.waitFor(isType(CLUSTER_TYPE, (r) => r.response_nonce === later), before);
+  assert.equal(ads.requests.slice(before).find(isType(EXTENSION_CONFIG_TYPE, (r) => r.response_nonce === fetching)), undefined, 'no ACK before the module server answered');
   assert.equal((await request(port)).headers['x-wasm-config'], 'local', 'until the module is fetched the previous config serves');
   release();
-  await waitFor('the fetched plugin in force', async () => ((await request(port)).headers['x-wasm-config'] === 'remote' ? true : undefined));
+  const acked = await ads.waitFor(isType(EXTENSION_CONFIG_TYPE, (r) => r.response_nonce === fetching), before);
+  assert.equal(acked.error_detail, undefined);
+  assert.equal(acked.version_info, 'e2');
+  assert.equal((await request(port)).headers['x-wasm-config'], 'remote', 'ACKed once the fetched plugin is in force');
 
   const from = ads.requests.length;
   const nonce = ads.push(EXTENSION_CONFIG_TYPE, 'e3', [remote(`http://127.0.0.1:${codePort}/missing.wasm`, 'missing', 'FAIL_CLOSED')]);
   const ack = await ads.waitFor(isType(EXTENSION_CONFIG_TYPE, (r) => r.response_nonce === nonce), from);
   assert.equal(ack.error_detail, undefined, 'a module that cannot be fetched is not NACKed (the agent substitutes a filter)');
-  const denied = await waitFor('the plugin failing closed', async () => {
-    const r = await request(port);
-    return r.status === 403 ? r : undefined;
-  });
+  assert.equal(missing, 1, 'ACKed once the module server answered 404 (not retried, as by the agent)');
+  const denied = await request(port);
+  assert.equal(denied.status, 403, "at the ACK the plugin fails closed, as the agent's deny RBAC filter");
   assert.equal(denied.body, 'RBAC: access denied');
 });
 

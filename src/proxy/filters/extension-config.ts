@@ -16,8 +16,9 @@
 // (a Wasm module fetched as Istio's agent does) is swapped in once those fetches settled, as Istio's
 // agent forwards an ECDS update only once its module is fetched (wasm-config.ts denies streams,
 // or lets them through with fail_open, when the fetch gave up: the agent's stand-in RBAC filters,
-// which is why a failed fetch is no NACK, as with the agent). Unlike behind the agent, the update is
-// ACKed once compiled, before the fetch ends (the agent ACKs once Envoy took the rewritten config).
+// which is why a failed fetch is no NACK, as with the agent). As behind the agent, such an update is
+// ACKed only once its fetches settled (the agent forwards it to Envoy then, and Envoy ACKs it): the
+// commit's promise (runtime.ts's ackAfter).
 // Stats: extension_config_discovery.<http_filter|network_filter>.<name>.config_reload / config_fail
 // / config_conflict (a filter that cannot take the config in force, its type not in its type_urls).
 import { Issues, Reader } from '../config/reader.ts';
@@ -84,10 +85,11 @@ export class ExtensionConfigSubscription {
 
   /**
    * Checks and compiles a received config for every filter naming it: the problems (→ NACK), or a
-   * commit that swaps it in (after what it must fetch). `undefined` commit: the same config again.
+   * commit that swaps it in (after what it must fetch: then it returns a promise of that). `undefined`
+   * commit: the same config again.
    * `warnings`: the fields it has that rig proxy does not implement (logged, as for every resource).
    */
-  prepare(raw: EnvoyJson, version: string): { errors: string[]; warnings: string[]; commit?: () => void } {
+  prepare(raw: EnvoyJson, version: string): { errors: string[]; warnings: string[]; commit?: () => void | Promise<void> } {
     if (this.entry && JSON.stringify(this.entry.raw) === JSON.stringify(raw)) {
       this.entry.version = version;
       this.generation++; // the config in force again: an update still fetching does not replace it
@@ -130,7 +132,7 @@ export class ExtensionConfigSubscription {
     return {
       errors: [],
       warnings: [...warnings],
-      commit: init.empty ? commit : () => void init.start().then(commit),
+      commit: init.empty ? commit : () => init.start().then(commit),
     };
   }
 

@@ -23,6 +23,7 @@ export function shareSecrets(sink: XdsSink): SecretSinks {
       return errors;
     },
     refused: (typeUrl) => sink.refused?.(typeUrl),
+    ackAfter: (typeUrl) => sink.ackAfter?.(typeUrl),
     routeNamesInUse: () => sink.routeNamesInUse?.() ?? new Set(),
     extensionNamesInUse: () => sink.extensionNamesInUse?.() ?? new Set(),
     watchRouteNamesInUse: (changed) => sink.watchRouteNamesInUse?.(changed),

@@ -436,6 +436,16 @@ export class XdsClient extends EventEmitter<XdsClientEvents> {
       this.reject(w, res, problems);
       return;
     }
+    const after = this.opts.sink.ackAfter?.(w.typeUrl);
+    if (!after) return this.accepted(w, res, resources, next);
+    // In force once its fetch settled: ACKed then, unless a newer response or stream came meanwhile.
+    const stream = this.stream;
+    void after.then(() => {
+      if (this.stream === stream && w.nonce === res.nonce) this.accepted(w, res, resources, next);
+    });
+  }
+
+  private accepted(w: Watch, res: RawResponse, resources: ReadonlyMap<string, EnvoyJson>, next: Map<string, EnvoyJson>): void {
     w.version = res.version_info;
     w.resources = next;
     w.lastUpdated = new Date().toISOString();

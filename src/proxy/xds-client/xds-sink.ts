@@ -14,6 +14,12 @@ export interface XdsSink {
    */
   refused?(typeUrl: string): void;
   /**
+   * Asked right after `apply` accepted an update: a promise when that update is in force only once
+   * something it fetches settles (an ECDS config with remote Wasm code, which Istio's agent fetches
+   * before Envoy sees the config): the client ACKs it then, not before.
+   */
+  ackAfter?(typeUrl: string): Promise<void> | undefined;
+  /**
    * The route configurations (RDS) the sink's listener versions use, serving, warming or draining: the client
    * keeps them subscribed beside those of the latest listener set, as Envoy keeps a route
    * configuration's subscription while a listener version uses it.
