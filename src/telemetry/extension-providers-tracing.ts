@@ -178,9 +178,7 @@ export function checkProxyTracing(tracing: unknown, at = 'defaultConfig.tracing'
   if (s !== undefined && (typeof s !== 'number' || s < 0 || s > 100)) errors.push(`${at}.sampling: expected a percentage between 0 and 100, got ${JSON.stringify(s)}`);
   const m = tracing.maxPathTagLength;
   if (m !== undefined && (typeof m !== 'number' || !Number.isInteger(m) || m < 0)) errors.push(`${at}.maxPathTagLength: expected a non-negative integer`);
-  if (tracing.enableIstioTags !== undefined && tracing.enableIstioTags !== true) {
-    errors.push(`${at}.enableIstioTags: ${tracing.enableIstioTags === false ? 'false is not supported: the proxies always add the istio.* span tags' : 'expected true or false'}`);
-  }
+  if (tracing.enableIstioTags !== undefined && typeof tracing.enableIstioTags !== 'boolean') errors.push(`${at}.enableIstioTags: expected true or false`);
   const tags = tracing.customTags;
   if (tags !== undefined) {
     if (!isObj(tags)) errors.push(`${at}.customTags: expected a mapping of tag name to { literal | environment | header }`);

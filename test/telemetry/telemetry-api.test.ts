@@ -270,7 +270,11 @@ test('defaultConfig.tracing: sampling, customTags and maxPathTagLength are used 
   assert.match(err({ zipkin: { address: 'http://zipkin:9411' } }), /defaultConfig\.tracing\.zipkin\.address: expected host:port/);
   assert.match(err({ customTags: { a: { literal: { value: 'x' }, header: { name: 'h' } } } }), /defaultConfig\.tracing\.customTags\.a: set exactly one of literal, environment or header/);
   assert.match(err({ customTags: { a: { environment: { defaultValue: 'x' } } } }), /defaultConfig\.tracing\.customTags\.a\.environment\.name: required/);
-  assert.match(err({ enableIstioTags: false }), /defaultConfig\.tracing\.enableIstioTags: false is not supported/);
+  assert.match(err({ enableIstioTags: 'no' }), /defaultConfig\.tracing\.enableIstioTags: expected true or false/);
+  // Without Telemetry tracing, defaultConfig.tracing.enableIstioTags false drops the istio.* tags (istiod's legacy path); a Telemetry's setting wins.
+  const istioTagsOf = (t: EnvoyJson) => (t.custom_tags as EnvoyJson[]).filter((c) => String(c.tag).startsWith('istio.')).length;
+  assert.equal(istioTagsOf(hcmOf({ enableTracing: true, defaultConfig: { tracing: { enableIstioTags: false } } })), 0);
+  assert.ok(istioTagsOf(hcmOf({ extensionProviders: providers, defaultConfig: { tracing: { enableIstioTags: false } } }, telemetry('z'))) > 0);
   assert.match(err({ openTelemetry: { address: 'otel:4317' } }), /defaultConfig\.tracing\.openTelemetry: unknown field/);
   assert.equal(err({ ...tracing, zipkin: { address: '[::1]:9411' }, enableIstioTags: true }), '');
 });

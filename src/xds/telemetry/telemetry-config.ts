@@ -321,8 +321,10 @@ export function tracingConfig(push: PushContext, proxy: Proxy, mode: TrafficMode
   let sampling = eff?.randomSamplingPercentage ?? mesh.defaultConfig.tracing?.sampling ?? 1;
   if (eff?.disableSpanReporting) sampling = 0;
   const tracing: EnvoyJson = { client_sampling: { value: 100 }, random_sampling: { value: sampling }, overall_sampling: { value: 100 }, max_path_tag_length: maxTag, provider };
-  // Istio: the istio.* tags unless the most specific Telemetry that sets enableIstioTags says false.
-  const tags: EnvoyJson[] = eff?.enableIstioTags === false ? [] : [...serviceTags(proxy), ...DRY_RUN_TAGS];
+  // Istio: the istio.* tags unless the most specific Telemetry that sets enableIstioTags says false;
+  // without any Telemetry tracing, defaultConfig.tracing.enableIstioTags says.
+  const istioTags = eff ? eff.enableIstioTags : mesh.defaultConfig.tracing?.enableIstioTags;
+  const tags: EnvoyJson[] = istioTags === false ? [] : [...serviceTags(proxy), ...DRY_RUN_TAGS];
   // Istio: the Telemetry's custom tags, else defaultConfig.tracing's.
   const custom = eff?.customTags && Object.keys(eff.customTags).length ? eff.customTags : (mesh.defaultConfig.tracing?.customTags ?? {});
   for (const [tag, t] of Object.entries(custom)) {
