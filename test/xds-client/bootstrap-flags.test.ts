@@ -27,6 +27,8 @@ test('an explicit-mode sidecar bootstrap carries Istio node metadata and Rigging
   assert.deepEqual(node.metadata, {
     // As istio-agent reports its release: the Istio release Rigging follows (EnvoyFilter proxyVersion matches it).
     ISTIO_VERSION,
+    // As Istio's injector sets it: the mesh ID, else the trust domain (spans' istio.mesh_id, peer metadata).
+    MESH_ID: 'cluster.local',
     NAMESPACE: 'bookinfo',
     LABELS: { app: 'reviews', version: 'v1' },
     SERVICE_ACCOUNT: 'bookinfo-reviews',
@@ -93,4 +95,8 @@ test('ISTIO_META_* and ISTIO_METAJSON_* environment variables become node metada
   assert.equal(meta[''], undefined);
   assert.equal(meta.PATH, undefined);
   assert.throws(() => bootstrapFromOptions(opts, { ISTIO_METAJSON_BAD: '{' }), /ISTIO_METAJSON_BAD: not JSON/);
+  // MESH_ID: the trust domain unless ISTIO_META_MESH_ID names the mesh (Istio's global.meshID).
+  const inDomain = parse(['--xds-address', '127.0.0.1:15010', '--workload-name', 'w', '--trust-domain', 'example.org', '--outbound-port', '15101']);
+  assert.equal(((bootstrapFromOptions(inDomain, {}).node as EnvoyJson).metadata as EnvoyJson).MESH_ID, 'example.org');
+  assert.equal(((bootstrapFromOptions(inDomain, { ISTIO_META_MESH_ID: 'mesh1' }).node as EnvoyJson).metadata as EnvoyJson).MESH_ID, 'mesh1');
 });

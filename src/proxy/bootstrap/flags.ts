@@ -335,6 +335,8 @@ export function bootstrapFromOptions(opts: XdsCliOptions, env: NodeJS.ProcessEnv
 
   const metadata: EnvoyJson = {
     ISTIO_VERSION,
+    // Istio's injector sets ISTIO_META_MESH_ID to the mesh ID, else the trust domain (its istio.mesh_id span tag and metric label).
+    MESH_ID: opts.trustDomain ?? 'cluster.local',
     ...envMetadata(env, errors),
     NAMESPACE: namespace,
     LABELS: labels,
