@@ -69,8 +69,9 @@ export type TunnelAnswer = (failure: TunnelFailure | undefined, stream: net.Sock
 /**
  * Opens the tunnel over HTTP/1.1 on `up`, a connected (TLS done) upstream socket; calls back once,
  * with the stream that carries the bytes both ways (ending it half-closes the tunnel, destroying it
- * closes the upstream) or why it failed (`up` is then destroyed). Returns an abort, for a downstream that went away meanwhile. `state` (the
- * connection's filter state) receives the response headers and trailers when configured.
+ * closes the upstream) or why it failed (`up` is then destroyed). Returns an abort, for a
+ * downstream that went away meanwhile. `state` (the connection's filter state) receives the
+ * response headers and trailers when configured.
  */
 export function openH1Tunnel(up: net.Socket, c: TunnelingConfig, info: StreamInfo, state: Record<string, unknown>, cb: TunnelAnswer): () => void {
   let answered = false;
@@ -90,12 +91,12 @@ export function openH1Tunnel(up: net.Socket, c: TunnelingConfig, info: StreamInf
 function noop(): void {}
 
 /**
- * Opens the tunnel as a stream of the cluster's HTTP/2 `pool` (`secure`: its connections are TLS):
- * the stream waits for a connection with room (max_concurrent_streams, max_requests_per_connection),
- * `attached` is told once it is on one (Envoy's pool charges rq_total and rq_active there). Calls
+ * Opens the tunnel as a stream of the cluster's HTTP/2 `pool`: the stream waits for a connection
+ * with room (max_concurrent_streams, max_requests_per_connection), `attached` is told once it is on
+ * one (where Envoy's pool charges the request: the pool itself counts the host's rq_total). Calls
  * back as openH1Tunnel; a refused or reset stream fails this tunnel only, the connection stays.
  */
-export function openPooledH2Tunnel(pool: UpstreamPool, secure: boolean, c: TunnelingConfig, info: StreamInfo, state: Record<string, unknown>, attached: () => void, cb: TunnelAnswer): () => void {
+export function openPooledH2Tunnel(pool: UpstreamPool, c: TunnelingConfig, info: StreamInfo, state: Record<string, unknown>, attached: () => void, cb: TunnelAnswer): () => void {
   const authority = c.hostname.constant ?? c.hostname.format(info, undefined);
   const headers = { ...extraHeaders(c, info), host: authority };
   const t = new PooledTunnel(c, state, attached, cb);

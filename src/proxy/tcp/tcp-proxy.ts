@@ -281,7 +281,7 @@ class TcpProxy implements NetworkFilter {
       };
       // Behind an upstream_proxy_protocol transport socket the pool is this connection's own (cluster.pool).
       const pool = cluster.pool(host, true, undefined, { info: conn.info, onClose: (fn) => socket.once('close', fn) });
-      const abort = openPooledH2Tunnel(pool, cluster.transportFor(host).tls !== undefined, t, info, state, attached, (failure, stream) => {
+      const abort = openPooledH2Tunnel(pool, t, info, state, attached, (failure, stream) => {
         socket.off('close', abort);
         if (stream) {
           // The pool's latest TLS connection to the host names its peer, as for the router's requests.
