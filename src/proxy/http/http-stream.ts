@@ -17,7 +17,7 @@ import { APPLICATION_PROTOCOLS_STATE, type Cluster, type UpstreamHost } from '..
 import { DiscoveryType } from '../upstream/cluster-config.ts';
 import { AdmitRefusal, UpstreamOutcome } from '../upstream/cluster-hooks.ts';
 import { UpstreamRequest, isConnectFailure, isProtocolError, isResponseTimeout, remoteResetReason, type AttemptOwner } from './upstream-request.ts';
-import type { TrailerSource, UpstreamDispatchOptions } from '../upstream/upstream-pool.ts';
+import { UPSTREAM_SERVERNAME, type TrailerSource, type UpstreamDispatchOptions } from '../upstream/upstream-pool.ts';
 import type { DownstreamOrigin } from '../upstream/upstream-proxy-protocol.ts';
 import { H1Exchange } from '../upstream/h1-pool/h1-exchange.ts';
 import { grpcStatusFor, isGrpcContentType, rewriteLocalReply } from './local-reply.ts';
@@ -577,7 +577,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
       }
       // Envoy's shadow is an async client: no istio.alpn override (the pool offers the cluster's ALPN).
       cluster.pool(host, cluster.config.http2).dispatch(
-        { path: this.head.path, method: this.head.method as Dispatcher.HttpMethod, headers: headers as IncomingHttpHeaders, body, trailers: this.requestTrailersTo(cluster, cluster.config.http2), headersTimeout: timeout, bodyTimeout: timeout },
+        { path: this.head.path, method: this.head.method as Dispatcher.HttpMethod, headers: headers as IncomingHttpHeaders, body, trailers: this.requestTrailersTo(cluster, cluster.config.http2), headersTimeout: timeout, bodyTimeout: timeout, servername: UPSTREAM_SERVERNAME },
         new MirrorHandler(cluster, host, this.isGrpc),
       );
     }
@@ -712,6 +712,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
       blocking: false,
       headersTimeout: 0,
       bodyTimeout: 0,
+      servername: UPSTREAM_SERVERNAME,
     };
     return this.dispatchOpts;
   }

@@ -18,7 +18,7 @@ import { compileFormatter, readHeadersToAdd, type Formatter, type HeaderOps } fr
 import type { HeaderMap } from '../filters/filter.ts';
 import { http } from '../node-http.ts';
 import type { Dispatcher } from 'undici';
-import type { UpstreamPool } from '../upstream/upstream-pool.ts';
+import { UPSTREAM_SERVERNAME, type UpstreamPool } from '../upstream/upstream-pool.ts';
 
 export const TUNNEL_RESPONSE_HEADERS_STATE = 'envoy.tcp_proxy.propagate_response_headers';
 export const TUNNEL_RESPONSE_TRAILERS_STATE = 'envoy.tcp_proxy.propagate_response_trailers';
@@ -105,12 +105,9 @@ export function openPooledH2Tunnel(pool: UpstreamPool, c: TunnelingConfig, info:
     t.body.on('error', noop);
   }
   // undici takes the scheme from the pool's origin and :authority from host; a CONNECT has no :path.
-  // One server name for every tunnel: tunnels to different hostnames share the TLS connection.
-  pool.dispatch(c.usePost ? { method: 'POST', path: c.postPath, headers, body: t.body, servername: TUNNEL_SERVERNAME } : { method: 'CONNECT', path: authority, headers, servername: TUNNEL_SERVERNAME }, t);
+  pool.dispatch(c.usePost ? { method: 'POST', path: c.postPath, headers, body: t.body, servername: UPSTREAM_SERVERNAME } : { method: 'CONNECT', path: authority, headers, servername: UPSTREAM_SERVERNAME }, t);
   return () => t.fail({ status: 0, reason: 'downstream closed before the tunnel was established' });
 }
-
-const TUNNEL_SERVERNAME = 'tcp-proxy-tunnel';
 
 /** The pool's handler of one tunnel stream: CONNECT answers through onRequestUpgrade, POST as a response. */
 class PooledTunnel implements Dispatcher.DispatchHandler {

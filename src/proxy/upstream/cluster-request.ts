@@ -4,7 +4,7 @@
 // router that knows the pool's dispatch API.
 import type { Dispatcher } from 'undici';
 import type { ClusterManager } from './cluster-manager.ts';
-import type { HeaderValue } from './upstream-pool.ts';
+import { UPSTREAM_SERVERNAME, type HeaderValue } from './upstream-pool.ts';
 
 export interface ClusterRequest {
   readonly cluster: string;
@@ -68,7 +68,7 @@ export function requestThroughCluster(clusters: ClusterManager, req: ClusterRequ
     req.signal?.addEventListener('abort', cancelled, { once: true });
     // Envoy's async clients have no istio.alpn override: over TLS the pool offers the cluster's ALPN.
     cluster.pool(host, cluster.config.http2).dispatch(
-      { method: req.method, path: req.path, headers: req.headers, body: req.body ?? null, headersTimeout: req.timeoutMs, bodyTimeout: req.timeoutMs },
+      { method: req.method, path: req.path, headers: req.headers, body: req.body ?? null, headersTimeout: req.timeoutMs, bodyTimeout: req.timeoutMs, servername: UPSTREAM_SERVERNAME },
       {
         onRequestStart(c) {
           controller = c;

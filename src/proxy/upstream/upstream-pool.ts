@@ -27,11 +27,15 @@ export interface UpstreamDispatchOptions {
   readonly idempotent?: boolean;
   readonly blocking?: boolean;
   /**
-   * undici's TLS server name of the request (default: from its Host). Its HTTP/2 client closes its
-   * connection to switch names, though the cluster's connector sets SNI itself (cluster.ts).
+   * undici's TLS server name of the request (default: from its Host). Its client closes its
+   * connection to switch names, though the cluster's connector sets SNI itself (cluster.ts): every
+   * dispatch passes UPSTREAM_SERVERNAME, so requests of any Host share the cluster's connections.
    */
   readonly servername?: string;
 }
+
+/** The one server name dispatches give undici (the SNI on the wire is the cluster's). */
+export const UPSTREAM_SERVERNAME = 'rig-upstream';
 
 export interface UpstreamPool {
   dispatch(opts: UpstreamDispatchOptions, handler: Dispatcher.DispatchHandler): boolean;
