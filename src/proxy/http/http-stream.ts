@@ -1444,11 +1444,6 @@ function takeGrpcStatus(headers: HeaderMap): Record<string, string> | undefined 
 function noop(): void {}
 
 /**
- * Envoy's Filter::chargeUpstreamCode (router.cc) as CodeStatsImpl::chargeResponseStat counts it:
- * the cluster's upstream_rq_completed, _<code>, _<class>xx, and the route's when it keeps stats.
- * (An upstream response is charged inline in onAttemptHeaders, the same counters.)
- */
-/**
  * Whether an attempt got onto a connection, so its request may have been written (Envoy:
  * first_upstream_tx_byte_sent): the HTTP/1.1 pool starts an exchange at once and assigns it a
  * connection later; undici starts a request only as it writes it.
@@ -1468,6 +1463,11 @@ function grpcStatusIsError(v: string | string[] | undefined): boolean {
   return !(code >= 0 && code <= 16) || code === 2 || code === 4 || code === 12 || code === 13 || code === 14 || code === 15;
 }
 
+/**
+ * Envoy's Filter::chargeUpstreamCode (router.cc) as CodeStatsImpl::chargeResponseStat counts it:
+ * the cluster's upstream_rq_completed, _<code>, _<class>xx, and the route's when it keeps stats.
+ * (An upstream response is charged inline in onAttemptHeaders, the same counters.)
+ */
 function chargeUpstreamCode(cluster: Cluster, route: Route | undefined, status: number): void {
   cluster.s.rqCompleted.value++;
   cluster.s.codes.record(status);
