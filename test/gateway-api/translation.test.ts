@@ -11,6 +11,7 @@ import { setupExtensions } from '../../src/proxy/extensions.ts';
 import { compileRouteConfig, matchRoute, redirectLocation, rewritePath } from '../../src/proxy/routing/route-config.ts';
 import type { PushContext } from '../../src/model/push-context.ts';
 import { assertEnvoyResource, buildPush, explicitSidecar, gatewayProxy, parseYaml, rdsNames } from '../xds/fixtures.ts';
+import { gatewayApiResourceStatus } from '../../src/model/gateway-api/resource-status.ts';
 
 const svc = (name: string, ns = 'default', port = 9080, portName = 'http') => `apiVersion: v1\nkind: Service\nmetadata: { name: ${name}, namespace: ${ns} }\nspec: { selector: { app: ${name} }, ports: [{ name: ${portName}, port: ${port} }] }\n---\n`;
 const gw = (name: string, listeners: string, ns = 'default', cls = 'istio') => `apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: { name: ${name}, namespace: ${ns} }\nspec:\n  gatewayClassName: ${cls}\n  listeners:\n${listeners}\n---\n`;
@@ -704,4 +705,44 @@ spec:
   assert.deepEqual([tls('own')?.credentialName, tls('own')?.mode, tls('own')?.caCertCredentialName], ['team-cert', 'MUTUAL', 'client-ca']);
   assert.equal(tls('granted')?.credentialName, 'shared');
   assert.equal(tls('refused'), undefined);
+});
+
+test("a Gateway's own listeners conflict as a ListenerSet's do: the first keeps the port, a later one is refused (ProtocolConflict), and a refused listener blocks no later one", () => {
+  const push = buildPush(
+    parseYaml(`${svc('a')}apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: { name: gw, namespace: default }
+spec:
+  gatewayClassName: istio
+  allowedListeners: { namespaces: { from: Same } }
+  listeners:
+  - { name: web, port: 80, protocol: HTTP, hostname: a.example.com }
+  - { name: raw, port: 80, protocol: TCP }
+  - { name: tls, port: 443, protocol: TLS, hostname: a.example.com, tls: { mode: Passthrough } }
+  - { name: https, port: 443, protocol: HTTPS, hostname: a.example.com, tls: { certificateRefs: [{ name: cert }] } }
+  - { name: plain, port: 9000, protocol: TCP }
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ListenerSet
+metadata: { name: more, namespace: default }
+spec:
+  parentRef: { name: gw }
+  listeners:
+  - { name: b, port: 80, protocol: HTTP, hostname: b.example.com }
+  - { name: a, port: 80, protocol: HTTP, hostname: a.example.com }
+---
+`),
+  );
+  assert.deepEqual(conditions(push), [
+    'Error Gateway.gateway.networking.k8s.io default/gw spec.listeners[1]: Accepted=False (ProtocolConflict): listener raw conflicts with listener web of Gateway default/gw (port 80, HTTP, hostname a.example.com)',
+    'Error Gateway.gateway.networking.k8s.io default/gw spec.listeners[3]: Accepted=False (ProtocolConflict): listener https conflicts with listener tls of Gateway default/gw (port 443, TLS, hostname a.example.com)',
+    'Error ListenerSet default/more spec.listeners[1]: Accepted=False (HostnameConflict): listener a conflicts with listener web of Gateway default/gw (port 80, HTTP, hostname a.example.com)',
+  ]);
+  const servers = push.gateways.flatMap((g) => g.spec.servers!.map((s) => `${s.port.name}:${s.port.number}/${s.port.protocol}`)).sort();
+  assert.deepEqual(servers, ['b:80/HTTP', 'plain:9000/TCP', 'tls:443/TLS', 'web:80/HTTP']);
+  const status = gatewayApiResourceStatus(push.resources, push.gatewayApiDiagnostics, [], push).get('Gateway.gateway.networking.k8s.io default/gw') as { conditions: { type: string; status: string; reason: string }[]; listeners: { name: string; conditions: { type: string; status: string; reason: string }[] }[] };
+  assert.deepEqual(status.conditions[0], { type: 'Accepted', status: 'True', reason: 'ListenersNotValid', message: 'invalid listeners: raw, https' });
+  const raw = status.listeners.find((l) => l.name === 'raw');
+  assert.deepEqual(raw?.conditions.map((c) => `${c.type}=${c.status} ${c.reason}`), ['Accepted=False ProtocolConflict', 'Conflicted=True ProtocolConflict', 'Programmed=False ProtocolConflict']);
+  assert.ok(status.listeners.find((l) => l.name === 'web')?.conditions.every((c) => c.status === 'True'));
 });

@@ -3,7 +3,8 @@
 // automated deployment labels `gateway.networking.k8s.io/gateway-name: <gateway>`. The listeners
 // are kept for route attachment (hostname, allowed namespaces and kinds). The listeners of the
 // ListenerSets a Gateway allows join it the same way (listener-sets.ts), their Istio Gateways in the
-// ListenerSet's namespace programming the parent Gateway's proxies.
+// ListenerSet's namespace programming the parent Gateway's proxies. A listener that conflicts with an
+// earlier one (the Gateway's own or a ListenerSet's, listener-sets.ts) gets no Istio Gateway.
 import type { GatewayApi, GatewaySpec, Resource, Server } from '../../api/index.ts';
 import { GATEWAY_API_GROUP, GATEWAY_NAME_LABEL, TLS_TERMINATE_MODE_OPTION, writtenKind } from '../../api/index.ts';
 import { attachedListenerSets, parentGatewayKey, type ListenerSet } from './listener-sets.ts';
@@ -120,12 +121,12 @@ export function convertGateways(
       });
       return { gateway: gw, owner, listener: l, index: i, istioGateway: `${ns}/${name}`, kinds: allowedKinds(owner, l, at, status), allowsNamespace: namespaceFilter(ns, l.allowedRoutes?.namespaces, 'Same', namespaceLabels) };
     };
-    const own = gw.spec.listeners.flatMap((l, i) => accept(gw, l, i) ?? []);
+    for (const set of setsByGateway.get(key) ?? []) out.detachedListenerSets.set(`${set.metadata.namespace}/${set.metadata.name}`, `Gateway ${key} does not allow ListenerSets from namespace ${set.metadata.namespace}`);
+    const attached = attachedListenerSets(gw, setsByGateway.get(key) ?? [], allowsListenerSets(gw, namespaceLabels), status);
+    const own = gw.spec.listeners.flatMap((l, i) => (attached.own.has(i) ? [] : (accept(gw, l, i) ?? [])));
     out.listeners.set(key, own);
     const merged = [...own];
-    const allows = namespaceFilter(gw.metadata.namespace, gw.spec.allowedListeners?.namespaces, 'None', namespaceLabels);
-    for (const set of setsByGateway.get(key) ?? []) out.detachedListenerSets.set(`${set.metadata.namespace}/${set.metadata.name}`, `Gateway ${key} does not allow ListenerSets from namespace ${set.metadata.namespace}`);
-    for (const { set, conflicts } of attachedListenerSets(gw, setsByGateway.get(key) ?? [], allows, status)) {
+    for (const { set, conflicts } of attached.sets) {
       const setKey = `${set.metadata.namespace}/${set.metadata.name}`;
       const listeners = set.spec.listeners.flatMap((l, i) => (conflicts.has(i) ? [] : (accept(set, l, i) ?? [])));
       out.detachedListenerSets.delete(setKey);
@@ -193,6 +194,11 @@ function allowedKinds(owner: Resource<unknown>, l: GatewayApi.Listener, at: (str
     else status.condition(owner, 'ResolvedRefs', 'InvalidRouteKinds', [...at, 'allowedRoutes', 'kinds', j], `listener ${l.name} (${l.protocol}) cannot take ${k.kind} routes`, `allowed here: ${defaults.join(', ')}`, 'Warning');
   });
   return out;
+}
+
+/** Which namespaces a Gateway takes ListenerSets from (spec.allowedListeners, none by default). */
+export function allowsListenerSets(gw: Resource<GatewayApi.KubernetesGatewaySpec>, namespaceLabels: (ns: string) => Record<string, string>): (ns: string) => boolean {
+  return namespaceFilter(gw.metadata.namespace, gw.spec.allowedListeners?.namespaces, 'None', namespaceLabels);
 }
 
 /** Which namespaces an allowedRoutes (or allowedListeners) `namespaces` admits, `Same` being `own`. */

@@ -59,7 +59,7 @@ function policyGateways(generated: Generated): Map<string, string[]> {
   return out;
 }
 
-/** A listener set's listener refused because an earlier listener of its Gateway holds the port. */
+/** A listener (a Gateway's or a ListenerSet's) refused because an earlier listener of the Gateway holds its port. */
 const CONFLICT_REASONS: ReadonlySet<string> = new Set(['HostnameConflict', 'ProtocolConflict']);
 
 /**
