@@ -48,3 +48,48 @@ test("rig analyze: Istio's Egress Gateways task (Gateway API tab) is clean: the 
   assert.equal(r.code, 0, r.stderr + r.stdout);
   assert.doesNotMatch(r.stdout + r.stderr, /RIG0101/);
 });
+
+test("rig analyze: the <name>-istio Service of a Gateway has the ports of the ListenerSets it allows, as istiod's deployment controller gives it", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'rig-gwapi-analyze-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const file = join(dir, 'gateway.yaml');
+  await writeFile(
+    file,
+    `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: { name: gw }
+spec:
+  gatewayClassName: istio
+  allowedListeners: { namespaces: { from: Same } }
+  listeners: [{ name: http, port: 80, protocol: HTTP }]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ListenerSet
+metadata: { name: extra }
+spec:
+  parentRef: { name: gw }
+  listeners: [{ name: plain, port: 8080, protocol: HTTP }]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ListenerSet
+metadata: { name: outside, namespace: other }
+spec:
+  parentRef: { name: gw, namespace: default }
+  listeners: [{ name: plain, port: 9090, protocol: HTTP }]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: { name: r }
+spec:
+  parentRefs: [{ name: gw }]
+  rules: [{ backendRefs: [{ name: gw-istio, port: 8080 }, { name: gw-istio, port: 9090 }] }]
+`,
+  );
+  const r = await runRig(['analyze', '--use-live=false', '-f', dir]);
+  // The allowed ListenerSet's port is on the Service, declared HTTP (gRPC to it is warned about); the other namespace's is not.
+  assert.equal(
+    r.stdout,
+    `Error [RIG0101] (ListenerSet other/outside ${file}:20:14) spec.parentRef: Accepted=False (NotAllowed): Gateway default/gw does not allow ListenerSets from namespace other (allowedListeners.namespaces.from: Same) — the Gateway owner allows it in spec.allowedListeners (from: Same, All or a Selector over Namespace labels)\n` +
+      `Warning [RIG0102] (GRPCRoute default/r ${file}:28:27) spec.rules[0].backendRefs[0]: port 8080 of gw-istio.default.svc.cluster.local is declared HTTP: the gateway sends it HTTP/1.1, as Istio's does, and gRPC needs HTTP/2 — name the Service port grpc or http2 (grpc-<suffix>), or set its appProtocol to grpc or kubernetes.io/h2c\n`,
+  );
+});

@@ -7,7 +7,7 @@
 // earlier one (the Gateway's own or a ListenerSet's, listener-sets.ts) gets no Istio Gateway.
 import type { GatewayApi, GatewaySpec, Resource, Server } from '../../api/index.ts';
 import { GATEWAY_API_GROUP, GATEWAY_NAME_LABEL, TLS_TERMINATE_MODE_OPTION, writtenKind } from '../../api/index.ts';
-import { attachedListenerSets, parentGatewayKey, type ListenerSet } from './listener-sets.ts';
+import { attachedListenerSets, inPrecedence, parentGatewayKey, type ListenerSet } from './listener-sets.ts';
 import type { Credential } from '../push-context.ts';
 import { applyFrontendValidation, checkBackendClientCertificate } from './gateway-tls.ts';
 import type { ReferenceGrants } from './reference-grants.ts';
@@ -194,6 +194,24 @@ function allowedKinds(owner: Resource<unknown>, l: GatewayApi.Listener, at: (str
     else status.condition(owner, 'ResolvedRefs', 'InvalidRouteKinds', [...at, 'allowedRoutes', 'kinds', j], `listener ${l.name} (${l.protocol}) cannot take ${k.kind} routes`, `allowed here: ${defaults.join(', ')}`, 'Warning');
   });
   return out;
+}
+
+/** Namespace labels by name: Kubernetes labels every namespace with its name, a namespace without a resource has that label only. */
+export function namespaceLabelsOf(resources: readonly Resource[]): (ns: string) => Record<string, string> {
+  const namespaces = new Map(resources.filter((r) => r.kind === 'Namespace').map((r) => [r.metadata.name, r.metadata.labels ?? {}]));
+  return (ns) => ({ ...namespaces.get(ns), 'kubernetes.io/metadata.name': ns });
+}
+
+/**
+ * A Gateway's listeners, then those of the ListenerSets it allows in precedence order (conflicting
+ * ones too): what istiod's deployment controller gives the Gateway's Service ports from.
+ */
+export function deployedListeners(gw: Resource<GatewayApi.KubernetesGatewaySpec>, resources: readonly Resource[], namespaceLabels: (ns: string) => Record<string, string>): GatewayApi.Listener[] {
+  const key = `${gw.metadata.namespace}/${gw.metadata.name}`;
+  const allows = allowsListenerSets(gw, namespaceLabels);
+  const sets = resources.filter((r) => r.kind === 'ListenerSet').map((r) => r as unknown as ListenerSet);
+  const attached = sets.filter((s) => parentGatewayKey(s) === key && allows(s.metadata.namespace));
+  return [...gw.spec.listeners, ...inPrecedence(attached).flatMap((s) => s.spec.listeners)];
 }
 
 /** Which namespaces a Gateway takes ListenerSets from (spec.allowedListeners, none by default). */

@@ -6,7 +6,7 @@ import type { DestinationRuleSpec, Diagnostic, GatewayApi, GatewaySpec, Resource
 import type { Credential } from '../push-context.ts';
 import { protocolOf } from '../service.ts';
 import { convertBackendTlsPolicies } from './backend-tls-policies.ts';
-import { convertGateways } from './gateways.ts';
+import { convertGateways, deployedListeners, namespaceLabelsOf } from './gateways.ts';
 import { ReferenceGrants } from './reference-grants.ts';
 import { convertL4Routes } from './l4-routes.ts';
 import { convertRoutes } from './routes.ts';
@@ -48,10 +48,7 @@ export function translateGatewayApi(input: GatewayApiInput): GatewayApiOutput {
   const status = new StatusReport();
   const { resources } = input;
   const grants = new ReferenceGrants(resources.filter((r) => r.kind === 'ReferenceGrant') as unknown as Resource<GatewayApi.ReferenceGrantSpec>[]);
-  const namespaces = new Map(resources.filter((r) => r.kind === 'Namespace').map((r) => [r.metadata.name, r.metadata.labels ?? {}]));
-  // Kubernetes labels every namespace with its name; a namespace without a resource has that label only.
-  const namespaceLabels = (ns: string) => ({ ...namespaces.get(ns), 'kubernetes.io/metadata.name': ns });
-  const gateways = convertGateways(resources, grants, namespaceLabels, status, input.credential);
+  const gateways = convertGateways(resources, grants, namespaceLabelsOf(resources), status, input.credential);
   const routeInput = { resources, gateways, grants, hasService: input.hasService, portProtocol: input.portProtocol, domainSuffix: input.domainSuffix ?? 'cluster.local', status };
   const virtualServices = [...convertRoutes(routeInput), ...convertL4Routes(routeInput)];
   const domainSuffix = input.domainSuffix ?? 'cluster.local';
@@ -63,13 +60,15 @@ export function translateGatewayApi(input: GatewayApiInput): GatewayApiOutput {
  * The status diagnostics of a set of configuration files alone (`rig analyze`): the services are
  * those the files declare (Service, ServiceEntry hosts), as there is no registry to ask, and the
  * `<name>-istio` Service Istio's automated deployment (and `rig up`) creates for each Gateway of
- * class istio, with the listeners' ports (Istio's egress gateway task routes to it).
+ * class istio, with the ports of its listeners and of the ListenerSets it allows, the first
+ * listener on a port giving its protocol (Istio's egress gateway task routes to it).
  */
 export function gatewayApiStatus(resources: readonly Resource[], domainSuffix = 'cluster.local'): Diagnostic[] {
   if (!hasGatewayApiResources(resources)) return [];
   const hosts = new Set<string>();
   const protocols = new Map<string, string>();
   const portNames = new Map<string, number>();
+  const namespaceLabels = namespaceLabelsOf(resources);
   for (const r of resources) {
     if (r.kind === 'Service') {
       const host = `${r.metadata.name}.${r.metadata.namespace}.svc.${domainSuffix}`;
@@ -80,10 +79,10 @@ export function gatewayApiStatus(resources: readonly Resource[], domainSuffix = 
       }
     }
     if (r.kind === 'ServiceEntry') for (const h of (r.spec as { hosts?: string[] }).hosts ?? []) hosts.add(h);
-    const gateway = r.kind === 'KubernetesGateway' ? (r.spec as unknown as GatewayApi.KubernetesGatewaySpec) : undefined;
-    if (gateway?.gatewayClassName === 'istio') {
+    const gateway = r.kind === 'KubernetesGateway' ? (r as unknown as Resource<GatewayApi.KubernetesGatewaySpec>) : undefined;
+    if (gateway?.spec.gatewayClassName === 'istio') {
       const host = `${r.metadata.name}-istio.${r.metadata.namespace}.svc.${domainSuffix}`;
-      if (!hosts.has(host)) for (const l of gateway.listeners ?? []) protocols.set(`${host}:${l.port}`, protocolOf(l.protocol.toLowerCase()));
+      if (!hosts.has(host)) for (const l of deployedListeners(gateway, resources, namespaceLabels)) if (!protocols.has(`${host}:${l.port}`)) protocols.set(`${host}:${l.port}`, protocolOf(l.protocol.toLowerCase()));
       hosts.add(host);
     }
   }
