@@ -50,7 +50,7 @@ export const KIND_INFO: Record<Kind, KindInfo> = {
   GatewayClass: { kind: 'GatewayClass', group: GW, versions: ['v1', 'v1beta1'], namespaced: false, plural: 'gatewayclasses', shortNames: ['gc'] },
   KubernetesGateway: { kind: 'KubernetesGateway', written: 'Gateway', group: GW, versions: ['v1', 'v1beta1'], namespaced: true, plural: 'gateways', shortNames: ['gtw'] },
   // Gateway API v1.5 (standard channel): listeners added to a Gateway that allows them (spec.allowedListeners).
-  ListenerSet: { kind: 'ListenerSet', group: GW, versions: ['v1'], namespaced: true, plural: 'listenersets' },
+  ListenerSet: { kind: 'ListenerSet', group: GW, versions: ['v1'], namespaced: true, plural: 'listenersets', shortNames: ['lset'] },
   HTTPRoute: { kind: 'HTTPRoute', group: GW, versions: ['v1', 'v1beta1'], namespaced: true, plural: 'httproutes' },
   GRPCRoute: { kind: 'GRPCRoute', group: GW, versions: ['v1'], namespaced: true, plural: 'grpcroutes' },
   // Experimental channel: TCPRoute v1alpha2; TLSRoute v1alpha2, v1alpha3 and (v1.5) v1.

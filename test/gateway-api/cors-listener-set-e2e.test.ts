@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { freePort } from '../../src/local/ports.ts';
-import { spawnRig, stopProcess } from '../helpers/cli.ts';
+import { runRig, spawnRig, stopProcess } from '../helpers/cli.ts';
 import { startRigProxy } from '../helpers/rig-proxy.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -196,4 +196,9 @@ async function listenerSets(s: Setup): Promise<void> {
   );
   const shop = status('Gateway', 'default', 'shop');
   assert.deepEqual([cond(shop, 'AttachedListenerSets')?.status, cond(shop, 'AttachedListenerSets')?.reason, shop.attachedListenerSets], ['True', 'ListenerSetsAttached', 1]);
+
+  // rig get, as kubectl prints ListenerSets: the CRD's Accepted and Programmed columns.
+  const table = await runRig(['get', 'lset', '-A', '--controlplane', `http://127.0.0.1:${s.monitoring}`]);
+  assert.equal(table.code, 0, table.stderr);
+  assert.match(table.stdout, /^NAMESPACE +NAME +ACCEPTED +PROGRAMMED +AGE\nother +refused +False +False +\S+\nteam +extra +True +True +\S+\n$/);
 }

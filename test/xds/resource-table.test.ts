@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { resolveResourceName } from '../../src/api/index.ts';
 import { humanDuration, resourceTable } from '../../src/xds/debug/resource-table.ts';
 
 test("AGE reads as kubectl's: exact while young, coarser with age", () => {
@@ -41,4 +42,24 @@ test('rig get tables end with AGE; a resource without a creation time reads <unk
     now,
   );
   assert.match(out, /^NAME +GATEWAYS +HOSTS +AGE\nreviews +reviews +4m30s\nold +ratings +<unknown>\n$/);
+});
+
+test("rig get listenersets / backendtlspolicies: the CRDs' printer columns (ListenerSet ACCEPTED and PROGRAMMED from its status, BackendTLSPolicy none), short names lset and btlspolicy", () => {
+  const now = Date.parse('2026-11-27T12:00:00Z');
+  const created = '2026-11-27T11:59:00.000Z';
+  const conditions = (accepted: string, programmed: string) => ({ conditions: [{ type: 'Accepted', status: accepted }, { type: 'Programmed', status: programmed }] });
+  const sets = resourceTable(
+    'ListenerSet',
+    [
+      { kind: 'ListenerSet', metadata: { name: 'extra', namespace: 'team', creationTimestamp: created }, status: conditions('True', 'False') },
+      { kind: 'ListenerSet', metadata: { name: 'refused', namespace: 'other', creationTimestamp: created }, status: conditions('False', 'False') },
+    ],
+    true,
+    now,
+  );
+  assert.match(sets, /^NAMESPACE +NAME +ACCEPTED +PROGRAMMED +AGE\nteam +extra +True +False +60s\nother +refused +False +False +60s\n$/);
+  const policies = resourceTable('BackendTLSPolicy', [{ kind: 'BackendTLSPolicy', metadata: { name: 'tls', namespace: 'default', creationTimestamp: created }, spec: { targetRefs: [{ group: '', kind: 'Service', name: 'web' }] }, status: { ancestors: [] } }], false, now);
+  assert.match(policies, /^NAME +AGE\ntls +60s\n$/);
+  assert.equal(resolveResourceName('lset'), 'ListenerSet');
+  assert.equal(resolveResourceName('btlspolicy'), 'BackendTLSPolicy');
 });

@@ -49,6 +49,10 @@ const COLUMNS: Partial<Record<Kind, Column[]>> = {
     ['ADDRESS', (r) => ((r.status?.addresses ?? []) as { value: string }[]).map((a) => a.value).join(',')],
     ['PROGRAMMED', (r) => condition(r, 'Programmed')],
   ],
+  ListenerSet: [
+    ['ACCEPTED', (r) => condition(r, 'Accepted')],
+    ['PROGRAMMED', (r) => condition(r, 'Programmed')],
+  ],
   HTTPRoute: [['HOSTNAMES', (r) => list(at(r, 'hostnames'))]],
   GRPCRoute: [['HOSTNAMES', (r) => list(at(r, 'hostnames'))]],
 };
