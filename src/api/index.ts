@@ -18,7 +18,7 @@ export type * from './types/extensions.ts';
 export type * from './types/proxy-config.ts';
 export type * from './types/kubernetes.ts';
 export type * as GatewayApi from './types/gateway-api.ts';
-export { TLS_TERMINATE_MODE_OPTION } from './types/gateway-api.ts';
+export { LISTENER_PROTOCOL_OPTION, TLS_TERMINATE_MODE_OPTION } from './types/gateway-api.ts';
 export type { WorkloadPort, WorkloadProbe, WorkloadSpec } from './types/workload.ts';
 export { WORKLOAD_API_VERSION, workloadCwd } from './types/workload.ts';
 export type { AnalyzeOptions, RunningWorkload } from './analysis/index.ts';

@@ -3,9 +3,10 @@
 // another one through its gateways. The networks come from MeshNetworks (Istio's `meshNetworks`:
 // endpoints `fromCidr` / `fromRegistry`, gateways by `address` or `registryServiceName`), the
 // `topology.istio.io/network` label (on workloads, on the root namespace for the whole cluster,
-// on gateway Services) and WorkloadEntry / ServiceEntry endpoint `network`.
+// on gateway Services and Gateway API Gateways) and WorkloadEntry / ServiceEntry endpoint `network`.
 import { BlockList, isIP } from 'node:net';
-import type { Resource, ServiceSpec } from '../api/index.ts';
+import type { GatewayApi, Resource, ServiceSpec } from '../api/index.ts';
+import { LISTENER_PROTOCOL_OPTION } from '../api/index.ts';
 import { warnOnce } from './config-warnings.ts';
 import type { GatewayNameLookup } from './gateway-names.ts';
 import type { Endpoint, Service } from './service.ts';
@@ -14,6 +15,8 @@ export const NETWORK_LABEL = 'topology.istio.io/network';
 /** A gateway Service's label overriding the default gateway port (istiod reads it as a label). */
 export const GATEWAY_PORT_LABEL = 'networking.istio.io/gatewayPort';
 export const DEFAULT_GATEWAY_PORT = 15443;
+/** Istio's GatewayClass of Gateways that only declare another network's gateway address (nothing is deployed for them). */
+export const REMOTE_GATEWAY_CLASS = 'istio-remote';
 /** The control plane's cluster (istiod's CLUSTER_ID default): what `fromRegistry` names. */
 export const LOCAL_CLUSTER_ID = 'Kubernetes';
 
@@ -40,6 +43,31 @@ export interface NetworkGateway {
   cluster: string;
   address: string;
   port: number;
+}
+
+/**
+ * istiod's IsAutoPassthrough for a Gateway API listener: a TLS listener whose listener-protocol option
+ * is `auto-passthrough`, or, on a Gateway labelled with a network, one on the gateway port (15443,
+ * or the Gateway's gatewayPort label).
+ */
+export function isAutoPassthroughListener(gatewayLabels: Record<string, string> | undefined, l: GatewayApi.Listener): boolean {
+  if (!l.tls) return false;
+  if (l.tls.options?.[LISTENER_PROTOCOL_OPTION] === 'auto-passthrough') return true;
+  if (gatewayLabels?.[NETWORK_LABEL] === undefined) return false;
+  return String(l.port) === (gatewayLabels[GATEWAY_PORT_LABEL] ?? String(DEFAULT_GATEWAY_PORT));
+}
+
+/**
+ * The network gateways a Gateway API Gateway labelled with a network declares (istiod's
+ * handleGatewayResource, any class): each of its IPAddress or Hostname addresses (the CRD's default
+ * type is IPAddress) on each auto-passthrough listener's port.
+ */
+export function gatewayResourceGateways(gw: Resource<GatewayApi.KubernetesGatewaySpec>): NetworkGateway[] {
+  const network = gw.metadata.labels?.[NETWORK_LABEL];
+  if (!network) return [];
+  const ports = gw.spec.listeners.filter((l) => isAutoPassthroughListener(gw.metadata.labels, l)).map((l) => l.port);
+  const addresses = (gw.spec.addresses ?? []).filter((a) => (a.type ?? 'IPAddress') === 'IPAddress' || a.type === 'Hostname');
+  return addresses.flatMap((a) => ports.map((port) => ({ network, cluster: LOCAL_CLUSTER_ID, address: a.value, port })));
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -152,6 +180,7 @@ export class MeshNetworkView {
       if (portText && port === DEFAULT_GATEWAY_PORT && portText !== String(port)) warnOnce('networks', `Service ${s.namespace}/${s.name}: label ${GATEWAY_PORT_LABEL}: "${portText}" is not a port number; the gateway port is ${DEFAULT_GATEWAY_PORT} (as istiod)`);
       for (const address of externalAddresses(s)) add({ network, cluster: LOCAL_CLUSTER_ID, address, port });
     }
+    for (const r of resources) if (r.kind === 'KubernetesGateway') gatewayResourceGateways(r as unknown as Resource<GatewayApi.KubernetesGatewaySpec>).forEach(add);
     // Hostnames: one gateway per address they resolve to, as istiod (RESOLVE_HOSTNAME_GATEWAYS).
     const resolved = new Map<string, NetworkGateway>();
     const hostnames = new Set<string>();

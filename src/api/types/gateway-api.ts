@@ -232,3 +232,5 @@ export interface BackendTLSPolicySpec {
 }
 
 export const TLS_TERMINATE_MODE_OPTION = 'gateway.istio.io/tls-terminate-mode';
+/** Istio's listener option naming an east-west gateway's TLS Passthrough listener AUTO_PASSTHROUGH (its value `auto-passthrough`). */
+export const LISTENER_PROTOCOL_OPTION = 'gateway.istio.io/listener-protocol';

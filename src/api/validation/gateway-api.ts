@@ -3,7 +3,7 @@
 // and warnings for the fields Rigging does not apply. What depends on other resources (parents,
 // backends, grants) is checked when the resources are translated (src/model/gateway-api/).
 import type * as G from '../types/gateway-api.ts';
-import { TLS_TERMINATE_MODE_OPTION } from '../types/gateway-api.ts';
+import { LISTENER_PROTOCOL_OPTION, TLS_TERMINATE_MODE_OPTION } from '../types/gateway-api.ts';
 import { GATEWAY_API_GROUP } from '../kinds.ts';
 import type { FieldPath } from '../source-map.ts';
 import { validateGatewayTls } from './gateway-tls.ts';
@@ -46,6 +46,9 @@ export function validateGatewayClass(spec: G.GatewayClassSpec, r: Reporter): voi
 const TLS_FORBIDDEN = new Set(['HTTP', 'TCP', 'UDP']);
 const HOSTNAME_FORBIDDEN = new Set(['TCP', 'UDP']);
 const TLS_TERMINATE_MODES = new Set(['SIMPLE', 'MUTUAL', 'ISTIO_MUTUAL']);
+/** What makes a Gateway a network (east-west) gateway, its spec.addresses being where other networks reach it. */
+const NETWORK_LABEL = 'topology.istio.io/network';
+const AUTO_PASSTHROUGH_HINT = `an east-west gateway's AUTO_PASSTHROUGH listener is a TLS listener in mode Passthrough with option ${LISTENER_PROTOCOL_OPTION}: auto-passthrough (or on port 15443 of a Gateway labelled ${NETWORK_LABEL})`;
 
 export function validateKubernetesGateway(spec: G.KubernetesGatewaySpec, r: Reporter): void {
   const names = new Set<string>();
@@ -71,9 +74,13 @@ export function validateKubernetesGateway(spec: G.KubernetesGatewaySpec, r: Repo
       if (mode === 'Passthrough' && l.protocol === 'HTTPS') r.error([...at, 'tls', 'mode'], 'an HTTPS listener cannot pass TLS through', 'use protocol TLS for Passthrough, or mode Terminate');
       for (const key of Object.keys(l.tls.options ?? {})) {
         const keyAt = [...at, 'tls', 'options', key];
-        if (key !== TLS_TERMINATE_MODE_OPTION) unsupported(r, keyAt, `tls option ${key}`, `Rigging reads ${TLS_TERMINATE_MODE_OPTION} only`);
-        else if (mode !== 'Terminate') r.warn(keyAt, `${key} has no effect in mode ${mode}`, 'remove it, or use mode Terminate');
-        else if (!TLS_TERMINATE_MODES.has(String(terminateMode))) r.error(keyAt, `${key} must be SIMPLE, MUTUAL or ISTIO_MUTUAL, not ${String(terminateMode)}`, 'MUTUAL verifies client certificates against the secret\'s ca.crt');
+        const value = String(l.tls.options?.[key]);
+        if (key === LISTENER_PROTOCOL_OPTION) {
+          if (value !== 'auto-passthrough') r.warn(keyAt, `${key}: ${value} has no effect (Istio reads the value auto-passthrough only)`, AUTO_PASSTHROUGH_HINT);
+          else if (mode !== 'Passthrough') r.warn(keyAt, `${key}: auto-passthrough makes this listener a network gateway port, but in mode ${mode} it terminates TLS (as istiod: AUTO_PASSTHROUGH needs mode Passthrough)`, AUTO_PASSTHROUGH_HINT);
+        } else if (key !== TLS_TERMINATE_MODE_OPTION) unsupported(r, keyAt, `tls option ${key}`, `Rigging reads ${TLS_TERMINATE_MODE_OPTION} and ${LISTENER_PROTOCOL_OPTION} only`);
+        else if (mode !== 'Terminate') r.warn(keyAt, `${key} has no effect in mode ${mode}`, value === 'AUTO_PASSTHROUGH' ? AUTO_PASSTHROUGH_HINT : 'remove it, or use mode Terminate');
+        else if (!TLS_TERMINATE_MODES.has(value)) r.error(keyAt, `${key} must be SIMPLE, MUTUAL or ISTIO_MUTUAL, not ${value}`, value === 'AUTO_PASSTHROUGH' ? AUTO_PASSTHROUGH_HINT : 'MUTUAL verifies client certificates against the secret\'s ca.crt');
       }
       if ((l.tls.certificateRefs?.length ?? 0) > 1) unsupported(r, [...at, 'tls', 'certificateRefs', 1], 'a second certificateRef', 'the first certificate is served');
     }
@@ -81,7 +88,10 @@ export function validateKubernetesGateway(spec: G.KubernetesGatewaySpec, r: Repo
       if ((k.group ?? 'gateway.networking.k8s.io') !== 'gateway.networking.k8s.io') r.warn([...at, 'allowedRoutes', 'kinds', j], `route kind ${k.group}/${k.kind} is not a Gateway API route`, 'Rigging attaches HTTPRoute, GRPCRoute, TCPRoute and TLSRoute');
     });
   });
-  if (spec.addresses) unsupported(r, ['spec', 'addresses'], 'addresses', 'the gateway listens on every address of its host');
+  if (spec.addresses && r.resource.metadata.labels?.[NETWORK_LABEL] === undefined) unsupported(r, ['spec', 'addresses'], 'addresses', `the gateway listens on every address of its host; addresses are read on a Gateway labelled ${NETWORK_LABEL}, as its network gateway's`);
+  spec.addresses?.forEach((a, i) => {
+    if (a.type !== undefined && a.type !== 'IPAddress' && a.type !== 'Hostname') r.warn(['spec', 'addresses', i, 'type'], `address type ${a.type} is not used as a network gateway address (as istiod)`, 'use type IPAddress or Hostname');
+  });
   if (spec.infrastructure) unsupported(r, ['spec', 'infrastructure'], 'infrastructure', 'the gateway deployment gets no extra labels, annotations or parameters');
   if (spec.tls) validateGatewayTls(spec.tls, r);
   const from = spec.allowedListeners?.namespaces?.from;

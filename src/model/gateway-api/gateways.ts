@@ -6,8 +6,9 @@
 // ListenerSet's namespace programming the parent Gateway's proxies. A listener that conflicts with an
 // earlier one (the Gateway's own or a ListenerSet's, listener-sets.ts) gets no Istio Gateway.
 import type { GatewayApi, GatewaySpec, Resource, Server } from '../../api/index.ts';
-import { GATEWAY_API_GROUP, GATEWAY_NAME_LABEL, TLS_TERMINATE_MODE_OPTION, writtenKind } from '../../api/index.ts';
+import { GATEWAY_API_GROUP, GATEWAY_NAME_LABEL, LISTENER_PROTOCOL_OPTION, TLS_TERMINATE_MODE_OPTION, writtenKind } from '../../api/index.ts';
 import { attachedListenerSets, inPrecedence, parentGatewayKey, type ListenerSet } from './listener-sets.ts';
+import { gatewayResourceGateways, isAutoPassthroughListener, NETWORK_LABEL, REMOTE_GATEWAY_CLASS } from '../network.ts';
 import type { Credential } from '../push-context.ts';
 import { applyFrontendValidation, checkBackendClientCertificate } from './gateway-tls.ts';
 import type { ReferenceGrants } from './reference-grants.ts';
@@ -20,10 +21,11 @@ export const GATEWAY_SEMANTICS_ANNOTATION = 'internal.istio.io/gateway-semantics
 export const GATEWAY_PARENT_NAMESPACE_ANNOTATION = 'internal.istio.io/parent-namespace';
 export const DEFAULT_CLASS = 'istio';
 export const ISTIO_CONTROLLER = 'istio.io/gateway-controller';
-/** Istio's other built-in classes: ambient waypoints and remote (multi-network) gateways. */
+/** The controller of Istio's istio-remote class: its Gateways are only read as network gateways. */
+export const UNMANAGED_CONTROLLER = 'istio.io/unmanaged-gateway';
+/** Istio's other built-in class: ambient waypoints. */
 const UNSUPPORTED_CLASSES: Record<string, string> = {
   'istio-waypoint': 'waypoints (ambient mode)',
-  'istio-remote': 'remote gateways (multi-network, multi-cluster)',
 };
 
 export interface AttachableListener {
@@ -71,10 +73,12 @@ export function convertGateways(
   credential?: (name: string) => Credential | undefined,
 ): ConvertedGateways {
   const ourClasses = new Set([DEFAULT_CLASS]);
+  const remoteClasses = new Set([REMOTE_GATEWAY_CLASS]);
   for (const r of resources) {
     if (r.kind !== 'GatewayClass') continue;
     const spec = r.spec as unknown as GatewayApi.GatewayClassSpec;
     if (spec.controllerName === ISTIO_CONTROLLER) ourClasses.add(r.metadata.name);
+    if (spec.controllerName === UNMANAGED_CONTROLLER) remoteClasses.add(r.metadata.name);
   }
   const out: ConvertedGateways = { gateways: [], listeners: new Map(), known: new Set(), listenerSets: new Map(), detachedListenerSets: new Map(), merged: new Map() };
   const setsByGateway = new Map<string, ListenerSet[]>();
@@ -99,11 +103,18 @@ export function convertGateways(
       status.condition(gw, 'Accepted', 'Unsupported', ['spec', 'gatewayClassName'], `gatewayClassName ${cls}: ${UNSUPPORTED_CLASSES[cls]} are not supported by Rigging`, 'use gatewayClassName istio for an ingress gateway');
       continue;
     }
+    if (remoteClasses.has(cls)) {
+      if (!gatewayResourceGateways(gw).length) status.note(gw, [], `a Gateway of class ${cls} is only read as a network gateway, and this one declares none: it needs the ${NETWORK_LABEL} label, spec.addresses and a TLS listener on the gateway port (15443) or with option ${LISTENER_PROTOCOL_OPTION}: auto-passthrough`, 'label it with the remote network and give the address of that network\'s east-west gateway', 'Warning');
+      continue;
+    }
     if (!ourClasses.has(cls)) {
       status.note(gw, ['spec', 'gatewayClassName'], `gatewayClassName ${cls} is not handled by Rigging (its built-in class is istio, or a GatewayClass with controllerName ${ISTIO_CONTROLLER}); skipped`, 'nothing to do if another controller serves this class');
       continue;
     }
     checkBackendClientCertificate(gw, grants, credential, status);
+    if (gw.metadata.labels?.[NETWORK_LABEL] && gw.spec.listeners.some((l) => isAutoPassthroughListener(gw.metadata.labels, l)) && !gatewayResourceGateways(gw).length) {
+      status.note(gw, ['spec', 'addresses'], `east-west gateway of network ${gw.metadata.labels[NETWORK_LABEL]} without an address: istiod takes it from its Service's load balancer, which Rigging does not have, so other networks do not reach this one through it`, 'set spec.addresses to the address other networks reach this gateway at', 'Warning');
+    }
     const accept = (owner: Resource<unknown>, l: GatewayApi.Listener, i: number): AttachableListener | undefined => {
       const at = ['spec', 'listeners', i];
       const server = serverFor(owner, gw, l, at, grants, status, resources);
@@ -154,7 +165,7 @@ function serverFor(owner: Resource<unknown>, gw: Resource<GatewayApi.KubernetesG
   const server: Server = { port: { number: l.port, name: l.name, protocol: l.protocol }, hosts: [`*/${l.hostname ?? '*'}`] };
   if (!l.tls) return server;
   if (l.tls.mode === 'Passthrough') {
-    server.tls = { mode: 'PASSTHROUGH' };
+    server.tls = { mode: isAutoPassthroughListener(gw.metadata.labels, l) ? 'AUTO_PASSTHROUGH' : 'PASSTHROUGH' };
     return server;
   }
   // Istio's option: MUTUAL verifies client certificates (the secret's ca.crt), ISTIO_MUTUAL serves

@@ -3,6 +3,7 @@
 // a Gateway, Programmed and its addresses from the gateway proxies connected to the control plane.
 import type { DestinationRuleSpec, Diagnostic, GatewayApi, GatewaySpec, Resource, VirtualServiceSpec } from '../../api/index.ts';
 import { describeResource, GATEWAY_API_GROUP, GATEWAY_NAME_LABEL } from '../../api/index.ts';
+import { REMOTE_GATEWAY_CLASS } from '../network.ts';
 import type { Proxy } from '../proxy.ts';
 import { insecureFrontendValidation } from './gateway-tls.ts';
 import { supportedKinds } from './gateways.ts';
@@ -130,6 +131,15 @@ export function gatewayApiResourceStatus(resources: readonly Resource[], diagnos
     const key = describeResource(r);
     if (r.kind === 'KubernetesGateway') {
       const spec = r.spec as unknown as GatewayApi.KubernetesGatewaySpec;
+      if (spec.gatewayClassName === REMOTE_GATEWAY_CLASS) {
+        // istiod's reportUnmanagedGatewayStatus: valid by declaration, its addresses echoed, no listeners.
+        const conditions: Condition[] = [
+          { type: 'Accepted', status: 'True', reason: 'Accepted', message: 'Resource accepted' },
+          { type: 'Programmed', status: 'True', reason: 'Programmed', message: 'This Gateway is remote; Istio will not program it' },
+        ];
+        out.set(key, { addresses: (spec.addresses ?? []).map((a) => ({ type: a.type ?? 'IPAddress', value: a.value })), conditions });
+        continue;
+      }
       if (spec.gatewayClassName !== ISTIO_CLASS) continue;
       const listeners = (spec.listeners ?? []).map((l, i) => listenerStatus(key, l, i, `Gateway/${r.metadata.namespace}/${r.metadata.name}/${l.name}`));
       // The Gateway API's rule: a Gateway with some invalid listeners is still accepted, saying so.
