@@ -3,6 +3,7 @@
 // and one gateway per Gateway API Gateway of class istio.
 import { parse as parseYaml } from 'yaml';
 import { GATEWAY_NAME_LABEL, workloadCwd, type GatewayApi, type Resource, type WorkloadSpec } from '../api/index.ts';
+import { deployedListeners, namespaceLabelsOf } from '../model/gateway-api/gateways.ts';
 import type { ProxyDefaults } from '../model/mesh-config.ts';
 
 export const INGRESS_LABELS = { istio: 'ingressgateway', app: 'istio-ingressgateway' } as const;
@@ -176,7 +177,8 @@ function selects(selector: Record<string, string> | undefined, labels: Record<st
 /**
  * The gateways to run: ingress always (when `ingress` is set), egress when a Gateway selects it,
  * and one per Gateway API Gateway of class istio, named and labelled as Istio's automated
- * deployment does (`<name>-istio`, `gateway.networking.k8s.io/gateway-name: <name>`).
+ * deployment does (`<name>-istio`, `gateway.networking.k8s.io/gateway-name: <name>`), with the
+ * ports of its listeners and of the ListenerSets it allows.
  */
 export function gatewayPlans(resources: readonly Resource[], opts: { ingress: boolean }): GatewayPlan[] {
   const plans: GatewayPlan[] = [];
@@ -197,12 +199,13 @@ export function gatewayPlans(resources: readonly Resource[], opts: { ingress: bo
       plans.push({ name, namespace: GATEWAY_NAMESPACE, labels: { ...labels }, serviceAccount: `${name}-service-account`, ports: sortedPorts(protocols), protocols });
     }
   }
+  const namespaceLabels = namespaceLabelsOf(resources);
   for (const r of resources) {
     if (r.kind !== 'KubernetesGateway') continue;
-    const spec = r.spec as unknown as GatewayApi.KubernetesGatewaySpec;
-    if (spec.gatewayClassName !== ISTIO_GATEWAY_CLASS) continue;
+    const gw = r as unknown as Resource<GatewayApi.KubernetesGatewaySpec>;
+    if (gw.spec.gatewayClassName !== ISTIO_GATEWAY_CLASS) continue;
     const protocols: Record<number, string> = {};
-    for (const l of spec.listeners ?? []) if (l.port) protocols[l.port] ??= l.protocol;
+    for (const l of deployedListeners(gw, resources, namespaceLabels)) if (l.port) protocols[l.port] ??= l.protocol;
     const name = `${r.metadata.name}-${ISTIO_GATEWAY_CLASS}`;
     plans.push({
       name,

@@ -72,6 +72,38 @@ spec:
     ]);
   });
 
+  it("gives <name>-istio the ports of the ListenerSets its Gateway allows, as istiod's deployment controller does (the first listener on a port naming it)", () => {
+    const yaml = `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: { name: gw, namespace: infra }
+spec:
+  gatewayClassName: istio
+  allowedListeners: { namespaces: { from: Same } }
+  listeners: [{ name: http, port: 80, protocol: HTTP }]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ListenerSet
+metadata: { name: extra, namespace: infra }
+spec:
+  parentRef: { name: gw }
+  listeners:
+  - { name: raw, port: 80, protocol: TCP }
+  - { name: team, port: 8081, protocol: HTTP, hostname: team.example.com }
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ListenerSet
+metadata: { name: outside, namespace: other }
+spec:
+  parentRef: { name: gw, namespace: infra }
+  listeners: [{ name: x, port: 9090, protocol: TCP }]
+`;
+    const [svc] = gatewayServices(load(yaml));
+    assert.deepEqual((svc.spec as { ports: unknown[] }).ports, [
+      { name: 'http-80', port: 80 },
+      { name: 'http-8081', port: 8081 },
+    ]);
+  });
+
   it('defines nothing without Gateways', () => {
     assert.deepEqual(gatewayServices([]), []);
   });

@@ -222,7 +222,7 @@ export function deployedListeners(gw: Resource<GatewayApi.KubernetesGatewaySpec>
   const allows = allowsListenerSets(gw, namespaceLabels);
   const sets = resources.filter((r) => r.kind === 'ListenerSet').map((r) => r as unknown as ListenerSet);
   const attached = sets.filter((s) => parentGatewayKey(s) === key && allows(s.metadata.namespace));
-  return [...gw.spec.listeners, ...inPrecedence(attached).flatMap((s) => s.spec.listeners)];
+  return [...(gw.spec.listeners ?? []), ...inPrecedence(attached).flatMap((s) => s.spec.listeners ?? [])];
 }
 
 /** Which namespaces a Gateway takes ListenerSets from (spec.allowedListeners, none by default). */
