@@ -232,9 +232,9 @@ spec:
   assert.deepEqual(
     gw.listeners.map((l) => [l.name, ...conds(l.conditions)]),
     [
-      ['https', 'Accepted=False NoValidCACertificate', 'ResolvedRefs=False InvalidCACertificateRef', 'Programmed=False Invalid'],
-      ['other', 'Accepted=False NoValidCACertificate', 'ResolvedRefs=False InvalidCACertificateKind', 'Programmed=False Invalid'],
-      ['http', 'Accepted=True Accepted', 'ResolvedRefs=True ResolvedRefs', 'Programmed=True Programmed'],
+      ['https', 'Accepted=False NoValidCACertificate', 'Conflicted=False NoConflicts', 'Programmed=False Invalid', 'ResolvedRefs=False InvalidCACertificateRef'],
+      ['other', 'Accepted=False NoValidCACertificate', 'Conflicted=False NoConflicts', 'Programmed=False Invalid', 'ResolvedRefs=False InvalidCACertificateKind'],
+      ['http', 'Accepted=True Accepted', 'Conflicted=False NoConflicts', 'Programmed=True Programmed', 'ResolvedRefs=True ResolvedRefs'],
     ],
   );
 });

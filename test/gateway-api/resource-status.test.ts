@@ -79,9 +79,9 @@ spec:
   assert.deepEqual(
     status.listeners.map((l) => [l.name, l.attachedRoutes, l.conditions.map((c) => `${c.type}=${c.status} ${c.reason}`).join(', '), l.supportedKinds.map((k) => k.kind).join(',')]),
     [
-      ['http', 2, 'Accepted=True Accepted, ResolvedRefs=True ResolvedRefs, Programmed=True Programmed', 'HTTPRoute,GRPCRoute'],
-      ['https', 0, 'Accepted=True Accepted, ResolvedRefs=False RefNotPermitted, Programmed=False Invalid', 'HTTPRoute,GRPCRoute'],
-      ['tcp', 0, 'Accepted=True Accepted, ResolvedRefs=True ResolvedRefs, Programmed=True Programmed', 'TCPRoute'],
+      ['http', 2, 'Accepted=True Accepted, Conflicted=False NoConflicts, Programmed=True Programmed, ResolvedRefs=True ResolvedRefs', 'HTTPRoute,GRPCRoute'],
+      ['https', 0, 'Accepted=True Accepted, Conflicted=False NoConflicts, Programmed=False Invalid, ResolvedRefs=False RefNotPermitted', 'HTTPRoute,GRPCRoute'],
+      ['tcp', 0, 'Accepted=True Accepted, Conflicted=False NoConflicts, Programmed=True Programmed, ResolvedRefs=True ResolvedRefs', 'TCPRoute'],
     ],
   );
 });

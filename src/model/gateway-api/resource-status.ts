@@ -119,9 +119,11 @@ export function gatewayApiResourceStatus(resources: readonly Resource[], diagnos
       const conflicted: Condition = { type: 'Conflicted', status: 'True', reason: refused.reason, message: refused.message };
       return { ...base, conditions: [no('Accepted'), conflicted, no('Programmed')] };
     }
-    const conditions: Condition[] = [condition(`${key}#${i}`, 'Accepted', 'Accepted', 'No errors found'), condition(`${key}#${i}`, 'ResolvedRefs', 'ResolvedRefs', 'No errors found')];
-    const ok = conditions.every((c) => c.status === 'True');
-    conditions.push(ok ? { type: 'Programmed', status: 'True', reason: 'Programmed', message: 'No errors found' } : { type: 'Programmed', status: 'False', reason: 'Invalid', message: 'the listener is not accepted or its references do not resolve' });
+    const accepted = condition(`${key}#${i}`, 'Accepted', 'Accepted', 'No errors found');
+    const resolved = condition(`${key}#${i}`, 'ResolvedRefs', 'ResolvedRefs', 'No errors found');
+    const programmed: Condition = accepted.status === 'True' && resolved.status === 'True' ? { type: 'Programmed', status: 'True', reason: 'Programmed', message: 'No errors found' } : { type: 'Programmed', status: 'False', reason: 'Invalid', message: 'the listener is not accepted or its references do not resolve' };
+    // istiod's order (by type) and its Conflicted=False on every listener that kept its port.
+    const conditions: Condition[] = [accepted, { type: 'Conflicted', status: 'False', reason: 'NoConflicts', message: 'No errors found' }, programmed, resolved];
     return { ...base, conditions };
   };
   const proxiesOf = (ns: string, gateway: string) => proxies.filter((p) => p.type === 'router' && p.namespace === ns && p.labels[GATEWAY_NAME_LABEL] === gateway);
@@ -143,7 +145,7 @@ export function gatewayApiResourceStatus(resources: readonly Resource[], diagnos
       if (spec.gatewayClassName !== ISTIO_CLASS) continue;
       const listeners = (spec.listeners ?? []).map((l, i) => listenerStatus(key, l, i, `Gateway/${r.metadata.namespace}/${r.metadata.name}/${l.name}`));
       // The Gateway API's rule: a Gateway with some invalid listeners is still accepted, saying so.
-      const invalidListeners = listeners.filter((l) => l.conditions.some((c) => c.status === 'False')).map((l) => l.name);
+      const invalidListeners = listeners.filter((l) => !listenerValid(l.conditions)).map((l) => l.name);
       const accepted: Condition = failed.get(key)?.has('Accepted') || !invalidListeners.length ? condition(key, 'Accepted', 'Accepted', 'Resource accepted') : { type: 'Accepted', status: 'True', reason: 'ListenersNotValid', message: `invalid listeners: ${invalidListeners.join(', ')}` };
       const gateways = proxiesOf(r.metadata.namespace, r.metadata.name);
       const addresses = [...new Set(gateways.map((p) => p.explicit?.bind ?? p.ipAddresses[0]).filter((a): a is string => !!a))];
@@ -203,6 +205,11 @@ export function gatewayApiResourceStatus(resources: readonly Resource[], diagnos
   return out;
 }
 
+/** A listener is valid when it is not Conflicted and its other conditions are True. */
+function listenerValid(conditions: readonly Condition[]): boolean {
+  return conditions.every((c) => (c.type === 'Conflicted' ? c.status === 'False' : c.status === 'True'));
+}
+
 type ListenerStatusOf = (key: string, l: GatewayApi.Listener, i: number, attachedKey: string) => { conditions: Condition[] };
 
 /**
@@ -227,7 +234,7 @@ function listenerSetStatuses(resources: readonly Resource[], failed: Map<string,
       continue;
     }
     const listeners = set.spec.listeners.map((l, i) => listenerStatus(key, l, i, `ListenerSet/${set.metadata.namespace}/${set.metadata.name}/${l.name}`));
-    const valid = listeners.some((l) => l.conditions.every((c) => c.type === 'Conflicted' ? c.status === 'False' : c.status === 'True'));
+    const valid = listeners.some((l) => listenerValid(l.conditions));
     const [ns, name] = parent.split('/');
     const serving = proxiesOf(ns, name);
     const accepted: Condition = valid ? { type: 'Accepted', status: 'True', reason: 'Accepted', message: 'Resource accepted' } : { type: 'Accepted', status: 'False', reason: 'ListenersNotValid', message: "None of the ListenerSet's listeners are valid" };
