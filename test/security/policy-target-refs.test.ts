@@ -152,8 +152,8 @@ test("validation: the CRD's and Istio's rules are errors, ambient-only targets a
   }
   assert.deepEqual(diags(`  targetRef: { kind: Service, name: x }\n  jwtRules: [{ issuer: i, jwks: '{"keys":[]}' }]\n`, 'RequestAuthentication'), ['Warning spec.targetRef.kind: a Service target attaches the policy to the waypoint of Service "x" (ambient mode); in sidecar mode this RequestAuthentication applies to no proxy']);
   assert.deepEqual(diags(`  ${targetRef('shop')}\n  accessLogging: [{ providers: [{ name: envoy }] }]\n`, 'Telemetry', 'telemetry.istio.io/v1'), []);
-  // EnvoyFilter: istiod applies one with targetRefs to no proxy; Rigging refuses it rather than ignore it.
-  assert.match(diags(`  ${targetRef('shop')}\n  configPatches: []\n`, 'EnvoyFilter', 'networking.istio.io/v1alpha3').join(), /Error spec\.targetRefs: an EnvoyFilter with targetRefs applies to no proxy/);
+  // EnvoyFilter: istiod accepts one with targetRefs and applies it to no proxy; Rigging says so (5546008).
+  assert.match(diags(`  ${targetRef('shop')}\n  configPatches: []\n`, 'EnvoyFilter', 'networking.istio.io/v1alpha3').join(), /^Warning spec\.targetRefs: an EnvoyFilter with targetRefs applies to no proxy, as in Istio/);
 });
 
 test('rig analyze: a targetRef to a Gateway that is not in the policy namespace is a warning', () => {
