@@ -1480,7 +1480,6 @@ function shadowHost(authority: string): string {
   return i > 0 && !authority.endsWith(']') ? `${authority.slice(0, i)}-shadow${authority.slice(i)}` : `${authority}-shadow`;
 }
 
-/** Discards a mirrored response, counting its status on the mirror cluster. */
 /**
  * The host's rq_error / rq_success for the response it gave (router.cc chargeUpstreamCode and
  * handleNon5xxResponseHeaders): 5xx is an error; a gRPC response waits for its grpc-status (true:
