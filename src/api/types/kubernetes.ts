@@ -35,7 +35,6 @@ export interface ServiceSpec {
   trafficDistribution?: string;
 }
 
-/** Namespaces carry only metadata for the mesh (labels such as `istio-injection`). */
 /** A ConfigMap's content (held as its spec, written at top level). */
 export interface ConfigMapData {
   data?: Record<string, string>;
@@ -43,6 +42,7 @@ export interface ConfigMapData {
   immutable?: boolean;
 }
 
+/** Namespaces carry only metadata for the mesh (labels such as `istio-injection`). */
 export interface NamespaceSpec {
   finalizers?: string[];
 }
