@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { startNginxProxy, startNginxUpstream } from '../servers/nginx.ts';
 import { startHaproxy } from '../servers/haproxy.ts';
+import { startNodeForwarder } from '../servers/node-forwarder.ts';
 import { startRigProxy } from '../servers/rig-proxy.ts';
 import { startGrpcUpstream } from '../servers/grpc-upstream.ts';
 import { makeMeshCerts } from '../servers/mtls-certs.ts';
@@ -32,7 +33,7 @@ export interface BenchCase {
   id: string;
   title: string;
   protocol: LoadProtocol;
-  proxy: 'none' | 'rig' | 'haproxy' | 'nginx';
+  proxy: 'none' | 'rig' | 'haproxy' | 'nginx' | 'node';
   hops: 0 | 1 | 2;
   /** Why the case cannot run at this commit, or null. */
   unavailable(): string | null;
@@ -141,6 +142,15 @@ export const CASES: BenchCase[] = [
     hops: 1,
     unavailable: always,
     start: (ctx, s) => chain(s, () => startNginxUpstream({ core: ctx.serverCore }), (up) => startNginxProxy({ core: ctx.serverCore, upstreamPort: up })),
+  },
+  {
+    id: 'node-forward-1hop',
+    title: 'bare Node.js byte forwarder, one hop (no HTTP: the floor of any proxy in Node\'s event loop)',
+    protocol: 'h1',
+    proxy: 'node',
+    hops: 1,
+    unavailable: always,
+    start: (ctx, s) => chain(s, () => startNginxUpstream({ core: ctx.serverCore }), (up) => startNodeForwarder({ core: ctx.serverCore, upstreamPort: up })),
   },
   {
     id: 'rig-1hop-telemetry-on',

@@ -73,7 +73,12 @@ export function checkGoals(results: CaseResult[], cp: ControlPlaneFigures | null
   const ratio = rig1?.status === 'ok' && hap1?.status === 'ok' ? rig1.saturation!.rps / hap1.saturation!.rps : undefined;
   const tp = check('one-hop max throughput vs HAProxy (same run)', '≥ 50%', ratio, 0.5, (v) => `${(v * 100).toFixed(1)}%`, whyNot(rig1, hap1), true);
   const hapIdle = coreIdle(hap1);
-  if (hapIdle !== undefined && hapIdle > 0.1) tp.note = `HAProxy's run was client-bound (server core ${(hapIdle * 100).toFixed(0)}% idle): the ratio flatters rig`;
+  const notes: string[] = [];
+  if (hapIdle !== undefined && hapIdle > 0.1) notes.push(`HAProxy's run was client-bound (server core ${(hapIdle * 100).toFixed(0)}% idle): the ratio flatters rig`);
+  // What no proxy in Node's event loop exceeds: the gap between the two is the proxy's HTTP work.
+  const floor = find(results, 'node-forward-1hop');
+  if (floor?.status === 'ok' && hap1?.status === 'ok') notes.push(`a bare Node.js byte forwarder: ${((floor.saturation!.rps / hap1.saturation!.rps) * 100).toFixed(1)}%`);
+  if (notes.length) tp.note = notes.join('; ');
   out.push(tp);
   const mb = (v: number) => `${v.toFixed(1)} MB`;
   // Envoy's figures are Istio sidecars (mTLS, telemetry on): those configurations get their own rows.
