@@ -1268,7 +1268,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
       else resHead.headers.connection = 'close';
     }
     try {
-      // Head, body and end usually arrive in the same tick from undici: one write instead of three.
+      // Head, body and end usually arrive in the same turn of the event loop: one write instead of three.
       if (!this.isH2) {
         this.res.cork();
         process.nextTick(uncork, this.res);
