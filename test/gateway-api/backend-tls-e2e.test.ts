@@ -16,25 +16,15 @@ import path from 'node:path';
 import { test } from 'node:test';
 import type { TLSSocket } from 'node:tls';
 import { freePort } from '../../src/local/ports.ts';
-import { spawnRig, stopProcess } from '../helpers/cli.ts';
+import { serviceEntry, startGatewayApiGateway } from '../helpers/edge-gateway.ts';
 import { makeTaskCertificates } from '../helpers/istio-task-certs.ts';
-import { startRigProxy } from '../helpers/rig-proxy.ts';
+import { startControlPlaneProcess } from '../helpers/mesh-control-plane.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { request } from '../proxy/harness.ts';
 
 /** A Service `name` (port 443, https) whose endpoint is the HTTPS backend, as a ServiceEntry of its host. */
-const service = (name: string, port: number) => `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: { name: ${name} }
-spec:
-  hosts: [${name}.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{ number: 443, name: https, protocol: HTTPS }]
-  endpoints: [{ address: 127.0.0.1, ports: { https: ${port} } }]
----
-`;
+const service = (name: string, port: number) => serviceEntry(name, port, { port: 443, protocol: 'HTTPS' });
 
 const configMap = (name: string, pem: string) => `apiVersion: v1
 kind: ConfigMap
@@ -120,10 +110,11 @@ test('BackendTLSPolicy originates verified TLS from a Gateway; spec.tls.frontend
   t.after(() => new Promise<void>((resolve) => backend.close(() => resolve())));
   const backendPort = (backend.address() as AddressInfo).port;
 
-  const config = path.join(dir, 'config');
-  fs.mkdirSync(config);
-  fs.writeFileSync(
-    path.join(config, 'mesh.yaml'),
+  // Istio's access log (mesh config accessLogFile), whose response flags say how a request failed.
+  fs.writeFileSync(path.join(dir, 'mesh-config.yaml'), 'accessLogFile: /dev/stdout\n');
+  const cp = await startControlPlaneProcess(
+    t,
+    dir,
     service('good', backendPort) +
       service('wrong-ca', backendPort) +
       service('wrong-san', backendPort) +
@@ -136,28 +127,18 @@ test('BackendTLSPolicy originates verified TLS from a Gateway; spec.tls.frontend
       policy('wrong-san', 'backend-ca', '\n    subjectAltNames: [{ type: Hostname, hostname: api.example.com }]') +
       policy('no-ca', 'does-not-exist') +
       GATEWAY,
+    ['--mesh-config', path.join(dir, 'mesh-config.yaml')],
   );
-  const portsFile = path.join(dir, 'cp-ports.json');
-  // Istio's access log (mesh config accessLogFile), whose response flags say how a request failed.
-  fs.writeFileSync(path.join(dir, 'mesh-config.yaml'), 'accessLogFile: /dev/stdout\n');
-  const cp = spawnRig(['controlplane', '--config', config, '--mesh-config', path.join(dir, 'mesh-config.yaml'), '--state-dir', state, '--xds-port', '0', '--monitoring-port', '0', '--tls-port', '0', '--ports-file', portsFile]);
-  let cpLog = '';
-  cp.stderr?.on('data', (b: Buffer) => (cpLog += b));
-  t.after(() => stopProcess(cp));
-  const { xds, monitoring } = await waitFor(() => `the control plane's ports file\n${cpLog}`, () => (fs.existsSync(portsFile) ? (JSON.parse(fs.readFileSync(portsFile, 'utf8')) as { xds: number; monitoring: number }) : undefined), 60_000);
 
   const [port, tlsPort, fallbackPort] = [await freePort(), await freePort(), await freePort()];
-  const gateway = startRigProxy(
-    t,
-    ['--mode', 'router', '--namespace', 'default', '--workload-name', 'shop-istio-0', '--service-account', 'shop-istio', '--labels', 'gateway.networking.k8s.io/gateway-name=shop', '--instance-ip', '127.0.0.1', '--interception', 'explicit', '--bind', '127.0.0.1', '--inbound-port', `8080=${port}`, '--inbound-port', `8443=${tlsPort}`, '--inbound-port', `9443=${fallbackPort}`],
-    // Istio's proxyStatsMatcher: the clusters' TLS stats are not kept by default.
-    { xdsPort: xds, env: { PROXY_CONFIG: JSON.stringify({ proxyStatsMatcher: { inclusionRegexps: ['cluster\\.outbound.*\\.ssl\\..*'] } }) } },
-  );
+  // Istio's proxyStatsMatcher: the clusters' TLS stats are not kept by default.
+  const proxyConfig = JSON.stringify({ proxyStatsMatcher: { inclusionRegexps: ['cluster\\.outbound.*\\.ssl\\..*'] } });
+  const gateway = await startGatewayApiGateway(t, cp.xds, 'shop', { 8080: port, 8443: tlsPort, 9443: fallbackPort }, { PROXY_CONFIG: proxyConfig });
   const { admin } = await gateway.started();
 
   // TLS originated to the backend, verified with the ConfigMap's CA, the policy's hostname as SNI.
   const good = await waitFor(
-    () => `the gateway reaching the TLS backend\n${gateway.log()}\n${cpLog}`,
+    () => `the gateway reaching the TLS backend\n${gateway.log()}\n${cp.log()}`,
     async () => {
       const r = await request(port, { path: '/', headers: { host: 'shop.example.com' } }).catch(() => undefined);
       return r?.status === 200 ? r : undefined;
@@ -188,7 +169,7 @@ test('BackendTLSPolicy originates verified TLS from a Gateway; spec.tls.frontend
   assert.match(gateway.stdout(), /"GET \/wrong-san HTTP\/1\.1" 503 UF,URX upstream_reset_before_response_started\{connection_failure\} - "peer certificate SANs \[DNS:backend\.example\.com\] do not match/);
 
   // The policies' status, as istiod writes it: one ancestor per targetRef (the Service, for the mesh), then each Gateway routing there.
-  const configz = (await request(monitoring, { path: '/debug/configz' })).json<{ kind: string; metadata: { name: string }; status?: { ancestors: { ancestorRef: { name: string }; controllerName: string; conditions: { type: string; status: string; reason: string }[] }[] } }[]>();
+  const configz = (await request(cp.monitoring, { path: '/debug/configz' })).json<{ kind: string; metadata: { name: string }; status?: { ancestors: { ancestorRef: { name: string }; controllerName: string; conditions: { type: string; status: string; reason: string }[] }[] } }[]>();
   const ancestors = (name: string) =>
     configz.find((r) => r.kind === 'BackendTLSPolicy' && r.metadata.name === name)?.status?.ancestors.map((a) => [a.ancestorRef.name, a.controllerName, ...a.conditions.map((c) => `${c.type}=${c.status} ${c.reason}`)]);
   assert.deepEqual(ancestors('good'), [
@@ -199,7 +180,7 @@ test('BackendTLSPolicy originates verified TLS from a Gateway; spec.tls.frontend
     ['no-ca', 'istio.io/mesh-controller', 'Accepted=False NoValidCACertificate', 'ResolvedRefs=False InvalidCACertificateRef'],
     ['shop', 'istio.io/gateway-controller', 'Accepted=False NoValidCACertificate', 'ResolvedRefs=False InvalidCACertificateRef'],
   ]);
-  assert.match(cpLog, /BackendTLSPolicy default\/no-ca.*ResolvedRefs=False \(InvalidCACertificateRef\): Certificate reference not found/);
+  assert.match(cp.log(), /BackendTLSPolicy default\/no-ca.*ResolvedRefs=False \(InvalidCACertificateRef\): Certificate reference not found/);
 
   // Frontend validation: AllowValidOnly on 8443, AllowInsecureFallback on 9443.
   const call = (p: number, cert?: { cert: Buffer; key: Buffer }) =>

@@ -3,28 +3,14 @@
 // upstreams): an HTTPRoute CORS filter answered by the gateway's CORS filter, and a ListenerSet in
 // another namespace adding a listener to a Gateway that allows it, one refused where it does not.
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { freePort } from '../../src/local/ports.ts';
-import { runRig, spawnRig, stopProcess } from '../helpers/cli.ts';
-import { startRigProxy } from '../helpers/rig-proxy.ts';
+import { runRig } from '../helpers/cli.ts';
+import { serviceEntry, startGatewayApiGateway } from '../helpers/edge-gateway.ts';
+import { startControlPlaneProcess } from '../helpers/mesh-control-plane.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { request, startUpstream, type Upstream } from '../proxy/harness.ts';
-
-/** A mesh service `name`.`ns`.svc.cluster.local port 80 served by 127.0.0.1:`port`. */
-const service = (name: string, ns: string, port: number) => `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: { name: ${name}, namespace: ${ns} }
-spec:
-  hosts: [${name}.${ns}.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{ number: 80, name: http, protocol: HTTP }]
-  endpoints: [{ address: 127.0.0.1, ports: { http: ${port} } }]
----
-`;
 
 const CONFIG = `apiVersion: v1
 kind: Namespace
@@ -99,29 +85,15 @@ interface Setup {
 async function setup(t: TestContext): Promise<Setup> {
   const [v1, v2] = await Promise.all([startUpstream('v1'), startUpstream('v2')]);
   t.after(() => Promise.all([v1.close(), v2.close()]));
-  const dir = tempDir(t, 'rig-gwapi-v15-');
-  const config = path.join(dir, 'config');
-  fs.mkdirSync(config);
-  fs.writeFileSync(path.join(config, 'mesh.yaml'), service('v1', 'default', v1.port) + service('v2', 'team', v2.port) + CONFIG);
-  const portsFile = path.join(dir, 'cp-ports.json');
-  const cp = spawnRig(['controlplane', '--config', config, '--state-dir', path.join(dir, 'state'), '--xds-port', '0', '--monitoring-port', '0', '--tls-port', '0', '--ports-file', portsFile]);
-  let cpLog = '';
-  cp.stderr?.on('data', (b: Buffer) => (cpLog += b));
-  t.after(() => stopProcess(cp));
-  const { xds, monitoring } = await waitFor(() => `the control plane's ports file\n${cpLog}`, () => (fs.existsSync(portsFile) ? (JSON.parse(fs.readFileSync(portsFile, 'utf8')) as { xds: number; monitoring: number }) : undefined), 60_000);
+  const cp = await startControlPlaneProcess(t, tempDir(t, 'rig-gwapi-v15-'), serviceEntry('v1', v1.port) + serviceEntry('v2', v2.port, { namespace: 'team' }) + CONFIG);
   const ports = { http: await freePort(), team: await freePort(), other: await freePort() };
-  const gateway = startRigProxy(
-    t,
-    ['--mode', 'router', '--namespace', 'default', '--workload-name', 'shop-istio-0', '--service-account', 'shop-istio', '--labels', 'gateway.networking.k8s.io/gateway-name=shop', '--instance-ip', '127.0.0.1', '--interception', 'explicit', '--bind', '127.0.0.1', '--inbound-port', `8080=${ports.http}`, '--inbound-port', `8081=${ports.team}`, '--inbound-port', `8082=${ports.other}`],
-    { xdsPort: xds },
-  );
-  await gateway.started();
+  const gateway = await startGatewayApiGateway(t, cp.xds, 'shop', { 8080: ports.http, 8081: ports.team, 8082: ports.other });
   await waitFor(
-    () => `the gateway routing /api\n${gateway.log()}\n${cpLog}`,
+    () => `the gateway routing /api\n${gateway.log()}\n${cp.log()}`,
     async () => ((await request(ports.http, { path: '/api', headers: { host: 'shop.example.com' } }).catch(() => undefined))?.status === 200 ? true : undefined),
     60_000,
   );
-  return { ports, v1, v2, cpLog: () => cpLog, monitoring };
+  return { ports, v1, v2, cpLog: cp.log, monitoring: cp.monitoring };
 }
 
 test('a Gateway with an HTTPRoute CORS filter and ListenerSets, through rig controlplane and a rig proxy gateway', async (t) => {

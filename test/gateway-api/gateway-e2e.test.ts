@@ -11,24 +11,11 @@ import https from 'node:https';
 import { test } from 'node:test';
 import { makeTaskCertificates } from '../helpers/istio-task-certs.ts';
 import { freePort } from '../../src/local/ports.ts';
-import { spawnRig, stopProcess } from '../helpers/cli.ts';
-import { startRigProxy } from '../helpers/rig-proxy.ts';
+import { serviceEntry, startGatewayApiGateway } from '../helpers/edge-gateway.ts';
+import { startControlPlaneProcess } from '../helpers/mesh-control-plane.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { request, startUpstream } from '../proxy/harness.ts';
-
-/** A mesh service `name`.default.svc.cluster.local port 80 served by 127.0.0.1:`port`. */
-const service = (name: string, port: number) => `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: { name: ${name} }
-spec:
-  hosts: [${name}.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{ number: 80, name: http, protocol: HTTP }]
-  endpoints: [{ address: 127.0.0.1, ports: { http: ${port} } }]
----
-`;
 
 const GATEWAY = `apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
@@ -64,10 +51,6 @@ test('rig controlplane + rig proxy --mode router serve a Gateway and its HTTPRou
   const [v1, v2] = await Promise.all([startUpstream('v1'), startUpstream('v2')]);
   t.after(() => Promise.all([v1.close(), v2.close()]));
   const dir = tempDir(t, 'rig-gwapi-e2e-');
-  const config = path.join(dir, 'config');
-  fs.mkdirSync(config);
-  fs.writeFileSync(path.join(config, 'mesh.yaml'), service('v1', v1.port) + service('v2', v2.port) + GATEWAY);
-
   const state = path.join(dir, 'state');
   const caPem = makeTaskCertificates(dir, path.join(state, 'credentials', 'shop-cert'), 'shop.example.com', 'shop');
   // Istio's Secure Gateways task, mutual TLS: the secret also holds ca.crt; a client certificate of that CA.
@@ -77,23 +60,13 @@ test('rig controlplane + rig proxy --mode router serve a Gateway and its HTTPRou
   openssl('req', '-out', 'client.csr', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'client.key', '-subj', '/CN=client.example.com/O=client organization');
   openssl('x509', '-req', '-sha256', '-days', '1', '-CA', 'example.com.crt', '-CAkey', 'example.com.key', '-set_serial', '1', '-in', 'client.csr', '-out', 'client.crt');
   const client = { cert: fs.readFileSync(path.join(dir, 'client.crt')), key: fs.readFileSync(path.join(dir, 'client.key')) };
-  const portsFile = path.join(dir, 'cp-ports.json');
-  const cp = spawnRig(['controlplane', '--config', config, '--state-dir', state, '--xds-port', '0', '--monitoring-port', '0', '--tls-port', '0', '--ports-file', portsFile]);
-  let cpLog = '';
-  cp.stderr?.on('data', (b: Buffer) => (cpLog += b));
-  t.after(() => stopProcess(cp));
-  const { xds, monitoring } = await waitFor(() => `the control plane's ports file\n${cpLog}`, () => (fs.existsSync(portsFile) ? (JSON.parse(fs.readFileSync(portsFile, 'utf8')) as { xds: number; monitoring: number }) : undefined), 60_000);
+  const cp = await startControlPlaneProcess(t, dir, serviceEntry('v1', v1.port) + serviceEntry('v2', v2.port) + GATEWAY);
 
   const [port, tlsPort, mtlsPort] = [await freePort(), await freePort(), await freePort()];
-  const gateway = startRigProxy(
-    t,
-    ['--mode', 'router', '--namespace', 'default', '--workload-name', 'shop-istio-0', '--service-account', 'shop-istio', '--labels', 'gateway.networking.k8s.io/gateway-name=shop', '--instance-ip', '127.0.0.1', '--interception', 'explicit', '--bind', '127.0.0.1', '--inbound-port', `8080=${port}`, '--inbound-port', `8443=${tlsPort}`, '--inbound-port', `9443=${mtlsPort}`],
-    { xdsPort: xds },
-  );
-  await gateway.started();
+  const gateway = await startGatewayApiGateway(t, cp.xds, 'shop', { 8080: port, 8443: tlsPort, 9443: mtlsPort });
   const get = (p: string, headers: Record<string, string> = {}) => request(port, { path: p, headers: { host: 'shop.example.com', ...headers } });
   const home = await waitFor(
-    () => `the gateway routing / to v1\n${gateway.log()}\n${cpLog}`,
+    () => `the gateway routing / to v1\n${gateway.log()}\n${cp.log()}`,
     async () => {
       const r = await get('/').catch(() => undefined);
       return r?.status === 200 ? r : undefined;
@@ -119,7 +92,7 @@ test('rig controlplane + rig proxy --mode router serve a Gateway and its HTTPRou
   // A backend that does not exist: 500, as the Gateway API requires; another host: no route (404).
   assert.equal((await get('/missing')).status, 500);
   assert.equal((await request(port, { path: '/', headers: { host: 'other.example.com' } })).status, 404);
-  assert.match(cpLog, /ResolvedRefs=False \(BackendNotFound\): backend Service default\/nowhere does not exist/);
+  assert.match(cp.log(), /ResolvedRefs=False \(BackendNotFound\): backend Service default\/nowhere does not exist/);
   // HTTPS: TLS terminated with the shop-cert credential, then the same routes.
   const secure = await waitFor(
     () => `the HTTPS listener serving\n${gateway.log()}`,
@@ -149,6 +122,6 @@ test('rig controlplane + rig proxy --mode router serve a Gateway and its HTTPRou
   assert.equal(await waitFor(() => `the mutual TLS listener serving\n${gateway.log()}`, async () => ((await mutual(client)) === '200' ? '200' : undefined), 60_000), '200');
   assert.match(await mutual(), /^error /, 'no client certificate: refused');
   // The control plane's config debug endpoint shows the kinds as written.
-  const configz = (await request(monitoring, { path: '/debug/configz' })).json<{ apiVersion: string; kind: string }[]>();
+  const configz = (await request(cp.monitoring, { path: '/debug/configz' })).json<{ apiVersion: string; kind: string }[]>();
   assert.deepEqual(configz.filter((r) => r.apiVersion.startsWith('gateway.networking.k8s.io/')).map((r) => r.kind).sort(), ['Gateway', 'HTTPRoute']);
 });

@@ -13,23 +13,10 @@ import tls from 'node:tls';
 import { test } from 'node:test';
 import { makeTaskCertificates } from '../helpers/istio-task-certs.ts';
 import { freePort } from '../../src/local/ports.ts';
-import { spawnRig, stopProcess } from '../helpers/cli.ts';
-import { startRigProxy } from '../helpers/rig-proxy.ts';
+import { serviceEntry, startGatewayApiGateway } from '../helpers/edge-gateway.ts';
+import { startControlPlaneProcess } from '../helpers/mesh-control-plane.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { waitFor } from '../helpers/wait.ts';
-
-/** A mesh service `name`.default.svc.cluster.local port `port` served by 127.0.0.1:`target`. */
-const service = (name: string, port: number, protocol: string, target: number) => `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: { name: ${name} }
-spec:
-  hosts: [${name}.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{ number: ${port}, name: ${protocol.toLowerCase()}, protocol: ${protocol} }]
-  endpoints: [{ address: 127.0.0.1, ports: { ${protocol.toLowerCase()}: ${target} } }]
----
-`;
 
 const ROUTES = `apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
@@ -122,32 +109,15 @@ test('rig controlplane + rig proxy --mode router: a TCPRoute splits TCP connecti
   await new Promise<void>((resolve) => nginx.listen(0, '127.0.0.1', resolve));
   t.after(() => new Promise<void>((resolve) => nginx.close(() => resolve())));
 
-  const config = path.join(dir, 'config');
-  fs.mkdirSync(config);
   const nginxPort = (nginx.address() as net.AddressInfo).port;
-  fs.writeFileSync(path.join(config, 'mesh.yaml'), service('tcp-echo-v1', 9000, 'TCP', v1.port) + service('tcp-echo-v2', 9000, 'TCP', v2.port) + service('my-nginx', 443, 'TLS', nginxPort) + ROUTES);
+  const tcp = (name: string, target: number) => serviceEntry(name, target, { port: 9000, protocol: 'TCP' });
+  const cp = await startControlPlaneProcess(t, dir, tcp('tcp-echo-v1', v1.port) + tcp('tcp-echo-v2', v2.port) + serviceEntry('my-nginx', nginxPort, { port: 443, protocol: 'TLS' }) + ROUTES);
 
-  const state = path.join(dir, 'state');
-  const portsFile = path.join(dir, 'cp-ports.json');
-  const cp = spawnRig(['controlplane', '--config', config, '--state-dir', state, '--xds-port', '0', '--monitoring-port', '0', '--tls-port', '0', '--ports-file', portsFile]);
-  let cpLog = '';
-  cp.stderr?.on('data', (b: Buffer) => (cpLog += b));
-  t.after(() => stopProcess(cp));
-  const { xds } = await waitFor(() => `the control plane's ports file\n${cpLog}`, () => (fs.existsSync(portsFile) ? (JSON.parse(fs.readFileSync(portsFile, 'utf8')) as { xds: number }) : undefined), 60_000);
-
-  const router = (gateway: string, bindings: string[]) =>
-    startRigProxy(
-      t,
-      ['--mode', 'router', '--namespace', 'default', '--workload-name', `${gateway}-istio-0`, '--service-account', `${gateway}-istio`, '--labels', `gateway.networking.k8s.io/gateway-name=${gateway}`, '--instance-ip', '127.0.0.1', '--interception', 'explicit', '--bind', '127.0.0.1', ...bindings.flatMap((b) => ['--inbound-port', b])],
-      { xdsPort: xds },
-    );
   const [tcpPort, tlsPort] = [await freePort(), await freePort()];
-  const tcpGateway = router('tcp-echo-gateway', [`31400=${tcpPort}`]);
-  const tlsGateway = router('mygateway', [`443=${tlsPort}`]);
-  await Promise.all([tcpGateway.started(), tlsGateway.started()]);
+  const [tcpGateway, tlsGateway] = await Promise.all([startGatewayApiGateway(t, cp.xds, 'tcp-echo-gateway', { 31400: tcpPort }), startGatewayApiGateway(t, cp.xds, 'mygateway', { 443: tlsPort })]);
 
   // TCP: bytes echoed by a backend, connections split between both.
-  const first = await waitFor(() => `the TCP listener echoing\n${tcpGateway.log()}\n${cpLog}`, () => echoOnce(tcpPort, 'hello\n'), 60_000);
+  const first = await waitFor(() => `the TCP listener echoing\n${tcpGateway.log()}\n${cp.log()}`, () => echoOnce(tcpPort, 'hello\n'), 60_000);
   assert.match(first, /^(one|two) hello\n$/);
   const seen = new Set<string>();
   // 50/50: 40 connections reach both (all 40 on one side has a probability of 2^-39).
@@ -155,7 +125,7 @@ test('rig controlplane + rig proxy --mode router: a TCPRoute splits TCP connecti
   assert.deepEqual([...seen].sort(), ['one', 'two']);
 
   // TLS passthrough: the handshake is the backend's, verified against its own CA by the client.
-  const hello = await waitFor(() => `the TLS listener passing through\n${tlsGateway.log()}\n${cpLog}`, () => tlsHello(tlsPort, 'nginx.example.com', caPem), 60_000);
+  const hello = await waitFor(() => `the TLS listener passing through\n${tlsGateway.log()}\n${cp.log()}`, () => tlsHello(tlsPort, 'nginx.example.com', caPem), 60_000);
   assert.equal(hello.subject.CN, 'nginx.example.com');
   assert.equal(hello.subject.O, 'some organization');
   assert.equal(hello.reply, 'nginx says hi\n');

@@ -13,8 +13,8 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import { freePort } from '../../src/local/ports.ts';
-import { spawnRig, stopProcess } from '../helpers/cli.ts';
-import { startRigProxy } from '../helpers/rig-proxy.ts';
+import { serviceEntry, startGatewayApiGateway } from '../helpers/edge-gateway.ts';
+import { startControlPlaneProcess } from '../helpers/mesh-control-plane.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { request, startUpstream } from '../proxy/harness.ts';
@@ -22,17 +22,7 @@ import { request, startUpstream } from '../proxy/harness.ts';
 const ISS = 'https://issuer.test';
 const TARGET_SHOP = 'targetRefs: [{ kind: Gateway, group: gateway.networking.k8s.io, name: shop }]';
 
-const mesh = (upstreamPort: number) => `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: { name: shop }
-spec:
-  hosts: [shop.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{ number: 80, name: http, protocol: HTTP }]
-  endpoints: [{ address: 127.0.0.1, ports: { http: ${upstreamPort} } }]
----
-apiVersion: gateway.networking.k8s.io/v1
+const mesh = (upstreamPort: number) => `${serviceEntry('shop', upstreamPort)}apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: { name: shop }
 spec:
@@ -112,40 +102,25 @@ test('AuthorizationPolicy and RequestAuthentication attached to a Gateway API Ga
       .setExpirationTime('1h')
       .sign(key);
 
-  const dir = tempDir(t, 'rig-targetrefs-e2e-');
-  const config = path.join(dir, 'config');
-  fs.mkdirSync(config);
-  writeConfig(config, 'mesh.yaml', mesh(upstream.port));
-  const portsFile = path.join(dir, 'cp-ports.json');
-  const cp = spawnRig(['controlplane', '--config', config, '--state-dir', path.join(dir, 'state'), '--xds-port', '0', '--monitoring-port', '0', '--tls-port', '0', '--ports-file', portsFile]);
-  let cpLog = '';
-  cp.stderr?.on('data', (b: Buffer) => (cpLog += b));
-  cp.stdout?.on('data', (b: Buffer) => (cpLog += b));
-  t.after(() => stopProcess(cp));
-  const { xds } = await waitFor(() => `the control plane's ports file\n${cpLog}`, () => (fs.existsSync(portsFile) ? (JSON.parse(fs.readFileSync(portsFile, 'utf8')) as { xds: number }) : undefined), 60_000);
+  const cp = await startControlPlaneProcess(t, tempDir(t, 'rig-targetrefs-e2e-'), mesh(upstream.port));
 
   const port = await freePort();
-  const gateway = startRigProxy(
-    t,
-    ['--mode', 'router', '--namespace', 'default', '--workload-name', 'shop-istio-0', '--service-account', 'shop-istio', '--labels', 'gateway.networking.k8s.io/gateway-name=shop', '--instance-ip', '127.0.0.1', '--interception', 'explicit', '--bind', '127.0.0.1', '--inbound-port', `8080=${port}`],
-    { xdsPort: xds },
-  );
-  await gateway.started();
+  const gateway = await startGatewayApiGateway(t, cp.xds, 'shop', { 8080: port });
   const get = async (p: string, headers: Record<string, string> = {}) => (await request(port, { path: p, headers: { host: 'shop.example.com', ...headers } }).catch(() => ({ status: 0 }))).status;
   const becomes = (p: string, status: number, headers: Record<string, string> = {}) =>
-    waitFor(() => `${p} answering ${status}\n${gateway.log()}\n${cpLog}`, async () => ((await get(p, headers)) === status ? true : undefined), 60_000);
+    waitFor(() => `${p} answering ${status}\n${gateway.log()}\n${cp.log()}`, async () => ((await get(p, headers)) === status ? true : undefined), 60_000);
 
   // The policy targeting Gateway "other" denies nothing here, and the control plane says why.
   await becomes('/admin', 200);
-  await waitFor(() => `the control plane's warning about Gateway "other"\n${cpLog}`, () => (/deny-all-on-other: spec\.targetRefs\[0\]\.name: Gateway \\?"other\\?" .*not found in namespace default/.test(cpLog) ? true : undefined), 60_000);
+  await waitFor(() => `the control plane's warning about Gateway "other"\n${cp.log()}`, () => (/deny-all-on-other: spec\.targetRefs\[0\]\.name: Gateway \\?"other\\?" .*not found in namespace default/.test(cp.log()) ? true : undefined), 60_000);
 
-  writeConfig(config, 'deny-admin.yaml', DENY_ADMIN);
+  writeConfig(cp.configDir, 'deny-admin.yaml', DENY_ADMIN);
   await becomes('/admin', 403);
   assert.equal(await get('/admin/users'), 403);
   assert.equal(await get('/'), 200);
   assert.equal(await get('/public'), 200);
 
-  writeConfig(config, 'jwt.yaml', jwt(jwks.uri));
+  writeConfig(cp.configDir, 'jwt.yaml', jwt(jwks.uri));
   await becomes('/secure', 403);
   // The control plane fetches the JWKS once it sees the jwksUri, then pushes the keys.
   await becomes('/secure', 200, { authorization: `Bearer ${await token('alice')}` });
