@@ -5,8 +5,10 @@
 // as its HTTP/1.1 form does (or, when its route names the destination it stands for, is answered
 // here and its inside re-dispatched: connect-redispatch.ts). Upstream: an HTTP/1.1 cluster gets an
 // Upgrade request (with a made-up Sec-WebSocket-Key when the client sent none, as RFC 8441
-// clients do not); an HTTP/2 cluster gets an extended CONNECT on a session of its own.
+// clients do not); an HTTP/2 cluster gets an extended CONNECT as a stream of its pooled
+// connections (Envoy's router sends upgrades through the cluster's connection pool).
 import crypto from 'node:crypto';
+import type { EventEmitter } from 'node:events';
 import http2 from 'node:http2';
 import type net from 'node:net';
 import type { HeaderMap, RequestHead } from '../filters/filter.ts';
@@ -14,7 +16,10 @@ import type { StreamInfo } from '../stream-info.ts';
 import { ResponseFlag } from '../response-flags.ts';
 import { pipeSockets, type PipeResult } from '../tcp/pipe.ts';
 import type { ConnState } from './http-stream.ts';
-import { CONNECT_FAILED, connectFailureText, finish, limitTunnelDuration, openUpstream, startInfo, tunnelIdleMs, tunnelLocalReply, tunnelRoute, tunnelUpstream, type TunnelTarget } from './tunnel.ts';
+import { CONNECT_FAILED, connectFailureText, finish, limitTunnelDuration, openUpstream, startInfo, tunnelIdleMs, tunnelLocalReply, tunnelRoute, tunnelUpstream, type TunnelRefusal, type TunnelTarget } from './tunnel.ts';
+import { dispatchConnect, PooledStreamSlot, type ConnectAnswer } from '../upstream/pooled-connect.ts';
+import { isConnectFailure } from './upstream-request.ts';
+import { isH2ConnectFailure } from '../upstream/cluster.ts';
 import { redispatchH2Connect } from './connect-redispatch.ts';
 
 const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -35,56 +40,42 @@ function endToEnd(headers: Record<string, string | string[] | undefined>): http2
   return out;
 }
 
-type H2Answer = (status: number, headers: http2.IncomingHttpHeaders, stream: http2.ClientHttp2Stream | undefined) => void;
-
 /**
- * Sends an extended CONNECT for `type` on a new HTTP/2 session over `socket`; calls back once with
- * the upstream's status (0 when it failed or does not allow extended CONNECT) and, for 2xx, the
- * stream carrying the tunnel. The session closes with the stream.
+ * Sends an upgrade to an HTTP/2 cluster as Envoy's router does: an extended CONNECT (RFC 8441,
+ * :protocol the upgrade type) as a stream of the host's pooled connections, under the cluster's
+ * circuit breakers (pooled-connect.ts). Calls back once with the answer (the stream for a 2xx),
+ * the pooled connection's local address recorded; a downstream that closes meanwhile gives the
+ * stream up. Returns the release of the breaker slots, for when the established tunnel ends.
  */
-export function upgradeOverH2(socket: net.Socket, t: TunnelTarget, head: RequestHead, type: string, info: StreamInfo, cb: H2Answer): void {
-  const scheme = t.cluster.config.tls ? 'https' : 'http';
-  const session = http2.connect(`${scheme}://${t.host.key}`, { createConnection: () => socket });
-  let answered = false;
-  const answer: H2Answer = (status, headers, stream) => {
-    if (answered) return;
-    answered = true;
-    if (!stream) session.destroy();
-    cb(status, headers, stream);
-  };
-  session.on('error', (e: Error) => {
-    info.upstreamTransportFailureReason = e.message;
-    answer(0, {}, undefined);
+export function upgradeOverPooledH2(conn: ConnState, t: TunnelTarget, head: RequestHead, type: string, info: StreamInfo, downstream: EventEmitter, cb: (a: ConnectAnswer) => void): () => void {
+  const slot = PooledStreamSlot.take(t.cluster.hooks);
+  if (!slot) {
+    cb({ status: 0, headers: {}, stream: undefined, reason: 'overflow', overflow: true, localAddress: undefined });
+    return noop;
+  }
+  const headers: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(head.headers)) if (v !== undefined && !HOP_BY_HOP.has(k) && k !== 'sec-websocket-key' && k.charCodeAt(0) !== 58) headers[k] = v;
+  // Registered first: an overflow calls back before dispatchConnect returns.
+  const onClose = (): void => abort('downstream closed before the upgrade was answered');
+  downstream.once('close', onClose);
+  const pool = t.cluster.pool(t.host, true, undefined, conn.downstream);
+  const abort = dispatchConnect(pool, slot, { authority: head.authority, protocol: type, path: head.path, headers }, (status) => status >= 200 && status <= 299, noop, (a) => {
+    downstream.off('close', onClose);
+    if (a.localAddress) info.upstreamLocalAddress = a.localAddress;
+    // The pool's latest TLS connection to the host names its peer, as for the router's requests.
+    if (a.stream && t.host.tlsPeer) info.upstreamPeer = t.host.tlsPeer;
+    if (!a.stream && !a.overflow && a.reason) info.upstreamTransportFailureReason = a.reason;
+    cb(a);
   });
-  session.once('close', () => answer(0, {}, undefined));
-  session.once('remoteSettings', (settings) => {
-    if (!settings.enableConnectProtocol) {
-      info.upstreamTransportFailureReason = 'upstream does not allow extended CONNECT';
-      return answer(0, {}, undefined);
-    }
-    const headers: http2.OutgoingHttpHeaders = { ':method': 'CONNECT', ':protocol': type, ':scheme': scheme, ':path': head.path, ':authority': head.authority };
-    for (const [k, v] of Object.entries(head.headers)) if (v !== undefined && !HOP_BY_HOP.has(k) && k !== 'sec-websocket-key' && k.charCodeAt(0) !== 58) headers[k] = v;
-    let stream: http2.ClientHttp2Stream;
-    try {
-      stream = session.request(headers, { endStream: false });
-    } catch (e) {
-      info.upstreamTransportFailureReason = (e as Error).message;
-      return answer(0, {}, undefined);
-    }
-    stream.on('error', noop);
-    stream.once('close', () => {
-      session.close();
-      answer(0, {}, undefined);
-    });
-    stream.once('response', (h) => {
-      const status = Number(h[':status']);
-      if (status >= 200 && status <= 299) answer(status, h, stream);
-      else {
-        stream.close();
-        answer(status, h, undefined);
-      }
-    });
-  });
+  return () => slot.release();
+}
+
+/** How an upgrade that got no tunnel is refused: overflow (UO), connect failure (UF), the upstream's status, or a protocol error. */
+export function upgradeRefusal(a: ConnectAnswer): TunnelRefusal {
+  if (a.overflow) return { status: 503, text: 'upstream connect error or disconnect/reset before headers. reset reason: overflow', flags: ResponseFlag.UpstreamOverflow, details: 'upstream_reset_before_response_started{overflow}' };
+  if (a.error && (isConnectFailure(a.error) || isH2ConnectFailure(a.error))) return { status: 503, text: connectFailureText(a.error), flags: ResponseFlag.UpstreamConnectionFailure, details: CONNECT_FAILED };
+  if (a.status) return { status: a.status, text: '', flags: 0, details: 'via_upstream' };
+  return { status: 502, text: '', flags: ResponseFlag.UpstreamProtocolError, details: 'upstream_protocol_error' };
 }
 
 type H1Answer = (status: number, headers: Record<string, string>, rest: Buffer) => void;
@@ -162,10 +153,12 @@ export function handleH2Tunnel(conn: ConnState, stream: http2.ServerHttp2Stream,
   const host = t.host;
   host.activeRequests++;
   let released = false;
+  let releaseSlot = noop;
   const release = (): void => {
     if (released) return;
     released = true;
     host.activeRequests--;
+    releaseSlot();
   };
   const relay = (upstream: net.Socket | http2.ClientHttp2Stream, early: Buffer): void => {
     info.responseCode = 200;
@@ -182,6 +175,24 @@ export function handleH2Tunnel(conn: ConnState, stream: http2.ServerHttp2Stream,
     duration.timer = limitTunnelDuration(t, conn, info, pipe);
     if (early.length) stream.write(early);
   };
+  if (protocol && t.cluster.config.http2) {
+    releaseSlot = upgradeOverPooledH2(conn, t, head, type, info, stream, (a) => {
+      if (stream.destroyed) {
+        a.stream?.close(http2.constants.NGHTTP2_CANCEL);
+        release();
+        info.responseFlags |= ResponseFlag.DownstreamConnectionTermination;
+        return finish(info, conn, head);
+      }
+      if (!a.stream) {
+        release();
+        const r = upgradeRefusal(a);
+        return refuse(stream, r.status, r.text, info, r.flags, r.details, conn, head);
+      }
+      stream.respond({ ...endToEnd(a.headers), ':status': 200 });
+      relay(a.stream, Buffer.alloc(0));
+    });
+    return;
+  }
   openUpstream(t, conn, info, (err, upstream) => {
     if (err) {
       release();
@@ -196,16 +207,6 @@ export function handleH2Tunnel(conn: ConnState, stream: http2.ServerHttp2Stream,
     if (!protocol) {
       stream.respond({ ':status': 200 });
       return relay(upstream, Buffer.alloc(0));
-    }
-    if (t.cluster.config.http2) {
-      return upgradeOverH2(upstream, t, head, type, info, (status, h, up) => {
-        if (!up) {
-          release();
-          return refuse(stream, status || 502, '', info, status ? 0 : ResponseFlag.UpstreamProtocolError, status ? 'via_upstream' : 'upstream_protocol_error', conn, head);
-        }
-        stream.respond({ ...endToEnd(h), ':status': 200 });
-        relay(up, Buffer.alloc(0));
-      });
     }
     upgradeOverH1(upstream, head, type, (status, h, rest) => {
       if (status !== 101) {

@@ -6,7 +6,7 @@
 import type net from 'node:net';
 import tls from 'node:tls';
 import type { IncomingHttpHeaders } from 'node:http';
-import type http2 from 'node:http2';
+import http2 from 'node:http2';
 import type { ConnState } from './http-stream.ts';
 import { matchRoute, ActionKind, pickWeighted, type Route } from '../routing/route-config.ts';
 import type { HeaderMap, RequestHead } from '../filters/filter.ts';
@@ -16,7 +16,7 @@ import { DiscoveryType } from '../upstream/cluster-config.ts';
 import { connectHostStream } from '../upstream/stream-connect.ts';
 import { countConnection, type UpstreamHost, type Cluster } from '../upstream/cluster.ts';
 import { pipeSockets, type PipeResult } from '../tcp/pipe.ts';
-import { upgradeOverH2, websocketAccept } from './tunnel-h2.ts';
+import { upgradeOverPooledH2, upgradeRefusal, websocketAccept } from './tunnel-h2.ts';
 import { isGrpcContentType, rewriteLocalReply, type LocalReplyParts } from './local-reply.ts';
 import { http } from '../node-http.ts';
 import { mutateRequestHeaders } from './mutate-request-headers.ts';
@@ -40,6 +40,8 @@ export function tunnelLocalReply(conn: ConnState, info: StreamInfo, head: Reques
   if (conn.hcm.localReply) rewriteLocalReply(conn.hcm.localReply, info, head, parts);
   return parts;
 }
+
+function noop(): void {}
 
 export function finish(info: StreamInfo, conn: ConnState, head: RequestHead): void {
   info.durationMs = performance.now() - info.startMonotonic;
@@ -216,14 +218,40 @@ export function handleTunnel(conn: ConnState, req: TunnelRequest, socket: net.So
   const { cluster, host } = t;
   host.activeRequests++;
   let durationTimer: NodeJS.Timeout | undefined;
+  let releaseSlot = noop;
   const done = (r: PipeResult): void => {
     clearTimeout(durationTimer);
     host.activeRequests--;
+    releaseSlot();
     info.bytesReceived = r.aToB;
     info.bytesSent = r.bToA;
     if (r.reason.startsWith('upstream')) info.responseFlags |= ResponseFlag.UpstreamConnectionTermination;
     finish(info, conn, head);
   };
+  if (!isConnect && cluster.config.http2) {
+    // An HTTP/2 upstream takes the upgrade as an extended CONNECT (RFC 8441) on its pooled
+    // connections, as Envoy does.
+    releaseSlot = upgradeOverPooledH2(conn, t, head, type, info, socket, (a) => {
+      if (a.stream && socket.destroyed) a.stream.close(http2.constants.NGHTTP2_CANCEL);
+      if (!a.stream || socket.destroyed) {
+        host.activeRequests--;
+        releaseSlot();
+        if (socket.destroyed) {
+          info.responseFlags |= ResponseFlag.DownstreamConnectionTermination;
+          return finish(info, conn, head);
+        }
+        const r = upgradeRefusal(a);
+        if (a.status) info.responseCode = a.status;
+        return reply(socket, r.status, r.text, info, r.flags, r.details, conn, head);
+      }
+      info.responseCode = a.status;
+      info.responseCodeDetails = 'via_upstream';
+      socket.write(upgradeResponse(type, a.headers, req.headers['sec-websocket-key']));
+      if (early.length) a.stream.write(early);
+      durationTimer = limitTunnelDuration(t, conn, info, pipeSockets(socket, a.stream as unknown as net.Socket, tunnelIdleMs(t, conn), done));
+    });
+    return;
+  }
   openUpstream(t, conn, info, (err, upstream) => {
     if (err) {
       host.activeRequests--;
@@ -233,19 +261,6 @@ export function handleTunnel(conn: ConnState, req: TunnelRequest, socket: net.So
       info.responseCode = 200;
       info.responseCodeDetails = 'via_upstream';
       socket.write('HTTP/1.1 200 OK\r\n\r\n');
-    } else if (cluster.config.http2) {
-      // An HTTP/2 upstream takes the upgrade as an extended CONNECT (RFC 8441), as Envoy does.
-      return upgradeOverH2(upstream, t, head, type, info, (status, headers, stream) => {
-        info.responseCode = status;
-        info.responseCodeDetails = 'via_upstream';
-        if (status < 200 || status > 299 || !stream) {
-          host.activeRequests--;
-          return reply(socket, status || 502, '', info, status ? 0 : ResponseFlag.UpstreamProtocolError, status ? 'via_upstream' : 'upstream_protocol_error', conn, head);
-        }
-        socket.write(upgradeResponse(type, headers, req.headers['sec-websocket-key']));
-        if (early.length) stream.write(early);
-        durationTimer = limitTunnelDuration(t, conn, info, pipeSockets(socket, stream as unknown as net.Socket, tunnelIdleMs(t, conn), done));
-      });
     } else {
       // Forward the upgrade request (its headers as mutated, Connection and Upgrade kept, the proxy
       // headers cleaned, as Envoy); the upstream's 101 (or refusal) flows back as raw bytes.

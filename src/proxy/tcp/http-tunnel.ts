@@ -8,7 +8,6 @@
 // (HTTP/1.1) or exactly 200 (HTTP/2); any other answer, a reset or a close before it fails the
 // tunnel, which tcp_proxy treats as an upstream connect failure. Response headers and trailers go
 // to the connection's filter state when asked (propagate_response_headers/trailers).
-import http2 from 'node:http2';
 import type net from 'node:net';
 import { Duplex, PassThrough } from 'node:stream';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
@@ -19,6 +18,7 @@ import type { HeaderMap } from '../filters/filter.ts';
 import { http } from '../node-http.ts';
 import type { Dispatcher } from 'undici';
 import { UPSTREAM_SERVERNAME, type UpstreamPool } from '../upstream/upstream-pool.ts';
+import { dispatchConnect, type PooledStreamSlot } from '../upstream/pooled-connect.ts';
 
 export const TUNNEL_RESPONSE_HEADERS_STATE = 'envoy.tcp_proxy.propagate_response_headers';
 export const TUNNEL_RESPONSE_TRAILERS_STATE = 'envoy.tcp_proxy.propagate_response_trailers';
@@ -62,6 +62,8 @@ function extraHeaders(c: TunnelingConfig, info: StreamInfo): HeaderMap {
 export interface TunnelFailure {
   readonly status: number;
   readonly reason: string;
+  /** A pooled tunnel refused by the cluster's circuit breaker while it waited for a connection. */
+  readonly overflow?: boolean;
 }
 
 export type TunnelAnswer = (failure: TunnelFailure | undefined, stream: net.Socket | undefined) => void;
@@ -91,41 +93,53 @@ export function openH1Tunnel(up: net.Socket, c: TunnelingConfig, info: StreamInf
 function noop(): void {}
 
 /**
- * Opens the tunnel as a stream of the cluster's HTTP/2 `pool`: the stream waits for a connection
- * with room (max_concurrent_streams, max_requests_per_connection), `attached` is told once it is on
- * one (where Envoy's pool charges the request: the pool itself counts the host's rq_total). Calls
- * back as openH1Tunnel; a refused or reset stream fails this tunnel only, the connection stays.
+ * Opens the tunnel as a stream of the cluster's HTTP/2 `pool` under the circuit breakers `slot`
+ * holds (pooled-connect.ts): `attached` is told once it is on a connection (where Envoy's pool
+ * charges the request: the pool itself counts the host's rq_total). Calls back as openH1Tunnel
+ * (perhaps before returning); a refused or reset stream fails this tunnel only, the connection
+ * stays. The connection's local address goes to `info` once the stream is on one (CONNECT).
  */
-export function openPooledH2Tunnel(pool: UpstreamPool, c: TunnelingConfig, info: StreamInfo, state: Record<string, unknown>, attached: () => void, cb: TunnelAnswer): () => void {
+export function openPooledH2Tunnel(pool: UpstreamPool, slot: PooledStreamSlot, c: TunnelingConfig, info: StreamInfo, state: Record<string, unknown>, attached: () => void, cb: TunnelAnswer): () => void {
   const authority = c.hostname.constant ?? c.hostname.format(info, undefined);
-  const headers = { ...extraHeaders(c, info), host: authority };
-  const t = new PooledTunnel(c, state, attached, cb);
-  if (c.usePost) {
-    t.body = new PassThrough();
-    t.body.on('error', noop);
+  const headers = extraHeaders(c, info);
+  if (!c.usePost) {
+    // Envoy takes exactly 200 over HTTP/2.
+    const abort = dispatchConnect(pool, slot, { authority, headers }, (status) => status === 200, attached, (a) => {
+      if (a.localAddress) info.upstreamLocalAddress = a.localAddress;
+      if (c.propagateHeaders && a.status) state[TUNNEL_RESPONSE_HEADERS_STATE] = { ':status': String(a.status), ...plainHeaders(a.headers) };
+      if (!a.stream) return cb({ status: a.status, reason: a.reason, overflow: a.overflow }, undefined);
+      if (c.propagateTrailers) a.stream.once('trailers', (t) => (state[TUNNEL_RESPONSE_TRAILERS_STATE] = plainHeaders(t)));
+      cb(undefined, a.stream as unknown as net.Socket);
+    });
+    return () => abort('downstream closed before the tunnel was established');
   }
-  // undici takes the scheme from the pool's origin and :authority from host; a CONNECT has no :path.
-  pool.dispatch(c.usePost ? { method: 'POST', path: c.postPath, headers, body: t.body, servername: UPSTREAM_SERVERNAME } : { method: 'CONNECT', path: authority, headers, servername: UPSTREAM_SERVERNAME }, t);
+  const t = new PooledPost(c, state, slot, attached, cb);
+  // undici takes the scheme from the pool's origin and :authority from host.
+  pool.dispatch({ method: 'POST', path: c.postPath, headers: { ...headers, host: authority }, body: t.body, servername: UPSTREAM_SERVERNAME }, t);
+  if (!slot.queued()) t.fail({ status: 0, reason: 'overflow', overflow: true });
   return () => t.fail({ status: 0, reason: 'downstream closed before the tunnel was established' });
 }
 
-/** The pool's handler of one tunnel stream: CONNECT answers through onRequestUpgrade, POST as a response. */
-class PooledTunnel implements Dispatcher.DispatchHandler {
-  body: PassThrough | undefined;
+/** The pool's handler of one POST tunnel stream: its response is the tunnel's downstream half. */
+class PooledPost implements Dispatcher.DispatchHandler {
+  readonly body = new PassThrough();
   private readonly c: TunnelingConfig;
   private readonly state: Record<string, unknown>;
+  private readonly slot: PooledStreamSlot;
   private readonly attached: () => void;
   private readonly cb: TunnelAnswer;
   private controller: Dispatcher.DispatchController | undefined;
   private answered = false;
-  /** The POST tunnel's bytes, once established. */
+  /** The tunnel's bytes, once established. */
   private post: Duplex | undefined;
 
-  constructor(c: TunnelingConfig, state: Record<string, unknown>, attached: () => void, cb: TunnelAnswer) {
+  constructor(c: TunnelingConfig, state: Record<string, unknown>, slot: PooledStreamSlot, attached: () => void, cb: TunnelAnswer) {
     this.c = c;
     this.state = state;
+    this.slot = slot;
     this.attached = attached;
     this.cb = cb;
+    this.body.on('error', noop);
   }
 
   /** Gives up on the stream (reset when it is open). */
@@ -138,7 +152,10 @@ class PooledTunnel implements Dispatcher.DispatchHandler {
   private answer(failure: TunnelFailure | undefined, stream: net.Socket | undefined): void {
     if (this.answered) return;
     this.answered = true;
-    if (failure) this.body?.destroy();
+    if (failure) {
+      this.body.destroy();
+      this.slot.release();
+    }
     this.cb(failure, stream);
   }
 
@@ -146,29 +163,15 @@ class PooledTunnel implements Dispatcher.DispatchHandler {
     // Given up while it waited for a connection: it leaves before it is on one.
     if (this.answered) return controller.abort(new Error('tunnel abandoned'));
     this.controller = controller;
+    this.slot.attach();
     this.attached();
-  }
-
-  onRequestUpgrade(_controller: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders, socket: unknown): void {
-    const stream = socket as http2.ClientHttp2Stream;
-    stream.on('error', noop);
-    if (this.answered) return void stream.close(http2.constants.NGHTTP2_CANCEL);
-    if (this.c.propagateHeaders) this.state[TUNNEL_RESPONSE_HEADERS_STATE] = { ':status': String(status), ...plainHeaders(headers) };
-    // Envoy takes exactly 200 over HTTP/2, and a response that ends the stream is no tunnel.
-    if (status !== 200 || stream.endAfterHeaders) {
-      // undici is done with the request once this returns: the stream is reset here, not aborted.
-      stream.close(http2.constants.NGHTTP2_CANCEL);
-      return this.answer({ status, reason: `tunnel refused by upstream: ${status}` }, undefined);
-    }
-    if (this.c.propagateTrailers) stream.once('trailers', (t) => (this.state[TUNNEL_RESPONSE_TRAILERS_STATE] = plainHeaders(t)));
-    this.answer(undefined, stream as unknown as net.Socket);
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders): void {
     if (this.answered) return controller.abort(new Error('tunnel abandoned'));
     if (this.c.propagateHeaders) this.state[TUNNEL_RESPONSE_HEADERS_STATE] = { ':status': String(status), ...plainHeaders(headers) };
     if (status !== 200) return this.fail({ status, reason: `tunnel refused by upstream: ${status}` });
-    const body = this.body!;
+    const body = this.body;
     this.post = new Duplex({
       allowHalfOpen: true,
       read: () => controller.resume(),

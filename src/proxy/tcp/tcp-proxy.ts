@@ -25,6 +25,7 @@ import type { ClusterStats, UpstreamHost } from '../upstream/cluster.ts';
 import { pipeSockets } from './pipe.ts';
 import { xxHash64 } from '../upstream/lb/xxhash.ts';
 import { openH1Tunnel, openPooledH2Tunnel, readTunnelingConfig, type TunnelingConfig } from './http-tunnel.ts';
+import { PooledStreamSlot } from '../upstream/pooled-connect.ts';
 
 /** Envoy's PerConnectionCluster: the cluster a filter before tcp_proxy chose for the connection. */
 export const TCP_PROXY_CLUSTER_STATE = 'envoy.tcp_proxy.cluster';
@@ -120,14 +121,7 @@ class TcpProxy implements NetworkFilter {
       tried.add(host);
       info.upstreamHost = host.key;
       if (c.tunneling && cluster.config.http2) return pooledTunnel(host, c.tunneling);
-      for (const h of cluster.hooks) {
-        if (h.admitConnection && !h.admitConnection(host)) {
-          info.responseFlags |= ResponseFlag.UpstreamOverflow;
-          socket.destroy();
-          end();
-          return;
-        }
-      }
+      for (const h of cluster.hooks) if (h.admitConnection && !h.admitConnection(host)) return overflow();
       const tlsCtx = cluster.transportFor(host).tls;
       let up: net.Socket;
       try {
@@ -250,25 +244,16 @@ class TcpProxy implements NetworkFilter {
     };
     /**
      * A tunnel over an HTTP/2 cluster: a stream of the host's pool (http-tunnel.ts), under the
-     * cluster's request circuit breaker as the router's requests. A refused or reset stream is a
-     * connect failure of this attempt only.
+     * cluster's circuit breakers as Envoy's pool (max_requests; max_pending_requests while it waits
+     * for a connection): a refusal closes the connection, flagged UO. A refused or reset stream is
+     * a connect failure of this attempt only.
      */
     const pooledTunnel = (host: UpstreamHost, t: TunnelingConfig): void => {
-      const admitted: ClusterHook[] = [];
-      for (const h of cluster.hooks) {
-        if (!h.admit) continue;
-        if (h.admit(false)) {
-          for (const a of admitted) a.release!(false);
-          info.responseFlags |= ResponseFlag.UpstreamOverflow;
-          socket.destroy();
-          end();
-          return;
-        }
-        admitted.push(h);
-      }
+      const slot = PooledStreamSlot.take(cluster.hooks);
+      if (!slot) return overflow();
       let onStream = false;
       const done = () => {
-        for (const a of admitted) a.release!(false);
+        slot.release();
         if (onStream) host.activeRequests--;
       };
       const state = (conn.filterState ??= {});
@@ -281,22 +266,31 @@ class TcpProxy implements NetworkFilter {
       };
       // Behind an upstream_proxy_protocol transport socket the pool is this connection's own (cluster.pool).
       const pool = cluster.pool(host, true, undefined, { info: conn.info, onClose: (fn) => socket.once('close', fn) });
-      const abort = openPooledH2Tunnel(pool, t, info, state, attached, (failure, stream) => {
-        socket.off('close', abort);
+      // Registered first: an overflow calls back before openPooledH2Tunnel returns.
+      const onClose = () => abort();
+      socket.once('close', onClose);
+      const abort = openPooledH2Tunnel(pool, slot, t, info, state, attached, (failure, stream) => {
+        socket.off('close', onClose);
         if (stream) {
           // The pool's latest TLS connection to the host names its peer, as for the router's requests.
           if (host.tlsPeer) info.upstreamPeer = host.tlsPeer;
           return relay(stream, done);
         }
-        info.upstreamTransportFailureReason = failure!.reason;
         done();
+        if (failure!.overflow) return overflow();
+        info.upstreamTransportFailureReason = failure!.reason;
         for (const h of cluster.hooks) h.onResult?.(host, UpstreamOutcome.ConnectFailed, 0);
         if (attempts < c.maxConnectAttempts && !socket.destroyed) return tryConnect();
         info.responseFlags |= ResponseFlag.UpstreamConnectionFailure;
         socket.destroy();
         end();
       });
-      socket.once('close', abort);
+    };
+    /** A circuit breaker refused the upstream connection or stream: the connection closes, flagged UO. */
+    const overflow = (): void => {
+      info.responseFlags |= ResponseFlag.UpstreamOverflow;
+      socket.destroy();
+      end();
     };
     tryConnect();
     return false;

@@ -9,7 +9,8 @@
 // clusters an attempt beyond max_connections waits in the pool's queue (the pool holds at most
 // max_connections connections, one request each), so it also takes a max_pending_requests slot
 // until an earlier attempt finishes: attempts in flight never exceed max_connections +
-// max_pending_requests. Refusals count upstream_rq_pending_overflow / upstream_rq_retry_overflow
+// max_pending_requests. A tunnel on an HTTP/2 cluster's pool holds a max_pending_requests slot
+// while it waits for a connection (admitPending, pooled-connect.ts). Refusals count upstream_rq_pending_overflow / upstream_rq_retry_overflow
 // here (the router must not count them again).
 import type { ClusterHandle, ClusterHook, ClusterHookFactory } from './cluster-hooks.ts';
 import type { Host } from './host.ts';
@@ -43,7 +44,15 @@ class CircuitBreakerHook implements ClusterHook {
     const rm = high ? this.#high : this.#rm;
     rm.requests.release();
     // A finished attempt frees a connection for the oldest queued one.
-    if (rm.pending.count > 0) rm.pending.release();
+    if (this.#queues && rm.pending.count > 0) rm.pending.release();
+  }
+
+  admitPending(high: boolean): boolean {
+    return (high ? this.#high : this.#rm).pending.tryAcquire();
+  }
+
+  releasePending(high: boolean): void {
+    (high ? this.#high : this.#rm).pending.release();
   }
 
   acquireRetry(high: boolean): boolean {

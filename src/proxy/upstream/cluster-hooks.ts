@@ -69,6 +69,12 @@ export interface ClusterHook {
    */
   acquireRetry?(high: boolean): boolean;
   releaseRetry?(high: boolean): void;
+  /**
+   * A pooled HTTP/2 stream (a tunnel) waits for a connection: takes a max_pending_requests slot
+   * until it is on one (releasePending), or returns false (counted as upstream_rq_pending_overflow).
+   */
+  admitPending?(high: boolean): boolean;
+  releasePending?(high: boolean): void;
   /** Before connecting a new upstream connection to `host`: false refuses (max_connections). */
   admitConnection?(host: Host): boolean;
   connectionClosed?(host: Host): void;

@@ -86,6 +86,7 @@ export interface ClusterStats extends H1PoolStats {
   readonly rqRetrySuccess: Stat;
   readonly rqRetryLimitExceeded: Stat;
   readonly rqPendingOverflow: Stat;
+  readonly cxOverflow: Stat;
   readonly rqRxReset: Stat;
   readonly rqTxReset: Stat;
   readonly rqDropOverload: Stat;
@@ -156,6 +157,7 @@ export class Cluster implements ClusterHandle {
       rqRetrySuccess: stats.counter(p + 'upstream_rq_retry_success'),
       rqRetryLimitExceeded: stats.counter(p + 'upstream_rq_retry_limit_exceeded'),
       rqPendingOverflow: stats.counter(p + 'upstream_rq_pending_overflow'),
+      cxOverflow: stats.counter(p + 'upstream_cx_overflow'),
       rqRxReset: stats.counter(p + 'upstream_rq_rx_reset'),
       rqTxReset: stats.counter(p + 'upstream_rq_tx_reset'),
       rqDropOverload: stats.counter(p + 'upstream_rq_drop_overload'),
@@ -494,6 +496,8 @@ export class Cluster implements ClusterHandle {
       maxRequestsReached: s.cxMaxRequests,
       // Envoy's pools charge the host's rq_total when a stream is on a connection (as the HTTP/1.1 pool's onStream).
       onStream: () => host.rqTotal++,
+      maxConnections: cfg.maxConnections,
+      connectionOverflow: s.cxOverflow,
     });
     pool.on('connect', () => {
       s.cxTotal.value++;

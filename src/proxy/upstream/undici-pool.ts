@@ -22,6 +22,9 @@ export interface H2PoolLimits {
   readonly maxRequestsReached: { value: number };
   /** A request is put on a connection (Envoy's pool attach). */
   readonly onStream: () => void;
+  /** The pool's connection limit (max_connections), and the counter of requests that had to wait for it (upstream_cx_overflow). */
+  readonly maxConnections: number;
+  readonly connectionOverflow: { value: number };
 }
 
 export type H2PoolClass = new (origin: string, options: PoolClass.Options, limits: H2PoolLimits) => PoolClass;
@@ -42,6 +45,15 @@ const kDurationTimer = Symbol('rig.durationTimer');
 
 /** The CONNECT streams open on the client's connection, and its close waiting for them. */
 const kConnects = Symbol('rig.connects');
+
+/** The fields of undici's request a CONNECT's write reads. */
+interface TunnelRequest {
+  readonly method: string;
+  readonly path: string;
+  /** The origin's scheme ("http:" or "https:"). */
+  readonly protocol: string;
+  upgrade: string | null;
+}
 
 interface ConnectStreams {
   open: number;
@@ -71,7 +83,8 @@ export function undici(): Undici {
   const require = createRequire(import.meta.url);
   const Pool = require('undici/lib/dispatcher/pool.js') as typeof PoolClass;
   const internals = require('undici/lib/dispatcher/pool-base.js') as PoolInternals;
-  const { kQueued, kUrl, kHTTPContext, kHTTP2Session, kRunning, kMaxConcurrentStreams, kResume } = require('undici/lib/core/symbols.js') as Record<'kQueued' | 'kUrl' | 'kHTTPContext' | 'kHTTP2Session' | 'kRunning' | 'kMaxConcurrentStreams' | 'kResume', symbol>;
+  const { kQueued, kUrl, kHTTPContext, kHTTP2Session, kRunning, kMaxConcurrentStreams, kResume, kConnected } = require('undici/lib/core/symbols.js') as Record<'kQueued' | 'kUrl' | 'kHTTPContext' | 'kHTTP2Session' | 'kRunning' | 'kMaxConcurrentStreams' | 'kResume' | 'kConnected', symbol>;
+  const { errorRequest } = require('undici/lib/core/util.js') as { errorRequest(client: unknown, request: unknown, err: Error): void };
   type Internal = Record<symbol, unknown>;
   // Request trailers, which undici's HTTP/2 client does not send (its TODO): node sends them only on
   // a stream opened with waitForTrailers. The connection's write of a request whose body carries a
@@ -105,7 +118,10 @@ export function undici(): Undici {
   // it against max_concurrent_streams until it closes, so that the pool opens the next stream on
   // another connection (or queues it), as Envoy's pool does, instead of node queueing it inside a
   // full session; and a retired connection closes only once its CONNECT streams did (undici's
-  // close waits for its requests, then destroys the session and any tunnel on it).
+  // close waits for its requests, then destroys the session and any tunnel on it). A CONNECT that
+  // names a protocol (undici's `upgrade`, which undici takes over HTTP/2 for websocket only) goes
+  // as an extended CONNECT (RFC 8441) with that :protocol and its :path, when the upstream allows
+  // it (SETTINGS_ENABLE_CONNECT_PROTOCOL; else the request fails, the connection stays).
   const countStreams = (pool: PoolClass, client: PoolClient, limits: H2PoolLimits): void => {
     const internal = client as unknown as Internal;
     const ctx = internal[kHTTPContext] as { write(request: { method: string }): boolean; busy(request: unknown): boolean } | undefined;
@@ -119,10 +135,19 @@ export function undici(): Undici {
     let written = 0;
     const { write, busy } = ctx;
     ctx.busy = (request) => busy.call(ctx, request) || (internal[kRunning] as number) + tunnels >= (internal[kMaxConcurrentStreams] as number);
-    const writeTunnel = (request: { method: string }): boolean => {
+    const writeTunnel = (request: TunnelRequest): boolean => {
       const session = internal[kHTTP2Session] as http2.ClientHttp2Session & { request: http2.ClientHttp2Session['request'] };
+      const protocol = request.upgrade;
+      if (protocol !== null) {
+        if (!session.remoteSettings.enableConnectProtocol) {
+          errorRequest(client, request, new Error('upstream does not allow extended CONNECT'));
+          return false;
+        }
+        request.upgrade = null;
+      }
       const open = session.request;
       session.request = (headers, options) => {
+        if (protocol !== null) Object.assign(headers as http2.OutgoingHttpHeaders, { ':protocol': protocol, ':path': request.path, ':scheme': request.protocol === 'https:' ? 'https' : 'http' });
         const stream = open.call(session, headers, options);
         state.open++;
         let answered = false;
@@ -146,7 +171,7 @@ export function undici(): Undici {
       }
     };
     ctx.write = (request) => {
-      if (!(request.method === 'CONNECT' ? writeTunnel(request) : write.call(ctx, request))) return false;
+      if (!(request.method === 'CONNECT' ? writeTunnel(request as TunnelRequest) : write.call(ctx, request))) return false;
       limits.onStream();
       if (max > 0 && ++written === max) {
         limits.maxRequestsReached.value++;
@@ -175,8 +200,11 @@ export function undici(): Undici {
   };
   loaded = {
     Pool: class H2Pool extends Pool {
+      readonly #limits: H2PoolLimits;
+
       constructor(origin: string, options: PoolClass.Options, limits: H2PoolLimits) {
         super(origin, options);
+        this.#limits = limits;
         this.on('connect', (origin, targets) => {
           sendRequestTrailers(origin, targets);
           countStreams(this, targets.at(-1) as PoolClient, limits);
@@ -195,11 +223,25 @@ export function undici(): Undici {
         });
       }
 
+      override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+        const p = this as unknown as Internal;
+        const queued = p[kQueued] as number;
+        const ok = this.#send(opts, handler);
+        // Envoy's pool counts upstream_cx_overflow when a stream needs a new connection that
+        // max_connections forbids (the stream waits): here a request queued while every connection
+        // is up and busy, at the limit (not one waiting for a connection being made).
+        if ((p[kQueued] as number) > queued) {
+          const clients = p[internals.kClients] as Internal[];
+          if (clients.length >= this.#limits.maxConnections && clients.every((c) => c[kConnected])) this.#limits.connectionOverflow.value++;
+        }
+        return ok;
+      }
+
       // A body still streaming goes over as an iterable (h2-stream-body.ts says why); one that has
       // ended already stays a stream, for undici to send its length (not a lent downstream request:
       // undici's pipeline() would destroy it). A request with trailers always goes as an iterable
       // (a buffered body too): sendRequestTrailers opens its stream for them.
-      override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+      #send(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
         const trailers = (opts as UpstreamDispatchOptions).trailers;
         let body = opts.body as (Readable & { _readableState?: { ended?: boolean } }) | null | undefined;
         if (trailers !== undefined && !(body instanceof Readable)) body = Readable.from(body ? [body as Buffer] : []);

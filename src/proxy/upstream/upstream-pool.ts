@@ -26,6 +26,8 @@ export interface UpstreamDispatchOptions {
   readonly bodyTimeout?: number | null;
   readonly idempotent?: boolean;
   readonly blocking?: boolean;
+  /** A CONNECT's :protocol (RFC 8441 extended CONNECT, HTTP/2 pools only); its :path is `path`. */
+  readonly upgrade?: string;
   /**
    * undici's TLS server name of the request (default: from its Host). Its client closes its
    * connection to switch names, though the cluster's connector sets SNI itself (cluster.ts): every
