@@ -1,7 +1,8 @@
 // Upgrades to an HTTP/2 cluster are streams of its pooled connections, as Envoy's router sends
 // them: HTTP/1.1 WebSocket (and other upgrade_types) and HTTP/2 extended CONNECT tunnels through
 // rig proxy to an h2c upstream (node:http2 with SETTINGS_ENABLE_CONNECT_PROTOCOL) share one
-// upstream connection, max_concurrent_streams apart; %UPSTREAM_LOCAL_ADDRESS% is the pooled
+// upstream connection, max_concurrent_streams apart, and so do CONNECTs whose route has no
+// connect_config (forwarded, not terminated); %UPSTREAM_LOCAL_ADDRESS% is the pooled
 // connection's (for tcp_proxy's pooled tunnels too); the cluster's circuit breakers hold as in
 // Envoy's pool: a tunnel that needs a connection max_connections forbids waits (upstream_cx_overflow),
 // and one beyond max_pending_requests is refused 503 UO (upstream_rq_pending_overflow).
@@ -16,7 +17,7 @@ import { ResponseFlag } from '../../src/proxy/response-flags.ts';
 import { listenLocal } from '../helpers/listen.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { until } from '../helpers/wait.ts';
-import { addr, configure, httpListener, routeConfig, startTestRuntime, staticCluster } from './harness.ts';
+import { addr, configure, httpListener, routeConfig, startTestRuntime, staticCluster, LISTENER_TYPE } from './harness.ts';
 
 type After = { after(fn: () => unknown): void };
 
@@ -227,4 +228,49 @@ test("tcp_proxy's pooled HTTP/2 tunnels: %UPSTREAM_LOCAL_ADDRESS% is the pooled 
   const lines = await logLines(log, 3);
   assert.deepEqual(lines.sort(), ['- 0', `${up.sessions[0]} 0`, `${up.sessions[0]} 0`].sort());
   assert.equal(up.sessions.length, 1);
+});
+
+/** A CONNECT over HTTP/1.1: the socket once the response head came, and that head. */
+function h1Connect(port: number, target: string, clients: net.Socket[]): Promise<{ socket: net.Socket; head: string }> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1');
+    clients.push(s);
+    let buf = '';
+    const onData = (d: Buffer) => {
+      buf += d;
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      s.off('data', onData);
+      resolve({ socket: s, head: buf.slice(0, end) });
+    };
+    s.on('data', onData);
+    s.on('error', reject);
+    s.write(`CONNECT ${target} HTTP/1.1\r\nhost: ${target}\r\n\r\n`);
+  });
+}
+
+test('a CONNECT whose route has no connect_config goes to an HTTP/2 cluster as a CONNECT stream of its pooled connections', async (t) => {
+  const up = await h2Upstream(t);
+  const h = await startTestRuntime(t);
+  await configure(h, {
+    clusters: [staticCluster('h2up', [up.port], h2Options({}))],
+    listeners: [httpListener('l', routeConfig('r', [{ match: { connect_matcher: {} }, route: { cluster: 'h2up', upgrade_configs: [{ upgrade_type: 'CONNECT' }] } }]), { http2_protocol_options: { allow_connect: true } })],
+  });
+  const clients: net.Socket[] = [];
+  t.after(() => clients.forEach((s) => s.destroy()));
+  const a = await h1Connect(h.port('l'), 'db.local:5432', clients);
+  assert.match(a.head, /^HTTP\/1\.1 200 /);
+  const session = http2.connect(`http://127.0.0.1:${h.port('l')}`);
+  t.after(() => session.destroy());
+  const b = session.request({ ':method': 'CONNECT', ':authority': 'cache.local:6379' }, { endStream: false });
+  assert.equal(await new Promise<number>((resolve) => b.once('response', (hd) => resolve(Number(hd[':status'])))), 200);
+  assert.deepEqual(await Promise.all([roundTrip(a.socket, 'a'), roundTrip(b, 'b')]), ['c0 a', 'c0 b']);
+  assert.deepEqual(up.streams, ['CONNECT db.local:5432', 'CONNECT cache.local:6379']);
+  assert.equal(up.sessions.length, 1);
+});
+
+test('connect_config belongs to the CONNECT upgrade, as Envoy checks it', async (t) => {
+  const h = await startTestRuntime(t);
+  const routes = routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'c', upgrade_configs: [{ upgrade_type: 'websocket', connect_config: {} }] } }]);
+  assert.match(h.apply(LISTENER_TYPE, [httpListener('bad', routes)]).join('\n'), /Non-CONNECT upgrade type websocket has ConnectConfig/);
 });

@@ -6,7 +6,8 @@
 // here and its inside re-dispatched: connect-redispatch.ts). Upstream: an HTTP/1.1 cluster gets an
 // Upgrade request (with a made-up Sec-WebSocket-Key when the client sent none, as RFC 8441
 // clients do not); an HTTP/2 cluster gets an extended CONNECT as a stream of its pooled
-// connections (Envoy's router sends upgrades through the cluster's connection pool).
+// connections, and so does a CONNECT whose route has no connect_config (Envoy's router sends both
+// through the cluster's connection pool; with connect_config it terminates the CONNECT).
 import crypto from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import http2 from 'node:http2';
@@ -41,13 +42,14 @@ function endToEnd(headers: Record<string, string | string[] | undefined>): http2
 }
 
 /**
- * Sends an upgrade to an HTTP/2 cluster as Envoy's router does: an extended CONNECT (RFC 8441,
- * :protocol the upgrade type) as a stream of the host's pooled connections, under the cluster's
- * circuit breakers (pooled-connect.ts). Calls back once with the answer (the stream for a 2xx),
- * the pooled connection's local address recorded; a downstream that closes meanwhile gives the
- * stream up. Returns the release of the breaker slots, for when the established tunnel ends.
+ * Sends an upgrade or a CONNECT to an HTTP/2 cluster as Envoy's router does: an extended CONNECT
+ * (RFC 8441, :protocol the upgrade type), or the CONNECT itself (`type` "connect"), as a stream of
+ * the host's pooled connections, under the cluster's circuit breakers (pooled-connect.ts). Calls
+ * back once with the answer (the stream for a 2xx), the pooled connection's local address
+ * recorded; a downstream that closes meanwhile gives the stream up. Returns the release of the
+ * breaker slots, for when the established tunnel ends.
  */
-export function upgradeOverPooledH2(conn: ConnState, t: TunnelTarget, head: RequestHead, type: string, info: StreamInfo, downstream: EventEmitter, cb: (a: ConnectAnswer) => void): () => void {
+export function pooledH2Tunnel(conn: ConnState, t: TunnelTarget, head: RequestHead, type: string, info: StreamInfo, downstream: EventEmitter, cb: (a: ConnectAnswer) => void): () => void {
   const slot = PooledStreamSlot.take(t.cluster.hooks);
   if (!slot) {
     cb({ status: 0, headers: {}, stream: undefined, reason: 'overflow', overflow: true, localAddress: undefined });
@@ -56,10 +58,10 @@ export function upgradeOverPooledH2(conn: ConnState, t: TunnelTarget, head: Requ
   const headers: Record<string, string | string[]> = {};
   for (const [k, v] of Object.entries(head.headers)) if (v !== undefined && !HOP_BY_HOP.has(k) && k !== 'sec-websocket-key' && k.charCodeAt(0) !== 58) headers[k] = v;
   // Registered first: an overflow calls back before dispatchConnect returns.
-  const onClose = (): void => abort('downstream closed before the upgrade was answered');
+  const onClose = (): void => abort('downstream closed before the tunnel was answered');
   downstream.once('close', onClose);
   const pool = t.cluster.pool(t.host, true, undefined, conn.downstream);
-  const abort = dispatchConnect(pool, slot, { authority: head.authority, protocol: type, path: head.path, headers }, (status) => status >= 200 && status <= 299, noop, (a) => {
+  const abort = dispatchConnect(pool, slot, type === 'connect' ? { authority: head.authority, headers } : { authority: head.authority, protocol: type, path: head.path, headers }, (status) => status >= 200 && status <= 299, noop, (a) => {
     downstream.off('close', onClose);
     if (a.localAddress) info.upstreamLocalAddress = a.localAddress;
     // The pool's latest TLS connection to the host names its peer, as for the router's requests.
@@ -70,8 +72,8 @@ export function upgradeOverPooledH2(conn: ConnState, t: TunnelTarget, head: Requ
   return () => slot.release();
 }
 
-/** How an upgrade that got no tunnel is refused: overflow (UO), connect failure (UF), the upstream's status, or a protocol error. */
-export function upgradeRefusal(a: ConnectAnswer): TunnelRefusal {
+/** How a tunnel that did not come is refused: overflow (UO), connect failure (UF), the upstream's status, or a protocol error. */
+export function tunnelRefusal(a: ConnectAnswer): TunnelRefusal {
   if (a.overflow) return { status: 503, text: 'upstream connect error or disconnect/reset before headers. reset reason: overflow', flags: ResponseFlag.UpstreamOverflow, details: 'upstream_reset_before_response_started{overflow}' };
   if (a.error && (isConnectFailure(a.error) || isH2ConnectFailure(a.error))) return { status: 503, text: connectFailureText(a.error), flags: ResponseFlag.UpstreamConnectionFailure, details: CONNECT_FAILED };
   if (a.status) return { status: a.status, text: '', flags: 0, details: 'via_upstream' };
@@ -175,8 +177,8 @@ export function handleH2Tunnel(conn: ConnState, stream: http2.ServerHttp2Stream,
     duration.timer = limitTunnelDuration(t, conn, info, pipe);
     if (early.length) stream.write(early);
   };
-  if (protocol && t.cluster.config.http2) {
-    releaseSlot = upgradeOverPooledH2(conn, t, head, type, info, stream, (a) => {
+  if (t.cluster.config.http2 && (protocol || !route.connectConfig)) {
+    releaseSlot = pooledH2Tunnel(conn, t, head, type, info, stream, (a) => {
       if (stream.destroyed) {
         a.stream?.close(http2.constants.NGHTTP2_CANCEL);
         release();
@@ -185,7 +187,7 @@ export function handleH2Tunnel(conn: ConnState, stream: http2.ServerHttp2Stream,
       }
       if (!a.stream) {
         release();
-        const r = upgradeRefusal(a);
+        const r = tunnelRefusal(a);
         return refuse(stream, r.status, r.text, info, r.flags, r.details, conn, head);
       }
       stream.respond({ ...endToEnd(a.headers), ':status': 200 });

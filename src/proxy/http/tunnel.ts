@@ -2,7 +2,8 @@
 // The route decides (upgrade_configs on the HCM or the route, Envoy's semantics: an upgrade or
 // CONNECT that is not enabled is refused with 403); the bytes then flow both ways untouched, but
 // for a CONNECT whose route names the original destination it stands for (connect-redispatch.ts):
-// its inside goes through that destination's listener instead.
+// its inside goes through that destination's listener instead. An HTTP/2 cluster takes the tunnel
+// as a stream of its pooled connections (tunnel-h2.ts); otherwise it has a connection of its own.
 import type net from 'node:net';
 import tls from 'node:tls';
 import type { IncomingHttpHeaders } from 'node:http';
@@ -16,7 +17,7 @@ import { DiscoveryType } from '../upstream/cluster-config.ts';
 import { connectHostStream } from '../upstream/stream-connect.ts';
 import { countConnection, type UpstreamHost, type Cluster } from '../upstream/cluster.ts';
 import { pipeSockets, type PipeResult } from '../tcp/pipe.ts';
-import { upgradeOverPooledH2, upgradeRefusal, websocketAccept } from './tunnel-h2.ts';
+import { pooledH2Tunnel, tunnelRefusal, websocketAccept } from './tunnel-h2.ts';
 import { isGrpcContentType, rewriteLocalReply, type LocalReplyParts } from './local-reply.ts';
 import { http } from '../node-http.ts';
 import { mutateRequestHeaders } from './mutate-request-headers.ts';
@@ -228,10 +229,10 @@ export function handleTunnel(conn: ConnState, req: TunnelRequest, socket: net.So
     if (r.reason.startsWith('upstream')) info.responseFlags |= ResponseFlag.UpstreamConnectionTermination;
     finish(info, conn, head);
   };
-  if (!isConnect && cluster.config.http2) {
-    // An HTTP/2 upstream takes the upgrade as an extended CONNECT (RFC 8441) on its pooled
-    // connections, as Envoy does.
-    releaseSlot = upgradeOverPooledH2(conn, t, head, type, info, socket, (a) => {
+  if (cluster.config.http2 && (!isConnect || !route.connectConfig)) {
+    // An HTTP/2 upstream takes the upgrade as an extended CONNECT (RFC 8441), and a CONNECT its
+    // route does not terminate as itself, on its pooled connections, as Envoy does.
+    releaseSlot = pooledH2Tunnel(conn, t, head, type, info, socket, (a) => {
       if (a.stream && socket.destroyed) a.stream.close(http2.constants.NGHTTP2_CANCEL);
       if (!a.stream || socket.destroyed) {
         host.activeRequests--;
@@ -240,7 +241,7 @@ export function handleTunnel(conn: ConnState, req: TunnelRequest, socket: net.So
           info.responseFlags |= ResponseFlag.DownstreamConnectionTermination;
           return finish(info, conn, head);
         }
-        const r = upgradeRefusal(a);
+        const r = tunnelRefusal(a);
         if (a.status) info.responseCode = a.status;
         return reply(socket, r.status, r.text, info, r.flags, r.details, conn, head);
       }
@@ -280,9 +281,9 @@ export function handleTunnel(conn: ConnState, req: TunnelRequest, socket: net.So
   });
 }
 
-/** The HTTP/1.1 101 for an upgrade the upstream accepted over HTTP/2 (WebSocket: with Sec-WebSocket-Accept). */
+/** The HTTP/1.1 101 for an upgrade the upstream accepted over HTTP/2 (WebSocket: with Sec-WebSocket-Accept), or 200 for a CONNECT. */
 function upgradeResponse(type: string, headers: http2.IncomingHttpHeaders, key: string | undefined): string {
-  let out = `HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: ${type}\r\n`;
+  let out = type === 'connect' ? 'HTTP/1.1 200 OK\r\n' : `HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: ${type}\r\n`;
   if (type === 'websocket' && key) out += `sec-websocket-accept: ${websocketAccept(key)}\r\n`;
   for (const [k, v] of Object.entries(headers)) {
     if (k.charCodeAt(0) === 58 || v === undefined || k === 'sec-websocket-accept') continue;

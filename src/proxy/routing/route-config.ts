@@ -111,6 +111,12 @@ export interface Route {
   /** Compiled hash_policy (route, else virtual host); undefined when none. */
   readonly hashPolicy?: HashPolicyFn;
   readonly upgrades: ReadonlyMap<string, boolean>;
+  /**
+   * The CONNECT upgrade's connect_config is set: the proxy terminates a CONNECT and sends its bytes
+   * over a TCP connection. Without it Envoy forwards the CONNECT upstream, which rig proxy does to
+   * an HTTP/2 cluster (a stream of its pool) and not yet to an HTTP/1.1 one (terminated there too).
+   */
+  readonly connectConfig: boolean;
   readonly redirect?: Redirect;
   readonly directStatus: number;
   readonly directBody?: string;
@@ -290,6 +296,7 @@ function readRoute(r: Reader, vhost: VirtualHost, shared: Shared, issues: Issues
     mirrors: [] as Mirror[],
     hashPolicy: shared.vhostHash,
     upgrades: new Map<string, boolean>() as ReadonlyMap<string, boolean>,
+    connectConfig: false,
     directStatus: 0,
     requestOps: routeReqOps.then(shared.vhostRequestOps),
     responseOps: routeResOps.then(shared.vhostResponseOps),
@@ -375,10 +382,12 @@ function readRoute(r: Reader, vhost: VirtualHost, shared: Shared, issues: Issues
     const upgrades = new Map<string, boolean>();
     base.upgrades = upgrades;
     for (const u of ra.objs('upgrade_configs')) {
-      upgrades.set(u.str('upgrade_type').toLowerCase(), u.bool('enabled', true));
-      // connect_config: terminate CONNECT and tunnel the payload, which is what CONNECT routes do here.
+      const type = u.str('upgrade_type').toLowerCase();
+      upgrades.set(type, u.bool('enabled', true));
       const cc = u.obj('connect_config');
       if (cc) {
+        if (type !== 'connect') cc.issues.error(cc.path, `Non-CONNECT upgrade type ${type} has ConnectConfig (Envoy refuses it: connect_config belongs to the CONNECT upgrade_config)`);
+        base.connectConfig = true;
         if (cc.bool('allow_post', false)) cc.issues.warn(cc.at('allow_post'), 'POST tunnelling is not supported; only CONNECT is tunnelled');
         cc.done();
       }
