@@ -10,6 +10,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
 import type { ClusterHook } from './cluster-hooks.ts';
 import { UPSTREAM_SERVERNAME, type HeaderValue, type UpstreamPool } from './upstream-pool.ts';
+import { undici } from './undici-pool.ts';
 
 function noop(): void {}
 
@@ -119,7 +120,9 @@ export function dispatchConnect(pool: UpstreamPool, slot: PooledStreamSlot, req:
   const handler = new ConnectStream(slot, accept, attached, cb);
   // The :protocol goes as undici's upgrade, which the pool's HTTP/2 connections turn into an
   // extended CONNECT (undici-pool.ts); a CONNECT has no :path otherwise.
-  pool.dispatch({ method: 'CONNECT', path: req.path ?? req.authority, headers: { ...req.headers, host: req.authority }, upgrade: req.protocol, servername: UPSTREAM_SERVERNAME }, handler);
+  // A stream given up while it waits leaves the queue at once (Envoy cancels a pending stream).
+  const opts = { method: 'CONNECT', path: req.path ?? req.authority, headers: { ...req.headers, host: req.authority }, upgrade: req.protocol, servername: UPSTREAM_SERVERNAME, [undici().kQueuedAbort]: (cancel: (err: Error) => void) => (handler.cancelQueued = cancel) };
+  pool.dispatch(opts, handler);
   if (!slot.queued()) handler.give('overflow', true);
   return (reason) => handler.give(reason, false);
 }
@@ -132,6 +135,8 @@ class ConnectStream implements Dispatcher.DispatchHandler {
   private readonly cb: (a: ConnectAnswer) => void;
   private controller: Dispatcher.DispatchController | undefined;
   private answered = false;
+  /** Takes the stream out of the pool's (or its connection's) queue while it waits. */
+  cancelQueued: ((err: Error) => void) | undefined;
 
   constructor(slot: PooledStreamSlot, accept: (status: number) => boolean, attached: () => void, cb: (a: ConnectAnswer) => void) {
     this.slot = slot;
@@ -143,8 +148,10 @@ class ConnectStream implements Dispatcher.DispatchHandler {
   /** Gives up on the stream (reset when open; a queued one leaves when its turn comes). */
   give(reason: string, overflow: boolean, error?: Error): void {
     if (this.answered) return;
-    this.controller?.abort(new Error(reason));
+    // Answered first: the abort tells onResponseError, which then has nothing left to do.
     this.answer({ status: 0, headers: {}, stream: undefined, reason, overflow, localAddress: undefined, error });
+    if (this.controller) this.controller.abort(new Error(reason));
+    else this.cancelQueued?.(new Error(reason));
   }
 
   private answer(a: ConnectAnswer): void {

@@ -32,6 +32,12 @@ export type H2PoolClass = new (origin: string, options: PoolClass.Options, limit
 export interface Undici {
   readonly Pool: H2PoolClass;
   readonly buildConnector: typeof BuildConnector;
+  /**
+   * The dispatch option (a function) a queued request's pool or client calls with the request's
+   * cancel: called with an error, it takes the request out of the queue (its handler's
+   * onResponseError is told).
+   */
+  readonly kQueuedAbort: symbol;
 }
 
 /** undici's pool internals that retire one client (connection): the Pool API has no such call. */
@@ -83,7 +89,7 @@ export function undici(): Undici {
   const require = createRequire(import.meta.url);
   const Pool = require('undici/lib/dispatcher/pool.js') as typeof PoolClass;
   const internals = require('undici/lib/dispatcher/pool-base.js') as PoolInternals;
-  const { kQueued, kUrl, kHTTPContext, kHTTP2Session, kRunning, kMaxConcurrentStreams, kResume, kConnected } = require('undici/lib/core/symbols.js') as Record<'kQueued' | 'kUrl' | 'kHTTPContext' | 'kHTTP2Session' | 'kRunning' | 'kMaxConcurrentStreams' | 'kResume' | 'kConnected', symbol>;
+  const { kQueued, kUrl, kHTTPContext, kHTTP2Session, kRunning, kMaxConcurrentStreams, kResume, kConnected, kQueuedAbort } = require('undici/lib/core/symbols.js') as Record<'kQueued' | 'kUrl' | 'kHTTPContext' | 'kHTTP2Session' | 'kRunning' | 'kMaxConcurrentStreams' | 'kResume' | 'kConnected' | 'kQueuedAbort', symbol>;
   const { errorRequest } = require('undici/lib/core/util.js') as { errorRequest(client: unknown, request: unknown, err: Error): void };
   type Internal = Record<symbol, unknown>;
   // Request trailers, which undici's HTTP/2 client does not send (its TODO): node sends them only on
@@ -252,6 +258,7 @@ export function undici(): Undici {
       }
     },
     buildConnector: require('undici/lib/core/connect.js') as typeof BuildConnector,
+    kQueuedAbort,
   };
   return loaded;
 }
