@@ -1,8 +1,9 @@
 // %UPSTREAM_LOCAL_ADDRESS% (in Istio's default access log format) is the local address of the
 // connection the proxy opened to the upstream: the address the upstream saw the request come from,
-// here over HTTP (the HTTP/1 pool) and tcp_proxy. Not yet set for the HTTP/2 pool (undici).
+// here over HTTP (the HTTP/1 pool and the HTTP/2 one) and tcp_proxy.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http2 from 'node:http2';
 import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -61,4 +62,27 @@ test('%UPSTREAM_LOCAL_ADDRESS% is the address the upstream saw, over HTTP and tc
   await new Promise((r) => client.once('close', r));
   assert.equal(tcpClients.length, 1);
   assert.equal(await logged(tcpLog), tcpClients[0]);
+});
+
+test('%UPSTREAM_LOCAL_ADDRESS% of a request to an HTTP/2 cluster is its pooled connection address', async (t) => {
+  const server = http2.createServer();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on('session', (s) => sessions.add(s));
+  server.on('stream', (stream) => stream.respond({ ':status': 200, 'x-client': `${stream.session?.socket.remoteAddress}:${stream.session?.socket.remotePort}` }, { endStream: true }));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => {
+    for (const s of sessions) s.destroy();
+    server.close();
+  });
+  const h = await startTestRuntime(t);
+  const log = path.join(tempDir(t, 'rig-upstream-local-'), 'h2.log');
+  const h2 = { typed_extension_protocol_options: { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions', explicit_http_config: { http2_protocol_options: {} } } } };
+  await configure(h, {
+    clusters: [staticCluster('h2app', [(server.address() as net.AddressInfo).port], h2)],
+    listeners: [httpListener('l', routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'h2app' } }]), { access_log: fileLog(log) })],
+  });
+  const reply = await request(h.port('l'), { path: '/' });
+  assert.equal(reply.status, 200);
+  assert.match(String(reply.headers['x-client']), /^127\.0\.0\.1:\d+$/);
+  assert.equal(await logged(log), reply.headers['x-client']);
 });

@@ -274,3 +274,25 @@ test('connect_config belongs to the CONNECT upgrade, as Envoy checks it', async 
   const routes = routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'c', upgrade_configs: [{ upgrade_type: 'websocket', connect_config: {} }] } }]);
   assert.match(h.apply(LISTENER_TYPE, [httpListener('bad', routes)]).join('\n'), /Non-CONNECT upgrade type websocket has ConnectConfig/);
 });
+
+test("tcp_proxy's pooled POST tunnel: %UPSTREAM_LOCAL_ADDRESS% is the pooled connection's", async (t) => {
+  const up = await h2Upstream(t);
+  const h = await startTestRuntime(t);
+  const log = path.join(tempDir(t, 'rig-tunnel-pool-'), 'post.log');
+  await configure(h, {
+    clusters: [staticCluster('h2up', [up.port], h2Options({}))],
+    listeners: [
+      {
+        name: 'p',
+        address: addr(0),
+        filter_chains: [{ filters: [{ name: 'tcp', typed_config: { '@type': TCP_PROXY_TYPE, stat_prefix: 'p', cluster: 'h2up', tunneling_config: { hostname: 'echo.local:7', use_post: true }, access_log: ACCESS_LOG(log) } }] }],
+      },
+    ],
+  });
+  const s = net.connect(h.port('p'), '127.0.0.1');
+  t.after(() => s.destroy());
+  assert.equal(await roundTrip(s, 'posted'), 'c0 posted');
+  s.end();
+  assert.deepEqual(await logLines(log, 1), [`${up.sessions[0]} 0`]);
+  assert.deepEqual(up.streams, ['POST /']);
+});

@@ -18,7 +18,7 @@ import type { HeaderMap } from '../filters/filter.ts';
 import { http } from '../node-http.ts';
 import type { Dispatcher } from 'undici';
 import { UPSTREAM_SERVERNAME, type UpstreamPool } from '../upstream/upstream-pool.ts';
-import { dispatchConnect, type PooledStreamSlot } from '../upstream/pooled-connect.ts';
+import { dispatchConnect, upstreamLocalAddress, type PooledStreamSlot } from '../upstream/pooled-connect.ts';
 
 export const TUNNEL_RESPONSE_HEADERS_STATE = 'envoy.tcp_proxy.propagate_response_headers';
 export const TUNNEL_RESPONSE_TRAILERS_STATE = 'envoy.tcp_proxy.propagate_response_trailers';
@@ -97,7 +97,7 @@ function noop(): void {}
  * holds (pooled-connect.ts): `attached` is told once it is on a connection (where Envoy's pool
  * charges the request: the pool itself counts the host's rq_total). Calls back as openH1Tunnel
  * (perhaps before returning); a refused or reset stream fails this tunnel only, the connection
- * stays. The connection's local address goes to `info` once the stream is on one (CONNECT).
+ * stays. The connection's local address goes to `info` once the stream is answered.
  */
 export function openPooledH2Tunnel(pool: UpstreamPool, slot: PooledStreamSlot, c: TunnelingConfig, info: StreamInfo, state: Record<string, unknown>, attached: () => void, cb: TunnelAnswer): () => void {
   const authority = c.hostname.constant ?? c.hostname.format(info, undefined);
@@ -113,7 +113,7 @@ export function openPooledH2Tunnel(pool: UpstreamPool, slot: PooledStreamSlot, c
     });
     return () => abort('downstream closed before the tunnel was established');
   }
-  const t = new PooledPost(c, state, slot, attached, cb);
+  const t = new PooledPost(c, info, state, slot, attached, cb);
   // undici takes the scheme from the pool's origin and :authority from host.
   pool.dispatch({ method: 'POST', path: c.postPath, headers: { ...headers, host: authority }, body: t.body, servername: UPSTREAM_SERVERNAME }, t);
   if (!slot.queued()) t.fail({ status: 0, reason: 'overflow', overflow: true });
@@ -124,6 +124,7 @@ export function openPooledH2Tunnel(pool: UpstreamPool, slot: PooledStreamSlot, c
 class PooledPost implements Dispatcher.DispatchHandler {
   readonly body = new PassThrough();
   private readonly c: TunnelingConfig;
+  private readonly info: StreamInfo;
   private readonly state: Record<string, unknown>;
   private readonly slot: PooledStreamSlot;
   private readonly attached: () => void;
@@ -133,8 +134,9 @@ class PooledPost implements Dispatcher.DispatchHandler {
   /** The tunnel's bytes, once established. */
   private post: Duplex | undefined;
 
-  constructor(c: TunnelingConfig, state: Record<string, unknown>, slot: PooledStreamSlot, attached: () => void, cb: TunnelAnswer) {
+  constructor(c: TunnelingConfig, info: StreamInfo, state: Record<string, unknown>, slot: PooledStreamSlot, attached: () => void, cb: TunnelAnswer) {
     this.c = c;
+    this.info = info;
     this.state = state;
     this.slot = slot;
     this.attached = attached;
@@ -169,6 +171,7 @@ class PooledPost implements Dispatcher.DispatchHandler {
 
   onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders): void {
     if (this.answered) return controller.abort(new Error('tunnel abandoned'));
+    this.info.upstreamLocalAddress = upstreamLocalAddress(controller);
     if (this.c.propagateHeaders) this.state[TUNNEL_RESPONSE_HEADERS_STATE] = { ':status': String(status), ...plainHeaders(headers) };
     if (status !== 200) return this.fail({ status, reason: `tunnel refused by upstream: ${status}` });
     const body = this.body;

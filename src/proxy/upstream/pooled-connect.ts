@@ -79,10 +79,9 @@ export class PooledStreamSlot {
   }
 }
 
-/** "address:port" of the connection a pooled stream is on (%UPSTREAM_LOCAL_ADDRESS%). */
-export function streamLocalAddress(stream: http2.ClientHttp2Stream): string | undefined {
-  const s = stream.session?.socket;
-  return s?.localAddress === undefined ? undefined : `${s.localAddress}:${s.localPort}`;
+/** "address:port" of the connection a pooled stream is on (%UPSTREAM_LOCAL_ADDRESS%): the HTTP/2 pool puts it on the stream's controller. */
+export function upstreamLocalAddress(controller: Dispatcher.DispatchController | undefined): string | undefined {
+  return (controller as { upstreamLocalAddress?: string } | undefined)?.upstreamLocalAddress;
 }
 
 export interface ConnectRequest {
@@ -173,7 +172,7 @@ class ConnectStream implements Dispatcher.DispatchHandler {
     const stream = socket as http2.ClientHttp2Stream;
     stream.on('error', noop);
     if (this.answered) return void stream.close(http2.constants.NGHTTP2_CANCEL);
-    const localAddress = streamLocalAddress(stream);
+    const localAddress = upstreamLocalAddress(this.controller);
     if (!this.accept(status) || stream.endAfterHeaders) {
       // undici is done with the request once this returns: the stream is reset here, not aborted.
       stream.close(http2.constants.NGHTTP2_CANCEL);

@@ -92,6 +92,8 @@ export function undici(): Undici {
   const { kQueued, kUrl, kHTTPContext, kHTTP2Session, kRunning, kMaxConcurrentStreams, kResume, kConnected, kQueuedAbort } = require('undici/lib/core/symbols.js') as Record<'kQueued' | 'kUrl' | 'kHTTPContext' | 'kHTTP2Session' | 'kRunning' | 'kMaxConcurrentStreams' | 'kResume' | 'kConnected' | 'kQueuedAbort', symbol>;
   const { errorRequest } = require('undici/lib/core/util.js') as { errorRequest(client: unknown, request: unknown, err: Error): void };
   type Internal = Record<symbol, unknown>;
+  /** undici's request keeps the controller its handler got under a symbol of its own module. */
+  let kController: symbol | undefined;
   // Request trailers, which undici's HTTP/2 client does not send (its TODO): node sends them only on
   // a stream opened with waitForTrailers. The connection's write of a request whose body carries a
   // trailer source opens its stream so, and answers 'wantTrailers' with the source's trailers
@@ -139,6 +141,8 @@ export function undici(): Undici {
     const state: ConnectStreams = (client[kConnects] = { open: 0, close: undefined });
     if (!Object.hasOwn(client, 'close')) client.close = closeAfterConnects as PoolClient['close'];
     let written = 0;
+    const socket = (internal[kHTTP2Session] as http2.ClientHttp2Session | undefined)?.socket;
+    const localAddress = socket?.localAddress === undefined ? undefined : `${socket.localAddress}:${socket.localPort}`;
     const { write, busy } = ctx;
     ctx.busy = (request) => busy.call(ctx, request) || (internal[kRunning] as number) + tunnels >= (internal[kMaxConcurrentStreams] as number);
     const writeTunnel = (request: TunnelRequest): boolean => {
@@ -178,6 +182,11 @@ export function undici(): Undici {
     };
     ctx.write = (request) => {
       if (!(request.method === 'CONNECT' ? writeTunnel(request as TunnelRequest) : write.call(ctx, request))) return false;
+      // %UPSTREAM_LOCAL_ADDRESS%: the handlers read it from the request's controller, as from the
+      // HTTP/1.1 pool's exchange (upstream-request.ts, pooled-connect.ts).
+      kController ??= Object.getOwnPropertySymbols(request).find((k) => k.description === 'controller');
+      const controller = kController && ((request as unknown as Internal)[kController] as { upstreamLocalAddress?: string } | undefined);
+      if (controller) controller.upstreamLocalAddress = localAddress;
       limits.onStream();
       if (max > 0 && ++written === max) {
         limits.maxRequestsReached.value++;
