@@ -296,3 +296,25 @@ test("tcp_proxy's pooled POST tunnel: %UPSTREAM_LOCAL_ADDRESS% is the pooled con
   assert.deepEqual(await logLines(log, 1), [`${up.sessions[0]} 0`]);
   assert.deepEqual(up.streams, ['POST /']);
 });
+
+test("a pooled upgrade takes the breaker thresholds of its route's priority", async (t) => {
+  const up = await h2Upstream(t);
+  const h = await startTestRuntime(t);
+  // DEFAULT admits no request, HIGH the default 1024.
+  const breakers = { circuit_breakers: { thresholds: [{ priority: 'DEFAULT', max_requests: 0 }] } };
+  const routes = routeConfig('r', [
+    { match: { prefix: '/high' }, route: { cluster: 'h2up', priority: 'HIGH' } },
+    { match: { prefix: '/' }, route: { cluster: 'h2up' } },
+  ]);
+  await configure(h, {
+    clusters: [staticCluster('h2up', [up.port], h2Options({}, breakers))],
+    listeners: [httpListener('l', routes, { upgrade_configs: [{ upgrade_type: 'websocket' }] })],
+  });
+  const clients: net.Socket[] = [];
+  t.after(() => clients.forEach((s) => s.destroy()));
+  assert.match((await h1Upgrade(h.port('l'), '/default', 'websocket', clients)).head, /^HTTP\/1\.1 503 /);
+  const high = await h1Upgrade(h.port('l'), '/high', 'websocket', clients);
+  assert.match(high.head, /^HTTP\/1\.1 101 /);
+  assert.equal(await roundTrip(high.socket, 'hi'), 'c0 hi');
+  assert.equal(h.rt.stats.counter('cluster.h2up.upstream_rq_pending_overflow').value, 1);
+});

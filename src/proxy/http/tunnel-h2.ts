@@ -50,7 +50,7 @@ function endToEnd(headers: Record<string, string | string[] | undefined>): http2
  * breaker slots, for when the established tunnel ends.
  */
 export function pooledH2Tunnel(conn: ConnState, t: TunnelTarget, head: RequestHead, type: string, info: StreamInfo, downstream: EventEmitter, cb: (a: ConnectAnswer) => void): () => void {
-  const slot = PooledStreamSlot.take(t.cluster.hooks);
+  const slot = PooledStreamSlot.take(t.cluster.hooks, t.route.highPriority);
   if (!slot) {
     cb({ status: 0, headers: {}, stream: undefined, reason: 'overflow', overflow: true, localAddress: undefined });
     return noop;

@@ -17,26 +17,29 @@ function noop(): void {}
 /** The circuit-breaker slots of one pooled stream (a tunnel). */
 export class PooledStreamSlot {
   readonly #hooks: readonly ClusterHook[];
+  /** The route's priority is HIGH: the breakers' high-priority thresholds. */
+  readonly #high: boolean;
   #attached = false;
   #pending = false;
   #released = false;
 
-  private constructor(hooks: readonly ClusterHook[]) {
+  private constructor(hooks: readonly ClusterHook[], high: boolean) {
     this.#hooks = hooks;
+    this.#high = high;
   }
 
   /** Takes a max_requests slot of the cluster's breakers; undefined when one refused (an overflow). */
-  static take(hooks: readonly ClusterHook[]): PooledStreamSlot | undefined {
+  static take(hooks: readonly ClusterHook[], high = false): PooledStreamSlot | undefined {
     const admitted: ClusterHook[] = [];
     for (const h of hooks) {
       if (!h.admit) continue;
-      if (h.admit(false)) {
-        for (const a of admitted) a.release!(false);
+      if (h.admit(high)) {
+        for (const a of admitted) a.release!(high);
         return undefined;
       }
       admitted.push(h);
     }
-    return new PooledStreamSlot(admitted);
+    return new PooledStreamSlot(admitted, high);
   }
 
   /** The stream is on a connection: it no longer waits. */
@@ -54,8 +57,8 @@ export class PooledStreamSlot {
     const taken: ClusterHook[] = [];
     for (const h of this.#hooks) {
       if (!h.admitPending) continue;
-      if (!h.admitPending(false)) {
-        for (const a of taken) a.releasePending!(false);
+      if (!h.admitPending(this.#high)) {
+        for (const a of taken) a.releasePending!(this.#high);
         return false;
       }
       taken.push(h);
@@ -69,13 +72,13 @@ export class PooledStreamSlot {
     if (this.#released) return;
     this.#released = true;
     this.#leavePending();
-    for (const h of this.#hooks) h.release!(false);
+    for (const h of this.#hooks) h.release!(this.#high);
   }
 
   #leavePending(): void {
     if (!this.#pending) return;
     this.#pending = false;
-    for (const h of this.#hooks) h.releasePending?.(false);
+    for (const h of this.#hooks) h.releasePending?.(this.#high);
   }
 }
 
