@@ -147,7 +147,7 @@ class ConnectStream implements Dispatcher.DispatchHandler {
     this.cb = cb;
   }
 
-  /** Gives up on the stream (reset when open; a queued one leaves when its turn comes). */
+  /** Gives up on the stream: reset when open, out of the queue while it waits. */
   give(reason: string, overflow: boolean, error?: Error): void {
     if (this.answered) return;
     // Answered first: the abort tells onResponseError, which then has nothing left to do.
