@@ -31,7 +31,7 @@ test('source_type and direct_source_prefix_ranges select filter chains as in Env
   assert.equal(await body('direct'), 'loop');
   assert.equal(await body('order'), 'by-direct-source', 'direct source IP is matched before source type');
 
-  const facts = { destinationPort: 80, destinationIp: '10.0.0.5', transportProtocol: 'raw_buffer', applicationProtocols: [], sourcePort: 4000, directSourceIp: '192.0.2.7' };
+  const facts = { destinationPort: 80, destinationIp: '10.0.0.5', transportProtocol: 'raw_buffer', applicationProtocols: [], sourcePort: 4000, directSourceIp: '192.0.2.7', directSourcePort: 4000, acceptedAt: 0 };
   const ext = h.rt.listeners.get('external')!.config;
   assert.equal(selectFilterChain(ext, { ...facts, sourceIp: '192.0.2.7' })?.name, 'external');
   assert.equal(selectFilterChain(ext, { ...facts, sourceIp: '10.0.0.5' })?.name, 'any', 'the same IP as the destination is local');

@@ -22,7 +22,7 @@ function reqHeader(q: RequestHead | undefined, name: string): string | undefined
 
 const SIMPLE: Record<string, Getter> = {
   START_TIME: (i) => new Date(i.startTime).toISOString(),
-  PROTOCOL: (i) => i.protocol,
+  PROTOCOL: (i) => i.protocol || undefined,
   RESPONSE_CODE: (i) => i.responseCode,
   RESPONSE_FLAGS: (i) => formatResponseFlags(i.responseFlags),
   RESPONSE_CODE_DETAILS: (i) => i.responseCodeDetails,

@@ -17,6 +17,9 @@ export interface ConnectionFacts {
   sourcePort: number;
   /** The socket's peer, whatever a PROXY header said. */
   directSourceIp: string;
+  directSourcePort: number;
+  /** performance.now() when the listener accepted the connection (its access log's start). */
+  acceptedAt: number;
   /** What the proxy_protocol filter made of a v2 header's TLVs. */
   proxyTlvs?: ProxyTlvState;
 }

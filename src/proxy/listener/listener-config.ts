@@ -16,6 +16,7 @@ import { ListenerInit } from './listener-init.ts';
 import type { InitManager } from '../filters/filter.ts';
 import { DiscoveredNetworkFilter, discoveredConfig } from '../filters/extension-config-discovery.ts';
 import { effectiveTypeUrl } from '../filters/extension-config.ts';
+import { compileAccessLogs, type AccessLogger } from '../access-log/access-log.ts';
 
 export interface CidrRange {
   readonly address: string;
@@ -43,6 +44,8 @@ export interface FilterChain {
   readonly filters: readonly NetworkFilter[];
   /** transport_socket_connect_timeout: the TLS handshake must finish within it; 0 = the listener's default. */
   readonly handshakeTimeoutMs: number;
+  /** The terminal filter is tcp_proxy: its StreamInfo is the connection's for the listener's access log. */
+  readonly terminalIsTcpProxy: boolean;
 }
 
 export interface ListenerConfig {
@@ -76,6 +79,8 @@ export interface ListenerConfig {
   readonly continueOnInspectTimeout: boolean;
   /** per_connection_buffer_limit_bytes (default 1 MiB): accepted sockets' watermark, the connection manager's request buffer limit. */
   readonly bufferLimitBytes: number;
+  /** access_log: written for connections that reached no filter chain, and when a chain's connection closes (listener-access-log.ts). */
+  readonly accessLogs: readonly AccessLogger[];
   /** What this version waits for before it serves (RDS route configurations, remote Wasm code), undefined when nothing: it serves at once. */
   readonly warming: ListenerWarming | undefined;
   readonly raw: Record<string, unknown>;
@@ -168,6 +173,7 @@ function readChain(r: Reader, ctx: ChainContext, issues: Issues, index: number):
   }
   const tls = readTransportSocket(r.obj('transport_socket'), true);
   const filters: NetworkFilter[] = [];
+  let terminalIsTcpProxy = false;
   const fl = r.objs('filters');
   if (!fl.length) issues.error(r.at('filters'), 'a filter chain needs at least one network filter');
   fl.forEach((f, i) => {
@@ -188,13 +194,14 @@ function readChain(r: Reader, ctx: ChainContext, issues: Issues, index: number):
       tc?.accept(...Object.keys(tc.raw));
       return;
     }
+    terminalIsTcpProxy = factory.name === 'envoy.filters.network.tcp_proxy';
     if (factory.terminal !== (i === fl.length - 1)) issues.error(f.path, factory.terminal ? `${factory.name} is terminal and must be the last filter` : `the last network filter must be terminal (http_connection_manager or tcp_proxy), not ${factory.name}`);
     filters.push(factory.compile(tc ?? new Reader({}, f.at('typed_config'), issues), { issues, proxy: ctx.proxy, listenerName: ctx.listenerName, direction: ctx.direction, bufferLimitBytes: ctx.bufferLimitBytes, initManager: ctx.initManager }));
   });
   const handshakeTimeoutMs = r.durationMs('transport_socket_connect_timeout', 0);
   r.accept('metadata');
   r.done();
-  return { name, match, tls, filters, handshakeTimeoutMs };
+  return { name, match, tls, filters, handshakeTimeoutMs, terminalIsTcpProxy };
 }
 
 export function compileListener(raw: Record<string, unknown>, path: string, issues: Issues, proxy: ProxyContext): ListenerConfig {
@@ -256,11 +263,11 @@ export function compileListener(raw: Record<string, unknown>, path: string, issu
   // Without effect here: metadata (for filters that look it up), SO_REUSEPORT and connection
   // balancing (one process with one event loop accepts every connection).
   r.accept('metadata', 'enable_reuse_port', 'connection_balance_config', 'reuse_port');
-  if (r.has('access_log')) issues.warn(r.at('access_log'), 'listener-level access_log is not supported; use the connection manager or tcp_proxy access_log');
+  const accessLogs = compileAccessLogs(r.objs('access_log'), proxy.runtime);
   if (r.str('drain_type', 'DEFAULT') === 'MODIFY_ONLY') issues.warn(r.at('drain_type'), 'MODIFY_ONLY is not supported: the listener also drains on shutdown and /drain_listeners, as with DEFAULT');
   r.done();
   const warming = init.empty ? undefined : init;
-  return { name, statPrefix, address: sa.address, port: sa.port, pipeMode: sa.pipeMode, bindToPort, ipv6Only, useOriginalDst, readOriginalDst, proxyProtocol, tlsInspector, httpInspector, tlsInspectorDisabled, httpInspectorDisabled, direction, filterChains, defaultChain, inspectTimeoutMs, continueOnInspectTimeout, bufferLimitBytes, warming, raw };
+  return { name, statPrefix, address: sa.address, port: sa.port, pipeMode: sa.pipeMode, bindToPort, ipv6Only, useOriginalDst, readOriginalDst, proxyProtocol, tlsInspector, httpInspector, tlsInspectorDisabled, httpInspectorDisabled, direction, filterChains, defaultChain, inspectTimeoutMs, continueOnInspectTimeout, bufferLimitBytes, accessLogs, warming, raw };
 }
 
 /** The listener stats' name of an address without stat_prefix: `<ip>_<port>`, or a pipe's path. */

@@ -31,6 +31,7 @@ import type { Histogram, Stat } from '../stats/stats.ts';
 import { setBufferLimit } from '../network/buffer-limit.ts';
 import { registerInternalDispatch } from './internal-dispatch.ts';
 import { formatIpPort } from '../network/ip-port.ts';
+import { logUnconnected, logWhenClosed } from './listener-access-log.ts';
 
 interface ListenerStats {
   cxTotal: Stat;
@@ -202,6 +203,8 @@ interface FirstBytesOptions {
   readonly maxBytes?: number;
   /** How many of the bytes read to drop (a PROXY header) rather than put back; called once, before `done`. */
   readonly consume?: (b: Buffer) => number;
+  /** The connection closed before the bytes decided (a reset, an error). */
+  readonly closed?: () => void;
 }
 
 function readFirstBytes(socket: net.Socket, enough: (b: Buffer) => boolean, timeoutMs: number, done: (b: Buffer | undefined) => void, opts: FirstBytesOptions = {}): void {
@@ -227,6 +230,7 @@ function readFirstBytes(socket: net.Socket, enough: (b: Buffer) => boolean, time
     clearTimeout(timer);
     socket.off('data', onData);
     socket.off('end', onEnd);
+    opts.closed?.();
   };
   const timer = timeoutMs > 0 ? setTimeout(() => finish(false), timeoutMs) : undefined;
   socket.on('data', onData);
@@ -444,6 +448,8 @@ export class ListenerManager {
         sourceIp: source.address,
         sourcePort: source.port,
         directSourceIp: socket.remoteAddress ?? '',
+        directSourcePort: socket.remotePort ?? 0,
+        acceptedAt,
       };
       this.inspect(l, config, socket, facts, dst, config.inspectTimeoutMs);
     };
@@ -483,6 +489,8 @@ export class ListenerManager {
       sourceIp: socket.remoteAddress ?? '',
       sourcePort: socket.remotePort ?? 0,
       directSourceIp: socket.remoteAddress ?? '',
+      directSourcePort: socket.remotePort ?? 0,
+      acceptedAt,
     };
     if (config.proxyProtocol) return this.readProxyHeader(l, config, socket, facts, originalDst);
     this.inspect(l, config, socket, facts, originalDst, config.inspectTimeoutMs);
@@ -506,8 +514,10 @@ export class ListenerManager {
       proxyHeaderDecided,
       config.inspectTimeoutMs,
       (b) => {
-        if (!b && !config.continueOnInspectTimeout) return void socket.destroy();
-        if (b && !verdict?.accept) return void socket.destroy();
+        if ((!b && !config.continueOnInspectTimeout) || (b && !verdict?.accept)) {
+          logUnconnected(config, facts);
+          return void socket.destroy();
+        }
         const a = verdict?.accept ? verdict.addresses : undefined;
         if (verdict?.accept) facts.proxyTlvs = verdict.tlvs;
         if (a) {
@@ -518,7 +528,7 @@ export class ListenerManager {
         }
         this.inspect(l, config, socket, facts, originalDst, deadline ? Math.max(1, deadline - Date.now()) : 0);
       },
-      { maxBytes: PROXY_HEADER_MAX_BYTES, consume },
+      { maxBytes: PROXY_HEADER_MAX_BYTES, consume, closed: () => logUnconnected(config, facts) },
     );
   }
 
@@ -537,6 +547,7 @@ export class ListenerManager {
       timeoutMs,
       (b) => {
         if (!b && !config.continueOnInspectTimeout) {
+          logUnconnected(config, facts);
           socket.destroy();
           return;
         }
@@ -551,6 +562,7 @@ export class ListenerManager {
         }
         this.dispatch(l, config, socket, facts, originalDst);
       },
+      { closed: () => logUnconnected(config, facts) },
     );
   }
 
@@ -564,10 +576,13 @@ export class ListenerManager {
     const chain = selectFilterChain(config, facts);
     if (!chain) {
       l.stats.noChain.value++;
+      logUnconnected(config, facts, true);
       socket.destroy();
       return;
     }
     this.connectionOpened(chain, socket);
+    const log = logWhenClosed(config, facts, socket);
+    const onTerminal = log && chain.terminalIsTcpProxy ? log.reachedTcpProxy : undefined;
     const direct = facts.sourceIp !== facts.directSourceIp || facts.sourcePort !== socket.remotePort;
     const info: ConnectionInfo = {
       remoteAddress: facts.sourceIp,
@@ -580,10 +595,10 @@ export class ListenerManager {
       ...(facts.proxyTlvs?.passThrough.length ? { proxyProtocolTlvs: facts.proxyTlvs.passThrough } : {}),
     };
     // Per connection already (proxy-protocol-filter.ts tlvState): the filters may add to them.
-    const state = { dynamicMetadata: facts.proxyTlvs?.dynamicMetadata, filterState: facts.proxyTlvs?.filterState };
+    const state = { dynamicMetadata: facts.proxyTlvs?.dynamicMetadata, filterState: facts.proxyTlvs?.filterState, observers: log ? [log.observer] : undefined };
     if (!chain.tls) {
       socket.resume();
-      return this.runFilters(chain, { socket, info, direction: config.direction, originalDst, ...state });
+      return this.runFilters(chain, { socket, info, direction: config.direction, originalDst, ...state }, onTerminal);
     }
     let secureContext;
     try {
@@ -625,18 +640,20 @@ export class ListenerManager {
         peerCertificate: cert ? lazyCertificate(() => clientCertificate(ts)) : undefined,
         localCertificate: lazyCertificate(() => ts.getX509Certificate()),
       };
-      this.runFilters(chain, { socket: ts, info: tinfo, direction: config.direction, originalDst, alpn: ts.alpnProtocol || undefined, ...state });
+      this.runFilters(chain, { socket: ts, info: tinfo, direction: config.direction, originalDst, alpn: ts.alpnProtocol || undefined, ...state }, onTerminal);
     });
     // No resume(): the TLS socket reads the bytes tls_inspector put back itself (on the next tick).
   }
 
-  private runFilters(chain: FilterChain, conn: DownstreamConnection, from = 0): void {
+  /** Runs the chain's network filters from `from`; `onTerminal` just before the last one gets the connection. */
+  private runFilters(chain: FilterChain, conn: DownstreamConnection, onTerminal?: () => void, from = 0): void {
     for (let i = from; i < chain.filters.length; i++) {
+      if (i === chain.filters.length - 1) onTerminal?.();
       const go = chain.filters[i].onConnection(conn);
       if (go === true) continue;
       if (go !== false) {
         go.then(
-          (next) => (next ? this.runFilters(chain, conn, i + 1) : undefined),
+          (next) => (next ? this.runFilters(chain, conn, onTerminal, i + 1) : undefined),
           () => conn.socket.destroy(),
         );
       }
