@@ -44,6 +44,8 @@ export interface MeshConfig {
   accessLogFile: string;
   accessLogEncoding: 'TEXT' | 'JSON';
   accessLogFormat: string;
+  /** No Listener.access_log (Istio's listener log of connections no filter chain took). */
+  disableEnvoyListenerLog: boolean;
   enableAutoMtls: boolean;
   connectTimeout: string;
   protocolDetectionTimeout: string;
@@ -67,6 +69,7 @@ export const DEFAULT_MESH_CONFIG: MeshConfig = Object.freeze({
   accessLogFile: '',
   accessLogEncoding: 'TEXT',
   accessLogFormat: '',
+  disableEnvoyListenerLog: false,
   enableAutoMtls: true,
   connectTimeout: '10s',
   protocolDetectionTimeout: '0s',
@@ -88,6 +91,7 @@ const FIELDS: Record<string, FieldKind> = {
   accessLogFile: 'string',
   accessLogEncoding: 'string',
   accessLogFormat: 'string',
+  disableEnvoyListenerLog: 'boolean',
   enableAutoMtls: 'boolean',
   connectTimeout: 'string',
   protocolDetectionTimeout: 'string',

@@ -8,7 +8,7 @@ import type { PushContext } from '../../model/push-context.ts';
 import type { Proxy } from '../../model/proxy.ts';
 import type { HcmDecorator, HttpFilterStage } from '../translate/http-filters.ts';
 import { skipsExternalMxHeaders } from '../translate/proxy-headers.ts';
-import { accessLogEntries, modeOf, peerMetadataFilter, statsFilterConfig, tracingConfig, tracingServiceName } from './telemetry-config.ts';
+import { accessLogEntries, listenerAccessLogEntries, modeOf, peerMetadataFilter, statsFilterConfig, tracingConfig, tracingServiceName } from './telemetry-config.ts';
 import { effectiveTelemetry, telemetryLevels } from './telemetry-policy.ts';
 
 const TYPED_STRUCT = 'type.googleapis.com/udpa.type.v1.TypedStruct';
@@ -86,4 +86,15 @@ export function withOutboundTcpTelemetry(push: PushContext, proxy: Proxy, listen
     return { ...c, filters: [...filters.slice(0, -1), ...stats, tcp] };
   };
   return listeners.map((l) => (l.traffic_direction === 'OUTBOUND' ? { ...l, filter_chains: (l.filter_chains as EnvoyJson[]).map(chain) } : l));
+}
+
+/** Every listener with its Listener.access_log (istiod's setListenerAccessLog): inbound ones as SERVER, the others (outbound, a gateway's) as CLIENT. */
+export function withListenerAccessLogs(push: PushContext, proxy: Proxy, listeners: EnvoyJson[]): EnvoyJson[] {
+  const server = listenerAccessLogEntries(push, proxy, 'SERVER');
+  const client = listenerAccessLogEntries(push, proxy, 'CLIENT');
+  if (!server.length && !client.length) return listeners;
+  return listeners.map((l) => {
+    const logs = l.traffic_direction === 'INBOUND' ? server : client;
+    return logs.length ? { ...l, access_log: logs } : l;
+  });
 }

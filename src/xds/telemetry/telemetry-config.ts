@@ -166,6 +166,18 @@ export function accessLogEntries(push: PushContext, proxy: Proxy, mode: TrafficM
   return eff.filter((a) => !a.disabled).flatMap((a) => providerLog(push, all, a.provider, a.filter));
 }
 
+/** Istio's filter on listener access logs: only connections no filter chain took (the chains' own logs cover the others). */
+const NO_FILTER_CHAIN: EnvoyJson = Object.freeze({ response_flag_filter: { flags: ['NR'] } });
+
+/**
+ * Listener.access_log as istiod sets it on every listener: the same logs as the chains', each
+ * under the NR filter (with a Telemetry filter expression: both); none with disableEnvoyListenerLog.
+ */
+export function listenerAccessLogEntries(push: PushContext, proxy: Proxy, mode: TrafficMode): EnvoyJson[] {
+  if (push.mesh.disableEnvoyListenerLog) return [];
+  return accessLogEntries(push, proxy, mode).map((e) => ({ ...e, filter: e.filter ? { and_filter: { filters: [NO_FILTER_CHAIN, e.filter] } } : NO_FILTER_CHAIN }));
+}
+
 function providerLog(push: PushContext, all: Map<string, ExtensionProvider>, name: string, filter: string | undefined): EnvoyJson[] {
   const p = all.get(name);
   const f = p?.envoyFileAccessLog;

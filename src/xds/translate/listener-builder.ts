@@ -9,11 +9,12 @@ import { gatewayListeners } from './listener-gateway.ts';
 import { explicitListeners, redirectListeners } from './listener-sidecar.ts';
 import { withTcpProxyPolicy } from './tcp-proxy-policy.ts';
 import { withWasmNetworkPlugins } from './wasm-plugins.ts';
+import { withListenerAccessLogs } from '../telemetry/index.ts';
 
 export function buildListeners(push: PushContext, proxy: Proxy, names?: readonly string[]): EnvoyJson[] {
   if (proxy.generator === 'grpc') return grpcListeners(push, proxy, names);
   const listeners = proxy.type === 'router' ? gatewayListeners(push, proxy) : proxy.explicit ? explicitListeners(push, proxy) : redirectListeners(push, proxy);
-  return withWasmNetworkPlugins(push, proxy, withTcpProxyPolicy(push, proxy, listeners));
+  return withListenerAccessLogs(push, proxy, withWasmNetworkPlugins(push, proxy, withTcpProxyPolicy(push, proxy, listeners)));
 }
 
 /** Resolves `host:port` as a proxyless client names it (FQDN, `name.ns`, or short name in its namespace). */
