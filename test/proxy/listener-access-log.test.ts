@@ -3,15 +3,16 @@
 // filter_chain_not_found and its downstream addresses; Istio's NR response_flag_filter keeps a
 // matched connection out, while a log without filter writes it when it closes, with tcp_proxy's
 // StreamInfo; connections the listener filters close (inspection timeout, a missing PROXY
-// header) are logged too.
+// header) are logged too, and an HTTP connection when it closes, by its downstream side.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import { test, type TestContext } from 'node:test';
 import { stringify } from 'yaml';
-import { FILE_ACCESS_LOG_TYPE, PROXY_PROTOCOL_TYPE, TCP_PROXY_TYPE, TLS_INSPECTOR_TYPE } from '../../src/envoy/index.ts';
+import { FILE_ACCESS_LOG_TYPE, HCM_TYPE, PROXY_PROTOCOL_TYPE, TCP_PROXY_TYPE, TLS_INSPECTOR_TYPE } from '../../src/envoy/index.ts';
 import { ISTIO_TEXT_FORMAT } from '../../src/xds/telemetry/telemetry-config.ts';
 import { startRigProxyFromFile } from '../helpers/rig-proxy.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
@@ -36,6 +37,7 @@ function listener(name: string, chains: Record<string, unknown>[], extra: Record
 }
 
 const tcpChain = (match: Record<string, unknown> = {}) => ({ filter_chain_match: match, filters: [{ name: 'envoy.filters.network.tcp_proxy', typed_config: { '@type': TCP_PROXY_TYPE, stat_prefix: 'tcp', cluster: 'echo' } }] });
+const ROUTER = { name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } };
 const tlsInspector = { name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': TLS_INSPECTOR_TYPE } };
 
 /** A TCP upstream that reads, then closes. */
@@ -88,6 +90,7 @@ test('listener access_log: no filter chain (SNI, port) is NR filter_chain_not_fo
         listener('sni', [tcpChain({ server_names: ['a.example'] })], { listener_filters: [tlsInspector], access_log: [fileLog(f('sni-nr.log'), json, NR_ONLY), fileLog(f('sni-all.log'), json)] }),
         listener('port', [tcpChain({ destination_port: 9 })], { access_log: [fileLog(f('port-nr.log'), { text_format_source: { inline_string: ISTIO_TEXT_FORMAT } }, NR_ONLY)] }),
         listener('timeout', [tcpChain()], { listener_filters: [tlsInspector], listener_filters_timeout: '0.2s', access_log: [fileLog(f('timeout.log'), json)] }),
+        listener('http', [{ filters: [{ name: 'envoy.filters.network.http_connection_manager', typed_config: { '@type': HCM_TYPE, stat_prefix: 'http', http_filters: [ROUTER], route_config: { virtual_hosts: [{ name: 'all', domains: ['*'], routes: [{ match: { prefix: '/' }, direct_response: { status: 204 } }] }] } } }] }], { access_log: [fileLog(f('http.log'), json)] }),
         listener('pp', [tcpChain()], { listener_filters: [{ name: 'envoy.filters.listener.proxy_protocol', typed_config: { '@type': PROXY_PROTOCOL_TYPE } }], access_log: [fileLog(f('pp.log'), json)] }),
       ],
     },
@@ -132,4 +135,16 @@ test('listener access_log: no filter chain (SNI, port) is NR filter_chain_not_fo
   const [pp] = await lines(f('pp.log'), 1);
   assert.equal(JSON.parse(pp).remote, `127.0.0.1:${refused}`);
   assert.equal(sink.connections(), 1, 'none of the other connections reached the upstream');
+
+  // An HTTP connection: its request has its own StreamInfo; the listener logs the connection's, downstream side only.
+  const client = await new Promise<number>((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port: port.http, agent: false, headers: { connection: 'close' } }, (res) => {
+      assert.equal(res.statusCode, 204);
+      res.resume();
+      res.once('end', () => resolve(req.socket!.localPort!));
+    });
+    req.once('error', reject);
+  });
+  const [conn] = await lines(f('http.log'), 1);
+  assert.deepEqual(JSON.parse(conn), { flags: '-', details: null, remote: `127.0.0.1:${client}`, local: `127.0.0.1:${port.http}`, sni: null, cluster: null });
 });
