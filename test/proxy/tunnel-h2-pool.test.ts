@@ -318,3 +318,33 @@ test("a pooled upgrade takes the breaker thresholds of its route's priority", as
   assert.equal(await roundTrip(high.socket, 'hi'), 'c0 hi');
   assert.equal(h.rt.stats.counter('cluster.h2up.upstream_rq_pending_overflow').value, 1);
 });
+
+test('a CONNECT without connect_config to an HTTP/1.1 cluster is terminated (Envoy forwards it), said once per route', async (t) => {
+  const accepted: net.Socket[] = [];
+  const echo = net.createServer((s) => {
+    accepted.push(s);
+    s.on('error', () => undefined);
+    s.pipe(s);
+  });
+  const port = await listenLocal(echo);
+  t.after(() => {
+    accepted.forEach((s) => s.destroy());
+    echo.close();
+  });
+  const h = await startTestRuntime(t);
+  const warn = t.mock.method(h.rt.ctx.log, 'warn');
+  await configure(h, {
+    clusters: [staticCluster('tcp', [port])],
+    listeners: [httpListener('l', routeConfig('r', [{ match: { connect_matcher: {} }, route: { cluster: 'tcp', upgrade_configs: [{ upgrade_type: 'CONNECT' }] } }]))],
+  });
+  const clients: net.Socket[] = [];
+  t.after(() => clients.forEach((s) => s.destroy()));
+  for (const text of ['one', 'two']) {
+    const c = await h1Connect(h.port('l'), 'echo.local:7', clients);
+    assert.match(c.head, /^HTTP\/1\.1 200 /);
+    assert.equal(await roundTrip(c.socket, text), text);
+  }
+  const said = warn.mock.calls.map((c) => String(c.arguments.at(-1))).filter((m) => m.includes('connect_config'));
+  assert.equal(said.length, 1);
+  assert.match(said[0], /forwarded by Envoy to an HTTP\/1\.1 cluster; rig proxy terminates it/);
+});

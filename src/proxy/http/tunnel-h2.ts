@@ -17,7 +17,7 @@ import type { StreamInfo } from '../stream-info.ts';
 import { ResponseFlag } from '../response-flags.ts';
 import { pipeSockets, type PipeResult } from '../tcp/pipe.ts';
 import type { ConnState } from './http-stream.ts';
-import { CONNECT_FAILED, connectFailureText, finish, limitTunnelDuration, openUpstream, startInfo, tunnelIdleMs, tunnelLocalReply, tunnelRoute, tunnelUpstream, type TunnelRefusal, type TunnelTarget } from './tunnel.ts';
+import { CONNECT_FAILED, connectFailureText, finish, limitTunnelDuration, openUpstream, pooledTunnel, startInfo, tunnelIdleMs, tunnelLocalReply, tunnelRoute, tunnelUpstream, type TunnelRefusal, type TunnelTarget } from './tunnel.ts';
 import { dispatchConnect, PooledStreamSlot, type ConnectAnswer } from '../upstream/pooled-connect.ts';
 import { isConnectFailure } from './upstream-request.ts';
 import { isH2ConnectFailure } from '../upstream/cluster.ts';
@@ -177,7 +177,7 @@ export function handleH2Tunnel(conn: ConnState, stream: http2.ServerHttp2Stream,
     duration.timer = limitTunnelDuration(t, conn, info, pipe);
     if (early.length) stream.write(early);
   };
-  if (t.cluster.config.http2 && (protocol || !route.connectConfig)) {
+  if (pooledTunnel(conn, t, !protocol)) {
     releaseSlot = pooledH2Tunnel(conn, t, head, type, info, stream, (a) => {
       if (stream.destroyed) {
         a.stream?.close(http2.constants.NGHTTP2_CANCEL);

@@ -131,6 +131,26 @@ export function tunnelUpstream(conn: ConnState, head: RequestHead, route: Route,
   return { route, cluster, host };
 }
 
+/** Routes already told that their CONNECTs to an HTTP/1.1 cluster are terminated. */
+const terminatedConnects = new WeakSet<Route>();
+
+/**
+ * Whether the tunnel goes to its HTTP/2 cluster as a stream of the pool: an upgrade does, and a
+ * CONNECT whose route has no connect_config (Envoy forwards it; with connect_config it terminates
+ * it and sends the bytes over TCP). Such a CONNECT to an HTTP/1.1 cluster, which Envoy forwards
+ * over HTTP/1.1, is still terminated here: said once per route.
+ */
+export function pooledTunnel(conn: ConnState, t: TunnelTarget, isConnect: boolean): boolean {
+  if (!isConnect) return t.cluster.config.http2;
+  if (t.route.connectConfig) return false;
+  if (t.cluster.config.http2) return true;
+  if (!terminatedConnects.has(t.route)) {
+    terminatedConnects.add(t.route);
+    conn.ctx.log.warn({ route: t.route.name, cluster: t.cluster.config.name }, 'a CONNECT whose route has no connect_config is forwarded by Envoy to an HTTP/1.1 cluster; rig proxy terminates it and sends its bytes over TCP, as with connect_config (set connect_config on the CONNECT upgrade_config to say so)');
+  }
+  return false;
+}
+
 /** A tunnel's idle timeout: the route's idle_timeout, else the HCM stream_idle_timeout (Envoy). */
 export function tunnelIdleMs(t: TunnelTarget, conn: ConnState): number {
   return t.route.idleTimeoutMs ?? conn.hcm.streamIdleTimeoutMs;
@@ -229,7 +249,7 @@ export function handleTunnel(conn: ConnState, req: TunnelRequest, socket: net.So
     if (r.reason.startsWith('upstream')) info.responseFlags |= ResponseFlag.UpstreamConnectionTermination;
     finish(info, conn, head);
   };
-  if (cluster.config.http2 && (!isConnect || !route.connectConfig)) {
+  if (pooledTunnel(conn, t, isConnect)) {
     // An HTTP/2 upstream takes the upgrade as an extended CONNECT (RFC 8441), and a CONNECT its
     // route does not terminate as itself, on its pooled connections, as Envoy does.
     releaseSlot = pooledH2Tunnel(conn, t, head, type, info, socket, (a) => {

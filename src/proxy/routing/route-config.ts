@@ -114,7 +114,8 @@ export interface Route {
   /**
    * The CONNECT upgrade's connect_config is set: the proxy terminates a CONNECT and sends its bytes
    * over a TCP connection. Without it Envoy forwards the CONNECT upstream, which rig proxy does to
-   * an HTTP/2 cluster (a stream of its pool) and not yet to an HTTP/1.1 one (terminated there too).
+   * an HTTP/2 cluster (a stream of its pool) and not yet to an HTTP/1.1 one (terminated there too,
+   * with a warning: tunnel.ts pooledTunnel).
    */
   readonly connectConfig: boolean;
   readonly redirect?: Redirect;
