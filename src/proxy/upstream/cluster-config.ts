@@ -15,6 +15,7 @@ import { readTcpKeepalive, type TcpKeepalive } from '../network/tcp-keepalive.ts
 import type { HeaderKeyFormat } from '../http/h1/header-case.ts';
 import { readUpstreamH2Options, readUpstreamHttp1Options, type UpstreamH2Options } from './upstream-http-options.ts';
 import { connectTarget, isPipe } from '../network/pipe-address.ts';
+import { readDnsRefresh, type DnsRefresh } from './dns-refresh.ts';
 
 export const DiscoveryType = { Static: 'STATIC', StrictDns: 'STRICT_DNS', LogicalDns: 'LOGICAL_DNS', Eds: 'EDS', OriginalDst: 'ORIGINAL_DST' } as const;
 
@@ -56,7 +57,8 @@ export interface ClusterConfig {
   readonly lbPolicy: string;
   readonly edsServiceName: string;
   readonly loadAssignment?: LoadAssignment;
-  readonly dnsRefreshMs: number;
+  /** When a STRICT_DNS / LOGICAL_DNS cluster resolves again (dns_refresh_rate, respect_dns_ttl, dns_jitter, dns_failure_refresh_rate). */
+  readonly dnsRefresh: DnsRefresh;
   readonly dnsFamily: 4 | 6 | 0;
   /** Speak HTTP/2 upstream (h2c without TLS, h2 via ALPN with TLS). */
   readonly http2: boolean;
@@ -252,7 +254,7 @@ export function compileCluster(raw: Record<string, unknown>, path: string, issue
   // A STATIC cluster without load_assignment has no hosts (Envoy accepts it: Istio's BlackHoleCluster).
   if ((type === DiscoveryType.StrictDns || type === DiscoveryType.LogicalDns) && !loadAssignment) issues.error(r.at('load_assignment'), `a ${type} cluster needs load_assignment`);
   if (type === DiscoveryType.LogicalDns && loadAssignment && loadAssignment.endpoints.length !== 1) issues.error(r.at('load_assignment'), 'a LOGICAL_DNS cluster needs exactly one endpoint');
-  const dnsRefreshMs = r.durationMs('dns_refresh_rate', 5000);
+  const dnsRefresh = readDnsRefresh(r);
   const fam = r.str('dns_lookup_family', 'AUTO');
   const dnsFamily = fam === 'V4_ONLY' ? 4 : fam === 'V6_ONLY' ? 6 : fam === 'V4_PREFERRED' ? 4 : 0;
 
@@ -346,7 +348,6 @@ export function compileCluster(raw: Record<string, unknown>, path: string, issue
   );
   const alt = r.str('alt_stat_name');
   if (alt) issues.warn(r.at('alt_stat_name'), `alt_stat_name is not supported; stats and logs keep the cluster name ${name} (not "${alt}")`);
-  if (r.bool('respect_dns_ttl', false)) issues.warn(r.at('respect_dns_ttl'), `respect_dns_ttl is not supported; DNS answers are refreshed every dns_refresh_rate`);
   let originalDstHeader: string | undefined;
   let originalDstPortOverride = 0;
   const od = r.obj('original_dst_lb_config');
@@ -378,7 +379,7 @@ export function compileCluster(raw: Record<string, unknown>, path: string, issue
     lbPolicy,
     edsServiceName,
     loadAssignment,
-    dnsRefreshMs,
+    dnsRefresh,
     dnsFamily,
     http2,
     h1Trailers: h1Options.enableTrailers,

@@ -2,22 +2,21 @@
 // load_assignment, EDS, or DNS for STRICT_DNS / LOGICAL_DNS). Lookups by name on the request path
 // go through a plain Map; a CDS update swaps Cluster objects and closes the replaced ones
 // gracefully.
-import dns from 'node:dns';
-import net from 'node:net';
 import type { Stats } from '../stats/stats.ts';
 import type { Issues } from '../config/reader.ts';
 import type { SecretStore } from '../tls/secrets.ts';
 import type { Logger } from '../../core/log.ts';
 import type { EnvoyRuntime } from '../envoy-runtime/index.ts';
 import { Cluster } from './cluster.ts';
+import { ClusterDns } from './cluster-dns.ts';
 import { NEVER } from '../config/fractional-percent.ts';
-import { DiscoveryType, type ClusterConfig, type EndpointSpec, type LoadAssignment } from './cluster-config.ts';
+import { DiscoveryType, type ClusterConfig, type LoadAssignment } from './cluster-config.ts';
 
 export class ClusterManager {
   private readonly clusters = new Map<string, Cluster>();
   private readonly staticNames = new Set<string>();
   private readonly assignments = new Map<string, LoadAssignment>();
-  private readonly dnsTimers = new Map<string, NodeJS.Timeout>();
+  private readonly dns = new Map<string, ClusterDns>();
   private readonly stats: Stats;
   private readonly secrets: SecretStore;
   private readonly log: Logger;
@@ -131,39 +130,21 @@ export class ClusterManager {
   }
 
   private startDns(cluster: Cluster): void {
-    const cfg = cluster.config;
-    const endpoints = cfg.loadAssignment?.endpoints ?? [];
-    const resolveAll = async () => {
-      const out: EndpointSpec[] = [];
-      let failed = false;
-      for (const e of endpoints) {
-        if (net.isIP(e.address)) {
-          out.push(e);
-          continue;
-        }
-        try {
-          const addrs = await dns.promises.lookup(e.address, { all: true, family: cfg.dnsFamily });
-          const use = cfg.type === DiscoveryType.LogicalDns ? addrs.slice(0, 1) : addrs;
-          for (const a of use) out.push({ ...e, address: a.address, hostname: e.hostname ?? e.address });
-        } catch (err) {
-          failed = true;
-          this.log.warn({ cluster: cfg.name, host: e.address, err: (err as Error).message }, 'DNS resolution failed');
-        }
-      }
-      if (this.clusters.get(cfg.name) !== cluster) return;
-      // Keep the last good hosts when resolution fails.
-      if (!failed || out.length) cluster.setEndpoints(out);
-      else if (!cluster.initialized) cluster.setEndpoints([]);
-      this.onChange();
-      this.dnsTimers.set(cfg.name, setTimeout(() => void resolveAll(), cfg.dnsRefreshMs).unref());
-    };
-    void resolveAll();
+    const resolver = new ClusterDns(
+      cluster.config,
+      (hosts) => {
+        cluster.setEndpoints(hosts);
+        this.onChange();
+      },
+      this.log,
+    );
+    this.dns.set(cluster.config.name, resolver);
+    resolver.start();
   }
 
   private stopDns(name: string): void {
-    const t = this.dnsTimers.get(name);
-    if (t) clearTimeout(t);
-    this.dnsTimers.delete(name);
+    this.dns.get(name)?.stop();
+    this.dns.delete(name);
   }
 
   /** Every cluster has its first endpoints (EDS received, DNS resolved). */
@@ -173,7 +154,7 @@ export class ClusterManager {
   }
 
   close(destroy: boolean): void {
-    for (const name of this.dnsTimers.keys()) this.stopDns(name);
+    for (const name of [...this.dns.keys()]) this.stopDns(name);
     for (const c of this.clusters.values()) {
       if (destroy) c.destroy();
       else c.close();

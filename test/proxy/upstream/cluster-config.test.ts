@@ -37,7 +37,7 @@ test('endpoint socket addresses: resolver_name is warned about by path (the syst
   assert.deepEqual(issues.warnings, ['c.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.resolver_name: custom resolvers are not supported; "envoy.network.dns_resolver.cares" is ignored and the system resolver is used']);
 });
 
-test('alt_stat_name, respect_dns_ttl and endpoint health_check_config warn when set to something rig cannot honour; default values stay quiet', () => {
+test('alt_stat_name and endpoint health_check_config warn when set to something rig cannot honour; default values stay quiet', () => {
   const ep = (hc: Record<string, unknown>) => ({ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: 80 } }, health_check_config: hc } });
   const cluster = (extra: Record<string, unknown>, hc: Record<string, unknown>) => ({ name: 'c', type: 'STRICT_DNS', load_assignment: { cluster_name: 'c', endpoints: [{ lb_endpoints: [ep(hc)] }] }, ...extra });
   const quiet = new Issues();
@@ -47,5 +47,24 @@ test('alt_stat_name, respect_dns_ttl and endpoint health_check_config warn when 
   compileCluster(cluster({ alt_stat_name: 'reviews', respect_dns_ttl: true }, { port_value: 8081, hostname: 'hc', disable_active_health_check: true }), 'c', issues);
   assert.deepEqual(issues.errors, []);
   const hc = 'c.load_assignment.endpoints[0].lb_endpoints[0].endpoint.health_check_config';
-  assert.deepEqual(issues.warnings.map((w) => w.split(': ')[0]).sort(), ['c.alt_stat_name', `${hc}.disable_active_health_check`, `${hc}.hostname`, `${hc}.port_value`, 'c.respect_dns_ttl']);
+  assert.deepEqual(issues.warnings.map((w) => w.split(': ')[0]).sort(), ['c.alt_stat_name', `${hc}.disable_active_health_check`, `${hc}.hostname`, `${hc}.port_value`]);
+});
+
+test("DNS refresh fields: respect_dns_ttl, dns_jitter and dns_failure_refresh_rate are read quietly; Envoy's bounds are errors by path", () => {
+  const dnsCluster = (extra: Record<string, unknown>) => ({ name: 'c', type: 'STRICT_DNS', load_assignment: { cluster_name: 'c', endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 'svc.test', port_value: 80 } } } }] }] }, ...extra });
+  const quiet = new Issues();
+  const cfg = compileCluster(dnsCluster({ dns_refresh_rate: '60s', respect_dns_ttl: true, dns_jitter: '0.1s', dns_failure_refresh_rate: { base_interval: '2s' } }), 'c', quiet);
+  assert.deepEqual([quiet.errors, quiet.warnings], [[], []]);
+  assert.deepEqual(cfg.dnsRefresh, { refreshMs: 60_000, respectTtl: true, jitterMs: 100, failure: { baseIntervalMs: 2000, maxIntervalMs: 20_000 } });
+  assert.deepEqual(compileCluster(dnsCluster({}), 'c', new Issues()).dnsRefresh, { refreshMs: 5000, respectTtl: false, jitterMs: 0, failure: undefined });
+  const issues = new Issues();
+  compileCluster(dnsCluster({ dns_refresh_rate: '0.001s', dns_jitter: '-1s', dns_failure_refresh_rate: { base_interval: '5s', max_interval: '1s' } }), 'c', issues);
+  assert.deepEqual(issues.errors, [
+    'c.dns_refresh_rate: must be greater than 1ms',
+    'c.dns_jitter: must not be negative',
+    'c.dns_failure_refresh_rate.max_interval: max_interval (1000 ms) must be at least base_interval (5000 ms)',
+  ]);
+  const noBase = new Issues();
+  compileCluster(dnsCluster({ dns_failure_refresh_rate: { max_interval: '1s' } }), 'c', noBase);
+  assert.match(noBase.errors.join('\n'), /c\.dns_failure_refresh_rate\.base_interval: dns_failure_refresh_rate needs a base_interval/);
 });
