@@ -27,6 +27,18 @@ test('every problem is reported with its field path', () => {
   );
 });
 
+test('dnsRefreshRate: Istio’s default 60s; a bad duration, or one Envoy refuses (1ms or less), is an error naming the field', () => {
+  assert.equal(parseMeshConfig(undefined).dnsRefreshRate, '60s');
+  assert.equal(parseMeshConfig({ dnsRefreshRate: '300s' }).dnsRefreshRate, '300s');
+  for (const [value, message] of [
+    ['soon', 'dnsRefreshRate: invalid duration "soon"'],
+    [30, 'dnsRefreshRate: expected string, got 30'],
+    ['1ms', 'dnsRefreshRate: must be greater than 1ms, got "1ms"'],
+  ] as const) {
+    assert.throws(() => parseMeshConfig({ dnsRefreshRate: value }), (err: unknown) => err instanceof RigError && err.message.includes(message), String(value));
+  }
+});
+
 test('a file may wrap the config in meshConfig: (IstioOperator / ConfigMap style)', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rig-mesh-'));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));

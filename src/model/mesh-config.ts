@@ -3,6 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse } from 'yaml';
 import { RigError } from '../core/errors.ts';
+import { parseDuration } from '../api/validation/rules.ts';
 import { checkExtensionProviders } from '../telemetry/extension-providers.ts';
 import { checkProxyTracing, type ProxyTracing } from '../telemetry/extension-providers-tracing.ts';
 import { parseGatewayTopology, type GatewayTopology } from './gateway-topology.ts';
@@ -49,6 +50,8 @@ export interface MeshConfig {
   enableAutoMtls: boolean;
   connectTimeout: string;
   protocolDetectionTimeout: string;
+  /** dns_refresh_rate of every DNS cluster istiod builds (Istio's default: 60s; the records' TTL decides first, respect_dns_ttl). */
+  dnsRefreshRate: string;
   ingressSelector: string;
   defaultProviders: { metrics?: string[]; tracing?: string[]; accessLogging?: string[] };
   extensionProviders: Record<string, unknown>[];
@@ -73,6 +76,7 @@ export const DEFAULT_MESH_CONFIG: MeshConfig = Object.freeze({
   enableAutoMtls: true,
   connectTimeout: '10s',
   protocolDetectionTimeout: '0s',
+  dnsRefreshRate: '60s',
   ingressSelector: 'ingressgateway',
   defaultProviders: {},
   extensionProviders: [],
@@ -95,6 +99,7 @@ const FIELDS: Record<string, FieldKind> = {
   enableAutoMtls: 'boolean',
   connectTimeout: 'string',
   protocolDetectionTimeout: 'string',
+  dnsRefreshRate: 'string',
   ingressSelector: 'string',
   defaultProviders: 'object',
   extensionProviders: 'array',
@@ -181,9 +186,11 @@ export function parseMeshConfig(input: unknown, where = 'mesh config'): MeshConf
     if (dc.proxyStatsMatcher && typeOk('object', dc.proxyStatsMatcher)) checkFields(dc.proxyStatsMatcher as Record<string, unknown>, { inclusionPrefixes: 'stringArray', inclusionSuffixes: 'stringArray', inclusionRegexps: 'stringArray' }, 'defaultConfig.proxyStatsMatcher.', errors);
   }
   if (obj.accessLogEncoding !== undefined && obj.accessLogEncoding !== 'TEXT' && obj.accessLogEncoding !== 'JSON') errors.push(`accessLogEncoding: must be TEXT or JSON, got ${JSON.stringify(obj.accessLogEncoding)}`);
-  for (const f of ['connectTimeout', 'protocolDetectionTimeout'] as const) {
+  for (const f of ['connectTimeout', 'protocolDetectionTimeout', 'dnsRefreshRate'] as const) {
     if (typeof obj[f] === 'string' && !DURATION.test(obj[f] as string)) errors.push(`${f}: invalid duration ${JSON.stringify(obj[f])} (e.g. "10s", "500ms")`);
   }
+  // Envoy refuses a cluster's dns_refresh_rate of 1ms or less.
+  if (typeof obj.dnsRefreshRate === 'string' && DURATION.test(obj.dnsRefreshRate) && parseDuration(obj.dnsRefreshRate)! <= 1) errors.push(`dnsRefreshRate: must be greater than 1ms, got ${JSON.stringify(obj.dnsRefreshRate)}`);
   if (typeof obj.rootNamespace === 'string' && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(obj.rootNamespace)) errors.push(`rootNamespace: ${JSON.stringify(obj.rootNamespace)} is not a valid namespace name`);
   errors.push(...checkExtensionProviders(obj.extensionProviders));
   if (obj.localityLbSetting && typeOk('object', obj.localityLbSetting)) errors.push(...checkLocalityLbSetting(obj.localityLbSetting as Record<string, unknown>));

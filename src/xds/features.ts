@@ -50,6 +50,8 @@ export interface PilotFeatures {
    * full (a service's set of service accounts changed: its clients' SANs, in CDS).
    */
   readonly edsDebounce: boolean;
+  /** PILOT_DNS_JITTER_DURATION (default 100ms): dns_jitter of every DNS cluster (0: none). */
+  readonly dnsJitterMs: number;
 }
 
 let features: PilotFeatures | undefined;
@@ -62,6 +64,7 @@ export function pilotFeatures(): PilotFeatures {
     debounceAfterMs: envDurationMs('PILOT_DEBOUNCE_AFTER', 100),
     debounceMaxMs: envDurationMs('PILOT_DEBOUNCE_MAX', 10_000),
     edsDebounce: envBool('PILOT_ENABLE_EDS_DEBOUNCE', true),
+    dnsJitterMs: envDurationMs('PILOT_DNS_JITTER_DURATION', 100),
   });
   return features;
 }

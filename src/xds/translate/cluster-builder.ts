@@ -21,6 +21,7 @@ import type { PortPolicy } from './traffic-policy.ts';
 import { TCP_METADATA_EXCHANGE } from '../telemetry/index.ts';
 import { effectivePolicy } from './traffic-policy.ts';
 import { http1Options, preservesHeaderCase } from './proxy-headers.ts';
+import { pilotFeatures } from '../features.ts';
 
 const MAX = 4294967295;
 const ADS_EDS = { ads: {}, initial_fetch_timeout: '0s', resource_api_version: 'V3' };
@@ -117,6 +118,10 @@ export function serviceCluster(push: PushContext, proxy: Proxy, svc: Service, po
     case 'DNSRoundRobin': {
       c.type = svc.resolution === 'DNS' ? 'STRICT_DNS' : 'LOGICAL_DNS';
       c.dns_lookup_family = 'V4_ONLY';
+      // As istiod: the records' TTL decides when to resolve again, MeshConfig dnsRefreshRate when they have none.
+      c.dns_jitter = envoyDuration(`${pilotFeatures().dnsJitterMs}ms`);
+      c.dns_refresh_rate = envoyDuration(push.mesh.dnsRefreshRate);
+      c.respect_dns_ttl = true;
       // The subset's endpoints, with the proxy-relative locality LB of EDS.
       const subsetLabels = subset ? dr?.spec.subsets?.find((s) => s.name === subset)?.labels : undefined;
       const healthy = push.endpointsOf(svc.hostname, port.port).filter((e) => e.healthy && labelsMatch(subsetLabels, e.labels));
