@@ -63,6 +63,8 @@ const CLUSTERS = [
   dnsCluster('ttl-zero', 'ttl.zero.test', 'STRICT_DNS', { respect_dns_ttl: true, dns_refresh_rate: '1s', dns_jitter: '0.1s' }),
   // A failed resolution is retried by dns_failure_refresh_rate, not the hour-long refresh rate.
   dnsCluster('failure-backoff', LATE, 'STRICT_DNS', { dns_refresh_rate: '3600s', dns_failure_refresh_rate: { base_interval: '0.5s', max_interval: '1s' } }),
+  // A name the DNS servers do not answer (SERVFAIL here) comes from the system lookup: /etc/hosts.
+  dnsCluster('hosts-file', 'localhost', 'STRICT_DNS', { respect_dns_ttl: true }),
 ];
 
 test('DNS clusters: respect_dns_ttl refreshes after the TTL (0: the refresh rate), without it dns_refresh_rate rules; a failure retries by dns_failure_refresh_rate', { skip: skipReason() }, async (t) => {
@@ -100,12 +102,13 @@ test('DNS clusters: respect_dns_ttl refreshes after the TTL (0: the refresh rate
     const body = (await res.json()) as { cluster_statuses: { name: string; host_statuses?: { address: { socket_address: { address: string } } }[] }[] };
     return Object.fromEntries(body.cluster_statuses.map((c) => [c.name, (c.host_statuses ?? []).map((h) => h.address.socket_address.address)]));
   };
-  const names = CLUSTERS.map((c) => String(c.name)).filter((n) => n !== 'failure-backoff');
+  const names = CLUSTERS.map((c) => String(c.name)).filter((n) => n !== 'failure-backoff' && n !== 'hosts-file');
   const all = (ip: string, which: string[]) => async () => {
     const h = await hosts();
     return which.every((n) => h[n]?.length === 1 && h[n][0] === ip) ? h : undefined;
   };
   await waitFor(() => `every cluster at ${OLD}\n${log}`, all(OLD, names), RIG_START_TIMEOUT_MS);
+  await waitFor(() => `hosts-file at 127.0.0.1\n${log}`, async () => ((await hosts())['hosts-file']?.[0] === '127.0.0.1' ? true : undefined));
   assert.deepEqual((await hosts())['failure-backoff'], []);
 
   zero.update(table(0, NEW));

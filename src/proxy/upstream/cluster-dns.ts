@@ -3,7 +3,7 @@
 // when), a failed resolution keeps the target's last hosts, and the cluster gets its hosts once
 // every target has been tried. Names resolve as the system does (getaddrinfo: /etc/hosts,
 // resolv.conf's servers and search list); with respect_dns_ttl the answer, with its records'
-// TTLs, comes from resolv.conf's servers, and a name they do not know (a hosts-file entry, a short
+// TTLs, comes from resolv.conf's servers, and a name they do not answer (a hosts-file entry, a short
 // name the search list completes) falls back to getaddrinfo, without a TTL (the refresh rate then).
 import dns from 'node:dns';
 import net from 'node:net';
@@ -24,15 +24,12 @@ interface Target {
   timer?: NodeJS.Timeout;
 }
 
-const NOT_IN_DNS = new Set<string | undefined>([dns.NOTFOUND, dns.NODATA]);
-
-/** The name's A / AAAA records with their TTLs from resolv.conf's servers; [] when they have none. */
+/**
+ * The name's A / AAAA records with their TTLs from resolv.conf's servers; [] when they give none
+ * (unknown name, or unreachable: the system lookup, which may know it from /etc/hosts, decides then).
+ */
 async function resolveWithTtl(name: string, family: 4 | 6 | 0): Promise<DnsRecord[]> {
-  const ask = (f: 4 | 6) =>
-    (f === 4 ? dns.promises.resolve4(name, { ttl: true }) : dns.promises.resolve6(name, { ttl: true })).catch((err: NodeJS.ErrnoException) => {
-      if (NOT_IN_DNS.has(err.code)) return [];
-      throw err;
-    });
+  const ask = (f: 4 | 6) => (f === 4 ? dns.promises.resolve4(name, { ttl: true }) : dns.promises.resolve6(name, { ttl: true })).catch(() => []);
   // AUTO asks for both, IPv6 first, as Envoy prefers it.
   return (await Promise.all(family === 0 ? [ask(6), ask(4)] : [ask(family)])).flat();
 }
