@@ -19,7 +19,10 @@ export interface StreamInfo {
   /** performance.now() at start, for durations. */
   startMonotonic: number;
   direction: 'inbound' | 'outbound' | 'gateway';
-  /** 'HTTP/1.0' | 'HTTP/1.1' | 'HTTP/2' | 'TCP' (grpc is HTTP/2 with content-type application/grpc). */
+  /**
+   * 'HTTP/1.0' | 'HTTP/1.1' | 'HTTP/2' (grpc is HTTP/2 with content-type application/grpc); '' on a
+   * connection (tcp_proxy, a network filter, the listener), where Envoy has none: %PROTOCOL% is '-'.
+   */
   protocol: string;
   isGrpc?: boolean;
   /** A health check of this proxy, as marked by the health_check HTTP filter (not_health_check_filter). */

@@ -65,7 +65,7 @@ class TcpProxy implements NetworkFilter {
     const socket = conn.socket;
     c.cxTotal.value++;
     c.cxActive.value++;
-    const info = newStreamInfo(this.direction, 'TCP');
+    const info = newStreamInfo(this.direction, '');
     info.downstreamRemoteAddress = `${conn.info.remoteAddress}:${conn.info.remotePort}`;
     info.downstreamDirectRemoteAddress = conn.info.directRemoteAddress === undefined ? info.downstreamRemoteAddress : `${conn.info.directRemoteAddress}:${conn.info.directRemotePort}`;
     info.downstreamRemoteIp = conn.info.remoteAddress;

@@ -56,7 +56,7 @@ class WasmConnection extends StreamContext implements ConnectionDataFilter {
     super(c.plugin!);
     this.failOpen = c.failOpen;
     this.conn = conn;
-    const info = (this.info = newStreamInfo(conn.direction, 'TCP'));
+    const info = (this.info = newStreamInfo(conn.direction, ''));
     info.downstreamRemoteAddress = `${conn.info.remoteAddress}:${conn.info.remotePort}`;
     info.downstreamLocalAddress = `${conn.info.localAddress}:${conn.info.localPort}`;
     info.downstreamRemoteIp = conn.info.remoteAddress;

@@ -132,7 +132,7 @@ export function streamProperty(s: StreamProps, p: readonly string[]): Buffer | u
         case 'id':
           return wire(info.requestId ?? (req?.headers['x-request-id'] as string | undefined));
         case 'protocol':
-          return str(info.protocol);
+          return str(info.protocol || undefined);
         case 'time':
           return int(BigInt(info.startTime) * 1_000_000n);
         case 'duration':
