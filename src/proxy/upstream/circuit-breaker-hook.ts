@@ -1,15 +1,16 @@
 // Circuit breakers as a cluster hook (cluster-hooks.ts): the router asks admit(high) before each
 // upstream attempt and calls release(high) when it ends, and takes a retry unit with
-// acquireRetry(high) when it decides a retry; connection pools ask admitConnection. Requests,
-// pending requests and retries are counted per route priority (DEFAULT or HIGH thresholds);
-// connections belong to the pool the priorities share: DEFAULT's limits.
+// acquireRetry(high) when it decides a retry; connection pools ask canCreateConnection before they
+// open one and count it (connectionOpened / connectionClosed), tcp_proxy asks admitConnection.
+// Requests, pending requests and retries are counted per route priority (DEFAULT or HIGH
+// thresholds); connections belong to the pools the priorities share: DEFAULT's limits.
 //
 // Mapping to Envoy's resources: every attempt takes a max_requests slot; a retry, from the moment
 // it is decided until its attempt answers, a max_retries (or retry-budget) slot. For HTTP/1.1
-// clusters an attempt beyond max_connections waits in the pool's queue (the pool holds at most
-// max_connections connections, one request each), so it also takes a max_pending_requests slot
-// until an earlier attempt finishes: attempts in flight never exceed max_connections +
-// max_pending_requests. A tunnel on an HTTP/2 cluster's pool holds a max_pending_requests slot
+// clusters an attempt beyond max_connections waits in its pool's queue (the cluster's pools hold
+// max_connections connections together, one request each), so it also takes a
+// max_pending_requests slot until an earlier attempt finishes: attempts in flight never exceed
+// max_connections + max_pending_requests. A tunnel on an HTTP/2 cluster's pool holds a max_pending_requests slot
 // while it waits for a connection (admitPending, pooled-connect.ts). Refusals count upstream_rq_pending_overflow / upstream_rq_retry_overflow
 // here (the router must not count them again).
 import type { ClusterHandle, ClusterHook, ClusterHookFactory } from './cluster-hooks.ts';
@@ -64,15 +65,21 @@ class CircuitBreakerHook implements ClusterHook {
   }
 
   admitConnection(host: Host): boolean {
-    if (!this.#rm.connections.tryAcquire()) return false;
-    if (this.#cb.tryAcquireHostConnection(host)) return true;
-    this.#rm.connections.release();
-    return false;
+    if (!this.#cb.canCreateConnection(host)) return false;
+    this.#cb.connectionOpened(host);
+    return true;
+  }
+
+  canCreateConnection(host: Host): boolean {
+    return this.#cb.canCreateConnection(host);
+  }
+
+  connectionOpened(host: Host): void {
+    this.#cb.connectionOpened(host);
   }
 
   connectionClosed(host: Host): void {
-    this.#rm.connections.release();
-    this.#cb.releaseHostConnection(host);
+    this.#cb.connectionClosed(host);
   }
 
   adminInfo(): string[] {

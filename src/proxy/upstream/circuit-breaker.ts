@@ -10,10 +10,13 @@
 //   Router, deciding a retry:       if (!rm.retries.tryAcquire()) → no retry (upstream_rq_retry_overflow)
 //                                   … rm.retries.release() when the retried attempt answers or the stream ends
 //   Conn pool, request must wait:   if (!rm.pending.tryAcquire()) → 503 UO; release when it leaves the queue
-//   Conn pool, new connection:      if (!rm.connections.tryAcquire()) → do not connect (upstream_cx_overflow),
-//                                   the request waits for a free connection; release on close.
-//                                   cb.tryAcquireHostConnection(host) / releaseHostConnection(host) for
-//                                   per_host_thresholds.max_connections.
+//   Conn pool, new connection:      if (!cb.canCreateConnection(host)) → upstream_cx_overflow, and no
+//                                   connection unless the pool has none (Envoy's conn_pool_base); the
+//                                   request waits for one of the pool's. cb.connectionOpened(host) as the
+//                                   connection is made, cb.connectionClosed(host) when it fails or closes.
+//                                   Both limits are over the cluster's connections, all hosts' pools and
+//                                   tcp_proxy's together: max_connections for the cluster (DEFAULT
+//                                   thresholds), per_host_thresholds.max_connections for each host.
 //   Conn pool map, new pool:        rm.connectionPools.tryAcquire() (max_connection_pools)
 //
 // Stats (cluster prefix): upstream_cx_overflow, upstream_rq_pending_overflow (max_pending_requests
@@ -95,16 +98,26 @@ export class Resource {
     return Math.max(0, this.#max() - this.#count);
   }
 
+  /** Below the limit (Envoy's canCreate): nothing taken, nothing counted. */
+  canCreate(): boolean {
+    return this.#count < this.#max();
+  }
+
   /** Takes one unit, or counts an overflow and returns false when the limit is reached. */
   tryAcquire(): boolean {
-    if (this.#count >= this.#max()) {
+    if (!this.canCreate()) {
       this.#overflow.value++;
       return false;
     }
+    this.acquire();
+    return true;
+  }
+
+  /** Takes one unit whatever the limit (a connection a pool makes with none open, over the limit). */
+  acquire(): void {
     this.#count++;
     this.#update();
     this.#onChange?.();
-    return true;
   }
 
   release(): void {
@@ -155,12 +168,10 @@ export class CircuitBreakers {
   readonly #byPriority: ResourceManager[];
   readonly perHostMaxConnections: number;
   readonly #hostConnections = new WeakMap<Host, number>();
-  readonly #stats: StatSink;
-  readonly #prefix: string;
+  readonly #cxOverflow: { value: number };
 
   constructor(thresholds: Readonly<Record<ResourcePriority, Thresholds>>, perHostMaxConnections: number, stats: StatSink = new LocalStats(), prefix = '') {
-    this.#stats = stats;
-    this.#prefix = prefix;
+    this.#cxOverflow = stats.counter(`${prefix}upstream_cx_overflow`);
     this.perHostMaxConnections = perHostMaxConnections;
     this.#byPriority = RESOURCE_PRIORITIES.map((p) => new ResourceManager(thresholds[p], stats, prefix, p));
   }
@@ -176,17 +187,25 @@ export class CircuitBreakers {
     return this.#byPriority[priority === 'HIGH' ? 1 : 0];
   }
 
-  tryAcquireHostConnection(host: Host): boolean {
-    const n = this.#hostConnections.get(host) ?? 0;
-    if (n >= this.perHostMaxConnections) {
-      this.#stats.counter(`${this.#prefix}upstream_cx_overflow`).value++;
-      return false;
-    }
-    this.#hostConnections.set(host, n + 1);
-    return true;
+  /**
+   * Envoy's host canCreateConnection: the host is below per_host_thresholds.max_connections and
+   * the cluster below max_connections (connections belong to DEFAULT); counts upstream_cx_overflow when not.
+   */
+  canCreateConnection(host: Host): boolean {
+    if ((this.#hostConnections.get(host) ?? 0) < this.perHostMaxConnections && this.#byPriority[0].connections.canCreate()) return true;
+    this.#cxOverflow.value++;
+    return false;
   }
 
-  releaseHostConnection(host: Host): void {
+  /** A connection to `host` is being made (counted from its connect, as Envoy's pool client). */
+  connectionOpened(host: Host): void {
+    this.#byPriority[0].connections.acquire();
+    this.#hostConnections.set(host, (this.#hostConnections.get(host) ?? 0) + 1);
+  }
+
+  /** A connection counted by connectionOpened failed or closed. */
+  connectionClosed(host: Host): void {
+    this.#byPriority[0].connections.release();
     const n = this.#hostConnections.get(host) ?? 0;
     if (n > 0) this.#hostConnections.set(host, n - 1);
   }

@@ -76,7 +76,6 @@ export interface ClusterConfig {
   readonly maxStreamDurationMs: number;
   /** common_http_protocol_options.max_connection_duration: an upstream connection (HTTP/1.1 or HTTP/2) takes no request after it and closes once idle (0: none). */
   readonly maxConnectionDurationMs: number;
-  readonly maxConnections: number;
   readonly tls: TlsContext | undefined;
   /** The settings of an upstream_proxy_protocol wrapper around the transport socket. */
   readonly proxyProtocol: UpstreamProxyProtocol | undefined;
@@ -320,11 +319,9 @@ export function compileCluster(raw: Record<string, unknown>, path: string, issue
     m.done();
     return out;
   });
-  let maxConnections = 1024;
+  // Compiled by the circuit breakers' hook (circuit-breaker.ts), which the pools ask for connections.
   const cb = r.obj('circuit_breakers');
   if (cb) {
-    const t = (cb.raw.thresholds as Record<string, unknown>[] | undefined)?.find((x) => (x.priority ?? 'DEFAULT') === 'DEFAULT');
-    if (t?.max_connections !== undefined) maxConnections = Number(t.max_connections);
     cb.accept(...Object.keys(cb.raw));
     cb.done();
   }
@@ -390,7 +387,6 @@ export function compileCluster(raw: Record<string, unknown>, path: string, issue
     idleTimeoutMs,
     maxStreamDurationMs,
     maxConnectionDurationMs,
-    maxConnections,
     tls,
     proxyProtocol,
     transportSocketMatches,

@@ -75,8 +75,15 @@ export interface ClusterHook {
    */
   admitPending?(high: boolean): boolean;
   releasePending?(high: boolean): void;
-  /** Before connecting a new upstream connection to `host`: false refuses (max_connections). */
+  /** tcp_proxy, before connecting to `host`: false refuses (max_connections); else as connectionOpened. */
   admitConnection?(host: Host): boolean;
+  /**
+   * A connection pool, before it opens a connection to `host`: false when max_connections (the
+   * cluster's or the host's) is reached, counted as upstream_cx_overflow.
+   */
+  canCreateConnection?(host: Host): boolean;
+  /** A connection to `host` is being made; connectionClosed when it fails or closes. */
+  connectionOpened?(host: Host): void;
   connectionClosed?(host: Host): void;
   /** Each attempt's result per host (outlier detection). */
   onResult?(host: Host, outcome: number, status: number): void;

@@ -5,7 +5,7 @@
 // pools gracefully, so in-flight requests finish on the connections they started on.
 import type { Pool as PoolTypes, buildConnector as Connector } from 'undici';
 import { undici } from './undici-pool.ts';
-import type { UpstreamPool } from './upstream-pool.ts';
+import { UNGATED, type ConnectionGate, type UpstreamPool } from './upstream-pool.ts';
 import { H1Pool, type H1PoolStats } from './h1-pool/h1-pool.ts';
 import { h1Connector } from './h1-pool/h1-connect.ts';
 import type { Host, HostCounters, Locality } from './host.ts';
@@ -379,7 +379,7 @@ export class Cluster implements ClusterHandle {
       authority: host.key,
       connect,
       connectTimeoutMs: cfg.connectTimeoutMs,
-      maxConnections: cfg.maxConnections,
+      connections: this.connectionGate(host),
       idleTimeoutMs: cfg.idleTimeoutMs,
       maxRequestsPerConnection: cfg.maxRequestsPerConnection,
       maxConnectionDurationMs: cfg.maxConnectionDurationMs,
@@ -473,9 +473,17 @@ export class Cluster implements ClusterHandle {
       };
     }
     watchUpstreamH2Resets();
+    const gate = this.connectionGate(host);
+    const connectCounted: Connector.connector = (opts, cb) => {
+      gate.opened();
+      connect(opts, (...args) => {
+        if (args[1]) args[1].once('close', gate.closed);
+        else gate.closed();
+        cb(...args);
+      });
+    };
     // A pipe has no authority: undici's origin names localhost, the connector the path.
     const pool = new Pool(`${tls ? 'https' : 'http'}://${isPipe(host.address) ? 'localhost' : host.key}`, {
-      connections: cfg.maxConnections,
       pipelining: 1,
       keepAliveTimeout: cfg.idleTimeoutMs,
       keepAliveMaxTimeout: cfg.idleTimeoutMs,
@@ -484,7 +492,7 @@ export class Cluster implements ClusterHandle {
       allowH2: true,
       useH2c: !tls,
       localAddress: cfg.sourceAddress,
-      connect,
+      connect: connectCounted,
       // http2_protocol_options; unset keeps undici's defaults (100 streams, 256 KiB / 512 KiB windows).
       maxConcurrentStreams: cfg.h2Options.maxConcurrentStreams,
       initialWindowSize: cfg.h2Options.initialWindowSize,
@@ -496,8 +504,7 @@ export class Cluster implements ClusterHandle {
       maxRequestsReached: s.cxMaxRequests,
       // Envoy's pools charge the host's rq_total when a stream is on a connection (as the HTTP/1.1 pool's onStream).
       onStream: () => host.rqTotal++,
-      maxConnections: cfg.maxConnections,
-      connectionOverflow: s.cxOverflow,
+      connections: gate,
     });
     pool.on('connect', () => {
       s.cxTotal.value++;
@@ -521,6 +528,27 @@ export class Cluster implements ClusterHandle {
       if ((err as { code?: string }).code === 'UND_ERR_CONNECT_TIMEOUT') s.cxConnectTimeout.value++;
     });
     return pool;
+  }
+
+  /**
+   * The circuit breakers' limits on the connections of a pool to `host` (Envoy's host
+   * canCreateConnection, asked by its pools' tryCreateNewConnection): max_connections over all the
+   * cluster's connections, per_host_thresholds max_connections over the host's. At the limit, a
+   * pool without any connection still opens one (upstream_cx_overflow counted all the same), so
+   * that the requests waiting in it are not stranded.
+   */
+  private connectionGate(host: UpstreamHost): ConnectionGate {
+    const hooks = this.hooks.filter((h) => h.canCreateConnection);
+    if (hooks.length === 0) return UNGATED;
+    return {
+      mayOpen: (empty) => hooks.every((h) => h.canCreateConnection!(host)) || empty,
+      opened: () => {
+        for (const h of hooks) h.connectionOpened?.(host);
+      },
+      closed: () => {
+        for (const h of hooks) h.connectionClosed?.(host);
+      },
+    };
   }
 
   /** Stops the hooks and closes every pool once its in-flight requests are done. */

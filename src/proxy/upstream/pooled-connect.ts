@@ -1,7 +1,7 @@
 // Tunnels as streams of a cluster's pooled HTTP/2 connections, as Envoy's HTTP pool carries the
 // router's upgrades and CONNECTs and tcp_proxy's tunnels: a CONNECT, or an extended CONNECT (RFC
 // 8441, :protocol the upgrade type), waits for a connection with room (max_concurrent_streams,
-// max_requests_per_connection, the pool's max_connections) and a refused or reset stream fails its
+// max_requests_per_connection, the cluster's max_connections) and a refused or reset stream fails its
 // tunnel only. PooledStreamSlot holds the cluster's circuit breakers for one such stream as
 // Envoy's pool does: max_requests for its life, max_pending_requests while it waits for a
 // connection (Envoy's pending stream); either refused is an overflow (UO).

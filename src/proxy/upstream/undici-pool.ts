@@ -10,7 +10,7 @@ import { Readable } from 'node:stream';
 import type { Dispatcher, Pool as PoolClass, buildConnector as BuildConnector } from 'undici';
 import { H2StreamBody, isLentBody } from './h2-stream-body.ts';
 import { lightenAsyncResourceBind } from './async-resource-bind.ts';
-import type { TrailerSource, UpstreamDispatchOptions } from './upstream-pool.ts';
+import type { ConnectionGate, TrailerSource, UpstreamDispatchOptions } from './upstream-pool.ts';
 
 /** What the cluster's HTTP/2 pool adds to undici's Pool options (undici's own maxRequestsPerClient is HTTP/1.1 only). */
 export interface H2PoolLimits {
@@ -22,9 +22,8 @@ export interface H2PoolLimits {
   readonly maxRequestsReached: { value: number };
   /** A request is put on a connection (Envoy's pool attach). */
   readonly onStream: () => void;
-  /** The pool's connection limit (max_connections), and the counter of requests that had to wait for it (upstream_cx_overflow). */
-  readonly maxConnections: number;
-  readonly connectionOverflow: { value: number };
+  /** The cluster's connection limits: asked before a request opens a connection (its connector counts them). */
+  readonly connections: ConnectionGate;
 }
 
 export type H2PoolClass = new (origin: string, options: PoolClass.Options, limits: H2PoolLimits) => PoolClass;
@@ -45,6 +44,9 @@ interface PoolInternals {
   readonly kClients: symbol;
   readonly kRemoveClient: symbol;
   readonly kDrainQueue: symbol;
+  readonly kGetDispatcher: symbol;
+  readonly kHasDispatcher: symbol;
+  readonly kNeedDrain: symbol;
 }
 
 const kDurationTimer = Symbol('rig.durationTimer');
@@ -89,7 +91,7 @@ export function undici(): Undici {
   const require = createRequire(import.meta.url);
   const Pool = require('undici/lib/dispatcher/pool.js') as typeof PoolClass;
   const internals = require('undici/lib/dispatcher/pool-base.js') as PoolInternals;
-  const { kQueued, kUrl, kHTTPContext, kHTTP2Session, kRunning, kMaxConcurrentStreams, kResume, kConnected, kQueuedAbort } = require('undici/lib/core/symbols.js') as Record<'kQueued' | 'kUrl' | 'kHTTPContext' | 'kHTTP2Session' | 'kRunning' | 'kMaxConcurrentStreams' | 'kResume' | 'kConnected' | 'kQueuedAbort', symbol>;
+  const { kQueued, kUrl, kHTTPContext, kHTTP2Session, kRunning, kMaxConcurrentStreams, kResume, kConnected, kConnecting, kQueuedAbort } = require('undici/lib/core/symbols.js') as Record<'kQueued' | 'kUrl' | 'kHTTPContext' | 'kHTTP2Session' | 'kRunning' | 'kMaxConcurrentStreams' | 'kResume' | 'kConnected' | 'kConnecting' | 'kQueuedAbort', symbol>;
   const { errorRequest } = require('undici/lib/core/util.js') as { errorRequest(client: unknown, request: unknown, err: Error): void };
   type Internal = Record<symbol, unknown>;
   /** undici's request keeps the controller its handler got under a symbol of its own module. */
@@ -213,6 +215,8 @@ export function undici(): Undici {
   const onDurationReached = (pool: PoolClass, client: PoolClient, durationReached: { value: number }): void => {
     if (retire(pool, client)) durationReached.value++;
   };
+  const getDispatcher = (Pool.prototype as unknown as Internal)[internals.kGetDispatcher] as (this: PoolClass) => unknown;
+  const hasDispatcher = (Pool.prototype as unknown as Internal)[internals.kHasDispatcher] as (this: PoolClass, create: boolean) => unknown;
   loaded = {
     Pool: class H2Pool extends Pool {
       readonly #limits: H2PoolLimits;
@@ -238,18 +242,33 @@ export function undici(): Undici {
         });
       }
 
-      override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+      // undici's choice of the client (connection) a request goes to: one connected or connecting
+      // with room; else a new connection, if the cluster's circuit breakers allow it (Envoy's
+      // tryCreateNewConnection: at the limit only a pool with no connection opens one). Refused, the
+      // request waits in the pool's queue for a stream slot (a client's drain).
+      [internals.kGetDispatcher](): Dispatcher | undefined {
         const p = this as unknown as Internal;
-        const queued = p[kQueued] as number;
-        const ok = this.#send(opts, handler);
-        // Envoy's pool counts upstream_cx_overflow when a stream needs a new connection that
-        // max_connections forbids (the stream waits): here a request queued while every connection
-        // is up and busy, at the limit (not one waiting for a connection being made).
-        if ((p[kQueued] as number) > queued) {
-          const clients = p[internals.kClients] as Internal[];
-          if (clients.length >= this.#limits.maxConnections && clients.every((c) => c[kConnected])) this.#limits.connectionOverflow.value++;
+        let unconnected: Dispatcher | undefined;
+        let empty = true;
+        for (const c of p[internals.kClients] as (Dispatcher & Internal)[]) {
+          const live = (c[kConnected] as boolean) || (c[kConnecting] as boolean);
+          if (live) empty = false;
+          if (c[internals.kNeedDrain]) continue;
+          if (live) return c;
+          unconnected ??= c;
         }
-        return ok;
+        if (!this.#limits.connections.mayOpen(empty)) return undefined;
+        return unconnected ?? (getDispatcher.call(this) as Dispatcher | undefined);
+      }
+
+      // Whether a request could go now; undici's would also create a client (which takes queued
+      // requests as soon as it is added): clients are created above only, where the breakers are asked.
+      [internals.kHasDispatcher](): boolean {
+        return hasDispatcher.call(this, false) as boolean;
+      }
+
+      override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+        return this.#send(opts, handler);
       }
 
       // A body still streaming goes over as an iterable (h2-stream-body.ts says why); one that has

@@ -36,6 +36,21 @@ export interface UpstreamDispatchOptions {
   readonly servername?: string;
 }
 
+/**
+ * The cluster's circuit breakers' say over a pool's connections (Envoy's conn_pool_base): asked
+ * before the pool opens a connection, `empty` when it has none (open or connecting); false: no
+ * connection, the request waits for one of the pool's own. `opened` / `closed` count each
+ * connection from its connect to its failure or close.
+ */
+export interface ConnectionGate {
+  mayOpen(empty: boolean): boolean;
+  opened(): void;
+  closed(): void;
+}
+
+/** No limit (a pool outside a cluster). */
+export const UNGATED: ConnectionGate = { mayOpen: () => true, opened: () => undefined, closed: () => undefined };
+
 /** The one server name dispatches give undici (the SNI on the wire is the cluster's). */
 export const UPSTREAM_SERVERNAME = 'rig-upstream';
 

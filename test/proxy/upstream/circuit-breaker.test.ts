@@ -108,18 +108,23 @@ test('retry budget: budget_percent of active + pending requests, at least min_re
   assert.equal(defaults.retries.max, 3, 'default budget: 20%, min 3');
 });
 
-test('per_host_thresholds.max_connections limits connections per host', () => {
+test('per_host_thresholds.max_connections limits connections per host; max_connections the cluster\'s', () => {
   const stats = new LocalStats();
-  const cb = CircuitBreakers.fromCluster({ name: 'p', circuit_breakers: { per_host_thresholds: [{ max_connections: 2 }] } }, stats);
+  const cb = CircuitBreakers.fromCluster({ name: 'p', circuit_breakers: { thresholds: [{ max_connections: 3, track_remaining: true }], per_host_thresholds: [{ max_connections: 2 }] } }, stats);
   const a = host(1);
   const b = host(2);
-  assert.ok(cb.tryAcquireHostConnection(a));
-  assert.ok(cb.tryAcquireHostConnection(a));
-  assert.equal(cb.tryAcquireHostConnection(a), false);
-  assert.ok(cb.tryAcquireHostConnection(b));
-  cb.releaseHostConnection(a);
-  assert.ok(cb.tryAcquireHostConnection(a));
-  assert.equal(stats.values.get('cluster.p.upstream_cx_overflow')?.value, 1);
+  const open = (h: ReturnType<typeof host>): boolean => cb.canCreateConnection(h) && (cb.connectionOpened(h), true);
+  assert.ok(open(a));
+  assert.ok(open(a));
+  assert.equal(open(a), false, 'host a at its 2');
+  assert.ok(open(b));
+  assert.equal(open(b), false, 'the cluster at its 3');
+  assert.equal(stats.values.get('cluster.p.circuit_breakers.default.cx_open')?.value, 1);
+  assert.equal(stats.values.get('cluster.p.circuit_breakers.default.remaining_cx')?.value, 0);
+  cb.connectionClosed(a);
+  assert.equal(stats.values.get('cluster.p.circuit_breakers.default.remaining_cx')?.value, 1);
+  assert.ok(open(a));
+  assert.equal(stats.values.get('cluster.p.upstream_cx_overflow')?.value, 2);
 });
 
 test('bad circuit_breakers config is rejected with field paths; unknown fields warn', () => {

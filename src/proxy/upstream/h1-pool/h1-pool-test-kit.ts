@@ -4,7 +4,7 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Dispatcher } from 'undici';
 import { H1Pool, type H1PoolOptions } from './h1-pool.ts';
-import type { UpstreamDispatchOptions } from '../upstream-pool.ts';
+import type { ConnectionGate, UpstreamDispatchOptions } from '../upstream-pool.ts';
 
 export interface Got {
   status: number;
@@ -21,11 +21,16 @@ export function poolTo(port: number, o: Partial<H1PoolOptions> = {}): H1Pool {
     authority: `127.0.0.1:${port}`,
     connect: (onread) => net.connect({ host: '127.0.0.1', port, onread }),
     connectTimeoutMs: 2000,
-    maxConnections: 10,
     idleTimeoutMs: 60_000,
     maxRequestsPerConnection: 0,
     ...o,
   });
+}
+
+/** At most `max` connections (as a cluster's max_connections over a pool of its one host, with one open). */
+export function limitGate(max: number): ConnectionGate {
+  let n = 0;
+  return { mayOpen: (empty) => empty || n < max, opened: () => void n++, closed: () => void n-- };
 }
 
 /** Dispatches and collects; `onController` sees the controller (to pause/abort). */

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
 import { H1ErrorCode } from './h1-errors.ts';
-import { poolTo, send } from './h1-pool-test-kit.ts';
+import { limitGate, poolTo, send } from './h1-pool-test-kit.ts';
 
 interface Server {
   port: number;
@@ -62,7 +62,7 @@ test('sequential requests reuse one keep-alive connection; headers (without the 
   assert.equal(pool.size, 1);
 });
 
-test('concurrent requests beyond maxConnections wait for a free connection', async (t) => {
+test('concurrent requests beyond the connection limit wait for a free connection', async (t) => {
   let inFlight = 0;
   let maxInFlight = 0;
   const s = await serve(t, (_req, res) => {
@@ -72,7 +72,7 @@ test('concurrent requests beyond maxConnections wait for a free connection', asy
       res.end('ok');
     }, 20);
   });
-  const pool = poolTo(s.port, { maxConnections: 2 });
+  const pool = poolTo(s.port, { connections: limitGate(2) });
   t.after(() => pool.destroy());
   const all = await Promise.all(Array.from({ length: 8 }, () => send(pool)));
   for (const r of all) assert.equal(r.body, 'ok');
@@ -225,7 +225,7 @@ test('aborting mid-response closes that connection; the next request gets a fres
   assert.equal((await send(pool)).body, 'ok');
   assert.equal(s.sockets.size, 2);
   // Aborted while queued: never written.
-  const pool1 = poolTo(s.port, { maxConnections: 1 });
+  const pool1 = poolTo(s.port, { connections: limitGate(1) });
   t.after(() => pool1.destroy());
   const first = send(pool1, { path: '/slow' }, (c, ev) => {
     if (ev === 'data') setTimeout(() => c.abort(new Error('done')), 20);

@@ -1,10 +1,12 @@
-// A lean HTTP/1.1 connection pool for one upstream host: up to maxConnections connections, one
-// request each at a time; idle connections are reused last-in first-out (the warmest socket, and
-// the others age out on their idle timeout); requests beyond that wait in a FIFO queue. The
-// router's circuit breakers count requests and pending requests above this (circuit-breaker-hook.ts).
+// A lean HTTP/1.1 connection pool for one upstream host: connections one request each at a time,
+// as many as the cluster's circuit breakers allow (its ConnectionGate: max_connections over the
+// whole cluster, per_host max_connections), asked only when a request finds no idle connection;
+// idle connections are reused last-in first-out (the warmest socket, and the others age out on
+// their idle timeout); requests beyond that wait in a FIFO queue for one of the pool's connections.
+// The router's circuit breakers count requests and pending requests above this (circuit-breaker-hook.ts).
 import type { OnReadOpts, Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
-import type { UpstreamDispatchOptions, UpstreamPool } from '../upstream-pool.ts';
+import { UNGATED, type ConnectionGate, type UpstreamDispatchOptions, type UpstreamPool } from '../upstream-pool.ts';
 import { H1Connection, type ConnectionPool } from './h1-connection.ts';
 import { H1ErrorCode, H1PoolError } from './h1-errors.ts';
 import { H1Exchange, type ExchangeOwner } from './h1-exchange.ts';
@@ -70,7 +72,8 @@ export interface H1PoolOptions {
   readonly connect: (onread: OnReadOpts) => Socket;
   /** 0: none. */
   readonly connectTimeoutMs: number;
-  readonly maxConnections: number;
+  /** The cluster's connection limits (without: none). */
+  readonly connections?: ConnectionGate;
   /** 0: idle connections stay open until the upstream closes them. */
   readonly idleTimeoutMs: number;
   /** 0: unlimited. */
@@ -112,7 +115,7 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
   readonly onStream: (() => void) | undefined;
   closing = false;
   private readonly o: H1PoolOptions;
-  private readonly max: number;
+  private readonly gate: ConnectionGate;
   private readonly queue: H1Exchange[] = [];
   /** Idle connections, the most recently used last. */
   private readonly idle: H1Connection[] = [];
@@ -128,7 +131,7 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
     this.maxRequestsPerConnection = o.maxRequestsPerConnection;
     this.idleTimeoutMs = o.idleTimeoutMs;
     this.maxConnectionDurationMs = o.maxConnectionDurationMs ?? 0;
-    this.max = Math.max(1, o.maxConnections);
+    this.gate = o.connections ?? UNGATED;
     this.stats = o.stats ?? detachedStats();
     this.headerKeyFormat = o.headerKeyFormat;
     this.onStream = o.onStream;
@@ -208,6 +211,7 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
     this.conns.delete(c);
     const i = this.idle.lastIndexOf(c);
     if (i >= 0) this.idle.splice(i, 1);
+    this.gate.closed();
     this.o.onDisconnect?.();
     this.grow();
     this.checkDone();
@@ -227,7 +231,7 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
     this.queue.unshift(ex);
     this.stats.rqPendingTotal.value++;
     this.stats.rqPendingActive.value++;
-    if (this.conns.size + this.connecting < this.max) this.open();
+    if (this.mayOpen()) this.open();
     else {
       const c = this.idle.pop();
       if (c) c.assign(this.dequeue()!);
@@ -236,13 +240,18 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
 
   // === connections ===
 
-  /** One connection attempt per queued request, up to maxConnections. */
+  /** One connection attempt per queued request, as long as the gate allows. */
   private grow(): void {
-    while (!this.destroyed && this.queue.length > this.connecting && this.conns.size + this.connecting < this.max) this.open();
+    while (!this.destroyed && this.queue.length > this.connecting && this.mayOpen()) this.open();
+  }
+
+  private mayOpen(): boolean {
+    return this.gate.mayOpen(this.conns.size + this.connecting === 0);
   }
 
   private open(): void {
     this.connecting++;
+    this.gate.opened();
     const openedAt = performance.now();
     let socket: Socket;
     // Bytes before the connection is set up (a server that speaks first) are unsolicited.
@@ -289,6 +298,7 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
   private connected(socket: Socket, openedAt: number): H1Connection | undefined {
     this.connecting--;
     if (this.destroyed) {
+      this.gate.closed();
       socket.destroy();
       this.checkDone();
       return undefined;
@@ -308,6 +318,7 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
   /** A failed attempt fails the oldest queued request (each queued request gets its own attempt). */
   connectFailed(err: Error): void {
     this.connecting--;
+    this.gate.closed();
     this.o.onConnectError?.(err);
     const ex = this.dequeue();
     if (ex) {
