@@ -540,12 +540,16 @@ export class Cluster implements ClusterHandle {
   private connectionGate(host: UpstreamHost): ConnectionGate {
     const hooks = this.hooks.filter((h) => h.canCreateConnection);
     if (hooks.length === 0) return UNGATED;
+    /** The pool's connections, connecting to closing (Envoy's connecting, ready, busy and draining clients). */
+    let open = 0;
     return {
-      mayOpen: (empty) => hooks.every((h) => h.canCreateConnection!(host)) || empty,
+      mayOpen: () => hooks.every((h) => h.canCreateConnection!(host)) || open === 0,
       opened: () => {
+        open++;
         for (const h of hooks) h.connectionOpened?.(host);
       },
       closed: () => {
+        open--;
         for (const h of hooks) h.connectionClosed?.(host);
       },
     };

@@ -249,15 +249,12 @@ export function undici(): Undici {
       [internals.kGetDispatcher](): Dispatcher | undefined {
         const p = this as unknown as Internal;
         let unconnected: Dispatcher | undefined;
-        let empty = true;
         for (const c of p[internals.kClients] as (Dispatcher & Internal)[]) {
-          const live = (c[kConnected] as boolean) || (c[kConnecting] as boolean);
-          if (live) empty = false;
           if (c[internals.kNeedDrain]) continue;
-          if (live) return c;
+          if (c[kConnected] || c[kConnecting]) return c;
           unconnected ??= c;
         }
-        if (!this.#limits.connections.mayOpen(empty)) return undefined;
+        if (!this.#limits.connections.mayOpen()) return undefined;
         return unconnected ?? (getDispatcher.call(this) as Dispatcher | undefined);
       }
 

@@ -37,13 +37,13 @@ export interface UpstreamDispatchOptions {
 }
 
 /**
- * The cluster's circuit breakers' say over a pool's connections (Envoy's conn_pool_base): asked
- * before the pool opens a connection, `empty` when it has none (open or connecting); false: no
- * connection, the request waits for one of the pool's own. `opened` / `closed` count each
- * connection from its connect to its failure or close.
+ * The cluster's circuit breakers' say over one pool's connections (Envoy's conn_pool_base): asked
+ * before the pool opens a connection; false: no connection, the request waits for one of the
+ * pool's own. `opened` / `closed` count each of the pool's connections from its connect to its
+ * failure or close (retiring ones included).
  */
 export interface ConnectionGate {
-  mayOpen(empty: boolean): boolean;
+  mayOpen(): boolean;
   opened(): void;
   closed(): void;
 }

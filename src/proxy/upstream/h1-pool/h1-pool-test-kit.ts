@@ -30,7 +30,7 @@ export function poolTo(port: number, o: Partial<H1PoolOptions> = {}): H1Pool {
 /** At most `max` connections (as a cluster's max_connections over a pool of its one host, with one open). */
 export function limitGate(max: number): ConnectionGate {
   let n = 0;
-  return { mayOpen: (empty) => empty || n < max, opened: () => void n++, closed: () => void n-- };
+  return { mayOpen: () => n < max, opened: () => void n++, closed: () => void n-- };
 }
 
 /** Dispatches and collects; `onController` sees the controller (to pause/abort). */

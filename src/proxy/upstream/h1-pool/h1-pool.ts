@@ -231,7 +231,7 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
     this.queue.unshift(ex);
     this.stats.rqPendingTotal.value++;
     this.stats.rqPendingActive.value++;
-    if (this.mayOpen()) this.open();
+    if (this.gate.mayOpen()) this.open();
     else {
       const c = this.idle.pop();
       if (c) c.assign(this.dequeue()!);
@@ -242,11 +242,7 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
 
   /** One connection attempt per queued request, as long as the gate allows. */
   private grow(): void {
-    while (!this.destroyed && this.queue.length > this.connecting && this.mayOpen()) this.open();
-  }
-
-  private mayOpen(): boolean {
-    return this.gate.mayOpen(this.conns.size + this.connecting === 0);
+    while (!this.destroyed && this.queue.length > this.connecting && this.gate.mayOpen()) this.open();
   }
 
   private open(): void {
