@@ -58,6 +58,8 @@ export interface StreamInfo {
   upstreamHost?: string;
   upstreamLocalAddress?: string;
   upstreamTransportFailureReason?: string;
+  /** Why the downstream connection's TLS failed (tls-failure-reason.ts); set on a listener's connection only. */
+  downstreamTransportFailureReason?: string;
   /**
    * Envoy's downstream remote address: after x-forwarded-for processing (HCM use_remote_address,
    * xff_num_trusted_hops) the trusted client address, else the peer. "ip:port", an IPv6 address in
@@ -120,6 +122,7 @@ export function newStreamInfo(direction: StreamInfo['direction'], protocol: stri
     upstreamHost: undefined,
     upstreamLocalAddress: undefined,
     upstreamTransportFailureReason: undefined,
+    downstreamTransportFailureReason: undefined,
     downstreamRemoteAddress: undefined,
     downstreamRemoteIp: undefined,
     downstreamDirectRemoteAddress: undefined,

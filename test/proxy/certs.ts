@@ -14,7 +14,8 @@ export interface Leaf {
 export interface TestPki {
   dir: string;
   ca: string;
-  leaf(name: string, sans: string[]): Leaf;
+  /** A leaf valid for `days` (1; -1: already expired). */
+  leaf(name: string, sans: string[], days?: number): Leaf;
   cleanup(): void;
 }
 
@@ -28,10 +29,10 @@ export function makePki(caName = 'Rig Test CA'): TestPki {
   return {
     dir,
     ca: fs.readFileSync(path.join(dir, 'ca.crt'), 'utf8'),
-    leaf(name, sans) {
+    leaf(name, sans, days = 1) {
       run(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`], dir);
       fs.writeFileSync(path.join(dir, `${name}.ext`), `subjectAltName=${sans.join(',')}\nextendedKeyUsage=serverAuth,clientAuth\n`);
-      run(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.crt`, '-days', '1', '-extfile', `${name}.ext`], dir);
+      run(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.crt`, '-days', String(days), '-extfile', `${name}.ext`], dir);
       return { cert: fs.readFileSync(path.join(dir, `${name}.crt`), 'utf8'), key: fs.readFileSync(path.join(dir, `${name}.key`), 'utf8') };
     },
     cleanup: () => fs.rmSync(dir, { recursive: true, force: true }),

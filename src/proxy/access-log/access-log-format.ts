@@ -34,6 +34,7 @@ const SIMPLE: Record<string, Getter> = {
   UPSTREAM_LOCAL_ADDRESS: (i) => i.upstreamLocalAddress,
   UPSTREAM_TRANSPORT_FAILURE_REASON: (i) => i.upstreamTransportFailureReason,
   DOWNSTREAM_REMOTE_ADDRESS: (i) => i.downstreamRemoteAddress,
+  DOWNSTREAM_TRANSPORT_FAILURE_REASON: (i) => i.downstreamTransportFailureReason,
   DOWNSTREAM_LOCAL_ADDRESS: (i) => i.downstreamLocalAddress,
   DOWNSTREAM_PEER_URI_SAN: (i) => i.downstreamPeer?.principal,
   REQUESTED_SERVER_NAME: (i) => i.requestedServerName,

@@ -48,10 +48,12 @@ export function logUnconnected(config: ListenerConfig, facts: ConnectionFacts, n
 
 /**
  * A connection a filter chain took: logged when it ends. Returns the observer tcp_proxy tells its
- * StreamInfo at the end, and `reachedTcpProxy`, to call once tcp_proxy has the connection (then
- * its StreamInfo is the one logged, not the listener's own); undefined without access logs.
+ * StreamInfo at the end, `reachedTcpProxy`, to call once tcp_proxy has the connection (then
+ * its StreamInfo is the one logged, not the listener's own), and `transportFailed`, to call with
+ * the reason its TLS failed (%DOWNSTREAM_TRANSPORT_FAILURE_REASON%, the first one kept); undefined
+ * without access logs.
  */
-export function logWhenClosed(config: ListenerConfig, facts: ConnectionFacts, socket: net.Socket): { observer: ConnectionObserver; reachedTcpProxy(): void } | undefined {
+export function logWhenClosed(config: ListenerConfig, facts: ConnectionFacts, socket: net.Socket): { observer: ConnectionObserver; reachedTcpProxy(): void; transportFailed(reason: string): void } | undefined {
   if (!config.accessLogs.length) return undefined;
   const own = connectionInfo(config, facts);
   let tcpProxy = false;
@@ -61,5 +63,6 @@ export function logWhenClosed(config: ListenerConfig, facts: ConnectionFacts, so
   return {
     observer: { closed: (info) => emit(config, info) },
     reachedTcpProxy: () => (tcpProxy = true),
+    transportFailed: (reason) => (own.downstreamTransportFailureReason ??= reason),
   };
 }

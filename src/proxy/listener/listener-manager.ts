@@ -26,6 +26,7 @@ import type { ConnectionInfo } from '../filters/filter.ts';
 import type { DownstreamConnection } from '../network/network-filter.ts';
 import { spiffeId, parseSans } from '../tls/tls-context.ts';
 import { serverTlsSocket, clientCertificateVerdict, clientCertificate } from '../tls/downstream-tls.ts';
+import { tlsErrorReason } from '../tls/tls-failure-reason.ts';
 import { sslStats, type SslStats } from '../tls/upstream-tls-stats.ts';
 import type { Histogram, Stat } from '../stats/stats.ts';
 import { setBufferLimit } from '../network/buffer-limit.ts';
@@ -615,7 +616,11 @@ export class ListenerManager {
     const alpn = tlsCtx.alpn.length && (!offered || offered.some((p) => tlsCtx.alpn.includes(p))) ? [...tlsCtx.alpn] : undefined;
     const ts = serverTlsSocket(socket, tlsCtx, secureContext, alpn, l.sslStats());
     setBufferLimit(ts, config.bufferLimitBytes);
-    ts.on('error', () => ts.destroy());
+    ts.on('error', (e) => {
+      const reason = tlsErrorReason(e);
+      if (reason) log?.transportFailed(reason);
+      ts.destroy();
+    });
     const timer = setTimeout(() => ts.destroy(), chain.handshakeTimeoutMs || config.inspectTimeoutMs || DEFAULT_HANDSHAKE_TIMEOUT_MS);
     // A handshake OpenSSL refused (a missing client certificate) ends before 'secure'.
     ts.once('close', () => clearTimeout(timer));
@@ -628,6 +633,7 @@ export class ListenerManager {
       const refused = clientCertificateVerdict(ts, tlsCtx, cert, l.sslStats());
       if (refused) {
         this.ctx.log.debug({ listener: config.name, err: refused }, 'client certificate refused');
+        log?.transportFailed(refused);
         ts.destroy();
         return;
       }

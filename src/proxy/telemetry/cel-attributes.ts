@@ -96,7 +96,12 @@ function envoyAttributes(info: StreamInfo, request: RequestHead | undefined, res
     },
     source: { ...src, principal: info.downstreamPeer?.principal ?? '' },
     destination: dst,
-    connection: { mtls: info.mtls, requested_server_name: info.requestedServerName ?? '', uri_san_peer_certificate: info.downstreamPeer?.principal ?? '' },
+    connection: {
+      mtls: info.mtls,
+      requested_server_name: info.requestedServerName ?? '',
+      uri_san_peer_certificate: info.downstreamPeer?.principal ?? '',
+      transport_failure_reason: info.downstreamTransportFailureReason ?? '',
+    },
     upstream: { ...up, transport_failure_reason: info.upstreamTransportFailureReason ?? '' },
     xds: { cluster_name: info.upstreamCluster ?? '', route_name: info.routeName ?? '' },
     filter_state: filterStateMap(info.filterState),

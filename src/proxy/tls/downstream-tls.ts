@@ -15,6 +15,7 @@ import tls from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import type { TlsContext } from './tls-context.ts';
 import type { SslStats } from './upstream-tls-stats.ts';
+import { certificateVerifyFailed } from './tls-failure-reason.ts';
 
 /** OpenSSL's reason when a client sent no certificate where one is required. */
 const NO_PEER_CERT = 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE';
@@ -43,10 +44,11 @@ export function serverTlsSocket(socket: net.Socket, ctx: TlsContext, secureConte
 
 /**
  * The verdict on a completed handshake's client certificate (`cert`, undefined when none was
- * presented): why the connection is refused, or undefined to accept it, counted as Envoy's
- * default certificate validator counts: a chain the trust bundle does not verify is
- * fail_verify_error (and refused, unless trust_chain_verification is ACCEPT_UNTRUSTED), SANs that
- * match none of the matchers fail_verify_san (refused likewise); an accepted connection counts
+ * presented): why the connection is refused (its transport failure reason), or undefined to
+ * accept it, counted as Envoy's default certificate validator counts: a chain the trust bundle
+ * does not verify is fail_verify_error (and refused, unless trust_chain_verification is
+ * ACCEPT_UNTRUSTED), SANs that match none of the matchers fail_verify_san (refused likewise); an
+ * accepted connection counts
  * handshake, session_reused, no_certificate and the handshake's dimensions (cipher, version, ...).
  */
 export function clientCertificateVerdict(ts: tls.TLSSocket, ctx: TlsContext, cert: tls.PeerCertificate | undefined, ssl: SslStats): string | undefined {
@@ -55,13 +57,10 @@ export function clientCertificateVerdict(ts: tls.TLSSocket, ctx: TlsContext, cer
     const verifyError = ctx.verifiesPeer ? (ts as unknown as { _handle?: { verifyError(): Error | null } })._handle?.verifyError() : undefined;
     if (verifyError) {
       ssl.failVerifyError.value++;
-      if (!ctx.acceptUntrusted) return verifyError.message;
-    } else {
-      const badSan = ctx.checkPeer(cert);
-      if (badSan) {
-        ssl.failVerifySan.value++;
-        if (!ctx.acceptUntrusted) return badSan;
-      }
+      if (!ctx.acceptUntrusted) return certificateVerifyFailed(verifyError);
+    } else if (ctx.checkPeer(cert)) {
+      ssl.failVerifySan.value++;
+      if (!ctx.acceptUntrusted) return certificateVerifyFailed(undefined);
     }
   }
   ssl.handshake.value++;
