@@ -114,7 +114,7 @@ test('/clusters shows Envoy\'s per-host stats, counted where Envoy counts them',
         cluster('grpc', grpcPort, { typed_extension_protocol_options: H2 }),
         cluster('od', appPort, { outlier_detection: { interval: '0.5s', success_rate_minimum_hosts: 1, success_rate_request_volume: 2, enforcing_success_rate: 0 } }),
         cluster('cb-requests', appPort, { circuit_breakers: { thresholds: [{ max_requests: 1 }] } }),
-        cluster('cb-pending', appPort, { circuit_breakers: { thresholds: [{ max_connections: 1, max_pending_requests: 0 }] } }),
+        cluster('cb-pending', appPort, { circuit_breakers: { thresholds: [{ max_connections: 1, max_pending_requests: 1 }] } }),
       ],
     },
   };
@@ -133,13 +133,20 @@ test('/clusters shows Envoy\'s per-host stats, counted where Envoy counts them',
   t.after(() => session.close());
   assert.equal(await grpcCall(session, '/grpc-ok'), '0');
   assert.equal(await grpcCall(session, '/grpc-fail'), '14');
-  // Circuit breakers: a second request while one is in flight overflows.
+  // Circuit breakers: max_requests 1, a second request while one is in flight overflows; max_connections 1
+  // and max_pending_requests 1, the second waits for the busy connection (Envoy's pending stream,
+  // answered once the first times out and its connection closes), the third overflows.
+  const pendingFilter = encodeURIComponent('^cluster\\.cb-pending\\.upstream_rq_pending_active$');
+  const pendingActive = async () => Number(/: (\d+)/.exec(await (await fetch(`http://127.0.0.1:${ports.admin}/stats?filter=${pendingFilter}`)).text())?.[1]);
   for (const p of ['/cbr', '/cbp']) {
     const heldBefore = held.size;
     const slow = get(port, `${p}-slow`);
     await waitFor('the slow request upstream', async () => held.size > heldBefore || undefined);
+    const waiting = p === '/cbp' ? get(port, p) : undefined;
+    if (waiting) await waitFor('a request pending', async () => (await pendingActive()) === 1 || undefined);
     assert.equal(await get(port, p), 503);
     assert.equal(await slow, 504);
+    if (waiting) assert.equal(await waiting, 200);
   }
 
   const clustersText = async () => (await (await fetch(`http://127.0.0.1:${ports.admin}/clusters`)).text()).split('\n');
@@ -174,9 +181,10 @@ test('/clusters shows Envoy\'s per-host stats, counted where Envoy counts them',
   assert.deepEqual([pertry.rq_total, pertry.rq_error, pertry.rq_success, pertry.rq_timeout, pertry.cx_total], [2, 2, 0, 2, 2]);
   // Overflow on max_requests: Envoy's pool refuses the stream as it attaches it to the host's
   // connection, and the router charges that host an error (no rq_total); on max_pending_requests
-  // it is refused before any host. Each host also has its timed-out request.
+  // it is refused before any host. Each host also has its timed-out request; cb-pending's waiting
+  // request went on a second connection (the timed-out request's closed) and succeeded.
   assert.deepEqual(statsOf(text, 'cb-requests', appPort), { cx_active: 0, cx_connect_fail: 0, cx_total: 1, rq_active: 0, rq_error: 2, rq_success: 0, rq_timeout: 1, rq_total: 1 });
-  assert.deepEqual(statsOf(text, 'cb-pending', appPort), { cx_active: 0, cx_connect_fail: 0, cx_total: 1, rq_active: 0, rq_error: 1, rq_success: 0, rq_timeout: 1, rq_total: 1 });
+  assert.deepEqual(statsOf(text, 'cb-pending', appPort), { cx_active: 0, cx_connect_fail: 0, cx_total: 2, rq_active: 0, rq_error: 1, rq_success: 1, rq_timeout: 1, rq_total: 2 });
   // gRPC: both HTTP 200; grpc-status 0 is a success, 14 (UNAVAILABLE → 503) an error.
   const g = statsOf(text, 'grpc', grpcPort);
   assert.deepEqual([g.rq_total, g.rq_success, g.rq_error, g.cx_total, g.cx_active], [2, 1, 1, 1, 1]);

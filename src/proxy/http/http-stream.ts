@@ -15,7 +15,7 @@ import { ActionKind, matchRoute, pickWeighted, redirectLocation, rewritePath, ty
 import { ResetReason, RetryOn, backoffMs, wouldRetryFromReset, type RetryPolicy } from '../routing/retry-policy.ts';
 import { APPLICATION_PROTOCOLS_STATE, type Cluster, type UpstreamHost } from '../upstream/cluster.ts';
 import { DiscoveryType } from '../upstream/cluster-config.ts';
-import { AdmitRefusal, UpstreamOutcome } from '../upstream/cluster-hooks.ts';
+import { UpstreamOutcome } from '../upstream/cluster-hooks.ts';
 import { UpstreamRequest, isConnectFailure, isProtocolError, isResponseTimeout, remoteResetReason, type AttemptOwner } from './upstream-request.ts';
 import { UPSTREAM_SERVERNAME, type TrailerSource, type UpstreamDispatchOptions } from '../upstream/upstream-pool.ts';
 import type { DownstreamOrigin } from '../upstream/upstream-proxy-protocol.ts';
@@ -597,21 +597,10 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     const info = this.streamInfo;
     for (const h of cluster.hooks) {
       if (!h.admit) continue;
-      const refused = h.admit(this.route!.highPriority);
-      if (refused) {
-        this.releaseAdmissions();
+      if (h.admit(this.route!.highPriority)) {
         // Refused on max_requests, the stream had a host (Envoy's pool refuses it as it attaches):
         // that host is charged the error.
-        const host = refused === AdmitRefusal.Requests ? this.pickHost(cluster) : undefined;
-        if (isRetry) {
-          // Envoy: a retry refused by the circuit breaker ends with the last upstream response.
-          this.failUpstream(503, ResponseFlag.UpstreamOverflow, 'upstream_reset_before_response_started{overflow}', 'upstream connect error or disconnect/reset before headers. reset reason: overflow', host);
-        } else {
-          // upstream_rq_pending_overflow is counted by the circuit breaker that refused; Envoy's pool
-          // fails the stream with an overflow reset, charged 503 (router.cc onUpstreamReset).
-          this.chargeUpstreamAbort(503, host);
-          this.sendLocalReply({ status: 503, flags: ResponseFlag.UpstreamOverflow, details: 'upstream_reset_before_response_started{overflow}', body: 'upstream connect error or disconnect/reset before headers. reset reason: overflow', headers: { 'x-envoy-overloaded': 'true' } });
-        }
+        this.refuseOverflow(isRetry, this.pickHost(cluster));
         return;
       }
       this.admitted++;
@@ -621,6 +610,14 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
       cluster.s.cxNoneHealthy.value++;
       this.releaseAdmissions();
       this.failUpstream(503, ResponseFlag.NoHealthyUpstream, 'no_healthy_upstream', 'no healthy upstream', undefined);
+      return;
+    }
+    const h2 = cluster.config.http2 || (cluster.config.useDownstreamProtocol && this.isH2);
+    const alpn = info.filterState?.[APPLICATION_PROTOCOLS_STATE] as readonly string[] | undefined;
+    const pool = cluster.pool(host, h2, alpn, this.conn.downstream);
+    // max_pending_requests: Envoy's pool refuses a request that would wait, before any host is charged.
+    if (pool.refusesPending?.(this.route!.highPriority)) {
+      this.refuseOverflow(isRetry, undefined);
       return;
     }
     (this.attempted ??= new Set()).add(host);
@@ -636,10 +633,24 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     if (rs) rs.rqTotal.value++;
     const a = new UpstreamRequest(this, cluster, host);
     this.attempt = a;
-    const h2 = cluster.config.http2 || (cluster.config.useDownstreamProtocol && this.isH2);
-    const alpn = info.filterState?.[APPLICATION_PROTOCOLS_STATE] as readonly string[] | undefined;
-    a.start(cluster.pool(host, h2, alpn, this.conn.downstream), this.buildDispatch(h2), this.retry?.perTryTimeoutMs ?? 0, this.retry?.perTryIdleTimeoutMs ?? 0);
+    a.start(pool, this.buildDispatch(h2), this.retry?.perTryTimeoutMs ?? 0, this.retry?.perTryIdleTimeoutMs ?? 0);
     if (cluster.config.maxStreamDurationMs > 0) this.maxDurationTimer = setTimeout(onMaxStreamDuration, cluster.config.maxStreamDurationMs, this);
+  }
+
+  /**
+   * A circuit breaker refused the attempt (an overflow: 503 UO, never retried). upstream_rq_pending_overflow
+   * is counted by the breaker that refused; `host`, the one the stream had, is charged the error.
+   */
+  private refuseOverflow(isRetry: boolean, host: UpstreamHost | undefined): void {
+    this.releaseAdmissions();
+    if (isRetry) {
+      // Envoy: a retry refused by the circuit breaker ends with the last upstream response.
+      this.failUpstream(503, ResponseFlag.UpstreamOverflow, 'upstream_reset_before_response_started{overflow}', 'upstream connect error or disconnect/reset before headers. reset reason: overflow', host);
+    } else {
+      // Envoy's pool fails the stream with an overflow reset, charged 503 (router.cc onUpstreamReset).
+      this.chargeUpstreamAbort(503, host);
+      this.sendLocalReply({ status: 503, flags: ResponseFlag.UpstreamOverflow, details: 'upstream_reset_before_response_started{overflow}', body: 'upstream connect error or disconnect/reset before headers. reset reason: overflow', headers: { 'x-envoy-overloaded': 'true' } });
+    }
   }
 
   private pickHost(cluster: Cluster): UpstreamHost | undefined {
@@ -713,6 +724,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
       headersTimeout: 0,
       bodyTimeout: 0,
       servername: UPSTREAM_SERVERNAME,
+      highPriority: this.route!.highPriority,
     };
     return this.dispatchOpts;
   }

@@ -6,13 +6,11 @@
 // thresholds); connections belong to the pools the priorities share: DEFAULT's limits.
 //
 // Mapping to Envoy's resources: every attempt takes a max_requests slot; a retry, from the moment
-// it is decided until its attempt answers, a max_retries (or retry-budget) slot. For HTTP/1.1
-// clusters an attempt beyond max_connections waits in its pool's queue (the cluster's pools hold
-// max_connections connections together, one request each), so it also takes a
-// max_pending_requests slot until an earlier attempt finishes: attempts in flight never exceed
-// max_connections + max_pending_requests. A tunnel on an HTTP/2 cluster's pool holds a max_pending_requests slot
-// while it waits for a connection (admitPending, pooled-connect.ts). Refusals count upstream_rq_pending_overflow / upstream_rq_retry_overflow
-// here (the router must not count them again).
+// it is decided until its attempt answers, a max_retries (or retry-budget) slot. A request waiting
+// in a pool for a connection takes a max_pending_requests slot, as Envoy's pending stream: in an
+// HTTP/1.1 pool (canQueue / queued, asked by the pool through the cluster's gate, cluster.ts) and,
+// for a tunnel, in an HTTP/2 pool (admitPending, pooled-connect.ts). Refusals count
+// upstream_rq_pending_overflow / upstream_rq_retry_overflow here (the router must not count them again).
 import type { ClusterHandle, ClusterHook, ClusterHookFactory } from './cluster-hooks.ts';
 import type { Host } from './host.ts';
 import { CircuitBreakers, RESOURCE_PRIORITIES, compileCircuitBreakers, type ResourceManager } from './circuit-breaker.ts';
@@ -22,30 +20,27 @@ class CircuitBreakerHook implements ClusterHook {
   readonly #cb: CircuitBreakers;
   readonly #rm: ResourceManager;
   readonly #high: ResourceManager;
-  readonly #queues: boolean;
 
-  constructor(cb: CircuitBreakers, queues: boolean) {
+  constructor(cb: CircuitBreakers) {
     this.#cb = cb;
     this.#rm = cb.forPriority('DEFAULT');
     this.#high = cb.forPriority('HIGH');
-    this.#queues = queues;
   }
 
   admit(high: boolean): number {
-    const rm = high ? this.#high : this.#rm;
-    if (!rm.requests.tryAcquire()) return AdmitRefusal.Requests;
-    if (this.#queues && rm.requests.count > rm.thresholds.maxConnections && !rm.pending.tryAcquire()) {
-      rm.requests.release();
-      return AdmitRefusal.Pending;
-    }
-    return 0;
+    return (high ? this.#high : this.#rm).requests.tryAcquire() ? 0 : AdmitRefusal.Requests;
   }
 
   release(high: boolean): void {
-    const rm = high ? this.#high : this.#rm;
-    rm.requests.release();
-    // A finished attempt frees a connection for the oldest queued one.
-    if (this.#queues && rm.pending.count > 0) rm.pending.release();
+    (high ? this.#high : this.#rm).requests.release();
+  }
+
+  canQueue(high: boolean): boolean {
+    return (high ? this.#high : this.#rm).pending.allows();
+  }
+
+  queued(high: boolean): void {
+    (high ? this.#high : this.#rm).pending.acquire();
   }
 
   admitPending(high: boolean): boolean {
@@ -101,7 +96,7 @@ export const circuitBreakerHookFactory: ClusterHookFactory = {
     const c = compileHookConfig(cluster, issues, compileCircuitBreakers);
     if (!c) return undefined;
     const cb = new CircuitBreakers(c.thresholds, c.perHostMaxConnections, cluster.stats, cluster.statPrefix);
-    return new CircuitBreakerHook(cb, !cluster.config.http2);
+    return new CircuitBreakerHook(cb);
   },
 };
 

@@ -9,7 +9,8 @@
 //                                   … rm.requests.release() when the upstream request ends
 //   Router, deciding a retry:       if (!rm.retries.tryAcquire()) → no retry (upstream_rq_retry_overflow)
 //                                   … rm.retries.release() when the retried attempt answers or the stream ends
-//   Conn pool, request must wait:   if (!rm.pending.tryAcquire()) → 503 UO; release when it leaves the queue
+//   Conn pool, request must wait:   if (!rm.pending.allows()) → 503 UO, not retried (Envoy's newStreamImpl);
+//                                   else rm.pending.acquire(), released when it leaves the queue
 //   Conn pool, new connection:      if (!cb.canCreateConnection(host)) → upstream_cx_overflow, and no
 //                                   connection unless the pool has none (Envoy's conn_pool_base); the
 //                                   request waits for one of the pool's. cb.connectionOpened(host) as the
@@ -103,17 +104,21 @@ export class Resource {
     return this.#count < this.#max();
   }
 
+  /** Below the limit; at it, counts an overflow (a check whose unit acquire() takes later). */
+  allows(): boolean {
+    if (this.canCreate()) return true;
+    this.#overflow.value++;
+    return false;
+  }
+
   /** Takes one unit, or counts an overflow and returns false when the limit is reached. */
   tryAcquire(): boolean {
-    if (!this.canCreate()) {
-      this.#overflow.value++;
-      return false;
-    }
+    if (!this.allows()) return false;
     this.acquire();
     return true;
   }
 
-  /** Takes one unit whatever the limit (a connection a pool makes with none open, over the limit). */
+  /** Takes one unit whatever the limit (after allows(); a connection a pool makes with none open, over the limit). */
   acquire(): void {
     this.#count++;
     this.#update();

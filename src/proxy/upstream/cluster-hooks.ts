@@ -28,13 +28,11 @@ export const UpstreamOutcome = {
 } as const;
 
 /**
- * Why admit() refused an attempt. Envoy's pool checks max_requests as it puts the stream on the
- * connection of the host it picked (the router charges that host an error), max_pending_requests
- * before any host.
+ * Why admit() refused an attempt: max_requests, which Envoy's pool checks as it puts the stream on
+ * the connection of the host it picked (the router charges that host an error).
  */
 export const AdmitRefusal = {
   Requests: 1,
-  Pending: 2,
 } as const;
 
 /** What a hook sees of its cluster. */
@@ -69,6 +67,14 @@ export interface ClusterHook {
    */
   acquireRetry?(high: boolean): boolean;
   releaseRetry?(high: boolean): void;
+  /**
+   * A request to an HTTP/1.1 pool finds no ready connection and would wait in it (Envoy's pending
+   * stream): false when the pending requests of its priority are at max_pending_requests (counted
+   * as upstream_rq_pending_overflow; Envoy's pool refuses it at once). queued() takes the slot once
+   * it waits, releasePending() gives it back when it leaves the pool's queue.
+   */
+  canQueue?(high: boolean): boolean;
+  queued?(high: boolean): void;
   /**
    * A pooled HTTP/2 stream (a tunnel) waits for a connection: takes a max_pending_requests slot
    * until it is on one (releasePending), or returns false (counted as upstream_rq_pending_overflow).

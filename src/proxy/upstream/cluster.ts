@@ -5,7 +5,7 @@
 // pools gracefully, so in-flight requests finish on the connections they started on.
 import type { Pool as PoolTypes, buildConnector as Connector } from 'undici';
 import { undici } from './undici-pool.ts';
-import { UNGATED, type ConnectionGate, type UpstreamPool } from './upstream-pool.ts';
+import { UNGATED, UNLIMITED_PENDING, type ConnectionGate, type PendingGate, type UpstreamPool } from './upstream-pool.ts';
 import { H1Pool, type H1PoolStats } from './h1-pool/h1-pool.ts';
 import { h1Connector } from './h1-pool/h1-connect.ts';
 import type { Host, HostCounters, Locality } from './host.ts';
@@ -132,6 +132,8 @@ export class Cluster implements ClusterHandle {
   private byKey = new Map<string, UpstreamHost>();
   private balancer: LoadBalancer;
   private readonly pools = new Map<string, UpstreamPool>();
+  /** Shared by the cluster's HTTP/1.1 pools (newPendingGate). */
+  private pendingGate: PendingGate | undefined;
   readonly secrets: SecretStore;
   /** Envoy's runtime: the balancer reads its keys (upstream.healthy_panic_threshold...) at every rebuild (host or health changes), as Envoy at refresh. */
   private readonly runtime: EnvoyRuntime | undefined;
@@ -380,6 +382,7 @@ export class Cluster implements ClusterHandle {
       connect,
       connectTimeoutMs: cfg.connectTimeoutMs,
       connections: this.connectionGate(host),
+      pending: (this.pendingGate ??= this.newPendingGate()),
       idleTimeoutMs: cfg.idleTimeoutMs,
       maxRequestsPerConnection: cfg.maxRequestsPerConnection,
       maxConnectionDurationMs: cfg.maxConnectionDurationMs,
@@ -551,6 +554,21 @@ export class Cluster implements ClusterHandle {
       closed: () => {
         open--;
         for (const h of hooks) h.connectionClosed?.(host);
+      },
+    };
+  }
+
+  /** max_pending_requests over the requests queued in all the cluster's HTTP/1.1 pools (Envoy's cluster-wide pending count). */
+  private newPendingGate(): PendingGate {
+    const hooks = this.hooks.filter((h) => h.canQueue);
+    if (hooks.length === 0) return UNLIMITED_PENDING;
+    return {
+      mayWait: (high) => hooks.every((h) => h.canQueue!(high)),
+      waiting: (high) => {
+        for (const h of hooks) h.queued?.(high);
+      },
+      done: (high) => {
+        for (const h of hooks) h.releasePending?.(high);
       },
     };
   }

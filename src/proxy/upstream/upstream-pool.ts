@@ -34,6 +34,8 @@ export interface UpstreamDispatchOptions {
    * dispatch passes UPSTREAM_SERVERNAME, so requests of any Host share the cluster's connections.
    */
   readonly servername?: string;
+  /** The route's priority is HIGH: the circuit breakers' high thresholds count the request while it waits (HTTP/1.1 pool). */
+  readonly highPriority?: boolean;
 }
 
 /**
@@ -51,11 +53,33 @@ export interface ConnectionGate {
 /** No limit (a pool outside a cluster). */
 export const UNGATED: ConnectionGate = { mayOpen: () => true, opened: () => undefined, closed: () => undefined };
 
+/**
+ * The cluster's max_pending_requests over the requests waiting in its HTTP/1.1 pools for a
+ * connection (Envoy's pending streams, counted per route priority, `high`): `mayWait` is asked when a
+ * request would wait (false: refused, upstream_rq_pending_overflow counted); `waiting` / `done`
+ * count it from the moment it joins a pool's queue until it leaves it.
+ */
+export interface PendingGate {
+  mayWait(high: boolean): boolean;
+  waiting(high: boolean): void;
+  done(high: boolean): void;
+}
+
+/** No limit (a pool outside a cluster, a cluster without circuit breakers). */
+export const UNLIMITED_PENDING: PendingGate = { mayWait: () => true, waiting: () => undefined, done: () => undefined };
+
 /** The one server name dispatches give undici (the SNI on the wire is the cluster's). */
 export const UPSTREAM_SERVERNAME = 'rig-upstream';
 
 export interface UpstreamPool {
   dispatch(opts: UpstreamDispatchOptions, handler: Dispatcher.DispatchHandler): boolean;
+  /**
+   * Envoy's pool refusal (conn_pool_base newStreamImpl), asked by the router before it dispatches:
+   * true when a request dispatched now would find no ready connection while the cluster's pending
+   * requests of its priority are at max_pending_requests (upstream_rq_pending_overflow counted):
+   * the request must not be dispatched (503 UO, never retried). Absent: the pool never refuses.
+   */
+  refusesPending?(high: boolean): boolean;
   /** Finishes the queued and in-flight requests, then closes every connection. */
   close(): Promise<void>;
   /** Closes every connection now; queued and in-flight requests fail. */

@@ -27,7 +27,7 @@ async function setup(t: TestContext, clusters: Record<string, unknown>[], ups: U
 const stat = (h: Harness, name: string) => h.rt.stats.all().find((s) => s.name === name)?.value;
 
 /** Polls `cond` every 10 ms, failing after `tries` polls (no timing assertion: a bound on waiting). */
-test('circuit breaker: max_connections + max_pending_requests are admitted, the rest get 503 UO', async (t) => {
+test('circuit breaker: max_connections busy connections and max_pending_requests waiting requests are admitted, the rest get 503 UO', async (t) => {
   const held: http.ServerResponse[] = [];
   let active = 0;
   let peak = 0;
@@ -40,9 +40,15 @@ test('circuit breaker: max_connections + max_pending_requests are admitted, the 
   });
   const h = await setup(t, [staticCluster('cb', [up.port], { circuit_breakers: { thresholds: [{ max_connections: 2, max_pending_requests: 3, track_remaining: true }] } })], [up]);
   const port = h.port('l');
-  const replies = Array.from({ length: 10 }, () => request(port, { path: '/cb' }));
   const settled: { status: number; overloaded?: string }[] = [];
-  for (const r of replies) void r.then((x) => settled.push({ status: x.status, overloaded: x.headers['x-envoy-overloaded'] as string | undefined }));
+  const send = (): void => void request(port, { path: '/cb' }).then((x) => settled.push({ status: x.status, overloaded: x.headers['x-envoy-overloaded'] as string | undefined }));
+  // As Envoy's pool, a request waiting for its connection to connect is pending too: the first two
+  // go one after the other, each on its own connection; of the next eight, three wait, five overflow.
+  for (let i = 1; i <= 2; i++) {
+    send();
+    await until('a request at the upstream', () => held.length === i, { timeoutMs: 5000, intervalMs: 10 });
+  }
+  for (let i = 0; i < 8; i++) send();
   await until('five refusals and two upstream requests', () => settled.length === 5 && held.length === 2, { timeoutMs: 5000, intervalMs: 10 });
   assert.deepEqual(settled, Array(5).fill({ status: 503, overloaded: 'true' }));
   assert.equal(stat(h, 'cluster.cb.upstream_rq_pending_overflow'), 5);

@@ -300,3 +300,56 @@ test('connect timeout: a socket that never connects fails the request with H1_CO
   assert.equal(r.error?.code, H1ErrorCode.ConnectTimeout);
   assert.equal(pool.size, 0);
 });
+
+test('pending: a queued request is charged to its priority until it is on a connection, cancelled or the pool destroyed; refusesPending only without an idle connection', async (t) => {
+  const held: http.ServerResponse[] = [];
+  let arrived: (() => void) | undefined;
+  const s = await serve(t, (_req, res) => {
+    held.push(res);
+    arrived?.();
+  });
+  const counts = { default: 0, high: 0 };
+  const key = (high: boolean): 'default' | 'high' => (high ? 'high' : 'default');
+  const pending = { mayWait: (high: boolean) => counts[key(high)] < 1, waiting: (high: boolean) => void counts[key(high)]++, done: (high: boolean) => void counts[key(high)]-- };
+  const pool = poolTo(s.port, { connections: limitGate(1), pending });
+  t.after(() => pool.destroy());
+  const upstream = (): Promise<void> => new Promise((r) => (arrived = r));
+
+  let at = upstream();
+  const first = send(pool);
+  assert.deepEqual(counts, { default: 1, high: 0 }, 'pending while its connection connects');
+  assert.equal(pool.refusesPending(false), true);
+  assert.equal(pool.refusesPending(true), false, 'each priority has its own count');
+  await at;
+  assert.deepEqual(counts, { default: 0, high: 0 });
+
+  let controller: { abort(err: Error): void } | undefined;
+  const cancelled = send(pool, { highPriority: true }, (c, ev) => void (ev === 'start' && (controller = c)));
+  assert.deepEqual(counts, { default: 0, high: 1 }, 'the connection is busy: it waits');
+  controller!.abort(new Error('gone'));
+  assert.deepEqual(counts, { default: 0, high: 0 });
+  assert.ok((await cancelled).error);
+
+  const second = send(pool);
+  assert.deepEqual(counts, { default: 1, high: 0 });
+  at = upstream();
+  held[0].end('one');
+  await at;
+  assert.deepEqual(counts, { default: 0, high: 0 }, 'on the freed connection');
+  held[1].end('two');
+  assert.equal((await first).body, 'one');
+  assert.equal((await second).body, 'two');
+
+  counts.default = 1;
+  assert.equal(pool.refusesPending(false), false, 'an idle connection: nothing waits');
+  counts.default = 0;
+  at = upstream();
+  const third = send(pool);
+  await at;
+  const queued = send(pool);
+  assert.deepEqual(counts, { default: 1, high: 0 });
+  await pool.destroy();
+  assert.deepEqual(counts, { default: 0, high: 0 }, 'destroyed: the queued request no longer waits');
+  assert.ok((await queued).error);
+  assert.ok((await third).error);
+});

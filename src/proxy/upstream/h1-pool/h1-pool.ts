@@ -2,11 +2,13 @@
 // as many as the cluster's circuit breakers allow (its ConnectionGate: max_connections over the
 // whole cluster, per_host max_connections), asked only when a request finds no idle connection;
 // idle connections are reused last-in first-out (the warmest socket, and the others age out on
-// their idle timeout); requests beyond that wait in a FIFO queue for one of the pool's connections.
-// The router's circuit breakers count requests and pending requests above this (circuit-breaker-hook.ts).
+// their idle timeout); requests beyond that wait in a FIFO queue for one of the pool's connections,
+// each counted as pending (the cluster's max_pending_requests, its PendingGate) while it waits, as
+// Envoy's pending streams: also while the first connection connects. The router asks
+// refusesPending before it dispatches; its other circuit breakers are above this (circuit-breaker-hook.ts).
 import type { OnReadOpts, Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
-import { UNGATED, type ConnectionGate, type UpstreamDispatchOptions, type UpstreamPool } from '../upstream-pool.ts';
+import { UNGATED, UNLIMITED_PENDING, type ConnectionGate, type PendingGate, type UpstreamDispatchOptions, type UpstreamPool } from '../upstream-pool.ts';
 import { H1Connection, type ConnectionPool } from './h1-connection.ts';
 import { H1ErrorCode, H1PoolError } from './h1-errors.ts';
 import { H1Exchange, type ExchangeOwner } from './h1-exchange.ts';
@@ -74,6 +76,8 @@ export interface H1PoolOptions {
   readonly connectTimeoutMs: number;
   /** The cluster's connection limits (without: none). */
   readonly connections?: ConnectionGate;
+  /** The cluster's max_pending_requests (without: none). */
+  readonly pending?: PendingGate;
   /** 0: idle connections stay open until the upstream closes them. */
   readonly idleTimeoutMs: number;
   /** 0: unlimited. */
@@ -116,6 +120,7 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
   closing = false;
   private readonly o: H1PoolOptions;
   private readonly gate: ConnectionGate;
+  private readonly pending: PendingGate;
   private readonly queue: H1Exchange[] = [];
   /** Idle connections, the most recently used last. */
   private readonly idle: H1Connection[] = [];
@@ -132,6 +137,7 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
     this.idleTimeoutMs = o.idleTimeoutMs;
     this.maxConnectionDurationMs = o.maxConnectionDurationMs ?? 0;
     this.gate = o.connections ?? UNGATED;
+    this.pending = o.pending ?? UNLIMITED_PENDING;
     this.stats = o.stats ?? detachedStats();
     this.headerKeyFormat = o.headerKeyFormat;
     this.onStream = o.onStream;
@@ -140,6 +146,10 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
   /** Connections open (busy or idle) and being opened. */
   get size(): number {
     return this.conns.size + this.connecting;
+  }
+
+  refusesPending(high: boolean): boolean {
+    return this.idle.length === 0 && !this.closing && !this.pending.mayWait(high);
   }
 
   dispatch(opts: UpstreamDispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
@@ -153,9 +163,7 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
     const c = this.idle.pop();
     if (c) c.assign(ex);
     else {
-      this.queue.push(ex);
-      this.stats.rqPendingTotal.value++;
-      this.stats.rqPendingActive.value++;
+      this.enqueue(ex, false);
       this.grow();
     }
     return true;
@@ -174,8 +182,10 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
     this.destroyed = true;
     const p = this.close();
     const err = new H1PoolError(H1ErrorCode.PoolClosed, 'upstream connection pool destroyed');
-    this.stats.rqPendingActive.value -= this.queue.length;
-    for (const ex of this.queue.splice(0)) ex.fail(err);
+    for (const ex of this.queue.splice(0)) {
+      this.leftQueue(ex);
+      ex.fail(err);
+    }
     for (const c of [...this.conns]) c.destroy(err);
     this.checkDone();
     return p;
@@ -187,7 +197,7 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
     const i = this.queue.indexOf(ex);
     if (i >= 0) {
       this.queue.splice(i, 1);
-      this.stats.rqPendingActive.value--;
+      this.leftQueue(ex);
       this.stats.rqCancelled.value++;
     }
     this.checkDone();
@@ -228,9 +238,7 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
       ex.fail(new H1PoolError(H1ErrorCode.PoolClosed, 'upstream connection pool destroyed'));
       return;
     }
-    this.queue.unshift(ex);
-    this.stats.rqPendingTotal.value++;
-    this.stats.rqPendingActive.value++;
+    this.enqueue(ex, true);
     if (this.gate.mayOpen()) this.open();
     else {
       const c = this.idle.pop();
@@ -325,9 +333,23 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
     this.checkDone();
   }
 
+  /** A request waits for a connection: pending (upstream_rq_pending_*, the cluster's max_pending_requests) until leftQueue. */
+  private enqueue(ex: H1Exchange, first: boolean): void {
+    if (first) this.queue.unshift(ex);
+    else this.queue.push(ex);
+    this.stats.rqPendingTotal.value++;
+    this.stats.rqPendingActive.value++;
+    this.pending.waiting(ex.opts.highPriority === true);
+  }
+
+  private leftQueue(ex: H1Exchange): void {
+    this.stats.rqPendingActive.value--;
+    this.pending.done(ex.opts.highPriority === true);
+  }
+
   private dequeue(): H1Exchange | undefined {
     const ex = this.queue.shift();
-    if (ex) this.stats.rqPendingActive.value--;
+    if (ex) this.leftQueue(ex);
     return ex;
   }
 
