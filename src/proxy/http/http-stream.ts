@@ -34,6 +34,7 @@ import type { H2Request, H2Response } from './h2-server-stream.ts';
 import type { H1Response } from './h1/h1-response.ts';
 import { firstHeaderValue } from './first-header-value.ts';
 import { RecodedBody, type RecodedBodyOwner } from './recoded-body.ts';
+import { transportFailureReason } from '../upstream/transport-failure-reason.ts';
 
 export type DownstreamRequest = IncomingMessage | H2Request | H1Request;
 export type DownstreamResponse = ServerResponse | H2Response | H1Response;
@@ -1028,7 +1029,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     this.endAttempt(a, connectFailure ? UpstreamOutcome.ConnectFailed : UpstreamOutcome.Reset, 0);
     if (this.done) return;
     const info = this.streamInfo;
-    info.upstreamTransportFailureReason = err.message;
+    info.upstreamTransportFailureReason = transportFailureReason(err);
     const remoteReset = connectFailure ? undefined : remoteResetReason(err);
     // Envoy counts upstream_rq_rx_reset per reset stream, a retried one too; a refused stream is not counted.
     if (remoteReset === 'remote_reset') a.cluster.s.rqRxReset.value++;
@@ -1055,7 +1056,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
       }
     } else if (retriable && this.retry) info.responseFlags |= ResponseFlag.UpstreamRetryLimitExceeded;
     if (connectFailure) {
-      this.failUpstream(503, ResponseFlag.UpstreamConnectionFailure, 'upstream_reset_before_response_started{connection_failure}', `upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: ${err.message}`, a.host);
+      this.failUpstream(503, ResponseFlag.UpstreamConnectionFailure, 'upstream_reset_before_response_started{connection_failure}', `upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: ${info.upstreamTransportFailureReason}`, a.host);
     } else if (isProtocolError(err)) {
       a.cluster.s.rqRxReset.value++;
       this.failUpstream(502, ResponseFlag.UpstreamProtocolError, 'upstream_reset_before_response_started{protocol_error}', 'upstream connect error or disconnect/reset before headers. reset reason: protocol error', a.host);

@@ -23,6 +23,7 @@ import { http } from '../node-http.ts';
 import { mutateRequestHeaders } from './mutate-request-headers.ts';
 import { formatterFor, respellHead } from './h1/header-case.ts';
 import { redispatchConnect } from './connect-redispatch.ts';
+import { transportFailureReason } from '../upstream/transport-failure-reason.ts';
 
 export function reply(socket: net.Socket, status: number, text: string, info: StreamInfo, flags: number, details: string, conn: ConnState, head: RequestHead): void {
   info.responseFlags |= flags;
@@ -175,7 +176,7 @@ export function limitTunnelDuration(t: TunnelTarget, conn: ConnState, info: Stre
 export const CONNECT_FAILED = 'upstream_reset_before_response_started{connection_failure}';
 
 export function connectFailureText(e: Error): string {
-  return `upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: ${e.message}`;
+  return `upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: ${transportFailureReason(e)}`;
 }
 
 /**

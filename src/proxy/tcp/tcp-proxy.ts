@@ -26,6 +26,7 @@ import { pipeSockets } from './pipe.ts';
 import { xxHash64 } from '../upstream/lb/xxhash.ts';
 import { openH1Tunnel, openPooledH2Tunnel, readTunnelingConfig, type TunnelingConfig } from './http-tunnel.ts';
 import { PooledStreamSlot } from '../upstream/pooled-connect.ts';
+import { transportFailureReason } from '../upstream/transport-failure-reason.ts';
 
 /** Envoy's PerConnectionCluster: the cluster a filter before tcp_proxy chose for the connection. */
 export const TCP_PROXY_CLUSTER_STATE = 'envoy.tcp_proxy.cluster';
@@ -127,7 +128,7 @@ class TcpProxy implements NetworkFilter {
       try {
         up = connectHostStream(cluster, host, this.ctx.secrets, conn.info);
       } catch (e) {
-        info.upstreamTransportFailureReason = (e as Error).message;
+        info.upstreamTransportFailureReason = transportFailureReason(e as Error);
         info.responseFlags |= ResponseFlag.UpstreamConnectionFailure;
         socket.destroy();
         end();
@@ -148,7 +149,7 @@ class TcpProxy implements NetworkFilter {
           h.onResult?.(host, UpstreamOutcome.ConnectFailed, 0);
           h.connectionClosed?.(host);
         }
-        info.upstreamTransportFailureReason = e.message;
+        info.upstreamTransportFailureReason = transportFailureReason(e);
         if (attempts < c.maxConnectAttempts && !socket.destroyed) return tryConnect();
         info.responseFlags |= ResponseFlag.UpstreamConnectionFailure;
         socket.destroy();

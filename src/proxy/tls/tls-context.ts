@@ -190,7 +190,7 @@ export class TlsContext {
     const certSecret = this.certSecret ? store.get(this.certSecret) : undefined;
     const caSecret = this.caSecret ? store.get(this.caSecret) : undefined;
     const missing = this.missingSecrets(store);
-    if (missing.length) throw new Error(`TLS secret(s) not available yet: ${missing.join(', ')}`);
+    if (missing.length) throw Object.assign(new Error(`TLS secret(s) not available yet: ${missing.join(', ')}`), { code: SECRET_NOT_READY });
     const cert = certSecret?.certChain ?? this.inlineCert;
     const key = certSecret?.privateKey ?? this.inlineKey;
     const ca = [this.inlineCa, caSecret?.trustedCa].filter((x): x is string => Boolean(x));
@@ -294,6 +294,8 @@ export class TlsContext {
 }
 
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
+/** The error code of a connection whose TLS context still waits for an SDS secret. */
+export const SECRET_NOT_READY = 'SDS_SECRET_NOT_READY';
 /** The error code of a peer certificate whose SANs match none configured (Node's, for a host name mismatch). */
 export const SAN_MISMATCH = 'ERR_TLS_CERT_ALTNAME_INVALID';
 

@@ -45,9 +45,14 @@ const CA_VERIFY_CODES = new Set([
   'PATH_LENGTH_EXCEEDED', 'INVALID_PURPOSE', 'CERT_UNTRUSTED', 'CERT_REJECTED', 'HOSTNAME_MISMATCH',
 ]);
 
+/** An error of OpenSSL's verification of the peer's certificate chain (node's code for it). */
+export function isChainVerifyError(err: Error & { code?: string }): boolean {
+  return err.code !== undefined && CA_VERIFY_CODES.has(err.code);
+}
+
 function failureStat(err: Error & { code?: string; library?: string }, s: SslStats): Stat | undefined {
   if (err.code === SAN_MISMATCH) return s.failVerifySan;
-  if (err.code && CA_VERIFY_CODES.has(err.code)) return s.failVerifyError;
+  if (isChainVerifyError(err)) return s.failVerifyError;
   // OpenSSL's own errors (an alert, no common protocol or cipher) carry its library name.
   if (err.library || err.code?.startsWith('ERR_SSL_')) return s.connectionError;
   return undefined;

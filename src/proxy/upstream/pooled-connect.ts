@@ -11,6 +11,7 @@ import type { Dispatcher } from 'undici';
 import type { ClusterHook } from './cluster-hooks.ts';
 import { UPSTREAM_SERVERNAME, type HeaderValue, type UpstreamPool } from './upstream-pool.ts';
 import { undici } from './undici-pool.ts';
+import { transportFailureReason } from './transport-failure-reason.ts';
 
 function noop(): void {}
 
@@ -185,6 +186,6 @@ class ConnectStream implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
-    this.give(err.message, false, err);
+    this.give(transportFailureReason(err), false, err);
   }
 }
