@@ -68,8 +68,8 @@ async function h2Upstream(t: After): Promise<H2Upstream> {
   return up;
 }
 
-/** An HTTP/1.1 upgrade through the proxy: resolves with the socket once the 101 head came, or with the status line of a refusal. */
-function h1Upgrade(port: number, urlPath: string, type: string, clients: net.Socket[]): Promise<{ socket: net.Socket; head: string }> {
+/** Sends a raw HTTP/1.1 request head through the proxy: resolves with the socket once a response head came, and that head. */
+function sendHead(port: number, head: string, clients: net.Socket[]): Promise<{ socket: net.Socket; head: string }> {
   return new Promise((resolve, reject) => {
     const s = net.connect(port, '127.0.0.1');
     clients.push(s);
@@ -83,8 +83,13 @@ function h1Upgrade(port: number, urlPath: string, type: string, clients: net.Soc
     };
     s.on('data', onData);
     s.on('error', reject);
-    s.write(`GET ${urlPath} HTTP/1.1\r\nhost: tunnel.local\r\nconnection: Upgrade\r\nupgrade: ${type}\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n`);
+    s.write(head);
   });
+}
+
+/** An HTTP/1.1 upgrade through the proxy: the socket once the 101 head came, or the status line of a refusal. */
+function h1Upgrade(port: number, urlPath: string, type: string, clients: net.Socket[]): Promise<{ socket: net.Socket; head: string }> {
+  return sendHead(port, `GET ${urlPath} HTTP/1.1\r\nhost: tunnel.local\r\nconnection: Upgrade\r\nupgrade: ${type}\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n`, clients);
 }
 
 /** Writes `text` on a tunnel and resolves with what came back (one read). */
@@ -232,21 +237,7 @@ test("tcp_proxy's pooled HTTP/2 tunnels: %UPSTREAM_LOCAL_ADDRESS% is the pooled 
 
 /** A CONNECT over HTTP/1.1: the socket once the response head came, and that head. */
 function h1Connect(port: number, target: string, clients: net.Socket[]): Promise<{ socket: net.Socket; head: string }> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(port, '127.0.0.1');
-    clients.push(s);
-    let buf = '';
-    const onData = (d: Buffer) => {
-      buf += d;
-      const end = buf.indexOf('\r\n\r\n');
-      if (end < 0) return;
-      s.off('data', onData);
-      resolve({ socket: s, head: buf.slice(0, end) });
-    };
-    s.on('data', onData);
-    s.on('error', reject);
-    s.write(`CONNECT ${target} HTTP/1.1\r\nhost: ${target}\r\n\r\n`);
-  });
+  return sendHead(port, `CONNECT ${target} HTTP/1.1\r\nhost: ${target}\r\n\r\n`, clients);
 }
 
 test('a CONNECT whose route has no connect_config goes to an HTTP/2 cluster as a CONNECT stream of its pooled connections', async (t) => {
