@@ -27,36 +27,41 @@ class CircuitBreakerHook implements ClusterHook {
     this.#high = cb.forPriority('HIGH');
   }
 
+  /** The thresholds of a route priority. */
+  #of(high: boolean): ResourceManager {
+    return high ? this.#high : this.#rm;
+  }
+
   admit(high: boolean): number {
-    return (high ? this.#high : this.#rm).requests.tryAcquire() ? 0 : AdmitRefusal.Requests;
+    return this.#of(high).requests.tryAcquire() ? 0 : AdmitRefusal.Requests;
   }
 
   release(high: boolean): void {
-    (high ? this.#high : this.#rm).requests.release();
+    this.#of(high).requests.release();
   }
 
   canQueue(high: boolean): boolean {
-    return (high ? this.#high : this.#rm).pending.allows();
+    return this.#of(high).pending.allows();
   }
 
   queued(high: boolean): void {
-    (high ? this.#high : this.#rm).pending.acquire();
+    this.#of(high).pending.acquire();
   }
 
   admitPending(high: boolean): boolean {
-    return (high ? this.#high : this.#rm).pending.tryAcquire();
+    return this.#of(high).pending.tryAcquire();
   }
 
   releasePending(high: boolean): void {
-    (high ? this.#high : this.#rm).pending.release();
+    this.#of(high).pending.release();
   }
 
   acquireRetry(high: boolean): boolean {
-    return (high ? this.#high : this.#rm).retries.tryAcquire();
+    return this.#of(high).retries.tryAcquire();
   }
 
   releaseRetry(high: boolean): void {
-    (high ? this.#high : this.#rm).retries.release();
+    this.#of(high).retries.release();
   }
 
   admitConnection(host: Host): boolean {
