@@ -255,14 +255,6 @@ export class H2Response {
     this.stream.destroy(codeError('ERR_HTTP2_STREAM_RESET', 'response reset by the proxy'));
   }
 
-  cork(): void {
-    this.stream.cork();
-  }
-
-  uncork(): void {
-    this.stream.uncork();
-  }
-
   destroy(): void {
     this.release();
     this.stream.destroy();

@@ -35,6 +35,7 @@ import type { H1Response } from './h1/h1-response.ts';
 import { firstHeaderValue } from './first-header-value.ts';
 import { RecodedBody, type RecodedBodyOwner } from './recoded-body.ts';
 import { transportFailureReason } from '../upstream/transport-failure-reason.ts';
+import { carryRecordedCase } from './h1/header-case.ts';
 
 export type DownstreamRequest = IncomingMessage | H2Request | H1Request;
 export type DownstreamResponse = ServerResponse | H2Response | H1Response;
@@ -45,8 +46,6 @@ interface ResponseWriter {
   write(chunk: Buffer): boolean;
   end(chunk?: Buffer): unknown;
   addTrailers(trailers: Record<string, string>): void;
-  cork(): void;
-  uncork(): void;
   destroy(): void;
   readonly headersSent: boolean;
   once(event: 'close' | 'drain', listener: () => void): unknown;
@@ -70,8 +69,21 @@ export interface ConnState {
   readonly xfccElement?: string;
 }
 
-const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'te', 'expect', 'host'];
-const RESPONSE_HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade'];
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'te', 'expect', 'host']);
+
+/**
+ * Headers the proxy forwards: without the hop-by-hop ones in `drop`, nor HTTP/2 pseudo-headers.
+ * A copy rather than `delete`s on the codec's object: one delete turns an object into a dictionary,
+ * and every later read, write and enumeration of its headers then takes V8's slow path.
+ */
+function withoutHeaders(headers: HeaderMap, drop: ReadonlySet<string>): HeaderMap {
+  const out: HeaderMap = {};
+  for (const k in headers) if (!drop.has(k) && k.charCodeAt(0) !== 58) out[k] = headers[k];
+  carryRecordedCase(headers, out);
+  return out;
+}
+
+const RESPONSE_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 
 /** Parses a grpc-timeout header ("100m", "2S") into ms; undefined when absent or malformed. */
 export function parseGrpcTimeout(v: string | undefined): number | undefined {
@@ -191,7 +203,6 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     let path = req.url ?? '/';
     if (isH2) {
       authority = (headers[':authority'] as string | undefined) ?? (headers.host as string | undefined) ?? '';
-      for (const k of Object.keys(headers)) if (k.charCodeAt(0) === 58) delete headers[k];
     } else {
       authority = (headers.host as string | undefined) ?? '';
       // http_protocol_options.default_host_for_http_10: the authority of an HTTP/1.0 request without Host.
@@ -222,9 +233,10 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     this.hasBody = isH2 ? !(req as H2Request).stream.endAfterHeaders : headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0');
     if (isH2) this.trailerSource = (req as H2Request).keepsTrailers ? (req as H2Request) : undefined;
     else this.trailerSource = hcm.enableTrailers && headers['transfer-encoding'] !== undefined ? (req as H1Request) : undefined;
-    for (const h of HOP_BY_HOP) if (headers[h] !== undefined) delete headers[h];
-    if (req.headers.te === undefined && this.isGrpc) headers.te = 'trailers';
-    this.head = { method, path, authority, scheme, headers };
+    const forwarded = withoutHeaders(headers, HOP_BY_HOP);
+    // Hop-by-hop te is dropped above: gRPC needs it upstream.
+    if (this.isGrpc) forwarded.te = 'trailers';
+    this.head = { method, path, authority, scheme, headers: forwarded };
     info.method = this.head.method;
     info.path = path;
     info.authority = authority;
@@ -881,8 +893,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     if (rs) rs.response(status);
     if (chargeHostResponse(a.host, status, headers, this.isGrpc)) this.grpcSuccessDeferred = true;
     const hcm = this.conn.hcm;
-    for (const h of RESPONSE_HOP_BY_HOP) if (headers[h] !== undefined) delete headers[h];
-    const out = headers as HeaderMap;
+    const out = withoutHeaders(headers as HeaderMap, RESPONSE_HOP_BY_HOP);
     if (this.weighted && !this.weighted.responseOps.empty) this.weighted.responseOps.apply(out, info, this.head);
     if (!route.responseOps.empty) route.responseOps.apply(out, info, this.head);
     if (!hcm.suppressEnvoyHeaders) out['x-envoy-upstream-service-time'] = String(Math.round(info.upstreamServiceTimeMs));
@@ -1281,11 +1292,6 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
       else resHead.headers.connection = 'close';
     }
     try {
-      // Head, body and end usually arrive in the same turn of the event loop: one write instead of three.
-      if (!this.isH2) {
-        this.res.cork();
-        process.nextTick(uncork, this.res);
-      }
       this.res.writeHead(resHead.status, resHead.headers as Record<string, string | string[]>);
     } catch (e) {
       // Invalid header from upstream or a filter: Envoy answers 502 (UPE).
@@ -1542,10 +1548,6 @@ class MirrorHandler implements Dispatcher.DispatchHandler {
     this.host.rqError++;
     if (isResponseTimeout(err)) this.host.rqTimeout++;
   }
-}
-
-function uncork(res: ResponseWriter): void {
-  res.uncork();
 }
 
 function onMaxStreamDuration(s: HttpStream): void {

@@ -69,6 +69,13 @@ export function recordCase(headers: object, raw: readonly string[], cfg: Preserv
   Object.defineProperty(headers, RECORD, { value: rec, enumerable: false, writable: true, configurable: true });
 }
 
+/** Carries the case recorded on `from` (recordCase) over to `to`, a copy of its headers. */
+export function carryRecordedCase(from: object, to: object): void {
+  if (!recording) return;
+  const rec = (from as { [RECORD]?: RecordedCase })[RECORD];
+  if (rec !== undefined) Object.defineProperty(to, RECORD, { value: rec, enumerable: false, writable: true, configurable: true });
+}
+
 /**
  * The formatter for writing `headers` on a connection whose own format is `own`: the message's
  * recorded case if it has one, else the connection's proper_case_words, else none.
