@@ -11,6 +11,7 @@ import type { Reader } from '../config/reader.ts';
 import { compileHcm, type HcmConfig } from './hcm-config.ts';
 import { HttpStream, type ConnState } from './http-stream.ts';
 import { handleTunnel } from './tunnel.ts';
+import { skipReadMore } from '../network/skip-read-more.ts';
 import { handleH2Tunnel } from './tunnel-h2.ts';
 import { H2Request, H2Response } from './h2-server-stream.ts';
 import { closeWhenIdle } from './h2-idle.ts';
@@ -177,6 +178,7 @@ export class ConnectionManager implements NetworkFilter {
 
   private toH1(socket: net.Socket): boolean {
     this.config.stats.cxHttp1Total.value++;
+    skipReadMore(socket);
     const conn = new H1ServerConnection(socket, this.h1Connections(), h1Handler);
     if (this.draining) conn.drain(false);
     if (this.config.limits.maxDurationMs > 0) watchH1Connection(conn, this.config.limits);
