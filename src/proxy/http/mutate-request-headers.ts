@@ -4,12 +4,11 @@
 // also sets the stream's downstream remote address, x-forwarded-proto, x-request-id, via and
 // x-forwarded-client-cert. Envoy runs it for CONNECT too; a terminated CONNECT (the only kind here)
 // sends no headers upstream, so there it shows in the StreamInfo and the access log.
-import { randomUUID } from 'node:crypto';
 import type { RequestHead } from '../filters/filter.ts';
 import type { StreamInfo } from '../stream-info.ts';
 import type { ConnState } from './http-stream.ts';
 import { processForwardedFor } from './header-sanitizing.ts';
-import { clearTraceReason } from './request-id.ts';
+import { clearTraceReason, newRequestId } from './request-id.ts';
 import { applyXfcc } from './xfcc.ts';
 import { firstHeaderValue } from './first-header-value.ts';
 
@@ -24,7 +23,7 @@ export function mutateRequestHeaders(conn: ConnState, head: RequestHead, info: S
   if ((hcm.useRemoteAddress && hcm.xffTrustedHops === 0) || h['x-forwarded-proto'] === undefined) h['x-forwarded-proto'] = head.scheme;
   let rid = firstHeaderValue(h['x-request-id']);
   if (hcm.generateRequestId && (rid === undefined || (hcm.useRemoteAddress && !hcm.preserveExternalRequestId))) {
-    rid = randomUUID();
+    rid = newRequestId();
     h['x-request-id'] = rid;
   } else if (hcm.generateRequestId && hcm.useRemoteAddress && rid !== undefined) {
     const cleared = clearTraceReason(rid, hcm.requestId);

@@ -3,6 +3,7 @@
 // use_request_id_for_trace_sampling the x-request-id picks the sample (its first 8 hex digits
 // mod 10000), so every proxy on the path decides alike; with pack_trace_reason the decision is
 // written into the UUID's version character (position 14) and a later hop keeps it.
+import { randomFillSync } from 'node:crypto';
 import { UUID_REQUEST_ID_TYPE } from '../../envoy/index.ts';
 import type { HeaderMap } from '../filters/filter.ts';
 import type { Reader } from '../config/reader.ts';
@@ -107,4 +108,33 @@ function withReason(rid: string, reason: Reason): string {
 /** An external request id kept at the edge (preserve_external_request_id) loses its trace reason, as Envoy's. */
 export function clearTraceReason(rid: string, cfg: RequestIdConfig): string {
   return cfg.packTraceReason && readReason(rid) !== 'none' ? withReason(rid, 'none') : rid;
+}
+
+const RANDOM = Buffer.alloc(16 * 256);
+let randomAt = RANDOM.length;
+const UUID_TEXT = Buffer.alloc(36);
+const HEX_DIGITS = Buffer.from('0123456789abcdef', 'latin1');
+
+/**
+ * A new random (version 4) UUID for x-request-id, as crypto.randomUUID makes them (from a pool of
+ * random bytes refilled by randomFillSync) but written into one buffer read out as one string:
+ * randomUUID concatenates it a character at a time, ~1,600 instructions per request (callgrind).
+ */
+export function newRequestId(): string {
+  if (randomAt === RANDOM.length) {
+    randomFillSync(RANDOM);
+    randomAt = 0;
+  }
+  const r = randomAt;
+  randomAt += 16;
+  let o = 0;
+  for (let i = 0; i < 16; i++) {
+    if (i === 4 || i === 6 || i === 8 || i === 10) UUID_TEXT[o++] = 0x2d;
+    let v = RANDOM[r + i];
+    if (i === 6) v = (v & 0x0f) | 0x40;
+    else if (i === 8) v = (v & 0x3f) | 0x80;
+    UUID_TEXT[o++] = HEX_DIGITS[v >> 4];
+    UUID_TEXT[o++] = HEX_DIGITS[v & 15];
+  }
+  return UUID_TEXT.toString('latin1');
 }
