@@ -5,7 +5,7 @@
 // throws, and HttpStream answers 502).
 import type net from 'node:net';
 import { http } from '../../node-http.ts';
-import { TOKEN, badFieldValue } from './h1-syntax.ts';
+import { badFieldValue, isToken, lowerAscii } from './h1-syntax.ts';
 import { RecordedCase, formatterFor, respellHead, type HeaderKeyFormat, type NameFormatter } from './header-case.ts';
 
 export interface H1ResponseOwner {
@@ -36,6 +36,12 @@ function httpDate(): string {
     dateText = new Date(now).toUTCString();
   }
   return dateText;
+}
+
+/** "HTTP/1.1 200 OK\r\n" by status (100-999), each built once. */
+const statusLines: (string | undefined)[] = new Array<string | undefined>(1000).fill(undefined);
+function statusLine(status: number): string {
+  return (statusLines[status] ??= `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? 'unknown'}\r\n`);
 }
 
 function invalid(code: string, message: string): Error {
@@ -96,27 +102,23 @@ export class H1Response {
     this.names = names;
     // preserve_case's forward_reason_phrase: the upstream's own reason phrase.
     const forwarded = names !== undefined && names instanceof RecordedCase ? names.reason : undefined;
-    let out = `HTTP/1.1 ${status} ${forwarded ?? http.STATUS_CODES[status] ?? 'unknown'}\r\n`;
+    let out = forwarded === undefined ? statusLine(status) : `HTTP/1.1 ${status} ${forwarded}\r\n`;
     let framing = FRAMING_DEFAULT;
     let hasDate = false;
     for (const k in headers) {
       const v = headers[k];
       if (v === undefined) continue;
-      if (!TOKEN.test(k)) throw invalid('ERR_INVALID_HTTP_TOKEN', `Header name must be a valid HTTP token ["${k}"]`);
+      const role = nameRole(k);
       if (typeof v === 'object') {
         for (let i = 0; i < v.length; i++) out += headerLine(k, v[i]);
       } else out += headerLine(k, typeof v === 'string' ? v : String(v));
-      const l = k.length;
-      if (l === 14 || l === 17 || l === 10 || l === 4) {
-        const lk = k.toLowerCase();
-        if (lk === 'content-length') framing = FRAMING_LENGTH;
-        else if (lk === 'transfer-encoding') {
-          if (/(?:^|,)\s*chunked\s*$/i.test(String(v))) framing = FRAMING_CHUNKED;
-        } else if (lk === 'connection') {
-          this.hasConnection = true;
-          if (/(?:^|,)\s*close\s*(?:,|$)/i.test(String(v))) this.explicitClose = true;
-        } else if (lk === 'date') hasDate = true;
-      }
+      if (role === ROLE_CONTENT_LENGTH) framing = FRAMING_LENGTH;
+      else if (role === ROLE_TRANSFER_ENCODING) {
+        if (/(?:^|,)\s*chunked\s*$/i.test(String(v))) framing = FRAMING_CHUNKED;
+      } else if (role === ROLE_CONNECTION) {
+        this.hasConnection = true;
+        if (/(?:^|,)\s*close\s*(?:,|$)/i.test(String(v))) this.explicitClose = true;
+      } else if (role === ROLE_DATE) hasDate = true;
     }
     if (!hasDate) out += `date: ${httpDate()}\r\n`;
     // header_key_format: names re-spelled apart from the common path, which writes them as given.
@@ -181,7 +183,7 @@ export class H1Response {
       if (body) prefix += `${body.length.toString(16)}\r\n`;
       suffix = body ? '\r\n0\r\n' : '0\r\n';
       const t = this.trailers;
-      if (t) for (const k in t) if (TOKEN.test(k) && !badFieldValue(t[k])) suffix += `${k}: ${t[k]}\r\n`;
+      if (t) for (const k in t) if (isToken(k) && !badFieldValue(t[k])) suffix += `${k}: ${t[k]}\r\n`;
       suffix += '\r\n';
     }
     this.ended = true;
@@ -264,6 +266,28 @@ function flushHeldHeads(): void {
   const held = heldHeads;
   heldHeads = [];
   for (const res of held) res.flushHead(-1);
+}
+
+const ROLE_OTHER = 0;
+const ROLE_CONTENT_LENGTH = 1;
+const ROLE_TRANSFER_ENCODING = 2;
+const ROLE_CONNECTION = 3;
+const ROLE_DATE = 4;
+/**
+ * Names written before and what they mean to the writer: the token check and the lower-casing are
+ * done once a name, not once a response (~1,000 instructions a response, callgrind). Bounded, as
+ * the names are the upstream's and the filters'.
+ */
+const nameRoles = new Map<string, number>();
+
+function nameRole(k: string): number {
+  const known = nameRoles.get(k);
+  if (known !== undefined) return known;
+  if (!isToken(k)) throw invalid('ERR_INVALID_HTTP_TOKEN', `Header name must be a valid HTTP token ["${k}"]`);
+  const lk = lowerAscii(k);
+  const role = lk === 'content-length' ? ROLE_CONTENT_LENGTH : lk === 'transfer-encoding' ? ROLE_TRANSFER_ENCODING : lk === 'connection' ? ROLE_CONNECTION : lk === 'date' ? ROLE_DATE : ROLE_OTHER;
+  if (nameRoles.size < 1024) nameRoles.set(k, role);
+  return role;
 }
 
 function headerLine(k: string, v: string): string {

@@ -13,6 +13,7 @@
 // so it is invisible to the router and filters; it is looked for only once some connection of the
 // process recorded case (`recording`), so an unconfigured proxy pays nothing per request.
 import type { Reader } from '../../config/reader.ts';
+import { lowerAscii } from './h1-syntax.ts';
 
 export const PRESERVE_CASE_TYPE = 'type.googleapis.com/envoy.extensions.http.header_formatters.preserve_case.v3.PreserveCaseFormatterConfig';
 
@@ -118,14 +119,6 @@ export function properCase(name: string): string {
 }
 
 const PROPER_CASE = { format: properCase } as const;
-
-function lowerAscii(name: string): string {
-  for (let i = 0; i < name.length; i++) {
-    const c = name.charCodeAt(i);
-    if (c >= 0x41 && c <= 0x5a) return name.toLowerCase();
-  }
-  return name;
-}
 
 /**
  * Http1ProtocolOptions.header_key_format (HCM or cluster). Exactly one of proper_case_words and
