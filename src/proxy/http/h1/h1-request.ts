@@ -5,7 +5,7 @@ import { Readable, type ReadableOptions } from 'node:stream';
 import type net from 'node:net';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { H1Head } from './h1-parser.ts';
-import { headerKey } from './h1-syntax.ts';
+import { lowerAscii } from './h1-syntax.ts';
 
 // node's IncomingMessage keeps the first of these when repeated (and joins the others).
 const FIRST_WINS = new Set(['content-type', 'content-length', 'user-agent', 'referer', 'host', 'authorization', 'proxy-authorization', 'if-modified-since', 'if-unmodified-since', 'from', 'location', 'max-forwards', 'retry-after', 'etag', 'last-modified', 'server', 'age', 'expires']);
@@ -14,7 +14,7 @@ const FIRST_WINS = new Set(['content-type', 'content-length', 'user-agent', 'ref
 export function headersOf(raw: string[]): IncomingHttpHeaders {
   const h: Record<string, string | string[]> = {};
   for (let i = 0; i < raw.length; i += 2) {
-    const k = headerKey(raw[i]);
+    const k = lowerAscii(raw[i]);
     const v = raw[i + 1];
     const prev = h[k];
     if (prev === undefined) h[k] = k === 'set-cookie' ? [v] : v;

@@ -40,21 +40,3 @@ export function badFieldValue(v: string): boolean {
   }
   return false;
 }
-
-/** Header names read, by spelling, to their key (headerKey). */
-const headerKeys = new Map<string, string>();
-
-/**
- * A header name read from the wire as a key of a header map: lower case, and the internalized string
- * V8 keeps for that key, so that storing or finding it skips toLowerCase and the string-table lookup
- * a fresh string costs each time (~600 instructions a header, callgrind). Bounded, as the names are
- * the peers'.
- */
-export function headerKey(name: string): string {
-  const known = headerKeys.get(name);
-  if (known !== undefined) return known;
-  // A property key is internalized: reading it back gives V8's own copy of the string.
-  const key = Object.keys({ [lowerAscii(name)]: 0 })[0];
-  if (headerKeys.size < 4096) headerKeys.set(name, key);
-  return key;
-}
