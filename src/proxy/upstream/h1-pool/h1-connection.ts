@@ -274,8 +274,8 @@ export class H1Connection {
 
   // === response ===
 
-  /** `n` bytes read into the pool's shared read buffer `buf` (valid only during this call). */
-  onRead(buf: Buffer, n: number): void {
+  /** Bytes read: a view of the pool's shared read buffer, valid only during this call. */
+  onRead(data: Buffer): void {
     if (!this.current || this.destroyed) {
       // Bytes no request asked for: the connection's framing can no longer be trusted.
       if (!this.destroyed) this.pool.stats.cxProtocolError.value++;
@@ -285,7 +285,7 @@ export class H1Connection {
     this.received = true;
     const parser = this.parser;
     try {
-      parser.execute(buf.subarray(0, n));
+      parser.execute(data);
       // What the parser keeps for later (an incomplete line, input while paused) gets its own copy.
       if (parser.hasBufferedInput) parser.execute(Buffer.from(parser.takeRemainder()!));
     } catch (e) {

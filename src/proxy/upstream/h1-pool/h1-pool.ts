@@ -106,6 +106,16 @@ export interface H1PoolOptions {
  * outlives its callback (response body chunks, unparsed bytes).
  */
 const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+/**
+ * The last read's view of READ_BUFFER: a read of the same size (an upstream sending the same
+ * response again) takes it again rather than a new Buffer (subarray: ~490 instructions a read).
+ */
+let readView = READ_BUFFER.subarray(0, 0);
+
+function readBytes(n: number): Buffer {
+  if (readView.length !== n) readView = READ_BUFFER.subarray(0, n);
+  return readView;
+}
 /** onRequestStart's context (undici passes per-request state there; we have none). */
 const NO_CONTEXT = Object.freeze({});
 
@@ -262,8 +272,8 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
     let conn: H1Connection | undefined;
     const onread: OnReadOpts = {
       buffer: READ_BUFFER,
-      callback: (n, buf) => {
-        if (conn) conn.onRead(buf as Buffer, n);
+      callback: (n) => {
+        if (conn) conn.onRead(readBytes(n));
         else socket.destroy();
         return true;
       },
