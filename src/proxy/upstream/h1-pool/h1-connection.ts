@@ -72,6 +72,8 @@ export class H1Connection {
   private trailers: string[] | undefined;
   /** The names of the last response, in order: an upstream sends the same ones response after response. */
   private readonly lastNames: HeaderName[] = [];
+  /** Whether each of lastNames was the first of its name in that response. */
+  private readonly firstOfName: boolean[] = [];
   private bodySent = false;
   /** Bytes of a content-length request body still to send (-1: chunked). */
   private bodyLeft = 0;
@@ -367,22 +369,36 @@ export class H1Connection {
   private responseHeaders(raw: readonly string[]): Record<string, string | string[]> {
     const out: Record<string, string | string[]> = {};
     const last = this.lastNames;
+    const first = this.firstOfName;
+    // While the names are those of the last response, so is whether each is the first of its name.
+    let sameSoFar = true;
     for (let i = 0; i < raw.length; i += 2) {
+      const j = i >> 1;
       const spelling = raw[i];
-      let name = last[i >> 1];
-      if (name === undefined || name.spelling !== spelling) last[i >> 1] = name = headerName(spelling);
+      let name = last[j];
+      if (name === undefined || name.spelling !== spelling) {
+        last[j] = name = headerName(spelling);
+        sameSoFar = false;
+      }
       const k = name.key;
       const v = raw[i + 1];
-      const n = k.length;
-      if ((n === 10 || n === 16 || n === 17) && (k === 'connection' || k === 'keep-alive' || k === 'proxy-connection' || k === 'transfer-encoding')) {
+      if (name.hopByHop) {
         if (k === 'keep-alive') this.applyKeepAlive(v);
         continue;
       }
+      // Known first: no lookup (a megamorphic keyed load, ~140 instructions a header).
+      if (sameSoFar && first[j]) {
+        out[k] = v;
+        continue;
+      }
       const have = out[k];
+      first[j] = have === undefined;
       if (have === undefined) out[k] = v;
       else if (typeof have === 'string') out[k] = [have, v];
       else have.push(v);
     }
+    // Names past this response's are no longer the last response's.
+    if (last.length > raw.length >> 1) last.length = raw.length >> 1;
     return out;
   }
 
@@ -516,7 +532,11 @@ function toHeaderObject(raw: readonly string[]): Record<string, string | string[
 interface HeaderName {
   readonly spelling: string;
   readonly key: string;
+  /** connection, keep-alive, proxy-connection, transfer-encoding: this hop's, left out of the handler's headers. */
+  readonly hopByHop: boolean;
 }
+
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding']);
 
 /**
  * Upstreams repeat the same few names: each is lower-cased once, and its key is then the same
@@ -533,7 +553,8 @@ function headerName(spelling: string): HeaderName {
   if (n === undefined) {
     // A copy of its own: the parser's name may be a slice of the whole head, which the map would keep alive.
     const own = Buffer.from(spelling, 'latin1').toString('latin1');
-    n = { spelling: own, key: own.toLowerCase() };
+    const key = own.toLowerCase();
+    n = { spelling: own, key, hopByHop: HOP_BY_HOP.has(key) };
     if (headerNames.size < MAX_HEADER_NAMES) headerNames.set(own, n);
   }
   return n;
