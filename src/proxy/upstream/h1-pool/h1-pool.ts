@@ -109,15 +109,10 @@ const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 /**
  * The last read's view of READ_BUFFER: a read of the same size (an upstream sending the same
  * response again) takes it again rather than a new Buffer (subarray: ~350 instructions a read).
+ * Its length is kept apart: a typed array's length is a getter, costly until the callback is optimized.
  */
 let readView = READ_BUFFER.subarray(0, 0);
-
-/** The `n` bytes read into `buf`: READ_BUFFER, or a chunk of its own (TLS over a socket that wrote a PROXY header). */
-function readBytes(buf: Buffer, n: number): Buffer {
-  if (buf !== READ_BUFFER) return buf.subarray(0, n);
-  if (readView.length !== n) readView = READ_BUFFER.subarray(0, n);
-  return readView;
-}
+let readViewLength = 0;
 /** onRequestStart's context (undici passes per-request state there; we have none). */
 const NO_CONTEXT = Object.freeze({});
 
@@ -275,8 +270,16 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
     const onread: OnReadOpts = {
       buffer: READ_BUFFER,
       callback: (n, buf) => {
-        if (conn) conn.onRead(readBytes(buf as Buffer, n));
-        else socket.destroy();
+        if (!conn) socket.destroy();
+        // TLS over a socket that wrote a PROXY header reads through 'data': each chunk its own Buffer.
+        else if (buf !== READ_BUFFER) conn.onRead((buf as Buffer).subarray(0, n));
+        else {
+          if (n !== readViewLength) {
+            readView = READ_BUFFER.subarray(0, n);
+            readViewLength = n;
+          }
+          conn.onRead(readView);
+        }
         return true;
       },
     };
