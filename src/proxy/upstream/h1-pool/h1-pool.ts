@@ -363,6 +363,7 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
   }
 
   private dequeue(): H1Exchange | undefined {
+    if (this.queue.length === 0) return undefined;
     const ex = this.queue.shift();
     if (ex) this.leftQueue(ex);
     return ex;

@@ -19,11 +19,17 @@ const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PAT
 const EXPECTS_PAYLOAD = new Set(['POST', 'PUT', 'PATCH', 'QUERY']);
 /** Connection-level headers the pool writes itself (or never). */
 const OWN = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'proxy-connection', 'upgrade', 'expect', 'te', 'http2-settings']);
+/** A header name found valid and none of ours: its line's start, and whether it spells host. */
+interface CheckedName {
+  readonly prefix: string;
+  readonly host: boolean;
+}
+
 /**
- * Names already found valid and none of ours, to whether they spell host: requests repeat the same
- * few dozen (checking one by lowercasing and a RegExp takes ~150 ns).
+ * Names already checked: requests repeat the same few dozen (checking one by lowercasing and a
+ * RegExp takes ~150 ns), and each line then starts with one concatenation less (~300 instructions a request).
  */
-const checkedNames = new Map<string, boolean>();
+const checkedNames = new Map<string, CheckedName>();
 const MAX_CHECKED_NAMES = 4096;
 
 function invalid(what: string): H1PoolError {
@@ -46,9 +52,8 @@ export function requestHead(method: string, path: string, headers: Readonly<Reco
     for (const name in headers) {
       const v = headers[name];
       if (v === undefined) continue;
-      const isHost = checkedNames.get(name);
-      if (isHost === true) hasHost = true;
-      else if (isHost === undefined) {
+      let checked = checkedNames.get(name);
+      if (checked === undefined) {
         const lower = name.toLowerCase();
         if (OWN.has(lower)) {
           if (lower === 'content-length') {
@@ -58,16 +63,17 @@ export function requestHead(method: string, path: string, headers: Readonly<Reco
           continue;
         }
         if (!TOKEN.test(name)) return invalid(`header name ${JSON.stringify(name)}`);
-        if (lower === 'host') hasHost = true;
-        if (checkedNames.size < MAX_CHECKED_NAMES) checkedNames.set(name, lower === 'host');
+        checked = { prefix: name + ': ', host: lower === 'host' };
+        if (checkedNames.size < MAX_CHECKED_NAMES) checkedNames.set(name, checked);
       }
+      if (checked.host) hasHost = true;
       if (typeof v === 'string') {
         if (badFieldValue(v)) return invalid(`${name} header`);
-        head += name + ': ' + v + '\r\n';
+        head += checked.prefix + v + '\r\n';
       } else {
         for (const one of v) {
           if (badFieldValue(one)) return invalid(`${name} header`);
-          head += name + ': ' + one + '\r\n';
+          head += checked.prefix + one + '\r\n';
         }
       }
     }
