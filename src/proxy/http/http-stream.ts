@@ -36,7 +36,7 @@ import { firstHeaderValue } from './first-header-value.ts';
 import { RecodedBody, type RecodedBodyOwner } from './recoded-body.ts';
 import { transportFailureReason } from '../upstream/transport-failure-reason.ts';
 import { carryRecordedCase } from './h1/header-case.ts';
-import { streamTimer } from './stream-timer.ts';
+import { requestTimer } from '../request-timer.ts';
 
 export type DownstreamRequest = IncomingMessage | H2Request | H1Request;
 export type DownstreamResponse = ServerResponse | H2Response | H1Response;
@@ -255,8 +255,8 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     if (this.isH2) s.rqHttp2.value++;
     else s.rqHttp1.value++;
     this.res.once('close', this.onDownstreamClose);
-    if (hcm.streamIdleTimeoutMs > 0) this.idleTimer = streamTimer(onIdleTimeout, hcm.streamIdleTimeoutMs, this);
-    if (hcm.maxStreamDurationMs > 0) this.durationTimer = streamTimer(onStreamDuration, hcm.maxStreamDurationMs, this);
+    if (hcm.streamIdleTimeoutMs > 0) this.idleTimer = requestTimer(onIdleTimeout, hcm.streamIdleTimeoutMs, this);
+    if (hcm.maxStreamDurationMs > 0) this.durationTimer = requestTimer(onStreamDuration, hcm.maxStreamDurationMs, this);
     if (this.escapedSlashAction === 1 || (this.escapedSlashAction === 2 && this.isGrpc)) {
       this.sendLocalReply({ status: 400, details: 'path_normalization_failed' });
       return;
@@ -552,7 +552,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     if (route.idleTimeoutMs !== undefined) {
       // The route's idle_timeout replaces the HCM stream_idle_timeout (0: none for this route).
       if (this.idleTimer) clearTimeout(this.idleTimer);
-      this.idleTimer = route.idleTimeoutMs > 0 ? streamTimer(onIdleTimeout, route.idleTimeoutMs, this) : undefined;
+      this.idleTimer = route.idleTimeoutMs > 0 ? requestTimer(onIdleTimeout, route.idleTimeoutMs, this) : undefined;
     }
     if (route.grpcTimeoutMaxMs !== undefined && this.isGrpc) {
       const g = parseGrpcTimeout(firstHeaderValue(head.headers['grpc-timeout']));
@@ -568,7 +568,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     if (!hcm.suppressEnvoyHeaders && this.timeoutMs > 0) head.headers['x-envoy-expected-rq-timeout-ms'] = String(Math.round(this.timeoutMs));
     if (route.mirrors.length) this.sendMirrors(route);
     this.upstreamStart = performance.now();
-    if (this.timeoutMs > 0) this.timer = streamTimer(onGlobalTimeout, this.timeoutMs, this);
+    if (this.timeoutMs > 0) this.timer = requestTimer(onGlobalTimeout, this.timeoutMs, this);
     this.sendAttempt(false);
   }
 
@@ -648,7 +648,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     const a = new UpstreamRequest(this, cluster, host);
     this.attempt = a;
     a.start(pool, this.buildDispatch(h2), this.retry?.perTryTimeoutMs ?? 0, this.retry?.perTryIdleTimeoutMs ?? 0);
-    if (cluster.config.maxStreamDurationMs > 0) this.maxDurationTimer = streamTimer(onMaxStreamDuration, cluster.config.maxStreamDurationMs, this);
+    if (cluster.config.maxStreamDurationMs > 0) this.maxDurationTimer = requestTimer(onMaxStreamDuration, cluster.config.maxStreamDurationMs, this);
   }
 
   /**
@@ -825,7 +825,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     const rs = this.route!.stats;
     if (rs) rs.rqRetry.value++;
     const n = this.retry!.numRetries - this.retriesLeft - 1;
-    this.retryTimer = streamTimer(onRetryTimer, backoffMs(this.retry!, n), this);
+    this.retryTimer = requestTimer(onRetryTimer, backoffMs(this.retry!, n), this);
   }
 
   retryNow(): void {
@@ -1126,7 +1126,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
   /** Envoy's refreshDurationTimeout: the route's max_stream_duration replaces the HCM's (0: none). */
   private refreshDuration(ms: number): void {
     if (this.durationTimer) clearTimeout(this.durationTimer);
-    this.durationTimer = ms > 0 ? streamTimer(onStreamDuration, Math.max(ms - (performance.now() - this.streamInfo.startMonotonic), 0), this) : undefined;
+    this.durationTimer = ms > 0 ? requestTimer(onStreamDuration, Math.max(ms - (performance.now() - this.streamInfo.startMonotonic), 0), this) : undefined;
   }
 
   /**

@@ -6,7 +6,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { isH2ConnectFailure, type UpstreamHost, type Cluster } from '../upstream/cluster.ts';
 import type { UpstreamDispatchOptions, UpstreamPool } from '../upstream/upstream-pool.ts';
 import { H1ErrorCode } from '../upstream/h1-pool/h1-errors.ts';
-import { streamTimer } from './stream-timer.ts';
+import { requestTimer } from '../request-timer.ts';
 
 export interface AttemptOwner {
   onAttemptHeaders(a: UpstreamRequest, status: number, headers: IncomingHttpHeaders): void;
@@ -40,7 +40,7 @@ export class UpstreamRequest implements Dispatcher.DispatchHandler {
 
   start(pool: UpstreamPool, opts: UpstreamDispatchOptions, perTryTimeoutMs: number, perTryIdleTimeoutMs = 0): void {
     this.startedAt = performance.now();
-    if (perTryTimeoutMs > 0) this.perTryTimer = streamTimer(onPerTry, perTryTimeoutMs, this);
+    if (perTryTimeoutMs > 0) this.perTryTimer = requestTimer(onPerTry, perTryTimeoutMs, this);
     this.idleMs = perTryIdleTimeoutMs;
     pool.dispatch(opts, this);
   }
@@ -48,7 +48,7 @@ export class UpstreamRequest implements Dispatcher.DispatchHandler {
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
     if (this.cancelled) controller.abort(new Error('cancelled'));
-    else if (this.idleMs > 0) this.idleTimer = streamTimer(onPerTryIdle, this.idleMs, this);
+    else if (this.idleMs > 0) this.idleTimer = requestTimer(onPerTryIdle, this.idleMs, this);
   }
 
   onResponseStart(_c: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders): void {

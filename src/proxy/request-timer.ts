@@ -4,6 +4,6 @@
 // re-arms libuv's timer) for the next request, ~4,000 instructions per proxied request at one
 // request at a time (callgrind); the lists of unref'd timers are kept.
 
-export function streamTimer<T>(fire: (arg: T) => void, ms: number, arg: T): NodeJS.Timeout {
+export function requestTimer<T>(fire: (arg: T) => void, ms: number, arg: T): NodeJS.Timeout {
   return setTimeout(fire, ms, arg).unref();
 }
