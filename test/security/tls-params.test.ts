@@ -76,3 +76,31 @@ test('upstream TLS offers no CBC suite; Envoy bracket cipher_suites work, unknow
   const errs = h.apply(CLUSTER_TYPE, [staticCluster('bad', [1], transport({ tls_params: { cipher_suites: ['NOT-A-CIPHER'] } }))]);
   assert.match(errs.join('\n'), /tls_params.cipher_suites: cipher_suites \[NOT-A-CIPHER\]: .*use OpenSSL names/);
 });
+
+test('upstream TLS 1.3 prefers TLS_AES_128_GCM_SHA256, as Envoy (BoringSSL) does, with or without cipher_suites', async (t) => {
+  const pki = makePki();
+  const server = pki.leaf('backend', ['DNS:backend.test']);
+  // A server taking the client's preference: the suite shows what the proxy offers first.
+  const tls13 = tls.createServer({ cert: server.cert, key: server.key, minVersion: 'TLSv1.3', honorCipherOrder: false }, (s) => {
+    const cipher = s.getCipher().name;
+    s.end(`HTTP/1.1 200 OK\r\ncontent-length: ${cipher.length}\r\n\r\n${cipher}`);
+  });
+  await new Promise<void>((r) => tls13.listen(0, '127.0.0.1', r));
+  const h = await startRuntime();
+  t.after(() => {
+    h.close();
+    tls13.close();
+    pki.cleanup();
+  });
+  const port = (tls13.address() as AddressInfo).port;
+  const transport = (extra: Record<string, unknown> = {}) => ({
+    transport_socket: { name: 'envoy.transport_sockets.tls', typed_config: { '@type': UPSTREAM_TLS, sni: 'backend.test', common_tls_context: { validation_context: { trusted_ca: { inline_string: pki.ca } }, ...extra } } },
+  });
+  await configure(h, {
+    clusters: [staticCluster('plain', [port], transport()), staticCluster('listed', [port], transport({ tls_params: { cipher_suites: ['ECDHE-RSA-AES256-GCM-SHA384'] } }))],
+    routes: [routeConfig('r', [{ match: { prefix: '/listed' }, route: { cluster: 'listed' } }, { match: { prefix: '/' }, route: { cluster: 'plain' } }])],
+    listeners: [{ ...httpListener('out', 'r'), address: addr(0) }],
+  });
+  assert.deepEqual(await request(h.port('out')).then((r) => [r.status, r.body]), [200, 'TLS_AES_128_GCM_SHA256']);
+  assert.deepEqual(await request(h.port('out'), { path: '/listed' }).then((r) => [r.status, r.body]), [200, 'TLS_AES_128_GCM_SHA256']);
+});

@@ -20,6 +20,12 @@ import { TlsSessionCache } from './tls-session-cache.ts';
  * when tls_params.cipher_suites is not set.
  */
 const DEFAULT_CIPHERS = 'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384';
+/**
+ * TLS 1.3 suites in the order BoringSSL offers them on a CPU with AES instructions, as Envoy does
+ * (its cipher_suites apply to TLS 1.2 and below only). OpenSSL's own order puts AES-256 first, so
+ * two rig proxies negotiated TLS_AES_256_GCM_SHA384 where two Envoys use AES-128.
+ */
+const TLS13_SUITES = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256';
 
 const VERSIONS: Record<string, tls.SecureVersion | undefined> = { TLS_AUTO: undefined, TLSv1_0: 'TLSv1', TLSv1_1: 'TLSv1.1', TLSv1_2: 'TLSv1.2', TLSv1_3: 'TLSv1.3' };
 
@@ -204,7 +210,7 @@ export class TlsContext {
       crl: crl.length ? crl : undefined,
       minVersion: this.minVersion ?? 'TLSv1.2',
       maxVersion: this.maxVersion,
-      ciphers: this.ciphers ?? DEFAULT_CIPHERS,
+      ciphers: `${this.ciphers ?? DEFAULT_CIPHERS}:${TLS13_SUITES}`,
       ecdhCurve: this.ecdhCurve,
       sigalgs: this.sigalgs,
       ...(this.isServer ? { sessionIdContext: this.sessionIdContext, sessionTimeout: this.sessionTimeout, secureOptions: this.noTickets ? constants.SSL_OP_NO_TICKET : 0 } : {}),
