@@ -27,6 +27,8 @@ export interface CaseContext {
   loadCore: number;
   /** Extra node flags for every rig proxy of the case (a profile, for example). */
   rigNodeFlags?: string[];
+  /** The rig proxy of this role runs under a launcher, with more node flags (callgrind: bench/profile/instructions.ts). */
+  rigLaunched?: { role: Server['role']; launcher: string[]; nodeFlags: string[] };
 }
 
 export interface BenchCase {
@@ -60,8 +62,14 @@ async function chain(started: Server[], ...steps: ((prevPort: number) => Promise
   return { entryPort: port, servers: started };
 }
 
+/** How the case's rig proxy of this role runs: node flags and launcher. */
+function rigRun(ctx: CaseContext, role: Server['role']): { nodeFlags?: string[]; launcher?: string[] } {
+  const l = ctx.rigLaunched?.role === role ? ctx.rigLaunched : undefined;
+  return l ? { nodeFlags: [...(ctx.rigNodeFlags ?? []), ...l.nodeFlags], launcher: l.launcher } : { nodeFlags: ctx.rigNodeFlags };
+}
+
 const rig = (ctx: CaseContext, name: string, role: Server['role'], http2 = false) => (up: number) =>
-  startRigProxy({ name, role, core: ctx.serverCore, upstreamPort: up, upstreamHttp2: http2, nodeFlags: ctx.rigNodeFlags });
+  startRigProxy({ name, role, core: ctx.serverCore, upstreamPort: up, upstreamHttp2: http2, ...rigRun(ctx, role) });
 
 export const CASES: BenchCase[] = [
   {
@@ -104,8 +112,8 @@ export const CASES: BenchCase[] = [
       return chain(
         s,
         () => startNginxUpstream({ core: ctx.serverCore }),
-        (up) => startRigProxy({ name: 'rig-server-proxy', role: 'server-proxy', core: ctx.serverCore, upstreamPort: up, nodeFlags: ctx.rigNodeFlags, downstreamTls: { own: server, peer: client.spiffe } }),
-        (up) => startRigProxy({ name: 'rig-client-proxy', role: 'client-proxy', core: ctx.serverCore, upstreamPort: up, nodeFlags: ctx.rigNodeFlags, upstreamTls: { own: client, peer: server.spiffe } }),
+        (up) => startRigProxy({ name: 'rig-server-proxy', role: 'server-proxy', core: ctx.serverCore, upstreamPort: up, ...rigRun(ctx, 'server-proxy'), downstreamTls: { own: server, peer: client.spiffe } }),
+        (up) => startRigProxy({ name: 'rig-client-proxy', role: 'client-proxy', core: ctx.serverCore, upstreamPort: up, ...rigRun(ctx, 'client-proxy'), upstreamTls: { own: client, peer: server.spiffe } }),
       );
     },
   },
@@ -164,7 +172,7 @@ export const CASES: BenchCase[] = [
       s.push(sink);
       const up = await startNginxUpstream({ core: ctx.serverCore });
       s.push(up);
-      const proxy = await startRigProxy({ name: 'rig-proxy', role: 'proxy', core: ctx.serverCore, upstreamPort: up.port, nodeFlags: ctx.rigNodeFlags, telemetryCollectorPort: sink.port });
+      const proxy = await startRigProxy({ name: 'rig-proxy', role: 'proxy', core: ctx.serverCore, upstreamPort: up.port, ...rigRun(ctx, 'proxy'), telemetryCollectorPort: sink.port });
       s.push(proxy);
       return { entryPort: proxy.port, servers: s };
     },

@@ -44,6 +44,8 @@ export interface RigProxyOptions {
   nodeFlags?: string[];
   /** Extra `rig proxy` flags. */
   rigFlags?: string[];
+  /** Run node under this command, e.g. valgrind's (bench/profile/instructions.ts); start-up then takes minutes. */
+  launcher?: string[];
 }
 
 /** Istio's mTLS between sidecars: own certificate, the mesh root, the peer's SPIFFE URI. */
@@ -167,17 +169,8 @@ export async function startRigProxy(opts: RigProxyOptions): Promise<Server> {
   const dir = scratchDir(opts.name);
   const conf = path.join(dir, 'bootstrap.yaml');
   writeFileSync(conf, stringify(rigBootstrap(port, adminPort, opts.upstreamPort, opts)));
-  return startServer(
-    {
-      name: opts.name,
-      core: opts.core,
-      command: process.execPath,
-      // Readiness would default to Istio's fixed 15021: let the proxy pick a free port.
-      args: [...realtimeNodeFlags(), ...(opts.nodeFlags ?? []), rigEntry(), 'proxy', '-c', conf, '--ready-port', '0', '--stats-port', '0', '--log-level', 'warn', ...(opts.rigFlags ?? [])],
-      cwd: dir,
-    },
-    opts.role,
-    port,
-    30_000,
-  );
+  // Readiness would default to Istio's fixed 15021: let the proxy pick a free port.
+  const node = [process.execPath, ...realtimeNodeFlags(), ...(opts.nodeFlags ?? []), rigEntry(), 'proxy', '-c', conf, '--ready-port', '0', '--stats-port', '0', '--log-level', 'warn', ...(opts.rigFlags ?? [])];
+  const argv = [...(opts.launcher ?? []), ...node];
+  return startServer({ name: opts.name, core: opts.core, command: argv[0], args: argv.slice(1), cwd: dir }, opts.role, port, opts.launcher ? 600_000 : 30_000);
 }
