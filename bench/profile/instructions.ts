@@ -1,8 +1,8 @@
 // `npm run bench:instructions`: instructions per request of one rig proxy of a benchmark case,
 // counted by valgrind's callgrind, a figure that two runs of one build repeat within ~1% where
 // timing moves by ±10% (README.md, "Instructions per request"). The proxy runs under callgrind
-// with V8 single-threaded and a fixed 1 MB semi-space; 15,000 keep-alive GETs on one connection
-// warm it up, callgrind_control -z zeroes the counters, 2,000 more on a new connection are
+// with V8 single-threaded and fixed 2 MB semi-spaces; 15,000 keep-alive GETs on one connection
+// warm it up, callgrind_control -z zeroes the counters, 2,000 more on the same connection are
 // counted, -d dumps them.
 import { parseArgs } from 'node:util';
 import { execFileSync } from 'node:child_process';
@@ -13,7 +13,7 @@ import { ensurePackages } from '../lib/debian-deps.ts';
 import { pinSelf } from '../lib/process-group.ts';
 import { snapshotHead } from '../lib/source-snapshot.ts';
 import { CASES } from '../cases/cases.ts';
-import { sequentialGets } from '../load/sequential.ts';
+import { sequentialClient, sequentialGets } from '../load/sequential.ts';
 import { rigSourceRoot, useRigSource } from '../servers/rig-proxy.ts';
 import { scratchDir, type Server } from '../servers/server.ts';
 import { nameJitCode, parseCallgrind } from './callgrind-file.ts';
@@ -33,10 +33,12 @@ const USAGE = `usage: npm run bench:instructions -- [options]      (as root: val
 
 /**
  * V8 --single-threaded: compiles and GC on the main thread at fixed points (with concurrent
- * tiering one build read 129k and 171k). A fixed 1 MB semi-space: the proxy's own cap lets it sit
- * at 1 or 2 MB from run to run, which doubled one run's scavenges against another's.
+ * tiering one build read 129k and 171k). Fixed 2 MB semi-spaces, the least the proxy's own cap
+ * (YOUNG_GENERATION_CAP, 4 MB) lets them be: the cap lets them sit at 2 or 4 MB from run to run,
+ * which would halve one run's scavenges against another's. (Round 22 counted with 1 MB ones,
+ * under its 2 MB cap.)
  */
-const NODE_FLAGS = ['--single-threaded-gc', '--single-threaded', '--min-semi-space-size=1', '--max-semi-space-size=1'];
+const NODE_FLAGS = ['--single-threaded-gc', '--single-threaded', '--min-semi-space-size=2', '--max-semi-space-size=2'];
 
 const SERVER_CORE = 1;
 const LOAD_CORE = 0;
@@ -130,19 +132,26 @@ async function main(): Promise<void> {
     const topo = await c.start({ serverCore: SERVER_CORE, loadCore: LOAD_CORE, rigLaunched: { role, launcher, nodeFlags } }, started);
     const counted = started.find((s) => s.role === role)!;
     perfMap = `/tmp/perf-${counted.proc.pid}.map`;
-    // Connections as round 22 had them: one GET (its curl), the warm-up's, the counted one. What V8
-    // compiles in the window depends on this history (a new connection deoptimizes node's stream
-    // code), so the first GET has no timeout, which a slow valgrind would make expire now and then.
-    // It is retried only when it fails: a proxy in front of the counted one answers 503 while
-    // callgrind still starts it up.
+    // One GET on a connection of its own (the benchmark's probe), then warm-up and count on one
+    // connection, as the benchmark's fixed-rate window runs on the warm-up's connections. A new
+    // connection deoptimizes node's stream code (ReadableState, onStreamRead, Writable.write:
+    // "wrong map"), which V8 optimizes again only 7,000–40,000 requests later: counted on a new
+    // connection (round 22), the figure depends on the connections before it. The first GET has
+    // no timeout (a slow valgrind would make one expire now and then) and is retried only when it
+    // fails: a proxy in front of the counted one answers 503 while callgrind still starts it up.
     await firstGet(topo.entryPort);
-    log(`${warmup} GETs to warm up`);
-    await sequentialGets(topo.entryPort, warmup);
-    execFileSync('callgrind_control', ['-z', String(counted.proc.pid)], { stdio: 'ignore' });
-    log(`${requests} GETs counted`);
-    const t0 = performance.now();
-    await sequentialGets(topo.entryPort, requests);
-    windowS = (performance.now() - t0) / 1000;
+    const client = await sequentialClient(topo.entryPort);
+    try {
+      log(`${warmup} GETs to warm up`);
+      await client.run(warmup);
+      execFileSync('callgrind_control', ['-z', String(counted.proc.pid)], { stdio: 'ignore' });
+      log(`${requests} GETs counted`);
+      const t0 = performance.now();
+      await client.run(requests);
+      windowS = (performance.now() - t0) / 1000;
+    } finally {
+      client.close();
+    }
     execFileSync('callgrind_control', ['-d', String(counted.proc.pid)], { stdio: 'ignore' });
     dump = await dumpText(`${out}.1`);
     if (values.profile) dump = nameJitCode(dump, readFileSync(perfMap, 'utf8'), `file://${rigSourceRoot()}/`);
@@ -154,7 +163,7 @@ async function main(): Promise<void> {
   const parsed = parseCallgrind(dump);
   const r = perRequest(parsed, requests);
   process.stdout.write(
-    `${c.id}, ${role} (rig at ${commit}${values['rig-node-flags'] ? `, node ${values['rig-node-flags']}` : ''}) under callgrind: ${warmup} GETs to warm up, ${requests} counted in ${windowS.toFixed(1)} s on a new keep-alive connection\n` +
+    `${c.id}, ${role} (rig at ${commit}${values['rig-node-flags'] ? `, node ${values['rig-node-flags']}` : ''}) under callgrind: ${warmup} GETs to warm up, ${requests} counted in ${windowS.toFixed(1)} s on the warm-up's keep-alive connection\n` +
       `instructions per request: ${fmt(r.instructions)}\n` +
       `left out per request: compiles ${fmt(r.compiles)} (optimizing, Maglev, lazy), old-generation GC ${fmt(r.oldGenerationGc)}, other threads ${fmt(r.background)}; all ${fmt(r.all)}\n`,
   );
