@@ -37,6 +37,7 @@ import { RecodedBody, type RecodedBodyOwner } from './recoded-body.ts';
 import { transportFailureReason } from '../upstream/transport-failure-reason.ts';
 import { carryRecordedCase } from './h1/header-case.ts';
 import { requestTimer } from '../request-timer.ts';
+import { requestDeadline, type RequestDeadline } from '../request-deadline.ts';
 
 export type DownstreamRequest = IncomingMessage | H2Request | H1Request;
 export type DownstreamResponse = ServerResponse | H2Response | H1Response;
@@ -159,12 +160,12 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
   private hash: bigint | undefined;
   private setCookie: string | undefined;
   private timeoutMs = 0;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: RequestDeadline | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   /** The cluster's max_stream_duration for the current attempt (UMSDR). */
   private maxDurationTimer: NodeJS.Timeout | undefined;
   /** stream_idle_timeout: refreshed by response activity. */
-  private idleTimer: NodeJS.Timeout | undefined;
+  private idleTimer: RequestDeadline | undefined;
   /** max_stream_duration of the HCM, or of the route once matched: counted from the stream start. */
   private durationTimer: NodeJS.Timeout | undefined;
   private admitted = 0;
@@ -255,7 +256,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     if (this.isH2) s.rqHttp2.value++;
     else s.rqHttp1.value++;
     this.res.once('close', this.onDownstreamClose);
-    if (hcm.streamIdleTimeoutMs > 0) this.idleTimer = requestTimer(onIdleTimeout, hcm.streamIdleTimeoutMs, this);
+    if (hcm.streamIdleTimeoutMs > 0) this.idleTimer = requestDeadline(onIdleTimeout, hcm.streamIdleTimeoutMs, this);
     if (hcm.maxStreamDurationMs > 0) this.durationTimer = requestTimer(onStreamDuration, hcm.maxStreamDurationMs, this);
     if (this.escapedSlashAction === 1 || (this.escapedSlashAction === 2 && this.isGrpc)) {
       this.sendLocalReply({ status: 400, details: 'path_normalization_failed' });
@@ -551,8 +552,8 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     this.timeoutMs = takeTimeoutHeader(head.headers, route.timeoutMs, hcm.respectExpectedRqTimeout);
     if (route.idleTimeoutMs !== undefined) {
       // The route's idle_timeout replaces the HCM stream_idle_timeout (0: none for this route).
-      if (this.idleTimer) clearTimeout(this.idleTimer);
-      this.idleTimer = route.idleTimeoutMs > 0 ? requestTimer(onIdleTimeout, route.idleTimeoutMs, this) : undefined;
+      this.idleTimer?.cancel();
+      this.idleTimer = route.idleTimeoutMs > 0 ? requestDeadline(onIdleTimeout, route.idleTimeoutMs, this) : undefined;
     }
     if (route.grpcTimeoutMaxMs !== undefined && this.isGrpc) {
       const g = parseGrpcTimeout(firstHeaderValue(head.headers['grpc-timeout']));
@@ -568,7 +569,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     if (!hcm.suppressEnvoyHeaders && this.timeoutMs > 0) head.headers['x-envoy-expected-rq-timeout-ms'] = String(Math.round(this.timeoutMs));
     if (route.mirrors.length) this.sendMirrors(route);
     this.upstreamStart = performance.now();
-    if (this.timeoutMs > 0) this.timer = requestTimer(onGlobalTimeout, this.timeoutMs, this);
+    if (this.timeoutMs > 0) this.timer = requestDeadline(onGlobalTimeout, this.timeoutMs, this);
     this.sendAttempt(false);
   }
 
@@ -1418,9 +1419,9 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
   private finish(): void {
     if (this.done) return;
     this.done = true;
-    if (this.timer) clearTimeout(this.timer);
+    this.timer?.cancel();
     if (this.retryTimer) clearTimeout(this.retryTimer);
-    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer?.cancel();
     if (this.maxDurationTimer) clearTimeout(this.maxDurationTimer);
     if (this.durationTimer) clearTimeout(this.durationTimer);
     this.recoded?.destroy();
