@@ -1,6 +1,8 @@
 // Envoy's StreamInfo: what happened to one HTTP request or one TCP connection. The proxy fills
 // it along the request path; telemetry (metrics, access logs, spans) reads it when the stream ends.
 import type tls from 'node:tls';
+// The module's performance, not the global: globalThis.performance is an accessor, ~170 instructions a read (callgrind).
+import { performance } from 'node:perf_hooks';
 import { spiffeId, upstreamPeerCertificate } from './tls/tls-context.ts';
 import type { RouteDecorator } from './routing/route-config.ts';
 
