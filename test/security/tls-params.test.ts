@@ -12,6 +12,13 @@ import { istioMutualDownstream } from '../../src/xds/translate/tls.ts';
 
 const UPSTREAM_TLS = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext';
 
+/** A cluster's transport_socket: TLS to backend.test, trusting `ca`, with `extra` common_tls_context fields. */
+function upstreamTls(ca: string, extra: Record<string, unknown>) {
+  return {
+    transport_socket: { name: 'envoy.transport_sockets.tls', typed_config: { '@type': UPSTREAM_TLS, sni: 'backend.test', common_tls_context: { validation_context: { trusted_ca: { inline_string: ca } }, ...extra } } },
+  };
+}
+
 function handshake(port: number, opts: tls.ConnectionOptions): Promise<string> {
   return new Promise((resolve) => {
     const s = tls.connect({ host: '127.0.0.1', port, checkServerIdentity: () => undefined, ...opts }, () => {
@@ -58,9 +65,7 @@ test('upstream TLS offers no CBC suite; Envoy bracket cipher_suites work, unknow
     modern.close();
     pki.cleanup();
   });
-  const transport = (extra: Record<string, unknown> = {}) => ({
-    transport_socket: { name: 'envoy.transport_sockets.tls', typed_config: { '@type': UPSTREAM_TLS, sni: 'backend.test', common_tls_context: { validation_context: { trusted_ca: { inline_string: pki.ca } }, ...extra } } },
-  });
+  const transport = (extra: Record<string, unknown> = {}) => upstreamTls(pki.ca, extra);
   await configure(h, {
     clusters: [
       staticCluster('cbc', [(cbcOnly.address() as AddressInfo).port], transport()),
@@ -93,9 +98,7 @@ test('upstream TLS 1.3 prefers TLS_AES_128_GCM_SHA256, as Envoy (BoringSSL) does
     pki.cleanup();
   });
   const port = (tls13.address() as AddressInfo).port;
-  const transport = (extra: Record<string, unknown> = {}) => ({
-    transport_socket: { name: 'envoy.transport_sockets.tls', typed_config: { '@type': UPSTREAM_TLS, sni: 'backend.test', common_tls_context: { validation_context: { trusted_ca: { inline_string: pki.ca } }, ...extra } } },
-  });
+  const transport = (extra: Record<string, unknown> = {}) => upstreamTls(pki.ca, extra);
   await configure(h, {
     clusters: [staticCluster('plain', [port], transport()), staticCluster('listed', [port], transport({ tls_params: { cipher_suites: ['ECDHE-RSA-AES256-GCM-SHA384'] } }))],
     routes: [routeConfig('r', [{ match: { prefix: '/listed' }, route: { cluster: 'listed' } }, { match: { prefix: '/' }, route: { cluster: 'plain' } }])],
