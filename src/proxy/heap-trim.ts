@@ -57,9 +57,9 @@ export function trimHeap(flushBytecode = false): number {
  * per 1000 requests 0.0228 / 0.0218 / 0.0215 s: more scavenges of a smaller space cost nothing
  * measurable, since what survives one is a handful of in-flight requests. Counted instructions
  * do see them: with this 4 MB cap (2 MB semi-spaces) instead of 2 MB (1 MB ones), a proxied GET
- * costs 88.0k instead of 89.4k instructions on the one-hop proxy and 110.1k instead of 114.3k on
- * the client side of the mTLS two-hop case (callgrind): a scavenge's fixed cost, its roots, is
- * paid half as often.
+ * costs 79.5k instead of 82.9k instructions on the one-hop proxy and 106.8k instead of 110.6k on
+ * the client side of the mTLS two-hop case (npm run bench:instructions): a scavenge's fixed cost,
+ * its roots, is paid half as often.
  */
 export const YOUNG_GENERATION_CAP = 4 * 1024 * 1024;
 
