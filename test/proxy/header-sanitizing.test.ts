@@ -3,6 +3,7 @@
 // consumes the ones it honours (router-headers.ts): x-envoy-upstream-rq-timeout-ms shows in the
 // upstream's x-envoy-expected-rq-timeout-ms (60000 kept, 15000 the route default when stripped).
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { test } from 'node:test';
 import { localAddress } from '../../src/proxy/local-address.ts';
 import { configure, httpListener, request, routeConfig, startRuntime, startTestRuntime, startUpstream, staticCluster } from './harness.ts';
@@ -91,4 +92,30 @@ test('internal_address_config: a prefix that is not an address is a config error
     configure(h, { listeners: [httpListener('l', routeConfig('r', [{ match: { prefix: '/' }, direct_response: { status: 200 } }]), { internal_address_config: { cidr_ranges: [{ address_prefix: 'ten.0.0.0', prefix_len: 8 }] } })] }),
     /internal_address_config\.cidr_ranges\[0\]\.address_prefix.*not an IPv4 or IPv6 address/,
   );
+});
+
+test("a response's hop-by-hop headers stay on the upstream's hop; its other headers pass", async (t) => {
+  // A raw upstream, so that the headers are exactly these (node's server would add its own Connection).
+  const up = net.createServer((s) => {
+    s.once('data', () =>
+      s.write(
+        'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\nKeep-Alive: timeout=30\r\n' +
+          'Proxy-Connection: keep-alive\r\nUpgrade: h2c\r\nX-Kept: yes\r\n\r\nok',
+      ),
+    );
+  });
+  await new Promise<void>((r) => up.listen(0, '127.0.0.1', r));
+  const upstream = { close: () => new Promise<void>((r) => up.close(() => r())) };
+  const h = await startTestRuntime(t, [upstream]);
+  await configure(h, {
+    clusters: [staticCluster('up', [(up.address() as net.AddressInfo).port])],
+    routes: [routeConfig('r', [{ match: { prefix: '/' }, route: { cluster: 'up' } }])],
+    listeners: [httpListener('l', 'r')],
+  });
+  const r = await request(h.port('l'));
+  assert.equal(r.status, 200);
+  assert.equal(r.body, 'ok');
+  assert.equal(r.headers['x-kept'], 'yes');
+  for (const name of ['keep-alive', 'proxy-connection', 'upgrade']) assert.equal(r.headers[name], undefined, name);
+  assert.notEqual(r.headers.connection, 'upgrade');
 });

@@ -897,7 +897,8 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
     if (rs) rs.response(status);
     if (chargeHostResponse(a.host, status, headers, this.isGrpc)) this.grpcSuccessDeferred = true;
     const hcm = this.conn.hcm;
-    const out = withoutHeaders(headers as HeaderMap, RESPONSE_HOP_BY_HOP);
+    // The HTTP/1.1 pool's map is built for this stream, without this hop's headers: forwarded as it is.
+    const out = a.controller instanceof H1Exchange ? (headers as HeaderMap) : withoutHeaders(headers as HeaderMap, RESPONSE_HOP_BY_HOP);
     if (this.weighted && !this.weighted.responseOps.empty) this.weighted.responseOps.apply(out, info, this.head);
     if (!route.responseOps.empty) route.responseOps.apply(out, info, this.head);
     if (!hcm.suppressEnvoyHeaders) out['x-envoy-upstream-service-time'] = String(Math.round(info.upstreamServiceTimeMs));

@@ -532,11 +532,11 @@ function toHeaderObject(raw: readonly string[]): Record<string, string | string[
 interface HeaderName {
   readonly spelling: string;
   readonly key: string;
-  /** connection, keep-alive, proxy-connection, transfer-encoding: this hop's, left out of the handler's headers. */
+  /** connection, keep-alive, proxy-connection, transfer-encoding, upgrade: this hop's, left out of the handler's headers. */
   readonly hopByHop: boolean;
 }
 
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding']);
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 
 /**
  * Upstreams repeat the same few names: each is lower-cased once, and its key is then the same
