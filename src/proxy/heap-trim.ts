@@ -70,27 +70,38 @@ export const YOUNG_GENERATION_CAP = 4 * 1024 * 1024;
  * nothing), and `rig proxy` is launched by users, `rig up` and the benchmark alike; the growth
  * factor is the one knob V8 reads at run time. Against that flag (--max-semi-space-size=8, no
  * cap) the cap gives the same peak RSS, CPU per request and scavenge pauses (p50 ~0.6 ms, same
- * runs): the observer costs one callback per GC, not latency. The several-ms pauses under load are
- * mark-compacts of the old generation (~20 MB live), with or without the cap. Returns a function
- * that undoes it.
+ * runs). The several-ms pauses under load are mark-compacts of the old generation (~20 MB live),
+ * with or without the cap.
+ *
+ * Each GC is watched only while the young generation may still grow. Once it is at the cap, an
+ * unref'd timer looks every `recheckMs` for V8 having shrunk it (it does when the proxy idles),
+ * and lets it grow again: a GC observer costs a performance entry and a heap-space read per
+ * scavenge, ~350 instructions per request on the one-hop proxy (npm run bench:instructions).
+ * Returns a function that undoes it.
  */
-export function capYoungGeneration(maxBytes: number): () => void {
+export function capYoungGeneration(maxBytes: number, recheckMs = 1000): () => void {
   let frozen = false;
-  const set = (freeze: boolean) => {
-    if (freeze === frozen) return;
-    v8.setFlagsFromString(`--semi-space-growth-factor=${freeze ? 1 : 2}`);
-    frozen = freeze;
-  };
+  let recheck: NodeJS.Timeout | undefined;
+  const obs = new PerformanceObserver(() => check());
   const check = () => {
     const ns = v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space');
-    if (ns) set(ns.space_size >= maxBytes);
+    if (!ns || (ns.space_size >= maxBytes) === frozen) return;
+    frozen = !frozen;
+    v8.setFlagsFromString(`--semi-space-growth-factor=${frozen ? 1 : 2}`);
+    if (frozen) {
+      obs.disconnect();
+      recheck = setInterval(check, recheckMs).unref();
+    } else {
+      clearInterval(recheck);
+      obs.observe({ entryTypes: ['gc'] });
+    }
   };
-  const obs = new PerformanceObserver(check);
   obs.observe({ entryTypes: ['gc'] });
   check();
   return () => {
     obs.disconnect();
-    set(false);
+    clearInterval(recheck);
+    if (frozen) v8.setFlagsFromString('--semi-space-growth-factor=2');
   };
 }
 

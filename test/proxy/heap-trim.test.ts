@@ -88,3 +88,23 @@ test('capYoungGeneration keeps the young generation small under churn, and undoe
   await churn(1500);
   assert.ok(newSpace() > 2 * cap, `new space ${newSpace()} bytes once uncapped: it grows again`);
 });
+
+test('capYoungGeneration lets a young generation that V8 shrank grow back to the cap', async () => {
+  trimHeap();
+  // Above the 2 MB that V8's initial semi-spaces (1 MB each) take: frozen at that size, it would stay there.
+  const cap = 8 * 1024 * 1024;
+  const uncap = capYoungGeneration(cap, 20);
+  try {
+    await churn(1500);
+    assert.ok(newSpace() >= cap, `new space ${newSpace()} bytes: at the cap under churn`);
+    trimHeap(); // shrinks the young generation, as V8 does when a proxy idles
+    const shrunk = newSpace();
+    assert.ok(shrunk < cap, `new space ${shrunk} bytes after a memory-reducing GC`);
+    await new Promise((r) => setTimeout(r, 60));
+    await churn(1500);
+    assert.ok(newSpace() >= cap, `new space ${newSpace()} bytes: grown back from ${shrunk} to the cap`);
+    assert.ok(newSpace() <= 2 * cap, `new space ${newSpace()} bytes with a ${cap}-byte cap`);
+  } finally {
+    uncap();
+  }
+});
