@@ -12,6 +12,8 @@ export interface PerRequest {
   oldGenerationGc: number;
   /** all − background − compiles − oldGenerationGc. */
   instructions: number;
+  /** Scavenges in the window: each is ~780k instructions on the one-hop proxy, so one more or less moves a 2,000-request count by ~390. */
+  scavenges: number;
 }
 
 /** The largest inclusive cost of a function whose name passes the test (0 if none). */
@@ -47,6 +49,7 @@ export function perRequest(dump: CallgrindDump, requests: number): PerRequest {
     compiles: compiles / requests,
     oldGenerationGc: oldGenerationGc / requests,
     instructions: (dump.total - background - compiles - oldGenerationGc) / requests,
+    scavenges: [...dump.functions.values()].filter((f) => f.name.includes('ScavengerCollector::CollectGarbage()')).reduce((n, f) => n + f.calls, 0),
   };
 }
 

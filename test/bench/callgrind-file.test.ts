@@ -80,7 +80,7 @@ fn=(6) start_thread
 
 test('per request: compiles, old-generation GC (without scavenges) and other threads left out', () => {
   const r = perRequest(parseCallgrind(PROXY_DUMP), 100);
-  assert.deepEqual(r, { requests: 100, all: 10000, background: 100, compiles: 3200, oldGenerationGc: 300, instructions: 6400 });
+  assert.deepEqual(r, { requests: 100, all: 10000, background: 100, compiles: 3200, oldGenerationGc: 300, instructions: 6400, scavenges: 3 });
 });
 
 test('JIT code named from the perf map, the source tree taken out of its file names', () => {
