@@ -13,6 +13,7 @@ import type { Reader } from '../config/reader.ts';
 import type { HeaderMap } from '../filters/filter.ts';
 import { localAddress } from '../local-address.ts';
 import { formatIpPort } from '../network/ip-port.ts';
+import { hasEnvoyHeader } from './router-headers.ts';
 import type { StreamInfo } from '../stream-info.ts';
 
 /** Removed from every external request (Envoy's cleanInternalHeaders). */
@@ -166,10 +167,5 @@ function sanitizeRequestHeaders(h: HeaderMap, c: XffSettings, client: string, tr
     const a = unmapped(client);
     if (net.isIP(a)) h['x-envoy-external-address'] = a;
   }
-  return false;
-}
-
-function hasEnvoyHeader(h: HeaderMap): boolean {
-  for (const k in h) if (k.startsWith('x-envoy-')) return true;
   return false;
 }

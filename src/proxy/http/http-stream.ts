@@ -25,7 +25,7 @@ import { H1Exchange } from '../upstream/h1-pool/h1-exchange.ts';
 import { grpcStatusFor, isGrpcContentType, rewriteLocalReply } from './local-reply.ts';
 import { mutateRequestHeaders } from './mutate-request-headers.ts';
 import { invalidEnvoyHeader } from './strict-check-headers.ts';
-import { retriesEnabled, takeRetryHeaders, takeTimeoutHeader } from './router-headers.ts';
+import { hasEnvoyHeader, retriesEnabled, takeRetryHeaders, takeTimeoutHeader } from './router-headers.ts';
 import { ReplayableBody } from './retry-body.ts';
 import { lendBody } from '../upstream/h2-stream-body.ts';
 import { sample } from '../config/fractional-percent.ts';
@@ -551,7 +551,9 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
       this.hash = h.hash;
       this.setCookie = h.setCookie?.header;
     }
-    this.timeoutMs = takeTimeoutHeader(head.headers, route.timeoutMs, hcm.respectExpectedRqTimeout);
+    // The router's headers are all x-envoy-*: most requests have none, and skip six lookups.
+    const steered = hasEnvoyHeader(head.headers);
+    this.timeoutMs = steered ? takeTimeoutHeader(head.headers, route.timeoutMs, hcm.respectExpectedRqTimeout) : route.timeoutMs;
     if (route.idleTimeoutMs !== undefined) {
       // The route's idle_timeout replaces the HCM stream_idle_timeout (0: none for this route).
       this.idleTimer?.cancel();
@@ -565,7 +567,7 @@ export class HttpStream implements StreamCallbacks, AttemptOwner, RecodedBodyOwn
         this.timeoutMs = t;
       }
     }
-    this.retry = takeRetryHeaders(head.headers, route.retry, this.timeoutMs);
+    this.retry = steered ? takeRetryHeaders(head.headers, route.retry, this.timeoutMs) : route.retry;
     this.retriesLeft = this.retry?.numRetries ?? 0;
     if (this.span) this.span.injectContext(head);
     if (!hcm.suppressEnvoyHeaders && this.timeoutMs > 0) head.headers['x-envoy-expected-rq-timeout-ms'] = String(Math.round(this.timeoutMs));

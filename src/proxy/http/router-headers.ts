@@ -46,6 +46,12 @@ const DEFAULT_POLICY: RetryPolicy = {
   previousPrioritiesFrequency: 0,
 };
 
+/** Whether some header is named x-envoy-*: one look at a request's few names, where each x-envoy- lookup is a keyed load of its own. */
+export function hasEnvoyHeader(h: HeaderMap): boolean {
+  for (const k in h) if (k.startsWith('x-envoy-')) return true;
+  return false;
+}
+
 function take(h: HeaderMap, name: string): string | undefined {
   const v = h[name];
   if (v === undefined) return undefined;
