@@ -49,7 +49,7 @@ export function perRequest(dump: CallgrindDump, requests: number): PerRequest {
     compiles: compiles / requests,
     oldGenerationGc: oldGenerationGc / requests,
     instructions: (dump.total - background - compiles - oldGenerationGc) / requests,
-    scavenges: [...dump.functions.values()].filter((f) => f.name.includes('ScavengerCollector::CollectGarbage()')).reduce((n, f) => n + f.calls, 0),
+    scavenges: [...dump.functions.values()].filter((f) => f.name === 'v8::internal::ScavengerCollector::CollectGarbage()').reduce((n, f) => n + f.calls, 0),
   };
 }
 
