@@ -167,6 +167,11 @@ export class H1Parser {
     return this.pending !== undefined && this.pending.length > 0;
   }
 
+  /** The held bytes get a copy of their own: the caller's input buffer is about to be reused. */
+  ownBufferedInput(): void {
+    if (this.pending !== undefined && this.pending.length > 0) this.pending = Buffer.from(this.pending);
+  }
+
   /** Bytes held unparsed (incomplete head or chunk line, or input given while paused). */
   get bufferedBytes(): number {
     return this.pending?.length ?? 0;

@@ -12,7 +12,7 @@ interface Server {
   port: number;
   set: H1ConnectionSet;
   errors: { status: number; code: string }[];
-  upgrades: { req: H1Request; early: string }[];
+  upgrades: { req: H1Request; early: Buffer }[];
 }
 
 /** A server on 127.0.0.1:0 whose requests go to `onRequest`; closed after the test. */
@@ -22,7 +22,7 @@ async function serve(t: TestContext, onRequest: (req: H1Request, res: H1Response
   const handler: H1ServerHandler = {
     onRequest: (conn, req, res) => onRequest(req, res, conn),
     onUpgrade: (conn, req, early) => {
-      s.upgrades.push({ req, early: early.toString('latin1') });
+      s.upgrades.push({ req, early });
       conn.socket.write('HTTP/1.1 101 Switching Protocols\r\n\r\n');
       conn.socket.on('data', (c: Buffer) => conn.socket.write(c));
       if (early.length) conn.socket.write(early);
@@ -209,12 +209,13 @@ test('upgrade and CONNECT hand the socket over with the bytes after the head', a
   const s = await serve(t, echo);
   const ws = await exchange(s.port, 'GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nEARLY', (x) => x.endsWith('EARLY'));
   assert.match(ws.text, /^HTTP\/1\.1 101 /);
-  assert.equal(s.upgrades[0].early, 'EARLY');
   assert.equal(s.upgrades[0].req.headers.upgrade, 'websocket');
-  const c = await exchange(s.port, ['CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n', 'tunnel bytes'], (x) => x.endsWith('tunnel bytes'));
+  const c = await exchange(s.port, ['CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nUser-Agent: a-client-with-a-long-name\r\n\r\n', 'tunnel bytes'], (x) => x.endsWith('tunnel bytes'));
   assert.match(c.text, /^HTTP\/1\.1 101 /);
   assert.equal(s.upgrades[1].req.method, 'CONNECT');
   assert.equal(s.upgrades[1].req.url, 'example.com:443');
+  // The early bytes are the handler's to keep: later reads (into the shared read buffer) leave them be.
+  assert.equal(s.upgrades[0].early.toString('latin1'), 'EARLY');
 });
 
 test('a client closing mid-response closes the response; drain closes idle connections and ends busy ones after their response', async (t) => {
@@ -298,4 +299,54 @@ test('back-pressure: an unread request body and a flood of pipelined requests st
   while (!text.endsWith('/2000')) await new Promise((r) => setTimeout(r, 5));
   const bodies = [...text.matchAll(/\r\n\r\n(\/\d+)/g)].map((m) => m[1]);
   assert.deepEqual(bodies, Array.from({ length: 2000 }, (_, i) => `/${i + 1}`));
+});
+
+test('connections reading through the shared buffer keep their bytes: split heads, held bodies and pipelined requests interleaved on 6 connections', async (t) => {
+  // Every read of every connection lands in the same buffer (network/shared-read-buffer.ts). A body
+  // chunk queued unread, half a head or a pipelined request held while a response is pending must
+  // be copies, or the other connections' reads overwrite them.
+  const s = await serve(t, (req, res) => {
+    // The body is read only after a while: its chunks wait in the request's queue meanwhile.
+    setTimeout(() => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.once('end', () => res.writeHead(200, { 'x-url': req.url }).end(Buffer.concat(chunks)));
+    }, 40);
+  });
+  // Each connection's body differs at every position, so a byte from elsewhere shows.
+  const bodyOf = (id: number, n: number): string => Array.from({ length: n }, (_, i) => String.fromCharCode(65 + ((id * 7 + i) % 26))).join('');
+  const tick = (): Promise<void> => new Promise((r) => setTimeout(r, 3));
+  const conns = await Promise.all(
+    Array.from({ length: 6 }, async (_, id) => {
+      const sock = net.connect(s.port, '127.0.0.1');
+      await new Promise((r) => sock.once('connect', r));
+      sock.setNoDelay(true);
+      let text = '';
+      sock.on('data', (c: Buffer) => (text += c.toString('latin1')));
+      t.after(() => sock.destroy());
+      return { id, sock, text: () => text, body: bodyOf(id, 3000 + id * 101) };
+    }),
+  );
+  const step = async (f: (c: (typeof conns)[number]) => string): Promise<void> => {
+    for (const c of conns) {
+      c.sock.write(f(c), 'latin1');
+      await tick();
+    }
+  };
+  await step((c) => `POST /c${c.id} HTTP/1.1\r\nHost: x\r\nContent-Le`);
+  await step((c) => `ngth: ${c.body.length}\r\n\r\n${c.body.slice(0, 1000)}`);
+  await step((c) => c.body.slice(1000, 2000));
+  // The body's end, and in the same write the next request, held until the first is answered.
+  await step((c) => `${c.body.slice(2000)}GET /next${c.id} HTTP/1.1\r\nHost: x\r\nx-id: ${String(c.id).repeat(40)}\r\nContent-Length: 0\r\n\r\n`);
+  await step((c) => `POST /last${c.id} HTTP/1.1\r\nContent-Length: 5\r\n\r\n`);
+  await step((c) => `end${c.id}!`);
+  for (const c of conns) {
+    for (let i = 0; i < 400 && !c.text().endsWith(`end${c.id}!`); i++) await new Promise((r) => setTimeout(r, 5));
+    const responses = c.text().split(/(?=HTTP\/1\.1 200)/);
+    assert.equal(responses.length, 3, c.text().slice(0, 500));
+    assert.match(responses[0], new RegExp(`x-url: /c${c.id}\\r\\n`));
+    assert.ok(responses[0].endsWith(`\r\n\r\n${c.body}`), `connection ${c.id}: the body came back changed`);
+    assert.match(responses[1], new RegExp(`x-url: /next${c.id}\\r\\n`));
+    assert.match(responses[2], new RegExp(`x-url: /last${c.id}\\r\\n[^]*\\r\\n\\r\\nend${c.id}!$`));
+  }
 });

@@ -1,4 +1,5 @@
-// The HTTP/1.1 server side of one downstream connection, on the raw net.Socket / tls.TLSSocket:
+// The HTTP/1.1 server side of one downstream connection, on the raw net.Socket / tls.TLSSocket
+// (a plain socket's reads land in the shared read buffer, network/shared-read-buffer.ts):
 // requests parsed by H1Parser, one exchange at a time (pipelined requests wait in the parser until
 // the response before them is done, so responses leave in order), 100-continue answered here,
 // keep-alive / Connection: close / HTTP/1.0, Upgrade and CONNECT handed off with the bytes that
@@ -10,6 +11,7 @@ import { H1Parser, H1ParseError, type H1Head } from './h1-parser.ts';
 import { H1Request } from './h1-request.ts';
 import { H1Response, type H1ResponseOwner } from './h1-response.ts';
 import { recordCase, type HeaderKeyFormat } from './header-case.ts';
+import { canReadShared, readShared, stopReadingShared } from '../../network/shared-read-buffer.ts';
 
 export interface H1ServerHandler {
   onRequest(conn: H1ServerConnection, req: H1Request, res: H1Response): void;
@@ -60,9 +62,24 @@ export class H1ServerConnection implements H1ResponseOwner {
   private done = false;
   private pausedForBody = false;
   private pausedForPipeline = false;
+  /** Reads come as views of the shared read buffer (network/shared-read-buffer.ts), valid during data() only. */
+  private shared = false;
+  private readonly mayShare: boolean;
   /** Request bodies buffer up to the socket's read limit (the listener's per_connection_buffer_limit_bytes). */
   private readonly bodyOptions: { readonly highWaterMark: number };
-  private readonly onData = (chunk: Buffer): void => this.data(chunk);
+  /** Bytes that came through the socket's stream (a fresh socket's first bytes, those an inspector put back): then shared reads when the stream is empty. */
+  private readonly onData = (chunk: Buffer): void => {
+    this.data(chunk);
+    if (this.mayShare && !this.done && readShared(this.socket, this.onSharedRead)) {
+      this.shared = true;
+      this.socket.removeListener('data', this.onData);
+    }
+  };
+  private readonly onSharedRead = (view: Buffer): boolean => {
+    this.data(view);
+    if (!this.done) this.parser.ownBufferedInput();
+    return true;
+  };
   private readonly onSocketEnd = (): void => this.peerEnded();
   private readonly wantMore = (): void => this.bodyWanted();
 
@@ -76,7 +93,9 @@ export class H1ServerConnection implements H1ResponseOwner {
     this.idleSince = Date.now();
     this.bodyOptions = { highWaterMark: socket.readableHighWaterMark };
     socket.setNoDelay(true);
-    socket.on('data', this.onData);
+    this.mayShare = canReadShared(socket);
+    this.shared = this.mayShare && readShared(socket, this.onSharedRead);
+    if (!this.shared) socket.on('data', this.onData);
     socket.on('end', this.onSocketEnd);
     socket.on('error', noop);
     socket.once('close', () => this.closed());
@@ -111,7 +130,7 @@ export class H1ServerConnection implements H1ResponseOwner {
   onBody(chunk: Buffer): void {
     const req = this.req;
     if (req === undefined || this.res === undefined) return;
-    if (!req.push(chunk) && !this.pausedForBody) {
+    if (!req.push(this.shared ? Buffer.from(chunk) : chunk) && !this.pausedForBody) {
       this.pausedForBody = true;
       this.socket.pause();
     }
@@ -181,14 +200,16 @@ export class H1ServerConnection implements H1ResponseOwner {
     const preserve = this.headerKeyFormat?.preserve;
     if (preserve !== undefined) recordCase(req.headers, head.rawHeaders, preserve);
     req.endBody();
-    this.handler.onUpgrade(this, req, this.parser.takeRemainder() ?? EMPTY);
+    const early = this.parser.takeRemainder();
+    this.handler.onUpgrade(this, req, early === undefined ? EMPTY : this.shared ? Buffer.from(early) : early);
   }
 
   /** Stops reading requests (the socket goes to a tunnel, or is being closed). */
   private detach(): void {
     this.done = true;
     this.set.delete(this);
-    this.socket.removeListener('data', this.onData);
+    if (this.shared) stopReadingShared(this.socket);
+    else this.socket.removeListener('data', this.onData);
     this.socket.removeListener('end', this.onSocketEnd);
   }
 

@@ -276,7 +276,7 @@ export class H1Connection {
 
   // === response ===
 
-  /** Bytes read: a view of the pool's shared read buffer, valid only during this call. */
+  /** Bytes read: a view of the shared read buffer (network/shared-read-buffer.ts), valid only during this call. */
   onRead(data: Buffer): void {
     if (!this.current || this.destroyed) {
       // Bytes no request asked for: the connection's framing can no longer be trusted.
@@ -289,7 +289,7 @@ export class H1Connection {
     try {
       parser.execute(data);
       // What the parser keeps for later (an incomplete line, input while paused) gets its own copy.
-      if (parser.hasBufferedInput) parser.execute(Buffer.from(parser.takeRemainder()!));
+      parser.ownBufferedInput();
     } catch (e) {
       this.protocolError(e as Error);
       return;

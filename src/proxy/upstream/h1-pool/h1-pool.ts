@@ -14,6 +14,7 @@ import { H1ErrorCode, H1PoolError } from './h1-errors.ts';
 import { H1Exchange, type ExchangeOwner } from './h1-exchange.ts';
 import { setTcpKeepalive, type TcpKeepalive } from '../../network/tcp-keepalive.ts';
 import { Histogram, SocketBytes, type Stat } from '../../stats/stats.ts';
+import { UPSTREAM_READS } from '../../network/shared-read-buffer.ts';
 import type { HeaderKeyFormat } from '../../http/h1/header-case.ts';
 
 /** The cluster's stats (cluster.ts) this pool and its connections count, as Envoy's HTTP/1.1 pool does. */
@@ -100,19 +101,6 @@ export interface H1PoolOptions {
   readonly onStream?: () => void;
 }
 
-/**
- * Every upstream socket reads into this one buffer (onread): no allocation and no stream machinery
- * per read. Sound because a read is handled whole before the next: the connection copies what
- * outlives its callback (response body chunks, unparsed bytes).
- */
-const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
-/**
- * The last read's view of READ_BUFFER: a read of the same size (an upstream sending the same
- * response again) takes it again rather than a new Buffer (subarray: ~350 instructions a read).
- * Its length is kept apart: a typed array's length is a getter, costly until the callback is optimized.
- */
-let readView = READ_BUFFER.subarray(0, 0);
-let readViewLength = 0;
 /** onRequestStart's context (undici passes per-request state there; we have none). */
 const NO_CONTEXT = Object.freeze({});
 
@@ -268,18 +256,11 @@ export class H1Pool implements UpstreamPool, ConnectionPool, ExchangeOwner {
     // Bytes before the connection is set up (a server that speaks first) are unsolicited.
     let conn: H1Connection | undefined;
     const onread: OnReadOpts = {
-      buffer: READ_BUFFER,
+      buffer: UPSTREAM_READS.bytes,
       callback: (n, buf) => {
         if (!conn) socket.destroy();
         // TLS over a socket that wrote a PROXY header reads through 'data': each chunk its own Buffer.
-        else if (buf !== READ_BUFFER) conn.onRead((buf as Buffer).subarray(0, n));
-        else {
-          if (n !== readViewLength) {
-            readView = READ_BUFFER.subarray(0, n);
-            readViewLength = n;
-          }
-          conn.onRead(readView);
-        }
+        else conn.onRead(buf === UPSTREAM_READS.bytes ? UPSTREAM_READS.of(n) : (buf as Buffer).subarray(0, n));
         return true;
       },
     };
