@@ -14,6 +14,12 @@ export interface PerRequest {
   instructions: number;
   /** Scavenges in the window: each is ~780k instructions on the one-hop proxy, so one more or less moves a 2,000-request count by ~390. */
   scavenges: number;
+  /**
+   * V8's baseline-tier builtins (exclusive, counted in): ~40 a request in a steady window; more
+   * when the window ran code V8 had not optimized yet, or had deoptimized (the telemetry-on
+   * proxy: 1.8k, with routeRequest and HttpStream.finish in the baseline tier).
+   */
+  baselineTier: number;
 }
 
 /** The largest inclusive cost of a function whose name passes the test (0 if none). */
@@ -50,6 +56,7 @@ export function perRequest(dump: CallgrindDump, requests: number): PerRequest {
     oldGenerationGc: oldGenerationGc / requests,
     instructions: (dump.total - background - compiles - oldGenerationGc) / requests,
     scavenges: [...dump.functions.values()].filter((f) => f.name === 'v8::internal::ScavengerCollector::CollectGarbage()').reduce((n, f) => n + f.calls, 0),
+    baselineTier: [...dump.functions.values()].filter((f) => f.name.startsWith('Builtins_') && f.name.includes('Baseline')).reduce((n, f) => n + f.self, 0) / requests,
   };
 }
 

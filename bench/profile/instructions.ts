@@ -38,6 +38,11 @@ const USAGE = `usage: npm run bench:instructions -- [options]      (as root: val
  * which would halve one run's scavenges against another's. (Round 22 counted with 1 MB ones,
  * under its 2 MB cap.)
  */
+/**
+ * V8's baseline-tier builtins per request above which a window is not steady: one hop at 8941d24
+ * read 44; a window with routeRequest deoptimized, 606; telemetry on, still tiering up, 1.8k.
+ */
+const BASELINE_STEADY = 200;
 const NODE_FLAGS = ['--single-threaded-gc', '--single-threaded', '--min-semi-space-size=2', '--max-semi-space-size=2'];
 
 const SERVER_CORE = 1;
@@ -172,7 +177,8 @@ async function main(): Promise<void> {
     `${c.id}, ${role} (rig at ${commit}${values['rig-node-flags'] ? `, node ${values['rig-node-flags']}` : ''}) under callgrind: ${warmup} GETs to warm up, ${requests} counted in ${windowS.toFixed(1)} s on the warm-up's keep-alive connection\n` +
       `instructions per request: ${fmt(r.instructions)}\n` +
       `left out per request: compiles ${fmt(r.compiles)} (optimizing, Maglev, lazy), old-generation GC ${fmt(r.oldGenerationGc)}, other threads ${fmt(r.background)}; all ${fmt(r.all)}\n` +
-      `scavenges in the window: ${r.scavenges} (counted in)\n`,
+      `scavenges in the window: ${r.scavenges} (counted in)\n` +
+      `V8's baseline-tier builtins: ${fmt(r.baselineTier)} per request (counted in)${r.baselineTier > BASELINE_STEADY ? `: above ${BASELINE_STEADY}, so part of the window ran code V8 had not optimized yet, or had deoptimized; compare such a count with care` : ''}\n`,
   );
   if (!values.profile) return;
   const dir = values.out ?? mkdtempSync(path.join(os.tmpdir(), `rig-instructions-${commit}-`));

@@ -61,6 +61,11 @@ calls=3 0
 cfn=(5) Builtins_CompileLazy
 calls=1 0
 0 20000
+cfn=(7) Builtins_LoadICBaseline
+calls=40 0
+0 4000
+fn=(7)
+0 4000
 fn=(3)
 0 10000
 cfn=(4) v8::internal::ScavengerCollector::CollectGarbage()
@@ -78,9 +83,9 @@ fn=(6) start_thread
 0 10000
 `;
 
-test('per request: compiles, old-generation GC (without scavenges) and other threads left out', () => {
+test('per request: compiles, old-generation GC (without scavenges) and other threads left out; baseline-tier builtins counted in and reported', () => {
   const r = perRequest(parseCallgrind(PROXY_DUMP), 100);
-  assert.deepEqual(r, { requests: 100, all: 10000, background: 100, compiles: 3200, oldGenerationGc: 300, instructions: 6400, scavenges: 3 });
+  assert.deepEqual(r, { requests: 100, all: 10000, background: 100, compiles: 3200, oldGenerationGc: 300, instructions: 6400, scavenges: 3, baselineTier: 40 });
 });
 
 test('JIT code named from the perf map, the source tree taken out of its file names', () => {
