@@ -32,17 +32,17 @@ const USAGE = `usage: npm run bench:instructions -- [options]      (as root: val
   --out DIR          where --profile writes (default: a new directory under ${os.tmpdir()})`;
 
 /**
+ * V8's baseline-tier builtins per request above which a window is not steady: one hop at 8941d24
+ * read 44; a window with routeRequest deoptimized, 606; telemetry on, still tiering up, 1.8k.
+ */
+const BASELINE_STEADY = 200;
+/**
  * V8 --single-threaded: compiles and GC on the main thread at fixed points (with concurrent
  * tiering one build read 129k and 171k). Fixed 2 MB semi-spaces, the least the proxy's own cap
  * (YOUNG_GENERATION_CAP, 4 MB) lets them be: the cap lets them sit at 2 or 4 MB from run to run,
  * which would halve one run's scavenges against another's. (Round 22 counted with 1 MB ones,
  * under its 2 MB cap.)
  */
-/**
- * V8's baseline-tier builtins per request above which a window is not steady: one hop at 8941d24
- * read 44; a window with routeRequest deoptimized, 606; telemetry on, still tiering up, 1.8k.
- */
-const BASELINE_STEADY = 200;
 const NODE_FLAGS = ['--single-threaded-gc', '--single-threaded', '--min-semi-space-size=2', '--max-semi-space-size=2'];
 
 const SERVER_CORE = 1;
