@@ -1,8 +1,9 @@
 // `npm run bench:instructions`: instructions per request of one rig proxy of a benchmark case,
 // counted by valgrind's callgrind, a figure that two runs of one build repeat within ~1% where
 // timing moves by ±10% (README.md, "Instructions per request"). The proxy runs under callgrind
-// with V8 single-threaded and fixed 2 MB semi-spaces; 30,000 keep-alive GETs on one connection
-// warm it up, callgrind_control -z zeroes the counters, 10,000 more on the same connection are
+// with V8 single-threaded and fixed 2 MB semi-spaces; 30,000 requests one after the other on one
+// connection warm it up (keep-alive GETs; HTTP/2 GET streams on one session; gRPC unary calls on
+// one channel), callgrind_control -z zeroes the counters, 10,000 more on the same connection are
 // counted, -d dumps them.
 import { parseArgs } from 'node:util';
 import { execFileSync } from 'node:child_process';
@@ -13,19 +14,21 @@ import { ensurePackages } from '../lib/debian-deps.ts';
 import { pinSelf } from '../lib/process-group.ts';
 import { snapshotHead } from '../lib/source-snapshot.ts';
 import { CASES } from '../cases/cases.ts';
-import { sequentialClient, sequentialGets } from '../load/sequential.ts';
+import { sequentialClient, sequentialRequests } from '../load/sequential.ts';
+import type { LoadProtocol } from '../load/open-loop.ts';
 import { rigSourceRoot, useRigSource } from '../servers/rig-proxy.ts';
 import { scratchDir, type Server } from '../servers/server.ts';
 import { nameJitCode, parseCallgrind } from './callgrind-file.ts';
 import { callerListing, flatListing, perRequest } from './instruction-figures.ts';
 
 const USAGE = `usage: npm run bench:instructions -- [options]      (as root: valgrind comes from apt)
-  --case ID          rig-1hop (default), rig-2hop, rig-2hop-mtls or rig-1hop-telemetry-on
+  --case ID          rig-1hop (default), rig-2hop, rig-2hop-mtls, rig-1hop-telemetry-on,
+                     h2-rig-1hop or grpc-rig-1hop
   --proxy client|server   with a two-hop case: which proxy is counted (default client)
   --rev COMMIT       count rig compiled from this commit (default HEAD); run twice for an A/B
   --worktree         count rig from the working tree's sources (uncommitted changes; type stripping)
-  --requests N       counted GETs (default 10000)
-  --warmup N         GETs before counting (default 30000)
+  --requests N       counted requests (default 10000)
+  --warmup N         requests before counting (default 30000)
   --rig-node-flags=F more node flags for the counted proxy (to count an alternative, e.g. a V8 flag)
   --profile          also write the functions by exclusive instructions and by caller (JIT code
                      named from node --perf-basic-prof) and print the top 30
@@ -73,11 +76,11 @@ async function dumpText(file: string): Promise<string> {
   }
 }
 
-async function firstGet(port: number): Promise<void> {
+async function firstRequest(protocol: LoadProtocol, port: number): Promise<void> {
   const deadline = Date.now() + 300_000;
   for (;;) {
     try {
-      return await sequentialGets(port, 1);
+      return await sequentialRequests(protocol, port, 1);
     } catch (err) {
       if (Date.now() > deadline) throw err;
       await new Promise((r) => setTimeout(r, 1000));
@@ -107,8 +110,8 @@ async function main(): Promise<void> {
     return;
   }
   const c = CASES.find((x) => x.id === values.case);
-  if (!c || c.proxy !== 'rig' || c.protocol !== 'h1') {
-    throw new Error(`--case ${values.case}: expected one of ${CASES.filter((x) => x.proxy === 'rig' && x.protocol === 'h1').map((x) => x.id).join(', ')}`);
+  if (!c || c.proxy !== 'rig') {
+    throw new Error(`--case ${values.case}: expected one of ${CASES.filter((x) => x.proxy === 'rig').map((x) => x.id).join(', ')}`);
   }
   if (values.proxy !== undefined && (c.hops !== 2 || !['client', 'server'].includes(values.proxy))) {
     throw new Error(`--proxy ${values.proxy}: client or server, with a two-hop case`);
@@ -143,20 +146,20 @@ async function main(): Promise<void> {
     const topo = await c.start({ serverCore: SERVER_CORE, loadCore: LOAD_CORE, rigLaunched: { role, launcher, nodeFlags } }, started);
     const counted = started.find((s) => s.role === role)!;
     perfMap = `/tmp/perf-${counted.proc.pid}.map`;
-    // One GET on a connection of its own (the benchmark's probe), then warm-up and count on one
+    // One request on a connection of its own (the benchmark's probe), then warm-up and count on one
     // connection, as the benchmark's fixed-rate window runs on the warm-up's connections. A new
     // connection deoptimizes node's stream code (ReadableState, onStreamRead, Writable.write:
     // "wrong map"), which V8 optimizes again only 7,000–40,000 requests later: counted on a new
-    // connection (round 22), the figure depends on the connections before it. The first GET has
+    // connection (round 22), the figure depends on the connections before it. The first request has
     // no timeout (a slow valgrind would make one expire now and then) and is retried only when it
     // fails: a proxy in front of the counted one answers 503 while callgrind still starts it up.
-    await firstGet(topo.entryPort);
-    const client = await sequentialClient(topo.entryPort);
+    await firstRequest(c.protocol, topo.entryPort);
+    const client = await sequentialClient(c.protocol, topo.entryPort);
     try {
-      log(`${warmup} GETs to warm up`);
+      log(`${warmup} requests to warm up`);
       await client.run(warmup);
       execFileSync('callgrind_control', ['-z', String(counted.proc.pid)], { stdio: 'ignore' });
-      log(`${requests} GETs counted`);
+      log(`${requests} requests counted`);
       const t0 = performance.now();
       await client.run(requests);
       windowS = (performance.now() - t0) / 1000;
@@ -174,7 +177,7 @@ async function main(): Promise<void> {
   const parsed = parseCallgrind(dump);
   const r = perRequest(parsed, requests);
   process.stdout.write(
-    `${c.id}, ${role} (rig at ${commit}${values['rig-node-flags'] ? `, node ${values['rig-node-flags']}` : ''}) under callgrind: ${warmup} GETs to warm up, ${requests} counted in ${windowS.toFixed(1)} s on the warm-up's keep-alive connection\n` +
+    `${c.id}, ${role} (rig at ${commit}${values['rig-node-flags'] ? `, node ${values['rig-node-flags']}` : ''}) under callgrind: ${warmup} requests to warm up, ${requests} counted in ${windowS.toFixed(1)} s on the warm-up's connection\n` +
       `instructions per request: ${fmt(r.instructions)}\n` +
       `left out per request: compiles ${fmt(r.compiles)} (optimizing, Maglev, lazy), old-generation GC ${fmt(r.oldGenerationGc)}, other threads ${fmt(r.background)}; all ${fmt(r.all)}\n` +
       `scavenges in the window: ${r.scavenges} (counted in)\n` +
