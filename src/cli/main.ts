@@ -4,6 +4,9 @@ import { Command } from 'commander';
 import { COMMANDS } from './commands/index.ts';
 import { RigError } from '../core/errors.ts';
 import { VERSION } from '../core/version.ts';
+import { keepTickObjectMaps } from '../core/tick-object-maps.ts';
+
+keepTickObjectMaps();
 
 export async function main(argv: string[]): Promise<void> {
   const program = new Command('rig')
