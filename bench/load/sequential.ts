@@ -75,17 +75,22 @@ async function h1Client(port: number): Promise<SequentialClient> {
   };
 }
 
-/** Runs of n requests, each sent when the one before ends; `send` calls back once per request. */
+/** Runs of n requests, each sent when the one before ends (what a request reports after its first report is ignored). */
 function runner(send: (done: (err?: Error) => void) => void): (n: number) => Promise<void> {
   return (n) =>
     new Promise<void>((resolve, reject) => {
       let done = 0;
-      const next = (err?: Error) => {
-        if (err) return reject(new Error(`request ${done + 1} of ${n}: ${err.message}`));
-        if (++done === n) return resolve();
-        send(next);
+      const one = () => {
+        let reported = false;
+        send((err) => {
+          if (reported) return;
+          reported = true;
+          if (err) reject(new Error(`request ${done + 1} of ${n}: ${err.message}`));
+          else if (++done === n) resolve();
+          else one();
+        });
       };
-      send(next);
+      one();
     });
 }
 
