@@ -24,6 +24,7 @@ import { GrpcCallError, grpcCallThroughCluster } from '../upstream/cluster-grpc.
 import type { Stat, Stats } from '../stats/stats.ts';
 import { VERSION } from '../../core/version.ts';
 import { newSpanId, newTraceId, newTraceId64 } from './trace-context.ts';
+import { detachedString } from '../../core/detached-string.ts';
 import { exportRetriable, type ExportRetryPolicy } from './export-retry.ts';
 import { backoffMs } from '../routing/retry-policy.ts';
 import { serviceHeaderValue, type ServiceHeader } from './http-service-headers.ts';
@@ -266,6 +267,35 @@ class ClusterExporter implements SpanExporter {
   async shutdown(): Promise<void> {}
 }
 
+type AttributeValue = ReadableSpan['attributes'][string];
+
+function detachedValue(v: AttributeValue): AttributeValue {
+  if (typeof v === 'string') return detachedString(v);
+  if (Array.isArray(v) && v.some((x) => typeof x === 'string')) return v.map((x: unknown) => (typeof x === 'string' ? detachedString(x) : x)) as AttributeValue;
+  return v;
+}
+
+/**
+ * A finished span waits for its batch's export (up to FLUSH_INTERVAL_MS, longer while the collector
+ * is slow), long enough for V8 to move it to the old generation with all it references. Its strings
+ * are mostly views of larger ones: ids cut from the 8 KB pool of trace-context.ts, header values
+ * and the URL cut from the request's head. Each held span kept such a pool: on the benchmark's
+ * telemetry-on proxy at 1000 rps (1% sampled) the old generation grew 92 KB/s, against 32 without
+ * tracing. The span is the SDK's own object; its fields are rewritten in place.
+ */
+function detachSpanStrings(span: ReadableSpan): void {
+  const s = span as { -readonly [K in keyof ReadableSpan]: ReadableSpan[K] };
+  s.name = detachedString(s.name);
+  for (const ctx of [span.spanContext(), span.parentSpanContext]) {
+    if (!ctx) continue;
+    ctx.traceId = detachedString(ctx.traceId);
+    ctx.spanId = detachedString(ctx.spanId);
+  }
+  const attrs = span.attributes as Record<string, AttributeValue>;
+  for (const k in attrs) attrs[k] = detachedValue(attrs[k]);
+  if (s.status.message !== undefined) s.status = { ...s.status, message: detachedString(s.status.message) };
+}
+
 /** Drops (and counts) spans beyond the queue bound instead of letting the batch processor drop them silently. */
 class BoundedProcessor implements SpanProcessor {
   private readonly inner: BatchSpanProcessor;
@@ -288,6 +318,7 @@ class BoundedProcessor implements SpanProcessor {
       return;
     }
     this.exporter.pending++;
+    detachSpanStrings(span);
     this.inner.onEnd(span);
   }
 
