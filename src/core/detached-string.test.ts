@@ -1,30 +1,23 @@
-// detachedString keeps only the string's own characters: measured on the heap of a node process of
-// its own, after full GCs, with 2000 ids kept, each cut from an 8 KB string that is then dropped.
+// detachedString keeps only the string's own characters: 2000 ids kept, each cut from an 8 KB
+// string that is then dropped.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { pathToFileURL } from 'node:url';
 import path from 'node:path';
+import { heapBytesPerItem, moduleUrl } from '../../test/helpers/heap-per-item.ts';
+import { detachedString } from './detached-string.ts';
 
-const MODULE = pathToFileURL(path.join(import.meta.dirname, 'detached-string.ts')).href;
-
-/** Heap bytes per kept 32-character id cut from a dropped 8 KB string. */
 function bytesPerKeptId(detach: boolean): number {
-  const script = `
-    import { randomBytes } from 'node:crypto';
-    import { detachedString } from ${JSON.stringify(MODULE)};
-    const keep = [];
-    gc();
-    const before = process.memoryUsage().heapUsed;
-    for (let i = 0; i < 2000; i++) {
-      const pool = randomBytes(4096).toString('hex');
-      const id = pool.slice(100, 132) + (i % 2 ? pool.slice(0, 13) : '');
-      keep.push(${detach ? 'detachedString(id)' : 'id'});
-    }
-    gc();
-    console.log((process.memoryUsage().heapUsed - before) / keep.length);
-  `;
-  return Number(execFileSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', script], { encoding: 'utf8' }));
+  return heapBytesPerItem(
+    `import { randomBytes } from 'node:crypto';
+     import { detachedString } from ${moduleUrl(path.join(import.meta.dirname, 'detached-string.ts'))};`,
+    `const kept = [];
+     for (let i = 0; i < 2000; i++) {
+       const pool = randomBytes(4096).toString('hex');
+       const id = pool.slice(100, 132) + (i % 2 ? pool.slice(0, 13) : '');
+       kept.push(${detach ? 'detachedString(id)' : 'id'});
+     }
+     return { kept, items: kept.length };`,
+  );
 }
 
 test('a detached slice or concatenation keeps its own characters only', () => {
@@ -37,8 +30,7 @@ test('a plain slice or concatenation keeps the string it came from (what detache
   assert.ok(perId > 8192, `${perId} bytes per kept id: V8 no longer makes such strings views of their source`);
 });
 
-test('the copy reads the same', async () => {
-  const { detachedString } = await import('./detached-string.ts');
+test('the copy reads the same', () => {
   const source = 'GET /a-path-long-enough HTTP/1.1\r\nuser-agent: curl/8.0 and more\r\n';
   for (const s of ['', 'short', source.slice(4, 23), source.slice(34, 64) + source.slice(0, 3), 'ünïcode ☃ string of length']) assert.equal(detachedString(s), s);
 });

@@ -12,6 +12,7 @@ import { readHeaderOps } from './header-ops.ts';
 import { readRetryPolicy, type RetryPolicy } from './retry-policy.ts';
 import { compileHashPolicy, type HashPolicyFn } from '../upstream/lb/index.ts';
 import { compileRegex, type Regex } from './string-matcher.ts';
+import { detachedString } from '../../core/detached-string.ts';
 import { readRateLimits, type RateLimitPolicy } from './rate-limit-actions.ts';
 import { ALWAYS, readRuntimeFractionalPercent, sample, type FractionalPercent } from '../config/fractional-percent.ts';
 import { NO_RUNTIME, type EnvoyRuntime, type RuntimeUint } from '../envoy-runtime/index.ts';
@@ -526,7 +527,8 @@ export function compileRouteConfig(raw: Record<string, unknown>, path: string, i
         if (i > 0 && !host.endsWith(']')) host = host.slice(0, i);
       }
       vh = lookup(host);
-      if (cache.size < 1024) cache.set(authority, vh);
+      // The key is the client's Host: a copy, not a view of the request's head (a 60 KB one at most).
+      if (cache.size < 1024) cache.set(detachedString(authority), vh);
       lastAuthority = authority;
       return (lastVh = vh);
     },

@@ -4,6 +4,7 @@
 // one peer is one object: metric label caches key on it (no string building per request).
 import { decodeMessage, encodeMessage } from '../../envoy/index.ts';
 import type { NodeInfo } from '../context.ts';
+import { detachedString } from '../../core/detached-string.ts';
 
 export const PEER_ID_HEADER = 'x-envoy-peer-metadata-id';
 export const PEER_METADATA_HEADER = 'x-envoy-peer-metadata';
@@ -109,7 +110,8 @@ export function decodePeerHeader(value: string): DecodedPeer | undefined {
     out = null;
   }
   if (decoded.size >= MAX_CACHED) decoded.delete(decoded.keys().next().value as string);
-  decoded.set(value, out);
+  // A copy of the header value: the cache outlives the head it was cut from.
+  decoded.set(detachedString(value), out);
   return out ?? undefined;
 }
 

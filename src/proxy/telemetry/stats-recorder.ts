@@ -5,6 +5,7 @@ import type { PeerInfo, StreamInfo } from '../stream-info.ts';
 import { peerLabels, principalLabels, UNKNOWN, UNKNOWN_PEER, type PeerLabels } from './peer-metadata.ts';
 import { applyOverride, httpResponseLabels, peerLabelValues, serviceOfAuthority, serviceOfCluster, serviceOfSni, type HttpChildren, type PeerSide, type TcpChildren } from './istio-metrics.ts';
 import type { StatsConfig } from './stats-config.ts';
+import { detachedString } from '../../core/detached-string.ts';
 
 const NONE = {};
 const MAX_HOSTS = 256;
@@ -160,7 +161,8 @@ function cachedHttpChildren(cfg: StatsConfig, info: StreamInfo, authority: strin
   if (peerKey !== NONE && !cells.has(peerKey) && cells.size >= MAX_PEERS) peerKey = OTHER_PEER;
   const byHost = child(child(child(cells, peerKey), principal), cluster);
   let authKey = authorityKey;
-  if (authKey && !byHost.has(authKey) && byHost.size >= MAX_HOSTS) authKey = OTHER_HOST;
+  // A new authority is kept as a copy, not a view of the request's head.
+  if (authKey && !byHost.has(authKey)) authKey = byHost.size >= MAX_HOSTS ? OTHER_HOST : detachedString(authKey);
   const l6 = child(child(byHost, authKey), codeKey);
   let ch = l6.get(flags);
   if (ch === undefined) l6.set(flags, (ch = makeHttpChildren(cfg, info, authKey === OTHER_HOST ? '' : authKey, req, res, withMessages, peerKey === OTHER_PEER)));

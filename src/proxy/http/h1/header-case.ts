@@ -14,6 +14,7 @@
 // process recorded case (`recording`), so an unconfigured proxy pays nothing per request.
 import type { Reader } from '../../config/reader.ts';
 import { lowerAscii } from './h1-syntax.ts';
+import { detachedString } from '../../../core/detached-string.ts';
 
 export const PRESERVE_CASE_TYPE = 'type.googleapis.com/envoy.extensions.http.header_formatters.preserve_case.v3.PreserveCaseFormatterConfig';
 
@@ -114,7 +115,7 @@ export function properCase(name: string): string {
     out += upper && c >= 0x61 && c <= 0x7a ? String.fromCharCode(c - 32) : name[i];
     upper = !alpha && !(c >= 0x30 && c <= 0x39);
   }
-  if (properCache.size < 4096) properCache.set(name, out);
+  if (properCache.size < 4096) properCache.set(detachedString(name), out);
   return out;
 }
 

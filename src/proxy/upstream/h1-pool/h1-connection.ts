@@ -10,6 +10,7 @@ import type { H1Exchange } from './h1-exchange.ts';
 import { lastChunk, requestHead } from './h1-request-head.ts';
 import type { H1PoolStats } from './h1-pool.ts';
 import { formatterFor, recordCase, type HeaderKeyFormat } from '../../http/h1/header-case.ts';
+import { detachedString } from '../../../core/detached-string.ts';
 
 /** What a connection needs from its pool. */
 export interface ConnectionPool {
@@ -552,7 +553,7 @@ function headerName(spelling: string): HeaderName {
   let n = headerNames.get(spelling);
   if (n === undefined) {
     // A copy of its own: the parser's name may be a slice of the whole head, which the map would keep alive.
-    const own = Buffer.from(spelling, 'latin1').toString('latin1');
+    const own = detachedString(spelling);
     const key = own.toLowerCase();
     n = { spelling: own, key, hopByHop: HOP_BY_HOP.has(key) };
     if (headerNames.size < MAX_HEADER_NAMES) headerNames.set(own, n);
