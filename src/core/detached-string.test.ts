@@ -1,32 +1,32 @@
 // detachedString keeps only the string's own characters: 2000 ids kept, each cut from an 8 KB
-// string that is then dropped.
+// string that is then dropped, and the heap measured after garbage collection.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import path from 'node:path';
-import { heapBytesPerItem, moduleUrl } from '../../test/helpers/heap-per-item.ts';
+import { randomBytes } from 'node:crypto';
+import { settledHeap } from '../../test/helpers/leak-baseline.ts';
 import { detachedString } from './detached-string.ts';
 
-function bytesPerKeptId(detach: boolean): number {
-  return heapBytesPerItem(
-    `import { randomBytes } from 'node:crypto';
-     import { detachedString } from ${moduleUrl(path.join(import.meta.dirname, 'detached-string.ts'))};`,
-    `const kept = [];
-     for (let i = 0; i < 2000; i++) {
-       const pool = randomBytes(4096).toString('hex');
-       const id = pool.slice(100, 132) + (i % 2 ? pool.slice(0, 13) : '');
-       kept.push(${detach ? 'detachedString(id)' : 'id'});
-     }
-     return { kept, items: kept.length };`,
-  );
+const IDS = 2000;
+
+async function bytesPerKeptId(keep: (id: string) => string): Promise<number> {
+  const before = await settledHeap();
+  const kept: string[] = [];
+  for (let i = 0; i < IDS; i++) {
+    const pool = randomBytes(4096).toString('hex');
+    kept.push(keep(pool.slice(100, 132) + (i % 2 ? pool.slice(0, 13) : '')));
+  }
+  const perId = ((await settledHeap()) - before) / IDS;
+  assert.equal(kept.length, IDS);
+  return perId;
 }
 
-test('a detached slice or concatenation keeps its own characters only', () => {
-  const perId = bytesPerKeptId(true);
+test('a detached slice or concatenation keeps its own characters only', async () => {
+  const perId = await bytesPerKeptId(detachedString);
   assert.ok(perId < 512, `${perId} bytes per kept id`);
 });
 
-test('a plain slice or concatenation keeps the string it came from (what detachedString prevents)', () => {
-  const perId = bytesPerKeptId(false);
+test('a plain slice or concatenation keeps the string it came from (what detachedString prevents)', async () => {
+  const perId = await bytesPerKeptId((id) => id);
   // Each source is an 8 KB string: keeping it reads above 8 KB, a copy below 0.5 KB.
   assert.ok(perId > 4096, `${perId} bytes per kept id: V8 no longer makes such strings views of their source`);
 });
